@@ -100,6 +100,7 @@ struct mt_counter {
                            !available. Signed: an SDE gauge such as live bytes can fall. */
     const char *reason; /* NULL when available; non-empty text otherwise */
     const char *scope;  /* "process" or "thread" (see the file comment) */
+    const char *note;   /* NULL, or a caveat on how it counts ("user mode only: ...") */
 };
 
 /* Opens the counters: probes each requested event, builds PAPI eventsets (one per PAPI
