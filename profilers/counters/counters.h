@@ -171,7 +171,9 @@ int mt_counters_read_total(struct mt_counters *c, struct mt_counters_region *out
 struct mt_memsnap {
     uint64_t rss_bytes;      /* resident now (statm: resident pages * page size) */
     uint64_t peak_rss_bytes; /* VmHWM of /proc/self/status: the peak resident set since
-                                start or since the last mt_counters_mem_reset_peak */
+                                start or since the last mt_counters_mem_reset_peak. Both
+                                come from the kernel's per-CPU RSS counters and may differ
+                                from the exact figure by a few hundred KiB. */
     uint64_t vm_bytes;       /* virtual size (statm: size pages * page size) */
 };
 /* Reads /proc/self/statm and /proc/self/status. Errors: /proc missing or unreadable. */
