@@ -4,31 +4,68 @@
  * It opens mt_counters exactly as the harness does — event list from the argument, else
  * $MEMTRADE_COUNTERS, else the default presets — and prints every counter with its
  * source, scope and either "available" or the reason it is not, plus the /proc memory
- * figures. Exit status 0 when the counters could be opened at all, 1 otherwise.
+ * figures. With --sde it also lists every software-defined event some library in this
+ * process registered (run it under the heap profiler's LD_PRELOAD to see memtrade's).
+ * Exit status 0 when the counters could be opened at all, 1 otherwise, 2 on bad usage.
  * What it is not for: measuring a program (use `memtrade profile`).
  */
 #include "counters.h"
 
+#include <papi.h>
 #include <stdio.h>
 #include <string.h>
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: mt-counters-probe [EVENTS]\n"
+            "usage: mt-counters-probe [--sde] [EVENTS]\n"
             "  EVENTS  comma-separated PAPI events, 'default' for the preset list\n"
             "          (default: $%s, else 'default')\n"
+            "  --sde   also list the SDE counters registered in this process\n"
             "Lists each counter as available or unavailable with the reason.\n",
             MT_COUNTERS_ENV);
 }
 
+/* Registered SDE counters; PAPI is initialised by mt_counters_open by now. */
+static void list_sde(void)
+{
+    int cidx = PAPI_get_component_index("sde");
+    const PAPI_component_info_t *ci = cidx >= 0 ? PAPI_get_component_info(cidx) : NULL;
+    if (!ci || ci->disabled) {
+        printf("sde: none (%s)\n", ci ? ci->disabled_reason : "no sde component in PAPI");
+        return;
+    }
+    size_t n = 0;
+    int code = PAPI_NATIVE_MASK;
+    for (int rc = PAPI_enum_cmp_event(&code, PAPI_ENUM_FIRST, cidx); rc == PAPI_OK;
+         rc = PAPI_enum_cmp_event(&code, PAPI_ENUM_EVENTS, cidx)) {
+        char name[PAPI_MAX_STR_LEN];
+        if (PAPI_event_code_to_name(code, name) == PAPI_OK) {
+            printf("sde: %s\n", name);
+            n++;
+        }
+    }
+    printf("%zu SDE counters registered\n", n);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))) {
-        usage(argc > 2 ? stderr : stdout);
-        return argc > 2 ? 2 : 0;
+    int sde = 0;
+    const char *events = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--sde")) {
+            sde = 1;
+        } else if (argv[i][0] == '-' || events) {
+            usage(stderr);
+            return 2;
+        } else {
+            events = argv[i];
+        }
     }
-    struct mt_counters_opts opts = {.events = argc == 2 ? argv[1] : NULL};
+    struct mt_counters_opts opts = {.events = events};
     struct mt_counters *c = NULL;
     char err[512];
     if (mt_counters_open(&opts, &c, err, sizeof err) != 0) {
@@ -55,6 +92,8 @@ int main(int argc, char **argv)
                (unsigned long long)m.vm_bytes);
     else
         printf("memory: unavailable: %s\n", err);
+    if (sde)
+        list_sde();
     mt_counters_close(c);
     return 0;
 }
