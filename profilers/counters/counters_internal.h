@@ -27,6 +27,7 @@ struct mt_papi_set {
     int inherit_rc;                 /* PAPI_set_opt(PAPI_INHERIT) result: PAPI_OK = process */
     size_t n;                       /* events in the set, in add order */
     size_t ctr[MT_COUNTERS_MAX];    /* counter index of each event */
+    int code[MT_COUNTERS_MAX];      /* PAPI event code of each event */
     long long vals[MT_COUNTERS_MAX];
 };
 

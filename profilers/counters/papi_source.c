@@ -260,9 +260,34 @@ static int probe_and_add(struct mt_counters *c, struct mt_ctr *k, const struct s
                               "with the events listed before it)", papi_msg(rc));
         return 0;
     }
+    s->code[s->n] = code;
     s->ctr[s->n++] = (size_t)(k - c->ctr);
     k->pub.available = 1;
     return 1;
+}
+
+/* Starts s. When the kernel refuses the whole set (fewer free counters than PAPI
+ * expected, e.g. a watchdog holds one), drops events from the end, each unavailable with
+ * the reason, until the rest starts; another running set on this thread (PAPI_EISRUN)
+ * makes them all unavailable. Returns the final PAPI_start result. */
+static int start_set(struct mt_counters *c, struct mt_papi_set *s)
+{
+    int rc = PAPI_OK;
+    while (s->n > 0 && (rc = PAPI_start(s->es)) != PAPI_OK) {
+        struct mt_ctr *last = &c->ctr[s->ctr[s->n - 1]];
+        if (rc == PAPI_EISRUN || s->n == 1 ||
+            PAPI_remove_event(s->es, s->code[s->n - 1]) != PAPI_OK)
+            break;
+        mt_ctr_unavailable(last, "PAPI_start: %s (removed so the events before it could "
+                                 "count)", papi_msg(rc));
+        s->n--;
+    }
+    for (size_t j = 0; rc != PAPI_OK && j < s->n; j++)
+        papi_unavailable(&c->ctr[s->ctr[j]], "PAPI_start", rc, s->cidx);
+    s->started = rc == PAPI_OK && s->n > 0;
+    if (!s->started)
+        s->n = 0;
+    return rc;
 }
 
 int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles,
@@ -319,13 +344,9 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
         struct mt_papi_set *s = &c->papi[i];
         int inherit_rc = s->inherit_rc;
         int is_sde = s->cidx == sde.cidx;
-        int src = s->n ? PAPI_start(s->es) : PAPI_OK;
+        start_set(c, s);
         for (size_t j = 0; j < s->n; j++) {
             struct mt_ctr *k = &c->ctr[s->ctr[j]];
-            if (src != PAPI_OK) {
-                papi_unavailable(k, "PAPI_start", src, s->cidx);
-                continue;
-            }
             k->pub.scope = (is_sde || inherit_rc == PAPI_OK) ? "process" : "thread";
             if (!is_sde && inherit_rc != PAPI_OK) {
                 snprintf(k->note, sizeof k->note,
@@ -334,9 +355,6 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
                 k->pub.note = k->note;
             }
         }
-        s->started = src == PAPI_OK && s->n > 0;
-        if (!s->started)
-            s->n = 0;
     }
     return rc;
 }
