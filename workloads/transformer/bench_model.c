@@ -1,0 +1,155 @@
+/* bench_model.c — mt-bench-model: speed of the reference transformer.
+ *
+ * What it is for: the numbers issue 2 asks for, on the shapes it names (small B=8 T=128,
+ * GPT-2 124M with V=50257 at B=4 T=64): median ms per training step and per forward,
+ * tokens/s, and model FLOP utilisation against the oneDNN sgemm peak measured in the same
+ * process with the same threads. Also batch-1 KV-cache decode tokens/s.
+ * What it is not for: a test (nothing here can fail on speed), or accuracy.
+ *
+ * Usage: mt-bench-model [--threads N] [--steps N] [--shape small|gpt2|all] [--decode N]
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "gpt.h"
+#include "rng.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Best GFLOP/s of a square sgemm of size n over a few repetitions. */
+static double sgemm_peak(size_t n)
+{
+    float *a = malloc(n * n * sizeof *a), *b = malloc(n * n * sizeof *b);
+    float *c = malloc(n * n * sizeof *c);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0.0;
+    }
+    for (size_t i = 0; i < n * n; i++)
+        a[i] = b[i] = (float)(i % 7) * 0.1f;
+    double best = 0.0;
+    for (int r = 0; r < 8; r++) {
+        double t0 = now_s();
+        dnnl_sgemm('N', 'T', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a, (dnnl_dim_t)n,
+                   b, (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
+        double gf = 2.0 * (double)n * n * n / (now_s() - t0) / 1e9;
+        best = gf > best ? gf : best;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+static int bench_shape(const char *label, const char *spec, size_t B, size_t T, size_t steps,
+                       size_t decode, double peak)
+{
+    char err[512];
+    struct mt_gpt_config cfg;
+    struct mt_gpt *m = NULL;
+    if (mt_gpt_config_parse(&cfg, spec, err, sizeof err) ||
+        mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, B, T, err, sizeof err)) {
+        fprintf(stderr, "mt-bench-model: %s: %s\n", label, err);
+        return -1;
+    }
+    mt_gpt_init(m, 1337);
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 42);
+    int *in = malloc(2 * B * T * sizeof *in), *tg = in + B * T;
+    for (size_t i = 0; i < 2 * B * T; i++)
+        in[i] = (int)mt_rng_below(&rng, 256);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(1000);
+    r.batch = B, r.seq = T;
+    double *ts = malloc(steps * sizeof *ts), *tf = malloc(steps * sizeof *tf);
+    float loss = 0.0f;
+    for (size_t s = 0; s < steps + 2; s++) { /* two warm-up steps */
+        double t0 = now_s();
+        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, NULL, err, sizeof err)) {
+            fprintf(stderr, "mt-bench-model: %s\n", err);
+            return -1;
+        }
+        if (s >= 2)
+            ts[s - 2] = now_s() - t0;
+    }
+    for (size_t s = 0; s < steps; s++) {
+        double t0 = now_s();
+        mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
+        tf[s] = now_s() - t0;
+    }
+    double step_s = median(ts, steps), fwd_s = median(tf, steps);
+    size_t L = cfg.n_layer, C = cfg.n_embd;
+    double nmat = (double)L * 12.0 * C * C + (double)cfg.vocab * C;
+    double flops = (6.0 * nmat + 6.0 * (double)L * T * C) * (double)(B * T);
+    double gfs = flops / step_s / 1e9;
+    printf("%-6s B=%zu T=%zu params=%zu threads=%d: step %.2f ms (median of %zu), forward "
+           "%.2f ms, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%% of measured sgemm peak\n",
+           label, B, T, m->n_params, omp_get_max_threads(), step_s * 1e3, steps, fwd_s * 1e3,
+           (double)(B * T) / step_s, gfs, 100.0 * gfs / peak);
+    if (decode) {
+        struct mt_gpt_kv *kv = NULL;
+        size_t n = decode < cfg.seq_len ? decode : cfg.seq_len;
+        if (mt_gpt_kv_create(&kv, &cfg, n, err, sizeof err) == 0) {
+            double t0 = now_s();
+            for (size_t i = 0; i < n; i++)
+                mt_gpt_decode_step(m, kv, in[i % (B * T)], err, sizeof err);
+            printf("%-6s decode batch 1: %.1f tokens/s over %zu positions\n", label,
+                   (double)n / (now_s() - t0), n);
+            mt_gpt_kv_free(kv);
+        }
+    }
+    free(ts), free(tf), free(in);
+    mt_gpt_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    size_t steps = 10, decode = 64;
+    const char *shape = "all";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            omp_set_num_threads(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc)
+            shape = argv[++i];
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
+            decode = (size_t)atol(argv[++i]);
+        else {
+            fprintf(stderr, "usage: mt-bench-model [--threads N] [--steps N] "
+                            "[--shape small|gpt2|all] [--decode N]\n");
+            return 2;
+        }
+    }
+    if (!steps)
+        steps = 1;
+    double peak = sgemm_peak(1024);
+    printf("oneDNN sgemm peak (1024^3, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(),
+           peak);
+    int rc = 0;
+    if (!strcmp(shape, "all") || !strcmp(shape, "small"))
+        rc |= bench_shape("small", "small", 8, 128, steps, decode, peak);
+    if (!strcmp(shape, "all") || !strcmp(shape, "gpt2"))
+        rc |= bench_shape("gpt2", "gpt2,vocab=50257", 4, 64, steps, decode, peak);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,179 @@
+/* data.c — corpus loading and batch sampling (see data.h). */
+#include "data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <memtrade/memcat.h>
+
+#include "util.h"
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Appends the file at `path` (of size st_size) to c->bytes at offset c->n. */
+static int append_file(struct mt_corpus *c, const char *path, size_t size, char *err,
+                       size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mt_tf_fail(err, errlen, "corpus file %s: %s", path, strerror(errno));
+    size_t got = fread(c->bytes + c->n, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != size)
+        return mt_tf_fail(err, errlen, "corpus file %s: read error (%zu of %zu bytes)", path,
+                          got, size);
+    c->n += size;
+    return 0;
+}
+
+static void hash_file(struct mt_corpus *c, const char *path, const struct stat *st)
+{
+    int64_t facts[3] = {(int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec,
+                        (int64_t)st->st_mtim.tv_nsec};
+    c->identity = mt_fnv64(c->identity, path, strlen(path) + 1);
+    c->identity = mt_fnv64(c->identity, facts, sizeof facts);
+}
+
+/* Lists the plain files of a folder, sorted; *names is malloc'ed (free each + array). */
+static int list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return mt_tf_fail(err, errlen, "corpus folder %s: %s", dir, strerror(errno));
+    size_t n = 0, cap = 0;
+    char **v = NULL;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || ends_with(e->d_name, ".dat") || ends_with(e->d_name, ".u8"))
+            continue;
+        char full[4096];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (lstat(full, &st) || !S_ISREG(st.st_mode)) /* symlinks and folders are skipped */
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                rc = mt_tf_fail(err, errlen, "out of memory listing %s", dir);
+                break;
+            }
+            v = nv;
+        }
+        if (!(v[n] = strdup(full))) {
+            rc = mt_tf_fail(err, errlen, "out of memory listing %s", dir);
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(v, n, sizeof *v, name_cmp);
+    *names = v;
+    *count = n;
+    return rc;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, char *err,
+                   size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    if (!path || !path[0])
+        path = MT_CORPUS_DEFAULT_DIR;
+    snprintf(c->source, sizeof c->source, "%s", path);
+    c->identity = MT_FNV64_INIT;
+    struct stat st;
+    if (stat(path, &st))
+        return mt_tf_fail(err, errlen, "corpus %s: %s", path, strerror(errno));
+    char **names = NULL;
+    size_t nfiles = 0;
+    if (S_ISDIR(st.st_mode)) {
+        if (list_dir(path, &names, &nfiles, err, errlen)) {
+            free_names(names, nfiles);
+            return -1;
+        }
+    } else {
+        if (!(names = malloc(sizeof *names)) || !(names[0] = strdup(path))) {
+            free(names);
+            return mt_tf_fail(err, errlen, "out of memory");
+        }
+        nfiles = 1;
+    }
+    size_t total = 0;
+    struct stat *sts = calloc(nfiles ? nfiles : 1, sizeof *sts);
+    int rc = sts ? 0 : mt_tf_fail(err, errlen, "out of memory");
+    for (size_t i = 0; !rc && i < nfiles; i++) {
+        if (stat(names[i], &sts[i]))
+            rc = mt_tf_fail(err, errlen, "corpus file %s: %s", names[i], strerror(errno));
+        else
+            total += (size_t)sts[i].st_size;
+    }
+    if (!rc) {
+        int prev = mt_memcat_set(MT_MEM_DATA);
+        c->bytes = malloc(total ? total : 1);
+        mt_memcat_set(prev);
+        if (!c->bytes)
+            rc = mt_tf_fail(err, errlen, "out of memory for a %zu-byte corpus", total);
+    }
+    for (size_t i = 0; !rc && i < nfiles; i++) {
+        rc = append_file(c, names[i], (size_t)sts[i].st_size, err, errlen);
+        hash_file(c, names[i], &sts[i]);
+    }
+    free(sts);
+    free_names(names, nfiles);
+    c->n_files = nfiles;
+    if (!rc) {
+        c->n_train = c->n / 10 * 9 + (c->n % 10) * 9 / 10;
+        c->n_val = c->n - c->n_train;
+        c->train = c->bytes;
+        c->val = c->bytes + c->n_train;
+        if (c->n_train < min_window + 1 || c->n_val < min_window + 1)
+            rc = mt_tf_fail(err, errlen,
+                            "corpus %s too short: %zu bytes (train %zu, validation %zu) but "
+                            "each split needs at least %zu",
+                            path, c->n, c->n_train, c->n_val, min_window + 1);
+    }
+    if (rc)
+        mt_corpus_free(c);
+    return rc;
+}
+
+void mt_corpus_free(struct mt_corpus *c)
+{
+    free(c->bytes);
+    memset(c, 0, sizeof *c);
+}
+
+void mt_batch_sample(const uint8_t *data, size_t n, size_t B, size_t T, struct mt_rng *rng,
+                     int *inputs, int *targets)
+{
+    for (size_t b = 0; b < B; b++) {
+        size_t s = (size_t)mt_rng_below(rng, n - T);
+        for (size_t t = 0; t < T; t++) {
+            inputs[b * T + t] = data[s + t];
+            targets[b * T + t] = data[s + t + 1];
+        }
+    }
+}

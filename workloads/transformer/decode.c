@@ -1,0 +1,138 @@
+/* decode.c — batch-1 incremental decoding with a KV cache.
+ *
+ * What it is for: serving-style generation, one token at a time, each step reusing the
+ * keys and values of earlier positions; the measure of decode speed and KV-cache memory.
+ * The linear layers go through the model's hook, so packed/sparse weights decode too.
+ * What it is not for: batched evaluation (mt_gpt_forward is faster there) or training.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt.h"
+#include "kernels.h"
+#include "util.h"
+
+/* Scratch layout in floats: x, ln, qkv (3C), atty, proj, fch (4C), att (max_T), logits. */
+static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
+{
+    return 11 * cfg->n_embd + max_T + cfg->vocab;
+}
+
+void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
+                      size_t *scratch_bytes)
+{
+    if (kv_bytes)
+        *kv_bytes = cfg->n_layer * 2 * max_T * cfg->n_embd * sizeof(float);
+    if (scratch_bytes)
+        *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
+}
+
+int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mt_gpt_config_check(cfg, err, errlen))
+        return -1;
+    if (!max_T || max_T > cfg->seq_len)
+        return mt_tf_fail(err, errlen, "KV cache length %zu outside 1..%zu", max_T,
+                          cfg->seq_len);
+    struct mt_gpt_kv *kv = calloc(1, sizeof *kv);
+    if (!kv)
+        return mt_tf_fail(err, errlen, "out of memory for the KV cache");
+    kv->max_T = max_T;
+    mt_gpt_kv_memory(cfg, max_T, &kv->kv_bytes, &kv->scratch_bytes);
+    int prev = mt_memcat_set(MT_MEM_KV_CACHE);
+    kv->kv = calloc(1, kv->kv_bytes);
+    mt_memcat_set(MT_MEM_WORKSPACE);
+    kv->scratch = calloc(1, kv->scratch_bytes);
+    mt_memcat_set(prev);
+    if (!kv->kv || !kv->scratch) {
+        mt_gpt_kv_free(kv);
+        return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)",
+                          kv->kv_bytes);
+    }
+    mt_memcat_report(kv->kv, kv->kv_bytes, MT_MEM_KV_CACHE, "kv.cache");
+    mt_memcat_report(kv->scratch, kv->scratch_bytes, MT_MEM_WORKSPACE, "kv.scratch");
+    kv->logits = kv->scratch + 11 * cfg->n_embd + max_T;
+    *out = kv;
+    return 0;
+}
+
+void mt_gpt_kv_free(struct mt_gpt_kv *kv)
+{
+    if (!kv)
+        return;
+    free(kv->kv);
+    free(kv->scratch);
+    free(kv);
+}
+
+void mt_gpt_kv_reset(struct mt_gpt_kv *kv) { kv->pos = 0; }
+
+int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err,
+                       size_t errlen)
+{
+    const struct mt_gpt_config *cfg = &m->cfg;
+    size_t C = cfg->n_embd, NH = cfg->n_head, hs = C / NH, L = cfg->n_layer, pos = kv->pos;
+    if (pos >= kv->max_T)
+        return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
+    if (token < 0 || (size_t)token >= cfg->vocab)
+        return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
+    float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
+    float *proj = atty + C, *fch = proj + C, *att = fch + 4 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    const float *wte = m->param[MT_P_WTE] + (size_t)token * C, *wpe = m->param[MT_P_WPE] + pos * C;
+    for (size_t c = 0; c < C; c++)
+        x[c] = wte[c] + wpe[c];
+    for (size_t l = 0; l < L; l++) {
+        float *K = kv->kv + (l * 2) * kv->max_T * C, *Vc = K + kv->max_T * C;
+        mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN1W] + l * C,
+                           m->param[MT_P_LN1B] + l * C, 1, C);
+        if (mt_gpt_linear(m, l, MT_LIN_QKV, ln, qkv, 1))
+            goto hook_failed;
+        memcpy(K + pos * C, qkv + C, C * sizeof *K);
+        memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
+        for (size_t h = 0; h < NH; h++) {
+            const float *q = qkv + h * hs;
+            float maxv = -INFINITY, sum = 0.0f, *o = atty + h * hs;
+            for (size_t t2 = 0; t2 <= pos; t2++) {
+                const float *k = K + t2 * C + h * hs;
+                float dot = 0.0f;
+                for (size_t i = 0; i < hs; i++)
+                    dot += q[i] * k[i];
+                att[t2] = dot * scale;
+                maxv = att[t2] > maxv ? att[t2] : maxv;
+            }
+            for (size_t t2 = 0; t2 <= pos; t2++) {
+                att[t2] = mt_k_expf(att[t2] - maxv);
+                sum += att[t2];
+            }
+            memset(o, 0, hs * sizeof *o);
+            for (size_t t2 = 0; t2 <= pos; t2++) {
+                const float *v = Vc + t2 * C + h * hs;
+                float a = att[t2] / sum;
+                for (size_t i = 0; i < hs; i++)
+                    o[i] += a * v[i];
+            }
+        }
+        if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, 1))
+            goto hook_failed;
+        mt_k_residual_fwd(x, x, proj, C);
+        mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN2W] + l * C,
+                           m->param[MT_P_LN2B] + l * C, 1, C);
+        if (mt_gpt_linear(m, l, MT_LIN_FC, ln, fch, 1))
+            goto hook_failed;
+        mt_k_gelu_fwd(fch, fch, 4 * C);
+        if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fch, proj, 1))
+            goto hook_failed;
+        mt_k_residual_fwd(x, x, proj, C);
+    }
+    mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB], 1, C);
+    if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, ln, kv->logits, 1))
+        goto hook_failed;
+    kv->pos++;
+    return 0;
+hook_failed:
+    return mt_tf_fail(err, errlen, "linear hook failed");
+}

@@ -1,0 +1,50 @@
+/* eval.h — held-out evaluation and text generation for the reference GPT.
+ *
+ * What it is for: the accuracy numbers every workload reports (val_loss in nats per
+ * byte, val_bpb, val_ppl, val_top1) over non-overlapping windows of a split, and
+ * greedy / temperature sampling from a prompt through the KV-cache decoder so a person
+ * can read what the model writes.
+ * What it is not for: reporting to the harness (workloads/common does that).
+ */
+#ifndef MT_TRANSFORMER_EVAL_H
+#define MT_TRANSFORMER_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mt_eval_result {
+    double loss;    /* mean cross-entropy, nats per byte (token) */
+    double bpb;     /* loss / ln 2 */
+    double ppl;     /* exp(loss) */
+    double top1;    /* fraction of targets that are the argmax prediction */
+    size_t tokens;  /* targets scored */
+    double seconds; /* wall time of the evaluation */
+};
+
+/* Scores every byte of data[1, n) from its prefix, in non-overlapping windows of m->T
+ * targets, m->B windows per forward, the last window shorter if needed; max_tokens > 0
+ * limits it to the first max_tokens targets. The model must have activations (INFER or
+ * TRAIN mode); its hook is used. Returns 0, or -1 with a message (n < 2, forward error). */
+int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
+                struct mt_eval_result *r, char *err, size_t errlen);
+
+/* Generates up to n_new tokens after `prompt` (n_prompt token ids; an empty prompt starts
+ * from token '\n') with a fresh KV cache of min(seq_len, n_prompt + n_new) positions.
+ * temperature <= 0 is greedy (argmax); otherwise tokens are sampled from
+ * softmax(logits / temperature) with a mt_rng seeded by `seed`. Writes the new tokens to
+ * out (capacity n_new) and their count to *n_out (fewer than n_new when the cache is
+ * full). Returns 0 or -1 with a message. */
+int mt_gpt_generate(struct mt_gpt *m, const int *prompt, size_t n_prompt, size_t n_new,
+                    float temperature, uint64_t seed, int *out, size_t *n_out, char *err,
+                    size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,316 @@
+/* gpt.h — the reference GPT-2 style transformer: configuration, memory, training,
+ * inference and batch-1 decoding.
+ *
+ * What it is for: one small, exact, fast model that every memtrade workload runs on.
+ * Learned token and position embeddings, pre-LayerNorm blocks (causal multi-head
+ * attention, 4x GELU MLP), final LayerNorm, LM head tied to the token embedding.
+ * Memory is laid out the llm.c way: one slab per category (weights, gradients, AdamW
+ * state, activations, activation gradients, workspace) carved into named tensors;
+ * mt_gpt_memory() computes every slab's bytes without allocating and the allocator uses
+ * the same layout code, so they match exactly. Each slab is allocated under its memory
+ * category (memcat.h) and every tensor in it is reported by a stable name.
+ * What it is not for: data loading (data.h), evaluation and sampling (eval.h),
+ * checkpoints (ckpt.h), the layer math itself (kernels.h), or anything of the harness.
+ *
+ * Seams for the optimization workloads:
+ * - struct mt_gpt_linear_hook: run every linear layer (q/k/v, attention projection, MLP
+ *   in and out, LM head) through caller code (packed/sparse matmuls, calibration).
+ * - mt_gpt_zero_grad / mt_gpt_backward(loss_scale, norm_tokens) accumulate into the
+ *   gradients, so gradient accumulation is a loop of forward+backward before one step.
+ * - Inference state (no gradients or optimizer, one layer of activations reused) and a
+ *   KV-cache decode step for batch-1 serving.
+ *
+ * Thread safety: a struct mt_gpt is used by one thread at a time; the kernels inside
+ * use OpenMP with the caller's thread count. For a fixed seed and thread count every
+ * result is bit-identical from run to run.
+ */
+#ifndef MT_TRANSFORMER_GPT_H
+#define MT_TRANSFORMER_GPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <memtrade/memcat.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- configuration */
+
+struct mt_gpt_config {
+    size_t vocab;   /* V: vocabulary size (256 = bytes) */
+    size_t seq_len; /* maximum T (rows of the position embedding) */
+    size_t n_layer; /* L */
+    size_t n_head;  /* NH; must divide n_embd */
+    size_t n_embd;  /* C */
+};
+
+/* Fills *cfg with a preset: "tiny" (L2 H2 C64 T64), "small" (L4 H4 C128 T128), "medium"
+ * (L6 H8 C256 T256), "gpt2" (L12 H12 C768 T1024; vocab stays 256 unless set). Returns 0,
+ * or -1 with a message for an unknown name. */
+int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
+                         size_t errlen);
+
+/* Overrides one field by name: "vocab", "seq_len" (alias "T"), "n_layer" ("L"),
+ * "n_head" ("H"), "n_embd" ("C"), from a decimal string. Returns 0, or -1 with a message
+ * for an unknown key or a value that is not a positive integer. Does not check the
+ * combination: call mt_gpt_config_check when done. */
+int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen);
+
+/* Parses "preset[,key=value...]", e.g. "small,n_layer=2,vocab=50257". */
+int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err,
+                        size_t errlen);
+
+/* Checks that the configuration is buildable (positive fields, NH divides C, sizes
+ * whose byte counts fit in size_t). Returns 0 or -1 with a message. */
+int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errlen);
+
+/* Number of parameters of a configuration. */
+size_t mt_gpt_num_params(const struct mt_gpt_config *cfg);
+
+/* ---------------------------------------------------------------- named tensors */
+
+enum mt_gpt_param {
+    MT_P_WTE,      /* (V, C) token embedding, also the LM head */
+    MT_P_WPE,      /* (T, C) position embedding */
+    MT_P_LN1W,     /* (L, C) */
+    MT_P_LN1B,     /* (L, C) */
+    MT_P_QKVW,     /* (L, 3C, C) */
+    MT_P_QKVB,     /* (L, 3C) */
+    MT_P_ATTPROJW, /* (L, C, C) */
+    MT_P_ATTPROJB, /* (L, C) */
+    MT_P_LN2W,     /* (L, C) */
+    MT_P_LN2B,     /* (L, C) */
+    MT_P_FCW,      /* (L, 4C, C) */
+    MT_P_FCB,      /* (L, 4C) */
+    MT_P_FCPROJW,  /* (L, C, 4C) */
+    MT_P_FCPROJB,  /* (L, C) */
+    MT_P_LNFW,     /* (C) */
+    MT_P_LNFB,     /* (C) */
+    MT_P_COUNT
+};
+
+/* Stable name of a parameter tensor ("wte", "qkv_w", ...). */
+const char *mt_gpt_param_name(enum mt_gpt_param p);
+/* Shape of a parameter tensor: fills dims (up to 3) and returns the number of dims. */
+size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p,
+                          size_t dims[3]);
+/* 1 for the 2-D weight matrices that get weight decay (embeddings and linear weights). */
+int mt_gpt_param_decays(enum mt_gpt_param p);
+
+enum mt_gpt_act {
+    MT_A_ENCODED,   /* (B, T, C) */
+    MT_A_LN1,       /* (Lk, B, T, C) */
+    MT_A_LN1_MEAN,  /* (Lk, B, T) */
+    MT_A_LN1_RSTD,  /* (Lk, B, T) */
+    MT_A_QKV,       /* (Lk, B, T, 3C) */
+    MT_A_ATTY,      /* (Lk, B, T, C) */
+    MT_A_ATT,       /* (Lk, B, NH, T, T) softmax probabilities */
+    MT_A_RESIDUAL2, /* (Lk, B, T, C) */
+    MT_A_LN2,       /* (Lk, B, T, C) */
+    MT_A_LN2_MEAN,  /* (Lk, B, T) */
+    MT_A_LN2_RSTD,  /* (Lk, B, T) */
+    MT_A_FCH,       /* (Lk, B, T, 4C) */
+    MT_A_FCH_GELU,  /* (Lk, B, T, 4C) */
+    MT_A_RESIDUAL3, /* (Lk, B, T, C) */
+    MT_A_PROJ,      /* (B, T, C) output of the attention/MLP projection, one layer */
+    MT_A_LNF,       /* (B, T, C) */
+    MT_A_LNF_MEAN,  /* (B, T) */
+    MT_A_LNF_RSTD,  /* (B, T) */
+    MT_A_LOGITS,    /* (B, T, V) logits, then probabilities, then their gradient */
+    MT_A_LOSSES,    /* (B, T) */
+    MT_A_COUNT
+};
+/* Lk = L when training (every layer kept for backward), 1 for inference (reused). */
+
+enum mt_gpt_dact {
+    MT_D_RESIDUAL, /* (B, T, C) gradient of the residual stream, walks down the layers */
+    MT_D_LN,       /* (B, T, C) gradient of a LayerNorm output */
+    MT_D_ATTY,     /* (B, T, C) */
+    MT_D_QKV,      /* (B, T, 3C) */
+    MT_D_ATT,      /* (B, NH, T, T) */
+    MT_D_FCH,      /* (B, T, 4C) also holds the gradient of the GELU output */
+    MT_D_COUNT
+};
+
+enum mt_gpt_work {
+    MT_W_INPUTS,  /* (B, T) int32 token ids of the last forward */
+    MT_W_TARGETS, /* (B, T) int32 */
+    MT_W_COUNT
+};
+
+/* ---------------------------------------------------------------- memory */
+
+/* What a model holds: weights only, weights + inference activations for (B, T), or the
+ * full training state for (B, T). */
+enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2 };
+
+/* Computes the bytes of every memory category (index enum mt_mem_cat) a model of this
+ * configuration needs in `mode` for batch B and sequence T, without allocating. The slabs
+ * mt_gpt_create allocates have exactly these sizes (mt_gpt_slab_bytes). Returns the
+ * total, or 0 with a message when the configuration or the shape is invalid. */
+size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                     enum mt_gpt_mode mode, size_t bytes[MT_MEM_CAT_COUNT], char *err,
+                     size_t errlen);
+
+/* ---------------------------------------------------------------- the model */
+
+/* Linear layers the hook can take over. */
+enum mt_linear { MT_LIN_QKV, MT_LIN_ATTPROJ, MT_LIN_FC, MT_LIN_FCPROJ, MT_LIN_LMHEAD, MT_LIN_COUNT };
+
+/* Runs out[rows, out_dim] = in[rows, in_dim] @ W^T + b for layer `layer` (0..L-1; L for
+ * the LM head, which has no bias). Return 0 on success, non-zero to abort the forward
+ * (the forward then fails with "linear hook failed"). Called from the thread that runs the
+ * forward; it may use OpenMP itself. mt_gpt_linear_default() is the built-in one, so a
+ * hook that only observes (calibration) can call it. */
+struct mt_gpt_linear_hook {
+    int (*matmul)(void *user, size_t layer, enum mt_linear which, const float *in,
+                  float *out, size_t rows);
+    void *user;
+};
+
+struct mt_gpt {
+    struct mt_gpt_config cfg;
+    enum mt_gpt_mode mode;
+    size_t B, T;          /* activation shape (0 in MT_GPT_WEIGHTS mode) */
+    size_t n_params;
+    size_t slab_bytes[MT_MEM_CAT_COUNT]; /* what was allocated, per category */
+
+    float *params;                 /* slab: MT_MEM_WEIGHTS */
+    float *param[MT_P_COUNT];      /* carved tensors */
+    size_t param_len[MT_P_COUNT];  /* floats per tensor */
+    float *grads;                  /* slab: MT_MEM_GRADIENTS, same layout (TRAIN) */
+    float *grad[MT_P_COUNT];
+    float *opt;                    /* slab: MT_MEM_OPTIMIZER, m then v (TRAIN) */
+    float *opt_m, *opt_v;
+    float *acts;                   /* slab: MT_MEM_ACTIVATIONS */
+    float *act[MT_A_COUNT];
+    float *dacts;                  /* slab: MT_MEM_ACT_GRADS (TRAIN) */
+    float *dact[MT_D_COUNT];
+    void *work;                    /* slab: MT_MEM_WORKSPACE */
+    int *inputs, *targets;         /* carved from work */
+
+    size_t fwd_B, fwd_T;           /* shape of the last forward */
+    float last_loss;               /* mean loss of the last forward with targets, or -1 */
+    uint64_t adam_step;            /* optimizer steps taken */
+    struct mt_gpt_linear_hook hook;
+};
+
+/* Creates a model with zeroed weights and the state of `mode` for batch B, sequence T
+ * (T <= cfg->seq_len; B and T ignored for MT_GPT_WEIGHTS). Each slab is allocated under
+ * its category with mt_memcat_set and its tensors reported with mt_memcat_report.
+ * Returns 0 and *out (free with mt_gpt_free), or -1 with a message (bad configuration,
+ * out of memory); nothing is left allocated on failure. */
+int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
+                  enum mt_gpt_mode mode, size_t B, size_t T, char *err, size_t errlen);
+
+/* Frees everything a model owns; NULL is a no-op. */
+void mt_gpt_free(struct mt_gpt *m);
+
+/* Seeded initialization: weights normal(0, 0.02), the two residual projections per
+ * block scaled by 1/sqrt(2L), biases 0, LayerNorm gains 1. Same seed, same weights on
+ * every machine. Also resets the optimizer state. */
+void mt_gpt_init(struct mt_gpt *m, uint64_t seed);
+
+/* Default linear layer (oneDNN GEMM over the model's fp32 weights). Same contract as
+ * struct mt_gpt_linear_hook::matmul with user = the model. */
+int mt_gpt_linear_default(void *model, size_t layer, enum mt_linear which, const float *in,
+                          float *out, size_t rows);
+/* Runs one linear layer of the model: through the hook when set, else the default. */
+int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in,
+                  float *out, size_t rows);
+/* Where the fp32 weight (out_dim x in_dim) and bias (NULL for the LM head) of a linear
+ * layer live, and its dimensions. */
+void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which,
+                           float **w, float **b, size_t *in_dim, size_t *out_dim);
+
+/* Forward pass on inputs (B, T) token ids, B <= m->B, T <= m->T. With targets (may be
+ * NULL; entries < 0 are ignored) it computes the losses and *mean_loss (mean over the
+ * counted targets) and leaves probabilities in act[MT_A_LOGITS]; without, logits stay
+ * raw. Inputs and targets are copied, so the caller may reuse its buffers. Returns 0, or
+ * -1 with a message (bad shape or token id, hook failure). */
+int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B,
+                   size_t T, float *mean_loss, char *err, size_t errlen);
+
+/* Sets all parameter gradients to zero (TRAIN mode). */
+void mt_gpt_zero_grad(struct mt_gpt *m);
+
+/* Backward of the last forward (which must have had targets), accumulating into the
+ * gradients: grads += d(loss_scale * sum(losses) / norm_tokens)/dparams. norm_tokens = 0
+ * means the tokens of this forward (B*T), giving the gradient of the mean loss; gradient
+ * accumulation over k micro-batches passes the effective batch's token count. The
+ * probabilities of the forward are consumed. Returns 0 or -1 with a message (wrong
+ * mode, no forward with targets). */
+int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
+                    size_t errlen);
+
+/* Global L2 norm of the gradients (thread-count independent order). */
+float mt_gpt_grad_norm(const struct mt_gpt *m);
+
+/* Optimizer hyperparameters and the learning-rate schedule. */
+struct mt_gpt_recipe {
+    float lr;           /* peak learning rate */
+    float min_lr_frac;  /* cosine decays to lr * min_lr_frac */
+    size_t warmup;      /* linear warmup steps */
+    size_t steps;       /* total steps of the schedule */
+    float beta1, beta2, eps, weight_decay;
+    float grad_clip;    /* clip the global norm to this; 0 = no clipping */
+    size_t batch;       /* B */
+    size_t seq;         /* T */
+};
+/* The issue-2 default: lr 3e-3, betas 0.9/0.95, eps 1e-8, wd 0.1, warmup 100, cosine to
+ * 10 %, clip 1.0, B 16, T 128, `steps` steps (warmup shortened to steps/10 when longer). */
+struct mt_gpt_recipe mt_gpt_recipe_default(size_t steps);
+
+/* Learning rate at step (0-based): linear warmup to lr over `warmup` steps, then cosine
+ * down to lr * min_lr_frac at `steps`. */
+float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step);
+
+/* One AdamW step with learning rate lr on the accumulated gradients: clips the global
+ * gradient norm to r->grad_clip (after dividing by grad_div, e.g. a loss scale; 1 = none),
+ * bias-corrected moments, decoupled weight decay on 2-D weights only. Returns the
+ * gradient norm before clipping (after grad_div). */
+float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr,
+                        float grad_div);
+
+/* forward + zero_grad + backward + adamw_step at lr_at(step). Returns 0 and the loss and
+ * gradient norm, or -1 with a message. */
+int mt_gpt_train_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, size_t step,
+                      const int *inputs, const int *targets, float *loss, float *gnorm,
+                      char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- decoding */
+
+/* KV cache for batch-1 decoding of up to `max_T` positions (<= seq_len). Its keys and
+ * values are allocated under MT_MEM_KV_CACHE, its per-token scratch under
+ * MT_MEM_WORKSPACE. */
+struct mt_gpt_kv {
+    size_t max_T, pos; /* capacity and positions filled */
+    float *kv;         /* (L, 2, max_T, C): keys then values per layer */
+    float *scratch;    /* x, ln, qkv, atty, proj, fch (4C), att (max_T), logits (V) */
+    float *logits;     /* into scratch: (V) logits of the last decoded token */
+    size_t kv_bytes, scratch_bytes;
+};
+
+/* Bytes of a KV cache: into kv_bytes / scratch_bytes (either may be NULL). */
+void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
+                      size_t *scratch_bytes);
+int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
+                     char *err, size_t errlen);
+void mt_gpt_kv_free(struct mt_gpt_kv *kv);
+/* Forgets the cached positions (pos = 0). */
+void mt_gpt_kv_reset(struct mt_gpt_kv *kv);
+
+/* Feeds one token at position kv->pos, appends its keys/values and leaves the next-token
+ * logits in kv->logits (V floats). Uses the model's linear hook. Works in any mode (the
+ * model only needs weights). Returns 0, or -1 with a message (cache full, bad token,
+ * hook failure). */
+int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err,
+                       size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

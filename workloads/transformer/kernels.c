@@ -1,0 +1,419 @@
+/* kernels.c — fast versions of the layer kernels (see kernels.h for the contracts).
+ *
+ * What it is for: the hot loops of the reference model: GEMMs through oneDNN's
+ * dnnl_sgemm (row-major), everything else as fused single-pass loops that are
+ * OpenMP-parallel over independent rows (or column blocks for reductions over rows, so
+ * results do not depend on the thread count) and `omp simd`-vectorized inside a row.
+ * What it is not for: a second definition of any layer — kernels_ref.c is the definition
+ * and tests hold these to it.
+ *
+ * exp and tanh use a Cephes-style polynomial (mt_k_expf) instead of libm because libm's
+ * scalar calls block vectorization; the error is < 2e-7 relative, far below what tests
+ * tolerate.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+#define COL_BLOCK 32                   /* columns per task in reductions over rows */
+#define PAR_MIN 4096                   /* below this many elements stay on one thread */
+
+#pragma omp declare simd notinbranch
+static inline float fast_expf(float x)
+{
+    /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]; Cephes coefficients. */
+    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int i;
+        float f;
+    } s = {.i = ((int)n + 127) << 23};
+    return x < -87.0f ? 0.0f : p * s.f;
+}
+
+#pragma omp declare simd notinbranch
+static inline float fast_tanhf(float x)
+{
+    return 1.0f - 2.0f / (fast_expf(2.0f * x) + 1.0f);
+}
+
+float mt_k_expf(float x) { return fast_expf(x); }
+
+/* Row-major C = alpha op(A) op(B) + beta C with oneDNN. The shapes come from the model,
+ * whose sizes are checked at configuration time, so a failure here is a programming
+ * error; it is caught by the tests through the results, not by a status here. */
+static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A, size_t lda,
+                  const float *B, size_t ldb, float beta, float *C, size_t ldc)
+{
+    dnnl_sgemm(ta, tb, (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A, (dnnl_dim_t)lda,
+               B, (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
+}
+
+/* dst[j] += sum_i src[i*ld + j] for j < ncol, parallel over column blocks. */
+static void colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld)
+{
+    size_t nblk = (ncol + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (nrow * ncol > PAR_MIN)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t j0 = blk * COL_BLOCK, w = ncol - j0 < COL_BLOCK ? ncol - j0 : COL_BLOCK;
+        float acc[COL_BLOCK] = {0};
+        for (size_t i = 0; i < nrow; i++) {
+            const float *s = src + i * ld + j0;
+#pragma omp simd
+            for (size_t j = 0; j < w; j++)
+                acc[j] += s[j];
+        }
+        for (size_t j = 0; j < w; j++)
+            dst[j0 + j] += acc[j];
+    }
+}
+
+void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
+                     size_t N, size_t C, size_t OC)
+{
+    if (bias) {
+#pragma omp parallel for schedule(static) if (N * OC > PAR_MIN)
+        for (size_t i = 0; i < N; i++)
+            memcpy(out + i * OC, bias, OC * sizeof *out);
+    }
+    sgemm('N', 'T', N, OC, C, inp, C, w, C, bias ? 1.0f : 0.0f, out, OC);
+}
+
+void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, size_t N, size_t C, size_t OC)
+{
+    if (dinp)
+        sgemm('N', 'N', N, C, OC, dout, OC, w, C, 0.0f, dinp, C);
+    sgemm('T', 'N', OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
+    if (dbias)
+        colsum_add(dbias, dout, N, OC, OC);
+}
+
+void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe,
+                      size_t B, size_t T, size_t C)
+{
+#pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
+    for (size_t bt = 0; bt < B * T; bt++) {
+        const float *e = wte + (size_t)inp[bt] * C, *p = wpe + (bt % T) * C;
+        float *o = out + bt * C;
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            o[c] = e[c] + p[c];
+    }
+}
+
+void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                      size_t T, size_t C)
+{
+    size_t nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+    /* Parallel over channel blocks: repeated tokens write the same row, never the same
+     * channel from two threads. */
+#pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t c0 = blk * COL_BLOCK, w = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        for (size_t bt = 0; bt < B * T; bt++) {
+            const float *d = dout + bt * C + c0;
+            float *e = dwte + (size_t)inp[bt] * C + c0, *p = dwpe + (bt % T) * C + c0;
+#pragma omp simd
+            for (size_t c = 0; c < w; c++) {
+                e[c] += d[c];
+                p[c] += d[c];
+            }
+        }
+    }
+}
+
+void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
+                        const float *w, const float *b, size_t N, size_t C)
+{
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *x = inp + i * C;
+        float *o = out + i * C, m = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : m)
+        for (size_t c = 0; c < C; c++)
+            m += x[c];
+        m /= (float)C;
+#pragma omp simd reduction(+ : v)
+        for (size_t c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m);
+        v /= (float)C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            o[c] = (x[c] - m) * s * w[c] + b[c];
+        if (mean)
+            mean[i] = m;
+        if (rstd)
+            rstd[i] = s;
+    }
+}
+
+void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, size_t N, size_t C)
+{
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C, *x = inp + i * C;
+        float *di = dinp + i * C, m = mean[i], s = rstd[i], dm = 0.0f, dnm = 0.0f;
+#pragma omp simd reduction(+ : dm, dnm)
+        for (size_t c = 0; c < C; c++) {
+            float dnorm = w[c] * d[c];
+            dm += dnorm;
+            dnm += dnorm * (x[c] - m) * s;
+        }
+        dm /= (float)C;
+        dnm /= (float)C;
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            di[c] += (w[c] * d[c] - dm - (x[c] - m) * s * dnm) * s;
+    }
+    size_t nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t c0 = blk * COL_BLOCK, wd = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+        for (size_t i = 0; i < N; i++) {
+            const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+            float m = mean[i], s = rstd[i];
+#pragma omp simd
+            for (size_t c = 0; c < wd; c++) {
+                ab[c] += d[c];
+                aw[c] += (x[c] - m) * s * d[c];
+            }
+        }
+        for (size_t c = 0; c < wd; c++) {
+            dw[c0 + c] += aw[c];
+            db[c0 + c] += ab[c];
+        }
+    }
+}
+
+void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
+                        size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(3) schedule(static)
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t t = 0; t < T; t++) {
+                const float *q = qkv + (b * T + t) * C3 + h * hs;
+                float *a = att + ((b * NH + h) * T + t) * T, maxv = -INFINITY, sum = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
+                    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (size_t i = 0; i < hs; i++)
+                        dot += q[i] * k[i];
+                    a[t2] = dot * scale;
+                    maxv = a[t2] > maxv ? a[t2] : maxv;
+                }
+#pragma omp simd reduction(+ : sum)
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] = fast_expf(a[t2] - maxv);
+                    sum += a[t2];
+                }
+                float inv = 1.0f / sum;
+                float *o = out + (b * T + t) * C + h * hs;
+#pragma omp simd
+                for (size_t i = 0; i < hs; i++)
+                    o[i] = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] *= inv;
+                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
+                    float at = a[t2];
+#pragma omp simd
+                    for (size_t i = 0; i < hs; i++)
+                        o[i] += at * v[i];
+                }
+            }
+}
+
+void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
+                        const float *att, size_t B, size_t T, size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    /* Parallel over (b, h): dk and dv of position t2 gather from every t >= t2 of the
+     * same head, so a head is one task. */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++) {
+            for (size_t t = 0; t < T; t++)
+                for (size_t part = 0; part < 3; part++)
+                    memset(dqkv + (b * T + t) * C3 + part * C + h * hs, 0, hs * sizeof *dqkv);
+            for (size_t t = 0; t < T; t++) {
+                const float *a = att + ((b * NH + h) * T + t) * T;
+                float *da = datt + ((b * NH + h) * T + t) * T;
+                const float *d = dout + (b * T + t) * C + h * hs;
+                const float *q = qkv + (b * T + t) * C3 + h * hs;
+                float *dq = dqkv + (b * T + t) * C3 + h * hs, dot = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
+                    float *dv = dqkv + (b * T + t2) * C3 + 2 * C + h * hs, acc = 0.0f, at = a[t2];
+#pragma omp simd reduction(+ : acc)
+                    for (size_t i = 0; i < hs; i++) {
+                        acc += v[i] * d[i];
+                        dv[i] += at * d[i];
+                    }
+                    da[t2] = acc;
+                    dot += at * acc;
+                }
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    float g = a[t2] * (da[t2] - dot) * scale;
+                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
+                    float *dk = dqkv + (b * T + t2) * C3 + C + h * hs;
+#pragma omp simd
+                    for (size_t i = 0; i < hs; i++) {
+                        dq[i] += k[i] * g;
+                        dk[i] += q[i] * g;
+                    }
+                }
+            }
+        }
+}
+
+void mt_k_gelu_fwd(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = fast_tanhf(u), sech2 = 1.0f - th * th;
+        float g = 0.5f * (1.0f + th) +
+                  0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = g * dout[i];
+    }
+}
+
+void mt_k_residual_fwd(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+/* Softmax of one row in place or not; returns log(sum exp(l - max)) and max. */
+static void softmax_row(float *p, const float *l, size_t V, float *maxp, float *lse)
+{
+    float maxv = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : maxv)
+    for (size_t j = 0; j < V; j++)
+        maxv = l[j] > maxv ? l[j] : maxv;
+#pragma omp simd reduction(+ : sum)
+    for (size_t j = 0; j < V; j++) {
+        p[j] = fast_expf(l[j] - maxv);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (size_t j = 0; j < V; j++)
+        p[j] *= inv;
+    *maxp = maxv;
+    *lse = logf(sum);
+}
+
+void mt_k_softmax_fwd(float *probs, const float *logits, size_t N, size_t V)
+{
+#pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        float maxv, lse;
+        softmax_row(probs + i * V, logits + i * V, V, &maxv, &lse);
+    }
+}
+
+double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N,
+                             size_t V)
+{
+#pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        float *l = logits + i * V, maxv, lse;
+        float lt = targets[i] < 0 ? 0.0f : l[targets[i]];
+        softmax_row(l, l, V, &maxv, &lse);
+        losses[i] = targets[i] < 0 ? 0.0f : lse - (lt - maxv);
+    }
+    double total = 0.0;
+    for (size_t i = 0; i < N; i++)
+        total += losses[i];
+    return total;
+}
+
+void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N,
+                           size_t V)
+{
+#pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        float *p = probs + i * V;
+        float s = targets[i] < 0 ? 0.0f : dloss;
+#pragma omp simd
+        for (size_t j = 0; j < V; j++)
+            p[j] *= s;
+        if (targets[i] >= 0)
+            p[targets[i]] -= dloss;
+    }
+}
+
+void mt_k_adamw(float *p, const float *g, float *m, float *v, size_t n,
+                const struct mt_adamw_args *a)
+{
+    float c1 = 1.0f - powf(a->beta1, (float)a->step);
+    float c2 = 1.0f - powf(a->beta2, (float)a->step);
+    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
+    float gs = a->grad_scale;
+#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gs;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float mh = mi / c1, vh = vi / c2;
+        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    }
+}
+
+double mt_k_sumsq(const float *x, size_t n)
+{
+    enum { GROUP = 256 };
+    size_t nblk = (n + MT_K_SUMSQ_BLOCK - 1) / MT_K_SUMSQ_BLOCK;
+    double total = 0.0;
+    for (size_t g0 = 0; g0 < nblk; g0 += GROUP) {
+        double part[GROUP];
+        size_t ng = nblk - g0 < GROUP ? nblk - g0 : GROUP;
+#pragma omp parallel for schedule(static) if (ng > 1)
+        for (size_t k = 0; k < ng; k++) {
+            size_t i0 = (g0 + k) * MT_K_SUMSQ_BLOCK;
+            size_t i1 = i0 + MT_K_SUMSQ_BLOCK < n ? i0 + MT_K_SUMSQ_BLOCK : n;
+            double s = 0.0;
+#pragma omp simd reduction(+ : s)
+            for (size_t i = i0; i < i1; i++)
+                s += (double)x[i] * x[i];
+            part[k] = s;
+        }
+        for (size_t k = 0; k < ng; k++)
+            total += part[k];
+    }
+    return total;
+}

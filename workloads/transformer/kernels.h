@@ -1,0 +1,135 @@
+/* kernels.h — the layer kernels of the reference transformer, fast and scalar.
+ *
+ * What it is for: every layer of the GPT as a free function over plain float arrays, in
+ * two versions: `mt_k_<op>` (fused, vectorized, OpenMP-parallel; GEMMs through oneDNN)
+ * and `mt_k_<op>_ref` (a plain scalar loop nest, the definition the fast one is tested
+ * against). Plugins (quantize, prune, distill, mixed precision) call these directly to
+ * build variants of the model without copying the model code.
+ * What it is not for: memory management, parameters or any model state — callers own
+ * every buffer; nothing here allocates except oneDNN's own GEMM packing buffers.
+ *
+ * Shapes are given in the comment of each function: N rows (N = B*T), C channels, OC
+ * output channels, NH heads, V vocabulary. All arrays are row-major and densely packed.
+ * Accumulation conventions (chosen so the model's backward needs no zeroing passes):
+ * "=" means the output is overwritten, "+=" means it is accumulated into.
+ * Thread safety: every function may run concurrently with others on disjoint outputs.
+ * Determinism: for a fixed thread count every kernel is bit-reproducible; the
+ * reductions over rows (weight and bias gradients) do not depend on the thread count.
+ */
+#ifndef MT_TRANSFORMER_KERNELS_H
+#define MT_TRANSFORMER_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC]; bias may be NULL. Through dnnl_sgemm. */
+void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
+                     size_t N, size_t C, size_t OC);
+void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias,
+                         size_t N, size_t C, size_t OC);
+
+/* Backward of mt_k_matmul_fwd: dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten; may be
+ * NULL to skip), dw[OC,C] += dout^T @ inp, dbias[OC] += column sums of dout (may be
+ * NULL). */
+void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, size_t N, size_t C, size_t OC);
+void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, size_t N, size_t C, size_t OC);
+
+/* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]; out is (B,T,C). */
+void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe,
+                      size_t B, size_t T, size_t C);
+void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe,
+                          size_t B, size_t T, size_t C);
+/* dwte[inp[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:]. */
+void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                      size_t T, size_t C);
+void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp,
+                          size_t B, size_t T, size_t C);
+
+/* LayerNorm over C (eps 1e-5): out[N,C] =, mean[N] =, rstd[N] = (mean/rstd may be NULL
+ * for inference). */
+void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
+                        const float *w, const float *b, size_t N, size_t C);
+void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp,
+                            const float *w, const float *b, size_t N, size_t C);
+/* dinp[N,C] +=, dw[C] +=, db[C] += given dout[N,C], the forward input, w, mean, rstd. */
+void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, const float *mean,
+                        const float *rstd, size_t N, size_t C);
+void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, size_t N, size_t C);
+
+/* Causal multi-head attention. qkv is (B,T,3C) holding q, k, v side by side; out (B,T,C)
+ * =; att (B,NH,T,T) = the softmax probabilities (row t filled for t2 <= t only, the rest
+ * left untouched). */
+void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
+                        size_t C, size_t NH);
+void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T,
+                            size_t C, size_t NH);
+/* dqkv (B,T,3C) =; datt (B,NH,T,T) is scratch (overwritten); given dout (B,T,C), the
+ * forward qkv and att. */
+void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
+                        const float *att, size_t B, size_t T, size_t C, size_t NH);
+void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, size_t B, size_t T, size_t C, size_t NH);
+
+/* GELU, tanh approximation: out[n] = gelu(inp[n]). out may equal inp. */
+void mt_k_gelu_fwd(float *out, const float *inp, size_t n);
+void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n);
+/* dinp[n] = gelu'(inp[n]) * dout[n]; dinp may equal dout. */
+void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n);
+void mt_k_gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* out[n] = a[n] + b[n]; out may alias a or b. */
+void mt_k_residual_fwd(float *out, const float *a, const float *b, size_t n);
+
+/* Row softmax: probs[N,V] = softmax(logits[N,V]) (probs may equal logits). */
+void mt_k_softmax_fwd(float *probs, const float *logits, size_t N, size_t V);
+void mt_k_softmax_fwd_ref(float *probs, const float *logits, size_t N, size_t V);
+
+/* Fused softmax + cross-entropy: logits[N,V] are replaced by probabilities; losses[N] =
+ * -log p[target]; targets < 0 are ignored (loss 0). Returns the sum of the losses (in
+ * double, reduced in a thread-count independent order). */
+double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N,
+                             size_t V);
+double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets,
+                                 size_t N, size_t V);
+/* In place on the probabilities: probs[i,:] = (probs[i,:] - onehot(targets[i])) * dloss;
+ * rows whose target is < 0 become zero. */
+void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N,
+                           size_t V);
+void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N,
+                               size_t V);
+
+/* One AdamW update of n parameters with bias correction (step counts from 1) and
+ * decoupled weight decay: p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). grad_scale
+ * multiplies g first (gradient clipping, loss-scale removal). */
+struct mt_adamw_args {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    uint64_t step;
+};
+void mt_k_adamw(float *p, const float *g, float *m, float *v, size_t n,
+                const struct mt_adamw_args *a);
+void mt_k_adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+                    const struct mt_adamw_args *a);
+
+/* Sum of squares of x[n] in double, in a fixed order that does not depend on the thread
+ * count (blocks of MT_K_SUMSQ_BLOCK, summed in block order). */
+#define MT_K_SUMSQ_BLOCK ((size_t)16384)
+double mt_k_sumsq(const float *x, size_t n);
+double mt_k_sumsq_ref(const float *x, size_t n);
+
+/* Vectorizable exp for float (relative error < 2e-7 over the float range, exp(-inf)=0,
+ * underflows to 0 below -87.3). Exposed for plugins writing fused kernels. */
+float mt_k_expf(float x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

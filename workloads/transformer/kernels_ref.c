@@ -1,0 +1,282 @@
+/* kernels_ref.c — scalar reference versions of the layer kernels (see kernels.h).
+ *
+ * What it is for: the plain, obviously-correct definition of every layer, written as the
+ * textbook loop nest, single-threaded, no tricks. Tests compare the fast kernels against
+ * these. What it is not for: speed; the model never calls these on its hot path.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+
+void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias,
+                         size_t N, size_t C, size_t OC)
+{
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++) {
+            float acc = bias ? bias[o] : 0.0f;
+            for (size_t c = 0; c < C; c++)
+                acc += inp[i * C + c] * w[o * C + c];
+            out[i * OC + o] = acc;
+        }
+}
+
+void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, size_t N, size_t C, size_t OC)
+{
+    if (dinp)
+        for (size_t i = 0; i < N; i++)
+            for (size_t c = 0; c < C; c++) {
+                float acc = 0.0f;
+                for (size_t o = 0; o < OC; o++)
+                    acc += dout[i * OC + o] * w[o * C + c];
+                dinp[i * C + c] = acc;
+            }
+    for (size_t o = 0; o < OC; o++) {
+        for (size_t c = 0; c < C; c++) {
+            float acc = 0.0f;
+            for (size_t i = 0; i < N; i++)
+                acc += dout[i * OC + o] * inp[i * C + c];
+            dw[o * C + c] += acc;
+        }
+        if (dbias) {
+            float acc = 0.0f;
+            for (size_t i = 0; i < N; i++)
+                acc += dout[i * OC + o];
+            dbias[o] += acc;
+        }
+    }
+}
+
+void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe,
+                          size_t B, size_t T, size_t C)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            const float *e = wte + (size_t)inp[b * T + t] * C, *p = wpe + t * C;
+            for (size_t c = 0; c < C; c++)
+                out[(b * T + t) * C + c] = e[c] + p[c];
+        }
+}
+
+void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp,
+                          size_t B, size_t T, size_t C)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            const float *d = dout + (b * T + t) * C;
+            float *e = dwte + (size_t)inp[b * T + t] * C, *p = dwpe + t * C;
+            for (size_t c = 0; c < C; c++) {
+                e[c] += d[c];
+                p[c] += d[c];
+            }
+        }
+}
+
+void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp,
+                            const float *w, const float *b, size_t N, size_t C)
+{
+    for (size_t i = 0; i < N; i++) {
+        const float *x = inp + i * C;
+        float m = 0.0f, v = 0.0f;
+        for (size_t c = 0; c < C; c++)
+            m += x[c];
+        m /= (float)C;
+        for (size_t c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m);
+        v /= (float)C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        for (size_t c = 0; c < C; c++)
+            out[i * C + c] = (x[c] - m) * s * w[c] + b[c];
+        if (mean)
+            mean[i] = m;
+        if (rstd)
+            rstd[i] = s;
+    }
+}
+
+void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, size_t N, size_t C)
+{
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C, *x = inp + i * C;
+        float m = mean[i], s = rstd[i], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (size_t c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s, dnorm = w[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= (float)C;
+        dnorm_norm_mean /= (float)C;
+        for (size_t c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s, dnorm = w[c] * d[c];
+            db[c] += d[c];
+            dw[c] += norm * d[c];
+            dinp[i * C + c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+}
+
+void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T,
+                            size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t t = 0; t < T; t++) {
+                const float *q = qkv + (b * T + t) * C3 + h * hs;
+                float *a = att + ((b * NH + h) * T + t) * T, maxv = -INFINITY, sum = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
+                    float dot = 0.0f;
+                    for (size_t i = 0; i < hs; i++)
+                        dot += q[i] * k[i];
+                    a[t2] = dot * scale;
+                    if (a[t2] > maxv)
+                        maxv = a[t2];
+                }
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    a[t2] = expf(a[t2] - maxv);
+                    sum += a[t2];
+                }
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    a[t2] /= sum;
+                float *o = out + (b * T + t) * C + h * hs;
+                for (size_t i = 0; i < hs; i++) {
+                    float acc = 0.0f;
+                    for (size_t t2 = 0; t2 <= t; t2++)
+                        acc += a[t2] * qkv[(b * T + t2) * C3 + 2 * C + h * hs + i];
+                    o[i] = acc;
+                }
+            }
+}
+
+void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, size_t B, size_t T, size_t C, size_t NH)
+{
+    size_t hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    memset(dqkv, 0, B * T * C3 * sizeof *dqkv);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t t = 0; t < T; t++) {
+                const float *a = att + ((b * NH + h) * T + t) * T;
+                float *da = datt + ((b * NH + h) * T + t) * T;
+                const float *d = dout + (b * T + t) * C + h * hs;
+                /* out = att @ v */
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
+                    float *dv = dqkv + (b * T + t2) * C3 + 2 * C + h * hs;
+                    float acc = 0.0f;
+                    for (size_t i = 0; i < hs; i++) {
+                        acc += v[i] * d[i];
+                        dv[i] += a[t2] * d[i];
+                    }
+                    da[t2] = acc;
+                }
+                /* softmax: dpre = a * (da - sum(a * da)) */
+                float dot = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    dot += a[t2] * da[t2];
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    da[t2] = a[t2] * (da[t2] - dot) * scale;
+                /* pre = q . k */
+                const float *q = qkv + (b * T + t) * C3 + h * hs;
+                float *dq = dqkv + (b * T + t) * C3 + h * hs;
+                for (size_t t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
+                    float *dk = dqkv + (b * T + t2) * C3 + C + h * hs;
+                    for (size_t i = 0; i < hs; i++) {
+                        dq[i] += k[i] * da[t2];
+                        dk[i] += q[i] * da[t2];
+                    }
+                }
+            }
+}
+
+void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void mt_k_gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float th = tanhf(u), sech2 = 1.0f - th * th;
+        float g = 0.5f * (1.0f + th) +
+                  0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = g * dout[i];
+    }
+}
+
+void mt_k_softmax_fwd_ref(float *probs, const float *logits, size_t N, size_t V)
+{
+    for (size_t i = 0; i < N; i++) {
+        const float *l = logits + i * V;
+        float *p = probs + i * V, maxv = -INFINITY, sum = 0.0f;
+        for (size_t j = 0; j < V; j++)
+            if (l[j] > maxv)
+                maxv = l[j];
+        for (size_t j = 0; j < V; j++) {
+            p[j] = expf(l[j] - maxv);
+            sum += p[j];
+        }
+        for (size_t j = 0; j < V; j++)
+            p[j] /= sum;
+    }
+}
+
+double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets,
+                                 size_t N, size_t V)
+{
+    double total = 0.0;
+    mt_k_softmax_fwd_ref(logits, logits, N, V);
+    for (size_t i = 0; i < N; i++) {
+        losses[i] = targets[i] < 0 ? 0.0f : -logf(logits[i * V + (size_t)targets[i]]);
+        total += losses[i];
+    }
+    return total;
+}
+
+void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N,
+                               size_t V)
+{
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < V; j++) {
+            float *p = probs + i * V + j;
+            if (targets[i] < 0)
+                *p = 0.0f;
+            else
+                *p = (*p - ((size_t)targets[i] == j ? 1.0f : 0.0f)) * dloss;
+        }
+}
+
+void mt_k_adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+                    const struct mt_adamw_args *a)
+{
+    float c1 = 1.0f - powf(a->beta1, (float)a->step);
+    float c2 = 1.0f - powf(a->beta2, (float)a->step);
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * a->grad_scale;
+        m[i] = a->beta1 * m[i] + (1.0f - a->beta1) * gi;
+        v[i] = a->beta2 * v[i] + (1.0f - a->beta2) * gi * gi;
+        float mh = m[i] / c1, vh = v[i] / c2;
+        p[i] -= a->lr * (mh / (sqrtf(vh) + a->eps) + a->weight_decay * p[i]);
+    }
+}
+
+double mt_k_sumsq_ref(const float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
