@@ -58,7 +58,7 @@ struct mt_plot_result {
     long long sweep_id;   /* the sweep drawn (-1 for all runs) */
     char report_path[4096]; /* OUT/report.html, empty if not written */
     char plots_dir[4096];   /* OUT/plots */
-    char message[512];      /* one-line summary for the terminal */
+    char message[8448];     /* one-line summary for the terminal */
 };
 
 /* Contract: reads opts->db_path read-only and writes OUT/plots/{*.dat,*.gp,*.png|svg,

@@ -1,0 +1,632 @@
+/* plots/plot_draw.c — the plots over configurations: trade-off, speed, knob curves, loss.
+ *
+ * What it is for: turning the aggregated configurations of struct pl_ctx into gnuplot
+ * data files (one tab-separated row per point, one index block per series) and scripts.
+ * Every label reaches gnuplot as a quoted string through pl_gp_str, never through a data
+ * column; the data files keep labels too, for people and tests, in the last column.
+ * What it is not for: per-run plots (plot_runs.c) or the HTML (plot_report.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plot_internal.h"
+
+enum panel_kind { KIND_SERVING, KIND_TRAINING, KIND_ANY };
+
+static int is_baseline(const struct pl_config *c) { return strcmp(c->workload, "baseline") == 0; }
+
+static int has_metric(const struct pl_ctx *ctx, const struct pl_config *c, const char *m)
+{
+    struct pl_stat st;
+    return pl_config_stat(ctx, c, m, &st);
+}
+
+static int in_panel(const struct pl_ctx *ctx, const struct pl_config *c, enum panel_kind kind)
+{
+    int infer = has_metric(ctx, c, "infer_peak_bytes");
+    int model = has_metric(ctx, c, "model_bytes");
+    int train = has_metric(ctx, c, "train_peak_bytes") || has_metric(ctx, c, "train_peak_bytes@rankmax");
+    switch (kind) {
+    case KIND_SERVING: return infer || (model && (!train || is_baseline(c)));
+    case KIND_TRAINING: return train && (!infer || is_baseline(c));
+    default: return 1;
+    }
+}
+
+/* Axis text for a metric: its name and unit, MiB for bytes. */
+static char *axis_label(struct pl_ctx *ctx, const char *metric, const char *prefix)
+{
+    const char *unit = pl_is_bytes_metric(ctx, metric) ? "MiB" : pl_metric_unit(ctx, metric);
+    return pl_asprintf(ctx, "%s%s%s (%s)", pl_s(prefix), prefix ? ": " : "", metric,
+                       unit ? unit : "no unit recorded");
+}
+
+/* Points of the configurations in `kind`: x is the first of x_metrics a configuration
+ * has (in MiB for bytes), y the median of y_metric with its range. Returns the count;
+ * *n_fallback counts points that used a later x metric, *n_dropped those without x > 0. */
+static size_t build_points(struct pl_ctx *ctx, enum panel_kind kind, const char *const *x_metrics,
+                           const char *y_metric, struct pl_point *pts, size_t *n_fallback,
+                           size_t *n_dropped)
+{
+    size_t n = 0;
+    *n_fallback = *n_dropped = 0;
+    for (size_t i = 0; i < ctx->n_configs; i++) {
+        const struct pl_config *c = &ctx->configs[i];
+        struct pl_stat sy, sx;
+        if (!in_panel(ctx, c, kind) || !pl_config_stat(ctx, c, y_metric, &sy))
+            continue;
+        size_t k = 0;
+        while (x_metrics[k] && !pl_config_stat(ctx, c, x_metrics[k], &sx))
+            k++;
+        if (!x_metrics[k])
+            continue;
+        double scale = pl_is_bytes_metric(ctx, x_metrics[k]) ? PL_MIB : 1.0;
+        if (!(sx.median > 0)) {
+            (*n_dropped)++;
+            continue;
+        }
+        /* only the first metric is the named axis; '@rankmax' is the same metric per rank */
+        if (k > 0 && !strstr(x_metrics[0], "@rankmax"))
+            (*n_fallback)++;
+        else if (k > 1)
+            (*n_fallback)++;
+        pts[n] = (struct pl_point){.cfg = i, .x = sx.median / scale, .y = sy.median,
+                                   .ylo = sy.min, .yhi = sy.max, .n = sy.n,
+                                   .baseline = is_baseline(c)};
+        n++;
+    }
+    return n;
+}
+
+static int cmp_point_x(const void *a, const void *b)
+{
+    const struct pl_point *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    return (p->y > q->y) - (p->y < q->y);
+}
+
+static void mark_pareto(struct pl_ctx *ctx, struct pl_point *pts, size_t n, int y_higher)
+{
+    double *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+    int *front = malloc((n + 1) * sizeof *front);
+    if (!x || !y || !front) {
+        ctx->oom = 1;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            x[i] = pts[i].x;
+            y[i] = pts[i].y;
+        }
+        pl_pareto(x, y, n, y_higher, front);
+        for (size_t i = 0; i < n; i++)
+            pts[i].pareto = front[i];
+    }
+    free(x);
+    free(y);
+    free(front);
+}
+
+/* Writes the points, grouped by family in index blocks; returns the families written. */
+static void write_points(struct pl_ctx *ctx, FILE *f, const struct pl_panel *p, int *fam_used)
+{
+    fprintf(f, "# %s\n# x = %s; y = %s\n", p->what, p->x_label, p->y_label);
+    fputs("# family\tworkload\tx\ty\ty_min\ty_max\trepeats\tpareto\tbaseline\trun_id\tlabel\n", f);
+    int block = 0;
+    for (size_t fam = 0; fam < ctx->n_families; fam++) {
+        fam_used[fam] = -1;
+        for (size_t i = 0; i < p->n; i++) {
+            const struct pl_point *pt = &p->pts[i];
+            const struct pl_config *c = &ctx->configs[pt->cfg];
+            if ((size_t)c->family != fam)
+                continue;
+            if (fam_used[fam] < 0) {
+                if (block > 0)
+                    fputs("\n\n", f);
+                fam_used[fam] = block++;
+            }
+            fprintf(f, "%zu\t", fam);
+            pl_dat_text(f, c->workload);
+            fprintf(f, "\t%.10g\t%.10g\t%.10g\t%.10g\t%zu\t%d\t%d\t%lld\t", pt->x, pt->y, pt->ylo,
+                    pt->yhi, pt->n, pt->pareto, pt->baseline, ctx->runs[c->runs[0]].id);
+            pl_dat_text(f, c->point_label);
+            fputc('\n', f);
+        }
+    }
+}
+
+/* Draws a scatter of p->pts by family (log x), with optional Pareto step line. */
+static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto, const char *note)
+{
+    char err[512];
+    int *fam_used = calloc(ctx->n_families + 1, sizeof *fam_used);
+    if (!fam_used) {
+        ctx->oom = 1;
+        return;
+    }
+    qsort(p->pts, p->n, sizeof *p->pts, cmp_point_x);
+    FILE *dat = pl_open(ctx, p->name, "dat", err, sizeof err);
+    if (!dat) {
+        pl_item_skip(ctx, p->name, p->what, "%s", err);
+        free(fam_used);
+        return;
+    }
+    write_points(ctx, dat, p, fam_used);
+    fclose(dat);
+    if (with_pareto) {
+        char pname[256];
+        snprintf(pname, sizeof pname, "%s_pareto", p->name);
+        FILE *pf = pl_open(ctx, pname, "dat", err, sizeof err);
+        if (pf) {
+            fprintf(pf, "# Pareto front of %s: x\ty\trun_id\tlabel (ascending x)\n", p->name);
+            for (size_t i = 0; i < p->n; i++) {
+                if (!p->pts[i].pareto)
+                    continue;
+                const struct pl_config *c = &ctx->configs[p->pts[i].cfg];
+                fprintf(pf, "%.10g\t%.10g\t%lld\t", p->pts[i].x, p->pts[i].y,
+                        ctx->runs[c->runs[0]].id);
+                pl_dat_text(pf, c->point_label);
+                fputc('\n', pf);
+            }
+            fclose(pf);
+        }
+    }
+    FILE *gp = pl_open(ctx, p->name, "gp", err, sizeof err);
+    if (!gp) {
+        pl_item_skip(ctx, p->name, p->what, "%s", err);
+        free(fam_used);
+        return;
+    }
+    pl_gp_preamble(ctx, gp, p->name, 1100, 720);
+    pl_gp_title(gp, p->what, ctx, note);
+    double xmin = INFINITY, xmax = -INFINITY;
+    for (size_t i = 0; i < p->n; i++) {
+        xmin = fmin(xmin, p->pts[i].x);
+        xmax = fmax(xmax, p->pts[i].x);
+    }
+    /* Log x with some room either side so labels and edge points stay visible. */
+    fprintf(gp, "set logscale x 2\nset xrange [%.10g:%.10g]\nset format x '%%g'\n",
+            xmin / 1.6, xmax * 2.2);
+    fputs("set xlabel ", gp);
+    pl_gp_str(gp, p->x_label);
+    fputs("\nset ylabel ", gp);
+    pl_gp_str(gp, p->y_label);
+    fputs("\nset offsets 0, 0, graph 0.08, graph 0.08\n", gp);
+    int label_no = 1;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct pl_point *pt = &p->pts[i];
+        fprintf(gp, "set label %d ", label_no++);
+        pl_gp_str_max(gp, ctx->configs[pt->cfg].point_label, 40);
+        fprintf(gp, " at %.10g,%.10g offset char 0.7,0.5 font ',8' tc rgb '#333333'\n", pt->x,
+                pt->y);
+        if (pt->baseline && label_no < 100000)
+            fprintf(gp, "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead "
+                        "dt 2 lc rgb '#888888'\n", pt->y, pt->y);
+    }
+    fputs("plot ", gp);
+    int first = 1;
+    char pname[300];
+    snprintf(pname, sizeof pname, "%s_pareto.dat", p->name);
+    if (with_pareto) {
+        fputs("'", gp);
+        fputs(pname, gp);
+        fputs("' using 1:2 with steps lw 2 dt 4 lc rgb '#555555' title 'Pareto front'", gp);
+        first = 0;
+    }
+    for (size_t fam = 0; fam < ctx->n_families; fam++) {
+        if (fam_used[fam] < 0)
+            continue;
+        int base = strcmp(ctx->families[fam], "baseline") == 0;
+        const char *color = base ? "#000000" : pl_color(fam);
+        int pt = base ? 3 : pl_marker(fam);
+        fprintf(gp, "%s\\\n  '%s.dat' index %d using 3:4 with points pt %d ps %s lc rgb '%s' "
+                    "title ", first ? "" : ", ", p->name, fam_used[fam], pt, base ? "2.5" : "1.6",
+                color);
+        pl_gp_str_max(gp, base ? "baseline (fp32)" : ctx->families[fam], 40);
+        fprintf(gp, ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars pt 0 "
+                    "lc rgb '%s' notitle", p->name, fam_used[fam], color);
+        first = 0;
+    }
+    fputc('\n', gp);
+    fclose(gp);
+    free(fam_used);
+    pl_run_gnuplot(ctx, p->name, p->what);
+}
+
+static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *what,
+                           enum panel_kind kind, const char *const *x_metrics,
+                           const char *x_prefix)
+{
+    struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
+    if (!pts) {
+        ctx->oom = 1;
+        return;
+    }
+    size_t n_fallback, n_dropped;
+    size_t n = build_points(ctx, kind, x_metrics, ctx->y_metric, pts, &n_fallback, &n_dropped);
+    char *x_label = axis_label(ctx, x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0], x_prefix);
+    char *y_label = axis_label(ctx, ctx->y_metric, NULL);
+    char *title = pl_asprintf(ctx, "%s: %s against %s", what, ctx->y_metric,
+                              x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0]);
+    if (n == 0) {
+        pl_item_skip(ctx, name, title,
+                     "no successful run has both %s and %s%s", ctx->y_metric,
+                     kind == KIND_SERVING  ? "infer_peak_bytes or model_bytes"
+                     : kind == KIND_TRAINING ? "train_peak_bytes"
+                                             : x_metrics[1],
+                     n_dropped ? " (some have memory <= 0)" : "");
+    } else {
+        mark_pareto(ctx, pts, n, pl_higher_is_better(ctx->y_metric));
+        char note[300] = "";
+        if (n_fallback)
+            snprintf(note, sizeof note, "%zu point(s) use %s (no %s)", n_fallback,
+                     kind == KIND_SERVING ? "model_bytes" : "another memory metric",
+                     kind == KIND_SERVING ? "infer_peak_bytes" : x_metrics[0]);
+        struct pl_panel p = {.name = name, .what = title, .x_metric = x_metrics[0],
+                             .x_label = x_label, .y_metric = ctx->y_metric, .y_label = y_label,
+                             .pts = pts, .n = n};
+        draw_scatter(ctx, &p, 1, note);
+        pl_report_panel(ctx, &p);
+    }
+    free(x_label);
+    free(y_label);
+    free(title);
+    free(pts);
+}
+
+void pl_draw_tradeoff(struct pl_ctx *ctx)
+{
+    if (ctx->n_configs == 0) {
+        pl_item_skip(ctx, "tradeoff", "accuracy against memory", "no successful run");
+        return;
+    }
+    if (ctx->opts->x_metric) {
+        char *rankmax = pl_asprintf(ctx, "%s@rankmax", ctx->opts->x_metric);
+        char *name = pl_safe_name(ctx, ctx->opts->x_metric);
+        char *file = pl_asprintf(ctx, "tradeoff_%s", pl_s(name));
+        const char *xs[] = {pl_s(rankmax), ctx->opts->x_metric, NULL};
+        tradeoff_panel(ctx, pl_s(file), "Trade-off", KIND_ANY, xs, "memory");
+        free(rankmax);
+        free(name);
+        free(file);
+        return;
+    }
+    static const char *const serving[] = {"infer_peak_bytes", "model_bytes", NULL};
+    static const char *const training[] = {"train_peak_bytes@rankmax", "train_peak_bytes", NULL};
+    tradeoff_panel(ctx, "tradeoff_serving", "Serving memory trade-off", KIND_SERVING, serving,
+                   "serving memory");
+    tradeoff_panel(ctx, "tradeoff_training", "Training memory trade-off", KIND_TRAINING, training,
+                   "training memory, per rank");
+}
+
+void pl_draw_speed(struct pl_ctx *ctx)
+{
+    static const struct {
+        const char *speed, *name;
+        const char *mem[4];
+    } kinds[] = {
+        {"train_tokens_per_s", "speed_train", {"train_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+        {"eval_tokens_per_s", "speed_eval", {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+        {"decode_tokens_per_s", "speed_decode", {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+    };
+    struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
+    if (!pts) {
+        ctx->oom = 1;
+        return;
+    }
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        /* One memory metric per plot: the first that some configuration with speed has. */
+        const char *mem = NULL;
+        size_t n = 0, n_fallback, n_dropped;
+        for (size_t m = 0; kinds[k].mem[m] && n == 0; m++) {
+            const char *one[] = {kinds[k].mem[m], NULL};
+            n = build_points(ctx, KIND_ANY, one, kinds[k].speed, pts, &n_fallback, &n_dropped);
+            mem = kinds[k].mem[m];
+        }
+        char *title = pl_asprintf(ctx, "Speed against memory: %s", kinds[k].speed);
+        if (n == 0) {
+            pl_item_skip(ctx, kinds[k].name, title,
+                         "no successful run has %s with a peak memory metric", kinds[k].speed);
+        } else {
+            char *x_label = axis_label(ctx, mem, "peak memory");
+            char *y_label = axis_label(ctx, kinds[k].speed, NULL);
+            struct pl_panel p = {.name = kinds[k].name, .what = title, .x_metric = mem,
+                                 .x_label = x_label, .y_metric = kinds[k].speed,
+                                 .y_label = y_label, .pts = pts, .n = n};
+            draw_scatter(ctx, &p, 0, NULL);
+            free(x_label);
+            free(y_label);
+        }
+        free(title);
+    }
+    free(pts);
+}
+
+/* Parses a whole string as a finite number. */
+static int numeric(const char *s, double *v)
+{
+    char *end;
+    if (!s || !*s)
+        return 0;
+    *v = strtod(s, &end);
+    return *end == 0 && isfinite(*v);
+}
+
+static int cmp_point_x_only(const void *a, const void *b)
+{
+    const struct pl_point *p = a, *q = b;
+    return (p->x > q->x) - (p->x < q->x);
+}
+
+/* Keys of params that take more than one value among the workload's configurations. */
+static size_t varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->n_configs; i++) {
+        const struct pl_config *c = &ctx->configs[i];
+        if (strcmp(c->workload, workload) != 0)
+            continue;
+        const struct pl_run *r = &ctx->runs[c->runs[0]];
+        for (size_t p = 0; p < r->n_params; p++) {
+            const char *key = r->params[p].key;
+            int seen = 0, varies = 0;
+            for (size_t k = 0; k < n; k++)
+                seen |= strcmp(keys[k], key) == 0;
+            for (size_t j = 0; j < ctx->n_configs && !seen && !varies; j++) {
+                const struct pl_config *o = &ctx->configs[j];
+                if (strcmp(o->workload, workload) != 0)
+                    continue;
+                const char *v = pl_run_param(&ctx->runs[o->runs[0]], key);
+                varies = !v || strcmp(v, pl_s(r->params[p].value)) != 0;
+            }
+            if (varies && n < max)
+                keys[n++] = key;
+        }
+    }
+    return n;
+}
+
+/* The values of every varying key but `skip`, as "k=v, k=v": the series a point is on. */
+static char *fixed_part(struct pl_ctx *ctx, const struct pl_run *r, const char **keys, size_t n,
+                        size_t skip)
+{
+    struct pl_buf b = {0};
+    for (size_t k = 0; k < n; k++)
+        if (k != skip)
+            pl_buf_printf(&b, "%s%s=%s", b.len ? ", " : "", keys[k],
+                          pl_s(pl_run_param(r, keys[k])));
+    if (b.oom)
+        ctx->oom = 1;
+    if (!b.s)
+        return pl_strdup(ctx, "");
+    return b.s;
+}
+
+/* One curve plot: y against param keys[kx] of `workload`, one line per setting of the
+ * other varying params. Returns 1 when drawn, 0 when no setting has two points. */
+static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **keys, size_t nk,
+                      size_t kx, struct pl_point *pts)
+{
+    size_t n = 0;
+    char **series = calloc(ctx->n_configs + 1, sizeof *series);
+    if (!series) {
+        ctx->oom = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < ctx->n_configs; i++) {
+        const struct pl_config *c = &ctx->configs[i];
+        struct pl_stat sy;
+        double xv;
+        if (strcmp(c->workload, workload) != 0 || !pl_config_stat(ctx, c, ctx->y_metric, &sy))
+            continue;
+        const struct pl_run *r = &ctx->runs[c->runs[0]];
+        if (!numeric(pl_run_param(r, keys[kx]), &xv))
+            continue;
+        pts[n] = (struct pl_point){.cfg = i, .x = xv, .y = sy.median, .ylo = sy.min,
+                                   .yhi = sy.max, .n = sy.n};
+        series[n++] = fixed_part(ctx, r, keys, nk, kx);
+    }
+    /* Group by series (stable on x): selection into blocks of equal series text. */
+    int drawn = 0;
+    char *name = NULL, *title = NULL;
+    int *done = calloc(n + 1, sizeof *done);
+    size_t n_series = 0;
+    FILE *dat = NULL, *gp = NULL;
+    char err[512];
+    struct pl_point *line = calloc(n + 1, sizeof *line);
+    char *safe_w = pl_safe_name(ctx, workload), *safe_k = pl_safe_name(ctx, keys[kx]);
+    name = pl_asprintf(ctx, "curve_%s_%s", pl_s(safe_w), pl_s(safe_k));
+    title = pl_asprintf(ctx, "%s: %s against %s", workload, ctx->y_metric, keys[kx]);
+    if (!done || !line || !name || !title)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && strcmp(series[j], series[i]) == 0)
+                m++;
+        if (!done[i] && m >= 2)
+            n_series++;
+    }
+    if (n_series == 0)
+        goto out;
+    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
+        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
+        pl_item_skip(ctx, name, title, "%s", err);
+        drawn = 1;
+        goto out;
+    }
+    fprintf(dat, "# %s: %s (y) against %s (x), one block per setting of the other params\n",
+            workload, ctx->y_metric, keys[kx]);
+    fputs("# x\ty\ty_min\ty_max\trepeats\trun_id\tlabel\n", dat);
+    pl_gp_preamble(ctx, gp, name, 1000, 650);
+    pl_gp_title(gp, title, ctx, NULL);
+    fputs("set xlabel ", gp);
+    pl_gp_str(gp, keys[kx]);
+    fputs("\nset ylabel ", gp);
+    char *yl = axis_label(ctx, ctx->y_metric, NULL);
+    pl_gp_str(gp, yl);
+    free(yl);
+    fputs("\nset offsets graph 0.05, graph 0.05, graph 0.08, graph 0.08\nplot ", gp);
+    int block = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && strcmp(series[j], series[i]) == 0) {
+                line[m++] = pts[j];
+                done[j] = 1;
+            }
+        if (m < 2)
+            continue;
+        qsort(line, m, sizeof *line, cmp_point_x_only);
+        if (block > 0)
+            fputs("\n\n", dat);
+        for (size_t j = 0; j < m; j++) {
+            const struct pl_config *c = &ctx->configs[line[j].cfg];
+            fprintf(dat, "%.10g\t%.10g\t%.10g\t%.10g\t%zu\t%lld\t", line[j].x, line[j].y,
+                    line[j].ylo, line[j].yhi, line[j].n, ctx->runs[c->runs[0]].id);
+            pl_dat_text(dat, c->point_label);
+            fputc('\n', dat);
+        }
+        fprintf(gp, "%s\\\n  '%s.dat' index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' "
+                    "title ", block ? ", " : "", name, block, pl_marker((size_t)block),
+                pl_color((size_t)block));
+        pl_gp_str_max(gp, *series[i] ? series[i] : workload, 50);
+        fprintf(gp, ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars pt 0 "
+                    "lc rgb '%s' notitle", name, block, pl_color((size_t)block));
+        block++;
+    }
+    fputc('\n', gp);
+    fclose(dat);
+    fclose(gp);
+    dat = gp = NULL;
+    pl_run_gnuplot(ctx, name, title);
+    drawn = 1;
+out:
+    if (dat)
+        fclose(dat);
+    if (gp)
+        fclose(gp);
+    for (size_t i = 0; i < n; i++)
+        free(series[i]);
+    free(series);
+    free(done);
+    free(line);
+    free(safe_w);
+    free(safe_k);
+    free(name);
+    free(title);
+    return drawn;
+}
+
+void pl_draw_curves(struct pl_ctx *ctx)
+{
+    struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
+    const char *keys[32];
+    struct pl_buf why = {0};
+    size_t drawn = 0;
+    if (!pts) {
+        ctx->oom = 1;
+        return;
+    }
+    for (size_t fam = 0; fam < ctx->n_families; fam++) {
+        const char *w = ctx->families[fam];
+        size_t nk = varying_keys(ctx, w, keys, 32);
+        for (size_t k = 0; k < nk; k++) {
+            if (curve_plot(ctx, w, keys, nk, k, pts))
+                drawn++;
+            else
+                pl_buf_printf(&why, "%s%s.%s", why.len ? ", " : "", w, keys[k]);
+        }
+    }
+    if (drawn == 0)
+        pl_item_skip(ctx, "curves", "accuracy against one knob",
+                     "no workload varies a numeric parameter with the others fixed "
+                     "(%s reported)%s%s", ctx->y_metric, why.len ? "; tried " : "", pl_s(why.s));
+    pl_buf_free(&why);
+    free(pts);
+}
+
+void pl_draw_loss(struct pl_ctx *ctx)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT x, y FROM samples WHERE run_id = ?1 AND series = 'train_loss' "
+                           "AND rank = (SELECT MIN(rank) FROM samples WHERE run_id = ?1 AND "
+                           "series = 'train_loss') ORDER BY x",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, "loss", "training loss curves", "cannot read samples: %s",
+                     sqlite3_errmsg(ctx->db));
+        return;
+    }
+    size_t drawn = 0;
+    for (size_t fam = 0; fam < ctx->n_families; fam++) {
+        const char *w = ctx->families[fam];
+        char err[512];
+        char *safe = pl_safe_name(ctx, w);
+        char *name = pl_asprintf(ctx, "loss_%s", pl_s(safe));
+        char *title = pl_asprintf(ctx, "%s: training loss", w);
+        FILE *dat = name ? pl_open(ctx, name, "dat", err, sizeof err) : NULL;
+        int lines = 0;
+        if (dat)
+            fputs("# step\ttrain_loss, one block per configuration (first repeat)\n", dat);
+        for (size_t i = 0; dat && i < ctx->n_configs && lines < 12; i++) {
+            const struct pl_config *c = &ctx->configs[i];
+            if (strcmp(c->workload, w) != 0)
+                continue;
+            sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
+            int rows = 0;
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                if (rows == 0) {
+                    fprintf(dat, "%s# run %lld: ", lines ? "\n\n" : "", ctx->runs[c->runs[0]].id);
+                    pl_dat_text(dat, c->point_label);
+                    fputc('\n', dat);
+                }
+                fprintf(dat, "%.10g\t%.10g\n", sqlite3_column_double(st, 0),
+                        sqlite3_column_double(st, 1));
+                rows++;
+            }
+            sqlite3_reset(st);
+            lines += rows > 0;
+        }
+        if (dat)
+            fclose(dat);
+        FILE *gp = lines ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
+        if (gp) {
+            pl_gp_preamble(ctx, gp, name, 1000, 650);
+            pl_gp_title(gp, title, ctx, NULL);
+            fputs("set xlabel 'step'\nset ylabel 'train_loss (nats/token)'\nplot ", gp);
+            int block = 0;
+            for (size_t i = 0; i < ctx->n_configs && block < lines; i++) {
+                const struct pl_config *c = &ctx->configs[i];
+                if (strcmp(c->workload, w) != 0)
+                    continue;
+                sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
+                int has = sqlite3_step(st) == SQLITE_ROW;
+                sqlite3_reset(st);
+                if (!has)
+                    continue;
+                fprintf(gp, "%s\\\n  '%s.dat' index %d using 1:2 with lines lw 2 lc rgb '%s' title ",
+                        block ? ", " : "", name, block, pl_color((size_t)block));
+                pl_gp_str_max(gp, c->point_label, 50);
+                block++;
+            }
+            fputc('\n', gp);
+            fclose(gp);
+            pl_run_gnuplot(ctx, name, title);
+            drawn++;
+        } else if (name) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s.dat", ctx->plots_dir, name);
+            remove(path); /* no curve for this workload: leave no empty data file */
+        }
+        free(safe);
+        free(name);
+        free(title);
+    }
+    sqlite3_finalize(st);
+    if (drawn == 0)
+        pl_item_skip(ctx, "loss", "training loss curves",
+                     "no successful run recorded train_loss samples");
+}

@@ -1,0 +1,162 @@
+/* plots/plot_internal.h — types shared by the files of the plot generator (not public).
+ *
+ * What it is for: the in-memory copy of the selected runs (loaded once, read-only, from
+ * the database), the per-configuration aggregates every plot uses, and small helpers:
+ * string building, gnuplot and HTML quoting, running gnuplot. What it is not for: the
+ * harness or any other module; only the files in plots/ include it.
+ *
+ * Memory: everything hangs off struct pl_ctx and is freed by pl_ctx_free. Allocation
+ * failures set ctx->oom and return NULL; mt_plot_generate turns that into an error at the
+ * end instead of checking every string.
+ */
+#ifndef MEMTRADE_PLOT_INTERNAL_H
+#define MEMTRADE_PLOT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <sqlite3.h>
+
+#include "plot.h"
+
+#define PL_MIB (1024.0 * 1024.0)
+
+/* A growable string. */
+struct pl_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+};
+void pl_buf_printf(struct pl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pl_buf_free(struct pl_buf *b);
+
+struct pl_param {
+    char *key, *value;
+};
+
+struct pl_metric {
+    char *name, *unit, *unavailable;
+    double value;
+    int has; /* value is not NULL */
+};
+
+struct pl_run {
+    long long id;
+    char *workload, *label, *config_key, *status, *error;
+    long long repeat, exit_code, signal;
+    int has_exit, has_signal;
+    double wall_s;
+    int has_wall;
+    struct pl_param *params;
+    size_t n_params;
+    struct pl_metric *metrics; /* rank -1 only */
+    size_t n_metrics;
+};
+
+/* The successful runs of one configuration (same config_key): repeats are aggregated. */
+struct pl_config {
+    const char *config_key, *workload;
+    size_t *runs; /* indices into ctx->runs, ascending repeat */
+    size_t n_runs;
+    int family;  /* index into ctx->families */
+    char *point_label; /* the run label, or the params that vary within the workload */
+};
+
+/* Median and range of one metric over a configuration's repeats. */
+struct pl_stat {
+    double median, min, max;
+    size_t n;
+};
+
+struct pl_ctx {
+    const struct mt_plot_opts *opts;
+    struct mt_plot_result *res;
+    sqlite3 *db;
+    const char *gnuplot; /* resolved program path */
+    char out_dir[4096], plots_dir[4096];
+    const char *ext; /* "png" or "svg" */
+    const char *y_metric;
+    long long sweep_id;
+    char *sweep_name, *machine;
+    struct pl_run *runs;
+    size_t n_runs;
+    struct pl_config *configs;
+    size_t n_configs;
+    char **families; /* distinct workloads with a successful run, "baseline" first */
+    size_t n_families;
+    struct pl_buf report_tables; /* HTML tables the trade-off step hands to the report */
+    int oom;
+};
+
+/* Allocation helpers: on failure they set ctx->oom and return NULL. */
+char *pl_strdup(struct pl_ctx *ctx, const char *s);
+char *pl_asprintf(struct pl_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *pl_grow(struct pl_ctx *ctx, void *p, size_t *cap, size_t need, size_t elem);
+/* "" for NULL, so optional strings can be printed directly. */
+static inline const char *pl_s(const char *s) { return s ? s : ""; }
+
+/* plot_data.c: loading and aggregation. */
+int pl_load(struct pl_ctx *ctx, char *err, size_t errlen);
+void pl_ctx_free(struct pl_ctx *ctx);
+const struct pl_metric *pl_run_metric(const struct pl_run *run, const char *name);
+const char *pl_run_param(const struct pl_run *run, const char *key);
+int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
+                   struct pl_stat *st);
+const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric);
+int pl_higher_is_better(const char *metric);
+int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric);
+/* Pareto flags for n points (minimise x; minimise y, or maximise when y_higher). */
+void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on_front);
+
+/* plot_gp.c: gnuplot scripts and HTML text. */
+void pl_gp_str(FILE *f, const char *s);           /* a single-quoted gnuplot string */
+void pl_gp_str_max(FILE *f, const char *s, size_t max_chars);
+void pl_gp_preamble(struct pl_ctx *ctx, FILE *f, const char *name, int width, int height);
+/* "set title" line: `what`, then "sweep S — machine", then `extra` when not NULL. */
+void pl_gp_title(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
+/* The same title as a gnuplot string expression (for multiplot titles). */
+void pl_gp_title_expr(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
+void pl_html(FILE *f, const char *s); /* HTML-escaped text */
+void pl_dat_text(FILE *f, const char *s); /* text for a data file column: no tabs/newlines */
+const char *pl_color(size_t i);
+int pl_marker(size_t i);
+int pl_find_program(const char *name, char *path, size_t pathlen);
+/* Opens OUT/plots/<name>.<suffix> for writing; NULL with err on failure. */
+FILE *pl_open(struct pl_ctx *ctx, const char *name, const char *suffix, char *err, size_t errlen);
+/* Runs gnuplot on OUT/plots/<name>.gp and records the item (drawn or failed). */
+void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title);
+void pl_item_skip(struct pl_ctx *ctx, const char *name, const char *title, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* File-name-safe copy of s: [A-Za-z0-9_-], other bytes become '_'. */
+char *pl_safe_name(struct pl_ctx *ctx, const char *s);
+
+/* plot_draw.c / plot_runs.c: the plots. Each records its items in ctx->res. */
+void pl_draw_tradeoff(struct pl_ctx *ctx);
+void pl_draw_speed(struct pl_ctx *ctx);
+void pl_draw_curves(struct pl_ctx *ctx);
+void pl_draw_loss(struct pl_ctx *ctx);
+void pl_draw_timelines(struct pl_ctx *ctx);
+void pl_draw_sites(struct pl_ctx *ctx);
+void pl_draw_regions(struct pl_ctx *ctx);
+
+/* One point of a scatter plot: a configuration's medians. */
+struct pl_point {
+    size_t cfg;
+    double x, y, ylo, yhi; /* x in MiB when the metric is in bytes */
+    size_t n;              /* repeats behind y */
+    int pareto, baseline;
+};
+
+/* One trade-off panel, as drawn; the report lists its Pareto set and budget table. */
+struct pl_panel {
+    const char *name, *what, *x_metric, *x_label, *y_metric, *y_label;
+    struct pl_point *pts;
+    size_t n;
+};
+
+/* plot_report.c */
+void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p);
+int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,623 @@
+/* plots/plot_runs.c — plots of single runs: memory timeline, allocation sites, regions.
+ *
+ * What it is for: for up to opts->max_runs runs that recorded the data (one run per
+ * configuration, any status: a run that died of OOM is the one whose timeline matters),
+ * read its samples, alloc_sites (+ stacks and frames) or regions (+ counters) and draw
+ * them. What it is not for: plots across configurations (plot_draw.c).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plot_internal.h"
+
+/* Runs to draw for a per-run plot: the first run of each configuration for which
+ * `probe` (SQL with ?1 = run id) returns a row, at most max; returns the count. */
+static size_t pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
+                        size_t *n_more)
+{
+    sqlite3_stmt *st;
+    size_t n = 0;
+    *n_more = 0;
+    if (sqlite3_prepare_v2(ctx->db, probe, -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    for (size_t i = 0; i < ctx->n_runs; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = strcmp(pl_s(ctx->runs[j].config_key), pl_s(ctx->runs[i].config_key)) == 0 &&
+                  strcmp(pl_s(ctx->runs[j].status), pl_s(ctx->runs[i].status)) == 0;
+        if (dup)
+            continue;
+        sqlite3_bind_int64(st, 1, ctx->runs[i].id);
+        int has = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_reset(st);
+        if (!has)
+            continue;
+        if (n < max)
+            idx[n++] = i;
+        else
+            (*n_more)++;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* "run 12 quantize 'int4' (ok)" — what the title says about a run. */
+static char *run_desc(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    return pl_asprintf(ctx, "run %lld %s%s%s%s (%s)", r->id, pl_s(r->workload),
+                       r->label && *r->label ? " [" : "", pl_s(r->label),
+                       r->label && *r->label ? "]" : "", pl_s(r->status));
+}
+
+static size_t *runs_buffer(struct pl_ctx *ctx)
+{
+    size_t *idx = calloc(ctx->n_runs + 1, sizeof *idx);
+    if (!idx)
+        ctx->oom = 1;
+    return idx;
+}
+
+static size_t max_runs(const struct pl_ctx *ctx) { return ctx->opts->max_runs ? ctx->opts->max_runs : 8; }
+
+/* ---- memory timeline ---------------------------------------------------------------- */
+
+struct series {
+    char *name; /* category, or "rss" */
+    double *x, *y;
+    size_t n, cap;
+};
+
+/* Categories in memcat order (the stacking order), unknown ones after. */
+static int cat_rank(const char *c)
+{
+    static const char *const order[] = {"weights", "gradients", "optimizer", "activations",
+                                        "act_grads", "kv_cache", "workspace", "data", "other"};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (strcmp(order[i], c) == 0)
+            return (int)i;
+    return 100;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+    const struct series *p = a, *q = b;
+    int ra = cat_rank(p->name), rb = cat_rank(q->name);
+    return ra != rb ? ra - rb : strcmp(p->name, q->name);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Value of a step series at t: the last sample at or before t, else 0. */
+static double step_at(const struct series *s, double t, size_t *cursor)
+{
+    while (*cursor < s->n && s->x[*cursor] <= t)
+        (*cursor)++;
+    return *cursor ? s->y[*cursor - 1] : 0.0;
+}
+
+struct interval {
+    double t0, t1;
+    char *region;
+};
+
+static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    sqlite3_stmt *st;
+    struct series *ser = NULL, rss = {0};
+    size_t n_ser = 0, ser_cap = 0;
+    struct interval *iv = NULL;
+    size_t n_iv = 0, iv_cap = 0;
+    double *ts = NULL;
+    size_t n_ts = 0, ts_cap = 0;
+    char err[512];
+    char *name = pl_asprintf(ctx, "timeline_run%lld", r->id);
+    char *desc = run_desc(ctx, r);
+    char *title = pl_asprintf(ctx, "Memory timeline: %s", pl_s(desc));
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT series, x, y, region FROM samples WHERE run_id = ?1 AND rank = "
+                           "(SELECT MIN(rank) FROM samples WHERE run_id = ?1) AND "
+                           "(series LIKE 'heap.live.%' OR series = 'rss') ORDER BY x",
+                           -1, &st, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read samples: %s", sqlite3_errmsg(ctx->db));
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->id);
+    const char *cur_region = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW && !ctx->oom) {
+        const char *sname = (const char *)sqlite3_column_text(st, 0);
+        double x = sqlite3_column_double(st, 1), y = sqlite3_column_double(st, 2);
+        const char *reg = (const char *)sqlite3_column_text(st, 3);
+        struct series *s = &rss;
+        if (strcmp(sname, "rss") != 0) {
+            const char *cat = sname + strlen("heap.live.");
+            s = NULL;
+            for (size_t i = 0; i < n_ser && !s; i++)
+                if (strcmp(ser[i].name, cat) == 0)
+                    s = &ser[i];
+            if (!s) {
+                struct series *g = pl_grow(ctx, ser, &ser_cap, n_ser + 1, sizeof *ser);
+                if (!g)
+                    break;
+                ser = g;
+                s = &ser[n_ser++];
+                memset(s, 0, sizeof *s);
+                s->name = pl_strdup(ctx, cat);
+            }
+            double *g = pl_grow(ctx, ts, &ts_cap, n_ts + 1, sizeof *ts);
+            if (!g)
+                break;
+            ts = g;
+            ts[n_ts++] = x;
+        }
+        size_t cap = s->cap;
+        double *gx = pl_grow(ctx, s->x, &cap, s->n + 1, sizeof *gx);
+        if (gx)
+            s->x = gx;
+        cap = s->cap;
+        double *gy = pl_grow(ctx, s->y, &cap, s->n + 1, sizeof *gy);
+        if (!gx || !gy)
+            break;
+        s->y = gy;
+        s->cap = cap;
+        s->x[s->n] = x;
+        s->y[s->n++] = y;
+        /* Region intervals: a change of the samples' region closes the current one. */
+        if (n_iv > 0 && cur_region)
+            iv[n_iv - 1].t1 = x;
+        if (reg && (!cur_region || strcmp(reg, cur_region) != 0)) {
+            struct interval *g = pl_grow(ctx, iv, &iv_cap, n_iv + 1, sizeof *iv);
+            if (!g)
+                break;
+            iv = g;
+            iv[n_iv++] = (struct interval){.t0 = x, .t1 = x, .region = pl_strdup(ctx, reg)};
+            cur_region = iv[n_iv - 1].region;
+        } else if (!reg) {
+            cur_region = NULL;
+        }
+    }
+    sqlite3_finalize(st);
+    if (ctx->oom)
+        goto out;
+    if (n_ser == 0) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no heap.live.* samples", r->id);
+        goto out;
+    }
+    qsort(ser, n_ser, sizeof *ser, cmp_series);
+    qsort(ts, n_ts, sizeof *ts, cmp_dbl);
+    FILE *dat = pl_open(ctx, name, "dat", err, sizeof err);
+    FILE *gp = dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
+    if (!gp) {
+        if (dat)
+            fclose(dat);
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
+        goto out;
+    }
+    /* Block 0: cumulative stacked MiB per category at every sample time. */
+    fputs("# t_s", dat);
+    for (size_t i = 0; i < n_ser; i++)
+        fprintf(dat, "\tcum_%s_MiB", ser[i].name);
+    fputc('\n', dat);
+    size_t *cur = calloc(n_ser, sizeof *cur);
+    for (size_t k = 0; cur && k < n_ts; k++) {
+        if (k > 0 && ts[k] == ts[k - 1])
+            continue;
+        double sum = 0;
+        fprintf(dat, "%.10g", ts[k]);
+        for (size_t i = 0; i < n_ser; i++) {
+            sum += step_at(&ser[i], ts[k], &cur[i]) / PL_MIB;
+            fprintf(dat, "\t%.10g", sum);
+        }
+        fputc('\n', dat);
+    }
+    free(cur);
+    /* Block 1: RSS. Block 2: region intervals. */
+    fputs("\n\n# t_s\trss_MiB\n", dat);
+    for (size_t k = 0; k < rss.n; k++)
+        fprintf(dat, "%.10g\t%.10g\n", rss.x[k], rss.y[k] / PL_MIB);
+    if (rss.n == 0)
+        fputs("NaN\tNaN\n", dat);
+    fputs("\n\n# t0_s\tt1_s\tregion\n", dat);
+    for (size_t k = 0; k < n_iv; k++) {
+        fprintf(dat, "%.10g\t%.10g\t", iv[k].t0, iv[k].t1);
+        pl_dat_text(dat, iv[k].region);
+        fputc('\n', dat);
+    }
+    fclose(dat);
+
+    pl_gp_preamble(ctx, gp, name, 1100, 650);
+    pl_gp_title(gp, title, ctx, rss.n ? NULL : "no rss samples");
+    fputs("set xlabel 'time since run start (s)'\nset ylabel 'memory (MiB)'\nset yrange [0:*]\n"
+          "set style fill transparent solid 0.75 noborder\n", gp);
+    /* Shade regions: one colour per distinct region name, each named once in the key. */
+    char **names = calloc(n_iv + 1, sizeof *names);
+    size_t n_names = 0;
+    for (size_t k = 0; names && k < n_iv && k < 2000; k++) {
+        size_t c = 0;
+        while (c < n_names && strcmp(names[c], iv[k].region) != 0)
+            c++;
+        if (c == n_names)
+            names[n_names++] = iv[k].region;
+        if (iv[k].t1 > iv[k].t0)
+            fprintf(gp, "set object %zu rect from %.10g, graph 0 to %.10g, graph 1 fc rgb '%s' "
+                        "fs transparent solid 0.12 noborder behind\n",
+                    k + 1, iv[k].t0, iv[k].t1, pl_color(c + 5));
+    }
+    fputs("plot ", gp);
+    for (size_t i = 0; i < n_ser; i++) {
+        /* filled between the previous cumulative column (or 0) and this one */
+        char lower[32];
+        snprintf(lower, sizeof lower, i ? "%zu" : "(0)", i + 1);
+        fprintf(gp, "%s'%s.dat' index 0 using 1:%s:%zu with filledcurves lc rgb '%s' title ",
+                i ? ", \\\n  " : "", name, lower, i + 2, pl_color(i));
+        pl_gp_str_max(gp, ser[i].name, 30);
+    }
+    if (rss.n)
+        fprintf(gp, ", \\\n  '%s.dat' index 1 using 1:2 with lines lw 2 lc rgb '#000000' "
+                    "title 'rss'", name);
+    for (size_t c = 0; c < n_names && c < 12; c++) {
+        fprintf(gp, ", \\\n  keyentry with boxes fs solid 0.25 fc rgb '%s' title ", pl_color(c + 5));
+        pl_gp_str_max(gp, names[c], 30);
+    }
+    fputc('\n', gp);
+    free(names);
+    fclose(gp);
+    pl_run_gnuplot(ctx, name, title);
+out:
+    for (size_t i = 0; i < n_ser; i++) {
+        free(ser[i].name);
+        free(ser[i].x);
+        free(ser[i].y);
+    }
+    free(ser);
+    free(rss.x);
+    free(rss.y);
+    for (size_t k = 0; k < n_iv; k++)
+        free(iv[k].region);
+    free(iv);
+    free(ts);
+    free(name);
+    free(desc);
+    free(title);
+}
+
+void pl_draw_timelines(struct pl_ctx *ctx)
+{
+    size_t *idx = runs_buffer(ctx), more;
+    if (!idx)
+        return;
+    size_t n = pick_runs(ctx, "SELECT 1 FROM samples WHERE run_id = ?1 AND series LIKE 'heap.live.%'",
+                         idx, max_runs(ctx), &more);
+    if (n == 0)
+        pl_item_skip(ctx, "timeline", "memory timelines", "no run recorded heap.live.* samples");
+    for (size_t i = 0; i < n; i++)
+        timeline_one(ctx, &ctx->runs[idx[i]]);
+    if (more)
+        pl_item_skip(ctx, "timeline_more", "more memory timelines",
+                     "%zu more runs have timelines; raise max_runs to draw them", more);
+    free(idx);
+}
+
+/* ---- allocation sites --------------------------------------------------------------- */
+
+/* Frames that say where memory was asked for, not how it was handed out. */
+static int boring_frame(const char *fn, const char *module)
+{
+    static const char *const exact[] = {"malloc", "calloc", "realloc", "free", "reallocarray",
+                                        "posix_memalign", "aligned_alloc", "memalign", "valloc",
+                                        "pvalloc", "strdup", "strndup", "mmap", "mmap64",
+                                        "operator new", "operator new[]", NULL};
+    static const char *const prefix[] = {"mt_heap_", "mt_memcat_", "__libc_", "__GI_", "_dl_",
+                                         "_Znw", "_Zna", "operator new(", "operator new[](",
+                                         "heap_hook", "hook_", NULL};
+    if (!fn || !*fn)
+        return 1;
+    for (size_t i = 0; exact[i]; i++)
+        if (strcmp(fn, exact[i]) == 0)
+            return 1;
+    for (size_t i = 0; prefix[i]; i++)
+        if (strncmp(fn, prefix[i], strlen(prefix[i])) == 0)
+            return 1;
+    /* the preloaded heap profiler's own frames */
+    const char *base = module ? strrchr(module, '/') : NULL;
+    base = base ? base + 1 : module;
+    return base && strstr(base, "heap") && strstr(base, ".so");
+}
+
+/* "function (file:line)" of the innermost interesting frame of a stack. */
+static char *site_label(struct pl_ctx *ctx, sqlite3_stmt *frames, long long stack_id)
+{
+    char *label = NULL, *fallback = NULL;
+    sqlite3_bind_int64(frames, 1, stack_id);
+    while (!label && sqlite3_step(frames) == SQLITE_ROW) {
+        const char *fn = (const char *)sqlite3_column_text(frames, 0);
+        const char *mod = (const char *)sqlite3_column_text(frames, 1);
+        const char *file = (const char *)sqlite3_column_text(frames, 2);
+        int line = sqlite3_column_int(frames, 3);
+        const char *fbase = file ? strrchr(file, '/') : NULL;
+        fbase = fbase ? fbase + 1 : file;
+        if (!fallback && (fn || mod))
+            fallback = pl_asprintf(ctx, "%s", fn ? fn : mod);
+        if (boring_frame(fn, mod))
+            continue;
+        if (fbase)
+            label = pl_asprintf(ctx, "%s (%s:%d)", fn, fbase, line);
+        else
+            label = pl_asprintf(ctx, "%s", fn);
+    }
+    sqlite3_reset(frames);
+    if (label) {
+        free(fallback);
+        return label;
+    }
+    return fallback ? fallback : pl_asprintf(ctx, "stack %lld (not symbolized)", stack_id);
+}
+
+static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    sqlite3_stmt *st = NULL, *fr = NULL;
+    char err[512];
+    char *name = pl_asprintf(ctx, "sites_run%lld", r->id);
+    char *desc = run_desc(ctx, r);
+    char *title = pl_asprintf(ctx, "Top allocation sites at peak: %s", pl_s(desc));
+    FILE *dat = NULL, *gp = NULL;
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT stack_id, category, SUM(peak_bytes), SUM(bytes), SUM(allocs), "
+                           "MAX(estimated) FROM alloc_sites WHERE run_id = ?1 AND rank = "
+                           "(SELECT MIN(rank) FROM alloc_sites WHERE run_id = ?1) "
+                           "GROUP BY stack_id, category HAVING SUM(peak_bytes) > 0 "
+                           "ORDER BY 3 DESC, 1 LIMIT 15",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db,
+                           "SELECT f.function, f.module, f.file, f.line FROM stack_frames s JOIN "
+                           "frames f ON f.id = s.frame_id WHERE s.stack_id = ?1 ORDER BY s.depth",
+                           -1, &fr, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read alloc_sites: %s",
+                     sqlite3_errmsg(ctx->db));
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->id);
+    struct row {
+        char *label, *cat;
+        double peak, bytes, allocs;
+    } rows[15];
+    size_t n = 0;
+    int estimated = 0;
+    while (n < 15 && sqlite3_step(st) == SQLITE_ROW) {
+        rows[n].label = site_label(ctx, fr, sqlite3_column_int64(st, 0));
+        rows[n].cat = pl_strdup(ctx, (const char *)sqlite3_column_text(st, 1));
+        rows[n].peak = sqlite3_column_double(st, 2);
+        rows[n].bytes = sqlite3_column_double(st, 3);
+        rows[n].allocs = sqlite3_column_double(st, 4);
+        estimated |= sqlite3_column_int(st, 5);
+        n++;
+    }
+    if (n == 0) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title),
+                     "no allocation site of run %lld was live at the peak", r->id);
+        goto out;
+    }
+    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
+        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
+        goto free_rows;
+    }
+    fputs("# rank\tpeak_MiB\ttotal_MiB\tallocs\tcategory\tsite (largest first)\n", dat);
+    pl_gp_preamble(ctx, gp, name, 1100, 160 + 34 * (int)n);
+    pl_gp_title(gp, title, ctx, estimated ? "sampled profile: bytes are estimates" : NULL);
+    fputs("set xlabel 'bytes live at the global heap peak (MiB)'\nset xrange [0:*]\n"
+          "set yrange [-0.7:", gp);
+    fprintf(gp, "%zu.7]\nset key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
+                "set lmargin at screen 0.42\nset ytics (", n - 1);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(dat, "%zu\t%.10g\t%.10g\t%.0f\t", i, rows[i].peak / PL_MIB, rows[i].bytes / PL_MIB,
+                rows[i].allocs);
+        pl_dat_text(dat, rows[i].cat);
+        fputc('\t', dat);
+        pl_dat_text(dat, rows[i].label);
+        fputc('\n', dat);
+        char tic[600];
+        snprintf(tic, sizeof tic, "%s [%s]", pl_s(rows[i].label), pl_s(rows[i].cat));
+        fputs(i ? ", " : "", gp);
+        pl_gp_str_max(gp, tic, 60);
+        fprintf(gp, " %zu", n - 1 - i);
+    }
+    fprintf(gp, ")\nplot '%s.dat' using (0):(%zu-$1):(0):2:(%zu-$1-0.38):(%zu-$1+0.38) "
+                "with boxxyerror lc rgb '%s'\n", name, n - 1, n - 1, n - 1, pl_color(0));
+    fclose(dat);
+    fclose(gp);
+    dat = gp = NULL;
+    pl_run_gnuplot(ctx, name, title);
+free_rows:
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].label);
+        free(rows[i].cat);
+    }
+out:
+    if (dat)
+        fclose(dat);
+    if (gp)
+        fclose(gp);
+    sqlite3_finalize(st);
+    sqlite3_finalize(fr);
+    free(name);
+    free(desc);
+    free(title);
+}
+
+void pl_draw_sites(struct pl_ctx *ctx)
+{
+    size_t *idx = runs_buffer(ctx), more;
+    if (!idx)
+        return;
+    size_t n = pick_runs(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", idx, max_runs(ctx),
+                         &more);
+    if (n == 0)
+        pl_item_skip(ctx, "sites", "top allocation sites", "no run recorded allocation sites");
+    for (size_t i = 0; i < n; i++)
+        sites_one(ctx, &ctx->runs[idx[i]]);
+    if (more)
+        pl_item_skip(ctx, "sites_more", "more allocation sites",
+                     "%zu more runs have allocation sites; raise max_runs to draw them", more);
+    free(idx);
+}
+
+/* ---- per-region cost ---------------------------------------------------------------- */
+
+#define MAX_REGIONS 25
+#define MAX_COUNTERS 3
+
+static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    sqlite3_stmt *st = NULL, *cs = NULL, *cv = NULL;
+    char err[512];
+    char *name = pl_asprintf(ctx, "regions_run%lld", r->id);
+    char *desc = run_desc(ctx, r);
+    char *title = pl_asprintf(ctx, "Cost per region: %s", pl_s(desc));
+    char *counters[MAX_COUNTERS] = {0};
+    size_t nc = 0;
+    struct pl_buf note = {0};
+    FILE *dat = NULL, *gp = NULL;
+    struct {
+        long long id;
+        char *path;
+        double wall, c[MAX_COUNTERS];
+    } rows[MAX_REGIONS];
+    size_t n = 0;
+    /* The most expensive regions (rank 0 or the lowest rank), shown in path order. */
+    if (sqlite3_prepare_v2(ctx->db,
+                           "SELECT id, path, wall_s FROM (SELECT id, path, wall_s FROM regions "
+                           "WHERE run_id = ?1 AND rank = (SELECT MIN(rank) FROM regions WHERE "
+                           "run_id = ?1) ORDER BY wall_s DESC, path LIMIT 25) ORDER BY path",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db,
+                           "SELECT c.counter, COUNT(c.value), MIN(c.unavailable) FROM "
+                           "region_counters c JOIN regions g ON g.id = c.region_id WHERE "
+                           "g.run_id = ?1 GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
+                           -1, &cs, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db,
+                           "SELECT value FROM region_counters WHERE region_id = ?1 AND counter = ?2 "
+                           "AND value IS NOT NULL",
+                           -1, &cv, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read regions: %s", sqlite3_errmsg(ctx->db));
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, r->id);
+    while (n < MAX_REGIONS && sqlite3_step(st) == SQLITE_ROW) {
+        rows[n].id = sqlite3_column_int64(st, 0);
+        rows[n].path = pl_strdup(ctx, (const char *)sqlite3_column_text(st, 1));
+        rows[n].wall = sqlite3_column_double(st, 2);
+        n++;
+    }
+    sqlite3_bind_int64(cs, 1, r->id);
+    size_t unavailable = 0;
+    while (sqlite3_step(cs) == SQLITE_ROW) {
+        const char *cname = (const char *)sqlite3_column_text(cs, 0);
+        if (sqlite3_column_int(cs, 1) > 0 && nc < MAX_COUNTERS) {
+            counters[nc++] = pl_strdup(ctx, cname);
+        } else if (sqlite3_column_int(cs, 1) == 0) {
+            if (unavailable++ == 0)
+                pl_buf_printf(&note, "unavailable: %s (%s)", cname,
+                              pl_s((const char *)sqlite3_column_text(cs, 2)));
+        }
+    }
+    if (unavailable > 1)
+        pl_buf_printf(&note, " and %zu more counters", unavailable - 1);
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < nc; c++) {
+            sqlite3_bind_int64(cv, 1, rows[i].id);
+            sqlite3_bind_text(cv, 2, counters[c], -1, SQLITE_STATIC);
+            rows[i].c[c] = sqlite3_step(cv) == SQLITE_ROW ? sqlite3_column_double(cv, 0) : NAN;
+            sqlite3_reset(cv);
+        }
+    if (n == 0) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no regions", r->id);
+        goto out;
+    }
+    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
+        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
+        goto out;
+    }
+    fputs("# row\twall_s", dat);
+    for (size_t c = 0; c < nc; c++)
+        fprintf(dat, "\t%s", counters[c]);
+    fputs("\tpath\n", dat);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(dat, "%zu\t%.10g", i, rows[i].wall);
+        for (size_t c = 0; c < nc; c++)
+            fprintf(dat, isnan(rows[i].c[c]) ? "\tNaN" : "\t%.10g", rows[i].c[c]);
+        fputc('\t', dat);
+        pl_dat_text(dat, rows[i].path);
+        fputc('\n', dat);
+    }
+    int width = 900 + 380 * (int)nc;
+    pl_gp_preamble(ctx, gp, name, width, 200 + 30 * (int)n);
+    fprintf(gp, "set key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
+                "set yrange [%zu.6:-0.6]\nset tmargin 5\nset multiplot layout 1,%zu title ",
+            n - 1, nc + 1);
+    pl_gp_title_expr(gp, title, ctx, note.len ? note.s : (nc ? NULL : "no counters recorded"));
+    fputc('\n', gp);
+    double left = 0.36 * 900.0 / width;
+    double panel = (0.97 - left) / (double)(nc + 1);
+    for (size_t c = 0; c <= nc; c++) {
+        fprintf(gp, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n",
+                left + panel * (double)c, left + panel * (double)(c + 1) - 0.02);
+        if (c == 0) {
+            fputs("set ytics (", gp);
+            for (size_t i = 0; i < n; i++) {
+                fputs(i ? ", " : "", gp);
+                pl_gp_str_max(gp, rows[i].path, 45);
+                fprintf(gp, " %zu", i);
+            }
+            fputs(")\nset xlabel 'wall time (s)'\n", gp);
+        } else {
+            fputs("set ytics autofreq\nset format y ''\nset xlabel ", gp);
+            pl_gp_str_max(gp, counters[c - 1], 40);
+            fputs(" . ' (count)'\n", gp);
+        }
+        fprintf(gp, "set xrange [0:*]\nplot '%s.dat' using (0):1:(0):%zu:($1-0.38):($1+0.38) "
+                    "with boxxyerror lc rgb '%s'\n", name, c + 2, pl_color(c));
+    }
+    fputs("unset multiplot\n", gp);
+    fclose(dat);
+    fclose(gp);
+    dat = gp = NULL;
+    pl_run_gnuplot(ctx, name, title);
+out:
+    if (dat)
+        fclose(dat);
+    if (gp)
+        fclose(gp);
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].path);
+    for (size_t c = 0; c < nc; c++)
+        free(counters[c]);
+    pl_buf_free(&note);
+    sqlite3_finalize(st);
+    sqlite3_finalize(cs);
+    sqlite3_finalize(cv);
+    free(name);
+    free(desc);
+    free(title);
+}
+
+void pl_draw_regions(struct pl_ctx *ctx)
+{
+    size_t *idx = runs_buffer(ctx), more;
+    if (!idx)
+        return;
+    size_t n = pick_runs(ctx, "SELECT 1 FROM regions WHERE run_id = ?1", idx, max_runs(ctx), &more);
+    if (n == 0)
+        pl_item_skip(ctx, "regions", "cost per region", "no run recorded regions");
+    for (size_t i = 0; i < n; i++)
+        regions_one(ctx, &ctx->runs[idx[i]]);
+    if (more)
+        pl_item_skip(ctx, "regions_more", "more region costs",
+                     "%zu more runs have regions; raise max_runs to draw them", more);
+    free(idx);
+}
