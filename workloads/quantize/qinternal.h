@@ -1,0 +1,67 @@
+/* qinternal.h — what the mt_quant source files share and nobody else sees.
+ *
+ * What it is for: the prepared-activation record passed from the dispatcher to the
+ * scalar and AVX-512 kernels, CPU feature probes, and the AVX-512 conversion entry
+ * points. What it is not for: any public API (see qformat.h, qkernels.h).
+ */
+#ifndef MT_QUANT_QINTERNAL_H
+#define MT_QUANT_QINTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qformat.h"
+
+/* Activations as the kernels consume them. Rows are k_pad long, zero padded. */
+struct mt_qprep {
+    size_t m;           /* token rows */
+    size_t k_pad;       /* = the tensor's k_pad */
+    size_t units;       /* = the tensor's units_per_row */
+    const float *x;     /* m x k_pad fp32 (fp32-activation kernels) */
+    const float *xsum;  /* m x units: sum of x over each unit (linear schemes) */
+    const int8_t *qa;   /* m x k_pad int8 (int8-activation kernels) */
+    const float *sa;    /* m per-token activation scales */
+    const int32_t *asum; /* m x units: sum of qa over each unit */
+};
+
+static inline int mt_q_is_linear(enum mt_qscheme s)
+{
+    return s == MT_QS_LINEAR_ASYM || s == MT_QS_LINEAR_SYM;
+}
+static inline int mt_q_is_codebook(enum mt_qscheme s)
+{
+    return s == MT_QS_NF || s == MT_QS_KMEANS || s == MT_QS_LOG;
+}
+static inline int mt_q_is_half(enum mt_qscheme s) { return s == MT_QS_FP16 || s == MT_QS_BF16; }
+
+/* Index of the metadata of unit u in row r (see struct mt_qtensor). */
+static inline size_t mt_q_meta(const struct mt_qtensor *qt, size_t r, size_t u)
+{
+    return r * qt->meta_row_stride + u;
+}
+/* The codebook of unit (r, u), or NULL for non-codebook schemes. */
+static inline const float *mt_q_lut(const struct mt_qtensor *qt, size_t r, size_t u)
+{
+    if (!qt->lut)
+        return NULL;
+    if (qt->fmt.scheme != MT_QS_KMEANS)
+        return qt->lut;
+    return qt->lut + mt_q_meta(qt, r, u) * qt->lut_len;
+}
+
+/* CPU probes (cached by the caller if it cares; each is a cpuid read). */
+int mt_q_cpu_avx512(void); /* AVX512 F+BW+VL */
+int mt_q_cpu_vnni(void);   /* the above + AVX512-VNNI */
+int mt_q_cpu_bf16(void);   /* the above + AVX512-BF16 */
+
+/* Scalar references (qkernels_ref.c). y is m x n. */
+void mt_q_gemm_f32_ref(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+void mt_q_gemm_i8_ref(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+
+/* AVX-512 kernels (qkernels_avx512.c); callers check the CPU first. */
+void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+void mt_q_f32_to_bf16_avx512(const float *x, uint16_t *out, size_t n);
+void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n);
+
+#endif

@@ -1,0 +1,286 @@
+/* qkernels_avx512.c — AVX-512 products on packed weights, unpacking codes in registers.
+ *
+ * What it is for: the fast paths behind mt_qgemm: 64 codes are expanded from their block
+ * layout into one zmm of bytes (4-bit: nibble split; 2/3-bit: broadcast + variable shift,
+ * the third bit as a 64-bit mask), then either turned into floats (linear schemes:
+ * convert; 4-bit-or-less codebooks: vpermps over a 16-entry register table; 8-bit
+ * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
+ * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
+ * four token rows share each unpacked block. Also the fp16/bf16 vector conversions.
+ * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
+ * compiled with a target pragma so the library still builds anywhere).
+ */
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "qinternal.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { KIND_LIN, KIND_CB16, KIND_CB256 };
+
+/* The 64 codes of one block as bytes 0..63 of a zmm (see qformat.h for the layout). */
+INLINE __m512i unpack64(const uint8_t *p, const unsigned bits)
+{
+    if (bits == 8)
+        return _mm512_loadu_si512(p);
+    if (bits == 4) {
+        __m256i v = _mm256_loadu_si256((const void *)p);
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+        return _mm512_and_si512(w, _mm512_set1_epi8(15));
+    }
+    __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)p));
+    w = _mm512_srlv_epi64(w, _mm512_set_epi64(6, 6, 4, 4, 2, 2, 0, 0));
+    w = _mm512_and_si512(w, _mm512_set1_epi8(3));
+    if (bits == 3) {
+        uint64_t hi;
+        memcpy(&hi, p + 16, 8);
+        w = _mm512_mask_add_epi8(w, _cvtu64_mask64(hi), w, _mm512_set1_epi8(4));
+    }
+    return w;
+}
+
+INLINE __m512 codes_to_ps(__m128i c16, const int kind, __m512 lut16, const float *lut)
+{
+    __m512i idx = _mm512_cvtepu8_epi32(c16);
+    if (kind == KIND_LIN)
+        return _mm512_cvtepi32_ps(idx);
+    if (kind == KIND_CB16)
+        return _mm512_permutexvar_ps(idx, lut16);
+    return _mm512_i32gather_ps(idx, lut, 4);
+}
+
+INLINE __m512 load_lut16(const struct mt_qtensor *w, size_t r, size_t u)
+{
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << w->lut_len) - 1u), mt_q_lut(w, r, u));
+}
+
+/* Row r of W against token rows i0..i0+MT-1 with fp32 activations. Four partial sums per
+ * token row per unit (one per 16-code chunk of a block) keep four FMA chains in flight
+ * even at MT = 1. */
+INLINE void row_f32(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i0,
+                    const int MT, const unsigned bits, const int kind, float *y)
+{
+    const uint8_t *row = w->codes + r * w->row_bytes;
+    const size_t bb = (size_t)bits * 8, nblk = w->k_pad / MT_QBLOCK;
+    const size_t chunks_per_unit = w->unit_len / 16;
+    const int kmeans = w->fmt.scheme == MT_QS_KMEANS;
+    const float *xs[4];
+    __m512 racc[4], d[4][4];
+    float off[4];
+    for (int m = 0; m < MT; m++) {
+        xs[m] = p->x + (i0 + m) * p->k_pad;
+        racc[m] = _mm512_setzero_ps();
+        off[m] = 0.0f;
+        for (int c = 0; c < 4; c++)
+            d[m][c] = _mm512_setzero_ps();
+    }
+    size_t u = 0, left = chunks_per_unit;
+    const float *lut = mt_q_lut(w, r, 0);
+    __m512 lut16 = kind == KIND_CB16 ? load_lut16(w, r, 0) : _mm512_setzero_ps();
+
+#define CHUNK(c)                                                                           \
+    do {                                                                                   \
+        __m512 v = codes_to_ps(_mm512_extracti32x4_epi32(cw, c), kind, lut16, lut);        \
+        for (int m = 0; m < MT; m++)                                                       \
+            d[m][c] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[m] + j0 + 16 * (c)), v, d[m][c]); \
+        if (--left == 0) {                                                                 \
+            size_t mi = mt_q_meta(w, r, u);                                                \
+            for (int m = 0; m < MT; m++) {                                                 \
+                __m512 s = _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]),                  \
+                                         _mm512_add_ps(d[m][2], d[m][3]));                 \
+                for (int q = 0; q < 4; q++)                                                \
+                    d[m][q] = _mm512_setzero_ps();                                         \
+                if (kmeans)                                                                \
+                    racc[m] = _mm512_add_ps(racc[m], s);                                   \
+                else                                                                       \
+                    racc[m] = _mm512_fmadd_ps(s, _mm512_set1_ps(w->scale[mi]), racc[m]);   \
+                if (kind == KIND_LIN)                                                      \
+                    off[m] += w->offset[mi] * p->xsum[(i0 + m) * p->units + u];            \
+            }                                                                              \
+            left = chunks_per_unit;                                                        \
+            if (++u < w->units_per_row && kmeans) {                                        \
+                lut = mt_q_lut(w, r, u);                                                   \
+                if (kind == KIND_CB16)                                                     \
+                    lut16 = load_lut16(w, r, u);                                           \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+    for (size_t b = 0; b < nblk; b++) {
+        const __m512i cw = unpack64(row + b * bb, bits);
+        const size_t j0 = b * MT_QBLOCK;
+        CHUNK(0);
+        CHUNK(1);
+        CHUNK(2);
+        CHUNK(3);
+    }
+#undef CHUNK
+    for (int m = 0; m < MT; m++)
+        y[(i0 + m) * w->n + r] = _mm512_reduce_add_ps(racc[m]) + off[m];
+}
+
+/* Row r of an fp16/bf16 tensor against token rows i0..i0+MT-1; both conversions to fp32
+ * are exact. */
+INLINE void row_half(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i0,
+                     const int MT, const int bf16, float *y)
+{
+    const uint16_t *row = (const uint16_t *)(const void *)(w->codes + r * w->row_bytes);
+    const float *xs[4];
+    __m512 d[4][4];
+    for (int m = 0; m < MT; m++) {
+        xs[m] = p->x + (i0 + m) * p->k_pad;
+        for (int c = 0; c < 4; c++)
+            d[m][c] = _mm512_setzero_ps();
+    }
+    for (size_t j = 0; j < w->k_pad; j += 64)
+        for (int c = 0; c < 4; c++) {
+            __m256i h = _mm256_loadu_si256((const void *)(row + j + 16 * c));
+            __m512 v = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+                            : _mm512_cvtph_ps(h);
+            for (int m = 0; m < MT; m++)
+                d[m][c] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[m] + j + 16 * c), v, d[m][c]);
+        }
+    for (int m = 0; m < MT; m++)
+        y[(i0 + m) * w->n + r] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]), _mm512_add_ps(d[m][2], d[m][3])));
+}
+
+/* One output row for all token rows, in tiles of four. */
+#define TILES(call4, call1)                                                                \
+    do {                                                                                   \
+        size_t i0 = 0;                                                                     \
+        for (; i0 + 4 <= p->m; i0 += 4)                                                    \
+            call4;                                                                         \
+        for (; i0 < p->m; i0++)                                                            \
+            call1;                                                                         \
+    } while (0)
+
+#define F32_CASE(bits, kind)                                                               \
+    TILES(row_f32(w, p, r, i0, 4, bits, kind, y), row_f32(w, p, r, i0, 1, bits, kind, y))
+
+void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
+{
+    const enum mt_qscheme s = w->fmt.scheme;
+    const int kind = mt_q_is_linear(s) ? KIND_LIN : w->fmt.bits <= 4 ? KIND_CB16 : KIND_CB256;
+    const unsigned bits = w->fmt.bits;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < w->n; r++) {
+        if (s == MT_QS_BF16)
+            TILES(row_half(w, p, r, i0, 4, 1, y), row_half(w, p, r, i0, 1, 1, y));
+        else if (s == MT_QS_FP16)
+            TILES(row_half(w, p, r, i0, 4, 0, y), row_half(w, p, r, i0, 1, 0, y));
+        else if (kind == KIND_LIN) {
+            switch (bits) {
+            case 8: F32_CASE(8, KIND_LIN); break;
+            case 4: F32_CASE(4, KIND_LIN); break;
+            case 3: F32_CASE(3, KIND_LIN); break;
+            default: F32_CASE(2, KIND_LIN); break;
+            }
+        } else if (kind == KIND_CB16) {
+            switch (bits) {
+            case 4: F32_CASE(4, KIND_CB16); break;
+            case 3: F32_CASE(3, KIND_CB16); break;
+            default: F32_CASE(2, KIND_CB16); break;
+            }
+        } else {
+            F32_CASE(8, KIND_CB256);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ int8 activations (VNNI) */
+
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+/* Adds one unit's exact integer dot to the fp32 row sum, in the order the reference
+ * uses: acc += scale * isum + offset * asum. */
+#define FLUSH_UNIT(m, uu, isum)                                                            \
+    do {                                                                                   \
+        size_t mi_ = mt_q_meta(w, r, (uu));                                                \
+        accf[m] += w->scale[mi_] * (float)(isum) +                                         \
+                   w->offset[mi_] * (float)p->asum[(i0 + (m)) * p->units + (uu)];          \
+    } while (0)
+
+VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r,
+                        size_t i0, const int MT, const unsigned bits, float *y)
+{
+    const uint8_t *row = w->codes + r * w->row_bytes;
+    const size_t bb = (size_t)bits * 8, nblk = w->k_pad / MT_QBLOCK;
+    const size_t blocks_per_unit = w->unit_len >= MT_QBLOCK ? w->unit_len / MT_QBLOCK : 0;
+    const int8_t *as[4];
+    __m512i acc[4];
+    float accf[4];
+    for (int m = 0; m < MT; m++) {
+        as[m] = p->qa + (i0 + m) * p->k_pad;
+        acc[m] = _mm512_setzero_si512();
+        accf[m] = 0.0f;
+    }
+    size_t left = blocks_per_unit, u = 0;
+    for (size_t b = 0; b < nblk; b++) {
+        const __m512i cw = unpack64(row + b * bb, bits);
+        for (int m = 0; m < MT; m++)
+            acc[m] = _mm512_dpbusd_epi32(acc[m], cw, _mm512_loadu_si512(as[m] + b * MT_QBLOCK));
+        if (!blocks_per_unit) { /* 32-column groups: two units per block */
+            for (int m = 0; m < MT; m++) {
+                FLUSH_UNIT(m, 2 * b, _mm512_mask_reduce_add_epi32(0x00ff, acc[m]));
+                FLUSH_UNIT(m, 2 * b + 1, _mm512_mask_reduce_add_epi32(0xff00, acc[m]));
+                acc[m] = _mm512_setzero_si512();
+            }
+        } else if (--left == 0) {
+            for (int m = 0; m < MT; m++) {
+                FLUSH_UNIT(m, u, _mm512_reduce_add_epi32(acc[m]));
+                acc[m] = _mm512_setzero_si512();
+            }
+            u++;
+            left = blocks_per_unit;
+        }
+    }
+    for (int m = 0; m < MT; m++)
+        y[(i0 + m) * w->n + r] = p->sa[i0 + m] * accf[m];
+}
+#undef FLUSH_UNIT
+
+#define I8_CASE(bits) TILES(row_i8(w, p, r, i0, 4, bits, y), row_i8(w, p, r, i0, 1, bits, y))
+
+VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
+{
+    const unsigned bits = w->fmt.bits;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < w->n; r++) {
+        switch (bits) {
+        case 8: I8_CASE(8); break;
+        case 4: I8_CASE(4); break;
+        case 3: I8_CASE(3); break;
+        default: I8_CASE(2); break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ conversions */
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void
+mt_q_f32_to_bf16_avx512(const float *x, uint16_t *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512(out + i, (__m512i)h);
+    }
+    for (; i < n; i++)
+        out[i] = mt_q_f32_to_bf16(x[i]);
+}
+
+void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((void *)(out + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        out[i] = mt_q_f32_to_f16(x[i]);
+}
