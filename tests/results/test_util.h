@@ -1,0 +1,62 @@
+/* tests/results/test_util.h — tiny helpers shared by the store tests.
+ *
+ * What it is for: a CHECK macro that reports file:line and fails the test, a scratch
+ * folder, whole-file snapshots (to prove a refused file is byte-identical) and capturing
+ * a reader's output in memory. What it is not for: anything outside tests/results/.
+ */
+#ifndef MEMTRADE_TESTS_RESULTS_UTIL_H
+#define MEMTRADE_TESTS_RESULTS_UTIL_H
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);          \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* Runs a store call that must succeed; prints the store's error otherwise. */
+#define OK(st, call) CHECK((call) == 0, "%s", mt_store_error(st))
+
+/* A fresh scratch folder (removed by tu_cleanup) and paths inside it. */
+const char *tu_dir(void);
+/* Returns a static buffer holding "<dir>/<name>"; copy it before the next call. */
+const char *tu_path(const char *name);
+void tu_cleanup(void);
+
+/* The whole content of a file; n = (size_t)-1 when it cannot be read. */
+struct tu_blob {
+    char *data;
+    size_t n;
+};
+struct tu_blob tu_read(const char *path);
+int tu_same(struct tu_blob a, struct tu_blob b);
+int tu_write(const char *path, const void *data, size_t n);
+int tu_exists(const char *path);
+
+/* Capture of FILE* output: tu_cap_open, write through cap.f, tu_cap_text (closes). */
+struct tu_cap {
+    FILE *f;
+    char *buf;
+    size_t n;
+};
+void tu_cap_open(struct tu_cap *c);
+const char *tu_cap_text(struct tu_cap *c);
+void tu_cap_free(struct tu_cap *c);
+
+/* One-value SQL helpers over a raw connection (setup and checks outside the store API). */
+long long tu_int(sqlite3 *db, const char *sql);
+/* Returns a malloc'd copy of the first column of the first row ("(null)" for NULL). */
+char *tu_text(sqlite3 *db, const char *sql);
+int tu_exec(const char *path, const char *sql);
+
+#endif
