@@ -134,6 +134,7 @@ int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **o
     struct mt_counters *c = calloc(1, sizeof *c);
     if (!c)
         return mt_ctr_err(err, errlen, "out of memory");
+    c->owner = pthread_self();
     const char *events = opts ? opts->events : NULL;
     if (!events)
         events = getenv(MT_COUNTERS_ENV);
@@ -230,10 +231,19 @@ static struct mt_region_node *child(struct mt_counters *c, struct mt_region_node
     return parent->last_hit = nd;
 }
 
+static int check_owner(const struct mt_counters *c, const char *what, char *err,
+                       size_t errlen)
+{
+    if (!pthread_equal(pthread_self(), c->owner))
+        return mt_ctr_err(err, errlen, "%s called from a thread other than the one that "
+                                       "opened the counters", what);
+    return 0;
+}
+
 int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err,
                              size_t errlen)
 {
-    if (check_name(name, err, errlen) != 0)
+    if (check_owner(c, "region_begin", err, errlen) != 0 || check_name(name, err, errlen) != 0)
         return -1;
     if (c->depth == MT_COUNTERS_DEPTH_MAX)
         return mt_ctr_err(err, errlen, "regions nested deeper than %d (entering '%s' in '%s')",
@@ -257,6 +267,8 @@ int mt_counters_region_end(struct mt_counters *c, const char *name, char *err,
 {
     double wall1 = now(CLOCK_MONOTONIC);
     double cpu1 = now(CLOCK_PROCESS_CPUTIME_ID);
+    if (check_owner(c, "region_end", err, errlen) != 0)
+        return -1;
     if (c->depth == 0)
         return mt_ctr_err(err, errlen, "region_end('%s') with no region open",
                           name ? name : "(null)");
@@ -324,7 +336,8 @@ int mt_counters_read_total(struct mt_counters *c, struct mt_counters_region *out
 {
     double wall1 = now(CLOCK_MONOTONIC);
     double cpu1 = now(CLOCK_PROCESS_CPUTIME_ID);
-    if (snapshot(c, c->snap_now, err, errlen) != 0)
+    if (check_owner(c, "read_total", err, errlen) != 0 ||
+        snapshot(c, c->snap_now, err, errlen) != 0)
         return -1;
     int64_t delta[MT_COUNTERS_MAX];
     for (size_t i = 0; i < c->n; i++)

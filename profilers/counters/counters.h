@@ -36,7 +36,8 @@
  * marked unavailable with PAPI's reason).
  *
  * Thread safety. A handle is used by ONE thread: the thread that opened it (PAPI binds
- * eventsets to the creating thread). mt_counters_mem and mt_counters_mem_reset_peak are
+ * eventsets to the creating thread); region_begin/end and read_total called from another
+ * thread fail with an error and change nothing. mt_counters_mem and mt_counters_mem_reset_peak are
  * stateless and safe from any thread.
  *
  * Errors. Functions returning int return 0 on success and -1 on error with a message in

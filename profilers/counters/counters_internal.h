@@ -6,6 +6,7 @@
 
 #include "counters.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 
 enum { MT_CTR_REASON_MAX = 320, MT_CTR_NOTE_MAX = 160, MT_CTR_PAPI_SETS = 8,
@@ -43,6 +44,7 @@ struct mt_perf_reader {
 struct mt_region_node; /* counters.c */
 
 struct mt_counters {
+    pthread_t owner; /* the opening thread: PAPI eventsets belong to it */
     struct mt_ctr ctr[MT_COUNTERS_MAX];
     size_t n;
 

@@ -4,8 +4,17 @@
  */
 #include "check.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
+
+/* region_begin from a thread that did not open the handle: must fail. */
+static void *foreign_begin(void *arg)
+{
+    char err[256] = "";
+    int rc = mt_counters_region_begin(arg, "foreign", err, sizeof err);
+    return (void *)(intptr_t)(rc == -1 && strstr(err, "thread") != NULL);
+}
 
 static double mono(void)
 {
@@ -51,6 +60,11 @@ int main(void)
     longname[sizeof longname - 1] = '\0';
     CHECK(mt_counters_region_begin(c, longname, err, sizeof err) == -1);
     CHECK(mt_counters_region_begin(c, NULL, err, sizeof err) == -1);
+    pthread_t t;
+    void *refused = NULL;
+    CHECK_I64(pthread_create(&t, NULL, foreign_begin, c), 0);
+    pthread_join(t, &refused);
+    CHECK(refused == (void *)1);
     CHECK_I64(mt_counters_region_depth(c), 0);
 
     MUST(mt_counters_region_begin(c, "outer", err, sizeof err), err);
