@@ -1,0 +1,199 @@
+/* test_kernels.c — every fast kernel against its scalar reference.
+ *
+ * What it is for: holding kernels.c to kernels_ref.c on awkward shapes (sizes that are
+ * not multiples of any vector width or block). Tolerance: |fast - ref| <= 1e-5 *
+ * max|ref| + 1e-4 * |ref| element-wise (float summation order differs; the exp/tanh
+ * polynomials are within 3e-7 relative, checked over [-87, 88]). AdamW and sums of squares must agree to 1e-6 relative.
+ * Also checks the accumulation conventions (= versus +=) by starting outputs non-zero.
+ * What it is not for: gradients of the model (test_grad.c).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "rng.h"
+#include "tf_test.h"
+
+static struct mt_rng rng;
+static int failures;
+
+static float *randv(size_t n, float scale)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)mt_rng_normal(&rng) * scale;
+    return v;
+}
+
+static float *copyv(const float *x, size_t n)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    memcpy(v, x, n * sizeof *v);
+    return v;
+}
+
+static void expect_close(const char *what, const float *fast, const float *ref, size_t n,
+                         double rtol)
+{
+    double maxref = 0, worst = 0;
+    for (size_t i = 0; i < n; i++)
+        maxref = fabs(ref[i]) > maxref ? fabs(ref[i]) : maxref;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)fast[i] - ref[i]);
+        double tol = 1e-5 * maxref + rtol * fabs(ref[i]);
+        worst = d / (maxref + 1e-30) > worst ? d / (maxref + 1e-30) : worst;
+        if (!(d <= tol)) {
+            printf("FAIL %s[%zu]: fast %.9g ref %.9g\n", what, i, fast[i], ref[i]);
+            failures++;
+            return;
+        }
+    }
+    printf("%-22s n=%-7zu max err / max|ref| = %.2e\n", what, n, worst);
+}
+
+int main(void)
+{
+    mt_rng_seed(&rng, 2024);
+    const size_t N = 37, C = 72, OC = 100, B = 3, T = 17, NH = 4, V = 300;
+
+    { /* matmul forward and backward */
+        float *inp = randv(N * C, 1), *w = randv(OC * C, 0.1f), *bias = randv(OC, 0.1f);
+        float *o1 = randv(N * OC, 1), *o2 = copyv(o1, N * OC);
+        mt_k_matmul_fwd(o1, inp, w, bias, N, C, OC);
+        mt_k_matmul_fwd_ref(o2, inp, w, bias, N, C, OC);
+        expect_close("matmul_fwd", o1, o2, N * OC, 1e-4);
+        mt_k_matmul_fwd(o1, inp, w, NULL, N, C, OC);
+        mt_k_matmul_fwd_ref(o2, inp, w, NULL, N, C, OC);
+        expect_close("matmul_fwd nobias", o1, o2, N * OC, 1e-4);
+        float *dout = randv(N * OC, 1), *di1 = randv(N * C, 1), *di2 = copyv(di1, N * C);
+        float *dw1 = randv(OC * C, 1), *dw2 = copyv(dw1, OC * C);
+        float *db1 = randv(OC, 1), *db2 = copyv(db1, OC);
+        mt_k_matmul_bwd(di1, dw1, db1, dout, inp, w, N, C, OC);
+        mt_k_matmul_bwd_ref(di2, dw2, db2, dout, inp, w, N, C, OC);
+        expect_close("matmul_bwd dinp", di1, di2, N * C, 1e-4);
+        expect_close("matmul_bwd dw", dw1, dw2, OC * C, 1e-4);
+        expect_close("matmul_bwd dbias", db1, db2, OC, 1e-4);
+        free(inp), free(w), free(bias), free(o1), free(o2), free(dout), free(di1), free(di2);
+        free(dw1), free(dw2), free(db1), free(db2);
+    }
+    { /* encoder */
+        int inp[3 * 17];
+        for (size_t i = 0; i < B * T; i++)
+            inp[i] = (int)mt_rng_below(&rng, 5); /* repeats exercise the scatter-add */
+        float *wte = randv(5 * C, 1), *wpe = randv(T * C, 1);
+        float *o1 = randv(B * T * C, 1), *o2 = copyv(o1, B * T * C);
+        mt_k_encoder_fwd(o1, inp, wte, wpe, B, T, C);
+        mt_k_encoder_fwd_ref(o2, inp, wte, wpe, B, T, C);
+        expect_close("encoder_fwd", o1, o2, B * T * C, 0);
+        float *dout = randv(B * T * C, 1), *e1 = randv(5 * C, 1), *e2 = copyv(e1, 5 * C);
+        float *p1 = randv(T * C, 1), *p2 = copyv(p1, T * C);
+        mt_k_encoder_bwd(e1, p1, dout, inp, B, T, C);
+        mt_k_encoder_bwd_ref(e2, p2, dout, inp, B, T, C);
+        expect_close("encoder_bwd dwte", e1, e2, 5 * C, 1e-6);
+        expect_close("encoder_bwd dwpe", p1, p2, T * C, 1e-6);
+        free(wte), free(wpe), free(o1), free(o2), free(dout), free(e1), free(e2), free(p1);
+        free(p2);
+    }
+    { /* layernorm */
+        float *inp = randv(N * C, 2), *w = randv(C, 1), *b = randv(C, 1);
+        float *o1 = randv(N * C, 1), *o2 = copyv(o1, N * C), m1[37], m2[37], r1[37], r2[37];
+        for (size_t i = 0; i < N * C; i++)
+            inp[i] += 3.0f; /* a non-zero mean */
+        mt_k_layernorm_fwd(o1, m1, r1, inp, w, b, N, C);
+        mt_k_layernorm_fwd_ref(o2, m2, r2, inp, w, b, N, C);
+        expect_close("layernorm_fwd", o1, o2, N * C, 1e-4);
+        expect_close("layernorm_fwd mean", m1, m2, N, 1e-5);
+        expect_close("layernorm_fwd rstd", r1, r2, N, 1e-5);
+        float *dout = randv(N * C, 1), *di1 = randv(N * C, 1), *di2 = copyv(di1, N * C);
+        float *dw1 = randv(C, 1), *dw2 = copyv(dw1, C), *db1 = randv(C, 1), *db2 = copyv(db1, C);
+        mt_k_layernorm_bwd(di1, dw1, db1, dout, inp, w, m2, r2, N, C);
+        mt_k_layernorm_bwd_ref(di2, dw2, db2, dout, inp, w, m2, r2, N, C);
+        expect_close("layernorm_bwd dinp", di1, di2, N * C, 1e-4);
+        expect_close("layernorm_bwd dw", dw1, dw2, C, 1e-4);
+        expect_close("layernorm_bwd db", db1, db2, C, 1e-4);
+        free(inp), free(w), free(b), free(o1), free(o2), free(dout), free(di1), free(di2);
+        free(dw1), free(dw2), free(db1), free(db2);
+    }
+    { /* attention */
+        size_t natt = B * NH * T * T;
+        float *qkv = randv(B * T * 3 * C, 1), *o1 = randv(B * T * C, 1), *o2 = copyv(o1, B * T * C);
+        float *a1 = calloc(natt, sizeof(float)), *a2 = calloc(natt, sizeof(float));
+        mt_k_attention_fwd(o1, a1, qkv, B, T, C, NH);
+        mt_k_attention_fwd_ref(o2, a2, qkv, B, T, C, NH);
+        expect_close("attention_fwd out", o1, o2, B * T * C, 1e-4);
+        expect_close("attention_fwd att", a1, a2, natt, 1e-4);
+        float *dout = randv(B * T * C, 1), *dq1 = randv(B * T * 3 * C, 1);
+        float *dq2 = copyv(dq1, B * T * 3 * C), *da1 = randv(natt, 1), *da2 = randv(natt, 1);
+        mt_k_attention_bwd(dq1, da1, dout, qkv, a2, B, T, C, NH);
+        mt_k_attention_bwd_ref(dq2, da2, dout, qkv, a2, B, T, C, NH);
+        expect_close("attention_bwd dqkv", dq1, dq2, B * T * 3 * C, 1e-4);
+        free(qkv), free(o1), free(o2), free(a1), free(a2), free(dout), free(dq1), free(dq2);
+        free(da1), free(da2);
+    }
+    { /* gelu, residual */
+        size_t n = 1001;
+        float *x = randv(n, 3), *o1 = malloc(n * 4), *o2 = malloc(n * 4), *d = randv(n, 1);
+        x[0] = -30.0f, x[1] = 30.0f, x[2] = 0.0f; /* saturation and zero */
+        mt_k_gelu_fwd(o1, x, n);
+        mt_k_gelu_fwd_ref(o2, x, n);
+        expect_close("gelu_fwd", o1, o2, n, 1e-4);
+        mt_k_gelu_bwd(o1, x, d, n);
+        mt_k_gelu_bwd_ref(o2, x, d, n);
+        expect_close("gelu_bwd", o1, o2, n, 1e-4);
+        mt_k_residual_fwd(o1, x, d, n);
+        for (size_t i = 0; i < n; i++)
+            o2[i] = x[i] + d[i];
+        expect_close("residual_fwd", o1, o2, n, 0);
+        free(x), free(o1), free(o2), free(d);
+    }
+    { /* softmax, cross-entropy forward/backward */
+        float *lg = randv(N * V, 4), *p1 = malloc(N * V * 4), *p2 = malloc(N * V * 4);
+        lg[5] = 80.0f, lg[6] = -80.0f; /* large logits stay finite */
+        mt_k_softmax_fwd(p1, lg, N, V);
+        mt_k_softmax_fwd_ref(p2, lg, N, V);
+        expect_close("softmax_fwd", p1, p2, N * V, 1e-4);
+        int tg[37];
+        for (size_t i = 0; i < N; i++)
+            tg[i] = i == 3 ? -1 : (int)mt_rng_below(&rng, V);
+        float l1[37], l2[37];
+        memcpy(p1, lg, N * V * 4), memcpy(p2, lg, N * V * 4);
+        double s1 = mt_k_crossentropy_fwd(p1, l1, tg, N, V);
+        double s2 = mt_k_crossentropy_fwd_ref(p2, l2, tg, N, V);
+        expect_close("crossentropy_fwd loss", l1, l2, N, 1e-5);
+        expect_close("crossentropy_fwd probs", p1, p2, N * V, 1e-4);
+        CHECK(fabs(s1 - s2) <= 1e-5 * fabs(s2));
+        CHECK(l1[3] == 0.0f);
+        mt_k_crossentropy_bwd(p1, tg, 0.25f, N, V);
+        mt_k_crossentropy_bwd_ref(p2, tg, 0.25f, N, V);
+        expect_close("crossentropy_bwd", p1, p2, N * V, 1e-4);
+        free(lg), free(p1), free(p2);
+    }
+    { /* adamw, sum of squares (several blocks) */
+        size_t n = 3 * MT_K_SUMSQ_BLOCK + 77;
+        float *p1 = randv(n, 1), *p2 = copyv(p1, n), *g = randv(n, 1);
+        float *m1 = randv(n, 0.1f), *m2 = copyv(m1, n), *v1 = randv(n, 0.1f);
+        for (size_t i = 0; i < n; i++)
+            v1[i] = fabsf(v1[i]);
+        float *v2 = copyv(v1, n);
+        struct mt_adamw_args a = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+                                  .weight_decay = 0.1f, .grad_scale = 0.7f, .step = 3};
+        mt_k_adamw(p1, g, m1, v1, n, &a);
+        mt_k_adamw_ref(p2, g, m2, v2, n, &a);
+        expect_close("adamw p", p1, p2, n, 1e-6);
+        expect_close("adamw m", m1, m2, n, 1e-6);
+        expect_close("adamw v", v1, v2, n, 1e-6);
+        double s1 = mt_k_sumsq(g, n), s2 = mt_k_sumsq_ref(g, n);
+        printf("sumsq fast %.12g ref %.12g\n", s1, s2);
+        CHECK(fabs(s1 - s2) <= 1e-9 * s2);
+        for (float x = -87.0f; x < 88.0f; x += 0.037f) /* the normal range */
+            CHECK(fabsf(mt_k_expf(x) - expf(x)) <= 3e-7f * expf(x));
+        CHECK(mt_k_expf(-100.0f) == 0.0f); /* flushes below the normal range */
+        CHECK(mt_k_expf(-INFINITY) == 0.0f);
+        free(p1), free(p2), free(g), free(m1), free(m2), free(v1), free(v2);
+    }
+    CHECK(failures == 0);
+    printf("ok\n");
+    return 0;
+}
