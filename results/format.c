@@ -324,9 +324,41 @@ done:
     return rc;
 }
 
+/* One row as "column  value" lines: a wide single record (a run) reads better vertically. */
+static int format_record(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return step_error(s, err, errlen);
+    int nc = sqlite3_column_count(s);
+    size_t w = 0;
+    for (int i = 0; i < nc; i++) {
+        size_t n = display_width(sqlite3_column_name(s, i));
+        w = n > w ? n : w;
+    }
+    for (int i = 0; i < nc; i++) {
+        const char *name = sqlite3_column_name(s, i);
+        char buf[64], *heap = NULL, *cell = NULL;
+        size_t n;
+        const char *v = cell_text(s, i, buf, sizeof buf, 1, &n, &heap);
+        if (v)
+            cell = table_cell(v, n);
+        fputs(name, out);
+        pad(out, w - display_width(name) + 2);
+        fprintf(out, "%s\n", cell ? cell : "-");
+        free(cell);
+        free(heap);
+    }
+    return 0;
+}
+
 int format_stmt(sqlite3_stmt *stmt, enum mt_store_format fmt, int single, FILE *out, char *err,
                 size_t errlen)
 {
+    if (single && fmt == MT_FORMAT_TABLE)
+        return format_record(stmt, out, err, errlen);
     switch (fmt) {
     case MT_FORMAT_CSV: return format_csv(stmt, out, err, errlen);
     case MT_FORMAT_JSON: return format_json(stmt, single, out, err, errlen);

@@ -256,15 +256,21 @@ static int precheck_file(const char *path, int readonly, int *exists_nonempty, c
     if (page_size < 512 || (page_size & (page_size - 1)) != 0)
         return fail_to(err, errlen, "%s: not an SQLite database (bad page size)", path);
     uint32_t pages = be32(h + 28);
-    /* The in-header size is valid only when the change counter matches version-valid-for. */
-    if (pages > 0 && be32(h + 24) == be32(h + 92)) {
+    /* The in-header size is valid only when the change counter matches version-valid-for.
+     * While a WAL file exists a checkpoint may be growing the file right now, so the size is
+     * only held against the header when there is none (a copied or cut file has none). */
+    char wal[4200];
+    struct stat wb;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    int wal_active = stat(wal, &wb) == 0 && wb.st_size > 0;
+    if (!wal_active && pages > 0 && be32(h + 24) == be32(h + 92)) {
         uint64_t want = (uint64_t)pages * page_size;
         if ((uint64_t)sb.st_size < want)
             return fail_to(err, errlen,
                            "%s: truncated SQLite database (header says %llu bytes, file has %lld)",
                            path, (unsigned long long)want, (long long)sb.st_size);
     }
-    if ((uint64_t)sb.st_size % page_size != 0)
+    if (!wal_active && (uint64_t)sb.st_size % page_size != 0)
         return fail_to(err, errlen,
                        "%s: truncated SQLite database (size %lld is not a multiple of the page "
                        "size %u)",
@@ -409,6 +415,10 @@ int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store *
     }
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(st->db, 1);
+    if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
+        store_fail(st, "cannot open for writing (permission denied?)");
+        goto fail;
+    }
 
     /* Everything up to here only read the file; now decide before writing anything. */
     int64_t uv = 0;

@@ -285,7 +285,8 @@ int mt_store_format_parse(const char *name, enum mt_store_format *out);
  * doubled), NULL as an empty field; json: an array of objects, integers and reals as JSON
  * numbers, NULL as null, strings escaped (UTF-8 passed through, control chars \uXXXX).
  * Readers that produce several sections (show) print, in table and csv, each section after
- * a "# name" line and a blank line between sections; in json one object whose members are
+ * a "# name" line and a blank line between sections (the one-row `run` section of show is
+ * printed as "column  value" lines in table form); in json one object whose members are
  * the sections. */
 
 struct mt_store_runs_filter {

@@ -67,7 +67,8 @@ int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t 
 int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *id,
                    int *created);
 
-/* Formats: like mt_format_stmt; with `single` a JSON object instead of an array of one. */
+/* Formats: like mt_format_stmt. With `single` only the first row is printed, as a JSON
+ * object instead of an array, or in table form as "column  value" lines. */
 int format_stmt(sqlite3_stmt *stmt, enum mt_store_format fmt, int single, FILE *out, char *err,
                 size_t errlen);
 
