@@ -46,8 +46,7 @@ int mt_ctr_err(char *err, size_t errlen, const char *fmt, ...)
 struct mt_ctr *mt_ctr_add(struct mt_counters *c, const char *name, const char *unit,
                           enum mt_counter_source source)
 {
-    if (c->n == MT_COUNTERS_MAX)
-        return NULL;
+    if (c->n == MT_COUNTERS_MAX) return NULL;
     struct mt_ctr *k = &c->ctr[c->n++];
     memset(k, 0, sizeof *k);
     snprintf(k->name, sizeof k->name, "%s", name);
@@ -64,8 +63,7 @@ void mt_ctr_unavailable(struct mt_ctr *k, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(k->reason, sizeof k->reason, fmt, ap);
     va_end(ap);
-    if (!k->reason[0])
-        snprintf(k->reason, sizeof k->reason, "unavailable (no reason given)");
+    if (!k->reason[0]) snprintf(k->reason, sizeof k->reason, "unavailable (no reason given)");
     k->pub.available = 0;
     k->pub.reason = k->reason;
     k->pub.note = NULL;
@@ -81,8 +79,7 @@ static double now(clockid_t id)
 /* Every available counter's current value into snap[0..n). */
 static int snapshot(struct mt_counters *c, int64_t *snap, char *err, size_t errlen)
 {
-    if (mt_ctr_papi_read(c, snap, err, errlen) != 0)
-        return -1;
+    if (mt_ctr_papi_read(c, snap, err, errlen) != 0) return -1;
     return mt_ctr_perf_read(c, snap, err, errlen);
 }
 
@@ -90,8 +87,7 @@ static struct mt_region_node *node_new(struct mt_counters *c, struct mt_region_n
                                        const char *name)
 {
     struct mt_region_node *nd = calloc(1, sizeof *nd + c->n * sizeof nd->sums[0]);
-    if (!nd)
-        return NULL;
+    if (!nd) return NULL;
     snprintf(nd->name, sizeof nd->name, "%s", name);
     nd->parent = parent;
     if (parent) {
@@ -127,27 +123,23 @@ static void node_free(struct mt_region_node *nd)
     }
 }
 
-int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **out,
-                     char *err, size_t errlen)
+int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **out, char *err,
+                     size_t errlen)
 {
     *out = NULL;
     struct mt_counters *c = calloc(1, sizeof *c);
-    if (!c)
-        return mt_ctr_err(err, errlen, "out of memory");
+    if (!c) return mt_ctr_err(err, errlen, "out of memory");
     c->owner = pthread_self();
     const char *events = opts ? opts->events : NULL;
-    if (!events)
-        events = getenv(MT_COUNTERS_ENV);
-    if (!events)
-        events = "default";
+    if (!events) events = getenv(MT_COUNTERS_ENV);
+    if (!events) events = "default";
 
     int want_cycles = 0, want_ins = 0;
     if (mt_ctr_papi_open(c, events, &want_cycles, &want_ins, err, errlen) != 0) {
         mt_counters_close(c);
         return -1;
     }
-    if (!(opts && opts->no_perf))
-        mt_ctr_perf_open(c, want_cycles, want_ins);
+    if (!(opts && opts->no_perf)) mt_ctr_perf_open(c, want_cycles, want_ins);
 
     c->root = node_new(c, NULL, "");
     c->stack = calloc(MT_COUNTERS_DEPTH_MAX, sizeof *c->stack);
@@ -168,8 +160,7 @@ int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **o
 
 void mt_counters_close(struct mt_counters *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     mt_ctr_papi_close(c);
     mt_ctr_perf_close(c);
     for (size_t i = 0; i < c->norder; i++)
@@ -181,7 +172,10 @@ void mt_counters_close(struct mt_counters *c)
     free(c);
 }
 
-size_t mt_counters_count(const struct mt_counters *c) { return c->n; }
+size_t mt_counters_count(const struct mt_counters *c)
+{
+    return c->n;
+}
 
 const struct mt_counter *mt_counters_get(const struct mt_counters *c, size_t i)
 {
@@ -190,14 +184,12 @@ const struct mt_counter *mt_counters_get(const struct mt_counters *c, size_t i)
 
 static int check_name(const char *name, char *err, size_t errlen)
 {
-    if (!name || !name[0])
-        return mt_ctr_err(err, errlen, "region name is empty");
+    if (!name || !name[0]) return mt_ctr_err(err, errlen, "region name is empty");
     size_t len = strlen(name);
     if (len >= MT_COUNTERS_REGION_NAME_MAX)
-        return mt_ctr_err(err, errlen, "region name too long (%zu bytes, max %d): %.40s...",
-                          len, MT_COUNTERS_REGION_NAME_MAX - 1, name);
-    if (strchr(name, '/'))
-        return mt_ctr_err(err, errlen, "region name contains '/': %s", name);
+        return mt_ctr_err(err, errlen, "region name too long (%zu bytes, max %d): %.40s...", len,
+                          MT_COUNTERS_REGION_NAME_MAX - 1, name);
+    if (strchr(name, '/')) return mt_ctr_err(err, errlen, "region name contains '/': %s", name);
     return 0;
 }
 
@@ -206,22 +198,18 @@ static struct mt_region_node *child(struct mt_counters *c, struct mt_region_node
                                     const char *name)
 {
     struct mt_region_node *nd = parent->last_hit;
-    if (nd && strcmp(nd->name, name) == 0)
-        return nd;
+    if (nd && strcmp(nd->name, name) == 0) return nd;
     for (nd = parent->first_child; nd; nd = nd->next_sibling)
-        if (strcmp(nd->name, name) == 0)
-            return parent->last_hit = nd;
+        if (strcmp(nd->name, name) == 0) return parent->last_hit = nd;
     if (c->norder == c->order_cap) {
         size_t cap = c->order_cap ? 2 * c->order_cap : 16;
         void *p = realloc(c->order, cap * sizeof *c->order);
-        if (!p)
-            return NULL;
+        if (!p) return NULL;
         c->order = p;
         c->order_cap = cap;
     }
     nd = node_new(c, parent, name);
-    if (!nd)
-        return NULL;
+    if (!nd) return NULL;
     c->order[c->norder++] = nd;
     if (parent->last_child)
         parent->last_child->next_sibling = nd;
@@ -231,17 +219,17 @@ static struct mt_region_node *child(struct mt_counters *c, struct mt_region_node
     return parent->last_hit = nd;
 }
 
-static int check_owner(const struct mt_counters *c, const char *what, char *err,
-                       size_t errlen)
+static int check_owner(const struct mt_counters *c, const char *what, char *err, size_t errlen)
 {
     if (!pthread_equal(pthread_self(), c->owner))
-        return mt_ctr_err(err, errlen, "%s called from a thread other than the one that "
-                                       "opened the counters", what);
+        return mt_ctr_err(err, errlen,
+                          "%s called from a thread other than the one that "
+                          "opened the counters",
+                          what);
     return 0;
 }
 
-int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err,
-                             size_t errlen)
+int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err, size_t errlen)
 {
     if (check_owner(c, "region_begin", err, errlen) != 0 || check_name(name, err, errlen) != 0)
         return -1;
@@ -250,11 +238,9 @@ int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err,
                           MT_COUNTERS_DEPTH_MAX, name, mt_counters_region_path(c));
     struct mt_region_node *parent = c->depth ? c->stack[c->depth - 1].node : c->root;
     struct mt_region_node *nd = child(c, parent, name);
-    if (!nd)
-        return mt_ctr_err(err, errlen, "out of memory entering region '%s'", name);
+    if (!nd) return mt_ctr_err(err, errlen, "out of memory entering region '%s'", name);
     struct mt_region_frame *f = &c->stack[c->depth];
-    if (snapshot(c, c->snaps + c->depth * c->n, err, errlen) != 0)
-        return -1;
+    if (snapshot(c, c->snaps + c->depth * c->n, err, errlen) != 0) return -1;
     f->node = nd;
     f->cpu0 = now(CLOCK_PROCESS_CPUTIME_ID);
     f->wall0 = now(CLOCK_MONOTONIC);
@@ -262,13 +248,11 @@ int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err,
     return 0;
 }
 
-int mt_counters_region_end(struct mt_counters *c, const char *name, char *err,
-                           size_t errlen)
+int mt_counters_region_end(struct mt_counters *c, const char *name, char *err, size_t errlen)
 {
     double wall1 = now(CLOCK_MONOTONIC);
     double cpu1 = now(CLOCK_PROCESS_CPUTIME_ID);
-    if (check_owner(c, "region_end", err, errlen) != 0)
-        return -1;
+    if (check_owner(c, "region_end", err, errlen) != 0) return -1;
     if (c->depth == 0)
         return mt_ctr_err(err, errlen, "region_end('%s') with no region open",
                           name ? name : "(null)");
@@ -277,8 +261,7 @@ int mt_counters_region_end(struct mt_counters *c, const char *name, char *err,
         return mt_ctr_err(err, errlen,
                           "region_end('%s') does not match the innermost open region '%s'",
                           name ? name : "(null)", f->node->path);
-    if (snapshot(c, c->snap_now, err, errlen) != 0)
-        return -1;
+    if (snapshot(c, c->snap_now, err, errlen) != 0) return -1;
     struct mt_region_node *nd = f->node;
     const int64_t *start = c->snaps + (c->depth - 1) * c->n;
     for (size_t i = 0; i < c->n; i++)
@@ -290,7 +273,10 @@ int mt_counters_region_end(struct mt_counters *c, const char *name, char *err,
     return 0;
 }
 
-size_t mt_counters_region_depth(const struct mt_counters *c) { return c->depth; }
+size_t mt_counters_region_depth(const struct mt_counters *c)
+{
+    return c->depth;
+}
 
 const char *mt_counters_region_path(const struct mt_counters *c)
 {
@@ -298,8 +284,7 @@ const char *mt_counters_region_path(const struct mt_counters *c)
 }
 
 /* Public counters with values: available ones take vals[i], the rest keep reason. */
-static void fill_counters(const struct mt_counters *c, const int64_t *vals,
-                          struct mt_counter *out)
+static void fill_counters(const struct mt_counters *c, const int64_t *vals, struct mt_counter *out)
 {
     for (size_t i = 0; i < c->n; i++) {
         out[i] = c->ctr[i].pub;
@@ -313,20 +298,22 @@ static int visit(const struct mt_counters *c, const struct mt_region_node *nd,
     for (; nd; nd = nd->next_sibling) {
         struct mt_counter vals[MT_COUNTERS_MAX];
         fill_counters(c, nd->sums, vals);
-        struct mt_counters_region r = {
-            .path = nd->path, .name = nd->name, .depth = nd->depth, .calls = nd->calls,
-            .wall_s = nd->wall_s, .cpu_s = nd->cpu_s, .ncounters = c->n, .counters = vals};
+        struct mt_counters_region r = {.path = nd->path,
+                                       .name = nd->name,
+                                       .depth = nd->depth,
+                                       .calls = nd->calls,
+                                       .wall_s = nd->wall_s,
+                                       .cpu_s = nd->cpu_s,
+                                       .ncounters = c->n,
+                                       .counters = vals};
         int rc = cb(&r, user);
-        if (rc == 0)
-            rc = visit(c, nd->first_child, cb, user);
-        if (rc != 0)
-            return rc;
+        if (rc == 0) rc = visit(c, nd->first_child, cb, user);
+        if (rc != 0) return rc;
     }
     return 0;
 }
 
-int mt_counters_region_foreach(const struct mt_counters *c, mt_counters_region_fn cb,
-                               void *user)
+int mt_counters_region_foreach(const struct mt_counters *c, mt_counters_region_fn cb, void *user)
 {
     return visit(c, c->root->first_child, cb, user);
 }
@@ -343,8 +330,13 @@ int mt_counters_read_total(struct mt_counters *c, struct mt_counters_region *out
     for (size_t i = 0; i < c->n; i++)
         delta[i] = c->snap_now[i] - c->snap0[i];
     fill_counters(c, delta, c->total);
-    *out = (struct mt_counters_region){
-        .path = "", .name = "", .depth = 0, .calls = 1, .wall_s = wall1 - c->wall0,
-        .cpu_s = cpu1 - c->cpu0, .ncounters = c->n, .counters = c->total};
+    *out = (struct mt_counters_region){.path = "",
+                                       .name = "",
+                                       .depth = 0,
+                                       .calls = 1,
+                                       .wall_s = wall1 - c->wall0,
+                                       .cpu_s = cpu1 - c->cpu0,
+                                       .ncounters = c->n,
+                                       .counters = c->total};
     return 0;
 }

@@ -58,14 +58,16 @@ extern "C" {
 
 /* The default PAPI event list (what the token "default" expands to). PAPI_FP_OPS, when
  * unavailable, is followed by PAPI_SP_OPS and PAPI_DP_OPS if those are available. */
-#define MT_COUNTERS_DEFAULT_EVENTS                                                         \
-    "PAPI_TOT_INS,PAPI_TOT_CYC,PAPI_L1_DCM,PAPI_L2_DCM,PAPI_L3_TCM,PAPI_TLB_DM,"         \
+#define MT_COUNTERS_DEFAULT_EVENTS                                                                 \
+    "PAPI_TOT_INS,PAPI_TOT_CYC,PAPI_L1_DCM,PAPI_L2_DCM,PAPI_L3_TCM,PAPI_TLB_DM,"                   \
     "PAPI_BR_MSP,PAPI_FP_OPS"
 
-enum { MT_COUNTERS_MAX = 64,         /* counters per handle (PAPI + perf) */
-       MT_COUNTERS_NAME_MAX = 128,   /* event name, including the NUL */
-       MT_COUNTERS_REGION_NAME_MAX = 64, /* one region name, including the NUL */
-       MT_COUNTERS_DEPTH_MAX = 32 }; /* nesting depth of open regions */
+enum {
+    MT_COUNTERS_MAX = 64,             /* counters per handle (PAPI + perf) */
+    MT_COUNTERS_NAME_MAX = 128,       /* event name, including the NUL */
+    MT_COUNTERS_REGION_NAME_MAX = 64, /* one region name, including the NUL */
+    MT_COUNTERS_DEPTH_MAX = 32,       /* nesting depth of open regions */
+};
 
 struct mt_counters_opts {
     /* Comma-separated PAPI event names: presets ("PAPI_TOT_INS"), native or SDE events
@@ -94,7 +96,7 @@ enum mt_counter_source {
  * and live until mt_counters_close. */
 struct mt_counter {
     const char *name;
-    const char *unit;   /* "count" or "ns" */
+    const char *unit; /* "count" or "ns" */
     enum mt_counter_source source;
     int available;      /* 1: value is meaningful; 0: see reason */
     int64_t value;      /* delta (region) or total since open; 0 and meaningless when
@@ -111,8 +113,8 @@ struct mt_counter {
  * to pass to mt_counters_close. Errors: a malformed event list, out of memory. A machine
  * without any counter is not an error (every counter is then unavailable). */
 struct mt_counters;
-int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **out,
-                     char *err, size_t errlen);
+int mt_counters_open(const struct mt_counters_opts *opts, struct mt_counters **out, char *err,
+                     size_t errlen);
 
 /* Stops and frees everything. NULL is a no-op. Must run on the opening thread. */
 void mt_counters_close(struct mt_counters *c);
@@ -127,15 +129,13 @@ const struct mt_counter *mt_counters_get(const struct mt_counters *c, size_t i);
  * "forward" inside "train" then "step" accumulates into "train/step/forward".
  * Errors: bad name, nesting deeper than MT_COUNTERS_DEPTH_MAX, a counter read failing. On
  * error nothing changes. Cost: one read of each counter source, two clock reads. */
-int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err,
-                             size_t errlen);
+int mt_counters_region_begin(struct mt_counters *c, const char *name, char *err, size_t errlen);
 
 /* Leaves region `name`, which must be the innermost open one; adds one call, the wall
  * and CPU time and every available counter's delta to its path. Errors: no open region,
  * `name` differs from the innermost open region (the message names both); on error
  * nothing changes and the region stays open. */
-int mt_counters_region_end(struct mt_counters *c, const char *name, char *err,
-                           size_t errlen);
+int mt_counters_region_end(struct mt_counters *c, const char *name, char *err, size_t errlen);
 
 /* Number of regions open now, and the innermost one's path ("" when none). The string
  * lives until mt_counters_close. */
@@ -144,13 +144,13 @@ const char *mt_counters_region_path(const struct mt_counters *c);
 
 /* One region's accumulated result. Regions still open count only their completed calls. */
 struct mt_counters_region {
-    const char *path;  /* "train/step/forward" */
-    const char *name;  /* "forward" */
-    size_t depth;      /* 0 for a top-level region */
+    const char *path; /* "train/step/forward" */
+    const char *name; /* "forward" */
+    size_t depth;     /* 0 for a top-level region */
     uint64_t calls;
     double wall_s;
     double cpu_s;
-    size_t ncounters;  /* == mt_counters_count(c) */
+    size_t ncounters;                  /* == mt_counters_count(c) */
     const struct mt_counter *counters; /* deltas summed over calls; unavailable ones
                                           carry their reason */
 };
@@ -159,8 +159,7 @@ struct mt_counters_region {
  * first-entered order. All pointers in *r are valid only during the call. Stops and
  * returns cb's value when it returns non-zero; returns 0 otherwise. */
 typedef int (*mt_counters_region_fn)(const struct mt_counters_region *r, void *user);
-int mt_counters_region_foreach(const struct mt_counters *c, mt_counters_region_fn cb,
-                               void *user);
+int mt_counters_region_foreach(const struct mt_counters *c, mt_counters_region_fn cb, void *user);
 
 /* Whole-run totals since mt_counters_open (wall, CPU, every counter). `counters` points
  * into the handle and stays valid until the next read_total or close. path/name are ""

@@ -9,8 +9,12 @@
 #include <pthread.h>
 #include <stdarg.h>
 
-enum { MT_CTR_REASON_MAX = 320, MT_CTR_NOTE_MAX = 160, MT_CTR_PAPI_SETS = 8,
-       MT_CTR_PERF_READERS = 16 };
+enum {
+    MT_CTR_REASON_MAX = 320,
+    MT_CTR_NOTE_MAX = 160,
+    MT_CTR_PAPI_SETS = 8,
+    MT_CTR_PERF_READERS = 16
+};
 
 /* One counter: its public face plus the storage its strings point into. */
 struct mt_ctr {
@@ -22,13 +26,13 @@ struct mt_ctr {
 
 /* One PAPI eventset: all available events of one component. */
 struct mt_papi_set {
-    int es;                         /* PAPI eventset handle */
-    int cidx;                       /* its component */
+    int es;   /* PAPI eventset handle */
+    int cidx; /* its component */
     int started;
-    int inherit_rc;                 /* PAPI_set_opt(PAPI_INHERIT) result: PAPI_OK = process */
-    size_t n;                       /* events in the set, in add order */
-    size_t ctr[MT_COUNTERS_MAX];    /* counter index of each event */
-    int code[MT_COUNTERS_MAX];      /* PAPI event code of each event */
+    int inherit_rc;              /* PAPI_set_opt(PAPI_INHERIT) result: PAPI_OK = process */
+    size_t n;                    /* events in the set, in add order */
+    size_t ctr[MT_COUNTERS_MAX]; /* counter index of each event */
+    int code[MT_COUNTERS_MAX];   /* PAPI event code of each event */
     long long vals[MT_COUNTERS_MAX];
 };
 
@@ -84,8 +88,8 @@ void mt_ctr_unavailable(struct mt_ctr *k, const char *fmt, ...)
 /* PAPI source: parses `events`, probes, builds and starts the eventsets. Returns -1 only
  * for a malformed list or a full handle. Sets *want_cycles / *want_ins when PAPI_TOT_CYC /
  * PAPI_TOT_INS were asked for and are unavailable (the perf fallback then opens them). */
-int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles,
-                     int *want_ins, char *err, size_t errlen);
+int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles, int *want_ins,
+                     char *err, size_t errlen);
 int mt_ctr_papi_read(struct mt_counters *c, int64_t *snap, char *err, size_t errlen);
 void mt_ctr_papi_close(struct mt_counters *c);
 

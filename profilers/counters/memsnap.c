@@ -18,20 +18,17 @@
 static int read_proc(const char *path, char *buf, size_t cap, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mt_ctr_err(err, errlen, "open %s: %s", path, strerror(errno));
+    if (fd < 0) return mt_ctr_err(err, errlen, "open %s: %s", path, strerror(errno));
     size_t len = 0;
     while (len + 1 < cap) {
         ssize_t got = read(fd, buf + len, cap - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
+        if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             int e = errno;
             close(fd);
             return mt_ctr_err(err, errlen, "read %s: %s", path, strerror(e));
         }
-        if (got == 0)
-            break;
+        if (got == 0) break;
         len += (size_t)got;
     }
     close(fd);
@@ -42,17 +39,14 @@ static int read_proc(const char *path, char *buf, size_t cap, char *err, size_t 
 int mt_counters_mem(struct mt_memsnap *out, char *err, size_t errlen)
 {
     char buf[4096];
-    if (read_proc("/proc/self/statm", buf, sizeof buf, err, errlen) != 0)
-        return -1;
+    if (read_proc("/proc/self/statm", buf, sizeof buf, err, errlen) != 0) return -1;
     unsigned long long size_pages = 0, resident_pages = 0;
     if (sscanf(buf, "%llu %llu", &size_pages, &resident_pages) != 2)
         return mt_ctr_err(err, errlen, "/proc/self/statm: unexpected format");
     long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0)
-        return mt_ctr_err(err, errlen, "sysconf(_SC_PAGESIZE) failed");
+    if (page <= 0) return mt_ctr_err(err, errlen, "sysconf(_SC_PAGESIZE) failed");
 
-    if (read_proc("/proc/self/status", buf, sizeof buf, err, errlen) != 0)
-        return -1;
+    if (read_proc("/proc/self/status", buf, sizeof buf, err, errlen) != 0) return -1;
     const char *hwm = strstr(buf, "\nVmHWM:");
     unsigned long long hwm_kb = 0;
     if (!hwm || sscanf(hwm + 7, "%llu", &hwm_kb) != 1)
@@ -62,16 +56,14 @@ int mt_counters_mem(struct mt_memsnap *out, char *err, size_t errlen)
     out->vm_bytes = (uint64_t)size_pages * (uint64_t)page;
     out->peak_rss_bytes = (uint64_t)hwm_kb * 1024u;
     /* statm and status are two reads: keep peak >= now even if memory grew in between. */
-    if (out->peak_rss_bytes < out->rss_bytes)
-        out->peak_rss_bytes = out->rss_bytes;
+    if (out->peak_rss_bytes < out->rss_bytes) out->peak_rss_bytes = out->rss_bytes;
     return 0;
 }
 
 int mt_counters_mem_reset_peak(char *err, size_t errlen)
 {
     int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mt_ctr_err(err, errlen, "open /proc/self/clear_refs: %s", strerror(errno));
+    if (fd < 0) return mt_ctr_err(err, errlen, "open /proc/self/clear_refs: %s", strerror(errno));
     ssize_t put = write(fd, "5", 1);
     int e = errno;
     close(fd);

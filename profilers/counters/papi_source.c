@@ -19,10 +19,13 @@
 #include <string.h>
 
 static pthread_once_t papi_once = PTHREAD_ONCE_INIT;
-static int papi_ready;                 /* written once, in papi_init_once */
-static char papi_init_reason[256];     /* written once, in papi_init_once */
+static int papi_ready;             /* written once, in papi_init_once */
+static char papi_init_reason[256]; /* written once, in papi_init_once */
 
-static unsigned long thread_id(void) { return (unsigned long)pthread_self(); }
+static unsigned long thread_id(void)
+{
+    return (unsigned long)pthread_self();
+}
 
 static const char *papi_msg(int rc)
 {
@@ -42,8 +45,7 @@ static void papi_init_once(void)
     }
     int rc = PAPI_thread_init(thread_id);
     if (rc != PAPI_OK) {
-        snprintf(papi_init_reason, sizeof papi_init_reason, "PAPI_thread_init: %s",
-                 papi_msg(rc));
+        snprintf(papi_init_reason, sizeof papi_init_reason, "PAPI_thread_init: %s", papi_msg(rc));
         return;
     }
     papi_ready = 1;
@@ -57,15 +59,13 @@ struct name_list {
     int default_fp; /* PAPI_FP_OPS came from "default" */
 };
 
-static int list_push(struct name_list *l, const char *s, size_t len, char *err,
-                     size_t errlen)
+static int list_push(struct name_list *l, const char *s, size_t len, char *err, size_t errlen)
 {
     if (len >= MT_COUNTERS_NAME_MAX)
-        return mt_ctr_err(err, errlen, "counter event name too long (%zu bytes, max %d): %.*s",
-                          len, MT_COUNTERS_NAME_MAX - 1, (int)(len > 60 ? 60 : len), s);
+        return mt_ctr_err(err, errlen, "counter event name too long (%zu bytes, max %d): %.*s", len,
+                          MT_COUNTERS_NAME_MAX - 1, (int)(len > 60 ? 60 : len), s);
     for (size_t i = 0; i < l->n; i++)
-        if (strlen(l->v[i]) == len && memcmp(l->v[i], s, len) == 0)
-            return 0;
+        if (strlen(l->v[i]) == len && memcmp(l->v[i], s, len) == 0) return 0;
     if (l->n == MT_COUNTERS_MAX)
         return mt_ctr_err(err, errlen, "too many counter events (max %d)", MT_COUNTERS_MAX);
     memcpy(l->v[l->n], s, len);
@@ -87,11 +87,9 @@ static int parse_events(const char *spec, struct name_list *l, char *err, size_t
         while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
             end--;
         size_t len = (size_t)(end - start);
-        if (len == 0)
-            continue;
+        if (len == 0) continue;
         if (len == 7 && memcmp(start, "default", 7) == 0) {
-            if (parse_events(MT_COUNTERS_DEFAULT_EVENTS, l, err, errlen) != 0)
-                return -1;
+            if (parse_events(MT_COUNTERS_DEFAULT_EVENTS, l, err, errlen) != 0) return -1;
             l->default_fp = 1;
         } else if (len == 4 && memcmp(start, "none", 4) == 0) {
             continue;
@@ -109,12 +107,10 @@ static int parse_events(const char *spec, struct name_list *l, char *err, size_t
 static int component_of_name(const char *name)
 {
     const char *sep = strstr(name, ":::");
-    if (!sep)
-        return 0;
+    if (!sep) return 0;
     char comp[64];
     size_t len = (size_t)(sep - name);
-    if (len >= sizeof comp)
-        return -1;
+    if (len >= sizeof comp) return -1;
     memcpy(comp, name, len);
     comp[len] = '\0';
     return PAPI_get_component_index(comp);
@@ -125,8 +121,8 @@ static void papi_unavailable(struct mt_ctr *k, const char *call, int rc, int cid
 {
     const PAPI_component_info_t *ci = cidx >= 0 ? PAPI_get_component_info(cidx) : NULL;
     if (ci && ci->disabled)
-        mt_ctr_unavailable(k, "%s: %s; %s component disabled: %s", call, papi_msg(rc),
-                           ci->name, ci->disabled_reason[0] ? ci->disabled_reason : "no reason given");
+        mt_ctr_unavailable(k, "%s: %s; %s component disabled: %s", call, papi_msg(rc), ci->name,
+                           ci->disabled_reason[0] ? ci->disabled_reason : "no reason given");
     else
         mt_ctr_unavailable(k, "%s: %s", call, papi_msg(rc));
 }
@@ -145,11 +141,9 @@ static void sde_enumerate(struct sde_known *s)
     s->cidx = PAPI_get_component_index("sde");
     s->v = NULL;
     s->n = 0;
-    if (s->cidx < 0)
-        return;
+    if (s->cidx < 0) return;
     const PAPI_component_info_t *ci = PAPI_get_component_info(s->cidx);
-    if (!ci || ci->disabled)
-        return;
+    if (!ci || ci->disabled) return;
     size_t cap = 0;
     int code = PAPI_NATIVE_MASK;
     for (int rc = PAPI_enum_cmp_event(&code, PAPI_ENUM_FIRST, s->cidx); rc == PAPI_OK;
@@ -157,21 +151,18 @@ static void sde_enumerate(struct sde_known *s)
         if (s->n == cap) {
             size_t ncap = cap ? 2 * cap : 32;
             void *nv = realloc(s->v, ncap * sizeof *s->v);
-            if (!nv)
-                return; /* unknown SDEs then read as not registered: a reason, not a lie */
+            if (!nv) return; /* unknown SDEs then read as not registered: a reason, not a lie */
             s->v = nv;
             cap = ncap;
         }
-        if (PAPI_event_code_to_name(code, s->v[s->n]) == PAPI_OK)
-            s->n++;
+        if (PAPI_event_code_to_name(code, s->v[s->n]) == PAPI_OK) s->n++;
     }
 }
 
 static int sde_is_known(const struct sde_known *s, const char *name)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i], name) == 0)
-            return 1;
+        if (strcmp(s->v[i], name) == 0) return 1;
     return 0;
 }
 
@@ -179,8 +170,7 @@ static struct mt_papi_set *set_for_component(struct mt_counters *c, int cidx, in
                                              struct mt_ctr *k)
 {
     for (size_t i = 0; i < c->npapi; i++)
-        if (c->papi[i].cidx == cidx)
-            return &c->papi[i];
+        if (c->papi[i].cidx == cidx) return &c->papi[i];
     if (c->npapi == MT_CTR_PAPI_SETS) {
         mt_ctr_unavailable(k, "too many PAPI components in one event list (max %d)",
                            MT_CTR_PAPI_SETS);
@@ -191,12 +181,10 @@ static struct mt_papi_set *set_for_component(struct mt_counters *c, int cidx, in
     s->es = PAPI_NULL;
     s->cidx = cidx;
     int rc = PAPI_create_eventset(&s->es);
-    if (rc == PAPI_OK)
-        rc = PAPI_assign_eventset_component(s->es, cidx);
+    if (rc == PAPI_OK) rc = PAPI_assign_eventset_component(s->es, cidx);
     if (rc != PAPI_OK) {
         papi_unavailable(k, "PAPI_create_eventset", rc, cidx);
-        if (s->es != PAPI_NULL)
-            PAPI_destroy_eventset(&s->es);
+        if (s->es != PAPI_NULL) PAPI_destroy_eventset(&s->es);
         return NULL;
     }
     c->npapi++;
@@ -252,12 +240,13 @@ static int probe_and_add(struct mt_counters *c, struct mt_ctr *k, const struct s
     }
 
     struct mt_papi_set *s = set_for_component(c, cidx, sde->cidx, k);
-    if (!s)
-        return 0;
+    if (!s) return 0;
     rc = PAPI_add_event(s->es, code);
     if (rc != PAPI_OK) {
-        mt_ctr_unavailable(k, "PAPI_add_event: %s (the event works alone but not together "
-                              "with the events listed before it)", papi_msg(rc));
+        mt_ctr_unavailable(k,
+                           "PAPI_add_event: %s (the event works alone but not together "
+                           "with the events listed before it)",
+                           papi_msg(rc));
         return 0;
     }
     s->code[s->n] = code;
@@ -278,25 +267,25 @@ static int start_set(struct mt_counters *c, struct mt_papi_set *s)
         if (rc == PAPI_EISRUN || s->n == 1 ||
             PAPI_remove_event(s->es, s->code[s->n - 1]) != PAPI_OK)
             break;
-        mt_ctr_unavailable(last, "PAPI_start: %s (removed so the events before it could "
-                                 "count)", papi_msg(rc));
+        mt_ctr_unavailable(last,
+                           "PAPI_start: %s (removed so the events before it could "
+                           "count)",
+                           papi_msg(rc));
         s->n--;
     }
     for (size_t j = 0; rc != PAPI_OK && j < s->n; j++)
         papi_unavailable(&c->ctr[s->ctr[j]], "PAPI_start", rc, s->cidx);
     s->started = rc == PAPI_OK && s->n > 0;
-    if (!s->started)
-        s->n = 0;
+    if (!s->started) s->n = 0;
     return rc;
 }
 
-int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles,
-                     int *want_ins, char *err, size_t errlen)
+int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles, int *want_ins,
+                     char *err, size_t errlen)
 {
     *want_cycles = *want_ins = 0;
-    char (*names)[MT_COUNTERS_NAME_MAX] = calloc(MT_COUNTERS_MAX, sizeof *names);
-    if (!names)
-        return mt_ctr_err(err, errlen, "out of memory");
+    char(*names)[MT_COUNTERS_NAME_MAX] = calloc(MT_COUNTERS_MAX, sizeof *names);
+    if (!names) return mt_ctr_err(err, errlen, "out of memory");
     struct name_list l = {.v = names, .cap = MT_COUNTERS_MAX};
     if (parse_events(events, &l, err, errlen) != 0) {
         free(names);
@@ -305,8 +294,7 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
 
     pthread_once(&papi_once, papi_init_once);
     struct sde_known sde = {.cidx = -1};
-    if (papi_ready)
-        sde_enumerate(&sde);
+    if (papi_ready) sde_enumerate(&sde);
 
     int rc = 0;
     int fp_missing = 0;
@@ -317,14 +305,10 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
             break;
         }
         int ok = papi_ready ? probe_and_add(c, k, &sde) : 0;
-        if (!papi_ready)
-            mt_ctr_unavailable(k, "%s", papi_init_reason);
-        if (!ok && strcmp(k->name, "PAPI_TOT_CYC") == 0)
-            *want_cycles = 1;
-        if (!ok && strcmp(k->name, "PAPI_TOT_INS") == 0)
-            *want_ins = 1;
-        if (!ok && l.default_fp && strcmp(k->name, "PAPI_FP_OPS") == 0)
-            fp_missing = 1;
+        if (!papi_ready) mt_ctr_unavailable(k, "%s", papi_init_reason);
+        if (!ok && strcmp(k->name, "PAPI_TOT_CYC") == 0) *want_cycles = 1;
+        if (!ok && strcmp(k->name, "PAPI_TOT_INS") == 0) *want_ins = 1;
+        if (!ok && l.default_fp && strcmp(k->name, "PAPI_FP_OPS") == 0) fp_missing = 1;
     }
     /* CPUs without PAPI_FP_OPS often count single and double precision apart: take the
      * ones that work, and list neither when neither does (FP_OPS already says why). */
@@ -334,8 +318,7 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
         for (size_t j = 0; j < c->n; j++)
             dup |= strcmp(c->ctr[j].name, fp_split[i]) == 0;
         struct mt_ctr *k = dup ? NULL : mt_ctr_add(c, fp_split[i], "count", MT_COUNTER_PAPI);
-        if (k && !probe_and_add(c, k, &sde))
-            c->n--; /* the last one added, in no eventset */
+        if (k && !probe_and_add(c, k, &sde)) c->n--; /* the last one added, in no eventset */
     }
     free(sde.v);
     free(names);
@@ -350,8 +333,7 @@ int mt_ctr_papi_open(struct mt_counters *c, const char *events, int *want_cycles
             k->pub.scope = (is_sde || inherit_rc == PAPI_OK) ? "process" : "thread";
             if (!is_sde && inherit_rc != PAPI_OK) {
                 snprintf(k->note, sizeof k->note,
-                         "counts the opening thread only (PAPI_INHERIT: %s)",
-                         papi_msg(inherit_rc));
+                         "counts the opening thread only (PAPI_INHERIT: %s)", papi_msg(inherit_rc));
                 k->pub.note = k->note;
             }
         }
@@ -363,11 +345,9 @@ int mt_ctr_papi_read(struct mt_counters *c, int64_t *snap, char *err, size_t err
 {
     for (size_t i = 0; i < c->npapi; i++) {
         struct mt_papi_set *s = &c->papi[i];
-        if (!s->started)
-            continue;
+        if (!s->started) continue;
         int rc = PAPI_read(s->es, s->vals);
-        if (rc != PAPI_OK)
-            return mt_ctr_err(err, errlen, "PAPI_read: %s", papi_msg(rc));
+        if (rc != PAPI_OK) return mt_ctr_err(err, errlen, "PAPI_read: %s", papi_msg(rc));
         for (size_t j = 0; j < s->n; j++)
             snap[s->ctr[j]] = s->vals[j];
     }
@@ -378,8 +358,7 @@ void mt_ctr_papi_close(struct mt_counters *c)
 {
     for (size_t i = 0; i < c->npapi; i++) {
         struct mt_papi_set *s = &c->papi[i];
-        if (s->started)
-            PAPI_stop(s->es, s->vals);
+        if (s->started) PAPI_stop(s->es, s->vals);
         PAPI_cleanup_eventset(s->es);
         PAPI_destroy_eventset(&s->es);
     }

@@ -38,16 +38,14 @@ static const struct perf_def hw_cycles = {"perf_cycles", "count", PERF_TYPE_HARD
 static const struct perf_def hw_ins = {"perf_instructions", "count", PERF_TYPE_HARDWARE,
                                        PERF_COUNT_HW_INSTRUCTIONS};
 
-static const uint64_t time_fmt =
-    PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
+static const uint64_t time_fmt = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
 
 static int paranoid_level(void)
 {
     FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "r");
     int v = -100;
     if (f) {
-        if (fscanf(f, "%d", &v) != 1)
-            v = -100;
+        if (fscanf(f, "%d", &v) != 1) v = -100;
         fclose(f);
     }
     return v;
@@ -102,8 +100,7 @@ static void open_group(struct mt_counters *c, const struct perf_def *const *defs
     struct mt_perf_reader *group = NULL;
     for (size_t i = 0; i < n; i++) {
         struct mt_ctr *k = mt_ctr_add(c, defs[i]->name, defs[i]->unit, MT_COUNTER_PERF);
-        if (!k)
-            return;
+        if (!k) return;
         size_t idx = (size_t)(k - c->ctr);
         if (c->nperf == MT_CTR_PERF_READERS || c->nperf_fds == MT_COUNTERS_MAX) {
             mt_ctr_unavailable(k, "too many perf events in one handle");
@@ -132,8 +129,7 @@ static void open_group(struct mt_counters *c, const struct perf_def *const *defs
         r->ctr[0] = idx;
         c->perf_fds[c->nperf_fds++] = fd;
         k->pub.available = 1;
-        if (as_leader)
-            group = r;
+        if (as_leader) group = r;
     }
 }
 
@@ -145,21 +141,17 @@ void mt_ctr_perf_open(struct mt_counters *c, int want_cycles, int want_ins)
         defs[n++] = &sw_events[i];
     open_group(c, defs, n);
     n = 0;
-    if (want_cycles)
-        defs[n++] = &hw_cycles;
-    if (want_ins)
-        defs[n++] = &hw_ins;
+    if (want_cycles) defs[n++] = &hw_cycles;
+    if (want_ins) defs[n++] = &hw_ins;
     open_group(c, defs, n);
     for (size_t i = 0; i < c->n; i++)
-        if (c->ctr[i].pub.source == MT_COUNTER_PERF)
-            c->ctr[i].pub.scope = "process";
+        if (c->ctr[i].pub.source == MT_COUNTER_PERF) c->ctr[i].pub.scope = "process";
 }
 
 /* Count scaled up when the kernel multiplexed the event (ran part of the time). */
 static int64_t scaled(uint64_t v, uint64_t enabled, uint64_t running)
 {
-    if (running == 0 || running >= enabled)
-        return (int64_t)v;
+    if (running == 0 || running >= enabled) return (int64_t)v;
     return (int64_t)((double)v * (double)enabled / (double)running);
 }
 
@@ -171,8 +163,7 @@ int mt_ctr_perf_read(struct mt_counters *c, int64_t *snap, char *err, size_t err
         size_t want = (r->group ? 3 + r->n : 3) * sizeof(uint64_t);
         ssize_t got = read(r->fd, buf, want);
         if (got != (ssize_t)want)
-            return mt_ctr_err(err, errlen, "read of perf event %s: %s",
-                              c->ctr[r->ctr[0]].name,
+            return mt_ctr_err(err, errlen, "read of perf event %s: %s", c->ctr[r->ctr[0]].name,
                               got < 0 ? strerror(errno) : "short read");
         if (r->group) { /* nr, enabled, running, values... */
             for (size_t j = 0; j < r->n; j++)

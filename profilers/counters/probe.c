@@ -92,8 +92,7 @@ int main(int argc, char **argv)
                (unsigned long long)m.vm_bytes);
     else
         printf("memory: unavailable: %s\n", err);
-    if (sde)
-        list_sde();
+    if (sde) list_sde();
     mt_counters_close(c);
     return 0;
 }

@@ -11,31 +11,31 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
-            check_failures++;                                                              \
-        }                                                                                  \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            check_failures++;                                                                      \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_I64(got, want)                                                               \
-    do {                                                                                   \
-        long long got_ = (long long)(got), want_ = (long long)(want);                      \
-        if (got_ != want_) {                                                               \
-            fprintf(stderr, "%s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got,     \
-                    got_, want_);                                                          \
-            check_failures++;                                                              \
-        }                                                                                  \
+#define CHECK_I64(got, want)                                                                       \
+    do {                                                                                           \
+        long long got_ = (long long)(got), want_ = (long long)(want);                              \
+        if (got_ != want_) {                                                                       \
+            fprintf(stderr, "%s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got, got_,       \
+                    want_);                                                                        \
+            check_failures++;                                                                      \
+        }                                                                                          \
     } while (0)
 
 /* Fails and returns from main when an API call fails, printing its message. */
-#define MUST(call, err)                                                                    \
-    do {                                                                                   \
-        if ((call) != 0) {                                                                 \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err);     \
-            return 1;                                                                      \
-        }                                                                                  \
+#define MUST(call, err)                                                                            \
+    do {                                                                                           \
+        if ((call) != 0) {                                                                         \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err);             \
+            return 1;                                                                              \
+        }                                                                                          \
     } while (0)
 
 /* The counter called name in a list, or NULL. */
@@ -43,16 +43,14 @@ static inline const struct mt_counter *find_counter(const struct mt_counter *v, 
                                                     const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].name, name) == 0)
-            return &v[i];
+        if (strcmp(v[i].name, name) == 0) return &v[i];
     return NULL;
 }
 
 /* Every counter is either available or carries a non-empty reason: never a silent 0. */
 static inline int counter_is_honest(const struct mt_counter *k)
 {
-    if (k->available)
-        return k->reason == NULL;
+    if (k->available) return k->reason == NULL;
     return k->reason != NULL && k->reason[0] != '\0';
 }
 
@@ -74,8 +72,7 @@ struct region_list {
 static inline int collect_region(const struct mt_counters_region *r, void *user)
 {
     struct region_list *l = user;
-    if (l->n == sizeof l->r / sizeof l->r[0])
-        return 1;
+    if (l->n == sizeof l->r / sizeof l->r[0]) return 1;
     struct region_copy *c = &l->r[l->n++];
     snprintf(c->path, sizeof c->path, "%s", r->path);
     c->depth = r->depth;
@@ -87,12 +84,10 @@ static inline int collect_region(const struct mt_counters_region *r, void *user)
     return 0;
 }
 
-static inline const struct region_copy *find_region(const struct region_list *l,
-                                                    const char *path)
+static inline const struct region_copy *find_region(const struct region_list *l, const char *path)
 {
     for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->r[i].path, path) == 0)
-            return &l->r[i];
+        if (strcmp(l->r[i].path, path) == 0) return &l->r[i];
     return NULL;
 }
 

@@ -31,8 +31,7 @@ int main(void)
     for (size_t i = 0; i < mt_counters_count(c); i++) {
         const struct mt_counter *k = mt_counters_get(c, i);
         CHECK(k->available);
-        if (!k->available)
-            fprintf(stderr, "  %s: %s\n", k->name, k->reason);
+        if (!k->available) fprintf(stderr, "  %s: %s\n", k->name, k->reason);
     }
 
     MUST(mt_counters_region_begin(c, "load_weights", err, sizeof err), err);
@@ -41,8 +40,7 @@ int main(void)
     mt_memcat_set(old);
     MUST(mt_counters_region_end(c, "load_weights", err, sizeof err), err);
     CHECK(p != NULL);
-    if (p)
-        p[0] = 1;
+    if (p) p[0] = 1;
     MUST(mt_counters_region_begin(c, "free", err, sizeof err), err);
     mt_memcat_set(MT_MEM_WEIGHTS);
     free(p);
@@ -58,7 +56,8 @@ int main(void)
     long long freed = region_value(&l, "free", "sde:::memtrade::live_bytes.weights");
     long long peak = region_value(&l, "free", "sde:::memtrade::peak_bytes");
     printf("load_weights: weights %+lld, all %+lld, other %+lld, calls %lld; free: %+lld, "
-           "peak %+lld\n", w, all, other, calls, freed, peak);
+           "peak %+lld\n",
+           w, all, other, calls, freed, peak);
     CHECK(w >= MIB && w <= MIB + 4096);
     CHECK(all >= w && all <= w + 4096);
     CHECK_I64(other, all - w);
@@ -66,7 +65,6 @@ int main(void)
     CHECK(freed <= -MIB && freed >= -(MIB + 4096));
     CHECK(peak >= 0);
     mt_counters_close(c);
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }

@@ -21,8 +21,7 @@ int main(void)
     size_t len = 64u << 20;
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(p != MAP_FAILED);
-    if (p == MAP_FAILED)
-        return 1;
+    if (p == MAP_FAILED) return 1;
     for (size_t i = 0; i < len; i += 4096)
         p[i] = 1;
     MUST(mt_counters_mem(&m1, err, sizeof err), err);
@@ -36,7 +35,8 @@ int main(void)
     munmap(p, len);
     MUST(mt_counters_mem(&m2, err, sizeof err), err);
     CHECK(m2.rss_bytes + (60u << 20) <= m1.rss_bytes);
-    printf("after munmap: rss %.1f MiB, peak %.1f MiB\n", m2.rss_bytes / MIB, m2.peak_rss_bytes / MIB);
+    printf("after munmap: rss %.1f MiB, peak %.1f MiB\n", m2.rss_bytes / MIB,
+           m2.peak_rss_bytes / MIB);
     /* the peak remembers, within the kernel's RSS counter slack (per-CPU batches) */
     CHECK(m2.peak_rss_bytes + (2u << 20) >= m1.rss_bytes);
 
@@ -49,7 +49,6 @@ int main(void)
         printf("peak reset refused: %s\n", err);
         CHECK(err[0] != '\0');
     }
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }

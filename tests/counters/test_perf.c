@@ -22,8 +22,7 @@ static void touch_fresh_pages(void)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t len = NPAGES * page;
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return;
+    if (p == MAP_FAILED) return;
     madvise(p, len, MADV_NOHUGEPAGE);
     for (size_t i = 0; i < len; i += page)
         p[i] = (char)i;
@@ -50,8 +49,8 @@ int main(void)
     struct mt_counters_opts opts = {.events = "none"};
     struct mt_counters *c = NULL;
     MUST(mt_counters_open(&opts, &c, err, sizeof err), err);
-    const char *names[] = {"page_faults",      "page_faults_min", "page_faults_maj",
-                           "task_clock_ns",    "context_switches", "cpu_migrations"};
+    const char *names[] = {"page_faults",   "page_faults_min",  "page_faults_maj",
+                           "task_clock_ns", "context_switches", "cpu_migrations"};
     CHECK_I64(mt_counters_count(c), 6); /* "none": no PAPI event, no hw fallback */
     for (size_t i = 0; i < 6 && i < mt_counters_count(c); i++) {
         const struct mt_counter *k = mt_counters_get(c, i);
@@ -89,12 +88,11 @@ int main(void)
         long long touch = region_value(&l, "touch", "page_faults");
         long long thread = region_value(&l, "thread_touch", "page_faults");
         long long minor = region_value(&l, "touch", "page_faults_min");
-        printf("page faults for %d pages: %lld (minor %lld), from a new thread: %lld\n",
-               NPAGES, touch, minor, thread);
+        printf("page faults for %d pages: %lld (minor %lld), from a new thread: %lld\n", NPAGES,
+               touch, minor, thread);
         CHECK(touch >= NPAGES);
         CHECK(thread >= NPAGES);
-        if (minor != -12345)
-            CHECK(minor >= NPAGES);
+        if (minor != -12345) CHECK(minor >= NPAGES);
         CHECK(region_value(&l, "busy", "page_faults") < NPAGES / 2);
     } else {
         CHECK(pf && pf->reason && pf->reason[0]);
@@ -107,7 +105,6 @@ int main(void)
         CHECK(busy && tc <= (long long)(busy->wall_s * 1e9 * 2 + 1e7)); /* 2 threads at most */
     }
     mt_counters_close(c);
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }

@@ -36,8 +36,7 @@ int main(void)
     const PAPI_component_info_t *cpu = PAPI_get_component_info(0);
     int cpu_disabled = cpu && cpu->disabled;
     printf("PAPI_num_hwctrs()=%d, component 0 (%s) %s%s\n", hw, cpu ? cpu->name : "?",
-           cpu_disabled ? "disabled: " : "enabled",
-           cpu_disabled ? cpu->disabled_reason : "");
+           cpu_disabled ? "disabled: " : "enabled", cpu_disabled ? cpu->disabled_reason : "");
 
     MUST(mt_counters_region_begin(c, "busy", err, sizeof err), err);
     busy(20 * 1000 * 1000);
@@ -46,16 +45,14 @@ int main(void)
     mt_counters_region_foreach(c, collect_region, &l);
     const struct region_copy *r = find_region(&l, "busy");
     CHECK(r != NULL);
-    if (!r)
-        return 1;
+    if (!r) return 1;
 
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         const struct mt_counter *k = find_counter(r->v, r->n, defaults[i]);
         CHECK(k != NULL);
-        if (!k)
-            continue;
-        printf("%-14s %s %s\n", k->name, k->available ? "available" : "unavailable:",
-               k->available ? "" : k->reason);
+        if (!k) continue;
+        printf("%-14s %s %s\n", k->name,
+               k->available ? "available" : "unavailable:", k->available ? "" : k->reason);
         CHECK(counter_is_honest(k));
         if (k->available) {
             CHECK(k->value >= 0);
@@ -73,8 +70,7 @@ int main(void)
 
     const struct mt_counter *bad = find_counter(r->v, r->n, "NOT_AN_EVENT_XYZ");
     CHECK(bad && !bad->available && counter_is_honest(bad));
-    if (bad)
-        printf("NOT_AN_EVENT_XYZ unavailable: %s\n", bad->reason);
+    if (bad) printf("NOT_AN_EVENT_XYZ unavailable: %s\n", bad->reason);
 
     /* perf fallback for cycles/instructions: present iff the PAPI preset is not */
     const char *pairs[2][2] = {{"PAPI_TOT_CYC", "perf_cycles"},
@@ -83,12 +79,11 @@ int main(void)
         const struct mt_counter *p = find_counter(r->v, r->n, pairs[i][0]);
         const struct mt_counter *f = find_counter(r->v, r->n, pairs[i][1]);
         CHECK(p != NULL);
-        if (!p)
-            continue;
+        if (!p) continue;
         CHECK((f != NULL) == !p->available);
         if (f) {
-            printf("%-17s %s %s\n", f->name, f->available ? "available" : "unavailable:",
-                   f->available ? "" : f->reason);
+            printf("%-17s %s %s\n", f->name,
+                   f->available ? "available" : "unavailable:", f->available ? "" : f->reason);
             CHECK(counter_is_honest(f));
             if (f->available && !strcmp(f->name, "perf_instructions"))
                 CHECK(f->value > 20 * 1000 * 1000);
@@ -101,7 +96,6 @@ int main(void)
     for (size_t i = 0; i < tot.ncounters; i++)
         CHECK(counter_is_honest(&tot.counters[i]));
     mt_counters_close(c);
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }

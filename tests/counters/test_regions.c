@@ -29,8 +29,7 @@ static double pair_cost(const char *events, int no_perf, long n)
     char err[512];
     struct mt_counters_opts opts = {.events = events, .no_perf = no_perf};
     struct mt_counters *c = NULL;
-    if (mt_counters_open(&opts, &c, err, sizeof err) != 0)
-        return -1;
+    if (mt_counters_open(&opts, &c, err, sizeof err) != 0) return -1;
     double t0 = mono();
     for (long i = 0; i < n; i++) {
         mt_counters_region_begin(c, "pair", err, sizeof err);
@@ -107,8 +106,8 @@ int main(void)
         CHECK(inner->cpu_s < inner->wall_s); /* asleep, not busy */
         CHECK_I64(inner->calls, 1);
     }
-    CHECK(l.n > 3 && l.r[3].depth == 0 && l.r[3 + MT_COUNTERS_DEPTH_MAX - 1].depth ==
-                                                MT_COUNTERS_DEPTH_MAX - 1);
+    CHECK(l.n > 3 && l.r[3].depth == 0 &&
+          l.r[3 + MT_COUNTERS_DEPTH_MAX - 1].depth == MT_COUNTERS_DEPTH_MAX - 1);
     mt_counters_close(c);
     mt_counters_close(NULL);
 
@@ -135,7 +134,6 @@ int main(void)
            "%.0f ns (default PAPI list + perf)\n",
            pair_cost("none", 1, 200000), pair_cost("none", 0, 50000),
            pair_cost("default", 0, 50000));
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }

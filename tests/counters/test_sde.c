@@ -9,8 +9,8 @@
 
 #include <sde_lib.h>
 
-static long long bytes;   /* SDE counter read straight from this variable */
-static long long live;    /* an instant gauge: goes up and down */
+static long long bytes; /* SDE counter read straight from this variable */
+static long long live;  /* an instant gauge: goes up and down */
 
 int main(void)
 {
@@ -18,9 +18,11 @@ int main(void)
     papi_handle_t h = papi_sde_init("mt_test");
     CHECK(h != NULL);
     CHECK_I64(papi_sde_register_counter(h, "bytes", PAPI_SDE_RO | PAPI_SDE_DELTA,
-                                        PAPI_SDE_long_long, &bytes), 0);
+                                        PAPI_SDE_long_long, &bytes),
+              0);
     CHECK_I64(papi_sde_register_counter(h, "live", PAPI_SDE_RO | PAPI_SDE_INSTANT,
-                                        PAPI_SDE_long_long, &live), 0);
+                                        PAPI_SDE_long_long, &live),
+              0);
     void *calls = NULL;
     CHECK_I64(papi_sde_create_counter(h, "calls", PAPI_SDE_DELTA, &calls), 0);
 
@@ -40,8 +42,7 @@ int main(void)
         CHECK(k->available);
         CHECK(k->source == MT_COUNTER_PAPI);
         CHECK(strcmp(k->scope, "process") == 0);
-        if (!k->available)
-            fprintf(stderr, "  %s: %s\n", k->name, k->reason);
+        if (!k->available) fprintf(stderr, "  %s: %s\n", k->name, k->reason);
     }
     const struct mt_counter *nr = mt_counters_get(c, 3);
     CHECK(!nr->available && nr->reason && strstr(nr->reason, "not registered"));
@@ -80,8 +81,8 @@ int main(void)
         CHECK_I64(l.r[i].depth, depth[i]);
         CHECK_I64(l.r[i].calls, ncalls[i]);
         CHECK(l.r[i].wall_s >= 0 && l.r[i].cpu_s >= 0);
-        const struct mt_counter *k = find_counter(l.r[i].v, l.r[i].n,
-                                                  "sde:::mt_test::never_registered");
+        const struct mt_counter *k =
+            find_counter(l.r[i].v, l.r[i].n, "sde:::mt_test::never_registered");
         CHECK(k && !k->available && k->reason && k->reason[0]);
     }
     CHECK_I64(region_value(&l, "train", "sde:::mt_test::bytes"), 10 + 3 * 1100);
@@ -110,8 +111,8 @@ int main(void)
     const struct mt_counter *k2 = mt_counters_get(c2, 0);
     CHECK(k2 && counter_is_honest(k2));
     if (k2)
-        printf("second handle: %s %s\n", k2->available ? "available" : "unavailable:",
-               k2->available ? "" : k2->reason);
+        printf("second handle: %s %s\n",
+               k2->available ? "available" : "unavailable:", k2->available ? "" : k2->reason);
     if (k2 && k2->available) {
         MUST(mt_counters_region_begin(c2, "again", err, sizeof err), err);
         bytes += 77;
@@ -126,16 +127,13 @@ int main(void)
     struct mt_counters_region tot;
     MUST(mt_counters_read_total(c, &tot, err, sizeof err), err);
     CHECK_I64(tot.ncounters, 4);
-    const struct mt_counter *tb = find_counter(tot.counters, tot.ncounters,
-                                               "sde:::mt_test::bytes");
+    const struct mt_counter *tb = find_counter(tot.counters, tot.ncounters, "sde:::mt_test::bytes");
     CHECK(tb && tb->available);
-    if (tb)
-        CHECK_I64(tb->value, 5 + 10 + 3 * 1100 + extra);
+    if (tb) CHECK_I64(tb->value, 5 + 10 + 3 * 1100 + extra);
     CHECK(tot.wall_s >= l.r[0].wall_s);
 
     mt_counters_close(c);
     papi_sde_shutdown(h);
-    if (check_failures)
-        fprintf(stderr, "%d check(s) failed\n", check_failures);
+    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
     return check_failures != 0;
 }
