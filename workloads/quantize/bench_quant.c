@@ -1,1 +1,326 @@
-int main(void){return 0;}
+/* bench_quant.c — mt-bench-quant: batch-1 decode GEMV speed of packed weight formats.
+ *
+ * What it is for: measuring what the packed formats buy at decode time on the GPT-2 124M
+ * shapes. One "token" runs the 49 matrix-vector products of a decode step (12 layers x
+ * {qkv 768->2304, attn proj 768->768, fc 768->3072, fc proj 3072->768} + the 50257x768
+ * LM head), each layer with its own weights, so the working set is the whole model (as
+ * in real decoding) and not one matrix that sits in L3. Every format is timed in the same
+ * run as fp32 (the faster of an AVX-512 fp32 GEMV and oneDNN sgemm); a STREAM-like read
+ * kernel gives the machine's bandwidth, and each format's streamed weight bytes per
+ * second is reported as a fraction of it. Also compares the VNNI kernel with oneDNN's
+ * u8s8s32 GEMM over M for 8-bit weights (the crossover mt_qgemm uses).
+ * What it is not for: accuracy (tests, the quantize plugin) or the non-GEMV part of
+ * decoding (attention, layernorm; the quantize plugin reports full decode tokens/s).
+ *
+ * Usage: mt-bench-quant [--reps N] [--layers L]   (threads: OMP_NUM_THREADS)
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "qformat.h"
+#include "qkernels.h"
+
+enum { SH_QKV, SH_PROJ, SH_FC, SH_FCPROJ, SH_HEAD, SH_COUNT };
+static const size_t shape_n[SH_COUNT] = {2304, 768, 3072, 768, 50257};
+static const size_t shape_k[SH_COUNT] = {768, 768, 768, 3072, 768};
+static const char *const shape_name[SH_COUNT] = {"qkv 768x2304", "proj 768x768",
+                                                 "fc 768x3072", "fcproj 3072x768",
+                                                 "head 50257x768"};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* STREAM-like read bandwidth: sum of a 1 GiB array, all threads, best of 5 (bytes/s). */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512 static double stream_read(void)
+{
+    size_t n = (size_t)1 << 28;
+    float *a = aligned_alloc(64, n * sizeof *a);
+    if (!a)
+        return NAN;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        a[i] = 1.0f;
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (size_t i = 0; i < n; i += 64) {
+            __m512 s0 = _mm512_load_ps(a + i), s1 = _mm512_load_ps(a + i + 16);
+            s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i + 32));
+            s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 48));
+            total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        }
+        double bw = (double)(n * sizeof *a) / (now() - t0);
+        sink = total;
+        if (bw > best)
+            best = bw;
+    }
+    (void)sink;
+    free(a);
+    return best;
+}
+
+/* fp32 GEMV y[n] = W[n x k] x, AVX-512, four accumulators; k a multiple of 64. */
+AVX512 static void gemv_f32(const float *w, const float *x, float *y, size_t n, size_t k)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < n; r++) {
+        const float *wr = w + r * k;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < k; j += 64) {
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j), _mm512_loadu_ps(x + j), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 16), _mm512_loadu_ps(x + j + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 32), _mm512_loadu_ps(x + j + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(wr + j + 48), _mm512_loadu_ps(x + j + 48), a3);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+}
+
+struct config {
+    const char *label;
+    int fp32; /* 1: own AVX-512 GEMV, 2: oneDNN sgemm */
+    struct mt_qformat f;
+    enum mt_qact act;
+};
+
+/* The model: L layers of the four layer shapes plus one head, as fp32 and packed. */
+struct model {
+    size_t layers;
+    float *w[SH_COUNT][64];
+    struct mt_qtensor *q[SH_COUNT][64];
+};
+
+static size_t count_of(const struct model *md, int s) { return s == SH_HEAD ? 1 : md->layers; }
+
+/* Times one decode token (all GEMVs) `reps` times; per shape, the median over reps of
+ * the mean time of one GEMV; returns the token time and the weight bytes read. */
+static double time_config(const struct model *md, const struct config *c, int reps,
+                          struct mt_qws *ws, const float *x, float *y, double *per_shape,
+                          double *bytes)
+{
+    double *sh = calloc((size_t)reps * SH_COUNT, sizeof *sh);
+    char err[256];
+    *bytes = 0.0;
+    for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
+        for (int s = 0; s < SH_COUNT; s++) {
+            double t_sh = 0.0;
+            for (size_t l = 0; l < count_of(md, s); l++) {
+                size_t n = shape_n[s], k = shape_k[s];
+                double t0 = now();
+                if (c->fp32 == 1)
+                    gemv_f32(md->w[s][l], x, y, n, k);
+                else if (c->fp32 == 2)
+                    dnnl_sgemm('N', 'T', 1, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, x,
+                               (dnnl_dim_t)k, md->w[s][l], (dnnl_dim_t)k, 0.0f, y,
+                               (dnnl_dim_t)n);
+                else if (mt_qgemm(ws, md->q[s][l], x, 1, y, c->act, MT_QIMPL_AUTO, err,
+                                  sizeof err)) {
+                    fprintf(stderr, "%s: %s\n", c->label, err);
+                    exit(1);
+                }
+                double dt = now() - t0;
+                t_sh += dt;
+                if (rep == 0)
+                    *bytes += c->fp32 ? (double)(n * k * 4) : (double)mt_qtensor_bytes(md->q[s][l]);
+            }
+            if (rep >= 0)
+                sh[(size_t)s * (size_t)reps + (size_t)rep] = t_sh / (double)count_of(md, s);
+        }
+    }
+    /* The token time is the sum of the per-shape medians: on a shared machine one
+     * preempted GEMV spoils a whole token, so this is steadier than the median token. */
+    double t = 0.0;
+    for (int s = 0; s < SH_COUNT; s++) {
+        per_shape[s] = median(sh + (size_t)s * (size_t)reps, (size_t)reps);
+        t += per_shape[s] * (double)count_of(md, s);
+    }
+    free(sh);
+    return t;
+}
+
+static float *gauss(size_t n, uint64_t seed)
+{
+    float *w = malloc(n * sizeof *w);
+    if (!w)
+        return NULL;
+#pragma omp parallel
+    {
+        uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)omp_get_thread_num() * 7919u + 1;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            double acc = 0.0; /* Irwin-Hall(4): close enough to Gaussian for timing */
+            for (int j = 0; j < 4; j++) {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                acc += (double)(s >> 11) * 0x1p-53;
+            }
+            w[i] = (float)(0.02 * (acc - 2.0) * 1.7320508);
+        }
+    }
+    return w;
+}
+
+/* VNNI kernel vs oneDNN u8s8s32 for 8-bit per-channel weights as M grows. */
+static void int8_crossover(struct mt_qws *ws)
+{
+    size_t n = 3072, k = 768;
+    float *w = gauss(n * k, 99), *x = gauss(512 * k, 98), *y = malloc(512 * n * sizeof *y);
+    struct mt_qformat f = {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0};
+    char err[256];
+    struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &f, err, sizeof err);
+    printf("\nint8 W8A8 768->3072: VNNI kernel vs oneDNN u8s8s32 (median us)\n");
+    printf("%6s %12s %12s\n", "M", "vnni", "onednn");
+    const size_t ms[] = {1, 4, 16, 32, 64, 128, 256, 512};
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+        double t[2];
+        for (int impl = 0; impl < 2; impl++) {
+            double v[9];
+            for (int rep = -1; rep < 9; rep++) {
+                double t0 = now();
+                mt_qgemm(ws, q, x, ms[mi], y, MT_QACT_INT8,
+                         impl ? MT_QIMPL_DNNL : MT_QIMPL_AVX512, err, sizeof err);
+                if (rep >= 0)
+                    v[rep] = now() - t0;
+            }
+            t[impl] = median(v, 9);
+        }
+        printf("%6zu %12.1f %12.1f\n", ms[mi], 1e6 * t[0], 1e6 * t[1]);
+    }
+    mt_qtensor_free(q);
+    free(w);
+    free(x);
+    free(y);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 15;
+    struct model md = {.layers = 12};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
+            md.layers = (size_t)atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--reps N] [--layers L (1..64)]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (reps < 1 || md.layers < 1 || md.layers > 64) {
+        fprintf(stderr, "bad --reps or --layers\n");
+        return 2;
+    }
+    if (!mt_qimpl_available(MT_QIMPL_AVX512, NULL, MT_QACT_F32, NULL, 0)) {
+        fprintf(stderr, "mt-bench-quant needs AVX-512 F/BW/VL/DQ\n");
+        return 77;
+    }
+    printf("mt-bench-quant: GPT-2 124M decode GEMVs, batch 1, %zu layers + LM head, %d "
+           "threads, %d reps\n", md.layers, omp_get_max_threads(), reps);
+    double bw = stream_read();
+    printf("memory read bandwidth (STREAM-like sum, 1 GiB): %.1f GB/s\n", bw / 1e9);
+
+    for (int s = 0; s < SH_COUNT; s++)
+        for (size_t l = 0; l < count_of(&md, s); l++) {
+            md.w[s][l] = gauss(shape_n[s] * shape_k[s], (uint64_t)(s * 100 + (int)l + 1));
+            if (!md.w[s][l]) {
+                fprintf(stderr, "out of memory\n");
+                return 1;
+            }
+        }
+    float *x = gauss(3072, 5), *y = malloc(50257 * sizeof *y);
+    struct mt_qws *ws = mt_qws_create();
+
+    const struct config cfgs[] = {
+        {"fp32 avx512 gemv", 1, {0}, MT_QACT_F32},
+        {"fp32 onednn sgemm", 2, {0}, MT_QACT_F32},
+        {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
+        {"fp16", 0, {MT_QS_FP16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
+        {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8},
+        {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32},
+        {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+        {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+        {"4b asym/g32 W4A8", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 32, 0}, MT_QACT_INT8},
+        {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+        {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+        {"3b asym/g128 W3", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+        {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+        {"2b asym/g128 W2", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+    };
+    size_t ncfg = sizeof cfgs / sizeof cfgs[0];
+    double per_shape[SH_COUNT], base_shape[SH_COUNT], base_tok = 0.0, bytes;
+    printf("\n%-22s %8s", "format", "bits/w");
+    for (int s = 0; s < SH_COUNT; s++)
+        printf(" %15s", shape_name[s]);
+    printf(" %10s %9s %8s %7s %7s\n", "token us", "tokens/s", "GB/s", "of bw", "vs fp32");
+    char err[256];
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        const struct config *c = &cfgs[ci];
+        if (!c->fp32)
+            for (int s = 0; s < SH_COUNT; s++)
+                for (size_t l = 0; l < count_of(&md, s); l++) {
+                    md.q[s][l] = mt_qtensor_pack(md.w[s][l], shape_n[s], shape_k[s], &c->f,
+                                                 err, sizeof err);
+                    if (!md.q[s][l]) {
+                        fprintf(stderr, "%s: %s\n", c->label, err);
+                        return 1;
+                    }
+                }
+        double t = time_config(&md, c, reps, ws, x, y, per_shape, &bytes);
+        if (c->fp32 && (base_tok == 0.0 || t < base_tok)) {
+            base_tok = t;
+            memcpy(base_shape, per_shape, sizeof base_shape);
+        }
+        double params = 0.0;
+        for (int s = 0; s < SH_COUNT; s++)
+            params += (double)(shape_n[s] * shape_k[s] * count_of(&md, s));
+        printf("%-22s %8.3f", c->label, 8.0 * bytes / params);
+        for (int s = 0; s < SH_COUNT; s++)
+            printf(" %8.1f (%4.2fx)", 1e6 * per_shape[s], base_shape[s] / per_shape[s]);
+        printf(" %10.1f %9.1f %8.1f %6.0f%% %6.2fx\n", 1e6 * t, 1.0 / t, bytes / t / 1e9,
+               100.0 * bytes / t / bw, base_tok / t);
+        fflush(stdout);
+        if (!c->fp32)
+            for (int s = 0; s < SH_COUNT; s++)
+                for (size_t l = 0; l < count_of(&md, s); l++)
+                    mt_qtensor_free(md.q[s][l]);
+    }
+    printf("(per shape: median us of one GEMV and speedup vs the faster fp32 in this run; "
+           "tokens/s counts the GEMVs of a decode step only)\n");
+    int8_crossover(ws);
+    mt_qws_destroy(ws);
+    for (int s = 0; s < SH_COUNT; s++)
+        for (size_t l = 0; l < count_of(&md, s); l++)
+            free(md.w[s][l]);
+    free(x);
+    free(y);
+    return 0;
+}
