@@ -179,8 +179,10 @@ struct mt_memsnap {
 /* Reads /proc/self/statm and /proc/self/status. Errors: /proc missing or unreadable. */
 int mt_counters_mem(struct mt_memsnap *out, char *err, size_t errlen);
 /* Resets VmHWM to the current RSS (writes "5" to /proc/self/clear_refs) so a later
- * peak_rss_bytes covers one phase. Errors: the kernel refuses (returned with errno's
- * text); peaks then keep covering the whole run. */
+ * peak_rss_bytes covers one phase. The whole process loses its earlier peak: getrusage's
+ * ru_maxrss is reset too, so read the whole-run peak first and keep it (max of the
+ * phases). Errors: the kernel refuses (returned with errno's text); peaks then keep
+ * covering the whole run. */
 int mt_counters_mem_reset_peak(char *err, size_t errlen);
 
 #ifdef __cplusplus
