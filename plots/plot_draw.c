@@ -192,6 +192,14 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
     fputs("\nset ylabel ", gp);
     pl_gp_str(gp, p->y_label);
     fputs("\nset offsets 0, 0, graph 0.08, graph 0.08\n", gp);
+    double ymin = INFINITY, ymax = -INFINITY;
+    for (size_t i = 0; i < p->n; i++) {
+        ymin = fmin(ymin, p->pts[i].ylo);
+        ymax = fmax(ymax, p->pts[i].yhi);
+    }
+    if (ymin == ymax) /* one value: give gnuplot a range instead of an empty one */
+        fprintf(gp, "set yrange [%.10g:%.10g]\n", ymin - fmax(fabs(ymin) * 0.1, 0.5),
+                ymax + fmax(fabs(ymax) * 0.1, 0.5));
     int label_no = 1;
     for (size_t i = 0; i < p->n; i++) {
         const struct pl_point *pt = &p->pts[i];
@@ -223,8 +231,12 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
                     "title ", first ? "" : ", ", p->name, fam_used[fam], pt, base ? "2.5" : "1.6",
                 color);
         pl_gp_str_max(gp, base ? "baseline (fp32)" : ctx->families[fam], 40);
-        fprintf(gp, ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars pt 0 "
-                    "lc rgb '%s' notitle", p->name, fam_used[fam], color);
+        int repeats = 0;
+        for (size_t i = 0; i < p->n; i++)
+            repeats |= (size_t)ctx->configs[p->pts[i].cfg].family == fam && p->pts[i].n > 1;
+        if (repeats) /* error bars: min..max over repeats */
+            fprintf(gp, ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars "
+                        "pt 0 lc rgb '%s' notitle", p->name, fam_used[fam], color);
         first = 0;
     }
     fputc('\n', gp);
@@ -493,8 +505,12 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
                     "title ", block ? ", " : "", name, block, pl_marker((size_t)block),
                 pl_color((size_t)block));
         pl_gp_str_max(gp, *series[i] ? series[i] : workload, 50);
-        fprintf(gp, ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars pt 0 "
-                    "lc rgb '%s' notitle", name, block, pl_color((size_t)block));
+        int repeats = 0;
+        for (size_t j = 0; j < m; j++)
+            repeats |= line[j].n > 1;
+        if (repeats)
+            fprintf(gp, ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars "
+                        "pt 0 lc rgb '%s' notitle", name, block, pl_color((size_t)block));
         block++;
     }
     fputc('\n', gp);

@@ -410,6 +410,7 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
     pl_gp_preamble(ctx, gp, name, 1100, 160 + 34 * (int)n);
     pl_gp_title(gp, title, ctx, estimated ? "sampled profile: bytes are estimates" : NULL);
     fputs("set xlabel 'bytes live at the global heap peak (MiB)'\nset xrange [0:*]\n"
+          "set offsets 0, graph 0.05, 0, 0\n"
           "set yrange [-0.7:", gp);
     fprintf(gp, "%zu.7]\nset key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
                 "set lmargin at screen 0.42\nset ytics (", n - 1);

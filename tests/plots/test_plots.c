@@ -1,0 +1,722 @@
+/* tests/plots/test_plots.c — tests of the plot generator against a synthetic database.
+ *
+ * What it is for: building a results database from results/schema.sql with known runs,
+ * params, metrics, samples, regions and allocation sites (labels with quotes, spaces,
+ * backslashes and unicode; failed and OOM runs), running mt_plot_generate, and checking
+ * the data files handed to gnuplot (exact points, the hand-computed Pareto sets), the
+ * images (valid PNG / well-formed SVG), the report's escaping, the empty-database and
+ * missing-gnuplot messages. What it is not for: the browser check (chromium_report.sh).
+ *
+ * Usage: test_plots SCHEMA.sql WORKDIR CASE        (CASE: png, svg, empty, nognuplot, errors)
+ *        test_plots --make-db SCHEMA.sql DB        (the synthetic database only)
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "plots/plot.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fputc('\n', stderr);                                                             \
+            failures++;                                                                      \
+        }                                                                                    \
+    } while (0)
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    if (s) {
+        s[n] = 0;
+        if (len)
+            *len = (size_t)n;
+    }
+    return s;
+}
+
+static void exec_sql(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "SQL failed: %s\n%s\n", msg, sql);
+        exit(2);
+    }
+}
+
+/* sqlite3_vmprintf formats (%Q quotes a string); not printf-checkable. */
+static void sqlf(sqlite3 *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    exec_sql(db, sql);
+    sqlite3_free(sql);
+}
+
+#define MIB 1048576.0
+
+static sqlite3 *new_db(const char *schema_path, const char *db_path)
+{
+    char *schema = read_file(schema_path, NULL);
+    if (!schema) {
+        fprintf(stderr, "cannot read %s\n", schema_path);
+        exit(2);
+    }
+    unlink(db_path);
+    sqlite3 *db;
+    if (sqlite3_open(db_path, &db) != SQLITE_OK) {
+        fprintf(stderr, "cannot create %s\n", db_path);
+        exit(2);
+    }
+    exec_sql(db, schema);
+    free(schema);
+    return db;
+}
+
+/* One run with its params ("k=v;k=v") and metrics (name, value or NAN, unit). */
+static void add_run(sqlite3 *db, int id, const char *workload, const char *label, int repeat,
+                    const char *status, const char *params)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s?%s", workload, params);
+    for (char *p = key; *p; p++)
+        if (*p == ';')
+            *p = '&';
+    sqlf(db, "INSERT INTO runs(id, sweep_id, workload, label, config_key, repeat, status, "
+             "started_at, wall_s, facts_json) VALUES(%d, 1, %Q, %Q, %Q, %d, %Q, "
+             "'2026-01-01T00:00:00Z', %d.5, '{\"cpu_model\":\"Test CPU \\\"X\\\" @ 3GHz\","
+             "\"cpu_cores\":2}')",
+         id, workload, label, key, repeat, status, id);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", params);
+    for (char *tok = strtok(buf, ";"); tok; tok = strtok(NULL, ";")) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        sqlf(db, "INSERT INTO params VALUES(%d, %Q, %Q)", id, tok, eq + 1);
+    }
+}
+
+static void metric(sqlite3 *db, int run, const char *name, double value, const char *unit)
+{
+    sqlf(db, "INSERT INTO metrics(run_id, rank, name, value, unit) VALUES(%d, -1, %Q, %.17g, %Q)",
+         run, name, value, unit);
+}
+
+static void acc_mem(sqlite3 *db, int run, double bpb, const char *mem, double mib)
+{
+    metric(db, run, "val_bpb", bpb, "bits/byte");
+    metric(db, run, mem, mib * MIB, "bytes");
+}
+
+/* The synthetic sweep. Serving panel (x = infer_peak MiB, y = val_bpb median):
+ *   baseline 6/2.0, q8 2/2.02 (repeats 2.01, 2.03), q4g32 1.25/2.10, q2 1.0/2.6,
+ *   q4g128 1.5/2.2, prune0.5 3/2.3, prune0.9 0.9/3.0
+ *   Pareto: prune0.9, q2, q4g32, q8, baseline.
+ * Training panel (train_peak MiB): baseline 20/2.0, lora 12/2.05, checkpoint 15/2.0
+ *   Pareto: lora, checkpoint. */
+static void make_db(const char *schema, const char *path)
+{
+    sqlite3 *db = new_db(schema, path);
+    exec_sql(db, "BEGIN");
+    exec_sql(db, "INSERT INTO sweeps(id, name, started_at, host, facts_json) VALUES(1, "
+                 "'quick \"test\" sweep \xc3\xbc', '2026-01-01T00:00:00Z', 'testhost', "
+                 "'{\"cpu_model\":\"Test CPU \\\"X\\\" @ 3GHz\",\"cpu_cores\":2}')");
+    add_run(db, 1, "baseline", "fp32", 0, "ok", "d_model=64");
+    acc_mem(db, 1, 2.0, "infer_peak_bytes", 6);
+    metric(db, 1, "model_bytes", 4 * MIB, "bytes");
+    metric(db, 1, "train_peak_bytes", 20 * MIB, "bytes");
+    metric(db, 1, "train_tokens_per_s", 1000, "tokens/s");
+    metric(db, 1, "eval_tokens_per_s", 5000, "tokens/s");
+    sqlf(db, "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable) VALUES(1, -1, "
+             "'peak_rss_bytes', NULL, 'bytes', 'no /proc <here>')");
+    add_run(db, 2, "quantize", "int8 \"q\"", 0, "ok", "bits=8;group=32");
+    acc_mem(db, 2, 2.01, "infer_peak_bytes", 2);
+    metric(db, 2, "model_bytes", 1 * MIB, "bytes");
+    add_run(db, 3, "quantize", "int8 \"q\"", 1, "ok", "bits=8;group=32");
+    acc_mem(db, 3, 2.03, "infer_peak_bytes", 2);
+    add_run(db, 4, "quantize", "int4 \xc3\xbc\\back", 0, "ok", "bits=4;group=32");
+    acc_mem(db, 4, 2.10, "infer_peak_bytes", 1.25);
+    add_run(db, 5, "quantize", "it's 2-bit", 0, "ok", "bits=2;group=32");
+    acc_mem(db, 5, 2.6, "infer_peak_bytes", 1.0);
+    add_run(db, 6, "quantize", NULL, 0, "ok", "bits=4;group=128");
+    acc_mem(db, 6, 2.2, "infer_peak_bytes", 1.5);
+    add_run(db, 7, "prune", "50% sparse", 0, "ok", "sparsity=0.5");
+    acc_mem(db, 7, 2.3, "infer_peak_bytes", 3);
+    add_run(db, 8, "prune", "90% {x}_^@", 0, "ok", "sparsity=0.9");
+    acc_mem(db, 8, 3.0, "infer_peak_bytes", 0.9);
+    add_run(db, 9, "lora", "rank 4", 0, "ok", "rank=4");
+    acc_mem(db, 9, 2.05, "train_peak_bytes", 12);
+    metric(db, 9, "train_tokens_per_s", 900, "tokens/s");
+    add_run(db, 10, "checkpoint", "ckpt <every> & 2", 0, "ok", "every=2");
+    acc_mem(db, 10, 2.0, "train_peak_bytes", 15);
+    add_run(db, 11, "quantize", "int1", 0, "failed", "bits=1;group=32");
+    exec_sql(db, "UPDATE runs SET exit_code = 1, error = 'assertion \"x<1\" failed: <bad> & "
+                 "''quote''' WHERE id = 11");
+    add_run(db, 12, "prune", "99%", 0, "oom", "sparsity=0.99");
+    exec_sql(db, "UPDATE runs SET signal = 9 WHERE id = 12");
+
+    /* Timeline of run 1: weights 1 MiB flat, activations 0,2,3,0 MiB, rss, regions. */
+    static const double act[] = {0, 2, 3, 0}, rss[] = {5, 8, 9, 6};
+    static const char *const reg[] = {"'forward'", "'forward'", "'back \"ward\"'", "NULL"};
+    for (int t = 0; t < 4; t++) {
+        sqlf(db, "INSERT INTO samples VALUES(1, 0, 'heap.live.weights', %d, %.17g, %s)", t, MIB,
+             reg[t]);
+        sqlf(db, "INSERT INTO samples VALUES(1, 0, 'heap.live.activations', %d, %.17g, %s)", t,
+             act[t] * MIB, reg[t]);
+        sqlf(db, "INSERT INTO samples VALUES(1, 0, 'rss', %d, %.17g, %s)", t, rss[t] * MIB, reg[t]);
+        sqlf(db, "INSERT INTO samples VALUES(12, 0, 'heap.live.other', %d, %.17g, NULL)", t,
+             (t + 1) * MIB);
+    }
+    for (int s = 0; s < 5; s++) {
+        static const double loss[] = {5, 4, 3.5, 3.2, 3.0};
+        sqlf(db, "INSERT INTO samples VALUES(9, 0, 'train_loss', %d, %.17g, NULL)", s, loss[s]);
+        sqlf(db, "INSERT INTO samples VALUES(10, 0, 'train_loss', %d, %.17g, NULL)", s, loss[s] + 0.1);
+    }
+    /* Regions of run 1 with one available and one unavailable counter. */
+    exec_sql(db, "INSERT INTO regions VALUES(1, 1, 0, 'train', 'train', 0, 1, 3.0, NULL),"
+                 "(2, 1, 0, 'train/forward', 'forward', 1, 4, 1.0, NULL),"
+                 "(3, 1, 0, 'train/backward', 'backward', 1, 4, 1.5, NULL),"
+                 "(4, 1, 0, 'eval', 'eval', 0, 1, 0.5, NULL)");
+    exec_sql(db, "INSERT INTO region_counters VALUES(1, 'page_faults', 300, NULL),"
+                 "(2, 'page_faults', 100, NULL), (3, 'page_faults', 150, NULL),"
+                 "(4, 'page_faults', 50, NULL), (1, 'PAPI_TOT_CYC', NULL, 'no hardware counters'),"
+                 "(2, 'PAPI_TOT_CYC', NULL, 'no hardware counters')");
+    /* Allocation sites of run 1. */
+    exec_sql(db, "INSERT INTO frames VALUES(1, 'malloc', '/lib/x86_64-linux-gnu/libc.so.6', NULL, 0, NULL),"
+                 "(2, 'tf_alloc_weights', 'libmt_transformer.so', '/src/transformer/model.c', 42, NULL),"
+                 "(3, 'main', 'memtrade', 'main.c', 10, NULL),"
+                 "(4, NULL, '/usr/lib/libfoo.so', NULL, NULL, NULL),"
+                 "(5, 'attn_\"scratch\"<T>', 'libmt_transformer.so', 'attn.c', 7, NULL)");
+    exec_sql(db, "INSERT INTO stacks VALUES(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
+    exec_sql(db, "INSERT INTO stack_frames VALUES(1, 0, 1), (1, 1, 2), (1, 2, 3), (2, 0, 1),"
+                 "(2, 1, 5), (3, 0, 4), (4, 0, 3)");
+    sqlf(db, "INSERT INTO alloc_sites VALUES(1, 0, 1, 'weights', 10, %.0f, %.0f, 0, 0, 0, 0),"
+             "(1, 0, 2, 'activations', 50, %.0f, %.0f, 3, 0, 0, 0),"
+             "(1, 0, 3, 'workspace', 2, %.0f, %.0f, 0, 0, 0, 0),"
+             "(1, 0, 4, 'other', 2, 100, 0, 0, 100, 1, 0)",
+         MIB, MIB, 8 * MIB, 3 * MIB, MIB, 0.5 * MIB);
+    exec_sql(db, "COMMIT");
+    sqlite3_close(db);
+}
+
+/* ---- file checks -------------------------------------------------------------------- */
+
+static int file_exists(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void check_png(const char *path)
+{
+    size_t len = 0;
+    unsigned char *s = (unsigned char *)read_file(path, &len);
+    CHECK(s != NULL, "%s missing", path);
+    if (!s)
+        return;
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    CHECK(len > 1024, "%s is only %zu bytes", path, len);
+    CHECK(len > 33 && memcmp(s, sig, 8) == 0, "%s has no PNG signature", path);
+    if (len > 33) {
+        unsigned w = (unsigned)s[16] << 24 | s[17] << 16 | s[18] << 8 | s[19];
+        unsigned h = (unsigned)s[20] << 24 | s[21] << 16 | s[22] << 8 | s[23];
+        CHECK(memcmp(s + 12, "IHDR", 4) == 0 && w > 0 && h > 0, "%s: bad IHDR (%ux%u)", path, w, h);
+    }
+    free(s);
+}
+
+/* Well-formed enough: after the prolog the root element is <svg>, every start tag is
+ * closed by the matching end tag, and nothing but whitespace follows the root. */
+static void check_svg(const char *path)
+{
+    size_t len = 0;
+    char *s = read_file(path, &len);
+    CHECK(s != NULL, "%s missing", path);
+    if (!s)
+        return;
+    CHECK(len > 1024, "%s is only %zu bytes", path, len);
+    char *stack[256];
+    size_t depth = 0, elements = 0;
+    int root_svg = 0, ok = 1, closed_root = 0;
+    for (char *p = s; *p && ok; p++) {
+        if (*p != '<') {
+            if (closed_root && !strchr(" \t\r\n", *p))
+                ok = 0;
+            continue;
+        }
+        if (strncmp(p, "<!--", 4) == 0) {
+            char *e = strstr(p, "-->");
+            ok = e != NULL;
+            p = e ? e + 2 : p;
+            continue;
+        }
+        if (p[1] == '?' || p[1] == '!') {
+            char *e = strchr(p, '>');
+            ok = e != NULL;
+            p = e ? e : p;
+            continue;
+        }
+        char *q = p + 1;
+        int closing = *q == '/';
+        q += closing;
+        size_t nlen = strcspn(q, " \t\r\n/>");
+        char quote = 0;
+        char *e = q + nlen;
+        for (; *e && (quote || *e != '>'); e++)
+            if (quote && *e == quote)
+                quote = 0;
+            else if (!quote && (*e == '"' || *e == '\''))
+                quote = *e;
+        if (!*e) {
+            ok = 0;
+            break;
+        }
+        int self = e[-1] == '/';
+        if (closing) {
+            ok = depth > 0 && strlen(stack[depth - 1]) == nlen &&
+                 strncmp(stack[depth - 1], q, nlen) == 0;
+            if (ok)
+                free(stack[--depth]);
+            closed_root = ok && depth == 0;
+        } else {
+            if (elements++ == 0)
+                root_svg = nlen == 3 && strncmp(q, "svg", 3) == 0;
+            ok = !closed_root;
+            if (!self && ok && depth < 256)
+                stack[depth++] = strndup(q, nlen);
+        }
+        p = e;
+    }
+    CHECK(ok && depth == 0 && closed_root, "%s is not well-formed XML", path);
+    CHECK(root_svg, "%s: root element is not <svg>", path);
+    CHECK(elements > 20, "%s has only %zu elements", path, elements);
+    while (depth > 0)
+        free(stack[--depth]);
+    free(s);
+}
+
+/* Data rows of a .dat file (no comments, no blank lines), split at tabs. */
+struct rows {
+    char *text;
+    char *fields[64][16];
+    size_t nf[64];
+    size_t n;
+};
+
+static int load_rows(const char *dir, const char *name, struct rows *r)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(r, 0, sizeof *r);
+    r->text = read_file(path, NULL);
+    if (!r->text)
+        return -1;
+    for (char *line = strtok(r->text, "\n"); line && r->n < 64; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || line[0] == 0)
+            continue;
+        size_t k = 0;
+        for (char *f = line; f && k < 16; k++) {
+            r->fields[r->n][k] = f;
+            f = strchr(f, '\t');
+            if (f)
+                *f++ = 0;
+        }
+        r->nf[r->n++] = k;
+    }
+    return 0;
+}
+
+static const char *row_with_label(const struct rows *r, size_t label_col, const char *label, size_t *row)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->nf[i] > label_col && strcmp(r->fields[i][label_col], label) == 0) {
+            *row = i;
+            return r->fields[i][label_col];
+        }
+    return NULL;
+}
+
+static int near(const char *field, double want)
+{
+    return field && fabs(strtod(field, NULL) - want) <= 1e-9 * fmax(1, fabs(want));
+}
+
+struct want_point {
+    const char *label, *workload;
+    double x, y, ymin, ymax;
+    int repeats, pareto;
+};
+
+static void check_points(const char *dir, const char *file, const struct want_point *w, size_t n)
+{
+    struct rows r;
+    CHECK(load_rows(dir, file, &r) == 0, "%s missing", file);
+    CHECK(r.n == n, "%s has %zu points, want %zu", file, r.n, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t row;
+        if (!row_with_label(&r, 10, w[i].label, &row)) {
+            CHECK(0, "%s: no point labelled '%s'", file, w[i].label);
+            continue;
+        }
+        char *const *f = r.fields[row];
+        CHECK(strcmp(f[1], w[i].workload) == 0, "%s '%s': workload %s", file, w[i].label, f[1]);
+        CHECK(near(f[2], w[i].x) && near(f[3], w[i].y) && near(f[4], w[i].ymin) &&
+                  near(f[5], w[i].ymax),
+              "%s '%s': x,y,min,max = %s,%s,%s,%s want %g,%g,%g,%g", file, w[i].label, f[2], f[3],
+              f[4], f[5], w[i].x, w[i].y, w[i].ymin, w[i].ymax);
+        CHECK(atoi(f[6]) == w[i].repeats, "%s '%s': repeats %s", file, w[i].label, f[6]);
+        CHECK(atoi(f[7]) == w[i].pareto, "%s '%s': pareto %s want %d", file, w[i].label, f[7],
+              w[i].pareto);
+    }
+    free(r.text);
+}
+
+/* The Pareto data file: exactly these labels, in ascending x. */
+static void check_pareto(const char *dir, const char *file, const char *const *labels, size_t n)
+{
+    struct rows r;
+    CHECK(load_rows(dir, file, &r) == 0, "%s missing", file);
+    CHECK(r.n == n, "%s has %zu points, want %zu", file, r.n, n);
+    for (size_t i = 0; i < n && i < r.n; i++)
+        CHECK(r.nf[i] >= 4 && strcmp(r.fields[i][3], labels[i]) == 0, "%s row %zu: '%s' want '%s'",
+              file, i, r.nf[i] >= 4 ? r.fields[i][3] : "?", labels[i]);
+    for (size_t i = 1; i < r.n; i++)
+        CHECK(strtod(r.fields[i][0], NULL) >= strtod(r.fields[i - 1][0], NULL), "%s not sorted", file);
+    free(r.text);
+}
+
+static const struct mt_plot_item *item(const struct mt_plot_result *res, const char *name)
+{
+    for (size_t i = 0; i < res->n_items; i++)
+        if (strcmp(res->items[i].name, name) == 0)
+            return &res->items[i];
+    return NULL;
+}
+
+static void check_drawn(const struct mt_plot_result *res, const char *plots, const char *name,
+                        const char *ext)
+{
+    const struct mt_plot_item *it = item(res, name);
+    CHECK(it && it->image, "%s not drawn (%s)", name,
+          it ? (it->failed ? it->failed : (it->skip ? it->skip : "")) : "no item");
+    if (!it || !it->image)
+        return;
+    CHECK(!it->warnings, "%s: gnuplot warned: %s", name, it->warnings);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.%s", plots, name, ext);
+    if (strcmp(ext, "png") == 0)
+        check_png(path);
+    else
+        check_svg(path);
+}
+
+static int contains(const char *dir, const char *file, const char *needle)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char *s = read_file(path, NULL);
+    int found = s && strstr(s, needle);
+    free(s);
+    return found;
+}
+
+static void run_full(const char *schema, const char *work, enum mt_plot_format fmt)
+{
+    const char *ext = fmt == MT_PLOT_SVG ? "svg" : "png";
+    char db[4096], out[4096], plots[4200], err[1024];
+    snprintf(db, sizeof db, "%s/test.db", work);
+    snprintf(out, sizeof out, "%s/out-%s", work, ext);
+    snprintf(plots, sizeof plots, "%s/plots", out);
+    make_db(schema, db);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out, .format = fmt};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    CHECK(res.n_runs == 12 && res.n_ok == 10, "runs %zu ok %zu", res.n_runs, res.n_ok);
+    CHECK(res.n_failed == 0, "%zu plots failed", res.n_failed);
+    for (size_t i = 0; i < res.n_items; i++) {
+        const struct mt_plot_item *it = &res.items[i];
+        printf("%-26s %s%s%s\n", it->name, it->image ? it->image : "",
+               it->skip ? "skipped: " : "", it->skip ? it->skip : (it->failed ? it->failed : ""));
+    }
+
+    static const char *const drawn[] = {"tradeoff_serving", "tradeoff_training", "speed_train",
+                                        "speed_eval", "curve_quantize_bits", "curve_quantize_group",
+                                        "curve_prune_sparsity", "loss_checkpoint", "loss_lora",
+                                        "timeline_run1", "timeline_run12", "sites_run1",
+                                        "regions_run1"};
+    for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
+        check_drawn(&res, plots, drawn[i], ext);
+    const struct mt_plot_item *dec = item(&res, "speed_decode");
+    CHECK(dec && dec->skip && strstr(dec->skip, "decode_tokens_per_s"), "speed_decode not skipped");
+    CHECK(res.n_drawn == sizeof drawn / sizeof drawn[0], "%zu drawn", res.n_drawn);
+
+    static const struct want_point serving[] = {
+        {"fp32", "baseline", 6, 2.0, 2.0, 2.0, 1, 1},
+        {"int8 \"q\"", "quantize", 2, 2.02, 2.01, 2.03, 2, 1},
+        {"int4 \xc3\xbc\\back", "quantize", 1.25, 2.10, 2.10, 2.10, 1, 1},
+        {"it's 2-bit", "quantize", 1.0, 2.6, 2.6, 2.6, 1, 1},
+        {"bits=4 group=128", "quantize", 1.5, 2.2, 2.2, 2.2, 1, 0},
+        {"50% sparse", "prune", 3, 2.3, 2.3, 2.3, 1, 0},
+        {"90% {x}_^@", "prune", 0.9, 3.0, 3.0, 3.0, 1, 1},
+    };
+    check_points(plots, "tradeoff_serving.dat", serving, sizeof serving / sizeof serving[0]);
+    static const char *const serving_front[] = {"90% {x}_^@", "it's 2-bit", "int4 \xc3\xbc\\back",
+                                                "int8 \"q\"", "fp32"};
+    check_pareto(plots, "tradeoff_serving_pareto.dat", serving_front, 5);
+    static const struct want_point training[] = {
+        {"fp32", "baseline", 20, 2.0, 2.0, 2.0, 1, 0},
+        {"rank 4", "lora", 12, 2.05, 2.05, 2.05, 1, 1},
+        {"ckpt <every> & 2", "checkpoint", 15, 2.0, 2.0, 2.0, 1, 1},
+    };
+    check_points(plots, "tradeoff_training.dat", training, 3);
+    static const char *const training_front[] = {"rank 4", "ckpt <every> & 2"};
+    check_pareto(plots, "tradeoff_training_pareto.dat", training_front, 2);
+
+    /* The timeline: cumulative weights then activations, in MiB. */
+    struct rows r;
+    CHECK(load_rows(plots, "timeline_run1.dat", &r) == 0, "timeline_run1.dat missing");
+    static const double cum[4][3] = {{0, 1, 1}, {1, 1, 3}, {2, 1, 4}, {3, 1, 1}};
+    CHECK(r.n == 4 + 4 + 2, "timeline rows %zu (4 stacked, 4 rss, 2 regions)", r.n);
+    for (size_t i = 0; i < 4 && i < r.n; i++)
+        CHECK(near(r.fields[i][0], cum[i][0]) && near(r.fields[i][1], cum[i][1]) &&
+                  near(r.fields[i][2], cum[i][2]),
+              "timeline row %zu: %s %s %s", i, r.fields[i][0], r.fields[i][1], r.fields[i][2]);
+    CHECK(r.n == 10 && near(r.fields[8][0], 0) && near(r.fields[8][1], 2) &&
+              strcmp(r.fields[8][2], "forward") == 0 && near(r.fields[9][0], 2) &&
+              near(r.fields[9][1], 3) && strcmp(r.fields[9][2], "back \"ward\"") == 0,
+          "region intervals wrong");
+    free(r.text);
+
+    /* Sites: largest at peak first, symbolized past malloc. */
+    CHECK(load_rows(plots, "sites_run1.dat", &r) == 0, "sites_run1.dat missing");
+    CHECK(r.n == 3, "sites rows %zu", r.n);
+    if (r.n == 3) {
+        CHECK(near(r.fields[0][1], 3) && strcmp(r.fields[0][5], "attn_\"scratch\"<T> (attn.c:7)") == 0,
+              "site 0: %s %s", r.fields[0][1], r.fields[0][5]);
+        CHECK(near(r.fields[1][1], 1) && strcmp(r.fields[1][5], "tf_alloc_weights (model.c:42)") == 0,
+              "site 1: %s %s", r.fields[1][1], r.fields[1][5]);
+        CHECK(near(r.fields[2][1], 0.5) && strcmp(r.fields[2][5], "/usr/lib/libfoo.so") == 0,
+              "site 2: %s %s", r.fields[2][1], r.fields[2][5]);
+    }
+    free(r.text);
+
+    /* Regions in path order with the available counter only. */
+    CHECK(load_rows(plots, "regions_run1.dat", &r) == 0, "regions_run1.dat missing");
+    static const char *const paths[] = {"eval", "train", "train/backward", "train/forward"};
+    static const double wall[] = {0.5, 3.0, 1.5, 1.0}, faults[] = {50, 300, 150, 100};
+    CHECK(r.n == 4, "regions rows %zu", r.n);
+    for (size_t i = 0; i < 4 && i < r.n; i++)
+        CHECK(r.nf[i] == 4 && near(r.fields[i][1], wall[i]) && near(r.fields[i][2], faults[i]) &&
+                  strcmp(r.fields[i][3], paths[i]) == 0,
+              "region row %zu: %s %s %s", i, r.fields[i][1], r.fields[i][2],
+              r.nf[i] > 3 ? r.fields[i][3] : "?");
+    free(r.text);
+    CHECK(contains(plots, "regions_run1.gp", "PAPI_TOT_CYC (no hardware counters)"),
+          "unavailable counter not named in the region plot");
+
+    /* Knob curve: quantize bits with group=32 fixed, ascending bits. */
+    CHECK(load_rows(plots, "curve_quantize_bits.dat", &r) == 0, "curve missing");
+    static const double bits[] = {2, 4, 8}, bpb[] = {2.6, 2.10, 2.02};
+    CHECK(r.n == 3, "curve rows %zu", r.n);
+    for (size_t i = 0; i < 3 && i < r.n; i++)
+        CHECK(near(r.fields[i][0], bits[i]) && near(r.fields[i][1], bpb[i]), "curve row %zu: %s %s",
+              i, r.fields[i][0], r.fields[i][1]);
+    free(r.text);
+
+    /* Labels reach gnuplot as quoted strings, titles name the sweep and the machine. */
+    CHECK(contains(plots, "tradeoff_serving.gp", "'it''s 2-bit'"), "quote not doubled");
+    CHECK(contains(plots, "tradeoff_serving.gp", "'int4 \xc3\xbc\\back'"), "backslash label");
+    CHECK(contains(plots, "tradeoff_serving.gp", "quick \"test\" sweep \xc3\xbc"), "sweep in title");
+    CHECK(contains(plots, "tradeoff_serving.gp", "Test CPU \"X\" @ 3GHz (2 cores)"), "machine");
+    CHECK(contains(plots, "tradeoff_serving.gp", "(MiB)") &&
+              contains(plots, "tradeoff_serving.gp", "(bits/byte)"), "axis units");
+    CHECK(contains(plots, "speed_train.gp", "(tokens/s)"), "speed units");
+
+    /* The report: escaped, lists images, tables and the failures. */
+    CHECK(file_exists(out, "report.html"), "no report.html");
+    CHECK(contains(out, "report.html", "int8 &quot;q&quot;"), "label not escaped");
+    CHECK(!contains(out, "report.html", "<every>"), "raw < in report");
+    CHECK(contains(out, "report.html", "ckpt &lt;every&gt; &amp; 2"), "label escaping");
+    CHECK(contains(out, "report.html", "assertion &quot;x&lt;1&quot; failed: &lt;bad&gt; &amp; "
+                                       "&#39;quote&#39;"), "failed run error not listed");
+    CHECK(contains(out, "report.html", ">oom<"), "oom run not listed");
+    char img[64];
+    snprintf(img, sizeof img, "src=\"plots/tradeoff_serving.%s\"", ext);
+    CHECK(contains(out, "report.html", img), "report misses the trade-off image");
+    CHECK(contains(out, "report.html", "Pareto set") &&
+              contains(out, "report.html", "Best configuration under each memory budget"),
+          "tables missing");
+    /* Budget 1 MiB: prune 90% (0.9 MiB, 3.0) and q2 (1.0 MiB, 2.6) fit; q2 is better. */
+    CHECK(contains(out, "report.html", "<tr><td class=\"n\">1</td><td>it&#39;s 2-bit</td>"),
+          "best under 1 MiB is not the 2-bit run");
+    CHECK(contains(out, "report.html", "<tr><td class=\"n\">0.5</td><td colspan=\"4\" "
+                                       "class=\"none\">nothing fits"), "0.5 MiB budget row");
+    CHECK(!contains(out, "report.html", "<script"), "report has a script");
+    mt_plot_result_free(&res);
+
+    /* --x and --budgets: one panel against model_bytes; budgets as given. */
+    double budgets[] = {1, 4};
+    struct mt_plot_opts o2 = {.db_path = db, .out_dir = out, .format = fmt,
+                              .x_metric = "model_bytes", .budgets_mib = budgets, .n_budgets = 2};
+    rc = mt_plot_generate(&o2, &res, err, sizeof err);
+    CHECK(rc == 0, "--x model_bytes: %d %s", rc, err);
+    static const struct want_point model[] = {
+        {"fp32", "baseline", 4, 2.0, 2.0, 2.0, 1, 1},
+        {"int8 \"q\"", "quantize", 1, 2.02, 2.01, 2.03, 2, 1},
+    };
+    check_points(plots, "tradeoff_model_bytes.dat", model, 2);
+    check_drawn(&res, plots, "tradeoff_model_bytes", ext);
+    CHECK(contains(out, "report.html", "<tr><td class=\"n\">4</td><td>fp32</td>"), "budget 4");
+    mt_plot_result_free(&res);
+}
+
+static void run_empty(const char *schema, const char *work)
+{
+    char db[4096], out[4096], err[1024];
+    snprintf(db, sizeof db, "%s/empty.db", work);
+    snprintf(out, sizeof out, "%s/out-empty", work);
+    sqlite3 *h = new_db(schema, db);
+    sqlite3_close(h);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 1, "empty db: rc %d (%s)", rc, err);
+    CHECK(strstr(err, "no runs") != NULL, "empty db message: %s", err);
+    CHECK(res.n_drawn == 0 && res.n_failed == 0, "empty db drew %zu failed %zu", res.n_drawn,
+          res.n_failed);
+    CHECK(contains(out, "report.html", "No runs in this database"), "empty report");
+    mt_plot_result_free(&res);
+
+    /* Only failed runs: a clear message, the failures in the report, the timeline. */
+    h = new_db(schema, db);
+    add_run(h, 1, "quantize", "bad 'one'", 0, "crashed", "bits=1");
+    exec_sql(h, "UPDATE runs SET signal = 11, error = 'SIGSEGV in <kernel>' WHERE id = 1");
+    exec_sql(h, "INSERT INTO samples VALUES(1, 0, 'heap.live.weights', 0, 1048576, NULL),"
+                "(1, 0, 'heap.live.weights', 1, 2097152, NULL)");
+    sqlite3_close(h);
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 1 && strstr(err, "no successful run"), "failed-only db: rc %d: %s", rc, err);
+    CHECK(res.n_failed == 0, "failed-only: gnuplot failed");
+    CHECK(item(&res, "timeline_run1") && item(&res, "timeline_run1")->image, "crash timeline");
+    CHECK(contains(out, "report.html", "SIGSEGV in &lt;kernel&gt;"), "crash error in report");
+    mt_plot_result_free(&res);
+}
+
+static void run_nognuplot(const char *schema, const char *work)
+{
+    char db[4096], out[4096], err[1024], bin[4096];
+    snprintf(db, sizeof db, "%s/test.db", work);
+    snprintf(out, sizeof out, "%s/out-nognuplot", work);
+    snprintf(bin, sizeof bin, "%s/emptybin", work);
+    mkdir(bin, 0755);
+    make_db(schema, db);
+    setenv("PATH", bin, 1);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == -1, "no gnuplot: rc %d", rc);
+    CHECK(strstr(err, "gnuplot not found") && strstr(err, "gnuplot-nox"), "message: %s", err);
+    CHECK(access(out, F_OK) != 0, "output written without gnuplot");
+    mt_plot_result_free(&res);
+    opts.gnuplot = "/nonexistent/gnuplot";
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "gnuplot not found at /nonexistent/gnuplot"), "message: %s", err);
+    mt_plot_result_free(&res);
+}
+
+static void run_errors(const char *schema, const char *work)
+{
+    char db[4096], out[4096], err[1024], junk[4096];
+    snprintf(db, sizeof db, "%s/test.db", work);
+    snprintf(out, sizeof out, "%s/out-errors", work);
+    make_db(schema, db);
+    struct mt_plot_result res;
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out, .sweep_id = 7};
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "sweep 7 not found"), "unknown sweep: %d %s", rc, err);
+    mt_plot_result_free(&res);
+
+    snprintf(junk, sizeof junk, "%s/junk.db", work);
+    sqlite3 *h;
+    sqlite3_open(junk, &h);
+    exec_sql(h, "CREATE TABLE IF NOT EXISTS t(x)");
+    sqlite3_close(h);
+    opts = (struct mt_plot_opts){.db_path = junk, .out_dir = out};
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "not a memtrade results database"), "junk db: %d %s", rc, err);
+    mt_plot_result_free(&res);
+
+    opts.db_path = "/nonexistent/x.db";
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "cannot read database /nonexistent/x.db"), "missing db: %s", err);
+    mt_plot_result_free(&res);
+
+    double *b;
+    size_t nb;
+    CHECK(mt_plot_parse_budgets("1,2.5,64", &b, &nb, err, sizeof err) == 0 && nb == 3 &&
+              b[1] == 2.5, "budgets parse");
+    free(b);
+    CHECK(mt_plot_parse_budgets("1,,2", &b, &nb, err, sizeof err) == -1, "empty budget accepted");
+    CHECK(mt_plot_parse_budgets("-1", &b, &nb, err, sizeof err) == -1, "negative budget accepted");
+    CHECK(mt_plot_parse_budgets("4MiB", &b, &nb, err, sizeof err) == -1, "suffix accepted");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--make-db") == 0) {
+        make_db(argv[2], argv[3]);
+        return 0;
+    }
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR png|svg|empty|nognuplot|errors\n");
+        return 2;
+    }
+    const char *schema = argv[1], *work = argv[2], *which = argv[3];
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", work, work);
+    if (system(cmd) != 0)
+        return 2;
+    if (strcmp(which, "png") == 0)
+        run_full(schema, work, MT_PLOT_PNG);
+    else if (strcmp(which, "svg") == 0)
+        run_full(schema, work, MT_PLOT_SVG);
+    else if (strcmp(which, "empty") == 0)
+        run_empty(schema, work);
+    else if (strcmp(which, "nognuplot") == 0)
+        run_nognuplot(schema, work);
+    else if (strcmp(which, "errors") == 0)
+        run_errors(schema, work);
+    else
+        return 2;
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
