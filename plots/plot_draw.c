@@ -514,10 +514,7 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
         block++;
     }
     fputc('\n', gp);
-    fclose(dat);
-    fclose(gp);
-    dat = gp = NULL;
-    pl_run_gnuplot(ctx, name, title);
+    pl_finish(ctx, &dat, &gp, name, title);
     drawn = 1;
 out:
     if (dat)

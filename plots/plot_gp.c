@@ -392,3 +392,11 @@ void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title)
     it->image = pl_asprintf(ctx, "plots/%s", image);
     ctx->res->n_drawn++;
 }
+
+void pl_finish(struct pl_ctx *ctx, FILE **dat, FILE **gp, const char *name, const char *title)
+{
+    fclose(*dat);
+    fclose(*gp);
+    *dat = *gp = NULL;
+    pl_run_gnuplot(ctx, name, title);
+}

@@ -126,6 +126,8 @@ int pl_find_program(const char *name, char *path, size_t pathlen);
 FILE *pl_open(struct pl_ctx *ctx, const char *name, const char *suffix, char *err, size_t errlen);
 /* Runs gnuplot on OUT/plots/<name>.gp and records the item (drawn or failed). */
 void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title);
+/* Closes a plot's data file and script (setting both to NULL) and runs gnuplot on it. */
+void pl_finish(struct pl_ctx *ctx, FILE **dat, FILE **gp, const char *name, const char *title);
 void pl_item_skip(struct pl_ctx *ctx, const char *name, const char *title, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* File-name-safe copy of s: [A-Za-z0-9_-], other bytes become '_'. */

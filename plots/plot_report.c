@@ -27,6 +27,24 @@ static void cell_num(FILE *f, double v)
     fprintf(f, "<td class=\"n\">%.6g</td>", v);
 }
 
+/* An integer cell, empty when the database has NULL. */
+static void cell_int(FILE *f, int has, long long v)
+{
+    if (has)
+        fprintf(f, "<td class=\"n\">%lld</td>", v);
+    else
+        fputs("<td></td>", f);
+}
+
+/* The cells that start every run row: id, workload, label. */
+static void run_head(FILE *f, const struct pl_run *r)
+{
+    fputs("<tr>", f);
+    cell_int(f, 1, r->id);
+    cell(f, r->workload);
+    cell(f, r->label);
+}
+
 /* Budgets in MiB: the caller's, else powers of two spanning the panel's memory range. */
 static size_t panel_budgets(const struct pl_ctx *ctx, const struct pl_panel *p, double *out,
                             size_t max)
@@ -175,11 +193,9 @@ static void write_runs(struct pl_ctx *ctx, FILE *f)
     for (size_t i = 0; i < ctx->n_runs; i++) {
         const struct pl_run *r = &ctx->runs[i];
         int ok = r->status && strcmp(r->status, "ok") == 0;
-        fprintf(f, "<tr><td class=\"n\">%lld</td>", r->id);
-        cell(f, r->workload);
-        cell(f, r->label);
-        fprintf(f, "<td class=\"n\">%lld</td><td class=\"%s\">", r->repeat,
-                ok ? "status-ok" : "status-bad");
+        run_head(f, r);
+        cell_int(f, 1, r->repeat);
+        fprintf(f, "<td class=\"%s\">", ok ? "status-ok" : "status-bad");
         pl_html(f, r->status);
         fputs("</td>", f);
         if (r->has_wall)
@@ -215,20 +231,12 @@ static void write_runs(struct pl_ctx *ctx, FILE *f)
         const struct pl_run *r = &ctx->runs[i];
         if (r->status && strcmp(r->status, "ok") == 0)
             continue;
-        fprintf(f, "<tr><td class=\"n\">%lld</td>", r->id);
-        cell(f, r->workload);
-        cell(f, r->label);
+        run_head(f, r);
         fputs("<td class=\"status-bad\">", f);
         pl_html(f, r->status);
         fputs("</td>", f);
-        if (r->has_exit)
-            fprintf(f, "<td class=\"n\">%lld</td>", r->exit_code);
-        else
-            fputs("<td></td>", f);
-        if (r->has_signal)
-            fprintf(f, "<td class=\"n\">%lld</td>", r->signal);
-        else
-            fputs("<td></td>", f);
+        cell_int(f, r->has_exit, r->exit_code);
+        cell_int(f, r->has_signal, r->signal);
         fputs("<td><pre>", f);
         pl_html(f, r->error ? r->error : "(no error text recorded)");
         fputs("</pre></td>", f);

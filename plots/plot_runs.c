@@ -429,10 +429,7 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
     }
     fprintf(gp, ")\nplot '%s.dat' using (0):(%zu-$1):(0):2:(%zu-$1-0.38):(%zu-$1+0.38) "
                 "with boxxyerror lc rgb '%s'\n", name, n - 1, n - 1, n - 1, pl_color(0));
-    fclose(dat);
-    fclose(gp);
-    dat = gp = NULL;
-    pl_run_gnuplot(ctx, name, title);
+    pl_finish(ctx, &dat, &gp, name, title);
 free_rows:
     for (size_t i = 0; i < n; i++) {
         free(rows[i].label);
@@ -585,10 +582,7 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
                     "with boxxyerror lc rgb '%s'\n", name, c + 2, pl_color(c));
     }
     fputs("unset multiplot\n", gp);
-    fclose(dat);
-    fclose(gp);
-    dat = gp = NULL;
-    pl_run_gnuplot(ctx, name, title);
+    pl_finish(ctx, &dat, &gp, name, title);
 out:
     if (dat)
         fclose(dat);
