@@ -8,6 +8,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 static int check_failures;
 
@@ -52,6 +55,35 @@ static inline int counter_is_honest(const struct mt_counter *k)
 {
     if (k->available) return k->reason == NULL;
     return k->reason != NULL && k->reason[0] != '\0';
+}
+
+/* Maps npages fresh pages (no huge pages: one fault per page), writes each once, unmaps. */
+static inline void touch_fresh_pages(size_t npages)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = npages * page;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+    madvise(p, len, MADV_NOHUGEPAGE);
+    for (size_t i = 0; i < len; i += page)
+        p[i] = (char)i;
+    munmap(p, len);
+}
+
+/* Spins until the calling thread has used `seconds` of CPU; returns the CPU it used. */
+static inline double busy_thread_cpu(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    double t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec, t = t0;
+    volatile double x = 1.0;
+    while (t - t0 < seconds) {
+        for (int i = 0; i < 10000; i++)
+            x = x * 1.0000001 + 1e-9;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    }
+    return t - t0;
 }
 
 /* A copy of one region's result, kept after mt_counters_region_foreach returns. */

@@ -8,18 +8,8 @@
 #include "check.h"
 
 #include <omp.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
 enum { NTHREADS = 2, PAGES_PER_THREAD = 256 };
-
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(void)
 {
@@ -28,7 +18,6 @@ int main(void)
     struct mt_counters *c = NULL;
     MUST(mt_counters_open(&opts, &c, err, sizeof err), err);
 
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     int team = 0;
     double sink = 0;
     MUST(mt_counters_region_begin(c, "parallel", err, sizeof err), err);
@@ -36,19 +25,8 @@ int main(void)
     {
 #pragma omp single
         team = omp_get_num_threads();
-        size_t len = PAGES_PER_THREAD * page;
-        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p != MAP_FAILED) {
-            madvise(p, len, MADV_NOHUGEPAGE);
-            for (size_t i = 0; i < len; i += page)
-                p[i] = 1;
-            munmap(p, len);
-        }
-        double t0 = thread_cpu(), x = 1.0;
-        while (thread_cpu() - t0 < 0.03)
-            for (int i = 0; i < 10000; i++)
-                x = x * 1.0000001 + 1e-9;
-        sink += x;
+        touch_fresh_pages(PAGES_PER_THREAD);
+        sink += busy_thread_cpu(0.03);
     }
     MUST(mt_counters_region_end(c, "parallel", err, sizeof err), err);
     CHECK(sink > 0);

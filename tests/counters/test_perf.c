@@ -8,39 +8,14 @@
 #include "check.h"
 
 #include <pthread.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
 
 enum { NPAGES = 512 };
-
-static volatile double sink;
-
-/* Maps NPAGES fresh pages (no huge pages: one fault per page) and writes each once. */
-static void touch_fresh_pages(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t len = NPAGES * page;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return;
-    madvise(p, len, MADV_NOHUGEPAGE);
-    for (size_t i = 0; i < len; i += page)
-        p[i] = (char)i;
-    munmap(p, len);
-}
 
 static void *thread_touch(void *arg)
 {
     (void)arg;
-    touch_fresh_pages();
+    touch_fresh_pages(NPAGES);
     return NULL;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int main(void)
@@ -62,7 +37,7 @@ int main(void)
     }
 
     MUST(mt_counters_region_begin(c, "touch", err, sizeof err), err);
-    touch_fresh_pages();
+    touch_fresh_pages(NPAGES);
     MUST(mt_counters_region_end(c, "touch", err, sizeof err), err);
 
     MUST(mt_counters_region_begin(c, "thread_touch", err, sizeof err), err);
@@ -72,12 +47,7 @@ int main(void)
     MUST(mt_counters_region_end(c, "thread_touch", err, sizeof err), err);
 
     MUST(mt_counters_region_begin(c, "busy", err, sizeof err), err);
-    double cpu0 = cpu_now(), x = 1.0;
-    while (cpu_now() - cpu0 < 0.05)
-        for (int i = 0; i < 10000; i++)
-            x = x * 1.0000001 + 1e-9;
-    sink = x;
-    double busy_cpu = cpu_now() - cpu0;
+    double busy_cpu = busy_thread_cpu(0.05);
     MUST(mt_counters_region_end(c, "busy", err, sizeof err), err);
 
     struct region_list l = {.n = 0};
