@@ -255,6 +255,22 @@ static void table_print_row(const struct table *t, FILE *out, char *const *row)
     fputc('\n', out);
 }
 
+/* Table cells of numeric columns named "...bytes" read as 1.5 KiB, 3.0 GiB (csv and json
+ * keep the exact number). `buf` holds the cell's digits (cell_text puts numbers there); it
+ * is rewritten for 1 KiB and above, and the new length returned; n is kept otherwise. */
+static size_t human_bytes(double v, char *buf, size_t len, size_t n)
+{
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    if (!(fabs(v) >= 1024.0))
+        return n;
+    int u = -1;
+    while (fabs(v) >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    return (size_t)snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
 static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
 {
     struct table t = {.nc = sqlite3_column_count(s)};
@@ -262,11 +278,14 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
     t.width = calloc(nc ? nc : 1, sizeof *t.width);
     t.numeric = calloc(nc ? nc : 1, sizeof *t.numeric);
     char **header = calloc(nc ? nc : 1, sizeof *header);
+    int *is_bytes = calloc(nc ? nc : 1, sizeof *is_bytes);
     int rc = -1, step;
-    if (!t.width || !t.numeric || !header)
+    if (!t.width || !t.numeric || !header || !is_bytes)
         goto oom;
     for (size_t i = 0; i < nc; i++) {
         header[i] = (char *)sqlite3_column_name(s, (int)i);
+        size_t hn = strlen(header[i]);
+        is_bytes[i] = hn >= 5 && strcmp(header[i] + hn - 5, "bytes") == 0;
         t.width[i] = display_width(header[i]);
         t.numeric[i] = 1;
     }
@@ -287,6 +306,8 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
             size_t n;
             int type = sqlite3_column_type(s, (int)i);
             const char *v = cell_text(s, (int)i, buf, sizeof buf, 1, &n, &heap);
+            if (is_bytes[i] && (type == SQLITE_INTEGER || type == SQLITE_FLOAT))
+                n = human_bytes(sqlite3_column_double(s, (int)i), buf, sizeof buf, n);
             if (type != SQLITE_NULL && type != SQLITE_INTEGER && type != SQLITE_FLOAT)
                 t.numeric[i] = 0;
             if (v) {
@@ -320,6 +341,7 @@ oom:
     snprintf(err, errlen, "out of memory while formatting");
 done:
     free(header);
+    free(is_bytes);
     table_free(&t);
     return rc;
 }

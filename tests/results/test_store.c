@@ -733,13 +733,22 @@ static int test_format(void)
                    " \"i\": -7, \"r\": 1e+300, \"c\": \"back\\\\slash\", \"sp\": \"s\","
                    " \"t\": 1e-07}\n]\n"))
         return 1;
-    if (format_sql(db, "SELECT 'h\xc3\xa9' AS name, 1234 AS bytes, NULL AS x"
+    if (format_sql(db, "SELECT 'h\xc3\xa9' AS name, 1234 AS count, NULL AS x"
                        " UNION ALL SELECT 'a' || char(10) || 'b', 5, 2.5",
                    MT_FORMAT_TABLE,
-                   "name  bytes    x\n"
+                   "name  count    x\n"
                    "----  -----  ---\n"
                    "h\xc3\xa9     1234    -\n"
                    "a\\nb      5  2.5\n"))
+        return 1;
+    /* Byte columns read in binary units in tables only; csv keeps the exact number. */
+    const char *bytes_sql = "SELECT 1536 AS peak_bytes, 100 AS bytes, 3221225472.0 AS model_bytes,"
+                            " 2048 AS n";
+    if (format_sql(db, bytes_sql, MT_FORMAT_TABLE,
+                   "peak_bytes  bytes  model_bytes     n\n"
+                   "----------  -----  -----------  ----\n"
+                   "   1.5 KiB    100      3.0 GiB  2048\n") ||
+        format_sql(db, bytes_sql, MT_FORMAT_CSV, "peak_bytes,bytes,model_bytes,n\n1536,100,3221225472,2048\n"))
         return 1;
     if (format_sql(db, "SELECT 1 AS a WHERE 0", MT_FORMAT_JSON, "[]\n") ||
         format_sql(db, "SELECT 1 AS a WHERE 0", MT_FORMAT_CSV, "a\n"))
