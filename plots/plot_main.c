@@ -20,7 +20,7 @@ static void usage(FILE *f)
           "               [--gnuplot PATH]\n"
           "Draws the trade-off, memory timelines, allocation sites, region costs, speed and\n"
           "knob curves of a memtrade results database into OUT/plots and OUT/report.html.\n"
-          "  --db FILE      results database (default OUT/memtrade.db)\n"
+          "  --db FILE      results database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"
           "  --out DIR      output folder (default ./out)\n"
           "  --sweep ID     sweep to draw: an id, 'latest' (default) or 'all'\n"
           "  --format F     png (default) or svg\n"
@@ -104,6 +104,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char dbdefault[4200];
+    if (!opts.db_path && getenv("MEMTRADE_DB") && *getenv("MEMTRADE_DB"))
+        opts.db_path = getenv("MEMTRADE_DB"); /* as the memtrade CLI does */
     if (!opts.db_path) {
         snprintf(dbdefault, sizeof dbdefault, "%s/memtrade.db", opts.out_dir ? opts.out_dir : "out");
         opts.db_path = dbdefault;

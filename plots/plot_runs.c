@@ -132,6 +132,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         const char *sname = (const char *)sqlite3_column_text(st, 0);
         double x = sqlite3_column_double(st, 1), y = sqlite3_column_double(st, 2);
         const char *reg = (const char *)sqlite3_column_text(st, 3);
+        if (reg && !*reg)
+            reg = NULL; /* "" is how an event says "no region" */
         struct series *s = &rss;
         if (strcmp(sname, "rss") != 0) {
             const char *cat = sname + strlen("heap.live.");
@@ -186,6 +188,20 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     if (n_ser == 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no heap.live.* samples", r->id);
         goto out;
+    }
+    /* Categories that never held a byte would only crowd the key. */
+    for (size_t i = 0; i < n_ser;) {
+        double max = 0;
+        for (size_t k = 0; k < ser[i].n; k++)
+            max = fmax(max, ser[i].y[k]);
+        if (max > 0 || n_ser == 1) {
+            i++;
+            continue;
+        }
+        free(ser[i].name);
+        free(ser[i].x);
+        free(ser[i].y);
+        ser[i] = ser[--n_ser];
     }
     qsort(ser, n_ser, sizeof *ser, cmp_series);
     qsort(ts, n_ts, sizeof *ts, cmp_dbl);

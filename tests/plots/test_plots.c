@@ -192,6 +192,10 @@ static void make_db(const char *schema, const char *path)
         sqlf(db, "INSERT INTO samples VALUES(1, 0, 'rss', %d, %.17g, %s)", t, rss[t] * MIB, reg[t]);
         sqlf(db, "INSERT INTO samples VALUES(12, 0, 'heap.live.other', %d, %.17g, NULL)", t,
              (t + 1) * MIB);
+        /* a category that stays empty and the total: neither is a stacked layer */
+        sqlf(db, "INSERT INTO samples VALUES(1, 0, 'heap.live.gradients', %d, 0, %s)", t, reg[t]);
+        sqlf(db, "INSERT INTO samples VALUES(1, 0, 'heap.live', %d, %.17g, %s)", t,
+             (1 + act[t]) * MIB, reg[t]);
     }
     for (int s = 0; s < 5; s++) {
         static const double loss[] = {5, 4, 3.5, 3.2, 3.0};
@@ -505,6 +509,7 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     CHECK(load_rows(plots, "timeline_run1.dat", &r) == 0, "timeline_run1.dat missing");
     static const double cum[4][3] = {{0, 1, 1}, {1, 1, 3}, {2, 1, 4}, {3, 1, 1}};
     CHECK(r.n == 4 + 4 + 2, "timeline rows %zu (4 stacked, 4 rss, 2 regions)", r.n);
+    CHECK(r.nf[0] == 3, "timeline has %zu columns, want t + weights + activations", r.nf[0]);
     for (size_t i = 0; i < 4 && i < r.n; i++)
         CHECK(near(r.fields[i][0], cum[i][0]) && near(r.fields[i][1], cum[i][1]) &&
                   near(r.fields[i][2], cum[i][2]),
