@@ -27,7 +27,8 @@ static inline float fast_expf(float x)
 {
     /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]; Cephes coefficients. */
     float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    /* round to nearest by the 1.5 * 2^23 trick: floorf() would block vectorization */
+    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -202,45 +203,39 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
     }
 }
 
+/* Attention runs per (batch, head) as small GEMMs: S = Q K^T, causal softmax in place,
+ * O = P V (and the transposed products backward). The masked upper triangle costs a
+ * few redundant FLOPs but the GEMMs beat any dot-product loop. Inside the parallel loop
+ * oneDNN runs each GEMM on the calling thread. */
 void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
                         size_t C, size_t NH)
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static)
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++)
+        for (size_t h = 0; h < NH; h++) {
+            const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *a = att + (b * NH + h) * T * T;
+            sgemm('N', 'T', T, T, hs, q, C3, k, C3, 0.0f, a, T);
             for (size_t t = 0; t < T; t++) {
-                const float *q = qkv + (b * T + t) * C3 + h * hs;
-                float *a = att + ((b * NH + h) * T + t) * T, maxv = -INFINITY, sum = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (size_t i = 0; i < hs; i++)
-                        dot += q[i] * k[i];
-                    a[t2] = dot * scale;
-                    maxv = a[t2] > maxv ? a[t2] : maxv;
-                }
+                float *row = a + t * T, maxv = -INFINITY, sum = 0.0f;
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    maxv = row[t2] > maxv ? row[t2] : maxv;
 #pragma omp simd reduction(+ : sum)
                 for (size_t t2 = 0; t2 <= t; t2++) {
-                    a[t2] = fast_expf(a[t2] - maxv);
-                    sum += a[t2];
+                    row[t2] = fast_expf((row[t2] - maxv) * scale);
+                    sum += row[t2];
                 }
                 float inv = 1.0f / sum;
-                float *o = out + (b * T + t) * C + h * hs;
 #pragma omp simd
-                for (size_t i = 0; i < hs; i++)
-                    o[i] = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    a[t2] *= inv;
-                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
-                    float at = a[t2];
-#pragma omp simd
-                    for (size_t i = 0; i < hs; i++)
-                        o[i] += at * v[i];
-                }
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    row[t2] *= inv;
+                for (size_t t2 = t + 1; t2 < T; t2++)
+                    row[t2] = 0.0f;
             }
+            sgemm('N', 'N', T, hs, T, a, T, v, C3, 0.0f, out + b * T * C + h * hs, C);
+        }
 }
 
 void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -248,48 +243,35 @@ void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    /* Parallel over (b, h): dk and dv of position t2 gather from every t >= t2 of the
-     * same head, so a head is one task. */
 #pragma omp parallel for collapse(2) schedule(static)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            for (size_t t = 0; t < T; t++)
-                for (size_t part = 0; part < 3; part++)
-                    memset(dqkv + (b * T + t) * C3 + part * C + h * hs, 0, hs * sizeof *dqkv);
-            for (size_t t = 0; t < T; t++) {
-                const float *a = att + ((b * NH + h) * T + t) * T;
-                float *da = datt + ((b * NH + h) * T + t) * T;
-                const float *d = dout + (b * T + t) * C + h * hs;
-                const float *q = qkv + (b * T + t) * C3 + h * hs;
-                float *dq = dqkv + (b * T + t) * C3 + h * hs, dot = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
-                    float *dv = dqkv + (b * T + t2) * C3 + 2 * C + h * hs, acc = 0.0f, at = a[t2];
-#pragma omp simd reduction(+ : acc)
-                    for (size_t i = 0; i < hs; i++) {
-                        acc += v[i] * d[i];
-                        dv[i] += at * d[i];
-                    }
-                    da[t2] = acc;
-                    dot += at * acc;
-                }
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    float g = a[t2] * (da[t2] - dot) * scale;
-                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
-                    float *dk = dqkv + (b * T + t2) * C3 + C + h * hs;
+            const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            const float *a = att + (b * NH + h) * T * T, *d = dout + b * T * C + h * hs;
+            float *da = datt + (b * NH + h) * T * T, *dq = dqkv + b * T * C3 + h * hs;
+            float *dk = dq + C, *dv = dq + 2 * C;
+            sgemm('N', 'T', T, T, hs, d, C, v, C3, 0.0f, da, T); /* dP = dO V^T */
+            sgemm('T', 'N', T, hs, T, a, T, d, C, 0.0f, dv, C3); /* dV = P^T dO */
+            for (size_t t = 0; t < T; t++) {                     /* dS, causal */
+                const float *ar = a + t * T;
+                float *dr = da + t * T, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    dot += ar[t2] * dr[t2];
 #pragma omp simd
-                    for (size_t i = 0; i < hs; i++) {
-                        dq[i] += k[i] * g;
-                        dk[i] += q[i] * g;
-                    }
-                }
+                for (size_t t2 = 0; t2 <= t; t2++)
+                    dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
+                for (size_t t2 = t + 1; t2 < T; t2++)
+                    dr[t2] = 0.0f;
             }
+            sgemm('N', 'N', T, hs, T, da, T, k, C3, 0.0f, dq, C3); /* dQ = dS K */
+            sgemm('T', 'N', T, hs, T, da, T, q, C3, 0.0f, dk, C3); /* dK = dS^T Q */
         }
 }
 
 void mt_k_gelu_fwd(float *out, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
@@ -298,7 +280,7 @@ void mt_k_gelu_fwd(float *out, const float *inp, size_t n)
 
 void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
         float th = fast_tanhf(u), sech2 = 1.0f - th * th;
@@ -310,7 +292,7 @@ void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 
 void mt_k_residual_fwd(float *out, const float *a, const float *b, size_t n)
 {
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
@@ -382,7 +364,7 @@ void mt_k_adamw(float *p, const float *g, float *m, float *v, size_t n,
     float c2 = 1.0f - powf(a->beta2, (float)a->step);
     float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
     float gs = a->grad_scale;
-#pragma omp parallel for simd schedule(static) if (n > PAR_MIN)
+#pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
         float mi = b1 * m[i] + (1.0f - b1) * gi;

@@ -66,8 +66,7 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
                             const float *rstd, size_t N, size_t C);
 
 /* Causal multi-head attention. qkv is (B,T,3C) holding q, k, v side by side; out (B,T,C)
- * =; att (B,NH,T,T) = the softmax probabilities (row t filled for t2 <= t only, the rest
- * left untouched). */
+ * =; att (B,NH,T,T) = the softmax probabilities (zero above the diagonal). */
 void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
                         size_t C, size_t NH);
 void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T,

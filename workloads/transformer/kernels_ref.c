@@ -145,6 +145,8 @@ void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, 
                 }
                 for (size_t t2 = 0; t2 <= t; t2++)
                     a[t2] /= sum;
+                for (size_t t2 = t + 1; t2 < T; t2++)
+                    a[t2] = 0.0f;
                 float *o = out + (b * T + t) * C + h * hs;
                 for (size_t i = 0; i < hs; i++) {
                     float acc = 0.0f;
