@@ -1,0 +1,605 @@
+/* heap_output.c — the heap profiler's report file: header, streamed timeline, exit report.
+ *
+ * What it is for: writing the text format of FORMAT.md with write(2) only (no stdio, no
+ * malloc), from the timeline thread during the run and from the destructor at exit, and
+ * resolving the recorded instruction pointers to frames once, at exit (libdw when the
+ * build found it, dladdr otherwise). What it is not for: recording (heap_preload.c) or
+ * reading reports (heapreport.c).
+ */
+#define _GNU_SOURCE
+#include "heap_internal.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef MT_HAVE_LIBDW
+#include <elfutils/libdwfl.h>
+#endif
+
+#define G mt_heap_g
+
+/* ---- a write(2) buffer with the formatting we need --------------------------------- */
+
+struct wbuf {
+    int fd;
+    size_t n, cap;
+    char *b;
+};
+
+static void w_flush(struct wbuf *w)
+{
+    size_t off = 0;
+    while (w->fd >= 0 && off < w->n) {
+        ssize_t k = write(w->fd, w->b + off, w->n - off);
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    w->n = 0;
+}
+
+static void w_ch(struct wbuf *w, char c)
+{
+    if (w->n == w->cap)
+        w_flush(w);
+    w->b[w->n++] = c;
+}
+
+static void w_raw(struct wbuf *w, const char *s)
+{
+    while (*s)
+        w_ch(w, *s++);
+}
+
+/* Escapes backslash, tab, newline and carriage return; NULL writes an empty field. */
+static void w_esc(struct wbuf *w, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '\\': w_raw(w, "\\\\"); break;
+        case '\t': w_raw(w, "\\t"); break;
+        case '\n': w_raw(w, "\\n"); break;
+        case '\r': w_raw(w, "\\r"); break;
+        default: w_ch(w, *s);
+        }
+    }
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+    char t[24];
+    int i = 0;
+    do {
+        t[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (i)
+        w_ch(w, t[--i]);
+}
+
+static void w_i64(struct wbuf *w, long long v)
+{
+    if (v < 0) {
+        w_ch(w, '-');
+        w_u64(w, (uint64_t)0 - (uint64_t)v);
+    } else {
+        w_u64(w, (uint64_t)v);
+    }
+}
+
+static void w_hex(struct wbuf *w, uint64_t v)
+{
+    char t[20];
+    int i = 0;
+    do {
+        t[i++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    w_raw(w, "0x");
+    while (i)
+        w_ch(w, t[--i]);
+}
+
+/* Seconds with microsecond precision. */
+static void w_sec(struct wbuf *w, double s)
+{
+    if (!(s >= 0))
+        s = 0;
+    uint64_t us = (uint64_t)llround(s * 1e6);
+    w_u64(w, us / 1000000);
+    w_ch(w, '.');
+    char t[6];
+    uint64_t f = us % 1000000;
+    for (int i = 5; i >= 0; i--, f /= 10)
+        t[i] = (char)('0' + f % 10);
+    for (int i = 0; i < 6; i++)
+        w_ch(w, t[i]);
+}
+
+static void w_tab(struct wbuf *w) { w_ch(w, '\t'); }
+
+static void w_meta_str(struct wbuf *w, const char *key, const char *val)
+{
+    w_raw(w, "M\t");
+    w_raw(w, key);
+    w_tab(w);
+    w_esc(w, val);
+    w_ch(w, '\n');
+}
+
+static void w_meta_int(struct wbuf *w, const char *key, long long val)
+{
+    w_raw(w, "M\t");
+    w_raw(w, key);
+    w_tab(w);
+    w_i64(w, val);
+    w_ch(w, '\n');
+}
+
+/* ---- opening and the header -------------------------------------------------------- */
+
+static void expand_path(char *dst, size_t cap, const char *pat, long pid)
+{
+    size_t n = 0;
+    for (const char *s = pat; *s && n + 24 < cap; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            char t[24];
+            int i = 0;
+            unsigned long v = (unsigned long)pid;
+            do {
+                t[i++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            while (i)
+                dst[n++] = t[--i];
+            s++;
+        } else if (s[0] == '%' && s[1] == '%') {
+            dst[n++] = '%';
+            s++;
+        } else {
+            dst[n++] = *s;
+        }
+    }
+    dst[n] = '\0';
+}
+
+static char hdr_buf[4096]; /* used by out_open (init or fork child) only */
+
+void mt_heap_out_open(void)
+{
+    char path[sizeof G.out_pattern + 64];
+    expand_path(path, sizeof path, G.out_pattern, (long)getpid());
+    G.out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (G.out_fd < 0)
+        return;
+    struct wbuf hw = {.fd = G.out_fd, .cap = sizeof hdr_buf, .b = hdr_buf}, *w = &hw;
+    w_raw(w, "memtrade-heap\t1\n");
+    w_meta_int(w, "pid", (long long)getpid());
+    w_meta_int(w, "ppid", (long long)getppid());
+    w_meta_str(w, "mode", G.mode == MT_HEAP_SAMPLED ? "sampled" : "full");
+    w_meta_int(w, "sample_bytes", G.mode == MT_HEAP_SAMPLED ? (long long)G.sample_bytes : 0);
+    w_meta_int(w, "seed", (long long)G.seed);
+    w_meta_int(w, "interval_ms", G.interval_ms);
+    char exe[1024];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[k > 0 ? k : 0] = '\0';
+    w_meta_str(w, "exe", exe);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    w_raw(w, "M\tstart_unix\t");
+    w_sec(w, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    w_raw(w, "\nM\tcategories\t");
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        if (c)
+            w_ch(w, ',');
+        w_raw(w, mt_mem_cat_names[c]);
+    }
+    w_ch(w, '\n');
+    w_flush(w);
+}
+
+/* ---- the timeline thread ----------------------------------------------------------- */
+
+static long long rss_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char b[128];
+    ssize_t k = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (k <= 0)
+        return -1;
+    b[k] = '\0';
+    const char *s = b;
+    while (*s && *s != ' ')
+        s++;
+    long long pages = 0;
+    int any = 0;
+    for (s++; *s >= '0' && *s <= '9'; s++, any = 1)
+        pages = pages * 10 + (*s - '0');
+    return any ? pages * G.page_size : -1;
+}
+
+static void write_point(struct wbuf *w)
+{
+    long long live[MT_HEAP_NCAT], total;
+    mt_heap_lock();
+    memcpy(live, G.c.live, sizeof live);
+    total = G.c.live_total;
+    mt_heap_unlock();
+    w_raw(w, "T\t");
+    w_sec(w, (double)(mt_heap_now_ns() - G.t0_ns) * 1e-9);
+    w_tab(w);
+    w_i64(w, rss_bytes());
+    w_tab(w);
+    w_esc(w, atomic_load(&G.region));
+    w_tab(w);
+    w_i64(w, total);
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        w_tab(w);
+        w_i64(w, live[c]);
+    }
+    w_ch(w, '\n');
+    w_flush(w);
+}
+
+/* Without a helper thread the hooks call this every few hundred allocations. */
+void mt_heap_point_if_due(void)
+{
+    static atomic_ullong next;
+    if (G.interval_ms <= 0 || G.out_fd < 0 || atomic_load(&G.helper_running))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000u + (unsigned long long)ts.tv_nsec;
+    unsigned long long due = atomic_load(&next);
+    if (now < due ||
+        !atomic_compare_exchange_strong(&next, &due, now + (unsigned long long)G.interval_ms * 1000000u))
+        return;
+    char b[512];
+    struct wbuf w = {.fd = G.out_fd, .cap = sizeof b, .b = b};
+    write_point(&w);
+}
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    mt_heap_guard(1);
+    struct wbuf wb = {.cap = 4096}, *w = &wb;
+    w->b = mt_heap_pages(w->cap);
+    if (!w->b)
+        return NULL;
+    uint64_t next = mt_heap_now_ns();
+    while (!atomic_load(&G.helper_stop)) {
+        next += (uint64_t)G.interval_ms * 1000000u;
+        struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
+                              .tv_nsec = (long)(next % 1000000000u)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0 &&
+               !atomic_load(&G.helper_stop))
+            ;
+        if (atomic_load(&G.helper_stop))
+            break;
+        w->fd = G.out_fd;
+        write_point(w);
+    }
+    mt_heap_pages_free(w->b, w->cap);
+    return NULL;
+}
+
+void mt_heap_helper_start(void)
+{
+    int expect = 0;
+    if (G.interval_ms <= 0 || G.out_fd < 0 ||
+        !atomic_compare_exchange_strong(&G.helper_running, &expect, 1))
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_store(&G.helper_stop, 0);
+    if (mt_heap_real.pthread_create(&G.helper, NULL, helper_main, NULL) != 0)
+        atomic_store(&G.helper_running, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void mt_heap_helper_stop(void)
+{
+    if (!atomic_load(&G.helper_running))
+        return;
+    atomic_store(&G.helper_stop, 1);
+    pthread_join(G.helper, NULL);
+    atomic_store(&G.helper_running, 0);
+}
+
+/* ---- symbolization ----------------------------------------------------------------- */
+
+/* Maps each distinct ip to a frame id (index + 1), in first-seen order. */
+struct ipmap {
+    uintptr_t *keys;
+    uint32_t *ids;
+    uintptr_t *order; /* id - 1 -> ip */
+    size_t cap, count;
+};
+
+static size_t ip_slot(uintptr_t ip, size_t cap)
+{
+    uint64_t x = ip * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> 17) & (cap - 1);
+}
+
+static uint32_t ipmap_get(struct ipmap *m, uintptr_t ip)
+{
+    size_t j = ip_slot(ip, m->cap);
+    while (m->keys[j] && m->keys[j] != ip)
+        j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) {
+        m->keys[j] = ip;
+        m->order[m->count] = ip;
+        m->ids[j] = (uint32_t)++m->count;
+    }
+    return m->ids[j];
+}
+
+struct frame_info {
+    const char *function, *module, *file;
+    int line;
+    char build_id[84];
+};
+
+#ifdef MT_HAVE_LIBDW
+static Dwfl *dwfl_open(void)
+{
+    static char *debuginfo_path;
+    static const Dwfl_Callbacks cb = {.find_elf = dwfl_linux_proc_find_elf,
+                                      .find_debuginfo = dwfl_standard_find_debuginfo,
+                                      .debuginfo_path = &debuginfo_path};
+    Dwfl *d = dwfl_begin(&cb);
+    if (!d)
+        return NULL;
+    if (dwfl_linux_proc_report(d, getpid()) != 0 || dwfl_report_end(d, NULL, NULL) != 0) {
+        dwfl_end(d);
+        return NULL;
+    }
+    return d;
+}
+#endif
+
+static void hexify(char *dst, size_t cap, const unsigned char *bits, int n)
+{
+    size_t k = 0;
+    for (int i = 0; i < n && k + 2 < cap; i++) {
+        dst[k++] = "0123456789abcdef"[bits[i] >> 4];
+        dst[k++] = "0123456789abcdef"[bits[i] & 15];
+    }
+    dst[k] = '\0';
+}
+
+static void resolve_frame(void *dwfl, uintptr_t ip, struct frame_info *fi)
+{
+    memset(fi, 0, sizeof *fi);
+    uintptr_t pc = ip ? ip - 1 : ip; /* return address -> the call instruction */
+#ifdef MT_HAVE_LIBDW
+    Dwfl_Module *mod = dwfl ? dwfl_addrmodule((Dwfl *)dwfl, pc) : NULL;
+    if (mod) {
+        fi->module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        fi->function = dwfl_module_addrname(mod, pc);
+        Dwfl_Line *ln = dwfl_module_getsrc(mod, pc);
+        if (ln) {
+            int line = 0;
+            fi->file = dwfl_lineinfo(ln, NULL, &line, NULL, NULL, NULL);
+            fi->line = fi->file ? line : 0;
+        }
+        const unsigned char *bits;
+        GElf_Addr vaddr;
+        int n = dwfl_module_build_id(mod, &bits, &vaddr);
+        if (n > 0)
+            hexify(fi->build_id, sizeof fi->build_id, bits, n);
+    }
+#else
+    (void)dwfl;
+#endif
+    if (!fi->function || !fi->module) {
+        Dl_info di;
+        if (dladdr((void *)pc, &di)) {
+            if (!fi->function)
+                fi->function = di.dli_sname;
+            if (!fi->module)
+                fi->module = di.dli_fname;
+        }
+    }
+}
+
+/* ---- the exit report --------------------------------------------------------------- */
+
+static long long round_ll(double v) { return (long long)llround(v); }
+
+static void write_categories(struct wbuf *w)
+{
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        w_raw(w, "C\t");
+        w_raw(w, mt_mem_cat_names[c]);
+        long long v[5] = {G.c.allocs[c], G.c.frees[c], G.c.bytes[c], G.c.live[c], G.c.peak[c]};
+        for (int i = 0; i < 5; i++) {
+            w_tab(w);
+            w_i64(w, v[i]);
+        }
+        w_ch(w, '\n');
+    }
+}
+
+static void write_summary(struct wbuf *w)
+{
+    long long leaked_allocs = 0;
+    long long bytes = 0;
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        leaked_allocs += G.c.allocs[c] - G.c.frees[c];
+        bytes += G.c.bytes[c];
+    }
+    const char *keys[] = {"allocs", "bytes", "peak_bytes", "leaked_bytes", "leaked_allocs",
+                          "sites"};
+    long long vals[] = {G.c.allocs_total, bytes, G.c.peak_total, G.c.live_total, leaked_allocs,
+                        (long long)G.site_count};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        w_raw(w, "S\t");
+        w_raw(w, keys[i]);
+        w_tab(w);
+        w_i64(w, vals[i]);
+        w_ch(w, '\n');
+    }
+    w_raw(w, "S\tpeak_t\t");
+    w_sec(w, G.peak_t);
+    w_raw(w, "\nS\twall_s\t");
+    w_sec(w, (double)(mt_heap_now_ns() - G.t0_ns) * 1e-9);
+    w_ch(w, '\n');
+}
+
+/* Frames (F lines) for every distinct ip; stacks (K lines) deduplicated across categories;
+ * sites (A lines) pointing at them. Scratch tables come from mt_heap_pages. */
+static void write_stacks_and_sites(struct wbuf *w)
+{
+    size_t nframes = 0;
+    for (size_t i = 0; i < G.site_count; i++)
+        nframes += mt_heap_site_at(i)->depth;
+    size_t cap = 1024;
+    while (cap < nframes * 2 + 2)
+        cap *= 2;
+    struct ipmap m = {.cap = cap};
+    m.keys = mt_heap_pages(cap * sizeof *m.keys);
+    m.ids = mt_heap_pages(cap * sizeof *m.ids);
+    m.order = mt_heap_pages(cap * sizeof *m.order);
+    size_t scap = 1024;
+    while (scap < G.site_count * 2 + 2)
+        scap *= 2;
+    uint32_t *stack_of = mt_heap_pages((G.site_count + 1) * sizeof *stack_of);
+    uint32_t *stab = mt_heap_pages(scap * sizeof *stab); /* site index + 1 of first holder */
+    if (!m.keys || !m.ids || !m.order || !stack_of || !stab)
+        goto out;
+
+    for (size_t i = 0; i < G.site_count; i++) {
+        const struct mt_heap_site *s = mt_heap_site_at(i);
+        for (uint32_t d = 0; d < s->depth; d++)
+            ipmap_get(&m, s->frames[d]);
+    }
+    void *dwfl = NULL;
+#ifdef MT_HAVE_LIBDW
+    dwfl = dwfl_open();
+#endif
+    for (size_t k = 0; k < m.count; k++) {
+        struct frame_info fi;
+        resolve_frame(dwfl, m.order[k], &fi);
+        w_raw(w, "F\t");
+        w_u64(w, k + 1);
+        w_tab(w);
+        w_hex(w, m.order[k]);
+        w_tab(w);
+        w_esc(w, fi.function);
+        w_tab(w);
+        w_esc(w, fi.module);
+        w_tab(w);
+        w_esc(w, fi.file);
+        w_tab(w);
+        w_i64(w, fi.line);
+        w_tab(w);
+        w_raw(w, fi.build_id);
+        w_ch(w, '\n');
+    }
+#ifdef MT_HAVE_LIBDW
+    if (dwfl)
+        dwfl_end((Dwfl *)dwfl);
+#endif
+
+    /* stacks: the same frames under several categories share one id */
+    uint32_t nstacks = 0;
+    for (size_t i = 0; i < G.site_count; i++) {
+        const struct mt_heap_site *s = mt_heap_site_at(i);
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ s->depth;
+        for (uint32_t d = 0; d < s->depth; d++)
+            h = (h ^ s->frames[d]) * 0x100000001b3ULL;
+        size_t j = (size_t)(h >> 7) & (scap - 1);
+        for (;; j = (j + 1) & (scap - 1)) {
+            if (!stab[j]) {
+                stab[j] = (uint32_t)i + 1;
+                stack_of[i] = ++nstacks;
+                w_raw(w, "K\t");
+                w_u64(w, nstacks);
+                for (uint32_t d = 0; d < s->depth; d++) {
+                    w_tab(w);
+                    w_u64(w, ipmap_get(&m, s->frames[d]));
+                }
+                w_ch(w, '\n');
+                break;
+            }
+            const struct mt_heap_site *o = mt_heap_site_at(stab[j] - 1);
+            if (o->depth == s->depth &&
+                memcmp(o->frames, s->frames, s->depth * sizeof *s->frames) == 0) {
+                stack_of[i] = stack_of[stab[j] - 1];
+                break;
+            }
+        }
+    }
+
+    int est = G.mode == MT_HEAP_SAMPLED;
+    for (size_t i = 0; i < G.site_count; i++) {
+        const struct mt_heap_site *s = mt_heap_site_at(i);
+        if (round_ll(s->allocs) == 0 && round_ll(s->bytes) == 0)
+            continue;
+        w_raw(w, "A\t");
+        w_u64(w, stack_of[i]);
+        w_tab(w);
+        w_raw(w, mt_mem_cat_names[s->cat]);
+        double v[] = {s->allocs, s->bytes, s->peak_live, s->temporary, s->leaked_bytes,
+                      s->leaked_allocs};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            w_tab(w);
+            w_i64(w, round_ll(v[k]));
+        }
+        w_tab(w);
+        w_i64(w, est);
+        w_ch(w, '\n');
+    }
+out:
+    mt_heap_pages_free(m.keys, cap * sizeof *m.keys);
+    mt_heap_pages_free(m.ids, cap * sizeof *m.ids);
+    mt_heap_pages_free(m.order, cap * sizeof *m.order);
+    mt_heap_pages_free(stack_of, (G.site_count + 1) * sizeof *stack_of);
+    mt_heap_pages_free(stab, scap * sizeof *stab);
+}
+
+static void write_tensors(struct wbuf *w)
+{
+    for (size_t i = 0; i < G.tensor_count; i++) {
+        const struct mt_heap_tensor *t = &G.tensors[i];
+        w_raw(w, "N\t");
+        w_esc(w, t->name);
+        w_tab(w);
+        w_raw(w, mt_mem_cat_names[t->cat]);
+        w_tab(w);
+        w_u64(w, t->size);
+        w_ch(w, '\n');
+    }
+}
+
+void mt_heap_write_report(void)
+{
+    if (G.out_fd < 0)
+        return;
+    struct wbuf wb = {.fd = G.out_fd, .cap = 1 << 16}, *w = &wb;
+    w->b = mt_heap_pages(w->cap);
+    if (!w->b)
+        return;
+    write_point(w);
+    write_categories(w);
+    write_summary(w);
+    write_stacks_and_sites(w);
+    write_tensors(w);
+    w_raw(w, "E\n");
+    w_flush(w);
+    mt_heap_pages_free(w->b, w->cap);
+    close(G.out_fd);
+    G.out_fd = -1;
+}

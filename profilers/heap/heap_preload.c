@@ -1,0 +1,1092 @@
+/* heap_preload.c — the LD_PRELOAD hooks and the in-memory tables of the heap profiler.
+ *
+ * What it is for: interposing malloc, calloc, realloc, reallocarray, free,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and anonymous private
+ * mmap/munmap/mremap; recording every block (or, in sampled mode, exact counters for
+ * every block and a stack for the sampled ones) under one mutex, so that the global
+ * peak and the per-site live bytes at that peak are exact; and the weak-symbol API of
+ * memtrade/memcat.h. What it is not for: writing the report or resolving symbols
+ * (heap_output.c), PAPI SDE (heap_sde.c).
+ *
+ * Hooks do three things, as heaptrack's do: lazy init, call the real function found with
+ * dlsym(RTLD_NEXT), record. A static pool serves the calloc dlsym itself makes; a
+ * thread-local guard makes allocations of our own (libunwind, libdw, SDE) pass through
+ * unrecorded; tables live in pages from the real mmap, never from malloc.
+ */
+#define _GNU_SOURCE
+#include "heap_internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#define MT_EXPORT __attribute__((visibility("default")))
+
+struct mt_heap_state mt_heap_g = {.out_fd = -1};
+struct mt_heap_real mt_heap_real;
+#define G mt_heap_g
+#define R mt_heap_real
+
+/* Per-thread state. initial-exec TLS: the general-dynamic model may call malloc. */
+struct mt_heap_tls {
+    int guard;
+    int cat;
+    int rng_ready;
+    int in_init;
+    double countdown; /* sampled mode: bytes until the next sample */
+    uint64_t rng;
+};
+static __thread struct mt_heap_tls tls __attribute__((tls_model("initial-exec")));
+
+/* ---- bootstrap ---------------------------------------------------------------------- */
+
+/* dlsym calls calloc before we know the real one; this pool serves it. Never freed. */
+static _Alignas(64) char boot_pool[64 * 1024];
+static size_t boot_used;
+
+static void *boot_alloc(size_t n)
+{
+    size_t off = (boot_used + 15) & ~(size_t)15;
+    if (n > sizeof boot_pool - off - 16)
+        return NULL;
+    *(size_t *)(boot_pool + off) = n;
+    boot_used = off + 16 + n;
+    return boot_pool + off + 16;
+}
+
+static int in_boot_pool(const void *p)
+{
+    return (const char *)p >= boot_pool && (const char *)p < boot_pool + sizeof boot_pool;
+}
+
+static atomic_int init_state; /* 0 none, 1 in progress, 2 done */
+
+void mt_heap_yield(void)
+{
+    sched_yield();
+}
+
+int mt_heap_guard(int on)
+{
+    int old = tls.guard;
+    tls.guard = on;
+    return old;
+}
+
+uint64_t mt_heap_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *mt_heap_pages(size_t bytes)
+{
+    void *p = R.mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void mt_heap_pages_free(void *p, size_t bytes)
+{
+    if (p)
+        R.munmap(p, bytes);
+}
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            G.self_lo = lo;
+            G.self_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static long env_long(const char *name, long def, long lo, long hi)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*end || v < lo || v > hi) ? def : v;
+}
+
+static void *resolve(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+/* Resolves the real functions and reads the configuration. Runs once, in whichever hook
+ * comes first (usually during libc's own startup, single-threaded). */
+static void init_slow(void)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+        while (atomic_load(&init_state) != 2)
+            sched_yield();
+        return;
+    }
+    tls.in_init = 1;
+    R.malloc = resolve("malloc");
+    R.free = resolve("free");
+    R.calloc = resolve("calloc");
+    R.realloc = resolve("realloc");
+    R.posix_memalign = resolve("posix_memalign");
+    R.aligned_alloc = resolve("aligned_alloc");
+    R.memalign = resolve("memalign");
+    R.valloc = resolve("valloc");
+    R.pvalloc = resolve("pvalloc");
+    R.mmap = resolve("mmap");
+    R.munmap = resolve("munmap");
+    R.mremap = resolve("mremap");
+    R.pthread_create = resolve("pthread_create");
+    tls.in_init = 0;
+
+    int old = mt_heap_guard(1);
+    const char *mode = getenv("MEMTRADE_HEAP_MODE");
+    G.mode = (mode && strcmp(mode, "sampled") == 0) ? MT_HEAP_SAMPLED : MT_HEAP_FULL;
+    G.sample_bytes = (double)env_long("MEMTRADE_HEAP_SAMPLE_BYTES", 512 * 1024, 1, 1L << 40);
+    G.seed = (uint64_t)env_long("MEMTRADE_HEAP_SEED", 1, 0, __LONG_MAX__);
+    G.interval_ms = env_long("MEMTRADE_HEAP_INTERVAL_MS", 10, 0, 3600 * 1000);
+    const char *out = getenv("MEMTRADE_HEAP_OUT");
+    if (!out || !*out)
+        out = "memtrade-heap.%p.txt";
+    size_t n = strlen(out);
+    if (n >= sizeof G.out_pattern)
+        n = sizeof G.out_pattern - 1;
+    memcpy(G.out_pattern, out, n);
+    G.out_pattern[n] = '\0';
+    G.page_size = sysconf(_SC_PAGESIZE);
+    G.t0_ns = mt_heap_now_ns();
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&init_slow);
+    mt_heap_out_open();
+    mt_heap_guard(old);
+    atomic_store(&G.tracking, 1);
+    atomic_store(&init_state, 2);
+}
+
+static inline void ensure_init(void)
+{
+    if (MT_UNLIKELY(atomic_load_explicit(&init_state, memory_order_acquire) != 2))
+        init_slow();
+}
+
+/* ---- stacks and sites ------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Captures the caller's stack without our own frames; returns the depth. */
+static __attribute__((noinline)) int capture(uintptr_t *out)
+{
+    void *buf[MT_HEAP_MAX_FRAMES + 16];
+    int n = unw_backtrace(buf, MT_HEAP_MAX_FRAMES + 16);
+    int i = 0;
+    while (i < n && (uintptr_t)buf[i] >= G.self_lo && (uintptr_t)buf[i] < G.self_hi)
+        i++;
+    int depth = 0;
+    for (; i < n && depth < MT_HEAP_MAX_FRAMES; i++)
+        out[depth++] = (uintptr_t)buf[i];
+    return depth;
+}
+
+static uint64_t hash_frames(const uintptr_t *f, int depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++)
+        h = (h ^ f[i]) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+static int grow_site_index(void)
+{
+    size_t cap = G.site_index_cap ? G.site_index_cap * 2 : 4096;
+    uint32_t *idx = mt_heap_pages(cap * sizeof *idx);
+    if (!idx)
+        return -1;
+    for (size_t i = 0; i < G.site_count; i++) {
+        size_t j = mt_heap_site_at(i)->hash & (cap - 1);
+        while (idx[j])
+            j = (j + 1) & (cap - 1);
+        idx[j] = (uint32_t)i + 1;
+    }
+    mt_heap_pages_free(G.site_index, G.site_index_cap * sizeof *idx);
+    G.site_index = idx;
+    G.site_index_cap = cap;
+    return 0;
+}
+
+static const uintptr_t *arena_copy(const uintptr_t *f, int depth)
+{
+    size_t need = (size_t)depth * sizeof *f;
+    if (G.arena_used + need > G.arena_cap) {
+        size_t cap = 1u << 20;
+        char *a = mt_heap_pages(cap);
+        if (!a)
+            return NULL;
+        G.arena = a; /* the old chunk stays: sites point into it */
+        G.arena_used = 0;
+        G.arena_cap = cap;
+    }
+    uintptr_t *dst = (uintptr_t *)(G.arena + G.arena_used);
+    memcpy(dst, f, need);
+    G.arena_used += need;
+    return dst;
+}
+
+/* Finds or creates the site of (frames, cat). Caller holds the lock. */
+static uint32_t site_get(uint64_t h, const uintptr_t *f, int depth, int cat)
+{
+    h = mix64(h ^ (uint64_t)cat);
+    if ((G.site_count + 1) * 2 > G.site_index_cap && grow_site_index() != 0)
+        return MT_HEAP_NO_SITE;
+    size_t mask = G.site_index_cap - 1;
+    for (size_t j = h & mask;; j = (j + 1) & mask) {
+        uint32_t v = G.site_index[j];
+        if (!v)
+            break;
+        struct mt_heap_site *s = mt_heap_site_at(v - 1);
+        if (s->hash == h && s->cat == (uint32_t)cat && s->depth == (uint32_t)depth &&
+            memcmp(s->frames, f, (size_t)depth * sizeof *f) == 0)
+            return v - 1;
+    }
+    size_t i = G.site_count;
+    if (i / MT_SITE_CHUNK >= sizeof G.site_chunks / sizeof G.site_chunks[0])
+        return MT_HEAP_NO_SITE;
+    if (!G.site_chunks[i / MT_SITE_CHUNK]) {
+        G.site_chunks[i / MT_SITE_CHUNK] = mt_heap_pages(MT_SITE_CHUNK * sizeof(struct mt_heap_site));
+        if (!G.site_chunks[i / MT_SITE_CHUNK])
+            return MT_HEAP_NO_SITE;
+    }
+    const uintptr_t *copy = depth ? arena_copy(f, depth) : NULL;
+    if (depth && !copy)
+        return MT_HEAP_NO_SITE;
+    struct mt_heap_site *s = mt_heap_site_at(i);
+    memset(s, 0, sizeof *s);
+    s->hash = h;
+    s->frames = copy;
+    s->depth = (uint32_t)depth;
+    s->cat = (uint32_t)cat;
+    s->peak_epoch = G.epoch;
+    G.site_count++;
+    size_t j = h & mask;
+    while (G.site_index[j])
+        j = (j + 1) & mask;
+    G.site_index[j] = (uint32_t)i + 1;
+    return (uint32_t)i;
+}
+
+/* Called before a site's live bytes change: if a global peak happened since the site last
+ * changed, its live bytes then were the current ones, so keep them as its peak share. */
+static inline void site_touch(struct mt_heap_site *s)
+{
+    if (s->peak_epoch != G.epoch) {
+        s->peak_live = s->live;
+        s->peak_epoch = G.epoch;
+    }
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+/* Fibonacci hashing of the address without its alignment bits. */
+static inline size_t rec_slot(uintptr_t p, unsigned shift)
+{
+    return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> shift);
+}
+
+static int grow_recs(void)
+{
+    size_t cap = G.rec_cap ? G.rec_cap * 2 : (1u << 14);
+    struct mt_heap_rec *t = mt_heap_pages(cap * sizeof *t);
+    if (!t)
+        return -1;
+    unsigned shift = 64 - (unsigned)__builtin_ctzll(cap);
+    for (size_t i = 0; i < G.rec_cap; i++) {
+        if (!G.recs[i].ptr)
+            continue;
+        size_t j = rec_slot(G.recs[i].ptr, shift);
+        while (t[j].ptr)
+            j = (j + 1) & (cap - 1);
+        t[j] = G.recs[i];
+    }
+    mt_heap_pages_free(G.recs, G.rec_cap * sizeof *t);
+    G.recs = t;
+    G.rec_cap = cap;
+    G.rec_shift = shift;
+    return 0;
+}
+
+/* Inserts the record of r->ptr. If one existed (a block whose free we missed), it is
+ * copied to *old and 1 is returned; 0 if not; -1 when out of memory. */
+static int rec_put(const struct mt_heap_rec *r, struct mt_heap_rec *old)
+{
+    if (MT_UNLIKELY((G.rec_count + 1) * 2 > G.rec_cap) && grow_recs() != 0)
+        return -1;
+    size_t mask = G.rec_cap - 1;
+    size_t j = rec_slot(r->ptr, G.rec_shift);
+    while (G.recs[j].ptr && G.recs[j].ptr != r->ptr)
+        j = (j + 1) & mask;
+    int had = G.recs[j].ptr != 0;
+    if (had)
+        *old = G.recs[j];
+    else
+        G.rec_count++;
+    G.recs[j] = *r;
+    return had;
+}
+
+static struct mt_heap_rec *rec_find(uintptr_t p)
+{
+    if (!G.rec_cap)
+        return NULL;
+    size_t mask = G.rec_cap - 1;
+    for (size_t j = rec_slot(p, G.rec_shift); G.recs[j].ptr; j = (j + 1) & mask)
+        if (G.recs[j].ptr == p)
+            return &G.recs[j];
+    return NULL;
+}
+
+/* Removes the record of p into *out; returns 1 if there was one. Backward-shift delete
+ * keeps probe chains intact without tombstones. */
+static int rec_take(uintptr_t p, struct mt_heap_rec *out)
+{
+    struct mt_heap_rec *r = rec_find(p);
+    if (!r)
+        return 0;
+    *out = *r;
+    size_t mask = G.rec_cap - 1;
+    size_t i = (size_t)(r - G.recs);
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!G.recs[j].ptr)
+            break;
+        size_t home = rec_slot(G.recs[j].ptr, G.rec_shift);
+        /* move j back to i unless its home lies cyclically in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            G.recs[i] = G.recs[j];
+            i = j;
+        }
+    }
+    G.recs[i].ptr = 0;
+    G.rec_count--;
+    return 1;
+}
+
+/* ---- accounting (lock held) ------------------------------------------------------- */
+
+static inline double sample_weight(uint64_t size)
+{
+    if (G.mode != MT_HEAP_SAMPLED)
+        return 1.0;
+    return 1.0 / -expm1(-(double)size / G.sample_bytes);
+}
+
+static inline void cat_add(int cat, long long n)
+{
+    G.c.live[cat] += n;
+    if (G.c.live[cat] > G.c.peak[cat])
+        G.c.peak[cat] = G.c.live[cat];
+}
+
+static void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
+{
+    G.c.allocs[cat]++;
+    G.c.bytes[cat] += (long long)n;
+    G.c.allocs_total++;
+    cat_add(cat, (long long)n);
+    if (site != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *s = mt_heap_site_at(site);
+        double w = sample_weight(n);
+        site_touch(s);
+        s->allocs += w;
+        s->bytes += w * (double)n;
+        s->live += w * (double)n;
+    }
+    G.c.live_total += (long long)n;
+    if (G.c.live_total > G.c.peak_total) {
+        G.c.peak_total = G.c.live_total;
+        G.epoch++;
+        struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        G.peak_t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (double)G.t0_ns * 1e-9;
+    }
+    G.last_alloc = p;
+}
+
+/* Removes `n` bytes of a block (all of it, or a partial unmap) from the counters. */
+static void account_release(uint64_t n, int cat, uint32_t site, double w)
+{
+    G.c.live[cat] -= (long long)n;
+    G.c.live_total -= (long long)n;
+    if (site != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *s = mt_heap_site_at(site);
+        site_touch(s);
+        s->live -= w * (double)n;
+    }
+}
+
+static void tensors_detach(uintptr_t block);
+
+static void account_free(const struct mt_heap_rec *r)
+{
+    if (r->flags & MT_REC_TENSORS)
+        tensors_detach(r->ptr);
+    G.c.frees[r->cat]++;
+    double w = r->site != MT_HEAP_NO_SITE ? sample_weight(r->size) : 1.0;
+    account_release(r->size, r->cat, r->site, w);
+    if (r->ptr == G.last_alloc) {
+        if (r->site != MT_HEAP_NO_SITE)
+            mt_heap_site_at(r->site)->temporary += w;
+        G.last_alloc = 0;
+    }
+}
+
+/* ---- the recording path ------------------------------------------------------------ */
+
+static uint64_t rng_next(void)
+{
+    if (!tls.rng_ready) {
+        static atomic_ulong threads;
+        tls.rng = mix64(G.seed * 0x9e3779b97f4a7c15ULL + atomic_fetch_add(&threads, 1) + 1);
+        tls.rng_ready = 1;
+    }
+    uint64_t x = tls.rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    tls.rng = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+static double next_interval(void)
+{
+    double u = ((double)(rng_next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return -G.sample_bytes * log(u);
+}
+
+/* Sampled mode: a Poisson process of rate 1/R over allocated bytes; a block is sampled when
+ * a point falls in it, which happens with probability 1 - exp(-size/R). */
+static int should_sample(uint64_t n)
+{
+    if (G.mode == MT_HEAP_FULL)
+        return 1;
+    if (MT_UNLIKELY(!tls.rng_ready))
+        tls.countdown = next_interval();
+    tls.countdown -= (double)n;
+    if (tls.countdown > 0)
+        return 0;
+    while (tls.countdown <= 0)
+        tls.countdown += next_interval();
+    return 1;
+}
+
+struct mt_heap_stack {
+    int sampled, depth;
+    uint64_t hash;
+    uintptr_t frames[MT_HEAP_MAX_FRAMES];
+};
+
+static inline void stack_for(struct mt_heap_stack *st, uint64_t n)
+{
+    st->sampled = should_sample(n);
+    st->depth = 0;
+    st->hash = 0;
+    if (st->sampled) {
+        st->depth = capture(st->frames);
+        st->hash = hash_frames(st->frames, st->depth);
+    }
+}
+
+static inline int lock_tracking(void)
+{
+    mt_heap_lock();
+    if (MT_UNLIKELY(!atomic_load_explicit(&G.tracking, memory_order_relaxed))) {
+        mt_heap_unlock();
+        return 0;
+    }
+    return 1;
+}
+
+static void record_alloc_with(void *p, uint64_t n, const struct mt_heap_stack *st)
+{
+    int cat = tls.cat;
+    if (!lock_tracking())
+        return;
+    uint32_t site = st->sampled ? site_get(st->hash, st->frames, st->depth, cat) : MT_HEAP_NO_SITE;
+    struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
+    struct mt_heap_rec old;
+    int had = rec_put(&r, &old);
+    if (had == 1) /* a block we missed the free of: forget it */
+        account_free(&old);
+    if (had >= 0)
+        account_alloc(r.ptr, n, cat, site);
+    mt_heap_unlock();
+    if (MT_UNLIKELY((G.c.allocs_total & 255) == 0))
+        mt_heap_point_if_due();
+}
+
+static __attribute__((noinline)) void record_alloc(void *p, uint64_t n)
+{
+    struct mt_heap_stack st;
+    stack_for(&st, n);
+    record_alloc_with(p, n, &st);
+}
+
+static inline int should_record(void)
+{
+    return !tls.guard && atomic_load_explicit(&G.tracking, memory_order_relaxed);
+}
+
+#define RECORD(p, n)                                                                        \
+    do {                                                                                    \
+        if ((p) && should_record()) {                                                       \
+            tls.guard = 1;                                                                  \
+            record_alloc((p), (n));                                                         \
+            tls.guard = 0;                                                                  \
+        }                                                                                   \
+    } while (0)
+
+/* ---- malloc family hooks ------------------------------------------------------------ */
+
+MT_EXPORT void *malloc(size_t n)
+{
+    if (MT_UNLIKELY(!R.malloc)) {
+        if (tls.in_init)
+            return boot_alloc(n);
+        ensure_init();
+    }
+    void *p = R.malloc(n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *calloc(size_t a, size_t b)
+{
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (MT_UNLIKELY(!R.calloc)) {
+        if (tls.in_init)
+            return boot_alloc(n); /* the pool is static, hence zeroed */
+        ensure_init();
+    }
+    void *p = R.calloc(a, b);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void free(void *p)
+{
+    if (!p || MT_UNLIKELY(in_boot_pool(p)))
+        return;
+    ensure_init();
+    if (should_record()) {
+        tls.guard = 1;
+        if (lock_tracking()) {
+            struct mt_heap_rec r;
+            if (rec_take((uintptr_t)p, &r))
+                account_free(&r);
+            mt_heap_unlock();
+        }
+        tls.guard = 0;
+    }
+    R.free(p);
+}
+
+/* realloc is a free of the old block and an allocation of the new one at the caller's
+ * stack. The old record is taken out first so no other thread can confuse it with a new
+ * block at the same address, and put back untouched if the real realloc fails. */
+MT_EXPORT void *realloc(void *p, size_t n)
+{
+    if (MT_UNLIKELY(p && in_boot_pool(p))) {
+        void *q = malloc(n);
+        if (q) {
+            size_t old = ((size_t *)p)[-2];
+            memcpy(q, p, old < n ? old : n);
+        }
+        return q;
+    }
+    ensure_init();
+    if (!should_record())
+        return R.realloc(p, n);
+    tls.guard = 1;
+    struct mt_heap_stack st;
+    st.sampled = 0;
+    if (n)
+        stack_for(&st, n);
+    struct mt_heap_rec old;
+    int had = 0;
+    if (p && lock_tracking()) {
+        had = rec_take((uintptr_t)p, &old);
+        mt_heap_unlock();
+    }
+    void *q = R.realloc(p, n);
+    if (lock_tracking()) {
+        if (!q && n && p) {
+            struct mt_heap_rec stale;
+            if (had)
+                rec_put(&old, &stale);
+        } else {
+            if (had)
+                account_free(&old);
+            mt_heap_unlock();
+            if (q)
+                record_alloc_with(q, n, &st);
+            tls.guard = 0;
+            return q;
+        }
+        mt_heap_unlock();
+    }
+    tls.guard = 0;
+    return q;
+}
+
+MT_EXPORT void *reallocarray(void *p, size_t a, size_t b)
+{
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    ensure_init();
+    int rc = R.posix_memalign(out, align, n);
+    if (rc == 0)
+        RECORD(*out, n);
+    return rc;
+}
+
+MT_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    ensure_init();
+    void *p = R.aligned_alloc(align, n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *memalign(size_t align, size_t n)
+{
+    ensure_init();
+    void *p = R.memalign(align, n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *valloc(size_t n)
+{
+    ensure_init();
+    void *p = R.valloc(n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *pvalloc(size_t n)
+{
+    ensure_init();
+    if (!R.pvalloc) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = R.pvalloc(n);
+    RECORD(p, n);
+    return p;
+}
+
+/* ---- anonymous mappings ------------------------------------------------------------- */
+
+static int map_add(const struct mt_heap_map *m)
+{
+    if (G.map_count == G.map_cap) {
+        size_t cap = G.map_cap ? G.map_cap * 2 : 256;
+        struct mt_heap_map *t = mt_heap_pages(cap * sizeof *t);
+        if (!t)
+            return -1;
+        if (G.map_count)
+            memcpy(t, G.maps, G.map_count * sizeof *t);
+        mt_heap_pages_free(G.maps, G.map_cap * sizeof *t);
+        G.maps = t;
+        G.map_cap = cap;
+    }
+    G.maps[G.map_count++] = *m;
+    return 0;
+}
+
+/* Removes [lo, hi) from the tracked mappings, releasing the bytes, splitting a mapping
+ * that loses its middle. Lock held. */
+static void map_remove(uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < G.map_count;) {
+        struct mt_heap_map m = G.maps[i];
+        if (m.end <= lo || m.start >= hi) {
+            i++;
+            continue;
+        }
+        if (m.flags & MT_REC_TENSORS) {
+            tensors_detach(m.start);
+            G.maps[i].flags &= (uint8_t)~MT_REC_TENSORS;
+            m.flags &= (uint8_t)~MT_REC_TENSORS;
+        }
+        uintptr_t a = m.start > lo ? m.start : lo, b = m.end < hi ? m.end : hi;
+        account_release(b - a, m.cat, m.site, m.weight);
+        G.c.frees[m.cat] += (a == m.start && b == m.end);
+        if (a == m.start && b == m.end) {
+            G.maps[i] = G.maps[--G.map_count];
+            continue;
+        }
+        if (a == m.start) {
+            G.maps[i].start = b;
+        } else if (b == m.end) {
+            G.maps[i].end = a;
+        } else {
+            G.maps[i].end = a;
+            struct mt_heap_map tail = m;
+            tail.start = b;
+            map_add(&tail);
+        }
+        i++;
+    }
+}
+
+static void record_map(void *p, uint64_t n)
+{
+    struct mt_heap_stack st;
+    stack_for(&st, n);
+    int cat = tls.cat;
+    if (!lock_tracking())
+        return;
+    uint32_t site = st.sampled ? site_get(st.hash, st.frames, st.depth, cat) : MT_HEAP_NO_SITE;
+    struct mt_heap_map m = {.start = (uintptr_t)p, .end = (uintptr_t)p + n, .site = site,
+                            .cat = (uint8_t)cat,
+                            .weight = site != MT_HEAP_NO_SITE ? sample_weight(n) : 1.0};
+    if (map_add(&m) == 0)
+        account_alloc(m.start, n, cat, site);
+    mt_heap_unlock();
+}
+
+/* Only private anonymous memory is heap; file and shared mappings are not. */
+static inline int counts_as_heap(int flags)
+{
+    return (flags & MAP_ANONYMOUS) && !(flags & MAP_SHARED);
+}
+
+static void *mmap_hook(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (MT_UNLIKELY(!R.mmap)) {
+        if (tls.in_init)
+            return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+        ensure_init();
+    }
+    void *p = R.mmap(addr, len, prot, flags, fd, off);
+    if (p == MAP_FAILED || !should_record())
+        return p;
+    tls.guard = 1;
+    if ((flags & MAP_FIXED) && lock_tracking()) {
+        map_remove((uintptr_t)p, (uintptr_t)p + len);
+        mt_heap_unlock();
+    }
+    if (counts_as_heap(flags) && len)
+        record_map(p, len);
+    tls.guard = 0;
+    return p;
+}
+
+MT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap_hook(addr, len, prot, flags, fd, off);
+}
+
+MT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap_hook(addr, len, prot, flags, fd, off);
+}
+
+MT_EXPORT int munmap(void *addr, size_t len)
+{
+    if (MT_UNLIKELY(!R.munmap)) {
+        if (tls.in_init)
+            return (int)syscall(SYS_munmap, addr, len);
+        ensure_init();
+    }
+    if (should_record() && len) {
+        tls.guard = 1;
+        if (lock_tracking()) {
+            size_t ps = (size_t)G.page_size;
+            map_remove((uintptr_t)addr, (uintptr_t)addr + ((len + ps - 1) / ps) * ps);
+            mt_heap_unlock();
+        }
+        tls.guard = 0;
+    }
+    return R.munmap(addr, len);
+}
+
+/* mremap of a tracked mapping releases the old range and allocates the new one at the
+ * caller's stack, like realloc. */
+MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *fixed = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        fixed = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (MT_UNLIKELY(!R.mremap))
+        ensure_init();
+    void *p = R.mremap(old, old_len, new_len, flags, fixed);
+    if (p == MAP_FAILED || !should_record())
+        return p;
+    tls.guard = 1;
+    int tracked = 0;
+    if (lock_tracking()) {
+        for (size_t i = 0; i < G.map_count && !tracked; i++)
+            tracked = G.maps[i].start < (uintptr_t)old + old_len && G.maps[i].end > (uintptr_t)old;
+        if (tracked)
+            map_remove((uintptr_t)old, (uintptr_t)old + old_len);
+        if (flags & MREMAP_FIXED)
+            map_remove((uintptr_t)p, (uintptr_t)p + new_len);
+        mt_heap_unlock();
+    }
+    if (tracked)
+        record_map(p, new_len);
+    tls.guard = 0;
+    return p;
+}
+
+/* ---- tensors ------------------------------------------------------------------------ */
+
+/* Moves `size` bytes of a block's live bytes from category `from` to `to` (and the same
+ * between its sites). Lock held. */
+static void move_bytes(struct mt_heap_tensor *t, int reverse)
+{
+    int from = reverse ? t->cat : t->from_cat, to = reverse ? t->from_cat : t->cat;
+    uint32_t sf = reverse ? t->site_to : t->site_from, st = reverse ? t->site_from : t->site_to;
+    long long n = (long long)t->size;
+    G.c.live[from] -= n;
+    cat_add(to, n);
+    if (!reverse) {
+        G.c.bytes[from] -= n;
+        G.c.bytes[to] += n;
+    }
+    if (sf != MT_HEAP_NO_SITE && st != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *a = mt_heap_site_at(sf), *b = mt_heap_site_at(st);
+        double wn = t->weight * (double)n;
+        site_touch(a);
+        site_touch(b);
+        a->live -= wn;
+        b->live += wn;
+        if (!reverse) {
+            a->bytes -= wn;
+            b->bytes += wn;
+        }
+    }
+}
+
+static void tensors_detach(uintptr_t block)
+{
+    for (size_t i = 0; i < G.tensor_count; i++) {
+        struct mt_heap_tensor *t = &G.tensors[i];
+        if (t->block == block) {
+            move_bytes(t, 1);
+            t->block = 0;
+        }
+    }
+}
+
+MT_EXPORT void mt_heap_report_tensor(const void *ptr, size_t size, int cat, const char *name)
+{
+    ensure_init();
+    if (cat < 0 || cat >= MT_HEAP_NCAT || !name)
+        return;
+    int old = mt_heap_guard(1);
+    if (!lock_tracking()) {
+        mt_heap_guard(old);
+        return;
+    }
+    if (G.tensor_count == G.tensor_cap) {
+        size_t cap = G.tensor_cap ? G.tensor_cap * 2 : 256;
+        struct mt_heap_tensor *t = mt_heap_pages(cap * sizeof *t);
+        if (!t)
+            goto out;
+        if (G.tensor_count)
+            memcpy(t, G.tensors, G.tensor_count * sizeof *t);
+        mt_heap_pages_free(G.tensors, G.tensor_cap * sizeof *t);
+        G.tensors = t;
+        G.tensor_cap = cap;
+    }
+    struct mt_heap_tensor t = {.name = name, .size = size, .cat = (uint8_t)cat, .weight = 1.0,
+                               .site_from = MT_HEAP_NO_SITE, .site_to = MT_HEAP_NO_SITE};
+    uintptr_t p = (uintptr_t)ptr;
+    /* the containing block: a malloc'd block (exact start first, then a scan) or a map */
+    struct mt_heap_rec *r = rec_find(p);
+    for (size_t i = 0; !r && i < G.rec_cap; i++)
+        if (G.recs[i].ptr && G.recs[i].ptr <= p && p < G.recs[i].ptr + G.recs[i].size)
+            r = &G.recs[i];
+    struct mt_heap_map *m = NULL;
+    for (size_t i = 0; !r && !m && i < G.map_count; i++)
+        if (G.maps[i].start <= p && p < G.maps[i].end)
+            m = &G.maps[i];
+    if (r || m) {
+        uintptr_t start = r ? r->ptr : m->start, end = r ? r->ptr + r->size : m->end;
+        if (p + size > end)
+            t.size = end - p;
+        t.block = start;
+        t.from_cat = r ? r->cat : m->cat;
+        t.site_from = r ? r->site : m->site;
+        if (t.site_from != MT_HEAP_NO_SITE) {
+            struct mt_heap_site *s = mt_heap_site_at(t.site_from);
+            t.site_to = site_get(s->hash, s->frames, (int)s->depth, cat);
+            /* site_get may have grown the chunk list but never moves sites */
+            t.weight = r ? sample_weight(r->size) : m->weight;
+        }
+        if (r)
+            r->flags |= MT_REC_TENSORS;
+        else
+            m->flags |= MT_REC_TENSORS;
+        move_bytes(&t, 0);
+    }
+    G.tensors[G.tensor_count++] = t;
+out:
+    mt_heap_unlock();
+    mt_heap_guard(old);
+}
+
+/* The timeline thread starts with the program's first thread: until then the hooks write
+ * the points, and the process stays single-threaded for glibc and for our lock. */
+MT_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                             void *arg)
+{
+    ensure_init();
+    int rc = R.pthread_create(t, attr, fn, arg);
+    if (rc == 0 && !atomic_load(&G.helper_running) && atomic_load(&G.tracking)) {
+        int old = mt_heap_guard(1);
+        mt_heap_helper_start();
+        mt_heap_guard(old);
+    }
+    return rc;
+}
+
+MT_EXPORT int mt_heap_set_category(int cat)
+{
+    int old = tls.cat;
+    tls.cat = (cat >= 0 && cat < MT_HEAP_NCAT) ? cat : MT_MEM_OTHER;
+    return old;
+}
+
+MT_EXPORT void mt_heap_set_region(const char *name)
+{
+    atomic_store(&G.region, name);
+}
+
+/* ---- process lifecycle -------------------------------------------------------------- */
+
+static void atfork_prepare(void)
+{
+    tls.guard++;
+    mt_heap_lock();
+}
+
+static void atfork_parent(void)
+{
+    mt_heap_unlock();
+    tls.guard--;
+}
+
+/* The child keeps its inherited blocks and counters and writes a report of its own when
+ * the output path has %p; it has no timeline thread (only the forking thread survives). */
+static void atfork_child(void)
+{
+    atomic_store(&G.lock, 0);
+    atomic_store(&G.helper_running, 0);
+    if (G.out_fd >= 0) {
+        close(G.out_fd);
+        G.out_fd = -1;
+    }
+    if (strstr(G.out_pattern, "%p"))
+        mt_heap_out_open();
+    tls.guard--;
+}
+
+/* Leaks and the final pass over per-site peak shares; then the report. Called once, at
+ * exit. Lock held while the tables are frozen. */
+static void finish(void)
+{
+    mt_heap_lock();
+    atomic_store(&G.tracking, 0);
+    for (size_t i = 0; i < G.site_count; i++)
+        site_touch(mt_heap_site_at(i));
+    for (size_t i = 0; i < G.rec_cap; i++) {
+        const struct mt_heap_rec *r = &G.recs[i];
+        if (r->ptr && r->site != MT_HEAP_NO_SITE) {
+            struct mt_heap_site *s = mt_heap_site_at(r->site);
+            double w = sample_weight(r->size);
+            s->leaked_allocs += w;
+            s->leaked_bytes += w * (double)r->size;
+        }
+    }
+    for (size_t i = 0; i < G.map_count; i++) {
+        const struct mt_heap_map *m = &G.maps[i];
+        if (m->site != MT_HEAP_NO_SITE) {
+            struct mt_heap_site *s = mt_heap_site_at(m->site);
+            s->leaked_allocs += m->weight;
+            s->leaked_bytes += m->weight * (double)(m->end - m->start);
+        }
+    }
+    mt_heap_unlock();
+}
+
+__attribute__((constructor)) static void mt_heap_ctor(void)
+{
+    ensure_init();
+    int old = mt_heap_guard(1);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    mt_heap_sde_init();
+    if (!__libc_single_threaded)
+        mt_heap_helper_start();
+    mt_heap_guard(old);
+}
+
+__attribute__((destructor)) static void mt_heap_dtor(void)
+{
+    if (atomic_load(&init_state) != 2 || !atomic_load(&G.tracking))
+        return;
+    int old = mt_heap_guard(1);
+    mt_heap_helper_stop();
+    finish();
+    mt_heap_write_report();
+    mt_heap_guard(old);
+}

@@ -1,0 +1,53 @@
+/* heap_sde.c — exports the heap profiler's exact counters as PAPI software-defined events.
+ *
+ * What it is for: registering, under the library name "memtrade", instant read-only
+ * counters that PAPI reads in place: live_bytes, peak_bytes, alloc_calls (all categories)
+ * and live_bytes.<cat>, peak_bytes.<cat>, alloc_calls.<cat> per memory category; PAPI
+ * names them "sde:::memtrade::live_bytes.weights" and so on. What it is not for: reading
+ * PAPI (profilers/counters does that). Runs once from the constructor, with the recursion
+ * guard set, so libsde's own allocations are never recorded.
+ */
+#include "heap_internal.h"
+
+#include <sde_lib.h>
+#include <string.h>
+
+#define G mt_heap_g
+
+static char names[3 * (MT_HEAP_NCAT + 1)][48]; /* libsde may keep the pointers */
+
+static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat,
+                long long *counter, const char *what)
+{
+    char *n = names[slot];
+    size_t k = strlen(base);
+    memcpy(n, base, k);
+    if (cat) {
+        n[k++] = '.';
+        size_t c = strlen(cat);
+        memcpy(n + k, cat, c);
+        k += c;
+    }
+    n[k] = '\0';
+    papi_sde_register_counter(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, counter);
+    papi_sde_describe_counter(h, n, what);
+}
+
+void mt_heap_sde_init(void)
+{
+    papi_handle_t h = papi_sde_init("memtrade");
+    if (!h)
+        return;
+    size_t slot = 0;
+    reg(h, slot++, "live_bytes", NULL, &G.c.live_total, "heap bytes live now, all categories");
+    reg(h, slot++, "peak_bytes", NULL, &G.c.peak_total, "peak live heap bytes so far");
+    reg(h, slot++, "alloc_calls", NULL, &G.c.allocs_total, "allocation calls so far");
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        reg(h, slot++, "live_bytes", mt_mem_cat_names[c], &G.c.live[c],
+            "heap bytes live now in this memory category");
+        reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &G.c.peak[c],
+            "peak live heap bytes of this memory category");
+        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &G.c.allocs[c],
+            "allocation calls in this memory category");
+    }
+}

@@ -1,0 +1,109 @@
+/* heapreport.h — reader of the heap profiler's report files (profilers/heap/FORMAT.md).
+ *
+ * What it is for: turning one report into calls on a table of callbacks — frames, stacks,
+ * allocation sites, tensors, category counters, timeline points and a summary — shaped like
+ * the database tables (frames, stacks/stack_frames, alloc_sites, tensors, samples) so the
+ * harness can insert them as they come. What it is not for: writing reports (the
+ * interposer does) or touching SQLite.
+ *
+ * Thread-safety: no global state; concurrent reads of different files are fine. Strings
+ * handed to callbacks are valid only during the call (copy what you keep).
+ */
+#ifndef MT_HEAPREPORT_H
+#define MT_HEAPREPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { MT_HEAPREPORT_VERSION = 1, MT_HEAPREPORT_MAX_CATS = 32 };
+
+/* Run facts from the header and totals from the exit report. Delivered once, last. */
+struct mt_heapreport_summary {
+    int version;
+    long long pid, ppid;
+    const char *mode;         /* "full" or "sampled" */
+    long long sample_bytes;   /* mean sampling interval (sampled mode), 0 in full mode */
+    long long seed, interval_ms;
+    const char *exe;          /* the profiled executable, "" when unknown */
+    double start_unix;        /* wall clock at profiler start, seconds since the epoch */
+    size_t ncat;              /* number of memory categories (the header's list) */
+    const char *const *cat_names; /* index = memtrade/memcat.h enum value */
+    int complete;             /* 1 when the end marker was seen; 0 after a crash */
+    /* The fields below are -1 when !complete. */
+    long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs, sites;
+    double peak_t, wall_s;    /* seconds since profiler start */
+};
+
+/* Exact per-category counters at exit. */
+struct mt_heapreport_category {
+    const char *name;
+    long long allocs, frees, bytes, live, peak;
+};
+
+/* One timeline point: maps to samples rows 'heap.live', 'heap.live.<cat>', 'rss'. */
+struct mt_heapreport_sample {
+    double t;                   /* seconds since profiler start */
+    long long rss_bytes;        /* -1 when unavailable */
+    const char *region;         /* NULL when none was set */
+    long long live_total;
+    const long long *live;      /* ncat values, memcat enum order */
+    size_t ncat;
+};
+
+/* One distinct code address; maps to a frames row (function, module, file, line, build_id). */
+struct mt_heapreport_frame {
+    uint64_t id;                /* > 0, referenced by stacks */
+    uint64_t ip;                /* return address in the profiled process (ASLR-dependent) */
+    const char *function;       /* NULL when unknown (likewise module, file, build_id) */
+    const char *module, *file, *build_id;
+    long line;                  /* 0 when unknown */
+};
+
+/* One call stack: frame ids, innermost first (stack_frames depth 0 = frames[0]). */
+struct mt_heapreport_stack {
+    uint64_t id;
+    const uint64_t *frames;
+    size_t depth;
+};
+
+/* One alloc_sites row. Sampled-mode values are unbiased estimates (estimated = 1). */
+struct mt_heapreport_site {
+    uint64_t stack_id;
+    const char *category;
+    long long allocs, bytes, peak_bytes, temporary, leaked_bytes, leaked_allocs;
+    int estimated;
+};
+
+struct mt_heapreport_tensor {
+    const char *name, *category;
+    long long bytes;
+};
+
+/* Callbacks; any may be NULL. A non-zero return stops reading; mt_heapreport_read then
+ * returns that value and puts "stopped by callback" in err. */
+struct mt_heapreport_cb {
+    int (*summary)(const struct mt_heapreport_summary *s, void *user);
+    int (*category)(const struct mt_heapreport_category *c, void *user);
+    int (*sample)(const struct mt_heapreport_sample *p, void *user);
+    int (*frame)(const struct mt_heapreport_frame *f, void *user);
+    int (*stack)(const struct mt_heapreport_stack *s, void *user);
+    int (*site)(const struct mt_heapreport_site *s, void *user);
+    int (*tensor)(const struct mt_heapreport_tensor *t, void *user);
+};
+
+/* Contract: reads the report at `path`, calling `cb` in file order (frames before the
+ * stacks using them, stacks before their sites) and `summary` once at the end. A last line
+ * without its newline (a crash mid-write) is ignored; any other malformed line is an error.
+ * Returns 0 on success; -1 with "PATH:LINE: reason" in err (if errlen > 0) on an I/O or
+ * format error; or the callback's non-zero value. */
+int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void *user,
+                       char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
