@@ -25,8 +25,7 @@ static void real_text(double v, char *buf, size_t len, int table)
     }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
+        if (strtod(buf, NULL) == v) return;
     }
 }
 
@@ -36,11 +35,21 @@ void mt_format_json_string(FILE *out, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
         default:
             if (c < 0x20 || c == 0x7f)
                 fprintf(out, "\\u%04x", c);
@@ -62,8 +71,7 @@ void mt_format_csv_field(FILE *out, const char *s, size_t n)
     }
     fputc('"', out);
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            fputc('"', out);
+        if (s[i] == '"') fputc('"', out);
         fputc(s[i], out);
     }
     fputc('"', out);
@@ -71,11 +79,13 @@ void mt_format_csv_field(FILE *out, const char *s, size_t n)
 
 /* The text of column i of the current row (for csv and table); NULL for SQL NULL. `buf`
  * holds numbers; text and blobs point into the statement or into *heap (hex of a blob). */
-static const char *cell_text(sqlite3_stmt *s, int i, char *buf, size_t len, int table,
-                             size_t *n, char **heap)
+static const char *cell_text(sqlite3_stmt *s, int i, char *buf, size_t len, int table, size_t *n,
+                             char **heap)
 {
     switch (sqlite3_column_type(s, i)) {
-    case SQLITE_NULL: *n = 0; return NULL;
+    case SQLITE_NULL:
+        *n = 0;
+        return NULL;
     case SQLITE_INTEGER:
         *n = (size_t)snprintf(buf, len, "%lld", (long long)sqlite3_column_int64(s, i));
         return buf;
@@ -116,8 +126,7 @@ static int format_csv(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
     int nc = sqlite3_column_count(s);
     for (int i = 0; i < nc; i++) {
         const char *name = sqlite3_column_name(s, i);
-        if (i)
-            fputc(',', out);
+        if (i) fputc(',', out);
         mt_format_csv_field(out, name, strlen(name));
     }
     fputc('\n', out);
@@ -127,10 +136,8 @@ static int format_csv(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
             char buf[64], *heap = NULL;
             size_t n;
             const char *t = cell_text(s, i, buf, sizeof buf, 0, &n, &heap);
-            if (i)
-                fputc(',', out);
-            if (t)
-                mt_format_csv_field(out, t, n);
+            if (i) fputc(',', out);
+            if (t) mt_format_csv_field(out, t, n);
             free(heap);
         }
         fputc('\n', out);
@@ -144,8 +151,7 @@ static void json_row(sqlite3_stmt *s, FILE *out)
     fputc('{', out);
     for (int i = 0; i < nc; i++) {
         const char *name = sqlite3_column_name(s, i);
-        if (i)
-            fputs(", ", out);
+        if (i) fputs(", ", out);
         mt_format_json_string(out, name, strlen(name));
         fputs(": ", out);
         int type = sqlite3_column_type(s, i);
@@ -169,20 +175,15 @@ static void json_row(sqlite3_stmt *s, FILE *out)
 static int format_json(sqlite3_stmt *s, int single, FILE *out, char *err, size_t errlen)
 {
     int rc, rows = 0;
-    if (!single)
-        fputc('[', out);
+    if (!single) fputc('[', out);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (single && rows > 0)
-            break;
+        if (single && rows > 0) break;
         fputs(rows++ ? ",\n " : (single ? "" : "\n "), out);
         json_row(s, out);
     }
-    if (single && rows == 0)
-        fputs("null", out);
-    if (!single)
-        fputs(rows ? "\n]" : "]", out);
-    if (rc == SQLITE_ROW)
-        rc = SQLITE_DONE; /* single: the rest is ignored by contract */
+    if (single && rows == 0) fputs("null", out);
+    if (!single) fputs(rows ? "\n]" : "]", out);
+    if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* single: the rest is ignored by contract */
     return rc == SQLITE_DONE ? 0 : step_error(s, err, errlen);
 }
 
@@ -190,9 +191,9 @@ static int format_json(sqlite3_stmt *s, int single, FILE *out, char *err, size_t
 struct table {
     int nc;
     size_t rows, cap;
-    char **cells;      /* rows * nc, malloc'd, NULL for SQL NULL */
-    size_t *width;     /* display width per column */
-    int *numeric;      /* 1 while every non-NULL value of the column is a number */
+    char **cells;  /* rows * nc, malloc'd, NULL for SQL NULL */
+    size_t *width; /* display width per column */
+    int *numeric;  /* 1 while every non-NULL value of the column is a number */
 };
 
 /* Display width of UTF-8 text: code points, not bytes. */
@@ -208,8 +209,7 @@ static size_t display_width(const char *s)
 static char *table_cell(const char *t, size_t n)
 {
     char *c = malloc(2 * n + 1), *p = c;
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     for (size_t i = 0; i < n; i++) {
         char e = t[i] == '\n' ? 'n' : t[i] == '\r' ? 'r' : t[i] == '\t' ? 't' : 0;
         if (e) {
@@ -244,13 +244,10 @@ static void table_print_row(const struct table *t, FILE *out, char *const *row)
         const char *v = row[i] ? row[i] : "-";
         size_t w = display_width(v);
         int last = i == t->nc - 1;
-        if (i)
-            fputs("  ", out);
-        if (t->numeric[i])
-            pad(out, t->width[i] - w);
+        if (i) fputs("  ", out);
+        if (t->numeric[i]) pad(out, t->width[i] - w);
         fputs(v, out);
-        if (!t->numeric[i] && !last)
-            pad(out, t->width[i] - w);
+        if (!t->numeric[i] && !last) pad(out, t->width[i] - w);
     }
     fputc('\n', out);
 }
@@ -261,8 +258,7 @@ static void table_print_row(const struct table *t, FILE *out, char *const *row)
 static size_t human_bytes(double v, char *buf, size_t len, size_t n)
 {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-    if (!(fabs(v) >= 1024.0))
-        return n;
+    if (!(fabs(v) >= 1024.0)) return n;
     int u = -1;
     while (fabs(v) >= 1024.0 && u < 4) {
         v /= 1024.0;
@@ -280,8 +276,7 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
     char **header = calloc(nc ? nc : 1, sizeof *header);
     int *is_bytes = calloc(nc ? nc : 1, sizeof *is_bytes);
     int rc = -1, step;
-    if (!t.width || !t.numeric || !header || !is_bytes)
-        goto oom;
+    if (!t.width || !t.numeric || !header || !is_bytes) goto oom;
     for (size_t i = 0; i < nc; i++) {
         header[i] = (char *)sqlite3_column_name(s, (int)i);
         size_t hn = strlen(header[i]);
@@ -293,8 +288,7 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
         if (t.rows == t.cap) {
             size_t cap = t.cap ? 2 * t.cap : 64;
             char **cells = realloc(t.cells, cap * (nc ? nc : 1) * sizeof *cells);
-            if (!cells)
-                goto oom;
+            if (!cells) goto oom;
             t.cells = cells;
             t.cap = cap;
         }
@@ -313,11 +307,9 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
             if (v) {
                 row[i] = table_cell(v, n);
                 free(heap);
-                if (!row[i])
-                    goto oom;
+                if (!row[i]) goto oom;
                 size_t w = display_width(row[i]);
-                if (w > t.width[i])
-                    t.width[i] = w;
+                if (w > t.width[i]) t.width[i] = w;
             }
         }
     }
@@ -327,8 +319,7 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
     }
     table_print_row(&t, out, header);
     for (size_t i = 0; i < nc; i++) {
-        if (i)
-            fputs("  ", out);
+        if (i) fputs("  ", out);
         for (size_t k = 0; k < t.width[i]; k++)
             fputc('-', out);
     }
@@ -350,10 +341,8 @@ done:
 static int format_record(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
 {
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc != SQLITE_ROW)
-        return step_error(s, err, errlen);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return step_error(s, err, errlen);
     int nc = sqlite3_column_count(s);
     size_t w = 0;
     for (int i = 0; i < nc; i++) {
@@ -365,8 +354,7 @@ static int format_record(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
         char buf[64], *heap = NULL, *cell = NULL;
         size_t n;
         const char *v = cell_text(s, i, buf, sizeof buf, 1, &n, &heap);
-        if (v)
-            cell = table_cell(v, n);
+        if (v) cell = table_cell(v, n);
         fputs(name, out);
         pad(out, w - display_width(name) + 2);
         fprintf(out, "%s\n", cell ? cell : "-");
@@ -379,12 +367,14 @@ static int format_record(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
 int format_stmt(sqlite3_stmt *stmt, enum mt_store_format fmt, int single, FILE *out, char *err,
                 size_t errlen)
 {
-    if (single && fmt == MT_FORMAT_TABLE)
-        return format_record(stmt, out, err, errlen);
+    if (single && fmt == MT_FORMAT_TABLE) return format_record(stmt, out, err, errlen);
     switch (fmt) {
-    case MT_FORMAT_CSV: return format_csv(stmt, out, err, errlen);
-    case MT_FORMAT_JSON: return format_json(stmt, single, out, err, errlen);
-    case MT_FORMAT_TABLE: return format_table(stmt, out, err, errlen);
+    case MT_FORMAT_CSV:
+        return format_csv(stmt, out, err, errlen);
+    case MT_FORMAT_JSON:
+        return format_json(stmt, single, out, err, errlen);
+    case MT_FORMAT_TABLE:
+        return format_table(stmt, out, err, errlen);
     }
     snprintf(err, errlen, "unknown output format %d", (int)fmt);
     return -1;
@@ -394,8 +384,7 @@ int mt_format_stmt(struct sqlite3_stmt *stmt, enum mt_store_format fmt, FILE *ou
                    size_t errlen)
 {
     int rc = format_stmt(stmt, fmt, 0, out, err, errlen);
-    if (rc == 0 && fmt == MT_FORMAT_JSON)
-        fputc('\n', out);
+    if (rc == 0 && fmt == MT_FORMAT_JSON) fputc('\n', out);
     return rc;
 }
 

@@ -24,8 +24,8 @@ struct sqlite3_stmt;
  * align columns; csv and json stream. NULL: '-' in table, empty in csv, null in json;
  * integers and reals are JSON numbers (a non-finite real becomes null); blobs print as
  * hex strings. Returns 0, or -1 with a message in err (a step error or out of memory). */
-int mt_format_stmt(struct sqlite3_stmt *stmt, enum mt_store_format fmt, FILE *out,
-                   char *err, size_t errlen);
+int mt_format_stmt(struct sqlite3_stmt *stmt, enum mt_store_format fmt, FILE *out, char *err,
+                   size_t errlen);
 
 /* Contract: writes `s` (UTF-8, n bytes) as a JSON string literal with quotes: '"' and '\\'
  * escaped, control characters as \n, \t, \r or \u00XX, everything else passed through. */

@@ -78,8 +78,7 @@ static const char *const stmt_sql[SS_COUNT] = {
 
 static void vset_err(char *err, size_t errlen, const char *fmt, va_list ap)
 {
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
 }
 
 static int fail_to(char *err, size_t errlen, const char *fmt, ...)
@@ -187,8 +186,7 @@ struct sqlite3 *mt_store_db(struct mt_store *st)
 static int make_parent_dirs(const char *path, char *err, size_t errlen)
 {
     char *dir = strdup(path);
-    if (!dir)
-        return fail_to(err, errlen, "%s: out of memory", path);
+    if (!dir) return fail_to(err, errlen, "%s: out of memory", path);
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir) {
         free(dir);
@@ -196,8 +194,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
     }
     *slash = '\0';
     for (char *p = dir + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
+        if (*p != '/' && *p != '\0') continue;
         char saved = *p;
         *p = '\0';
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
@@ -207,8 +204,7 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen)
             return -1;
         }
         *p = saved;
-        if (saved == '\0')
-            break;
+        if (saved == '\0') break;
     }
     free(dir);
     return 0;
@@ -227,21 +223,17 @@ static int precheck_file(const char *path, int readonly, int *exists_nonempty, c
     struct stat sb;
     *exists_nonempty = 0;
     if (stat(path, &sb) != 0) {
-        if (errno == ENOENT && !readonly)
-            return 0;
+        if (errno == ENOENT && !readonly) return 0;
         return fail_to(err, errlen, "%s: cannot open database: %s", path, strerror(errno));
     }
-    if (!S_ISREG(sb.st_mode))
-        return fail_to(err, errlen, "%s: not a regular file", path);
+    if (!S_ISREG(sb.st_mode)) return fail_to(err, errlen, "%s: not a regular file", path);
     if (sb.st_size == 0) {
-        if (readonly)
-            return fail_to(err, errlen, "%s: empty file, not a memtrade database", path);
+        if (readonly) return fail_to(err, errlen, "%s: empty file, not a memtrade database", path);
         return 0;
     }
     unsigned char h[100];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail_to(err, errlen, "%s: cannot open database: %s", path, strerror(errno));
+    if (fd < 0) return fail_to(err, errlen, "%s: cannot open database: %s", path, strerror(errno));
     ssize_t got = read(fd, h, sizeof h);
     close(fd);
     static const char magic[16] = "SQLite format 3";
@@ -251,8 +243,7 @@ static int precheck_file(const char *path, int readonly, int *exists_nonempty, c
     if (got < (ssize_t)sizeof h)
         return fail_to(err, errlen, "%s: truncated SQLite database (%zd bytes)", path, got);
     uint32_t page_size = (uint32_t)h[16] << 8 | h[17];
-    if (page_size == 1)
-        page_size = 65536;
+    if (page_size == 1) page_size = 65536;
     if (page_size < 512 || (page_size & (page_size - 1)) != 0)
         return fail_to(err, errlen, "%s: not an SQLite database (bad page size)", path);
     uint32_t pages = be32(h + 28);
@@ -319,8 +310,7 @@ static int classify(struct mt_store *st, int64_t *user_version)
         query_int(st, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
                   &has_meta) != 0)
         return -1;
-    if (objects == 0 && *user_version == 0)
-        return 0;
+    if (objects == 0 && *user_version == 0) return 0;
     if (has_meta && query_int(st,
                               "SELECT count(*) FROM meta WHERE key = 'application'"
                               " AND value = 'memtrade'",
@@ -343,15 +333,12 @@ static int classify(struct mt_store *st, int64_t *user_version)
  * first is seen through the re-read of user_version under the write lock. */
 static int initialise_or_migrate(struct mt_store *st)
 {
-    if (exec(st, "BEGIN IMMEDIATE", "cannot lock the database") != 0)
-        return -1;
+    if (exec(st, "BEGIN IMMEDIATE", "cannot lock the database") != 0) return -1;
     int64_t uv = 0;
     int kind = classify(st, &uv);
-    if (kind < 0)
-        goto fail;
+    if (kind < 0) goto fail;
     if (kind == 0) {
-        if (exec(st, mt_store_schema_sql, "cannot create the schema") != 0)
-            goto fail;
+        if (exec(st, mt_store_schema_sql, "cannot create the schema") != 0) goto fail;
         sqlite3_stmt *s;
         if (sqlite3_prepare_v2(st->db,
                                "INSERT INTO meta(key, value) VALUES('application', 'memtrade'),"
@@ -371,35 +358,29 @@ static int initialise_or_migrate(struct mt_store *st)
         uv = 1;
     }
     for (const struct mt_store_migration *m = mt_store_migrations; m->sql; m++) {
-        if (m->version <= uv)
-            continue;
+        if (m->version <= uv) continue;
         char what[128], pragma[64];
         snprintf(what, sizeof what, "migration %s failed", m->name);
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
-        if (exec(st, m->sql, what) != 0 || exec(st, pragma, what) != 0)
-            goto fail;
+        if (exec(st, m->sql, what) != 0 || exec(st, pragma, what) != 0) goto fail;
         uv = m->version;
     }
-    if (exec(st, "COMMIT", "cannot commit the schema") != 0)
-        goto fail;
+    if (exec(st, "COMMIT", "cannot commit the schema") != 0) goto fail;
     return 0;
 fail:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
 
-int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out,
-                  char *err, size_t errlen)
+int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out, char *err,
+                  size_t errlen)
 {
     *out = NULL;
     int readonly = flags == MT_STORE_READONLY;
-    if (!path || !*path)
-        return fail_to(err, errlen, "no database path given");
-    if (!readonly && make_parent_dirs(path, err, errlen) != 0)
-        return -1;
+    if (!path || !*path) return fail_to(err, errlen, "no database path given");
+    if (!readonly && make_parent_dirs(path, err, errlen) != 0) return -1;
     int nonempty;
-    if (precheck_file(path, readonly, &nonempty, err, errlen) != 0)
-        return -1;
+    if (precheck_file(path, readonly, &nonempty, err, errlen) != 0) return -1;
 
     struct mt_store *st = calloc(1, sizeof *st);
     if (!st || !(st->path = strdup(path))) {
@@ -423,15 +404,13 @@ int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store *
     /* Everything up to here only read the file; now decide before writing anything. */
     int64_t uv = 0;
     int kind = classify(st, &uv);
-    if (kind < 0)
-        goto fail;
+    if (kind < 0) goto fail;
     if (kind == 0 && readonly) {
         store_fail(st, "empty database, not a memtrade database");
         goto fail;
     }
     if (readonly) {
-        if (exec(st, "PRAGMA query_only = ON", "cannot set query_only") != 0)
-            goto fail;
+        if (exec(st, "PRAGMA query_only = ON", "cannot set query_only") != 0) goto fail;
     } else {
         if (exec(st, "PRAGMA journal_mode = WAL", "cannot switch to WAL") != 0 ||
             exec(st, "PRAGMA synchronous = NORMAL", "cannot set synchronous") != 0 ||
@@ -451,13 +430,11 @@ fail:
 
 void mt_store_close(struct mt_store *st)
 {
-    if (!st)
-        return;
+    if (!st) return;
     for (int i = 0; i < SS_COUNT; i++)
         sqlite3_finalize(st->stmt[i]);
     if (st->db) {
-        if (!sqlite3_get_autocommit(st->db))
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close_v2(st->db);
     }
     free(st->path);
@@ -478,8 +455,7 @@ int mt_store_integrity_check(struct mt_store *st)
             store_fail_sql(st, "integrity_check");
     }
     sqlite3_finalize(s);
-    if (!ok)
-        return -1;
+    if (!ok) return -1;
     if (sqlite3_prepare_v2(st->db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
         return store_fail_sql(st, "foreign_key_check");
     rc = sqlite3_step(s);
@@ -521,10 +497,8 @@ static int tx_open_if_needed(struct mt_store *st, int *opened)
 
 static int tx_close_if_opened(struct mt_store *st, int opened, int rc)
 {
-    if (!opened)
-        return rc;
-    if (rc == 0)
-        return exec(st, "COMMIT", "commit");
+    if (!opened) return rc;
+    if (rc == 0) return exec(st, "COMMIT", "commit");
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -532,14 +506,13 @@ static int tx_close_if_opened(struct mt_store *st, int opened, int rc)
 /* ---------------------------------------------------------------- statuses, config keys */
 
 static const char *const status_names[] = {
-    [MT_RUN_RUNNING] = "running", [MT_RUN_OK] = "ok",           [MT_RUN_FAILED] = "failed",
-    [MT_RUN_CRASHED] = "crashed", [MT_RUN_TIMEOUT] = "timeout", [MT_RUN_OOM] = "oom",
+    [MT_RUN_RUNNING] = "running",        [MT_RUN_OK] = "ok",           [MT_RUN_FAILED] = "failed",
+    [MT_RUN_CRASHED] = "crashed",        [MT_RUN_TIMEOUT] = "timeout", [MT_RUN_OOM] = "oom",
     [MT_RUN_INTERRUPTED] = "interrupted"};
 
 const char *mt_run_status_name(enum mt_run_status s)
 {
-    if ((unsigned)s >= sizeof status_names / sizeof status_names[0])
-        return NULL;
+    if ((unsigned)s >= sizeof status_names / sizeof status_names[0]) return NULL;
     return status_names[s];
 }
 
@@ -633,23 +606,19 @@ char *mt_store_config_key(const char *workload, const struct mt_store_kv *pairs,
 
 int mt_store_sweep_begin(struct mt_store *st, const struct mt_store_sweep_info *info, int64_t *id)
 {
-    if (!info || !info->name)
-        return store_fail(st, "sweep_begin: a sweep needs a name");
+    if (!info || !info->name) return store_fail(st, "sweep_begin: a sweep needs a name");
     char host[256] = "";
     const char *h = info->host;
-    if (!h && gethostname(host, sizeof host - 1) == 0)
-        h = host;
+    if (!h && gethostname(host, sizeof host - 1) == 0) h = host;
     sqlite3_stmt *s = store_stmt(st, SS_SWEEP_INS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     bind_text(s, 1, info->name);
     bind_text(s, 2, info->spec_path);
     bind_text(s, 3, info->spec_text);
     bind_text(s, 4, info->shard);
     bind_text(s, 5, h && *h ? h : NULL);
     bind_text(s, 6, info->facts_json);
-    if (store_step_done(st, s, "insert sweep") != 0)
-        return -1;
+    if (store_step_done(st, s, "insert sweep") != 0) return -1;
     *id = sqlite3_last_insert_rowid(st->db);
     return 0;
 }
@@ -657,11 +626,9 @@ int mt_store_sweep_begin(struct mt_store *st, const struct mt_store_sweep_info *
 int mt_store_sweep_finish(struct mt_store *st, int64_t sweep_id)
 {
     sqlite3_stmt *s = store_stmt(st, SS_SWEEP_FIN);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, sweep_id);
-    if (store_step_done(st, s, "finish sweep") != 0)
-        return -1;
+    if (store_step_done(st, s, "finish sweep") != 0) return -1;
     if (sqlite3_changes(st->db) != 1)
         return store_fail(st, "finish sweep: no sweep %lld", (long long)sweep_id);
     return 0;
@@ -672,8 +639,7 @@ static int param_set(struct mt_store *st, int64_t run_id, const char *key, const
     if (!key || !value)
         return store_fail(st, "run %lld: parameter without key or value", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_PARAM_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     bind_text(s, 2, key);
     bind_text(s, 3, value);
@@ -685,18 +651,15 @@ int mt_store_param_set(struct mt_store *st, int64_t run_id, const char *key, con
     return param_set(st, run_id, key, value);
 }
 
-int mt_store_run_begin(struct mt_store *st, const struct mt_store_run_info *info,
-                       int64_t *run_id)
+int mt_store_run_begin(struct mt_store *st, const struct mt_store_run_info *info, int64_t *run_id)
 {
     if (!info || !info->workload || !info->config_key)
         return store_fail(st, "run_begin: a run needs a workload and a config key");
     int opened;
-    if (tx_open_if_needed(st, &opened) != 0)
-        return -1;
+    if (tx_open_if_needed(st, &opened) != 0) return -1;
     int rc = -1;
     sqlite3_stmt *s = store_stmt(st, SS_RUN_INS);
-    if (!s)
-        goto done;
+    if (!s) goto done;
     bind_int_or_null(s, 1, info->sweep_id, 1);
     bind_text(s, 2, info->workload);
     bind_text(s, 3, info->label);
@@ -704,16 +667,14 @@ int mt_store_run_begin(struct mt_store *st, const struct mt_store_run_info *info
     sqlite3_bind_int(s, 5, info->repeat);
     sqlite3_bind_int64(s, 6, info->seed);
     sqlite3_bind_int(s, 7, info->ranks > 0 ? info->ranks : 1);
-    bind_int_or_null(s, 8, info->threads, 0);
+    bind_int_or_null(s, 8, info->threads, 1);
     bind_text(s, 9, info->git_rev);
     bind_text(s, 10, info->abi_version);
     bind_text(s, 11, info->facts_json);
-    if (store_step_done(st, s, "insert run") != 0)
-        goto done;
+    if (store_step_done(st, s, "insert run") != 0) goto done;
     int64_t id = sqlite3_last_insert_rowid(st->db);
     for (size_t i = 0; i < info->n_params; i++)
-        if (param_set(st, id, info->params[i].key, info->params[i].value) != 0)
-            goto done;
+        if (param_set(st, id, info->params[i].key, info->params[i].value) != 0) goto done;
     *run_id = id;
     rc = 0;
 done:
@@ -726,16 +687,14 @@ int mt_store_run_finish(struct mt_store *st, int64_t run_id, const struct mt_sto
     if (!status || end->status == MT_RUN_RUNNING)
         return store_fail(st, "run_finish of run %lld: not a final status", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_RUN_FIN);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     bind_text(s, 2, status);
     bind_int_or_null(s, 3, end->exit_code, 0);
-    bind_int_or_null(s, 4, end->signal, 0);
+    bind_int_or_null(s, 4, end->signal, 1);
     bind_text(s, 5, end->error);
     bind_real_or_null(s, 6, end->wall_s);
-    if (store_step_done(st, s, "finish run") != 0)
-        return -1;
+    if (store_step_done(st, s, "finish run") != 0) return -1;
     if (sqlite3_changes(st->db) != 1)
         return store_fail(st, "finish run: no run %lld", (long long)run_id);
     return 0;
@@ -751,18 +710,15 @@ int mt_store_find_ok(struct mt_store *st, const char *config_key, int repeat, in
     sqlite3_bind_int(s, 2, repeat);
     int rc = sqlite3_step(s);
     int found = rc == SQLITE_ROW;
-    if (found && run_id)
-        *run_id = sqlite3_column_int64(s, 0);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        found = store_fail_sql(st, "find ok run");
+    if (found && run_id) *run_id = sqlite3_column_int64(s, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) found = store_fail_sql(st, "find ok run");
     sqlite3_finalize(s);
     return found;
 }
 
 int mt_store_mark_interrupted_running(struct mt_store *st, const char *reason, size_t *count)
 {
-    if (st->readonly)
-        return store_fail(st, "opened read-only, cannot write");
+    if (st->readonly) return store_fail(st, "opened read-only, cannot write");
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(st->db,
                            "UPDATE runs SET status = 'interrupted', error = ?1,"
@@ -772,10 +728,8 @@ int mt_store_mark_interrupted_running(struct mt_store *st, const char *reason, s
     bind_text(s, 1, reason ? reason : "harness stopped before the run ended");
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sql(st, "mark interrupted");
-    if (count)
-        *count = (size_t)sqlite3_changes(st->db);
+    if (rc != SQLITE_DONE) return store_fail_sql(st, "mark interrupted");
+    if (count) *count = (size_t)sqlite3_changes(st->db);
     return 0;
 }
 
@@ -789,7 +743,9 @@ static void bind_measure(sqlite3_stmt *s, int vi, int ri, double value, const ch
     char why[64];
     if (!reason && !isfinite(value)) {
         snprintf(why, sizeof why, "non-finite value (%s)",
-                 isnan(value) ? "nan" : value > 0 ? "inf" : "-inf");
+                 isnan(value) ? "nan"
+                 : value > 0  ? "inf"
+                              : "-inf");
         reason = why;
     }
     if (reason) {
@@ -801,14 +757,13 @@ static void bind_measure(sqlite3_stmt *s, int vi, int ri, double value, const ch
     }
 }
 
-static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char *name,
-                      double value, const char *unit, const char *reason)
+static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char *name, double value,
+                      const char *unit, const char *reason)
 {
     if (!name || !unit)
         return store_fail(st, "metric of run %lld: name and unit are required", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_METRIC_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, name);
@@ -817,22 +772,22 @@ static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char 
     return store_step_done(st, s, "insert metric");
 }
 
-int mt_store_metric(struct mt_store *st, int64_t run_id, int rank, const char *name,
-                    double value, const char *unit)
+int mt_store_metric(struct mt_store *st, int64_t run_id, int rank, const char *name, double value,
+                    const char *unit)
 {
     return metric_put(st, run_id, rank, name, value, unit, NULL);
 }
 
-int mt_store_metric_unavailable(struct mt_store *st, int64_t run_id, int rank,
-                                const char *name, const char *unit, const char *reason)
+int mt_store_metric_unavailable(struct mt_store *st, int64_t run_id, int rank, const char *name,
+                                const char *unit, const char *reason)
 {
     if (!reason || !*reason)
         return store_fail(st, "metric %s: an unavailable metric needs a reason", name ? name : "?");
     return metric_put(st, run_id, rank, name, NAN, unit, reason);
 }
 
-int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *path,
-                    int64_t calls, double wall_s, double cpu_s, int64_t *region_id)
+int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *path, int64_t calls,
+                    double wall_s, double cpu_s, int64_t *region_id)
 {
     if (!path || !*path || !isfinite(wall_s))
         return store_fail(st, "region of run %lld: needs a path and a finite wall time",
@@ -843,8 +798,7 @@ int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *p
     for (const char *p = path; *p; p++)
         depth += *p == '/';
     sqlite3_stmt *s = store_stmt(st, SS_REGION_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, path);
@@ -859,8 +813,7 @@ int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *p
         sqlite3_reset(s);
         return -1;
     }
-    if (region_id)
-        *region_id = sqlite3_column_int64(s, 0);
+    if (region_id) *region_id = sqlite3_column_int64(s, 0);
     return store_step_done(st, s, "insert region");
 }
 
@@ -870,8 +823,7 @@ static int counter_put(struct mt_store *st, int64_t region_id, const char *count
     if (!counter)
         return store_fail(st, "region %lld: counter without a name", (long long)region_id);
     sqlite3_stmt *s = store_stmt(st, SS_RCOUNTER_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, region_id);
     bind_text(s, 2, counter);
     bind_measure(s, 3, 4, value, reason);
@@ -884,8 +836,8 @@ int mt_store_region_counter(struct mt_store *st, int64_t region_id, const char *
     return counter_put(st, region_id, counter, value, NULL);
 }
 
-int mt_store_region_counter_unavailable(struct mt_store *st, int64_t region_id,
-                                        const char *counter, const char *reason)
+int mt_store_region_counter_unavailable(struct mt_store *st, int64_t region_id, const char *counter,
+                                        const char *reason)
 {
     if (!reason || !*reason)
         return store_fail(st, "counter %s: an unavailable counter needs a reason",
@@ -893,15 +845,14 @@ int mt_store_region_counter_unavailable(struct mt_store *st, int64_t region_id,
     return counter_put(st, region_id, counter, NAN, reason);
 }
 
-int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *series,
-                    double x, double y, const char *region)
+int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *series, double x,
+                    double y, const char *region)
 {
     if (!series || !isfinite(x) || !isfinite(y))
         return store_fail(st, "sample of run %lld: needs a series and finite x, y",
                           (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_SAMPLE_INS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, series);
@@ -917,8 +868,7 @@ int mt_store_log(struct mt_store *st, int64_t run_id, int rank, double t, const 
     if (!level || !text)
         return store_fail(st, "log of run %lld: needs a level and a text", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_LOG_INS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     sqlite3_bind_double(s, 3, isfinite(t) ? t : 0.0);
@@ -931,11 +881,9 @@ int mt_store_tensor(struct mt_store *st, int64_t run_id, int rank, const char *n
                     const char *category, int64_t bytes)
 {
     if (!name || !category)
-        return store_fail(st, "tensor of run %lld: needs a name and a category",
-                          (long long)run_id);
+        return store_fail(st, "tensor of run %lld: needs a name and a category", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_TENSOR_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, name);
@@ -950,8 +898,7 @@ int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t 
 {
     *created = 0;
     sqlite3_stmt *s = store_stmt(st, SS_FRAME_FIND);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     bind_text(s, 1, f->function);
     bind_text(s, 2, f->module);
     bind_text(s, 3, f->file);
@@ -961,28 +908,23 @@ int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t 
         *id = sqlite3_column_int64(s, 0);
         int need_build_id = sqlite3_column_type(s, 1) == SQLITE_NULL && f->build_id;
         sqlite3_reset(s);
-        if (!need_build_id)
-            return 0;
+        if (!need_build_id) return 0;
         s = store_stmt(st, SS_FRAME_BUILD_ID);
-        if (!s)
-            return -1;
+        if (!s) return -1;
         sqlite3_bind_int64(s, 1, *id);
         bind_text(s, 2, f->build_id);
         return store_step_done(st, s, "update frame");
     }
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sql(st, "find frame");
+    if (rc != SQLITE_DONE) return store_fail_sql(st, "find frame");
     s = store_stmt(st, SS_FRAME_INS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     bind_text(s, 1, f->function);
     bind_text(s, 2, f->module);
     bind_text(s, 3, f->file);
     bind_int_or_null(s, 4, f->line, 0);
     bind_text(s, 5, f->build_id);
-    if (store_step_done(st, s, "insert frame") != 0)
-        return -1;
+    if (store_step_done(st, s, "insert frame") != 0) return -1;
     *id = sqlite3_last_insert_rowid(st->db);
     *created = 1;
     return 0;
@@ -1014,25 +956,21 @@ static void stack_digest(const int64_t *frames, size_t n, char hex[33])
     snprintf(hex, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
 }
 
-int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *id,
-                   int *created)
+int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *id, int *created)
 {
     *created = 0;
-    if (n == 0)
-        return store_fail(st, "a stack needs at least one frame");
+    if (n == 0) return store_fail(st, "a stack needs at least one frame");
     char hash[33];
     stack_digest(frames, n, hash);
     sqlite3_stmt *s = store_stmt(st, SS_STACK_FIND);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     bind_text(s, 1, hash);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
         s = store_stmt(st, SS_STACK_FRAMES);
-        if (!s)
-            return -1;
+        if (!s) return -1;
         sqlite3_bind_int64(s, 1, *id);
         size_t i = 0;
         int same = 1;
@@ -1041,36 +979,28 @@ int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t
             i++;
         }
         sqlite3_reset(s);
-        if (rc != SQLITE_DONE)
-            return store_fail_sql(st, "read stack");
+        if (rc != SQLITE_DONE) return store_fail_sql(st, "read stack");
         if (!same || i != n)
-            return store_fail(st, "stack digest %s collides with stack %lld", hash,
-                              (long long)*id);
+            return store_fail(st, "stack digest %s collides with stack %lld", hash, (long long)*id);
         return 0;
     }
     sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sql(st, "find stack");
+    if (rc != SQLITE_DONE) return store_fail_sql(st, "find stack");
     int opened;
-    if (tx_open_if_needed(st, &opened) != 0)
-        return -1;
+    if (tx_open_if_needed(st, &opened) != 0) return -1;
     int ret = -1;
     s = store_stmt(st, SS_STACK_INS);
-    if (!s)
-        goto done;
+    if (!s) goto done;
     bind_text(s, 1, hash);
-    if (store_step_done(st, s, "insert stack") != 0)
-        goto done;
+    if (store_step_done(st, s, "insert stack") != 0) goto done;
     *id = sqlite3_last_insert_rowid(st->db);
     for (size_t i = 0; i < n; i++) {
         s = store_stmt(st, SS_STACK_FRAME_INS);
-        if (!s)
-            goto done;
+        if (!s) goto done;
         sqlite3_bind_int64(s, 1, *id);
         sqlite3_bind_int64(s, 2, (int64_t)i);
         sqlite3_bind_int64(s, 3, frames[i]);
-        if (store_step_done(st, s, "insert stack frame") != 0)
-            goto done;
+        if (store_step_done(st, s, "insert stack frame") != 0) goto done;
     }
     *created = 1;
     ret = 0;
@@ -1084,19 +1014,16 @@ int mt_store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int6
     return store_stack_id(st, frames, n, stack_id, &created);
 }
 
-int mt_store_stack_from_frames(struct mt_store *st, const struct mt_store_frame *frames,
-                               size_t n, int64_t *stack_id)
+int mt_store_stack_from_frames(struct mt_store *st, const struct mt_store_frame *frames, size_t n,
+                               int64_t *stack_id)
 {
-    if (n == 0)
-        return store_fail(st, "a stack needs at least one frame");
+    if (n == 0) return store_fail(st, "a stack needs at least one frame");
     int64_t *ids = malloc(n * sizeof *ids);
-    if (!ids)
-        return store_fail(st, "out of memory");
+    if (!ids) return store_fail(st, "out of memory");
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = mt_store_frame_id(st, &frames[i], &ids[i]);
-    if (rc == 0)
-        rc = mt_store_stack_id(st, ids, n, stack_id);
+    if (rc == 0) rc = mt_store_stack_id(st, ids, n, stack_id);
     free(ids);
     return rc;
 }
@@ -1106,8 +1033,7 @@ int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_sto
     if (!a || !a->category)
         return store_fail(st, "alloc site of run %lld: needs a category", (long long)run_id);
     sqlite3_stmt *s = store_stmt(st, SS_SITE_UPS);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, a->rank);
     sqlite3_bind_int64(s, 3, a->stack_id);

@@ -80,8 +80,8 @@ enum mt_store_flags {
  * no meta.application = 'memtrade'), and a database whose user_version is newer than
  * MT_STORE_SCHEMA_VERSION. READONLY additionally refuses a missing or empty file, and
  * accepts an older schema as is (no migration). Returns 0, or -1 with *out = NULL. */
-int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out,
-                  char *err, size_t errlen);
+int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out, char *err,
+                  size_t errlen);
 
 /* Contract: rolls back an open transaction, finalizes statements, closes. NULL is a no-op. */
 void mt_store_close(struct mt_store *st);
@@ -151,31 +151,29 @@ struct mt_store_sweep_info {
 };
 
 /* Contract: inserts a sweep row (started_at = now, UTC) and returns its id in *id. */
-int mt_store_sweep_begin(struct mt_store *st, const struct mt_store_sweep_info *info,
-                         int64_t *id);
+int mt_store_sweep_begin(struct mt_store *st, const struct mt_store_sweep_info *info, int64_t *id);
 /* Contract: sets finished_at = now. Fails when no such sweep exists. */
 int mt_store_sweep_finish(struct mt_store *st, int64_t sweep_id);
 
 struct mt_store_run_info {
-    int64_t sweep_id;         /* 0: not part of a sweep (NULL) */
-    const char *workload;     /* required */
-    const char *label;        /* sweep section label, or NULL */
-    const char *config_key;   /* required: mt_store_config_key() of the resolved params */
-    int repeat;               /* 0-based */
-    int64_t seed;             /* stored as given */
-    int ranks;                /* <= 0 means 1 */
-    int threads;              /* -1 = unknown */
-    const char *git_rev;      /* or NULL */
-    const char *abi_version;  /* e.g. "1.0", or NULL */
-    const char *facts_json;   /* compiler, flags, CPU, kernel, library versions; or NULL */
+    int64_t sweep_id;                 /* 0: not part of a sweep (NULL) */
+    const char *workload;             /* required */
+    const char *label;                /* sweep section label, or NULL */
+    const char *config_key;           /* required: mt_store_config_key() of the resolved params */
+    int repeat;                       /* 0-based */
+    int64_t seed;                     /* stored as given */
+    int ranks;                        /* <= 0 means 1 */
+    int threads;                      /* <= 0 = unknown */
+    const char *git_rev;              /* or NULL */
+    const char *abi_version;          /* e.g. "1.0", or NULL */
+    const char *facts_json;           /* compiler, flags, CPU, kernel, library versions; or NULL */
     const struct mt_store_kv *params; /* resolved parameters, stored in `params` */
     size_t n_params;
 };
 
 /* Contract: inserts the run as 'running' (started_at = now) together with its params, in
  * one transaction unless the caller already has one open; returns the new id in *run_id. */
-int mt_store_run_begin(struct mt_store *st, const struct mt_store_run_info *info,
-                       int64_t *run_id);
+int mt_store_run_begin(struct mt_store *st, const struct mt_store_run_info *info, int64_t *run_id);
 
 /* Contract: adds or replaces one parameter of an existing run. */
 int mt_store_param_set(struct mt_store *st, int64_t run_id, const char *key, const char *value);
@@ -183,7 +181,7 @@ int mt_store_param_set(struct mt_store *st, int64_t run_id, const char *key, con
 struct mt_store_run_end {
     enum mt_run_status status; /* anything but MT_RUN_RUNNING */
     int exit_code;             /* -1 = unknown / not exited */
-    int signal;                /* -1 = none */
+    int signal;                /* <= 0 = none */
     const char *error;         /* the failure text, or NULL */
     double wall_s;             /* NaN = unknown */
 };
@@ -210,27 +208,27 @@ int mt_store_mark_interrupted_running(struct mt_store *st, const char *reason, s
  * for dimensionless values is discouraged: use "1"). The last write wins. A non-finite
  * value is stored as unavailable with reason "non-finite value (nan|inf|-inf)", so a
  * NaN never becomes 0 or NULL without a reason. 0 is stored as 0. */
-int mt_store_metric(struct mt_store *st, int64_t run_id, int rank, const char *name,
-                    double value, const char *unit);
+int mt_store_metric(struct mt_store *st, int64_t run_id, int rank, const char *name, double value,
+                    const char *unit);
 /* Contract: upserts metric (run, rank, name) as unavailable: value NULL, reason required. */
-int mt_store_metric_unavailable(struct mt_store *st, int64_t run_id, int rank,
-                                const char *name, const char *unit, const char *reason);
+int mt_store_metric_unavailable(struct mt_store *st, int64_t run_id, int rank, const char *name,
+                                const char *unit, const char *reason);
 
 /* Contract: upserts the region (run, rank, path); name and depth are derived from path
  * ('train/step/forward' -> 'forward', depth 2). cpu_s NaN = unknown. The last write wins
  * for calls and times. Its id goes to *region_id (if not NULL), stable across upserts. */
-int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *path,
-                    int64_t calls, double wall_s, double cpu_s, int64_t *region_id);
+int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *path, int64_t calls,
+                    double wall_s, double cpu_s, int64_t *region_id);
 /* Contract: upserts one counter of a region; a non-finite value becomes unavailable. */
 int mt_store_region_counter(struct mt_store *st, int64_t region_id, const char *counter,
                             double value);
-int mt_store_region_counter_unavailable(struct mt_store *st, int64_t region_id,
-                                        const char *counter, const char *reason);
+int mt_store_region_counter_unavailable(struct mt_store *st, int64_t region_id, const char *counter,
+                                        const char *reason);
 
 /* Contract: appends a sample of `series` (x seconds or step, y). region may be NULL.
  * Non-finite x or y fails (samples have no unavailable form). */
-int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *series,
-                    double x, double y, const char *region);
+int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *series, double x,
+                    double y, const char *region);
 
 /* Contract: appends a log line (t seconds since run start; level "debug|info|warn|error"). */
 int mt_store_log(struct mt_store *st, int64_t run_id, int rank, double t, const char *level,
@@ -258,8 +256,8 @@ int mt_store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64
 int mt_store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *stack_id);
 
 /* Contract: mt_store_frame_id for each frame then mt_store_stack_id; the convenient form. */
-int mt_store_stack_from_frames(struct mt_store *st, const struct mt_store_frame *frames,
-                               size_t n, int64_t *stack_id);
+int mt_store_stack_from_frames(struct mt_store *st, const struct mt_store_frame *frames, size_t n,
+                               int64_t *stack_id);
 
 struct mt_store_alloc_site {
     int rank;
@@ -280,7 +278,8 @@ enum mt_store_format { MT_FORMAT_TABLE = 0, MT_FORMAT_CSV, MT_FORMAT_JSON };
 int mt_store_format_parse(const char *name, enum mt_store_format *out);
 
 /* Every reader writes to `out` and binds its parameters (no SQL built from user text).
- * table: aligned columns with a header and a rule, NULL shown as '-';
+ * table: aligned columns with a header and a rule, NULL shown as '-', numbers in columns
+ * whose name ends in "bytes" shown in binary units from 1 KiB up ("1.5 KiB");
  * csv: RFC 4180 (header row, CRLF-free "\n" line ends, fields with , " CR LF quoted, quotes
  * doubled), NULL as an empty field; json: an array of objects, integers and reals as JSON
  * numbers, NULL as null, strings escaped (UTF-8 passed through, control chars \uXXXX).
@@ -312,11 +311,11 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
                            enum mt_store_format fmt, FILE *out);
 
 struct mt_store_pareto_opts {
-    const char *x_metric;  /* NULL: "memory_bytes" (tradeoff view's memory column) */
-    const char *y_metric;  /* NULL: "val_bpb" */
-    int x_higher_better;   /* 0: lower is better (default) */
+    const char *x_metric; /* NULL: "memory_bytes" (tradeoff view's memory column) */
+    const char *y_metric; /* NULL: "val_bpb" */
+    int x_higher_better;  /* 0: lower is better (default) */
     int y_higher_better;
-    int64_t sweep_id;      /* 0: every sweep */
+    int64_t sweep_id; /* 0: every sweep */
 };
 /* Contract: the Pareto front of the ok runs with both metrics available (run-level,
  * rank -1; "memory_bytes" means the tradeoff view's column), computed separately per
@@ -334,14 +333,18 @@ int mt_store_query_sites(struct mt_store *st, int64_t run_id, size_t limit,
                          enum mt_store_format fmt, FILE *out);
 
 /* Which column of alloc_sites the folded output weighs stacks by. */
-enum mt_store_folded_weight { MT_FOLDED_PEAK_BYTES = 0, MT_FOLDED_BYTES, MT_FOLDED_LEAKED_BYTES,
-                              MT_FOLDED_ALLOCS };
+enum mt_store_folded_weight {
+    MT_FOLDED_PEAK_BYTES = 0,
+    MT_FOLDED_BYTES,
+    MT_FOLDED_LEAKED_BYTES,
+    MT_FOLDED_ALLOCS
+};
 /* Contract: collapsed stacks for flamegraph tools, one line per stack with a non-zero
  * weight (summed over ranks and categories): "outer;...;inner weight\n", outermost first.
  * A frame prints as its function, else "module+?" basename, else "[unknown]"; ';' and
  * whitespace inside a name become '_'. Lines ordered by stack id. */
-int mt_store_query_folded(struct mt_store *st, int64_t run_id,
-                          enum mt_store_folded_weight weight, FILE *out);
+int mt_store_query_folded(struct mt_store *st, int64_t run_id, enum mt_store_folded_weight weight,
+                          FILE *out);
 
 /* Contract: runs one user-supplied read-only statement and prints its rows. `st` must have
  * been opened MT_STORE_READONLY. Refuses (without running anything): several statements
@@ -354,11 +357,11 @@ int mt_store_query_sql(struct mt_store *st, const char *sql, enum mt_store_forma
 
 struct mt_store_merge_stats {
     size_t inputs;
-    size_t sweeps;        /* sweeps copied */
-    size_t runs;          /* runs copied (new ids) */
-    size_t runs_skipped;  /* ok runs whose (config_key, repeat) already had an ok row */
-    size_t frames_new;    /* frames not already in the output */
-    size_t stacks_new;    /* stacks not already in the output */
+    size_t sweeps;       /* sweeps copied */
+    size_t runs;         /* runs copied (new ids) */
+    size_t runs_skipped; /* ok runs whose (config_key, repeat) already had an ok row */
+    size_t frames_new;   /* frames not already in the output */
+    size_t stacks_new;   /* stacks not already in the output */
 };
 
 /* Contract: joins shard databases into out_path (created with READWRITE_CREATE rules if

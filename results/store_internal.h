@@ -17,7 +17,7 @@ struct mt_store_migration {
     const char *name; /* "002_indexes_and_run_metrics" */
     const char *sql;
 };
-extern const char *const mt_store_schema_sql;               /* version 1 */
+extern const char *const mt_store_schema_sql;                 /* version 1 */
 extern const struct mt_store_migration mt_store_migrations[]; /* ends with {0, NULL, NULL} */
 
 /* Cached prepared statements of the writers, prepared on first use. */
@@ -64,8 +64,7 @@ int store_step_done(struct mt_store *st, sqlite3_stmt *s, const char *what);
 
 /* Frame and stack lookup that also reports whether a row was created (merge stats). */
 int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t *id, int *created);
-int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *id,
-                   int *created);
+int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t *id, int *created);
 
 /* Formats: like mt_format_stmt. With `single` only the first row is printed, as a JSON
  * object instead of an array, or in table form as "column  value" lines. */

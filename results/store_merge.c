@@ -20,7 +20,7 @@
 struct idmap {
     struct idpair {
         int64_t old_id, new_id;
-    } *v;
+    } * v;
     size_t n, cap;
 };
 
@@ -29,8 +29,7 @@ static int idmap_put(struct idmap *m, int64_t old_id, int64_t new_id)
     if (m->n == m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 256;
         struct idpair *v = realloc(m->v, cap * sizeof *v);
-        if (!v)
-            return -1;
+        if (!v) return -1;
         m->v = v;
         m->cap = cap;
     }
@@ -114,20 +113,16 @@ static int copy_table(struct merge *m, const struct copy_spec *c)
     int nc = sqlite3_column_count(sel);
     while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
         int keep = c->keep ? c->keep(m, sel) : 1;
-        if (keep < 0)
-            goto done;
-        if (!keep)
-            continue;
+        if (keep < 0) goto done;
+        if (!keep) continue;
         sqlite3_reset(ins);
         int skip = 0, param = 1;
         for (int col = 0; col < nc && !skip; col++) {
-            if (col == c->id_col)
-                continue;
+            if (col == c->id_col) continue;
             sqlite3_value *v = sqlite3_column_value(sel, col);
             struct idmap *map = NULL;
             for (int k = 0; k < 4; k++)
-                if (c->maps[k] && c->map_cols[k] == col)
-                    map = c->maps[k];
+                if (c->maps[k] && c->map_cols[k] == col) map = c->maps[k];
             if (map && sqlite3_value_type(v) != SQLITE_NULL) {
                 int64_t id;
                 if (!idmap_get(map, sqlite3_value_int64(v), &id))
@@ -139,20 +134,17 @@ static int copy_table(struct merge *m, const struct copy_spec *c)
             }
             param++;
         }
-        if (skip)
-            continue;
+        if (skip) continue;
         if (sqlite3_step(ins) != SQLITE_DONE) {
             store_fail_sql(m->out, c->what);
             goto done;
         }
-        if (c->id_col >= 0 &&
-            idmap_put(c->id_map, sqlite3_column_int64(sel, c->id_col),
-                      sqlite3_last_insert_rowid(m->out->db)) != 0) {
+        if (c->id_col >= 0 && idmap_put(c->id_map, sqlite3_column_int64(sel, c->id_col),
+                                        sqlite3_last_insert_rowid(m->out->db)) != 0) {
             store_fail(m->out, "out of memory");
             goto done;
         }
-        if (c->copied)
-            (*c->copied)++;
+        if (c->copied) (*c->copied)++;
     }
     if (step != SQLITE_DONE) {
         in_fail(m, c->what);
@@ -186,11 +178,9 @@ static int merge_frames(struct merge *m)
         rc = store_frame_id(m->out, &f, &id, &created);
         if (rc == 0 && idmap_put(&m->frames, sqlite3_column_int64(sel, 0), id) != 0)
             rc = store_fail(m->out, "out of memory");
-        if (rc == 0 && created && m->stats)
-            m->stats->frames_new++;
+        if (rc == 0 && created && m->stats) m->stats->frames_new++;
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = in_fail(m, "frames");
+    if (rc == 0 && step != SQLITE_DONE) rc = in_fail(m, "frames");
     sqlite3_finalize(sel);
     return rc;
 }
@@ -215,12 +205,10 @@ static int merge_stacks(struct merge *m)
             rc = store_stack_id(m->out, ids, n, &id, &created);
             if (rc == 0 && idmap_put(&m->stacks, cur, id) != 0)
                 rc = store_fail(m->out, "out of memory");
-            if (rc == 0 && created && m->stats)
-                m->stats->stacks_new++;
+            if (rc == 0 && created && m->stats) m->stats->stacks_new++;
             n = 0;
         }
-        if (rc != 0 || step != SQLITE_ROW)
-            break;
+        if (rc != 0 || step != SQLITE_ROW) break;
         cur = stack;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -237,8 +225,7 @@ static int merge_stacks(struct merge *m)
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = in_fail(m, "stacks");
+    if (rc == 0 && step != SQLITE_DONE) rc = in_fail(m, "stacks");
     free(ids);
     sqlite3_finalize(sel);
     return rc;
@@ -274,12 +261,10 @@ static int keep_sweep(struct merge *m, sqlite3_stmt *sel)
 static int keep_run(struct merge *m, sqlite3_stmt *sel)
 {
     const char *status = (const char *)sqlite3_column_text(sel, 6);
-    if (!status || strcmp(status, "ok") != 0)
-        return 1;
+    if (!status || strcmp(status, "ok") != 0) return 1;
     int found = mt_store_find_ok(m->out, (const char *)sqlite3_column_text(sel, 4),
                                  sqlite3_column_int(sel, 5), NULL);
-    if (found > 0 && m->stats)
-        m->stats->runs_skipped++;
+    if (found > 0 && m->stats) m->stats->runs_skipped++;
     return found < 0 ? -1 : !found;
 }
 
@@ -288,61 +273,85 @@ static int merge_one(struct merge *m)
     struct mt_store_merge_stats unused;
     struct mt_store_merge_stats *stats = m->stats ? m->stats : &unused;
     const struct copy_spec sweeps = {
-        "sweeps", "SELECT id, name, spec_path, spec_text, shard, started_at, finished_at, host,"
-                  " facts_json FROM sweeps ORDER BY id",
+        "sweeps",
+        "SELECT id, name, spec_path, spec_text, shard, started_at, finished_at, host,"
+        " facts_json FROM sweeps ORDER BY id",
         "INSERT INTO sweeps(name, spec_path, spec_text, shard, started_at, finished_at, host,"
         " facts_json) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        0, &m->sweeps, {NULL}, {0}, keep_sweep, &stats->sweeps};
+        0,
+        &m->sweeps,
+        {NULL},
+        {0},
+        keep_sweep,
+        &stats->sweeps};
     const struct copy_spec runs = {
-        "runs", "SELECT id, sweep_id, workload, label, config_key, repeat, status, exit_code,"
-                " signal, error, started_at, finished_at, wall_s, seed, ranks, threads, git_rev,"
-                " abi_version, facts_json FROM runs ORDER BY id",
+        "runs",
+        "SELECT id, sweep_id, workload, label, config_key, repeat, status, exit_code,"
+        " signal, error, started_at, finished_at, wall_s, seed, ranks, threads, git_rev,"
+        " abi_version, facts_json FROM runs ORDER BY id",
         "INSERT INTO runs(sweep_id, workload, label, config_key, repeat, status, exit_code,"
         " signal, error, started_at, finished_at, wall_s, seed, ranks, threads, git_rev,"
         " abi_version, facts_json)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        0, &m->runs, {&m->sweeps}, {1}, keep_run, &stats->runs};
+        0,
+        &m->runs,
+        {&m->sweeps},
+        {1},
+        keep_run,
+        &stats->runs};
     if (copy_table(m, &sweeps) != 0 || merge_frames(m) != 0 || merge_stacks(m) != 0 ||
         copy_table(m, &runs) != 0)
         return -1;
-    /* Child rows: column 0 (or the listed ones) maps to the parent's new id. */
-#define CHILD(w, sel, ins, map) {.what = w, .select = sel, .insert = ins, .id_col = -1, .maps = {map}}
+        /* Child rows: column 0 (or the listed ones) maps to the parent's new id. */
+#define CHILD(w, sel, ins, map)                                                                    \
+    {                                                                                              \
+        .what = w, .select = sel, .insert = ins, .id_col = -1, .maps = { map }                     \
+    }
     const struct copy_spec specs[] = {
         CHILD("params", "SELECT run_id, key, value FROM params ORDER BY run_id",
               "INSERT INTO params(run_id, key, value) VALUES(?1, ?2, ?3)", &m->runs),
         CHILD("metrics", "SELECT run_id, rank, name, value, unit, unavailable FROM metrics",
               "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &m->runs),
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+              &m->runs),
         {.what = "regions",
          .select = "SELECT id, run_id, rank, path, name, depth, calls, wall_s, cpu_s"
                    " FROM regions ORDER BY id",
          .insert = "INSERT INTO regions(run_id, rank, path, name, depth, calls, wall_s, cpu_s)"
                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-         .id_col = 0, .id_map = &m->regions, .maps = {&m->runs}, .map_cols = {1}},
-        CHILD("region_counters", "SELECT region_id, counter, value, unavailable FROM region_counters",
+         .id_col = 0,
+         .id_map = &m->regions,
+         .maps = {&m->runs},
+         .map_cols = {1}},
+        CHILD("region_counters",
+              "SELECT region_id, counter, value, unavailable FROM region_counters",
               "INSERT INTO region_counters(region_id, counter, value, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4)", &m->regions),
+              " VALUES(?1, ?2, ?3, ?4)",
+              &m->regions),
         CHILD("samples", "SELECT run_id, rank, series, x, y, region FROM samples ORDER BY rowid",
               "INSERT INTO samples(run_id, rank, series, x, y, region)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &m->runs),
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+              &m->runs),
         CHILD("logs", "SELECT run_id, rank, t, level, text FROM logs ORDER BY rowid",
               "INSERT INTO logs(run_id, rank, t, level, text) VALUES(?1, ?2, ?3, ?4, ?5)",
               &m->runs),
         CHILD("tensors", "SELECT run_id, rank, name, category, bytes FROM tensors",
               "INSERT INTO tensors(run_id, rank, name, category, bytes)"
-              " VALUES(?1, ?2, ?3, ?4, ?5)", &m->runs),
+              " VALUES(?1, ?2, ?3, ?4, ?5)",
+              &m->runs),
         {.what = "alloc_sites",
          .select = "SELECT run_id, rank, stack_id, category, allocs, bytes, peak_bytes,"
                    " temporary, leaked_bytes, leaked_allocs, estimated FROM alloc_sites",
          .insert = "INSERT INTO alloc_sites(run_id, rank, stack_id, category, allocs, bytes,"
                    " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated)"
                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-         .id_col = -1, .maps = {&m->runs, &m->stacks}, .map_cols = {0, 2}},
+         .id_col = -1,
+         .maps = {&m->runs, &m->stacks},
+         .map_cols = {0, 2}},
     };
 #undef CHILD
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
-        if (copy_table(m, &specs[i]) != 0)
-            return -1;
+        if (copy_table(m, &specs[i]) != 0) return -1;
     return 0;
 }
 
@@ -356,8 +365,7 @@ static int same_file(const char *a, const char *b)
 int mt_store_merge(const char *out_path, const char *const *in_paths, size_t n,
                    struct mt_store_merge_stats *stats, char *err, size_t errlen)
 {
-    if (stats)
-        *stats = (struct mt_store_merge_stats){0};
+    if (stats) *stats = (struct mt_store_merge_stats){0};
     if (n == 0) {
         snprintf(err, errlen, "merge: no input databases");
         return -1;
@@ -377,12 +385,9 @@ int mt_store_merge(const char *out_path, const char *const *in_paths, size_t n,
     struct merge m = {.stats = stats};
     int rc = -1;
     for (size_t i = 0; i < n; i++)
-        if (mt_store_open(in_paths[i], MT_STORE_READONLY, &ins[i], err, errlen) != 0)
-            goto done;
-    if (mt_store_open(out_path, MT_STORE_READWRITE_CREATE, &m.out, err, errlen) != 0)
-        goto done;
-    if (mt_store_begin(m.out) != 0)
-        goto fail_out;
+        if (mt_store_open(in_paths[i], MT_STORE_READONLY, &ins[i], err, errlen) != 0) goto done;
+    if (mt_store_open(out_path, MT_STORE_READWRITE_CREATE, &m.out, err, errlen) != 0) goto done;
+    if (mt_store_begin(m.out) != 0) goto fail_out;
     for (size_t i = 0; i < n; i++) {
         m.in = ins[i];
         merge_reset_maps(&m);
@@ -390,8 +395,7 @@ int mt_store_merge(const char *out_path, const char *const *in_paths, size_t n,
             mt_store_rollback(m.out);
             goto fail_out;
         }
-        if (stats)
-            stats->inputs++;
+        if (stats) stats->inputs++;
     }
     if (mt_store_commit(m.out) != 0) {
         mt_store_rollback(m.out);
@@ -401,8 +405,7 @@ int mt_store_merge(const char *out_path, const char *const *in_paths, size_t n,
     goto done;
 fail_out:
     snprintf(err, errlen, "merge: %s", mt_store_error(m.out));
-    if (stats)
-        *stats = (struct mt_store_merge_stats){0};
+    if (stats) *stats = (struct mt_store_merge_stats){0};
 done:
     merge_reset_maps(&m);
     mt_store_close(m.out);

@@ -34,10 +34,8 @@ static int print_query(struct mt_store *st, const char *sql, const int64_t *ints
     char msg[512];
     int rc = format_stmt(s, fmt, where == SECTION_OBJECT, out, msg, sizeof msg);
     sqlite3_finalize(s);
-    if (rc != 0)
-        return store_fail(st, "%s", msg);
-    if (where == TOP_LEVEL && fmt == MT_FORMAT_JSON)
-        fputc('\n', out);
+    if (rc != 0) return store_fail(st, "%s", msg);
+    if (where == TOP_LEVEL && fmt == MT_FORMAT_JSON) fputc('\n', out);
     return 0;
 }
 
@@ -49,10 +47,8 @@ static int run_exists(struct mt_store *st, int64_t run_id)
     sqlite3_bind_int64(s, 1, run_id);
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
-    if (rc == SQLITE_ROW)
-        return 0;
-    if (rc == SQLITE_DONE)
-        return store_fail(st, "no run %lld", (long long)run_id);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return store_fail(st, "no run %lld", (long long)run_id);
     return store_fail_sql(st, "find run");
 }
 
@@ -60,8 +56,7 @@ int mt_store_query_runs(struct mt_store *st, const struct mt_store_runs_filter *
                         enum mt_store_format fmt, FILE *out)
 {
     struct mt_store_runs_filter none = {0};
-    if (!f)
-        f = &none;
+    if (!f) f = &none;
     int64_t ints[] = {f->sweep_id};
     const char *texts[] = {f->workload, f->status};
     return print_query(st,
@@ -84,8 +79,7 @@ static void section_begin(enum mt_store_format fmt, FILE *out, const char *name,
 
 int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out)
 {
-    if (run_exists(st, run_id) != 0)
-        return -1;
+    if (run_exists(st, run_id) != 0) return -1;
     static const struct {
         const char *name, *sql;
     } sections[] = {
@@ -105,16 +99,14 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
                         i == 0 ? SECTION_OBJECT : SECTION_ROWS, out) != 0)
             return -1;
     }
-    if (fmt == MT_FORMAT_JSON)
-        fputs("}\n", out);
+    if (fmt == MT_FORMAT_JSON) fputs("}\n", out);
     return 0;
 }
 
 int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
                            enum mt_store_format fmt, FILE *out)
 {
-    if (run_exists(st, run_a) != 0 || run_exists(st, run_b) != 0)
-        return -1;
+    if (run_exists(st, run_a) != 0 || run_exists(st, run_b) != 0) return -1;
     int64_t ints[] = {run_a, run_b};
     return print_query(
         st,
@@ -134,8 +126,7 @@ int mt_store_query_pareto(struct mt_store *st, const struct mt_store_pareto_opts
                           enum mt_store_format fmt, FILE *out)
 {
     struct mt_store_pareto_opts def = {0};
-    if (!o)
-        o = &def;
+    if (!o) o = &def;
     /* Signs turn "higher is better" into "lower is better" so one dominance test serves. */
     int64_t ints[] = {o->x_higher_better ? -1 : 1, o->y_higher_better ? -1 : 1, o->sweep_id};
     const char *texts[] = {o->x_metric ? o->x_metric : "memory_bytes",
@@ -196,8 +187,7 @@ static void sql_frame_label(sqlite3_context *ctx, int argc, sqlite3_value **argv
 int mt_store_query_sites(struct mt_store *st, int64_t run_id, size_t limit,
                          enum mt_store_format fmt, FILE *out)
 {
-    if (run_exists(st, run_id) != 0)
-        return -1;
+    if (run_exists(st, run_id) != 0) return -1;
     if (sqlite3_create_function(st->db, "mt_frame_label", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 NULL, sql_frame_label, NULL, NULL) != SQLITE_OK)
         return store_fail_sql(st, "register mt_frame_label");
@@ -220,16 +210,14 @@ static void folded_name(FILE *out, const char *function, const char *module)
     char label[512];
     store_frame_label(function, module, label, sizeof label);
     for (char *p = label; *p; p++)
-        if (*p == ';' || isspace((unsigned char)*p))
-            *p = '_';
+        if (*p == ';' || isspace((unsigned char)*p)) *p = '_';
     fputs(label, out);
 }
 
-int mt_store_query_folded(struct mt_store *st, int64_t run_id,
-                          enum mt_store_folded_weight weight, FILE *out)
+int mt_store_query_folded(struct mt_store *st, int64_t run_id, enum mt_store_folded_weight weight,
+                          FILE *out)
 {
-    if (run_exists(st, run_id) != 0)
-        return -1;
+    if (run_exists(st, run_id) != 0) return -1;
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(
             st->db,
@@ -248,8 +236,7 @@ int mt_store_query_folded(struct mt_store *st, int64_t run_id,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t stack = sqlite3_column_int64(s, 0);
         if (stack != cur) {
-            if (cur >= 0)
-                fprintf(out, " %lld\n", (long long)cur_weight);
+            if (cur >= 0) fprintf(out, " %lld\n", (long long)cur_weight);
             cur = stack;
             cur_weight = sqlite3_column_int64(s, 1);
         } else {
@@ -258,10 +245,8 @@ int mt_store_query_folded(struct mt_store *st, int64_t run_id,
         folded_name(out, (const char *)sqlite3_column_text(s, 2),
                     (const char *)sqlite3_column_text(s, 3));
     }
-    if (cur >= 0)
-        fprintf(out, " %lld\n", (long long)cur_weight);
-    if (rc != SQLITE_DONE)
-        store_fail_sql(st, "folded");
+    if (cur >= 0) fprintf(out, " %lld\n", (long long)cur_weight);
+    if (rc != SQLITE_DONE) store_fail_sql(st, "folded");
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -271,20 +256,28 @@ int mt_store_query_folded(struct mt_store *st, int64_t run_id,
 /* Pragmas that only read, allowed without a value (and table_info-like ones with a table
  * name as their argument). Anything else is denied. */
 static const char *const read_pragmas_noarg[] = {
-    "user_version", "schema_version", "application_id", "page_count", "page_size",
-    "freelist_count", "database_list", "compile_options", "function_list", "pragma_list",
-    "table_list", "foreign_key_check", "integrity_check", "quick_check", "encoding",
-    "journal_mode", "foreign_keys", NULL};
-static const char *const read_pragmas_table[] = {
-    "table_info", "table_xinfo", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "table_list",
-    NULL};
+    "user_version",    "schema_version",  "application_id",
+    "page_count",      "page_size",       "freelist_count",
+    "database_list",   "compile_options", "function_list",
+    "pragma_list",     "table_list",      "foreign_key_check",
+    "integrity_check", "quick_check",     "encoding",
+    "journal_mode",    "foreign_keys",    NULL};
+static const char *const read_pragmas_table[] = {"table_info",
+                                                 "table_xinfo",
+                                                 "index_list",
+                                                 "index_info",
+                                                 "index_xinfo",
+                                                 "foreign_key_list",
+                                                 "foreign_key_check",
+                                                 "integrity_check",
+                                                 "quick_check",
+                                                 "table_list",
+                                                 NULL};
 
 static int in_list(const char *const *list, const char *name)
 {
     for (; *list; list++)
-        if (sqlite3_stricmp(*list, name) == 0)
-            return 1;
+        if (sqlite3_stricmp(*list, name) == 0) return 1;
     return 0;
 }
 
@@ -322,8 +315,7 @@ static const char *skip_blank(const char *p)
                 p++;
         } else if (p[0] == '/' && p[1] == '*') {
             const char *end = strstr(p + 2, "*/");
-            if (!end)
-                return p; /* an unterminated comment is not blank */
+            if (!end) return p; /* an unterminated comment is not blank */
             p = end + 2;
         } else {
             return p;
@@ -333,10 +325,8 @@ static const char *skip_blank(const char *p)
 
 int mt_store_query_sql(struct mt_store *st, const char *sql, enum mt_store_format fmt, FILE *out)
 {
-    if (!st->readonly)
-        return store_fail(st, "query sql needs a database opened read-only");
-    if (!sql || !*skip_blank(sql))
-        return store_fail(st, "query sql: empty statement");
+    if (!st->readonly) return store_fail(st, "query sql needs a database opened read-only");
+    if (!sql || !*skip_blank(sql)) return store_fail(st, "query sql: empty statement");
     int denied = 0;
     sqlite3_set_authorizer(st->db, sql_authorizer, &denied);
     sqlite3_stmt *s = NULL;
@@ -373,8 +363,7 @@ int mt_store_query_sql(struct mt_store *st, const char *sql, enum mt_store_forma
         store_fail(st, "query sql: %s", msg);
         goto done;
     }
-    if (fmt == MT_FORMAT_JSON)
-        fputc('\n', out);
+    if (fmt == MT_FORMAT_JSON) fputc('\n', out);
     ret = 0;
 done:
     sqlite3_finalize(s);

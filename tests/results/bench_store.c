@@ -29,12 +29,12 @@ static struct mt_store *open_or_die(const char *path)
     return st;
 }
 
-#define DIE_IF(st, call)                                                                      \
-    do {                                                                                      \
-        if ((call) != 0) {                                                                    \
-            fprintf(stderr, "%s\n", mt_store_error(st));                                      \
-            exit(1);                                                                          \
-        }                                                                                     \
+#define DIE_IF(st, call)                                                                           \
+    do {                                                                                           \
+        if ((call) != 0) {                                                                         \
+            fprintf(stderr, "%s\n", mt_store_error(st));                                           \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* runs x (samples + metrics + 50 stacks of 15 frames over 300 distinct frames). */
@@ -52,7 +52,8 @@ static void fill(const char *path, int shard, int runs, int samples, double *t_s
         double t0 = now();
         DIE_IF(st, mt_store_begin(st));
         for (int i = 0; i < samples; i++) {
-            DIE_IF(st, mt_store_sample(st, run, 0, "heap.live.weights", i * 0.01, i * 100.0, "train"));
+            DIE_IF(st,
+                   mt_store_sample(st, run, 0, "heap.live.weights", i * 0.01, i * 100.0, "train"));
             if (i % 1000 == 999) {
                 DIE_IF(st, mt_store_commit(st));
                 DIE_IF(st, mt_store_begin(st));
@@ -87,8 +88,7 @@ int main(int argc, char **argv)
 {
     char dir[512], a[600], b[600], out[600];
     snprintf(dir, sizeof dir, "%s", argc > 1 ? argv[1] : "/tmp/mt_store_bench.XXXXXX");
-    if (argc <= 1 && !mkdtemp(dir))
-        return 1;
+    if (argc <= 1 && !mkdtemp(dir)) return 1;
     snprintf(a, sizeof a, "%s/a.db", dir);
     snprintf(b, sizeof b, "%s/b.db", dir);
     snprintf(out, sizeof out, "%s/out.db", dir);

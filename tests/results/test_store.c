@@ -28,32 +28,40 @@ struct fixture_run {
 static int add_run(struct mt_store *st, int64_t sweep, const struct fixture_run *r, int64_t *id)
 {
     struct mt_store_kv params[] = {{"bits", "4"}, {"model", "tiny"}};
-    struct mt_store_run_info info = {.sweep_id = sweep, .workload = r->workload,
-                                     .label = "lbl", .config_key = r->key,
-                                     .repeat = r->repeat, .seed = 42, .ranks = 1, .threads = 2,
-                                     .git_rev = "abc123", .abi_version = "1.0",
-                                     .facts_json = "{\"cc\":\"gcc\"}", .params = params,
+    struct mt_store_run_info info = {.sweep_id = sweep,
+                                     .workload = r->workload,
+                                     .label = "lbl",
+                                     .config_key = r->key,
+                                     .repeat = r->repeat,
+                                     .seed = 42,
+                                     .ranks = 1,
+                                     .threads = 2,
+                                     .git_rev = "abc123",
+                                     .abi_version = "1.0",
+                                     .facts_json = "{\"cc\":\"gcc\"}",
+                                     .params = params,
                                      .n_params = 2};
     OK(st, mt_store_run_begin(st, &info, id));
-    if (!isnan(r->bpb))
-        OK(st, mt_store_metric(st, *id, -1, "val_bpb", r->bpb, "bits/byte"));
+    if (!isnan(r->bpb)) OK(st, mt_store_metric(st, *id, -1, "val_bpb", r->bpb, "bits/byte"));
     if (!isnan(r->infer))
         OK(st, mt_store_metric(st, *id, -1, "infer_peak_bytes", r->infer, "bytes"));
     if (!isnan(r->train))
         OK(st, mt_store_metric(st, *id, -1, "train_peak_bytes", r->train, "bytes"));
     if (r->status != MT_RUN_RUNNING) {
-        struct mt_store_run_end end = {.status = r->status, .exit_code = 0, .signal = -1,
-                                       .wall_s = 1.5};
+        struct mt_store_run_end end = {
+            .status = r->status, .exit_code = 0, .signal = -1, .wall_s = 1.5};
         OK(st, mt_store_run_finish(st, *id, &end));
     }
     return 0;
 }
 
 /* Frames shared by the profile fixtures; stacks are innermost first. */
-static const struct mt_store_frame F_MALLOC_WRAP = {"mt_alloc", "/usr/lib/libmt.so", "alloc.c", 10, "b1"};
+static const struct mt_store_frame F_MALLOC_WRAP = {"mt_alloc", "/usr/lib/libmt.so", "alloc.c", 10,
+                                                    "b1"};
 static const struct mt_store_frame F_FORWARD = {"forward", "/bin/mt", "model.c", 200, NULL};
 static const struct mt_store_frame F_MAIN = {"main", "/bin/mt", "main.c", 5, NULL};
-static const struct mt_store_frame F_UNKNOWN = {NULL, "/lib/x86_64-linux-gnu/libc.so.6", NULL, -1, NULL};
+static const struct mt_store_frame F_UNKNOWN = {NULL, "/lib/x86_64-linux-gnu/libc.so.6", NULL, -1,
+                                                NULL};
 static const struct mt_store_frame F_BACKWARD = {"backward", "/bin/mt", "model.c", 300, NULL};
 
 /* Adds a region with counters, samples, a log, a tensor and two allocation sites. */
@@ -106,12 +114,15 @@ static int test_reopen(void)
     struct mt_store *st = open_rw(path);
     CHECK(st, "create");
     int64_t sweep, run;
-    struct mt_store_sweep_info si = {.name = "quick", .spec_path = "sweeps/quick.ini",
-                                     .spec_text = "[sweep]\nname=quick\n", .shard = "1/2",
-                                     .host = "box", .facts_json = "{}"};
+    struct mt_store_sweep_info si = {.name = "quick",
+                                     .spec_path = "sweeps/quick.ini",
+                                     .spec_text = "[sweep]\nname=quick\n",
+                                     .shard = "1/2",
+                                     .host = "box",
+                                     .facts_json = "{}"};
     OK(st, mt_store_sweep_begin(st, &si, &sweep));
-    struct fixture_run r = {"quantize", "quantize?bits=4&model=tiny", 0, MT_RUN_OK, 1.25,
-                            1000, NAN};
+    struct fixture_run r = {"quantize", "quantize?bits=4&model=tiny", 0, MT_RUN_OK, 1.25, 1000,
+                            NAN};
     CHECK(add_run(st, sweep, &r, &run) == 0, "add_run");
     OK(st, mt_store_begin(st));
     CHECK(add_profile(st, run, 0) == 0, "add_profile");
@@ -134,14 +145,17 @@ static int test_reopen(void)
         free(jm);
         CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND wall_s = 1.5"
                          " AND seed = 42 AND threads = 2 AND exit_code = 0 AND signal IS NULL"
-                         " AND finished_at IS NOT NULL") == 1, "run row");
+                         " AND finished_at IS NOT NULL") == 1,
+              "run row");
         CHECK(tu_int(db, "SELECT count(*) FROM params WHERE run_id = 1") == 2, "params");
         CHECK(tu_int(db, "SELECT value FROM metrics WHERE name = 'infer_peak_bytes'") == 1000,
               "metric");
         CHECK(tu_int(db, "SELECT count(*) FROM regions WHERE name = 'forward' AND depth = 2"
-                         " AND calls = 10 AND cpu_s = 2.0") == 1, "region");
+                         " AND calls = 10 AND cpu_s = 2.0") == 1,
+              "region");
         CHECK(tu_int(db, "SELECT count(*) FROM region_counters WHERE value IS NULL"
-                         " AND unavailable = 'no hardware counters'") == 1, "counter");
+                         " AND unavailable = 'no hardware counters'") == 1,
+              "counter");
         CHECK(tu_int(db, "SELECT count(*) FROM samples") == 2, "samples");
         CHECK(tu_int(db, "SELECT count(*) FROM logs") == 1, "logs");
         CHECK(tu_int(db, "SELECT bytes FROM tensors") == 65536, "tensors");
@@ -149,7 +163,8 @@ static int test_reopen(void)
         CHECK(tu_int(db, "SELECT count(*) FROM stacks") == 2, "stacks");
         CHECK(tu_int(db, "SELECT count(*) FROM frames WHERE build_id = 'b1'") == 1, "build id");
         CHECK(tu_int(db, "SELECT count(*) FROM sweeps WHERE finished_at IS NOT NULL"
-                         " AND shard = '1/2'") == 1, "sweep");
+                         " AND shard = '1/2'") == 1,
+              "sweep");
         CHECK(tu_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'run_metrics'") == 1,
               "migration 2 view");
         OK(st, mt_store_integrity_check(st));
@@ -179,7 +194,8 @@ static int test_migrate(void)
     CHECK(tu_exec(path, mt_store_schema_sql) == 0, "v1 schema");
     CHECK(tu_exec(path, "INSERT INTO meta VALUES('application', 'memtrade');"
                         "INSERT INTO runs(workload, config_key, status, started_at)"
-                        " VALUES('w', 'w', 'ok', 'now')") == 0, "v1 data");
+                        " VALUES('w', 'w', 'ok', 'now')") == 0,
+          "v1 data");
     struct mt_store *st = open_ro(path);
     CHECK(st, "read-only opens an older schema as is");
     CHECK(tu_int(mt_store_db(st), "PRAGMA user_version") == 1, "not migrated read-only");
@@ -188,7 +204,8 @@ static int test_migrate(void)
     CHECK(st, "migrate");
     sqlite3 *db = mt_store_db(st);
     CHECK(tu_int(db, "PRAGMA user_version") == 2, "migrated");
-    CHECK(tu_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'logs_by_run'") == 1, "index");
+    CHECK(tu_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'logs_by_run'") == 1,
+          "index");
     CHECK(tu_int(db, "SELECT count(*) FROM runs") == 1, "data kept");
     mt_store_close(st);
     return 0;
@@ -202,8 +219,8 @@ static int expect_refused(const char *path, const char *needle)
     for (int ro = 0; ro < 2; ro++) {
         struct mt_store *st = NULL;
         char err[512] = "";
-        int rc = mt_store_open(path, ro ? MT_STORE_READONLY : MT_STORE_READWRITE_CREATE, &st,
-                               err, sizeof err);
+        int rc = mt_store_open(path, ro ? MT_STORE_READONLY : MT_STORE_READWRITE_CREATE, &st, err,
+                               sizeof err);
         CHECK(rc == -1 && st == NULL, "%s must be refused (ro=%d)", path, ro);
         CHECK(strstr(err, path) != NULL, "message names the file: %s", err);
         CHECK(strstr(err, needle) != NULL, "message says '%s': %s", needle, err);
@@ -224,8 +241,7 @@ static int test_refuse(void)
     snprintf(p, sizeof p, "%s", tu_path("text.db"));
     const char *text = "this is, plainly, a text file\nwith two lines\n";
     CHECK(tu_write(p, text, strlen(text)) == 0, "write");
-    if (expect_refused(p, "not an SQLite database"))
-        return 1;
+    if (expect_refused(p, "not an SQLite database")) return 1;
 
     snprintf(p, sizeof p, "%s", tu_path("random.db"));
     unsigned char noise[8192];
@@ -233,8 +249,7 @@ static int test_refuse(void)
     for (size_t i = 0; i < sizeof noise; i++)
         noise[i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
     CHECK(tu_write(p, noise, sizeof noise) == 0, "write");
-    if (expect_refused(p, "not an SQLite database"))
-        return 1;
+    if (expect_refused(p, "not an SQLite database")) return 1;
 
     /* A real memtrade database with data, cut in the middle. */
     char good[1024];
@@ -253,17 +268,14 @@ static int test_refuse(void)
     CHECK(full.n > 3 * 4096, "db has several pages (%zu bytes)", full.n);
     snprintf(p, sizeof p, "%s", tu_path("truncated.db"));
     CHECK(tu_write(p, full.data, full.n / 2 + 100) == 0, "write");
-    if (expect_refused(p, "truncated"))
-        return 1;
+    if (expect_refused(p, "truncated")) return 1;
     CHECK(tu_write(p, full.data, 60) == 0, "write");
-    if (expect_refused(p, "truncated"))
-        return 1;
+    if (expect_refused(p, "truncated")) return 1;
 
     /* An SQLite database of something else. */
     snprintf(p, sizeof p, "%s", tu_path("other.db"));
     CHECK(tu_exec(p, "CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES('hi');") == 0, "other");
-    if (expect_refused(p, "not a memtrade database"))
-        return 1;
+    if (expect_refused(p, "not a memtrade database")) return 1;
 
     /* A memtrade database from a newer build. */
     snprintf(p, sizeof p, "%s", tu_path("newer.db"));
@@ -272,8 +284,7 @@ static int test_refuse(void)
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", MT_STORE_SCHEMA_VERSION + 1);
     CHECK(tu_exec(p, sql) == 0, "bump");
     CHECK(tu_exec(p, "PRAGMA journal_mode = DELETE") == 0, "no wal");
-    if (expect_refused(p, "newer"))
-        return 1;
+    if (expect_refused(p, "newer")) return 1;
     free(full.data);
 
     /* Read-only never creates. */
@@ -304,16 +315,19 @@ static int test_unavailable(void)
     CHECK(mt_store_metric_unavailable(st, run, -1, "x", "1", "") != 0, "a reason is required");
     sqlite3 *db = mt_store_db(st);
     CHECK(tu_int(db, "SELECT count(*) FROM metrics WHERE name = 'peak_rss_bytes'"
-                     " AND value IS NULL AND unavailable = 'no wait4 rusage'") == 1, "unavailable");
+                     " AND value IS NULL AND unavailable = 'no wait4 rusage'") == 1,
+          "unavailable");
     CHECK(tu_int(db, "SELECT count(*) FROM metrics WHERE name = 'zero' AND value = 0"
-                     " AND typeof(value) = 'real' AND unavailable IS NULL") == 1, "zero stays 0");
+                     " AND typeof(value) = 'real' AND unavailable IS NULL") == 1,
+          "zero stays 0");
     char *why = tu_text(db, "SELECT unavailable FROM metrics WHERE name = 'nan' AND value IS NULL");
     CHECK(strcmp(why, "non-finite value (nan)") == 0, "nan reason %s", why);
     free(why);
     CHECK(tu_int(db, "SELECT value FROM metrics WHERE name = 'last' AND rank = 0") == 2, "upsert");
     CHECK(tu_int(db, "SELECT count(*) FROM metrics WHERE name = 'last'") == 1, "one row");
     CHECK(tu_int(db, "SELECT count(*) FROM metrics WHERE name = 'flip' AND value = 7"
-                     " AND unavailable IS NULL") == 1, "flip to available");
+                     " AND unavailable IS NULL") == 1,
+          "flip to available");
     /* show prints the reason and the unit. */
     struct tu_cap c;
     tu_cap_open(&c);
@@ -367,12 +381,12 @@ static int test_sql_guard(void)
         CHECK(c.n == 0, "refused statement printed output: %s", bad[i]);
         tu_cap_free(&c);
     }
-    CHECK(strstr(mt_store_error(st), "refused") || strstr(mt_store_error(st), "empty"),
-          "%s", mt_store_error(st));
+    CHECK(strstr(mt_store_error(st), "refused") || strstr(mt_store_error(st), "empty"), "%s",
+          mt_store_error(st));
     struct tu_cap c;
     tu_cap_open(&c);
-    OK(st, mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done",
-                              MT_FORMAT_CSV, c.f));
+    OK(st, mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done", MT_FORMAT_CSV,
+                              c.f));
     CHECK(strcmp(tu_cap_text(&c), "id,status,config_key\n1,ok,w?a=1\n") == 0, "got %s", c.buf);
     tu_cap_free(&c);
     tu_cap_open(&c);
@@ -406,18 +420,18 @@ static int test_pareto(void)
      * G failed; H has no bpb. Training: T1 on the front, T2 dominated.
      * Sweep 2: S dominated by nothing in its own sweep (B would dominate it in sweep 1). */
     const struct fixture_run runs[] = {
-        {"q", "q?n=A", 0, MT_RUN_OK, 3.0, 100, NAN},       /* 1 */
-        {"q", "q?n=B", 0, MT_RUN_OK, 2.0, 200, NAN},       /* 2 */
-        {"q", "q?n=C", 0, MT_RUN_OK, 2.5, 300, NAN},       /* 3 */
-        {"q", "q?n=D", 0, MT_RUN_OK, 4.0, 50, NAN},        /* 4 */
-        {"q", "q?n=E", 0, MT_RUN_OK, 2.0, 200, NAN},       /* 5 */
-        {"q", "q?n=F", 0, MT_RUN_OK, 1.0, 400, NAN},       /* 6 */
-        {"q", "q?n=G", 0, MT_RUN_FAILED, 0.1, 10, NAN},    /* 7 */
-        {"q", "q?n=H", 0, MT_RUN_OK, NAN, 5, NAN},         /* 8 */
-        {"t", "t?n=1", 0, MT_RUN_OK, 5.0, NAN, 100},       /* 9 */
-        {"t", "t?n=2", 0, MT_RUN_OK, 6.0, NAN, 150},       /* 10 */
-        {"q", "q?n=S", 0, MT_RUN_OK, 2.2, 250, NAN},       /* 11, sweep 2 */
-        {"q", "q?n=C2", 0, MT_RUN_OK, 2.5, 250, NAN},      /* 12, sweep 2, dominated by S */
+        {"q", "q?n=A", 0, MT_RUN_OK, 3.0, 100, NAN},    /* 1 */
+        {"q", "q?n=B", 0, MT_RUN_OK, 2.0, 200, NAN},    /* 2 */
+        {"q", "q?n=C", 0, MT_RUN_OK, 2.5, 300, NAN},    /* 3 */
+        {"q", "q?n=D", 0, MT_RUN_OK, 4.0, 50, NAN},     /* 4 */
+        {"q", "q?n=E", 0, MT_RUN_OK, 2.0, 200, NAN},    /* 5 */
+        {"q", "q?n=F", 0, MT_RUN_OK, 1.0, 400, NAN},    /* 6 */
+        {"q", "q?n=G", 0, MT_RUN_FAILED, 0.1, 10, NAN}, /* 7 */
+        {"q", "q?n=H", 0, MT_RUN_OK, NAN, 5, NAN},      /* 8 */
+        {"t", "t?n=1", 0, MT_RUN_OK, 5.0, NAN, 100},    /* 9 */
+        {"t", "t?n=2", 0, MT_RUN_OK, 6.0, NAN, 150},    /* 10 */
+        {"q", "q?n=S", 0, MT_RUN_OK, 2.2, 250, NAN},    /* 11, sweep 2 */
+        {"q", "q?n=C2", 0, MT_RUN_OK, 2.5, 250, NAN},   /* 12, sweep 2, dominated by S */
     };
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
         CHECK(add_run(st, i < 10 ? s1 : s2, &runs[i], &id) == 0, "run %zu", i);
@@ -432,22 +446,21 @@ static int test_pareto(void)
     struct tu_cap c;
     tu_cap_open(&c);
     OK(st, mt_store_query_pareto(st, NULL, MT_FORMAT_CSV, c.f));
-    const char *want =
-        "sweep_id,memory_kind,run_id,workload,label,config_key,repeat,x,y\n"
-        "1,serving,4,q,lbl,q?n=D,0,50,4\n"
-        "1,serving,1,q,lbl,q?n=A,0,100,3\n"
-        "1,serving,2,q,lbl,q?n=B,0,200,2\n"
-        "1,serving,5,q,lbl,q?n=E,0,200,2\n"
-        "1,serving,6,q,lbl,q?n=F,0,400,1\n"
-        "1,training,9,t,lbl,t?n=1,0,100,5\n"
-        "2,serving,11,q,lbl,q?n=S,0,250,2.2\n";
+    const char *want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeat,x,y\n"
+                       "1,serving,4,q,lbl,q?n=D,0,50,4\n"
+                       "1,serving,1,q,lbl,q?n=A,0,100,3\n"
+                       "1,serving,2,q,lbl,q?n=B,0,200,2\n"
+                       "1,serving,5,q,lbl,q?n=E,0,200,2\n"
+                       "1,serving,6,q,lbl,q?n=F,0,400,1\n"
+                       "1,training,9,t,lbl,t?n=1,0,100,5\n"
+                       "2,serving,11,q,lbl,q?n=S,0,250,2.2\n";
     CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto:\n%s", c.buf);
     tu_cap_free(&c);
 
     /* x = model_bytes higher is better, y = val_bpb lower is better, sweep 1 only:
      * A (10, 3), B (20, 2), C (30, 2.5): B and C are on the front, A is dominated by B. */
-    struct mt_store_pareto_opts o = {.x_metric = "model_bytes", .y_metric = "val_bpb",
-                                     .x_higher_better = 1, .sweep_id = s1};
+    struct mt_store_pareto_opts o = {
+        .x_metric = "model_bytes", .y_metric = "val_bpb", .x_higher_better = 1, .sweep_id = s1};
     tu_cap_open(&c);
     OK(st, mt_store_query_pareto(st, &o, MT_FORMAT_CSV, c.f));
     want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeat,x,y\n"
@@ -457,8 +470,9 @@ static int test_pareto(void)
     tu_cap_free(&c);
 
     /* The schema's own pareto view agrees with the default front. */
-    char *ids = tu_text(mt_store_db(st),
-                        "SELECT group_concat(run_id, ',') FROM (SELECT run_id FROM pareto ORDER BY run_id)");
+    char *ids = tu_text(
+        mt_store_db(st),
+        "SELECT group_concat(run_id, ',') FROM (SELECT run_id FROM pareto ORDER BY run_id)");
     CHECK(strcmp(ids, "1,2,4,5,6,9,11") == 0, "pareto view %s", ids);
     free(ids);
     mt_store_close(st);
@@ -502,8 +516,7 @@ static int make_shard(const char *path, int which)
 static char *folded_of(const char *path, int64_t run)
 {
     struct mt_store *st = open_ro(path);
-    if (!st)
-        return strdup("(open failed)");
+    if (!st) return strdup("(open failed)");
     struct tu_cap c;
     tu_cap_open(&c);
     if (mt_store_query_folded(st, run, MT_FOLDED_PEAK_BYTES, c.f) != 0)
@@ -544,27 +557,32 @@ static int test_merge(void)
     OK(st, mt_store_integrity_check(st));
     CHECK(tu_int(db, "SELECT count(*) FROM runs") == 4, "runs");
     CHECK(tu_int(db, "SELECT count(*) FROM (SELECT config_key, repeat FROM runs WHERE status = 'ok'"
-                     " GROUP BY 1, 2 HAVING count(*) > 1)") == 0, "duplicate ok config");
+                     " GROUP BY 1, 2 HAVING count(*) > 1)") == 0,
+          "duplicate ok config");
     CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'") == 2, "ok runs");
     CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'failed'") == 1, "failed kept");
     CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1, "running kept");
     CHECK(tu_int(db, "SELECT count(*) FROM frames") == 6, "frames");
     CHECK(tu_int(db, "SELECT count(*) FROM (SELECT function, module, file, line FROM frames"
-                     " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)") == 0, "frames deduped");
+                     " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)") == 0,
+          "frames deduped");
     CHECK(tu_int(db, "SELECT count(*) FROM stacks") == 3, "stacks");
     CHECK(tu_int(db, "SELECT count(*) FROM alloc_sites") == 4, "sites");
     CHECK(tu_int(db, "SELECT count(*) FROM region_counters") == 4, "counters");
     CHECK(tu_int(db, "SELECT count(*) FROM params") == 8, "params: 4 runs x 2");
-    CHECK(tu_int(db, "SELECT count(*) FROM samples") == 4 && tu_int(db, "SELECT count(*) FROM logs") == 2,
+    CHECK(tu_int(db, "SELECT count(*) FROM samples") == 4 &&
+              tu_int(db, "SELECT count(*) FROM logs") == 2,
           "samples, logs");
     /* Runs get new ids; their children follow them. */
     CHECK(tu_int(db, "SELECT count(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
-                     " WHERE s.shard = '2/2'") == 2, "shard 2's runs point to its sweep");
+                     " WHERE s.shard = '2/2'") == 2,
+          "shard 2's runs point to its sweep");
     int64_t k2;
     CHECK(mt_store_find_ok(st, "q?k=2", 0, &k2) == 1, "k2 ok");
     CHECK(tu_int(db, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id"
                      " WHERE r.config_key = 'q?k=2' AND r.status = 'ok' AND m.name = 'val_bpb'"
-                     " AND m.value = 1.5") == 1, "k2 metric follows its run");
+                     " AND m.value = 1.5") == 1,
+          "k2 metric follows its run");
     mt_store_close(st);
     char *fold_m1 = folded_of(out, 1);
     char *fold_m2 = folded_of(out, k2);
@@ -617,8 +635,7 @@ static int test_interrupted(void)
         struct mt_store *c = open_rw(path);
         int64_t run;
         struct fixture_run r = {"q", "q?k=1", 0, MT_RUN_RUNNING, 2.0, NAN, NAN};
-        if (!c || add_run(c, 0, &r, &run) != 0 || mt_store_begin(c) != 0)
-            _exit(3);
+        if (!c || add_run(c, 0, &r, &run) != 0 || mt_store_begin(c) != 0) _exit(3);
         for (int i = 0; i < 1000; i++)
             mt_store_sample(c, run, 0, "heap", i, i, NULL);
         raise(SIGKILL);
@@ -638,7 +655,8 @@ static int test_interrupted(void)
     OK(st, mt_store_mark_interrupted_running(st, NULL, &n));
     CHECK(n == 1, "marked %zu", n);
     CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'interrupted' AND error IS NOT NULL"
-                     " AND finished_at IS NOT NULL") == 1, "interrupted row");
+                     " AND finished_at IS NOT NULL") == 1,
+          "interrupted row");
     /* Resume: redo as a new row. */
     int64_t redo, found;
     struct fixture_run r = {"q", "q?k=1", 0, MT_RUN_OK, 1.9, NAN, NAN};
@@ -704,8 +722,7 @@ static int format_sql(sqlite3 *db, const char *sql, enum mt_store_format fmt, co
     CHECK(rc == 0, "%s", err);
     const char *got = tu_cap_text(&c);
     int same = strcmp(got, want) == 0;
-    if (!same)
-        fprintf(stderr, "want:\n%s\ngot:\n%s\n", want, got);
+    if (!same) fprintf(stderr, "want:\n%s\ngot:\n%s\n", want, got);
     tu_cap_free(&c);
     CHECK(same, "format %d", (int)fmt);
     return 0;
@@ -719,11 +736,12 @@ static int test_format(void)
                       " 'h\xc3\xa9llo \xe2\x9c\x93' AS u, NULL AS n, 42 AS i, 1.5 AS r,"
                       " 'tab' || char(9) || char(1) AS c, ' pad' AS sp, 0.1 AS t"
                       " UNION ALL SELECT '', 'x', 'y', 'z', 1, -7, 1e300, 'back\\slash', 's', 1e-7";
-    if (format_sql(db, sql, MT_FORMAT_CSV,
-                   "\"c,1\",q,nl,u,n,i,r,c,sp,t\n"
-                   "\"a,b\",\"say \"\"hi\"\"\",\"l1\nl2\",h\xc3\xa9llo \xe2\x9c\x93,,42,1.5,tab\t\x01,"
-                   "\" pad\",0.1\n"
-                   ",x,y,z,1,-7,1e+300,back\\slash,s,1e-07\n"))
+    if (format_sql(
+            db, sql, MT_FORMAT_CSV,
+            "\"c,1\",q,nl,u,n,i,r,c,sp,t\n"
+            "\"a,b\",\"say \"\"hi\"\"\",\"l1\nl2\",h\xc3\xa9llo \xe2\x9c\x93,,42,1.5,tab\t\x01,"
+            "\" pad\",0.1\n"
+            ",x,y,z,1,-7,1e+300,back\\slash,s,1e-07\n"))
         return 1;
     if (format_sql(db, sql, MT_FORMAT_JSON,
                    "[\n {\"c,1\": \"a,b\", \"q\": \"say \\\"hi\\\"\", \"nl\": \"l1\\nl2\","
@@ -733,8 +751,9 @@ static int test_format(void)
                    " \"i\": -7, \"r\": 1e+300, \"c\": \"back\\\\slash\", \"sp\": \"s\","
                    " \"t\": 1e-07}\n]\n"))
         return 1;
-    if (format_sql(db, "SELECT 'h\xc3\xa9' AS name, 1234 AS count, NULL AS x"
-                       " UNION ALL SELECT 'a' || char(10) || 'b', 5, 2.5",
+    if (format_sql(db,
+                   "SELECT 'h\xc3\xa9' AS name, 1234 AS count, NULL AS x"
+                   " UNION ALL SELECT 'a' || char(10) || 'b', 5, 2.5",
                    MT_FORMAT_TABLE,
                    "name  count    x\n"
                    "----  -----  ---\n"
@@ -748,7 +767,8 @@ static int test_format(void)
                    "peak_bytes  bytes  model_bytes     n\n"
                    "----------  -----  -----------  ----\n"
                    "   1.5 KiB    100      3.0 GiB  2048\n") ||
-        format_sql(db, bytes_sql, MT_FORMAT_CSV, "peak_bytes,bytes,model_bytes,n\n1536,100,3221225472,2048\n"))
+        format_sql(db, bytes_sql, MT_FORMAT_CSV,
+                   "peak_bytes,bytes,model_bytes,n\n1536,100,3221225472,2048\n"))
         return 1;
     if (format_sql(db, "SELECT 1 AS a WHERE 0", MT_FORMAT_JSON, "[]\n") ||
         format_sql(db, "SELECT 1 AS a WHERE 0", MT_FORMAT_CSV, "a\n"))
@@ -762,16 +782,16 @@ static int test_format(void)
 
 static int test_config_key(void)
 {
-    struct mt_store_kv p[] = {{"seed", "1"}, {"bits", "4"}, {"a b", "x&y=z?%"},
-                              {"model", "gpt-tiny/1.0,\xc3\xa9"}};
+    struct mt_store_kv p[] = {
+        {"seed", "1"}, {"bits", "4"}, {"a b", "x&y=z?%"}, {"model", "gpt-tiny/1.0,\xc3\xa9"}};
     char err[256];
     char *k = mt_store_config_key("quantize", p, 4, err, sizeof err);
     CHECK(k, "%s", err);
     CHECK(strcmp(k, "quantize?a%20b=x%26y%3Dz%3F%25&bits=4&model=gpt-tiny/1.0,%C3%A9&seed=1") == 0,
           "%s", k);
     free(k);
-    struct mt_store_kv q[] = {{"bits", "4"}, {"seed", "1"}, {"model", "gpt-tiny/1.0,\xc3\xa9"},
-                              {"a b", "x&y=z?%"}};
+    struct mt_store_kv q[] = {
+        {"bits", "4"}, {"seed", "1"}, {"model", "gpt-tiny/1.0,\xc3\xa9"}, {"a b", "x&y=z?%"}};
     char *k2 = mt_store_config_key("quantize", q, 4, err, sizeof err);
     k = mt_store_config_key("quantize", p, 4, err, sizeof err);
     CHECK(k && k2 && strcmp(k, k2) == 0, "order must not matter");
@@ -840,8 +860,9 @@ static int test_readers(void)
     const char *show = tu_cap_text(&c);
     CHECK(strncmp(show, "{\"run\": {\"id\": 1,", 17) == 0, "show json: %.60s", show);
     CHECK(strstr(show, "\"params\": [\n {\"key\": \"bits\", \"value\": \"4\"}"), "params %s", show);
-    CHECK(strstr(show, "{\"rank\": 0, \"path\": \"train/step/forward\", \"counter\": \"PAPI_L1_DCM\","
-                       " \"value\": null, \"unavailable\": \"no hardware counters\"}"),
+    CHECK(strstr(show,
+                 "{\"rank\": 0, \"path\": \"train/step/forward\", \"counter\": \"PAPI_L1_DCM\","
+                 " \"value\": null, \"unavailable\": \"no hardware counters\"}"),
           "counters %s", show);
     CHECK(show[strlen(show) - 2] == '}', "show ends with an object");
     tu_cap_free(&c);
@@ -867,20 +888,19 @@ static const struct {
     const char *name;
     int (*fn)(void);
 } tests[] = {
-    {"reopen", test_reopen},         {"migrate", test_migrate},
-    {"refuse", test_refuse},         {"unavailable", test_unavailable},
-    {"sql_guard", test_sql_guard},   {"pareto", test_pareto},
-    {"merge", test_merge},           {"interrupted", test_interrupted},
-    {"format", test_format},         {"config_key", test_config_key},
-    {"readers", test_readers},       {"concurrent", test_concurrent},
+    {"reopen", test_reopen},       {"migrate", test_migrate},
+    {"refuse", test_refuse},       {"unavailable", test_unavailable},
+    {"sql_guard", test_sql_guard}, {"pareto", test_pareto},
+    {"merge", test_merge},         {"interrupted", test_interrupted},
+    {"format", test_format},       {"config_key", test_config_key},
+    {"readers", test_readers},     {"concurrent", test_concurrent},
 };
 
 int main(int argc, char **argv)
 {
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)
-            continue;
+        if (argc > 1 && strcmp(argv[1], tests[i].name) != 0) continue;
         ran++;
         int rc = tests[i].fn();
         fprintf(stderr, "%s: %s\n", tests[i].name, rc ? "FAILED" : "ok");

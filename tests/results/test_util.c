@@ -39,16 +39,14 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
 
 void tu_cleanup(void)
 {
-    if (scratch[0])
-        nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    if (scratch[0]) nftw(scratch, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 struct tu_blob tu_read(const char *path)
 {
     struct tu_blob b = {NULL, (size_t)-1};
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return b;
+    if (!f) return b;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -66,8 +64,7 @@ int tu_same(struct tu_blob a, struct tu_blob b)
 int tu_write(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     size_t w = fwrite(data, 1, n, f);
     return fclose(f) == 0 && w == n ? 0 : -1;
 }
@@ -95,8 +92,7 @@ const char *tu_cap_text(struct tu_cap *c)
 
 void tu_cap_free(struct tu_cap *c)
 {
-    if (c->f)
-        fclose(c->f);
+    if (c->f) fclose(c->f);
     free(c->buf);
     c->f = NULL;
     c->buf = NULL;
@@ -110,8 +106,7 @@ long long tu_int(sqlite3 *db, const char *sql)
         fprintf(stderr, "tu_int: %s: %s\n", sql, sqlite3_errmsg(db));
         return v;
     }
-    if (sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
+    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return v;
 }
@@ -135,12 +130,10 @@ char *tu_text(sqlite3 *db, const char *sql)
 int tu_exec(const char *path, const char *sql)
 {
     sqlite3 *db;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return -1;
+    if (sqlite3_open(path, &db) != SQLITE_OK) return -1;
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "tu_exec: %s\n", msg ? msg : "?");
+    if (rc != SQLITE_OK) fprintf(stderr, "tu_exec: %s\n", msg ? msg : "?");
     sqlite3_free(msg);
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -1;
