@@ -608,6 +608,34 @@ static int test_merge(void)
     const char *ins2[] = {a, bad};
     CHECK(mt_store_merge(out, ins2, 2, NULL, err, sizeof err) != 0, "must refuse");
     CHECK(strstr(err, bad) && strstr(err, "not a memtrade database"), "message: %s", err);
+    char newer[1024];
+    snprintf(newer, sizeof newer, "%s", tu_path("newer_shard.db"));
+    CHECK(make_shard(newer, 1) == 0, "shard");
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d", MT_STORE_SCHEMA_VERSION + 1);
+    CHECK(tu_exec(newer, bump) == 0, "bump");
+    const char *ins4[] = {a, newer};
+    CHECK(mt_store_merge(out, ins4, 2, NULL, err, sizeof err) != 0, "newer input must be refused");
+    CHECK(strstr(err, newer) && strstr(err, "newer"), "message: %s", err);
+    /* A broken second input fails the merge half way: the first input's rows, already
+     * written in the transaction, are rolled back. */
+    char broken[1024];
+    snprintf(broken, sizeof broken, "%s", tu_path("broken.db"));
+    CHECK(tu_exec(broken, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                          "INSERT INTO meta VALUES('application', 'memtrade');"
+                          "PRAGMA user_version = 1;") == 0,
+          "broken");
+    char fresh[1024];
+    snprintf(fresh, sizeof fresh, "%s", tu_path("fresh.db"));
+    const char *ins5[] = {b, broken};
+    CHECK(mt_store_merge(out, ins5, 2, &ms, err, sizeof err) != 0, "broken input must fail");
+    CHECK(strstr(err, broken) != NULL, "message names the broken input: %s", err);
+    CHECK(ms.runs == 0 && ms.inputs == 0, "stats are cleared on failure");
+    CHECK(mt_store_merge(fresh, ins5, 2, NULL, err, sizeof err) != 0, "broken input must fail");
+    st = open_ro(fresh);
+    CHECK(st && tu_int(mt_store_db(st), "SELECT count(*) FROM runs") == 0,
+          "nothing of the first input stays");
+    mt_store_close(st);
     const char *ins3[] = {out};
     CHECK(mt_store_merge(out, ins3, 1, NULL, err, sizeof err) != 0, "output as input");
     struct tu_blob after = tu_read(out);
