@@ -373,7 +373,8 @@ struct mt_store_merge_stats {
  * owns) when the output already has an 'ok' run with the same (config_key, repeat) — from
  * an earlier input or from before — so the output never holds two ok rows from merging;
  * non-ok runs (failed, interrupted, ...) are always copied as history. Everything happens
- * in one transaction: on any error the output is unchanged. stats may be NULL. */
+ * in one transaction: on any error the output keeps its content (an output the merge had to
+ * create stays an empty memtrade database) and *stats is zeroed. stats may be NULL. */
 int mt_store_merge(const char *out_path, const char *const *in_paths, size_t n,
                    struct mt_store_merge_stats *stats, char *err, size_t errlen);
 
