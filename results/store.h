@@ -15,8 +15,9 @@
  * Thread safety: a struct mt_store is used by one thread at a time. Different stores on the
  * same file may live in different threads or processes (WAL, busy_timeout 10 s).
  *
- * Nullable arguments: a NULL string is stored as SQL NULL; integers documented as
- * "-1 = unknown" and doubles documented as "NaN = unknown" are stored as SQL NULL.
+ * Nullable arguments: a NULL string is stored as SQL NULL, and so are integers in the
+ * "no value" range their field comment gives ("-1 = unknown", "<= 0 = none") and doubles
+ * documented as "NaN = unknown".
  *
  * How the harness calls it (a sweep):
  *
