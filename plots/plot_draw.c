@@ -609,7 +609,7 @@ void pl_draw_loss(struct pl_ctx *ctx)
         if (gp) {
             pl_gp_preamble(ctx, gp, name, 1000, 650);
             pl_gp_title(gp, title, ctx, NULL);
-            fputs("set xlabel 'step'\nset ylabel 'train_loss (nats/token)'\nplot ", gp);
+            fputs("set xlabel 'step'\nset ylabel 'train_loss (nats/byte)'\nplot ", gp);
             int block = 0;
             for (size_t i = 0; i < ctx->n_configs && block < lines; i++) {
                 const struct pl_config *c = &ctx->configs[i];

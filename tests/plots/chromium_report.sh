@@ -6,9 +6,9 @@
 # canvas), and the page must log no console error. A copy of the page gets a small
 # checking script (the real report has none); --dump-dom prints its verdict.
 # Exit: 0 pass, 1 fail, 77 skip (chromium not installed).
-# Usage: chromium_report.sh TEST_PLOTS MT_PLOT SCHEMA.sql WORKDIR
+# Usage: chromium_report.sh TEST_PLOTS MT_PLOT SCHEMA.sql WORKDIR [png|svg]
 set -eu
-test_plots=$1 mt_plot=$2 schema=$3 work=$4
+test_plots=$1 mt_plot=$2 schema=$3 work=$4 format=${5:-png}
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
@@ -19,7 +19,7 @@ fi
 rm -rf "$work"
 mkdir -p "$work/profile"
 "$test_plots" --make-db "$schema" "$work/test.db"
-"$mt_plot" --db "$work/test.db" --out "$work/out" >"$work/mt-plot.log" 2>&1 || {
+"$mt_plot" --db "$work/test.db" --out "$work/out" --format "$format" >"$work/mt-plot.log" 2>&1 || {
     echo "FAIL: mt-plot failed"; cat "$work/mt-plot.log"; exit 1; }
 
 checker='<script>
@@ -79,5 +79,5 @@ fi
 if grep -i 'CONSOLE' "$work/chromium.err" >"$work/console.txt"; then
     echo "FAIL: console messages:"; cat "$work/console.txt"; status=1
 fi
-[ $status -eq 0 ] && echo "PASS: report.html loads in $($browser --version 2>/dev/null | head -1)"
+[ $status -eq 0 ] && echo "PASS: report.html ($format images) loads in $($browser --version 2>/dev/null | head -1)"
 exit $status

@@ -138,8 +138,9 @@ static void acc_mem(sqlite3 *db, int run, double bpb, const char *mem, double mi
  *   baseline 6/2.0, q8 2/2.02 (repeats 2.01, 2.03), q4g32 1.25/2.10, q2 1.0/2.6,
  *   q4g128 1.5/2.2, prune0.5 3/2.3, prune0.9 0.9/3.0
  *   Pareto: prune0.9, q2, q4g32, q8, baseline.
- * Training panel (train_peak MiB): baseline 20/2.0, lora 12/2.05, checkpoint 15/2.0
- *   Pareto: lora, checkpoint. */
+ * Training panel (train_peak MiB, per rank): baseline 20/2.0, lora 12/2.05,
+ *   checkpoint 15/2.0, zero (2 ranks: 8 and 9 MiB, 17 in all) 9/2.1
+ *   Pareto: zero, lora, checkpoint. */
 static void make_db(const char *schema, const char *path)
 {
     sqlite3 *db = new_db(schema, path);
@@ -175,6 +176,13 @@ static void make_db(const char *schema, const char *path)
     metric(db, 9, "train_tokens_per_s", 900, "tokens/s");
     add_run(db, 10, "checkpoint", "ckpt <every> & 2", 0, "ok", "every=2");
     acc_mem(db, 10, 2.0, "train_peak_bytes", 15);
+    /* Two ranks: the training panel uses the largest rank's peak (9 MiB), not the sum. */
+    add_run(db, 13, "zero", "zero-2", 0, "ok", "stage=2");
+    exec_sql(db, "UPDATE runs SET ranks = 2 WHERE id = 13");
+    acc_mem(db, 13, 2.1, "train_peak_bytes", 17);
+    sqlf(db, "INSERT INTO metrics(run_id, rank, name, value, unit) VALUES(13, 0, "
+             "'train_peak_bytes', %.17g, 'bytes'), (13, 1, 'train_peak_bytes', %.17g, 'bytes')",
+         8 * MIB, 9 * MIB);
     add_run(db, 11, "quantize", "int1", 0, "failed", "bits=1;group=32");
     exec_sql(db, "UPDATE runs SET exit_code = 1, error = 'assertion \"x<1\" failed: <bad> & "
                  "''quote''' WHERE id = 11");
@@ -463,7 +471,7 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     struct mt_plot_result res;
     int rc = mt_plot_generate(&opts, &res, err, sizeof err);
     CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
-    CHECK(res.n_runs == 12 && res.n_ok == 10, "runs %zu ok %zu", res.n_runs, res.n_ok);
+    CHECK(res.n_runs == 13 && res.n_ok == 11, "runs %zu ok %zu", res.n_runs, res.n_ok);
     CHECK(res.n_failed == 0, "%zu plots failed", res.n_failed);
     for (size_t i = 0; i < res.n_items; i++) {
         const struct mt_plot_item *it = &res.items[i];
@@ -499,10 +507,11 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
         {"fp32", "baseline", 20, 2.0, 2.0, 2.0, 1, 0},
         {"rank 4", "lora", 12, 2.05, 2.05, 2.05, 1, 1},
         {"ckpt <every> & 2", "checkpoint", 15, 2.0, 2.0, 2.0, 1, 1},
+        {"zero-2", "zero", 9, 2.1, 2.1, 2.1, 1, 1},
     };
-    check_points(plots, "tradeoff_training.dat", training, 3);
-    static const char *const training_front[] = {"rank 4", "ckpt <every> & 2"};
-    check_pareto(plots, "tradeoff_training_pareto.dat", training_front, 2);
+    check_points(plots, "tradeoff_training.dat", training, 4);
+    static const char *const training_front[] = {"zero-2", "rank 4", "ckpt <every> & 2"};
+    check_pareto(plots, "tradeoff_training_pareto.dat", training_front, 3);
 
     /* The timeline: cumulative weights then activations, in MiB. */
     struct rows r;
