@@ -182,6 +182,15 @@ int main(void)
         mt_k_adamw(p1, g, m1, v1, n, &a);
         mt_k_adamw_ref(p2, g, m2, v2, n, &a);
         expect_close("adamw p", p1, p2, n, 1e-6);
+        float *g2 = copyv(g, n), *g3 = copyv(g, n); /* zero_grad: same update, g left 0 */
+        a.zero_grad = 1;
+        a.step = 4;
+        mt_k_adamw(p1, g2, m1, v1, n, &a);
+        mt_k_adamw_ref(p2, g3, m2, v2, n, &a);
+        for (size_t i = 0; i < n; i++)
+            CHECK(g2[i] == 0.0f && g3[i] == 0.0f);
+        free(g2), free(g3);
+        expect_close("adamw p", p1, p2, n, 1e-6);
         expect_close("adamw m", m1, m2, n, 1e-6);
         expect_close("adamw v", v1, v2, n, 1e-6);
         double s1 = mt_k_sumsq(g, n), s2 = mt_k_sumsq_ref(g, n);

@@ -321,6 +321,7 @@ int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
     m->T = mode == MT_GPT_WEIGHTS ? 0 : T;
     m->n_params = mt_gpt_num_params(cfg);
     m->last_loss = -1.0f;
+    m->grads_zero = 1; /* the slabs are allocated zeroed */
     for (int p = 0; p < MT_P_COUNT; p++)
         m->param_len[p] = param_len(cfg, p);
     /* Carve into void pointers first, then convert: no type punning of pointer arrays. */
@@ -508,8 +509,9 @@ hook_failed:
 
 void mt_gpt_zero_grad(struct mt_gpt *m)
 {
-    if (m->grads)
+    if (m->grads && !m->grads_zero)
         memset(m->grads, 0, m->slab_bytes[MT_MEM_GRADIENTS]);
+    m->grads_zero = 1;
 }
 
 int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
@@ -523,6 +525,7 @@ int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char
     if (m->last_loss < 0.0f)
         return mt_tf_fail(err, errlen, "backward needs a forward with targets first");
     m->last_loss = -1.0f; /* the probabilities are consumed below */
+    m->grads_zero = 0;
     float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], *datty = m->dact[MT_D_ATTY];
     float *dqkv = m->dact[MT_D_QKV], *datt = m->dact[MT_D_ATT], *dfch = m->dact[MT_D_FCH];
@@ -601,12 +604,13 @@ float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float l
     if (r->grad_clip > 0.0f && norm > r->grad_clip)
         scale *= r->grad_clip / norm;
     m->adam_step++;
+    m->grads_zero = 1; /* the update below consumes the gradients */
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         struct mt_adamw_args a = {
             .lr = lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = r->eps,
             .weight_decay = mt_gpt_param_decays((enum mt_gpt_param)p) ? r->weight_decay : 0.0f,
-            .grad_scale = scale, .step = m->adam_step};
+            .grad_scale = scale, .step = m->adam_step, .zero_grad = 1};
         off = (size_t)(m->param[p] - m->params);
         mt_k_adamw(m->param[p], m->grad[p], m->opt_m + off, m->opt_v + off, m->param_len[p], &a);
     }

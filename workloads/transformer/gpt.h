@@ -195,6 +195,7 @@ struct mt_gpt {
     size_t fwd_B, fwd_T;           /* shape of the last forward */
     float last_loss;               /* mean loss of the last forward with targets, or -1 */
     uint64_t adam_step;            /* optimizer steps taken */
+    int grads_zero;                /* gradients known to be all zero (zero_grad is free) */
     struct mt_gpt_linear_hook hook;
 };
 
@@ -270,8 +271,9 @@ float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step);
 
 /* One AdamW step with learning rate lr on the accumulated gradients: clips the global
  * gradient norm to r->grad_clip (after dividing by grad_div, e.g. a loss scale; 1 = none),
- * bias-corrected moments, decoupled weight decay on 2-D weights only. Returns the
- * gradient norm before clipping (after grad_div). */
+ * bias-corrected moments, decoupled weight decay on 2-D weights only. Consumes the
+ * gradients: they are zero afterwards (fused into the update; the next zero_grad is
+ * free). Returns the gradient norm before clipping (after grad_div). */
 float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr,
                         float grad_div);
 

@@ -357,16 +357,17 @@ void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t
     }
 }
 
-void mt_k_adamw(float *p, const float *g, float *m, float *v, size_t n,
+void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n,
                 const struct mt_adamw_args *a)
 {
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
     float c2 = 1.0f - powf(a->beta2, (float)a->step);
     float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
-    float gs = a->grad_scale;
+    float gs = a->grad_scale, keep = a->zero_grad ? 0.0f : 1.0f;
 #pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * gs;
+        g[i] *= keep;
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;

@@ -108,14 +108,16 @@ void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, si
 
 /* One AdamW update of n parameters with bias correction (step counts from 1) and
  * decoupled weight decay: p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). grad_scale
- * multiplies g first (gradient clipping, loss-scale removal). */
+ * multiplies g first (gradient clipping, loss-scale removal). With zero_grad set, g is
+ * left zero afterwards (saves the separate zeroing pass over the gradients). */
 struct mt_adamw_args {
     float lr, beta1, beta2, eps, weight_decay, grad_scale;
     uint64_t step;
+    int zero_grad;
 };
-void mt_k_adamw(float *p, const float *g, float *m, float *v, size_t n,
+void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n,
                 const struct mt_adamw_args *a);
-void mt_k_adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
                     const struct mt_adamw_args *a);
 
 /* Sum of squares of x[n] in double, in a fixed order that does not depend on the thread

@@ -261,7 +261,7 @@ void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, si
         }
 }
 
-void mt_k_adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
                     const struct mt_adamw_args *a)
 {
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
@@ -272,6 +272,8 @@ void mt_k_adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
         v[i] = a->beta2 * v[i] + (1.0f - a->beta2) * gi * gi;
         float mh = m[i] / c1, vh = v[i] / c2;
         p[i] -= a->lr * (mh / (sqrtf(vh) + a->eps) + a->weight_decay * p[i]);
+        if (a->zero_grad)
+            g[i] = 0.0f;
     }
 }
 
