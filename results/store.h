@@ -317,12 +317,15 @@ struct mt_store_pareto_opts {
     int x_higher_better;  /* 0: lower is better (default) */
     int y_higher_better;
     int64_t sweep_id; /* 0: every sweep */
+    int by_config;    /* 1: one point per configuration, the mean over its ok repeats */
 };
 /* Contract: the Pareto front of the ok runs with both metrics available (run-level,
  * rank -1; "memory_bytes" means the tradeoff view's column), computed separately per
  * (sweep_id, memory_kind): a run is on the front when no other run of its group is at
  * least as good on both axes and strictly better on one. Columns: sweep_id, memory_kind,
- * run_id, workload, label, config_key, repeat, x, y; ordered by sweep_id, memory_kind, x. */
+ * run_id, workload, label, config_key, repeat, x, y; ordered by sweep_id, memory_kind, x.
+ * With by_config the points are configurations (x, y the means over their repeats that
+ * have both metrics; run_id the first such run) and `repeat` becomes `repeats`, the count. */
 int mt_store_query_pareto(struct mt_store *st, const struct mt_store_pareto_opts *o,
                           enum mt_store_format fmt, FILE *out);
 

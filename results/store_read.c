@@ -122,33 +122,54 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
         ints, 2, NULL, 0, fmt, TOP_LEVEL, out);
 }
 
+/* `alias` names the count column: "repeat" per run, "repeats" per configuration. */
+#define PARETO_SQL(alias)                                                                               \
+    "WITH pts AS (SELECT t.run_id, t.sweep_id, t.memory_kind, t.workload, t.label,"                     \
+    "   t.config_key, t.repeat,"                                                                        \
+    "   CASE WHEN ?5 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"          \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?5) END AS x,"                         \
+    "   CASE WHEN ?6 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"          \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?6) END AS y"                          \
+    "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3)," /* One point per run, or (?4) per            \
+                                                              configuration: the mean over its ok       \
+                                                              repeats. */                               \
+    " g AS (SELECT min(run_id) AS run_id, sweep_id, memory_kind, workload, label, config_key,"          \
+    "   CASE WHEN ?4 THEN count(*) ELSE min(repeat) END AS n, avg(x) AS x, avg(y) AS y"                 \
+    "   FROM pts WHERE x IS NOT NULL AND y IS NOT NULL"                                                 \
+    "   GROUP BY sweep_id, memory_kind, config_key, CASE WHEN ?4 THEN 0 ELSE run_id END)," /* Signs     \
+                                                                                              turn      \
+                                                                                              "higher   \
+                                                                                              is        \
+                                                                                              better"   \
+                                                                                              into      \
+                                                                                              "lower    \
+                                                                                              is        \
+                                                                                              better"   \
+                                                                                              so        \
+                                                                                              one       \
+                                                                                              dominance \
+                                                                                              test      \
+                                                                                              serves.   \
+                                                                                            */          \
+    " p AS (SELECT *, x * ?1 AS sx, y * ?2 AS sy FROM g)"                                               \
+    " SELECT a.sweep_id, a.memory_kind, a.run_id, a.workload, a.label, a.config_key,"                   \
+    "   a.n AS " alias ", a.x, a.y FROM p a"                                                            \
+    " WHERE NOT EXISTS (SELECT 1 FROM p b WHERE b.sweep_id IS a.sweep_id"                               \
+    "   AND b.memory_kind = a.memory_kind AND b.sx <= a.sx AND b.sy <= a.sy"                            \
+    "   AND (b.sx < a.sx OR b.sy < a.sy))"                                                              \
+    " ORDER BY a.sweep_id, a.memory_kind, a.x, a.y, a.run_id"
+
 int mt_store_query_pareto(struct mt_store *st, const struct mt_store_pareto_opts *o,
                           enum mt_store_format fmt, FILE *out)
 {
     struct mt_store_pareto_opts def = {0};
     if (!o) o = &def;
-    /* Signs turn "higher is better" into "lower is better" so one dominance test serves. */
-    int64_t ints[] = {o->x_higher_better ? -1 : 1, o->y_higher_better ? -1 : 1, o->sweep_id};
+    int64_t ints[] = {o->x_higher_better ? -1 : 1, o->y_higher_better ? -1 : 1, o->sweep_id,
+                      o->by_config ? 1 : 0};
     const char *texts[] = {o->x_metric ? o->x_metric : "memory_bytes",
                            o->y_metric ? o->y_metric : "val_bpb"};
-    return print_query(
-        st,
-        "WITH pts AS (SELECT t.run_id, t.sweep_id, t.memory_kind, t.workload, t.label,"
-        "   t.config_key, t.repeat,"
-        "   CASE WHEN ?4 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"
-        "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?4) END AS x,"
-        "   CASE WHEN ?5 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"
-        "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?5) END AS y"
-        "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3),"
-        " p AS (SELECT *, x * ?1 AS sx, y * ?2 AS sy FROM pts"
-        "   WHERE x IS NOT NULL AND y IS NOT NULL)"
-        " SELECT a.sweep_id, a.memory_kind, a.run_id, a.workload, a.label, a.config_key,"
-        "   a.repeat, a.x, a.y FROM p a"
-        " WHERE NOT EXISTS (SELECT 1 FROM p b WHERE b.sweep_id IS a.sweep_id"
-        "   AND b.memory_kind = a.memory_kind AND b.sx <= a.sx AND b.sy <= a.sy"
-        "   AND (b.sx < a.sx OR b.sy < a.sy))"
-        " ORDER BY a.sweep_id, a.memory_kind, a.x, a.y, a.run_id",
-        ints, 3, texts, 2, fmt, TOP_LEVEL, out);
+    const char *sql = o->by_config ? PARETO_SQL("repeats") : PARETO_SQL("repeat");
+    return print_query(st, sql, ints, 4, texts, 2, fmt, TOP_LEVEL, out);
 }
 
 void store_frame_label(const char *function, const char *module, char *buf, size_t buflen)

@@ -432,9 +432,14 @@ static int test_pareto(void)
         {"t", "t?n=2", 0, MT_RUN_OK, 6.0, NAN, 150},    /* 10 */
         {"q", "q?n=S", 0, MT_RUN_OK, 2.2, 250, NAN},    /* 11, sweep 2 */
         {"q", "q?n=C2", 0, MT_RUN_OK, 2.5, 250, NAN},   /* 12, sweep 2, dominated by S */
+        {"q", "q?n=R", 0, MT_RUN_OK, 3.75, 60, NAN},    /* 13, sweep 3: R has two repeats */
+        {"q", "q?n=R", 1, MT_RUN_OK, 3.25, 80, NAN},    /* 14, R's mean is (70, 3.5) */
+        {"q", "q?n=Q", 0, MT_RUN_OK, 3.625, 70, NAN},   /* 15, dominated by R's mean only */
     };
+    int64_t s3;
+    OK(st, mt_store_sweep_begin(st, &si, &s3));
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
-        CHECK(add_run(st, i < 10 ? s1 : s2, &runs[i], &id) == 0, "run %zu", i);
+        CHECK(add_run(st, i < 10 ? s1 : i < 12 ? s2 : s3, &runs[i], &id) == 0, "run %zu", i);
     /* model_bytes (higher better in the second check: a made-up "more is better"). */
     OK(st, mt_store_metric(st, 1, -1, "model_bytes", 10, "bytes"));
     OK(st, mt_store_metric(st, 2, -1, "model_bytes", 20, "bytes"));
@@ -453,8 +458,20 @@ static int test_pareto(void)
                        "1,serving,5,q,lbl,q?n=E,0,200,2\n"
                        "1,serving,6,q,lbl,q?n=F,0,400,1\n"
                        "1,training,9,t,lbl,t?n=1,0,100,5\n"
-                       "2,serving,11,q,lbl,q?n=S,0,250,2.2\n";
+                       "2,serving,11,q,lbl,q?n=S,0,250,2.2\n"
+                       "3,serving,13,q,lbl,q?n=R,0,60,3.75\n"
+                       "3,serving,15,q,lbl,q?n=Q,0,70,3.625\n"
+                       "3,serving,14,q,lbl,q?n=R,1,80,3.25\n";
     CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto:\n%s", c.buf);
+    tu_cap_free(&c);
+
+    /* Per configuration: R's mean (70, 3.5) dominates Q (70, 3.625). */
+    struct mt_store_pareto_opts byc = {.sweep_id = s3, .by_config = 1};
+    tu_cap_open(&c);
+    OK(st, mt_store_query_pareto(st, &byc, MT_FORMAT_CSV, c.f));
+    want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeats,x,y\n"
+           "3,serving,13,q,lbl,q?n=R,2,70,3.5\n";
+    CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto by config:\n%s", c.buf);
     tu_cap_free(&c);
 
     /* x = model_bytes higher is better, y = val_bpb lower is better, sweep 1 only:
@@ -473,7 +490,7 @@ static int test_pareto(void)
     char *ids = tu_text(
         mt_store_db(st),
         "SELECT group_concat(run_id, ',') FROM (SELECT run_id FROM pareto ORDER BY run_id)");
-    CHECK(strcmp(ids, "1,2,4,5,6,9,11") == 0, "pareto view %s", ids);
+    CHECK(strcmp(ids, "1,2,4,5,6,9,11,13,14,15") == 0, "pareto view %s", ids);
     free(ids);
     mt_store_close(st);
     return 0;
