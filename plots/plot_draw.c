@@ -236,7 +236,7 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
             repeats |= (size_t)ctx->configs[p->pts[i].cfg].family == fam && p->pts[i].n > 1;
         if (repeats) /* error bars: min..max over repeats */
             fprintf(gp, ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars "
-                        "pt 0 lc rgb '%s' notitle", p->name, fam_used[fam], color);
+                        "ps 0 lc rgb '%s' notitle", p->name, fam_used[fam], color);
         first = 0;
     }
     fputc('\n', gp);
@@ -510,7 +510,7 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
             repeats |= line[j].n > 1;
         if (repeats)
             fprintf(gp, ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars "
-                        "pt 0 lc rgb '%s' notitle", name, block, pl_color((size_t)block));
+                        "ps 0 lc rgb '%s' notitle", name, block, pl_color((size_t)block));
         block++;
     }
     fputc('\n', gp);

@@ -167,7 +167,7 @@ static void make_db(const char *schema, const char *path)
     acc_mem(db, 5, 2.6, "infer_peak_bytes", 1.0);
     add_run(db, 6, "quantize", NULL, 0, "ok", "bits=4;group=128");
     acc_mem(db, 6, 2.2, "infer_peak_bytes", 1.5);
-    add_run(db, 7, "prune", "50% sparse", 0, "ok", "sparsity=0.5");
+    add_run(db, 7, "prune", "50%\nsparse", 0, "ok", "sparsity=0.5"); /* newline -> space */
     acc_mem(db, 7, 2.3, "infer_peak_bytes", 3);
     add_run(db, 8, "prune", "90% {x}_^@", 0, "ok", "sparsity=0.9");
     acc_mem(db, 8, 3.0, "infer_peak_bytes", 0.9);
@@ -691,6 +691,25 @@ static void run_errors(const char *schema, const char *work)
     opts.db_path = "/nonexistent/x.db";
     rc = mt_plot_generate(&opts, &res, err, sizeof err);
     CHECK(rc == -1 && strstr(err, "cannot read database /nonexistent/x.db"), "missing db: %s", err);
+    mt_plot_result_free(&res);
+
+    /* A gnuplot that fails: every plot is listed as failed with its stderr, no crash, and
+       the report is still written. */
+    char fake[4096];
+    snprintf(fake, sizeof fake, "%s/fake-gnuplot", work);
+    FILE *f = fopen(fake, "w");
+    fputs("#!/bin/sh\necho \"$2\" line 3: syntax error >&2\nexit 1\n", f);
+    fclose(f);
+    chmod(fake, 0755);
+    opts = (struct mt_plot_opts){.db_path = db, .out_dir = out, .gnuplot = fake};
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "failing gnuplot: rc %d %s", rc, err);
+    CHECK(res.n_failed > 10 && res.n_drawn == 0, "failing gnuplot: %zu failed %zu drawn",
+          res.n_failed, res.n_drawn);
+    const struct mt_plot_item *it = item(&res, "tradeoff_serving");
+    CHECK(it && it->failed && strstr(it->failed, "tradeoff_serving.gp line 3: syntax error"),
+          "failure text: %s", it && it->failed ? it->failed : "none");
+    CHECK(contains(out, "report.html", "syntax error"), "report does not list the failure");
     mt_plot_result_free(&res);
 
     double *b;
