@@ -193,7 +193,7 @@ struct table {
     size_t rows, cap;
     char **cells;  /* rows * nc, malloc'd, NULL for SQL NULL */
     size_t *width; /* display width per column */
-    int *numeric;  /* 1 while every non-NULL value of the column is a number */
+    int *numeric;  /* -1: only NULLs so far; 1: every non-NULL value is a number; 0: text */
 };
 
 /* Display width of UTF-8 text: code points, not bytes. */
@@ -245,9 +245,9 @@ static void table_print_row(const struct table *t, FILE *out, char *const *row)
         size_t w = display_width(v);
         int last = i == t->nc - 1;
         if (i) fputs("  ", out);
-        if (t->numeric[i]) pad(out, t->width[i] - w);
+        if (t->numeric[i] == 1) pad(out, t->width[i] - w);
         fputs(v, out);
-        if (!t->numeric[i] && !last) pad(out, t->width[i] - w);
+        if (t->numeric[i] != 1 && !last) pad(out, t->width[i] - w);
     }
     fputc('\n', out);
 }
@@ -282,7 +282,7 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
         size_t hn = strlen(header[i]);
         is_bytes[i] = hn >= 5 && strcmp(header[i] + hn - 5, "bytes") == 0;
         t.width[i] = display_width(header[i]);
-        t.numeric[i] = 1;
+        t.numeric[i] = -1;
     }
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         if (t.rows == t.cap) {
@@ -302,7 +302,9 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
             const char *v = cell_text(s, (int)i, buf, sizeof buf, 1, &n, &heap);
             if (is_bytes[i] && (type == SQLITE_INTEGER || type == SQLITE_FLOAT))
                 n = human_bytes(sqlite3_column_double(s, (int)i), buf, sizeof buf, n);
-            if (type != SQLITE_NULL && type != SQLITE_INTEGER && type != SQLITE_FLOAT)
+            if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
+                t.numeric[i] = t.numeric[i] ? 1 : 0;
+            else if (type != SQLITE_NULL)
                 t.numeric[i] = 0;
             if (v) {
                 row[i] = table_cell(v, n);
