@@ -22,15 +22,12 @@ static int make_dirs(const char *path)
         return -1;
     }
     for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
+        if (*p != '/') continue;
         *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -1;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
     struct stat st;
     if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
@@ -41,8 +38,7 @@ static int make_dirs(const char *path)
 
 void mt_plot_result_free(struct mt_plot_result *res)
 {
-    if (!res)
-        return;
+    if (!res) return;
     for (size_t i = 0; i < res->n_items; i++) {
         struct mt_plot_item *it = &res->items[i];
         free(it->name);
@@ -74,8 +70,10 @@ int mt_plot_parse_budgets(const char *list, double **out, size_t *n, char *err, 
         errno = 0;
         double d = strtod(p, &end);
         if (end == p || errno || !(d > 0) || (*end && *end != ',') || d > 1e12) {
-            snprintf(err, errlen, "bad budget list '%s': expected positive MiB values like "
-                     "1,2,4.5,64", list);
+            snprintf(err, errlen,
+                     "bad budget list '%s': expected positive MiB values like "
+                     "1,2,4.5,64",
+                     list);
             free(v);
             return -1;
         }
@@ -129,8 +127,7 @@ int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res
                      size_t errlen)
 {
     memset(res, 0, sizeof *res);
-    if (errlen)
-        err[0] = 0;
+    if (errlen) err[0] = 0;
     if (!opts || !opts->db_path) {
         snprintf(err, errlen, "no database given (--db FILE)");
         return -1;
@@ -139,9 +136,10 @@ int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res
     char gnuplot[4096];
     const char *prog = opts->gnuplot ? opts->gnuplot : "gnuplot";
     if (pl_find_program(prog, gnuplot, sizeof gnuplot) != 0) {
-        snprintf(err, errlen, "gnuplot not found%s%s: install gnuplot-nox (apt-get install "
-                 "gnuplot-nox) or put gnuplot on PATH", strchr(prog, '/') ? " at " : " on PATH",
-                 strchr(prog, '/') ? prog : "");
+        snprintf(err, errlen,
+                 "gnuplot not found%s%s: install gnuplot-nox (apt-get install "
+                 "gnuplot-nox) or put gnuplot on PATH",
+                 strchr(prog, '/') ? " at " : " on PATH", strchr(prog, '/') ? prog : "");
         return -1;
     }
     ctx.gnuplot = gnuplot;
@@ -149,14 +147,14 @@ int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res
     ctx.y_metric = opts->y_metric && *opts->y_metric ? opts->y_metric : "val_bpb";
     const char *out = opts->out_dir && *opts->out_dir ? opts->out_dir : "out";
     if (snprintf(ctx.out_dir, sizeof ctx.out_dir, "%s", out) >= (int)sizeof ctx.out_dir ||
-        snprintf(ctx.plots_dir, sizeof ctx.plots_dir, "%s/plots", out) >= (int)sizeof ctx.plots_dir) {
+        snprintf(ctx.plots_dir, sizeof ctx.plots_dir, "%s/plots", out) >=
+            (int)sizeof ctx.plots_dir) {
         snprintf(err, errlen, "output folder name too long");
         return -1;
     }
     snprintf(res->plots_dir, sizeof res->plots_dir, "%s", ctx.plots_dir);
     int rc = -1;
-    if (open_db(&ctx, err, errlen) != 0 || pl_load(&ctx, err, errlen) != 0)
-        goto out;
+    if (open_db(&ctx, err, errlen) != 0 || pl_load(&ctx, err, errlen) != 0) goto out;
     if (make_dirs(ctx.plots_dir) != 0) {
         snprintf(err, errlen, "cannot create %s: %s", ctx.plots_dir, strerror(errno));
         goto out;
@@ -166,22 +164,23 @@ int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res
         snprintf(err, errlen, "out of memory while plotting");
         goto out;
     }
-    if (pl_write_report(&ctx, err, errlen) != 0)
-        goto out;
+    if (pl_write_report(&ctx, err, errlen) != 0) goto out;
     if (ctx.n_runs == 0) {
         snprintf(err, errlen, "no runs in %s%s: nothing to plot (report: %s)", opts->db_path,
                  opts->sweep_id > 0 ? " for this sweep" : "", res->report_path);
         rc = 1;
     } else if (res->n_ok == 0) {
-        snprintf(err, errlen, "no successful run among %zu runs: no trade-off to plot (report "
-                 "lists the failures: %s)", ctx.n_runs, res->report_path);
+        snprintf(err, errlen,
+                 "no successful run among %zu runs: no trade-off to plot (report "
+                 "lists the failures: %s)",
+                 ctx.n_runs, res->report_path);
         rc = 1;
     } else {
         rc = 0;
     }
     snprintf(res->message, sizeof res->message,
-             "%zu plots in %s (%zu skipped, %zu failed); report: %s", res->n_drawn,
-             ctx.plots_dir, res->n_skipped, res->n_failed, res->report_path);
+             "%zu plots in %s (%zu skipped, %zu failed); report: %s", res->n_drawn, ctx.plots_dir,
+             res->n_skipped, res->n_failed, res->report_path);
 out:
     pl_ctx_free(&ctx);
     return rc;

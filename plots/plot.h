@@ -35,18 +35,18 @@ struct mt_plot_opts {
     const double *budgets_mib;  /* memory budgets for the report, in MiB; NULL: powers
                                    of two spanning the data */
     size_t n_budgets;
-    size_t max_runs;            /* per-run plots (timeline, sites, regions): at most this
-                                   many runs; 0: 8 */
-    const char *gnuplot;        /* NULL: "gnuplot" searched on PATH */
+    size_t max_runs;     /* per-run plots (timeline, sites, regions): at most this
+                            many runs; 0: 8 */
+    const char *gnuplot; /* NULL: "gnuplot" searched on PATH */
 };
 
 /* One plot that was drawn, skipped or failed. */
 struct mt_plot_item {
-    char *name;   /* stable id, e.g. "tradeoff_serving", "timeline_run12" */
-    char *title;  /* human title (the one drawn on the image) */
-    char *image;  /* path relative to OUT ("plots/x.png"), NULL when not drawn */
-    char *skip;   /* NULL when drawn; else a one-line reason (missing data) */
-    char *failed; /* NULL unless gnuplot failed: its first stderr line or exit status */
+    char *name;     /* stable id, e.g. "tradeoff_serving", "timeline_run12" */
+    char *title;    /* human title (the one drawn on the image) */
+    char *image;    /* path relative to OUT ("plots/x.png"), NULL when not drawn */
+    char *skip;     /* NULL when drawn; else a one-line reason (missing data) */
+    char *failed;   /* NULL unless gnuplot failed: its first stderr line or exit status */
     char *warnings; /* gnuplot's stderr when it succeeded but complained, else NULL */
 };
 
@@ -54,8 +54,8 @@ struct mt_plot_result {
     struct mt_plot_item *items; /* in drawing order; owned, free with mt_plot_result_free */
     size_t n_items;
     size_t n_drawn, n_skipped, n_failed;
-    size_t n_runs, n_ok;  /* runs selected, and how many of them succeeded */
-    long long sweep_id;   /* the sweep drawn (-1 for all runs) */
+    size_t n_runs, n_ok;    /* runs selected, and how many of them succeeded */
+    long long sweep_id;     /* the sweep drawn (-1 for all runs) */
     char report_path[4096]; /* OUT/report.html, empty if not written */
     char plots_dir[4096];   /* OUT/plots */
     char message[8448];     /* one-line summary for the terminal */

@@ -28,8 +28,7 @@ static char *col_str(struct pl_ctx *ctx, sqlite3_stmt *st, int i)
 /* First of several JSON paths that holds a scalar in facts (a JSON text), or NULL. */
 static char *json_fact(struct pl_ctx *ctx, const char *facts, const char *const *paths)
 {
-    if (!facts)
-        return NULL;
+    if (!facts) return NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT json_extract(?1, ?2) WHERE json_valid(?1) AND "
@@ -40,8 +39,7 @@ static char *json_fact(struct pl_ctx *ctx, const char *facts, const char *const 
     for (size_t i = 0; paths[i] && !out; i++) {
         sqlite3_bind_text(st, 1, facts, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, paths[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            out = col_str(ctx, st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW) out = col_str(ctx, st, 0);
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
@@ -51,11 +49,11 @@ static char *json_fact(struct pl_ctx *ctx, const char *facts, const char *const 
 /* "CPU model (N cores)" from the sweep's facts, else the first run's, else the host. */
 static void load_machine(struct pl_ctx *ctx, const char *sweep_facts, const char *host)
 {
-    static const char *const cpu_paths[] = {"$.cpu_model", "$.cpu.model", "$.cpu", "$.model_name",
-                                            "$.host.cpu_model", NULL};
-    static const char *const core_paths[] = {"$.cpu_cores", "$.cores", "$.nproc", "$.ncpus",
-                                             "$.cpus", "$.online_cpus", "$.cpu.cores",
-                                             "$.host.cores", NULL};
+    static const char *const cpu_paths[] = {"$.cpu_model",  "$.cpu.model",      "$.cpu",
+                                            "$.model_name", "$.host.cpu_model", NULL};
+    static const char *const core_paths[] = {"$.cpu_cores", "$.cores",      "$.nproc",
+                                             "$.ncpus",     "$.cpus",       "$.online_cpus",
+                                             "$.cpu.cores", "$.host.cores", NULL};
     char *run_facts = NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(ctx->db,
@@ -63,16 +61,13 @@ static void load_machine(struct pl_ctx *ctx, const char *sweep_facts, const char
                            "(?1 < 0 OR sweep_id = ?1) ORDER BY id LIMIT 1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, ctx->sweep_id);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            run_facts = col_str(ctx, st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW) run_facts = col_str(ctx, st, 0);
         sqlite3_finalize(st);
     }
     char *cpu = json_fact(ctx, sweep_facts, cpu_paths);
-    if (!cpu)
-        cpu = json_fact(ctx, run_facts, cpu_paths);
+    if (!cpu) cpu = json_fact(ctx, run_facts, cpu_paths);
     char *cores = json_fact(ctx, sweep_facts, core_paths);
-    if (!cores)
-        cores = json_fact(ctx, run_facts, core_paths);
+    if (!cores) cores = json_fact(ctx, run_facts, core_paths);
     if (cpu && cores)
         ctx->machine = pl_asprintf(ctx, "%s (%s cores)", cpu, cores);
     else if (cpu)
@@ -92,7 +87,8 @@ static int select_sweep(struct pl_ctx *ctx, char *err, size_t errlen)
     sqlite3_stmt *st;
     long long want = ctx->opts->sweep_id;
     if (want == MT_PLOT_SWEEP_LATEST) {
-        if (sqlite3_prepare_v2(ctx->db, "SELECT MAX(sweep_id) FROM runs", -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(ctx->db, "SELECT MAX(sweep_id) FROM runs", -1, &st, NULL) !=
+            SQLITE_OK)
             return fail_sql(ctx, err, errlen, "runs");
         want = MT_PLOT_SWEEP_ALL; /* runs outside any sweep (memtrade run) */
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
@@ -161,8 +157,7 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct pl_run *runs = pl_grow(ctx, ctx->runs, &cap, ctx->n_runs + 1, sizeof *runs);
-        if (!runs)
-            break;
+        if (!runs) break;
         ctx->runs = runs;
         struct pl_run *r = &runs[ctx->n_runs++];
         memset(r, 0, sizeof *r);
@@ -181,8 +176,7 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
         r->wall_s = sqlite3_column_double(st, 9);
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && !ctx->oom)
-        return fail_sql(ctx, err, errlen, "runs");
+    if (rc != SQLITE_DONE && !ctx->oom) return fail_sql(ctx, err, errlen, "runs");
 
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON "
@@ -192,12 +186,10 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
     sqlite3_bind_int64(st, 1, ctx->sweep_id);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct pl_run *r = run_by_id(ctx, sqlite3_column_int64(st, 0));
-        if (!r)
-            continue;
+        if (!r) continue;
         size_t pcap = r->n_params; /* grown one by one: capacity is the count */
         struct pl_param *p = pl_grow(ctx, r->params, &pcap, r->n_params + 1, sizeof *p);
-        if (!p)
-            break;
+        if (!p) break;
         r->params = p;
         p[r->n_params].key = col_str(ctx, st, 1);
         p[r->n_params].value = col_str(ctx, st, 2);
@@ -220,12 +212,10 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
     sqlite3_bind_int64(st, 1, ctx->sweep_id);
     while (sqlite3_step(st) == SQLITE_ROW) {
         struct pl_run *r = run_by_id(ctx, sqlite3_column_int64(st, 0));
-        if (!r)
-            continue;
+        if (!r) continue;
         size_t mcap = r->n_metrics;
         struct pl_metric *m = pl_grow(ctx, r->metrics, &mcap, r->n_metrics + 1, sizeof *m);
-        if (!m)
-            break;
+        if (!m) break;
         r->metrics = m;
         m += r->n_metrics++;
         memset(m, 0, sizeof *m);
@@ -252,8 +242,7 @@ const struct pl_metric *pl_run_metric(const struct pl_run *run, const char *name
 const char *pl_run_param(const struct pl_run *run, const char *key)
 {
     for (size_t i = 0; i < run->n_params; i++)
-        if (run->params[i].key && strcmp(run->params[i].key, key) == 0)
-            return run->params[i].value;
+        if (run->params[i].key && strcmp(run->params[i].key, key) == 0) return run->params[i].value;
     return NULL;
 }
 
@@ -269,12 +258,10 @@ int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const 
     memset(st, 0, sizeof *st);
     double small[64];
     double *v = cfg->n_runs <= 64 ? small : malloc(cfg->n_runs * sizeof *v);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     for (size_t i = 0; i < cfg->n_runs; i++) {
         const struct pl_metric *m = pl_run_metric(&ctx->runs[cfg->runs[i]], metric);
-        if (m && m->has)
-            v[st->n++] = m->value;
+        if (m && m->has) v[st->n++] = m->value;
     }
     if (st->n > 0) {
         qsort(v, st->n, sizeof *v, cmp_double);
@@ -282,8 +269,7 @@ int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const 
         st->max = v[st->n - 1];
         st->median = st->n % 2 ? v[st->n / 2] : (v[st->n / 2 - 1] + v[st->n / 2]) / 2;
     }
-    if (v != small)
-        free(v);
+    if (v != small) free(v);
     return st->n > 0;
 }
 
@@ -291,8 +277,7 @@ const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric)
 {
     for (size_t i = 0; i < ctx->n_runs; i++) {
         const struct pl_metric *m = pl_run_metric(&ctx->runs[i], metric);
-        if (m && m->unit && *m->unit)
-            return m->unit;
+        if (m && m->unit && *m->unit) return m->unit;
     }
     return NULL;
 }
@@ -300,8 +285,7 @@ const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric)
 int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric)
 {
     const char *u = pl_metric_unit(ctx, metric);
-    if (u)
-        return strcmp(u, "bytes") == 0 || strcmp(u, "B") == 0 || strcmp(u, "byte") == 0;
+    if (u) return strcmp(u, "bytes") == 0 || strcmp(u, "B") == 0 || strcmp(u, "byte") == 0;
     size_t n = strlen(metric);
     return n > 6 && strcmp(metric + n - 6, "_bytes") == 0;
 }
@@ -317,8 +301,7 @@ void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on
         on_front[i] = 1;
         for (size_t j = 0; j < n && on_front[i]; j++) {
             double yi = y_higher ? -y[i] : y[i], yj = y_higher ? -y[j] : y[j];
-            if (j != i && x[j] <= x[i] && yj <= yi && (x[j] < x[i] || yj < yi))
-                on_front[i] = 0;
+            if (j != i && x[j] <= x[i] && yj <= yi && (x[j] < x[i] || yj < yi)) on_front[i] = 0;
         }
     }
 }
@@ -326,12 +309,11 @@ void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on
 /* Order of runs inside the configuration grouping: config_key, then repeat, then id. */
 static int cmp_run_ptr(const void *a, const void *b)
 {
-    const struct pl_run *x = *(const struct pl_run *const *)a, *y = *(const struct pl_run *const *)b;
+    const struct pl_run *x = *(const struct pl_run *const *)a,
+                        *y = *(const struct pl_run *const *)b;
     int c = strcmp(pl_s(x->config_key), pl_s(y->config_key));
-    if (c)
-        return c;
-    if (x->repeat != y->repeat)
-        return x->repeat < y->repeat ? -1 : 1;
+    if (c) return c;
+    if (x->repeat != y->repeat) return x->repeat < y->repeat ? -1 : 1;
     return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -344,8 +326,7 @@ static char *varying_label(struct pl_ctx *ctx, const struct pl_config *cfg)
         int varies = 0;
         for (size_t c = 0; c < ctx->n_configs && !varies; c++) {
             const struct pl_config *o = &ctx->configs[c];
-            if (o == cfg || strcmp(pl_s(o->workload), pl_s(cfg->workload)) != 0)
-                continue;
+            if (o == cfg || strcmp(pl_s(o->workload), pl_s(cfg->workload)) != 0) continue;
             const char *v = pl_run_param(&ctx->runs[o->runs[0]], r->params[p].key);
             varies = !v || strcmp(v, pl_s(r->params[p].value)) != 0;
         }
@@ -353,8 +334,7 @@ static char *varying_label(struct pl_ctx *ctx, const struct pl_config *cfg)
             pl_buf_printf(&b, "%s%s=%s", b.len ? " " : "", pl_s(r->params[p].key),
                           pl_s(r->params[p].value));
     }
-    if (b.oom)
-        ctx->oom = 1;
+    if (b.oom) ctx->oom = 1;
     if (b.len == 0) {
         pl_buf_free(&b);
         return pl_strdup(ctx, cfg->workload);
@@ -365,8 +345,7 @@ static char *varying_label(struct pl_ctx *ctx, const struct pl_config *cfg)
 static int family_of(struct pl_ctx *ctx, const char *workload)
 {
     for (size_t i = 0; i < ctx->n_families; i++)
-        if (strcmp(ctx->families[i], workload) == 0)
-            return (int)i;
+        if (strcmp(ctx->families[i], workload) == 0) return (int)i;
     return -1;
 }
 
@@ -374,8 +353,7 @@ static int cmp_family(const void *a, const void *b)
 {
     const char *x = *(const char *const *)a, *y = *(const char *const *)b;
     int bx = strcmp(x, "baseline") == 0, by = strcmp(y, "baseline") == 0;
-    if (bx != by)
-        return by - bx;
+    if (bx != by) return by - bx;
     return strcmp(x, y);
 }
 
@@ -386,8 +364,7 @@ static int build_configs(struct pl_ctx *ctx)
         n_ok += ctx->runs[i].status && strcmp(ctx->runs[i].status, "ok") == 0;
     ctx->res->n_runs = ctx->n_runs;
     ctx->res->n_ok = n_ok;
-    if (n_ok == 0)
-        return 0;
+    if (n_ok == 0) return 0;
     const struct pl_run **ok = malloc(n_ok * sizeof *ok);
     ctx->configs = calloc(n_ok, sizeof *ctx->configs);
     ctx->families = calloc(n_ok, sizeof *ctx->families);
@@ -398,8 +375,7 @@ static int build_configs(struct pl_ctx *ctx)
     }
     size_t k = 0;
     for (size_t i = 0; i < ctx->n_runs; i++)
-        if (ctx->runs[i].status && strcmp(ctx->runs[i].status, "ok") == 0)
-            ok[k++] = &ctx->runs[i];
+        if (ctx->runs[i].status && strcmp(ctx->runs[i].status, "ok") == 0) ok[k++] = &ctx->runs[i];
     qsort(ok, n_ok, sizeof *ok, cmp_run_ptr);
     for (size_t i = 0; i < n_ok; i++) {
         struct pl_config *c = ctx->n_configs ? &ctx->configs[ctx->n_configs - 1] : NULL;
@@ -418,8 +394,7 @@ static int build_configs(struct pl_ctx *ctx)
         c->runs[c->n_runs++] = (size_t)(ok[i] - ctx->runs);
     }
     free(ok);
-    if (ctx->oom)
-        return -1;
+    if (ctx->oom) return -1;
     qsort(ctx->families, ctx->n_families, sizeof *ctx->families, cmp_family);
     for (size_t i = 0; i < ctx->n_configs; i++) {
         struct pl_config *c = &ctx->configs[i];
@@ -448,8 +423,7 @@ int pl_load(struct pl_ctx *ctx, char *err, size_t errlen)
                  ctx->opts->db_path);
         return -1;
     }
-    if (select_sweep(ctx, err, errlen) != 0 || load_runs(ctx, err, errlen) != 0)
-        return -1;
+    if (select_sweep(ctx, err, errlen) != 0 || load_runs(ctx, err, errlen) != 0) return -1;
     return build_configs(ctx) == 0 ? 0 : (snprintf(err, errlen, "out of memory"), -1);
 }
 
@@ -486,7 +460,6 @@ void pl_ctx_free(struct pl_ctx *ctx)
     free(ctx->sweep_name);
     free(ctx->machine);
     pl_buf_free(&ctx->report_tables);
-    if (ctx->db)
-        sqlite3_close(ctx->db);
+    if (ctx->db) sqlite3_close(ctx->db);
     memset(ctx, 0, sizeof *ctx);
 }

@@ -14,7 +14,10 @@
 
 enum panel_kind { KIND_SERVING, KIND_TRAINING, KIND_ANY };
 
-static int is_baseline(const struct pl_config *c) { return strcmp(c->workload, "baseline") == 0; }
+static int is_baseline(const struct pl_config *c)
+{
+    return strcmp(c->workload, "baseline") == 0;
+}
 
 static int has_metric(const struct pl_ctx *ctx, const struct pl_config *c, const char *m)
 {
@@ -26,11 +29,15 @@ static int in_panel(const struct pl_ctx *ctx, const struct pl_config *c, enum pa
 {
     int infer = has_metric(ctx, c, "infer_peak_bytes");
     int model = has_metric(ctx, c, "model_bytes");
-    int train = has_metric(ctx, c, "train_peak_bytes") || has_metric(ctx, c, "train_peak_bytes@rankmax");
+    int train =
+        has_metric(ctx, c, "train_peak_bytes") || has_metric(ctx, c, "train_peak_bytes@rankmax");
     switch (kind) {
-    case KIND_SERVING: return infer || (model && (!train || is_baseline(c)));
-    case KIND_TRAINING: return train && (!infer || is_baseline(c));
-    default: return 1;
+    case KIND_SERVING:
+        return infer || (model && (!train || is_baseline(c)));
+    case KIND_TRAINING:
+        return train && (!infer || is_baseline(c));
+    default:
+        return 1;
     }
 }
 
@@ -54,13 +61,11 @@ static size_t build_points(struct pl_ctx *ctx, enum panel_kind kind, const char 
     for (size_t i = 0; i < ctx->n_configs; i++) {
         const struct pl_config *c = &ctx->configs[i];
         struct pl_stat sy, sx;
-        if (!in_panel(ctx, c, kind) || !pl_config_stat(ctx, c, y_metric, &sy))
-            continue;
+        if (!in_panel(ctx, c, kind) || !pl_config_stat(ctx, c, y_metric, &sy)) continue;
         size_t k = 0;
         while (x_metrics[k] && !pl_config_stat(ctx, c, x_metrics[k], &sx))
             k++;
-        if (!x_metrics[k])
-            continue;
+        if (!x_metrics[k]) continue;
         double scale = pl_is_bytes_metric(ctx, x_metrics[k]) ? PL_MIB : 1.0;
         if (!(sx.median > 0)) {
             (*n_dropped)++;
@@ -71,8 +76,12 @@ static size_t build_points(struct pl_ctx *ctx, enum panel_kind kind, const char 
             (*n_fallback)++;
         else if (k > 1)
             (*n_fallback)++;
-        pts[n] = (struct pl_point){.cfg = i, .x = sx.median / scale, .y = sy.median,
-                                   .ylo = sy.min, .yhi = sy.max, .n = sy.n,
+        pts[n] = (struct pl_point){.cfg = i,
+                                   .x = sx.median / scale,
+                                   .y = sy.median,
+                                   .ylo = sy.min,
+                                   .yhi = sy.max,
+                                   .n = sy.n,
                                    .baseline = is_baseline(c)};
         n++;
     }
@@ -82,8 +91,7 @@ static size_t build_points(struct pl_ctx *ctx, enum panel_kind kind, const char 
 static int cmp_point_x(const void *a, const void *b)
 {
     const struct pl_point *p = a, *q = b;
-    if (p->x != q->x)
-        return p->x < q->x ? -1 : 1;
+    if (p->x != q->x) return p->x < q->x ? -1 : 1;
     return (p->y > q->y) - (p->y < q->y);
 }
 
@@ -118,11 +126,9 @@ static void write_points(struct pl_ctx *ctx, FILE *f, const struct pl_panel *p, 
         for (size_t i = 0; i < p->n; i++) {
             const struct pl_point *pt = &p->pts[i];
             const struct pl_config *c = &ctx->configs[pt->cfg];
-            if ((size_t)c->family != fam)
-                continue;
+            if ((size_t)c->family != fam) continue;
             if (fam_used[fam] < 0) {
-                if (block > 0)
-                    fputs("\n\n", f);
+                if (block > 0) fputs("\n\n", f);
                 fam_used[fam] = block++;
             }
             fprintf(f, "%zu\t", fam);
@@ -160,8 +166,7 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         if (pf) {
             fprintf(pf, "# Pareto front of %s: x\ty\trun_id\tlabel (ascending x)\n", p->name);
             for (size_t i = 0; i < p->n; i++) {
-                if (!p->pts[i].pareto)
-                    continue;
+                if (!p->pts[i].pareto) continue;
                 const struct pl_config *c = &ctx->configs[p->pts[i].cfg];
                 fprintf(pf, "%.10g\t%.10g\t%lld\t", p->pts[i].x, p->pts[i].y,
                         ctx->runs[c->runs[0]].id);
@@ -185,8 +190,8 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         xmax = fmax(xmax, p->pts[i].x);
     }
     /* Log x with some room either side so labels and edge points stay visible. */
-    fprintf(gp, "set logscale x 2\nset xrange [%.10g:%.10g]\nset format x '%%g'\n",
-            xmin / 1.6, xmax * 2.2);
+    fprintf(gp, "set logscale x 2\nset xrange [%.10g:%.10g]\nset format x '%%g'\n", xmin / 1.6,
+            xmax * 2.2);
     fputs("set xlabel ", gp);
     pl_gp_str(gp, p->x_label);
     fputs("\nset ylabel ", gp);
@@ -208,8 +213,10 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         fprintf(gp, " at %.10g,%.10g offset char 0.7,0.5 font ',8' tc rgb '#333333'\n", pt->x,
                 pt->y);
         if (pt->baseline && label_no < 100000)
-            fprintf(gp, "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead "
-                        "dt 2 lc rgb '#888888'\n", pt->y, pt->y);
+            fprintf(gp,
+                    "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead "
+                    "dt 2 lc rgb '#888888'\n",
+                    pt->y, pt->y);
     }
     fputs("plot ", gp);
     int first = 1;
@@ -222,21 +229,23 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         first = 0;
     }
     for (size_t fam = 0; fam < ctx->n_families; fam++) {
-        if (fam_used[fam] < 0)
-            continue;
+        if (fam_used[fam] < 0) continue;
         int base = strcmp(ctx->families[fam], "baseline") == 0;
         const char *color = base ? "#000000" : pl_color(fam);
         int pt = base ? 3 : pl_marker(fam);
-        fprintf(gp, "%s\\\n  '%s.dat' index %d using 3:4 with points pt %d ps %s lc rgb '%s' "
-                    "title ", first ? "" : ", ", p->name, fam_used[fam], pt, base ? "2.5" : "1.6",
-                color);
+        fprintf(gp,
+                "%s\\\n  '%s.dat' index %d using 3:4 with points pt %d ps %s lc rgb '%s' "
+                "title ",
+                first ? "" : ", ", p->name, fam_used[fam], pt, base ? "2.5" : "1.6", color);
         pl_gp_str_max(gp, base ? "baseline (fp32)" : ctx->families[fam], 40);
         int repeats = 0;
         for (size_t i = 0; i < p->n; i++)
             repeats |= (size_t)ctx->configs[p->pts[i].cfg].family == fam && p->pts[i].n > 1;
         if (repeats) /* error bars: min..max over repeats */
-            fprintf(gp, ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars "
-                        "ps 0 lc rgb '%s' notitle", p->name, fam_used[fam], color);
+            fprintf(gp,
+                    ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars "
+                    "ps 0 lc rgb '%s' notitle",
+                    p->name, fam_used[fam], color);
         first = 0;
     }
     fputc('\n', gp);
@@ -246,8 +255,7 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
 }
 
 static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *what,
-                           enum panel_kind kind, const char *const *x_metrics,
-                           const char *x_prefix)
+                           enum panel_kind kind, const char *const *x_metrics, const char *x_prefix)
 {
     struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
     if (!pts) {
@@ -261,9 +269,8 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
     char *title = pl_asprintf(ctx, "%s: %s against %s", what, ctx->y_metric,
                               x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0]);
     if (n == 0) {
-        pl_item_skip(ctx, name, title,
-                     "no successful run has both %s and %s%s", ctx->y_metric,
-                     kind == KIND_SERVING  ? "infer_peak_bytes or model_bytes"
+        pl_item_skip(ctx, name, title, "no successful run has both %s and %s%s", ctx->y_metric,
+                     kind == KIND_SERVING    ? "infer_peak_bytes or model_bytes"
                      : kind == KIND_TRAINING ? "train_peak_bytes"
                                              : x_metrics[1],
                      n_dropped ? " (some have memory <= 0)" : "");
@@ -274,9 +281,14 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
             snprintf(note, sizeof note, "%zu point(s) use %s (no %s)", n_fallback,
                      kind == KIND_SERVING ? "model_bytes" : "another memory metric",
                      kind == KIND_SERVING ? "infer_peak_bytes" : x_metrics[0]);
-        struct pl_panel p = {.name = name, .what = title, .x_metric = x_metrics[0],
-                             .x_label = x_label, .y_metric = ctx->y_metric, .y_label = y_label,
-                             .pts = pts, .n = n};
+        struct pl_panel p = {.name = name,
+                             .what = title,
+                             .x_metric = x_metrics[0],
+                             .x_label = x_label,
+                             .y_metric = ctx->y_metric,
+                             .y_label = y_label,
+                             .pts = pts,
+                             .n = n};
         draw_scatter(ctx, &p, 1, note);
         pl_report_panel(ctx, &p);
     }
@@ -317,9 +329,15 @@ void pl_draw_speed(struct pl_ctx *ctx)
         const char *speed, *name;
         const char *mem[4];
     } kinds[] = {
-        {"train_tokens_per_s", "speed_train", {"train_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
-        {"eval_tokens_per_s", "speed_eval", {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
-        {"decode_tokens_per_s", "speed_decode", {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+        {"train_tokens_per_s",
+         "speed_train",
+         {"train_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+        {"eval_tokens_per_s",
+         "speed_eval",
+         {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
+        {"decode_tokens_per_s",
+         "speed_decode",
+         {"infer_peak_bytes", "peak_heap_bytes", "peak_rss_bytes", NULL}},
     };
     struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
     if (!pts) {
@@ -342,9 +360,14 @@ void pl_draw_speed(struct pl_ctx *ctx)
         } else {
             char *x_label = axis_label(ctx, mem, "peak memory");
             char *y_label = axis_label(ctx, kinds[k].speed, NULL);
-            struct pl_panel p = {.name = kinds[k].name, .what = title, .x_metric = mem,
-                                 .x_label = x_label, .y_metric = kinds[k].speed,
-                                 .y_label = y_label, .pts = pts, .n = n};
+            struct pl_panel p = {.name = kinds[k].name,
+                                 .what = title,
+                                 .x_metric = mem,
+                                 .x_label = x_label,
+                                 .y_metric = kinds[k].speed,
+                                 .y_label = y_label,
+                                 .pts = pts,
+                                 .n = n};
             draw_scatter(ctx, &p, 0, NULL);
             free(x_label);
             free(y_label);
@@ -358,8 +381,7 @@ void pl_draw_speed(struct pl_ctx *ctx)
 static int numeric(const char *s, double *v)
 {
     char *end;
-    if (!s || !*s)
-        return 0;
+    if (!s || !*s) return 0;
     *v = strtod(s, &end);
     return *end == 0 && isfinite(*v);
 }
@@ -376,8 +398,7 @@ static size_t varying_keys(struct pl_ctx *ctx, const char *workload, const char 
     size_t n = 0;
     for (size_t i = 0; i < ctx->n_configs; i++) {
         const struct pl_config *c = &ctx->configs[i];
-        if (strcmp(c->workload, workload) != 0)
-            continue;
+        if (strcmp(c->workload, workload) != 0) continue;
         const struct pl_run *r = &ctx->runs[c->runs[0]];
         for (size_t p = 0; p < r->n_params; p++) {
             const char *key = r->params[p].key;
@@ -386,13 +407,11 @@ static size_t varying_keys(struct pl_ctx *ctx, const char *workload, const char 
                 seen |= strcmp(keys[k], key) == 0;
             for (size_t j = 0; j < ctx->n_configs && !seen && !varies; j++) {
                 const struct pl_config *o = &ctx->configs[j];
-                if (strcmp(o->workload, workload) != 0)
-                    continue;
+                if (strcmp(o->workload, workload) != 0) continue;
                 const char *v = pl_run_param(&ctx->runs[o->runs[0]], key);
                 varies = !v || strcmp(v, pl_s(r->params[p].value)) != 0;
             }
-            if (varies && n < max)
-                keys[n++] = key;
+            if (varies && n < max) keys[n++] = key;
         }
     }
     return n;
@@ -407,10 +426,8 @@ static char *fixed_part(struct pl_ctx *ctx, const struct pl_run *r, const char *
         if (k != skip)
             pl_buf_printf(&b, "%s%s=%s", b.len ? ", " : "", keys[k],
                           pl_s(pl_run_param(r, keys[k])));
-    if (b.oom)
-        ctx->oom = 1;
-    if (!b.s)
-        return pl_strdup(ctx, "");
+    if (b.oom) ctx->oom = 1;
+    if (!b.s) return pl_strdup(ctx, "");
     return b.s;
 }
 
@@ -432,10 +449,9 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
         if (strcmp(c->workload, workload) != 0 || !pl_config_stat(ctx, c, ctx->y_metric, &sy))
             continue;
         const struct pl_run *r = &ctx->runs[c->runs[0]];
-        if (!numeric(pl_run_param(r, keys[kx]), &xv))
-            continue;
-        pts[n] = (struct pl_point){.cfg = i, .x = xv, .y = sy.median, .ylo = sy.min,
-                                   .yhi = sy.max, .n = sy.n};
+        if (!numeric(pl_run_param(r, keys[kx]), &xv)) continue;
+        pts[n] = (struct pl_point){
+            .cfg = i, .x = xv, .y = sy.median, .ylo = sy.min, .yhi = sy.max, .n = sy.n};
         series[n++] = fixed_part(ctx, r, keys, nk, kx);
     }
     /* Group by series (stable on x): selection into blocks of equal series text. */
@@ -449,18 +465,14 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     char *safe_w = pl_safe_name(ctx, workload), *safe_k = pl_safe_name(ctx, keys[kx]);
     name = pl_asprintf(ctx, "curve_%s_%s", pl_s(safe_w), pl_s(safe_k));
     title = pl_asprintf(ctx, "%s: %s against %s", workload, ctx->y_metric, keys[kx]);
-    if (!done || !line || !name || !title)
-        goto out;
+    if (!done || !line || !name || !title) goto out;
     for (size_t i = 0; i < n; i++) {
         size_t m = 0;
         for (size_t j = i; j < n; j++)
-            if (!done[j] && strcmp(series[j], series[i]) == 0)
-                m++;
-        if (!done[i] && m >= 2)
-            n_series++;
+            if (!done[j] && strcmp(series[j], series[i]) == 0) m++;
+        if (!done[i] && m >= 2) n_series++;
     }
-    if (n_series == 0)
-        goto out;
+    if (n_series == 0) goto out;
     if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
         !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
         pl_item_skip(ctx, name, title, "%s", err);
@@ -481,19 +493,16 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     fputs("\nset offsets graph 0.05, graph 0.05, graph 0.08, graph 0.08\nplot ", gp);
     int block = 0;
     for (size_t i = 0; i < n; i++) {
-        if (done[i])
-            continue;
+        if (done[i]) continue;
         size_t m = 0;
         for (size_t j = i; j < n; j++)
             if (!done[j] && strcmp(series[j], series[i]) == 0) {
                 line[m++] = pts[j];
                 done[j] = 1;
             }
-        if (m < 2)
-            continue;
+        if (m < 2) continue;
         qsort(line, m, sizeof *line, cmp_point_x_only);
-        if (block > 0)
-            fputs("\n\n", dat);
+        if (block > 0) fputs("\n\n", dat);
         for (size_t j = 0; j < m; j++) {
             const struct pl_config *c = &ctx->configs[line[j].cfg];
             fprintf(dat, "%.10g\t%.10g\t%.10g\t%.10g\t%zu\t%lld\t", line[j].x, line[j].y,
@@ -501,26 +510,27 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
             pl_dat_text(dat, c->point_label);
             fputc('\n', dat);
         }
-        fprintf(gp, "%s\\\n  '%s.dat' index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' "
-                    "title ", block ? ", " : "", name, block, pl_marker((size_t)block),
-                pl_color((size_t)block));
+        fprintf(gp,
+                "%s\\\n  '%s.dat' index %d using 1:2 with linespoints lw 2 pt %d lc rgb '%s' "
+                "title ",
+                block ? ", " : "", name, block, pl_marker((size_t)block), pl_color((size_t)block));
         pl_gp_str_max(gp, *series[i] ? series[i] : workload, 50);
         int repeats = 0;
         for (size_t j = 0; j < m; j++)
             repeats |= line[j].n > 1;
         if (repeats)
-            fprintf(gp, ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars "
-                        "ps 0 lc rgb '%s' notitle", name, block, pl_color((size_t)block));
+            fprintf(gp,
+                    ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars "
+                    "ps 0 lc rgb '%s' notitle",
+                    name, block, pl_color((size_t)block));
         block++;
     }
     fputc('\n', gp);
     pl_finish(ctx, &dat, &gp, name, title);
     drawn = 1;
 out:
-    if (dat)
-        fclose(dat);
-    if (gp)
-        fclose(gp);
+    if (dat) fclose(dat);
+    if (gp) fclose(gp);
     for (size_t i = 0; i < n; i++)
         free(series[i]);
     free(series);
@@ -556,7 +566,8 @@ void pl_draw_curves(struct pl_ctx *ctx)
     if (drawn == 0)
         pl_item_skip(ctx, "curves", "accuracy against one knob",
                      "no workload varies a numeric parameter with the others fixed "
-                     "(%s reported)%s%s", ctx->y_metric, why.len ? "; tried " : "", pl_s(why.s));
+                     "(%s reported)%s%s",
+                     ctx->y_metric, why.len ? "; tried " : "", pl_s(why.s));
     pl_buf_free(&why);
     free(pts);
 }
@@ -582,12 +593,10 @@ void pl_draw_loss(struct pl_ctx *ctx)
         char *title = pl_asprintf(ctx, "%s: training loss", w);
         FILE *dat = name ? pl_open(ctx, name, "dat", err, sizeof err) : NULL;
         int lines = 0;
-        if (dat)
-            fputs("# step\ttrain_loss, one block per configuration (first repeat)\n", dat);
+        if (dat) fputs("# step\ttrain_loss, one block per configuration (first repeat)\n", dat);
         for (size_t i = 0; dat && i < ctx->n_configs && lines < 12; i++) {
             const struct pl_config *c = &ctx->configs[i];
-            if (strcmp(c->workload, w) != 0)
-                continue;
+            if (strcmp(c->workload, w) != 0) continue;
             sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
             int rows = 0;
             while (sqlite3_step(st) == SQLITE_ROW) {
@@ -603,8 +612,7 @@ void pl_draw_loss(struct pl_ctx *ctx)
             sqlite3_reset(st);
             lines += rows > 0;
         }
-        if (dat)
-            fclose(dat);
+        if (dat) fclose(dat);
         FILE *gp = lines ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
         if (gp) {
             pl_gp_preamble(ctx, gp, name, 1000, 650);
@@ -613,14 +621,13 @@ void pl_draw_loss(struct pl_ctx *ctx)
             int block = 0;
             for (size_t i = 0; i < ctx->n_configs && block < lines; i++) {
                 const struct pl_config *c = &ctx->configs[i];
-                if (strcmp(c->workload, w) != 0)
-                    continue;
+                if (strcmp(c->workload, w) != 0) continue;
                 sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
                 int has = sqlite3_step(st) == SQLITE_ROW;
                 sqlite3_reset(st);
-                if (!has)
-                    continue;
-                fprintf(gp, "%s\\\n  '%s.dat' index %d using 1:2 with lines lw 2 lc rgb '%s' title ",
+                if (!has) continue;
+                fprintf(gp,
+                        "%s\\\n  '%s.dat' index %d using 1:2 with lines lw 2 lc rgb '%s' title ",
                         block ? ", " : "", name, block, pl_color((size_t)block));
                 pl_gp_str_max(gp, c->point_label, 50);
                 block++;

@@ -57,11 +57,9 @@ void pl_buf_free(struct pl_buf *b)
 
 char *pl_strdup(struct pl_ctx *ctx, const char *s)
 {
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     char *d = strdup(s);
-    if (!d)
-        ctx->oom = 1;
+    if (!d) ctx->oom = 1;
     return d;
 }
 
@@ -80,8 +78,7 @@ char *pl_asprintf(struct pl_ctx *ctx, const char *fmt, ...)
 
 void *pl_grow(struct pl_ctx *ctx, void *p, size_t *cap, size_t need, size_t elem)
 {
-    if (need <= *cap)
-        return p;
+    if (need <= *cap) return p;
     size_t c = *cap ? *cap : 8;
     while (c < need)
         c *= 2;
@@ -109,8 +106,7 @@ static size_t utf8_len(const unsigned char *s)
     else
         return 0;
     for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
+        if ((s[i] & 0xc0) != 0x80) return 0;
     return n;
 }
 
@@ -134,8 +130,7 @@ static void put_clean(FILE *f, const char *s, size_t max_chars, int dup)
             fputc(' ', f);
         } else {
             fwrite(p, 1, n, f);
-            if (n == 1 && *p == dup)
-                fputc(*p, f);
+            if (n == 1 && *p == dup) fputc(*p, f);
         }
         p += n;
         chars++;
@@ -149,7 +144,10 @@ void pl_gp_str_max(FILE *f, const char *s, size_t max_chars)
     fputc('\'', f);
 }
 
-void pl_gp_str(FILE *f, const char *s) { pl_gp_str_max(f, s, 0); }
+void pl_gp_str(FILE *f, const char *s)
+{
+    pl_gp_str_max(f, s, 0);
+}
 
 void pl_dat_text(FILE *f, const char *s)
 {
@@ -172,12 +170,25 @@ void pl_html(FILE *f, const char *s)
         }
         if (n == 1) {
             switch (*p) {
-            case '&': fputs("&amp;", f); break;
-            case '<': fputs("&lt;", f); break;
-            case '>': fputs("&gt;", f); break;
-            case '"': fputs("&quot;", f); break;
-            case '\'': fputs("&#39;", f); break;
-            case '\n': case '\t': fputc(*p, f); break;
+            case '&':
+                fputs("&amp;", f);
+                break;
+            case '<':
+                fputs("&lt;", f);
+                break;
+            case '>':
+                fputs("&gt;", f);
+                break;
+            case '"':
+                fputs("&quot;", f);
+                break;
+            case '\'':
+                fputs("&#39;", f);
+                break;
+            case '\n':
+            case '\t':
+                fputc(*p, f);
+                break;
             default:
                 if (*p < 0x20 || *p == 0x7f)
                     fputc(' ', f);
@@ -194,7 +205,10 @@ void pl_html(FILE *f, const char *s)
 /* Colour-blind-friendly palette (Okabe-Ito, then darker extras). */
 static const char *const palette[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00",
                                       "#56b4e9", "#7f7f00", "#882255", "#332288", "#44aa99"};
-const char *pl_color(size_t i) { return palette[i % (sizeof palette / sizeof palette[0])]; }
+const char *pl_color(size_t i)
+{
+    return palette[i % (sizeof palette / sizeof palette[0])];
+}
 
 int pl_marker(size_t i)
 {
@@ -205,40 +219,34 @@ int pl_marker(size_t i)
 char *pl_safe_name(struct pl_ctx *ctx, const char *s)
 {
     char *d = pl_strdup(ctx, pl_s(s));
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     for (char *p = d; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '_'))
             *p = '_';
-    if (strlen(d) > 40)
-        d[40] = 0;
+    if (strlen(d) > 40) d[40] = 0;
     return d;
 }
 
 int pl_find_program(const char *name, char *path, size_t pathlen)
 {
     if (strchr(name, '/')) {
-        if (access(name, X_OK) != 0)
-            return -1;
+        if (access(name, X_OK) != 0) return -1;
         snprintf(path, pathlen, "%s", name);
         return 0;
     }
     const char *env = getenv("PATH");
-    if (!env)
-        return -1;
+    if (!env) return -1;
     const char *p = env;
     while (*p) {
         const char *end = strchr(p, ':');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         if (len > 0 && (size_t)snprintf(path, pathlen, "%.*s/%s", (int)len, p, name) < pathlen) {
             struct stat st;
-            if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0)
-                return 0;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0) return 0;
         }
         p += len;
-        if (*p == ':')
-            p++;
+        if (*p == ':') p++;
     }
     return -1;
 }
@@ -248,23 +256,27 @@ FILE *pl_open(struct pl_ctx *ctx, const char *name, const char *suffix, char *er
     char path[4400];
     snprintf(path, sizeof path, "%s/%s.%s", ctx->plots_dir, name, suffix);
     FILE *f = fopen(path, "w");
-    if (!f)
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    if (!f) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
     return f;
 }
 
 void pl_gp_preamble(struct pl_ctx *ctx, FILE *f, const char *name, int width, int height)
 {
     if (ctx->opts->format == MT_PLOT_SVG)
-        fprintf(f, "set terminal svg noenhanced size %d,%d dynamic font 'DejaVu Sans,11' "
-                   "background '#ffffff'\n", width, height);
+        fprintf(f,
+                "set terminal svg noenhanced size %d,%d dynamic font 'DejaVu Sans,11' "
+                "background '#ffffff'\n",
+                width, height);
     else
-        fprintf(f, "set terminal pngcairo noenhanced size %d,%d font 'DejaVu Sans,10' "
-                   "background '#ffffff'\n", width, height);
+        fprintf(f,
+                "set terminal pngcairo noenhanced size %d,%d font 'DejaVu Sans,10' "
+                "background '#ffffff'\n",
+                width, height);
     fprintf(f, "set output '%s.%s'\n", name, ctx->ext);
     fputs("set datafile separator '\\t'\nset datafile missing 'NaN'\nset encoding utf8\n"
           "set grid lc rgb '#dddddd'\nset border lc rgb '#444444'\n"
-          "set key outside right top box lc rgb '#bbbbbb'\n", f);
+          "set key outside right top box lc rgb '#bbbbbb'\n",
+          f);
 }
 
 void pl_gp_title(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra)
@@ -279,7 +291,8 @@ void pl_gp_title_expr(FILE *f, const char *what, const struct pl_ctx *ctx, const
     pl_gp_str_max(f, what, 120);
     fputs(" . \"\\n\" . ", f);
     char line[1024];
-    snprintf(line, sizeof line, "sweep %s \xe2\x80\x94 %s", pl_s(ctx->sweep_name), pl_s(ctx->machine));
+    snprintf(line, sizeof line, "sweep %s \xe2\x80\x94 %s", pl_s(ctx->sweep_name),
+             pl_s(ctx->machine));
     pl_gp_str_max(f, line, 140);
     if (extra && *extra) {
         fputs(" . \"\\n\" . ", f);
@@ -307,8 +320,7 @@ static struct mt_plot_item *new_item(struct pl_ctx *ctx, const char *name, const
 void pl_item_skip(struct pl_ctx *ctx, const char *name, const char *title, const char *fmt, ...)
 {
     struct mt_plot_item *it = new_item(ctx, name, title);
-    if (!it)
-        return;
+    if (!it) return;
     va_list ap;
     va_start(ap, fmt);
     if (vasprintf(&it->skip, fmt, ap) < 0) {
@@ -335,8 +347,7 @@ static size_t slurp(const char *path, char *buf, size_t cap)
 void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title)
 {
     struct mt_plot_item *it = new_item(ctx, name, title);
-    if (!it)
-        return;
+    if (!it) return;
     char script[512], errfile[512], image[512], errpath[4700], imgpath[4700];
     snprintf(script, sizeof script, "%s.gp", name);
     snprintf(errfile, sizeof errfile, "%s.err", name);
@@ -349,12 +360,10 @@ void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title)
     pid_t pid = fork();
     if (pid == 0) {
         /* Child: only async-signal-safe calls until exec. */
-        if (chdir(ctx->plots_dir) != 0)
-            _exit(126);
+        if (chdir(ctx->plots_dir) != 0) _exit(126);
         int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int devnull = open("/dev/null", O_RDWR);
-        if (fd < 0 || devnull < 0)
-            _exit(126);
+        if (fd < 0 || devnull < 0) _exit(126);
         dup2(devnull, 0);
         dup2(devnull, 1);
         dup2(fd, 2);
@@ -368,8 +377,7 @@ void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title)
             ;
         /* A caller that reaps every child (SIGCHLD handler) took the status: judge by the
            image and stderr alone. */
-        if (w < 0)
-            status_known = 0;
+        if (w < 0) status_known = 0;
     }
     char msg[2048];
     size_t n = slurp(errpath, msg, sizeof msg);

@@ -59,7 +59,7 @@ struct pl_config {
     const char *config_key, *workload;
     size_t *runs; /* indices into ctx->runs, ascending repeat */
     size_t n_runs;
-    int family;  /* index into ctx->families */
+    int family;        /* index into ctx->families */
     char *point_label; /* the run label, or the params that vary within the workload */
 };
 
@@ -94,7 +94,10 @@ char *pl_strdup(struct pl_ctx *ctx, const char *s);
 char *pl_asprintf(struct pl_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *pl_grow(struct pl_ctx *ctx, void *p, size_t *cap, size_t need, size_t elem);
 /* "" for NULL, so optional strings can be printed directly. */
-static inline const char *pl_s(const char *s) { return s ? s : ""; }
+static inline const char *pl_s(const char *s)
+{
+    return s ? s : "";
+}
 
 /* plot_data.c: loading and aggregation. */
 int pl_load(struct pl_ctx *ctx, char *err, size_t errlen);
@@ -110,14 +113,14 @@ int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric);
 void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on_front);
 
 /* plot_gp.c: gnuplot scripts and HTML text. */
-void pl_gp_str(FILE *f, const char *s);           /* a single-quoted gnuplot string */
+void pl_gp_str(FILE *f, const char *s); /* a single-quoted gnuplot string */
 void pl_gp_str_max(FILE *f, const char *s, size_t max_chars);
 void pl_gp_preamble(struct pl_ctx *ctx, FILE *f, const char *name, int width, int height);
 /* "set title" line: `what`, then "sweep S — machine", then `extra` when not NULL. */
 void pl_gp_title(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
 /* The same title as a gnuplot string expression (for multiplot titles). */
 void pl_gp_title_expr(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
-void pl_html(FILE *f, const char *s); /* HTML-escaped text */
+void pl_html(FILE *f, const char *s);     /* HTML-escaped text */
 void pl_dat_text(FILE *f, const char *s); /* text for a data file column: no tabs/newlines */
 const char *pl_color(size_t i);
 int pl_marker(size_t i);

@@ -29,18 +29,23 @@ static void usage(FILE *f)
           "  --y METRIC     accuracy metric (default val_bpb)\n"
           "  --budgets L    memory budgets in MiB for the report (default: powers of two)\n"
           "  --max-runs N   per-run plots for at most N runs (default 8)\n"
-          "  --gnuplot P    gnuplot program (default: gnuplot on PATH)\n", f);
+          "  --gnuplot P    gnuplot program (default: gnuplot on PATH)\n",
+          f);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},      {"out", required_argument, NULL, 'o'},
-        {"sweep", required_argument, NULL, 's'},   {"format", required_argument, NULL, 'f'},
-        {"x", required_argument, NULL, 'x'},       {"y", required_argument, NULL, 'y'},
-        {"budgets", required_argument, NULL, 'b'}, {"max-runs", required_argument, NULL, 'n'},
-        {"gnuplot", required_argument, NULL, 'g'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"db", required_argument, NULL, 'd'},
+                                             {"out", required_argument, NULL, 'o'},
+                                             {"sweep", required_argument, NULL, 's'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"x", required_argument, NULL, 'x'},
+                                             {"y", required_argument, NULL, 'y'},
+                                             {"budgets", required_argument, NULL, 'b'},
+                                             {"max-runs", required_argument, NULL, 'n'},
+                                             {"gnuplot", required_argument, NULL, 'g'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     struct mt_plot_opts opts = {.sweep_id = MT_PLOT_SWEEP_LATEST};
     double *budgets = NULL;
     char err[1024];
@@ -48,11 +53,21 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'd': opts.db_path = optarg; break;
-        case 'o': opts.out_dir = optarg; break;
-        case 'x': opts.x_metric = optarg; break;
-        case 'y': opts.y_metric = optarg; break;
-        case 'g': opts.gnuplot = optarg; break;
+        case 'd':
+            opts.db_path = optarg;
+            break;
+        case 'o':
+            opts.out_dir = optarg;
+            break;
+        case 'x':
+            opts.x_metric = optarg;
+            break;
+        case 'y':
+            opts.y_metric = optarg;
+            break;
+        case 'g':
+            opts.gnuplot = optarg;
+            break;
         case 's':
             if (strcmp(optarg, "latest") == 0) {
                 opts.sweep_id = MT_PLOT_SWEEP_LATEST;
@@ -61,8 +76,10 @@ int main(int argc, char **argv)
             } else {
                 opts.sweep_id = strtoll(optarg, &end, 10);
                 if (*end || opts.sweep_id <= 0) {
-                    fprintf(stderr, "mt-plot: --sweep wants a positive id, 'latest' or 'all', "
-                                    "not '%s'\n", optarg);
+                    fprintf(stderr,
+                            "mt-plot: --sweep wants a positive id, 'latest' or 'all', "
+                            "not '%s'\n",
+                            optarg);
                     return 2;
                 }
             }
@@ -94,8 +111,12 @@ int main(int argc, char **argv)
             opts.max_runs = (size_t)v;
             break;
         }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -107,7 +128,8 @@ int main(int argc, char **argv)
     if (!opts.db_path && getenv("MEMTRADE_DB") && *getenv("MEMTRADE_DB"))
         opts.db_path = getenv("MEMTRADE_DB"); /* as the memtrade CLI does */
     if (!opts.db_path) {
-        snprintf(dbdefault, sizeof dbdefault, "%s/memtrade.db", opts.out_dir ? opts.out_dir : "out");
+        snprintf(dbdefault, sizeof dbdefault, "%s/memtrade.db",
+                 opts.out_dir ? opts.out_dir : "out");
         opts.db_path = dbdefault;
     }
     struct mt_plot_result res;
@@ -127,8 +149,7 @@ int main(int argc, char **argv)
         else if (it->warnings)
             fprintf(stderr, "mt-plot: gnuplot warnings for %s: %s\n", it->name, it->warnings);
     }
-    if (rc == 1)
-        printf("%s\n", err);
+    if (rc == 1) printf("%s\n", err);
     printf("%s\n", res.message);
     int status = rc == 1 ? 1 : res.n_failed ? 3 : 0;
     mt_plot_result_free(&res);

@@ -59,8 +59,7 @@ static size_t panel_budgets(const struct pl_ctx *ctx, const struct pl_panel *p, 
         lo = fmin(lo, p->pts[i].x);
         hi = fmax(hi, p->pts[i].x);
     }
-    if (!(lo > 0))
-        return 0;
+    if (!(lo > 0)) return 0;
     double b = exp2(floor(log2(lo)));
     /* one step below the smallest point too, so "nothing fits" shows where the range ends */
     int step = (int)ceil((log2(hi) - log2(b) + 2) / (double)max);
@@ -71,7 +70,10 @@ static size_t panel_budgets(const struct pl_ctx *ctx, const struct pl_panel *p, 
     return n;
 }
 
-static int better(double a, double b, int higher) { return higher ? a > b : a < b; }
+static int better(double a, double b, int higher)
+{
+    return higher ? a > b : a < b;
+}
 
 void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
 {
@@ -92,13 +94,13 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
     fprintf(f, " (%s is better). Repeats are aggregated by their median.</p>\n",
             higher ? "higher" : "lower");
     fputs("<table class=\"pareto\"><caption>Pareto set</caption><tr><th>configuration</th>"
-          "<th>workload</th><th>memory</th><th>", f);
+          "<th>workload</th><th>memory</th><th>",
+          f);
     pl_html(f, p->y_metric);
     fputs("</th><th>range</th><th>repeats</th><th>run</th><th>config key</th></tr>\n", f);
     for (size_t i = 0; i < p->n; i++) {
         const struct pl_point *pt = &p->pts[i];
-        if (!pt->pareto)
-            continue;
+        if (!pt->pareto) continue;
         const struct pl_config *c = &ctx->configs[pt->cfg];
         fputs("<tr>", f);
         cell(f, c->point_label);
@@ -120,7 +122,8 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
     size_t nb = panel_budgets(ctx, p, budgets, 24);
     fputs("<table class=\"budgets\"><caption>Best configuration under each memory budget"
           "</caption><tr><th>budget (MiB)</th><th>configuration</th><th>workload</th>"
-          "<th>memory</th><th>", f);
+          "<th>memory</th><th>",
+          f);
     pl_html(f, p->y_metric);
     fputs("</th></tr>\n", f);
     for (size_t b = 0; b < nb; b++) {
@@ -142,10 +145,8 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
     }
     fputs("</table>\n", f);
     fclose(f);
-    if (html)
-        pl_buf_printf(&ctx->report_tables, "%s", html);
-    if (ctx->report_tables.oom)
-        ctx->oom = 1;
+    if (html) pl_buf_printf(&ctx->report_tables, "%s", html);
+    if (ctx->report_tables.oom) ctx->oom = 1;
     free(html);
 }
 
@@ -184,7 +185,8 @@ static void write_runs(struct pl_ctx *ctx, FILE *f)
     static const char *const mem[] = {"infer_peak_bytes", "model_bytes", "train_peak_bytes",
                                       "peak_rss_bytes"};
     fputs("<h2>Runs</h2>\n<table class=\"runs\"><tr><th>run</th><th>workload</th><th>label</th>"
-          "<th>repeat</th><th>status</th><th>wall (s)</th><th>parameters</th><th>", f);
+          "<th>repeat</th><th>status</th><th>wall (s)</th><th>parameters</th><th>",
+          f);
     pl_html(f, ctx->y_metric);
     fputs("</th>", f);
     for (size_t m = 0; m < sizeof mem / sizeof mem[0]; m++)
@@ -226,11 +228,11 @@ static void write_runs(struct pl_ctx *ctx, FILE *f)
         return;
     }
     fputs("<table class=\"failed\"><tr><th>run</th><th>workload</th><th>label</th><th>status</th>"
-          "<th>exit</th><th>signal</th><th>error</th><th>config key</th></tr>\n", f);
+          "<th>exit</th><th>signal</th><th>error</th><th>config key</th></tr>\n",
+          f);
     for (size_t i = 0; i < ctx->n_runs; i++) {
         const struct pl_run *r = &ctx->runs[i];
-        if (r->status && strcmp(r->status, "ok") == 0)
-            continue;
+        if (r->status && strcmp(r->status, "ok") == 0) continue;
         run_head(f, r);
         fputs("<td class=\"status-bad\">", f);
         pl_html(f, r->status);
@@ -250,12 +252,10 @@ static void write_plots(struct pl_ctx *ctx, FILE *f)
 {
     const struct mt_plot_result *res = ctx->res;
     fputs("<h2>Plots</h2>\n", f);
-    if (res->n_drawn == 0)
-        fputs("<p>No plot was drawn.</p>\n", f);
+    if (res->n_drawn == 0) fputs("<p>No plot was drawn.</p>\n", f);
     for (size_t i = 0; i < res->n_items; i++) {
         const struct mt_plot_item *it = &res->items[i];
-        if (!it->image)
-            continue;
+        if (!it->image) continue;
         fputs("<figure id=\"", f);
         pl_html(f, it->name);
         fputs("\"><img src=\"", f);
@@ -271,18 +271,15 @@ static void write_plots(struct pl_ctx *ctx, FILE *f)
     int heading = 0;
     for (size_t i = 0; i < res->n_items; i++) {
         const struct mt_plot_item *it = &res->items[i];
-        if (it->image)
-            continue;
-        if (!heading++)
-            fputs("<h3>Not drawn</h3>\n<ul class=\"skipped\">\n", f);
+        if (it->image) continue;
+        if (!heading++) fputs("<h3>Not drawn</h3>\n<ul class=\"skipped\">\n", f);
         fputs("<li><b>", f);
         pl_html(f, it->title);
         fputs("</b>: ", f);
         pl_html(f, it->failed ? it->failed : it->skip);
         fputs("</li>\n", f);
     }
-    if (heading)
-        fputs("</ul>\n", f);
+    if (heading) fputs("</ul>\n", f);
 }
 
 int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
@@ -303,7 +300,8 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
     }
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
-          "memtrade report: ", f);
+          "memtrade report: ",
+          f);
     pl_html(f, ctx->sweep_name);
     fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>memtrade report: sweep ", css);
     pl_html(f, ctx->sweep_name);
@@ -314,8 +312,7 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
     char when[64] = "";
     time_t now = time(NULL);
     struct tm tm;
-    if (gmtime_r(&now, &tm))
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
     fprintf(f, ". Generated %s.</p>\n<p>%zu runs, %zu succeeded", when, ctx->n_runs,
             ctx->res->n_ok);
     if (ctx->n_runs > ctx->res->n_ok)
@@ -323,10 +320,12 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
     fputs(".</p>\n", f);
     if (ctx->n_runs == 0)
         fputs("<p class=\"msg\">No runs in this database (or sweep): nothing to plot. Run a sweep "
-              "first, e.g. <code>memtrade sweep sweeps/quick.ini</code>.</p>\n", f);
+              "first, e.g. <code>memtrade sweep sweeps/quick.ini</code>.</p>\n",
+              f);
     else if (ctx->res->n_ok == 0)
         fputs("<p class=\"msg\">No run succeeded: there is no trade-off to draw. The runs and "
-              "their errors are listed below.</p>\n", f);
+              "their errors are listed below.</p>\n",
+              f);
     write_plots(ctx, f);
     if (ctx->report_tables.len) {
         fputs("<h2>Pareto sets and memory budgets</h2>\n", f);

@@ -19,20 +19,17 @@ static size_t pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size
     sqlite3_stmt *st;
     size_t n = 0;
     *n_more = 0;
-    if (sqlite3_prepare_v2(ctx->db, probe, -1, &st, NULL) != SQLITE_OK)
-        return 0;
+    if (sqlite3_prepare_v2(ctx->db, probe, -1, &st, NULL) != SQLITE_OK) return 0;
     for (size_t i = 0; i < ctx->n_runs; i++) {
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
             dup = strcmp(pl_s(ctx->runs[j].config_key), pl_s(ctx->runs[i].config_key)) == 0 &&
                   strcmp(pl_s(ctx->runs[j].status), pl_s(ctx->runs[i].status)) == 0;
-        if (dup)
-            continue;
+        if (dup) continue;
         sqlite3_bind_int64(st, 1, ctx->runs[i].id);
         int has = sqlite3_step(st) == SQLITE_ROW;
         sqlite3_reset(st);
-        if (!has)
-            continue;
+        if (!has) continue;
         if (n < max)
             idx[n++] = i;
         else
@@ -53,12 +50,14 @@ static char *run_desc(struct pl_ctx *ctx, const struct pl_run *r)
 static size_t *runs_buffer(struct pl_ctx *ctx)
 {
     size_t *idx = calloc(ctx->n_runs + 1, sizeof *idx);
-    if (!idx)
-        ctx->oom = 1;
+    if (!idx) ctx->oom = 1;
     return idx;
 }
 
-static size_t max_runs(const struct pl_ctx *ctx) { return ctx->opts->max_runs ? ctx->opts->max_runs : 8; }
+static size_t max_runs(const struct pl_ctx *ctx)
+{
+    return ctx->opts->max_runs ? ctx->opts->max_runs : 8;
+}
 
 /* ---- memory timeline ---------------------------------------------------------------- */
 
@@ -71,11 +70,11 @@ struct series {
 /* Categories in memcat order (the stacking order), unknown ones after. */
 static int cat_rank(const char *c)
 {
-    static const char *const order[] = {"weights", "gradients", "optimizer", "activations",
-                                        "act_grads", "kv_cache", "workspace", "data", "other"};
+    static const char *const order[] = {"weights",     "gradients", "optimizer",
+                                        "activations", "act_grads", "kv_cache",
+                                        "workspace",   "data",      "other"};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (strcmp(order[i], c) == 0)
-            return (int)i;
+        if (strcmp(order[i], c) == 0) return (int)i;
     return 100;
 }
 
@@ -123,7 +122,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
                            "(SELECT MIN(rank) FROM samples WHERE run_id = ?1) AND "
                            "(series LIKE 'heap.live.%' OR series = 'rss') ORDER BY x",
                            -1, &st, NULL) != SQLITE_OK) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read samples: %s", sqlite3_errmsg(ctx->db));
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read samples: %s",
+                     sqlite3_errmsg(ctx->db));
         goto out;
     }
     sqlite3_bind_int64(st, 1, r->id);
@@ -132,49 +132,41 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         const char *sname = (const char *)sqlite3_column_text(st, 0);
         double x = sqlite3_column_double(st, 1), y = sqlite3_column_double(st, 2);
         const char *reg = (const char *)sqlite3_column_text(st, 3);
-        if (reg && !*reg)
-            reg = NULL; /* "" is how an event says "no region" */
+        if (reg && !*reg) reg = NULL; /* "" is how an event says "no region" */
         struct series *s = &rss;
         if (strcmp(sname, "rss") != 0) {
             const char *cat = sname + strlen("heap.live.");
             s = NULL;
             for (size_t i = 0; i < n_ser && !s; i++)
-                if (strcmp(ser[i].name, cat) == 0)
-                    s = &ser[i];
+                if (strcmp(ser[i].name, cat) == 0) s = &ser[i];
             if (!s) {
                 struct series *g = pl_grow(ctx, ser, &ser_cap, n_ser + 1, sizeof *ser);
-                if (!g)
-                    break;
+                if (!g) break;
                 ser = g;
                 s = &ser[n_ser++];
                 memset(s, 0, sizeof *s);
                 s->name = pl_strdup(ctx, cat);
             }
             double *g = pl_grow(ctx, ts, &ts_cap, n_ts + 1, sizeof *ts);
-            if (!g)
-                break;
+            if (!g) break;
             ts = g;
             ts[n_ts++] = x;
         }
         size_t cap = s->cap;
         double *gx = pl_grow(ctx, s->x, &cap, s->n + 1, sizeof *gx);
-        if (gx)
-            s->x = gx;
+        if (gx) s->x = gx;
         cap = s->cap;
         double *gy = pl_grow(ctx, s->y, &cap, s->n + 1, sizeof *gy);
-        if (!gx || !gy)
-            break;
+        if (!gx || !gy) break;
         s->y = gy;
         s->cap = cap;
         s->x[s->n] = x;
         s->y[s->n++] = y;
         /* Region intervals: a change of the samples' region closes the current one. */
-        if (n_iv > 0 && cur_region)
-            iv[n_iv - 1].t1 = x;
+        if (n_iv > 0 && cur_region) iv[n_iv - 1].t1 = x;
         if (reg && (!cur_region || strcmp(reg, cur_region) != 0)) {
             struct interval *g = pl_grow(ctx, iv, &iv_cap, n_iv + 1, sizeof *iv);
-            if (!g)
-                break;
+            if (!g) break;
             iv = g;
             iv[n_iv++] = (struct interval){.t0 = x, .t1 = x, .region = pl_strdup(ctx, reg)};
             cur_region = iv[n_iv - 1].region;
@@ -183,8 +175,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         }
     }
     sqlite3_finalize(st);
-    if (ctx->oom)
-        goto out;
+    if (ctx->oom) goto out;
     if (n_ser == 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no heap.live.* samples", r->id);
         goto out;
@@ -208,8 +199,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     FILE *dat = pl_open(ctx, name, "dat", err, sizeof err);
     FILE *gp = dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
     if (!gp) {
-        if (dat)
-            fclose(dat);
+        if (dat) fclose(dat);
         pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
         goto out;
     }
@@ -220,8 +210,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     fputc('\n', dat);
     size_t *cur = calloc(n_ser, sizeof *cur);
     for (size_t k = 0; cur && k < n_ts; k++) {
-        if (k > 0 && ts[k] == ts[k - 1])
-            continue;
+        if (k > 0 && ts[k] == ts[k - 1]) continue;
         double sum = 0;
         fprintf(dat, "%.10g", ts[k]);
         for (size_t i = 0; i < n_ser; i++) {
@@ -235,8 +224,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     fputs("\n\n# t_s\trss_MiB\n", dat);
     for (size_t k = 0; k < rss.n; k++)
         fprintf(dat, "%.10g\t%.10g\n", rss.x[k], rss.y[k] / PL_MIB);
-    if (rss.n == 0)
-        fputs("NaN\tNaN\n", dat);
+    if (rss.n == 0) fputs("NaN\tNaN\n", dat);
     fputs("\n\n# t0_s\tt1_s\tregion\n", dat);
     for (size_t k = 0; k < n_iv; k++) {
         fprintf(dat, "%.10g\t%.10g\t", iv[k].t0, iv[k].t1);
@@ -248,7 +236,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     pl_gp_preamble(ctx, gp, name, 1100, 650);
     pl_gp_title(gp, title, ctx, rss.n ? NULL : "no rss samples");
     fputs("set xlabel 'time since run start (s)'\nset ylabel 'memory (MiB)'\nset yrange [0:*]\n"
-          "set style fill transparent solid 0.75 noborder\n", gp);
+          "set style fill transparent solid 0.75 noborder\n",
+          gp);
     /* Shade regions: one colour per distinct region name, each named once in the key. */
     char **names = calloc(n_iv + 1, sizeof *names);
     size_t n_names = 0;
@@ -256,11 +245,11 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         size_t c = 0;
         while (c < n_names && strcmp(names[c], iv[k].region) != 0)
             c++;
-        if (c == n_names)
-            names[n_names++] = iv[k].region;
+        if (c == n_names) names[n_names++] = iv[k].region;
         if (iv[k].t1 > iv[k].t0)
-            fprintf(gp, "set object %zu rect from %.10g, graph 0 to %.10g, graph 1 fc rgb '%s' "
-                        "fs transparent solid 0.12 noborder behind\n",
+            fprintf(gp,
+                    "set object %zu rect from %.10g, graph 0 to %.10g, graph 1 fc rgb '%s' "
+                    "fs transparent solid 0.12 noborder behind\n",
                     k + 1, iv[k].t0, iv[k].t1, pl_color(c + 5));
     }
     fputs("plot ", gp);
@@ -273,10 +262,13 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         pl_gp_str_max(gp, ser[i].name, 30);
     }
     if (rss.n)
-        fprintf(gp, ", \\\n  '%s.dat' index 1 using 1:2 with lines lw 2 lc rgb '#000000' "
-                    "title 'rss'", name);
+        fprintf(gp,
+                ", \\\n  '%s.dat' index 1 using 1:2 with lines lw 2 lc rgb '#000000' "
+                "title 'rss'",
+                name);
     for (size_t c = 0; c < n_names && c < 12; c++) {
-        fprintf(gp, ", \\\n  keyentry with boxes fs solid 0.25 fc rgb '%s' title ", pl_color(c + 5));
+        fprintf(gp, ", \\\n  keyentry with boxes fs solid 0.25 fc rgb '%s' title ",
+                pl_color(c + 5));
         pl_gp_str_max(gp, names[c], 30);
     }
     fputc('\n', gp);
@@ -304,10 +296,10 @@ out:
 void pl_draw_timelines(struct pl_ctx *ctx)
 {
     size_t *idx = runs_buffer(ctx), more;
-    if (!idx)
-        return;
-    size_t n = pick_runs(ctx, "SELECT 1 FROM samples WHERE run_id = ?1 AND series LIKE 'heap.live.%'",
-                         idx, max_runs(ctx), &more);
+    if (!idx) return;
+    size_t n =
+        pick_runs(ctx, "SELECT 1 FROM samples WHERE run_id = ?1 AND series LIKE 'heap.live.%'", idx,
+                  max_runs(ctx), &more);
     if (n == 0)
         pl_item_skip(ctx, "timeline", "memory timelines", "no run recorded heap.live.* samples");
     for (size_t i = 0; i < n; i++)
@@ -323,21 +315,31 @@ void pl_draw_timelines(struct pl_ctx *ctx)
 /* Frames that say where memory was asked for, not how it was handed out. */
 static int boring_frame(const char *fn, const char *module)
 {
-    static const char *const exact[] = {"malloc", "calloc", "realloc", "free", "reallocarray",
-                                        "posix_memalign", "aligned_alloc", "memalign", "valloc",
-                                        "pvalloc", "strdup", "strndup", "mmap", "mmap64",
-                                        "operator new", "operator new[]", NULL};
-    static const char *const prefix[] = {"mt_heap_", "mt_memcat_", "__libc_", "__GI_", "_dl_",
-                                         "_Znw", "_Zna", "operator new(", "operator new[](",
-                                         "heap_hook", "hook_", NULL};
-    if (!fn || !*fn)
-        return 1;
+    static const char *const exact[] = {"malloc",
+                                        "calloc",
+                                        "realloc",
+                                        "free",
+                                        "reallocarray",
+                                        "posix_memalign",
+                                        "aligned_alloc",
+                                        "memalign",
+                                        "valloc",
+                                        "pvalloc",
+                                        "strdup",
+                                        "strndup",
+                                        "mmap",
+                                        "mmap64",
+                                        "operator new",
+                                        "operator new[]",
+                                        NULL};
+    static const char *const prefix[] = {
+        "mt_heap_", "mt_memcat_",    "__libc_",         "__GI_",     "_dl_",  "_Znw",
+        "_Zna",     "operator new(", "operator new[](", "heap_hook", "hook_", NULL};
+    if (!fn || !*fn) return 1;
     for (size_t i = 0; exact[i]; i++)
-        if (strcmp(fn, exact[i]) == 0)
-            return 1;
+        if (strcmp(fn, exact[i]) == 0) return 1;
     for (size_t i = 0; prefix[i]; i++)
-        if (strncmp(fn, prefix[i], strlen(prefix[i])) == 0)
-            return 1;
+        if (strncmp(fn, prefix[i], strlen(prefix[i])) == 0) return 1;
     /* the preloaded heap profiler's own frames */
     const char *base = module ? strrchr(module, '/') : NULL;
     base = base ? base + 1 : module;
@@ -356,10 +358,8 @@ static char *site_label(struct pl_ctx *ctx, sqlite3_stmt *frames, long long stac
         int line = sqlite3_column_int(frames, 3);
         const char *fbase = file ? strrchr(file, '/') : NULL;
         fbase = fbase ? fbase + 1 : file;
-        if (!fallback && (fn || mod))
-            fallback = pl_asprintf(ctx, "%s", fn ? fn : mod);
-        if (boring_frame(fn, mod))
-            continue;
+        if (!fallback && (fn || mod)) fallback = pl_asprintf(ctx, "%s", fn ? fn : mod);
+        if (boring_frame(fn, mod)) continue;
         if (fbase)
             label = pl_asprintf(ctx, "%s (%s:%d)", fn, fbase, line);
         else
@@ -427,9 +427,12 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
     pl_gp_title(gp, title, ctx, estimated ? "sampled profile: bytes are estimates" : NULL);
     fputs("set xlabel 'bytes live at the global heap peak (MiB)'\nset xrange [0:*]\n"
           "set offsets 0, graph 0.05, 0, 0\n"
-          "set yrange [-0.7:", gp);
-    fprintf(gp, "%zu.7]\nset key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
-                "set lmargin at screen 0.42\nset ytics (", n - 1);
+          "set yrange [-0.7:",
+          gp);
+    fprintf(gp,
+            "%zu.7]\nset key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
+            "set lmargin at screen 0.42\nset ytics (",
+            n - 1);
     for (size_t i = 0; i < n; i++) {
         fprintf(dat, "%zu\t%.10g\t%.10g\t%.0f\t", i, rows[i].peak / PL_MIB, rows[i].bytes / PL_MIB,
                 rows[i].allocs);
@@ -443,8 +446,10 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
         pl_gp_str_max(gp, tic, 60);
         fprintf(gp, " %zu", n - 1 - i);
     }
-    fprintf(gp, ")\nplot '%s.dat' using (0):(%zu-$1):(0):2:(%zu-$1-0.38):(%zu-$1+0.38) "
-                "with boxxyerror lc rgb '%s'\n", name, n - 1, n - 1, n - 1, pl_color(0));
+    fprintf(gp,
+            ")\nplot '%s.dat' using (0):(%zu-$1):(0):2:(%zu-$1-0.38):(%zu-$1+0.38) "
+            "with boxxyerror lc rgb '%s'\n",
+            name, n - 1, n - 1, n - 1, pl_color(0));
     pl_finish(ctx, &dat, &gp, name, title);
 free_rows:
     for (size_t i = 0; i < n; i++) {
@@ -452,10 +457,8 @@ free_rows:
         free(rows[i].cat);
     }
 out:
-    if (dat)
-        fclose(dat);
-    if (gp)
-        fclose(gp);
+    if (dat) fclose(dat);
+    if (gp) fclose(gp);
     sqlite3_finalize(st);
     sqlite3_finalize(fr);
     free(name);
@@ -466,10 +469,9 @@ out:
 void pl_draw_sites(struct pl_ctx *ctx)
 {
     size_t *idx = runs_buffer(ctx), more;
-    if (!idx)
-        return;
-    size_t n = pick_runs(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", idx, max_runs(ctx),
-                         &more);
+    if (!idx) return;
+    size_t n =
+        pick_runs(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", idx, max_runs(ctx), &more);
     if (n == 0)
         pl_item_skip(ctx, "sites", "top allocation sites", "no run recorded allocation sites");
     for (size_t i = 0; i < n; i++)
@@ -508,16 +510,19 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
                            "WHERE run_id = ?1 AND rank = (SELECT MIN(rank) FROM regions WHERE "
                            "run_id = ?1) ORDER BY wall_s DESC, path LIMIT 25) ORDER BY path",
                            -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db,
-                           "SELECT c.counter, COUNT(c.value), MIN(c.unavailable) FROM "
-                           "region_counters c JOIN regions g ON g.id = c.region_id WHERE "
-                           "g.run_id = ?1 GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
-                           -1, &cs, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db,
-                           "SELECT value FROM region_counters WHERE region_id = ?1 AND counter = ?2 "
-                           "AND value IS NOT NULL",
-                           -1, &cv, NULL) != SQLITE_OK) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read regions: %s", sqlite3_errmsg(ctx->db));
+        sqlite3_prepare_v2(
+            ctx->db,
+            "SELECT c.counter, COUNT(c.value), MIN(c.unavailable) FROM "
+            "region_counters c JOIN regions g ON g.id = c.region_id WHERE "
+            "g.run_id = ?1 GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
+            -1, &cs, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            ctx->db,
+            "SELECT value FROM region_counters WHERE region_id = ?1 AND counter = ?2 "
+            "AND value IS NOT NULL",
+            -1, &cv, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read regions: %s",
+                     sqlite3_errmsg(ctx->db));
         goto out;
     }
     sqlite3_bind_int64(st, 1, r->id);
@@ -539,8 +544,7 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
                               pl_s((const char *)sqlite3_column_text(cs, 2)));
         }
     }
-    if (unavailable > 1)
-        pl_buf_printf(&note, " and %zu more counters", unavailable - 1);
+    if (unavailable > 1) pl_buf_printf(&note, " and %zu more counters", unavailable - 1);
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < nc; c++) {
             sqlite3_bind_int64(cv, 1, rows[i].id);
@@ -571,8 +575,9 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
     }
     int width = 900 + 380 * (int)nc;
     pl_gp_preamble(ctx, gp, name, width, 200 + 30 * (int)n);
-    fprintf(gp, "set key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
-                "set yrange [%zu.6:-0.6]\nset tmargin 5\nset multiplot layout 1,%zu title ",
+    fprintf(gp,
+            "set key off\nset grid noytics\nset style fill solid 0.85 noborder\n"
+            "set yrange [%zu.6:-0.6]\nset tmargin 5\nset multiplot layout 1,%zu title ",
             n - 1, nc + 1);
     pl_gp_title_expr(gp, title, ctx, note.len ? note.s : (nc ? NULL : "no counters recorded"));
     fputc('\n', gp);
@@ -594,16 +599,16 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
             pl_gp_str_max(gp, counters[c - 1], 40);
             fputs(" . ' (count)'\n", gp);
         }
-        fprintf(gp, "set xrange [0:*]\nplot '%s.dat' using (0):1:(0):%zu:($1-0.38):($1+0.38) "
-                    "with boxxyerror lc rgb '%s'\n", name, c + 2, pl_color(c));
+        fprintf(gp,
+                "set xrange [0:*]\nplot '%s.dat' using (0):1:(0):%zu:($1-0.38):($1+0.38) "
+                "with boxxyerror lc rgb '%s'\n",
+                name, c + 2, pl_color(c));
     }
     fputs("unset multiplot\n", gp);
     pl_finish(ctx, &dat, &gp, name, title);
 out:
-    if (dat)
-        fclose(dat);
-    if (gp)
-        fclose(gp);
+    if (dat) fclose(dat);
+    if (gp) fclose(gp);
     for (size_t i = 0; i < n; i++)
         free(rows[i].path);
     for (size_t c = 0; c < nc; c++)
@@ -620,11 +625,9 @@ out:
 void pl_draw_regions(struct pl_ctx *ctx)
 {
     size_t *idx = runs_buffer(ctx), more;
-    if (!idx)
-        return;
+    if (!idx) return;
     size_t n = pick_runs(ctx, "SELECT 1 FROM regions WHERE run_id = ?1", idx, max_runs(ctx), &more);
-    if (n == 0)
-        pl_item_skip(ctx, "regions", "cost per region", "no run recorded regions");
+    if (n == 0) pl_item_skip(ctx, "regions", "cost per region", "no run recorded regions");
     for (size_t i = 0; i < n; i++)
         regions_one(ctx, &ctx->runs[idx[i]]);
     if (more)

@@ -25,21 +25,20 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);         \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fputc('\n', stderr);                                                             \
-            failures++;                                                                      \
-        }                                                                                    \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -51,8 +50,7 @@ static char *read_file(const char *path, size_t *len)
     fclose(f);
     if (s) {
         s[n] = 0;
-        if (len)
-            *len = (size_t)n;
+        if (len) *len = (size_t)n;
     }
     return s;
 }
@@ -104,19 +102,18 @@ static void add_run(sqlite3 *db, int id, const char *workload, const char *label
     char key[512];
     snprintf(key, sizeof key, "%s?%s", workload, params);
     for (char *p = key; *p; p++)
-        if (*p == ';')
-            *p = '&';
-    sqlf(db, "INSERT INTO runs(id, sweep_id, workload, label, config_key, repeat, status, "
-             "started_at, wall_s, facts_json) VALUES(%d, 1, %Q, %Q, %Q, %d, %Q, "
-             "'2026-01-01T00:00:00Z', %d.5, '{\"cpu_model\":\"Test CPU \\\"X\\\" @ 3GHz\","
-             "\"cpu_cores\":2}')",
+        if (*p == ';') *p = '&';
+    sqlf(db,
+         "INSERT INTO runs(id, sweep_id, workload, label, config_key, repeat, status, "
+         "started_at, wall_s, facts_json) VALUES(%d, 1, %Q, %Q, %Q, %d, %Q, "
+         "'2026-01-01T00:00:00Z', %d.5, '{\"cpu_model\":\"Test CPU \\\"X\\\" @ 3GHz\","
+         "\"cpu_cores\":2}')",
          id, workload, label, key, repeat, status, id);
     char buf[512];
     snprintf(buf, sizeof buf, "%s", params);
     for (char *tok = strtok(buf, ";"); tok; tok = strtok(NULL, ";")) {
         char *eq = strchr(tok, '=');
-        if (!eq)
-            continue;
+        if (!eq) continue;
         *eq = 0;
         sqlf(db, "INSERT INTO params VALUES(%d, %Q, %Q)", id, tok, eq + 1);
     }
@@ -180,8 +177,9 @@ static void make_db(const char *schema, const char *path)
     add_run(db, 13, "zero", "zero-2", 0, "ok", "stage=2");
     exec_sql(db, "UPDATE runs SET ranks = 2 WHERE id = 13");
     acc_mem(db, 13, 2.1, "train_peak_bytes", 17);
-    sqlf(db, "INSERT INTO metrics(run_id, rank, name, value, unit) VALUES(13, 0, "
-             "'train_peak_bytes', %.17g, 'bytes'), (13, 1, 'train_peak_bytes', %.17g, 'bytes')",
+    sqlf(db,
+         "INSERT INTO metrics(run_id, rank, name, value, unit) VALUES(13, 0, "
+         "'train_peak_bytes', %.17g, 'bytes'), (13, 1, 'train_peak_bytes', %.17g, 'bytes')",
          8 * MIB, 9 * MIB);
     add_run(db, 11, "quantize", "int1", 0, "failed", "bits=1;group=32");
     exec_sql(db, "UPDATE runs SET exit_code = 1, error = 'assertion \"x<1\" failed: <bad> & "
@@ -208,7 +206,8 @@ static void make_db(const char *schema, const char *path)
     for (int s = 0; s < 5; s++) {
         static const double loss[] = {5, 4, 3.5, 3.2, 3.0};
         sqlf(db, "INSERT INTO samples VALUES(9, 0, 'train_loss', %d, %.17g, NULL)", s, loss[s]);
-        sqlf(db, "INSERT INTO samples VALUES(10, 0, 'train_loss', %d, %.17g, NULL)", s, loss[s] + 0.1);
+        sqlf(db, "INSERT INTO samples VALUES(10, 0, 'train_loss', %d, %.17g, NULL)", s,
+             loss[s] + 0.1);
     }
     /* Regions of run 1 with one available and one unavailable counter. */
     exec_sql(db, "INSERT INTO regions VALUES(1, 1, 0, 'train', 'train', 0, 1, 3.0, NULL),"
@@ -220,18 +219,21 @@ static void make_db(const char *schema, const char *path)
                  "(4, 'page_faults', 50, NULL), (1, 'PAPI_TOT_CYC', NULL, 'no hardware counters'),"
                  "(2, 'PAPI_TOT_CYC', NULL, 'no hardware counters')");
     /* Allocation sites of run 1. */
-    exec_sql(db, "INSERT INTO frames VALUES(1, 'malloc', '/lib/x86_64-linux-gnu/libc.so.6', NULL, 0, NULL),"
-                 "(2, 'tf_alloc_weights', 'libmt_transformer.so', '/src/transformer/model.c', 42, NULL),"
-                 "(3, 'main', 'memtrade', 'main.c', 10, NULL),"
-                 "(4, NULL, '/usr/lib/libfoo.so', NULL, NULL, NULL),"
-                 "(5, 'attn_\"scratch\"<T>', 'libmt_transformer.so', 'attn.c', 7, NULL)");
+    exec_sql(
+        db,
+        "INSERT INTO frames VALUES(1, 'malloc', '/lib/x86_64-linux-gnu/libc.so.6', NULL, 0, NULL),"
+        "(2, 'tf_alloc_weights', 'libmt_transformer.so', '/src/transformer/model.c', 42, NULL),"
+        "(3, 'main', 'memtrade', 'main.c', 10, NULL),"
+        "(4, NULL, '/usr/lib/libfoo.so', NULL, NULL, NULL),"
+        "(5, 'attn_\"scratch\"<T>', 'libmt_transformer.so', 'attn.c', 7, NULL)");
     exec_sql(db, "INSERT INTO stacks VALUES(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')");
     exec_sql(db, "INSERT INTO stack_frames VALUES(1, 0, 1), (1, 1, 2), (1, 2, 3), (2, 0, 1),"
                  "(2, 1, 5), (3, 0, 4), (4, 0, 3)");
-    sqlf(db, "INSERT INTO alloc_sites VALUES(1, 0, 1, 'weights', 10, %.0f, %.0f, 0, 0, 0, 0),"
-             "(1, 0, 2, 'activations', 50, %.0f, %.0f, 3, 0, 0, 0),"
-             "(1, 0, 3, 'workspace', 2, %.0f, %.0f, 0, 0, 0, 0),"
-             "(1, 0, 4, 'other', 2, 100, 0, 0, 100, 1, 0)",
+    sqlf(db,
+         "INSERT INTO alloc_sites VALUES(1, 0, 1, 'weights', 10, %.0f, %.0f, 0, 0, 0, 0),"
+         "(1, 0, 2, 'activations', 50, %.0f, %.0f, 3, 0, 0, 0),"
+         "(1, 0, 3, 'workspace', 2, %.0f, %.0f, 0, 0, 0, 0),"
+         "(1, 0, 4, 'other', 2, 100, 0, 0, 100, 1, 0)",
          MIB, MIB, 8 * MIB, 3 * MIB, MIB, 0.5 * MIB);
     exec_sql(db, "COMMIT");
     sqlite3_close(db);
@@ -251,8 +253,7 @@ static void check_png(const char *path)
     size_t len = 0;
     unsigned char *s = (unsigned char *)read_file(path, &len);
     CHECK(s != NULL, "%s missing", path);
-    if (!s)
-        return;
+    if (!s) return;
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     CHECK(len > 1024, "%s is only %zu bytes", path, len);
     CHECK(len > 33 && memcmp(s, sig, 8) == 0, "%s has no PNG signature", path);
@@ -271,16 +272,14 @@ static void check_svg(const char *path)
     size_t len = 0;
     char *s = read_file(path, &len);
     CHECK(s != NULL, "%s missing", path);
-    if (!s)
-        return;
+    if (!s) return;
     CHECK(len > 1024, "%s is only %zu bytes", path, len);
     char *stack[256];
     size_t depth = 0, elements = 0;
     int root_svg = 0, ok = 1, closed_root = 0;
     for (char *p = s; *p && ok; p++) {
         if (*p != '<') {
-            if (closed_root && !strchr(" \t\r\n", *p))
-                ok = 0;
+            if (closed_root && !strchr(" \t\r\n", *p)) ok = 0;
             continue;
         }
         if (strncmp(p, "<!--", 4) == 0) {
@@ -314,15 +313,12 @@ static void check_svg(const char *path)
         if (closing) {
             ok = depth > 0 && strlen(stack[depth - 1]) == nlen &&
                  strncmp(stack[depth - 1], q, nlen) == 0;
-            if (ok)
-                free(stack[--depth]);
+            if (ok) free(stack[--depth]);
             closed_root = ok && depth == 0;
         } else {
-            if (elements++ == 0)
-                root_svg = nlen == 3 && strncmp(q, "svg", 3) == 0;
+            if (elements++ == 0) root_svg = nlen == 3 && strncmp(q, "svg", 3) == 0;
             ok = !closed_root;
-            if (!self && ok && depth < 256)
-                stack[depth++] = strndup(q, nlen);
+            if (!self && ok && depth < 256) stack[depth++] = strndup(q, nlen);
         }
         p = e;
     }
@@ -348,24 +344,22 @@ static int load_rows(const char *dir, const char *name, struct rows *r)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     memset(r, 0, sizeof *r);
     r->text = read_file(path, NULL);
-    if (!r->text)
-        return -1;
+    if (!r->text) return -1;
     for (char *line = strtok(r->text, "\n"); line && r->n < 64; line = strtok(NULL, "\n")) {
-        if (line[0] == '#' || line[0] == 0)
-            continue;
+        if (line[0] == '#' || line[0] == 0) continue;
         size_t k = 0;
         for (char *f = line; f && k < 16; k++) {
             r->fields[r->n][k] = f;
             f = strchr(f, '\t');
-            if (f)
-                *f++ = 0;
+            if (f) *f++ = 0;
         }
         r->nf[r->n++] = k;
     }
     return 0;
 }
 
-static const char *row_with_label(const struct rows *r, size_t label_col, const char *label, size_t *row)
+static const char *row_with_label(const struct rows *r, size_t label_col, const char *label,
+                                  size_t *row)
 {
     for (size_t i = 0; i < r->n; i++)
         if (r->nf[i] > label_col && strcmp(r->fields[i][label_col], label) == 0) {
@@ -420,15 +414,15 @@ static void check_pareto(const char *dir, const char *file, const char *const *l
         CHECK(r.nf[i] >= 4 && strcmp(r.fields[i][3], labels[i]) == 0, "%s row %zu: '%s' want '%s'",
               file, i, r.nf[i] >= 4 ? r.fields[i][3] : "?", labels[i]);
     for (size_t i = 1; i < r.n; i++)
-        CHECK(strtod(r.fields[i][0], NULL) >= strtod(r.fields[i - 1][0], NULL), "%s not sorted", file);
+        CHECK(strtod(r.fields[i][0], NULL) >= strtod(r.fields[i - 1][0], NULL), "%s not sorted",
+              file);
     free(r.text);
 }
 
 static const struct mt_plot_item *item(const struct mt_plot_result *res, const char *name)
 {
     for (size_t i = 0; i < res->n_items; i++)
-        if (strcmp(res->items[i].name, name) == 0)
-            return &res->items[i];
+        if (strcmp(res->items[i].name, name) == 0) return &res->items[i];
     return NULL;
 }
 
@@ -438,8 +432,7 @@ static void check_drawn(const struct mt_plot_result *res, const char *plots, con
     const struct mt_plot_item *it = item(res, name);
     CHECK(it && it->image, "%s not drawn (%s)", name,
           it ? (it->failed ? it->failed : (it->skip ? it->skip : "")) : "no item");
-    if (!it || !it->image)
-        return;
+    if (!it || !it->image) return;
     CHECK(!it->warnings, "%s: gnuplot warned: %s", name, it->warnings);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.%s", plots, name, ext);
@@ -475,15 +468,15 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     CHECK(res.n_failed == 0, "%zu plots failed", res.n_failed);
     for (size_t i = 0; i < res.n_items; i++) {
         const struct mt_plot_item *it = &res.items[i];
-        printf("%-26s %s%s%s\n", it->name, it->image ? it->image : "",
-               it->skip ? "skipped: " : "", it->skip ? it->skip : (it->failed ? it->failed : ""));
+        printf("%-26s %s%s%s\n", it->name, it->image ? it->image : "", it->skip ? "skipped: " : "",
+               it->skip ? it->skip : (it->failed ? it->failed : ""));
     }
 
-    static const char *const drawn[] = {"tradeoff_serving", "tradeoff_training", "speed_train",
-                                        "speed_eval", "curve_quantize_bits", "curve_quantize_group",
-                                        "curve_prune_sparsity", "loss_checkpoint", "loss_lora",
-                                        "timeline_run1", "timeline_run12", "sites_run1",
-                                        "regions_run1"};
+    static const char *const drawn[] = {
+        "tradeoff_serving",    "tradeoff_training",    "speed_train",          "speed_eval",
+        "curve_quantize_bits", "curve_quantize_group", "curve_prune_sparsity", "loss_checkpoint",
+        "loss_lora",           "timeline_run1",        "timeline_run12",       "sites_run1",
+        "regions_run1"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
@@ -533,9 +526,11 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     CHECK(load_rows(plots, "sites_run1.dat", &r) == 0, "sites_run1.dat missing");
     CHECK(r.n == 3, "sites rows %zu", r.n);
     if (r.n == 3) {
-        CHECK(near(r.fields[0][1], 3) && strcmp(r.fields[0][5], "attn_\"scratch\"<T> (attn.c:7)") == 0,
+        CHECK(near(r.fields[0][1], 3) &&
+                  strcmp(r.fields[0][5], "attn_\"scratch\"<T> (attn.c:7)") == 0,
               "site 0: %s %s", r.fields[0][1], r.fields[0][5]);
-        CHECK(near(r.fields[1][1], 1) && strcmp(r.fields[1][5], "tf_alloc_weights (model.c:42)") == 0,
+        CHECK(near(r.fields[1][1], 1) &&
+                  strcmp(r.fields[1][5], "tf_alloc_weights (model.c:42)") == 0,
               "site 1: %s %s", r.fields[1][1], r.fields[1][5]);
         CHECK(near(r.fields[2][1], 0.5) && strcmp(r.fields[2][5], "/usr/lib/libfoo.so") == 0,
               "site 2: %s %s", r.fields[2][1], r.fields[2][5]);
@@ -568,10 +563,12 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     /* Labels reach gnuplot as quoted strings, titles name the sweep and the machine. */
     CHECK(contains(plots, "tradeoff_serving.gp", "'it''s 2-bit'"), "quote not doubled");
     CHECK(contains(plots, "tradeoff_serving.gp", "'int4 \xc3\xbc\\back'"), "backslash label");
-    CHECK(contains(plots, "tradeoff_serving.gp", "quick \"test\" sweep \xc3\xbc"), "sweep in title");
+    CHECK(contains(plots, "tradeoff_serving.gp", "quick \"test\" sweep \xc3\xbc"),
+          "sweep in title");
     CHECK(contains(plots, "tradeoff_serving.gp", "Test CPU \"X\" @ 3GHz (2 cores)"), "machine");
     CHECK(contains(plots, "tradeoff_serving.gp", "(MiB)") &&
-              contains(plots, "tradeoff_serving.gp", "(bits/byte)"), "axis units");
+              contains(plots, "tradeoff_serving.gp", "(bits/byte)"),
+          "axis units");
     CHECK(contains(plots, "speed_train.gp", "(tokens/s)"), "speed units");
 
     /* The report: escaped, lists images, tables and the failures. */
@@ -579,8 +576,10 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     CHECK(contains(out, "report.html", "int8 &quot;q&quot;"), "label not escaped");
     CHECK(!contains(out, "report.html", "<every>"), "raw < in report");
     CHECK(contains(out, "report.html", "ckpt &lt;every&gt; &amp; 2"), "label escaping");
-    CHECK(contains(out, "report.html", "assertion &quot;x&lt;1&quot; failed: &lt;bad&gt; &amp; "
-                                       "&#39;quote&#39;"), "failed run error not listed");
+    CHECK(contains(out, "report.html",
+                   "assertion &quot;x&lt;1&quot; failed: &lt;bad&gt; &amp; "
+                   "&#39;quote&#39;"),
+          "failed run error not listed");
     CHECK(contains(out, "report.html", ">oom<"), "oom run not listed");
     char img[64];
     snprintf(img, sizeof img, "src=\"plots/tradeoff_serving.%s\"", ext);
@@ -591,15 +590,21 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     /* Budget 1 MiB: prune 90% (0.9 MiB, 3.0) and q2 (1.0 MiB, 2.6) fit; q2 is better. */
     CHECK(contains(out, "report.html", "<tr><td class=\"n\">1</td><td>it&#39;s 2-bit</td>"),
           "best under 1 MiB is not the 2-bit run");
-    CHECK(contains(out, "report.html", "<tr><td class=\"n\">0.5</td><td colspan=\"4\" "
-                                       "class=\"none\">nothing fits"), "0.5 MiB budget row");
+    CHECK(contains(out, "report.html",
+                   "<tr><td class=\"n\">0.5</td><td colspan=\"4\" "
+                   "class=\"none\">nothing fits"),
+          "0.5 MiB budget row");
     CHECK(!contains(out, "report.html", "<script"), "report has a script");
     mt_plot_result_free(&res);
 
     /* --x and --budgets: one panel against model_bytes; budgets as given. */
     double budgets[] = {1, 4};
-    struct mt_plot_opts o2 = {.db_path = db, .out_dir = out, .format = fmt,
-                              .x_metric = "model_bytes", .budgets_mib = budgets, .n_budgets = 2};
+    struct mt_plot_opts o2 = {.db_path = db,
+                              .out_dir = out,
+                              .format = fmt,
+                              .x_metric = "model_bytes",
+                              .budgets_mib = budgets,
+                              .n_budgets = 2};
     rc = mt_plot_generate(&o2, &res, err, sizeof err);
     CHECK(rc == 0, "--x model_bytes: %d %s", rc, err);
     static const struct want_point model[] = {
@@ -715,7 +720,8 @@ static void run_errors(const char *schema, const char *work)
     double *b;
     size_t nb;
     CHECK(mt_plot_parse_budgets("1,2.5,64", &b, &nb, err, sizeof err) == 0 && nb == 3 &&
-              b[1] == 2.5, "budgets parse");
+              b[1] == 2.5,
+          "budgets parse");
     free(b);
     CHECK(mt_plot_parse_budgets("1,,2", &b, &nb, err, sizeof err) == -1, "empty budget accepted");
     CHECK(mt_plot_parse_budgets("-1", &b, &nb, err, sizeof err) == -1, "negative budget accepted");
@@ -735,8 +741,7 @@ int main(int argc, char **argv)
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", work, work);
-    if (system(cmd) != 0)
-        return 2;
+    if (system(cmd) != 0) return 2;
     if (strcmp(which, "png") == 0)
         run_full(schema, work, MT_PLOT_PNG);
     else if (strcmp(which, "svg") == 0)
@@ -749,7 +754,6 @@ int main(int argc, char **argv)
         run_errors(schema, work);
     else
         return 2;
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }
