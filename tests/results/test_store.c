@@ -918,6 +918,28 @@ static int test_readers(void)
           "show of a missing run: %s", mt_store_error(st));
     tu_cap_free(&c);
 
+    /* Names with spaces or ';' must not break the folded format. */
+    struct mt_store *w = open_rw(path);
+    CHECK(w, "rw");
+    struct mt_store_frame odd[] = {
+        {"operator new(unsigned long)", "/usr/lib/libstdc++.so.6", NULL, -1, NULL},
+        {"a;b", NULL, NULL, -1, NULL},
+        {NULL, NULL, NULL, -1, NULL}};
+    int64_t odd_stack;
+    OK(w, mt_store_stack_from_frames(w, odd, 3, &odd_stack));
+    struct mt_store_alloc_site os = {0, odd_stack, "other", 3, 30, 0, 0, 0, 0, 0};
+    OK(w, mt_store_alloc_site(w, r2, &os));
+    mt_store_close(w);
+    tu_cap_open(&c);
+    OK(st, mt_store_query_folded(st, r2, MT_FOLDED_BYTES, c.f));
+    CHECK(strcmp(tu_cap_text(&c), "[unknown];a_b;operator_new(unsigned_long) 30\n") == 0,
+          "odd folded:\n%s", c.buf);
+    tu_cap_free(&c);
+    tu_cap_open(&c);
+    OK(st, mt_store_query_folded(st, r2, MT_FOLDED_PEAK_BYTES, c.f));
+    CHECK(strcmp(tu_cap_text(&c), "") == 0, "zero weights print nothing: %s", c.buf);
+    tu_cap_free(&c);
+
     tu_cap_open(&c);
     OK(st, mt_store_query_folded(st, r1, MT_FOLDED_ALLOCS, c.f));
     CHECK(strcmp(tu_cap_text(&c), "main;forward;mt_alloc 10\nmain;forward;libc.so.6+? 1\n") == 0,
