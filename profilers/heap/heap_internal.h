@@ -85,6 +85,7 @@ struct mt_heap_state {
     char out_pattern[4096];
     long page_size;
     uint64_t t0_ns; /* CLOCK_MONOTONIC at init */
+    uint64_t t0_coarse_ns; /* CLOCK_MONOTONIC_COARSE at init (for peak_t) */
     uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
 
     struct mt_heap_cats c;

@@ -179,6 +179,9 @@ static void init_slow(void)
     G.out_pattern[n] = '\0';
     G.page_size = sysconf(_SC_PAGESIZE);
     G.t0_ns = mt_heap_now_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    G.t0_coarse_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&init_slow);
     mt_heap_out_open();
     mt_heap_guard(old);
@@ -437,7 +440,8 @@ static void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
         G.epoch++;
         struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        G.peak_t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - (double)G.t0_ns * 1e-9;
+        G.peak_t = (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
+                            G.t0_coarse_ns) * 1e-9;
     }
     G.last_alloc = p;
 }

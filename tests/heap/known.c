@@ -1,0 +1,244 @@
+/* known.c — programs of known allocation behaviour, run under the heap profiler.
+ *
+ * What it is for: each mode makes allocations whose sites, sizes, peak, leaks and
+ * categories are known exactly, so check_heap.c can compare the report with them:
+ *   known    several sites and categories, a known peak and its consumers, known leaks,
+ *            threads, a realloc chain, an mmap'd buffer partly unmapped, posix_memalign,
+ *            aligned_alloc, memalign, valloc, a file mapping (not heap), named tensors
+ *   sampled  large sites for sampled-mode estimates (fixed seed)
+ *   fork     a fork that exits and a fork that execs this program ("exec-child")
+ * What it is not for: checking anything itself. The expected numbers live in
+ * check_heap.c; keep the two in step. Every site_* function is one call site.
+ */
+#define _GNU_SOURCE
+#include <memtrade/memcat.h>
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SITE __attribute__((noinline, noclone))
+
+static void *volatile sink[128];
+static void *keep_a[100];
+
+SITE void site_a(void)
+{
+    for (int i = 0; i < 100; i++)
+        keep_a[i] = malloc(1000);
+}
+SITE void *site_arena(void) { return malloc(1 << 20); }
+SITE void *site_map(void)
+{
+    return mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+SITE void *site_pm(void)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, 4096) != 0)
+        return NULL;
+    return p;
+}
+SITE void site_leak(void)
+{
+    for (int i = 0; i < 7; i++)
+        sink[i] = malloc(333);
+}
+SITE void *site_big(void) { return malloc(5000000); }
+SITE void site_tmp(void)
+{
+    for (int i = 0; i < 10; i++) {
+        char *p = calloc(10, 20);
+        sink[20] = p;
+        free(p);
+    }
+}
+SITE void *site_r0(void) { return malloc(100); }
+SITE void *site_realloc(void *p, size_t n) { return realloc(p, n); }
+SITE void *site_aligned(void) { return aligned_alloc(256, 512); }
+SITE void *site_memalign(void) { return memalign(128, 384); }
+SITE void *site_valloc(void) { return valloc(1000); }
+SITE void *site_filemap(int fd) { return mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0); }
+SITE void *site_thread(void) { return malloc(48); }
+
+static void *noop(void *arg) { return arg; }
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    mt_memcat_set(MT_MEM_GRADIENTS);
+    for (int i = 0; i < 1000; i++) {
+        void *p = site_thread();
+        sink[40] = p;
+        free(p);
+    }
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int run_known(const char *self)
+{
+    /* a first thread starts the profiler's timeline thread; its own bytes are "other" */
+    pthread_t t0;
+    pthread_create(&t0, NULL, noop, NULL);
+    pthread_join(t0, NULL);
+
+    /* the peak phase: everything below is live at once */
+    mt_memcat_set(MT_MEM_WEIGHTS);
+    site_a();
+    mt_memcat_set(MT_MEM_OTHER);
+    char *arena = site_arena();
+    mt_memcat_report(arena, 256 * 1024, MT_MEM_WEIGHTS, "wte");
+    mt_memcat_report(arena + 512 * 1024, 128 * 1024, MT_MEM_KV_CACHE, "kv");
+    mt_memcat_set(MT_MEM_ACTIVATIONS);
+    char *map = site_map();
+    munmap(map + 16384, 16384);
+    mt_memcat_set(MT_MEM_DATA);
+    sink[10] = site_pm();
+    site_leak();
+    mt_memcat_set(MT_MEM_OTHER);
+    int fd = open(self, O_RDONLY);
+    void *fm = fd >= 0 ? site_filemap(fd) : MAP_FAILED;
+    mt_memcat_set(MT_MEM_ACTIVATIONS);
+    void *big = site_big();
+    memset(big, 1, 4096);
+    mt_memcat_region("peak_phase");
+    sleep_ms(60);
+    free(big);
+    mt_memcat_region("after");
+    if (fm != MAP_FAILED)
+        munmap(fm, 4096);
+    if (fd >= 0)
+        close(fd);
+
+    for (int i = 0; i < 100; i++)
+        free(keep_a[i]);
+    free(arena);
+    munmap(map + 32768, 32768); /* pages 0-3 stay mapped: a 16 KiB leak */
+
+    mt_memcat_set(MT_MEM_WORKSPACE);
+    site_tmp();
+    mt_memcat_set(MT_MEM_OPTIMIZER);
+    void *r = site_r0();
+    for (size_t n = 200; n <= 800; n *= 2)
+        r = site_realloc(r, n);
+    free(r);
+    mt_memcat_set(MT_MEM_ACT_GRADS);
+    void *p = site_aligned();
+    free(p);
+    p = site_memalign();
+    free(p);
+    p = site_valloc();
+    free(p);
+    mt_memcat_set(MT_MEM_OTHER);
+
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, worker, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    return 0;
+}
+
+SITE void site_s1(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        void *p = malloc(1 << 20);
+        sink[50] = p;
+        free(p);
+    }
+}
+SITE void site_s2(void)
+{
+    for (int i = 0; i < 4000; i++) {
+        void *p = malloc(256 << 10);
+        sink[51] = p;
+        free(p);
+    }
+}
+SITE void site_s3(void)
+{
+    for (int i = 0; i < 100000; i++) {
+        void *p = malloc(64);
+        sink[52] = p;
+        free(p);
+    }
+}
+
+static int run_sampled(void)
+{
+    mt_memcat_set(MT_MEM_WEIGHTS);
+    site_s1();
+    mt_memcat_set(MT_MEM_ACTIVATIONS);
+    site_s2();
+    mt_memcat_set(MT_MEM_DATA);
+    site_s3();
+    return 0;
+}
+
+SITE void site_parent(void)
+{
+    for (int i = 0; i < 2; i++)
+        sink[60 + i] = malloc(111);
+}
+SITE void site_child_nofork(void)
+{
+    for (int i = 0; i < 3; i++)
+        sink[70 + i] = malloc(222);
+}
+SITE void site_exec_child(void)
+{
+    for (int i = 0; i < 5; i++)
+        sink[80 + i] = malloc(444);
+}
+
+static int run_fork(const char *self)
+{
+    mt_memcat_set(MT_MEM_DATA);
+    site_parent();
+    pid_t a = fork();
+    if (a == 0) {
+        site_child_nofork();
+        exit(0);
+    }
+    pid_t b = fork();
+    if (b == 0) {
+        execl(self, self, "exec-child", (char *)NULL);
+        _exit(127);
+    }
+    int sa = -1, sb = -1;
+    if (a < 0 || b < 0 || waitpid(a, &sa, 0) != a || waitpid(b, &sb, 0) != b)
+        return 1;
+    return (WIFEXITED(sa) && WEXITSTATUS(sa) == 0 && WIFEXITED(sb) && WEXITSTATUS(sb) == 0) ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "known"))
+        return run_known(argv[0]);
+    if (!strcmp(mode, "sampled"))
+        return run_sampled();
+    if (!strcmp(mode, "fork"))
+        return run_fork(argv[0]);
+    if (!strcmp(mode, "exec-child")) {
+        mt_memcat_set(MT_MEM_DATA);
+        site_exec_child();
+        return 0;
+    }
+    fprintf(stderr, "usage: %s known|sampled|fork\n", argv[0]);
+    return 2;
+}

@@ -1,0 +1,191 @@
+/* parse_test.c — tests of the heap report reader on hand-written files.
+ *
+ * What it is for: a complete report with every record type and escaped strings must
+ * deliver exactly its values; a truncated last line (a crash) must be accepted with
+ * complete = 0; garbage, a newer version, a bad escape, a stack naming an unknown frame
+ * or a short record must be refused with the right line number. Needs no preload, so it
+ * also runs in ASan builds. Usage: heap_parse_test SCRATCH_DIR.
+ * What it is not for: the interposer (check_heap.c covers real reports).
+ */
+#include "heapreport.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond, ...)                                                                    \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            failures++;                                                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                     \
+            printf(__VA_ARGS__);                                                            \
+            printf("\n");                                                                   \
+        }                                                                                   \
+    } while (0)
+
+static const char *dir;
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return path;
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+#define HEADER                                                                              \
+    "memtrade-heap\t1\n"                                                                    \
+    "M\tpid\t42\nM\tppid\t1\nM\tmode\tfull\nM\tsample_bytes\t0\nM\tseed\t1\n"               \
+    "M\tinterval_ms\t10\nM\texe\t/bin/x\nM\tstart_unix\t1.5\n"                              \
+    "M\tcategories\tother,weights\n"
+
+static const char good[] = HEADER
+    "T\t0.010000\t4096\tforward\t300\t100\t200\n"
+    "T\t0.020000\t-1\t\t0\t0\t0\n"
+    "C\tother\t3\t2\t300\t100\t250\n"
+    "C\tweights\t1\t0\t200\t200\t200\n"
+    "S\tallocs\t4\nS\tbytes\t500\nS\tpeak_bytes\t450\nS\tleaked_bytes\t300\n"
+    "S\tleaked_allocs\t2\nS\tsites\t2\nS\tpeak_t\t0.015000\nS\twall_s\t0.030000\n"
+    "F\t1\t0x401000\tf\\tg\tmod\\\\x\tfile.c\t12\tabcd\n"
+    "F\t2\t0x402000\t\t\t\t0\t\n"
+    "K\t1\t1\t2\n"
+    "K\t2\n"
+    "A\t1\tweights\t1\t200\t200\t0\t200\t1\t0\n"
+    "A\t2\tother\t3\t300\t250\t1\t100\t1\t0\n"
+    "N\twte\tweights\t64\n"
+    "E\n";
+
+struct seen {
+    int summaries, cats, samples, frames, stacks, sites, tensors;
+    struct mt_heapreport_summary sum;
+    char f1_function[32], f1_module[32], region0[32];
+    int f2_nulls;
+    size_t k1_depth, k2_depth;
+    long long site2_peak, sample0_w, tensor_bytes;
+};
+
+static int on_summary(const struct mt_heapreport_summary *s, void *u)
+{
+    struct seen *v = u;
+    v->summaries++;
+    v->sum = *s;
+    return 0;
+}
+static int on_cat(const struct mt_heapreport_category *c, void *u)
+{
+    (void)c;
+    ((struct seen *)u)->cats++;
+    return 0;
+}
+static int on_sample(const struct mt_heapreport_sample *p, void *u)
+{
+    struct seen *v = u;
+    if (v->samples++ == 0) {
+        snprintf(v->region0, sizeof v->region0, "%s", p->region ? p->region : "(null)");
+        v->sample0_w = p->ncat == 2 ? p->live[1] : -1;
+    }
+    return 0;
+}
+static int on_frame(const struct mt_heapreport_frame *f, void *u)
+{
+    struct seen *v = u;
+    if (v->frames++ == 0) {
+        snprintf(v->f1_function, sizeof v->f1_function, "%s", f->function);
+        snprintf(v->f1_module, sizeof v->f1_module, "%s", f->module);
+    } else {
+        v->f2_nulls = !f->function && !f->module && !f->file && !f->build_id && f->line == 0;
+    }
+    return 0;
+}
+static int on_stack(const struct mt_heapreport_stack *s, void *u)
+{
+    struct seen *v = u;
+    if (v->stacks++ == 0)
+        v->k1_depth = s->depth;
+    else
+        v->k2_depth = s->depth;
+    return 0;
+}
+static int on_site(const struct mt_heapreport_site *s, void *u)
+{
+    struct seen *v = u;
+    if (v->sites++ == 1)
+        v->site2_peak = s->peak_bytes;
+    return 0;
+}
+static int on_tensor(const struct mt_heapreport_tensor *t, void *u)
+{
+    struct seen *v = u;
+    v->tensors++;
+    v->tensor_bytes = t->bytes;
+    return 0;
+}
+
+static const struct mt_heapreport_cb cb = {on_summary, on_cat,  on_sample, on_frame,
+                                           on_stack,   on_site, on_tensor};
+
+static int read_text(const char *name, const char *text, struct seen *v, char *err, size_t n)
+{
+    memset(v, 0, sizeof *v);
+    return mt_heapreport_read(write_file(name, text), &cb, v, err, n);
+}
+
+static void expect_error(const char *name, const char *text, const char *where)
+{
+    struct seen v;
+    char err[512];
+    int rc = read_text(name, text, &v, err, sizeof err);
+    CHECK(rc == -1, "%s: accepted", name);
+    CHECK(strstr(err, where) != NULL, "%s: error '%s' lacks '%s'", name, err, where);
+}
+
+int main(int argc, char **argv)
+{
+    dir = argc > 1 ? argv[1] : ".";
+    struct seen v;
+    char err[512];
+
+    int rc = read_text("good.txt", good, &v, err, sizeof err);
+    CHECK(rc == 0, "good report refused: %s", err);
+    CHECK(v.summaries == 1 && v.sum.complete, "summary %d complete %d", v.summaries, v.sum.complete);
+    CHECK(v.sum.pid == 42 && v.sum.peak_bytes == 450 && v.sum.leaked_allocs == 2,
+          "summary values pid %lld peak %lld", v.sum.pid, v.sum.peak_bytes);
+    CHECK(v.sum.ncat == 2, "ncat %zu", v.sum.ncat);
+    CHECK(v.cats == 2 && v.samples == 2 && v.frames == 2 && v.stacks == 2 && v.sites == 2 &&
+              v.tensors == 1,
+          "counts %d %d %d %d %d %d", v.cats, v.samples, v.frames, v.stacks, v.sites, v.tensors);
+    CHECK(!strcmp(v.f1_function, "f\tg") && !strcmp(v.f1_module, "mod\\x"), "unescaping");
+    CHECK(v.f2_nulls, "empty fields must come as NULL / 0");
+    CHECK(v.k1_depth == 2 && v.k2_depth == 0, "stack depths %zu %zu", v.k1_depth, v.k2_depth);
+    CHECK(v.site2_peak == 250 && v.tensor_bytes == 64, "site/tensor values");
+    CHECK(!strcmp(v.region0, "forward") && v.sample0_w == 200, "sample values");
+
+    /* a crash: the file stops inside a timeline line */
+    static const char crash[] = HEADER "T\t0.010000\t4096\t\t300\t100\t200\nT\t0.02";
+    rc = read_text("crash.txt", crash, &v, err, sizeof err);
+    CHECK(rc == 0, "truncated report refused: %s", err);
+    CHECK(v.samples == 1 && !v.sum.complete && v.sum.peak_bytes == -1,
+          "truncated: samples %d complete %d", v.samples, v.sum.complete);
+
+    expect_error("garbage.txt", "hello world\nmore\n", "garbage.txt:1:");
+    expect_error("empty.txt", "", "empty file");
+    expect_error("newer.txt", "memtrade-heap\t2\n", "version 2");
+    expect_error("badrec.txt", HEADER "X\t1\n", ":11: unknown record");
+    expect_error("short.txt", HEADER "C\tother\t1\t2\n", ":11: C needs 7 fields");
+    expect_error("escape.txt", HEADER "N\tw\\qx\tother\t1\n", ":11: bad escape");
+    expect_error("frame.txt", HEADER "F\t1\t0x1\tf\tm\tx.c\t1\t\nK\t1\t1\t2\n",
+                 ":12: stack 1 names unknown frame '2'");
+    expect_error("num.txt", HEADER "C\tother\t1\t2\tx3\t4\t5\n", ":11: bad counter");
+    expect_error("cat.txt", HEADER "N\tw\tnosuch\t1\n", ":11: unknown category");
+    expect_error("after.txt", HEADER "E\nN\tw\tother\t1\n", ":12: data after the end marker");
+
+    if (failures)
+        printf("%d check(s) failed\n", failures);
+    else
+        printf("ok: report reader\n");
+    return failures ? 1 : 0;
+}
