@@ -384,15 +384,11 @@ static int test_sql_guard(void)
     CHECK(strstr(mt_store_error(st), "refused") || strstr(mt_store_error(st), "empty"), "%s",
           mt_store_error(st));
     struct tu_cap c;
-    tu_cap_open(&c);
-    OK(st, mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done", MT_FORMAT_CSV,
-                              c.f));
-    CHECK(strcmp(tu_cap_text(&c), "id,status,config_key\n1,ok,w?a=1\n") == 0, "got %s", c.buf);
-    tu_cap_free(&c);
-    tu_cap_open(&c);
-    OK(st, mt_store_query_sql(st, "PRAGMA user_version", MT_FORMAT_CSV, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "user_version\n2\n") == 0, "got %s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, "id,status,config_key\n1,ok,w?a=1\n", out,
+                  mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done",
+                                     MT_FORMAT_CSV, out));
+    EXPECT_OUTPUT(st, "user_version\n2\n", out,
+                  mt_store_query_sql(st, "PRAGMA user_version", MT_FORMAT_CSV, out));
     tu_cap_open(&c);
     OK(st, mt_store_query_sql(st, "PRAGMA table_info(params)", MT_FORMAT_CSV, c.f));
     const char *head = "cid,name,type,notnull,dflt_value,pk\n0,run_id,INTEGER,1,,1\n";
@@ -448,9 +444,6 @@ static int test_pareto(void)
 
     st = open_ro(path);
     CHECK(st, "ro");
-    struct tu_cap c;
-    tu_cap_open(&c);
-    OK(st, mt_store_query_pareto(st, NULL, MT_FORMAT_CSV, c.f));
     const char *want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeat,x,y\n"
                        "1,serving,4,q,lbl,q?n=D,0,50,4\n"
                        "1,serving,1,q,lbl,q?n=A,0,100,3\n"
@@ -462,29 +455,22 @@ static int test_pareto(void)
                        "3,serving,13,q,lbl,q?n=R,0,60,3.75\n"
                        "3,serving,15,q,lbl,q?n=Q,0,70,3.625\n"
                        "3,serving,14,q,lbl,q?n=R,1,80,3.25\n";
-    CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, want, out, mt_store_query_pareto(st, NULL, MT_FORMAT_CSV, out));
 
     /* Per configuration: R's mean (70, 3.5) dominates Q (70, 3.625). */
     struct mt_store_pareto_opts byc = {.sweep_id = s3, .by_config = 1};
-    tu_cap_open(&c);
-    OK(st, mt_store_query_pareto(st, &byc, MT_FORMAT_CSV, c.f));
     want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeats,x,y\n"
            "3,serving,13,q,lbl,q?n=R,2,70,3.5\n";
-    CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto by config:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, want, out, mt_store_query_pareto(st, &byc, MT_FORMAT_CSV, out));
 
     /* x = model_bytes higher is better, y = val_bpb lower is better, sweep 1 only:
      * A (10, 3), B (20, 2), C (30, 2.5): B and C are on the front, A is dominated by B. */
     struct mt_store_pareto_opts o = {
         .x_metric = "model_bytes", .y_metric = "val_bpb", .x_higher_better = 1, .sweep_id = s1};
-    tu_cap_open(&c);
-    OK(st, mt_store_query_pareto(st, &o, MT_FORMAT_CSV, c.f));
     want = "sweep_id,memory_kind,run_id,workload,label,config_key,repeat,x,y\n"
            "1,serving,2,q,lbl,q?n=B,0,20,2\n"
            "1,serving,3,q,lbl,q?n=C,0,30,2.5\n";
-    CHECK(strcmp(tu_cap_text(&c), want) == 0, "pareto 2:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, want, out, mt_store_query_pareto(st, &o, MT_FORMAT_CSV, out));
 
     /* The schema's own pareto view agrees with the default front. */
     char *ids = tu_text(
@@ -736,16 +722,11 @@ static int test_concurrent(void)
     CHECK(add_run(w, 0, &r2, &run) == 0, "uncommitted run");
     struct mt_store *rd = open_ro(path);
     CHECK(rd, "reader during a write transaction");
-    struct tu_cap c;
-    tu_cap_open(&c);
-    OK(rd, mt_store_query_sql(rd, "SELECT count(*) AS n FROM runs", MT_FORMAT_CSV, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "n\n1\n") == 0, "reader sees committed rows only: %s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(rd, "n\n1\n", out,
+                  mt_store_query_sql(rd, "SELECT count(*) AS n FROM runs", MT_FORMAT_CSV, out));
     OK(w, mt_store_commit(w));
-    tu_cap_open(&c);
-    OK(rd, mt_store_query_sql(rd, "SELECT count(*) AS n FROM runs", MT_FORMAT_CSV, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "n\n2\n") == 0, "then the new row: %s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(rd, "n\n2\n", out,
+                  mt_store_query_sql(rd, "SELECT count(*) AS n FROM runs", MT_FORMAT_CSV, out));
     CHECK(mt_store_begin(w) == 0 && mt_store_begin(w) != 0, "begin is not nestable");
     OK(w, mt_store_rollback(w));
     mt_store_close(rd);
@@ -874,23 +855,17 @@ static int test_readers(void)
     CHECK(st, "ro");
 
     struct tu_cap c;
-    tu_cap_open(&c);
-    OK(st, mt_store_query_compare(st, r1, r2, MT_FORMAT_CSV, c.f));
     const char *want = "rank,name,unit,a,b,ratio,a_unavailable,b_unavailable\n"
                        "-1,infer_peak_bytes,bytes,100,50,0.5,,\n"
                        "-1,peak_rss_bytes,bytes,0,,,,killed\n"
                        "-1,val_bpb,bits/byte,2,1,0.5,,\n";
-    CHECK(strcmp(tu_cap_text(&c), want) == 0, "compare:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, want, out, mt_store_query_compare(st, r1, r2, MT_FORMAT_CSV, out));
 
-    tu_cap_open(&c);
-    OK(st, mt_store_query_sites(st, r1, 1, MT_FORMAT_CSV, c.f));
     want = "rank,category,stack_id,allocs,bytes,peak_bytes,temporary,leaked_bytes,leaked_allocs,"
            "estimated,frames\n"
            "0,weights,2,1,65536,65536,0,100,1,0,libc.so.6+? <- forward (model.c:200) <- main "
            "(main.c:5)\n";
-    CHECK(strcmp(tu_cap_text(&c), want) == 0, "sites:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, want, out, mt_store_query_sites(st, r1, 1, MT_FORMAT_CSV, out));
 
     struct mt_store_runs_filter f = {.status = "failed"};
     tu_cap_open(&c);
@@ -930,21 +905,12 @@ static int test_readers(void)
     struct mt_store_alloc_site os = {0, odd_stack, "other", 3, 30, 0, 0, 0, 0, 0};
     OK(w, mt_store_alloc_site(w, r2, &os));
     mt_store_close(w);
-    tu_cap_open(&c);
-    OK(st, mt_store_query_folded(st, r2, MT_FOLDED_BYTES, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "[unknown];a_b;operator_new(unsigned_long) 30\n") == 0,
-          "odd folded:\n%s", c.buf);
-    tu_cap_free(&c);
-    tu_cap_open(&c);
-    OK(st, mt_store_query_folded(st, r2, MT_FOLDED_PEAK_BYTES, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "") == 0, "zero weights print nothing: %s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, "[unknown];a_b;operator_new(unsigned_long) 30\n", out,
+                  mt_store_query_folded(st, r2, MT_FOLDED_BYTES, out));
+    EXPECT_OUTPUT(st, "", out, mt_store_query_folded(st, r2, MT_FOLDED_PEAK_BYTES, out));
 
-    tu_cap_open(&c);
-    OK(st, mt_store_query_folded(st, r1, MT_FOLDED_ALLOCS, c.f));
-    CHECK(strcmp(tu_cap_text(&c), "main;forward;mt_alloc 10\nmain;forward;libc.so.6+? 1\n") == 0,
-          "folded:\n%s", c.buf);
-    tu_cap_free(&c);
+    EXPECT_OUTPUT(st, "main;forward;mt_alloc 10\nmain;forward;libc.so.6+? 1\n", out,
+                  mt_store_query_folded(st, r1, MT_FOLDED_ALLOCS, out));
     mt_store_close(st);
     return 0;
 }

@@ -27,6 +27,23 @@
 /* Runs a store call that must succeed; prints the store's error otherwise. */
 #define OK(st, call) CHECK((call) == 0, "%s", mt_store_error(st))
 
+/* Runs `call`, a reader that writes to the FILE * named OUT, and checks that it succeeds
+ * and prints exactly `want` (both texts are shown when not). */
+#define EXPECT_OUTPUT(st, want, OUT, call)                                                         \
+    do {                                                                                           \
+        struct tu_cap cap_;                                                                        \
+        tu_cap_open(&cap_);                                                                        \
+        FILE *OUT = cap_.f;                                                                        \
+        int rc_ = (call);                                                                          \
+        const char *got_ = tu_cap_text(&cap_), *want_ = (want);                                    \
+        int same_ = rc_ == 0 && strcmp(got_, want_) == 0;                                          \
+        if (!same_)                                                                                \
+            fprintf(stderr, "want:\n%s\ngot (rc %d):\n%s\n%s\n", want_, rc_, got_,                 \
+                    mt_store_error(st));                                                           \
+        tu_cap_free(&cap_);                                                                        \
+        CHECK(same_, "output of %s", #call);                                                       \
+    } while (0)
+
 /* A fresh scratch folder (removed by tu_cleanup) and paths inside it. */
 const char *tu_dir(void);
 /* Returns a static buffer holding "<dir>/<name>"; copy it before the next call. */
