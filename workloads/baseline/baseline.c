@@ -1,0 +1,72 @@
+/* baseline.c — the `baseline` workload: the reference model trained with the default
+ * recipe, no memory optimization. Every other workload is read against it.
+ *
+ * What it is for: train the chosen preset (or load it from the model cache when this
+ * exact recipe on this exact corpus was trained before), evaluate it on the validation
+ * split, report the standard metrics, and log a sample of what it writes.
+ * What it is not for: any optimization; knobs beyond the recipe belong to other plugins.
+ */
+#include <memtrade/workload.h>
+
+#include "wlcommon.h"
+
+#define EVAL_BATCH 8 /* windows per evaluation forward */
+
+static const struct mt_param_spec params[] = {
+    MT_WL_PARAM_MODEL,
+    MT_WL_PARAM_STEPS,
+    MT_WL_PARAM_BATCH,
+    MT_WL_PARAM_LR,
+    MT_WL_PARAM_SEED,
+    MT_WL_PARAM_EVAL_TOKENS,
+    MT_WL_PARAM_CORPUS,
+};
+
+static size_t baseline_mem_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    char err[256];
+    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err))
+        return 0;
+    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
+    size_t B = (size_t)mt_param_int(ctx, "batch");
+    return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);
+}
+
+static int baseline_run(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe recipe;
+    struct mt_corpus corpus;
+    struct mt_wl_train_stats st;
+    struct mt_gpt *m = NULL;
+    uint64_t seed;
+    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &recipe, &seed) ||
+        mt_wl_corpus(ctx, 1, recipe.seq, &corpus))
+        return -1;
+    int rc = mt_wl_train_or_load(ctx, &cfg, &recipe, seed, &corpus, MT_GPT_INFER, EVAL_BATCH,
+                                 recipe.seq, &m, &st);
+    if (rc == 0) {
+        mt_wl_report_train(ctx, &st);
+        mt_wl_report_model(ctx, m);
+        rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    }
+    if (rc == 0)
+        rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
+    mt_gpt_free(m);
+    mt_corpus_free(&corpus);
+    return rc;
+}
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "baseline",
+    .summary = "reference GPT trained with the default recipe (or loaded from the cache)",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .ranks_param = NULL,
+    .mem_estimate = baseline_mem_estimate,
+    .run = baseline_run,
+};

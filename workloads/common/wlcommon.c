@@ -1,0 +1,286 @@
+/* wlcommon.c — plugins' door to the reference model (see wlcommon.h). */
+#include "wlcommon.h"
+
+#include "hash.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define ERRLEN 512
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void mt_wl_threads(struct mt_ctx *ctx)
+{
+    int n = ctx->ops->threads ? ctx->ops->threads(ctx) : 0;
+    if (n > 0)
+        omp_set_num_threads(n);
+}
+
+int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg)
+{
+    char err[ERRLEN];
+    const char *name = mt_param_str(ctx, param ? param : "model");
+    if (!name)
+        return mt_error(ctx, "parameter '%s' missing", param ? param : "model");
+    if (mt_gpt_config_parse(cfg, name, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    return 0;
+}
+
+int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_gpt_recipe *r,
+                 uint64_t *seed)
+{
+    int64_t steps = mt_param_int(ctx, "steps"), batch = mt_param_int(ctx, "batch");
+    double lr = mt_param_float(ctx, "lr");
+    if (steps <= 0 || batch <= 0 || !(lr > 0.0))
+        return mt_error(ctx, "recipe parameters out of range: steps %lld batch %lld lr %g",
+                        (long long)steps, (long long)batch, lr);
+    *r = mt_gpt_recipe_default((size_t)steps);
+    r->batch = (size_t)batch;
+    r->lr = (float)lr;
+    r->seq = cfg->seq_len < r->seq ? cfg->seq_len : r->seq;
+    *seed = (uint64_t)mt_param_int(ctx, "seed");
+    return 0;
+}
+
+int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c)
+{
+    char err[ERRLEN];
+    const char *path = has_corpus_param ? mt_param_str(ctx, "corpus") : NULL;
+    if ((!path || !path[0]) && ctx->ops->corpus)
+        path = ctx->ops->corpus(ctx);
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int rc = mt_corpus_load(c, path, T, err, sizeof err);
+    mt_mem_category(ctx, prev);
+    if (rc)
+        return mt_error(ctx, "%s", err);
+    mt_log(ctx, MT_LOG_INFO, "corpus %s: %zu files, %zu bytes (train %zu, validation %zu)",
+           c->source, c->n_files, c->n, c->n_train, c->n_val);
+    return 0;
+}
+
+void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                      const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                      char *path, size_t n)
+{
+    /* Every input that changes the trained weights goes into the key, field by field
+     * (no struct padding is hashed). */
+    uint64_t h = MT_FNV64_INIT;
+    uint64_t ints[] = {MT_WL_CACHE_VERSION, cfg->vocab, cfg->seq_len, cfg->n_layer,
+                       cfg->n_head, cfg->n_embd, r->warmup, r->steps, r->batch, r->seq, seed,
+                       c->identity, c->n};
+    float floats[] = {r->lr, r->min_lr_frac, r->beta1, r->beta2, r->eps, r->weight_decay,
+                      r->grad_clip};
+    h = mt_fnv64(h, ints, sizeof ints);
+    h = mt_fnv64(h, floats, sizeof floats);
+    const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
+    snprintf(path, n, "%s/gpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
+             dir && dir[0] ? dir : ".", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,
+             cfg->seq_len, r->steps, (unsigned long long)h);
+}
+
+int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_recipe *r,
+                     uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st)
+{
+    char err[ERRLEN];
+    size_t B = r->batch, T = r->seq;
+    mt_wl_threads(ctx);
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *in = malloc(2 * B * T * sizeof *in);
+    mt_mem_category(ctx, prev);
+    if (!in)
+        return mt_error(ctx, "out of memory for training batches");
+    int *tg = in + B * T;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* "batch": a stream apart from the init */
+    double t0 = now_s(), tail = 0.0;
+    size_t ntail = 0;
+    int rc = 0;
+    mt_region_begin(ctx, "train");
+    for (size_t step = 0; step < r->steps && !rc; step++) {
+        float loss = 0.0f;
+        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
+        mt_region_begin(ctx, "forward");
+        rc = mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
+        mt_region_end(ctx, "forward");
+        if (rc)
+            break;
+        mt_region_begin(ctx, "backward");
+        mt_gpt_zero_grad(m);
+        rc = mt_gpt_backward(m, 1.0f, 0, err, sizeof err);
+        mt_region_end(ctx, "backward");
+        if (rc)
+            break;
+        mt_region_begin(ctx, "optimizer");
+        mt_gpt_adamw_step(m, r, mt_gpt_lr_at(r, step), 1.0f);
+        mt_region_end(ctx, "optimizer");
+        mt_sample(ctx, "train_loss", (double)step, loss);
+        mt_progress(ctx, (double)(step + 1), (double)r->steps);
+        if (step + 10 >= r->steps) {
+            tail += loss;
+            ntail++;
+        }
+        if (step % 100 == 0 || step + 1 == r->steps)
+            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e", step + 1, r->steps,
+                   loss, mt_gpt_lr_at(r, step));
+    }
+    mt_region_end(ctx, "train");
+    free(in);
+    if (rc)
+        return mt_error(ctx, "training failed: %s", err);
+    if (st) {
+        st->steps = r->steps;
+        st->seconds = now_s() - t0;
+        st->tokens_per_s = (double)(r->steps * B * T) / st->seconds;
+        st->final_loss = ntail ? (float)(tail / (double)ntail) : 0.0f;
+        st->peak_bytes = 0;
+        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+            st->peak_bytes += m->slab_bytes[cat];
+    }
+    return 0;
+}
+
+int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                        const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                        enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
+                        struct mt_wl_train_stats *st)
+{
+    char err[ERRLEN], path[4096];
+    struct mt_wl_train_stats local;
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof *st);
+    *out = NULL;
+    mt_wl_threads(ctx);
+    mt_wl_cache_path(ctx, cfg, r, seed, c, path, sizeof path);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (mt_ckpt_load(path, cfg, mode, B, T, out, NULL, err, sizeof err) == 0) {
+            mt_log(ctx, MT_LOG_INFO, "loaded cached baseline %s", path);
+            st->from_cache = 1;
+            return 0;
+        }
+        mt_log(ctx, MT_LOG_WARN, "cached baseline unusable, retraining: %s", err);
+    }
+    struct mt_gpt *m = NULL;
+    if (mt_gpt_create(&m, cfg, MT_GPT_TRAIN, r->batch, r->seq, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    mt_gpt_init(m, seed);
+    mt_log(ctx, MT_LOG_INFO, "training %zu params for %zu steps (B=%zu T=%zu lr=%g)",
+           m->n_params, r->steps, r->batch, r->seq, (double)r->lr);
+    if (mt_wl_train_loop(ctx, m, r, seed, c, st)) {
+        mt_gpt_free(m);
+        return -1;
+    }
+    if (mt_ckpt_save(m, path, err, sizeof err) == 0) {
+        mt_gpt_free(m); /* the training state goes before the serving state arrives */
+        m = NULL;
+        if (mt_ckpt_load(path, cfg, mode, B, T, out, NULL, err, sizeof err))
+            return mt_error(ctx, "reloading the freshly written cache: %s", err);
+        mt_log(ctx, MT_LOG_INFO, "cached baseline written to %s", path);
+        return 0;
+    }
+    mt_log(ctx, MT_LOG_WARN, "cannot cache the baseline: %s", err);
+    if (mt_gpt_create(out, cfg, mode, B, T, err, sizeof err)) {
+        mt_gpt_free(m);
+        return mt_error(ctx, "%s", err);
+    }
+    memcpy((*out)->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]);
+    mt_gpt_free(m);
+    return 0;
+}
+
+void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
+{
+    static const char why[] = "baseline loaded from the cache; no training in this run";
+    if (st->from_cache) {
+        mt_metric_na(ctx, "train_tokens_per_s", "tokens/s", why);
+        mt_metric_na(ctx, "train_peak_bytes", "bytes", why);
+        mt_metric_na(ctx, "train_loss", "nats/byte", why);
+        return;
+    }
+    mt_metric(ctx, "train_tokens_per_s", st->tokens_per_s, "tokens/s");
+    mt_metric(ctx, "train_peak_bytes", (double)st->peak_bytes, "bytes");
+    mt_metric(ctx, "train_loss", st->final_loss, "nats/byte");
+    mt_metric(ctx, "train_seconds", st->seconds, "s");
+}
+
+int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                      size_t max_tokens, struct mt_eval_result *res)
+{
+    char err[ERRLEN];
+    struct mt_eval_result r;
+    mt_wl_threads(ctx);
+    mt_region_begin(ctx, "eval");
+    int rc = mt_gpt_eval(m, c->val, c->n_val, max_tokens, &r, err, sizeof err);
+    mt_region_end(ctx, "eval");
+    if (rc)
+        return mt_error(ctx, "evaluation failed: %s", err);
+    mt_metric(ctx, "val_loss", r.loss, "nats/byte");
+    mt_metric(ctx, "val_bpb", r.bpb, "bits/byte");
+    mt_metric(ctx, "val_ppl", r.ppl, "ratio");
+    mt_metric(ctx, "val_top1", r.top1, "ratio");
+    mt_metric(ctx, "eval_tokens_per_s", (double)r.tokens / r.seconds, "tokens/s");
+    mt_log(ctx, MT_LOG_INFO, "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
+           "(%.2f s)", r.tokens, r.loss, r.bpb, r.top1, r.seconds);
+    if (res)
+        *res = r;
+    return 0;
+}
+
+void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m)
+{
+    mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
+    mt_metric(ctx, "n_params", (double)m->n_params, "count");
+}
+
+int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
+                     float temperature, uint64_t seed)
+{
+    char err[ERRLEN];
+    size_t np = strlen(prompt), got = 0;
+    int *toks = malloc((np + n + 1) * sizeof *toks);
+    char *text = malloc(4 * (np + n) + 1);
+    if (!toks || !text) {
+        free(toks), free(text);
+        return mt_error(ctx, "out of memory for sampling");
+    }
+    for (size_t i = 0; i < np; i++)
+        toks[i] = (unsigned char)prompt[i];
+    int rc = mt_gpt_generate(m, toks, np, n, temperature, seed, toks + np, &got, err,
+                             sizeof err);
+    if (rc == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < np + got; i++) { /* keep the log line readable */
+            int b = toks[i];
+            if (b == '\n')
+                k += (size_t)sprintf(text + k, "\\n");
+            else if (b >= 32 && b < 127 && b != '\\')
+                text[k++] = (char)b;
+            else
+                k += (size_t)sprintf(text + k, "\\x%02x", b & 0xff);
+        }
+        text[k] = 0;
+        mt_log(ctx, MT_LOG_INFO, "sample (temperature %.2f): %s", (double)temperature, text);
+    }
+    free(toks), free(text);
+    return rc ? mt_error(ctx, "sampling failed: %s", err) : 0;
+}
+
+size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
+{
+    size_t train = mt_gpt_memory(cfg, B, T, MT_GPT_TRAIN, NULL, NULL, 0);
+    size_t infer = mt_gpt_memory(cfg, B, T, MT_GPT_INFER, NULL, NULL, 0);
+    return train + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
+}
