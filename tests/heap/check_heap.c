@@ -8,6 +8,7 @@
  * (run_heap.sh does).
  */
 #define _GNU_SOURCE
+#include "heap_test.h"
 #include "heapreport.h"
 
 #include <dirent.h>
@@ -49,16 +50,6 @@ struct report {
     long long peak_phase_total;
 };
 
-static int failures;
-#define CHECK(cond, ...)                                                                    \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            failures++;                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                     \
-            printf(__VA_ARGS__);                                                            \
-            printf("\n");                                                                   \
-        }                                                                                   \
-    } while (0)
 
 static char *dup(const char *s) { return s ? strdup(s) : NULL; }
 

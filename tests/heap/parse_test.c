@@ -7,21 +7,12 @@
  * also runs in ASan builds. Usage: heap_parse_test SCRATCH_DIR.
  * What it is not for: the interposer (check_heap.c covers real reports).
  */
+#include "heap_test.h"
 #include "heapreport.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond, ...)                                                                    \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            failures++;                                                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                     \
-            printf(__VA_ARGS__);                                                            \
-            printf("\n");                                                                   \
-        }                                                                                   \
-    } while (0)
 
 static const char *dir;
 

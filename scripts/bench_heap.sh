@@ -1,0 +1,60 @@
+#!/bin/sh
+# bench_heap.sh — what the heap profiler costs, next to heaptrack, on a malloc-heavy program.
+#
+# What it is for: timing profilers/heap/bench/malloc_heavy.c (2M allocations of 16..4096
+# bytes, 12+ frames deep) bare, under libmt_heap.so in full and in sampled mode, and under
+# Debian's heaptrack (`heaptrack -r`: record only, no analysis), REPEATS times each,
+# interleaved, and printing the median wall time and overhead (time / bare time - 1) of each.
+# What it is not for: a test (nothing fails); run it niced, on a quiet machine if you can.
+# Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS]
+set -eu
+build=${1:-build}
+repeats=${2:-5}
+allocs=${3:-2000000}
+prog=$build/bin/mt_heap_bench_malloc
+lib=$build/lib/libmt_heap.so
+[ -x "$prog" ] && [ -f "$lib" ] || {
+  echo "bench_heap: build first: cmake --build $build --target mt_heap mt_heap_bench_malloc" >&2
+  exit 2
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+have_heaptrack=0
+command -v heaptrack >/dev/null 2>&1 && have_heaptrack=1
+
+now() { date +%s%N; }
+
+# run NAME CMD...: one timed run, appends milliseconds to $tmp/NAME
+run() {
+  name=$1
+  shift
+  t0=$(now)
+  nice -n 10 "$@" >/dev/null 2>&1 || { echo "bench_heap: $name failed" >&2; exit 1; }
+  t1=$(now)
+  echo $(( (t1 - t0) / 1000000 )) >>"$tmp/$name"
+}
+
+for i in $(seq "$repeats"); do
+  run none "$prog" "$allocs"
+  run full env MEMTRADE_HEAP_MODE=full MEMTRADE_HEAP_OUT="$tmp/full.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
+  run sampled env MEMTRADE_HEAP_MODE=sampled MEMTRADE_HEAP_OUT="$tmp/sampled.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
+  if [ $have_heaptrack = 1 ]; then
+    run heaptrack heaptrack -r -o "$tmp/ht.$i" "$prog" "$allocs"
+  fi
+  rm -f "$tmp"/*.txt "$tmp"/ht.*
+done
+
+median() { sort -n "$tmp/$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+base=$(median none)
+echo "malloc_heavy: $allocs allocations, median of $repeats runs (wall ms), overhead = t/t_none - 1"
+printf '%-10s %8s %9s %9s\n' profiler ms ratio overhead
+for name in none full sampled heaptrack; do
+  [ -f "$tmp/$name" ] || { printf '%-10s %8s\n' "$name" "unavailable (heaptrack not installed)"; continue; }
+  ms=$(median $name)
+  awk -v n="$name" -v ms="$ms" -v b="$base" \
+    'BEGIN {printf "%-10s %8d %8.2fx %8.1f%%\n", n, ms, ms / b, (ms / b - 1) * 100}'
+done
+if [ -f "$tmp/heaptrack" ]; then
+  awk -v f="$(median full)" -v h="$(median heaptrack)" -v b="$base" \
+    'BEGIN {printf "full-mode overhead / heaptrack overhead = %.2f (target < 0.5)\n", (f - b) / (h - b)}'
+fi
