@@ -12,6 +12,13 @@
 
 #include "plot_internal.h"
 
+/* The runs of the selection (?1 = sweep id, < 0 for all): the sweep and every other
+ * attempt of it (same name and spec file: `memtrade sweep --resume` starts a new sweep row
+ * and leaves the runs it skips in the earlier one). */
+#define SELECTED(r)                                                                                \
+    "(?1 < 0 OR " r ".sweep_id = ?1 OR " r ".sweep_id IN (SELECT s.id FROM sweeps s JOIN "         \
+    "sweeps t ON s.name = t.name AND s.spec_path IS t.spec_path WHERE t.id = ?1))"
+
 static int fail_sql(struct pl_ctx *ctx, char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "reading %s from %s: %s", what, ctx->opts->db_path,
@@ -57,8 +64,8 @@ static void load_machine(struct pl_ctx *ctx, const char *sweep_facts, const char
     char *run_facts = NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT facts_json FROM runs WHERE facts_json IS NOT NULL AND "
-                           "(?1 < 0 OR sweep_id = ?1) ORDER BY id LIMIT 1",
+                           "SELECT facts_json FROM runs WHERE facts_json IS NOT NULL AND " SELECTED(
+                               "runs") " ORDER BY id LIMIT 1",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, ctx->sweep_id);
         if (sqlite3_step(st) == SQLITE_ROW) run_facts = col_str(ctx, st, 0);
@@ -143,13 +150,65 @@ static struct pl_run *run_by_id(struct pl_ctx *ctx, long long id)
     return lo < ctx->n_runs && ctx->runs[lo].id == id ? &ctx->runs[lo] : NULL;
 }
 
+static void free_run(struct pl_run *r)
+{
+    free(r->workload);
+    free(r->label);
+    free(r->config_key);
+    free(r->status);
+    free(r->error);
+    for (size_t p = 0; p < r->n_params; p++) {
+        free(r->params[p].key);
+        free(r->params[p].value);
+    }
+    free(r->params);
+    for (size_t m = 0; m < r->n_metrics; m++) {
+        free(r->metrics[m].name);
+        free(r->metrics[m].unit);
+        free(r->metrics[m].unavailable);
+    }
+    free(r->metrics);
+}
+
+static int is_ok(const struct pl_run *r)
+{
+    return r->status && strcmp(r->status, "ok") == 0;
+}
+
+/* Keeps one run per (config_key, repeat): the latest ok one, else the latest attempt.
+ * Earlier attempts (a failure that a resumed sweep re-ran, a configuration re-run without
+ * --resume) are history, not results. Runs are in ascending id. */
+static void drop_superseded(struct pl_ctx *ctx)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < ctx->n_runs; i++) {
+        struct pl_run *r = &ctx->runs[i];
+        int superseded = 0;
+        for (size_t j = 0; j < ctx->n_runs && !superseded; j++) {
+            const struct pl_run *o = &ctx->runs[j];
+            if (j == i || o->repeat != r->repeat ||
+                strcmp(pl_s(o->config_key), pl_s(r->config_key)) != 0)
+                continue;
+            /* o wins over r when it is ok and r is not, or both alike and o is later */
+            superseded = is_ok(o) != is_ok(r) ? is_ok(o) : o->id > r->id;
+        }
+        if (superseded) {
+            free_run(r);
+            ctx->n_superseded++;
+        } else {
+            ctx->runs[kept++] = *r;
+        }
+    }
+    ctx->n_runs = kept;
+}
+
 static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT id, workload, label, config_key, repeat, status, exit_code, "
-                           "signal, error, wall_s FROM runs WHERE (?1 < 0 OR sweep_id = ?1) "
-                           "ORDER BY id",
+                           "signal, error, wall_s FROM runs r WHERE " SELECTED("r") " "
+                                                                                    "ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return fail_sql(ctx, err, errlen, "runs");
     sqlite3_bind_int64(st, 1, ctx->sweep_id);
@@ -177,10 +236,11 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE && !ctx->oom) return fail_sql(ctx, err, errlen, "runs");
+    drop_superseded(ctx);
 
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON "
-                           "r.id = p.run_id WHERE (?1 < 0 OR r.sweep_id = ?1) ORDER BY p.key",
+                           "r.id = p.run_id WHERE " SELECTED("r") " ORDER BY p.key",
                            -1, &st, NULL) != SQLITE_OK)
         return fail_sql(ctx, err, errlen, "params");
     sqlite3_bind_int64(st, 1, ctx->sweep_id);
@@ -197,17 +257,19 @@ static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
     }
     sqlite3_finalize(st);
 
-    if (sqlite3_prepare_v2(ctx->db,
-                           /* whole-run metrics, and for multi-rank runs the largest
-                              per-rank value as '<name>@rankmax' (memory per rank) */
-                           "SELECT m.run_id, m.name, m.value, m.unit, m.unavailable FROM metrics m "
-                           "JOIN runs r ON r.id = m.run_id WHERE m.rank = -1 AND "
-                           "(?1 < 0 OR r.sweep_id = ?1) UNION ALL "
-                           "SELECT m.run_id, m.name || '@rankmax', MAX(m.value), MIN(m.unit), NULL "
-                           "FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.rank >= 0 AND "
-                           "m.value IS NOT NULL AND (?1 < 0 OR r.sweep_id = ?1) "
-                           "GROUP BY m.run_id, m.name ORDER BY 2",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            ctx->db,
+            /* whole-run metrics, and for multi-rank runs the largest
+               per-rank value as '<name>@rankmax' (memory per rank) */
+            "SELECT m.run_id, m.name, m.value, m.unit, m.unavailable FROM metrics m "
+            "JOIN runs r ON r.id = m.run_id WHERE m.rank = -1 AND " SELECTED(
+                "r") " UNION ALL "
+                     "SELECT m.run_id, m.name || '@rankmax', MAX(m.value), MIN(m.unit), NULL "
+                     "FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.rank >= 0 AND "
+                     "m.value IS NOT NULL AND " SELECTED(
+                         "r") " "
+                              "GROUP BY m.run_id, m.name ORDER BY 2",
+            -1, &st, NULL) != SQLITE_OK)
         return fail_sql(ctx, err, errlen, "metrics");
     sqlite3_bind_int64(st, 1, ctx->sweep_id);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -429,25 +491,8 @@ int pl_load(struct pl_ctx *ctx, char *err, size_t errlen)
 
 void pl_ctx_free(struct pl_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->n_runs; i++) {
-        struct pl_run *r = &ctx->runs[i];
-        free(r->workload);
-        free(r->label);
-        free(r->config_key);
-        free(r->status);
-        free(r->error);
-        for (size_t p = 0; p < r->n_params; p++) {
-            free(r->params[p].key);
-            free(r->params[p].value);
-        }
-        free(r->params);
-        for (size_t m = 0; m < r->n_metrics; m++) {
-            free(r->metrics[m].name);
-            free(r->metrics[m].unit);
-            free(r->metrics[m].unavailable);
-        }
-        free(r->metrics);
-    }
+    for (size_t i = 0; i < ctx->n_runs; i++)
+        free_run(&ctx->runs[i]);
     free(ctx->runs);
     for (size_t i = 0; i < ctx->n_configs; i++) {
         free(ctx->configs[i].runs);

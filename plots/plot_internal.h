@@ -79,8 +79,9 @@ struct pl_ctx {
     const char *y_metric;
     long long sweep_id;
     char *sweep_name, *machine;
-    struct pl_run *runs;
+    struct pl_run *runs; /* ascending id, one per (config_key, repeat) */
     size_t n_runs;
+    size_t n_superseded; /* earlier attempts left out (see drop_superseded) */
     struct pl_config *configs;
     size_t n_configs;
     char **families; /* distinct workloads with a successful run, "baseline" first */

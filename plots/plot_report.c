@@ -317,7 +317,13 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
             ctx->res->n_ok);
     if (ctx->n_runs > ctx->res->n_ok)
         fprintf(f, ", %zu did not (listed below)", ctx->n_runs - ctx->res->n_ok);
-    fputs(".</p>\n", f);
+    fputs(".", f);
+    if (ctx->n_superseded)
+        fprintf(f,
+                " %zu earlier attempts of the same configuration and repeat (re-run later, "
+                "e.g. by --resume) are not shown.",
+                ctx->n_superseded);
+    fputs("</p>\n", f);
     if (ctx->n_runs == 0)
         fputs("<p class=\"msg\">No runs in this database (or sweep): nothing to plot. Run a sweep "
               "first, e.g. <code>memtrade sweep sweeps/quick.ini</code>.</p>\n",

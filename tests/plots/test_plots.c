@@ -186,6 +186,14 @@ static void make_db(const char *schema, const char *path)
                  "''quote''' WHERE id = 11");
     add_run(db, 12, "prune", "99%", 0, "oom", "sparsity=0.99");
     exec_sql(db, "UPDATE runs SET signal = 9 WHERE id = 12");
+    /* A resumed attempt of the sweep (new sweep row, same name and file) re-ran the OOM
+       configuration: run 14 supersedes run 12, and the selection spans both sweep rows. */
+    exec_sql(db, "UPDATE sweeps SET spec_path = 'sweeps/t.ini' WHERE id = 1");
+    exec_sql(db, "INSERT INTO sweeps(id, name, spec_path, started_at) VALUES(2, "
+                 "'quick \"test\" sweep \xc3\xbc', 'sweeps/t.ini', '2026-01-02T00:00:00Z')");
+    add_run(db, 14, "prune", "99%", 0, "oom", "sparsity=0.99");
+    exec_sql(db, "UPDATE runs SET sweep_id = 2, error = 'second attempt: out of memory' "
+                 "WHERE id = 14");
 
     /* Timeline of run 1: weights 1 MiB flat, activations 0,2,3,0 MiB, rss, regions. */
     static const double act[] = {0, 2, 3, 0}, rss[] = {5, 8, 9, 6};
@@ -475,8 +483,7 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     static const char *const drawn[] = {
         "tradeoff_serving",    "tradeoff_training",    "speed_train",          "speed_eval",
         "curve_quantize_bits", "curve_quantize_group", "curve_prune_sparsity", "loss_checkpoint",
-        "loss_lora",           "timeline_run1",        "timeline_run12",       "sites_run1",
-        "regions_run1"};
+        "loss_lora",           "timeline_run1",        "sites_run1",           "regions_run1"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
@@ -581,6 +588,9 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                    "&#39;quote&#39;"),
           "failed run error not listed");
     CHECK(contains(out, "report.html", ">oom<"), "oom run not listed");
+    CHECK(contains(out, "report.html", "second attempt: out of memory"), "latest attempt missing");
+    CHECK(contains(out, "report.html", " 1 earlier attempts"), "superseded run not counted");
+    CHECK(!item(&res, "timeline_run12"), "superseded run 12 drawn");
     char img[64];
     snprintf(img, sizeof img, "src=\"plots/tradeoff_serving.%s\"", ext);
     CHECK(contains(out, "report.html", img), "report misses the trade-off image");
@@ -614,6 +624,28 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     check_points(plots, "tradeoff_model_bytes.dat", model, 2);
     check_drawn(&res, plots, "tradeoff_model_bytes", ext);
     CHECK(contains(out, "report.html", "<tr><td class=\"n\">4</td><td>fp32</td>"), "budget 4");
+    mt_plot_result_free(&res);
+
+    /* Sweep selection: another sweep is drawn alone; sweep 1 still spans its attempts. */
+    sqlite3 *h;
+    sqlite3_open(db, &h);
+    exec_sql(h, "INSERT INTO sweeps(id, name, started_at) VALUES(3, 'other', '2026-01-03')");
+    add_run(h, 15, "baseline", "other fp32", 0, "ok", "d_model=32");
+    exec_sql(h, "UPDATE runs SET sweep_id = 3 WHERE id = 15");
+    acc_mem(h, 15, 2.5, "infer_peak_bytes", 3);
+    sqlite3_close(h);
+    struct mt_plot_opts o3 = {.db_path = db, .out_dir = out, .format = fmt};
+    rc = mt_plot_generate(&o3, &res, err, sizeof err);
+    CHECK(rc == 0 && res.sweep_id == 3 && res.n_runs == 1,
+          "latest sweep: rc %d sweep %lld runs %zu", rc, res.sweep_id, res.n_runs);
+    mt_plot_result_free(&res);
+    o3.sweep_id = 1;
+    rc = mt_plot_generate(&o3, &res, err, sizeof err);
+    CHECK(rc == 0 && res.n_runs == 13, "sweep 1: rc %d runs %zu", rc, res.n_runs);
+    mt_plot_result_free(&res);
+    o3.sweep_id = MT_PLOT_SWEEP_ALL;
+    rc = mt_plot_generate(&o3, &res, err, sizeof err);
+    CHECK(rc == 0 && res.n_runs == 14 && res.n_ok == 12, "all: rc %d runs %zu", rc, res.n_runs);
     mt_plot_result_free(&res);
 }
 
