@@ -6,7 +6,12 @@
  * process with the same threads. Also batch-1 KV-cache decode tokens/s.
  * What it is not for: a test (nothing here can fail on speed), or accuracy.
  *
+ * With --quality PRESET it instead trains PRESET with the default recipe (issue 2) for
+ * --steps steps on the default corpus (or --corpus PATH) and prints val_loss / val_bpb
+ * over the whole validation split and the wall time.
+ *
  * Usage: mt-bench-model [--threads N] [--steps N] [--shape small|gpt2|all] [--decode N]
+ *        mt-bench-model --quality small [--steps 2000] [--threads N] [--corpus PATH]
  */
 #include <omp.h>
 #include <stdio.h>
@@ -16,6 +21,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "data.h"
+#include "eval.h"
 #include "gpt.h"
 #include "rng.h"
 
@@ -122,8 +129,61 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
     return 0;
 }
 
+/* Trains `spec` with the default recipe and evaluates on the whole validation split. */
+static int quality(const char *spec, size_t steps, const char *corpus_path)
+{
+    char err[512];
+    struct mt_gpt_config cfg;
+    struct mt_corpus c;
+    struct mt_gpt *m = NULL, *ev = NULL;
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(steps);
+    if (mt_gpt_config_parse(&cfg, spec, err, sizeof err) ||
+        mt_corpus_load(&c, corpus_path, r.seq, err, sizeof err)) {
+        fprintf(stderr, "mt-bench-model: %s\n", err);
+        return -1;
+    }
+    r.seq = cfg.seq_len < r.seq ? cfg.seq_len : r.seq;
+    if (mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, r.batch, r.seq, err, sizeof err) ||
+        mt_gpt_create(&ev, &cfg, MT_GPT_INFER, 8, r.seq, err, sizeof err)) {
+        fprintf(stderr, "mt-bench-model: %s\n", err);
+        return -1;
+    }
+    mt_gpt_init(m, 1337);
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 1337 ^ 0x6261746368ull);
+    int *in = malloc(2 * r.batch * r.seq * sizeof *in), *tg = in + r.batch * r.seq;
+    double t0 = now_s();
+    float loss = 0.0f;
+    for (size_t s = 0; s < steps; s++) {
+        mt_batch_sample(c.train, c.n_train, r.batch, r.seq, &rng, in, tg);
+        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, NULL, err, sizeof err)) {
+            fprintf(stderr, "mt-bench-model: %s\n", err);
+            return -1;
+        }
+        if (s % 250 == 0 || s + 1 == steps)
+            printf("step %5zu loss %.4f (%.1f s)\n", s + 1, loss, now_s() - t0);
+    }
+    double train_s = now_s() - t0;
+    memcpy(ev->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]);
+    struct mt_eval_result e;
+    if (mt_gpt_eval(ev, c.val, c.n_val, 0, &e, err, sizeof err)) {
+        fprintf(stderr, "mt-bench-model: %s\n", err);
+        return -1;
+    }
+    printf("%s: %zu steps B=%zu T=%zu in %.1f s (%.0f tokens/s); val over %zu bytes: "
+           "val_loss %.4f nats/byte, val_bpb %.4f, val_ppl %.2f, val_top1 %.3f (eval %.1f s)\n",
+           spec, steps, r.batch, r.seq, train_s, (double)(steps * r.batch * r.seq) / train_s,
+           e.tokens, e.loss, e.bpb, e.ppl, e.top1, e.seconds);
+    free(in);
+    mt_gpt_free(m);
+    mt_gpt_free(ev);
+    mt_corpus_free(&c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    const char *quality_spec = NULL, *corpus = NULL;
     size_t steps = 10, decode = 64;
     const char *shape = "all";
     for (int i = 1; i < argc; i++) {
@@ -135,14 +195,21 @@ int main(int argc, char **argv)
             shape = argv[++i];
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
             decode = (size_t)atol(argv[++i]);
+        else if (!strcmp(argv[i], "--quality") && i + 1 < argc)
+            quality_spec = argv[++i];
+        else if (!strcmp(argv[i], "--corpus") && i + 1 < argc)
+            corpus = argv[++i];
         else {
             fprintf(stderr, "usage: mt-bench-model [--threads N] [--steps N] "
-                            "[--shape small|gpt2|all] [--decode N]\n");
+                            "[--shape small|gpt2|all] [--decode N] [--quality PRESET] "
+                            "[--corpus PATH]\n");
             return 2;
         }
     }
     if (!steps)
         steps = 1;
+    if (quality_spec)
+        return quality(quality_spec, steps, corpus) ? 1 : 0;
     double peak = sgemm_peak(1024);
     printf("oneDNN sgemm peak (1024^3, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(),
            peak);
