@@ -1,0 +1,155 @@
+/* harness/cmd_profile.c — `memtrade profile -- CMD ARGS...`: any program as a run of
+ * workload `external`, under the heap profiler, with the statuses of any run.
+ * Not for: plugins (run, sweep). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "cli.h"
+#include "facts.h"
+#include "store.h"
+#include "util.h"
+
+static const char profile_help[] =
+    "usage: memtrade profile [options] -- COMMAND ARGS...\n"
+    "\n"
+    "Runs COMMAND under the heap profiler (LD_PRELOAD) as a run of workload 'external'\n"
+    "(parameter command = the command line), records its allocation sites, timeline and\n"
+    "peak RSS, and ends with the status any run has (ok when it exits 0).\n"
+    "\n"
+    "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"
+    "  --out DIR          output folder (default out/)\n"
+    "  --mode MODE        full (default: every allocation) or sampled\n"
+    "  --timeout S        kill the program after S seconds -> timeout\n"
+    "  --mem-limit BYTES  memory limit -> oom\n"
+    "  --keep-scratch     keep the scratch folder (heap report, output)\n"
+    "\n"
+    "Then: memtrade query sites RUN, or memtrade query sites RUN --format folded.\n";
+
+int mt_cmd_profile(int argc, char **argv)
+{
+    enum { O_DB = 1000, O_OUT, O_MODE, O_TIMEOUT, O_MEM, O_KEEP, O_HELP };
+    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"mode", required_argument, 0, O_MODE},
+                                         {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"mem-limit", required_argument, 0, O_MEM},
+                                         {"keep-scratch", no_argument, 0, O_KEEP},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    struct mt_cli_common co = {.heap = "full"};
+    double timeout = 0;
+    uint64_t mem_limit = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: co.db = optarg; break;
+        case O_OUT: co.out = optarg; break;
+        case O_KEEP: co.keep_scratch = 1; break;
+        case O_MODE:
+            if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
+                fprintf(stderr, "memtrade profile: --mode takes full or sampled\n");
+                return MT_EXIT_USAGE;
+            }
+            co.heap = optarg;
+            break;
+        case O_TIMEOUT:
+            if (mt_util_parse_seconds(optarg, &timeout)) {
+                fprintf(stderr, "memtrade profile: --timeout takes seconds\n");
+                return MT_EXIT_USAGE;
+            }
+            break;
+        case O_MEM:
+            if (mt_util_parse_bytes(optarg, &mem_limit) || !mem_limit) {
+                fprintf(stderr, "memtrade profile: --mem-limit takes a byte size\n");
+                return MT_EXIT_USAGE;
+            }
+            break;
+        case O_HELP: fputs(profile_help, stdout); return MT_EXIT_OK;
+        default: return MT_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(profile_help, stderr);
+        return MT_EXIT_USAGE;
+    }
+    char **command = argv + optind;
+    char err[2048] = "";
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_SYSTEM;
+    }
+    if (!mt_child_heap_lib())
+        fprintf(stderr, "memtrade: warning: the heap profiler library is not available in "
+                        "this build; recording the run without allocation sites\n");
+    /* The parameter: the command line, words joined by spaces. */
+    size_t len = 1;
+    for (char **a = command; *a; a++)
+        len += strlen(*a) + 1;
+    char *line = calloc(1, len);
+    if (!line)
+        return MT_EXIT_SYSTEM;
+    for (char **a = command; *a; a++)
+        strcat(strcat(line, a == command ? "" : " "), *a);
+    struct mt_store_kv kv = {"command", line};
+    char *key = mt_store_config_key("external", &kv, 1, err, sizeof err);
+    struct mt_store *st;
+    if (!key || mt_store_open(co.db, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        free(line), free(key);
+        return MT_EXIT_DB;
+    }
+    char *facts = mt_facts_json();
+    struct mt_store_run_info info = {.workload = "external", .config_key = key, .ranks = 1,
+                                     .threads = -1, .git_rev = mt_facts_git_rev(),
+                                     .facts_json = facts, .params = &kv, .n_params = 1};
+    int64_t run_id;
+    int code = MT_EXIT_OK;
+    if (mt_store_run_begin(st, &info, &run_id) != 0) {
+        fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
+        code = MT_EXIT_DB;
+        goto out;
+    }
+    struct mt_runner_opts ro = mt_cli_runner_opts(&co);
+    struct mt_job job = {.command = command, .run_id = run_id, .ranks = 1,
+                         .mem_limit = mem_limit, .timeout_s = timeout};
+    mt_cli_catch_stop();
+    if (mt_runner_start(&ro, &job, err, sizeof err) != 0) {
+        struct mt_store_run_end end = {.status = MT_RUN_FAILED, .exit_code = -1, .signal = -1,
+                                       .error = err, .wall_s = 0};
+        mt_store_run_finish(st, run_id, &end);
+        fprintf(stderr, "memtrade: %s\n", err);
+        code = MT_EXIT_SYSTEM;
+        goto out;
+    }
+    while (mt_runner_poll(&job, mt_runner_now()) == 0) {
+        if (mt_cli_stop)
+            mt_runner_interrupt(&job, mt_runner_now());
+        struct timespec ts = {0, 25000000};
+        nanosleep(&ts, NULL);
+    }
+    enum mt_run_status status;
+    if (mt_runner_record(st, &ro, &job, &status, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: database error: %s\n", err);
+        code = MT_EXIT_DB;
+        goto out;
+    }
+    fprintf(stderr, "memtrade: run %lld %s (%.2f s); see: memtrade query show %lld; memtrade "
+                    "query sites %lld\n",
+            (long long)run_id, mt_run_status_name(status), job.wall_s, (long long)run_id,
+            (long long)run_id);
+    code = status == MT_RUN_OK ? MT_EXIT_OK
+           : status == MT_RUN_INTERRUPTED ? MT_EXIT_INTERRUPTED
+                                          : MT_EXIT_RUNS_FAILED;
+out:
+    free(facts);
+    free(key);
+    free(line);
+    mt_store_close(st);
+    return code;
+}

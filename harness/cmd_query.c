@@ -1,0 +1,192 @@
+/* harness/cmd_query.c — `memtrade query` and `memtrade merge`: thin front ends to the
+ * store's readers and merge (results/store.h), which bind every parameter and open the
+ * database read-only for queries. Not for: SQL of its own. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store.h"
+#include "util.h"
+
+static const char query_help[] =
+    "usage: memtrade query [--db FILE] [--format table|csv|json] WHAT\n"
+    "\n"
+    "WHAT:\n"
+    "  runs [--sweep ID] [--workload W] [--status S]   every run, by id\n"
+    "  show RUN                     one run: row, params, metrics, regions, counters\n"
+    "  compare A B                  metrics of two runs side by side, with ratio b/a\n"
+    "  pareto [--x M] [--y M] [--sweep ID]\n"
+    "                               Pareto front (default x memory_bytes, y val_bpb,\n"
+    "                               lower is better; --x-higher/--y-higher flip)\n"
+    "  sites RUN [--limit N]        top allocation sites by bytes live at peak\n"
+    "  sites RUN --format folded [--weight peak|bytes|leaked|allocs]\n"
+    "                               collapsed stacks for flamegraph tools\n"
+    "  sql \"SELECT ...\"             one read-only statement (writes are refused)\n"
+    "\n"
+    "The database is opened read-only. Errors (missing or foreign database, unknown run,\n"
+    "refused statement) exit 3.\n";
+
+static int parse_id(const char *text, int64_t *id)
+{
+    if (mt_util_parse_i64(text, id) != 0 || *id < 1) {
+        fprintf(stderr, "memtrade query: '%s' is not a run id\n", text);
+        return -1;
+    }
+    return 0;
+}
+
+int mt_cmd_query(int argc, char **argv)
+{
+    enum { O_DB = 1000, O_FORMAT, O_X, O_Y, O_XH, O_YH, O_SWEEP, O_WORKLOAD, O_STATUS,
+           O_LIMIT, O_WEIGHT, O_HELP };
+    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
+                                         {"format", required_argument, 0, O_FORMAT},
+                                         {"x", required_argument, 0, O_X},
+                                         {"y", required_argument, 0, O_Y},
+                                         {"x-higher", no_argument, 0, O_XH},
+                                         {"y-higher", no_argument, 0, O_YH},
+                                         {"sweep", required_argument, 0, O_SWEEP},
+                                         {"workload", required_argument, 0, O_WORKLOAD},
+                                         {"status", required_argument, 0, O_STATUS},
+                                         {"limit", required_argument, 0, O_LIMIT},
+                                         {"weight", required_argument, 0, O_WEIGHT},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    struct mt_cli_common co = {0};
+    const char *format = "table", *weight = "peak";
+    struct mt_store_pareto_opts po = {0};
+    struct mt_store_runs_filter rf = {0};
+    int64_t limit = 20, sweep = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: co.db = optarg; break;
+        case O_FORMAT: format = optarg; break;
+        case O_X: po.x_metric = optarg; break;
+        case O_Y: po.y_metric = optarg; break;
+        case O_XH: po.x_higher_better = 1; break;
+        case O_YH: po.y_higher_better = 1; break;
+        case O_WORKLOAD: rf.workload = optarg; break;
+        case O_STATUS: rf.status = optarg; break;
+        case O_WEIGHT: weight = optarg; break;
+        case O_SWEEP:
+            if (mt_util_parse_i64(optarg, &sweep) || sweep < 1) {
+                fprintf(stderr, "memtrade query: --sweep takes a sweep id\n");
+                return MT_EXIT_USAGE;
+            }
+            break;
+        case O_LIMIT:
+            if (mt_util_parse_i64(optarg, &limit) || limit < 0) {
+                fprintf(stderr, "memtrade query: --limit takes a count (0 = all)\n");
+                return MT_EXIT_USAGE;
+            }
+            break;
+        case O_HELP: fputs(query_help, stdout); return MT_EXIT_OK;
+        default: return MT_EXIT_USAGE;
+        }
+    }
+    po.sweep_id = rf.sweep_id = sweep;
+    if (optind >= argc) {
+        fputs(query_help, stderr);
+        return MT_EXIT_USAGE;
+    }
+    const char *what = argv[optind];
+    int nargs = argc - optind - 1;
+    char *const *args = argv + optind + 1;
+    int folded = strcmp(format, "folded") == 0;
+    enum mt_store_format fmt = MT_FORMAT_TABLE;
+    if (!folded && mt_store_format_parse(format, &fmt) != 0) {
+        fprintf(stderr, "memtrade query: --format takes table, csv or json (folded for sites), not '%s'\n", format);
+        return MT_EXIT_USAGE;
+    }
+    static const char *const whats[] = {"runs", "show", "compare", "pareto", "sites", "sql"};
+    static const int want[] = {0, 1, 2, 0, 1, 1};
+    int k = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(what, whats[i]) == 0)
+            k = i;
+    if (k < 0) {
+        const char *near = mt_util_nearest(what, whats, 6);
+        fprintf(stderr, "memtrade query: unknown query '%s'%s%s%s\n", what,
+                near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+        return MT_EXIT_USAGE;
+    }
+    if (nargs != want[k] || (folded && k != 4)) {
+        fputs(query_help, stderr);
+        return MT_EXIT_USAGE;
+    }
+    int64_t a = 0, b = 0;
+    if ((k == 1 || k == 2 || k == 4) && parse_id(args[0], &a) != 0)
+        return MT_EXIT_USAGE;
+    if (k == 2 && parse_id(args[1], &b) != 0)
+        return MT_EXIT_USAGE;
+    enum mt_store_folded_weight fw = MT_FOLDED_PEAK_BYTES;
+    if (strcmp(weight, "bytes") == 0)
+        fw = MT_FOLDED_BYTES;
+    else if (strcmp(weight, "leaked") == 0)
+        fw = MT_FOLDED_LEAKED_BYTES;
+    else if (strcmp(weight, "allocs") == 0)
+        fw = MT_FOLDED_ALLOCS;
+    else if (strcmp(weight, "peak") != 0) {
+        fprintf(stderr, "memtrade query: --weight takes peak, bytes, leaked or allocs\n");
+        return MT_EXIT_USAGE;
+    }
+    char err[2048];
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_SYSTEM;
+    }
+    struct mt_store *st;
+    if (mt_store_open(co.db, MT_STORE_READONLY, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_DB;
+    }
+    int rc;
+    switch (k) {
+    case 0: rc = mt_store_query_runs(st, &rf, fmt, stdout); break;
+    case 1: rc = mt_store_query_show(st, a, fmt, stdout); break;
+    case 2: rc = mt_store_query_compare(st, a, b, fmt, stdout); break;
+    case 3: rc = mt_store_query_pareto(st, &po, fmt, stdout); break;
+    case 4:
+        rc = folded ? mt_store_query_folded(st, a, fw, stdout)
+                    : mt_store_query_sites(st, a, (size_t)limit, fmt, stdout);
+        break;
+    default: rc = mt_store_query_sql(st, args[0], fmt, stdout); break;
+    }
+    fflush(stdout);
+    if (rc != 0)
+        fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
+    mt_store_close(st);
+    return rc != 0 ? MT_EXIT_DB : MT_EXIT_OK;
+}
+
+int mt_cmd_merge(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
+        puts("usage: memtrade merge OUT.db IN.db...\n\n"
+             "Joins shard databases (memtrade sweep --shard I/N) into OUT.db (created if\n"
+             "missing). An ok run whose configuration and repeat already has an ok row in\n"
+             "OUT.db is skipped; other runs are copied as history. All or nothing.");
+        return MT_EXIT_OK;
+    }
+    if (argc < 3) {
+        fputs("usage: memtrade merge OUT.db IN.db... (see --help)\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    char err[2048];
+    struct mt_store_merge_stats stats;
+    if (mt_store_merge(argv[1], (const char *const *)argv + 2, (size_t)argc - 2, &stats, err,
+                       sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_DB;
+    }
+    fprintf(stderr,
+            "memtrade: merged %zu databases into %s: %zu sweeps, %zu runs copied, %zu ok runs "
+            "skipped (already present), %zu new frames, %zu new stacks\n",
+            stats.inputs, argv[1], stats.sweeps, stats.runs, stats.runs_skipped,
+            stats.frames_new, stats.stacks_new);
+    return MT_EXIT_OK;
+}

@@ -1,0 +1,414 @@
+/* harness/cmd_run.c — `memtrade run` and `memtrade sweep`: plan, check everything, then
+ * open the database and hand the plans to the scheduler. Nothing touches the database
+ * before every workload and parameter has been checked. Not for: the run loop itself. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "facts.h"
+#include "scheduler.h"
+#include "sweepspec.h"
+#include "util.h"
+
+enum { OPT_DB = 1000, OPT_OUT, OPT_PLUGIN, OPT_HEAP, OPT_NO_HEAP, OPT_LAUNCHER, OPT_KEEP,
+       OPT_REPEAT, OPT_TIMEOUT, OPT_MEMLIMIT, OPT_THREADS, OPT_JOBS, OPT_BUDGET, OPT_RESUME,
+       OPT_DRY, OPT_SHARD, OPT_HELP, OPT_SEED };
+
+#define COMMON_OPTIONS                                                                     \
+    {"db", required_argument, 0, OPT_DB}, {"out", required_argument, 0, OPT_OUT},          \
+    {"plugin", required_argument, 0, OPT_PLUGIN},                                          \
+    {"heap", required_argument, 0, OPT_HEAP}, {"no-heap", no_argument, 0, OPT_NO_HEAP},    \
+    {"launcher", required_argument, 0, OPT_LAUNCHER},                                      \
+    {"keep-scratch", no_argument, 0, OPT_KEEP}, {"help", no_argument, 0, OPT_HELP}
+
+#define COMMON_HELP                                                                        \
+    "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"         \
+    "  --out DIR          output folder (default out/)\n"                                  \
+    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"        \
+    "  --heap MODE        heap profiler mode: full, sampled (default) or off\n"            \
+    "  --no-heap          same as --heap off\n"                                            \
+    "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"          \
+    "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"              \
+    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID)\n"           \
+    "  --help             this text\n"
+
+/* Handles an option every running command has; returns 1 when it was one, -1 on a bad
+ * value, 0 when it is not a common option. */
+static int common_option(int c, const char *arg, struct mt_cli_common *co)
+{
+    switch (c) {
+    case OPT_DB: co->db = arg; return 1;
+    case OPT_OUT: co->out = arg; return 1;
+    case OPT_PLUGIN: co->plugin = arg; return 1;
+    case OPT_NO_HEAP: co->heap = "off"; return 1;
+    case OPT_LAUNCHER: co->launcher = arg; return 1;
+    case OPT_KEEP: co->keep_scratch = 1; return 1;
+    case OPT_HEAP:
+        if (strcmp(arg, "full") && strcmp(arg, "sampled") && strcmp(arg, "off")) {
+            fprintf(stderr, "memtrade: --heap takes full, sampled or off, not '%s'\n", arg);
+            return -1;
+        }
+        co->heap = arg;
+        return 1;
+    default: return 0;
+    }
+}
+
+struct run_limits {
+    double timeout_s;
+    uint64_t mem_limit;
+    int threads;
+};
+
+static int limit_option(int c, const char *arg, struct run_limits *l)
+{
+    int64_t v;
+    switch (c) {
+    case OPT_TIMEOUT:
+        if (mt_util_parse_seconds(arg, &l->timeout_s) != 0) {
+            fprintf(stderr, "memtrade: --timeout takes seconds (e.g. 30, 5m), not '%s'\n", arg);
+            return -1;
+        }
+        return 1;
+    case OPT_MEMLIMIT:
+        if (mt_util_parse_bytes(arg, &l->mem_limit) != 0 || l->mem_limit == 0) {
+            fprintf(stderr, "memtrade: --mem-limit takes a byte size (e.g. 512M, 4GiB), not '%s'\n", arg);
+            return -1;
+        }
+        return 1;
+    case OPT_THREADS:
+        if (mt_util_parse_i64(arg, &v) != 0 || v < 1 || v > 4096) {
+            fprintf(stderr, "memtrade: --threads takes an integer in [1, 4096], not '%s'\n", arg);
+            return -1;
+        }
+        l->threads = (int)v;
+        return 1;
+    default: return 0;
+    }
+}
+
+static int exit_for(int rc, const struct mt_sched_result *res)
+{
+    if (rc == -1)
+        return MT_EXIT_DB;
+    if (mt_cli_stop)
+        return MT_EXIT_INTERRUPTED;
+    if (rc == -2)
+        return MT_EXIT_SYSTEM;
+    size_t bad = 0;
+    for (int s = MT_RUN_FAILED; s <= MT_RUN_INTERRUPTED; s++)
+        bad += res->by_status[s];
+    return bad ? MT_EXIT_RUNS_FAILED : MT_EXIT_OK;
+}
+
+static void print_summary(const struct mt_sched_result *res, const char *db)
+{
+    fprintf(stderr, "memtrade: %zu runs planned, %zu skipped (already ok), %zu started:",
+            res->planned, res->skipped, res->started);
+    for (int s = MT_RUN_OK; s <= MT_RUN_INTERRUPTED; s++)
+        if (res->by_status[s])
+            fprintf(stderr, " %zu %s", res->by_status[s], mt_run_status_name(s));
+    fprintf(stderr, "\nmemtrade: results in %s\n", db);
+}
+
+/* Opens the store, runs the plans (in a sweep row when `info` is given), closes. */
+static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, size_t jobs,
+                   uint64_t budget, int resume, const struct mt_store_sweep_info *info)
+{
+    char err[2048] = "";
+    struct mt_store *st;
+    if (mt_store_open(co->db, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_DB;
+    }
+    char *facts = mt_facts_json();
+    int rc = 0;
+    size_t stale = 0;
+    if (resume && mt_store_mark_interrupted_running(st, "harness stopped before the run ended (found by --resume)", &stale) != 0)
+        rc = -1;
+    if (stale)
+        fprintf(stderr, "memtrade: %zu runs left 'running' by an earlier harness marked interrupted\n", stale);
+    int64_t sweep_id = 0;
+    if (rc == 0 && info) {
+        struct mt_store_sweep_info si = *info;
+        si.facts_json = facts;
+        if (mt_store_sweep_begin(st, &si, &sweep_id) != 0)
+            rc = -1;
+    }
+    struct mt_sched_result res = {0};
+    if (rc == 0) {
+        mt_cli_catch_stop();
+        struct mt_runner_opts ro = mt_cli_runner_opts(co);
+        struct mt_sched_opts so = {.runner = &ro,
+                                   .jobs = jobs,
+                                   .mem_budget = budget,
+                                   .resume = resume,
+                                   .sweep_id = sweep_id,
+                                   .facts_json = facts,
+                                   .progress = stderr,
+                                   .tty = isatty(2),
+                                   .stop = &mt_cli_stop};
+        rc = mt_sched_run(st, plans, n, &so, &res, err, sizeof err);
+        if (rc == 0 && sweep_id && mt_store_sweep_finish(st, sweep_id) != 0)
+            rc = -1;
+    }
+    if (rc == -1)
+        fprintf(stderr, "memtrade: database error: %s\n", err[0] ? err : mt_store_error(st));
+    else if (rc == -2)
+        fprintf(stderr, "memtrade: %s\n", err);
+    print_summary(&res, co->db);
+    free(facts);
+    mt_store_close(st);
+    return exit_for(rc, &res);
+}
+
+int mt_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {COMMON_OPTIONS,
+                                         {"param", required_argument, 0, 'p'},
+                                         {"repeat", required_argument, 0, OPT_REPEAT},
+                                         {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                         {"mem-limit", required_argument, 0, OPT_MEMLIMIT},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"seed", required_argument, 0, OPT_SEED},
+                                         {0, 0, 0, 0}};
+    struct mt_cli_common co = {0};
+    struct run_limits lim = {0};
+    const char **keys = calloc((size_t)argc + 1, sizeof *keys);
+    const char **vals = calloc((size_t)argc + 1, sizeof *vals);
+    char **owned = calloc((size_t)argc + 1, sizeof *owned);
+    size_t nkv = 0;
+    int64_t repeat = 1, seed = 1;
+    int c, r;
+    optind = 1;
+    if (!keys || !vals || !owned)
+        return MT_EXIT_SYSTEM;
+    while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
+        if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
+            if (r < 0)
+                return MT_EXIT_USAGE;
+        } else if (c == 'p') {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "memtrade run: -p takes key=value, not '%s'\n", optarg);
+                return MT_EXIT_USAGE;
+            }
+            owned[nkv] = strndup(optarg, (size_t)(eq - optarg));
+            keys[nkv] = owned[nkv];
+            vals[nkv++] = eq + 1;
+        } else if (c == OPT_REPEAT) {
+            if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
+                fprintf(stderr, "memtrade run: --repeat takes an integer in [1, 10000]\n");
+                return MT_EXIT_USAGE;
+            }
+        } else if (c == OPT_SEED) {
+            if (mt_util_parse_i64(optarg, &seed) || seed < 0) {
+                fprintf(stderr, "memtrade run: --seed takes a non-negative integer\n");
+                return MT_EXIT_USAGE;
+            }
+        } else if (c == OPT_HELP) {
+            fputs("usage: memtrade run WORKLOAD [-p key=value]... [options]\n\n"
+                  "Runs one configuration of a workload (--repeat times) in child processes\n"
+                  "and records each run, whatever its outcome, in the database.\n\n"
+                  "  -p, --param k=v    set a parameter (see memtrade describe WORKLOAD)\n"
+                  "  --repeat N         runs of this configuration (default 1)\n"
+                  "  --timeout S        kill a run after S seconds (suffix s, m, h) -> timeout\n"
+                  "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
+                  "  --threads N        threads per rank (default: all cores)\n"
+                  "  --seed N           run seed for workloads without a 'seed' parameter\n"
+                  COMMON_HELP, stdout);
+            return MT_EXIT_OK;
+        } else {
+            return MT_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        fputs("usage: memtrade run WORKLOAD [-p key=value]... (see --help)\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    char err[2048];
+    struct mt_registry reg;
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_SYSTEM;
+    }
+    if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    const struct mt_plugin *pl = mt_plugins_find(&reg, name);
+    if (!pl) {
+        mt_plugins_explain_unknown(&reg, name, err, sizeof err);
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    struct mt_plan *plans = calloc((size_t)repeat, sizeof *plans);
+    if (!plans)
+        return MT_EXIT_SYSTEM;
+    for (int64_t i = 0; i < repeat; i++) {
+        struct mt_plan *p = &plans[i];
+        p->plugin = pl;
+        p->repeat = (size_t)i;
+        p->grid_index = (size_t)i;
+        p->threads = lim.threads ? lim.threads : mt_cli_cores();
+        p->timeout_s = lim.timeout_s;
+        p->mem_limit = lim.mem_limit;
+        if (mt_params_resolve(&pl->desc, keys, vals, nkv, &p->params, err, sizeof err) != 0 ||
+            mt_plan_finish(p, (uint64_t)seed, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0) {
+            fprintf(stderr, "memtrade: %s\n", err);
+            return MT_EXIT_USAGE;
+        }
+    }
+    int code = execute(&co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
+    for (int64_t i = 0; i < repeat; i++)
+        mt_plan_free(&plans[i]);
+    free(plans);
+    for (size_t i = 0; i < nkv; i++)
+        free(owned[i]);
+    free(owned), free(keys), free(vals);
+    mt_plugins_free(&reg);
+    return code;
+}
+
+static void print_grid(const struct mt_plan *plans, size_t n, size_t total)
+{
+    printf("%zu runs (of %zu in the grid)\n", n, total);
+    printf("%-6s %-20s %-6s %-6s %-7s %-10s %s\n", "index", "workload", "repeat", "seed",
+           "threads", "estimate", "config_key");
+    for (size_t i = 0; i < n; i++) {
+        const struct mt_plan *p = &plans[i];
+        char wl[128], est[32];
+        snprintf(wl, sizeof wl, "%s%s%s", p->plugin->desc.name, p->label ? "." : "",
+                 p->label ? p->label : "");
+        mt_util_fmt_bytes(est, sizeof est, (double)p->mem_estimate);
+        printf("%-6zu %-20s %-6zu %-6llu %-7d %-10s %s\n", p->grid_index, wl, p->repeat,
+               (unsigned long long)p->seed, p->threads, p->estimate_known ? est : "unknown",
+               p->config_key);
+    }
+}
+
+int mt_cmd_sweep(int argc, char **argv)
+{
+    static const struct option opts[] = {COMMON_OPTIONS,
+                                         {"jobs", required_argument, 0, OPT_JOBS},
+                                         {"mem-budget", required_argument, 0, OPT_BUDGET},
+                                         {"resume", no_argument, 0, OPT_RESUME},
+                                         {"dry-run", no_argument, 0, OPT_DRY},
+                                         {"shard", required_argument, 0, OPT_SHARD},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {0, 0, 0, 0}};
+    struct mt_cli_common co = {0};
+    struct run_limits lim = {0};
+    int64_t jobs = 1;
+    uint64_t budget = 0;
+    int resume = 0, dry = 0, c, r;
+    size_t shard_i = 1, shard_n = 1;
+    const char *shard = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "j:", opts, NULL)) != -1) {
+        if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
+            if (r < 0)
+                return MT_EXIT_USAGE;
+        } else if (c == OPT_JOBS || c == 'j') {
+            if (mt_util_parse_i64(optarg, &jobs) || jobs < 1 || jobs > 256) {
+                fprintf(stderr, "memtrade sweep: --jobs takes an integer in [1, 256]\n");
+                return MT_EXIT_USAGE;
+            }
+        } else if (c == OPT_BUDGET) {
+            if (mt_util_parse_bytes(optarg, &budget) || budget == 0) {
+                fprintf(stderr, "memtrade sweep: --mem-budget takes a byte size (e.g. 8G)\n");
+                return MT_EXIT_USAGE;
+            }
+        } else if (c == OPT_RESUME) {
+            resume = 1;
+        } else if (c == OPT_DRY) {
+            dry = 1;
+        } else if (c == OPT_SHARD) {
+            if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) {
+                fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n", optarg);
+                return MT_EXIT_USAGE;
+            }
+            shard = optarg;
+        } else if (c == OPT_HELP) {
+            fputs("usage: memtrade sweep FILE.ini [options]\n\n"
+                  "Runs the grid a sweep file describes (format: harness/sweepspec.h and\n"
+                  "README): every workload section's cartesian product, each repeat.\n"
+                  "Everything is checked before the database is touched.\n\n"
+                  "  -j, --jobs N       runs in parallel (default 1)\n"
+                  "  --mem-budget BYTES memory the parallel runs may need together, from each\n"
+                  "                     workload's estimate (default 75% of RAM; unknown\n"
+                  "                     estimates count 1 GiB)\n"
+                  "  --resume           skip configurations already ok in the database; mark\n"
+                  "                     runs left 'running' by a killed harness interrupted\n"
+                  "  --dry-run          print the grid and exit (no database)\n"
+                  "  --shard I/N        run only grid indexes with index % N == I-1\n"
+                  "  --threads N        threads per rank when the file does not say\n"
+                  "                     (default cores / jobs)\n"
+                  COMMON_HELP, stdout);
+            return MT_EXIT_OK;
+        } else {
+            return MT_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        fputs("usage: memtrade sweep FILE.ini [options] (see --help)\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    char err[4096];
+    struct mt_spec spec;
+    if (mt_spec_parse(argv[optind], &spec, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_SYSTEM;
+    }
+    struct mt_registry reg;
+    if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    int threads = lim.threads ? lim.threads : mt_cli_cores() / (int)jobs;
+    struct mt_plan *plans;
+    size_t n;
+    if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans,
+                       &n, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    /* The shard: grid indexes congruent to I-1 modulo N. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (plans[i].grid_index % shard_n == shard_i - 1)
+            plans[kept++] = plans[i];
+        else
+            mt_plan_free(&plans[i]);
+    }
+    for (size_t i = 0; i < kept; i++) { /* command-line limits apply where the file is silent */
+        if (!plans[i].timeout_s)
+            plans[i].timeout_s = lim.timeout_s;
+        if (!plans[i].mem_limit)
+            plans[i].mem_limit = lim.mem_limit;
+    }
+    int code;
+    if (dry) {
+        print_grid(plans, kept, n);
+        code = MT_EXIT_OK;
+    } else {
+        struct mt_store_sweep_info info = {.name = spec.name, .spec_path = spec.path,
+                                           .spec_text = spec.text, .shard = shard};
+        code = execute(&co, plans, kept, (size_t)jobs, budget ? budget : mt_cli_default_budget(),
+                       resume, &info);
+    }
+    for (size_t i = 0; i < kept; i++)
+        mt_plan_free(&plans[i]);
+    free(plans);
+    mt_spec_free(&spec);
+    mt_plugins_free(&reg);
+    return code;
+}

@@ -1,0 +1,74 @@
+# tests/harness/cli.sh — list/describe/help, parameter errors before any child starts,
+# byte-size options, dry runs and shards that partition the grid.
+. "$(dirname "$0")/lib.sh"
+
+for cmd in list describe run sweep query merge profile; do
+    expect_rc 0 "$MT" $cmd --help
+    expect_out "usage: memtrade $cmd"
+done
+expect_rc 0 "$MT" --help
+expect_out "exit codes:"
+expect_rc 2 "$MT" frobnicate
+
+expect_rc 0 "$MT" list
+expect_out "t_ok"
+expect_out "dtype            choice default fp32"
+expect_rc 0 "$MT" list --json
+python3 -c '
+import json, sys
+w = {x["name"]: x for x in json.load(open(sys.argv[1]))}
+assert {"t_ok", "t_fail", "t_segv", "t_hang", "t_oom", "t_ranks"} <= set(w), w.keys()
+p = {x["name"]: x for x in w["t_ok"]["params"]}
+assert p["steps"] == {"name": "steps", "type": "int", "default": "3", "min": 1, "max": 1000, "help": "steps to report"}, p["steps"]
+assert p["dtype"]["choices"] == "fp32|bf16|int8"
+assert w["t_ranks"]["ranks_param"] == "ranks"
+' "$TMP/last.out" || fail "list --json"
+expect_rc 0 "$MT" describe t_ok
+expect_out "memory estimate: declared"
+expect_rc 2 "$MT" describe t_okk
+expect_out "unknown workload 't_okk'; did you mean 't_ok'?"
+
+# Bad parameters: refused before anything runs or any database exists.
+expect_rc 2 "$MT" run t_ok -p stpes=3 --db "$DB"
+expect_out "unknown parameter 'stpes' for workload 't_ok'; did you mean 'steps'?"
+expect_rc 2 "$MT" run t_ok -p steps=0 --db "$DB"
+expect_out "0 is out of range [1, 1000]"
+expect_rc 2 "$MT" run t_ok -p flag=maybe --db "$DB"
+expect_out "'maybe' is not a boolean"
+expect_rc 2 "$MT" run t_ok --mem-limit 12Q --db "$DB"
+expect_out "--mem-limit takes a byte size"
+[ ! -e "$DB" ] || fail "a refused run created the database"
+
+# A broken plugin given with --plugin is refused by name; in the folder it is skipped.
+expect_rc 2 "$MT" describe bad_abi --plugin "$BADDIR/bad_abi.so"
+expect_out "$BADDIR/bad_abi.so: plugin ABI major version 99"
+MEMTRADE_PLUGIN_PATH=$PLUGDIR:$BADDIR expect_rc 0 "$MT" list
+expect_out "warning: plugin refused: $BADDIR/bad_dup.so"
+expect_out "t_ok"
+
+# run: repeats, seed and memory options; MEMTRADE_DB.
+MEMTRADE_DB=$TMP/env.db expect_rc 0 "$MT" run t_ok -p steps=2 -p seed=99 --repeat 2 --mem-limit 1GiB --no-heap
+[ -e "$TMP/env.db" ] || fail "MEMTRADE_DB not used"
+expect_eq repeats "$(sqlite3 "$TMP/env.db" "SELECT group_concat(repeat || ':' || seed || ':' || status, ' ') FROM runs")" "0:99:ok 1:99:ok"
+
+# dry-run prints the grid and touches nothing; shards partition it.
+cat >g.ini <<'INI'
+[sweep]
+repeats = 2
+[t_ok]
+steps = 1..16:x2
+dtype = fp32, bf16
+INI
+expect_rc 0 "$MT" sweep g.ini --dry-run --db "$DB"
+expect_out "20 runs (of 20 in the grid)"
+[ ! -e "$DB" ] || fail "--dry-run created the database"
+all=$(sed -n '3,$p' "$TMP/last.out" | awk '{print $1}' | sort -n | tr '\n' ' ')
+union=""
+for s in 1 2 3; do
+    expect_rc 0 "$MT" sweep g.ini --dry-run --shard $s/3
+    union="$union $(sed -n '3,$p' "$TMP/last.out" | awk '{print $1}')"
+    sed -n '3,$p' "$TMP/last.out" | awk -v s=$s '{ if ($1 % 3 != s - 1) exit 1 }' || fail "shard $s/3 has a foreign index"
+done
+expect_eq shards "$(echo $union | tr ' ' '\n' | sort -n | tr '\n' ' ')" "$all"
+expect_rc 2 "$MT" sweep g.ini --dry-run --shard 4/3
+echo "ok"

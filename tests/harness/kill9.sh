@@ -1,0 +1,45 @@
+# tests/harness/kill9.sh — kill -9 of the harness in the middle of a sweep: the database
+# stays consistent, and --resume completes the grid with exactly one ok row per
+# configuration and no duplicates.
+. "$(dirname "$0")/lib.sh"
+
+cat >k.ini <<'INI'
+[sweep]
+name = killme
+threads = 1
+[t_ok]
+steps = 1
+sleep_ms = 400
+note = a, b, c, d, e
+INI
+"$MT" sweep k.ini --db "$DB" --no-heap >k1.log 2>&1 &
+pid=$!
+# Wait for the second run to start.
+i=0
+while [ "$(sql "SELECT count(*) FROM runs" 2>/dev/null || echo 0)" -lt 2 ]; do
+    i=$((i + 1))
+    [ $i -lt 200 ] || { kill -9 $pid; fail "the second run never started"; }
+    sleep 0.05
+done
+kill -9 $pid
+wait $pid 2>/dev/null
+sleep 0.2 # PR_SET_PDEATHSIG takes the child down with the harness
+
+expect_eq integrity "$(sql "PRAGMA integrity_check")" "ok"
+expect_eq running "$(sql "SELECT count(*) FROM runs WHERE status = 'running'")" "1"
+expect_eq orphans "$(pgrep -f "__child.*$TMP" | wc -l)" "0"
+
+expect_rc 0 "$MT" sweep k.ini --db "$DB" --no-heap --resume
+expect_out "1 runs left 'running' by an earlier harness marked interrupted"
+expect_eq integrity2 "$(sql "PRAGMA integrity_check")" "ok"
+expect_eq ok "$(sql "SELECT count(*) FROM runs WHERE status = 'ok'")" "5"
+expect_eq distinct "$(sql "SELECT count(DISTINCT config_key || '#' || repeat) FROM runs WHERE status = 'ok'")" "5"
+expect_eq running2 "$(sql "SELECT count(*) FROM runs WHERE status = 'running'")" "0"
+expect_eq interrupted "$(sql "SELECT count(*) FROM runs WHERE status = 'interrupted'")" "1"
+
+# A second --resume has nothing left to do and adds no row.
+before=$(sql "SELECT count(*) FROM runs")
+expect_rc 0 "$MT" sweep k.ini --db "$DB" --no-heap --resume
+expect_out "5 skipped"
+expect_eq rows "$(sql "SELECT count(*) FROM runs")" "$before"
+echo "ok"

@@ -1,0 +1,46 @@
+# tests/harness/lib.sh — shared by the harness integration tests (sourced).
+# Arguments of every test: MEMTRADE_BINARY TEST_PLUGIN_DIR BAD_PLUGIN_DIR.
+set -u
+MT=$1
+PLUGDIR=$2
+BADDIR=$3
+TMP=$(mktemp -d /tmp/mt_harness_test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export MEMTRADE_PLUGIN_PATH=$PLUGDIR
+export XDG_CACHE_HOME=$TMP/cache
+unset MEMTRADE_DB MEMTRADE_LAUNCHER
+DB=$TMP/out/memtrade.db
+cd "$TMP" || exit 1
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+    [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+# expect_rc WANT COMMAND...: runs the command, stdout+stderr to $TMP/last.out.
+expect_rc() {
+    want=$1
+    shift
+    "$@" >"$TMP/last.out" 2>&1
+    got=$?
+    [ "$got" = "$want" ] || { cat "$TMP/last.out" >&2; fail "'$*' exited $got, want $want"; }
+}
+
+# expect_out TEXT: the last command's output contains TEXT.
+expect_out() {
+    grep -qF -- "$1" "$TMP/last.out" || { cat "$TMP/last.out" >&2; fail "output lacks '$1'"; }
+}
+
+sql() {
+    sqlite3 -batch -noheader "$DB" "$1"
+}
+
+# hash FILE: content hash, or "absent".
+hash() {
+    if [ -e "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi
+}

@@ -1,0 +1,34 @@
+/* tests/harness/plugins/t_ranks.c — a multi-rank test workload (ranks_param "ranks"):
+ * each rank reports metrics that depend on its rank; crash_rank makes one rank crash. */
+#include <memtrade/workload.h>
+
+static const struct mt_param_spec params[] = {
+    {"ranks", MT_PARAM_INT, "2", 1, 16, NULL, "MPI ranks"},
+    {"crash_rank", MT_PARAM_INT, "-1", -1, 15, NULL, "rank that segfaults (-1: none)"},
+};
+
+static int run(struct mt_ctx *ctx)
+{
+    int rank = ctx->ops->rank(ctx), n = ctx->ops->nranks(ctx);
+    mt_metric(ctx, "nranks_seen", n, "count");
+    mt_metric(ctx, "rank_seen", rank, "count");
+    mt_metric(ctx, "train_peak_bytes", 1000.0 * (rank + 1), "bytes");
+    mt_sample(ctx, "loss", 0, 5.0 + rank);
+    if (rank == mt_param_int(ctx, "crash_rank")) {
+        volatile int *volatile p = 0;
+        *p = 1;
+    }
+    return 0;
+}
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "t_ranks",
+    .summary = "test: reports per-rank metrics",
+    .params = params,
+    .n_params = 2,
+    .ranks_param = "ranks",
+    .run = run,
+};

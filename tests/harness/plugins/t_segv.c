@@ -1,0 +1,27 @@
+/* tests/harness/plugins/t_segv.c — a test workload that reports a metric and a sample,
+ * then dereferences NULL: the run must end `crashed` with SIGSEGV and keep its data. */
+#include <memtrade/workload.h>
+
+static int run(struct mt_ctx *ctx)
+{
+    mt_metric(ctx, "before_crash", 2.0, "1");
+    mt_sample(ctx, "s", 1.0, 2.0);
+    volatile int *volatile p = (int *)(uintptr_t)mt_param_int(ctx, "address");
+    *p = 1;
+    return 0;
+}
+
+static const struct mt_param_spec params[] = {
+    {"address", MT_PARAM_INT, "0", 0, 0, NULL, "address to write to"},
+};
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "t_segv",
+    .summary = "test: segfaults",
+    .params = params,
+    .n_params = 1,
+    .run = run,
+};
