@@ -180,26 +180,33 @@ static int is_ok(const struct pl_run *r)
  * --resume) are history, not results. Runs are in ascending id. */
 static void drop_superseded(struct pl_ctx *ctx)
 {
-    size_t kept = 0;
+    char *gone = calloc(ctx->n_runs + 1, 1);
+    if (!gone) {
+        ctx->oom = 1;
+        return;
+    }
     for (size_t i = 0; i < ctx->n_runs; i++) {
-        struct pl_run *r = &ctx->runs[i];
-        int superseded = 0;
-        for (size_t j = 0; j < ctx->n_runs && !superseded; j++) {
+        const struct pl_run *r = &ctx->runs[i];
+        for (size_t j = 0; j < ctx->n_runs && !gone[i]; j++) {
             const struct pl_run *o = &ctx->runs[j];
             if (j == i || o->repeat != r->repeat ||
                 strcmp(pl_s(o->config_key), pl_s(r->config_key)) != 0)
                 continue;
             /* o wins over r when it is ok and r is not, or both alike and o is later */
-            superseded = is_ok(o) != is_ok(r) ? is_ok(o) : o->id > r->id;
+            gone[i] = is_ok(o) != is_ok(r) ? is_ok(o) : o->id > r->id;
         }
-        if (superseded) {
-            free_run(r);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < ctx->n_runs; i++) {
+        if (gone[i]) {
+            free_run(&ctx->runs[i]);
             ctx->n_superseded++;
         } else {
-            ctx->runs[kept++] = *r;
+            ctx->runs[kept++] = ctx->runs[i];
         }
     }
     ctx->n_runs = kept;
+    free(gone);
 }
 
 static int load_runs(struct pl_ctx *ctx, char *err, size_t errlen)
