@@ -60,12 +60,14 @@ int main(void)
     need(&f, "val_ppl", "ratio");
     need(&f, "val_top1", "ratio");
     need(&f, "eval_tokens_per_s", "tokens/s");
+    need(&f, "decode_tokens_per_s", "tokens/s");
+    CHECK(need(&f, "kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4); /* L 2 T C 4 */
     CHECK(need(&f, "model_bytes", "bytes")->value > 0);
     const struct fake_metric *tp = need(&f, "train_peak_bytes", "bytes");
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
     CHECK(!need(&f, "train_tokens_per_s", "tokens/s")->na);
     CHECK(f.n_samples == 20 && f.progress_done == 20 && f.progress_total == 20);
-    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 1);
+    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 2);
     CHECK(strstr(f.last_sample_log, "meaning of life") != NULL);
 
     struct fake_ctx g; /* the same recipe again: from the cache */

@@ -52,6 +52,8 @@ static int baseline_run(struct mt_ctx *ctx)
         rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     }
     if (rc == 0)
+        rc = mt_wl_report_decode(ctx, m, 128);
+    if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
     mt_gpt_free(m);
     mt_corpus_free(&corpus);

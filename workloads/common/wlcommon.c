@@ -278,6 +278,36 @@ int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, s
     return rc ? mt_error(ctx, "sampling failed: %s", err) : 0;
 }
 
+int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n)
+{
+    char err[ERRLEN];
+    struct mt_gpt_kv *kv = NULL;
+    mt_wl_threads(ctx);
+    if (n > m->cfg.seq_len)
+        n = m->cfg.seq_len;
+    if (mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    int rc = 0, tok = '\n';
+    mt_region_begin(ctx, "decode");
+    double t0 = now_s();
+    for (size_t i = 0; i < n && !rc; i++) { /* greedy: feed back the argmax */
+        rc = mt_gpt_decode_step(m, kv, tok, err, sizeof err);
+        size_t best = 0;
+        for (size_t v = 1; !rc && v < m->cfg.vocab; v++)
+            best = kv->logits[v] > kv->logits[best] ? v : best;
+        tok = (int)best;
+    }
+    double dt = now_s() - t0;
+    mt_region_end(ctx, "decode");
+    size_t kv_bytes = kv->kv_bytes;
+    mt_gpt_kv_free(kv);
+    if (rc)
+        return mt_error(ctx, "decoding failed: %s", err);
+    mt_metric(ctx, "decode_tokens_per_s", (double)n / dt, "tokens/s");
+    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
+    return 0;
+}
+
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
 {
     size_t train = mt_gpt_memory(cfg, B, T, MT_GPT_TRAIN, NULL, NULL, 0);

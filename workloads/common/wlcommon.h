@@ -118,6 +118,10 @@ void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m);
 int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
                      float temperature, uint64_t seed);
 
+/* Decodes n tokens at batch 1 with a KV cache (region "decode") and reports
+ * decode_tokens_per_s (tokens/s) and kv_cache_bytes (bytes). */
+int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n);
+
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T);

@@ -375,8 +375,13 @@ void mt_gpt_init(struct mt_gpt *m, uint64_t seed)
                 w[i] = 1.0f;
         } else if (mt_gpt_param_decays((enum mt_gpt_param)p)) {
             float sd = 0.02f * (p == MT_P_ATTPROJW || p == MT_P_FCPROJW ? resid_scale : 1.0f);
-            for (size_t i = 0; i < n; i++)
-                w[i] = (float)mt_rng_normal(&rng) * sd;
+            for (size_t i = 0; i < n; i += 2) { /* Box-Muller gives two normals per draw */
+                double z[2];
+                mt_rng_normal2(&rng, z);
+                w[i] = (float)z[0] * sd;
+                if (i + 1 < n)
+                    w[i + 1] = (float)z[1] * sd;
+            }
         } else {
             memset(w, 0, n * sizeof *w);
         }

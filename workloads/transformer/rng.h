@@ -47,4 +47,15 @@ static inline double mt_rng_normal(struct mt_rng *r)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* Two independent standard normals (both Box-Muller outputs) into z[0], z[1]. */
+static inline void mt_rng_normal2(struct mt_rng *r, double z[2])
+{
+    double u1 = mt_rng_uniform(r), u2 = mt_rng_uniform(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    double rad = sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
+    z[0] = rad * cos(ang);
+    z[1] = rad * sin(ang);
+}
+
 #endif
