@@ -241,10 +241,10 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         int repeats = 0;
         for (size_t i = 0; i < p->n; i++)
             repeats |= (size_t)ctx->configs[p->pts[i].cfg].family == fam && p->pts[i].n > 1;
-        if (repeats) /* error bars: min..max over repeats */
+        if (repeats) /* error bars from min to max over repeats (vectors: no point drawn) */
             fprintf(gp,
-                    ", \\\n  '%s.dat' index %d using 3:($7>1?$4:NaN):5:6 with yerrorbars "
-                    "ps 0 lc rgb '%s' notitle",
+                    ", \\\n  '%s.dat' index %d using 3:($7>1?$5:NaN):(0):($6-$5) "
+                    "with vectors heads size screen 0.006,90 lw 1.5 lc rgb '%s' notitle",
                     p->name, fam_used[fam], color);
         first = 0;
     }
@@ -520,8 +520,8 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
             repeats |= line[j].n > 1;
         if (repeats)
             fprintf(gp,
-                    ", \\\n  '%s.dat' index %d using 1:($5>1?$2:NaN):3:4 with yerrorbars "
-                    "ps 0 lc rgb '%s' notitle",
+                    ", \\\n  '%s.dat' index %d using 1:($5>1?$3:NaN):(0):($4-$3) "
+                    "with vectors heads size screen 0.006,90 lw 1.5 lc rgb '%s' notitle",
                     name, block, pl_color((size_t)block));
         block++;
     }
