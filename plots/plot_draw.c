@@ -206,13 +206,16 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
         fprintf(gp, "set yrange [%.10g:%.10g]\n", ymin - fmax(fabs(ymin) * 0.1, 0.5),
                 ymax + fmax(fabs(ymax) * 0.1, 0.5));
     int label_no = 1;
+    /* Past a few dozen points every label would be unreadable: name the front only. */
+    int label_all = p->n <= 40;
     for (size_t i = 0; i < p->n; i++) {
         const struct pl_point *pt = &p->pts[i];
+        if (!label_all && !pt->pareto && !pt->baseline) continue;
         fprintf(gp, "set label %d ", label_no++);
         pl_gp_str_max(gp, ctx->configs[pt->cfg].point_label, 40);
         fprintf(gp, " at %.10g,%.10g offset char 0.7,0.5 font ',8' tc rgb '#333333'\n", pt->x,
                 pt->y);
-        if (pt->baseline && label_no < 100000)
+        if (pt->baseline)
             fprintf(gp,
                     "set arrow from graph 0, first %.10g to graph 1, first %.10g nohead "
                     "dt 2 lc rgb '#888888'\n",
