@@ -20,6 +20,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Below this many weight-times-token products a product runs on one thread: forking and
+ * joining the team costs more than it saves (decode steps of the tiny presets). */
+#define PAR_MIN_WORK ((size_t)1 << 17)
+
 enum { KIND_LIN, KIND_CB16, KIND_CB256 };
 
 /* The 64 codes of one block as bytes 0..63 of a zmm (see qformat.h for the layout). */
@@ -167,7 +171,7 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
     const enum mt_qscheme s = w->fmt.scheme;
     const int kind = mt_q_is_linear(s) ? KIND_LIN : w->fmt.bits <= 4 ? KIND_CB16 : KIND_CB256;
     const unsigned bits = w->fmt.bits;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         if (s == MT_QS_BF16)
             TILES(row_half(w, p, r, i0, 4, 1, y), row_half(w, p, r, i0, 1, 1, y));
@@ -249,7 +253,7 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
 {
     const unsigned bits = w->fmt.bits;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         switch (bits) {
         case 8: I8_CASE(8); break;

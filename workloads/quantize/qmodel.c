@@ -1,0 +1,203 @@
+/* qmodel.c — packing a reference GPT's linear layers and serving them through its hook.
+ *
+ * What it is for: see qmodel.h. What it is not for: reporting (quantize.c).
+ */
+#include "qmodel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <memtrade/memcat.h>
+
+#define SLAB_ALIGN 64
+
+static const char *const lin_names[MT_LIN_COUNT] = {"qkv", "attn_proj", "fc", "fc_proj",
+                                                     "lm_head"};
+static const enum mt_gpt_param lin_bias[4] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB,
+                                              MT_P_FCPROJB};
+
+static int is_linear_weight(int p)
+{
+    return p == MT_P_QKVW || p == MT_P_ATTPROJW || p == MT_P_FCW || p == MT_P_FCPROJW;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t round_up(size_t x) { return (x + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN; }
+
+static int qhook(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
+                 size_t rows)
+{
+    struct mt_qmodel *qm = user;
+    if (which == MT_LIN_LMHEAD && !qm->opts.embedding)
+        return mt_gpt_linear_default(qm->m, layer, which, in, out, rows);
+    struct mt_qlayer *ql = &qm->layers[which == MT_LIN_LMHEAD ? qm->n_layers - 1
+                                                              : 4 * layer + (size_t)which];
+    if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, MT_QIMPL_AUTO, qm->hook_err,
+                 sizeof qm->hook_err))
+        return -1;
+    if (ql->bias) {
+        const float *b = ql->bias;
+        size_t od = ql->out_dim;
+#pragma omp parallel for schedule(static) if (rows * od >= 65536)
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < od; j++)
+                out[r * od + j] += b[j];
+    }
+    return 0;
+}
+
+static void free_layers(struct mt_qmodel *qm)
+{
+    for (size_t i = 0; i < qm->n_layers; i++)
+        mt_qtensor_free(qm->layers[i].q);
+    free(qm->layers);
+    qm->layers = NULL;
+}
+
+/* Replaces m->params by a slab holding only the tensors still used in fp32. */
+static int compact_weights(struct mt_gpt *m, size_t *fp32_bytes)
+{
+    size_t total = 0, exact = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if (!is_linear_weight(p)) {
+            total += round_up(m->param_len[p] * sizeof(float));
+            exact += m->param_len[p] * sizeof(float);
+        }
+    int prev = mt_memcat_set(MT_MEM_WEIGHTS);
+    unsigned char *slab = aligned_alloc(SLAB_ALIGN, total);
+    mt_memcat_set(prev);
+    if (!slab)
+        return -1;
+    size_t off = 0;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        if (is_linear_weight(p)) {
+            m->param[p] = NULL;
+            m->param_len[p] = 0;
+            continue;
+        }
+        size_t bytes = m->param_len[p] * sizeof(float);
+        memcpy(slab + off, m->param[p], bytes);
+        m->param[p] = (float *)(void *)(slab + off);
+        mt_memcat_report(slab + off, bytes, MT_MEM_WEIGHTS, mt_gpt_param_name((enum mt_gpt_param)p));
+        off += round_up(bytes);
+    }
+    free(m->params);
+    m->params = (float *)(void *)slab;
+    m->slab_bytes[MT_MEM_WEIGHTS] = total;
+    *fp32_bytes = exact;
+    return 0;
+}
+
+static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, const float *w, char *err,
+                      size_t errlen)
+{
+    char e[200];
+    ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+    if (!ql->q) {
+        snprintf(err, errlen, "packing %s: %s", ql->name, e);
+        return -1;
+    }
+    mt_qtensor_error(ql->q, w, &ql->mse, &ql->maxabs);
+    qm->packed_bytes += mt_qtensor_bytes(ql->q);
+    qm->packed_params += ql->out_dim * ql->in_dim;
+    return 0;
+}
+
+int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qmodel_opts *o,
+                    char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mt_qformat_check(&o->fmt, err, errlen))
+        return -1;
+    if (o->act == MT_QACT_INT8 && o->fmt.scheme != MT_QS_LINEAR_ASYM &&
+        o->fmt.scheme != MT_QS_LINEAR_SYM) {
+        snprintf(err, errlen, "activations=int8-dynamic needs scheme linear-asym or "
+                              "linear-sym, not %s", mt_qscheme_name(o->fmt.scheme));
+        return -1;
+    }
+    if (!m->param[MT_P_QKVW]) {
+        snprintf(err, errlen, "the model's linear weights are already packed");
+        return -1;
+    }
+    struct mt_qmodel *qm = calloc(1, sizeof *qm);
+    size_t L = m->cfg.n_layer;
+    if (!qm)
+        goto oom;
+    qm->m = m;
+    qm->opts = *o;
+    qm->n_layers = 4 * L + (o->embedding ? 1 : 0);
+    qm->layers = calloc(qm->n_layers, sizeof *qm->layers);
+    qm->ws = mt_qws_create();
+    if (!qm->layers || !qm->ws)
+        goto oom;
+    double t0 = wall();
+    for (size_t i = 0; i < qm->n_layers; i++) {
+        struct mt_qlayer *ql = &qm->layers[i];
+        ql->layer = i < 4 * L ? i / 4 : L;
+        ql->which = i < 4 * L ? (enum mt_linear)(i % 4) : MT_LIN_LMHEAD;
+        if (ql->which == MT_LIN_LMHEAD)
+            snprintf(ql->name, sizeof ql->name, "%s", lin_names[MT_LIN_LMHEAD]);
+        else
+            snprintf(ql->name, sizeof ql->name, "h%zu.%s", ql->layer, lin_names[ql->which]);
+        float *w, *b;
+        mt_gpt_linear_weights(m, ql->layer, ql->which, &w, &b, &ql->in_dim, &ql->out_dim);
+        if (pack_layer(qm, ql, w, err, errlen))
+            goto fail;
+    }
+    if (compact_weights(m, &qm->fp32_bytes))
+        goto oom;
+    if (o->embedding) /* the decoded copy only stands in for a lookup hook: see qmodel.h */
+        qm->fp32_bytes -= m->param_len[MT_P_WTE] * sizeof(float);
+    /* Past this point m has no fp32 linear weights: nothing below may fail. */
+    for (size_t i = 0; i < 4 * L; i++) {
+        struct mt_qlayer *ql = &qm->layers[i];
+        ql->bias = m->param[lin_bias[ql->which]] + ql->layer * ql->out_dim;
+    }
+    if (o->embedding) { /* the encoder reads rows of the (now decoded) embedding */
+        const struct mt_qlayer *head = &qm->layers[qm->n_layers - 1];
+        for (size_t r = 0; r < head->out_dim; r++)
+            mt_qtensor_row(head->q, r, m->param[MT_P_WTE] + r * head->in_dim);
+    }
+    qm->pack_seconds = wall() - t0;
+    m->hook.matmul = qhook;
+    m->hook.user = qm;
+    *out = qm;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory packing the model");
+fail:
+    if (qm) {
+        free_layers(qm);
+        mt_qws_destroy(qm->ws);
+        free(qm);
+    }
+    return -1;
+}
+
+void mt_qmodel_free(struct mt_qmodel *qm)
+{
+    if (!qm)
+        return;
+    if (qm->m->hook.user == qm) {
+        qm->m->hook.matmul = NULL;
+        qm->m->hook.user = NULL;
+    }
+    free_layers(qm);
+    mt_qws_destroy(qm->ws);
+    free(qm);
+}
+
+size_t mt_qmodel_bytes(const struct mt_qmodel *qm) { return qm->packed_bytes + qm->fp32_bytes; }
+
+double mt_qmodel_bits_per_weight(const struct mt_qmodel *qm)
+{
+    return 8.0 * (double)qm->packed_bytes / (double)qm->packed_params;
+}

@@ -1,0 +1,82 @@
+/* qmodel.h — a reference GPT whose linear layers run on packed weights.
+ *
+ * What it is for: taking a loaded fp32 model (workloads/transformer), packing every
+ * linear layer (q/k/v, attention projection, MLP in and out; optionally the tied token
+ * embedding / LM head) into mt_qtensors, measuring each layer's quantization error,
+ * freeing the fp32 linear weights (the model's weight slab is rebuilt with only the
+ * tensors still used in fp32), and installing the model's linear hook so mt_gpt_forward,
+ * mt_gpt_eval and mt_gpt_decode_step run on the packed kernels of qkernels.h.
+ * What it is not for: the harness (the plugin in quantize.c reports the numbers), or
+ * training a quantized model.
+ *
+ * The embedding: the LM head is tied to the token embedding, so `embedding = 1` packs
+ * that matrix and runs the LM head on it. The model's encoder reads embedding rows
+ * directly (there is no lookup hook), so the fp32 embedding slot then holds the decoded
+ * packed values: accuracy is that of the quantized embedding, and the fp32 copy
+ * (vocab x C floats) stays in the serving footprint (infer_peak_bytes sees it) but is
+ * not counted in fp32_bytes / model_bytes, which count what a deployment stores. With
+ * `embedding = 0` the embedding
+ * and the LM head stay fp32 and the head runs through the model's own GEMM.
+ *
+ * Thread safety: like struct mt_gpt — one thread drives a model at a time.
+ */
+#ifndef MT_QUANT_QMODEL_H
+#define MT_QUANT_QMODEL_H
+
+#include <stddef.h>
+
+#include "gpt.h"
+#include "qformat.h"
+#include "qkernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mt_qmodel_opts {
+    struct mt_qformat fmt; /* fp16/bf16 with bits 16, or a low-bit scheme */
+    enum mt_qact act;      /* int8 activations need a linear scheme */
+    int embedding;         /* also pack the tied embedding / LM head */
+};
+
+struct mt_qlayer {
+    size_t layer;          /* block index; n_layer for the LM head */
+    enum mt_linear which;
+    char name[32];         /* "h0.qkv", "h3.fc_proj", "lm_head" */
+    struct mt_qtensor *q;
+    const float *bias;     /* fp32, in the model's weight slab; NULL for the head */
+    size_t in_dim, out_dim;
+    double mse, maxabs;    /* against the fp32 weights it replaced */
+};
+
+struct mt_qmodel {
+    struct mt_gpt *m;      /* borrowed; its hook points at us while we live */
+    struct mt_qmodel_opts opts;
+    struct mt_qlayer *layers; /* 4 per block (index 4*l + which), then the head if packed */
+    size_t n_layers;
+    struct mt_qws *ws;
+    size_t packed_bytes;   /* sum of mt_qtensor_bytes over the packed layers */
+    size_t packed_params;  /* weights those layers hold */
+    size_t fp32_bytes;     /* the fp32 tensors the model still stores (exact, no padding) */
+    double pack_seconds;   /* wall time of fitting + packing */
+    char hook_err[256];    /* message of the last failed hook call */
+};
+
+/* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is
+ * replaced by a smaller slab under MT_MEM_WEIGHTS) and installs the hook. On failure
+ * returns -1 with a message and m is unchanged (still fp32, no hook). The model must not
+ * be trained afterwards. Free with mt_qmodel_free (which unhooks m but cannot restore its
+ * fp32 weights). */
+int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qmodel_opts *o,
+                    char *err, size_t errlen);
+void mt_qmodel_free(struct mt_qmodel *qm);
+
+/* Contract: model_bytes = packed_bytes + fp32_bytes (every stored weight byte). */
+size_t mt_qmodel_bytes(const struct mt_qmodel *qm);
+/* Contract: 8 * packed_bytes / packed_params (the packed layers only). */
+double mt_qmodel_bits_per_weight(const struct mt_qmodel *qm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,216 @@
+/* quantize.c — the `quantize` workload plugin: post-training weight quantization.
+ *
+ * What it is for: loading the cached trained baseline (trained with the baseline recipe
+ * when missing), packing its linear layers (and optionally the tied embedding / LM head)
+ * into a real low-bit format (mt_qmodel), freeing the fp32 linear weights, and serving
+ * the packed model: held-out accuracy (region "eval" inside "infer") and batch-1 KV-cache
+ * decoding (region "decode" inside "infer"), both through the packed kernels. Reports
+ * the standard metrics plus quantize_seconds and per-layer error
+ * (layer.<name>.mse / layer.<name>.maxabs).
+ * What it is not for: quantization-aware training, or fp32 serving (the baseline plugin).
+ *
+ * infer_peak_bytes is accounted, not sampled: the exact bytes of everything serving
+ * holds at its peak (the model's remaining fp32 weight slab, the packed tensors, the
+ * activation and workspace slabs, the kernels' scratch at its high-water mark, the KV
+ * cache and its scratch), the way wlcommon accounts train_peak_bytes. The heap profiler's
+ * timeline for region "infer" shows the same allocations when it is loaded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <memtrade/workload.h>
+
+#include "qmodel.h"
+#include "wlcommon.h"
+
+#define EVAL_B 8
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Reads the quantization parameters into *o; rejects combinations that make no sense. */
+static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed)
+{
+    char err[256];
+    long bits = strtol(mt_param_str(ctx, "bits"), NULL, 10); /* CHOICE params are text */
+    const char *scheme = mt_param_str(ctx, "scheme"), *gran = mt_param_str(ctx, "granularity");
+    const char *dtype = mt_param_str(ctx, "dtype"), *act = mt_param_str(ctx, "activations");
+    memset(o, 0, sizeof *o);
+    o->fmt.bits = (unsigned)bits;
+    o->fmt.seed = seed;
+    o->fmt.group_size = (size_t)strtoul(mt_param_str(ctx, "group_size"), NULL, 10);
+    o->embedding = mt_param_bool(ctx, "embedding");
+    o->act = strcmp(act, "int8-dynamic") == 0 ? MT_QACT_INT8 : MT_QACT_F32;
+    if (bits == 16) {
+        o->fmt.scheme = strcmp(dtype, "fp16") == 0 ? MT_QS_FP16 : MT_QS_BF16;
+        if (o->act == MT_QACT_INT8)
+            return mt_error(ctx, "activations=int8-dynamic needs bits 8/4/3/2 with a linear "
+                                 "scheme, not bits=16");
+    } else if (mt_qscheme_from_name(scheme, &o->fmt.scheme) || o->fmt.scheme == MT_QS_FP16 ||
+               o->fmt.scheme == MT_QS_BF16) {
+        return mt_error(ctx, "scheme '%s' is not a low-bit scheme", scheme);
+    }
+    if (mt_qgran_from_name(gran, &o->fmt.gran))
+        return mt_error(ctx, "unknown granularity '%s'", gran);
+    if (mt_qformat_check(&o->fmt, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    return 0;
+}
+
+static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
+{
+    char name[96];
+    for (size_t i = 0; i < qm->n_layers; i++) {
+        const struct mt_qlayer *ql = &qm->layers[i];
+        snprintf(name, sizeof name, "layer.%s.mse", ql->name);
+        mt_metric(ctx, name, ql->mse, "weight^2");
+        snprintf(name, sizeof name, "layer.%s.maxabs", ql->name);
+        mt_metric(ctx, name, ql->maxabs, "weight");
+    }
+}
+
+/* Batch-1 decoding with a KV cache over the first bytes of the validation split, one
+ * token at a time, repeated until at least 0.3 s have been timed. */
+static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                  size_t *kv_total)
+{
+    char err[512];
+    size_t T = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256;
+    if (T > c->n_val)
+        T = c->n_val;
+    int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
+    struct mt_gpt_kv *kv;
+    int rc = mt_gpt_kv_create(&kv, &m->cfg, T, err, sizeof err);
+    mt_mem_category(ctx, prev);
+    if (rc)
+        return mt_error(ctx, "%s", err);
+    *kv_total = kv->kv_bytes + kv->scratch_bytes;
+    mt_region_begin(ctx, "decode");
+    size_t tokens = 0;
+    double t0 = wall(), dt = 0.0;
+    for (int pass = 0; pass < 64 && (pass < 1 || dt < 0.3); pass++) {
+        mt_gpt_kv_reset(kv);
+        for (size_t t = 0; t < T && rc == 0; t++)
+            rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
+        tokens += T;
+        dt = wall() - t0;
+    }
+    mt_region_end(ctx, "decode");
+    mt_gpt_kv_free(kv);
+    if (rc)
+        return mt_error(ctx, "decode: %s", err);
+    mt_metric(ctx, "decode_tokens_per_s", (double)tokens / dt, "tokens/s");
+    return 0;
+}
+
+static int run(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_corpus corpus = {0};
+    struct mt_qmodel_opts o;
+    struct mt_gpt *m = NULL;
+    struct mt_qmodel *qm = NULL;
+    uint64_t seed;
+    char err[512];
+    int rc = -1;
+    mt_wl_threads(ctx);
+    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
+        read_opts(ctx, &o, seed))
+        return -1;
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
+        return -1;
+    struct mt_wl_train_stats st;
+    if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
+        goto out;
+    mt_log(ctx, MT_LOG_INFO, "baseline %s (%zu steps)", st.from_cache ? "from cache" : "trained",
+           r.steps);
+
+    mt_region_begin(ctx, "quantize");
+    rc = mt_qmodel_build(&qm, m, &o, err, sizeof err);
+    mt_region_end(ctx, "quantize");
+    if (rc) {
+        rc = mt_error(ctx, "%s", err);
+        goto out;
+    }
+    mt_metric(ctx, "quantize_seconds", qm->pack_seconds, "s");
+    mt_metric(ctx, "model_bytes", (double)mt_qmodel_bytes(qm), "bytes");
+    mt_metric(ctx, "bits_per_weight", mt_qmodel_bits_per_weight(qm), "bits");
+    mt_metric(ctx, "packed_bytes", (double)qm->packed_bytes, "bytes");
+    mt_metric(ctx, "n_params", (double)m->n_params, "count");
+    report_layers(ctx, qm);
+    mt_log(ctx, MT_LOG_INFO, "%s %u-bit %s: %zu packed bytes (%.3f bits/weight) + %zu fp32",
+           mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran),
+           qm->packed_bytes, mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
+
+    size_t kv_bytes = 0;
+    mt_region_begin(ctx, "infer");
+    rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    if (rc == 0)
+        rc = decode(ctx, m, &corpus, &kv_bytes);
+    mt_region_end(ctx, "infer");
+    if (rc)
+        goto out;
+    size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + qm->packed_bytes +
+                     m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
+                     mt_qws_bytes(qm->ws) + kv_bytes;
+    mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
+    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
+    rc = 0;
+out:
+    mt_qmodel_free(qm);
+    mt_gpt_free(m);
+    mt_corpus_free(&corpus);
+    return rc;
+}
+
+static size_t mem_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    if (mt_wl_model_config(ctx, NULL, &cfg))
+        return 0;
+    /* Training the baseline when it is not cached dominates. */
+    return mt_wl_estimate_bytes(&cfg, (size_t)mt_param_int(ctx, "batch"),
+                                cfg.seq_len < 128 ? cfg.seq_len : 128);
+}
+
+static const struct mt_param_spec params[] = {
+    MT_WL_PARAM_MODEL,
+    MT_WL_PARAM_STEPS,
+    MT_WL_PARAM_BATCH,
+    MT_WL_PARAM_LR,
+    MT_WL_PARAM_SEED,
+    MT_WL_PARAM_EVAL_TOKENS,
+    MT_WL_PARAM_CORPUS,
+    {"bits", MT_PARAM_CHOICE, "4", 0, 0, "16|8|4|3|2",
+     "bits per weight; 16 stores fp16/bf16 (see dtype)"},
+    {"dtype", MT_PARAM_CHOICE, "bf16", 0, 0, "fp16|bf16", "16-bit float type when bits=16"},
+    {"scheme", MT_PARAM_CHOICE, "linear-asym", 0, 0, "linear-asym|linear-sym|nf|kmeans|log",
+     "level placement: min-max, absmax, normal quantiles, Lloyd k-means, mu-law companding"},
+    {"granularity", MT_PARAM_CHOICE, "group", 0, 0, "tensor|channel|group",
+     "one scale (or codebook) per tensor, per output row, or per group along the input"},
+    {"group_size", MT_PARAM_CHOICE, "64", 0, 0, "32|64|128", "columns per group"},
+    {"activations", MT_PARAM_CHOICE, "none", 0, 0, "none|int8-dynamic",
+     "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
+    {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,
+     "also quantize the tied token embedding / LM head"},
+};
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "quantize",
+    .summary = "post-training weight quantization served by packed low-bit kernels",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .ranks_param = NULL,
+    .mem_estimate = mem_estimate,
+    .run = run,
+};
