@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "heapingest.h"
 #include "util.h"
 
 
@@ -458,6 +459,38 @@ static int ingest_event(void *arg, const struct mt_event *ev)
     return 0;
 }
 
+static void heap_metric(void *arg, const char *name, double value, const char *unit,
+                        const char *reason)
+{
+    struct ingest *in = arg;
+    int mrank = in->nranks > 1 ? in->rank : -1;
+    int rc = reason ? mt_store_metric_unavailable(in->st, in->run_id, mrank, name, unit, reason)
+                    : mt_store_metric(in->st, in->run_id, mrank, name, value, unit);
+    if (!reason && in->nranks > 1)
+        aggregate(in, name, value, unit);
+    if (rc != 0 && in->dropped++ == 0)
+        snprintf(in->first_drop, sizeof in->first_drop, "%s", mt_store_error(in->st));
+}
+
+/* Each rank's heap report, when the profiler ran; a problem is logged, not fatal. */
+static int ingest_heap(struct ingest *in, const struct mt_job *job)
+{
+    int rc = 0;
+    for (int r = 0; r < job->ranks && rc == 0; r++) {
+        char path[PATH_MAX + 32], err[1024];
+        snprintf(path, sizeof path, "%s/heap.%d", job->scratch, r);
+        if (access(path, R_OK) != 0)
+            continue;
+        in->rank = r;
+        if (mt_heapingest_file(in->st, job->run_id, r, path, heap_metric, in, err, sizeof err) != 0) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "heap report not (fully) stored: %s", err);
+            rc = mt_store_log(in->st, job->run_id, r, job->wall_s, "warn", msg);
+        }
+    }
+    return rc;
+}
+
 /* The last bytes the run printed (its libraries, the launcher, a sanitizer). */
 static char *output_tail(const char *scratch)
 {
@@ -587,6 +620,8 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         mt_events_reader_poll(&rd, ingest_event, &in);
         mt_events_reader_free(&rd);
     }
+    if (rc == 0 && in.rs)
+        rc = ingest_heap(&in, job);
     for (size_t i = 0; i < in.nagg; i++) {
         if (rc == 0 && mt_store_metric(st, job->run_id, -1, in.agg[i].name, in.agg[i].value,
                                        in.agg[i].unit) != 0 && in.dropped++ == 0)
