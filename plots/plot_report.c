@@ -61,11 +61,12 @@ static size_t panel_budgets(const struct pl_ctx *ctx, const struct pl_panel *p, 
     }
     if (!(lo > 0)) return 0;
     double b = exp2(floor(log2(lo)));
-    /* one step below the smallest point too, so "nothing fits" shows where the range ends */
-    int step = (int)ceil((log2(hi) - log2(b) + 2) / (double)max);
+    /* from the power of two at or below the smallest point: the first row may show that
+       nothing fits, so the table says where the range starts */
+    int step = (int)ceil((log2(hi) - log2(b) + 1) / (double)max);
     step = step < 1 ? 1 : step;
     size_t n = 0;
-    for (double v = b / 2; n < max && v <= hi * 2 + 1e-9; v *= exp2(step))
+    for (double v = b; n < max && v <= hi * 2 + 1e-9; v *= exp2(step))
         out[n++] = v;
     return n;
 }
@@ -94,7 +95,7 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
     fprintf(f, " (%s is better). Repeats are aggregated by their median.</p>\n",
             higher ? "higher" : "lower");
     fputs("<table class=\"pareto\"><caption>Pareto set</caption><tr><th>configuration</th>"
-          "<th>workload</th><th>memory</th><th>",
+          "<th>workload</th><th>memory (MiB)</th><th>",
           f);
     pl_html(f, p->y_metric);
     fputs("</th><th>range</th><th>repeats</th><th>run</th><th>config key</th></tr>\n", f);
@@ -122,7 +123,7 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
     size_t nb = panel_budgets(ctx, p, budgets, 24);
     fputs("<table class=\"budgets\"><caption>Best configuration under each memory budget"
           "</caption><tr><th>budget (MiB)</th><th>configuration</th><th>workload</th>"
-          "<th>memory</th><th>",
+          "<th>memory (MiB)</th><th>",
           f);
     pl_html(f, p->y_metric);
     fputs("</th></tr>\n", f);
