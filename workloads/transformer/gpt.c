@@ -112,21 +112,28 @@ int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errle
 
 /* ---------------------------------------------------------------- layout */
 
-static const char *const param_names[MT_P_COUNT] = {
+static const char *const param_names[] = {
     "wte", "wpe", "ln1_w", "ln1_b", "qkv_w", "qkv_b", "attproj_w", "attproj_b",
     "ln2_w", "ln2_b", "fc_w", "fc_b", "fcproj_w", "fcproj_b", "lnf_w", "lnf_b"};
-static const char *const grad_names[MT_P_COUNT] = {
+static const char *const grad_names[] = {
     "grad.wte", "grad.wpe", "grad.ln1_w", "grad.ln1_b", "grad.qkv_w", "grad.qkv_b",
     "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",
     "grad.fc_b", "grad.fcproj_w", "grad.fcproj_b", "grad.lnf_w", "grad.lnf_b"};
-static const char *const act_names[MT_A_COUNT] = {
+static const char *const act_names[] = {
     "act.encoded", "act.ln1", "act.ln1_mean", "act.ln1_rstd", "act.qkv", "act.atty",
     "act.att", "act.residual2", "act.ln2", "act.ln2_mean", "act.ln2_rstd", "act.fch",
     "act.fch_gelu", "act.residual3", "act.proj", "act.lnf", "act.lnf_mean", "act.lnf_rstd",
-    "act.logits", "act.losses"};
-static const char *const dact_names[MT_D_COUNT] = {"dact.residual", "dact.ln", "dact.atty",
+    "act.logits", "act.losses", "act.segin"};
+static const char *const dact_names[] = {"dact.residual", "dact.ln", "dact.atty",
                                                    "dact.qkv", "dact.att", "dact.fch"};
-static const char *const work_names[MT_W_COUNT] = {"work.inputs", "work.targets"};
+static const char *const work_names[] = {"work.inputs", "work.targets"};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(COUNT_OF(param_names) == MT_P_COUNT, "a name per parameter tensor");
+_Static_assert(COUNT_OF(grad_names) == MT_P_COUNT, "a name per gradient tensor");
+_Static_assert(COUNT_OF(act_names) == MT_A_COUNT, "a name per activation tensor");
+_Static_assert(COUNT_OF(dact_names) == MT_D_COUNT, "a name per activation gradient");
+_Static_assert(COUNT_OF(work_names) == MT_W_COUNT, "a name per workspace tensor");
 
 const char *mt_gpt_param_name(enum mt_gpt_param p)
 {
@@ -174,10 +181,13 @@ size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
     return n;
 }
 
-static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk, int a)
+/* Floats of activation `a` with Lk layer slots and nseg saved segment inputs. */
+static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk,
+                      size_t nseg, int a)
 {
     size_t C = cfg->n_embd, BT = B * T;
     switch (a) {
+    case MT_A_SEGIN: return nseg * BT * C;
     case MT_A_ENCODED: case MT_A_PROJ: case MT_A_LNF: return BT * C;
     case MT_A_LN1: case MT_A_ATTY: case MT_A_RESIDUAL2: case MT_A_LN2: case MT_A_RESIDUAL3:
         return Lk * BT * C;
@@ -218,8 +228,23 @@ static size_t slab_total(const struct slab *s)
 }
 
 /* The per-category slabs of a model: the one place tensor sizes are decided. */
+/* Layer slots and saved segment inputs of a mode: all L layers when training without
+ * recomputation, `every` layers plus ceil(L / every) segment inputs with it, one reused
+ * slot for inference. */
+static void act_slots(const struct mt_gpt_config *cfg, enum mt_gpt_mode mode, size_t every,
+                      size_t *Lk, size_t *nseg)
+{
+    size_t L = cfg->n_layer;
+    *Lk = mode == MT_GPT_TRAIN ? L : 1;
+    *nseg = 0;
+    if (mode == MT_GPT_TRAIN && every > 0 && every < L) {
+        *Lk = every;
+        *nseg = (L + every - 1) / every;
+    }
+}
+
 static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
-                   struct slab s[MT_MEM_CAT_COUNT])
+                   size_t every, struct slab s[MT_MEM_CAT_COUNT])
 {
     memset(s, 0, sizeof(struct slab) * MT_MEM_CAT_COUNT);
     s[MT_MEM_WEIGHTS].n = MT_P_COUNT;
@@ -227,10 +252,11 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
         s[MT_MEM_WEIGHTS].bytes[p] = param_len(cfg, p) * sizeof(float);
     if (mode == MT_GPT_WEIGHTS)
         return;
-    size_t Lk = mode == MT_GPT_TRAIN ? cfg->n_layer : 1;
+    size_t Lk, nseg;
+    act_slots(cfg, mode, every, &Lk, &nseg);
     s[MT_MEM_ACTIVATIONS].n = MT_A_COUNT;
     for (int a = 0; a < MT_A_COUNT; a++)
-        s[MT_MEM_ACTIVATIONS].bytes[a] = act_len(cfg, B, T, Lk, a) * sizeof(float);
+        s[MT_MEM_ACTIVATIONS].bytes[a] = act_len(cfg, B, T, Lk, nseg, a) * sizeof(float);
     s[MT_MEM_WORKSPACE].n = MT_W_COUNT;
     for (int w = 0; w < MT_W_COUNT; w++)
         s[MT_MEM_WORKSPACE].bytes[w] = B * T * sizeof(int);
@@ -248,6 +274,13 @@ size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
                      enum mt_gpt_mode mode, size_t bytes[MT_MEM_CAT_COUNT], char *err,
                      size_t errlen)
 {
+    return mt_gpt_memory_ex(cfg, B, T, mode, NULL, bytes, err, errlen);
+}
+
+size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                        enum mt_gpt_mode mode, const struct mt_gpt_opts *opts,
+                        size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen)
+{
     struct slab s[MT_MEM_CAT_COUNT];
     if (mt_gpt_config_check(cfg, err, errlen))
         return 0;
@@ -256,7 +289,7 @@ size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
                    cfg->seq_len);
         return 0;
     }
-    layout(cfg, B, T, mode, s);
+    layout(cfg, B, T, mode, opts ? opts->recompute_every : 0, s);
     size_t total = 0;
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
         size_t b = slab_total(&s[c]);
@@ -306,17 +339,26 @@ void mt_gpt_free(struct mt_gpt *m)
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
                   enum mt_gpt_mode mode, size_t B, size_t T, char *err, size_t errlen)
 {
+    return mt_gpt_create_ex(out, cfg, mode, B, T, NULL, err, errlen);
+}
+
+int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg,
+                     enum mt_gpt_mode mode, size_t B, size_t T, const struct mt_gpt_opts *opts,
+                     char *err, size_t errlen)
+{
     static const char *const opt_names[2] = {"adam_m", "adam_v"};
     struct slab s[MT_MEM_CAT_COUNT];
+    size_t every = opts ? opts->recompute_every : 0;
     *out = NULL;
-    if (!mt_gpt_memory(cfg, B, T, mode, NULL, err, errlen))
+    if (!mt_gpt_memory_ex(cfg, B, T, mode, opts, NULL, err, errlen))
         return -1;
-    layout(cfg, B, T, mode, s);
+    layout(cfg, B, T, mode, every, s);
     struct mt_gpt *m = calloc(1, sizeof *m);
     if (!m)
         return mt_tf_fail(err, errlen, "out of memory for the model struct");
     m->cfg = *cfg;
     m->mode = mode;
+    act_slots(cfg, mode, every, &m->act_slots, &m->n_segments);
     m->B = mode == MT_GPT_WEIGHTS ? 0 : B;
     m->T = mode == MT_GPT_WEIGHTS ? 0 : T;
     m->n_params = mt_gpt_num_params(cfg);
@@ -438,15 +480,57 @@ int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const fl
 /* Activation `a` of layer slot l (slot = l when training, 0 for inference). */
 static float *act_at(const struct mt_gpt *m, int a, size_t l)
 {
-    size_t Lk = m->mode == MT_GPT_TRAIN ? m->cfg.n_layer : 1;
-    return m->act[a] + (l % Lk) * act_len(&m->cfg, m->B, m->T, 1, a);
+    return m->act[a] + (l % m->act_slots) * act_len(&m->cfg, m->B, m->T, 1, 1, a);
+}
+
+/* The residual stream entering layer l: the embeddings, the saved input of a segment
+ * (when recomputing), or the previous layer's output. */
+static const float *layer_input(const struct mt_gpt *m, size_t l)
+{
+    if (l == 0)
+        return m->act[MT_A_ENCODED];
+    if (m->n_segments && l % m->act_slots == 0)
+        return m->act[MT_A_SEGIN] + (l / m->act_slots) * m->B * m->T * m->cfg.n_embd;
+    return act_at(m, MT_A_RESIDUAL3, l - 1);
+}
+
+/* Forward of block l on (B, T); writes the layer's slot. */
+static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
+{
+    size_t C = m->cfg.n_embd, NH = m->cfg.n_head, BT = B * T;
+    const float *resid = layer_input(m, l);
+    float *proj = m->act[MT_A_PROJ];
+    float *ln1 = act_at(m, MT_A_LN1, l), *qkv = act_at(m, MT_A_QKV, l);
+    float *atty = act_at(m, MT_A_ATTY, l), *res2 = act_at(m, MT_A_RESIDUAL2, l);
+    float *ln2 = act_at(m, MT_A_LN2, l), *fch = act_at(m, MT_A_FCH, l);
+    float *fchg = act_at(m, MT_A_FCH_GELU, l), *res3 = act_at(m, MT_A_RESIDUAL3, l);
+    mt_k_layernorm_fwd(ln1, act_at(m, MT_A_LN1_MEAN, l), act_at(m, MT_A_LN1_RSTD, l), resid,
+                       m->param[MT_P_LN1W] + l * C, m->param[MT_P_LN1B] + l * C, BT, C);
+    if (mt_gpt_linear(m, l, MT_LIN_QKV, ln1, qkv, BT))
+        return -1;
+    mt_k_attention_fwd(atty, act_at(m, MT_A_ATT, l), qkv, B, T, C, NH);
+    if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, BT))
+        return -1;
+    mt_k_residual_fwd(res2, resid, proj, BT * C);
+    mt_k_layernorm_fwd(ln2, act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), res2,
+                       m->param[MT_P_LN2W] + l * C, m->param[MT_P_LN2B] + l * C, BT, C);
+    if (mt_gpt_linear(m, l, MT_LIN_FC, ln2, fch, BT))
+        return -1;
+    mt_k_gelu_fwd(fchg, fch, BT * 4 * C);
+    if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fchg, proj, BT))
+        return -1;
+    mt_k_residual_fwd(res3, res2, proj, BT * C);
+    /* the next layer starts a segment: save its input before the slots are reused */
+    if (m->n_segments && (l + 1) % m->act_slots == 0 && l + 1 < m->cfg.n_layer)
+        memcpy((float *)layer_input(m, l + 1), res3, BT * C * sizeof *res3);
+    return 0;
 }
 
 int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B,
                    size_t T, float *mean_loss, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
-    size_t V = cfg->vocab, L = cfg->n_layer, NH = cfg->n_head, C = cfg->n_embd, BT = B * T;
+    size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd, BT = B * T;
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "forward needs a model with activations");
     if (!B || !T || B > m->B || T > m->T)
@@ -471,31 +555,10 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
 
     mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE],
                      m->param[MT_P_WPE], B, T, C);
-    const float *resid = m->act[MT_A_ENCODED];
-    float *proj = m->act[MT_A_PROJ];
-    for (size_t l = 0; l < L; l++) {
-        float *ln1 = act_at(m, MT_A_LN1, l), *qkv = act_at(m, MT_A_QKV, l);
-        float *atty = act_at(m, MT_A_ATTY, l), *res2 = act_at(m, MT_A_RESIDUAL2, l);
-        float *ln2 = act_at(m, MT_A_LN2, l), *fch = act_at(m, MT_A_FCH, l);
-        float *fchg = act_at(m, MT_A_FCH_GELU, l), *res3 = act_at(m, MT_A_RESIDUAL3, l);
-        mt_k_layernorm_fwd(ln1, act_at(m, MT_A_LN1_MEAN, l), act_at(m, MT_A_LN1_RSTD, l), resid,
-                           m->param[MT_P_LN1W] + l * C, m->param[MT_P_LN1B] + l * C, BT, C);
-        if (mt_gpt_linear(m, l, MT_LIN_QKV, ln1, qkv, BT))
+    for (size_t l = 0; l < L; l++)
+        if (layer_fwd(m, l, B, T))
             goto hook_failed;
-        mt_k_attention_fwd(atty, act_at(m, MT_A_ATT, l), qkv, B, T, C, NH);
-        if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, BT))
-            goto hook_failed;
-        mt_k_residual_fwd(res2, resid, proj, BT * C);
-        mt_k_layernorm_fwd(ln2, act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), res2,
-                           m->param[MT_P_LN2W] + l * C, m->param[MT_P_LN2B] + l * C, BT, C);
-        if (mt_gpt_linear(m, l, MT_LIN_FC, ln2, fch, BT))
-            goto hook_failed;
-        mt_k_gelu_fwd(fchg, fch, BT * 4 * C);
-        if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fchg, proj, BT))
-            goto hook_failed;
-        mt_k_residual_fwd(res3, res2, proj, BT * C);
-        resid = res3;
-    }
+    const float *resid = act_at(m, MT_A_RESIDUAL3, L - 1);
     mt_k_layernorm_fwd(m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], resid,
                        m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
@@ -519,11 +582,41 @@ void mt_gpt_zero_grad(struct mt_gpt *m)
     m->grads_zero = 1;
 }
 
+/* Backward of block l: accumulates its parameter gradients and walks dres down through it. */
+static void layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
+{
+    size_t NH = m->cfg.n_head, C = m->cfg.n_embd, BT = B * T;
+    float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], *datty = m->dact[MT_D_ATTY];
+    float *dqkv = m->dact[MT_D_QKV], *datt = m->dact[MT_D_ATT], *dfch = m->dact[MT_D_FCH];
+    float **g = m->grad, **p = m->param;
+    const float *resid = layer_input(m, l);
+    size_t C3 = 3 * C, C4 = 4 * C;
+    /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
+    mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW] + l * C * C4, g[MT_P_FCPROJB] + l * C, dres,
+                    act_at(m, MT_A_FCH_GELU, l), p[MT_P_FCPROJW] + l * C * C4, BT, C4, C);
+    mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * C4);
+    mt_k_matmul_bwd(dln, g[MT_P_FCW] + l * C4 * C, g[MT_P_FCB] + l * C4, dfch,
+                    act_at(m, MT_A_LN2, l), p[MT_P_FCW] + l * C4 * C, BT, C, C4);
+    mt_k_layernorm_bwd(dres, g[MT_P_LN2W] + l * C, g[MT_P_LN2B] + l * C, dln,
+                       act_at(m, MT_A_RESIDUAL2, l), p[MT_P_LN2W] + l * C,
+                       act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), BT, C);
+    /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
+    mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW] + l * C * C, g[MT_P_ATTPROJB] + l * C, dres,
+                    act_at(m, MT_A_ATTY, l), p[MT_P_ATTPROJW] + l * C * C, BT, C, C);
+    mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B,
+                       T, C, NH);
+    mt_k_matmul_bwd(dln, g[MT_P_QKVW] + l * C3 * C, g[MT_P_QKVB] + l * C3, dqkv,
+                    act_at(m, MT_A_LN1, l), p[MT_P_QKVW] + l * C3 * C, BT, C, C3);
+    mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
+                       p[MT_P_LN1W] + l * C, act_at(m, MT_A_LN1_MEAN, l),
+                       act_at(m, MT_A_LN1_RSTD, l), BT, C);
+}
+
 int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
                     size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
-    size_t V = cfg->vocab, L = cfg->n_layer, NH = cfg->n_head, C = cfg->n_embd;
+    size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd;
     size_t B = m->fwd_B, T = m->fwd_T, BT = B * T;
     if (m->mode != MT_GPT_TRAIN)
         return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
@@ -532,8 +625,7 @@ int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char
     m->last_loss = -1.0f; /* the probabilities are consumed below */
     m->grads_zero = 0;
     float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
-    float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], *datty = m->dact[MT_D_ATTY];
-    float *dqkv = m->dact[MT_D_QKV], *datt = m->dact[MT_D_ATT], *dfch = m->dact[MT_D_FCH];
+    float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN];
     float **g = m->grad, **p = m->param;
 
     float *dlogits = m->act[MT_A_LOGITS];
@@ -543,27 +635,15 @@ int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char
     mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;) {
-        const float *resid = l ? act_at(m, MT_A_RESIDUAL3, l - 1) : m->act[MT_A_ENCODED];
-        size_t C3 = 3 * C, C4 = 4 * C;
-        /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-        mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW] + l * C * C4, g[MT_P_FCPROJB] + l * C, dres,
-                        act_at(m, MT_A_FCH_GELU, l), p[MT_P_FCPROJW] + l * C * C4, BT, C4, C);
-        mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * C4);
-        mt_k_matmul_bwd(dln, g[MT_P_FCW] + l * C4 * C, g[MT_P_FCB] + l * C4, dfch,
-                        act_at(m, MT_A_LN2, l), p[MT_P_FCW] + l * C4 * C, BT, C, C4);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN2W] + l * C, g[MT_P_LN2B] + l * C, dln,
-                           act_at(m, MT_A_RESIDUAL2, l), p[MT_P_LN2W] + l * C,
-                           act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), BT, C);
-        /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
-        mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW] + l * C * C, g[MT_P_ATTPROJB] + l * C, dres,
-                        act_at(m, MT_A_ATTY, l), p[MT_P_ATTPROJW] + l * C * C, BT, C, C);
-        mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B,
-                           T, C, NH);
-        mt_k_matmul_bwd(dln, g[MT_P_QKVW] + l * C3 * C, g[MT_P_QKVB] + l * C3, dqkv,
-                        act_at(m, MT_A_LN1, l), p[MT_P_QKVW] + l * C3 * C, BT, C, C3);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
-                           p[MT_P_LN1W] + l * C, act_at(m, MT_A_LN1_MEAN, l),
-                           act_at(m, MT_A_LN1_RSTD, l), BT, C);
+        /* recomputation: entering a segment from above, rebuild its layers' slots (the
+         * last segment is still in place from the forward) */
+        if (m->n_segments && l + 1 < L && (l + 1) % m->act_slots == 0) {
+            size_t first = l + 1 - m->act_slots;
+            for (size_t r = first; r <= l; r++)
+                if (layer_fwd(m, r, B, T))
+                    return mt_tf_fail(err, errlen, "linear hook failed in recomputation");
+        }
+        layer_bwd(m, l, B, T);
     }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;

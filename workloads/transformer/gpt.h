@@ -121,9 +121,11 @@ enum mt_gpt_act {
     MT_A_LNF_RSTD,  /* (B, T) */
     MT_A_LOGITS,    /* (B, T, V) logits, then probabilities, then their gradient */
     MT_A_LOSSES,    /* (B, T) */
+    MT_A_SEGIN,     /* (nseg, B, T, C) saved segment inputs (recomputation only) */
     MT_A_COUNT
 };
-/* Lk = L when training (every layer kept for backward), 1 for inference (reused). */
+/* Lk = L when training (every layer kept for backward), `recompute_every` when training
+ * with recomputation, 1 for inference (one slot reused by every layer). */
 
 enum mt_gpt_dact {
     MT_D_RESIDUAL, /* (B, T, C) gradient of the residual stream, walks down the layers */
@@ -147,6 +149,17 @@ enum mt_gpt_work {
  * full training state for (B, T). */
 enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2 };
 
+/* Options of a model's memory layout (zero-initialize; fields are appended over time). */
+struct mt_gpt_opts {
+    /* Activation recomputation (gradient checkpointing, Chen et al.): 0 = keep every
+     * layer's activations. k in 1..L-1 = keep the activations of only k layers (one
+     * segment) plus the input of each of the ceil(L/k) segments; backward recomputes each
+     * segment's forward before going through it. Results are bit-identical to k = 0; the
+     * activation bytes fall from L layers to k layers + ceil(L/k) residuals (least near
+     * k = sqrt(L)); the price is about one extra forward per step. */
+    size_t recompute_every;
+};
+
 /* Computes the bytes of every memory category (index enum mt_mem_cat) a model of this
  * configuration needs in `mode` for batch B and sequence T, without allocating. The slabs
  * mt_gpt_create allocates have exactly these sizes (mt_gpt_slab_bytes). Returns the
@@ -154,6 +167,10 @@ enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2 };
 size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
                      enum mt_gpt_mode mode, size_t bytes[MT_MEM_CAT_COUNT], char *err,
                      size_t errlen);
+/* The same with layout options (NULL = defaults). */
+size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                        enum mt_gpt_mode mode, const struct mt_gpt_opts *opts,
+                        size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- the model */
 
@@ -175,6 +192,8 @@ struct mt_gpt {
     struct mt_gpt_config cfg;
     enum mt_gpt_mode mode;
     size_t B, T;          /* activation shape (0 in MT_GPT_WEIGHTS mode) */
+    size_t act_slots;     /* layer slots of the per-layer activations (Lk) */
+    size_t n_segments;    /* saved segment inputs (0 = no recomputation) */
     size_t n_params;
     size_t slab_bytes[MT_MEM_CAT_COUNT]; /* what was allocated, per category */
 
@@ -206,6 +225,11 @@ struct mt_gpt {
  * out of memory); nothing is left allocated on failure. */
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
                   enum mt_gpt_mode mode, size_t B, size_t T, char *err, size_t errlen);
+
+/* The same with layout options (NULL = defaults); see struct mt_gpt_opts. */
+int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg,
+                     enum mt_gpt_mode mode, size_t B, size_t T, const struct mt_gpt_opts *opts,
+                     char *err, size_t errlen);
 
 /* Frees everything a model owns; NULL is a no-op. */
 void mt_gpt_free(struct mt_gpt *m);
