@@ -1,0 +1,337 @@
+/* test_prune_model.c — model-level pruning tests on a trained `tiny` reference GPT.
+ *
+ * What it is for: `test_prune_model <ckpt> <name>`:
+ *   train       trains tiny (L2 H2 C64 T64) for 400 steps of B=16 x T=64 at lr 1e-2 on the
+ *               default corpus and saves <ckpt> (the fixture every other test loads;
+ *               reused when it loads);
+ *   structured  heads and neurons pruning: the packed matrices really are smaller (exact
+ *               shapes) and the packed model's logits equal the masked dense model's;
+ *   sparse      magnitude 50 % and 2:4: exact per-layer sparsity, packed logits equal the
+ *               masked dense logits, packed bytes equal mt_sparse_size of each layer;
+ *   importance  at 50 % sparsity (per-layer scope), obd reaches a validation loss no worse
+ *               than magnitude, and wanda no worse than magnitude + 0.2 % (on a model
+ *               this small the input norms are nearly uniform, so wanda ~ magnitude; the
+ *               margin keeps a thread-count change from flipping a tie);
+ *   finetune    fine-tuning with a fixed mask: the loss falls and pruned weights stay 0.
+ * What it is not for: the harness side (parameters, metrics), kernel details.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "data.h"
+#include "eval.h"
+#include "gpt.h"
+#include "prune_model.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fputc('\n', stderr);                                                           \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+#define B 8
+#define T 64
+#define TRAIN_B 16
+#define TRAIN_STEPS 400
+#define CALIB_BATCHES 4
+#define EVAL_TOKENS 32768
+
+static char err[512];
+static struct mt_corpus corpus;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", what, err);
+    exit(2);
+}
+
+static struct mt_gpt *load(const char *path, enum mt_gpt_mode mode)
+{
+    struct mt_gpt *m;
+    if (mt_ckpt_load(path, NULL, mode, B, T, &m, NULL, err, sizeof(err)))
+        die("load");
+    return m;
+}
+
+static int test_train(const char *path)
+{
+    struct mt_gpt *m;
+    if (mt_ckpt_load(path, NULL, MT_GPT_INFER, B, T, &m, NULL, err, sizeof(err)) == 0) {
+        mt_gpt_free(m); /* an earlier run left a good fixture */
+        return 0;
+    }
+    struct mt_gpt_config cfg;
+    if (mt_gpt_config_preset(&cfg, "tiny", err, sizeof(err)) ||
+        mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, TRAIN_B, T, err, sizeof(err)))
+        die("create");
+    mt_gpt_init(m, 1);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(TRAIN_STEPS);
+    r.batch = TRAIN_B;
+    r.seq = T;
+    r.lr = 1e-2f;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 5);
+    int in[TRAIN_B * T], tg[TRAIN_B * T];
+    float loss = 0, gnorm;
+    for (size_t s = 0; s < r.steps; s++) {
+        mt_batch_sample(corpus.train, corpus.n_train, TRAIN_B, T, &rng, in, tg);
+        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, &gnorm, err, sizeof(err)))
+            die("train");
+    }
+    CHECK(loss < 2.9f, "tiny did not train: loss %g", loss);
+    if (mt_ckpt_save(m, path, err, sizeof(err)))
+        die("save");
+    mt_gpt_free(m);
+    return 0;
+}
+
+/* Logits of a fixed validation batch through m's current hook. */
+static float *logits_of(struct mt_gpt *m)
+{
+    int in[B * T];
+    for (size_t i = 0; i < B * T; i++)
+        in[i] = corpus.val[i];
+    if (mt_gpt_forward(m, in, NULL, B, T, NULL, err, sizeof(err)))
+        die("forward");
+    size_t n = B * T * m->cfg.vocab;
+    float *out = malloc(n * sizeof(float));
+    memcpy(out, m->act[MT_A_LOGITS], n * sizeof(float));
+    return out;
+}
+
+/* Largest |a-b| / (1e-4 * (1 + |a|)) over n: <= 1 passes. The packed model sums fewer
+ * terms (exact zeros dropped) in another order, so the logits differ by rounding. */
+static double logit_error(const float *a, const float *b, size_t n)
+{
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / (1e-4 * (1.0 + fabs(a[i])));
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+static void calibrate(struct mt_gpt *m, struct mt_gpt *train, struct mt_prune_calib *c)
+{
+    int in[CALIB_BATCHES * B * T], tg[CALIB_BATCHES * B * T];
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 99);
+    for (size_t b = 0; b < CALIB_BATCHES; b++)
+        mt_batch_sample(corpus.train, corpus.n_train, B, T, &rng, in + b * B * T,
+                        tg + b * B * T);
+    if (m && mt_prune_calib_acts(m, in, CALIB_BATCHES, B, T, c, err, sizeof(err)))
+        die("calib acts");
+    if (train &&
+        mt_prune_calib_fisher(train, in, tg, CALIB_BATCHES, B, T, c, err, sizeof(err)))
+        die("calib fisher");
+}
+
+/* Prunes a fresh INFER copy of the fixture per `o`, checks packed == masked dense, and
+ * returns the packed model's validation loss. `shape_check` gets the packed struct. */
+static double prune_and_compare(const char *path, const struct mt_prune_opts *o,
+                                void (*shape_check)(const struct mt_pruned *, const struct mt_gpt *))
+{
+    struct mt_gpt *m = load(path, MT_GPT_INFER);
+    struct mt_gpt *train = NULL;
+    struct mt_prune_calib c = {0};
+    if (mt_prune_needs(o->method) & MT_PRUNE_NEED_FISHER)
+        train = load(path, MT_GPT_TRAIN);
+    calibrate(mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS ? m : NULL, train, &c);
+    struct mt_prune_masks k;
+    if (mt_prune_select_masks(m, o, &c, &k, err, sizeof(err)))
+        die("masks");
+    mt_prune_apply(m, &k);
+    float *dense = logits_of(m);
+    struct mt_pruned p;
+    if (mt_pruned_build(&p, m, &k, o->method == MT_PRUNE_NM ? o->n : 0, o->m, err,
+                        sizeof(err)))
+        die("build");
+    if (shape_check)
+        shape_check(&p, m);
+    if (mt_pruned_slim_model(m, err, sizeof(err)))
+        die("slim");
+    m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &p};
+    float *packed = logits_of(m);
+    double e = logit_error(dense, packed, B * T * m->cfg.vocab);
+    CHECK(e <= 1.0, "%s: packed logits differ from masked dense: %.3g x tolerance",
+          mt_prune_method_name(o->method), e);
+    struct mt_eval_result r;
+    if (mt_gpt_eval(m, corpus.val, corpus.n_val, EVAL_TOKENS, &r, err, sizeof(err)))
+        die("eval");
+    free(dense);
+    free(packed);
+    mt_pruned_free(&p);
+    mt_prune_masks_free(&k);
+    mt_prune_calib_free(&c);
+    mt_gpt_free(m);
+    mt_gpt_free(train);
+    return r.loss;
+}
+
+/* tiny: C=64, NH=2 (head size 32), L=2. 50 % of heads per layer = 1 of 2. */
+static void check_heads_shape(const struct mt_pruned *p, const struct mt_gpt *m)
+{
+    size_t C = m->cfg.n_embd;
+    for (size_t l = 0; l < m->cfg.n_layer; l++) {
+        const struct mt_pruned_linear *qkv = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_QKV];
+        const struct mt_pruned_linear *ap = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_ATTPROJ];
+        CHECK(qkv->n_out == 3 * C / 2 && qkv->n_in == C, "qkv packed %zux%zu", qkv->n_out,
+              qkv->n_in);
+        CHECK(ap->n_out == C && ap->n_in == C / 2, "attproj packed %zux%zu", ap->n_out,
+              ap->n_in);
+        CHECK(qkv->w.rows * qkv->w.cols == 3 * C * C / 2, "qkv stored matrix not smaller");
+    }
+}
+
+/* 25 % of 4C = 256 neurons per layer: 64 removed, 192 kept. */
+static void check_neurons_shape(const struct mt_pruned *p, const struct mt_gpt *m)
+{
+    size_t C = m->cfg.n_embd;
+    for (size_t l = 0; l < m->cfg.n_layer; l++) {
+        const struct mt_pruned_linear *fc = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_FC];
+        const struct mt_pruned_linear *fp = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_FCPROJ];
+        CHECK(fc->n_out == 3 * C && fc->n_in == C, "fc packed %zux%zu", fc->n_out, fc->n_in);
+        CHECK(fp->n_out == C && fp->n_in == 3 * C, "fcproj packed %zux%zu", fp->n_out,
+              fp->n_in);
+        CHECK(fc->index_bytes == 3 * C * 4 && fp->index_bytes == 3 * C * 4, "index bytes");
+    }
+}
+
+static int test_structured(const char *path)
+{
+    struct mt_prune_opts heads = {MT_PRUNE_HEADS, 0.5, 0, 0, 0};
+    struct mt_prune_opts neurons = {MT_PRUNE_NEURONS, 0.25, 0, 0, 0};
+    prune_and_compare(path, &heads, check_heads_shape);
+    prune_and_compare(path, &neurons, check_neurons_shape);
+    return 0;
+}
+
+static void check_sparse_layers(const struct mt_pruned *p, const struct mt_gpt *m)
+{
+    (void)m;
+    for (size_t s = 0; s < p->n_slots; s++) {
+        const struct mt_pruned_linear *lin = &p->lin[s];
+        size_t count = mt_pruned_slot_weights(p, s);
+        CHECK(mt_pruned_slot_zeros(p, s) == count / 2, "slot %zu: %zu zeros of %zu", s,
+              mt_pruned_slot_zeros(p, s), count);
+        float *w = malloc(count * sizeof(float));
+        mt_sparse_unpack(&lin->w, w);
+        CHECK(mt_sparse_bytes(&lin->w) ==
+                  mt_sparse_size(lin->w.format, w, lin->n_out, lin->n_in, lin->w.n, lin->w.m),
+              "slot %zu bytes", s);
+        CHECK(lin->w.format != MT_SPARSE_DENSE, "slot %zu stayed dense at 50 %%", s);
+        free(w);
+    }
+}
+
+static int test_sparse(const char *path)
+{
+    struct mt_prune_opts mag = {MT_PRUNE_MAGNITUDE, 0.5, 0, 0, 0};
+    struct mt_prune_opts nm = {MT_PRUNE_NM, 0.0, 0, 2, 4};
+    prune_and_compare(path, &mag, check_sparse_layers);
+    prune_and_compare(path, &nm, check_sparse_layers);
+    return 0;
+}
+
+static int test_importance(const char *path)
+{
+    struct mt_prune_opts o = {MT_PRUNE_MAGNITUDE, 0.5, 0, 0, 0};
+    double mag = prune_and_compare(path, &o, NULL);
+    o.method = MT_PRUNE_WANDA;
+    double wanda = prune_and_compare(path, &o, NULL);
+    o.method = MT_PRUNE_OBD;
+    double obd = prune_and_compare(path, &o, NULL);
+    printf("val loss at 50 %%: magnitude %.4f wanda %.4f obd %.4f\n", mag, wanda, obd);
+    CHECK(wanda <= mag * 1.002, "wanda %.4f worse than magnitude %.4f", wanda, mag);
+    CHECK(obd <= mag, "obd %.4f worse than magnitude %.4f", obd, mag);
+    return 0;
+}
+
+static int test_finetune(const char *path)
+{
+    struct mt_gpt *m = load(path, MT_GPT_TRAIN);
+    struct mt_prune_opts o = {MT_PRUNE_MAGNITUDE, 0.7, 0, 0, 0};
+    struct mt_prune_masks k;
+    if (mt_prune_select_masks(m, &o, NULL, &k, err, sizeof(err)))
+        die("masks");
+    mt_prune_apply(m, &k);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(30);
+    r.batch = B;
+    r.seq = T;
+    r.lr = 1e-3f;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 3);
+    int in[B * T], tg[B * T];
+    double first = 0, last = 0;
+    for (size_t s = 0; s < r.steps; s++) {
+        float loss;
+        mt_batch_sample(corpus.train, corpus.n_train, B, T, &rng, in, tg);
+        mt_gpt_zero_grad(m);
+        if (mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof(err)) ||
+            mt_gpt_backward(m, 1.0f, 0, err, sizeof(err)))
+            die("finetune");
+        mt_prune_apply(m, &k); /* masked gradients */
+        mt_gpt_adamw_step(m, &r, mt_gpt_lr_at(&r, s), 1.0f);
+        mt_prune_apply(m, &k); /* weight decay and momentum cannot revive a weight */
+        if (s < 5)
+            first += loss / 5;
+        if (s >= r.steps - 5)
+            last += loss / 5;
+    }
+    printf("finetune loss: first 5 steps %.4f, last 5 %.4f\n", first, last);
+    CHECK(last < first, "fine-tune loss did not fall: %.4f -> %.4f", first, last);
+    struct mt_pruned p;
+    if (mt_pruned_build(&p, m, &k, 0, 0, err, sizeof(err)))
+        die("build");
+    for (size_t s = 0; s < p.n_slots; s++) {
+        size_t count = mt_pruned_slot_weights(&p, s);
+        CHECK(mt_pruned_slot_zeros(&p, s) == (size_t)llround(0.7 * (double)count),
+              "slot %zu: mask not kept (%zu zeros of %zu)", s, mt_pruned_slot_zeros(&p, s),
+              count);
+    }
+    mt_pruned_free(&p);
+    mt_prune_masks_free(&k);
+    mt_gpt_free(m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: test_prune_model CKPT train|structured|sparse|importance|finetune\n");
+        return 2;
+    }
+    if (mt_corpus_load(&corpus, NULL, T, err, sizeof(err)))
+        die("corpus");
+    static const struct {
+        const char *name;
+        int (*fn)(const char *);
+    } tests[] = {{"train", test_train},
+                 {"structured", test_structured},
+                 {"sparse", test_sparse},
+                 {"importance", test_importance},
+                 {"finetune", test_finetune}};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+        if (strcmp(argv[2], tests[i].name) == 0) {
+            tests[i].fn(argv[1]);
+            ran = 1;
+        }
+    mt_corpus_free(&corpus);
+    if (!ran) {
+        fprintf(stderr, "unknown test %s\n", argv[2]);
+        return 2;
+    }
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
