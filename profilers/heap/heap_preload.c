@@ -325,6 +325,17 @@ static inline size_t rec_slot(uintptr_t p, unsigned shift)
     return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> shift);
 }
 
+/* Starts loading the table slot of p (and the block's malloc header) while other work
+ * goes on: a record lookup is one cache miss, and so is glibc's free. Racy reads are fine,
+ * a prefetch never faults. */
+static inline void rec_prefetch(const void *p)
+{
+    struct mt_heap_rec *t = __atomic_load_n(&G.recs, __ATOMIC_RELAXED);
+    unsigned shift = __atomic_load_n(&G.rec_shift, __ATOMIC_RELAXED);
+    if (t)
+        __builtin_prefetch(&t[rec_slot((uintptr_t)p, shift)], 1);
+}
+
 static int grow_recs(void)
 {
     size_t cap = G.rec_cap ? G.rec_cap * 2 : (1u << 14);
@@ -513,21 +524,166 @@ static int should_sample(uint64_t n)
     return 1;
 }
 
+/* ---- the per-thread stack cache ------------------------------------------------------
+ *
+ * unw_backtrace costs more than everything else in a hook. But a stack is a function of
+ * the stack memory: if, at the same stack address, every slot that held a return address
+ * of a stack seen before still holds it, unwinding would find the same return addresses.
+ * So each thread keeps recent stacks keyed by the hook's frame address, with the offsets
+ * of their return-address slots (found by scanning upward for each address unw_backtrace
+ * returned, within the thread's stack); a hit costs one load and compare per frame, and
+ * also remembers the site of each category. A stack whose slots cannot all be found, or a
+ * frame outside the thread's stack (coroutines), is simply not cached. */
+enum { SC_SETS = 16, SC_WAYS = 4, SC_SCAN = 64 * 1024 };
+
+struct sc_ent {
+    uintptr_t anchor; /* 0 = empty */
+    uint32_t depth;
+    uint32_t site[MT_HEAP_NCAT]; /* MT_HEAP_NO_SITE until known */
+    uint64_t hash;
+    uint32_t off[MT_HEAP_MAX_FRAMES]; /* slot of ips[k] = anchor + off[k] */
+    uintptr_t ips[MT_HEAP_MAX_FRAMES];
+};
+
+struct sc {
+    uintptr_t lo, hi; /* this thread's stack */
+    unsigned next[SC_SETS];
+    struct sc_ent e[SC_SETS][SC_WAYS];
+};
+
+static __thread struct sc *tls_sc __attribute__((tls_model("initial-exec")));
+static __thread int tls_sc_state __attribute__((tls_model("initial-exec"))); /* 0, 1 ok, -1 off */
+static pthread_key_t sc_key;
+static atomic_int sc_enabled; /* set by the constructor: pthread calls are safe from then on */
+
+static void sc_release(void *p)
+{
+    tls_sc_state = -1; /* later allocations of this exiting thread go uncached */
+    tls_sc = NULL;
+    mt_heap_pages_free(p, sizeof(struct sc));
+}
+
+static struct sc *sc_get(void)
+{
+    if (MT_LIKELY(tls_sc_state == 1))
+        return tls_sc;
+    if (tls_sc_state < 0 || !atomic_load_explicit(&sc_enabled, memory_order_relaxed))
+        return NULL;
+    tls_sc_state = -1;
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return NULL;
+    int rc = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return NULL;
+    struct sc *c = mt_heap_pages(sizeof *c);
+    if (!c)
+        return NULL;
+    c->lo = (uintptr_t)addr;
+    c->hi = (uintptr_t)addr + size;
+    pthread_setspecific(sc_key, c);
+    tls_sc = c;
+    tls_sc_state = 1;
+    return c;
+}
+
+static inline int sc_valid(const struct sc_ent *e, uintptr_t anchor)
+{
+    for (uint32_t k = 0; k < e->depth; k++)
+        if (*(const uintptr_t *)(anchor + e->off[k]) != e->ips[k])
+            return 0;
+    return 1;
+}
+
+/* Finds the slots of ips in the stack above the hook's frame; 0 when one is missing. The
+ * hook keeps a frame pointer, so its return address, ips[0], must sit right above it;
+ * from there each next address is searched upward, through the application's frames
+ * only (our own frames, with stale copies of earlier stacks, lie below). */
+static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const uintptr_t *ips,
+                   int depth, uint64_t hash)
+{
+    if (depth < 1 || *(const uintptr_t *)(anchor + sizeof(uintptr_t)) != ips[0])
+        return 0;
+    uintptr_t pos = anchor + sizeof(uintptr_t);
+    for (int k = 0; k < depth; k++) {
+        uintptr_t end = pos + SC_SCAN < c->hi ? pos + SC_SCAN : c->hi;
+        while (pos + sizeof(uintptr_t) <= end && *(const uintptr_t *)pos != ips[k])
+            pos += sizeof(uintptr_t);
+        if (pos + sizeof(uintptr_t) > end || pos - anchor > UINT32_MAX)
+            return 0;
+        e->off[k] = (uint32_t)(pos - anchor);
+        e->ips[k] = ips[k];
+        pos += sizeof(uintptr_t);
+    }
+    e->anchor = anchor;
+    e->depth = (uint32_t)depth;
+    e->hash = hash;
+    for (int i = 0; i < MT_HEAP_NCAT; i++)
+        e->site[i] = MT_HEAP_NO_SITE;
+    return 1;
+}
+
 struct mt_heap_stack {
     int sampled, depth;
     uint64_t hash;
-    uintptr_t frames[MT_HEAP_MAX_FRAMES];
+    const uintptr_t *frames; /* buf, or the cache entry's ips */
+    struct sc_ent *ent;      /* the cache entry holding this stack, or NULL */
+    uintptr_t buf[MT_HEAP_MAX_FRAMES];
 };
 
-static inline void stack_for(struct mt_heap_stack *st, uint64_t n)
+/* anchor: the hook's __builtin_frame_address(0) (its return address lies right above). */
+static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64_t n,
+                                                uintptr_t anchor)
 {
     st->sampled = should_sample(n);
     st->depth = 0;
     st->hash = 0;
-    if (st->sampled) {
-        st->depth = capture(st->frames);
-        st->hash = hash_frames(st->frames, st->depth);
+    st->frames = st->buf;
+    st->ent = NULL;
+    if (!st->sampled)
+        return;
+    struct sc *c = sc_get();
+    if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi))
+        c = NULL;
+    unsigned set = (unsigned)((anchor >> 4) ^ (anchor >> 10)) & (SC_SETS - 1);
+    if (c) {
+        for (int w = 0; w < SC_WAYS; w++) {
+            struct sc_ent *e = &c->e[set][w];
+            if (e->anchor == anchor && sc_valid(e, anchor)) {
+                st->frames = e->ips;
+                st->depth = (int)e->depth;
+                st->hash = e->hash;
+                st->ent = e;
+                return;
+            }
+        }
     }
+    st->depth = capture(st->buf);
+    st->hash = hash_frames(st->buf, st->depth);
+    if (c) {
+        struct sc_ent *e = &c->e[set][c->next[set]++ % SC_WAYS];
+        if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash))
+            st->ent = e;
+        else
+            e->anchor = 0;
+    }
+}
+
+/* The site of a captured stack in category cat, from the stack cache when it knows it.
+ * Lock held. */
+static uint32_t site_for(const struct mt_heap_stack *st, int cat)
+{
+    if (!st->sampled)
+        return MT_HEAP_NO_SITE;
+    if (st->ent && st->ent->site[cat] != MT_HEAP_NO_SITE)
+        return st->ent->site[cat];
+    uint32_t site = site_get(st->hash, st->frames, st->depth, cat);
+    if (st->ent)
+        st->ent->site[cat] = site;
+    return site;
 }
 
 static inline int lock_tracking(void)
@@ -545,7 +701,7 @@ static void record_alloc_with(void *p, uint64_t n, const struct mt_heap_stack *s
     int cat = tls.cat;
     if (!lock_tracking())
         return;
-    uint32_t site = st->sampled ? site_get(st->hash, st->frames, st->depth, cat) : MT_HEAP_NO_SITE;
+    uint32_t site = site_for(st, cat);
     struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
     struct mt_heap_rec old;
     int had = rec_put(&r, &old);
@@ -558,10 +714,11 @@ static void record_alloc_with(void *p, uint64_t n, const struct mt_heap_stack *s
         mt_heap_point_if_due();
 }
 
-static __attribute__((noinline)) void record_alloc(void *p, uint64_t n)
+static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
 {
+    rec_prefetch(p);
     struct mt_heap_stack st;
-    stack_for(&st, n);
+    stack_for(&st, n, anchor);
     record_alloc_with(p, n, &st);
 }
 
@@ -574,7 +731,7 @@ static inline int should_record(void)
     do {                                                                                    \
         if ((p) && should_record()) {                                                       \
             tls.guard = 1;                                                                  \
-            record_alloc((p), (n));                                                         \
+            record_alloc((p), (n), (uintptr_t)__builtin_frame_address(0));                  \
             tls.guard = 0;                                                                  \
         }                                                                                   \
     } while (0)
@@ -616,6 +773,8 @@ MT_EXPORT void free(void *p)
         return;
     ensure_init();
     if (should_record()) {
+        rec_prefetch(p);
+        __builtin_prefetch((char *)p - 16); /* glibc's chunk header, read by R.free */
         tls.guard = 1;
         if (lock_tracking()) {
             struct mt_heap_rec r;
@@ -648,7 +807,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
     struct mt_heap_stack st;
     st.sampled = 0;
     if (n)
-        stack_for(&st, n);
+        stack_for(&st, n, (uintptr_t)__builtin_frame_address(0));
     struct mt_heap_rec old;
     int had = 0;
     if (p && lock_tracking()) {
@@ -786,14 +945,14 @@ static void map_remove(uintptr_t lo, uintptr_t hi)
     }
 }
 
-static void record_map(void *p, uint64_t n)
+static void record_map(void *p, uint64_t n, uintptr_t anchor)
 {
     struct mt_heap_stack st;
-    stack_for(&st, n);
+    stack_for(&st, n, anchor);
     int cat = tls.cat;
     if (!lock_tracking())
         return;
-    uint32_t site = st.sampled ? site_get(st.hash, st.frames, st.depth, cat) : MT_HEAP_NO_SITE;
+    uint32_t site = site_for(&st, cat);
     struct mt_heap_map m = {.start = (uintptr_t)p, .end = (uintptr_t)p + n, .site = site,
                             .cat = (uint8_t)cat,
                             .weight = site != MT_HEAP_NO_SITE ? sample_weight(n) : 1.0};
@@ -808,7 +967,8 @@ static inline int counts_as_heap(int flags)
     return (flags & MAP_ANONYMOUS) && !(flags & MAP_SHARED);
 }
 
-static void *mmap_hook(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static inline __attribute__((always_inline)) void *mmap_hook(void *addr, size_t len, int prot,
+                                                             int flags, int fd, off_t off)
 {
     if (MT_UNLIKELY(!R.mmap)) {
         if (tls.in_init)
@@ -824,7 +984,7 @@ static void *mmap_hook(void *addr, size_t len, int prot, int flags, int fd, off_
         mt_heap_unlock();
     }
     if (counts_as_heap(flags) && len)
-        record_map(p, len);
+        record_map(p, len, (uintptr_t)__builtin_frame_address(0));
     tls.guard = 0;
     return p;
 }
@@ -886,7 +1046,7 @@ MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
         mt_heap_unlock();
     }
     if (tracked)
-        record_map(p, new_len);
+        record_map(p, new_len, (uintptr_t)__builtin_frame_address(0));
     tls.guard = 0;
     return p;
 }
@@ -1078,6 +1238,8 @@ __attribute__((constructor)) static void mt_heap_ctor(void)
     ensure_init();
     int old = mt_heap_guard(1);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    if (pthread_key_create(&sc_key, sc_release) == 0)
+        atomic_store(&sc_enabled, 1);
     mt_heap_sde_init();
     if (!__libc_single_threaded)
         mt_heap_helper_start();
