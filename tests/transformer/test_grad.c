@@ -8,7 +8,8 @@
  *   - per tensor, 4 random elements: |num - ana| <= 2e-3 * rms(grad of tensor) + 1e-6.
  * Parameters are randomized first (biases and LayerNorm params non-trivial) so no tensor
  * passes with a zero gradient. Also checks that backward accumulates (two backwards =
- * twice the gradient) and that loss_scale / norm_tokens scale it.
+ * twice the gradient), that loss_scale / norm_tokens scale it, and that a caller-given
+ * logits gradient (mt_gpt_backward_dlogits) reproduces mt_gpt_backward exactly.
  * What it is not for: kernel-level comparisons (test_kernels.c).
  */
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "gpt.h"
+#include "kernels.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -224,6 +226,14 @@ int main(void)
     CHECK(maxdiff < 1e-6);
     /* backward without a fresh forward is refused */
     CHECK(mt_gpt_backward(m, 1.0f, 0, err, sizeof err) != 0);
+    /* a caller-computed logits gradient (here the cross-entropy's own) through
+     * mt_gpt_backward_dlogits gives exactly the gradient of mt_gpt_backward */
+    mt_gpt_zero_grad(m);
+    CHECK_OK(mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err), err);
+    mt_k_crossentropy_bwd(m->act[MT_A_LOGITS], tg, 1.0f / (B * T), B * T, cfg.vocab);
+    CHECK_OK(mt_gpt_backward_dlogits(m, err, sizeof err), err);
+    CHECK(memcmp(m->grads, g1, m->slab_bytes[MT_MEM_GRADIENTS]) == 0);
+    CHECK(mt_gpt_backward_dlogits(m, err, sizeof err) != 0); /* consumed */
     free(g1);
     for (int p = 0; p < MT_P_COUNT; p++)
         free(P[p]);

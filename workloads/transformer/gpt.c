@@ -612,25 +612,18 @@ static void layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
                        act_at(m, MT_A_LN1_RSTD, l), BT, C);
 }
 
-int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
-                    size_t errlen)
+/* Backward from the gradient of the logits held in act[MT_A_LOGITS]. */
+static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
     size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd;
     size_t B = m->fwd_B, T = m->fwd_T, BT = B * T;
-    if (m->mode != MT_GPT_TRAIN)
-        return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
-    if (m->last_loss < 0.0f)
-        return mt_tf_fail(err, errlen, "backward needs a forward with targets first");
-    m->last_loss = -1.0f; /* the probabilities are consumed below */
-    m->grads_zero = 0;
-    float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN];
     float **g = m->grad, **p = m->param;
-
-    float *dlogits = m->act[MT_A_LOGITS];
-    mt_k_crossentropy_bwd(dlogits, m->targets, dloss, BT, V);
-    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, dlogits, m->act[MT_A_LNF], p[MT_P_WTE], BT, C, V);
+    m->fwd_B = 0; /* the forward's activations are consumed (recomputation reuses slots) */
+    m->grads_zero = 0;
+    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, m->act[MT_A_LOGITS], m->act[MT_A_LNF], p[MT_P_WTE],
+                    BT, C, V);
     memset(dres, 0, BT * C * sizeof *dres);
     mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
@@ -647,6 +640,30 @@ int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char
     }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;
+}
+
+int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
+                    size_t errlen)
+{
+    if (m->mode != MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
+    if (m->last_loss < 0.0f || !m->fwd_B)
+        return mt_tf_fail(err, errlen, "backward needs a forward with targets first");
+    size_t BT = m->fwd_B * m->fwd_T;
+    m->last_loss = -1.0f; /* the probabilities are consumed below */
+    float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
+    mt_k_crossentropy_bwd(m->act[MT_A_LOGITS], m->targets, dloss, BT, m->cfg.vocab);
+    return backward_from_dlogits(m, err, errlen);
+}
+
+int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen)
+{
+    if (m->mode != MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
+    if (!m->fwd_B)
+        return mt_tf_fail(err, errlen, "backward needs a forward first");
+    m->last_loss = -1.0f;
+    return backward_from_dlogits(m, err, errlen);
 }
 
 /* ---------------------------------------------------------------- optimizer */

@@ -271,6 +271,12 @@ void mt_gpt_zero_grad(struct mt_gpt *m);
 int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
                     size_t errlen);
 
+/* Backward for a loss the caller computes from the logits (distillation, custom
+ * losses): after a forward (targets optional), the caller overwrites act[MT_A_LOGITS]
+ * (fwd_B x fwd_T x V) with d(loss)/d(logits) and calls this; gradients accumulate as in
+ * mt_gpt_backward. Returns 0 or -1 with a message (wrong mode, no forward). */
+int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen);
+
 /* Global L2 norm of the gradients (thread-count independent order). */
 float mt_gpt_grad_norm(const struct mt_gpt *m);
 
