@@ -107,7 +107,7 @@ struct interval {
 static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
     sqlite3_stmt *st;
-    struct series *ser = NULL, rss = {0};
+    struct series *ser = NULL, rss = {0}, total = {0};
     size_t n_ser = 0, ser_cap = 0;
     struct interval *iv = NULL;
     size_t n_iv = 0, iv_cap = 0;
@@ -120,7 +120,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT series, x, y, region FROM samples WHERE run_id = ?1 AND rank = "
                            "(SELECT MIN(rank) FROM samples WHERE run_id = ?1) AND "
-                           "(series LIKE 'heap.live.%' OR series = 'rss') ORDER BY x",
+                           "(series = 'heap.live' OR series LIKE 'heap.live.%' OR "
+                           "series = 'rss') ORDER BY x",
                            -1, &st, NULL) != SQLITE_OK) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read samples: %s",
                      sqlite3_errmsg(ctx->db));
@@ -133,8 +134,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         double x = sqlite3_column_double(st, 1), y = sqlite3_column_double(st, 2);
         const char *reg = (const char *)sqlite3_column_text(st, 3);
         if (reg && !*reg) reg = NULL; /* "" is how an event says "no region" */
-        struct series *s = &rss;
-        if (strcmp(sname, "rss") != 0) {
+        struct series *s = strcmp(sname, "rss") == 0 ? &rss : &total;
+        if (strcmp(sname, "rss") != 0 && strcmp(sname, "heap.live") != 0) {
             const char *cat = sname + strlen("heap.live.");
             s = NULL;
             for (size_t i = 0; i < n_ser && !s; i++)
@@ -147,6 +148,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
                 memset(s, 0, sizeof *s);
                 s->name = pl_strdup(ctx, cat);
             }
+        }
+        if (s != &rss) { /* the stacked block's times */
             double *g = pl_grow(ctx, ts, &ts_cap, n_ts + 1, sizeof *ts);
             if (!g) break;
             ts = g;
@@ -176,8 +179,20 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     }
     sqlite3_finalize(st);
     if (ctx->oom) goto out;
-    if (n_ser == 0) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no heap.live.* samples", r->id);
+    /* Without categories, the heap total stands alone; without the heap profiler, RSS. */
+    if (n_ser == 0 && total.n > 0) {
+        ser = malloc(sizeof *ser);
+        if (!ser) {
+            ctx->oom = 1;
+            goto out;
+        }
+        ser[n_ser++] = total;
+        ser[0].name = pl_strdup(ctx, "heap (all categories)");
+        memset(&total, 0, sizeof total);
+    }
+    if (n_ser == 0 && rss.n == 0) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no heap.live or rss samples",
+                     r->id);
         goto out;
     }
     /* Categories that never held a byte would only crowd the key. */
@@ -220,6 +235,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         fputc('\n', dat);
     }
     free(cur);
+    if (n_ser == 0) fputs("NaN\n", dat); /* keep the block, so the indices stay put */
     /* Block 1: RSS. Block 2: region intervals. */
     fputs("\n\n# t_s\trss_MiB\n", dat);
     for (size_t k = 0; k < rss.n; k++)
@@ -234,7 +250,9 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     fclose(dat);
 
     pl_gp_preamble(ctx, gp, name, 1100, 650);
-    pl_gp_title(gp, title, ctx, rss.n ? NULL : "no rss samples");
+    pl_gp_title(gp, title, ctx,
+                rss.n ? (n_ser ? NULL : "no heap samples (run without the heap profiler)")
+                      : "no rss samples");
     fputs("set xlabel 'time since run start (s)'\nset ylabel 'memory (MiB)'\nset yrange [0:*]\n"
           "set style fill transparent solid 0.75 noborder\n",
           gp);
@@ -262,10 +280,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         pl_gp_str_max(gp, ser[i].name, 30);
     }
     if (rss.n)
-        fprintf(gp,
-                ", \\\n  '%s.dat' index 1 using 1:2 with lines lw 2 lc rgb '#000000' "
-                "title 'rss'",
-                name);
+        fprintf(gp, "%s'%s.dat' index 1 using 1:2 with lines lw 2 lc rgb '#000000' title 'rss'",
+                n_ser ? ", \\\n  " : "", name);
     for (size_t c = 0; c < n_names && c < 12; c++) {
         fprintf(gp, ", \\\n  keyentry with boxes fs solid 0.25 fc rgb '%s' title ",
                 pl_color(c + 5));
@@ -284,6 +300,8 @@ out:
     free(ser);
     free(rss.x);
     free(rss.y);
+    free(total.x);
+    free(total.y);
     for (size_t k = 0; k < n_iv; k++)
         free(iv[k].region);
     free(iv);
@@ -297,11 +315,13 @@ void pl_draw_timelines(struct pl_ctx *ctx)
 {
     size_t *idx = runs_buffer(ctx), more;
     if (!idx) return;
-    size_t n =
-        pick_runs(ctx, "SELECT 1 FROM samples WHERE run_id = ?1 AND series LIKE 'heap.live.%'", idx,
-                  max_runs(ctx), &more);
+    size_t n = pick_runs(ctx,
+                         "SELECT 1 FROM samples WHERE run_id = ?1 AND (series = 'heap.live' OR "
+                         "series LIKE 'heap.live.%' OR series = 'rss')",
+                         idx, max_runs(ctx), &more);
     if (n == 0)
-        pl_item_skip(ctx, "timeline", "memory timelines", "no run recorded heap.live.* samples");
+        pl_item_skip(ctx, "timeline", "memory timelines",
+                     "no run recorded heap.live or rss samples");
     for (size_t i = 0; i < n; i++)
         timeline_one(ctx, &ctx->runs[idx[i]]);
     if (more)

@@ -216,6 +216,10 @@ static void make_db(const char *schema, const char *path)
         sqlf(db, "INSERT INTO samples VALUES(9, 0, 'train_loss', %d, %.17g, NULL)", s, loss[s]);
         sqlf(db, "INSERT INTO samples VALUES(10, 0, 'train_loss', %d, %.17g, NULL)", s,
              loss[s] + 0.1);
+        /* run 9: only the heap total (no categories); run 10: only RSS (no heap profiler) */
+        sqlf(db, "INSERT INTO samples VALUES(9, 0, 'heap.live', %d, %.17g, NULL)", s,
+             (s + 1) * MIB);
+        sqlf(db, "INSERT INTO samples VALUES(10, 0, 'rss', %d, %.17g, NULL)", s, (10 + s) * MIB);
     }
     /* Regions of run 1 with one available and one unavailable counter. */
     exec_sql(db, "INSERT INTO regions VALUES(1, 1, 0, 'train', 'train', 0, 1, 3.0, NULL),"
@@ -483,7 +487,8 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     static const char *const drawn[] = {
         "tradeoff_serving",    "tradeoff_training",    "speed_train",          "speed_eval",
         "curve_quantize_bits", "curve_quantize_group", "curve_prune_sparsity", "loss_checkpoint",
-        "loss_lora",           "timeline_run1",        "sites_run1",           "regions_run1"};
+        "loss_lora",           "timeline_run1",        "timeline_run9",        "timeline_run10",
+        "sites_run1",          "regions_run1"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
@@ -527,6 +532,17 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
               strcmp(r.fields[8][2], "forward") == 0 && near(r.fields[9][0], 2) &&
               near(r.fields[9][1], 3) && strcmp(r.fields[9][2], "back \"ward\"") == 0,
           "region intervals wrong");
+    free(r.text);
+
+    CHECK(load_rows(plots, "timeline_run9.dat", &r) == 0, "timeline_run9.dat missing");
+    CHECK(r.n == 5 + 1 && r.nf[0] == 2 && near(r.fields[4][0], 4) && near(r.fields[4][1], 5) &&
+              strcmp(r.fields[5][0], "NaN") == 0,
+          "heap-total timeline: %zu rows", r.n);
+    free(r.text);
+    CHECK(load_rows(plots, "timeline_run10.dat", &r) == 0, "timeline_run10.dat missing");
+    CHECK(r.n == 1 + 5 && strcmp(r.fields[0][0], "NaN") == 0 && near(r.fields[5][0], 4) &&
+              near(r.fields[5][1], 14),
+          "rss-only timeline: %zu rows", r.n);
     free(r.text);
 
     /* Sites: largest at peak first, symbolized past malloc. */
