@@ -19,17 +19,8 @@
 #include "gpt.h"
 #include "rng.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 #define V 17
 
@@ -165,21 +156,7 @@ static void test_alpha0(void)
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {{"gradcheck", test_gradcheck}, {"fold", test_fold}, {"alpha0", test_alpha0}};
-    int ran = 0;
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-        if (argc < 2 || strcmp(argv[1], tests[i].name) == 0) {
-            tests[i].fn();
-            ran++;
-        }
-    if (!ran) {
-        fprintf(stderr, "unknown test %s\n", argv[1]);
-        return 2;
-    }
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    static const struct mt_test tests[] = {
+        {"gradcheck", test_gradcheck}, {"fold", test_fold}, {"alpha0", test_alpha0}};
+    return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), argc > 1 ? argv[1] : NULL);
 }

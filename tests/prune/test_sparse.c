@@ -13,17 +13,8 @@
 
 #include "sparse.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 /* xorshift64*: deterministic test data, state passed explicitly. */
 static uint64_t next_u64(uint64_t *s)
@@ -388,23 +379,8 @@ static void test_units(void)
 
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {{"kernels", test_kernels}, {"nm_masks", test_nm_masks},
-                 {"sparsity", test_sparsity}, {"bytes", test_bytes},
-                 {"roundtrip", test_roundtrip}, {"units", test_units}};
-    int ran = 0;
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-        if (argc < 2 || strcmp(argv[1], tests[i].name) == 0) {
-            tests[i].fn();
-            ran++;
-        }
-    if (!ran) {
-        fprintf(stderr, "unknown test %s\n", argv[1]);
-        return 2;
-    }
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    static const struct mt_test tests[] = {
+        {"kernels", test_kernels},   {"nm_masks", test_nm_masks},   {"sparsity", test_sparsity},
+        {"bytes", test_bytes},       {"roundtrip", test_roundtrip}, {"units", test_units}};
+    return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), argc > 1 ? argv[1] : NULL);
 }

@@ -6,34 +6,26 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* p[V] = softmax(a[j] / temp) computed in double from float or double inputs; returns
- * the log of the normaliser (logsumexp of a / temp). */
-static double softmax_f(const float *a, size_t V, double temp, double *p)
+/* p[V] = softmax(a / temp) in double over float logits af or double logits ad (exactly
+ * one non-NULL); returns the log of the normaliser (logsumexp of a / temp). */
+static double softmax_any(const float *af, const double *ad, size_t V, double temp, double *p)
 {
     double mx = -INFINITY, sum = 0.0;
     for (size_t j = 0; j < V; j++)
-        mx = fmax(mx, a[j] / temp);
+        mx = fmax(mx, (af ? af[j] : ad[j]) / temp);
     for (size_t j = 0; j < V; j++)
-        sum += (p[j] = exp(a[j] / temp - mx));
+        sum += (p[j] = exp((af ? af[j] : ad[j]) / temp - mx));
     for (size_t j = 0; j < V; j++)
         p[j] /= sum;
     return mx + log(sum);
 }
 
-static double softmax_d(const double *a, size_t V, double temp, double *p)
+static double softmax_f(const float *a, size_t V, double temp, double *p)
 {
-    double mx = -INFINITY, sum = 0.0;
-    for (size_t j = 0; j < V; j++)
-        mx = fmax(mx, a[j] / temp);
-    for (size_t j = 0; j < V; j++)
-        sum += (p[j] = exp(a[j] / temp - mx));
-    for (size_t j = 0; j < V; j++)
-        p[j] /= sum;
-    return mx + log(sum);
+    return softmax_any(a, NULL, V, temp, p);
 }
 
 /* sum_j p[j] * (log p[j] - log q[j]) with 0 * log 0 = 0. */
@@ -85,7 +77,7 @@ double mt_distill_fold(float *probs, const float *zt, const int *targets, size_t
             double *logq = buf, *qT = buf + V, *pT = buf + 2 * V;
             for (size_t j = 0; j < V; j++)
                 logq[j] = log(fmax(p[j], FLT_MIN));
-            softmax_d(logq, V, T, qT);
+            softmax_any(NULL, logq, V, T, qT);
             softmax_f(zt + i * V, V, T, pT);
             row_kl[i] = T * T * kl_div(pT, qT, V);
             if (alpha != 0.0)
@@ -101,28 +93,16 @@ double mt_distill_fold(float *probs, const float *zt, const int *targets, size_t
     return failed ? NAN : total;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher,
                     const struct mt_gpt_recipe *r, size_t step, const int *inputs,
                     const int *targets, double alpha, double temperature,
                     struct mt_distill_stats *st, char *err, size_t errlen)
 {
     size_t B = r->batch, T = r->seq, V = student->cfg.vocab, N = B * T;
-    if (!teacher && alpha != 0.0)
-        return fail(err, errlen, "distillation with alpha %g needs a teacher", alpha);
-    if (teacher && teacher->cfg.vocab != V)
-        return fail(err, errlen, "teacher vocab %zu differs from the student's %zu",
-                    teacher->cfg.vocab, V);
+    if ((!teacher && alpha != 0.0) || (teacher && teacher->cfg.vocab != V)) {
+        snprintf(err, errlen, "distillation needs a teacher with the student's vocab %zu", V);
+        return -1;
+    }
     if (teacher && mt_gpt_forward(teacher, inputs, NULL, B, T, NULL, err, errlen))
         return -1;
     float ce = 0.0f;
@@ -132,8 +112,10 @@ int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher,
     if (teacher) {
         kl = mt_distill_fold(student->act[MT_A_LOGITS], teacher->act[MT_A_LOGITS], targets, N,
                              V, alpha, temperature);
-        if (isnan(kl))
-            return fail(err, errlen, "distillation fold: out of memory");
+        if (isnan(kl)) {
+            snprintf(err, errlen, "distillation fold: out of memory");
+            return -1;
+        }
     }
     mt_gpt_zero_grad(student);
     if (mt_gpt_backward(student, 1.0f, 0, err, errlen))
