@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct fake_ctx *F(struct mt_ctx *c) { return (struct fake_ctx *)c; }
+static struct fake_ctx *F(struct mt_ctx *c)
+{
+    return (struct fake_ctx *)c;
+}
 
 /* The value text of parameter `name`: an override, else the table default. */
 static const char *value_of(struct fake_ctx *f, const char *name)
@@ -15,8 +18,7 @@ static const char *value_of(struct fake_ctx *f, const char *name)
         if (!strncmp(f->overrides[i], name, k) && f->overrides[i][k] == '=')
             return f->overrides[i] + k + 1;
     for (size_t i = 0; i < f->wl->n_params; i++)
-        if (!strcmp(f->wl->params[i].name, name))
-            return f->wl->params[i].def;
+        if (!strcmp(f->wl->params[i].name, name)) return f->wl->params[i].def;
     fprintf(stderr, "fake ctx: plugin asked for undeclared parameter '%s'\n", name);
     return NULL;
 }
@@ -31,7 +33,10 @@ static double p_float(struct mt_ctx *c, const char *n)
     const char *v = value_of(F(c), n);
     return v ? strtod(v, NULL) : 0.0;
 }
-static const char *p_str(struct mt_ctx *c, const char *n) { return value_of(F(c), n); }
+static const char *p_str(struct mt_ctx *c, const char *n)
+{
+    return value_of(F(c), n);
+}
 static int p_bool(struct mt_ctx *c, const char *n)
 {
     const char *v = value_of(F(c), n);
@@ -41,10 +46,8 @@ static int p_bool(struct mt_ctx *c, const char *n)
 static struct fake_metric *slot(struct fake_ctx *f, const char *name)
 {
     for (size_t i = 0; i < f->n_metrics; i++)
-        if (!strcmp(f->metrics[i].name, name))
-            return &f->metrics[i];
-    if (f->n_metrics == FAKE_MAX)
-        return NULL;
+        if (!strcmp(f->metrics[i].name, name)) return &f->metrics[i];
+    if (f->n_metrics == FAKE_MAX) return NULL;
     struct fake_metric *m = &f->metrics[f->n_metrics++];
     snprintf(m->name, sizeof m->name, "%s", name);
     return m;
@@ -123,22 +126,60 @@ static uint64_t rng_u64(struct mt_ctx *c)
     (void)c;
     return 42;
 }
-static uint64_t seed(struct mt_ctx *c) { return (uint64_t)p_int(c, "seed"); }
-static int threads(struct mt_ctx *c) { return F(c)->threads; }
-static int rank(struct mt_ctx *c) { (void)c; return 0; }
-static int nranks(struct mt_ctx *c) { (void)c; return 1; }
-static const char *cache_dir(struct mt_ctx *c) { return F(c)->cache_dir; }
-static const char *corpus(struct mt_ctx *c) { return F(c)->corpus; }
-static const char *scratch_dir(struct mt_ctx *c) { return F(c)->scratch_dir; }
+static uint64_t seed(struct mt_ctx *c)
+{
+    return (uint64_t)p_int(c, "seed");
+}
+static int threads(struct mt_ctx *c)
+{
+    return F(c)->threads;
+}
+static int rank(struct mt_ctx *c)
+{
+    (void)c;
+    return 0;
+}
+static int nranks(struct mt_ctx *c)
+{
+    (void)c;
+    return 1;
+}
+static const char *cache_dir(struct mt_ctx *c)
+{
+    return F(c)->cache_dir;
+}
+static const char *corpus(struct mt_ctx *c)
+{
+    return F(c)->corpus;
+}
+static const char *scratch_dir(struct mt_ctx *c)
+{
+    return F(c)->scratch_dir;
+}
 
 static const struct mt_ctx_ops ops = {
     .struct_size = sizeof(struct mt_ctx_ops),
-    .param_int = p_int, .param_float = p_float, .param_str = p_str, .param_bool = p_bool,
-    .metric = metric, .metric_na = metric_na, .sample = sample,
-    .region_begin = region_begin, .region_end = region_end, .mem_category = mem_category,
-    .progress = progress, .vlog = vlog, .verror = verror, .rng_u64 = rng_u64, .seed = seed,
-    .threads = threads, .rank = rank, .nranks = nranks, .cache_dir = cache_dir,
-    .corpus = corpus, .scratch_dir = scratch_dir,
+    .param_int = p_int,
+    .param_float = p_float,
+    .param_str = p_str,
+    .param_bool = p_bool,
+    .metric = metric,
+    .metric_na = metric_na,
+    .sample = sample,
+    .region_begin = region_begin,
+    .region_end = region_end,
+    .mem_category = mem_category,
+    .progress = progress,
+    .vlog = vlog,
+    .verror = verror,
+    .rng_u64 = rng_u64,
+    .seed = seed,
+    .threads = threads,
+    .rank = rank,
+    .nranks = nranks,
+    .cache_dir = cache_dir,
+    .corpus = corpus,
+    .scratch_dir = scratch_dir,
 };
 
 void fake_ctx_init(struct fake_ctx *f, const struct mt_workload *wl, const char **overrides,
@@ -155,7 +196,6 @@ void fake_ctx_init(struct fake_ctx *f, const struct mt_workload *wl, const char 
 const struct fake_metric *fake_ctx_metric(const struct fake_ctx *f, const char *name)
 {
     for (size_t i = 0; i < f->n_metrics; i++)
-        if (!strcmp(f->metrics[i].name, name))
-            return &f->metrics[i];
+        if (!strcmp(f->metrics[i].name, name)) return &f->metrics[i];
     return NULL;
 }

@@ -18,8 +18,7 @@
 #include "fake_ctx.h"
 #include "tf_test.h"
 
-static const struct fake_metric *need(const struct fake_ctx *f, const char *name,
-                                      const char *unit)
+static const struct fake_metric *need(const struct fake_ctx *f, const char *name, const char *unit)
 {
     const struct fake_metric *m = fake_ctx_metric(f, name);
     if (!m || strcmp(m->unit, unit)) {
@@ -50,8 +49,7 @@ int main(void)
     CHECK(est > 0);
 
     int rc = wl->run(&f.base);
-    if (rc)
-        fprintf(stderr, "run failed: %s\n", f.error);
+    if (rc) fprintf(stderr, "run failed: %s\n", f.error);
     CHECK(rc == 0);
     double loss = need(&f, "val_loss", "nats/byte")->value;
     double bpb = need(&f, "val_bpb", "bits/byte")->value;

@@ -38,7 +38,7 @@ static void spit(const char *p, const unsigned char *b, size_t n)
 
 /* Writes a damaged copy and checks that loading it fails mentioning `why`. */
 static void expect_refused(const char *label, const unsigned char *b, size_t n,
-                          const struct mt_gpt_config *expect, const char *why)
+                           const struct mt_gpt_config *expect, const char *why)
 {
     char bad[300];
     snprintf(bad, sizeof bad, "%s.bad", path);

@@ -38,8 +38,7 @@ static size_t count_plain(const char *dir, size_t *bytes)
         n++;
         *bytes += (size_t)st.st_size;
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     return n;
 }
 
@@ -49,8 +48,8 @@ int main(void)
     size_t bytes, files = count_plain(MT_CORPUS_DEFAULT_DIR, &bytes);
     CHECK(files > 0); /* the fortunes package is a build dependency */
     CHECK_OK(mt_corpus_load(&c, NULL, 128, err, sizeof err), err);
-    printf("default corpus: %zu files, %zu bytes (train %zu, val %zu)\n", c.n_files, c.n,
-           c.n_train, c.n_val);
+    printf("default corpus: %zu files, %zu bytes (train %zu, val %zu)\n", c.n_files, c.n, c.n_train,
+           c.n_val);
     CHECK(c.n_files == files && c.n == bytes);
     CHECK(c.n_train + c.n_val == c.n && c.n_train == c.n - c.n_val);
     CHECK(c.n_val >= c.n / 10 && c.n_val <= c.n / 10 + 1);
@@ -91,8 +90,8 @@ int main(void)
         data[i] = (uint8_t)(i * 37);
     struct mt_eval_result r;
     CHECK_OK(mt_gpt_eval(m, data, sizeof data, 0, &r, err, sizeof err), err);
-    printf("uniform eval: loss %.6f bpb %.6f ppl %.3f top1 %.3f over %zu tokens\n", r.loss,
-           r.bpb, r.ppl, r.top1, r.tokens);
+    printf("uniform eval: loss %.6f bpb %.6f ppl %.3f top1 %.3f over %zu tokens\n", r.loss, r.bpb,
+           r.ppl, r.top1, r.tokens);
     CHECK(r.tokens == 99 && fabs(r.bpb - 8.0) < 1e-5 && fabs(r.ppl - 256.0) < 1e-2);
     CHECK_OK(mt_gpt_eval(m, data, sizeof data, 40, &r, err, sizeof err), err);
     CHECK(r.tokens == 40);

@@ -52,8 +52,8 @@ static void ref_lin(double *out, const double *in, const double *w, const double
 }
 
 /* Mean cross-entropy of the model with double parameters P over (B, T). */
-static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COUNT],
-                       const int *in, const int *tg)
+static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COUNT], const int *in,
+                       const int *tg)
 {
     size_t C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, hs = C / NH, V = cfg->vocab;
     double *x = calloc(T * C, sizeof *x), *ln = calloc(T * C, sizeof *x);
@@ -182,8 +182,8 @@ int main(void)
             double num = (fp - fm) / (2 * eps), e = fabs(num - ana) / (fabs(num) + 1e-6);
             worst = e > worst ? e : worst;
             if (fabs(num - ana) > 1e-3 * fabs(num) + 1e-6) {
-                printf("FAIL %s direction %d: numeric %.9g analytic %.9g\n",
-                       mt_gpt_param_name(p), k, num, ana);
+                printf("FAIL %s direction %d: numeric %.9g analytic %.9g\n", mt_gpt_param_name(p),
+                       k, num, ana);
                 failures++;
             }
         }
@@ -201,8 +201,8 @@ int main(void)
                 failures++;
             }
         }
-        printf("%-10s n=%-6zu grad rms %.3e worst directional rel err %.2e\n",
-               mt_gpt_param_name(p), n, rms, worst);
+        printf("%-10s n=%-6zu grad rms %.3e worst directional rel err %.2e\n", mt_gpt_param_name(p),
+               n, rms, worst);
         CHECK(rms > 0);
     }
     CHECK(failures == 0);

@@ -3,9 +3,9 @@
  * What it is for: holding kernels.c to kernels_ref.c on awkward shapes (sizes that are
  * not multiples of any vector width or block). Tolerance: |fast - ref| <= 1e-5 *
  * max|ref| + 1e-4 * |ref| element-wise (float summation order differs; the exp/tanh
- * polynomials are within 3e-7 relative, checked over [-87, 88]). AdamW and sums of squares must agree to 1e-6 relative.
- * Also checks the accumulation conventions (= versus +=) by starting outputs non-zero.
- * What it is not for: gradients of the model (test_grad.c).
+ * polynomials are within 3e-7 relative, checked over [-87, 88]). AdamW and sums of squares must
+ * agree to 1e-6 relative. Also checks the accumulation conventions (= versus +=) by starting
+ * outputs non-zero. What it is not for: gradients of the model (test_grad.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -177,8 +177,13 @@ int main(void)
         for (size_t i = 0; i < n; i++)
             v1[i] = fabsf(v1[i]);
         float *v2 = copyv(v1, n);
-        struct mt_adamw_args a = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-                                  .weight_decay = 0.1f, .grad_scale = 0.7f, .step = 3};
+        struct mt_adamw_args a = {.lr = 1e-2f,
+                                  .beta1 = 0.9f,
+                                  .beta2 = 0.95f,
+                                  .eps = 1e-8f,
+                                  .weight_decay = 0.1f,
+                                  .grad_scale = 0.7f,
+                                  .step = 3};
         mt_k_adamw(p1, g, m1, v1, n, &a);
         mt_k_adamw_ref(p2, g, m2, v2, n, &a);
         expect_close("adamw p", p1, p2, n, 1e-6);

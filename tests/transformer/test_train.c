@@ -60,10 +60,8 @@ static void overfit(void)
     size_t step;
     for (step = 0; step < 150; step++) {
         CHECK_OK(mt_gpt_train_step(m, &r, step, in, tg, &loss, NULL, err, sizeof err), err);
-        if (step == 0)
-            first = loss;
-        if (loss < 0.5f)
-            break;
+        if (step == 0) first = loss;
+        if (loss < 0.5f) break;
     }
     printf("overfit: loss %.3f -> %.4f after %zu steps\n", first, loss, step + 1);
     CHECK(fabsf(first - logf(256.0f)) < 0.3f);
@@ -100,8 +98,8 @@ static void determinism(void)
     CHECK(ha == hb);
     CHECK(memcmp(a, c, sizeof a) != 0);
     CHECK(ha != hc);
-    printf("determinism: losses %.6f .. %.6f identical over two runs (%d threads)\n", a[0],
-           a[7], omp_get_max_threads());
+    printf("determinism: losses %.6f .. %.6f identical over two runs (%d threads)\n", a[0], a[7],
+           omp_get_max_threads());
 }
 
 static void memory(void)
@@ -153,8 +151,7 @@ static int counting_hook(void *user, size_t layer, enum mt_linear which, const f
 {
     struct counting *c = user;
     c->calls[which]++;
-    if (c->fail)
-        return -1;
+    if (c->fail) return -1;
     return mt_gpt_linear_default(c->m, layer, which, in, out, rows);
 }
 
@@ -236,8 +233,7 @@ static void recompute(void)
         size_t nseg = (L + k - 1) / k;
         CHECK(memcmp(l0, lk, sizeof l0) == 0 && h0 == hk);
         CHECK(bk == b0 - 4 * (L - k) * per_layer + 4 * nseg * BT * C);
-        printf("recompute every %zu: identical losses, activations %zu -> %zu bytes\n", k, b0,
-               bk);
+        printf("recompute every %zu: identical losses, activations %zu -> %zu bytes\n", k, b0, bk);
     }
 }
 

@@ -13,21 +13,15 @@
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAM_MODEL,
-    MT_WL_PARAM_STEPS,
-    MT_WL_PARAM_BATCH,
-    MT_WL_PARAM_LR,
-    MT_WL_PARAM_SEED,
-    MT_WL_PARAM_EVAL_TOKENS,
-    MT_WL_PARAM_CORPUS,
+    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS,       MT_WL_PARAM_BATCH,  MT_WL_PARAM_LR,
+    MT_WL_PARAM_SEED,  MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS,
 };
 
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
     char err[256];
-    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err))
-        return 0;
+    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
     size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
     size_t B = (size_t)mt_param_int(ctx, "batch");
     return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);
@@ -51,8 +45,7 @@ static int baseline_run(struct mt_ctx *ctx)
         mt_wl_report_model(ctx, m);
         rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     }
-    if (rc == 0)
-        rc = mt_wl_report_decode(ctx, m, 128);
+    if (rc == 0) rc = mt_wl_report_decode(ctx, m, 128);
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
     mt_gpt_free(m);

@@ -23,18 +23,15 @@ static double now_s(void)
 void mt_wl_threads(struct mt_ctx *ctx)
 {
     int n = ctx->ops->threads ? ctx->ops->threads(ctx) : 0;
-    if (n > 0)
-        omp_set_num_threads(n);
+    if (n > 0) omp_set_num_threads(n);
 }
 
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg)
 {
     char err[ERRLEN];
     const char *name = mt_param_str(ctx, param ? param : "model");
-    if (!name)
-        return mt_error(ctx, "parameter '%s' missing", param ? param : "model");
-    if (mt_gpt_config_parse(cfg, name, err, sizeof err))
-        return mt_error(ctx, "%s", err);
+    if (!name) return mt_error(ctx, "parameter '%s' missing", param ? param : "model");
+    if (mt_gpt_config_parse(cfg, name, err, sizeof err)) return mt_error(ctx, "%s", err);
     return 0;
 }
 
@@ -58,13 +55,11 @@ int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_c
 {
     char err[ERRLEN];
     const char *path = has_corpus_param ? mt_param_str(ctx, "corpus") : NULL;
-    if ((!path || !path[0]) && ctx->ops->corpus)
-        path = ctx->ops->corpus(ctx);
+    if ((!path || !path[0]) && ctx->ops->corpus) path = ctx->ops->corpus(ctx);
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
     int rc = mt_corpus_load(c, path, T, err, sizeof err);
     mt_mem_category(ctx, prev);
-    if (rc)
-        return mt_error(ctx, "%s", err);
+    if (rc) return mt_error(ctx, "%s", err);
     mt_log(ctx, MT_LOG_INFO, "corpus %s: %zu files, %zu bytes (train %zu, validation %zu)",
            c->source, c->n_files, c->n, c->n_train, c->n_val);
     return 0;
@@ -77,11 +72,21 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     /* Every input that changes the trained weights goes into the key, field by field
      * (no struct padding is hashed). */
     uint64_t h = MT_FNV64_INIT;
-    uint64_t ints[] = {MT_WL_CACHE_VERSION, cfg->vocab, cfg->seq_len, cfg->n_layer,
-                       cfg->n_head, cfg->n_embd, r->warmup, r->steps, r->batch, r->seq, seed,
-                       c->identity, c->n};
-    float floats[] = {r->lr, r->min_lr_frac, r->beta1, r->beta2, r->eps, r->weight_decay,
-                      r->grad_clip};
+    uint64_t ints[] = {MT_WL_CACHE_VERSION,
+                       cfg->vocab,
+                       cfg->seq_len,
+                       cfg->n_layer,
+                       cfg->n_head,
+                       cfg->n_embd,
+                       r->warmup,
+                       r->steps,
+                       r->batch,
+                       r->seq,
+                       seed,
+                       c->identity,
+                       c->n};
+    float floats[] = {r->lr,  r->min_lr_frac,  r->beta1,    r->beta2,
+                      r->eps, r->weight_decay, r->grad_clip};
     h = mt_fnv64(h, ints, sizeof ints);
     h = mt_fnv64(h, floats, sizeof floats);
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
@@ -99,8 +104,7 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
     int *in = malloc(2 * B * T * sizeof *in);
     mt_mem_category(ctx, prev);
-    if (!in)
-        return mt_error(ctx, "out of memory for training batches");
+    if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
     mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* "batch": a stream apart from the init */
@@ -114,14 +118,12 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
         mt_region_begin(ctx, "forward");
         rc = mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
         mt_region_end(ctx, "forward");
-        if (rc)
-            break;
+        if (rc) break;
         mt_region_begin(ctx, "backward");
         mt_gpt_zero_grad(m);
         rc = mt_gpt_backward(m, 1.0f, 0, err, sizeof err);
         mt_region_end(ctx, "backward");
-        if (rc)
-            break;
+        if (rc) break;
         mt_region_begin(ctx, "optimizer");
         mt_gpt_adamw_step(m, r, mt_gpt_lr_at(r, step), 1.0f);
         mt_region_end(ctx, "optimizer");
@@ -132,13 +134,12 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
             ntail++;
         }
         if (step % 100 == 0 || step + 1 == r->steps)
-            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e", step + 1, r->steps,
-                   loss, mt_gpt_lr_at(r, step));
+            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e", step + 1, r->steps, loss,
+                   mt_gpt_lr_at(r, step));
     }
     mt_region_end(ctx, "train");
     free(in);
-    if (rc)
-        return mt_error(ctx, "training failed: %s", err);
+    if (rc) return mt_error(ctx, "training failed: %s", err);
     if (st) {
         st->steps = r->steps;
         st->seconds = now_s() - t0;
@@ -158,8 +159,7 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
 {
     char err[ERRLEN], path[4096];
     struct mt_wl_train_stats local;
-    if (!st)
-        st = &local;
+    if (!st) st = &local;
     memset(st, 0, sizeof *st);
     *out = NULL;
     mt_wl_threads(ctx);
@@ -177,8 +177,8 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     if (mt_gpt_create(&m, cfg, MT_GPT_TRAIN, r->batch, r->seq, err, sizeof err))
         return mt_error(ctx, "%s", err);
     mt_gpt_init(m, seed);
-    mt_log(ctx, MT_LOG_INFO, "training %zu params for %zu steps (B=%zu T=%zu lr=%g)",
-           m->n_params, r->steps, r->batch, r->seq, (double)r->lr);
+    mt_log(ctx, MT_LOG_INFO, "training %zu params for %zu steps (B=%zu T=%zu lr=%g)", m->n_params,
+           r->steps, r->batch, r->seq, (double)r->lr);
     if (mt_wl_train_loop(ctx, m, r, seed, c, st)) {
         mt_gpt_free(m);
         return -1;
@@ -225,17 +225,17 @@ int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corp
     mt_region_begin(ctx, "eval");
     int rc = mt_gpt_eval(m, c->val, c->n_val, max_tokens, &r, err, sizeof err);
     mt_region_end(ctx, "eval");
-    if (rc)
-        return mt_error(ctx, "evaluation failed: %s", err);
+    if (rc) return mt_error(ctx, "evaluation failed: %s", err);
     mt_metric(ctx, "val_loss", r.loss, "nats/byte");
     mt_metric(ctx, "val_bpb", r.bpb, "bits/byte");
     mt_metric(ctx, "val_ppl", r.ppl, "ratio");
     mt_metric(ctx, "val_top1", r.top1, "ratio");
     mt_metric(ctx, "eval_tokens_per_s", (double)r.tokens / r.seconds, "tokens/s");
-    mt_log(ctx, MT_LOG_INFO, "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
-           "(%.2f s)", r.tokens, r.loss, r.bpb, r.top1, r.seconds);
-    if (res)
-        *res = r;
+    mt_log(ctx, MT_LOG_INFO,
+           "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
+           "(%.2f s)",
+           r.tokens, r.loss, r.bpb, r.top1, r.seconds);
+    if (res) *res = r;
     return 0;
 }
 
@@ -258,8 +258,7 @@ int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, s
     }
     for (size_t i = 0; i < np; i++)
         toks[i] = (unsigned char)prompt[i];
-    int rc = mt_gpt_generate(m, toks, np, n, temperature, seed, toks + np, &got, err,
-                             sizeof err);
+    int rc = mt_gpt_generate(m, toks, np, n, temperature, seed, toks + np, &got, err, sizeof err);
     if (rc == 0) {
         size_t k = 0;
         for (size_t i = 0; i < np + got; i++) { /* keep the log line readable */
@@ -283,10 +282,8 @@ int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n)
     char err[ERRLEN];
     struct mt_gpt_kv *kv = NULL;
     mt_wl_threads(ctx);
-    if (n > m->cfg.seq_len)
-        n = m->cfg.seq_len;
-    if (mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err))
-        return mt_error(ctx, "%s", err);
+    if (n > m->cfg.seq_len) n = m->cfg.seq_len;
+    if (mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err)) return mt_error(ctx, "%s", err);
     int rc = 0, tok = '\n';
     mt_region_begin(ctx, "decode");
     double t0 = now_s();
@@ -301,8 +298,7 @@ int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n)
     mt_region_end(ctx, "decode");
     size_t kv_bytes = kv->kv_bytes;
     mt_gpt_kv_free(kv);
-    if (rc)
-        return mt_error(ctx, "decoding failed: %s", err);
+    if (rc) return mt_error(ctx, "decoding failed: %s", err);
     mt_metric(ctx, "decode_tokens_per_s", (double)n / dt, "tokens/s");
     mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
     return 0;

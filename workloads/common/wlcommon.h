@@ -36,21 +36,36 @@ extern "C" {
 
 /* The standard parameter-table rows (name, type, default, range, help) that the baseline
  * recipe reads; plugins that take "the baseline training parameters" list these. */
-#define MT_WL_PARAM_MODEL                                                                  \
-    {"model", MT_PARAM_CHOICE, "small", 0, 0, "tiny|small|medium|gpt2",                    \
-     "reference model preset"}
-#define MT_WL_PARAM_STEPS                                                                  \
-    {"steps", MT_PARAM_INT, "300", 1, 1000000, NULL, "training steps of the baseline"}
-#define MT_WL_PARAM_BATCH                                                                  \
-    {"batch", MT_PARAM_INT, "16", 1, 4096, NULL, "sequences per training step"}
-#define MT_WL_PARAM_LR {"lr", MT_PARAM_FLOAT, "3e-3", 1e-6, 1.0, NULL, "peak learning rate"}
-#define MT_WL_PARAM_SEED                                                                   \
-    {"seed", MT_PARAM_INT, "1337", 0, 4294967295.0, NULL, "init and batch sampling seed"}
-#define MT_WL_PARAM_EVAL_TOKENS                                                            \
-    {"eval_tokens", MT_PARAM_INT, "0", 0, 1e12, NULL,                                      \
-     "validation bytes to score (0 = the whole split)"}
-#define MT_WL_PARAM_CORPUS                                                                 \
-    {"corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"}
+#define MT_WL_PARAM_MODEL                                                                          \
+    {                                                                                              \
+        "model", MT_PARAM_CHOICE, "small", 0, 0, "tiny|small|medium|gpt2",                         \
+            "reference model preset"                                                               \
+    }
+#define MT_WL_PARAM_STEPS                                                                          \
+    {                                                                                              \
+        "steps", MT_PARAM_INT, "300", 1, 1000000, NULL, "training steps of the baseline"           \
+    }
+#define MT_WL_PARAM_BATCH                                                                          \
+    {                                                                                              \
+        "batch", MT_PARAM_INT, "16", 1, 4096, NULL, "sequences per training step"                  \
+    }
+#define MT_WL_PARAM_LR                                                                             \
+    {                                                                                              \
+        "lr", MT_PARAM_FLOAT, "3e-3", 1e-6, 1.0, NULL, "peak learning rate"                        \
+    }
+#define MT_WL_PARAM_SEED                                                                           \
+    {                                                                                              \
+        "seed", MT_PARAM_INT, "1337", 0, 4294967295.0, NULL, "init and batch sampling seed"        \
+    }
+#define MT_WL_PARAM_EVAL_TOKENS                                                                    \
+    {                                                                                              \
+        "eval_tokens", MT_PARAM_INT, "0", 0, 1e12, NULL,                                           \
+            "validation bytes to score (0 = the whole split)"                                      \
+    }
+#define MT_WL_PARAM_CORPUS                                                                         \
+    {                                                                                              \
+        "corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"      \
+    }
 
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
@@ -74,12 +89,12 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                       char *path, size_t n);
 
 struct mt_wl_train_stats {
-    int from_cache;        /* 1 when the weights came from the cache */
-    size_t steps;          /* steps trained in this run */
-    double seconds;        /* training wall time in this run */
-    double tokens_per_s;   /* training throughput in this run */
-    float final_loss;      /* mean train loss of the last 10 steps */
-    size_t peak_bytes;     /* sum of the training slabs (mt_gpt_memory, TRAIN mode) */
+    int from_cache;      /* 1 when the weights came from the cache */
+    size_t steps;        /* steps trained in this run */
+    double seconds;      /* training wall time in this run */
+    double tokens_per_s; /* training throughput in this run */
+    float final_loss;    /* mean train loss of the last 10 steps */
+    size_t peak_bytes;   /* sum of the training slabs (mt_gpt_memory, TRAIN mode) */
 };
 
 /* The default training loop on an already created and initialized TRAIN-mode model:

@@ -59,8 +59,8 @@ static double sgemm_peak(size_t n)
     double best = 0.0;
     for (int r = 0; r < 8; r++) {
         double t0 = now_s();
-        dnnl_sgemm('N', 'T', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a, (dnnl_dim_t)n,
-                   b, (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
+        dnnl_sgemm('N', 'T', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a, (dnnl_dim_t)n, b,
+                   (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
         double gf = 2.0 * (double)n * n * n / (now_s() - t0) / 1e9;
         best = gf > best ? gf : best;
     }
@@ -95,8 +95,7 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
             fprintf(stderr, "mt-bench-model: %s\n", err);
             return -1;
         }
-        if (s >= 2)
-            ts[s - 2] = now_s() - t0;
+        if (s >= 2) ts[s - 2] = now_s() - t0;
     }
     for (size_t s = 0; s < steps; s++) {
         double t0 = now_s();
@@ -206,13 +205,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!steps)
-        steps = 1;
-    if (quality_spec)
-        return quality(quality_spec, steps, corpus) ? 1 : 0;
+    if (!steps) steps = 1;
+    if (quality_spec) return quality(quality_spec, steps, corpus) ? 1 : 0;
     double peak = sgemm_peak(1024);
-    printf("oneDNN sgemm peak (1024^3, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(),
-           peak);
+    printf("oneDNN sgemm peak (1024^3, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(), peak);
     int rc = 0;
     if (!strcmp(shape, "all") || !strcmp(shape, "small"))
         rc |= bench_shape("small", "small", 8, 128, steps, decode, peak);

@@ -32,8 +32,7 @@ struct wr {
 static void put(struct wr *w, const void *p, size_t n)
 {
     w->h = mt_fnv64(w->h, p, n);
-    if (fwrite(p, 1, n, w->f) != n)
-        w->bad = 1;
+    if (fwrite(p, 1, n, w->f) != n) w->bad = 1;
 }
 
 int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t errlen)
@@ -41,10 +40,9 @@ int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t err
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return mt_tf_fail(err, errlen, "checkpoint %s: %s", tmp, strerror(errno));
-    struct header h = {.version = MT_CKPT_VERSION, .n_tensors = MT_P_COUNT,
-                       .train_step = m->adam_step};
+    if (!f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", tmp, strerror(errno));
+    struct header h = {
+        .version = MT_CKPT_VERSION, .n_tensors = MT_P_COUNT, .train_step = m->adam_step};
     memcpy(h.magic, MT_CKPT_MAGIC, 8);
     cfg_to_u64(&m->cfg, h.cfg);
     h.checksum = mt_fnv64(MT_FNV64_INIT, &h, offsetof(struct header, checksum));
@@ -91,25 +89,25 @@ struct rd {
 static int get(struct rd *r, void *p, size_t n, const char *what)
 {
     if (fread(p, 1, n, r->f) != n)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: truncated while reading %s",
-                          r->path, what);
+        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: truncated while reading %s", r->path,
+                          what);
     r->h = mt_fnv64(r->h, p, n);
     return 0;
 }
 
 static int read_header(struct rd *r, struct header *h)
 {
-    if (get(r, h, sizeof *h, "the header"))
-        return -1;
+    if (get(r, h, sizeof *h, "the header")) return -1;
     if (memcmp(h->magic, MT_CKPT_MAGIC, 8))
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: bad magic (not a memtrade GPT "
-                          "checkpoint)", r->path);
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: bad magic (not a memtrade GPT "
+                          "checkpoint)",
+                          r->path);
     if (h->version != MT_CKPT_VERSION)
         return mt_tf_fail(r->err, r->errlen, "checkpoint %s: version %u, this build reads %u",
                           r->path, h->version, MT_CKPT_VERSION);
     if (mt_fnv64(MT_FNV64_INIT, h, offsetof(struct header, checksum)) != h->checksum)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch",
-                          r->path);
+        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch", r->path);
     return 0;
 }
 
@@ -119,21 +117,18 @@ static void cfg_from_u64(struct mt_gpt_config *c, const uint64_t in[5])
     c->n_embd = in[4];
 }
 
-int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step,
-                 char *err, size_t errlen)
+int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step, char *err,
+                 size_t errlen)
 {
     struct header h;
-    struct rd r = {.f = fopen(path, "rb"), .h = MT_FNV64_INIT, .path = path, .err = err,
-                   .errlen = errlen};
-    if (!r.f)
-        return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
+    struct rd r = {
+        .f = fopen(path, "rb"), .h = MT_FNV64_INIT, .path = path, .err = err, .errlen = errlen};
+    if (!r.f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
     int rc = read_header(&r, &h);
     fclose(r.f);
-    if (rc)
-        return -1;
+    if (rc) return -1;
     cfg_from_u64(cfg, h.cfg);
-    if (train_step)
-        *train_step = h.train_step;
+    if (train_step) *train_step = h.train_step;
     return mt_gpt_config_check(cfg, err, errlen);
 }
 
@@ -146,43 +141,50 @@ static int read_tensor(struct rd *r, const struct mt_gpt *m, int p, float *dst)
     uint64_t dims[3], nbytes, sum;
     size_t wd[3], wnd = mt_gpt_param_shape(&m->cfg, (enum mt_gpt_param)p, wd);
     r->h = MT_FNV64_INIT;
-    if (get(r, &nl, 4, want))
-        return -1;
+    if (get(r, &nl, 4, want)) return -1;
     if (nl != strlen(want))
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %d name length %u, "
-                          "expected '%s'", r->path, p, nl, want);
-    if (get(r, name, nl, want))
-        return -1;
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %d name length %u, "
+                          "expected '%s'",
+                          r->path, p, nl, want);
+    if (get(r, name, nl, want)) return -1;
     if (memcmp(name, want, nl))
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %d is '%.*s', expected "
-                          "'%s'", r->path, p, (int)nl, name, want);
-    if (get(r, &dtype, 4, want) || get(r, &nd, 4, want))
-        return -1;
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %d is '%.*s', expected "
+                          "'%s'",
+                          r->path, p, (int)nl, name, want);
+    if (get(r, &dtype, 4, want) || get(r, &nd, 4, want)) return -1;
     if (dtype != 1)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %s has dtype %u, "
-                          "expected 1 (f32)", r->path, want, dtype);
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %s has dtype %u, "
+                          "expected 1 (f32)",
+                          r->path, want, dtype);
     if (nd != wnd)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %s has %u dims, expected "
-                          "%zu", r->path, want, nd, wnd);
-    if (get(r, dims, nd * sizeof *dims, want) || get(r, &nbytes, 8, want))
-        return -1;
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %s has %u dims, expected "
+                          "%zu",
+                          r->path, want, nd, wnd);
+    if (get(r, dims, nd * sizeof *dims, want) || get(r, &nbytes, 8, want)) return -1;
     for (uint32_t i = 0; i < nd; i++)
         if (dims[i] != wd[i])
-            return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %s dim %u is %llu, "
-                              "expected %zu", r->path, want, i, (unsigned long long)dims[i],
-                              wd[i]);
+            return mt_tf_fail(r->err, r->errlen,
+                              "checkpoint %s: tensor %s dim %u is %llu, "
+                              "expected %zu",
+                              r->path, want, i, (unsigned long long)dims[i], wd[i]);
     if (nbytes != m->param_len[p] * sizeof(float))
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %s holds %llu bytes, "
-                          "expected %zu", r->path, want, (unsigned long long)nbytes,
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %s holds %llu bytes, "
+                          "expected %zu",
+                          r->path, want, (unsigned long long)nbytes,
                           m->param_len[p] * sizeof(float));
-    if (get(r, dst, nbytes, want))
-        return -1;
+    if (get(r, dst, nbytes, want)) return -1;
     uint64_t expect = r->h;
-    if (get(r, &sum, 8, want))
-        return -1;
+    if (get(r, &sum, 8, want)) return -1;
     if (sum != expect)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: tensor %s checksum mismatch "
-                          "(corrupted data)", r->path, want);
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: tensor %s checksum mismatch "
+                          "(corrupted data)",
+                          r->path, want);
     return 0;
 }
 
@@ -194,17 +196,17 @@ int mt_ckpt_load(const char *path, const struct mt_gpt_config *expect, enum mt_g
     struct mt_gpt_config cfg;
     struct mt_gpt *m = NULL;
     *out = NULL;
-    struct rd r = {.f = fopen(path, "rb"), .h = MT_FNV64_INIT, .path = path, .err = err,
-                   .errlen = errlen};
-    if (!r.f)
-        return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
+    struct rd r = {
+        .f = fopen(path, "rb"), .h = MT_FNV64_INIT, .path = path, .err = err, .errlen = errlen};
+    if (!r.f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
     int rc = read_header(&r, &h);
     if (!rc) {
         cfg_from_u64(&cfg, h.cfg);
         if (expect && memcmp(expect, &cfg, sizeof cfg))
-            rc = mt_tf_fail(err, errlen, "checkpoint %s: config mismatch: file has V%zu T%zu "
-                            "L%zu H%zu C%zu, expected V%zu T%zu L%zu H%zu C%zu", path,
-                            cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd,
+            rc = mt_tf_fail(err, errlen,
+                            "checkpoint %s: config mismatch: file has V%zu T%zu "
+                            "L%zu H%zu C%zu, expected V%zu T%zu L%zu H%zu C%zu",
+                            path, cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd,
                             expect->vocab, expect->seq_len, expect->n_layer, expect->n_head,
                             expect->n_embd);
         else if (h.n_tensors != MT_P_COUNT)
@@ -213,20 +215,17 @@ int mt_ckpt_load(const char *path, const struct mt_gpt_config *expect, enum mt_g
         else if (mt_gpt_config_check(&cfg, err, errlen))
             rc = -1;
     }
-    if (!rc)
-        rc = mt_gpt_create(&m, &cfg, mode, B, T, err, errlen);
+    if (!rc) rc = mt_gpt_create(&m, &cfg, mode, B, T, err, errlen);
     for (int p = 0; !rc && p < MT_P_COUNT; p++)
         rc = read_tensor(&r, m, p, m->param[p]);
     if (!rc && fgetc(r.f) != EOF)
-        rc = mt_tf_fail(err, errlen, "checkpoint %s: trailing bytes after the last tensor",
-                        path);
+        rc = mt_tf_fail(err, errlen, "checkpoint %s: trailing bytes after the last tensor", path);
     fclose(r.f);
     if (rc) {
         mt_gpt_free(m);
         return -1;
     }
-    if (train_step)
-        *train_step = h.train_step;
+    if (train_step) *train_step = h.train_step;
     *out = m;
     return 0;
 }

@@ -31,8 +31,8 @@ extern "C" {
 int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t errlen);
 
 /* Reads only the header: the configuration and training step. Returns 0 or -1. */
-int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step,
-                 char *err, size_t errlen);
+int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step, char *err,
+                 size_t errlen);
 
 /* Loads a checkpoint into a fresh model of `mode` for (B, T) (see mt_gpt_create). When
  * `expect` is non-NULL the file's configuration must equal it. Every byte is validated

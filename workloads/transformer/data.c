@@ -24,18 +24,16 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Appends the file at `path` (of size st_size) to c->bytes at offset c->n. */
-static int append_file(struct mt_corpus *c, const char *path, size_t size, char *err,
-                       size_t errlen)
+static int append_file(struct mt_corpus *c, const char *path, size_t size, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return mt_tf_fail(err, errlen, "corpus file %s: %s", path, strerror(errno));
+    if (!f) return mt_tf_fail(err, errlen, "corpus file %s: %s", path, strerror(errno));
     size_t got = fread(c->bytes + c->n, 1, size, f);
     int bad = ferror(f);
     fclose(f);
     if (bad || got != size)
-        return mt_tf_fail(err, errlen, "corpus file %s: read error (%zu of %zu bytes)", path,
-                          got, size);
+        return mt_tf_fail(err, errlen, "corpus file %s: read error (%zu of %zu bytes)", path, got,
+                          size);
     c->n += size;
     return 0;
 }
@@ -52,8 +50,7 @@ static void hash_file(struct mt_corpus *c, const char *path, const struct stat *
 static int list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return mt_tf_fail(err, errlen, "corpus folder %s: %s", dir, strerror(errno));
+    if (!d) return mt_tf_fail(err, errlen, "corpus folder %s: %s", dir, strerror(errno));
     size_t n = 0, cap = 0;
     char **v = NULL;
     struct dirent *e;
@@ -82,8 +79,7 @@ static int list_dir(const char *dir, char ***names, size_t *count, char *err, si
         n++;
     }
     closedir(d);
-    if (n)
-        qsort(v, n, sizeof *v, name_cmp);
+    if (n) qsort(v, n, sizeof *v, name_cmp);
     *names = v;
     *count = n;
     return rc;
@@ -100,13 +96,11 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
                    size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    if (!path || !path[0])
-        path = MT_CORPUS_DEFAULT_DIR;
+    if (!path || !path[0]) path = MT_CORPUS_DEFAULT_DIR;
     snprintf(c->source, sizeof c->source, "%s", path);
     c->identity = MT_FNV64_INIT;
     struct stat st;
-    if (stat(path, &st))
-        return mt_tf_fail(err, errlen, "corpus %s: %s", path, strerror(errno));
+    if (stat(path, &st)) return mt_tf_fail(err, errlen, "corpus %s: %s", path, strerror(errno));
     char **names = NULL;
     size_t nfiles = 0;
     if (S_ISDIR(st.st_mode)) {
@@ -134,8 +128,7 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
         int prev = mt_memcat_set(MT_MEM_DATA);
         c->bytes = malloc(total ? total : 1);
         mt_memcat_set(prev);
-        if (!c->bytes)
-            rc = mt_tf_fail(err, errlen, "out of memory for a %zu-byte corpus", total);
+        if (!c->bytes) rc = mt_tf_fail(err, errlen, "out of memory for a %zu-byte corpus", total);
     }
     for (size_t i = 0; !rc && i < nfiles; i++) {
         rc = append_file(c, names[i], (size_t)sts[i].st_size, err, errlen);
@@ -155,8 +148,7 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
                             "each split needs at least %zu",
                             path, c->n, c->n_train, c->n_val, min_window + 1);
     }
-    if (rc)
-        mt_corpus_free(c);
+    if (rc) mt_corpus_free(c);
     return rc;
 }
 

@@ -21,13 +21,13 @@ extern "C" {
 #define MT_CORPUS_DEFAULT_DIR "/usr/share/games/fortunes"
 
 struct mt_corpus {
-    uint8_t *bytes;      /* the whole text (allocated under MT_MEM_DATA) */
-    size_t n;            /* its length */
+    uint8_t *bytes;             /* the whole text (allocated under MT_MEM_DATA) */
+    size_t n;                   /* its length */
     const uint8_t *train, *val; /* views into bytes: first 90 %, last 10 % */
     size_t n_train, n_val;
-    size_t n_files;      /* files concatenated (1 for a plain file) */
-    uint64_t identity;   /* FNV-1a over each file's path, size and mtime: a cache key */
-    char source[512];    /* the path it came from */
+    size_t n_files;    /* files concatenated (1 for a plain file) */
+    uint64_t identity; /* FNV-1a over each file's path, size and mtime: a cache key */
+    char source[512];  /* the path it came from */
 };
 
 /* Loads `path` (a file, or a folder read as described above; NULL or "" = the default

@@ -22,24 +22,19 @@ static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes)
 {
-    if (kv_bytes)
-        *kv_bytes = cfg->n_layer * 2 * max_T * cfg->n_embd * sizeof(float);
-    if (scratch_bytes)
-        *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
+    if (kv_bytes) *kv_bytes = cfg->n_layer * 2 * max_T * cfg->n_embd * sizeof(float);
+    if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
 }
 
 int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
                      char *err, size_t errlen)
 {
     *out = NULL;
-    if (mt_gpt_config_check(cfg, err, errlen))
-        return -1;
+    if (mt_gpt_config_check(cfg, err, errlen)) return -1;
     if (!max_T || max_T > cfg->seq_len)
-        return mt_tf_fail(err, errlen, "KV cache length %zu outside 1..%zu", max_T,
-                          cfg->seq_len);
+        return mt_tf_fail(err, errlen, "KV cache length %zu outside 1..%zu", max_T, cfg->seq_len);
     struct mt_gpt_kv *kv = calloc(1, sizeof *kv);
-    if (!kv)
-        return mt_tf_fail(err, errlen, "out of memory for the KV cache");
+    if (!kv) return mt_tf_fail(err, errlen, "out of memory for the KV cache");
     kv->max_T = max_T;
     mt_gpt_kv_memory(cfg, max_T, &kv->kv_bytes, &kv->scratch_bytes);
     int prev = mt_memcat_set(MT_MEM_KV_CACHE);
@@ -49,8 +44,7 @@ int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, si
     mt_memcat_set(prev);
     if (!kv->kv || !kv->scratch) {
         mt_gpt_kv_free(kv);
-        return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)",
-                          kv->kv_bytes);
+        return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)", kv->kv_bytes);
     }
     mt_memcat_report(kv->kv, kv->kv_bytes, MT_MEM_KV_CACHE, "kv.cache");
     mt_memcat_report(kv->scratch, kv->scratch_bytes, MT_MEM_WORKSPACE, "kv.scratch");
@@ -61,17 +55,18 @@ int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, si
 
 void mt_gpt_kv_free(struct mt_gpt_kv *kv)
 {
-    if (!kv)
-        return;
+    if (!kv) return;
     free(kv->kv);
     free(kv->scratch);
     free(kv);
 }
 
-void mt_gpt_kv_reset(struct mt_gpt_kv *kv) { kv->pos = 0; }
+void mt_gpt_kv_reset(struct mt_gpt_kv *kv)
+{
+    kv->pos = 0;
+}
 
-int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err,
-                       size_t errlen)
+int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
     size_t C = cfg->n_embd, NH = cfg->n_head, hs = C / NH, L = cfg->n_layer, pos = kv->pos;
@@ -89,8 +84,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
         float *K = kv->kv + (l * 2) * kv->max_T * C, *Vc = K + kv->max_T * C;
         mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN1W] + l * C,
                            m->param[MT_P_LN1B] + l * C, 1, C);
-        if (mt_gpt_linear(m, l, MT_LIN_QKV, ln, qkv, 1))
-            goto hook_failed;
+        if (mt_gpt_linear(m, l, MT_LIN_QKV, ln, qkv, 1)) goto hook_failed;
         memcpy(K + pos * C, qkv + C, C * sizeof *K);
         memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
         for (size_t h = 0; h < NH; h++) {
@@ -116,21 +110,17 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
                     o[i] += a * v[i];
             }
         }
-        if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, 1))
-            goto hook_failed;
+        if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, 1)) goto hook_failed;
         mt_k_residual_fwd(x, x, proj, C);
         mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN2W] + l * C,
                            m->param[MT_P_LN2B] + l * C, 1, C);
-        if (mt_gpt_linear(m, l, MT_LIN_FC, ln, fch, 1))
-            goto hook_failed;
+        if (mt_gpt_linear(m, l, MT_LIN_FC, ln, fch, 1)) goto hook_failed;
         mt_k_gelu_fwd(fch, fch, 4 * C);
-        if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fch, proj, 1))
-            goto hook_failed;
+        if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fch, proj, 1)) goto hook_failed;
         mt_k_residual_fwd(x, x, proj, C);
     }
     mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB], 1, C);
-    if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, ln, kv->logits, 1))
-        goto hook_failed;
+    if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, ln, kv->logits, 1)) goto hook_failed;
     kv->pos++;
     return 0;
 hook_failed:

@@ -24,8 +24,7 @@ static void score(const struct mt_gpt *m, size_t rows, double *loss, size_t *hit
         const float *p = m->act[MT_A_LOGITS] + i * V;
         size_t best = 0;
         for (size_t j = 1; j < V; j++)
-            if (p[j] > p[best])
-                best = j;
+            if (p[j] > p[best]) best = j;
         *hits += best == (size_t)m->targets[i];
         *loss += m->act[MT_A_LOSSES][i];
     }
@@ -37,15 +36,12 @@ int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_toke
     memset(r, 0, sizeof *r);
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "evaluation needs a model with activations");
-    if (n < 2)
-        return mt_tf_fail(err, errlen, "evaluation split has %zu bytes; need at least 2", n);
+    if (n < 2) return mt_tf_fail(err, errlen, "evaluation split has %zu bytes; need at least 2", n);
     double t0 = now_s();
     size_t total = n - 1, T = m->T, B = m->B;
-    if (max_tokens && max_tokens < total)
-        total = max_tokens;
+    if (max_tokens && max_tokens < total) total = max_tokens;
     int *in = malloc(2 * B * T * sizeof *in);
-    if (!in)
-        return mt_tf_fail(err, errlen, "out of memory for evaluation batches");
+    if (!in) return mt_tf_fail(err, errlen, "out of memory for evaluation batches");
     int *tg = in + B * T;
     double loss = 0.0;
     size_t hits = 0, done = 0;
@@ -53,7 +49,7 @@ int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_toke
         size_t left = total - done, b = 0, t = T;
         if (left >= T) { /* as many full windows as fit in the batch */
             b = left / T < B ? left / T : B;
-        } else {          /* the tail: one shorter window */
+        } else { /* the tail: one shorter window */
             b = 1;
             t = left;
         }
@@ -83,18 +79,15 @@ static int pick(const float *logits, size_t V, float temperature, struct mt_rng 
 {
     size_t best = 0;
     for (size_t j = 1; j < V; j++)
-        if (logits[j] > logits[best])
-            best = j;
-    if (temperature <= 0.0f)
-        return (int)best;
+        if (logits[j] > logits[best]) best = j;
+    if (temperature <= 0.0f) return (int)best;
     double sum = 0.0;
     for (size_t j = 0; j < V; j++)
         sum += exp((double)(logits[j] - logits[best]) / temperature);
     double u = mt_rng_uniform(rng) * sum, acc = 0.0;
     for (size_t j = 0; j < V; j++) {
         acc += exp((double)(logits[j] - logits[best]) / temperature);
-        if (acc > u)
-            return (int)j;
+        if (acc > u) return (int)j;
     }
     return (int)best;
 }
@@ -115,8 +108,7 @@ int mt_gpt_generate(struct mt_gpt *m, const int *prompt, size_t n_prompt, size_t
     if (n_prompt >= cap)
         return mt_tf_fail(err, errlen, "prompt of %zu tokens leaves no room (context %zu)",
                           n_prompt, m->cfg.seq_len);
-    if (mt_gpt_kv_create(&kv, &m->cfg, cap, err, errlen))
-        return -1;
+    if (mt_gpt_kv_create(&kv, &m->cfg, cap, err, errlen)) return -1;
     mt_rng_seed(&rng, seed);
     int rc = 0;
     for (size_t i = 0; !rc && i < n_prompt; i++)
@@ -124,8 +116,7 @@ int mt_gpt_generate(struct mt_gpt *m, const int *prompt, size_t n_prompt, size_t
     while (!rc && *n_out < n_new) {
         int tok = pick(kv->logits, m->cfg.vocab, temperature, &rng);
         out[(*n_out)++] = tok;
-        if (kv->pos >= kv->max_T)
-            break;
+        if (kv->pos >= kv->max_T) break;
         rc = mt_gpt_decode_step(m, kv, tok, err, errlen);
     }
     mt_gpt_kv_free(kv);

@@ -19,12 +19,14 @@
 
 #define ALIGN ((size_t)64)
 
-static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+static size_t round_up(size_t n)
+{
+    return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
 
 /* ---------------------------------------------------------------- configuration */
 
-int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
-                         size_t errlen)
+int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err, size_t errlen)
 {
     static const struct {
         const char *name;
@@ -44,8 +46,8 @@ int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
                       name ? name : "(null)");
 }
 
-int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value,
-                      char *err, size_t errlen)
+int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen)
 {
     static const struct {
         const char *key, *alias;
@@ -58,38 +60,33 @@ int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *va
         {"n_embd", "C", offsetof(struct mt_gpt_config, n_embd)},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (strcmp(key, fields[i].key) != 0 && strcmp(key, fields[i].alias) != 0)
-            continue;
+        if (strcmp(key, fields[i].key) != 0 && strcmp(key, fields[i].alias) != 0) continue;
         char *end = NULL;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
         if (!value[0] || *end || errno || v == 0 || value[0] == '-')
-            return mt_tf_fail(err, errlen, "model field %s: '%s' is not a positive integer",
-                              key, value);
+            return mt_tf_fail(err, errlen, "model field %s: '%s' is not a positive integer", key,
+                              value);
         *(size_t *)((char *)cfg + fields[i].off) = (size_t)v;
         return 0;
     }
-    return mt_tf_fail(err, errlen,
-                      "unknown model field '%s' (vocab|seq_len|n_layer|n_head|n_embd)", key);
+    return mt_tf_fail(err, errlen, "unknown model field '%s' (vocab|seq_len|n_layer|n_head|n_embd)",
+                      key);
 }
 
-int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err,
-                        size_t errlen)
+int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, size_t errlen)
 {
     char buf[256];
-    if (strlen(spec) >= sizeof buf)
-        return mt_tf_fail(err, errlen, "model spec too long");
+    if (strlen(spec) >= sizeof buf) return mt_tf_fail(err, errlen, "model spec too long");
     strcpy(buf, spec);
     char *save = NULL, *tok = strtok_r(buf, ",", &save);
     if (!tok || mt_gpt_config_preset(cfg, tok, err, errlen))
         return tok ? -1 : mt_tf_fail(err, errlen, "empty model spec");
     while ((tok = strtok_r(NULL, ",", &save))) {
         char *eq = strchr(tok, '=');
-        if (!eq)
-            return mt_tf_fail(err, errlen, "model spec item '%s' is not key=value", tok);
+        if (!eq) return mt_tf_fail(err, errlen, "model spec item '%s' is not key=value", tok);
         *eq = 0;
-        if (mt_gpt_config_set(cfg, tok, eq + 1, err, errlen))
-            return -1;
+        if (mt_gpt_config_set(cfg, tok, eq + 1, err, errlen)) return -1;
     }
     return mt_gpt_config_check(cfg, err, errlen);
 }
@@ -99,8 +96,8 @@ int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errle
     const size_t lim = (size_t)1 << 24; /* keeps every product below far from overflow */
     if (!cfg->vocab || !cfg->seq_len || !cfg->n_layer || !cfg->n_head || !cfg->n_embd)
         return mt_tf_fail(err, errlen, "model config has a zero field");
-    if (cfg->vocab > lim || cfg->seq_len > 65536 || cfg->n_layer > 1024 ||
-        cfg->n_embd > 65536 || cfg->n_head > cfg->n_embd)
+    if (cfg->vocab > lim || cfg->seq_len > 65536 || cfg->n_layer > 1024 || cfg->n_embd > 65536 ||
+        cfg->n_head > cfg->n_embd)
         return mt_tf_fail(err, errlen, "model config too large");
     if (cfg->n_embd % cfg->n_head)
         return mt_tf_fail(err, errlen, "n_head %zu does not divide n_embd %zu", cfg->n_head,
@@ -113,19 +110,19 @@ int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errle
 /* ---------------------------------------------------------------- layout */
 
 static const char *const param_names[] = {
-    "wte", "wpe", "ln1_w", "ln1_b", "qkv_w", "qkv_b", "attproj_w", "attproj_b",
-    "ln2_w", "ln2_b", "fc_w", "fc_b", "fcproj_w", "fcproj_b", "lnf_w", "lnf_b"};
+    "wte",   "wpe",   "ln1_w", "ln1_b", "qkv_w",    "qkv_b",    "attproj_w", "attproj_b",
+    "ln2_w", "ln2_b", "fc_w",  "fc_b",  "fcproj_w", "fcproj_b", "lnf_w",     "lnf_b"};
 static const char *const grad_names[] = {
-    "grad.wte", "grad.wpe", "grad.ln1_w", "grad.ln1_b", "grad.qkv_w", "grad.qkv_b",
-    "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",
-    "grad.fc_b", "grad.fcproj_w", "grad.fcproj_b", "grad.lnf_w", "grad.lnf_b"};
+    "grad.wte",       "grad.wpe",       "grad.ln1_w", "grad.ln1_b", "grad.qkv_w", "grad.qkv_b",
+    "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",  "grad.fc_b",
+    "grad.fcproj_w",  "grad.fcproj_b",  "grad.lnf_w", "grad.lnf_b"};
 static const char *const act_names[] = {
-    "act.encoded", "act.ln1", "act.ln1_mean", "act.ln1_rstd", "act.qkv", "act.atty",
-    "act.att", "act.residual2", "act.ln2", "act.ln2_mean", "act.ln2_rstd", "act.fch",
-    "act.fch_gelu", "act.residual3", "act.proj", "act.lnf", "act.lnf_mean", "act.lnf_rstd",
-    "act.logits", "act.losses", "act.segin"};
-static const char *const dact_names[] = {"dact.residual", "dact.ln", "dact.atty",
-                                                   "dact.qkv", "dact.att", "dact.fch"};
+    "act.encoded",  "act.ln1",       "act.ln1_mean", "act.ln1_rstd", "act.qkv",      "act.atty",
+    "act.att",      "act.residual2", "act.ln2",      "act.ln2_mean", "act.ln2_rstd", "act.fch",
+    "act.fch_gelu", "act.residual3", "act.proj",     "act.lnf",      "act.lnf_mean", "act.lnf_rstd",
+    "act.logits",   "act.losses",    "act.segin"};
+static const char *const dact_names[] = {"dact.residual", "dact.ln",  "dact.atty",
+                                         "dact.qkv",      "dact.att", "dact.fch"};
 static const char *const work_names[] = {"work.inputs", "work.targets"};
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -140,22 +137,41 @@ const char *mt_gpt_param_name(enum mt_gpt_param p)
     return (unsigned)p < MT_P_COUNT ? param_names[p] : "?";
 }
 
-size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p,
-                          size_t dims[3])
+size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3])
 {
     size_t V = cfg->vocab, T = cfg->seq_len, L = cfg->n_layer, C = cfg->n_embd;
     switch (p) {
-    case MT_P_WTE: dims[0] = V, dims[1] = C; return 2;
-    case MT_P_WPE: dims[0] = T, dims[1] = C; return 2;
-    case MT_P_QKVW: dims[0] = L, dims[1] = 3 * C, dims[2] = C; return 3;
-    case MT_P_QKVB: dims[0] = L, dims[1] = 3 * C; return 2;
-    case MT_P_ATTPROJW: dims[0] = L, dims[1] = C, dims[2] = C; return 3;
-    case MT_P_FCW: dims[0] = L, dims[1] = 4 * C, dims[2] = C; return 3;
-    case MT_P_FCB: dims[0] = L, dims[1] = 4 * C; return 2;
-    case MT_P_FCPROJW: dims[0] = L, dims[1] = C, dims[2] = 4 * C; return 3;
+    case MT_P_WTE:
+        dims[0] = V, dims[1] = C;
+        return 2;
+    case MT_P_WPE:
+        dims[0] = T, dims[1] = C;
+        return 2;
+    case MT_P_QKVW:
+        dims[0] = L, dims[1] = 3 * C, dims[2] = C;
+        return 3;
+    case MT_P_QKVB:
+        dims[0] = L, dims[1] = 3 * C;
+        return 2;
+    case MT_P_ATTPROJW:
+        dims[0] = L, dims[1] = C, dims[2] = C;
+        return 3;
+    case MT_P_FCW:
+        dims[0] = L, dims[1] = 4 * C, dims[2] = C;
+        return 3;
+    case MT_P_FCB:
+        dims[0] = L, dims[1] = 4 * C;
+        return 2;
+    case MT_P_FCPROJW:
+        dims[0] = L, dims[1] = C, dims[2] = 4 * C;
+        return 3;
     case MT_P_LNFW:
-    case MT_P_LNFB: dims[0] = C; return 1;
-    default: dims[0] = L, dims[1] = C; return 2; /* LayerNorm params, proj biases */
+    case MT_P_LNFB:
+        dims[0] = C;
+        return 1;
+    default:
+        dims[0] = L, dims[1] = C;
+        return 2; /* LayerNorm params, proj biases */
     }
 }
 
@@ -182,23 +198,43 @@ size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
 }
 
 /* Floats of activation `a` with Lk layer slots and nseg saved segment inputs. */
-static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk,
-                      size_t nseg, int a)
+static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk, size_t nseg,
+                      int a)
 {
     size_t C = cfg->n_embd, BT = B * T;
     switch (a) {
-    case MT_A_SEGIN: return nseg * BT * C;
-    case MT_A_ENCODED: case MT_A_PROJ: case MT_A_LNF: return BT * C;
-    case MT_A_LN1: case MT_A_ATTY: case MT_A_RESIDUAL2: case MT_A_LN2: case MT_A_RESIDUAL3:
+    case MT_A_SEGIN:
+        return nseg * BT * C;
+    case MT_A_ENCODED:
+    case MT_A_PROJ:
+    case MT_A_LNF:
+        return BT * C;
+    case MT_A_LN1:
+    case MT_A_ATTY:
+    case MT_A_RESIDUAL2:
+    case MT_A_LN2:
+    case MT_A_RESIDUAL3:
         return Lk * BT * C;
-    case MT_A_LN1_MEAN: case MT_A_LN1_RSTD: case MT_A_LN2_MEAN: case MT_A_LN2_RSTD:
+    case MT_A_LN1_MEAN:
+    case MT_A_LN1_RSTD:
+    case MT_A_LN2_MEAN:
+    case MT_A_LN2_RSTD:
         return Lk * BT;
-    case MT_A_QKV: return Lk * BT * 3 * C;
-    case MT_A_ATT: return Lk * B * cfg->n_head * T * T;
-    case MT_A_FCH: case MT_A_FCH_GELU: return Lk * BT * 4 * C;
-    case MT_A_LNF_MEAN: case MT_A_LNF_RSTD: case MT_A_LOSSES: return BT;
-    case MT_A_LOGITS: return BT * cfg->vocab;
-    default: return 0;
+    case MT_A_QKV:
+        return Lk * BT * 3 * C;
+    case MT_A_ATT:
+        return Lk * B * cfg->n_head * T * T;
+    case MT_A_FCH:
+    case MT_A_FCH_GELU:
+        return Lk * BT * 4 * C;
+    case MT_A_LNF_MEAN:
+    case MT_A_LNF_RSTD:
+    case MT_A_LOSSES:
+        return BT;
+    case MT_A_LOGITS:
+        return BT * cfg->vocab;
+    default:
+        return 0;
     }
 }
 
@@ -206,10 +242,14 @@ static size_t dact_len(const struct mt_gpt_config *cfg, size_t B, size_t T, int 
 {
     size_t C = cfg->n_embd, BT = B * T;
     switch (d) {
-    case MT_D_QKV: return BT * 3 * C;
-    case MT_D_ATT: return B * cfg->n_head * T * T;
-    case MT_D_FCH: return BT * 4 * C;
-    default: return BT * C;
+    case MT_D_QKV:
+        return BT * 3 * C;
+    case MT_D_ATT:
+        return B * cfg->n_head * T * T;
+    case MT_D_FCH:
+        return BT * 4 * C;
+    default:
+        return BT * C;
     }
 }
 
@@ -250,8 +290,7 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
     s[MT_MEM_WEIGHTS].n = MT_P_COUNT;
     for (int p = 0; p < MT_P_COUNT; p++)
         s[MT_MEM_WEIGHTS].bytes[p] = param_len(cfg, p) * sizeof(float);
-    if (mode == MT_GPT_WEIGHTS)
-        return;
+    if (mode == MT_GPT_WEIGHTS) return;
     size_t Lk, nseg;
     act_slots(cfg, mode, every, &Lk, &nseg);
     s[MT_MEM_ACTIVATIONS].n = MT_A_COUNT;
@@ -260,8 +299,7 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
     s[MT_MEM_WORKSPACE].n = MT_W_COUNT;
     for (int w = 0; w < MT_W_COUNT; w++)
         s[MT_MEM_WORKSPACE].bytes[w] = B * T * sizeof(int);
-    if (mode != MT_GPT_TRAIN)
-        return;
+    if (mode != MT_GPT_TRAIN) return;
     s[MT_MEM_GRADIENTS] = s[MT_MEM_WEIGHTS];
     s[MT_MEM_OPTIMIZER].n = 2; /* m and v, each laid out like the weights */
     s[MT_MEM_OPTIMIZER].bytes[0] = s[MT_MEM_OPTIMIZER].bytes[1] = slab_total(&s[MT_MEM_WEIGHTS]);
@@ -270,20 +308,18 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
         s[MT_MEM_ACT_GRADS].bytes[d] = dact_len(cfg, B, T, d) * sizeof(float);
 }
 
-size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
-                     enum mt_gpt_mode mode, size_t bytes[MT_MEM_CAT_COUNT], char *err,
-                     size_t errlen)
+size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                     size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen)
 {
     return mt_gpt_memory_ex(cfg, B, T, mode, NULL, bytes, err, errlen);
 }
 
-size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T,
-                        enum mt_gpt_mode mode, const struct mt_gpt_opts *opts,
-                        size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen)
+size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                        const struct mt_gpt_opts *opts, size_t bytes[MT_MEM_CAT_COUNT], char *err,
+                        size_t errlen)
 {
     struct slab s[MT_MEM_CAT_COUNT];
-    if (mt_gpt_config_check(cfg, err, errlen))
-        return 0;
+    if (mt_gpt_config_check(cfg, err, errlen)) return 0;
     if (mode != MT_GPT_WEIGHTS && (!B || !T || T > cfg->seq_len || B > ((size_t)1 << 20))) {
         mt_tf_fail(err, errlen, "batch shape B=%zu T=%zu invalid (T must be 1..%zu)", B, T,
                    cfg->seq_len);
@@ -293,31 +329,26 @@ size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T,
     size_t total = 0;
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
         size_t b = slab_total(&s[c]);
-        if (bytes)
-            bytes[c] = b;
+        if (bytes) bytes[c] = b;
         total += b;
     }
     return total;
 }
 
 /* Allocates one slab under its category, zeroed, and reports its tensors. */
-static void *slab_alloc(const struct slab *s, int cat, const char *const *names,
-                        void **ptrs)
+static void *slab_alloc(const struct slab *s, int cat, const char *const *names, void **ptrs)
 {
     size_t total = slab_total(s);
-    if (!total)
-        return NULL;
+    if (!total) return NULL;
     int prev = mt_memcat_set(cat);
     unsigned char *base = aligned_alloc(ALIGN, total);
     mt_memcat_set(prev);
-    if (!base)
-        return NULL;
+    if (!base) return NULL;
     memset(base, 0, total);
     size_t off = 0;
     for (size_t i = 0; i < s->n; i++) {
         ptrs[i] = base + off;
-        if (names)
-            mt_memcat_report(base + off, s->bytes[i], cat, names[i]);
+        if (names) mt_memcat_report(base + off, s->bytes[i], cat, names[i]);
         off += round_up(s->bytes[i]);
     }
     return base;
@@ -325,8 +356,7 @@ static void *slab_alloc(const struct slab *s, int cat, const char *const *names,
 
 void mt_gpt_free(struct mt_gpt *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     free(m->params);
     free(m->grads);
     free(m->opt);
@@ -336,26 +366,23 @@ void mt_gpt_free(struct mt_gpt *m)
     free(m);
 }
 
-int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
-                  enum mt_gpt_mode mode, size_t B, size_t T, char *err, size_t errlen)
+int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
+                  size_t B, size_t T, char *err, size_t errlen)
 {
     return mt_gpt_create_ex(out, cfg, mode, B, T, NULL, err, errlen);
 }
 
-int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg,
-                     enum mt_gpt_mode mode, size_t B, size_t T, const struct mt_gpt_opts *opts,
-                     char *err, size_t errlen)
+int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
+                     size_t B, size_t T, const struct mt_gpt_opts *opts, char *err, size_t errlen)
 {
     static const char *const opt_names[2] = {"adam_m", "adam_v"};
     struct slab s[MT_MEM_CAT_COUNT];
     size_t every = opts ? opts->recompute_every : 0;
     *out = NULL;
-    if (!mt_gpt_memory_ex(cfg, B, T, mode, opts, NULL, err, errlen))
-        return -1;
+    if (!mt_gpt_memory_ex(cfg, B, T, mode, opts, NULL, err, errlen)) return -1;
     layout(cfg, B, T, mode, every, s);
     struct mt_gpt *m = calloc(1, sizeof *m);
-    if (!m)
-        return mt_tf_fail(err, errlen, "out of memory for the model struct");
+    if (!m) return mt_tf_fail(err, errlen, "out of memory for the model struct");
     m->cfg = *cfg;
     m->mode = mode;
     act_slots(cfg, mode, every, &m->act_slots, &m->n_segments);
@@ -421,40 +448,45 @@ void mt_gpt_init(struct mt_gpt *m, uint64_t seed)
                 double z[2];
                 mt_rng_normal2(&rng, z);
                 w[i] = (float)z[0] * sd;
-                if (i + 1 < n)
-                    w[i + 1] = (float)z[1] * sd;
+                if (i + 1 < n) w[i + 1] = (float)z[1] * sd;
             }
         } else {
             memset(w, 0, n * sizeof *w);
         }
     }
-    if (m->opt)
-        memset(m->opt, 0, m->slab_bytes[MT_MEM_OPTIMIZER]);
+    if (m->opt) memset(m->opt, 0, m->slab_bytes[MT_MEM_OPTIMIZER]);
     m->adam_step = 0;
 }
 
 /* ---------------------------------------------------------------- linear layers */
 
-void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which,
-                           float **w, float **b, size_t *in_dim, size_t *out_dim)
+void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **w,
+                           float **b, size_t *in_dim, size_t *out_dim)
 {
     size_t C = m->cfg.n_embd;
     size_t ind = C, outd = C;
     int pw = MT_P_WTE, pb = -1;
     switch (which) {
-    case MT_LIN_QKV: pw = MT_P_QKVW, pb = MT_P_QKVB, outd = 3 * C; break;
-    case MT_LIN_ATTPROJ: pw = MT_P_ATTPROJW, pb = MT_P_ATTPROJB; break;
-    case MT_LIN_FC: pw = MT_P_FCW, pb = MT_P_FCB, outd = 4 * C; break;
-    case MT_LIN_FCPROJ: pw = MT_P_FCPROJW, pb = MT_P_FCPROJB, ind = 4 * C; break;
-    default: outd = m->cfg.vocab; break;
+    case MT_LIN_QKV:
+        pw = MT_P_QKVW, pb = MT_P_QKVB, outd = 3 * C;
+        break;
+    case MT_LIN_ATTPROJ:
+        pw = MT_P_ATTPROJW, pb = MT_P_ATTPROJB;
+        break;
+    case MT_LIN_FC:
+        pw = MT_P_FCW, pb = MT_P_FCB, outd = 4 * C;
+        break;
+    case MT_LIN_FCPROJ:
+        pw = MT_P_FCPROJW, pb = MT_P_FCPROJB, ind = 4 * C;
+        break;
+    default:
+        outd = m->cfg.vocab;
+        break;
     }
     *w = m->param[pw] + (pb < 0 ? 0 : layer * ind * outd);
-    if (b)
-        *b = pb < 0 ? NULL : m->param[pb] + layer * outd;
-    if (in_dim)
-        *in_dim = ind;
-    if (out_dim)
-        *out_dim = outd;
+    if (b) *b = pb < 0 ? NULL : m->param[pb] + layer * outd;
+    if (in_dim) *in_dim = ind;
+    if (out_dim) *out_dim = outd;
 }
 
 int mt_gpt_linear_default(void *model, size_t layer, enum mt_linear which, const float *in,
@@ -467,11 +499,10 @@ int mt_gpt_linear_default(void *model, size_t layer, enum mt_linear which, const
     return 0;
 }
 
-int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in,
-                  float *out, size_t rows)
+int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in, float *out,
+                  size_t rows)
 {
-    if (m->hook.matmul)
-        return m->hook.matmul(m->hook.user, layer, which, in, out, rows);
+    if (m->hook.matmul) return m->hook.matmul(m->hook.user, layer, which, in, out, rows);
     return mt_gpt_linear_default(m, layer, which, in, out, rows);
 }
 
@@ -487,8 +518,7 @@ static float *act_at(const struct mt_gpt *m, int a, size_t l)
  * (when recomputing), or the previous layer's output. */
 static const float *layer_input(const struct mt_gpt *m, size_t l)
 {
-    if (l == 0)
-        return m->act[MT_A_ENCODED];
+    if (l == 0) return m->act[MT_A_ENCODED];
     if (m->n_segments && l % m->act_slots == 0)
         return m->act[MT_A_SEGIN] + (l / m->act_slots) * m->B * m->T * m->cfg.n_embd;
     return act_at(m, MT_A_RESIDUAL3, l - 1);
@@ -506,19 +536,15 @@ static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     float *fchg = act_at(m, MT_A_FCH_GELU, l), *res3 = act_at(m, MT_A_RESIDUAL3, l);
     mt_k_layernorm_fwd(ln1, act_at(m, MT_A_LN1_MEAN, l), act_at(m, MT_A_LN1_RSTD, l), resid,
                        m->param[MT_P_LN1W] + l * C, m->param[MT_P_LN1B] + l * C, BT, C);
-    if (mt_gpt_linear(m, l, MT_LIN_QKV, ln1, qkv, BT))
-        return -1;
+    if (mt_gpt_linear(m, l, MT_LIN_QKV, ln1, qkv, BT)) return -1;
     mt_k_attention_fwd(atty, act_at(m, MT_A_ATT, l), qkv, B, T, C, NH);
-    if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, BT))
-        return -1;
+    if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, BT)) return -1;
     mt_k_residual_fwd(res2, resid, proj, BT * C);
     mt_k_layernorm_fwd(ln2, act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), res2,
                        m->param[MT_P_LN2W] + l * C, m->param[MT_P_LN2B] + l * C, BT, C);
-    if (mt_gpt_linear(m, l, MT_LIN_FC, ln2, fch, BT))
-        return -1;
+    if (mt_gpt_linear(m, l, MT_LIN_FC, ln2, fch, BT)) return -1;
     mt_k_gelu_fwd(fchg, fch, BT * 4 * C);
-    if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fchg, proj, BT))
-        return -1;
+    if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fchg, proj, BT)) return -1;
     mt_k_residual_fwd(res3, res2, proj, BT * C);
     /* the next layer starts a segment: save its input before the slots are reused */
     if (m->n_segments && (l + 1) % m->act_slots == 0 && l + 1 < m->cfg.n_layer)
@@ -526,49 +552,45 @@ static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     return 0;
 }
 
-int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B,
-                   size_t T, float *mean_loss, char *err, size_t errlen)
+int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B, size_t T,
+                   float *mean_loss, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
     size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd, BT = B * T;
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "forward needs a model with activations");
     if (!B || !T || B > m->B || T > m->T)
-        return mt_tf_fail(err, errlen, "forward shape B=%zu T=%zu outside 1..%zu x 1..%zu", B,
-                          T, m->B, m->T);
+        return mt_tf_fail(err, errlen, "forward shape B=%zu T=%zu outside 1..%zu x 1..%zu", B, T,
+                          m->B, m->T);
     size_t counted = 0;
     for (size_t i = 0; i < BT; i++) {
         if (inputs[i] < 0 || (size_t)inputs[i] >= V)
-            return mt_tf_fail(err, errlen, "token id %d at %zu outside vocab %zu", inputs[i],
-                              i, V);
+            return mt_tf_fail(err, errlen, "token id %d at %zu outside vocab %zu", inputs[i], i, V);
         if (targets && targets[i] >= 0 && (size_t)targets[i] >= V)
-            return mt_tf_fail(err, errlen, "target id %d at %zu outside vocab %zu",
-                              targets[i], i, V);
+            return mt_tf_fail(err, errlen, "target id %d at %zu outside vocab %zu", targets[i], i,
+                              V);
         counted += targets && targets[i] >= 0;
     }
     memcpy(m->inputs, inputs, BT * sizeof *inputs);
-    if (targets)
-        memcpy(m->targets, targets, BT * sizeof *targets);
+    if (targets) memcpy(m->targets, targets, BT * sizeof *targets);
     m->fwd_B = B;
     m->fwd_T = T;
     m->last_loss = -1.0f;
 
-    mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE],
-                     m->param[MT_P_WPE], B, T, C);
+    mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B, T,
+                     C);
     for (size_t l = 0; l < L; l++)
-        if (layer_fwd(m, l, B, T))
-            goto hook_failed;
+        if (layer_fwd(m, l, B, T)) goto hook_failed;
     const float *resid = act_at(m, MT_A_RESIDUAL3, L - 1);
     mt_k_layernorm_fwd(m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], resid,
                        m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
         goto hook_failed;
     if (targets) {
-        double sum = mt_k_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES],
-                                           m->targets, BT, V);
+        double sum =
+            mt_k_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
         m->last_loss = counted ? (float)(sum / (double)counted) : 0.0f;
-        if (mean_loss)
-            *mean_loss = m->last_loss;
+        if (mean_loss) *mean_loss = m->last_loss;
     }
     return 0;
 hook_failed:
@@ -577,8 +599,7 @@ hook_failed:
 
 void mt_gpt_zero_grad(struct mt_gpt *m)
 {
-    if (m->grads && !m->grads_zero)
-        memset(m->grads, 0, m->slab_bytes[MT_MEM_GRADIENTS]);
+    if (m->grads && !m->grads_zero) memset(m->grads, 0, m->slab_bytes[MT_MEM_GRADIENTS]);
     m->grads_zero = 1;
 }
 
@@ -603,8 +624,8 @@ static void layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
     mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW] + l * C * C, g[MT_P_ATTPROJB] + l * C, dres,
                     act_at(m, MT_A_ATTY, l), p[MT_P_ATTPROJW] + l * C * C, BT, C, C);
-    mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B,
-                       T, C, NH);
+    mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B, T, C,
+                       NH);
     mt_k_matmul_bwd(dln, g[MT_P_QKVW] + l * C3 * C, g[MT_P_QKVB] + l * C3, dqkv,
                     act_at(m, MT_A_LN1, l), p[MT_P_QKVW] + l * C3 * C, BT, C, C3);
     mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
@@ -622,8 +643,8 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
     float **g = m->grad, **p = m->param;
     m->fwd_B = 0; /* the forward's activations are consumed (recomputation reuses slots) */
     m->grads_zero = 0;
-    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, m->act[MT_A_LOGITS], m->act[MT_A_LNF], p[MT_P_WTE],
-                    BT, C, V);
+    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, m->act[MT_A_LOGITS], m->act[MT_A_LNF], p[MT_P_WTE], BT,
+                    C, V);
     memset(dres, 0, BT * C * sizeof *dres);
     mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
@@ -660,8 +681,7 @@ int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 {
     if (m->mode != MT_GPT_TRAIN)
         return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
-    if (!m->fwd_B)
-        return mt_tf_fail(err, errlen, "backward needs a forward first");
+    if (!m->fwd_B) return mt_tf_fail(err, errlen, "backward needs a forward first");
     m->last_loss = -1.0f;
     return backward_from_dlogits(m, err, errlen);
 }
@@ -670,49 +690,55 @@ int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 
 float mt_gpt_grad_norm(const struct mt_gpt *m)
 {
-    if (!m->grads)
-        return 0.0f;
+    if (!m->grads) return 0.0f;
     return (float)sqrt(mt_k_sumsq(m->grads, m->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float)));
 }
 
 struct mt_gpt_recipe mt_gpt_recipe_default(size_t steps)
 {
-    struct mt_gpt_recipe r = {
-        .lr = 3e-3f, .min_lr_frac = 0.1f, .warmup = 100, .steps = steps,
-        .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f,
-        .grad_clip = 1.0f, .batch = 16, .seq = 128};
-    if (r.warmup > steps / 10)
-        r.warmup = steps / 10;
+    struct mt_gpt_recipe r = {.lr = 3e-3f,
+                              .min_lr_frac = 0.1f,
+                              .warmup = 100,
+                              .steps = steps,
+                              .beta1 = 0.9f,
+                              .beta2 = 0.95f,
+                              .eps = 1e-8f,
+                              .weight_decay = 0.1f,
+                              .grad_clip = 1.0f,
+                              .batch = 16,
+                              .seq = 128};
+    if (r.warmup > steps / 10) r.warmup = steps / 10;
     return r;
 }
 
 float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step)
 {
     float min_lr = r->lr * r->min_lr_frac;
-    if (step < r->warmup)
-        return r->lr * (float)(step + 1) / (float)r->warmup;
-    if (step >= r->steps || r->steps <= r->warmup)
-        return min_lr;
+    if (step < r->warmup) return r->lr * (float)(step + 1) / (float)r->warmup;
+    if (step >= r->steps || r->steps <= r->warmup) return min_lr;
     double ratio = (double)(step - r->warmup) / (double)(r->steps - r->warmup);
     double coeff = 0.5 * (1.0 + cos(M_PI * ratio));
     return min_lr + (float)coeff * (r->lr - min_lr);
 }
 
-float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr,
-                        float grad_div)
+float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr, float grad_div)
 {
     float norm = mt_gpt_grad_norm(m) / grad_div;
     float scale = 1.0f / grad_div;
-    if (r->grad_clip > 0.0f && norm > r->grad_clip)
-        scale *= r->grad_clip / norm;
+    if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
     m->adam_step++;
     m->grads_zero = 1; /* the update below consumes the gradients */
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         struct mt_adamw_args a = {
-            .lr = lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = r->eps,
+            .lr = lr,
+            .beta1 = r->beta1,
+            .beta2 = r->beta2,
+            .eps = r->eps,
             .weight_decay = mt_gpt_param_decays((enum mt_gpt_param)p) ? r->weight_decay : 0.0f,
-            .grad_scale = scale, .step = m->adam_step, .zero_grad = 1};
+            .grad_scale = scale,
+            .step = m->adam_step,
+            .zero_grad = 1};
         off = (size_t)(m->param[p] - m->params);
         mt_k_adamw(m->param[p], m->grad[p], m->opt_m + off, m->opt_v + off, m->param_len[p], &a);
     }
@@ -720,19 +746,15 @@ float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float l
 }
 
 int mt_gpt_train_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, size_t step,
-                      const int *inputs, const int *targets, float *loss, float *gnorm,
-                      char *err, size_t errlen)
+                      const int *inputs, const int *targets, float *loss, float *gnorm, char *err,
+                      size_t errlen)
 {
     float l = 0.0f;
-    if (mt_gpt_forward(m, inputs, targets, r->batch, r->seq, &l, err, errlen))
-        return -1;
+    if (mt_gpt_forward(m, inputs, targets, r->batch, r->seq, &l, err, errlen)) return -1;
     mt_gpt_zero_grad(m);
-    if (mt_gpt_backward(m, 1.0f, 0, err, errlen))
-        return -1;
+    if (mt_gpt_backward(m, 1.0f, 0, err, errlen)) return -1;
     float n = mt_gpt_adamw_step(m, r, mt_gpt_lr_at(r, step), 1.0f);
-    if (loss)
-        *loss = l;
-    if (gnorm)
-        *gnorm = n;
+    if (loss) *loss = l;
+    if (gnorm) *gnorm = n;
     return 0;
 }

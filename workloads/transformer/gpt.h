@@ -49,19 +49,17 @@ struct mt_gpt_config {
 /* Fills *cfg with a preset: "tiny" (L2 H2 C64 T64), "small" (L4 H4 C128 T128), "medium"
  * (L6 H8 C256 T256), "gpt2" (L12 H12 C768 T1024; vocab stays 256 unless set). Returns 0,
  * or -1 with a message for an unknown name. */
-int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
-                         size_t errlen);
+int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err, size_t errlen);
 
 /* Overrides one field by name: "vocab", "seq_len" (alias "T"), "n_layer" ("L"),
  * "n_head" ("H"), "n_embd" ("C"), from a decimal string. Returns 0, or -1 with a message
  * for an unknown key or a value that is not a positive integer. Does not check the
  * combination: call mt_gpt_config_check when done. */
-int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value,
-                      char *err, size_t errlen);
+int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen);
 
 /* Parses "preset[,key=value...]", e.g. "small,n_layer=2,vocab=50257". */
-int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err,
-                        size_t errlen);
+int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, size_t errlen);
 
 /* Checks that the configuration is buildable (positive fields, NH divides C, sizes
  * whose byte counts fit in size_t). Returns 0 or -1 with a message. */
@@ -95,8 +93,7 @@ enum mt_gpt_param {
 /* Stable name of a parameter tensor ("wte", "qkv_w", ...). */
 const char *mt_gpt_param_name(enum mt_gpt_param p);
 /* Shape of a parameter tensor: fills dims (up to 3) and returns the number of dims. */
-size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p,
-                          size_t dims[3]);
+size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3]);
 /* 1 for the 2-D weight matrices that get weight decay (embeddings and linear weights). */
 int mt_gpt_param_decays(enum mt_gpt_param p);
 
@@ -164,18 +161,24 @@ struct mt_gpt_opts {
  * configuration needs in `mode` for batch B and sequence T, without allocating. The slabs
  * mt_gpt_create allocates have exactly these sizes (mt_gpt_slab_bytes). Returns the
  * total, or 0 with a message when the configuration or the shape is invalid. */
-size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T,
-                     enum mt_gpt_mode mode, size_t bytes[MT_MEM_CAT_COUNT], char *err,
-                     size_t errlen);
+size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                     size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
 /* The same with layout options (NULL = defaults). */
-size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T,
-                        enum mt_gpt_mode mode, const struct mt_gpt_opts *opts,
-                        size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
+size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                        const struct mt_gpt_opts *opts, size_t bytes[MT_MEM_CAT_COUNT], char *err,
+                        size_t errlen);
 
 /* ---------------------------------------------------------------- the model */
 
 /* Linear layers the hook can take over. */
-enum mt_linear { MT_LIN_QKV, MT_LIN_ATTPROJ, MT_LIN_FC, MT_LIN_FCPROJ, MT_LIN_LMHEAD, MT_LIN_COUNT };
+enum mt_linear {
+    MT_LIN_QKV,
+    MT_LIN_ATTPROJ,
+    MT_LIN_FC,
+    MT_LIN_FCPROJ,
+    MT_LIN_LMHEAD,
+    MT_LIN_COUNT
+};
 
 /* Runs out[rows, out_dim] = in[rows, in_dim] @ W^T + b for layer `layer` (0..L-1; L for
  * the LM head, which has no bias). Return 0 on success, non-zero to abort the forward
@@ -183,38 +186,38 @@ enum mt_linear { MT_LIN_QKV, MT_LIN_ATTPROJ, MT_LIN_FC, MT_LIN_FCPROJ, MT_LIN_LM
  * forward; it may use OpenMP itself. mt_gpt_linear_default() is the built-in one, so a
  * hook that only observes (calibration) can call it. */
 struct mt_gpt_linear_hook {
-    int (*matmul)(void *user, size_t layer, enum mt_linear which, const float *in,
-                  float *out, size_t rows);
+    int (*matmul)(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
+                  size_t rows);
     void *user;
 };
 
 struct mt_gpt {
     struct mt_gpt_config cfg;
     enum mt_gpt_mode mode;
-    size_t B, T;          /* activation shape (0 in MT_GPT_WEIGHTS mode) */
-    size_t act_slots;     /* layer slots of the per-layer activations (Lk) */
-    size_t n_segments;    /* saved segment inputs (0 = no recomputation) */
+    size_t B, T;       /* activation shape (0 in MT_GPT_WEIGHTS mode) */
+    size_t act_slots;  /* layer slots of the per-layer activations (Lk) */
+    size_t n_segments; /* saved segment inputs (0 = no recomputation) */
     size_t n_params;
     size_t slab_bytes[MT_MEM_CAT_COUNT]; /* what was allocated, per category */
 
-    float *params;                 /* slab: MT_MEM_WEIGHTS */
-    float *param[MT_P_COUNT];      /* carved tensors */
-    size_t param_len[MT_P_COUNT];  /* floats per tensor */
-    float *grads;                  /* slab: MT_MEM_GRADIENTS, same layout (TRAIN) */
+    float *params;                /* slab: MT_MEM_WEIGHTS */
+    float *param[MT_P_COUNT];     /* carved tensors */
+    size_t param_len[MT_P_COUNT]; /* floats per tensor */
+    float *grads;                 /* slab: MT_MEM_GRADIENTS, same layout (TRAIN) */
     float *grad[MT_P_COUNT];
-    float *opt;                    /* slab: MT_MEM_OPTIMIZER, m then v (TRAIN) */
+    float *opt; /* slab: MT_MEM_OPTIMIZER, m then v (TRAIN) */
     float *opt_m, *opt_v;
-    float *acts;                   /* slab: MT_MEM_ACTIVATIONS */
+    float *acts; /* slab: MT_MEM_ACTIVATIONS */
     float *act[MT_A_COUNT];
-    float *dacts;                  /* slab: MT_MEM_ACT_GRADS (TRAIN) */
+    float *dacts; /* slab: MT_MEM_ACT_GRADS (TRAIN) */
     float *dact[MT_D_COUNT];
-    void *work;                    /* slab: MT_MEM_WORKSPACE */
-    int *inputs, *targets;         /* carved from work */
+    void *work;            /* slab: MT_MEM_WORKSPACE */
+    int *inputs, *targets; /* carved from work */
 
-    size_t fwd_B, fwd_T;           /* shape of the last forward */
-    float last_loss;               /* mean loss of the last forward with targets, or -1 */
-    uint64_t adam_step;            /* optimizer steps taken */
-    int grads_zero;                /* gradients known to be all zero (zero_grad is free) */
+    size_t fwd_B, fwd_T; /* shape of the last forward */
+    float last_loss;     /* mean loss of the last forward with targets, or -1 */
+    uint64_t adam_step;  /* optimizer steps taken */
+    int grads_zero;      /* gradients known to be all zero (zero_grad is free) */
     struct mt_gpt_linear_hook hook;
 };
 
@@ -223,13 +226,12 @@ struct mt_gpt {
  * its category with mt_memcat_set and its tensors reported with mt_memcat_report.
  * Returns 0 and *out (free with mt_gpt_free), or -1 with a message (bad configuration,
  * out of memory); nothing is left allocated on failure. */
-int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg,
-                  enum mt_gpt_mode mode, size_t B, size_t T, char *err, size_t errlen);
+int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
+                  size_t B, size_t T, char *err, size_t errlen);
 
 /* The same with layout options (NULL = defaults); see struct mt_gpt_opts. */
-int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg,
-                     enum mt_gpt_mode mode, size_t B, size_t T, const struct mt_gpt_opts *opts,
-                     char *err, size_t errlen);
+int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
+                     size_t B, size_t T, const struct mt_gpt_opts *opts, char *err, size_t errlen);
 
 /* Frees everything a model owns; NULL is a no-op. */
 void mt_gpt_free(struct mt_gpt *m);
@@ -244,20 +246,20 @@ void mt_gpt_init(struct mt_gpt *m, uint64_t seed);
 int mt_gpt_linear_default(void *model, size_t layer, enum mt_linear which, const float *in,
                           float *out, size_t rows);
 /* Runs one linear layer of the model: through the hook when set, else the default. */
-int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in,
-                  float *out, size_t rows);
+int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in, float *out,
+                  size_t rows);
 /* Where the fp32 weight (out_dim x in_dim) and bias (NULL for the LM head) of a linear
  * layer live, and its dimensions. */
-void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which,
-                           float **w, float **b, size_t *in_dim, size_t *out_dim);
+void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **w,
+                           float **b, size_t *in_dim, size_t *out_dim);
 
 /* Forward pass on inputs (B, T) token ids, B <= m->B, T <= m->T. With targets (may be
  * NULL; entries < 0 are ignored) it computes the losses and *mean_loss (mean over the
  * counted targets) and leaves probabilities in act[MT_A_LOGITS]; without, logits stay
  * raw. Inputs and targets are copied, so the caller may reuse its buffers. Returns 0, or
  * -1 with a message (bad shape or token id, hook failure). */
-int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B,
-                   size_t T, float *mean_loss, char *err, size_t errlen);
+int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B, size_t T,
+                   float *mean_loss, char *err, size_t errlen);
 
 /* Sets all parameter gradients to zero (TRAIN mode). */
 void mt_gpt_zero_grad(struct mt_gpt *m);
@@ -282,14 +284,14 @@ float mt_gpt_grad_norm(const struct mt_gpt *m);
 
 /* Optimizer hyperparameters and the learning-rate schedule. */
 struct mt_gpt_recipe {
-    float lr;           /* peak learning rate */
-    float min_lr_frac;  /* cosine decays to lr * min_lr_frac */
-    size_t warmup;      /* linear warmup steps */
-    size_t steps;       /* total steps of the schedule */
+    float lr;          /* peak learning rate */
+    float min_lr_frac; /* cosine decays to lr * min_lr_frac */
+    size_t warmup;     /* linear warmup steps */
+    size_t steps;      /* total steps of the schedule */
     float beta1, beta2, eps, weight_decay;
-    float grad_clip;    /* clip the global norm to this; 0 = no clipping */
-    size_t batch;       /* B */
-    size_t seq;         /* T */
+    float grad_clip; /* clip the global norm to this; 0 = no clipping */
+    size_t batch;    /* B */
+    size_t seq;      /* T */
 };
 /* The issue-2 default: lr 3e-3, betas 0.9/0.95, eps 1e-8, wd 0.1, warmup 100, cosine to
  * 10 %, clip 1.0, B 16, T 128, `steps` steps (warmup shortened to steps/10 when longer). */
@@ -304,14 +306,13 @@ float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step);
  * bias-corrected moments, decoupled weight decay on 2-D weights only. Consumes the
  * gradients: they are zero afterwards (fused into the update; the next zero_grad is
  * free). Returns the gradient norm before clipping (after grad_div). */
-float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr,
-                        float grad_div);
+float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr, float grad_div);
 
 /* forward + zero_grad + backward + adamw_step at lr_at(step). Returns 0 and the loss and
  * gradient norm, or -1 with a message. */
 int mt_gpt_train_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, size_t step,
-                      const int *inputs, const int *targets, float *loss, float *gnorm,
-                      char *err, size_t errlen);
+                      const int *inputs, const int *targets, float *loss, float *gnorm, char *err,
+                      size_t errlen);
 
 /* ---------------------------------------------------------------- decoding */
 
@@ -339,8 +340,7 @@ void mt_gpt_kv_reset(struct mt_gpt_kv *kv);
  * logits in kv->logits (V floats). Uses the model's linear hook. Works in any mode (the
  * model only needs weights). Returns 0, or -1 with a message (cache full, bad token,
  * hook failure). */
-int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err,
-                       size_t errlen);
+int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

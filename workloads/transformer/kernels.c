@@ -50,7 +50,10 @@ static inline float fast_tanhf(float x)
     return 1.0f - 2.0f / (fast_expf(2.0f * x) + 1.0f);
 }
 
-float mt_k_expf(float x) { return fast_expf(x); }
+float mt_k_expf(float x)
+{
+    return fast_expf(x);
+}
 
 /* Row-major C = alpha op(A) op(B) + beta C with oneDNN. The shapes come from the model,
  * whose sizes are checked at configuration time, so a failure here is a programming
@@ -58,8 +61,8 @@ float mt_k_expf(float x) { return fast_expf(x); }
 static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A, size_t lda,
                   const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
-    dnnl_sgemm(ta, tb, (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A, (dnnl_dim_t)lda,
-               B, (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
+    dnnl_sgemm(ta, tb, (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A, (dnnl_dim_t)lda, B,
+               (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
 }
 
 /* dst[j] += sum_i src[i*ld + j] for j < ncol, parallel over column blocks. */
@@ -81,8 +84,8 @@ static void colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, s
     }
 }
 
-void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
-                     size_t N, size_t C, size_t OC)
+void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                     size_t C, size_t OC)
 {
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC > PAR_MIN)
@@ -92,18 +95,16 @@ void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *
     sgemm('N', 'T', N, OC, C, inp, C, w, C, bias ? 1.0f : 0.0f, out, OC);
 }
 
-void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-                     const float *inp, const float *w, size_t N, size_t C, size_t OC)
+void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, size_t N, size_t C, size_t OC)
 {
-    if (dinp)
-        sgemm('N', 'N', N, C, OC, dout, OC, w, C, 0.0f, dinp, C);
+    if (dinp) sgemm('N', 'N', N, C, OC, dout, OC, w, C, 0.0f, dinp, C);
     sgemm('T', 'N', OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
-    if (dbias)
-        colsum_add(dbias, dout, N, OC, OC);
+    if (dbias) colsum_add(dbias, dout, N, OC, OC);
 }
 
-void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe,
-                      size_t B, size_t T, size_t C)
+void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                      size_t T, size_t C)
 {
 #pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
     for (size_t bt = 0; bt < B * T; bt++) {
@@ -136,8 +137,8 @@ void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *in
     }
 }
 
-void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
-                        const float *w, const float *b, size_t N, size_t C)
+void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                        const float *b, size_t N, size_t C)
 {
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
     for (size_t i = 0; i < N; i++) {
@@ -155,16 +156,13 @@ void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
 #pragma omp simd
         for (size_t c = 0; c < C; c++)
             o[c] = (x[c] - m) * s * w[c] + b[c];
-        if (mean)
-            mean[i] = m;
-        if (rstd)
-            rstd[i] = s;
+        if (mean) mean[i] = m;
+        if (rstd) rstd[i] = s;
     }
 }
 
-void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, const float *mean,
-                        const float *rstd, size_t N, size_t C)
+void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, size_t N, size_t C)
 {
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
     for (size_t i = 0; i < N; i++) {
@@ -207,8 +205,8 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
  * O = P V (and the transposed products backward). The masked upper triangle costs a
  * few redundant FLOPs but the GEMMs beat any dot-product loop. Inside the parallel loop
  * oneDNN runs each GEMM on the calling thread. */
-void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
-                        size_t C, size_t NH)
+void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                        size_t NH)
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -284,8 +282,8 @@ void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
         float th = fast_tanhf(u), sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) +
-                  0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        float g =
+            0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = g * dout[i];
     }
 }
@@ -326,8 +324,7 @@ void mt_k_softmax_fwd(float *probs, const float *logits, size_t N, size_t V)
     }
 }
 
-double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N,
-                             size_t V)
+double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V)
 {
 #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
     for (size_t i = 0; i < N; i++) {
@@ -342,8 +339,7 @@ double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, s
     return total;
 }
 
-void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N,
-                           size_t V)
+void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V)
 {
 #pragma omp parallel for schedule(static) if (N * V > PAR_MIN)
     for (size_t i = 0; i < N; i++) {
@@ -352,13 +348,11 @@ void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t
 #pragma omp simd
         for (size_t j = 0; j < V; j++)
             p[j] *= s;
-        if (targets[i] >= 0)
-            p[targets[i]] -= dloss;
+        if (targets[i] >= 0) p[targets[i]] -= dloss;
     }
 }
 
-void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n,
-                const struct mt_adamw_args *a)
+void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a)
 {
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
     float c2 = 1.0f - powf(a->beta2, (float)a->step);

@@ -27,50 +27,49 @@ extern "C" {
 #endif
 
 /* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC]; bias may be NULL. Through dnnl_sgemm. */
-void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
-                     size_t N, size_t C, size_t OC);
-void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias,
-                         size_t N, size_t C, size_t OC);
+void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                     size_t C, size_t OC);
+void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                         size_t C, size_t OC);
 
 /* Backward of mt_k_matmul_fwd: dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten; may be
  * NULL to skip), dw[OC,C] += dout^T @ inp, dbias[OC] += column sums of dout (may be
  * NULL). */
-void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-                     const float *inp, const float *w, size_t N, size_t C, size_t OC);
-void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, size_t N, size_t C, size_t OC);
+void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, size_t N, size_t C, size_t OC);
+void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, size_t N, size_t C, size_t OC);
 
 /* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]; out is (B,T,C). */
-void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe,
-                      size_t B, size_t T, size_t C);
-void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe,
-                          size_t B, size_t T, size_t C);
+void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                      size_t T, size_t C);
+void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                          size_t T, size_t C);
 /* dwte[inp[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:]. */
 void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
                       size_t T, size_t C);
-void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp,
-                          size_t B, size_t T, size_t C);
+void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                          size_t T, size_t C);
 
 /* LayerNorm over C (eps 1e-5): out[N,C] =, mean[N] =, rstd[N] = (mean/rstd may be NULL
  * for inference). */
-void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
-                        const float *w, const float *b, size_t N, size_t C);
-void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp,
-                            const float *w, const float *b, size_t N, size_t C);
+void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                        const float *b, size_t N, size_t C);
+void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, size_t N, size_t C);
 /* dinp[N,C] +=, dw[C] +=, db[C] += given dout[N,C], the forward input, w, mean, rstd. */
-void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, const float *mean,
-                        const float *rstd, size_t N, size_t C);
-void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, const float *mean,
-                            const float *rstd, size_t N, size_t C);
+void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, size_t N, size_t C);
+void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, size_t N,
+                            size_t C);
 
 /* Causal multi-head attention. qkv is (B,T,3C) holding q, k, v side by side; out (B,T,C)
  * =; att (B,NH,T,T) = the softmax probabilities (zero above the diagonal). */
-void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T,
-                        size_t C, size_t NH);
-void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T,
-                            size_t C, size_t NH);
+void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                        size_t NH);
+void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                            size_t NH);
 /* dqkv (B,T,3C) =; datt (B,NH,T,T) is scratch (overwritten); given dout (B,T,C), the
  * forward qkv and att. */
 void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -95,16 +94,13 @@ void mt_k_softmax_fwd_ref(float *probs, const float *logits, size_t N, size_t V)
 /* Fused softmax + cross-entropy: logits[N,V] are replaced by probabilities; losses[N] =
  * -log p[target]; targets < 0 are ignored (loss 0). Returns the sum of the losses (in
  * double, reduced in a thread-count independent order). */
-double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N,
-                             size_t V);
-double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets,
-                                 size_t N, size_t V);
+double mt_k_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V);
+double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets, size_t N,
+                                 size_t V);
 /* In place on the probabilities: probs[i,:] = (probs[i,:] - onehot(targets[i])) * dloss;
  * rows whose target is < 0 become zero. */
-void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N,
-                           size_t V);
-void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N,
-                               size_t V);
+void mt_k_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V);
+void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N, size_t V);
 
 /* One AdamW update of n parameters with bias correction (step counts from 1) and
  * decoupled weight decay: p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). grad_scale
@@ -115,8 +111,7 @@ struct mt_adamw_args {
     uint64_t step;
     int zero_grad;
 };
-void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n,
-                const struct mt_adamw_args *a);
+void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a);
 void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
                     const struct mt_adamw_args *a);
 

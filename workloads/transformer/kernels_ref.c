@@ -11,8 +11,8 @@
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
-void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias,
-                         size_t N, size_t C, size_t OC)
+void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                         size_t C, size_t OC)
 {
     for (size_t i = 0; i < N; i++)
         for (size_t o = 0; o < OC; o++) {
@@ -23,8 +23,8 @@ void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const flo
         }
 }
 
-void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, size_t N, size_t C, size_t OC)
+void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, size_t N, size_t C, size_t OC)
 {
     if (dinp)
         for (size_t i = 0; i < N; i++)
@@ -50,8 +50,8 @@ void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout
     }
 }
 
-void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe,
-                          size_t B, size_t T, size_t C)
+void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                          size_t T, size_t C)
 {
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
@@ -61,8 +61,8 @@ void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const fl
         }
 }
 
-void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp,
-                          size_t B, size_t T, size_t C)
+void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                          size_t T, size_t C)
 {
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
@@ -75,8 +75,8 @@ void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int
         }
 }
 
-void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp,
-                            const float *w, const float *b, size_t N, size_t C)
+void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, size_t N, size_t C)
 {
     for (size_t i = 0; i < N; i++) {
         const float *x = inp + i * C;
@@ -90,16 +90,14 @@ void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *i
         float s = 1.0f / sqrtf(v + 1e-5f);
         for (size_t c = 0; c < C; c++)
             out[i * C + c] = (x[c] - m) * s * w[c] + b[c];
-        if (mean)
-            mean[i] = m;
-        if (rstd)
-            rstd[i] = s;
+        if (mean) mean[i] = m;
+        if (rstd) rstd[i] = s;
     }
 }
 
-void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, const float *mean,
-                            const float *rstd, size_t N, size_t C)
+void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, size_t N,
+                            size_t C)
 {
     for (size_t i = 0; i < N; i++) {
         const float *d = dout + i * C, *x = inp + i * C;
@@ -120,8 +118,8 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
     }
 }
 
-void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T,
-                            size_t C, size_t NH)
+void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                            size_t NH)
 {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -136,8 +134,7 @@ void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, 
                     for (size_t i = 0; i < hs; i++)
                         dot += q[i] * k[i];
                     a[t2] = dot * scale;
-                    if (a[t2] > maxv)
-                        maxv = a[t2];
+                    if (a[t2] > maxv) maxv = a[t2];
                 }
                 for (size_t t2 = 0; t2 <= t; t2++) {
                     a[t2] = expf(a[t2] - maxv);
@@ -213,8 +210,8 @@ void mt_k_gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t 
     for (size_t i = 0; i < n; i++) {
         float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
         float th = tanhf(u), sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) +
-                  0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        float g =
+            0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = g * dout[i];
     }
 }
@@ -225,8 +222,7 @@ void mt_k_softmax_fwd_ref(float *probs, const float *logits, size_t N, size_t V)
         const float *l = logits + i * V;
         float *p = probs + i * V, maxv = -INFINITY, sum = 0.0f;
         for (size_t j = 0; j < V; j++)
-            if (l[j] > maxv)
-                maxv = l[j];
+            if (l[j] > maxv) maxv = l[j];
         for (size_t j = 0; j < V; j++) {
             p[j] = expf(l[j] - maxv);
             sum += p[j];
@@ -236,8 +232,8 @@ void mt_k_softmax_fwd_ref(float *probs, const float *logits, size_t N, size_t V)
     }
 }
 
-double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets,
-                                 size_t N, size_t V)
+double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *targets, size_t N,
+                                 size_t V)
 {
     double total = 0.0;
     mt_k_softmax_fwd_ref(logits, logits, N, V);
@@ -248,8 +244,7 @@ double mt_k_crossentropy_fwd_ref(float *logits, float *losses, const int *target
     return total;
 }
 
-void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N,
-                               size_t V)
+void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, size_t N, size_t V)
 {
     for (size_t i = 0; i < N; i++)
         for (size_t j = 0; j < V; j++) {
@@ -261,8 +256,7 @@ void mt_k_crossentropy_bwd_ref(float *probs, const int *targets, float dloss, si
         }
 }
 
-void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
-                    const struct mt_adamw_args *a)
+void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a)
 {
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
     float c2 = 1.0f - powf(a->beta2, (float)a->step);
@@ -272,8 +266,7 @@ void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
         v[i] = a->beta2 * v[i] + (1.0f - a->beta2) * gi * gi;
         float mh = m[i] / c1, vh = v[i] / c2;
         p[i] -= a->lr * (mh / (sqrtf(vh) + a->eps) + a->weight_decay * p[i]);
-        if (a->zero_grad)
-            g[i] = 0.0f;
+        if (a->zero_grad) g[i] = 0.0f;
     }
 }
 

@@ -15,7 +15,10 @@ struct mt_rng {
     uint64_t state;
 };
 
-static inline void mt_rng_seed(struct mt_rng *r, uint64_t seed) { r->state = seed; }
+static inline void mt_rng_seed(struct mt_rng *r, uint64_t seed)
+{
+    r->state = seed;
+}
 
 /* Next 64 uniform bits (splitmix64). */
 static inline uint64_t mt_rng_next(struct mt_rng *r)
@@ -42,8 +45,7 @@ static inline uint64_t mt_rng_below(struct mt_rng *r, uint64_t n)
 static inline double mt_rng_normal(struct mt_rng *r)
 {
     double u1 = mt_rng_uniform(r), u2 = mt_rng_uniform(r);
-    if (u1 < 1e-300)
-        u1 = 1e-300;
+    if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
@@ -51,8 +53,7 @@ static inline double mt_rng_normal(struct mt_rng *r)
 static inline void mt_rng_normal2(struct mt_rng *r, double z[2])
 {
     double u1 = mt_rng_uniform(r), u2 = mt_rng_uniform(r);
-    if (u1 < 1e-300)
-        u1 = 1e-300;
+    if (u1 < 1e-300) u1 = 1e-300;
     double rad = sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
     z[0] = rad * cos(ang);
     z[1] = rad * sin(ang);

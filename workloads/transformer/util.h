@@ -10,8 +10,7 @@
 #include "hash.h"
 
 /* Formats a message into err (when err != NULL and errlen > 0) and returns -1. */
-__attribute__((format(printf, 3, 4))) int mt_tf_fail(char *err, size_t errlen,
-                                                     const char *fmt, ...);
-
+__attribute__((format(printf, 3, 4))) int mt_tf_fail(char *err, size_t errlen, const char *fmt,
+                                                     ...);
 
 #endif
