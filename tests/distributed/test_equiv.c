@@ -1,0 +1,215 @@
+/* test_equiv.c — the distributed strategies against one process running the reference
+ * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
+ *
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b [steps]
+ *
+ * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
+ * against data parallel: losses within 1e-6) and the ledger's per-rank optimizer bytes
+ * (stage 2: gradient bytes) exactly 8 (4) bytes times this rank's slice, the slices
+ * differing by at most one float and summing to the parameter count.
+ * tp, pp*: the logits of the first forward within 1e-5 of mt_gpt_forward, losses within
+ * 1e-4 over the steps, final parameters within 1e-4 relative.
+ * Every rank computes the single-process reference itself (it is small), so every rank
+ * checks; a failed check exits 1, which mpirun turns into a failed job.
+ */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "dist.h"
+#include "gpt.h"
+#include "rng.h"
+#include "train.h"
+
+static int g_rank;
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "rank %d: %s:%d: CHECK failed: %s: ", g_rank, __FILE__,       \
+                    __LINE__, #cond);                                                      \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fprintf(stderr, "\n");                                                         \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+
+struct ref {
+    float *losses, *params, *logits;
+};
+
+/* One process, batch B: the reference every strategy must reproduce. */
+static void reference(const struct mt_dist_job *job, struct ref *out)
+{
+    char err[256];
+    struct mt_gpt *m;
+    const struct mt_gpt_recipe *r = &job->recipe;
+    size_t B = r->batch, T = r->seq, V = job->cfg.vocab;
+    CHECK(!mt_gpt_create(&m, &job->cfg, MT_GPT_TRAIN, B, T, err, sizeof err), "%s", err);
+    mt_gpt_init(m, job->seed);
+    int *in = malloc(2 * B * T * sizeof *in), *tg = in + B * T;
+    out->losses = calloc(r->steps, sizeof *out->losses);
+    out->params = calloc(m->n_params, sizeof *out->params);
+    out->logits = calloc(B * T * V, sizeof *out->logits);
+    struct mt_rng rng;
+    mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
+    for (size_t s = 0; s < r->steps; s++) {
+        mt_batch_sample(job->data, job->n_data, B, T, &rng, in, tg);
+        if (s == 0) {
+            CHECK(!mt_gpt_forward(m, in, NULL, B, T, NULL, err, sizeof err), "%s", err);
+            memcpy(out->logits, m->act[MT_A_LOGITS], B * T * V * sizeof(float));
+        }
+        CHECK(!mt_gpt_train_step(m, r, s, in, tg, &out->losses[s], NULL, err, sizeof err), "%s",
+              err);
+    }
+    float *p = out->params;
+    for (int k = 0; k < MT_P_COUNT; k++) {
+        memcpy(p, m->param[k], m->param_len[k] * sizeof *p);
+        p += m->param_len[k];
+    }
+    free(in);
+    mt_gpt_free(m);
+}
+
+/* Relative L2 distance of two vectors. */
+static double rel(const float *a, const float *b, size_t n)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        s += (double)b[i] * b[i];
+    }
+    return sqrt(d / (s > 0 ? s : 1));
+}
+
+static double max_abs(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static void train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_dist_result *res)
+{
+    char err[512];
+    size_t psi = mt_gpt_num_params(&job->cfg);
+    memset(res, 0, sizeof *res);
+    res->losses = calloc(job->recipe.steps, sizeof *res->losses);
+    res->params = calloc(psi, sizeof *res->params);
+    res->logits = calloc(job->recipe.batch * job->recipe.seq * job->cfg.vocab, sizeof(float));
+    CHECK(!mt_dist_train(d, job, res, err, sizeof err), "%s", err);
+}
+
+static void check_losses(const float *got, const float *want, size_t steps, double tol,
+                         const char *what)
+{
+    for (size_t s = 0; s < steps; s++) {
+        double e = fabs((double)got[s] - want[s]) / fabs((double)want[s]);
+        CHECK(e <= tol, "%s: step %zu loss %.9g vs %.9g (rel %.3g > %.3g)", what, s, got[s],
+              want[s], e, tol);
+    }
+    if (g_rank == 0)
+        printf("%s: %zu losses within %.0e (first %.6f last %.6f)\n", what, steps, tol, got[0],
+               got[steps - 1]);
+}
+
+/* ZeRO's per-rank ledger: optimizer (and stage-2 gradient) bytes are this rank's slice. */
+static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
+                             const struct mt_dist_result *res)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), N = (size_t)d->nranks;
+    size_t slice = psi / N + ((size_t)d->rank < psi % N);
+    long long total = 0, mine = (long long)slice;
+    MPI_Allreduce(&mine, &total, 1, MPI_LONG_LONG, MPI_SUM, d->comm);
+    CHECK((size_t)total == psi, "slices sum to %lld, not %zu", total, psi);
+    CHECK(res->peak[MT_MEM_OPTIMIZER] == 8 * slice, "optimizer %zu bytes, want 8 * %zu",
+          res->peak[MT_MEM_OPTIMIZER], slice);
+    size_t want_g = job->zero_stage == 2 ? 4 * slice : 4 * psi;
+    CHECK(res->peak[MT_MEM_GRADIENTS] == want_g, "gradients %zu bytes, want %zu",
+          res->peak[MT_MEM_GRADIENTS], want_g);
+    if (psi % N == 0)
+        CHECK(fabs(res->zero_pred_optimizer - (double)res->peak[MT_MEM_OPTIMIZER]) < 0.5,
+              "formula %.1f vs %zu", res->zero_pred_optimizer, res->peak[MT_MEM_OPTIMIZER]);
+    printf("rank %d: zero-%d optimizer %zu B gradients %zu B (psi %zu, formula %.0f / %.0f)\n",
+           d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS],
+           psi, res->zero_pred_optimizer, res->zero_pred_gradients);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    struct mt_dist d;
+    char err[256];
+    CHECK(!mt_dist_open(&d, NULL, err, sizeof err), "%s", err);
+    g_rank = d.rank;
+    const char *mode = argc > 1 ? argv[1] : "dp";
+    size_t steps = argc > 2 ? (size_t)atoi(argv[2]) : 5;
+
+    struct mt_corpus corpus;
+    struct mt_dist_job job = {.crash_rank = -1, .seed = 1337, .micro_batches = 4};
+    CHECK(!mt_gpt_config_preset(&job.cfg, "tiny", err, sizeof err), "%s", err);
+    job.recipe = mt_gpt_recipe_default(steps);
+    job.recipe.batch = 8;
+    job.recipe.seq = job.cfg.seq_len;
+    CHECK(!mt_corpus_load(&corpus, NULL, job.recipe.seq, err, sizeof err), "%s", err);
+    job.data = corpus.train;
+    job.n_data = corpus.n_train;
+    size_t psi = mt_gpt_num_params(&job.cfg), logits_n = 8 * job.recipe.seq * job.cfg.vocab;
+
+    struct ref ref;
+    reference(&job, &ref);
+    struct mt_dist_result res, dp;
+    int zero = !strncmp(mode, "zero", 4);
+    if (!strcmp(mode, "dp") || !strcmp(mode, "dp_overlap") || zero) {
+        job.strategy = MT_DIST_DP;
+        train(&d, &job, &dp);
+        check_losses(dp.losses, ref.losses, steps, 1e-5, "data parallel vs one process");
+        if (d.rank == 0) {
+            double e = rel(dp.params, ref.params, psi);
+            printf("final params rel %.3g max abs %.3g\n", e, max_abs(dp.params, ref.params, psi));
+            CHECK(e <= 1e-5, "final parameters rel %.3g", e);
+        }
+        if (!strcmp(mode, "dp_overlap")) {
+            job.overlap = 1;
+            job.bucket_mb = 0.05; /* a few layers per bucket on tiny */
+            train(&d, &job, &res);
+            check_losses(res.losses, dp.losses, steps, 1e-6, "overlapped buckets vs one all-reduce");
+            if (d.rank == 0)
+                CHECK(rel(res.params, dp.params, psi) <= 1e-6, "overlap params");
+        }
+        if (zero) {
+            job.strategy = MT_DIST_ZERO;
+            job.zero_stage = mode[4] == '2' ? 2 : 1;
+            train(&d, &job, &res);
+            check_losses(res.losses, dp.losses, steps, 1e-6, "zero vs data parallel");
+            if (d.rank == 0)
+                CHECK(rel(res.params, dp.params, psi) <= 1e-6, "zero params rel %.3g",
+                      rel(res.params, dp.params, psi));
+            check_zero_bytes(&d, &job, &res);
+        }
+    } else {
+        job.strategy = !strcmp(mode, "tp") ? MT_DIST_TP : MT_DIST_PP;
+        job.one_f_one_b = !strcmp(mode, "pp_1f1b");
+        train(&d, &job, &res);
+        int has_head = job.strategy == MT_DIST_TP || d.rank == d.nranks - 1;
+        if (has_head) {
+            double e = max_abs(res.logits, ref.logits, logits_n);
+            printf("rank %d: %s first logits max abs diff %.3g\n", d.rank, mode, e);
+            CHECK(e <= 1e-5, "logits differ by %.3g", e);
+        }
+        check_losses(res.losses, ref.losses, steps, 1e-4, mode);
+        if (d.rank == 0) {
+            double e = rel(res.params, ref.params, psi);
+            printf("%s final params rel %.3g\n", mode, e);
+            CHECK(e <= 1e-4, "final parameters rel %.3g", e);
+        }
+    }
+    mt_corpus_free(&corpus);
+    mt_dist_close(&d, 0);
+    MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,162 @@
+/* plugin.c — the shared run() of the distributed plugins (see plugin.h). */
+#include "plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist.h"
+
+#define EVAL_BATCH 8 /* windows per evaluation forward on rank 0 */
+
+size_t mt_dist_plugin_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    char err[256];
+    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err))
+        return 0;
+    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
+    size_t ranks = (size_t)mt_param_int(ctx, "ranks"), B = (size_t)mt_param_int(ctx, "batch");
+    B = ranks ? (B + ranks - 1) / ranks : B;
+    return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);
+}
+
+/* The job from the parameters shared by all strategies and the strategy's own. */
+static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct mt_dist_job *job,
+                    struct mt_corpus *corpus)
+{
+    memset(job, 0, sizeof *job);
+    job->strategy = strategy;
+    job->ctx = ctx;
+    job->crash_rank = getenv("MT_TEST_CRASH_RANK") ? atoi(getenv("MT_TEST_CRASH_RANK")) : -1;
+    if (mt_wl_model_config(ctx, NULL, &job->cfg) ||
+        mt_wl_recipe(ctx, &job->cfg, &job->recipe, &job->seed) ||
+        mt_wl_corpus(ctx, 0, job->recipe.seq, corpus))
+        return -1;
+    job->data = corpus->train;
+    job->n_data = corpus->n_train;
+    switch (strategy) {
+    case MT_DIST_DP:
+        job->bucket_mb = mt_param_float(ctx, "bucket_mb");
+        job->overlap = mt_param_bool(ctx, "overlap");
+        break;
+    case MT_DIST_ZERO:
+        job->zero_stage = (int)mt_param_int(ctx, "stage");
+        break;
+    case MT_DIST_PP:
+        job->micro_batches = (size_t)mt_param_int(ctx, "micro_batches");
+        job->one_f_one_b = strcmp(mt_param_str(ctx, "schedule"), "1f1b") == 0;
+        break;
+    case MT_DIST_TP:
+        break;
+    }
+    return 0;
+}
+
+static void report_rank(struct mt_ctx *ctx, const struct mt_dist_job *job,
+                        const struct mt_dist_result *res)
+{
+    static const int cats[] = {MT_MEM_WEIGHTS,   MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
+                               MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE,
+                               MT_MEM_DATA};
+    char name[64];
+    mt_metric(ctx, "train_peak_bytes", (double)res->peak_total, "bytes");
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        snprintf(name, sizeof name, "peak_%s_bytes", mt_mem_cat_names[cats[i]]);
+        mt_metric(ctx, name, (double)res->peak[cats[i]], "bytes");
+    }
+    mt_metric(ctx, "comm_bytes_sent", res->bytes_sent, "bytes");
+    mt_metric(ctx, "comm_bytes_recv", res->bytes_recv, "bytes");
+    mt_metric(ctx, "comm_s", res->comm_s, "s");
+    mt_metric(ctx, "compute_s", res->compute_s, "s");
+    mt_metric(ctx, "comm_calls", (double)res->comm_calls, "count");
+    mt_metric(ctx, "flat_params", (double)res->flat_params, "count");
+    if (job->strategy == MT_DIST_ZERO) {
+        mt_metric(ctx, "zero_predicted_optimizer_bytes", res->zero_pred_optimizer, "bytes");
+        mt_metric(ctx, "zero_predicted_gradients_bytes", res->zero_pred_gradients, "bytes");
+        if (job->zero_stage == 2)
+            mt_metric(ctx, "grad_window_bytes", (double)res->grad_window_bytes, "bytes");
+    }
+}
+
+/* Rank 0: the full model in eval mode from the assembled parameters, scored. */
+static int evaluate(struct mt_ctx *ctx, const struct mt_dist_job *job, const float *full,
+                    const struct mt_corpus *corpus)
+{
+    struct mt_gpt *m = NULL;
+    char err[256];
+    if (mt_gpt_create(&m, &job->cfg, MT_GPT_INFER, EVAL_BATCH, job->recipe.seq, err, sizeof err))
+        return mt_error(ctx, "evaluation model: %s", err);
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        memcpy(m->param[p], full, m->param_len[p] * sizeof *full);
+        full += m->param_len[p];
+    }
+    mt_wl_report_model(ctx, m);
+    int rc = mt_wl_report_eval(ctx, m, corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    mt_gpt_free(m);
+    return rc;
+}
+
+/* Rank 0 reports the sums and maxima over ranks (reduced here, outside the training
+ * counters). Collective. */
+static void report_run(struct mt_ctx *ctx, struct mt_dist *d, const struct mt_dist_result *res)
+{
+    double mine[2] = {(double)res->peak_total, res->bytes_sent}, sum[2] = {0, 0}, max = 0;
+    MPI_Reduce(mine, sum, 2, MPI_DOUBLE, MPI_SUM, 0, d->comm);
+    MPI_Reduce(mine, &max, 1, MPI_DOUBLE, MPI_MAX, 0, d->comm);
+    if (d->rank != 0)
+        return;
+    mt_metric(ctx, "ranks", d->nranks, "count");
+    mt_metric(ctx, "run_sum_train_peak_bytes", sum[0], "bytes");
+    mt_metric(ctx, "run_max_train_peak_bytes", max, "bytes");
+    mt_metric(ctx, "run_sum_comm_bytes_sent", sum[1], "bytes");
+    mt_metric(ctx, "train_tokens_per_s", (double)res->tokens / res->train_s, "tokens/s");
+    mt_metric(ctx, "train_loss", res->final_loss, "nats/byte");
+}
+
+int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy)
+{
+    struct mt_dist_job job;
+    struct mt_corpus corpus;
+    struct mt_dist d;
+    char err[512];
+    mt_wl_threads(ctx);
+    if (read_job(ctx, strategy, &job, &corpus))
+        return -1; /* the same parameters fail alike on every rank, before MPI starts */
+    if (mt_dist_open(&d, ctx, err, sizeof err)) {
+        mt_corpus_free(&corpus);
+        return mt_error(ctx, "%s", err);
+    }
+    if (d.nranks != (int)mt_param_int(ctx, "ranks"))
+        mt_log(ctx, MT_LOG_WARN, "started with %d ranks but ranks=%lld", d.nranks,
+               (long long)mt_param_int(ctx, "ranks"));
+    struct mt_dist_result res = {0};
+    size_t psi = mt_gpt_num_params(&job.cfg);
+    res.losses = calloc(job.recipe.steps, sizeof *res.losses);
+    res.params = d.rank == 0 ? calloc(psi, sizeof *res.params) : NULL;
+    int rc = !res.losses || (d.rank == 0 && !res.params);
+    if (mt_dist_any(&d, rc)) {
+        snprintf(err, sizeof err, "out of memory for the loss curve or the parameters");
+        rc = -1;
+    } else {
+        mt_region_begin(ctx, "train");
+        rc = mt_dist_train(&d, &job, &res, err, sizeof err);
+        mt_region_end(ctx, "train");
+    }
+    if (rc == 0) {
+        report_rank(ctx, &job, &res);
+        report_run(ctx, &d, &res);
+        for (size_t s = 0; d.rank == 0 && s < job.recipe.steps; s++)
+            mt_sample(ctx, "train_loss", (double)s, res.losses[s]);
+    }
+    int eval_rc = 0;
+    if (rc == 0 && d.rank == 0)
+        eval_rc = evaluate(ctx, &job, res.params, &corpus);
+    free(res.losses);
+    free(res.params);
+    mt_corpus_free(&corpus);
+    mt_dist_close(&d, 0); /* mt_dist_train fails on every rank alike */
+    if (rc)
+        return mt_error(ctx, "%s", err);
+    return eval_rc;
+}

@@ -1,0 +1,48 @@
+/* plugin.h — what the four distributed plugins share: their common parameters and the
+ * body of run(): MPI start-up, reading the recipe, training through mt_dist_train, the
+ * per-rank and run-level metrics, evaluation on rank 0, MPI shut-down.
+ *
+ * What it is for: keeping data_parallel.c, zero.c, tensor_parallel.c and
+ * pipeline_parallel.c down to a parameter table and a descriptor.
+ * What it is not for: training itself (train.h) or MPI wrappers (dist.h).
+ *
+ * Metrics. Every rank (stored with its rank): train_peak_bytes and peak_<category>_bytes
+ * from its own slab ledger (bytes requested by the shard, optimizer state, batch),
+ * comm_bytes_sent / comm_bytes_recv (point-to-point exact, collectives by the ring model,
+ * see dist.h), comm_s (also the region "comm"), compute_s, comm_calls, flat_params.
+ * Rank 0 only (run-level; the harness takes rank 0's value of non-byte metrics):
+ * train_tokens_per_s, train_loss, val_* from the full model assembled on rank 0, and
+ * run_sum_train_peak_bytes / run_max_train_peak_bytes / run_sum_comm_bytes_sent over
+ * all ranks. ZeRO also reports zero_predicted_optimizer_bytes and
+ * zero_predicted_gradients_bytes per rank.
+ * Tests: env MT_TEST_CRASH_RANK=r makes rank r raise SIGSEGV in the second step.
+ */
+#ifndef MT_DIST_PLUGIN_H
+#define MT_DIST_PLUGIN_H
+
+#include <stddef.h>
+
+#include <memtrade/workload.h>
+
+#include "train.h"
+#include "wlcommon.h"
+
+#define MT_DIST_PARAM_RANKS                                                                \
+    {"ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"}
+
+/* The baseline training parameters, `ranks` and `eval_tokens`, in this order. */
+#define MT_DIST_BASE_PARAMS                                                                \
+    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR,               \
+        MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                             \
+        {"eval_tokens", MT_PARAM_INT, "32768", 0, 1e12, NULL,                              \
+         "validation bytes scored on rank 0 (0 = the whole split)"}
+
+/* The body of every distributed plugin's run(): see above. Returns 0 or -1 (with
+ * mt_error). A failure on some ranks only aborts the MPI job so no rank hangs. */
+int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy);
+
+/* Per-rank peak estimate for the scheduler: a data-parallel rank's training slabs (an
+ * upper bound for the sharded strategies) + corpus + allowance. */
+size_t mt_dist_plugin_estimate(struct mt_ctx *ctx);
+
+#endif

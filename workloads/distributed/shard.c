@@ -1,0 +1,515 @@
+/* shard.c — layout, initialisation, forward and backward of one rank's model shard
+ * (see shard.h). The layer math mirrors mt_gpt_forward/backward in gpt.c step by step;
+ * only the tensor-parallel all-reduces and the per-layer gradient hand-off are added. */
+#include "shard.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "rng.h"
+
+/* Per-layer activations of one micro-batch, in this order inside a (slot, layer) block. */
+enum { LA_LN1, LA_LN1M, LA_LN1R, LA_QKV, LA_ATTY, LA_ATT, LA_RES2, LA_LN2, LA_LN2M, LA_LN2R,
+       LA_FCH, LA_FCHG, LA_RES3, LA_COUNT };
+/* Per-slot activations outside the layers: stage input, then the head's. */
+enum { SA_IN, SA_LNF, SA_LNFM, SA_LNFR, SA_LOGITS, SA_LOSSES, SA_COUNT };
+/* Activation gradients (one set) and the forward's projection scratch. */
+enum { DA_RES, DA_LN, DA_ATTY, DA_QKV, DA_ATT, DA_FCH, DA_PROJ, DA_COUNT };
+
+struct dims {
+    size_t C, Cl, NHl, F, BT, V;
+};
+
+static struct dims dims_of(const struct mt_shard_spec *s)
+{
+    struct dims d;
+    d.C = s->cfg.n_embd;
+    d.Cl = d.C / s->tp;
+    d.NHl = s->cfg.n_head / s->tp;
+    d.F = 4 * d.C / s->tp;
+    d.BT = s->B * s->T;
+    d.V = s->cfg.vocab;
+    return d;
+}
+
+static size_t layer_act_len(const struct mt_shard_spec *s, int a)
+{
+    struct dims d = dims_of(s);
+    switch (a) {
+    case LA_LN1M: case LA_LN1R: case LA_LN2M: case LA_LN2R: return d.BT;
+    case LA_QKV: return d.BT * 3 * d.Cl;
+    case LA_ATTY: return d.BT * d.Cl;
+    case LA_ATT: return s->B * d.NHl * s->T * s->T;
+    case LA_FCH: case LA_FCHG: return d.BT * d.F;
+    default: return d.BT * d.C;
+    }
+}
+
+static size_t slot_act_len(const struct mt_shard_spec *s, int a)
+{
+    struct dims d = dims_of(s);
+    if (a == SA_IN)
+        return d.BT * d.C;
+    if (!s->head)
+        return 0;
+    switch (a) {
+    case SA_LNF: return d.BT * d.C;
+    case SA_LOGITS: return d.BT * d.V;
+    default: return d.BT;
+    }
+}
+
+static size_t dact_len(const struct mt_shard_spec *s, int a)
+{
+    struct dims d = dims_of(s);
+    switch (a) {
+    case DA_ATTY: return d.BT * d.Cl;
+    case DA_QKV: return d.BT * 3 * d.Cl;
+    case DA_ATT: return s->B * d.NHl * s->T * s->T;
+    case DA_FCH: return d.BT * d.F;
+    default: return d.BT * d.C;
+    }
+}
+
+/* Floats of local tensor p (per layer for the layer tensors). */
+static size_t local_len(const struct mt_shard_spec *s, int p)
+{
+    struct dims d = dims_of(s);
+    switch (p) {
+    case MT_P_WTE: return d.V * d.C;
+    case MT_P_WPE: return s->cfg.seq_len * d.C;
+    case MT_P_QKVW: return 3 * d.Cl * d.C;
+    case MT_P_QKVB: return 3 * d.Cl;
+    case MT_P_ATTPROJW: return d.C * d.Cl;
+    case MT_P_FCW: case MT_P_FCPROJW: return d.F * d.C;
+    case MT_P_FCB: return d.F;
+    default: return d.C; /* LayerNorms, replicated biases, final LayerNorm */
+    }
+}
+
+static int has_wte(const struct mt_shard_spec *s) { return s->embed || s->head; }
+
+void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user)
+{
+    struct dims d = dims_of(s);
+    size_t C = d.C, Cl = d.Cl, F = d.F, tpr = s->tp_rank, loff = 0;
+    int rep_owner = tpr == 0;
+    if (has_wte(s)) {
+        f(user, MT_P_WTE, 0, loff, d.V * C, rep_owner && s->embed);
+        loff += d.V * C;
+    }
+    if (s->embed) {
+        f(user, MT_P_WPE, 0, loff, s->cfg.seq_len * C, rep_owner);
+        loff += s->cfg.seq_len * C;
+    }
+    for (size_t l = s->l0; l < s->l1; l++) {
+        for (int p = MT_P_LN1W; p <= MT_P_FCPROJB; p++) {
+            size_t base = loff;
+            switch (p) {
+            case MT_P_QKVW:
+                for (size_t j = 0; j < 3; j++)
+                    f(user, MT_P_QKVW, l * 3 * C * C + (j * C + tpr * Cl) * C, base + j * Cl * C,
+                      Cl * C, 1);
+                break;
+            case MT_P_QKVB:
+                for (size_t j = 0; j < 3; j++)
+                    f(user, MT_P_QKVB, l * 3 * C + j * C + tpr * Cl, base + j * Cl, Cl, 1);
+                break;
+            case MT_P_ATTPROJW:
+                for (size_t i = 0; i < C; i++)
+                    f(user, MT_P_ATTPROJW, l * C * C + i * C + tpr * Cl, base + i * Cl, Cl, 1);
+                break;
+            case MT_P_FCW:
+                f(user, MT_P_FCW, l * 4 * C * C + tpr * F * C, base, F * C, 1);
+                break;
+            case MT_P_FCB:
+                f(user, MT_P_FCB, l * 4 * C + tpr * F, base, F, 1);
+                break;
+            case MT_P_FCPROJW:
+                for (size_t i = 0; i < C; i++)
+                    f(user, MT_P_FCPROJW, l * C * 4 * C + i * 4 * C + tpr * F, base + i * F, F, 1);
+                break;
+            default: /* replicated, C floats per layer */
+                f(user, (enum mt_gpt_param)p, l * C, base, C, rep_owner);
+                break;
+            }
+            loff += local_len(s, p);
+        }
+    }
+    if (s->head) {
+        f(user, MT_P_LNFW, 0, loff, C, rep_owner);
+        f(user, MT_P_LNFB, 0, loff + C, C, rep_owner);
+    }
+}
+
+static size_t layer_len(const struct mt_shard_spec *s)
+{
+    size_t n = 0;
+    for (int p = MT_P_LN1W; p <= MT_P_FCPROJB; p++)
+        n += local_len(s, p);
+    return n;
+}
+
+static size_t embed_len(const struct mt_shard_spec *s)
+{
+    return (has_wte(s) ? local_len(s, MT_P_WTE) : 0) + (s->embed ? local_len(s, MT_P_WPE) : 0);
+}
+
+size_t mt_shard_num_params(const struct mt_shard_spec *s)
+{
+    return embed_len(s) + (s->l1 - s->l0) * layer_len(s) + (s->head ? 2 * s->cfg.n_embd : 0);
+}
+
+/* Points the named tensors of a flat vector laid out as the params are (or, for a
+ * gradient window, with every layer on the same window). */
+static void carve(struct mt_shard *sh, float *base, int window, float **wte, float **wpe,
+                  float **lnfw, float **lnfb, int grads)
+{
+    const struct mt_shard_spec *s = &sh->s;
+    size_t off = 0;
+    *wte = has_wte(s) ? base : NULL;
+    off += has_wte(s) ? local_len(s, MT_P_WTE) : 0;
+    *wpe = s->embed ? base + off : NULL;
+    off = sh->layer_off;
+    for (size_t i = 0; i < s->l1 - s->l0; i++) {
+        size_t lo = off + (window ? 0 : i * sh->layer_len);
+        for (int p = MT_P_LN1W; p <= MT_P_FCPROJB; p++) {
+            if (grads)
+                sh->layer[i].g[p] = base + lo;
+            else
+                sh->layer[i].w[p] = base + lo;
+            lo += local_len(s, p);
+        }
+    }
+    off += window ? sh->layer_len : (s->l1 - s->l0) * sh->layer_len;
+    *lnfw = s->head ? base + off : NULL;
+    *lnfb = s->head ? base + off + s->cfg.n_embd : NULL;
+}
+
+void mt_shard_free(struct mt_shard *sh, struct mt_dist *d)
+{
+    if (!sh)
+        return;
+    mt_dist_free(d, MT_MEM_WEIGHTS, sh->params, sh->n * sizeof(float));
+    mt_dist_free(d, sh->s.grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS, sh->grads,
+                 sh->grads_len * sizeof(float));
+    mt_dist_free(d, MT_MEM_ACTIVATIONS, sh->acts, sh->acts_len * sizeof(float));
+    mt_dist_free(d, MT_MEM_ACT_GRADS, sh->dacts, sh->dacts_len * sizeof(float));
+    mt_dist_free(d, MT_MEM_DATA, sh->tokens, sh->s.slots * 2 * sh->s.B * sh->s.T * sizeof(int));
+    free(sh->layer);
+    free(sh);
+}
+
+int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct mt_dist *d,
+                    struct mt_dist *tpd, char *err, size_t errlen)
+{
+    *out = NULL;
+    char cerr[256];
+    if (mt_gpt_config_check(&s->cfg, cerr, sizeof cerr)) {
+        snprintf(err, errlen, "%s", cerr);
+        return -1;
+    }
+    if (!s->tp || s->cfg.n_head % s->tp || s->tp_rank >= s->tp || s->l0 >= s->l1 ||
+        s->l1 > s->cfg.n_layer || !s->B || !s->T || s->T > s->cfg.seq_len || !s->slots ||
+        (s->tp > 1 && !tpd)) {
+        snprintf(err, errlen,
+                 "bad shard: layers [%zu,%zu) of %zu, tp %zu (rank %zu) for %zu heads, B %zu "
+                 "T %zu (max %zu), slots %zu",
+                 s->l0, s->l1, s->cfg.n_layer, s->tp, s->tp_rank, s->cfg.n_head, s->B, s->T,
+                 s->cfg.seq_len, s->slots);
+        return -1;
+    }
+    struct mt_shard *sh = calloc(1, sizeof *sh);
+    struct mt_shard_layer *layers = calloc(s->l1 - s->l0, sizeof *layers);
+    if (!sh || !layers) {
+        free(sh);
+        free(layers);
+        snprintf(err, errlen, "out of memory for the shard");
+        return -1;
+    }
+    struct dims dm = dims_of(s);
+    sh->s = *s;
+    sh->layer = layers;
+    sh->tpd = s->tp > 1 ? tpd : NULL;
+    sh->C = dm.C, sh->Cl = dm.Cl, sh->NHl = dm.NHl, sh->F = dm.F;
+    sh->n = mt_shard_num_params(s);
+    sh->layer_off = embed_len(s);
+    sh->layer_len = layer_len(s);
+    sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
+    sh->grads_len = s->grad_window ? sh->layer_off + sh->layer_len + (sh->n - sh->head_off)
+                                   : sh->n;
+    sh->slot_len = 0;
+    for (int a = 0; a < LA_COUNT; a++)
+        sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
+    for (int a = 0; a < SA_COUNT; a++)
+        sh->slot_len += slot_act_len(s, a);
+    sh->acts_len = s->slots * sh->slot_len;
+    sh->dacts_len = 0;
+    for (int a = 0; a < DA_COUNT; a++)
+        sh->dacts_len += dact_len(s, a);
+
+    sh->params = mt_dist_alloc(d, MT_MEM_WEIGHTS, sh->n * sizeof(float), "shard.params");
+    sh->grads = mt_dist_alloc(d, s->grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS,
+                              sh->grads_len * sizeof(float),
+                              s->grad_window ? "shard.grad_window" : "shard.grads");
+    sh->acts = mt_dist_alloc(d, MT_MEM_ACTIVATIONS, sh->acts_len * sizeof(float), "shard.acts");
+    sh->dacts = mt_dist_alloc(d, MT_MEM_ACT_GRADS, sh->dacts_len * sizeof(float), "shard.dacts");
+    sh->tokens = mt_dist_alloc(d, MT_MEM_DATA, s->slots * 2 * dm.BT * sizeof(int), "shard.tokens");
+    if (!sh->params || !sh->grads || !sh->acts || !sh->dacts || !sh->tokens) {
+        mt_shard_free(sh, d);
+        snprintf(err, errlen, "out of memory for the shard slabs");
+        return -1;
+    }
+    carve(sh, sh->params, 0, &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
+    carve(sh, sh->grads, s->grad_window, &sh->gwte, &sh->gwpe, &sh->glnfw, &sh->glnfb, 1);
+    *out = sh;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- initialisation */
+
+struct init_state {
+    float *params;
+    uint64_t seed;
+    size_t before[MT_P_COUNT]; /* Box-Muller pairs drawn by mt_gpt_init before tensor p */
+    float resid_scale;
+};
+
+/* mt_gpt_init fills each decayed tensor, in enum order, two elements per mt_rng_normal2
+ * (two splitmix64 steps; an odd tensor drops its last normal). splitmix64's state is a
+ * counter, so the pair holding element e is reached directly. The tests compare with
+ * mt_gpt_init, so a change there is caught. */
+static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                     int owner)
+{
+    (void)owner;
+    struct init_state *st = user;
+    float *w = st->params + loff;
+    if (p == MT_P_LN1W || p == MT_P_LN2W || p == MT_P_LNFW) {
+        for (size_t i = 0; i < n; i++)
+            w[i] = 1.0f;
+    } else if (mt_gpt_param_decays(p)) {
+        float sd = 0.02f * (p == MT_P_ATTPROJW || p == MT_P_FCPROJW ? st->resid_scale : 1.0f);
+        struct mt_rng rng;
+        double z[2];
+        for (size_t i = 0; i < n; i++) {
+            size_t e = goff + i;
+            if (i == 0 || e % 2 == 0) {
+                mt_rng_seed(&rng, st->seed + 2 * (st->before[p] + e / 2) * 0x9E3779B97F4A7C15ull);
+                mt_rng_normal2(&rng, z);
+            }
+            w[i] = (float)z[e % 2] * sd;
+        }
+    } else {
+        memset(w, 0, n * sizeof *w);
+    }
+}
+
+void mt_shard_init(struct mt_shard *sh, uint64_t seed)
+{
+    struct init_state st = {.params = sh->params, .seed = seed};
+    st.resid_scale = 1.0f / sqrtf(2.0f * (float)sh->s.cfg.n_layer);
+    size_t drawn = 0;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        st.before[p] = drawn;
+        if (mt_gpt_param_decays((enum mt_gpt_param)p)) {
+            size_t dims[3], len = 1, nd = mt_gpt_param_shape(&sh->s.cfg, p, dims);
+            for (size_t i = 0; i < nd; i++)
+                len *= dims[i];
+            drawn += (len + 1) / 2;
+        }
+    }
+    mt_shard_map(&sh->s, init_run, &st);
+}
+
+/* ---------------------------------------------------------------- forward / backward */
+
+static float *slot_base(const struct mt_shard *sh, size_t slot)
+{
+    return sh->acts + (slot % sh->s.slots) * sh->slot_len;
+}
+
+/* A slot's block: the stage input, the layer activations (grouped by kind), then the
+ * head's. Activation a of local layer i in slot `slot`: */
+static float *lact(const struct mt_shard *sh, size_t slot, size_t i, int a)
+{
+    float *p = slot_base(sh, slot) + slot_act_len(&sh->s, SA_IN);
+    size_t nl = sh->s.l1 - sh->s.l0;
+    for (int k = 0; k < a; k++)
+        p += nl * layer_act_len(&sh->s, k);
+    return p + i * layer_act_len(&sh->s, a);
+}
+
+static float *sact(const struct mt_shard *sh, size_t slot, int a)
+{
+    if (a == SA_IN)
+        return slot_base(sh, slot);
+    float *p = lact(sh, slot, 0, LA_COUNT); /* just past the layer activations */
+    for (int k = SA_IN + 1; k < a; k++)
+        p += slot_act_len(&sh->s, k);
+    return p;
+}
+
+static float *dact(const struct mt_shard *sh, int a)
+{
+    float *p = sh->dacts;
+    for (int k = 0; k < a; k++)
+        p += dact_len(&sh->s, k);
+    return p;
+}
+
+float *mt_shard_input(struct mt_shard *sh, size_t slot) { return sact(sh, slot, SA_IN); }
+
+float *mt_shard_output(struct mt_shard *sh, size_t slot)
+{
+    return lact(sh, slot, sh->s.l1 - sh->s.l0 - 1, LA_RES3);
+}
+
+float *mt_shard_dres(struct mt_shard *sh) { return dact(sh, DA_RES); }
+
+void mt_shard_zero_grad(struct mt_shard *sh)
+{
+    memset(sh->grads, 0, sh->grads_len * sizeof(float));
+}
+
+/* out = matmul + bias; over tensor-parallel ranks the partial products are summed first
+ * and the (replicated) bias added after. */
+static void row_parallel(struct mt_shard *sh, float *out, const float *in, const float *w,
+                         const float *b, size_t N, size_t IC, size_t OC)
+{
+    if (!sh->tpd) {
+        mt_k_matmul_fwd(out, in, w, b, N, IC, OC);
+        return;
+    }
+    mt_k_matmul_fwd(out, in, w, NULL, N, IC, OC);
+    mt_dist_allreduce(sh->tpd, out, N * OC);
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++)
+            out[i * OC + o] += b[o];
+}
+
+static void block_forward(struct mt_shard *sh, size_t slot, size_t i, const float *x)
+{
+    const struct mt_shard_spec *s = &sh->s;
+    float *const *w = sh->layer[i].w;
+    size_t B = s->B, T = s->T, N = B * T, C = sh->C, Cl = sh->Cl, F = sh->F;
+    float *ln1 = lact(sh, slot, i, LA_LN1), *qkv = lact(sh, slot, i, LA_QKV);
+    float *atty = lact(sh, slot, i, LA_ATTY), *res2 = lact(sh, slot, i, LA_RES2);
+    float *ln2 = lact(sh, slot, i, LA_LN2), *fch = lact(sh, slot, i, LA_FCH);
+    float *fchg = lact(sh, slot, i, LA_FCHG), *res3 = lact(sh, slot, i, LA_RES3);
+    float *proj = dact(sh, DA_PROJ);
+    mt_k_layernorm_fwd(ln1, lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), x,
+                       w[MT_P_LN1W], w[MT_P_LN1B], N, C);
+    mt_k_matmul_fwd(qkv, ln1, w[MT_P_QKVW], w[MT_P_QKVB], N, C, 3 * Cl);
+    mt_k_attention_fwd(atty, lact(sh, slot, i, LA_ATT), qkv, B, T, Cl, sh->NHl);
+    row_parallel(sh, proj, atty, w[MT_P_ATTPROJW], w[MT_P_ATTPROJB], N, Cl, C);
+    mt_k_residual_fwd(res2, x, proj, N * C);
+    mt_k_layernorm_fwd(ln2, lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), res2,
+                       w[MT_P_LN2W], w[MT_P_LN2B], N, C);
+    mt_k_matmul_fwd(fch, ln2, w[MT_P_FCW], w[MT_P_FCB], N, C, F);
+    mt_k_gelu_fwd(fchg, fch, N * F);
+    row_parallel(sh, proj, fchg, w[MT_P_FCPROJW], w[MT_P_FCPROJB], N, F, C);
+    mt_k_residual_fwd(res3, res2, proj, N * C);
+}
+
+int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const int *targets,
+                     double *loss_sum, float *logits, char *err, size_t errlen)
+{
+    const struct mt_shard_spec *s = &sh->s;
+    size_t N = s->B * s->T, C = sh->C, V = s->cfg.vocab;
+    int *in = sh->tokens + (slot % s->slots) * 2 * N, *tg = in + N;
+    for (size_t k = 0; k < N; k++) {
+        if ((s->embed && (inputs[k] < 0 || (size_t)inputs[k] >= V)) ||
+            (s->head && targets[k] >= 0 && (size_t)targets[k] >= V)) {
+            snprintf(err, errlen, "token id outside vocab %zu at %zu", V, k);
+            return -1;
+        }
+    }
+    float *x = mt_shard_input(sh, slot);
+    if (s->embed) {
+        memcpy(in, inputs, N * sizeof *in);
+        mt_k_encoder_fwd(x, in, sh->wte, sh->wpe, s->B, s->T, C);
+    }
+    for (size_t i = 0; i < s->l1 - s->l0; i++) {
+        block_forward(sh, slot, i, x);
+        x = lact(sh, slot, i, LA_RES3);
+    }
+    if (!s->head)
+        return 0;
+    memcpy(tg, targets, N * sizeof *tg);
+    float *lnf = sact(sh, slot, SA_LNF), *lg = sact(sh, slot, SA_LOGITS);
+    mt_k_layernorm_fwd(lnf, sact(sh, slot, SA_LNFM), sact(sh, slot, SA_LNFR), x, sh->lnfw,
+                       sh->lnfb, N, C);
+    mt_k_matmul_fwd(lg, lnf, sh->wte, NULL, N, C, V);
+    if (logits)
+        memcpy(logits, lg, N * V * sizeof *lg);
+    *loss_sum += mt_k_crossentropy_fwd(lg, sact(sh, slot, SA_LOSSES), tg, N, V);
+    return 0;
+}
+
+static void block_backward(struct mt_shard *sh, size_t slot, size_t i)
+{
+    const struct mt_shard_spec *s = &sh->s;
+    float *const *w = sh->layer[i].w, *const *g = sh->layer[i].g;
+    size_t B = s->B, T = s->T, N = B * T, C = sh->C, Cl = sh->Cl, F = sh->F;
+    float *dres = dact(sh, DA_RES), *dln = dact(sh, DA_LN), *datty = dact(sh, DA_ATTY);
+    float *dqkv = dact(sh, DA_QKV), *datt = dact(sh, DA_ATT), *dfch = dact(sh, DA_FCH);
+    const float *resid = i ? lact(sh, slot, i - 1, LA_RES3) : mt_shard_input(sh, slot);
+    /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
+    mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, lact(sh, slot, i, LA_FCHG),
+                    w[MT_P_FCPROJW], N, F, C);
+    mt_k_gelu_bwd(dfch, lact(sh, slot, i, LA_FCH), dfch, N * F);
+    mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, lact(sh, slot, i, LA_LN2),
+                    w[MT_P_FCW], N, C, F);
+    if (sh->tpd)
+        mt_dist_allreduce(sh->tpd, dln, N * C);
+    mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, lact(sh, slot, i, LA_RES2),
+                       w[MT_P_LN2W], lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), N,
+                       C);
+    /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
+    mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, lact(sh, slot, i, LA_ATTY),
+                    w[MT_P_ATTPROJW], N, Cl, C);
+    mt_k_attention_bwd(dqkv, datt, datty, lact(sh, slot, i, LA_QKV), lact(sh, slot, i, LA_ATT),
+                       B, T, Cl, sh->NHl);
+    mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, lact(sh, slot, i, LA_LN1),
+                    w[MT_P_QKVW], N, C, 3 * Cl);
+    if (sh->tpd)
+        mt_dist_allreduce(sh->tpd, dln, N * C);
+    mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, resid, w[MT_P_LN1W],
+                       lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), N, C);
+}
+
+void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_ready_fn ready,
+                       void *user)
+{
+    const struct mt_shard_spec *s = &sh->s;
+    size_t N = s->B * s->T, C = sh->C, V = s->cfg.vocab, nl = s->l1 - s->l0;
+    int *in = sh->tokens + (slot % s->slots) * 2 * N, *tg = in + N;
+    float *dres = dact(sh, DA_RES), *dln = dact(sh, DA_LN);
+    if (s->head) {
+        float *lg = sact(sh, slot, SA_LOGITS);
+        mt_k_crossentropy_bwd(lg, tg, dloss, N, V);
+        mt_k_matmul_bwd(dln, sh->gwte, NULL, lg, sact(sh, slot, SA_LNF), sh->wte, N, C, V);
+        memset(dres, 0, N * C * sizeof *dres);
+        mt_k_layernorm_bwd(dres, sh->glnfw, sh->glnfb, dln, mt_shard_output(sh, slot), sh->lnfw,
+                           sact(sh, slot, SA_LNFM), sact(sh, slot, SA_LNFR), N, C);
+        if (ready)
+            ready(user, sh->head_off, sh->n, sh->glnfw);
+    }
+    for (size_t i = nl; i-- > 0;) {
+        if (s->grad_window)
+            memset(sh->layer[i].g[MT_P_LN1W], 0, sh->layer_len * sizeof(float));
+        block_backward(sh, slot, i);
+        if (ready) {
+            size_t lo = sh->layer_off + i * sh->layer_len;
+            ready(user, lo, lo + sh->layer_len, sh->layer[i].g[MT_P_LN1W]);
+        }
+    }
+    if (s->embed)
+        mt_k_encoder_bwd(sh->gwte, sh->gwpe, dres, in, s->B, s->T, C);
+    if (ready && sh->layer_off)
+        ready(user, 0, sh->layer_off, sh->grads);
+}

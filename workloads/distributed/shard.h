@@ -1,0 +1,113 @@
+/* shard.h — one rank's piece of the reference GPT: a range of layers (pipeline stages),
+ * optionally split Megatron-style over tensor-parallel ranks, with its own forward and
+ * backward built from the model's kernels (kernels.h).
+ *
+ * What it is for: the model state the distributed strategies hold per rank, laid out so
+ * each strategy can work on it: all local parameters in one dense flat vector ordered
+ * [wte][wpe][layer l0 .. l1-1, 12 tensors each][lnf_w lnf_b] (a layer is a contiguous
+ * range, so gradient buckets follow the backward); activations for `slots` micro-batches
+ * in flight; a backward that reports each finished gradient range (overlapped all-reduce,
+ * ZeRO-2 reduce-scatter). The math equals mt_gpt_forward/backward (same kernels, same
+ * order for one unsplit shard); tests compare the two.
+ * What it is not for: communication between stages or data-parallel ranks (the
+ * strategies in train.c do that), optimizer state, or evaluation (assemble a full
+ * struct mt_gpt with mt_shard_map and use eval.h).
+ *
+ * Tensor parallelism (tp > 1): rank tp_rank holds heads [tp_rank*NH/tp, ...) of q, k and v
+ * (rows of qkv_w), the matching columns of attproj_w, rows tp_rank*4C/tp.. of fc_w/fc_b
+ * and the matching columns of fcproj_w; LayerNorms, projection biases, embeddings and the
+ * LM head are replicated. Per layer the forward all-reduces the two projection outputs and
+ * the backward the two LayerNorm-output gradients, through the shard's mt_dist.
+ * The tied embedding: a shard holding the first layer (embed) or the head holds wte.
+ */
+#ifndef MT_DIST_SHARD_H
+#define MT_DIST_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dist.h"
+#include "gpt.h"
+
+struct mt_shard_spec {
+    struct mt_gpt_config cfg;
+    size_t l0, l1;       /* layers [l0, l1) */
+    int embed, head;     /* holds the embeddings (first stage) / final LN + LM head (last) */
+    size_t tp, tp_rank;  /* tensor-parallel degree (divides n_head) and this rank's index */
+    size_t B, T;         /* micro-batch shape */
+    size_t slots;        /* micro-batches whose activations are kept at once */
+    int grad_window;     /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
+};
+
+/* Called by mt_shard_backward each time the gradients of flat range [lo, hi) are final
+ * for this micro-batch; g holds them (valid until the callback returns when grad_window
+ * is set, else g = grads + lo). Ranges arrive in descending flat order. */
+typedef void (*mt_shard_ready_fn)(void *user, size_t lo, size_t hi, float *g);
+
+struct mt_shard_layer {
+    float *w[MT_P_COUNT]; /* per-layer tensors only (ln1_w .. fcproj_b) */
+    float *g[MT_P_COUNT];
+};
+
+struct mt_shard {
+    struct mt_shard_spec s;
+    struct mt_dist *tpd;      /* tensor-parallel communicator (NULL when tp == 1) */
+    size_t C, Cl, NHl, F;     /* channels, local channels of q/k/v, local heads, local 4C */
+    size_t n;                 /* floats in the flat parameter vector */
+    float *params;            /* (n) MT_MEM_WEIGHTS */
+    float *grads;             /* (n), or the window; NULL never */
+    size_t grads_len;         /* floats allocated for grads */
+    float *wte, *wpe, *lnfw, *lnfb;    /* NULL when not held */
+    float *gwte, *gwpe, *glnfw, *glnfb;
+    struct mt_shard_layer *layer;      /* nl = l1 - l0 */
+    size_t layer_off, layer_len;       /* flat offset of layer l0, floats per layer */
+    size_t head_off;                   /* flat offset of lnf_w (n when no head) */
+    float *acts, *dacts;               /* slabs: activations, activation gradients */
+    size_t acts_len, dacts_len;
+    int *tokens;                       /* (slots, 2, B*T) inputs then targets */
+    size_t slot_len;                   /* floats of activations per slot */
+};
+
+/* Visits the local flat vector as runs of the full model's tensors: local floats
+ * [loff, loff+n) are global elements [goff, goff+n) of tensor p (mt_gpt layout). Runs
+ * come in local order; replicated tensors are visited by every shard. `owner` is 1 for
+ * the one shard that counts a replicated run in a global norm (tp_rank 0; for wte the
+ * embedding shard). Needs only the spec, so one rank can map every rank's layout. */
+typedef void (*mt_shard_visit_fn)(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
+                                  size_t n, int owner);
+void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user);
+/* Floats in the flat parameter vector of a spec. */
+size_t mt_shard_num_params(const struct mt_shard_spec *s);
+
+/* Allocates a shard (every slab through d's ledger, under its category) with zeroed
+ * weights. tpd carries the tensor-parallel all-reduces (NULL when tp == 1). Returns 0 or
+ * -1 with a message (bad spec, out of memory). */
+int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct mt_dist *d,
+                    struct mt_dist *tpd, char *err, size_t errlen);
+void mt_shard_free(struct mt_shard *sh, struct mt_dist *d);
+
+/* The weights mt_gpt_init(seed) gives the full model, restricted to this shard. */
+void mt_shard_init(struct mt_shard *sh, uint64_t seed);
+
+/* Forward of micro-batch `slot`. Shards with `embed` read inputs (B*T token ids; others
+ * read mt_shard_input()); shards with `head` need targets and add the sum of the losses
+ * to *loss_sum (and keep the probabilities for backward); others leave their output in
+ * mt_shard_output(). With logits != NULL (head only) the raw logits (B*T*V) are copied
+ * out before the loss. Returns 0 or -1 with a message (bad token). */
+int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const int *targets,
+                     double *loss_sum, float *logits, char *err, size_t errlen);
+float *mt_shard_input(struct mt_shard *sh, size_t slot);  /* (B, T, C) stage input */
+float *mt_shard_output(struct mt_shard *sh, size_t slot); /* (B, T, C) stage output */
+
+/* Backward of micro-batch `slot`, accumulating into the gradients (zero them with
+ * mt_shard_zero_grad). Head shards start from the loss with gradient scale dloss (1 / the
+ * tokens the loss is averaged over); others start from mt_shard_dres(), which the caller
+ * fills with the gradient of the stage output. Afterwards non-embed shards leave the
+ * gradient of their input in mt_shard_dres(). `ready` (may be NULL) sees each final
+ * range. */
+void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_ready_fn ready,
+                       void *user);
+float *mt_shard_dres(struct mt_shard *sh);
+void mt_shard_zero_grad(struct mt_shard *sh);
+
+#endif

@@ -1,0 +1,549 @@
+/* train.c — data parallel, ZeRO-1/2, tensor parallel and pipeline parallel training over
+ * model shards (see train.h). One training loop; the strategies differ in the shard each
+ * rank holds, which rows of the batch it sees, how gradients are combined and which
+ * slice of the flat parameter vector its optimizer updates. */
+#include "train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data.h"
+#include "kernels.h"
+#include "rng.h"
+#include "shard.h"
+
+enum { TAG_ACT = 11, TAG_GRAD = 12, TAG_WTE = 13 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A run of the local flat vector with one weight-decay rule and one norm owner. */
+struct seg {
+    size_t lo, hi;
+    int decays, owner;
+};
+
+struct segs {
+    struct seg *v;
+    size_t n, cap;
+    int oom;
+};
+
+static void seg_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                      int owner)
+{
+    (void)goff;
+    struct segs *s = user;
+    int dec = mt_gpt_param_decays(p);
+    struct seg *last = s->n ? &s->v[s->n - 1] : NULL;
+    if (last && last->hi == loff && last->decays == dec && last->owner == owner) {
+        last->hi += n;
+        return;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        struct seg *v = realloc(s->v, cap * sizeof *v);
+        if (!v) {
+            s->oom = 1;
+            return;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (struct seg){loff, loff + n, dec, owner};
+}
+
+/* Everything one rank holds while training. */
+struct run {
+    const struct mt_dist_job *job;
+    struct mt_dist *d;
+    struct mt_shard_spec spec;
+    struct mt_shard *sh;
+    struct segs segs;
+    size_t lo, hi;        /* flat range this rank's optimizer updates */
+    float *m, *v;         /* AdamW moments for [lo, hi) */
+    float *gshard;        /* ZeRO-2: reduced gradients of [lo, hi) */
+    int *counts, *displs, *rcounts; /* ZeRO: the flat split over ranks */
+    int *batch;           /* global inputs then targets, B*T each */
+    MPI_Request *reqs;    /* DP overlap: one per bucket in flight */
+    size_t nreq, pend_lo, pend_hi, bucket_floats;
+    MPI_Request *fwd_req, dres_req; /* PP: activation sends per slot, last gradient send */
+    float *wte_recv;      /* PP: the other end's tied-embedding gradient */
+    uint64_t adam_step;
+};
+
+/* The shard rank `rank` of `n` holds for this job. */
+static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int rank)
+{
+    struct mt_shard_spec s = {.cfg = job->cfg, .l0 = 0, .l1 = job->cfg.n_layer, .embed = 1,
+                              .head = 1, .tp = 1, .tp_rank = 0, .B = job->recipe.batch,
+                              .T = job->recipe.seq, .slots = 1};
+    switch (job->strategy) {
+    case MT_DIST_DP:
+        s.B /= (size_t)n;
+        break;
+    case MT_DIST_ZERO:
+        s.B /= (size_t)n;
+        s.grad_window = job->zero_stage == 2;
+        break;
+    case MT_DIST_TP:
+        s.tp = (size_t)n;
+        s.tp_rank = (size_t)rank;
+        break;
+    case MT_DIST_PP: {
+        size_t L = job->cfg.n_layer, base = L / (size_t)n, extra = L % (size_t)n;
+        size_t r = (size_t)rank, M = job->micro_batches;
+        s.l0 = r * base + (r < extra ? r : extra);
+        s.l1 = s.l0 + base + (r < extra);
+        s.embed = rank == 0;
+        s.head = rank == n - 1;
+        s.B /= M;
+        s.slots = job->one_f_one_b ? ((size_t)(n - rank) < M ? (size_t)(n - rank) : M) : M;
+        break;
+    }
+    }
+    return s;
+}
+
+static int check_job(const struct mt_dist_job *job, int n, char *err, size_t errlen)
+{
+    size_t B = job->recipe.batch, N = (size_t)n;
+    const char *why = NULL;
+    if (!B || !job->recipe.steps || !job->recipe.seq || job->recipe.seq > job->cfg.seq_len)
+        why = "batch, steps and seq must be positive and seq <= the model's seq_len";
+    else if (job->n_data < job->recipe.seq + 1)
+        why = "the training split is shorter than one window";
+    else if ((job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO) && B % N)
+        why = "the ranks must divide the batch";
+    else if (job->strategy == MT_DIST_ZERO && job->zero_stage != 1 && job->zero_stage != 2)
+        why = "ZeRO stage must be 1 or 2";
+    else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
+        why = "the ranks must divide the number of heads";
+    else if (job->strategy == MT_DIST_PP && N > job->cfg.n_layer)
+        why = "pipeline stages (ranks) cannot outnumber the layers";
+    else if (job->strategy == MT_DIST_PP && (!job->micro_batches || B % job->micro_batches))
+        why = "micro_batches must divide the batch";
+    else if (job->cfg.vocab < 256)
+        why = "the byte corpus needs vocab >= 256";
+    if (why)
+        snprintf(err, errlen, "%s (batch %zu, ranks %d, heads %zu, layers %zu, micro-batches %zu)",
+                 why, B, n, job->cfg.n_head, job->cfg.n_layer, job->micro_batches);
+    return why ? -1 : 0;
+}
+
+static void run_free(struct run *r)
+{
+    struct mt_dist *d = r->d;
+    size_t span = r->hi - r->lo, N = (size_t)d->nranks;
+    mt_shard_free(r->sh, d);
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_DATA, r->batch, 2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
+    if (r->wte_recv)
+        mt_dist_free(d, MT_MEM_WORKSPACE, r->wte_recv,
+                     r->job->cfg.vocab * r->job->cfg.n_embd * sizeof(float));
+    free(r->segs.v);
+    free(r->counts);
+    free(r->displs);
+    free(r->rcounts);
+    free(r->reqs);
+    free(r->fwd_req);
+    (void)N;
+}
+
+/* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
+static int run_setup(struct run *r, char *err, size_t errlen)
+{
+    const struct mt_dist_job *job = r->job;
+    struct mt_dist *d = r->d;
+    size_t N = (size_t)d->nranks;
+    r->spec = spec_for(job, d->nranks, d->rank);
+    if (mt_shard_create(&r->sh, &r->spec, d, job->strategy == MT_DIST_TP ? d : NULL, err, errlen))
+        return -1;
+    mt_shard_init(r->sh, job->seed);
+    mt_shard_map(&r->spec, seg_visit, &r->segs);
+    size_t n = r->sh->n;
+    r->lo = 0;
+    r->hi = n;
+    r->counts = calloc(N, sizeof *r->counts);
+    r->displs = calloc(N, sizeof *r->displs);
+    r->rcounts = calloc(N, sizeof *r->rcounts);
+    r->reqs = calloc(job->cfg.n_layer + 2, sizeof *r->reqs);
+    r->fwd_req = calloc(r->spec.slots, sizeof *r->fwd_req);
+    if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->reqs || !r->fwd_req) {
+        snprintf(err, errlen, "out of memory for the run tables");
+        return -1;
+    }
+    for (size_t i = 0; i < r->spec.slots; i++)
+        r->fwd_req[i] = MPI_REQUEST_NULL;
+    r->dres_req = MPI_REQUEST_NULL;
+    if (job->strategy == MT_DIST_ZERO) { /* balanced split: sizes differ by at most one */
+        for (size_t k = 0, off = 0; k < N; k++) {
+            r->counts[k] = (int)(n / N + (k < n % N));
+            r->displs[k] = (int)off;
+            off += (size_t)r->counts[k];
+        }
+        r->lo = (size_t)r->displs[d->rank];
+        r->hi = r->lo + (size_t)r->counts[d->rank];
+    }
+    size_t span = r->hi - r->lo;
+    r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_m");
+    r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
+    int fail = span && (!r->m || !r->v);
+    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) {
+        r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
+        fail |= span && !r->gshard;
+    }
+    r->batch = mt_dist_alloc(d, MT_MEM_DATA, 2 * job->recipe.batch * job->recipe.seq * sizeof(int),
+                             "batch");
+    fail |= !r->batch;
+    if (job->strategy == MT_DIST_PP && N > 1 && (r->spec.embed || r->spec.head)) {
+        r->wte_recv = mt_dist_alloc(d, MT_MEM_WORKSPACE,
+                                    job->cfg.vocab * job->cfg.n_embd * sizeof(float), "wte_grad_peer");
+        fail |= !r->wte_recv;
+    }
+    r->bucket_floats = (size_t)(job->bucket_mb * 1048576.0 / sizeof(float));
+    if (fail) {
+        snprintf(err, errlen, "out of memory for the optimizer state or batch");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- gradient hand-off */
+
+static void start_bucket(struct run *r)
+{
+    if (r->pend_hi > r->pend_lo)
+        mt_dist_iallreduce(r->d, r->sh->grads + r->pend_lo, r->pend_hi - r->pend_lo,
+                           &r->reqs[r->nreq++]);
+    r->pend_lo = r->pend_hi = 0;
+}
+
+/* DP overlap: ranges arrive contiguous and descending; grow the pending bucket down and
+ * start its all-reduce once it holds bucket_floats (or at the last range). */
+static void dp_ready(void *user, size_t lo, size_t hi, float *g)
+{
+    (void)g;
+    struct run *r = user;
+    if (r->pend_hi == r->pend_lo)
+        r->pend_hi = hi;
+    r->pend_lo = lo;
+    if (r->pend_hi - r->pend_lo >= r->bucket_floats || lo == 0)
+        start_bucket(r);
+}
+
+/* ZeRO-2: reduce-scatter the finished range straight into the owners' gradient shards. */
+static void zero2_ready(void *user, size_t lo, size_t hi, float *g)
+{
+    struct run *r = user;
+    struct mt_dist *d = r->d;
+    for (int k = 0; k < d->nranks; k++) {
+        size_t a = (size_t)r->displs[k], b = a + (size_t)r->counts[k];
+        size_t x = a > lo ? a : lo, y = b < hi ? b : hi;
+        r->rcounts[k] = y > x ? (int)(y - x) : 0;
+    }
+    size_t off = lo > r->lo ? lo - r->lo : 0;
+    mt_dist_reduce_scatter(d, g, r->gshard + (off < r->hi - r->lo ? off : 0), r->rcounts);
+}
+
+static void dp_reduce(struct run *r)
+{
+    float *g = r->sh->grads;
+    size_t n = r->sh->n;
+    if (r->job->overlap) {
+        for (size_t i = 0; i < r->nreq; i++)
+            mt_dist_wait(r->d, &r->reqs[i]);
+        r->nreq = 0;
+        return;
+    }
+    size_t chunk = r->bucket_floats ? r->bucket_floats : n;
+    for (size_t off = 0; off < n; off += chunk)
+        mt_dist_allreduce(r->d, g + off, off + chunk < n ? chunk : n - off);
+}
+
+/* ---------------------------------------------------------------- pipeline schedule */
+
+static void pp_forward(struct run *r, size_t m, double *loss_sum, float *logits, char *err,
+                       size_t errlen, int *fail)
+{
+    struct mt_shard *sh = r->sh;
+    struct mt_dist *d = r->d;
+    size_t Bm = r->spec.B, T = r->spec.T, BT = Bm * T, C = r->job->cfg.n_embd;
+    size_t slot = m % r->spec.slots, B = r->job->recipe.batch;
+    const int *in = r->batch + m * BT, *tg = r->batch + B * T + m * BT;
+    if (d->rank > 0)
+        mt_dist_recv(d, mt_shard_input(sh, slot), BT * C, d->rank - 1, TAG_ACT);
+    if (mt_shard_forward(sh, slot, in, tg, loss_sum,
+                         logits ? logits + m * BT * r->job->cfg.vocab : NULL, err, errlen))
+        *fail = 1;
+    if (d->rank < d->nranks - 1)
+        mt_dist_isend(d, mt_shard_output(sh, slot), BT * C, d->rank + 1, TAG_ACT,
+                      &r->fwd_req[slot]);
+}
+
+static void pp_backward(struct run *r, size_t m, float dloss)
+{
+    struct mt_shard *sh = r->sh;
+    struct mt_dist *d = r->d;
+    size_t BT = r->spec.B * r->spec.T, C = r->job->cfg.n_embd, slot = m % r->spec.slots;
+    mt_dist_wait(d, &r->dres_req); /* the gradient buffer is about to be overwritten */
+    if (d->rank < d->nranks - 1) {
+        mt_dist_recv(d, mt_shard_dres(sh), BT * C, d->rank + 1, TAG_GRAD);
+        mt_dist_wait(d, &r->fwd_req[slot]); /* matched: the next stage already answered */
+    }
+    mt_shard_backward(sh, slot, dloss, NULL, NULL);
+    if (d->rank > 0)
+        mt_dist_isend(d, mt_shard_dres(sh), BT * C, d->rank - 1, TAG_GRAD, &r->dres_req);
+}
+
+/* GPipe: every forward, then every backward. 1F1B: stage s runs P-s-1 warm-up forwards,
+ * then alternates one forward and one backward, then drains, so at most P-s micro-batches
+ * are in flight (its activation slots). */
+static int pp_step(struct run *r, double *loss_sum, float *logits, float dloss, char *err,
+                   size_t errlen)
+{
+    size_t M = r->job->micro_batches, f = 0, b = 0;
+    int fail = 0;
+    size_t warm = r->job->one_f_one_b ? (size_t)(r->d->nranks - r->d->rank - 1) : M;
+    if (warm > M)
+        warm = M;
+    while (f < warm)
+        pp_forward(r, f++, loss_sum, logits, err, errlen, &fail);
+    while (f < M) {
+        pp_forward(r, f++, loss_sum, logits, err, errlen, &fail);
+        pp_backward(r, b++, dloss);
+    }
+    while (b < M)
+        pp_backward(r, b++, dloss);
+    mt_dist_wait(r->d, &r->dres_req);
+    for (size_t i = 0; i < r->spec.slots; i++)
+        mt_dist_wait(r->d, &r->fwd_req[i]);
+    /* the tied embedding lives on the first and the last stage: sum its two gradients */
+    if (r->wte_recv) {
+        size_t n = r->job->cfg.vocab * r->job->cfg.n_embd;
+        int peer = r->spec.embed ? r->d->nranks - 1 : 0;
+        mt_dist_sendrecv(r->d, r->sh->gwte, r->wte_recv, n, peer, TAG_WTE);
+        for (size_t i = 0; i < n; i++)
+            r->sh->gwte[i] += r->wte_recv[i];
+    }
+    return fail ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- optimizer */
+
+/* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g holds the
+ * gradients of that range. Replicated tensors count once in the norm (their owner). */
+static void optimizer_step(struct run *r, float *g, float lr)
+{
+    const struct mt_gpt_recipe *rc = &r->job->recipe;
+    double ss = 0.0;
+    for (size_t i = 0; i < r->segs.n; i++) {
+        const struct seg *s = &r->segs.v[i];
+        size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
+        if (s->owner && a < b)
+            ss += mt_k_sumsq(g + (a - r->lo), b - a);
+    }
+    if (r->job->strategy != MT_DIST_DP)
+        ss = mt_dist_sum(r->d, ss);
+    float norm = (float)sqrt(ss), scale = 1.0f;
+    if (rc->grad_clip > 0.0f && norm > rc->grad_clip)
+        scale = rc->grad_clip / norm;
+    r->adam_step++;
+    for (size_t i = 0; i < r->segs.n; i++) {
+        const struct seg *s = &r->segs.v[i];
+        size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
+        if (a >= b)
+            continue;
+        struct mt_adamw_args args = {.lr = lr, .beta1 = rc->beta1, .beta2 = rc->beta2,
+                                     .eps = rc->eps,
+                                     .weight_decay = s->decays ? rc->weight_decay : 0.0f,
+                                     .grad_scale = scale, .step = r->adam_step};
+        size_t k = a - r->lo;
+        mt_k_adamw(r->sh->params + a, g + k, r->m + k, r->v + k, b - a, &args);
+    }
+}
+
+/* ---------------------------------------------------------------- one step */
+
+static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *logits,
+                      float *loss, char *err, size_t errlen)
+{
+    const struct mt_dist_job *job = r->job;
+    struct mt_dist *d = r->d;
+    struct mt_shard *sh = r->sh;
+    size_t B = job->recipe.batch, T = job->recipe.seq;
+    int *in = r->batch, *tg = r->batch + B * T;
+    float dloss = 1.0f / (float)(B * T);
+    double loss_sum = 0.0;
+    int rc = 0;
+    mt_batch_sample(job->data, job->n_data, B, T, rng, in, tg);
+    mt_shard_zero_grad(sh);
+    switch (job->strategy) {
+    case MT_DIST_DP:
+    case MT_DIST_ZERO: {
+        size_t rows = r->spec.B * T * (size_t)d->rank;
+        mt_shard_ready_fn ready = job->strategy == MT_DIST_ZERO
+                                      ? (job->zero_stage == 2 ? zero2_ready : NULL)
+                                      : (job->overlap ? dp_ready : NULL);
+        rc = mt_shard_forward(sh, 0, in + rows, tg + rows, &loss_sum, NULL, err, errlen);
+        if (!rc)
+            mt_shard_backward(sh, 0, dloss, ready, r);
+        break;
+    }
+    case MT_DIST_TP:
+        rc = mt_shard_forward(sh, 0, in, tg, &loss_sum, logits, err, errlen);
+        if (!rc)
+            mt_shard_backward(sh, 0, dloss, NULL, NULL);
+        break;
+    case MT_DIST_PP:
+        rc = pp_step(r, &loss_sum, logits, dloss, err, errlen);
+        break;
+    }
+    if (mt_dist_any(d, rc)) {
+        if (!rc)
+            snprintf(err, errlen, "another rank failed in step %zu", step);
+        return -1;
+    }
+    /* every rank of TP holds the whole loss; the others hold parts of it */
+    *loss = (float)((job->strategy == MT_DIST_TP ? loss_sum : mt_dist_sum(d, loss_sum)) /
+                    (double)(B * T));
+    float *g = sh->grads;
+    if (job->strategy == MT_DIST_DP) {
+        dp_reduce(r);
+    } else if (job->strategy == MT_DIST_ZERO) {
+        if (job->zero_stage == 1) /* in place: this rank's reduced slice lands at grads[0] */
+            mt_dist_reduce_scatter(d, sh->grads, sh->grads, r->counts);
+        else
+            g = r->gshard;
+    }
+    optimizer_step(r, g, mt_gpt_lr_at(&job->recipe, step));
+    if (job->strategy == MT_DIST_ZERO)
+        mt_dist_allgather(d, sh->params, r->counts, r->displs);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- assembly */
+
+struct assemble {
+    const float *flat;
+    float *full;
+    size_t off[MT_P_COUNT]; /* where tensor p starts in the dense full vector */
+};
+
+static void assemble_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                         int owner)
+{
+    (void)owner;
+    struct assemble *a = user;
+    memcpy(a->full + a->off[p] + goff, a->flat + loff, n * sizeof(float));
+}
+
+/* Gathers every rank's flat vector on rank 0 and writes the dense full parameters. */
+static int assemble(struct run *r, float *full, char *err, size_t errlen)
+{
+    struct mt_dist *d = r->d;
+    const struct mt_dist_job *job = r->job;
+    int N = d->nranks, whole = job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO;
+    struct assemble a = {0};
+    for (int p = 1; p < MT_P_COUNT; p++) {
+        size_t dims[3], len = 1, nd = mt_gpt_param_shape(&job->cfg, p - 1, dims);
+        for (size_t i = 0; i < nd; i++)
+            len *= dims[i];
+        a.off[p] = a.off[p - 1] + len;
+    }
+    if (whole) { /* rank 0 holds every parameter already */
+        if (full) {
+            a.flat = r->sh->params;
+            a.full = full;
+            mt_shard_map(&r->spec, assemble_run, &a);
+        }
+        return 0;
+    }
+    int *counts = calloc((size_t)N, sizeof *counts), *displs = calloc((size_t)N, sizeof *displs);
+    size_t total = 0;
+    for (int k = 0; counts && displs && k < N; k++) {
+        struct mt_shard_spec s = spec_for(job, N, k);
+        counts[k] = (int)mt_shard_num_params(&s);
+        displs[k] = (int)total;
+        total += (size_t)counts[k];
+    }
+    float *all = d->rank == 0 && counts && displs ? malloc(total * sizeof *all) : NULL;
+    int fail = mt_dist_any(d, !counts || !displs || (d->rank == 0 && !all));
+    if (!fail) {
+        mt_dist_gatherv(d, r->sh->params, (int)r->sh->n, all, counts, displs, 0);
+        for (int k = 0; full && k < N; k++) {
+            struct mt_shard_spec s = spec_for(job, N, k);
+            a.flat = all + displs[k];
+            a.full = full;
+            mt_shard_map(&s, assemble_run, &a);
+        }
+    } else {
+        snprintf(err, errlen, "out of memory assembling the parameters");
+    }
+    free(all);
+    free(counts);
+    free(displs);
+    return fail ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_dist_result *res,
+                  char *err, size_t errlen)
+{
+    if (check_job(job, d->nranks, err, errlen))
+        return -1;
+    struct run r = {.job = job, .d = d};
+    int rc = run_setup(&r, err, errlen);
+    if (mt_dist_any(d, rc)) {
+        if (!rc)
+            snprintf(err, errlen, "another rank failed to set up");
+        run_free(&r);
+        return -1;
+    }
+    size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
+    res->flat_params = r.sh->n;
+    res->zero_pred_optimizer = 8.0 * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
+    res->zero_pred_gradients = 4.0 * (double)psi /
+                               (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
+    res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
+    mt_dist_reset_comm(d);
+    mt_dist_reset_peaks(d);
+    double t0 = now_s();
+    for (size_t step = 0; step < job->recipe.steps && rc == 0; step++) {
+        if (step == 1 && job->crash_rank == d->rank)
+            raise(SIGSEGV);
+        float loss = 0.0f;
+        rc = train_step(&r, step, &rng, step == 0 ? res->logits : NULL, &loss, err, errlen);
+        if (res->losses)
+            res->losses[step] = loss;
+        res->final_loss = loss;
+        if (job->ctx)
+            mt_progress(job->ctx, (double)(step + 1), (double)job->recipe.steps);
+    }
+    res->train_s = now_s() - t0;
+    res->comm_s = d->comm_s;
+    res->compute_s = res->train_s - d->comm_s;
+    res->bytes_sent = d->bytes_sent;
+    res->bytes_recv = d->bytes_recv;
+    res->comm_calls = d->calls;
+    memcpy(res->peak, d->peak, sizeof res->peak);
+    res->peak_total = d->peak_total;
+    res->tokens = job->recipe.steps * job->recipe.batch * job->recipe.seq;
+    if (rc == 0) /* collective for TP and PP, whoever asked for the parameters */
+        rc = assemble(&r, d->rank == 0 ? res->params : NULL, err, errlen);
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* train.h — the four distributed training strategies over model shards (shard.h):
+ * data parallel, ZeRO stage 1/2, Megatron tensor parallel and GPipe/1F1B pipeline.
+ *
+ * What it is for: one call trains the reference GPT for a recipe on every rank of an
+ * mt_dist communicator and returns what the plugins report and the tests check: the
+ * global loss per step (equal on every rank), the final full parameters assembled on
+ * rank 0, the logits of the first forward, time split into compute and communication,
+ * and the ledger's peaks. Every strategy computes the same mathematical step as one
+ * process running mt_gpt_train_step on the global batch: loss averaged over the global
+ * batch's tokens, global gradient norm clipped, AdamW with decay on 2-D weights only.
+ * What it is not for: talking to the harness (plugin.c), or evaluation.
+ *
+ * Data: every step draws the global batch of B windows from the training split with one
+ * mt_rng seeded MT_DIST_DATA_SEED(seed) (mt_batch_sample); a data-parallel rank r of N
+ * trains on rows [r B/N, (r+1) B/N), so the union of the ranks' batches is the batch one
+ * process would draw.
+ */
+#ifndef MT_DIST_TRAIN_H
+#define MT_DIST_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dist.h"
+#include "gpt.h"
+
+#define MT_DIST_DATA_SEED(seed) ((seed) ^ 0x5DEECE66Dull)
+
+enum mt_dist_strategy { MT_DIST_DP, MT_DIST_ZERO, MT_DIST_TP, MT_DIST_PP };
+
+struct mt_dist_job {
+    enum mt_dist_strategy strategy;
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe recipe; /* batch = global B, seq = T, steps, lr, ... */
+    uint64_t seed;               /* weights (as mt_gpt_init) and data */
+    const uint8_t *data;         /* training split */
+    size_t n_data;
+    double bucket_mb;            /* DP: all-reduce buckets of at most this many MiB; 0 = one */
+    int overlap;                 /* DP: start each bucket's MPI_Iallreduce during backward */
+    int zero_stage;              /* ZeRO: 1 or 2 */
+    size_t micro_batches;        /* PP: micro-batches per step (divides B) */
+    int one_f_one_b;             /* PP: 1F1B schedule instead of GPipe */
+    int crash_rank;              /* tests: this rank raises SIGSEGV in step 1; -1 = none */
+    struct mt_ctx *ctx;          /* progress reports (may be NULL) */
+};
+
+struct mt_dist_result {
+    float *losses;        /* in: NULL or steps floats; out: global mean loss per step */
+    float *params;        /* in: NULL or (rank 0) mt_gpt_num_params floats; out: final
+                           * weights in mt_gpt layout, assembled on rank 0 */
+    float *logits;        /* in: NULL or B*T*V floats on ranks that hold the LM head
+                           * (TP: all, PP: the last stage); out: raw logits of step 0 */
+    double train_s;       /* wall time of the training loop */
+    double compute_s;     /* train_s minus time inside MPI calls */
+    size_t tokens;        /* tokens trained on (global) */
+    float final_loss;
+    /* predictions of the ZeRO paper's formula for this rank (bytes; fp32 Adam: K = 8) */
+    double zero_pred_optimizer, zero_pred_gradients;
+    size_t grad_window_bytes; /* ZeRO-2: the one-layer gradient window (workspace) */
+    size_t flat_params;       /* floats in this rank's flat parameter vector */
+    /* this rank's ledger and communication over the training loop only (before the
+     * parameters are assembled on rank 0) */
+    size_t peak[MT_MEM_CAT_COUNT], peak_total;
+    double comm_s, bytes_sent, bytes_recv;
+    uint64_t comm_calls;
+};
+
+/* Trains as described above. Collective: every rank of d calls it with the same job.
+ * Checks the job against d->nranks first (e.g. ranks must divide the batch for DP/ZeRO,
+ * the heads for TP, the layers for PP) and fails on every rank alike. Returns 0, or -1
+ * with a message. */
+int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_dist_result *res,
+                  char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,28 @@
+/* zero.c — the `zero` workload (ZeRO, Rajbhandari et al. 2020): data parallel, but each
+ * rank keeps AdamW's m and v only for its 1/N slice of the flat parameter vector
+ * (stage 1; gradients reduce-scattered in place, the slice updated, parameters
+ * all-gathered) and, at stage 2, also only that slice of the gradients: each layer's
+ * gradients are reduce-scattered into their owners' slices as soon as backward finishes
+ * the layer, from a one-layer window (workspace) instead of a full gradient slab. */
+#include "plugin.h"
+
+static const struct mt_param_spec params[] = {
+    MT_DIST_BASE_PARAMS,
+    {"stage", MT_PARAM_INT, "1", 1, 2, NULL,
+     "1: shard optimizer state; 2: also shard gradients"},
+};
+
+static int run(struct mt_ctx *ctx) { return mt_dist_plugin_run(ctx, MT_DIST_ZERO); }
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "zero",
+    .summary = "ZeRO stage 1/2: optimizer state (and gradients) sharded over MPI ranks",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .ranks_param = "ranks",
+    .mem_estimate = mt_dist_plugin_estimate,
+    .run = run,
+};
