@@ -352,11 +352,24 @@ struct frame_info {
 };
 
 #ifdef MT_HAVE_LIBDW
+/* DWARF is taken from the module files themselves. Separate debug files (/usr/lib/debug,
+ * debuginfod) are not searched: inflating libc's costs ~40 ms per process at exit, may hit
+ * the network, and only adds lines inside system libraries. */
+static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                                 Dwarf_Addr base, const char *file_name,
+                                 const char *debuglink_file, GElf_Word debuglink_crc,
+                                 char **debuginfo_file_name)
+{
+    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
+    (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
+    return -1;
+}
+
 static Dwfl *dwfl_open(void)
 {
     static char *debuginfo_path;
     static const Dwfl_Callbacks cb = {.find_elf = dwfl_linux_proc_find_elf,
-                                      .find_debuginfo = dwfl_standard_find_debuginfo,
+                                      .find_debuginfo = no_separate_debuginfo,
                                       .debuginfo_path = &debuginfo_path};
     Dwfl *d = dwfl_begin(&cb);
     if (!d)

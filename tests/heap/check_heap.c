@@ -277,7 +277,8 @@ static void check_known(const struct report *r)
     CHECK(sum_sites(r, "site_filemap", NULL).stack == 0, "a file mapping was counted as heap");
 
     /* the peak: its consumers add up to it; test sites hold exactly what was live; the
-     * rest (thread start-up in libc) is small */
+     * rest is start-up memory of the runtime (thread TLS; libstdc++'s 71 KiB exception pool
+     * when the sanitizer runtime pulls libstdc++ in) */
     long long all = 0, known = 0, leaked_known = 0;
     for (size_t i = 0; i < r->nsites; i++) {
         all += r->sites[i].peak;
@@ -289,7 +290,7 @@ static void check_known(const struct report *r)
     CHECK(all == r->sum.peak_bytes, "site peak shares add up to %lld, peak is %lld", all,
           r->sum.peak_bytes);
     CHECK(known == 6204155, "test sites hold %lld at the peak, want 6204155", known);
-    CHECK(r->sum.peak_bytes >= known && r->sum.peak_bytes - known < 8192,
+    CHECK(r->sum.peak_bytes >= known && r->sum.peak_bytes - known < 256 * 1024,
           "peak %lld vs test sites %lld", r->sum.peak_bytes, known);
     CHECK(leaked_known == 22811, "test sites leak %lld, want 22811", leaked_known);
     CHECK(r->sum.leaked_bytes >= 22811, "summary leaks %lld", r->sum.leaked_bytes);
