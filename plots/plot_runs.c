@@ -209,8 +209,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
         free(ser[i].y);
         ser[i] = ser[--n_ser];
     }
-    qsort(ser, n_ser, sizeof *ser, cmp_series);
-    qsort(ts, n_ts, sizeof *ts, cmp_dbl);
+    if (n_ser > 1) qsort(ser, n_ser, sizeof *ser, cmp_series);
+    if (n_ts > 1) qsort(ts, n_ts, sizeof *ts, cmp_dbl); /* NULL when RSS stands alone */
     FILE *dat = pl_open(ctx, name, "dat", err, sizeof err);
     FILE *gp = dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
     if (!gp) {
