@@ -80,6 +80,17 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
         return -1;
     }
     mt_gpt_init(m, 1337);
+    printf("%-6s memory (MiB): weights %.1f, gradients %.1f, optimizer %.1f, activations %.1f, "
+           "act_grads %.1f, workspace %.3f; weights+grads+optimizer = %.4f x 16 B/param\n",
+           label, m->slab_bytes[MT_MEM_WEIGHTS] / 1048576.0,
+           m->slab_bytes[MT_MEM_GRADIENTS] / 1048576.0,
+           m->slab_bytes[MT_MEM_OPTIMIZER] / 1048576.0,
+           m->slab_bytes[MT_MEM_ACTIVATIONS] / 1048576.0,
+           m->slab_bytes[MT_MEM_ACT_GRADS] / 1048576.0,
+           m->slab_bytes[MT_MEM_WORKSPACE] / 1048576.0,
+           (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->slab_bytes[MT_MEM_GRADIENTS] +
+                    m->slab_bytes[MT_MEM_OPTIMIZER]) /
+               (16.0 * (double)m->n_params));
     struct mt_rng rng;
     mt_rng_seed(&rng, 42);
     int *in = malloc(2 * B * T * sizeof *in), *tg = in + B * T;

@@ -40,7 +40,9 @@ int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_toke
     double t0 = now_s();
     size_t total = n - 1, T = m->T, B = m->B;
     if (max_tokens && max_tokens < total) total = max_tokens;
+    int prev = mt_memcat_set(MT_MEM_DATA);
     int *in = malloc(2 * B * T * sizeof *in);
+    mt_memcat_set(prev);
     if (!in) return mt_tf_fail(err, errlen, "out of memory for evaluation batches");
     int *tg = in + B * T;
     double loss = 0.0;
