@@ -7,6 +7,7 @@
 #include "prune_model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,15 +548,15 @@ static float *grow(float **buf, size_t *len, size_t need)
 {
     if (*len >= need)
         return *buf;
+    size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
+    free(*buf); /* contents need not survive: free first so the peak is one buffer */
+    *len = 0;
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
-    float *nb = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
+    *buf = aligned_alloc(64, bytes);
     mt_memcat_set(prev);
-    if (!nb)
-        return NULL;
-    free(*buf);
-    *buf = nb;
-    *len = need;
-    return nb;
+    if (*buf)
+        *len = bytes / sizeof(float);
+    return *buf;
 }
 
 static int packed_matmul(const struct mt_pruned_linear *lin, const float *x, size_t rows,
@@ -568,6 +569,16 @@ static int packed_matmul(const struct mt_pruned_linear *lin, const float *x, siz
     return mt_sparse_matmul(&lin->w, x, rows, bias, y, MT_SPARSE_IMPL_AUTO);
 }
 
+static void note_scratch(struct mt_pruned *p, const struct mt_pruned_linear *lin, size_t rows)
+{
+    if (lin->w.format == MT_SPARSE_DENSE)
+        return;
+    size_t b = mt_sparse_matmul_scratch(&lin->w, rows, MT_SPARSE_IMPL_AUTO,
+                                        (size_t)omp_get_max_threads());
+    if (b > p->kernel_scratch_peak)
+        p->kernel_scratch_peak = b;
+}
+
 int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float *in,
                      float *out, size_t rows)
 {
@@ -578,6 +589,7 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
     const struct mt_pruned_linear *lin = &p->lin[s];
     const float *bias = slot_bias(p->model, s);
     const float *x = in;
+    note_scratch(p, lin, rows);
     if (lin->col_idx) {
         float *g = grow(&p->ws_in, &p->ws_in_len, rows * lin->n_in);
         if (!g)
@@ -637,6 +649,11 @@ int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
     m->params = slab;
     m->slab_bytes[MT_MEM_WEIGHTS] = bytes;
     return 0;
+}
+
+size_t mt_pruned_workspace_bytes(const struct mt_pruned *p)
+{
+    return (p->ws_in_len + p->ws_out_len) * sizeof(float);
 }
 
 size_t mt_pruned_bytes(const struct mt_pruned *p)

@@ -122,6 +122,8 @@ struct mt_pruned {
     struct mt_gpt *model;       /* the model it serves (biases, LM head) */
     float *ws_in, *ws_out;      /* hook workspace, grown on demand (workspace memory) */
     size_t ws_in_len, ws_out_len;
+    size_t kernel_scratch_peak; /* most bytes one sparse kernel call held (see
+                                   mt_sparse_matmul_scratch); oneDNN's own is not counted */
 };
 
 /* Contract: packs the (already masked) linear weights of m: slots with row/col masks
@@ -142,6 +144,9 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
  * become NULL, so m must then run with the mt_pruned hook. The old slab is freed.
  * Returns 0 or -1 (allocation failure; m unchanged). */
 int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen);
+
+/* Contract: bytes of the hook's workspace (ws_in + ws_out) at their high-water mark. */
+size_t mt_pruned_workspace_bytes(const struct mt_pruned *p);
 
 /* Contract: bytes of the packed linears (block + index arrays). */
 size_t mt_pruned_bytes(const struct mt_pruned *p);

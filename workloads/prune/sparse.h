@@ -113,6 +113,13 @@ enum mt_sparse_impl {
 int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
                      float *y, enum mt_sparse_impl impl);
 
+/* Contract: the most bytes of scratch one mt_sparse_matmul(w, x, mrows, ..., impl) call
+ * holds at once (workspace memory, freed before it returns), with `threads` OpenMP
+ * threads: the transposed input and output of the SpMM path plus each thread's row
+ * decode buffers, or the reference's decode buffers. For exact serving-memory accounts. */
+size_t mt_sparse_matmul_scratch(const struct mt_sparse *w, size_t mrows, enum mt_sparse_impl impl,
+                                size_t threads);
+
 /* Contract: 1 when the AVX-512 path can run on this CPU. */
 int mt_sparse_have_avx512(void);
 

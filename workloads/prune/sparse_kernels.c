@@ -465,6 +465,20 @@ static int scalar(const struct mt_sparse *s, const float *x, size_t mrows, const
     return ok ? 0 : -1;
 }
 
+size_t mt_sparse_matmul_scratch(const struct mt_sparse *w, size_t mrows, enum mt_sparse_impl impl,
+                                size_t threads)
+{
+    size_t decode = w->cols * (sizeof(uint32_t) + sizeof(float));
+    int avx = impl != MT_SPARSE_IMPL_SCALAR && mt_sparse_have_avx512();
+    if (avx && mrows >= SPMM_MIN_ROWS) {
+        size_t mp = (mrows + 15) / 16 * 16;
+        return (w->cols + w->rows) * mp * sizeof(float) + threads * decode;
+    }
+    if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0))
+        return 0;
+    return decode;
+}
+
 int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
                      float *y, enum mt_sparse_impl impl)
 {

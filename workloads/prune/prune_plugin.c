@@ -1,0 +1,326 @@
+/* prune_plugin.c — the `prune` workload plugin: prune the trained baseline, optionally
+ * fine-tune with the mask fixed, store it sparse, serve it with sparse kernels.
+ *
+ * What it is for: loading the cached baseline (`model`, `steps`, ... as for every
+ * workload), calibrating on `calib_batches` training batches when the method needs it
+ * (wanda: input norms through the linear hook; obd: Fisher diagonal from per-sequence
+ * gradients), choosing masks (prune_model.h), fine-tuning `finetune_steps` AdamW steps
+ * with the mask re-applied to gradients and weights after every step, packing every
+ * linear layer into its smallest format (CSR, bitmap, N:M or dense; heads/neurons into
+ * smaller dense matrices), freeing the dense linear weights, and evaluating inside region
+ * "infer" (held-out accuracy in "eval", batch-1 decoding in "decode").
+ * What it is not for: pruning the tied embedding / LM head, or training from scratch.
+ *
+ * Metrics: the standard val_* and eval/decode speeds (through the sparse kernels),
+ * model_bytes (packed linears + the fp32 tensors still stored, exact), sparse_bytes,
+ * sparsity (of the prunable weights) and layer.<h<l>.<kind>>.sparsity, layers_<format>
+ * counts, prune_seconds. infer_peak_bytes is accounted like the quantize plugin's: the
+ * exact bytes serving holds at its peak (slim weight slab, packed layers, activation and
+ * workspace slabs, the hook's buffers and the sparse kernels' scratch at their
+ * high-water marks, the KV cache and its scratch); oneDNN's internal buffers for layers
+ * that stay dense are not in it.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <memtrade/workload.h>
+
+#include "prune_model.h"
+#include "wlcommon.h"
+
+#define EVAL_B 8
+#define CALIB_B 8
+#define DECODE_TOKENS 64
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    int method = mt_prune_method_parse(mt_param_str(ctx, "method"));
+    if (method < 0)
+        return mt_error(ctx, "unknown method %s", mt_param_str(ctx, "method"));
+    o->method = (enum mt_prune_method)method;
+    o->sparsity = mt_param_float(ctx, "sparsity");
+    o->global = strcmp(mt_param_str(ctx, "scope"), "global") == 0;
+    const char *nm = mt_param_str(ctx, "nm");
+    char tail;
+    if (sscanf(nm, "%u:%u%c", &o->n, &o->m, &tail) != 2 || o->n == 0 || o->n > o->m ||
+        o->m > 16)
+        return mt_error(ctx, "nm must be N:M with 0 < N <= M <= 16, got \"%s\"", nm);
+    if (o->method != MT_PRUNE_NM)
+        o->n = o->m = 0;
+    return 0;
+}
+
+/* calib_batches x CALIB_B windows of the train split, seeded apart from training. */
+static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct mt_gpt *m,
+                     struct mt_gpt *mtr, const struct mt_corpus *c, size_t T, uint64_t seed,
+                     struct mt_prune_calib *cal)
+{
+    size_t nb = (size_t)mt_param_int(ctx, "calib_batches");
+    int need = mt_prune_needs(o->method);
+    if (!need)
+        return 0;
+    if (nb == 0)
+        return mt_error(ctx, "method %s needs calib_batches > 0", mt_prune_method_name(o->method));
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *in = malloc(nb * CALIB_B * T * sizeof(int)), *tg = malloc(nb * CALIB_B * T * sizeof(int));
+    mt_mem_category(ctx, prev);
+    if (!in || !tg) {
+        free(in);
+        free(tg);
+        return mt_error(ctx, "calibration batches: out of memory");
+    }
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ 0xca11b7a7e5ull);
+    for (size_t b = 0; b < nb; b++)
+        mt_batch_sample(c->train, c->n_train, CALIB_B, T, &rng, in + b * CALIB_B * T,
+                        tg + b * CALIB_B * T);
+    char err[512];
+    int rc = 0;
+    mt_region_begin(ctx, "calibrate");
+    if (need & MT_PRUNE_NEED_ACTS)
+        rc = mt_prune_calib_acts(m, in, nb, CALIB_B, T, cal, err, sizeof(err));
+    if (rc == 0 && (need & MT_PRUNE_NEED_FISHER))
+        rc = mt_prune_calib_fisher(mtr, in, tg, nb, CALIB_B, T, cal, err, sizeof(err));
+    mt_region_end(ctx, "calibrate");
+    free(in);
+    free(tg);
+    return rc ? mt_error(ctx, "calibration: %s", err) : 0;
+}
+
+/* Fine-tunes mtr with the mask fixed: masked gradients before AdamW, masked weights
+ * after (weight decay and momentum would otherwise revive pruned weights). */
+static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prune_masks *k,
+                    const struct mt_gpt_recipe *base, const struct mt_corpus *c, uint64_t seed)
+{
+    size_t steps = (size_t)mt_param_int(ctx, "finetune_steps");
+    struct mt_gpt_recipe r = *base;
+    r.steps = steps;
+    r.warmup = steps / 10;
+    r.lr = (float)mt_param_float(ctx, "finetune_lr");
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *in = malloc(r.batch * r.seq * sizeof(int)), *tg = malloc(r.batch * r.seq * sizeof(int));
+    mt_mem_category(ctx, prev);
+    if (!in || !tg) {
+        free(in);
+        free(tg);
+        return mt_error(ctx, "fine-tune batches: out of memory");
+    }
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ 0xf1e7u);
+    char err[512];
+    int rc = 0;
+    double t0 = wall();
+    mt_region_begin(ctx, "finetune");
+    for (size_t s = 0; s < steps && rc == 0; s++) {
+        float loss = 0.0f;
+        mt_batch_sample(c->train, c->n_train, r.batch, r.seq, &rng, in, tg);
+        mt_gpt_zero_grad(mtr);
+        rc = mt_gpt_forward(mtr, in, tg, r.batch, r.seq, &loss, err, sizeof(err));
+        if (rc == 0)
+            rc = mt_gpt_backward(mtr, 1.0f, 0, err, sizeof(err));
+        if (rc == 0) {
+            mt_prune_apply(mtr, k);
+            mt_gpt_adamw_step(mtr, &r, mt_gpt_lr_at(&r, s), 1.0f);
+            mt_prune_apply(mtr, k);
+            mt_sample(ctx, "finetune_loss", (double)s, loss);
+            mt_progress(ctx, (double)(s + 1), (double)steps);
+        }
+    }
+    mt_region_end(ctx, "finetune");
+    free(in);
+    free(tg);
+    if (rc)
+        return mt_error(ctx, "fine-tune: %s", err);
+    double dt = wall() - t0;
+    mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / dt, "tokens/s");
+    return 0;
+}
+
+static void report_packed(struct mt_ctx *ctx, const struct mt_pruned *p, const struct mt_gpt *m)
+{
+    size_t total = 0, zeros = 0, per_format[MT_SPARSE_FORMAT_COUNT] = {0};
+    for (size_t s = 0; s < p->n_slots; s++) {
+        char name[64], metric[96];
+        mt_prune_slot_name(s, name, sizeof(name));
+        size_t w = mt_pruned_slot_weights(p, s), z = mt_pruned_slot_zeros(p, s);
+        total += w;
+        zeros += z;
+        per_format[p->lin[s].w.format]++;
+        snprintf(metric, sizeof(metric), "layer.%s.sparsity", name);
+        mt_metric(ctx, metric, (double)z / (double)w, "ratio");
+        mt_log(ctx, MT_LOG_DEBUG, "%s: %zux%zu packed %s, %zu bytes, sparsity %.4f", name,
+               p->lin[s].n_out, p->lin[s].n_in, mt_sparse_format_names[p->lin[s].w.format],
+               mt_sparse_bytes(&p->lin[s].w) + p->lin[s].index_bytes, (double)z / (double)w);
+    }
+    size_t fp32 = 0; /* exact bytes of the tensors still stored in fp32 */
+    for (int t = 0; t < MT_P_COUNT; t++)
+        if (m->param[t])
+            fp32 += m->param_len[t] * sizeof(float);
+    size_t sparse = mt_pruned_bytes(p);
+    mt_metric(ctx, "sparsity", (double)zeros / (double)total, "ratio");
+    mt_metric(ctx, "sparse_bytes", (double)sparse, "bytes");
+    mt_metric(ctx, "fp32_bytes", (double)fp32, "bytes");
+    mt_metric(ctx, "model_bytes", (double)(sparse + fp32), "bytes");
+    mt_metric(ctx, "n_params", (double)m->n_params, "count");
+    mt_metric(ctx, "nonzero_params", (double)(m->n_params - zeros), "count");
+    for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
+        char metric[48];
+        snprintf(metric, sizeof(metric), "layers_%s", mt_sparse_format_names[f]);
+        mt_metric(ctx, metric, (double)per_format[f], "count");
+    }
+    mt_log(ctx, MT_LOG_INFO,
+           "packed: sparsity %.4f, %zu sparse + %zu fp32 bytes; layers dense %zu csr %zu "
+           "bitmap %zu nm %zu",
+           (double)zeros / (double)total, sparse, fp32, per_format[0], per_format[1],
+           per_format[2], per_format[3]);
+}
+
+static int run(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_corpus corpus = {0};
+    struct mt_prune_opts o;
+    struct mt_prune_calib cal = {0};
+    struct mt_prune_masks masks = {0};
+    struct mt_pruned packed = {0};
+    struct mt_gpt *m = NULL, *mtr = NULL;
+    uint64_t seed;
+    char err[512];
+    int rc = -1;
+    mt_wl_threads(ctx);
+    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
+        read_opts(ctx, &o))
+        return -1;
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
+        return -1;
+    size_t ft_steps = (size_t)mt_param_int(ctx, "finetune_steps");
+    struct mt_wl_train_stats st;
+    if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
+        goto out;
+    if ((mt_prune_needs(o.method) & MT_PRUNE_NEED_FISHER) || ft_steps > 0) {
+        /* a second, trainable copy of the same cached weights */
+        if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq,
+                                &mtr, NULL))
+            goto out;
+    }
+    mt_log(ctx, MT_LOG_INFO, "baseline %s; pruning %s sparsity %.3f scope %s%s",
+           st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method),
+           o.sparsity, o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
+
+    double t0 = wall();
+    mt_region_begin(ctx, "prune");
+    rc = calibrate(ctx, &o, m, mtr, &corpus, r.seq, seed, &cal);
+    if (rc == 0 && mt_prune_select_masks(m, &o, &cal, &masks, err, sizeof(err)))
+        rc = mt_error(ctx, "%s", err);
+    mt_region_end(ctx, "prune");
+    mt_prune_calib_free(&cal);
+    if (rc)
+        goto out;
+    mt_prune_apply(m, &masks);
+    mt_metric(ctx, "prune_seconds", wall() - t0, "s");
+    if (ft_steps > 0) {
+        mt_prune_apply(mtr, &masks);
+        if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed)))
+            goto out;
+        memcpy(m->params, mtr->params, m->slab_bytes[MT_MEM_WEIGHTS]);
+    }
+    mt_gpt_free(mtr);
+    mtr = NULL;
+
+    if (mt_pruned_build(&packed, m, &masks, o.n, o.m, err, sizeof(err)) ||
+        mt_pruned_slim_model(m, err, sizeof(err))) {
+        rc = mt_error(ctx, "%s", err);
+        goto out;
+    }
+    mt_prune_masks_free(&masks);
+    m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &packed};
+    report_packed(ctx, &packed, m);
+
+    mt_region_begin(ctx, "infer");
+    rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
+    if (rc == 0 && n_dec > 0)
+        rc = mt_wl_report_decode(ctx, m, n_dec);
+    mt_region_end(ctx, "infer");
+    if (rc)
+        goto out;
+    size_t kv = 0, kv_scratch = 0;
+    if (n_dec > 0)
+        mt_gpt_kv_memory(&cfg, n_dec < cfg.seq_len ? n_dec : cfg.seq_len, &kv, &kv_scratch);
+    size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + mt_pruned_bytes(&packed) +
+                     m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
+                     mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv +
+                     kv_scratch;
+    mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
+    rc = 0;
+out:
+    if (m)
+        m->hook = (struct mt_gpt_linear_hook){0};
+    mt_pruned_free(&packed);
+    mt_prune_masks_free(&masks);
+    mt_prune_calib_free(&cal);
+    mt_gpt_free(mtr);
+    mt_gpt_free(m);
+    mt_corpus_free(&corpus);
+    return rc;
+}
+
+static size_t mem_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    if (mt_wl_model_config(ctx, NULL, &cfg))
+        return 0;
+    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
+    /* baseline training (when not cached) or the fine-tune copy, plus the served copy and
+     * calibration statistics (a Fisher diagonal is one more weight-sized array) */
+    return mt_wl_estimate_bytes(&cfg, B, T) + 2 * mt_gpt_num_params(&cfg) * sizeof(float);
+}
+
+static const struct mt_param_spec params[] = {
+    MT_WL_PARAM_MODEL,
+    MT_WL_PARAM_STEPS,
+    MT_WL_PARAM_BATCH,
+    MT_WL_PARAM_LR,
+    MT_WL_PARAM_SEED,
+    MT_WL_PARAM_EVAL_TOKENS,
+    MT_WL_PARAM_CORPUS,
+    {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm",
+     "saliency: |w|, 0.5*h*w^2 (Fisher), |w|*||x||, whole heads, whole MLP neurons, N:M"},
+    {"sparsity", MT_PARAM_FLOAT, "0.5", 0.0, 0.95, NULL,
+     "fraction of prunable weights (heads/neurons: of units) to remove; nm ignores it"},
+    {"scope", MT_PARAM_CHOICE, "layer", 0, 0, "layer|global",
+     "one threshold per layer (wanda: per output row) or one over all layers"},
+    {"nm", MT_PARAM_STRING, "2:4", 0, 0, NULL, "N:M pattern for method=nm (M <= 16)"},
+    {"calib_batches", MT_PARAM_INT, "8", 0, 10000, NULL,
+     "batches of 8 training windows for wanda/heads/neurons norms and obd's Fisher"},
+    {"finetune_steps", MT_PARAM_INT, "0", 0, 1000000, NULL,
+     "AdamW steps after pruning with the mask fixed (0 = none)"},
+    {"finetune_lr", MT_PARAM_FLOAT, "3e-4", 1e-7, 1.0, NULL, "peak learning rate of the fine-tune"},
+    {"decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,
+     "batch-1 decode steps for decode_tokens_per_s (0 = skip)"},
+};
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "prune",
+    .summary = "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it sparse",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
+    .ranks_param = NULL,
+    .mem_estimate = mem_estimate,
+    .run = run,
+};
