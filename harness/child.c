@@ -137,6 +137,7 @@ struct child_args {
     unsigned long long seed;
     int threads;
     const char *keys[MAX_PARAMS], *values[MAX_PARAMS];
+    char keybuf[MAX_PARAMS][128];
     size_t n;
 };
 
@@ -173,7 +174,15 @@ static int parse_args(int argc, char **argv, struct child_args *a, char *err, si
                 snprintf(err, errlen, "bad parameter '%s'", v);
                 return -1;
             }
-            a->keys[a->n] = strndup(v, (size_t)(eq - v));
+            size_t klen = (size_t)(eq - v);
+            if (klen >= sizeof a->keybuf[0]) {
+                snprintf(err, errlen, "bad parameter '%s'", v);
+                return -1;
+            }
+            /* argv stays intact: it may be exec'd again (heap preload). */
+            memcpy(a->keybuf[a->n], v, klen);
+            a->keybuf[a->n][klen] = '\0';
+            a->keys[a->n] = a->keybuf[a->n];
             a->values[a->n++] = eq + 1;
         } else {
             snprintf(err, errlen, "unknown option %s", opt);
@@ -246,8 +255,10 @@ int mt_child_main(int argc, char **argv)
     if (mt_plugins_open(a.plugin, &plugin, err, sizeof err) != 0)
         return start_error(fd, err);
     struct mt_params params;
-    if (mt_params_resolve(&plugin.desc, a.keys, a.values, a.n, &params, err, sizeof err) != 0)
+    if (mt_params_resolve(&plugin.desc, a.keys, a.values, a.n, &params, err, sizeof err) != 0) {
+        mt_plugins_close(&plugin);
         return start_error(fd, err);
+    }
 
     struct mt_counters *counters = NULL;
 #ifdef MT_HAVE_COUNTERS
@@ -289,6 +300,7 @@ int mt_child_main(int argc, char **argv)
                           mt_events_fmt_i64(vm, peak < 0 ? -1 : peak * 1024)};
     mt_events_write(fd, MT_EV_DONE, done, 3);
     mt_params_free(&params);
+    mt_plugins_close(&plugin);
     /* The plugin stays loaded: its destructors and the heap profiler's exit report run
      * at exit(). */
     return rc == 0 ? 0 : 1;

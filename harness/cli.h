@@ -42,8 +42,9 @@ struct mt_cli_common {
 /* Contract: fills the derived paths (db, scratch, cache, exe) and creates the cache
  * folder. Returns 0, or -1 with err. */
 int mt_cli_finish_common(struct mt_cli_common *c, char *err, size_t errlen);
-/* Contract: scans the plugin folders (warnings to stderr) and adds --plugin. Returns 0,
- * or -1 with err (the --plugin file was refused). */
+/* Contract: scans the plugin folders (warnings to stderr) and adds --plugin. Returns 0
+ * (free *reg with mt_plugins_free), or -1 with err when the --plugin file was refused
+ * (*reg is then empty and needs no freeing). */
 int mt_cli_load_plugins(const struct mt_cli_common *c, struct mt_registry *reg, char *err,
                         size_t errlen);
 /* Contract: the runner options from the common options. */

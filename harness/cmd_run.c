@@ -177,27 +177,24 @@ int mt_cmd_run(int argc, char **argv)
                                          {0, 0, 0, 0}};
     struct mt_cli_common co = {0};
     struct run_limits lim = {0};
-    const char **keys = calloc((size_t)argc + 1, sizeof *keys);
-    const char **vals = calloc((size_t)argc + 1, sizeof *vals);
-    char **owned = calloc((size_t)argc + 1, sizeof *owned);
+    enum { MAX_P = 256 };
+    const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
     int64_t repeat = 1, seed = 1;
     int c, r;
     optind = 1;
-    if (!keys || !vals || !owned)
-        return MT_EXIT_SYSTEM;
     while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
         if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
             if (r < 0)
                 return MT_EXIT_USAGE;
         } else if (c == 'p') {
             char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
+            if (!eq || eq == optarg || nkv == MAX_P) {
                 fprintf(stderr, "memtrade run: -p takes key=value, not '%s'\n", optarg);
                 return MT_EXIT_USAGE;
             }
-            owned[nkv] = strndup(optarg, (size_t)(eq - optarg));
-            keys[nkv] = owned[nkv];
+            *eq = '\0'; /* argv is ours to cut */
+            keys[nkv] = optarg;
             vals[nkv++] = eq + 1;
         } else if (c == OPT_REPEAT) {
             if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
@@ -241,14 +238,17 @@ int mt_cmd_run(int argc, char **argv)
     }
     const char *name = argv[optind];
     const struct mt_plugin *pl = mt_plugins_find(&reg, name);
+    struct mt_plan *plans = calloc((size_t)repeat, sizeof *plans);
+    int code = MT_EXIT_USAGE;
     if (!pl) {
         mt_plugins_explain_unknown(&reg, name, err, sizeof err);
         fprintf(stderr, "memtrade: %s\n", err);
-        return MT_EXIT_USAGE;
+        goto out;
     }
-    struct mt_plan *plans = calloc((size_t)repeat, sizeof *plans);
-    if (!plans)
-        return MT_EXIT_SYSTEM;
+    if (!plans) {
+        code = MT_EXIT_SYSTEM;
+        goto out;
+    }
     for (int64_t i = 0; i < repeat; i++) {
         struct mt_plan *p = &plans[i];
         p->plugin = pl;
@@ -260,16 +260,14 @@ int mt_cmd_run(int argc, char **argv)
         if (mt_params_resolve(&pl->desc, keys, vals, nkv, &p->params, err, sizeof err) != 0 ||
             mt_plan_finish(p, (uint64_t)seed, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0) {
             fprintf(stderr, "memtrade: %s\n", err);
-            return MT_EXIT_USAGE;
+            goto out;
         }
     }
-    int code = execute(&co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
-    for (int64_t i = 0; i < repeat; i++)
+    code = execute(&co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
+out:
+    for (int64_t i = 0; plans && i < repeat; i++)
         mt_plan_free(&plans[i]);
     free(plans);
-    for (size_t i = 0; i < nkv; i++)
-        free(owned[i]);
-    free(owned), free(keys), free(vals);
     mt_plugins_free(&reg);
     return code;
 }
@@ -366,11 +364,13 @@ int mt_cmd_sweep(int argc, char **argv)
     }
     if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
+        mt_spec_free(&spec);
         return MT_EXIT_SYSTEM;
     }
     struct mt_registry reg;
     if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
+        mt_spec_free(&spec);
         return MT_EXIT_USAGE;
     }
     int threads = lim.threads ? lim.threads : mt_cli_cores() / (int)jobs;
@@ -379,6 +379,8 @@ int mt_cmd_sweep(int argc, char **argv)
     if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans,
                        &n, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
+        mt_plugins_free(&reg);
+        mt_spec_free(&spec);
         return MT_EXIT_USAGE;
     }
     /* The shard: grid indexes congruent to I-1 modulo N. */

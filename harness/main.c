@@ -119,8 +119,10 @@ int mt_cli_load_plugins(const struct mt_cli_common *c, struct mt_registry *reg, 
         n++;
     mt_plugins_scan(reg, (const char *const *)dirs, n, warn_plugin, NULL);
     mt_plugins_free_dirs(dirs);
-    if (c && c->plugin && mt_plugins_add(reg, c->plugin, err, errlen) != 0)
+    if (c && c->plugin && mt_plugins_add(reg, c->plugin, err, errlen) != 0) {
+        mt_plugins_free(reg);
         return -1;
+    }
     return 0;
 }
 

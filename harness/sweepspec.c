@@ -22,15 +22,19 @@ static const char *const sweep_keys[] = {"name", "repeats", "seed", "threads", "
 
 struct strvec {
     char **v;
-    size_t n;
+    size_t n, cap;
 };
 
 static int vec_push(struct strvec *vec, const char *s)
 {
-    char **grown = realloc(vec->v, (vec->n + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    vec->v = grown;
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap ? vec->cap * 2 : 8;
+        char **grown = realloc(vec->v, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        vec->v = grown;
+        vec->cap = cap;
+    }
     if (!(vec->v[vec->n] = strdup(s)))
         return -1;
     vec->n++;
@@ -83,6 +87,10 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
                                         : "range '%s': step must be > 0", item);
         return -1;
     }
+    if (!geometric && (b - a) / s >= MAX_RANGE_ITEMS) {
+        snprintf(err, errlen, "range '%s' has more than %d items", item, MAX_RANGE_ITEMS);
+        return -1;
+    }
     int64_t ia, ib, is;
     int integers = !mt_util_parse_i64(a_text, &ia) && !mt_util_parse_i64(b_text, &ib) &&
                    (!colon || !mt_util_parse_i64(step_num, &is));
@@ -113,7 +121,7 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
 
 int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err, size_t errlen)
 {
-    struct strvec vec = {0};
+    struct strvec vec = {0, 0, 0};
     char *item = malloc(strlen(text) + 1);
     if (!item) {
         snprintf(err, errlen, "out of memory");
@@ -431,7 +439,7 @@ void mt_spec_free(struct mt_spec *s)
     for (size_t i = 0; i < s->nsections; i++) {
         struct mt_spec_section *sec = &s->sections[i];
         for (size_t k = 0; k < sec->nkeys; k++) {
-            struct strvec v = {sec->keys[k].values, sec->keys[k].nvalues};
+            struct strvec v = {sec->keys[k].values, sec->keys[k].nvalues, 0};
             vec_free(&v);
             free(sec->keys[k].name);
         }

@@ -13,4 +13,22 @@ expect_eq workload "$(sql "SELECT DISTINCT workload FROM runs")" "external"
 expect_eq param "$(sql "SELECT value FROM params WHERE run_id = 2 AND key = 'command'")" "/bin/sh -c exit 3"
 expect_eq output "$(sql "SELECT count(*) FROM logs WHERE run_id = 1 AND text LIKE 'hello from the program%'")" "1"
 expect_eq rss "$(sql "SELECT count(*) FROM metrics WHERE name = 'peak_rss_bytes' AND value > 0")" "5"
+
+# With the heap profiler (absent from AddressSanitizer builds, which own malloc): a
+# program's sites, and a plugin run whose parameters survive the child's re-exec.
+if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/lib/libmt_heap.so" ]; then
+    echo "ok (heap profiler parts skipped: ASan build or no libmt_heap.so)"
+    exit 0
+fi
+expect_rc 0 "$MT" profile --db "$DB" -- ls -la /usr
+expect_eq sites "$(sql "SELECT count(*) > 0 FROM alloc_sites WHERE run_id = 6")" "1"
+expect_eq peak "$(sql "SELECT count(*) FROM metrics WHERE run_id = 6 AND name = 'peak_heap_bytes' AND value > 0")" "1"
+# dash may leave through _exit, before any exit report: the totals are then unavailable
+# with the reason, never 0.
+expect_eq incomplete "$(sql "SELECT (value IS NULL AND unavailable LIKE 'heap report incomplete:%') OR value > 0 FROM metrics WHERE run_id = 1 AND name = 'peak_heap_bytes'")" "1"
+expect_rc 0 "$MT" run t_ok -p steps=5 --heap full --db "$DB"
+expect_eq steps "$(sql "SELECT value FROM metrics WHERE run_id = 7 AND name = 'model_bytes'")" "20480.0"
+expect_eq heap "$(sql "SELECT count(*) FROM metrics WHERE run_id = 7 AND name = 'peak_heap_bytes' AND value > 0")" "1"
+expect_eq timeline "$(sql "SELECT count(*) > 0 FROM samples WHERE run_id = 7 AND series = 'heap.live'")" "1"
+expect_eq fact "$(sql "SELECT count(*) FROM logs WHERE run_id = 7 AND text = 'fact heap_profiler=full'")" "1"
 echo "ok"

@@ -1,0 +1,33 @@
+# tests/harness/interrupt.sh — SIGINT to the harness mid-sweep: the running runs are
+# killed and recorded `interrupted`, no run starts after, the sweep exits 5 and the
+# database is consistent; --resume then finishes the grid.
+. "$(dirname "$0")/lib.sh"
+
+cat >i.ini <<'INI'
+[sweep]
+threads = 1
+[t_ok]
+steps = 10
+sleep_ms = 100
+note = a, b, c, d
+INI
+"$MT" sweep i.ini --db "$DB" --no-heap --jobs 2 >i.log 2>&1 &
+pid=$!
+i=0
+while [ "$(sql "SELECT count(*) FROM runs" 2>/dev/null || echo 0)" -lt 2 ]; do
+    i=$((i + 1))
+    [ $i -lt 200 ] || { kill -9 $pid; fail "the runs never started"; }
+    sleep 0.05
+done
+sleep 0.3
+kill -INT $pid
+wait $pid
+rc=$?
+expect_eq exit "$rc" "5"
+expect_eq integrity "$(sql "PRAGMA integrity_check")" "ok"
+expect_eq statuses "$(sql "SELECT group_concat(status, ' ') FROM runs")" "interrupted interrupted"
+expect_eq errors "$(sql "SELECT count(*) FROM runs WHERE error LIKE 'harness interrupted%' AND wall_s < 1.9")" "2"
+[ "$(sql "SELECT count(*) FROM samples WHERE series = 'train_loss'")" -gt 0 ] || fail "interrupted runs lost their samples"
+expect_rc 0 "$MT" sweep i.ini --db "$DB" --no-heap --jobs 2 --resume
+expect_eq ok "$(sql "SELECT count(*) FROM runs WHERE status = 'ok'")" "4"
+echo "ok"
