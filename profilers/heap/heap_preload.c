@@ -927,6 +927,11 @@ static void map_remove(uintptr_t lo, uintptr_t hi)
         uintptr_t a = m.start > lo ? m.start : lo, b = m.end < hi ? m.end : hi;
         account_release(b - a, m.cat, m.site, m.weight);
         G.c.frees[m.cat] += (a == m.start && b == m.end);
+        if (a == m.start && b == m.end && m.start == G.last_alloc) { /* temporary, as free */
+            if (m.site != MT_HEAP_NO_SITE)
+                mt_heap_site_at(m.site)->temporary += m.weight;
+            G.last_alloc = 0;
+        }
         if (a == m.start && b == m.end) {
             G.maps[i] = G.maps[--G.map_count];
             continue;

@@ -271,6 +271,8 @@ static void check_known(const struct report *r)
         {"site_memalign", "act_grads", 1, 384, 0, 1, 0, 0},
         {"site_valloc", "act_grads", 1, 1000, 0, 1, 0, 0},
         {"site_thread", "gradients", 4000, 192000, 0, -1, 0, 0},
+        {"site_mremap_src", "workspace", 1, 8192, 0, 1, 0, 0},
+        {"site_mremap", "workspace", 1, 16384, 0, 1, 0, 0},
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
         expect_site(r, &w[i]);
@@ -299,7 +301,7 @@ static void check_known(const struct report *r)
     expect_cat(r, "activations", 2, 5065536, 16384, 5049152);
     expect_cat(r, "kv_cache", 0, 131072, 0, 131072);
     expect_cat(r, "data", 8, 6427, 6427, 6427);
-    expect_cat(r, "workspace", 10, 2000, 0, 200);
+    expect_cat(r, "workspace", 12, 26576, 0, 16384);
     expect_cat(r, "optimizer", 4, 1500, 0, 800);
     expect_cat(r, "act_grads", 3, 1896, 0, 1000);
     expect_cat(r, "gradients", 4000, 192000, 0, -1);

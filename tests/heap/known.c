@@ -4,7 +4,8 @@
  * categories are known exactly, so check_heap.c can compare the report with them:
  *   known    several sites and categories, a known peak and its consumers, known leaks,
  *            threads, a realloc chain, an mmap'd buffer partly unmapped, posix_memalign,
- *            aligned_alloc, memalign, valloc, a file mapping (not heap), named tensors
+ *            aligned_alloc, memalign, valloc, mremap, a file mapping (not heap), named
+ *            tensors
  *   sampled  large sites for sampled-mode estimates (fixed seed)
  *   fork     a fork that exits and a fork that execs this program ("exec-child")
  * What it is not for: checking anything itself. The expected numbers live in
@@ -67,6 +68,11 @@ SITE void *site_memalign(void) { return memalign(128, 384); }
 SITE void *site_valloc(void) { return valloc(1000); }
 SITE void *site_filemap(int fd) { return mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0); }
 SITE void *site_thread(void) { return malloc(48); }
+SITE void *site_mremap_src(void)
+{
+    return mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+SITE void *site_mremap(void *p) { return mremap(p, 8192, 16384, MREMAP_MAYMOVE); }
 
 static void *noop(void *arg) { return arg; }
 
@@ -116,7 +122,7 @@ static int run_known(const char *self)
     void *big = site_big();
     memset(big, 1, 4096);
     mt_memcat_region("peak_phase");
-    sleep_ms(60);
+    sleep_ms(100);
     free(big);
     mt_memcat_region("after");
     if (fm != MAP_FAILED)
@@ -131,6 +137,9 @@ static int run_known(const char *self)
 
     mt_memcat_set(MT_MEM_WORKSPACE);
     site_tmp();
+    void *m = site_mremap(site_mremap_src());
+    if (m != MAP_FAILED)
+        munmap(m, 16384);
     mt_memcat_set(MT_MEM_OPTIMIZER);
     void *r = site_r0();
     for (size_t n = 200; n <= 800; n *= 2)
