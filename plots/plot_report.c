@@ -8,12 +8,28 @@
  * for: drawing (plot_draw.c, plot_runs.c).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "plot_internal.h"
+
+/* Writes literal HTML and escaped text in turn: literal, text, literal, text, ... until a
+ * NULL literal; a NULL text writes nothing. E.g. (f, "<b>", name, "</b>", NULL, NULL). */
+__attribute__((sentinel)) static void html_seq(FILE *f, const char *lit, ...)
+{
+    va_list ap;
+    va_start(ap, lit);
+    while (lit) {
+        fputs(lit, f);
+        const char *text = va_arg(ap, const char *);
+        if (text) pl_html(f, text);
+        lit = va_arg(ap, const char *);
+    }
+    va_end(ap);
+}
 
 static void cell(FILE *f, const char *s)
 {
@@ -86,12 +102,7 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
         return;
     }
     int higher = pl_higher_is_better(p->y_metric);
-    fputs("<h3>", f);
-    pl_html(f, p->what);
-    fputs("</h3>\n<p>x: ", f);
-    pl_html(f, p->x_label);
-    fputs("; y: ", f);
-    pl_html(f, p->y_label);
+    html_seq(f, "<h3>", p->what, "</h3>\n<p>x: ", p->x_label, "; y: ", p->y_label, NULL);
     fprintf(f, " (%s is better). Repeats are aggregated by their median.</p>\n",
             higher ? "higher" : "lower");
     fputs("<table class=\"pareto\"><caption>Pareto set</caption><tr><th>configuration</th>"
@@ -257,17 +268,9 @@ static void write_plots(struct pl_ctx *ctx, FILE *f)
     for (size_t i = 0; i < res->n_items; i++) {
         const struct mt_plot_item *it = &res->items[i];
         if (!it->image) continue;
-        fputs("<figure id=\"", f);
-        pl_html(f, it->name);
-        fputs("\"><img src=\"", f);
-        pl_html(f, it->image);
-        fputs("\" alt=\"", f);
-        pl_html(f, it->title);
-        fputs("\"><figcaption>", f);
-        pl_html(f, it->title);
-        fputs(" &mdash; <a href=\"", f);
-        pl_html(f, it->image);
-        fputs("\">image</a></figcaption></figure>\n", f);
+        html_seq(f, "<figure id=\"", it->name, "\"><img src=\"", it->image, "\" alt=\"", it->title,
+                 "\"><figcaption>", it->title, " &mdash; <a href=\"", it->image,
+                 "\">image</a></figcaption></figure>\n", NULL, NULL);
     }
     int heading = 0;
     for (size_t i = 0; i < res->n_items; i++) {
@@ -303,13 +306,9 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
           "memtrade report: ",
           f);
-    pl_html(f, ctx->sweep_name);
-    fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>memtrade report: sweep ", css);
-    pl_html(f, ctx->sweep_name);
-    fputs("</h1>\n<p>Machine: ", f);
-    pl_html(f, ctx->machine);
-    fputs(". Database: ", f);
-    pl_html(f, ctx->opts->db_path);
+    html_seq(f, "", ctx->sweep_name, "</title>\n<style>", NULL, css, NULL,
+             "</style>\n</head>\n<body>\n<h1>memtrade report: sweep ", ctx->sweep_name,
+             "</h1>\n<p>Machine: ", ctx->machine, ". Database: ", ctx->opts->db_path, NULL);
     char when[64] = "";
     time_t now = time(NULL);
     struct tm tm;
