@@ -24,6 +24,21 @@
 
 enum { B = 2, T = 8 };
 
+/* Backward hook that counts its calls and runs the default (fail = refuse). */
+struct bwd_count {
+    struct mt_gpt *m;
+    size_t calls;
+    int fail;
+};
+
+static int counting_bwd(void *user, size_t layer, enum mt_linear which, const float *dout,
+                        const float *in, float *din, size_t rows)
+{
+    struct bwd_count *c = user;
+    c->calls++;
+    return c->fail ? -1 : mt_gpt_linear_bwd_default(c->m, layer, which, dout, in, din, rows);
+}
+
 /* ---------------------------------------------------------------- double reference */
 
 static void ref_ln(double *out, const double *x, const double *w, const double *b, size_t C)
@@ -234,6 +249,19 @@ int main(void)
     CHECK_OK(mt_gpt_backward_dlogits(m, err, sizeof err), err);
     CHECK(memcmp(m->grads, g1, m->slab_bytes[MT_MEM_GRADIENTS]) == 0);
     CHECK(mt_gpt_backward_dlogits(m, err, sizeof err) != 0); /* consumed */
+    /* the backward hook sees the 4 linears of each block and the LM head, and the
+     * gradient is unchanged when it runs the default; a failing hook fails backward */
+    struct bwd_count bc = {.m = m};
+    m->bwd_hook = (struct mt_gpt_linear_bwd_hook){counting_bwd, &bc};
+    mt_gpt_zero_grad(m);
+    CHECK_OK(mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err), err);
+    CHECK_OK(mt_gpt_backward(m, 1.0f, 0, err, sizeof err), err);
+    CHECK(bc.calls == 4 * cfg.n_layer + 1);
+    CHECK(memcmp(m->grads, g1, m->slab_bytes[MT_MEM_GRADIENTS]) == 0);
+    bc.fail = 1;
+    CHECK_OK(mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err), err);
+    CHECK(mt_gpt_backward(m, 1.0f, 0, err, sizeof err) != 0);
+    m->bwd_hook.matmul_bwd = NULL;
     free(g1);
     for (int p = 0; p < MT_P_COUNT; p++)
         free(P[p]);

@@ -603,48 +603,78 @@ void mt_gpt_zero_grad(struct mt_gpt *m)
     m->grads_zero = 1;
 }
 
+void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which,
+                         float **dw, float **db)
+{
+    float *w, *b;
+    mt_gpt_linear_weights(m, layer, which, &w, &b, NULL, NULL);
+    *dw = m->grads ? m->grads + (w - m->params) : NULL;
+    if (db)
+        *db = m->grads && b ? m->grads + (b - m->params) : NULL;
+}
+
+int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which,
+                              const float *dout, const float *in, float *din, size_t rows)
+{
+    struct mt_gpt *m = model;
+    float *w, *dw, *db;
+    size_t ind, outd;
+    mt_gpt_linear_weights(m, layer, which, &w, NULL, &ind, &outd);
+    mt_gpt_linear_grads(m, layer, which, &dw, &db);
+    mt_k_matmul_bwd(din, dw, db, dout, in, w, rows, ind, outd);
+    return 0;
+}
+
+int mt_gpt_linear_bwd(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *dout,
+                      const float *in, float *din, size_t rows)
+{
+    if (m->bwd_hook.matmul_bwd)
+        return m->bwd_hook.matmul_bwd(m->bwd_hook.user, layer, which, dout, in, din, rows);
+    return mt_gpt_linear_bwd_default(m, layer, which, dout, in, din, rows);
+}
+
 /* Backward of block l: accumulates its parameter gradients and walks dres down through it. */
-static void layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
+static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
 {
     size_t NH = m->cfg.n_head, C = m->cfg.n_embd, BT = B * T;
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], *datty = m->dact[MT_D_ATTY];
     float *dqkv = m->dact[MT_D_QKV], *datt = m->dact[MT_D_ATT], *dfch = m->dact[MT_D_FCH];
     float **g = m->grad, **p = m->param;
     const float *resid = layer_input(m, l);
-    size_t C3 = 3 * C, C4 = 4 * C;
     /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW] + l * C * C4, g[MT_P_FCPROJB] + l * C, dres,
-                    act_at(m, MT_A_FCH_GELU, l), p[MT_P_FCPROJW] + l * C * C4, BT, C4, C);
-    mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * C4);
-    mt_k_matmul_bwd(dln, g[MT_P_FCW] + l * C4 * C, g[MT_P_FCB] + l * C4, dfch,
-                    act_at(m, MT_A_LN2, l), p[MT_P_FCW] + l * C4 * C, BT, C, C4);
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_FCPROJ, dres, act_at(m, MT_A_FCH_GELU, l), dfch, BT))
+        return -1;
+    mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * 4 * C);
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_FC, dfch, act_at(m, MT_A_LN2, l), dln, BT))
+        return -1;
     mt_k_layernorm_bwd(dres, g[MT_P_LN2W] + l * C, g[MT_P_LN2B] + l * C, dln,
                        act_at(m, MT_A_RESIDUAL2, l), p[MT_P_LN2W] + l * C,
                        act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), BT, C);
     /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
-    mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW] + l * C * C, g[MT_P_ATTPROJB] + l * C, dres,
-                    act_at(m, MT_A_ATTY, l), p[MT_P_ATTPROJW] + l * C * C, BT, C, C);
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_ATTPROJ, dres, act_at(m, MT_A_ATTY, l), datty, BT))
+        return -1;
     mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B, T, C,
                        NH);
-    mt_k_matmul_bwd(dln, g[MT_P_QKVW] + l * C3 * C, g[MT_P_QKVB] + l * C3, dqkv,
-                    act_at(m, MT_A_LN1, l), p[MT_P_QKVW] + l * C3 * C, BT, C, C3);
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_QKV, dqkv, act_at(m, MT_A_LN1, l), dln, BT))
+        return -1;
     mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
                        p[MT_P_LN1W] + l * C, act_at(m, MT_A_LN1_MEAN, l),
                        act_at(m, MT_A_LN1_RSTD, l), BT, C);
+    return 0;
 }
 
 /* Backward from the gradient of the logits held in act[MT_A_LOGITS]. */
 static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
-    size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd;
+    size_t L = cfg->n_layer, C = cfg->n_embd;
     size_t B = m->fwd_B, T = m->fwd_T, BT = B * T;
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN];
     float **g = m->grad, **p = m->param;
     m->fwd_B = 0; /* the forward's activations are consumed (recomputation reuses slots) */
     m->grads_zero = 0;
-    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, m->act[MT_A_LOGITS], m->act[MT_A_LNF], p[MT_P_WTE], BT,
-                    C, V);
+    if (mt_gpt_linear_bwd(m, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
+        return mt_tf_fail(err, errlen, "linear backward hook failed");
     memset(dres, 0, BT * C * sizeof *dres);
     mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
@@ -657,7 +687,8 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
                 if (layer_fwd(m, r, B, T))
                     return mt_tf_fail(err, errlen, "linear hook failed in recomputation");
         }
-        layer_bwd(m, l, B, T);
+        if (layer_bwd(m, l, B, T))
+            return mt_tf_fail(err, errlen, "linear backward hook failed");
     }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;

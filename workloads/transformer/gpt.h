@@ -191,6 +191,16 @@ struct mt_gpt_linear_hook {
     void *user;
 };
 
+/* Optional backward of the linear layers (mixed precision, masked fine-tuning): computes
+ * din[rows, in_dim] = dout @ W (overwritten) and adds dout^T in and the column sums of
+ * dout to the weight and bias gradients (mt_gpt_linear_grads). Return non-zero to fail
+ * the backward. A separate struct so struct mt_gpt_linear_hook keeps its two fields. */
+struct mt_gpt_linear_bwd_hook {
+    int (*matmul_bwd)(void *user, size_t layer, enum mt_linear which, const float *dout,
+                      const float *in, float *din, size_t rows);
+    void *user;
+};
+
 struct mt_gpt {
     struct mt_gpt_config cfg;
     enum mt_gpt_mode mode;
@@ -218,7 +228,8 @@ struct mt_gpt {
     float last_loss;     /* mean loss of the last forward with targets, or -1 */
     uint64_t adam_step;  /* optimizer steps taken */
     int grads_zero;      /* gradients known to be all zero (zero_grad is free) */
-    struct mt_gpt_linear_hook hook;
+    struct mt_gpt_linear_hook hook;         /* forward linears (NULL matmul = default) */
+    struct mt_gpt_linear_bwd_hook bwd_hook; /* backward linears (NULL = default) */
 };
 
 /* Creates a model with zeroed weights and the state of `mode` for batch B, sequence T
@@ -248,6 +259,16 @@ int mt_gpt_linear_default(void *model, size_t layer, enum mt_linear which, const
 /* Runs one linear layer of the model: through the hook when set, else the default. */
 int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *in, float *out,
                   size_t rows);
+/* Backward of one linear layer: through bwd_hook when set, else the default. */
+int mt_gpt_linear_bwd(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *dout,
+                      const float *in, float *din, size_t rows);
+/* Default linear backward (fp32 oneDNN GEMMs), user = the model. */
+int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which,
+                              const float *dout, const float *in, float *din, size_t rows);
+/* Where the gradients of a linear layer's weight and bias live (NULL without gradients;
+ * *db NULL for the LM head); db may be NULL. */
+void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which,
+                         float **dw, float **db);
 /* Where the fp32 weight (out_dim x in_dim) and bias (NULL for the LM head) of a linear
  * layer live, and its dimensions. */
 void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **w,
