@@ -1,0 +1,258 @@
+/* distill_plugin.c — the `distill` workload plugin: train a smaller student against the
+ * cached trained baseline as teacher, then serve the student.
+ *
+ * What it is for: the teacher is the baseline picked by `model` (trained with `steps`,
+ * `batch`, `lr`, `seed` and cached, as for every workload) and runs forward only, in
+ * inference mode. The student (`student` preset, optionally reshaped by
+ * `student_layers` / `student_heads` / `student_channels`; its sequence length is the
+ * teacher's) trains `student_steps` steps (0 = `steps`) with the baseline recipe on the
+ * same batches the baseline saw, on loss alpha*T^2*KL(teacher_T || student_T) +
+ * (1 - alpha)*CE (distill.h). alpha = 0 is the control: the teacher is not even loaded,
+ * and the run is exactly the baseline recipe trained on the student's shape (the same
+ * init seed, batch stream and update order as wlcommon's training loop).
+ * What it is not for: caching teacher logits on disk (not implemented: every step runs
+ * the teacher forward), or distilling into pruned/quantized students.
+ *
+ * Memory: train_peak_bytes is accounted from the slabs alive during training: the
+ * student's training state plus the teacher's inference state, and the teacher's part
+ * is also reported per category (teacher_<category>_bytes). The student is then moved
+ * to an inference-mode model (training state and teacher freed) and evaluated inside
+ * region "infer"; infer_peak_bytes counts its slabs and the KV cache of the decode.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <memtrade/workload.h>
+
+#include "distill.h"
+#include "wlcommon.h"
+
+#define EVAL_B 8
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static size_t slabs_total(const struct mt_gpt *m)
+{
+    size_t b = 0;
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        b += m->slab_bytes[c];
+    return b;
+}
+
+/* The student configuration: preset, then the explicit overrides, T = the teacher's. */
+static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teacher,
+                          struct mt_gpt_config *s)
+{
+    char err[256];
+    if (mt_gpt_config_preset(s, mt_param_str(ctx, "student"), err, sizeof(err)))
+        return mt_error(ctx, "student: %s", err);
+    static const char *const keys[3][2] = {{"student_layers", "n_layer"},
+                                           {"student_heads", "n_head"},
+                                           {"student_channels", "n_embd"}};
+    for (int i = 0; i < 3; i++) {
+        int64_t v = mt_param_int(ctx, keys[i][0]);
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%lld", (long long)v);
+        if (v > 0 && mt_gpt_config_set(s, keys[i][1], buf, err, sizeof(err)))
+            return mt_error(ctx, "%s: %s", keys[i][0], err);
+    }
+    s->vocab = teacher->vocab;
+    s->seq_len = teacher->seq_len;
+    if (mt_gpt_config_check(s, err, sizeof(err)))
+        return mt_error(ctx, "student shape: %s", err);
+    return 0;
+}
+
+static void report_memory(struct mt_ctx *ctx, const struct mt_gpt *student,
+                          const struct mt_gpt *teacher, size_t batch_bytes)
+{
+    size_t peak = slabs_total(student) + batch_bytes;
+    if (teacher) {
+        peak += slabs_total(teacher);
+        for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
+            if (!teacher->slab_bytes[c])
+                continue;
+            char name[64];
+            snprintf(name, sizeof(name), "teacher_%s_bytes", mt_mem_cat_names[c]);
+            mt_metric(ctx, name, (double)teacher->slab_bytes[c], "bytes");
+        }
+        mt_metric(ctx, "teacher_params", (double)teacher->n_params, "count");
+    } else {
+        mt_metric_na(ctx, "teacher_weights_bytes", "bytes", "alpha = 0: no teacher loaded");
+    }
+    mt_metric(ctx, "train_peak_bytes", (double)peak, "bytes");
+}
+
+/* Student training: the baseline loop of wlcommon with the distillation step. */
+static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teacher,
+                 const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                 double alpha, double temp)
+{
+    size_t B = r->batch, T = r->seq;
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *in = malloc(2 * B * T * sizeof(*in));
+    mt_mem_category(ctx, prev);
+    if (!in)
+        return mt_error(ctx, "out of memory for training batches");
+    int *tg = in + B * T;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* wlcommon's batch stream */
+    char err[512];
+    int rc = 0;
+    double t0 = wall(), tail = 0.0;
+    size_t ntail = 0;
+    mt_region_begin(ctx, "train");
+    for (size_t step = 0; step < r->steps && rc == 0; step++) {
+        struct mt_distill_stats st;
+        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
+        rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err,
+                             sizeof(err));
+        if (rc)
+            break;
+        mt_sample(ctx, "train_loss", (double)step, st.loss);
+        mt_sample(ctx, "train_ce", (double)step, st.ce);
+        if (teacher)
+            mt_sample(ctx, "train_kl", (double)step, st.kl);
+        mt_progress(ctx, (double)(step + 1), (double)r->steps);
+        if (step + 10 >= r->steps) {
+            tail += st.loss;
+            ntail++;
+        }
+        if (step % 100 == 0 || step + 1 == r->steps)
+            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f ce %.4f kl %.4f", step + 1,
+                   r->steps, st.loss, st.ce, st.kl);
+    }
+    mt_region_end(ctx, "train");
+    free(in);
+    if (rc)
+        return mt_error(ctx, "distillation failed: %s", err);
+    double dt = wall() - t0;
+    mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / dt, "tokens/s");
+    mt_metric(ctx, "train_loss", ntail ? tail / (double)ntail : 0.0, "nats/byte");
+    report_memory(ctx, student, teacher, 2 * B * T * sizeof(*in));
+    return 0;
+}
+
+static int run(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config tcfg, scfg;
+    struct mt_gpt_recipe r;
+    struct mt_corpus corpus = {0};
+    struct mt_gpt *teacher = NULL, *student = NULL, *served = NULL;
+    uint64_t seed;
+    char err[512];
+    int rc = -1;
+    mt_wl_threads(ctx);
+    if (mt_wl_model_config(ctx, NULL, &tcfg) || mt_wl_recipe(ctx, &tcfg, &r, &seed) ||
+        student_config(ctx, &tcfg, &scfg))
+        return -1;
+    double alpha = mt_param_float(ctx, "alpha"), temp = mt_param_float(ctx, "temperature");
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
+        return -1;
+    if (alpha != 0.0 && mt_wl_train_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER,
+                                            r.batch, r.seq, &teacher, NULL))
+        goto out;
+    struct mt_gpt_recipe sr = r;
+    int64_t ss = mt_param_int(ctx, "student_steps");
+    if (ss > 0) {
+        sr = mt_gpt_recipe_default((size_t)ss);
+        sr.batch = r.batch;
+        sr.seq = r.seq;
+        sr.lr = r.lr;
+    }
+    if (mt_gpt_create(&student, &scfg, MT_GPT_TRAIN, sr.batch, sr.seq, err, sizeof(err))) {
+        rc = mt_error(ctx, "student: %s", err);
+        goto out;
+    }
+    mt_gpt_init(student, seed);
+    mt_log(ctx, MT_LOG_INFO,
+           "student L%zu H%zu C%zu (%zu params) from teacher L%zu H%zu C%zu; alpha %.3g T %.3g",
+           scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, tcfg.n_layer,
+           tcfg.n_head, tcfg.n_embd, alpha, temp);
+    if ((rc = train(ctx, student, teacher, &sr, seed, &corpus, alpha, temp)))
+        goto out;
+    mt_gpt_free(teacher);
+    teacher = NULL;
+
+    /* serve the student: inference-mode copy, training state freed first */
+    if (mt_gpt_create(&served, &scfg, MT_GPT_INFER, EVAL_B, sr.seq, err, sizeof(err))) {
+        rc = mt_error(ctx, "student (inference): %s", err);
+        goto out;
+    }
+    memcpy(served->params, student->params, served->slab_bytes[MT_MEM_WEIGHTS]);
+    mt_gpt_free(student);
+    student = NULL;
+    mt_wl_report_model(ctx, served);
+    mt_region_begin(ctx, "infer");
+    rc = mt_wl_report_eval(ctx, served, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
+    if (rc == 0 && n_dec > 0)
+        rc = mt_wl_report_decode(ctx, served, n_dec);
+    mt_region_end(ctx, "infer");
+    if (rc)
+        goto out;
+    size_t kv = 0, kv_scratch = 0;
+    if (n_dec > 0)
+        mt_gpt_kv_memory(&scfg, n_dec < scfg.seq_len ? n_dec : scfg.seq_len, &kv, &kv_scratch);
+    mt_metric(ctx, "infer_peak_bytes", (double)(slabs_total(served) + kv + kv_scratch), "bytes");
+    rc = 0;
+out:
+    mt_gpt_free(served);
+    mt_gpt_free(student);
+    mt_gpt_free(teacher);
+    mt_corpus_free(&corpus);
+    return rc;
+}
+
+static size_t mem_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config tcfg;
+    if (mt_wl_model_config(ctx, NULL, &tcfg))
+        return 0;
+    size_t T = tcfg.seq_len < 128 ? tcfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
+    /* the teacher's training when not cached dominates; a student is no larger than the
+     * presets allow, so count it as a second teacher-sized training state */
+    return 2 * mt_wl_estimate_bytes(&tcfg, B, T);
+}
+
+static const struct mt_param_spec params[] = {
+    MT_WL_PARAM_MODEL,
+    MT_WL_PARAM_STEPS,
+    MT_WL_PARAM_BATCH,
+    MT_WL_PARAM_LR,
+    MT_WL_PARAM_SEED,
+    MT_WL_PARAM_EVAL_TOKENS,
+    MT_WL_PARAM_CORPUS,
+    {"student", MT_PARAM_CHOICE, "tiny", 0, 0, "tiny|small|medium|gpt2",
+     "student preset (its seq_len is replaced by the teacher's)"},
+    {"student_layers", MT_PARAM_INT, "0", 0, 96, NULL, "student n_layer (0 = the preset's)"},
+    {"student_heads", MT_PARAM_INT, "0", 0, 96, NULL, "student n_head (0 = the preset's)"},
+    {"student_channels", MT_PARAM_INT, "0", 0, 8192, NULL, "student n_embd (0 = the preset's)"},
+    {"student_steps", MT_PARAM_INT, "0", 0, 1000000, NULL,
+     "student training steps (0 = steps, the teacher's budget)"},
+    {"alpha", MT_PARAM_FLOAT, "0.5", 0.0, 1.0, NULL,
+     "weight of T^2*KL(teacher||student); 0 = train from scratch (control)"},
+    {"temperature", MT_PARAM_FLOAT, "2", 0.1, 100.0, NULL, "softmax temperature T"},
+    {"decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,
+     "batch-1 decode steps for decode_tokens_per_s (0 = skip)"},
+};
+
+MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
+    .struct_size = sizeof(struct mt_workload),
+    .name = "distill",
+    .summary = "train a smaller student against the cached baseline teacher (KL + CE)",
+    .params = params,
+    .n_params = sizeof(params) / sizeof(params[0]),
+    .ranks_param = NULL,
+    .mem_estimate = mem_estimate,
+    .run = run,
+};
