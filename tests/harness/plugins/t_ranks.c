@@ -15,7 +15,8 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "train_peak_bytes", 1000.0 * (rank + 1), "bytes");
     mt_sample(ctx, "loss", 0, 5.0 + rank);
     if (rank == mt_param_int(ctx, "crash_rank")) {
-        volatile int *volatile p = 0;
+        volatile uintptr_t bad = 16; /* not NULL: UBSan would report a NULL store itself */
+        volatile int *volatile p = (int *)bad;
         *p = 1;
     }
     return 0;

@@ -1,5 +1,5 @@
 /* tests/harness/plugins/t_segv.c — a test workload that reports a metric and a sample,
- * then dereferences NULL: the run must end `crashed` with SIGSEGV and keep its data. */
+ * then writes to an unmapped address: the run must end `crashed` with SIGSEGV and keep its data. */
 #include <memtrade/workload.h>
 
 static int run(struct mt_ctx *ctx)
@@ -12,7 +12,7 @@ static int run(struct mt_ctx *ctx)
 }
 
 static const struct mt_param_spec params[] = {
-    {"address", MT_PARAM_INT, "0", 0, 0, NULL, "address to write to"},
+    {"address", MT_PARAM_INT, "16", 0, 4096, NULL, "address to write to (not 0: UBSan would catch a NULL store)"},
 };
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
