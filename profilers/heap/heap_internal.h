@@ -184,7 +184,9 @@ MT_HIDDEN uint64_t mt_heap_now_ns(void);
 MT_HIDDEN int mt_heap_guard(int on);
 
 /* heap_output.c */
-MT_HIDDEN void mt_heap_out_open(void);        /* opens out_pattern for this pid, writes header */
+/* Opens the report for this process (forked: in the child of a fork) and writes the
+ * header; out_fd stays -1 when it cannot. */
+MT_HIDDEN void mt_heap_out_open(int forked);
 MT_HIDDEN void mt_heap_helper_start(void);    /* starts the timeline thread */
 MT_HIDDEN void mt_heap_point_if_due(void);    /* hooks: writes a point when due, no helper */
 MT_HIDDEN void mt_heap_helper_stop(void);     /* stops and joins it */

@@ -183,7 +183,7 @@ static void init_slow(void)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     G.t0_coarse_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&init_slow);
-    mt_heap_out_open();
+    mt_heap_out_open(0);
     mt_heap_guard(old);
     atomic_store(&G.tracking, 1);
     atomic_store(&init_state, 2);
@@ -1195,8 +1195,8 @@ static void atfork_parent(void)
     tls.guard--;
 }
 
-/* The child keeps its inherited blocks and counters and writes a report of its own when
- * the output path has %p; it has no timeline thread (only the forking thread survives). */
+/* The child keeps its inherited blocks and counters and writes a report of its own (see
+ * mt_heap_out_open); the hooks write its timeline until it starts a thread. */
 static void atfork_child(void)
 {
     atomic_store(&G.lock, 0);
@@ -1205,8 +1205,7 @@ static void atfork_child(void)
         close(G.out_fd);
         G.out_fd = -1;
     }
-    if (strstr(G.out_pattern, "%p"))
-        mt_heap_out_open();
+    mt_heap_out_open(1);
     tls.guard--;
 }
 
