@@ -568,8 +568,8 @@ void pl_draw_curves(struct pl_ctx *ctx)
     }
     if (drawn == 0)
         pl_item_skip(ctx, "curves", "accuracy against one knob",
-                     "no workload varies a numeric parameter with the others fixed "
-                     "(%s reported)%s%s",
+                     "no workload reports %s for two or more values of one numeric "
+                     "parameter with its other parameters fixed%s%s",
                      ctx->y_metric, why.len ? "; tried " : "", pl_s(why.s));
     pl_buf_free(&why);
     free(pts);
