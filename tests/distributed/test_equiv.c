@@ -1,8 +1,9 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b [steps]
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b [steps [model [batch]]]
  *
+ * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
  * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
  * against data parallel: losses within 1e-6) and the ledger's per-rank optimizer bytes
  * (stage 2: gradient bytes) exactly 8 (4) bytes times this rank's slice, the slices
@@ -131,9 +132,9 @@ static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
     size_t want_g = job->zero_stage == 2 ? 4 * slice : 4 * psi;
     CHECK(res->peak[MT_MEM_GRADIENTS] == want_g, "gradients %zu bytes, want %zu",
           res->peak[MT_MEM_GRADIENTS], want_g);
-    if (psi % N == 0)
-        CHECK(fabs(res->zero_pred_optimizer - (double)res->peak[MT_MEM_OPTIMIZER]) < 0.5,
-              "formula %.1f vs %zu", res->zero_pred_optimizer, res->peak[MT_MEM_OPTIMIZER]);
+    /* the formula's 8 psi / N, up to the one float the balanced split adds or drops */
+    CHECK(fabs(res->zero_pred_optimizer - (double)res->peak[MT_MEM_OPTIMIZER]) < 8.0,
+          "formula %.1f vs %zu", res->zero_pred_optimizer, res->peak[MT_MEM_OPTIMIZER]);
     printf("rank %d: zero-%d optimizer %zu B gradients %zu B (psi %zu, formula %.0f / %.0f)\n",
            d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS],
            psi, res->zero_pred_optimizer, res->zero_pred_gradients);
@@ -151,14 +152,15 @@ int main(int argc, char **argv)
 
     struct mt_corpus corpus;
     struct mt_dist_job job = {.crash_rank = -1, .seed = 1337, .micro_batches = 4};
-    CHECK(!mt_gpt_config_preset(&job.cfg, "tiny", err, sizeof err), "%s", err);
+    CHECK(!mt_gpt_config_parse(&job.cfg, argc > 3 ? argv[3] : "tiny", err, sizeof err), "%s",
+          err);
     job.recipe = mt_gpt_recipe_default(steps);
-    job.recipe.batch = 8;
+    job.recipe.batch = argc > 4 ? (size_t)atoi(argv[4]) : 8;
     job.recipe.seq = job.cfg.seq_len;
     CHECK(!mt_corpus_load(&corpus, NULL, job.recipe.seq, err, sizeof err), "%s", err);
     job.data = corpus.train;
     job.n_data = corpus.n_train;
-    size_t psi = mt_gpt_num_params(&job.cfg), logits_n = 8 * job.recipe.seq * job.cfg.vocab;
+    size_t psi = mt_gpt_num_params(&job.cfg), logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
     struct ref ref;
     reference(&job, &ref);

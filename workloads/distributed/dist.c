@@ -122,6 +122,16 @@ void mt_dist_wait(struct mt_dist *d, MPI_Request *req)
     comm_end(d, t0, 0.0, 0.0);
 }
 
+void mt_dist_test(struct mt_dist *d, MPI_Request *reqs, size_t n)
+{
+    if (!n)
+        return;
+    int done = 0;
+    double t0 = comm_begin(d);
+    MPI_Testall((int)n, reqs, &done, MPI_STATUSES_IGNORE);
+    comm_end(d, t0, 0.0, 0.0);
+}
+
 double mt_dist_sum(struct mt_dist *d, double v)
 {
     double out = v;

@@ -66,6 +66,9 @@ void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n);
 /* Non-blocking version; complete with mt_dist_wait. */
 void mt_dist_iallreduce(struct mt_dist *d, float *buf, size_t n, MPI_Request *req);
 void mt_dist_wait(struct mt_dist *d, MPI_Request *req);
+/* Drives the progress of n requests without waiting (MPI_Testall; once all are complete
+ * they become MPI_REQUEST_NULL, which mt_dist_wait accepts). */
+void mt_dist_test(struct mt_dist *d, MPI_Request *reqs, size_t n);
 /* Sum of a double over ranks. Not counted as traffic (a scalar for reporting). */
 double mt_dist_sum(struct mt_dist *d, double v);
 /* Reduce-scatter of a vector of sum(counts) floats: rank r receives the sum of the

@@ -221,12 +221,15 @@ static int run_setup(struct run *r, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- gradient hand-off */
 
+/* Starts the pending bucket's all-reduce. Open MPI has no progress thread here, so the
+ * buckets already in flight only advance while we are inside MPI: test them too. */
 static void start_bucket(struct run *r)
 {
     if (r->pend_hi > r->pend_lo)
         mt_dist_iallreduce(r->d, r->sh->grads + r->pend_lo, r->pend_hi - r->pend_lo,
                            &r->reqs[r->nreq++]);
     r->pend_lo = r->pend_hi = 0;
+    mt_dist_test(r->d, r->reqs, r->nreq);
 }
 
 /* DP overlap: ranges arrive contiguous and descending; grow the pending bucket down and
@@ -375,6 +378,18 @@ static void optimizer_step(struct run *r, float *g, float lr)
 
 /* ---------------------------------------------------------------- one step */
 
+/* A named phase of the step, for the harness's per-region time and counters. */
+static void phase(const struct run *r, const char *name, int begin)
+{
+    struct mt_ctx *ctx = r->job->ctx;
+    if (!ctx)
+        return;
+    if (begin)
+        mt_region_begin(ctx, name);
+    else
+        mt_region_end(ctx, name);
+}
+
 static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *logits,
                       float *loss, char *err, size_t errlen)
 {
@@ -395,18 +410,28 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
         mt_shard_ready_fn ready = job->strategy == MT_DIST_ZERO
                                       ? (job->zero_stage == 2 ? zero2_ready : NULL)
                                       : (job->overlap ? dp_ready : NULL);
+        phase(r, "forward", 1);
         rc = mt_shard_forward(sh, 0, in + rows, tg + rows, &loss_sum, NULL, err, errlen);
+        phase(r, "forward", 0);
+        phase(r, "backward", 1);
         if (!rc)
             mt_shard_backward(sh, 0, dloss, ready, r);
+        phase(r, "backward", 0);
         break;
     }
     case MT_DIST_TP:
+        phase(r, "forward", 1);
         rc = mt_shard_forward(sh, 0, in, tg, &loss_sum, logits, err, errlen);
+        phase(r, "forward", 0);
+        phase(r, "backward", 1);
         if (!rc)
             mt_shard_backward(sh, 0, dloss, NULL, NULL);
+        phase(r, "backward", 0);
         break;
-    case MT_DIST_PP:
+    case MT_DIST_PP: /* forwards and backwards interleave: one phase */
+        phase(r, "pipeline", 1);
         rc = pp_step(r, &loss_sum, logits, dloss, err, errlen);
+        phase(r, "pipeline", 0);
         break;
     }
     if (mt_dist_any(d, rc)) {
@@ -418,6 +443,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
     *loss = (float)((job->strategy == MT_DIST_TP ? loss_sum : mt_dist_sum(d, loss_sum)) /
                     (double)(B * T));
     float *g = sh->grads;
+    phase(r, "optimizer", 1);
     if (job->strategy == MT_DIST_DP) {
         dp_reduce(r);
     } else if (job->strategy == MT_DIST_ZERO) {
@@ -429,6 +455,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
     optimizer_step(r, g, mt_gpt_lr_at(&job->recipe, step));
     if (job->strategy == MT_DIST_ZERO)
         mt_dist_allgather(d, sh->params, r->counts, r->displs);
+    phase(r, "optimizer", 0);
     return 0;
 }
 
