@@ -14,20 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcheck.h"
 #include "qformat.h"
 #include "qkernels.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 static uint64_t rnd(void)
