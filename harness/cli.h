@@ -63,5 +63,6 @@ int mt_cmd_sweep(int argc, char **argv);
 int mt_cmd_query(int argc, char **argv);
 int mt_cmd_merge(int argc, char **argv);
 int mt_cmd_profile(int argc, char **argv);
+int mt_cmd_plot(int argc, char **argv);
 
 #endif

@@ -149,6 +149,7 @@ static const char usage[] =
     "  query ...                   read the database (runs, show, compare, pareto, sites, sql)\n"
     "  merge OUT.db IN.db...       join shard databases\n"
     "  profile [...] -- CMD ARGS   profile any program as a run of workload 'external'\n"
+    "  plot [--db F] [--out DIR]   plots and report.html (see memtrade plot --help)\n"
     "\n"
     "'memtrade COMMAND --help' describes each command.\n"
     "\n"
@@ -183,7 +184,7 @@ int main(int argc, char **argv)
     } cmds[] = {{"list", mt_cmd_list},   {"describe", mt_cmd_describe},
                 {"run", mt_cmd_run},     {"sweep", mt_cmd_sweep},
                 {"query", mt_cmd_query}, {"merge", mt_cmd_merge},
-                {"profile", mt_cmd_profile}};
+                {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].fn(argc - 1, argv + 1);

@@ -9,6 +9,10 @@ done
 expect_rc 0 "$MT" --help
 expect_out "exit codes:"
 expect_rc 2 "$MT" frobnicate
+if [ -d "${MT_SOURCE_DIR:?}/plots" ]; then
+    expect_rc 0 "$MT" plot --help # handed to the plot generator
+    expect_out "--sweep"
+fi
 
 expect_rc 0 "$MT" list
 expect_out "t_ok"

@@ -13,12 +13,7 @@ note = a, b, c, d
 INI
 "$MT" sweep i.ini --db "$DB" --no-heap --jobs 2 >i.log 2>&1 &
 pid=$!
-i=0
-while [ "$(sql "SELECT count(*) FROM runs" 2>/dev/null || echo 0)" -lt 2 ]; do
-    i=$((i + 1))
-    [ $i -lt 200 ] || { kill -9 $pid; fail "the runs never started"; }
-    sleep 0.05
-done
+wait_runs 2 $pid
 sleep 0.3
 kill -INT $pid
 wait $pid

@@ -14,13 +14,7 @@ note = a, b, c, d, e
 INI
 "$MT" sweep k.ini --db "$DB" --no-heap >k1.log 2>&1 &
 pid=$!
-# Wait for the second run to start.
-i=0
-while [ "$(sql "SELECT count(*) FROM runs" 2>/dev/null || echo 0)" -lt 2 ]; do
-    i=$((i + 1))
-    [ $i -lt 200 ] || { kill -9 $pid; fail "the second run never started"; }
-    sleep 0.05
-done
+wait_runs 2 $pid
 kill -9 $pid
 wait $pid 2>/dev/null
 sleep 0.2 # PR_SET_PDEATHSIG takes the child down with the harness

@@ -44,3 +44,13 @@ sql() {
 hash() {
     if [ -e "$1" ]; then sha256sum "$1" | cut -d' ' -f1; else echo absent; fi
 }
+
+# wait_runs N PID: waits until the database has N runs (the harness PID started them).
+wait_runs() {
+    i=0
+    while [ "$(sql "SELECT count(*) FROM runs" 2>/dev/null || echo 0)" -lt "$1" ]; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || { kill -9 "$2"; fail "run $1 never started"; }
+        sleep 0.05
+    done
+}
