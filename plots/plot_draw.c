@@ -436,23 +436,64 @@ static char *fixed_part(struct pl_ctx *ctx, const struct pl_run *r, const char *
 
 /* One curve plot: y against param keys[kx] of `workload`, one line per setting of the
  * other varying params. Returns 1 when drawn, 0 when no setting has two points. */
-static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **keys, size_t nk,
-                      size_t kx, struct pl_point *pts)
+static int cmp_str(const void *a, const void *b)
 {
-    size_t n = 0;
-    char **series = calloc(ctx->n_configs + 1, sizeof *series);
-    if (!series) {
-        ctx->oom = 1;
-        return 0;
-    }
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The knob's values among the workload's configurations with y. Returns 1 when one is
+ * not a number: then cats holds the distinct values, sorted, placed at x = 0, 1, ... */
+static int knob_categories(struct pl_ctx *ctx, const char *workload, const char *key,
+                           const char **cats, size_t *n_cats)
+{
+    int categorical = 0;
+    *n_cats = 0;
     for (size_t i = 0; i < ctx->n_configs; i++) {
         const struct pl_config *c = &ctx->configs[i];
         struct pl_stat sy;
-        double xv;
+        double v;
+        const char *value = pl_run_param(&ctx->runs[c->runs[0]], key);
+        if (strcmp(c->workload, workload) != 0 || !value ||
+            !pl_config_stat(ctx, c, ctx->y_metric, &sy))
+            continue;
+        categorical |= !numeric(value, &v);
+        size_t k = 0;
+        while (k < *n_cats && strcmp(cats[k], value) != 0)
+            k++;
+        if (k == *n_cats) cats[(*n_cats)++] = value;
+    }
+    if (categorical) qsort(cats, *n_cats, sizeof *cats, cmp_str);
+    return categorical;
+}
+
+static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **keys, size_t nk,
+                      size_t kx, struct pl_point *pts)
+{
+    size_t n = 0, n_cats = 0;
+    char **series = calloc(ctx->n_configs + 1, sizeof *series);
+    const char **cats = calloc(ctx->n_configs + 1, sizeof *cats);
+    if (!series || !cats) {
+        free(series);
+        free(cats);
+        ctx->oom = 1;
+        return 0;
+    }
+    int categorical = knob_categories(ctx, workload, keys[kx], cats, &n_cats);
+    for (size_t i = 0; i < ctx->n_configs; i++) {
+        const struct pl_config *c = &ctx->configs[i];
+        struct pl_stat sy;
+        double xv = 0;
         if (strcmp(c->workload, workload) != 0 || !pl_config_stat(ctx, c, ctx->y_metric, &sy))
             continue;
         const struct pl_run *r = &ctx->runs[c->runs[0]];
-        if (!numeric(pl_run_param(r, keys[kx]), &xv)) continue;
+        const char *value = pl_run_param(r, keys[kx]);
+        if (!value) continue;
+        if (categorical) {
+            while (strcmp(cats[(size_t)xv], value) != 0)
+                xv++;
+        } else if (!numeric(value, &xv)) {
+            continue;
+        }
         pts[n] = (struct pl_point){
             .cfg = i, .x = xv, .y = sy.median, .ylo = sy.min, .yhi = sy.max, .n = sy.n};
         series[n++] = fixed_part(ctx, r, keys, nk, kx);
@@ -484,6 +525,14 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     }
     fprintf(dat, "# %s: %s (y) against %s (x), one block per setting of the other params\n",
             workload, ctx->y_metric, keys[kx]);
+    if (categorical) {
+        fprintf(dat, "# x is the index of the %s value:", keys[kx]);
+        for (size_t k = 0; k < n_cats; k++) {
+            fprintf(dat, " %zu=", k);
+            pl_dat_text(dat, cats[k]);
+        }
+        fputc('\n', dat);
+    }
     fputs("# x\ty\ty_min\ty_max\trepeats\trun_id\tlabel\n", dat);
     pl_gp_preamble(ctx, gp, name, 1000, 650);
     pl_gp_title(gp, title, ctx, NULL);
@@ -493,7 +542,20 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     char *yl = axis_label(ctx, ctx->y_metric, NULL);
     pl_gp_str(gp, yl);
     free(yl);
-    fputs("\nset offsets graph 0.05, graph 0.05, graph 0.08, graph 0.08\nplot ", gp);
+    fputs("\nset offsets graph 0.05, graph 0.05, graph 0.08, graph 0.08\n", gp);
+    if (categorical) {
+        fprintf(gp,
+                "set offsets 0, 0, graph 0.08, graph 0.08\nset xrange [-0.5:%zu.5]\n"
+                "set xtics (",
+                n_cats - 1);
+        for (size_t k = 0; k < n_cats; k++) {
+            fputs(k ? ", " : "", gp);
+            pl_gp_str_max(gp, cats[k], 30);
+            fprintf(gp, " %zu", k);
+        }
+        fputs(")\n", gp);
+    }
+    fputs("plot ", gp);
     int block = 0;
     for (size_t i = 0; i < n; i++) {
         if (done[i]) continue;
@@ -537,6 +599,7 @@ out:
     for (size_t i = 0; i < n; i++)
         free(series[i]);
     free(series);
+    free(cats);
     free(done);
     free(line);
     free(safe_w);

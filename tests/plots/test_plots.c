@@ -173,6 +173,12 @@ static void make_db(const char *schema, const char *path)
     metric(db, 9, "train_tokens_per_s", 900, "tokens/s");
     add_run(db, 10, "checkpoint", "ckpt <every> & 2", 0, "ok", "every=2");
     acc_mem(db, 10, 2.0, "train_peak_bytes", 15);
+    /* A categorical knob (student, one value with quotes): dominated on the serving panel,
+       a curve with named x positions. */
+    add_run(db, 16, "distill", NULL, 0, "ok", "student=tiny");
+    acc_mem(db, 16, 2.5, "infer_peak_bytes", 4);
+    add_run(db, 17, "distill", NULL, 0, "ok", "student=small \"s\"");
+    acc_mem(db, 17, 2.35, "infer_peak_bytes", 5);
     /* Two ranks: the training panel uses the largest rank's peak (9 MiB), not the sum. */
     add_run(db, 13, "zero", "zero-2", 0, "ok", "stage=2");
     exec_sql(db, "UPDATE runs SET ranks = 2 WHERE id = 13");
@@ -476,7 +482,7 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     struct mt_plot_result res;
     int rc = mt_plot_generate(&opts, &res, err, sizeof err);
     CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
-    CHECK(res.n_runs == 13 && res.n_ok == 11, "runs %zu ok %zu", res.n_runs, res.n_ok);
+    CHECK(res.n_runs == 15 && res.n_ok == 13, "runs %zu ok %zu", res.n_runs, res.n_ok);
     CHECK(res.n_failed == 0, "%zu plots failed", res.n_failed);
     for (size_t i = 0; i < res.n_items; i++) {
         const struct mt_plot_item *it = &res.items[i];
@@ -484,11 +490,14 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                it->skip ? it->skip : (it->failed ? it->failed : ""));
     }
 
-    static const char *const drawn[] = {
-        "tradeoff_serving",    "tradeoff_training",    "speed_train",          "speed_eval",
-        "curve_quantize_bits", "curve_quantize_group", "curve_prune_sparsity", "loss_checkpoint",
-        "loss_lora",           "timeline_run1",        "timeline_run9",        "timeline_run10",
-        "sites_run1",          "regions_run1"};
+    static const char *const drawn[] = {"tradeoff_serving",     "tradeoff_training",
+                                        "speed_train",          "speed_eval",
+                                        "curve_quantize_bits",  "curve_quantize_group",
+                                        "curve_prune_sparsity", "curve_distill_student",
+                                        "loss_checkpoint",      "loss_lora",
+                                        "timeline_run1",        "timeline_run9",
+                                        "timeline_run10",       "sites_run1",
+                                        "regions_run1"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
@@ -503,6 +512,8 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
         {"bits=4 group=128", "quantize", 1.5, 2.2, 2.2, 2.2, 1, 0},
         {"50% sparse", "prune", 3, 2.3, 2.3, 2.3, 1, 0},
         {"90% {x}_^@", "prune", 0.9, 3.0, 3.0, 3.0, 1, 1},
+        {"student=tiny", "distill", 4, 2.5, 2.5, 2.5, 1, 0},
+        {"student=small \"s\"", "distill", 5, 2.35, 2.35, 2.35, 1, 0},
     };
     check_points(plots, "tradeoff_serving.dat", serving, sizeof serving / sizeof serving[0]);
     static const char *const serving_front[] = {"90% {x}_^@", "it's 2-bit", "int4 \xc3\xbc\\back",
@@ -583,6 +594,15 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
               i, r.fields[i][0], r.fields[i][1]);
     free(r.text);
 
+    /* Categorical knob: sorted values at 0, 1 and named on the axis. */
+    CHECK(load_rows(plots, "curve_distill_student.dat", &r) == 0, "distill curve missing");
+    CHECK(r.n == 2 && near(r.fields[0][0], 0) && near(r.fields[0][1], 2.35) &&
+              near(r.fields[1][0], 1) && near(r.fields[1][1], 2.5),
+          "distill curve rows %zu", r.n);
+    free(r.text);
+    CHECK(contains(plots, "curve_distill_student.gp", "set xtics ('small \"s\"' 0, 'tiny' 1)"),
+          "category tics");
+
     /* Labels reach gnuplot as quoted strings, titles name the sweep and the machine. */
     CHECK(contains(plots, "tradeoff_serving.gp", "'it''s 2-bit'"), "quote not doubled");
     CHECK(contains(plots, "tradeoff_serving.gp", "'int4 \xc3\xbc\\back'"), "backslash label");
@@ -657,11 +677,11 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     mt_plot_result_free(&res);
     o3.sweep_id = 1;
     rc = mt_plot_generate(&o3, &res, err, sizeof err);
-    CHECK(rc == 0 && res.n_runs == 13, "sweep 1: rc %d runs %zu", rc, res.n_runs);
+    CHECK(rc == 0 && res.n_runs == 15, "sweep 1: rc %d runs %zu", rc, res.n_runs);
     mt_plot_result_free(&res);
     o3.sweep_id = MT_PLOT_SWEEP_ALL;
     rc = mt_plot_generate(&o3, &res, err, sizeof err);
-    CHECK(rc == 0 && res.n_runs == 14 && res.n_ok == 12, "all: rc %d runs %zu", rc, res.n_runs);
+    CHECK(rc == 0 && res.n_runs == 16 && res.n_ok == 14, "all: rc %d runs %zu", rc, res.n_runs);
     mt_plot_result_free(&res);
 }
 
