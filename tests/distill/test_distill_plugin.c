@@ -10,7 +10,6 @@
  *            and train_tokens_per_s are there.
  * What it is not for: whether distillation beats the control (that is a sweep result).
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,31 +17,10 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "fake_ctx.h"
+#include "plugin_check.h"
 #include "wlcommon.h"
 
-static const struct mt_workload *wl;
-static char cache_dir[256];
 static double control_peak;
-
-static int run_with(struct fake_ctx *f, const char **ov, size_t n)
-{
-    fake_ctx_init(f, wl, ov, n);
-    snprintf(f->cache_dir, sizeof(f->cache_dir), "%s", cache_dir);
-    int rc = wl->run(&f->base);
-    if (rc)
-        fprintf(stderr, "run failed: %s\n", f->error);
-    CHECK(f->open_regions == 0 && f->region_errors == 0, "regions unpaired");
-    return rc;
-}
-
-static double need(const struct fake_ctx *f, const char *name, const char *unit)
-{
-    const struct fake_metric *m = fake_ctx_metric(f, name);
-    CHECK(m && strcmp(m->unit, unit) == 0 && !m->na, "metric %s missing or not in %s", name,
-          unit);
-    return m ? m->value : NAN;
-}
 
 static const char *common[] = {"model=tiny", "steps=20", "batch=8", "eval_tokens=4096",
                                "decode_tokens=0", "student_channels=32"};
@@ -53,12 +31,12 @@ static void test_scratch(void)
     memcpy(ov, common, sizeof(common));
     ov[6] = "alpha=0";
     struct fake_ctx f;
-    if (run_with(&f, ov, 7)) {
+    if (plugin_run(&f, ov, 7)) {
         failures++;
         return;
     }
-    double distilled = need(&f, "val_loss", "nats/byte");
-    control_peak = need(&f, "train_peak_bytes", "bytes");
+    double distilled = plugin_need(&f, "val_loss", "nats/byte");
+    control_peak = plugin_need(&f, "train_peak_bytes", "bytes");
     /* the scratch run: the baseline recipe on the student's configuration */
     struct mt_gpt_config cfg;
     struct mt_gpt_recipe r;
@@ -88,39 +66,31 @@ static void test_teacher(void)
     ov[6] = "alpha=0.5";
     ov[7] = "temperature=2";
     struct fake_ctx f;
-    if (run_with(&f, ov, 8)) {
+    if (plugin_run(&f, ov, 8)) {
         failures++;
         return;
     }
-    double tw = need(&f, "teacher_weights_bytes", "bytes");
-    double ta = need(&f, "teacher_activations_bytes", "bytes");
-    double tws = need(&f, "teacher_workspace_bytes", "bytes");
-    double peak = need(&f, "train_peak_bytes", "bytes");
+    double tw = plugin_need(&f, "teacher_weights_bytes", "bytes");
+    double ta = plugin_need(&f, "teacher_activations_bytes", "bytes");
+    double tws = plugin_need(&f, "teacher_workspace_bytes", "bytes");
+    double peak = plugin_need(&f, "train_peak_bytes", "bytes");
     if (control_peak > 0)
         CHECK(peak == control_peak + tw + ta + tws, "train_peak_bytes %g != %g + teacher", peak,
               control_peak);
-    double model = need(&f, "model_bytes", "bytes");
+    double model = plugin_need(&f, "model_bytes", "bytes");
     CHECK(model < tw, "student %g not smaller than teacher %g", model, tw);
-    need(&f, "train_tokens_per_s", "tokens/s");
-    need(&f, "infer_peak_bytes", "bytes");
-    need(&f, "val_loss", "nats/byte");
+    plugin_need(&f, "train_tokens_per_s", "tokens/s");
+    plugin_need(&f, "infer_peak_bytes", "bytes");
+    plugin_need(&f, "val_loss", "nats/byte");
     CHECK(f.n_samples >= 3 * 20, "loss, ce and kl series: %zu samples", f.n_samples);
 }
 
 int main(int argc, char **argv)
 {
-    void *so = dlopen(DISTILL_SO, RTLD_NOW | RTLD_LOCAL);
-    if (!so) {
-        fprintf(stderr, "dlopen %s: %s\n", DISTILL_SO, dlerror());
+    if (plugin_load(DISTILL_SO, "distill"))
         return 1;
-    }
-    wl = dlsym(so, MEMTRADE_WORKLOAD_SYMBOL);
-    if (!wl || wl->abi_major != MEMTRADE_WORKLOAD_ABI_MAJOR || strcmp(wl->name, "distill")) {
-        fprintf(stderr, "bad descriptor\n");
-        return 1;
-    }
-    snprintf(cache_dir, sizeof(cache_dir), "%s", argc > 1 ? argv[1] : "/tmp");
-    mkdir(cache_dir, 0700);
+    snprintf(plugin_cache_dir, sizeof(plugin_cache_dir), "%s", argc > 1 ? argv[1] : "/tmp");
+    mkdir(plugin_cache_dir, 0700);
     static const struct mt_test tests[] = {{"scratch", test_scratch}, {"teacher", test_teacher}};
     return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), NULL);
 }
