@@ -4,8 +4,8 @@
  * second, independent forward written here in double precision gives numerical
  * derivatives by central differences (eps 1e-4, so truncation error ~1e-9 and rounding
  * ~1e-12); the model's float backward must match them:
- *   - per tensor, 3 random +-1 directions: |num - ana| <= 1e-3 * |num| + 1e-6;
- *   - per tensor, 4 random elements: |num - ana| <= 2e-3 * rms(grad of tensor) + 1e-6.
+ *   - per tensor, 2 random +-1 directions: |num - ana| <= 1e-3 * |num| + 1e-6;
+ *   - per tensor, 3 random elements: |num - ana| <= 2e-3 * rms(grad of tensor) + 1e-6.
  * Parameters are randomized first (biases and LayerNorm params non-trivial) so no tensor
  * passes with a zero gradient. Also checks that backward accumulates (two backwards =
  * twice the gradient), that loss_scale / norm_tokens scale it, and that a caller-given
@@ -179,7 +179,7 @@ int main(void)
             rms += (double)g[i] * g[i];
         rms = sqrt(rms / (double)n);
         double worst = 0;
-        for (int k = 0; k < 3; k++) { /* directional derivatives over the whole tensor */
+        for (int k = 0; k < 2; k++) { /* directional derivatives over the whole tensor */
             signed char *d = malloc(n);
             double ana = 0;
             for (size_t i = 0; i < n; i++) {
@@ -202,7 +202,7 @@ int main(void)
                 failures++;
             }
         }
-        for (int k = 0; k < 4; k++) { /* single elements */
+        for (int k = 0; k < 3; k++) { /* single elements */
             size_t i = (size_t)mt_rng_below(&rng, n);
             P[p][i] += eps;
             double fp = ref_loss(&cfg, P, in, tg);
