@@ -311,25 +311,6 @@ out:
     free(title);
 }
 
-void pl_draw_timelines(struct pl_ctx *ctx)
-{
-    size_t *idx = runs_buffer(ctx), more;
-    if (!idx) return;
-    size_t n = pick_runs(ctx,
-                         "SELECT 1 FROM samples WHERE run_id = ?1 AND (series = 'heap.live' OR "
-                         "series LIKE 'heap.live.%' OR series = 'rss')",
-                         idx, max_runs(ctx), &more);
-    if (n == 0)
-        pl_item_skip(ctx, "timeline", "memory timelines",
-                     "no run recorded heap.live or rss samples");
-    for (size_t i = 0; i < n; i++)
-        timeline_one(ctx, &ctx->runs[idx[i]]);
-    if (more)
-        pl_item_skip(ctx, "timeline_more", "more memory timelines",
-                     "%zu more runs have timelines; raise max_runs to draw them", more);
-    free(idx);
-}
-
 /* ---- allocation sites --------------------------------------------------------------- */
 
 /* Frames that say where memory was asked for, not how it was handed out. */
@@ -486,22 +467,6 @@ out:
     free(title);
 }
 
-void pl_draw_sites(struct pl_ctx *ctx)
-{
-    size_t *idx = runs_buffer(ctx), more;
-    if (!idx) return;
-    size_t n =
-        pick_runs(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", idx, max_runs(ctx), &more);
-    if (n == 0)
-        pl_item_skip(ctx, "sites", "top allocation sites", "no run recorded allocation sites");
-    for (size_t i = 0; i < n; i++)
-        sites_one(ctx, &ctx->runs[idx[i]]);
-    if (more)
-        pl_item_skip(ctx, "sites_more", "more allocation sites",
-                     "%zu more runs have allocation sites; raise max_runs to draw them", more);
-    free(idx);
-}
-
 /* ---- per-region cost ---------------------------------------------------------------- */
 
 #define MAX_REGIONS 25
@@ -642,16 +607,40 @@ out:
     free(title);
 }
 
-void pl_draw_regions(struct pl_ctx *ctx)
+/* Draws `one` for each run picked by `probe`; `name` and `what` name the skip items. */
+static void per_run(struct pl_ctx *ctx, const char *probe, const char *name, const char *what,
+                    void (*one)(struct pl_ctx *, const struct pl_run *))
 {
     size_t *idx = runs_buffer(ctx), more;
     if (!idx) return;
-    size_t n = pick_runs(ctx, "SELECT 1 FROM regions WHERE run_id = ?1", idx, max_runs(ctx), &more);
-    if (n == 0) pl_item_skip(ctx, "regions", "cost per region", "no run recorded regions");
+    size_t n = pick_runs(ctx, probe, idx, max_runs(ctx), &more);
+    if (n == 0) pl_item_skip(ctx, name, what, "no run recorded %s", what);
     for (size_t i = 0; i < n; i++)
-        regions_one(ctx, &ctx->runs[idx[i]]);
-    if (more)
-        pl_item_skip(ctx, "regions_more", "more region costs",
-                     "%zu more runs have regions; raise max_runs to draw them", more);
+        one(ctx, &ctx->runs[idx[i]]);
+    if (more) {
+        char *more_name = pl_asprintf(ctx, "%s_more", name);
+        pl_item_skip(ctx, pl_s(more_name), what,
+                     "%zu more runs have %s; raise max_runs to draw them", more, what);
+        free(more_name);
+    }
     free(idx);
+}
+
+void pl_draw_timelines(struct pl_ctx *ctx)
+{
+    per_run(ctx,
+            "SELECT 1 FROM samples WHERE run_id = ?1 AND (series = 'heap.live' OR "
+            "series LIKE 'heap.live.%' OR series = 'rss')",
+            "timeline", "heap.live or rss samples", timeline_one);
+}
+
+void pl_draw_sites(struct pl_ctx *ctx)
+{
+    per_run(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", "sites", "allocation sites",
+            sites_one);
+}
+
+void pl_draw_regions(struct pl_ctx *ctx)
+{
+    per_run(ctx, "SELECT 1 FROM regions WHERE run_id = ?1", "regions", "regions", regions_one);
 }
