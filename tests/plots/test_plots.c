@@ -650,7 +650,8 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                               .format = fmt,
                               .x_metric = "model_bytes",
                               .budgets_mib = budgets,
-                              .n_budgets = 2};
+                              .n_budgets = 2,
+                              .max_runs = 1};
     rc = mt_plot_generate(&o2, &res, err, sizeof err);
     CHECK(rc == 0, "--x model_bytes: %d %s", rc, err);
     static const struct want_point model[] = {
@@ -659,6 +660,10 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     };
     check_points(plots, "tradeoff_model_bytes.dat", model, 2);
     check_drawn(&res, plots, "tradeoff_model_bytes", ext);
+    const struct mt_plot_item *more = item(&res, "timeline_more");
+    CHECK(more && more->skip && strstr(more->skip, "2 more runs have heap.live or rss samples"),
+          "max_runs: %s", more && more->skip ? more->skip : "no item");
+    CHECK(item(&res, "timeline_run1") && !item(&res, "timeline_run9"), "max_runs not applied");
     CHECK(contains(out, "report.html", "<tr><td class=\"n\">4</td><td>fp32</td>"), "budget 4");
     mt_plot_result_free(&res);
 
