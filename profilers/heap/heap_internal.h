@@ -75,8 +75,8 @@ struct mt_heap_cats {
 };
 
 struct mt_heap_state {
-    atomic_int lock;      /* spinlock; guards everything below that is not atomic */
-    atomic_int tracking;  /* 1 while hooks record; 0 before init and after the report */
+    atomic_int lock;     /* spinlock; guards everything below that is not atomic */
+    atomic_int tracking; /* 1 while hooks record; 0 before init and after the report */
     int mode;
     double sample_bytes; /* R: mean sampling interval in bytes (sampled mode) */
     uint64_t seed;
@@ -84,8 +84,8 @@ struct mt_heap_state {
     int out_fd;
     char out_pattern[4096];
     long page_size;
-    uint64_t t0_ns; /* CLOCK_MONOTONIC at init */
-    uint64_t t0_coarse_ns; /* CLOCK_MONOTONIC_COARSE at init (for peak_t) */
+    uint64_t t0_ns;             /* CLOCK_MONOTONIC at init */
+    uint64_t t0_coarse_ns;      /* CLOCK_MONOTONIC_COARSE at init (for peak_t) */
     uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
 
     struct mt_heap_cats c;
@@ -142,8 +142,7 @@ static inline void mt_heap_lock(void)
         return;
     }
     for (int spins = 0;; spins++) {
-        if (!atomic_exchange_explicit(&mt_heap_g.lock, 1, memory_order_acquire))
-            return;
+        if (!atomic_exchange_explicit(&mt_heap_g.lock, 1, memory_order_acquire)) return;
         while (atomic_load_explicit(&mt_heap_g.lock, memory_order_relaxed)) {
             if (++spins > 64)
                 mt_heap_yield();
@@ -187,10 +186,10 @@ MT_HIDDEN int mt_heap_guard(int on);
 /* Opens the report for this process (forked: in the child of a fork) and writes the
  * header; out_fd stays -1 when it cannot. */
 MT_HIDDEN void mt_heap_out_open(int forked);
-MT_HIDDEN void mt_heap_helper_start(void);    /* starts the timeline thread */
-MT_HIDDEN void mt_heap_point_if_due(void);    /* hooks: writes a point when due, no helper */
-MT_HIDDEN void mt_heap_helper_stop(void);     /* stops and joins it */
-MT_HIDDEN void mt_heap_write_report(void);    /* symbolizes and appends the exit report */
+MT_HIDDEN void mt_heap_helper_start(void); /* starts the timeline thread */
+MT_HIDDEN void mt_heap_point_if_due(void); /* hooks: writes a point when due, no helper */
+MT_HIDDEN void mt_heap_helper_stop(void);  /* stops and joins it */
+MT_HIDDEN void mt_heap_write_report(void); /* symbolizes and appends the exit report */
 
 /* heap_sde.c */
 MT_HIDDEN void mt_heap_sde_init(void);

@@ -36,8 +36,7 @@ static void w_flush(struct wbuf *w)
     size_t off = 0;
     while (w->fd >= 0 && off < w->n) {
         ssize_t k = write(w->fd, w->b + off, w->n - off);
-        if (k <= 0)
-            break;
+        if (k <= 0) break;
         off += (size_t)k;
     }
     w->n = 0;
@@ -45,8 +44,7 @@ static void w_flush(struct wbuf *w)
 
 static void w_ch(struct wbuf *w, char c)
 {
-    if (w->n == w->cap)
-        w_flush(w);
+    if (w->n == w->cap) w_flush(w);
     w->b[w->n++] = c;
 }
 
@@ -61,11 +59,20 @@ static void w_esc(struct wbuf *w, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '\\': w_raw(w, "\\\\"); break;
-        case '\t': w_raw(w, "\\t"); break;
-        case '\n': w_raw(w, "\\n"); break;
-        case '\r': w_raw(w, "\\r"); break;
-        default: w_ch(w, *s);
+        case '\\':
+            w_raw(w, "\\\\");
+            break;
+        case '\t':
+            w_raw(w, "\\t");
+            break;
+        case '\n':
+            w_raw(w, "\\n");
+            break;
+        case '\r':
+            w_raw(w, "\\r");
+            break;
+        default:
+            w_ch(w, *s);
         }
     }
 }
@@ -108,8 +115,7 @@ static void w_hex(struct wbuf *w, uint64_t v)
 /* Seconds with microsecond precision. */
 static void w_sec(struct wbuf *w, double s)
 {
-    if (!(s >= 0))
-        s = 0;
+    if (!(s >= 0)) s = 0;
     uint64_t us = (uint64_t)llround(s * 1e6);
     w_u64(w, us / 1000000);
     w_ch(w, '.');
@@ -121,7 +127,10 @@ static void w_sec(struct wbuf *w, double s)
         w_ch(w, t[i]);
 }
 
-static void w_tab(struct wbuf *w) { w_ch(w, '\t'); }
+static void w_tab(struct wbuf *w)
+{
+    w_ch(w, '\t');
+}
 
 static void w_meta_str(struct wbuf *w, const char *key, const char *val)
 {
@@ -174,14 +183,12 @@ static char hdr_buf[4096]; /* used by out_open (init or fork child) only */
 static int written_by_parent(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
+    if (fd < 0) return 0;
     char b[64];
     ssize_t k = read(fd, b, sizeof b - 1);
     close(fd);
     static const char head[] = "memtrade-heap\t1\nM\tpid\t";
-    if (k < (ssize_t)sizeof head || memcmp(b, head, sizeof head - 1) != 0)
-        return 0;
+    if (k < (ssize_t)sizeof head || memcmp(b, head, sizeof head - 1) != 0) return 0;
     b[k] = '\0';
     long pid = 0;
     for (const char *s = b + sizeof head - 1; *s >= '0' && *s <= '9'; s++)
@@ -201,8 +208,7 @@ void mt_heap_out_open(int forked)
         expand_path(path + n, sizeof path - n, "%p", (long)getpid());
     }
     G.out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (G.out_fd < 0)
-        return;
+    if (G.out_fd < 0) return;
     struct wbuf hw = {.fd = G.out_fd, .cap = sizeof hdr_buf, .b = hdr_buf}, *w = &hw;
     w_raw(w, "memtrade-heap\t1\n");
     w_meta_int(w, "pid", (long long)getpid());
@@ -221,8 +227,7 @@ void mt_heap_out_open(int forked)
     w_sec(w, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
     w_raw(w, "\nM\tcategories\t");
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
-        if (c)
-            w_ch(w, ',');
+        if (c) w_ch(w, ',');
         w_raw(w, mt_mem_cat_names[c]);
     }
     w_ch(w, '\n');
@@ -234,13 +239,11 @@ void mt_heap_out_open(int forked)
 static long long rss_bytes(void)
 {
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     char b[128];
     ssize_t k = read(fd, b, sizeof b - 1);
     close(fd);
-    if (k <= 0)
-        return -1;
+    if (k <= 0) return -1;
     b[k] = '\0';
     const char *s = b;
     while (*s && *s != ' ')
@@ -279,14 +282,14 @@ static void write_point(struct wbuf *w)
 void mt_heap_point_if_due(void)
 {
     static atomic_ullong next;
-    if (G.interval_ms <= 0 || G.out_fd < 0 || atomic_load(&G.helper_running))
-        return;
+    if (G.interval_ms <= 0 || G.out_fd < 0 || atomic_load(&G.helper_running)) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000u + (unsigned long long)ts.tv_nsec;
+    unsigned long long now =
+        (unsigned long long)ts.tv_sec * 1000000000u + (unsigned long long)ts.tv_nsec;
     unsigned long long due = atomic_load(&next);
-    if (now < due ||
-        !atomic_compare_exchange_strong(&next, &due, now + (unsigned long long)G.interval_ms * 1000000u))
+    if (now < due || !atomic_compare_exchange_strong(
+                         &next, &due, now + (unsigned long long)G.interval_ms * 1000000u))
         return;
     char b[512];
     struct wbuf w = {.fd = G.out_fd, .cap = sizeof b, .b = b};
@@ -299,8 +302,7 @@ static void *helper_main(void *arg)
     mt_heap_guard(1);
     struct wbuf wb = {.cap = 4096}, *w = &wb;
     w->b = mt_heap_pages(w->cap);
-    if (!w->b)
-        return NULL;
+    if (!w->b) return NULL;
     uint64_t next = mt_heap_now_ns();
     while (!atomic_load(&G.helper_stop)) {
         next += (uint64_t)G.interval_ms * 1000000u;
@@ -309,8 +311,7 @@ static void *helper_main(void *arg)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0 &&
                !atomic_load(&G.helper_stop))
             ;
-        if (atomic_load(&G.helper_stop))
-            break;
+        if (atomic_load(&G.helper_stop)) break;
         w->fd = G.out_fd;
         write_point(w);
     }
@@ -335,8 +336,7 @@ void mt_heap_helper_start(void)
 
 void mt_heap_helper_stop(void)
 {
-    if (!atomic_load(&G.helper_running))
-        return;
+    if (!atomic_load(&G.helper_running)) return;
     atomic_store(&G.helper_stop, 1);
     pthread_join(G.helper, NULL);
     atomic_store(&G.helper_running, 0);
@@ -382,9 +382,8 @@ struct frame_info {
  * debuginfod) are not searched: inflating libc's costs ~40 ms per process at exit, may hit
  * the network, and only adds lines inside system libraries. */
 static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
-                                 Dwarf_Addr base, const char *file_name,
-                                 const char *debuglink_file, GElf_Word debuglink_crc,
-                                 char **debuginfo_file_name)
+                                 Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+                                 GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
     (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name;
     (void)debuglink_file, (void)debuglink_crc, (void)debuginfo_file_name;
@@ -398,8 +397,7 @@ static Dwfl *dwfl_open(void)
                                       .find_debuginfo = no_separate_debuginfo,
                                       .debuginfo_path = &debuginfo_path};
     Dwfl *d = dwfl_begin(&cb);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     if (dwfl_linux_proc_report(d, getpid()) != 0 || dwfl_report_end(d, NULL, NULL) != 0) {
         dwfl_end(d);
         return NULL;
@@ -436,8 +434,7 @@ static void resolve_frame(void *dwfl, uintptr_t ip, struct frame_info *fi)
         const unsigned char *bits;
         GElf_Addr vaddr;
         int n = dwfl_module_build_id(mod, &bits, &vaddr);
-        if (n > 0)
-            hexify(fi->build_id, sizeof fi->build_id, bits, n);
+        if (n > 0) hexify(fi->build_id, sizeof fi->build_id, bits, n);
     }
 #else
     (void)dwfl;
@@ -445,17 +442,18 @@ static void resolve_frame(void *dwfl, uintptr_t ip, struct frame_info *fi)
     if (!fi->function || !fi->module) {
         Dl_info di;
         if (dladdr((void *)pc, &di)) {
-            if (!fi->function)
-                fi->function = di.dli_sname;
-            if (!fi->module)
-                fi->module = di.dli_fname;
+            if (!fi->function) fi->function = di.dli_sname;
+            if (!fi->module) fi->module = di.dli_fname;
         }
     }
 }
 
 /* ---- the exit report --------------------------------------------------------------- */
 
-static long long round_ll(double v) { return (long long)llround(v); }
+static long long round_ll(double v)
+{
+    return (long long)llround(v);
+}
 
 static void write_categories(struct wbuf *w)
 {
@@ -479,10 +477,10 @@ static void write_summary(struct wbuf *w)
         leaked_allocs += G.c.allocs[c] - G.c.frees[c];
         bytes += G.c.bytes[c];
     }
-    const char *keys[] = {"allocs", "bytes", "peak_bytes", "leaked_bytes", "leaked_allocs",
-                          "sites"};
-    long long vals[] = {G.c.allocs_total, bytes, G.c.peak_total, G.c.live_total, leaked_allocs,
-                        (long long)G.site_count};
+    const char *keys[] = {"allocs",       "bytes",         "peak_bytes",
+                          "leaked_bytes", "leaked_allocs", "sites"};
+    long long vals[] = {G.c.allocs_total, bytes,         G.c.peak_total,
+                        G.c.live_total,   leaked_allocs, (long long)G.site_count};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         w_raw(w, "S\t");
         w_raw(w, keys[i]);
@@ -516,8 +514,7 @@ static void write_stacks_and_sites(struct wbuf *w)
         scap *= 2;
     uint32_t *stack_of = mt_heap_pages((G.site_count + 1) * sizeof *stack_of);
     uint32_t *stab = mt_heap_pages(scap * sizeof *stab); /* site index + 1 of first holder */
-    if (!m.keys || !m.ids || !m.order || !stack_of || !stab)
-        goto out;
+    if (!m.keys || !m.ids || !m.order || !stack_of || !stab) goto out;
 
     for (size_t i = 0; i < G.site_count; i++) {
         const struct mt_heap_site *s = mt_heap_site_at(i);
@@ -548,8 +545,7 @@ static void write_stacks_and_sites(struct wbuf *w)
         w_ch(w, '\n');
     }
 #ifdef MT_HAVE_LIBDW
-    if (dwfl)
-        dwfl_end((Dwfl *)dwfl);
+    if (dwfl) dwfl_end((Dwfl *)dwfl);
 #endif
 
     /* stacks: the same frames under several categories share one id */
@@ -585,14 +581,13 @@ static void write_stacks_and_sites(struct wbuf *w)
     int est = G.mode == MT_HEAP_SAMPLED;
     for (size_t i = 0; i < G.site_count; i++) {
         const struct mt_heap_site *s = mt_heap_site_at(i);
-        if (round_ll(s->allocs) == 0 && round_ll(s->bytes) == 0)
-            continue;
+        if (round_ll(s->allocs) == 0 && round_ll(s->bytes) == 0) continue;
         w_raw(w, "A\t");
         w_u64(w, stack_of[i]);
         w_tab(w);
         w_raw(w, mt_mem_cat_names[s->cat]);
-        double v[] = {s->allocs, s->bytes, s->peak_live, s->temporary, s->leaked_bytes,
-                      s->leaked_allocs};
+        double v[] = {s->allocs,    s->bytes,        s->peak_live,
+                      s->temporary, s->leaked_bytes, s->leaked_allocs};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
             w_tab(w);
             w_i64(w, round_ll(v[k]));
@@ -625,12 +620,10 @@ static void write_tensors(struct wbuf *w)
 
 void mt_heap_write_report(void)
 {
-    if (G.out_fd < 0)
-        return;
+    if (G.out_fd < 0) return;
     struct wbuf wb = {.fd = G.out_fd, .cap = 1 << 16}, *w = &wb;
     w->b = mt_heap_pages(w->cap);
-    if (!w->b)
-        return;
+    if (!w->b) return;
     write_point(w);
     write_categories(w);
     write_summary(w);

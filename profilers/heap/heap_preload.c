@@ -59,8 +59,7 @@ static size_t boot_used;
 static void *boot_alloc(size_t n)
 {
     size_t off = (boot_used + 15) & ~(size_t)15;
-    if (n > sizeof boot_pool - off - 16)
-        return NULL;
+    if (n > sizeof boot_pool - off - 16) return NULL;
     *(size_t *)(boot_pool + off) = n;
     boot_used = off + 16 + n;
     return boot_pool + off + 16;
@@ -100,8 +99,7 @@ void *mt_heap_pages(size_t bytes)
 
 void mt_heap_pages_free(void *p, size_t bytes)
 {
-    if (p)
-        R.munmap(p, bytes);
+    if (p) R.munmap(p, bytes);
 }
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *data)
@@ -110,8 +108,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
     uintptr_t me = (uintptr_t)data;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
         if (me >= lo && me < hi) {
             G.self_lo = lo;
@@ -125,8 +122,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *data)
 static long env_long(const char *name, long def, long lo, long hi)
 {
     const char *s = getenv(name);
-    if (!s || !*s)
-        return def;
+    if (!s || !*s) return def;
     char *end;
     long v = strtol(s, &end, 10);
     return (*end || v < lo || v > hi) ? def : v;
@@ -170,11 +166,9 @@ static void init_slow(void)
     G.seed = (uint64_t)env_long("MEMTRADE_HEAP_SEED", 1, 0, __LONG_MAX__);
     G.interval_ms = env_long("MEMTRADE_HEAP_INTERVAL_MS", 10, 0, 3600 * 1000);
     const char *out = getenv("MEMTRADE_HEAP_OUT");
-    if (!out || !*out)
-        out = "memtrade-heap.%p.txt";
+    if (!out || !*out) out = "memtrade-heap.%p.txt";
     size_t n = strlen(out);
-    if (n >= sizeof G.out_pattern)
-        n = sizeof G.out_pattern - 1;
+    if (n >= sizeof G.out_pattern) n = sizeof G.out_pattern - 1;
     memcpy(G.out_pattern, out, n);
     G.out_pattern[n] = '\0';
     G.page_size = sysconf(_SC_PAGESIZE);
@@ -191,8 +185,7 @@ static void init_slow(void)
 
 static inline void ensure_init(void)
 {
-    if (MT_UNLIKELY(atomic_load_explicit(&init_state, memory_order_acquire) != 2))
-        init_slow();
+    if (MT_UNLIKELY(atomic_load_explicit(&init_state, memory_order_acquire) != 2)) init_slow();
 }
 
 /* ---- stacks and sites ------------------------------------------------------------- */
@@ -233,8 +226,7 @@ static int grow_site_index(void)
 {
     size_t cap = G.site_index_cap ? G.site_index_cap * 2 : 4096;
     uint32_t *idx = mt_heap_pages(cap * sizeof *idx);
-    if (!idx)
-        return -1;
+    if (!idx) return -1;
     for (size_t i = 0; i < G.site_count; i++) {
         size_t j = mt_heap_site_at(i)->hash & (cap - 1);
         while (idx[j])
@@ -253,8 +245,7 @@ static const uintptr_t *arena_copy(const uintptr_t *f, int depth)
     if (G.arena_used + need > G.arena_cap) {
         size_t cap = 1u << 20;
         char *a = mt_heap_pages(cap);
-        if (!a)
-            return NULL;
+        if (!a) return NULL;
         G.arena = a; /* the old chunk stays: sites point into it */
         G.arena_used = 0;
         G.arena_cap = cap;
@@ -269,29 +260,25 @@ static const uintptr_t *arena_copy(const uintptr_t *f, int depth)
 static uint32_t site_get(uint64_t h, const uintptr_t *f, int depth, int cat)
 {
     h = mix64(h ^ (uint64_t)cat);
-    if ((G.site_count + 1) * 2 > G.site_index_cap && grow_site_index() != 0)
-        return MT_HEAP_NO_SITE;
+    if ((G.site_count + 1) * 2 > G.site_index_cap && grow_site_index() != 0) return MT_HEAP_NO_SITE;
     size_t mask = G.site_index_cap - 1;
     for (size_t j = h & mask;; j = (j + 1) & mask) {
         uint32_t v = G.site_index[j];
-        if (!v)
-            break;
+        if (!v) break;
         struct mt_heap_site *s = mt_heap_site_at(v - 1);
         if (s->hash == h && s->cat == (uint32_t)cat && s->depth == (uint32_t)depth &&
             memcmp(s->frames, f, (size_t)depth * sizeof *f) == 0)
             return v - 1;
     }
     size_t i = G.site_count;
-    if (i / MT_SITE_CHUNK >= sizeof G.site_chunks / sizeof G.site_chunks[0])
-        return MT_HEAP_NO_SITE;
+    if (i / MT_SITE_CHUNK >= sizeof G.site_chunks / sizeof G.site_chunks[0]) return MT_HEAP_NO_SITE;
     if (!G.site_chunks[i / MT_SITE_CHUNK]) {
-        G.site_chunks[i / MT_SITE_CHUNK] = mt_heap_pages(MT_SITE_CHUNK * sizeof(struct mt_heap_site));
-        if (!G.site_chunks[i / MT_SITE_CHUNK])
-            return MT_HEAP_NO_SITE;
+        G.site_chunks[i / MT_SITE_CHUNK] =
+            mt_heap_pages(MT_SITE_CHUNK * sizeof(struct mt_heap_site));
+        if (!G.site_chunks[i / MT_SITE_CHUNK]) return MT_HEAP_NO_SITE;
     }
     const uintptr_t *copy = depth ? arena_copy(f, depth) : NULL;
-    if (depth && !copy)
-        return MT_HEAP_NO_SITE;
+    if (depth && !copy) return MT_HEAP_NO_SITE;
     struct mt_heap_site *s = mt_heap_site_at(i);
     memset(s, 0, sizeof *s);
     s->hash = h;
@@ -332,20 +319,17 @@ static inline void rec_prefetch(const void *p)
 {
     struct mt_heap_rec *t = __atomic_load_n(&G.recs, __ATOMIC_RELAXED);
     unsigned shift = __atomic_load_n(&G.rec_shift, __ATOMIC_RELAXED);
-    if (t)
-        __builtin_prefetch(&t[rec_slot((uintptr_t)p, shift)], 1);
+    if (t) __builtin_prefetch(&t[rec_slot((uintptr_t)p, shift)], 1);
 }
 
 static int grow_recs(void)
 {
     size_t cap = G.rec_cap ? G.rec_cap * 2 : (1u << 14);
     struct mt_heap_rec *t = mt_heap_pages(cap * sizeof *t);
-    if (!t)
-        return -1;
+    if (!t) return -1;
     unsigned shift = 64 - (unsigned)__builtin_ctzll(cap);
     for (size_t i = 0; i < G.rec_cap; i++) {
-        if (!G.recs[i].ptr)
-            continue;
+        if (!G.recs[i].ptr) continue;
         size_t j = rec_slot(G.recs[i].ptr, shift);
         while (t[j].ptr)
             j = (j + 1) & (cap - 1);
@@ -362,8 +346,7 @@ static int grow_recs(void)
  * copied to *old and 1 is returned; 0 if not; -1 when out of memory. */
 static int rec_put(const struct mt_heap_rec *r, struct mt_heap_rec *old)
 {
-    if (MT_UNLIKELY((G.rec_count + 1) * 2 > G.rec_cap) && grow_recs() != 0)
-        return -1;
+    if (MT_UNLIKELY((G.rec_count + 1) * 2 > G.rec_cap) && grow_recs() != 0) return -1;
     size_t mask = G.rec_cap - 1;
     size_t j = rec_slot(r->ptr, G.rec_shift);
     while (G.recs[j].ptr && G.recs[j].ptr != r->ptr)
@@ -379,12 +362,10 @@ static int rec_put(const struct mt_heap_rec *r, struct mt_heap_rec *old)
 
 static struct mt_heap_rec *rec_find(uintptr_t p)
 {
-    if (!G.rec_cap)
-        return NULL;
+    if (!G.rec_cap) return NULL;
     size_t mask = G.rec_cap - 1;
     for (size_t j = rec_slot(p, G.rec_shift); G.recs[j].ptr; j = (j + 1) & mask)
-        if (G.recs[j].ptr == p)
-            return &G.recs[j];
+        if (G.recs[j].ptr == p) return &G.recs[j];
     return NULL;
 }
 
@@ -393,16 +374,14 @@ static struct mt_heap_rec *rec_find(uintptr_t p)
 static int rec_take(uintptr_t p, struct mt_heap_rec *out)
 {
     struct mt_heap_rec *r = rec_find(p);
-    if (!r)
-        return 0;
+    if (!r) return 0;
     *out = *r;
     size_t mask = G.rec_cap - 1;
     size_t i = (size_t)(r - G.recs);
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!G.recs[j].ptr)
-            break;
+        if (!G.recs[j].ptr) break;
         size_t home = rec_slot(G.recs[j].ptr, G.rec_shift);
         /* move j back to i unless its home lies cyclically in (i, j] */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
@@ -419,16 +398,14 @@ static int rec_take(uintptr_t p, struct mt_heap_rec *out)
 
 static inline double sample_weight(uint64_t size)
 {
-    if (G.mode != MT_HEAP_SAMPLED)
-        return 1.0;
+    if (G.mode != MT_HEAP_SAMPLED) return 1.0;
     return 1.0 / -expm1(-(double)size / G.sample_bytes);
 }
 
 static inline void cat_add(int cat, long long n)
 {
     G.c.live[cat] += n;
-    if (G.c.live[cat] > G.c.peak[cat])
-        G.c.peak[cat] = G.c.live[cat];
+    if (G.c.live[cat] > G.c.peak[cat]) G.c.peak[cat] = G.c.live[cat];
 }
 
 static void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
@@ -451,8 +428,9 @@ static void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
         G.epoch++;
         struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        G.peak_t = (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
-                            G.t0_coarse_ns) * 1e-9;
+        G.peak_t =
+            (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - G.t0_coarse_ns) *
+            1e-9;
     }
     G.last_alloc = p;
 }
@@ -473,14 +451,12 @@ static void tensors_detach(uintptr_t block);
 
 static void account_free(const struct mt_heap_rec *r)
 {
-    if (r->flags & MT_REC_TENSORS)
-        tensors_detach(r->ptr);
+    if (r->flags & MT_REC_TENSORS) tensors_detach(r->ptr);
     G.c.frees[r->cat]++;
     double w = r->site != MT_HEAP_NO_SITE ? sample_weight(r->size) : 1.0;
     account_release(r->size, r->cat, r->site, w);
     if (r->ptr == G.last_alloc) {
-        if (r->site != MT_HEAP_NO_SITE)
-            mt_heap_site_at(r->site)->temporary += w;
+        if (r->site != MT_HEAP_NO_SITE) mt_heap_site_at(r->site)->temporary += w;
         G.last_alloc = 0;
     }
 }
@@ -512,13 +488,10 @@ static double next_interval(void)
  * a point falls in it, which happens with probability 1 - exp(-size/R). */
 static int should_sample(uint64_t n)
 {
-    if (G.mode == MT_HEAP_FULL)
-        return 1;
-    if (MT_UNLIKELY(!tls.rng_ready))
-        tls.countdown = next_interval();
+    if (G.mode == MT_HEAP_FULL) return 1;
+    if (MT_UNLIKELY(!tls.rng_ready)) tls.countdown = next_interval();
     tls.countdown -= (double)n;
-    if (tls.countdown > 0)
-        return 0;
+    if (tls.countdown > 0) return 0;
     while (tls.countdown <= 0)
         tls.countdown += next_interval();
     return 1;
@@ -565,23 +538,18 @@ static void sc_release(void *p)
 
 static struct sc *sc_get(void)
 {
-    if (MT_LIKELY(tls_sc_state == 1))
-        return tls_sc;
-    if (tls_sc_state < 0 || !atomic_load_explicit(&sc_enabled, memory_order_relaxed))
-        return NULL;
+    if (MT_LIKELY(tls_sc_state == 1)) return tls_sc;
+    if (tls_sc_state < 0 || !atomic_load_explicit(&sc_enabled, memory_order_relaxed)) return NULL;
     tls_sc_state = -1;
     pthread_attr_t attr;
     void *addr;
     size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return NULL;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return NULL;
     int rc = pthread_attr_getstack(&attr, &addr, &size);
     pthread_attr_destroy(&attr);
-    if (rc != 0)
-        return NULL;
+    if (rc != 0) return NULL;
     struct sc *c = mt_heap_pages(sizeof *c);
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->lo = (uintptr_t)addr;
     c->hi = (uintptr_t)addr + size;
     pthread_setspecific(sc_key, c);
@@ -593,8 +561,7 @@ static struct sc *sc_get(void)
 static inline int sc_valid(const struct sc_ent *e, uintptr_t anchor)
 {
     for (uint32_t k = 0; k < e->depth; k++)
-        if (*(const uintptr_t *)(anchor + e->off[k]) != e->ips[k])
-            return 0;
+        if (*(const uintptr_t *)(anchor + e->off[k]) != e->ips[k]) return 0;
     return 1;
 }
 
@@ -605,15 +572,13 @@ static inline int sc_valid(const struct sc_ent *e, uintptr_t anchor)
 static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const uintptr_t *ips,
                    int depth, uint64_t hash)
 {
-    if (depth < 1 || *(const uintptr_t *)(anchor + sizeof(uintptr_t)) != ips[0])
-        return 0;
+    if (depth < 1 || *(const uintptr_t *)(anchor + sizeof(uintptr_t)) != ips[0]) return 0;
     uintptr_t pos = anchor + sizeof(uintptr_t);
     for (int k = 0; k < depth; k++) {
         uintptr_t end = pos + SC_SCAN < c->hi ? pos + SC_SCAN : c->hi;
         while (pos + sizeof(uintptr_t) <= end && *(const uintptr_t *)pos != ips[k])
             pos += sizeof(uintptr_t);
-        if (pos + sizeof(uintptr_t) > end || pos - anchor > UINT32_MAX)
-            return 0;
+        if (pos + sizeof(uintptr_t) > end || pos - anchor > UINT32_MAX) return 0;
         e->off[k] = (uint32_t)(pos - anchor);
         e->ips[k] = ips[k];
         pos += sizeof(uintptr_t);
@@ -643,11 +608,9 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     st->hash = 0;
     st->frames = st->buf;
     st->ent = NULL;
-    if (!st->sampled)
-        return;
+    if (!st->sampled) return;
     struct sc *c = sc_get();
-    if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi))
-        c = NULL;
+    if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
     unsigned set = (unsigned)((anchor >> 4) ^ (anchor >> 10)) & (SC_SETS - 1);
     if (c) {
         for (int w = 0; w < SC_WAYS; w++) {
@@ -676,13 +639,10 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
  * Lock held. */
 static uint32_t site_for(const struct mt_heap_stack *st, int cat)
 {
-    if (!st->sampled)
-        return MT_HEAP_NO_SITE;
-    if (st->ent && st->ent->site[cat] != MT_HEAP_NO_SITE)
-        return st->ent->site[cat];
+    if (!st->sampled) return MT_HEAP_NO_SITE;
+    if (st->ent && st->ent->site[cat] != MT_HEAP_NO_SITE) return st->ent->site[cat];
     uint32_t site = site_get(st->hash, st->frames, st->depth, cat);
-    if (st->ent)
-        st->ent->site[cat] = site;
+    if (st->ent) st->ent->site[cat] = site;
     return site;
 }
 
@@ -699,19 +659,16 @@ static inline int lock_tracking(void)
 static void record_alloc_with(void *p, uint64_t n, const struct mt_heap_stack *st)
 {
     int cat = tls.cat;
-    if (!lock_tracking())
-        return;
+    if (!lock_tracking()) return;
     uint32_t site = site_for(st, cat);
     struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
     struct mt_heap_rec old;
     int had = rec_put(&r, &old);
     if (had == 1) /* a block we missed the free of: forget it */
         account_free(&old);
-    if (had >= 0)
-        account_alloc(r.ptr, n, cat, site);
+    if (had >= 0) account_alloc(r.ptr, n, cat, site);
     mt_heap_unlock();
-    if (MT_UNLIKELY((G.c.allocs_total & 255) == 0))
-        mt_heap_point_if_due();
+    if (MT_UNLIKELY((G.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
 }
 
 static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
@@ -727,13 +684,13 @@ static inline int should_record(void)
     return !tls.guard && atomic_load_explicit(&G.tracking, memory_order_relaxed);
 }
 
-#define RECORD(p, n)                                                                        \
-    do {                                                                                    \
-        if ((p) && should_record()) {                                                       \
-            tls.guard = 1;                                                                  \
-            record_alloc((p), (n), (uintptr_t)__builtin_frame_address(0));                  \
-            tls.guard = 0;                                                                  \
-        }                                                                                   \
+#define RECORD(p, n)                                                                               \
+    do {                                                                                           \
+        if ((p) && should_record()) {                                                              \
+            tls.guard = 1;                                                                         \
+            record_alloc((p), (n), (uintptr_t)__builtin_frame_address(0));                         \
+            tls.guard = 0;                                                                         \
+        }                                                                                          \
     } while (0)
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
@@ -741,8 +698,7 @@ static inline int should_record(void)
 MT_EXPORT void *malloc(size_t n)
 {
     if (MT_UNLIKELY(!R.malloc)) {
-        if (tls.in_init)
-            return boot_alloc(n);
+        if (tls.in_init) return boot_alloc(n);
         ensure_init();
     }
     void *p = R.malloc(n);
@@ -758,8 +714,7 @@ MT_EXPORT void *calloc(size_t a, size_t b)
         return NULL;
     }
     if (MT_UNLIKELY(!R.calloc)) {
-        if (tls.in_init)
-            return boot_alloc(n); /* the pool is static, hence zeroed */
+        if (tls.in_init) return boot_alloc(n); /* the pool is static, hence zeroed */
         ensure_init();
     }
     void *p = R.calloc(a, b);
@@ -769,8 +724,7 @@ MT_EXPORT void *calloc(size_t a, size_t b)
 
 MT_EXPORT void free(void *p)
 {
-    if (!p || MT_UNLIKELY(in_boot_pool(p)))
-        return;
+    if (!p || MT_UNLIKELY(in_boot_pool(p))) return;
     ensure_init();
     if (should_record()) {
         rec_prefetch(p);
@@ -778,8 +732,7 @@ MT_EXPORT void free(void *p)
         tls.guard = 1;
         if (lock_tracking()) {
             struct mt_heap_rec r;
-            if (rec_take((uintptr_t)p, &r))
-                account_free(&r);
+            if (rec_take((uintptr_t)p, &r)) account_free(&r);
             mt_heap_unlock();
         }
         tls.guard = 0;
@@ -801,13 +754,11 @@ MT_EXPORT void *realloc(void *p, size_t n)
         return q;
     }
     ensure_init();
-    if (!should_record())
-        return R.realloc(p, n);
+    if (!should_record()) return R.realloc(p, n);
     tls.guard = 1;
     struct mt_heap_stack st;
     st.sampled = 0;
-    if (n)
-        stack_for(&st, n, (uintptr_t)__builtin_frame_address(0));
+    if (n) stack_for(&st, n, (uintptr_t)__builtin_frame_address(0));
     struct mt_heap_rec old;
     int had = 0;
     if (p && lock_tracking()) {
@@ -818,14 +769,11 @@ MT_EXPORT void *realloc(void *p, size_t n)
     if (lock_tracking()) {
         if (!q && n && p) {
             struct mt_heap_rec stale;
-            if (had)
-                rec_put(&old, &stale);
+            if (had) rec_put(&old, &stale);
         } else {
-            if (had)
-                account_free(&old);
+            if (had) account_free(&old);
             mt_heap_unlock();
-            if (q)
-                record_alloc_with(q, n, &st);
+            if (q) record_alloc_with(q, n, &st);
             tls.guard = 0;
             return q;
         }
@@ -849,8 +797,7 @@ MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
     ensure_init();
     int rc = R.posix_memalign(out, align, n);
-    if (rc == 0)
-        RECORD(*out, n);
+    if (rc == 0) RECORD(*out, n);
     return rc;
 }
 
@@ -897,10 +844,8 @@ static int map_add(const struct mt_heap_map *m)
     if (G.map_count == G.map_cap) {
         size_t cap = G.map_cap ? G.map_cap * 2 : 256;
         struct mt_heap_map *t = mt_heap_pages(cap * sizeof *t);
-        if (!t)
-            return -1;
-        if (G.map_count)
-            memcpy(t, G.maps, G.map_count * sizeof *t);
+        if (!t) return -1;
+        if (G.map_count) memcpy(t, G.maps, G.map_count * sizeof *t);
         mt_heap_pages_free(G.maps, G.map_cap * sizeof *t);
         G.maps = t;
         G.map_cap = cap;
@@ -928,8 +873,7 @@ static void map_remove(uintptr_t lo, uintptr_t hi)
         account_release(b - a, m.cat, m.site, m.weight);
         G.c.frees[m.cat] += (a == m.start && b == m.end);
         if (a == m.start && b == m.end && m.start == G.last_alloc) { /* temporary, as free */
-            if (m.site != MT_HEAP_NO_SITE)
-                mt_heap_site_at(m.site)->temporary += m.weight;
+            if (m.site != MT_HEAP_NO_SITE) mt_heap_site_at(m.site)->temporary += m.weight;
             G.last_alloc = 0;
         }
         if (a == m.start && b == m.end) {
@@ -955,14 +899,14 @@ static void record_map(void *p, uint64_t n, uintptr_t anchor)
     struct mt_heap_stack st;
     stack_for(&st, n, anchor);
     int cat = tls.cat;
-    if (!lock_tracking())
-        return;
+    if (!lock_tracking()) return;
     uint32_t site = site_for(&st, cat);
-    struct mt_heap_map m = {.start = (uintptr_t)p, .end = (uintptr_t)p + n, .site = site,
+    struct mt_heap_map m = {.start = (uintptr_t)p,
+                            .end = (uintptr_t)p + n,
+                            .site = site,
                             .cat = (uint8_t)cat,
                             .weight = site != MT_HEAP_NO_SITE ? sample_weight(n) : 1.0};
-    if (map_add(&m) == 0)
-        account_alloc(m.start, n, cat, site);
+    if (map_add(&m) == 0) account_alloc(m.start, n, cat, site);
     mt_heap_unlock();
 }
 
@@ -976,20 +920,17 @@ static inline __attribute__((always_inline)) void *mmap_hook(void *addr, size_t 
                                                              int flags, int fd, off_t off)
 {
     if (MT_UNLIKELY(!R.mmap)) {
-        if (tls.in_init)
-            return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+        if (tls.in_init) return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
         ensure_init();
     }
     void *p = R.mmap(addr, len, prot, flags, fd, off);
-    if (p == MAP_FAILED || !should_record())
-        return p;
+    if (p == MAP_FAILED || !should_record()) return p;
     tls.guard = 1;
     if ((flags & MAP_FIXED) && lock_tracking()) {
         map_remove((uintptr_t)p, (uintptr_t)p + len);
         mt_heap_unlock();
     }
-    if (counts_as_heap(flags) && len)
-        record_map(p, len, (uintptr_t)__builtin_frame_address(0));
+    if (counts_as_heap(flags) && len) record_map(p, len, (uintptr_t)__builtin_frame_address(0));
     tls.guard = 0;
     return p;
 }
@@ -1007,8 +948,7 @@ MT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 MT_EXPORT int munmap(void *addr, size_t len)
 {
     if (MT_UNLIKELY(!R.munmap)) {
-        if (tls.in_init)
-            return (int)syscall(SYS_munmap, addr, len);
+        if (tls.in_init) return (int)syscall(SYS_munmap, addr, len);
         ensure_init();
     }
     if (should_record() && len) {
@@ -1034,24 +974,19 @@ MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
         fixed = va_arg(ap, void *);
         va_end(ap);
     }
-    if (MT_UNLIKELY(!R.mremap))
-        ensure_init();
+    if (MT_UNLIKELY(!R.mremap)) ensure_init();
     void *p = R.mremap(old, old_len, new_len, flags, fixed);
-    if (p == MAP_FAILED || !should_record())
-        return p;
+    if (p == MAP_FAILED || !should_record()) return p;
     tls.guard = 1;
     int tracked = 0;
     if (lock_tracking()) {
         for (size_t i = 0; i < G.map_count && !tracked; i++)
             tracked = G.maps[i].start < (uintptr_t)old + old_len && G.maps[i].end > (uintptr_t)old;
-        if (tracked)
-            map_remove((uintptr_t)old, (uintptr_t)old + old_len);
-        if (flags & MREMAP_FIXED)
-            map_remove((uintptr_t)p, (uintptr_t)p + new_len);
+        if (tracked) map_remove((uintptr_t)old, (uintptr_t)old + old_len);
+        if (flags & MREMAP_FIXED) map_remove((uintptr_t)p, (uintptr_t)p + new_len);
         mt_heap_unlock();
     }
-    if (tracked)
-        record_map(p, new_len, (uintptr_t)__builtin_frame_address(0));
+    if (tracked) record_map(p, new_len, (uintptr_t)__builtin_frame_address(0));
     tls.guard = 0;
     return p;
 }
@@ -1099,8 +1034,7 @@ static void tensors_detach(uintptr_t block)
 MT_EXPORT void mt_heap_report_tensor(const void *ptr, size_t size, int cat, const char *name)
 {
     ensure_init();
-    if (cat < 0 || cat >= MT_HEAP_NCAT || !name)
-        return;
+    if (cat < 0 || cat >= MT_HEAP_NCAT || !name) return;
     int old = mt_heap_guard(1);
     if (!lock_tracking()) {
         mt_heap_guard(old);
@@ -1109,16 +1043,18 @@ MT_EXPORT void mt_heap_report_tensor(const void *ptr, size_t size, int cat, cons
     if (G.tensor_count == G.tensor_cap) {
         size_t cap = G.tensor_cap ? G.tensor_cap * 2 : 256;
         struct mt_heap_tensor *t = mt_heap_pages(cap * sizeof *t);
-        if (!t)
-            goto out;
-        if (G.tensor_count)
-            memcpy(t, G.tensors, G.tensor_count * sizeof *t);
+        if (!t) goto out;
+        if (G.tensor_count) memcpy(t, G.tensors, G.tensor_count * sizeof *t);
         mt_heap_pages_free(G.tensors, G.tensor_cap * sizeof *t);
         G.tensors = t;
         G.tensor_cap = cap;
     }
-    struct mt_heap_tensor t = {.name = name, .size = size, .cat = (uint8_t)cat, .weight = 1.0,
-                               .site_from = MT_HEAP_NO_SITE, .site_to = MT_HEAP_NO_SITE};
+    struct mt_heap_tensor t = {.name = name,
+                               .size = size,
+                               .cat = (uint8_t)cat,
+                               .weight = 1.0,
+                               .site_from = MT_HEAP_NO_SITE,
+                               .site_to = MT_HEAP_NO_SITE};
     uintptr_t p = (uintptr_t)ptr;
     /* the containing block: a malloc'd block (exact start first, then a scan) or a map */
     struct mt_heap_rec *r = rec_find(p);
@@ -1127,12 +1063,10 @@ MT_EXPORT void mt_heap_report_tensor(const void *ptr, size_t size, int cat, cons
             r = &G.recs[i];
     struct mt_heap_map *m = NULL;
     for (size_t i = 0; !r && !m && i < G.map_count; i++)
-        if (G.maps[i].start <= p && p < G.maps[i].end)
-            m = &G.maps[i];
+        if (G.maps[i].start <= p && p < G.maps[i].end) m = &G.maps[i];
     if (r || m) {
         uintptr_t start = r ? r->ptr : m->start, end = r ? r->ptr + r->size : m->end;
-        if (p + size > end)
-            t.size = end - p;
+        if (p + size > end) t.size = end - p;
         t.block = start;
         t.from_cat = r ? r->cat : m->cat;
         t.site_from = r ? r->site : m->site;
@@ -1242,18 +1176,15 @@ __attribute__((constructor)) static void mt_heap_ctor(void)
     ensure_init();
     int old = mt_heap_guard(1);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    if (pthread_key_create(&sc_key, sc_release) == 0)
-        atomic_store(&sc_enabled, 1);
+    if (pthread_key_create(&sc_key, sc_release) == 0) atomic_store(&sc_enabled, 1);
     mt_heap_sde_init();
-    if (!__libc_single_threaded)
-        mt_heap_helper_start();
+    if (!__libc_single_threaded) mt_heap_helper_start();
     mt_heap_guard(old);
 }
 
 __attribute__((destructor)) static void mt_heap_dtor(void)
 {
-    if (atomic_load(&init_state) != 2 || !atomic_load(&G.tracking))
-        return;
+    if (atomic_load(&init_state) != 2 || !atomic_load(&G.tracking)) return;
     int old = mt_heap_guard(1);
     mt_heap_helper_stop();
     finish();

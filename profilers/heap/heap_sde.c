@@ -16,8 +16,8 @@
 
 static char names[3 * (MT_HEAP_NCAT + 1)][48]; /* libsde may keep the pointers */
 
-static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat,
-                long long *counter, const char *what)
+static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat, long long *counter,
+                const char *what)
 {
     char *n = names[slot];
     size_t k = strlen(base);
@@ -36,8 +36,7 @@ static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat,
 void mt_heap_sde_init(void)
 {
     papi_handle_t h = papi_sde_init("memtrade");
-    if (!h)
-        return;
+    if (!h) return;
     size_t slot = 0;
     reg(h, slot++, "live_bytes", NULL, &G.c.live_total, "heap bytes live now, all categories");
     reg(h, slot++, "peak_bytes", NULL, &G.c.peak_total, "peak live heap bytes so far");

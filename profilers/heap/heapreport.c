@@ -51,11 +51,20 @@ static int unescape(char *s)
             continue;
         }
         switch (*++s) {
-        case '\\': *d++ = '\\'; break;
-        case 't': *d++ = '\t'; break;
-        case 'n': *d++ = '\n'; break;
-        case 'r': *d++ = '\r'; break;
-        default: return -1;
+        case '\\':
+            *d++ = '\\';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        default:
+            return -1;
         }
     }
     *d = '\0';
@@ -64,48 +73,44 @@ static int unescape(char *s)
 
 static int to_ll(const char *s, long long *out)
 {
-    if (!*s)
-        return -1;
+    if (!*s) return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end || errno)
-        return -1;
+    if (*end || errno) return -1;
     *out = v;
     return 0;
 }
 
 static int to_u64(const char *s, uint64_t *out)
 {
-    if (!*s || *s == '-')
-        return -1;
+    if (!*s || *s == '-') return -1;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
-    if (*end || errno)
-        return -1;
+    if (*end || errno) return -1;
     *out = v;
     return 0;
 }
 
 static int to_double(const char *s, double *out)
 {
-    if (!*s)
-        return -1;
+    if (!*s) return -1;
     char *end;
     double v = strtod(s, &end);
-    if (*end)
-        return -1;
+    if (*end) return -1;
     *out = v;
     return 0;
 }
 
-static const char *opt(const char *s) { return *s ? s : NULL; }
+static const char *opt(const char *s)
+{
+    return *s ? s : NULL;
+}
 
-#define NEED(cond, ...)                                                                     \
-    do {                                                                                    \
-        if (!(cond))                                                                        \
-            return fail(r, __VA_ARGS__);                                                    \
+#define NEED(cond, ...)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) return fail(r, __VA_ARGS__);                                                  \
     } while (0)
 
 static int meta(struct reader *r, char **f, size_t n)
@@ -156,9 +161,12 @@ static int summary_line(struct reader *r, char **f, size_t n)
     struct {
         const char *key;
         long long *dst;
-    } ints[] = {{"allocs", &r->sum.allocs},         {"bytes", &r->sum.bytes},
-                {"peak_bytes", &r->sum.peak_bytes}, {"leaked_bytes", &r->sum.leaked_bytes},
-                {"leaked_allocs", &r->sum.leaked_allocs}, {"sites", &r->sum.sites}};
+    } ints[] = {{"allocs", &r->sum.allocs},
+                {"bytes", &r->sum.bytes},
+                {"peak_bytes", &r->sum.peak_bytes},
+                {"leaked_bytes", &r->sum.leaked_bytes},
+                {"leaked_allocs", &r->sum.leaked_allocs},
+                {"sites", &r->sum.sites}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(k, ints[i].key)) {
             NEED(to_ll(f[2], ints[i].dst) == 0, "bad integer for %s", k);
@@ -174,8 +182,7 @@ static int summary_line(struct reader *r, char **f, size_t n)
 static int category_name_ok(struct reader *r, const char *name)
 {
     for (size_t i = 0; i < r->sum.ncat; i++)
-        if (!strcmp(r->cat_names[i], name))
-            return 1;
+        if (!strcmp(r->cat_names[i], name)) return 1;
     return 0;
 }
 
@@ -217,8 +224,8 @@ static int record(struct reader *r, char **f, size_t n, const struct mt_heaprepo
     }
     case 'F': {
         NEED(n == 8, "F needs 8 fields, has %zu", n);
-        struct mt_heapreport_frame fr = {.function = opt(f[3]), .module = opt(f[4]),
-                                         .file = opt(f[5]), .build_id = opt(f[7])};
+        struct mt_heapreport_frame fr = {
+            .function = opt(f[3]), .module = opt(f[4]), .file = opt(f[5]), .build_id = opt(f[7])};
         long long line;
         NEED(to_u64(f[1], &fr.id) == 0 && fr.id == r->max_frame + 1, "bad frame id '%s'", f[1]);
         NEED(to_u64(f[2], &fr.ip) == 0, "bad ip '%s'", f[2]);
@@ -245,8 +252,8 @@ static int record(struct reader *r, char **f, size_t n, const struct mt_heaprepo
         NEED(to_u64(f[1], &s.stack_id) == 0 && s.stack_id >= 1 && s.stack_id <= r->max_stack,
              "site names unknown stack '%s'", f[1]);
         NEED(category_name_ok(r, f[2]), "unknown category '%s'", f[2]);
-        long long *v[] = {&s.allocs, &s.bytes, &s.peak_bytes, &s.temporary, &s.leaked_bytes,
-                          &s.leaked_allocs};
+        long long *v[] = {&s.allocs,    &s.bytes,        &s.peak_bytes,
+                          &s.temporary, &s.leaked_bytes, &s.leaked_allocs};
         for (size_t i = 0; i < 6; i++)
             NEED(to_ll(f[3 + i], v[i]) == 0 && *v[i] >= 0, "bad counter in A");
         long long est;
@@ -274,8 +281,7 @@ static int read_lines(struct reader *r, FILE *fp, const struct mt_heapreport_cb 
     ssize_t len;
     char **f = malloc(MAX_FIELDS * sizeof *f);
     int rc = 0;
-    if (!f)
-        return fail(r, "out of memory");
+    if (!f) return fail(r, "out of memory");
     while ((len = getline(&line, &cap, fp)) >= 0) {
         r->lineno++;
         if (len == 0 || line[len - 1] != '\n')
@@ -304,8 +310,7 @@ static int read_lines(struct reader *r, FILE *fp, const struct mt_heapreport_cb 
                 break;
             }
             if (v != MT_HEAPREPORT_VERSION) {
-                rc = fail(r, "report version %lld, this reader knows %d", v,
-                          MT_HEAPREPORT_VERSION);
+                rc = fail(r, "report version %lld, this reader knows %d", v, MT_HEAPREPORT_VERSION);
                 break;
             }
             r->sum.version = (int)v;
@@ -317,34 +322,29 @@ static int read_lines(struct reader *r, FILE *fp, const struct mt_heapreport_cb 
             break;
         }
     }
-    if (rc == 0 && ferror(fp))
-        rc = fail(r, "read error: %s", strerror(errno));
-    if (rc == 0 && r->sum.version == 0)
-        rc = fail(r, "empty file, not a memtrade heap report");
+    if (rc == 0 && ferror(fp)) rc = fail(r, "read error: %s", strerror(errno));
+    if (rc == 0 && r->sum.version == 0) rc = fail(r, "empty file, not a memtrade heap report");
 out:
     free(f);
     free(line);
     return rc;
 }
 
-int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void *user,
-                       char *err, size_t errlen)
+int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void *user, char *err,
+                       size_t errlen)
 {
     struct reader r = {.path = path, .err = err, .errlen = errlen};
     static const struct mt_heapreport_cb none;
-    if (!cb)
-        cb = &none;
-    if (errlen)
-        err[0] = '\0';
-    long long *unset[] = {&r.sum.pid,          &r.sum.ppid,         &r.sum.allocs,
-                          &r.sum.bytes,        &r.sum.peak_bytes,   &r.sum.leaked_bytes,
+    if (!cb) cb = &none;
+    if (errlen) err[0] = '\0';
+    long long *unset[] = {&r.sum.pid,           &r.sum.ppid,       &r.sum.allocs,
+                          &r.sum.bytes,         &r.sum.peak_bytes, &r.sum.leaked_bytes,
                           &r.sum.leaked_allocs, &r.sum.sites};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         *unset[i] = -1;
     r.sum.peak_t = r.sum.wall_s = -1;
     FILE *fp = fopen(path, "re");
-    if (!fp)
-        return fail(&r, "cannot open: %s", strerror(errno));
+    if (!fp) return fail(&r, "cannot open: %s", strerror(errno));
     int rc = read_lines(&r, fp, cb, user);
     fclose(fp);
     if (rc == 0) {
@@ -353,16 +353,14 @@ int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void
         r.sum.exe = r.exe ? r.exe : "";
         r.sum.cat_names = r.cat_names;
         if (!r.ended) {
-            long long *tot[] = {&r.sum.allocs,       &r.sum.bytes,        &r.sum.peak_bytes,
+            long long *tot[] = {&r.sum.allocs,       &r.sum.bytes,         &r.sum.peak_bytes,
                                 &r.sum.leaked_bytes, &r.sum.leaked_allocs, &r.sum.sites};
             for (size_t i = 0; i < sizeof tot / sizeof tot[0]; i++)
                 *tot[i] = -1;
             r.sum.peak_t = r.sum.wall_s = -1;
         }
-        if (cb->summary)
-            rc = cb->summary(&r.sum, user);
-        if (rc != 0 && errlen)
-            snprintf(err, errlen, "%s: stopped by callback", path);
+        if (cb->summary) rc = cb->summary(&r.sum, user);
+        if (rc != 0 && errlen) snprintf(err, errlen, "%s: stopped by callback", path);
     }
     free(r.mode);
     free(r.exe);

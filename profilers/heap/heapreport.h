@@ -25,17 +25,17 @@ enum { MT_HEAPREPORT_VERSION = 1, MT_HEAPREPORT_MAX_CATS = 32 };
 struct mt_heapreport_summary {
     int version;
     long long pid, ppid;
-    const char *mode;         /* "full" or "sampled" */
-    long long sample_bytes;   /* mean sampling interval (sampled mode), 0 in full mode */
+    const char *mode;       /* "full" or "sampled" */
+    long long sample_bytes; /* mean sampling interval (sampled mode), 0 in full mode */
     long long seed, interval_ms;
-    const char *exe;          /* the profiled executable, "" when unknown */
-    double start_unix;        /* wall clock at profiler start, seconds since the epoch */
-    size_t ncat;              /* number of memory categories (the header's list) */
+    const char *exe;              /* the profiled executable, "" when unknown */
+    double start_unix;            /* wall clock at profiler start, seconds since the epoch */
+    size_t ncat;                  /* number of memory categories (the header's list) */
     const char *const *cat_names; /* index = memtrade/memcat.h enum value */
-    int complete;             /* 1 when the end marker was seen; 0 after a crash */
+    int complete;                 /* 1 when the end marker was seen; 0 after a crash */
     /* The fields below are -1 when !complete. */
     long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs, sites;
-    double peak_t, wall_s;    /* seconds since profiler start */
+    double peak_t, wall_s; /* seconds since profiler start */
 };
 
 /* Exact per-category counters at exit. */
@@ -46,21 +46,21 @@ struct mt_heapreport_category {
 
 /* One timeline point: maps to samples rows 'heap.live', 'heap.live.<cat>', 'rss'. */
 struct mt_heapreport_sample {
-    double t;                   /* seconds since profiler start */
-    long long rss_bytes;        /* -1 when unavailable */
-    const char *region;         /* NULL when none was set */
+    double t;            /* seconds since profiler start */
+    long long rss_bytes; /* -1 when unavailable */
+    const char *region;  /* NULL when none was set */
     long long live_total;
-    const long long *live;      /* ncat values, memcat enum order */
+    const long long *live; /* ncat values, memcat enum order */
     size_t ncat;
 };
 
 /* One distinct code address; maps to a frames row (function, module, file, line, build_id). */
 struct mt_heapreport_frame {
-    uint64_t id;                /* > 0, referenced by stacks */
-    uint64_t ip;                /* return address in the profiled process (ASLR-dependent) */
-    const char *function;       /* NULL when unknown (likewise module, file, build_id) */
+    uint64_t id;          /* > 0, referenced by stacks */
+    uint64_t ip;          /* return address in the profiled process (ASLR-dependent) */
+    const char *function; /* NULL when unknown (likewise module, file, build_id) */
     const char *module, *file, *build_id;
-    long line;                  /* 0 when unknown */
+    long line; /* 0 when unknown */
 };
 
 /* One call stack: frame ids, innermost first (stack_frames depth 0 = frames[0]). */
@@ -100,8 +100,8 @@ struct mt_heapreport_cb {
  * without its newline (a crash mid-write) is ignored; any other malformed line is an error.
  * Returns 0 on success; -1 with "PATH:LINE: reason" in err (if errlen > 0) on an I/O or
  * format error; or the callback's non-zero value. */
-int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void *user,
-                       char *err, size_t errlen);
+int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void *user, char *err,
+                       size_t errlen);
 
 #ifdef __cplusplus
 }

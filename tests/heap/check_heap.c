@@ -50,15 +50,17 @@ struct report {
     long long peak_phase_total;
 };
 
-
-static char *dup(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 static int on_frame(const struct mt_heapreport_frame *f, void *u)
 {
     struct report *r = u;
     r->frames = realloc(r->frames, (r->nframes + 1) * sizeof *r->frames);
-    r->frames[r->nframes++] = (struct frame){dup(f->function), dup(f->module), dup(f->file),
-                                             dup(f->build_id), f->line};
+    r->frames[r->nframes++] =
+        (struct frame){dup(f->function), dup(f->module), dup(f->file), dup(f->build_id), f->line};
     return 0;
 }
 
@@ -78,9 +80,13 @@ static int on_site(const struct mt_heapreport_site *s, void *u)
     struct report *r = u;
     r->sites = realloc(r->sites, (r->nsites + 1) * sizeof *r->sites);
     struct site *d = &r->sites[r->nsites++];
-    *d = (struct site){.stack = s->stack_id, .allocs = s->allocs, .bytes = s->bytes,
-                       .peak = s->peak_bytes, .temporary = s->temporary,
-                       .leaked_bytes = s->leaked_bytes, .leaked_allocs = s->leaked_allocs,
+    *d = (struct site){.stack = s->stack_id,
+                       .allocs = s->allocs,
+                       .bytes = s->bytes,
+                       .peak = s->peak_bytes,
+                       .temporary = s->temporary,
+                       .leaked_bytes = s->leaked_bytes,
+                       .leaked_allocs = s->leaked_allocs,
                        .estimated = s->estimated};
     snprintf(d->cat, sizeof d->cat, "%s", s->category);
     return 0;
@@ -142,7 +148,7 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
 static int load(const char *path, struct report *r)
 {
     static const struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                              on_stack,   on_site,     on_tensor};
+                                               on_stack,   on_site,     on_tensor};
     char err[512];
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);
@@ -164,13 +170,11 @@ static const char *frame_fn(const struct report *r, uint64_t id)
 /* Does the stack of site s contain a frame of function fn? */
 static int site_has(const struct report *r, const struct site *s, const char *fn)
 {
-    if (s->stack < 1 || s->stack > r->nstacks)
-        return 0;
+    if (s->stack < 1 || s->stack > r->nstacks) return 0;
     const uint64_t *v = r->stacks[s->stack - 1];
     for (uint64_t d = 0; d < v[0]; d++) {
         const char *f = frame_fn(r, v[1 + d]);
-        if (f && !strcmp(f, fn))
-            return 1;
+        if (f && !strcmp(f, fn)) return 1;
     }
     return 0;
 }
@@ -180,8 +184,7 @@ static int is_test_site(const struct report *r, const struct site *s)
     const uint64_t *v = r->stacks[s->stack - 1];
     for (uint64_t d = 0; d < v[0]; d++) {
         const char *f = frame_fn(r, v[1 + d]);
-        if (f && (!strncmp(f, "site_", 5) || !strcmp(f, "omp_site")))
-            return 1;
+        if (f && (!strncmp(f, "site_", 5) || !strcmp(f, "omp_site"))) return 1;
     }
     return 0;
 }
@@ -192,8 +195,7 @@ static struct site sum_sites(const struct report *r, const char *fn, const char 
     struct site t = {0};
     for (size_t i = 0; i < r->nsites; i++) {
         const struct site *s = &r->sites[i];
-        if (!site_has(r, s, fn) || (cat && strcmp(s->cat, cat)))
-            continue;
+        if (!site_has(r, s, fn) || (cat && strcmp(s->cat, cat))) continue;
         t.allocs += s->allocs;
         t.bytes += s->bytes;
         t.peak += s->peak;
@@ -209,8 +211,7 @@ static struct site sum_sites(const struct report *r, const char *fn, const char 
 static const struct mt_heapreport_category *cat_of(const struct report *r, const char *name)
 {
     for (size_t i = 0; i < r->ncats; i++)
-        if (!strcmp(r->cats[i].name, name))
-            return &r->cats[i];
+        if (!strcmp(r->cats[i].name, name)) return &r->cats[i];
     return NULL;
 }
 
@@ -223,7 +224,8 @@ static void expect_site(const struct report *r, const struct want *w)
 {
     struct site s = sum_sites(r, w->fn, w->cat);
     CHECK(s.stack >= 1, "%s/%s: no site", w->fn, w->cat);
-    CHECK(s.allocs == w->allocs, "%s/%s: allocs %lld, want %lld", w->fn, w->cat, s.allocs, w->allocs);
+    CHECK(s.allocs == w->allocs, "%s/%s: allocs %lld, want %lld", w->fn, w->cat, s.allocs,
+          w->allocs);
     CHECK(s.bytes == w->bytes, "%s/%s: bytes %lld, want %lld", w->fn, w->cat, s.bytes, w->bytes);
     CHECK(s.peak == w->peak, "%s/%s: peak %lld, want %lld", w->fn, w->cat, s.peak, w->peak);
     if (w->temporary >= 0)
@@ -236,13 +238,12 @@ static void expect_site(const struct report *r, const struct want *w)
 }
 
 /* allocs/bytes/live/peak of a category; -1 = not checked */
-static void expect_cat(const struct report *r, const char *name, long long allocs,
-                       long long bytes, long long live, long long peak)
+static void expect_cat(const struct report *r, const char *name, long long allocs, long long bytes,
+                       long long live, long long peak)
 {
     const struct mt_heapreport_category *c = cat_of(r, name);
     CHECK(c != NULL, "no category %s", name);
-    if (!c)
-        return;
+    if (!c) return;
     CHECK(allocs < 0 || c->allocs == allocs, "%s: allocs %lld, want %lld", name, c->allocs, allocs);
     CHECK(bytes < 0 || c->bytes == bytes, "%s: bytes %lld, want %lld", name, c->bytes, bytes);
     CHECK(live < 0 || c->live == live, "%s: live %lld, want %lld", name, c->live, live);
@@ -344,7 +345,8 @@ static void check_sampled(const struct report *r)
     CHECK(r->sum.complete, "report not complete");
     CHECK(!strcmp(r->sum.mode, "sampled"), "mode %s", r->sum.mode);
     CHECK(r->sum.sample_bytes == 512 * 1024, "sample_bytes %lld", r->sum.sample_bytes);
-    struct site s1 = sum_sites(r, "site_s1", "weights"), s2 = sum_sites(r, "site_s2", "activations");
+    struct site s1 = sum_sites(r, "site_s1", "weights"),
+                s2 = sum_sites(r, "site_s2", "activations");
     near("site_s1 bytes", s1.bytes, 2000.0 * 1048576, 0.05);
     near("site_s1 allocs", s1.allocs, 2000, 0.05);
     near("site_s2 bytes", s2.bytes, 4000.0 * 262144, 0.05);
@@ -392,7 +394,8 @@ static void check_fork(struct report *r, size_t n)
     }
     CHECK(parent == 1 && child == 1 && exec_child == 1, "parent %d, fork child %d, exec child %d",
           parent, child, exec_child);
-    CHECK(exec_ppid == parent_pid, "exec child's ppid %lld, parent pid %lld", exec_ppid, parent_pid);
+    CHECK(exec_ppid == parent_pid, "exec child's ppid %lld, parent pid %lld", exec_ppid,
+          parent_pid);
 }
 
 int main(int argc, char **argv)
@@ -410,12 +413,10 @@ int main(int argc, char **argv)
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < 8) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", argv[2], e->d_name);
-        if (load(path, &r[n]) == 0)
-            n++;
+        if (load(path, &r[n]) == 0) n++;
     }
     closedir(d);
     const char *kind = argv[1];

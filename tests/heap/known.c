@@ -35,7 +35,10 @@ SITE void site_a(void)
     for (int i = 0; i < 100; i++)
         keep_a[i] = malloc(1000);
 }
-SITE void *site_arena(void) { return malloc(1 << 20); }
+SITE void *site_arena(void)
+{
+    return malloc(1 << 20);
+}
 SITE void *site_map(void)
 {
     return mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -43,8 +46,7 @@ SITE void *site_map(void)
 SITE void *site_pm(void)
 {
     void *p = NULL;
-    if (posix_memalign(&p, 64, 4096) != 0)
-        return NULL;
+    if (posix_memalign(&p, 64, 4096) != 0) return NULL;
     return p;
 }
 SITE void site_leak(void)
@@ -52,7 +54,10 @@ SITE void site_leak(void)
     for (int i = 0; i < 7; i++)
         sink[i] = malloc(333);
 }
-SITE void *site_big(void) { return malloc(5000000); }
+SITE void *site_big(void)
+{
+    return malloc(5000000);
+}
 SITE void site_tmp(void)
 {
     for (int i = 0; i < 10; i++) {
@@ -61,20 +66,47 @@ SITE void site_tmp(void)
         free(p);
     }
 }
-SITE void *site_r0(void) { return malloc(100); }
-SITE void *site_realloc(void *p, size_t n) { return realloc(p, n); }
-SITE void *site_aligned(void) { return aligned_alloc(256, 512); }
-SITE void *site_memalign(void) { return memalign(128, 384); }
-SITE void *site_valloc(void) { return valloc(1000); }
-SITE void *site_filemap(int fd) { return mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0); }
-SITE void *site_thread(void) { return malloc(48); }
+SITE void *site_r0(void)
+{
+    return malloc(100);
+}
+SITE void *site_realloc(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+SITE void *site_aligned(void)
+{
+    return aligned_alloc(256, 512);
+}
+SITE void *site_memalign(void)
+{
+    return memalign(128, 384);
+}
+SITE void *site_valloc(void)
+{
+    return valloc(1000);
+}
+SITE void *site_filemap(int fd)
+{
+    return mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+}
+SITE void *site_thread(void)
+{
+    return malloc(48);
+}
 SITE void *site_mremap_src(void)
 {
     return mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 }
-SITE void *site_mremap(void *p) { return mremap(p, 8192, 16384, MREMAP_MAYMOVE); }
+SITE void *site_mremap(void *p)
+{
+    return mremap(p, 8192, 16384, MREMAP_MAYMOVE);
+}
 
-static void *noop(void *arg) { return arg; }
+static void *noop(void *arg)
+{
+    return arg;
+}
 
 static void *worker(void *arg)
 {
@@ -125,10 +157,8 @@ static int run_known(const char *self)
     sleep_ms(100);
     free(big);
     mt_memcat_region("after");
-    if (fm != MAP_FAILED)
-        munmap(fm, 4096);
-    if (fd >= 0)
-        close(fd);
+    if (fm != MAP_FAILED) munmap(fm, 4096);
+    if (fd >= 0) close(fd);
 
     for (int i = 0; i < 100; i++)
         free(keep_a[i]);
@@ -138,8 +168,7 @@ static int run_known(const char *self)
     mt_memcat_set(MT_MEM_WORKSPACE);
     site_tmp();
     void *m = site_mremap(site_mremap_src());
-    if (m != MAP_FAILED)
-        munmap(m, 16384);
+    if (m != MAP_FAILED) munmap(m, 16384);
     mt_memcat_set(MT_MEM_OPTIMIZER);
     void *r = site_r0();
     for (size_t n = 200; n <= 800; n *= 2)
@@ -229,20 +258,16 @@ static int run_fork(const char *self)
         _exit(127);
     }
     int sa = -1, sb = -1;
-    if (a < 0 || b < 0 || waitpid(a, &sa, 0) != a || waitpid(b, &sb, 0) != b)
-        return 1;
+    if (a < 0 || b < 0 || waitpid(a, &sa, 0) != a || waitpid(b, &sb, 0) != b) return 1;
     return (WIFEXITED(sa) && WEXITSTATUS(sa) == 0 && WIFEXITED(sb) && WEXITSTATUS(sb) == 0) ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
-    if (!strcmp(mode, "known"))
-        return run_known(argv[0]);
-    if (!strcmp(mode, "sampled"))
-        return run_sampled();
-    if (!strcmp(mode, "fork"))
-        return run_fork(argv[0]);
+    if (!strcmp(mode, "known")) return run_known(argv[0]);
+    if (!strcmp(mode, "sampled")) return run_sampled();
+    if (!strcmp(mode, "fork")) return run_fork(argv[0]);
     if (!strcmp(mode, "exec-child")) {
         mt_memcat_set(MT_MEM_DATA);
         site_exec_child();

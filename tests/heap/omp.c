@@ -10,7 +10,10 @@
 
 static void *volatile sink[64];
 
-__attribute__((noinline, noclone)) void *omp_site(size_t n) { return malloc(n); }
+__attribute__((noinline, noclone)) void *omp_site(size_t n)
+{
+    return malloc(n);
+}
 
 int main(void)
 {

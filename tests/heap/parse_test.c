@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static const char *dir;
 
 static const char *write_file(const char *name, const char *text)
@@ -21,34 +20,33 @@ static const char *write_file(const char *name, const char *text)
     static char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
-    if (!f)
-        return path;
+    if (!f) return path;
     fputs(text, f);
     fclose(f);
     return path;
 }
 
-#define HEADER                                                                              \
-    "memtrade-heap\t1\n"                                                                    \
-    "M\tpid\t42\nM\tppid\t1\nM\tmode\tfull\nM\tsample_bytes\t0\nM\tseed\t1\n"               \
-    "M\tinterval_ms\t10\nM\texe\t/bin/x\nM\tstart_unix\t1.5\n"                              \
+#define HEADER                                                                                     \
+    "memtrade-heap\t1\n"                                                                           \
+    "M\tpid\t42\nM\tppid\t1\nM\tmode\tfull\nM\tsample_bytes\t0\nM\tseed\t1\n"                      \
+    "M\tinterval_ms\t10\nM\texe\t/bin/x\nM\tstart_unix\t1.5\n"                                     \
     "M\tcategories\tother,weights\n"
 
-static const char good[] = HEADER
-    "T\t0.010000\t4096\tforward\t300\t100\t200\n"
-    "T\t0.020000\t-1\t\t0\t0\t0\n"
-    "C\tother\t3\t2\t300\t100\t250\n"
-    "C\tweights\t1\t0\t200\t200\t200\n"
-    "S\tallocs\t4\nS\tbytes\t500\nS\tpeak_bytes\t450\nS\tleaked_bytes\t300\n"
-    "S\tleaked_allocs\t2\nS\tsites\t2\nS\tpeak_t\t0.015000\nS\twall_s\t0.030000\n"
-    "F\t1\t0x401000\tf\\tg\tmod\\\\x\tfile.c\t12\tabcd\n"
-    "F\t2\t0x402000\t\t\t\t0\t\n"
-    "K\t1\t1\t2\n"
-    "K\t2\n"
-    "A\t1\tweights\t1\t200\t200\t0\t200\t1\t0\n"
-    "A\t2\tother\t3\t300\t250\t1\t100\t1\t0\n"
-    "N\twte\tweights\t64\n"
-    "E\n";
+static const char good[] =
+    HEADER "T\t0.010000\t4096\tforward\t300\t100\t200\n"
+           "T\t0.020000\t-1\t\t0\t0\t0\n"
+           "C\tother\t3\t2\t300\t100\t250\n"
+           "C\tweights\t1\t0\t200\t200\t200\n"
+           "S\tallocs\t4\nS\tbytes\t500\nS\tpeak_bytes\t450\nS\tleaked_bytes\t300\n"
+           "S\tleaked_allocs\t2\nS\tsites\t2\nS\tpeak_t\t0.015000\nS\twall_s\t0.030000\n"
+           "F\t1\t0x401000\tf\\tg\tmod\\\\x\tfile.c\t12\tabcd\n"
+           "F\t2\t0x402000\t\t\t\t0\t\n"
+           "K\t1\t1\t2\n"
+           "K\t2\n"
+           "A\t1\tweights\t1\t200\t200\t0\t200\t1\t0\n"
+           "A\t2\tother\t3\t300\t250\t1\t100\t1\t0\n"
+           "N\twte\tweights\t64\n"
+           "E\n";
 
 struct seen {
     int summaries, cats, samples, frames, stacks, sites, tensors;
@@ -104,8 +102,7 @@ static int on_stack(const struct mt_heapreport_stack *s, void *u)
 static int on_site(const struct mt_heapreport_site *s, void *u)
 {
     struct seen *v = u;
-    if (v->sites++ == 1)
-        v->site2_peak = s->peak_bytes;
+    if (v->sites++ == 1) v->site2_peak = s->peak_bytes;
     return 0;
 }
 static int on_tensor(const struct mt_heapreport_tensor *t, void *u)
@@ -142,7 +139,8 @@ int main(int argc, char **argv)
 
     int rc = read_text("good.txt", good, &v, err, sizeof err);
     CHECK(rc == 0, "good report refused: %s", err);
-    CHECK(v.summaries == 1 && v.sum.complete, "summary %d complete %d", v.summaries, v.sum.complete);
+    CHECK(v.summaries == 1 && v.sum.complete, "summary %d complete %d", v.summaries,
+          v.sum.complete);
     CHECK(v.sum.pid == 42 && v.sum.peak_bytes == 450 && v.sum.leaked_allocs == 2,
           "summary values pid %lld peak %lld", v.sum.pid, v.sum.peak_bytes);
     CHECK(v.sum.ncat == 2, "ncat %zu", v.sum.ncat);

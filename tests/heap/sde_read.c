@@ -52,15 +52,13 @@ int main(void)
         return 1;
     }
     int es = PAPI_NULL;
-    if (PAPI_create_eventset(&es) != PAPI_OK)
-        return 1;
+    if (PAPI_create_eventset(&es) != PAPI_OK) return 1;
     for (int i = 0; i < 3; i++)
         if ((rc = PAPI_add_named_event(es, events[i])) != PAPI_OK) {
             printf("PAPI_add_named_event(%s): %s\n", events[i], PAPI_strerror(rc));
             return 1;
         }
-    if (PAPI_start(es) != PAPI_OK)
-        return 1;
+    if (PAPI_start(es) != PAPI_OK) return 1;
     int bad = expect(es, 3000000, 3000000, 3);
     free(blocks[1]);
     bad |= expect(es, 2000000, 3000000, 3);

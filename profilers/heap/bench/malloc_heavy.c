@@ -29,8 +29,7 @@ static __attribute__((noinline)) size_t leaf(size_t i)
 {
     size_t n = 16 + (size_t)(next() % 4081);
     char *p = malloc(n);
-    if (!p)
-        abort();
+    if (!p) abort();
     p[0] = (char)i;
     p[n - 1] = (char)n;
     free(ring[i % RING]);
@@ -39,11 +38,11 @@ static __attribute__((noinline)) size_t leaf(size_t i)
 }
 
 /* Ten distinct frames between main and leaf; branch on i so several stacks appear. */
-#define LEVEL(name, callee)                                                                 \
-    static __attribute__((noinline)) size_t name(size_t i)                                  \
-    {                                                                                       \
-        size_t r = callee(i);                                                               \
-        return r + (i & 1);                                                                 \
+#define LEVEL(name, callee)                                                                        \
+    static __attribute__((noinline)) size_t name(size_t i)                                         \
+    {                                                                                              \
+        size_t r = callee(i);                                                                      \
+        return r + (i & 1);                                                                        \
     }
 LEVEL(l9, leaf)
 LEVEL(l8, l9)
