@@ -1,7 +1,7 @@
 /* check_heap.c — compares heap profiler reports of known.c / omp.c with the known numbers.
  *
  * What it is for: `check_heap KIND DIR` reads every report in DIR with mt_heapreport_read
- * and asserts what KIND (known, sampled, fork, omp) must show: exact bytes per site, the
+ * and asserts what KIND (known, sampled, fork, omp, crash) must show: exact bytes per site, the
  * exact peak and its consumers, exact leaks, exact per-category counters, timeline points,
  * tensors, frames with file:line; estimates within 5 % in sampled mode. Exits 0 when all
  * hold, 1 with one line per failure otherwise. What it is not for: running the programs
@@ -115,6 +115,8 @@ static int on_tensor(const struct mt_heapreport_tensor *t, void *u)
     return 0;
 }
 
+static size_t crash_points; /* points in region "crashing" with 100000 weights bytes live */
+
 /* known.c's live bytes per category during its "peak_phase" (memcat enum order) */
 static const long long peak_live[9] = {-1, 362144, 0, 0, 5049152, 0, 131072, 0, 6427};
 
@@ -122,6 +124,8 @@ static int on_sample(const struct mt_heapreport_sample *p, void *u)
 {
     struct report *r = u;
     r->npoints++;
+    if (p->region && !strcmp(p->region, "crashing") && p->ncat > 1 && p->live[1] == 100000)
+        crash_points++;
     if (p->region && !strcmp(p->region, "peak_phase") && p->ncat == 9) {
         int ok = 1;
         for (size_t c = 1; c < 9; c++)
@@ -358,6 +362,15 @@ static void check_sampled(const struct report *r)
     expect_cat(r, "data", 100000, 6400000, 0, 64);
 }
 
+/* A SIGKILLed process: no exit report, but its timeline up to the kill. */
+static void check_crash(const struct report *r)
+{
+    CHECK(!r->sum.complete, "a killed process cannot have an exit report");
+    CHECK(r->sum.peak_bytes == -1 && r->nsites == 0, "exit data in a killed process's report");
+    CHECK(crash_points >= 2, "%zu timeline points with the live weights before the kill",
+          crash_points);
+}
+
 static void check_omp(const struct report *r)
 {
     CHECK(r->sum.complete, "report not complete");
@@ -401,7 +414,7 @@ static void check_fork(struct report *r, size_t n)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s known|sampled|omp|fork DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s known|sampled|omp|fork|crash DIR\n", argv[0]);
         return 2;
     }
     DIR *d = opendir(argv[2]);
@@ -431,6 +444,8 @@ int main(int argc, char **argv)
                 check_sampled(&r[0]);
             else if (!strcmp(kind, "omp"))
                 check_omp(&r[0]);
+            else if (!strcmp(kind, "crash"))
+                check_crash(&r[0]);
             else
                 CHECK(0, "unknown kind %s", kind);
         }

@@ -8,6 +8,7 @@
  *            tensors
  *   sampled  large sites for sampled-mode estimates (fixed seed)
  *   fork     a fork that exits and a fork that execs this program ("exec-child")
+ *   crash    killed by SIGKILL while weights are live
  * What it is not for: checking anything itself. The expected numbers live in
  * check_heap.c; keep the two in step. Every site_* function is one call site.
  */
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,17 +264,33 @@ static int run_fork(const char *self)
     return (WIFEXITED(sa) && WEXITSTATUS(sa) == 0 && WIFEXITED(sb) && WEXITSTATUS(sb) == 0) ? 0 : 1;
 }
 
+/* Dies by SIGKILL with 100 x 1000 bytes of weights live: the streamed timeline must
+ * survive without the exit report. */
+static int run_crash(void)
+{
+    pthread_t t0;
+    pthread_create(&t0, NULL, noop, NULL);
+    pthread_join(t0, NULL);
+    mt_memcat_set(MT_MEM_WEIGHTS);
+    site_a();
+    mt_memcat_region("crashing");
+    sleep_ms(100);
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "known")) return run_known(argv[0]);
     if (!strcmp(mode, "sampled")) return run_sampled();
     if (!strcmp(mode, "fork")) return run_fork(argv[0]);
+    if (!strcmp(mode, "crash")) return run_crash();
     if (!strcmp(mode, "exec-child")) {
         mt_memcat_set(MT_MEM_DATA);
         site_exec_child();
         return 0;
     }
-    fprintf(stderr, "usage: %s known|sampled|fork\n", argv[0]);
+    fprintf(stderr, "usage: %s known|sampled|fork|crash\n", argv[0]);
     return 2;
 }
