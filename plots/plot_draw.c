@@ -280,10 +280,15 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
     } else {
         mark_pareto(ctx, pts, n, pl_higher_is_better(ctx->y_metric));
         char note[300] = "";
+        int len = 0;
         if (n_fallback)
-            snprintf(note, sizeof note, "%zu point(s) use %s (no %s)", n_fallback,
-                     kind == KIND_SERVING ? "model_bytes" : "another memory metric",
-                     kind == KIND_SERVING ? "infer_peak_bytes" : x_metrics[0]);
+            len = snprintf(note, sizeof note, "%zu point(s) use %s (no %s)", n_fallback,
+                           kind == KIND_SERVING ? "model_bytes" : "another memory metric",
+                           kind == KIND_SERVING ? "infer_peak_bytes" : x_metrics[0]);
+        if (n_dropped && len >= 0 && (size_t)len < sizeof note)
+            snprintf(note + len, sizeof note - (size_t)len,
+                     "%s%zu configuration(s) with memory <= 0 left out", len ? "; " : "",
+                     n_dropped);
         struct pl_panel p = {.name = name,
                              .what = title,
                              .x_metric = x_metrics[0],
