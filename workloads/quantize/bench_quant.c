@@ -12,7 +12,12 @@
  * What it is not for: accuracy (tests, the quantize plugin) or the non-GEMV part of
  * decoding (attention, layernorm; the quantize plugin reports full decode tokens/s).
  *
- * Usage: mt-bench-quant [--reps N] [--layers L]   (threads: OMP_NUM_THREADS)
+ * With --decode N (built when the reference model is present) it also runs the full
+ * batch-1 KV-cache decode of a randomly initialized GPT-2 124M (vocab 50257, tied LM head
+ * packed too) for N tokens per format: the model's own fp32 path against packed weights,
+ * tokens/s and the speedup — the issue's targets (int8 >= 1.8x, 4-bit >= 3x).
+ *
+ * Usage: mt-bench-quant [--reps N] [--layers L] [--decode N]   (threads: OMP_NUM_THREADS)
  */
 #include <immintrin.h>
 #include <math.h>
@@ -26,6 +31,9 @@
 
 #include "qformat.h"
 #include "qkernels.h"
+#ifdef MT_BENCH_DECODE
+#include "qmodel.h"
+#endif
 
 enum { SH_QKV, SH_PROJ, SH_FC, SH_FCPROJ, SH_HEAD, SH_COUNT };
 static const size_t shape_n[SH_COUNT] = {2304, 768, 3072, 768, 50257};
@@ -221,17 +229,94 @@ static void int8_crossover(struct mt_qws *ws)
     free(y);
 }
 
+#ifdef MT_BENCH_DECODE
+/* Full decode of GPT-2 124M: fp32 (the model's own path) then each packed format, each
+ * on a freshly initialized model (packing replaces the fp32 weights). */
+static int decode_bench(size_t ntok)
+{
+    struct mt_gpt_config cfg;
+    char err[512];
+    if (mt_gpt_config_parse(&cfg, "gpt2,vocab=50257", err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (ntok > cfg.seq_len)
+        ntok = cfg.seq_len;
+    static const struct {
+        const char *label;
+        int fp32;
+        struct mt_qformat f;
+        enum mt_qact act;
+    } cases[] = {
+        {"fp32 (model default)", 1, {0}, MT_QACT_F32},
+        {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
+        {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8},
+        {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32},
+        {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+        {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+        {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
+        {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+        {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
+    };
+    printf("\nfull decode, GPT-2 124M (vocab 50257, LM head tied and packed), batch 1, %zu "
+           "tokens with a KV cache, best of 3 passes\n", ntok);
+    printf("%-22s %12s %10s %8s\n", "format", "weights MB", "tokens/s", "vs fp32");
+    double base = 0.0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        struct mt_gpt *m;
+        struct mt_gpt_kv *kv;
+        struct mt_qmodel *qm = NULL;
+        if (mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err) ||
+            mt_gpt_kv_create(&kv, &cfg, ntok, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        mt_gpt_init(m, 7);
+        struct mt_qmodel_opts o = {.fmt = cases[ci].f, .act = cases[ci].act, .embedding = 1};
+        if (!cases[ci].fp32 && mt_qmodel_build(&qm, m, &o, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", cases[ci].label, err);
+            return 1;
+        }
+        double best = 0.0;
+        for (int pass = 0; pass < 3; pass++) {
+            mt_gpt_kv_reset(kv);
+            double t0 = now();
+            for (size_t t = 0; t < ntok; t++)
+                if (mt_gpt_decode_step(m, kv, (int)((t * 7919) % 50257), err, sizeof err)) {
+                    fprintf(stderr, "%s: %s\n", cases[ci].label, err);
+                    return 1;
+                }
+            double tps = (double)ntok / (now() - t0);
+            if (tps > best)
+                best = tps;
+        }
+        if (cases[ci].fp32)
+            base = best;
+        double mb = qm ? (double)mt_qmodel_bytes(qm) / 1e6 : 4.0 * (double)m->n_params / 1e6;
+        printf("%-22s %12.1f %10.1f %7.2fx\n", cases[ci].label, mb, best, best / base);
+        fflush(stdout);
+        mt_qmodel_free(qm);
+        mt_gpt_kv_free(kv);
+        mt_gpt_free(m);
+    }
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     int reps = 15;
+    size_t decode_tokens = 0;
     struct model md = {.layers = 12};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
             md.layers = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
+            decode_tokens = (size_t)atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--layers L (1..64)]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--layers L (1..64)] [--decode N]\n", argv[0]);
             return 2;
         }
     }
@@ -322,5 +407,12 @@ int main(int argc, char **argv)
             free(md.w[s][l]);
     free(x);
     free(y);
+#ifdef MT_BENCH_DECODE
+    if (decode_tokens)
+        return decode_bench(decode_tokens);
+#else
+    if (decode_tokens)
+        fprintf(stderr, "--decode: built without the reference model\n");
+#endif
     return 0;
 }
