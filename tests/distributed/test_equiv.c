@@ -105,6 +105,13 @@ static void train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     CHECK(!mt_dist_train(d, job, res, err, sizeof err), "%s", err);
 }
 
+static void release(struct mt_dist_result *res)
+{
+    free(res->losses);
+    free(res->params);
+    free(res->logits);
+}
+
 static void check_losses(const float *got, const float *want, size_t steps, double tol,
                          const char *what)
 {
@@ -182,6 +189,7 @@ int main(int argc, char **argv)
             check_losses(res.losses, dp.losses, steps, 1e-6, "overlapped buckets vs one all-reduce");
             if (d.rank == 0)
                 CHECK(rel(res.params, dp.params, psi) <= 1e-6, "overlap params");
+            release(&res);
         }
         if (zero) {
             job.strategy = MT_DIST_ZERO;
@@ -192,7 +200,9 @@ int main(int argc, char **argv)
                 CHECK(rel(res.params, dp.params, psi) <= 1e-6, "zero params rel %.3g",
                       rel(res.params, dp.params, psi));
             check_zero_bytes(&d, &job, &res);
+            release(&res);
         }
+        release(&dp);
     } else {
         job.strategy = !strcmp(mode, "tp") ? MT_DIST_TP : MT_DIST_PP;
         job.one_f_one_b = !strcmp(mode, "pp_1f1b");
@@ -209,7 +219,11 @@ int main(int argc, char **argv)
             printf("%s final params rel %.3g\n", mode, e);
             CHECK(e <= 1e-4, "final parameters rel %.3g", e);
         }
+        release(&res);
     }
+    free(ref.losses);
+    free(ref.params);
+    free(ref.logits);
     mt_corpus_free(&corpus);
     mt_dist_close(&d, 0);
     MPI_Finalize();
