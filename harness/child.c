@@ -25,6 +25,9 @@
 
 
 #define MAX_PARAMS 256
+#ifndef MT_REL_HEAP_LIB
+#define MT_REL_HEAP_LIB "lib/memtrade/libmt_heap.so"
+#endif
 
 void mt_child_rank(int *rank, int *nranks)
 {
@@ -44,11 +47,22 @@ void mt_child_rank(int *rank, int *nranks)
     }
 }
 
-const char *mt_child_heap_lib(void)
+const char *mt_child_heap_lib(char *buf, size_t cap)
 {
 #ifdef MT_ASAN
+    (void)buf, (void)cap;
     return NULL;
 #else
+    /* Next to the executable first (a moved install), then the configured paths. */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(buf, cap, "%s/../%s", exe, MT_REL_HEAP_LIB);
+    if (n > 0 && access(buf, R_OK) == 0)
+        return buf;
     static const char *const candidates[] = {
 #ifdef MT_HEAP_LIB_BUILD
         MT_HEAP_LIB_BUILD,
@@ -57,9 +71,12 @@ const char *mt_child_heap_lib(void)
         MT_HEAP_LIB_INSTALL,
 #endif
         NULL};
-    for (size_t i = 0; candidates[i]; i++)
-        if (access(candidates[i], R_OK) == 0)
-            return candidates[i];
+    for (size_t i = 0; candidates[i]; i++) {
+        if (access(candidates[i], R_OK) == 0) {
+            snprintf(buf, cap, "%s", candidates[i]);
+            return buf;
+        }
+    }
     return NULL;
 #endif
 }
@@ -200,7 +217,8 @@ static int parse_args(int argc, char **argv, struct child_args *a, char *err, si
  * that is not wanted or not possible. */
 static void maybe_preload_heap(char **argv, const struct child_args *a, int rank)
 {
-    const char *lib = mt_child_heap_lib();
+    char libbuf[PATH_MAX];
+    const char *lib = mt_child_heap_lib(libbuf, sizeof libbuf);
     if (!lib || strcmp(a->heap, "off") == 0 || getenv("MEMTRADE_CHILD_PRELOADED"))
         return;
     char out[PATH_MAX], preload[PATH_MAX * 2];

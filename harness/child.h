@@ -26,8 +26,11 @@ int mt_child_main(int argc, char **argv);
  * 0 and 1 when none is set. */
 void mt_child_rank(int *rank, int *nranks);
 
-/* Contract: path of the heap profiler library to preload, or NULL when it is not built
- * or installed (or this is an AddressSanitizer build, which owns malloc itself). */
-const char *mt_child_heap_lib(void);
+/* Contract: path of the heap profiler library to preload (written to buf, returned), or
+ * NULL when it is not built or installed (or this is an AddressSanitizer build, which
+ * owns malloc itself). Looks next to the executable (<bin>/../<libdir>/memtrade/), then
+ * in the build tree, then in the configured install folder. */
+#include <stddef.h>
+const char *mt_child_heap_lib(char *buf, size_t cap);
 
 #endif

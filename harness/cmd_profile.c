@@ -84,7 +84,8 @@ int mt_cmd_profile(int argc, char **argv)
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_SYSTEM;
     }
-    if (!mt_child_heap_lib())
+    char heapbuf[4096];
+    if (!mt_child_heap_lib(heapbuf, sizeof heapbuf))
         fprintf(stderr, "memtrade: warning: the heap profiler library is not available in "
                         "this build; recording the run without allocation sites\n");
     /* The parameter: the command line, words joined by spaces. */

@@ -17,6 +17,9 @@
 #ifndef MT_INSTALL_PLUGIN_DIR
 #define MT_INSTALL_PLUGIN_DIR "/usr/local/lib/memtrade/plugins"
 #endif
+#ifndef MT_REL_PLUGIN_DIR
+#define MT_REL_PLUGIN_DIR "lib/memtrade/plugins"
+#endif
 
 /* The smallest descriptor a major-1 plugin may have: up to and including run(). */
 #define MT_WORKLOAD_MIN_SIZE (offsetof(struct mt_workload, run) + sizeof(void (*)(void)))
@@ -426,8 +429,10 @@ char **mt_plugins_default_dirs(void)
     if (len > 0) {
         exe[len] = '\0';
         char *dir = dirname(exe);
-        char buf[PATH_MAX + 16];
-        snprintf(buf, sizeof buf, "%s/../plugins", dir);
+        char buf[PATH_MAX + 64];
+        snprintf(buf, sizeof buf, "%s/../plugins", dir); /* a build tree */
+        dirs[n++] = strdup(buf);
+        snprintf(buf, sizeof buf, "%s/../%s", dir, MT_REL_PLUGIN_DIR); /* a relocated install */
         dirs[n++] = strdup(buf);
     }
     dirs[n++] = strdup(MT_INSTALL_PLUGIN_DIR);

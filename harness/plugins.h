@@ -59,8 +59,9 @@ void mt_plugins_explain_unknown(const struct mt_registry *reg, const char *name,
 void mt_plugins_free(struct mt_registry *reg);
 
 /* Contract: the folders to scan, in priority order: each entry of MEMTRADE_PLUGIN_PATH
- * (':'-separated), `<dir of the executable>/../plugins`, then the install folder
- * `<libdir>/memtrade/plugins`. Returns a NULL-terminated array the caller frees with
+ * (':'-separated), `<dir of the executable>/../plugins` (a build tree),
+ * `<dir of the executable>/../<libdir>/memtrade/plugins` (an install, wherever it was
+ * moved), then the configured install folder `<prefix>/<libdir>/memtrade/plugins`. Returns a NULL-terminated array the caller frees with
  * mt_plugins_free_dirs, or NULL on allocation failure. */
 char **mt_plugins_default_dirs(void);
 void mt_plugins_free_dirs(char **dirs);

@@ -164,7 +164,8 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
     }
     char logpath[PATH_MAX + 32];
     snprintf(logpath, sizeof logpath, "%s/output.log", job->scratch);
-    const char *heap = job->plan ? NULL : mt_child_heap_lib();
+    char heapbuf[PATH_MAX];
+    const char *heap = job->plan ? NULL : mt_child_heap_lib(heapbuf, sizeof heapbuf);
     char heap_out[PATH_MAX + 32];
     snprintf(heap_out, sizeof heap_out, "%s/heap.0", job->scratch);
     job->progress = calloc((size_t)job->ranks, sizeof *job->progress);
