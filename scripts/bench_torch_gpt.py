@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """bench_torch_gpt.py — the reference GPT of workloads/transformer, written in PyTorch.
 
 What it is for: the comparison issue 2 asks for. `speed` times a training step (forward,
@@ -47,7 +47,10 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.nh, C // self.nh).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # explicit causal attention: torch 1.13 (Debian 12) has no scaled_dot_product_attention
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))
+        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        y = att.masked_fill(mask, float("-inf")).softmax(dim=-1) @ v
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
 
