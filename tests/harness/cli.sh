@@ -9,7 +9,7 @@ done
 expect_rc 0 "$MT" --help
 expect_out "exit codes:"
 expect_rc 2 "$MT" frobnicate
-if [ -d "${MT_SOURCE_DIR:?}/plots" ]; then
+if [ -x "${MT_BINARY_DIR:?}/plots/mt-plot" ]; then
     expect_rc 0 "$MT" plot --help # handed to the plot generator
     expect_out "--sweep"
 fi
