@@ -3,7 +3,7 @@
  * What it is for: interposing malloc, calloc, realloc, reallocarray, free,
  * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and anonymous private
  * mmap/munmap/mremap; recording every block (or, in sampled mode, exact counters for
- * every block and a stack for the sampled ones) under one mutex, so that the global
+ * every block and a stack for the sampled ones) under one lock, so that the global
  * peak and the per-site live bytes at that peak are exact; and the weak-symbol API of
  * memtrade/memcat.h. What it is not for: writing the report or resolving symbols
  * (heap_output.c), PAPI SDE (heap_sde.c).
@@ -507,11 +507,12 @@ static int should_sample(uint64_t n)
  * returned, within the thread's stack); a hit costs one load and compare per frame, and
  * also remembers the site of each category. A stack whose slots cannot all be found, or a
  * frame outside the thread's stack (coroutines), is simply not cached. */
-enum { SC_SETS = 16, SC_WAYS = 4, SC_SCAN = 64 * 1024 };
+enum { SC_SETS = 64, SC_WAYS = 4, SC_SCAN = 16 * 1024 };
 
 struct sc_ent {
     uintptr_t anchor; /* 0 = empty */
     uint32_t depth;
+    uint32_t failed; /* no slots found for the stack returning to ips[0]: do not rescan */
     uint32_t site[MT_HEAP_NCAT]; /* MT_HEAP_NO_SITE until known */
     uint64_t hash;
     uint32_t off[MT_HEAP_MAX_FRAMES]; /* slot of ips[k] = anchor + off[k] */
@@ -584,6 +585,7 @@ static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const
         pos += sizeof(uintptr_t);
     }
     e->anchor = anchor;
+    e->failed = 0;
     e->depth = (uint32_t)depth;
     e->hash = hash;
     for (int i = 0; i < MT_HEAP_NCAT; i++)
@@ -612,10 +614,15 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     struct sc *c = sc_get();
     if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
     unsigned set = (unsigned)((anchor >> 4) ^ (anchor >> 10)) & (SC_SETS - 1);
+    int rescan = c != NULL;
     if (c) {
+        uintptr_t ret = *(const uintptr_t *)(anchor + sizeof(uintptr_t));
         for (int w = 0; w < SC_WAYS; w++) {
             struct sc_ent *e = &c->e[set][w];
-            if (e->anchor == anchor && sc_valid(e, anchor)) {
+            if (e->anchor != anchor) continue;
+            if (e->failed) {
+                rescan &= e->ips[0] != ret; /* the scan failed here before: it is costly */
+            } else if (sc_valid(e, anchor)) {
                 st->frames = e->ips;
                 st->depth = (int)e->depth;
                 st->hash = e->hash;
@@ -626,12 +633,16 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     }
     st->depth = capture(st->buf);
     st->hash = hash_frames(st->buf, st->depth);
-    if (c) {
+    if (rescan) {
         struct sc_ent *e = &c->e[set][c->next[set]++ % SC_WAYS];
-        if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash))
+        if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash)) {
             st->ent = e;
-        else
-            e->anchor = 0;
+        } else {
+            e->anchor = anchor;
+            e->failed = 1;
+            e->depth = 0;
+            e->ips[0] = *(const uintptr_t *)(anchor + sizeof(uintptr_t));
+        }
     }
 }
 
