@@ -1,0 +1,128 @@
+/* test_half.c — bf16/fp16 conversions: the fast paths (AVX512-BF16, F16C) equal the
+ * scalar reference bit for bit on normal inputs, the reference rounds to nearest even
+ * (known ties, fp16 subnormals, overflow to inf, NaN stays NaN), unpack is exact, and
+ * accumulation counts contributions that flush to zero.
+ * What it is not for: training (test_engine.c).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "half.h"
+#include "rng.h"
+#include "tf_test.h"
+
+static float f_of(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static void known_values(void)
+{
+    /* bf16: 1 + 2^-8 is a tie between 1 and 1 + 2^-7: even mantissa (1) wins; 1 + 3*2^-8
+     * is a tie between 1+2^-7 (odd) and 1+2^-6 (even). */
+    CHECK(mt_half_from_float(MT_PREC_BF16, 1.0f) == 0x3f80);
+    CHECK(mt_half_from_float(MT_PREC_BF16, f_of(0x3f808000u)) == 0x3f80);
+    CHECK(mt_half_from_float(MT_PREC_BF16, f_of(0x3f818000u)) == 0x3f82);
+    CHECK(mt_half_from_float(MT_PREC_BF16, f_of(0x3f808001u)) == 0x3f81);
+    CHECK(mt_half_from_float(MT_PREC_BF16, INFINITY) == 0x7f80);
+    CHECK(isnan(mt_half_to_float(MT_PREC_BF16, mt_half_from_float(MT_PREC_BF16, NAN))));
+    CHECK(mt_half_from_float(MT_PREC_BF16, f_of(0x7f7fffffu)) == 0x7f80); /* FLT_MAX -> inf */
+    /* fp16 */
+    CHECK(mt_half_from_float(MT_PREC_FP16, 1.0f) == 0x3c00);
+    CHECK(mt_half_from_float(MT_PREC_FP16, 65504.0f) == 0x7bff);
+    CHECK(mt_half_from_float(MT_PREC_FP16, 65519.0f) == 0x7bff);
+    CHECK(mt_half_from_float(MT_PREC_FP16, 65520.0f) == 0x7c00);
+    CHECK(mt_half_from_float(MT_PREC_FP16, -1e6f) == 0xfc00);
+    CHECK(mt_half_from_float(MT_PREC_FP16, ldexpf(1.0f, -24)) == 0x0001);
+    CHECK(mt_half_from_float(MT_PREC_FP16, ldexpf(1.0f, -25)) == 0x0000); /* tie -> even 0 */
+    CHECK(mt_half_from_float(MT_PREC_FP16, ldexpf(1.5f, -25)) == 0x0001);
+    CHECK(mt_half_from_float(MT_PREC_FP16, ldexpf(3.0f, -25)) == 0x0002); /* tie -> even 2 */
+    CHECK(mt_half_from_float(MT_PREC_FP16, ldexpf(1.0f, -14)) == 0x0400);
+    CHECK(mt_half_from_float(MT_PREC_FP16, 1.0f + ldexpf(1.0f, -11)) == 0x3c00); /* tie */
+    CHECK(mt_half_from_float(MT_PREC_FP16, 1.0f + ldexpf(3.0f, -11)) == 0x3c02);
+    CHECK(mt_half_from_float(MT_PREC_FP16, -0.0f) == 0x8000);
+    CHECK((mt_half_from_float(MT_PREC_FP16, NAN) & 0x7c00) == 0x7c00 &&
+          (mt_half_from_float(MT_PREC_FP16, NAN) & 0x3ff) != 0);
+    CHECK(mt_half_to_float(MT_PREC_FP16, 0x0001) == ldexpf(1.0f, -24));
+    CHECK(mt_half_to_float(MT_PREC_FP16, 0x7bff) == 65504.0f);
+    CHECK(mt_half_to_float(MT_PREC_FP16, 0xc000) == -2.0f);
+}
+
+/* Every 16-bit pattern round-trips: to float and back gives the same bits (NaNs stay
+ * NaN). */
+static void round_trip(enum mt_prec p)
+{
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = mt_half_to_float(p, (uint16_t)h);
+        if (isnan(f)) continue;
+        CHECK(mt_half_from_float(p, f) == h);
+    }
+}
+
+/* Fast versus reference on values spread over the whole normal range and the fp16
+ * subnormal range, lengths with tails that exercise the scalar remainder. */
+static void fast_vs_ref(enum mt_prec p)
+{
+    enum { N = 4099 };
+    static float x[N], back_fast[N], back_ref[N];
+    static uint16_t hf[N], hr[N];
+    struct mt_rng rng;
+    mt_rng_seed(&rng, 7 + (uint64_t)p);
+    for (size_t i = 0; i < N; i++) {
+        double e = -30.0 + 50.0 * mt_rng_uniform(&rng);
+        x[i] = (float)(mt_rng_normal(&rng) * pow(2.0, e));
+    }
+    x[0] = INFINITY, x[1] = -INFINITY, x[2] = NAN, x[3] = 0.0f, x[4] = -0.0f;
+    x[5] = 65519.0f, x[6] = 65520.0f, x[7] = f_of(0x3f808000u), x[8] = ldexpf(3.0f, -25);
+    mt_half_pack(p, hf, x, N);
+    mt_half_pack_ref(p, hr, x, N);
+    for (size_t i = 0; i < N; i++) {
+        if (isnan(x[i]))
+            CHECK(isnan(mt_half_to_float(p, hf[i])));
+        else if (hf[i] != hr[i]) {
+            fprintf(stderr, "%s: x=%a fast %04x ref %04x\n", mt_prec_name(p), (double)x[i], hf[i],
+                    hr[i]);
+            CHECK(0);
+        }
+    }
+    mt_half_unpack(p, back_fast, hr, N);
+    mt_half_unpack_ref(p, back_ref, hr, N);
+    CHECK(memcmp(back_fast, back_ref, sizeof back_fast) == 0);
+    printf("%s: fast path %s, %d values equal the reference\n", mt_prec_name(p),
+           mt_half_fast(p) ? "on" : "off (scalar)", N);
+}
+
+static void accumulate(void)
+{
+    uint16_t g[4] = {0, 0, 0, 0};
+    float d[4] = {1.0f, 1e-9f, 0.0f, 3e-8f}; /* fp16: 1e-9 flushes, 3e-8 -> 2^-24 */
+    size_t nz = 0, fl = 0;
+    mt_half_accumulate(MT_PREC_FP16, g, d, 4, &nz, &fl);
+    CHECK(nz == 3 && fl == 1);
+    CHECK(g[0] == 0x3c00 && g[1] == 0 && g[2] == 0 && g[3] == 0x0001);
+    mt_half_accumulate(MT_PREC_FP16, g, d, 4, &nz, &fl); /* 1 + 1 = 2 */
+    CHECK(nz == 6 && fl == 2 && g[0] == 0x4000);
+    nz = fl = 0;
+    mt_half_accumulate(MT_PREC_BF16, g, d, 4, &nz, &fl); /* bf16 has fp32's range */
+    CHECK(nz == 3 && fl == 0);
+    uint16_t inf = 0x7c00, fine = 0x3c00;
+    CHECK(mt_half_nonfinite(MT_PREC_FP16, &inf, 1) && !mt_half_nonfinite(MT_PREC_FP16, &fine, 1));
+    float r[2] = {1.0f + ldexpf(1.0f, -9), 3.0f};
+    mt_half_round(MT_PREC_BF16, r, 2);
+    CHECK(r[0] == 1.0f && r[1] == 3.0f);
+}
+
+int main(void)
+{
+    known_values();
+    round_trip(MT_PREC_BF16);
+    round_trip(MT_PREC_FP16);
+    fast_vs_ref(MT_PREC_BF16);
+    fast_vs_ref(MT_PREC_FP16);
+    accumulate();
+    printf("ok\n");
+    return 0;
+}

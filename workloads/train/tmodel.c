@@ -1,0 +1,882 @@
+/* tmodel.c — the training engine of tmodel.h: memory plan, slabs or per-step tensors,
+ * forward/backward with checkpointing and 16-bit storage, AdamW.
+ *
+ * What it is for: one implementation of a training step that every knob of the
+ * training-memory workloads goes through. The block forward and backward call the
+ * model's kernels in exactly the order gpt.c does, so fp32 with every = 1 is
+ * bit-identical to mt_gpt_train_step (tests/train checks it).
+ * What it is not for: data, schedules, metrics (trainloop.c).
+ */
+#include "tmodel.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels.h"
+
+#define ALIGN ((size_t)64)
+
+static size_t rup(size_t n)
+{
+    return (n + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- layout */
+
+/* How many instances of an activation kind exist: once per step, once per kept block
+ * (slot), once per block (the residual stream), or none (kinds of the model's own
+ * layouts this engine does not use, e.g. its segment inputs). */
+enum act_scope { UNUSED, ONCE, PER_SLOT, PER_LAYER };
+
+static enum act_scope act_scope(int a)
+{
+    switch (a) {
+    case MT_A_ENCODED:
+    case MT_A_PROJ:
+    case MT_A_LNF:
+    case MT_A_LNF_MEAN:
+    case MT_A_LNF_RSTD:
+    case MT_A_LOGITS:
+    case MT_A_LOSSES:
+        return ONCE;
+    case MT_A_RESIDUAL3:
+        return PER_LAYER;
+    case MT_A_LN1:
+    case MT_A_LN1_MEAN:
+    case MT_A_LN1_RSTD:
+    case MT_A_QKV:
+    case MT_A_ATTY:
+    case MT_A_ATT:
+    case MT_A_RESIDUAL2:
+    case MT_A_LN2:
+    case MT_A_LN2_MEAN:
+    case MT_A_LN2_RSTD:
+    case MT_A_FCH:
+    case MT_A_FCH_GELU:
+        return PER_SLOT;
+    default:
+        return UNUSED;
+    }
+}
+
+static size_t scope_inst(enum act_scope s, size_t L, size_t n_slots)
+{
+    return s == ONCE ? 1 : s == PER_LAYER ? L : s == PER_SLOT ? n_slots : 0;
+}
+
+/* Floats of one instance of activation kind a for B x T. */
+static size_t act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int a)
+{
+    size_t C = cfg->n_embd, BT = B * T;
+    switch (a) {
+    case MT_A_LN1_MEAN:
+    case MT_A_LN1_RSTD:
+    case MT_A_LN2_MEAN:
+    case MT_A_LN2_RSTD:
+    case MT_A_LNF_MEAN:
+    case MT_A_LNF_RSTD:
+    case MT_A_LOSSES:
+        return BT;
+    case MT_A_QKV:
+        return BT * 3 * C;
+    case MT_A_ATT:
+        return B * cfg->n_head * T * T;
+    case MT_A_FCH:
+    case MT_A_FCH_GELU:
+        return BT * 4 * C;
+    case MT_A_LOGITS:
+        return BT * cfg->vocab;
+    default:
+        return BT * C;
+    }
+}
+
+/* Bytes per element of kind a: statistics, logits, the final LayerNorm output and the
+ * projection scratch stay fp32; everything else is stored in the training precision. */
+static size_t act_es(enum mt_prec p, int a)
+{
+    switch (a) {
+    case MT_A_LN1_MEAN:
+    case MT_A_LN1_RSTD:
+    case MT_A_LN2_MEAN:
+    case MT_A_LN2_RSTD:
+    case MT_A_LNF:
+    case MT_A_LNF_MEAN:
+    case MT_A_LNF_RSTD:
+    case MT_A_LOGITS:
+    case MT_A_LOSSES:
+    case MT_A_PROJ:
+        return sizeof(float);
+    default:
+        return p == MT_PREC_FP32 ? sizeof(float) : sizeof(uint16_t);
+    }
+}
+
+static size_t dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int d)
+{
+    size_t C = cfg->n_embd, BT = B * T;
+    switch (d) {
+    case MT_D_QKV:
+        return BT * 3 * C;
+    case MT_D_ATT:
+        return B * cfg->n_head * T * T;
+    case MT_D_FCH:
+        return BT * 4 * C;
+    default:
+        return BT * C;
+    }
+}
+
+static int is_layer_param(int p)
+{
+    return p >= MT_P_LN1W && p <= MT_P_FCPROJB;
+}
+
+static size_t param_elems(const struct mt_gpt_config *cfg, int p)
+{
+    size_t dims[3], n = 1, nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, dims);
+    for (size_t i = 0; i < nd; i++)
+        n *= dims[i];
+    return n;
+}
+
+/* Float offsets of the parameter tensors in the model's slab layout (64-byte aligned
+ * tensors, as gpt.c lays them out); returns the padded total. */
+static size_t param_layout(const struct mt_gpt_config *cfg, size_t off[MT_P_COUNT],
+                           size_t len[MT_P_COUNT])
+{
+    size_t n = 0;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        off[p] = n;
+        len[p] = param_elems(cfg, p);
+        n += rup(len[p] * sizeof(float)) / sizeof(float);
+    }
+    return n;
+}
+
+/* Floats of the fp32 staging area of 16-bit weights or gradients: the parameters
+ * outside the blocks plus one block's. */
+static size_t stage_elems(const struct mt_gpt_config *cfg)
+{
+    size_t n = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        n += param_elems(cfg, p) / (is_layer_param(p) ? cfg->n_layer : 1);
+    return n;
+}
+
+static size_t n_slots_of(size_t L, size_t every)
+{
+    return (L + every - 1) / every;
+}
+
+int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
+                   struct mt_tmodel_plan *plan, char *err, size_t errlen)
+{
+    memset(plan, 0, sizeof *plan);
+    if (mt_gpt_config_check(cfg, err, errlen)) return -1;
+    size_t L = cfg->n_layer, B = o->micro_batch, T = o->seq;
+    if (!B || B > ((size_t)1 << 20) || !T || T > cfg->seq_len)
+        return fail(err, errlen, "micro-batch shape B=%zu T=%zu invalid (T must be 1..%zu)", B, T,
+                    cfg->seq_len);
+    if (!o->every || o->every > L)
+        return fail(err, errlen, "checkpoint interval every=%zu outside 1..%zu (n_layer)", o->every,
+                    L);
+    if (o->prec != MT_PREC_FP32 && o->prec != MT_PREC_BF16 && o->prec != MT_PREC_FP16)
+        return fail(err, errlen, "unknown precision %d", (int)o->prec);
+    size_t off[MT_P_COUNT], len[MT_P_COUNT], nf = param_layout(cfg, off, len);
+    int half = o->prec != MT_PREC_FP32;
+    size_t wes = half ? sizeof(uint16_t) : sizeof(float), *b = plan->bytes;
+    plan->n_slots = n_slots_of(L, o->every);
+    b[MT_MEM_WEIGHTS] = nf * wes;
+    b[MT_MEM_GRADIENTS] = nf * wes;
+    b[MT_MEM_OPTIMIZER] =
+        2 * nf * sizeof(float) + (half && o->master_weights ? nf * sizeof(float) : 0);
+    for (int a = 0; a < MT_A_COUNT; a++) {
+        enum act_scope s = act_scope(a);
+        size_t inst = scope_inst(s, L, plan->n_slots);
+        b[MT_MEM_ACTIVATIONS] += rup(inst * act_elems(cfg, B, T, a) * act_es(o->prec, a));
+        if (half && s == PER_SLOT) /* the fp32 block being computed */
+            b[MT_MEM_WORKSPACE] += rup(act_elems(cfg, B, T, a) * sizeof(float));
+    }
+    for (int d = 0; d < MT_D_COUNT; d++)
+        b[MT_MEM_ACT_GRADS] += rup(dact_elems(cfg, B, T, d) * sizeof(float));
+    b[MT_MEM_WORKSPACE] += 2 * rup(B * T * sizeof(int)); /* inputs, targets */
+    if (half) /* weight and gradient staging, the fp32 residual input */
+        b[MT_MEM_WORKSPACE] +=
+            2 * rup(stage_elems(cfg) * sizeof(float)) + rup(B * T * cfg->n_embd * sizeof(float));
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        plan->total += b[c];
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the engine */
+
+struct mt_tmodel {
+    struct mt_gpt_config cfg;
+    struct mt_tmodel_opts o;
+    struct mt_tmodel_plan plan;
+    size_t L, C, V, NH, T, Bm, n_slots;
+    size_t off[MT_P_COUNT], len[MT_P_COUNT], n_floats;
+    int half;
+    float *w32, *g32, *master, *opt; /* opt: AdamW m then v */
+    uint16_t *wh, *gh;
+    struct mt_gpt view; /* a model struct over w32/g32/opt for mt_gpt_adamw_step */
+    void *ws;           /* workspace slab */
+    int *inputs, *targets;
+    float *stage_w, *stage_g, *sw[MT_P_COUNT], *sg[MT_P_COUNT], *work[MT_A_COUNT], *x;
+    int nonlayer_staged;
+    void *act_slab, *dact_slab;
+    void **actp[MT_A_COUNT]; /* instance pointers of each activation kind */
+    float *dact[MT_D_COUNT];
+    size_t fwd_B;
+    int have_fwd;
+    uint64_t adam_step;
+    struct mt_tmodel_stats st;
+};
+
+static const char *const act_names[MT_A_COUNT] =
+    {/* NULL: not used by the engine */
+     "tact.encoded",  "tact.ln1",      "tact.ln1_mean",  "tact.ln1_rstd",  "tact.qkv",
+     "tact.atty",     "tact.att",      "tact.residual2", "tact.ln2",       "tact.ln2_mean",
+     "tact.ln2_rstd", "tact.fch",      "tact.fch_gelu",  "tact.residual3", "tact.proj",
+     "tact.lnf",      "tact.lnf_mean", "tact.lnf_rstd",  "tact.logits",    "tact.losses"};
+
+/* Allocations go through here: tagged with their category, counted. */
+static void *t_alloc(struct mt_tmodel *t, int cat, size_t bytes, int slab)
+{
+    int prev = mt_memcat_set(cat);
+    void *p = slab ? aligned_alloc(ALIGN, rup(bytes)) : malloc(bytes);
+    mt_memcat_set(prev);
+    if (!p) return NULL;
+    if (slab) bytes = rup(bytes);
+    struct mt_tmodel_stats *s = &t->st;
+    s->alloc_calls++;
+    s->live[cat] += bytes;
+    s->live_total += bytes;
+    if (s->live[cat] > s->peak[cat]) s->peak[cat] = s->live[cat];
+    if (s->live_total > s->peak_total) s->peak_total = s->live_total;
+    return p;
+}
+
+static void t_free(struct mt_tmodel *t, int cat, void *p, size_t bytes, int slab)
+{
+    if (!p) return;
+    free(p);
+    if (slab) bytes = rup(bytes);
+    t->st.free_calls++;
+    t->st.live[cat] -= bytes;
+    t->st.live_total -= bytes;
+}
+
+static size_t act_inst(const struct mt_tmodel *t, int a)
+{
+    return scope_inst(act_scope(a), t->L, t->n_slots);
+}
+
+static size_t act_bytes(const struct mt_tmodel *t, int a)
+{
+    return act_elems(&t->cfg, t->Bm, t->T, a) * act_es(t->o.prec, a);
+}
+
+/* Per-step tensors in malloc mode: produced -> acquire, after the last use -> release.
+ * Both are no-ops in pool mode. */
+static int acquire(struct mt_tmodel *t, int a, size_t i)
+{
+    if (t->o.pool || t->actp[a][i]) return 0;
+    t->actp[a][i] = t_alloc(t, MT_MEM_ACTIVATIONS, act_bytes(t, a), 0);
+    return t->actp[a][i] ? 0 : -1;
+}
+
+static void release(struct mt_tmodel *t, int a, size_t i)
+{
+    if (t->o.pool) return;
+    t_free(t, MT_MEM_ACTIVATIONS, t->actp[a][i], act_bytes(t, a), 0);
+    t->actp[a][i] = NULL;
+}
+
+static int acquire_slot(struct mt_tmodel *t, size_t s)
+{
+    int rc = 0;
+    for (int a = 0; a < MT_A_COUNT; a++)
+        if (act_scope(a) == PER_SLOT) rc |= acquire(t, a, s);
+    return rc;
+}
+
+static void release_slot(struct mt_tmodel *t, size_t s)
+{
+    for (int a = 0; a < MT_A_COUNT; a++)
+        if (act_scope(a) == PER_SLOT) release(t, a, s);
+}
+
+static int acquire_dacts(struct mt_tmodel *t)
+{
+    if (t->o.pool) return 0;
+    int rc = 0;
+    for (int d = 0; d < MT_D_COUNT; d++) {
+        t->dact[d] =
+            t_alloc(t, MT_MEM_ACT_GRADS, dact_elems(&t->cfg, t->Bm, t->T, d) * sizeof(float), 0);
+        rc |= !t->dact[d];
+    }
+    return rc ? -1 : 0;
+}
+
+static void release_dacts(struct mt_tmodel *t)
+{
+    if (t->o.pool) return;
+    for (int d = 0; d < MT_D_COUNT; d++) {
+        t_free(t, MT_MEM_ACT_GRADS, t->dact[d], dact_elems(&t->cfg, t->Bm, t->T, d) * sizeof(float),
+               0);
+        t->dact[d] = NULL;
+    }
+}
+
+static void release_all(struct mt_tmodel *t)
+{
+    for (int a = 0; a < MT_A_COUNT; a++)
+        for (size_t i = 0; t->actp[a] && i < act_inst(t, a); i++)
+            release(t, a, i);
+    release_dacts(t);
+}
+
+void mt_tmodel_free(struct mt_tmodel *t)
+{
+    if (!t) return;
+    const size_t *b = t->plan.bytes;
+    if (!t->o.pool) release_all(t);
+    t_free(t, MT_MEM_WEIGHTS, t->half ? (void *)t->wh : (void *)t->w32, b[MT_MEM_WEIGHTS], 1);
+    t_free(t, MT_MEM_GRADIENTS, t->half ? (void *)t->gh : (void *)t->g32, b[MT_MEM_GRADIENTS], 1);
+    t_free(t, MT_MEM_OPTIMIZER, t->opt, 2 * t->n_floats * sizeof(float), 1);
+    t_free(t, MT_MEM_OPTIMIZER, t->master, t->n_floats * sizeof(float), 1);
+    t_free(t, MT_MEM_WORKSPACE, t->ws, b[MT_MEM_WORKSPACE], 1);
+    t_free(t, MT_MEM_ACTIVATIONS, t->act_slab, b[MT_MEM_ACTIVATIONS], 1);
+    t_free(t, MT_MEM_ACT_GRADS, t->dact_slab, b[MT_MEM_ACT_GRADS], 1);
+    for (int a = 0; a < MT_A_COUNT; a++)
+        free(t->actp[a]);
+    free(t);
+}
+
+/* Carves the pooled activation and activation-gradient slabs (kind-major, as gpt.c). */
+static int alloc_pool(struct mt_tmodel *t)
+{
+    const size_t *b = t->plan.bytes;
+    unsigned char *base = t_alloc(t, MT_MEM_ACTIVATIONS, b[MT_MEM_ACTIVATIONS], 1);
+    t->act_slab = base;
+    if (!base) return -1;
+    memset(base, 0, b[MT_MEM_ACTIVATIONS]);
+    for (int a = 0; a < MT_A_COUNT; a++) {
+        size_t n = act_inst(t, a), one = act_bytes(t, a);
+        if (!n) continue;
+        mt_memcat_report(base, n * one, MT_MEM_ACTIVATIONS, act_names[a]);
+        for (size_t i = 0; i < n; i++)
+            t->actp[a][i] = base + i * one;
+        base += rup(n * one);
+    }
+    unsigned char *d = t_alloc(t, MT_MEM_ACT_GRADS, b[MT_MEM_ACT_GRADS], 1);
+    t->dact_slab = d;
+    if (!d) return -1;
+    memset(d, 0, b[MT_MEM_ACT_GRADS]);
+    for (int k = 0; k < MT_D_COUNT; k++) {
+        t->dact[k] = (float *)(void *)d;
+        d += rup(dact_elems(&t->cfg, t->Bm, t->T, k) * sizeof(float));
+    }
+    return 0;
+}
+
+/* Carves the workspace slab: token ids, and for 16-bit storage the staging areas, the
+ * fp32 block being computed and the fp32 residual input. */
+static int alloc_workspace(struct mt_tmodel *t)
+{
+    size_t bytes = t->plan.bytes[MT_MEM_WORKSPACE], BT = t->Bm * t->T;
+    unsigned char *p = t_alloc(t, MT_MEM_WORKSPACE, bytes, 1);
+    t->ws = p;
+    if (!p) return -1;
+    memset(p, 0, bytes);
+    mt_memcat_report(p, bytes, MT_MEM_WORKSPACE, "tmodel.workspace");
+    t->inputs = (int *)(void *)p;
+    p += rup(BT * sizeof(int));
+    t->targets = (int *)(void *)p;
+    p += rup(BT * sizeof(int));
+    if (!t->half) return 0;
+    size_t ns = stage_elems(&t->cfg), so = 0;
+    t->stage_w = (float *)(void *)p;
+    p += rup(ns * sizeof(float));
+    t->stage_g = (float *)(void *)p;
+    p += rup(ns * sizeof(float));
+    for (int k = 0; k < MT_P_COUNT; k++) { /* the same offsets in both staging areas */
+        t->sw[k] = t->stage_w + so;
+        t->sg[k] = t->stage_g + so;
+        so += t->len[k] / (is_layer_param(k) ? t->L : 1);
+    }
+    for (int a = 0; a < MT_A_COUNT; a++)
+        if (act_scope(a) == PER_SLOT) {
+            t->work[a] = (float *)(void *)p;
+            p += rup(act_elems(&t->cfg, t->Bm, t->T, a) * sizeof(float));
+        }
+    t->x = (float *)(void *)p;
+    return 0;
+}
+
+/* Points a model struct at fp32 parameters `w` (and the engine's gradients and
+ * optimizer state) so the model's own init and AdamW run on the engine's memory. */
+static void set_view(struct mt_tmodel *t, float *w)
+{
+    struct mt_gpt *v = &t->view;
+    memset(v, 0, sizeof *v);
+    v->cfg = t->cfg;
+    v->mode = MT_GPT_TRAIN;
+    v->n_params = mt_gpt_num_params(&t->cfg);
+    v->params = w;
+    v->grads = t->g32;
+    v->opt = t->opt;
+    v->opt_m = t->opt;
+    v->opt_v = t->opt ? t->opt + t->n_floats : NULL;
+    v->slab_bytes[MT_MEM_WEIGHTS] = t->n_floats * sizeof(float);
+    v->slab_bytes[MT_MEM_GRADIENTS] = t->g32 ? t->n_floats * sizeof(float) : 0;
+    v->slab_bytes[MT_MEM_OPTIMIZER] = 2 * t->n_floats * sizeof(float);
+    v->grads_zero = 1;
+    v->last_loss = -1.0f;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        v->param[p] = w + t->off[p];
+        v->grad[p] = t->g32 ? t->g32 + t->off[p] : NULL;
+        v->param_len[p] = t->len[p];
+    }
+}
+
+int mt_tmodel_create(struct mt_tmodel **out, const struct mt_gpt_config *cfg,
+                     const struct mt_tmodel_opts *o, uint64_t seed, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct mt_tmodel *t = calloc(1, sizeof *t);
+    if (!t) return fail(err, errlen, "out of memory for the training engine");
+    if (mt_tmodel_plan(cfg, o, &t->plan, err, errlen)) {
+        free(t);
+        return -1;
+    }
+    t->cfg = *cfg;
+    t->o = *o;
+    t->L = cfg->n_layer, t->C = cfg->n_embd, t->V = cfg->vocab, t->NH = cfg->n_head;
+    t->T = o->seq, t->Bm = o->micro_batch, t->n_slots = t->plan.n_slots;
+    t->half = o->prec != MT_PREC_FP32;
+    t->n_floats = param_layout(cfg, t->off, t->len);
+    const size_t *b = t->plan.bytes, nf = t->n_floats;
+    int bad = 0;
+    for (int a = 0; a < MT_A_COUNT; a++) {
+        t->actp[a] = calloc(act_inst(t, a) + 1, sizeof(void *));
+        bad |= !t->actp[a];
+    }
+    if (t->half) {
+        t->wh = t_alloc(t, MT_MEM_WEIGHTS, b[MT_MEM_WEIGHTS], 1);
+        t->gh = t_alloc(t, MT_MEM_GRADIENTS, b[MT_MEM_GRADIENTS], 1);
+        bad |= !t->wh || !t->gh;
+        if (o->master_weights) {
+            t->master = t_alloc(t, MT_MEM_OPTIMIZER, nf * sizeof(float), 1);
+            bad |= !t->master;
+        }
+    } else {
+        t->w32 = t_alloc(t, MT_MEM_WEIGHTS, b[MT_MEM_WEIGHTS], 1);
+        t->g32 = t_alloc(t, MT_MEM_GRADIENTS, b[MT_MEM_GRADIENTS], 1);
+        bad |= !t->w32 || !t->g32;
+    }
+    t->opt = t_alloc(t, MT_MEM_OPTIMIZER, 2 * nf * sizeof(float), 1);
+    bad |= !t->opt;
+    bad = bad || alloc_workspace(t) || (o->pool && alloc_pool(t));
+    if (bad) {
+        mt_tmodel_free(t);
+        return fail(err, errlen, "out of memory allocating the training state (%zu bytes)",
+                    t->plan.total);
+    }
+    memset(t->opt, 0, 2 * nf * sizeof(float));
+    if (t->half) {
+        memset(t->gh, 0, b[MT_MEM_GRADIENTS]);
+        for (int p = 0; p < MT_P_COUNT; p++)
+            mt_memcat_report(t->wh + t->off[p], t->len[p] * sizeof(uint16_t), MT_MEM_WEIGHTS,
+                             mt_gpt_param_name((enum mt_gpt_param)p));
+        /* The seeded init needs fp32: into the master weights, or a temporary buffer
+         * (category "other", freed before training) when there are none. */
+        float *w = t->master;
+        if (!w) {
+            int prev = mt_memcat_set(MT_MEM_OTHER);
+            w = calloc(nf, sizeof(float));
+            mt_memcat_set(prev);
+            if (!w) {
+                mt_tmodel_free(t);
+                return fail(err, errlen, "out of memory initializing the weights");
+            }
+        }
+        set_view(t, w);
+        mt_gpt_init(&t->view, seed);
+        mt_half_pack(o->prec, t->wh, w, nf);
+        if (w != t->master) free(w);
+    } else {
+        memset(t->w32, 0, b[MT_MEM_WEIGHTS]);
+        memset(t->g32, 0, b[MT_MEM_GRADIENTS]);
+        for (int p = 0; p < MT_P_COUNT; p++)
+            mt_memcat_report(t->w32 + t->off[p], t->len[p] * sizeof(float), MT_MEM_WEIGHTS,
+                             mt_gpt_param_name((enum mt_gpt_param)p));
+        set_view(t, t->w32);
+        mt_gpt_init(&t->view, seed);
+    }
+    *out = t;
+    return 0;
+}
+
+const struct mt_tmodel_stats *mt_tmodel_stats(const struct mt_tmodel *t)
+{
+    return &t->st;
+}
+
+/* ---------------------------------------------------------------- weights per block */
+
+static size_t per_layer(const struct mt_tmodel *t, int p)
+{
+    return is_layer_param(p) ? t->len[p] / t->L : t->len[p];
+}
+
+/* fp32 weights (w) and gradient accumulators (g) of block l and of the parameters
+ * outside the blocks; for 16-bit storage the block's weights are unpacked into the
+ * staging area first. */
+static void block_params(struct mt_tmodel *t, size_t l, float *w[MT_P_COUNT], float *g[MT_P_COUNT])
+{
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        size_t o = t->off[p] + (is_layer_param(p) ? l * per_layer(t, p) : 0);
+        if (!t->half) {
+            w[p] = t->w32 + o;
+            g[p] = t->g32 + o;
+            continue;
+        }
+        w[p] = t->sw[p];
+        g[p] = t->sg[p];
+        if (is_layer_param(p) || !t->nonlayer_staged)
+            mt_half_unpack(t->o.prec, t->sw[p], t->wh + o, per_layer(t, p));
+    }
+    t->nonlayer_staged = t->half;
+}
+
+/* Adds the staged fp32 gradients of block l (or of the parameters outside the blocks)
+ * into the 16-bit gradients and clears the stage. */
+static void flush_grads(struct mt_tmodel *t, size_t l, int layer)
+{
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        if (is_layer_param(p) != layer) continue;
+        size_t n = per_layer(t, p), o = t->off[p] + (layer ? l * n : 0);
+        mt_half_accumulate(t->o.prec, t->gh + o, t->sg[p], n, &t->st.grad_nonzero,
+                           &t->st.grad_flushed);
+        memset(t->sg[p], 0, n * sizeof(float));
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static int kept(const struct mt_tmodel *t, size_t l)
+{
+    return (t->L - 1 - l) % t->o.every == 0;
+}
+static size_t slot_of(const struct mt_tmodel *t, size_t l)
+{
+    return t->n_slots - 1 - (t->L - 1 - l) / t->o.every;
+}
+
+static void *A(const struct mt_tmodel *t, int a, size_t i)
+{
+    return t->actp[a][i];
+}
+static float *F(const struct mt_tmodel *t, int a, size_t i)
+{
+    return t->actp[a][i];
+}
+
+/* The fp32 buffers block l computes into: its slot (fp32) or the work block (16-bit). */
+static void block_bufs(const struct mt_tmodel *t, size_t l, float *b[MT_A_COUNT])
+{
+    for (int a = 0; a < MT_A_COUNT; a++)
+        b[a] = act_scope(a) != PER_SLOT ? NULL : t->half ? t->work[a] : F(t, a, slot_of(t, l));
+}
+
+/* Moves the 16-bit slot s to or from the fp32 work block. */
+static void slot_copy(struct mt_tmodel *t, size_t s, int to_slot)
+{
+    for (int a = 0; a < MT_A_COUNT; a++) {
+        if (act_scope(a) != PER_SLOT) continue;
+        size_t n = act_elems(&t->cfg, t->Bm, t->T, a);
+        if (act_es(t->o.prec, a) == sizeof(float))
+            memcpy(to_slot ? A(t, a, s) : t->work[a], to_slot ? t->work[a] : A(t, a, s),
+                   n * sizeof(float));
+        else if (to_slot)
+            mt_half_pack(t->o.prec, A(t, a, s), t->work[a], n);
+        else
+            mt_half_unpack(t->o.prec, t->work[a], A(t, a, s), n);
+    }
+}
+
+/* Block l on input x (B x T x C, fp32) into b; out = the block output, or NULL when
+ * recomputing (the output is already stored). Every stored tensor is rounded to the
+ * storage precision as it is produced. Same kernels, same order as gpt.c. */
+static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *x,
+                          float *b[MT_A_COUNT], float *out)
+{
+    size_t C = t->C, T = t->T, BT = B * t->T;
+    enum mt_prec p = t->o.prec;
+    float *w[MT_P_COUNT], *g[MT_P_COUNT], *proj = F(t, MT_A_PROJ, 0);
+    block_params(t, l, w, g);
+    mt_k_layernorm_fwd(b[MT_A_LN1], b[MT_A_LN1_MEAN], b[MT_A_LN1_RSTD], x, w[MT_P_LN1W],
+                       w[MT_P_LN1B], BT, C);
+    mt_half_round(p, b[MT_A_LN1], BT * C);
+    mt_k_matmul_fwd(b[MT_A_QKV], b[MT_A_LN1], w[MT_P_QKVW], w[MT_P_QKVB], BT, C, 3 * C);
+    mt_half_round(p, b[MT_A_QKV], BT * 3 * C);
+    mt_k_attention_fwd(b[MT_A_ATTY], b[MT_A_ATT], b[MT_A_QKV], B, T, C, t->NH);
+    mt_half_round(p, b[MT_A_ATTY], BT * C);
+    mt_half_round(p, b[MT_A_ATT], B * t->NH * T * T);
+    mt_k_matmul_fwd(proj, b[MT_A_ATTY], w[MT_P_ATTPROJW], w[MT_P_ATTPROJB], BT, C, C);
+    mt_k_residual_fwd(b[MT_A_RESIDUAL2], x, proj, BT * C);
+    mt_half_round(p, b[MT_A_RESIDUAL2], BT * C);
+    mt_k_layernorm_fwd(b[MT_A_LN2], b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], b[MT_A_RESIDUAL2],
+                       w[MT_P_LN2W], w[MT_P_LN2B], BT, C);
+    mt_half_round(p, b[MT_A_LN2], BT * C);
+    mt_k_matmul_fwd(b[MT_A_FCH], b[MT_A_LN2], w[MT_P_FCW], w[MT_P_FCB], BT, C, 4 * C);
+    mt_half_round(p, b[MT_A_FCH], BT * 4 * C);
+    mt_k_gelu_fwd(b[MT_A_FCH_GELU], b[MT_A_FCH], BT * 4 * C);
+    mt_half_round(p, b[MT_A_FCH_GELU], BT * 4 * C);
+    if (!out) return;
+    mt_k_matmul_fwd(proj, b[MT_A_FCH_GELU], w[MT_P_FCPROJW], w[MT_P_FCPROJB], BT, 4 * C, C);
+    mt_k_residual_fwd(out, b[MT_A_RESIDUAL2], proj, BT * C);
+    mt_half_round(p, out, BT * C);
+}
+
+int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets, size_t B,
+                      float *mean_loss, char *err, size_t errlen)
+{
+    size_t C = t->C, V = t->V, T = t->T, L = t->L, BT = B * T;
+    if (!B || B > t->Bm) return fail(err, errlen, "forward batch %zu outside 1..%zu", B, t->Bm);
+    if (t->have_fwd) return fail(err, errlen, "forward called twice without a backward");
+    for (size_t i = 0; i < BT; i++)
+        if (inputs[i] < 0 || (size_t)inputs[i] >= V || targets[i] < 0 || (size_t)targets[i] >= V)
+            return fail(err, errlen, "token %d / target %d at %zu outside vocab %zu", inputs[i],
+                        targets[i], i, V);
+    memcpy(t->inputs, inputs, BT * sizeof *inputs);
+    memcpy(t->targets, targets, BT * sizeof *targets);
+    if (acquire(t, MT_A_ENCODED, 0) || acquire(t, MT_A_PROJ, 0)) goto oom;
+    float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
+    block_params(t, 0, w, g);
+    float *x = t->half ? t->x : F(t, MT_A_ENCODED, 0);
+    mt_k_encoder_fwd(x, t->inputs, w[MT_P_WTE], w[MT_P_WPE], B, T, C);
+    if (t->half) {
+        mt_half_round(t->o.prec, x, BT * C);
+        mt_half_pack(t->o.prec, A(t, MT_A_ENCODED, 0), x, BT * C);
+    }
+    for (size_t l = 0; l < L; l++) {
+        size_t s = slot_of(t, l);
+        if (acquire(t, MT_A_RESIDUAL3, l) || ((!t->half || kept(t, l)) && acquire_slot(t, s)))
+            goto oom;
+        block_bufs(t, l, b);
+        if (t->half) {
+            float *out = F(t, MT_A_PROJ, 0); /* the residual add may write over proj */
+            block_forward(t, l, B, x, b, out);
+            memcpy(x, out, BT * C * sizeof *x);
+            mt_half_pack(t->o.prec, A(t, MT_A_RESIDUAL3, l), x, BT * C);
+            if (kept(t, l)) slot_copy(t, s, 1);
+        } else {
+            block_forward(t, l, B, x, b, F(t, MT_A_RESIDUAL3, l));
+            x = F(t, MT_A_RESIDUAL3, l);
+            if (!kept(t, l)) release_slot(t, s);
+        }
+    }
+    if (acquire(t, MT_A_LNF, 0) || acquire(t, MT_A_LNF_MEAN, 0) || acquire(t, MT_A_LNF_RSTD, 0) ||
+        acquire(t, MT_A_LOGITS, 0) || acquire(t, MT_A_LOSSES, 0))
+        goto oom;
+    float *lnf = F(t, MT_A_LNF, 0), *logits = F(t, MT_A_LOGITS, 0);
+    mt_k_layernorm_fwd(lnf, F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), x, w[MT_P_LNFW],
+                       w[MT_P_LNFB], BT, C);
+    mt_half_round(t->o.prec, lnf, BT * C);
+    mt_k_matmul_fwd(logits, lnf, w[MT_P_WTE], NULL, BT, C, V);
+    double sum = mt_k_crossentropy_fwd(logits, F(t, MT_A_LOSSES, 0), t->targets, BT, V);
+    if (mean_loss) *mean_loss = (float)(sum / (double)BT);
+    t->fwd_B = B;
+    t->have_fwd = 1;
+    return 0;
+oom:
+    release_all(t);
+    return fail(err, errlen, "out of memory for activations");
+}
+
+/* ---------------------------------------------------------------- backward */
+
+int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens, char *err,
+                       size_t errlen)
+{
+    size_t C = t->C, V = t->V, T = t->T, L = t->L, NH = t->NH, B = t->fwd_B, BT = B * T;
+    size_t C3 = 3 * C, C4 = 4 * C;
+    if (!t->have_fwd) return fail(err, errlen, "backward needs a forward first");
+    t->have_fwd = 0;
+    if (acquire_dacts(t)) {
+        release_all(t);
+        return fail(err, errlen, "out of memory for activation gradients");
+    }
+    float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
+    float *dres = t->dact[MT_D_RESIDUAL], *dln = t->dact[MT_D_LN], *datty = t->dact[MT_D_ATTY];
+    float *dqkv = t->dact[MT_D_QKV], *datt = t->dact[MT_D_ATT], *dfch = t->dact[MT_D_FCH];
+    float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
+    block_params(t, L - 1, w, g);
+    float *logits = F(t, MT_A_LOGITS, 0);
+    mt_k_crossentropy_bwd(logits, t->targets, dloss, BT, V);
+    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, logits, F(t, MT_A_LNF, 0), w[MT_P_WTE], BT, C, V);
+    memset(dres, 0, BT * C * sizeof *dres);
+    const float *last = F(t, MT_A_RESIDUAL3, L - 1);
+    if (t->half) {
+        mt_half_unpack(t->o.prec, t->x, A(t, MT_A_RESIDUAL3, L - 1), BT * C);
+        last = t->x;
+    }
+    mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, last, w[MT_P_LNFW],
+                       F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), BT, C);
+    static const int tail[] = {MT_A_LOGITS, MT_A_LOSSES, MT_A_LNF, MT_A_LNF_MEAN, MT_A_LNF_RSTD};
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+        release(t, tail[i], 0);
+    for (size_t l = L; l-- > 0;) {
+        size_t s = slot_of(t, l);
+        const float *x = l ? F(t, MT_A_RESIDUAL3, l - 1) : F(t, MT_A_ENCODED, 0);
+        if (t->half) {
+            mt_half_unpack(t->o.prec, t->x, l ? A(t, MT_A_RESIDUAL3, l - 1) : A(t, MT_A_ENCODED, 0),
+                           BT * C);
+            x = t->x;
+        }
+        block_bufs(t, l, b);
+        if (kept(t, l)) {
+            if (t->half) slot_copy(t, s, 0);
+        } else {
+            if (!t->half && acquire_slot(t, s)) {
+                release_all(t);
+                return fail(err, errlen, "out of memory recomputing block %zu", l);
+            }
+            block_bufs(t, l, b);
+            if (t->o.region) t->o.region(t->o.region_user, "recompute", 1);
+            double t0 = now_s();
+            block_forward(t, l, B, x, b, NULL);
+            t->st.recompute_s += now_s() - t0;
+            t->st.recomputed_blocks++;
+            if (t->o.region) t->o.region(t->o.region_user, "recompute", 0);
+        }
+        block_params(t, l, w, g);
+        mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, b[MT_A_FCH_GELU],
+                        w[MT_P_FCPROJW], BT, C4, C);
+        mt_k_gelu_bwd(dfch, b[MT_A_FCH], dfch, BT * C4);
+        mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, b[MT_A_LN2], w[MT_P_FCW], BT, C, C4);
+        mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, b[MT_A_RESIDUAL2], w[MT_P_LN2W],
+                           b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], BT, C);
+        mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, b[MT_A_ATTY],
+                        w[MT_P_ATTPROJW], BT, C, C);
+        mt_k_attention_bwd(dqkv, datt, datty, b[MT_A_QKV], b[MT_A_ATT], B, T, C, NH);
+        mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, b[MT_A_LN1], w[MT_P_QKVW], BT, C,
+                        C3);
+        mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, x, w[MT_P_LN1W], b[MT_A_LN1_MEAN],
+                           b[MT_A_LN1_RSTD], BT, C);
+        if (t->half) flush_grads(t, l, 1);
+        if (!t->half || kept(t, l)) release_slot(t, s);
+        release(t, MT_A_RESIDUAL3, l);
+    }
+    mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, t->inputs, B, T, C);
+    if (t->half) flush_grads(t, 0, 0);
+    release(t, MT_A_ENCODED, 0);
+    release(t, MT_A_PROJ, 0);
+    release_dacts(t);
+    return 0;
+}
+
+int mt_tmodel_forward_backward(struct mt_tmodel *t, const int *inputs, const int *targets, size_t B,
+                               float loss_scale, size_t norm_tokens, float *mean_loss, char *err,
+                               size_t errlen)
+{
+    if (mt_tmodel_forward(t, inputs, targets, B, mean_loss, err, errlen)) return -1;
+    return mt_tmodel_backward(t, loss_scale, norm_tokens, err, errlen);
+}
+
+/* ---------------------------------------------------------------- optimizer */
+
+int mt_tmodel_grads_nonfinite(const struct mt_tmodel *t)
+{
+    if (t->half) return mt_half_nonfinite(t->o.prec, t->gh, t->n_floats);
+    int bad = 0;
+    for (size_t i = 0; i < t->n_floats; i++)
+        bad |= !isfinite(t->g32[i]);
+    return bad;
+}
+
+void mt_tmodel_zero_grad(struct mt_tmodel *t)
+{
+    if (t->half)
+        memset(t->gh, 0, t->n_floats * sizeof *t->gh);
+    else
+        memset(t->g32, 0, t->n_floats * sizeof *t->g32);
+}
+
+float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float lr, float grad_div)
+{
+    if (!t->half) {
+        float n = mt_gpt_adamw_step(&t->view, r, lr, grad_div);
+        t->adam_step = t->view.adam_step;
+        return n;
+    }
+    /* 16-bit gradients: unpacked chunk by chunk into the gradient stage (fixed chunks,
+     * so the norm's summation order is fixed too). */
+    size_t chunk = stage_elems(&t->cfg);
+    enum mt_prec p = t->o.prec;
+    double ss = 0.0;
+    for (size_t i = 0; i < t->n_floats; i += chunk) {
+        size_t k = t->n_floats - i < chunk ? t->n_floats - i : chunk;
+        mt_half_unpack(p, t->stage_g, t->gh + i, k);
+        ss += mt_k_sumsq(t->stage_g, k);
+    }
+    float norm = (float)sqrt(ss) / grad_div, scale = 1.0f / grad_div;
+    if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
+    t->adam_step++;
+    for (int q = 0; q < MT_P_COUNT; q++) {
+        struct mt_adamw_args a = {
+            .lr = lr,
+            .beta1 = r->beta1,
+            .beta2 = r->beta2,
+            .eps = r->eps,
+            .weight_decay = mt_gpt_param_decays((enum mt_gpt_param)q) ? r->weight_decay : 0.0f,
+            .grad_scale = scale,
+            .step = t->adam_step,
+            .zero_grad = 1};
+        for (size_t i = 0; i < t->len[q]; i += chunk) {
+            size_t k = t->len[q] - i < chunk ? t->len[q] - i : chunk, o = t->off[q] + i;
+            float *w = t->master ? t->master + o : t->stage_w;
+            mt_half_unpack(p, t->stage_g, t->gh + o, k);
+            if (!t->master) mt_half_unpack(p, w, t->wh + o, k);
+            mt_k_adamw(w, t->stage_g, t->opt + o, t->opt + t->n_floats + o, k, &a);
+            mt_half_pack(p, t->wh + o, w, k);
+            memset(t->gh + o, 0, k * sizeof *t->gh);
+        }
+    }
+    memset(t->stage_g, 0, chunk * sizeof *t->stage_g); /* the stage is zero between uses */
+    t->nonlayer_staged = 0;
+    return norm;
+}
+
+void mt_tmodel_export(const struct mt_tmodel *t, struct mt_gpt *m)
+{
+    if (t->half)
+        mt_half_unpack(t->o.prec, m->params, t->wh, t->n_floats);
+    else
+        memcpy(m->params, t->w32, t->n_floats * sizeof(float));
+}

@@ -1,0 +1,334 @@
+/* trainloop.c — the shared training loop of the training-memory plugins (trainloop.h). */
+#include "trainloop.h"
+
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ERRLEN 512
+#define EVAL_BATCH 8          /* windows per evaluation forward, as the baseline */
+#define DYNAMIC_INIT 65536.0f /* 2^16, the usual first dynamic loss scale */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- knobs */
+
+/* The knobs without the ctx's error hook (mem_estimate runs where only getters work). */
+static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t batch, size_t seq,
+                   struct mt_train_opts *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    int64_t micro = mt_param_int(ctx, "micro_batch"), accum = mt_param_int(ctx, "accum_steps");
+    if (micro < 0 || accum < 0)
+        return snprintf(err, errlen, "micro_batch and accum_steps must be >= 0"), -1;
+    if (!micro && !accum) accum = 1;
+    if (!micro) {
+        if (batch % (size_t)accum)
+            return snprintf(err, errlen, "accum_steps %lld does not divide batch %zu",
+                            (long long)accum, batch),
+                   -1;
+        micro = (int64_t)(batch / (size_t)accum);
+    } else if (!accum) {
+        if (batch % (size_t)micro)
+            return snprintf(err, errlen, "micro_batch %lld does not divide batch %zu",
+                            (long long)micro, batch),
+                   -1;
+        accum = (int64_t)(batch / (size_t)micro);
+    }
+    if ((size_t)(micro * accum) != batch)
+        return snprintf(err, errlen, "micro_batch %lld x accum_steps %lld is not batch %zu",
+                        (long long)micro, (long long)accum, batch),
+               -1;
+    o->engine.micro_batch = (size_t)micro;
+    o->accum_steps = (size_t)accum;
+    o->engine.seq = seq;
+    o->engine.pool = !strcmp(mt_param_str(ctx, "alloc"), "pool");
+    o->engine.master_weights = mt_param_bool(ctx, "master_weights");
+    if (mt_prec_parse(mt_param_str(ctx, "precision"), &o->engine.prec))
+        return snprintf(err, errlen, "precision must be fp32, bf16 or fp16"), -1;
+
+    const char *ev = mt_param_str(ctx, "every");
+    char *end = NULL;
+    long long e = ev ? strtoll(ev, &end, 10) : 0;
+    if (ev && !strcmp(ev, "sqrt"))
+        e = llround(sqrt((double)cfg->n_layer));
+    else if (!ev || !ev[0] || *end || e < 1 || (size_t)e > cfg->n_layer)
+        return snprintf(err, errlen, "every '%s' is not sqrt or an integer in 1..%zu", ev ? ev : "",
+                        cfg->n_layer),
+               -1;
+    o->engine.every = e < 1 ? 1 : (size_t)e;
+
+    const char *ls = mt_param_str(ctx, "loss_scale");
+    o->scale_window = (size_t)mt_param_int(ctx, "scale_window");
+    o->ls_value = 1.0f;
+    if (!ls || !strcmp(ls, "auto"))
+        o->ls = o->engine.prec == MT_PREC_FP16 ? MT_LS_DYNAMIC : MT_LS_NONE;
+    else if (!strcmp(ls, "dynamic"))
+        o->ls = MT_LS_DYNAMIC;
+    else if (!strcmp(ls, "none"))
+        o->ls = MT_LS_NONE;
+    else {
+        double v = strtod(ls, &end);
+        if (!ls[0] || *end || !(v > 0.0) || v > 1e30)
+            return snprintf(err, errlen,
+                            "loss_scale '%s' is not auto, dynamic, none or a "
+                            "positive number",
+                            ls),
+                   -1;
+        o->ls = MT_LS_FIXED;
+        o->ls_value = (float)v;
+    }
+    if (o->ls == MT_LS_DYNAMIC) o->ls_value = DYNAMIC_INIT;
+    if (!o->scale_window) o->scale_window = 1;
+    return 0;
+}
+
+int mt_train_opts(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                  const struct mt_gpt_recipe *r, struct mt_train_opts *o)
+{
+    char err[ERRLEN];
+    if (resolve(ctx, cfg, r->batch, r->seq, o, err, sizeof err)) return mt_error(ctx, "%s", err);
+    return 0;
+}
+
+size_t mt_train_mem_estimate(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_train_opts o;
+    struct mt_tmodel_plan plan;
+    char err[ERRLEN];
+    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
+    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
+    if (resolve(ctx, &cfg, B, T, &o, err, sizeof err) ||
+        mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err))
+        return 0;
+    size_t infer = mt_gpt_memory(&cfg, EVAL_BATCH, T, MT_GPT_INFER, NULL, NULL, 0);
+    return plan.total + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void region_cb(void *user, const char *name, int begin)
+{
+    struct mt_ctx *ctx = user;
+    if (begin)
+        mt_region_begin(ctx, name);
+    else
+        mt_region_end(ctx, name);
+}
+
+/* Resident bytes now (statm) and the peak (VmHWM); 0 when /proc cannot be read. */
+static size_t rss_now(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    int n = fscanf(f, "%ld %ld", &pages, &res);
+    fclose(f);
+    return n == 2 && res > 0 ? (size_t)res * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static size_t rss_peak(void)
+{
+    char line[256];
+    size_t kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* Live heap according to glibc (in use in the arenas plus mmapped blocks). */
+static size_t heap_live(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+struct loop_out {
+    double seconds, tail_loss, max_frag;
+    size_t steps, tail_n, skipped;
+    float final_scale;
+    int frag_ok;
+};
+
+/* The steps: batches as mt_wl_train_loop samples them, cut into micro-batches. */
+static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_gpt_recipe *r,
+                       const struct mt_train_opts *o, uint64_t seed, const struct mt_corpus *c,
+                       struct loop_out *out)
+{
+    char err[ERRLEN];
+    size_t B = r->batch, T = r->seq, Bm = o->engine.micro_batch;
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *in = malloc(2 * B * T * sizeof *in);
+    mt_mem_category(ctx, prev);
+    if (!in) return mt_error(ctx, "out of memory for training batches");
+    int *tg = in + B * T;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* the baseline's batch stream */
+    float scale = o->ls == MT_LS_NONE ? 1.0f : o->ls_value;
+    size_t good = 0;
+    int rc = 0;
+    double t0 = now_s();
+    memset(out, 0, sizeof *out);
+    out->frag_ok = 1;
+    mt_region_begin(ctx, "train");
+    for (size_t step = 0; step < r->steps && !rc; step++) {
+        double loss = 0.0;
+        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
+        for (size_t k = 0; k < o->accum_steps && !rc; k++) {
+            float l = 0.0f;
+            mt_region_begin(ctx, "forward");
+            rc = mt_tmodel_forward(t, in + k * Bm * T, tg + k * Bm * T, Bm, &l, err, sizeof err);
+            mt_region_end(ctx, "forward");
+            if (rc) break;
+            mt_region_begin(ctx, "backward");
+            rc = mt_tmodel_backward(t, scale, B * T, err, sizeof err);
+            mt_region_end(ctx, "backward");
+            loss += (double)l / (double)o->accum_steps;
+        }
+        if (rc) break;
+        mt_region_begin(ctx, "optimizer");
+        if (mt_tmodel_grads_nonfinite(t)) { /* overflow: skip the step, back off */
+            mt_tmodel_zero_grad(t);
+            out->skipped++;
+            good = 0;
+            if (o->ls == MT_LS_DYNAMIC) scale *= 0.5f;
+        } else {
+            mt_tmodel_adamw(t, r, mt_gpt_lr_at(r, step), scale);
+            if (o->ls == MT_LS_DYNAMIC && ++good == o->scale_window) {
+                scale *= 2.0f;
+                good = 0;
+            }
+        }
+        mt_region_end(ctx, "optimizer");
+        size_t rss = rss_now(), live = heap_live();
+        if (!rss)
+            out->frag_ok = 0;
+        else if ((double)rss - (double)live > out->max_frag)
+            out->max_frag = (double)rss - (double)live;
+        mt_sample(ctx, "train_loss", (double)step, loss);
+        mt_progress(ctx, (double)(step + 1), (double)r->steps);
+        if (step + 10 >= r->steps) {
+            out->tail_loss += loss;
+            out->tail_n++;
+        }
+        if (step % 100 == 0 || step + 1 == r->steps)
+            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e scale %g", step + 1, r->steps,
+                   loss, (double)mt_gpt_lr_at(r, step), (double)scale);
+    }
+    mt_region_end(ctx, "train");
+    free(in);
+    if (rc) return mt_error(ctx, "training failed: %s", err);
+    out->seconds = now_s() - t0;
+    out->steps = r->steps;
+    out->final_scale = scale;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reporting */
+
+static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
+                         const struct mt_tmodel_stats *s, const struct loop_out *lo,
+                         const struct mt_gpt_recipe *r)
+{
+    static const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
+                               MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE};
+    struct mt_wl_train_stats st = {
+        .steps = lo->steps,
+        .seconds = lo->seconds,
+        .tokens_per_s = (double)(lo->steps * r->batch * r->seq) / lo->seconds,
+        .final_loss = lo->tail_n ? (float)(lo->tail_loss / (double)lo->tail_n) : 0.0f,
+        .peak_bytes = s->peak_total};
+    mt_wl_report_train(ctx, &st);
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "peak_%s_bytes", mt_mem_cat_names[cats[i]]);
+        mt_metric(ctx, name, (double)s->peak[cats[i]], "bytes");
+    }
+    mt_metric(ctx, "recompute_s", s->recompute_s, "s");
+    mt_metric(ctx, "recompute_frac", s->recompute_s / lo->seconds, "ratio");
+    mt_metric(ctx, "recomputed_blocks", (double)s->recomputed_blocks, "count");
+    mt_metric(ctx, "skipped_steps", (double)lo->skipped, "count");
+    mt_metric(ctx, "loss_scale_final", (double)lo->final_scale, "ratio");
+    if (o->engine.prec == MT_PREC_FP32) {
+        mt_metric_na(ctx, "grad_underflow_frac", "ratio", "fp32 gradients are not rounded");
+    } else {
+        mt_metric(ctx, "grad_underflow_count", (double)s->grad_flushed, "count");
+        mt_metric(ctx, "grad_underflow_frac",
+                  s->grad_nonzero ? (double)s->grad_flushed / (double)s->grad_nonzero : 0.0,
+                  "ratio");
+    }
+    mt_metric(ctx, "alloc_calls", (double)s->alloc_calls, "count");
+    mt_metric(ctx, "alloc_calls_per_step",
+              (double)s->alloc_calls / (double)(lo->steps ? lo->steps : 1), "count");
+    size_t hwm = rss_peak();
+    if (hwm)
+        mt_metric(ctx, "train_peak_rss_bytes", (double)hwm, "bytes");
+    else
+        mt_metric_na(ctx, "train_peak_rss_bytes", "bytes", "/proc/self/status unreadable");
+    if (lo->frag_ok)
+        mt_metric(ctx, "fragmentation_bytes", lo->max_frag, "bytes");
+    else
+        mt_metric_na(ctx, "fragmentation_bytes", "bytes", "/proc/self/statm unreadable");
+    mt_metric(ctx, "step_ms", 1e3 * lo->seconds / (double)(lo->steps ? lo->steps : 1), "ms");
+}
+
+int mt_train_run(struct mt_ctx *ctx)
+{
+    char err[ERRLEN];
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_corpus corpus;
+    struct mt_train_opts o;
+    struct mt_tmodel *t = NULL;
+    struct mt_gpt *m = NULL;
+    struct loop_out lo;
+    uint64_t seed;
+    mt_wl_threads(ctx);
+    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
+        mt_train_opts(ctx, &cfg, &r, &o))
+        return -1;
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
+    o.engine.region = region_cb;
+    o.engine.region_user = ctx;
+    int rc = mt_tmodel_create(&t, &cfg, &o.engine, seed, err, sizeof err);
+    if (rc) {
+        mt_corpus_free(&corpus);
+        return mt_error(ctx, "%s", err);
+    }
+    mt_log(ctx, MT_LOG_INFO,
+           "training %s: batch %zu = %zu x %zu, precision %s (master %s), every %zu, alloc %s",
+           mt_param_str(ctx, "model"), r.batch, o.accum_steps, o.engine.micro_batch,
+           mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
+           o.engine.pool ? "pool" : "malloc");
+    rc = train_steps(ctx, t, &r, &o, seed, &corpus, &lo);
+    if (rc == 0) {
+        report_train(ctx, &o, mt_tmodel_stats(t), &lo, &r);
+        struct mt_tmodel_plan plan;
+        mt_tmodel_plan(&cfg, &o.engine, &plan, NULL, 0);
+        mt_metric(ctx, "model_bytes", (double)plan.bytes[MT_MEM_WEIGHTS], "bytes");
+        rc = mt_gpt_create(&m, &cfg, MT_GPT_INFER, EVAL_BATCH, r.seq, err, sizeof err);
+        if (rc)
+            mt_error(ctx, "%s", err);
+        else
+            mt_tmodel_export(t, m);
+    }
+    mt_tmodel_free(t); /* the training state goes before evaluation */
+    if (rc == 0)
+        rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    mt_gpt_free(m);
+    mt_corpus_free(&corpus);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* trainloop.h — the one training loop of the training-memory workloads (grad_accum,
+ * mixed_precision, checkpointing, mempool): each plugin is this loop with its own
+ * defaults, and every plugin accepts every knob, so one run can combine them.
+ *
+ * What it is for: the baseline recipe (model, steps, batch, lr, seed: the same batches
+ * and schedule as mt_wl_train_loop) on the tmodel.h engine with
+ * - micro_batch / accum_steps: k micro-batches of batch/k per step, gradients summed,
+ *   the loss normalised by the effective batch's tokens;
+ * - precision fp32|bf16|fp16, master_weights on|off, loss_scale auto|dynamic|none|<v>
+ *   (dynamic: start 65536, overflow -> step skipped and scale x0.5, x2 after
+ *   scale_window good steps; auto = dynamic for fp16, none otherwise);
+ * - every: checkpoint interval (an integer 1..n_layer, or sqrt);
+ * - alloc pool|malloc;
+ * and the report: val_* (mt_wlcommon), train_peak_bytes, peak_<category>_bytes from the
+ * engine's accounting, the train_loss series, train_tokens_per_s, recompute time,
+ * skipped steps, gradient underflow, allocation calls, RSS and fragmentation.
+ * What it is not for: the model math (tmodel.c) or the descriptors (one file each).
+ *
+ * Errors go through mt_error(ctx); thread safety: the run() thread only.
+ */
+#ifndef MT_TRAIN_TRAINLOOP_H
+#define MT_TRAIN_TRAINLOOP_H
+
+#include <stddef.h>
+
+#include <memtrade/workload.h>
+
+#include "tmodel.h"
+#include "wlcommon.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The parameter table every training-memory plugin declares, with its own defaults
+ * (as text): micro_batch, accum_steps, precision, loss_scale, every, alloc. */
+#define MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                                  \
+    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED,     \
+        MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS,                                               \
+        {"micro_batch",                                                                            \
+         MT_PARAM_INT,                                                                             \
+         MICRO,                                                                                    \
+         0,                                                                                        \
+         4096,                                                                                     \
+         NULL,                                                                                     \
+         "sequences per forward/backward (0 = batch / accum_steps)"},                              \
+        {"accum_steps",                                                                            \
+         MT_PARAM_INT,                                                                             \
+         ACCUM,                                                                                    \
+         0,                                                                                        \
+         4096,                                                                                     \
+         NULL,                                                                                     \
+         "micro-batches per optimizer step (0 = batch / micro_batch)"},                            \
+        {"precision",                                                                              \
+         MT_PARAM_CHOICE,                                                                          \
+         PREC,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         "fp32|bf16|fp16",                                                                         \
+         "storage of weights, gradients and activations (compute is fp32)"},                       \
+        {"master_weights",                                                                         \
+         MT_PARAM_BOOL,                                                                            \
+         "on",                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         "fp32 master weights for the update (bf16/fp16)"},                                        \
+        {"loss_scale",                                                                             \
+         MT_PARAM_STRING,                                                                          \
+         LSCALE,                                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         "auto|dynamic|none|<value> (auto = dynamic for fp16, none otherwise)"},                   \
+        {"scale_window",                                                                           \
+         MT_PARAM_INT,                                                                             \
+         "100",                                                                                    \
+         1,                                                                                        \
+         1e6,                                                                                      \
+         NULL,                                                                                     \
+         "good steps before a dynamic loss scale doubles"},                                        \
+        {"every",                                                                                  \
+         MT_PARAM_STRING,                                                                          \
+         EVERY,                                                                                    \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         "keep block activations every N blocks: 1 = all, sqrt, n_layer = recompute all"},         \
+    {                                                                                              \
+        "alloc", MT_PARAM_CHOICE, ALLOC, 0, 0, "pool|malloc",                                      \
+            "activations in pooled slabs, or malloc/free of every tensor every step"               \
+    }
+
+/* Defines the exported descriptor of a training-memory plugin: its name, summary and
+ * knob defaults (see MT_TRAIN_PARAMS); run and mem_estimate are the shared ones. */
+#define MT_TRAIN_WORKLOAD(NAME, SUMMARY, MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                 \
+    static const struct mt_param_spec params[] = {                                                 \
+        MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)};                                \
+    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
+        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
+        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
+        .struct_size = sizeof(struct mt_workload),                                                 \
+        .name = NAME,                                                                              \
+        .summary = SUMMARY,                                                                        \
+        .params = params,                                                                          \
+        .n_params = sizeof params / sizeof params[0],                                              \
+        .ranks_param = NULL,                                                                       \
+        .mem_estimate = mt_train_mem_estimate,                                                     \
+        .run = mt_train_run}
+
+enum mt_loss_scale { MT_LS_NONE, MT_LS_DYNAMIC, MT_LS_FIXED };
+
+/* Everything the knobs resolve to. */
+struct mt_train_opts {
+    struct mt_tmodel_opts engine; /* micro_batch, seq, prec, master, every, pool */
+    size_t accum_steps;
+    enum mt_loss_scale ls;
+    float ls_value;      /* FIXED: the scale; DYNAMIC: the initial scale */
+    size_t scale_window; /* DYNAMIC: good steps before doubling */
+};
+
+/* Resolves the knobs for cfg and recipe r (r->batch is the effective batch). Returns 0,
+ * or -1 with the message recorded (micro_batch that does not divide batch, a
+ * micro_batch x accum_steps that is not batch, a bad `every` or `loss_scale`). */
+int mt_train_opts(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                  const struct mt_gpt_recipe *r, struct mt_train_opts *o);
+
+/* The whole run of a training-memory plugin: train, report, evaluate. */
+int mt_train_run(struct mt_ctx *ctx);
+
+/* mem_estimate hook: the engine's plan, the evaluation model and a fixed allowance. */
+size_t mt_train_mem_estimate(struct mt_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
