@@ -348,7 +348,8 @@ static void *slab_alloc(const struct slab *s, int cat, const char *const *names,
     size_t off = 0;
     for (size_t i = 0; i < s->n; i++) {
         ptrs[i] = base + off;
-        if (names) mt_memcat_report(base + off, s->bytes[i], cat, names[i]);
+        if (names && s->bytes[i]) /* empty tensors (act.segin unused) are not reported */
+            mt_memcat_report(base + off, s->bytes[i], cat, names[i]);
         off += round_up(s->bytes[i]);
     }
     return base;
