@@ -310,8 +310,21 @@ static void test_prec(void)
            "%zu\n",
            (double)lh[STEPS - 1], sh.grad_flushed, sh.grad_nonzero, s16.grad_flushed);
     CHECK(sh.grad_flushed > 0 && sh.grad_flushed > 10 * s16.grad_flushed);
+    o.prec = MT_PREC_BF16; /* oneDNN bf16 GEMMs against fp32 GEMMs on the same values */
+    o.emulate_bf16_gemm = 1;
+    float le[STEPS];
+    struct mt_tmodel_stats se;
+    struct mt_gpt *we = train(&cfg, &o, STEPS, le, &se);
+    printf("bf16 GEMMs: %zu through oneDNN (%zu failed); emulated loss %.6f vs %.6f, first "
+           "step %.7f vs %.7f\n",
+           s16.bf16_gemms, s16.bf16_fallbacks, (double)le[STEPS - 1], (double)l16[STEPS - 1],
+           (double)le[0], (double)l16[0]);
+    CHECK(se.bf16_gemms == 0 && s16.bf16_fallbacks == 0);
+    CHECK(fabsf(le[0] - l16[0]) < 1e-5f * l16[0]);
+    CHECK(fabsf(le[STEPS - 1] - l16[STEPS - 1]) < 0.01f);
+    o.emulate_bf16_gemm = 0;
+    mt_gpt_free(we);
     o.master_weights = 0;
-    o.prec = MT_PREC_BF16;
     struct mt_tmodel_stats sn;
     struct mt_gpt *wn = train(&cfg, &o, STEPS, lh, &sn);
     printf("bf16 without master weights: %.4f\n", (double)lh[STEPS - 1]);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bf16mm.h"
 #include "kernels.h"
 
 #define ALIGN ((size_t)64)
@@ -190,6 +191,11 @@ static size_t n_slots_of(size_t L, size_t every)
     return (L + every - 1) / every;
 }
 
+static int use_bf16mm(const struct mt_tmodel_opts *o)
+{
+    return o->prec == MT_PREC_BF16 && !o->emulate_bf16_gemm && mt_bf16mm_native();
+}
+
 int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
                    struct mt_tmodel_plan *plan, char *err, size_t errlen)
 {
@@ -225,6 +231,8 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
     if (half) /* weight and gradient staging, the fp32 residual input */
         b[MT_MEM_WORKSPACE] +=
             2 * rup(stage_elems(cfg) * sizeof(float)) + rup(B * T * cfg->n_embd * sizeof(float));
+    if (use_bf16mm(o)) /* the bf16 copy of a GEMM input (at most 4C wide) */
+        b[MT_MEM_WORKSPACE] += rup(B * T * 4 * cfg->n_embd * sizeof(uint16_t));
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
         plan->total += b[c];
     return 0;
@@ -246,6 +254,8 @@ struct mt_tmodel {
     int *inputs, *targets;
     float *stage_w, *stage_g, *sw[MT_P_COUNT], *sg[MT_P_COUNT], *work[MT_A_COUNT], *x;
     int nonlayer_staged;
+    struct mt_bf16mm *mm; /* bf16 GEMMs (NULL: fp32 GEMMs) */
+    uint16_t *xh;         /* bf16 copy of the current GEMM input */
     void *act_slab, *dact_slab;
     void **actp[MT_A_COUNT]; /* instance pointers of each activation kind */
     float *dact[MT_D_COUNT];
@@ -373,6 +383,7 @@ void mt_tmodel_free(struct mt_tmodel *t)
     t_free(t, MT_MEM_ACT_GRADS, t->dact_slab, b[MT_MEM_ACT_GRADS], 1);
     for (int a = 0; a < MT_A_COUNT; a++)
         free(t->actp[a]);
+    mt_bf16mm_free(t->mm);
     free(t);
 }
 
@@ -434,6 +445,8 @@ static int alloc_workspace(struct mt_tmodel *t)
             p += rup(act_elems(&t->cfg, t->Bm, t->T, a) * sizeof(float));
         }
     t->x = (float *)(void *)p;
+    p += rup(BT * t->C * sizeof(float));
+    if (use_bf16mm(&t->o)) t->xh = (uint16_t *)(void *)p;
     return 0;
 }
 
@@ -501,6 +514,10 @@ int mt_tmodel_create(struct mt_tmodel **out, const struct mt_gpt_config *cfg,
     t->opt = t_alloc(t, MT_MEM_OPTIMIZER, 2 * nf * sizeof(float), 1);
     bad |= !t->opt;
     bad = bad || alloc_workspace(t) || (o->pool && alloc_pool(t));
+    if (!bad && use_bf16mm(o) && mt_bf16mm_create(&t->mm, err, errlen)) {
+        mt_tmodel_free(t);
+        return -1;
+    }
     if (bad) {
         mt_tmodel_free(t);
         return fail(err, errlen, "out of memory allocating the training state (%zu bytes)",
@@ -629,6 +646,26 @@ static void slot_copy(struct mt_tmodel *t, size_t s, int to_slot)
     }
 }
 
+/* out[N,OC] = in[N,C] @ W^T + b for parameter tensors pw/pb (pb < 0: no bias) of block
+ * l: a oneDNN bf16 GEMM on the 16-bit weights when the engine has one (in is already
+ * rounded to bf16, so packing it is exact), else the fp32 kernel on w. */
+static void linear(struct mt_tmodel *t, size_t l, float *out, const float *in,
+                   float *const w[MT_P_COUNT], int pw, int pb, size_t N, size_t C, size_t OC)
+{
+    const float *bias = pb < 0 ? NULL : w[pb];
+    if (t->mm) {
+        char err[128];
+        size_t o = t->off[pw] + (is_layer_param(pw) ? l * per_layer(t, pw) : 0);
+        mt_half_pack(MT_PREC_BF16, t->xh, in, N * C);
+        if (mt_bf16mm_run(t->mm, out, t->xh, t->wh + o, bias, N, C, OC, err, sizeof err) == 0) {
+            t->st.bf16_gemms++;
+            return;
+        }
+        t->st.bf16_fallbacks++;
+    }
+    mt_k_matmul_fwd(out, in, w[pw], bias, N, C, OC);
+}
+
 /* Block l on input x (B x T x C, fp32) into b; out = the block output, or NULL when
  * recomputing (the output is already stored). Every stored tensor is rounded to the
  * storage precision as it is produced. Same kernels, same order as gpt.c. */
@@ -642,23 +679,23 @@ static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *
     mt_k_layernorm_fwd(b[MT_A_LN1], b[MT_A_LN1_MEAN], b[MT_A_LN1_RSTD], x, w[MT_P_LN1W],
                        w[MT_P_LN1B], BT, C);
     mt_half_round(p, b[MT_A_LN1], BT * C);
-    mt_k_matmul_fwd(b[MT_A_QKV], b[MT_A_LN1], w[MT_P_QKVW], w[MT_P_QKVB], BT, C, 3 * C);
+    linear(t, l, b[MT_A_QKV], b[MT_A_LN1], w, MT_P_QKVW, MT_P_QKVB, BT, C, 3 * C);
     mt_half_round(p, b[MT_A_QKV], BT * 3 * C);
     mt_k_attention_fwd(b[MT_A_ATTY], b[MT_A_ATT], b[MT_A_QKV], B, T, C, t->NH);
     mt_half_round(p, b[MT_A_ATTY], BT * C);
     mt_half_round(p, b[MT_A_ATT], B * t->NH * T * T);
-    mt_k_matmul_fwd(proj, b[MT_A_ATTY], w[MT_P_ATTPROJW], w[MT_P_ATTPROJB], BT, C, C);
+    linear(t, l, proj, b[MT_A_ATTY], w, MT_P_ATTPROJW, MT_P_ATTPROJB, BT, C, C);
     mt_k_residual_fwd(b[MT_A_RESIDUAL2], x, proj, BT * C);
     mt_half_round(p, b[MT_A_RESIDUAL2], BT * C);
     mt_k_layernorm_fwd(b[MT_A_LN2], b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], b[MT_A_RESIDUAL2],
                        w[MT_P_LN2W], w[MT_P_LN2B], BT, C);
     mt_half_round(p, b[MT_A_LN2], BT * C);
-    mt_k_matmul_fwd(b[MT_A_FCH], b[MT_A_LN2], w[MT_P_FCW], w[MT_P_FCB], BT, C, 4 * C);
+    linear(t, l, b[MT_A_FCH], b[MT_A_LN2], w, MT_P_FCW, MT_P_FCB, BT, C, 4 * C);
     mt_half_round(p, b[MT_A_FCH], BT * 4 * C);
     mt_k_gelu_fwd(b[MT_A_FCH_GELU], b[MT_A_FCH], BT * 4 * C);
     mt_half_round(p, b[MT_A_FCH_GELU], BT * 4 * C);
     if (!out) return;
-    mt_k_matmul_fwd(proj, b[MT_A_FCH_GELU], w[MT_P_FCPROJW], w[MT_P_FCPROJB], BT, 4 * C, C);
+    linear(t, l, proj, b[MT_A_FCH_GELU], w, MT_P_FCPROJW, MT_P_FCPROJB, BT, 4 * C, C);
     mt_k_residual_fwd(out, b[MT_A_RESIDUAL2], proj, BT * C);
     mt_half_round(p, out, BT * C);
 }
@@ -708,7 +745,7 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
     mt_k_layernorm_fwd(lnf, F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), x, w[MT_P_LNFW],
                        w[MT_P_LNFB], BT, C);
     mt_half_round(t->o.prec, lnf, BT * C);
-    mt_k_matmul_fwd(logits, lnf, w[MT_P_WTE], NULL, BT, C, V);
+    linear(t, 0, logits, lnf, w, MT_P_WTE, -1, BT, C, V);
     double sum = mt_k_crossentropy_fwd(logits, F(t, MT_A_LOSSES, 0), t->targets, BT, V);
     if (mean_loss) *mean_loss = (float)(sum / (double)BT);
     t->fwd_B = B;

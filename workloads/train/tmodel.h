@@ -20,6 +20,8 @@
  *   optimizer memory); without it the update is applied to the 16-bit weights.
  *   Activation gradients, LayerNorm statistics, logits and the final LayerNorm output
  *   stay fp32.
+ *   With bf16 on a CPU with AVX512-BF16 the forward's linear layers run as oneDNN bf16
+ *   GEMMs reading the 16-bit weights in place (bf16mm.h); backward GEMMs stay fp32.
  * - Allocation: pool = one slab per category, allocated once; malloc = every activation
  *   and activation-gradient tensor malloc'd when produced and freed after its last use,
  *   every step.
@@ -50,6 +52,10 @@ struct mt_tmodel_opts {
     int master_weights; /* with 16-bit storage: keep fp32 master weights */
     size_t every;       /* checkpoint interval, 1..n_layer */
     int pool;           /* 1: pooled slabs; 0: per-step malloc/free of activations */
+    /* bf16 forward GEMMs: 0 = oneDNN's bf16 matmul on the 16-bit weights in place where
+     * the CPU runs it natively (mt_bf16mm_native), 1 = always fp32 GEMMs on unpacked
+     * copies (the reference; same products, other summation order). */
+    int emulate_bf16_gemm;
     /* Optional phase callback: called with ("recompute", 1) before and (.., 0) after each
      * block recomputation. */
     void (*region)(void *user, const char *name, int begin);
@@ -75,6 +81,7 @@ struct mt_tmodel_stats {
     double recompute_s; /* time spent recomputing blocks */
     size_t recomputed_blocks;
     size_t grad_nonzero, grad_flushed; /* 16-bit gradient contributions, flushed ones */
+    size_t bf16_gemms, bf16_fallbacks; /* oneDNN bf16 GEMMs run, and failed (fp32 then) */
 };
 
 struct mt_tmodel;
