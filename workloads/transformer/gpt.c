@@ -595,6 +595,7 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
     }
     return 0;
 hook_failed:
+    m->fwd_B = 0; /* nothing to run a backward on */
     return mt_tf_fail(err, errlen, "linear hook failed");
 }
 
