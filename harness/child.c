@@ -23,7 +23,6 @@
 #include "counters.h"
 #endif
 
-
 #define MAX_PARAMS 256
 #ifndef MT_REL_HEAP_LIB
 #define MT_REL_HEAP_LIB "lib/memtrade/libmt_heap.so"
@@ -58,11 +57,9 @@ const char *mt_child_heap_lib(char *buf, size_t cap)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
+    if (slash) *slash = '\0';
     snprintf(buf, cap, "%s/../%s", exe, MT_REL_HEAP_LIB);
-    if (n > 0 && access(buf, R_OK) == 0)
-        return buf;
+    if (n > 0 && access(buf, R_OK) == 0) return buf;
     static const char *const candidates[] = {
 #ifdef MT_HEAP_LIB_BUILD
         MT_HEAP_LIB_BUILD,
@@ -89,13 +86,11 @@ static int fatal_fd = -1; /* the event file, for the signal handler (set once) *
 static long long proc_status_kib(const char *key)
 {
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0)
-        return -1;
+    if (n <= 0) return -1;
     buf[n] = '\0';
     size_t klen = strlen(key);
     for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
@@ -219,8 +214,7 @@ static void maybe_preload_heap(char **argv, const struct child_args *a, int rank
 {
     char libbuf[PATH_MAX];
     const char *lib = mt_child_heap_lib(libbuf, sizeof libbuf);
-    if (!lib || strcmp(a->heap, "off") == 0 || getenv("MEMTRADE_CHILD_PRELOADED"))
-        return;
+    if (!lib || strcmp(a->heap, "off") == 0 || getenv("MEMTRADE_CHILD_PRELOADED")) return;
     char out[PATH_MAX], preload[PATH_MAX * 2];
     snprintf(out, sizeof out, "%s/heap.%d", a->scratch, rank);
     const char *old = getenv("LD_PRELOAD");
@@ -248,8 +242,7 @@ int mt_child_main(int argc, char **argv)
 {
     struct child_args a;
     char err[PATH_MAX + 2048];
-    if (parse_args(argc, argv, &a, err, sizeof err) != 0)
-        return start_error(-1, err);
+    if (parse_args(argc, argv, &a, err, sizeof err) != 0) return start_error(-1, err);
     int rank, nranks;
     mt_child_rank(&rank, &nranks);
     maybe_preload_heap(argv, &a, rank);
@@ -270,8 +263,7 @@ int mt_child_main(int argc, char **argv)
     omp_set_num_threads(a.threads);
 
     struct mt_plugin plugin;
-    if (mt_plugins_open(a.plugin, &plugin, err, sizeof err) != 0)
-        return start_error(fd, err);
+    if (mt_plugins_open(a.plugin, &plugin, err, sizeof err) != 0) return start_error(fd, err);
     struct mt_params params;
     if (mt_params_resolve(&plugin.desc, a.keys, a.values, a.n, &params, err, sizeof err) != 0) {
         mt_plugins_close(&plugin);
@@ -302,8 +294,7 @@ int mt_child_main(int argc, char **argv)
     mt_events_write(fd, MT_EV_FACT, heap_fact, 2);
 
     int rc = plugin.desc.run(&ctx.pub);
-    if (rc == 0 && ctx.bug[0])
-        rc = 1; /* the ERROR event naming the misuse is already written */
+    if (rc == 0 && ctx.bug[0]) rc = 1; /* the ERROR event naming the misuse is already written */
     if (rc != 0 && !ctx.error[0] && !ctx.bug[0]) {
         const char *f[] = {"run() failed without a message (mt_error was not called)", "0"};
         mt_events_write(fd, MT_EV_ERROR, f, 2);

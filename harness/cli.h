@@ -27,11 +27,11 @@ extern volatile sig_atomic_t mt_cli_stop;
 
 /* Options every running command shares. */
 struct mt_cli_common {
-    const char *db;          /* --db, else $MEMTRADE_DB, else <out>/memtrade.db */
-    const char *out;         /* --out, default "out" */
-    const char *plugin;      /* --plugin PATH.so */
-    const char *heap;        /* full|sampled|off */
-    const char *launcher;    /* --launcher, else $MEMTRADE_LAUNCHER, else default */
+    const char *db;       /* --db, else $MEMTRADE_DB, else <out>/memtrade.db */
+    const char *out;      /* --out, default "out" */
+    const char *plugin;   /* --plugin PATH.so */
+    const char *heap;     /* full|sampled|off */
+    const char *launcher; /* --launcher, else $MEMTRADE_LAUNCHER, else default */
     int keep_scratch;
     char db_buf[4096], scratch[4096], cache[4096], exe[4096];
 };

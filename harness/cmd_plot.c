@@ -24,8 +24,7 @@ int mt_cmd_plot(int argc, char **argv)
                                 NULL};
     argv[0] = "mt-plot";
     for (size_t i = 0; candidates[i]; i++)
-        if (access(candidates[i], X_OK) == 0)
-            execv(candidates[i], argv);
+        if (access(candidates[i], X_OK) == 0) execv(candidates[i], argv);
     execvp("mt-plot", argv);
     fprintf(stderr, "memtrade plot: cannot run mt-plot (the plot generator): %s\n",
             strerror(errno));

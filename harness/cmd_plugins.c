@@ -75,8 +75,7 @@ static void print_params(const struct mt_workload *wl, FILE *out)
 }
 
 /* Parses the options list and describe share; returns -1 to go on, else an exit code. */
-static int plugin_options(int argc, char **argv, int *json, const char **plugin,
-                          const char *help)
+static int plugin_options(int argc, char **argv, int *json, const char **plugin, const char *help)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"plugin", required_argument, 0, 'P'},
@@ -102,13 +101,13 @@ int mt_cmd_list(int argc, char **argv)
 {
     int json = 0;
     struct mt_cli_common common = {0};
-    int code = plugin_options(argc, argv, &json, &common.plugin,
+    int code = plugin_options(
+        argc, argv, &json, &common.plugin,
         "usage: memtrade list [--json] [--plugin PATH.so]\n\n"
         "Lists the workload plugins found (MEMTRADE_PLUGIN_PATH, then <bin>/../plugins,\n"
         "then the install folder), with their parameters: type, default, range or\n"
         "choices, help. Plugins that are refused are named on stderr.\n");
-    if (code >= 0)
-        return code;
+    if (code >= 0) return code;
     if (optind < argc) {
         fprintf(stderr, "memtrade list: unexpected argument '%s'\n", argv[optind]);
         return MT_EXIT_USAGE;
@@ -127,8 +126,7 @@ int mt_cmd_list(int argc, char **argv)
             printf("%s%s\n  %s\n", i ? "\n" : "", wl->name, wl->summary);
             print_params(wl, stdout);
         }
-        if (reg.n == 0)
-            fputs("no workload plugins found (see memtrade list --help)\n", stderr);
+        if (reg.n == 0) fputs("no workload plugins found (see memtrade list --help)\n", stderr);
     }
     mt_plugins_free(&reg);
     return MT_EXIT_OK;
@@ -137,12 +135,12 @@ int mt_cmd_list(int argc, char **argv)
 int mt_cmd_describe(int argc, char **argv)
 {
     struct mt_cli_common common = {0};
-    int code = plugin_options(argc, argv, NULL, &common.plugin,
-        "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n\n"
-        "Shows one workload: summary, plugin file, ABI, ranks, and every parameter\n"
-        "with its type, default, range or choices and help.\n");
-    if (code >= 0)
-        return code;
+    int code =
+        plugin_options(argc, argv, NULL, &common.plugin,
+                       "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n\n"
+                       "Shows one workload: summary, plugin file, ABI, ranks, and every parameter\n"
+                       "with its type, default, range or choices and help.\n");
+    if (code >= 0) return code;
     if (optind + 1 != argc) {
         fputs("usage: memtrade describe WORKLOAD\n", stderr);
         return MT_EXIT_USAGE;

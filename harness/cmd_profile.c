@@ -33,14 +33,11 @@ static const char profile_help[] =
 int mt_cmd_profile(int argc, char **argv)
 {
     enum { O_DB = 1000, O_OUT, O_MODE, O_TIMEOUT, O_MEM, O_KEEP, O_HELP };
-    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
-                                         {"out", required_argument, 0, O_OUT},
-                                         {"mode", required_argument, 0, O_MODE},
-                                         {"timeout", required_argument, 0, O_TIMEOUT},
-                                         {"mem-limit", required_argument, 0, O_MEM},
-                                         {"keep-scratch", no_argument, 0, O_KEEP},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"db", required_argument, 0, O_DB},         {"out", required_argument, 0, O_OUT},
+        {"mode", required_argument, 0, O_MODE},     {"timeout", required_argument, 0, O_TIMEOUT},
+        {"mem-limit", required_argument, 0, O_MEM}, {"keep-scratch", no_argument, 0, O_KEEP},
+        {"help", no_argument, 0, O_HELP},           {0, 0, 0, 0}};
     struct mt_cli_common co = {.heap = "full"};
     double timeout = 0;
     uint64_t mem_limit = 0;
@@ -48,9 +45,15 @@ int mt_cmd_profile(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         switch (c) {
-        case O_DB: co.db = optarg; break;
-        case O_OUT: co.out = optarg; break;
-        case O_KEEP: co.keep_scratch = 1; break;
+        case O_DB:
+            co.db = optarg;
+            break;
+        case O_OUT:
+            co.out = optarg;
+            break;
+        case O_KEEP:
+            co.keep_scratch = 1;
+            break;
         case O_MODE:
             if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
                 fprintf(stderr, "memtrade profile: --mode takes full or sampled\n");
@@ -70,8 +73,11 @@ int mt_cmd_profile(int argc, char **argv)
                 return MT_EXIT_USAGE;
             }
             break;
-        case O_HELP: fputs(profile_help, stdout); return MT_EXIT_OK;
-        default: return MT_EXIT_USAGE;
+        case O_HELP:
+            fputs(profile_help, stdout);
+            return MT_EXIT_OK;
+        default:
+            return MT_EXIT_USAGE;
         }
     }
     if (optind >= argc) {
@@ -93,8 +99,7 @@ int mt_cmd_profile(int argc, char **argv)
     for (char **a = command; *a; a++)
         len += strlen(*a) + 1;
     char *line = calloc(1, len);
-    if (!line)
-        return MT_EXIT_SYSTEM;
+    if (!line) return MT_EXIT_SYSTEM;
     for (char **a = command; *a; a++)
         strcat(strcat(line, a == command ? "" : " "), *a);
     struct mt_store_kv kv = {"command", line};
@@ -106,9 +111,14 @@ int mt_cmd_profile(int argc, char **argv)
         return MT_EXIT_DB;
     }
     char *facts = mt_facts_json();
-    struct mt_store_run_info info = {.workload = "external", .config_key = key, .ranks = 1,
-                                     .threads = -1, .git_rev = mt_facts_git_rev(),
-                                     .facts_json = facts, .params = &kv, .n_params = 1};
+    struct mt_store_run_info info = {.workload = "external",
+                                     .config_key = key,
+                                     .ranks = 1,
+                                     .threads = -1,
+                                     .git_rev = mt_facts_git_rev(),
+                                     .facts_json = facts,
+                                     .params = &kv,
+                                     .n_params = 1};
     int64_t run_id;
     int code = MT_EXIT_OK;
     if (mt_store_run_begin(st, &info, &run_id) != 0) {
@@ -117,20 +127,22 @@ int mt_cmd_profile(int argc, char **argv)
         goto out;
     }
     struct mt_runner_opts ro = mt_cli_runner_opts(&co);
-    struct mt_job job = {.command = command, .run_id = run_id, .ranks = 1,
-                         .mem_limit = mem_limit, .timeout_s = timeout};
+    struct mt_job job = {.command = command,
+                         .run_id = run_id,
+                         .ranks = 1,
+                         .mem_limit = mem_limit,
+                         .timeout_s = timeout};
     mt_cli_catch_stop();
     if (mt_runner_start(&ro, &job, err, sizeof err) != 0) {
-        struct mt_store_run_end end = {.status = MT_RUN_FAILED, .exit_code = -1, .signal = -1,
-                                       .error = err, .wall_s = 0};
+        struct mt_store_run_end end = {
+            .status = MT_RUN_FAILED, .exit_code = -1, .signal = -1, .error = err, .wall_s = 0};
         mt_store_run_finish(st, run_id, &end);
         fprintf(stderr, "memtrade: %s\n", err);
         code = MT_EXIT_SYSTEM;
         goto out;
     }
     while (mt_runner_poll(&job, mt_runner_now()) == 0) {
-        if (mt_cli_stop)
-            mt_runner_interrupt(&job, mt_runner_now());
+        if (mt_cli_stop) mt_runner_interrupt(&job, mt_runner_now());
         struct timespec ts = {0, 25000000};
         nanosleep(&ts, NULL);
     }
@@ -140,11 +152,12 @@ int mt_cmd_profile(int argc, char **argv)
         code = MT_EXIT_DB;
         goto out;
     }
-    fprintf(stderr, "memtrade: run %lld %s (%.2f s); see: memtrade query show %lld; memtrade "
-                    "query sites %lld\n",
+    fprintf(stderr,
+            "memtrade: run %lld %s (%.2f s); see: memtrade query show %lld; memtrade "
+            "query sites %lld\n",
             (long long)run_id, mt_run_status_name(status), job.wall_s, (long long)run_id,
             (long long)run_id);
-    code = status == MT_RUN_OK ? MT_EXIT_OK
+    code = status == MT_RUN_OK            ? MT_EXIT_OK
            : status == MT_RUN_INTERRUPTED ? MT_EXIT_INTERRUPTED
                                           : MT_EXIT_RUNS_FAILED;
 out:

@@ -39,8 +39,20 @@ static int parse_id(const char *text, int64_t *id)
 
 int mt_cmd_query(int argc, char **argv)
 {
-    enum { O_DB = 1000, O_FORMAT, O_X, O_Y, O_XH, O_YH, O_SWEEP, O_WORKLOAD, O_STATUS,
-           O_LIMIT, O_WEIGHT, O_HELP };
+    enum {
+        O_DB = 1000,
+        O_FORMAT,
+        O_X,
+        O_Y,
+        O_XH,
+        O_YH,
+        O_SWEEP,
+        O_WORKLOAD,
+        O_STATUS,
+        O_LIMIT,
+        O_WEIGHT,
+        O_HELP
+    };
     static const struct option opts[] = {{"db", required_argument, 0, O_DB},
                                          {"format", required_argument, 0, O_FORMAT},
                                          {"x", required_argument, 0, O_X},
@@ -63,15 +75,33 @@ int mt_cmd_query(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_DB: co.db = optarg; break;
-        case O_FORMAT: format = optarg; break;
-        case O_X: po.x_metric = optarg; break;
-        case O_Y: po.y_metric = optarg; break;
-        case O_XH: po.x_higher_better = 1; break;
-        case O_YH: po.y_higher_better = 1; break;
-        case O_WORKLOAD: rf.workload = optarg; break;
-        case O_STATUS: rf.status = optarg; break;
-        case O_WEIGHT: weight = optarg; break;
+        case O_DB:
+            co.db = optarg;
+            break;
+        case O_FORMAT:
+            format = optarg;
+            break;
+        case O_X:
+            po.x_metric = optarg;
+            break;
+        case O_Y:
+            po.y_metric = optarg;
+            break;
+        case O_XH:
+            po.x_higher_better = 1;
+            break;
+        case O_YH:
+            po.y_higher_better = 1;
+            break;
+        case O_WORKLOAD:
+            rf.workload = optarg;
+            break;
+        case O_STATUS:
+            rf.status = optarg;
+            break;
+        case O_WEIGHT:
+            weight = optarg;
+            break;
         case O_SWEEP:
             if (mt_util_parse_i64(optarg, &sweep) || sweep < 1) {
                 fprintf(stderr, "memtrade query: --sweep takes a sweep id\n");
@@ -84,8 +114,11 @@ int mt_cmd_query(int argc, char **argv)
                 return MT_EXIT_USAGE;
             }
             break;
-        case O_HELP: fputs(query_help, stdout); return MT_EXIT_OK;
-        default: return MT_EXIT_USAGE;
+        case O_HELP:
+            fputs(query_help, stdout);
+            return MT_EXIT_OK;
+        default:
+            return MT_EXIT_USAGE;
         }
     }
     po.sweep_id = rf.sweep_id = sweep;
@@ -99,15 +132,16 @@ int mt_cmd_query(int argc, char **argv)
     int folded = strcmp(format, "folded") == 0;
     enum mt_store_format fmt = MT_FORMAT_TABLE;
     if (!folded && mt_store_format_parse(format, &fmt) != 0) {
-        fprintf(stderr, "memtrade query: --format takes table, csv or json (folded for sites), not '%s'\n", format);
+        fprintf(stderr,
+                "memtrade query: --format takes table, csv or json (folded for sites), not '%s'\n",
+                format);
         return MT_EXIT_USAGE;
     }
     static const char *const whats[] = {"runs", "show", "compare", "pareto", "sites", "sql"};
     static const int want[] = {0, 1, 2, 0, 1, 1};
     int k = -1;
     for (int i = 0; i < 6; i++)
-        if (strcmp(what, whats[i]) == 0)
-            k = i;
+        if (strcmp(what, whats[i]) == 0) k = i;
     if (k < 0) {
         const char *near = mt_util_nearest(what, whats, 6);
         fprintf(stderr, "memtrade query: unknown query '%s'%s%s%s\n", what,
@@ -119,10 +153,8 @@ int mt_cmd_query(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     int64_t a = 0, b = 0;
-    if ((k == 1 || k == 2 || k == 4) && parse_id(args[0], &a) != 0)
-        return MT_EXIT_USAGE;
-    if (k == 2 && parse_id(args[1], &b) != 0)
-        return MT_EXIT_USAGE;
+    if ((k == 1 || k == 2 || k == 4) && parse_id(args[0], &a) != 0) return MT_EXIT_USAGE;
+    if (k == 2 && parse_id(args[1], &b) != 0) return MT_EXIT_USAGE;
     enum mt_store_folded_weight fw = MT_FOLDED_PEAK_BYTES;
     if (strcmp(weight, "bytes") == 0)
         fw = MT_FOLDED_BYTES;
@@ -146,19 +178,28 @@ int mt_cmd_query(int argc, char **argv)
     }
     int rc;
     switch (k) {
-    case 0: rc = mt_store_query_runs(st, &rf, fmt, stdout); break;
-    case 1: rc = mt_store_query_show(st, a, fmt, stdout); break;
-    case 2: rc = mt_store_query_compare(st, a, b, fmt, stdout); break;
-    case 3: rc = mt_store_query_pareto(st, &po, fmt, stdout); break;
+    case 0:
+        rc = mt_store_query_runs(st, &rf, fmt, stdout);
+        break;
+    case 1:
+        rc = mt_store_query_show(st, a, fmt, stdout);
+        break;
+    case 2:
+        rc = mt_store_query_compare(st, a, b, fmt, stdout);
+        break;
+    case 3:
+        rc = mt_store_query_pareto(st, &po, fmt, stdout);
+        break;
     case 4:
         rc = folded ? mt_store_query_folded(st, a, fw, stdout)
                     : mt_store_query_sites(st, a, (size_t)limit, fmt, stdout);
         break;
-    default: rc = mt_store_query_sql(st, args[0], fmt, stdout); break;
+    default:
+        rc = mt_store_query_sql(st, args[0], fmt, stdout);
+        break;
     }
     fflush(stdout);
-    if (rc != 0)
-        fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
+    if (rc != 0) fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
     mt_store_close(st);
     return rc != 0 ? MT_EXIT_DB : MT_EXIT_OK;
 }
@@ -186,7 +227,7 @@ int mt_cmd_merge(int argc, char **argv)
     fprintf(stderr,
             "memtrade: merged %zu databases into %s: %zu sweeps, %zu runs copied, %zu ok runs "
             "skipped (already present), %zu new frames, %zu new stacks\n",
-            stats.inputs, argv[1], stats.sweeps, stats.runs, stats.runs_skipped,
-            stats.frames_new, stats.stacks_new);
+            stats.inputs, argv[1], stats.sweeps, stats.runs, stats.runs_skipped, stats.frames_new,
+            stats.stacks_new);
     return MT_EXIT_OK;
 }

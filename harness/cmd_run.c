@@ -13,26 +13,46 @@
 #include "sweepspec.h"
 #include "util.h"
 
-enum { OPT_DB = 1000, OPT_OUT, OPT_PLUGIN, OPT_HEAP, OPT_NO_HEAP, OPT_LAUNCHER, OPT_KEEP,
-       OPT_REPEAT, OPT_TIMEOUT, OPT_MEMLIMIT, OPT_THREADS, OPT_JOBS, OPT_BUDGET, OPT_RESUME,
-       OPT_DRY, OPT_SHARD, OPT_HELP, OPT_SEED };
+enum {
+    OPT_DB = 1000,
+    OPT_OUT,
+    OPT_PLUGIN,
+    OPT_HEAP,
+    OPT_NO_HEAP,
+    OPT_LAUNCHER,
+    OPT_KEEP,
+    OPT_REPEAT,
+    OPT_TIMEOUT,
+    OPT_MEMLIMIT,
+    OPT_THREADS,
+    OPT_JOBS,
+    OPT_BUDGET,
+    OPT_RESUME,
+    OPT_DRY,
+    OPT_SHARD,
+    OPT_HELP,
+    OPT_SEED
+};
 
-#define COMMON_OPTIONS                                                                     \
-    {"db", required_argument, 0, OPT_DB}, {"out", required_argument, 0, OPT_OUT},          \
-    {"plugin", required_argument, 0, OPT_PLUGIN},                                          \
-    {"heap", required_argument, 0, OPT_HEAP}, {"no-heap", no_argument, 0, OPT_NO_HEAP},    \
-    {"launcher", required_argument, 0, OPT_LAUNCHER},                                      \
-    {"keep-scratch", no_argument, 0, OPT_KEEP}, {"help", no_argument, 0, OPT_HELP}
+#define COMMON_OPTIONS                                                                             \
+    {"db", required_argument, 0, OPT_DB}, {"out", required_argument, 0, OPT_OUT},                  \
+        {"plugin", required_argument, 0, OPT_PLUGIN}, {"heap", required_argument, 0, OPT_HEAP},    \
+        {"no-heap", no_argument, 0, OPT_NO_HEAP},                                                  \
+        {"launcher", required_argument, 0, OPT_LAUNCHER},                                          \
+        {"keep-scratch", no_argument, 0, OPT_KEEP},                                                \
+    {                                                                                              \
+        "help", no_argument, 0, OPT_HELP                                                           \
+    }
 
-#define COMMON_HELP                                                                        \
-    "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"         \
-    "  --out DIR          output folder (default out/)\n"                                  \
-    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"        \
-    "  --heap MODE        heap profiler mode: full, sampled (default) or off\n"            \
-    "  --no-heap          same as --heap off\n"                                            \
-    "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"          \
-    "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"              \
-    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID)\n"           \
+#define COMMON_HELP                                                                                \
+    "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"                 \
+    "  --out DIR          output folder (default out/)\n"                                          \
+    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"                \
+    "  --heap MODE        heap profiler mode: full, sampled (default) or off\n"                    \
+    "  --no-heap          same as --heap off\n"                                                    \
+    "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"                 \
+    "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"                     \
+    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID)\n"                   \
     "  --help             this text\n"
 
 /* Handles an option every running command has; returns 1 when it was one, -1 on a bad
@@ -40,12 +60,24 @@ enum { OPT_DB = 1000, OPT_OUT, OPT_PLUGIN, OPT_HEAP, OPT_NO_HEAP, OPT_LAUNCHER, 
 static int common_option(int c, const char *arg, struct mt_cli_common *co)
 {
     switch (c) {
-    case OPT_DB: co->db = arg; return 1;
-    case OPT_OUT: co->out = arg; return 1;
-    case OPT_PLUGIN: co->plugin = arg; return 1;
-    case OPT_NO_HEAP: co->heap = "off"; return 1;
-    case OPT_LAUNCHER: co->launcher = arg; return 1;
-    case OPT_KEEP: co->keep_scratch = 1; return 1;
+    case OPT_DB:
+        co->db = arg;
+        return 1;
+    case OPT_OUT:
+        co->out = arg;
+        return 1;
+    case OPT_PLUGIN:
+        co->plugin = arg;
+        return 1;
+    case OPT_NO_HEAP:
+        co->heap = "off";
+        return 1;
+    case OPT_LAUNCHER:
+        co->launcher = arg;
+        return 1;
+    case OPT_KEEP:
+        co->keep_scratch = 1;
+        return 1;
     case OPT_HEAP:
         if (strcmp(arg, "full") && strcmp(arg, "sampled") && strcmp(arg, "off")) {
             fprintf(stderr, "memtrade: --heap takes full, sampled or off, not '%s'\n", arg);
@@ -53,7 +85,8 @@ static int common_option(int c, const char *arg, struct mt_cli_common *co)
         }
         co->heap = arg;
         return 1;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -75,7 +108,8 @@ static int limit_option(int c, const char *arg, struct run_limits *l)
         return 1;
     case OPT_MEMLIMIT:
         if (mt_util_parse_bytes(arg, &l->mem_limit) != 0 || l->mem_limit == 0) {
-            fprintf(stderr, "memtrade: --mem-limit takes a byte size (e.g. 512M, 4GiB), not '%s'\n", arg);
+            fprintf(stderr, "memtrade: --mem-limit takes a byte size (e.g. 512M, 4GiB), not '%s'\n",
+                    arg);
             return -1;
         }
         return 1;
@@ -86,18 +120,16 @@ static int limit_option(int c, const char *arg, struct run_limits *l)
         }
         l->threads = (int)v;
         return 1;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
 static int exit_for(int rc, const struct mt_sched_result *res)
 {
-    if (rc == -1)
-        return MT_EXIT_DB;
-    if (mt_cli_stop)
-        return MT_EXIT_INTERRUPTED;
-    if (rc == -2)
-        return MT_EXIT_SYSTEM;
+    if (rc == -1) return MT_EXIT_DB;
+    if (mt_cli_stop) return MT_EXIT_INTERRUPTED;
+    if (rc == -2) return MT_EXIT_SYSTEM;
     size_t bad = 0;
     for (int s = MT_RUN_FAILED; s <= MT_RUN_INTERRUPTED; s++)
         bad += res->by_status[s];
@@ -106,11 +138,11 @@ static int exit_for(int rc, const struct mt_sched_result *res)
 
 static void print_summary(const struct mt_sched_result *res, const char *db)
 {
-    fprintf(stderr, "memtrade: %zu runs planned, %zu skipped (already ok), %zu started:",
-            res->planned, res->skipped, res->started);
+    fprintf(stderr,
+            "memtrade: %zu runs planned, %zu skipped (already ok), %zu started:", res->planned,
+            res->skipped, res->started);
     for (int s = MT_RUN_OK; s <= MT_RUN_INTERRUPTED; s++)
-        if (res->by_status[s])
-            fprintf(stderr, " %zu %s", res->by_status[s], mt_run_status_name(s));
+        if (res->by_status[s]) fprintf(stderr, " %zu %s", res->by_status[s], mt_run_status_name(s));
     fprintf(stderr, "\nmemtrade: results in %s\n", db);
 }
 
@@ -127,16 +159,18 @@ static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, si
     char *facts = mt_facts_json();
     int rc = 0;
     size_t stale = 0;
-    if (resume && mt_store_mark_interrupted_running(st, "harness stopped before the run ended (found by --resume)", &stale) != 0)
+    if (resume && mt_store_mark_interrupted_running(
+                      st, "harness stopped before the run ended (found by --resume)", &stale) != 0)
         rc = -1;
     if (stale)
-        fprintf(stderr, "memtrade: %zu runs left 'running' by an earlier harness marked interrupted\n", stale);
+        fprintf(stderr,
+                "memtrade: %zu runs left 'running' by an earlier harness marked interrupted\n",
+                stale);
     int64_t sweep_id = 0;
     if (rc == 0 && info) {
         struct mt_store_sweep_info si = *info;
         si.facts_json = facts;
-        if (mt_store_sweep_begin(st, &si, &sweep_id) != 0)
-            rc = -1;
+        if (mt_store_sweep_begin(st, &si, &sweep_id) != 0) rc = -1;
     }
     struct mt_sched_result res = {0};
     if (rc == 0) {
@@ -152,8 +186,7 @@ static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, si
                                    .tty = isatty(2),
                                    .stop = &mt_cli_stop};
         rc = mt_sched_run(st, plans, n, &so, &res, err, sizeof err);
-        if (rc == 0 && sweep_id && mt_store_sweep_finish(st, sweep_id) != 0)
-            rc = -1;
+        if (rc == 0 && sweep_id && mt_store_sweep_finish(st, sweep_id) != 0) rc = -1;
     }
     if (rc == -1)
         fprintf(stderr, "memtrade: database error: %s\n", err[0] ? err : mt_store_error(st));
@@ -185,8 +218,7 @@ int mt_cmd_run(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
         if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
-            if (r < 0)
-                return MT_EXIT_USAGE;
+            if (r < 0) return MT_EXIT_USAGE;
         } else if (c == 'p') {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || nkv == MAX_P) {
@@ -215,8 +247,9 @@ int mt_cmd_run(int argc, char **argv)
                   "  --timeout S        kill a run after S seconds (suffix s, m, h) -> timeout\n"
                   "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
                   "  --threads N        threads per rank (default: all cores)\n"
-                  "  --seed N           run seed for workloads without a 'seed' parameter\n"
-                  COMMON_HELP, stdout);
+                  "  --seed N           run seed for workloads without a 'seed' "
+                  "parameter\n" COMMON_HELP,
+                  stdout);
             return MT_EXIT_OK;
         } else {
             return MT_EXIT_USAGE;
@@ -275,8 +308,8 @@ out:
 static void print_grid(const struct mt_plan *plans, size_t n, size_t total)
 {
     printf("%zu runs (of %zu in the grid)\n", n, total);
-    printf("%-6s %-20s %-6s %-6s %-7s %-10s %s\n", "index", "workload", "repeat", "seed",
-           "threads", "estimate", "config_key");
+    printf("%-6s %-20s %-6s %-6s %-7s %-10s %s\n", "index", "workload", "repeat", "seed", "threads",
+           "estimate", "config_key");
     for (size_t i = 0; i < n; i++) {
         const struct mt_plan *p = &plans[i];
         char wl[128], est[32];
@@ -309,8 +342,7 @@ int mt_cmd_sweep(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "j:", opts, NULL)) != -1) {
         if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
-            if (r < 0)
-                return MT_EXIT_USAGE;
+            if (r < 0) return MT_EXIT_USAGE;
         } else if (c == OPT_JOBS || c == 'j') {
             if (mt_util_parse_i64(optarg, &jobs) || jobs < 1 || jobs > 256) {
                 fprintf(stderr, "memtrade sweep: --jobs takes an integer in [1, 256]\n");
@@ -327,7 +359,8 @@ int mt_cmd_sweep(int argc, char **argv)
             dry = 1;
         } else if (c == OPT_SHARD) {
             if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) {
-                fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n", optarg);
+                fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n",
+                        optarg);
                 return MT_EXIT_USAGE;
             }
             shard = optarg;
@@ -345,8 +378,8 @@ int mt_cmd_sweep(int argc, char **argv)
                   "  --dry-run          print the grid and exit (no database)\n"
                   "  --shard I/N        run only grid indexes with index % N == I-1\n"
                   "  --threads N        threads per rank when the file does not say\n"
-                  "                     (default cores / jobs)\n"
-                  COMMON_HELP, stdout);
+                  "                     (default cores / jobs)\n" COMMON_HELP,
+                  stdout);
             return MT_EXIT_OK;
         } else {
             return MT_EXIT_USAGE;
@@ -376,8 +409,8 @@ int mt_cmd_sweep(int argc, char **argv)
     int threads = lim.threads ? lim.threads : mt_cli_cores() / (int)jobs;
     struct mt_plan *plans;
     size_t n;
-    if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans,
-                       &n, err, sizeof err) != 0) {
+    if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans, &n, err,
+                       sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         mt_plugins_free(&reg);
         mt_spec_free(&spec);
@@ -392,18 +425,16 @@ int mt_cmd_sweep(int argc, char **argv)
             mt_plan_free(&plans[i]);
     }
     for (size_t i = 0; i < kept; i++) { /* command-line limits apply where the file is silent */
-        if (!plans[i].timeout_s)
-            plans[i].timeout_s = lim.timeout_s;
-        if (!plans[i].mem_limit)
-            plans[i].mem_limit = lim.mem_limit;
+        if (!plans[i].timeout_s) plans[i].timeout_s = lim.timeout_s;
+        if (!plans[i].mem_limit) plans[i].mem_limit = lim.mem_limit;
     }
     int code;
     if (dry) {
         print_grid(plans, kept, n);
         code = MT_EXIT_OK;
     } else {
-        struct mt_store_sweep_info info = {.name = spec.name, .spec_path = spec.path,
-                                           .spec_text = spec.text, .shard = shard};
+        struct mt_store_sweep_info info = {
+            .name = spec.name, .spec_path = spec.path, .spec_text = spec.text, .shard = shard};
         code = execute(&co, plans, kept, (size_t)jobs, budget ? budget : mt_cli_default_budget(),
                        resume, &info);
     }

@@ -27,16 +27,14 @@ static double now_s(clockid_t clk)
 
 void mt_context_emit(struct mt_context *c, char tag, const char *const *fields, size_t n)
 {
-    if (c->events_fd >= 0)
-        (void)mt_events_write(c->events_fd, tag, fields, n);
+    if (c->events_fd >= 0) (void)mt_events_write(c->events_fd, tag, fields, n);
 }
 
 /* Records the first ABI misuse; the run then fails with it. */
-__attribute__((format(printf, 2, 3))) static void plugin_bug(struct mt_context *c,
-                                                             const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void plugin_bug(struct mt_context *c, const char *fmt,
+                                                             ...)
 {
-    if (c->bug[0])
-        return;
+    if (c->bug[0]) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->bug, sizeof c->bug, fmt, ap);
@@ -142,8 +140,7 @@ static void ctx_progress(struct mt_ctx *pub, double done, double total)
     /* At most ten lines a second, but always the last one. */
     int64_t ns = (int64_t)(now_s(CLOCK_MONOTONIC) * 1e9);
     int64_t last = atomic_load(&c->last_progress_ns);
-    if (done < total && ns - last < 100000000)
-        return;
+    if (done < total && ns - last < 100000000) return;
     atomic_store(&c->last_progress_ns, ns);
     char d[40], t[40];
     const char *f[] = {mt_events_fmt_double(d, sizeof d, done),
@@ -187,8 +184,7 @@ static void fallback_add(struct mt_context *c, const char *path, double wall, do
         }
     }
     struct mt_context_region *grown = realloc(c->regions, (c->nregions + 1) * sizeof *grown);
-    if (!grown)
-        return;
+    if (!grown) return;
     c->regions = grown;
     c->regions[c->nregions++] = (struct mt_context_region){strdup(path), 1, wall, cpu};
 }
@@ -200,8 +196,7 @@ static void ctx_region_begin(struct mt_ctx *pub, const char *name)
         plugin_bug(c, "region name '%s' is empty or contains '/'", name ? name : "(null)");
         return;
     }
-    if (!pthread_equal(pthread_self(), c->owner))
-        return; /* counted on the run() thread only */
+    if (!pthread_equal(pthread_self(), c->owner)) return; /* counted on the run() thread only */
     mt_memcat_region(name);
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
@@ -225,14 +220,14 @@ static void ctx_region_begin(struct mt_ctx *pub, const char *name)
 static void ctx_region_end(struct mt_ctx *pub, const char *name)
 {
     struct mt_context *c = CTX(pub);
-    if (!name || !pthread_equal(pthread_self(), c->owner))
-        return;
+    if (!name || !pthread_equal(pthread_self(), c->owner)) return;
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
         char err[256];
         if (mt_counters_region_end(c->counters, name, err, sizeof err) != 0)
             plugin_bug(c, "region_end: %s", err);
-        mt_memcat_region(mt_counters_region_depth(c->counters) ? mt_counters_region_path(c->counters) : NULL);
+        mt_memcat_region(
+            mt_counters_region_depth(c->counters) ? mt_counters_region_path(c->counters) : NULL);
         return;
     }
 #endif
@@ -255,8 +250,7 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
 static int ctx_mem_category(struct mt_ctx *pub, int cat)
 {
     (void)pub;
-    if (cat < 0 || cat >= MT_MEM_CAT_COUNT)
-        cat = MT_MEM_OTHER;
+    if (cat < 0 || cat >= MT_MEM_CAT_COUNT) cat = MT_MEM_OTHER;
     return mt_memcat_set(cat);
 }
 
@@ -270,7 +264,10 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t ctx_rng_u64(struct mt_ctx *pub)
 {
@@ -285,13 +282,34 @@ static uint64_t ctx_rng_u64(struct mt_ctx *pub)
     return result;
 }
 
-static uint64_t ctx_seed(struct mt_ctx *pub) { return CTX(pub)->seed; }
-static int ctx_threads(struct mt_ctx *pub) { return CTX(pub)->threads; }
-static int ctx_rank(struct mt_ctx *pub) { return CTX(pub)->rank; }
-static int ctx_nranks(struct mt_ctx *pub) { return CTX(pub)->nranks; }
-static const char *ctx_cache_dir(struct mt_ctx *pub) { return CTX(pub)->cache_dir; }
-static const char *ctx_corpus(struct mt_ctx *pub) { return CTX(pub)->corpus; }
-static const char *ctx_scratch_dir(struct mt_ctx *pub) { return CTX(pub)->scratch_dir; }
+static uint64_t ctx_seed(struct mt_ctx *pub)
+{
+    return CTX(pub)->seed;
+}
+static int ctx_threads(struct mt_ctx *pub)
+{
+    return CTX(pub)->threads;
+}
+static int ctx_rank(struct mt_ctx *pub)
+{
+    return CTX(pub)->rank;
+}
+static int ctx_nranks(struct mt_ctx *pub)
+{
+    return CTX(pub)->nranks;
+}
+static const char *ctx_cache_dir(struct mt_ctx *pub)
+{
+    return CTX(pub)->cache_dir;
+}
+static const char *ctx_corpus(struct mt_ctx *pub)
+{
+    return CTX(pub)->corpus;
+}
+static const char *ctx_scratch_dir(struct mt_ctx *pub)
+{
+    return CTX(pub)->scratch_dir;
+}
 
 static void fill_ops(struct mt_context *c)
 {
@@ -385,8 +403,7 @@ void mt_context_finish(struct mt_context *c)
             const char *slash = strrchr(p, '/');
             char last[256];
             snprintf(last, sizeof last, "%s", slash ? slash + 1 : p);
-            if (mt_counters_region_end(c->counters, last, err, sizeof err) != 0)
-                break;
+            if (mt_counters_region_end(c->counters, last, err, sizeof err) != 0) break;
         }
         mt_counters_region_foreach(c->counters, emit_counter_region, c);
         return;

@@ -43,7 +43,7 @@ struct mt_context {
     double t0; /* CLOCK_MONOTONIC at start */
     _Atomic int64_t last_progress_ns;
 
-    pthread_t owner; /* the thread that runs run(): regions are counted there only */
+    pthread_t owner;              /* the thread that runs run(): regions are counted there only */
     struct mt_counters *counters; /* NULL when not built or not opened */
     /* Fallback region stack and table (no counters library). */
     char open_path[1024];
@@ -52,7 +52,7 @@ struct mt_context {
     struct mt_context_region *regions;
     size_t nregions;
 
-    char bug[512];   /* first misuse of the ABI by the plugin ("" when none) */
+    char bug[512];    /* first misuse of the ABI by the plugin ("" when none) */
     char error[2048]; /* the message given to mt_error */
     int error_errno;  /* errno when mt_error was called */
 };

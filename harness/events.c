@@ -19,13 +19,11 @@ size_t mt_events_encode(char *buf, size_t cap, char tag, const char *const *fiel
     size_t room = cap - 2; /* keep space for LF and NUL */
     buf[len++] = tag;
     for (size_t i = 0; i < n && i < MT_EVENT_MAX_FIELDS; i++) {
-        if (len + 1 > room)
-            break;
+        if (len + 1 > room) break;
         buf[len++] = '\t';
         for (const char *p = fields[i] ? fields[i] : ""; *p; p++) {
             size_t need = escaped_len(*p);
-            if (len + need > room)
-                break;
+            if (len + need > room) break;
             if (need == 2) {
                 buf[len++] = '\\';
                 buf[len++] = *p == '\t' ? 't' : *p == '\n' ? 'n' : *p == '\r' ? 'r' : '\\';
@@ -41,18 +39,15 @@ size_t mt_events_encode(char *buf, size_t cap, char tag, const char *const *fiel
 
 int mt_events_decode(char *line, struct mt_event *ev)
 {
-    if (!line[0] || (line[1] != '\0' && line[1] != '\t'))
-        return -1;
+    if (!line[0] || (line[1] != '\0' && line[1] != '\t')) return -1;
     ev->tag = line[0];
     ev->nfields = 0;
-    if (line[1] == '\0')
-        return 0;
+    if (line[1] == '\0') return 0;
     char *in = line + 2, *out = line + 2;
     ev->field[ev->nfields++] = out;
     for (; *in; in++) {
         if (*in == '\t') {
-            if (ev->nfields == MT_EVENT_MAX_FIELDS)
-                return -1;
+            if (ev->nfields == MT_EVENT_MAX_FIELDS) return -1;
             *out++ = '\0';
             ev->field[ev->nfields++] = out;
         } else if (*in == '\\' && in[1]) {
@@ -69,19 +64,32 @@ int mt_events_decode(char *line, struct mt_event *ev)
 size_t mt_events_arity(char tag)
 {
     switch (tag) {
-    case MT_EV_HELLO: return 4;
-    case MT_EV_METRIC: return 3;
-    case MT_EV_METRIC_NA: return 3;
-    case MT_EV_SAMPLE: return 4;
-    case MT_EV_LOG: return 3;
-    case MT_EV_ERROR: return 2;
-    case MT_EV_PROGRESS: return 2;
-    case MT_EV_REGION: return 5;
-    case MT_EV_COUNTER: return 4;
-    case MT_EV_FACT: return 2;
-    case MT_EV_DONE: return 3;
-    case MT_EV_FATAL: return 4;
-    default: return 0;
+    case MT_EV_HELLO:
+        return 4;
+    case MT_EV_METRIC:
+        return 3;
+    case MT_EV_METRIC_NA:
+        return 3;
+    case MT_EV_SAMPLE:
+        return 4;
+    case MT_EV_LOG:
+        return 3;
+    case MT_EV_ERROR:
+        return 2;
+    case MT_EV_PROGRESS:
+        return 2;
+    case MT_EV_REGION:
+        return 5;
+    case MT_EV_COUNTER:
+        return 4;
+    case MT_EV_FACT:
+        return 2;
+    case MT_EV_DONE:
+        return 3;
+    case MT_EV_FATAL:
+        return 4;
+    default:
+        return 0;
     }
 }
 
@@ -92,10 +100,8 @@ int mt_events_write(int fd, char tag, const char *const *fields, size_t n)
     size_t done = 0;
     while (done < len) {
         ssize_t w = write(fd, buf + done, len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
         done += (size_t)w;
     }
     return 0;
@@ -117,8 +123,7 @@ char *mt_events_fmt_i64(char *buf, long long v)
         u /= 10;
     } while (u);
     size_t k = 0;
-    if (v < 0)
-        buf[k++] = '-';
+    if (v < 0) buf[k++] = '-';
     while (n)
         buf[k++] = tmp[--n];
     buf[k] = '\0';
@@ -143,8 +148,7 @@ void mt_events_reader_free(struct mt_events_reader *r)
 static int partial_append(struct mt_events_reader *r, const char *p, size_t n)
 {
     char *grown = realloc(r->partial, r->partial_len + n + 1);
-    if (!grown)
-        return -1;
+    if (!grown) return -1;
     memcpy(grown + r->partial_len, p, n);
     r->partial = grown;
     r->partial_len += n;
@@ -166,20 +170,17 @@ static int dispatch(struct mt_events_reader *r, char *line, mt_events_fn fn, voi
 int mt_events_reader_poll(struct mt_events_reader *r, mt_events_fn fn, void *arg)
 {
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -1;
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
     int result = 0;
     char chunk[65536];
     for (;;) {
         ssize_t got = pread(fd, chunk, sizeof chunk, r->offset);
-        if (got < 0 && errno == EINTR)
-            continue;
+        if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             result = -1;
             break;
         }
-        if (got == 0)
-            break;
+        if (got == 0) break;
         r->offset += got;
         if (partial_append(r, chunk, (size_t)got) != 0) {
             result = -1;
@@ -190,8 +191,7 @@ int mt_events_reader_poll(struct mt_events_reader *r, mt_events_fn fn, void *arg
         while ((nl = memchr(start, '\n', r->partial_len - (size_t)(start - r->partial)))) {
             *nl = '\0';
             int rc = dispatch(r, start, fn, arg);
-            if (rc != 0 && result == 0)
-                result = rc;
+            if (rc != 0 && result == 0) result = rc;
             start = nl + 1;
         }
         size_t rest = r->partial_len - (size_t)(start - r->partial);

@@ -32,18 +32,18 @@
 
 /* Tags and their fields. */
 enum mt_event_tag {
-    MT_EV_HELLO = 'H',    /* pid rank nranks abi: the child is up */
-    MT_EV_METRIC = 'M',   /* name value unit */
+    MT_EV_HELLO = 'H',     /* pid rank nranks abi: the child is up */
+    MT_EV_METRIC = 'M',    /* name value unit */
     MT_EV_METRIC_NA = 'N', /* name unit reason */
-    MT_EV_SAMPLE = 'S',   /* series x y region ("" when none) */
-    MT_EV_LOG = 'L',      /* t level text (t: seconds since the run started) */
-    MT_EV_ERROR = 'E',    /* text errno (errno when mt_error was called) */
-    MT_EV_PROGRESS = 'P', /* done total */
-    MT_EV_REGION = 'R',   /* path depth calls wall_s cpu_s ("" when unknown) */
-    MT_EV_COUNTER = 'C',  /* region_path counter value reason (value "" when unavailable) */
-    MT_EV_FACT = 'F',     /* key value: a reproduction fact only the child knows */
-    MT_EV_DONE = 'D',     /* rc maxrss_bytes vmpeak_bytes: run() returned rc */
-    MT_EV_FATAL = 'X'     /* signo errno maxrss_bytes vmpeak_bytes: fatal signal caught */
+    MT_EV_SAMPLE = 'S',    /* series x y region ("" when none) */
+    MT_EV_LOG = 'L',       /* t level text (t: seconds since the run started) */
+    MT_EV_ERROR = 'E',     /* text errno (errno when mt_error was called) */
+    MT_EV_PROGRESS = 'P',  /* done total */
+    MT_EV_REGION = 'R',    /* path depth calls wall_s cpu_s ("" when unknown) */
+    MT_EV_COUNTER = 'C',   /* region_path counter value reason (value "" when unavailable) */
+    MT_EV_FACT = 'F',      /* key value: a reproduction fact only the child knows */
+    MT_EV_DONE = 'D',      /* rc maxrss_bytes vmpeak_bytes: run() returned rc */
+    MT_EV_FATAL = 'X'      /* signo errno maxrss_bytes vmpeak_bytes: fatal signal caught */
 };
 
 /* One decoded line. Field pointers point into the caller's line buffer (decoded in

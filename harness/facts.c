@@ -33,7 +33,10 @@
 #define MT_BUILD_TYPE "unknown"
 #endif
 
-const char *mt_facts_git_rev(void) { return MT_GIT_REV; }
+const char *mt_facts_git_rev(void)
+{
+    return MT_GIT_REV;
+}
 
 static void cpu_model(char *buf, size_t cap)
 {
@@ -50,8 +53,7 @@ static void cpu_model(char *buf, size_t cap)
             break;
         }
     }
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
 }
 
 static void member(FILE *out, int *first, const char *key, const char *value)
@@ -71,8 +73,7 @@ char *mt_facts_json(void)
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     int first = 1;
     char buf[512];
     member(out, &first, "git_rev", MT_GIT_REV);

@@ -22,8 +22,7 @@ static int idmap_set(struct idmap *m, uint64_t id, int64_t db)
         while (n <= id)
             n *= 2;
         int64_t *grown = realloc(m->v, n * sizeof *grown);
-        if (!grown)
-            return -1;
+        if (!grown) return -1;
         memset(grown + m->n, 0, (n - m->n) * sizeof *grown);
         m->v = grown;
         m->n = n;
@@ -72,8 +71,7 @@ static int on_stack(const struct mt_heapreport_stack *s, void *user)
     struct heapingest *h = user;
     size_t n = s->depth ? s->depth : 1;
     int64_t *ids = malloc(n * sizeof *ids);
-    if (!ids)
-        return store_fail(h);
+    if (!ids) return store_fail(h);
     if (s->depth == 0) {
         if (!h->unknown_frame) {
             struct mt_store_frame unknown = {NULL, NULL, NULL, -1, NULL};
@@ -95,11 +93,16 @@ static int on_stack(const struct mt_heapreport_stack *s, void *user)
 static int on_site(const struct mt_heapreport_site *s, void *user)
 {
     struct heapingest *h = user;
-    struct mt_store_alloc_site row = {
-        .rank = h->rank, .stack_id = idmap_get(&h->stacks, s->stack_id), .category = s->category,
-        .allocs = s->allocs, .bytes = s->bytes, .peak_bytes = s->peak_bytes,
-        .temporary = s->temporary, .leaked_bytes = s->leaked_bytes,
-        .leaked_allocs = s->leaked_allocs, .estimated = s->estimated};
+    struct mt_store_alloc_site row = {.rank = h->rank,
+                                      .stack_id = idmap_get(&h->stacks, s->stack_id),
+                                      .category = s->category,
+                                      .allocs = s->allocs,
+                                      .bytes = s->bytes,
+                                      .peak_bytes = s->peak_bytes,
+                                      .temporary = s->temporary,
+                                      .leaked_bytes = s->leaked_bytes,
+                                      .leaked_allocs = s->leaked_allocs,
+                                      .estimated = s->estimated};
     return mt_store_alloc_site(h->st, h->run_id, &row) != 0 ? store_fail(h) : 0;
 }
 
@@ -117,13 +120,12 @@ static int on_sample(const struct mt_heapreport_sample *p, void *user)
     if (mt_store_sample(h->st, h->run_id, h->rank, "heap.live", p->t, (double)p->live_total,
                         p->region) != 0)
         return store_fail(h);
-    if (p->rss_bytes >= 0 &&
-        mt_store_sample(h->st, h->run_id, h->rank, "rss", p->t, (double)p->rss_bytes, p->region) != 0)
+    if (p->rss_bytes >= 0 && mt_store_sample(h->st, h->run_id, h->rank, "rss", p->t,
+                                             (double)p->rss_bytes, p->region) != 0)
         return store_fail(h);
     /* A category series only while it is (or just was) non-zero: most stay empty. */
     for (size_t c = 0; c < p->ncat && c < MT_HEAPREPORT_MAX_CATS && c < h->ncat; c++) {
-        if (p->live[c] == 0 && h->last_live[c] == 0)
-            continue;
+        if (p->live[c] == 0 && h->last_live[c] == 0) continue;
         char series[96];
         snprintf(series, sizeof series, "heap.live.%s", h->cat_names[c]);
         if (mt_store_sample(h->st, h->run_id, h->rank, series, p->t, (double)p->live[c],
@@ -184,13 +186,11 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
         struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
                                       on_stack,   on_site,     on_tensor};
         rc = mt_heapreport_read(path, &cb, &h, err, errlen);
-        if (rc > 0)
-            snprintf(err, errlen, "%s", mt_store_error(st));
+        if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(st));
     }
     for (size_t i = 0; i < h.ncat; i++)
         free((char *)h.cat_names[i]);
-    if (h.ncat)
-        free((void *)h.cat_names);
+    if (h.ncat) free((void *)h.cat_names);
     free(h.frames.v);
     free(h.stacks.v);
     return rc == 0 ? 0 : -1;

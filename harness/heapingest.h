@@ -12,8 +12,8 @@
 #include "store.h"
 
 /* A run-level metric from the report: value, or NaN with `reason` when unavailable. */
-typedef void (*mt_heapingest_metric_fn)(void *arg, const char *name, double value,
-                                        const char *unit, const char *reason);
+typedef void (*mt_heapingest_metric_fn)(void *arg, const char *name, double value, const char *unit,
+                                        const char *reason);
 
 /* Contract: reads the report at `path` (written by rank `rank`) and writes its rows for
  * run `run_id` inside the caller's transaction; metrics go to `metric`. A report cut

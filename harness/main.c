@@ -35,10 +35,8 @@ uint64_t mt_cli_default_budget(void)
     char line[256];
     unsigned long long kib = 0;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
+        if (sscanf(line, "MemTotal: %llu kB", &kib) == 1) break;
+    if (f) fclose(f);
     return kib ? kib * 1024ULL / 4 * 3 : 4ULL << 30;
 }
 
@@ -56,10 +54,8 @@ static int mkdir_parents(const char *path)
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            if (!c)
-                return 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            if (!c) return 0;
             *p = c;
         }
     }
@@ -67,8 +63,7 @@ static int mkdir_parents(const char *path)
 
 int mt_cli_finish_common(struct mt_cli_common *c, char *err, size_t errlen)
 {
-    if (!c->out)
-        c->out = "out";
+    if (!c->out) c->out = "out";
     if (!c->db) {
         const char *env = getenv("MEMTRADE_DB");
         if (env && *env) {
@@ -82,8 +77,7 @@ int mt_cli_finish_common(struct mt_cli_common *c, char *err, size_t errlen)
         const char *env = getenv("MEMTRADE_LAUNCHER");
         c->launcher = env && *env ? env : MT_DEFAULT_LAUNCHER;
     }
-    if (!c->heap)
-        c->heap = "sampled";
+    if (!c->heap) c->heap = "sampled";
     snprintf(c->scratch, sizeof c->scratch, "%s/scratch", c->out);
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     if (xdg && *xdg)
@@ -171,8 +165,7 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "__child") == 0)
-        return mt_child_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "__child") == 0) return mt_child_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
@@ -181,13 +174,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"list", mt_cmd_list},   {"describe", mt_cmd_describe},
-                {"run", mt_cmd_run},     {"sweep", mt_cmd_sweep},
-                {"query", mt_cmd_query}, {"merge", mt_cmd_merge},
+    } cmds[] = {{"list", mt_cmd_list},       {"describe", mt_cmd_describe}, {"run", mt_cmd_run},
+                {"sweep", mt_cmd_sweep},     {"query", mt_cmd_query},       {"merge", mt_cmd_merge},
                 {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (strcmp(argv[1], cmds[i].name) == 0)
-            return cmds[i].fn(argc - 1, argv + 1);
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "memtrade: unknown command '%s' (see memtrade --help)\n", argv[1]);
     return MT_EXIT_USAGE;
 }

@@ -16,8 +16,8 @@ void mt_plan_free(struct mt_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate,
-                   char *err, size_t errlen)
+int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,
+                   size_t errlen)
 {
     const struct mt_workload *wl = &p->plugin->desc;
     struct mt_store_kv *kv = calloc(wl->n_params + 1, sizeof *kv);
@@ -30,8 +30,7 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
     free(p->config_key);
     p->config_key = mt_store_config_key(wl->name, kv, wl->n_params, err, errlen);
     free(kv);
-    if (!p->config_key)
-        return -1;
+    if (!p->config_key) return -1;
 
     long k = mt_params_index(wl, "seed");
     p->seed = k >= 0 ? strtoull(p->params.value[k], NULL, 10) : fallback_seed;
@@ -39,8 +38,7 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
     if (wl->ranks_param) {
         long r = mt_params_index(wl, wl->ranks_param);
         p->ranks = (int)strtol(p->params.value[r], NULL, 10);
-        if (p->ranks < 1)
-            p->ranks = 1;
+        if (p->ranks < 1) p->ranks = 1;
     }
     p->estimate_known = 0;
     p->mem_estimate = unknown_estimate * (uint64_t)p->ranks;
@@ -60,19 +58,17 @@ char *mt_plan_brief(const struct mt_plan *p, char *buf, size_t cap)
 {
     const struct mt_workload *wl = &p->plugin->desc;
     size_t off = (size_t)snprintf(buf, cap, "%s", wl->name);
-    if (p->label && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off, ".%s", p->label);
+    if (p->label && off < cap) off += (size_t)snprintf(buf + off, cap - off, ".%s", p->label);
     for (size_t i = 0; i < wl->n_params && off < cap; i++) {
         char canon[256], why[256];
         /* Only what differs from the default: that is what tells runs apart. */
-        if (mt_params_check_value(wl->name, &wl->params[i], wl->params[i].def, canon,
-                                  sizeof canon, why, sizeof why) == 0 &&
+        if (mt_params_check_value(wl->name, &wl->params[i], wl->params[i].def, canon, sizeof canon,
+                                  why, sizeof why) == 0 &&
             strcmp(canon, p->params.value[i]) == 0)
             continue;
         off += (size_t)snprintf(buf + off, cap - off, " %s=%s", wl->params[i].name,
                                 p->params.value[i]);
     }
-    if (p->repeat && off < cap)
-        snprintf(buf + off, cap - off, " #%zu", p->repeat);
+    if (p->repeat && off < cap) snprintf(buf + off, cap - off, " #%zu", p->repeat);
     return buf;
 }

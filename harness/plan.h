@@ -15,13 +15,13 @@ struct mt_plan {
     struct mt_params params;        /* owned */
     size_t repeat;                  /* 0-based */
     uint64_t seed;
-    int threads;        /* threads per rank */
-    double timeout_s;   /* 0 = none */
-    uint64_t mem_limit; /* bytes per rank, 0 = none */
-    int ranks;          /* 1 unless the workload has ranks_param */
+    int threads;           /* threads per rank */
+    double timeout_s;      /* 0 = none */
+    uint64_t mem_limit;    /* bytes per rank, 0 = none */
+    int ranks;             /* 1 unless the workload has ranks_param */
     uint64_t mem_estimate; /* bytes the scheduler counts for it (all ranks) */
     int estimate_known;
-    char *config_key; /* owned: canonical 'workload?k=v&...' */
+    char *config_key;  /* owned: canonical 'workload?k=v&...' */
     size_t grid_index; /* position in the whole grid (before sharding) */
 };
 
@@ -32,8 +32,8 @@ void mt_plan_free(struct mt_plan *p);
  * ranks_param), config_key, seed (the `seed` parameter when the workload declares one,
  * else `fallback_seed`) and the memory estimate (plugin's mem_estimate x ranks, or
  * `unknown_estimate` when it has none). Returns 0 or -1 with err. */
-int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate,
-                   char *err, size_t errlen);
+int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,
+                   size_t errlen);
 
 /* Contract: a one-line summary of the plan's non-default parameters ("model=tiny
  * steps=20"), into buf; returns buf. */

@@ -26,22 +26,25 @@
 
 static int valid_ident(const char *s)
 {
-    if (!s || !*s)
-        return 0;
+    if (!s || !*s) return 0;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
-            return 0;
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')) return 0;
     return 1;
 }
 
 const char *mt_params_type_name(enum mt_param_type type)
 {
     switch (type) {
-    case MT_PARAM_INT: return "int";
-    case MT_PARAM_FLOAT: return "float";
-    case MT_PARAM_STRING: return "string";
-    case MT_PARAM_CHOICE: return "choice";
-    case MT_PARAM_BOOL: return "bool";
+    case MT_PARAM_INT:
+        return "int";
+    case MT_PARAM_FLOAT:
+        return "float";
+    case MT_PARAM_STRING:
+        return "string";
+    case MT_PARAM_CHOICE:
+        return "choice";
+    case MT_PARAM_BOOL:
+        return "bool";
     }
     return "?";
 }
@@ -53,10 +56,8 @@ static int in_choices(const char *choices, const char *value)
     for (const char *p = choices; *p;) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == vlen && strncmp(p, value, len) == 0)
-            return 1;
-        if (!bar)
-            break;
+        if (len == vlen && strncmp(p, value, len) == 0) return 1;
+        if (!bar) break;
         p = bar + 1;
     }
     return 0;
@@ -64,22 +65,18 @@ static int in_choices(const char *choices, const char *value)
 
 static int choices_sane(const char *choices)
 {
-    if (!choices || !*choices)
-        return 0;
+    if (!choices || !*choices) return 0;
     for (const char *p = choices;;) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == 0)
-            return 0;
-        if (!bar)
-            return 1;
+        if (len == 0) return 0;
+        if (!bar) return 1;
         p = bar + 1;
     }
 }
 
-int mt_params_check_value(const char *workload, const struct mt_param_spec *spec,
-                          const char *value, char *canon, size_t canonlen, char *err,
-                          size_t errlen)
+int mt_params_check_value(const char *workload, const struct mt_param_spec *spec, const char *value,
+                          char *canon, size_t canonlen, char *err, size_t errlen)
 {
     char num[64];
     switch (spec->type) {
@@ -151,8 +148,8 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
     return -1;
 }
 
-int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path,
-                     char *err, size_t errlen)
+int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path, char *err,
+                     size_t errlen)
 {
     if (wl->abi_major != MEMTRADE_WORKLOAD_ABI_MAJOR) {
         snprintf(err, errlen, "%s: plugin ABI major version %u, this harness speaks %d", path,
@@ -160,8 +157,9 @@ int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char
         return -1;
     }
     if (avail_size < MT_WORKLOAD_MIN_SIZE) {
-        snprintf(err, errlen, "%s: descriptor struct_size %zu is smaller than the %zu bytes of ABI %d.0",
-                 path, avail_size, (size_t)MT_WORKLOAD_MIN_SIZE, MEMTRADE_WORKLOAD_ABI_MAJOR);
+        snprintf(err, errlen,
+                 "%s: descriptor struct_size %zu is smaller than the %zu bytes of ABI %d.0", path,
+                 avail_size, (size_t)MT_WORKLOAD_MIN_SIZE, MEMTRADE_WORKLOAD_ABI_MAJOR);
         return -1;
     }
     if (!valid_ident(wl->name)) {
@@ -186,20 +184,20 @@ int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char
     for (size_t i = 0; i < wl->n_params; i++) {
         const struct mt_param_spec *s = &wl->params[i];
         if (!valid_ident(s->name)) {
-            snprintf(err, errlen, "%s: parameter #%zu of '%s' has a missing or invalid name",
-                     path, i, wl->name);
+            snprintf(err, errlen, "%s: parameter #%zu of '%s' has a missing or invalid name", path,
+                     i, wl->name);
             return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(wl->params[j].name, s->name) == 0) {
-                snprintf(err, errlen, "%s: parameter '%s' of '%s' is declared twice", path,
-                         s->name, wl->name);
+                snprintf(err, errlen, "%s: parameter '%s' of '%s' is declared twice", path, s->name,
+                         wl->name);
                 return -1;
             }
         }
         if (s->type < MT_PARAM_INT || s->type > MT_PARAM_BOOL) {
-            snprintf(err, errlen, "%s: parameter '%s' of '%s' has unknown type %d", path,
-                     s->name, wl->name, (int)s->type);
+            snprintf(err, errlen, "%s: parameter '%s' of '%s' has unknown type %d", path, s->name,
+                     wl->name, (int)s->type);
             return -1;
         }
         if (s->type == MT_PARAM_CHOICE && !choices_sane(s->choices)) {
@@ -279,16 +277,14 @@ void mt_plugins_close(struct mt_plugin *p)
 const struct mt_plugin *mt_plugins_find(const struct mt_registry *reg, const char *name)
 {
     for (size_t i = 0; i < reg->n; i++)
-        if (strcmp(reg->items[i].desc.name, name) == 0)
-            return &reg->items[i];
+        if (strcmp(reg->items[i].desc.name, name) == 0) return &reg->items[i];
     return NULL;
 }
 
 static int registry_push(struct mt_registry *reg, struct mt_plugin *p)
 {
     struct mt_plugin *grown = realloc(reg->items, (reg->n + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
+    if (!grown) return -1;
     reg->items = grown;
     reg->items[reg->n++] = *p;
     return 0;
@@ -304,26 +300,21 @@ static char **list_so(const char *dir, size_t *count)
 {
     *count = 0;
     DIR *d = opendir(dir);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     char **names = NULL;
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0)
-            continue;
+        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0) continue;
         char **grown = realloc(names, (n + 1) * sizeof *grown);
-        if (!grown)
-            break;
+        if (!grown) break;
         names = grown;
-        if (!(names[n] = strdup(e->d_name)))
-            break;
+        if (!(names[n] = strdup(e->d_name))) break;
         n++;
     }
     closedir(d);
-    if (n)
-        qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     *count = n;
     return names;
 }
@@ -340,8 +331,7 @@ int mt_plugins_scan(struct mt_registry *reg, const char *const *dirs, size_t ndi
             snprintf(path, sizeof path, "%s/%s", dirs[d], names[i]);
             struct mt_plugin p;
             if (mt_plugins_open(path, &p, err, sizeof err) != 0) {
-                if (warn)
-                    warn(arg, err);
+                if (warn) warn(arg, err);
             } else if (mt_plugins_find(reg, p.desc.name)) {
                 mt_plugins_close(&p); /* an earlier folder has it */
             } else if (registry_push(reg, &p) != 0) {
@@ -358,8 +348,7 @@ int mt_plugins_scan(struct mt_registry *reg, const char *const *dirs, size_t ndi
 int mt_plugins_add(struct mt_registry *reg, const char *path, char *err, size_t errlen)
 {
     struct mt_plugin p;
-    if (mt_plugins_open(path, &p, err, errlen) != 0)
-        return -1;
+    if (mt_plugins_open(path, &p, err, errlen) != 0) return -1;
     for (size_t i = 0; i < reg->n; i++) {
         if (strcmp(reg->items[i].desc.name, p.desc.name) == 0) {
             mt_plugins_close(&reg->items[i]);
@@ -406,8 +395,7 @@ char **mt_plugins_default_dirs(void)
 {
     size_t cap = 8, n = 0;
     char **dirs = calloc(cap + 1, sizeof *dirs);
-    if (!dirs)
-        return NULL;
+    if (!dirs) return NULL;
     const char *env = getenv("MEMTRADE_PLUGIN_PATH");
     if (env && *env) {
         char *copy = strdup(env), *save = NULL;
@@ -415,8 +403,7 @@ char **mt_plugins_default_dirs(void)
              tok = strtok_r(NULL, ":", &save)) {
             if (n + 2 >= cap) {
                 char **grown = realloc(dirs, (cap * 2 + 1) * sizeof *grown);
-                if (!grown)
-                    break;
+                if (!grown) break;
                 dirs = grown;
                 cap *= 2;
             }
@@ -452,16 +439,14 @@ void mt_plugins_free_dirs(char **dirs)
 long mt_params_index(const struct mt_workload *wl, const char *name)
 {
     for (size_t i = 0; i < wl->n_params; i++)
-        if (strcmp(wl->params[i].name, name) == 0)
-            return (long)i;
+        if (strcmp(wl->params[i].name, name) == 0) return (long)i;
     return -1;
 }
 
 const char *mt_params_suggest(const struct mt_workload *wl, const char *name)
 {
     const char **names = calloc(wl->n_params + 1, sizeof *names);
-    if (!names)
-        return NULL;
+    if (!names) return NULL;
     for (size_t i = 0; i < wl->n_params; i++)
         names[i] = wl->params[i].name;
     const char *near = mt_util_nearest(name, names, wl->n_params);
@@ -502,8 +487,8 @@ int mt_params_resolve(const struct mt_workload *wl, const char *const *keys,
             const char *near = mt_params_suggest(wl, keys[i]);
             if (near)
                 snprintf(err, errlen,
-                         "unknown parameter '%s' for workload '%s'; did you mean '%s'?",
-                         keys[i], wl->name, near);
+                         "unknown parameter '%s' for workload '%s'; did you mean '%s'?", keys[i],
+                         wl->name, near);
             else
                 snprintf(err, errlen,
                          "unknown parameter '%s' for workload '%s' (see: memtrade describe %s)",
@@ -523,7 +508,6 @@ int mt_params_resolve(const struct mt_workload *wl, const char *const *keys,
             rc = -1, snprintf(err, errlen, "out of memory");
     }
     free(chosen);
-    if (rc != 0)
-        mt_params_free(out);
+    if (rc != 0) mt_params_free(out);
     return rc;
 }

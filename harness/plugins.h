@@ -15,9 +15,9 @@
 #include <memtrade/workload.h>
 
 struct mt_plugin {
-    char *path;               /* owned: the .so file */
-    void *handle;             /* dlopen handle */
-    struct mt_workload desc;  /* copy; fields beyond the plugin's struct_size are 0 */
+    char *path;              /* owned: the .so file */
+    void *handle;            /* dlopen handle */
+    struct mt_workload desc; /* copy; fields beyond the plugin's struct_size are 0 */
 };
 
 struct mt_registry {
@@ -38,8 +38,8 @@ void mt_plugins_close(struct mt_plugin *p);
  * run present, and the parameter table (names valid and unique, known types, defaults
  * that pass their own checks, non-empty choices, min <= max, ranks_param naming an INT
  * parameter). Returns 0, or -1 with a message (prefixed by `path`) in err. */
-int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path,
-                     char *err, size_t errlen);
+int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path, char *err,
+                     size_t errlen);
 
 /* Contract: adds every *.so in each folder of `dirs` (missing folders are skipped) to the
  * registry, in folder order then file-name order. A plugin whose name is already
@@ -61,8 +61,9 @@ void mt_plugins_free(struct mt_registry *reg);
 /* Contract: the folders to scan, in priority order: each entry of MEMTRADE_PLUGIN_PATH
  * (':'-separated), `<dir of the executable>/../plugins` (a build tree),
  * `<dir of the executable>/../<libdir>/memtrade/plugins` (an install, wherever it was
- * moved), then the configured install folder `<prefix>/<libdir>/memtrade/plugins`. Returns a NULL-terminated array the caller frees with
- * mt_plugins_free_dirs, or NULL on allocation failure. */
+ * moved), then the configured install folder `<prefix>/<libdir>/memtrade/plugins`. Returns a
+ * NULL-terminated array the caller frees with mt_plugins_free_dirs, or NULL on allocation failure.
+ */
 char **mt_plugins_default_dirs(void);
 void mt_plugins_free_dirs(char **dirs);
 
@@ -78,9 +79,8 @@ struct mt_params {
 /* Contract: checks `value` against one parameter spec and writes its canonical text
  * (integers in decimal, floats as the shortest exact "%g", booleans "true"/"false") to
  * canon. Returns 0, or -1 with a message naming the parameter and the workload. */
-int mt_params_check_value(const char *workload, const struct mt_param_spec *spec,
-                          const char *value, char *canon, size_t canonlen, char *err,
-                          size_t errlen);
+int mt_params_check_value(const char *workload, const struct mt_param_spec *spec, const char *value,
+                          char *canon, size_t canonlen, char *err, size_t errlen);
 
 /* Contract: resolves `n` key=value settings (later ones override earlier ones) against
  * the plugin's table, filling defaults. Unknown keys are refused with the nearest valid

@@ -23,7 +23,6 @@
 #include "heapingest.h"
 #include "util.h"
 
-
 #define KILL_GRACE_S 2.0
 #define OUTPUT_TAIL 4096
 
@@ -41,8 +40,7 @@ static int mkdir_p(const char *path)
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
             *p = '/';
         }
     }
@@ -67,13 +65,11 @@ static int argv_push(struct argv_buf *a, const char *s)
     if (a->n + 2 > a->cap) {
         size_t ncap = a->cap ? a->cap * 2 : 32;
         char **grown = realloc(a->v, ncap * sizeof *grown);
-        if (!grown)
-            return -1;
+        if (!grown) return -1;
         a->v = grown;
         a->cap = ncap;
     }
-    if (!(a->v[a->n] = strdup(s)))
-        return -1;
+    if (!(a->v[a->n] = strdup(s))) return -1;
     a->v[++a->n] = NULL;
     return 0;
 }
@@ -89,8 +85,7 @@ static void argv_free(struct argv_buf *a)
 static int push_launcher(struct argv_buf *a, const char *tmpl, int ranks)
 {
     char *copy = strdup(tmpl), *save = NULL;
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     int rc = 0;
     for (char *tok = strtok_r(copy, " \t", &save); tok && rc == 0;
          tok = strtok_r(NULL, " \t", &save)) {
@@ -117,8 +112,7 @@ static int build_child_argv(const struct mt_runner_opts *o, const struct mt_job 
     const struct mt_plan *p = job->plan;
     char num[32];
     int rc = 0;
-    if (job->ranks > 1)
-        rc |= push_launcher(a, o->launcher, job->ranks);
+    if (job->ranks > 1) rc |= push_launcher(a, o->launcher, job->ranks);
     rc |= argv_push(a, o->exe);
     rc |= argv_push(a, "__child");
     rc |= argv_push(a, "--plugin") | argv_push(a, p->plugin->path);
@@ -133,8 +127,7 @@ static int build_child_argv(const struct mt_runner_opts *o, const struct mt_job 
     const struct mt_workload *wl = &p->plugin->desc;
     for (size_t i = 0; i < wl->n_params; i++) {
         char *kv;
-        if (asprintf(&kv, "%s=%s", wl->params[i].name, p->params.value[i]) < 0)
-            return -1;
+        if (asprintf(&kv, "%s=%s", wl->params[i].name, p->params.value[i]) < 0) return -1;
         rc |= argv_push(a, "-p") | argv_push(a, kv);
         free(kv);
     }
@@ -143,13 +136,11 @@ static int build_child_argv(const struct mt_runner_opts *o, const struct mt_job 
 
 /* ---------------------------------------------------------------- start */
 
-int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err,
-                    size_t errlen)
+int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err, size_t errlen)
 {
     snprintf(job->scratch, sizeof job->scratch, "%s/run-%lld", o->scratch_root,
              (long long)job->run_id);
-    if (access(job->scratch, F_OK) == 0)
-        nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (access(job->scratch, F_OK) == 0) nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (mkdir_p(job->scratch) != 0) {
         snprintf(err, errlen, "cannot create %s: %s", job->scratch, strerror(errno));
         return -1;
@@ -190,8 +181,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
+        if (getppid() != parent) _exit(127);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -210,8 +200,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
             dup2(out, 1);
             dup2(out, 2);
         }
-        if (in >= 0)
-            dup2(in, 0);
+        if (in >= 0) dup2(in, 0);
         if (job->ranks > 1 && geteuid() == 0) {
             setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
             setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
@@ -244,12 +233,10 @@ static uint64_t group_max_rss(pid_t pgid, int whole_group)
         char path[64], buf[256];
         snprintf(path, sizeof path, "/proc/%d/statm", (int)pgid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return 0;
+        if (fd < 0) return 0;
         ssize_t n = read(fd, buf, sizeof buf - 1);
         close(fd);
-        if (n <= 0)
-            return 0;
+        if (n <= 0) return 0;
         buf[n] = '\0';
         unsigned long long size, res;
         return sscanf(buf, "%llu %llu", &size, &res) == 2 ? res * (uint64_t)page : 0;
@@ -258,30 +245,28 @@ static uint64_t group_max_rss(pid_t pgid, int whole_group)
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
         char path[300], buf[1024];
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
+        if (fd < 0) continue;
         ssize_t n = read(fd, buf, sizeof buf - 1);
         close(fd);
-        if (n <= 0)
-            continue;
+        if (n <= 0) continue;
         buf[n] = '\0';
         char *p = strrchr(buf, ')'); /* the command name may contain spaces */
         int pgrp;
         long long rss;
         /* Fields after the name: state ppid pgrp ... rss is field 24 (22 after ')'). */
-        if (!p || sscanf(p + 2, "%*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-                                "%*d %*d %*d %*d %*u %*u %lld", &pgrp, &rss) != 2)
+        if (!p || sscanf(p + 2,
+                         "%*c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+                         "%*d %*d %*d %*d %*u %*u %lld",
+                         &pgrp, &rss) != 2)
             continue;
         if (pgrp == pgid && (uint64_t)rss * (uint64_t)page > best)
             best = (uint64_t)rss * (uint64_t)page;
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     return best;
 }
 
@@ -297,8 +282,7 @@ static int progress_event(void *arg, const struct mt_event *ev)
 
 int mt_runner_poll(struct mt_job *job, double now)
 {
-    if (job->reaped)
-        return 1;
+    if (job->reaped) return 1;
     pid_t got = wait4(job->pid, &job->wstatus, WNOHANG, &job->ru);
     if (got == job->pid) {
         job->reaped = 1;
@@ -311,8 +295,7 @@ int mt_runner_poll(struct mt_job *job, double now)
         job->term_sent = now;
         kill(-job->pid, SIGTERM);
     }
-    if (job->term_sent && now - job->term_sent > KILL_GRACE_S)
-        kill(-job->pid, SIGKILL);
+    if (job->term_sent && now - job->term_sent > KILL_GRACE_S) kill(-job->pid, SIGKILL);
     if (job->mem_limit && !job->oom_killed && !job->term_sent) {
         uint64_t rss = group_max_rss(job->pid, job->ranks > 1);
         if (rss > job->mem_limit) {
@@ -322,15 +305,13 @@ int mt_runner_poll(struct mt_job *job, double now)
             kill(-job->pid, SIGKILL);
         }
     }
-    if (job->progress)
-        mt_events_reader_poll(&job->progress[0], progress_event, job);
+    if (job->progress) mt_events_reader_poll(&job->progress[0], progress_event, job);
     return 0;
 }
 
 void mt_runner_interrupt(struct mt_job *job, double now)
 {
-    if (job->reaped || job->interrupted)
-        return;
+    if (job->reaped || job->interrupted) return;
     job->interrupted = 1;
     if (!job->term_sent) {
         job->term_sent = now;
@@ -362,7 +343,7 @@ struct ingest {
     int64_t region_id;
     struct run_metric *agg;
     size_t nagg;
-    size_t dropped;      /* events the store refused (the run is still recorded) */
+    size_t dropped;       /* events the store refused (the run is still recorded) */
     char first_drop[512]; /* the store's message for the first of them */
 };
 
@@ -372,17 +353,13 @@ static void aggregate(struct ingest *in, const char *name, double v, const char 
     int is_bytes = len > 6 && strcmp(name + len - 6, "_bytes") == 0;
     for (size_t i = 0; i < in->nagg; i++) {
         struct run_metric *m = &in->agg[i];
-        if (strcmp(m->name, name) != 0)
-            continue;
-        if (is_bytes ? v > m->value : in->rank == 0)
-            m->value = v;
+        if (strcmp(m->name, name) != 0) continue;
+        if (is_bytes ? v > m->value : in->rank == 0) m->value = v;
         return;
     }
-    if (!is_bytes && in->rank != 0)
-        return; /* the run-level value of other metrics is rank 0's */
+    if (!is_bytes && in->rank != 0) return; /* the run-level value of other metrics is rank 0's */
     struct run_metric *grown = realloc(in->agg, (in->nagg + 1) * sizeof *grown);
-    if (!grown)
-        return;
+    if (!grown) return;
     in->agg = grown;
     in->agg[in->nagg++] = (struct run_metric){strdup(name), strdup(unit), v, in->rank == 0};
 }
@@ -400,8 +377,7 @@ static int ingest_event(void *arg, const struct mt_event *ev)
         break;
     case MT_EV_METRIC:
         rc = mt_store_metric(in->st, in->run_id, mrank, f[0], strtod(f[1], NULL), f[2]);
-        if (in->nranks > 1)
-            aggregate(in, f[0], strtod(f[1], NULL), f[2]);
+        if (in->nranks > 1) aggregate(in, f[0], strtod(f[1], NULL), f[2]);
         break;
     case MT_EV_METRIC_NA:
         rc = mt_store_metric_unavailable(in->st, in->run_id, mrank, f[0], f[1], f[2]);
@@ -428,8 +404,7 @@ static int ingest_event(void *arg, const struct mt_event *ev)
         break;
     }
     case MT_EV_COUNTER:
-        if (strcmp(f[0], in->region_path) != 0)
-            break; /* counters follow their region's line */
+        if (strcmp(f[0], in->region_path) != 0) break; /* counters follow their region's line */
         rc = *f[2] ? mt_store_region_counter(in->st, in->region_id, f[1], strtod(f[2], NULL))
                    : mt_store_region_counter_unavailable(in->st, in->region_id, f[1], f[3]);
         break;
@@ -467,8 +442,7 @@ static void heap_metric(void *arg, const char *name, double value, const char *u
     int mrank = in->nranks > 1 ? in->rank : -1;
     int rc = reason ? mt_store_metric_unavailable(in->st, in->run_id, mrank, name, unit, reason)
                     : mt_store_metric(in->st, in->run_id, mrank, name, value, unit);
-    if (!reason && in->nranks > 1)
-        aggregate(in, name, value, unit);
+    if (!reason && in->nranks > 1) aggregate(in, name, value, unit);
     if (rc != 0 && in->dropped++ == 0)
         snprintf(in->first_drop, sizeof in->first_drop, "%s", mt_store_error(in->st));
 }
@@ -480,10 +454,10 @@ static int ingest_heap(struct ingest *in, const struct mt_job *job)
     for (int r = 0; r < job->ranks && rc == 0; r++) {
         char path[PATH_MAX + 32], err[1024];
         snprintf(path, sizeof path, "%s/heap.%d", job->scratch, r);
-        if (access(path, R_OK) != 0)
-            continue;
+        if (access(path, R_OK) != 0) continue;
         in->rank = r;
-        if (mt_heapingest_file(in->st, job->run_id, r, path, heap_metric, in, err, sizeof err) != 0) {
+        if (mt_heapingest_file(in->st, job->run_id, r, path, heap_metric, in, err, sizeof err) !=
+            0) {
             char msg[1200];
             snprintf(msg, sizeof msg, "heap report not (fully) stored: %s", err);
             rc = mt_store_log(in->st, job->run_id, r, job->wall_s, "warn", msg);
@@ -498,8 +472,7 @@ static char *output_tail(const char *scratch)
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/output.log", scratch);
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     long from = size > OUTPUT_TAIL ? size - OUTPUT_TAIL : 0;
@@ -521,8 +494,8 @@ static int near_limit(long long bytes, uint64_t limit)
     return limit && bytes > 0 && (double)bytes >= 0.9 * (double)limit;
 }
 
-static void decide(const struct mt_job *job, const struct ingest *in,
-                   struct mt_store_run_end *end, char *text, size_t cap)
+static void decide(const struct mt_job *job, const struct ingest *in, struct mt_store_run_end *end,
+                   char *text, size_t cap)
 {
     int ws = job->wstatus;
     end->exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
@@ -552,8 +525,7 @@ static void decide(const struct mt_job *job, const struct ingest *in,
     for (int r = 0; r < nr; r++) {
         const struct rank_state *rs = &in->rs[r];
         char who[32] = "";
-        if (nr > 1)
-            snprintf(who, sizeof who, "rank %d: ", r);
+        if (nr > 1) snprintf(who, sizeof who, "rank %d: ", r);
         if (rs->fatal) {
             int oom = rs->fatal_errno == ENOMEM || near_limit(rs->vmpeak, job->mem_limit);
             end->status = oom ? MT_RUN_OOM : MT_RUN_CRASHED;
@@ -569,8 +541,7 @@ static void decide(const struct mt_job *job, const struct ingest *in,
     for (int r = 0; r < nr; r++) {
         const struct rank_state *rs = &in->rs[r];
         char who[32] = "";
-        if (nr > 1)
-            snprintf(who, sizeof who, "rank %d: ", r);
+        if (nr > 1) snprintf(who, sizeof who, "rank %d: ", r);
         if ((rs->done && rs->rc != 0) || (!rs->done && rs->error && !WIFSIGNALED(ws))) {
             int oom = rs->error_errno == ENOMEM || near_limit(rs->vmpeak, job->mem_limit);
             end->status = oom && job->mem_limit ? MT_RUN_OOM : MT_RUN_FAILED;
@@ -582,8 +553,8 @@ static void decide(const struct mt_job *job, const struct ingest *in,
         int sig = WTERMSIG(ws);
         int oom = job->mem_limit && near_limit((long long)job->ru.ru_maxrss * 1024, job->mem_limit);
         end->status = oom ? MT_RUN_OOM : MT_RUN_CRASHED;
-        snprintf(text, cap, "%s%s (signal %d)%s", oom ? "out of memory: " : "", strsignal(sig),
-                 sig, sig == SIGKILL ? "; not sent by the harness (kernel OOM killer?)" : "");
+        snprintf(text, cap, "%s%s (signal %d)%s", oom ? "out of memory: " : "", strsignal(sig), sig,
+                 sig == SIGKILL ? "; not sent by the harness (kernel OOM killer?)" : "");
         return;
     }
     for (int r = 0; r < nr; r++) {
@@ -614,18 +585,18 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         struct mt_events_reader rd;
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/events.%d", job->scratch, r);
-        if (mt_events_reader_init(&rd, path) != 0)
-            break;
+        if (mt_events_reader_init(&rd, path) != 0) break;
         in.rank = r;
         in.region_path[0] = '\0';
         mt_events_reader_poll(&rd, ingest_event, &in);
         mt_events_reader_free(&rd);
     }
-    if (rc == 0 && in.rs)
-        rc = ingest_heap(&in, job);
+    if (rc == 0 && in.rs) rc = ingest_heap(&in, job);
     for (size_t i = 0; i < in.nagg; i++) {
-        if (rc == 0 && mt_store_metric(st, job->run_id, -1, in.agg[i].name, in.agg[i].value,
-                                       in.agg[i].unit) != 0 && in.dropped++ == 0)
+        if (rc == 0 &&
+            mt_store_metric(st, job->run_id, -1, in.agg[i].name, in.agg[i].value, in.agg[i].unit) !=
+                0 &&
+            in.dropped++ == 0)
             snprintf(in.first_drop, sizeof in.first_drop, "%s", mt_store_error(st));
         free(in.agg[i].name);
         free(in.agg[i].unit);
@@ -634,8 +605,7 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
 
     struct mt_store_run_end end = {0};
     char text[4096];
-    if (in.rs)
-        decide(job, &in, &end, text, sizeof text);
+    if (in.rs) decide(job, &in, &end, text, sizeof text);
     end.error = text[0] ? text : NULL;
     if (rc == 0) {
         if (in.dropped) {
@@ -649,8 +619,8 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
                               (double)job->ru.ru_maxrss * 1024.0, "bytes");
         for (int r = 0; nr > 1 && r < nr; r++)
             if (in.rs[r].maxrss > 0)
-                rc |= mt_store_metric(st, job->run_id, r, "peak_rss_bytes",
-                                      (double)in.rs[r].maxrss, "bytes");
+                rc |= mt_store_metric(st, job->run_id, r, "peak_rss_bytes", (double)in.rs[r].maxrss,
+                                      "bytes");
         char *tail = output_tail(job->scratch);
         if (tail) {
             rc |= mt_store_log(st, job->run_id, 0, job->wall_s,
@@ -674,8 +644,7 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         mt_events_reader_free(&job->progress[r]);
     free(job->progress);
     job->progress = NULL;
-    if (!o->keep_scratch)
-        nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (!o->keep_scratch) nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     *status = end.status;
     return rc;
 }

@@ -49,8 +49,8 @@ struct mt_runner_opts {
 };
 
 struct mt_job {
-    struct mt_plan *plan;   /* borrowed; NULL for `memtrade profile` */
-    char *const *command;   /* `memtrade profile`: the program and its arguments */
+    struct mt_plan *plan; /* borrowed; NULL for `memtrade profile` */
+    char *const *command; /* `memtrade profile`: the program and its arguments */
     int64_t run_id;
     int ranks;
     uint64_t mem_limit;
@@ -59,7 +59,7 @@ struct mt_job {
     char scratch[4096];
     double started, term_sent; /* CLOCK_MONOTONIC seconds; term_sent 0 = not yet */
     int timed_out, oom_killed, interrupted;
-    uint64_t oom_rss;          /* the RSS the watchdog saw */
+    uint64_t oom_rss; /* the RSS the watchdog saw */
     int reaped, wstatus;
     struct rusage ru;
     double wall_s;
@@ -70,8 +70,7 @@ struct mt_job {
 /* Contract: creates the job's scratch folder and starts its process. `job` must have
  * plan or command, run_id, ranks, mem_limit and timeout_s set. Returns 0, or -1 with err
  * (nothing left running). */
-int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err,
-                    size_t errlen);
+int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err, size_t errlen);
 
 /* Contract: one watch step at time `now` (CLOCK_MONOTONIC seconds): reaps the process
  * if it ended, kills it on timeout or over the memory limit, reads new progress. Returns

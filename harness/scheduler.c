@@ -19,12 +19,12 @@ struct sched {
     struct mt_sched_result *res;
     struct mt_job *slots; /* o->jobs entries; pid 0 = free */
     size_t running;
-    uint64_t used;        /* sum of the running runs' estimates */
-    double wall_sum;      /* of finished runs */
+    uint64_t used;   /* sum of the running runs' estimates */
+    double wall_sum; /* of finished runs */
     size_t finished;
-    size_t total;         /* runs to start (after resume skips are known: upper bound) */
+    size_t total; /* runs to start (after resume skips are known: upper bound) */
     double last_progress;
-    int line_open;        /* a progress line is on screen (tty) */
+    int line_open; /* a progress line is on screen (tty) */
 };
 
 static void clear_line(struct sched *s)
@@ -49,33 +49,28 @@ static void fmt_eta(char *buf, size_t cap, double s)
 
 static void show_progress(struct sched *s, size_t next, size_t n, double now)
 {
-    if (!s->o->tty || now - s->last_progress < PROGRESS_EVERY_S)
-        return;
+    if (!s->o->tty || now - s->last_progress < PROGRESS_EVERY_S) return;
     s->last_progress = now;
     /* The most advanced running run names the line. */
     struct mt_job *show = NULL;
     double left = (double)(n - next);
     for (size_t i = 0; i < s->o->jobs; i++) {
         struct mt_job *j = &s->slots[i];
-        if (!j->pid)
-            continue;
+        if (!j->pid) continue;
         double frac = j->total > 0 ? j->done / j->total : 0;
         left += 1 - (frac > 1 ? 1 : frac);
-        if (!show || j->plan->grid_index < show->plan->grid_index)
-            show = j;
+        if (!show || j->plan->grid_index < show->plan->grid_index) show = j;
     }
-    if (!show)
-        return;
+    if (!show) return;
     char brief[160], eta[32] = "?";
     mt_plan_brief(show->plan, brief, sizeof brief);
     if (s->finished)
         fmt_eta(eta, sizeof eta, s->wall_sum / (double)s->finished * left / (double)s->o->jobs);
     char pct[16] = "";
-    if (show->total > 0)
-        snprintf(pct, sizeof pct, " %3.0f%%", 100.0 * show->done / show->total);
+    if (show->total > 0) snprintf(pct, sizeof pct, " %3.0f%%", 100.0 * show->done / show->total);
     clear_line(s);
-    fprintf(s->o->progress, "[%zu/%zu] %.100s%s  %zu running  ETA %s",
-            s->res->started, s->total, brief, pct, s->running, eta);
+    fprintf(s->o->progress, "[%zu/%zu] %.100s%s  %zu running  ETA %s", s->res->started, s->total,
+            brief, pct, s->running, eta);
     fflush(s->o->progress);
     s->line_open = 1;
 }
@@ -122,8 +117,8 @@ static int start_one(struct sched *s, struct mt_plan *p, struct mt_job *slot, ch
     slot->mem_limit = p->mem_limit;
     slot->timeout_s = p->timeout_s;
     if (mt_runner_start(s->o->runner, slot, err, errlen) != 0) {
-        struct mt_store_run_end end = {.status = MT_RUN_FAILED, .exit_code = -1,
-                                       .signal = -1, .error = err, .wall_s = 0};
+        struct mt_store_run_end end = {
+            .status = MT_RUN_FAILED, .exit_code = -1, .signal = -1, .error = err, .wall_s = 0};
         if (mt_store_run_finish(s->st, run_id, &end) != 0)
             snprintf(err, errlen, "%s", mt_store_error(s->st));
         memset(slot, 0, sizeof *slot);
@@ -165,8 +160,7 @@ static int finish_one(struct sched *s, struct mt_job *j, char *err, size_t errle
 /* Can plan p start now without exceeding the budget? */
 static int fits(struct sched *s, const struct mt_plan *p)
 {
-    if (s->running == 0)
-        return 1;
+    if (s->running == 0) return 1;
     return s->used + p->mem_estimate <= s->o->mem_budget;
 }
 
@@ -189,8 +183,7 @@ int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
         if (((o->stop && *o->stop) || rc != 0) && !stopping) {
             stopping = 1;
             for (size_t i = 0; i < o->jobs; i++)
-                if (s.slots[i].pid)
-                    mt_runner_interrupt(&s.slots[i], now);
+                if (s.slots[i].pid) mt_runner_interrupt(&s.slots[i], now);
         }
         while (!stopping && next < n && s.running < o->jobs) {
             struct mt_plan *p = &plans[next];
@@ -208,8 +201,7 @@ int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
                     continue;
                 }
             }
-            if (!fits(&s, p))
-                break;
+            if (!fits(&s, p)) break;
             if (s.running == 0 && p->mem_estimate > o->mem_budget) {
                 char a[32], b[32];
                 clear_line(&s);
@@ -221,8 +213,7 @@ int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
             }
             struct mt_job *slot = NULL;
             for (size_t i = 0; i < o->jobs && !slot; i++)
-                if (!s.slots[i].pid)
-                    slot = &s.slots[i];
+                if (!s.slots[i].pid) slot = &s.slots[i];
             int started = start_one(&s, p, slot, err, errlen);
             if (started == -2) {
                 res->by_status[MT_RUN_FAILED]++;
@@ -238,8 +229,7 @@ int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
             }
             next++;
         }
-        if (stopping && s.running == 0)
-            break;
+        if (stopping && s.running == 0) break;
         for (size_t i = 0; i < o->jobs; i++) {
             struct mt_job *j = &s.slots[i];
             if (j->pid && mt_runner_poll(j, mt_runner_now()) == 1 &&

@@ -26,13 +26,13 @@
 
 struct mt_sched_opts {
     const struct mt_runner_opts *runner;
-    size_t jobs;          /* >= 1 */
-    uint64_t mem_budget;  /* bytes */
+    size_t jobs;         /* >= 1 */
+    uint64_t mem_budget; /* bytes */
     int resume;
-    int64_t sweep_id;     /* 0 = none */
+    int64_t sweep_id; /* 0 = none */
     const char *facts_json;
-    FILE *progress;       /* where progress goes (stderr) */
-    int tty;              /* progress is a terminal */
+    FILE *progress;              /* where progress goes (stderr) */
+    int tty;                     /* progress is a terminal */
     volatile sig_atomic_t *stop; /* set by the signal handler */
 };
 

@@ -15,8 +15,8 @@
 #define MAX_GRID 1000000
 
 static const char *const harness_keys[] = {"repeats", "timeout", "mem_limit", "threads"};
-static const char *const sweep_keys[] = {"name", "repeats", "seed", "threads", "timeout",
-                                         "mem_limit"};
+static const char *const sweep_keys[] = {"name",    "repeats", "seed",
+                                         "threads", "timeout", "mem_limit"};
 
 /* ---------------------------------------------------------------- value lists */
 
@@ -30,13 +30,11 @@ static int vec_push(struct strvec *vec, const char *s)
     if (vec->n == vec->cap) {
         size_t cap = vec->cap ? vec->cap * 2 : 8;
         char **grown = realloc(vec->v, cap * sizeof *grown);
-        if (!grown)
-            return -1;
+        if (!grown) return -1;
         vec->v = grown;
         vec->cap = cap;
     }
-    if (!(vec->v[vec->n] = strdup(s)))
-        return -1;
+    if (!(vec->v[vec->n] = strdup(s))) return -1;
     vec->n++;
     return 0;
 }
@@ -67,12 +65,12 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
     a_text[alen] = '\0';
     memcpy(b_text, dots + 2, blen);
     b_text[blen] = '\0';
-    if (colon)
-        snprintf(s_text, sizeof s_text, "%s", colon + 1);
+    if (colon) snprintf(s_text, sizeof s_text, "%s", colon + 1);
     int geometric = s_text[0] == 'x';
     const char *step_num = geometric ? s_text + 1 : s_text;
     double a, b, s = 1;
-    if (mt_util_parse_double(mt_util_trim(a_text), &a) || mt_util_parse_double(mt_util_trim(b_text), &b) ||
+    if (mt_util_parse_double(mt_util_trim(a_text), &a) ||
+        mt_util_parse_double(mt_util_trim(b_text), &b) ||
         (colon && mt_util_parse_double(step_num, &s))) {
         snprintf(err, errlen,
                  "bad range '%s' (expected a..b, a..b:step or a..b:xFACTOR with numbers)", item);
@@ -83,8 +81,10 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
         return -1;
     }
     if (geometric ? (s <= 1 || a <= 0) : s <= 0) {
-        snprintf(err, errlen, geometric ? "range '%s': factor must be > 1 and start > 0"
-                                        : "range '%s': step must be > 0", item);
+        snprintf(err, errlen,
+                 geometric ? "range '%s': factor must be > 1 and start > 0"
+                           : "range '%s': step must be > 0",
+                 item);
         return -1;
     }
     if (!geometric && (b - a) / s >= MAX_RANGE_ITEMS) {
@@ -101,10 +101,8 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
             snprintf(err, errlen, "range '%s' has more than %d items", item, MAX_RANGE_ITEMS);
             return -1;
         }
-        if (!geometric)
-            v = a + (double)i * s; /* no accumulated rounding */
-        if (v > b + fabs(b) * 1e-12 + 1e-12)
-            break;
+        if (!geometric) v = a + (double)i * s; /* no accumulated rounding */
+        if (v > b + fabs(b) * 1e-12 + 1e-12) break;
         if (integers)
             snprintf(buf, sizeof buf, "%lld", (long long)llround(v));
         else
@@ -113,8 +111,7 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        if (geometric)
-            v *= s;
+        if (geometric) v *= s;
     }
     return 0;
 }
@@ -156,18 +153,15 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
             break;
         }
         if (dots ? expand_range(t, dots, &vec, err, errlen) : vec_push(&vec, t)) {
-            if (!dots)
-                snprintf(err, errlen, "out of memory");
+            if (!dots) snprintf(err, errlen, "out of memory");
             rc = -1;
             break;
         }
-        if (*p != ',')
-            break;
+        if (*p != ',') break;
         p++;
     }
     free(item);
-    if (rc)
-        vec_free(&vec);
+    if (rc) vec_free(&vec);
     *items = vec.v;
     *n = vec.n;
     return rc;
@@ -183,8 +177,7 @@ static int fail(char *err, size_t errlen, const char *path, size_t line, const c
     int off = snprintf(err, errlen, "%s:%zu: ", path, line);
     va_list ap;
     va_start(ap, fmt);
-    if (off >= 0 && (size_t)off < errlen)
-        vsnprintf(err + off, errlen - (size_t)off, fmt, ap);
+    if (off >= 0 && (size_t)off < errlen) vsnprintf(err + off, errlen - (size_t)off, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -205,8 +198,7 @@ static void strip_comment(char *s)
 
 static int is_ident(const char *s, int allow_dot)
 {
-    if (!*s)
-        return 0;
+    if (!*s) return 0;
     for (; *s; s++)
         if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_' ||
               (allow_dot && *s == '.')))
@@ -220,18 +212,22 @@ static int parse_setting(const char *path, size_t line, const char *key, const c
     int64_t i;
     if (strcmp(key, "repeats") == 0) {
         if (mt_util_parse_i64(value, &i) || i < 1 || i > 10000)
-            return fail(err, errlen, path, line, "repeats must be an integer in [1, 10000], not '%s'", value);
+            return fail(err, errlen, path, line,
+                        "repeats must be an integer in [1, 10000], not '%s'", value);
         set->repeats = (size_t)i;
     } else if (strcmp(key, "threads") == 0) {
         if (mt_util_parse_i64(value, &i) || i < 1 || i > 4096)
-            return fail(err, errlen, path, line, "threads must be an integer in [1, 4096], not '%s'", value);
+            return fail(err, errlen, path, line,
+                        "threads must be an integer in [1, 4096], not '%s'", value);
         set->threads = (int)i;
     } else if (strcmp(key, "timeout") == 0) {
         if (mt_util_parse_seconds(value, &set->timeout_s))
-            return fail(err, errlen, path, line, "timeout must be seconds (e.g. 300, 5m), not '%s'", value);
+            return fail(err, errlen, path, line, "timeout must be seconds (e.g. 300, 5m), not '%s'",
+                        value);
     } else if (strcmp(key, "mem_limit") == 0) {
         if (mt_util_parse_bytes(value, &set->mem_limit) || set->mem_limit == 0)
-            return fail(err, errlen, path, line, "mem_limit must be a byte size (e.g. 512M, 4G), not '%s'", value);
+            return fail(err, errlen, path, line,
+                        "mem_limit must be a byte size (e.g. 512M, 4G), not '%s'", value);
     }
     return 0;
 }
@@ -239,31 +235,31 @@ static int parse_setting(const char *path, size_t line, const char *key, const c
 static struct mt_spec_section *add_section(struct mt_spec *s)
 {
     struct mt_spec_section *grown = realloc(s->sections, (s->nsections + 1) * sizeof *grown);
-    if (!grown)
-        return NULL;
+    if (!grown) return NULL;
     s->sections = grown;
     memset(&grown[s->nsections], 0, sizeof *grown);
     return &grown[s->nsections++];
 }
 
-static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep,
-                      char *err, size_t errlen)
+static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep, char *err,
+                      size_t errlen)
 {
     const char *path = s->path;
     char *t = mt_util_trim(raw);
-    if (!*t || *t == '#' || *t == ';')
-        return 0;
+    if (!*t || *t == '#' || *t == ';') return 0;
     strip_comment(t);
     t = mt_util_trim(t);
     if (*t == '[') {
         char *close = strchr(t, ']');
         if (!close || *mt_util_trim(close + 1))
-            return fail(err, errlen, path, line, "malformed section header '%s' (expected [name])", t);
+            return fail(err, errlen, path, line, "malformed section header '%s' (expected [name])",
+                        t);
         *close = '\0';
         char *name = mt_util_trim(t + 1);
         if (strcmp(name, "sweep") == 0) {
             if (s->sweep_line)
-                return fail(err, errlen, path, line, "second [sweep] section (first at line %zu)", s->sweep_line);
+                return fail(err, errlen, path, line, "second [sweep] section (first at line %zu)",
+                            s->sweep_line);
             s->sweep_line = line;
             *in_sweep = 1;
             return 0;
@@ -272,21 +268,21 @@ static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep,
             strchr(strchr(name, '.') ? strchr(name, '.') + 1 : name, '.'))
             return fail(err, errlen, path, line,
                         "bad section name '%s' (expected [workload] or [workload.label], "
-                        "lowercase letters, digits, _)", name);
+                        "lowercase letters, digits, _)",
+                        name);
         for (size_t i = 0; i < s->nsections; i++) {
             const struct mt_spec_section *o = &s->sections[i];
             char full[512];
             snprintf(full, sizeof full, "%s%s%s", o->workload, o->label ? "." : "",
                      o->label ? o->label : "");
             if (strcmp(full, name) == 0)
-                return fail(err, errlen, path, line, "section [%s] appears twice (first at line %zu)", name, o->line);
+                return fail(err, errlen, path, line,
+                            "section [%s] appears twice (first at line %zu)", name, o->line);
         }
         struct mt_spec_section *sec = add_section(s);
-        if (!sec)
-            return fail(err, errlen, path, line, "out of memory");
+        if (!sec) return fail(err, errlen, path, line, "out of memory");
         char *dot = strchr(name, '.');
-        if (dot)
-            *dot = '\0';
+        if (dot) *dot = '\0';
         sec->workload = strdup(name);
         sec->label = dot ? strdup(dot + 1) : NULL;
         sec->line = line;
@@ -300,8 +296,7 @@ static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep,
     char *key = mt_util_trim(t), *value = mt_util_trim(eq + 1);
     if (!is_ident(key, 0))
         return fail(err, errlen, path, line, "bad key '%s' (lowercase letters, digits, _)", key);
-    if (!*value)
-        return fail(err, errlen, path, line, "key '%s' has no value", key);
+    if (!*value) return fail(err, errlen, path, line, "key '%s' has no value", key);
     if (*in_sweep) {
         size_t nk = sizeof sweep_keys / sizeof sweep_keys[0];
         const char *near = mt_util_nearest(key, sweep_keys, nk);
@@ -309,15 +304,20 @@ static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep,
         for (size_t i = 0; i < nk; i++)
             known |= strcmp(key, sweep_keys[i]) == 0;
         if (!known)
-            return near ? fail(err, errlen, path, line, "unknown key '%s' in [sweep]; did you mean '%s'?", key, near)
-                        : fail(err, errlen, path, line, "unknown key '%s' in [sweep] (known: name, repeats, seed, threads, timeout, mem_limit)", key);
+            return near ? fail(err, errlen, path, line,
+                               "unknown key '%s' in [sweep]; did you mean '%s'?", key, near)
+                        : fail(err, errlen, path, line,
+                               "unknown key '%s' in [sweep] (known: name, repeats, seed, threads, "
+                               "timeout, mem_limit)",
+                               key);
         if (strcmp(key, "name") == 0) {
             free(s->name);
             s->name = strdup(value);
         } else if (strcmp(key, "seed") == 0) {
             int64_t seed;
             if (mt_util_parse_i64(value, &seed) || seed < 0)
-                return fail(err, errlen, path, line, "seed must be a non-negative integer, not '%s'", value);
+                return fail(err, errlen, path, line,
+                            "seed must be a non-negative integer, not '%s'", value);
             s->seed = (uint64_t)seed;
             s->has_seed = 1;
         } else if (parse_setting(path, line, key, value, &s->settings, err, errlen)) {
@@ -325,15 +325,14 @@ static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep,
         }
         return 0;
     }
-    if (s->nsections == 0)
-        return fail(err, errlen, path, line, "'%s' outside any section", key);
+    if (s->nsections == 0) return fail(err, errlen, path, line, "'%s' outside any section", key);
     struct mt_spec_section *sec = &s->sections[s->nsections - 1];
     for (size_t i = 0; i < sec->nkeys; i++)
         if (strcmp(sec->keys[i].name, key) == 0)
-            return fail(err, errlen, path, line, "key '%s' given twice in [%s] (first at line %zu)", key, sec->workload, sec->keys[i].line);
+            return fail(err, errlen, path, line, "key '%s' given twice in [%s] (first at line %zu)",
+                        key, sec->workload, sec->keys[i].line);
     struct mt_spec_key *grown = realloc(sec->keys, (sec->nkeys + 1) * sizeof *grown);
-    if (!grown)
-        return fail(err, errlen, path, line, "out of memory");
+    if (!grown) return fail(err, errlen, path, line, "out of memory");
     sec->keys = grown;
     struct mt_spec_key *k = &sec->keys[sec->nkeys];
     memset(k, 0, sizeof *k);
@@ -367,8 +366,7 @@ int mt_spec_parse_text(const char *path, const char *text, struct mt_spec *out, 
     /* strtok_r would skip empty lines and break line numbers: split by hand. */
     for (char *p = copy; p && rc == 0; line++) {
         char *nl = strchr(p, '\n');
-        if (nl)
-            *nl = '\0';
+        if (nl) *nl = '\0';
         rc = parse_line(out, p, line + 1, &in_sweep, err, errlen);
         p = nl ? nl + 1 : NULL;
     }
@@ -379,11 +377,9 @@ int mt_spec_parse_text(const char *path, const char *text, struct mt_spec *out, 
         base = base ? base + 1 : path;
         out->name = strdup(base);
         char *dot = out->name ? strrchr(out->name, '.') : NULL;
-        if (dot && strcmp(dot, ".ini") == 0)
-            *dot = '\0';
+        if (dot && strcmp(dot, ".ini") == 0) *dot = '\0';
     }
-    if (rc)
-        mt_spec_free(out);
+    if (rc) mt_spec_free(out);
     return rc;
 }
 
@@ -458,25 +454,24 @@ void mt_spec_free(struct mt_spec *s)
 
 static int is_harness_key(const struct mt_workload *wl, const char *key)
 {
-    if (mt_params_index(wl, key) >= 0)
-        return 0;
+    if (mt_params_index(wl, key) >= 0) return 0;
     for (size_t i = 0; i < sizeof harness_keys / sizeof harness_keys[0]; i++)
-        if (strcmp(key, harness_keys[i]) == 0)
-            return 1;
+        if (strcmp(key, harness_keys[i]) == 0) return 1;
     return 0;
 }
 
 /* Checks one section against its plugin; fills its settings. */
 static int check_section(const struct mt_spec *s, const struct mt_spec_section *sec,
-                         const struct mt_workload *wl, struct mt_spec_settings *set,
-                         char *err, size_t errlen)
+                         const struct mt_workload *wl, struct mt_spec_settings *set, char *err,
+                         size_t errlen)
 {
     char canon[4096], why[1024];
     for (size_t k = 0; k < sec->nkeys; k++) {
         const struct mt_spec_key *key = &sec->keys[k];
         if (is_harness_key(wl, key->name)) {
             if (key->nvalues != 1)
-                return fail(err, errlen, s->path, key->line, "'%s' takes one value in a workload section", key->name);
+                return fail(err, errlen, s->path, key->line,
+                            "'%s' takes one value in a workload section", key->name);
             if (parse_setting(s->path, key->line, key->name, key->values[0], set, err, errlen))
                 return -1;
             continue;
@@ -485,11 +480,16 @@ static int check_section(const struct mt_spec *s, const struct mt_spec_section *
         if (idx < 0) {
             const char *near = mt_params_suggest(wl, key->name);
             if (near)
-                return fail(err, errlen, s->path, key->line, "unknown parameter '%s' for workload '%s'; did you mean '%s'?", key->name, wl->name, near);
-            return fail(err, errlen, s->path, key->line, "unknown parameter '%s' for workload '%s' (see: memtrade describe %s)", key->name, wl->name, wl->name);
+                return fail(err, errlen, s->path, key->line,
+                            "unknown parameter '%s' for workload '%s'; did you mean '%s'?",
+                            key->name, wl->name, near);
+            return fail(err, errlen, s->path, key->line,
+                        "unknown parameter '%s' for workload '%s' (see: memtrade describe %s)",
+                        key->name, wl->name, wl->name);
         }
         for (size_t v = 0; v < key->nvalues; v++)
-            if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], canon, sizeof canon, why, sizeof why))
+            if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], canon,
+                                      sizeof canon, why, sizeof why))
                 return fail(err, errlen, s->path, key->line, "%s", why);
     }
     return 0;
@@ -500,8 +500,7 @@ static int push_plan(struct mt_plan **plans, size_t *n, size_t *cap, struct mt_p
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
         struct mt_plan *grown = realloc(*plans, ncap * sizeof *grown);
-        if (!grown)
-            return -1;
+        if (!grown) return -1;
         *plans = grown;
         *cap = ncap;
     }
@@ -509,9 +508,9 @@ static int push_plan(struct mt_plan **plans, size_t *n, size_t *cap, struct mt_p
     return 0;
 }
 
-int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg,
-                   int threads_default, uint64_t unknown_estimate, struct mt_plan **plans,
-                   size_t *n, char *err, size_t errlen)
+int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int threads_default,
+                   uint64_t unknown_estimate, struct mt_plan **plans, size_t *n, char *err,
+                   size_t errlen)
 {
     *plans = NULL;
     *n = 0;
@@ -530,17 +529,14 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg,
         }
         const struct mt_workload *wl = &pl->desc;
         struct mt_spec_settings set = s->settings;
-        if (check_section(s, sec, wl, &set, err, errlen))
-            goto fail_all;
+        if (check_section(s, sec, wl, &set, err, errlen)) goto fail_all;
         size_t repeats = set.repeats ? set.repeats : 1;
         /* Parameter keys of this section, in file order, and the seed default. */
         size_t nk = 0, total = 1;
         const struct mt_spec_key **pk = calloc(sec->nkeys + 1, sizeof *pk);
-        if (!pk)
-            goto oom;
+        if (!pk) goto oom;
         for (size_t k = 0; k < sec->nkeys; k++) {
-            if (is_harness_key(wl, sec->keys[k].name))
-                continue;
+            if (is_harness_key(wl, sec->keys[k].name)) continue;
             pk[nk++] = &sec->keys[k];
             total *= sec->keys[k].nvalues;
             if (total * repeats + *n > MAX_GRID) {
@@ -595,8 +591,7 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg,
         free(keys);
         free(vals);
         free(pk);
-        if (!ok)
-            goto oom;
+        if (!ok) goto oom;
     }
     return 0;
 oom:
@@ -615,8 +610,7 @@ int mt_spec_parse_shard(const char *text, size_t *index, size_t *count)
     int64_t i, n;
     char buf[64];
     const char *slash = strchr(text, '/');
-    if (!slash || (size_t)(slash - text) >= sizeof buf)
-        return -1;
+    if (!slash || (size_t)(slash - text) >= sizeof buf) return -1;
     memcpy(buf, text, (size_t)(slash - text));
     buf[slash - text] = '\0';
     if (mt_util_parse_i64(buf, &i) || mt_util_parse_i64(slash + 1, &n) || n < 1 || i < 1 || i > n)

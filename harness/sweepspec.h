@@ -60,10 +60,10 @@ struct mt_spec_section {
 };
 
 struct mt_spec_settings {
-    size_t repeats;      /* 0 = not set */
-    int threads;         /* 0 = not set */
-    double timeout_s;    /* < 0 = not set */
-    uint64_t mem_limit;  /* 0 = not set */
+    size_t repeats;     /* 0 = not set */
+    int threads;        /* 0 = not set */
+    double timeout_s;   /* < 0 = not set */
+    uint64_t mem_limit; /* 0 = not set */
 };
 
 struct mt_spec {
@@ -95,15 +95,14 @@ void mt_spec_free(struct mt_spec *s);
  * the section nor [sweep] sets threads. Plans are finished (mt_plan_finish) with
  * `unknown_estimate`. Returns 0 with a malloc'd array in *plans (*n entries; free each
  * with mt_plan_free, then the array), or -1 with err. */
-int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg,
-                   int threads_default, uint64_t unknown_estimate, struct mt_plan **plans,
-                   size_t *n, char *err, size_t errlen);
+int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int threads_default,
+                   uint64_t unknown_estimate, struct mt_plan **plans, size_t *n, char *err,
+                   size_t errlen);
 
 /* Contract: expands one value list ("1,2,8..32:x2") into items; used by the parser and
  * tests. Returns 0 with a malloc'd array of malloc'd strings, or -1 with a message (no
  * file:line prefix). */
-int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
-                          size_t errlen);
+int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err, size_t errlen);
 
 /* Contract: parses "I/N" (1 <= I <= N). Returns 0 or -1. */
 int mt_spec_parse_shard(const char *text, size_t *index, size_t *count);

@@ -13,13 +13,11 @@ int mt_util_parse_bytes(const char *text, uint64_t *out)
 {
     while (isspace((unsigned char)*text))
         text++;
-    if (!isdigit((unsigned char)*text) && *text != '.')
-        return -1;
+    if (!isdigit((unsigned char)*text) && *text != '.') return -1;
     errno = 0;
     char *end;
     double v = strtod(text, &end);
-    if (errno || end == text || !isfinite(v) || v < 0)
-        return -1;
+    if (errno || end == text || !isfinite(v) || v < 0) return -1;
     while (isspace((unsigned char)*end))
         end++;
     static const struct {
@@ -43,15 +41,13 @@ int mt_util_parse_bytes(const char *text, uint64_t *out)
     size_t n = strlen(end);
     while (n && isspace((unsigned char)end[n - 1]))
         n--;
-    if (n >= sizeof suffix)
-        return -1;
+    if (n >= sizeof suffix) return -1;
     memcpy(suffix, end, n);
     suffix[n] = '\0';
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcasecmp(suffix, units[i].suffix) == 0) {
             double bytes = v * units[i].mult;
-            if (bytes >= 18446744073709551616.0)
-                return -1;
+            if (bytes >= 18446744073709551616.0) return -1;
             *out = (uint64_t)llround(bytes);
             return 0;
         }
@@ -64,8 +60,7 @@ int mt_util_parse_seconds(const char *text, double *out)
     errno = 0;
     char *end;
     double v = strtod(text, &end);
-    if (errno || end == text || !isfinite(v) || v < 0)
-        return -1;
+    if (errno || end == text || !isfinite(v) || v < 0) return -1;
     double mult = 1;
     if (*end == 's')
         end++;
@@ -73,8 +68,7 @@ int mt_util_parse_seconds(const char *text, double *out)
         mult = 60, end++;
     else if (*end == 'h')
         mult = 3600, end++;
-    if (*end)
-        return -1;
+    if (*end) return -1;
     *out = v * mult;
     return 0;
 }
@@ -95,8 +89,7 @@ char *mt_util_fmt_bytes(char *buf, size_t cap, double bytes)
 size_t mt_util_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 255 || lb > 255)
-        return (size_t)-1 / 2;
+    if (la > 255 || lb > 255) return (size_t)-1 / 2;
     /* Optimal string alignment distance: three rows suffice. */
     size_t rows[3][256];
     size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
@@ -107,10 +100,8 @@ size_t mt_util_edit_distance(const char *a, const char *b)
         for (size_t j = 1; j <= lb; j++) {
             size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
             size_t best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < best)
-                best = prev[j - 1] + cost;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (prev[j - 1] + cost < best) best = prev[j - 1] + cost;
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
                 prev2[j - 2] + 1 < best)
                 best = prev2[j - 2] + 1;
@@ -130,8 +121,7 @@ const char *mt_util_nearest(const char *word, const char *const *candidates, siz
     size_t best_d = (size_t)-1;
     for (size_t i = 0; i < n; i++) {
         size_t d = mt_util_edit_distance(word, candidates[i]);
-        if (d < best_d)
-            best_d = d, best = candidates[i];
+        if (d < best_d) best_d = d, best = candidates[i];
     }
     size_t len = strlen(word);
     size_t limit = len / 3 > 2 ? len / 3 : 2;
@@ -143,8 +133,7 @@ int mt_util_parse_i64(const char *text, int64_t *out)
     errno = 0;
     char *end;
     long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end)
-        return -1;
+    if (errno || end == text || *end) return -1;
     *out = v;
     return 0;
 }
@@ -154,8 +143,7 @@ int mt_util_parse_double(const char *text, double *out)
     errno = 0;
     char *end;
     double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v))
-        return -1;
+    if (errno || end == text || *end || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }
@@ -164,8 +152,7 @@ char *mt_util_fmt_double_short(char *buf, size_t cap, double v)
 {
     for (int prec = 6; prec <= 17; prec++) {
         snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
+        if (strtod(buf, NULL) == v) break;
     }
     return buf;
 }

@@ -48,8 +48,11 @@ static void test_round_trip(void)
             for (size_t k = 0; k < len; k++) {
                 unsigned r = next_u32() % 8;
                 /* Bias towards the bytes that need escaping. */
-                fields[i][k] = r == 0 ? '\t' : r == 1 ? '\n' : r == 2 ? '\\' : r == 3 ? '\r'
-                                                                  : (char)(1 + next_u32() % 255);
+                fields[i][k] = r == 0   ? '\t'
+                               : r == 1 ? '\n'
+                               : r == 2 ? '\\'
+                               : r == 3 ? '\r'
+                                        : (char)(1 + next_u32() % 255);
             }
             fields[i][len] = '\0';
             fp[i] = fields[i];
@@ -158,7 +161,6 @@ int main(void)
     test_truncation();
     test_malformed();
     test_reader();
-    if (failures)
-        fprintf(stderr, "%d checks failed\n", failures);
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
     return failures ? 1 : 0;
 }

@@ -33,12 +33,13 @@ static void warn(void *arg, const char *msg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3)
-        return 2;
+    if (argc != 3) return 2;
     refused(argv[1], "bad_abi.so", "plugin ABI major version 99, this harness speaks 1");
     refused(argv[1], "bad_nosym.so", "no 'memtrade_workload' symbol");
-    refused(argv[1], "bad_default.so", "the default of parameter 'steps' of workload 'bad_default': 0 is out of range");
-    refused(argv[1], "bad_choices.so", "parameter 'dtype' of 'bad_choices' has an empty choice list");
+    refused(argv[1], "bad_default.so",
+            "the default of parameter 'steps' of workload 'bad_default': 0 is out of range");
+    refused(argv[1], "bad_choices.so",
+            "parameter 'dtype' of 'bad_choices' has an empty choice list");
     refused(argv[1], "bad_dup.so", "parameter 'steps' of 'bad_dup' is declared twice");
     refused(argv[1], "bad_norun.so", "has no run() hook");
     refused(argv[1], "bad_size.so", "struct_size 16 is smaller");

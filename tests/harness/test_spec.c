@@ -55,8 +55,7 @@ static int items_are(const char *text, const char *want)
         free(v[i]);
     }
     free(v);
-    if (strcmp(got, want) != 0)
-        fprintf(stderr, "  '%s' -> '%s', want '%s'\n", text, got, want);
+    if (strcmp(got, want) != 0) fprintf(stderr, "  '%s' -> '%s', want '%s'\n", text, got, want);
     return strcmp(got, want) == 0;
 }
 
@@ -71,8 +70,7 @@ static int items_fail(const char *text, const char *needle)
         free(v);
         return 0;
     }
-    if (!strstr(err, needle))
-        fprintf(stderr, "  '%s' -> '%s', want '%s'\n", text, err, needle);
+    if (!strstr(err, needle)) fprintf(stderr, "  '%s' -> '%s', want '%s'\n", text, err, needle);
     return strstr(err, needle) != NULL;
 }
 
@@ -104,8 +102,7 @@ static int parse_fails(const char *text, const char *want)
         fprintf(stderr, "  parsed, want '%s'\n", want);
         return 0;
     }
-    if (!strstr(err, want))
-        fprintf(stderr, "  got '%s', want '%s'\n", err, want);
+    if (!strstr(err, want)) fprintf(stderr, "  got '%s', want '%s'\n", err, want);
     return strstr(err, want) != NULL;
 }
 
@@ -113,7 +110,8 @@ static void test_parse_errors(void)
 {
     CHECK(parse_fails("[sweep]\nname = a\n[baseline\n", "x.ini:3: malformed section"));
     CHECK(parse_fails("# c\n\nsteps = 1\n", "x.ini:3: 'steps' outside any section"));
-    CHECK(parse_fails("[sweep]\nrepeat = 2\n", "x.ini:2: unknown key 'repeat' in [sweep]; did you mean 'repeats'?"));
+    CHECK(parse_fails("[sweep]\nrepeat = 2\n",
+                      "x.ini:2: unknown key 'repeat' in [sweep]; did you mean 'repeats'?"));
     CHECK(parse_fails("[a]\nx = 1\nx = 2\n", "x.ini:3: key 'x' given twice"));
     CHECK(parse_fails("[a]\nx 1\n", "x.ini:2: expected 'key = value'"));
     CHECK(parse_fails("[a]\nx =\n", "x.ini:2: key 'x' has no value"));
@@ -131,11 +129,19 @@ static const struct mt_param_spec params[] = {
     {"fast", MT_PARAM_BOOL, "off", 0, 0, NULL, "flag"},
     {"seed", MT_PARAM_INT, "3", 0, 1e9, NULL, "seed"},
 };
-static int run(struct mt_ctx *c) { (void)c; return 0; }
-static struct mt_plugin plugin = {
-    .path = "test.so",
-    .desc = {.abi_major = 1, .struct_size = sizeof(struct mt_workload), .name = "baseline",
-             .summary = "s", .params = params, .n_params = 5, .run = run}};
+static int run(struct mt_ctx *c)
+{
+    (void)c;
+    return 0;
+}
+static struct mt_plugin plugin = {.path = "test.so",
+                                  .desc = {.abi_major = 1,
+                                           .struct_size = sizeof(struct mt_workload),
+                                           .name = "baseline",
+                                           .summary = "s",
+                                           .params = params,
+                                           .n_params = 5,
+                                           .run = run}};
 
 static void test_resolve(void)
 {
@@ -143,10 +149,12 @@ static void test_resolve(void)
     char err[512];
     const char *k1[] = {"stpes"}, *v1[] = {"5"};
     CHECK(mt_params_resolve(&plugin.desc, k1, v1, 1, &p, err, sizeof err) == -1);
-    CHECK(strcmp(err, "unknown parameter 'stpes' for workload 'baseline'; did you mean 'steps'?") == 0);
+    CHECK(strcmp(err, "unknown parameter 'stpes' for workload 'baseline'; did you mean 'steps'?") ==
+          0);
     const char *k2[] = {"steps"}, *v2[] = {"0"};
     CHECK(mt_params_resolve(&plugin.desc, k2, v2, 1, &p, err, sizeof err) == -1);
-    CHECK(strstr(err, "parameter 'steps' of workload 'baseline': 0 is out of range [1, 1000]") != NULL);
+    CHECK(strstr(err, "parameter 'steps' of workload 'baseline': 0 is out of range [1, 1000]") !=
+          NULL);
     const char *k3[] = {"model"}, *v3[] = {"huge"};
     CHECK(mt_params_resolve(&plugin.desc, k3, v3, 1, &p, err, sizeof err) == -1);
     CHECK(strstr(err, "'huge' is not one of tiny|small|base") != NULL);
@@ -177,7 +185,8 @@ static void test_expand(void)
     CHECK(n == 2 * 3 * 2 + 2);
     if (n == 14) {
         /* first key slowest, repeats adjacent */
-        CHECK(strcmp(plans[0].config_key, "baseline?fast=false&lr=0.001&model=tiny&seed=11&steps=1") == 0);
+        CHECK(strcmp(plans[0].config_key,
+                     "baseline?fast=false&lr=0.001&model=tiny&seed=11&steps=1") == 0);
         CHECK(plans[0].repeat == 0 && plans[1].repeat == 1);
         CHECK(strcmp(plans[0].config_key, plans[1].config_key) == 0);
         CHECK(strstr(plans[2].config_key, "model=tiny") && strstr(plans[2].config_key, "steps=2"));
@@ -198,9 +207,12 @@ static void test_expand(void)
     } bad[] = {
         {"[sweep]\nname = x\n", "e.ini:1: empty grid: no workload section"},
         {"[sweep]\n\n[baselin]\n", "e.ini:3: unknown workload 'baselin'; did you mean 'baseline'?"},
-        {"[baseline]\nstpes = 3\n", "e.ini:2: unknown parameter 'stpes' for workload 'baseline'; did you mean 'steps'?"},
-        {"[baseline]\nsteps = 1, 5000\n", "e.ini:2: parameter 'steps' of workload 'baseline': 5000 is out of range"},
-        {"[baseline]\nmodel = tiny\nlr = fast\n", "e.ini:3: parameter 'lr' of workload 'baseline': 'fast' is not a number"},
+        {"[baseline]\nstpes = 3\n",
+         "e.ini:2: unknown parameter 'stpes' for workload 'baseline'; did you mean 'steps'?"},
+        {"[baseline]\nsteps = 1, 5000\n",
+         "e.ini:2: parameter 'steps' of workload 'baseline': 5000 is out of range"},
+        {"[baseline]\nmodel = tiny\nlr = fast\n",
+         "e.ini:3: parameter 'lr' of workload 'baseline': 'fast' is not a number"},
         {"[baseline]\ntimeout = 1, 2\n", "e.ini:2: 'timeout' takes one value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -233,7 +245,6 @@ int main(void)
     test_resolve();
     test_expand();
     test_shard();
-    if (failures)
-        fprintf(stderr, "%d checks failed\n", failures);
+    if (failures) fprintf(stderr, "%d checks failed\n", failures);
     return failures ? 1 : 0;
 }

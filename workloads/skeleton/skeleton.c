@@ -60,8 +60,7 @@ static int run(struct mt_ctx *ctx)
     int previous = mt_mem_category(ctx, MT_MEM_WORKSPACE);
     double *buf = malloc(n * sizeof *buf);
     mt_mem_category(ctx, previous);
-    if (!buf)
-        return mt_error(ctx, "cannot allocate %zu doubles", n);
+    if (!buf) return mt_error(ctx, "cannot allocate %zu doubles", n);
 
     double sum = 0;
     for (int64_t s = 0; s < steps; s++) {
@@ -99,15 +98,15 @@ static int run(struct mt_ctx *ctx)
  * the parameter table sane. Fields appended in later minors are read as 0 from plugins
  * built against an older header (struct_size tells). */
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR, /* required: refused if it differs */
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR, /* informational: recorded with each run */
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,  /* required: refused if it differs */
+    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,  /* informational: recorded with each run */
     .struct_size = sizeof(struct mt_workload), /* required */
     .name = "skeleton",                        /* required: `memtrade run skeleton` */
     .summary = "example plugin: seeded random fill, commented for copying", /* required */
-    .params = params,                          /* optional (NULL with n_params 0) */
+    .params = params, /* optional (NULL with n_params 0) */
     .n_params = sizeof params / sizeof params[0],
-    .ranks_param = NULL, /* optional: name of an INT parameter giving the MPI ranks; the
-                            harness then starts the run through its launcher (mpirun) */
+    .ranks_param = NULL,          /* optional: name of an INT parameter giving the MPI ranks; the
+                                     harness then starts the run through its launcher (mpirun) */
     .mem_estimate = mem_estimate, /* optional */
     .run = run,                   /* required */
 };

@@ -28,8 +28,7 @@ static int run(struct mt_ctx *ctx)
     for (int64_t i = 0; i < steps; i++) {
         mt_region_begin(ctx, "step");
         struct timespec ts = {sleep_ms / 1000, (long)(sleep_ms % 1000) * 1000000L};
-        if (sleep_ms)
-            nanosleep(&ts, NULL);
+        if (sleep_ms) nanosleep(&ts, NULL);
         mt_sample(ctx, "train_loss", (double)i, 10.0 - (double)i);
         mt_progress(ctx, (double)(i + 1), (double)steps);
         mt_region_end(ctx, "step");

@@ -12,7 +12,8 @@ static int run(struct mt_ctx *ctx)
 }
 
 static const struct mt_param_spec params[] = {
-    {"address", MT_PARAM_INT, "16", 0, 4096, NULL, "address to write to (not 0: UBSan would catch a NULL store)"},
+    {"address", MT_PARAM_INT, "16", 0, 4096, NULL,
+     "address to write to (not 0: UBSan would catch a NULL store)"},
 };
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
