@@ -5,12 +5,17 @@
 # bytes, 12+ frames deep) bare, under libmt_heap.so in full and in sampled mode, and under
 # Debian's heaptrack (`heaptrack -r`: record only, no analysis), REPEATS times each,
 # interleaved, and printing the median wall time and overhead (time / bare time - 1) of each.
+# Then, when the build has the harness and the baseline plugin, the same for a baseline
+# training run (tiny model, TRAIN_STEPS steps, one thread): the CPU and wall time of its
+# 'train' region with --heap off, full and sampled (heaptrack cannot wrap the harness's
+# re-executed child, so it is not in that table).
 # What it is not for: a test (nothing fails); run it niced, on a quiet machine if you can.
-# Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS]
+# Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS] [TRAIN_STEPS]
 set -eu
 build=${1:-build}
 repeats=${2:-5}
 allocs=${3:-2000000}
+train_steps=${4:-300}
 prog=$build/bin/mt_heap_bench_malloc
 lib=$build/lib/libmt_heap.so
 [ -x "$prog" ] && [ -f "$lib" ] || {
@@ -58,3 +63,34 @@ if [ -f "$tmp/heaptrack" ]; then
   awk -v f="$(median full)" -v h="$(median heaptrack)" -v b="$base" \
     'BEGIN {printf "full-mode overhead / heaptrack overhead = %.2f (target < 0.5)\n", (f - b) / (h - b)}'
 fi
+
+memtrade=$build/bin/memtrade
+if [ ! -x "$memtrade" ] || [ ! -f "$build/plugins/baseline.so" ] || ! command -v sqlite3 >/dev/null; then
+  echo "baseline training run: unavailable (needs $memtrade, the baseline plugin and sqlite3)"
+  exit 0
+fi
+# train NAME HEAP: one baseline run; appends the train region's cpu and wall ms
+train() {
+  out="$tmp/train-$1"
+  rm -rf "$out"
+  XDG_CACHE_HOME="$out/cache" nice -n 10 "$memtrade" run baseline -p model=tiny \
+    -p steps="$train_steps" -p eval_tokens=2000 --threads 1 --heap "$2" --out "$out" \
+    >/dev/null 2>&1 || { echo "bench_heap: training run with --heap $2 failed" >&2; exit 1; }
+  sqlite3 "$out/memtrade.db" "SELECT CAST(cpu_s*1000 AS INT), CAST(wall_s*1000 AS INT)
+    FROM regions WHERE path = 'train'" | tr '|' ' ' >>"$tmp/train.$1"
+}
+for i in $(seq "$repeats"); do
+  train off off
+  train full full
+  train sampled sampled
+done
+tmedian() { awk -v c="$2" '{print $c}' "$tmp/train.$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+echo
+echo "baseline training run: tiny model, $train_steps steps, 1 thread, median of $repeats runs of the 'train' region"
+printf '%-10s %8s %9s %8s %9s\n' heap cpu_ms overhead wall_ms overhead
+cbase=$(tmedian off 1)
+wbase=$(tmedian off 2)
+for name in off full sampled; do
+  awk -v n="$name" -v c="$(tmedian $name 1)" -v w="$(tmedian $name 2)" -v cb="$cbase" -v wb="$wbase" \
+    'BEGIN {printf "%-10s %8d %8.1f%% %8d %8.1f%%\n", n, c, (c / cb - 1) * 100, w, (w / wb - 1) * 100}'
+done
