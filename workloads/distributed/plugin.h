@@ -7,7 +7,9 @@
  * What it is not for: training itself (train.h) or MPI wrappers (dist.h).
  *
  * Metrics. Every rank (stored with its rank): train_peak_bytes and peak_<category>_bytes
- * from its own slab ledger (bytes requested by the shard, optimizer state, batch),
+ * from its own slab ledger over the training loop (bytes requested by the shard,
+ * optimizer state, batch), the latter also as train_peak_<category>_bytes because the
+ * heap profiler's whole-run peak_<category>_bytes replace ours when it runs,
  * comm_bytes_sent / comm_bytes_recv (point-to-point exact, collectives by the ring model,
  * see dist.h), comm_s (also the region "comm"), compute_s, comm_calls, flat_params.
  * Rank 0 only (run-level; the harness takes rank 0's value of non-byte metrics):
