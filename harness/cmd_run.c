@@ -331,6 +331,8 @@ int mt_cmd_sweep(int argc, char **argv)
                                          {"dry-run", no_argument, 0, OPT_DRY},
                                          {"shard", required_argument, 0, OPT_SHARD},
                                          {"threads", required_argument, 0, OPT_THREADS},
+                                         {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                         {"mem-limit", required_argument, 0, OPT_MEMLIMIT},
                                          {0, 0, 0, 0}};
     struct mt_cli_common co = {0};
     struct run_limits lim = {0};
@@ -378,7 +380,9 @@ int mt_cmd_sweep(int argc, char **argv)
                   "  --dry-run          print the grid and exit (no database)\n"
                   "  --shard I/N        run only grid indexes with index % N == I-1\n"
                   "  --threads N        threads per rank when the file does not say\n"
-                  "                     (default cores / jobs)\n" COMMON_HELP,
+                  "                     (default cores / jobs)\n"
+                  "  --timeout S        per-run timeout when the file does not say\n"
+                  "  --mem-limit BYTES  per-rank memory limit when the file does not say\n" COMMON_HELP,
                   stdout);
             return MT_EXIT_OK;
         } else {

@@ -75,4 +75,9 @@ for s in 1 2 3; do
 done
 expect_eq shards "$(echo $union | tr ' ' '\n' | sort -n | tr '\n' ' ')" "$all"
 expect_rc 2 "$MT" sweep g.ini --dry-run --shard 4/3
+
+# Command-line limits apply where the sweep file is silent.
+printf '[t_ok]\nsteps = 1\nsleep_ms = 5000\n' >t.ini
+expect_rc 1 "$MT" sweep t.ini --db "$TMP/t.db" --no-heap --timeout 0.5
+expect_eq cli_timeout "$(sqlite3 "$TMP/t.db" "SELECT status FROM runs")" "timeout"
 echo "ok"
