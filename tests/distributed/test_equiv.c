@@ -205,8 +205,29 @@ int main(int argc, char **argv)
         release(&dp);
     } else {
         job.strategy = !strcmp(mode, "tp") ? MT_DIST_TP : MT_DIST_PP;
-        job.one_f_one_b = !strcmp(mode, "pp_1f1b");
+        if (!strcmp(mode, "pp_1f1b")) { /* 1F1B keeps min(M, P - stage) of GPipe's M slots */
+            train(&d, &job, &dp);
+            release(&dp);
+            job.one_f_one_b = 1;
+        }
         train(&d, &job, &res);
+        if (job.one_f_one_b) {
+            size_t M = job.micro_batches, P = (size_t)d.nranks, s = (size_t)d.rank;
+            size_t slots = P - s < M ? P - s : M;
+            CHECK(res.peak[MT_MEM_ACTIVATIONS] * M == dp.peak[MT_MEM_ACTIVATIONS] * slots,
+                  "1f1b activations %zu B vs gpipe %zu B, want %zu/%zu of it",
+                  res.peak[MT_MEM_ACTIVATIONS], dp.peak[MT_MEM_ACTIVATIONS], slots, M);
+            printf("rank %d: activations 1f1b %zu B = %zu/%zu of gpipe %zu B\n", d.rank,
+                   res.peak[MT_MEM_ACTIVATIONS], slots, M, dp.peak[MT_MEM_ACTIVATIONS]);
+        }
+        if (job.strategy == MT_DIST_TP) { /* 1/P of the split matrices, the rest replicated */
+            size_t C = job.cfg.n_embd, L = job.cfg.n_layer, P = (size_t)d.nranks;
+            size_t want = job.cfg.vocab * C + job.cfg.seq_len * C + 2 * C +
+                          L * (6 * C + (12 * C * C + 7 * C) / P);
+            CHECK(res.flat_params == want && res.peak[MT_MEM_WEIGHTS] == 4 * want,
+                  "tp rank holds %zu floats (%zu B), want %zu", res.flat_params,
+                  res.peak[MT_MEM_WEIGHTS], want);
+        }
         int has_head = job.strategy == MT_DIST_TP || d.rank == d.nranks - 1;
         if (has_head) {
             double e = max_abs(res.logits, ref.logits, logits_n);
