@@ -11,6 +11,8 @@
  *     hook sees every linear layer and a failing hook fails the forward;
  *   - recomputation (recompute_every = 1..L-1) gives bit-identical losses and weights to
  *     keeping every layer, with exactly the activation bytes the layout promises;
+ *   - gradient accumulation: 4 micro-batches of B/4 (backward with norm_tokens = B*T)
+ *     match one batch of B over 5 steps: weights within 1e-5 relative (norm-wise);
  *   - configuration parsing refuses bad input.
  * What it is not for: gradient correctness (test_grad.c) or kernel accuracy.
  */
@@ -237,6 +239,44 @@ static void recompute(void)
     }
 }
 
+/* Five steps on the same data as one batch of 8 or as 4 accumulated micro-batches of 2. */
+static void accumulate(void)
+{
+    enum { B = 8, T = 16, K = 4 };
+    struct mt_gpt *one = make("tiny", MT_GPT_TRAIN, B, T, 21);
+    struct mt_gpt *acc = make("tiny", MT_GPT_TRAIN, B / K, T, 21);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(5);
+    r.batch = B, r.seq = T;
+    int in[B * T], tg[B * T];
+    for (size_t s = 0; s < 5; s++) {
+        for (size_t i = 0; i < B * T; i++) {
+            in[i] = (unsigned char)text[(s * 13 + i) % (sizeof text - 2)];
+            tg[i] = (unsigned char)text[(s * 13 + i) % (sizeof text - 2) + 1];
+        }
+        float l1, lk = 0.0f, part;
+        CHECK_OK(mt_gpt_train_step(one, &r, s, in, tg, &l1, NULL, err, sizeof err), err);
+        mt_gpt_zero_grad(acc);
+        for (size_t k = 0; k < K; k++) {
+            size_t off = k * (B / K) * T;
+            CHECK_OK(mt_gpt_forward(acc, in + off, tg + off, B / K, T, &part, err, sizeof err),
+                     err);
+            CHECK_OK(mt_gpt_backward(acc, 1.0f, B * T, err, sizeof err), err);
+            lk += part / K;
+        }
+        mt_gpt_adamw_step(acc, &r, mt_gpt_lr_at(&r, s), 1.0f);
+        CHECK(fabsf(l1 - lk) <= 1e-5f * l1);
+    }
+    double d = 0, n = 0;
+    for (size_t i = 0; i < one->n_params; i++) {
+        d += ((double)one->params[i] - acc->params[i]) * ((double)one->params[i] - acc->params[i]);
+        n += (double)one->params[i] * one->params[i];
+    }
+    printf("accumulate: 4 x B/4 vs B over 5 steps, weights differ by %.2e relative\n", sqrt(d / n));
+    CHECK(sqrt(d / n) < 1e-5);
+    mt_gpt_free(one);
+    mt_gpt_free(acc);
+}
+
 static void config_parsing(void)
 {
     struct mt_gpt_config cfg;
@@ -256,8 +296,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } parts[] = {{"config", config_parsing}, {"memory", memory},   {"decode", decode_and_hook},
-                 {"determinism", determinism}, {"recompute", recompute}, {"overfit", overfit}};
+    } parts[] = {{"config", config_parsing},  {"memory", memory},
+                 {"decode", decode_and_hook}, {"determinism", determinism},
+                 {"recompute", recompute},    {"overfit", overfit},
+                 {"accumulate", accumulate}};
     size_t ran = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         int want = argc < 2;

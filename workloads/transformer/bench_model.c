@@ -83,11 +83,9 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
     printf("%-6s memory (MiB): weights %.1f, gradients %.1f, optimizer %.1f, activations %.1f, "
            "act_grads %.1f, workspace %.3f; weights+grads+optimizer = %.4f x 16 B/param\n",
            label, m->slab_bytes[MT_MEM_WEIGHTS] / 1048576.0,
-           m->slab_bytes[MT_MEM_GRADIENTS] / 1048576.0,
-           m->slab_bytes[MT_MEM_OPTIMIZER] / 1048576.0,
+           m->slab_bytes[MT_MEM_GRADIENTS] / 1048576.0, m->slab_bytes[MT_MEM_OPTIMIZER] / 1048576.0,
            m->slab_bytes[MT_MEM_ACTIVATIONS] / 1048576.0,
-           m->slab_bytes[MT_MEM_ACT_GRADS] / 1048576.0,
-           m->slab_bytes[MT_MEM_WORKSPACE] / 1048576.0,
+           m->slab_bytes[MT_MEM_ACT_GRADS] / 1048576.0, m->slab_bytes[MT_MEM_WORKSPACE] / 1048576.0,
            (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->slab_bytes[MT_MEM_GRADIENTS] +
                     m->slab_bytes[MT_MEM_OPTIMIZER]) /
                (16.0 * (double)m->n_params));

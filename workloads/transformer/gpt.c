@@ -605,18 +605,17 @@ void mt_gpt_zero_grad(struct mt_gpt *m)
     m->grads_zero = 1;
 }
 
-void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which,
-                         float **dw, float **db)
+void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **dw,
+                         float **db)
 {
     float *w, *b;
     mt_gpt_linear_weights(m, layer, which, &w, &b, NULL, NULL);
     *dw = m->grads ? m->grads + (w - m->params) : NULL;
-    if (db)
-        *db = m->grads && b ? m->grads + (b - m->params) : NULL;
+    if (db) *db = m->grads && b ? m->grads + (b - m->params) : NULL;
 }
 
-int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which,
-                              const float *dout, const float *in, float *din, size_t rows)
+int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which, const float *dout,
+                              const float *in, float *din, size_t rows)
 {
     struct mt_gpt *m = model;
     float *w, *dw, *db;
@@ -647,8 +646,7 @@ static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     if (mt_gpt_linear_bwd(m, l, MT_LIN_FCPROJ, dres, act_at(m, MT_A_FCH_GELU, l), dfch, BT))
         return -1;
     mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * 4 * C);
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_FC, dfch, act_at(m, MT_A_LN2, l), dln, BT))
-        return -1;
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_FC, dfch, act_at(m, MT_A_LN2, l), dln, BT)) return -1;
     mt_k_layernorm_bwd(dres, g[MT_P_LN2W] + l * C, g[MT_P_LN2B] + l * C, dln,
                        act_at(m, MT_A_RESIDUAL2, l), p[MT_P_LN2W] + l * C,
                        act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), BT, C);
@@ -657,8 +655,7 @@ static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
         return -1;
     mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B, T, C,
                        NH);
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_QKV, dqkv, act_at(m, MT_A_LN1, l), dln, BT))
-        return -1;
+    if (mt_gpt_linear_bwd(m, l, MT_LIN_QKV, dqkv, act_at(m, MT_A_LN1, l), dln, BT)) return -1;
     mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
                        p[MT_P_LN1W] + l * C, act_at(m, MT_A_LN1_MEAN, l),
                        act_at(m, MT_A_LN1_RSTD, l), BT, C);
@@ -689,8 +686,7 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
                 if (layer_fwd(m, r, B, T))
                     return mt_tf_fail(err, errlen, "linear hook failed in recomputation");
         }
-        if (layer_bwd(m, l, B, T))
-            return mt_tf_fail(err, errlen, "linear backward hook failed");
+        if (layer_bwd(m, l, B, T)) return mt_tf_fail(err, errlen, "linear backward hook failed");
     }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;

@@ -224,10 +224,10 @@ struct mt_gpt {
     void *work;            /* slab: MT_MEM_WORKSPACE */
     int *inputs, *targets; /* carved from work */
 
-    size_t fwd_B, fwd_T; /* shape of the last forward */
-    float last_loss;     /* mean loss of the last forward with targets, or -1 */
-    uint64_t adam_step;  /* optimizer steps taken */
-    int grads_zero;      /* gradients known to be all zero (zero_grad is free) */
+    size_t fwd_B, fwd_T;                    /* shape of the last forward */
+    float last_loss;                        /* mean loss of the last forward with targets, or -1 */
+    uint64_t adam_step;                     /* optimizer steps taken */
+    int grads_zero;                         /* gradients known to be all zero (zero_grad is free) */
     struct mt_gpt_linear_hook hook;         /* forward linears (NULL matmul = default) */
     struct mt_gpt_linear_bwd_hook bwd_hook; /* backward linears (NULL = default) */
 };
@@ -263,12 +263,12 @@ int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const fl
 int mt_gpt_linear_bwd(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *dout,
                       const float *in, float *din, size_t rows);
 /* Default linear backward (fp32 oneDNN GEMMs), user = the model. */
-int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which,
-                              const float *dout, const float *in, float *din, size_t rows);
+int mt_gpt_linear_bwd_default(void *model, size_t layer, enum mt_linear which, const float *dout,
+                              const float *in, float *din, size_t rows);
 /* Where the gradients of a linear layer's weight and bias live (NULL without gradients;
  * *db NULL for the LM head); db may be NULL. */
-void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which,
-                         float **dw, float **db);
+void mt_gpt_linear_grads(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **dw,
+                         float **db);
 /* Where the fp32 weight (out_dim x in_dim) and bias (NULL for the LM head) of a linear
  * layer live, and its dimensions. */
 void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **w,
