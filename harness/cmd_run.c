@@ -52,7 +52,7 @@ enum {
     "  --no-heap          same as --heap off\n"                                                    \
     "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"                 \
     "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"                     \
-    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID)\n"                   \
+    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID.PID)\n"                   \
     "  --help             this text\n"
 
 /* Handles an option every running command has; returns 1 when it was one, -1 on a bad

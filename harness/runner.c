@@ -138,8 +138,9 @@ static int build_child_argv(const struct mt_runner_opts *o, const struct mt_job 
 
 int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err, size_t errlen)
 {
-    snprintf(job->scratch, sizeof job->scratch, "%s/run-%lld", o->scratch_root,
-             (long long)job->run_id);
+    /* The harness pid too: two harnesses may share an output folder with two databases. */
+    snprintf(job->scratch, sizeof job->scratch, "%s/run-%lld.%d", o->scratch_root,
+             (long long)job->run_id, (int)getpid());
     if (access(job->scratch, F_OK) == 0) nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     if (mkdir_p(job->scratch) != 0) {
         snprintf(err, errlen, "cannot create %s: %s", job->scratch, strerror(errno));
