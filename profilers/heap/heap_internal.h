@@ -89,8 +89,9 @@ struct mt_heap_state {
     uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
 
     struct mt_heap_cats c;
-    uint64_t epoch; /* bumped at every new global peak */
-    double peak_t;  /* seconds since t0 of the global peak */
+    uint64_t epoch;                      /* bumped at every new global peak */
+    long long stack_hits, stack_unwinds; /* stacks from the stack cache / from unwinding */
+    double peak_t;                       /* seconds since t0 of the global peak */
     uintptr_t last_alloc;
 
     /* records: open addressing, linear probing, backward-shift deletion */

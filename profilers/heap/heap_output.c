@@ -477,10 +477,11 @@ static void write_summary(struct wbuf *w)
         leaked_allocs += G.c.allocs[c] - G.c.frees[c];
         bytes += G.c.bytes[c];
     }
-    const char *keys[] = {"allocs",       "bytes",         "peak_bytes",
-                          "leaked_bytes", "leaked_allocs", "sites"};
+    const char *keys[] = {"allocs",        "bytes", "peak_bytes",    "leaked_bytes",
+                          "leaked_allocs", "sites", "stack_unwinds", "stack_cache_hits"};
     long long vals[] = {G.c.allocs_total, bytes,         G.c.peak_total,
-                        G.c.live_total,   leaked_allocs, (long long)G.site_count};
+                        G.c.live_total,   leaked_allocs, (long long)G.site_count,
+                        G.stack_unwinds,  G.stack_hits};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         w_raw(w, "S\t");
         w_raw(w, keys[i]);

@@ -507,7 +507,7 @@ static int should_sample(uint64_t n)
  * returned, within the thread's stack); a hit costs one load and compare per frame, and
  * also remembers the site of each category. A stack whose slots cannot all be found, or a
  * frame outside the thread's stack (coroutines), is simply not cached. */
-enum { SC_SETS = 64, SC_WAYS = 4, SC_SCAN = 16 * 1024 };
+enum { SC_SETS = 64, SC_WAYS = 16 };
 
 struct sc_ent {
     uintptr_t anchor; /* 0 = empty */
@@ -519,9 +519,23 @@ struct sc_ent {
     uintptr_t ips[MT_HEAP_MAX_FRAMES];
 };
 
+/* Many stacks can share the hook's frame and return address (every scratch buffer a
+ * GEMM library allocates, from each layer). A hint keeps, per (frame, return address),
+ * the slot offsets of the last stack cached there; the set is chosen by the values now in
+ * those slots, so such stacks spread over the sets. Any stack maps to some set the same
+ * way at lookup and at fill; correctness never depends on the hint (entries are
+ * validated). */
+enum { SC_HINTS = 256, SC_HINT_FRAMES = 16 };
+struct sc_hint {
+    uintptr_t anchor, ret;
+    uint32_t n;
+    uint32_t off[SC_HINT_FRAMES];
+};
+
 struct sc {
     uintptr_t lo, hi; /* this thread's stack */
     unsigned next[SC_SETS];
+    struct sc_hint hint[SC_HINTS];
     struct sc_ent e[SC_SETS][SC_WAYS];
 };
 
@@ -576,7 +590,7 @@ static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const
     if (depth < 1 || *(const uintptr_t *)(anchor + sizeof(uintptr_t)) != ips[0]) return 0;
     uintptr_t pos = anchor + sizeof(uintptr_t);
     for (int k = 0; k < depth; k++) {
-        uintptr_t end = pos + SC_SCAN < c->hi ? pos + SC_SCAN : c->hi;
+        uintptr_t end = c->hi; /* all mapped: the used part of this thread's stack */
         while (pos + sizeof(uintptr_t) <= end && *(const uintptr_t *)pos != ips[k])
             pos += sizeof(uintptr_t);
         if (pos + sizeof(uintptr_t) > end || pos - anchor > UINT32_MAX) return 0;
@@ -594,7 +608,7 @@ static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const
 }
 
 struct mt_heap_stack {
-    int sampled, depth;
+    int sampled, depth, hit;
     uint64_t hash;
     const uintptr_t *frames; /* buf, or the cache entry's ips */
     struct sc_ent *ent;      /* the cache entry holding this stack, or NULL */
@@ -610,13 +624,21 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     st->hash = 0;
     st->frames = st->buf;
     st->ent = NULL;
+    st->hit = 0;
     if (!st->sampled) return;
     struct sc *c = sc_get();
     if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
-    unsigned set = (unsigned)((anchor >> 4) ^ (anchor >> 10)) & (SC_SETS - 1);
+    uintptr_t ret = c ? *(const uintptr_t *)(anchor + sizeof(uintptr_t)) : 0;
+    uint64_t key = mix64(anchor ^ (ret << 16));
+    struct sc_hint *hint = c ? &c->hint[key & (SC_HINTS - 1)] : NULL;
+    if (hint && hint->anchor == anchor && hint->ret == ret)
+        for (uint32_t k = 1; k < hint->n; k++) /* below hi: mapped (see sc_fill) */
+            key = (key ^ *(const uintptr_t *)(anchor + hint->off[k])) * 0x100000001b3ULL;
+    else
+        hint = NULL;
+    unsigned set = (unsigned)(mix64(key) & (SC_SETS - 1));
     int rescan = c != NULL;
     if (c) {
-        uintptr_t ret = *(const uintptr_t *)(anchor + sizeof(uintptr_t));
         for (int w = 0; w < SC_WAYS; w++) {
             struct sc_ent *e = &c->e[set][w];
             if (e->anchor != anchor) continue;
@@ -627,6 +649,7 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
                 st->depth = (int)e->depth;
                 st->hash = e->hash;
                 st->ent = e;
+                st->hit = 1;
                 return;
             }
         }
@@ -637,11 +660,18 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
         struct sc_ent *e = &c->e[set][c->next[set]++ % SC_WAYS];
         if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash)) {
             st->ent = e;
+            if (!hint) { /* later stacks from here pick their set by these slots */
+                hint = &c->hint[mix64(anchor ^ (ret << 16)) & (SC_HINTS - 1)];
+                hint->anchor = anchor;
+                hint->ret = ret;
+                hint->n = e->depth < SC_HINT_FRAMES ? e->depth : SC_HINT_FRAMES;
+                memcpy(hint->off, e->off, hint->n * sizeof *hint->off);
+            }
         } else {
             e->anchor = anchor;
             e->failed = 1;
             e->depth = 0;
-            e->ips[0] = *(const uintptr_t *)(anchor + sizeof(uintptr_t));
+            e->ips[0] = ret;
         }
     }
 }
@@ -651,6 +681,10 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
 static uint32_t site_for(const struct mt_heap_stack *st, int cat)
 {
     if (!st->sampled) return MT_HEAP_NO_SITE;
+    if (st->hit)
+        G.stack_hits++;
+    else
+        G.stack_unwinds++;
     if (st->ent && st->ent->site[cat] != MT_HEAP_NO_SITE) return st->ent->site[cat];
     uint32_t site = site_get(st->hash, st->frames, st->depth, cat);
     if (st->ent) st->ent->site[cat] = site;
