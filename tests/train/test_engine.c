@@ -92,7 +92,7 @@ static struct mt_gpt *train(const struct mt_gpt_config *cfg, const struct mt_tmo
     }
     struct mt_gpt *m = NULL;
     CHECK_OK(mt_gpt_create(&m, cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);
-    mt_tmodel_export(t, m);
+    mt_tmodel_export(t, m->params);
     const struct mt_tmodel_stats *now = mt_tmodel_stats(t);
     CHECK(now->live[MT_MEM_ACTIVATIONS] == (o->pool ? now->peak[MT_MEM_ACTIVATIONS] : 0));
     CHECK(now->live[MT_MEM_ACT_GRADS] == (o->pool ? now->peak[MT_MEM_ACT_GRADS] : 0));

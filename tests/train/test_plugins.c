@@ -99,6 +99,8 @@ static void check_memory(const struct fake_ctx *f, size_t micro, enum mt_prec p,
         CHECK(metric(f, "peak_activations_bytes", "bytes") ==
               (double)plan.bytes[MT_MEM_ACTIVATIONS]);
         CHECK(metric(f, "train_peak_bytes", "bytes") == (double)plan.total);
+        CHECK(metric(f, "train_peak_activations_bytes", "bytes") ==
+              (double)plan.bytes[MT_MEM_ACTIVATIONS]);
     }
 }
 

@@ -910,10 +910,10 @@ float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float 
     return norm;
 }
 
-void mt_tmodel_export(const struct mt_tmodel *t, struct mt_gpt *m)
+void mt_tmodel_export(const struct mt_tmodel *t, float *params)
 {
     if (t->half)
-        mt_half_unpack(t->o.prec, m->params, t->wh, t->n_floats);
+        mt_half_unpack(t->o.prec, params, t->wh, t->n_floats);
     else
-        memcpy(m->params, t->w32, t->n_floats * sizeof(float));
+        memcpy(params, t->w32, t->n_floats * sizeof(float));
 }

@@ -117,9 +117,9 @@ void mt_tmodel_zero_grad(struct mt_tmodel *t);
  * zero afterwards. Returns the gradient norm before clipping. */
 float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float lr, float grad_div);
 
-/* Copies the weights the forward uses (16-bit ones unpacked) into m->params; m must have
- * the same configuration. */
-void mt_tmodel_export(const struct mt_tmodel *t, struct mt_gpt *m);
+/* Copies the weights the forward uses (16-bit ones unpacked) into `params`, laid out as
+ * a mt_gpt's weight slab of the same configuration (mt_gpt_memory(WEIGHTS) bytes). */
+void mt_tmodel_export(const struct mt_tmodel *t, float *params);
 
 const struct mt_tmodel_stats *mt_tmodel_stats(const struct mt_tmodel *t);
 

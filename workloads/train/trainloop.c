@@ -256,6 +256,10 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         char name[64];
         snprintf(name, sizeof name, "peak_%s_bytes", mt_mem_cat_names[cats[i]]);
         mt_metric(ctx, name, (double)s->peak[cats[i]], "bytes");
+        /* The same under a name of its own: when the heap profiler runs, the harness
+         * stores its whole-run peak_<category>_bytes over the one above. */
+        snprintf(name, sizeof name, "train_peak_%s_bytes", mt_mem_cat_names[cats[i]]);
+        mt_metric(ctx, name, (double)s->peak[cats[i]], "bytes");
     }
     mt_metric(ctx, "recompute_s", s->recompute_s, "s");
     mt_metric(ctx, "recompute_frac", s->recompute_s / lo->seconds, "ratio");
@@ -314,18 +318,32 @@ int mt_train_run(struct mt_ctx *ctx)
            mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
            o.engine.pool ? "pool" : "malloc");
     rc = train_steps(ctx, t, &r, &o, seed, &corpus, &lo);
+    float *w = NULL;
+    size_t wbytes = mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
     if (rc == 0) {
         report_train(ctx, &o, mt_tmodel_stats(t), &lo, &r);
         struct mt_tmodel_plan plan;
         mt_tmodel_plan(&cfg, &o.engine, &plan, NULL, 0);
         mt_metric(ctx, "model_bytes", (double)plan.bytes[MT_MEM_WEIGHTS], "bytes");
+        /* The trained weights wait in an untagged buffer while the training state goes,
+         * so evaluation never coexists with training in any category's peak. */
+        int prev = mt_mem_category(ctx, MT_MEM_OTHER);
+        w = malloc(wbytes);
+        mt_mem_category(ctx, prev);
+        if (!w)
+            rc = mt_error(ctx, "out of memory for the trained weights");
+        else
+            mt_tmodel_export(t, w);
+    }
+    mt_tmodel_free(t);
+    if (rc == 0) {
         rc = mt_gpt_create(&m, &cfg, MT_GPT_INFER, EVAL_BATCH, r.seq, err, sizeof err);
         if (rc)
             mt_error(ctx, "%s", err);
         else
-            mt_tmodel_export(t, m);
+            memcpy(m->params, w, wbytes);
     }
-    mt_tmodel_free(t); /* the training state goes before evaluation */
+    free(w);
     if (rc == 0)
         rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     mt_gpt_free(m);
