@@ -54,6 +54,8 @@ expect_out "t_ok"
 MEMTRADE_DB=$TMP/env.db expect_rc 0 "$MT" run t_ok -p steps=2 -p seed=99 --repeat 2 --mem-limit 1GiB --no-heap
 [ -e "$TMP/env.db" ] || fail "MEMTRADE_DB not used"
 expect_eq repeats "$(sqlite3 "$TMP/env.db" "SELECT group_concat(repeat || ':' || seed || ':' || status, ' ') FROM runs")" "0:99:ok 1:99:ok"
+MEMTRADE_DB=$TMP/env.db expect_rc 0 "$MT" run t_ok -p steps=2 -p seed=100 --no-heap
+expect_eq rng_seeds "$(sqlite3 "$TMP/env.db" "SELECT count(DISTINCT value) || ':' || count(*) FROM metrics WHERE name = 'rng_first'")" "2:3"
 
 # dry-run prints the grid and touches nothing; shards partition it.
 cat >g.ini <<'INI'

@@ -40,7 +40,15 @@ expect_eq label "$(sql "SELECT coalesce(label, '-') FROM runs WHERE id IN (1, 8)
 
 # Failure: the plugin's message; what it reported before failing stays.
 expect_eq failed "$(sql "SELECT error || '|' || exit_code FROM runs WHERE workload = 't_fail'")" "deliberate failure, code 42|1"
+# The seeded RNG: the same seed gives the same stream.
+expect_eq rng "$(sql "SELECT count(DISTINCT value) FROM metrics WHERE name = 'rng_first' AND run_id IN (1, 2)")" "1"
 expect_eq kept_f "$(sql "SELECT value FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.workload = 't_fail' AND m.name = 'before_failure'")" "1.0"
+
+# ABI misuse and a failure without a message are failures that say so.
+expect_rc 1 "$MT" run t_fail -p mode=misuse --db "$TMP/f.db" --no-heap
+expect_eq misuse "$(sqlite3 "$TMP/f.db" "SELECT status || ':' || error FROM runs")" "failed:plugin read parameter 'x' with the wrong type getter"
+expect_rc 1 "$MT" run t_fail -p mode=silent --db "$TMP/f.db" --no-heap
+expect_eq silent "$(sqlite3 "$TMP/f.db" "SELECT status || ':' || error FROM runs WHERE id = 2")" "failed:run() failed without a message (mt_error was not called)"
 
 # Crash: the signal; the metric and sample from before the crash stay.
 expect_eq crashed "$(sql "SELECT signal FROM runs WHERE workload = 't_segv'")" "11"

@@ -41,6 +41,7 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "seed_seen", (double)ctx->ops->seed(ctx), "1");
     mt_metric(ctx, "flag_seen", mt_param_bool(ctx, "flag"), "1");
     mt_metric(ctx, "threads_seen", ctx->ops->threads(ctx), "count");
+    mt_metric(ctx, "rng_first", (double)(mt_rng_u64(ctx) >> 11), "1"); /* exact in a double */
     mt_metric_na(ctx, "decode_tokens_per_s", "tokens/s", "this workload does not decode");
     return 0;
 }
