@@ -35,6 +35,15 @@ static const char text[] =
 
 static char err[512];
 
+/* Printed by the golden part with MT_PRINT_GOLDEN=1 (see golden()). */
+#define GOLDEN_LOSS 5.58047581
+#define GOLDEN_W0 -0.000564994931
+#define GOLDEN_W1 0.0274636373
+#define GOLDEN_W2 -0.002102762
+#define GOLDEN_L0 0.00649693282
+#define GOLDEN_L1 0.14057453
+#define GOLDEN_L2 0.169976532
+
 static struct mt_gpt *make(const char *spec, enum mt_gpt_mode mode, size_t B, size_t T,
                            uint64_t seed)
 {
@@ -277,6 +286,42 @@ static void accumulate(void)
     mt_gpt_free(acc);
 }
 
+/* Golden values: the tiny model from seed 1 on the first 64 bytes of `text`. They pin
+ * the init (RNG stream, scales), the forward and the loss; a change to any of them has to
+ * update these numbers on purpose. Tolerance 1e-4 relative on outputs covers GEMM
+ * summation order across CPUs, 1e-6 on weights covers libm. MT_PRINT_GOLDEN=1 prints
+ * fresh values. */
+static void golden(void)
+{
+    enum { T = 64 };
+    static const double want_loss = GOLDEN_LOSS, want_w[3] = {GOLDEN_W0, GOLDEN_W1, GOLDEN_W2};
+    static const double want_logit[3] = {GOLDEN_L0, GOLDEN_L1, GOLDEN_L2};
+    struct mt_gpt *m = make("tiny", MT_GPT_INFER, 1, T, 1);
+    int in[T], tg[T];
+    for (size_t t = 0; t < T; t++) {
+        in[t] = (unsigned char)text[t];
+        tg[t] = (unsigned char)text[t + 1];
+    }
+    float loss;
+    CHECK_OK(mt_gpt_forward(m, in, tg, 1, T, &loss, err, sizeof err), err);
+    double w[3] = {m->param[MT_P_WTE][0], m->param[MT_P_QKVW][777], m->param[MT_P_FCPROJW][5]};
+    CHECK_OK(mt_gpt_forward(m, in, NULL, 1, T, NULL, err, sizeof err), err);
+    const float *lg = m->act[MT_A_LOGITS] + (T - 1) * 256;
+    double l[3] = {lg[0], lg[101], lg[255]};
+    if (getenv("MT_PRINT_GOLDEN"))
+        printf("#define GOLDEN_LOSS %.9g\n#define GOLDEN_W0 %.9g\n#define GOLDEN_W1 %.9g\n"
+               "#define GOLDEN_W2 %.9g\n#define GOLDEN_L0 %.9g\n#define GOLDEN_L1 %.9g\n"
+               "#define GOLDEN_L2 %.9g\n",
+               loss, w[0], w[1], w[2], l[0], l[1], l[2]);
+    CHECK(fabs(loss - want_loss) <= 1e-4 * want_loss);
+    for (int i = 0; i < 3; i++) {
+        CHECK(fabs(w[i] - want_w[i]) <= 1e-6 * fabs(want_w[i])); /* seeded init */
+        CHECK(fabs(l[i] - want_logit[i]) <= 1e-4 * fabs(want_logit[i]) + 1e-6);
+    }
+    printf("golden: loss %.6f and logits match the stored values\n", loss);
+    mt_gpt_free(m);
+}
+
 static void config_parsing(void)
 {
     struct mt_gpt_config cfg;
@@ -299,7 +344,7 @@ int main(int argc, char **argv)
     } parts[] = {{"config", config_parsing},  {"memory", memory},
                  {"decode", decode_and_hook}, {"determinism", determinism},
                  {"recompute", recompute},    {"overfit", overfit},
-                 {"accumulate", accumulate}};
+                 {"accumulate", accumulate},  {"golden", golden}};
     size_t ran = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         int want = argc < 2;
