@@ -513,6 +513,7 @@ struct sc_ent {
     uintptr_t anchor; /* 0 = empty */
     uint32_t depth;
     uint32_t failed; /* no slots found for the stack returning to ips[0]: do not rescan */
+    uint64_t key;    /* the lookup key it was filed under (see struct sc_hint) */
     uint32_t site[MT_HEAP_NCAT]; /* MT_HEAP_NO_SITE until known */
     uint64_t hash;
     uint32_t off[MT_HEAP_MAX_FRAMES]; /* slot of ips[k] = anchor + off[k] */
@@ -535,6 +536,7 @@ struct sc_hint {
 struct sc {
     uintptr_t lo, hi; /* this thread's stack */
     unsigned next[SC_SETS];
+    uint64_t tag[SC_SETS][SC_WAYS]; /* e[s][w].key, contiguous: a lookup reads one line */
     struct sc_hint hint[SC_HINTS];
     struct sc_ent e[SC_SETS][SC_WAYS];
 };
@@ -641,7 +643,7 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     if (c) {
         for (int w = 0; w < SC_WAYS; w++) {
             struct sc_ent *e = &c->e[set][w];
-            if (e->anchor != anchor) continue;
+            if (c->tag[set][w] != key || e->anchor != anchor) continue;
             if (e->failed) {
                 rescan &= e->ips[0] != ret; /* the scan failed here before: it is costly */
             } else if (sc_valid(e, anchor)) {
@@ -658,6 +660,8 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     st->hash = hash_frames(st->buf, st->depth);
     if (rescan) {
         struct sc_ent *e = &c->e[set][c->next[set]++ % SC_WAYS];
+        e->key = key;
+        c->tag[set][(c->next[set] - 1) % SC_WAYS] = key;
         if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash)) {
             st->ent = e;
             if (!hint) { /* later stacks from here pick their set by these slots */
