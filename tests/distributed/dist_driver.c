@@ -30,17 +30,18 @@ struct drv {
     char error[1024];
 };
 
-static struct drv *D(struct mt_ctx *c) { return (struct drv *)c; }
+static struct drv *D(struct mt_ctx *c)
+{
+    return (struct drv *)c;
+}
 
 static const char *value_of(struct drv *d, const char *name)
 {
     size_t k = strlen(name);
     for (int i = 0; i < d->argc; i++)
-        if (!strncmp(d->argv[i], name, k) && d->argv[i][k] == '=')
-            return d->argv[i] + k + 1;
+        if (!strncmp(d->argv[i], name, k) && d->argv[i][k] == '=') return d->argv[i] + k + 1;
     for (size_t i = 0; i < d->wl->n_params; i++)
-        if (!strcmp(d->wl->params[i].name, name))
-            return d->wl->params[i].def;
+        if (!strcmp(d->wl->params[i].name, name)) return d->wl->params[i].def;
     fprintf(stderr, "driver: undeclared parameter '%s'\n", name);
     d->bad = 1;
     return NULL;
@@ -56,7 +57,10 @@ static double p_float(struct mt_ctx *c, const char *n)
     const char *v = value_of(D(c), n);
     return v ? strtod(v, NULL) : 0.0;
 }
-static const char *p_str(struct mt_ctx *c, const char *n) { return value_of(D(c), n); }
+static const char *p_str(struct mt_ctx *c, const char *n)
+{
+    return value_of(D(c), n);
+}
 static int p_bool(struct mt_ctx *c, const char *n)
 {
     const char *v = value_of(D(c), n);
@@ -66,10 +70,8 @@ static int p_bool(struct mt_ctx *c, const char *n)
 static void metric(struct mt_ctx *c, const char *name, double v, const char *unit)
 {
     struct drv *d = D(c);
-    if (d->nseen < MAX_SEEN)
-        snprintf(d->seen[d->nseen++], sizeof d->seen[0], "%s", name);
-    if (!isfinite(v))
-        d->bad = 1;
+    if (d->nseen < MAX_SEEN) snprintf(d->seen[d->nseen++], sizeof d->seen[0], "%s", name);
+    if (!isfinite(v)) d->bad = 1;
     printf("rank %d metric %s %.9g %s\n", d->rank, name, v, unit);
 }
 static void metric_na(struct mt_ctx *c, const char *name, const char *unit, const char *why)
@@ -88,15 +90,17 @@ static void region_begin(struct mt_ctx *c, const char *n)
 static void region_end(struct mt_ctx *c, const char *n)
 {
     (void)n;
-    if (--D(c)->regions_open < 0)
-        D(c)->bad = 1;
+    if (--D(c)->regions_open < 0) D(c)->bad = 1;
 }
 static int mem_category(struct mt_ctx *c, int cat)
 {
     (void)c;
     return mt_memcat_set(cat);
 }
-static void progress(struct mt_ctx *c, double done, double total) { (void)c, (void)done, (void)total; }
+static void progress(struct mt_ctx *c, double done, double total)
+{
+    (void)c, (void)done, (void)total;
+}
 static void vlog(struct mt_ctx *c, enum mt_log_level lvl, const char *fmt, va_list ap)
 {
     char line[2048];
@@ -112,28 +116,63 @@ static uint64_t rng_u64(struct mt_ctx *c)
     (void)c;
     return 42;
 }
-static uint64_t seed(struct mt_ctx *c) { return (uint64_t)p_int(c, "seed"); }
-static int threads(struct mt_ctx *c) { (void)c; return 1; }
-static int rank(struct mt_ctx *c) { return D(c)->rank; }
-static int nranks(struct mt_ctx *c) { return D(c)->nranks; }
-static const char *dir(struct mt_ctx *c) { (void)c; return "/tmp"; }
-static const char *corpus(struct mt_ctx *c) { (void)c; return ""; }
+static uint64_t seed(struct mt_ctx *c)
+{
+    return (uint64_t)p_int(c, "seed");
+}
+static int threads(struct mt_ctx *c)
+{
+    (void)c;
+    return 1;
+}
+static int rank(struct mt_ctx *c)
+{
+    return D(c)->rank;
+}
+static int nranks(struct mt_ctx *c)
+{
+    return D(c)->nranks;
+}
+static const char *dir(struct mt_ctx *c)
+{
+    (void)c;
+    return "/tmp";
+}
+static const char *corpus(struct mt_ctx *c)
+{
+    (void)c;
+    return "";
+}
 
 static const struct mt_ctx_ops ops = {
     .struct_size = sizeof(struct mt_ctx_ops),
-    .param_int = p_int, .param_float = p_float, .param_str = p_str, .param_bool = p_bool,
-    .metric = metric, .metric_na = metric_na, .sample = sample,
-    .region_begin = region_begin, .region_end = region_end, .mem_category = mem_category,
-    .progress = progress, .vlog = vlog, .verror = verror, .rng_u64 = rng_u64, .seed = seed,
-    .threads = threads, .rank = rank, .nranks = nranks, .cache_dir = dir,
-    .corpus = corpus, .scratch_dir = dir,
+    .param_int = p_int,
+    .param_float = p_float,
+    .param_str = p_str,
+    .param_bool = p_bool,
+    .metric = metric,
+    .metric_na = metric_na,
+    .sample = sample,
+    .region_begin = region_begin,
+    .region_end = region_end,
+    .mem_category = mem_category,
+    .progress = progress,
+    .vlog = vlog,
+    .verror = verror,
+    .rng_u64 = rng_u64,
+    .seed = seed,
+    .threads = threads,
+    .rank = rank,
+    .nranks = nranks,
+    .cache_dir = dir,
+    .corpus = corpus,
+    .scratch_dir = dir,
 };
 
 static int seen(const struct drv *d, const char *name)
 {
     for (int i = 0; i < d->nseen; i++)
-        if (!strcmp(d->seen[i], name))
-            return 1;
+        if (!strcmp(d->seen[i], name)) return 1;
     return 0;
 }
 
@@ -155,15 +194,19 @@ int main(int argc, char **argv)
     d.rank = r ? atoi(r) : 0;
     d.nranks = n ? atoi(n) : 1;
     int rc = wl->run(&d.base);
-    if (rc)
-        fprintf(stderr, "rank %d: run failed: %s\n", d.rank, d.error);
+    if (rc) fprintf(stderr, "rank %d: run failed: %s\n", d.rank, d.error);
     if (check && rc == 0) {
-        static const char *const per_rank[] = {
-            "train_peak_bytes", "peak_weights_bytes", "peak_gradients_bytes",
-            "peak_optimizer_bytes", "peak_activations_bytes", "comm_bytes_sent",
-            "comm_bytes_recv", "comm_s", "compute_s"};
-        static const char *const rank0[] = {"train_tokens_per_s", "val_loss", "val_bpb",
-                                            "val_top1", "run_sum_train_peak_bytes"};
+        static const char *const per_rank[] = {"train_peak_bytes",
+                                               "peak_weights_bytes",
+                                               "peak_gradients_bytes",
+                                               "peak_optimizer_bytes",
+                                               "peak_activations_bytes",
+                                               "comm_bytes_sent",
+                                               "comm_bytes_recv",
+                                               "comm_s",
+                                               "compute_s"};
+        static const char *const rank0[] = {"train_tokens_per_s", "val_loss", "val_bpb", "val_top1",
+                                            "run_sum_train_peak_bytes"};
         for (size_t i = 0; i < sizeof per_rank / sizeof per_rank[0]; i++)
             if (!seen(&d, per_rank[i]))
                 fprintf(stderr, "rank %d: missing metric %s\n", d.rank, per_rank[i]), rc = 1;
@@ -172,7 +215,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rank 0: missing metric %s\n", rank0[i]), rc = 1;
         if (d.bad || d.regions_open)
             fprintf(stderr, "rank %d: non-finite metric, bad parameter or unbalanced region\n",
-                    d.rank), rc = 1;
+                    d.rank),
+                rc = 1;
     }
     return rc ? 1 : 0;
 }

@@ -27,15 +27,15 @@
 
 static int g_rank;
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "rank %d: %s:%d: CHECK failed: %s: ", g_rank, __FILE__,       \
-                    __LINE__, #cond);                                                      \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            exit(1);                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "rank %d: %s:%d: CHECK failed: %s: ", g_rank, __FILE__, __LINE__,      \
+                    #cond);                                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 struct ref {
@@ -143,8 +143,8 @@ static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
     CHECK(fabs(res->zero_pred_optimizer - (double)res->peak[MT_MEM_OPTIMIZER]) < 8.0,
           "formula %.1f vs %zu", res->zero_pred_optimizer, res->peak[MT_MEM_OPTIMIZER]);
     printf("rank %d: zero-%d optimizer %zu B gradients %zu B (psi %zu, formula %.0f / %.0f)\n",
-           d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS],
-           psi, res->zero_pred_optimizer, res->zero_pred_gradients);
+           d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS], psi,
+           res->zero_pred_optimizer, res->zero_pred_gradients);
 }
 
 int main(int argc, char **argv)
@@ -159,15 +159,15 @@ int main(int argc, char **argv)
 
     struct mt_corpus corpus;
     struct mt_dist_job job = {.crash_rank = -1, .seed = 1337, .micro_batches = 4};
-    CHECK(!mt_gpt_config_parse(&job.cfg, argc > 3 ? argv[3] : "tiny", err, sizeof err), "%s",
-          err);
+    CHECK(!mt_gpt_config_parse(&job.cfg, argc > 3 ? argv[3] : "tiny", err, sizeof err), "%s", err);
     job.recipe = mt_gpt_recipe_default(steps);
     job.recipe.batch = argc > 4 ? (size_t)atoi(argv[4]) : 8;
     job.recipe.seq = job.cfg.seq_len;
     CHECK(!mt_corpus_load(&corpus, NULL, job.recipe.seq, err, sizeof err), "%s", err);
     job.data = corpus.train;
     job.n_data = corpus.n_train;
-    size_t psi = mt_gpt_num_params(&job.cfg), logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
+    size_t psi = mt_gpt_num_params(&job.cfg),
+           logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
     struct ref ref;
     reference(&job, &ref);
@@ -186,9 +186,9 @@ int main(int argc, char **argv)
             job.overlap = 1;
             job.bucket_mb = 0.05; /* a few layers per bucket on tiny */
             train(&d, &job, &res);
-            check_losses(res.losses, dp.losses, steps, 1e-6, "overlapped buckets vs one all-reduce");
-            if (d.rank == 0)
-                CHECK(rel(res.params, dp.params, psi) <= 1e-6, "overlap params");
+            check_losses(res.losses, dp.losses, steps, 1e-6,
+                         "overlapped buckets vs one all-reduce");
+            if (d.rank == 0) CHECK(rel(res.params, dp.params, psi) <= 1e-6, "overlap params");
             release(&res);
         }
         if (zero) {

@@ -12,7 +12,10 @@ static const struct mt_param_spec params[] = {
      "start each bucket's all-reduce as soon as backward has finished its layers"},
 };
 
-static int run(struct mt_ctx *ctx) { return mt_dist_plugin_run(ctx, MT_DIST_DP); }
+static int run(struct mt_ctx *ctx)
+{
+    return mt_dist_plugin_run(ctx, MT_DIST_DP);
+}
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
     .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,

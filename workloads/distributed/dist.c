@@ -20,8 +20,7 @@ static double now_s(void)
 /* Opens the time of one MPI call: the "comm" region and the clock. */
 static double comm_begin(struct mt_dist *d)
 {
-    if (d->ctx)
-        mt_region_begin(d->ctx, "comm");
+    if (d->ctx) mt_region_begin(d->ctx, "comm");
     return now_s();
 }
 
@@ -31,8 +30,7 @@ static void comm_end(struct mt_dist *d, double t0, double sent, double recv)
     d->bytes_sent += sent;
     d->bytes_recv += recv;
     d->calls++;
-    if (d->ctx)
-        mt_region_end(d->ctx, "comm");
+    if (d->ctx) mt_region_end(d->ctx, "comm");
 }
 
 /* Ring-algorithm bytes per rank for a collective over `bytes` with `factor` passes. */
@@ -52,8 +50,7 @@ int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen
          * dlopened RTLD_LOCAL hides them, so promote the already loaded library. */
         const char *libs[] = {"libmpi.so.40", "libmpi.so"};
         for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++)
-            if (dlopen(libs[i], RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD))
-                break;
+            if (dlopen(libs[i], RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) break;
         int provided = 0;
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
             snprintf(err, errlen, "MPI_Init_thread failed");
@@ -69,13 +66,11 @@ int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen
 
 void mt_dist_close(struct mt_dist *d, int failed)
 {
-    if (failed && d->nranks > 1)
-        MPI_Abort(d->comm, 1);
+    if (failed && d->nranks > 1) MPI_Abort(d->comm, 1);
     if (d->initialised_mpi) {
         int fin = 0;
         MPI_Finalized(&fin);
-        if (!fin)
-            MPI_Finalize();
+        if (!fin) MPI_Finalize();
         d->initialised_mpi = 0;
     }
 }
@@ -96,8 +91,7 @@ void mt_dist_reset_comm(struct mt_dist *d)
 
 void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n)
 {
-    if (d->nranks == 1 || n == 0)
-        return;
+    if (d->nranks == 1 || n == 0) return;
     double t0 = comm_begin(d), b = ring_bytes(d, n * sizeof *buf, 2.0);
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, d->comm);
     comm_end(d, t0, b, b);
@@ -106,8 +100,7 @@ void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n)
 void mt_dist_iallreduce(struct mt_dist *d, float *buf, size_t n, MPI_Request *req)
 {
     *req = MPI_REQUEST_NULL;
-    if (d->nranks == 1 || n == 0)
-        return;
+    if (d->nranks == 1 || n == 0) return;
     double t0 = comm_begin(d), b = ring_bytes(d, n * sizeof *buf, 2.0);
     MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, d->comm, req);
     comm_end(d, t0, b, b);
@@ -115,8 +108,7 @@ void mt_dist_iallreduce(struct mt_dist *d, float *buf, size_t n, MPI_Request *re
 
 void mt_dist_wait(struct mt_dist *d, MPI_Request *req)
 {
-    if (*req == MPI_REQUEST_NULL)
-        return;
+    if (*req == MPI_REQUEST_NULL) return;
     double t0 = comm_begin(d);
     MPI_Wait(req, MPI_STATUS_IGNORE);
     comm_end(d, t0, 0.0, 0.0);
@@ -124,8 +116,7 @@ void mt_dist_wait(struct mt_dist *d, MPI_Request *req)
 
 void mt_dist_test(struct mt_dist *d, MPI_Request *reqs, size_t n)
 {
-    if (!n)
-        return;
+    if (!n) return;
     int done = 0;
     double t0 = comm_begin(d);
     MPI_Testall((int)n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -135,13 +126,11 @@ void mt_dist_test(struct mt_dist *d, MPI_Request *reqs, size_t n)
 double mt_dist_sum(struct mt_dist *d, double v)
 {
     double out = v;
-    if (d->nranks > 1)
-        MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, d->comm);
+    if (d->nranks > 1) MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, d->comm);
     return out;
 }
 
-void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv,
-                            const int *counts)
+void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, const int *counts)
 {
     size_t total = 0;
     for (int r = 0; r < d->nranks; r++)
@@ -158,19 +147,17 @@ void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv,
 
 void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const int *displs)
 {
-    if (d->nranks == 1)
-        return;
+    if (d->nranks == 1) return;
     size_t total = 0;
     for (int r = 0; r < d->nranks; r++)
         total += (size_t)counts[r];
     double t0 = comm_begin(d), b = ring_bytes(d, total * sizeof *buf, 1.0);
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
-                   d->comm);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, d->comm);
     comm_end(d, t0, b, b);
 }
 
-void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv,
-                     const int *counts, const int *displs, int root)
+void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,
+                     const int *displs, int root)
 {
     double t0 = comm_begin(d), in = 0.0;
     if (d->rank == root)
@@ -202,8 +189,7 @@ void mt_dist_recv(struct mt_dist *d, float *buf, size_t n, int peer, int tag)
     comm_end(d, t0, 0.0, (double)n * sizeof *buf);
 }
 
-void mt_dist_sendrecv(struct mt_dist *d, const float *out, float *in, size_t n, int peer,
-                      int tag)
+void mt_dist_sendrecv(struct mt_dist *d, const float *out, float *in, size_t n, int peer, int tag)
 {
     double t0 = comm_begin(d), b = (double)n * sizeof *out;
     MPI_Sendrecv(out, (int)n, MPI_FLOAT, peer, tag, in, (int)n, MPI_FLOAT, peer, tag, d->comm,
@@ -213,30 +199,24 @@ void mt_dist_sendrecv(struct mt_dist *d, const float *out, float *in, size_t n, 
 
 void *mt_dist_alloc(struct mt_dist *d, int cat, size_t bytes, const char *name)
 {
-    if (!bytes)
-        return NULL;
+    if (!bytes) return NULL;
     size_t rounded = (bytes + ALIGN - 1) / ALIGN * ALIGN;
     int prev = mt_memcat_set(cat);
     void *p = aligned_alloc(ALIGN, rounded);
     mt_memcat_set(prev);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     memset(p, 0, rounded);
-    if (name)
-        mt_memcat_report(p, bytes, cat, name);
+    if (name) mt_memcat_report(p, bytes, cat, name);
     d->live[cat] += bytes;
     d->live_total += bytes;
-    if (d->live[cat] > d->peak[cat])
-        d->peak[cat] = d->live[cat];
-    if (d->live_total > d->peak_total)
-        d->peak_total = d->live_total;
+    if (d->live[cat] > d->peak[cat]) d->peak[cat] = d->live[cat];
+    if (d->live_total > d->peak_total) d->peak_total = d->live_total;
     return p;
 }
 
 void mt_dist_free(struct mt_dist *d, int cat, void *p, size_t bytes)
 {
-    if (!p)
-        return;
+    if (!p) return;
     free(p);
     d->live[cat] -= bytes;
     d->live_total -= bytes;

@@ -30,10 +30,10 @@
 #include <memtrade/workload.h>
 
 struct mt_dist {
-    struct mt_ctx *ctx;   /* harness context; NULL in tests (no regions then) */
-    MPI_Comm comm;        /* the job's ranks */
+    struct mt_ctx *ctx; /* harness context; NULL in tests (no regions then) */
+    MPI_Comm comm;      /* the job's ranks */
     int rank, nranks;
-    int initialised_mpi;  /* this module called MPI_Init, so it finalises */
+    int initialised_mpi; /* this module called MPI_Init, so it finalises */
     /* communication, counted since mt_dist_reset_comm */
     double comm_s;
     double bytes_sent, bytes_recv;
@@ -74,13 +74,12 @@ double mt_dist_sum(struct mt_dist *d, double v);
 /* Reduce-scatter of a vector of sum(counts) floats: rank r receives the sum of the
  * slice [displ(r), displ(r) + counts[r]) into recv (counts[r] floats; counts may be 0).
  * send == recv is the in-place form: the input is the whole of recv. */
-void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv,
-                            const int *counts);
+void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, const int *counts);
 /* In-place all-gather: rank r's slice [displs[r], +counts[r]) of buf goes everywhere. */
 void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const int *displs);
 /* Gathers n floats of every rank into recv on `root` (counts/displs used at the root). */
-void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv,
-                     const int *counts, const int *displs, int root);
+void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,
+                     const int *displs, int root);
 
 /* ---------------------------------------------------------------- point to point */
 
@@ -90,8 +89,7 @@ void mt_dist_recv(struct mt_dist *d, float *buf, size_t n, int peer, int tag);
 void mt_dist_isend(struct mt_dist *d, const float *buf, size_t n, int peer, int tag,
                    MPI_Request *req);
 /* Exchanges n floats with `peer` (same call on both sides): sends `out`, receives `in`. */
-void mt_dist_sendrecv(struct mt_dist *d, const float *out, float *in, size_t n, int peer,
-                      int tag);
+void mt_dist_sendrecv(struct mt_dist *d, const float *out, float *in, size_t n, int peer, int tag);
 
 /* ---------------------------------------------------------------- the ledger */
 

@@ -12,7 +12,10 @@ static const struct mt_param_spec params[] = {
     {"schedule", MT_PARAM_CHOICE, "gpipe", 0, 0, "gpipe|1f1b", "pipeline schedule"},
 };
 
-static int run(struct mt_ctx *ctx) { return mt_dist_plugin_run(ctx, MT_DIST_PP); }
+static int run(struct mt_ctx *ctx)
+{
+    return mt_dist_plugin_run(ctx, MT_DIST_PP);
+}
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
     .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,

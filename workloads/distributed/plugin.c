@@ -13,8 +13,7 @@ size_t mt_dist_plugin_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
     char err[256];
-    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err))
-        return 0;
+    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
     size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
     size_t ranks = (size_t)mt_param_int(ctx, "ranks"), B = (size_t)mt_param_int(ctx, "batch");
     B = ranks ? (B + ranks - 1) / ranks : B;
@@ -56,7 +55,7 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
 static void report_rank(struct mt_ctx *ctx, const struct mt_dist_job *job,
                         const struct mt_dist_result *res)
 {
-    static const int cats[] = {MT_MEM_WEIGHTS,   MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
+    static const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
                                MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE,
                                MT_MEM_DATA};
     char name[64];
@@ -109,8 +108,7 @@ static void report_run(struct mt_ctx *ctx, struct mt_dist *d, const struct mt_di
     double mine[2] = {(double)res->peak_total, res->bytes_sent}, sum[2] = {0, 0}, max = 0;
     MPI_Reduce(mine, sum, 2, MPI_DOUBLE, MPI_SUM, 0, d->comm);
     MPI_Reduce(mine, &max, 1, MPI_DOUBLE, MPI_MAX, 0, d->comm);
-    if (d->rank != 0)
-        return;
+    if (d->rank != 0) return;
     mt_metric(ctx, "ranks", d->nranks, "count");
     mt_metric(ctx, "run_sum_train_peak_bytes", sum[0], "bytes");
     mt_metric(ctx, "run_max_train_peak_bytes", max, "bytes");
@@ -155,13 +153,11 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy)
             mt_sample(ctx, "train_loss", (double)s, res.losses[s]);
     }
     int eval_rc = 0;
-    if (rc == 0 && d.rank == 0)
-        eval_rc = evaluate(ctx, &job, res.params, &corpus);
+    if (rc == 0 && d.rank == 0) eval_rc = evaluate(ctx, &job, res.params, &corpus);
     free(res.losses);
     free(res.params);
     mt_corpus_free(&corpus);
     mt_dist_close(&d, 0); /* mt_dist_train fails on every rank alike */
-    if (rc)
-        return mt_error(ctx, "%s", err);
+    if (rc) return mt_error(ctx, "%s", err);
     return eval_rc;
 }

@@ -29,18 +29,26 @@
 #include "train.h"
 #include "wlcommon.h"
 
-#define MT_DIST_PARAM_RANKS                                                                \
-    {"ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"}
+#define MT_DIST_PARAM_RANKS                                                                        \
+    {                                                                                              \
+        "ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"   \
+    }
 
 /* The baseline training parameters, `ranks` and `eval_tokens`, in this order. */
-#define MT_DIST_BASE_PARAMS                                                                \
-    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS,                                                  \
-        {"batch", MT_PARAM_INT, "16", 1, 4096, NULL,                                       \
-         "sequences per step over all ranks (a data-parallel rank trains on batch/ranks)"}, \
-        MT_WL_PARAM_LR,                                                                    \
-        MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                             \
-        {"eval_tokens", MT_PARAM_INT, "32768", 0, 1e12, NULL,                              \
-         "validation bytes scored on rank 0 (0 = the whole split)"}
+#define MT_DIST_BASE_PARAMS                                                                        \
+    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS,                                                          \
+        {"batch",                                                                                  \
+         MT_PARAM_INT,                                                                             \
+         "16",                                                                                     \
+         1,                                                                                        \
+         4096,                                                                                     \
+         NULL,                                                                                     \
+         "sequences per step over all ranks (a data-parallel rank trains on batch/ranks)"},        \
+        MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                     \
+    {                                                                                              \
+        "eval_tokens", MT_PARAM_INT, "32768", 0, 1e12, NULL,                                       \
+            "validation bytes scored on rank 0 (0 = the whole split)"                              \
+    }
 
 /* The body of every distributed plugin's run(): see above. Returns 0 or -1 (with
  * mt_error). A failure on some ranks only aborts the MPI job so no rank hangs. */

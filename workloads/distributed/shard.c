@@ -12,8 +12,22 @@
 #include "rng.h"
 
 /* Per-layer activations of one micro-batch, in this order inside a (slot, layer) block. */
-enum { LA_LN1, LA_LN1M, LA_LN1R, LA_QKV, LA_ATTY, LA_ATT, LA_RES2, LA_LN2, LA_LN2M, LA_LN2R,
-       LA_FCH, LA_FCHG, LA_RES3, LA_COUNT };
+enum {
+    LA_LN1,
+    LA_LN1M,
+    LA_LN1R,
+    LA_QKV,
+    LA_ATTY,
+    LA_ATT,
+    LA_RES2,
+    LA_LN2,
+    LA_LN2M,
+    LA_LN2R,
+    LA_FCH,
+    LA_FCHG,
+    LA_RES3,
+    LA_COUNT
+};
 /* Per-slot activations outside the layers: stage input, then the head's. */
 enum { SA_IN, SA_LNF, SA_LNFM, SA_LNFR, SA_LOGITS, SA_LOSSES, SA_COUNT };
 /* Activation gradients (one set) and the forward's projection scratch. */
@@ -39,26 +53,37 @@ static size_t layer_act_len(const struct mt_shard_spec *s, int a)
 {
     struct dims d = dims_of(s);
     switch (a) {
-    case LA_LN1M: case LA_LN1R: case LA_LN2M: case LA_LN2R: return d.BT;
-    case LA_QKV: return d.BT * 3 * d.Cl;
-    case LA_ATTY: return d.BT * d.Cl;
-    case LA_ATT: return s->B * d.NHl * s->T * s->T;
-    case LA_FCH: case LA_FCHG: return d.BT * d.F;
-    default: return d.BT * d.C;
+    case LA_LN1M:
+    case LA_LN1R:
+    case LA_LN2M:
+    case LA_LN2R:
+        return d.BT;
+    case LA_QKV:
+        return d.BT * 3 * d.Cl;
+    case LA_ATTY:
+        return d.BT * d.Cl;
+    case LA_ATT:
+        return s->B * d.NHl * s->T * s->T;
+    case LA_FCH:
+    case LA_FCHG:
+        return d.BT * d.F;
+    default:
+        return d.BT * d.C;
     }
 }
 
 static size_t slot_act_len(const struct mt_shard_spec *s, int a)
 {
     struct dims d = dims_of(s);
-    if (a == SA_IN)
-        return d.BT * d.C;
-    if (!s->head)
-        return 0;
+    if (a == SA_IN) return d.BT * d.C;
+    if (!s->head) return 0;
     switch (a) {
-    case SA_LNF: return d.BT * d.C;
-    case SA_LOGITS: return d.BT * d.V;
-    default: return d.BT;
+    case SA_LNF:
+        return d.BT * d.C;
+    case SA_LOGITS:
+        return d.BT * d.V;
+    default:
+        return d.BT;
     }
 }
 
@@ -66,11 +91,16 @@ static size_t dact_len(const struct mt_shard_spec *s, int a)
 {
     struct dims d = dims_of(s);
     switch (a) {
-    case DA_ATTY: return d.BT * d.Cl;
-    case DA_QKV: return d.BT * 3 * d.Cl;
-    case DA_ATT: return s->B * d.NHl * s->T * s->T;
-    case DA_FCH: return d.BT * d.F;
-    default: return d.BT * d.C;
+    case DA_ATTY:
+        return d.BT * d.Cl;
+    case DA_QKV:
+        return d.BT * 3 * d.Cl;
+    case DA_ATT:
+        return s->B * d.NHl * s->T * s->T;
+    case DA_FCH:
+        return d.BT * d.F;
+    default:
+        return d.BT * d.C;
     }
 }
 
@@ -79,18 +109,30 @@ static size_t local_len(const struct mt_shard_spec *s, int p)
 {
     struct dims d = dims_of(s);
     switch (p) {
-    case MT_P_WTE: return d.V * d.C;
-    case MT_P_WPE: return s->cfg.seq_len * d.C;
-    case MT_P_QKVW: return 3 * d.Cl * d.C;
-    case MT_P_QKVB: return 3 * d.Cl;
-    case MT_P_ATTPROJW: return d.C * d.Cl;
-    case MT_P_FCW: case MT_P_FCPROJW: return d.F * d.C;
-    case MT_P_FCB: return d.F;
-    default: return d.C; /* LayerNorms, replicated biases, final LayerNorm */
+    case MT_P_WTE:
+        return d.V * d.C;
+    case MT_P_WPE:
+        return s->cfg.seq_len * d.C;
+    case MT_P_QKVW:
+        return 3 * d.Cl * d.C;
+    case MT_P_QKVB:
+        return 3 * d.Cl;
+    case MT_P_ATTPROJW:
+        return d.C * d.Cl;
+    case MT_P_FCW:
+    case MT_P_FCPROJW:
+        return d.F * d.C;
+    case MT_P_FCB:
+        return d.F;
+    default:
+        return d.C; /* LayerNorms, replicated biases, final LayerNorm */
     }
 }
 
-static int has_wte(const struct mt_shard_spec *s) { return s->embed || s->head; }
+static int has_wte(const struct mt_shard_spec *s)
+{
+    return s->embed || s->head;
+}
 
 void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user)
 {
@@ -191,8 +233,7 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
 
 void mt_shard_free(struct mt_shard *sh, struct mt_dist *d)
 {
-    if (!sh)
-        return;
+    if (!sh) return;
     mt_dist_free(d, MT_MEM_WEIGHTS, sh->params, sh->n * sizeof(float));
     mt_dist_free(d, sh->s.grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS, sh->grads,
                  sh->grads_len * sizeof(float));
@@ -239,8 +280,7 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     sh->layer_off = embed_len(s);
     sh->layer_len = layer_len(s);
     sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
-    sh->grads_len = s->grad_window ? sh->layer_off + sh->layer_len + (sh->n - sh->head_off)
-                                   : sh->n;
+    sh->grads_len = s->grad_window ? sh->layer_off + sh->layer_len + (sh->n - sh->head_off) : sh->n;
     sh->slot_len = 0;
     for (int a = 0; a < LA_COUNT; a++)
         sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
@@ -282,8 +322,7 @@ struct init_state {
  * (two splitmix64 steps; an odd tensor drops its last normal). splitmix64's state is a
  * counter, so the pair holding element e is reached directly. The tests compare with
  * mt_gpt_init, so a change there is caught. */
-static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
-                     int owner)
+static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n, int owner)
 {
     (void)owner;
     struct init_state *st = user;
@@ -345,8 +384,7 @@ static float *lact(const struct mt_shard *sh, size_t slot, size_t i, int a)
 
 static float *sact(const struct mt_shard *sh, size_t slot, int a)
 {
-    if (a == SA_IN)
-        return slot_base(sh, slot);
+    if (a == SA_IN) return slot_base(sh, slot);
     float *p = lact(sh, slot, 0, LA_COUNT); /* just past the layer activations */
     for (int k = SA_IN + 1; k < a; k++)
         p += slot_act_len(&sh->s, k);
@@ -361,14 +399,20 @@ static float *dact(const struct mt_shard *sh, int a)
     return p;
 }
 
-float *mt_shard_input(struct mt_shard *sh, size_t slot) { return sact(sh, slot, SA_IN); }
+float *mt_shard_input(struct mt_shard *sh, size_t slot)
+{
+    return sact(sh, slot, SA_IN);
+}
 
 float *mt_shard_output(struct mt_shard *sh, size_t slot)
 {
     return lact(sh, slot, sh->s.l1 - sh->s.l0 - 1, LA_RES3);
 }
 
-float *mt_shard_dres(struct mt_shard *sh) { return dact(sh, DA_RES); }
+float *mt_shard_dres(struct mt_shard *sh)
+{
+    return dact(sh, DA_RES);
+}
 
 void mt_shard_zero_grad(struct mt_shard *sh)
 {
@@ -401,8 +445,8 @@ static void block_forward(struct mt_shard *sh, size_t slot, size_t i, const floa
     float *ln2 = lact(sh, slot, i, LA_LN2), *fch = lact(sh, slot, i, LA_FCH);
     float *fchg = lact(sh, slot, i, LA_FCHG), *res3 = lact(sh, slot, i, LA_RES3);
     float *proj = dact(sh, DA_PROJ);
-    mt_k_layernorm_fwd(ln1, lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), x,
-                       w[MT_P_LN1W], w[MT_P_LN1B], N, C);
+    mt_k_layernorm_fwd(ln1, lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), x, w[MT_P_LN1W],
+                       w[MT_P_LN1B], N, C);
     mt_k_matmul_fwd(qkv, ln1, w[MT_P_QKVW], w[MT_P_QKVB], N, C, 3 * Cl);
     mt_k_attention_fwd(atty, lact(sh, slot, i, LA_ATT), qkv, B, T, Cl, sh->NHl);
     row_parallel(sh, proj, atty, w[MT_P_ATTPROJW], w[MT_P_ATTPROJB], N, Cl, C);
@@ -437,15 +481,13 @@ int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const 
         block_forward(sh, slot, i, x);
         x = lact(sh, slot, i, LA_RES3);
     }
-    if (!s->head)
-        return 0;
+    if (!s->head) return 0;
     memcpy(tg, targets, N * sizeof *tg);
     float *lnf = sact(sh, slot, SA_LNF), *lg = sact(sh, slot, SA_LOGITS);
-    mt_k_layernorm_fwd(lnf, sact(sh, slot, SA_LNFM), sact(sh, slot, SA_LNFR), x, sh->lnfw,
-                       sh->lnfb, N, C);
+    mt_k_layernorm_fwd(lnf, sact(sh, slot, SA_LNFM), sact(sh, slot, SA_LNFR), x, sh->lnfw, sh->lnfb,
+                       N, C);
     mt_k_matmul_fwd(lg, lnf, sh->wte, NULL, N, C, V);
-    if (logits)
-        memcpy(logits, lg, N * V * sizeof *lg);
+    if (logits) memcpy(logits, lg, N * V * sizeof *lg);
     *loss_sum += mt_k_crossentropy_fwd(lg, sact(sh, slot, SA_LOSSES), tg, N, V);
     return 0;
 }
@@ -462,22 +504,19 @@ static void block_backward(struct mt_shard *sh, size_t slot, size_t i)
     mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, lact(sh, slot, i, LA_FCHG),
                     w[MT_P_FCPROJW], N, F, C);
     mt_k_gelu_bwd(dfch, lact(sh, slot, i, LA_FCH), dfch, N * F);
-    mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, lact(sh, slot, i, LA_LN2),
-                    w[MT_P_FCW], N, C, F);
-    if (sh->tpd)
-        mt_dist_allreduce(sh->tpd, dln, N * C);
+    mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, lact(sh, slot, i, LA_LN2), w[MT_P_FCW], N,
+                    C, F);
+    if (sh->tpd) mt_dist_allreduce(sh->tpd, dln, N * C);
     mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, lact(sh, slot, i, LA_RES2),
-                       w[MT_P_LN2W], lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), N,
-                       C);
+                       w[MT_P_LN2W], lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), N, C);
     /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
     mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, lact(sh, slot, i, LA_ATTY),
                     w[MT_P_ATTPROJW], N, Cl, C);
-    mt_k_attention_bwd(dqkv, datt, datty, lact(sh, slot, i, LA_QKV), lact(sh, slot, i, LA_ATT),
-                       B, T, Cl, sh->NHl);
-    mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, lact(sh, slot, i, LA_LN1),
-                    w[MT_P_QKVW], N, C, 3 * Cl);
-    if (sh->tpd)
-        mt_dist_allreduce(sh->tpd, dln, N * C);
+    mt_k_attention_bwd(dqkv, datt, datty, lact(sh, slot, i, LA_QKV), lact(sh, slot, i, LA_ATT), B,
+                       T, Cl, sh->NHl);
+    mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, lact(sh, slot, i, LA_LN1), w[MT_P_QKVW],
+                    N, C, 3 * Cl);
+    if (sh->tpd) mt_dist_allreduce(sh->tpd, dln, N * C);
     mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, resid, w[MT_P_LN1W],
                        lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), N, C);
 }
@@ -496,20 +535,16 @@ void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_r
         memset(dres, 0, N * C * sizeof *dres);
         mt_k_layernorm_bwd(dres, sh->glnfw, sh->glnfb, dln, mt_shard_output(sh, slot), sh->lnfw,
                            sact(sh, slot, SA_LNFM), sact(sh, slot, SA_LNFR), N, C);
-        if (ready)
-            ready(user, sh->head_off, sh->n, sh->glnfw);
+        if (ready) ready(user, sh->head_off, sh->n, sh->glnfw);
     }
     for (size_t i = nl; i-- > 0;) {
-        if (s->grad_window)
-            memset(sh->layer[i].g[MT_P_LN1W], 0, sh->layer_len * sizeof(float));
+        if (s->grad_window) memset(sh->layer[i].g[MT_P_LN1W], 0, sh->layer_len * sizeof(float));
         block_backward(sh, slot, i);
         if (ready) {
             size_t lo = sh->layer_off + i * sh->layer_len;
             ready(user, lo, lo + sh->layer_len, sh->layer[i].g[MT_P_LN1W]);
         }
     }
-    if (s->embed)
-        mt_k_encoder_bwd(sh->gwte, sh->gwpe, dres, in, s->B, s->T, C);
-    if (ready && sh->layer_off)
-        ready(user, 0, sh->layer_off, sh->grads);
+    if (s->embed) mt_k_encoder_bwd(sh->gwte, sh->gwpe, dres, in, s->B, s->T, C);
+    if (ready && sh->layer_off) ready(user, 0, sh->layer_off, sh->grads);
 }

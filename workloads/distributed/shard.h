@@ -31,12 +31,12 @@
 
 struct mt_shard_spec {
     struct mt_gpt_config cfg;
-    size_t l0, l1;       /* layers [l0, l1) */
-    int embed, head;     /* holds the embeddings (first stage) / final LN + LM head (last) */
-    size_t tp, tp_rank;  /* tensor-parallel degree (divides n_head) and this rank's index */
-    size_t B, T;         /* micro-batch shape */
-    size_t slots;        /* micro-batches whose activations are kept at once */
-    int grad_window;     /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
+    size_t l0, l1;      /* layers [l0, l1) */
+    int embed, head;    /* holds the embeddings (first stage) / final LN + LM head (last) */
+    size_t tp, tp_rank; /* tensor-parallel degree (divides n_head) and this rank's index */
+    size_t B, T;        /* micro-batch shape */
+    size_t slots;       /* micro-batches whose activations are kept at once */
+    int grad_window;    /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
 };
 
 /* Called by mt_shard_backward each time the gradients of flat range [lo, hi) are final
@@ -51,21 +51,21 @@ struct mt_shard_layer {
 
 struct mt_shard {
     struct mt_shard_spec s;
-    struct mt_dist *tpd;      /* tensor-parallel communicator (NULL when tp == 1) */
-    size_t C, Cl, NHl, F;     /* channels, local channels of q/k/v, local heads, local 4C */
-    size_t n;                 /* floats in the flat parameter vector */
-    float *params;            /* (n) MT_MEM_WEIGHTS */
-    float *grads;             /* (n), or the window; NULL never */
-    size_t grads_len;         /* floats allocated for grads */
-    float *wte, *wpe, *lnfw, *lnfb;    /* NULL when not held */
+    struct mt_dist *tpd;            /* tensor-parallel communicator (NULL when tp == 1) */
+    size_t C, Cl, NHl, F;           /* channels, local channels of q/k/v, local heads, local 4C */
+    size_t n;                       /* floats in the flat parameter vector */
+    float *params;                  /* (n) MT_MEM_WEIGHTS */
+    float *grads;                   /* (n), or the window; NULL never */
+    size_t grads_len;               /* floats allocated for grads */
+    float *wte, *wpe, *lnfw, *lnfb; /* NULL when not held */
     float *gwte, *gwpe, *glnfw, *glnfb;
-    struct mt_shard_layer *layer;      /* nl = l1 - l0 */
-    size_t layer_off, layer_len;       /* flat offset of layer l0, floats per layer */
-    size_t head_off;                   /* flat offset of lnf_w (n when no head) */
-    float *acts, *dacts;               /* slabs: activations, activation gradients */
+    struct mt_shard_layer *layer; /* nl = l1 - l0 */
+    size_t layer_off, layer_len;  /* flat offset of layer l0, floats per layer */
+    size_t head_off;              /* flat offset of lnf_w (n when no head) */
+    float *acts, *dacts;          /* slabs: activations, activation gradients */
     size_t acts_len, dacts_len;
-    int *tokens;                       /* (slots, 2, B*T) inputs then targets */
-    size_t slot_len;                   /* floats of activations per slot */
+    int *tokens;     /* (slots, 2, B*T) inputs then targets */
+    size_t slot_len; /* floats of activations per slot */
 };
 
 /* Visits the local flat vector as runs of the full model's tensors: local floats

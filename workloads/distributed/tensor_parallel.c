@@ -8,7 +8,10 @@ static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
 };
 
-static int run(struct mt_ctx *ctx) { return mt_dist_plugin_run(ctx, MT_DIST_TP); }
+static int run(struct mt_ctx *ctx)
+{
+    return mt_dist_plugin_run(ctx, MT_DIST_TP);
+}
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
     .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,

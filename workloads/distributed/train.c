@@ -68,24 +68,31 @@ struct run {
     struct mt_shard_spec spec;
     struct mt_shard *sh;
     struct segs segs;
-    size_t lo, hi;        /* flat range this rank's optimizer updates */
-    float *m, *v;         /* AdamW moments for [lo, hi) */
-    float *gshard;        /* ZeRO-2: reduced gradients of [lo, hi) */
+    size_t lo, hi;                  /* flat range this rank's optimizer updates */
+    float *m, *v;                   /* AdamW moments for [lo, hi) */
+    float *gshard;                  /* ZeRO-2: reduced gradients of [lo, hi) */
     int *counts, *displs, *rcounts; /* ZeRO: the flat split over ranks */
-    int *batch;           /* global inputs then targets, B*T each */
-    MPI_Request *reqs;    /* DP overlap: one per bucket in flight */
+    int *batch;                     /* global inputs then targets, B*T each */
+    MPI_Request *reqs;              /* DP overlap: one per bucket in flight */
     size_t nreq, pend_lo, pend_hi, bucket_floats;
     MPI_Request *fwd_req, dres_req; /* PP: activation sends per slot, last gradient send */
-    float *wte_recv;      /* PP: the other end's tied-embedding gradient */
+    float *wte_recv;                /* PP: the other end's tied-embedding gradient */
     uint64_t adam_step;
 };
 
 /* The shard rank `rank` of `n` holds for this job. */
 static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int rank)
 {
-    struct mt_shard_spec s = {.cfg = job->cfg, .l0 = 0, .l1 = job->cfg.n_layer, .embed = 1,
-                              .head = 1, .tp = 1, .tp_rank = 0, .B = job->recipe.batch,
-                              .T = job->recipe.seq, .slots = 1};
+    struct mt_shard_spec s = {.cfg = job->cfg,
+                              .l0 = 0,
+                              .l1 = job->cfg.n_layer,
+                              .embed = 1,
+                              .head = 1,
+                              .tp = 1,
+                              .tp_rank = 0,
+                              .B = job->recipe.batch,
+                              .T = job->recipe.seq,
+                              .slots = 1};
     switch (job->strategy) {
     case MT_DIST_DP:
         s.B /= (size_t)n;
@@ -147,7 +154,8 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_DATA, r->batch, 2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
+    mt_dist_free(d, MT_MEM_DATA, r->batch,
+                 2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
     if (r->wte_recv)
         mt_dist_free(d, MT_MEM_WORKSPACE, r->wte_recv,
                      r->job->cfg.vocab * r->job->cfg.n_embd * sizeof(float));
@@ -207,8 +215,8 @@ static int run_setup(struct run *r, char *err, size_t errlen)
                              "batch");
     fail |= !r->batch;
     if (job->strategy == MT_DIST_PP && N > 1 && (r->spec.embed || r->spec.head)) {
-        r->wte_recv = mt_dist_alloc(d, MT_MEM_WORKSPACE,
-                                    job->cfg.vocab * job->cfg.n_embd * sizeof(float), "wte_grad_peer");
+        r->wte_recv = mt_dist_alloc(
+            d, MT_MEM_WORKSPACE, job->cfg.vocab * job->cfg.n_embd * sizeof(float), "wte_grad_peer");
         fail |= !r->wte_recv;
     }
     r->bucket_floats = (size_t)(job->bucket_mb * 1048576.0 / sizeof(float));
@@ -238,11 +246,9 @@ static void dp_ready(void *user, size_t lo, size_t hi, float *g)
 {
     (void)g;
     struct run *r = user;
-    if (r->pend_hi == r->pend_lo)
-        r->pend_hi = hi;
+    if (r->pend_hi == r->pend_lo) r->pend_hi = hi;
     r->pend_lo = lo;
-    if (r->pend_hi - r->pend_lo >= r->bucket_floats || lo == 0)
-        start_bucket(r);
+    if (r->pend_hi - r->pend_lo >= r->bucket_floats || lo == 0) start_bucket(r);
 }
 
 /* ZeRO-2: reduce-scatter the finished range straight into the owners' gradient shards. */
@@ -284,8 +290,7 @@ static void pp_forward(struct run *r, size_t m, double *loss_sum, float *logits,
     size_t Bm = r->spec.B, T = r->spec.T, BT = Bm * T, C = r->job->cfg.n_embd;
     size_t slot = m % r->spec.slots, B = r->job->recipe.batch;
     const int *in = r->batch + m * BT, *tg = r->batch + B * T + m * BT;
-    if (d->rank > 0)
-        mt_dist_recv(d, mt_shard_input(sh, slot), BT * C, d->rank - 1, TAG_ACT);
+    if (d->rank > 0) mt_dist_recv(d, mt_shard_input(sh, slot), BT * C, d->rank - 1, TAG_ACT);
     if (mt_shard_forward(sh, slot, in, tg, loss_sum,
                          logits ? logits + m * BT * r->job->cfg.vocab : NULL, err, errlen))
         *fail = 1;
@@ -318,8 +323,7 @@ static int pp_step(struct run *r, double *loss_sum, float *logits, float dloss, 
     size_t M = r->job->micro_batches, f = 0, b = 0;
     int fail = 0;
     size_t warm = r->job->one_f_one_b ? (size_t)(r->d->nranks - r->d->rank - 1) : M;
-    if (warm > M)
-        warm = M;
+    if (warm > M) warm = M;
     while (f < warm)
         pp_forward(r, f++, loss_sum, logits, err, errlen, &fail);
     while (f < M) {
@@ -353,24 +357,23 @@ static void optimizer_step(struct run *r, float *g, float lr)
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
-        if (s->owner && a < b)
-            ss += mt_k_sumsq(g + (a - r->lo), b - a);
+        if (s->owner && a < b) ss += mt_k_sumsq(g + (a - r->lo), b - a);
     }
-    if (r->job->strategy != MT_DIST_DP)
-        ss = mt_dist_sum(r->d, ss);
+    if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
     float norm = (float)sqrt(ss), scale = 1.0f;
-    if (rc->grad_clip > 0.0f && norm > rc->grad_clip)
-        scale = rc->grad_clip / norm;
+    if (rc->grad_clip > 0.0f && norm > rc->grad_clip) scale = rc->grad_clip / norm;
     r->adam_step++;
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
-        if (a >= b)
-            continue;
-        struct mt_adamw_args args = {.lr = lr, .beta1 = rc->beta1, .beta2 = rc->beta2,
+        if (a >= b) continue;
+        struct mt_adamw_args args = {.lr = lr,
+                                     .beta1 = rc->beta1,
+                                     .beta2 = rc->beta2,
                                      .eps = rc->eps,
                                      .weight_decay = s->decays ? rc->weight_decay : 0.0f,
-                                     .grad_scale = scale, .step = r->adam_step};
+                                     .grad_scale = scale,
+                                     .step = r->adam_step};
         size_t k = a - r->lo;
         mt_k_adamw(r->sh->params + a, g + k, r->m + k, r->v + k, b - a, &args);
     }
@@ -382,16 +385,15 @@ static void optimizer_step(struct run *r, float *g, float lr)
 static void phase(const struct run *r, const char *name, int begin)
 {
     struct mt_ctx *ctx = r->job->ctx;
-    if (!ctx)
-        return;
+    if (!ctx) return;
     if (begin)
         mt_region_begin(ctx, name);
     else
         mt_region_end(ctx, name);
 }
 
-static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *logits,
-                      float *loss, char *err, size_t errlen)
+static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *logits, float *loss,
+                      char *err, size_t errlen)
 {
     const struct mt_dist_job *job = r->job;
     struct mt_dist *d = r->d;
@@ -414,8 +416,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
         rc = mt_shard_forward(sh, 0, in + rows, tg + rows, &loss_sum, NULL, err, errlen);
         phase(r, "forward", 0);
         phase(r, "backward", 1);
-        if (!rc)
-            mt_shard_backward(sh, 0, dloss, ready, r);
+        if (!rc) mt_shard_backward(sh, 0, dloss, ready, r);
         phase(r, "backward", 0);
         break;
     }
@@ -424,8 +425,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
         rc = mt_shard_forward(sh, 0, in, tg, &loss_sum, logits, err, errlen);
         phase(r, "forward", 0);
         phase(r, "backward", 1);
-        if (!rc)
-            mt_shard_backward(sh, 0, dloss, NULL, NULL);
+        if (!rc) mt_shard_backward(sh, 0, dloss, NULL, NULL);
         phase(r, "backward", 0);
         break;
     case MT_DIST_PP: /* forwards and backwards interleave: one phase */
@@ -435,8 +435,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
         break;
     }
     if (mt_dist_any(d, rc)) {
-        if (!rc)
-            snprintf(err, errlen, "another rank failed in step %zu", step);
+        if (!rc) snprintf(err, errlen, "another rank failed in step %zu", step);
         return -1;
     }
     /* every rank of TP holds the whole loss; the others hold parts of it */
@@ -453,8 +452,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
             g = r->gshard;
     }
     optimizer_step(r, g, mt_gpt_lr_at(&job->recipe, step));
-    if (job->strategy == MT_DIST_ZERO)
-        mt_dist_allgather(d, sh->params, r->counts, r->displs);
+    if (job->strategy == MT_DIST_ZERO) mt_dist_allgather(d, sh->params, r->counts, r->displs);
     phase(r, "optimizer", 0);
     return 0;
 }
@@ -528,21 +526,21 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
 int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_dist_result *res,
                   char *err, size_t errlen)
 {
-    if (check_job(job, d->nranks, err, errlen))
-        return -1;
+    if (check_job(job, d->nranks, err, errlen)) return -1;
     struct run r = {.job = job, .d = d};
     int rc = run_setup(&r, err, errlen);
     if (mt_dist_any(d, rc)) {
-        if (!rc)
-            snprintf(err, errlen, "another rank failed to set up");
+        if (!rc) snprintf(err, errlen, "another rank failed to set up");
         run_free(&r);
         return -1;
     }
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
-    res->zero_pred_optimizer = 8.0 * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
-    res->zero_pred_gradients = 4.0 * (double)psi /
-                               (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
+    res->zero_pred_optimizer =
+        8.0 * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
+    res->zero_pred_gradients =
+        4.0 * (double)psi /
+        (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     struct mt_rng rng;
     mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
@@ -550,15 +548,12 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     mt_dist_reset_peaks(d);
     double t0 = now_s();
     for (size_t step = 0; step < job->recipe.steps && rc == 0; step++) {
-        if (step == 1 && job->crash_rank == d->rank)
-            raise(SIGSEGV);
+        if (step == 1 && job->crash_rank == d->rank) raise(SIGSEGV);
         float loss = 0.0f;
         rc = train_step(&r, step, &rng, step == 0 ? res->logits : NULL, &loss, err, errlen);
-        if (res->losses)
-            res->losses[step] = loss;
+        if (res->losses) res->losses[step] = loss;
         res->final_loss = loss;
-        if (job->ctx)
-            mt_progress(job->ctx, (double)(step + 1), (double)job->recipe.steps);
+        if (job->ctx) mt_progress(job->ctx, (double)(step + 1), (double)job->recipe.steps);
     }
     res->train_s = now_s() - t0;
     res->comm_s = d->comm_s;

@@ -35,24 +35,24 @@ struct mt_dist_job {
     uint64_t seed;               /* weights (as mt_gpt_init) and data */
     const uint8_t *data;         /* training split */
     size_t n_data;
-    double bucket_mb;            /* DP: all-reduce buckets of at most this many MiB; 0 = one */
-    int overlap;                 /* DP: start each bucket's MPI_Iallreduce during backward */
-    int zero_stage;              /* ZeRO: 1 or 2 */
-    size_t micro_batches;        /* PP: micro-batches per step (divides B) */
-    int one_f_one_b;             /* PP: 1F1B schedule instead of GPipe */
-    int crash_rank;              /* tests: this rank raises SIGSEGV in step 1; -1 = none */
-    struct mt_ctx *ctx;          /* progress reports (may be NULL) */
+    double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
+    int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
+    int zero_stage;       /* ZeRO: 1 or 2 */
+    size_t micro_batches; /* PP: micro-batches per step (divides B) */
+    int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
+    int crash_rank;       /* tests: this rank raises SIGSEGV in step 1; -1 = none */
+    struct mt_ctx *ctx;   /* progress reports (may be NULL) */
 };
 
 struct mt_dist_result {
-    float *losses;        /* in: NULL or steps floats; out: global mean loss per step */
-    float *params;        /* in: NULL or (rank 0) mt_gpt_num_params floats; out: final
-                           * weights in mt_gpt layout, assembled on rank 0 */
-    float *logits;        /* in: NULL or B*T*V floats on ranks that hold the LM head
-                           * (TP: all, PP: the last stage); out: raw logits of step 0 */
-    double train_s;       /* wall time of the training loop */
-    double compute_s;     /* train_s minus time inside MPI calls */
-    size_t tokens;        /* tokens trained on (global) */
+    float *losses;    /* in: NULL or steps floats; out: global mean loss per step */
+    float *params;    /* in: NULL or (rank 0) mt_gpt_num_params floats; out: final
+                       * weights in mt_gpt layout, assembled on rank 0 */
+    float *logits;    /* in: NULL or B*T*V floats on ranks that hold the LM head
+                       * (TP: all, PP: the last stage); out: raw logits of step 0 */
+    double train_s;   /* wall time of the training loop */
+    double compute_s; /* train_s minus time inside MPI calls */
+    size_t tokens;    /* tokens trained on (global) */
     float final_loss;
     /* predictions of the ZeRO paper's formula for this rank (bytes; fp32 Adam: K = 8) */
     double zero_pred_optimizer, zero_pred_gradients;

@@ -8,11 +8,13 @@
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
-    {"stage", MT_PARAM_INT, "1", 1, 2, NULL,
-     "1: shard optimizer state; 2: also shard gradients"},
+    {"stage", MT_PARAM_INT, "1", 1, 2, NULL, "1: shard optimizer state; 2: also shard gradients"},
 };
 
-static int run(struct mt_ctx *ctx) { return mt_dist_plugin_run(ctx, MT_DIST_ZERO); }
+static int run(struct mt_ctx *ctx)
+{
+    return mt_dist_plugin_run(ctx, MT_DIST_ZERO);
+}
 
 MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
     .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
