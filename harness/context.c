@@ -189,6 +189,24 @@ static void fallback_add(struct mt_context *c, const char *path, double wall, do
     c->regions[c->nregions++] = (struct mt_context_region){strdup(path), 1, wall, cpu};
 }
 
+/* The heap profiler's timeline shows the innermost region's name. It keeps the pointer,
+ * so it points into the context's own stack of copies, never into the plugin's strings. */
+static void memcat_push(struct mt_context *c, const char *name)
+{
+    if (c->memcat_depth < MT_CONTEXT_DEPTH) {
+        snprintf(c->memcat_names[c->memcat_depth], sizeof c->memcat_names[0], "%s", name);
+        mt_memcat_region(c->memcat_names[c->memcat_depth]);
+    }
+    c->memcat_depth++;
+}
+
+static void memcat_pop(struct mt_context *c)
+{
+    if (c->memcat_depth > 0) c->memcat_depth--;
+    size_t top = c->memcat_depth < MT_CONTEXT_DEPTH ? c->memcat_depth : MT_CONTEXT_DEPTH;
+    mt_memcat_region(top ? c->memcat_names[top - 1] : NULL);
+}
+
 static void ctx_region_begin(struct mt_ctx *pub, const char *name)
 {
     struct mt_context *c = CTX(pub);
@@ -197,17 +215,18 @@ static void ctx_region_begin(struct mt_ctx *pub, const char *name)
         return;
     }
     if (!pthread_equal(pthread_self(), c->owner)) return; /* counted on the run() thread only */
-    mt_memcat_region(name);
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
         char err[256];
         if (mt_counters_region_begin(c->counters, name, err, sizeof err) != 0)
             plugin_bug(c, "region_begin: %s", err);
+        else
+            memcat_push(c, name);
         return;
     }
 #endif
     size_t len = strlen(c->open_path);
-    if (c->depth >= 32 || len + strlen(name) + 2 > sizeof c->open_path) {
+    if (c->depth >= MT_CONTEXT_DEPTH || len + strlen(name) + 2 > sizeof c->open_path) {
         plugin_bug(c, "regions nested too deep at '%s'", name);
         return;
     }
@@ -215,6 +234,7 @@ static void ctx_region_begin(struct mt_ctx *pub, const char *name)
     c->open_wall[c->depth] = now_s(CLOCK_MONOTONIC);
     c->open_cpu[c->depth] = now_s(CLOCK_PROCESS_CPUTIME_ID);
     c->depth++;
+    memcat_push(c, name);
 }
 
 static void ctx_region_end(struct mt_ctx *pub, const char *name)
@@ -226,8 +246,8 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
         char err[256];
         if (mt_counters_region_end(c->counters, name, err, sizeof err) != 0)
             plugin_bug(c, "region_end: %s", err);
-        mt_memcat_region(
-            mt_counters_region_depth(c->counters) ? mt_counters_region_path(c->counters) : NULL);
+        else
+            memcat_pop(c);
         return;
     }
 #endif
@@ -244,7 +264,7 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
         *slash = '\0';
     else
         c->open_path[0] = '\0';
-    mt_memcat_region(c->depth ? c->open_path : NULL);
+    memcat_pop(c);
 }
 
 static int ctx_mem_category(struct mt_ctx *pub, int cat)
@@ -395,6 +415,9 @@ static int emit_counter_region(const struct mt_counters_region *r, void *user)
 
 void mt_context_finish(struct mt_context *c)
 {
+    /* The heap profiler must not keep a pointer into this context past its life. */
+    mt_memcat_region(NULL);
+    c->memcat_depth = 0;
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
         char err[256];

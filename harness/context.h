@@ -23,6 +23,8 @@
 
 struct mt_counters;
 
+#define MT_CONTEXT_DEPTH 32 /* nesting depth of regions */
+
 /* Wall/CPU totals of one region path, used when the counters library is absent. */
 struct mt_context_region {
     char *path;
@@ -48,7 +50,10 @@ struct mt_context {
     /* Fallback region stack and table (no counters library). */
     char open_path[1024];
     size_t depth;
-    double open_wall[32], open_cpu[32];
+    double open_wall[MT_CONTEXT_DEPTH], open_cpu[MT_CONTEXT_DEPTH];
+    /* Copies of the open regions' names, handed to the heap profiler's timeline. */
+    char memcat_names[MT_CONTEXT_DEPTH][64];
+    size_t memcat_depth;
     struct mt_context_region *regions;
     size_t nregions;
 
