@@ -146,39 +146,69 @@ __attribute__((target("avx512f,f16c"))) static void fp16_unpack_fast(float *dst,
         dst[i] = fp16_to(src[i]);
 }
 
-void mt_half_pack(enum mt_prec p, uint16_t *dst, const float *src, size_t n)
+/* One block of a conversion: the fast path when the CPU has it, else the scalar one. */
+static void pack_block(enum mt_prec p, int fast, uint16_t *dst, const float *src, size_t n)
 {
-    if (p == MT_PREC_BF16 && mt_half_fast(p))
+    if (fast && p == MT_PREC_BF16)
         bf16_pack_fast(dst, src, n);
-    else if (p == MT_PREC_FP16 && mt_half_fast(p))
+    else if (fast)
         fp16_pack_fast(dst, src, n);
     else
         mt_half_pack_ref(p, dst, src, n);
 }
 
-void mt_half_unpack(enum mt_prec p, float *dst, const uint16_t *src, size_t n)
+static void unpack_block(enum mt_prec p, int fast, float *dst, const uint16_t *src, size_t n)
 {
     if (p == MT_PREC_BF16) { /* a shift: the compiler vectorizes it */
         for (size_t i = 0; i < n; i++) {
             uint32_t u = (uint32_t)src[i] << 16;
             memcpy(dst + i, &u, sizeof u);
         }
-    } else if (mt_half_fast(p)) {
+    } else if (fast) {
         fp16_unpack_fast(dst, src, n);
     } else {
         mt_half_unpack_ref(p, dst, src, n);
     }
 }
 
+/* Large arrays are converted in blocks over the OpenMP threads (activations of a batch
+ * are megabytes); small ones on the calling thread. */
+#define PAR_BLOCK ((size_t)32768)
+
+void mt_half_pack(enum mt_prec p, uint16_t *dst, const float *src, size_t n)
+{
+    int fast = mt_half_fast(p);
+    size_t nblk = (n + PAR_BLOCK - 1) / PAR_BLOCK;
+#pragma omp parallel for schedule(static) if (nblk > 1)
+    for (size_t b = 0; b < nblk; b++) {
+        size_t i = b * PAR_BLOCK;
+        pack_block(p, fast, dst + i, src + i, n - i < PAR_BLOCK ? n - i : PAR_BLOCK);
+    }
+}
+
+void mt_half_unpack(enum mt_prec p, float *dst, const uint16_t *src, size_t n)
+{
+    int fast = mt_half_fast(p);
+    size_t nblk = (n + PAR_BLOCK - 1) / PAR_BLOCK;
+#pragma omp parallel for schedule(static) if (nblk > 1)
+    for (size_t b = 0; b < nblk; b++) {
+        size_t i = b * PAR_BLOCK;
+        unpack_block(p, fast, dst + i, src + i, n - i < PAR_BLOCK ? n - i : PAR_BLOCK);
+    }
+}
+
 void mt_half_round(enum mt_prec p, float *x, size_t n)
 {
     enum { CHUNK = 1024 };
-    uint16_t h[CHUNK];
     if (p == MT_PREC_FP32) return;
-    for (size_t i = 0; i < n; i += CHUNK) {
-        size_t k = n - i < CHUNK ? n - i : CHUNK;
-        mt_half_pack(p, h, x + i, k);
-        mt_half_unpack(p, x + i, h, k);
+    int fast = mt_half_fast(p);
+    size_t nblk = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (n > PAR_BLOCK)
+    for (size_t b = 0; b < nblk; b++) {
+        uint16_t h[CHUNK];
+        size_t i = b * CHUNK, k = n - i < CHUNK ? n - i : CHUNK;
+        pack_block(p, fast, h, x + i, k);
+        unpack_block(p, fast, x + i, h, k);
     }
 }
 

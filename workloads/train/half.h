@@ -6,13 +6,15 @@
  * gradient storage while counting contributions that flush to zero (underflow).
  * Fast paths: AVX512-BF16 (`_mm512_cvtne2ps_pbh`) for bf16 packing and F16C
  * (`_mm512_cvtps_ph` / `_mm512_cvtph_ps`) for fp16, chosen at run time when the CPU has
- * them; `*_ref` are the plain scalar definitions the tests hold the fast ones to.
+ * them, split over the OpenMP threads for large arrays; `*_ref` are the plain scalar
+ * definitions the tests hold the fast ones to.
  * Known difference: the AVX512-BF16 instruction treats fp32 denormal inputs as zero (the
  * scalar reference rounds them; both give 0 or the smallest bf16 denormals), so tests
  * compare the two exactly on normal inputs only.
  * What it is not for: arithmetic in 16 bits; all compute stays in fp32.
  *
- * Thread safety: pure functions over caller buffers; no state.
+ * Thread safety: pure functions over caller buffers; no state. Large conversions open an
+ * OpenMP parallel region (call them from outside one).
  */
 #ifndef MT_TRAIN_HALF_H
 #define MT_TRAIN_HALF_H
