@@ -93,7 +93,7 @@ static double abs_sum(const float *w, size_t cols, const float *x)
 static void check_kernels(size_t rows, size_t cols, double sparsity, unsigned n, unsigned m,
                           uint64_t *seed)
 {
-    static const size_t mrows_list[] = {1, 3, 5, 16, 33};
+    static const size_t mrows_list[] = {1, 3, 5, 16, 33, 64, 70};
     float *w = alloc_floats(rows * cols), *bias = alloc_floats(rows);
     fill_random(w, rows * cols, seed);
     fill_random(bias, rows, seed);

@@ -107,7 +107,7 @@ enum mt_sparse_impl {
 /* Contract: y[mrows x rows] = x[mrows x cols] · W^T (+ bias[rows] when bias != NULL), for
  * any format. x and y are row-major and must not overlap. `impl` picks the code path; the
  * AVX-512 path uses a row-gather/expand kernel for small mrows and a transposed SpMM
- * (y^T = W·x^T, vectorised over mrows) for mrows >= 16. Sums are in fp32 in a different
+ * (y^T = W·x^T, vectorised over mrows) for mrows >= 64. Sums are in fp32 in a different
  * order than the reference, so results differ from it by rounding only. Returns 0, or -1
  * when scratch memory (tagged workspace) cannot be allocated; y is then unspecified. */
 int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,

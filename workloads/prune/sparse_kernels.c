@@ -8,8 +8,9 @@
  *     row_csr_unrolled); BITMAP expands 16 packed values into a dense vector with vexpandps
  *     (register form) under the bitmap's 16-bit mask; NM decodes 16 in-group indices into
  *     a permutation of 16, 32 or 64 consecutive x values (a gather when wider).
- *   - mrows >= SPMM_MIN_ROWS: y^T = W·x^T with x transposed once into a padded workspace;
- *     each stored non-zero (c, v) adds v·x^T[c, :] to the output row, 16 x rows per lane.
+ *   - mrows >= SPMM_MIN_ROWS: y^T = W·x^T with x transposed once into a padded workspace
+ *     of 64-row chunks; each stored non-zero (c, v) adds v·x^T[c, chunk] to its output
+ *     row's 64 accumulators, input columns walked in L1-sized tiles (see spmm_chunk).
  * OpenMP splits output rows; the parallel loop sits in plain C and calls per-row functions
  * compiled with target("avx512...") so the file builds for any x86-64 and dispatches at
  * run time. What it is not for: dense layers in a model (use oneDNN there), mask choice.
@@ -17,12 +18,13 @@
 #include "sparse.h"
 
 #include <immintrin.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <memtrade/memcat.h>
 
-#define SPMM_MIN_ROWS 16
+#define SPMM_MIN_ROWS 64
 #define XBLOCK 4
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,popcnt,bmi,bmi2")))
 #define INLINE inline __attribute__((always_inline))
@@ -354,39 +356,87 @@ ROW_SMALL(4)
 
 /* ---------------------------------------------------------------- AVX-512, SpMM */
 
-/* yt_row[0 .. 16*LANES) = sum over entries (c, v) of v * xt[c, m0 ..]; LANES constant after
- * inlining so the accumulators stay in registers. */
-AVX512 INLINE static void spmm_lanes(const uint32_t *cols, const float *vals, size_t nnz,
-                                     const float *xt, size_t mp, size_t m0, const size_t lanes,
-                                     float *yt_row)
+/* Layout: x^T and y^T are stored in chunks of SPMM_LANES consecutive x rows, each chunk
+ * [K or N][SPMM_LANES] floats, so the 64 columns of x^T one tile of the loop touches are
+ * 16 KiB of contiguous memory (L1-resident; a plain [K][M] layout would put them 4 KiB
+ * apart, all in one L1 set). Each thread owns a contiguous block of output rows; for
+ * every chunk it walks the input columns in tiles of ~64 and, for each of its rows, adds
+ * the row's non-zeros in that tile to the row's 64 accumulators (four zmm registers),
+ * loaded from and stored back to y^T once per (row, tile). */
+#define SPMM_LANES 64
+
+AVX512 INLINE static void spmm_fma(__m512 acc[4], float v, const float *xr)
 {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (size_t j = 0; j < nnz; j++) {
-        __m512 v = _mm512_set1_ps(vals[j]);
-        const float *xr = xt + (size_t)cols[j] * mp + m0;
-        for (size_t l = 0; l < lanes; l++)
-            acc[l] = _mm512_fmadd_ps(v, _mm512_loadu_ps(xr + 16 * l), acc[l]);
-    }
-    for (size_t l = 0; l < lanes; l++)
-        _mm512_storeu_ps(yt_row + m0 + 16 * l, acc[l]);
+    __m512 bv = _mm512_set1_ps(v);
+    for (int l = 0; l < 4; l++)
+        acc[l] = _mm512_fmadd_ps(bv, _mm512_load_ps(xr + 16 * l), acc[l]);
 }
 
-/* yt[r, 0..mp) = sum over entries (c, v) of v * xt[c, 0..mp); mp is a multiple of 16. */
-AVX512 static void row_spmm_avx(const uint32_t *cols, const float *vals, size_t nnz,
-                                const float *xt, size_t mp, float *yt_row)
+/* Rows [r0, r1) of one chunk: xt is [K][64], yt is [N][64]; cur holds r1-r0 cursors. */
+AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float *yt, size_t r0,
+                              size_t r1, uint32_t *cur)
 {
-    size_t m0 = 0;
-    for (; m0 + 64 <= mp; m0 += 64)
-        spmm_lanes(cols, vals, nnz, xt, mp, m0, 4, yt_row);
-    for (; m0 < mp; m0 += 16)
-        spmm_lanes(cols, vals, nnz, xt, mp, m0, 1, yt_row);
+    size_t K = s->cols, kt = s->format == MT_SPARSE_NM ? 64 / s->m * s->m : 64;
+    size_t per_row = s->format == MT_SPARSE_NM ? K / s->m * s->n : 0;
+    for (size_t r = r0; r < r1; r++)
+        cur[r - r0] = s->format == MT_SPARSE_CSR || s->format == MT_SPARSE_BITMAP
+                          ? s->row_off[r]
+                          : 0;
+    for (size_t k0 = 0; k0 < K; k0 += kt) {
+        size_t k1 = k0 + kt < K ? k0 + kt : K;
+        for (size_t r = r0; r < r1; r++) {
+            float *yr = yt + r * SPMM_LANES;
+            __m512 acc[4];
+            for (int l = 0; l < 4; l++)
+                acc[l] = k0 ? _mm512_load_ps(yr + 16 * l) : _mm512_setzero_ps();
+            uint32_t p = cur[r - r0];
+            switch (s->format) {
+            case MT_SPARSE_DENSE:
+                for (size_t c = k0; c < k1; c++)
+                    spmm_fma(acc, s->values[r * K + c], xt + c * SPMM_LANES);
+                break;
+            case MT_SPARSE_CSR:
+                for (uint32_t end = s->row_off[r + 1]; p < end; p++) {
+                    size_t c = s->idx_bits == 16 ? ((const uint16_t *)s->col_idx)[p]
+                                                 : ((const uint32_t *)s->col_idx)[p];
+                    if (c >= k1)
+                        break;
+                    spmm_fma(acc, s->values[p], xt + c * SPMM_LANES);
+                }
+                break;
+            case MT_SPARSE_BITMAP:
+                for (uint64_t w = s->bitmap[r * s->bitmap_words + k0 / 64]; w; w &= w - 1)
+                    spmm_fma(acc, s->values[p++],
+                             xt + (k0 + (size_t)__builtin_ctzll(w)) * SPMM_LANES);
+                break;
+            case MT_SPARSE_NM: {
+                const uint8_t *ir = s->nm_idx + r * s->nm_row_bytes;
+                for (size_t g = k0 / s->m; g < k1 / s->m; g++)
+                    for (size_t j = g * s->n; j < (g + 1) * s->n; j++)
+                        spmm_fma(acc, s->values[r * per_row + j],
+                                 xt + (g * s->m + nm_index(s, ir, j)) * SPMM_LANES);
+                break;
+            }
+            default:
+                break;
+            }
+            cur[r - r0] = p;
+            for (int l = 0; l < 4; l++)
+                _mm512_store_ps(yr + 16 * l, acc[l]);
+        }
+    }
+}
+
+static size_t spmm_padded_rows(size_t mrows)
+{
+    return (mrows + SPMM_LANES - 1) / SPMM_LANES * SPMM_LANES;
 }
 
 static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, const float *bias,
                     float *y)
 {
-    size_t n_out = s->rows, k_in = s->cols, mp = (mrows + 15) / 16 * 16;
+    size_t n_out = s->rows, k_in = s->cols, mp = spmm_padded_rows(mrows);
+    size_t chunks = mp / SPMM_LANES;
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     float *xt = aligned_alloc(64, k_in * mp * sizeof(float));
     float *yt = aligned_alloc(64, n_out * mp * sizeof(float));
@@ -399,29 +449,28 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < k_in; c++)
         for (size_t i = 0; i < mp; i++)
-            xt[c * mp + i] = i < mrows ? x[i * k_in + c] : 0.0f;
+            xt[(i / SPMM_LANES * k_in + c) * SPMM_LANES + i % SPMM_LANES] =
+                i < mrows ? x[i * k_in + c] : 0.0f;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        uint32_t *cols = malloc(k_in * sizeof(*cols));
-        float *vals = malloc(k_in * sizeof(*vals));
-        if (!cols || !vals)
+        size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+        size_t per = (n_out + nt - 1) / nt, r0 = t * per < n_out ? t * per : n_out;
+        size_t r1 = r0 + per < n_out ? r0 + per : n_out;
+        uint32_t *cur = malloc((per ? per : 1) * sizeof(*cur));
+        if (!cur)
             failed = 1;
-        else {
-#pragma omp for schedule(static)
-            for (size_t r = 0; r < n_out; r++) {
-                size_t nnz = row_entries(s, r, cols, vals);
-                row_spmm_avx(cols, vals, nnz, xt, mp, yt + r * mp);
-            }
-        }
-        free(cols);
-        free(vals);
+        for (size_t ch = 0; cur && ch < chunks; ch++)
+            spmm_chunk(s, xt + ch * k_in * SPMM_LANES, yt + ch * n_out * SPMM_LANES, r0, r1, cur);
+        free(cur);
     }
     if (!failed) {
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < mrows; i++)
             for (size_t r = 0; r < n_out; r++)
-                y[i * n_out + r] = yt[r * mp + i] + (bias ? bias[r] : 0.0f);
+                y[i * n_out + r] =
+                    yt[(i / SPMM_LANES * n_out + r) * SPMM_LANES + i % SPMM_LANES] +
+                    (bias ? bias[r] : 0.0f);
     }
     free(xt);
     free(yt);
@@ -471,8 +520,9 @@ size_t mt_sparse_matmul_scratch(const struct mt_sparse *w, size_t mrows, enum mt
     size_t decode = w->cols * (sizeof(uint32_t) + sizeof(float));
     int avx = impl != MT_SPARSE_IMPL_SCALAR && mt_sparse_have_avx512();
     if (avx && mrows >= SPMM_MIN_ROWS) {
-        size_t mp = (mrows + 15) / 16 * 16;
-        return (w->cols + w->rows) * mp * sizeof(float) + threads * decode;
+        size_t per = threads ? (w->rows + threads - 1) / threads : w->rows;
+        return (w->cols + w->rows) * spmm_padded_rows(mrows) * sizeof(float) +
+               threads * (per ? per : 1) * sizeof(uint32_t);
     }
     if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0))
         return 0;
