@@ -18,15 +18,13 @@ expect_rc 0 "$MT" list
 expect_out "t_ok"
 expect_out "dtype            choice default fp32"
 expect_rc 0 "$MT" list --json
-python3 -c '
-import json, sys
-w = {x["name"]: x for x in json.load(open(sys.argv[1]))}
-assert {"t_ok", "t_fail", "t_segv", "t_hang", "t_oom", "t_ranks"} <= set(w), w.keys()
-p = {x["name"]: x for x in w["t_ok"]["params"]}
-assert p["steps"] == {"name": "steps", "type": "int", "default": "3", "min": 1, "max": 1000, "help": "steps to report"}, p["steps"]
-assert p["dtype"]["choices"] == "fp32|bf16|int8"
-assert w["t_ranks"]["ranks_param"] == "ranks"
-' "$TMP/last.out" || fail "list --json"
+# JSON checked with SQLite's JSON functions (no other tool needed).
+J="readfile('$TMP/last.out')"
+expect_eq json_names "$(sqlite3 :memory: "SELECT count(*) FROM json_each($J) WHERE json_extract(value, '\$.name') IN ('t_ok', 't_fail', 't_segv', 't_hang', 't_oom', 't_ranks')")" "6"
+expect_eq json_param "$(sqlite3 :memory: "SELECT p.value FROM json_each($J) w, json_each(json_extract(w.value, '\$.params')) p WHERE json_extract(w.value, '\$.name') = 't_ok' AND json_extract(p.value, '\$.name') = 'steps'")" \
+    '{"name":"steps","type":"int","default":"3","min":1,"max":1000,"help":"steps to report"}'
+expect_eq json_choices "$(sqlite3 :memory: "SELECT json_extract(p.value, '\$.choices') FROM json_each($J) w, json_each(json_extract(w.value, '\$.params')) p WHERE json_extract(w.value, '\$.name') = 't_ok' AND json_extract(p.value, '\$.name') = 'dtype'")" "fp32|bf16|int8"
+expect_eq json_ranks "$(sqlite3 :memory: "SELECT json_extract(value, '\$.ranks_param') FROM json_each($J) WHERE json_extract(value, '\$.name') = 't_ranks'")" "ranks"
 expect_rc 0 "$MT" describe t_ok
 expect_out "memory estimate: declared"
 expect_rc 2 "$MT" describe t_okk
