@@ -175,26 +175,29 @@ static void unpack_block(enum mt_prec p, int fast, float *dst, const uint16_t *s
  * are megabytes); small ones on the calling thread. */
 #define PAR_BLOCK ((size_t)32768)
 
-void mt_half_pack(enum mt_prec p, uint16_t *dst, const float *src, size_t n)
+/* pack = 1: floats to 16 bits; 0: back. */
+static void convert(enum mt_prec p, int pack, void *dst, const void *src, size_t n)
 {
     int fast = mt_half_fast(p);
     size_t nblk = (n + PAR_BLOCK - 1) / PAR_BLOCK;
 #pragma omp parallel for schedule(static) if (nblk > 1)
     for (size_t b = 0; b < nblk; b++) {
-        size_t i = b * PAR_BLOCK;
-        pack_block(p, fast, dst + i, src + i, n - i < PAR_BLOCK ? n - i : PAR_BLOCK);
+        size_t i = b * PAR_BLOCK, k = n - i < PAR_BLOCK ? n - i : PAR_BLOCK;
+        if (pack)
+            pack_block(p, fast, (uint16_t *)dst + i, (const float *)src + i, k);
+        else
+            unpack_block(p, fast, (float *)dst + i, (const uint16_t *)src + i, k);
     }
+}
+
+void mt_half_pack(enum mt_prec p, uint16_t *dst, const float *src, size_t n)
+{
+    convert(p, 1, dst, src, n);
 }
 
 void mt_half_unpack(enum mt_prec p, float *dst, const uint16_t *src, size_t n)
 {
-    int fast = mt_half_fast(p);
-    size_t nblk = (n + PAR_BLOCK - 1) / PAR_BLOCK;
-#pragma omp parallel for schedule(static) if (nblk > 1)
-    for (size_t b = 0; b < nblk; b++) {
-        size_t i = b * PAR_BLOCK;
-        unpack_block(p, fast, dst + i, src + i, n - i < PAR_BLOCK ? n - i : PAR_BLOCK);
-    }
+    convert(p, 0, dst, src, n);
 }
 
 void mt_half_round(enum mt_prec p, float *x, size_t n)
