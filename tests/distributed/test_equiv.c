@@ -246,7 +246,7 @@ int main(int argc, char **argv)
     free(ref.params);
     free(ref.logits);
     mt_corpus_free(&corpus);
-    mt_dist_close(&d, 0);
+    mt_dist_close(&d);
     MPI_Finalize();
     return 0;
 }

@@ -64,9 +64,8 @@ int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen
     return 0;
 }
 
-void mt_dist_close(struct mt_dist *d, int failed)
+void mt_dist_close(struct mt_dist *d)
 {
-    if (failed && d->nranks > 1) MPI_Abort(d->comm, 1);
     if (d->initialised_mpi) {
         int fin = 0;
         MPI_Finalized(&fin);

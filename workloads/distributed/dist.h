@@ -48,10 +48,10 @@ struct mt_dist {
  * *d for MPI_COMM_WORLD. Returns 0, or -1 with a message. */
 int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen);
 
-/* Finalises MPI if mt_dist_open initialised it. After a failure on some ranks only, pass
- * failed = 1: the job is then aborted (MPI_Abort) since the healthy ranks may wait in a
- * collective forever; that call does not return. */
-void mt_dist_close(struct mt_dist *d, int failed);
+/* Finalises MPI if mt_dist_open initialised it. Collective: a rank that fails alone must
+ * not get here while others wait for it in a collective (use mt_dist_any to agree on
+ * failures first). */
+void mt_dist_close(struct mt_dist *d);
 
 /* Agrees on failure: returns 1 on every rank if `failed` is non-zero on any rank. */
 int mt_dist_any(struct mt_dist *d, int failed);

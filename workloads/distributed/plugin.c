@@ -157,7 +157,7 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy)
     free(res.losses);
     free(res.params);
     mt_corpus_free(&corpus);
-    mt_dist_close(&d, 0); /* mt_dist_train fails on every rank alike */
+    mt_dist_close(&d); /* mt_dist_train fails on every rank alike */
     if (rc) return mt_error(ctx, "%s", err);
     return eval_rc;
 }

@@ -51,7 +51,9 @@
     }
 
 /* The body of every distributed plugin's run(): see above. Returns 0 or -1 (with
- * mt_error). A failure on some ranks only aborts the MPI job so no rank hangs. */
+ * mt_error). Failures are agreed on by every rank before MPI is finalised, so none waits
+ * forever for another; a rank that crashes takes the job down (MPI_ERRORS_ARE_FATAL,
+ * mpirun). */
 int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy);
 
 /* Per-rank peak estimate for the scheduler: a data-parallel rank's training slabs (an

@@ -149,7 +149,7 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
 static void run_free(struct run *r)
 {
     struct mt_dist *d = r->d;
-    size_t span = r->hi - r->lo, N = (size_t)d->nranks;
+    size_t span = r->hi - r->lo;
     mt_shard_free(r->sh, d);
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
@@ -165,7 +165,6 @@ static void run_free(struct run *r)
     free(r->rcounts);
     free(r->reqs);
     free(r->fwd_req);
-    (void)N;
 }
 
 /* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
