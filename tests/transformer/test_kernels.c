@@ -132,6 +132,15 @@ int main(void)
         free(qkv), free(o1), free(o2), free(a1), free(a2), free(dout), free(dq1), free(dq2);
         free(da1), free(da2);
     }
+    { /* decode attention against a KV cache of 29 positions */
+        size_t n = 29;
+        float *q = randv(C, 1), *kc = randv(n * C, 1), *vc = randv(n * C, 1);
+        float *o1 = randv(C, 1), *o2 = randv(C, 1), att[29];
+        mt_k_attention_decode(o1, att, q, kc, vc, n, C, NH);
+        mt_k_attention_decode_ref(o2, att, q, kc, vc, n, C, NH);
+        expect_close("attention_decode", o1, o2, C, 1e-4);
+        free(q), free(kc), free(vc), free(o1), free(o2);
+    }
     { /* gelu, residual */
         size_t n = 1001;
         float *x = randv(n, 3), *o1 = malloc(n * 4), *o2 = malloc(n * 4), *d = randv(n, 1);

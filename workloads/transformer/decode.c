@@ -69,14 +69,13 @@ void mt_gpt_kv_reset(struct mt_gpt_kv *kv)
 int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
-    size_t C = cfg->n_embd, NH = cfg->n_head, hs = C / NH, L = cfg->n_layer, pos = kv->pos;
+    size_t C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer, pos = kv->pos;
     if (pos >= kv->max_T)
         return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
     if (token < 0 || (size_t)token >= cfg->vocab)
         return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
     float *proj = atty + C, *fch = proj + C, *att = fch + 4 * C;
-    float scale = 1.0f / sqrtf((float)hs);
     const float *wte = m->param[MT_P_WTE] + (size_t)token * C, *wpe = m->param[MT_P_WPE] + pos * C;
     for (size_t c = 0; c < C; c++)
         x[c] = wte[c] + wpe[c];
@@ -87,29 +86,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
         if (mt_gpt_linear(m, l, MT_LIN_QKV, ln, qkv, 1)) goto hook_failed;
         memcpy(K + pos * C, qkv + C, C * sizeof *K);
         memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
-        for (size_t h = 0; h < NH; h++) {
-            const float *q = qkv + h * hs;
-            float maxv = -INFINITY, sum = 0.0f, *o = atty + h * hs;
-            for (size_t t2 = 0; t2 <= pos; t2++) {
-                const float *k = K + t2 * C + h * hs;
-                float dot = 0.0f;
-                for (size_t i = 0; i < hs; i++)
-                    dot += q[i] * k[i];
-                att[t2] = dot * scale;
-                maxv = att[t2] > maxv ? att[t2] : maxv;
-            }
-            for (size_t t2 = 0; t2 <= pos; t2++) {
-                att[t2] = mt_k_expf(att[t2] - maxv);
-                sum += att[t2];
-            }
-            memset(o, 0, hs * sizeof *o);
-            for (size_t t2 = 0; t2 <= pos; t2++) {
-                const float *v = Vc + t2 * C + h * hs;
-                float a = att[t2] / sum;
-                for (size_t i = 0; i < hs; i++)
-                    o[i] += a * v[i];
-            }
-        }
+        mt_k_attention_decode(atty, att, qkv, K, Vc, pos + 1, C, NH);
         if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, 1)) goto hook_failed;
         mt_k_residual_fwd(x, x, proj, C);
         mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN2W] + l * C,

@@ -267,6 +267,42 @@ void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float
         }
 }
 
+void mt_k_attention_decode(float *out, float *att, const float *q, const float *K, const float *V,
+                           size_t n, size_t C, size_t NH)
+{
+    size_t hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t h = 0; h < NH; h++) {
+        const float *qh = q + h * hs;
+        float maxv = -INFINITY, sum = 0.0f, *o = out + h * hs;
+        for (size_t t = 0; t < n; t++) {
+            const float *k = K + t * C + h * hs;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (size_t i = 0; i < hs; i++)
+                dot += qh[i] * k[i];
+            att[t] = dot * scale;
+            maxv = att[t] > maxv ? att[t] : maxv;
+        }
+#pragma omp simd reduction(+ : sum)
+        for (size_t t = 0; t < n; t++) {
+            att[t] = fast_expf(att[t] - maxv);
+            sum += att[t];
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (size_t i = 0; i < hs; i++)
+            o[i] = 0.0f;
+        for (size_t t = 0; t < n; t++) {
+            const float *v = V + t * C + h * hs;
+            float a = att[t] * inv;
+#pragma omp simd
+            for (size_t i = 0; i < hs; i++)
+                o[i] += a * v[i];
+        }
+    }
+}
+
 void mt_k_gelu_fwd(float *out, const float *inp, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)

@@ -77,6 +77,14 @@ void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float
 void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, size_t B, size_t T, size_t C, size_t NH);
 
+/* One query position against a KV cache: q is (C) (the first C of a qkv row), K and V are
+ * (n, C) for positions 0..n-1 (the query's own position last); out (C) =; att (n) is
+ * scratch. Heads as in mt_k_attention_fwd. */
+void mt_k_attention_decode(float *out, float *att, const float *q, const float *K,
+                           const float *V, size_t n, size_t C, size_t NH);
+void mt_k_attention_decode_ref(float *out, float *att, const float *q, const float *K,
+                               const float *V, size_t n, size_t C, size_t NH);
+
 /* GELU, tanh approximation: out[n] = gelu(inp[n]). out may equal inp. */
 void mt_k_gelu_fwd(float *out, const float *inp, size_t n);
 void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n);

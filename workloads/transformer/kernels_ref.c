@@ -197,6 +197,33 @@ void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const f
             }
 }
 
+void mt_k_attention_decode_ref(float *out, float *att, const float *q, const float *K,
+                               const float *V, size_t n, size_t C, size_t NH)
+{
+    size_t hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t h = 0; h < NH; h++) {
+        float maxv = -INFINITY, sum = 0.0f;
+        for (size_t t = 0; t < n; t++) {
+            float dot = 0.0f;
+            for (size_t i = 0; i < hs; i++)
+                dot += q[h * hs + i] * K[t * C + h * hs + i];
+            att[t] = dot * scale;
+            if (att[t] > maxv) maxv = att[t];
+        }
+        for (size_t t = 0; t < n; t++) {
+            att[t] = expf(att[t] - maxv);
+            sum += att[t];
+        }
+        for (size_t i = 0; i < hs; i++) {
+            float acc = 0.0f;
+            for (size_t t = 0; t < n; t++)
+                acc += att[t] / sum * V[t * C + h * hs + i];
+            out[h * hs + i] = acc;
+        }
+    }
+}
+
 void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
