@@ -4,7 +4,9 @@
 # What it is for: timing profilers/heap/bench/malloc_heavy.c (2M allocations of 16..4096
 # bytes, 12+ frames deep) bare, under libmt_heap.so in full and in sampled mode, and under
 # Debian's heaptrack (`heaptrack -r`: record only, no analysis), REPEATS times each,
-# interleaved, and printing the median wall time and overhead (time / bare time - 1) of each.
+# interleaved, and printing the median wall time and CPU time (user + system of the whole
+# process tree: heaptrack compresses in a second process) and the overhead (time / bare
+# time - 1) of each. On a shared machine trust the CPU columns more than the wall ones.
 # Then, when the build has the harness and the baseline plugin, the same for a baseline
 # training run (tiny model, TRAIN_STEPS steps, one thread): the CPU and wall time of its
 # 'train' region with --heap off, full and sampled (heaptrack cannot wrap the harness's
@@ -27,16 +29,15 @@ trap 'rm -rf "$tmp"' EXIT
 have_heaptrack=0
 command -v heaptrack >/dev/null 2>&1 && have_heaptrack=1
 
-now() { date +%s%N; }
+[ -x /usr/bin/time ] || { echo "bench_heap: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
 
-# run NAME CMD...: one timed run, appends milliseconds to $tmp/NAME
+# run NAME CMD...: one timed run, appends "wall_ms cpu_ms" to $tmp/NAME
 run() {
   name=$1
   shift
-  t0=$(now)
-  nice -n 10 "$@" >/dev/null 2>&1 || { echo "bench_heap: $name failed" >&2; exit 1; }
-  t1=$(now)
-  echo $(( (t1 - t0) / 1000000 )) >>"$tmp/$name"
+  nice -n 10 /usr/bin/time -f '%e %U %S' -o "$tmp/time" "$@" >/dev/null 2>&1 ||
+    { echo "bench_heap: $name failed" >&2; exit 1; }
+  awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' "$tmp/time" >>"$tmp/$name"
 }
 
 for i in $(seq "$repeats"); do
@@ -46,22 +47,26 @@ for i in $(seq "$repeats"); do
   if [ $have_heaptrack = 1 ]; then
     run heaptrack heaptrack -r -o "$tmp/ht.$i" "$prog" "$allocs"
   fi
-  rm -f "$tmp"/*.txt "$tmp"/ht.*
+  rm -f "$tmp"/*.txt "$tmp"/ht.* "$tmp/time"
 done
 
-median() { sort -n "$tmp/$1" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-base=$(median none)
-echo "malloc_heavy: $allocs allocations, median of $repeats runs (wall ms), overhead = t/t_none - 1"
-printf '%-10s %8s %9s %9s\n' profiler ms ratio overhead
+# median FILE COLUMN
+median() { awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+wb=$(median "$tmp/none" 1)
+cb=$(median "$tmp/none" 2)
+echo "malloc_heavy: $allocs allocations, median of $repeats runs, overhead = t/t_none - 1"
+printf '%-10s %8s %9s %8s %9s\n' profiler wall_ms overhead cpu_ms overhead
 for name in none full sampled heaptrack; do
   [ -f "$tmp/$name" ] || { printf '%-10s %8s\n' "$name" "unavailable (heaptrack not installed)"; continue; }
-  ms=$(median $name)
-  awk -v n="$name" -v ms="$ms" -v b="$base" \
-    'BEGIN {printf "%-10s %8d %8.2fx %8.1f%%\n", n, ms, ms / b, (ms / b - 1) * 100}'
+  awk -v n="$name" -v w="$(median "$tmp/$name" 1)" -v c="$(median "$tmp/$name" 2)" -v wb="$wb" -v cb="$cb" \
+    'BEGIN {printf "%-10s %8d %8.1f%% %8d %8.1f%%\n", n, w, (w / wb - 1) * 100, c, (c / cb - 1) * 100}'
 done
 if [ -f "$tmp/heaptrack" ]; then
-  awk -v f="$(median full)" -v h="$(median heaptrack)" -v b="$base" \
-    'BEGIN {printf "full-mode overhead / heaptrack overhead = %.2f (target < 0.5)\n", (f - b) / (h - b)}'
+  for col in 1 2; do
+    awk -v f="$(median "$tmp/full" $col)" -v h="$(median "$tmp/heaptrack" $col)" -v b="$(median "$tmp/none" $col)" \
+      -v what="$([ $col = 1 ] && echo wall || echo cpu)" \
+      'BEGIN {printf "full-mode overhead / heaptrack overhead (%s) = %.2f (target < 0.5)\n", what, (f - b) / (h - b)}'
+  done
 fi
 
 memtrade=$build/bin/memtrade
@@ -84,7 +89,7 @@ for i in $(seq "$repeats"); do
   train full full
   train sampled sampled
 done
-tmedian() { awk -v c="$2" '{print $c}' "$tmp/train.$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+tmedian() { median "$tmp/train.$1" "$2"; }
 echo
 echo "baseline training run: tiny model, $train_steps steps, 1 thread, median of $repeats runs of the 'train' region"
 printf '%-10s %8s %9s %8s %9s\n' heap cpu_ms overhead wall_ms overhead
