@@ -265,9 +265,10 @@ static void test_malloc(void)
             CHECK(memcmp(wp->params, wm->params, wp->slab_bytes[MT_MEM_WEIGHTS]) == 0);
             /* Per micro-step: 7 tensors outside the blocks + L residuals + the blocks'
              * 12 tensors (fp32: every block in forward, recomputed ones again; 16-bit:
-             * kept blocks only) + 6 activation gradients. */
+             * kept blocks in forward, recomputed ones in backward) + 6 activation
+             * gradients. */
             size_t L = cfg.n_layer, slots = (L + every - 1) / every, micro = STEPS * 2;
-            size_t blocks = p == MT_PREC_FP32 ? L + (L - slots) : slots;
+            size_t blocks = p == MT_PREC_FP32 ? L + (L - slots) : L;
             size_t per_micro = 7 + L + 12 * blocks + 6;
             size_t fixed = sp.alloc_calls - 2; /* the pool's two activation slabs */
             printf("%s every %zu: pool %zu allocations, malloc %zu (%zu per micro-step), "

@@ -191,6 +191,51 @@ static size_t n_slots_of(size_t L, size_t every)
     return (L + every - 1) / every;
 }
 
+/* With 16-bit storage a block is computed in fp32 buffers shared by tensors that are
+ * never needed at the same time, forward or backward: LN1 / ATTY / LN2 (each is consumed
+ * by a GEMM before the next is produced, and backward reads them one by one), QKV / FCH /
+ * FCH_GELU (the GELU runs in place; attention is done before the MLP starts), ATT, and
+ * RESIDUAL2 (alive from the attention residual to the MLP residual). Statistics get
+ * their own. */
+enum work_buf { WORK_C, WORK_4C, WORK_ATT, WORK_RES2, WORK_STAT0, WORK_COUNT = WORK_STAT0 + 4 };
+
+static int work_buffer(int a)
+{
+    switch (a) {
+    case MT_A_LN1:
+    case MT_A_ATTY:
+    case MT_A_LN2:
+        return WORK_C;
+    case MT_A_QKV:
+    case MT_A_FCH:
+    case MT_A_FCH_GELU:
+        return WORK_4C;
+    case MT_A_ATT:
+        return WORK_ATT;
+    case MT_A_RESIDUAL2:
+        return WORK_RES2;
+    case MT_A_LN1_MEAN:
+        return WORK_STAT0;
+    case MT_A_LN1_RSTD:
+        return WORK_STAT0 + 1;
+    case MT_A_LN2_MEAN:
+        return WORK_STAT0 + 2;
+    case MT_A_LN2_RSTD:
+        return WORK_STAT0 + 3;
+    default:
+        return -1;
+    }
+}
+
+static size_t work_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int k)
+{
+    size_t BT = B * T, C = cfg->n_embd;
+    return k == WORK_4C      ? BT * 4 * C
+           : k == WORK_ATT   ? act_elems(cfg, B, T, MT_A_ATT)
+           : k >= WORK_STAT0 ? BT
+                             : BT * C;
+}
+
 static int use_bf16mm(const struct mt_tmodel_opts *o)
 {
     return o->prec == MT_PREC_BF16 && !o->emulate_bf16_gemm && mt_bf16mm_native();
@@ -222,9 +267,10 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
         enum act_scope s = act_scope(a);
         size_t inst = scope_inst(s, L, plan->n_slots);
         b[MT_MEM_ACTIVATIONS] += rup(inst * act_elems(cfg, B, T, a) * act_es(o->prec, a));
-        if (half && s == PER_SLOT) /* the fp32 block being computed */
-            b[MT_MEM_WORKSPACE] += rup(act_elems(cfg, B, T, a) * sizeof(float));
     }
+    if (half) /* the fp32 buffers a block is computed in (see work_buffer) */
+        for (int k = 0; k < WORK_COUNT; k++)
+            b[MT_MEM_WORKSPACE] += rup(work_elems(cfg, B, T, k) * sizeof(float));
     for (int d = 0; d < MT_D_COUNT; d++)
         b[MT_MEM_ACT_GRADS] += rup(dact_elems(cfg, B, T, d) * sizeof(float));
     b[MT_MEM_WORKSPACE] += 2 * rup(B * T * sizeof(int)); /* inputs, targets */
@@ -439,11 +485,13 @@ static int alloc_workspace(struct mt_tmodel *t)
         t->sg[k] = t->stage_g + so;
         so += t->len[k] / (is_layer_param(k) ? t->L : 1);
     }
+    float *wb[WORK_COUNT];
+    for (int k = 0; k < WORK_COUNT; k++) {
+        wb[k] = (float *)(void *)p;
+        p += rup(work_elems(&t->cfg, t->Bm, t->T, k) * sizeof(float));
+    }
     for (int a = 0; a < MT_A_COUNT; a++)
-        if (act_scope(a) == PER_SLOT) {
-            t->work[a] = (float *)(void *)p;
-            p += rup(act_elems(&t->cfg, t->Bm, t->T, a) * sizeof(float));
-        }
+        t->work[a] = work_buffer(a) < 0 ? NULL : wb[work_buffer(a)];
     t->x = (float *)(void *)p;
     p += rup(BT * t->C * sizeof(float));
     if (use_bf16mm(&t->o)) t->xh = (uint16_t *)(void *)p;
@@ -630,20 +678,30 @@ static void block_bufs(const struct mt_tmodel *t, size_t l, float *b[MT_A_COUNT]
         b[a] = act_scope(a) != PER_SLOT ? NULL : t->half ? t->work[a] : F(t, a, slot_of(t, l));
 }
 
-/* Moves the 16-bit slot s to or from the fp32 work block. */
-static void slot_copy(struct mt_tmodel *t, size_t s, int to_slot)
+#define NO_SLOT ((size_t)-1)
+
+/* A block tensor was just computed into b[a]: round it to the storage precision and, with
+ * 16-bit storage, store it in slot s (NO_SLOT: not kept). With fp32 storage b[a] is the
+ * slot itself. */
+static void produce(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size_t s)
 {
-    for (int a = 0; a < MT_A_COUNT; a++) {
-        if (act_scope(a) != PER_SLOT) continue;
-        size_t n = act_elems(&t->cfg, t->Bm, t->T, a);
-        if (act_es(t->o.prec, a) == sizeof(float))
-            memcpy(to_slot ? A(t, a, s) : t->work[a], to_slot ? t->work[a] : A(t, a, s),
-                   n * sizeof(float));
-        else if (to_slot)
-            mt_half_pack(t->o.prec, A(t, a, s), t->work[a], n);
-        else
-            mt_half_unpack(t->o.prec, t->work[a], A(t, a, s), n);
+    size_t n = act_elems(&t->cfg, t->fwd_B, t->T, a);
+    if (!t->half) return;
+    if (act_es(t->o.prec, a) == sizeof(float)) {
+        if (s != NO_SLOT) memcpy(A(t, a, s), b[a], n * sizeof(float));
+        return;
     }
+    mt_half_round(t->o.prec, b[a], n);
+    if (s != NO_SLOT) mt_half_pack(t->o.prec, A(t, a, s), b[a], n);
+}
+
+/* The fp32 values of block tensor a kept in slot s, for backward: the slot itself (fp32,
+ * and the 16-bit engine's statistics), or unpacked into the tensor's work buffer. */
+static const float *use(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size_t s)
+{
+    if (!t->half || act_es(t->o.prec, a) == sizeof(float)) return F(t, a, s);
+    mt_half_unpack(t->o.prec, b[a], A(t, a, s), act_elems(&t->cfg, t->fwd_B, t->T, a));
+    return b[a];
 }
 
 /* out[N,OC] = in[N,C] @ W^T + b for parameter tensors pw/pb (pb < 0: no bias) of block
@@ -668,9 +726,10 @@ static void linear(struct mt_tmodel *t, size_t l, float *out, const float *in,
 
 /* Block l on input x (B x T x C, fp32) into b; out = the block output, or NULL when
  * recomputing (the output is already stored). Every stored tensor is rounded to the
- * storage precision as it is produced. Same kernels, same order as gpt.c. */
+ * storage precision as it is produced, and kept in slot s unless s is NO_SLOT. Same
+ * kernels, same order as gpt.c. */
 static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *x,
-                          float *b[MT_A_COUNT], float *out)
+                          float *b[MT_A_COUNT], float *out, size_t s)
 {
     size_t C = t->C, T = t->T, BT = B * t->T;
     enum mt_prec p = t->o.prec;
@@ -678,22 +737,26 @@ static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *
     block_params(t, l, w, g);
     mt_k_layernorm_fwd(b[MT_A_LN1], b[MT_A_LN1_MEAN], b[MT_A_LN1_RSTD], x, w[MT_P_LN1W],
                        w[MT_P_LN1B], BT, C);
-    mt_half_round(p, b[MT_A_LN1], BT * C);
+    produce(t, b, MT_A_LN1, s);
+    produce(t, b, MT_A_LN1_MEAN, s);
+    produce(t, b, MT_A_LN1_RSTD, s);
     linear(t, l, b[MT_A_QKV], b[MT_A_LN1], w, MT_P_QKVW, MT_P_QKVB, BT, C, 3 * C);
-    mt_half_round(p, b[MT_A_QKV], BT * 3 * C);
+    produce(t, b, MT_A_QKV, s);
     mt_k_attention_fwd(b[MT_A_ATTY], b[MT_A_ATT], b[MT_A_QKV], B, T, C, t->NH);
-    mt_half_round(p, b[MT_A_ATTY], BT * C);
-    mt_half_round(p, b[MT_A_ATT], B * t->NH * T * T);
+    produce(t, b, MT_A_ATTY, s);
+    produce(t, b, MT_A_ATT, s);
     linear(t, l, proj, b[MT_A_ATTY], w, MT_P_ATTPROJW, MT_P_ATTPROJB, BT, C, C);
     mt_k_residual_fwd(b[MT_A_RESIDUAL2], x, proj, BT * C);
-    mt_half_round(p, b[MT_A_RESIDUAL2], BT * C);
+    produce(t, b, MT_A_RESIDUAL2, s);
     mt_k_layernorm_fwd(b[MT_A_LN2], b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], b[MT_A_RESIDUAL2],
                        w[MT_P_LN2W], w[MT_P_LN2B], BT, C);
-    mt_half_round(p, b[MT_A_LN2], BT * C);
+    produce(t, b, MT_A_LN2, s);
+    produce(t, b, MT_A_LN2_MEAN, s);
+    produce(t, b, MT_A_LN2_RSTD, s);
     linear(t, l, b[MT_A_FCH], b[MT_A_LN2], w, MT_P_FCW, MT_P_FCB, BT, C, 4 * C);
-    mt_half_round(p, b[MT_A_FCH], BT * 4 * C);
-    mt_k_gelu_fwd(b[MT_A_FCH_GELU], b[MT_A_FCH], BT * 4 * C);
-    mt_half_round(p, b[MT_A_FCH_GELU], BT * 4 * C);
+    produce(t, b, MT_A_FCH, s);
+    mt_k_gelu_fwd(b[MT_A_FCH_GELU], b[MT_A_FCH], BT * 4 * C); /* in place with 16 bits */
+    produce(t, b, MT_A_FCH_GELU, s);
     if (!out) return;
     linear(t, l, proj, b[MT_A_FCH_GELU], w, MT_P_FCPROJW, MT_P_FCPROJB, BT, 4 * C, C);
     mt_k_residual_fwd(out, b[MT_A_RESIDUAL2], proj, BT * C);
@@ -712,6 +775,7 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
                         targets[i], i, V);
     memcpy(t->inputs, inputs, BT * sizeof *inputs);
     memcpy(t->targets, targets, BT * sizeof *targets);
+    t->fwd_B = B;
     if (acquire(t, MT_A_ENCODED, 0) || acquire(t, MT_A_PROJ, 0)) goto oom;
     float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
     block_params(t, 0, w, g);
@@ -728,12 +792,11 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
         block_bufs(t, l, b);
         if (t->half) {
             float *out = F(t, MT_A_PROJ, 0); /* the residual add may write over proj */
-            block_forward(t, l, B, x, b, out);
+            block_forward(t, l, B, x, b, out, kept(t, l) ? s : NO_SLOT);
             memcpy(x, out, BT * C * sizeof *x);
             mt_half_pack(t->o.prec, A(t, MT_A_RESIDUAL3, l), x, BT * C);
-            if (kept(t, l)) slot_copy(t, s, 1);
         } else {
-            block_forward(t, l, B, x, b, F(t, MT_A_RESIDUAL3, l));
+            block_forward(t, l, B, x, b, F(t, MT_A_RESIDUAL3, l), s);
             x = F(t, MT_A_RESIDUAL3, l);
             if (!kept(t, l)) release_slot(t, s);
         }
@@ -748,7 +811,6 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
     linear(t, 0, logits, lnf, w, MT_P_WTE, -1, BT, C, V);
     double sum = mt_k_crossentropy_fwd(logits, F(t, MT_A_LOSSES, 0), t->targets, BT, V);
     if (mean_loss) *mean_loss = (float)(sum / (double)BT);
-    t->fwd_B = B;
     t->have_fwd = 1;
     return 0;
 oom:
@@ -797,37 +859,40 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
             x = t->x;
         }
         block_bufs(t, l, b);
-        if (kept(t, l)) {
-            if (t->half) slot_copy(t, s, 0);
-        } else {
-            if (!t->half && acquire_slot(t, s)) {
+        if (!kept(t, l)) { /* recompute into the group's slot (its top block is done) */
+            if (acquire_slot(t, s)) {
                 release_all(t);
                 return fail(err, errlen, "out of memory recomputing block %zu", l);
             }
             block_bufs(t, l, b);
             if (t->o.region) t->o.region(t->o.region_user, "recompute", 1);
             double t0 = now_s();
-            block_forward(t, l, B, x, b, NULL);
+            block_forward(t, l, B, x, b, NULL, s);
             t->st.recompute_s += now_s() - t0;
             t->st.recomputed_blocks++;
             if (t->o.region) t->o.region(t->o.region_user, "recompute", 0);
         }
         block_params(t, l, w, g);
-        mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, b[MT_A_FCH_GELU],
+        /* Each stored tensor is fetched right before its use (16-bit: unpacked into a
+         * work buffer it may share with tensors already used). */
+        mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, use(t, b, MT_A_FCH_GELU, s),
                         w[MT_P_FCPROJW], BT, C4, C);
-        mt_k_gelu_bwd(dfch, b[MT_A_FCH], dfch, BT * C4);
-        mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, b[MT_A_LN2], w[MT_P_FCW], BT, C, C4);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, b[MT_A_RESIDUAL2], w[MT_P_LN2W],
-                           b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], BT, C);
-        mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, b[MT_A_ATTY],
+        mt_k_gelu_bwd(dfch, use(t, b, MT_A_FCH, s), dfch, BT * C4);
+        mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, use(t, b, MT_A_LN2, s), w[MT_P_FCW],
+                        BT, C, C4);
+        mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, use(t, b, MT_A_RESIDUAL2, s),
+                           w[MT_P_LN2W], use(t, b, MT_A_LN2_MEAN, s), use(t, b, MT_A_LN2_RSTD, s),
+                           BT, C);
+        mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, use(t, b, MT_A_ATTY, s),
                         w[MT_P_ATTPROJW], BT, C, C);
-        mt_k_attention_bwd(dqkv, datt, datty, b[MT_A_QKV], b[MT_A_ATT], B, T, C, NH);
-        mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, b[MT_A_LN1], w[MT_P_QKVW], BT, C,
-                        C3);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, x, w[MT_P_LN1W], b[MT_A_LN1_MEAN],
-                           b[MT_A_LN1_RSTD], BT, C);
+        const float *qkv = use(t, b, MT_A_QKV, s), *att = use(t, b, MT_A_ATT, s);
+        mt_k_attention_bwd(dqkv, datt, datty, qkv, att, B, T, C, NH);
+        mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, use(t, b, MT_A_LN1, s), w[MT_P_QKVW],
+                        BT, C, C3);
+        mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, x, w[MT_P_LN1W],
+                           use(t, b, MT_A_LN1_MEAN, s), use(t, b, MT_A_LN1_RSTD, s), BT, C);
         if (t->half) flush_grads(t, l, 1);
-        if (!t->half || kept(t, l)) release_slot(t, s);
+        release_slot(t, s);
         release(t, MT_A_RESIDUAL3, l);
     }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, t->inputs, B, T, C);
