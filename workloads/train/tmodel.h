@@ -15,7 +15,8 @@
  * - Precision: fp32, or bf16/fp16 storage of weights, parameter gradients and kept
  *   activations (each stored tensor is rounded when produced, and the forward goes on
  *   with the rounded values, so recomputation is exact); compute is fp32 on unpacked
- *   copies (a 16-bit GEMM with fp32 accumulation, numerically). Optimizer state stays
+ *   copies (a 16-bit GEMM with fp32 accumulation, numerically), in a few fp32 buffers
+ *   shared by the tensors of a block that are never needed together. Optimizer state stays
  *   fp32; master_weights adds an fp32 copy of the weights the update goes to (counted as
  *   optimizer memory); without it the update is applied to the 16-bit weights.
  *   Activation gradients, LayerNorm statistics, logits and the final LayerNorm output
