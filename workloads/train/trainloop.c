@@ -149,15 +149,17 @@ static size_t rss_peak(void)
     return kb * 1024;
 }
 
-/* Live heap according to glibc (in use in the arenas plus mmapped blocks). */
-static size_t heap_live(void)
+/* Live heap according to glibc (in use in the arenas plus mmapped blocks), and the free
+ * bytes it keeps inside its arenas (holes the allocation pattern leaves). */
+static size_t heap_live(size_t *free_bytes)
 {
     struct mallinfo2 mi = mallinfo2();
+    *free_bytes = mi.fordblks;
     return mi.uordblks + mi.hblkhd;
 }
 
 struct loop_out {
-    double seconds, tail_loss, max_frag;
+    double seconds, tail_loss, max_frag, max_free;
     size_t steps, tail_n, skipped;
     float final_scale;
     int frag_ok;
@@ -182,7 +184,8 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
     int rc = 0;
     double t0 = now_s();
     memset(out, 0, sizeof *out);
-    out->frag_ok = 1;
+    size_t free0;
+    out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
     mt_region_begin(ctx, "train");
     for (size_t step = 0; step < r->steps && !rc; step++) {
         double loss = 0.0;
@@ -213,8 +216,9 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
             }
         }
         mt_region_end(ctx, "optimizer");
-        size_t rss = rss_now(), live = heap_live();
-        if (!rss)
+        size_t free_b, rss = rss_now(), live = heap_live(&free_b);
+        if ((double)free_b > out->max_free) out->max_free = (double)free_b;
+        if (!rss || !live)
             out->frag_ok = 0;
         else if ((double)rss - (double)live > out->max_frag)
             out->max_frag = (double)rss - (double)live;
@@ -282,10 +286,14 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         mt_metric(ctx, "train_peak_rss_bytes", (double)hwm, "bytes");
     else
         mt_metric_na(ctx, "train_peak_rss_bytes", "bytes", "/proc/self/status unreadable");
-    if (lo->frag_ok)
+    if (lo->frag_ok) {
         mt_metric(ctx, "fragmentation_bytes", lo->max_frag, "bytes");
-    else
-        mt_metric_na(ctx, "fragmentation_bytes", "bytes", "/proc/self/statm unreadable");
+        mt_metric(ctx, "heap_free_bytes", lo->max_free, "bytes");
+    } else {
+        static const char why[] = "no /proc/self/statm, or malloc is not glibc's";
+        mt_metric_na(ctx, "fragmentation_bytes", "bytes", why);
+        mt_metric_na(ctx, "heap_free_bytes", "bytes", why);
+    }
     mt_metric(ctx, "step_ms", 1e3 * lo->seconds / (double)(lo->steps ? lo->steps : 1), "ms");
 }
 
