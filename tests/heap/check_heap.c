@@ -278,6 +278,8 @@ static void check_known(const struct report *r)
         {"site_thread", "gradients", 4000, 192000, 0, -1, 0, 0},
         {"site_mremap_src", "workspace", 1, 8192, 0, 1, 0, 0},
         {"site_mremap", "workspace", 1, 16384, 0, 1, 0, 0},
+        {"path_a", "other", 700, 16800, 0, 700, 0, 0},
+        {"path_b", "other", 300, 7200, 0, 300, 0, 0},
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
         expect_site(r, &w[i]);

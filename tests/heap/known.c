@@ -105,6 +105,38 @@ SITE void *site_mremap(void *p)
     return mremap(p, 8192, 16384, MREMAP_MAYMOVE);
 }
 
+/* Two callers with the same frame size around one allocating leaf, 20 identical frames
+ * below them: the profiler's stack cache sees the same hook frame, return address and
+ * first 16 slots for both and must still tell them apart (700 allocations through
+ * path_a, 300 through path_b, interleaved). */
+SITE void *common_leaf(void)
+{
+    return malloc(24);
+}
+SITE void *deep(int n)
+{
+    if (n == 0) return common_leaf();
+    void *p = deep(n - 1);
+    sink[31] = p;
+    return p;
+}
+SITE void *path_a(void)
+{
+    return deep(20);
+}
+SITE void *path_b(void)
+{
+    return deep(20);
+}
+static void run_paths(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        void *p = (i % 10 < 7) ? path_a() : path_b();
+        sink[30] = p;
+        free(p);
+    }
+}
+
 static void *noop(void *arg)
 {
     return arg;
@@ -184,6 +216,8 @@ static int run_known(const char *self)
     p = site_valloc();
     free(p);
     mt_memcat_set(MT_MEM_OTHER);
+
+    run_paths();
 
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
