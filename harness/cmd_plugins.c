@@ -74,25 +74,37 @@ static void print_params(const struct mt_workload *wl, FILE *out)
     }
 }
 
-/* Parses the options list and describe share; returns -1 to go on, else an exit code. */
-static int plugin_options(int argc, char **argv, int *json, const char **plugin, const char *help)
+/* Parses the options list and describe share, checks that `nargs` arguments follow, and
+ * loads the registry. Returns -1 to go on (free *reg later), else an exit code. */
+static int plugin_setup(int argc, char **argv, int *json, const char *help, int nargs,
+                        struct mt_registry *reg)
 {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"plugin", required_argument, 0, 'P'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
+    struct mt_cli_common common = {0};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j' && json)
             *json = 1;
         else if (c == 'P')
-            *plugin = optarg;
+            common.plugin = optarg;
         else if (c == 'h') {
             fputs(help, stdout);
             return MT_EXIT_OK;
         } else
             return MT_EXIT_USAGE;
+    }
+    if (argc - optind != nargs) {
+        fputs(help, stderr);
+        return MT_EXIT_USAGE;
+    }
+    char err[1024];
+    if (mt_cli_load_plugins(&common, reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
     }
     return -1;
 }
@@ -100,24 +112,15 @@ static int plugin_options(int argc, char **argv, int *json, const char **plugin,
 int mt_cmd_list(int argc, char **argv)
 {
     int json = 0;
-    struct mt_cli_common common = {0};
-    int code = plugin_options(
-        argc, argv, &json, &common.plugin,
+    struct mt_registry reg;
+    int code = plugin_setup(
+        argc, argv, &json,
         "usage: memtrade list [--json] [--plugin PATH.so]\n\n"
         "Lists the workload plugins found (MEMTRADE_PLUGIN_PATH, then <bin>/../plugins,\n"
         "then the install folder), with their parameters: type, default, range or\n"
-        "choices, help. Plugins that are refused are named on stderr.\n");
+        "choices, help. Plugins that are refused are named on stderr.\n",
+        0, &reg);
     if (code >= 0) return code;
-    if (optind < argc) {
-        fprintf(stderr, "memtrade list: unexpected argument '%s'\n", argv[optind]);
-        return MT_EXIT_USAGE;
-    }
-    struct mt_registry reg;
-    char err[1024];
-    if (mt_cli_load_plugins(&common, &reg, err, sizeof err) != 0) {
-        fprintf(stderr, "memtrade: %s\n", err);
-        return MT_EXIT_USAGE;
-    }
     if (json) {
         print_json(&reg, stdout);
     } else {
@@ -134,23 +137,15 @@ int mt_cmd_list(int argc, char **argv)
 
 int mt_cmd_describe(int argc, char **argv)
 {
-    struct mt_cli_common common = {0};
-    int code =
-        plugin_options(argc, argv, NULL, &common.plugin,
-                       "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n\n"
-                       "Shows one workload: summary, plugin file, ABI, ranks, and every parameter\n"
-                       "with its type, default, range or choices and help.\n");
-    if (code >= 0) return code;
-    if (optind + 1 != argc) {
-        fputs("usage: memtrade describe WORKLOAD\n", stderr);
-        return MT_EXIT_USAGE;
-    }
     struct mt_registry reg;
     char err[1024];
-    if (mt_cli_load_plugins(&common, &reg, err, sizeof err) != 0) {
-        fprintf(stderr, "memtrade: %s\n", err);
-        return MT_EXIT_USAGE;
-    }
+    int code =
+        plugin_setup(argc, argv, NULL,
+                     "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n\n"
+                     "Shows one workload: summary, plugin file, ABI, ranks, and every parameter\n"
+                     "with its type, default, range or choices and help.\n",
+                     1, &reg);
+    if (code >= 0) return code;
     const struct mt_plugin *p = mt_plugins_find(&reg, argv[optind]);
     if (!p) {
         mt_plugins_explain_unknown(&reg, argv[optind], err, sizeof err);
