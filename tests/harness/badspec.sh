@@ -34,6 +34,12 @@ check '# nothing but a header
 name = empty' "bad.ini:2: empty grid: no workload section"
 check '[t_ok]
 steps = 4..1' "bad.ini:2: empty range '4..1'"
+# A valid sweep into a file that is not a memtrade database: exit 3, file untouched.
+printf '[t_ok]\nsteps = 1\n' >good.ini
+echo "not a database" >foreign.db
+fhash=$(hash foreign.db)
+expect_rc 3 "$MT" sweep good.ini --db foreign.db --no-heap
+expect_eq foreign "$(hash foreign.db)" "$fhash"
 expect_rc 2 "$MT" sweep "$TMP/missing.ini" --db "$DB"
 expect_out "missing.ini: cannot open"
 expect_eq final "$(hash "$DB")" "$before"
