@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -379,8 +380,9 @@ struct frame_info {
 
 #ifdef MT_HAVE_LIBDW
 /* DWARF is taken from the module files themselves. Separate debug files (/usr/lib/debug,
- * debuginfod) are not searched: inflating libc's costs ~40 ms per process at exit, may hit
- * the network, and only adds lines inside system libraries. */
+ * debuginfod) are searched only with MEMTRADE_HEAP_DEBUGINFO=separate: inflating libc's
+ * costs ~40 ms per process at exit, may hit the network, and only adds names of static
+ * functions and lines inside system libraries. */
 static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
                                  Dwarf_Addr base, const char *file_name, const char *debuglink_file,
                                  GElf_Word debuglink_crc, char **debuginfo_file_name)
@@ -393,10 +395,14 @@ static int no_separate_debuginfo(Dwfl_Module *mod, void **userdata, const char *
 static Dwfl *dwfl_open(void)
 {
     static char *debuginfo_path;
-    static const Dwfl_Callbacks cb = {.find_elf = dwfl_linux_proc_find_elf,
-                                      .find_debuginfo = no_separate_debuginfo,
-                                      .debuginfo_path = &debuginfo_path};
-    Dwfl *d = dwfl_begin(&cb);
+    static const Dwfl_Callbacks own = {.find_elf = dwfl_linux_proc_find_elf,
+                                       .find_debuginfo = no_separate_debuginfo,
+                                       .debuginfo_path = &debuginfo_path};
+    static const Dwfl_Callbacks separate = {.find_elf = dwfl_linux_proc_find_elf,
+                                            .find_debuginfo = dwfl_standard_find_debuginfo,
+                                            .debuginfo_path = &debuginfo_path};
+    const char *want = getenv("MEMTRADE_HEAP_DEBUGINFO");
+    Dwfl *d = dwfl_begin(want && !strcmp(want, "separate") ? &separate : &own);
     if (!d) return NULL;
     if (dwfl_linux_proc_report(d, getpid()) != 0 || dwfl_report_end(d, NULL, NULL) != 0) {
         dwfl_end(d);
