@@ -8,7 +8,7 @@ cat >i.ini <<'INI'
 threads = 1
 [t_ok]
 steps = 10
-sleep_ms = 100
+sleep_ms = 200
 note = a, b, c, d
 INI
 "$MT" sweep i.ini --db "$DB" --no-heap --jobs 2 >i.log 2>&1 &
