@@ -380,9 +380,14 @@ static void check_omp(const struct report *r)
     for (long i = 0; i < 40000; i++)
         want += 32 + i % 64;
     struct site s = sum_sites(r, "omp_site", "workspace");
-    CHECK(s.allocs == 40000, "omp_site allocs %lld, want 40000", s.allocs);
-    CHECK(s.bytes == want, "omp_site bytes %lld, want %lld", s.bytes, want);
+    if (!strcmp(r->sum.mode, "full")) {
+        CHECK(s.allocs == 40000, "omp_site allocs %lld, want 40000", s.allocs);
+        CHECK(s.bytes == want, "omp_site bytes %lld, want %lld", s.bytes, want);
+    } else { /* 40000 small blocks at R = 512 KiB: about 5 samples, estimates are rough */
+        CHECK(s.estimated || s.stack == 0, "sampled sites not marked estimated");
+    }
     CHECK(s.leaked_bytes == 0, "omp_site leaked %lld", s.leaked_bytes);
+    /* exact in every mode, whatever the threads did */
     expect_cat(r, "workspace", 40000, want, 0, -1);
 }
 
