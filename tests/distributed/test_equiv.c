@@ -177,6 +177,10 @@ int main(int argc, char **argv)
         job.strategy = MT_DIST_DP;
         train(&d, &job, &dp);
         check_losses(dp.losses, ref.losses, steps, 1e-5, "data parallel vs one process");
+        /* one all-reduce of the gradients per step: 2 (N-1)/N of 4 psi bytes each way */
+        double N = d.nranks, want = (double)steps * 2.0 * (N - 1) / N * 4.0 * (double)psi;
+        CHECK(fabs(dp.bytes_sent - want) < 1 && fabs(dp.bytes_recv - want) < 1,
+              "sent %.0f received %.0f bytes, want %.0f", dp.bytes_sent, dp.bytes_recv, want);
         if (d.rank == 0) {
             double e = rel(dp.params, ref.params, psi);
             printf("final params rel %.3g max abs %.3g\n", e, max_abs(dp.params, ref.params, psi));
@@ -219,6 +223,18 @@ int main(int argc, char **argv)
                   res.peak[MT_MEM_ACTIVATIONS], dp.peak[MT_MEM_ACTIVATIONS], slots, M);
             printf("rank %d: activations 1f1b %zu B = %zu/%zu of gpipe %zu B\n", d.rank,
                    res.peak[MT_MEM_ACTIVATIONS], slots, M, dp.peak[MT_MEM_ACTIVATIONS]);
+        }
+        if (job.strategy == MT_DIST_PP) { /* activations forward, their gradients back,
+                                           * the tied embedding's gradient end to end */
+            size_t BT = job.recipe.batch * job.recipe.seq, C = job.cfg.n_embd;
+            int last = d.rank == d.nranks - 1, ends = d.rank == 0 || last;
+            double act = (double)steps * BT * C * 4.0,
+                   wte = (double)steps * job.cfg.vocab * C * 4.0;
+            double sent = (last ? 0 : act) + (d.rank ? act : 0) + (ends ? wte : 0);
+            double recv = (d.rank ? act : 0) + (last ? 0 : act) + (ends ? wte : 0);
+            CHECK(res.bytes_sent == sent && res.bytes_recv == recv,
+                  "sent %.0f received %.0f bytes, want %.0f and %.0f", res.bytes_sent,
+                  res.bytes_recv, sent, recv);
         }
         if (job.strategy == MT_DIST_TP) { /* 1/P of the split matrices, the rest replicated */
             size_t C = job.cfg.n_embd, L = job.cfg.n_layer, P = (size_t)d.nranks;
