@@ -6,7 +6,10 @@ backward, AdamW) and a forward on the same shapes as `mt-bench-model` (small B=8
 GPT-2 124M with V=50257 at B=4 T=64) with the same thread count; `quality` trains a preset
 with the same default recipe on the same byte-level corpus and split and prints val_bpb
 over the whole validation split, the "mainstream framework" number to hold the C model to.
-What it is not for: a test, or anything memtrade runs by itself (it needs python3-torch).
+What it is not for: a test, or anything memtrade runs by itself (it needs python3-torch
+and, for a meaningful speed, libopenblas0-pthread: without it Debian's torch multiplies
+with the reference BLAS, 10-50x slower). On a shared machine run with
+OMP_WAIT_POLICY=passive (spinning threads of both pools otherwise stall each other).
 
 Usage: scripts/bench_torch_gpt.py speed [--threads 2] [--steps 10] [--shape small|gpt2|all]
        scripts/bench_torch_gpt.py quality [--preset small] [--steps 2000] [--threads 2]
@@ -18,9 +21,20 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def _early_threads():
+    """--threads, read before torch loads: OpenBLAS sizes its own pool at load time."""
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+    return "2"
+
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", _early_threads())
+
+import torch  # noqa: E402  (after the environment above)
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 PRESETS = {  # vocab, seq_len, n_layer, n_head, n_embd — as in gpt.c
     "tiny": (256, 64, 2, 2, 64),
