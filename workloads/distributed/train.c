@@ -4,6 +4,7 @@
  * slice of the flat parameter vector its optimizer updates. */
 #include "train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,6 +141,9 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "micro_batches must divide the batch";
     else if (job->cfg.vocab < 256)
         why = "the byte corpus needs vocab >= 256";
+    else if (mt_gpt_num_params(&job->cfg) > INT_MAX ||
+             B * job->recipe.seq * job->cfg.vocab > INT_MAX)
+        why = "the model or batch is too large for MPI's int element counts";
     if (why)
         snprintf(err, errlen, "%s (batch %zu, ranks %d, heads %zu, layers %zu, micro-batches %zu)",
                  why, B, n, job->cfg.n_head, job->cfg.n_layer, job->micro_batches);
