@@ -288,6 +288,7 @@ int mt_cmd_run(int argc, char **argv)
         p->repeat = (size_t)i;
         p->grid_index = (size_t)i;
         p->threads = lim.threads ? lim.threads : mt_cli_cores();
+        p->threads_auto = !lim.threads;
         p->timeout_s = lim.timeout_s;
         p->mem_limit = lim.mem_limit;
         if (mt_params_resolve(&pl->desc, keys, vals, nkv, &p->params, err, sizeof err) != 0 ||

@@ -40,6 +40,12 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
         p->ranks = (int)strtol(p->params.value[r], NULL, 10);
         if (p->ranks < 1) p->ranks = 1;
     }
+    /* Ranks share the cores the run was given: N ranks of all cores each would
+     * oversubscribe the machine N-fold and measure the scheduler, not the workload. */
+    if (p->threads_auto && p->ranks > 1) {
+        p->threads /= p->ranks;
+        if (p->threads < 1) p->threads = 1;
+    }
     p->estimate_known = 0;
     p->mem_estimate = unknown_estimate * (uint64_t)p->ranks;
     if (wl->mem_estimate) {

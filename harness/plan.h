@@ -16,6 +16,7 @@ struct mt_plan {
     size_t repeat;                  /* 0-based */
     uint64_t seed;
     int threads;           /* threads per rank */
+    int threads_auto;      /* 1: `threads` is the machine's share, split among ranks */
     double timeout_s;      /* 0 = none */
     uint64_t mem_limit;    /* bytes per rank, 0 = none */
     int ranks;             /* 1 unless the workload has ranks_param */
@@ -29,7 +30,7 @@ struct mt_plan {
 void mt_plan_free(struct mt_plan *p);
 
 /* Contract: fills the derived fields of `p` from its plugin and params: ranks (from
- * ranks_param), config_key, seed (the `seed` parameter when the workload declares one,
+ * ranks_param; with threads_auto the threads are divided among the ranks, at least 1), config_key, seed (the `seed` parameter when the workload declares one,
  * else `fallback_seed`) and the memory estimate (plugin's mem_estimate x ranks, or
  * `unknown_estimate` when it has none). Returns 0 or -1 with err. */
 int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,

@@ -202,9 +202,14 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
             dup2(out, 2);
         }
         if (in >= 0) dup2(in, 0);
-        if (job->ranks > 1 && geteuid() == 0) {
-            setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-            setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+        if (job->ranks > 1) {
+            /* More ranks than cores is a valid experiment here (4 ranks on 2 cores);
+             * Open MPI refuses it unless told. A user's own setting wins. */
+            setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+            if (geteuid() == 0) {
+                setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+                setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+            }
         }
         if (heap && o->heap_mode && strcmp(o->heap_mode, "off") != 0) {
             setenv("LD_PRELOAD", heap, 1);

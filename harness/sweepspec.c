@@ -576,6 +576,7 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int t
                 }
                 p.label = sec->label ? strdup(sec->label) : NULL;
                 p.threads = set.threads ? set.threads : threads_default;
+                p.threads_auto = !set.threads;
                 p.timeout_s = set.timeout_s > 0 ? set.timeout_s : 0;
                 p.mem_limit = set.mem_limit;
                 p.grid_index = *n;
