@@ -25,6 +25,18 @@
 #include <memtrade/memcat.h>
 
 #define SPMM_MIN_ROWS 64
+/* Multiply-adds below which a call stays on one thread: a parallel region costs a few
+ * microseconds and, on a loaded machine, a wait for a descheduled thread. */
+#define PAR_MIN_WORK ((size_t)1 << 18)
+
+/* Multiply-adds one call does (stored values x rows of x). */
+static size_t call_work(const struct mt_sparse *s, size_t mrows)
+{
+    size_t stored = s->format == MT_SPARSE_DENSE ? s->rows * s->cols
+                    : s->format == MT_SPARSE_NM  ? s->rows * (s->cols / s->m * s->n)
+                                                 : s->nnz;
+    return stored * mrows;
+}
 #define XBLOCK 4
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,popcnt,bmi,bmi2")))
 #define INLINE inline __attribute__((always_inline))
@@ -446,13 +458,14 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
         free(yt);
         return -1;
     }
-#pragma omp parallel for schedule(static)
+    int par = call_work(s, mrows) >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) if (par)
     for (size_t c = 0; c < k_in; c++)
         for (size_t i = 0; i < mp; i++)
             xt[(i / SPMM_LANES * k_in + c) * SPMM_LANES + i % SPMM_LANES] =
                 i < mrows ? x[i * k_in + c] : 0.0f;
     int failed = 0;
-#pragma omp parallel reduction(| : failed)
+#pragma omp parallel reduction(| : failed) if (par)
     {
         size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
         size_t per = (n_out + nt - 1) / nt, r0 = t * per < n_out ? t * per : n_out;
@@ -465,7 +478,7 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
         free(cur);
     }
     if (!failed) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
         for (size_t i = 0; i < mrows; i++)
             for (size_t r = 0; r < n_out; r++)
                 y[i * n_out + r] =
@@ -485,16 +498,17 @@ static void small_avx(const struct mt_sparse *s, const float *x, size_t mrows,
     static void (*const row_fn[XBLOCK + 1])(const struct mt_sparse *, size_t, const float *,
                                             const float *, float *) = {
         NULL, row_small_1, row_small_2, row_small_3, row_small_4};
+    int par = call_work(s, mrows) >= PAR_MIN_WORK;
     for (size_t i0 = 0; i0 < mrows; i0 += XBLOCK) {
         size_t nb = mrows - i0 < XBLOCK ? mrows - i0 : XBLOCK;
         const float *xb = x + i0 * s->cols;
         float *yb = y + i0 * s->rows;
         if (s->format == MT_SPARSE_CSR) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
             for (size_t r = 0; r < s->rows; r++)
                 row_csr_unrolled(s, r, xb, nb, bias, yb);
         } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
             for (size_t r = 0; r < s->rows; r++)
                 row_fn[nb](s, r, xb, bias, yb);
         }
