@@ -377,12 +377,17 @@ ROW_SMALL(4)
  * loaded from and stored back to y^T once per (row, tile). */
 #define SPMM_LANES 64
 
-AVX512 INLINE static void spmm_fma(__m512 acc[4], float v, const float *xr)
-{
-    __m512 bv = _mm512_set1_ps(v);
-    for (int l = 0; l < 4; l++)
-        acc[l] = _mm512_fmadd_ps(bv, _mm512_load_ps(xr + 16 * l), acc[l]);
-}
+/* a0..a3 += v * xr[0..64): a macro over four named accumulators, not an array, so they
+ * stay in registers (an indexed array went through the stack on every FMA). */
+#define SPMM_FMA(v, xr)                                                                    \
+    do {                                                                                   \
+        __m512 bv_ = _mm512_set1_ps(v);                                                    \
+        const float *xr_ = (xr);                                                           \
+        a0 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_), a0);                                \
+        a1 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 16), a1);                           \
+        a2 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 32), a2);                           \
+        a3 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 48), a3);                           \
+    } while (0)
 
 /* Rows [r0, r1) of one chunk: xt is [K][64], yt is [N][64]; cur holds r1-r0 cursors. */
 AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float *yt, size_t r0,
@@ -398,14 +403,18 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
         size_t k1 = k0 + kt < K ? k0 + kt : K;
         for (size_t r = r0; r < r1; r++) {
             float *yr = yt + r * SPMM_LANES;
-            __m512 acc[4];
-            for (int l = 0; l < 4; l++)
-                acc[l] = k0 ? _mm512_load_ps(yr + 16 * l) : _mm512_setzero_ps();
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            if (k0) {
+                a0 = _mm512_load_ps(yr);
+                a1 = _mm512_load_ps(yr + 16);
+                a2 = _mm512_load_ps(yr + 32);
+                a3 = _mm512_load_ps(yr + 48);
+            }
             uint32_t p = cur[r - r0];
             switch (s->format) {
             case MT_SPARSE_DENSE:
                 for (size_t c = k0; c < k1; c++)
-                    spmm_fma(acc, s->values[r * K + c], xt + c * SPMM_LANES);
+                    SPMM_FMA(s->values[r * K + c], xt + c * SPMM_LANES);
                 break;
             case MT_SPARSE_CSR:
                 for (uint32_t end = s->row_off[r + 1]; p < end; p++) {
@@ -413,19 +422,18 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
                                                  : ((const uint32_t *)s->col_idx)[p];
                     if (c >= k1)
                         break;
-                    spmm_fma(acc, s->values[p], xt + c * SPMM_LANES);
+                    SPMM_FMA(s->values[p], xt + c * SPMM_LANES);
                 }
                 break;
             case MT_SPARSE_BITMAP:
                 for (uint64_t w = s->bitmap[r * s->bitmap_words + k0 / 64]; w; w &= w - 1)
-                    spmm_fma(acc, s->values[p++],
-                             xt + (k0 + (size_t)__builtin_ctzll(w)) * SPMM_LANES);
+                    SPMM_FMA(s->values[p++], xt + (k0 + (size_t)__builtin_ctzll(w)) * SPMM_LANES);
                 break;
             case MT_SPARSE_NM: {
                 const uint8_t *ir = s->nm_idx + r * s->nm_row_bytes;
                 for (size_t g = k0 / s->m; g < k1 / s->m; g++)
                     for (size_t j = g * s->n; j < (g + 1) * s->n; j++)
-                        spmm_fma(acc, s->values[r * per_row + j],
+                        SPMM_FMA(s->values[r * per_row + j],
                                  xt + (g * s->m + nm_index(s, ir, j)) * SPMM_LANES);
                 break;
             }
@@ -433,8 +441,10 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
                 break;
             }
             cur[r - r0] = p;
-            for (int l = 0; l < 4; l++)
-                _mm512_store_ps(yr + 16 * l, acc[l]);
+            _mm512_store_ps(yr, a0);
+            _mm512_store_ps(yr + 16, a1);
+            _mm512_store_ps(yr + 32, a2);
+            _mm512_store_ps(yr + 48, a3);
         }
     }
 }
