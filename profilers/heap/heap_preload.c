@@ -408,7 +408,7 @@ static inline void cat_add(int cat, long long n)
     if (G.c.live[cat] > G.c.peak[cat]) G.c.peak[cat] = G.c.live[cat];
 }
 
-static void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
+static inline void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
 {
     G.c.allocs[cat]++;
     G.c.bytes[cat] += (long long)n;
@@ -705,19 +705,40 @@ static inline int lock_tracking(void)
     return 1;
 }
 
+/* Records block p of n bytes in category cat at site (MT_HEAP_NO_SITE: no stack), then
+ * releases the lock, which the caller took with lock_tracking. */
+static inline __attribute__((always_inline)) void record_block(void *p, uint64_t n, int cat,
+                                                               uint32_t site)
+{
+    struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
+    struct mt_heap_rec old;
+    int had = rec_put(&r, &old);
+    if (MT_UNLIKELY(had == 1)) /* a block we missed the free of: forget it */
+        account_free(&old);
+    if (MT_LIKELY(had >= 0)) account_alloc(r.ptr, n, cat, site);
+    mt_heap_unlock();
+    if (MT_UNLIKELY((G.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+}
+
 static void record_alloc_with(void *p, uint64_t n, const struct mt_heap_stack *st)
 {
     int cat = tls.cat;
     if (!lock_tracking()) return;
-    uint32_t site = site_for(st, cat);
-    struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
-    struct mt_heap_rec old;
-    int had = rec_put(&r, &old);
-    if (had == 1) /* a block we missed the free of: forget it */
-        account_free(&old);
-    if (had >= 0) account_alloc(r.ptr, n, cat, site);
-    mt_heap_unlock();
-    if (MT_UNLIKELY((G.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+    record_block(p, n, cat, site_for(st, cat));
+}
+
+/* Sampled mode's fast path, inlined in the hooks: an allocation the Poisson process does
+ * not sample (nearly all of them) needs no stack, so it skips the stack machinery and
+ * its calls. Returns 0 (nothing done) when the block must go the full way. */
+static inline __attribute__((always_inline)) int record_unsampled(void *p, uint64_t n)
+{
+    if (G.mode != MT_HEAP_SAMPLED || MT_UNLIKELY(!tls.rng_ready)) return 0;
+    double left = tls.countdown - (double)n;
+    if (MT_UNLIKELY(left <= 0)) return 0; /* sampled: should_sample redoes the subtraction */
+    tls.countdown = left;
+    int cat = tls.cat;
+    if (lock_tracking()) record_block(p, n, cat, MT_HEAP_NO_SITE);
+    return 1;
 }
 
 static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
@@ -737,7 +758,8 @@ static inline int should_record(void)
     do {                                                                                           \
         if ((p) && should_record()) {                                                              \
             tls.guard = 1;                                                                         \
-            record_alloc((p), (n), (uintptr_t)__builtin_frame_address(0));                         \
+            if (!record_unsampled((p), (n)))                                                       \
+                record_alloc((p), (n), (uintptr_t)__builtin_frame_address(0));                     \
             tls.guard = 0;                                                                         \
         }                                                                                          \
     } while (0)
