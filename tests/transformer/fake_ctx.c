@@ -112,6 +112,7 @@ static void vlog(struct mt_ctx *c, enum mt_log_level lvl, const char *fmt, va_li
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     printf("log[%d] %s\n", (int)lvl, line);
+    F(c)->n_warnings += lvl >= MT_LOG_WARN;
     if (!strncmp(line, "sample", 6))
         snprintf(F(c)->last_sample_log, sizeof F(c)->last_sample_log, "%s", line);
 }

@@ -27,7 +27,7 @@ struct fake_ctx {
     size_t n_overrides;
     struct fake_metric metrics[FAKE_MAX];
     size_t n_metrics;
-    size_t n_samples, open_regions, regions_begun, region_errors;
+    size_t n_samples, open_regions, regions_begun, region_errors, n_warnings;
     double progress_done, progress_total;
     char error[1024];
     char cache_dir[256], scratch_dir[256];

@@ -5,7 +5,8 @@
  * model learned something: val_bpb < 7 where uniform is 8), pairs its regions, reports
  * 20 loss samples and full progress, writes the cache; a second run loads the cache
  * (training metrics unavailable, with a reason) and evaluates to the identical loss; a
- * bad parameter fails with a message. What it is not for: the real harness.
+ * damaged cache file is refused and replaced by retraining to the same loss; a bad
+ * parameter fails with a message. What it is not for: the real harness.
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -75,6 +76,22 @@ int main(void)
     CHECK(need(&g, "train_tokens_per_s", "tokens/s")->na);
     CHECK(need(&g, "val_loss", "nats/byte")->value == loss);
     CHECK(g.n_samples == 0);
+
+    /* a damaged cache file is refused, the baseline retrained to the same weights and the
+     * file replaced */
+    char cmd0[600];
+    snprintf(cmd0, sizeof cmd0,
+             "f=$(ls '%s'/*.mtckpt) && printf '\\377' | dd of=\"$f\" bs=1 seek=300 "
+             "conv=notrunc status=none",
+             f.cache_dir);
+    CHECK(system(cmd0) == 0);
+    struct fake_ctx k;
+    fake_ctx_init(&k, wl, ov, 3);
+    memcpy(k.cache_dir, f.cache_dir, sizeof k.cache_dir);
+    CHECK(wl->run(&k.base) == 0);
+    CHECK(!need(&k, "train_tokens_per_s", "tokens/s")->na); /* trained again */
+    CHECK(need(&k, "val_loss", "nats/byte")->value == loss);
+    CHECK(k.n_warnings >= 1);
 
     const char *bad[] = {"model=huge"};
     struct fake_ctx h;
