@@ -67,6 +67,9 @@ int main(void)
         mt_k_matmul_fwd(o1, inp, w, NULL, N, C, OC);
         mt_k_matmul_fwd_ref(o2, inp, w, NULL, N, C, OC);
         expect_close("matmul_fwd nobias", o1, o2, N * OC, 1e-4);
+        mt_k_matmul_fwd(o1, inp, w, bias, 1, C, OC); /* one row: the GEMV path */
+        mt_k_matmul_fwd_ref(o2, inp, w, bias, 1, C, OC);
+        expect_close("matmul_fwd one row", o1, o2, OC, 1e-4);
         float *dout = randv(N * OC, 1), *di1 = randv(N * C, 1), *di2 = copyv(di1, N * C);
         float *dw1 = randv(OC * C, 1), *dw2 = copyv(dw1, OC * C);
         float *db1 = randv(OC, 1), *db2 = copyv(db1, OC);
