@@ -431,10 +431,15 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
                 break;
             case MT_SPARSE_NM: {
                 const uint8_t *ir = s->nm_idx + r * s->nm_row_bytes;
-                for (size_t g = k0 / s->m; g < k1 / s->m; g++)
-                    for (size_t j = g * s->n; j < (g + 1) * s->n; j++)
-                        SPMM_FMA(s->values[r * per_row + j],
-                                 xt + (g * s->m + nm_index(s, ir, j)) * SPMM_LANES);
+                const float *vr = s->values + r * per_row;
+                unsigned bits = s->idx_bits, mask = (1u << bits) - 1;
+                for (size_t g = k0 / s->m, j = g * s->n; g < k1 / s->m; g++) {
+                    const float *xg = xt + g * s->m * SPMM_LANES;
+                    for (size_t e = 0; e < s->n; e++, j++) {
+                        size_t bit = j * bits;
+                        SPMM_FMA(vr[j], xg + ((ir[bit >> 3] >> (bit & 7)) & mask) * SPMM_LANES);
+                    }
+                }
                 break;
             }
             default:
