@@ -342,21 +342,30 @@ static int grow_recs(void)
     return 0;
 }
 
-/* Inserts the record of r->ptr. If one existed (a block whose free we missed), it is
- * copied to *old and 1 is returned; 0 if not; -1 when out of memory. */
-static int rec_put(const struct mt_heap_rec *r, struct mt_heap_rec *old)
+/* Inserts the record (ptr, size, site, cat, flags). If one existed for ptr (a block whose
+ * free we missed), it is copied to *old and 1 is returned; 0 if not; -1 when out of memory.
+ * The fields come by value, not as a struct the caller just built on its stack: copying
+ * such a struct is a 16-byte load of two 8-byte stores, which store-to-load forwarding
+ * cannot serve, and that stall cost more than anything else in a hook. */
+static int rec_put(uintptr_t ptr, uint64_t size, uint32_t site, uint8_t cat, uint8_t flags,
+                   struct mt_heap_rec *old)
 {
     if (MT_UNLIKELY((G.rec_count + 1) * 2 > G.rec_cap) && grow_recs() != 0) return -1;
     size_t mask = G.rec_cap - 1;
-    size_t j = rec_slot(r->ptr, G.rec_shift);
-    while (G.recs[j].ptr && G.recs[j].ptr != r->ptr)
+    size_t j = rec_slot(ptr, G.rec_shift);
+    while (G.recs[j].ptr && G.recs[j].ptr != ptr)
         j = (j + 1) & mask;
-    int had = G.recs[j].ptr != 0;
-    if (had)
-        *old = G.recs[j];
+    struct mt_heap_rec *d = &G.recs[j];
+    int had = d->ptr != 0;
+    if (MT_UNLIKELY(had))
+        *old = *d;
     else
         G.rec_count++;
-    G.recs[j] = *r;
+    d->ptr = ptr;
+    d->size = size;
+    d->site = site;
+    d->cat = cat;
+    d->flags = flags;
     return had;
 }
 
@@ -710,12 +719,11 @@ static inline int lock_tracking(void)
 static inline __attribute__((always_inline)) void record_block(void *p, uint64_t n, int cat,
                                                                uint32_t site)
 {
-    struct mt_heap_rec r = {.ptr = (uintptr_t)p, .size = n, .site = site, .cat = (uint8_t)cat};
     struct mt_heap_rec old;
-    int had = rec_put(&r, &old);
+    int had = rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &old);
     if (MT_UNLIKELY(had == 1)) /* a block we missed the free of: forget it */
         account_free(&old);
-    if (MT_LIKELY(had >= 0)) account_alloc(r.ptr, n, cat, site);
+    if (MT_LIKELY(had >= 0)) account_alloc((uintptr_t)p, n, cat, site);
     mt_heap_unlock();
     if (MT_UNLIKELY((G.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
 }
@@ -840,7 +848,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
     if (lock_tracking()) {
         if (!q && n && p) {
             struct mt_heap_rec stale;
-            if (had) rec_put(&old, &stale);
+            if (had) rec_put(old.ptr, old.size, old.site, old.cat, old.flags, &stale);
         } else {
             if (had) account_free(&old);
             mt_heap_unlock();
