@@ -84,9 +84,29 @@ static void colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, s
     }
 }
 
+/* One row (batch-1 decoding): a dot product per output, contiguous in w, vectorized and
+ * split over threads only when the weight is large enough to pay for it. */
+static void gemv(float *out, const float *inp, const float *w, const float *bias, size_t C,
+                 size_t OC)
+{
+#pragma omp parallel for schedule(static) if (OC * C > (size_t)1 << 18)
+    for (size_t o = 0; o < OC; o++) {
+        const float *row = w + o * C;
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (size_t c = 0; c < C; c++)
+            acc += row[c] * inp[c];
+        out[o] = acc + (bias ? bias[o] : 0.0f);
+    }
+}
+
 void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
                      size_t C, size_t OC)
 {
+    if (N == 1) {
+        gemv(out, inp, w, bias, C, OC);
+        return;
+    }
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC > PAR_MIN)
         for (size_t i = 0; i < N; i++)
