@@ -600,9 +600,10 @@ static int sc_fill(struct sc_ent *e, const struct sc *c, uintptr_t anchor, const
 {
     if (depth < 1 || *(const uintptr_t *)(anchor + sizeof(uintptr_t)) != ips[0]) return 0;
     uintptr_t pos = anchor + sizeof(uintptr_t);
+    const uintptr_t end = c->hi; /* all mapped: the used part of this thread's stack */
     for (int k = 0; k < depth; k++) {
-        uintptr_t end = c->hi; /* all mapped: the used part of this thread's stack */
-        while (pos + sizeof(uintptr_t) <= end && *(const uintptr_t *)pos != ips[k])
+        const uintptr_t want = ips[k]; /* a local: the stores below may alias the stack */
+        while (pos + sizeof(uintptr_t) <= end && *(const uintptr_t *)pos != want)
             pos += sizeof(uintptr_t);
         if (pos + sizeof(uintptr_t) > end || pos - anchor > UINT32_MAX) return 0;
         e->off[k] = (uint32_t)(pos - anchor);
