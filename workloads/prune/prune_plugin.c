@@ -234,6 +234,10 @@ static int run(struct mt_ctx *ctx)
         mt_prune_apply(mtr, &masks);
         if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed)))
             goto out;
+        if (m->slab_bytes[MT_MEM_WEIGHTS] != mtr->slab_bytes[MT_MEM_WEIGHTS]) {
+            rc = mt_error(ctx, "fine-tuned and served models lay out weights differently");
+            goto out;
+        }
         memcpy(m->params, mtr->params, m->slab_bytes[MT_MEM_WEIGHTS]);
     }
     mt_gpt_free(mtr);
