@@ -19,9 +19,10 @@
 #include "qinternal.h"
 
 /* From this many token rows on, oneDNN's u8s8s32 GEMM beat the VNNI kernel for 8-bit
- * per-channel weights on the development machine (mt-bench-quant's crossover table:
- * 768->3072, M=16: 196 us against 444 us; at M=4 the VNNI kernel wins, 105 against 154). */
-#define DNNL_MIN_M 16
+ * per-channel weights on the development machine (mt-bench-quant's crossover table,
+ * 768->3072, 2 threads, quietest run: M=128 VNNI 2116 us against 2496 us; M=256 oneDNN
+ * 7416 us against 7990 us). Both give the same bits, so this is only about speed. */
+#define DNNL_MIN_M 256
 
 struct mt_qws {
     void *buf;
