@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -509,6 +510,15 @@ int mt_gpt_linear(struct mt_gpt *m, size_t layer, enum mt_linear which, const fl
 
 /* ---------------------------------------------------------------- forward / backward */
 
+/* OpenMP worker threads allocate only inside oneDNN (GEMM packing buffers): tag them as
+ * workspace. The category is per thread, so the caller's own thread (0) is left alone;
+ * done per forward/backward because the team may grow between calls. */
+static void tag_omp_workers(void)
+{
+#pragma omp parallel
+    if (omp_get_thread_num() != 0) mt_memcat_set(MT_MEM_WORKSPACE);
+}
+
 /* Activation `a` of layer slot l (slot = l when training, 0 for inference). */
 static float *act_at(const struct mt_gpt *m, int a, size_t l)
 {
@@ -572,6 +582,7 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
                               V);
         counted += targets && targets[i] >= 0;
     }
+    tag_omp_workers();
     memcpy(m->inputs, inputs, BT * sizeof *inputs);
     if (targets) memcpy(m->targets, targets, BT * sizeof *targets);
     m->fwd_B = B;
@@ -671,6 +682,7 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN];
     float **g = m->grad, **p = m->param;
     m->fwd_B = 0; /* the forward's activations are consumed (recomputation reuses slots) */
+    tag_omp_workers();
     m->grads_zero = 0;
     if (mt_gpt_linear_bwd(m, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
         return mt_tf_fail(err, errlen, "linear backward hook failed");

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <memtrade/memcat.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
@@ -61,8 +62,11 @@ float mt_k_expf(float x)
 static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A, size_t lda,
                   const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
+    /* oneDNN allocates its packing buffers inside the call: they are GEMM workspace */
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     dnnl_sgemm(ta, tb, (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A, (dnnl_dim_t)lda, B,
                (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
+    mt_memcat_set(prev);
 }
 
 /* dst[j] += sum_i src[i*ld + j] for j < ncol, parallel over column blocks. */
