@@ -21,7 +21,6 @@
 
 #include "check.h"
 
-
 #define V 17
 
 /* Logits on a 2^-8 grid so z +- h (h = 2^-8) is exact in float. */
@@ -58,8 +57,8 @@ static void test_gradcheck(void)
                 double e = fabs(fd - dz[j]) / (1e-4 + 1e-3 * fabs(dz[j]));
                 worst = e > worst ? e : worst;
             }
-            CHECK(worst <= 1.0, "alpha %.1f T %.0f: gradient off by %.3g x tolerance",
-                  alphas[a], temps[t], worst);
+            CHECK(worst <= 1.0, "alpha %.1f T %.0f: gradient off by %.3g x tolerance", alphas[a],
+                  temps[t], worst);
         }
 }
 
@@ -98,8 +97,8 @@ static void test_fold(void)
             mt_distill_loss_row(z + i * V, zt + i * V, y[i], V, alphas[a], temp, dz);
             for (size_t j = 0; j < V; j++) {
                 double g = probs[i * V + j] - (j == (size_t)y[i]);
-                CHECK(fabs(g - dz[j]) <= 2e-6, "alpha %.1f row %zu col %zu: %g vs %g",
-                      alphas[a], i, j, g, dz[j]);
+                CHECK(fabs(g - dz[j]) <= 2e-6, "alpha %.1f row %zu col %zu: %g vs %g", alphas[a], i,
+                      j, g, dz[j]);
             }
         }
         CHECK(fabs(kl - kl_ref) <= 1e-5 * (1.0 + kl_ref), "kl %g vs %g", kl, kl_ref);
@@ -139,12 +138,10 @@ static void test_alpha0(void)
         }
         float loss, gnorm;
         struct mt_distill_stats st;
-        CHECK(mt_gpt_train_step(a, &r, s, in, tg, &loss, &gnorm, err, sizeof(err)) == 0, "%s",
-              err);
+        CHECK(mt_gpt_train_step(a, &r, s, in, tg, &loss, &gnorm, err, sizeof(err)) == 0, "%s", err);
         CHECK(mt_distill_step(b, teacher, &r, s, in, tg, 0.0, 2.0, &st, err, sizeof(err)) == 0,
               "%s", err);
-        CHECK(st.loss == loss && st.gnorm == gnorm, "step %zu: loss %g vs %g", s, st.loss,
-              loss);
+        CHECK(st.loss == loss && st.gnorm == gnorm, "step %zu: loss %g vs %g", s, st.loss, loss);
         CHECK(st.kl > 0.0, "the teacher was not consulted");
     }
     CHECK(memcmp(a->params, b->params, a->slab_bytes[MT_MEM_WEIGHTS]) == 0,

@@ -22,8 +22,8 @@
 
 static double control_peak;
 
-static const char *common[] = {"model=tiny", "steps=20", "batch=8", "eval_tokens=4096",
-                               "decode_tokens=0", "student_channels=32"};
+static const char *common[] = {"model=tiny",       "steps=20",        "batch=8",
+                               "eval_tokens=4096", "decode_tokens=0", "student_channels=32"};
 
 static void test_scratch(void)
 {
@@ -44,7 +44,8 @@ static void test_scratch(void)
     struct mt_gpt *m;
     uint64_t seed;
     char err[256];
-    CHECK(mt_wl_model_config(&f.base, NULL, &cfg) == 0 && mt_wl_recipe(&f.base, &cfg, &r, &seed) == 0,
+    CHECK(mt_wl_model_config(&f.base, NULL, &cfg) == 0 &&
+              mt_wl_recipe(&f.base, &cfg, &r, &seed) == 0,
           "recipe");
     cfg.n_embd = 32;
     CHECK(mt_wl_corpus(&f.base, 1, r.seq, &c) == 0, "corpus");
@@ -87,8 +88,7 @@ static void test_teacher(void)
 
 int main(int argc, char **argv)
 {
-    if (plugin_load(DISTILL_SO, "distill"))
-        return 1;
+    if (plugin_load(DISTILL_SO, "distill")) return 1;
     snprintf(plugin_cache_dir, sizeof(plugin_cache_dir), "%s", argc > 1 ? argv[1] : "/tmp");
     mkdir(plugin_cache_dir, 0700);
     static const struct mt_test tests[] = {{"scratch", test_scratch}, {"teacher", test_teacher}};

@@ -41,8 +41,7 @@ static inline int plugin_run(struct fake_ctx *f, const char **ov, size_t n)
     fake_ctx_init(f, plugin_wl, ov, n);
     snprintf(f->cache_dir, sizeof(f->cache_dir), "%s", plugin_cache_dir);
     int rc = plugin_wl->run(&f->base);
-    if (rc)
-        fprintf(stderr, "run failed: %s\n", f->error);
+    if (rc) fprintf(stderr, "run failed: %s\n", f->error);
     CHECK(f->open_regions == 0 && f->region_errors == 0, "regions unpaired");
     return rc;
 }
@@ -50,8 +49,7 @@ static inline int plugin_run(struct fake_ctx *f, const char **ov, size_t n)
 static inline double plugin_need(const struct fake_ctx *f, const char *name, const char *unit)
 {
     const struct fake_metric *m = fake_ctx_metric(f, name);
-    CHECK(m && strcmp(m->unit, unit) == 0 && !m->na, "metric %s missing or not in %s", name,
-          unit);
+    CHECK(m && strcmp(m->unit, unit) == 0 && !m->na, "metric %s missing or not in %s", name, unit);
     return m ? m->value : NAN;
 }
 

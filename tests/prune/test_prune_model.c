@@ -31,7 +31,6 @@
 
 #include "check.h"
 
-
 #define B 8
 #define T 64
 #define TRAIN_B 16
@@ -51,8 +50,7 @@ static void die(const char *what)
 static struct mt_gpt *load(const char *path, enum mt_gpt_mode mode)
 {
     struct mt_gpt *m;
-    if (mt_ckpt_load(path, NULL, mode, B, T, &m, NULL, err, sizeof(err)))
-        die("load");
+    if (mt_ckpt_load(path, NULL, mode, B, T, &m, NULL, err, sizeof(err))) die("load");
     return m;
 }
 
@@ -79,14 +77,11 @@ static int test_train(const char *path)
     double tail = 0.0; /* mean of the last 10 steps: one batch is too noisy to judge */
     for (size_t s = 0; s < r.steps; s++) {
         mt_batch_sample(corpus.train, corpus.n_train, TRAIN_B, T, &rng, in, tg);
-        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, &gnorm, err, sizeof(err)))
-            die("train");
-        if (s + 10 >= r.steps)
-            tail += loss / 10.0;
+        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, &gnorm, err, sizeof(err))) die("train");
+        if (s + 10 >= r.steps) tail += loss / 10.0;
     }
     CHECK(tail < 3.3, "tiny did not train: loss %g", tail); /* from 5.5; unigram is ~3.3 */
-    if (mt_ckpt_save(m, path, err, sizeof(err)))
-        die("save");
+    if (mt_ckpt_save(m, path, err, sizeof(err))) die("save");
     mt_gpt_free(m);
     return 0;
 }
@@ -97,8 +92,7 @@ static float *logits_of(struct mt_gpt *m)
     int in[B * T];
     for (size_t i = 0; i < B * T; i++)
         in[i] = corpus.val[i];
-    if (mt_gpt_forward(m, in, NULL, B, T, NULL, err, sizeof(err)))
-        die("forward");
+    if (mt_gpt_forward(m, in, NULL, B, T, NULL, err, sizeof(err))) die("forward");
     size_t n = B * T * m->cfg.vocab;
     float *out = malloc(n * sizeof(float));
     memcpy(out, m->act[MT_A_LOGITS], n * sizeof(float));
@@ -123,47 +117,40 @@ static void calibrate(struct mt_gpt *m, struct mt_gpt *train, struct mt_prune_ca
     struct mt_rng rng;
     mt_rng_seed(&rng, 99);
     for (size_t b = 0; b < CALIB_BATCHES; b++)
-        mt_batch_sample(corpus.train, corpus.n_train, B, T, &rng, in + b * B * T,
-                        tg + b * B * T);
+        mt_batch_sample(corpus.train, corpus.n_train, B, T, &rng, in + b * B * T, tg + b * B * T);
     if (m && mt_prune_calib_acts(m, in, CALIB_BATCHES, B, T, c, err, sizeof(err)))
         die("calib acts");
-    if (train &&
-        mt_prune_calib_fisher(train, in, tg, CALIB_BATCHES, B, T, c, err, sizeof(err)))
+    if (train && mt_prune_calib_fisher(train, in, tg, CALIB_BATCHES, B, T, c, err, sizeof(err)))
         die("calib fisher");
 }
 
 /* Prunes a fresh INFER copy of the fixture per `o`, checks packed == masked dense, and
  * returns the packed model's validation loss. `shape_check` gets the packed struct. */
 static double prune_and_compare(const char *path, const struct mt_prune_opts *o,
-                                void (*shape_check)(const struct mt_pruned *, const struct mt_gpt *))
+                                void (*shape_check)(const struct mt_pruned *,
+                                                    const struct mt_gpt *))
 {
     struct mt_gpt *m = load(path, MT_GPT_INFER);
     struct mt_gpt *train = NULL;
     struct mt_prune_calib c = {0};
-    if (mt_prune_needs(o->method) & MT_PRUNE_NEED_FISHER)
-        train = load(path, MT_GPT_TRAIN);
+    if (mt_prune_needs(o->method) & MT_PRUNE_NEED_FISHER) train = load(path, MT_GPT_TRAIN);
     calibrate(mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS ? m : NULL, train, &c);
     struct mt_prune_masks k;
-    if (mt_prune_select_masks(m, o, &c, &k, err, sizeof(err)))
-        die("masks");
+    if (mt_prune_select_masks(m, o, &c, &k, err, sizeof(err))) die("masks");
     mt_prune_apply(m, &k);
     float *dense = logits_of(m);
     struct mt_pruned p;
-    if (mt_pruned_build(&p, m, &k, o->method == MT_PRUNE_NM ? o->n : 0, o->m, err,
-                        sizeof(err)))
+    if (mt_pruned_build(&p, m, &k, o->method == MT_PRUNE_NM ? o->n : 0, o->m, err, sizeof(err)))
         die("build");
-    if (shape_check)
-        shape_check(&p, m);
-    if (mt_pruned_slim_model(m, err, sizeof(err)))
-        die("slim");
+    if (shape_check) shape_check(&p, m);
+    if (mt_pruned_slim_model(m, err, sizeof(err))) die("slim");
     m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &p};
     float *packed = logits_of(m);
     double e = logit_error(dense, packed, B * T * m->cfg.vocab);
     CHECK(e <= 1.0, "%s: packed logits differ from masked dense: %.3g x tolerance",
           mt_prune_method_name(o->method), e);
     struct mt_eval_result r;
-    if (mt_gpt_eval(m, corpus.val, corpus.n_val, EVAL_TOKENS, &r, err, sizeof(err)))
-        die("eval");
+    if (mt_gpt_eval(m, corpus.val, corpus.n_val, EVAL_TOKENS, &r, err, sizeof(err))) die("eval");
     free(dense);
     free(packed);
     mt_pruned_free(&p);
@@ -183,8 +170,7 @@ static void check_heads_shape(const struct mt_pruned *p, const struct mt_gpt *m)
         const struct mt_pruned_linear *ap = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_ATTPROJ];
         CHECK(qkv->n_out == 3 * C / 2 && qkv->n_in == C, "qkv packed %zux%zu", qkv->n_out,
               qkv->n_in);
-        CHECK(ap->n_out == C && ap->n_in == C / 2, "attproj packed %zux%zu", ap->n_out,
-              ap->n_in);
+        CHECK(ap->n_out == C && ap->n_in == C / 2, "attproj packed %zux%zu", ap->n_out, ap->n_in);
         CHECK(qkv->w.rows * qkv->w.cols == 3 * C * C / 2, "qkv stored matrix not smaller");
     }
 }
@@ -197,8 +183,7 @@ static void check_neurons_shape(const struct mt_pruned *p, const struct mt_gpt *
         const struct mt_pruned_linear *fc = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_FC];
         const struct mt_pruned_linear *fp = &p->lin[l * MT_PRUNE_KINDS + MT_LIN_FCPROJ];
         CHECK(fc->n_out == 3 * C && fc->n_in == C, "fc packed %zux%zu", fc->n_out, fc->n_in);
-        CHECK(fp->n_out == C && fp->n_in == 3 * C, "fcproj packed %zux%zu", fp->n_out,
-              fp->n_in);
+        CHECK(fp->n_out == C && fp->n_in == 3 * C, "fcproj packed %zux%zu", fp->n_out, fp->n_in);
         CHECK(fc->index_bytes == 3 * C * 4 && fp->index_bytes == 3 * C * 4, "index bytes");
     }
 }
@@ -250,8 +235,10 @@ static int test_importance(const char *path)
     printf("val loss at 50 %%: magnitude %.4f wanda %.4f obd %.4f\n", mag, wanda, obd);
     CHECK(fmin(wanda, obd) <= mag * 1.01, "wanda %.4f and obd %.4f both worse than magnitude %.4f",
           wanda, obd, mag);
-    CHECK(wanda <= mag * 1.03 && obd <= mag * 1.03, "a saliency is broken: wanda %.4f obd %.4f "
-          "magnitude %.4f", wanda, obd, mag);
+    CHECK(wanda <= mag * 1.03 && obd <= mag * 1.03,
+          "a saliency is broken: wanda %.4f obd %.4f "
+          "magnitude %.4f",
+          wanda, obd, mag);
     return 0;
 }
 
@@ -260,8 +247,7 @@ static int test_finetune(const char *path)
     struct mt_gpt *m = load(path, MT_GPT_TRAIN);
     struct mt_prune_opts o = {MT_PRUNE_MAGNITUDE, 0.7, 0, 0, 0};
     struct mt_prune_masks k;
-    if (mt_prune_select_masks(m, &o, NULL, &k, err, sizeof(err)))
-        die("masks");
+    if (mt_prune_select_masks(m, &o, NULL, &k, err, sizeof(err))) die("masks");
     mt_prune_apply(m, &k);
     struct mt_gpt_recipe r = mt_gpt_recipe_default(30);
     r.batch = B;
@@ -281,21 +267,17 @@ static int test_finetune(const char *path)
         mt_prune_apply(m, &k); /* masked gradients */
         mt_gpt_adamw_step(m, &r, mt_gpt_lr_at(&r, s), 1.0f);
         mt_prune_apply(m, &k); /* weight decay and momentum cannot revive a weight */
-        if (s < 5)
-            first += loss / 5;
-        if (s >= r.steps - 5)
-            last += loss / 5;
+        if (s < 5) first += loss / 5;
+        if (s >= r.steps - 5) last += loss / 5;
     }
     printf("finetune loss: first 5 steps %.4f, last 5 %.4f\n", first, last);
     CHECK(last < first, "fine-tune loss did not fall: %.4f -> %.4f", first, last);
     struct mt_pruned p;
-    if (mt_pruned_build(&p, m, &k, 0, 0, err, sizeof(err)))
-        die("build");
+    if (mt_pruned_build(&p, m, &k, 0, 0, err, sizeof(err))) die("build");
     for (size_t s = 0; s < p.n_slots; s++) {
         size_t count = mt_pruned_slot_weights(&p, s);
         CHECK(mt_pruned_slot_zeros(&p, s) == (size_t)llround(0.7 * (double)count),
-              "slot %zu: mask not kept (%zu zeros of %zu)", s, mt_pruned_slot_zeros(&p, s),
-              count);
+              "slot %zu: mask not kept (%zu zeros of %zu)", s, mt_pruned_slot_zeros(&p, s), count);
     }
     mt_pruned_free(&p);
     mt_prune_masks_free(&k);
@@ -306,11 +288,11 @@ static int test_finetune(const char *path)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: test_prune_model CKPT train|structured|sparse|importance|finetune\n");
+        fprintf(stderr,
+                "usage: test_prune_model CKPT train|structured|sparse|importance|finetune\n");
         return 2;
     }
-    if (mt_corpus_load(&corpus, NULL, T, err, sizeof(err)))
-        die("corpus");
+    if (mt_corpus_load(&corpus, NULL, T, err, sizeof(err))) die("corpus");
     static const struct {
         const char *name;
         int (*fn)(const char *);
@@ -330,7 +312,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown test %s\n", argv[2]);
         return 2;
     }
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;
 }

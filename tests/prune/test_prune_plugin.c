@@ -20,7 +20,7 @@
 
 static void test_wanda(void)
 {
-    const char *ov[] = {"model=tiny", "steps=20", "eval_tokens=4096", "decode_tokens=16",
+    const char *ov[] = {"model=tiny",   "steps=20",     "eval_tokens=4096", "decode_tokens=16",
                         "method=wanda", "sparsity=0.5", "calib_batches=2"};
     struct fake_ctx f;
     if (plugin_run(&f, ov, 7)) {
@@ -32,18 +32,21 @@ static void test_wanda(void)
     plugin_need(&f, "val_top1", "ratio");
     plugin_need(&f, "eval_tokens_per_s", "tokens/s");
     plugin_need(&f, "decode_tokens_per_s", "tokens/s");
-    CHECK(plugin_need(&f, "sparsity", "ratio") == 0.5, "sparsity %g", plugin_need(&f, "sparsity", "ratio"));
+    CHECK(plugin_need(&f, "sparsity", "ratio") == 0.5, "sparsity %g",
+          plugin_need(&f, "sparsity", "ratio"));
     CHECK(plugin_need(&f, "layer.h1.fcproj.sparsity", "ratio") == 0.5, "per-layer sparsity");
     double model = plugin_need(&f, "model_bytes", "bytes");
-    CHECK(model == plugin_need(&f, "sparse_bytes", "bytes") + plugin_need(&f, "fp32_bytes", "bytes"),
+    CHECK(model ==
+              plugin_need(&f, "sparse_bytes", "bytes") + plugin_need(&f, "fp32_bytes", "bytes"),
           "model_bytes is not its parts");
     CHECK(model < plugin_need(&f, "n_params", "count") * 4.0, "pruned model %g not smaller", model);
-    CHECK(plugin_need(&f, "infer_peak_bytes", "bytes") > model, "infer_peak_bytes below the weights");
+    CHECK(plugin_need(&f, "infer_peak_bytes", "bytes") > model,
+          "infer_peak_bytes below the weights");
 }
 
 static void test_heads(void)
 {
-    const char *ov[] = {"model=tiny", "steps=20", "eval_tokens=4096", "decode_tokens=0",
+    const char *ov[] = {"model=tiny",   "steps=20",     "eval_tokens=4096", "decode_tokens=0",
                         "method=heads", "sparsity=0.5", "calib_batches=2"};
     struct fake_ctx f;
     if (plugin_run(&f, ov, 7)) {
@@ -59,7 +62,7 @@ static void test_heads(void)
 
 static void test_nm_finetune(void)
 {
-    const char *ov[] = {"model=tiny", "steps=20",        "eval_tokens=4096",
+    const char *ov[] = {"model=tiny", "steps=20",         "eval_tokens=4096",
                         "method=nm",  "finetune_steps=5", "decode_tokens=0"};
     struct fake_ctx f;
     if (plugin_run(&f, ov, 6)) {
@@ -78,8 +81,7 @@ static void test_nm_finetune(void)
 
 int main(int argc, char **argv)
 {
-    if (plugin_load(PRUNE_SO, "prune"))
-        return 1;
+    if (plugin_load(PRUNE_SO, "prune")) return 1;
     snprintf(plugin_cache_dir, sizeof(plugin_cache_dir), "%s", argc > 2 ? argv[2] : "/tmp");
     mkdir(plugin_cache_dir, 0700);
     static const struct mt_test tests[] = {

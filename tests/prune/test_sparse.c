@@ -15,7 +15,6 @@
 
 #include "check.h"
 
-
 /* xorshift64*: deterministic test data, state passed explicitly. */
 static uint64_t next_u64(uint64_t *s)
 {
@@ -73,8 +72,7 @@ static void dense_ref(const float *w, size_t rows, size_t cols, const float *x, 
         for (size_t r = 0; r < rows; r++) {
             float acc = 0.0f;
             for (size_t c = 0; c < cols; c++)
-                if (w[r * cols + c] != 0.0f)
-                    acc += w[r * cols + c] * x[i * cols + c];
+                if (w[r * cols + c] != 0.0f) acc += w[r * cols + c] * x[i * cols + c];
             y[i * rows + r] = acc + (bias ? bias[r] : 0.0f);
         }
 }
@@ -99,12 +97,10 @@ static void check_kernels(size_t rows, size_t cols, double sparsity, unsigned n,
     fill_random(bias, rows, seed);
     mask_weights(w, rows, cols, sparsity, n, m);
     for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
-        if (f == MT_SPARSE_NM && n == 0)
-            continue;
+        if (f == MT_SPARSE_NM && n == 0) continue;
         struct mt_sparse s;
         char err[256];
-        if (mt_sparse_pack(&s, (enum mt_sparse_format)f, w, rows, cols, n, m, err,
-                           sizeof(err))) {
+        if (mt_sparse_pack(&s, (enum mt_sparse_format)f, w, rows, cols, n, m, err, sizeof(err))) {
             CHECK(0, "pack %s: %s", mt_sparse_format_names[f], err);
             continue;
         }
@@ -126,8 +122,7 @@ static void check_kernels(size_t rows, size_t cols, double sparsity, unsigned n,
                     double d = fabs((double)yv[i * rows + r] - yref[i * rows + r]) / tol;
                     worst = d > worst ? d : worst;
                 }
-            CHECK(worst <= 1.0,
-                  "fast %s %zux%zu s=%.2f %u:%u mrows=%zu: error %.3g x tolerance",
+            CHECK(worst <= 1.0, "fast %s %zux%zu s=%.2f %u:%u mrows=%zu: error %.3g x tolerance",
                   mt_sparse_format_names[f], rows, cols, sparsity, n, m, mr, worst);
             free(x);
             free(yref);
@@ -147,12 +142,12 @@ static void test_kernels(void)
         fprintf(stderr, "note: no AVX-512 on this CPU, fast paths fall back to scalar\n");
     static const double sp[] = {0.0, 0.5, 0.9};
     for (int i = 0; i < 3; i++) {
-        check_kernels(37, 100, sp[i], 0, 0, &seed);  /* odd tails everywhere */
-        check_kernels(64, 768, sp[i], 0, 0, &seed);  /* a GPT-2 row width */
+        check_kernels(37, 100, sp[i], 0, 0, &seed); /* odd tails everywhere */
+        check_kernels(64, 768, sp[i], 0, 0, &seed); /* a GPT-2 row width */
     }
     static const unsigned nm[][2] = {{2, 4}, {1, 4}, {4, 8}, {2, 8}, {3, 8}, {8, 16}, {4, 4}};
     for (size_t i = 0; i < sizeof(nm) / sizeof(nm[0]); i++) {
-        check_kernels(19, 96, 0.0, nm[i][0], nm[i][1], &seed);   /* 96 % 16 = 0, tails in values */
+        check_kernels(19, 96, 0.0, nm[i][0], nm[i][1], &seed); /* 96 % 16 = 0, tails in values */
         check_kernels(24, 784, 0.0, nm[i][0], nm[i][1], &seed);
     }
 }
@@ -191,8 +186,8 @@ static void test_nm_masks(void)
 }
 
 /* Checks that exactly `expect` of count entries are pruned and none kept scores lower. */
-static void check_selection(const float *score, const uint8_t *keep, size_t count,
-                            size_t expect, const char *what)
+static void check_selection(const float *score, const uint8_t *keep, size_t count, size_t expect,
+                            const char *what)
 {
     size_t pruned = 0;
     float min_kept = INFINITY, max_pruned = -INFINITY;
@@ -204,8 +199,8 @@ static void check_selection(const float *score, const uint8_t *keep, size_t coun
             max_pruned = fmaxf(max_pruned, score[i]);
     }
     CHECK(pruned == expect, "%s: pruned %zu, expected %zu", what, pruned, expect);
-    CHECK(min_kept >= max_pruned, "%s: a kept score %g is below a pruned one %g", what,
-          min_kept, max_pruned);
+    CHECK(min_kept >= max_pruned, "%s: a kept score %g is below a pruned one %g", what, min_kept,
+          max_pruned);
 }
 
 static void test_sparsity(void)
@@ -274,12 +269,13 @@ static void test_bytes(void)
     for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
         struct mt_sparse s;
         char err[128];
-        CHECK(mt_sparse_pack(&s, (enum mt_sparse_format)f, w, rows, cols, 2, 4, err,
-                             sizeof(err)) == 0, "%s", err);
+        CHECK(mt_sparse_pack(&s, (enum mt_sparse_format)f, w, rows, cols, 2, 4, err, sizeof(err)) ==
+                  0,
+              "%s", err);
         CHECK(mt_sparse_bytes(&s) == expect[f], "%s: %zu bytes, expected %zu",
               mt_sparse_format_names[f], mt_sparse_bytes(&s), expect[f]);
-        CHECK(mt_sparse_size((enum mt_sparse_format)f, w, rows, cols, 2, 4) == expect[f],
-              "size %s", mt_sparse_format_names[f]);
+        CHECK(mt_sparse_size((enum mt_sparse_format)f, w, rows, cols, 2, 4) == expect[f], "size %s",
+              mt_sparse_format_names[f]);
         mt_sparse_free(&s);
         CHECK(mt_sparse_bytes(&s) == 0, "freed struct reports bytes");
     }
@@ -333,17 +329,16 @@ static void test_roundtrip(void)
                 mask_weights(w, rows, cols, sp[t], 0, 0);
             }
             for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
-                if (f == MT_SPARSE_NM && !nm)
-                    continue;
+                if (f == MT_SPARSE_NM && !nm) continue;
                 struct mt_sparse s;
                 char err[128];
                 CHECK(mt_sparse_pack(&s, (enum mt_sparse_format)f, w, rows, cols, 2, 4, err,
-                                     sizeof(err)) == 0, "%s", err);
+                                     sizeof(err)) == 0,
+                      "%s", err);
                 memset(back, 0xff, rows * cols * sizeof(float));
                 mt_sparse_unpack(&s, back);
                 CHECK(memcmp(w, back, rows * cols * sizeof(float)) == 0,
-                      "%s s=%.1f nm=%d: round trip differs", mt_sparse_format_names[f], sp[t],
-                      nm);
+                      "%s s=%.1f nm=%d: round trip differs", mt_sparse_format_names[f], sp[t], nm);
                 CHECK(s.nnz == rows * cols - mt_sparse_count_zeros(w, rows * cols), "nnz");
                 mt_sparse_free(&s);
             }
@@ -380,7 +375,7 @@ static void test_units(void)
 int main(int argc, char **argv)
 {
     static const struct mt_test tests[] = {
-        {"kernels", test_kernels},   {"nm_masks", test_nm_masks},   {"sparsity", test_sparsity},
-        {"bytes", test_bytes},       {"roundtrip", test_roundtrip}, {"units", test_units}};
+        {"kernels", test_kernels}, {"nm_masks", test_nm_masks},   {"sparsity", test_sparsity},
+        {"bytes", test_bytes},     {"roundtrip", test_roundtrip}, {"units", test_units}};
     return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), argc > 1 ? argv[1] : NULL);
 }

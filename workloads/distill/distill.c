@@ -33,8 +33,7 @@ static double kl_div(const double *p, const double *q, size_t V)
 {
     double kl = 0.0;
     for (size_t j = 0; j < V; j++)
-        if (p[j] > 0.0)
-            kl += p[j] * (log(p[j]) - log(fmax(q[j], DBL_MIN)));
+        if (p[j] > 0.0) kl += p[j] * (log(p[j]) - log(fmax(q[j], DBL_MIN)));
     return kl;
 }
 
@@ -42,8 +41,7 @@ double mt_distill_loss_row(const float *z, const float *zt, int y, size_t V, dou
                            double temperature, double *dz)
 {
     double *buf = malloc(3 * V * sizeof(double));
-    if (!buf)
-        return NAN;
+    if (!buf) return NAN;
     double *q = buf, *qT = buf + V, *pT = buf + 2 * V, T = temperature;
     double lse = softmax_f(z, V, 1.0, q);
     softmax_f(z, V, T, qT);
@@ -61,18 +59,15 @@ double mt_distill_fold(float *probs, const float *zt, const int *targets, size_t
 {
     double T = temperature, total = 0.0;
     double *row_kl = calloc(N ? N : 1, sizeof(double));
-    if (!row_kl)
-        return NAN;
+    if (!row_kl) return NAN;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
         double *buf = malloc(3 * V * sizeof(double));
-        if (!buf)
-            failed = 1;
+        if (!buf) failed = 1;
 #pragma omp for schedule(static)
         for (size_t i = 0; i < N; i++) {
-            if (!buf || targets[i] < 0)
-                continue;
+            if (!buf || targets[i] < 0) continue;
             float *p = probs + i * V;
             double *logq = buf, *qT = buf + V, *pT = buf + 2 * V;
             for (size_t j = 0; j < V; j++)
@@ -93,33 +88,29 @@ double mt_distill_fold(float *probs, const float *zt, const int *targets, size_t
     return failed ? NAN : total;
 }
 
-int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher,
-                    const struct mt_gpt_recipe *r, size_t step, const int *inputs,
-                    const int *targets, double alpha, double temperature,
-                    struct mt_distill_stats *st, char *err, size_t errlen)
+int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct mt_gpt_recipe *r,
+                    size_t step, const int *inputs, const int *targets, double alpha,
+                    double temperature, struct mt_distill_stats *st, char *err, size_t errlen)
 {
     size_t B = r->batch, T = r->seq, V = student->cfg.vocab, N = B * T;
     if ((!teacher && alpha != 0.0) || (teacher && teacher->cfg.vocab != V)) {
         snprintf(err, errlen, "distillation needs a teacher with the student's vocab %zu", V);
         return -1;
     }
-    if (teacher && mt_gpt_forward(teacher, inputs, NULL, B, T, NULL, err, errlen))
-        return -1;
+    if (teacher && mt_gpt_forward(teacher, inputs, NULL, B, T, NULL, err, errlen)) return -1;
     float ce = 0.0f;
-    if (mt_gpt_forward(student, inputs, targets, B, T, &ce, err, errlen))
-        return -1;
+    if (mt_gpt_forward(student, inputs, targets, B, T, &ce, err, errlen)) return -1;
     double kl = 0.0;
     if (teacher) {
-        kl = mt_distill_fold(student->act[MT_A_LOGITS], teacher->act[MT_A_LOGITS], targets, N,
-                             V, alpha, temperature);
+        kl = mt_distill_fold(student->act[MT_A_LOGITS], teacher->act[MT_A_LOGITS], targets, N, V,
+                             alpha, temperature);
         if (isnan(kl)) {
             snprintf(err, errlen, "distillation fold: out of memory");
             return -1;
         }
     }
     mt_gpt_zero_grad(student);
-    if (mt_gpt_backward(student, 1.0f, 0, err, errlen))
-        return -1;
+    if (mt_gpt_backward(student, 1.0f, 0, err, errlen)) return -1;
     float gnorm = mt_gpt_adamw_step(student, r, mt_gpt_lr_at(r, step), 1.0f);
     if (st) {
         size_t counted = 0;

@@ -42,10 +42,10 @@ double mt_distill_fold(float *probs, const float *zt, const int *targets, size_t
                        double alpha, double temperature);
 
 struct mt_distill_stats {
-    double loss;    /* alpha * T^2 * KL + (1 - alpha) * CE, mean per token */
-    double ce;      /* the student's cross-entropy, mean per token */
-    double kl;      /* T^2 * KL(p_T || q_T), mean per token */
-    float gnorm;    /* gradient norm before clipping */
+    double loss; /* alpha * T^2 * KL + (1 - alpha) * CE, mean per token */
+    double ce;   /* the student's cross-entropy, mean per token */
+    double kl;   /* T^2 * KL(p_T || q_T), mean per token */
+    float gnorm; /* gradient norm before clipping */
 };
 
 /* Contract: one AdamW step of `student` (TRAIN mode) on the batch (r->batch x r->seq):
@@ -53,10 +53,9 @@ struct mt_distill_stats {
  * requires alpha == 0), student forward with targets, fold, zero_grad, backward, AdamW at
  * mt_gpt_lr_at(r, step) — the same order as mt_gpt_train_step. Returns 0 or -1 with a
  * message. */
-int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher,
-                    const struct mt_gpt_recipe *r, size_t step, const int *inputs,
-                    const int *targets, double alpha, double temperature,
-                    struct mt_distill_stats *st, char *err, size_t errlen);
+int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct mt_gpt_recipe *r,
+                    size_t step, const int *inputs, const int *targets, double alpha,
+                    double temperature, struct mt_distill_stats *st, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -53,9 +53,8 @@ static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teache
     char err[256];
     if (mt_gpt_config_preset(s, mt_param_str(ctx, "student"), err, sizeof(err)))
         return mt_error(ctx, "student: %s", err);
-    static const char *const keys[3][2] = {{"student_layers", "n_layer"},
-                                           {"student_heads", "n_head"},
-                                           {"student_channels", "n_embd"}};
+    static const char *const keys[3][2] = {
+        {"student_layers", "n_layer"}, {"student_heads", "n_head"}, {"student_channels", "n_embd"}};
     for (int i = 0; i < 3; i++) {
         int64_t v = mt_param_int(ctx, keys[i][0]);
         char buf[32];
@@ -65,8 +64,7 @@ static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teache
     }
     s->vocab = teacher->vocab;
     s->seq_len = teacher->seq_len;
-    if (mt_gpt_config_check(s, err, sizeof(err)))
-        return mt_error(ctx, "student shape: %s", err);
+    if (mt_gpt_config_check(s, err, sizeof(err))) return mt_error(ctx, "student shape: %s", err);
     return 0;
 }
 
@@ -77,8 +75,7 @@ static void report_memory(struct mt_ctx *ctx, const struct mt_gpt *student,
     if (teacher) {
         peak += slabs_total(teacher);
         for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
-            if (!teacher->slab_bytes[c])
-                continue;
+            if (!teacher->slab_bytes[c]) continue;
             char name[64];
             snprintf(name, sizeof(name), "teacher_%s_bytes", mt_mem_cat_names[c]);
             mt_metric(ctx, name, (double)teacher->slab_bytes[c], "bytes");
@@ -99,8 +96,7 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
     int *in = malloc(2 * B * T * sizeof(*in));
     mt_mem_category(ctx, prev);
-    if (!in)
-        return mt_error(ctx, "out of memory for training batches");
+    if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
     mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* wlcommon's batch stream */
@@ -112,27 +108,23 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     for (size_t step = 0; step < r->steps && rc == 0; step++) {
         struct mt_distill_stats st;
         mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
-        rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err,
-                             sizeof(err));
-        if (rc)
-            break;
+        rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err, sizeof(err));
+        if (rc) break;
         mt_sample(ctx, "train_loss", (double)step, st.loss);
         mt_sample(ctx, "train_ce", (double)step, st.ce);
-        if (teacher)
-            mt_sample(ctx, "train_kl", (double)step, st.kl);
+        if (teacher) mt_sample(ctx, "train_kl", (double)step, st.kl);
         mt_progress(ctx, (double)(step + 1), (double)r->steps);
         if (step + 10 >= r->steps) {
             tail += st.loss;
             ntail++;
         }
         if (step % 100 == 0 || step + 1 == r->steps)
-            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f ce %.4f kl %.4f", step + 1,
-                   r->steps, st.loss, st.ce, st.kl);
+            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f ce %.4f kl %.4f", step + 1, r->steps,
+                   st.loss, st.ce, st.kl);
     }
     mt_region_end(ctx, "train");
     free(in);
-    if (rc)
-        return mt_error(ctx, "distillation failed: %s", err);
+    if (rc) return mt_error(ctx, "distillation failed: %s", err);
     double dt = wall() - t0;
     mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / dt, "tokens/s");
     mt_metric(ctx, "train_loss", ntail ? tail / (double)ntail : 0.0, "nats/byte");
@@ -154,10 +146,9 @@ static int run(struct mt_ctx *ctx)
         student_config(ctx, &tcfg, &scfg))
         return -1;
     double alpha = mt_param_float(ctx, "alpha"), temp = mt_param_float(ctx, "temperature");
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
-        return -1;
-    if (alpha != 0.0 && mt_wl_train_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER,
-                                            r.batch, r.seq, &teacher, NULL))
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
+    if (alpha != 0.0 && mt_wl_train_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER, r.batch,
+                                            r.seq, &teacher, NULL))
         goto out;
     struct mt_gpt_recipe sr = r;
     int64_t ss = mt_param_int(ctx, "student_steps");
@@ -174,10 +165,9 @@ static int run(struct mt_ctx *ctx)
     mt_gpt_init(student, seed);
     mt_log(ctx, MT_LOG_INFO,
            "student L%zu H%zu C%zu (%zu params) from teacher L%zu H%zu C%zu; alpha %.3g T %.3g",
-           scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, tcfg.n_layer,
-           tcfg.n_head, tcfg.n_embd, alpha, temp);
-    if ((rc = train(ctx, student, teacher, &sr, seed, &corpus, alpha, temp)))
-        goto out;
+           scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, tcfg.n_layer, tcfg.n_head,
+           tcfg.n_embd, alpha, temp);
+    if ((rc = train(ctx, student, teacher, &sr, seed, &corpus, alpha, temp))) goto out;
     mt_gpt_free(teacher);
     teacher = NULL;
 
@@ -193,11 +183,9 @@ static int run(struct mt_ctx *ctx)
     mt_region_begin(ctx, "infer");
     rc = mt_wl_report_eval(ctx, served, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
-    if (rc == 0 && n_dec > 0)
-        rc = mt_wl_report_decode(ctx, served, n_dec);
+    if (rc == 0 && n_dec > 0) rc = mt_wl_report_decode(ctx, served, n_dec);
     mt_region_end(ctx, "infer");
-    if (rc)
-        goto out;
+    if (rc) goto out;
     size_t kv = 0, kv_scratch = 0;
     if (n_dec > 0)
         mt_gpt_kv_memory(&scfg, n_dec < scfg.seq_len ? n_dec : scfg.seq_len, &kv, &kv_scratch);
@@ -214,8 +202,7 @@ out:
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config tcfg;
-    if (mt_wl_model_config(ctx, NULL, &tcfg))
-        return 0;
+    if (mt_wl_model_config(ctx, NULL, &tcfg)) return 0;
     size_t T = tcfg.seq_len < 128 ? tcfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
     /* the teacher's training when not cached dominates; a student is no larger than the
      * presets allow, so count it as a second teacher-sized training state */

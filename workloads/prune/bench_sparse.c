@@ -85,8 +85,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         size_t rows, cols;
-    } shapes[] = {{"attn.qkv", 2304, 768}, {"attn.proj", 768, 768},
-                  {"mlp.fc", 3072, 768}, {"mlp.proj", 768, 3072}};
+    } shapes[] = {{"attn.qkv", 2304, 768},
+                  {"attn.proj", 768, 768},
+                  {"mlp.fc", 3072, 768},
+                  {"mlp.proj", 768, 3072}};
     static const double sparsity[] = {0.0, 0.5, 0.75, 0.9};
     static const unsigned nm[][2] = {{0, 0}, {2, 4}, {1, 4}, {1, 8}};
     uint64_t seed = 1;
@@ -94,8 +96,8 @@ int main(int argc, char **argv)
     printf("# mt-bench-sparse mrows=%zu reps=%zu avx512=%d; median us; speedup = oneDNN "
            "dense fp32 / this (same run)\n",
            mrows, reps, mt_sparse_have_avx512());
-    printf("%-10s %5s %-7s %9s %10s %8s %10s\n", "shape", "spars", "format", "real_sp",
-           "median_us", "speedup", "bytes");
+    printf("%-10s %5s %-7s %9s %10s %8s %10s\n", "shape", "spars", "format", "real_sp", "median_us",
+           "speedup", "bytes");
     for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
         size_t rows = shapes[si].rows, cols = shapes[si].cols, count = rows * cols;
         float *w = malloc(count * sizeof(float)), *x = malloc(mrows * cols * sizeof(float));
@@ -118,10 +120,8 @@ int main(int argc, char **argv)
                t_dnnl, 1.0, count * sizeof(float));
         for (size_t pi = 0; pi < 4; pi++) {
             for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
-                if (f == MT_SPARSE_DENSE && pi > 0)
-                    continue;
-                if (f == MT_SPARSE_NM && nm[pi][0] == 0)
-                    continue;
+                if (f == MT_SPARSE_DENSE && pi > 0) continue;
+                if (f == MT_SPARSE_NM && nm[pi][0] == 0) continue;
                 memcpy(wm, w, count * sizeof(float));
                 if (f == MT_SPARSE_NM)
                     mt_sparse_select_nm(mag, rows, cols, nm[pi][0], nm[pi][1], keep);

@@ -30,16 +30,15 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 static const char *const method_names[] = {"magnitude", "obd", "wanda", "heads", "neurons", "nm"};
 static const char *const kind_names[MT_PRUNE_KINDS] = {"qkv", "attproj", "fc", "fcproj"};
-static const enum mt_gpt_param weight_param[MT_PRUNE_KINDS] = {MT_P_QKVW, MT_P_ATTPROJW,
-                                                               MT_P_FCW, MT_P_FCPROJW};
-static const enum mt_gpt_param bias_param[MT_PRUNE_KINDS] = {MT_P_QKVB, MT_P_ATTPROJB,
-                                                             MT_P_FCB, MT_P_FCPROJB};
+static const enum mt_gpt_param weight_param[MT_PRUNE_KINDS] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW,
+                                                               MT_P_FCPROJW};
+static const enum mt_gpt_param bias_param[MT_PRUNE_KINDS] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB,
+                                                             MT_P_FCPROJB};
 
 int mt_prune_method_parse(const char *name)
 {
     for (int i = 0; i < (int)(sizeof(method_names) / sizeof(method_names[0])); i++)
-        if (name && strcmp(name, method_names[i]) == 0)
-            return i;
+        if (name && strcmp(name, method_names[i]) == 0) return i;
     return -1;
 }
 
@@ -67,7 +66,10 @@ void mt_prune_slot_name(size_t slot, char *buf, size_t len)
     snprintf(buf, len, "h%zu.%s", slot / MT_PRUNE_KINDS, kind_names[slot % MT_PRUNE_KINDS]);
 }
 
-static size_t n_slots_of(const struct mt_gpt *m) { return m->cfg.n_layer * MT_PRUNE_KINDS; }
+static size_t n_slots_of(const struct mt_gpt *m)
+{
+    return m->cfg.n_layer * MT_PRUNE_KINDS;
+}
 
 /* Dense shape and weight pointer of slot s, from the weight slab (never NULL-based
  * arithmetic: callers only use this while the dense weights exist). */
@@ -138,8 +140,8 @@ struct calib_hook {
     struct mt_prune_calib *c;
 };
 
-static int calib_matmul(void *user, size_t layer, enum mt_linear which, const float *in,
-                        float *out, size_t rows)
+static int calib_matmul(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
+                        size_t rows)
 {
     struct calib_hook *h = user;
     if (which < MT_PRUNE_KINDS) {
@@ -153,14 +155,13 @@ static int calib_matmul(void *user, size_t layer, enum mt_linear which, const fl
     return mt_gpt_linear_default(h->m, layer, which, in, out, rows);
 }
 
-int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B,
-                        size_t T, struct mt_prune_calib *c, char *err, size_t errlen)
+int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B, size_t T,
+                        struct mt_prune_calib *c, char *err, size_t errlen)
 {
     c->n_slots = n_slots_of(m);
     if (!c->act_sq) {
         c->act_sq = (double **)alloc_slot_arrays(m, sizeof(double), 0, MT_MEM_WORKSPACE);
-        if (!c->act_sq)
-            return fail(err, errlen, "calibration: out of memory");
+        if (!c->act_sq) return fail(err, errlen, "calibration: out of memory");
     }
     struct calib_hook h = {m, c};
     struct mt_gpt_linear_hook saved = m->hook;
@@ -174,17 +175,15 @@ int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size
     return rc;
 }
 
-int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *targets,
-                          size_t nbatch, size_t B, size_t T, struct mt_prune_calib *c,
-                          char *err, size_t errlen)
+int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *targets, size_t nbatch,
+                          size_t B, size_t T, struct mt_prune_calib *c, char *err, size_t errlen)
 {
     if (m->mode != MT_GPT_TRAIN)
         return fail(err, errlen, "Fisher calibration needs a model in train mode");
     c->n_slots = n_slots_of(m);
     if (!c->fisher) {
         c->fisher = (float **)alloc_slot_arrays(m, sizeof(float), 1, MT_MEM_WORKSPACE);
-        if (!c->fisher)
-            return fail(err, errlen, "calibration: out of memory");
+        if (!c->fisher) return fail(err, errlen, "calibration: out of memory");
     }
     /* One gradient per sequence (B = 1 forwards): the empirical Fisher wants per-sample
      * gradients; a batch-mean gradient squared would shrink its noise part by B. */
@@ -252,10 +251,8 @@ struct unit_ref {
 static int unit_ref_cmp(const void *pa, const void *pb)
 {
     const struct unit_ref *a = pa, *b = pb;
-    if (a->score != b->score)
-        return a->score < b->score ? -1 : 1;
-    if (a->layer != b->layer)
-        return a->layer < b->layer ? -1 : 1;
+    if (a->score != b->score) return a->score < b->score ? -1 : 1;
+    if (a->layer != b->layer) return a->layer < b->layer ? -1 : 1;
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
@@ -319,8 +316,7 @@ static int select_units(const struct mt_gpt *m, const struct mt_prune_opts *o,
         qsort(grp, per_group, sizeof(*grp), unit_ref_cmp);
         size_t target = (size_t)llround(o->sparsity * (double)per_group), done = 0;
         for (size_t i = 0; i < per_group && done < target; i++) {
-            if (left[grp[i].layer] <= 1)
-                continue;
+            if (left[grp[i].layer] <= 1) continue;
             unit_keep[grp[i].layer][grp[i].index] = 0;
             left[grp[i].layer]--;
             done++;
@@ -336,8 +332,8 @@ out:
 }
 
 static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
-                            const struct mt_prune_calib *c, struct mt_prune_masks *k,
-                            char *err, size_t errlen)
+                            const struct mt_prune_calib *c, struct mt_prune_masks *k, char *err,
+                            size_t errlen)
 {
     size_t L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH;
     int heads = o->method == MT_PRUNE_HEADS;
@@ -345,8 +341,7 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
     uint8_t **unit_keep = calloc(L, sizeof(*unit_keep));
     int rc = unit_keep ? 0 : -1;
     for (size_t l = 0; rc == 0 && l < L; l++)
-        if (!(unit_keep[l] = malloc(units)))
-            rc = -1;
+        if (!(unit_keep[l] = malloc(units))) rc = -1;
     if (rc == 0)
         rc = select_units(m, o, c, unit_keep, units, err, errlen);
     else
@@ -379,8 +374,8 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
 }
 
 int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
-                          const struct mt_prune_calib *c, struct mt_prune_masks *out,
-                          char *err, size_t errlen)
+                          const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                          size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     int need = mt_prune_needs(o->method);
@@ -420,12 +415,11 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
         size_t o_dim, i_dim;
         slot_dims(m, s, &o_dim, &i_dim);
         slot_scores(m, s, o->method, c, scores[s]);
-        if (counts)
-            counts[s] = o_dim * i_dim;
+        if (counts) counts[s] = o_dim * i_dim;
         if (o->method == MT_PRUNE_NM) {
             if (mt_sparse_select_nm(scores[s], o_dim, i_dim, o->n, o->m, out->keep[s])) {
-                rc = fail(err, errlen, "%u:%u does not fit a %zux%zu layer", o->n, o->m,
-                          o_dim, i_dim);
+                rc = fail(err, errlen, "%u:%u does not fit a %zux%zu layer", o->n, o->m, o_dim,
+                          i_dim);
                 break;
             }
         } else if (!o->global) {
@@ -439,14 +433,13 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
         }
     }
     if (rc == 0 && o->global && o->method != MT_PRUNE_NM) {
-        if (!counts || mt_sparse_select_global((const float *const *)scores, counts, n,
-                                               o->sparsity, out->keep) == (size_t)-1)
+        if (!counts || mt_sparse_select_global((const float *const *)scores, counts, n, o->sparsity,
+                                               out->keep) == (size_t)-1)
             rc = fail(err, errlen, "masks: out of memory");
     }
     free(counts);
     free_slot_arrays((void **)scores, n);
-    if (rc)
-        mt_prune_masks_free(out);
+    if (rc) mt_prune_masks_free(out);
     return rc;
 }
 
@@ -456,12 +449,10 @@ void mt_prune_apply(struct mt_gpt *m, const struct mt_prune_masks *k)
         size_t o, i;
         slot_dims(m, s, &o, &i);
         mt_sparse_apply_mask(slot_weight(m, s), k->keep[s], o * i);
-        if (m->grads)
-            mt_sparse_apply_mask(slot_grad(m, s, 0), k->keep[s], o * i);
+        if (m->grads) mt_sparse_apply_mask(slot_grad(m, s, 0), k->keep[s], o * i);
         if (k->row_keep[s]) {
             mt_sparse_apply_mask(slot_bias(m, s), k->row_keep[s], o);
-            if (m->grads)
-                mt_sparse_apply_mask(slot_grad(m, s, 1), k->row_keep[s], o);
+            if (m->grads) mt_sparse_apply_mask(slot_grad(m, s, 1), k->row_keep[s], o);
         }
     }
 }
@@ -480,17 +471,14 @@ void mt_prune_masks_free(struct mt_prune_masks *k)
 static uint32_t *kept_indices(const uint8_t *keep, size_t n, size_t *count)
 {
     *count = n;
-    if (!keep)
-        return NULL;
+    if (!keep) return NULL;
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
         c += keep[i] != 0;
     uint32_t *idx = malloc((c ? c : 1) * sizeof(*idx));
-    if (!idx)
-        return NULL;
+    if (!idx) return NULL;
     for (size_t i = 0, j = 0; i < n; i++)
-        if (keep[i])
-            idx[j++] = (uint32_t)i;
+        if (keep[i]) idx[j++] = (uint32_t)i;
     *count = c;
     return idx;
 }
@@ -502,8 +490,7 @@ int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune
     p->n_slots = n_slots_of(m);
     p->model = m;
     p->lin = calloc(p->n_slots, sizeof(*p->lin));
-    if (!p->lin)
-        return fail(err, errlen, "pack: out of memory");
+    if (!p->lin) return fail(err, errlen, "pack: out of memory");
     for (size_t s = 0; s < p->n_slots; s++) {
         struct mt_pruned_linear *lin = &p->lin[s];
         slot_dims(m, s, &lin->full_out, &lin->full_in);
@@ -533,8 +520,8 @@ int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune
         unsigned nn = n && m_group && lin->n_in % m_group == 0 ? n : 0;
         enum mt_sparse_format f =
             mt_sparse_choose(compact, lin->n_out, lin->n_in, nn, m_group, NULL);
-        int rc = mt_sparse_pack(&lin->w, f, compact, lin->n_out, lin->n_in, nn, m_group, err,
-                                errlen);
+        int rc =
+            mt_sparse_pack(&lin->w, f, compact, lin->n_out, lin->n_in, nn, m_group, err, errlen);
         free(compact);
         if (rc) {
             mt_pruned_free(p);
@@ -546,16 +533,14 @@ int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune
 
 static float *grow(float **buf, size_t *len, size_t need)
 {
-    if (*len >= need)
-        return *buf;
+    if (*len >= need) return *buf;
     size_t bytes = (need * sizeof(float) + 63) / 64 * 64;
     free(*buf); /* contents need not survive: free first so the peak is one buffer */
     *len = 0;
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     *buf = aligned_alloc(64, bytes);
     mt_memcat_set(prev);
-    if (*buf)
-        *len = bytes / sizeof(float);
+    if (*buf) *len = bytes / sizeof(float);
     return *buf;
 }
 
@@ -571,16 +556,14 @@ static int packed_matmul(const struct mt_pruned_linear *lin, const float *x, siz
 
 static void note_scratch(struct mt_pruned *p, const struct mt_pruned_linear *lin, size_t rows)
 {
-    if (lin->w.format == MT_SPARSE_DENSE)
-        return;
-    size_t b = mt_sparse_matmul_scratch(&lin->w, rows, MT_SPARSE_IMPL_AUTO,
-                                        (size_t)omp_get_max_threads());
-    if (b > p->kernel_scratch_peak)
-        p->kernel_scratch_peak = b;
+    if (lin->w.format == MT_SPARSE_DENSE) return;
+    size_t b =
+        mt_sparse_matmul_scratch(&lin->w, rows, MT_SPARSE_IMPL_AUTO, (size_t)omp_get_max_threads());
+    if (b > p->kernel_scratch_peak) p->kernel_scratch_peak = b;
 }
 
-int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float *in,
-                     float *out, size_t rows)
+int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
+                     size_t rows)
 {
     struct mt_pruned *p = user;
     if (which >= MT_PRUNE_KINDS)
@@ -592,18 +575,15 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
     note_scratch(p, lin, rows);
     if (lin->col_idx) {
         float *g = grow(&p->ws_in, &p->ws_in_len, rows * lin->n_in);
-        if (!g)
-            return -1;
+        if (!g) return -1;
         for (size_t r = 0; r < rows; r++)
             for (size_t j = 0; j < lin->n_in; j++)
                 g[r * lin->n_in + j] = in[r * lin->full_in + lin->col_idx[j]];
         x = g;
     }
-    if (!lin->row_idx)
-        return packed_matmul(lin, x, rows, bias, out);
+    if (!lin->row_idx) return packed_matmul(lin, x, rows, bias, out);
     float *y = grow(&p->ws_out, &p->ws_out_len, rows * lin->n_out);
-    if (!y || packed_matmul(lin, x, rows, NULL, y))
-        return -1;
+    if (!y || packed_matmul(lin, x, rows, NULL, y)) return -1;
     memset(out, 0, rows * lin->full_out * sizeof(float));
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < lin->n_out; j++)
@@ -621,15 +601,13 @@ int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
         int linear = 0;
         for (int k = 0; k < MT_PRUNE_KINDS; k++)
             linear |= p == (int)weight_param[k];
-        if (!linear)
-            keep_floats += (m->param_len[p] + 15) / 16 * 16; /* 64-byte aligned tensors */
+        if (!linear) keep_floats += (m->param_len[p] + 15) / 16 * 16; /* 64-byte aligned tensors */
     }
     size_t bytes = keep_floats * sizeof(float);
     int prev = mt_memcat_set(MT_MEM_WEIGHTS);
     float *slab = aligned_alloc(64, bytes ? bytes : 64);
     mt_memcat_set(prev);
-    if (!slab)
-        return fail(err, errlen, "slim: cannot allocate %zu bytes", bytes);
+    if (!slab) return fail(err, errlen, "slim: cannot allocate %zu bytes", bytes);
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         int linear = 0;

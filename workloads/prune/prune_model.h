@@ -61,25 +61,24 @@ int mt_prune_needs(enum mt_prune_method m);
 /* Linear (layer l, kind k) is slot l * MT_PRUNE_KINDS + k in every per-layer array. */
 struct mt_prune_calib {
     size_t n_slots;
-    double **act_sq;  /* per slot: in_dim sums over calibration tokens of x^2 (or NULL) */
-    float **fisher;   /* per slot: out_dim*in_dim mean squared gradient (or NULL) */
-    size_t tokens;    /* calibration tokens seen by act_sq */
-    size_t batches;   /* batches averaged into fisher */
+    double **act_sq; /* per slot: in_dim sums over calibration tokens of x^2 (or NULL) */
+    float **fisher;  /* per slot: out_dim*in_dim mean squared gradient (or NULL) */
+    size_t tokens;   /* calibration tokens seen by act_sq */
+    size_t batches;  /* batches averaged into fisher */
 };
 
 /* Contract: accumulates sum of x^2 per input column of every prunable linear over
  * `nbatch` forwards of `inputs` (nbatch x B x T token ids) on model m (INFER or TRAIN).
  * Installs a temporary hook and restores m's previous one. Allocates c->act_sq on first
  * use (workspace memory; free with mt_prune_calib_free). Returns 0 or -1 with a message. */
-int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B,
-                        size_t T, struct mt_prune_calib *c, char *err, size_t errlen);
+int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B, size_t T,
+                        struct mt_prune_calib *c, char *err, size_t errlen);
 
 /* Contract: Fisher diagonal: for each of the nbatch batches, the gradient of the mean
  * loss (forward + backward on a TRAIN-mode model), squared and averaged into c->fisher.
  * Gradients of m are overwritten; weights are not changed. Returns 0 or -1. */
-int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *targets,
-                          size_t nbatch, size_t B, size_t T, struct mt_prune_calib *c,
-                          char *err, size_t errlen);
+int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *targets, size_t nbatch,
+                          size_t B, size_t T, struct mt_prune_calib *c, char *err, size_t errlen);
 
 void mt_prune_calib_free(struct mt_prune_calib *c);
 
@@ -87,17 +86,17 @@ void mt_prune_calib_free(struct mt_prune_calib *c);
  * (out_dim x in_dim bytes), plus for structured methods the units kept. */
 struct mt_prune_masks {
     size_t n_slots;
-    uint8_t **keep;       /* per slot: out_dim*in_dim, 1 = keep */
-    uint8_t **row_keep;   /* per slot: out_dim, or NULL (structured: rows removed whole) */
-    uint8_t **col_keep;   /* per slot: in_dim, or NULL (structured: columns removed whole) */
+    uint8_t **keep;     /* per slot: out_dim*in_dim, 1 = keep */
+    uint8_t **row_keep; /* per slot: out_dim, or NULL (structured: rows removed whole) */
+    uint8_t **col_keep; /* per slot: in_dim, or NULL (structured: columns removed whole) */
 };
 
 /* Contract: chooses masks for model m's current weights per `o`, using `c` where the
  * method needs it (see mt_prune_needs; NULL otherwise). Returns 0, or -1 with a message
  * (missing statistics, N:M that does not divide a layer, allocation). */
 int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
-                          const struct mt_prune_calib *c, struct mt_prune_masks *out,
-                          char *err, size_t errlen);
+                          const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                          size_t errlen);
 
 /* Contract: zeroes the pruned weights of m (and the biases of removed rows). When the
  * model has gradients, also zeroes their gradients, so an optimizer step that follows
@@ -108,19 +107,19 @@ void mt_prune_masks_free(struct mt_prune_masks *k);
 
 /* A packed linear: y[:, rows] = x[:, cols] * W^T + b, scattered back to full width. */
 struct mt_pruned_linear {
-    struct mt_sparse w;   /* n_out x n_in, format chosen by size */
-    uint32_t *row_idx;    /* kept output rows, n_out of them, or NULL = all */
-    uint32_t *col_idx;    /* kept input columns, n_in of them, or NULL = all */
-    size_t n_out, n_in;   /* packed shape */
+    struct mt_sparse w; /* n_out x n_in, format chosen by size */
+    uint32_t *row_idx;  /* kept output rows, n_out of them, or NULL = all */
+    uint32_t *col_idx;  /* kept input columns, n_in of them, or NULL = all */
+    size_t n_out, n_in; /* packed shape */
     size_t full_out, full_in;
-    size_t index_bytes;   /* bytes of row_idx + col_idx */
+    size_t index_bytes; /* bytes of row_idx + col_idx */
 };
 
 struct mt_pruned {
     size_t n_slots;
     struct mt_pruned_linear *lin;
-    struct mt_gpt *model;       /* the model it serves (biases, LM head) */
-    float *ws_in, *ws_out;      /* hook workspace, grown on demand (workspace memory) */
+    struct mt_gpt *model;  /* the model it serves (biases, LM head) */
+    float *ws_in, *ws_out; /* hook workspace, grown on demand (workspace memory) */
     size_t ws_in_len, ws_out_len;
     size_t kernel_scratch_peak; /* most bytes one sparse kernel call held (see
                                    mt_sparse_matmul_scratch); oneDNN's own is not counted */
@@ -136,8 +135,8 @@ int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune
 /* Contract: the linear hook: `user` is a struct mt_pruned *. Prunable kinds run on the
  * packed weights (sparse kernels or oneDNN for dense packed matrices); the LM head runs
  * the model's default. Returns -1 if workspace allocation fails. */
-int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float *in,
-                     float *out, size_t rows);
+int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
+                     size_t rows);
 
 /* Contract: replaces m's weight slab by one holding only the tensors the pruned model
  * still reads (everything but the four linear weight kinds); their param[] pointers

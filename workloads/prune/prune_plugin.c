@@ -46,18 +46,15 @@ static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o)
 {
     memset(o, 0, sizeof(*o));
     int method = mt_prune_method_parse(mt_param_str(ctx, "method"));
-    if (method < 0)
-        return mt_error(ctx, "unknown method %s", mt_param_str(ctx, "method"));
+    if (method < 0) return mt_error(ctx, "unknown method %s", mt_param_str(ctx, "method"));
     o->method = (enum mt_prune_method)method;
     o->sparsity = mt_param_float(ctx, "sparsity");
     o->global = strcmp(mt_param_str(ctx, "scope"), "global") == 0;
     const char *nm = mt_param_str(ctx, "nm");
     char tail;
-    if (sscanf(nm, "%u:%u%c", &o->n, &o->m, &tail) != 2 || o->n == 0 || o->n > o->m ||
-        o->m > 16)
+    if (sscanf(nm, "%u:%u%c", &o->n, &o->m, &tail) != 2 || o->n == 0 || o->n > o->m || o->m > 16)
         return mt_error(ctx, "nm must be N:M with 0 < N <= M <= 16, got \"%s\"", nm);
-    if (o->method != MT_PRUNE_NM)
-        o->n = o->m = 0;
+    if (o->method != MT_PRUNE_NM) o->n = o->m = 0;
     return 0;
 }
 
@@ -68,8 +65,7 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
 {
     size_t nb = (size_t)mt_param_int(ctx, "calib_batches");
     int need = mt_prune_needs(o->method);
-    if (!need)
-        return 0;
+    if (!need) return 0;
     if (nb == 0)
         return mt_error(ctx, "method %s needs calib_batches > 0", mt_prune_method_name(o->method));
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
@@ -127,8 +123,7 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
         mt_batch_sample(c->train, c->n_train, r.batch, r.seq, &rng, in, tg);
         mt_gpt_zero_grad(mtr);
         rc = mt_gpt_forward(mtr, in, tg, r.batch, r.seq, &loss, err, sizeof(err));
-        if (rc == 0)
-            rc = mt_gpt_backward(mtr, 1.0f, 0, err, sizeof(err));
+        if (rc == 0) rc = mt_gpt_backward(mtr, 1.0f, 0, err, sizeof(err));
         if (rc == 0) {
             mt_prune_apply(mtr, k);
             mt_gpt_adamw_step(mtr, &r, mt_gpt_lr_at(&r, s), 1.0f);
@@ -140,8 +135,7 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
     mt_region_end(ctx, "finetune");
     free(in);
     free(tg);
-    if (rc)
-        return mt_error(ctx, "fine-tune: %s", err);
+    if (rc) return mt_error(ctx, "fine-tune: %s", err);
     double dt = wall() - t0;
     mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / dt, "tokens/s");
     return 0;
@@ -165,8 +159,7 @@ static void report_packed(struct mt_ctx *ctx, const struct mt_pruned *p, const s
     }
     size_t fp32 = 0; /* exact bytes of the tensors still stored in fp32 */
     for (int t = 0; t < MT_P_COUNT; t++)
-        if (m->param[t])
-            fp32 += m->param_len[t] * sizeof(float);
+        if (m->param[t]) fp32 += m->param_len[t] * sizeof(float);
     size_t sparse = mt_pruned_bytes(p);
     mt_metric(ctx, "sparsity", (double)zeros / (double)total, "ratio");
     mt_metric(ctx, "sparse_bytes", (double)sparse, "bytes");
@@ -182,8 +175,8 @@ static void report_packed(struct mt_ctx *ctx, const struct mt_pruned *p, const s
     mt_log(ctx, MT_LOG_INFO,
            "packed: sparsity %.4f, %zu sparse + %zu fp32 bytes; layers dense %zu csr %zu "
            "bitmap %zu nm %zu",
-           (double)zeros / (double)total, sparse, fp32, per_format[0], per_format[1],
-           per_format[2], per_format[3]);
+           (double)zeros / (double)total, sparse, fp32, per_format[0], per_format[1], per_format[2],
+           per_format[3]);
 }
 
 static int run(struct mt_ctx *ctx)
@@ -203,21 +196,20 @@ static int run(struct mt_ctx *ctx)
     if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
         read_opts(ctx, &o))
         return -1;
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
-        return -1;
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     size_t ft_steps = (size_t)mt_param_int(ctx, "finetune_steps");
     struct mt_wl_train_stats st;
     if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
         goto out;
     if ((mt_prune_needs(o.method) & MT_PRUNE_NEED_FISHER) || ft_steps > 0) {
         /* a second, trainable copy of the same cached weights */
-        if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq,
-                                &mtr, NULL))
+        if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq, &mtr,
+                                NULL))
             goto out;
     }
     mt_log(ctx, MT_LOG_INFO, "baseline %s; pruning %s sparsity %.3f scope %s%s",
-           st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method),
-           o.sparsity, o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
+           st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method), o.sparsity,
+           o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
 
     double t0 = wall();
     mt_region_begin(ctx, "prune");
@@ -226,14 +218,12 @@ static int run(struct mt_ctx *ctx)
         rc = mt_error(ctx, "%s", err);
     mt_region_end(ctx, "prune");
     mt_prune_calib_free(&cal);
-    if (rc)
-        goto out;
+    if (rc) goto out;
     mt_prune_apply(m, &masks);
     mt_metric(ctx, "prune_seconds", wall() - t0, "s");
     if (ft_steps > 0) {
         mt_prune_apply(mtr, &masks);
-        if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed)))
-            goto out;
+        if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed))) goto out;
         if (m->slab_bytes[MT_MEM_WEIGHTS] != mtr->slab_bytes[MT_MEM_WEIGHTS]) {
             rc = mt_error(ctx, "fine-tuned and served models lay out weights differently");
             goto out;
@@ -255,11 +245,9 @@ static int run(struct mt_ctx *ctx)
     mt_region_begin(ctx, "infer");
     rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
-    if (rc == 0 && n_dec > 0)
-        rc = mt_wl_report_decode(ctx, m, n_dec);
+    if (rc == 0 && n_dec > 0) rc = mt_wl_report_decode(ctx, m, n_dec);
     mt_region_end(ctx, "infer");
-    if (rc)
-        goto out;
+    if (rc) goto out;
     size_t kv = 0, kv_scratch = 0;
     if (n_dec > 0)
         mt_gpt_kv_memory(&cfg, n_dec < cfg.seq_len ? n_dec : cfg.seq_len, &kv, &kv_scratch);
@@ -270,8 +258,7 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
     rc = 0;
 out:
-    if (m)
-        m->hook = (struct mt_gpt_linear_hook){0};
+    if (m) m->hook = (struct mt_gpt_linear_hook){0};
     mt_pruned_free(&packed);
     mt_prune_masks_free(&masks);
     mt_prune_calib_free(&cal);
@@ -284,8 +271,7 @@ out:
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
-    if (mt_wl_model_config(ctx, NULL, &cfg))
-        return 0;
+    if (mt_wl_model_config(ctx, NULL, &cfg)) return 0;
     size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
     /* baseline training (when not cached) or the fine-tune copy, plus the served copy and
      * calibration statistics (a Fisher diagonal is one more weight-sized array) */
@@ -321,7 +307,8 @@ MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
     .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
     .struct_size = sizeof(struct mt_workload),
     .name = "prune",
-    .summary = "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it sparse",
+    .summary =
+        "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it sparse",
     .params = params,
     .n_params = sizeof(params) / sizeof(params[0]),
     .ranks_param = NULL,

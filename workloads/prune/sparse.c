@@ -18,12 +18,14 @@
 
 #include <memtrade/memcat.h>
 
-const char *const mt_sparse_format_names[MT_SPARSE_FORMAT_COUNT] = {"dense", "csr", "bitmap",
-                                                                    "nm"};
+const char *const mt_sparse_format_names[MT_SPARSE_FORMAT_COUNT] = {"dense", "csr", "bitmap", "nm"};
 
 #define SECTION_ALIGN 64
 
-static size_t align_up(size_t n) { return (n + SECTION_ALIGN - 1) & ~(size_t)(SECTION_ALIGN - 1); }
+static size_t align_up(size_t n)
+{
+    return (n + SECTION_ALIGN - 1) & ~(size_t)(SECTION_ALIGN - 1);
+}
 
 static size_t count_nonzero(const float *w, size_t count)
 {
@@ -33,24 +35,25 @@ static size_t count_nonzero(const float *w, size_t count)
     return nz;
 }
 
-static unsigned nm_idx_bits(unsigned m) { return m <= 4 ? 2 : 4; }
+static unsigned nm_idx_bits(unsigned m)
+{
+    return m <= 4 ? 2 : 4;
+}
 
 /* 1 when every group of m in every row of w has at most n non-zeros and the shape fits. */
 static int nm_fits(const float *w, size_t rows, size_t cols, unsigned n, unsigned m)
 {
-    if (n == 0 || m == 0 || m > 16 || n > m || cols % m != 0)
-        return 0;
+    if (n == 0 || m == 0 || m > 16 || n > m || cols % m != 0) return 0;
     for (size_t r = 0; r < rows; r++)
         for (size_t g = 0; g < cols; g += m)
-            if (count_nonzero(w + r * cols + g, m) > n)
-                return 0;
+            if (count_nonzero(w + r * cols + g, m) > n) return 0;
     return 1;
 }
 
 /* Section sizes of each format, in layout order; the sum of their aligned sizes is the
  * block. Returns the number of sections. */
-static size_t layout(enum mt_sparse_format format, size_t rows, size_t cols, size_t nnz,
-                     unsigned n, unsigned m, size_t sec[3])
+static size_t layout(enum mt_sparse_format format, size_t rows, size_t cols, size_t nnz, unsigned n,
+                     unsigned m, size_t sec[3])
 {
     switch (format) {
     case MT_SPARSE_DENSE:
@@ -89,8 +92,7 @@ static size_t layout_bytes(enum mt_sparse_format format, size_t rows, size_t col
 size_t mt_sparse_size(enum mt_sparse_format format, const float *w, size_t rows, size_t cols,
                       unsigned n, unsigned m)
 {
-    if (format == MT_SPARSE_NM && !nm_fits(w, rows, cols, n, m))
-        return 0;
+    if (format == MT_SPARSE_NM && !nm_fits(w, rows, cols, n, m)) return 0;
     size_t nnz = format == MT_SPARSE_DENSE ? 0 : count_nonzero(w, rows * cols);
     return layout_bytes(format, rows, cols, nnz, n, m);
 }
@@ -102,16 +104,14 @@ enum mt_sparse_format mt_sparse_choose(const float *w, size_t rows, size_t cols,
     enum mt_sparse_format best = MT_SPARSE_DENSE;
     size_t best_bytes = layout_bytes(MT_SPARSE_DENSE, rows, cols, 0, 0, 0);
     for (int f = MT_SPARSE_CSR; f < MT_SPARSE_FORMAT_COUNT; f++) {
-        if (f == MT_SPARSE_NM && (n == 0 || !nm_fits(w, rows, cols, n, m)))
-            continue;
+        if (f == MT_SPARSE_NM && (n == 0 || !nm_fits(w, rows, cols, n, m))) continue;
         size_t b = layout_bytes((enum mt_sparse_format)f, rows, cols, nnz, n, m);
         if (b < best_bytes) {
             best = (enum mt_sparse_format)f;
             best_bytes = b;
         }
     }
-    if (bytes_out)
-        *bytes_out = best_bytes;
+    if (bytes_out) *bytes_out = best_bytes;
     return best;
 }
 
@@ -139,8 +139,7 @@ static void fill_csr(struct mt_sparse *s, const float *w)
         s->row_off[r] = (uint32_t)p;
         for (size_t c = 0; c < s->cols; c++) {
             float v = w[r * s->cols + c];
-            if (v == 0.0f)
-                continue;
+            if (v == 0.0f) continue;
             if (s->idx_bits == 16)
                 ((uint16_t *)s->col_idx)[p] = (uint16_t)c;
             else
@@ -159,8 +158,7 @@ static void fill_bitmap(struct mt_sparse *s, const float *w)
         s->row_off[r] = (uint32_t)p;
         for (size_t c = 0; c < s->cols; c++) {
             float v = w[r * s->cols + c];
-            if (v == 0.0f)
-                continue;
+            if (v == 0.0f) continue;
             bits[c / 64] |= (uint64_t)1 << (c % 64);
             s->values[p++] = v;
         }
@@ -183,8 +181,7 @@ static void fill_nm(struct mt_sparse *s, const float *w)
             for (unsigned k = 0; k < s->m; k++) {
                 float v = wr[g + k];
                 if (v == 0.0f) {
-                    if (fill == 0)
-                        continue;
+                    if (fill == 0) continue;
                     fill--;
                     v = 0.0f; /* a stored -0.0f would unpack as a distinct bit pattern */
                 }
@@ -196,8 +193,8 @@ static void fill_nm(struct mt_sparse *s, const float *w)
     }
 }
 
-int mt_sparse_pack(struct mt_sparse *out, enum mt_sparse_format format, const float *w,
-                   size_t rows, size_t cols, unsigned n, unsigned m, char *err, size_t errlen)
+int mt_sparse_pack(struct mt_sparse *out, enum mt_sparse_format format, const float *w, size_t rows,
+                   size_t cols, unsigned n, unsigned m, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     if (rows == 0 || cols == 0 || (unsigned)format >= MT_SPARSE_FORMAT_COUNT) {
@@ -205,8 +202,8 @@ int mt_sparse_pack(struct mt_sparse *out, enum mt_sparse_format format, const fl
         return -1;
     }
     if (format == MT_SPARSE_NM && !nm_fits(w, rows, cols, n, m)) {
-        snprintf(err, errlen, "sparse pack: %zux%zu matrix does not fit the %u:%u pattern",
-                 rows, cols, n, m);
+        snprintf(err, errlen, "sparse pack: %zux%zu matrix does not fit the %u:%u pattern", rows,
+                 cols, n, m);
         return -1;
     }
     size_t nnz = count_nonzero(w, rows * cols);
@@ -289,8 +286,7 @@ void mt_sparse_unpack(const struct mt_sparse *s, float *w)
             const uint64_t *bits = s->bitmap + r * s->bitmap_words;
             size_t p = s->row_off[r];
             for (size_t c = 0; c < cols; c++)
-                if (bits[c / 64] >> (c % 64) & 1)
-                    wr[c] = s->values[p++];
+                if (bits[c / 64] >> (c % 64) & 1) wr[c] = s->values[p++];
         } else {
             size_t per_row = cols / s->m * s->n;
             const uint8_t *ir = s->nm_idx + r * s->nm_row_bytes;
@@ -300,7 +296,10 @@ void mt_sparse_unpack(const struct mt_sparse *s, float *w)
     }
 }
 
-size_t mt_sparse_bytes(const struct mt_sparse *s) { return s->block ? s->bytes : 0; }
+size_t mt_sparse_bytes(const struct mt_sparse *s)
+{
+    return s->block ? s->bytes : 0;
+}
 
 void mt_sparse_free(struct mt_sparse *s)
 {
@@ -313,8 +312,7 @@ void mt_sparse_free(struct mt_sparse *s)
 /* Order-preserving key: a < b as floats iff key(a) < key(b); NaN maps to the top. */
 static uint32_t score_key(float f)
 {
-    if (isnan(f))
-        return UINT32_MAX;
+    if (isnan(f)) return UINT32_MAX;
     uint32_t u;
     memcpy(&u, &f, sizeof(u));
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
@@ -341,8 +339,7 @@ static uint32_t kth_key(struct span sp, size_t k, size_t *hist)
         for (size_t a = 0; a < sp.n; a++)
             for (size_t i = 0; i < sp.count[a]; i++) {
                 uint32_t key = score_key(sp.arr[a][i]);
-                if ((key & prefix_mask) == prefix)
-                    hist[(key >> shift[d]) & digit_mask]++;
+                if ((key & prefix_mask) == prefix) hist[(key >> shift[d]) & digit_mask]++;
             }
         uint32_t b = 0;
         while (k > hist[b])
@@ -364,8 +361,7 @@ static size_t select_span(struct span sp, size_t k, uint8_t *const *keep, size_t
             memset(keep[a], 1, sp.count[a]);
         return 0;
     }
-    if (k > total)
-        k = total;
+    if (k > total) k = total;
     uint32_t t = kth_key(sp, k, hist);
     size_t below = 0;
     for (size_t a = 0; a < sp.n; a++)
@@ -389,10 +385,8 @@ static size_t select_span(struct span sp, size_t k, uint8_t *const *keep, size_t
 
 static size_t prune_count(double sparsity, size_t count)
 {
-    if (!(sparsity > 0.0))
-        return 0;
-    if (sparsity >= 1.0)
-        return count;
+    if (!(sparsity > 0.0)) return 0;
+    if (sparsity >= 1.0) return count;
     return (size_t)llround(sparsity * (double)count);
 }
 
@@ -400,8 +394,7 @@ size_t mt_sparse_select(const float *score, size_t rows, size_t cols, double spa
                         enum mt_sparse_scope scope, uint8_t *keep)
 {
     size_t *hist = malloc(RADIX_BUCKETS * sizeof(*hist));
-    if (!hist)
-        return (size_t)-1;
+    if (!hist) return (size_t)-1;
     size_t pruned = 0;
     if (scope == MT_SPARSE_SCOPE_ROW) {
         for (size_t r = 0; r < rows; r++) {
@@ -423,8 +416,7 @@ size_t mt_sparse_select_global(const float *const *score, const size_t *count, s
                                double sparsity, uint8_t *const *keep)
 {
     size_t *hist = malloc(RADIX_BUCKETS * sizeof(*hist));
-    if (!hist)
-        return (size_t)-1;
+    if (!hist) return (size_t)-1;
     size_t total = 0;
     for (size_t a = 0; a < nlayers; a++)
         total += count[a];
@@ -441,8 +433,7 @@ size_t mt_sparse_select_magnitude(const float *w, size_t rows, size_t cols, doub
      * through mt_sparse_select_global with caller-made |w| arrays. */
     size_t count = rows * cols;
     float *mag = malloc(count * sizeof(float));
-    if (!mag)
-        return (size_t)-1;
+    if (!mag) return (size_t)-1;
     for (size_t i = 0; i < count; i++)
         mag[i] = fabsf(w[i]);
     size_t pruned = mt_sparse_select(mag, rows, cols, sparsity, MT_SPARSE_SCOPE_LAYER, keep);
@@ -453,8 +444,7 @@ size_t mt_sparse_select_magnitude(const float *w, size_t rows, size_t cols, doub
 int mt_sparse_select_nm(const float *score, size_t rows, size_t cols, unsigned n, unsigned m,
                         uint8_t *keep)
 {
-    if (n == 0 || m == 0 || n > m || m > 16 || cols % m != 0)
-        return -1;
+    if (n == 0 || m == 0 || n > m || m > 16 || cols % m != 0) return -1;
     for (size_t r = 0; r < rows; r++)
         for (size_t g = 0; g < cols; g += m) {
             const float *s = score + r * cols + g;
@@ -475,8 +465,7 @@ int mt_sparse_select_nm(const float *score, size_t rows, size_t cols, unsigned n
 size_t mt_sparse_apply_mask(float *w, const uint8_t *keep, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (!keep[i])
-            w[i] = 0.0f;
+        if (!keep[i]) w[i] = 0.0f;
     return mt_sparse_count_zeros(w, count);
 }
 
@@ -510,19 +499,15 @@ struct unit {
 static int unit_cmp(const void *pa, const void *pb)
 {
     const struct unit *a = pa, *b = pb;
-    if (a->score != b->score)
-        return a->score < b->score ? -1 : 1;
+    if (a->score != b->score) return a->score < b->score ? -1 : 1;
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
-int mt_sparse_select_units(const double *unit_score, size_t nunits, size_t nprune,
-                           uint8_t *keep)
+int mt_sparse_select_units(const double *unit_score, size_t nunits, size_t nprune, uint8_t *keep)
 {
-    if (nprune > nunits)
-        return -1;
+    if (nprune > nunits) return -1;
     struct unit *u = malloc((nunits ? nunits : 1) * sizeof(*u));
-    if (!u)
-        return -1;
+    if (!u) return -1;
     for (size_t i = 0; i < nunits; i++)
         u[i] = (struct unit){isnan(unit_score[i]) ? INFINITY : unit_score[i], i};
     qsort(u, nunits, sizeof(*u), unit_cmp);

@@ -48,17 +48,17 @@ extern const char *const mt_sparse_format_names[MT_SPARSE_FORMAT_COUNT];
 /* A packed matrix. Fields are read-only for callers; the pointers are views into `block`. */
 struct mt_sparse {
     enum mt_sparse_format format;
-    size_t rows, cols; /* N outputs x K inputs */
-    size_t nnz;        /* non-zero weights of the masked dense matrix */
-    unsigned n, m;     /* NM only: N kept per group of M */
-    unsigned idx_bits; /* CSR: 16 or 32; NM: 2 or 4; otherwise 0 */
-    void *block;       /* the one allocation */
-    size_t bytes;      /* its size */
-    float *values;     /* DENSE: rows*cols; CSR/BITMAP: nnz; NM: rows*(cols/m)*n */
-    uint32_t *row_off; /* CSR/BITMAP: rows+1 offsets into values */
-    void *col_idx;     /* CSR: nnz uint16 or uint32 */
-    uint64_t *bitmap;  /* BITMAP: rows * ceil(cols/64) words, bit k%64 of word k/64 */
-    uint8_t *nm_idx;   /* NM: per row nm_row_bytes bytes of packed in-group indices */
+    size_t rows, cols;   /* N outputs x K inputs */
+    size_t nnz;          /* non-zero weights of the masked dense matrix */
+    unsigned n, m;       /* NM only: N kept per group of M */
+    unsigned idx_bits;   /* CSR: 16 or 32; NM: 2 or 4; otherwise 0 */
+    void *block;         /* the one allocation */
+    size_t bytes;        /* its size */
+    float *values;       /* DENSE: rows*cols; CSR/BITMAP: nnz; NM: rows*(cols/m)*n */
+    uint32_t *row_off;   /* CSR/BITMAP: rows+1 offsets into values */
+    void *col_idx;       /* CSR: nnz uint16 or uint32 */
+    uint64_t *bitmap;    /* BITMAP: rows * ceil(cols/64) words, bit k%64 of word k/64 */
+    uint8_t *nm_idx;     /* NM: per row nm_row_bytes bytes of packed in-group indices */
     size_t bitmap_words; /* BITMAP: words per row */
     size_t nm_row_bytes; /* NM: index bytes per row */
 };
@@ -82,8 +82,8 @@ enum mt_sparse_format mt_sparse_choose(const float *w, size_t rows, size_t cols,
  * tagged as weights). Returns 0, or -1 with a message in err (allocation failure, pattern
  * that does not fit NM, sizes beyond uint32 offsets); on failure `out` owns nothing.
  * The caller frees with mt_sparse_free(). `w` is not kept. */
-int mt_sparse_pack(struct mt_sparse *out, enum mt_sparse_format format, const float *w,
-                   size_t rows, size_t cols, unsigned n, unsigned m, char *err, size_t errlen);
+int mt_sparse_pack(struct mt_sparse *out, enum mt_sparse_format format, const float *w, size_t rows,
+                   size_t cols, unsigned n, unsigned m, char *err, size_t errlen);
 
 /* Contract: writes the dense [rows x cols] matrix back to `w` (zeros where pruned).
  * Exact: pack followed by unpack reproduces the input bit for bit (a stored -0.0f or a
@@ -176,8 +176,7 @@ void mt_sparse_sum_cols(const float *score, size_t rows, size_t cols, double *ou
 /* Contract: keeps the units (heads, neurons) with the highest summed score: prunes exactly
  * `nprune` of `nunits` (lowest first, ties: lower index pruned), writes keep[nunits].
  * Returns 0, or -1 if nprune > nunits or allocation fails. */
-int mt_sparse_select_units(const double *unit_score, size_t nunits, size_t nprune,
-                           uint8_t *keep);
+int mt_sparse_select_units(const double *unit_score, size_t nunits, size_t nprune, uint8_t *keep);
 
 #ifdef __cplusplus
 }

@@ -184,9 +184,8 @@ AVX512 INLINE static void fma_x(__m512 *acc, __m512 w, const float *x, size_t k_
         acc[2 * i] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(lm, x + i * k_in), acc[2 * i]);
 }
 
-AVX512 INLINE static void dense_chunk(const struct mt_sparse *s, const float *wr,
-                                      const float *x, size_t c, size_t nb, __mmask16 lm,
-                                      __m512 *acc)
+AVX512 INLINE static void dense_chunk(const struct mt_sparse *s, const float *wr, const float *x,
+                                      size_t c, size_t nb, __mmask16 lm, __m512 *acc)
 {
     fma_x(acc, _mm512_maskz_loadu_ps(lm, wr + c), x + c, s->cols, nb, lm);
 }
@@ -207,9 +206,9 @@ AVX512 INLINE static void row_dense_avx(const struct mt_sparse *s, size_t r, con
 /* The packed values are loaded (masked to the ones this chunk owns, so the load never
  * leaves the block) and expanded in registers: the memory form of vexpandps is microcoded
  * and several times slower on AMD Zen 4/5. Returns the values consumed. */
-AVX512 INLINE static unsigned bitmap_chunk(const struct mt_sparse *s, __mmask16 bm,
-                                           const float *v, const float *x, size_t c, size_t nb,
-                                           __mmask16 lm, __m512 *acc)
+AVX512 INLINE static unsigned bitmap_chunk(const struct mt_sparse *s, __mmask16 bm, const float *v,
+                                           const float *x, size_t c, size_t nb, __mmask16 lm,
+                                           __m512 *acc)
 {
     unsigned cnt = (unsigned)__builtin_popcount(bm);
     __m512 packed = _mm512_maskz_loadu_ps((__mmask16)_bzhi_u32(0xFFFF, cnt), v);
@@ -263,11 +262,12 @@ AVX512 INLINE static void nm_chunk(const struct mt_sparse *s, const struct nm_de
             word |= (uint64_t)src[k] << (8 * k);
     }
     __m512i lo = _mm512_set1_epi32((int32_t)(uint32_t)word);
-    __m512i packed = d->bits == 2 ? lo
-                                  : _mm512_mask_blend_epi32(
-                                        0xFF00, lo, _mm512_set1_epi32((int32_t)(word >> 32)));
-    __m512i idx = _mm512_add_epi32(
-        _mm512_and_si512(_mm512_srlv_epi32(packed, d->shift), d->imask), d->base);
+    __m512i packed =
+        d->bits == 2
+            ? lo
+            : _mm512_mask_blend_epi32(0xFF00, lo, _mm512_set1_epi32((int32_t)(word >> 32)));
+    __m512i idx =
+        _mm512_add_epi32(_mm512_and_si512(_mm512_srlv_epi32(packed, d->shift), d->imask), d->base);
     if (rem >= 16) {
         __m512 w = _mm512_loadu_ps(v + j);
         for (size_t i = 0; i < nb; i++) {
@@ -276,13 +276,12 @@ AVX512 INLINE static void nm_chunk(const struct mt_sparse *s, const struct nm_de
             if (d->span == 32) {
                 xs = _mm512_permutex2var_ps(_mm512_loadu_ps(xc), idx, _mm512_loadu_ps(xc + 16));
             } else if (d->span == 64) { /* two 32-wide permutes, picked by index bit 5 */
-                __m512 x_lo = _mm512_permutex2var_ps(_mm512_loadu_ps(xc), idx,
-                                                   _mm512_loadu_ps(xc + 16));
-                __m512 x_hi = _mm512_permutex2var_ps(_mm512_loadu_ps(xc + 32), idx,
-                                                   _mm512_loadu_ps(xc + 48));
+                __m512 x_lo =
+                    _mm512_permutex2var_ps(_mm512_loadu_ps(xc), idx, _mm512_loadu_ps(xc + 16));
+                __m512 x_hi =
+                    _mm512_permutex2var_ps(_mm512_loadu_ps(xc + 32), idx, _mm512_loadu_ps(xc + 48));
                 xs = _mm512_mask_mov_ps(x_lo, _mm512_test_epi32_mask(idx, d->bit5), x_hi);
-            }
-            else if (d->span == 16)
+            } else if (d->span == 16)
                 xs = _mm512_permutexvar_ps(idx, _mm512_loadu_ps(xc));
             else
                 xs = _mm512_i32gather_ps(idx, xc, 4);
@@ -299,8 +298,8 @@ AVX512 INLINE static void nm_chunk(const struct mt_sparse *s, const struct nm_de
     }
 }
 
-AVX512 INLINE static void row_nm_avx(const struct mt_sparse *s, size_t r, const float *x,
-                                     size_t nb, __m512 acc[NACC])
+AVX512 INLINE static void row_nm_avx(const struct mt_sparse *s, size_t r, const float *x, size_t nb,
+                                     __m512 acc[NACC])
 {
     struct nm_decode d;
     d.per_row = s->cols / s->m * s->n;
@@ -350,16 +349,15 @@ AVX512 INLINE static void row_small_body(const struct mt_sparse *s, size_t r, co
         break;
     }
     for (size_t i = 0; i < nb; i++)
-        y[i * s->rows + r] =
-            _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) +
-            (bias ? bias[r] : 0.0f);
+        y[i * s->rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[2 * i], acc[2 * i + 1])) +
+                             (bias ? bias[r] : 0.0f);
 }
 
-#define ROW_SMALL(NB)                                                                      \
-    AVX512 static void row_small_##NB(const struct mt_sparse *s, size_t r, const float *x,  \
-                                      const float *bias, float *y)                         \
-    {                                                                                      \
-        row_small_body(s, r, x, NB, bias, y);                                              \
+#define ROW_SMALL(NB)                                                                              \
+    AVX512 static void row_small_##NB(const struct mt_sparse *s, size_t r, const float *x,         \
+                                      const float *bias, float *y)                                 \
+    {                                                                                              \
+        row_small_body(s, r, x, NB, bias, y);                                                      \
     }
 ROW_SMALL(1)
 ROW_SMALL(2)
@@ -379,14 +377,14 @@ ROW_SMALL(4)
 
 /* a0..a3 += v * xr[0..64): a macro over four named accumulators, not an array, so they
  * stay in registers (an indexed array went through the stack on every FMA). */
-#define SPMM_FMA(v, xr)                                                                    \
-    do {                                                                                   \
-        __m512 bv_ = _mm512_set1_ps(v);                                                    \
-        const float *xr_ = (xr);                                                           \
-        a0 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_), a0);                                \
-        a1 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 16), a1);                           \
-        a2 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 32), a2);                           \
-        a3 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 48), a3);                           \
+#define SPMM_FMA(v, xr)                                                                            \
+    do {                                                                                           \
+        __m512 bv_ = _mm512_set1_ps(v);                                                            \
+        const float *xr_ = (xr);                                                                   \
+        a0 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_), a0);                                        \
+        a1 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 16), a1);                                   \
+        a2 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 32), a2);                                   \
+        a3 = _mm512_fmadd_ps(bv_, _mm512_load_ps(xr_ + 48), a3);                                   \
     } while (0)
 
 /* Rows [r0, r1) of one chunk: xt is [K][64], yt is [N][64]; cur holds r1-r0 cursors. */
@@ -396,9 +394,8 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
     size_t K = s->cols, kt = s->format == MT_SPARSE_NM ? 64 / s->m * s->m : 64;
     size_t per_row = s->format == MT_SPARSE_NM ? K / s->m * s->n : 0;
     for (size_t r = r0; r < r1; r++)
-        cur[r - r0] = s->format == MT_SPARSE_CSR || s->format == MT_SPARSE_BITMAP
-                          ? s->row_off[r]
-                          : 0;
+        cur[r - r0] =
+            s->format == MT_SPARSE_CSR || s->format == MT_SPARSE_BITMAP ? s->row_off[r] : 0;
     for (size_t k0 = 0; k0 < K; k0 += kt) {
         size_t k1 = k0 + kt < K ? k0 + kt : K;
         for (size_t r = r0; r < r1; r++) {
@@ -420,8 +417,7 @@ AVX512 static void spmm_chunk(const struct mt_sparse *s, const float *xt, float 
                 for (uint32_t end = s->row_off[r + 1]; p < end; p++) {
                     size_t c = s->idx_bits == 16 ? ((const uint16_t *)s->col_idx)[p]
                                                  : ((const uint32_t *)s->col_idx)[p];
-                    if (c >= k1)
-                        break;
+                    if (c >= k1) break;
                     SPMM_FMA(s->values[p], xt + c * SPMM_LANES);
                 }
                 break;
@@ -486,8 +482,7 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
         size_t per = (n_out + nt - 1) / nt, r0 = t * per < n_out ? t * per : n_out;
         size_t r1 = r0 + per < n_out ? r0 + per : n_out;
         uint32_t *cur = malloc((per ? per : 1) * sizeof(*cur));
-        if (!cur)
-            failed = 1;
+        if (!cur) failed = 1;
         for (size_t ch = 0; cur && ch < chunks; ch++)
             spmm_chunk(s, xt + ch * k_in * SPMM_LANES, yt + ch * n_out * SPMM_LANES, r0, r1, cur);
         free(cur);
@@ -496,9 +491,8 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
 #pragma omp parallel for schedule(static) if (par)
         for (size_t i = 0; i < mrows; i++)
             for (size_t r = 0; r < n_out; r++)
-                y[i * n_out + r] =
-                    yt[(i / SPMM_LANES * n_out + r) * SPMM_LANES + i % SPMM_LANES] +
-                    (bias ? bias[r] : 0.0f);
+                y[i * n_out + r] = yt[(i / SPMM_LANES * n_out + r) * SPMM_LANES + i % SPMM_LANES] +
+                                   (bias ? bias[r] : 0.0f);
     }
     free(xt);
     free(yt);
@@ -507,8 +501,8 @@ static int spmm_avx(const struct mt_sparse *s, const float *x, size_t mrows, con
 
 /* ---------------------------------------------------------------- dispatch */
 
-static void small_avx(const struct mt_sparse *s, const float *x, size_t mrows,
-                      const float *bias, float *y)
+static void small_avx(const struct mt_sparse *s, const float *x, size_t mrows, const float *bias,
+                      float *y)
 {
     static void (*const row_fn[XBLOCK + 1])(const struct mt_sparse *, size_t, const float *,
                                             const float *, float *) = {
@@ -536,8 +530,7 @@ static int scalar(const struct mt_sparse *s, const float *x, size_t mrows, const
     uint32_t *cols = malloc(s->cols * sizeof(*cols));
     float *vals = malloc(s->cols * sizeof(*vals));
     int ok = cols && vals;
-    if (ok)
-        matmul_scalar(s, x, mrows, bias, y, cols, vals);
+    if (ok) matmul_scalar(s, x, mrows, bias, y, cols, vals);
     free(cols);
     free(vals);
     return ok ? 0 : -1;
@@ -553,8 +546,7 @@ size_t mt_sparse_matmul_scratch(const struct mt_sparse *w, size_t mrows, enum mt
         return (w->cols + w->rows) * spmm_padded_rows(mrows) * sizeof(float) +
                threads * (per ? per : 1) * sizeof(uint32_t);
     }
-    if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0))
-        return 0;
+    if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0)) return 0;
     return decode;
 }
 
@@ -562,8 +554,7 @@ int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, co
                      float *y, enum mt_sparse_impl impl)
 {
     int avx = impl != MT_SPARSE_IMPL_SCALAR && mt_sparse_have_avx512();
-    if (avx && mrows >= SPMM_MIN_ROWS && spmm_avx(w, x, mrows, bias, y) == 0)
-        return 0;
+    if (avx && mrows >= SPMM_MIN_ROWS && spmm_avx(w, x, mrows, bias, y) == 0) return 0;
     if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0)) {
         small_avx(w, x, mrows, bias, y);
         return 0;
