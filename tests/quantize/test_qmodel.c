@@ -31,7 +31,6 @@
 #define EVAL_B 8
 #define EVAL_T 128
 
-
 static struct mt_corpus corpus;
 static char err[512];
 
@@ -65,8 +64,7 @@ static int train(const char *path)
     }
     printf("trained small for %zu steps, last loss %.3f\n", r.steps, (double)loss);
     int rc = mt_ckpt_save(m, path, err, sizeof err);
-    if (rc)
-        fprintf(stderr, "%s\n", err);
+    if (rc) fprintf(stderr, "%s\n", err);
     free(in);
     free(tg);
     mt_gpt_free(m);
@@ -103,8 +101,9 @@ static double bpb_of(const char *path, struct mt_qformat f, enum mt_qact act)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    printf("%-12s %2u bits %-8s %s: val_bpb %.4f\n", f.bits == 32 ? "fp32" : mt_qscheme_name(f.scheme),
-           f.bits, f.bits >= 16 ? "" : mt_qgran_name(f.gran), act ? "W8A8" : "", r.bpb);
+    printf("%-12s %2u bits %-8s %s: val_bpb %.4f\n",
+           f.bits == 32 ? "fp32" : mt_qscheme_name(f.scheme), f.bits,
+           f.bits >= 16 ? "" : mt_qgran_name(f.gran), act ? "W8A8" : "", r.bpb);
     mt_qmodel_free(qm);
     mt_gpt_free(m);
     return r.bpb;
@@ -139,10 +138,11 @@ static double bits_chain(const char *path, enum mt_qscheme s)
     double prev = 0.0, four = 0.0;
     for (int i = 0; i < 4; i++) {
         double b = bpb_of(path, fmt(s, bits[i], MT_QG_GROUP, 64), MT_QACT_F32);
-        CHECK(i == 0 || b > prev, "%s group64: val_bpb at %u bits (%.4f) not above %u bits "
-              "(%.4f)", mt_qscheme_name(s), bits[i], b, bits[i ? i - 1 : 0], prev);
-        if (bits[i] == 4)
-            four = b;
+        CHECK(i == 0 || b > prev,
+              "%s group64: val_bpb at %u bits (%.4f) not above %u bits "
+              "(%.4f)",
+              mt_qscheme_name(s), bits[i], b, bits[i ? i - 1 : 0], prev);
+        if (bits[i] == 4) four = b;
         prev = b;
     }
     return four;
@@ -168,8 +168,7 @@ static int test_bits_nf(const char *path)
 static size_t hand_bytes(size_t n, size_t k, unsigned bits, size_t gs, int floats_per_unit)
 {
     size_t unit = gs ? gs : 0, k_pad = (k + 63) / 64 * 64;
-    if (gs > 64)
-        k_pad = (k + gs - 1) / gs * gs;
+    if (gs > 64) k_pad = (k + gs - 1) / gs * gs;
     size_t units = gs ? k_pad / unit : 1;
     return n * (k_pad / 64) * bits * 8 + n * units * (size_t)floats_per_unit * 4;
 }
@@ -181,8 +180,8 @@ static int test_bytes(const char *path)
     struct mt_qmodel *qm;
     struct mt_qmodel_opts o = {.fmt = fmt(MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 64)};
     CHECK(mt_qmodel_build(&qm, m, &o, err, sizeof err) == 0, "%s", err);
-    size_t fp32 = 4 * (V * C + T * C + 4 * L * C /* ln1, ln2 */ + L * 3 * C + L * C +
-                       L * 4 * C + L * C /* biases */ + 2 * C /* lnf */);
+    size_t fp32 = 4 * (V * C + T * C + 4 * L * C /* ln1, ln2 */ + L * 3 * C + L * C + L * 4 * C +
+                       L * C /* biases */ + 2 * C /* lnf */);
     size_t packed = L * (hand_bytes(3 * C, C, 4, 64, 2) + hand_bytes(C, C, 4, 64, 2) +
                          hand_bytes(4 * C, C, 4, 64, 2) + hand_bytes(C, 4 * C, 4, 64, 2));
     CHECK(qm->fp32_bytes == fp32, "fp32 bytes %zu, want %zu", qm->fp32_bytes, fp32);
@@ -202,8 +201,7 @@ static int test_bytes(const char *path)
     packed = L * (hand_bytes(3 * C, C, 4, 0, 1) + hand_bytes(C, C, 4, 0, 1) +
                   hand_bytes(4 * C, C, 4, 0, 1) + hand_bytes(C, 4 * C, 4, 0, 1) + 4 * lut) +
              hand_bytes(V, C, 4, 0, 1) + lut;
-    CHECK(qm->packed_bytes == packed, "nf4 packed bytes %zu, want %zu", qm->packed_bytes,
-          packed);
+    CHECK(qm->packed_bytes == packed, "nf4 packed bytes %zu, want %zu", qm->packed_bytes, packed);
     CHECK(qm->fp32_bytes == fp32 - 4 * V * C, "nf4 fp32 bytes %zu, want %zu", qm->fp32_bytes,
           fp32 - 4 * V * C);
     mt_qmodel_free(qm);
@@ -215,8 +213,8 @@ static int test_decode(const char *path)
 {
     struct mt_gpt *m = load(path);
     struct mt_qmodel *qm;
-    struct mt_qmodel_opts o = {.fmt = fmt(MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 32),
-                               .act = MT_QACT_INT8, .embedding = 1};
+    struct mt_qmodel_opts o = {
+        .fmt = fmt(MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 32), .act = MT_QACT_INT8, .embedding = 1};
     size_t before = m->slab_bytes[MT_MEM_WEIGHTS];
     CHECK(mt_qmodel_build(&qm, m, &o, err, sizeof err) == 0, "%s", err);
     CHECK(m->param[MT_P_QKVW] == NULL && m->param[MT_P_FCW] == NULL, "fp32 weights kept");
@@ -235,8 +233,7 @@ static int test_decode(const char *path)
         const float *ref = m->act[MT_A_LOGITS] + t * V;
         for (size_t v = 0; v < V; v++) {
             double d = fabs((double)kv->logits[v] - ref[v]);
-            if (d > worst)
-                worst = d;
+            if (d > worst) worst = d;
         }
     }
     CHECK(worst < 1e-3, "decode logits differ from the forward's by %g", worst);
@@ -263,11 +260,9 @@ static const char *ckpt_path(const char *fallback, char *buf, size_t n)
     char parent[400];
     snprintf(parent, sizeof parent, "%s", dir);
     char *slash = strrchr(parent, '/');
-    if (slash)
-        *slash = '\0';
+    if (slash) *slash = '\0';
     mkdir(parent, 0755);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return fallback;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fallback;
     snprintf(buf, n, "%s/quantize-test-small-b4-s%d.ckpt", dir, TRAIN_STEPS);
     return buf;
 }

@@ -18,7 +18,6 @@
 #include "qformat.h"
 #include "qkernels.h"
 
-
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 static uint64_t rnd(void)
 {
@@ -27,7 +26,10 @@ static uint64_t rnd(void)
     rng_state ^= rng_state << 17;
     return rng_state;
 }
-static double uniform(void) { return ((double)(rnd() >> 11) + 0.5) * 0x1p-53; }
+static double uniform(void)
+{
+    return ((double)(rnd() >> 11) + 0.5) * 0x1p-53;
+}
 static float gauss(void)
 {
     return (float)(sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()));
@@ -74,9 +76,8 @@ static size_t all_formats(struct fmt_case *out)
                                                .gran = (enum mt_qgran)g,
                                                .group_size = g == MT_QG_GROUP ? gs[z] : 0,
                                                .seed = 7};
-                    snprintf(c->label, sizeof c->label, "%s/%u/%s%zu",
-                             mt_qscheme_name(c->f.scheme), bits[b],
-                             mt_qgran_name(c->f.gran), c->f.group_size);
+                    snprintf(c->label, sizeof c->label, "%s/%u/%s%zu", mt_qscheme_name(c->f.scheme),
+                             bits[b], mt_qgran_name(c->f.gran), c->f.group_size);
                 }
     for (int s = MT_QS_FP16; s <= MT_QS_BF16; s++) {
         struct fmt_case *c = &out[n++];
@@ -126,8 +127,7 @@ static int test_convert(void)
         uint32_t u = (uint32_t)rnd();
         if (i % 4 == 1) /* bias towards the fp16 range and rounding ties */
             u = (u & 0x80001fffu) | ((uint32_t)(100 + rnd() % 50) << 23);
-        if (i % 4 == 2)
-            u &= 0xffff8000u | 0x8000u;
+        if (i % 4 == 2) u &= 0xffff8000u | 0x8000u;
         x[i] = u2f(u);
     }
     const char *names[2] = {"bf16", "f16"};
@@ -179,8 +179,7 @@ static int test_roundtrip(void)
         for (size_t ci = 0; ci < nc; ci++) {
             struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &cases[ci].f, err, sizeof err);
             CHECK(q, "%s: %s", cases[ci].label, err);
-            if (!q)
-                continue;
+            if (!q) continue;
             mt_qtensor_unpack(q, v);
             /* Codes are in range and decode consistently. */
             unsigned cmax = q->fmt.bits == 16 ? 65535u : (1u << q->fmt.bits) - 1u;
@@ -223,9 +222,9 @@ static int test_roundtrip(void)
     }
     mt_qtensor_free(q);
     /* NF4 levels match QLoRA's published table to 4 decimals. */
-    static const float nf4[16] = {-1.0f,   -0.6962f, -0.5251f, -0.3949f, -0.2844f, -0.1848f,
-                                  -0.0911f, 0.0f,    0.0796f,  0.1609f,  0.2461f,  0.3379f,
-                                  0.4407f,  0.5626f, 0.7230f,  1.0f};
+    static const float nf4[16] = {-1.0f,    -0.6962f, -0.5251f, -0.3949f, -0.2844f, -0.1848f,
+                                  -0.0911f, 0.0f,     0.0796f,  0.1609f,  0.2461f,  0.3379f,
+                                  0.4407f,  0.5626f,  0.7230f,  1.0f};
     f = (struct mt_qformat){.scheme = MT_QS_NF, .bits = 4, .gran = MT_QG_TENSOR};
     q = mt_qtensor_pack(row, 1, 4, &f, err, sizeof err);
     for (int i = 0; q && i < 16; i++)
@@ -264,9 +263,8 @@ static int test_bytes(void)
         struct mt_qtensor *q = mt_qtensor_pack(w, t[i].n, t[i].k, &t[i].f, err, sizeof err);
         CHECK(q, "case %zu: %s", i, err);
         if (q) {
-            CHECK(mt_qtensor_bytes(q) == t[i].bytes, "case %zu (%s/%u): %zu bytes, want %zu",
-                  i, mt_qscheme_name(t[i].f.scheme), t[i].f.bits, mt_qtensor_bytes(q),
-                  t[i].bytes);
+            CHECK(mt_qtensor_bytes(q) == t[i].bytes, "case %zu (%s/%u): %zu bytes, want %zu", i,
+                  mt_qscheme_name(t[i].f.scheme), t[i].f.bits, mt_qtensor_bytes(q), t[i].bytes);
             double bpw = 8.0 * (double)t[i].bytes / (double)(t[i].n * t[i].k);
             CHECK(mt_qtensor_bits_per_weight(q) == bpw, "case %zu bits/weight", i);
         }
@@ -312,8 +310,8 @@ static int test_error(void)
         struct mt_qformat ft = {(enum mt_qscheme)s, 4, MT_QG_TENSOR, 0, 3};
         struct mt_qformat fg = {(enum mt_qscheme)s, 4, MT_QG_GROUP, 64, 3};
         double et = mse_of(w, n, k, ft), eg = mse_of(w, n, k, fg);
-        CHECK(eg < et, "%s: 4-bit group mse %g not below tensor %g", mt_qscheme_name(ft.scheme),
-              eg, et);
+        CHECK(eg < et, "%s: 4-bit group mse %g not below tensor %g", mt_qscheme_name(ft.scheme), eg,
+              et);
     }
     struct mt_qformat nf = {MT_QS_NF, 4, MT_QG_TENSOR, 0, 0};
     struct mt_qformat la = {MT_QS_LINEAR_ASYM, 4, MT_QG_TENSOR, 0, 0};
@@ -371,8 +369,8 @@ static int test_kernels(void)
             for (size_t mi = 0; mi < 4; mi++) {
                 size_t m = ms[mi];
                 /* fp32 activations: the reference equals the dot with decoded weights. */
-                CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_F32, MT_QIMPL_SCALAR, err,
-                               sizeof err) == 0, "%s", err);
+                CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_F32, MT_QIMPL_SCALAR, err, sizeof err) == 0,
+                      "%s", err);
                 for (size_t i = 0; i < m; i++)
                     for (size_t r = 0; r < n; r++) {
                         double d = 0.0;
@@ -384,35 +382,41 @@ static int test_kernels(void)
                     }
                 if (have_avx) {
                     CHECK(mt_qgemm(ws, q, x, m, y1, MT_QACT_F32, MT_QIMPL_AVX512, err,
-                                   sizeof err) == 0, "%s", err);
+                                   sizeof err) == 0,
+                          "%s", err);
                     for (size_t i = 0; i < m; i++)
                         for (size_t r = 0; r < n; r++) {
                             float tol = f32_bound(q, x + i * k, r, wd + r * k);
                             float a = y0[i * n + r], b = y1[i * n + r];
-                            CHECK(fabsf(a - b) <= tol, "%s m=%zu %zux%zu y[%zu,%zu]: ref %.9g "
-                                  "avx512 %.9g (tol %.3g)", cases[ci].label, m, n, k, i, r,
-                                  (double)a, (double)b, (double)tol);
+                            CHECK(fabsf(a - b) <= tol,
+                                  "%s m=%zu %zux%zu y[%zu,%zu]: ref %.9g "
+                                  "avx512 %.9g (tol %.3g)",
+                                  cases[ci].label, m, n, k, i, r, (double)a, (double)b,
+                                  (double)tol);
                             compared++;
                         }
                 }
                 /* int8 activations: every available implementation equals the reference
                  * exactly. */
                 if (!mt_qimpl_available(MT_QIMPL_SCALAR, q, MT_QACT_INT8, NULL, 0)) {
-                    CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_INT8, MT_QIMPL_AUTO, err,
-                                   sizeof err) != 0, "%s: int8 accepted", cases[ci].label);
+                    CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_INT8, MT_QIMPL_AUTO, err, sizeof err) !=
+                              0,
+                          "%s: int8 accepted", cases[ci].label);
                     continue;
                 }
-                CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_INT8, MT_QIMPL_SCALAR, err,
-                               sizeof err) == 0, "%s", err);
+                CHECK(mt_qgemm(ws, q, x, m, y0, MT_QACT_INT8, MT_QIMPL_SCALAR, err, sizeof err) ==
+                          0,
+                      "%s", err);
                 for (enum mt_qimpl im = MT_QIMPL_AVX512; im <= MT_QIMPL_DNNL; im++) {
-                    if (!mt_qimpl_available(im, q, MT_QACT_INT8, NULL, 0))
-                        continue;
-                    CHECK(mt_qgemm(ws, q, x, m, y1, MT_QACT_INT8, im, err, sizeof err) == 0,
-                          "%s", err);
+                    if (!mt_qimpl_available(im, q, MT_QACT_INT8, NULL, 0)) continue;
+                    CHECK(mt_qgemm(ws, q, x, m, y1, MT_QACT_INT8, im, err, sizeof err) == 0, "%s",
+                          err);
                     for (size_t i = 0; i < m * n; i++) {
-                        CHECK(y0[i] == y1[i], "%s int8 %s m=%zu %zux%zu y[%zu]: ref %.9g got "
-                              "%.9g", cases[ci].label, mt_qimpl_name(im), m, n, k, i,
-                              (double)y0[i], (double)y1[i]);
+                        CHECK(y0[i] == y1[i],
+                              "%s int8 %s m=%zu %zux%zu y[%zu]: ref %.9g got "
+                              "%.9g",
+                              cases[ci].label, mt_qimpl_name(im), m, n, k, i, (double)y0[i],
+                              (double)y1[i]);
                         compared++;
                     }
                 }
@@ -456,8 +460,7 @@ static int test_reject(void)
     char err[256] = "";
     float w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     struct mt_qformat f = {MT_QS_LINEAR_ASYM, 5, MT_QG_CHANNEL, 0, 0};
-    CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "bits"), "5 bits: %s",
-          err);
+    CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "bits"), "5 bits: %s", err);
     f = (struct mt_qformat){MT_QS_NF, 4, MT_QG_GROUP, 48, 0};
     CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "group_size"),
           "group 48: %s", err);
@@ -465,8 +468,7 @@ static int test_reject(void)
     CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "bits=16"), "fp16/8");
     f = (struct mt_qformat){MT_QS_LINEAR_SYM, 4, MT_QG_TENSOR, 0, 0};
     w[5] = NAN;
-    CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "row 1"), "NaN: %s",
-          err);
+    CHECK(!mt_qtensor_pack(w, 2, 4, &f, err, sizeof err) && strstr(err, "row 1"), "NaN: %s", err);
     w[5] = 6;
     enum mt_qscheme s;
     CHECK(mt_qscheme_from_name("nf", &s) == 0 && s == MT_QS_NF, "name nf");
@@ -476,7 +478,8 @@ static int test_reject(void)
     struct mt_qws *ws = mt_qws_create();
     float y[2];
     CHECK(q && mt_qgemm(ws, q, w, 1, y, MT_QACT_INT8, MT_QIMPL_AUTO, err, sizeof err) == -1 &&
-              strstr(err, "linear"), "int8 activations with kmeans: %s", err);
+              strstr(err, "linear"),
+          "int8 activations with kmeans: %s", err);
     CHECK(q && mt_qgemm(ws, q, w, 1, y, MT_QACT_INT8, MT_QIMPL_DNNL, err, sizeof err) == -1,
           "dnnl with kmeans");
     mt_qws_destroy(ws);
@@ -489,9 +492,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(void);
-    } cases[] = {{"convert", test_convert}, {"roundtrip", test_roundtrip},
-                 {"bytes", test_bytes},     {"error", test_error},
-                 {"kernels", test_kernels}, {"reject", test_reject}};
+    } cases[] = {{"convert", test_convert}, {"roundtrip", test_roundtrip}, {"bytes", test_bytes},
+                 {"error", test_error},     {"kernels", test_kernels},     {"reject", test_reject}};
     if (argc != 2) {
         fprintf(stderr, "usage: %s convert|roundtrip|bytes|error|kernels|reject\n", argv[0]);
         return 2;

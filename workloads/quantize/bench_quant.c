@@ -38,9 +38,8 @@
 enum { SH_QKV, SH_PROJ, SH_FC, SH_FCPROJ, SH_HEAD, SH_COUNT };
 static const size_t shape_n[SH_COUNT] = {2304, 768, 3072, 768, 50257};
 static const size_t shape_k[SH_COUNT] = {768, 768, 768, 3072, 768};
-static const char *const shape_name[SH_COUNT] = {"qkv 768x2304", "proj 768x768",
-                                                 "fc 768x3072", "fcproj 3072x768",
-                                                 "head 50257x768"};
+static const char *const shape_name[SH_COUNT] = {"qkv 768x2304", "proj 768x768", "fc 768x3072",
+                                                 "fcproj 3072x768", "head 50257x768"};
 
 static double now(void)
 {
@@ -68,8 +67,7 @@ AVX512 static double stream_read(void)
 {
     size_t n = (size_t)1 << 28;
     float *a = aligned_alloc(64, n * sizeof *a);
-    if (!a)
-        return NAN;
+    if (!a) return NAN;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++)
         a[i] = 1.0f;
@@ -87,8 +85,7 @@ AVX512 static double stream_read(void)
         }
         double bw = (double)(n * sizeof *a) / (now() - t0);
         sink = total;
-        if (bw > best)
-            best = bw;
+        if (bw > best) best = bw;
     }
     (void)sink;
     free(a);
@@ -126,7 +123,10 @@ struct model {
     struct mt_qtensor *q[SH_COUNT][64];
 };
 
-static size_t count_of(const struct model *md, int s) { return s == SH_HEAD ? 1 : md->layers; }
+static size_t count_of(const struct model *md, int s)
+{
+    return s == SH_HEAD ? 1 : md->layers;
+}
 
 /* Times one decode token (all GEMVs) `reps` times; per shape, the median over reps of
  * the mean time of one GEMV; returns the token time (sum of the medians), the weight
@@ -148,9 +148,8 @@ static double time_config(const struct model *md, const struct config *c, int re
                 if (c->fp32 == 1)
                     gemv_f32(md->w[s][l], x, y, n, k);
                 else if (c->fp32 == 2)
-                    dnnl_sgemm('N', 'T', 1, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, x,
-                               (dnnl_dim_t)k, md->w[s][l], (dnnl_dim_t)k, 0.0f, y,
-                               (dnnl_dim_t)n);
+                    dnnl_sgemm('N', 'T', 1, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, x, (dnnl_dim_t)k,
+                               md->w[s][l], (dnnl_dim_t)k, 0.0f, y, (dnnl_dim_t)n);
                 else if (mt_qgemm(ws, md->q[s][l], x, 1, y, c->act, MT_QIMPL_AUTO, err,
                                   sizeof err)) {
                     fprintf(stderr, "%s: %s\n", c->label, err);
@@ -181,8 +180,7 @@ static double time_config(const struct model *md, const struct config *c, int re
 static float *gauss(size_t n, uint64_t seed)
 {
     float *w = malloc(n * sizeof *w);
-    if (!w)
-        return NULL;
+    if (!w) return NULL;
 #pragma omp parallel
     {
         uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)omp_get_thread_num() * 7919u + 1;
@@ -218,10 +216,9 @@ static void int8_crossover(struct mt_qws *ws)
             double v[9];
             for (int rep = -1; rep < 9; rep++) {
                 double t0 = now();
-                mt_qgemm(ws, q, x, ms[mi], y, MT_QACT_INT8,
-                         impl ? MT_QIMPL_DNNL : MT_QIMPL_AVX512, err, sizeof err);
-                if (rep >= 0)
-                    v[rep] = now() - t0;
+                mt_qgemm(ws, q, x, ms[mi], y, MT_QACT_INT8, impl ? MT_QIMPL_DNNL : MT_QIMPL_AVX512,
+                         err, sizeof err);
+                if (rep >= 0) v[rep] = now() - t0;
             }
             t[impl] = median(v, 9);
         }
@@ -244,8 +241,7 @@ static int decode_bench(size_t ntok)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (ntok > cfg.seq_len)
-        ntok = cfg.seq_len;
+    if (ntok > cfg.seq_len) ntok = cfg.seq_len;
     static const struct {
         const char *label;
         int fp32;
@@ -263,7 +259,8 @@ static int decode_bench(size_t ntok)
         {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
     };
     printf("\nfull decode, GPT-2 124M (vocab 50257, LM head tied and packed), batch 1, %zu "
-           "tokens with a KV cache, best of 3 passes\n", ntok);
+           "tokens with a KV cache, best of 3 passes\n",
+           ntok);
     printf("%-22s %12s %10s %8s\n", "format", "weights MB", "tokens/s", "vs fp32");
     double base = 0.0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
@@ -291,11 +288,9 @@ static int decode_bench(size_t ntok)
                     return 1;
                 }
             double tps = (double)ntok / (now() - t0);
-            if (tps > best)
-                best = tps;
+            if (tps > best) best = tps;
         }
-        if (cases[ci].fp32)
-            base = best;
+        if (cases[ci].fp32) base = best;
         double mb = qm ? (double)mt_qmodel_bytes(qm) / 1e6 : 4.0 * (double)m->n_params / 1e6;
         printf("%-22s %12.1f %10.1f %7.2fx\n", cases[ci].label, mb, best, best / base);
         fflush(stdout);
@@ -333,7 +328,8 @@ int main(int argc, char **argv)
         return 77;
     }
     printf("mt-bench-quant: GPT-2 124M decode GEMVs, batch 1, %zu layers + LM head, %d "
-           "threads, %d reps\n", md.layers, omp_get_max_threads(), reps);
+           "threads, %d reps\n",
+           md.layers, omp_get_max_threads(), reps);
     double bw = stream_read();
     printf("memory read bandwidth (STREAM-like sum, 1 GiB): %.1f GB/s\n", bw / 1e9);
 
@@ -370,16 +366,16 @@ int main(int argc, char **argv)
     printf("\n%-22s %8s", "format", "bits/w");
     for (int s = 0; s < SH_COUNT; s++)
         printf(" %15s", shape_name[s]);
-    printf(" %10s %9s %8s %7s %7s %10s %8s\n", "token us", "tokens/s", "GB/s", "of bw",
-           "vs fp32", "best us", "best vs");
+    printf(" %10s %9s %8s %7s %7s %10s %8s\n", "token us", "tokens/s", "GB/s", "of bw", "vs fp32",
+           "best us", "best vs");
     char err[256];
     for (size_t ci = 0; ci < ncfg; ci++) {
         const struct config *c = &cfgs[ci];
         if (!c->fp32)
             for (int s = 0; s < SH_COUNT; s++)
                 for (size_t l = 0; l < count_of(&md, s); l++) {
-                    md.q[s][l] = mt_qtensor_pack(md.w[s][l], shape_n[s], shape_k[s], &c->f,
-                                                 err, sizeof err);
+                    md.q[s][l] =
+                        mt_qtensor_pack(md.w[s][l], shape_n[s], shape_k[s], &c->f, err, sizeof err);
                     if (!md.q[s][l]) {
                         fprintf(stderr, "%s: %s\n", c->label, err);
                         return 1;
@@ -390,8 +386,7 @@ int main(int argc, char **argv)
             base_tok = t;
             memcpy(base_shape, per_shape, sizeof base_shape);
         }
-        if (c->fp32 && (base_best == 0.0 || best < base_best))
-            base_best = best;
+        if (c->fp32 && (base_best == 0.0 || best < base_best)) base_best = best;
         double params = 0.0;
         for (int s = 0; s < SH_COUNT; s++)
             params += (double)(shape_n[s] * shape_k[s] * count_of(&md, s));
@@ -399,8 +394,7 @@ int main(int argc, char **argv)
         for (int s = 0; s < SH_COUNT; s++)
             printf(" %8.1f (%4.2fx)", 1e6 * per_shape[s], base_shape[s] / per_shape[s]);
         printf(" %10.1f %9.1f %8.1f %6.0f%% %6.2fx %10.1f %7.2fx\n", 1e6 * t, 1.0 / t,
-               bytes / t / 1e9, 100.0 * bytes / t / bw, base_tok / t, 1e6 * best,
-               base_best / best);
+               bytes / t / 1e9, 100.0 * bytes / t / bw, base_tok / t, 1e6 * best, base_best / best);
         fflush(stdout);
         if (!c->fp32)
             for (int s = 0; s < SH_COUNT; s++)
@@ -418,11 +412,9 @@ int main(int argc, char **argv)
     free(x);
     free(y);
 #ifdef MT_BENCH_DECODE
-    if (decode_tokens)
-        return decode_bench(decode_tokens);
+    if (decode_tokens) return decode_bench(decode_tokens);
 #else
-    if (decode_tokens)
-        fprintf(stderr, "--decode: built without the reference model\n");
+    if (decode_tokens) fprintf(stderr, "--decode: built without the reference model\n");
 #endif
     return 0;
 }

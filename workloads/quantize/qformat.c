@@ -19,16 +19,15 @@
 #define KMEANS_MAX_SAMPLE 65536
 #define KMEANS_MAX_ITERS 100
 
-static const char *const scheme_names[MT_QS_COUNT] = {
-    "fp16", "bf16", "linear-asym", "linear-sym", "nf", "kmeans", "log"};
+static const char *const scheme_names[MT_QS_COUNT] = {"fp16", "bf16",   "linear-asym", "linear-sym",
+                                                      "nf",   "kmeans", "log"};
 static const char *const gran_names[MT_QG_COUNT] = {"tensor", "channel", "group"};
 
 /* Index of `name` in names[0..n), or -1. */
 static int find_name(const char *const *names, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(name, names[i]) == 0)
-            return i;
+        if (strcmp(name, names[i]) == 0) return i;
     return -1;
 }
 
@@ -40,8 +39,7 @@ const char *mt_qscheme_name(enum mt_qscheme s)
 int mt_qscheme_from_name(const char *name, enum mt_qscheme *out)
 {
     int i = find_name(scheme_names, MT_QS_COUNT, name);
-    if (i >= 0)
-        *out = (enum mt_qscheme)i;
+    if (i >= 0) *out = (enum mt_qscheme)i;
     return i >= 0 ? 0 : -1;
 }
 
@@ -53,8 +51,7 @@ const char *mt_qgran_name(enum mt_qgran g)
 int mt_qgran_from_name(const char *name, enum mt_qgran *out)
 {
     int i = find_name(gran_names, MT_QG_COUNT, name);
-    if (i >= 0)
-        *out = (enum mt_qgran)i;
+    if (i >= 0) *out = (enum mt_qgran)i;
     return i >= 0 ? 0 : -1;
 }
 
@@ -66,15 +63,14 @@ int mt_qformat_check(const struct mt_qformat *f, char *err, size_t errlen)
     }
     if (mt_q_is_half(f->scheme)) {
         if (f->bits != 16) {
-            snprintf(err, errlen, "%s needs bits=16, got %u", mt_qscheme_name(f->scheme),
-                     f->bits);
+            snprintf(err, errlen, "%s needs bits=16, got %u", mt_qscheme_name(f->scheme), f->bits);
             return -1;
         }
         return 0;
     }
     if (f->bits != 8 && f->bits != 4 && f->bits != 3 && f->bits != 2) {
-        snprintf(err, errlen, "%s needs bits 8, 4, 3 or 2, got %u",
-                 mt_qscheme_name(f->scheme), f->bits);
+        snprintf(err, errlen, "%s needs bits 8, 4, 3 or 2, got %u", mt_qscheme_name(f->scheme),
+                 f->bits);
         return -1;
     }
     if ((unsigned)f->gran >= MT_QG_COUNT) {
@@ -109,15 +105,16 @@ static float u2f(uint32_t u)
 uint16_t mt_q_f32_to_bf16(float x)
 {
     uint32_t u = f2u(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40u);
-    if ((u & 0x7f800000u) == 0)
-        u &= 0x80000000u;
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
 
-float mt_q_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+float mt_q_bf16_to_f32(uint16_t h)
+{
+    return u2f((uint32_t)h << 16);
+}
 
 /* Round to nearest even with exact fp16 subnormals (F. Giesen's float_to_half_rtne). */
 uint16_t mt_q_f32_to_f16(float x)
@@ -146,8 +143,7 @@ float mt_q_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    if (exp == 0x1f)
-        return u2f(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0x1f) return u2f(sign | 0x7f800000u | (mant << 13));
     if (exp == 0) {
         float v = (float)mant * 0x1p-24f;
         return sign ? -v : v;
@@ -177,7 +173,10 @@ void mt_q_f32_to_f16_n(const float *x, uint16_t *out, size_t n, int force_scalar
 
 /* ------------------------------------------------------------ fixed codebooks */
 
-static double norm_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
+static double norm_cdf(double x)
+{
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
 
 /* Inverse normal CDF by bisection: slow but exact to double precision and portable. */
 static double norm_ppf(double p)
@@ -270,8 +269,8 @@ static uint64_t xorshift64(uint64_t *s)
  * (clusters of sorted 1-D data are contiguous ranges, so each step is L binary searches
  * over prefix sums) until nothing moves. `work` holds KMEANS_MAX_SAMPLE floats and
  * KMEANS_MAX_SAMPLE + 1 doubles. */
-static void kmeans_fit(const float *v, size_t cnt, size_t L, uint64_t seed, float *lut,
-                       float *s, double *prefix)
+static void kmeans_fit(const float *v, size_t cnt, size_t L, uint64_t seed, float *lut, float *s,
+                       double *prefix)
 {
     if (cnt == 0) {
         memset(lut, 0, L * sizeof *lut);
@@ -280,8 +279,7 @@ static void kmeans_fit(const float *v, size_t cnt, size_t L, uint64_t seed, floa
     size_t P = cnt;
     if (cnt > KMEANS_MAX_SAMPLE) {
         uint64_t st = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
-        if (!st)
-            st = 1;
+        if (!st) st = 1;
         P = KMEANS_MAX_SAMPLE;
         for (size_t i = 0; i < P; i++)
             s[i] = v[xorshift64(&st) % cnt];
@@ -299,8 +297,7 @@ static void kmeans_fit(const float *v, size_t cnt, size_t L, uint64_t seed, floa
         size_t start = 0;
         for (size_t j = 0; j < L; j++) {
             size_t end = j + 1 < L ? upper_bound(s, P, 0.5f * (lut[j] + lut[j + 1])) : P;
-            if (end < start)
-                end = start;
+            if (end < start) end = start;
             if (end > start) {
                 float c = (float)((prefix[end] - prefix[start]) / (double)(end - start));
                 moved |= c != lut[j];
@@ -309,16 +306,21 @@ static void kmeans_fit(const float *v, size_t cnt, size_t L, uint64_t seed, floa
             start = end;
         }
         qsort(lut, L, sizeof *lut, cmp_float);
-        if (!moved)
-            break;
+        if (!moved) break;
     }
 }
 
 /* ------------------------------------------------------------ layout */
 
-static size_t block_bytes(unsigned bits) { return (size_t)bits * MT_QBLOCK / 8; }
+static size_t block_bytes(unsigned bits)
+{
+    return (size_t)bits * MT_QBLOCK / 8;
+}
 
-static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+static size_t round_up(size_t x, size_t m)
+{
+    return (x + m - 1) / m * m;
+}
 
 /* Writes the k_pad codes of one row (c[j] < 2^bits) into the block layout. */
 static void pack_row(uint8_t *dst, const uint8_t *c, size_t k_pad, unsigned bits)
@@ -354,8 +356,7 @@ unsigned mt_qtensor_code(const struct mt_qtensor *qt, size_t row, size_t j)
 {
     unsigned bits = qt->fmt.bits;
     const uint8_t *p = qt->codes + row * qt->row_bytes;
-    if (bits == 16)
-        return (unsigned)p[2 * j] | (unsigned)p[2 * j + 1] << 8;
+    if (bits == 16) return (unsigned)p[2 * j] | (unsigned)p[2 * j + 1] << 8;
     p += (j / MT_QBLOCK) * block_bytes(bits);
     size_t i = j % MT_QBLOCK;
     switch (bits) {
@@ -365,8 +366,7 @@ unsigned mt_qtensor_code(const struct mt_qtensor *qt, size_t row, size_t j)
         return i < 32 ? p[i] & 15u : p[i - 32] >> 4;
     default: {
         unsigned c = (p[i % 16] >> (2 * (i / 16))) & 3u;
-        if (bits == 3)
-            c |= ((p[16 + i / 8] >> (i % 8)) & 1u) << 2;
+        if (bits == 3) c |= ((p[16 + i / 8] >> (i % 8)) & 1u) << 2;
         return c;
     }
     }
@@ -457,8 +457,7 @@ int mt_qtensor_encode(struct mt_qtensor *qt, const float *w)
         failed = !c;
 #pragma omp for schedule(static)
         for (size_t r = 0; r < n; r++) {
-            if (!c)
-                continue;
+            if (!c) continue;
             for (size_t j = 0; j < k; j++)
                 c[j] = (uint8_t)encode_value(qt, r, j / qt->unit_len, w[r * k + j]);
             pack_row(qt->codes + r * qt->row_bytes, c, k_pad, qt->fmt.bits);
@@ -480,8 +479,7 @@ void mt_qtensor_unpack(const struct mt_qtensor *qt, float *out)
         mt_qtensor_row(qt, r, out + r * qt->k);
 }
 
-void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse,
-                      double *maxabs)
+void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse, double *maxabs)
 {
     double se = 0.0, mx = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : se) reduction(max : mx)
@@ -489,8 +487,7 @@ void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse,
         for (size_t j = 0; j < qt->k; j++) {
             double d = (double)decode_value(qt, r, j) - (double)w[r * qt->k + j];
             se += d * d;
-            if (fabs(d) > mx)
-                mx = fabs(d);
+            if (fabs(d) > mx) mx = fabs(d);
         }
     *mse = se / ((double)qt->n * (double)qt->k);
     *maxabs = mx;
@@ -499,8 +496,7 @@ void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse,
 /* ------------------------------------------------------------ fitting */
 
 /* Values of unit idx (metadata index) as one contiguous span of w. */
-static const float *unit_span(const struct mt_qtensor *qt, const float *w, size_t idx,
-                              size_t *cnt)
+static const float *unit_span(const struct mt_qtensor *qt, const float *w, size_t idx, size_t *cnt)
 {
     size_t n = qt->n, k = qt->k;
     if (qt->fmt.gran == MT_QG_TENSOR) {
@@ -520,12 +516,9 @@ static void fit_linear_or_scaled(struct mt_qtensor *qt, size_t idx, const float 
 {
     float lo = 0.0f, hi = 0.0f, amax = 0.0f;
     for (size_t i = 0; i < cnt; i++) {
-        if (i == 0 || v[i] < lo)
-            lo = v[i];
-        if (i == 0 || v[i] > hi)
-            hi = v[i];
-        if (fabsf(v[i]) > amax)
-            amax = fabsf(v[i]);
+        if (i == 0 || v[i] < lo) lo = v[i];
+        if (i == 0 || v[i] > hi) hi = v[i];
+        if (fabsf(v[i]) > amax) amax = fabsf(v[i]);
     }
     float levels = (float)((1u << qt->fmt.bits) - 1u);
     switch (qt->fmt.scheme) {
@@ -549,10 +542,8 @@ static int fit(struct mt_qtensor *qt, const float *w)
 {
     enum mt_qscheme s = qt->fmt.scheme;
     size_t units = qt->fmt.gran == MT_QG_TENSOR ? 1 : qt->n * qt->units_per_row;
-    if (s == MT_QS_NF)
-        nf_table(qt->fmt.bits, qt->lut);
-    if (s == MT_QS_LOG)
-        log_table(qt->fmt.bits, qt->lut);
+    if (s == MT_QS_NF) nf_table(qt->fmt.bits, qt->lut);
+    if (s == MT_QS_LOG) log_table(qt->fmt.bits, qt->lut);
     if (s != MT_QS_KMEANS) {
         for (size_t idx = 0; idx < units; idx++) {
             size_t cnt;
@@ -569,12 +560,11 @@ static int fit(struct mt_qtensor *qt, const float *w)
         failed = !smp || !prefix;
 #pragma omp for schedule(dynamic, 16)
         for (size_t idx = 0; idx < units; idx++) {
-            if (failed)
-                continue;
+            if (failed) continue;
             size_t cnt;
             const float *v = unit_span(qt, w, idx, &cnt);
-            kmeans_fit(v, cnt, qt->lut_len, qt->fmt.seed ^ idx, qt->lut + idx * qt->lut_len,
-                       smp, prefix);
+            kmeans_fit(v, cnt, qt->lut_len, qt->fmt.seed ^ idx, qt->lut + idx * qt->lut_len, smp,
+                       prefix);
         }
         free(smp);
         free(prefix);
@@ -584,11 +574,10 @@ static int fit(struct mt_qtensor *qt, const float *w)
 
 /* ------------------------------------------------------------ pack / free */
 
-struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k,
-                                   const struct mt_qformat *f, char *err, size_t errlen)
+struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const struct mt_qformat *f,
+                                   char *err, size_t errlen)
 {
-    if (mt_qformat_check(f, err, errlen))
-        return NULL;
+    if (mt_qformat_check(f, err, errlen)) return NULL;
     if (n == 0 || k == 0) {
         snprintf(err, errlen, "empty weight matrix %zu x %zu", n, k);
         return NULL;
@@ -607,8 +596,7 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k,
     qt->n = n;
     qt->k = k;
     int group = !mt_q_is_half(f->scheme) && f->gran == MT_QG_GROUP;
-    if (!group)
-        qt->fmt.group_size = 0;
+    if (!group) qt->fmt.group_size = 0;
     qt->k_pad = round_up(k, group && f->group_size > MT_QBLOCK ? f->group_size : MT_QBLOCK);
     qt->row_bytes = f->bits == 16 ? 2 * qt->k_pad : qt->k_pad / MT_QBLOCK * block_bytes(f->bits);
     qt->unit_len = group ? f->group_size : qt->k_pad;
@@ -618,8 +606,7 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k,
         qt->meta_row_stride = f->gran == MT_QG_TENSOR ? 0 : qt->units_per_row;
         units = f->gran == MT_QG_TENSOR ? 1 : n * qt->units_per_row;
     }
-    if (mt_q_is_linear(f->scheme))
-        qt->n_scale = qt->n_offset = units;
+    if (mt_q_is_linear(f->scheme)) qt->n_scale = qt->n_offset = units;
     if (f->scheme == MT_QS_NF || f->scheme == MT_QS_LOG) {
         qt->n_scale = units;
         qt->lut_len = (size_t)1 << f->bits;
@@ -656,13 +643,15 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k,
 
 void mt_qtensor_free(struct mt_qtensor *qt)
 {
-    if (!qt)
-        return;
+    if (!qt) return;
     free(qt->block);
     free(qt);
 }
 
-size_t mt_qtensor_bytes(const struct mt_qtensor *qt) { return qt->bytes; }
+size_t mt_qtensor_bytes(const struct mt_qtensor *qt)
+{
+    return qt->bytes;
+}
 
 double mt_qtensor_bits_per_weight(const struct mt_qtensor *qt)
 {

@@ -56,15 +56,15 @@ enum mt_qscheme {
 
 enum mt_qgran { MT_QG_TENSOR = 0, MT_QG_CHANNEL = 1, MT_QG_GROUP = 2, MT_QG_COUNT = 3 };
 
-#define MT_QBLOCK 64 /* codes per packed block */
+#define MT_QBLOCK 64     /* codes per packed block */
 #define MT_QLOG_MU 16.0f /* companding strength of the `log` scheme */
 
 struct mt_qformat {
     enum mt_qscheme scheme;
-    unsigned bits;        /* 16 for fp16/bf16; 8, 4, 3 or 2 otherwise */
-    enum mt_qgran gran;   /* ignored for fp16/bf16 */
-    size_t group_size;    /* 32, 64 or 128 when gran == MT_QG_GROUP */
-    uint64_t seed;        /* kmeans sampling seed; the fit is deterministic given it */
+    unsigned bits;      /* 16 for fp16/bf16; 8, 4, 3 or 2 otherwise */
+    enum mt_qgran gran; /* ignored for fp16/bf16 */
+    size_t group_size;  /* 32, 64 or 128 when gran == MT_QG_GROUP */
+    uint64_t seed;      /* kmeans sampling seed; the fit is deterministic given it */
 };
 
 struct mt_qtensor {
@@ -79,13 +79,13 @@ struct mt_qtensor {
      * nf/log share the single table at lut. */
     size_t meta_row_stride;
     size_t n_scale, n_offset, n_lut; /* float counts of each metadata array */
-    size_t lut_len;       /* 2^bits for codebook schemes, else 0 */
-    float *scale;         /* NULL for kmeans and fp16/bf16 */
-    float *offset;        /* linear schemes only, else NULL */
-    float *lut;           /* codebook schemes only, else NULL */
-    uint8_t *codes;       /* n * row_bytes */
-    void *block;          /* the one allocation holding all of the above */
-    size_t bytes;         /* its exact size */
+    size_t lut_len;                  /* 2^bits for codebook schemes, else 0 */
+    float *scale;                    /* NULL for kmeans and fp16/bf16 */
+    float *offset;                   /* linear schemes only, else NULL */
+    float *lut;                      /* codebook schemes only, else NULL */
+    uint8_t *codes;                  /* n * row_bytes */
+    void *block;                     /* the one allocation holding all of the above */
+    size_t bytes;                    /* its exact size */
 };
 
 /* Contract: name <-> enum for schemes ("fp16", "bf16", "linear-asym", "linear-sym",
@@ -104,8 +104,8 @@ int mt_qformat_check(const struct mt_qformat *f, char *err, size_t errlen);
  * allocated as MT_MEM_WEIGHTS. Returns NULL with a message on a bad format, a zero
  * shape, a non-finite weight or an allocation failure. The caller frees it with
  * mt_qtensor_free. Deterministic: the same input and format give the same bytes. */
-struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k,
-                                   const struct mt_qformat *f, char *err, size_t errlen);
+struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const struct mt_qformat *f,
+                                   char *err, size_t errlen);
 
 /* Contract: re-encodes the codes of `qt` from w[n*k] keeping its scales, offsets and
  * codebooks (each value gets its nearest representable level). Used to check that
@@ -135,8 +135,7 @@ void mt_qtensor_unpack(const struct mt_qtensor *qt, float *out);
 
 /* Contract: mean squared and maximum absolute error of the packed tensor against w[n*k],
  * decoding one row at a time (no full fp32 copy). */
-void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse,
-                      double *maxabs);
+void mt_qtensor_error(const struct mt_qtensor *qt, const float *w, double *mse, double *maxabs);
 
 /* Scalar fp16/bf16 conversions, round to nearest even; NaN stays NaN (quiet),
  * infinities and overflow give infinity, fp16 subnormals are exact. */

@@ -14,13 +14,13 @@
 
 /* Activations as the kernels consume them. Rows are k_pad long, zero padded. */
 struct mt_qprep {
-    size_t m;           /* token rows */
-    size_t k_pad;       /* = the tensor's k_pad */
-    size_t units;       /* = the tensor's units_per_row */
-    const float *x;     /* m x k_pad fp32 (fp32-activation kernels) */
-    const float *xsum;  /* m x units: sum of x over each unit (linear schemes) */
-    const int8_t *qa;   /* m x k_pad int8 (int8-activation kernels) */
-    const float *sa;    /* m per-token activation scales */
+    size_t m;            /* token rows */
+    size_t k_pad;        /* = the tensor's k_pad */
+    size_t units;        /* = the tensor's units_per_row */
+    const float *x;      /* m x k_pad fp32 (fp32-activation kernels) */
+    const float *xsum;   /* m x units: sum of x over each unit (linear schemes) */
+    const int8_t *qa;    /* m x k_pad int8 (int8-activation kernels) */
+    const float *sa;     /* m per-token activation scales */
     const int32_t *asum; /* m x units: sum of qa over each unit */
 };
 
@@ -32,7 +32,10 @@ static inline int mt_q_is_codebook(enum mt_qscheme s)
 {
     return s == MT_QS_NF || s == MT_QS_KMEANS || s == MT_QS_LOG;
 }
-static inline int mt_q_is_half(enum mt_qscheme s) { return s == MT_QS_FP16 || s == MT_QS_BF16; }
+static inline int mt_q_is_half(enum mt_qscheme s)
+{
+    return s == MT_QS_FP16 || s == MT_QS_BF16;
+}
 
 /* Index of the metadata of unit u in row r (see struct mt_qtensor). */
 static inline size_t mt_q_meta(const struct mt_qtensor *qt, size_t r, size_t u)
@@ -42,10 +45,8 @@ static inline size_t mt_q_meta(const struct mt_qtensor *qt, size_t r, size_t u)
 /* The codebook of unit (r, u), or NULL for non-codebook schemes. */
 static inline const float *mt_q_lut(const struct mt_qtensor *qt, size_t r, size_t u)
 {
-    if (!qt->lut)
-        return NULL;
-    if (qt->fmt.scheme != MT_QS_KMEANS)
-        return qt->lut;
+    if (!qt->lut) return NULL;
+    if (qt->fmt.scheme != MT_QS_KMEANS) return qt->lut;
     return qt->lut + mt_q_meta(qt, r, u) * qt->lut_len;
 }
 

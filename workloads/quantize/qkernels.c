@@ -36,9 +36,15 @@ int mt_q_cpu_avx512(void)
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
-int mt_q_cpu_vnni(void) { return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512vnni"); }
+int mt_q_cpu_vnni(void)
+{
+    return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512vnni");
+}
 
-int mt_q_cpu_bf16(void) { return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512bf16"); }
+int mt_q_cpu_bf16(void)
+{
+    return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512bf16");
+}
 
 struct mt_qws *mt_qws_create(void)
 {
@@ -50,23 +56,23 @@ struct mt_qws *mt_qws_create(void)
 
 void mt_qws_destroy(struct mt_qws *ws)
 {
-    if (!ws)
-        return;
+    if (!ws) return;
     free(ws->buf);
     free(ws);
 }
 
-size_t mt_qws_bytes(const struct mt_qws *ws) { return ws->cap; }
+size_t mt_qws_bytes(const struct mt_qws *ws)
+{
+    return ws->cap;
+}
 
 static void *ws_reserve(struct mt_qws *ws, size_t bytes)
 {
-    if (bytes <= ws->cap)
-        return ws->buf;
+    if (bytes <= ws->cap) return ws->buf;
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     void *p = realloc(ws->buf, bytes);
     mt_memcat_set(prev);
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     ws->buf = p;
     ws->cap = bytes;
     return p;
@@ -75,10 +81,14 @@ static void *ws_reserve(struct mt_qws *ws, size_t bytes)
 const char *mt_qimpl_name(enum mt_qimpl impl)
 {
     switch (impl) {
-    case MT_QIMPL_AUTO: return "auto";
-    case MT_QIMPL_SCALAR: return "scalar";
-    case MT_QIMPL_AVX512: return "avx512";
-    case MT_QIMPL_DNNL: return "onednn";
+    case MT_QIMPL_AUTO:
+        return "auto";
+    case MT_QIMPL_SCALAR:
+        return "scalar";
+    case MT_QIMPL_AVX512:
+        return "avx512";
+    case MT_QIMPL_DNNL:
+        return "onednn";
     }
     return "?";
 }
@@ -89,8 +99,8 @@ static int dnnl_eligible(const struct mt_qtensor *w, enum mt_qact act)
            w->fmt.gran != MT_QG_GROUP;
 }
 
-int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_qact act,
-                       char *err, size_t errlen)
+int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_qact act, char *err,
+                       size_t errlen)
 {
     char dummy[8];
     if (!err) {
@@ -115,8 +125,9 @@ int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_q
         return 1;
     case MT_QIMPL_DNNL:
         if (!dnnl_eligible(w, act)) {
-            snprintf(err, errlen, "oneDNN u8s8s32 runs only 8-bit linear tensor/channel "
-                                  "weights with int8 activations");
+            snprintf(err, errlen,
+                     "oneDNN u8s8s32 runs only 8-bit linear tensor/channel "
+                     "weights with int8 activations");
             return 0;
         }
         return 1;
@@ -128,8 +139,7 @@ int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_q
 enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact act)
 {
     if (act == MT_QACT_INT8) {
-        if (dnnl_eligible(w, act) && (m >= DNNL_MIN_M || !mt_q_cpu_vnni()))
-            return MT_QIMPL_DNNL;
+        if (dnnl_eligible(w, act) && (m >= DNNL_MIN_M || !mt_q_cpu_vnni())) return MT_QIMPL_DNNL;
         return mt_q_cpu_vnni() ? MT_QIMPL_AVX512 : MT_QIMPL_SCALAR;
     }
     return mt_q_cpu_avx512() ? MT_QIMPL_AVX512 : MT_QIMPL_SCALAR;
@@ -137,8 +147,7 @@ enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact a
 
 /* Per-token dynamic quantization: s = max|x| / 127, a = round-half-even(x * 127/max|x|),
  * all-zero rows give s = 0 and a = 0. Padding columns stay 0. */
-static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8_t *qa,
-                          float *sa)
+static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8_t *qa, float *sa)
 {
     for (size_t i = 0; i < m; i++) {
         const float *xi = x + i * k;
@@ -156,14 +165,14 @@ static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8
     }
 }
 
-static int run_dnnl(const struct mt_qtensor *w, const struct mt_qprep *p, int32_t *c,
-                    float *y, char *err, size_t errlen)
+static int run_dnnl(const struct mt_qtensor *w, const struct mt_qprep *p, int32_t *c, float *y,
+                    char *err, size_t errlen)
 {
     const int32_t co = 0;
-    dnnl_status_t st = dnnl_gemm_u8s8s32(
-        'N', 'T', 'F', (dnnl_dim_t)w->n, (dnnl_dim_t)p->m, (dnnl_dim_t)w->k_pad, 1.0f, w->codes,
-        (dnnl_dim_t)w->row_bytes, 0, p->qa, (dnnl_dim_t)p->k_pad, 0, 0.0f, c,
-        (dnnl_dim_t)p->m, &co);
+    dnnl_status_t st =
+        dnnl_gemm_u8s8s32('N', 'T', 'F', (dnnl_dim_t)w->n, (dnnl_dim_t)p->m, (dnnl_dim_t)w->k_pad,
+                          1.0f, w->codes, (dnnl_dim_t)w->row_bytes, 0, p->qa, (dnnl_dim_t)p->k_pad,
+                          0, 0.0f, c, (dnnl_dim_t)p->m, &co);
     if (st != dnnl_success) {
         snprintf(err, errlen, "dnnl_gemm_u8s8s32 failed with status %d", (int)st);
         return -1;
@@ -180,17 +189,17 @@ static int run_dnnl(const struct mt_qtensor *w, const struct mt_qprep *p, int32_
     return 0;
 }
 
-static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
-
-int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size_t m,
-             float *y, enum mt_qact act, enum mt_qimpl impl, char *err, size_t errlen)
+static size_t align64(size_t x)
 {
-    if (!mt_qimpl_available(impl, w, act, err, errlen))
-        return -1;
-    if (impl == MT_QIMPL_AUTO)
-        impl = mt_qgemm_pick(w, m, act);
-    if (m == 0)
-        return 0;
+    return (x + 63) & ~(size_t)63;
+}
+
+int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size_t m, float *y,
+             enum mt_qact act, enum mt_qimpl impl, char *err, size_t errlen)
+{
+    if (!mt_qimpl_available(impl, w, act, err, errlen)) return -1;
+    if (impl == MT_QIMPL_AUTO) impl = mt_qgemm_pick(w, m, act);
+    if (m == 0) return 0;
     const size_t k = w->k, k_pad = w->k_pad, units = w->units_per_row;
     const int i8 = act == MT_QACT_INT8, lin = mt_q_is_linear(w->fmt.scheme);
     const int copy_x = !i8 && k != k_pad;
@@ -242,8 +251,8 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     }
     switch (impl) {
     case MT_QIMPL_DNNL:
-        return run_dnnl(w, &p, (int32_t *)(void *)(buf + sz_x + sz_sum + sz_qa + sz_sa), y,
-                        err, errlen);
+        return run_dnnl(w, &p, (int32_t *)(void *)(buf + sz_x + sz_sum + sz_qa + sz_sa), y, err,
+                        errlen);
     case MT_QIMPL_AVX512:
         if (i8)
             mt_q_gemm_i8_avx512(w, &p, y);

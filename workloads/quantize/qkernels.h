@@ -33,8 +33,8 @@ extern "C" {
 #endif
 
 enum mt_qact {
-    MT_QACT_F32 = 0,  /* weight-only: fp32 activations */
-    MT_QACT_INT8 = 1  /* per-token dynamic int8 activations (linear schemes only) */
+    MT_QACT_F32 = 0, /* weight-only: fp32 activations */
+    MT_QACT_INT8 = 1 /* per-token dynamic int8 activations (linear schemes only) */
 };
 
 enum mt_qimpl {
@@ -56,14 +56,14 @@ size_t mt_qws_bytes(const struct mt_qws *ws);
 /* Contract: 1 when `impl` can run this tensor with these activations on this CPU, else
  * 0 with the reason in err (when err is not NULL). MT_QIMPL_AUTO is always available for
  * a supported combination. */
-int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_qact act,
-                       char *err, size_t errlen);
+int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_qact act, char *err,
+                       size_t errlen);
 
 /* Contract: y[m x n] = x[m x k] · W^T, x and y row-major and dense (y overwritten).
  * Returns 0, or -1 with a message when the combination is unsupported (int8 activations
  * with a non-linear scheme, an unavailable impl) or scratch cannot be allocated. */
-int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size_t m,
-             float *y, enum mt_qact act, enum mt_qimpl impl, char *err, size_t errlen);
+int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size_t m, float *y,
+             enum mt_qact act, enum mt_qimpl impl, char *err, size_t errlen);
 
 /* Contract: the impl MT_QIMPL_AUTO picks for this call shape (for reports). */
 enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact act);

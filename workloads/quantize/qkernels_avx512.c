@@ -29,8 +29,7 @@ enum { KIND_LIN, KIND_CB16, KIND_CB256 };
 /* The 64 codes of one block as bytes 0..63 of a zmm (see qformat.h for the layout). */
 INLINE __m512i unpack64(const uint8_t *p, const unsigned bits)
 {
-    if (bits == 8)
-        return _mm512_loadu_si512(p);
+    if (bits == 8) return _mm512_loadu_si512(p);
     if (bits == 4) {
         __m256i v = _mm256_loadu_si256((const void *)p);
         __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
@@ -50,10 +49,8 @@ INLINE __m512i unpack64(const uint8_t *p, const unsigned bits)
 INLINE __m512 codes_to_ps(__m128i c16, const int kind, __m512 lut16, const float *lut)
 {
     __m512i idx = _mm512_cvtepu8_epi32(c16);
-    if (kind == KIND_LIN)
-        return _mm512_cvtepi32_ps(idx);
-    if (kind == KIND_CB16)
-        return _mm512_permutexvar_ps(idx, lut16);
+    if (kind == KIND_LIN) return _mm512_cvtepi32_ps(idx);
+    if (kind == KIND_CB16) return _mm512_permutexvar_ps(idx, lut16);
     return _mm512_i32gather_ps(idx, lut, 4);
 }
 
@@ -86,32 +83,30 @@ INLINE void row_f32(const struct mt_qtensor *w, const struct mt_qprep *p, size_t
     const float *lut = mt_q_lut(w, r, 0);
     __m512 lut16 = kind == KIND_CB16 ? load_lut16(w, r, 0) : _mm512_setzero_ps();
 
-#define CHUNK(c)                                                                           \
-    do {                                                                                   \
-        __m512 v = codes_to_ps(_mm512_extracti32x4_epi32(cw, c), kind, lut16, lut);        \
-        for (int m = 0; m < MT; m++)                                                       \
-            d[m][c] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[m] + j0 + 16 * (c)), v, d[m][c]); \
-        if (--left == 0) {                                                                 \
-            size_t mi = mt_q_meta(w, r, u);                                                \
-            for (int m = 0; m < MT; m++) {                                                 \
-                __m512 s = _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]),                  \
-                                         _mm512_add_ps(d[m][2], d[m][3]));                 \
-                for (int q = 0; q < 4; q++)                                                \
-                    d[m][q] = _mm512_setzero_ps();                                         \
-                if (kmeans)                                                                \
-                    racc[m] = _mm512_add_ps(racc[m], s);                                   \
-                else                                                                       \
-                    racc[m] = _mm512_fmadd_ps(s, _mm512_set1_ps(w->scale[mi]), racc[m]);   \
-                if (kind == KIND_LIN)                                                      \
-                    off[m] += w->offset[mi] * p->xsum[(i0 + m) * p->units + u];            \
-            }                                                                              \
-            left = chunks_per_unit;                                                        \
-            if (++u < w->units_per_row && kmeans) {                                        \
-                lut = mt_q_lut(w, r, u);                                                   \
-                if (kind == KIND_CB16)                                                     \
-                    lut16 = load_lut16(w, r, u);                                           \
-            }                                                                              \
-        }                                                                                  \
+#define CHUNK(c)                                                                                   \
+    do {                                                                                           \
+        __m512 v = codes_to_ps(_mm512_extracti32x4_epi32(cw, c), kind, lut16, lut);                \
+        for (int m = 0; m < MT; m++)                                                               \
+            d[m][c] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[m] + j0 + 16 * (c)), v, d[m][c]);         \
+        if (--left == 0) {                                                                         \
+            size_t mi = mt_q_meta(w, r, u);                                                        \
+            for (int m = 0; m < MT; m++) {                                                         \
+                __m512 s = _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]),                          \
+                                         _mm512_add_ps(d[m][2], d[m][3]));                         \
+                for (int q = 0; q < 4; q++)                                                        \
+                    d[m][q] = _mm512_setzero_ps();                                                 \
+                if (kmeans)                                                                        \
+                    racc[m] = _mm512_add_ps(racc[m], s);                                           \
+                else                                                                               \
+                    racc[m] = _mm512_fmadd_ps(s, _mm512_set1_ps(w->scale[mi]), racc[m]);           \
+                if (kind == KIND_LIN) off[m] += w->offset[mi] * p->xsum[(i0 + m) * p->units + u];  \
+            }                                                                                      \
+            left = chunks_per_unit;                                                                \
+            if (++u < w->units_per_row && kmeans) {                                                \
+                lut = mt_q_lut(w, r, u);                                                           \
+                if (kind == KIND_CB16) lut16 = load_lut16(w, r, u);                                \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
     for (size_t b = 0; b < nblk; b++) {
@@ -154,16 +149,16 @@ INLINE void row_half(const struct mt_qtensor *w, const struct mt_qprep *p, size_
 }
 
 /* One output row for all token rows, in tiles of four. */
-#define TILES(call4, call1)                                                                \
-    do {                                                                                   \
-        size_t i0 = 0;                                                                     \
-        for (; i0 + 4 <= p->m; i0 += 4)                                                    \
-            call4;                                                                         \
-        for (; i0 < p->m; i0++)                                                            \
-            call1;                                                                         \
+#define TILES(call4, call1)                                                                        \
+    do {                                                                                           \
+        size_t i0 = 0;                                                                             \
+        for (; i0 + 4 <= p->m; i0 += 4)                                                            \
+            call4;                                                                                 \
+        for (; i0 < p->m; i0++)                                                                    \
+            call1;                                                                                 \
     } while (0)
 
-#define F32_CASE(bits, kind)                                                               \
+#define F32_CASE(bits, kind)                                                                       \
     TILES(row_f32(w, p, r, i0, 4, bits, kind, y), row_f32(w, p, r, i0, 1, bits, kind, y))
 
 void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
@@ -179,16 +174,30 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
             TILES(row_half(w, p, r, i0, 4, 0, y), row_half(w, p, r, i0, 1, 0, y));
         else if (kind == KIND_LIN) {
             switch (bits) {
-            case 8: F32_CASE(8, KIND_LIN); break;
-            case 4: F32_CASE(4, KIND_LIN); break;
-            case 3: F32_CASE(3, KIND_LIN); break;
-            default: F32_CASE(2, KIND_LIN); break;
+            case 8:
+                F32_CASE(8, KIND_LIN);
+                break;
+            case 4:
+                F32_CASE(4, KIND_LIN);
+                break;
+            case 3:
+                F32_CASE(3, KIND_LIN);
+                break;
+            default:
+                F32_CASE(2, KIND_LIN);
+                break;
             }
         } else if (kind == KIND_CB16) {
             switch (bits) {
-            case 4: F32_CASE(4, KIND_CB16); break;
-            case 3: F32_CASE(3, KIND_CB16); break;
-            default: F32_CASE(2, KIND_CB16); break;
+            case 4:
+                F32_CASE(4, KIND_CB16);
+                break;
+            case 3:
+                F32_CASE(3, KIND_CB16);
+                break;
+            default:
+                F32_CASE(2, KIND_CB16);
+                break;
             }
         } else {
             F32_CASE(8, KIND_CB256);
@@ -202,15 +211,15 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
 
 /* Adds one unit's exact integer dot to the fp32 row sum, in the order the reference
  * uses: acc += scale * isum + offset * asum. */
-#define FLUSH_UNIT(m, uu, isum)                                                            \
-    do {                                                                                   \
-        size_t mi_ = mt_q_meta(w, r, (uu));                                                \
-        accf[m] += w->scale[mi_] * (float)(isum) +                                         \
-                   w->offset[mi_] * (float)p->asum[(i0 + (m)) * p->units + (uu)];          \
+#define FLUSH_UNIT(m, uu, isum)                                                                    \
+    do {                                                                                           \
+        size_t mi_ = mt_q_meta(w, r, (uu));                                                        \
+        accf[m] += w->scale[mi_] * (float)(isum) +                                                 \
+                   w->offset[mi_] * (float)p->asum[(i0 + (m)) * p->units + (uu)];                  \
     } while (0)
 
-VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r,
-                        size_t i0, const int MT, const unsigned bits, float *y)
+VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i0,
+                        const int MT, const unsigned bits, float *y)
 {
     const uint8_t *row = w->codes + r * w->row_bytes;
     const size_t bb = (size_t)bits * 8, nblk = w->k_pad / MT_QBLOCK;
@@ -256,10 +265,18 @@ VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep 
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         switch (bits) {
-        case 8: I8_CASE(8); break;
-        case 4: I8_CASE(4); break;
-        case 3: I8_CASE(3); break;
-        default: I8_CASE(2); break;
+        case 8:
+            I8_CASE(8);
+            break;
+        case 4:
+            I8_CASE(4);
+            break;
+        case 3:
+            I8_CASE(3);
+            break;
+        default:
+            I8_CASE(2);
+            break;
         }
     }
 }
@@ -282,9 +299,9 @@ void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n)
 {
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((void *)(out + i),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i),
-                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        _mm256_storeu_si256(
+            (void *)(out + i),
+            _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     for (; i < n; i++)
         out[i] = mt_q_f32_to_f16(x[i]);
 }

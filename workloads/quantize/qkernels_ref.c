@@ -50,8 +50,8 @@ void mt_q_gemm_i8_ref(const struct mt_qtensor *w, const struct mt_qprep *p, floa
                 for (size_t j = u * w->unit_len; j < (u + 1) * w->unit_len; j++)
                     isum += (int32_t)mt_qtensor_code(w, r, j) * a[j];
                 size_t mi = mt_q_meta(w, r, u);
-                acc += w->scale[mi] * (float)isum +
-                       w->offset[mi] * (float)p->asum[i * p->units + u];
+                acc +=
+                    w->scale[mi] * (float)isum + w->offset[mi] * (float)p->asum[i * p->units + u];
             }
             y[i * w->n + r] = p->sa[i] * acc;
         }

@@ -13,10 +13,8 @@
 
 #define SLAB_ALIGN 64
 
-static const char *const lin_names[MT_LIN_COUNT] = {"qkv", "attn_proj", "fc", "fc_proj",
-                                                     "lm_head"};
-static const enum mt_gpt_param lin_bias[4] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB,
-                                              MT_P_FCPROJB};
+static const char *const lin_names[MT_LIN_COUNT] = {"qkv", "attn_proj", "fc", "fc_proj", "lm_head"};
+static const enum mt_gpt_param lin_bias[4] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB, MT_P_FCPROJB};
 
 static int is_linear_weight(int p)
 {
@@ -30,7 +28,10 @@ static double wall(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static size_t round_up(size_t x) { return (x + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN; }
+static size_t round_up(size_t x)
+{
+    return (x + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN;
+}
 
 static int qhook(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
                  size_t rows)
@@ -38,8 +39,8 @@ static int qhook(void *user, size_t layer, enum mt_linear which, const float *in
     struct mt_qmodel *qm = user;
     if (which == MT_LIN_LMHEAD && !qm->opts.embedding)
         return mt_gpt_linear_default(qm->m, layer, which, in, out, rows);
-    struct mt_qlayer *ql = &qm->layers[which == MT_LIN_LMHEAD ? qm->n_layers - 1
-                                                              : 4 * layer + (size_t)which];
+    struct mt_qlayer *ql =
+        &qm->layers[which == MT_LIN_LMHEAD ? qm->n_layers - 1 : 4 * layer + (size_t)which];
     if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, MT_QIMPL_AUTO, qm->hook_err,
                  sizeof qm->hook_err))
         return -1;
@@ -74,8 +75,7 @@ static int compact_weights(struct mt_gpt *m, size_t *fp32_bytes)
     int prev = mt_memcat_set(MT_MEM_WEIGHTS);
     unsigned char *slab = aligned_alloc(SLAB_ALIGN, total);
     mt_memcat_set(prev);
-    if (!slab)
-        return -1;
+    if (!slab) return -1;
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         if (is_linear_weight(p)) {
@@ -86,7 +86,8 @@ static int compact_weights(struct mt_gpt *m, size_t *fp32_bytes)
         size_t bytes = m->param_len[p] * sizeof(float);
         memcpy(slab + off, m->param[p], bytes);
         m->param[p] = (float *)(void *)(slab + off);
-        mt_memcat_report(slab + off, bytes, MT_MEM_WEIGHTS, mt_gpt_param_name((enum mt_gpt_param)p));
+        mt_memcat_report(slab + off, bytes, MT_MEM_WEIGHTS,
+                         mt_gpt_param_name((enum mt_gpt_param)p));
         off += round_up(bytes);
     }
     free(m->params);
@@ -115,12 +116,13 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
                     char *err, size_t errlen)
 {
     *out = NULL;
-    if (mt_qformat_check(&o->fmt, err, errlen))
-        return -1;
+    if (mt_qformat_check(&o->fmt, err, errlen)) return -1;
     if (o->act == MT_QACT_INT8 && o->fmt.scheme != MT_QS_LINEAR_ASYM &&
         o->fmt.scheme != MT_QS_LINEAR_SYM) {
-        snprintf(err, errlen, "activations=int8-dynamic needs scheme linear-asym or "
-                              "linear-sym, not %s", mt_qscheme_name(o->fmt.scheme));
+        snprintf(err, errlen,
+                 "activations=int8-dynamic needs scheme linear-asym or "
+                 "linear-sym, not %s",
+                 mt_qscheme_name(o->fmt.scheme));
         return -1;
     }
     if (!m->param[MT_P_QKVW]) {
@@ -129,15 +131,13 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
     }
     struct mt_qmodel *qm = calloc(1, sizeof *qm);
     size_t L = m->cfg.n_layer;
-    if (!qm)
-        goto oom;
+    if (!qm) goto oom;
     qm->m = m;
     qm->opts = *o;
     qm->n_layers = 4 * L + (o->embedding ? 1 : 0);
     qm->layers = calloc(qm->n_layers, sizeof *qm->layers);
     qm->ws = mt_qws_create();
-    if (!qm->layers || !qm->ws)
-        goto oom;
+    if (!qm->layers || !qm->ws) goto oom;
     double t0 = wall();
     for (size_t i = 0; i < qm->n_layers; i++) {
         struct mt_qlayer *ql = &qm->layers[i];
@@ -149,11 +149,9 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
             snprintf(ql->name, sizeof ql->name, "h%zu.%s", ql->layer, lin_names[ql->which]);
         float *w, *b;
         mt_gpt_linear_weights(m, ql->layer, ql->which, &w, &b, &ql->in_dim, &ql->out_dim);
-        if (pack_layer(qm, ql, w, err, errlen))
-            goto fail;
+        if (pack_layer(qm, ql, w, err, errlen)) goto fail;
     }
-    if (compact_weights(m, &qm->fp32_bytes))
-        goto oom;
+    if (compact_weights(m, &qm->fp32_bytes)) goto oom;
     if (o->embedding) /* the decoded copy only stands in for a lookup hook: see qmodel.h */
         qm->fp32_bytes -= m->param_len[MT_P_WTE] * sizeof(float);
     /* Past this point m has no fp32 linear weights: nothing below may fail. */
@@ -184,8 +182,7 @@ fail:
 
 void mt_qmodel_free(struct mt_qmodel *qm)
 {
-    if (!qm)
-        return;
+    if (!qm) return;
     if (qm->m->hook.user == qm) {
         qm->m->hook.matmul = NULL;
         qm->m->hook.user = NULL;
@@ -195,7 +192,10 @@ void mt_qmodel_free(struct mt_qmodel *qm)
     free(qm);
 }
 
-size_t mt_qmodel_bytes(const struct mt_qmodel *qm) { return qm->packed_bytes + qm->fp32_bytes; }
+size_t mt_qmodel_bytes(const struct mt_qmodel *qm)
+{
+    return qm->packed_bytes + qm->fp32_bytes;
+}
 
 double mt_qmodel_bits_per_weight(const struct mt_qmodel *qm)
 {

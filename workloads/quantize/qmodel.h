@@ -40,26 +40,26 @@ struct mt_qmodel_opts {
 };
 
 struct mt_qlayer {
-    size_t layer;          /* block index; n_layer for the LM head */
+    size_t layer; /* block index; n_layer for the LM head */
     enum mt_linear which;
-    char name[32];         /* "h0.qkv", "h3.fc_proj", "lm_head" */
+    char name[32]; /* "h0.qkv", "h3.fc_proj", "lm_head" */
     struct mt_qtensor *q;
-    const float *bias;     /* fp32, in the model's weight slab; NULL for the head */
+    const float *bias; /* fp32, in the model's weight slab; NULL for the head */
     size_t in_dim, out_dim;
-    double mse, maxabs;    /* against the fp32 weights it replaced */
+    double mse, maxabs; /* against the fp32 weights it replaced */
 };
 
 struct mt_qmodel {
-    struct mt_gpt *m;      /* borrowed; its hook points at us while we live */
+    struct mt_gpt *m; /* borrowed; its hook points at us while we live */
     struct mt_qmodel_opts opts;
     struct mt_qlayer *layers; /* 4 per block (index 4*l + which), then the head if packed */
     size_t n_layers;
     struct mt_qws *ws;
-    size_t packed_bytes;   /* sum of mt_qtensor_bytes over the packed layers */
-    size_t packed_params;  /* weights those layers hold */
-    size_t fp32_bytes;     /* the fp32 tensors the model still stores (exact, no padding) */
-    double pack_seconds;   /* wall time of fitting + packing */
-    char hook_err[256];    /* message of the last failed hook call */
+    size_t packed_bytes;  /* sum of mt_qtensor_bytes over the packed layers */
+    size_t packed_params; /* weights those layers hold */
+    size_t fp32_bytes;    /* the fp32 tensors the model still stores (exact, no padding) */
+    double pack_seconds;  /* wall time of fitting + packing */
+    char hook_err[256];   /* message of the last failed hook call */
 };
 
 /* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is

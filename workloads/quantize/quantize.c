@@ -58,8 +58,7 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
     }
     if (mt_qgran_from_name(gran, &o->fmt.gran))
         return mt_error(ctx, "unknown granularity '%s'", gran);
-    if (mt_qformat_check(&o->fmt, err, sizeof err))
-        return mt_error(ctx, "%s", err);
+    if (mt_qformat_check(&o->fmt, err, sizeof err)) return mt_error(ctx, "%s", err);
     return 0;
 }
 
@@ -77,19 +76,16 @@ static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
 
 /* Batch-1 decoding with a KV cache over the first bytes of the validation split, one
  * token at a time, repeated until at least 0.3 s have been timed. */
-static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                  size_t *kv_total)
+static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t *kv_total)
 {
     char err[512];
     size_t T = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256;
-    if (T > c->n_val)
-        T = c->n_val;
+    if (T > c->n_val) T = c->n_val;
     int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
     struct mt_gpt_kv *kv;
     int rc = mt_gpt_kv_create(&kv, &m->cfg, T, err, sizeof err);
     mt_mem_category(ctx, prev);
-    if (rc)
-        return mt_error(ctx, "%s", err);
+    if (rc) return mt_error(ctx, "%s", err);
     *kv_total = kv->kv_bytes + kv->scratch_bytes;
     mt_region_begin(ctx, "decode");
     size_t tokens = 0;
@@ -103,8 +99,7 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     }
     mt_region_end(ctx, "decode");
     mt_gpt_kv_free(kv);
-    if (rc)
-        return mt_error(ctx, "decode: %s", err);
+    if (rc) return mt_error(ctx, "decode: %s", err);
     mt_metric(ctx, "decode_tokens_per_s", (double)tokens / dt, "tokens/s");
     return 0;
 }
@@ -124,8 +119,7 @@ static int run(struct mt_ctx *ctx)
     if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
         read_opts(ctx, &o, seed))
         return -1;
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus))
-        return -1;
+    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     struct mt_wl_train_stats st;
     if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
         goto out;
@@ -146,17 +140,15 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
     report_layers(ctx, qm);
     mt_log(ctx, MT_LOG_INFO, "%s %u-bit %s: %zu packed bytes (%.3f bits/weight) + %zu fp32",
-           mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran),
-           qm->packed_bytes, mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
+           mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran), qm->packed_bytes,
+           mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
     size_t kv_bytes = 0;
     mt_region_begin(ctx, "infer");
     rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    if (rc == 0)
-        rc = decode(ctx, m, &corpus, &kv_bytes);
+    if (rc == 0) rc = decode(ctx, m, &corpus, &kv_bytes);
     mt_region_end(ctx, "infer");
-    if (rc)
-        goto out;
+    if (rc) goto out;
     size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + qm->packed_bytes +
                      m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
                      mt_qws_bytes(qm->ws) + kv_bytes;
@@ -173,8 +165,7 @@ out:
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
-    if (mt_wl_model_config(ctx, NULL, &cfg))
-        return 0;
+    if (mt_wl_model_config(ctx, NULL, &cfg)) return 0;
     /* Training the baseline when it is not cached dominates. */
     return mt_wl_estimate_bytes(&cfg, (size_t)mt_param_int(ctx, "batch"),
                                 cfg.seq_len < 128 ? cfg.seq_len : 128);
