@@ -223,35 +223,49 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 {
     const uint8_t *row = w->codes + r * w->row_bytes;
     const size_t bb = (size_t)bits * 8, nblk = w->k_pad / MT_QBLOCK;
-    const size_t blocks_per_unit = w->unit_len >= MT_QBLOCK ? w->unit_len / MT_QBLOCK : 0;
     const int8_t *as[4];
-    __m512i acc[4];
+    __m512i acc[4], acc2[4];
     float accf[4];
     for (int m = 0; m < MT; m++) {
         as[m] = p->qa + (i0 + m) * p->k_pad;
-        acc[m] = _mm512_setzero_si512();
         accf[m] = 0.0f;
     }
-    size_t left = blocks_per_unit, u = 0;
-    for (size_t b = 0; b < nblk; b++) {
-        const __m512i cw = unpack64(row + b * bb, bits);
-        for (int m = 0; m < MT; m++)
-            acc[m] = _mm512_dpbusd_epi32(acc[m], cw, _mm512_loadu_si512(as[m] + b * MT_QBLOCK));
-        if (!blocks_per_unit) { /* 32-column groups: two units per block */
+#define DOT(accv, blk)                                                                             \
+    do {                                                                                           \
+        const __m512i cw = unpack64(row + (blk)*bb, bits);                                         \
+        for (int m = 0; m < MT; m++)                                                               \
+            accv[m] =                                                                              \
+                _mm512_dpbusd_epi32(accv[m], cw, _mm512_loadu_si512(as[m] + (blk)*MT_QBLOCK));     \
+    } while (0)
+    if (w->unit_len < MT_QBLOCK) { /* 32-column groups: two units per block */
+        for (size_t b = 0; b < nblk; b++) {
+            for (int m = 0; m < MT; m++)
+                acc[m] = _mm512_setzero_si512();
+            DOT(acc, b);
             for (int m = 0; m < MT; m++) {
                 FLUSH_UNIT(m, 2 * b, _mm512_mask_reduce_add_epi32(0x00ff, acc[m]));
                 FLUSH_UNIT(m, 2 * b + 1, _mm512_mask_reduce_add_epi32(0xff00, acc[m]));
-                acc[m] = _mm512_setzero_si512();
             }
-        } else if (--left == 0) {
-            for (int m = 0; m < MT; m++) {
-                FLUSH_UNIT(m, u, _mm512_reduce_add_epi32(acc[m]));
-                acc[m] = _mm512_setzero_si512();
+        }
+    } else {
+        /* Even and odd blocks of a unit go to two accumulators, so two vpdpbusd chains
+         * run side by side; their sum is the same exact integer. */
+        const size_t per_unit = w->unit_len / MT_QBLOCK;
+        for (size_t u = 0; u < w->units_per_row; u++) {
+            const size_t b0 = u * per_unit;
+            for (int m = 0; m < MT; m++)
+                acc[m] = acc2[m] = _mm512_setzero_si512();
+            size_t b = 0;
+            for (; b + 2 <= per_unit; b += 2) {
+                DOT(acc, b0 + b);
+                DOT(acc2, b0 + b + 1);
             }
-            u++;
-            left = blocks_per_unit;
+            if (b < per_unit) DOT(acc, b0 + b);
+            for (int m = 0; m < MT; m++)
+                FLUSH_UNIT(m, u, _mm512_reduce_add_epi32(_mm512_add_epi32(acc[m], acc2[m])));
         }
     }
+#undef DOT
     for (int m = 0; m < MT; m++)
         y[(i0 + m) * w->n + r] = p->sa[i0 + m] * accf[m];
 }
