@@ -176,6 +176,7 @@ static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, si
     if (rc == 0) {
         mt_cli_catch_stop();
         struct mt_runner_opts ro = mt_cli_runner_opts(co);
+        ro.shared_cores = jobs > 1;
         struct mt_sched_opts so = {.runner = &ro,
                                    .jobs = jobs,
                                    .mem_budget = budget,

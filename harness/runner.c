@@ -202,6 +202,10 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
             dup2(out, 2);
         }
         if (in >= 0) dup2(in, 0);
+        /* Spinning OpenMP workers steal the cores of the runs (or ranks) beside them:
+         * measured here, a training step went from 40 ms to 730 ms. A user's own setting
+         * wins. */
+        if (o->shared_cores || job->ranks > 1) setenv("OMP_WAIT_POLICY", "passive", 0);
         if (job->ranks > 1) {
             /* More ranks than cores is a valid experiment here (4 ranks on 2 cores);
              * Open MPI refuses it unless told. A user's own setting wins. */

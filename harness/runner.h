@@ -46,6 +46,8 @@ struct mt_runner_opts {
     const char *heap_mode;    /* "full", "sampled" or "off" */
     const char *launcher;     /* template with {ranks}, for multi-rank workloads */
     int keep_scratch;         /* keep the per-run folder after it is recorded */
+    int shared_cores;         /* runs share the cores (--jobs > 1): OpenMP threads sleep
+                                 instead of spinning while they wait */
 };
 
 struct mt_job {
