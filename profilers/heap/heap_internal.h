@@ -33,11 +33,14 @@ struct mt_heap_site {
     uint32_t depth;
     uint32_t cat;
     double allocs, bytes, live, temporary, leaked_bytes, leaked_allocs;
+    double live_allocs;  /* blocks (and mapping pieces) of the site still live */
     double peak_live;    /* live at the last global peak (valid when peak_epoch matches) */
     uint64_t peak_epoch; /* the global epoch peak_live was taken in */
 };
 
-/* One live block from malloc and friends, keyed by address (0 = empty slot). */
+/* One live block of at least a page from malloc and friends, keyed by address (0 = empty
+ * slot): what mt_memcat_report searches for the block around a tensor. Every block's own
+ * size, site and category are in its header (heap_preload.c), not here. */
 struct mt_heap_rec {
     uintptr_t ptr;
     uint64_t size;
@@ -45,7 +48,7 @@ struct mt_heap_rec {
     uint8_t cat;
     uint8_t flags; /* MT_REC_TENSORS */
 };
-enum { MT_REC_TENSORS = 1 };
+enum { MT_REC_TENSORS = 1, MT_REC_TRACKED = 2, MT_REC_TABLE = 4 };
 
 /* One live anonymous private mapping (or the part of it still mapped). */
 struct mt_heap_map {
@@ -165,10 +168,8 @@ struct mt_heap_real {
     void *(*calloc)(size_t, size_t);
     void *(*realloc)(void *, size_t);
     int (*posix_memalign)(void **, size_t, size_t);
-    void *(*aligned_alloc)(size_t, size_t);
+    size_t (*malloc_usable_size)(void *);
     void *(*memalign)(size_t, size_t);
-    void *(*valloc)(size_t);
-    void *(*pvalloc)(size_t);
     void *(*mmap)(void *, size_t, int, int, int, off_t);
     int (*munmap)(void *, size_t);
     void *(*mremap)(void *, size_t, size_t, int, ...);

@@ -70,6 +70,43 @@ static int in_boot_pool(const void *p)
     return (const char *)p >= boot_pool && (const char *)p < boot_pool + sizeof boot_pool;
 }
 
+/* ---- block headers -------------------------------------------------------------------
+ *
+ * Every block the malloc family hands out carries 16 bytes of ours right below it: its
+ * requested size, site and category. A free reads them next to glibc's own chunk header,
+ * in a cache line glibc touches anyway, so exact per-category counters cost no table
+ * lookup (a table of every live block cost a cache miss per malloc and per free). The
+ * real block starts 2^shift bytes lower (16; an aligned block's alignment). */
+struct mt_heap_hdr {
+    uint64_t size; /* requested */
+    uint32_t site; /* MT_HEAP_NO_SITE when the block has no stack */
+    uint8_t cat;
+    uint8_t flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
+    uint8_t shift;
+    uint8_t magic;
+};
+enum { HDR = 16, HDR_SHIFT = 4, HDR_MAGIC = 0xa5 };
+_Static_assert(sizeof(struct mt_heap_hdr) == HDR, "header size");
+
+static inline struct mt_heap_hdr *hdr_of(const void *p)
+{
+    return (struct mt_heap_hdr *)p - 1;
+}
+
+/* Writes the header of a fresh real block; returns the pointer handed out. */
+static inline void *hdr_init(void *real, unsigned shift, uint64_t n)
+{
+    char *p = (char *)real + ((size_t)1 << shift);
+    struct mt_heap_hdr *h = hdr_of(p);
+    h->size = n;
+    h->site = MT_HEAP_NO_SITE;
+    h->cat = 0;
+    h->flags = 0;
+    h->shift = (uint8_t)shift;
+    h->magic = HDR_MAGIC;
+    return p;
+}
+
 static atomic_int init_state; /* 0 none, 1 in progress, 2 done */
 
 void mt_heap_yield(void)
@@ -149,10 +186,8 @@ static void init_slow(void)
     R.calloc = resolve("calloc");
     R.realloc = resolve("realloc");
     R.posix_memalign = resolve("posix_memalign");
-    R.aligned_alloc = resolve("aligned_alloc");
+    R.malloc_usable_size = resolve("malloc_usable_size");
     R.memalign = resolve("memalign");
-    R.valloc = resolve("valloc");
-    R.pvalloc = resolve("pvalloc");
     R.mmap = resolve("mmap");
     R.munmap = resolve("munmap");
     R.mremap = resolve("mremap");
@@ -312,16 +347,6 @@ static inline size_t rec_slot(uintptr_t p, unsigned shift)
     return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> shift);
 }
 
-/* Starts loading the table slot of p (and the block's malloc header) while other work
- * goes on: a record lookup is one cache miss, and so is glibc's free. Racy reads are fine,
- * a prefetch never faults. */
-static inline void rec_prefetch(const void *p)
-{
-    struct mt_heap_rec *t = __atomic_load_n(&G.recs, __ATOMIC_RELAXED);
-    unsigned shift = __atomic_load_n(&G.rec_shift, __ATOMIC_RELAXED);
-    if (t) __builtin_prefetch(&t[rec_slot((uintptr_t)p, shift)], 1);
-}
-
 static int grow_recs(void)
 {
     size_t cap = G.rec_cap ? G.rec_cap * 2 : (1u << 14);
@@ -430,6 +455,7 @@ static inline void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site
         s->allocs += w;
         s->bytes += w * (double)n;
         s->live += w * (double)n;
+        s->live_allocs += w;
     }
     G.c.live_total += (long long)n;
     if (G.c.live_total > G.c.peak_total) {
@@ -464,6 +490,7 @@ static void account_free(const struct mt_heap_rec *r)
     G.c.frees[r->cat]++;
     double w = r->site != MT_HEAP_NO_SITE ? sample_weight(r->size) : 1.0;
     account_release(r->size, r->cat, r->site, w);
+    if (r->site != MT_HEAP_NO_SITE) mt_heap_site_at(r->site)->live_allocs -= w;
     if (r->ptr == G.last_alloc) {
         if (r->site != MT_HEAP_NO_SITE) mt_heap_site_at(r->site)->temporary += w;
         G.last_alloc = 0;
@@ -720,11 +747,16 @@ static inline int lock_tracking(void)
 static inline __attribute__((always_inline)) void record_block(void *p, uint64_t n, int cat,
                                                                uint32_t site)
 {
-    struct mt_heap_rec old;
-    int had = rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &old);
-    if (MT_UNLIKELY(had == 1)) /* a block we missed the free of: forget it */
-        account_free(&old);
-    if (MT_LIKELY(had >= 0)) account_alloc((uintptr_t)p, n, cat, site);
+    struct mt_heap_hdr *h = hdr_of(p);
+    uint8_t flags = MT_REC_TRACKED;
+    if (MT_UNLIKELY(n >= (uint64_t)G.page_size)) { /* a block tensors may be reported in */
+        struct mt_heap_rec stale;
+        if (rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &stale) >= 0) flags |= MT_REC_TABLE;
+    }
+    h->site = site;
+    h->cat = (uint8_t)cat;
+    h->flags = flags;
+    account_alloc((uintptr_t)p, n, cat, site);
     mt_heap_unlock();
     if (MT_UNLIKELY((G.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
 }
@@ -752,7 +784,6 @@ static inline __attribute__((always_inline)) int record_unsampled(void *p, uint6
 
 static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
 {
-    rec_prefetch(p);
     struct mt_heap_stack st;
     stack_for(&st, n, anchor);
     record_alloc_with(p, n, &st);
@@ -775,21 +806,72 @@ static inline int should_record(void)
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
 
+/* A real block of n + 16 bytes with its header; NULL (errno set) when it cannot. */
+static inline void *plain_alloc(size_t n)
+{
+    size_t total;
+    if (MT_UNLIKELY(__builtin_add_overflow(n, (size_t)HDR, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *real = R.malloc(total);
+    return real ? hdr_init(real, HDR_SHIFT, n) : NULL;
+}
+
+/* A block aligned to `align` (a power of two): the header sits in the alignment's room. */
+static void *aligned_alloc_block(size_t align, size_t n)
+{
+    if (align <= HDR) return plain_alloc(n);
+    size_t total;
+    if (__builtin_add_overflow(n, align, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *real = R.memalign(align, total);
+    return real ? hdr_init(real, (unsigned)__builtin_ctzl(align), n) : NULL;
+}
+
+/* memalign's rule: an alignment that is not a power of two is rounded up to one. */
+static int round_align(size_t *align)
+{
+    size_t a = *align < HDR ? HDR : *align;
+    if (a & (a - 1)) {
+        if (a > (SIZE_MAX >> 1)) return -1;
+        a = (size_t)1 << (64 - __builtin_clzl(a));
+    }
+    *align = a;
+    return 0;
+}
+
+/* Takes a block out of the counters (and the table). Lock not held. */
+static void forget_block(void *p, const struct mt_heap_hdr *h)
+{
+    struct mt_heap_rec r = {
+        .ptr = (uintptr_t)p, .size = h->size, .site = h->site, .cat = h->cat, .flags = h->flags};
+    if (!lock_tracking()) return;
+    if (r.flags & MT_REC_TABLE) {
+        struct mt_heap_rec gone;
+        rec_take(r.ptr, &gone);
+    }
+    account_free(&r);
+    mt_heap_unlock();
+}
+
 MT_EXPORT void *malloc(size_t n)
 {
     if (MT_UNLIKELY(!R.malloc)) {
         if (tls.in_init) return boot_alloc(n);
         ensure_init();
     }
-    void *p = R.malloc(n);
+    void *p = plain_alloc(n);
     RECORD(p, n);
     return p;
 }
 
 MT_EXPORT void *calloc(size_t a, size_t b)
 {
-    size_t n;
-    if (__builtin_mul_overflow(a, b, &n)) {
+    size_t n, total;
+    if (__builtin_mul_overflow(a, b, &n) || __builtin_add_overflow(n, (size_t)HDR, &total)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -797,7 +879,8 @@ MT_EXPORT void *calloc(size_t a, size_t b)
         if (tls.in_init) return boot_alloc(n); /* the pool is static, hence zeroed */
         ensure_init();
     }
-    void *p = R.calloc(a, b);
+    void *real = R.calloc(1, total);
+    void *p = real ? hdr_init(real, HDR_SHIFT, n) : NULL;
     RECORD(p, n);
     return p;
 }
@@ -806,23 +889,31 @@ MT_EXPORT void free(void *p)
 {
     if (!p || MT_UNLIKELY(in_boot_pool(p))) return;
     ensure_init();
-    if (should_record()) {
-        rec_prefetch(p);
-        __builtin_prefetch((char *)p - 16); /* glibc's chunk header, read by R.free */
-        tls.guard = 1;
-        if (lock_tracking()) {
-            struct mt_heap_rec r;
-            if (rec_take((uintptr_t)p, &r)) account_free(&r);
-            mt_heap_unlock();
-        }
-        tls.guard = 0;
+    struct mt_heap_hdr *h = hdr_of(p);
+    if (MT_UNLIKELY(h->magic != HDR_MAGIC)) { /* not ours: should not happen */
+        R.free(p);
+        return;
     }
-    R.free(p);
+    if ((h->flags & MT_REC_TRACKED) && should_record()) forget_block(p, h);
+    R.free((char *)p - ((size_t)1 << h->shift));
+}
+
+MT_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p) return 0;
+    if (in_boot_pool(p)) return ((size_t *)p)[-2];
+    ensure_init();
+    const struct mt_heap_hdr *h = hdr_of(p);
+    if (!R.malloc_usable_size) return h->magic == HDR_MAGIC ? h->size : 0;
+    if (h->magic != HDR_MAGIC) return R.malloc_usable_size(p);
+    size_t off = (size_t)1 << h->shift;
+    return R.malloc_usable_size((char *)p - off) - off;
 }
 
 /* realloc is a free of the old block and an allocation of the new one at the caller's
- * stack. The old record is taken out first so no other thread can confuse it with a new
- * block at the same address, and put back untouched if the real realloc fails. */
+ * stack. A block in the record table is taken out of it first, so no other thread can
+ * confuse it with a new block at the same address, and put back if the realloc fails. An
+ * aligned block moves to a plain one (glibc's realloc keeps no alignment either). */
 MT_EXPORT void *realloc(void *p, size_t n)
 {
     if (MT_UNLIKELY(p && in_boot_pool(p))) {
@@ -834,32 +925,63 @@ MT_EXPORT void *realloc(void *p, size_t n)
         return q;
     }
     ensure_init();
-    if (!should_record()) return R.realloc(p, n);
-    tls.guard = 1;
+    if (!p) {
+        void *q = plain_alloc(n);
+        RECORD(q, n);
+        return q;
+    }
+    struct mt_heap_hdr *h = hdr_of(p);
+    if (MT_UNLIKELY(h->magic != HDR_MAGIC)) return R.realloc(p, n); /* not ours */
+    if (n == 0) { /* glibc: frees the block, returns NULL */
+        free(p);
+        return NULL;
+    }
+    struct mt_heap_rec old = {
+        .ptr = (uintptr_t)p, .size = h->size, .site = h->site, .cat = h->cat, .flags = h->flags};
+    size_t off = (size_t)1 << h->shift;
+    int rec = should_record();
+    int tracked = rec && (old.flags & MT_REC_TRACKED), in_table = 0;
     struct mt_heap_stack st;
     st.sampled = 0;
-    if (n) stack_for(&st, n, (uintptr_t)__builtin_frame_address(0));
-    struct mt_heap_rec old;
-    int had = 0;
-    if (p && lock_tracking()) {
-        had = rec_take((uintptr_t)p, &old);
-        mt_heap_unlock();
-    }
-    void *q = R.realloc(p, n);
-    if (lock_tracking()) {
-        if (!q && n && p) {
-            struct mt_heap_rec stale;
-            if (had) rec_put(old.ptr, old.size, old.site, old.cat, old.flags, &stale);
-        } else {
-            if (had) account_free(&old);
+    if (rec) {
+        tls.guard = 1;
+        stack_for(&st, n, (uintptr_t)__builtin_frame_address(0));
+        if (tracked && (old.flags & MT_REC_TABLE) && lock_tracking()) {
+            struct mt_heap_rec gone;
+            in_table = rec_take(old.ptr, &gone);
             mt_heap_unlock();
-            if (q) record_alloc_with(q, n, &st);
-            tls.guard = 0;
-            return q;
         }
-        mt_heap_unlock();
     }
-    tls.guard = 0;
+    void *q;
+    if (off == HDR) {
+        size_t total;
+        void *real = NULL;
+        if (__builtin_add_overflow(n, (size_t)HDR, &total))
+            errno = ENOMEM;
+        else
+            real = R.realloc((char *)p - HDR, total);
+        q = real ? hdr_init(real, HDR_SHIFT, n) : NULL;
+    } else {
+        q = plain_alloc(n);
+        if (q) {
+            memcpy(q, p, old.size < n ? old.size : n);
+            R.free((char *)p - off);
+        }
+    }
+    if (rec) {
+        if (!q) {
+            if (in_table && lock_tracking()) {
+                struct mt_heap_rec stale;
+                rec_put(old.ptr, old.size, old.site, old.cat, old.flags, &stale);
+                mt_heap_unlock();
+            }
+        } else if (lock_tracking()) {
+            if (tracked) account_free(&old);
+            mt_heap_unlock();
+            record_alloc_with(q, n, &st);
+        }
+        tls.guard = 0;
+    }
     return q;
 }
 
@@ -876,15 +998,24 @@ MT_EXPORT void *reallocarray(void *p, size_t a, size_t b)
 MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
     ensure_init();
-    int rc = R.posix_memalign(out, align, n);
-    if (rc == 0) RECORD(*out, n);
-    return rc;
+    if (!align || (align & (align - 1)) || align % sizeof(void *)) return EINVAL;
+    int saved = errno;
+    void *p = aligned_alloc_block(align, n);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    RECORD(p, n);
+    return 0;
 }
 
 MT_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
     ensure_init();
-    void *p = R.aligned_alloc(align, n);
+    if (round_align(&align) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = aligned_alloc_block(align, n);
     RECORD(p, n);
     return p;
 }
@@ -892,7 +1023,11 @@ MT_EXPORT void *aligned_alloc(size_t align, size_t n)
 MT_EXPORT void *memalign(size_t align, size_t n)
 {
     ensure_init();
-    void *p = R.memalign(align, n);
+    if (round_align(&align) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = aligned_alloc_block(align, n);
     RECORD(p, n);
     return p;
 }
@@ -900,7 +1035,7 @@ MT_EXPORT void *memalign(size_t align, size_t n)
 MT_EXPORT void *valloc(size_t n)
 {
     ensure_init();
-    void *p = R.valloc(n);
+    void *p = aligned_alloc_block((size_t)G.page_size, n);
     RECORD(p, n);
     return p;
 }
@@ -908,11 +1043,13 @@ MT_EXPORT void *valloc(size_t n)
 MT_EXPORT void *pvalloc(size_t n)
 {
     ensure_init();
-    if (!R.pvalloc) {
+    size_t ps = (size_t)G.page_size, rounded;
+    if (__builtin_add_overflow(n, ps - 1, &rounded)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = R.pvalloc(n);
+    void *p = aligned_alloc_block(ps, rounded & ~(ps - 1));
+    if (p) hdr_of(p)->size = n; /* the requested size, as for every block */
     RECORD(p, n);
     return p;
 }
@@ -952,6 +1089,8 @@ static void map_remove(uintptr_t lo, uintptr_t hi)
         uintptr_t a = m.start > lo ? m.start : lo, b = m.end < hi ? m.end : hi;
         account_release(b - a, m.cat, m.site, m.weight);
         G.c.frees[m.cat] += (a == m.start && b == m.end);
+        if (m.site != MT_HEAP_NO_SITE && (a == m.start && b == m.end))
+            mt_heap_site_at(m.site)->live_allocs -= m.weight;
         if (a == m.start && b == m.end && m.start == G.last_alloc) { /* temporary, as free */
             if (m.site != MT_HEAP_NO_SITE) mt_heap_site_at(m.site)->temporary += m.weight;
             G.last_alloc = 0;
@@ -968,7 +1107,8 @@ static void map_remove(uintptr_t lo, uintptr_t hi)
             G.maps[i].end = a;
             struct mt_heap_map tail = m;
             tail.start = b;
-            map_add(&tail);
+            if (map_add(&tail) == 0 && m.site != MT_HEAP_NO_SITE) /* two pieces now */
+                mt_heap_site_at(m.site)->live_allocs += m.weight;
         }
         i++;
     }
@@ -1157,7 +1297,7 @@ MT_EXPORT void mt_heap_report_tensor(const void *ptr, size_t size, int cat, cons
             t.weight = r ? sample_weight(r->size) : m->weight;
         }
         if (r)
-            r->flags |= MT_REC_TENSORS;
+            hdr_of((const void *)r->ptr)->flags |= MT_REC_TENSORS; /* free reads the header */
         else
             m->flags |= MT_REC_TENSORS;
         move_bytes(&t, 0);
@@ -1231,22 +1371,20 @@ static void finish(void)
     atomic_store(&G.tracking, 0);
     for (size_t i = 0; i < G.site_count; i++)
         site_touch(mt_heap_site_at(i));
-    for (size_t i = 0; i < G.rec_cap; i++) {
-        const struct mt_heap_rec *r = &G.recs[i];
-        if (r->ptr && r->site != MT_HEAP_NO_SITE) {
-            struct mt_heap_site *s = mt_heap_site_at(r->site);
-            double w = sample_weight(r->size);
-            s->leaked_allocs += w;
-            s->leaked_bytes += w * (double)r->size;
-        }
+    /* Leaked = still live: each site's live blocks and bytes, with the bytes of tensors
+     * still inside them counted at the block's own site, not the tensor's. */
+    for (size_t i = 0; i < G.site_count; i++) {
+        struct mt_heap_site *s = mt_heap_site_at(i);
+        s->leaked_bytes = s->live;
+        s->leaked_allocs = s->live_allocs;
     }
-    for (size_t i = 0; i < G.map_count; i++) {
-        const struct mt_heap_map *m = &G.maps[i];
-        if (m->site != MT_HEAP_NO_SITE) {
-            struct mt_heap_site *s = mt_heap_site_at(m->site);
-            s->leaked_allocs += m->weight;
-            s->leaked_bytes += m->weight * (double)(m->end - m->start);
-        }
+    for (size_t i = 0; i < G.tensor_count; i++) {
+        const struct mt_heap_tensor *t = &G.tensors[i];
+        if (!t->block || t->site_from == MT_HEAP_NO_SITE || t->site_to == MT_HEAP_NO_SITE)
+            continue;
+        double wn = t->weight * (double)t->size;
+        mt_heap_site_at(t->site_from)->leaked_bytes += wn;
+        mt_heap_site_at(t->site_to)->leaked_bytes -= wn;
     }
     mt_heap_unlock();
 }
