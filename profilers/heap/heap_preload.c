@@ -471,7 +471,7 @@ static inline void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site
 }
 
 /* Removes `n` bytes of a block (all of it, or a partial unmap) from the counters. */
-static void account_release(uint64_t n, int cat, uint32_t site, double w)
+static inline void account_release(uint64_t n, int cat, uint32_t site, double w)
 {
     G.c.live[cat] -= (long long)n;
     G.c.live_total -= (long long)n;
@@ -484,7 +484,7 @@ static void account_release(uint64_t n, int cat, uint32_t site, double w)
 
 static void tensors_detach(uintptr_t block);
 
-static void account_free(const struct mt_heap_rec *r)
+static inline __attribute__((always_inline)) void account_free(const struct mt_heap_rec *r)
 {
     if (r->flags & MT_REC_TENSORS) tensors_detach(r->ptr);
     G.c.frees[r->cat]++;
@@ -844,7 +844,7 @@ static int round_align(size_t *align)
 }
 
 /* Takes a block out of the counters (and the table). Lock not held. */
-static void forget_block(void *p, const struct mt_heap_hdr *h)
+static inline __attribute__((always_inline)) void forget_block(void *p, const struct mt_heap_hdr *h)
 {
     struct mt_heap_rec r = {
         .ptr = (uintptr_t)p, .size = h->size, .site = h->site, .cat = h->cat, .flags = h->flags};
