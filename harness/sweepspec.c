@@ -128,16 +128,24 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
     int rc = 0;
     for (;;) {
         /* One item: up to the next comma outside quotes. */
-        size_t len = 0;
+        /* Whitespace outside quotes is not part of an item: `a, "b c" ,d` is
+         * {a, b c, d}. Inside quotes everything is kept verbatim. */
+        size_t len = 0, keep = 0; /* keep: length up to the last quoted character */
         int quoted = 0, was_quoted = 0;
+        while (*p == ' ' || *p == '\t') p++;
         while (*p && (quoted || *p != ',')) {
             if (*p == '"') {
                 quoted = !quoted;
                 was_quoted = 1;
+                keep = len;
             } else {
                 item[len++] = *p;
+                if (quoted) keep = len;
             }
             p++;
+        }
+        if (was_quoted) {
+            while (len > keep && (item[len - 1] == ' ' || item[len - 1] == '\t')) len--;
         }
         item[len] = '\0';
         if (quoted) {

@@ -83,6 +83,9 @@ static void test_values(void)
     CHECK(items_are("10..30:10, 64", "10 20 30 64"));
     CHECK(items_are(" tiny , small ", "tiny small"));
     CHECK(items_are("\"a,b\", c", "a,b c"));
+    /* Whitespace around quoted items is dropped, inside quotes it is kept. */
+    CHECK(items_are("\"2:4\", \"1:4\" ", "2:4 1:4"));
+    CHECK(items_are("\" pad \" ,x", " pad  x"));
     CHECK(items_are("1e-3, 3e-3", "1e-3 3e-3"));
     CHECK(items_fail("4..1", "empty range"));
     CHECK(items_fail("1..4:0", "step must be > 0"));
