@@ -558,11 +558,15 @@ struct sc_ent {
 
 /* Many stacks can share the hook's frame and return address (every scratch buffer a
  * GEMM library allocates, from each layer). A hint keeps, per (frame, return address),
- * the slot offsets of the last stack cached there; the set is chosen by the values now in
- * those slots, so such stacks spread over the sets. Any stack maps to some set the same
- * way at lookup and at fill; correctness never depends on the hint (entries are
- * validated). */
-enum { SC_HINTS = 256, SC_HINT_FRAMES = 16 };
+ * the slot offsets of the first 16 return addresses of a stack cached there; the set is
+ * chosen by the values now in those slots, so such stacks spread over the sets. A lookup
+ * tries each hint of its (frame, return address) in turn; a stack is filed under the hint
+ * of its own slot layout (one is added when none matches), so its key is made of its own
+ * return addresses. With a single hint per pair, a stack of another layout read locals
+ * in those slots, got a new key at every call and missed every time (half of a training
+ * run's allocations unwound, depending on ASLR). Correctness never depends on the hints
+ * (entries are validated). */
+enum { SC_HINTS = 128, SC_HINT_WAYS = 4, SC_HINT_FRAMES = 16 };
 struct sc_hint {
     uintptr_t anchor, ret;
     uint32_t n;
@@ -573,7 +577,8 @@ struct sc {
     uintptr_t lo, hi; /* this thread's stack */
     unsigned next[SC_SETS];
     uint64_t tag[SC_SETS][SC_WAYS]; /* e[s][w].key, contiguous: a lookup reads one line */
-    struct sc_hint hint[SC_HINTS];
+    struct sc_hint hint[SC_HINTS][SC_HINT_WAYS];
+    unsigned char hint_next[SC_HINTS]; /* the way to replace next when a row is full */
     struct sc_ent e[SC_SETS][SC_WAYS];
 };
 
@@ -654,6 +659,38 @@ struct mt_heap_stack {
     uintptr_t buf[MT_HEAP_MAX_FRAMES];
 };
 
+/* The lookup key of the stack now above anchor under a hint: its values in the hint's
+ * slots (all below the stack top, hence mapped: see sc_fill). */
+static inline uint64_t hint_key(const struct sc_hint *hint, uint64_t key0, uintptr_t anchor)
+{
+    uint64_t k = key0;
+    for (uint32_t i = 1; i < hint->n; i++)
+        k = (k ^ *(const uintptr_t *)(anchor + hint->off[i])) * 0x100000001b3ULL;
+    return k;
+}
+
+/* Looks for the stack above anchor in set s under key k; fills st and returns 1 on a hit.
+ * Clears *rescan when a scan for this return address failed here before (costly). */
+static inline int sc_lookup(struct sc *c, unsigned s, uint64_t k, uintptr_t anchor, uintptr_t ret,
+                            struct mt_heap_stack *st, int *rescan)
+{
+    for (int w = 0; w < SC_WAYS; w++) {
+        struct sc_ent *e = &c->e[s][w];
+        if (c->tag[s][w] != k || e->anchor != anchor) continue;
+        if (e->failed) {
+            *rescan &= e->ips[0] != ret;
+        } else if (sc_valid(e, anchor)) {
+            st->frames = e->ips;
+            st->depth = (int)e->depth;
+            st->hash = e->hash;
+            st->ent = e;
+            st->hit = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* anchor: the hook's __builtin_frame_address(0) (its return address lies right above). */
 static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64_t n,
                                                 uintptr_t anchor)
@@ -668,53 +705,76 @@ static __attribute__((noinline)) void stack_for(struct mt_heap_stack *st, uint64
     struct sc *c = sc_get();
     if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
     uintptr_t ret = c ? *(const uintptr_t *)(anchor + sizeof(uintptr_t)) : 0;
-    uint64_t key = mix64(anchor ^ (ret << 16));
-    struct sc_hint *hint = c ? &c->hint[key & (SC_HINTS - 1)] : NULL;
-    if (hint && hint->anchor == anchor && hint->ret == ret)
-        for (uint32_t k = 1; k < hint->n; k++) /* below hi: mapped (see sc_fill) */
-            key = (key ^ *(const uintptr_t *)(anchor + hint->off[k])) * 0x100000001b3ULL;
-    else
-        hint = NULL;
-    unsigned set = (unsigned)(mix64(key) & (SC_SETS - 1));
+    uint64_t key0 = mix64(anchor ^ (ret << 16));
+    size_t row = key0 & (SC_HINTS - 1);
+    uint64_t key = key0; /* the first candidate's key: where a failed scan is filed */
+    unsigned set = (unsigned)(mix64(key0) & (SC_SETS - 1));
     int rescan = c != NULL;
     if (c) {
-        for (int w = 0; w < SC_WAYS; w++) {
-            struct sc_ent *e = &c->e[set][w];
-            if (c->tag[set][w] != key || e->anchor != anchor) continue;
-            if (e->failed) {
-                rescan &= e->ips[0] != ret; /* the scan failed here before: it is costly */
-            } else if (sc_valid(e, anchor)) {
-                st->frames = e->ips;
-                st->depth = (int)e->depth;
-                st->hash = e->hash;
-                st->ent = e;
-                st->hit = 1;
-                return;
+        int any = 0, first = 1;
+        for (int h = 0; h <= SC_HINT_WAYS; h++) {
+            uint64_t k = key0;
+            if (h < SC_HINT_WAYS) {
+                const struct sc_hint *hint = &c->hint[row][h];
+                if (hint->anchor != anchor || hint->ret != ret) continue;
+                k = hint_key(hint, key0, anchor);
+                any = 1;
+            } else if (any) {
+                break;
             }
+            unsigned s_ = (unsigned)(mix64(k) & (SC_SETS - 1));
+            if (first) {
+                key = k;
+                set = s_;
+                first = 0;
+            }
+            if (sc_lookup(c, s_, k, anchor, ret, st, &rescan)) return;
         }
     }
     st->depth = capture(st->buf);
     st->hash = hash_frames(st->buf, st->depth);
-    if (rescan) {
-        struct sc_ent *e = &c->e[set][c->next[set]++ % SC_WAYS];
+    if (!rescan) return;
+    struct sc_ent tmp;
+    if (!sc_fill(&tmp, c, anchor, st->buf, st->depth, st->hash)) {
+        unsigned w = c->next[set]++ % SC_WAYS;
+        struct sc_ent *e = &c->e[set][w];
         e->key = key;
-        c->tag[set][(c->next[set] - 1) % SC_WAYS] = key;
-        if (sc_fill(e, c, anchor, st->buf, st->depth, st->hash)) {
-            st->ent = e;
-            if (!hint) { /* later stacks from here pick their set by these slots */
-                hint = &c->hint[mix64(anchor ^ (ret << 16)) & (SC_HINTS - 1)];
-                hint->anchor = anchor;
-                hint->ret = ret;
-                hint->n = e->depth < SC_HINT_FRAMES ? e->depth : SC_HINT_FRAMES;
-                memcpy(hint->off, e->off, hint->n * sizeof *hint->off);
-            }
-        } else {
-            e->anchor = anchor;
-            e->failed = 1;
-            e->depth = 0;
-            e->ips[0] = ret;
-        }
+        c->tag[set][w] = key;
+        e->anchor = anchor;
+        e->failed = 1;
+        e->depth = 0;
+        e->ips[0] = ret;
+        return;
     }
+    /* File it under the hint whose slots are this stack's own (a new one if none is):
+     * then its key is made of its own return addresses, the same at every lookup. */
+    uint32_t hn = tmp.depth < SC_HINT_FRAMES ? tmp.depth : SC_HINT_FRAMES;
+    struct sc_hint *hint = NULL;
+    for (int h = 0; h < SC_HINT_WAYS && !hint; h++) {
+        struct sc_hint *x = &c->hint[row][h];
+        if (x->anchor == anchor && x->ret == ret && x->n == hn &&
+            memcmp(x->off, tmp.off, hn * sizeof *x->off) == 0)
+            hint = x;
+    }
+    if (!hint) {
+        int h = 0;
+        while (h < SC_HINT_WAYS && c->hint[row][h].anchor)
+            h++;
+        if (h == SC_HINT_WAYS) h = c->hint_next[row]++ % SC_HINT_WAYS;
+        hint = &c->hint[row][h];
+        hint->anchor = anchor;
+        hint->ret = ret;
+        hint->n = hn;
+        memcpy(hint->off, tmp.off, hn * sizeof *hint->off);
+    }
+    key = hint_key(hint, key0, anchor);
+    set = (unsigned)(mix64(key) & (SC_SETS - 1));
+    unsigned w = c->next[set]++ % SC_WAYS;
+    struct sc_ent *e = &c->e[set][w];
+    memcpy(e, &tmp, sizeof tmp);
+    e->key = key;
+    c->tag[set][w] = key;
+    st->ent = e;
 }
 
 /* The site of a captured stack in category cat, from the stack cache when it knows it.
