@@ -1,17 +1,18 @@
 /* heap_preload.c — the LD_PRELOAD hooks and the in-memory tables of the heap profiler.
  *
  * What it is for: interposing malloc, calloc, realloc, reallocarray, free,
- * posix_memalign, aligned_alloc, memalign, valloc, pvalloc and anonymous private
- * mmap/munmap/mremap; recording every block (or, in sampled mode, exact counters for
- * every block and a stack for the sampled ones) under one lock, so that the global
- * peak and the per-site live bytes at that peak are exact; and the weak-symbol API of
- * memtrade/memcat.h. What it is not for: writing the report or resolving symbols
+ * malloc_usable_size, posix_memalign, aligned_alloc, memalign, valloc, pvalloc and
+ * anonymous private mmap/munmap/mremap; recording every block (or, in sampled mode, exact
+ * counters for every block and a stack for the sampled ones) under one lock, so that the
+ * global peak and the per-site live bytes at that peak are exact; and the weak-symbol API
+ * of memtrade/memcat.h. What it is not for: writing the report or resolving symbols
  * (heap_output.c), PAPI SDE (heap_sde.c).
  *
  * Hooks do three things, as heaptrack's do: lazy init, call the real function found with
  * dlsym(RTLD_NEXT), record. A static pool serves the calloc dlsym itself makes; a
  * thread-local guard makes allocations of our own (libunwind, libdw, SDE) pass through
- * unrecorded; tables live in pages from the real mmap, never from malloc.
+ * unrecorded; tables live in pages from the real mmap, never from malloc. Each block
+ * carries a 16-byte header of ours below it (see "block headers").
  */
 #define _GNU_SOURCE
 #include "heap_internal.h"
