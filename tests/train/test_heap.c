@@ -113,10 +113,16 @@ static void run_case(const char *self, const char *lib, const char *dir, char **
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
         int c = cats[i];
         printf(" %s %lld", mt_mem_cat_names[c], measured.v[c]);
-        if (measured.v[c] != (long long)engine[c])
+        /* The workspace category also holds what oneDNN allocates for itself inside a
+         * GEMM (the model tags those buffers as workspace, and the engine cannot know
+         * their size): there the profiler must see at least the engine's own buffers.
+         * Every other category belongs to the engine alone and must match exactly. */
+        int exact = c != MT_MEM_WORKSPACE;
+        int ok = exact ? measured.v[c] == (long long)engine[c] : measured.v[c] >= (long long)engine[c];
+        if (!ok)
             fprintf(stderr, "\n%s: profiler %lld, engine %zu\n", mt_mem_cat_names[c], measured.v[c],
                     engine[c]);
-        CHECK(measured.v[c] == (long long)engine[c]);
+        CHECK(ok);
         if (o.pool || (c != MT_MEM_ACTIVATIONS && c != MT_MEM_ACT_GRADS))
             CHECK(engine[c] == plan.bytes[c]);
     }
