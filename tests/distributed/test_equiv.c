@@ -1,7 +1,7 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b [steps [model [batch]]]
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b|bf16 [steps [model [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
  * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
@@ -10,6 +10,12 @@
  * differing by at most one float and summing to the parameter count.
  * tp, pp*: the logits of the first forward within 1e-5 of mt_gpt_forward, losses within
  * 1e-4 over the steps, final parameters within 1e-4 relative.
+ * bf16 (mixed precision): the bf16 all-reduce equals bf16(float(a) + float(b)) rounded
+ * by half.h's scalar reference, element for element; data parallel in bf16 against fp32:
+ * losses within 0.05, gradient traffic exactly half, gradient and weight bytes exactly
+ * 2 psi (half of fp32's), optimizer 12 psi (m, v, fp32 master); bf16 with overlapped
+ * buckets equal to one all-reduce; ZeRO-1 in bf16 against data parallel in bf16: losses
+ * within 1e-5 relative, optimizer bytes 12 times this rank's slice.
  * Every rank computes the single-process reference itself (it is small), so every rank
  * checks; a failed check exits 1, which mpirun turns into a failed job.
  */
@@ -21,6 +27,7 @@
 
 #include "data.h"
 #include "dist.h"
+#include "half.h"
 #include "gpt.h"
 #include "rng.h"
 #include "train.h"
@@ -147,6 +154,99 @@ static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
            res->zero_pred_optimizer, res->zero_pred_gradients);
 }
 
+/* The bf16 sum against the scalar reference: bf16(float(a) + float(b)), nearest even. */
+static void check_bf16_op(struct mt_dist *d)
+{
+    enum { N = 4096 };
+    uint16_t *buf = malloc(N * sizeof *buf), *want = malloc(N * sizeof *want);
+    CHECK(buf && want, "out of memory");
+    for (size_t i = 0; i < N; i++) { /* values of every sign and scale; ties included */
+        float a = ((float)(i % 97) - 48.0f) * ldexpf(1.0f, (int)(i % 23) - 11) / 7.0f;
+        float b = ((float)(i % 89) - 44.0f) * ldexpf(1.0f, (int)(i % 19) - 9) / 3.0f;
+        uint16_t ha = mt_half_from_float(MT_PREC_BF16, a), hb = mt_half_from_float(MT_PREC_BF16, b);
+        want[i] = mt_half_from_float(MT_PREC_BF16, mt_half_to_float(MT_PREC_BF16, ha) +
+                                                       mt_half_to_float(MT_PREC_BF16, hb));
+        buf[i] = d->rank % 2 ? hb : ha;
+    }
+    mt_dist_allreduce_bf16(d, buf, N);
+    if (d->nranks == 2) /* one addition: exact whatever the algorithm */
+        for (size_t i = 0; i < N; i++)
+            CHECK(buf[i] == want[i], "bf16 sum %zu: %#x, want %#x", i, buf[i], want[i]);
+    free(buf);
+    free(want);
+}
+
+/* bf16 data parallel against fp32, ZeRO-1 in bf16 against data parallel in bf16. */
+static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps, N = (size_t)d->nranks;
+    struct mt_dist_result f32, b16, res;
+    check_bf16_op(d);
+    job->strategy = MT_DIST_DP;
+    train(d, job, &f32);
+    job->bf16 = 1;
+    train(d, job, &b16);
+    for (size_t s = 0; s < steps; s++)
+        CHECK(fabs((double)b16.losses[s] - f32.losses[s]) <= 0.05, "step %zu: bf16 %.6f fp32 %.6f",
+              s, b16.losses[s], f32.losses[s]);
+    CHECK(b16.losses[steps - 1] < b16.losses[0] - 0.1, "bf16 loss did not fall: %.4f -> %.4f",
+          b16.losses[0], b16.losses[steps - 1]);
+    /* the gradient all-reduce is the only traffic: bf16 moves exactly half the bytes */
+    double want = (double)steps * 2.0 * (double)(N - 1) / (double)N * 2.0 * (double)psi;
+    CHECK(b16.bytes_sent * 2 == f32.bytes_sent && b16.bytes_recv * 2 == f32.bytes_recv &&
+              fabs(b16.bytes_sent - want) < 1,
+          "bf16 sent %.0f received %.0f, fp32 %.0f %.0f, want %.0f", b16.bytes_sent, b16.bytes_recv,
+          f32.bytes_sent, f32.bytes_recv, want);
+    CHECK(b16.peak[MT_MEM_GRADIENTS] == 2 * psi &&
+              2 * b16.peak[MT_MEM_GRADIENTS] == f32.peak[MT_MEM_GRADIENTS],
+          "gradients bf16 %zu B fp32 %zu B, psi %zu", b16.peak[MT_MEM_GRADIENTS],
+          f32.peak[MT_MEM_GRADIENTS], psi);
+    CHECK(b16.peak[MT_MEM_WEIGHTS] == 2 * psi && f32.peak[MT_MEM_WEIGHTS] == 4 * psi,
+          "weights bf16 %zu B fp32 %zu B", b16.peak[MT_MEM_WEIGHTS], f32.peak[MT_MEM_WEIGHTS]);
+    CHECK(b16.peak[MT_MEM_OPTIMIZER] == 12 * psi && f32.peak[MT_MEM_OPTIMIZER] == 8 * psi,
+          "optimizer bf16 %zu B fp32 %zu B", b16.peak[MT_MEM_OPTIMIZER],
+          f32.peak[MT_MEM_OPTIMIZER]);
+    CHECK(b16.peak[MT_MEM_WORKSPACE] == b16.grad_window_bytes + b16.weight_window_bytes,
+          "workspace %zu B, windows %zu + %zu", b16.peak[MT_MEM_WORKSPACE], b16.grad_window_bytes,
+          b16.weight_window_bytes);
+    if (d->rank == 0) {
+        printf("bf16 vs fp32 losses: first %.6f / %.6f last %.6f / %.6f\n", b16.losses[0],
+               f32.losses[0], b16.losses[steps - 1], f32.losses[steps - 1]);
+        printf("per rank bytes fp32 -> bf16: weights %zu -> %zu, gradients %zu -> %zu, "
+               "optimizer %zu -> %zu, workspace %zu -> %zu, total %zu -> %zu; sent %.0f -> %.0f\n",
+               f32.peak[MT_MEM_WEIGHTS], b16.peak[MT_MEM_WEIGHTS], f32.peak[MT_MEM_GRADIENTS],
+               b16.peak[MT_MEM_GRADIENTS], f32.peak[MT_MEM_OPTIMIZER], b16.peak[MT_MEM_OPTIMIZER],
+               f32.peak[MT_MEM_WORKSPACE], b16.peak[MT_MEM_WORKSPACE], f32.peak_total,
+               b16.peak_total, f32.bytes_sent, b16.bytes_sent);
+    }
+    job->overlap = 1;
+    job->bucket_mb = 0.05;
+    train(d, job, &res);
+    check_losses(res.losses, b16.losses, steps, 0.0, "bf16 overlapped buckets vs one all-reduce");
+    release(&res);
+    job->overlap = 0;
+    job->bucket_mb = 0;
+    job->strategy = MT_DIST_ZERO;
+    job->zero_stage = 1;
+    train(d, job, &res);
+    check_losses(res.losses, b16.losses, steps, 1e-5, "bf16 zero-1 vs bf16 data parallel");
+    if (d->rank == 0)
+        CHECK(rel(res.params, b16.params, psi) <= 1e-5, "bf16 zero params rel %.3g",
+              rel(res.params, b16.params, psi));
+    size_t slice = psi / N + ((size_t)d->rank < psi % N);
+    CHECK(res.peak[MT_MEM_OPTIMIZER] == 12 * slice && res.peak[MT_MEM_GRADIENTS] == 2 * psi &&
+              fabs(res.zero_pred_optimizer - (double)res.peak[MT_MEM_OPTIMIZER]) < 12.0,
+          "bf16 zero-1 optimizer %zu B (slice %zu, formula %.0f) gradients %zu B",
+          res.peak[MT_MEM_OPTIMIZER], slice, res.zero_pred_optimizer, res.peak[MT_MEM_GRADIENTS]);
+    CHECK(fabs(res.bytes_sent - want) < 1, "bf16 zero-1 sent %.0f, want %.0f", res.bytes_sent,
+          want);
+    printf("rank %d: bf16 zero-1 optimizer %zu B (12 x %zu) gradients %zu B\n", d->rank,
+           res.peak[MT_MEM_OPTIMIZER], slice, res.peak[MT_MEM_GRADIENTS]);
+    release(&res);
+    release(&b16);
+    release(&f32);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -169,6 +269,13 @@ int main(int argc, char **argv)
     size_t psi = mt_gpt_num_params(&job.cfg),
            logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
+    if (!strcmp(mode, "bf16")) {
+        check_bf16(&d, &job);
+        mt_corpus_free(&corpus);
+        mt_dist_close(&d);
+        MPI_Finalize();
+        return 0;
+    }
     struct ref ref;
     reference(&job, &ref);
     struct mt_dist_result res, dp;

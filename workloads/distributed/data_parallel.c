@@ -10,6 +10,7 @@ static const struct mt_param_spec params[] = {
      "all-reduce bucket size in MiB (0 = one bucket; with overlap, one per layer)"},
     {"overlap", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "start each bucket's all-reduce as soon as backward has finished its layers"},
+    MT_DIST_PARAM_PRECISION,
 };
 
 static int run(struct mt_ctx *ctx)

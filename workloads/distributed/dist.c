@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "half.h"
+
 #define ALIGN ((size_t)64)
 
 static double now_s(void)
@@ -39,9 +41,22 @@ static double ring_bytes(const struct mt_dist *d, size_t bytes, double factor)
     return d->nranks > 1 ? factor * (double)(d->nranks - 1) / d->nranks * (double)bytes : 0.0;
 }
 
+/* The MPI_Op of the bf16 collectives: inout[i] = bf16(float(in[i]) + float(inout[i])),
+ * round to nearest even (half.h). Commutative: a + b == b + a in fp32. */
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++)
+        b[i] = mt_half_from_float(MT_PREC_BF16, mt_half_to_float(MT_PREC_BF16, a[i]) +
+                                                    mt_half_to_float(MT_PREC_BF16, b[i]));
+}
+
 int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
+    d->bf16_sum = MPI_OP_NULL;
     d->ctx = ctx;
     int inited = 0;
     MPI_Initialized(&inited);
@@ -59,6 +74,7 @@ int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen
         d->initialised_mpi = 1;
     }
     d->comm = MPI_COMM_WORLD;
+    MPI_Op_create(bf16_sum, 1, &d->bf16_sum);
     MPI_Comm_rank(d->comm, &d->rank);
     MPI_Comm_size(d->comm, &d->nranks);
     return 0;
@@ -66,9 +82,10 @@ int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen
 
 void mt_dist_close(struct mt_dist *d)
 {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin && d->bf16_sum != MPI_OP_NULL) MPI_Op_free(&d->bf16_sum);
     if (d->initialised_mpi) {
-        int fin = 0;
-        MPI_Finalized(&fin);
         if (!fin) MPI_Finalize();
         d->initialised_mpi = 0;
     }
@@ -144,15 +161,55 @@ void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, c
     comm_end(d, t0, b, b);
 }
 
+/* In-place all-gather of elements of `type` (`size` bytes each). */
+static void allgather(struct mt_dist *d, void *buf, const int *counts, const int *displs,
+                      MPI_Datatype type, size_t size)
+{
+    if (d->nranks == 1) return;
+    size_t total = 0;
+    for (int r = 0; r < d->nranks; r++)
+        total += (size_t)counts[r];
+    double t0 = comm_begin(d), b = ring_bytes(d, total * size, 1.0);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type, d->comm);
+    comm_end(d, t0, b, b);
+}
+
 void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const int *displs)
+{
+    allgather(d, buf, counts, displs, MPI_FLOAT, sizeof *buf);
+}
+
+void mt_dist_allreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n)
+{
+    if (d->nranks == 1 || n == 0) return;
+    double t0 = comm_begin(d), b = ring_bytes(d, n * sizeof *buf, 2.0);
+    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT16_T, d->bf16_sum, d->comm);
+    comm_end(d, t0, b, b);
+}
+
+void mt_dist_iallreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n, MPI_Request *req)
+{
+    *req = MPI_REQUEST_NULL;
+    if (d->nranks == 1 || n == 0) return;
+    double t0 = comm_begin(d), b = ring_bytes(d, n * sizeof *buf, 2.0);
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT16_T, d->bf16_sum, d->comm, req);
+    comm_end(d, t0, b, b);
+}
+
+void mt_dist_reduce_scatter_bf16(struct mt_dist *d, uint16_t *buf, const int *counts)
 {
     if (d->nranks == 1) return;
     size_t total = 0;
     for (int r = 0; r < d->nranks; r++)
         total += (size_t)counts[r];
     double t0 = comm_begin(d), b = ring_bytes(d, total * sizeof *buf, 1.0);
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, d->comm);
+    MPI_Reduce_scatter(MPI_IN_PLACE, buf, counts, MPI_UINT16_T, d->bf16_sum, d->comm);
     comm_end(d, t0, b, b);
+}
+
+void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs)
+{
+    allgather(d, buf, counts, displs, MPI_UINT16_T, sizeof *buf);
 }
 
 void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,

@@ -34,6 +34,7 @@ struct mt_dist {
     MPI_Comm comm;      /* the job's ranks */
     int rank, nranks;
     int initialised_mpi; /* this module called MPI_Init, so it finalises */
+    MPI_Op bf16_sum;     /* the bf16 collectives' sum (see below) */
     /* communication, counted since mt_dist_reset_comm */
     double comm_s;
     double bytes_sent, bytes_recv;
@@ -80,6 +81,22 @@ void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const i
 /* Gathers n floats of every rank into recv on `root` (counts/displs used at the root). */
 void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,
                      const int *displs, int root);
+
+/* ---------------------------------------------------------------- collectives (bf16)
+ * MPI has no bf16 type: the elements travel as MPI_UINT16_T (2 bytes each, half the bytes
+ * of the float versions, counted as such) and a user MPI_Op adds two bf16 values in fp32
+ * and rounds the sum back to bf16 (nearest even, half.h). Every partial sum of the
+ * reduction is rounded: over 2 ranks the result is bf16(a + b) on both ranks; over more
+ * the rounding happens once per hop of the algorithm Open MPI picks. */
+
+/* buf[n] = bf16 sum over ranks of buf[n], on every rank; non-blocking version below. */
+void mt_dist_allreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n);
+void mt_dist_iallreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n, MPI_Request *req);
+/* In-place reduce-scatter of sum(counts) bf16 values: rank r's summed slice lands at
+ * buf[0 .. counts[r]). */
+void mt_dist_reduce_scatter_bf16(struct mt_dist *d, uint16_t *buf, const int *counts);
+/* In-place all-gather of 16-bit elements (as mt_dist_allgather). */
+void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs);
 
 /* ---------------------------------------------------------------- point to point */
 

@@ -38,9 +38,11 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
     case MT_DIST_DP:
         job->bucket_mb = mt_param_float(ctx, "bucket_mb");
         job->overlap = mt_param_bool(ctx, "overlap");
+        job->bf16 = strcmp(mt_param_str(ctx, "precision"), "bf16") == 0;
         break;
     case MT_DIST_ZERO:
         job->zero_stage = (int)mt_param_int(ctx, "stage");
+        job->bf16 = strcmp(mt_param_str(ctx, "precision"), "bf16") == 0;
         break;
     case MT_DIST_PP:
         job->micro_batches = (size_t)mt_param_int(ctx, "micro_batches");
@@ -78,9 +80,11 @@ static void report_rank(struct mt_ctx *ctx, const struct mt_dist_job *job,
     if (job->strategy == MT_DIST_ZERO) {
         mt_metric(ctx, "zero_predicted_optimizer_bytes", res->zero_pred_optimizer, "bytes");
         mt_metric(ctx, "zero_predicted_gradients_bytes", res->zero_pred_gradients, "bytes");
-        if (job->zero_stage == 2)
-            mt_metric(ctx, "grad_window_bytes", (double)res->grad_window_bytes, "bytes");
     }
+    if (res->grad_window_bytes)
+        mt_metric(ctx, "grad_window_bytes", (double)res->grad_window_bytes, "bytes");
+    if (res->weight_window_bytes)
+        mt_metric(ctx, "weight_window_bytes", (double)res->weight_window_bytes, "bytes");
 }
 
 /* Rank 0: the full model in eval mode from the assembled parameters, scored. */

@@ -16,7 +16,8 @@
  * train_tokens_per_s, train_loss, val_* from the full model assembled on rank 0, and
  * run_sum_train_peak_bytes / run_max_train_peak_bytes / run_sum_comm_bytes_sent over
  * all ranks. ZeRO also reports zero_predicted_optimizer_bytes and
- * zero_predicted_gradients_bytes per rank.
+ * zero_predicted_gradients_bytes per rank; runs with a gradient window (ZeRO-2, bf16)
+ * grad_window_bytes, bf16 runs weight_window_bytes (the fp32 decode window).
  * Tests: env MT_TEST_CRASH_RANK=r makes rank r raise SIGSEGV in the second step.
  */
 #ifndef MT_DIST_PLUGIN_H
@@ -48,6 +49,13 @@
     {                                                                                              \
         "eval_tokens", MT_PARAM_INT, "32768", 0, 1e12, NULL,                                       \
             "validation bytes scored on rank 0 (0 = the whole split)"                              \
+    }
+
+/* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */
+#define MT_DIST_PARAM_PRECISION                                                                    \
+    {                                                                                              \
+        "precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|bf16",                                   \
+            "bf16: bf16 weights, gradients and gradient traffic; fp32 master weights in AdamW"     \
     }
 
 /* The body of every distributed plugin's run(): see above. Returns 0 or -1 (with

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernels.h"
 #include "rng.h"
 
@@ -234,7 +235,9 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
 void mt_shard_free(struct mt_shard *sh, struct mt_dist *d)
 {
     if (!sh) return;
-    mt_dist_free(d, MT_MEM_WEIGHTS, sh->params, sh->n * sizeof(float));
+    mt_dist_free(d, sh->s.bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS, sh->params,
+                 sh->params_len * sizeof(float));
+    mt_dist_free(d, MT_MEM_WEIGHTS, sh->wbf, sh->s.bf16_weights ? sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, sh->s.grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS, sh->grads,
                  sh->grads_len * sizeof(float));
     mt_dist_free(d, MT_MEM_ACTIVATIONS, sh->acts, sh->acts_len * sizeof(float));
@@ -280,7 +283,9 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     sh->layer_off = embed_len(s);
     sh->layer_len = layer_len(s);
     sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
-    sh->grads_len = s->grad_window ? sh->layer_off + sh->layer_len + (sh->n - sh->head_off) : sh->n;
+    size_t window_len = sh->layer_off + sh->layer_len + (sh->n - sh->head_off);
+    sh->grads_len = s->grad_window ? window_len : sh->n;
+    sh->params_len = s->bf16_weights ? window_len : sh->n;
     sh->slot_len = 0;
     for (int a = 0; a < LA_COUNT; a++)
         sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
@@ -291,19 +296,24 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     for (int a = 0; a < DA_COUNT; a++)
         sh->dacts_len += dact_len(s, a);
 
-    sh->params = mt_dist_alloc(d, MT_MEM_WEIGHTS, sh->n * sizeof(float), "shard.params");
+    sh->params = mt_dist_alloc(d, s->bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS,
+                               sh->params_len * sizeof(float),
+                               s->bf16_weights ? "shard.weight_window" : "shard.params");
+    if (s->bf16_weights)
+        sh->wbf = mt_dist_alloc(d, MT_MEM_WEIGHTS, sh->n * sizeof(uint16_t), "shard.weights_bf16");
     sh->grads = mt_dist_alloc(d, s->grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS,
                               sh->grads_len * sizeof(float),
                               s->grad_window ? "shard.grad_window" : "shard.grads");
     sh->acts = mt_dist_alloc(d, MT_MEM_ACTIVATIONS, sh->acts_len * sizeof(float), "shard.acts");
     sh->dacts = mt_dist_alloc(d, MT_MEM_ACT_GRADS, sh->dacts_len * sizeof(float), "shard.dacts");
     sh->tokens = mt_dist_alloc(d, MT_MEM_DATA, s->slots * 2 * dm.BT * sizeof(int), "shard.tokens");
-    if (!sh->params || !sh->grads || !sh->acts || !sh->dacts || !sh->tokens) {
+    if (!sh->params || !sh->grads || !sh->acts || !sh->dacts || !sh->tokens ||
+        (s->bf16_weights && !sh->wbf)) {
         mt_shard_free(sh, d);
         snprintf(err, errlen, "out of memory for the shard slabs");
         return -1;
     }
-    carve(sh, sh->params, 0, &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
+    carve(sh, sh->params, s->bf16_weights, &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
     carve(sh, sh->grads, s->grad_window, &sh->gwte, &sh->gwpe, &sh->glnfw, &sh->glnfb, 1);
     *out = sh;
     return 0;
@@ -347,21 +357,43 @@ static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, 
     }
 }
 
-void mt_shard_init(struct mt_shard *sh, uint64_t seed)
+void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t seed)
 {
-    struct init_state st = {.params = sh->params, .seed = seed};
-    st.resid_scale = 1.0f / sqrtf(2.0f * (float)sh->s.cfg.n_layer);
+    struct init_state st = {.params = flat, .seed = seed};
+    st.resid_scale = 1.0f / sqrtf(2.0f * (float)spec->cfg.n_layer);
     size_t drawn = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         st.before[p] = drawn;
         if (mt_gpt_param_decays((enum mt_gpt_param)p)) {
-            size_t dims[3], len = 1, nd = mt_gpt_param_shape(&sh->s.cfg, p, dims);
+            size_t dims[3], len = 1, nd = mt_gpt_param_shape(&spec->cfg, p, dims);
             for (size_t i = 0; i < nd; i++)
                 len *= dims[i];
             drawn += (len + 1) / 2;
         }
     }
-    mt_shard_map(&sh->s, init_run, &st);
+    mt_shard_map(spec, init_run, &st);
+}
+
+void mt_shard_init(struct mt_shard *sh, uint64_t seed)
+{
+    mt_shard_init_flat(&sh->s, sh->params, seed);
+}
+
+/* bf16 weights: decodes local layer i into the one-layer window. */
+static void load_layer(struct mt_shard *sh, size_t i)
+{
+    if (!sh->s.bf16_weights) return;
+    mt_half_unpack(MT_PREC_BF16, sh->layer[i].w[MT_P_LN1W],
+                   sh->wbf + sh->layer_off + i * sh->layer_len, sh->layer_len);
+}
+
+/* bf16 weights: decodes the embeddings and the final LayerNorm into the window. */
+static void load_ends(struct mt_shard *sh)
+{
+    if (!sh->s.bf16_weights) return;
+    mt_half_unpack(MT_PREC_BF16, sh->params, sh->wbf, sh->layer_off);
+    mt_half_unpack(MT_PREC_BF16, sh->params + sh->layer_off + sh->layer_len, sh->wbf + sh->head_off,
+                   sh->n - sh->head_off);
 }
 
 /* ---------------------------------------------------------------- forward / backward */
@@ -473,11 +505,13 @@ int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const 
         }
     }
     float *x = mt_shard_input(sh, slot);
+    load_ends(sh);
     if (s->embed) {
         memcpy(in, inputs, N * sizeof *in);
         mt_k_encoder_fwd(x, in, sh->wte, sh->wpe, s->B, s->T, C);
     }
     for (size_t i = 0; i < s->l1 - s->l0; i++) {
+        load_layer(sh, i);
         block_forward(sh, slot, i, x);
         x = lact(sh, slot, i, LA_RES3);
     }
@@ -539,6 +573,7 @@ void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_r
     }
     for (size_t i = nl; i-- > 0;) {
         if (s->grad_window) memset(sh->layer[i].g[MT_P_LN1W], 0, sh->layer_len * sizeof(float));
+        load_layer(sh, i);
         block_backward(sh, slot, i);
         if (ready) {
             size_t lo = sh->layer_off + i * sh->layer_len;

@@ -37,6 +37,9 @@ struct mt_shard_spec {
     size_t B, T;        /* micro-batch shape */
     size_t slots;       /* micro-batches whose activations are kept at once */
     int grad_window;    /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
+    int bf16_weights;   /* 1: weights stored in bf16 (wbf, MT_MEM_WEIGHTS); params is then
+                         * an fp32 window (workspace) of the embeddings, one layer and the
+                         * final LayerNorm, decoded from wbf as forward/backward reach them */
 };
 
 /* Called by mt_shard_backward each time the gradients of flat range [lo, hi) are final
@@ -54,7 +57,9 @@ struct mt_shard {
     struct mt_dist *tpd;            /* tensor-parallel communicator (NULL when tp == 1) */
     size_t C, Cl, NHl, F;           /* channels, local channels of q/k/v, local heads, local 4C */
     size_t n;                       /* floats in the flat parameter vector */
-    float *params;                  /* (n) MT_MEM_WEIGHTS */
+    float *params;                  /* (n) MT_MEM_WEIGHTS, or the bf16 decode window */
+    size_t params_len;              /* floats allocated for params */
+    uint16_t *wbf;                  /* (n) bf16 weights when bf16_weights, else NULL */
     float *grads;                   /* (n), or the window; NULL never */
     size_t grads_len;               /* floats allocated for grads */
     float *wte, *wpe, *lnfw, *lnfb; /* NULL when not held */
@@ -86,8 +91,11 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
                     struct mt_dist *tpd, char *err, size_t errlen);
 void mt_shard_free(struct mt_shard *sh, struct mt_dist *d);
 
-/* The weights mt_gpt_init(seed) gives the full model, restricted to this shard. */
+/* The weights mt_gpt_init(seed) gives the full model, restricted to this shard (fp32
+ * params only: with bf16_weights, initialise a flat vector and pack it into wbf). */
 void mt_shard_init(struct mt_shard *sh, uint64_t seed);
+/* The same into flat (mt_shard_num_params(spec) floats, laid out as params). */
+void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t seed);
 
 /* Forward of micro-batch `slot`. Shards with `embed` read inputs (B*T token ids; others
  * read mt_shard_input()); shards with `head` need targets and add the sum of the losses

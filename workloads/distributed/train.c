@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "data.h"
+#include "half.h"
 #include "kernels.h"
 #include "rng.h"
 #include "shard.h"
@@ -72,6 +73,8 @@ struct run {
     size_t lo, hi;                  /* flat range this rank's optimizer updates */
     float *m, *v;                   /* AdamW moments for [lo, hi) */
     float *gshard;                  /* ZeRO-2: reduced gradients of [lo, hi) */
+    float *master;                  /* bf16: fp32 master weights of [lo, hi) (optimizer) */
+    uint16_t *gbf;                  /* bf16: the gradients (n), reduced in place */
     int *counts, *displs, *rcounts; /* ZeRO: the flat split over ranks */
     int *batch;                     /* global inputs then targets, B*T each */
     MPI_Request *reqs;              /* DP overlap: one per bucket in flight */
@@ -118,6 +121,8 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
         break;
     }
     }
+    if (job->bf16) /* fp32 gradients only for the layer in backward, bf16 at rest */
+        s.grad_window = s.bf16_weights = 1;
     return s;
 }
 
@@ -133,6 +138,9 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "the ranks must divide the batch";
     else if (job->strategy == MT_DIST_ZERO && job->zero_stage != 1 && job->zero_stage != 2)
         why = "ZeRO stage must be 1 or 2";
+    else if (job->bf16 && job->strategy != MT_DIST_DP &&
+             !(job->strategy == MT_DIST_ZERO && job->zero_stage == 1))
+        why = "precision=bf16 is implemented for data_parallel and zero stage 1 only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
     else if (job->strategy == MT_DIST_PP && N > job->cfg.n_layer)
@@ -158,6 +166,8 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, MT_MEM_DATA, r->batch,
                  2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
     if (r->wte_recv)
@@ -180,9 +190,9 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->spec = spec_for(job, d->nranks, d->rank);
     if (mt_shard_create(&r->sh, &r->spec, d, job->strategy == MT_DIST_TP ? d : NULL, err, errlen))
         return -1;
-    mt_shard_init(r->sh, job->seed);
-    mt_shard_map(&r->spec, seg_visit, &r->segs);
     size_t n = r->sh->n;
+    if (!job->bf16) mt_shard_init(r->sh, job->seed);
+    mt_shard_map(&r->spec, seg_visit, &r->segs);
     r->lo = 0;
     r->hi = n;
     r->counts = calloc(N, sizeof *r->counts);
@@ -210,6 +220,18 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_m");
     r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
     int fail = span && (!r->m || !r->v);
+    if (job->bf16 && !fail) { /* fp32 master of [lo, hi), bf16 weights and gradients */
+        float *flat = mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
+        r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "master_weights");
+        r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, n * sizeof(uint16_t), "grads_bf16");
+        fail |= !flat || (span && !r->master) || !r->gbf;
+        if (!fail) {
+            mt_shard_init_flat(&r->spec, flat, job->seed);
+            memcpy(r->master, flat + r->lo, span * sizeof(float));
+            mt_half_pack(MT_PREC_BF16, r->sh->wbf, flat, n);
+        }
+        mt_dist_free(d, MT_MEM_WORKSPACE, flat, n * sizeof(float));
+    }
     if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) {
         r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
         fail |= span && !r->gshard;
@@ -236,7 +258,10 @@ static int run_setup(struct run *r, char *err, size_t errlen)
  * buckets already in flight only advance while we are inside MPI: test them too. */
 static void start_bucket(struct run *r)
 {
-    if (r->pend_hi > r->pend_lo)
+    if (r->pend_hi > r->pend_lo && r->gbf)
+        mt_dist_iallreduce_bf16(r->d, r->gbf + r->pend_lo, r->pend_hi - r->pend_lo,
+                                &r->reqs[r->nreq++]);
+    else if (r->pend_hi > r->pend_lo)
         mt_dist_iallreduce(r->d, r->sh->grads + r->pend_lo, r->pend_hi - r->pend_lo,
                            &r->reqs[r->nreq++]);
     r->pend_lo = r->pend_hi = 0;
@@ -252,6 +277,15 @@ static void dp_ready(void *user, size_t lo, size_t hi, float *g)
     if (r->pend_hi == r->pend_lo) r->pend_hi = hi;
     r->pend_lo = lo;
     if (r->pend_hi - r->pend_lo >= r->bucket_floats || lo == 0) start_bucket(r);
+}
+
+/* bf16: the finished range's fp32 gradients (the window) go to bf16 storage, rounded to
+ * nearest even; with overlap their bucket's all-reduce may start. */
+static void bf16_ready(void *user, size_t lo, size_t hi, float *g)
+{
+    struct run *r = user;
+    mt_half_pack(MT_PREC_BF16, r->gbf + lo, g, hi - lo);
+    if (r->job->overlap) dp_ready(user, lo, hi, g);
 }
 
 /* ZeRO-2: reduce-scatter the finished range straight into the owners' gradient shards. */
@@ -279,8 +313,13 @@ static void dp_reduce(struct run *r)
         return;
     }
     size_t chunk = r->bucket_floats ? r->bucket_floats : n;
-    for (size_t off = 0; off < n; off += chunk)
-        mt_dist_allreduce(r->d, g + off, off + chunk < n ? chunk : n - off);
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = off + chunk < n ? chunk : n - off;
+        if (r->gbf)
+            mt_dist_allreduce_bf16(r->d, r->gbf + off, len);
+        else
+            mt_dist_allreduce(r->d, g + off, len);
+    }
 }
 
 /* ---------------------------------------------------------------- pipeline schedule */
@@ -351,16 +390,35 @@ static int pp_step(struct run *r, double *loss_sum, float *logits, float dloss, 
 
 /* ---------------------------------------------------------------- optimizer */
 
-/* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g holds the
- * gradients of that range. Replicated tensors count once in the norm (their owner). */
-static void optimizer_step(struct run *r, float *g, float lr)
+enum { BF16_CHUNK = 2048 };
+
+/* Gradients of [a, a + n) (inside this rank's range) as floats: g itself (fp32), or the
+ * bf16 gradients gb decoded into buf (n <= BF16_CHUNK). */
+static float *grad_run(const struct run *r, float *g, const uint16_t *gb, size_t a, size_t n,
+                       float *buf)
+{
+    if (!gb) return g + (a - r->lo);
+    mt_half_unpack(MT_PREC_BF16, buf, gb + (a - r->lo), n);
+    return buf;
+}
+
+/* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g (fp32) or
+ * gb (bf16, decoded in chunks; the update goes to the fp32 master weights, then rounded
+ * into the bf16 weights) holds the gradients of that range. Replicated tensors count once
+ * in the norm (their owner). */
+static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr)
 {
     const struct mt_gpt_recipe *rc = &r->job->recipe;
+    float buf[BF16_CHUNK];
     double ss = 0.0;
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
-        if (s->owner && a < b) ss += mt_k_sumsq(g + (a - r->lo), b - a);
+        for (size_t x = a; s->owner && x < b;) {
+            size_t len = gb && b - x > BF16_CHUNK ? BF16_CHUNK : b - x;
+            ss += mt_k_sumsq(grad_run(r, g, gb, x, len, buf), len);
+            x += len;
+        }
     }
     if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
     float norm = (float)sqrt(ss), scale = 1.0f;
@@ -377,9 +435,14 @@ static void optimizer_step(struct run *r, float *g, float lr)
                                      .weight_decay = s->decays ? rc->weight_decay : 0.0f,
                                      .grad_scale = scale,
                                      .step = r->adam_step};
-        size_t k = a - r->lo;
-        mt_k_adamw(r->sh->params + a, g + k, r->m + k, r->v + k, b - a, &args);
+        for (size_t x = a; x < b;) {
+            size_t len = gb && b - x > BF16_CHUNK ? BF16_CHUNK : b - x, k = x - r->lo;
+            float *p = gb ? r->master + k : r->sh->params + x;
+            mt_k_adamw(p, grad_run(r, g, gb, x, len, buf), r->m + k, r->v + k, len, &args);
+            x += len;
+        }
     }
+    if (gb) mt_half_pack(MT_PREC_BF16, r->sh->wbf + r->lo, r->master, r->hi - r->lo);
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -412,7 +475,8 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
     case MT_DIST_DP:
     case MT_DIST_ZERO: {
         size_t rows = r->spec.B * T * (size_t)d->rank;
-        mt_shard_ready_fn ready = job->strategy == MT_DIST_ZERO
+        mt_shard_ready_fn ready = job->bf16 ? bf16_ready
+                                  : job->strategy == MT_DIST_ZERO
                                       ? (job->zero_stage == 2 ? zero2_ready : NULL)
                                       : (job->overlap ? dp_ready : NULL);
         phase(r, "forward", 1);
@@ -449,13 +513,19 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
     if (job->strategy == MT_DIST_DP) {
         dp_reduce(r);
     } else if (job->strategy == MT_DIST_ZERO) {
-        if (job->zero_stage == 1) /* in place: this rank's reduced slice lands at grads[0] */
-            mt_dist_reduce_scatter(d, sh->grads, sh->grads, r->counts);
-        else
+        if (job->zero_stage == 2)
             g = r->gshard;
+        else if (r->gbf) /* in place: this rank's reduced slice lands at gbf[0] */
+            mt_dist_reduce_scatter_bf16(d, r->gbf, r->counts);
+        else /* in place: this rank's reduced slice lands at grads[0] */
+            mt_dist_reduce_scatter(d, sh->grads, sh->grads, r->counts);
     }
-    optimizer_step(r, g, mt_gpt_lr_at(&job->recipe, step));
-    if (job->strategy == MT_DIST_ZERO) mt_dist_allgather(d, sh->params, r->counts, r->displs);
+    optimizer_step(r, g, r->gbf ? r->gbf + (job->strategy == MT_DIST_DP ? r->lo : 0) : NULL,
+                   mt_gpt_lr_at(&job->recipe, step));
+    if (job->strategy == MT_DIST_ZERO && r->gbf)
+        mt_dist_allgather_u16(d, sh->wbf, r->counts, r->displs);
+    else if (job->strategy == MT_DIST_ZERO)
+        mt_dist_allgather(d, sh->params, r->counts, r->displs);
     phase(r, "optimizer", 0);
     return 0;
 }
@@ -489,12 +559,19 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
             len *= dims[i];
         a.off[p] = a.off[p - 1] + len;
     }
-    if (whole) { /* rank 0 holds every parameter already */
+    if (whole) { /* rank 0 holds every parameter already (bf16: the working weights) */
+        float *dec = full && r->sh->wbf ? malloc(r->sh->n * sizeof *dec) : NULL;
+        if (full && r->sh->wbf && !dec) {
+            snprintf(err, errlen, "out of memory decoding the bf16 weights");
+            return -1;
+        }
+        if (dec) mt_half_unpack(MT_PREC_BF16, dec, r->sh->wbf, r->sh->n);
         if (full) {
-            a.flat = r->sh->params;
+            a.flat = dec ? dec : r->sh->params;
             a.full = full;
             mt_shard_map(&r->spec, assemble_run, &a);
         }
+        free(dec);
         return 0;
     }
     int *counts = calloc((size_t)N, sizeof *counts), *displs = calloc((size_t)N, sizeof *displs);
@@ -539,12 +616,13 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     }
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
-    res->zero_pred_optimizer =
-        8.0 * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
+    res->zero_pred_optimizer = /* K = 12 with fp32 master weights (the paper's mixed precision) */
+        (job->bf16 ? 12.0 : 8.0) * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
     res->zero_pred_gradients =
-        4.0 * (double)psi /
+        (job->bf16 ? 2.0 : 4.0) * (double)psi /
         (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
+    res->weight_window_bytes = r.spec.bf16_weights ? r.sh->params_len * sizeof(float) : 0;
     struct mt_rng rng;
     mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
     mt_dist_reset_comm(d);

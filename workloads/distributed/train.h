@@ -14,6 +14,15 @@
  * mt_rng seeded MT_DIST_DATA_SEED(seed) (mt_batch_sample); a data-parallel rank r of N
  * trains on rows [r B/N, (r+1) B/N), so the union of the ranks' batches is the batch one
  * process would draw.
+ *
+ * Mixed precision (job.bf16; data parallel and ZeRO stage 1): the weights are stored in
+ * bf16 (weights), decoded to fp32 one layer at a time for compute (workspace window);
+ * backward accumulates a layer's gradients in an fp32 window and rounds them into bf16
+ * gradient storage as the layer finishes; the all-reduce (DP) or reduce-scatter (ZeRO)
+ * moves bf16 (2 bytes per element; dist.h's bf16 sum); AdamW decodes the reduced bf16
+ * gradients and updates fp32 master weights of the rank's range (optimizer, next to m
+ * and v), which are rounded back into the bf16 weights (ZeRO: then all-gathered as bf16).
+ * Final parameters returned are the bf16 weights, decoded.
  */
 #ifndef MT_DIST_TRAIN_H
 #define MT_DIST_TRAIN_H
@@ -38,6 +47,7 @@ struct mt_dist_job {
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
     int zero_stage;       /* ZeRO: 1 or 2 */
+    int bf16;             /* DP, ZeRO-1: mixed precision (see below) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
     int crash_rank;       /* tests: this rank raises SIGSEGV in step 1; -1 = none */
@@ -56,8 +66,9 @@ struct mt_dist_result {
     float final_loss;
     /* predictions of the ZeRO paper's formula for this rank (bytes; fp32 Adam: K = 8) */
     double zero_pred_optimizer, zero_pred_gradients;
-    size_t grad_window_bytes; /* ZeRO-2: the one-layer gradient window (workspace) */
-    size_t flat_params;       /* floats in this rank's flat parameter vector */
+    size_t grad_window_bytes;   /* ZeRO-2, bf16: the one-layer gradient window (workspace) */
+    size_t weight_window_bytes; /* bf16: the fp32 decode window of the weights (workspace) */
+    size_t flat_params;         /* floats in this rank's flat parameter vector */
     /* this rank's ledger and communication over the training loop only (before the
      * parameters are assembled on rank 0) */
     size_t peak[MT_MEM_CAT_COUNT], peak_total;

@@ -9,6 +9,7 @@
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
     {"stage", MT_PARAM_INT, "1", 1, 2, NULL, "1: shard optimizer state; 2: also shard gradients"},
+    MT_DIST_PARAM_PRECISION,
 };
 
 static int run(struct mt_ctx *ctx)
