@@ -1,27 +1,33 @@
-/* test_prune_model.c — model-level pruning tests on a trained `tiny` reference GPT.
+/* test_prune_model.c — model-level pruning tests on trained reference GPTs.
  *
  * What it is for: `test_prune_model <ckpt> <name>`:
  *   train       trains tiny (L2 H2 C64 T64) for 150 steps of B=16 x T=64 at lr 1e-2 on the
- *               default corpus and saves <ckpt> (the fixture every other test loads;
- *               reused when it loads);
+ *               default corpus and saves <ckpt> (the fixture of structured, sparse and
+ *               finetune; reused when it loads);
+ *   train_small trains small (L4 H4 C128) for 1200 steps of B=4 x T=64 at lr 6e-3 into the
+ *               model cache (<ckpt> when there is none; reused when it loads): the
+ *               fixture of importance, about a minute on the loaded 2-core VM. Shorter
+ *               runs leave magnitude as good as the importance scores (measured at 50 %:
+ *               300 x 8 magnitude 2.7041, wanda 2.7073, obd 2.7084; 600 x 8 magnitude
+ *               2.4241, obd 2.4242): the activation outliers and curvature they exploit
+ *               develop with training;
  *   structured  heads and neurons pruning: the packed matrices really are smaller (exact
  *               shapes) and the packed model's logits equal the masked dense model's;
  *   sparse      magnitude 50 % and 2:4: exact per-layer sparsity, packed logits equal the
  *               masked dense logits, packed bytes equal mt_sparse_size of each layer;
- *   importance  at 50 % sparsity (per-layer scope) the better of wanda and obd is within
- *               1 % of magnitude's validation loss, and each within 3 %. On a model this
- *               small and briefly trained the activation norms are nearly uniform and the
- *               Fisher estimate noisy, so they only tie with magnitude (measured: within
- *               ~1 %); on `small` trained 600 steps both beat it (the numbers are in
- *               workloads/prune/README.md). The slack still catches a broken saliency
- *               (pruning the most important weights costs far more than 3 %);
+ *   importance  on the `small` fixture at 50 % sparsity, per-layer scope (wanda: per
+ *               row), 4 calibration batches of 8 x 64, the first 32768 validation bytes:
+ *               the better of wanda and obd has a validation loss no higher than
+ *               magnitude's (no tolerance; measured 2.4671 obd vs 2.4690);
  *   finetune    fine-tuning with a fixed mask: the loss falls and pruned weights stay 0.
  * What it is not for: the harness side (parameters, metrics), kernel details.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ckpt.h"
 #include "data.h"
@@ -37,6 +43,11 @@
 #define TRAIN_STEPS 150
 #define CALIB_BATCHES 4
 #define EVAL_TOKENS 32768
+/* the `small` fixture of the importance test (why these: the file comment) */
+#define SMALL_STEPS 1200
+#define SMALL_B 4
+#define SMALL_LR 6e-3f
+#define SMALL_NAME "prune-test-small-b4-t64-s1200.ckpt"
 
 static char err[512];
 static struct mt_corpus corpus;
@@ -54,36 +65,53 @@ static struct mt_gpt *load(const char *path, enum mt_gpt_mode mode)
     return m;
 }
 
-static int test_train(const char *path)
+/* Trains `preset` for `steps` steps of `batch` x T at `lr` (init seed 1, batch seed 5) and
+ * saves it at `path`, unless an earlier run left a checkpoint there that loads. The mean
+ * loss of the last 10 steps must be below `tail_max` (one batch is too noisy to judge). */
+static int train_model(const char *path, const char *preset, size_t steps, size_t batch,
+                       float lr, double tail_max)
 {
     struct mt_gpt *m;
     if (mt_ckpt_load(path, NULL, MT_GPT_INFER, B, T, &m, NULL, err, sizeof(err)) == 0) {
-        mt_gpt_free(m); /* an earlier run left a good fixture */
+        printf("reusing %s\n", path);
+        mt_gpt_free(m);
         return 0;
     }
     struct mt_gpt_config cfg;
-    if (mt_gpt_config_preset(&cfg, "tiny", err, sizeof(err)) ||
-        mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, TRAIN_B, T, err, sizeof(err)))
+    if (mt_gpt_config_preset(&cfg, preset, err, sizeof(err)) ||
+        mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, batch, T, err, sizeof(err)))
         die("create");
     mt_gpt_init(m, 1);
-    struct mt_gpt_recipe r = mt_gpt_recipe_default(TRAIN_STEPS);
-    r.batch = TRAIN_B;
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(steps);
+    r.batch = batch;
     r.seq = T;
-    r.lr = 1e-2f;
+    r.lr = lr;
     struct mt_rng rng;
     mt_rng_seed(&rng, 5);
-    int in[TRAIN_B * T], tg[TRAIN_B * T];
+    int *in = malloc(2 * batch * T * sizeof(int)), *tg = in + batch * T;
     float loss = 0, gnorm;
-    double tail = 0.0; /* mean of the last 10 steps: one batch is too noisy to judge */
+    double tail = 0.0;
     for (size_t s = 0; s < r.steps; s++) {
-        mt_batch_sample(corpus.train, corpus.n_train, TRAIN_B, T, &rng, in, tg);
+        mt_batch_sample(corpus.train, corpus.n_train, batch, T, &rng, in, tg);
         if (mt_gpt_train_step(m, &r, s, in, tg, &loss, &gnorm, err, sizeof(err))) die("train");
         if (s + 10 >= r.steps) tail += loss / 10.0;
     }
-    CHECK(tail < 3.3, "tiny did not train: loss %g", tail); /* from 5.5; unigram is ~3.3 */
+    free(in);
+    printf("trained %s %zu steps of %zu x %d: last-10 loss %.4f\n", preset, steps, batch, T, tail);
+    CHECK(tail < tail_max, "%s did not train: loss %g", preset, tail);
     if (mt_ckpt_save(m, path, err, sizeof(err))) die("save");
     mt_gpt_free(m);
     return 0;
+}
+
+static int test_train(const char *path)
+{
+    return train_model(path, "tiny", TRAIN_STEPS, TRAIN_B, 1e-2f, 3.3); /* from 5.5; unigram ~3.3 */
+}
+
+static int test_train_small(const char *path)
+{
+    return train_model(path, "small", SMALL_STEPS, SMALL_B, SMALL_LR, 2.9);
 }
 
 /* Logits of a fixed validation batch through m's current hook. */
@@ -233,11 +261,7 @@ static int test_importance(const char *path)
     o.method = MT_PRUNE_OBD;
     double obd = prune_and_compare(path, &o, NULL);
     printf("val loss at 50 %%: magnitude %.4f wanda %.4f obd %.4f\n", mag, wanda, obd);
-    CHECK(fmin(wanda, obd) <= mag * 1.01, "wanda %.4f and obd %.4f both worse than magnitude %.4f",
-          wanda, obd, mag);
-    CHECK(wanda <= mag * 1.03 && obd <= mag * 1.03,
-          "a saliency is broken: wanda %.4f obd %.4f "
-          "magnitude %.4f",
+    CHECK(fmin(wanda, obd) <= mag, "wanda %.4f and obd %.4f both worse than magnitude %.4f",
           wanda, obd, mag);
     return 0;
 }
@@ -285,11 +309,32 @@ static int test_finetune(const char *path)
     return 0;
 }
 
+/* The `small` checkpoint lives in the model cache ($XDG_CACHE_HOME/memtrade, else
+ * ~/.cache/memtrade), so a sanitizer build reuses what the plain build trained (training
+ * it under ASan takes minutes); `fallback` when there is no cache folder. */
+static const char *small_path(const char *fallback, char *buf, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0])
+        snprintf(buf, n, "%s/memtrade", xdg);
+    else if (home && home[0]) {
+        snprintf(buf, n, "%s/.cache", home);
+        mkdir(buf, 0755); /* a failure shows at the next mkdir */
+        snprintf(buf, n, "%s/.cache/memtrade", home);
+    } else
+        return fallback;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fallback;
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "/%s", SMALL_NAME);
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
         fprintf(stderr,
-                "usage: test_prune_model CKPT train|structured|sparse|importance|finetune\n");
+                "usage: test_prune_model CKPT "
+                "train|train_small|structured|sparse|importance|finetune\n");
         return 2;
     }
     if (mt_corpus_load(&corpus, NULL, T, err, sizeof(err))) die("corpus");
@@ -297,10 +342,14 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(const char *);
     } tests[] = {{"train", test_train},
+                 {"train_small", test_train_small},
                  {"structured", test_structured},
                  {"sparse", test_sparse},
                  {"importance", test_importance},
                  {"finetune", test_finetune}};
+    char small[512];
+    if (!strcmp(argv[2], "train_small") || !strcmp(argv[2], "importance"))
+        argv[1] = (char *)small_path(argv[1], small, sizeof(small));
     int ran = 0;
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[2], tests[i].name) == 0) {
