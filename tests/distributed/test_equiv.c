@@ -14,8 +14,11 @@
  * by half.h's scalar reference, element for element; data parallel in bf16 against fp32:
  * losses within 0.05, gradient traffic exactly half, gradient and weight bytes exactly
  * 2 psi (half of fp32's), optimizer 12 psi (m, v, fp32 master); bf16 with overlapped
- * buckets equal to one all-reduce; ZeRO-1 in bf16 against data parallel in bf16: losses
- * within 1e-5 relative, optimizer bytes 12 times this rank's slice.
+ * buckets equal to one all-reduce; ZeRO-1 and ZeRO-2 in bf16 against data parallel in
+ * bf16: losses within 1e-5 relative, optimizer bytes 12 times this rank's slice,
+ * gradient bytes 2 psi (stage 2: 2 times the slice), the same bytes on the wire. Over more
+ * than 2 ranks the bf16 partial sums round in an algorithm-dependent order: losses then
+ * agree within 1e-3 relative only.
  * Every rank computes the single-process reference itself (it is small), so every rank
  * checks; a failed check exits 1, which mpirun turns into a failed job.
  */
@@ -222,27 +225,37 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
     job->overlap = 1;
     job->bucket_mb = 0.05;
     train(d, job, &res);
-    check_losses(res.losses, b16.losses, steps, 0.0, "bf16 overlapped buckets vs one all-reduce");
+    /* Over 2 ranks every bf16 reduction is one rounded addition, whatever the algorithm;
+     * over more, each algorithm rounds its own partial sums (order differs by size). */
+    double tol = N == 2 ? 0.0 : 1e-3;
+    check_losses(res.losses, b16.losses, steps, tol, "bf16 overlapped buckets vs one all-reduce");
     release(&res);
     job->overlap = 0;
     job->bucket_mb = 0;
     job->strategy = MT_DIST_ZERO;
-    job->zero_stage = 1;
-    train(d, job, &res);
-    check_losses(res.losses, b16.losses, steps, 1e-5, "bf16 zero-1 vs bf16 data parallel");
-    if (d->rank == 0)
-        CHECK(rel(res.params, b16.params, psi) <= 1e-5, "bf16 zero params rel %.3g",
-              rel(res.params, b16.params, psi));
-    size_t slice = psi / N + ((size_t)d->rank < psi % N);
-    CHECK(res.peak[MT_MEM_OPTIMIZER] == 12 * slice && res.peak[MT_MEM_GRADIENTS] == 2 * psi &&
-              fabs(res.zero_pred_optimizer - (double)res.peak[MT_MEM_OPTIMIZER]) < 12.0,
-          "bf16 zero-1 optimizer %zu B (slice %zu, formula %.0f) gradients %zu B",
-          res.peak[MT_MEM_OPTIMIZER], slice, res.zero_pred_optimizer, res.peak[MT_MEM_GRADIENTS]);
-    CHECK(fabs(res.bytes_sent - want) < 1, "bf16 zero-1 sent %.0f, want %.0f", res.bytes_sent,
-          want);
-    printf("rank %d: bf16 zero-1 optimizer %zu B (12 x %zu) gradients %zu B\n", d->rank,
-           res.peak[MT_MEM_OPTIMIZER], slice, res.peak[MT_MEM_GRADIENTS]);
-    release(&res);
+    for (job->zero_stage = 1; job->zero_stage <= 2; job->zero_stage++) {
+        train(d, job, &res);
+        char what[64];
+        snprintf(what, sizeof what, "bf16 zero-%d vs bf16 data parallel", job->zero_stage);
+        check_losses(res.losses, b16.losses, steps, N == 2 ? 1e-5 : tol, what);
+        if (d->rank == 0)
+            CHECK(rel(res.params, b16.params, psi) <= (N == 2 ? 1e-5 : 1e-2), "%s: params rel %.3g",
+                  what, rel(res.params, b16.params, psi));
+        size_t slice = psi / N + ((size_t)d->rank < psi % N);
+        size_t want_g = job->zero_stage == 2 ? 2 * slice : 2 * psi;
+        CHECK(res.peak[MT_MEM_OPTIMIZER] == 12 * slice && res.peak[MT_MEM_GRADIENTS] == want_g &&
+                  fabs(res.zero_pred_optimizer - (double)res.peak[MT_MEM_OPTIMIZER]) < 12.0 &&
+                  fabs(res.zero_pred_gradients - (double)want_g) < 2.0,
+              "%s: optimizer %zu B (slice %zu, formula %.0f) gradients %zu B (formula %.0f)", what,
+              res.peak[MT_MEM_OPTIMIZER], slice, res.zero_pred_optimizer,
+              res.peak[MT_MEM_GRADIENTS], res.zero_pred_gradients);
+        CHECK(fabs(res.bytes_sent - want) < 1 && fabs(res.bytes_recv - want) < 1,
+              "%s: sent %.0f received %.0f, want %.0f", what, res.bytes_sent, res.bytes_recv, want);
+        printf("rank %d: bf16 zero-%d optimizer %zu B (12 x %zu) gradients %zu B, total %zu B\n",
+               d->rank, job->zero_stage, res.peak[MT_MEM_OPTIMIZER], slice,
+               res.peak[MT_MEM_GRADIENTS], res.peak_total);
+        release(&res);
+    }
     release(&b16);
     release(&f32);
 }

@@ -146,19 +146,26 @@ double mt_dist_sum(struct mt_dist *d, double v)
     return out;
 }
 
-void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, const int *counts)
+/* Reduce-scatter of elements of `type` (`size` bytes each) with `op`; send == recv is
+ * the in-place form. */
+static void reduce_scatter(struct mt_dist *d, const void *send, void *recv, const int *counts,
+                           MPI_Datatype type, size_t size, MPI_Op op)
 {
     size_t total = 0;
     for (int r = 0; r < d->nranks; r++)
         total += (size_t)counts[r];
     if (d->nranks == 1) {
-        memmove(recv, send, total * sizeof *send);
+        memmove(recv, send, total * size);
         return;
     }
-    double t0 = comm_begin(d), b = ring_bytes(d, total * sizeof *send, 1.0);
-    MPI_Reduce_scatter(send == recv ? MPI_IN_PLACE : (const void *)send, recv, counts, MPI_FLOAT,
-                       MPI_SUM, d->comm);
+    double t0 = comm_begin(d), b = ring_bytes(d, total * size, 1.0);
+    MPI_Reduce_scatter(send == recv ? MPI_IN_PLACE : send, recv, counts, type, op, d->comm);
     comm_end(d, t0, b, b);
+}
+
+void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, const int *counts)
+{
+    reduce_scatter(d, send, recv, counts, MPI_FLOAT, sizeof *send, MPI_SUM);
 }
 
 /* In-place all-gather of elements of `type` (`size` bytes each). */
@@ -196,15 +203,10 @@ void mt_dist_iallreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n, MPI_Req
     comm_end(d, t0, b, b);
 }
 
-void mt_dist_reduce_scatter_bf16(struct mt_dist *d, uint16_t *buf, const int *counts)
+void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16_t *recv,
+                                 const int *counts)
 {
-    if (d->nranks == 1) return;
-    size_t total = 0;
-    for (int r = 0; r < d->nranks; r++)
-        total += (size_t)counts[r];
-    double t0 = comm_begin(d), b = ring_bytes(d, total * sizeof *buf, 1.0);
-    MPI_Reduce_scatter(MPI_IN_PLACE, buf, counts, MPI_UINT16_T, d->bf16_sum, d->comm);
-    comm_end(d, t0, b, b);
+    reduce_scatter(d, send, recv, counts, MPI_UINT16_T, sizeof *send, d->bf16_sum);
 }
 
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs)

@@ -92,9 +92,10 @@ void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, c
 /* buf[n] = bf16 sum over ranks of buf[n], on every rank; non-blocking version below. */
 void mt_dist_allreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n);
 void mt_dist_iallreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n, MPI_Request *req);
-/* In-place reduce-scatter of sum(counts) bf16 values: rank r's summed slice lands at
- * buf[0 .. counts[r]). */
-void mt_dist_reduce_scatter_bf16(struct mt_dist *d, uint16_t *buf, const int *counts);
+/* Reduce-scatter of sum(counts) bf16 values, as mt_dist_reduce_scatter (send == recv:
+ * in place, rank r's summed slice lands at recv[0 .. counts[r])). */
+void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16_t *recv,
+                                 const int *counts);
 /* In-place all-gather of 16-bit elements (as mt_dist_allgather). */
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs);
 

@@ -74,7 +74,8 @@ struct run {
     float *m, *v;                   /* AdamW moments for [lo, hi) */
     float *gshard;                  /* ZeRO-2: reduced gradients of [lo, hi) */
     float *master;                  /* bf16: fp32 master weights of [lo, hi) (optimizer) */
-    uint16_t *gbf;                  /* bf16: the gradients (n), reduced in place */
+    uint16_t *gbf;                  /* bf16 DP, ZeRO-1: the gradients (n), reduced in place */
+    uint16_t *gshard_bf, *gwin_bf;  /* bf16 ZeRO-2: reduced slice; the range being sent */
     int *counts, *displs, *rcounts; /* ZeRO: the flat split over ranks */
     int *batch;                     /* global inputs then targets, B*T each */
     MPI_Request *reqs;              /* DP overlap: one per bucket in flight */
@@ -138,9 +139,8 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "the ranks must divide the batch";
     else if (job->strategy == MT_DIST_ZERO && job->zero_stage != 1 && job->zero_stage != 2)
         why = "ZeRO stage must be 1 or 2";
-    else if (job->bf16 && job->strategy != MT_DIST_DP &&
-             !(job->strategy == MT_DIST_ZERO && job->zero_stage == 1))
-        why = "precision=bf16 is implemented for data_parallel and zero stage 1 only";
+    else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
+        why = "precision=bf16 is implemented for data_parallel and zero only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
     else if (job->strategy == MT_DIST_PP && N > job->cfg.n_layer)
@@ -168,6 +168,8 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, span * sizeof(uint16_t));
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->gwin_bf, r->sh ? r->sh->grads_len * sizeof(uint16_t) : 0);
     mt_dist_free(d, MT_MEM_DATA, r->batch,
                  2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
     if (r->wte_recv)
@@ -223,8 +225,17 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     if (job->bf16 && !fail) { /* fp32 master of [lo, hi), bf16 weights and gradients */
         float *flat = mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
         r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "master_weights");
-        r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, n * sizeof(uint16_t), "grads_bf16");
-        fail |= !flat || (span && !r->master) || !r->gbf;
+        if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) {
+            r->gshard_bf =
+                mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(uint16_t), "grad_shard_bf16");
+            r->gwin_bf = mt_dist_alloc(d, MT_MEM_WORKSPACE, r->sh->grads_len * sizeof(uint16_t),
+                                       "grad_window_bf16");
+            fail |= (span && !r->gshard_bf) || !r->gwin_bf;
+        } else {
+            r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, n * sizeof(uint16_t), "grads_bf16");
+            fail |= !r->gbf;
+        }
+        fail |= !flat || (span && !r->master);
         if (!fail) {
             mt_shard_init_flat(&r->spec, flat, job->seed);
             memcpy(r->master, flat + r->lo, span * sizeof(float));
@@ -232,7 +243,7 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         }
         mt_dist_free(d, MT_MEM_WORKSPACE, flat, n * sizeof(float));
     }
-    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) {
+    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 && !job->bf16) {
         r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
         fail |= span && !r->gshard;
     }
@@ -299,7 +310,21 @@ static void zero2_ready(void *user, size_t lo, size_t hi, float *g)
         r->rcounts[k] = y > x ? (int)(y - x) : 0;
     }
     size_t off = lo > r->lo ? lo - r->lo : 0;
-    mt_dist_reduce_scatter(d, g, r->gshard + (off < r->hi - r->lo ? off : 0), r->rcounts);
+    off = off < r->hi - r->lo ? off : 0;
+    if (r->gwin_bf) { /* bf16: round the range, then move 2 bytes per element */
+        mt_half_pack(MT_PREC_BF16, r->gwin_bf, g, hi - lo);
+        mt_dist_reduce_scatter_bf16(d, r->gwin_bf, r->gshard_bf + off, r->rcounts);
+    } else {
+        mt_dist_reduce_scatter(d, g, r->gshard + off, r->rcounts);
+    }
+}
+
+/* What backward hands each finished gradient range to (NULL: nothing until the end). */
+static mt_shard_ready_fn ready_for(const struct mt_dist_job *job)
+{
+    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) return zero2_ready;
+    if (job->bf16) return bf16_ready;
+    return job->strategy == MT_DIST_DP && job->overlap ? dp_ready : NULL;
 }
 
 static void dp_reduce(struct run *r)
@@ -475,10 +500,7 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
     case MT_DIST_DP:
     case MT_DIST_ZERO: {
         size_t rows = r->spec.B * T * (size_t)d->rank;
-        mt_shard_ready_fn ready = job->bf16 ? bf16_ready
-                                  : job->strategy == MT_DIST_ZERO
-                                      ? (job->zero_stage == 2 ? zero2_ready : NULL)
-                                      : (job->overlap ? dp_ready : NULL);
+        mt_shard_ready_fn ready = ready_for(job);
         phase(r, "forward", 1);
         rc = mt_shard_forward(sh, 0, in + rows, tg + rows, &loss_sum, NULL, err, errlen);
         phase(r, "forward", 0);
@@ -516,13 +538,12 @@ static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *log
         if (job->zero_stage == 2)
             g = r->gshard;
         else if (r->gbf) /* in place: this rank's reduced slice lands at gbf[0] */
-            mt_dist_reduce_scatter_bf16(d, r->gbf, r->counts);
+            mt_dist_reduce_scatter_bf16(d, r->gbf, r->gbf, r->counts);
         else /* in place: this rank's reduced slice lands at grads[0] */
             mt_dist_reduce_scatter(d, sh->grads, sh->grads, r->counts);
     }
-    optimizer_step(r, g, r->gbf ? r->gbf + (job->strategy == MT_DIST_DP ? r->lo : 0) : NULL,
-                   mt_gpt_lr_at(&job->recipe, step));
-    if (job->strategy == MT_DIST_ZERO && r->gbf)
+    optimizer_step(r, g, r->gshard_bf ? r->gshard_bf : r->gbf, mt_gpt_lr_at(&job->recipe, step));
+    if (job->strategy == MT_DIST_ZERO && job->bf16)
         mt_dist_allgather_u16(d, sh->wbf, r->counts, r->displs);
     else if (job->strategy == MT_DIST_ZERO)
         mt_dist_allgather(d, sh->params, r->counts, r->displs);

@@ -15,14 +15,15 @@
  * trains on rows [r B/N, (r+1) B/N), so the union of the ranks' batches is the batch one
  * process would draw.
  *
- * Mixed precision (job.bf16; data parallel and ZeRO stage 1): the weights are stored in
+ * Mixed precision (job.bf16; data parallel and ZeRO): the weights are stored in
  * bf16 (weights), decoded to fp32 one layer at a time for compute (workspace window);
  * backward accumulates a layer's gradients in an fp32 window and rounds them into bf16
  * gradient storage as the layer finishes; the all-reduce (DP) or reduce-scatter (ZeRO)
- * moves bf16 (2 bytes per element; dist.h's bf16 sum); AdamW decodes the reduced bf16
- * gradients and updates fp32 master weights of the rank's range (optimizer, next to m
- * and v), which are rounded back into the bf16 weights (ZeRO: then all-gathered as bf16).
- * Final parameters returned are the bf16 weights, decoded.
+ * moves bf16 (2 bytes per element; dist.h's bf16 sum; ZeRO-2 rounds each finished range
+ * into a bf16 window and reduce-scatters it into a bf16 gradient slice); AdamW decodes the reduced
+ * bf16 gradients and updates fp32 master weights of the rank's range (optimizer, next to m and v),
+ * which are rounded back into the bf16 weights (ZeRO: then all-gathered as bf16). Final parameters
+ * returned are the bf16 weights, decoded.
  */
 #ifndef MT_DIST_TRAIN_H
 #define MT_DIST_TRAIN_H
@@ -47,7 +48,7 @@ struct mt_dist_job {
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
     int zero_stage;       /* ZeRO: 1 or 2 */
-    int bf16;             /* DP, ZeRO-1: mixed precision (see below) */
+    int bf16;             /* DP, ZeRO: mixed precision (see above) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
     int crash_rank;       /* tests: this rank raises SIGSEGV in step 1; -1 = none */
