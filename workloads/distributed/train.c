@@ -162,7 +162,6 @@ static void run_free(struct run *r)
 {
     struct mt_dist *d = r->d;
     size_t span = r->hi - r->lo;
-    mt_shard_free(r->sh, d);
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
@@ -170,6 +169,7 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, span * sizeof(uint16_t));
     mt_dist_free(d, MT_MEM_WORKSPACE, r->gwin_bf, r->sh ? r->sh->grads_len * sizeof(uint16_t) : 0);
+    mt_shard_free(r->sh, d); /* after the slabs sized by the shard */
     mt_dist_free(d, MT_MEM_DATA, r->batch,
                  2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
     if (r->wte_recv)
