@@ -18,6 +18,7 @@
 
 static const struct mt_workload *plugin_wl;
 static char plugin_cache_dir[256];
+static char plugin_scratch_dir[256]; /* the run's scratch folder ("" = none) */
 
 /* Loads `so` and checks its descriptor names `name`; returns 0 or -1 with a message. */
 static inline int plugin_load(const char *so_path, const char *name)
@@ -40,6 +41,7 @@ static inline int plugin_run(struct fake_ctx *f, const char **ov, size_t n)
 {
     fake_ctx_init(f, plugin_wl, ov, n);
     snprintf(f->cache_dir, sizeof(f->cache_dir), "%s", plugin_cache_dir);
+    snprintf(f->scratch_dir, sizeof(f->scratch_dir), "%s", plugin_scratch_dir);
     int rc = plugin_wl->run(&f->base);
     if (rc) fprintf(stderr, "run failed: %s\n", f->error);
     CHECK(f->open_regions == 0 && f->region_errors == 0, "regions unpaired");

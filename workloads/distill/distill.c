@@ -92,18 +92,31 @@ int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct
                     size_t step, const int *inputs, const int *targets, double alpha,
                     double temperature, struct mt_distill_stats *st, char *err, size_t errlen)
 {
-    size_t B = r->batch, T = r->seq, V = student->cfg.vocab, N = B * T;
+    size_t B = r->batch, T = r->seq, V = student->cfg.vocab;
     if ((!teacher && alpha != 0.0) || (teacher && teacher->cfg.vocab != V)) {
         snprintf(err, errlen, "distillation needs a teacher with the student's vocab %zu", V);
         return -1;
     }
     if (teacher && mt_gpt_forward(teacher, inputs, NULL, B, T, NULL, err, errlen)) return -1;
+    return mt_distill_step_logits(student, teacher ? teacher->act[MT_A_LOGITS] : NULL, r, step,
+                                  inputs, targets, alpha, temperature, st, err, errlen);
+}
+
+int mt_distill_step_logits(struct mt_gpt *student, const float *zt, const struct mt_gpt_recipe *r,
+                           size_t step, const int *inputs, const int *targets, double alpha,
+                           double temperature, struct mt_distill_stats *st, char *err,
+                           size_t errlen)
+{
+    size_t B = r->batch, T = r->seq, V = student->cfg.vocab, N = B * T;
+    if (!zt && alpha != 0.0) {
+        snprintf(err, errlen, "distillation with alpha %g needs teacher logits", alpha);
+        return -1;
+    }
     float ce = 0.0f;
     if (mt_gpt_forward(student, inputs, targets, B, T, &ce, err, errlen)) return -1;
     double kl = 0.0;
-    if (teacher) {
-        kl = mt_distill_fold(student->act[MT_A_LOGITS], teacher->act[MT_A_LOGITS], targets, N, V,
-                             alpha, temperature);
+    if (zt) {
+        kl = mt_distill_fold(student->act[MT_A_LOGITS], zt, targets, N, V, alpha, temperature);
         if (isnan(kl)) {
             snprintf(err, errlen, "distillation fold: out of memory");
             return -1;

@@ -57,6 +57,15 @@ int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct
                     size_t step, const int *inputs, const int *targets, double alpha,
                     double temperature, struct mt_distill_stats *st, char *err, size_t errlen);
 
+/* Contract: the same step with the teacher's logits given: zt[r->batch * r->seq x V]
+ * (e.g. read back from a cache; NULL requires alpha == 0). Bit-identical to
+ * mt_distill_step when zt holds the teacher forward's logits of the same inputs. Not
+ * kept; 0 or -1 with a message. */
+int mt_distill_step_logits(struct mt_gpt *student, const float *zt, const struct mt_gpt_recipe *r,
+                           size_t step, const int *inputs, const int *targets, double alpha,
+                           double temperature, struct mt_distill_stats *st, char *err,
+                           size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,19 +10,28 @@
  * (1 - alpha)*CE (distill.h). alpha = 0 is the control: the teacher is not even loaded,
  * and the run is exactly the baseline recipe trained on the student's shape (the same
  * init seed, batch stream and update order as wlcommon's training loop).
- * What it is not for: caching teacher logits on disk (not implemented: every step runs
- * the teacher forward), or distilling into pruned/quantized students.
+ * With teacher_cache = on, the teacher instead runs once over every batch the student
+ * will see before training, its logits go to a file in the run's scratch folder (fp32,
+ * or bf16 with teacher_cache_dtype = bf16, round to nearest even), the teacher is freed,
+ * and each step reads its batch's logits back: neither the teacher's weights nor its
+ * activations are resident while the student trains. fp32 gives bit-identical training.
+ * What it is not for: distilling into pruned/quantized students.
  *
  * Memory: train_peak_bytes is accounted from the slabs alive during training: the
  * student's training state plus the teacher's inference state, and the teacher's part
- * is also reported per category (teacher_<category>_bytes). The student is then moved
+ * is also reported per category (teacher_<category>_bytes). With the cache, the training
+ * slabs are the student's plus one batch of logits (and its bf16 staging): no teacher
+ * categories; teacher_cache_bytes is the file, cache_peak_bytes the pre-pass (teacher
+ * inference slabs + batches + logits buffers). The student is then moved
  * to an inference-mode model (training state and teacher freed) and evaluated inside
  * region "infer"; infer_peak_bytes counts its slabs and the KV cache of the decode.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <memtrade/workload.h>
 
@@ -30,6 +39,7 @@
 #include "wlcommon.h"
 
 #define EVAL_B 8
+#define BATCH_STREAM 0x6261746368ull /* xor into the seed: wlcommon's batch stream */
 
 static double wall(void)
 {
@@ -69,7 +79,7 @@ static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teache
 }
 
 static void report_memory(struct mt_ctx *ctx, const struct mt_gpt *student,
-                          const struct mt_gpt *teacher, size_t batch_bytes)
+                          const struct mt_gpt *teacher, size_t batch_bytes, const char *no_teacher)
 {
     size_t peak = slabs_total(student) + batch_bytes;
     if (teacher) {
@@ -82,15 +92,123 @@ static void report_memory(struct mt_ctx *ctx, const struct mt_gpt *student,
         }
         mt_metric(ctx, "teacher_params", (double)teacher->n_params, "count");
     } else {
-        mt_metric_na(ctx, "teacher_weights_bytes", "bytes", "alpha = 0: no teacher loaded");
+        mt_metric_na(ctx, "teacher_weights_bytes", "bytes", no_teacher);
     }
     mt_metric(ctx, "train_peak_bytes", (double)peak, "bytes");
 }
 
+/* Teacher logits on disk: one batch of r->batch x r->seq x V values per training step,
+ * in step order, stored fp32 or bf16. The file is unlinked once open (gone at close or
+ * crash); zt (fp32) and half (bf16 staging) are the only resident parts. */
+struct logit_cache {
+    FILE *f;
+    int bf16;
+    size_t n; /* values per batch */
+    float *zt;
+    uint16_t *half;
+};
+
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                           /* to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+static size_t cache_buffer_bytes(const struct logit_cache *c)
+{
+    return c->n * sizeof(float) + (c->bf16 ? c->n * sizeof(uint16_t) : 0);
+}
+
+static void cache_close(struct logit_cache *c)
+{
+    if (c->f) fclose(c->f);
+    free(c->zt);
+    free(c->half);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Runs `teacher` over the r->steps batches of the student's stream and writes the logits;
+ * reports teacher_cache_bytes and cache_peak_bytes. 0 or -1 (reported). */
+static int cache_fill(struct mt_ctx *ctx, struct logit_cache *c, struct mt_gpt *teacher,
+                      const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *corpus)
+{
+    const char *dir = ctx->ops->scratch_dir(ctx);
+    if (!dir || !dir[0]) return mt_error(ctx, "teacher_cache: no scratch folder");
+    char path[600];
+    snprintf(path, sizeof(path), "%s/teacher_logits.bin", dir);
+    size_t B = r->batch, T = r->seq, V = teacher->cfg.vocab;
+    c->n = B * T * V;
+    c->bf16 = strcmp(mt_param_str(ctx, "teacher_cache_dtype"), "bf16") == 0;
+    c->f = fopen(path, "w+b");
+    if (!c->f) return mt_error(ctx, "teacher_cache: cannot create %s", path);
+    unlink(path);
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    c->zt = malloc(c->n * sizeof(float));
+    c->half = c->bf16 ? malloc(c->n * sizeof(uint16_t)) : NULL;
+    int *in = malloc(2 * B * T * sizeof(*in));
+    mt_mem_category(ctx, prev);
+    if (!c->zt || (c->bf16 && !c->half) || !in) {
+        free(in);
+        return mt_error(ctx, "teacher_cache: out of memory");
+    }
+    int *tg = in + B * T;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, seed ^ BATCH_STREAM); /* the student's batches, in its order */
+    char err[512];
+    int rc = 0;
+    mt_region_begin(ctx, "teacher_cache");
+    for (size_t step = 0; step < r->steps && rc == 0; step++) {
+        mt_batch_sample(corpus->train, corpus->n_train, B, T, &rng, in, tg);
+        if (mt_gpt_forward(teacher, in, NULL, B, T, NULL, err, sizeof(err))) {
+            rc = mt_error(ctx, "teacher_cache: %s", err);
+            break;
+        }
+        const float *z = teacher->act[MT_A_LOGITS];
+        if (c->bf16)
+            for (size_t i = 0; i < c->n; i++)
+                c->half[i] = to_bf16(z[i]);
+        size_t w = c->bf16 ? fwrite(c->half, sizeof(uint16_t), c->n, c->f)
+                           : fwrite(z, sizeof(float), c->n, c->f);
+        if (w != c->n) rc = mt_error(ctx, "teacher_cache: write to %s failed", path);
+    }
+    mt_region_end(ctx, "teacher_cache");
+    free(in);
+    if (rc) return rc;
+    if (fflush(c->f) || fseek(c->f, 0, SEEK_END)) return mt_error(ctx, "teacher_cache: flush");
+    long bytes = ftell(c->f);
+    rewind(c->f);
+    mt_metric(ctx, "teacher_cache_bytes", (double)bytes, "bytes");
+    mt_metric(ctx, "cache_peak_bytes",
+              (double)(slabs_total(teacher) + 2 * B * T * sizeof(*in) + cache_buffer_bytes(c)),
+              "bytes");
+    return 0;
+}
+
+/* The next step's teacher logits (fp32) from the file; NULL on a short read. */
+static const float *cache_next(struct logit_cache *c)
+{
+    if (!c->bf16) return fread(c->zt, sizeof(float), c->n, c->f) == c->n ? c->zt : NULL;
+    if (fread(c->half, sizeof(uint16_t), c->n, c->f) != c->n) return NULL;
+    for (size_t i = 0; i < c->n; i++)
+        c->zt[i] = from_bf16(c->half[i]);
+    return c->zt;
+}
+
 /* Student training: the baseline loop of wlcommon with the distillation step. */
 static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teacher,
-                 const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
-                 double alpha, double temp)
+                 struct logit_cache *cache, const struct mt_gpt_recipe *r, uint64_t seed,
+                 const struct mt_corpus *c, double alpha, double temp, double cache_s)
 {
     size_t B = r->batch, T = r->seq;
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
@@ -99,7 +217,7 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* wlcommon's batch stream */
+    mt_rng_seed(&rng, seed ^ BATCH_STREAM);
     char err[512];
     int rc = 0;
     double t0 = wall(), tail = 0.0;
@@ -108,11 +226,20 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     for (size_t step = 0; step < r->steps && rc == 0; step++) {
         struct mt_distill_stats st;
         mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
-        rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err, sizeof(err));
+        if (cache->f) {
+            const float *zt = cache_next(cache);
+            if (!zt) snprintf(err, sizeof(err), "teacher_cache: short read at step %zu", step);
+            rc = zt ? mt_distill_step_logits(student, zt, r, step, in, tg, alpha, temp, &st, err,
+                                             sizeof(err))
+                    : -1;
+        } else {
+            rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err,
+                                 sizeof(err));
+        }
         if (rc) break;
         mt_sample(ctx, "train_loss", (double)step, st.loss);
         mt_sample(ctx, "train_ce", (double)step, st.ce);
-        if (teacher) mt_sample(ctx, "train_kl", (double)step, st.kl);
+        if (teacher || cache->f) mt_sample(ctx, "train_kl", (double)step, st.kl);
         mt_progress(ctx, (double)(step + 1), (double)r->steps);
         if (step + 10 >= r->steps) {
             tail += st.loss;
@@ -125,10 +252,12 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     mt_region_end(ctx, "train");
     free(in);
     if (rc) return mt_error(ctx, "distillation failed: %s", err);
-    double dt = wall() - t0;
+    double dt = wall() - t0 + cache_s;
     mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / dt, "tokens/s");
     mt_metric(ctx, "train_loss", ntail ? tail / (double)ntail : 0.0, "nats/byte");
-    report_memory(ctx, student, teacher, 2 * B * T * sizeof(*in));
+    report_memory(ctx, student, teacher, 2 * B * T * sizeof(*in) + cache_buffer_bytes(cache),
+                  cache->f ? "teacher_cache: the teacher is freed before training"
+                           : "alpha = 0: no teacher loaded");
     return 0;
 }
 
@@ -167,7 +296,21 @@ static int run(struct mt_ctx *ctx)
            "student L%zu H%zu C%zu (%zu params) from teacher L%zu H%zu C%zu; alpha %.3g T %.3g",
            scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, tcfg.n_layer, tcfg.n_head,
            tcfg.n_embd, alpha, temp);
-    if ((rc = train(ctx, student, teacher, &sr, seed, &corpus, alpha, temp))) goto out;
+    struct logit_cache cache = {0};
+    double cache_s = 0.0;
+    if (teacher && strcmp(mt_param_str(ctx, "teacher_cache"), "on") == 0) {
+        double t0 = wall();
+        if ((rc = cache_fill(ctx, &cache, teacher, &sr, seed, &corpus))) {
+            cache_close(&cache);
+            goto out;
+        }
+        cache_s = wall() - t0;
+        mt_gpt_free(teacher);
+        teacher = NULL;
+    }
+    rc = train(ctx, student, teacher, &cache, &sr, seed, &corpus, alpha, temp, cache_s);
+    cache_close(&cache);
+    if (rc) goto out;
     mt_gpt_free(teacher);
     teacher = NULL;
 
@@ -227,6 +370,11 @@ static const struct mt_param_spec params[] = {
     {"alpha", MT_PARAM_FLOAT, "0.5", 0.0, 1.0, NULL,
      "weight of T^2*KL(teacher||student); 0 = train from scratch (control)"},
     {"temperature", MT_PARAM_FLOAT, "2", 0.1, 100.0, NULL, "softmax temperature T"},
+    {"teacher_cache", MT_PARAM_CHOICE, "off", 0, 0, "off|on",
+     "on = teacher logits computed once, cached in a scratch file, teacher freed before "
+     "training"},
+    {"teacher_cache_dtype", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|bf16",
+     "cached logits' type: fp32 (training bit-identical to no cache) or bf16 (half the bytes)"},
     {"decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,
      "batch-1 decode steps for decode_tokens_per_s (0 = skip)"},
 };
