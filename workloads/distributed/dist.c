@@ -42,15 +42,24 @@ static double ring_bytes(const struct mt_dist *d, size_t bytes, double factor)
 }
 
 /* The MPI_Op of the bf16 collectives: inout[i] = bf16(float(in[i]) + float(inout[i])),
- * round to nearest even (half.h). Commutative: a + b == b + a in fp32. */
+ * round to nearest even, through half.h's array converters (AVX512-BF16 where the CPU has
+ * it; those treat fp32 denormal sums as zero, see half.h) in chunks on the stack.
+ * Commutative: a + b == b + a in fp32. */
 static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
 {
     (void)type;
-    const uint16_t *a = in;
-    uint16_t *b = inout;
-    for (int i = 0; i < *len; i++)
-        b[i] = mt_half_from_float(MT_PREC_BF16, mt_half_to_float(MT_PREC_BF16, a[i]) +
-                                                    mt_half_to_float(MT_PREC_BF16, b[i]));
+    enum { CHUNK = 512 };
+    float a[CHUNK], b[CHUNK];
+    const uint16_t *x = in;
+    uint16_t *y = inout;
+    for (size_t off = 0, n = (size_t)*len; off < n; off += CHUNK) {
+        size_t k = n - off < CHUNK ? n - off : CHUNK;
+        mt_half_unpack(MT_PREC_BF16, a, x + off, k);
+        mt_half_unpack(MT_PREC_BF16, b, y + off, k);
+        for (size_t i = 0; i < k; i++)
+            a[i] += b[i];
+        mt_half_pack(MT_PREC_BF16, y + off, a, k);
+    }
 }
 
 int mt_dist_open(struct mt_dist *d, struct mt_ctx *ctx, char *err, size_t errlen)
