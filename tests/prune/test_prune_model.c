@@ -315,9 +315,12 @@ static int test_finetune(const char *path)
 static const char *small_path(const char *fallback, char *buf, size_t n)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && xdg[0])
+    /* Create the cache's parent too: the fixture and the tests that follow must agree on
+     * one path even when the parent only appears later (made by another test). */
+    if (xdg && xdg[0]) {
+        mkdir(xdg, 0755); /* a failure shows at the next mkdir */
         snprintf(buf, n, "%s/memtrade", xdg);
-    else if (home && home[0]) {
+    } else if (home && home[0]) {
         snprintf(buf, n, "%s/.cache", home);
         mkdir(buf, 0755); /* a failure shows at the next mkdir */
         snprintf(buf, n, "%s/.cache/memtrade", home);
