@@ -86,31 +86,10 @@ static size_t scope_inst(enum act_scope s, size_t L, size_t n_slots)
     return s == ONCE ? 1 : s == PER_LAYER ? L : s == PER_SLOT ? n_slots : 0;
 }
 
-/* Floats of one instance of activation kind a for B x T. */
+/* Floats of one instance of activation kind a for B x T (the model's own layout). */
 static size_t act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int a)
 {
-    size_t C = cfg->n_embd, BT = B * T;
-    switch (a) {
-    case MT_A_LN1_MEAN:
-    case MT_A_LN1_RSTD:
-    case MT_A_LN2_MEAN:
-    case MT_A_LN2_RSTD:
-    case MT_A_LNF_MEAN:
-    case MT_A_LNF_RSTD:
-    case MT_A_LOSSES:
-        return BT;
-    case MT_A_QKV:
-        return BT * 3 * C;
-    case MT_A_ATT:
-        return B * cfg->n_head * T * T;
-    case MT_A_FCH:
-    case MT_A_FCH_GELU:
-        return BT * 4 * C;
-    case MT_A_LOGITS:
-        return BT * cfg->vocab;
-    default:
-        return BT * C;
-    }
+    return mt_gpt_act_elems(cfg, B, T, (enum mt_gpt_act)a);
 }
 
 /* Bytes per element of kind a: statistics, logits, the final LayerNorm output and the
@@ -136,17 +115,7 @@ static size_t act_es(enum mt_prec p, int a)
 
 static size_t dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int d)
 {
-    size_t C = cfg->n_embd, BT = B * T;
-    switch (d) {
-    case MT_D_QKV:
-        return BT * 3 * C;
-    case MT_D_ATT:
-        return B * cfg->n_head * T * T;
-    case MT_D_FCH:
-        return BT * 4 * C;
-    default:
-        return BT * C;
-    }
+    return mt_gpt_dact_elems(cfg, B, T, (enum mt_gpt_dact)d);
 }
 
 static int is_layer_param(int p)

@@ -254,6 +254,16 @@ static size_t dact_len(const struct mt_gpt_config *cfg, size_t B, size_t T, int 
     }
 }
 
+size_t mt_gpt_act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_act a)
+{
+    return act_len(cfg, B, T, 1, 1, (int)a);
+}
+
+size_t mt_gpt_dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_dact d)
+{
+    return dact_len(cfg, B, T, (int)d);
+}
+
 /* A slab description: the byte size of each tensor; offsets are 64-byte aligned. */
 struct slab {
     size_t n;

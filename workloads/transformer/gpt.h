@@ -157,6 +157,12 @@ struct mt_gpt_opts {
     size_t recompute_every;
 };
 
+/* Floats of one instance (one layer slot, one segment) of activation `a`, and of
+ * activation gradient `d`, for batch B and sequence T. Pure; for engines that lay out
+ * these tensors themselves (workloads/train). */
+size_t mt_gpt_act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_act a);
+size_t mt_gpt_dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_dact d);
+
 /* Computes the bytes of every memory category (index enum mt_mem_cat) a model of this
  * configuration needs in `mode` for batch B and sequence T, without allocating. The slabs
  * mt_gpt_create allocates have exactly these sizes (mt_gpt_slab_bytes). Returns the
