@@ -96,21 +96,33 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
         in[i] = (int)mt_rng_below(&rng, 256);
     struct mt_gpt_recipe r = mt_gpt_recipe_default(1000);
     r.batch = B, r.seq = T;
-    double *ts = malloc(steps * sizeof *ts), *tf = malloc(steps * sizeof *tf);
+    double *ts = malloc(4 * steps * sizeof *ts), *tf = ts + steps, *tb = tf + steps, *to = tb + steps;
     float loss = 0.0f;
-    for (size_t s = 0; s < steps + 2; s++) { /* two warm-up steps */
+    for (size_t s = 0; s < steps + 2; s++) { /* two warm-up steps; the parts of mt_gpt_train_step */
         double t0 = now_s();
-        if (mt_gpt_train_step(m, &r, s, in, tg, &loss, NULL, err, sizeof err)) {
+        if (mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err)) {
             fprintf(stderr, "mt-bench-model: %s\n", err);
             return -1;
         }
-        if (s >= 2) ts[s - 2] = now_s() - t0;
+        double t1 = now_s();
+        mt_gpt_zero_grad(m);
+        if (mt_gpt_backward(m, 1.0f, 0, err, sizeof err)) {
+            fprintf(stderr, "mt-bench-model: %s\n", err);
+            return -1;
+        }
+        double t2 = now_s();
+        mt_gpt_adamw_step(m, &r, mt_gpt_lr_at(&r, s), 1.0f);
+        double t3 = now_s();
+        if (s >= 2) ts[s - 2] = t3 - t0, tb[s - 2] = t2 - t1, to[s - 2] = t3 - t2;
     }
+    double bwd_s = median(tb, steps), opt_s = median(to, steps);
     for (size_t s = 0; s < steps; s++) {
         double t0 = now_s();
         mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
         tf[s] = now_s() - t0;
     }
+    printf("%-6s parts (medians): backward %.2f ms, clip + AdamW %.2f ms\n", label, bwd_s * 1e3,
+           opt_s * 1e3);
     double step_s = median(ts, steps), fwd_s = median(tf, steps);
     size_t L = cfg.n_layer, C = cfg.n_embd;
     double nmat = (double)L * 12.0 * C * C + (double)cfg.vocab * C;
@@ -132,7 +144,7 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
             mt_gpt_kv_free(kv);
         }
     }
-    free(ts), free(tf), free(in);
+    free(ts), free(in);
     mt_gpt_free(m);
     return 0;
 }
