@@ -1,5 +1,5 @@
 /* test_distill_plugin.c — the `distill` plugin run through the fake ctx of
- * tests/transformer.
+ * tests/support.
  *
  * What it is for: with a 20-step `tiny` teacher and a narrower student (C=32):
  *   scratch  alpha = 0 reaches exactly (==) the validation loss of the baseline recipe

@@ -1,4 +1,4 @@
-/* plugin_check.h — running a workload plugin through tests/transformer's fake ctx, for
+/* plugin_check.h — running a workload plugin through tests/support's fake ctx, for
  * the prune and distill plugin tests.
  *
  * What it is for: plugin_load() finds the descriptor in a .so, plugin_run() runs it with

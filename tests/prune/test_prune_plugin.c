@@ -1,4 +1,4 @@
-/* test_prune_plugin.c — the `prune` plugin run through the fake ctx of tests/transformer.
+/* test_prune_plugin.c — the `prune` plugin run through the fake ctx of tests/support.
  *
  * What it is for: the .so loads by its descriptor; on `tiny` (20-step cached baseline):
  * wanda at 50 % reports every layer at exactly 50 % sparsity, model_bytes equal to

@@ -1,5 +1,5 @@
 /* test_plugins.c — the four training-memory plugins through a fake ctx
- * (tests/transformer/fake_ctx.c): the shared loop's loss scaling, metrics and regions.
+ * (tests/support/fake_ctx.c): the shared loop's loss scaling, metrics and regions.
  *
  * What it is for:
  *   - each plugin loads, declares every knob, and runs on tiny reporting the standard

@@ -1,6 +1,7 @@
-/* fake_ctx.c — the fake ctx of fake_ctx.h. */
+/* fake_ctx.c — the fake ctx of fake_ctx.h (what it records and prints is said there). */
 #include "fake_ctx.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ static const char *value_of(struct fake_ctx *f, const char *name)
     for (size_t i = 0; i < f->wl->n_params; i++)
         if (!strcmp(f->wl->params[i].name, name)) return f->wl->params[i].def;
     fprintf(stderr, "fake ctx: plugin asked for undeclared parameter '%s'\n", name);
+    f->n_undeclared++;
     return NULL;
 }
 
@@ -60,7 +62,8 @@ static void metric(struct mt_ctx *c, const char *name, double v, const char *uni
         m->value = v, m->na = 0;
         snprintf(m->unit, sizeof m->unit, "%s", unit);
     }
-    printf("metric %-20s %.6g %s\n", name, v, unit);
+    F(c)->n_nonfinite += !isfinite(v);
+    printf("rank %d metric %-20s %.9g %s\n", F(c)->rank, name, v, unit);
 }
 
 static void metric_na(struct mt_ctx *c, const char *name, const char *unit, const char *why)
@@ -70,7 +73,7 @@ static void metric_na(struct mt_ctx *c, const char *name, const char *unit, cons
         m->na = 1;
         snprintf(m->unit, sizeof m->unit, "%s", unit);
     }
-    printf("metric %-20s unavailable: %s\n", name, why);
+    printf("rank %d metric %-20s unavailable (%s): %s\n", F(c)->rank, name, unit, why);
 }
 
 static void sample(struct mt_ctx *c, const char *s, double x, double y)
@@ -111,7 +114,7 @@ static void vlog(struct mt_ctx *c, enum mt_log_level lvl, const char *fmt, va_li
 {
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
-    printf("log[%d] %s\n", (int)lvl, line);
+    printf("rank %d log[%d] %s\n", F(c)->rank, (int)lvl, line);
     F(c)->n_warnings += lvl >= MT_LOG_WARN;
     if (!strncmp(line, "sample", 6))
         snprintf(F(c)->last_sample_log, sizeof F(c)->last_sample_log, "%s", line);
@@ -137,13 +140,11 @@ static int threads(struct mt_ctx *c)
 }
 static int rank(struct mt_ctx *c)
 {
-    (void)c;
-    return 0;
+    return F(c)->rank;
 }
 static int nranks(struct mt_ctx *c)
 {
-    (void)c;
-    return 1;
+    return F(c)->nranks;
 }
 static const char *cache_dir(struct mt_ctx *c)
 {
@@ -192,6 +193,7 @@ void fake_ctx_init(struct fake_ctx *f, const struct mt_workload *wl, const char 
     for (size_t i = 0; i < n && i < FAKE_MAX; i++)
         f->overrides[f->n_overrides++] = overrides[i];
     f->threads = 2;
+    f->nranks = 1;
 }
 
 const struct fake_metric *fake_ctx_metric(const struct fake_ctx *f, const char *name)
