@@ -3,9 +3,7 @@
 # database is consistent; --resume then finishes the grid.
 . "$(dirname "$0")/lib.sh"
 
-cat >i.ini <<'INI'
-[sweep]
-threads = 1
+single_thread_spec i.ini <<'INI'
 [t_ok]
 steps = 10
 sleep_ms = 200

@@ -3,10 +3,7 @@
 # configuration and no duplicates.
 . "$(dirname "$0")/lib.sh"
 
-cat >k.ini <<'INI'
-[sweep]
-name = killme
-threads = 1
+single_thread_spec k.ini killme <<'INI'
 [t_ok]
 steps = 1
 sleep_ms = 1000

@@ -54,3 +54,14 @@ wait_runs() {
         sleep 0.05
     done
 }
+
+# single_thread_spec FILE [NAME]: writes sweep file FILE: a [sweep] section (named NAME
+# when given) with one thread per run, then the workload sections read from stdin.
+single_thread_spec() {
+    {
+        echo "[sweep]"
+        [ $# -lt 2 ] || echo "name = $2"
+        echo "threads = 1"
+        cat
+    } >"$1"
+}

@@ -2,10 +2,7 @@
 # `memtrade merge`: the grid exactly once; merging again adds nothing.
 . "$(dirname "$0")/lib.sh"
 
-cat >m.ini <<'INI'
-[sweep]
-name = sharded
-threads = 1
+single_thread_spec m.ini sharded <<'INI'
 [t_ok]
 steps = 1, 2
 note = a, b, c

@@ -3,9 +3,7 @@
 # budget runs alone with a warning. (t_ok estimates `steps` MiB.)
 . "$(dirname "$0")/lib.sh"
 
-cat >j.ini <<'INI'
-[sweep]
-threads = 1
+single_thread_spec j.ini <<'INI'
 [t_ok]
 steps = 2
 sleep_ms = 150

@@ -2,10 +2,7 @@
 # without bound: each recorded with the right status and its data kept; the sweep goes on.
 . "$(dirname "$0")/lib.sh"
 
-cat >s.ini <<'INI'
-[sweep]
-name = statuses
-threads = 1
+single_thread_spec s.ini statuses <<'INI'
 [t_ok]
 steps = 2, 3
 lr = 0.01

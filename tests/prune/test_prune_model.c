@@ -154,9 +154,9 @@ static void calibrate(struct mt_gpt *m, struct mt_gpt *train, struct mt_prune_ca
 
 /* Prunes a fresh INFER copy of the fixture per `o`, checks packed == masked dense, and
  * returns the packed model's validation loss. `shape_check` gets the packed struct. */
+typedef void shape_check_fn(const struct mt_pruned *p, const struct mt_gpt *m);
 static double prune_and_compare(const char *path, const struct mt_prune_opts *o,
-                                void (*shape_check)(const struct mt_pruned *,
-                                                    const struct mt_gpt *))
+                                shape_check_fn *shape_check)
 {
     struct mt_gpt *m = load(path, MT_GPT_INFER);
     struct mt_gpt *train = NULL;
@@ -189,6 +189,19 @@ static double prune_and_compare(const char *path, const struct mt_prune_opts *o,
     return r.loss;
 }
 
+/* One prune_and_compare: how to prune and what the packed model must look like. */
+struct prune_case {
+    struct mt_prune_opts opts;
+    shape_check_fn *shape_check;
+};
+
+static int compare_cases(const char *path, const struct prune_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        prune_and_compare(path, &cases[i].opts, cases[i].shape_check);
+    return 0;
+}
+
 /* tiny: C=64, NH=2 (head size 32), L=2. 50 % of heads per layer = 1 of 2. */
 static void check_heads_shape(const struct mt_pruned *p, const struct mt_gpt *m)
 {
@@ -218,11 +231,10 @@ static void check_neurons_shape(const struct mt_pruned *p, const struct mt_gpt *
 
 static int test_structured(const char *path)
 {
-    struct mt_prune_opts heads = {MT_PRUNE_HEADS, 0.5, 0, 0, 0};
-    struct mt_prune_opts neurons = {MT_PRUNE_NEURONS, 0.25, 0, 0, 0};
-    prune_and_compare(path, &heads, check_heads_shape);
-    prune_and_compare(path, &neurons, check_neurons_shape);
-    return 0;
+    static const struct prune_case cases[] = {
+        {{MT_PRUNE_HEADS, 0.5, 0, 0, 0}, check_heads_shape},
+        {{MT_PRUNE_NEURONS, 0.25, 0, 0, 0}, check_neurons_shape}};
+    return compare_cases(path, cases, 2);
 }
 
 static void check_sparse_layers(const struct mt_pruned *p, const struct mt_gpt *m)
@@ -245,11 +257,10 @@ static void check_sparse_layers(const struct mt_pruned *p, const struct mt_gpt *
 
 static int test_sparse(const char *path)
 {
-    struct mt_prune_opts mag = {MT_PRUNE_MAGNITUDE, 0.5, 0, 0, 0};
-    struct mt_prune_opts nm = {MT_PRUNE_NM, 0.0, 0, 2, 4};
-    prune_and_compare(path, &mag, check_sparse_layers);
-    prune_and_compare(path, &nm, check_sparse_layers);
-    return 0;
+    static const struct prune_case cases[] = {
+        {{MT_PRUNE_MAGNITUDE, 0.5, 0, 0, 0}, check_sparse_layers},
+        {{MT_PRUNE_NM, 0.0, 0, 2, 4}, check_sparse_layers}};
+    return compare_cases(path, cases, 2);
 }
 
 static int test_importance(const char *path)

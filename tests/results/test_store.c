@@ -87,21 +87,43 @@ static int add_profile(struct mt_store *st, int64_t run, int variant)
     return 0;
 }
 
-static struct mt_store *open_rw(const char *path)
+/* The store at path opened with flags, or NULL with the reason printed. */
+static struct mt_store *open_as(const char *path, enum mt_store_flags flags)
 {
     struct mt_store *st = NULL;
     char err[512];
-    if (mt_store_open(path, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) != 0)
+    if (mt_store_open(path, flags, &st, err, sizeof err) != 0)
         fprintf(stderr, "open %s: %s\n", path, err);
     return st;
 }
 
+static struct mt_store *open_rw(const char *path)
+{
+    return open_as(path, MT_STORE_READWRITE_CREATE);
+}
+
 static struct mt_store *open_ro(const char *path)
 {
-    struct mt_store *st = NULL;
-    char err[512];
-    if (mt_store_open(path, MT_STORE_READONLY, &st, err, sizeof err) != 0)
-        fprintf(stderr, "open %s: %s\n", path, err);
+    return open_as(path, MT_STORE_READONLY);
+}
+
+/* A new read-write store in the scratch folder; its path goes to path[n]. */
+static struct mt_store *open_new(const char *name, char *path, size_t n)
+{
+    snprintf(path, n, "%s", tu_path(name));
+    return open_rw(path);
+}
+
+/* open_new with run r added (its id in *run); NULL, the reason printed, when either fails. */
+static struct mt_store *open_new_with_run(const char *name, char *path, size_t n,
+                                          const struct fixture_run *r, int64_t *run)
+{
+    struct mt_store *st = open_new(name, path, n);
+    if (st && add_run(st, 0, r, run) != 0) {
+        fprintf(stderr, "add_run %s to %s failed\n", r->key, path);
+        mt_store_close(st);
+        st = NULL;
+    }
     return st;
 }
 
@@ -110,8 +132,7 @@ static struct mt_store *open_ro(const char *path)
 static int test_reopen(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("sub/dir/a.db")); /* parent folders created */
-    struct mt_store *st = open_rw(path);
+    struct mt_store *st = open_new("sub/dir/a.db", path, sizeof path); /* parents created */
     CHECK(st, "create");
     int64_t sweep, run;
     struct mt_store_sweep_info si = {.name = "quick",
@@ -299,12 +320,10 @@ static int test_refuse(void)
 static int test_unavailable(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("m.db"));
-    struct mt_store *st = open_rw(path);
-    CHECK(st, "open");
     int64_t run;
     struct fixture_run r = {"w", "w", 0, MT_RUN_RUNNING, NAN, NAN, NAN};
-    CHECK(add_run(st, 0, &r, &run) == 0, "run");
+    struct mt_store *st = open_new_with_run("m.db", path, sizeof path, &r, &run);
+    CHECK(st, "open, add a run");
     OK(st, mt_store_metric_unavailable(st, run, -1, "peak_rss_bytes", "bytes", "no wait4 rusage"));
     OK(st, mt_store_metric(st, run, -1, "zero", 0.0, "1"));
     OK(st, mt_store_metric(st, run, -1, "nan", NAN, "1"));
@@ -343,12 +362,10 @@ static int test_unavailable(void)
 static int test_sql_guard(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("g.db"));
-    struct mt_store *st = open_rw(path);
-    CHECK(st, "open");
     int64_t run;
     struct fixture_run r = {"w", "w?a=1", 0, MT_RUN_OK, 1.5, 100, NAN};
-    CHECK(add_run(st, 0, &r, &run) == 0, "run");
+    struct mt_store *st = open_new_with_run("g.db", path, sizeof path, &r, &run);
+    CHECK(st, "open, add a run");
     CHECK(mt_store_query_sql(st, "SELECT 1", MT_FORMAT_CSV, stdout) != 0,
           "sql on a read-write store must be refused");
     mt_store_close(st);
@@ -405,8 +422,7 @@ static int test_sql_guard(void)
 static int test_pareto(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("p.db"));
-    struct mt_store *st = open_rw(path);
+    struct mt_store *st = open_new("p.db", path, sizeof path);
     CHECK(st, "open");
     int64_t s1, s2, id;
     struct mt_store_sweep_info si = {.name = "s"};
@@ -653,8 +669,7 @@ static int test_merge(void)
 static int test_interrupted(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("i.db"));
-    struct mt_store *st = open_rw(path);
+    struct mt_store *st = open_new("i.db", path, sizeof path);
     CHECK(st, "open");
     mt_store_close(st);
 
@@ -711,12 +726,10 @@ static int test_interrupted(void)
 static int test_concurrent(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("c.db"));
-    struct mt_store *w = open_rw(path);
-    CHECK(w, "writer");
     int64_t run;
     struct fixture_run r = {"q", "q?k=1", 0, MT_RUN_OK, 2.0, 100, NAN};
-    CHECK(add_run(w, 0, &r, &run) == 0, "run");
+    struct mt_store *w = open_new_with_run("c.db", path, sizeof path, &r, &run);
+    CHECK(w, "writer, add a run");
     OK(w, mt_store_begin(w));
     struct fixture_run r2 = {"q", "q?k=2", 0, MT_RUN_RUNNING, NAN, NAN, NAN};
     CHECK(add_run(w, 0, &r2, &run) == 0, "uncommitted run");
@@ -840,8 +853,7 @@ static int test_config_key(void)
 static int test_readers(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s", tu_path("r.db"));
-    struct mt_store *st = open_rw(path);
+    struct mt_store *st = open_new("r.db", path, sizeof path);
     CHECK(st, "open");
     int64_t r1, r2;
     struct fixture_run a = {"q", "q?k=1", 0, MT_RUN_OK, 2.0, 100, NAN};

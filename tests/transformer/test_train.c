@@ -80,6 +80,16 @@ static void overfit(void)
     mt_gpt_free(m);
 }
 
+/* An order-sensitive checksum of m's weights (bit-identical weights give equal sums); frees m. */
+static double checksum_and_free(struct mt_gpt *m)
+{
+    double h = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        h = h * 1.000001 + m->params[i];
+    mt_gpt_free(m);
+    return h;
+}
+
 /* Trains 8 steps on sampled batches; returns the weights' checksum, fills losses. */
 static double run_seeded(uint64_t seed, float losses[8])
 {
@@ -94,11 +104,7 @@ static double run_seeded(uint64_t seed, float losses[8])
         mt_batch_sample((const uint8_t *)text, sizeof text - 1, B, T, &rng, in, tg);
         CHECK_OK(mt_gpt_train_step(m, &r, s, in, tg, &losses[s], NULL, err, sizeof err), err);
     }
-    double h = 0;
-    for (size_t i = 0; i < m->n_params; i++)
-        h = h * 1.000001 + m->params[i];
-    mt_gpt_free(m);
-    return h;
+    return checksum_and_free(m);
 }
 
 static void determinism(void)
@@ -226,11 +232,7 @@ static double run_recompute(size_t k, float losses[3], size_t *act_bytes)
         }
         CHECK_OK(mt_gpt_train_step(m, &r, s, in, tg, &losses[s], NULL, err, sizeof err), err);
     }
-    double h = 0;
-    for (size_t i = 0; i < m->n_params; i++)
-        h = h * 1.000001 + m->params[i];
-    mt_gpt_free(m);
-    return h;
+    return checksum_and_free(m);
 }
 
 static void recompute(void)
