@@ -127,6 +127,26 @@ static struct mt_store *open_new_with_run(const char *name, char *path, size_t n
     return st;
 }
 
+/* One-value queries and the values they must give. */
+struct sql_want {
+    const char *what, *sql;
+    long long want;
+};
+
+/* Runs every query of w on db and prints each whose value differs; returns how many do. */
+static size_t sql_mismatches(sqlite3 *db, const struct sql_want *w, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        long long got = tu_int(db, w[i].sql);
+        if (got != w[i].want) {
+            fprintf(stderr, "%s: got %lld, want %lld: %s\n", w[i].what, got, w[i].want, w[i].sql);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static int test_reopen(void)
@@ -157,37 +177,39 @@ static int test_reopen(void)
         st = ro ? open_ro(path) : open_rw(path);
         CHECK(st, "reopen ro=%d", ro);
         sqlite3 *db = mt_store_db(st);
-        CHECK(tu_int(db, "PRAGMA user_version") == MT_STORE_SCHEMA_VERSION, "user_version");
         char *app = tu_text(db, "SELECT value FROM meta WHERE key = 'application'");
         CHECK(strcmp(app, "memtrade") == 0, "application %s", app);
         free(app);
         char *jm = tu_text(db, "PRAGMA journal_mode");
         CHECK(strcmp(jm, "wal") == 0, "journal_mode %s", jm);
         free(jm);
-        CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'ok' AND wall_s = 1.5"
-                         " AND seed = 42 AND threads = 2 AND exit_code = 0 AND signal IS NULL"
-                         " AND finished_at IS NOT NULL") == 1,
-              "run row");
-        CHECK(tu_int(db, "SELECT count(*) FROM params WHERE run_id = 1") == 2, "params");
-        CHECK(tu_int(db, "SELECT value FROM metrics WHERE name = 'infer_peak_bytes'") == 1000,
-              "metric");
-        CHECK(tu_int(db, "SELECT count(*) FROM regions WHERE name = 'forward' AND depth = 2"
-                         " AND calls = 10 AND cpu_s = 2.0") == 1,
-              "region");
-        CHECK(tu_int(db, "SELECT count(*) FROM region_counters WHERE value IS NULL"
-                         " AND unavailable = 'no hardware counters'") == 1,
-              "counter");
-        CHECK(tu_int(db, "SELECT count(*) FROM samples") == 2, "samples");
-        CHECK(tu_int(db, "SELECT count(*) FROM logs") == 1, "logs");
-        CHECK(tu_int(db, "SELECT bytes FROM tensors") == 65536, "tensors");
-        CHECK(tu_int(db, "SELECT count(*) FROM frames") == 4, "frames deduped (main, forward)");
-        CHECK(tu_int(db, "SELECT count(*) FROM stacks") == 2, "stacks");
-        CHECK(tu_int(db, "SELECT count(*) FROM frames WHERE build_id = 'b1'") == 1, "build id");
-        CHECK(tu_int(db, "SELECT count(*) FROM sweeps WHERE finished_at IS NOT NULL"
-                         " AND shard = '1/2'") == 1,
-              "sweep");
-        CHECK(tu_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'run_metrics'") == 1,
-              "migration 2 view");
+        static const struct sql_want want[] = {
+            {"user_version", "PRAGMA user_version", MT_STORE_SCHEMA_VERSION},
+            {"run row",
+             "SELECT count(*) FROM runs WHERE status = 'ok' AND wall_s = 1.5 AND seed = 42"
+             " AND threads = 2 AND exit_code = 0 AND signal IS NULL AND finished_at IS NOT NULL",
+             1},
+            {"params", "SELECT count(*) FROM params WHERE run_id = 1", 2},
+            {"metric", "SELECT value FROM metrics WHERE name = 'infer_peak_bytes'", 1000},
+            {"region",
+             "SELECT count(*) FROM regions WHERE name = 'forward' AND depth = 2 AND calls = 10"
+             " AND cpu_s = 2.0",
+             1},
+            {"counter",
+             "SELECT count(*) FROM region_counters WHERE value IS NULL"
+             " AND unavailable = 'no hardware counters'",
+             1},
+            {"samples", "SELECT count(*) FROM samples", 2},
+            {"logs", "SELECT count(*) FROM logs", 1},
+            {"tensors", "SELECT bytes FROM tensors", 65536},
+            {"frames deduped (main, forward)", "SELECT count(*) FROM frames", 4},
+            {"stacks", "SELECT count(*) FROM stacks", 2},
+            {"build id", "SELECT count(*) FROM frames WHERE build_id = 'b1'", 1},
+            {"sweep", "SELECT count(*) FROM sweeps WHERE finished_at IS NOT NULL AND shard = '1/2'",
+             1},
+            {"migration 2 view", "SELECT count(*) FROM sqlite_schema WHERE name = 'run_metrics'",
+             1}};
+        CHECK(sql_mismatches(db, want, sizeof want / sizeof want[0]) == 0, "reopened, ro=%d", ro);
         OK(st, mt_store_integrity_check(st));
         if (ro) {
             int64_t x;
@@ -574,28 +596,31 @@ static int test_merge(void)
     CHECK(st, "open merged");
     sqlite3 *db = mt_store_db(st);
     OK(st, mt_store_integrity_check(st));
-    CHECK(tu_int(db, "SELECT count(*) FROM runs") == 4, "runs");
-    CHECK(tu_int(db, "SELECT count(*) FROM (SELECT config_key, repeat FROM runs WHERE status = 'ok'"
-                     " GROUP BY 1, 2 HAVING count(*) > 1)") == 0,
-          "duplicate ok config");
-    CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'ok'") == 2, "ok runs");
-    CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'failed'") == 1, "failed kept");
-    CHECK(tu_int(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1, "running kept");
-    CHECK(tu_int(db, "SELECT count(*) FROM frames") == 6, "frames");
-    CHECK(tu_int(db, "SELECT count(*) FROM (SELECT function, module, file, line FROM frames"
-                     " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)") == 0,
-          "frames deduped");
-    CHECK(tu_int(db, "SELECT count(*) FROM stacks") == 3, "stacks");
-    CHECK(tu_int(db, "SELECT count(*) FROM alloc_sites") == 4, "sites");
-    CHECK(tu_int(db, "SELECT count(*) FROM region_counters") == 4, "counters");
-    CHECK(tu_int(db, "SELECT count(*) FROM params") == 8, "params: 4 runs x 2");
-    CHECK(tu_int(db, "SELECT count(*) FROM samples") == 4 &&
-              tu_int(db, "SELECT count(*) FROM logs") == 2,
-          "samples, logs");
-    /* Runs get new ids; their children follow them. */
-    CHECK(tu_int(db, "SELECT count(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id"
-                     " WHERE s.shard = '2/2'") == 2,
-          "shard 2's runs point to its sweep");
+    static const struct sql_want merged[] = {
+        {"runs", "SELECT count(*) FROM runs", 4},
+        {"duplicate ok config",
+         "SELECT count(*) FROM (SELECT config_key, repeat FROM runs WHERE status = 'ok'"
+         " GROUP BY 1, 2 HAVING count(*) > 1)",
+         0},
+        {"ok runs", "SELECT count(*) FROM runs WHERE status = 'ok'", 2},
+        {"failed kept", "SELECT count(*) FROM runs WHERE status = 'failed'", 1},
+        {"running kept", "SELECT count(*) FROM runs WHERE status = 'running'", 1},
+        {"frames", "SELECT count(*) FROM frames", 6},
+        {"frames deduped",
+         "SELECT count(*) FROM (SELECT function, module, file, line FROM frames"
+         " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)",
+         0},
+        {"stacks", "SELECT count(*) FROM stacks", 3},
+        {"sites", "SELECT count(*) FROM alloc_sites", 4},
+        {"counters", "SELECT count(*) FROM region_counters", 4},
+        {"params: 4 runs x 2", "SELECT count(*) FROM params", 8},
+        {"samples", "SELECT count(*) FROM samples", 4},
+        {"logs", "SELECT count(*) FROM logs", 2},
+        /* Runs get new ids; their children follow them. */
+        {"shard 2's runs point to its sweep",
+         "SELECT count(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.shard = '2/2'",
+         2}};
+    CHECK(sql_mismatches(db, merged, sizeof merged / sizeof merged[0]) == 0, "merged store");
     int64_t k2;
     CHECK(mt_store_find_ok(st, "q?k=2", 0, &k2) == 1, "k2 ok");
     CHECK(tu_int(db, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id"
