@@ -38,6 +38,11 @@ static void put(struct wr *w, const void *p, size_t n)
 int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t errlen)
 {
     char tmp[4096];
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if (!m->param[p])
+            return mt_tf_fail(err, errlen, "checkpoint %s: tensor %s was dropped (packed or pruned "
+                              "model); only a full fp32 model can be saved", path,
+                              mt_gpt_param_name((enum mt_gpt_param)p));
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", tmp, strerror(errno));

@@ -25,7 +25,8 @@ extern "C" {
 #define MT_CKPT_MAGIC "MTGPTCKP"
 #define MT_CKPT_VERSION 1u
 
-/* Writes the model's weights (any mode) to `path` atomically: a temporary file in the
+/* Writes the model's weights (any mode; refused if mt_gpt_drop_weights dropped a tensor) to
+ * `path` atomically: a temporary file in the
  * same folder, fsync, rename. Returns 0, or -1 with a message; on failure `path` is
  * untouched and the temporary file removed. */
 int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t errlen);

@@ -76,9 +76,15 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
         return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
     float *proj = atty + C, *fch = proj + C, *att = fch + 4 * C;
-    const float *wte = m->param[MT_P_WTE] + (size_t)token * C, *wpe = m->param[MT_P_WPE] + pos * C;
-    for (size_t c = 0; c < C; c++)
-        x[c] = wte[c] + wpe[c];
+    if (m->embed_hook.rows) {
+        if (m->embed_hook.rows(m->embed_hook.user, &token, 1, x))
+            return mt_tf_fail(err, errlen, "embedding hook failed");
+    } else if (m->param[MT_P_WTE]) {
+        memcpy(x, m->param[MT_P_WTE] + (size_t)token * C, C * sizeof *x);
+    } else {
+        return mt_tf_fail(err, errlen, "the token embedding was dropped and no embedding hook is set");
+    }
+    mt_k_add_positions(x, m->param[MT_P_WPE] + pos * C, 1, 1, C);
     for (size_t l = 0; l < L; l++) {
         float *K = kv->kv + (l * 2) * kv->max_T * C, *Vc = K + kv->max_T * C;
         mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN1W] + l * C,

@@ -378,6 +378,37 @@ void mt_gpt_free(struct mt_gpt *m)
     free(m);
 }
 
+int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], char *err,
+                        size_t errlen)
+{
+    if (m->grads) return mt_tf_fail(err, errlen, "a training model cannot drop its weights");
+    struct slab s = {.n = MT_P_COUNT};
+    for (int p = 0; p < MT_P_COUNT; p++)
+        s.bytes[p] = drop[p] || !m->param[p] ? 0 : m->param_len[p] * sizeof(float);
+    void *pp[MT_P_COUNT] = {0};
+    void *slab = slab_alloc(&s, MT_MEM_WEIGHTS, param_names, pp);
+    if (!slab && slab_total(&s))
+        return mt_tf_fail(err, errlen, "out of memory rebuilding the weight slab (%zu bytes)",
+                          slab_total(&s));
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        if (s.bytes[p]) memcpy(pp[p], m->param[p], s.bytes[p]);
+        m->param[p] = s.bytes[p] ? pp[p] : NULL;
+        if (!s.bytes[p]) m->param_len[p] = 0;
+    }
+    free(m->params);
+    m->params = slab;
+    m->slab_bytes[MT_MEM_WEIGHTS] = slab_total(&s);
+    return 0;
+}
+
+size_t mt_gpt_weight_bytes(const struct mt_gpt *m)
+{
+    size_t b = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        b += m->param[p] ? m->param_len[p] * sizeof(float) : 0;
+    return b;
+}
+
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen)
 {
@@ -495,7 +526,7 @@ void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear 
         outd = m->cfg.vocab;
         break;
     }
-    *w = m->param[pw] + (pb < 0 ? 0 : layer * ind * outd);
+    *w = m->param[pw] ? m->param[pw] + (pb < 0 ? 0 : layer * ind * outd) : NULL; /* dropped */
     if (b) *b = pb < 0 ? NULL : m->param[pb] + layer * outd;
     if (in_dim) *in_dim = ind;
     if (out_dim) *out_dim = outd;
@@ -599,8 +630,19 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
     m->fwd_T = T;
     m->last_loss = -1.0f;
 
-    mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B, T,
-                     C);
+    if (m->embed_hook.rows) {
+        if (m->embed_hook.rows(m->embed_hook.user, m->inputs, BT, m->act[MT_A_ENCODED])) {
+            m->fwd_B = 0;
+            return mt_tf_fail(err, errlen, "embedding hook failed");
+        }
+        mt_k_add_positions(m->act[MT_A_ENCODED], m->param[MT_P_WPE], B, T, C);
+    } else if (!m->param[MT_P_WTE]) {
+        m->fwd_B = 0;
+        return mt_tf_fail(err, errlen, "the token embedding was dropped and no embedding hook is set");
+    } else {
+        mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE],
+                         B, T, C);
+    }
     for (size_t l = 0; l < L; l++)
         if (layer_fwd(m, l, B, T)) goto hook_failed;
     const float *resid = act_at(m, MT_A_RESIDUAL3, L - 1);

@@ -207,6 +207,16 @@ struct mt_gpt_linear_bwd_hook {
     void *user;
 };
 
+/* Optional token-embedding lookup, for a model whose embedding is stored in another form
+ * (quantized): writes out[i*C .. i*C+C) = row tokens[i] of the token embedding for i < n;
+ * the model adds the position embedding. Return non-zero to fail the forward. While it is
+ * set, forward, eval and decode never read param[MT_P_WTE] for the lookup, so a model whose
+ * LM head also runs through the linear hook can drop that tensor (mt_gpt_drop_weights). */
+struct mt_gpt_embed_hook {
+    int (*rows)(void *user, const int *tokens, size_t n, float *out);
+    void *user;
+};
+
 struct mt_gpt {
     struct mt_gpt_config cfg;
     enum mt_gpt_mode mode;
@@ -236,6 +246,7 @@ struct mt_gpt {
     int grads_zero;                         /* gradients known to be all zero (zero_grad is free) */
     struct mt_gpt_linear_hook hook;         /* forward linears (NULL matmul = default) */
     struct mt_gpt_linear_bwd_hook bwd_hook; /* backward linears (NULL = default) */
+    struct mt_gpt_embed_hook embed_hook;    /* token-embedding lookup (NULL = read wte) */
 };
 
 /* Creates a model with zeroed weights and the state of `mode` for batch B, sequence T
@@ -252,6 +263,20 @@ int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum 
 
 /* Frees everything a model owns; NULL is a no-op. */
 void mt_gpt_free(struct mt_gpt *m);
+
+/* Returns the memory of the weight tensors marked in drop[] (a variant now serves them in
+ * another form: packed, sparse): the weight slab is rebuilt, under MT_MEM_WEIGHTS and with
+ * its tensors reported, holding only the other tensors; a dropped tensor has param[p] =
+ * NULL and param_len[p] = 0, and slab_bytes[MT_MEM_WEIGHTS] is updated. Only for a model
+ * without gradients (not MT_GPT_TRAIN). Returns 0, or -1 with a message (training model,
+ * out of memory) leaving the model unchanged. After it, anything that reads a dropped
+ * tensor must go through a hook (linear, embedding), and checkpoints refuse the model. */
+int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], char *err,
+                        size_t errlen);
+
+/* Exact bytes of the weight tensors the model still holds in fp32 (without the slab's
+ * alignment padding): what a deployment of the fp32 part stores. */
+size_t mt_gpt_weight_bytes(const struct mt_gpt *m);
 
 /* Seeded initialization: weights normal(0, 0.02), the two residual projections per
  * block scaled by 1/sqrt(2L), biases 0, LayerNorm gains 1. Same seed, same weights on

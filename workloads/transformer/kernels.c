@@ -193,6 +193,18 @@ void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float 
     }
 }
 
+void mt_k_add_positions(float *x, const float *wpe, size_t B, size_t T, size_t C)
+{
+#pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
+    for (size_t bt = 0; bt < B * T; bt++) {
+        const float *p = wpe + (bt % T) * C;
+        float *o = x + bt * C;
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            o[c] += p[c];
+    }
+}
+
 void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
                       size_t T, size_t C)
 {

@@ -46,6 +46,9 @@ void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float 
                       size_t T, size_t C);
 void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
                           size_t T, size_t C);
+/* Position embedding alone: x[b,t,:] += wpe[t,:]; x is (B,T,C). */
+void mt_k_add_positions(float *x, const float *wpe, size_t B, size_t T, size_t C);
+void mt_k_add_positions_ref(float *x, const float *wpe, size_t B, size_t T, size_t C);
 /* dwte[inp[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:]. */
 void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
                       size_t T, size_t C);

@@ -61,6 +61,14 @@ void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const fl
         }
 }
 
+void mt_k_add_positions_ref(float *x, const float *wpe, size_t B, size_t T, size_t C)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t c = 0; c < C; c++)
+                x[(b * T + t) * C + c] += wpe[t * C + c];
+}
+
 void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
                           size_t T, size_t C)
 {
