@@ -5,6 +5,7 @@
 #define MT_COUNTERS_CHECK_H
 
 #include "counters.h"
+#include "mt_check.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,13 +15,7 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            check_failures++;                                                                      \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond) MT_CHECK_OR(check_failures++, cond, #cond, "%s", "")
 
 #define CHECK_I64(got, want)                                                                       \
     do {                                                                                           \
@@ -33,13 +28,7 @@ static int check_failures;
     } while (0)
 
 /* Fails and returns from main when an API call fails, printing its message. */
-#define MUST(call, err)                                                                            \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, err);             \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
+#define MUST(call, err) MT_CALL_OK_OR(return 1, call, #call, err)
 
 /* The counter called name in a list, or NULL. */
 static inline const struct mt_counter *find_counter(const struct mt_counter *v, size_t n,

@@ -65,6 +65,5 @@ int main(void)
     CHECK(freed <= -MIB && freed >= -(MIB + 4096));
     CHECK(peak >= 0);
     mt_counters_close(c);
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

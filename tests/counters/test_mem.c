@@ -49,6 +49,5 @@ int main(void)
         printf("peak reset refused: %s\n", err);
         CHECK(err[0] != '\0');
     }
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

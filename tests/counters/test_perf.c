@@ -75,6 +75,5 @@ int main(void)
         CHECK(busy && tc <= (long long)(busy->wall_s * 1e9 * 2 + 1e7)); /* 2 threads at most */
     }
     mt_counters_close(c);
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

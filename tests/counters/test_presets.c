@@ -96,6 +96,5 @@ int main(void)
     for (size_t i = 0; i < tot.ncounters; i++)
         CHECK(counter_is_honest(&tot.counters[i]));
     mt_counters_close(c);
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

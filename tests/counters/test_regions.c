@@ -134,6 +134,5 @@ int main(void)
            "%.0f ns (default PAPI list + perf)\n",
            pair_cost("none", 1, 200000), pair_cost("none", 0, 50000),
            pair_cost("default", 0, 50000));
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

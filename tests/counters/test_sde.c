@@ -134,6 +134,5 @@ int main(void)
 
     mt_counters_close(c);
     papi_sde_shutdown(h);
-    if (check_failures) fprintf(stderr, "%d check(s) failed\n", check_failures);
-    return check_failures != 0;
+    return mt_check_status(check_failures);
 }

@@ -3,15 +3,9 @@
 #ifndef MT_TESTS_HARNESS_CHECK_H
 #define MT_TESTS_HARNESS_CHECK_H
 
-#include <stdio.h>
+#include "mt_check.h"
 
 static int failures;
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond) MT_CHECK_OR(failures++, cond, #cond, "%s", "")
 
 #endif

@@ -184,6 +184,5 @@ int main(void)
     test_malformed();
     test_garbage();
     test_reader();
-    if (failures) fprintf(stderr, "%d checks failed\n", failures);
-    return failures ? 1 : 0;
+    return mt_check_status(failures);
 }

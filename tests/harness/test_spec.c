@@ -248,6 +248,5 @@ int main(void)
     test_resolve();
     test_expand();
     test_shard();
-    if (failures) fprintf(stderr, "%d checks failed\n", failures);
-    return failures ? 1 : 0;
+    return mt_check_status(failures);
 }

@@ -21,19 +21,11 @@
 
 #include <sqlite3.h>
 
+#include "mt_check.h"
 #include "plots/plot.h"
 
 static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond, ...) MT_CHECK_OR(failures++, cond, #cond, __VA_ARGS__)
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -827,6 +819,5 @@ int main(int argc, char **argv)
         run_errors(schema, work);
     else
         return 2;
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return mt_check_status(failures);
 }

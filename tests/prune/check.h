@@ -10,17 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mt_check.h"
+
 static int failures;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond, ...) MT_CHECK_OR(failures++, cond, #cond, __VA_ARGS__)
 
 struct mt_test {
     const char *name;
@@ -41,8 +35,7 @@ static inline int mt_test_run(const struct mt_test *tests, size_t n, const char 
         fprintf(stderr, "unknown test %s\n", name);
         return 2;
     }
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return mt_check_status(failures);
 }
 
 #endif

@@ -375,6 +375,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown test %s\n", argv[2]);
         return 2;
     }
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return mt_check_status(failures);
 }

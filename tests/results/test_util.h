@@ -12,17 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mt_check.h"
 #include "store.h"
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond, ...) MT_CHECK_OR(return 1, cond, #cond, __VA_ARGS__)
 
 /* Runs a store call that must succeed; prints the store's error otherwise. */
 #define OK(st, call) CHECK((call) == 0, "%s", mt_store_error(st))

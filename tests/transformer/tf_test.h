@@ -5,21 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "mt_check.h"
+
+#define CHECK(cond) MT_CHECK_OR(exit(1), cond, #cond, "%s", "")
 
 /* Checks that a call returned 0; prints the error message otherwise. */
-#define CHECK_OK(call, msg)                                                                        \
-    do {                                                                                           \
-        if ((call) != 0) {                                                                         \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, msg);             \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#define CHECK_OK(call, msg) MT_CALL_OK_OR(exit(1), call, #call, msg)
 
 #endif
