@@ -13,11 +13,27 @@
 
 #define ERRLEN 512
 
-static double now_s(void)
+double mt_wl_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t mt_wl_slab_total(const struct mt_gpt *m)
+{
+    size_t b = 0;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+        b += m->slab_bytes[cat];
+    return b;
+}
+
+int *mt_wl_batch_alloc(struct mt_ctx *ctx, size_t n)
+{
+    int prev = mt_mem_category(ctx, MT_MEM_DATA);
+    int *p = malloc(2 * n * sizeof *p);
+    mt_mem_category(ctx, prev);
+    return p;
 }
 
 void mt_wl_threads(struct mt_ctx *ctx)
@@ -101,14 +117,12 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
     char err[ERRLEN];
     size_t B = r->batch, T = r->seq;
     mt_wl_threads(ctx);
-    int prev = mt_mem_category(ctx, MT_MEM_DATA);
-    int *in = malloc(2 * B * T * sizeof *in);
-    mt_mem_category(ctx, prev);
+    int *in = mt_wl_batch_alloc(ctx, B * T);
     if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* "batch": a stream apart from the init */
-    double t0 = now_s(), tail = 0.0;
+    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
+    double t0 = mt_wl_now(), tail = 0.0;
     size_t ntail = 0;
     int rc = 0;
     mt_region_begin(ctx, "train");
@@ -142,12 +156,10 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
     if (rc) return mt_error(ctx, "training failed: %s", err);
     if (st) {
         st->steps = r->steps;
-        st->seconds = now_s() - t0;
+        st->seconds = mt_wl_now() - t0;
         st->tokens_per_s = (double)(r->steps * B * T) / st->seconds;
         st->final_loss = ntail ? (float)(tail / (double)ntail) : 0.0f;
-        st->peak_bytes = 0;
-        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
-            st->peak_bytes += m->slab_bytes[cat];
+        st->peak_bytes = mt_wl_slab_total(m);
     }
     return 0;
 }
@@ -286,7 +298,7 @@ int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n)
     if (mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err)) return mt_error(ctx, "%s", err);
     int rc = 0, tok = '\n';
     mt_region_begin(ctx, "decode");
-    double t0 = now_s();
+    double t0 = mt_wl_now();
     for (size_t i = 0; i < n && !rc; i++) { /* greedy: feed back the argmax */
         rc = mt_gpt_decode_step(m, kv, tok, err, sizeof err);
         size_t best = 0;
@@ -294,7 +306,7 @@ int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n)
             best = kv->logits[v] > kv->logits[best] ? v : best;
         tok = (int)best;
     }
-    double dt = now_s() - t0;
+    double dt = mt_wl_now() - t0;
     mt_region_end(ctx, "decode");
     size_t kv_bytes = kv->kv_bytes;
     mt_gpt_kv_free(kv);
@@ -309,4 +321,31 @@ size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
     size_t train = mt_gpt_memory(cfg, B, T, MT_GPT_TRAIN, NULL, NULL, 0);
     size_t infer = mt_gpt_memory(cfg, B, T, MT_GPT_INFER, NULL, NULL, 0);
     return train + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
+}
+
+size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg)
+{
+    char err[256];
+    struct mt_gpt_config local;
+    if (!cfg) cfg = &local;
+    if (mt_gpt_config_parse(cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
+    size_t T = cfg->seq_len < 128 ? cfg->seq_len : 128;
+    size_t B = (size_t)mt_param_int(ctx, "batch");
+    return mt_wl_estimate_bytes(cfg, B > min_batch ? B : min_batch, T);
+}
+
+int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                         size_t *kv_bytes)
+{
+    size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
+    mt_region_begin(ctx, "infer");
+    int rc = mt_wl_report_eval(ctx, m, c, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    if (rc == 0 && n_dec > 0) rc = mt_wl_report_decode(ctx, m, n_dec);
+    mt_region_end(ctx, "infer");
+    size_t kv = 0, kv_scratch = 0;
+    if (n_dec > 0)
+        mt_gpt_kv_memory(&m->cfg, n_dec < m->cfg.seq_len ? n_dec : m->cfg.seq_len, &kv,
+                         &kv_scratch);
+    if (kv_bytes) *kv_bytes = kv + kv_scratch;
+    return rc;
 }

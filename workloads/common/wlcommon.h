@@ -1,6 +1,8 @@
 /* wlcommon.h — what every workload plugin needs to reach the reference model through
  * its ctx: the model configuration from the `model` parameter, the corpus, the default
- * training recipe, train-or-load-from-cache, and the standard metrics.
+ * training recipe, train-or-load-from-cache, and the standard metrics; and the pieces
+ * every plugin file would otherwise repeat: the baseline parameter rows, the exported
+ * descriptor, the batch buffers and stream, a clock.
  *
  * What it is for: keeping plugins short and their numbers comparable — every plugin
  * trains the same baseline the same way, caches it under the same key, and reports
@@ -66,6 +68,53 @@ extern "C" {
     {                                                                                              \
         "corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"      \
     }
+
+/* The seven rows above, in this order: what a plugin lists when it takes "the baseline
+ * training parameters" unchanged. */
+#define MT_WL_PARAMS_BASELINE                                                                      \
+    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED,     \
+        MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS
+
+/* `decode_tokens`, the batch-1 decode length mt_wl_report_serving reads. */
+#define MT_WL_PARAM_DECODE_TOKENS                                                                  \
+    {                                                                                              \
+        "decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,                                      \
+            "batch-1 decode steps for decode_tokens_per_s (0 = skip)"                              \
+    }
+
+/* Defines the exported descriptor `memtrade_workload` of the current ABI from the file's
+ * parameter table PARAMS (an array, not a pointer: its length is taken with sizeof),
+ * RANKS_PARAM (NULL for single-process plugins) and the two hooks (ESTIMATE may be NULL).
+ * Use it once, at the end of the plugin's file. */
+#define MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                        \
+    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
+        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
+        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
+        .struct_size = sizeof(struct mt_workload),                                                 \
+        .name = NAME,                                                                              \
+        .summary = SUMMARY,                                                                        \
+        .params = PARAMS,                                                                          \
+        .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                                          \
+        .ranks_param = RANKS_PARAM,                                                                \
+        .mem_estimate = ESTIMATE,                                                                  \
+        .run = RUN}
+
+/* Seed xored into the run's seed for the training batch stream (a stream apart from the
+ * init's): every loop that must see the baseline's batches, in its order, seeds its
+ * mt_rng with `seed ^ MT_WL_BATCH_STREAM` ("batch"). */
+#define MT_WL_BATCH_STREAM 0x6261746368ull
+
+/* Monotonic wall-clock time in seconds (an arbitrary origin: subtract two readings).
+ * Thread safe. */
+double mt_wl_now(void);
+
+/* Sum of m's slabs over every memory category, in bytes: what m holds. */
+size_t mt_wl_slab_total(const struct mt_gpt *m);
+
+/* Allocates 2 * n ints tagged MT_MEM_DATA: one batch of n input tokens followed by its n
+ * targets (in = p, tg = p + n). Returns NULL when out of memory, with no message recorded,
+ * so the caller says what the batch was for. Free with free(). */
+int *mt_wl_batch_alloc(struct mt_ctx *ctx, size_t n);
 
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
@@ -140,6 +189,21 @@ int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n);
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T);
+
+/* For mem_estimate hooks of plugins that take MT_WL_PARAMS_BASELINE: fills *cfg (may be
+ * NULL) from `model` and returns mt_wl_estimate_bytes for batch max(`batch`, min_batch)
+ * and the recipe's T = min(128, seq_len) (what training the baseline when it is not
+ * cached needs); 0 (unknown) when the preset does not parse. Uses only the param_* hooks
+ * and records no error, as the estimate's ctx allows. */
+size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg);
+
+/* Serving evaluation of an inference-mode model: inside region "infer", mt_wl_report_eval
+ * over `eval_tokens` validation bytes, then (when the plugin's `decode_tokens` parameter,
+ * MT_WL_PARAM_DECODE_TOKENS, is > 0) mt_wl_report_decode of that many tokens. *kv_bytes
+ * (may be NULL) receives the bytes of that decode's KV cache and its scratch (0 when it
+ * is skipped), for the plugin's infer_peak_bytes. */
+int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                         size_t *kv_bytes);
 
 #ifdef __cplusplus
 }
