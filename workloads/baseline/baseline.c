@@ -12,19 +12,11 @@
 
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
-static const struct mt_param_spec params[] = {
-    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS,       MT_WL_PARAM_BATCH,  MT_WL_PARAM_LR,
-    MT_WL_PARAM_SEED,  MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS,
-};
+static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE};
 
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    char err[256];
-    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
-    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
-    size_t B = (size_t)mt_param_int(ctx, "batch");
-    return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);
+    return mt_wl_estimate_baseline(ctx, EVAL_BATCH, NULL);
 }
 
 static int baseline_run(struct mt_ctx *ctx)
@@ -64,15 +56,6 @@ static int baseline_run(struct mt_ctx *ctx)
     return rc;
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "baseline",
-    .summary = "reference GPT trained with the default recipe (or loaded from the cache)",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .ranks_param = NULL,
-    .mem_estimate = baseline_mem_estimate,
-    .run = baseline_run,
-};
+MT_WL_DESCRIPTOR("baseline",
+                 "reference GPT trained with the default recipe (or loaded from the cache)", params,
+                 NULL, baseline_mem_estimate, baseline_run);

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <memtrade/workload.h>
@@ -39,22 +38,6 @@
 #include "wlcommon.h"
 
 #define EVAL_B 8
-#define BATCH_STREAM 0x6261746368ull /* xor into the seed: wlcommon's batch stream */
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static size_t slabs_total(const struct mt_gpt *m)
-{
-    size_t b = 0;
-    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
-        b += m->slab_bytes[c];
-    return b;
-}
 
 /* The student configuration: preset, then the explicit overrides, T = the teacher's. */
 static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teacher,
@@ -81,9 +64,9 @@ static int student_config(struct mt_ctx *ctx, const struct mt_gpt_config *teache
 static void report_memory(struct mt_ctx *ctx, const struct mt_gpt *student,
                           const struct mt_gpt *teacher, size_t batch_bytes, const char *no_teacher)
 {
-    size_t peak = slabs_total(student) + batch_bytes;
+    size_t peak = mt_wl_slab_total(student) + batch_bytes;
     if (teacher) {
-        peak += slabs_total(teacher);
+        peak += mt_wl_slab_total(teacher);
         for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
             if (!teacher->slab_bytes[c]) continue;
             char name[64];
@@ -113,7 +96,7 @@ static uint16_t to_bf16(float x)
     uint32_t u;
     memcpy(&u, &x, sizeof(u));
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                           /* to nearest even */
+    u += 0x7fffu + ((u >> 16) & 1u);                                          /* to nearest even */
     return (uint16_t)(u >> 16);
 }
 
@@ -156,15 +139,15 @@ static int cache_fill(struct mt_ctx *ctx, struct logit_cache *c, struct mt_gpt *
     int prev = mt_mem_category(ctx, MT_MEM_DATA);
     c->zt = malloc(c->n * sizeof(float));
     c->half = c->bf16 ? malloc(c->n * sizeof(uint16_t)) : NULL;
-    int *in = malloc(2 * B * T * sizeof(*in));
     mt_mem_category(ctx, prev);
+    int *in = mt_wl_batch_alloc(ctx, B * T);
     if (!c->zt || (c->bf16 && !c->half) || !in) {
         free(in);
         return mt_error(ctx, "teacher_cache: out of memory");
     }
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ BATCH_STREAM); /* the student's batches, in its order */
+    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM); /* the student's batches, in its order */
     char err[512];
     int rc = 0;
     mt_region_begin(ctx, "teacher_cache");
@@ -190,7 +173,7 @@ static int cache_fill(struct mt_ctx *ctx, struct logit_cache *c, struct mt_gpt *
     rewind(c->f);
     mt_metric(ctx, "teacher_cache_bytes", (double)bytes, "bytes");
     mt_metric(ctx, "cache_peak_bytes",
-              (double)(slabs_total(teacher) + 2 * B * T * sizeof(*in) + cache_buffer_bytes(c)),
+              (double)(mt_wl_slab_total(teacher) + 2 * B * T * sizeof(*in) + cache_buffer_bytes(c)),
               "bytes");
     return 0;
 }
@@ -211,16 +194,14 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
                  const struct mt_corpus *c, double alpha, double temp, double cache_s)
 {
     size_t B = r->batch, T = r->seq;
-    int prev = mt_mem_category(ctx, MT_MEM_DATA);
-    int *in = malloc(2 * B * T * sizeof(*in));
-    mt_mem_category(ctx, prev);
+    int *in = mt_wl_batch_alloc(ctx, B * T);
     if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ BATCH_STREAM);
+    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
     char err[512];
     int rc = 0;
-    double t0 = wall(), tail = 0.0;
+    double t0 = mt_wl_now(), tail = 0.0;
     size_t ntail = 0;
     mt_region_begin(ctx, "train");
     for (size_t step = 0; step < r->steps && rc == 0; step++) {
@@ -252,7 +233,7 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
     mt_region_end(ctx, "train");
     free(in);
     if (rc) return mt_error(ctx, "distillation failed: %s", err);
-    double dt = wall() - t0 + cache_s;
+    double dt = mt_wl_now() - t0 + cache_s;
     mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / dt, "tokens/s");
     mt_metric(ctx, "train_loss", ntail ? tail / (double)ntail : 0.0, "nats/byte");
     report_memory(ctx, student, teacher, 2 * B * T * sizeof(*in) + cache_buffer_bytes(cache),
@@ -299,12 +280,12 @@ static int run(struct mt_ctx *ctx)
     struct logit_cache cache = {0};
     double cache_s = 0.0;
     if (teacher && strcmp(mt_param_str(ctx, "teacher_cache"), "on") == 0) {
-        double t0 = wall();
+        double t0 = mt_wl_now();
         if ((rc = cache_fill(ctx, &cache, teacher, &sr, seed, &corpus))) {
             cache_close(&cache);
             goto out;
         }
-        cache_s = wall() - t0;
+        cache_s = mt_wl_now() - t0;
         mt_gpt_free(teacher);
         teacher = NULL;
     }
@@ -323,16 +304,9 @@ static int run(struct mt_ctx *ctx)
     mt_gpt_free(student);
     student = NULL;
     mt_wl_report_model(ctx, served);
-    mt_region_begin(ctx, "infer");
-    rc = mt_wl_report_eval(ctx, served, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
-    if (rc == 0 && n_dec > 0) rc = mt_wl_report_decode(ctx, served, n_dec);
-    mt_region_end(ctx, "infer");
-    if (rc) goto out;
-    size_t kv = 0, kv_scratch = 0;
-    if (n_dec > 0)
-        mt_gpt_kv_memory(&scfg, n_dec < scfg.seq_len ? n_dec : scfg.seq_len, &kv, &kv_scratch);
-    mt_metric(ctx, "infer_peak_bytes", (double)(slabs_total(served) + kv + kv_scratch), "bytes");
+    size_t kv = 0;
+    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &kv))) goto out;
+    mt_metric(ctx, "infer_peak_bytes", (double)(mt_wl_slab_total(served) + kv), "bytes");
     rc = 0;
 out:
     mt_gpt_free(served);
@@ -344,22 +318,13 @@ out:
 
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config tcfg;
-    if (mt_wl_model_config(ctx, NULL, &tcfg)) return 0;
-    size_t T = tcfg.seq_len < 128 ? tcfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
     /* the teacher's training when not cached dominates; a student is no larger than the
      * presets allow, so count it as a second teacher-sized training state */
-    return 2 * mt_wl_estimate_bytes(&tcfg, B, T);
+    return 2 * mt_wl_estimate_baseline(ctx, 0, NULL);
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAM_MODEL,
-    MT_WL_PARAM_STEPS,
-    MT_WL_PARAM_BATCH,
-    MT_WL_PARAM_LR,
-    MT_WL_PARAM_SEED,
-    MT_WL_PARAM_EVAL_TOKENS,
-    MT_WL_PARAM_CORPUS,
+    MT_WL_PARAMS_BASELINE,
     {"student", MT_PARAM_CHOICE, "tiny", 0, 0, "tiny|small|medium|gpt2",
      "student preset (its seq_len is replaced by the teacher's)"},
     {"student_layers", MT_PARAM_INT, "0", 0, 96, NULL, "student n_layer (0 = the preset's)"},
@@ -375,19 +340,8 @@ static const struct mt_param_spec params[] = {
      "training"},
     {"teacher_cache_dtype", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|bf16",
      "cached logits' type: fp32 (training bit-identical to no cache) or bf16 (half the bytes)"},
-    {"decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,
-     "batch-1 decode steps for decode_tokens_per_s (0 = skip)"},
+    MT_WL_PARAM_DECODE_TOKENS,
 };
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "distill",
-    .summary = "train a smaller student against the cached baseline teacher (KL + CE)",
-    .params = params,
-    .n_params = sizeof(params) / sizeof(params[0]),
-    .ranks_param = NULL,
-    .mem_estimate = mem_estimate,
-    .run = run,
-};
+MT_WL_DESCRIPTOR("distill", "train a smaller student against the cached baseline teacher (KL + CE)",
+                 params, NULL, mem_estimate, run);

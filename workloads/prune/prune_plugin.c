@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <memtrade/workload.h>
 
@@ -33,14 +32,6 @@
 
 #define EVAL_B 8
 #define CALIB_B 8
-#define DECODE_TOKENS 64
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o)
 {
@@ -68,14 +59,9 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     if (!need) return 0;
     if (nb == 0)
         return mt_error(ctx, "method %s needs calib_batches > 0", mt_prune_method_name(o->method));
-    int prev = mt_mem_category(ctx, MT_MEM_DATA);
-    int *in = malloc(nb * CALIB_B * T * sizeof(int)), *tg = malloc(nb * CALIB_B * T * sizeof(int));
-    mt_mem_category(ctx, prev);
-    if (!in || !tg) {
-        free(in);
-        free(tg);
-        return mt_error(ctx, "calibration batches: out of memory");
-    }
+    int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T);
+    if (!in) return mt_error(ctx, "calibration batches: out of memory");
+    int *tg = in + nb * CALIB_B * T;
     struct mt_rng rng;
     mt_rng_seed(&rng, seed ^ 0xca11b7a7e5ull);
     for (size_t b = 0; b < nb; b++)
@@ -90,7 +76,6 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
         rc = mt_prune_calib_fisher(mtr, in, tg, nb, CALIB_B, T, cal, err, sizeof(err));
     mt_region_end(ctx, "calibrate");
     free(in);
-    free(tg);
     return rc ? mt_error(ctx, "calibration: %s", err) : 0;
 }
 
@@ -104,19 +89,14 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
     r.steps = steps;
     r.warmup = steps / 10;
     r.lr = (float)mt_param_float(ctx, "finetune_lr");
-    int prev = mt_mem_category(ctx, MT_MEM_DATA);
-    int *in = malloc(r.batch * r.seq * sizeof(int)), *tg = malloc(r.batch * r.seq * sizeof(int));
-    mt_mem_category(ctx, prev);
-    if (!in || !tg) {
-        free(in);
-        free(tg);
-        return mt_error(ctx, "fine-tune batches: out of memory");
-    }
+    int *in = mt_wl_batch_alloc(ctx, r.batch * r.seq);
+    if (!in) return mt_error(ctx, "fine-tune batches: out of memory");
+    int *tg = in + r.batch * r.seq;
     struct mt_rng rng;
     mt_rng_seed(&rng, seed ^ 0xf1e7u);
     char err[512];
     int rc = 0;
-    double t0 = wall();
+    double t0 = mt_wl_now();
     mt_region_begin(ctx, "finetune");
     for (size_t s = 0; s < steps && rc == 0; s++) {
         float loss = 0.0f;
@@ -134,9 +114,8 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
     }
     mt_region_end(ctx, "finetune");
     free(in);
-    free(tg);
     if (rc) return mt_error(ctx, "fine-tune: %s", err);
-    double dt = wall() - t0;
+    double dt = mt_wl_now() - t0;
     mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / dt, "tokens/s");
     return 0;
 }
@@ -211,7 +190,7 @@ static int run(struct mt_ctx *ctx)
            st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method), o.sparsity,
            o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
 
-    double t0 = wall();
+    double t0 = mt_wl_now();
     mt_region_begin(ctx, "prune");
     rc = calibrate(ctx, &o, m, mtr, &corpus, r.seq, seed, &cal);
     if (rc == 0 && mt_prune_select_masks(m, &o, &cal, &masks, err, sizeof(err)))
@@ -220,7 +199,7 @@ static int run(struct mt_ctx *ctx)
     mt_prune_calib_free(&cal);
     if (rc) goto out;
     mt_prune_apply(m, &masks);
-    mt_metric(ctx, "prune_seconds", wall() - t0, "s");
+    mt_metric(ctx, "prune_seconds", mt_wl_now() - t0, "s");
     if (ft_steps > 0) {
         mt_prune_apply(mtr, &masks);
         if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed))) goto out;
@@ -242,19 +221,11 @@ static int run(struct mt_ctx *ctx)
     m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &packed};
     report_packed(ctx, &packed, m);
 
-    mt_region_begin(ctx, "infer");
-    rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
-    if (rc == 0 && n_dec > 0) rc = mt_wl_report_decode(ctx, m, n_dec);
-    mt_region_end(ctx, "infer");
-    if (rc) goto out;
-    size_t kv = 0, kv_scratch = 0;
-    if (n_dec > 0)
-        mt_gpt_kv_memory(&cfg, n_dec < cfg.seq_len ? n_dec : cfg.seq_len, &kv, &kv_scratch);
+    size_t kv = 0;
+    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &kv))) goto out;
     size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + mt_pruned_bytes(&packed) +
                      m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
-                     mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv +
-                     kv_scratch;
+                     mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv;
     mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
     rc = 0;
 out:
@@ -271,21 +242,14 @@ out:
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
-    if (mt_wl_model_config(ctx, NULL, &cfg)) return 0;
-    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
+    size_t base = mt_wl_estimate_baseline(ctx, 0, &cfg);
     /* baseline training (when not cached) or the fine-tune copy, plus the served copy and
      * calibration statistics (a Fisher diagonal is one more weight-sized array) */
-    return mt_wl_estimate_bytes(&cfg, B, T) + 2 * mt_gpt_num_params(&cfg) * sizeof(float);
+    return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) : 0;
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAM_MODEL,
-    MT_WL_PARAM_STEPS,
-    MT_WL_PARAM_BATCH,
-    MT_WL_PARAM_LR,
-    MT_WL_PARAM_SEED,
-    MT_WL_PARAM_EVAL_TOKENS,
-    MT_WL_PARAM_CORPUS,
+    MT_WL_PARAMS_BASELINE,
     {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm",
      "saliency: |w|, 0.5*h*w^2 (Fisher), |w|*||x||, whole heads, whole MLP neurons, N:M"},
     {"sparsity", MT_PARAM_FLOAT, "0.5", 0.0, 0.95, NULL,
@@ -298,20 +262,10 @@ static const struct mt_param_spec params[] = {
     {"finetune_steps", MT_PARAM_INT, "0", 0, 1000000, NULL,
      "AdamW steps after pruning with the mask fixed (0 = none)"},
     {"finetune_lr", MT_PARAM_FLOAT, "3e-4", 1e-7, 1.0, NULL, "peak learning rate of the fine-tune"},
-    {"decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,
-     "batch-1 decode steps for decode_tokens_per_s (0 = skip)"},
+    MT_WL_PARAM_DECODE_TOKENS,
 };
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "prune",
-    .summary =
-        "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it sparse",
-    .params = params,
-    .n_params = sizeof(params) / sizeof(params[0]),
-    .ranks_param = NULL,
-    .mem_estimate = mem_estimate,
-    .run = run,
-};
+MT_WL_DESCRIPTOR("prune",
+                 "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it "
+                 "sparse",
+                 params, NULL, mem_estimate, run);

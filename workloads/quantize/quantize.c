@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <memtrade/workload.h>
 
@@ -26,13 +25,6 @@
 #include "wlcommon.h"
 
 #define EVAL_B 8
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Reads the quantization parameters into *o; rejects combinations that make no sense. */
 static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed)
@@ -89,13 +81,13 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     *kv_total = kv->kv_bytes + kv->scratch_bytes;
     mt_region_begin(ctx, "decode");
     size_t tokens = 0;
-    double t0 = wall(), dt = 0.0;
+    double t0 = mt_wl_now(), dt = 0.0;
     for (int pass = 0; pass < 64 && (pass < 1 || dt < 0.3); pass++) {
         mt_gpt_kv_reset(kv);
         for (size_t t = 0; t < T && rc == 0; t++)
             rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
         tokens += T;
-        dt = wall() - t0;
+        dt = mt_wl_now() - t0;
     }
     mt_region_end(ctx, "decode");
     mt_gpt_kv_free(kv);
@@ -164,21 +156,12 @@ out:
 
 static size_t mem_estimate(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    if (mt_wl_model_config(ctx, NULL, &cfg)) return 0;
     /* Training the baseline when it is not cached dominates. */
-    return mt_wl_estimate_bytes(&cfg, (size_t)mt_param_int(ctx, "batch"),
-                                cfg.seq_len < 128 ? cfg.seq_len : 128);
+    return mt_wl_estimate_baseline(ctx, 0, NULL);
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAM_MODEL,
-    MT_WL_PARAM_STEPS,
-    MT_WL_PARAM_BATCH,
-    MT_WL_PARAM_LR,
-    MT_WL_PARAM_SEED,
-    MT_WL_PARAM_EVAL_TOKENS,
-    MT_WL_PARAM_CORPUS,
+    MT_WL_PARAMS_BASELINE,
     {"bits", MT_PARAM_CHOICE, "4", 0, 0, "16|8|4|3|2",
      "bits per weight; 16 stores fp16/bf16 (see dtype)"},
     {"dtype", MT_PARAM_CHOICE, "bf16", 0, 0, "fp16|bf16", "16-bit float type when bits=16"},
@@ -193,15 +176,5 @@ static const struct mt_param_spec params[] = {
      "also quantize the tied token embedding / LM head"},
 };
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "quantize",
-    .summary = "post-training weight quantization served by packed low-bit kernels",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .ranks_param = NULL,
-    .mem_estimate = mem_estimate,
-    .run = run,
-};
+MT_WL_DESCRIPTOR("quantize", "post-training weight quantization served by packed low-bit kernels",
+                 params, NULL, mem_estimate, run);
