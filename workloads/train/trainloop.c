@@ -6,19 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ERRLEN 512
 #define EVAL_BATCH 8          /* windows per evaluation forward, as the baseline */
 #define DYNAMIC_INIT 65536.0f /* 2^16, the usual first dynamic loss scale */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---------------------------------------------------------------- knobs */
 
@@ -172,17 +164,15 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
 {
     char err[ERRLEN];
     size_t B = r->batch, T = r->seq, Bm = o->engine.micro_batch;
-    int prev = mt_mem_category(ctx, MT_MEM_DATA);
-    int *in = malloc(2 * B * T * sizeof *in);
-    mt_mem_category(ctx, prev);
+    int *in = mt_wl_batch_alloc(ctx, B * T);
     if (!in) return mt_error(ctx, "out of memory for training batches");
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ 0x6261746368ull); /* the baseline's batch stream */
+    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
     float scale = o->ls == MT_LS_NONE ? 1.0f : o->ls_value;
     size_t good = 0;
     int rc = 0;
-    double t0 = now_s();
+    double t0 = mt_wl_now();
     memset(out, 0, sizeof *out);
     size_t free0;
     out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
@@ -235,7 +225,7 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
     mt_region_end(ctx, "train");
     free(in);
     if (rc) return mt_error(ctx, "training failed: %s", err);
-    out->seconds = now_s() - t0;
+    out->seconds = mt_wl_now() - t0;
     out->steps = r->steps;
     out->final_scale = scale;
     return 0;

@@ -35,8 +35,7 @@ extern "C" {
 /* The parameter table every training-memory plugin declares, with its own defaults
  * (as text): micro_batch, accum_steps, precision, loss_scale, every, alloc. */
 #define MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                                  \
-    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED,     \
-        MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS,                                               \
+    MT_WL_PARAMS_BASELINE,                                                                         \
         {"micro_batch",                                                                            \
          MT_PARAM_INT,                                                                             \
          MICRO,                                                                                    \
@@ -96,17 +95,7 @@ extern "C" {
 #define MT_TRAIN_WORKLOAD(NAME, SUMMARY, MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                 \
     static const struct mt_param_spec params[] = {                                                 \
         MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)};                                \
-    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
-        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
-        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
-        .struct_size = sizeof(struct mt_workload),                                                 \
-        .name = NAME,                                                                              \
-        .summary = SUMMARY,                                                                        \
-        .params = params,                                                                          \
-        .n_params = sizeof params / sizeof params[0],                                              \
-        .ranks_param = NULL,                                                                       \
-        .mem_estimate = mt_train_mem_estimate,                                                     \
-        .run = mt_train_run}
+    MT_WL_DESCRIPTOR(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run)
 
 enum mt_loss_scale { MT_LS_NONE, MT_LS_DYNAMIC, MT_LS_FIXED };
 
