@@ -13,20 +13,6 @@ static const struct mt_param_spec params[] = {
     MT_DIST_PARAM_PRECISION,
 };
 
-static int run(struct mt_ctx *ctx)
-{
-    return mt_dist_plugin_run(ctx, MT_DIST_DP);
-}
-
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "data_parallel",
-    .summary = "data parallel over MPI ranks: whole model per rank, gradients all-reduced",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .ranks_param = "ranks",
-    .mem_estimate = mt_dist_plugin_estimate,
-    .run = run,
-};
+MT_DIST_WORKLOAD("data_parallel",
+                 "data parallel over MPI ranks: whole model per rank, gradients all-reduced",
+                 MT_DIST_DP, params);

@@ -6,29 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "half.h"
+#include "wlcommon.h"
 
 #define ALIGN ((size_t)64)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Opens the time of one MPI call: the "comm" region and the clock. */
 static double comm_begin(struct mt_dist *d)
 {
     if (d->ctx) mt_region_begin(d->ctx, "comm");
-    return now_s();
+    return mt_wl_now();
 }
 
 static void comm_end(struct mt_dist *d, double t0, double sent, double recv)
 {
-    d->comm_s += now_s() - t0;
+    d->comm_s += mt_wl_now() - t0;
     d->bytes_sent += sent;
     d->bytes_recv += recv;
     d->calls++;

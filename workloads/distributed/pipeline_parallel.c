@@ -12,20 +12,6 @@ static const struct mt_param_spec params[] = {
     {"schedule", MT_PARAM_CHOICE, "gpipe", 0, 0, "gpipe|1f1b", "pipeline schedule"},
 };
 
-static int run(struct mt_ctx *ctx)
-{
-    return mt_dist_plugin_run(ctx, MT_DIST_PP);
-}
-
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "pipeline_parallel",
-    .summary = "pipeline parallel: layer stages over MPI ranks, GPipe or 1F1B micro-batches",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .ranks_param = "ranks",
-    .mem_estimate = mt_dist_plugin_estimate,
-    .run = run,
-};
+MT_DIST_WORKLOAD("pipeline_parallel",
+                 "pipeline parallel: layer stages over MPI ranks, GPipe or 1F1B micro-batches",
+                 MT_DIST_PP, params);

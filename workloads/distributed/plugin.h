@@ -68,4 +68,15 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy);
  * upper bound for the sharded strategies) + corpus + allowance. */
 size_t mt_dist_plugin_estimate(struct mt_ctx *ctx);
 
+/* Defines the whole of a distributed plugin after its parameter table PARAMS (an array
+ * that starts with MT_DIST_BASE_PARAMS): a static run() that is mt_dist_plugin_run with
+ * STRATEGY, and the exported descriptor with `ranks` as its ranks parameter and
+ * mt_dist_plugin_estimate. Use it once, at the end of the plugin's file. */
+#define MT_DIST_WORKLOAD(NAME, SUMMARY, STRATEGY, PARAMS)                                          \
+    static int run(struct mt_ctx *ctx)                                                             \
+    {                                                                                              \
+        return mt_dist_plugin_run(ctx, STRATEGY);                                                  \
+    }                                                                                              \
+    MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, "ranks", mt_dist_plugin_estimate, run)
+
 #endif

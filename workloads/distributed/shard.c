@@ -88,21 +88,14 @@ static size_t slot_act_len(const struct mt_shard_spec *s, int a)
     }
 }
 
+/* Each activation gradient is shaped like the activation it is the gradient of; the
+ * residual, LayerNorm and projection buffers are B*T x C, like LA_RES2. */
 static size_t dact_len(const struct mt_shard_spec *s, int a)
 {
-    struct dims d = dims_of(s);
-    switch (a) {
-    case DA_ATTY:
-        return d.BT * d.Cl;
-    case DA_QKV:
-        return d.BT * 3 * d.Cl;
-    case DA_ATT:
-        return s->B * d.NHl * s->T * s->T;
-    case DA_FCH:
-        return d.BT * d.F;
-    default:
-        return d.BT * d.C;
-    }
+    static const int like[DA_COUNT] = {
+        [DA_RES] = LA_RES2, [DA_LN] = LA_LN1,  [DA_ATTY] = LA_ATTY, [DA_QKV] = LA_QKV,
+        [DA_ATT] = LA_ATT,  [DA_FCH] = LA_FCH, [DA_PROJ] = LA_RES2};
+    return layer_act_len(s, like[a]);
 }
 
 /* Floats of local tensor p (per layer for the layer tensors). */

@@ -10,22 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "data.h"
 #include "half.h"
 #include "kernels.h"
 #include "rng.h"
 #include "shard.h"
+#include "wlcommon.h"
 
 enum { TAG_ACT = 11, TAG_GRAD = 12, TAG_WTE = 13 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* A run of the local flat vector with one weight-decay rule and one norm owner. */
 struct seg {
@@ -648,7 +641,7 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
     mt_dist_reset_comm(d);
     mt_dist_reset_peaks(d);
-    double t0 = now_s();
+    double t0 = mt_wl_now();
     for (size_t step = 0; step < job->recipe.steps && rc == 0; step++) {
         if (step == 1 && job->crash_rank == d->rank) raise(SIGSEGV);
         float loss = 0.0f;
@@ -657,7 +650,7 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
         res->final_loss = loss;
         if (job->ctx) mt_progress(job->ctx, (double)(step + 1), (double)job->recipe.steps);
     }
-    res->train_s = now_s() - t0;
+    res->train_s = mt_wl_now() - t0;
     res->comm_s = d->comm_s;
     res->compute_s = res->train_s - d->comm_s;
     res->bytes_sent = d->bytes_sent;

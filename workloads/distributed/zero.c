@@ -12,20 +12,5 @@ static const struct mt_param_spec params[] = {
     MT_DIST_PARAM_PRECISION,
 };
 
-static int run(struct mt_ctx *ctx)
-{
-    return mt_dist_plugin_run(ctx, MT_DIST_ZERO);
-}
-
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "zero",
-    .summary = "ZeRO stage 1/2: optimizer state (and gradients) sharded over MPI ranks",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .ranks_param = "ranks",
-    .mem_estimate = mt_dist_plugin_estimate,
-    .run = run,
-};
+MT_DIST_WORKLOAD("zero", "ZeRO stage 1/2: optimizer state (and gradients) sharded over MPI ranks",
+                 MT_DIST_ZERO, params);
