@@ -3,7 +3,7 @@
 #ifndef MT_TESTS_BAD_H
 #define MT_TESTS_BAD_H
 
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 /* Overriding a field of the default descriptor is the point of these files. */
 #pragma GCC diagnostic ignored "-Woverride-init"
@@ -15,13 +15,6 @@ __attribute__((unused)) static int run(struct mt_ctx *ctx)
 }
 
 /* A descriptor with every field right; FIELDS (designated initializers) override. */
-#define MT_BAD_PLUGIN(...)                                                                         \
-    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
-        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
-        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
-        .struct_size = sizeof(struct mt_workload),                                                 \
-        .summary = "broken on purpose",                                                            \
-        .run = run,                                                                                \
-        __VA_ARGS__}
+#define MT_BAD_PLUGIN(...) MT_TEST_PLUGIN(.summary = "broken on purpose", __VA_ARGS__)
 
 #endif

@@ -3,7 +3,7 @@
  * parameter with the int getter), or without a message (mode=silent). */
 #include <string.h>
 
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static const struct mt_param_spec params[] = {
     {"mode", MT_PARAM_CHOICE, "error", 0, 0, "error|misuse|silent", "how to fail"},
@@ -20,13 +20,5 @@ static int run(struct mt_ctx *ctx)
     return mt_error(ctx, "deliberate failure, code %d", 42);
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_fail",
-    .summary = "test: returns an error",
-    .params = params,
-    .n_params = 2,
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_fail", .summary = "test: returns an error", .params = params,
+               .n_params = 2);

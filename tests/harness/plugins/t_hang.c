@@ -3,7 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static int run(struct mt_ctx *ctx)
 {
@@ -14,11 +14,4 @@ static int run(struct mt_ctx *ctx)
     return 0;
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_hang",
-    .summary = "test: hangs",
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_hang", .summary = "test: hangs");

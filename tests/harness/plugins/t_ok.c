@@ -3,7 +3,7 @@
  * (for kill/resume tests). Not for: anything outside tests. */
 #include <time.h>
 
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static const struct mt_param_spec params[] = {
     {"steps", MT_PARAM_INT, "3", 1, 1000, NULL, "steps to report"},
@@ -46,14 +46,5 @@ static int run(struct mt_ctx *ctx)
     return 0;
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_ok",
-    .summary = "test: succeeds with known metrics",
-    .params = params,
-    .n_params = sizeof params / sizeof params[0],
-    .mem_estimate = estimate,
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_ok", .summary = "test: succeeds with known metrics", .params = params,
+               .n_params = sizeof params / sizeof params[0], .mem_estimate = estimate);

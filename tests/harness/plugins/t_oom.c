@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static const struct mt_param_spec params[] = {
     {"check", MT_PARAM_BOOL, "on", 0, 0, NULL, "check malloc's result"},
@@ -26,13 +26,5 @@ static int run(struct mt_ctx *ctx)
     }
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_oom",
-    .summary = "test: allocates without bound",
-    .params = params,
-    .n_params = 2,
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_oom", .summary = "test: allocates without bound", .params = params,
+               .n_params = 2);

@@ -1,6 +1,6 @@
 /* tests/harness/plugins/t_ranks.c — a multi-rank test workload (ranks_param "ranks"):
  * each rank reports metrics that depend on its rank; crash_rank makes one rank crash. */
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static const struct mt_param_spec params[] = {
     {"ranks", MT_PARAM_INT, "2", 1, 16, NULL, "MPI ranks"},
@@ -22,14 +22,5 @@ static int run(struct mt_ctx *ctx)
     return 0;
 }
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_ranks",
-    .summary = "test: reports per-rank metrics",
-    .params = params,
-    .n_params = 2,
-    .ranks_param = "ranks",
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_ranks", .summary = "test: reports per-rank metrics", .params = params,
+               .n_params = 2, .ranks_param = "ranks");

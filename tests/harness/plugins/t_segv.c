@@ -1,6 +1,6 @@
 /* tests/harness/plugins/t_segv.c — a test workload that reports a metric and a sample,
  * then writes to an unmapped address: the run must end `crashed` with SIGSEGV and keep its data. */
-#include <memtrade/workload.h>
+#include "../test_plugin.h"
 
 static int run(struct mt_ctx *ctx)
 {
@@ -16,13 +16,4 @@ static const struct mt_param_spec params[] = {
      "address to write to (not 0: UBSan would catch a NULL store)"},
 };
 
-MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
-    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,
-    .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,
-    .struct_size = sizeof(struct mt_workload),
-    .name = "t_segv",
-    .summary = "test: segfaults",
-    .params = params,
-    .n_params = 1,
-    .run = run,
-};
+MT_TEST_PLUGIN(.name = "t_segv", .summary = "test: segfaults", .params = params, .n_params = 1);
