@@ -204,6 +204,8 @@ static int test_bytes(const char *path)
     CHECK(qm->packed_bytes == packed, "nf4 packed bytes %zu, want %zu", qm->packed_bytes, packed);
     CHECK(qm->fp32_bytes == fp32 - 4 * V * C, "nf4 fp32 bytes %zu, want %zu", qm->fp32_bytes,
           fp32 - 4 * V * C);
+    CHECK(m->param[MT_P_WTE] == NULL && m->embed_hook.rows != NULL,
+          "the fp32 embedding is freed and lookups go through the hook");
     mt_qmodel_free(qm);
     mt_gpt_free(m);
     return 0;

@@ -594,38 +594,11 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
 
 int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
 {
-    if (m->grads)
-        return fail(err, errlen, "slim: only a model without gradients can drop its weights");
-    size_t keep_floats = 0;
-    for (int p = 0; p < MT_P_COUNT; p++) {
-        int linear = 0;
-        for (int k = 0; k < MT_PRUNE_KINDS; k++)
-            linear |= p == (int)weight_param[k];
-        if (!linear) keep_floats += (m->param_len[p] + 15) / 16 * 16; /* 64-byte aligned tensors */
-    }
-    size_t bytes = keep_floats * sizeof(float);
-    int prev = mt_memcat_set(MT_MEM_WEIGHTS);
-    float *slab = aligned_alloc(64, bytes ? bytes : 64);
-    mt_memcat_set(prev);
-    if (!slab) return fail(err, errlen, "slim: cannot allocate %zu bytes", bytes);
-    size_t off = 0;
-    for (int p = 0; p < MT_P_COUNT; p++) {
-        int linear = 0;
-        for (int k = 0; k < MT_PRUNE_KINDS; k++)
-            linear |= p == (int)weight_param[k];
-        if (linear) {
-            m->param[p] = NULL;
-            continue;
-        }
-        memcpy(slab + off, m->param[p], m->param_len[p] * sizeof(float));
-        m->param[p] = slab + off;
-        mt_memcat_report(slab + off, m->param_len[p] * sizeof(float), MT_MEM_WEIGHTS,
-                         mt_gpt_param_name((enum mt_gpt_param)p));
-        off += (m->param_len[p] + 15) / 16 * 16;
-    }
-    free(m->params);
-    m->params = slab;
-    m->slab_bytes[MT_MEM_WEIGHTS] = bytes;
+    unsigned char drop[MT_P_COUNT] = {0};
+    for (int k = 0; k < MT_PRUNE_KINDS; k++)
+        drop[weight_param[k]] = 1;
+    char e[256];
+    if (mt_gpt_drop_weights(m, drop, e, sizeof e)) return fail(err, errlen, "slim: %s", e);
     return 0;
 }
 

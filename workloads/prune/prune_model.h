@@ -139,9 +139,10 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
                      size_t rows);
 
 /* Contract: replaces m's weight slab by one holding only the tensors the pruned model
- * still reads (everything but the four linear weight kinds); their param[] pointers
- * become NULL, so m must then run with the mt_pruned hook. The old slab is freed.
- * Returns 0 or -1 (allocation failure; m unchanged). */
+ * still reads (everything but the four linear weight kinds; mt_gpt_drop_weights): their
+ * param[] pointers become NULL and param_len 0, so m must then run with the mt_pruned
+ * hook. The old slab is freed. Returns 0 or -1 (allocation failure, a training model;
+ * m unchanged). */
 int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen);
 
 /* Contract: bytes of the hook's workspace (ws_in + ws_out) at their high-water mark. */

@@ -127,7 +127,8 @@ double mt_qtensor_bits_per_weight(const struct mt_qtensor *qt);
 unsigned mt_qtensor_code(const struct mt_qtensor *qt, size_t row, size_t j);
 
 /* Contract: decodes row `row` into out[k] (the real columns only). Scalar reference of
- * the format; used by tests and error measurement, never by inference. */
+ * the format; used by tests, error measurement and embedding lookups (one row per
+ * token), never by the matmul kernels. Thread safe: reads qt only. */
 void mt_qtensor_row(const struct mt_qtensor *qt, size_t row, float *out);
 
 /* Contract: decodes the whole tensor into out[n*k]. Tests and references only. */

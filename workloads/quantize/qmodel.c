@@ -9,28 +9,15 @@
 #include <string.h>
 #include <time.h>
 
-#include <memtrade/memcat.h>
-
-#define SLAB_ALIGN 64
 
 static const char *const lin_names[MT_LIN_COUNT] = {"qkv", "attn_proj", "fc", "fc_proj", "lm_head"};
 static const enum mt_gpt_param lin_bias[4] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB, MT_P_FCPROJB};
-
-static int is_linear_weight(int p)
-{
-    return p == MT_P_QKVW || p == MT_P_ATTPROJW || p == MT_P_FCW || p == MT_P_FCPROJW;
-}
 
 static double wall(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static size_t round_up(size_t x)
-{
-    return (x + SLAB_ALIGN - 1) / SLAB_ALIGN * SLAB_ALIGN;
 }
 
 static int qhook(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
@@ -63,37 +50,15 @@ static void free_layers(struct mt_qmodel *qm)
     qm->layers = NULL;
 }
 
-/* Replaces m->params by a slab holding only the tensors still used in fp32. */
-static int compact_weights(struct mt_gpt *m, size_t *fp32_bytes)
+/* The embedding hook of a model whose tied embedding is packed: decodes the rows looked up
+ * (the packed matrix is the LM head's, V x C). */
+static int qembed(void *user, const int *tokens, size_t n, float *out)
 {
-    size_t total = 0, exact = 0;
-    for (int p = 0; p < MT_P_COUNT; p++)
-        if (!is_linear_weight(p)) {
-            total += round_up(m->param_len[p] * sizeof(float));
-            exact += m->param_len[p] * sizeof(float);
-        }
-    int prev = mt_memcat_set(MT_MEM_WEIGHTS);
-    unsigned char *slab = aligned_alloc(SLAB_ALIGN, total);
-    mt_memcat_set(prev);
-    if (!slab) return -1;
-    size_t off = 0;
-    for (int p = 0; p < MT_P_COUNT; p++) {
-        if (is_linear_weight(p)) {
-            m->param[p] = NULL;
-            m->param_len[p] = 0;
-            continue;
-        }
-        size_t bytes = m->param_len[p] * sizeof(float);
-        memcpy(slab + off, m->param[p], bytes);
-        m->param[p] = (float *)(void *)(slab + off);
-        mt_memcat_report(slab + off, bytes, MT_MEM_WEIGHTS,
-                         mt_gpt_param_name((enum mt_gpt_param)p));
-        off += round_up(bytes);
-    }
-    free(m->params);
-    m->params = (float *)(void *)slab;
-    m->slab_bytes[MT_MEM_WEIGHTS] = total;
-    *fp32_bytes = exact;
+    const struct mt_qmodel *qm = user;
+    const struct mt_qlayer *head = &qm->layers[qm->n_layers - 1];
+#pragma omp parallel for schedule(static) if (n * head->in_dim >= 65536)
+    for (size_t i = 0; i < n; i++)
+        mt_qtensor_row(head->q, (size_t)tokens[i], out + i * head->in_dim);
     return 0;
 }
 
@@ -151,22 +116,20 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         mt_gpt_linear_weights(m, ql->layer, ql->which, &w, &b, &ql->in_dim, &ql->out_dim);
         if (pack_layer(qm, ql, w, err, errlen)) goto fail;
     }
-    if (compact_weights(m, &qm->fp32_bytes)) goto oom;
-    if (o->embedding) /* the decoded copy only stands in for a lookup hook: see qmodel.h */
-        qm->fp32_bytes -= m->param_len[MT_P_WTE] * sizeof(float);
+    unsigned char drop[MT_P_COUNT] = {0};
+    drop[MT_P_QKVW] = drop[MT_P_ATTPROJW] = drop[MT_P_FCW] = drop[MT_P_FCPROJW] = 1;
+    drop[MT_P_WTE] = (unsigned char)(o->embedding != 0);
+    if (mt_gpt_drop_weights(m, drop, err, errlen)) goto fail;
+    qm->fp32_bytes = mt_gpt_weight_bytes(m);
     /* Past this point m has no fp32 linear weights: nothing below may fail. */
     for (size_t i = 0; i < 4 * L; i++) {
         struct mt_qlayer *ql = &qm->layers[i];
         ql->bias = m->param[lin_bias[ql->which]] + ql->layer * ql->out_dim;
     }
-    if (o->embedding) { /* the encoder reads rows of the (now decoded) embedding */
-        const struct mt_qlayer *head = &qm->layers[qm->n_layers - 1];
-        for (size_t r = 0; r < head->out_dim; r++)
-            mt_qtensor_row(head->q, r, m->param[MT_P_WTE] + r * head->in_dim);
-    }
     qm->pack_seconds = wall() - t0;
     m->hook.matmul = qhook;
     m->hook.user = qm;
+    if (o->embedding) m->embed_hook = (struct mt_gpt_embed_hook){.rows = qembed, .user = qm};
     *out = qm;
     return 0;
 oom:
@@ -186,6 +149,10 @@ void mt_qmodel_free(struct mt_qmodel *qm)
     if (qm->m->hook.user == qm) {
         qm->m->hook.matmul = NULL;
         qm->m->hook.user = NULL;
+    }
+    if (qm->m->embed_hook.user == qm) {
+        qm->m->embed_hook.rows = NULL;
+        qm->m->embed_hook.user = NULL;
     }
     free_layers(qm);
     mt_qws_destroy(qm->ws);

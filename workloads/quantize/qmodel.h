@@ -3,20 +3,17 @@
  * What it is for: taking a loaded fp32 model (workloads/transformer), packing every
  * linear layer (q/k/v, attention projection, MLP in and out; optionally the tied token
  * embedding / LM head) into mt_qtensors, measuring each layer's quantization error,
- * freeing the fp32 linear weights (the model's weight slab is rebuilt with only the
- * tensors still used in fp32), and installing the model's linear hook so mt_gpt_forward,
- * mt_gpt_eval and mt_gpt_decode_step run on the packed kernels of qkernels.h.
+ * freeing the fp32 linear weights (mt_gpt_drop_weights), and installing the model's linear
+ * hook so mt_gpt_forward, mt_gpt_eval and mt_gpt_decode_step run on the packed kernels of
+ * qkernels.h.
  * What it is not for: the harness (the plugin in quantize.c reports the numbers), or
  * training a quantized model.
  *
  * The embedding: the LM head is tied to the token embedding, so `embedding = 1` packs
- * that matrix and runs the LM head on it. The model's encoder reads embedding rows
- * directly (there is no lookup hook), so the fp32 embedding slot then holds the decoded
- * packed values: accuracy is that of the quantized embedding, and the fp32 copy
- * (vocab x C floats) stays in the serving footprint (infer_peak_bytes sees it) but is
- * not counted in fp32_bytes / model_bytes, which count what a deployment stores. With
- * `embedding = 0` the embedding
- * and the LM head stay fp32 and the head runs through the model's own GEMM.
+ * that matrix, runs the LM head on it and serves the encoder's lookups from it through the
+ * model's embedding hook (rows decoded on demand): the fp32 embedding is freed like the
+ * linear weights. With `embedding = 0` the embedding and the LM head stay fp32 and the
+ * head runs through the model's own GEMM.
  *
  * Thread safety: like struct mt_gpt — one thread drives a model at a time.
  */
