@@ -16,26 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "sparse.h"
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec * 1e-3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, size_t n)
-{
-    qsort(t, n, sizeof(*t), cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 struct job {
     const struct mt_sparse *s; /* NULL: oneDNN sgemm on w */
@@ -59,11 +41,11 @@ static double time_job(const struct job *j, size_t reps, double *t)
     for (size_t i = 0; i < 5; i++)
         run_once(j);
     for (size_t i = 0; i < reps; i++) {
-        double t0 = now_us();
+        double t0 = 1e6 * mt_bench_now();
         run_once(j);
-        t[i] = now_us() - t0;
+        t[i] = 1e6 * mt_bench_now() - t0;
     }
-    return median(t, reps);
+    return mt_bench_median(t, reps);
 }
 
 static uint64_t next_u64(uint64_t *s)

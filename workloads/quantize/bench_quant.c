@@ -29,6 +29,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "bench_util.h"
 #include "qformat.h"
 #include "qkernels.h"
 #ifdef MT_BENCH_DECODE
@@ -40,25 +41,6 @@ static const size_t shape_n[SH_COUNT] = {2304, 768, 3072, 768, 50257};
 static const size_t shape_k[SH_COUNT] = {768, 768, 768, 3072, 768};
 static const char *const shape_name[SH_COUNT] = {"qkv 768x2304", "proj 768x768", "fc 768x3072",
                                                  "fcproj 3072x768", "head 50257x768"};
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* STREAM-like read bandwidth: sum of a 1 GiB array, all threads, best of 5 (bytes/s). */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -74,7 +56,7 @@ AVX512 static double stream_read(void)
     double best = 0.0;
     volatile float sink = 0.0f;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now();
+        double t0 = mt_bench_now();
         float total = 0.0f;
 #pragma omp parallel for schedule(static) reduction(+ : total)
         for (size_t i = 0; i < n; i += 64) {
@@ -83,7 +65,7 @@ AVX512 static double stream_read(void)
             s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 48));
             total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
         }
-        double bw = (double)(n * sizeof *a) / (now() - t0);
+        double bw = (double)(n * sizeof *a) / (mt_bench_now() - t0);
         sink = total;
         if (bw > best) best = bw;
     }
@@ -144,7 +126,7 @@ static double time_config(const struct model *md, const struct config *c, int re
             double t_sh = 0.0;
             for (size_t l = 0; l < count_of(md, s); l++) {
                 size_t n = shape_n[s], k = shape_k[s];
-                double t0 = now();
+                double t0 = mt_bench_now();
                 if (c->fp32 == 1)
                     gemv_f32(md->w[s][l], x, y, n, k);
                 else if (c->fp32 == 2)
@@ -155,7 +137,7 @@ static double time_config(const struct model *md, const struct config *c, int re
                     fprintf(stderr, "%s: %s\n", c->label, err);
                     exit(1);
                 }
-                double dt = now() - t0;
+                double dt = mt_bench_now() - t0;
                 t_sh += dt;
                 if (rep == 0)
                     *bytes += c->fp32 ? (double)(n * k * 4) : (double)mt_qtensor_bytes(md->q[s][l]);
@@ -169,7 +151,7 @@ static double time_config(const struct model *md, const struct config *c, int re
     double t = 0.0;
     *best = 0.0;
     for (int s = 0; s < SH_COUNT; s++) {
-        per_shape[s] = median(sh + (size_t)s * (size_t)reps, (size_t)reps);
+        per_shape[s] = mt_bench_median(sh + (size_t)s * (size_t)reps, (size_t)reps);
         t += per_shape[s] * (double)count_of(md, s);
         *best += sh[(size_t)s * (size_t)reps] * (double)count_of(md, s); /* sorted: min */
     }
@@ -215,12 +197,12 @@ static void int8_crossover(struct mt_qws *ws)
         for (int impl = 0; impl < 2; impl++) {
             double v[9];
             for (int rep = -1; rep < 9; rep++) {
-                double t0 = now();
+                double t0 = mt_bench_now();
                 mt_qgemm(ws, q, x, ms[mi], y, MT_QACT_INT8, impl ? MT_QIMPL_DNNL : MT_QIMPL_AVX512,
                          err, sizeof err);
-                if (rep >= 0) v[rep] = now() - t0;
+                if (rep >= 0) v[rep] = mt_bench_now() - t0;
             }
-            t[impl] = median(v, 9);
+            t[impl] = mt_bench_median(v, 9);
         }
         printf("%6zu %12.1f %12.1f\n", ms[mi], 1e6 * t[0], 1e6 * t[1]);
     }
@@ -281,13 +263,13 @@ static int decode_bench(size_t ntok)
         double best = 0.0;
         for (int pass = 0; pass < 3; pass++) {
             mt_gpt_kv_reset(kv);
-            double t0 = now();
+            double t0 = mt_bench_now();
             for (size_t t = 0; t < ntok; t++)
                 if (mt_gpt_decode_step(m, kv, (int)((t * 7919) % 50257), err, sizeof err)) {
                     fprintf(stderr, "%s: %s\n", cases[ci].label, err);
                     return 1;
                 }
-            double tps = (double)ntok / (now() - t0);
+            double tps = (double)ntok / (mt_bench_now() - t0);
             if (tps > best) best = tps;
         }
         if (cases[ci].fp32) base = best;

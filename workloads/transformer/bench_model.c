@@ -21,29 +21,11 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "bench_util.h"
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
 #include "rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Best GFLOP/s of square sgemms of size n (both operand layouts the model uses) over a
  * few repetitions: the "measured GEMM peak" that MFU is quoted against. */
@@ -59,10 +41,10 @@ static double sgemm_peak(size_t n)
         a[i] = b[i] = (float)(i % 7) * 0.1f;
     double best = 0.0;
     for (int r = 0; r < 12; r++) {
-        double t0 = now_s();
+        double t0 = mt_bench_now();
         dnnl_sgemm('N', r % 2 ? 'T' : 'N', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a, (dnnl_dim_t)n, b,
                    (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
-        double gf = 2.0 * (double)n * n * n / (now_s() - t0) / 1e9;
+        double gf = 2.0 * (double)n * n * n / (mt_bench_now() - t0) / 1e9;
         best = gf > best ? gf : best;
     }
     free(a), free(b), free(c);
@@ -100,31 +82,31 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
     double *ts = malloc(4 * steps * sizeof *ts), *tf = ts + steps, *tb = tf + steps, *to = tb + steps;
     float loss = 0.0f;
     for (size_t s = 0; s < steps + 2; s++) { /* two warm-up steps; the parts of mt_gpt_train_step */
-        double t0 = now_s();
+        double t0 = mt_bench_now();
         if (mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err)) {
             fprintf(stderr, "mt-bench-model: %s\n", err);
             return -1;
         }
-        double t1 = now_s();
+        double t1 = mt_bench_now();
         mt_gpt_zero_grad(m);
         if (mt_gpt_backward(m, 1.0f, 0, err, sizeof err)) {
             fprintf(stderr, "mt-bench-model: %s\n", err);
             return -1;
         }
-        double t2 = now_s();
+        double t2 = mt_bench_now();
         mt_gpt_adamw_step(m, &r, mt_gpt_lr_at(&r, s), 1.0f);
-        double t3 = now_s();
+        double t3 = mt_bench_now();
         if (s >= 2) ts[s - 2] = t3 - t0, tb[s - 2] = t2 - t1, to[s - 2] = t3 - t2;
     }
-    double bwd_s = median(tb, steps), opt_s = median(to, steps);
+    double bwd_s = mt_bench_median(tb, steps), opt_s = mt_bench_median(to, steps);
     for (size_t s = 0; s < steps; s++) {
-        double t0 = now_s();
+        double t0 = mt_bench_now();
         mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
-        tf[s] = now_s() - t0;
+        tf[s] = mt_bench_now() - t0;
     }
     printf("%-6s parts (medians): backward %.2f ms, clip + AdamW %.2f ms\n", label, bwd_s * 1e3,
            opt_s * 1e3);
-    double step_s = median(ts, steps), fwd_s = median(tf, steps);
+    double step_s = mt_bench_median(ts, steps), fwd_s = mt_bench_median(tf, steps);
     size_t L = cfg.n_layer, C = cfg.n_embd;
     double nmat = (double)L * 12.0 * C * C + (double)cfg.vocab * C;
     double flops = (6.0 * nmat + 6.0 * (double)L * T * C) * (double)(B * T);
@@ -137,11 +119,11 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
         struct mt_gpt_kv *kv = NULL;
         size_t n = decode < cfg.seq_len ? decode : cfg.seq_len;
         if (mt_gpt_kv_create(&kv, &cfg, n, err, sizeof err) == 0) {
-            double t0 = now_s();
+            double t0 = mt_bench_now();
             for (size_t i = 0; i < n; i++)
                 mt_gpt_decode_step(m, kv, in[i % (B * T)], err, sizeof err);
             printf("%-6s decode batch 1: %.1f tokens/s over %zu positions\n", label,
-                   (double)n / (now_s() - t0), n);
+                   (double)n / (mt_bench_now() - t0), n);
             mt_gpt_kv_free(kv);
         }
     }
@@ -173,7 +155,7 @@ static int quality(const char *spec, size_t steps, const char *corpus_path)
     struct mt_rng rng;
     mt_rng_seed(&rng, 1337 ^ 0x6261746368ull);
     int *in = malloc(2 * r.batch * r.seq * sizeof *in), *tg = in + r.batch * r.seq;
-    double t0 = now_s();
+    double t0 = mt_bench_now();
     float loss = 0.0f;
     for (size_t s = 0; s < steps; s++) {
         mt_batch_sample(c.train, c.n_train, r.batch, r.seq, &rng, in, tg);
@@ -182,9 +164,9 @@ static int quality(const char *spec, size_t steps, const char *corpus_path)
             return -1;
         }
         if (s % 250 == 0 || s + 1 == steps)
-            printf("step %5zu loss %.4f (%.1f s)\n", s + 1, loss, now_s() - t0);
+            printf("step %5zu loss %.4f (%.1f s)\n", s + 1, loss, mt_bench_now() - t0);
     }
-    double train_s = now_s() - t0;
+    double train_s = mt_bench_now() - t0;
     memcpy(ev->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]);
     struct mt_eval_result e;
     if (mt_gpt_eval(ev, c.val, c.n_val, 0, &e, err, sizeof err)) {
