@@ -1,5 +1,6 @@
-/* bf16mm.c — bf16 GEMM through oneDNN's matmul primitive, with a primitive cache per
- * shape (see bf16mm.h). */
+/* bf16mm.c — bf16 GEMMs through oneDNN's matmul primitive, with a primitive cache per
+ * shape (see bf16mm.h). Transposes are strides on plain memory descriptors; accumulation
+ * is a sum post-op (dst = product + dst, in fp32). */
 #include "bf16mm.h"
 
 #include <stdio.h>
@@ -9,10 +10,11 @@
 
 #include "half.h"
 
-#define MAX_SHAPES 16
+/* An engine uses 5 linear shapes forward and 10 backward per micro-batch size. */
+#define MAX_SHAPES 64
 
 struct shape {
-    size_t N, C, OC;
+    struct mt_bf16mm_shape key;
     int bias;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t md[4]; /* src, weights, bias, dst */
@@ -54,43 +56,70 @@ void mt_bf16mm_free(struct mt_bf16mm *c)
     free(c);
 }
 
-/* The primitive for one shape: src (N,C) bf16, weights (C,OC) bf16 read from the
- * row-major (OC,C) matrix through strides, bias (1,OC) f32, dst (N,OC) f32. */
-static struct shape *shape_for(struct mt_bf16mm *c, size_t N, size_t C, size_t OC, int bias)
+static int same(const struct mt_bf16mm_shape *a, const struct mt_bf16mm_shape *b)
+{
+    return a->M == b->M && a->N == b->N && a->K == b->K && a->ta == b->ta && a->tb == b->tb &&
+           a->accumulate == b->accumulate;
+}
+
+/* The attributes of a product: a sum post-op when it accumulates. */
+static int make_attr(dnnl_primitive_attr_t *attr, int accumulate)
+{
+    *attr = NULL;
+    if (!accumulate) return 0;
+    dnnl_post_ops_t po = NULL;
+    int bad = dnnl_primitive_attr_create(attr) != dnnl_success ||
+              dnnl_post_ops_create(&po) != dnnl_success ||
+              dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
+              dnnl_primitive_attr_set_post_ops(*attr, po) != dnnl_success;
+    if (po) dnnl_post_ops_destroy(po);
+    return bad ? -1 : 0;
+}
+
+/* The primitive for one shape: src op(a) (M,K) bf16, weights op(b) (K,N) bf16, both read
+ * through strides, bias (1,N) f32, dst (M,N) f32. NULL when oneDNN refuses it or the
+ * cache is full. */
+static struct shape *shape_for(struct mt_bf16mm *c, const struct mt_bf16mm_shape *k, int bias)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (c->s[i].N == N && c->s[i].C == C && c->s[i].OC == OC && c->s[i].bias == bias)
-            return &c->s[i];
+        if (same(&c->s[i].key, k) && c->s[i].bias == bias) return &c->s[i];
     if (c->n == MAX_SHAPES) return NULL;
     struct shape *s = &c->s[c->n];
-    dnnl_dims_t sd = {(dnnl_dim_t)N, (dnnl_dim_t)C}, ss = {(dnnl_dim_t)C, 1};
-    dnnl_dims_t wd = {(dnnl_dim_t)C, (dnnl_dim_t)OC}, ws = {1, (dnnl_dim_t)C};
-    dnnl_dims_t bd = {1, (dnnl_dim_t)OC}, bs = {(dnnl_dim_t)OC, 1};
-    dnnl_dims_t dd = {(dnnl_dim_t)N, (dnnl_dim_t)OC}, ds = {(dnnl_dim_t)OC, 1};
+    dnnl_dim_t M = (dnnl_dim_t)k->M, N = (dnnl_dim_t)k->N, K = (dnnl_dim_t)k->K;
+    dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {1, N}, dd = {M, N};
+    dnnl_dims_t as = {k->ta ? 1 : K, k->ta ? M : 1}, bs = {k->tb ? 1 : N, k->tb ? K : 1};
+    dnnl_dims_t cs = {N, 1}, ds = {N, 1};
     dnnl_matmul_desc_t desc;
     dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_memory_desc_init_by_strides(&s->md[0], 2, sd, dnnl_bf16, ss) ||
-        dnnl_memory_desc_init_by_strides(&s->md[1], 2, wd, dnnl_bf16, ws) ||
-        dnnl_memory_desc_init_by_strides(&s->md[2], 2, bd, dnnl_f32, bs) ||
-        dnnl_memory_desc_init_by_strides(&s->md[3], 2, dd, dnnl_f32, ds) ||
-        dnnl_matmul_desc_init(&desc, &s->md[0], &s->md[1], bias ? &s->md[2] : NULL, &s->md[3]) ||
-        dnnl_primitive_desc_create(&pd, &desc, NULL, c->eng, NULL))
-        return NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    int bad = dnnl_memory_desc_init_by_strides(&s->md[0], 2, ad, dnnl_bf16, as) ||
+              dnnl_memory_desc_init_by_strides(&s->md[1], 2, bd, dnnl_bf16, bs) ||
+              dnnl_memory_desc_init_by_strides(&s->md[2], 2, cd, dnnl_f32, cs) ||
+              dnnl_memory_desc_init_by_strides(&s->md[3], 2, dd, dnnl_f32, ds) ||
+              dnnl_matmul_desc_init(&desc, &s->md[0], &s->md[1], bias ? &s->md[2] : NULL,
+                                    &s->md[3]) ||
+              make_attr(&attr, k->accumulate) ||
+              dnnl_primitive_desc_create(&pd, &desc, attr, c->eng, NULL);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (bad) return NULL;
     dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success) return NULL;
-    s->N = N, s->C = C, s->OC = OC, s->bias = bias;
+    s->key = *k, s->bias = bias;
     c->n++;
     return s;
 }
 
-int mt_bf16mm_run(struct mt_bf16mm *c, float *out, const uint16_t *in, const uint16_t *w,
-                  const float *bias, size_t N, size_t C, size_t OC, char *err, size_t errlen)
+int mt_bf16mm_gemm(struct mt_bf16mm *c, const struct mt_bf16mm_shape *k, float *out,
+                   const uint16_t *a, const uint16_t *b, const float *bias, char *err,
+                   size_t errlen)
 {
-    struct shape *s = shape_for(c, N, C, OC, bias != NULL);
+    struct shape *s = shape_for(c, k, bias != NULL);
     if (!s)
-        return snprintf(err, errlen, "oneDNN bf16 matmul %zux%zux%zu unavailable", N, C, OC), -1;
-    void *ptrs[4] = {(void *)in, (void *)w, (void *)bias, out};
+        return snprintf(err, errlen, "oneDNN bf16 matmul %zux%zux%zu (ta %d tb %d%s) unavailable",
+                        k->M, k->N, k->K, k->ta, k->tb, k->accumulate ? ", sum" : ""),
+               -1;
+    void *ptrs[4] = {(void *)a, (void *)b, (void *)bias, out};
     int args[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
     dnnl_memory_t mem[4] = {0};
     dnnl_exec_arg_t ea[4];
@@ -109,15 +138,30 @@ int mt_bf16mm_run(struct mt_bf16mm *c, float *out, const uint16_t *in, const uin
     return rc ? (snprintf(err, errlen, "oneDNN bf16 matmul failed"), -1) : 0;
 }
 
+void mt_bf16mm_gemm_ref(const struct mt_bf16mm_shape *k, float *out, const uint16_t *a,
+                        const uint16_t *b, const float *bias)
+{
+    size_t M = k->M, N = k->N, K = k->K;
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            float acc = bias ? bias[j] : 0.0f;
+            for (size_t q = 0; q < K; q++)
+                acc += mt_half_to_float(MT_PREC_BF16, a[k->ta ? q * M + i : i * K + q]) *
+                       mt_half_to_float(MT_PREC_BF16, b[k->tb ? j * K + q : q * N + j]);
+            out[i * N + j] = k->accumulate ? out[i * N + j] + acc : acc;
+        }
+}
+
+int mt_bf16mm_run(struct mt_bf16mm *c, float *out, const uint16_t *in, const uint16_t *w,
+                  const float *bias, size_t N, size_t C, size_t OC, char *err, size_t errlen)
+{
+    struct mt_bf16mm_shape k = {.M = N, .N = OC, .K = C, .tb = 1};
+    return mt_bf16mm_gemm(c, &k, out, in, w, bias, err, errlen);
+}
+
 void mt_bf16mm_ref(float *out, const uint16_t *in, const uint16_t *w, const float *bias, size_t N,
                    size_t C, size_t OC)
 {
-    for (size_t i = 0; i < N; i++)
-        for (size_t o = 0; o < OC; o++) {
-            float acc = bias ? bias[o] : 0.0f;
-            for (size_t k = 0; k < C; k++)
-                acc += mt_half_to_float(MT_PREC_BF16, in[i * C + k]) *
-                       mt_half_to_float(MT_PREC_BF16, w[o * C + k]);
-            out[i * OC + o] = acc;
-        }
+    struct mt_bf16mm_shape k = {.M = N, .N = OC, .K = C, .tb = 1};
+    mt_bf16mm_gemm_ref(&k, out, in, w, bias);
 }

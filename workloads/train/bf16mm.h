@@ -1,11 +1,15 @@
-/* bf16mm.h — bf16 GEMM for the mixed-precision forward: out = in @ W^T + bias with bf16
- * inputs and weights, fp32 accumulation and output, through oneDNN's matmul primitive
- * (bf16 memory descriptors; AVX512-BF16 kernels on CPUs that have them).
+/* bf16mm.h — bf16 GEMMs for the mixed-precision engine with bf16 inputs and fp32
+ * accumulation and output, through oneDNN's matmul primitive (bf16 memory descriptors;
+ * AVX512-BF16 kernels on CPUs that have them): the forward out = in @ W^T + bias, and the
+ * backward dinp = dout @ W and dW += dout^T @ in, all as one general product whose
+ * transposes are strides and whose accumulation is a oneDNN sum post-op.
  *
  * What it is for: the linear layers of the bf16 engine (tmodel.c), reading the 16-bit
- * weights in place instead of unpacking them. mt_bf16mm_ref is the scalar definition
- * (exact bf16 products summed in fp32) the primitive is tested against.
- * What it is not for: other types, or transposes other than the model's (W is OC x C).
+ * weights and activations in place instead of unpacking them. The _ref functions are the
+ * scalar definitions (exact bf16 products summed in fp32, in k order) the primitives are
+ * tested against.
+ * What it is not for: other types, leading dimensions other than the packed ones, or
+ * batched products.
  *
  * Thread safety: a cache belongs to one thread (one engine); oneDNN uses OpenMP inside.
  */
@@ -29,8 +33,26 @@ struct mt_bf16mm; /* primitives by shape, created on first use */
 int mt_bf16mm_create(struct mt_bf16mm **out, char *err, size_t errlen);
 void mt_bf16mm_free(struct mt_bf16mm *c);
 
-/* out[N,OC] = in[N,C] @ w[OC,C]^T + bias[OC] (bias may be NULL); in and w bf16, out and
- * bias fp32. Returns 0, or -1 with a message (primitive creation or execution failed). */
+/* One product out[M,N] (=, or += with accumulate) op(a)[M,K] @ op(b)[K,N] (+ bias[N]).
+ * op(a) is a stored row-major M x K (ta = 0) or the transpose of a stored K x M (ta = 1);
+ * op(b) is b stored K x N (tb = 0) or the transpose of b stored N x K (tb = 1). */
+struct mt_bf16mm_shape {
+    size_t M, N, K;
+    int ta, tb;
+    int accumulate; /* 1: out += product (fp32, no extra buffer) */
+};
+
+/* The product of *s on bf16 a and b into fp32 out, bias fp32 (may be NULL). Returns 0,
+ * or -1 with a message: oneDNN refused the shape (out untouched: the caller can fall back
+ * to fp32 GEMMs) or its execution failed (out unspecified). */
+int mt_bf16mm_gemm(struct mt_bf16mm *c, const struct mt_bf16mm_shape *s, float *out,
+                   const uint16_t *a, const uint16_t *b, const float *bias, char *err,
+                   size_t errlen);
+void mt_bf16mm_gemm_ref(const struct mt_bf16mm_shape *s, float *out, const uint16_t *a,
+                        const uint16_t *b, const float *bias);
+
+/* The forward of a linear layer: out[N,OC] = in[N,C] @ w[OC,C]^T + bias[OC] (bias may be
+ * NULL); mt_bf16mm_gemm with M = N, N = OC, K = C, tb = 1. Same errors. */
 int mt_bf16mm_run(struct mt_bf16mm *c, float *out, const uint16_t *in, const uint16_t *w,
                   const float *bias, size_t N, size_t C, size_t OC, char *err, size_t errlen);
 void mt_bf16mm_ref(float *out, const uint16_t *in, const uint16_t *w, const float *bias, size_t N,
