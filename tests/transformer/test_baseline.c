@@ -1,4 +1,4 @@
-/* test_baseline.c — the `baseline` plugin run through a fake ctx (fake_ctx.c).
+/* test_baseline.c — the `baseline` plugin run through the fake ctx of tests/support.
  *
  * What it is for: the plugin .so loads by its exported descriptor, trains tiny for 20
  * steps, reports every standard metric with its unit (val_bpb = val_loss / ln 2, the
