@@ -108,6 +108,8 @@ def lr_at(step, lr, warmup, steps, min_frac=0.1):
 
 def speed(args):
     shapes = {"small": ("small", 256, 8, 128), "gpt2": ("gpt2", 50257, 4, 64)}
+    print(f"[OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}]")
     for name in (["small", "gpt2"] if args.shape == "all" else [args.shape]):
         preset, V, B, T = shapes[name]
         _, maxT, L, NH, C = PRESETS[preset]

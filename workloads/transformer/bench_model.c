@@ -212,7 +212,10 @@ int main(int argc, char **argv)
     if (!steps) steps = 1;
     if (quality_spec) return quality(quality_spec, steps, corpus) ? 1 : 0;
     double peak = sgemm_peak(2048);
-    printf("oneDNN sgemm peak (2048^3, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(), peak);
+    const char *wait = getenv("OMP_WAIT_POLICY"), *core = getenv("OPENBLAS_CORETYPE");
+    printf("oneDNN sgemm peak (2048^3, %d threads): %.1f GFLOP/s [OMP_WAIT_POLICY=%s "
+           "OPENBLAS_CORETYPE=%s]\n",
+           omp_get_max_threads(), peak, wait ? wait : "(unset)", core ? core : "(unset)");
     int rc = 0;
     if (!strcmp(shape, "all") || !strcmp(shape, "small"))
         rc |= bench_shape("small", "small", 8, 128, steps, decode, peak);
