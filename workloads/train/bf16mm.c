@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <memtrade/memcat.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "half.h"
@@ -114,11 +115,16 @@ int mt_bf16mm_gemm(struct mt_bf16mm *c, const struct mt_bf16mm_shape *k, float *
                    const uint16_t *a, const uint16_t *b, const float *bias, char *err,
                    size_t errlen)
 {
+    /* oneDNN allocates its scratchpads inside creation and execution: GEMM workspace, as
+     * the model's fp32 GEMMs tag them. */
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     struct shape *s = shape_for(c, k, bias != NULL);
-    if (!s)
+    if (!s) {
+        mt_memcat_set(prev);
         return snprintf(err, errlen, "oneDNN bf16 matmul %zux%zux%zu (ta %d tb %d%s) unavailable",
                         k->M, k->N, k->K, k->ta, k->tb, k->accumulate ? ", sum" : ""),
                -1;
+    }
     void *ptrs[4] = {(void *)a, (void *)b, (void *)bias, out};
     int args[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
     dnnl_memory_t mem[4] = {0};
@@ -135,6 +141,7 @@ int mt_bf16mm_gemm(struct mt_bf16mm *c, const struct mt_bf16mm_shape *k, float *
              dnnl_stream_wait(c->stream) != dnnl_success;
     for (int i = 0; i < 4; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
+    mt_memcat_set(prev);
     return rc ? (snprintf(err, errlen, "oneDNN bf16 matmul failed"), -1) : 0;
 }
 

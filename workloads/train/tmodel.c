@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "bf16mm.h"
 #include "kernels.h"
 
@@ -210,6 +212,15 @@ static int use_bf16mm(const struct mt_tmodel_opts *o)
     return o->prec == MT_PREC_BF16 && !o->emulate_bf16_gemm && mt_bf16mm_native();
 }
 
+/* bf16 elements of the bf16 GEMM scratch: forward, the packed input of a linear layer (at
+ * most 4C wide); backward, the packed dout of a block's linear layer (at most 4C wide),
+ * or for the LM head its packed dout (V wide) followed by its packed input (C wide). */
+static size_t bf16_scratch_elems(const struct mt_gpt_config *cfg, size_t B, size_t T)
+{
+    size_t C4 = 4 * cfg->n_embd, head = cfg->vocab + cfg->n_embd;
+    return B * T * (C4 > head ? C4 : head);
+}
+
 int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
                    struct mt_tmodel_plan *plan, char *err, size_t errlen)
 {
@@ -246,8 +257,8 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
     if (half) /* weight and gradient staging, the fp32 residual input */
         b[MT_MEM_WORKSPACE] +=
             2 * rup(stage_elems(cfg) * sizeof(float)) + rup(B * T * cfg->n_embd * sizeof(float));
-    if (use_bf16mm(o)) /* the bf16 copy of a GEMM input (at most 4C wide) */
-        b[MT_MEM_WORKSPACE] += rup(B * T * 4 * cfg->n_embd * sizeof(uint16_t));
+    if (use_bf16mm(o)) /* the bf16 copies of GEMM operands */
+        b[MT_MEM_WORKSPACE] += rup(bf16_scratch_elems(cfg, B, T) * sizeof(uint16_t));
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
         plan->total += b[c];
     return 0;
@@ -270,7 +281,7 @@ struct mt_tmodel {
     float *stage_w, *stage_g, *sw[MT_P_COUNT], *sg[MT_P_COUNT], *work[MT_A_COUNT], *x;
     int nonlayer_staged;
     struct mt_bf16mm *mm; /* bf16 GEMMs (NULL: fp32 GEMMs) */
-    uint16_t *xh;         /* bf16 copy of the current GEMM input */
+    uint16_t *xh;         /* bf16 copies of GEMM operands (bf16_scratch_elems) */
     void *act_slab, *dact_slab;
     void **actp[MT_A_COUNT]; /* instance pointers of each activation kind */
     float *dact[MT_D_COUNT];
@@ -673,6 +684,12 @@ static const float *use(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, 
     return b[a];
 }
 
+/* The 16-bit weight tensor p of block l (or outside the blocks). */
+static const uint16_t *wh_of(const struct mt_tmodel *t, int p, size_t l)
+{
+    return t->wh + t->off[p] + (is_layer_param(p) ? l * per_layer(t, p) : 0);
+}
+
 /* out[N,OC] = in[N,C] @ W^T + b for parameter tensors pw/pb (pb < 0: no bias) of block
  * l: a oneDNN bf16 GEMM on the 16-bit weights when the engine has one (in is already
  * rounded to bf16, so packing it is exact), else the fp32 kernel on w. */
@@ -682,9 +699,9 @@ static void linear(struct mt_tmodel *t, size_t l, float *out, const float *in,
     const float *bias = pb < 0 ? NULL : w[pb];
     if (t->mm) {
         char err[128];
-        size_t o = t->off[pw] + (is_layer_param(pw) ? l * per_layer(t, pw) : 0);
         mt_half_pack(MT_PREC_BF16, t->xh, in, N * C);
-        if (mt_bf16mm_run(t->mm, out, t->xh, t->wh + o, bias, N, C, OC, err, sizeof err) == 0) {
+        if (mt_bf16mm_run(t->mm, out, t->xh, wh_of(t, pw, l), bias, N, C, OC, err, sizeof err) ==
+            0) {
             t->st.bf16_gemms++;
             return;
         }
@@ -789,6 +806,74 @@ oom:
 
 /* ---------------------------------------------------------------- backward */
 
+/* dst[j] += sum_i src[i*n + j] in fp32, parallel over column blocks (a linear layer's
+ * bias gradient). */
+static void bias_grad(float *dst, const float *src, size_t rows, size_t n)
+{
+    enum { COLS = 64 };
+#pragma omp parallel for schedule(static) if (rows * n > 65536)
+    for (size_t j0 = 0; j0 < n; j0 += COLS) {
+        size_t w = n - j0 < COLS ? n - j0 : COLS;
+        float acc[COLS] = {0};
+        for (size_t i = 0; i < rows; i++)
+#pragma omp simd
+            for (size_t j = 0; j < w; j++)
+                acc[j] += src[i * n + j0 + j];
+        for (size_t j = 0; j < w; j++)
+            dst[j0 + j] += acc[j];
+    }
+}
+
+/* oneDNN's fp32 GEMM (its packing buffers are GEMM workspace, as in the model). */
+static void sgemm(char ta, size_t M, size_t N, size_t K, const float *a, size_t lda,
+                  const float *b, float beta, float *c)
+{
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+    dnnl_sgemm(ta, 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, a, (dnnl_dim_t)lda, b,
+               (dnnl_dim_t)N, beta, c, (dnnl_dim_t)N);
+    mt_memcat_set(prev);
+}
+
+/* Backward of linear() for block l, whose input was activation kind a in slot s (b: the
+ * block's fp32 buffers): dinp[N,C] = dout[N,OC] @ W (overwritten), g[pw] += dout^T @ in,
+ * g[pb] += column sums of dout (pb < 0: no bias). With bf16 GEMMs both products are
+ * oneDNN bf16 matmuls with fp32 accumulation on bf16(dout) (packed into the scratch), the
+ * 16-bit weights and the stored bf16 input in place (the LM head's fp32 input holds bf16
+ * values: packed exactly); a product oneDNN refuses runs as an fp32 GEMM on the fp32
+ * values instead. The bias gradient is always the fp32 column sum of dout. */
+static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const w[MT_P_COUNT],
+                       float *const g[MT_P_COUNT], int pw, int pb, const float *dout,
+                       float *const b[MT_A_COUNT], int a, size_t s, size_t N, size_t C, size_t OC)
+{
+    if (!t->mm) {
+        mt_k_matmul_bwd(dinp, g[pw], pb < 0 ? NULL : g[pb], dout, use(t, b, a, s), w[pw], N, C,
+                        OC);
+        return;
+    }
+    char err[128];
+    uint16_t *dh = t->xh, *inh = A(t, a, s);
+    mt_half_pack(MT_PREC_BF16, dh, dout, N * OC);
+    if (act_es(t->o.prec, a) != sizeof(uint16_t)) {
+        inh = dh + N * OC;
+        mt_half_pack(MT_PREC_BF16, inh, F(t, a, s), N * C);
+    }
+    struct mt_bf16mm_shape kd = {.M = N, .N = C, .K = OC};
+    struct mt_bf16mm_shape kw = {.M = OC, .N = C, .K = N, .ta = 1, .accumulate = 1};
+    if (mt_bf16mm_gemm(t->mm, &kd, dinp, dh, wh_of(t, pw, l), NULL, err, sizeof err) == 0) {
+        t->st.bf16_gemms++;
+    } else {
+        t->st.bf16_fallbacks++;
+        sgemm('N', N, C, OC, dout, OC, w[pw], 0.0f, dinp);
+    }
+    if (mt_bf16mm_gemm(t->mm, &kw, g[pw], dh, inh, NULL, err, sizeof err) == 0) {
+        t->st.bf16_gemms++;
+    } else {
+        t->st.bf16_fallbacks++;
+        sgemm('T', OC, C, N, dout, OC, use(t, b, a, s), 1.0f, g[pw]);
+    }
+    if (pb >= 0) bias_grad(g[pb], dout, N, OC);
+}
+
 int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens, char *err,
                        size_t errlen)
 {
@@ -807,7 +892,7 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
     block_params(t, L - 1, w, g);
     float *logits = F(t, MT_A_LOGITS, 0);
     mt_k_crossentropy_bwd(logits, t->targets, dloss, BT, V);
-    mt_k_matmul_bwd(dln, g[MT_P_WTE], NULL, logits, F(t, MT_A_LNF, 0), w[MT_P_WTE], BT, C, V);
+    linear_bwd(t, 0, dln, w, g, MT_P_WTE, -1, logits, NULL, MT_A_LNF, 0, BT, C, V);
     memset(dres, 0, BT * C * sizeof *dres);
     const float *last = F(t, MT_A_RESIDUAL3, L - 1);
     if (t->half) {
@@ -844,20 +929,18 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
         block_params(t, l, w, g);
         /* Each stored tensor is fetched right before its use (16-bit: unpacked into a
          * work buffer it may share with tensors already used). */
-        mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, use(t, b, MT_A_FCH_GELU, s),
-                        w[MT_P_FCPROJW], BT, C4, C);
+        linear_bwd(t, l, dfch, w, g, MT_P_FCPROJW, MT_P_FCPROJB, dres, b, MT_A_FCH_GELU, s, BT, C4,
+                   C);
         mt_k_gelu_bwd(dfch, use(t, b, MT_A_FCH, s), dfch, BT * C4);
-        mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, use(t, b, MT_A_LN2, s), w[MT_P_FCW],
-                        BT, C, C4);
+        linear_bwd(t, l, dln, w, g, MT_P_FCW, MT_P_FCB, dfch, b, MT_A_LN2, s, BT, C, C4);
         mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, use(t, b, MT_A_RESIDUAL2, s),
                            w[MT_P_LN2W], use(t, b, MT_A_LN2_MEAN, s), use(t, b, MT_A_LN2_RSTD, s),
                            BT, C);
-        mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, use(t, b, MT_A_ATTY, s),
-                        w[MT_P_ATTPROJW], BT, C, C);
+        linear_bwd(t, l, datty, w, g, MT_P_ATTPROJW, MT_P_ATTPROJB, dres, b, MT_A_ATTY, s, BT, C,
+                   C);
         const float *qkv = use(t, b, MT_A_QKV, s), *att = use(t, b, MT_A_ATT, s);
         mt_k_attention_bwd(dqkv, datt, datty, qkv, att, B, T, C, NH);
-        mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, use(t, b, MT_A_LN1, s), w[MT_P_QKVW],
-                        BT, C, C3);
+        linear_bwd(t, l, dln, w, g, MT_P_QKVW, MT_P_QKVB, dqkv, b, MT_A_LN1, s, BT, C, C3);
         mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, x, w[MT_P_LN1W],
                            use(t, b, MT_A_LN1_MEAN, s), use(t, b, MT_A_LN1_RSTD, s), BT, C);
         if (t->half) flush_grads(t, l, 1);
@@ -950,4 +1033,12 @@ void mt_tmodel_export(const struct mt_tmodel *t, float *params)
         mt_half_unpack(t->o.prec, params, t->wh, t->n_floats);
     else
         memcpy(params, t->w32, t->n_floats * sizeof(float));
+}
+
+void mt_tmodel_export_grads(const struct mt_tmodel *t, float *grads)
+{
+    if (t->half)
+        mt_half_unpack(t->o.prec, grads, t->gh, t->n_floats);
+    else
+        memcpy(grads, t->g32, t->n_floats * sizeof(float));
 }

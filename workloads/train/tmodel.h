@@ -21,8 +21,11 @@
  *   optimizer memory); without it the update is applied to the 16-bit weights.
  *   Activation gradients, LayerNorm statistics, logits and the final LayerNorm output
  *   stay fp32.
- *   With bf16 on a CPU with AVX512-BF16 the forward's linear layers run as oneDNN bf16
- *   GEMMs reading the 16-bit weights in place (bf16mm.h); backward GEMMs stay fp32.
+ *   With bf16 on a CPU with AVX512-BF16 every linear layer (the LM head included) runs
+ *   as oneDNN bf16 GEMMs with fp32 accumulation (bf16mm.h): forward on the bf16 input and
+ *   the 16-bit weights in place; backward dinp = bf16(dout) @ W and dW += bf16(dout)^T @
+ *   in on the stored bf16 input, into the fp32 gradient stage; bias gradients are fp32
+ *   column sums of dout. bf16(dout) lives in a scratch of the workspace.
  * - Allocation: pool = one slab per category, allocated once; malloc = every activation
  *   and activation-gradient tensor malloc'd when produced and freed after its last use,
  *   every step.
@@ -53,9 +56,10 @@ struct mt_tmodel_opts {
     int master_weights; /* with 16-bit storage: keep fp32 master weights */
     size_t every;       /* checkpoint interval, 1..n_layer */
     int pool;           /* 1: pooled slabs; 0: per-step malloc/free of activations */
-    /* bf16 forward GEMMs: 0 = oneDNN's bf16 matmul on the 16-bit weights in place where
-     * the CPU runs it natively (mt_bf16mm_native), 1 = always fp32 GEMMs on unpacked
-     * copies (the reference; same products, other summation order). */
+    /* bf16 GEMMs: 0 = oneDNN's bf16 matmul on the 16-bit weights in place, forward and
+     * backward, where the CPU runs it natively (mt_bf16mm_native); 1 = always fp32 GEMMs
+     * on unpacked copies (the reference: the forward's products are the same, other
+     * summation order; the backward's dout stays fp32 instead of being rounded to bf16). */
     int emulate_bf16_gemm;
     /* Optional phase callback: called with ("recompute", 1) before and (.., 0) after each
      * block recomputation. */
@@ -121,6 +125,9 @@ float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float 
 /* Copies the weights the forward uses (16-bit ones unpacked) into `params`, laid out as
  * a mt_gpt's weight slab of the same configuration (mt_gpt_memory(WEIGHTS) bytes). */
 void mt_tmodel_export(const struct mt_tmodel *t, float *params);
+/* Copies the accumulated parameter gradients (16-bit ones unpacked) into `grads`, in the
+ * same layout (for tests comparing engines). */
+void mt_tmodel_export_grads(const struct mt_tmodel *t, float *grads);
 
 const struct mt_tmodel_stats *mt_tmodel_stats(const struct mt_tmodel *t);
 
