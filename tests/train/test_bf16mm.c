@@ -18,14 +18,18 @@
  * 1% relative L2 (seen: 0.2-0.4%, from dout rounded to bf16 and bf16 gradient storage,
  * 2^-9 each; a wrong transpose, operand or missing product is off by O(1)). A
  * recomputed block adds its 3 forward GEMMs to the count.
+ * `plugin DIR`: mixed_precision with precision=bf16 reports bf16_gemms = steps x
+ * 3 x (4 L + 1) and no fallbacks; with fp32 both metrics are unavailable with a reason.
  * What it is not for: training curves (test_engine.c).
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bf16mm.h"
+#include "fake_ctx.h"
 #include "gpt.h"
 #include "half.h"
 #include "rng.h"
@@ -202,11 +206,48 @@ static void engine(size_t every)
     mt_gpt_free(emu);
 }
 
+/* mixed_precision on tiny for 3 steps, bf16 then fp32: the GEMM counters. */
+static void plugin(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/mixed_precision.so", dir);
+    void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!so) fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+    CHECK(so);
+    const struct mt_workload *wl = dlsym(so, MEMTRADE_WORKLOAD_SYMBOL);
+    CHECK(wl);
+    enum { STEPS = 3 };
+    static const char *const prec[] = {"precision=bf16", "precision=fp32"};
+    for (size_t i = 0; i < 2; i++) {
+        static struct fake_ctx f;
+        const char *ov[] = {prec[i], "model=tiny", "steps=3", "batch=8", "eval_tokens=512"};
+        fake_ctx_init(&f, wl, ov, sizeof ov / sizeof ov[0]);
+        f.threads = 1;
+        snprintf(f.cache_dir, sizeof f.cache_dir, "/tmp");
+        int rc = wl->run(&f.base);
+        if (rc) fprintf(stderr, "mixed_precision failed: %s\n", f.error);
+        CHECK(rc == 0);
+        const struct fake_metric *g = fake_ctx_metric(&f, "bf16_gemms");
+        const struct fake_metric *fb = fake_ctx_metric(&f, "bf16_gemm_fallbacks");
+        CHECK(g && fb && !strcmp(g->unit, "count") && !strcmp(fb->unit, "count"));
+        printf("%s: bf16_gemms %s %.0f, bf16_gemm_fallbacks %s %.0f\n", prec[i],
+               g->na ? "unavailable" : "", g->value, fb->na ? "unavailable" : "", fb->value);
+        if (i == 0) { /* tiny: L = 2, one micro-batch per step */
+            CHECK(!g->na && g->value == STEPS * 3 * (4 * 2 + 1));
+            CHECK(!fb->na && fb->value == 0.0);
+        } else {
+            CHECK(g->na && fb->na);
+        }
+    }
+    dlclose(so);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
-    if (strcmp(what, "products") && strcmp(what, "engine")) {
-        fprintf(stderr, "usage: %s products|engine\n", argv[0]);
+    if (strcmp(what, "products") && strcmp(what, "engine") &&
+        (strcmp(what, "plugin") || argc != 3)) {
+        fprintf(stderr, "usage: %s products|engine|plugin PLUGIN_DIR\n", argv[0]);
         return 2;
     }
     if (!mt_bf16mm_native()) {
@@ -215,6 +256,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(what, "products")) {
         products();
+    } else if (!strcmp(what, "plugin")) {
+        plugin(argv[2]);
     } else {
         engine(1);
         engine(2);

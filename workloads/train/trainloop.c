@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bf16mm.h"
+
 #define ERRLEN 512
 #define EVAL_BATCH 8          /* windows per evaluation forward, as the baseline */
 #define DYNAMIC_INIT 65536.0f /* 2^16, the usual first dynamic loss scale */
@@ -267,6 +269,16 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         mt_metric(ctx, "grad_underflow_frac",
                   s->grad_nonzero ? (double)s->grad_flushed / (double)s->grad_nonzero : 0.0,
                   "ratio");
+    }
+    if (o->engine.prec != MT_PREC_BF16 || o->engine.emulate_bf16_gemm || !mt_bf16mm_native()) {
+        const char *why = o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
+                          : o->engine.emulate_bf16_gemm ? "bf16 GEMMs emulated in fp32"
+                                                        : "no native oneDNN bf16 matmul on this CPU";
+        mt_metric_na(ctx, "bf16_gemms", "count", why);
+        mt_metric_na(ctx, "bf16_gemm_fallbacks", "count", why);
+    } else { /* forward, dinp and dW of every linear layer, over the whole training */
+        mt_metric(ctx, "bf16_gemms", (double)s->bf16_gemms, "count");
+        mt_metric(ctx, "bf16_gemm_fallbacks", (double)s->bf16_fallbacks, "count");
     }
     mt_metric(ctx, "alloc_calls", (double)s->alloc_calls, "count");
     mt_metric(ctx, "alloc_calls_per_step",
