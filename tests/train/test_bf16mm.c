@@ -70,8 +70,7 @@ static double worst_error(const struct mt_bf16mm_shape *k, const float *fast, co
     return worst;
 }
 
-static void product(struct mt_bf16mm *mm, const char *what, struct mt_bf16mm_shape k,
-                    int with_bias)
+static void product(struct mt_bf16mm *mm, const char *what, struct mt_bf16mm_shape k, int with_bias)
 {
     struct mt_rng rng;
     mt_rng_seed(&rng, k.M * 131 + k.N * 7 + k.K + (size_t)k.ta * 2 + (size_t)k.tb);

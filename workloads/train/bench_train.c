@@ -106,7 +106,8 @@ int main(int argc, char **argv)
     char err[256];
     struct mt_gpt_config cfg;
     if (mt_gpt_config_parse(&cfg, shape, err, sizeof err) || !B || !T || !steps) {
-        fprintf(stderr, "mt-bench-train: %s\n", !B || !T || !steps ? "B, T, steps must be > 0" : err);
+        fprintf(stderr, "mt-bench-train: %s\n",
+                !B || !T || !steps ? "B, T, steps must be > 0" : err);
         return 2;
     }
     printf("%s B%zu T%zu, median of %zu steps (after 2 warm-up)\n", shape, B, T, steps);

@@ -93,14 +93,14 @@ static struct shape *shape_for(struct mt_bf16mm *c, const struct mt_bf16mm_shape
     dnnl_matmul_desc_t desc;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    int bad = dnnl_memory_desc_init_by_strides(&s->md[0], 2, ad, dnnl_bf16, as) ||
-              dnnl_memory_desc_init_by_strides(&s->md[1], 2, bd, dnnl_bf16, bs) ||
-              dnnl_memory_desc_init_by_strides(&s->md[2], 2, cd, dnnl_f32, cs) ||
-              dnnl_memory_desc_init_by_strides(&s->md[3], 2, dd, dnnl_f32, ds) ||
-              dnnl_matmul_desc_init(&desc, &s->md[0], &s->md[1], bias ? &s->md[2] : NULL,
-                                    &s->md[3]) ||
-              make_attr(&attr, k->accumulate) ||
-              dnnl_primitive_desc_create(&pd, &desc, attr, c->eng, NULL);
+    int bad =
+        dnnl_memory_desc_init_by_strides(&s->md[0], 2, ad, dnnl_bf16, as) ||
+        dnnl_memory_desc_init_by_strides(&s->md[1], 2, bd, dnnl_bf16, bs) ||
+        dnnl_memory_desc_init_by_strides(&s->md[2], 2, cd, dnnl_f32, cs) ||
+        dnnl_memory_desc_init_by_strides(&s->md[3], 2, dd, dnnl_f32, ds) ||
+        dnnl_matmul_desc_init(&desc, &s->md[0], &s->md[1], bias ? &s->md[2] : NULL, &s->md[3]) ||
+        make_attr(&attr, k->accumulate) ||
+        dnnl_primitive_desc_create(&pd, &desc, attr, c->eng, NULL);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (bad) return NULL;
     dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);

@@ -825,8 +825,8 @@ static void bias_grad(float *dst, const float *src, size_t rows, size_t n)
 }
 
 /* oneDNN's fp32 GEMM (its packing buffers are GEMM workspace, as in the model). */
-static void sgemm(char ta, size_t M, size_t N, size_t K, const float *a, size_t lda,
-                  const float *b, float beta, float *c)
+static void sgemm(char ta, size_t M, size_t N, size_t K, const float *a, size_t lda, const float *b,
+                  float beta, float *c)
 {
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     dnnl_sgemm(ta, 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, a, (dnnl_dim_t)lda, b,
@@ -846,8 +846,7 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
                        float *const b[MT_A_COUNT], int a, size_t s, size_t N, size_t C, size_t OC)
 {
     if (!t->mm) {
-        mt_k_matmul_bwd(dinp, g[pw], pb < 0 ? NULL : g[pb], dout, use(t, b, a, s), w[pw], N, C,
-                        OC);
+        mt_k_matmul_bwd(dinp, g[pw], pb < 0 ? NULL : g[pb], dout, use(t, b, a, s), w[pw], N, C, OC);
         return;
     }
     char err[128];

@@ -271,9 +271,10 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
                   "ratio");
     }
     if (o->engine.prec != MT_PREC_BF16 || o->engine.emulate_bf16_gemm || !mt_bf16mm_native()) {
-        const char *why = o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
-                          : o->engine.emulate_bf16_gemm ? "bf16 GEMMs emulated in fp32"
-                                                        : "no native oneDNN bf16 matmul on this CPU";
+        const char *why =
+            o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
+            : o->engine.emulate_bf16_gemm  ? "bf16 GEMMs emulated in fp32"
+                                           : "no native oneDNN bf16 matmul on this CPU";
         mt_metric_na(ctx, "bf16_gemms", "count", why);
         mt_metric_na(ctx, "bf16_gemm_fallbacks", "count", why);
     } else { /* forward, dinp and dW of every linear layer, over the whole training */
