@@ -81,6 +81,13 @@ int main(void)
         free(inp), free(w), free(bias), free(o1), free(o2), free(dout), free(di1), free(di2);
         free(dw1), free(dw2), free(db1), free(db2);
     }
+    { /* column sums over a strided matrix (bias gradients): rows summed in order, exact */
+        float *src = randv(53 * 80, 1), *d1 = randv(77, 1), *d2 = copyv(d1, 77);
+        mt_k_colsum_add(d1, src, 53, 77, 80);
+        mt_k_colsum_add_ref(d2, src, 53, 77, 80);
+        expect_close("colsum_add", d1, d2, 77, 0);
+        free(src), free(d1), free(d2);
+    }
     { /* encoder */
         int inp[3 * 17];
         for (size_t i = 0; i < B * T; i++)

@@ -806,24 +806,6 @@ oom:
 
 /* ---------------------------------------------------------------- backward */
 
-/* dst[j] += sum_i src[i*n + j] in fp32, parallel over column blocks (a linear layer's
- * bias gradient). */
-static void bias_grad(float *dst, const float *src, size_t rows, size_t n)
-{
-    enum { COLS = 64 };
-#pragma omp parallel for schedule(static) if (rows * n > 65536)
-    for (size_t j0 = 0; j0 < n; j0 += COLS) {
-        size_t w = n - j0 < COLS ? n - j0 : COLS;
-        float acc[COLS] = {0};
-        for (size_t i = 0; i < rows; i++)
-#pragma omp simd
-            for (size_t j = 0; j < w; j++)
-                acc[j] += src[i * n + j0 + j];
-        for (size_t j = 0; j < w; j++)
-            dst[j0 + j] += acc[j];
-    }
-}
-
 /* oneDNN's fp32 GEMM (its packing buffers are GEMM workspace, as in the model). */
 static void sgemm(char ta, size_t M, size_t N, size_t K, const float *a, size_t lda, const float *b,
                   float beta, float *c)
@@ -870,7 +852,7 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
         t->st.bf16_fallbacks++;
         sgemm('T', OC, C, N, dout, OC, use(t, b, a, s), 1.0f, g[pw]);
     }
-    if (pb >= 0) bias_grad(g[pb], dout, N, OC);
+    if (pb >= 0) mt_k_colsum_add(g[pb], dout, N, OC, OC);
 }
 
 int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens, char *err,

@@ -70,8 +70,7 @@ static void sgemm(char ta, char tb, size_t M, size_t N, size_t K, const float *A
     mt_memcat_set(prev);
 }
 
-/* dst[j] += sum_i src[i*ld + j] for j < ncol, parallel over column blocks. */
-static void colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld)
+void mt_k_colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld)
 {
     size_t nblk = (ncol + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (nrow * ncol > PAR_MIN)
@@ -177,7 +176,7 @@ void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, co
 {
     if (dinp) sgemm('N', 'N', N, C, OC, dout, OC, w, C, 0.0f, dinp, C);
     sgemm('T', 'N', OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
-    if (dbias) colsum_add(dbias, dout, N, OC, OC);
+    if (dbias) mt_k_colsum_add(dbias, dout, N, OC, OC);
 }
 
 void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,

@@ -41,6 +41,12 @@ void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, co
 void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                          const float *w, size_t N, size_t C, size_t OC);
 
+/* Column sums, e.g. a bias gradient: dst[j] += sum_i src[i*ld + j] for j < ncol. Rows are
+ * summed in order for every column (parallel over column blocks), so the result does not
+ * depend on the thread count. */
+void mt_k_colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld);
+void mt_k_colsum_add_ref(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld);
+
 /* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]; out is (B,T,C). */
 void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
                       size_t T, size_t C);

@@ -61,6 +61,16 @@ void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const fl
         }
 }
 
+void mt_k_colsum_add_ref(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld)
+{
+    for (size_t j = 0; j < ncol; j++) {
+        float acc = 0.0f;
+        for (size_t i = 0; i < nrow; i++)
+            acc += src[i * ld + j];
+        dst[j] += acc;
+    }
+}
+
 void mt_k_add_positions_ref(float *x, const float *wpe, size_t B, size_t T, size_t C)
 {
     for (size_t b = 0; b < B; b++)
