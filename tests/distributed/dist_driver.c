@@ -51,10 +51,10 @@ int main(int argc, char **argv)
     if (rc) fprintf(stderr, "rank %d: run failed: %s\n", d.rank, d.error);
     if (check && rc == 0) {
         static const char *const per_rank[] = {"train_peak_bytes",
-                                               "peak_weights_bytes",
-                                               "peak_gradients_bytes",
-                                               "peak_optimizer_bytes",
-                                               "peak_activations_bytes",
+                                               "train_peak_weights_bytes",
+                                               "train_peak_gradients_bytes",
+                                               "train_peak_optimizer_bytes",
+                                               "train_peak_activations_bytes",
                                                "comm_bytes_sent",
                                                "comm_bytes_recv",
                                                "comm_s",

@@ -62,12 +62,9 @@ static void report_rank(struct mt_ctx *ctx, const struct mt_dist_job *job,
                                MT_MEM_DATA};
     char name[64];
     mt_metric(ctx, "train_peak_bytes", (double)res->peak_total, "bytes");
-    /* peak_<cat>_bytes is also what the heap profiler reports for the whole run (and the
-     * harness keeps its value when it runs); train_peak_<cat>_bytes stays the training
-     * loop's own, without rank 0's evaluation model. */
+    /* train_peak_<cat>_bytes: the training loop's own, without rank 0's evaluation model;
+     * peak_<cat>_bytes is the heap profiler's measured whole-run figure (the harness's) */
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
-        snprintf(name, sizeof name, "peak_%s_bytes", mt_mem_cat_names[cats[i]]);
-        mt_metric(ctx, name, (double)res->peak[cats[i]], "bytes");
         snprintf(name, sizeof name, "train_peak_%s_bytes", mt_mem_cat_names[cats[i]]);
         mt_metric(ctx, name, (double)res->peak[cats[i]], "bytes");
     }
