@@ -19,7 +19,15 @@
  *               row), 4 calibration batches of 8 x 64, the first 32768 validation bytes:
  *               the better of wanda and obd has a validation loss no higher than
  *               magnitude's (no tolerance; measured 2.4671 obd vs 2.4690);
- *   finetune    fine-tuning with a fixed mask: the loss falls and pruned weights stay 0.
+ *   finetune    fine-tuning with a fixed mask: the loss falls and pruned weights stay 0;
+ *   storage     every `storage` choice on magnitude 90 %, 2:4 and heads 50 %: forced
+ *               formats hold on every layer, logits equal the masked dense model's (same
+ *               1e-4 tolerance), packed bytes are exactly mt_sparse_size of each layer
+ *               (dense: rows x cols x 4), smallest is mt_pruned_build bit for bit, fastest
+ *               timed every candidate and kept mt_prune_pick_fastest's choice; forced nm
+ *               without an N:M mask fails naming the method;
+ *   decide      the fastest rule on injected timings (no model, no clock): never slower
+ *               than dense or the best format by more than the noise, smaller wins a tie.
  * What it is not for: the harness side (parameters, metrics), kernel details.
  */
 #include <errno.h>
@@ -320,6 +328,162 @@ static int test_finetune(const char *path)
     return 0;
 }
 
+/* Exact stored bytes of every packed layer, recomputed from its unpacked matrix. */
+static size_t expected_bytes(const struct mt_pruned *p)
+{
+    size_t total = 0;
+    for (size_t s = 0; s < p->n_slots; s++) {
+        const struct mt_pruned_linear *lin = &p->lin[s];
+        float *w = malloc(lin->n_out * lin->n_in * sizeof(float));
+        mt_sparse_unpack(&lin->w, w);
+        size_t b = mt_sparse_size(lin->w.format, w, lin->n_out, lin->n_in, lin->w.n, lin->w.m);
+        if (lin->w.format == MT_SPARSE_DENSE)
+            CHECK(b == lin->n_out * lin->n_in * sizeof(float), "dense bytes of slot %zu", s);
+        total += b + lin->index_bytes;
+        free(w);
+    }
+    return total;
+}
+
+/* One storage choice on the masked model m: formats, bytes, logits vs `dense` (and
+ * bit-identical to `ref`, mt_pruned_build's, when given). */
+static void check_storage(struct mt_gpt *m, const struct mt_prune_masks *k,
+                          const struct mt_prune_opts *o, enum mt_prune_storage st,
+                          const float *dense, const float *ref)
+{
+    const char *name = mt_prune_storage_name(st);
+    struct mt_prune_storage_opts so = {st, 0.02, 3}; /* fastest: 20 ms over the model */
+    struct mt_pruned p;
+    unsigned n = o->method == MT_PRUNE_NM ? o->n : 0;
+    if (mt_pruned_build_storage(&p, m, k, n, o->m, &so, err, sizeof(err))) {
+        CHECK(0, "storage %s: %s", name, err);
+        return;
+    }
+    int forced = mt_prune_storage_format(st);
+    for (size_t s = 0; s < p.n_slots; s++) {
+        const struct mt_pruned_linear *lin = &p.lin[s];
+        if (forced >= 0) CHECK((int)lin->w.format == forced, "%s: slot %zu not forced", name, s);
+        if (st != MT_PRUNE_STORE_FASTEST) continue;
+        size_t bytes[MT_SPARSE_FORMAT_COUNT] = {0};
+        float *w = malloc(lin->n_out * lin->n_in * sizeof(float));
+        mt_sparse_unpack(&lin->w, w);
+        for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++)
+            bytes[f] = mt_sparse_size((enum mt_sparse_format)f, w, lin->n_out, lin->n_in, n, o->m);
+        free(w);
+        CHECK(lin->bench_ns[MT_SPARSE_DENSE] > 0 && lin->bench_ns[MT_SPARSE_CSR] > 0 &&
+                  lin->bench_ns[MT_SPARSE_BITMAP] > 0,
+              "fastest: slot %zu not timed", s);
+        CHECK((lin->bench_ns[MT_SPARSE_NM] > 0) == (n > 0), "fastest: slot %zu nm timing", s);
+        CHECK((int)lin->w.format ==
+                  mt_prune_pick_fastest(lin->bench_ns, bytes, MT_PRUNE_BENCH_NOISE),
+              "fastest: slot %zu kept another format than the rule's", s);
+    }
+    CHECK(mt_pruned_bytes(&p) == expected_bytes(&p), "%s: bytes %zu, stored %zu", name,
+          mt_pruned_bytes(&p), expected_bytes(&p));
+    m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &p};
+    float *packed = logits_of(m);
+    m->hook = (struct mt_gpt_linear_hook){0};
+    size_t nl = B * T * m->cfg.vocab;
+    double e = logit_error(dense, packed, nl);
+    CHECK(e <= 1.0, "%s/%s: logits differ from masked dense: %.3g x tolerance",
+          mt_prune_method_name(o->method), name, e);
+    if (ref) CHECK(memcmp(ref, packed, nl * sizeof(float)) == 0, "smallest is not bit-identical");
+    free(packed);
+    mt_pruned_free(&p);
+}
+
+static int test_storage(const char *path)
+{
+    static const struct mt_prune_opts cases[] = {{MT_PRUNE_MAGNITUDE, 0.9, 0, 0, 0},
+                                                 {MT_PRUNE_NM, 0.0, 0, 2, 4},
+                                                 {MT_PRUNE_HEADS, 0.5, 0, 0, 0}};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        const struct mt_prune_opts *o = &cases[c];
+        struct mt_gpt *m = load(path, MT_GPT_INFER);
+        struct mt_prune_calib cal = {0};
+        if (mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS) calibrate(m, NULL, &cal);
+        struct mt_prune_masks k;
+        if (mt_prune_select_masks(m, o, &cal, &k, err, sizeof(err))) die("masks");
+        mt_prune_apply(m, &k);
+        float *dense = logits_of(m);
+        struct mt_pruned ref;
+        unsigned n = o->method == MT_PRUNE_NM ? o->n : 0;
+        if (mt_pruned_build(&ref, m, &k, n, o->m, err, sizeof(err))) die("build");
+        m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &ref};
+        float *ref_logits = logits_of(m);
+        m->hook = (struct mt_gpt_linear_hook){0};
+        mt_pruned_free(&ref);
+        for (int st = 0; st < MT_PRUNE_STORE_COUNT; st++) {
+            if (st == MT_PRUNE_STORE_NM && o->method != MT_PRUNE_NM) {
+                struct mt_prune_storage_opts so = {MT_PRUNE_STORE_NM, 0.0, 0};
+                struct mt_pruned p;
+                CHECK(mt_pruned_build_storage(&p, m, &k, 0, 0, &so, err, sizeof(err)) != 0 &&
+                          strstr(err, "method=nm"),
+                      "storage=nm without an N:M mask accepted: %s", err);
+                continue;
+            }
+            check_storage(m, &k, o, (enum mt_prune_storage)st, dense,
+                          st == MT_PRUNE_STORE_SMALLEST ? ref_logits : NULL);
+        }
+        free(dense);
+        free(ref_logits);
+        mt_prune_masks_free(&k);
+        mt_prune_calib_free(&cal);
+        mt_gpt_free(m);
+    }
+    return 0;
+}
+
+/* mt_prune_pick_fastest on one case: expected choice. */
+static void decide_case(double dense, double csr, double bitmap, double nm, size_t bd, size_t bc,
+                        size_t bb, size_t bn, int want)
+{
+    const double ns[MT_SPARSE_FORMAT_COUNT] = {dense, csr, bitmap, nm};
+    const size_t bytes[MT_SPARSE_FORMAT_COUNT] = {bd, bc, bb, bn};
+    int got = mt_prune_pick_fastest(ns, bytes, MT_PRUNE_BENCH_NOISE);
+    CHECK(got == want, "times %g/%g/%g/%g: picked %d, want %d", dense, csr, bitmap, nm, got, want);
+}
+
+static int test_decide(const char *path)
+{
+    (void)path;
+    /* the batch-1 bitmap case of the issue: sparse smaller but slower -> dense */
+    decide_case(10, 12, 25, -1, 400, 120, 90, 0, MT_SPARSE_DENSE);
+    decide_case(10, 5, 8, -1, 400, 120, 90, 0, MT_SPARSE_CSR);
+    decide_case(10, 10.3, 30, -1, 400, 120, 90, 0, MT_SPARSE_CSR);   /* within noise: smaller */
+    decide_case(10, 10.6, 30, -1, 400, 120, 90, 0, MT_SPARSE_DENSE); /* beyond noise */
+    decide_case(10, 11, 12, 20, 400, 120, 90, 60, MT_SPARSE_DENSE);  /* nm smallest, slow */
+    decide_case(10, 11, 12, 9.9, 400, 120, 90, 60, MT_SPARSE_NM);
+    decide_case(10, 10, -1, -1, 400, 400, 0, 0, MT_SPARSE_DENSE); /* tie: lower enum */
+    decide_case(-1, -1, -1, -1, 0, 0, 0, 0, -1);
+    /* random timings: never slower than dense or the best by more than the noise, and no
+     * format within the noise is smaller */
+    uint64_t x = 88172645463325252ull;
+    for (int t = 0; t < 10000; t++) {
+        double ns[MT_SPARSE_FORMAT_COUNT];
+        size_t bytes[MT_SPARSE_FORMAT_COUNT];
+        double best = -1;
+        for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ns[f] = f == MT_SPARSE_NM && (x & 1) ? -1.0 : 1.0 + (double)(x % 1000) / 100.0;
+            bytes[f] = (size_t)(x >> 40) % 64 + 1;
+            if (ns[f] >= 0 && (best < 0 || ns[f] < best)) best = ns[f];
+        }
+        int p = mt_prune_pick_fastest(ns, bytes, MT_PRUNE_BENCH_NOISE);
+        if (p < 0 || ns[p] > best * 1.05 || ns[p] > ns[MT_SPARSE_DENSE] * 1.05) {
+            CHECK(0, "trial %d: picked %d (%g) best %g dense %g", t, p, p < 0 ? -1 : ns[p], best,
+                  ns[MT_SPARSE_DENSE]);
+            break;
+        }
+        for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++)
+            if (ns[f] >= 0 && ns[f] <= best * 1.05 && bytes[f] < bytes[p]) {
+                CHECK(0, "trial %d: %d is as fast and smaller than %d", t, f, p);
+                t = 10000;
+            }
+    }
+    return 0;
+}
+
 /* The `small` checkpoint lives in the model cache ($XDG_CACHE_HOME/memtrade, else
  * ~/.cache/memtrade), so a sanitizer build reuses what the plain build trained (training
  * it under ASan takes minutes); `fallback` when there is no cache folder. */
@@ -346,21 +510,18 @@ static const char *small_path(const char *fallback, char *buf, size_t n)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr,
-                "usage: test_prune_model CKPT "
-                "train|train_small|structured|sparse|importance|finetune\n");
+        fprintf(stderr, "usage: test_prune_model CKPT "
+                        "train|train_small|structured|sparse|importance|finetune|storage|decide\n");
         return 2;
     }
     if (mt_corpus_load(&corpus, NULL, T, err, sizeof(err))) die("corpus");
     static const struct {
         const char *name;
         int (*fn)(const char *);
-    } tests[] = {{"train", test_train},
-                 {"train_small", test_train_small},
-                 {"structured", test_structured},
-                 {"sparse", test_sparse},
-                 {"importance", test_importance},
-                 {"finetune", test_finetune}};
+    } tests[] = {{"train", test_train},           {"train_small", test_train_small},
+                 {"structured", test_structured}, {"sparse", test_sparse},
+                 {"importance", test_importance}, {"finetune", test_finetune},
+                 {"storage", test_storage},       {"decide", test_decide}};
     char small[512];
     if (!strcmp(argv[2], "train_small") || !strcmp(argv[2], "importance"))
         argv[1] = (char *)small_path(argv[1], small, sizeof(small));

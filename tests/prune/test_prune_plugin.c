@@ -6,7 +6,11 @@
  * standard accuracy and speed metrics with their units, paired regions; heads at 50 %
  * stores fewer bytes than unstructured 50 % would need for the same layers' fp32 and
  * leaves the MLP untouched; nm 2:4 with a 5-step fine-tune keeps every layer at exactly
- * 50 %; a bad N:M string fails with a message. What it is not for: the harness.
+ * 50 %; a bad N:M string fails with a message; `storage`: dense keeps every weight
+ * (model_bytes = n_params x 4 exactly) and csr stores every layer CSR, both with the
+ * default's validation loss within 1e-5, fastest reports every layer's timings and
+ * their sums, nm with method=magnitude fails naming the valid choices.
+ * What it is not for: the harness.
  */
 #include <math.h>
 #include <stdio.h>
@@ -70,12 +74,57 @@ static void test_nm_finetune(void)
     CHECK(plugin_wl->run(&g.base) != 0 && strstr(g.error, "N:M"), "5:4 accepted: %s", g.error);
 }
 
+/* magnitude 90 % on tiny with storage=`st`; returns the run's val_loss (NAN on failure). */
+static double storage_run(struct fake_ctx *f, const char *st)
+{
+    const char *ov[] = {"model=tiny",      "steps=20",     "eval_tokens=4096",
+                        "decode_tokens=4", "sparsity=0.9", st};
+    if (plugin_run(f, ov, 6)) return NAN;
+    return plugin_need(f, "val_loss", "nats/byte");
+}
+
+static void test_storage(void)
+{
+    struct fake_ctx f;
+    double base = storage_run(&f, "storage=smallest");
+    double dense = storage_run(&f, "storage=dense");
+    CHECK(fabs(dense - base) <= 1e-5 * base, "dense val_loss %.8f vs %.8f", dense, base);
+    CHECK(plugin_need(&f, "layers_dense", "count") == 8, "storage=dense not dense");
+    CHECK(plugin_need(&f, "model_bytes", "bytes") == plugin_need(&f, "n_params", "count") * 4.0,
+          "dense model_bytes %g != 4 x params", plugin_need(&f, "model_bytes", "bytes"));
+    double csr = storage_run(&f, "storage=csr");
+    CHECK(fabs(csr - base) <= 1e-5 * base, "csr val_loss %.8f vs %.8f", csr, base);
+    CHECK(plugin_need(&f, "layers_csr", "count") == 8, "storage=csr not csr");
+    storage_run(&f, "storage=fastest");
+    double sum = 0.0;
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 4; k++) {
+            static const char *const kinds[] = {"qkv", "attproj", "fc", "fcproj"};
+            char name[64];
+            snprintf(name, sizeof(name), "layer.h%d.%s.gemv_us.dense", l, kinds[k]);
+            sum += plugin_need(&f, name, "us");
+            snprintf(name, sizeof(name), "layer.h%d.%s.gemv_us.bitmap", l, kinds[k]);
+            plugin_need(&f, name, "us");
+        }
+    CHECK(fabs(plugin_need(&f, "gemv_us_dense", "us") - sum) <= 1e-9 * sum, "dense sum");
+    plugin_need(&f, "gemv_us_chosen", "us");
+    const char *bad[] = {"model=tiny", "steps=20", "method=magnitude", "storage=nm"};
+    struct fake_ctx g;
+    fake_ctx_init(&g, plugin_wl, bad, 4);
+    snprintf(g.cache_dir, sizeof(g.cache_dir), "%s", plugin_cache_dir);
+    CHECK(plugin_wl->run(&g.base) != 0 && strstr(g.error, "method=nm") &&
+              strstr(g.error, "smallest|fastest|dense|csr|bitmap"),
+          "storage=nm with magnitude: %s", g.error);
+}
+
 int main(int argc, char **argv)
 {
     if (plugin_load(PRUNE_SO, "prune")) return 1;
     snprintf(plugin_cache_dir, sizeof(plugin_cache_dir), "%s", argc > 2 ? argv[2] : "/tmp");
     mkdir(plugin_cache_dir, 0700);
-    static const struct mt_test tests[] = {
-        {"wanda", test_wanda}, {"heads", test_heads}, {"nm_finetune", test_nm_finetune}};
+    static const struct mt_test tests[] = {{"wanda", test_wanda},
+                                           {"heads", test_heads},
+                                           {"nm_finetune", test_nm_finetune},
+                                           {"storage", test_storage}};
     return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), argc > 1 ? argv[1] : NULL);
 }

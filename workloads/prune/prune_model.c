@@ -483,16 +483,97 @@ static uint32_t *kept_indices(const uint8_t *keep, size_t n, size_t *count)
     return idx;
 }
 
+/* The candidates `fastest` times on one layer: 1 per format, NM only when it fits. */
+static size_t bench_candidates(unsigned nn, int cand[MT_SPARSE_FORMAT_COUNT])
+{
+    size_t c = 0;
+    for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
+        cand[f] = f != MT_SPARSE_NM || nn > 0;
+        c += (size_t)cand[f];
+    }
+    return c;
+}
+
+/* Times every candidate format of one compact matrix; fills lin->bench_ns and returns
+ * the fastest by mt_prune_pick_fastest, or -1 with a message. */
+static int fastest_format(struct mt_pruned_linear *lin, const float *w, unsigned nn, unsigned mg,
+                          double share_s, unsigned reps, char *err, size_t errlen)
+{
+    int cand[MT_SPARSE_FORMAT_COUNT];
+    size_t bytes[MT_SPARSE_FORMAT_COUNT] = {0};
+    bench_candidates(nn, cand);
+    for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++) {
+        if (!cand[f]) continue;
+        struct mt_sparse tmp;
+        if (mt_sparse_pack(&tmp, (enum mt_sparse_format)f, w, lin->n_out, lin->n_in, nn, mg, err,
+                           errlen))
+            return -1;
+        bytes[f] = mt_sparse_bytes(&tmp);
+        int rc = mt_prune_bench_format(&tmp, 1, share_s, reps, &lin->bench_ns[f], err, errlen);
+        mt_sparse_free(&tmp);
+        if (rc) return -1;
+    }
+    return mt_prune_pick_fastest(lin->bench_ns, bytes, MT_PRUNE_BENCH_NOISE);
+}
+
+/* The format slot s is stored in per `so`, or -1 with a message. */
+static int storage_format(struct mt_pruned *p, size_t s, const float *w, unsigned nn, unsigned mg,
+                          const struct mt_prune_storage_opts *so, double share_s, char *err,
+                          size_t errlen)
+{
+    struct mt_pruned_linear *lin = &p->lin[s];
+    int forced = mt_prune_storage_format(so->storage);
+    if (so->storage == MT_PRUNE_STORE_SMALLEST)
+        return (int)mt_sparse_choose(w, lin->n_out, lin->n_in, nn, mg, NULL);
+    if (so->storage == MT_PRUNE_STORE_FASTEST)
+        return fastest_format(lin, w, nn, mg, share_s, so->reps ? so->reps : MT_PRUNE_BENCH_REPS,
+                              err, errlen);
+    if (forced == MT_SPARSE_NM && nn == 0) {
+        char name[32];
+        mt_prune_slot_name(s, name, sizeof(name));
+        return fail(err, errlen,
+                    "storage=nm needs an N:M mask (method=nm) whose M divides every layer's "
+                    "inputs; layer %s (%zux%zu) has none",
+                    name, lin->n_out, lin->n_in);
+    }
+    return forced;
+}
+
 int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune_masks *k,
                     unsigned n, unsigned m_group, char *err, size_t errlen)
 {
+    return mt_pruned_build_storage(p, m, k, n, m_group, NULL, err, errlen);
+}
+
+int mt_pruned_build_storage(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune_masks *k,
+                            unsigned n, unsigned m_group, const struct mt_prune_storage_opts *so,
+                            char *err, size_t errlen)
+{
+    static const struct mt_prune_storage_opts smallest = {MT_PRUNE_STORE_SMALLEST, 0.0, 0};
+    if (!so) so = &smallest;
     memset(p, 0, sizeof(*p));
     p->n_slots = n_slots_of(m);
     p->model = m;
+    p->storage = so->storage;
     p->lin = calloc(p->n_slots, sizeof(*p->lin));
     if (!p->lin) return fail(err, errlen, "pack: out of memory");
+    double share_s = 0.0;
+    if (so->storage == MT_PRUNE_STORE_FASTEST) {
+        size_t weights = 0, timed = 0;
+        int cand[MT_SPARSE_FORMAT_COUNT];
+        for (size_t s = 0; s < p->n_slots; s++) {
+            size_t o, i;
+            slot_dims(m, s, &o, &i);
+            weights += o * i;
+            timed += bench_candidates(n && m_group && i % m_group == 0 ? n : 0, cand);
+        }
+        double budget = so->budget_s > 0.0 ? so->budget_s : mt_prune_bench_budget(weights);
+        share_s = budget / (double)(timed ? timed : 1);
+    }
     for (size_t s = 0; s < p->n_slots; s++) {
         struct mt_pruned_linear *lin = &p->lin[s];
+        for (int f = 0; f < MT_SPARSE_FORMAT_COUNT; f++)
+            lin->bench_ns[f] = -1.0;
         slot_dims(m, s, &lin->full_out, &lin->full_in);
         const uint8_t *rk = k && k->row_keep ? k->row_keep[s] : NULL;
         const uint8_t *ck = k && k->col_keep ? k->col_keep[s] : NULL;
@@ -518,10 +599,10 @@ int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune
                     w[src_r * lin->full_in + (lin->col_idx ? lin->col_idx[j] : j)];
         }
         unsigned nn = n && m_group && lin->n_in % m_group == 0 ? n : 0;
-        enum mt_sparse_format f =
-            mt_sparse_choose(compact, lin->n_out, lin->n_in, nn, m_group, NULL);
-        int rc =
-            mt_sparse_pack(&lin->w, f, compact, lin->n_out, lin->n_in, nn, m_group, err, errlen);
+        int f = storage_format(p, s, compact, nn, m_group, so, share_s, err, errlen);
+        int rc = f < 0 ? -1
+                       : mt_sparse_pack(&lin->w, (enum mt_sparse_format)f, compact, lin->n_out,
+                                        lin->n_in, nn, m_group, err, errlen);
         free(compact);
         if (rc) {
             mt_pruned_free(p);
@@ -547,11 +628,7 @@ static float *grow(float **buf, size_t *len, size_t need)
 static int packed_matmul(const struct mt_pruned_linear *lin, const float *x, size_t rows,
                          const float *bias, float *y)
 {
-    if (lin->w.format == MT_SPARSE_DENSE) {
-        mt_k_matmul_fwd(y, x, lin->w.values, bias, rows, lin->n_in, lin->n_out);
-        return 0;
-    }
-    return mt_sparse_matmul(&lin->w, x, rows, bias, y, MT_SPARSE_IMPL_AUTO);
+    return mt_prune_storage_matmul(&lin->w, x, rows, bias, y);
 }
 
 static void note_scratch(struct mt_pruned *p, const struct mt_pruned_linear *lin, size_t rows)

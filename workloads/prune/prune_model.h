@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "gpt.h"
+#include "prune_storage.h"
 #include "sparse.h"
 
 #ifdef __cplusplus
@@ -112,7 +113,9 @@ struct mt_pruned_linear {
     uint32_t *col_idx;  /* kept input columns, n_in of them, or NULL = all */
     size_t n_out, n_in; /* packed shape */
     size_t full_out, full_in;
-    size_t index_bytes; /* bytes of row_idx + col_idx */
+    size_t index_bytes;                      /* bytes of row_idx + col_idx */
+    double bench_ns[MT_SPARSE_FORMAT_COUNT]; /* storage=fastest: median batch-1 GEMV time of
+                                                each candidate format; -1 = not timed */
 };
 
 struct mt_pruned {
@@ -121,8 +124,9 @@ struct mt_pruned {
     struct mt_gpt *model;  /* the model it serves (biases, LM head) */
     float *ws_in, *ws_out; /* hook workspace, grown on demand (workspace memory) */
     size_t ws_in_len, ws_out_len;
-    size_t kernel_scratch_peak; /* most bytes one sparse kernel call held (see
-                                   mt_sparse_matmul_scratch); oneDNN's own is not counted */
+    size_t kernel_scratch_peak;    /* most bytes one sparse kernel call held (see
+                                      mt_sparse_matmul_scratch); oneDNN's own is not counted */
+    enum mt_prune_storage storage; /* how the formats were chosen */
 };
 
 /* Contract: packs the (already masked) linear weights of m: slots with row/col masks
@@ -131,6 +135,24 @@ struct mt_pruned {
  * Returns 0 or -1 with a message; free with mt_pruned_free. */
 int mt_pruned_build(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune_masks *k,
                     unsigned n, unsigned m_group, char *err, size_t errlen);
+
+/* How mt_pruned_build_storage picks each layer's format (prune_storage.h). */
+struct mt_prune_storage_opts {
+    enum mt_prune_storage storage;
+    double budget_s; /* fastest: total timing budget; <= 0: mt_prune_bench_budget(weights) */
+    unsigned reps;   /* fastest: repetitions per format (median); 0: MT_PRUNE_BENCH_REPS */
+};
+
+/* Contract: mt_pruned_build with the format of every packed matrix chosen per `so`
+ * (NULL = smallest, which is exactly mt_pruned_build). A forced format applies to every
+ * layer, structured ones included; a forced nm fails with a message naming the layer
+ * when n == 0 or a layer's inputs are not a multiple of m_group, and packing fails when a
+ * mask is not N:M. `fastest` packs every candidate (dense, CSR, bitmap, and N:M when n >
+ * 0 and the layer fits) in turn, times it (mt_prune_bench_format, batch 1), fills
+ * lin[s].bench_ns, and keeps mt_prune_pick_fastest's choice. Returns 0 or -1. */
+int mt_pruned_build_storage(struct mt_pruned *p, struct mt_gpt *m, const struct mt_prune_masks *k,
+                            unsigned n, unsigned m_group, const struct mt_prune_storage_opts *so,
+                            char *err, size_t errlen);
 
 /* Contract: the linear hook: `user` is a struct mt_pruned *. Prunable kinds run on the
  * packed weights (sparse kernels or oneDNN for dense packed matrices); the LM head runs
