@@ -21,6 +21,7 @@
 #define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 enum { MT_HEAP_MAX_FRAMES = 64, MT_HEAP_NCAT = MT_MEM_CAT_COUNT };
+enum { MT_HEAP_MAX_REGIONS = 64, MT_HEAP_REGION_NAME = 128 };
 enum mt_heap_mode { MT_HEAP_FULL = 0, MT_HEAP_SAMPLED = 1 };
 
 #define MT_HEAP_NO_SITE UINT32_MAX
@@ -75,6 +76,16 @@ struct mt_heap_cats {
     long long allocs[MT_HEAP_NCAT], frees[MT_HEAP_NCAT], bytes[MT_HEAP_NCAT];
     long long live[MT_HEAP_NCAT], peak[MT_HEAP_NCAT];
     long long allocs_total, live_total, peak_total;
+    /* Peaks since the innermost region last changed (the live bytes then, at least). They
+     * never exceed the global peaks, so the hooks compare against these only and test the
+     * global peak inside: one compare per allocation, as before region peaks existed. */
+    long long seg_peak[MT_HEAP_NCAT], seg_peak_total;
+};
+
+/* One region name's exact peaks over every stretch of time it was the innermost region. */
+struct mt_heap_region {
+    char name[MT_HEAP_REGION_NAME];
+    long long peak_total, peak[MT_HEAP_NCAT];
 };
 
 struct mt_heap_state {
@@ -120,6 +131,13 @@ struct mt_heap_state {
 
     uint64_t next_point_ns; /* when the hooks write the next timeline point (no helper) */
     const char *_Atomic region;
+    /* Region peaks, by name (copied: the caller's string may change). region_cur indexes
+     * `regions` while the innermost region is tracked, -1 otherwise (none, or the table
+     * was full or the name too long: regions_dropped counts those switches). */
+    struct mt_heap_region regions[MT_HEAP_MAX_REGIONS];
+    size_t region_count;
+    int region_cur;
+    long long regions_dropped;
     atomic_int helper_stop;
     atomic_int helper_running;
     pthread_t helper;

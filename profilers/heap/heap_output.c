@@ -475,6 +475,23 @@ static void write_categories(struct wbuf *w)
     }
 }
 
+/* R lines: each tracked region's peaks (folded at exit by finish()). */
+static void write_regions(struct wbuf *w)
+{
+    for (size_t i = 0; i < G.region_count; i++) {
+        const struct mt_heap_region *r = &G.regions[i];
+        w_raw(w, "R\t");
+        w_esc(w, r->name);
+        w_tab(w);
+        w_i64(w, r->peak_total);
+        for (int c = 0; c < MT_HEAP_NCAT; c++) {
+            w_tab(w);
+            w_i64(w, r->peak[c]);
+        }
+        w_ch(w, '\n');
+    }
+}
+
 static void write_summary(struct wbuf *w)
 {
     long long leaked_allocs = 0;
@@ -483,11 +500,12 @@ static void write_summary(struct wbuf *w)
         leaked_allocs += G.c.allocs[c] - G.c.frees[c];
         bytes += G.c.bytes[c];
     }
-    const char *keys[] = {"allocs",        "bytes", "peak_bytes",    "leaked_bytes",
-                          "leaked_allocs", "sites", "stack_unwinds", "stack_cache_hits"};
+    const char *keys[] = {"allocs",         "bytes", "peak_bytes",    "leaked_bytes",
+                          "leaked_allocs",  "sites", "stack_unwinds", "stack_cache_hits",
+                          "regions_dropped"};
     long long vals[] = {G.c.allocs_total, bytes,         G.c.peak_total,
                         G.c.live_total,   leaked_allocs, (long long)G.site_count,
-                        G.stack_unwinds,  G.stack_hits};
+                        G.stack_unwinds,  G.stack_hits,  G.regions_dropped};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         w_raw(w, "S\t");
         w_raw(w, keys[i]);
@@ -633,6 +651,7 @@ void mt_heap_write_report(void)
     if (!w->b) return;
     write_point(w);
     write_categories(w);
+    write_regions(w);
     write_summary(w);
     write_stacks_and_sites(w);
     write_tensors(w);

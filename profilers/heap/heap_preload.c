@@ -35,7 +35,7 @@
 
 #define MT_EXPORT __attribute__((visibility("default")))
 
-struct mt_heap_state mt_heap_g = {.out_fd = -1};
+struct mt_heap_state mt_heap_g = {.out_fd = -1, .region_cur = -1};
 struct mt_heap_real mt_heap_real;
 #define G mt_heap_g
 #define R mt_heap_real
@@ -440,7 +440,10 @@ static inline double sample_weight(uint64_t size)
 static inline void cat_add(int cat, long long n)
 {
     G.c.live[cat] += n;
-    if (G.c.live[cat] > G.c.peak[cat]) G.c.peak[cat] = G.c.live[cat];
+    if (G.c.live[cat] > G.c.seg_peak[cat]) {
+        G.c.seg_peak[cat] = G.c.live[cat];
+        if (G.c.live[cat] > G.c.peak[cat]) G.c.peak[cat] = G.c.live[cat];
+    }
 }
 
 static inline void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
@@ -459,14 +462,17 @@ static inline void account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site
         s->live_allocs += w;
     }
     G.c.live_total += (long long)n;
-    if (G.c.live_total > G.c.peak_total) {
-        G.c.peak_total = G.c.live_total;
-        G.epoch++;
-        struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        G.peak_t =
-            (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - G.t0_coarse_ns) *
-            1e-9;
+    if (G.c.live_total > G.c.seg_peak_total) {
+        G.c.seg_peak_total = G.c.live_total;
+        if (G.c.live_total > G.c.peak_total) {
+            G.c.peak_total = G.c.live_total;
+            G.epoch++;
+            struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+            G.peak_t = (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
+                                G.t0_coarse_ns) *
+                       1e-9;
+        }
     }
     G.last_alloc = p;
 }
@@ -1391,8 +1397,39 @@ MT_EXPORT int mt_heap_set_category(int cat)
     return old;
 }
 
+/* Lock held: folds the peaks since the last switch into the innermost region's entry. */
+static void region_fold(void)
+{
+    if (G.region_cur < 0) return;
+    struct mt_heap_region *r = &G.regions[G.region_cur];
+    if (G.c.seg_peak_total > r->peak_total) r->peak_total = G.c.seg_peak_total;
+    for (int c = 0; c < MT_HEAP_NCAT; c++)
+        if (G.c.seg_peak[c] > r->peak[c]) r->peak[c] = G.c.seg_peak[c];
+}
+
+/* Lock held: the entry of `name` (added if new), or -1 when it cannot be tracked. */
+static int region_index(const char *name)
+{
+    size_t len = strnlen(name, MT_HEAP_REGION_NAME);
+    if (len == MT_HEAP_REGION_NAME) return -1;
+    for (size_t i = 0; i < G.region_count; i++)
+        if (!memcmp(G.regions[i].name, name, len + 1)) return (int)i;
+    if (G.region_count == MT_HEAP_MAX_REGIONS) return -1;
+    struct mt_heap_region *r = &G.regions[G.region_count];
+    memcpy(r->name, name, len + 1);
+    return (int)G.region_count++;
+}
+
+/* The region's peaks start at the live bytes of the moment it becomes innermost. */
 MT_EXPORT void mt_heap_set_region(const char *name)
 {
+    mt_heap_lock();
+    region_fold();
+    G.region_cur = name ? region_index(name) : -1;
+    if (name && G.region_cur < 0) G.regions_dropped++;
+    G.c.seg_peak_total = G.c.live_total;
+    memcpy(G.c.seg_peak, G.c.live, sizeof G.c.seg_peak);
+    mt_heap_unlock();
     atomic_store(&G.region, name);
 }
 
@@ -1430,6 +1467,7 @@ static void finish(void)
 {
     mt_heap_lock();
     atomic_store(&G.tracking, 0);
+    region_fold();
     for (size_t i = 0; i < G.site_count; i++)
         site_touch(mt_heap_site_at(i));
     /* Leaked = still live: each site's live blocks and bytes, with the bytes of tensors
@@ -1441,8 +1479,7 @@ static void finish(void)
     }
     for (size_t i = 0; i < G.tensor_count; i++) {
         const struct mt_heap_tensor *t = &G.tensors[i];
-        if (!t->block || t->site_from == MT_HEAP_NO_SITE || t->site_to == MT_HEAP_NO_SITE)
-            continue;
+        if (!t->block || t->site_from == MT_HEAP_NO_SITE || t->site_to == MT_HEAP_NO_SITE) continue;
         double wn = t->weight * (double)t->size;
         mt_heap_site_at(t->site_from)->leaked_bytes += wn;
         mt_heap_site_at(t->site_to)->leaked_bytes -= wn;

@@ -166,7 +166,8 @@ static int summary_line(struct reader *r, char **f, size_t n)
                 {"peak_bytes", &r->sum.peak_bytes},
                 {"leaked_bytes", &r->sum.leaked_bytes},
                 {"leaked_allocs", &r->sum.leaked_allocs},
-                {"sites", &r->sum.sites}};
+                {"sites", &r->sum.sites},
+                {"regions_dropped", &r->sum.regions_dropped}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(k, ints[i].key)) {
             NEED(to_ll(f[2], ints[i].dst) == 0, "bad integer for %s", k);
@@ -212,6 +213,18 @@ static int record(struct reader *r, char **f, size_t n, const struct mt_heaprepo
         for (size_t i = 0; i < r->sum.ncat; i++)
             NEED(to_ll(f[5 + i], &live[i]) == 0, "bad live bytes for category %zu", i);
         return cb->sample ? cb->sample(&p, user) : 0;
+    }
+    case 'R': {
+        NEED(r->sum.ncat > 0, "region peaks before the category list");
+        NEED(n == 3 + r->sum.ncat, "R needs %zu fields, has %zu", 3 + r->sum.ncat, n);
+        NEED(*f[1], "region without a name");
+        long long peak[MT_HEAPREPORT_MAX_CATS];
+        struct mt_heapreport_region g = {.name = f[1], .peak = peak, .ncat = r->sum.ncat};
+        NEED(to_ll(f[2], &g.peak_total) == 0 && g.peak_total >= 0, "bad region peak");
+        for (size_t i = 0; i < r->sum.ncat; i++)
+            NEED(to_ll(f[3 + i], &peak[i]) == 0 && peak[i] >= 0, "bad region peak for category %zu",
+                 i);
+        return cb->region ? cb->region(&g, user) : 0;
     }
     case 'C': {
         NEED(n == 7, "C needs 7 fields, has %zu", n);
@@ -339,7 +352,7 @@ int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void
     if (errlen) err[0] = '\0';
     long long *unset[] = {&r.sum.pid,           &r.sum.ppid,       &r.sum.allocs,
                           &r.sum.bytes,         &r.sum.peak_bytes, &r.sum.leaked_bytes,
-                          &r.sum.leaked_allocs, &r.sum.sites};
+                          &r.sum.leaked_allocs, &r.sum.sites,      &r.sum.regions_dropped};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         *unset[i] = -1;
     r.sum.peak_t = r.sum.wall_s = -1;
@@ -353,8 +366,9 @@ int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void
         r.sum.exe = r.exe ? r.exe : "";
         r.sum.cat_names = r.cat_names;
         if (!r.ended) {
-            long long *tot[] = {&r.sum.allocs,       &r.sum.bytes,         &r.sum.peak_bytes,
-                                &r.sum.leaked_bytes, &r.sum.leaked_allocs, &r.sum.sites};
+            long long *tot[] = {&r.sum.allocs,         &r.sum.bytes,         &r.sum.peak_bytes,
+                                &r.sum.leaked_bytes,   &r.sum.leaked_allocs, &r.sum.sites,
+                                &r.sum.regions_dropped};
             for (size_t i = 0; i < sizeof tot / sizeof tot[0]; i++)
                 *tot[i] = -1;
             r.sum.peak_t = r.sum.wall_s = -1;

@@ -1,10 +1,10 @@
 /* heapreport.h — reader of the heap profiler's report files (profilers/heap/FORMAT.md).
  *
  * What it is for: turning one report into calls on a table of callbacks — frames, stacks,
- * allocation sites, tensors, category counters, timeline points and a summary — shaped like
- * the database tables (frames, stacks/stack_frames, alloc_sites, tensors, samples) so the
- * harness can insert them as they come. What it is not for: writing reports (the
- * interposer does) or touching SQLite.
+ * allocation sites, tensors, category counters, region peaks, timeline points and a summary —
+ * shaped like the database tables (frames, stacks/stack_frames, alloc_sites, tensors, samples) so
+ * the harness can insert them as they come. What it is not for: writing reports (the interposer
+ * does) or touching SQLite.
  *
  * Thread-safety: no global state; concurrent reads of different files are fine. Strings
  * handed to callbacks are valid only during the call (copy what you keep).
@@ -36,6 +36,18 @@ struct mt_heapreport_summary {
     /* The fields below are -1 when !complete. */
     long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs, sites;
     double peak_t, wall_s; /* seconds since profiler start */
+    /* Switches to a region the profiler could not track (its table of 64 names was full,
+     * or the name was too long); -1 when !complete or the report predates region peaks. */
+    long long regions_dropped;
+};
+
+/* One region name's exact heap peaks, over every stretch of time it was the innermost
+ * region (mt_memcat_region), counting the live bytes at the moment it became innermost. */
+struct mt_heapreport_region {
+    const char *name;
+    long long peak_total;
+    const long long *peak; /* ncat values, memcat enum order */
+    size_t ncat;
 };
 
 /* Exact per-category counters at exit. */
@@ -93,6 +105,7 @@ struct mt_heapreport_cb {
     int (*stack)(const struct mt_heapreport_stack *s, void *user);
     int (*site)(const struct mt_heapreport_site *s, void *user);
     int (*tensor)(const struct mt_heapreport_tensor *t, void *user);
+    int (*region)(const struct mt_heapreport_region *r, void *user); /* R lines */
 };
 
 /* Contract: reads the report at `path`, calling `cb` in file order (frames before the

@@ -152,7 +152,7 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
 static int load(const char *path, struct report *r)
 {
     static const struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                               on_stack,   on_site,     on_tensor};
+                                               on_stack,   on_site,     on_tensor, NULL};
     char err[512];
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);

@@ -3,9 +3,10 @@
  * What it is for: a complete report with every record type and escaped strings must
  * deliver exactly its values; a truncated last line (a crash) must be accepted with
  * complete = 0; garbage, a newer version, a bad escape, a stack naming an unknown frame
- * or a short record must be refused with the right line number. Needs no preload, so it
- * also runs in ASan builds. Usage: heap_parse_test SCRATCH_DIR.
- * What it is not for: the interposer (check_heap.c covers real reports).
+ * or a short record must be refused with the right line number. Region peaks (R lines) are
+ * delivered exactly, and a report from before them (no R, no regions_dropped) still reads. Needs no
+ * preload, so it also runs in ASan builds. Usage: heap_parse_test SCRATCH_DIR. What it is not for:
+ * the interposer (check_heap.c covers real reports).
  */
 #include "heap_test.h"
 #include "heapreport.h"
@@ -48,6 +49,13 @@ static const char good[] =
            "N\twte\tweights\t64\n"
            "E\n";
 
+/* The same run with region peaks: what the interposer writes since R lines exist. */
+static const char with_regions[] = HEADER "C\tother\t3\t2\t300\t100\t250\n"
+                                          "R\tinfer\t450\t250\t200\n"
+                                          "R\ttrain/st\\tep\t120\t20\t100\n"
+                                          "S\tpeak_bytes\t450\nS\tregions_dropped\t3\n"
+                                          "E\n";
+
 struct seen {
     int summaries, cats, samples, frames, stacks, sites, tensors;
     struct mt_heapreport_summary sum;
@@ -55,6 +63,9 @@ struct seen {
     int f2_nulls;
     size_t k1_depth, k2_depth;
     long long site2_peak, sample0_w, tensor_bytes;
+    int regions;
+    char region2[32];
+    long long region1[3], region2_peak[3]; /* total, other, weights */
 };
 
 static int on_summary(const struct mt_heapreport_summary *s, void *u)
@@ -113,8 +124,19 @@ static int on_tensor(const struct mt_heapreport_tensor *t, void *u)
     return 0;
 }
 
+static int on_region(const struct mt_heapreport_region *r, void *u)
+{
+    struct seen *v = u;
+    long long *dst = v->regions++ == 0 ? v->region1 : v->region2_peak;
+    if (v->regions == 2) snprintf(v->region2, sizeof v->region2, "%s", r->name);
+    dst[0] = r->peak_total;
+    for (size_t i = 0; i < r->ncat && i < 2; i++)
+        dst[1 + i] = r->peak[i];
+    return 0;
+}
+
 static const struct mt_heapreport_cb cb = {on_summary, on_cat,  on_sample, on_frame,
-                                           on_stack,   on_site, on_tensor};
+                                           on_stack,   on_site, on_tensor, on_region};
 
 static int read_text(const char *name, const char *text, struct seen *v, char *err, size_t n)
 {
@@ -153,6 +175,19 @@ int main(int argc, char **argv)
     CHECK(v.site2_peak == 250 && v.tensor_bytes == 64, "site/tensor values");
     CHECK(!strcmp(v.region0, "forward") && v.sample0_w == 200, "sample values");
 
+    CHECK(v.regions == 0 && v.sum.regions_dropped == -1, "old report: regions %d dropped %lld",
+          v.regions, v.sum.regions_dropped);
+
+    rc = read_text("regions.txt", with_regions, &v, err, sizeof err);
+    CHECK(rc == 0, "report with region peaks refused: %s", err);
+    CHECK(v.regions == 2 && v.sum.regions_dropped == 3, "regions %d dropped %lld", v.regions,
+          v.sum.regions_dropped);
+    CHECK(v.region1[0] == 450 && v.region1[1] == 250 && v.region1[2] == 200,
+          "infer peaks %lld %lld %lld", v.region1[0], v.region1[1], v.region1[2]);
+    CHECK(!strcmp(v.region2, "train/st\tep") && v.region2_peak[0] == 120 &&
+              v.region2_peak[1] == 20 && v.region2_peak[2] == 100,
+          "second region '%s' %lld", v.region2, v.region2_peak[0]);
+
     /* a crash: the file stops inside a timeline line */
     static const char crash[] = HEADER "T\t0.010000\t4096\t\t300\t100\t200\nT\t0.02";
     rc = read_text("crash.txt", crash, &v, err, sizeof err);
@@ -169,6 +204,8 @@ int main(int argc, char **argv)
     expect_error("frame.txt", HEADER "F\t1\t0x1\tf\tm\tx.c\t1\t\nK\t1\t1\t2\n",
                  ":12: stack 1 names unknown frame '2'");
     expect_error("num.txt", HEADER "C\tother\t1\t2\tx3\t4\t5\n", ":11: bad counter");
+    expect_error("region.txt", HEADER "R\tinfer\t1\t2\n", ":11: R needs 5 fields");
+    expect_error("region2.txt", HEADER "R\tinfer\t1\t2\t-3\n", ":11: bad region peak");
     expect_error("cat.txt", HEADER "N\tw\tnosuch\t1\n", ":11: unknown category");
     expect_error("after.txt", HEADER "E\nN\tw\tother\t1\n", ":12: data after the end marker");
 
