@@ -189,13 +189,21 @@ static void fallback_add(struct mt_context *c, const char *path, double wall, do
     c->regions[c->nregions++] = (struct mt_context_region){strdup(path), 1, wall, cpu};
 }
 
-/* The heap profiler's timeline shows the innermost region's name. It keeps the pointer,
- * so it points into the context's own stack of copies, never into the plugin's strings. */
+/* The heap profiler is told the innermost region's path ("train/step", as the regions
+ * table names it): its timeline shows it and it keeps exact peaks per path. It keeps the
+ * pointer, so it points into the context's own stack of copies, never into the plugin's
+ * strings. A path too long for a copy is not told (NULL), never told truncated. */
 static void memcat_push(struct mt_context *c, const char *name)
 {
-    if (c->memcat_depth < MT_CONTEXT_DEPTH) {
-        snprintf(c->memcat_names[c->memcat_depth], sizeof c->memcat_names[0], "%s", name);
-        mt_memcat_region(c->memcat_names[c->memcat_depth]);
+    size_t d = c->memcat_depth;
+    if (d < MT_CONTEXT_DEPTH) {
+        char path[sizeof c->memcat_names[0]];
+        int n = snprintf(path, sizeof path, "%s%s%s", d ? c->memcat_names[d - 1] : "", d ? "/" : "",
+                         name);
+        int fits =
+            n >= 0 && (size_t)n < sizeof path && (d == 0 || c->memcat_names[d - 1][0] != '\0');
+        memcpy(c->memcat_names[d], fits ? path : "", fits ? (size_t)n + 1 : 1);
+        mt_memcat_region(fits ? c->memcat_names[d] : NULL);
     }
     c->memcat_depth++;
 }
@@ -204,7 +212,7 @@ static void memcat_pop(struct mt_context *c)
 {
     if (c->memcat_depth > 0) c->memcat_depth--;
     size_t top = c->memcat_depth < MT_CONTEXT_DEPTH ? c->memcat_depth : MT_CONTEXT_DEPTH;
-    mt_memcat_region(top ? c->memcat_names[top - 1] : NULL);
+    mt_memcat_region(top && c->memcat_names[top - 1][0] ? c->memcat_names[top - 1] : NULL);
 }
 
 static void ctx_region_begin(struct mt_ctx *pub, const char *name)

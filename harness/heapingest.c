@@ -2,6 +2,7 @@
 #include "heapingest.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,13 @@ static int64_t idmap_get(const struct idmap *m, uint64_t id)
     return id < m->n ? m->v[id] : 0;
 }
 
+/* One R line: a region path's own exact peaks (total, then per category). */
+struct region_peak {
+    char *path;
+    long long total;
+    long long peak[MT_HEAPREPORT_MAX_CATS];
+};
+
 struct heapingest {
     struct mt_store *st;
     int64_t run_id;
@@ -47,6 +55,12 @@ struct heapingest {
     size_t ncat;
     mt_heapingest_metric_fn metric;
     void *arg;
+    struct region_peak *regions;
+    size_t nregions;
+    int complete;                         /* the report had its end marker */
+    long long regions_dropped;            /* -1: the report predates region peaks */
+    int cat_used[MT_HEAPREPORT_MAX_CATS]; /* categories with any allocation (C lines) */
+    char unreadable[512];                 /* why the report could not be read, "" if it was */
 };
 
 static int store_fail(struct heapingest *h)
@@ -136,9 +150,26 @@ static int on_sample(const struct mt_heapreport_sample *p, void *user)
     return 0;
 }
 
+static int on_region(const struct mt_heapreport_region *r, void *user)
+{
+    struct heapingest *h = user;
+    struct region_peak *grown = realloc(h->regions, (h->nregions + 1) * sizeof *grown);
+    if (!grown) return store_fail(h);
+    h->regions = grown;
+    struct region_peak *g = &h->regions[h->nregions];
+    *g = (struct region_peak){.path = strdup(r->name), .total = r->peak_total};
+    if (!g->path) return store_fail(h);
+    for (size_t i = 0; i < r->ncat && i < MT_HEAPREPORT_MAX_CATS; i++)
+        g->peak[i] = r->peak[i];
+    h->nregions++;
+    return 0;
+}
+
 static int on_category(const struct mt_heapreport_category *c, void *user)
 {
     struct heapingest *h = user;
+    for (size_t i = 0; i < h->ncat; i++)
+        if (c->allocs > 0 && !strcmp(h->cat_names[i], c->name)) h->cat_used[i] = 1;
     if (c->allocs > 0) {
         char name[96];
         snprintf(name, sizeof name, "peak_%s_bytes", c->name);
@@ -150,6 +181,8 @@ static int on_category(const struct mt_heapreport_category *c, void *user)
 static int on_summary(const struct mt_heapreport_summary *s, void *user)
 {
     struct heapingest *h = user;
+    h->complete = s->complete;
+    h->regions_dropped = s->regions_dropped;
     if (s->complete) {
         h->metric(h->arg, "peak_heap_bytes", (double)s->peak_bytes, "bytes", NULL);
         h->metric(h->arg, "heap_allocs", (double)s->allocs, "count", NULL);
@@ -159,6 +192,102 @@ static int on_summary(const struct mt_heapreport_summary *s, void *user)
         h->metric(h->arg, "peak_heap_bytes", NAN, "bytes", why);
     }
     return 0;
+}
+
+/* ---- region peaks ------------------------------------------------------------------ */
+
+static int is_within(const char *path, const char *outer)
+{
+    size_t n = strlen(outer);
+    return !strncmp(path, outer, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+static const struct region_peak *own_peak(const struct heapingest *h, const char *path)
+{
+    for (size_t i = 0; i < h->nregions; i++)
+        if (!strcmp(h->regions[i].path, path)) return &h->regions[i];
+    return NULL;
+}
+
+/* Why a region of the database has no exact figure; NULL when it has one. A region's
+ * figure covers its nested regions, so it needs theirs too. */
+static const char *region_missing(const struct heapingest *h, char **paths, size_t n,
+                                  const char *path)
+{
+    if (h->unreadable[0]) return h->unreadable;
+    if (!h->complete) return "heap report incomplete: the process died before its exit report";
+    if (h->regions_dropped < 0) return "heap report without region peaks (older profiler)";
+    for (size_t i = 0; i < n; i++) {
+        if (!is_within(paths[i], path) || own_peak(h, paths[i])) continue;
+        if (h->regions_dropped > 0)
+            return "heap profiler did not track this region or one nested in it (its table of "
+                   "64 region paths was full, or the path was longer than 63 bytes)";
+        return "heap profiler has no figure for this region or one nested in it (path longer "
+               "than 63 bytes, or entered on another thread)";
+    }
+    return NULL;
+}
+
+/* Stores heap_peak_bytes (and heap_peak_bytes.<category> for the categories the run
+ * allocated) on every region row of this run and rank: the max of the region's own peak
+ * and its nested regions' own peaks, or unavailable with the reason. */
+static int store_region_peaks(struct heapingest *h, char *err, size_t errlen)
+{
+    sqlite3 *db = mt_store_db(h->st);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, path FROM regions WHERE run_id = ?1 AND rank = ?2", -1,
+                           &q, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "region peaks: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_bind_int64(q, 1, h->run_id);
+    sqlite3_bind_int(q, 2, h->rank);
+    int64_t *ids = NULL;
+    char **paths = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        int64_t *gi = realloc(ids, (n + 1) * sizeof *gi);
+        if (gi) ids = gi;
+        char **gp = realloc(paths, (n + 1) * sizeof *gp);
+        if (gp) paths = gp;
+        const char *p = (const char *)sqlite3_column_text(q, 1);
+        char *copy = gi && gp && p ? strdup(p) : NULL;
+        if (!copy) {
+            snprintf(err, errlen, "region peaks: out of memory");
+            rc = -1;
+            break;
+        }
+        ids[n] = sqlite3_column_int64(q, 0);
+        paths[n++] = copy;
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *why = region_missing(h, paths, n, paths[i]);
+        long long total = 0, cat[MT_HEAPREPORT_MAX_CATS] = {0};
+        for (size_t j = 0; !why && j < h->nregions; j++) {
+            const struct region_peak *g = &h->regions[j];
+            if (!is_within(g->path, paths[i])) continue;
+            if (g->total > total) total = g->total;
+            for (size_t c = 0; c < h->ncat; c++)
+                if (g->peak[c] > cat[c]) cat[c] = g->peak[c];
+        }
+        rc = why ? mt_store_region_counter_unavailable(h->st, ids[i], "heap_peak_bytes", why)
+                 : mt_store_region_counter(h->st, ids[i], "heap_peak_bytes", (double)total);
+        for (size_t c = 0; c < h->ncat && rc == 0; c++) {
+            if (!h->cat_used[c]) continue;
+            char name[96];
+            snprintf(name, sizeof name, "heap_peak_bytes.%s", h->cat_names[c]);
+            rc = why ? mt_store_region_counter_unavailable(h->st, ids[i], name, why)
+                     : mt_store_region_counter(h->st, ids[i], name, (double)cat[c]);
+        }
+        if (rc != 0) snprintf(err, errlen, "region peaks: %s", mt_store_error(h->st));
+    }
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+    free(ids);
+    return rc;
 }
 
 /* The category names arrive with the summary, at the end; the timeline needs them
@@ -184,10 +313,23 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
     int rc = mt_heapreport_read(path, &first, &h, err, errlen);
     if (rc == 0) {
         struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                      on_stack,   on_site,     on_tensor};
+                                      on_stack,   on_site,     on_tensor, on_region};
         rc = mt_heapreport_read(path, &cb, &h, err, errlen);
         if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(st));
     }
+    /* Region rows get their figure, or the reason they have none (a report that cannot
+     * be read leaves every region unavailable, never 0). */
+    if (rc == -1) snprintf(h.unreadable, sizeof h.unreadable, "heap report unreadable: %s", err);
+    if (rc <= 0) {
+        char rerr[512];
+        if (store_region_peaks(&h, rerr, sizeof rerr) != 0 && rc == 0) {
+            snprintf(err, errlen, "%s", rerr);
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; i < h.nregions; i++)
+        free(h.regions[i].path);
+    free(h.regions);
     for (size_t i = 0; i < h.ncat; i++)
         free((char *)h.cat_names[i]);
     if (h.ncat) free((void *)h.cat_names);
