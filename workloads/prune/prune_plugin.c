@@ -6,15 +6,19 @@
  * (wanda: input norms through the linear hook; obd: Fisher diagonal from per-sequence
  * gradients), choosing masks (prune_model.h), fine-tuning `finetune_steps` AdamW steps
  * with the mask re-applied to gradients and weights after every step, packing every
- * linear layer into its smallest format (CSR, bitmap, N:M or dense; heads/neurons into
- * smaller dense matrices), freeing the dense linear weights, and evaluating inside region
- * "infer" (held-out accuracy in "eval", batch-1 decoding in "decode").
+ * linear layer (region "pack") in the format `storage` asks for (prune_storage.h: the
+ * smallest of CSR, bitmap, N:M or dense by default; the fastest measured batch-1 GEMV;
+ * or one forced format; heads/neurons pack their smaller matrices the same way), freeing
+ * the dense linear weights, and evaluating inside region "infer" (held-out accuracy in
+ * "eval", batch-1 decoding in "decode").
  * What it is not for: pruning the tied embedding / LM head, or training from scratch.
  *
  * Metrics: the standard val_* and eval/decode speeds (through the sparse kernels),
  * model_bytes (packed linears + the fp32 tensors still stored, exact), sparse_bytes,
  * sparsity (of the prunable weights) and layer.<h<l>.<kind>>.sparsity, layers_<format>
- * counts, prune_seconds. infer_peak_bytes is accounted like the quantize plugin's: the
+ * counts, prune_seconds, pack_seconds; with storage=fastest also every layer's timed
+ * formats (layer.<name>.gemv_us.<format>, and one log line per layer naming the choice)
+ * and their sums gemv_us_chosen / gemv_us_dense. infer_peak_bytes is accounted like the quantize plugin's: the
  * exact bytes serving holds at its peak (slim weight slab, packed layers, activation and
  * workspace slabs, the hook's buffers and the sparse kernels' scratch at their
  * high-water marks, the KV cache and its scratch); oneDNN's internal buffers for layers
