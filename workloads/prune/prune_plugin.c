@@ -18,11 +18,11 @@
  * sparsity (of the prunable weights) and layer.<h<l>.<kind>>.sparsity, layers_<format>
  * counts, prune_seconds, pack_seconds; with storage=fastest also every layer's timed
  * formats (layer.<name>.gemv_us.<format>, and one log line per layer naming the choice)
- * and their sums gemv_us_chosen / gemv_us_dense. infer_peak_bytes is accounted like the quantize plugin's: the
- * exact bytes serving holds at its peak (slim weight slab, packed layers, activation and
- * workspace slabs, the hook's buffers and the sparse kernels' scratch at their
- * high-water marks, the KV cache and its scratch); oneDNN's internal buffers for layers
- * that stay dense are not in it.
+ * and their sums gemv_us_chosen / gemv_us_dense. infer_peak_bytes is accounted like the
+ * quantize plugin's: the exact bytes serving holds at its peak (slim weight slab, packed
+ * layers, activation and workspace slabs, the hook's buffers and the sparse kernels'
+ * scratch at their high-water marks, the KV cache and its scratch); oneDNN's internal
+ * buffers for layers that stay dense are not in it.
  */
 #include <math.h>
 #include <stdio.h>
