@@ -53,15 +53,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "scan: %d warnings, want 7\n", warnings);
         failures++;
     }
-    const char *good[] = {"t_ok", "t_fail", "t_segv", "t_hang", "t_oom", "t_ranks"};
+    const char *good[] = {"t_ok", "t_fail", "t_segv", "t_hang", "t_oom", "t_ranks", "t_regions"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         if (!mt_plugins_find(&reg, good[i])) {
             fprintf(stderr, "scan: %s not registered\n", good[i]);
             failures++;
         }
     }
-    if (reg.n != 6) {
-        fprintf(stderr, "scan: %zu plugins registered, want 6\n", reg.n);
+    if (reg.n != sizeof good / sizeof good[0]) {
+        fprintf(stderr, "scan: %zu plugins registered, want %zu\n", reg.n,
+                sizeof good / sizeof good[0]);
         failures++;
     }
     char err[512];
