@@ -338,7 +338,24 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
     return rc == 0 ? 0 : -1;
 }
 
+int mt_heapingest_no_report(struct mt_store *st, int64_t run_id, int rank, const char *reason,
+                            char *err, size_t errlen)
+{
+    struct heapingest h = {.st = st, .run_id = run_id, .rank = rank};
+    snprintf(h.unreadable, sizeof h.unreadable, "%s",
+             reason && *reason ? reason : "no heap report");
+    return store_region_peaks(&h, err, errlen);
+}
+
 #else
+
+int mt_heapingest_no_report(struct mt_store *st, int64_t run_id, int rank, const char *reason,
+                            char *err, size_t errlen)
+{
+    (void)st, (void)run_id, (void)rank, (void)reason;
+    snprintf(err, errlen, "this build has no heap report reader");
+    return -1;
+}
 
 int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char *path,
                        mt_heapingest_metric_fn metric, void *arg, char *err, size_t errlen)

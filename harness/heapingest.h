@@ -1,7 +1,8 @@
 /* harness/heapingest.h — puts one heap profiler report (profilers/heap/FORMAT.md) into the
  * store: frames, stacks, alloc_sites, tensors, the timeline as samples ('heap.live',
- * 'heap.live.<category>', 'rss'), and metrics (peak_heap_bytes, peak_<category>_bytes,
- * heap_allocs, leaked_bytes) through a callback, so the runner decides their rank.
+ * 'heap.live.<category>', 'rss'), metrics (peak_heap_bytes, peak_<category>_bytes,
+ * heap_allocs, leaked_bytes) through a callback, so the runner decides their rank, and
+ * the region counters heap_peak_bytes(.<category>) on the region rows already stored.
  * What it is not for: parsing (heapreport.c does) or deciding run statuses. */
 #ifndef MT_HARNESS_HEAPINGEST_H
 #define MT_HARNESS_HEAPINGEST_H
@@ -21,5 +22,12 @@ typedef void (*mt_heapingest_metric_fn)(void *arg, const char *name, double valu
  * reason. Returns 0, or -1 with a message (parse or store error) in err. */
 int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char *path,
                        mt_heapingest_metric_fn metric, void *arg, char *err, size_t errlen);
+
+/* Contract: for a rank without a heap report (the profiler was off, or never wrote one):
+ * stores heap_peak_bytes as unavailable with `reason` on every region row of (run_id,
+ * rank), inside the caller's transaction. Call it after the region rows are stored.
+ * Returns 0, or -1 with a message in err. */
+int mt_heapingest_no_report(struct mt_store *st, int64_t run_id, int rank, const char *reason,
+                            char *err, size_t errlen);
 
 #endif

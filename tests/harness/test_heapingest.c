@@ -4,7 +4,8 @@
  * the stored heap_peak_bytes are the exact maxima over each path and its nested paths
  * (a = max(a, a/b)); per category only for categories the run allocated; and a region
  * without a figure (the profiler's table was full, the report is incomplete, predates
- * region peaks or cannot be read) is unavailable with the reason, never 0.
+ * region peaks or cannot be read; or the rank has no report: mt_heapingest_no_report) is
+ * unavailable with the reason, never 0.
  * What it is not for: the profiler (tests/heap) or a whole run (regions.sh).
  */
 #include <sqlite3.h>
@@ -123,6 +124,12 @@ int main(void)
     CHECK(unavailable_for(st, r5, "a/b", "older profiler"));
     int64_t r6 = ingest(st, dir, "not a heap report\n");
     CHECK(unavailable_for(st, r6, "a", "heap report unreadable"));
+    /* No report at all (the runner's call when the profiler was off). */
+    int64_t r7 = ingest(st, dir, HEADER "R\ta\t800\t800\t0\nE\n");
+    CHECK(mt_heapingest_no_report(st, r7, 0, "heap profiler off (--heap off)", err, sizeof err) ==
+          0);
+    CHECK(unavailable_for(st, r7, "a", "heap profiler off (--heap off)"));
+    CHECK(unavailable_for(st, r7, "c", "heap profiler off (--heap off)"));
 
     mt_store_close(st);
     char cmd[128];
