@@ -64,7 +64,8 @@ int mt_prune_pick_fastest(const double ns[MT_SPARSE_FORMAT_COUNT],
 /* Contract: total benchmark budget for `fastest` over `weights` prunable weights:
  * 0.6 s for the `small` preset's 786,432, proportional to the weights (at least 0.05 s).
  * Each (layer, format) gets an equal share; a share shorter than one call still runs
- * one call per repetition, so tiny budgets cost reps calls per format. */
+ * 3 repetitions of one call (see mt_prune_bench_format), plus packing, so the budget is
+ * a target that load and very small budgets can exceed. */
 double mt_prune_bench_budget(size_t weights);
 
 /* Contract: y[rows x w->rows] = x[rows x w->cols] · W^T (+ bias) with the serving kernel
@@ -75,8 +76,9 @@ int mt_prune_storage_matmul(const struct mt_sparse *w, const float *x, size_t ro
 
 /* Contract: times mt_prune_storage_matmul on `w` with `rows` input rows (1 = decode
  * GEMV): one warm-up call, one timed call, then `reps` repetitions of k calls each, k
- * chosen from the timed call so a repetition lasts about share_s / reps (k >= 1) — so
- * the share is exceeded only by those two calls; writes the median time
+ * chosen from the timed call so a repetition lasts about share_s / reps (k >= 1); on a
+ * loaded machine it stops after 3 repetitions once 1.5 x share_s has passed. Writes the
+ * median time
  * per call in nanoseconds to *ns. Inputs are deterministic; scratch is workspace memory.
  * Returns 0, or -1 with a message (allocation). */
 int mt_prune_bench_format(const struct mt_sparse *w, size_t rows, double share_s, unsigned reps,
