@@ -457,14 +457,22 @@ static void heap_metric(void *arg, const char *name, double value, const char *u
         snprintf(in->first_drop, sizeof in->first_drop, "%s", mt_store_error(in->st));
 }
 
-/* Each rank's heap report, when the profiler ran; a problem is logged, not fatal. */
-static int ingest_heap(struct ingest *in, const struct mt_job *job)
+/* Each rank's heap report, when the profiler ran; a problem is logged, not fatal. A rank
+ * without one gets its region heap peaks stored as unavailable, with the reason. */
+static int ingest_heap(struct ingest *in, const struct mt_job *job, const char *heap_mode)
 {
     int rc = 0;
+    int off = !heap_mode || strcmp(heap_mode, "off") == 0;
     for (int r = 0; r < job->ranks && rc == 0; r++) {
         char path[PATH_MAX + 32], err[1024];
         snprintf(path, sizeof path, "%s/heap.%d", job->scratch, r);
-        if (access(path, R_OK) != 0) continue;
+        if (off || access(path, R_OK) != 0) {
+            const char *why = off ? "heap profiler off (--heap off)"
+                                  : "no heap report: the process died before writing it";
+            if (mt_heapingest_no_report(in->st, job->run_id, r, why, err, sizeof err) != 0)
+                rc = mt_store_log(in->st, job->run_id, r, job->wall_s, "warn", err);
+            continue;
+        }
         in->rank = r;
         if (mt_heapingest_file(in->st, job->run_id, r, path, heap_metric, in, err, sizeof err) !=
             0) {
@@ -601,7 +609,7 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         mt_events_reader_poll(&rd, ingest_event, &in);
         mt_events_reader_free(&rd);
     }
-    if (rc == 0 && in.rs) rc = ingest_heap(&in, job);
+    if (rc == 0 && in.rs) rc = ingest_heap(&in, job, o->heap_mode);
     for (size_t i = 0; i < in.nagg; i++) {
         if (rc == 0 &&
             mt_store_metric(st, job->run_id, -1, in.agg[i].name, in.agg[i].value, in.agg[i].unit) !=
