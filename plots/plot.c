@@ -121,6 +121,8 @@ static void draw_all(struct pl_ctx *ctx)
         pl_draw_sites(ctx);
         pl_draw_regions(ctx);
     }
+    /* Always tried, so an empty database says why there is no check either. */
+    pl_draw_memory_check(ctx);
 }
 
 int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res, char *err,

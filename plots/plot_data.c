@@ -512,6 +512,7 @@ void pl_ctx_free(struct pl_ctx *ctx)
     free(ctx->sweep_name);
     free(ctx->machine);
     pl_buf_free(&ctx->report_tables);
+    pl_buf_free(&ctx->memcheck_table);
     if (ctx->db) sqlite3_close(ctx->db);
     memset(ctx, 0, sizeof *ctx);
 }

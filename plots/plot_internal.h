@@ -87,6 +87,7 @@ struct pl_ctx {
     char **families; /* distinct workloads with a successful run, "baseline" first */
     size_t n_families;
     struct pl_buf report_tables; /* HTML tables the trade-off step hands to the report */
+    struct pl_buf memcheck_table; /* "accounted vs measured" table (plot_memcheck.c) */
     int oom;
 };
 
@@ -145,6 +146,19 @@ void pl_draw_loss(struct pl_ctx *ctx);
 void pl_draw_timelines(struct pl_ctx *ctx);
 void pl_draw_sites(struct pl_ctx *ctx);
 void pl_draw_regions(struct pl_ctx *ctx);
+void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
+
+/* plot_runs.c helpers for per-run plots. Runs to draw: the first run of each
+ * configuration for which `probe` (SQL with ?1 = run id) returns a row, at most max;
+ * indices into ctx->runs go to idx, the runs past max are counted in *n_more. */
+size_t pl_pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
+                    size_t *n_more);
+/* "run 12 quantize [int4] (ok)": how titles and labels name a run (caller frees). */
+char *pl_run_desc(struct pl_ctx *ctx, const struct pl_run *r);
+size_t *pl_runs_buffer(struct pl_ctx *ctx); /* calloc'ed, room for every run */
+size_t pl_max_runs(const struct pl_ctx *ctx); /* opts->max_runs, else 8 */
+/* Rank of a memory category in memcat order (the stacking order); unknown ones: 100. */
+int pl_cat_rank(const char *category);
 
 /* One point of a scatter plot: a configuration's medians. */
 struct pl_point {

@@ -337,6 +337,10 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
         fputs("<h2>Pareto sets and memory budgets</h2>\n", f);
         fputs(ctx->report_tables.s, f);
     }
+    if (ctx->memcheck_table.len) {
+        fputs("<h2>Accounted vs measured memory</h2>\n", f);
+        fputs(ctx->memcheck_table.s, f);
+    }
     write_runs(ctx, f);
     fputs("</body>\n</html>\n", f);
     int bad = ferror(f);

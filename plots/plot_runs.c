@@ -11,9 +11,8 @@
 
 #include "plot_internal.h"
 
-/* Runs to draw for a per-run plot: the first run of each configuration for which
- * `probe` (SQL with ?1 = run id) returns a row, at most max; returns the count. */
-static size_t pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
+/* Contract in plot_internal.h. */
+size_t pl_pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
                         size_t *n_more)
 {
     sqlite3_stmt *st;
@@ -39,22 +38,24 @@ static size_t pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size
     return n;
 }
 
-/* "run 12 quantize 'int4' (ok)" — what the title says about a run. */
-static char *run_desc(struct pl_ctx *ctx, const struct pl_run *r)
+/* Contract in plot_internal.h. */
+char *pl_run_desc(struct pl_ctx *ctx, const struct pl_run *r)
 {
     return pl_asprintf(ctx, "run %lld %s%s%s%s (%s)", r->id, pl_s(r->workload),
                        r->label && *r->label ? " [" : "", pl_s(r->label),
                        r->label && *r->label ? "]" : "", pl_s(r->status));
 }
 
-static size_t *runs_buffer(struct pl_ctx *ctx)
+/* Contract in plot_internal.h. */
+size_t *pl_runs_buffer(struct pl_ctx *ctx)
 {
     size_t *idx = calloc(ctx->n_runs + 1, sizeof *idx);
     if (!idx) ctx->oom = 1;
     return idx;
 }
 
-static size_t max_runs(const struct pl_ctx *ctx)
+/* Contract in plot_internal.h. */
+size_t pl_max_runs(const struct pl_ctx *ctx)
 {
     return ctx->opts->max_runs ? ctx->opts->max_runs : 8;
 }
@@ -67,8 +68,8 @@ struct series {
     size_t n, cap;
 };
 
-/* Categories in memcat order (the stacking order), unknown ones after. */
-static int cat_rank(const char *c)
+/* Contract in plot_internal.h. */
+int pl_cat_rank(const char *c)
 {
     static const char *const order[] = {"weights",     "gradients", "optimizer",
                                         "activations", "act_grads", "kv_cache",
@@ -81,7 +82,7 @@ static int cat_rank(const char *c)
 static int cmp_series(const void *a, const void *b)
 {
     const struct series *p = a, *q = b;
-    int ra = cat_rank(p->name), rb = cat_rank(q->name);
+    int ra = pl_cat_rank(p->name), rb = pl_cat_rank(q->name);
     return ra != rb ? ra - rb : strcmp(p->name, q->name);
 }
 
@@ -115,7 +116,7 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     size_t n_ts = 0, ts_cap = 0;
     char err[512];
     char *name = pl_asprintf(ctx, "timeline_run%lld", r->id);
-    char *desc = run_desc(ctx, r);
+    char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Memory timeline: %s", pl_s(desc));
     if (sqlite3_prepare_v2(ctx->db,
                            "SELECT series, x, y, region FROM samples WHERE run_id = ?1 AND rank = "
@@ -379,7 +380,7 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
     sqlite3_stmt *st = NULL, *fr = NULL;
     char err[512];
     char *name = pl_asprintf(ctx, "sites_run%lld", r->id);
-    char *desc = run_desc(ctx, r);
+    char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Top allocation sites at peak: %s", pl_s(desc));
     FILE *dat = NULL, *gp = NULL;
     if (sqlite3_prepare_v2(ctx->db,
@@ -477,7 +478,7 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
     sqlite3_stmt *st = NULL, *cs = NULL, *cv = NULL;
     char err[512];
     char *name = pl_asprintf(ctx, "regions_run%lld", r->id);
-    char *desc = run_desc(ctx, r);
+    char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Cost per region: %s", pl_s(desc));
     char *counters[MAX_COUNTERS] = {0};
     size_t nc = 0;
@@ -611,9 +612,9 @@ out:
 static void per_run(struct pl_ctx *ctx, const char *probe, const char *name, const char *what,
                     void (*one)(struct pl_ctx *, const struct pl_run *))
 {
-    size_t *idx = runs_buffer(ctx), more;
+    size_t *idx = pl_runs_buffer(ctx), more;
     if (!idx) return;
-    size_t n = pick_runs(ctx, probe, idx, max_runs(ctx), &more);
+    size_t n = pl_pick_runs(ctx, probe, idx, pl_max_runs(ctx), &more);
     if (n == 0) pl_item_skip(ctx, name, what, "no run recorded %s", what);
     for (size_t i = 0; i < n; i++)
         one(ctx, &ctx->runs[idx[i]]);

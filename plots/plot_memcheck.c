@@ -1,0 +1,375 @@
+/* plots/plot_memcheck.c — the "accounted vs measured" check: memory_check and its table.
+ *
+ * What it is for: for the runs a per-run plot would show (first run of each configuration,
+ * at most max_runs), the peak the plugin ACCOUNTED (infer_peak_bytes for serving runs,
+ * train_peak_bytes for training runs) beside the heap peak the profiler MEASURED while the
+ * matching phase ran (region counter heap_peak_bytes, stacked by heap_peak_bytes.<category>),
+ * as memory_check.dat/.gp/image and a report table with the ratio and the two categories
+ * that make most of the difference. A measured figure that is unavailable is listed in the
+ * table with its reason and left out of the data and the image (never drawn as 0).
+ * What it is not for: the other per-run plots (plot_runs.c) or the rest of the page.
+ *
+ * Category values are each category's own peak while the phase ran (the harness folds
+ * nested regions per category), so they need not add up to the total: the stack is drawn
+ * from them and the measured total is marked on it; measured bytes no category reaches
+ * are drawn as "untagged".
+ *
+ * The phase (one rule for every workload): the run's lowest rank that has regions; serving
+ * runs (those reporting infer_peak_bytes) take the shallowest region named `infer`, else
+ * the shallowest named `eval`; training runs the shallowest named `train`. Ties at one
+ * depth go to the first path in byte order.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plot_internal.h"
+
+#define N_CATS 9
+#define UNTAGGED N_CATS /* measured bytes no category claims (total minus the categories) */
+
+static const char *const cats[N_CATS] = {"weights",     "gradients", "optimizer",
+                                         "activations", "act_grads", "kv_cache",
+                                         "workspace",   "data",      "other"};
+
+struct check {
+    const struct pl_run *run;
+    int serving;   /* else training */
+    char *desc;    /* pl_run_desc */
+    char *phase;   /* region path, NULL when the run has none */
+    double accounted;
+    int measured_ok;
+    double measured;
+    double cat[N_CATS + 1]; /* measured per category, then the untagged rest */
+    double acc_cat[N_CATS]; /* accounted per category (<kind>_peak_<cat>_bytes) */
+    int has_acc_cat;        /* the run reported at least one of those */
+    char *unavailable;      /* why the measured figure is missing */
+};
+
+/* The run's value of `name` at `rank` if it reported one there, else its whole-run
+ * (rank -1) value. Returns 1 and sets *v when one exists. */
+static int metric_at(sqlite3_stmt *st, long long run_id, long long rank, const char *name,
+                     double *v)
+{
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, rank);
+    int has = sqlite3_step(st) == SQLITE_ROW;
+    if (has) *v = sqlite3_column_double(st, 0);
+    sqlite3_reset(st);
+    return has;
+}
+
+struct stmts {
+    sqlite3_stmt *rank, *phase, *metric, *counters;
+};
+
+static const char *const sql_rank = "SELECT MIN(rank) FROM regions WHERE run_id = ?1";
+static const char *const sql_phase = "SELECT id, path FROM regions WHERE run_id = ?1 AND "
+                                     "rank = ?2 AND name = ?3 ORDER BY depth, path LIMIT 1";
+static const char *const sql_metric =
+    "SELECT value FROM metrics WHERE run_id = ?1 AND name = ?2 AND rank IN (?3, -1) AND "
+    "value IS NOT NULL ORDER BY rank DESC LIMIT 1";
+static const char *const sql_counters =
+    "SELECT counter, value, unavailable FROM region_counters WHERE region_id = ?1 AND "
+    "(counter = 'heap_peak_bytes' OR counter LIKE 'heap_peak_bytes.%')";
+
+/* Finds the phase region of c->run; returns its id, or -1 with c->unavailable set. */
+static long long find_phase(struct pl_ctx *ctx, struct stmts *s, struct check *c,
+                            long long *rank)
+{
+    sqlite3_bind_int64(s->rank, 1, c->run->id);
+    *rank = 0;
+    if (sqlite3_step(s->rank) == SQLITE_ROW) *rank = sqlite3_column_int64(s->rank, 0);
+    sqlite3_reset(s->rank);
+    static const char *const serving[] = {"infer", "eval", NULL}, *const training[] = {"train",
+                                                                                      NULL};
+    long long id = -1;
+    for (const char *const *n = c->serving ? serving : training; *n && id < 0; n++) {
+        sqlite3_bind_int64(s->phase, 1, c->run->id);
+        sqlite3_bind_int64(s->phase, 2, *rank);
+        sqlite3_bind_text(s->phase, 3, *n, -1, SQLITE_STATIC);
+        if (sqlite3_step(s->phase) == SQLITE_ROW) {
+            id = sqlite3_column_int64(s->phase, 0);
+            c->phase = pl_strdup(ctx, (const char *)sqlite3_column_text(s->phase, 1));
+        }
+        sqlite3_reset(s->phase);
+    }
+    if (id < 0)
+        c->unavailable = pl_asprintf(ctx, "no %s region in run %lld",
+                                     c->serving ? "infer or eval" : "train", c->run->id);
+    return id;
+}
+
+/* Reads the measured peak of the phase and the accounted figures at the same rank. */
+static void load_check(struct pl_ctx *ctx, struct stmts *s, struct check *c)
+{
+    const char *kind = c->serving ? "infer" : "train";
+    char name[64];
+    long long rank;
+    long long region = find_phase(ctx, s, c, &rank);
+    snprintf(name, sizeof name, "%s_peak_bytes", kind);
+    metric_at(s->metric, c->run->id, rank, name, &c->accounted);
+    for (size_t k = 0; k < N_CATS; k++) {
+        snprintf(name, sizeof name, "%s_peak_%s_bytes", kind, cats[k]);
+        c->has_acc_cat |= metric_at(s->metric, c->run->id, rank, name, &c->acc_cat[k]);
+    }
+    if (region < 0) return;
+    int has_total = 0;
+    double sum = 0;
+    sqlite3_bind_int64(s->counters, 1, region);
+    while (sqlite3_step(s->counters) == SQLITE_ROW) {
+        const char *counter = (const char *)sqlite3_column_text(s->counters, 0);
+        int null = sqlite3_column_type(s->counters, 1) == SQLITE_NULL;
+        double v = sqlite3_column_double(s->counters, 1);
+        if (strcmp(counter, "heap_peak_bytes") == 0) {
+            has_total = 1;
+            c->measured_ok = !null;
+            c->measured = v;
+            if (null)
+                c->unavailable = pl_strdup(
+                    ctx, pl_s((const char *)sqlite3_column_text(s->counters, 2)));
+            continue;
+        }
+        for (size_t k = 0; k < N_CATS && !null; k++)
+            if (strcmp(counter + strlen("heap_peak_bytes."), cats[k]) == 0) {
+                c->cat[k] = v;
+                sum += v;
+            }
+    }
+    sqlite3_reset(s->counters);
+    if (!has_total)
+        c->unavailable = pl_asprintf(ctx, "no heap_peak_bytes counter in region %s (run without "
+                                          "the heap profiler?)",
+                                     pl_s(c->phase));
+    if (c->measured_ok) c->cat[UNTAGGED] = c->measured > sum ? c->measured - sum : 0;
+}
+
+/* "workspace +9.83 MiB, other +4.03 MiB": the two categories with the largest measured
+ * excess over the accounted figure (the measured size when the run accounts no category). */
+static char *top_difference(struct pl_ctx *ctx, const struct check *c)
+{
+    double d[N_CATS + 1];
+    for (size_t k = 0; k <= N_CATS; k++)
+        d[k] = c->cat[k] - (k < N_CATS && c->has_acc_cat ? c->acc_cat[k] : 0);
+    struct pl_buf b = {0};
+    for (int pick = 0; pick < 2; pick++) {
+        size_t best = 0;
+        for (size_t k = 1; k <= N_CATS; k++)
+            if (d[k] > d[best]) best = k;
+        if (!(d[best] > 0)) break;
+        pl_buf_printf(&b, "%s%s +%.2f MiB", pick ? ", " : "",
+                      best == UNTAGGED ? "untagged" : cats[best], d[best] / PL_MIB);
+        d[best] = 0;
+    }
+    if (!b.len) pl_buf_printf(&b, "none (nothing measured above the accounting)");
+    if (!c->has_acc_cat) pl_buf_printf(&b, " (no per-category accounting: measured sizes)");
+    if (b.oom) ctx->oom = 1;
+    return b.s;
+}
+
+static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, size_t more)
+{
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    if (!f) {
+        ctx->oom = 1;
+        return;
+    }
+    fputs("<p>Accounted: the plugin's <code>infer_peak_bytes</code> (serving) or "
+          "<code>train_peak_bytes</code> (training). Measured: the heap profiler's exact peak "
+          "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
+          "category is measured minus the plugin's <code>&lt;kind&gt;_peak_&lt;category&gt;"
+          "_bytes</code> where it reports them.</p>\n<table class=\"memcheck\"><caption>"
+          "accounted vs measured</caption><tr><th>run</th><th>phase</th><th>accounted (MiB)"
+          "</th><th>measured (MiB)</th><th>ratio</th><th>top two categories of the difference"
+          "</th></tr>\n",
+          f);
+    for (size_t i = 0; i < n; i++) {
+        const struct check *c = &cs[i];
+        fputs("<tr><td>", f);
+        pl_html(f, c->desc);
+        fputs("</td><td>", f);
+        pl_html(f, c->phase ? c->phase : "(none)");
+        fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
+        if (!c->measured_ok) {
+            fputs("<td colspan=\"3\" class=\"none\">unavailable: ", f);
+            pl_html(f, c->unavailable);
+            fputs("</td></tr>\n", f);
+            continue;
+        }
+        fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
+        if (c->accounted > 0)
+            fprintf(f, "%.2f", c->measured / c->accounted);
+        fputs("</td><td>", f);
+        char *top = top_difference(ctx, c);
+        pl_html(f, top);
+        free(top);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    if (more)
+        fprintf(f, "<p>%zu more runs have an accounted peak; raise --max-runs to list them.</p>\n",
+                more);
+    fclose(f);
+    if (html) pl_buf_printf(&ctx->memcheck_table, "%s", html);
+    if (ctx->memcheck_table.oom) ctx->oom = 1;
+    free(html);
+}
+
+/* memory_check.dat: one row per run with a measured peak; cumulative MiB of the category
+ * peaks in memcat order, then the untagged rest (measured total minus the categories'
+ * sum, when positive). */
+static void write_dat(FILE *dat, const struct check *cs, size_t n)
+{
+    fputs("# row\trun_id\tkind\taccounted_MiB\tmeasured_MiB\tratio", dat);
+    for (size_t k = 0; k < N_CATS; k++)
+        fprintf(dat, "\tcum_%s_MiB", cats[k]);
+    fputs("\tcum_untagged_MiB\tphase\tlabel\n", dat);
+    size_t row = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct check *c = &cs[i];
+        if (!c->measured_ok) continue;
+        fprintf(dat, "%zu\t%lld\t%s\t%.10g\t%.10g\t", row++, c->run->id,
+                c->serving ? "serving" : "training", c->accounted / PL_MIB, c->measured / PL_MIB);
+        fprintf(dat, c->accounted > 0 ? "%.10g" : "NaN", c->measured / c->accounted);
+        double cum = 0;
+        for (size_t k = 0; k <= N_CATS; k++) {
+            cum += c->cat[k];
+            fprintf(dat, "\t%.10g", cum / PL_MIB);
+        }
+        fputc('\t', dat);
+        pl_dat_text(dat, c->phase);
+        fputc('\t', dat);
+        pl_dat_text(dat, c->desc);
+        fputc('\n', dat);
+    }
+}
+
+static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_t n, size_t m,
+                     const char *title, const char *note)
+{
+    pl_gp_preamble(ctx, gp, "memory_check", 1100, 190 + 56 * (int)m);
+    pl_gp_title(gp, title, ctx, note);
+    fprintf(gp,
+            "set xlabel 'heap peak of the phase (MiB): upper bar accounted, lower bar measured "
+            "by category'\nset xrange [0:*]\nset offsets 0, graph 0.08, 0, "
+            "0\nset yrange [-0.7:%zu.7]\nset grid noytics\nset style fill solid 0.85 noborder\n"
+            "set key outside top center horizontal\nset lmargin at screen 0.40\n"
+            "set ytics (",
+            m - 1);
+    size_t row = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cs[i].measured_ok) continue;
+        char tic[700];
+        snprintf(tic, sizeof tic, "%s: %s", pl_s(cs[i].desc), pl_s(cs[i].phase));
+        fputs(row ? ", " : "", gp);
+        pl_gp_str_max(gp, tic, 64);
+        fprintf(gp, " %zu", m - 1 - row++);
+    }
+    /* y of a row: m-1-row; accounted above the centre, measured below */
+    fprintf(gp,
+            ")\nY(r) = %zu - r\nplot 'memory_check.dat' using (0):(Y($1)+0.2):(0):4:(Y($1)+0.02):"
+            "(Y($1)+0.38) with boxxyerror lc rgb '#4d4d4d' title 'accounted'",
+            m - 1);
+    for (size_t k = 0; k <= N_CATS; k++) {
+        int used = 0;
+        for (size_t i = 0; i < n; i++)
+            used |= cs[i].measured_ok && cs[i].cat[k] > 0;
+        if (!used) continue;
+        size_t col = 7 + k; /* cum_<category>_MiB; the segment starts at the previous one */
+        char lower[16];
+        snprintf(lower, sizeof lower, k ? "%zu" : "(0)", col - 1);
+        fprintf(gp,
+                ", \\\n  '' using %s:(Y($1)-0.2):%s:%zu:(Y($1)-0.38):(Y($1)-0.02) with "
+                "boxxyerror lc rgb '%s' title '%s'",
+                lower, lower, col, pl_color(k), k == UNTAGGED ? "untagged" : cats[k]);
+    }
+    /* Categories peak at different moments, so the stack can pass the measured total: a
+       black tick marks the total, the label gives measured / accounted */
+    fputs(", \\\n  '' using 5:(Y($1)-0.42):(0):(0.44) with vectors nohead lw 3 lc rgb "
+          "'#000000' title 'measured total', \\\n  '' using (column(16) > $5 ? column(16) : "
+          "$5):(Y($1)-0.2):(sprintf(' %.2fx', $6)) with labels left notitle\n",
+          gp);
+}
+
+void pl_draw_memory_check(struct pl_ctx *ctx)
+{
+    const char *name = "memory_check";
+    const char *title = "Accounted vs measured heap peak per run";
+    struct stmts s = {0};
+    struct check *cs = NULL;
+    size_t *idx = pl_runs_buffer(ctx), n = 0, more = 0, m = 0;
+    char err[512];
+    FILE *dat = NULL, *gp = NULL;
+    char *note = NULL;
+    if (!idx) return;
+    if (sqlite3_prepare_v2(ctx->db, sql_rank, -1, &s.rank, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db, sql_phase, -1, &s.phase, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db, sql_metric, -1, &s.metric, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(ctx->db, sql_counters, -1, &s.counters, NULL) != SQLITE_OK) {
+        pl_item_skip(ctx, name, title, "cannot read regions: %s", sqlite3_errmsg(ctx->db));
+        goto out;
+    }
+    n = pl_pick_runs(ctx,
+                     "SELECT 1 FROM metrics m JOIN regions g ON g.run_id = m.run_id WHERE "
+                     "m.run_id = ?1 AND m.rank = -1 AND m.value IS NOT NULL AND "
+                     "((m.name = 'infer_peak_bytes' AND g.name IN ('infer', 'eval')) OR "
+                     "(m.name = 'train_peak_bytes' AND g.name = 'train'))",
+                     idx, pl_max_runs(ctx), &more);
+    if (n == 0) {
+        pl_item_skip(ctx, name, title,
+                     "no run has an accounted peak (infer_peak_bytes or train_peak_bytes) and "
+                     "its phase region (infer, eval or train)");
+        goto out;
+    }
+    cs = calloc(n, sizeof *cs);
+    if (!cs) {
+        ctx->oom = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct pl_metric *inf = pl_run_metric(&ctx->runs[idx[i]], "infer_peak_bytes");
+        cs[i].run = &ctx->runs[idx[i]];
+        cs[i].serving = inf && inf->has;
+        cs[i].desc = pl_run_desc(ctx, cs[i].run);
+        load_check(ctx, &s, &cs[i]);
+        m += cs[i].measured_ok;
+    }
+    write_table(ctx, cs, n, more);
+    if (more)
+        pl_item_skip(ctx, "memory_check_more", title,
+                     "%zu more runs have an accounted peak; raise max_runs to draw them", more);
+    if (m == 0) {
+        pl_item_skip(ctx, name, title,
+                     "no measured heap peak (heap_peak_bytes) in the phase regions of %zu runs "
+                     "(listed in the report with the reason)",
+                     n);
+        goto out;
+    }
+    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
+        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
+        pl_item_skip(ctx, name, title, "%s", err);
+        goto out;
+    }
+    if (m < n) note = pl_asprintf(ctx, "%zu runs without a measured peak: see the report", n - m);
+    write_dat(dat, cs, n);
+    write_gp(ctx, gp, cs, n, m, title, note);
+    pl_finish(ctx, &dat, &gp, name, title);
+out:
+    if (dat) fclose(dat);
+    if (gp) fclose(gp);
+    for (size_t i = 0; cs && i < n; i++) {
+        free(cs[i].desc);
+        free(cs[i].phase);
+        free(cs[i].unavailable);
+    }
+    free(cs);
+    free(note);
+    free(idx);
+    sqlite3_finalize(s.rank);
+    sqlite3_finalize(s.phase);
+    sqlite3_finalize(s.metric);
+    sqlite3_finalize(s.counters);
+}
