@@ -228,6 +228,40 @@ static void make_db(const char *schema, const char *path)
                  "(2, 'page_faults', 100, NULL), (3, 'page_faults', 150, NULL),"
                  "(4, 'page_faults', 50, NULL), (1, 'PAPI_TOT_CYC', NULL, 'no hardware counters'),"
                  "(2, 'PAPI_TOT_CYC', NULL, 'no hardware counters')");
+    /* Accounted vs measured (memory_check). Run 2 (serving): phase 'infer' (not the nested
+       'infer/eval'), categories that peak apart (1 + 2.25 > 3 MiB total). Run 10
+       (training): phase 'train' at depth 0, not 'warmup/train'; per-category accounting.
+       Run 16 (serving, no 'infer'): phase 'eval', not 'decode'; 0.5 MiB untagged. Run 9:
+       measured figure unavailable. Run 1: eval region without a heap counter. */
+    exec_sql(db, "INSERT INTO regions VALUES(5, 2, 0, 'infer', 'infer', 0, 1, 1.0, NULL),"
+                 "(6, 2, 0, 'infer/eval', 'eval', 1, 1, 0.5, NULL),"
+                 "(7, 9, 0, 'train', 'train', 0, 1, 2.0, NULL),"
+                 "(8, 10, 0, 'train', 'train', 0, 1, 2.0, NULL),"
+                 "(9, 10, 0, 'warmup/train', 'train', 1, 1, 0.2, NULL),"
+                 "(10, 16, 0, 'eval', 'eval', 0, 1, 0.4, NULL),"
+                 "(11, 16, 0, 'decode', 'decode', 0, 1, 0.3, NULL)");
+    static const struct {
+        int region;
+        const char *counter;
+        double mib;
+    } peaks[] = {{5, "", 3},           {5, ".weights", 1},    {5, ".workspace", 2.25},
+                 {6, "", 2.5},         {8, "", 20},           {8, ".weights", 2},
+                 {8, ".gradients", 2}, {8, ".optimizer", 4},  {8, ".activations", 6},
+                 {8, ".workspace", 5}, {8, ".data", 1},       {9, "", 40},
+                 {10, "", 8},          {10, ".weights", 1},   {10, ".activations", 2},
+                 {10, ".workspace", 3.5}, {10, ".data", 1},   {11, "", 9}};
+    for (size_t i = 0; i < sizeof peaks / sizeof peaks[0]; i++)
+        sqlf(db, "INSERT INTO region_counters VALUES(%d, 'heap_peak_bytes%s', %.17g, NULL)",
+             peaks[i].region, peaks[i].counter, peaks[i].mib * MIB);
+    exec_sql(db, "INSERT INTO region_counters VALUES(7, 'heap_peak_bytes', NULL, "
+                 "'heap profiler off <MEMTRADE_HEAP=0>')");
+    static const char *const acc_cats[] = {"weights", "gradients", "optimizer", "activations"};
+    static const double acc_mib[] = {2, 2, 4, 7};
+    for (size_t i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "train_peak_%s_bytes", acc_cats[i]);
+        metric(db, 10, name, acc_mib[i] * MIB, "bytes");
+    }
     /* Allocation sites of run 1. */
     exec_sql(
         db,
@@ -343,7 +377,7 @@ static void check_svg(const char *path)
 /* Data rows of a .dat file (no comments, no blank lines), split at tabs. */
 struct rows {
     char *text;
-    char *fields[64][16];
+    char *fields[64][24];
     size_t nf[64];
     size_t n;
 };
@@ -358,7 +392,7 @@ static int load_rows(const char *dir, const char *name, struct rows *r)
     for (char *line = strtok(r->text, "\n"); line && r->n < 64; line = strtok(NULL, "\n")) {
         if (line[0] == '#' || line[0] == 0) continue;
         size_t k = 0;
-        for (char *f = line; f && k < 16; k++) {
+        for (char *f = line; f && k < 24; k++) {
             r->fields[r->n][k] = f;
             f = strchr(f, '\t');
             if (f) *f++ = 0;
@@ -462,6 +496,57 @@ static int contains(const char *dir, const char *file, const char *needle)
     return found;
 }
 
+/* memory_check.dat rows (exact MiB, cumulative category peaks) and the report table. */
+static void check_memory_check(const char *plots, const char *out)
+{
+    static const struct {
+        const char *run, *kind;
+        double acc, meas, ratio, cum[10];
+        const char *phase, *label;
+    } want[] = {
+        {"2", "serving", 2, 3, 1.5, {1, 1, 1, 1, 1, 1, 3.25, 3.25, 3.25, 3.25}, "infer",
+         "run 2 quantize [int8 \"q\"] (ok)"},
+        {"10", "training", 15, 20, 20.0 / 15, {2, 4, 8, 14, 14, 14, 19, 20, 20, 20}, "train",
+         "run 10 checkpoint [ckpt <every> & 2] (ok)"},
+        {"16", "serving", 4, 8, 2, {1, 1, 1, 3, 3, 3, 6.5, 7.5, 7.5, 8}, "eval",
+         "run 16 distill (ok)"},
+    };
+    struct rows r;
+    CHECK(load_rows(plots, "memory_check.dat", &r) == 0, "memory_check.dat missing");
+    CHECK(r.n == 3, "memory_check rows %zu, want 3 (run 9 unavailable, run 1 no counter)", r.n);
+    for (size_t i = 0; i < 3 && i < r.n; i++) {
+        char *const *f = r.fields[i];
+        int ok = r.nf[i] == 18 && atoi(f[0]) == (int)i && strcmp(f[1], want[i].run) == 0 &&
+                 strcmp(f[2], want[i].kind) == 0 && near(f[3], want[i].acc) &&
+                 near(f[4], want[i].meas) && near(f[5], want[i].ratio);
+        for (size_t k = 0; ok && k < 10; k++)
+            ok = near(f[6 + k], want[i].cum[k]);
+        ok = ok && strcmp(f[16], want[i].phase) == 0 && strcmp(f[17], want[i].label) == 0;
+        CHECK(ok, "memory_check row %zu: run %s, %zu fields, phase %s, label '%s'", i, f[1],
+              r.nf[i], r.nf[i] > 16 ? f[16] : "?", r.nf[i] > 17 ? f[17] : "?");
+    }
+    free(r.text);
+    CHECK(contains(out, "report.html", "<caption>accounted vs measured</caption>"),
+          "report has no accounted vs measured table");
+    CHECK(contains(out, "report.html",
+                   "<td class=\"n\">15.000</td><td class=\"n\">20.000</td><td class=\"n\">1.33"
+                   "</td><td>workspace +5.00 MiB, data +1.00 MiB</td>"),
+          "training row of the table");
+    CHECK(contains(out, "report.html",
+                   "<td>workspace +2.25 MiB, weights +1.00 MiB (no per-category accounting: "
+                   "measured sizes)</td>"),
+          "serving row of the table");
+    CHECK(contains(out, "report.html",
+                   "<td>run 9 lora [rank 4] (ok)</td><td>train</td><td class=\"n\">12.000</td>"
+                   "<td colspan=\"3\" class=\"none\">unavailable: heap profiler off "
+                   "&lt;MEMTRADE_HEAP=0&gt;</td>"),
+          "unavailable run 9 not listed with its reason");
+    CHECK(contains(out, "report.html", "unavailable: no heap_peak_bytes counter in region eval"),
+          "run 1 without a heap counter not listed");
+    CHECK(contains(plots, "memory_check.gp", "2 runs without a measured peak"),
+          "title does not say runs are missing");
+}
+
 static void run_full(const char *schema, const char *work, enum mt_plot_format fmt)
 {
     const char *ext = fmt == MT_PLOT_SVG ? "svg" : "png";
@@ -489,7 +574,9 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                                         "loss_checkpoint",      "loss_lora",
                                         "timeline_run1",        "timeline_run9",
                                         "timeline_run10",       "sites_run1",
-                                        "regions_run1"};
+                                        "regions_run1",         "regions_run2",
+                                        "regions_run9",         "regions_run10",
+                                        "regions_run16",        "memory_check"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
@@ -576,6 +663,8 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     free(r.text);
     CHECK(contains(plots, "regions_run1.gp", "PAPI_TOT_CYC (no hardware counters)"),
           "unavailable counter not named in the region plot");
+
+    check_memory_check(plots, out);
 
     /* Knob curve: quantize bits with group=32 fixed, ascending bits. */
     CHECK(load_rows(plots, "curve_quantize_bits.dat", &r) == 0, "curve missing");
@@ -697,6 +786,26 @@ static void run_empty(const char *schema, const char *work)
     CHECK(res.n_drawn == 0 && res.n_failed == 0, "empty db drew %zu failed %zu", res.n_drawn,
           res.n_failed);
     CHECK(contains(out, "report.html", "No runs in this database"), "empty report");
+    const struct mt_plot_item *mc = item(&res, "memory_check");
+    CHECK(mc && mc->skip && strstr(mc->skip, "no run has an accounted peak"),
+          "empty db: memory_check not skipped: %s", mc && mc->skip ? mc->skip : "no item");
+    CHECK(contains(out, "report.html", "no run has an accounted peak"), "skip not in report");
+    mt_plot_result_free(&res);
+
+    /* A run with an accounted peak and its phase region but no region counters: skipped,
+       the run listed with the reason, no data file. */
+    h = new_db(schema, db);
+    add_run(h, 1, "baseline", "fp32", 0, "ok", "d_model=64");
+    acc_mem(h, 1, 2.0, "infer_peak_bytes", 6);
+    exec_sql(h, "INSERT INTO regions VALUES(1, 1, 0, 'eval', 'eval', 0, 1, 0.5, NULL)");
+    sqlite3_close(h);
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    mc = item(&res, "memory_check");
+    CHECK(rc == 0 && mc && mc->skip && strstr(mc->skip, "no measured heap peak"),
+          "no counters: rc %d, memory_check %s", rc, mc && mc->skip ? mc->skip : "not skipped");
+    CHECK(contains(out, "report.html", "unavailable: no heap_peak_bytes counter in region eval"),
+          "no counters: run not listed with the reason");
+    CHECK(!file_exists(out, "plots/memory_check.dat"), "no counters: data file written");
     mt_plot_result_free(&res);
 
     /* Only failed runs: a clear message, the failures in the report, the timeline. */
