@@ -500,7 +500,8 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
             ctx->db,
             "SELECT c.counter, COUNT(c.value), MIN(c.unavailable) FROM "
             "region_counters c JOIN regions g ON g.id = c.region_id WHERE "
-            "g.run_id = ?1 GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
+            "g.run_id = ?1 AND c.counter NOT LIKE 'heap_peak_bytes%' " /* memory_check's */
+            "GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
             -1, &cs, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
             ctx->db,
