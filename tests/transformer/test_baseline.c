@@ -62,6 +62,17 @@ int main(void)
     need(&f, "decode_tokens_per_s", "tokens/s");
     CHECK(need(&f, "kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4); /* L 2 T C 4 */
     CHECK(need(&f, "model_bytes", "bytes")->value > 0);
+    { /* accounted serving memory: the categories add up to the total, the cache is its own */
+        static const char *const cats[] = {"weights", "activations", "workspace", "kv_cache"};
+        double sum = 0.0;
+        for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "infer_peak_%s_bytes", cats[i]);
+            sum += need(&f, name, "bytes")->value;
+        }
+        CHECK(sum == need(&f, "infer_peak_bytes", "bytes")->value);
+        CHECK(need(&f, "infer_peak_kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4);
+    }
     const struct fake_metric *tp = need(&f, "train_peak_bytes", "bytes");
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
     CHECK(!need(&f, "train_tokens_per_s", "tokens/s")->na);

@@ -43,11 +43,13 @@ static int baseline_run(struct mt_ctx *ctx)
          * prune): weights as stored, the evaluation batch's activations and workspace,
          * and a KV cache (with its scratch) of the context length, at most 256. The fp32
          * reference then sits on the same axis as its compressed forms. */
-        size_t kv = 0, kv_scratch = 0;
+        size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
         mt_gpt_kv_memory(&cfg, cfg.seq_len < 256 ? cfg.seq_len : 256, &kv, &kv_scratch);
-        size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + m->slab_bytes[MT_MEM_ACTIVATIONS] +
-                         m->slab_bytes[MT_MEM_WORKSPACE] + kv + kv_scratch;
-        mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
+        b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS];
+        b[MT_MEM_ACTIVATIONS] = m->slab_bytes[MT_MEM_ACTIVATIONS];
+        b[MT_MEM_WORKSPACE] = m->slab_bytes[MT_MEM_WORKSPACE] + kv_scratch;
+        b[MT_MEM_KV_CACHE] = kv;
+        mt_wl_report_infer_peak(ctx, b);
     }
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);

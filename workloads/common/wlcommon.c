@@ -335,7 +335,7 @@ size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_g
 }
 
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                         size_t *kv_bytes)
+                         size_t *kv_bytes, size_t *kv_scratch_bytes)
 {
     size_t n_dec = (size_t)mt_param_int(ctx, "decode_tokens");
     mt_region_begin(ctx, "infer");
@@ -346,6 +346,26 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
     if (n_dec > 0)
         mt_gpt_kv_memory(&m->cfg, n_dec < m->cfg.seq_len ? n_dec : m->cfg.seq_len, &kv,
                          &kv_scratch);
-    if (kv_bytes) *kv_bytes = kv + kv_scratch;
+    if (kv_bytes) *kv_bytes = kv;
+    if (kv_scratch_bytes) *kv_scratch_bytes = kv_scratch;
     return rc;
+}
+
+void mt_wl_add_slabs(size_t bytes[MT_MEM_CAT_COUNT], const struct mt_gpt *m)
+{
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+        bytes[cat] += m->slab_bytes[cat];
+}
+
+void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_COUNT])
+{
+    size_t total = 0;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
+        char name[64];
+        total += bytes[cat];
+        if (!bytes[cat]) continue;
+        snprintf(name, sizeof name, "infer_peak_%s_bytes", mt_mem_cat_names[cat]);
+        mt_metric(ctx, name, (double)bytes[cat], "bytes");
+    }
+    mt_metric(ctx, "infer_peak_bytes", (double)total, "bytes");
 }

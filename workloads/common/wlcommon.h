@@ -200,10 +200,19 @@ size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_g
 /* Serving evaluation of an inference-mode model: inside region "infer", mt_wl_report_eval
  * over `eval_tokens` validation bytes, then (when the plugin's `decode_tokens` parameter,
  * MT_WL_PARAM_DECODE_TOKENS, is > 0) mt_wl_report_decode of that many tokens. *kv_bytes
- * (may be NULL) receives the bytes of that decode's KV cache and its scratch (0 when it
- * is skipped), for the plugin's infer_peak_bytes. */
+ * and *kv_scratch_bytes (each may be NULL) receive the bytes of that decode's KV cache
+ * (category kv_cache) and of its scratch (workspace), 0 when it is skipped, for the
+ * plugin's accounted serving memory. */
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                         size_t *kv_bytes);
+                         size_t *kv_bytes, size_t *kv_scratch_bytes);
+
+/* bytes[c] += m->slab_bytes[c] for every category: what the model's slabs hold. */
+void mt_wl_add_slabs(size_t bytes[MT_MEM_CAT_COUNT], const struct mt_gpt *m);
+
+/* A serving plugin's accounted memory, by category: reports infer_peak_bytes (the sum)
+ * and infer_peak_<category>_bytes for each category that holds bytes, so the figure can be
+ * set against the heap profiler's measured one category by category (plot memory_check). */
+void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_COUNT]);
 
 #ifdef __cplusplus
 }

@@ -304,9 +304,12 @@ static int run(struct mt_ctx *ctx)
     mt_gpt_free(student);
     student = NULL;
     mt_wl_report_model(ctx, served);
-    size_t kv = 0;
-    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &kv))) goto out;
-    mt_metric(ctx, "infer_peak_bytes", (double)(mt_wl_slab_total(served) + kv), "bytes");
+    size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
+    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &kv, &kv_scratch))) goto out;
+    mt_wl_add_slabs(b, served);
+    b[MT_MEM_WORKSPACE] += kv_scratch;
+    b[MT_MEM_KV_CACHE] += kv;
+    mt_wl_report_infer_peak(ctx, b);
     rc = 0;
 out:
     mt_gpt_free(served);

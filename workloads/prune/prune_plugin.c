@@ -270,12 +270,14 @@ static int run(struct mt_ctx *ctx)
     m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &packed};
     report_packed(ctx, &packed, m);
 
-    size_t kv = 0;
-    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &kv))) goto out;
-    size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + mt_pruned_bytes(&packed) +
-                     m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
-                     mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv;
-    mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
+    size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
+    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &kv, &kv_scratch))) goto out;
+    mt_wl_add_slabs(b, m);
+    b[MT_MEM_WEIGHTS] += mt_pruned_bytes(&packed);
+    b[MT_MEM_WORKSPACE] +=
+        mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv_scratch;
+    b[MT_MEM_KV_CACHE] += kv;
+    mt_wl_report_infer_peak(ctx, b);
     rc = 0;
 out:
     if (m) m->hook = (struct mt_gpt_linear_hook){0};

@@ -67,8 +67,10 @@ static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
 }
 
 /* Batch-1 decoding with a KV cache over the first bytes of the validation split, one
- * token at a time, repeated until at least 0.3 s have been timed. */
-static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t *kv_total)
+ * token at a time, repeated until at least 0.3 s have been timed. *kv_bytes and
+ * *kv_scratch receive the bytes of the cache and of the decoder's scratch. */
+static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t *kv_bytes,
+                  size_t *kv_scratch)
 {
     char err[512];
     size_t T = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256;
@@ -78,7 +80,8 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     int rc = mt_gpt_kv_create(&kv, &m->cfg, T, err, sizeof err);
     mt_mem_category(ctx, prev);
     if (rc) return mt_error(ctx, "%s", err);
-    *kv_total = kv->kv_bytes + kv->scratch_bytes;
+    *kv_bytes = kv->kv_bytes;
+    *kv_scratch = kv->scratch_bytes;
     mt_region_begin(ctx, "decode");
     size_t tokens = 0;
     double t0 = mt_wl_now(), dt = 0.0;
@@ -135,16 +138,17 @@ static int run(struct mt_ctx *ctx)
            mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran), qm->packed_bytes,
            mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
-    size_t kv_bytes = 0;
+    size_t kv_bytes = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
     mt_region_begin(ctx, "infer");
     rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    if (rc == 0) rc = decode(ctx, m, &corpus, &kv_bytes);
+    if (rc == 0) rc = decode(ctx, m, &corpus, &kv_bytes, &kv_scratch);
     mt_region_end(ctx, "infer");
     if (rc) goto out;
-    size_t serving = m->slab_bytes[MT_MEM_WEIGHTS] + qm->packed_bytes +
-                     m->slab_bytes[MT_MEM_ACTIVATIONS] + m->slab_bytes[MT_MEM_WORKSPACE] +
-                     mt_qws_bytes(qm->ws) + kv_bytes;
-    mt_metric(ctx, "infer_peak_bytes", (double)serving, "bytes");
+    mt_wl_add_slabs(b, m);
+    b[MT_MEM_WEIGHTS] += qm->packed_bytes;
+    b[MT_MEM_WORKSPACE] += mt_qws_bytes(qm->ws) + kv_scratch;
+    b[MT_MEM_KV_CACHE] += kv_bytes;
+    mt_wl_report_infer_peak(ctx, b);
     mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
     rc = 0;
 out:
