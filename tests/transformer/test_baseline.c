@@ -77,7 +77,7 @@ int main(void)
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
     CHECK(!need(&f, "train_tokens_per_s", "tokens/s")->na);
     CHECK(f.n_samples == 20 && f.progress_done == 20 && f.progress_total == 20);
-    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 2);
+    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 3);
     CHECK(strstr(f.last_sample_log, "meaning of life") != NULL);
 
     struct fake_ctx g; /* the same recipe again: from the cache */
