@@ -158,6 +158,23 @@ void pl_dat_text(FILE *f, const char *s)
     put_clean(f, s, 0, 0);
 }
 
+FILE *pl_html_open(struct pl_ctx *ctx, struct pl_html_frag *fr)
+{
+    *fr = (struct pl_html_frag){0};
+    FILE *f = open_memstream(&fr->html, &fr->len);
+    if (!f) ctx->oom = 1;
+    return f;
+}
+
+void pl_html_close(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest)
+{
+    fclose(f);
+    if (fr->html) pl_buf_printf(dest, "%s", fr->html);
+    if (dest->oom) ctx->oom = 1;
+    free(fr->html);
+    fr->html = NULL;
+}
+
 void pl_html(FILE *f, const char *s)
 {
     const unsigned char *p = (const unsigned char *)pl_s(s);

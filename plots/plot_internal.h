@@ -123,6 +123,15 @@ void pl_gp_title(FILE *f, const char *what, const struct pl_ctx *ctx, const char
 /* The same title as a gnuplot string expression (for multiplot titles). */
 void pl_gp_title_expr(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
 void pl_html(FILE *f, const char *s);     /* HTML-escaped text */
+/* An HTML fragment for the report: pl_html_open returns a memory stream (NULL, with
+ * ctx->oom set, when it cannot); pl_html_close closes it and appends what was written to
+ * `dest`, setting ctx->oom when memory ran out. */
+struct pl_html_frag {
+    char *html;
+    size_t len;
+};
+FILE *pl_html_open(struct pl_ctx *ctx, struct pl_html_frag *fr);
+void pl_html_close(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest);
 void pl_dat_text(FILE *f, const char *s); /* text for a data file column: no tabs/newlines */
 const char *pl_color(size_t i);
 int pl_marker(size_t i);

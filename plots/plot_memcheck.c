@@ -170,13 +170,9 @@ static char *top_difference(struct pl_ctx *ctx, const struct check *c)
 
 static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, size_t more)
 {
-    char *html = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&html, &len);
-    if (!f) {
-        ctx->oom = 1;
-        return;
-    }
+    struct pl_html_frag fr;
+    FILE *f = pl_html_open(ctx, &fr);
+    if (!f) return;
     fputs("<p>Accounted: the plugin's <code>infer_peak_bytes</code> (serving) or "
           "<code>train_peak_bytes</code> (training). Measured: the heap profiler's exact peak "
           "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
@@ -212,10 +208,7 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
     if (more)
         fprintf(f, "<p>%zu more runs have an accounted peak; raise --max-runs to list them.</p>\n",
                 more);
-    fclose(f);
-    if (html) pl_buf_printf(&ctx->memcheck_table, "%s", html);
-    if (ctx->memcheck_table.oom) ctx->oom = 1;
-    free(html);
+    pl_html_close(ctx, f, &fr, &ctx->memcheck_table);
 }
 
 /* memory_check.dat: one row per run with a measured peak; cumulative MiB of the category

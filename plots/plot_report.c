@@ -94,13 +94,9 @@ static int better(double a, double b, int higher)
 
 void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
 {
-    char *html = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&html, &len);
-    if (!f) {
-        ctx->oom = 1;
-        return;
-    }
+    struct pl_html_frag fr;
+    FILE *f = pl_html_open(ctx, &fr);
+    if (!f) return;
     int higher = pl_higher_is_better(p->y_metric);
     html_seq(f, "<h3>", p->what, "</h3>\n<p>x: ", p->x_label, "; y: ", p->y_label, NULL);
     fprintf(f, " (%s is better). Repeats are aggregated by their median.</p>\n",
@@ -156,10 +152,7 @@ void pl_report_panel(struct pl_ctx *ctx, const struct pl_panel *p)
         fputs("</tr>\n", f);
     }
     fputs("</table>\n", f);
-    fclose(f);
-    if (html) pl_buf_printf(&ctx->report_tables, "%s", html);
-    if (ctx->report_tables.oom) ctx->oom = 1;
-    free(html);
+    pl_html_close(ctx, f, &fr, &ctx->report_tables);
 }
 
 static const char *const css =
