@@ -16,8 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <oneapi/dnnl/dnnl.h>
-
 #include "bf16mm.h"
 #include "kernels.h"
 
@@ -806,16 +804,6 @@ oom:
 
 /* ---------------------------------------------------------------- backward */
 
-/* oneDNN's fp32 GEMM (its packing buffers are GEMM workspace, as in the model). */
-static void sgemm(char ta, size_t M, size_t N, size_t K, const float *a, size_t lda, const float *b,
-                  float beta, float *c)
-{
-    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
-    dnnl_sgemm(ta, 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, a, (dnnl_dim_t)lda, b,
-               (dnnl_dim_t)N, beta, c, (dnnl_dim_t)N);
-    mt_memcat_set(prev);
-}
-
 /* Backward of linear() for block l, whose input was activation kind a in slot s (b: the
  * block's fp32 buffers): dinp[N,C] = dout[N,OC] @ W (overwritten), g[pw] += dout^T @ in,
  * g[pb] += column sums of dout (pb < 0: no bias). With bf16 GEMMs both products are
@@ -844,13 +832,13 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
         t->st.bf16_gemms++;
     } else {
         t->st.bf16_fallbacks++;
-        sgemm('N', N, C, OC, dout, OC, w[pw], 0.0f, dinp);
+        mt_k_matmul_bwd(dinp, NULL, NULL, dout, NULL, w[pw], N, C, OC);
     }
     if (mt_bf16mm_gemm(t->mm, &kw, g[pw], dh, inh, NULL, err, sizeof err) == 0) {
         t->st.bf16_gemms++;
     } else {
         t->st.bf16_fallbacks++;
-        sgemm('T', OC, C, N, dout, OC, use(t, b, a, s), 1.0f, g[pw]);
+        mt_k_matmul_bwd(NULL, g[pw], NULL, dout, use(t, b, a, s), NULL, N, C, OC);
     }
     if (pb >= 0) mt_k_colsum_add(g[pb], dout, N, OC, OC);
 }

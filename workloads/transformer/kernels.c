@@ -192,7 +192,7 @@ void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, co
                      const float *w, size_t N, size_t C, size_t OC)
 {
     if (dinp) sgemm('N', 'N', N, C, OC, dout, OC, w, C, 0.0f, dinp, C);
-    sgemm('T', 'N', OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
+    if (dw) sgemm('T', 'N', OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) mt_k_colsum_add(dbias, dout, N, OC, OC);
 }
 

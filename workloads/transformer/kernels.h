@@ -33,9 +33,9 @@ void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *
 void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
                          size_t C, size_t OC);
 
-/* Backward of mt_k_matmul_fwd: dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten; may be
- * NULL to skip), dw[OC,C] += dout^T @ inp, dbias[OC] += column sums of dout (may be
- * NULL). */
+/* Backward of mt_k_matmul_fwd: dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten), dw[OC,C]
+ * += dout^T @ inp, dbias[OC] += column sums of dout; each output may be NULL to skip it
+ * (then its other operand, w or inp, may be NULL too). */
 void mt_k_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, size_t N, size_t C, size_t OC);
 void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,

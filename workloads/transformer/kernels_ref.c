@@ -35,7 +35,7 @@ void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout
                 dinp[i * C + c] = acc;
             }
     for (size_t o = 0; o < OC; o++) {
-        for (size_t c = 0; c < C; c++) {
+        for (size_t c = 0; dw && c < C; c++) {
             float acc = 0.0f;
             for (size_t i = 0; i < N; i++)
                 acc += dout[i * OC + o] * inp[i * C + c];
