@@ -573,6 +573,14 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
     for (size_t c = 0; c <= nc; c++) {
         fprintf(gp, "set lmargin at screen %.4f\nset rmargin at screen %.4f\n",
                 left + panel * (double)c, left + panel * (double)(c + 1) - 0.02);
+        /* A panel whose values are all zero (cpu_migrations on a quiet run) gets a range
+         * of its own and says so, instead of gnuplot's empty [0:0] and its warning. */
+        double top = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double v = c == 0 ? rows[i].wall : rows[i].c[c - 1];
+            if (v > top) top = v;
+        }
+        const char *zero = top > 0.0 ? "" : ": 0 in every region";
         if (c == 0) {
             fputs("set ytics (", gp);
             for (size_t i = 0; i < n; i++) {
@@ -580,16 +588,16 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
                 pl_gp_str_max(gp, rows[i].path, 45);
                 fprintf(gp, " %zu", i);
             }
-            fputs(")\nset xlabel 'wall time (s)'\n", gp);
+            fprintf(gp, ")\nset xlabel 'wall time (s)%s'\n", zero);
         } else {
             fputs("set ytics autofreq\nset format y ''\nset xlabel ", gp);
             pl_gp_str_max(gp, counters[c - 1], 40);
-            fputs(" . ' (count)'\n", gp);
+            fprintf(gp, " . ' (count)%s'\n", zero);
         }
         fprintf(gp,
-                "set xrange [0:*]\nplot '%s.dat' using (0):1:(0):%zu:($1-0.38):($1+0.38) "
+                "set xrange [0:%s]\nplot '%s.dat' using (0):1:(0):%zu:($1-0.38):($1+0.38) "
                 "with boxxyerror lc rgb '%s'\n",
-                name, c + 2, pl_color(c));
+                top > 0.0 ? "*" : "1", name, c + 2, pl_color(c));
     }
     fputs("unset multiplot\n", gp);
     pl_finish(ctx, &dat, &gp, name, title);

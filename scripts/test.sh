@@ -14,10 +14,14 @@ if [ "${1:-}" = "--sanitize" ]; then
   "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=address,undefined
   # The preloaded profiler cannot run under ASan: its tests get their own UBSan build.
   BUILD_DIR=$top/build-ubsan "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=undefined
-  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 -R '^heap\.')
+  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 --timeout 1800 -R '^heap\.')
+  timeout=1800
 else
   export BUILD_DIR=${BUILD_DIR:-$top/build}
   "$top/scripts/build.sh" -DMT_WERROR=ON
+  timeout=600
 fi
+# --timeout: the limit of a test that sets none, scaled as tests/CMakeLists.txt scales
+# the others (a safety net against hangs; a loaded machine or a sanitizer is slower)
 cd "$BUILD_DIR"
-ctest --output-on-failure -j2 --timeout 300
+ctest --output-on-failure -j2 --timeout "$timeout"

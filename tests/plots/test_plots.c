@@ -219,7 +219,8 @@ static void make_db(const char *schema, const char *path)
              (s + 1) * MIB);
         sqlf(db, "INSERT INTO samples VALUES(10, 0, 'rss', %d, %.17g, NULL)", s, (10 + s) * MIB);
     }
-    /* Regions of run 1 with one available and one unavailable counter. */
+    /* Regions of run 1 with two available counters, one of them 0 everywhere (its panel
+       needs a range of its own: gnuplot warns on [0:0]), and one unavailable counter. */
     exec_sql(db, "INSERT INTO regions VALUES(1, 1, 0, 'train', 'train', 0, 1, 3.0, NULL),"
                  "(2, 1, 0, 'train/forward', 'forward', 1, 4, 1.0, NULL),"
                  "(3, 1, 0, 'train/backward', 'backward', 1, 4, 1.5, NULL),"
@@ -227,6 +228,8 @@ static void make_db(const char *schema, const char *path)
     exec_sql(db, "INSERT INTO region_counters VALUES(1, 'page_faults', 300, NULL),"
                  "(2, 'page_faults', 100, NULL), (3, 'page_faults', 150, NULL),"
                  "(4, 'page_faults', 50, NULL), (1, 'PAPI_TOT_CYC', NULL, 'no hardware counters'),"
+                 "(1, 'cpu_migrations', 0, NULL), (2, 'cpu_migrations', 0, NULL),"
+                 "(3, 'cpu_migrations', 0, NULL), (4, 'cpu_migrations', 0, NULL),"
                  "(2, 'PAPI_TOT_CYC', NULL, 'no hardware counters')");
     /* Accounted vs measured (memory_check). Run 2 (serving): phase 'infer' (not the nested
        'infer/eval'), categories that peak apart (1 + 2.25 > 3 MiB total). Run 10
@@ -650,17 +653,19 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
     }
     free(r.text);
 
-    /* Regions in path order with the available counter only. */
+    /* Regions in path order with the available counters only. */
     CHECK(load_rows(plots, "regions_run1.dat", &r) == 0, "regions_run1.dat missing");
     static const char *const paths[] = {"eval", "train", "train/backward", "train/forward"};
     static const double wall[] = {0.5, 3.0, 1.5, 1.0}, faults[] = {50, 300, 150, 100};
     CHECK(r.n == 4, "regions rows %zu", r.n);
     for (size_t i = 0; i < 4 && i < r.n; i++)
-        CHECK(r.nf[i] == 4 && near(r.fields[i][1], wall[i]) && near(r.fields[i][2], faults[i]) &&
-                  strcmp(r.fields[i][3], paths[i]) == 0,
+        CHECK(r.nf[i] == 5 && near(r.fields[i][1], wall[i]) && near(r.fields[i][2], 0) &&
+                  near(r.fields[i][3], faults[i]) && strcmp(r.fields[i][4], paths[i]) == 0,
               "region row %zu: %s %s %s", i, r.fields[i][1], r.fields[i][2],
-              r.nf[i] > 3 ? r.fields[i][3] : "?");
+              r.nf[i] > 4 ? r.fields[i][4] : "?");
     free(r.text);
+    CHECK(contains(plots, "regions_run1.gp", "(count): 0 in every region"),
+          "the all-zero panel does not say so");
     CHECK(contains(plots, "regions_run1.gp", "PAPI_TOT_CYC (no hardware counters)"),
           "unavailable counter not named in the region plot");
 
