@@ -178,12 +178,21 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     mt_wl_cache_path(ctx, cfg, r, seed, c, path, sizeof path);
     struct stat sb;
     if (stat(path, &sb) == 0) {
-        if (mt_ckpt_load(path, cfg, mode, B, T, out, NULL, err, sizeof err) == 0) {
-            mt_log(ctx, MT_LOG_INFO, "loaded cached baseline %s", path);
-            st->from_cache = 1;
-            return 0;
+        /* The name says what was asked; the header says what the file holds. A copy of
+         * another checkpoint under this name (or a renamed one) is refused, not used. */
+        uint64_t steps_done = 0;
+        if (mt_ckpt_load(path, cfg, mode, B, T, out, &steps_done, err, sizeof err) == 0) {
+            if (steps_done == r->steps) {
+                mt_log(ctx, MT_LOG_INFO, "loaded cached baseline %s", path);
+                st->from_cache = 1;
+                return 0;
+            }
+            mt_gpt_free(*out);
+            *out = NULL;
+            snprintf(err, sizeof err, "the file holds a model trained %llu steps, not %zu",
+                     (unsigned long long)steps_done, r->steps);
         }
-        mt_log(ctx, MT_LOG_WARN, "cached baseline unusable, retraining: %s", err);
+        mt_log(ctx, MT_LOG_WARN, "cached baseline %s unusable, retraining: %s", path, err);
     }
     struct mt_gpt *m = NULL;
     if (mt_gpt_create(&m, cfg, MT_GPT_TRAIN, r->batch, r->seq, err, sizeof err))
