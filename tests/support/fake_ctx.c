@@ -59,7 +59,7 @@ static void metric(struct mt_ctx *c, const char *name, double v, const char *uni
 {
     struct fake_metric *m = slot(F(c), name);
     if (m) {
-        m->value = v, m->na = 0;
+        m->value = v, m->na = 0, m->reason[0] = 0;
         snprintf(m->unit, sizeof m->unit, "%s", unit);
     }
     F(c)->n_nonfinite += !isfinite(v);
@@ -72,6 +72,7 @@ static void metric_na(struct mt_ctx *c, const char *name, const char *unit, cons
     if (m) {
         m->na = 1;
         snprintf(m->unit, sizeof m->unit, "%s", unit);
+        snprintf(m->reason, sizeof m->reason, "%s", why ? why : "");
     }
     printf("rank %d metric %-20s unavailable (%s): %s\n", F(c)->rank, name, unit, why);
 }

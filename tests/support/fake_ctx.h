@@ -22,6 +22,7 @@ struct fake_metric {
     char name[64], unit[32];
     double value;
     int na;
+    char reason[160]; /* why it is unavailable (na only) */
 };
 
 struct fake_ctx {

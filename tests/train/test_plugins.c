@@ -157,6 +157,13 @@ int main(int argc, char **argv)
     f = run(mp, huge, 3, 1);
     CHECK(metric(f, "skipped_steps", "count") == 5);
     CHECK(metric(f, "train_loss", "nats/byte") > 5.0); /* never updated: still ~ln 256 */
+    /* a scale of 1e-45 (fp32's smallest subnormal) zeroes every gradient: with no nonzero
+     * contribution there is no fraction, so it is unavailable with the reason, not 0 */
+    const char *tinyscale[] = {"precision=bf16", "loss_scale=1e-45", "steps=1"};
+    f = run(mp, tinyscale, 3, 1);
+    CHECK(metric(f, "grad_underflow_count", "count") == 0);
+    const struct fake_metric *uf0 = fake_ctx_metric(f, "grad_underflow_frac");
+    CHECK(uf0 && uf0->na && strstr(uf0->reason, "nonzero"));
     const char *bad2[] = {"loss_scale=lots"};
     f = run(mp, bad2, 1, 0);
     CHECK(strstr(f->error, "lots"));

@@ -264,9 +264,12 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         mt_metric_na(ctx, "grad_underflow_frac", "ratio", "fp32 gradients are not rounded");
     } else {
         mt_metric(ctx, "grad_underflow_count", (double)s->grad_flushed, "count");
-        mt_metric(ctx, "grad_underflow_frac",
-                  s->grad_nonzero ? (double)s->grad_flushed / (double)s->grad_nonzero : 0.0,
-                  "ratio");
+        if (s->grad_nonzero)
+            mt_metric(ctx, "grad_underflow_frac", (double)s->grad_flushed / (double)s->grad_nonzero,
+                      "ratio");
+        else /* 0/0: 0 would claim that nothing underflowed */
+            mt_metric_na(ctx, "grad_underflow_frac", "ratio",
+                         "no nonzero gradient contribution reached the 16-bit gradients");
     }
     if (o->engine.prec != MT_PREC_BF16 || o->engine.emulate_bf16_gemm || !mt_bf16mm_native()) {
         const char *why =
