@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fake_ctx.h"
+#include "gpt.h"
 #include "tf_test.h"
 
 static const struct fake_metric *need(const struct fake_ctx *f, const char *name, const char *unit)
@@ -71,7 +72,28 @@ int main(void)
         CHECK(need(&f, "infer_peak_kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4);
         CHECK(need(&f, "infer_peak_activations_bytes", "bytes")->value > 0);
         CHECK(need(&f, "infer_peak_workspace_bytes", "bytes")->value > 0);
-        need(&f, "infer_peak_bytes", "bytes");
+        /* the total from the plan, not from the plugin's sum: the inference-mode slabs
+         * of the evaluation batch (8 x 64) plus a 64-position KV cache and its scratch;
+         * the weight slab by hand: each of the 16 tensors rounded up to 64 bytes */
+        struct mt_gpt_config cfg;
+        char err[256];
+        CHECK(mt_gpt_config_parse(&cfg, "tiny", err, sizeof err) == 0);
+        size_t plan[MT_MEM_CAT_COUNT], kv = 0, kv_scratch = 0;
+        size_t slabs = mt_gpt_memory(&cfg, 8, 64, MT_GPT_INFER, plan, err, sizeof err);
+        mt_gpt_kv_memory(&cfg, 64, &kv, &kv_scratch);
+        size_t C = 64, L = 2,
+               lens[] = {256 * C,       64 * C, L * C, L * C, L * 3 * C * C, L * 3 * C,
+                         L * C * C,     L * C,  L * C, L * C, L * 4 * C * C, L * 4 * C,
+                         L * 4 * C * C, L * C,  C,     C};
+        size_t wbytes = 0;
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+            wbytes += (lens[i] * 4 + 63) / 64 * 64;
+        CHECK(plan[MT_MEM_WEIGHTS] == wbytes && w == (double)wbytes);
+        CHECK(kv == 2 * 2 * 64 * 64 * 4 && kv_scratch > 0);
+        double peak = need(&f, "infer_peak_bytes", "bytes")->value;
+        printf("infer_peak_bytes %.0f, plan %zu + kv %zu + scratch %zu\n", peak, slabs, kv,
+               kv_scratch);
+        CHECK(peak == (double)(slabs + kv + kv_scratch));
     }
     const struct fake_metric *tp = need(&f, "train_peak_bytes", "bytes");
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
