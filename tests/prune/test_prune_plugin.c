@@ -1,15 +1,16 @@
 /* test_prune_plugin.c — the `prune` plugin run through the fake ctx of tests/support.
  *
  * What it is for: the .so loads by its descriptor; on `tiny` (20-step cached baseline):
- * wanda at 50 % reports every layer at exactly 50 % sparsity, model_bytes equal to
- * sparse_bytes + fp32_bytes and below the dense fp32 model, infer_peak_bytes, the
- * standard accuracy and speed metrics with their units, paired regions; heads at 50 %
- * stores fewer bytes than unstructured 50 % would need for the same layers' fp32 and
- * leaves the MLP untouched; nm 2:4 with a 5-step fine-tune keeps every layer at exactly
- * 50 %; a bad N:M string fails with a message; `storage`: dense keeps every weight
- * (model_bytes = n_params x 4 exactly) and csr stores every layer CSR, both with the
- * default's validation loss within 1e-5, fastest reports every layer's timings and
- * their sums, nm with method=magnitude fails naming the valid choices.
+ * wanda at 50 % reports every layer at exactly 50 % sparsity, stored as bitmap, and
+ * sparse_bytes, fp32_bytes and model_bytes equal to the bytes worked out from the
+ * shapes, infer_peak_bytes, the standard accuracy and speed metrics with their units,
+ * paired regions; heads at 50 % stores fewer bytes than unstructured 50 % would need for
+ * the same layers' fp32 and leaves the MLP untouched; nm 2:4 with a 5-step fine-tune
+ * keeps every layer at exactly 50 %; a bad N:M string fails with a message; `storage`:
+ * dense keeps every weight (model_bytes = n_params x 4 exactly) and csr stores every
+ * layer CSR, both with the default's validation loss within 1e-5, fastest reports every
+ * layer's timings and their sums, nm with method=magnitude fails naming the valid
+ * choices.
  * What it is not for: the harness.
  */
 #include <math.h>
@@ -21,6 +22,11 @@
 
 #include "check.h"
 #include "plugin_check.h"
+
+static size_t up64(size_t n)
+{
+    return (n + 63) / 64 * 64;
+}
 
 static void test_wanda(void)
 {
@@ -36,10 +42,27 @@ static void test_wanda(void)
     CHECK(plugin_need(&f, "sparsity", "ratio") == 0.5, "sparsity %g",
           plugin_need(&f, "sparsity", "ratio"));
     CHECK(plugin_need(&f, "layer.h1.fcproj.sparsity", "ratio") == 0.5, "per-layer sparsity");
+    /* The stored bytes from the shapes alone (tiny: V 256, T 64, C 64, L 2). Wanda at 50 %
+     * per row keeps exactly half of each row, so every linear stores bitmap (the smallest:
+     * a bit per weight against CSR's 2-byte column index), each section rounded up to 64:
+     * row offsets (rows + 1) x 4, bitmap rows x ceil(cols / 64) x 8, values nnz x 4. The
+     * fp32 tensors left: wte, wpe, the LayerNorms and every bias. */
+    static const size_t shapes[4][2] = {{192, 64}, {64, 64}, {256, 64}, {64, 256}};
+    double sparse = 0.0;
+    for (size_t k = 0; k < 4; k++) {
+        size_t rows = shapes[k][0], cols = shapes[k][1], nnz = rows * cols / 2;
+        sparse += 2.0 * (double)(up64((rows + 1) * 4) + up64(rows * ((cols + 63) / 64) * 8) +
+                                 up64(nnz * 4));
+    }
+    double fp32 = 4.0 * (256 * 64 + 64 * 64 + 2 * 13 * 64 + 2 * 64);
+    CHECK(sparse == 214016.0 && fp32 == 89088.0, "hand sums %g %g", sparse, fp32);
+    CHECK(plugin_need(&f, "layers_bitmap", "count") == 8, "wanda 50 %% not stored as bitmap");
+    CHECK(plugin_need(&f, "sparse_bytes", "bytes") == sparse, "sparse_bytes %g, want %g",
+          plugin_need(&f, "sparse_bytes", "bytes"), sparse);
+    CHECK(plugin_need(&f, "fp32_bytes", "bytes") == fp32, "fp32_bytes %g, want %g",
+          plugin_need(&f, "fp32_bytes", "bytes"), fp32);
     double model = plugin_need(&f, "model_bytes", "bytes");
-    CHECK(model ==
-              plugin_need(&f, "sparse_bytes", "bytes") + plugin_need(&f, "fp32_bytes", "bytes"),
-          "model_bytes is not its parts");
+    CHECK(model == sparse + fp32, "model_bytes %g, want %g", model, sparse + fp32);
     CHECK(model < plugin_need(&f, "n_params", "count") * 4.0, "pruned model %g not smaller", model);
     CHECK(plugin_need(&f, "infer_peak_bytes", "bytes") > model,
           "infer_peak_bytes below the weights");
