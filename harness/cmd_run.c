@@ -52,7 +52,7 @@ enum {
     "  --no-heap          same as --heap off\n"                                                    \
     "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"                 \
     "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"                     \
-    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID.PID)\n"                   \
+    "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID.PID)\n"               \
     "  --help             this text\n"
 
 /* Handles an option every running command has; returns 1 when it was one, -1 on a bad
@@ -222,8 +222,12 @@ int mt_cmd_run(int argc, char **argv)
             if (r < 0) return MT_EXIT_USAGE;
         } else if (c == 'p') {
             char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || nkv == MAX_P) {
+            if (!eq || eq == optarg) {
                 fprintf(stderr, "memtrade run: -p takes key=value, not '%s'\n", optarg);
+                return MT_EXIT_USAGE;
+            }
+            if (nkv == MAX_P) {
+                fprintf(stderr, "memtrade run: more than %d -p options\n", MAX_P);
                 return MT_EXIT_USAGE;
             }
             *eq = '\0'; /* argv is ours to cut */
@@ -384,7 +388,8 @@ int mt_cmd_sweep(int argc, char **argv)
                   "  --threads N        threads per rank when the file does not say\n"
                   "                     (default cores / jobs)\n"
                   "  --timeout S        per-run timeout when the file does not say\n"
-                  "  --mem-limit BYTES  per-rank memory limit when the file does not say\n" COMMON_HELP,
+                  "  --mem-limit BYTES  per-rank memory limit when the file does not "
+                  "say\n" COMMON_HELP,
                   stdout);
             return MT_EXIT_OK;
         } else {

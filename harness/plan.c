@@ -6,12 +6,100 @@
 #include <string.h>
 
 #include "context.h"
+#include "data.h"
 #include "store.h"
+
+/* Corpora already hashed by this process, by path: a grid hashes each one once. The
+ * parent is single-threaded while it plans. */
+struct corpus_seen {
+    struct corpus_seen *next;
+    int ok;
+    uint64_t hash;
+    size_t bytes;
+    char *why; /* when !ok */
+    char path[];
+};
+static struct corpus_seen *seen;
+
+static const struct corpus_seen *corpus_lookup(const char *path)
+{
+    for (const struct corpus_seen *c = seen; c; c = c->next)
+        if (strcmp(c->path, path) == 0) return c;
+    size_t len = strlen(path);
+    struct corpus_seen *c = calloc(1, sizeof *c + len + 1);
+    if (!c) return NULL;
+    memcpy(c->path, path, len + 1);
+    char why[1024];
+    size_t files;
+    c->ok = mt_corpus_fingerprint(path, &c->hash, &c->bytes, &files, why, sizeof why) == 0;
+    if (!c->ok && !(c->why = strdup(why))) {
+        free(c);
+        return NULL;
+    }
+    c->next = seen;
+    seen = c;
+    return c;
+}
+
+/* Fills the plan's corpus identity; -1 with err for a corpus the user named that cannot
+ * be read or is empty. */
+static int plan_corpus(struct mt_plan *p, char *err, size_t errlen)
+{
+    const struct mt_workload *wl = &p->plugin->desc;
+    long k = mt_params_index(wl, "corpus");
+    const char *path = NULL, *from = "parameter 'corpus'";
+    if (k >= 0 && wl->params[k].type == MT_PARAM_STRING && p->params.value[k][0])
+        path = p->params.value[k];
+    if (!path && getenv("MEMTRADE_CORPUS") && getenv("MEMTRADE_CORPUS")[0])
+        path = getenv("MEMTRADE_CORPUS"), from = "MEMTRADE_CORPUS";
+    int named = path != NULL;
+    if (!path) path = MT_CORPUS_DEFAULT_DIR;
+    const struct corpus_seen *c = corpus_lookup(path);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (named && !c->ok) {
+        snprintf(err, errlen, "workload '%s': %s: %s", wl->name, from, c->why);
+        return -1;
+    }
+    if (named && c->bytes == 0) {
+        snprintf(err, errlen, "workload '%s': %s: corpus %s is empty", wl->name, from, path);
+        return -1;
+    }
+    free(p->corpus_name);
+    if (!(p->corpus_name = strdup(path))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* The default folder may be absent where no workload reads it; one that does fails in
+     * its child with the loader's message, as before. */
+    if (c->ok)
+        snprintf(p->corpus_hash, sizeof p->corpus_hash, "%016llx", (unsigned long long)c->hash);
+    else
+        snprintf(p->corpus_hash, sizeof p->corpus_hash, "none");
+    snprintf(p->corpus_bytes, sizeof p->corpus_bytes, "%zu", c->ok ? c->bytes : (size_t)0);
+    return 0;
+}
+
+size_t mt_plan_kv(const struct mt_plan *p, struct mt_store_kv *kv, int keyed_only)
+{
+    const struct mt_workload *wl = &p->plugin->desc;
+    size_t n = 0;
+    for (size_t i = 0; i < wl->n_params; i++)
+        kv[n++] = (struct mt_store_kv){wl->params[i].name, p->params.value[i]};
+    kv[n++] = (struct mt_store_kv){"corpus.hash", p->corpus_hash};
+    kv[n++] = (struct mt_store_kv){"corpus.bytes", p->corpus_bytes};
+    if (!keyed_only && p->corpus_name)
+        kv[n++] = (struct mt_store_kv){"corpus.name", p->corpus_name};
+    return n;
+}
 
 void mt_plan_free(struct mt_plan *p)
 {
     free(p->label);
     free(p->config_key);
+    free(p->corpus_name);
     mt_params_free(&p->params);
     memset(p, 0, sizeof *p);
 }
@@ -20,15 +108,29 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
                    size_t errlen)
 {
     const struct mt_workload *wl = &p->plugin->desc;
-    struct mt_store_kv *kv = calloc(wl->n_params + 1, sizeof *kv);
+    if (wl->check) {
+        /* Cross-parameter constraints, before any child starts: a refusal is a usage
+         * error. Only the param_* getters and mt_error work in this context. */
+        struct mt_context c;
+        mt_context_init_params_only(&c, &p->params);
+        int bad = wl->check(&c.pub);
+        if (bad || c.bug[0]) {
+            snprintf(err, errlen, "workload '%s': %s", wl->name,
+                     c.bug[0]     ? c.bug
+                     : c.error[0] ? c.error
+                                  : "parameters refused by the plugin's check (no reason given)");
+            return -1;
+        }
+    }
+    if (plan_corpus(p, err, errlen)) return -1;
+    struct mt_store_kv *kv = calloc(wl->n_params + MT_PLAN_EXTRA_KV, sizeof *kv);
     if (!kv) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < wl->n_params; i++)
-        kv[i] = (struct mt_store_kv){wl->params[i].name, p->params.value[i]};
+    size_t nkv = mt_plan_kv(p, kv, 1);
     free(p->config_key);
-    p->config_key = mt_store_config_key(wl->name, kv, wl->n_params, err, errlen);
+    p->config_key = mt_store_config_key(wl->name, kv, nkv, err, errlen);
     free(kv);
     if (!p->config_key) return -1;
 

@@ -22,17 +22,40 @@ struct mt_plan {
     int ranks;             /* 1 unless the workload has ranks_param */
     uint64_t mem_estimate; /* bytes the scheduler counts for it (all ranks) */
     int estimate_known;
-    char *config_key;  /* owned: canonical 'workload?k=v&...' */
-    size_t grid_index; /* position in the whole grid (before sharding) */
+    char *config_key; /* owned: canonical 'workload?k=v&...' (params and corpus identity) */
+    /* The corpus the run reads (the workload's `corpus` parameter when it declares one and
+     * it is set, else $MEMTRADE_CORPUS, else the model library's default folder): what
+     * makes it part of the configuration. */
+    char corpus_hash[24];  /* FNV-1a 64 of its bytes, 16 hex digits; "none" when the
+                            * default folder is missing (a plugin that needs it fails) */
+    char corpus_bytes[24]; /* its size in bytes, decimal */
+    char *corpus_name;     /* owned: the path it was read from */
+    size_t grid_index;     /* position in the whole grid (before sharding) */
 };
+
+/* Pairs a run stores beside its parameters (keys outside the [a-z0-9_] of parameter
+ * names, so they never collide): corpus.hash and corpus.bytes (in the config key too) and
+ * corpus.name (stored, not keyed: the same text under another name is the same
+ * configuration). */
+#define MT_PLAN_EXTRA_KV 3
+
+struct mt_store_kv;
+/* Contract: fills kv (capacity n_params + MT_PLAN_EXTRA_KV) with the resolved parameters
+ * then the corpus pairs, all borrowed from the plan; returns how many. `keyed_only`
+ * leaves out the pairs that are not part of the config key. */
+size_t mt_plan_kv(const struct mt_plan *p, struct mt_store_kv *kv, int keyed_only);
 
 /* Contract: frees what a plan owns. */
 void mt_plan_free(struct mt_plan *p);
 
 /* Contract: fills the derived fields of `p` from its plugin and params: ranks (from
- * ranks_param; with threads_auto the threads are divided among the ranks, at least 1), config_key, seed (the `seed` parameter when the workload declares one,
- * else `fallback_seed`) and the memory estimate (plugin's mem_estimate x ranks, or
- * `unknown_estimate` when it has none). Returns 0 or -1 with err. */
+ * ranks_param; with threads_auto the threads are divided among the ranks, at least 1),
+ * the corpus identity (content hashed once per path per process), config_key, seed (the
+ * `seed` parameter when the workload declares one, else `fallback_seed`) and the memory
+ * estimate (plugin's mem_estimate x ranks, or `unknown_estimate` when it has none). Runs
+ * the plugin's check() hook. Returns 0, or -1 with err for a corpus path that cannot be
+ * read or is empty, or parameters the plugin's check() refuses (a usage error: nothing
+ * has run). */
 int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,
                    size_t errlen);
 

@@ -75,10 +75,36 @@ static int choices_sane(const char *choices)
     }
 }
 
+/* Writes the canonical text; a value that does not fit is refused, never cut. */
+static int put_canon(const char *workload, const struct mt_param_spec *spec, char *canon,
+                     size_t canonlen, const char *text, char *err, size_t errlen)
+{
+    size_t len = strlen(text);
+    if (len >= canonlen) {
+        snprintf(err, errlen,
+                 "parameter '%s' of workload '%s': value of %zu bytes is longer than the %zu "
+                 "this check can hold",
+                 spec->name, workload, len, canonlen ? canonlen - 1 : 0);
+        return -1;
+    }
+    memcpy(canon, text, len + 1);
+    return 0;
+}
+
 int mt_params_check_value(const char *workload, const struct mt_param_spec *spec, const char *value,
                           char *canon, size_t canonlen, char *err, size_t errlen)
 {
     char num[64];
+    size_t vlen = strlen(value);
+    if (vlen > MT_PARAMS_VALUE_MAX) {
+        /* Values travel to the child as one argument each (the kernel's limit is 128 KiB);
+         * refused here rather than cut anywhere later. */
+        snprintf(err, errlen,
+                 "parameter '%s' of workload '%s': value of %zu bytes is longer than the "
+                 "limit of %d bytes",
+                 spec->name, workload, vlen, MT_PARAMS_VALUE_MAX);
+        return -1;
+    }
     switch (spec->type) {
     case MT_PARAM_INT: {
         int64_t v;
@@ -113,16 +139,14 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
         return 0;
     }
     case MT_PARAM_STRING:
-        snprintf(canon, canonlen, "%s", value);
-        return 0;
+        return put_canon(workload, spec, canon, canonlen, value, err, errlen);
     case MT_PARAM_CHOICE:
         if (!in_choices(spec->choices, value)) {
             snprintf(err, errlen, "parameter '%s' of workload '%s': '%s' is not one of %s",
                      spec->name, workload, value, spec->choices);
             return -1;
         }
-        snprintf(canon, canonlen, "%s", value);
-        return 0;
+        return put_canon(workload, spec, canon, canonlen, value, err, errlen);
     case MT_PARAM_BOOL: {
         static const char *const yes[] = {"on", "true", "1", "yes"};
         static const char *const no[] = {"off", "false", "0", "no"};
@@ -494,18 +518,27 @@ int mt_params_resolve(const struct mt_workload *wl, const char *const *keys,
                          "unknown parameter '%s' for workload '%s' (see: memtrade describe %s)",
                          keys[i], wl->name, wl->name);
             rc = -1;
+        } else if (chosen[k]) {
+            /* `-p k=1 -p k=2`: which one was meant is a guess; say so instead. */
+            snprintf(err, errlen, "parameter '%s' of workload '%s' given twice ('%s', then '%s')",
+                     keys[i], wl->name, chosen[k], values[i]);
+            rc = -1;
         } else {
             chosen[k] = values[i];
         }
     }
-    char canon[4096];
     for (size_t i = 0; i < wl->n_params && rc == 0; i++) {
         const struct mt_param_spec *s = &wl->params[i];
         const char *v = chosen[i] ? chosen[i] : s->def;
-        if (mt_params_check_value(wl->name, s, v, canon, sizeof canon, err, errlen) != 0)
+        size_t cap = strlen(v) + 64; /* room for any canonical number */
+        char *canon = malloc(cap);
+        if (!canon || mt_params_check_value(wl->name, s, v, canon, cap, err, errlen) != 0) {
+            if (!canon) snprintf(err, errlen, "out of memory");
+            free(canon);
             rc = -1;
-        else if (!(out->value[i] = strdup(canon)))
-            rc = -1, snprintf(err, errlen, "out of memory");
+        } else {
+            out->value[i] = canon;
+        }
     }
     free(chosen);
     if (rc != 0) mt_params_free(out);

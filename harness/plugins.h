@@ -76,15 +76,21 @@ struct mt_params {
     char **value; /* owned, n entries */
 };
 
+/* The longest parameter value, in bytes: each travels to the child as one argument. */
+#define MT_PARAMS_VALUE_MAX 65536
+
 /* Contract: checks `value` against one parameter spec and writes its canonical text
  * (integers in decimal, floats as the shortest exact "%g", booleans "true"/"false") to
- * canon. Returns 0, or -1 with a message naming the parameter and the workload. */
+ * canon. A value over MT_PARAMS_VALUE_MAX bytes, or whose canonical text does not fit
+ * canonlen, is refused, never cut. Returns 0, or -1 with a message naming the parameter
+ * and the workload. */
 int mt_params_check_value(const char *workload, const struct mt_param_spec *spec, const char *value,
                           char *canon, size_t canonlen, char *err, size_t errlen);
 
-/* Contract: resolves `n` key=value settings (later ones override earlier ones) against
- * the plugin's table, filling defaults. Unknown keys are refused with the nearest valid
- * name. On success fills *out (free with mt_params_free) and returns 0; else -1, err. */
+/* Contract: resolves `n` key=value settings against the plugin's table, filling
+ * defaults. Unknown keys are refused with the nearest valid name, a key given twice is
+ * refused with both values. On success fills *out (free with mt_params_free) and returns
+ * 0; else -1, err. */
 int mt_params_resolve(const struct mt_workload *wl, const char *const *keys,
                       const char *const *values, size_t n, struct mt_params *out, char *err,
                       size_t errlen);

@@ -79,13 +79,12 @@ static int start_one(struct sched *s, struct mt_plan *p, struct mt_job *slot, ch
                      size_t errlen)
 {
     const struct mt_workload *wl = &p->plugin->desc;
-    struct mt_store_kv *kv = calloc(wl->n_params + 1, sizeof *kv);
+    struct mt_store_kv *kv = calloc(wl->n_params + MT_PLAN_EXTRA_KV, sizeof *kv);
     if (!kv) {
         snprintf(err, errlen, "out of memory");
         return -2;
     }
-    for (size_t i = 0; i < wl->n_params; i++)
-        kv[i] = (struct mt_store_kv){wl->params[i].name, p->params.value[i]};
+    size_t nkv = mt_plan_kv(p, kv, 0); /* the parameters and the corpus identity */
     char abi[32];
     snprintf(abi, sizeof abi, "%u.%u", (unsigned)wl->abi_major, (unsigned)wl->abi_minor);
     struct mt_store_run_info info = {
@@ -101,7 +100,7 @@ static int start_one(struct sched *s, struct mt_plan *p, struct mt_job *slot, ch
         .abi_version = abi,
         .facts_json = s->o->facts_json,
         .params = kv,
-        .n_params = wl->n_params,
+        .n_params = nkv,
     };
     int64_t run_id;
     int rc = mt_store_run_begin(s->st, &info, &run_id);

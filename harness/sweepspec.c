@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
 #define MAX_RANGE_ITEMS 100000
+#define BOM "\xEF\xBB\xBF" /* UTF-8 byte order mark */
 #define MAX_GRID 1000000
 
 static const char *const harness_keys[] = {"repeats", "timeout", "mem_limit", "threads"};
@@ -53,6 +55,11 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
                         size_t errlen)
 {
     char a_text[128], b_text[128], s_text[128] = "";
+    if (dots[2] == '.' || strstr(dots + 2, "..")) {
+        /* "10...20" would read as 10 .. .20 and "1..5..9" as nonsense: say what is meant. */
+        snprintf(err, errlen, "bad range '%s': a range is a..b with exactly two dots", item);
+        return -1;
+    }
     size_t alen = (size_t)(dots - item);
     const char *colon = strchr(dots + 2, ':');
     size_t blen = colon ? (size_t)(colon - dots - 2) : strlen(dots + 2);
@@ -87,7 +94,7 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
                  item);
         return -1;
     }
-    if (!geometric && (b - a) / s >= MAX_RANGE_ITEMS) {
+    if (!geometric && floor((b - a) / s * (1 + 1e-12)) + 1 > MAX_RANGE_ITEMS) {
         snprintf(err, errlen, "range '%s' has more than %d items", item, MAX_RANGE_ITEMS);
         return -1;
     }
@@ -97,12 +104,12 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
     char buf[64];
     double v = a;
     for (size_t i = 0;; i++) {
-        if (i >= MAX_RANGE_ITEMS) {
+        if (!geometric) v = a + (double)i * s; /* no accumulated rounding */
+        if (v > b + fabs(b) * 1e-12 + 1e-12) break;
+        if (i >= MAX_RANGE_ITEMS) { /* item i + 1 would be one too many */
             snprintf(err, errlen, "range '%s' has more than %d items", item, MAX_RANGE_ITEMS);
             return -1;
         }
-        if (!geometric) v = a + (double)i * s; /* no accumulated rounding */
-        if (v > b + fabs(b) * 1e-12 + 1e-12) break;
         if (integers)
             snprintf(buf, sizeof buf, "%lld", (long long)llround(v));
         else
@@ -132,7 +139,8 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
          * {a, b c, d}. Inside quotes everything is kept verbatim. */
         size_t len = 0, keep = 0; /* keep: length up to the last quoted character */
         int quoted = 0, was_quoted = 0;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         while (*p && (quoted || *p != ',')) {
             if (*p == '"') {
                 quoted = !quoted;
@@ -145,7 +153,8 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
             p++;
         }
         if (was_quoted) {
-            while (len > keep && (item[len - 1] == ' ' || item[len - 1] == '\t')) len--;
+            while (len > keep && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+                len--;
         }
         item[len] = '\0';
         if (quoted) {
@@ -253,6 +262,12 @@ static int parse_line(struct mt_spec *s, char *raw, size_t line, int *in_sweep, 
                       size_t errlen)
 {
     const char *path = s->path;
+    char *bom = strstr(raw, BOM);
+    if (bom)
+        return fail(err, errlen, path, line,
+                    "a UTF-8 byte order mark (U+FEFF, bytes EF BB BF) at column %zu; only the "
+                    "start of the file may have one",
+                    (size_t)(bom - raw) + 1);
     char *t = mt_util_trim(raw);
     if (!*t || *t == '#' || *t == ';') return 0;
     strip_comment(t);
@@ -357,6 +372,9 @@ int mt_spec_parse_text(const char *path, const char *text, struct mt_spec *out, 
                        size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    /* Editors on Windows start UTF-8 files with a byte order mark: skipped there; one
+     * anywhere else is refused by name below, never shown as an invisible character. */
+    if (strncmp(text, BOM, 3) == 0) text += 3;
     out->settings.timeout_s = -1;
     out->path = strdup(path);
     out->text = strdup(text);
@@ -398,6 +416,12 @@ int mt_spec_parse(const char *path, struct mt_spec *out, char *err, size_t errle
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: is a directory, not a sweep file", path);
+        return -1;
+    }
     char *text = NULL;
     size_t len = 0, cap = 0;
     char chunk[8192];
@@ -417,11 +441,11 @@ int mt_spec_parse(const char *path, struct mt_spec *out, char *err, size_t errle
         memcpy(text + len, chunk, got);
         len += got;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), saved = errno;
     fclose(f);
     if (bad) {
         free(text);
-        snprintf(err, errlen, "%s: read error", path);
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(saved));
         return -1;
     }
     if (!text)
@@ -473,7 +497,7 @@ static int check_section(const struct mt_spec *s, const struct mt_spec_section *
                          const struct mt_workload *wl, struct mt_spec_settings *set, char *err,
                          size_t errlen)
 {
-    char canon[4096], why[1024];
+    char why[1024];
     for (size_t k = 0; k < sec->nkeys; k++) {
         const struct mt_spec_key *key = &sec->keys[k];
         if (is_harness_key(wl, key->name)) {
@@ -495,12 +519,73 @@ static int check_section(const struct mt_spec *s, const struct mt_spec_section *
                         "unknown parameter '%s' for workload '%s' (see: memtrade describe %s)",
                         key->name, wl->name, wl->name);
         }
-        for (size_t v = 0; v < key->nvalues; v++)
-            if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], canon,
-                                      sizeof canon, why, sizeof why))
-                return fail(err, errlen, s->path, key->line, "%s", why);
+        /* Canonical texts, so that `20, 20`, `0.1, 1e-1` or `1..3, 2` are caught: each
+         * would run one configuration twice. */
+        char **canon = calloc(key->nvalues, sizeof *canon);
+        int rc = canon ? 0 : fail(err, errlen, s->path, key->line, "out of memory");
+        for (size_t v = 0; rc == 0 && v < key->nvalues; v++) {
+            size_t cap = strlen(key->values[v]) + 64;
+            if (!(canon[v] = malloc(cap))) {
+                rc = fail(err, errlen, s->path, key->line, "out of memory");
+            } else if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], canon[v],
+                                             cap, why, sizeof why)) {
+                rc = fail(err, errlen, s->path, key->line, "%s", why);
+            } else {
+                for (size_t w = 0; w < v; w++)
+                    if (strcmp(canon[w], canon[v]) == 0) {
+                        rc = fail(err, errlen, s->path, key->line,
+                                  "'%s' lists the value %s twice (items %zu and %zu): the "
+                                  "same configuration would run twice",
+                                  key->name, canon[v], w + 1, v + 1);
+                        break;
+                    }
+            }
+        }
+        for (size_t v = 0; canon && v < key->nvalues; v++)
+            free(canon[v]);
+        free(canon);
+        if (rc) return rc;
     }
     return 0;
+}
+
+struct key_ref {
+    const char *key; /* the plan's config key */
+    size_t plan;     /* index of the plan */
+};
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->plan > y->plan) - (x->plan < y->plan);
+}
+
+/* Two sections giving one configuration would run it twice (two 'ok' rows for one
+ * config key and repeat): refused with both sections' lines. Within one section the
+ * per-key check above already makes every configuration distinct. */
+static int refuse_duplicates(const struct mt_spec *s, const struct mt_plan *plans,
+                             const size_t *section_of, size_t n, char *err, size_t errlen)
+{
+    struct key_ref *refs = malloc((n ? n : 1) * sizeof *refs);
+    if (!refs) return fail(err, errlen, s->path, 1, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (plans[i].repeat == 0) refs[m++] = (struct key_ref){plans[i].config_key, i};
+    qsort(refs, m, sizeof *refs, cmp_key_ref);
+    int rc = 0;
+    for (size_t i = 1; i < m && rc == 0; i++) {
+        if (strcmp(refs[i - 1].key, refs[i].key) != 0) continue;
+        const struct mt_spec_section *a = &s->sections[section_of[refs[i - 1].plan]],
+                                     *b = &s->sections[section_of[refs[i].plan]];
+        rc = fail(err, errlen, s->path, b->line,
+                  "[%s%s%s] repeats a configuration of [%s%s%s] (line %zu): %s; remove it from "
+                  "one of them (use repeats = N to run it again)",
+                  b->workload, b->label ? "." : "", b->label ? b->label : "", a->workload,
+                  a->label ? "." : "", a->label ? a->label : "", a->line, refs[i].key);
+    }
+    free(refs);
+    return rc;
 }
 
 static int push_plan(struct mt_plan **plans, size_t *n, size_t *cap, struct mt_plan *p)
@@ -522,7 +607,7 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int t
 {
     *plans = NULL;
     *n = 0;
-    size_t cap = 0;
+    size_t cap = 0, *section_of = NULL, section_cap = 0;
     if (s->nsections == 0)
         return fail(err, errlen, s->path, s->sweep_line ? s->sweep_line : 1,
                     "empty grid: no workload section");
@@ -588,12 +673,26 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int t
                 p.timeout_s = set.timeout_s > 0 ? set.timeout_s : 0;
                 p.mem_limit = set.mem_limit;
                 p.grid_index = *n;
-                if (mt_plan_finish(&p, s->seed, unknown_estimate, err, errlen) ||
-                    push_plan(plans, n, &cap, &p)) {
+                if (mt_plan_finish(&p, s->seed, unknown_estimate, err, errlen)) {
+                    char why[1024];
+                    snprintf(why, sizeof why, "%s", err);
+                    fail(err, errlen, s->path, sec->line, "[%s%s%s]: %s", sec->workload,
+                         sec->label ? "." : "", sec->label ? sec->label : "", why);
                     mt_plan_free(&p);
                     free(keys), free(vals), free(pk);
                     goto fail_all;
                 }
+                if (*n == section_cap) {
+                    size_t ncap = section_cap ? 2 * section_cap : 16;
+                    size_t *grown = realloc(section_of, ncap * sizeof *grown);
+                    if (grown) section_of = grown, section_cap = ncap;
+                }
+                if (*n == section_cap || push_plan(plans, n, &cap, &p)) {
+                    mt_plan_free(&p);
+                    free(keys), free(vals), free(pk);
+                    goto oom;
+                }
+                section_of[*n - 1] = si;
             }
         }
         int ok = keys && vals;
@@ -602,10 +701,13 @@ int mt_spec_expand(const struct mt_spec *s, const struct mt_registry *reg, int t
         free(pk);
         if (!ok) goto oom;
     }
+    if (refuse_duplicates(s, *plans, section_of, *n, err, errlen)) goto fail_all;
+    free(section_of);
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
 fail_all:
+    free(section_of);
     for (size_t i = 0; i < *n; i++)
         mt_plan_free(&(*plans)[i]);
     free(*plans);

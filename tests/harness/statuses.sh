@@ -31,8 +31,8 @@ expect_eq na "$(sql "SELECT coalesce(value, 'NULL') || '|' || unavailable FROM m
 expect_eq samples "$(sql "SELECT group_concat(x || ',' || y, ' ') FROM samples WHERE run_id = 2 AND series = 'train_loss'")" "0.0,10.0 1.0,9.0 2.0,8.0"
 expect_eq regions "$(sql "SELECT group_concat(path || ':' || calls || ':' || depth, ' ') FROM (SELECT * FROM regions WHERE run_id = 2 ORDER BY path)")" "train:1:0 train/step:3:1"
 expect_eq log "$(sql "SELECT count(*) FROM logs WHERE run_id = 2 AND text = 'done with 3 steps' || char(9) || 'tab' || char(10) || 'newline'")" "1"
-expect_eq params "$(sql "SELECT group_concat(key || '=' || value, '&') FROM (SELECT * FROM params WHERE run_id = 1 ORDER BY key)")" "dtype=fp32&flag=false&lr=0.01&note=hello&seed=7&sleep_ms=0&steps=2"
-expect_eq config_key "$(sql "SELECT config_key FROM runs WHERE id = 1")" "t_ok?dtype=fp32&flag=false&lr=0.01&note=hello&seed=7&sleep_ms=0&steps=2"
+expect_eq params "$(sql "SELECT group_concat(key || '=' || value, '&') FROM (SELECT * FROM params WHERE run_id = 1 AND key NOT LIKE 'corpus.%' ORDER BY key)")" "dtype=fp32&flag=false&lr=0.01&note=hello&seed=7&sleep_ms=0&steps=2"
+expect_eq config_key "$(sql "SELECT config_key FROM runs WHERE id = 1")" "t_ok?corpus.bytes=$(sql "SELECT value FROM params WHERE run_id = 1 AND key = 'corpus.bytes'")&corpus.hash=$(sql "SELECT value FROM params WHERE run_id = 1 AND key = 'corpus.hash'")&dtype=fp32&flag=false&lr=0.01&note=hello&seed=7&sleep_ms=0&steps=2"
 expect_eq label "$(sql "SELECT coalesce(label, '-') FROM runs WHERE id IN (1, 8) ORDER BY id" | tr '\n' ' ')" "- after "
 
 # Failure: the plugin's message; what it reported before failing stays.
@@ -62,6 +62,6 @@ sql "SELECT error FROM runs WHERE workload = 't_oom'" | grep -qiE "memory" || fa
 # Kernel-measured peak RSS for every run, in bytes (> 1 MiB: a process at all).
 expect_eq rss "$(sql "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'peak_rss_bytes' AND m.rank = -1 AND m.value > 1048576 AND m.unit = 'bytes'")" "8"
 # Reproduction facts.
-expect_eq facts "$(sql "SELECT count(*) FROM runs WHERE facts_json LIKE '%\"sqlite\"%' AND facts_json LIKE '%\"onednn\"%' AND facts_json LIKE '%\"papi\"%' AND facts_json LIKE '%\"cpu\"%' AND git_rev IS NOT NULL AND abi_version = '1.0'")" "8"
+expect_eq facts "$(sql "SELECT count(*) FROM runs WHERE facts_json LIKE '%\"sqlite\"%' AND facts_json LIKE '%\"onednn\"%' AND facts_json LIKE '%\"papi\"%' AND facts_json LIKE '%\"cpu\"%' AND git_rev IS NOT NULL AND abi_version = '1.1'")" "8"
 expect_eq sweep "$(sql "SELECT name || ':' || (finished_at IS NOT NULL) || ':' || (spec_text LIKE '%[t_hang]%') FROM sweeps")" "statuses:1:1"
 echo "ok"

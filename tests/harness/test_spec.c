@@ -10,6 +10,10 @@
 
 #include "check.h"
 
+#include <unistd.h>
+
+static char corpus_path[64];
+
 static void test_bytes(void)
 {
     uint64_t b;
@@ -94,6 +98,20 @@ static void test_values(void)
     CHECK(items_fail("1,,2", "empty item"));
     CHECK(items_fail("\"open", "unterminated"));
     CHECK(items_fail("1..1000000", "more than"));
+    /* The limit is inclusive: exactly 100000 items pass, one more does not. */
+    {
+        char **v;
+        size_t n = 0;
+        char err[256];
+        CHECK(mt_spec_expand_values("1..100000", &v, &n, err, sizeof err) == 0 && n == 100000);
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+    }
+    CHECK(items_fail("0..100000", "more than 100000 items"));
+    /* Three dots is a typo, not the empty range 10 .. .20. */
+    CHECK(items_fail("10...20", "exactly two dots"));
+    CHECK(items_fail("1..5..9", "exactly two dots"));
 }
 
 static int parse_fails(const char *text, const char *want)
@@ -122,6 +140,18 @@ static void test_parse_errors(void)
     CHECK(parse_fails("[A b]\n", "x.ini:1: bad section name"));
     CHECK(parse_fails("[sweep]\nmem_limit = lots\n", "x.ini:2: mem_limit must be a byte size"));
     CHECK(parse_fails("[a]\nsteps = 5..1\n", "x.ini:2: empty range"));
+    /* A byte order mark: skipped at the start of the file, named anywhere else. */
+    struct mt_spec s;
+    char err[512];
+    CHECK(mt_spec_parse_text("x.ini", "\xEF\xBB\xBF[a]\nsteps = 1\n", &s, err, sizeof err) == 0);
+    if (s.nsections == 1) CHECK(strcmp(s.sections[0].workload, "a") == 0);
+    mt_spec_free(&s);
+    CHECK(parse_fails("[a]\nsteps = \xEF\xBB\xBF"
+                      "1\n",
+                      "x.ini:2: a UTF-8 byte order mark"));
+    /* A folder is not a sweep file ("read error" said nothing). */
+    CHECK(mt_spec_parse("/tmp", &s, err, sizeof err) == -1);
+    CHECK(strstr(err, "/tmp: is a directory") != NULL);
 }
 
 /* A workload table for expansion and resolution. */
@@ -131,10 +161,19 @@ static const struct mt_param_spec params[] = {
     {"lr", MT_PARAM_FLOAT, "0.001", 1e-6, 1, NULL, "learning rate"},
     {"fast", MT_PARAM_BOOL, "off", 0, 0, NULL, "flag"},
     {"seed", MT_PARAM_INT, "3", 0, 1e9, NULL, "seed"},
+    {"note", MT_PARAM_STRING, "", 0, 0, NULL, "free text"},
 };
 static int run(struct mt_ctx *c)
 {
     (void)c;
+    return 0;
+}
+/* The check() hook of ABI 1.1: a constraint between two parameters. */
+static int check(struct mt_ctx *c)
+{
+    if (mt_param_bool(c, "fast") && mt_param_int(c, "steps") > 100)
+        return mt_error(c, "fast runs take at most 100 steps, not %lld",
+                        (long long)mt_param_int(c, "steps"));
     return 0;
 }
 static struct mt_plugin plugin = {.path = "test.so",
@@ -143,8 +182,9 @@ static struct mt_plugin plugin = {.path = "test.so",
                                            .name = "baseline",
                                            .summary = "s",
                                            .params = params,
-                                           .n_params = 5,
-                                           .run = run}};
+                                           .n_params = 6,
+                                           .run = run,
+                                           .check = check}};
 
 static void test_resolve(void)
 {
@@ -171,6 +211,25 @@ static void test_resolve(void)
     CHECK(strcmp(p.value[2], "0.01") == 0);
     CHECK(strcmp(p.value[3], "true") == 0);
     mt_params_free(&p);
+    /* `-p steps=1 -p steps=2`: refused, not the last one silently. */
+    const char *k6[] = {"steps", "steps"}, *v6[] = {"1", "2"};
+    CHECK(mt_params_resolve(&plugin.desc, k6, v6, 2, &p, err, sizeof err) == -1);
+    CHECK(strstr(err, "parameter 'steps' of workload 'baseline' given twice ('1', then '2')") !=
+          NULL);
+    /* Long strings are kept whole (they were cut at 4095 bytes), too long ones refused. */
+    size_t big = 10000;
+    char *longv = malloc(MT_PARAMS_VALUE_MAX + 2);
+    memset(longv, 'x', big);
+    longv[big] = '\0';
+    const char *k7[] = {"note"}, *v7[] = {longv};
+    CHECK(mt_params_resolve(&plugin.desc, k7, v7, 1, &p, err, sizeof err) == 0);
+    if (p.value) CHECK(strlen(p.value[5]) == big);
+    mt_params_free(&p);
+    memset(longv, 'x', MT_PARAMS_VALUE_MAX + 1);
+    longv[MT_PARAMS_VALUE_MAX + 1] = '\0';
+    CHECK(mt_params_resolve(&plugin.desc, k7, v7, 1, &p, err, sizeof err) == -1);
+    CHECK(strstr(err, "longer than the limit") != NULL);
+    free(longv);
 }
 
 static void test_expand(void)
@@ -188,8 +247,12 @@ static void test_expand(void)
     CHECK(n == 2 * 3 * 2 + 2);
     if (n == 14) {
         /* first key slowest, repeats adjacent */
+        /* The corpus ($MEMTRADE_CORPUS, set in main) is part of the key: FNV-1a 64 of
+         * its bytes and its size. */
         CHECK(strcmp(plans[0].config_key,
-                     "baseline?fast=false&lr=0.001&model=tiny&seed=11&steps=1") == 0);
+                     "baseline?corpus.bytes=24&corpus.hash=d8c268d68ce70af3&fast=false&lr=0.001&"
+                     "model=tiny&note=&seed=11&steps=1") == 0);
+        CHECK(strcmp(plans[0].corpus_name, corpus_path) == 0);
         CHECK(plans[0].repeat == 0 && plans[1].repeat == 1);
         CHECK(strcmp(plans[0].config_key, plans[1].config_key) == 0);
         CHECK(strstr(plans[2].config_key, "model=tiny") && strstr(plans[2].config_key, "steps=2"));
@@ -217,6 +280,17 @@ static void test_expand(void)
         {"[baseline]\nmodel = tiny\nlr = fast\n",
          "e.ini:3: parameter 'lr' of workload 'baseline': 'fast' is not a number"},
         {"[baseline]\ntimeout = 1, 2\n", "e.ini:2: 'timeout' takes one value"},
+        /* One configuration twice: in one list, spelled two ways, or in two sections. */
+        {"[baseline]\nsteps = 20, 20\n", "e.ini:2: 'steps' lists the value 20 twice"},
+        {"[baseline]\nsteps = 1..3, 2\n", "e.ini:2: 'steps' lists the value 2 twice"},
+        {"[baseline]\nlr = 0.1, 1e-1\n", "e.ini:2: 'lr' lists the value 0.1 twice"},
+        {"[baseline]\nsteps = 20\n[baseline.b]\nsteps = 20\n",
+         "e.ini:3: [baseline.b] repeats a configuration of [baseline] (line 1)"},
+        {"[baseline]\nsteps = 20, 30\n\n[baseline.b]\nmodel = tiny\nsteps = 30\n",
+         "e.ini:4: [baseline.b] repeats a configuration of [baseline] (line 1)"},
+        /* The plugin's check() refuses before anything runs, with the section's line. */
+        {"[sweep]\n[baseline]\nfast = on\nsteps = 50, 200\n",
+         "e.ini:2: [baseline]: workload 'baseline': fast runs take at most 100 steps, not 200"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(mt_spec_parse_text("e.ini", bad[i].text, &s, err, sizeof err) == 0);
@@ -239,8 +313,50 @@ static void test_shard(void)
     CHECK(mt_spec_parse_shard("1", &i, &n) == -1);
 }
 
+/* The corpus is part of a run's identity: another text, another config key; a missing
+ * one named by the user is refused before anything runs. */
+static void test_corpus(void)
+{
+    struct mt_registry reg = {&plugin, 1};
+    struct mt_spec s;
+    struct mt_plan *plans;
+    size_t n;
+    char err[512], other[128], key1[512] = "";
+    snprintf(other, sizeof other, "%s.other", corpus_path);
+    FILE *f = fopen(other, "w");
+    CHECK(f != NULL);
+    if (f) fputs("another corpus of the same length!\n", f), fclose(f);
+    const char *text = "[baseline]\nsteps = 1\n";
+    CHECK(mt_spec_parse_text("c.ini", text, &s, err, sizeof err) == 0);
+    CHECK(mt_spec_expand(&s, &reg, 1, 1, &plans, &n, err, sizeof err) == 0 && n == 1);
+    if (n == 1) snprintf(key1, sizeof key1, "%s", plans[0].config_key), mt_plan_free(&plans[0]);
+    free(plans);
+    setenv("MEMTRADE_CORPUS", other, 1);
+    CHECK(mt_spec_expand(&s, &reg, 1, 1, &plans, &n, err, sizeof err) == 0 && n == 1);
+    if (n == 1) {
+        CHECK(strcmp(plans[0].config_key, key1) != 0);
+        CHECK(strstr(plans[0].config_key, "corpus.bytes=35&") != NULL);
+        mt_plan_free(&plans[0]);
+    }
+    free(plans);
+    setenv("MEMTRADE_CORPUS", "/nonexistent/corpus.txt", 1);
+    CHECK(mt_spec_expand(&s, &reg, 1, 1, &plans, &n, err, sizeof err) == -1);
+    CHECK(strstr(err, "MEMTRADE_CORPUS: corpus /nonexistent/corpus.txt: No such file") != NULL);
+    setenv("MEMTRADE_CORPUS", corpus_path, 1);
+    mt_spec_free(&s);
+    remove(other);
+}
+
 int main(void)
 {
+    /* A corpus of known bytes, so the config key is exact. */
+    snprintf(corpus_path, sizeof corpus_path, "/tmp/mt_test_spec_corpus.%ld", (long)getpid());
+    FILE *f = fopen(corpus_path, "w");
+    if (!f) return 1;
+    fputs("the corpus of test_spec\n", f);
+    fclose(f);
+    setenv("MEMTRADE_CORPUS", corpus_path, 1);
+    test_corpus();
     test_bytes();
     test_distance();
     test_values();
@@ -248,5 +364,6 @@ int main(void)
     test_resolve();
     test_expand();
     test_shard();
+    remove(corpus_path);
     return mt_check_status(failures);
 }

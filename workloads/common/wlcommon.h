@@ -87,6 +87,10 @@ extern "C" {
  * RANKS_PARAM (NULL for single-process plugins) and the two hooks (ESTIMATE may be NULL).
  * Use it once, at the end of the plugin's file. */
 #define MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                        \
+    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, NULL)
+
+/* The same with a check() hook (ABI 1.1): constraints refused before any child starts. */
+#define MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK)           \
     MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
         .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
         .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
@@ -97,7 +101,8 @@ extern "C" {
         .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                                          \
         .ranks_param = RANKS_PARAM,                                                                \
         .mem_estimate = ESTIMATE,                                                                  \
-        .run = RUN}
+        .run = RUN,                                                                                \
+        .check = CHECK}
 
 /* Seed xored into the run's seed for the training batch stream (a stream apart from the
  * init's): every loop that must see the baseline's batches, in its order, seeds its

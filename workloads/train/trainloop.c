@@ -94,6 +94,16 @@ int mt_train_opts(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     return 0;
 }
 
+int mt_train_check(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_train_opts o;
+    uint64_t seed;
+    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed)) return -1;
+    return mt_train_opts(ctx, &cfg, &r, &o);
+}
+
 size_t mt_train_mem_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;

@@ -95,7 +95,8 @@ extern "C" {
 #define MT_TRAIN_WORKLOAD(NAME, SUMMARY, MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                 \
     static const struct mt_param_spec params[] = {                                                 \
         MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)};                                \
-    MT_WL_DESCRIPTOR(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run)
+    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run,       \
+                           mt_train_check)
 
 enum mt_loss_scale { MT_LS_NONE, MT_LS_DYNAMIC, MT_LS_FIXED };
 
@@ -119,6 +120,11 @@ int mt_train_run(struct mt_ctx *ctx);
 
 /* mem_estimate hook: the engine's plan, the evaluation model and a fixed allowance. */
 size_t mt_train_mem_estimate(struct mt_ctx *ctx);
+
+/* The descriptor's check() hook: the model, the recipe and the knobs (every, loss_scale,
+ * micro_batch x accum_steps = batch) resolve as run() would resolve them; the harness
+ * calls it before any child starts. Returns 0 or mt_error's -1. */
+int mt_train_check(struct mt_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -38,14 +38,6 @@ static int append_file(struct mt_corpus *c, const char *path, size_t size, char 
     return 0;
 }
 
-static void hash_file(struct mt_corpus *c, const char *path, const struct stat *st)
-{
-    int64_t facts[3] = {(int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec,
-                        (int64_t)st->st_mtim.tv_nsec};
-    c->identity = mt_fnv64(c->identity, path, strlen(path) + 1);
-    c->identity = mt_fnv64(c->identity, facts, sizeof facts);
-}
-
 /* Lists the plain files of a folder, sorted; *names is malloc'ed (free each + array). */
 static int list_dir(const char *dir, char ***names, size_t *count, char *err, size_t errlen)
 {
@@ -92,6 +84,67 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
+/* The files of the corpus at `path` (a file, or a folder's plain files sorted by name),
+ * the one definition both the loader and the fingerprint read. */
+static int corpus_files(const char *path, char ***names, size_t *nfiles, char *err, size_t errlen)
+{
+    struct stat st;
+    *names = NULL;
+    *nfiles = 0;
+    if (stat(path, &st)) return mt_tf_fail(err, errlen, "corpus %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        if (list_dir(path, names, nfiles, err, errlen)) {
+            free_names(*names, *nfiles);
+            *names = NULL;
+            *nfiles = 0;
+            return -1;
+        }
+        return 0;
+    }
+    if (!(*names = malloc(sizeof **names)) || !((*names)[0] = strdup(path))) {
+        free(*names);
+        *names = NULL;
+        return mt_tf_fail(err, errlen, "out of memory");
+    }
+    *nfiles = 1;
+    return 0;
+}
+
+int mt_corpus_fingerprint(const char *path, uint64_t *hash, size_t *bytes, size_t *files, char *err,
+                          size_t errlen)
+{
+    if (!path || !path[0]) path = MT_CORPUS_DEFAULT_DIR;
+    char **names;
+    size_t nfiles;
+    if (corpus_files(path, &names, &nfiles, err, errlen)) return -1;
+    uint64_t h = MT_FNV64_INIT;
+    size_t total = 0;
+    int rc = 0;
+    unsigned char buf[1 << 16];
+    for (size_t i = 0; !rc && i < nfiles; i++) {
+        FILE *f = fopen(names[i], "rb");
+        if (!f) {
+            rc = mt_tf_fail(err, errlen, "corpus file %s: %s", names[i], strerror(errno));
+            break;
+        }
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+            h = mt_fnv64(h, buf, got);
+            total += got;
+        }
+        if (ferror(f))
+            rc = mt_tf_fail(err, errlen, "corpus file %s: read error: %s", names[i],
+                            strerror(errno));
+        fclose(f);
+    }
+    free_names(names, nfiles);
+    if (rc) return -1;
+    *hash = h;
+    *bytes = total;
+    *files = nfiles;
+    return 0;
+}
+
 int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, char *err,
                    size_t errlen)
 {
@@ -99,22 +152,9 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
     if (!path || !path[0]) path = MT_CORPUS_DEFAULT_DIR;
     snprintf(c->source, sizeof c->source, "%s", path);
     c->identity = MT_FNV64_INIT;
-    struct stat st;
-    if (stat(path, &st)) return mt_tf_fail(err, errlen, "corpus %s: %s", path, strerror(errno));
     char **names = NULL;
     size_t nfiles = 0;
-    if (S_ISDIR(st.st_mode)) {
-        if (list_dir(path, &names, &nfiles, err, errlen)) {
-            free_names(names, nfiles);
-            return -1;
-        }
-    } else {
-        if (!(names = malloc(sizeof *names)) || !(names[0] = strdup(path))) {
-            free(names);
-            return mt_tf_fail(err, errlen, "out of memory");
-        }
-        nfiles = 1;
-    }
+    if (corpus_files(path, &names, &nfiles, err, errlen)) return -1;
     size_t total = 0;
     struct stat *sts = calloc(nfiles ? nfiles : 1, sizeof *sts);
     int rc = sts ? 0 : mt_tf_fail(err, errlen, "out of memory");
@@ -132,8 +172,8 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
     }
     for (size_t i = 0; !rc && i < nfiles; i++) {
         rc = append_file(c, names[i], (size_t)sts[i].st_size, err, errlen);
-        hash_file(c, names[i], &sts[i]);
     }
+    if (!rc) c->identity = mt_fnv64(c->identity, c->bytes, c->n); /* = mt_corpus_fingerprint */
     free(sts);
     free_names(names, nfiles);
     c->n_files = nfiles;

@@ -26,7 +26,7 @@ struct mt_corpus {
     const uint8_t *train, *val; /* views into bytes: first 90 %, last 10 % */
     size_t n_train, n_val;
     size_t n_files;    /* files concatenated (1 for a plain file) */
-    uint64_t identity; /* FNV-1a over each file's path, size and mtime: a cache key */
+    uint64_t identity; /* FNV-1a 64 of the bytes (mt_corpus_fingerprint): a cache key */
     char source[512];  /* the path it came from */
 };
 
@@ -38,6 +38,14 @@ struct mt_corpus {
 int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, char *err,
                    size_t errlen);
 void mt_corpus_free(struct mt_corpus *c);
+
+/* Contract: the identity of the corpus at `path` as mt_corpus_load reads it (same files,
+ * same order; NULL or "" = the default folder) without holding it in memory: FNV-1a 64 of
+ * the concatenated bytes (equal to the loaded corpus's `identity`), its size and file
+ * count. Used by the harness to make the corpus part of a run's configuration. Returns 0,
+ * or -1 with a message naming the path (missing, unreadable). Thread-safe. */
+int mt_corpus_fingerprint(const char *path, uint64_t *hash, size_t *bytes, size_t *files, char *err,
+                          size_t errlen);
 
 /* Fills inputs/targets (B x T each) with B windows at uniform random offsets of
  * data[0, n) (n >= T + 1): inputs = data[s, s+T), targets = data[s+1, s+T+1). */

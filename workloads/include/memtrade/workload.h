@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define MEMTRADE_WORKLOAD_ABI_MAJOR 1
-#define MEMTRADE_WORKLOAD_ABI_MINOR 0
+#define MEMTRADE_WORKLOAD_ABI_MINOR 1 /* 1.1: check() */
 #define MEMTRADE_WORKLOAD_SYMBOL "memtrade_workload"
 
 /* ---------------------------------------------------------------- parameters */
@@ -109,7 +109,10 @@ struct mt_ctx_ops {
     int (*rank)(struct mt_ctx *ctx);             /* 0 .. nranks-1 */
     int (*nranks)(struct mt_ctx *ctx);           /* 1 unless started through the launcher */
     const char *(*cache_dir)(struct mt_ctx *ctx);  /* model cache, created, writable */
-    const char *(*corpus)(struct mt_ctx *ctx);     /* text file to train/evaluate on */
+    /* Text file or folder to train/evaluate on ($MEMTRADE_CORPUS; "" = the model's
+     * default). A STRING parameter named `corpus` overrides it by convention: the harness
+     * hashes whichever one a run reads into its configuration and refuses a missing one. */
+    const char *(*corpus)(struct mt_ctx *ctx);
     const char *(*scratch_dir)(struct mt_ctx *ctx); /* per-run temporary folder */
 };
 
@@ -141,6 +144,14 @@ struct mt_workload {
     /* Required: the work. Returns 0 on success; non-zero is a failure recorded with the
      * message given to mt_error(). Runs in a child process. */
     int (*run)(struct mt_ctx *ctx);
+    /* --- ABI 1.1 --- */
+    /* Optional: constraints the parameter table cannot say (one parameter's syntax beyond
+     * its type, one that must divide another). Called in the parent for every planned
+     * run, before the database is touched or any child starts, with a context whose only
+     * working hooks are the param_* getters and mt_error(). Returns 0, or non-zero with
+     * the reason given to mt_error(): the harness refuses the run as a usage error
+     * (exit 2). NULL (or a 1.0 plugin) = the table's checks only. */
+    int (*check)(struct mt_ctx *ctx);
 };
 
 /* ---------------------------------------------------------------- conveniences */
