@@ -70,6 +70,18 @@ int main(void)
         mt_k_matmul_fwd(o1, inp, w, bias, 1, C, OC); /* one row: the GEMV path */
         mt_k_matmul_fwd_ref(o2, inp, w, bias, 1, C, OC);
         expect_close("matmul_fwd one row", o1, o2, OC, 1e-4);
+        /* counted: two primitives above, the GEMV neither; a refused primitive (forced)
+         * runs dnnl_sgemm, gives the same product and is counted as a fallback */
+        struct mt_k_matmul_counts k0, k1;
+        mt_k_matmul_counts(&k0);
+        CHECK(k0.prims == 2 && k0.fallbacks == 0);
+        setenv("MT_TEST_MATMUL_FALLBACK", "1", 1);
+        mt_k_matmul_fwd(o1, inp, w, bias, N, C, OC);
+        unsetenv("MT_TEST_MATMUL_FALLBACK");
+        mt_k_matmul_fwd_ref(o2, inp, w, bias, N, C, OC);
+        expect_close("matmul_fwd fallback", o1, o2, N * OC, 1e-4);
+        mt_k_matmul_counts(&k1);
+        CHECK(k1.prims == 2 && k1.fallbacks == 1);
         float *dout = randv(N * OC, 1), *di1 = randv(N * C, 1), *di2 = copyv(di1, N * C);
         float *dw1 = randv(OC * C, 1), *dw2 = copyv(dw1, OC * C);
         float *db1 = randv(OC, 1), *db2 = copyv(db1, OC);

@@ -2,6 +2,7 @@
 #include "wlcommon.h"
 
 #include "hash.h"
+#include "kernels.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -377,4 +378,16 @@ void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_C
         mt_metric(ctx, name, (double)bytes[cat], "bytes");
     }
     mt_metric(ctx, "infer_peak_bytes", (double)total, "bytes");
+}
+
+void mt_wl_report_kernels(struct mt_ctx *ctx)
+{
+    struct mt_k_matmul_counts k;
+    mt_k_matmul_counts(&k);
+    mt_metric(ctx, "matmul_prims", (double)k.prims, "count");
+    mt_metric(ctx, "matmul_fallbacks", (double)k.fallbacks, "count");
+    if (k.fallbacks)
+        mt_log(ctx, MT_LOG_WARN,
+               "oneDNN refused %zu of %zu matmul primitives: dnnl_sgemm ran those instead",
+               k.fallbacks, k.prims + k.fallbacks);
 }

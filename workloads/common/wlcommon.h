@@ -219,6 +219,12 @@ void mt_wl_add_slabs(size_t bytes[MT_MEM_CAT_COUNT], const struct mt_gpt *m);
  * set against the heap profiler's measured one category by category (plot memory_check). */
 void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_COUNT]);
 
+/* Reports which implementation ran the model's forward matmuls in this process so far
+ * (kernels.h, mt_k_matmul_counts): matmul_prims (count, oneDNN primitives) and
+ * matmul_fallbacks (count, refused primitives that dnnl_sgemm ran instead), and logs a
+ * warning when any fell back. Call at the end of run(). */
+void mt_wl_report_kernels(struct mt_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,9 +28,15 @@ static int qhook(void *user, size_t layer, enum mt_linear which, const float *in
         return mt_gpt_linear_default(qm->m, layer, which, in, out, rows);
     struct mt_qlayer *ql =
         &qm->layers[which == MT_LIN_LMHEAD ? qm->n_layers - 1 : 4 * layer + (size_t)which];
-    if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, MT_QIMPL_AUTO, qm->hook_err,
+    enum mt_qimpl impl = qm->opts.impl;
+    if (impl == MT_QIMPL_AUTO) {
+        impl = mt_qgemm_pick(ql->q, rows, qm->opts.act);
+        qm->scalar_fallbacks += impl == MT_QIMPL_SCALAR;
+    }
+    if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, impl, qm->hook_err,
                  sizeof qm->hook_err))
         return -1;
+    qm->impl_calls[impl]++;
     if (ql->bias) {
         const float *b = ql->bias;
         size_t od = ql->out_dim;
@@ -115,6 +121,13 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         float *w, *b;
         mt_gpt_linear_weights(m, ql->layer, ql->which, &w, &b, &ql->in_dim, &ql->out_dim);
         if (pack_layer(qm, ql, w, err, errlen)) goto fail;
+        char why[160]; /* a forced kernel that cannot run a layer fails here, not mid-serving */
+        if (o->impl != MT_QIMPL_AUTO &&
+            !mt_qimpl_available(o->impl, ql->q, o->act, why, sizeof why)) {
+            snprintf(err, errlen, "kernel %s cannot serve %s: %s", mt_qimpl_name(o->impl), ql->name,
+                     why);
+            goto fail;
+        }
     }
     unsigned char drop[MT_P_COUNT] = {0};
     drop[MT_P_QKVW] = drop[MT_P_ATTPROJW] = drop[MT_P_FCW] = drop[MT_P_FCPROJW] = 1;

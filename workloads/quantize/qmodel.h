@@ -34,6 +34,7 @@ struct mt_qmodel_opts {
     struct mt_qformat fmt; /* fp16/bf16 with bits 16, or a low-bit scheme */
     enum mt_qact act;      /* int8 activations need a linear scheme */
     int embedding;         /* also pack the tied embedding / LM head */
+    enum mt_qimpl impl;    /* kernel for every packed GEMM; MT_QIMPL_AUTO (0) = per shape */
 };
 
 struct mt_qlayer {
@@ -57,6 +58,12 @@ struct mt_qmodel {
     size_t fp32_bytes;    /* the fp32 tensors the model still stores (exact, no padding) */
     double pack_seconds;  /* wall time of fitting + packing */
     char hook_err[256];   /* message of the last failed hook call */
+    /* Packed GEMMs served so far, by the implementation that ran (enum mt_qimpl index;
+     * AUTO resolved), and those of them where AUTO ran the scalar reference because this
+     * CPU lacks the AVX-512 (VNNI for int8 activations) kernel: counted, as a silent
+     * fallback would misstate every speed this model reports. */
+    size_t impl_calls[4];
+    size_t scalar_fallbacks;
 };
 
 /* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is

@@ -39,6 +39,9 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
     o->fmt.group_size = (size_t)strtoul(mt_param_str(ctx, "group_size"), NULL, 10);
     o->embedding = mt_param_bool(ctx, "embedding");
     o->act = strcmp(act, "int8-dynamic") == 0 ? MT_QACT_INT8 : MT_QACT_F32;
+    const char *kernel = mt_param_str(ctx, "kernel");
+    for (int i = MT_QIMPL_AUTO; i <= MT_QIMPL_DNNL; i++)
+        if (!strcmp(kernel, mt_qimpl_name((enum mt_qimpl)i))) o->impl = (enum mt_qimpl)i;
     if (bits == 16) {
         o->fmt.scheme = strcmp(dtype, "fp16") == 0 ? MT_QS_FP16 : MT_QS_BF16;
         if (o->act == MT_QACT_INT8)
@@ -52,6 +55,26 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
         return mt_error(ctx, "unknown granularity '%s'", gran);
     if (mt_qformat_check(&o->fmt, err, sizeof err)) return mt_error(ctx, "%s", err);
     return 0;
+}
+
+/* Which kernels served: qgemm_calls_<impl> per implementation that ran, and
+ * qgemm_scalar_fallbacks, the calls `kernel=auto` had to give to the scalar reference
+ * because this CPU lacks the AVX-512 kernel (also logged as a warning); then the model's
+ * own fp32 matmuls (mt_wl_report_kernels). */
+static void report_kernels(struct mt_ctx *ctx, const struct mt_qmodel *qm)
+{
+    char name[64];
+    for (int i = MT_QIMPL_SCALAR; i <= MT_QIMPL_DNNL; i++) {
+        snprintf(name, sizeof name, "qgemm_calls_%s", mt_qimpl_name((enum mt_qimpl)i));
+        mt_metric(ctx, name, (double)qm->impl_calls[i], "count");
+    }
+    mt_metric(ctx, "qgemm_scalar_fallbacks", (double)qm->scalar_fallbacks, "count");
+    if (qm->scalar_fallbacks)
+        mt_log(ctx, MT_LOG_WARN,
+               "this CPU lacks the AVX-512%s kernel: the scalar reference served %zu packed "
+               "GEMMs, and the speeds reported are its speeds",
+               qm->opts.act == MT_QACT_INT8 ? " VNNI" : "", qm->scalar_fallbacks);
+    mt_wl_report_kernels(ctx);
 }
 
 static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
@@ -152,6 +175,7 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
     rc = 0;
 out:
+    if (rc == 0) report_kernels(ctx, qm);
     mt_qmodel_free(qm);
     mt_gpt_free(m);
     mt_corpus_free(&corpus);
@@ -178,6 +202,9 @@ static const struct mt_param_spec params[] = {
      "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
     {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "also quantize the tied token embedding / LM head"},
+    {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar|avx512|onednn",
+     "packed GEMM kernel: the fastest this CPU has per shape, or one forced (a forced kernel "
+     "that cannot run a layer fails the run)"},
 };
 
 MT_WL_DESCRIPTOR("quantize", "post-training weight quantization served by packed low-bit kernels",

@@ -15,6 +15,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,14 @@ out:
     return rc;
 }
 
+static _Atomic size_t matmul_prims, matmul_fallbacks;
+
+void mt_k_matmul_counts(struct mt_k_matmul_counts *out)
+{
+    out->prims = atomic_load_explicit(&matmul_prims, memory_order_relaxed);
+    out->fallbacks = atomic_load_explicit(&matmul_fallbacks, memory_order_relaxed);
+}
+
 void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, size_t N,
                      size_t C, size_t OC)
 {
@@ -179,7 +188,12 @@ void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *
         gemv(out, inp, w, bias, C, OC);
         return;
     }
-    if (matmul_prim(out, inp, w, bias, N, C, OC) == 0) return;
+    const char *force = getenv("MT_TEST_MATMUL_FALLBACK"); /* tests only; see kernels.h */
+    if (!(force && force[0] == '1') && matmul_prim(out, inp, w, bias, N, C, OC) == 0) {
+        atomic_fetch_add_explicit(&matmul_prims, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&matmul_fallbacks, 1, memory_order_relaxed);
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * OC > PAR_MIN)
         for (size_t i = 0; i < N; i++)

@@ -33,6 +33,17 @@ void mt_k_matmul_fwd(float *out, const float *inp, const float *w, const float *
 void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
                          size_t C, size_t OC);
 
+/* Which implementation mt_k_matmul_fwd ran, counted over the process (every thread, relaxed
+ * atomics; one plugin run is one process): matmuls of N > 1 rows run as a oneDNN primitive
+ * (`prims`), and those where oneDNN refused the primitive and dnnl_sgemm ran instead
+ * (`fallbacks`); one-row GEMVs are neither. For the matmul_prims / matmul_fallbacks
+ * metrics. The environment variable MT_TEST_MATMUL_FALLBACK=1 refuses every primitive, so
+ * tests can force the fallback. */
+struct mt_k_matmul_counts {
+    size_t prims, fallbacks;
+};
+void mt_k_matmul_counts(struct mt_k_matmul_counts *out);
+
 /* Backward of mt_k_matmul_fwd: dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten), dw[OC,C]
  * += dout^T @ inp, dbias[OC] += column sums of dout; each output may be NULL to skip it
  * (then its other operand, w or inp, may be NULL too). */
