@@ -1,10 +1,16 @@
 /* harness/cmd_profile.c — `memtrade profile -- CMD ARGS...`: any program as a run of
  * workload `external`, under the heap profiler, with the statuses of any run.
  * Not for: plugins (run, sweep). */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,17 +33,114 @@ static const char profile_help[] =
     "  --timeout S        kill the program after S seconds -> timeout\n"
     "  --mem-limit BYTES  memory limit -> oom\n"
     "  --keep-scratch     keep the scratch folder (heap report, output)\n"
+    "  --follow-exec      also profile the programs it runs (default): each process writes\n"
+    "                     its own report; their sites and totals join the run's\n"
+    "  --no-follow-exec   profile COMMAND's own process only (what it execs runs bare)\n"
+    "\n"
+    "A statically linked COMMAND cannot be profiled (LD_PRELOAD): its heap metrics are\n"
+    "stored unavailable with that reason. A missing or non-executable COMMAND is an\n"
+    "error (exit 2), not a run.\n"
     "\n"
     "Then: memtrade query sites RUN, or memtrade query sites RUN --format folded.\n";
 
+/* The file execvp would run for `name`: a path as given, or the first PATH entry that
+ * holds it. Returns 0, or -1 with why in err (missing, not executable, a folder). */
+static int resolve_program(const char *name, char *out, size_t cap, char *err, size_t errlen)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    int saw_noexec = 0;
+    for (const char *dir = path;;) {
+        size_t len = strcspn(dir, ":");
+        if (strchr(name, '/'))
+            snprintf(out, cap, "%s", name);
+        else
+            snprintf(out, cap, "%.*s/%s", (int)len, len ? dir : ".", name);
+        struct stat sb;
+        if (stat(out, &sb) == 0) {
+            if (S_ISREG(sb.st_mode) && access(out, X_OK) == 0) return 0;
+            saw_noexec = 1;
+            if (strchr(name, '/')) {
+                snprintf(err, errlen, "cannot execute %s: %s", name,
+                         S_ISDIR(sb.st_mode) ? "it is a directory" : "permission denied");
+                return -1;
+            }
+        } else if (strchr(name, '/')) {
+            snprintf(err, errlen, "cannot execute %s: %s", name, strerror(errno));
+            return -1;
+        }
+        if (!dir[len]) break;
+        dir += len + 1;
+    }
+    snprintf(err, errlen, "cannot execute %s: %s", name,
+             saw_noexec ? "found in PATH but not an executable file" : "not found in PATH");
+    return -1;
+}
+
+/* Is `file` an ELF executable without a program interpreter (statically linked)? The
+ * preloaded heap profiler cannot enter such a process. */
+static int is_static_elf(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    Elf64_Ehdr eh;
+    int is_static = 0;
+    if (read(fd, &eh, sizeof eh) == (ssize_t)sizeof eh && !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+        eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr)) {
+        is_static = 1;
+        for (int i = 0; i < eh.e_phnum && is_static; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (size_t)i * sizeof ph)) !=
+                (ssize_t)sizeof ph) {
+                is_static = 0; /* unreadable: let the run say what happens */
+                break;
+            }
+            if (ph.p_type == PT_INTERP) is_static = 0;
+        }
+    }
+    close(fd);
+    return is_static;
+}
+
+/* The run's error text (malloc'd), or NULL when it has none. */
+static char *run_error(struct mt_store *st, int64_t run_id)
+{
+    sqlite3_stmt *q = NULL;
+    char *text = NULL;
+    if (sqlite3_prepare_v2(mt_store_db(st), "SELECT error FROM runs WHERE id = ?1", -1, &q, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int64(q, 1, run_id);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        text = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return text;
+}
+
 int mt_cmd_profile(int argc, char **argv)
 {
-    enum { O_DB = 1000, O_OUT, O_MODE, O_TIMEOUT, O_MEM, O_KEEP, O_HELP };
-    static const struct option opts[] = {
-        {"db", required_argument, 0, O_DB},         {"out", required_argument, 0, O_OUT},
-        {"mode", required_argument, 0, O_MODE},     {"timeout", required_argument, 0, O_TIMEOUT},
-        {"mem-limit", required_argument, 0, O_MEM}, {"keep-scratch", no_argument, 0, O_KEEP},
-        {"help", no_argument, 0, O_HELP},           {0, 0, 0, 0}};
+    enum {
+        O_DB = 1000,
+        O_OUT,
+        O_MODE,
+        O_TIMEOUT,
+        O_MEM,
+        O_KEEP,
+        O_FOLLOW_EXEC,
+        O_NO_FOLLOW_EXEC,
+        O_HELP
+    };
+    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
+                                         {"out", required_argument, 0, O_OUT},
+                                         {"mode", required_argument, 0, O_MODE},
+                                         {"timeout", required_argument, 0, O_TIMEOUT},
+                                         {"mem-limit", required_argument, 0, O_MEM},
+                                         {"keep-scratch", no_argument, 0, O_KEEP},
+                                         {"follow-exec", no_argument, 0, O_FOLLOW_EXEC},
+                                         {"no-follow-exec", no_argument, 0, O_NO_FOLLOW_EXEC},
+                                         {"help", no_argument, 0, O_HELP},
+                                         {0, 0, 0, 0}};
+    int follow_exec = 1;
     struct mt_cli_common co = {.heap = "full"};
     double timeout = 0;
     uint64_t mem_limit = 0;
@@ -53,6 +156,10 @@ int mt_cmd_profile(int argc, char **argv)
             break;
         case O_KEEP:
             co.keep_scratch = 1;
+            break;
+        case O_FOLLOW_EXEC:
+        case O_NO_FOLLOW_EXEC:
+            follow_exec = c == O_FOLLOW_EXEC;
             break;
         case O_MODE:
             if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
@@ -85,15 +192,32 @@ int mt_cmd_profile(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     char **command = argv + optind;
-    char err[2048] = "";
+    char err[2048] = "", exe[PATH_MAX + 256];
+    if (resolve_program(command[0], exe, sizeof exe, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade profile: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
     if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_SYSTEM;
     }
     char heapbuf[4096];
-    if (!mt_child_heap_lib(heapbuf, sizeof heapbuf))
+    const char *heap_absent = NULL;
+    if (!mt_child_heap_lib(heapbuf, sizeof heapbuf)) {
+        heap_absent = "heap profiler library not available in this build";
         fprintf(stderr, "memtrade: warning: the heap profiler library is not available in "
                         "this build; recording the run without allocation sites\n");
+    } else if (is_static_elf(exe)) {
+        heap_absent = "statically linked program: the heap profiler (LD_PRELOAD) cannot see "
+                      "its allocations";
+        fprintf(stderr,
+                "memtrade: warning: %s is statically linked: the heap profiler "
+                "(LD_PRELOAD) cannot see its allocations; its heap metrics will be "
+                "stored unavailable\n",
+                exe);
+    }
+    /* Read by the profiler in the program (MEMTRADE_HEAP_FOLLOW_EXEC, profilers/heap). */
+    setenv("MEMTRADE_HEAP_FOLLOW_EXEC", follow_exec ? "1" : "0", 1);
     /* The parameter: the command line, words joined by spaces. */
     size_t len = 1;
     for (char **a = command; *a; a++)
@@ -131,7 +255,8 @@ int mt_cmd_profile(int argc, char **argv)
                          .run_id = run_id,
                          .ranks = 1,
                          .mem_limit = mem_limit,
-                         .timeout_s = timeout};
+                         .timeout_s = timeout,
+                         .heap_absent = heap_absent};
     mt_cli_catch_stop();
     if (mt_runner_start(&ro, &job, err, sizeof err) != 0) {
         struct mt_store_run_end end = {
@@ -157,6 +282,10 @@ int mt_cmd_profile(int argc, char **argv)
             "query sites %lld\n",
             (long long)run_id, mt_run_status_name(status), job.wall_s, (long long)run_id,
             (long long)run_id);
+    /* An ok run with something missing carries the reason (the runs table's error). */
+    char *why = status == MT_RUN_OK ? run_error(st, run_id) : NULL;
+    if (why) fprintf(stderr, "memtrade: run %lld: %s\n", (long long)run_id, why);
+    free(why);
     code = status == MT_RUN_OK            ? MT_EXIT_OK
            : status == MT_RUN_INTERRUPTED ? MT_EXIT_INTERRUPTED
                                           : MT_EXIT_RUNS_FAILED;

@@ -1,6 +1,7 @@
 /* harness/heapingest.c — heap profiler report -> store (see heapingest.h). */
 #include "heapingest.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -44,10 +45,22 @@ struct region_peak {
     long long peak[MT_HEAPREPORT_MAX_CATS];
 };
 
+/* Totals over the reports whose sites were stored (the process and its exec'd
+ * descendants): the run's metrics. */
+struct totals {
+    long long allocs, leaked_bytes, peak_bytes;
+    size_t processes;
+    char cat_name[MT_HEAPREPORT_MAX_CATS][64];
+    long long cat_peak[MT_HEAPREPORT_MAX_CATS];
+    size_t ncat;
+};
+
 struct heapingest {
     struct mt_store *st;
     int64_t run_id;
     int rank;
+    int root; /* this report is the process's own, not a descendant's */
+    struct totals tot;
     struct idmap frames, stacks;
     int64_t unknown_frame; /* for stacks whose unwinding failed */
     long long last_live[MT_HEAPREPORT_MAX_CATS];
@@ -165,31 +178,39 @@ static int on_region(const struct mt_heapreport_region *r, void *user)
     return 0;
 }
 
+/* Per category: the highest peak of any process (as peak_heap_bytes). */
 static int on_category(const struct mt_heapreport_category *c, void *user)
 {
     struct heapingest *h = user;
-    for (size_t i = 0; i < h->ncat; i++)
+    for (size_t i = 0; h->root && i < h->ncat; i++)
         if (c->allocs > 0 && !strcmp(h->cat_names[i], c->name)) h->cat_used[i] = 1;
-    if (c->allocs > 0) {
-        char name[96];
-        snprintf(name, sizeof name, "peak_%s_bytes", c->name);
-        h->metric(h->arg, name, (double)c->peak, "bytes", NULL);
+    if (c->allocs <= 0) return 0;
+    struct totals *t = &h->tot;
+    size_t i = 0;
+    while (i < t->ncat && strcmp(t->cat_name[i], c->name))
+        i++;
+    if (i == t->ncat) {
+        if (t->ncat == MT_HEAPREPORT_MAX_CATS) return 0;
+        snprintf(t->cat_name[t->ncat++], sizeof t->cat_name[0], "%s", c->name);
+        t->cat_peak[i] = c->peak;
     }
+    if (c->peak > t->cat_peak[i]) t->cat_peak[i] = c->peak;
     return 0;
 }
 
 static int on_summary(const struct mt_heapreport_summary *s, void *user)
 {
     struct heapingest *h = user;
-    h->complete = s->complete;
-    h->regions_dropped = s->regions_dropped;
+    if (h->root) {
+        h->complete = s->complete;
+        h->regions_dropped = s->regions_dropped;
+    }
     if (s->complete) {
-        h->metric(h->arg, "peak_heap_bytes", (double)s->peak_bytes, "bytes", NULL);
-        h->metric(h->arg, "heap_allocs", (double)s->allocs, "count", NULL);
-        h->metric(h->arg, "leaked_bytes", (double)s->leaked_bytes, "bytes", NULL);
-    } else {
-        const char *why = "heap report incomplete: the process died before its exit report";
-        h->metric(h->arg, "peak_heap_bytes", NAN, "bytes", why);
+        struct totals *t = &h->tot;
+        t->allocs += s->allocs;
+        t->leaked_bytes += s->leaked_bytes;
+        if (s->peak_bytes > t->peak_bytes) t->peak_bytes = s->peak_bytes;
+        t->processes++;
     }
     return 0;
 }
@@ -305,28 +326,196 @@ static int names_only(const struct mt_heapreport_summary *s, void *user)
     return 0;
 }
 
+/* Reads one report into the store: a process's own report in full (timeline, tensors,
+ * region peaks), a descendant's frames, stacks and sites only. Returns 0, -1 when the
+ * file cannot be read (err), 1 on a store error. */
+static int ingest_one(struct heapingest *h, const char *path, char *err, size_t errlen)
+{
+    free(h->frames.v);
+    free(h->stacks.v);
+    h->frames = h->stacks = (struct idmap){0};
+    for (size_t i = 0; i < h->ncat; i++)
+        free((char *)h->cat_names[i]);
+    if (h->ncat) free((void *)h->cat_names);
+    h->cat_names = NULL;
+    h->ncat = 0;
+    struct mt_heapreport_cb first = {.summary = names_only};
+    int rc = mt_heapreport_read(path, &first, h, err, errlen);
+    if (rc != 0) return rc;
+    struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
+                                  on_stack,   on_site,     on_tensor, on_region};
+    if (!h->root) cb.sample = NULL, cb.tensor = NULL, cb.region = NULL;
+    rc = mt_heapreport_read(path, &cb, h, err, errlen);
+    if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(h->st));
+    return rc;
+}
+
+/* One report of the process tree, found beside the process's own. */
+struct report {
+    char *path;
+    long long pid;
+    int forked, complete;
+    char exe[256];
+};
+
+static int probe(const struct mt_heapreport_summary *s, void *user)
+{
+    struct report *r = user;
+    r->pid = s->pid;
+    r->forked = s->forked;
+    r->complete = s->complete;
+    snprintf(r->exe, sizeof r->exe, "%s", s->exe && *s->exe ? s->exe : "?");
+    return 0;
+}
+
+/* The reports PATH.<pid> beside PATH: those of forked and exec'd descendants (the
+ * profiler names them so), probed. */
+static size_t find_descendants(const char *path, struct report **out)
+{
+    *out = NULL;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    size_t blen = strlen(base), n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *tail = e->d_name + blen;
+        if (strncmp(e->d_name, base, blen) || tail[0] != '.' || !tail[1] ||
+            strspn(tail + 1, "0123456789") != strlen(tail + 1))
+            continue;
+        struct report *grown = realloc(*out, (n + 1) * sizeof *grown);
+        if (!grown) break;
+        *out = grown;
+        struct report *r = &grown[n];
+        *r = (struct report){.pid = -1};
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        r->path = malloc(len);
+        if (!r->path) break;
+        snprintf(r->path, len, "%s/%s", dir, e->d_name);
+        char perr[256];
+        struct mt_heapreport_cb cb = {.summary = probe};
+        mt_heapreport_read(r->path, &cb, r, perr, sizeof perr);
+        n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+/* Appends "; "-separated text to a note. */
+static void note_add(char *note, size_t cap, const char *text)
+{
+    size_t n = strlen(note);
+    if (n + 3 < cap) snprintf(note + n, cap - n, "%s%s", n ? "; " : "", text);
+}
+
 int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char *path,
                        mt_heapingest_metric_fn metric, void *arg, char *err, size_t errlen)
 {
-    struct heapingest h = {.st = st, .run_id = run_id, .rank = rank, .metric = metric, .arg = arg};
-    struct mt_heapreport_cb first = {.summary = names_only};
-    int rc = mt_heapreport_read(path, &first, &h, err, errlen);
-    if (rc == 0) {
-        struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                      on_stack,   on_site,     on_tensor, on_region};
-        rc = mt_heapreport_read(path, &cb, &h, err, errlen);
-        if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(st));
+    struct heapingest h = {
+        .st = st, .run_id = run_id, .rank = rank, .metric = metric, .arg = arg, .root = 1};
+    /* Sites add up (raw stacks that resolve alike are one row): start from none. */
+    if (mt_store_alloc_sites_clear(st, run_id, rank) != 0) {
+        snprintf(err, errlen, "%s", mt_store_error(st));
+        return -1;
     }
+    struct report *desc;
+    size_t ndesc = find_descendants(path, &desc);
+    /* The process exec'd: its last image wrote PATH.<its own pid>; that one is its
+     * report, and PATH (the image before the exec) ends without an exit report. */
+    struct mt_heapreport_cb pcb = {.summary = probe};
+    struct report self = {.pid = -1};
+    char perr[256];
+    mt_heapreport_read(path, &pcb, &self, perr, sizeof perr);
+    const char *own = path;
+    for (size_t i = 0; i < ndesc; i++)
+        if (self.pid > 0 && desc[i].pid == self.pid && !desc[i].forked) {
+            own = desc[i].path;
+            desc[i].pid = -2; /* taken */
+        }
+    int rc = ingest_one(&h, own, err, errlen);
     /* Region rows get their figure, or the reason they have none (a report that cannot
-     * be read leaves every region unavailable, never 0). */
+     * be read leaves every region unavailable, never 0). Regions are the process's own. */
     if (rc == -1) snprintf(h.unreadable, sizeof h.unreadable, "heap report unreadable: %s", err);
+    char unreadable_err[1024];
+    snprintf(unreadable_err, sizeof unreadable_err, "%s", rc == -1 ? err : "");
     if (rc <= 0) {
         char rerr[512];
         if (store_region_peaks(&h, rerr, sizeof rerr) != 0 && rc == 0) {
             snprintf(err, errlen, "%s", rerr);
-            rc = -1;
+            rc = 1;
         }
     }
+    char note[1024] = "";
+    size_t forked = 0;
+    h.root = 0;
+    for (size_t i = 0; i < ndesc && rc == 0; i++) {
+        struct report *r = &desc[i];
+        if (r->pid == -2) continue;
+        if (r->forked) {
+            forked++;
+            continue;
+        }
+        char derr[512], msg[768];
+        int drc = ingest_one(&h, r->path, derr, sizeof derr);
+        if (drc > 0) {
+            snprintf(err, errlen, "%s", derr);
+            rc = 1;
+        } else if (drc < 0) {
+            snprintf(msg, sizeof msg, "heap report of descendant %lld (%s) unreadable: %s", r->pid,
+                     r->exe, derr);
+            note_add(note, sizeof note, msg);
+        } else if (!r->complete) {
+            snprintf(msg, sizeof msg,
+                     "heap report of descendant %lld (%s) incomplete: it ended before its exit "
+                     "report (_exit or a signal); its allocations are not counted",
+                     r->pid, r->exe);
+            note_add(note, sizeof note, msg);
+        }
+    }
+    if (forked) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "%zu forked process%s (fork without exec) not added: a fork's report repeats "
+                 "its parent's counts",
+                 forked, forked == 1 ? "" : "es");
+        note_add(note, sizeof note, msg);
+    }
+    /* The run's totals: sums over the stored reports (what the sites add up to), the
+     * highest peak of any one process (as peak_rss_bytes); unavailable, with the reason,
+     * when a report that counts is missing its exit part or cannot be read. */
+    const char *why = NULL;
+    char whybuf[1200];
+    if (rc < 0) {
+        snprintf(whybuf, sizeof whybuf, "heap report unreadable: %s", unreadable_err);
+        why = whybuf;
+    } else if (rc == 0 && !h.complete) {
+        why = "heap report incomplete: the process died before its exit report";
+    } else if (rc == 0 && h.tot.processes < 1 + ndesc - forked - (own != path)) {
+        snprintf(whybuf, sizeof whybuf, "%s", note);
+        why = whybuf;
+    }
+    if (rc <= 0 && why) {
+        metric(arg, "peak_heap_bytes", NAN, "bytes", why);
+        metric(arg, "heap_allocs", NAN, "count", why);
+        metric(arg, "leaked_bytes", NAN, "bytes", why);
+    } else if (rc == 0) {
+        metric(arg, "peak_heap_bytes", (double)h.tot.peak_bytes, "bytes", NULL);
+        metric(arg, "heap_allocs", (double)h.tot.allocs, "count", NULL);
+        metric(arg, "leaked_bytes", (double)h.tot.leaked_bytes, "bytes", NULL);
+        for (size_t i = 0; i < h.tot.ncat; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "peak_%s_bytes", h.tot.cat_name[i]);
+            metric(arg, name, (double)h.tot.cat_peak[i], "bytes", NULL);
+        }
+    }
+    if (rc == 0 && h.tot.processes > 1)
+        metric(arg, "heap_processes", (double)h.tot.processes, "count", NULL);
     for (size_t i = 0; i < h.nregions; i++)
         free(h.regions[i].path);
     free(h.regions);
@@ -335,7 +524,19 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
     if (h.ncat) free((void *)h.cat_names);
     free(h.frames.v);
     free(h.stacks.v);
-    return rc == 0 ? 0 : -1;
+    for (size_t i = 0; i < ndesc; i++)
+        free(desc[i].path);
+    free(desc);
+    if (rc != 0) return -1;
+    if (!h.complete) {
+        snprintf(err, errlen, "heap report incomplete: the process died before its exit report");
+        return 1;
+    }
+    if (note[0]) {
+        snprintf(err, errlen, "%s", note);
+        return 1;
+    }
+    return 0;
 }
 
 int mt_heapingest_no_report(struct mt_store *st, int64_t run_id, int rank, const char *reason,

@@ -396,6 +396,7 @@ static int ingest_event(void *arg, const struct mt_event *ev)
         double x = strtod(f[1], NULL), y = strtod(f[2], NULL);
         if (isfinite(x) && isfinite(y))
             rc = mt_store_sample(in->st, in->run_id, in->rank, f[0], x, y, *f[3] ? f[3] : NULL);
+    char heap_note[1024]; /* why the heap profile is not (fully) stored; "" when it is */
         break;
     }
     case MT_EV_LOG:
@@ -467,13 +468,20 @@ static int ingest_heap(struct ingest *in, const struct mt_job *job, const char *
         char path[PATH_MAX + 32], err[1024];
         snprintf(path, sizeof path, "%s/heap.%d", job->scratch, r);
         if (off || access(path, R_OK) != 0) {
-            const char *why = off ? "heap profiler off (--heap off)"
-                                  : "no heap report: the process died before writing it";
+            const char *why = off                ? "heap profiler off (--heap off)"
+                              : job->heap_absent ? job->heap_absent
+                                                 : "no heap report: the process died before "
+                                                   "writing it";
+            if (!off) { /* the run's totals are unknown, not absent */
+                heap_metric(in, "peak_heap_bytes", NAN, "bytes", why);
+                heap_metric(in, "heap_allocs", NAN, "count", why);
+                heap_metric(in, "leaked_bytes", NAN, "bytes", why);
+                snprintf(in->heap_note, sizeof in->heap_note, "%s", why);
+            }
             if (mt_heapingest_no_report(in->st, job->run_id, r, why, err, sizeof err) != 0)
                 rc = mt_store_log(in->st, job->run_id, r, job->wall_s, "warn", err);
             continue;
         }
-        in->rank = r;
         if (mt_heapingest_file(in->st, job->run_id, r, path, heap_metric, in, err, sizeof err) !=
             0) {
             char msg[1200];
@@ -507,6 +515,7 @@ static char *output_tail(const char *scratch)
 }
 
 /* Near the limit: the address space (or RSS) came within 10 % of it. */
+        in->rank = r;
 static int near_limit(long long bytes, uint64_t limit)
 {
     return limit && bytes > 0 && (double)bytes >= 0.9 * (double)limit;
@@ -519,6 +528,7 @@ static void decide(const struct mt_job *job, const struct ingest *in, struct mt_
     end->exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
     end->signal = WIFSIGNALED(ws) ? WTERMSIG(ws) : -1;
     end->wall_s = job->wall_s;
+            snprintf(in->heap_note, sizeof in->heap_note, "%s", err);
     text[0] = '\0';
     char lim[32];
     snprintf(lim, sizeof lim, "%.1f MiB", (double)job->mem_limit / 1048576.0);
@@ -666,3 +676,6 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
     *status = end.status;
     return rc;
 }
+    /* An ok run whose heap profile is missing or partial says why (issue 14). */
+    if (in.rs && end.status == MT_RUN_OK && in.heap_note[0])
+        snprintf(text, sizeof text, "heap profile not (fully) stored: %s", in.heap_note);

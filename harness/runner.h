@@ -51,8 +51,9 @@ struct mt_runner_opts {
 };
 
 struct mt_job {
-    struct mt_plan *plan; /* borrowed; NULL for `memtrade profile` */
-    char *const *command; /* `memtrade profile`: the program and its arguments */
+    struct mt_plan *plan;    /* borrowed; NULL for `memtrade profile` */
+    char *const *command;    /* `memtrade profile`: the program and its arguments */
+    const char *heap_absent; /* why the heap profiler cannot see the program; NULL */
     int64_t run_id;
     int ranks;
     uint64_t mem_limit;

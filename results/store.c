@@ -68,10 +68,13 @@ static const char *const stmt_sql[SS_COUNT] = {
                     " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                     " ON CONFLICT(run_id, rank, stack_id, category) DO UPDATE SET"
-                    " allocs = excluded.allocs, bytes = excluded.bytes,"
-                    " peak_bytes = excluded.peak_bytes, temporary = excluded.temporary,"
-                    " leaked_bytes = excluded.leaked_bytes,"
-                    " leaked_allocs = excluded.leaked_allocs, estimated = excluded.estimated",
+                    " allocs = allocs + excluded.allocs, bytes = bytes + excluded.bytes,"
+                    " peak_bytes = peak_bytes + excluded.peak_bytes,"
+                    " temporary = temporary + excluded.temporary,"
+                    " leaked_bytes = leaked_bytes + excluded.leaked_bytes,"
+                    " leaked_allocs = leaked_allocs + excluded.leaked_allocs,"
+                    " estimated = max(estimated, excluded.estimated)",
+    [SS_SITE_CLEAR] = "DELETE FROM alloc_sites WHERE run_id = ?1 AND rank = ?2",
 };
 
 /* ---------------------------------------------------------------- errors, statements */
@@ -1046,4 +1049,13 @@ int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_sto
     sqlite3_bind_int64(s, 10, a->leaked_allocs);
     sqlite3_bind_int(s, 11, a->estimated ? 1 : 0);
     return store_step_done(st, s, "insert alloc site");
+}
+
+int mt_store_alloc_sites_clear(struct mt_store *st, int64_t run_id, int rank)
+{
+    sqlite3_stmt *s = store_stmt(st, SS_SITE_CLEAR);
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, run_id);
+    sqlite3_bind_int(s, 2, rank);
+    return store_step_done(st, s, "clear alloc sites");
 }

@@ -268,7 +268,12 @@ struct mt_store_alloc_site {
     int estimated; /* 1 in sampled mode */
 };
 
-/* Contract: upserts the site (run, rank, stack, category); the last write wins. */
+/* Contract: adds the site's figures to the row (run, rank, stack, category), creating it
+ * at zero. Raw stacks that resolve to the same frames (no line information; two call
+ * sites in one function) are one stored site, so their counts add up; so do their
+ * peak_bytes, since both were live at the same instant, the global peak. estimated is
+ * set if either was. Writing the same report twice counts it twice: a caller that may
+ * store a rank again clears it first (mt_store_alloc_sites_clear). */
 int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_store_alloc_site *s);
 
 /* ---------------------------------------------------------------- readers */
@@ -294,6 +299,9 @@ struct mt_store_runs_filter {
     const char *workload; /* NULL: any */
     const char *status;   /* NULL: any; else a status name */
 };
+/* Contract: deletes the alloc sites of (run, rank), before that rank's reports are stored. */
+int mt_store_alloc_sites_clear(struct mt_store *st, int64_t run_id, int rank);
+
 /* Contract: runs (id, sweep_id, workload, label, config_key, repeat, status, exit_code,
  * signal, wall_s, started_at, error) ordered by id. */
 int mt_store_query_runs(struct mt_store *st, const struct mt_store_runs_filter *f,

@@ -43,6 +43,7 @@ enum store_stmt {
     SS_STACK_FRAME_INS,
     SS_SITE_UPS,
     SS_COUNT
+    SS_SITE_CLEAR,
 };
 
 struct mt_store {

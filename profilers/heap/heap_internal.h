@@ -96,6 +96,8 @@ struct mt_heap_state {
     uint64_t seed;
     long interval_ms;
     int out_fd;
+    int follow_exec; /* MEMTRADE_HEAP_FOLLOW_EXEC: descendants are profiled (default 1) */
+    long report_pid; /* the process that opened out_fd (a vfork child is not it) */
     char out_pattern[4096];
     long page_size;
     uint64_t t0_ns;             /* CLOCK_MONOTONIC at init */

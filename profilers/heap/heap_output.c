@@ -180,40 +180,25 @@ static void expand_path(char *dst, size_t cap, const char *pat, long pid)
 
 static char hdr_buf[4096]; /* used by out_open (init or fork child) only */
 
-/* Is `path` the report our parent process is writing (we are its fork+exec child)? */
-static int written_by_parent(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char b[64];
-    ssize_t k = read(fd, b, sizeof b - 1);
-    close(fd);
-    static const char head[] = "memtrade-heap\t1\nM\tpid\t";
-    if (k < (ssize_t)sizeof head || memcmp(b, head, sizeof head - 1) != 0) return 0;
-    b[k] = '\0';
-    long pid = 0;
-    for (const char *s = b + sizeof head - 1; *s >= '0' && *s <= '9'; s++)
-        pid = pid * 10 + (*s - '0');
-    return pid == (long)getppid();
-}
-
 void mt_heap_out_open(int forked)
 {
     char path[sizeof G.out_pattern + 64];
     expand_path(path, sizeof path, G.out_pattern, (long)getpid());
-    /* Without %p, a forked child, or an exec'd child of a profiled parent, must not
-     * truncate its parent's report: it writes PATH.<pid> instead. */
-    if (!strstr(G.out_pattern, "%p") && (forked || written_by_parent(path))) {
+    /* Without %p, a forked child must not truncate its parent's report: it writes
+     * PATH.<pid> instead (exec'd descendants are told PATH.%p: steer_descendants). */
+    if (!strstr(G.out_pattern, "%p") && forked) {
         size_t n = strlen(path);
         path[n++] = '.';
         expand_path(path + n, sizeof path - n, "%p", (long)getpid());
     }
+    G.report_pid = (long)getpid();
     G.out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (G.out_fd < 0) return;
     struct wbuf hw = {.fd = G.out_fd, .cap = sizeof hdr_buf, .b = hdr_buf}, *w = &hw;
     w_raw(w, "memtrade-heap\t1\n");
     w_meta_int(w, "pid", (long long)getpid());
     w_meta_int(w, "ppid", (long long)getppid());
+    if (forked) w_meta_int(w, "forked", 1); /* a copy of its parent: inherited counts */
     w_meta_str(w, "mode", G.mode == MT_HEAP_SAMPLED ? "sampled" : "full");
     w_meta_int(w, "sample_bytes", G.mode == MT_HEAP_SAMPLED ? (long long)G.sample_bytes : 0);
     w_meta_int(w, "seed", (long long)G.seed);

@@ -201,6 +201,7 @@ static void init_slow(void)
     G.sample_bytes = (double)env_long("MEMTRADE_HEAP_SAMPLE_BYTES", 512 * 1024, 1, 1L << 40);
     G.seed = (uint64_t)env_long("MEMTRADE_HEAP_SEED", 1, 0, __LONG_MAX__);
     G.interval_ms = env_long("MEMTRADE_HEAP_INTERVAL_MS", 10, 0, 3600 * 1000);
+    G.follow_exec = (int)env_long("MEMTRADE_HEAP_FOLLOW_EXEC", 1, 0, 1);
     const char *out = getenv("MEMTRADE_HEAP_OUT");
     if (!out || !*out) out = "memtrade-heap.%p.txt";
     size_t n = strlen(out);
@@ -1448,7 +1449,8 @@ static void atfork_parent(void)
 }
 
 /* The child keeps its inherited blocks and counters and writes a report of its own (see
- * mt_heap_out_open); the hooks write its timeline until it starts a thread. */
+ * mt_heap_out_open); the hooks write its timeline until it starts a thread. Not followed
+ * (MEMTRADE_HEAP_FOLLOW_EXEC=0): it stops recording and writes no report. */
 static void atfork_child(void)
 {
     atomic_store(&G.lock, 0);
@@ -1457,8 +1459,64 @@ static void atfork_child(void)
         close(G.out_fd);
         G.out_fd = -1;
     }
-    mt_heap_out_open(1);
+    if (G.follow_exec)
+        mt_heap_out_open(1);
+    else
+        atomic_store(&G.tracking, 0);
     tls.guard--;
+}
+
+/* What the environment tells the programs this process execs; entries of environ are
+ * replaced in place by these static strings, so nothing is allocated (no setenv). */
+static char env_out[sizeof G.out_pattern + 32];
+static char env_preload[4096];
+
+/* Points environ's NAME=... entry at `entry`; 0 when the variable is absent. */
+static int env_replace(const char *name, char *entry)
+{
+    size_t n = strlen(name);
+    for (char **e = environ; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=') {
+            *e = entry;
+            return 1;
+        }
+    return 0;
+}
+
+/* Exec'd descendants: without %p in the report path they would truncate and interleave
+ * with this process's report, so they are told PATH.%p (each its own file, named by pid,
+ * like a forked child's). Not followed: this library leaves their LD_PRELOAD. */
+static void steer_descendants(void)
+{
+    if (!strstr(G.out_pattern, "%p")) {
+        static const char key[] = "MEMTRADE_HEAP_OUT=";
+        size_t len = strlen(G.out_pattern); /* < sizeof G.out_pattern */
+        memcpy(env_out, key, sizeof key - 1);
+        memcpy(env_out + sizeof key - 1, G.out_pattern, len);
+        memcpy(env_out + sizeof key - 1 + len, ".%p", 4);
+        env_replace("MEMTRADE_HEAP_OUT", env_out);
+    }
+    const char *pre = getenv("LD_PRELOAD");
+    if (G.follow_exec || !pre) return;
+    static const char key[] = "LD_PRELOAD=";
+    memcpy(env_preload, key, sizeof key - 1);
+    size_t n = sizeof key - 1;
+    for (const char *s = pre; *s;) {
+        size_t len = strcspn(s, ": ");
+        const char *base = s + len;
+        while (base > s && base[-1] != '/')
+            base--;
+        int ours = !strncmp(base, "libmt_heap.so", 13);
+        if (!ours && len && n + len + 2 < sizeof env_preload) {
+            if (env_preload[n - 1] != '=') env_preload[n++] = ':';
+            memcpy(env_preload + n, s, len);
+            n += len;
+        }
+        s += len;
+        if (*s) s++;
+    }
+    env_preload[n] = '\0';
+    env_replace("LD_PRELOAD", env_preload);
 }
 
 /* Leaks and the final pass over per-site peak shares; then the report. Called once, at
@@ -1492,6 +1550,7 @@ __attribute__((constructor)) static void mt_heap_ctor(void)
     ensure_init();
     int old = mt_heap_guard(1);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    steer_descendants();
     if (pthread_key_create(&sc_key, sc_release) == 0) atomic_store(&sc_enabled, 1);
     mt_heap_sde_init();
     if (!__libc_single_threaded) mt_heap_helper_start();
@@ -1506,4 +1565,26 @@ __attribute__((destructor)) static void mt_heap_dtor(void)
     finish();
     mt_heap_write_report();
     mt_heap_guard(old);
+}
+
+/* Shells (dash) and forked children leave through _exit, past the destructors: the
+ * report is written first. Not in a vfork child, which shares our memory: its pid is
+ * not the one that opened the report. */
+__attribute__((noreturn)) static void exit_now(int status)
+{
+    if (atomic_load(&init_state) == 2 && !tls.guard && (long)getpid() == G.report_pid)
+        mt_heap_dtor();
+    syscall(SYS_exit_group, status);
+    for (;;)
+        ;
+}
+
+MT_EXPORT void _exit(int status)
+{
+    exit_now(status);
+}
+
+MT_EXPORT void _Exit(int status)
+{
+    exit_now(status);
 }

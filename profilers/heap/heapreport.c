@@ -137,6 +137,9 @@ static int meta(struct reader *r, char **f, size_t n)
             r->cat_names[c++] = tok;
         }
         r->sum.ncat = c;
+    } else if (!strcmp(k, "forked")) {
+        NEED(to_ll(v, &x) == 0, "bad integer for %s", k);
+        r->sum.forked = x != 0;
     } else if (!strcmp(k, "pid") || !strcmp(k, "ppid") || !strcmp(k, "sample_bytes") ||
                !strcmp(k, "seed") || !strcmp(k, "interval_ms")) {
         NEED(to_ll(v, &x) == 0, "bad integer for %s", k);

@@ -39,6 +39,9 @@ struct mt_heapreport_summary {
     /* Switches to a region the profiler could not track (its table of 64 names was full,
      * or the name was too long); -1 when !complete or the report predates region peaks. */
     long long regions_dropped;
+    /* 1: the header says the process is a fork (without exec) of a profiled one: its
+     * counts include what it inherited from its parent (`M forked`). */
+    int forked;
 };
 
 /* One region name's exact heap peaks, over every stretch of time it was the innermost
