@@ -5,7 +5,8 @@
  * (a = max(a, a/b)); per category only for categories the run allocated; and a region
  * without a figure (the profiler's table was full, the report is incomplete, predates
  * region peaks or cannot be read; or the rank has no report: mt_heapingest_no_report) is
- * unavailable with the reason, never 0.
+ * unavailable with the reason, never 0. Raw stacks resolving to the same frames are one
+ * site whose figures add up.
  * What it is not for: the profiler (tests/heap) or a whole run (regions.sh).
  */
 #include <sqlite3.h>
@@ -130,6 +131,27 @@ int main(void)
           0);
     CHECK(unavailable_for(st, r7, "a", "heap profiler off (--heap off)"));
     CHECK(unavailable_for(st, r7, "c", "heap profiler off (--heap off)"));
+
+    /* Two raw stacks that resolve to the same frames (two call sites in one function
+     * without line information) are one stored site: their figures add up (issue 14). */
+    int64_t r8 = ingest(st, dir,
+                        HEADER "F\t1\t0x10\tmain\t/bin/p\t\t0\t\nF\t2\t0x20\tmain\t/bin/p\t\t0\t\n"
+                               "K\t1\t1\nK\t2\t2\n"
+                               "A\t1\tother\t1\t100\t100\t0\t100\t1\t0\n"
+                               "A\t2\tother\t2\t800\t500\t1\t300\t1\t0\nE\n");
+    sqlite3_stmt *q = NULL;
+    sqlite3_prepare_v2(mt_store_db(st),
+                       "SELECT count(*) || ' ' || sum(allocs) || ' ' || sum(bytes) || ' ' ||"
+                       " sum(peak_bytes) || ' ' || sum(temporary) || ' ' || sum(leaked_bytes) ||"
+                       " ' ' || sum(leaked_allocs) FROM alloc_sites WHERE run_id = ?1",
+                       -1, &q, NULL);
+    sqlite3_bind_int64(q, 1, r8);
+    const char *want = "1 3 900 600 1 400 2";
+    CHECK(q && sqlite3_step(q) == SQLITE_ROW &&
+          !strcmp((const char *)sqlite3_column_text(q, 0), want));
+    if (q && sqlite3_column_text(q, 0) && strcmp((const char *)sqlite3_column_text(q, 0), want))
+        fprintf(stderr, "sites: got '%s', want '%s'\n", sqlite3_column_text(q, 0), want);
+    sqlite3_finalize(q);
 
     mt_store_close(st);
     char cmd[128];
