@@ -18,7 +18,7 @@ heap_prog() {
 
 # sites_vs_totals RUN: "allocs leaked" summed over the run's sites, then the run's metrics.
 sites_vs_totals() {
-    sql "SELECT (SELECT sum(allocs) || ' ' || sum(leaked_bytes) FROM alloc_sites WHERE run_id = $1),
-                (SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = $1 AND name = 'heap_allocs')
-                || ' ' || (SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = $1 AND name = 'leaked_bytes')" | tr '|' ' '
+    sql "SELECT coalesce((SELECT sum(allocs) || ' ' || sum(leaked_bytes) FROM alloc_sites WHERE run_id = $1), 'no sites'),
+                coalesce((SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = $1 AND name = 'heap_allocs')
+                || ' ' || (SELECT CAST(value AS INTEGER) FROM metrics WHERE run_id = $1 AND name = 'leaked_bytes'), 'no totals')" | tr '|' ' '
 }
