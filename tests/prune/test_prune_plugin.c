@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "plugin_check.h"
+#include "sparse.h"
 
 static size_t up64(size_t n)
 {
@@ -140,6 +141,60 @@ static void test_storage(void)
           "storage=nm with magnitude: %s", g.error);
 }
 
+/* sparse_calls_<path> of the run f, summed over the paths. */
+static double sparse_calls(const struct fake_ctx *f)
+{
+    return plugin_need(f, "sparse_calls_scalar", "count") +
+           plugin_need(f, "sparse_calls_avx512_rows", "count") +
+           plugin_need(f, "sparse_calls_avx512_spmm", "count");
+}
+
+/* Which sparse kernels served, counted: nm=3:4 (accepted; N does not divide 16) at batch 1
+ * runs the scalar reference, counted as a fallback and warned; kernel=scalar runs only
+ * the reference and is no fallback; a failing SpMM (forced) drops to the row kernels,
+ * counted. On a CPU without AVX-512 every call is a scalar fallback unless forced. */
+static void test_kernels(void)
+{
+    int avx = mt_sparse_have_avx512();
+    const char *nm34[] = {"model=tiny", "steps=20", "eval_tokens=2048", "decode_tokens=8",
+                          "method=nm",  "nm=3:4",   "storage=nm",       "kernel=auto"};
+    struct fake_ctx f;
+    if (plugin_run(&f, nm34, 8)) return;
+    CHECK(plugin_need(&f, "layers_nm", "count") == 8, "3:4 not stored N:M");
+    double sc = plugin_need(&f, "sparse_calls_scalar", "count");
+    double fb = plugin_need(&f, "sparse_fallbacks", "count");
+    printf("nm 3:4: scalar %g rows %g spmm %g fallbacks %g\n", sc,
+           plugin_need(&f, "sparse_calls_avx512_rows", "count"),
+           plugin_need(&f, "sparse_calls_avx512_spmm", "count"), fb);
+    /* decode: 8 tokens x 2 layers x 4 linears at batch 1, all on the reference */
+    CHECK(sc >= 64 && fb == sc && f.n_warnings >= 1, "3:4 scalar calls %g, fallbacks %g", sc, fb);
+    CHECK(plugin_need(&f, "sparse_calls_avx512_rows", "count") == 0, "3:4 on the row kernels");
+
+    nm34[7] = "kernel=scalar";
+    if (plugin_run(&f, nm34, 8)) return;
+    CHECK(plugin_need(&f, "sparse_calls_scalar", "count") == sparse_calls(&f) &&
+              sparse_calls(&f) > 0,
+          "kernel=scalar ran another path");
+    CHECK(plugin_need(&f, "sparse_fallbacks", "count") == 0, "a forced scalar run is no fallback");
+
+    const char *mag[] = {"model=tiny", "steps=20", "eval_tokens=2048", "decode_tokens=8"};
+    setenv("MT_TEST_SPMM_FAIL", "1", 1);
+    int rc = plugin_run(&f, mag, 4);
+    unsetenv("MT_TEST_SPMM_FAIL");
+    if (rc) return;
+    CHECK(plugin_need(&f, "sparse_calls_avx512_spmm", "count") == 0,
+          "a failed SpMM counted as run");
+    fb = plugin_need(&f, "sparse_fallbacks", "count");
+    /* evaluation: batches of 8 x 64 = 512 rows, each multiply an SpMM that now fails over
+     * to the row kernels (counted); decoding at batch 1 uses the row kernels anyway */
+    double rows = plugin_need(&f, "sparse_calls_avx512_rows", "count");
+    if (avx)
+        CHECK(fb >= 8 && rows > fb && plugin_need(&f, "sparse_calls_scalar", "count") == 0,
+              "failed SpMM: fallbacks %g, row calls %g", fb, rows);
+    else
+        CHECK(fb == sparse_calls(&f), "no AVX-512: every call a fallback");
+}
+
 int main(int argc, char **argv)
 {
     if (plugin_load(PRUNE_SO, "prune")) return 1;
@@ -148,6 +203,7 @@ int main(int argc, char **argv)
     static const struct mt_test tests[] = {{"wanda", test_wanda},
                                            {"heads", test_heads},
                                            {"nm_finetune", test_nm_finetune},
-                                           {"storage", test_storage}};
+                                           {"storage", test_storage},
+                                           {"kernels", test_kernels}};
     return mt_test_run(tests, sizeof(tests) / sizeof(tests[0]), argc > 1 ? argv[1] : NULL);
 }

@@ -625,17 +625,26 @@ static float *grow(float **buf, size_t *len, size_t need)
     return *buf;
 }
 
-static int packed_matmul(const struct mt_pruned_linear *lin, const float *x, size_t rows,
-                         const float *bias, float *y)
+/* The serving multiply of one packed layer, counted by the path that ran (p->impl). */
+static int packed_matmul(struct mt_pruned *p, const struct mt_pruned_linear *lin, const float *x,
+                         size_t rows, const float *bias, float *y)
 {
-    return mt_prune_storage_matmul(&lin->w, x, rows, bias, y);
+    if (lin->w.format == MT_SPARSE_DENSE) {
+        p->dense_calls++;
+        return mt_prune_storage_matmul(&lin->w, x, rows, bias, y);
+    }
+    enum mt_sparse_path path;
+    int fb;
+    int rc = mt_sparse_matmul_ex(&lin->w, x, rows, bias, y, p->impl, &path, &fb);
+    p->path_calls[path]++;
+    p->fallbacks += (size_t)fb;
+    return rc;
 }
 
 static void note_scratch(struct mt_pruned *p, const struct mt_pruned_linear *lin, size_t rows)
 {
     if (lin->w.format == MT_SPARSE_DENSE) return;
-    size_t b =
-        mt_sparse_matmul_scratch(&lin->w, rows, MT_SPARSE_IMPL_AUTO, (size_t)omp_get_max_threads());
+    size_t b = mt_sparse_matmul_scratch(&lin->w, rows, p->impl, (size_t)omp_get_max_threads());
     if (b > p->kernel_scratch_peak) p->kernel_scratch_peak = b;
 }
 
@@ -658,9 +667,9 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
                 g[r * lin->n_in + j] = in[r * lin->full_in + lin->col_idx[j]];
         x = g;
     }
-    if (!lin->row_idx) return packed_matmul(lin, x, rows, bias, out);
+    if (!lin->row_idx) return packed_matmul(p, lin, x, rows, bias, out);
     float *y = grow(&p->ws_out, &p->ws_out_len, rows * lin->n_out);
-    if (!y || packed_matmul(lin, x, rows, NULL, y)) return -1;
+    if (!y || packed_matmul(p, lin, x, rows, NULL, y)) return -1;
     memset(out, 0, rows * lin->full_out * sizeof(float));
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < lin->n_out; j++)

@@ -127,6 +127,12 @@ struct mt_pruned {
     size_t kernel_scratch_peak;    /* most bytes one sparse kernel call held (see
                                       mt_sparse_matmul_scratch); oneDNN's own is not counted */
     enum mt_prune_storage storage; /* how the formats were chosen */
+    /* Serving kernels: `impl` for every sparse multiply (set before serving; AUTO by
+     * default), and what ran: multiplies per mt_sparse_path, those of them that fell back
+     * to a slower path than the shape's (see mt_sparse_matmul_ex), dense-stored layers. */
+    enum mt_sparse_impl impl;
+    size_t path_calls[MT_SPARSE_PATH_COUNT];
+    size_t fallbacks, dense_calls;
 };
 
 /* Contract: packs the (already masked) linear weights of m: slots with row/col masks

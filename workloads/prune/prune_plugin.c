@@ -202,6 +202,30 @@ static void report_packed(struct mt_ctx *ctx, const struct mt_pruned *p, const s
     if (p->storage == MT_PRUNE_STORE_FASTEST) report_timings(ctx, p);
 }
 
+/* Which kernels served: sparse_calls_<path> per code path (mt_sparse_path_names),
+ * sparse_fallbacks (multiplies that ran a slower path than their shape's: no AVX-512, an
+ * N:M pattern whose N does not divide 16, a failed SpMM; warned about), dense_calls
+ * (dense-stored layers, through oneDNN), then the model's fp32 matmuls. */
+static void report_kernels(struct mt_ctx *ctx, const struct mt_pruned *p)
+{
+    char name[64];
+    for (int i = 0; i < MT_SPARSE_PATH_COUNT; i++) {
+        snprintf(name, sizeof(name), "sparse_calls_%s", mt_sparse_path_names[i]);
+        mt_metric(ctx, name, (double)p->path_calls[i], "count");
+    }
+    mt_metric(ctx, "sparse_fallbacks", (double)p->fallbacks, "count");
+    mt_metric(ctx, "dense_calls", (double)p->dense_calls, "count");
+    if (p->fallbacks)
+        mt_log(ctx, MT_LOG_WARN,
+               "%zu sparse multiplies ran a slower path than their shape's (%s): the speeds "
+               "reported include them",
+               p->fallbacks,
+               mt_sparse_have_avx512() ? "an N:M pattern the AVX-512 kernels cannot take, or a "
+                                         "failed SpMM"
+                                       : "this CPU lacks AVX-512");
+    mt_wl_report_kernels(ctx);
+}
+
 static int run(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
@@ -268,6 +292,8 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "pack_seconds", mt_wl_now() - t0, "s");
     mt_prune_masks_free(&masks);
     m->hook = (struct mt_gpt_linear_hook){mt_pruned_matmul, &packed};
+    packed.impl = strcmp(mt_param_str(ctx, "kernel"), "scalar") == 0 ? MT_SPARSE_IMPL_SCALAR
+                                                                     : MT_SPARSE_IMPL_AUTO;
     report_packed(ctx, &packed, m);
 
     size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
@@ -278,6 +304,7 @@ static int run(struct mt_ctx *ctx)
         mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv_scratch;
     b[MT_MEM_KV_CACHE] += kv;
     mt_wl_report_infer_peak(ctx, b);
+    report_kernels(ctx, &packed);
     rc = 0;
 out:
     if (m) m->hook = (struct mt_gpt_linear_hook){0};
@@ -318,6 +345,8 @@ static const struct mt_param_spec params[] = {
      "~0.6 s per small-sized model), or forced dense (zeros kept)/csr/bitmap/nm (nm: "
      "method=nm only)"},
     MT_WL_PARAM_DECODE_TOKENS,
+    {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar",
+     "sparse kernels: the fastest this CPU and shape allow, or the scalar reference"},
 };
 
 MT_WL_DESCRIPTOR("prune",

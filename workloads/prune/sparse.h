@@ -113,6 +113,27 @@ enum mt_sparse_impl {
 int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
                      float *y, enum mt_sparse_impl impl);
 
+/* The code path one multiply ran: the scalar reference, the AVX-512 row kernels (small
+ * mrows) or the AVX-512 transposed SpMM (mrows >= 64). Names, index = value: "scalar",
+ * "avx512_rows", "avx512_spmm". */
+enum mt_sparse_path {
+    MT_SPARSE_PATH_SCALAR = 0,
+    MT_SPARSE_PATH_AVX512_ROWS = 1,
+    MT_SPARSE_PATH_AVX512_SPMM = 2,
+    MT_SPARSE_PATH_COUNT = 3
+};
+extern const char *const mt_sparse_path_names[MT_SPARSE_PATH_COUNT];
+
+/* Contract: mt_sparse_matmul that also says which path ran (*path) and whether that was a
+ * fallback (*fallback = 1 when `impl` allowed AVX-512 and a slower path than the shape's
+ * ran instead: the CPU lacks AVX-512, an N:M pattern whose N does not divide 16 at small
+ * mrows, or the SpMM path could not allocate its scratch; else 0). Either pointer may be
+ * NULL. Setting MT_TEST_SPMM_FAIL=1 in the environment makes the SpMM path fail, so tests
+ * can force that fallback. */
+int mt_sparse_matmul_ex(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
+                        float *y, enum mt_sparse_impl impl, enum mt_sparse_path *path,
+                        int *fallback);
+
 /* Contract: the most bytes of scratch one mt_sparse_matmul(w, x, mrows, ..., impl) call
  * holds at once (workspace memory, freed before it returns), with `threads` OpenMP
  * threads: the transposed input and output of the SpMM path plus each thread's row

@@ -550,14 +550,40 @@ size_t mt_sparse_matmul_scratch(const struct mt_sparse *w, size_t mrows, enum mt
     return decode;
 }
 
+const char *const mt_sparse_path_names[MT_SPARSE_PATH_COUNT] = {"scalar", "avx512_rows",
+                                                                "avx512_spmm"};
+
+int mt_sparse_matmul_ex(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
+                        float *y, enum mt_sparse_impl impl, enum mt_sparse_path *path,
+                        int *fallback)
+{
+    int want = impl != MT_SPARSE_IMPL_SCALAR, avx = want && mt_sparse_have_avx512();
+    int fb = want && !avx, rc = 0;
+    enum mt_sparse_path ran;
+    if (avx && mrows >= SPMM_MIN_ROWS) {
+        const char *fail = getenv("MT_TEST_SPMM_FAIL"); /* tests only; see sparse.h */
+        if (!(fail && fail[0] == '1') && spmm_avx(w, x, mrows, bias, y) == 0) {
+            ran = MT_SPARSE_PATH_AVX512_SPMM;
+            goto done;
+        }
+        fb = 1;
+    }
+    if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0)) {
+        small_avx(w, x, mrows, bias, y);
+        ran = MT_SPARSE_PATH_AVX512_ROWS;
+    } else {
+        rc = scalar(w, x, mrows, bias, y);
+        ran = MT_SPARSE_PATH_SCALAR;
+        fb |= avx; /* the row kernels cannot take this N:M pattern */
+    }
+done:
+    if (path) *path = ran;
+    if (fallback) *fallback = fb;
+    return rc;
+}
+
 int mt_sparse_matmul(const struct mt_sparse *w, const float *x, size_t mrows, const float *bias,
                      float *y, enum mt_sparse_impl impl)
 {
-    int avx = impl != MT_SPARSE_IMPL_SCALAR && mt_sparse_have_avx512();
-    if (avx && mrows >= SPMM_MIN_ROWS && spmm_avx(w, x, mrows, bias, y) == 0) return 0;
-    if (avx && !(w->format == MT_SPARSE_NM && 16 % w->n != 0)) {
-        small_avx(w, x, mrows, bias, y);
-        return 0;
-    }
-    return scalar(w, x, mrows, bias, y);
+    return mt_sparse_matmul_ex(w, x, mrows, bias, y, impl, NULL, NULL);
 }
