@@ -492,6 +492,18 @@ static int is_harness_key(const struct mt_workload *wl, const char *key)
     return 0;
 }
 
+struct key_ref {
+    const char *key; /* a config key, or a canonical value */
+    size_t plan;     /* index of the plan, or of the value */
+};
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->plan > y->plan) - (x->plan < y->plan);
+}
+
 /* Checks one section against its plugin; fills its settings. */
 static int check_section(const struct mt_spec *s, const struct mt_spec_section *sec,
                          const struct mt_workload *wl, struct mt_spec_settings *set, char *err,
@@ -520,45 +532,32 @@ static int check_section(const struct mt_spec *s, const struct mt_spec_section *
                         key->name, wl->name, wl->name);
         }
         /* Canonical texts, so that `20, 20`, `0.1, 1e-1` or `1..3, 2` are caught: each
-         * would run one configuration twice. */
-        char **canon = calloc(key->nvalues, sizeof *canon);
+         * would run one configuration twice. Sorted, as a list may hold 100000 items. */
+        struct key_ref *canon = calloc(key->nvalues, sizeof *canon);
         int rc = canon ? 0 : fail(err, errlen, s->path, key->line, "out of memory");
         for (size_t v = 0; rc == 0 && v < key->nvalues; v++) {
             size_t cap = strlen(key->values[v]) + 64;
-            if (!(canon[v] = malloc(cap))) {
+            char *text = malloc(cap);
+            canon[v] = (struct key_ref){text, v};
+            if (!text)
                 rc = fail(err, errlen, s->path, key->line, "out of memory");
-            } else if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], canon[v],
-                                             cap, why, sizeof why)) {
+            else if (mt_params_check_value(wl->name, &wl->params[idx], key->values[v], text, cap,
+                                           why, sizeof why))
                 rc = fail(err, errlen, s->path, key->line, "%s", why);
-            } else {
-                for (size_t w = 0; w < v; w++)
-                    if (strcmp(canon[w], canon[v]) == 0) {
-                        rc = fail(err, errlen, s->path, key->line,
-                                  "'%s' lists the value %s twice (items %zu and %zu): the "
-                                  "same configuration would run twice",
-                                  key->name, canon[v], w + 1, v + 1);
-                        break;
-                    }
-            }
         }
+        if (rc == 0) qsort(canon, key->nvalues, sizeof *canon, cmp_key_ref);
+        for (size_t v = 1; rc == 0 && v < key->nvalues; v++)
+            if (strcmp(canon[v - 1].key, canon[v].key) == 0)
+                rc = fail(err, errlen, s->path, key->line,
+                          "'%s' lists the value %s twice (items %zu and %zu): the same "
+                          "configuration would run twice",
+                          key->name, canon[v].key, canon[v - 1].plan + 1, canon[v].plan + 1);
         for (size_t v = 0; canon && v < key->nvalues; v++)
-            free(canon[v]);
+            free((char *)canon[v].key);
         free(canon);
         if (rc) return rc;
     }
     return 0;
-}
-
-struct key_ref {
-    const char *key; /* the plan's config key */
-    size_t plan;     /* index of the plan */
-};
-
-static int cmp_key_ref(const void *a, const void *b)
-{
-    const struct key_ref *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    return c ? c : (x->plan > y->plan) - (x->plan < y->plan);
 }
 
 /* Two sections giving one configuration would run it twice (two 'ok' rows for one
