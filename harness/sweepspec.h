@@ -29,6 +29,11 @@
  * settings of that section (single values) unless the workload declares a parameter of
  * that name. Every other key must be a parameter of the workload.
  *
+ * At most 100000 items per range; "a...b" is refused. A UTF-8 byte order mark is skipped at
+ * the start of the file and refused elsewhere. A configuration appears once in a grid: a
+ * value given twice in one key (after canonicalization: 0.1 and 1e-1) and sections that
+ * give the same configuration are refused with their lines.
+ *
  * Grid order: sections in file order; within a section the cartesian product with the
  * first key varying slowest (like nested loops in the order written; keys not given use
  * their defaults); the repeats of one configuration are adjacent. Each run has its index

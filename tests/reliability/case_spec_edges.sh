@@ -4,23 +4,17 @@
 # long string values are never cut (params and config key); -p k=1 -p k=2 is refused.
 . "$(dirname "$0")/lib.sh"
 
-printf '[t_ok]\nseed = 1..100000\n' >big.ini
-expect_rc 0 "$MT" sweep big.ini --dry-run
-expect_out "100000 runs (of 100000 in the grid)"
-printf '[t_ok]\nseed = 0..100000\n' >big.ini
-expect_rc 2 "$MT" sweep big.ini --dry-run
-expect_out "big.ini:2: range '0..100000' has more than 100000 items"
-
-printf '[t_ok]\nsteps = 10...20\n' >dots.ini
-expect_rc 2 "$MT" sweep dots.ini --dry-run
-expect_out "dots.ini:2: bad range '10...20': a range is a..b with exactly two dots"
-
-printf '\357\273\277[t_ok]\nsteps = 2\n' >bom.ini
-expect_rc 0 "$MT" sweep bom.ini --dry-run
-expect_out "1 runs (of 1 in the grid)"
-printf '[t_ok]\nsteps = 2\n\357\273\277note = x\n' >bom.ini
-expect_rc 2 "$MT" sweep bom.ini --dry-run
-expect_out "bom.ini:3: a UTF-8 byte order mark (U+FEFF, bytes EF BB BF) at column 1"
+dry() { # dry RC MESSAGE TEXT: a sweep file of TEXT (printf format), --dry-run
+    printf "$3" >spec.ini
+    expect_rc "$1" "$MT" sweep spec.ini --dry-run
+    expect_out "$2"
+}
+dry 0 "100000 runs (of 100000 in the grid)" '[t_ok]\nseed = 1..100000\n'
+dry 2 "spec.ini:2: range '0..100000' has more than 100000 items" '[t_ok]\nseed = 0..100000\n'
+dry 2 "spec.ini:2: bad range '10...20': a range is a..b with exactly two dots" '[t_ok]\nsteps = 10...20\n'
+dry 0 "1 runs (of 1 in the grid)" '\357\273\277[t_ok]\nsteps = 2\n'
+dry 2 "spec.ini:3: a UTF-8 byte order mark (U+FEFF, bytes EF BB BF) at column 1" \
+    '[t_ok]\nsteps = 2\n\357\273\277note = x\n'
 if LC_ALL=C grep -q "$(printf '\357\273\277')" "$TMP/last.out"; then fail "the message shows the raw BOM"; fi
 
 mkdir folder.ini
