@@ -6,10 +6,14 @@
  * The ctx is tests/support's fake ctx: parameters not given take the table's default;
  * rank and size come from Open MPI's environment, as in harness/child.c. Every metric is
  * printed as "rank R metric NAME VALUE UNIT". With --check the driver also fails unless
- * every rank reported the per-rank metrics of plugin.h and rank 0 the run-level ones.
+ * every rank reported the per-rank metrics of plugin.h and rank 0 the run-level ones, and,
+ * for the tests' runs (model=tiny steps=3 batch=4 on 2 ranks), that each rank's parameter
+ * count, weight/gradient/optimizer bytes and bytes sent and received equal the values
+ * worked out from the shapes (ZeRO's optimizer bytes 1/N of data parallel's).
  * What it is not for: anything the harness records (events, database, heap profiles).
  */
 #include <dlfcn.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,86 @@ static int seen(const struct fake_ctx *f, const char *name)
 {
     const struct fake_metric *m = fake_ctx_metric(f, name);
     return m && !m->na;
+}
+
+/* The value of metric `name` (NaN when missing or unavailable). */
+static double val(const struct fake_ctx *f, const char *name)
+{
+    const struct fake_metric *m = fake_ctx_metric(f, name);
+    return m && !m->na ? m->value : NAN;
+}
+
+static int expect(const struct fake_ctx *f, const char *name, double want)
+{
+    double got = val(f, name);
+    if (got == want) return 0;
+    fprintf(stderr, "rank %d: %s is %.0f, want %.0f from the shapes\n", f->rank, name, got, want);
+    return 1;
+}
+
+/* 1 when "key=value" is among the run's arguments. */
+static int has_arg(char **args, int n, const char *kv)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(args[i], kv)) return 1;
+    return 0;
+}
+
+/* The exact per-rank bytes of the tests' runs (tiny: V 256, T 64, C 64, L 2; 3 steps of a
+ * global batch of 4 over N ranks), worked out from the shapes, not read from the plugin:
+ * the parameters each rank holds, weights/gradients/optimizer by precision, and the bytes
+ * the ring algorithms move (README "Byte counts"). Returns the number of mismatches. */
+static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16)
+{
+    const double V = 256, T = 64, C = 64, L = 2, N = d->nranks, steps = 3, B = 4;
+    const double layer = 12 * C * C + 13 * C, psi = V * C + T * C + L * layer + 2 * C;
+    double held = psi, opt, grads, weights, wire;
+    int bad = 0;
+    if (!strcmp(plugin, "tensor_parallel")) /* LayerNorms, attproj/fcproj biases replicated */
+        held = V * C + T * C + L * (6 * C + (12 * C * C + 7 * C) / N) + 2 * C;
+    else if (!strcmp(plugin, "pipeline_parallel")) /* N = L = 2: one layer per stage */
+        held = d->rank == 0 ? V * C + T * C + layer : layer + 2 * C + V * C;
+    bad += expect(d, "flat_params", held);
+    weights = (bf16 ? 2 : 4) * held;
+    grads = weights;
+    opt = (bf16 ? 12 : 8) * held;  /* AdamW m, v (and the fp32 master weights with bf16) */
+    if (!strcmp(plugin, "zero")) { /* stage 1: the optimizer state of this rank's slice */
+        double slice = floor(psi / N) + (d->rank < fmod(psi, N) ? 1 : 0);
+        opt = (bf16 ? 12 : 8) * slice;
+    }
+    if (!strcmp(plugin, "data_parallel") || !strcmp(plugin, "zero")) /* all-reduce, or
+        reduce-scatter + all-gather: 2 (N-1)/N of the flat vector a step */
+        wire = steps * 2 * (N - 1) / N * psi * (bf16 ? 2 : 4);
+    else if (!strcmp(plugin, "tensor_parallel")) /* 4 all-reduces of B x T x C a layer */
+        wire = steps * L * 4 * 2 * (N - 1) / N * B * T * C * 4;
+    else /* 4 micro-batches of 1 x T x C activations one way, their gradients back, and the
+          * tied embedding's gradient between the two stages, every step */
+        wire = steps * (4 * T * C * 4 + V * C * 4);
+    bad += expect(d, "train_peak_weights_bytes", weights);
+    bad += expect(d, "train_peak_gradients_bytes", grads);
+    bad += expect(d, "train_peak_optimizer_bytes", opt);
+    bad += expect(d, "comm_bytes_sent", wire);
+    bad += expect(d, "comm_bytes_recv", wire);
+    /* orderings that must hold whatever the shapes */
+    double total = val(d, "train_peak_bytes"), parts = 0;
+    static const char *const cats[] = {"weights",   "gradients", "optimizer", "activations",
+                                       "act_grads", "workspace", "data"};
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "train_peak_%s_bytes", cats[i]);
+        parts += val(d, name);
+    }
+    if (!(total <= parts && total >= weights + grads + opt)) {
+        fprintf(stderr, "rank %d: train_peak_bytes %.0f outside [state %.0f, sum of peaks %.0f]\n",
+                d->rank, total, weights + grads + opt, parts);
+        bad++;
+    }
+    if (!strcmp(plugin, "zero") && opt * N != (bf16 ? 12 : 8) * psi) {
+        fprintf(stderr, "rank %d: ZeRO optimizer %.0f is not 1/%g of data parallel's\n", d->rank,
+                opt, N);
+        bad++;
+    }
+    return bad;
 }
 
 int main(int argc, char **argv)
@@ -67,6 +151,12 @@ int main(int argc, char **argv)
         for (size_t i = 0; d.rank == 0 && i < sizeof rank0 / sizeof rank0[0]; i++)
             if (!seen(&d, rank0[i]))
                 fprintf(stderr, "rank 0: missing metric %s\n", rank0[i]), rc = 1;
+        int nargs = argc - 2 - check;
+        char **args = argv + 2 + check;
+        if (has_arg(args, nargs, "model=tiny") && has_arg(args, nargs, "steps=3") &&
+            has_arg(args, nargs, "batch=4") && d.nranks == 2 &&
+            check_shapes(&d, wl->name, has_arg(args, nargs, "precision=bf16")))
+            rc = 1;
         if (d.n_nonfinite || d.n_undeclared || d.region_errors || d.open_regions)
             fprintf(stderr, "rank %d: non-finite metric, bad parameter or unbalanced region\n",
                     d.rank),
