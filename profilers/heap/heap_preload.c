@@ -1569,10 +1569,17 @@ __attribute__((destructor)) static void mt_heap_dtor(void)
 
 /* Shells (dash) and forked children leave through _exit, past the destructors: the
  * report is written first. Not in a vfork child, which shares our memory: its pid is
- * not the one that opened the report. */
+ * not the one that opened the report. Nor when the lock stays held: _exit may come from
+ * a signal handler that interrupted a hook of this very thread (the report is then
+ * left without its exit part, never a hang). */
 __attribute__((noreturn)) static void exit_now(int status)
 {
-    if (atomic_load(&init_state) == 2 && !tls.guard && (long)getpid() == G.report_pid)
+    int free_lock = 0;
+    for (int i = 0; i < 1000 && !free_lock; i++) {
+        free_lock = !atomic_load(&G.lock);
+        if (!free_lock) sched_yield();
+    }
+    if (free_lock && atomic_load(&init_state) == 2 && !tls.guard && (long)getpid() == G.report_pid)
         mt_heap_dtor();
     syscall(SYS_exit_group, status);
     for (;;)
