@@ -310,6 +310,12 @@ int mt_child_main(int argc, char **argv)
     mt_events_write(fd, MT_EV_DONE, done, 3);
     mt_params_free(&params);
     mt_plugins_close(&plugin);
+    int lost = mt_events_write_errno();
+    if (lost) { /* on a full disk this line is lost too; the exit status is not */
+        fprintf(stderr, "memtrade __child: cannot write the event file %s: %s\n", path,
+                strerror(lost));
+        return MT_CHILD_EXIT_EVENTS;
+    }
     /* The plugin stays loaded: its destructors and the heap profiler's exit report run
      * at exit(). */
     return rc == 0 ? 0 : 1;

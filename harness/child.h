@@ -12,7 +12,8 @@
  *   memtrade __child --plugin PATH --events DIR --scratch DIR --seed N --threads N
  *                    [--cache DIR] [--heap full|sampled|off] [-p key=value]...
  * Exit status: 0 when run() returned 0, 1 when it failed, 2 when the child could not
- * start the plugin (message in an ERROR event and on stderr).
+ * start the plugin (message in an ERROR event and on stderr), MT_CHILD_EXIT_EVENTS when
+ * an event could not be written.
  */
 #ifndef MT_HARNESS_CHILD_H
 #define MT_HARNESS_CHILD_H
@@ -20,6 +21,10 @@
 /* Contract: runs the child; returns its exit status (see above). `argv[0]` is the path of
  * the memtrade executable, argv[1] is "__child". */
 int mt_child_main(int argc, char **argv);
+
+/* The exit status of `memtrade __child` when an event could not be written (a full
+ * scratch disk): what the run measured is lost, whatever run() returned (EX_IOERR). */
+#define MT_CHILD_EXIT_EVENTS 74
 
 /* Contract: this process's MPI rank and size from the launcher's environment
  * (OMPI_COMM_WORLD_RANK/SIZE, PMIX_RANK, PMI_RANK/PMI_SIZE, SLURM_PROCID/SLURM_NTASKS);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "facts.h"
+#include "recover.h"
 #include "scheduler.h"
 #include "sweepspec.h"
 #include "util.h"
@@ -146,6 +147,20 @@ static void print_summary(const struct mt_sched_result *res, const char *db)
     fprintf(stderr, "\nmemtrade: results in %s\n", db);
 }
 
+/* How long a write waits for another connection's lock (an `sqlite3` shell holding a
+ * transaction) before the harness gives up with a database error; MEMTRADE_DB_WAIT
+ * (seconds) overrides it. */
+#define DB_WAIT_S 600.0
+
+static void say_waiting(void *arg, const char *path, double max_s)
+{
+    (void)arg;
+    fprintf(stderr,
+            "\rmemtrade: %s: another connection holds the database's write lock; waiting up "
+            "to %.0f s for it (finished runs keep their events on disk until stored)\n",
+            path, max_s);
+}
+
 /* Opens the store, runs the plans (in a sweep row when `info` is given), closes. */
 static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, size_t jobs,
                    uint64_t budget, int resume, const struct mt_store_sweep_info *info)
@@ -156,12 +171,31 @@ static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, si
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_DB;
     }
+    double wait_s = DB_WAIT_S;
+    const char *env_wait = getenv("MEMTRADE_DB_WAIT");
+    if (env_wait && *env_wait && (mt_util_parse_seconds(env_wait, &wait_s) != 0 || wait_s < 0)) {
+        fprintf(stderr, "memtrade: MEMTRADE_DB_WAIT takes seconds (e.g. 30, 5m), not '%s'\n",
+                env_wait);
+        mt_store_close(st);
+        return MT_EXIT_USAGE;
+    }
+    mt_store_set_wait(st, wait_s, say_waiting, NULL, &mt_cli_stop);
     char *facts = mt_facts_json();
     int rc = 0;
     size_t stale = 0;
-    if (resume && mt_store_mark_interrupted_running(
-                      st, "harness stopped before the run ended (found by --resume)", &stale) != 0)
+    struct mt_recover_counts rec = {0};
+    struct mt_runner_opts ro_rec = mt_cli_runner_opts(co);
+    if (resume && mt_recover_scratch(st, &ro_rec, &rec, err, sizeof err) != 0) rc = -1;
+    if (rec.stored || rec.removed)
+        fprintf(stderr,
+                "memtrade: scratch folders left by an earlier harness: %zu runs stored from "
+                "their events, %zu folders of recorded runs removed\n",
+                rec.stored, rec.removed);
+    if (rc == 0 && resume &&
+        mt_store_mark_interrupted_running(
+            st, "harness stopped before the run ended (found by --resume)", &stale) != 0)
         rc = -1;
+    stale += rec.interrupted;
     if (stale)
         fprintf(stderr,
                 "memtrade: %zu runs left 'running' by an earlier harness marked interrupted\n",

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -93,6 +94,8 @@ size_t mt_events_arity(char tag)
     }
 }
 
+static volatile sig_atomic_t first_write_errno; /* of this process; 0 = none failed */
+
 int mt_events_write(int fd, char tag, const char *const *fields, size_t n)
 {
     char buf[MT_EVENT_LINE_MAX];
@@ -101,10 +104,20 @@ int mt_events_write(int fd, char tag, const char *const *fields, size_t n)
     while (done < len) {
         ssize_t w = write(fd, buf + done, len - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC; /* a write of 0 bytes: no room */
+            if (!first_write_errno) first_write_errno = e;
+            errno = e;
+            return -1;
+        }
         done += (size_t)w;
     }
     return 0;
+}
+
+int mt_events_write_errno(void)
+{
+    return first_write_errno;
 }
 
 char *mt_events_fmt_double(char *buf, size_t cap, double v)

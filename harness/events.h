@@ -73,6 +73,10 @@ size_t mt_events_arity(char tag);
  * EINTR). Returns 0 or -1 with errno. Async-signal-safe, no allocation. */
 int mt_events_write(int fd, char tag, const char *const *fields, size_t n);
 
+/* Contract: the errno of the first mt_events_write of this process that failed, or 0.
+ * Async-signal-safe. A child that lost an event must not end as if it had reported. */
+int mt_events_write_errno(void);
+
 /* Contract: formats `v` with "%.17g" into `buf` (>= 32 bytes); returns buf. */
 char *mt_events_fmt_double(char *buf, size_t cap, double v);
 

@@ -27,6 +27,7 @@ void mt_cli_catch_stop(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session stops cleanly too */
 }
 
 uint64_t mt_cli_default_budget(void)
@@ -127,7 +128,8 @@ struct mt_runner_opts mt_cli_runner_opts(const struct mt_cli_common *c)
                                    .cache_dir = c->cache,
                                    .heap_mode = c->heap,
                                    .launcher = c->launcher,
-                                   .keep_scratch = c->keep_scratch};
+                                   .keep_scratch = c->keep_scratch,
+                                   .db_path = c->db};
 }
 
 static const char usage[] =
@@ -152,8 +154,9 @@ static const char usage[] =
     "  1  some runs ended failed, crashed, timeout or oom (all were recorded)\n"
     "  2  usage or input error: options, sweep file, workload, parameter, plugin\n"
     "  3  database error: cannot open, not a memtrade database, query refused or failed\n"
-    "  4  system error: cannot fork/exec, create folders, out of memory\n"
-    "  5  interrupted by SIGINT/SIGTERM (running runs recorded as interrupted)\n"
+    "  4  system error: cannot fork, create folders, out of memory; a full scratch\n"
+    "     disk (the sweep stops: measurements could not be written)\n"
+    "  5  interrupted by SIGINT/SIGTERM/SIGHUP (running runs recorded as interrupted)\n"
     "\n"
     "environment:\n"
     "  MEMTRADE_DB           database (default out/memtrade.db; --db overrides)\n"

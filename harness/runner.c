@@ -15,12 +15,14 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "child.h"
 #include "heapingest.h"
+#include "recover.h"
 #include "util.h"
 
 #define KILL_GRACE_S 2.0
@@ -146,6 +148,10 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
         snprintf(err, errlen, "cannot create %s: %s", job->scratch, strerror(errno));
         return -1;
     }
+    job->event_ranks = job->plan ? job->ranks : 0;
+    job->exec_errno = 0;
+    job->exec_what[0] = '\0';
+    if (mt_recover_mark(o, job, err, errlen) != 0) return -1;
     struct argv_buf a = {0};
     int built = 0;
     if (job->plan) {
@@ -171,11 +177,21 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* A program that cannot be executed says so through this pipe (closed by a successful
+     * exec), so that the run is recorded failed with the reason, not crashed with 127. */
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0) {
+        argv_free(&a);
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         argv_free(&a);
+        close(errpipe[0]);
+        close(errpipe[1]);
         snprintf(err, errlen, "fork: %s", strerror(errno));
         return -1;
     }
@@ -188,7 +204,9 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        close(errpipe[0]);
 #ifndef MT_ASAN
         if (job->mem_limit) {
             struct rlimit rl = {(rlim_t)job->mem_limit, (rlim_t)job->mem_limit};
@@ -221,15 +239,38 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
             setenv("MEMTRADE_HEAP_MODE", o->heap_mode, 1);
         }
         execvp(a.v[0], a.v);
-        dprintf(2, "memtrade: cannot execute %s: %s\n", a.v[0], strerror(errno));
+        int e = errno;
+        dprintf(2, "memtrade: cannot execute %s: %s\n", a.v[0], strerror(e));
+        ssize_t w = write(errpipe[1], &e, sizeof e);
+        (void)w;
         _exit(127);
     }
     setpgid(pid, pid); /* also here: no race with the kill below */
-    argv_free(&a);
+    close(errpipe[1]);
+    int exec_errno = 0;
+    ssize_t got;
+    do
+        got = read(errpipe[0], &exec_errno, sizeof exec_errno);
+    while (got < 0 && errno == EINTR);
+    close(errpipe[0]);
     job->pid = pid;
     job->started = mt_runner_now();
     job->term_sent = 0;
     job->reaped = 0;
+    if (got == (ssize_t)sizeof exec_errno && exec_errno) {
+        if (job->plan && job->ranks > 1)
+            snprintf(job->exec_what, sizeof job->exec_what,
+                     "the launcher '%.100s' (from --launcher or MEMTRADE_LAUNCHER: \"%.200s\")",
+                     a.v[0], o->launcher);
+        else
+            snprintf(job->exec_what, sizeof job->exec_what, "'%.400s'", a.v[0]);
+        job->exec_errno = exec_errno;
+        while (wait4(pid, &job->wstatus, 0, &job->ru) < 0 && errno == EINTR) {
+        }
+        job->reaped = 1;
+        job->wall_s = mt_runner_now() - job->started;
+    }
+    argv_free(&a);
     return 0;
 }
 
@@ -355,6 +396,7 @@ struct ingest {
     size_t nagg;
     size_t dropped;       /* events the store refused (the run is still recorded) */
     char first_drop[512]; /* the store's message for the first of them */
+    char heap_note[1024]; /* why the heap profile is not (fully) stored; "" when it is */
 };
 
 static void aggregate(struct ingest *in, const char *name, double v, const char *unit)
@@ -396,7 +438,6 @@ static int ingest_event(void *arg, const struct mt_event *ev)
         double x = strtod(f[1], NULL), y = strtod(f[2], NULL);
         if (isfinite(x) && isfinite(y))
             rc = mt_store_sample(in->st, in->run_id, in->rank, f[0], x, y, *f[3] ? f[3] : NULL);
-    char heap_note[1024]; /* why the heap profile is not (fully) stored; "" when it is */
         break;
     }
     case MT_EV_LOG:
@@ -467,6 +508,7 @@ static int ingest_heap(struct ingest *in, const struct mt_job *job, const char *
     for (int r = 0; r < job->ranks && rc == 0; r++) {
         char path[PATH_MAX + 32], err[1024];
         snprintf(path, sizeof path, "%s/heap.%d", job->scratch, r);
+        in->rank = r;
         if (off || access(path, R_OK) != 0) {
             const char *why = off                ? "heap profiler off (--heap off)"
                               : job->heap_absent ? job->heap_absent
@@ -486,6 +528,7 @@ static int ingest_heap(struct ingest *in, const struct mt_job *job, const char *
             0) {
             char msg[1200];
             snprintf(msg, sizeof msg, "heap report not (fully) stored: %s", err);
+            snprintf(in->heap_note, sizeof in->heap_note, "%s", err);
             rc = mt_store_log(in->st, job->run_id, r, job->wall_s, "warn", msg);
         }
     }
@@ -515,7 +558,6 @@ static char *output_tail(const char *scratch)
 }
 
 /* Near the limit: the address space (or RSS) came within 10 % of it. */
-        in->rank = r;
 static int near_limit(long long bytes, uint64_t limit)
 {
     return limit && bytes > 0 && (double)bytes >= 0.9 * (double)limit;
@@ -528,10 +570,21 @@ static void decide(const struct mt_job *job, const struct ingest *in, struct mt_
     end->exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
     end->signal = WIFSIGNALED(ws) ? WTERMSIG(ws) : -1;
     end->wall_s = job->wall_s;
-            snprintf(in->heap_note, sizeof in->heap_note, "%s", err);
     text[0] = '\0';
     char lim[32];
     snprintf(lim, sizeof lim, "%.1f MiB", (double)job->mem_limit / 1048576.0);
+    if (job->exec_errno) {
+        end->status = MT_RUN_FAILED;
+        snprintf(text, cap, "cannot execute %s: %s", job->exec_what, strerror(job->exec_errno));
+        return;
+    }
+    if (job->harness_died) {
+        end->status = MT_RUN_INTERRUPTED;
+        snprintf(text, cap,
+                 "harness stopped before the run ended; what the run reported was "
+                 "stored from its scratch folder by --resume");
+        return;
+    }
     if (job->interrupted) {
         end->status = MT_RUN_INTERRUPTED;
         snprintf(text, cap, "harness interrupted; run stopped after %.1f s", job->wall_s);
@@ -548,7 +601,7 @@ static void decide(const struct mt_job *job, const struct ingest *in, struct mt_
                  (double)job->oom_rss / 1048576.0);
         return;
     }
-    int nr = job->plan ? job->ranks : 0;
+    int nr = job->event_ranks;
     /* A rank that caught a fatal signal, or failed, decides; then the process status. */
     for (int r = 0; r < nr; r++) {
         const struct rank_state *rs = &in->rs[r];
@@ -602,10 +655,66 @@ static void decide(const struct mt_job *job, const struct ingest *in, struct mt_
     end->status = MT_RUN_OK;
 }
 
+/* The name of a write error that loses measurements. */
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case ENOSPC:
+        return "ENOSPC";
+    case EDQUOT:
+        return "EDQUOT";
+    case EFBIG:
+        return "EFBIG";
+    case EIO:
+        return "EIO";
+    case EROFS:
+        return "EROFS";
+    default:
+        return "errno";
+    }
+}
+
+/* Why a child could not write its event file (it exited MT_CHILD_EXIT_EVENTS): its own
+ * message is on the same full disk, so look at the scratch folder's filesystem now. */
+static void describe_lost(const struct mt_job *job, char *buf, size_t cap)
+{
+    const uint64_t room = 64 * 1024;
+    char cause[600];
+    struct statvfs vs;
+    int e = 0;
+    if (statvfs(job->scratch, &vs) == 0 && (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize < room) {
+        e = ENOSPC;
+        snprintf(cause, sizeof cause, "%s (ENOSPC: %llu bytes free there)", strerror(ENOSPC),
+                 (unsigned long long)vs.f_bavail * (unsigned long long)vs.f_frsize);
+    } else {
+        /* Try what the child did: write a little. */
+        char probe[PATH_MAX + 32];
+        snprintf(probe, sizeof probe, "%s/space.probe", job->scratch);
+        int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        static const char zeros[4096];
+        for (uint64_t done = 0; fd >= 0 && done < room && !e; done += sizeof zeros)
+            if (write(fd, zeros, sizeof zeros) != (ssize_t)sizeof zeros) e = errno ? errno : ENOSPC;
+        if (fd < 0) e = errno;
+        if (fd >= 0) close(fd);
+        unlink(probe);
+        if (e)
+            snprintf(cause, sizeof cause, "%s (%s)", strerror(e), errno_name(e));
+        else
+            snprintf(cause, sizeof cause,
+                     "a write failed (the disk may have been full for a while; there is room now)");
+    }
+    snprintf(buf, cap,
+             "run %lld's measurements were lost: its event file could not be written in %.1024s: "
+             "%s; the sweep stops here (free space there, or give --out on another disk, then "
+             "run again with --resume)",
+             (long long)job->run_id, job->scratch, cause);
+}
+
 int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct mt_job *job,
                      enum mt_run_status *status, char *err, size_t errlen)
 {
-    int nr = job->plan ? job->ranks : 0;
+    int nr = job->event_ranks;
+    mt_recover_save_outcome(o, job); /* the folder can be stored later if this fails */
     struct ingest in = {.st = st, .run_id = job->run_id, .nranks = job->ranks};
     in.rs = calloc((size_t)(nr > 0 ? nr : 1), sizeof *in.rs);
     int rc = mt_store_begin(st);
@@ -634,6 +743,16 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
     struct mt_store_run_end end = {0};
     char text[4096];
     if (in.rs) decide(job, &in, &end, text, sizeof text);
+    /* An ok run whose heap profile is missing or partial says why (issue 14). */
+    if (in.rs && end.status == MT_RUN_OK && in.heap_note[0])
+        snprintf(text, sizeof text, "heap profile not (fully) stored: %s", in.heap_note);
+    char lost[2048] = "";
+    if (in.rs && nr > 0 && !job->interrupted && !job->timed_out && !job->oom_killed &&
+        WIFEXITED(job->wstatus) && WEXITSTATUS(job->wstatus) == MT_CHILD_EXIT_EVENTS) {
+        describe_lost(job, lost, sizeof lost);
+        end.status = MT_RUN_INTERRUPTED;
+        snprintf(text, sizeof text, "%s", lost);
+    }
     end.error = text[0] ? text : NULL;
     if (rc == 0) {
         if (in.dropped) {
@@ -643,8 +762,9 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
             rc |= mt_store_log(st, job->run_id, 0, job->wall_s, "warn", msg);
         }
         /* Memory from the kernel: the started process (and its reaped descendants). */
-        rc |= mt_store_metric(st, job->run_id, -1, "peak_rss_bytes",
-                              (double)job->ru.ru_maxrss * 1024.0, "bytes");
+        if (!job->rusage_unknown)
+            rc |= mt_store_metric(st, job->run_id, -1, "peak_rss_bytes",
+                                  (double)job->ru.ru_maxrss * 1024.0, "bytes");
         for (int r = 0; nr > 1 && r < nr; r++)
             if (in.rs[r].maxrss > 0)
                 rc |= mt_store_metric(st, job->run_id, r, "peak_rss_bytes", (double)in.rs[r].maxrss,
@@ -672,10 +792,18 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         mt_events_reader_free(&job->progress[r]);
     free(job->progress);
     job->progress = NULL;
-    if (!o->keep_scratch) nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc != 0) { /* keep the events until they are stored (recover.h) */
+        size_t n = strlen(err);
+        snprintf(err + n, errlen > n ? errlen - n : 0,
+                 "; run %lld's events are kept in %s: `memtrade sweep --resume` stores them",
+                 (long long)job->run_id, job->scratch);
+    } else if (!o->keep_scratch) {
+        nftw(job->scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
     *status = end.status;
+    if (rc == 0 && lost[0]) {
+        snprintf(err, errlen, "%s", lost);
+        return -2;
+    }
     return rc;
 }
-    /* An ok run whose heap profile is missing or partial says why (issue 14). */
-    if (in.rs && end.status == MT_RUN_OK && in.heap_note[0])
-        snprintf(text, sizeof text, "heap profile not (fully) stored: %s", in.heap_note);

@@ -10,7 +10,9 @@
  * reports into the store and writes the outcome.
  *
  * How a status is decided (in this order):
- *   interrupted  the harness was asked to stop (SIGINT/SIGTERM) and killed the run;
+ *   interrupted  the harness was asked to stop (SIGINT/SIGTERM/SIGHUP) and killed the
+ *                run, or the run's events could not be written (a full scratch disk:
+ *                the harness stops), or --resume found it left by a killed harness;
  *   timeout      the run outlived --timeout and was killed;
  *   oom          a process of the run had more than --mem-limit resident (the harness
  *                polls RSS every 25 ms and kills the group), or the run died or failed
@@ -20,7 +22,8 @@
  *                the machine;
  *   crashed      killed by a signal (signal stored), or a rank died without reporting;
  *   failed       run() returned non-zero (its mt_error text), or the child could not
- *                start (non-zero exit; its message);
+ *                start (non-zero exit; its message), or its program (the launcher)
+ *                could not be executed;
  *   ok           every rank reported run() == 0 and the process exited 0.
  * peak_rss_bytes (rank -1) comes from wait4's ru_maxrss of the process the harness
  * started (for a launcher: the largest of its descendants); each rank also reports its
@@ -48,6 +51,7 @@ struct mt_runner_opts {
     int keep_scratch;         /* keep the per-run folder after it is recorded */
     int shared_cores;         /* runs share the cores (--jobs > 1): OpenMP threads sleep
                                  instead of spinning while they wait */
+    const char *db_path;      /* the database the runs go to (named in each scratch folder) */
 };
 
 struct mt_job {
@@ -68,11 +72,19 @@ struct mt_job {
     double wall_s;
     struct mt_events_reader *progress; /* one per rank */
     double done, total;                /* latest progress of rank 0 */
+    int event_ranks;     /* ranks that write an event file (0 for `memtrade profile`) */
+    int exec_errno;      /* the program could not be executed (the job is then reaped) */
+    char exec_what[512]; /* which program, and where its name came from */
+    int rusage_unknown;  /* recovered by --resume after the harness died: no wait4 figures */
+    int harness_died;    /* recovered: the harness was killed while the run went on */
 };
 
-/* Contract: creates the job's scratch folder and starts its process. `job` must have
- * plan or command, run_id, ranks, mem_limit and timeout_s set. Returns 0, or -1 with err
- * (nothing left running). */
+/* Contract: creates the job's scratch folder (with run.txt naming the database and the
+ * run, for --resume) and starts its process. `job` must have plan or command, run_id,
+ * ranks, mem_limit and timeout_s set. Returns 0, or -1 with err (nothing left running). A
+ * program that cannot be executed (a missing launcher) is not an error here: the job is
+ * returned reaped with exec_errno set, and mt_runner_record records it `failed` with the
+ * reason. */
 int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *err, size_t errlen);
 
 /* Contract: one watch step at time `now` (CLOCK_MONOTONIC seconds): reaps the process
@@ -87,8 +99,11 @@ void mt_runner_interrupt(struct mt_job *job, double now);
 /* Contract: after the job is reaped: ingests every rank's events (and heap reports when
  * the heap profiler ran) into the store in one transaction, decides the status (see the
  * top of this file), writes the outcome, removes the scratch folder (unless kept), and
- * frees the job's readers. *status gets the outcome. Returns 0, or -1 on a database
- * error (message from the store in err). */
+ * frees the job's readers. *status gets the outcome. Returns 0; -1 on a database error
+ * (message from the store in err): then the scratch folder stays, with outcome.txt, and
+ * --resume stores it (recover.h); -2 when the run's measurements were lost to a system
+ * fault (a child could not write its event file: a full scratch disk): the run is
+ * recorded `interrupted` with the cause, err says it, and the caller should stop. */
 int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct mt_job *job,
                      enum mt_run_status *status, char *err, size_t errlen);
 

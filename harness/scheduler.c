@@ -141,6 +141,7 @@ static int finish_one(struct sched *s, struct mt_job *j, char *err, size_t errle
     int rc = mt_runner_record(s->st, s->o->runner, j, &status, err, errlen);
     s->running--;
     s->used -= j->plan->mem_estimate;
+    if (rc == -2) s->res->by_status[status]++; /* recorded, and the sweep stops */
     if (rc == 0) {
         s->res->by_status[status]++;
         s->wall_sum += j->wall_s;
@@ -231,9 +232,13 @@ int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
         if (stopping && s.running == 0) break;
         for (size_t i = 0; i < o->jobs; i++) {
             struct mt_job *j = &s.slots[i];
-            if (j->pid && mt_runner_poll(j, mt_runner_now()) == 1 &&
-                finish_one(&s, j, err, errlen) != 0)
-                rc = -1;
+            if (!j->pid || mt_runner_poll(j, mt_runner_now()) != 1) continue;
+            int done = finish_one(&s, j, err, errlen); /* -2: measurements lost, stop */
+            if (done == -2) {
+                clear_line(&s);
+                fprintf(o->progress, "memtrade: %s\n", err);
+            }
+            if (done != 0 && rc != -1) rc = done;
         }
         show_progress(&s, next, n, mt_runner_now());
         struct timespec ts = {0, (long)(POLL_S * 1e9)};

@@ -43,8 +43,10 @@ struct mt_sched_result {
 
 /* Contract: runs every plan (see the top of this file). Returns 0 when every run could
  * be recorded (whatever their statuses; see *res), -1 on a database error (message in
- * err; runs already started are killed first), -2 on a system error that prevented
- * starting runs (fork, scratch folder). */
+ * err; runs already started are killed first; a finished run's events stay in its scratch
+ * folder for --resume), -2 on a system error that prevented starting runs (fork, scratch
+ * folder) or lost a run's measurements (its event file could not be written: a full
+ * scratch disk); the sweep stops there. */
 int mt_sched_run(struct mt_store *st, struct mt_plan *plans, size_t n,
                  const struct mt_sched_opts *o, struct mt_sched_result *res, char *err,
                  size_t errlen);

@@ -22,7 +22,8 @@
 _Static_assert(MT_SCHEMA_LATEST == MT_STORE_SCHEMA_VERSION,
                "store.h MT_STORE_SCHEMA_VERSION must equal the last migration number");
 
-#define BUSY_TIMEOUT_MS 10000
+#define BUSY_TIMEOUT_MS 10000 /* readers */
+#define WRITER_WAIT_S 600.0   /* writers, unless mt_store_set_wait says otherwise */
 #define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 static const char *const stmt_sql[SS_COUNT] = {
@@ -391,18 +392,34 @@ int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store *
         return fail_to(err, errlen, "%s: out of memory", path);
     }
     st->readonly = readonly;
+    st->lock_fd = -1;
+    st->wait_s = WRITER_WAIT_S;
     int oflags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(path, &st->db, oflags, NULL) != SQLITE_OK) {
+    char uri[4200];
+    const char *name = path;
+    if (readonly && store_reader_immutable(path)) { /* never leave side files (store_guard.c) */
+        if (store_reader_uri(path, uri, sizeof uri) != 0) {
+            store_fail(st, "path too long");
+            goto fail;
+        }
+        name = uri;
+        oflags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2(name, &st->db, oflags, NULL) != SQLITE_OK) {
         store_fail(st, "cannot open database: %s",
                    st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (readonly)
+        sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    else
+        store_install_wait(st);
     sqlite3_extended_result_codes(st->db, 1);
     if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
         store_fail(st, "cannot open for writing (permission denied?)");
         goto fail;
     }
+    if (!readonly && store_writer_lock(st) != 0) goto fail;
 
     /* Everything up to here only read the file; now decide before writing anything. */
     int64_t uv = 0;
@@ -440,6 +457,7 @@ void mt_store_close(struct mt_store *st)
         if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close_v2(st->db);
     }
+    store_writer_unlock(st);
     free(st->path);
     free(st);
 }
@@ -715,6 +733,21 @@ int mt_store_find_ok(struct mt_store *st, const char *config_key, int repeat, in
     int found = rc == SQLITE_ROW;
     if (found && run_id) *run_id = sqlite3_column_int64(s, 0);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) found = store_fail_sql(st, "find ok run");
+    sqlite3_finalize(s);
+    return found;
+}
+
+int mt_store_run_status(struct mt_store *st, int64_t run_id, enum mt_run_status *status)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "SELECT status FROM runs WHERE id = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return store_fail_sql(st, "run status");
+    sqlite3_bind_int64(s, 1, run_id);
+    int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
+    if (found && mt_run_status_parse((const char *)sqlite3_column_text(s, 0), status) != 0)
+        found = store_fail(st, "run %lld has an unknown status", (long long)run_id);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) found = store_fail_sql(st, "run status");
     sqlite3_finalize(s);
     return found;
 }

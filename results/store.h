@@ -13,7 +13,11 @@
  * a NUL-terminated message there (truncated to errlen; err may be NULL when errlen is 0).
  *
  * Thread safety: a struct mt_store is used by one thread at a time. Different stores on the
- * same file may live in different threads or processes (WAL, busy_timeout 10 s).
+ * same file may live in different threads or processes (WAL), with one writer at a time:
+ * a read-write store holds the file's writer lock until it is closed (store_guard.c), and
+ * a second one is refused with the holder's pid. A writer waits for SQLite's write lock
+ * (another connection's transaction) up to mt_store_set_wait's bound (default 600 s);
+ * readers wait 10 s.
  *
  * Nullable arguments: a NULL string is stored as SQL NULL, and so are integers in the
  * "no value" range their field comment gives ("-1 = unknown", "<= 0 = none") and doubles
@@ -51,6 +55,7 @@
 #ifndef MEMTRADE_RESULTS_STORE_H
 #define MEMTRADE_RESULTS_STORE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,13 +84,27 @@ enum mt_store_flags {
  * naming the file and leaving it byte-identical: a file that is not SQLite (wrong magic), a
  * truncated SQLite file, an SQLite database that is not a memtrade database (has tables but
  * no meta.application = 'memtrade'), and a database whose user_version is newer than
- * MT_STORE_SCHEMA_VERSION. READONLY additionally refuses a missing or empty file, and
- * accepts an older schema as is (no migration). Returns 0, or -1 with *out = NULL. */
+ * MT_STORE_SCHEMA_VERSION. READWRITE_CREATE also takes the writer lock: while another
+ * read-write store (any process) has the file open it fails, naming that process's pid.
+ * READONLY additionally refuses a missing or empty file, and accepts an older schema as
+ * is (no migration); it never creates files: where a WAL database has no -wal/-shm files
+ * and this process could not create them for the database's owner (another user, a
+ * folder it cannot write, a read-only mount), it reads the file immutable (no locks; what
+ * a live writer has not yet checkpointed is not seen). Returns 0, or -1 with *out = NULL. */
 int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out, char *err,
                   size_t errlen);
 
-/* Contract: rolls back an open transaction, finalizes statements, closes. NULL is a no-op. */
+/* Contract: rolls back an open transaction, finalizes statements, closes, releases the
+ * writer lock. NULL is a no-op. */
 void mt_store_close(struct mt_store *st);
+
+/* Contract: how a writer waits when another connection holds SQLite's write lock: with
+ * back-off up to max_s seconds per statement, then the statement fails (busy). After the
+ * first second of a wait notify(arg, path, max_s) is called once (to say what it waits
+ * for); a non-zero *stop ends the wait early. NULLs allowed. */
+void mt_store_set_wait(struct mt_store *st, double max_s,
+                       void (*notify)(void *arg, const char *path, double max_s), void *arg,
+                       volatile sig_atomic_t *stop);
 
 /* Contract: the last error message of `st` (never NULL; "" when none). Owned by `st`. */
 const char *mt_store_error(const struct mt_store *st);
@@ -195,6 +214,10 @@ int mt_store_run_finish(struct mt_store *st, int64_t run_id, const struct mt_sto
  * its id in *run_id (if not NULL) when found, 0 when not, -1 on error. */
 int mt_store_find_ok(struct mt_store *st, const char *config_key, int repeat, int64_t *run_id);
 
+/* Contract: the status of run `run_id` in *status. Returns 1 when the run exists, 0 when
+ * not, -1 on error. */
+int mt_store_run_status(struct mt_store *st, int64_t run_id, enum mt_run_status *status);
+
 /* Contract: turns every row still 'running' into 'interrupted' with error = reason (NULL:
  * "harness stopped before the run ended") and finished_at = now; *count (if not NULL) gets
  * how many. Call it only when no other harness writes this database (at startup of a
@@ -276,6 +299,9 @@ struct mt_store_alloc_site {
  * store a rank again clears it first (mt_store_alloc_sites_clear). */
 int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_store_alloc_site *s);
 
+/* Contract: deletes the alloc sites of (run, rank), before that rank's reports are stored. */
+int mt_store_alloc_sites_clear(struct mt_store *st, int64_t run_id, int rank);
+
 /* ---------------------------------------------------------------- readers */
 
 enum mt_store_format { MT_FORMAT_TABLE = 0, MT_FORMAT_CSV, MT_FORMAT_JSON };
@@ -299,9 +325,6 @@ struct mt_store_runs_filter {
     const char *workload; /* NULL: any */
     const char *status;   /* NULL: any; else a status name */
 };
-/* Contract: deletes the alloc sites of (run, rank), before that rank's reports are stored. */
-int mt_store_alloc_sites_clear(struct mt_store *st, int64_t run_id, int rank);
-
 /* Contract: runs (id, sweep_id, workload, label, config_key, repeat, status, exit_code,
  * signal, wall_s, started_at, error) ordered by id. */
 int mt_store_query_runs(struct mt_store *st, const struct mt_store_runs_filter *f,

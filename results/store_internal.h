@@ -6,6 +6,7 @@
 #ifndef MEMTRADE_RESULTS_STORE_INTERNAL_H
 #define MEMTRADE_RESULTS_STORE_INTERNAL_H
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 
@@ -42,8 +43,8 @@ enum store_stmt {
     SS_STACK_INS,
     SS_STACK_FRAME_INS,
     SS_SITE_UPS,
-    SS_COUNT
     SS_SITE_CLEAR,
+    SS_COUNT
 };
 
 struct mt_store {
@@ -52,6 +53,12 @@ struct mt_store {
     int readonly;
     sqlite3_stmt *stmt[SS_COUNT];
     char err[1024];
+    int lock_fd;               /* writers: the flock of store_guard.c; -1 = none */
+    double wait_s, busy_since; /* bound of a wait for SQLite's write lock; its start */
+    int busy_told;             /* this wait was announced */
+    void (*wait_notify)(void *arg, const char *path, double max_s);
+    void *wait_arg;
+    volatile sig_atomic_t *wait_stop;
 };
 
 /* Sets st->err to "PATH: message" and returns -1. */
@@ -62,6 +69,15 @@ int store_fail_sql(struct mt_store *st, const char *what);
 sqlite3_stmt *store_stmt(struct mt_store *st, enum store_stmt id);
 /* Steps a cached write statement to SQLITE_DONE (or ROW for RETURNING) and resets it. */
 int store_step_done(struct mt_store *st, sqlite3_stmt *s, const char *what);
+
+/* store_guard.c: the one-writer lock (taken after SQLite opened the file, released after
+ * it closed it), the bounded busy wait of writers, and readers that must not create side
+ * files (open immutable: store_reader_uri builds the "file:...?immutable=1" name). */
+int store_writer_lock(struct mt_store *st);
+void store_writer_unlock(struct mt_store *st);
+void store_install_wait(struct mt_store *st);
+int store_reader_immutable(const char *path);
+int store_reader_uri(const char *path, char *buf, size_t cap);
 
 /* Frame and stack lookup that also reports whether a row was created (merge stats). */
 int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t *id, int *created);
