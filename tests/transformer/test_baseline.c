@@ -95,6 +95,9 @@ int main(void)
                kv_scratch);
         CHECK(peak == (double)(slabs + kv + kv_scratch));
     }
+    /* the evaluation's matmuls ran as oneDNN primitives, none fell back (counted) */
+    CHECK(need(&f, "matmul_prims", "count")->value > 0);
+    CHECK(need(&f, "matmul_fallbacks", "count")->value == 0);
     const struct fake_metric *tp = need(&f, "train_peak_bytes", "bytes");
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
     CHECK(!need(&f, "train_tokens_per_s", "tokens/s")->na);

@@ -56,6 +56,7 @@ static int baseline_run(struct mt_ctx *ctx)
     }
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
+    if (rc == 0) mt_wl_report_kernels(ctx);
     mt_gpt_free(m);
     mt_corpus_free(&corpus);
     return rc;
