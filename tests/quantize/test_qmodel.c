@@ -2,8 +2,10 @@
  *
  * What it is for: `test_qmodel <case> <ckpt>`: `train` trains the `small` model with the
  * default recipe (batch 4) for a few hundred steps on the fortunes corpus and saves it in
- * the model cache, or at <ckpt> when there is no cache folder (skipped when the file
- * already loads: a ctest fixture, so the other cases share it);
+ * the model cache under a name keyed by the recipe and the corpus, or at <ckpt> when there
+ * is no cache folder (not retrained when the file already loads: a ctest fixture, so the
+ * other cases share it), and in both cases verifies what it holds: `small`, 300 steps in
+ * the header, val_bpb below 4.5;
  * `close`, `bits` and `bits_nf` check the issue's accuracy claims on held-out bytes,
  * with the tied embedding / LM head packed too (bf16/fp16/8-bit per-channel within 1 %
  * of fp32 val_bpb; val_bpb worsening at every step 8 -> 4 -> 3 -> 2 bits; groups beating
@@ -23,10 +25,12 @@
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
+#include "hash.h"
 #include "qcheck.h"
 #include "qmodel.h"
 
 #define TRAIN_STEPS 300
+#define FIXTURE_VERSION 1 /* bump when training changes what the fixture's recipe produces */
 #define EVAL_TOKENS 8192
 #define EVAL_B 8
 #define EVAL_T 128
@@ -34,13 +38,38 @@
 static struct mt_corpus corpus;
 static char err[512];
 
+/* What the fixture must hold, whether it trained it now or found it: `small`, trained
+ * TRAIN_STEPS steps (the header's count), and a model that learned (val_bpb on the first
+ * EVAL_TOKENS validation bytes below VERIFY_BPB; uniform is 8; measured 3.80). */
+#define VERIFY_BPB 4.5
+static int verify(const char *path)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt *m;
+    struct mt_eval_result r;
+    uint64_t steps = 0;
+    if (mt_gpt_config_preset(&cfg, "small", err, sizeof err) ||
+        mt_ckpt_load(path, &cfg, MT_GPT_INFER, EVAL_B, EVAL_T, &m, &steps, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return 1;
+    }
+    int rc = mt_gpt_eval(m, corpus.val, corpus.n_val, EVAL_TOKENS, &r, err, sizeof err);
+    mt_gpt_free(m);
+    CHECK(rc == 0, "eval: %s", err);
+    CHECK(steps == TRAIN_STEPS, "%s holds %llu steps, want %d", path, (unsigned long long)steps,
+          TRAIN_STEPS);
+    CHECK(rc == 0 && r.bpb < VERIFY_BPB, "%s: val_bpb %.4f, want < %.1f", path, r.bpb, VERIFY_BPB);
+    printf("%s: %llu steps, val_bpb %.4f\n", path, (unsigned long long)steps, r.bpb);
+    return 0;
+}
+
 static int train(const char *path)
 {
     struct mt_gpt *m;
     if (mt_ckpt_load(path, NULL, MT_GPT_WEIGHTS, 0, 0, &m, NULL, err, sizeof err) == 0) {
         printf("reusing %s\n", path);
         mt_gpt_free(m);
-        return 0;
+        return verify(path);
     }
     struct mt_gpt_config cfg;
     struct mt_gpt_recipe r = mt_gpt_recipe_default(TRAIN_STEPS);
@@ -68,7 +97,7 @@ static int train(const char *path)
     free(in);
     free(tg);
     mt_gpt_free(m);
-    return rc ? 1 : 0;
+    return rc ? 1 : verify(path);
 }
 
 static struct mt_gpt *load(const char *path)
@@ -265,7 +294,15 @@ static const char *ckpt_path(const char *fallback, char *buf, size_t n)
     if (slash) *slash = '\0';
     mkdir(parent, 0755);
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fallback;
-    snprintf(buf, n, "%s/quantize-test-small-b4-s%d.ckpt", dir, TRAIN_STEPS);
+    /* keyed like the model cache: the recipe's inputs and the corpus's identity and size,
+     * so another corpus or recipe never reuses a stale file under the same name */
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(TRAIN_STEPS);
+    uint64_t key[] = {FIXTURE_VERSION, TRAIN_STEPS, 4, r.seq, 1234, 42, corpus.identity, corpus.n};
+    uint64_t h = mt_fnv64(MT_FNV64_INIT, key, sizeof key);
+    float lr[] = {r.lr, r.min_lr_frac, r.beta1, r.beta2, r.eps, r.weight_decay, r.grad_clip};
+    h = mt_fnv64(h, lr, sizeof lr);
+    snprintf(buf, n, "%s/quantize-test-small-b4-s%d-%016llx.ckpt", dir, TRAIN_STEPS,
+             (unsigned long long)h);
     return buf;
 }
 
