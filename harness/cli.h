@@ -18,8 +18,8 @@ enum mt_exit {
     MT_EXIT_RUNS_FAILED = 1, /* some runs ended failed/crashed/timeout/oom */
     MT_EXIT_USAGE = 2,       /* bad command line, sweep file, workload, parameter, plugin */
     MT_EXIT_DB = 3,          /* database error (cannot open, refused, query failed) */
-    MT_EXIT_SYSTEM = 4,      /* cannot fork/exec, create folders, out of memory */
-    MT_EXIT_INTERRUPTED = 5  /* stopped by SIGINT/SIGTERM; running runs recorded interrupted */
+    MT_EXIT_SYSTEM = 4,      /* cannot fork, create folders, out of memory; full scratch disk */
+    MT_EXIT_INTERRUPTED = 5  /* stopped by SIGINT/SIGTERM/SIGHUP; running runs interrupted */
 };
 
 /* Set by the SIGINT/SIGTERM handler of run, sweep and profile. */
@@ -49,12 +49,20 @@ int mt_cli_load_plugins(const struct mt_cli_common *c, struct mt_registry *reg, 
                         size_t errlen);
 /* Contract: the runner options from the common options. */
 struct mt_runner_opts mt_cli_runner_opts(const struct mt_cli_common *c);
-/* Contract: installs the SIGINT/SIGTERM handler that sets mt_cli_stop. */
+/* Contract: installs the SIGINT/SIGTERM/SIGHUP handler that sets mt_cli_stop. */
 void mt_cli_catch_stop(void);
 /* Contract: 75 % of MemTotal, or 4 GiB when /proc/meminfo cannot be read. */
 uint64_t mt_cli_default_budget(void);
 /* Contract: online CPUs (>= 1). */
 int mt_cli_cores(void);
+
+/* Contract: 0 when metric `name` (NULL: nothing asked) is stored in the database or is
+ * `pseudo` (a computed column; NULL for none); else prints "memtrade CMD: unknown metric
+ * 'NAME' for OPT; ..." with the valid names, nearest first, and returns MT_EXIT_USAGE
+ * (MT_EXIT_DB when the names cannot be read). */
+struct mt_store;
+int mt_cli_check_metric(struct mt_store *st, const char *cmd, const char *opt, const char *name,
+                        const char *pseudo);
 
 int mt_cmd_list(int argc, char **argv);
 int mt_cmd_describe(int argc, char **argv);

@@ -28,6 +28,40 @@ static const char query_help[] =
     "The database is opened read-only. Errors (missing or foreign database, unknown run,\n"
     "refused statement) exit 3.\n";
 
+int mt_cli_check_metric(struct mt_store *st, const char *cmd, const char *opt, const char *name,
+                        const char *pseudo)
+{
+    if (!name || (pseudo && strcmp(name, pseudo) == 0)) return 0;
+    char **names;
+    size_t n;
+    if (mt_store_metric_names(st, &names, &n) != 0) {
+        fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
+        return MT_EXIT_DB;
+    }
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(names[i], name) == 0;
+    if (!found) {
+        const char **all = malloc((n + 1) * sizeof *all);
+        size_t k = 0;
+        for (size_t i = 0; all && i < n; i++)
+            all[k++] = names[i];
+        if (all && pseudo) all[k++] = pseudo;
+        char list[4096];
+        mt_util_names_nearest_first(name, all ? all : (const char **)names, all ? k : n, list,
+                                    sizeof list);
+        fprintf(stderr,
+                "memtrade %s: unknown metric '%s' for %s; the metrics of %s, nearest "
+                "first: %s\n",
+                cmd, name, opt, mt_store_path(st), k || n ? list : "(none)");
+        free(all);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return found ? 0 : MT_EXIT_USAGE;
+}
+
 static int parse_id(const char *text, int64_t *id)
 {
     if (mt_util_parse_i64(text, id) != 0 || *id < 1) {
@@ -166,6 +200,20 @@ int mt_cmd_query(int argc, char **argv)
         fprintf(stderr, "memtrade query: --weight takes peak, bytes, leaked or allocs\n");
         return MT_EXIT_USAGE;
     }
+    enum mt_run_status want_status;
+    if (rf.status && mt_run_status_parse(rf.status, &want_status) != 0) {
+        const char *statuses[MT_RUN_INTERRUPTED + 1];
+        for (int i = 0; i <= MT_RUN_INTERRUPTED; i++)
+            statuses[i] = mt_run_status_name((enum mt_run_status)i);
+        char list[256];
+        fprintf(stderr,
+                "memtrade query: unknown status '%s' for --status; the statuses, nearest "
+                "first: %s\n",
+                rf.status,
+                mt_util_names_nearest_first(rf.status, statuses, MT_RUN_INTERRUPTED + 1, list,
+                                            sizeof list));
+        return MT_EXIT_USAGE;
+    }
     char err[2048];
     if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
@@ -175,6 +223,14 @@ int mt_cmd_query(int argc, char **argv)
     if (mt_store_open(co.db, MT_STORE_READONLY, &st, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_DB;
+    }
+    if (k == 3) { /* a misspelt metric gives an empty front: say so instead */
+        int bad = mt_cli_check_metric(st, "query pareto", "--x", po.x_metric, "memory_bytes");
+        if (!bad) bad = mt_cli_check_metric(st, "query pareto", "--y", po.y_metric, NULL);
+        if (bad) {
+            mt_store_close(st);
+            return bad;
+        }
     }
     int rc;
     switch (k) {

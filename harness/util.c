@@ -128,6 +128,37 @@ const char *mt_util_nearest(const char *word, const char *const *candidates, siz
     return best && best_d <= limit ? best : NULL;
 }
 
+static const char *sort_word; /* qsort has no argument: the word being compared to */
+
+static int by_distance(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t dx = mt_util_edit_distance(sort_word, x), dy = mt_util_edit_distance(sort_word, y);
+    return dx != dy ? (dx < dy ? -1 : 1) : strcmp(x, y);
+}
+
+char *mt_util_names_nearest_first(const char *word, const char *const *names, size_t n, char *buf,
+                                  size_t cap)
+{
+    buf[0] = '\0';
+    const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) return buf;
+    memcpy(sorted, names, n * sizeof *sorted);
+    sort_word = word;
+    qsort(sorted, n, sizeof *sorted, by_distance);
+    size_t len = 0;
+    for (size_t i = 0; i < n && len + 4 < cap; i++) {
+        int w = snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", sorted[i]);
+        if (w < 0 || (size_t)w >= cap - len) {
+            snprintf(buf + (cap > 4 ? cap - 4 : 0), 4, "...");
+            break;
+        }
+        len += (size_t)w;
+    }
+    free(sorted);
+    return buf;
+}
+
 int mt_util_parse_i64(const char *text, int64_t *out)
 {
     errno = 0;

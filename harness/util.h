@@ -40,6 +40,11 @@ size_t mt_util_edit_distance(const char *a, const char *b);
  * candidates. */
 const char *mt_util_nearest(const char *word, const char *const *candidates, size_t n);
 
+/* Contract: writes the n names to buf (cap bytes, truncated with "...") as "a, b, c",
+ * nearest to `word` first (edit distance, then alphabetical). Returns buf. */
+char *mt_util_names_nearest_first(const char *word, const char *const *names, size_t n, char *buf,
+                                  size_t cap);
+
 /* Contract: parses a strict decimal integer (optional sign, no trailing text). */
 int mt_util_parse_i64(const char *text, int64_t *out);
 /* Contract: parses a strict finite floating-point number (no trailing text). */

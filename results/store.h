@@ -214,6 +214,10 @@ int mt_store_run_finish(struct mt_store *st, int64_t run_id, const struct mt_sto
  * its id in *run_id (if not NULL) when found, 0 when not, -1 on error. */
 int mt_store_find_ok(struct mt_store *st, const char *config_key, int repeat, int64_t *run_id);
 
+/* Contract: the distinct metric names stored (any rank), sorted, in *names (*n of them;
+ * free each and the array with free()). Returns 0, or -1 on error. */
+int mt_store_metric_names(struct mt_store *st, char ***names, size_t *n);
+
 /* Contract: the status of run `run_id` in *status. Returns 1 when the run exists, 0 when
  * not, -1 on error. */
 int mt_store_run_status(struct mt_store *st, int64_t run_id, enum mt_run_status *status);

@@ -391,3 +391,29 @@ done:
     sqlite3_set_authorizer(st->db, NULL, NULL);
     return ret;
 }
+
+int mt_store_metric_names(struct mt_store *st, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "SELECT DISTINCT name FROM metrics ORDER BY name", -1, &s,
+                           NULL) != SQLITE_OK)
+        return store_fail_sql(st, "metric names");
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(*names, cap * sizeof *grown);
+            if (!grown) break;
+            *names = grown;
+        }
+        if (!((*names)[*n] = strdup((const char *)sqlite3_column_text(s, 0)))) break;
+        (*n)++;
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW) return store_fail(st, "metric names: out of memory");
+    if (rc != SQLITE_DONE) return store_fail_sql(st, "metric names");
+    return 0;
+}
