@@ -407,11 +407,18 @@ static size_t find_descendants(const char *path, struct report **out)
     return n;
 }
 
-/* Appends "; "-separated text to a note. */
+/* Appends "; "-separated text to a note (cut at cap). */
 static void note_add(char *note, size_t cap, const char *text)
 {
     size_t n = strlen(note);
-    if (n + 3 < cap) snprintf(note + n, cap - n, "%s%s", n ? "; " : "", text);
+    if (n && n + 2 < cap) {
+        memcpy(note + n, "; ", 2);
+        n += 2;
+    }
+    size_t len = strlen(text);
+    if (n + len >= cap) len = n + 1 < cap ? cap - n - 1 : 0;
+    memcpy(note + n, text, len);
+    note[n + len] = '\0';
 }
 
 int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char *path,
@@ -461,7 +468,7 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
             forked++;
             continue;
         }
-        char derr[512], msg[768];
+        char derr[512], msg[1024];
         int drc = ingest_one(&h, r->path, derr, sizeof derr);
         if (drc > 0) {
             snprintf(err, errlen, "%s", derr);
