@@ -30,7 +30,9 @@
 static inline float fast_expf(float x)
 {
     /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]; Cephes coefficients. */
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* NaN (x != x) is computed as 0 and returned as itself: (int)NaN and its shift below
+     * are undefined behaviour, and a model gone NaN must still be scored as NaN */
+    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : (x == x ? x : 0.0f));
     /* round to nearest by the 1.5 * 2^23 trick: floorf() would block vectorization */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
@@ -45,7 +47,7 @@ static inline float fast_expf(float x)
         int i;
         float f;
     } s = {.i = ((int)n + 127) << 23};
-    return x < -87.0f ? 0.0f : p * s.f;
+    return x < -87.0f ? 0.0f : (x == x ? p * s.f : x);
 }
 
 #pragma omp declare simd notinbranch
