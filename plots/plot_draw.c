@@ -257,20 +257,88 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
     pl_run_gnuplot(ctx, p->name, p->what);
 }
 
+/* A configuration's parameter as a number (NAN when it has none): from its first run,
+ * since the runs of one configuration share their parameters. */
+static double config_param(const struct pl_ctx *ctx, const struct pl_config *c, const char *key)
+{
+    const struct pl_run *r = &ctx->runs[c->runs[0]];
+    for (size_t i = 0; i < r->n_params; i++)
+        if (strcmp(r->params[i].key, key) == 0) {
+            char *end;
+            double v = strtod(r->params[i].value, &end);
+            return end != r->params[i].value && *end == '\0' ? v : NAN;
+        }
+    return NAN;
+}
+
+/* What must be equal for two points to share an accuracy axis: the text scored
+ * (eval_bytes) and, for training, the training budget (steps x batch sequences). NAN
+ * where a run does not say; NAN equals NAN here (an older run is grouped with its like). */
+struct cmp_key {
+    double eval_bytes, budget;
+};
+
+static struct cmp_key point_key(const struct pl_ctx *ctx, const struct pl_point *pt,
+                                enum panel_kind kind)
+{
+    const struct pl_config *c = &ctx->configs[pt->cfg];
+    struct pl_stat st;
+    struct cmp_key k = {NAN, NAN};
+    if (pl_config_stat(ctx, c, "eval_bytes", &st)) k.eval_bytes = st.median;
+    if (kind == KIND_TRAINING)
+        k.budget = config_param(ctx, c, "steps") * config_param(ctx, c, "batch");
+    return k;
+}
+
+static int same_value(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+static int same_key(struct cmp_key a, struct cmp_key b)
+{
+    return same_value(a.eval_bytes, b.eval_bytes) && same_value(a.budget, b.budget);
+}
+
+/* One panel of points that share a comparison key: Pareto front, plot, report table. */
+static void tradeoff_group(struct pl_ctx *ctx, const char *name, const char *title,
+                           const char *x_metric, const char *x_label, const char *y_label,
+                           struct pl_point *pts, size_t n, const char *note)
+{
+    mark_pareto(ctx, pts, n, pl_higher_is_better(ctx->y_metric));
+    struct pl_panel p = {.name = name,
+                         .what = title,
+                         .x_metric = x_metric,
+                         .x_label = x_label,
+                         .y_metric = ctx->y_metric,
+                         .y_label = y_label,
+                         .pts = pts,
+                         .n = n};
+    draw_scatter(ctx, &p, 1, note);
+    pl_report_panel(ctx, &p);
+}
+
+/* Accuracy is compared only between runs that scored the same text with the same
+ * training budget: the points are split by that key, the largest group (the one holding
+ * the baseline on a tie) keeps the panel's name, every other group gets a panel of its
+ * own (name_2, name_3, ...) whose title states its key. */
 static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *what,
                            enum panel_kind kind, const char *const *x_metrics, const char *x_prefix)
 {
     struct pl_point *pts = calloc(ctx->n_configs + 1, sizeof *pts);
-    if (!pts) {
+    struct pl_point *grp = calloc(ctx->n_configs + 1, sizeof *grp);
+    struct cmp_key *keys = calloc(ctx->n_configs + 1, sizeof *keys);
+    int *done = calloc(ctx->n_configs + 1, sizeof *done);
+    if (!pts || !grp || !keys || !done) {
         ctx->oom = 1;
-        return;
+        goto out;
     }
     size_t n_fallback, n_dropped;
     size_t n = build_points(ctx, kind, x_metrics, ctx->y_metric, pts, &n_fallback, &n_dropped);
-    char *x_label = axis_label(ctx, x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0], x_prefix);
+    const char *x_metric = x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0];
+    char *x_label = axis_label(ctx, x_metric, x_prefix);
     char *y_label = axis_label(ctx, ctx->y_metric, NULL);
-    char *title = pl_asprintf(ctx, "%s: %s against %s", what, ctx->y_metric,
-                              x_metrics[strstr(x_metrics[0], "@rankmax") ? 1 : 0]);
+    char *title = pl_asprintf(ctx, "%s: %s against %s", what, ctx->y_metric, x_metric);
     if (n == 0) {
         pl_item_skip(ctx, name, title, "no successful run has both %s and %s%s", ctx->y_metric,
                      kind == KIND_SERVING    ? "infer_peak_bytes or model_bytes"
@@ -278,7 +346,6 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
                                              : x_metrics[1],
                      n_dropped ? " (some have memory <= 0)" : "");
     } else {
-        mark_pareto(ctx, pts, n, pl_higher_is_better(ctx->y_metric));
         char note[300] = "";
         int len = 0;
         if (n_fallback)
@@ -289,21 +356,74 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
             snprintf(note + len, sizeof note - (size_t)len,
                      "%s%zu configuration(s) with memory <= 0 left out", len ? "; " : "",
                      n_dropped);
-        struct pl_panel p = {.name = name,
-                             .what = title,
-                             .x_metric = x_metrics[0],
-                             .x_label = x_label,
-                             .y_metric = ctx->y_metric,
-                             .y_label = y_label,
-                             .pts = pts,
-                             .n = n};
-        draw_scatter(ctx, &p, 1, note);
-        pl_report_panel(ctx, &p);
+        for (size_t i = 0; i < n; i++)
+            keys[i] = point_key(ctx, &pts[i], kind);
+        size_t n_groups = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!done[i]) {
+                n_groups++;
+                for (size_t j = i; j < n; j++)
+                    done[j] |= same_key(keys[i], keys[j]);
+            }
+        memset(done, 0, (n + 1) * sizeof *done);
+        for (size_t g = 0; g < n_groups; g++) {
+            /* the largest group left (the baseline's on a tie) */
+            size_t best = n, best_n = 0;
+            int best_base = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (done[i]) continue;
+                size_t cnt = 0;
+                int base = 0;
+                for (size_t j = 0; j < n; j++)
+                    if (!done[j] && same_key(keys[i], keys[j])) {
+                        cnt++;
+                        base |= pts[j].baseline;
+                    }
+                if (cnt > best_n || (cnt == best_n && base && !best_base)) {
+                    best = i;
+                    best_n = cnt;
+                    best_base = base;
+                }
+            }
+            size_t m = 0;
+            struct cmp_key key = keys[best];
+            for (size_t j = 0; j < n; j++)
+                if (!done[j] && same_key(key, keys[j])) {
+                    grp[m++] = pts[j];
+                    done[j] = 1;
+                }
+            if (n_groups == 1) {
+                tradeoff_group(ctx, name, title, x_metrics[0], x_label, y_label, grp, m, note);
+                continue;
+            }
+            struct pl_buf k = {0};
+            if (!isnan(key.eval_bytes))
+                pl_buf_printf(&k, "scored on %.0f bytes", key.eval_bytes);
+            else
+                pl_buf_printf(&k, "text scored not recorded");
+            if (kind == KIND_TRAINING) {
+                if (!isnan(key.budget))
+                    pl_buf_printf(&k, ", %.0f training sequences (steps x batch)", key.budget);
+                else
+                    pl_buf_printf(&k, ", training budget not recorded");
+            }
+            char *gname = g ? pl_asprintf(ctx, "%s_%zu", name, g + 1) : NULL;
+            char *gtitle = pl_asprintf(ctx, "%s (%s)", pl_s(title), k.s ? k.s : "");
+            tradeoff_group(ctx, g ? pl_s(gname) : name, pl_s(gtitle), x_metrics[0], x_label,
+                           y_label, grp, m, note);
+            free(gname);
+            free(gtitle);
+            pl_buf_free(&k);
+        }
     }
     free(x_label);
     free(y_label);
     free(title);
+out:
     free(pts);
+    free(grp);
+    free(keys);
+    free(done);
 }
 
 void pl_draw_tradeoff(struct pl_ctx *ctx)

@@ -907,6 +907,64 @@ static void run_errors(const char *schema, const char *work)
     CHECK(mt_plot_parse_budgets("4MiB", &b, &nb, err, sizeof err) == -1, "suffix accepted");
 }
 
+/* Like with like: serving runs scored on different text, training runs of different
+ * budgets (steps x batch) never share a panel or a Pareto front. Serving: baseline and
+ * q8 on 4096 bytes, q4 on 2048 (its own panel, though it would dominate). Training: two
+ * runs of 20 x 8 sequences, one of 30 x 16 (its own panel). */
+static void run_comparable(const char *schema, const char *work)
+{
+    char db[4096], out[4096], plots[4200], err[1024];
+    snprintf(db, sizeof db, "%s/like.db", work);
+    snprintf(out, sizeof out, "%s/out-like", work);
+    snprintf(plots, sizeof plots, "%s/plots", out);
+    sqlite3 *h = new_db(schema, db);
+    exec_sql(h, "INSERT INTO sweeps(id, name, started_at, host, facts_json) VALUES(1, 'like', "
+                "'2026-01-01T00:00:00Z', 'testhost', '{}')");
+    static const struct {
+        const char *workload, *label, *params, *mem;
+        double bpb, mib, eval_bytes;
+    } pts[] = {
+        {"baseline", "fp32", "steps=20;batch=8", "infer_peak_bytes", 2.0, 6, 4096},
+        {"quantize", "q8", "bits=8", "infer_peak_bytes", 2.1, 3, 4096},
+        {"quantize", "q4", "bits=4", "infer_peak_bytes", 1.9, 2, 2048},
+        {"grad_accum", "a4", "steps=20;batch=8;accum_steps=4", "train_peak_bytes", 2.2, 10, 4096},
+        {"checkpointing", "c2", "steps=20;batch=8;every=2", "train_peak_bytes", 2.2, 9, 4096},
+        {"data_parallel", "dp", "steps=30;batch=16", "train_peak_bytes", 2.0, 5, 4096},
+    };
+    for (int i = 0; i < (int)(sizeof pts / sizeof pts[0]); i++) {
+        add_run(h, i + 1, pts[i].workload, pts[i].label, 0, "ok", pts[i].params);
+        acc_mem(h, i + 1, pts[i].bpb, pts[i].mem, pts[i].mib);
+        metric(h, i + 1, "eval_bytes", pts[i].eval_bytes, "bytes");
+    }
+    sqlite3_close(h);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    static const char *const drawn[] = {"tradeoff_serving", "tradeoff_serving_2",
+                                        "tradeoff_training", "tradeoff_training_2"};
+    for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
+        check_drawn(&res, plots, drawn[i], "png");
+    static const struct want_point serving[] = {
+        {"fp32", "baseline", 6, 2.0, 2.0, 2.0, 1, 1},
+        {"q8", "quantize", 3, 2.1, 2.1, 2.1, 1, 1},
+    };
+    check_points(plots, "tradeoff_serving.dat", serving, 2);
+    static const struct want_point serving2[] = {{"q4", "quantize", 2, 1.9, 1.9, 1.9, 1, 1}};
+    check_points(plots, "tradeoff_serving_2.dat", serving2, 1);
+    static const char *const front[] = {"q8", "fp32"};
+    check_pareto(plots, "tradeoff_serving_pareto.dat", front, 2);
+    CHECK(contains(plots, "tradeoff_serving_2.gp", "scored on 2048 bytes"), "key not in title");
+    static const struct want_point training[] = {
+        {"c2", "checkpointing", 9, 2.2, 2.2, 2.2, 1, 1},
+        {"a4", "grad_accum", 10, 2.2, 2.2, 2.2, 1, 0},
+    };
+    check_points(plots, "tradeoff_training.dat", training, 2);
+    CHECK(contains(plots, "tradeoff_training_2.gp", "480 training sequences"),
+          "budget not in title");
+    mt_plot_result_free(&res);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--make-db") == 0) {
@@ -914,7 +972,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR png|svg|empty|nognuplot|errors\n");
+        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR png|svg|empty|nognuplot|errors|comparable\n");
         return 2;
     }
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
@@ -931,6 +989,8 @@ int main(int argc, char **argv)
         run_nognuplot(schema, work);
     else if (strcmp(which, "errors") == 0)
         run_errors(schema, work);
+    else if (strcmp(which, "comparable") == 0)
+        run_comparable(schema, work);
     else
         return 2;
     return mt_check_status(failures);

@@ -97,8 +97,11 @@ static void check_memory(const struct fake_ctx *f, size_t micro, enum mt_prec p,
           (double)plan.bytes[MT_MEM_GRADIENTS]);
     CHECK(metric(f, "train_peak_optimizer_bytes", "bytes") ==
           (double)plan.bytes[MT_MEM_OPTIMIZER]);
+    /* the batch in flight: 8 windows of 64 input tokens and 64 targets, 4-byte ints */
+    double data = 2.0 * 8 * 64 * 4;
+    CHECK(metric(f, "train_peak_data_bytes", "bytes") == data);
     if (pool) {
-        CHECK(metric(f, "train_peak_bytes", "bytes") == (double)plan.total);
+        CHECK(metric(f, "train_peak_bytes", "bytes") == (double)plan.total + data);
         CHECK(metric(f, "train_peak_activations_bytes", "bytes") ==
               (double)plan.bytes[MT_MEM_ACTIVATIONS]);
     }

@@ -12,7 +12,7 @@
 
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
-static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE};
+static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM_DECODE_TOKENS};
 
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
@@ -35,24 +35,20 @@ static int baseline_run(struct mt_ctx *ctx)
     if (rc == 0) {
         mt_wl_report_train(ctx, &st);
         mt_wl_report_model(ctx, m);
-        /* serving, in one region "infer" as the post-training workloads have it */
-        mt_region_begin(ctx, "infer");
-        rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-        if (rc == 0) rc = mt_wl_report_decode(ctx, m, 128);
-        mt_region_end(ctx, "infer");
-    }
-    if (rc == 0) {
-        /* Serving memory accounted as the post-training workloads account it (quantize,
-         * prune): weights as stored, the evaluation batch's activations and workspace,
-         * and a KV cache (with its scratch) of the context length, at most 256. The fp32
-         * reference then sits on the same axis as its compressed forms. */
-        size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
-        mt_gpt_kv_memory(&cfg, cfg.seq_len < 256 ? cfg.seq_len : 256, &kv, &kv_scratch);
-        b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS];
-        b[MT_MEM_ACTIVATIONS] = m->slab_bytes[MT_MEM_ACTIVATIONS];
-        b[MT_MEM_WORKSPACE] = m->slab_bytes[MT_MEM_WORKSPACE] + kv_scratch;
-        b[MT_MEM_KV_CACHE] = kv;
-        mt_wl_report_infer_peak(ctx, b);
+        /* serving: the one serving measurement, as every post-training workload has it */
+        size_t kv = 0, kv_scratch = 0;
+        rc = mt_wl_report_serving(ctx, m, &corpus, &kv, &kv_scratch);
+        if (rc == 0) {
+            /* Serving memory accounted as the post-training workloads account it (quantize,
+             * prune): weights as stored, the evaluation batch's activations and workspace,
+             * and the KV cache (with its scratch) of the declared serving context. The fp32
+             * reference then sits on the same axis as its compressed forms. */
+            size_t b[MT_MEM_CAT_COUNT] = {0};
+            mt_wl_add_slabs(b, m);
+            b[MT_MEM_WORKSPACE] += kv_scratch;
+            b[MT_MEM_KV_CACHE] += kv;
+            mt_wl_report_infer_peak(ctx, b);
+        }
     }
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);

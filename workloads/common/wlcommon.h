@@ -61,8 +61,8 @@ extern "C" {
     }
 #define MT_WL_PARAM_EVAL_TOKENS                                                                    \
     {                                                                                              \
-        "eval_tokens", MT_PARAM_INT, "0", 0, 1e12, NULL,                                           \
-            "validation bytes to score (0 = the whole split)"                                      \
+        "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
+            "validation bytes to score, from the split's start (0 = the whole split)"              \
     }
 #define MT_WL_PARAM_CORPUS                                                                         \
     {                                                                                              \
@@ -75,11 +75,29 @@ extern "C" {
     MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED,     \
         MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS
 
-/* `decode_tokens`, the batch-1 decode length mt_wl_report_serving reads. */
+/* The baseline training parameters for a post-training workload (quantize, prune,
+ * distill): the same rows, but `steps` (the reference it starts from) defaults to 2000.
+ * At 300 steps the reference of `small` is so undertrained that 8-bit, 4-bit and nf4
+ * score within 1e-5 bits/byte of fp32 and methods are ordered by noise; at 2000 they
+ * separate. Every run stores its `steps`, so each result says how long its base trained. */
+#define MT_WL_PARAMS_POSTTRAIN                                                                     \
+    MT_WL_PARAM_MODEL,                                                                             \
+        {"steps",                                                                                  \
+         MT_PARAM_INT,                                                                             \
+         "2000",                                                                                   \
+         1,                                                                                        \
+         1000000,                                                                                  \
+         NULL,                                                                                     \
+         "training steps of the reference (cached baseline) this method starts from"},             \
+        MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_WL_PARAM_EVAL_TOKENS,              \
+        MT_WL_PARAM_CORPUS
+
+/* `decode_tokens`: the serving context of the one serving measurement (the KV cache's
+ * positions, decoded at batch 1); every serving workload takes it with this default. */
 #define MT_WL_PARAM_DECODE_TOKENS                                                                  \
     {                                                                                              \
-        "decode_tokens", MT_PARAM_INT, "64", 0, 100000, NULL,                                      \
-            "batch-1 decode steps for decode_tokens_per_s (0 = skip)"                              \
+        "decode_tokens", MT_PARAM_INT, "0", 0, 100000, NULL,                                       \
+            "serving context: KV-cache positions decoded at batch 1 (0 = the model's context)"     \
     }
 
 /* Defines the exported descriptor `memtrade_workload` of the current ABI from the file's
@@ -121,6 +139,10 @@ size_t mt_wl_slab_total(const struct mt_gpt *m);
  * so the caller says what the batch was for. Free with free(). */
 int *mt_wl_batch_alloc(struct mt_ctx *ctx, size_t n);
 
+/* Bytes of one training batch of B x T windows as mt_wl_batch_alloc holds it (inputs and
+ * targets): the data category of train_peak_bytes. */
+size_t mt_wl_batch_bytes(size_t B, size_t T);
+
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
 
@@ -148,7 +170,7 @@ struct mt_wl_train_stats {
     double seconds;      /* training wall time in this run */
     double tokens_per_s; /* training throughput in this run */
     float final_loss;    /* mean train loss of the last 10 steps */
-    size_t peak_bytes;   /* sum of the training slabs (mt_gpt_memory, TRAIN mode) */
+    size_t peak_bytes;   /* train_peak_bytes: what a training step holds at its peak (below) */
 };
 
 /* The default training loop on an already created and initialized TRAIN-mode model:
@@ -170,12 +192,18 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                         struct mt_wl_train_stats *st);
 
 /* Reports train_tokens_per_s and train_peak_bytes from st (as unavailable, with the
- * reason, when the model came from the cache) and train_loss (nats/byte). */
+ * reason, when the model came from the cache) and train_loss (nats/byte).
+ * train_peak_bytes has one definition in every training workload: the accounted bytes a
+ * training step holds at its peak, per rank: weights (and master copies), gradients,
+ * optimizer state, activations and their gradients, workspace, and the batch in flight
+ * (data: inputs and targets, mt_wl_batch_bytes); never the evaluation model's. */
 void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st);
 
-/* Evaluates m on the validation split (max_tokens = 0: all of it) inside region "eval"
- * and reports val_loss (nats/byte), val_bpb (bits/byte), val_ppl (ratio), val_top1
- * (ratio), eval_tokens_per_s (tokens/s). *res may be NULL. */
+/* The one evaluation protocol: scores m on the first max_tokens bytes of the validation
+ * split (max_tokens = 0: all of it) inside region "eval" and reports val_loss
+ * (nats/byte), val_bpb (bits/byte), val_ppl (ratio), val_top1 (ratio), eval_tokens_per_s
+ * (tokens/s) and eval_bytes (the bytes scored: accuracy is comparable only between runs
+ * with equal eval_bytes on the same corpus). *res may be NULL. */
 int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                       size_t max_tokens, struct mt_eval_result *res);
 
@@ -187,9 +215,18 @@ void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m);
 int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
                      float temperature, uint64_t seed);
 
-/* Decodes n tokens at batch 1 with a KV cache (region "decode") and reports
- * decode_tokens_per_s (tokens/s) and kv_cache_bytes (bytes). */
-int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, size_t n);
+/* The declared serving context `declared` (a decode_tokens value) resolved for a model:
+ * 0 or more than the model's context means the model's context (seq_len). */
+size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
+
+/* The one decode measurement: batch-1 decoding with a KV cache of n positions over the
+ * first n bytes of the validation split (teacher-forced: the same tokens for every model
+ * and workload, no sampling in the timed loop), inside region "decode". One untimed
+ * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
+ * decode_tokens_per_s (the median pass, tokens/s), decode_context (n, tokens) and
+ * kv_cache_bytes (bytes; the cache is allocated in category kv_cache). n must be in
+ * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
+int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
@@ -202,12 +239,13 @@ size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
  * and records no error, as the estimate's ctx allows. */
 size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg);
 
-/* Serving evaluation of an inference-mode model: inside region "infer", mt_wl_report_eval
- * over `eval_tokens` validation bytes, then (when the plugin's `decode_tokens` parameter,
- * MT_WL_PARAM_DECODE_TOKENS, is > 0) mt_wl_report_decode of that many tokens. *kv_bytes
- * and *kv_scratch_bytes (each may be NULL) receive the bytes of that decode's KV cache
- * (category kv_cache) and of its scratch (workspace), 0 when it is skipped, for the
- * plugin's accounted serving memory. */
+/* The one serving measurement of an inference-mode model, the same for every serving
+ * workload: inside region "infer", mt_wl_report_eval over `eval_tokens` validation bytes,
+ * then mt_wl_report_decode at the declared context (`decode_tokens`, resolved by
+ * mt_wl_decode_context). *kv_bytes and *kv_scratch_bytes (each may be NULL) receive the
+ * bytes of that KV cache (category kv_cache) and of its scratch (workspace) for the
+ * plugin's accounted serving memory. The plugin must declare MT_WL_PARAM_DECODE_TOKENS and
+ * an eval_tokens parameter. */
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                          size_t *kv_bytes, size_t *kv_scratch_bytes);
 

@@ -327,7 +327,7 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAMS_BASELINE,
+    MT_WL_PARAMS_POSTTRAIN,
     {"student", MT_PARAM_CHOICE, "tiny", 0, 0, "tiny|small|medium|gpt2",
      "student preset (its seq_len is replaced by the teacher's)"},
     {"student_layers", MT_PARAM_INT, "0", 0, 96, NULL, "student n_layer (0 = the preset's)"},

@@ -47,7 +47,7 @@
          "sequences per step over all ranks (a data-parallel rank trains on batch/ranks)"},        \
         MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                     \
     {                                                                                              \
-        "eval_tokens", MT_PARAM_INT, "32768", 0, 1e12, NULL,                                       \
+        "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
             "validation bytes scored on rank 0 (0 = the whole split)"                              \
     }
 

@@ -327,7 +327,7 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAMS_BASELINE,
+    MT_WL_PARAMS_POSTTRAIN,
     {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm",
      "saliency: |w|, 0.5*h*w^2 (Fisher), |w|*||x||, whole heads, whole MLP neurons, N:M"},
     {"sparsity", MT_PARAM_FLOAT, "0.5", 0.0, 0.95, NULL,

@@ -89,39 +89,6 @@ static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
     }
 }
 
-/* Batch-1 decoding with a KV cache over the first bytes of the validation split, one
- * token at a time, repeated until at least 0.3 s have been timed. *kv_bytes and
- * *kv_scratch receive the bytes of the cache and of the decoder's scratch. */
-static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t *kv_bytes,
-                  size_t *kv_scratch)
-{
-    char err[512];
-    size_t T = m->cfg.seq_len < 256 ? m->cfg.seq_len : 256;
-    if (T > c->n_val) T = c->n_val;
-    int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
-    struct mt_gpt_kv *kv;
-    int rc = mt_gpt_kv_create(&kv, &m->cfg, T, err, sizeof err);
-    mt_mem_category(ctx, prev);
-    if (rc) return mt_error(ctx, "%s", err);
-    *kv_bytes = kv->kv_bytes;
-    *kv_scratch = kv->scratch_bytes;
-    mt_region_begin(ctx, "decode");
-    size_t tokens = 0;
-    double t0 = mt_wl_now(), dt = 0.0;
-    for (int pass = 0; pass < 64 && (pass < 1 || dt < 0.3); pass++) {
-        mt_gpt_kv_reset(kv);
-        for (size_t t = 0; t < T && rc == 0; t++)
-            rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
-        tokens += T;
-        dt = mt_wl_now() - t0;
-    }
-    mt_region_end(ctx, "decode");
-    mt_gpt_kv_free(kv);
-    if (rc) return mt_error(ctx, "decode: %s", err);
-    mt_metric(ctx, "decode_tokens_per_s", (double)tokens / dt, "tokens/s");
-    return 0;
-}
-
 static int run(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
@@ -162,17 +129,13 @@ static int run(struct mt_ctx *ctx)
            mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
     size_t kv_bytes = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
-    mt_region_begin(ctx, "infer");
-    rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    if (rc == 0) rc = decode(ctx, m, &corpus, &kv_bytes, &kv_scratch);
-    mt_region_end(ctx, "infer");
+    rc = mt_wl_report_serving(ctx, m, &corpus, &kv_bytes, &kv_scratch);
     if (rc) goto out;
     mt_wl_add_slabs(b, m);
     b[MT_MEM_WEIGHTS] += qm->packed_bytes;
     b[MT_MEM_WORKSPACE] += mt_qws_bytes(qm->ws) + kv_scratch;
     b[MT_MEM_KV_CACHE] += kv_bytes;
     mt_wl_report_infer_peak(ctx, b);
-    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
     rc = 0;
 out:
     if (rc == 0) report_kernels(ctx, qm);
@@ -189,7 +152,8 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 }
 
 static const struct mt_param_spec params[] = {
-    MT_WL_PARAMS_BASELINE,
+    MT_WL_PARAMS_POSTTRAIN,
+    MT_WL_PARAM_DECODE_TOKENS,
     {"bits", MT_PARAM_CHOICE, "4", 0, 0, "16|8|4|3|2",
      "bits per weight; 16 stores fp16/bf16 (see dtype)"},
     {"dtype", MT_PARAM_CHOICE, "bf16", 0, 0, "fp16|bf16", "16-bit float type when bits=16"},

@@ -256,7 +256,7 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         .seconds = lo->seconds,
         .tokens_per_s = (double)(lo->steps * r->batch * r->seq) / lo->seconds,
         .final_loss = lo->tail_n ? (float)(lo->tail_loss / (double)lo->tail_n) : 0.0f,
-        .peak_bytes = s->peak_total};
+        .peak_bytes = s->peak_total + mt_wl_batch_bytes(r->batch, r->seq)};
     mt_wl_report_train(ctx, &st);
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
         char name[64];
@@ -265,6 +265,7 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         snprintf(name, sizeof name, "train_peak_%s_bytes", mt_mem_cat_names[cats[i]]);
         mt_metric(ctx, name, (double)s->peak[cats[i]], "bytes");
     }
+    mt_metric(ctx, "train_peak_data_bytes", (double)mt_wl_batch_bytes(r->batch, r->seq), "bytes");
     mt_metric(ctx, "recompute_s", s->recompute_s, "s");
     mt_metric(ctx, "recompute_frac", s->recompute_s / lo->seconds, "ratio");
     mt_metric(ctx, "recomputed_blocks", (double)s->recomputed_blocks, "count");
