@@ -14,12 +14,12 @@ if [ "${1:-}" = "--sanitize" ]; then
   "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=address,undefined
   # The preloaded profiler cannot run under ASan: its tests get their own UBSan build.
   BUILD_DIR=$top/build-ubsan "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=undefined
-  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 --timeout 1800 -R '^heap\.')
-  timeout=1800
+  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 --timeout 2400 -R '^heap\.')
+  timeout=2400
 else
   export BUILD_DIR=${BUILD_DIR:-$top/build}
   "$top/scripts/build.sh" -DMT_WERROR=ON
-  timeout=600
+  timeout=900
 fi
 # --timeout: the limit of a test that sets none, scaled as tests/CMakeLists.txt scales
 # the others (a safety net against hangs; a loaded machine or a sanitizer is slower)
