@@ -96,8 +96,8 @@ static void verify(const char *path, const char *preset, size_t steps, double lo
     CHECK(r.loss < loss_max, "%s: val_loss %.4f, want < %.2f", path, r.loss, loss_max);
 }
 
-static int train_model(const char *path, const char *preset, size_t steps, size_t batch,
-                       float lr, double tail_max, double val_max)
+static int train_model(const char *path, const char *preset, size_t steps, size_t batch, float lr,
+                       double tail_max, double val_max)
 {
     struct mt_gpt *m;
     if (mt_ckpt_load(path, NULL, MT_GPT_INFER, B, T, &m, NULL, err, sizeof(err)) == 0) {
@@ -303,8 +303,8 @@ static int test_importance(const char *path)
     o.method = MT_PRUNE_OBD;
     double obd = prune_and_compare(path, &o, NULL);
     printf("val loss at 50 %%: magnitude %.4f wanda %.4f obd %.4f\n", mag, wanda, obd);
-    CHECK(fmin(wanda, obd) <= mag, "wanda %.4f and obd %.4f both worse than magnitude %.4f",
-          wanda, obd, mag);
+    CHECK(fmin(wanda, obd) <= mag, "wanda %.4f and obd %.4f both worse than magnitude %.4f", wanda,
+          obd, mag);
     return 0;
 }
 
