@@ -22,6 +22,7 @@
 
 #include "child.h"
 #include "heapingest.h"
+#include <memtrade/metrics.h>
 #include "recover.h"
 #include "util.h"
 
@@ -379,10 +380,12 @@ struct rank_state {
     char *error; /* last ERROR text */
 };
 
-struct run_metric { /* run-level aggregate of a multi-rank metric */
+struct run_metric { /* run-level aggregate of a multi-rank metric (metrics.h says how) */
     char *name, *unit;
-    double value;
-    int from_rank0;
+    double value; /* max, or rank 0's */
+    double sum;   /* over the ranks that reported it */
+    size_t n;
+    enum mt_metric_agg agg;
 };
 
 struct ingest {
@@ -399,21 +402,38 @@ struct ingest {
     char heap_note[1024]; /* why the heap profile is not (fully) stored; "" when it is */
 };
 
+/* Folds one rank's value of `name` into the run-level value, as the metric vocabulary's
+ * aggregation for the name says (metrics.h). */
 static void aggregate(struct ingest *in, const char *name, double v, const char *unit)
 {
-    size_t len = strlen(name);
-    int is_bytes = len > 6 && strcmp(name + len - 6, "_bytes") == 0;
-    for (size_t i = 0; i < in->nagg; i++) {
-        struct run_metric *m = &in->agg[i];
-        if (strcmp(m->name, name) != 0) continue;
-        if (is_bytes ? v > m->value : in->rank == 0) m->value = v;
-        return;
+    struct run_metric *m = NULL;
+    for (size_t i = 0; i < in->nagg && !m; i++)
+        if (strcmp(in->agg[i].name, name) == 0) m = &in->agg[i];
+    if (!m) {
+        struct run_metric *grown = realloc(in->agg, (in->nagg + 1) * sizeof *grown);
+        if (!grown) return;
+        in->agg = grown;
+        m = &in->agg[in->nagg++];
+        *m = (struct run_metric){strdup(name), strdup(unit), v, 0.0, 0,
+                                 mt_metric_lookup(name)->agg};
+        if (m->agg == MT_AGG_RANK0 && in->rank != 0) m->value = NAN; /* until rank 0 says */
     }
-    if (!is_bytes && in->rank != 0) return; /* the run-level value of other metrics is rank 0's */
-    struct run_metric *grown = realloc(in->agg, (in->nagg + 1) * sizeof *grown);
-    if (!grown) return;
-    in->agg = grown;
-    in->agg[in->nagg++] = (struct run_metric){strdup(name), strdup(unit), v, in->rank == 0};
+    m->sum += v;
+    m->n++;
+    if (m->agg == MT_AGG_MAX ? v > m->value || m->n == 1 : in->rank == 0) m->value = v;
+}
+
+/* The run-level value of an aggregate; NAN when rank 0 never reported a RANK0 metric. */
+static double aggregate_value(const struct run_metric *m)
+{
+    switch (m->agg) {
+    case MT_AGG_SUM:
+        return m->sum;
+    case MT_AGG_MEAN:
+        return m->sum / (double)m->n;
+    default:
+        return m->value;
+    }
 }
 
 static int ingest_event(void *arg, const struct mt_event *ev)
@@ -730,9 +750,9 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
     }
     if (rc == 0 && in.rs) rc = ingest_heap(&in, job, o->heap_mode);
     for (size_t i = 0; i < in.nagg; i++) {
-        if (rc == 0 &&
-            mt_store_metric(st, job->run_id, -1, in.agg[i].name, in.agg[i].value, in.agg[i].unit) !=
-                0 &&
+        double v = aggregate_value(&in.agg[i]);
+        if (rc == 0 && !isnan(v) &&
+            mt_store_metric(st, job->run_id, -1, in.agg[i].name, v, in.agg[i].unit) != 0 &&
             in.dropped++ == 0)
             snprintf(in.first_drop, sizeof in.first_drop, "%s", mt_store_error(st));
         free(in.agg[i].name);

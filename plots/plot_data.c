@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/metrics.h>
+
 #include "plot_internal.h"
 
 /* The runs of the selection (?1 = sweep id, < 0 for all): the sweep and every other
@@ -361,7 +363,7 @@ int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric)
 
 int pl_higher_is_better(const char *metric)
 {
-    return strstr(metric, "top1") || strstr(metric, "acc") || strstr(metric, "_per_s");
+    return mt_metric_lookup(metric)->better == MT_BETTER_HIGHER;
 }
 
 void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on_front)

@@ -13,6 +13,11 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "nranks_seen", n, "count");
     mt_metric(ctx, "rank_seen", rank, "count");
     mt_metric(ctx, "train_peak_bytes", 1000.0 * (rank + 1), "bytes");
+    /* one metric of each aggregation in the vocabulary (metrics.h) */
+    mt_metric(ctx, "comm_bytes_sent", 100.0 * (rank + 1), "bytes");  /* sum */
+    mt_metric(ctx, "train_loss", 2.0 + rank, "nats/byte");           /* mean */
+    mt_metric(ctx, "val_bpb", 3.0 + rank, "bits/byte");              /* rank 0's */
+    mt_metric(ctx, "t_ranks_own_bytes", 10.0 * (2 - rank), "bytes"); /* catch-all: max */
     mt_sample(ctx, "loss", 0, 5.0 + rank);
     if (rank == mt_param_int(ctx, "crash_rank")) {
         volatile uintptr_t bad = 16; /* not NULL: UBSan would report a NULL store itself */

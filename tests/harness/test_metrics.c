@@ -1,0 +1,45 @@
+/* tests/harness/test_metrics.c — the metric vocabulary (memtrade/metrics.h) answers each
+ * standard name with its own row, per-category names with their pattern's, and names a
+ * plugin invents with the catch-alls; every row has a unit but the last. */
+#include <memtrade/metrics.h>
+#include <stdio.h>
+
+#include "check.h"
+
+static void row(const char *name, const char *want_row, enum mt_metric_agg agg,
+                enum mt_metric_better better, enum mt_metric_kind kind)
+{
+    const struct mt_metric_info *m = mt_metric_lookup(name);
+    CHECK(strcmp(m->name, want_row) == 0 && m->agg == agg && m->better == better &&
+          m->kind == kind);
+    if (strcmp(m->name, want_row) != 0)
+        fprintf(stderr, "%s -> row %s, want %s\n", name, m->name, want_row);
+}
+
+int main(void)
+{
+    row("val_bpb", "val_bpb", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY);
+    row("val_top1", "val_top1", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_ACCURACY);
+    row("train_loss", "train_loss", MT_AGG_MEAN, MT_BETTER_LOWER, MT_KIND_ACCURACY);
+    row("infer_peak_kv_cache_bytes", "infer_peak_*_bytes", MT_AGG_MAX, MT_BETTER_LOWER,
+        MT_KIND_SERVING_MEMORY);
+    row("train_peak_rss_bytes", "train_peak_rss_bytes", MT_AGG_MAX, MT_BETTER_LOWER,
+        MT_KIND_MEMORY);
+    row("train_peak_act_grads_bytes", "train_peak_*_bytes", MT_AGG_MAX, MT_BETTER_LOWER,
+        MT_KIND_TRAINING_MEMORY);
+    row("peak_heap_bytes", "peak_heap_bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY);
+    row("peak_weights_bytes", "peak_*_bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY);
+    row("comm_bytes_sent", "comm_bytes_sent", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST);
+    row("decode_tokens_per_s", "decode_tokens_per_s", MT_AGG_RANK0, MT_BETTER_HIGHER,
+        MT_KIND_SPEED);
+    row("qgemm_scalar_fallbacks", "*_fallbacks", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST);
+    row("finetune_tokens_per_s", "*_per_s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED);
+    row("teacher_weights_bytes", "*_bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY);
+    row("skeleton_mean", "*", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER);
+    row("_bytes", "*", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER); /* '*' is never empty */
+    size_t n = sizeof mt_metric_table / sizeof mt_metric_table[0];
+    for (size_t i = 0; i + 1 < n; i++)
+        CHECK(mt_metric_table[i].what &&
+              (mt_metric_table[i].unit || mt_metric_table[i].name[0] == '*'));
+    return mt_check_status(failures);
+}

@@ -1,0 +1,145 @@
+/* memtrade/metrics.h — the metric vocabulary: every standard metric memtrade stores, with
+ * its unit, how the ranks of a multi-rank run combine into the run's value, which
+ * direction is better, and what kind of figure it is.
+ *
+ * What it is for: one place that the harness (rank aggregation), the plots (which way is
+ * better) and people (README) read, instead of rules guessed from name fragments. A
+ * name may hold one '*', which matches any non-empty text (a memory category such as
+ * `kv_cache`): `train_peak_*_bytes`; the first matching row counts. The last rows are the
+ * catch-alls for names a plugin invents: any `*_bytes` is a memory figure taken as the
+ * largest rank's, anything else is rank 0's value with no better direction.
+ * What it is not for: the values themselves, or metrics private to one test plugin.
+ * Header-only and dependency-free, so plugins may include it too.
+ */
+#ifndef MEMTRADE_METRICS_H
+#define MEMTRADE_METRICS_H
+
+#include <stddef.h>
+#include <string.h>
+
+/* How the run-level value (rank -1) of a multi-rank run is formed from its ranks'. */
+enum mt_metric_agg {
+    MT_AGG_RANK0, /* rank 0's value (accuracy is evaluated on rank 0; speeds are global) */
+    MT_AGG_MAX,   /* the largest rank's: what the machine with the most must hold */
+    MT_AGG_SUM,   /* the total over ranks: traffic, allocations */
+    MT_AGG_MEAN   /* the mean over ranks: per-rank losses of different batches */
+};
+
+enum mt_metric_better { MT_BETTER_NONE, MT_BETTER_LOWER, MT_BETTER_HIGHER };
+
+enum mt_metric_kind {
+    MT_KIND_OTHER,           /* identity and bookkeeping (what was scored, counts) */
+    MT_KIND_ACCURACY,        /* quality on held-out text */
+    MT_KIND_SERVING_MEMORY,  /* bytes a deployment holds while serving */
+    MT_KIND_TRAINING_MEMORY, /* bytes a training step holds, per rank */
+    MT_KIND_MEMORY,          /* measured bytes of the whole run (kernel, heap profiler) */
+    MT_KIND_SPEED,           /* throughput */
+    MT_KIND_COST             /* time, traffic and calls spent */
+};
+
+struct mt_metric_info {
+    const char *name; /* a standard name, or a pattern with one '*' */
+    const char *unit;
+    enum mt_metric_agg agg;
+    enum mt_metric_better better;
+    enum mt_metric_kind kind;
+    const char *what;
+};
+
+/* The vocabulary, most specific rows first; mt_metric_lookup returns the first match. */
+static const struct mt_metric_info mt_metric_table[] = {
+    /* accuracy: scored once, on rank 0, on the first eval_bytes of the validation split */
+    {"val_loss", "nats/byte", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY,
+     "cross-entropy on held-out text"},
+    {"val_bpb", "bits/byte", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY,
+     "val_loss in bits per byte"},
+    {"val_ppl", "ratio", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY, "perplexity per byte"},
+    {"val_top1", "ratio", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_ACCURACY,
+     "fraction of next bytes predicted first"},
+    {"eval_bytes", "bytes", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
+     "validation bytes scored (accuracy compares only between equal ones)"},
+    {"train_loss", "nats/byte", MT_AGG_MEAN, MT_BETTER_LOWER, MT_KIND_ACCURACY,
+     "mean training loss of the last steps"},
+    /* serving memory: the accounted peak of the one serving measurement */
+    {"infer_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
+     "accounted serving peak: weights as stored, KV cache at decode_context, activations, "
+     "workspace"},
+    {"infer_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
+     "infer_peak_bytes of one memory category"},
+    {"model_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
+     "weights as stored"},
+    {"kv_cache_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
+     "KV cache at decode_context"},
+    {"bits_per_weight", "bits", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
+     "stored bits per weight, scales and codebooks included"},
+    {"decode_context", "tokens", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
+     "declared serving context (KV-cache positions)"},
+    /* training memory: what a training step holds at its peak, per rank */
+    {"train_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_TRAINING_MEMORY,
+     "accounted training peak per rank: weights, gradients, optimizer state, activations "
+     "and their gradients, workspace, the batch in flight"},
+    {"train_peak_rss_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "the kernel's resident high-water mark when training ended"},
+    {"train_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_TRAINING_MEMORY,
+     "train_peak_bytes of one memory category"},
+    /* measured memory of the whole run */
+    {"peak_rss_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "resident high-water mark (kernel)"},
+    {"peak_heap_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "live heap high-water mark (heap profiler)"},
+    {"peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "peak_heap_bytes of one memory category"},
+    {"leaked_bytes", "bytes", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "bytes never freed (heap profiler)"},
+    {"heap_allocs", "count", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
+     "allocations (heap profiler)"},
+    /* speed */
+    {"train_tokens_per_s", "tokens/s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
+     "training throughput (all ranks together)"},
+    {"eval_tokens_per_s", "tokens/s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
+     "evaluation throughput"},
+    {"decode_tokens_per_s", "tokens/s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
+     "batch-1 decode, median of timed passes after a warm-up"},
+    /* cost of spreading over ranks */
+    {"comm_bytes_sent", "bytes", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
+     "bytes sent by the ranks' collectives and messages"},
+    {"comm_bytes_recv", "bytes", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
+     "bytes received by the ranks"},
+    {"comm_calls", "count", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST, "communication calls"},
+    {"comm_s", "s", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_COST,
+     "time in communication (the slowest rank)"},
+    {"compute_s", "s", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_COST,
+     "time computing (the slowest rank)"},
+    /* implementations that ran (fallbacks are counted, never silent) */
+    {"*_fallbacks", "count", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
+     "calls that fell back to a slower implementation"},
+    {"n_params", "count", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER, "parameters"},
+    {"*_per_s", NULL, MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
+     "a throughput of the plugin's own"},
+    /* catch-alls for names a plugin invents */
+    {"*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "a memory figure of the plugin's own"},
+    {"*", NULL, MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER, "a figure of the plugin's own"},
+};
+
+/* 1 when `name` matches `pattern`: equal, or equal around its one '*', which stands for
+ * one or more characters (rows are ordered so that the first match is the right one). */
+static inline int mt_metric_match(const char *pattern, const char *name)
+{
+    const char *star = strchr(pattern, '*');
+    if (!star) return strcmp(pattern, name) == 0;
+    size_t pre = (size_t)(star - pattern), post = strlen(star + 1), n = strlen(name);
+    return n > pre + post && strncmp(pattern, name, pre) == 0 &&
+           strcmp(name + n - post, star + 1) == 0;
+}
+
+/* The vocabulary's row for `name` (never NULL: the catch-all answers last). Pure. */
+static inline const struct mt_metric_info *mt_metric_lookup(const char *name)
+{
+    size_t n = sizeof mt_metric_table / sizeof mt_metric_table[0];
+    for (size_t i = 0; i + 1 < n; i++)
+        if (mt_metric_match(mt_metric_table[i].name, name)) return &mt_metric_table[i];
+    return &mt_metric_table[n - 1];
+}
+
+#endif
