@@ -77,6 +77,12 @@ struct mt_job {
     char exec_what[512]; /* which program, and where its name came from */
     int rusage_unknown;  /* recovered by --resume after the harness died: no wait4 figures */
     int harness_died;    /* recovered: the harness was killed while the run went on */
+    /* filled by mt_runner_record for the terminal: */
+    size_t warnings;          /* log lines of level warn or error, all ranks */
+    char first_warning[512];  /* the first of them, "" when none */
+    double reference_s;       /* rank 0's top-level region "reference" (preparing the
+                                 reference model: loading it, or training it when it is
+                                 not cached), left out of the stored wall_s */
 };
 
 /* Contract: creates the job's scratch folder (with run.txt naming the database and the

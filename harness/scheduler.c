@@ -148,9 +148,17 @@ static int finish_one(struct sched *s, struct mt_job *j, char *err, size_t errle
         s->finished++;
         char brief[200];
         clear_line(s);
-        fprintf(s->o->progress, "%s %-11s run %lld %s  %.1fs\n", s->o->tty ? " " : "end",
+        double ref = j->reference_s > 0.0 && j->reference_s < j->wall_s ? j->reference_s : 0.0;
+        fprintf(s->o->progress, "%s %-11s run %lld %s  %.1fs", s->o->tty ? " " : "end",
                 mt_run_status_name(status), (long long)j->run_id,
-                mt_plan_brief(j->plan, brief, sizeof brief), j->wall_s);
+                mt_plan_brief(j->plan, brief, sizeof brief), j->wall_s - ref);
+        if (ref >= 0.1) fprintf(s->o->progress, " (+ %.1fs preparing its reference model)", ref);
+        fputc('\n', s->o->progress);
+        /* what the run's log says went wrong is not left for someone to find in the db */
+        if (j->warnings)
+            fprintf(s->o->progress, "    run %lld logged %zu warning%s: %s%s\n",
+                    (long long)j->run_id, j->warnings, j->warnings > 1 ? "s, the first" : "",
+                    j->first_warning, j->warnings > 1 ? " (memtrade query show for all)" : "");
         fflush(s->o->progress);
     }
     memset(j, 0, sizeof *j);

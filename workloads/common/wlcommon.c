@@ -228,6 +228,17 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     return 0;
 }
 
+int mt_wl_reference_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                            const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                            enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
+                            struct mt_wl_train_stats *st)
+{
+    mt_region_begin(ctx, "reference");
+    int rc = mt_wl_train_or_load(ctx, cfg, r, seed, c, mode, B, T, out, st);
+    mt_region_end(ctx, "reference");
+    return rc;
+}
+
 void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
 {
     static const char why[] = "baseline loaded from the cache; no training in this run";

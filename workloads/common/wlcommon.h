@@ -191,6 +191,15 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                         enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
                         struct mt_wl_train_stats *st);
 
+/* mt_wl_train_or_load for a workload that starts from a trained reference (quantize,
+ * prune, distill's teacher): the same, inside top-level region "reference". The harness
+ * leaves that region's time out of the run's wall_s and stores it as metric reference_s:
+ * training a reference the cache lacked is the cache's work, not the method's. */
+int mt_wl_reference_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                            const struct mt_gpt_recipe *r, uint64_t seed,
+                            const struct mt_corpus *c, enum mt_gpt_mode mode, size_t B, size_t T,
+                            struct mt_gpt **out, struct mt_wl_train_stats *st);
+
 /* Reports train_tokens_per_s and train_peak_bytes from st (as unavailable, with the
  * reason, when the model came from the cache) and train_loss (nats/byte).
  * train_peak_bytes has one definition in every training workload: the accounted bytes a

@@ -257,8 +257,8 @@ static int run(struct mt_ctx *ctx)
         return -1;
     double alpha = mt_param_float(ctx, "alpha"), temp = mt_param_float(ctx, "temperature");
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
-    if (alpha != 0.0 && mt_wl_train_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER, r.batch,
-                                            r.seq, &teacher, NULL))
+    if (alpha != 0.0 && mt_wl_reference_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER,
+                                                r.batch, r.seq, &teacher, NULL))
         goto out;
     struct mt_gpt_recipe sr = r;
     int64_t ss = mt_param_int(ctx, "student_steps");

@@ -247,12 +247,12 @@ static int run(struct mt_ctx *ctx)
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     size_t ft_steps = (size_t)mt_param_int(ctx, "finetune_steps");
     struct mt_wl_train_stats st;
-    if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
+    if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
         goto out;
     if ((mt_prune_needs(o.method) & MT_PRUNE_NEED_FISHER) || ft_steps > 0) {
         /* a second, trainable copy of the same cached weights */
-        if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq, &mtr,
-                                NULL))
+        if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq,
+                                    &mtr, NULL))
             goto out;
     }
     mt_log(ctx, MT_LOG_INFO, "baseline %s; pruning %s sparsity %.3f scope %s%s",

@@ -106,7 +106,7 @@ static int run(struct mt_ctx *ctx)
         return -1;
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     struct mt_wl_train_stats st;
-    if (mt_wl_train_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
+    if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
         goto out;
     mt_log(ctx, MT_LOG_INFO, "baseline %s (%zu steps)", st.from_cache ? "from cache" : "trained",
            r.steps);

@@ -113,6 +113,9 @@ static const struct mt_metric_info mt_metric_table[] = {
     /* implementations that ran (fallbacks are counted, never silent) */
     {"*_fallbacks", "count", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
      "calls that fell back to a slower implementation"},
+    {"reference_s", "s", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
+     "time preparing the reference model (loading it, or training it when not cached), "
+     "left out of the run's wall_s"},
     {"n_params", "count", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER, "parameters"},
     {"*_per_s", NULL, MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
      "a throughput of the plugin's own"},
