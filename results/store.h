@@ -68,7 +68,7 @@ struct mt_store;
 struct sqlite3;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
-#define MT_STORE_SCHEMA_VERSION 2
+#define MT_STORE_SCHEMA_VERSION 3
 
 /* ---------------------------------------------------------------- open / close */
 

@@ -130,10 +130,12 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
     "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?5) END AS x,"                         \
     "   CASE WHEN ?6 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"          \
     "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?6) END AS y"                          \
+    "   , t.eval_bytes, t.train_budget"                                                                 \
     "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3)," /* One point per run, or (?4) per            \
                                                               configuration: the mean over its ok       \
                                                               repeats. */                               \
     " g AS (SELECT min(run_id) AS run_id, sweep_id, memory_kind, workload, label, config_key,"          \
+    "   min(eval_bytes) AS eval_bytes, min(train_budget) AS train_budget,"                              \
     "   CASE WHEN ?4 THEN count(*) ELSE min(repeat) END AS n, avg(x) AS x, avg(y) AS y"                 \
     "   FROM pts WHERE x IS NOT NULL AND y IS NOT NULL"                                                 \
     "   GROUP BY sweep_id, memory_kind, config_key, CASE WHEN ?4 THEN 0 ELSE run_id END)," /* Signs     \
@@ -155,7 +157,8 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
     " SELECT a.sweep_id, a.memory_kind, a.run_id, a.workload, a.label, a.config_key,"                   \
     "   a.n AS " alias ", a.x, a.y FROM p a"                                                            \
     " WHERE NOT EXISTS (SELECT 1 FROM p b WHERE b.sweep_id IS a.sweep_id"                               \
-    "   AND b.memory_kind = a.memory_kind AND b.sx <= a.sx AND b.sy <= a.sy"                            \
+    "   AND b.memory_kind = a.memory_kind AND b.eval_bytes IS a.eval_bytes"                             \
+    "   AND b.train_budget IS a.train_budget AND b.sx <= a.sx AND b.sy <= a.sy"                         \
     "   AND (b.sx < a.sx OR b.sy < a.sy))"                                                              \
     " ORDER BY a.sweep_id, a.memory_kind, a.x, a.y, a.run_id"
 

@@ -246,9 +246,13 @@ static int test_migrate(void)
     st = open_rw(path);
     CHECK(st, "migrate");
     sqlite3 *db = mt_store_db(st);
-    CHECK(tu_int(db, "PRAGMA user_version") == 2, "migrated");
+    CHECK(tu_int(db, "PRAGMA user_version") == MT_STORE_SCHEMA_VERSION, "migrated");
     CHECK(tu_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'logs_by_run'") == 1,
           "index");
+    /* migration 3: the trade-off says what each run scored and its budget */
+    CHECK(tu_int(db, "SELECT count(*) FROM pragma_table_info('tradeoff') WHERE name IN "
+                     "('eval_bytes', 'train_budget')") == 2,
+          "tradeoff columns");
     CHECK(tu_int(db, "SELECT count(*) FROM runs") == 1, "data kept");
     mt_store_close(st);
     return 0;
@@ -426,7 +430,7 @@ static int test_sql_guard(void)
     EXPECT_OUTPUT(st, "id,status,config_key\n1,ok,w?a=1\n", out,
                   mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done",
                                      MT_FORMAT_CSV, out));
-    EXPECT_OUTPUT(st, "user_version\n2\n", out,
+    EXPECT_OUTPUT(st, "user_version\n3\n", out,
                   mt_store_query_sql(st, "PRAGMA user_version", MT_FORMAT_CSV, out));
     tu_cap_open(&c);
     OK(st, mt_store_query_sql(st, "PRAGMA table_info(params)", MT_FORMAT_CSV, c.f));
@@ -450,7 +454,8 @@ static int test_pareto(void)
     struct mt_store_sweep_info si = {.name = "s"};
     OK(st, mt_store_sweep_begin(st, &si, &s1));
     OK(st, mt_store_sweep_begin(st, &si, &s2));
-    /* Sweep 1, serving: A, B, E (tie with B), D, F on the front; C dominated by B;
+    /* Sweep 1, serving: A, B, E (tie with B), D, F on the front; C dominated by B (but
+     * B and E scored other text, below, so C is on the front of its own);
      * G failed; H has no bpb. Training: T1 on the front, T2 dominated.
      * Sweep 2: S dominated by nothing in its own sweep (B would dominate it in sweep 1). */
     const struct fixture_run runs[] = {
@@ -478,6 +483,10 @@ static int test_pareto(void)
     OK(st, mt_store_metric(st, 1, -1, "model_bytes", 10, "bytes"));
     OK(st, mt_store_metric(st, 2, -1, "model_bytes", 20, "bytes"));
     OK(st, mt_store_metric(st, 3, -1, "model_bytes", 30, "bytes"));
+    /* B and E were scored on other text than the rest of sweep 1: they dominate C no more
+     * (C joins the front); they stay on the front of their own text. */
+    OK(st, mt_store_metric(st, 2, -1, "eval_bytes", 2048, "bytes"));
+    OK(st, mt_store_metric(st, 5, -1, "eval_bytes", 2048, "bytes"));
     mt_store_close(st);
 
     st = open_ro(path);
@@ -487,6 +496,7 @@ static int test_pareto(void)
                        "1,serving,1,q,lbl,q?n=A,0,100,3\n"
                        "1,serving,2,q,lbl,q?n=B,0,200,2\n"
                        "1,serving,5,q,lbl,q?n=E,0,200,2\n"
+                       "1,serving,3,q,lbl,q?n=C,0,300,2.5\n"
                        "1,serving,6,q,lbl,q?n=F,0,400,1\n"
                        "1,training,9,t,lbl,t?n=1,0,100,5\n"
                        "2,serving,11,q,lbl,q?n=S,0,250,2.2\n"
@@ -514,7 +524,7 @@ static int test_pareto(void)
     char *ids = tu_text(
         mt_store_db(st),
         "SELECT group_concat(run_id, ',') FROM (SELECT run_id FROM pareto ORDER BY run_id)");
-    CHECK(strcmp(ids, "1,2,4,5,6,9,11,13,14,15") == 0, "pareto view %s", ids);
+    CHECK(strcmp(ids, "1,2,3,4,5,6,9,11,13,14,15") == 0, "pareto view %s", ids);
     free(ids);
     mt_store_close(st);
     return 0;
