@@ -673,6 +673,16 @@ static void decide(const struct mt_job *job, const struct ingest *in, struct mt_
         return;
     }
     for (int r = 0; r < nr; r++) {
+        /* Never said hello and exited 127 under an address-space limit: the dynamic loader
+         * could not map the program and its libraries (oneDNN, OpenMP, MPI) within it. */
+        if (!in->rs[r].hello && job->mem_limit && end->exit_code == 127) {
+            end->status = MT_RUN_OOM;
+            snprintf(text, cap,
+                     "%s%d could not start within the memory limit %s: the dynamic loader "
+                     "could not map the program and its libraries (exit status 127)",
+                     nr > 1 ? "rank " : "child ", nr > 1 ? r : 0, lim);
+            return;
+        }
         if (!in->rs[r].done) {
             end->status = MT_RUN_CRASHED;
             snprintf(text, cap, "%s%d ended without reporting (exit status %d)",
