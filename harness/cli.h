@@ -1,7 +1,7 @@
 /* harness/cli.h — the memtrade command-line commands and what they share.
  * What it is for: one function per command (cmd_*.c), the exit codes, and the common
  * setup (database path, output folder, plugin registry, runner options).
- * Not for: the work itself (plugins.c, sweepspec.c, scheduler.c, runner.c, results/). */
+ * Not for: the work itself (plugins.c, sweepspec.c, scheduler.c, runner_*.c, results/). */
 #ifndef MT_HARNESS_CLI_H
 #define MT_HARNESS_CLI_H
 

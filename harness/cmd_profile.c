@@ -14,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "child/child.h"
 #include "cli.h"
 #include "facts.h"
+#include "runner_record.h"
+#include "runner_spawn.h"
 #include "store.h"
 #include "util.h"
 

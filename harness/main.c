@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "child/child.h"
 #include "cli.h"
 
 volatile sig_atomic_t mt_cli_stop = 0;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
+#include "child/context.h"
 #include "data.h"
 #include "store.h"
 

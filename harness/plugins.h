@@ -5,7 +5,7 @@
  * a missing symbol, an insane parameter table, an unknown parameter (with the nearest
  * valid name), a value of the wrong type or out of range. Used by the parent (list,
  * describe, run, sweep) and by the child (which loads the one plugin it runs).
- * What it is not for: running plugins (runner.c, child.c) or storing anything.
+ * What it is not for: running plugins (runner_spawn.c, child/child.c) or storing anything.
  */
 #ifndef MT_HARNESS_PLUGINS_H
 #define MT_HARNESS_PLUGINS_H

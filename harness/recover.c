@@ -13,15 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runner_record.h"
+
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void)sb, (void)type, (void)ftw;
     return remove(path);
 }
 
-static void rm_tree(const char *path)
+void mt_recover_remove(const char *scratch)
 {
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* The database's canonical path (it exists once the store is open). */
@@ -169,7 +171,7 @@ int mt_recover_scratch(struct mt_store *st, const struct mt_runner_opts *o,
             break;
         }
         if (found == 0 || status != MT_RUN_RUNNING) { /* recorded already, or not ours */
-            rm_tree(dir);
+            mt_recover_remove(dir);
             counts->removed++;
             continue;
         }

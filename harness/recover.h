@@ -7,7 +7,7 @@
  * a run ended (another connection held the lock too long) or because the harness was
  * killed: the folder stays until its events are stored, and `sweep --resume` stores them
  * (mt_recover_scratch) before it marks what is left `running` interrupted.
- * What it is not for: starting, watching or deciding runs (runner.c).
+ * What it is not for: starting, watching or deciding runs (runner_spawn.c, runner_record.c).
  */
 #ifndef MT_HARNESS_RECOVER_H
 #define MT_HARNESS_RECOVER_H
@@ -25,6 +25,10 @@ int mt_recover_mark(const struct mt_runner_opts *o, const struct mt_job *job, ch
 /* Contract: writes <scratch>/outcome.txt from the reaped job (best effort: a folder without
  * it is stored as interrupted). */
 void mt_recover_save_outcome(const struct mt_runner_opts *o, const struct mt_job *job);
+
+/* Contract: removes a scratch folder and everything in it (best effort: what cannot be
+ * removed stays). Used when a run is stored, and before a run reuses a stale folder. */
+void mt_recover_remove(const char *scratch);
 
 /* Contract: for --resume, with the database open for writing (so no other harness writes
  * it): every folder <scratch_root>/run-ID.PID whose run.txt names this database and whose

@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "facts.h"
+#include "runner_record.h"
+#include "runner_spawn.h"
 #include "util.h"
 
 #define POLL_S 0.025

@@ -2,7 +2,7 @@
  *
  * What it is for: `memtrade sweep FILE.ini`. Every error names the file and line
  * ("sweeps/x.ini:12: ...") and is found before anything touches the database.
- * What it is not for: scheduling or running (scheduler.c, runner.c).
+ * What it is not for: scheduling or running (scheduler.c, runner_spawn.c, runner_record.c).
  *
  * Format (INI):
  *

@@ -1,4 +1,4 @@
-/* harness/child.h — the child side of one run: `memtrade __child ...`, exec'd by the
+/* harness/child/child.h — the child side of one run: `memtrade __child ...`, exec'd by the
  * runner (directly, or once per rank through the MPI launcher).
  *
  * What it is for: in a fresh process, optionally re-exec itself with the heap profiler

@@ -1,4 +1,4 @@
-/* harness/context.h — the harness's side of the plugin ABI: the struct mt_ctx a plugin's
+/* harness/child/context.h — the harness's side of the plugin ABI: the struct mt_ctx a plugin's
  * run() (in the child) or mem_estimate() (in the parent) receives.
  *
  * What it is for: typed parameters, and in the child every other hook: metrics, samples,

@@ -1,4 +1,4 @@
-/* harness/context.c — the hooks of struct mt_ctx_ops (see context.h). */
+/* harness/child/context.c — the hooks of struct mt_ctx_ops (see context.h). */
 #include "context.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* harness/child.c — `memtrade __child`: one run (or one rank of it) in its own process.
+/* harness/child/child.c — `memtrade __child`: one run (or one rank of it) in its own process.
  * See child.h. */
 #include "child.h"
 
