@@ -55,7 +55,7 @@ cleanup() {
   mounted=()
   if [ $keep -eq 0 ] && [ -d "$root" ]; then
     # Never delete through a bind that is still there.
-    if grep -q " $root/" /proc/self/mounts; then
+    if grep -q " $root[/ ]" /proc/self/mounts; then
       echo "fresh-root: $root still has mounts; left in place" >&2
     else
       rm -rf "$root"
@@ -95,7 +95,7 @@ else
   command -v mmdebstrap >/dev/null ||
     { echo "fresh-root: needs mmdebstrap (apt-get install mmdebstrap)" >&2; exit 4; }
   if [ -e "$root" ]; then
-    grep -q " $root/" /proc/self/mounts && { echo "fresh-root: $root has mounts" >&2; exit 4; }
+    grep -q " $root[/ ]" /proc/self/mounts && { echo "fresh-root: $root has mounts" >&2; exit 4; }
     rm -rf "$root"
   fi
   sources=$(mktemp --suffix=.sources)
@@ -121,6 +121,11 @@ if [ -d "$top/../shared" ]; then
 fi
 say "copied the working tree to $root/src/memtrade"
 
+# The root becomes a mount point of its own, private: inside it "/" is then a mount as on
+# a real machine (unshare -m works there), and nothing mounted inside propagates out.
+mount --bind "$root" "$root"
+mounted+=("$root")
+mount --make-private "$root"
 for m in proc sys dev dev/pts dev/shm; do
   mkdir -p "$root/$m"
   mount --bind "/$m" "$root/$m"
