@@ -41,6 +41,8 @@ static void print_json(const struct mt_registry *reg, FILE *out)
         fprintf(out, ", \"abi\": \"%u.%u\", \"ranks_param\": ", (unsigned)wl->abi_major,
                 (unsigned)wl->abi_minor);
         json_str(out, wl->ranks_param);
+        fputs(", \"unavailable\": ", out);
+        json_str(out, wl->unavailable);
         fprintf(out, ", \"mem_estimate\": %s, \"params\": [", wl->mem_estimate ? "true" : "false");
         for (size_t k = 0; k < wl->n_params; k++) {
             const struct mt_param_spec *s = &wl->params[k];
@@ -118,7 +120,8 @@ int mt_cmd_list(int argc, char **argv)
         "usage: memtrade list [--json] [--plugin PATH.so]\n\n"
         "Lists the workload plugins found (MEMTRADE_PLUGIN_PATH, then <bin>/../plugins,\n"
         "then the install folder), with their parameters: type, default, range or\n"
-        "choices, help. Plugins that are refused are named on stderr.\n",
+        "choices, help. Plugins that are refused are named on stderr. A plugin this\n"
+        "build cannot run (built without MPI) is listed with 'unavailable: REASON'.\n",
         0, &reg);
     if (code >= 0) return code;
     if (json) {
@@ -127,6 +130,7 @@ int mt_cmd_list(int argc, char **argv)
         for (size_t i = 0; i < reg.n; i++) {
             const struct mt_workload *wl = &reg.items[i].desc;
             printf("%s%s\n  %s\n", i ? "\n" : "", wl->name, wl->summary);
+            if (wl->unavailable) printf("  unavailable: %s\n", wl->unavailable);
             print_params(wl, stdout);
         }
         if (reg.n == 0) fputs("no workload plugins found (see memtrade list --help)\n", stderr);
@@ -156,6 +160,7 @@ int mt_cmd_describe(int argc, char **argv)
     const struct mt_workload *wl = &p->desc;
     printf("%s — %s\nplugin: %s\nABI: %u.%u\n", wl->name, wl->summary, p->path,
            (unsigned)wl->abi_major, (unsigned)wl->abi_minor);
+    if (wl->unavailable) printf("unavailable: %s (memtrade run refuses it)\n", wl->unavailable);
     if (wl->ranks_param)
         printf("ranks: parameter '%s' (started through the launcher)\n", wl->ranks_param);
     printf("memory estimate: %s\nparameters:\n", wl->mem_estimate ? "declared" : "unknown");

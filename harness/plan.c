@@ -108,6 +108,11 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
                    size_t errlen)
 {
     const struct mt_workload *wl = &p->plugin->desc;
+    if (wl->unavailable) {
+        /* A stand-in (ABI 1.2): listed, never run; a usage error like a refused check. */
+        snprintf(err, errlen, "workload '%s' is unavailable: %s", wl->name, wl->unavailable);
+        return -1;
+    }
     if (wl->check) {
         /* Cross-parameter constraints, before any child starts: a refusal is a usage
          * error. Only the param_* getters and mt_error work in this context. */

@@ -54,8 +54,9 @@ void mt_plan_free(struct mt_plan *p);
  * `seed` parameter when the workload declares one, else `fallback_seed`) and the memory
  * estimate (plugin's mem_estimate x ranks, or `unknown_estimate` when it has none). Runs
  * the plugin's check() hook. Returns 0, or -1 with err for a corpus path that cannot be
- * read or is empty, or parameters the plugin's check() refuses (a usage error: nothing
- * has run). */
+ * read or is empty, parameters the plugin's check() refuses, or a plugin marked
+ * unavailable (ABI 1.2: a stand-in built without MPI; err gives its reason) — usage
+ * errors: nothing has run. */
 int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,
                    size_t errlen);
 

@@ -37,7 +37,9 @@ void mt_plugins_close(struct mt_plugin *p);
 /* Contract: checks a descriptor: ABI major, struct_size, name ([a-z0-9_]+), summary and
  * run present, and the parameter table (names valid and unique, known types, defaults
  * that pass their own checks, non-empty choices, min <= max, ranks_param naming an INT
- * parameter). Returns 0, or -1 with a message (prefixed by `path`) in err. */
+ * parameter). A plugin marked `unavailable` (ABI 1.2) is checked, loaded and listed like
+ * any other; mt_plan_finish refuses to run it. Returns 0, or -1 with a message (prefixed
+ * by `path`) in err. */
 int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path, char *err,
                      size_t errlen);
 

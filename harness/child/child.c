@@ -264,6 +264,12 @@ int mt_child_main(int argc, char **argv)
 
     struct mt_plugin plugin;
     if (mt_plugins_open(a.plugin, &plugin, err, sizeof err) != 0) return start_error(fd, err);
+    if (plugin.desc.unavailable) { /* the parent refuses these; a direct start says why too */
+        snprintf(err, sizeof err, "workload '%s' is unavailable: %s", plugin.desc.name,
+                 plugin.desc.unavailable);
+        mt_plugins_close(&plugin);
+        return start_error(fd, err);
+    }
     struct mt_params params;
     if (mt_params_resolve(&plugin.desc, a.keys, a.values, a.n, &params, err, sizeof err) != 0) {
         mt_plugins_close(&plugin);

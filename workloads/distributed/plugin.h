@@ -27,8 +27,10 @@
 
 #include <memtrade/workload.h>
 
-#include "train.h"
 #include "wlcommon.h"
+#ifndef MT_DIST_STANDIN
+#include "train.h"
+#endif
 
 #define MT_DIST_PARAM_RANKS                                                                        \
     {                                                                                              \
@@ -58,6 +60,22 @@
             "bf16: bf16 weights, gradients and gradient traffic; fp32 master weights in AdamW"     \
     }
 
+#ifdef MT_DIST_STANDIN
+/* A build without MPI (CMakeLists.txt) compiles each plugin's file with MT_DIST_STANDIN
+ * set to the reason: the same name, summary and parameter table, so `memtrade list` and
+ * `describe` show the workload and a sweep naming it parses, but the descriptor says it
+ * is unavailable (ABI 1.2) and the harness refuses to run it; run() fails with the reason
+ * should an older harness try. Nothing here needs MPI. MT_DIST_STANDIN_TAIL is what
+ * follows `.check =` in the descriptor (no check(), then the reason); it is expanded
+ * before MT_WL_DESCRIPTOR_CHECK substitutes it, so its comma is the initializer's. */
+#define MT_DIST_STANDIN_TAIL NULL, .unavailable = MT_DIST_STANDIN
+#define MT_DIST_WORKLOAD(NAME, SUMMARY, STRATEGY, PARAMS)                                          \
+    static int run(struct mt_ctx *ctx)                                                             \
+    {                                                                                              \
+        return mt_error(ctx, "workload '%s' is unavailable: %s", NAME, MT_DIST_STANDIN);           \
+    }                                                                                              \
+    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, "ranks", NULL, run, MT_DIST_STANDIN_TAIL)
+#else
 /* The body of every distributed plugin's run(): see above. Returns 0 or -1 (with
  * mt_error). Failures are agreed on by every rank before MPI is finalised, so none waits
  * forever for another; a rank that crashes takes the job down (MPI_ERRORS_ARE_FATAL,
@@ -78,5 +96,6 @@ size_t mt_dist_plugin_estimate(struct mt_ctx *ctx);
         return mt_dist_plugin_run(ctx, STRATEGY);                                                  \
     }                                                                                              \
     MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, "ranks", mt_dist_plugin_estimate, run)
+#endif
 
 #endif

@@ -109,4 +109,6 @@ MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {
                                      harness then starts the run through its launcher (mpirun) */
     .mem_estimate = mem_estimate, /* optional */
     .run = run,                   /* required */
+    .unavailable = NULL,          /* optional (1.2): why this build cannot run it (a stand-in built
+                                     without a dependency); listed with the reason, never run */
 };

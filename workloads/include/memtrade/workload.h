@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define MEMTRADE_WORKLOAD_ABI_MAJOR 1
-#define MEMTRADE_WORKLOAD_ABI_MINOR 1 /* 1.1: check() */
+#define MEMTRADE_WORKLOAD_ABI_MINOR 2 /* 1.1: check(); 1.2: unavailable */
 #define MEMTRADE_WORKLOAD_SYMBOL "memtrade_workload"
 
 /* ---------------------------------------------------------------- parameters */
@@ -152,6 +152,14 @@ struct mt_workload {
      * the reason given to mt_error(): the harness refuses the run as a usage error
      * (exit 2). NULL (or a 1.0 plugin) = the table's checks only. */
     int (*check)(struct mt_ctx *ctx);
+    /* --- ABI 1.2 --- */
+    /* Optional: why this plugin cannot run in this build, as a stand-in for one whose
+     * dependency was missing when it was built ("built without MPI: install openmpi-bin
+     * libopenmpi-dev"); NULL (or an older plugin) = it can run. Like PAPI's
+     * disabled_reason: the plugin stays listed and described with the reason, and the
+     * harness refuses to run it as a usage error (exit 2) before any child starts. Its
+     * run() must still exist and should fail with the same reason. */
+    const char *unavailable;
 };
 
 /* ---------------------------------------------------------------- conveniences */
