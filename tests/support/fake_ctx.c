@@ -79,8 +79,8 @@ static void metric_na(struct mt_ctx *c, const char *name, const char *unit, cons
 
 static void sample(struct mt_ctx *c, const char *s, double x, double y)
 {
-    (void)s, (void)x, (void)y;
     F(c)->n_samples++;
+    if (F(c)->on_sample) F(c)->on_sample(F(c)->sample_user, s, x, y);
 }
 
 static void region_begin(struct mt_ctx *c, const char *n)

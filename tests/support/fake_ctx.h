@@ -40,6 +40,10 @@ struct fake_ctx {
     int threads, rank, nranks;
     size_t n_undeclared, n_nonfinite; /* parameters asked for but not declared; NaN/inf metrics */
     char last_sample_log[2048];
+    /* Optional: called with every sample (series, x, y) as it is reported, for tests that
+     * keep series (tests/golden records the loss curves). */
+    void (*on_sample)(void *user, const char *series, double x, double y);
+    void *sample_user;
 };
 
 /* Fills *f for plugin wl with "name=value" overrides (kept by pointer, the first FAKE_MAX
