@@ -660,7 +660,22 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     }
     fputs("# x\ty\ty_min\ty_max\trepeats\trun_id\tlabel\n", dat);
     pl_gp_preamble(ctx, gp, name, 1000, 650);
-    pl_gp_title(gp, title, ctx, NULL);
+    /* A flat curve (recomputation, an allocator or a schedule leave the accuracy bit for
+     * bit the same) says so and gets a range of its own instead of gnuplot's "empty y
+     * range" warning. */
+    double ymin = INFINITY, ymax = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        ymin = fmin(ymin, pts[i].ylo);
+        ymax = fmax(ymax, pts[i].yhi);
+    }
+    char *flat = ymin == ymax
+                     ? pl_asprintf(ctx, "the same %s (%.6g) at every setting", ctx->y_metric, ymin)
+                     : NULL;
+    pl_gp_title(gp, title, ctx, flat);
+    if (flat)
+        fprintf(gp, "set yrange [%.10g:%.10g]\n", ymin - fmax(fabs(ymin) * 0.01, 0.01),
+                ymax + fmax(fabs(ymax) * 0.01, 0.01));
+    free(flat);
     fputs("set xlabel ", gp);
     pl_gp_str(gp, keys[kx]);
     fputs("\nset ylabel ", gp);
