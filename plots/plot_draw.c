@@ -665,6 +665,10 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
      * range" warning. */
     double ymin = INFINITY, ymax = -INFINITY;
     for (size_t i = 0; i < n; i++) {
+        size_t same = 0; /* only the points of drawn series (two or more points) count */
+        for (size_t j = 0; j < n && same < 2; j++)
+            same += strcmp(series[j], series[i]) == 0;
+        if (same < 2) continue;
         ymin = fmin(ymin, pts[i].ylo);
         ymax = fmax(ymax, pts[i].yhi);
     }
