@@ -19,11 +19,8 @@ sleep 0.2 # PR_SET_PDEATHSIG takes the child down with the harness
 expect_eq integrity "$(sql "PRAGMA integrity_check")" "ok"
 rows=$(sql "SELECT group_concat(id || ':' || status, ' ') FROM runs")
 expect_eq "running (rows $rows)" "$(sql "SELECT count(*) FROM runs WHERE status = 'running'")" "1"
-orphans=0 # children of the killed harness still alive (procps may be absent: read /proc)
-for f in /proc/[0-9]*/cmdline; do
-    tr '\0' ' ' <"$f" 2>/dev/null | grep -q "__child.*$TMP" && orphans=$((orphans + 1))
-done
-expect_eq orphans "$orphans" "0"
+# children of the killed harness still alive
+expect_eq orphans "$(child_pids | wc -l)" "0"
 
 expect_rc 0 "$MT" sweep k.ini --db "$DB" --no-heap --resume
 expect_out "1 runs left 'running' by an earlier harness marked interrupted"

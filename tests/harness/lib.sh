@@ -65,3 +65,14 @@ single_thread_spec() {
         cat
     } >"$1"
 }
+
+# child_pids: the pids of run children started for this test (their command line names
+# `__child` and this test's folder); read from /proc, since procps may be absent.
+child_pids() {
+    for f in /proc/[0-9]*/cmdline; do
+        if tr '\0' ' ' <"$f" 2>/dev/null | grep -q "__child.*$TMP"; then
+            p=${f#/proc/}
+            echo "${p%/cmdline}"
+        fi
+    done
+}

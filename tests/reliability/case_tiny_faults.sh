@@ -35,10 +35,7 @@ INI
 pid=$!
 wait_runs 3 $pid
 sleep 0.5
-child=""
-for f in /proc/[0-9]*/cmdline; do
-  tr '\0' ' ' <"$f" 2>/dev/null | grep -q "__child.*$TMP" && child=${f#/proc/} && child=${child%/cmdline}
-done
+child=$(child_pids | head -n 1)
 [ -n "$child" ] || { kill -9 $pid; fail "no child found"; }
 kill -SEGV "$child"
 wait $pid
