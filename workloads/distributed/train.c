@@ -638,7 +638,7 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     res->weight_window_bytes = r.spec.bf16_weights ? r.sh->params_len * sizeof(float) : 0;
     struct mt_rng rng;
-    mt_rng_seed(&rng, MT_DIST_DATA_SEED(job->seed));
+    mt_rng_seed(&rng, job->seed ^ MT_WL_BATCH_STREAM);
     mt_dist_reset_comm(d);
     mt_dist_reset_peaks(d);
     double t0 = mt_wl_now();

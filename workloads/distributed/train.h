@@ -11,9 +11,10 @@
  * What it is not for: talking to the harness (plugin.c), or evaluation.
  *
  * Data: every step draws the global batch of B windows from the training split with one
- * mt_rng seeded MT_DIST_DATA_SEED(seed) (mt_batch_sample); a data-parallel rank r of N
- * trains on rows [r B/N, (r+1) B/N), so the union of the ranks' batches is the batch one
- * process would draw.
+ * mt_rng seeded `seed ^ MT_WL_BATCH_STREAM`, the baseline's batch stream (mt_batch_sample);
+ * a data-parallel rank r of N trains on rows [r B/N, (r+1) B/N), so the union of the
+ * ranks' batches is the batch the baseline draws: the same model, steps, global batch and
+ * seed train the baseline's model.
  *
  * Mixed precision (job.bf16; data parallel and ZeRO): the weights are stored in
  * bf16 (weights), decoded to fp32 one layer at a time for compute (workspace window);
@@ -33,8 +34,6 @@
 
 #include "dist.h"
 #include "gpt.h"
-
-#define MT_DIST_DATA_SEED(seed) ((seed) ^ 0x5DEECE66Dull)
 
 enum mt_dist_strategy { MT_DIST_DP, MT_DIST_ZERO, MT_DIST_TP, MT_DIST_PP };
 
