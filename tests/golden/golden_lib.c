@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "golden.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <oneapi/dnnl/dnnl.h>
@@ -130,11 +132,12 @@ const char *golden_isa(void)
 int golden_keep_metric(const char *name, const char *unit, int *exact)
 {
     /* Results of a timing, the kernel's or glibc's view of memory, and counters of
-     * which kernel ran (they follow the CPU's ISA, not the model) are not figures. */
-    static const char *const skip[] = {"rss",         "fragmentation", "heap_free", "recompute_",
-                                       "bf16_gemm",   "matmul_",       "gemv",      "path",
-                                       "fallback",    "dense_calls",   "kernel",    "_calls_avx",
-                                       "reference_s", "grad_underflow"};
+     * which kernel ran (they follow the CPU's ISA, not the model, and the serving
+     * measurement's passes, whose number follows its time) are not figures. */
+    static const char *const skip[] = {
+        "rss",           "fragmentation", "heap_free",   "recompute_",    "bf16_gemm", "matmul_",
+        "gemv",          "path",          "fallback",    "dense_calls",   "kernel",    "_calls_avx",
+        "sparse_calls_", "qgemm_calls_",  "reference_s", "grad_underflow"};
     static const char *const exact_units[] = {"bytes", "count"};
     static const char *const float_units[] = {"nats/byte", "bits/byte", "ratio"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
@@ -234,10 +237,62 @@ void golden_rmdir(const char *dir)
 
 static const char *const kind_names[] = {"exact", "float", "bits"};
 
+/* The folder of the files made on this CPU's ISA when the main file was made on another:
+ * dir/isa/<the ISA string with every character outside [A-Za-z0-9._-] as '_'>. */
+static void isa_dir(char *out, size_t outlen, const char *dir)
+{
+    int n = snprintf(out, outlen, "%s/isa/", dir);
+    size_t k = n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+    for (const char *c = golden_isa(); *c && k + 1 < outlen; c++)
+        out[k++] = (isalnum((unsigned char)*c) || strchr("._-", *c)) ? *c : '_';
+    out[k] = 0;
+}
+
+/* The ISA line of file `path` into isa ("" when the file or the line is missing). */
+static void file_isa(const char *path, char *isa, size_t isalen)
+{
+    char line[512];
+    FILE *f = fopen(path, "r");
+    isa[0] = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "isa ", 4)) {
+            size_t len = strcspn(line + 4, "\n");
+            if (len >= isalen) len = isalen - 1;
+            memcpy(isa, line + 4, len);
+            isa[len] = 0;
+            break;
+        }
+    if (f) fclose(f);
+}
+
+/* Where case `name`'s figures are: the main file dir/name.txt when it was made on this
+ * ISA or when no file of this ISA exists (for_update: when it does not exist either),
+ * else isa_dir/name.txt. */
+static void case_path(char *path, size_t pathlen, const char *dir, const char *name, int for_update)
+{
+    char main_path[4096], sub[2048], isa[256];
+    snprintf(main_path, sizeof main_path, "%s/%s.txt", dir, name);
+    file_isa(main_path, isa, sizeof isa);
+    isa_dir(sub, sizeof sub, dir);
+    snprintf(path, pathlen, "%s/%s.txt", sub, name);
+    if (!isa[0] || !strcmp(isa, golden_isa())) {
+        snprintf(path, pathlen, "%s", main_path);
+        return;
+    }
+    if (for_update) {
+        char parent[2048];
+        snprintf(parent, sizeof parent, "%s/isa", dir);
+        mkdir(parent, 0755);
+        mkdir(sub, 0755);
+        return;
+    }
+    if (access(path, R_OK)) snprintf(path, pathlen, "%s", main_path);
+}
+
 static int write_file(const struct golden *g, const char *dir, const char *name)
 {
     char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s.txt", dir, name);
+    case_path(path, sizeof path, dir, name, 1);
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) {
@@ -336,7 +391,7 @@ int golden_finish(struct golden *g, const char *dir, const char *name, int force
     } else {
         struct golden want = {0};
         char path[4096], isa[256];
-        snprintf(path, sizeof path, "%s/%s.txt", dir, name);
+        case_path(path, sizeof path, dir, name, 0);
         const char *rt = getenv("MT_GOLDEN_RTOL");
         double rtol = rt && rt[0] ? strtod(rt, NULL) : 1e-4;
         if (read_file(&want, isa, sizeof isa, path)) bad = 1;
