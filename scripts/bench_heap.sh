@@ -1,23 +1,29 @@
 #!/bin/sh
 # bench_heap.sh — what the heap profiler costs, next to heaptrack, on a malloc-heavy program.
 #
-# What it is for: timing profilers/heap/bench/malloc_heavy.c (2M allocations of 16..4096
-# bytes, 12+ frames deep) bare, under libmt_heap.so in full and in sampled mode, and under
-# Debian's heaptrack (`heaptrack -r`: record only, no analysis), REPEATS times each,
-# interleaved, and printing the median wall time and CPU time (user + system of the whole
-# process tree: heaptrack compresses in a second process) and the overhead (time / bare
-# time - 1) of each. On a shared machine trust the CPU columns more than the wall ones.
-# Then, when the build has the harness and the baseline plugin, the same for a baseline
-# training run (tiny model, TRAIN_STEPS steps, one thread): the CPU and wall time of its
-# 'train' region with --heap off, full and sampled (heaptrack cannot wrap the harness's
+# What it is for: timing profilers/heap/bench/malloc_heavy.c (10M allocations of 16..4096
+# bytes, 11 frames below main, a window of 4096 live blocks) plain, under libmt_heap.so in
+# sampled and in full mode, and under Debian's heaptrack (`heaptrack -r`: record only, no
+# analysis), REPEATS times each, interleaved, and printing the median CPU time (user +
+# system of the whole process tree: heaptrack compresses in a second process) and wall
+# time, the overhead of each (median / plain median - 1), and PASS or FAIL against the
+# targets of DESIGN.md on the CPU overhead: sampled <= 5 %, full <= 25 %. It also checks
+# that both modes report the same exact totals (allocations, bytes, peak). Then, when the
+# build has the harness and the baseline plugin, the same for a baseline training run
+# (tiny model, TRAIN_STEPS steps, one thread): the CPU and wall time of its 'train'
+# region with --heap off, full and sampled (heaptrack cannot wrap the harness's
 # re-executed child, so it is not in that table).
-# What it is not for: a test (nothing fails); run it niced, on a quiet machine if you can.
+# What it is not for: a test (it exits 0 on FAIL; the targets live here, not in ctest).
+# Run it niced, on a quiet machine if you can: on a shared one trust CPU over wall.
 # Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS] [TRAIN_STEPS]
+#   TRAIN_STEPS=0 skips the training run.
 set -eu
 build=${1:-build}
 repeats=${2:-5}
-allocs=${3:-2000000}
+allocs=${3:-10000000}
 train_steps=${4:-300}
+sampled_target=5
+full_target=25
 prog=$build/bin/mt_heap_bench_malloc
 lib=$build/lib/libmt_heap.so
 [ -x "$prog" ] && [ -f "$lib" ] || {
@@ -40,13 +46,20 @@ run() {
   awk '{printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000}' "$tmp/time" >>"$tmp/$name"
 }
 
+# totals FILE: the exact totals of a report (allocs, bytes, peak_bytes, per-category C lines)
+totals() { awk -F '\t' '$1 == "C" || ($1 == "S" && ($2 == "allocs" || $2 == "bytes" || $2 == "peak_bytes"))' "$1"; }
+
+same_totals=yes
 for i in $(seq "$repeats"); do
   run none "$prog" "$allocs"
-  run full env MEMTRADE_HEAP_MODE=full MEMTRADE_HEAP_OUT="$tmp/full.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
   run sampled env MEMTRADE_HEAP_MODE=sampled MEMTRADE_HEAP_OUT="$tmp/sampled.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
+  run full env MEMTRADE_HEAP_MODE=full MEMTRADE_HEAP_OUT="$tmp/full.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
   if [ $have_heaptrack = 1 ]; then
     run heaptrack heaptrack -r -o "$tmp/ht.$i" "$prog" "$allocs"
   fi
+  totals "$tmp"/sampled.*.txt >"$tmp/tot.sampled"
+  totals "$tmp"/full.*.txt >"$tmp/tot.full"
+  { [ -s "$tmp/tot.full" ] && cmp -s "$tmp/tot.sampled" "$tmp/tot.full"; } || same_totals=no
   rm -f "$tmp"/*.txt "$tmp"/ht.* "$tmp/time"
 done
 
@@ -54,20 +67,26 @@ done
 median() { awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 wb=$(median "$tmp/none" 1)
 cb=$(median "$tmp/none" 2)
-echo "malloc_heavy: $allocs allocations, median of $repeats runs, overhead = t/t_none - 1"
-printf '%-10s %8s %9s %8s %9s\n' profiler wall_ms overhead cpu_ms overhead
-for name in none full sampled heaptrack; do
+echo "malloc_heavy: $allocs allocations, median of $repeats interleaved runs, overhead = t/t_plain - 1"
+echo "machine: $(nproc) CPUs, $(awk -F ': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+printf '%-10s %8s %9s %8s %9s  %s\n' profiler cpu_ms overhead wall_ms overhead target
+for name in none sampled full heaptrack; do
   [ -f "$tmp/$name" ] || { printf '%-10s %8s\n' "$name" "unavailable (heaptrack not installed)"; continue; }
+  target=
+  [ "$name" = sampled ] && target=$sampled_target
+  [ "$name" = full ] && target=$full_target
   awk -v n="$name" -v w="$(median "$tmp/$name" 1)" -v c="$(median "$tmp/$name" 2)" -v wb="$wb" -v cb="$cb" \
-    'BEGIN {printf "%-10s %8d %8.1f%% %8d %8.1f%%\n", n, w, (w / wb - 1) * 100, c, (c / cb - 1) * 100}'
+    -v t="$target" 'BEGIN {
+      o = (c / cb - 1) * 100
+      v = t == "" ? "" : sprintf("<= %d %%: %s", t, o <= t ? "PASS" : "FAIL")
+      printf "%-10s %8d %8.1f%% %8d %8.1f%%  %s\n", n, c, o, w, (w / wb - 1) * 100, v}'
 done
+echo "exact totals (allocations, bytes, peak, per category) equal in sampled and full mode: $same_totals"
 if [ -f "$tmp/heaptrack" ]; then
-  for col in 1 2; do
-    awk -v f="$(median "$tmp/full" $col)" -v h="$(median "$tmp/heaptrack" $col)" -v b="$(median "$tmp/none" $col)" \
-      -v what="$([ $col = 1 ] && echo wall || echo cpu)" \
-      'BEGIN {printf "full-mode overhead / heaptrack overhead (%s) = %.2f (target < 0.5)\n", what, (f - b) / (h - b)}'
-  done
+  awk -v f="$(median "$tmp/full" 2)" -v h="$(median "$tmp/heaptrack" 2)" -v b="$cb" \
+    'BEGIN {printf "full-mode overhead / heaptrack overhead (cpu) = %.2f\n", (f - b) / (h - b)}'
 fi
+[ "$train_steps" -gt 0 ] || exit 0
 
 memtrade=$build/bin/memtrade
 if [ ! -x "$memtrade" ] || [ ! -f "$build/plugins/baseline.so" ] || ! command -v sqlite3 >/dev/null; then

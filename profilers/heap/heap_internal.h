@@ -1,9 +1,19 @@
-/* heap_internal.h — state shared by the files of the LD_PRELOAD heap profiler.
+/* heap_internal.h — the one global state of the LD_PRELOAD heap profiler, and the
+ * primitives every module of it shares.
  *
- * What it is for: the one global state of the interposer (tables, counters, config) and
- * the helpers the hook file, the output file and the SDE file share. What it is not for:
- * anything a client includes; the public surface is memtrade/memcat.h (the weak API) and
- * FORMAT.md (the report). Everything here is internal to libmt_heap.so (hidden).
+ * What it is for: the state of the interposer in one place (`mt_heap_g`, defined in
+ * heap_state.c, and the per-thread `mt_heap_tls`), split into one member per module —
+ * each module's file touches its own member only; the tracker's is read by the others
+ * through heap_tracker.h — plus the lock, the real allocator entry points, our own page
+ * allocator and the recursion guard. What it is not for: anything a client includes; the
+ * public surface is memtrade/memcat.h (the weak API) and FORMAT.md (the report).
+ * Everything here is internal to libmt_heap.so (hidden).
+ *
+ * The modules: heap_hooks.c (interposition) -> heap_tracker.c (exact counters, block
+ * headers, the large-block table, sites) <- heap_stacks.c (stack capture and cache),
+ * heap_sample.h (the byte sampler), heap_maps.c (anonymous mappings), heap_tags.c
+ * (categories, tensors, regions); heap_output.c and heap_sde.c read the tracker through
+ * its interface; heap_process.c (init, fork, exit).
  */
 #ifndef MT_HEAP_INTERNAL_H
 #define MT_HEAP_INTERNAL_H
@@ -17,6 +27,7 @@
 #include <sys/types.h>
 
 #define MT_HIDDEN __attribute__((visibility("hidden")))
+#define MT_EXPORT __attribute__((visibility("default")))
 #define MT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -25,6 +36,22 @@ enum { MT_HEAP_MAX_REGIONS = 64, MT_HEAP_REGION_NAME = 128 };
 enum mt_heap_mode { MT_HEAP_FULL = 0, MT_HEAP_SAMPLED = 1 };
 
 #define MT_HEAP_NO_SITE UINT32_MAX
+
+/* ---- the state of each module ------------------------------------------------------ */
+
+/* Configuration, written once by init (heap_process.c) and read-only afterwards. */
+struct mt_heap_config {
+    int mode;
+    double sample_bytes; /* R: mean sampling interval in bytes (sampled mode) */
+    uint64_t seed;
+    long interval_ms;
+    int follow_exec; /* MEMTRADE_HEAP_FOLLOW_EXEC: descendants are profiled (default 1) */
+    char out_pattern[4096];
+    long page_size;
+    uint64_t t0_ns;             /* CLOCK_MONOTONIC at init */
+    uint64_t t0_coarse_ns;      /* CLOCK_MONOTONIC_COARSE at init (for peak_t) */
+    uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
+};
 
 /* One (stack, category) pair. Counters are doubles: sums of integers stay exact below
  * 2^53 in full mode, and sampled mode adds fractional weights. */
@@ -41,7 +68,7 @@ struct mt_heap_site {
 
 /* One live block of at least a page from malloc and friends, keyed by address (0 = empty
  * slot): what mt_memcat_report searches for the block around a tensor. Every block's own
- * size, site and category are in its header (heap_preload.c), not here. */
+ * size, site and category are in its header (heap_tracker.h), not here. */
 struct mt_heap_rec {
     uintptr_t ptr;
     uint64_t size;
@@ -50,26 +77,6 @@ struct mt_heap_rec {
     uint8_t flags; /* MT_REC_TENSORS */
 };
 enum { MT_REC_TENSORS = 1, MT_REC_TRACKED = 2, MT_REC_TABLE = 4 };
-
-/* One live anonymous private mapping (or the part of it still mapped). */
-struct mt_heap_map {
-    uintptr_t start, end;
-    uint32_t site;
-    uint8_t cat;
-    uint8_t flags;
-    double weight; /* sampled-mode weight of the original mapping (1 in full mode) */
-};
-
-/* A named tensor reported through mt_heap_report_tensor. While `block` is non-zero the
- * bytes are counted in `cat` instead of the block's own category. */
-struct mt_heap_tensor {
-    const char *name;
-    uintptr_t block; /* start of the containing block, 0 when detached or untracked */
-    uint64_t size;
-    uint8_t cat, from_cat;
-    uint32_t site_from, site_to;
-    double weight;
-};
 
 /* Per-category exact counters; long long because PAPI SDE reads them in place. */
 struct mt_heap_cats {
@@ -82,28 +89,12 @@ struct mt_heap_cats {
     long long seg_peak[MT_HEAP_NCAT], seg_peak_total;
 };
 
-/* One region name's exact peaks over every stretch of time it was the innermost region. */
-struct mt_heap_region {
-    char name[MT_HEAP_REGION_NAME];
-    long long peak_total, peak[MT_HEAP_NCAT];
-};
+enum { MT_SITE_CHUNK = 4096 };
 
-struct mt_heap_state {
+/* heap_tracker.c: everything a change of live bytes touches, guarded by `lock`. */
+struct mt_heap_tracker {
     atomic_int lock;     /* spinlock; guards everything below that is not atomic */
     atomic_int tracking; /* 1 while hooks record; 0 before init and after the report */
-    int mode;
-    double sample_bytes; /* R: mean sampling interval in bytes (sampled mode) */
-    uint64_t seed;
-    long interval_ms;
-    int out_fd;
-    int follow_exec; /* MEMTRADE_HEAP_FOLLOW_EXEC: descendants are profiled (default 1) */
-    long report_pid; /* the process that opened out_fd (a vfork child is not it) */
-    char out_pattern[4096];
-    long page_size;
-    uint64_t t0_ns;             /* CLOCK_MONOTONIC at init */
-    uint64_t t0_coarse_ns;      /* CLOCK_MONOTONIC_COARSE at init (for peak_t) */
-    uintptr_t self_lo, self_hi; /* our own text, skipped in stacks */
-
     struct mt_heap_cats c;
     uint64_t epoch;                      /* bumped at every new global peak */
     long long stack_hits, stack_unwinds; /* stacks from the stack cache / from unwinding */
@@ -124,14 +115,44 @@ struct mt_heap_state {
     /* frame arena */
     char *arena;
     size_t arena_used, arena_cap;
+};
 
+/* One live anonymous private mapping (or the part of it still mapped). */
+struct mt_heap_map {
+    uintptr_t start, end;
+    uint32_t site;
+    uint8_t cat;
+    uint8_t flags;
+    double weight; /* sampled-mode weight of the original mapping (1 in full mode) */
+};
+
+/* heap_maps.c (lock held). */
+struct mt_heap_maps {
     struct mt_heap_map *maps;
     size_t map_count, map_cap;
+};
 
+/* A named tensor reported through mt_heap_report_tensor. While `block` is non-zero the
+ * bytes are counted in `cat` instead of the block's own category. */
+struct mt_heap_tensor {
+    const char *name;
+    uintptr_t block; /* start of the containing block, 0 when detached or untracked */
+    uint64_t size;
+    uint8_t cat, from_cat;
+    uint32_t site_from, site_to;
+    double weight;
+};
+
+/* One region name's exact peaks over every stretch of time it was the innermost region. */
+struct mt_heap_region {
+    char name[MT_HEAP_REGION_NAME];
+    long long peak_total, peak[MT_HEAP_NCAT];
+};
+
+/* heap_tags.c (lock held, except `region`). */
+struct mt_heap_tags {
     struct mt_heap_tensor *tensors;
     size_t tensor_count, tensor_cap;
-
-    uint64_t next_point_ns; /* when the hooks write the next timeline point (no helper) */
     const char *_Atomic region;
     /* Region peaks, by name (copied: the caller's string may change). region_cur indexes
      * `regions` while the innermost region is tracked, -1 otherwise (none, or the table
@@ -140,45 +161,95 @@ struct mt_heap_state {
     size_t region_count;
     int region_cur;
     long long regions_dropped;
+};
+
+/* heap_output.c. */
+struct mt_heap_out {
+    int fd;
+    long report_pid;             /* the process that opened fd (a vfork child is not it) */
+    atomic_ullong next_point_ns; /* when the hooks write the next point (no helper) */
     atomic_int helper_stop;
     atomic_int helper_running;
     pthread_t helper;
 };
 
+/* heap_stacks.c: the process-wide part of the per-thread stack caches. */
+struct mt_heap_stacks_shared {
+    pthread_key_t key;  /* releases a thread's cache when it exits */
+    atomic_int enabled; /* set by the constructor: pthread calls are safe from then on */
+};
+
+/* heap_hooks.c: dlsym calls calloc before we know the real one; this pool serves it. */
+struct mt_heap_boot {
+    _Alignas(64) char pool[64 * 1024];
+    size_t used;
+};
+
+/* heap_process.c: what the environment tells the programs this process execs (entries of
+ * environ are pointed at these, so nothing is allocated). */
+struct mt_heap_env {
+    char out[4096 + 32];
+    char preload[4096];
+};
+
+struct mt_heap_state {
+    struct mt_heap_config cfg;
+    struct mt_heap_tracker trk;
+    struct mt_heap_maps map;
+    struct mt_heap_tags tag;
+    struct mt_heap_out out;
+    struct mt_heap_stacks_shared stk;
+    atomic_ulong sample_streams; /* heap_sample.c: per-thread streams handed out */
+    struct mt_heap_boot boot;
+    struct mt_heap_env env;
+    atomic_int init_state; /* 0 none, 1 in progress, 2 done */
+};
+
 MT_HIDDEN extern struct mt_heap_state mt_heap_g;
 
-enum { MT_SITE_CHUNK = 4096 };
-static inline struct mt_heap_site *mt_heap_site_at(size_t i)
+struct mt_heap_stack_cache; /* heap_stacks.c */
+
+/* Per-thread state. initial-exec TLS: the general-dynamic model may call malloc. */
+struct mt_heap_tls {
+    int guard;
+    int cat;
+    int rng_ready;
+    int in_init;
+    int64_t countdown; /* sampled mode: bytes until the next sample; 0 in full mode */
+    uint64_t rng;
+    struct mt_heap_stack_cache *sc;
+    int sc_state; /* 0 not yet, 1 ok, -1 off */
+};
+MT_HIDDEN extern __thread struct mt_heap_tls mt_heap_tls __attribute__((tls_model("initial-exec")));
+
+/* The configuration (read-only once init is done). */
+static inline const struct mt_heap_config *mt_heap_config(void)
 {
-    return &mt_heap_g.site_chunks[i / MT_SITE_CHUNK][i % MT_SITE_CHUNK];
+    return &mt_heap_g.cfg;
 }
+
+/* ---- shared primitives ------------------------------------------------------------- */
 
 /* The one lock: a test-and-test-and-set spinlock that yields the CPU after a short spin
  * (critical sections are a few dozen instructions; a mutex costs twice as much). While the
  * process has a single thread (glibc's __libc_single_threaded, which only the thread
  * holding no lock can clear, inside pthread_create) it is a plain store: an atomic
  * exchange per malloc costs more than the rest of the sampled-mode hook. */
-MT_HIDDEN void mt_heap_yield(void);
+MT_HIDDEN void mt_heap_lock_contended(void); /* spins, then yields (heap_state.c) */
 static inline void mt_heap_lock(void)
 {
+    atomic_int *l = &mt_heap_g.trk.lock;
     if (__libc_single_threaded) {
-        atomic_store_explicit(&mt_heap_g.lock, 1, memory_order_relaxed);
+        atomic_store_explicit(l, 1, memory_order_relaxed);
         return;
     }
-    for (int spins = 0;; spins++) {
-        if (!atomic_exchange_explicit(&mt_heap_g.lock, 1, memory_order_acquire)) return;
-        while (atomic_load_explicit(&mt_heap_g.lock, memory_order_relaxed)) {
-            if (++spins > 64)
-                mt_heap_yield();
-            else
-                __builtin_ia32_pause();
-        }
-    }
+    if (MT_LIKELY(!atomic_exchange_explicit(l, 1, memory_order_acquire))) return;
+    mt_heap_lock_contended();
 }
 
 static inline void mt_heap_unlock(void)
 {
-    atomic_store_explicit(&mt_heap_g.lock, 0, memory_order_release);
+    atomic_store_explicit(&mt_heap_g.trk.lock, 0, memory_order_release);
 }
 
 /* Real allocator entry points, resolved with dlsym(RTLD_NEXT). */
@@ -197,23 +268,39 @@ struct mt_heap_real {
 };
 MT_HIDDEN extern struct mt_heap_real mt_heap_real;
 
-/* Memory for our own tables, straight from the kernel (never through the hooks). */
+/* Memory for our own tables, straight from the kernel (never through the hooks). NULL
+ * when the kernel refuses; mt_heap_pages_free(NULL, n) does nothing. Thread-safe. */
 MT_HIDDEN void *mt_heap_pages(size_t bytes);
 MT_HIDDEN void mt_heap_pages_free(void *p, size_t bytes);
+/* CLOCK_MONOTONIC in nanoseconds. */
 MT_HIDDEN uint64_t mt_heap_now_ns(void);
 /* Sets/clears this thread's recursion guard; returns the previous value. */
-MT_HIDDEN int mt_heap_guard(int on);
+static inline int mt_heap_guard(int on)
+{
+    int old = mt_heap_tls.guard;
+    mt_heap_tls.guard = on;
+    return old;
+}
 
-/* heap_output.c */
-/* Opens the report for this process (forked: in the child of a fork) and writes the
- * header; out_fd stays -1 when it cannot. */
-MT_HIDDEN void mt_heap_out_open(int forked);
-MT_HIDDEN void mt_heap_helper_start(void); /* starts the timeline thread */
-MT_HIDDEN void mt_heap_point_if_due(void); /* hooks: writes a point when due, no helper */
-MT_HIDDEN void mt_heap_helper_stop(void);  /* stops and joins it */
-MT_HIDDEN void mt_heap_write_report(void); /* symbolizes and appends the exit report */
+static inline uint64_t mt_heap_mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
 
-/* heap_sde.c */
-MT_HIDDEN void mt_heap_sde_init(void);
+/* heap_process.c: resolves the real functions and reads the configuration, once, in
+ * whichever hook comes first; the others wait for it. */
+MT_HIDDEN void mt_heap_init_slow(void);
+static inline void mt_heap_ensure_init(void)
+{
+    if (MT_UNLIKELY(atomic_load_explicit(&mt_heap_g.init_state, memory_order_acquire) != 2))
+        mt_heap_init_slow();
+}
+/* The exit path of _exit/_Exit: writes the report when it safely can, then exits. */
+MT_HIDDEN __attribute__((noreturn)) void mt_heap_exit_now(int status);
 
 #endif

@@ -3,11 +3,15 @@
  * What it is for: writing the text format of FORMAT.md with write(2) only (no stdio, no
  * malloc), from the timeline thread during the run and from the destructor at exit, and
  * resolving the recorded instruction pointers to frames once, at exit (libdw when the
- * build found it, dladdr otherwise). What it is not for: recording (heap_preload.c) or
- * reading reports (heapreport.c).
+ * build found it, dladdr otherwise). It reads the tracker and the tags only through their
+ * interfaces (heap_tracker.h, heap_tags.h). What it is not for: recording or reading
+ * reports (heapreport.c).
  */
 #define _GNU_SOURCE
-#include "heap_internal.h"
+#include "heap_output.h"
+
+#include "heap_tags.h"
+#include "heap_tracker.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -22,7 +26,8 @@
 #include <elfutils/libdwfl.h>
 #endif
 
-#define G mt_heap_g
+#define O mt_heap_g.out
+#define C (*mt_heap_config())
 
 /* ---- a write(2) buffer with the formatting we need --------------------------------- */
 
@@ -178,31 +183,30 @@ static void expand_path(char *dst, size_t cap, const char *pat, long pid)
     dst[n] = '\0';
 }
 
-static char hdr_buf[4096]; /* used by out_open (init or fork child) only */
-
 void mt_heap_out_open(int forked)
 {
-    char path[sizeof G.out_pattern + 64];
-    expand_path(path, sizeof path, G.out_pattern, (long)getpid());
+    char hdr_buf[4096];
+    char path[sizeof C.out_pattern + 64];
+    expand_path(path, sizeof path, C.out_pattern, (long)getpid());
     /* Without %p, a forked child must not truncate its parent's report: it writes
      * PATH.<pid> instead (exec'd descendants are told PATH.%p: steer_descendants). */
-    if (!strstr(G.out_pattern, "%p") && forked) {
+    if (!strstr(C.out_pattern, "%p") && forked) {
         size_t n = strlen(path);
         path[n++] = '.';
         expand_path(path + n, sizeof path - n, "%p", (long)getpid());
     }
-    G.report_pid = (long)getpid();
-    G.out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (G.out_fd < 0) return;
-    struct wbuf hw = {.fd = G.out_fd, .cap = sizeof hdr_buf, .b = hdr_buf}, *w = &hw;
+    O.report_pid = (long)getpid();
+    O.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (O.fd < 0) return;
+    struct wbuf hw = {.fd = O.fd, .cap = sizeof hdr_buf, .b = hdr_buf}, *w = &hw;
     w_raw(w, "memtrade-heap\t1\n");
     w_meta_int(w, "pid", (long long)getpid());
     w_meta_int(w, "ppid", (long long)getppid());
     if (forked) w_meta_int(w, "forked", 1); /* a copy of its parent: inherited counts */
-    w_meta_str(w, "mode", G.mode == MT_HEAP_SAMPLED ? "sampled" : "full");
-    w_meta_int(w, "sample_bytes", G.mode == MT_HEAP_SAMPLED ? (long long)G.sample_bytes : 0);
-    w_meta_int(w, "seed", (long long)G.seed);
-    w_meta_int(w, "interval_ms", G.interval_ms);
+    w_meta_str(w, "mode", C.mode == MT_HEAP_SAMPLED ? "sampled" : "full");
+    w_meta_int(w, "sample_bytes", C.mode == MT_HEAP_SAMPLED ? (long long)C.sample_bytes : 0);
+    w_meta_int(w, "seed", (long long)C.seed);
+    w_meta_int(w, "interval_ms", C.interval_ms);
     char exe[1024];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[k > 0 ? k : 0] = '\0';
@@ -218,6 +222,21 @@ void mt_heap_out_open(int forked)
     }
     w_ch(w, '\n');
     w_flush(w);
+}
+
+void mt_heap_out_after_fork(int follow)
+{
+    atomic_store(&O.helper_running, 0);
+    if (O.fd >= 0) {
+        close(O.fd);
+        O.fd = -1;
+    }
+    if (follow) mt_heap_out_open(1);
+}
+
+int mt_heap_out_is_ours(void)
+{
+    return (long)getpid() == O.report_pid;
 }
 
 /* ---- the timeline thread ----------------------------------------------------------- */
@@ -238,22 +257,19 @@ static long long rss_bytes(void)
     int any = 0;
     for (s++; *s >= '0' && *s <= '9'; s++, any = 1)
         pages = pages * 10 + (*s - '0');
-    return any ? pages * G.page_size : -1;
+    return any ? pages * C.page_size : -1;
 }
 
 static void write_point(struct wbuf *w)
 {
     long long live[MT_HEAP_NCAT], total;
-    mt_heap_lock();
-    memcpy(live, G.c.live, sizeof live);
-    total = G.c.live_total;
-    mt_heap_unlock();
+    mt_heap_tracker_live(live, &total);
     w_raw(w, "T\t");
-    w_sec(w, (double)(mt_heap_now_ns() - G.t0_ns) * 1e-9);
+    w_sec(w, (double)(mt_heap_now_ns() - C.t0_ns) * 1e-9);
     w_tab(w);
     w_i64(w, rss_bytes());
     w_tab(w);
-    w_esc(w, atomic_load(&G.region));
+    w_esc(w, mt_heap_tags_region_now());
     w_tab(w);
     w_i64(w, total);
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
@@ -267,18 +283,18 @@ static void write_point(struct wbuf *w)
 /* Without a helper thread the hooks call this every few hundred allocations. */
 void mt_heap_point_if_due(void)
 {
-    static atomic_ullong next;
-    if (G.interval_ms <= 0 || G.out_fd < 0 || atomic_load(&G.helper_running)) return;
+    if (C.interval_ms <= 0 || O.fd < 0 || atomic_load(&O.helper_running)) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     unsigned long long now =
         (unsigned long long)ts.tv_sec * 1000000000u + (unsigned long long)ts.tv_nsec;
-    unsigned long long due = atomic_load(&next);
-    if (now < due || !atomic_compare_exchange_strong(
-                         &next, &due, now + (unsigned long long)G.interval_ms * 1000000u))
+    unsigned long long due = atomic_load(&O.next_point_ns);
+    if (now < due ||
+        !atomic_compare_exchange_strong(&O.next_point_ns, &due,
+                                        now + (unsigned long long)C.interval_ms * 1000000u))
         return;
     char b[512];
-    struct wbuf w = {.fd = G.out_fd, .cap = sizeof b, .b = b};
+    struct wbuf w = {.fd = O.fd, .cap = sizeof b, .b = b};
     write_point(&w);
 }
 
@@ -290,15 +306,15 @@ static void *helper_main(void *arg)
     w->b = mt_heap_pages(w->cap);
     if (!w->b) return NULL;
     uint64_t next = mt_heap_now_ns();
-    while (!atomic_load(&G.helper_stop)) {
-        next += (uint64_t)G.interval_ms * 1000000u;
+    while (!atomic_load(&O.helper_stop)) {
+        next += (uint64_t)C.interval_ms * 1000000u;
         struct timespec ts = {.tv_sec = (time_t)(next / 1000000000u),
                               .tv_nsec = (long)(next % 1000000000u)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0 &&
-               !atomic_load(&G.helper_stop))
+               !atomic_load(&O.helper_stop))
             ;
-        if (atomic_load(&G.helper_stop)) break;
-        w->fd = G.out_fd;
+        if (atomic_load(&O.helper_stop)) break;
+        w->fd = O.fd;
         write_point(w);
     }
     mt_heap_pages_free(w->b, w->cap);
@@ -308,24 +324,24 @@ static void *helper_main(void *arg)
 void mt_heap_helper_start(void)
 {
     int expect = 0;
-    if (G.interval_ms <= 0 || G.out_fd < 0 ||
-        !atomic_compare_exchange_strong(&G.helper_running, &expect, 1))
+    if (C.interval_ms <= 0 || O.fd < 0 ||
+        !atomic_compare_exchange_strong(&O.helper_running, &expect, 1))
         return;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    atomic_store(&G.helper_stop, 0);
-    if (mt_heap_real.pthread_create(&G.helper, NULL, helper_main, NULL) != 0)
-        atomic_store(&G.helper_running, 0);
+    atomic_store(&O.helper_stop, 0);
+    if (mt_heap_real.pthread_create(&O.helper, NULL, helper_main, NULL) != 0)
+        atomic_store(&O.helper_running, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void mt_heap_helper_stop(void)
 {
-    if (!atomic_load(&G.helper_running)) return;
-    atomic_store(&G.helper_stop, 1);
-    pthread_join(G.helper, NULL);
-    atomic_store(&G.helper_running, 0);
+    if (!atomic_load(&O.helper_running)) return;
+    atomic_store(&O.helper_stop, 1);
+    pthread_join(O.helper, NULL);
+    atomic_store(&O.helper_running, 0);
 }
 
 /* ---- symbolization ----------------------------------------------------------------- */
@@ -448,10 +464,12 @@ static long long round_ll(double v)
 
 static void write_categories(struct wbuf *w)
 {
+    struct mt_heap_cats k;
+    mt_heap_tracker_cats(&k);
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
         w_raw(w, "C\t");
         w_raw(w, mt_mem_cat_names[c]);
-        long long v[5] = {G.c.allocs[c], G.c.frees[c], G.c.bytes[c], G.c.live[c], G.c.peak[c]};
+        long long v[5] = {k.allocs[c], k.frees[c], k.bytes[c], k.live[c], k.peak[c]};
         for (int i = 0; i < 5; i++) {
             w_tab(w);
             w_i64(w, v[i]);
@@ -463,8 +481,8 @@ static void write_categories(struct wbuf *w)
 /* R lines: each tracked region's peaks (folded at exit by finish()). */
 static void write_regions(struct wbuf *w)
 {
-    for (size_t i = 0; i < G.region_count; i++) {
-        const struct mt_heap_region *r = &G.regions[i];
+    for (size_t i = 0; i < mt_heap_tags_region_count(); i++) {
+        const struct mt_heap_region *r = mt_heap_tags_region(i);
         w_raw(w, "R\t");
         w_esc(w, r->name);
         w_tab(w);
@@ -479,18 +497,14 @@ static void write_regions(struct wbuf *w)
 
 static void write_summary(struct wbuf *w)
 {
-    long long leaked_allocs = 0;
-    long long bytes = 0;
-    for (int c = 0; c < MT_HEAP_NCAT; c++) {
-        leaked_allocs += G.c.allocs[c] - G.c.frees[c];
-        bytes += G.c.bytes[c];
-    }
+    struct mt_heap_summary m;
+    mt_heap_tracker_summary(&m);
     const char *keys[] = {"allocs",         "bytes", "peak_bytes",    "leaked_bytes",
                           "leaked_allocs",  "sites", "stack_unwinds", "stack_cache_hits",
                           "regions_dropped"};
-    long long vals[] = {G.c.allocs_total, bytes,         G.c.peak_total,
-                        G.c.live_total,   leaked_allocs, (long long)G.site_count,
-                        G.stack_unwinds,  G.stack_hits,  G.regions_dropped};
+    long long vals[] = {m.allocs,        m.bytes,         m.peak_bytes,
+                        m.leaked_bytes,  m.leaked_allocs, m.sites,
+                        m.stack_unwinds, m.stack_hits,    mt_heap_tags_regions_dropped()};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         w_raw(w, "S\t");
         w_raw(w, keys[i]);
@@ -499,9 +513,9 @@ static void write_summary(struct wbuf *w)
         w_ch(w, '\n');
     }
     w_raw(w, "S\tpeak_t\t");
-    w_sec(w, G.peak_t);
+    w_sec(w, m.peak_t);
     w_raw(w, "\nS\twall_s\t");
-    w_sec(w, (double)(mt_heap_now_ns() - G.t0_ns) * 1e-9);
+    w_sec(w, (double)(mt_heap_now_ns() - C.t0_ns) * 1e-9);
     w_ch(w, '\n');
 }
 
@@ -509,9 +523,10 @@ static void write_summary(struct wbuf *w)
  * sites (A lines) pointing at them. Scratch tables come from mt_heap_pages. */
 static void write_stacks_and_sites(struct wbuf *w)
 {
+    const size_t nsites = mt_heap_tracker_site_count();
     size_t nframes = 0;
-    for (size_t i = 0; i < G.site_count; i++)
-        nframes += mt_heap_site_at(i)->depth;
+    for (size_t i = 0; i < nsites; i++)
+        nframes += mt_heap_tracker_site(i)->depth;
     size_t cap = 1024;
     while (cap < nframes * 2 + 2)
         cap *= 2;
@@ -520,14 +535,14 @@ static void write_stacks_and_sites(struct wbuf *w)
     m.ids = mt_heap_pages(cap * sizeof *m.ids);
     m.order = mt_heap_pages(cap * sizeof *m.order);
     size_t scap = 1024;
-    while (scap < G.site_count * 2 + 2)
+    while (scap < nsites * 2 + 2)
         scap *= 2;
-    uint32_t *stack_of = mt_heap_pages((G.site_count + 1) * sizeof *stack_of);
+    uint32_t *stack_of = mt_heap_pages((nsites + 1) * sizeof *stack_of);
     uint32_t *stab = mt_heap_pages(scap * sizeof *stab); /* site index + 1 of first holder */
     if (!m.keys || !m.ids || !m.order || !stack_of || !stab) goto out;
 
-    for (size_t i = 0; i < G.site_count; i++) {
-        const struct mt_heap_site *s = mt_heap_site_at(i);
+    for (size_t i = 0; i < nsites; i++) {
+        const struct mt_heap_site *s = mt_heap_tracker_site(i);
         for (uint32_t d = 0; d < s->depth; d++)
             ipmap_get(&m, s->frames[d]);
     }
@@ -560,8 +575,8 @@ static void write_stacks_and_sites(struct wbuf *w)
 
     /* stacks: the same frames under several categories share one id */
     uint32_t nstacks = 0;
-    for (size_t i = 0; i < G.site_count; i++) {
-        const struct mt_heap_site *s = mt_heap_site_at(i);
+    for (size_t i = 0; i < nsites; i++) {
+        const struct mt_heap_site *s = mt_heap_tracker_site(i);
         uint64_t h = 0x9e3779b97f4a7c15ULL ^ s->depth;
         for (uint32_t d = 0; d < s->depth; d++)
             h = (h ^ s->frames[d]) * 0x100000001b3ULL;
@@ -579,7 +594,7 @@ static void write_stacks_and_sites(struct wbuf *w)
                 w_ch(w, '\n');
                 break;
             }
-            const struct mt_heap_site *o = mt_heap_site_at(stab[j] - 1);
+            const struct mt_heap_site *o = mt_heap_tracker_site(stab[j] - 1);
             if (o->depth == s->depth &&
                 memcmp(o->frames, s->frames, s->depth * sizeof *s->frames) == 0) {
                 stack_of[i] = stack_of[stab[j] - 1];
@@ -588,9 +603,9 @@ static void write_stacks_and_sites(struct wbuf *w)
         }
     }
 
-    int est = G.mode == MT_HEAP_SAMPLED;
-    for (size_t i = 0; i < G.site_count; i++) {
-        const struct mt_heap_site *s = mt_heap_site_at(i);
+    int est = C.mode == MT_HEAP_SAMPLED;
+    for (size_t i = 0; i < nsites; i++) {
+        const struct mt_heap_site *s = mt_heap_tracker_site(i);
         if (round_ll(s->allocs) == 0 && round_ll(s->bytes) == 0) continue;
         w_raw(w, "A\t");
         w_u64(w, stack_of[i]);
@@ -610,14 +625,14 @@ out:
     mt_heap_pages_free(m.keys, cap * sizeof *m.keys);
     mt_heap_pages_free(m.ids, cap * sizeof *m.ids);
     mt_heap_pages_free(m.order, cap * sizeof *m.order);
-    mt_heap_pages_free(stack_of, (G.site_count + 1) * sizeof *stack_of);
+    mt_heap_pages_free(stack_of, (nsites + 1) * sizeof *stack_of);
     mt_heap_pages_free(stab, scap * sizeof *stab);
 }
 
 static void write_tensors(struct wbuf *w)
 {
-    for (size_t i = 0; i < G.tensor_count; i++) {
-        const struct mt_heap_tensor *t = &G.tensors[i];
+    for (size_t i = 0; i < mt_heap_tags_tensor_count(); i++) {
+        const struct mt_heap_tensor *t = mt_heap_tags_tensor(i);
         w_raw(w, "N\t");
         w_esc(w, t->name);
         w_tab(w);
@@ -630,8 +645,8 @@ static void write_tensors(struct wbuf *w)
 
 void mt_heap_write_report(void)
 {
-    if (G.out_fd < 0) return;
-    struct wbuf wb = {.fd = G.out_fd, .cap = 1 << 16}, *w = &wb;
+    if (O.fd < 0) return;
+    struct wbuf wb = {.fd = O.fd, .cap = 1 << 16}, *w = &wb;
     w->b = mt_heap_pages(w->cap);
     if (!w->b) return;
     write_point(w);
@@ -643,6 +658,6 @@ void mt_heap_write_report(void)
     w_raw(w, "E\n");
     w_flush(w);
     mt_heap_pages_free(w->b, w->cap);
-    close(G.out_fd);
-    G.out_fd = -1;
+    close(O.fd);
+    O.fd = -1;
 }

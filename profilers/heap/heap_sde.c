@@ -7,12 +7,11 @@
  * PAPI (profilers/counters does that). Runs once from the constructor, with the recursion
  * guard set, so libsde's own allocations are never recorded.
  */
-#include "heap_internal.h"
+#include "heap_output.h"
+#include "heap_tracker.h"
 
 #include <sde_lib.h>
 #include <string.h>
-
-#define G mt_heap_g
 
 static char names[3 * (MT_HEAP_NCAT + 1)][48]; /* libsde may keep the pointers */
 
@@ -37,16 +36,17 @@ void mt_heap_sde_init(void)
 {
     papi_handle_t h = papi_sde_init("memtrade");
     if (!h) return;
+    struct mt_heap_cats *k = mt_heap_tracker_counters();
     size_t slot = 0;
-    reg(h, slot++, "live_bytes", NULL, &G.c.live_total, "heap bytes live now, all categories");
-    reg(h, slot++, "peak_bytes", NULL, &G.c.peak_total, "peak live heap bytes so far");
-    reg(h, slot++, "alloc_calls", NULL, &G.c.allocs_total, "allocation calls so far");
+    reg(h, slot++, "live_bytes", NULL, &k->live_total, "heap bytes live now, all categories");
+    reg(h, slot++, "peak_bytes", NULL, &k->peak_total, "peak live heap bytes so far");
+    reg(h, slot++, "alloc_calls", NULL, &k->allocs_total, "allocation calls so far");
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
-        reg(h, slot++, "live_bytes", mt_mem_cat_names[c], &G.c.live[c],
+        reg(h, slot++, "live_bytes", mt_mem_cat_names[c], &k->live[c],
             "heap bytes live now in this memory category");
-        reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &G.c.peak[c],
+        reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &k->peak[c],
             "peak live heap bytes of this memory category");
-        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &G.c.allocs[c],
+        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &k->allocs[c],
             "allocation calls in this memory category");
     }
 }

@@ -1,9 +1,9 @@
 /* malloc_heavy.c — the heap profiler's benchmark program: allocation churn, deep stacks.
  *
- * What it is for: 2,000,000 allocations of 16..4096 bytes (uniform, fixed seed), each made
- * 12 frames below main through a chain of distinct functions, kept in a ring of 4096
- * live blocks so frees are interleaved and the live set stays small; each block is
- * written once. scripts/bench_heap.sh times it bare and under each profiler. What it is
+ * What it is for: 10,000,000 allocations of 16..4096 bytes (uniform, fixed seed), each
+ * made 11 frames below main through a chain of distinct functions (leaf, l9..l2, l1a or
+ * l1b, top), kept in a ring of 4096 live blocks so frees are interleaved and the live set
+ * stays small; each block is written once. scripts/bench_heap.sh times it bare and under each profiler. What it is
  * not for: a test (it checks nothing) or a model of any real workload.
  * Usage: mt_heap_bench_malloc [allocations]
  */
@@ -62,7 +62,7 @@ static __attribute__((noinline)) size_t top(size_t i)
 
 int main(int argc, char **argv)
 {
-    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000000;
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000000;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += top(i);

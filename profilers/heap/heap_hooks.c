@@ -1,0 +1,493 @@
+/* heap_hooks.c — the LD_PRELOAD hooks of the heap profiler.
+ *
+ * What it is for: interposing malloc, calloc, realloc, reallocarray, free,
+ * malloc_usable_size, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, anonymous
+ * private mmap/mmap64/munmap/mremap, pthread_create (the timeline thread starts with the
+ * program's first thread) and _exit/_Exit (the report first). What it is not for: keeping
+ * counts or tables (heap_tracker.h), stacks (heap_stacks.h), the report (heap_output.c).
+ *
+ * Hooks do three things, as heaptrack's do: lazy init, call the real function found with
+ * dlsym(RTLD_NEXT), record. A static pool serves the calloc dlsym itself makes; the
+ * thread-local guard makes allocations of our own (libunwind, libdw, SDE) pass through
+ * unrecorded. Each block carries a 16-byte header of ours below it (heap_tracker.h).
+ */
+#define _GNU_SOURCE
+#include "heap_internal.h"
+
+#include "heap_maps.h"
+#include "heap_output.h"
+#include "heap_sample.h"
+#include "heap_stacks.h"
+#include "heap_tracker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define B mt_heap_g.boot
+
+/* ---- bootstrap ---------------------------------------------------------------------- */
+
+/* dlsym calls calloc before we know the real one; this pool serves it. Never freed. */
+static void *boot_alloc(size_t n)
+{
+    size_t off = (B.used + 15) & ~(size_t)15;
+    if (n > sizeof B.pool - off - 16) return NULL;
+    *(size_t *)(B.pool + off) = n;
+    B.used = off + 16 + n;
+    return B.pool + off + 16;
+}
+
+static int in_boot_pool(const void *p)
+{
+    return (const char *)p >= B.pool && (const char *)p < B.pool + sizeof B.pool;
+}
+
+static inline __attribute__((always_inline)) void record_alloc_with(void *p, uint64_t n,
+                                                                    const struct mt_heap_stack *st)
+{
+    int cat = mt_heap_tls.cat;
+    if (!mt_heap_lock_tracking()) return;
+    mt_heap_record_block(p, n, cat, mt_heap_stack_site(st, cat));
+}
+
+static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
+{
+    if (!mt_heap_should_record()) return;
+    mt_heap_tls.guard = 1;
+    struct mt_heap_stack st;
+    mt_heap_stack_capture(&st, mt_heap_sample_take(n), anchor);
+    record_alloc_with(p, n, &st);
+    mt_heap_tls.guard = 0;
+}
+
+/* Records a new block p of n bytes (NULL: nothing). Sampled mode's common case is inline
+ * in every hook: a block the sampler skips (nearly all of them) needs no stack and no
+ * call, and none of ours allocates, so the recursion guard stays as it is. Full mode
+ * keeps this thread's countdown at 0 (mt_heap_sample_take returns before touching it), so
+ * one compare sends it, and a thread's first allocation, the full way. The header's
+ * site is already MT_HEAP_NO_SITE; blocks of a page or more take the full way too (the
+ * large-block table). anchor: the hook's __builtin_frame_address(0). */
+static inline __attribute__((always_inline)) void record_new(void *p, uint64_t n, uintptr_t anchor)
+{
+    if (MT_UNLIKELY(!p)) return;
+    int64_t left = mt_heap_tls.countdown - (int64_t)n;
+    if (MT_LIKELY(left > 0) && MT_LIKELY(!mt_heap_tls.guard) &&
+        MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size)) {
+        mt_heap_tls.countdown = left;
+        int cat = mt_heap_tls.cat;
+        if (!mt_heap_lock_tracking()) return;
+        struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+        h->cat = (uint8_t)cat;
+        h->flags = MT_REC_TRACKED;
+        mt_heap_account_alloc((uintptr_t)p, n, cat, MT_HEAP_NO_SITE);
+        mt_heap_unlock();
+        if (MT_UNLIKELY((mt_heap_g.trk.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+        return;
+    }
+    record_alloc(p, n, anchor);
+}
+
+#define RECORD(p, n) record_new((p), (n), (uintptr_t)__builtin_frame_address(0))
+
+/* ---- malloc family hooks ------------------------------------------------------------ */
+
+/* A real block of n + 16 bytes with its header; NULL (errno set) when it cannot. */
+static inline void *plain_alloc(size_t n)
+{
+    size_t total;
+    if (MT_UNLIKELY(__builtin_add_overflow(n, (size_t)MT_HDR, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *real = mt_heap_real.malloc(total);
+    return real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
+}
+
+/* A block aligned to `align` (a power of two): the header sits in the alignment's room. */
+static void *aligned_alloc_block(size_t align, size_t n)
+{
+    if (align <= MT_HDR) return plain_alloc(n);
+    size_t total;
+    if (__builtin_add_overflow(n, align, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *real = mt_heap_real.memalign(align, total);
+    return real ? mt_heap_hdr_init(real, (unsigned)__builtin_ctzl(align), n) : NULL;
+}
+
+/* memalign's rule: an alignment that is not a power of two is rounded up to one. */
+static int round_align(size_t *align)
+{
+    size_t a = *align < MT_HDR ? MT_HDR : *align;
+    if (a & (a - 1)) {
+        if (a > (SIZE_MAX >> 1)) return -1;
+        a = (size_t)1 << (64 - __builtin_clzl(a));
+    }
+    *align = a;
+    return 0;
+}
+
+MT_EXPORT void *malloc(size_t n)
+{
+    if (MT_UNLIKELY(!mt_heap_real.malloc)) {
+        if (mt_heap_tls.in_init) return boot_alloc(n);
+        mt_heap_ensure_init();
+    }
+    void *p = plain_alloc(n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *calloc(size_t a, size_t b)
+{
+    size_t n, total;
+    if (__builtin_mul_overflow(a, b, &n) || __builtin_add_overflow(n, (size_t)MT_HDR, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (MT_UNLIKELY(!mt_heap_real.calloc)) {
+        if (mt_heap_tls.in_init) return boot_alloc(n); /* the pool is static, hence zeroed */
+        mt_heap_ensure_init();
+    }
+    void *real = mt_heap_real.calloc(1, total);
+    void *p = real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
+    RECORD(p, n);
+    return p;
+}
+
+/* free of a pointer without our header: one from the bootstrap pool (never freed) or not
+ * ours at all (only possible from __libc_malloc and friends called directly). */
+static __attribute__((noinline)) void free_foreign(void *p)
+{
+    if (in_boot_pool(p)) return;
+    mt_heap_ensure_init();
+    mt_heap_real.free(p);
+}
+
+static __attribute__((noinline)) void forget_slow(void *p)
+{
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    if (mt_heap_should_record()) mt_heap_forget_block(p, h);
+}
+
+/* A block with our header implies init is done (the real malloc made it). The common case
+ * (a counted block outside the large-block table, holding no tensors) is inline: exact
+ * counters, and its site's when it has one. For a block without site, last_alloc needs
+ * no reset: whatever is next recorded at this address sets it. */
+MT_EXPORT void free(void *p)
+{
+    if (MT_UNLIKELY(!p)) return;
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC)) {
+        free_foreign(p);
+        return;
+    }
+    uint8_t flags = h->flags;
+    if (MT_LIKELY(flags == MT_REC_TRACKED) && MT_LIKELY(!mt_heap_tls.guard)) {
+        if (mt_heap_lock_tracking()) {
+            struct mt_heap_cats *c = &mt_heap_g.trk.c;
+            int cat = h->cat;
+            long long n = (long long)h->size;
+            c->frees[cat]++;
+            c->live[cat] -= n;
+            c->live_total -= n;
+            if (h->site != MT_HEAP_NO_SITE) {
+                struct mt_heap_site *s = mt_heap_site_at(h->site);
+                double w = mt_heap_sample_weight((uint64_t)n);
+                mt_heap_site_touch(s);
+                s->live -= w * (double)n;
+                s->live_allocs -= w;
+                if ((uintptr_t)p == mt_heap_g.trk.last_alloc) {
+                    s->temporary += w;
+                    mt_heap_g.trk.last_alloc = 0;
+                }
+            }
+            mt_heap_unlock();
+        }
+    } else if (flags & MT_REC_TRACKED) {
+        forget_slow(p);
+    }
+    mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
+}
+
+MT_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p) return 0;
+    if (in_boot_pool(p)) return ((size_t *)p)[-2];
+    mt_heap_ensure_init();
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    if (!mt_heap_real.malloc_usable_size) return h->magic == MT_HDR_MAGIC ? h->size : 0;
+    if (h->magic != MT_HDR_MAGIC) return mt_heap_real.malloc_usable_size(p);
+    size_t off = (size_t)1 << h->shift;
+    return mt_heap_real.malloc_usable_size((char *)p - off) - off;
+}
+
+/* realloc is a free of the old block and an allocation of the new one at the caller's
+ * stack. A block in the record table is taken out of it first, so no other thread can
+ * confuse it with a new block at the same address, and put back if the realloc fails. An
+ * aligned block moves to a plain one (glibc's realloc keeps no alignment either). */
+MT_EXPORT void *realloc(void *p, size_t n)
+{
+    if (MT_UNLIKELY(p && in_boot_pool(p))) {
+        void *q = malloc(n);
+        if (q) {
+            size_t old = ((size_t *)p)[-2];
+            memcpy(q, p, old < n ? old : n);
+        }
+        return q;
+    }
+    mt_heap_ensure_init();
+    if (!p) {
+        void *q = plain_alloc(n);
+        RECORD(q, n);
+        return q;
+    }
+    struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC)) return mt_heap_real.realloc(p, n); /* not ours */
+    if (n == 0) { /* glibc: frees the block, returns NULL */
+        free(p);
+        return NULL;
+    }
+    struct mt_heap_rec old = {
+        .ptr = (uintptr_t)p, .size = h->size, .site = h->site, .cat = h->cat, .flags = h->flags};
+    size_t off = (size_t)1 << h->shift;
+    int rec = mt_heap_should_record();
+    int tracked = rec && (old.flags & MT_REC_TRACKED), in_table = 0;
+    struct mt_heap_stack st;
+    st.sampled = 0;
+    if (rec) {
+        mt_heap_tls.guard = 1;
+        mt_heap_stack_capture(&st, mt_heap_sample_take(n), (uintptr_t)__builtin_frame_address(0));
+        if (tracked && (old.flags & MT_REC_TABLE) && mt_heap_lock_tracking()) {
+            struct mt_heap_rec gone;
+            in_table = mt_heap_rec_take(old.ptr, &gone);
+            mt_heap_unlock();
+        }
+    }
+    void *q;
+    if (off == MT_HDR) {
+        size_t total;
+        void *real = NULL;
+        if (__builtin_add_overflow(n, (size_t)MT_HDR, &total))
+            errno = ENOMEM;
+        else
+            real = mt_heap_real.realloc((char *)p - MT_HDR, total);
+        q = real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
+    } else {
+        q = plain_alloc(n);
+        if (q) {
+            memcpy(q, p, old.size < n ? old.size : n);
+            mt_heap_real.free((char *)p - off);
+        }
+    }
+    if (rec) {
+        if (!q) {
+            if (in_table && mt_heap_lock_tracking()) {
+                struct mt_heap_rec stale;
+                mt_heap_rec_put(old.ptr, old.size, old.site, old.cat, old.flags, &stale);
+                mt_heap_unlock();
+            }
+        } else if (mt_heap_lock_tracking()) {
+            if (tracked) mt_heap_account_free(&old);
+            mt_heap_unlock();
+            record_alloc_with(q, n, &st);
+        }
+        mt_heap_tls.guard = 0;
+    }
+    return q;
+}
+
+MT_EXPORT void *reallocarray(void *p, size_t a, size_t b)
+{
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    mt_heap_ensure_init();
+    if (!align || (align & (align - 1)) || align % sizeof(void *)) return EINVAL;
+    int saved = errno;
+    void *p = aligned_alloc_block(align, n);
+    errno = saved;
+    if (!p) return ENOMEM;
+    *out = p;
+    RECORD(p, n);
+    return 0;
+}
+
+/* aligned_alloc and memalign: glibc treats them alike (any alignment, rounded up). */
+static inline __attribute__((always_inline)) void *memalign_hook(size_t align, size_t n,
+                                                                 uintptr_t anchor)
+{
+    mt_heap_ensure_init();
+    if (round_align(&align) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = aligned_alloc_block(align, n);
+    record_new(p, n, anchor);
+    return p;
+}
+
+MT_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    return memalign_hook(align, n, (uintptr_t)__builtin_frame_address(0));
+}
+
+MT_EXPORT void *memalign(size_t align, size_t n)
+{
+    return memalign_hook(align, n, (uintptr_t)__builtin_frame_address(0));
+}
+
+MT_EXPORT void *valloc(size_t n)
+{
+    mt_heap_ensure_init();
+    void *p = aligned_alloc_block((size_t)mt_heap_g.cfg.page_size, n);
+    RECORD(p, n);
+    return p;
+}
+
+MT_EXPORT void *pvalloc(size_t n)
+{
+    mt_heap_ensure_init();
+    size_t ps = (size_t)mt_heap_g.cfg.page_size, rounded;
+    if (__builtin_add_overflow(n, ps - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = aligned_alloc_block(ps, rounded & ~(ps - 1));
+    if (p) mt_heap_hdr_of(p)->size = n; /* the requested size, as for every block */
+    RECORD(p, n);
+    return p;
+}
+
+/* ---- anonymous mappings ------------------------------------------------------------- */
+
+static void record_map(void *p, uint64_t n, uintptr_t anchor)
+{
+    struct mt_heap_stack st;
+    mt_heap_stack_capture(&st, mt_heap_sample_take(n), anchor);
+    int cat = mt_heap_tls.cat;
+    if (!mt_heap_lock_tracking()) return;
+    uint32_t site = mt_heap_stack_site(&st, cat);
+    mt_heap_map_record(p, n, cat, site, site != MT_HEAP_NO_SITE ? mt_heap_sample_weight(n) : 1.0);
+    mt_heap_unlock();
+}
+
+/* Only private anonymous memory is heap; file and shared mappings are not. */
+static inline int counts_as_heap(int flags)
+{
+    return (flags & MAP_ANONYMOUS) && !(flags & MAP_SHARED);
+}
+
+static inline __attribute__((always_inline)) void *mmap_hook(void *addr, size_t len, int prot,
+                                                             int flags, int fd, off_t off)
+{
+    if (MT_UNLIKELY(!mt_heap_real.mmap)) {
+        if (mt_heap_tls.in_init) return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+        mt_heap_ensure_init();
+    }
+    void *p = mt_heap_real.mmap(addr, len, prot, flags, fd, off);
+    if (p == MAP_FAILED || !mt_heap_should_record()) return p;
+    mt_heap_tls.guard = 1;
+    if ((flags & MAP_FIXED) && mt_heap_lock_tracking()) {
+        mt_heap_map_remove((uintptr_t)p, (uintptr_t)p + len);
+        mt_heap_unlock();
+    }
+    if (counts_as_heap(flags) && len) record_map(p, len, (uintptr_t)__builtin_frame_address(0));
+    mt_heap_tls.guard = 0;
+    return p;
+}
+
+MT_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap_hook(addr, len, prot, flags, fd, off);
+}
+
+MT_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap_hook(addr, len, prot, flags, fd, off);
+}
+
+MT_EXPORT int munmap(void *addr, size_t len)
+{
+    if (MT_UNLIKELY(!mt_heap_real.munmap)) {
+        if (mt_heap_tls.in_init) return (int)syscall(SYS_munmap, addr, len);
+        mt_heap_ensure_init();
+    }
+    if (mt_heap_should_record() && len) {
+        mt_heap_tls.guard = 1;
+        if (mt_heap_lock_tracking()) {
+            size_t ps = (size_t)mt_heap_g.cfg.page_size;
+            mt_heap_map_remove((uintptr_t)addr, (uintptr_t)addr + ((len + ps - 1) / ps) * ps);
+            mt_heap_unlock();
+        }
+        mt_heap_tls.guard = 0;
+    }
+    return mt_heap_real.munmap(addr, len);
+}
+
+/* mremap of a tracked mapping releases the old range and allocates the new one at the
+ * caller's stack, like realloc. */
+MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *fixed = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        fixed = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (MT_UNLIKELY(!mt_heap_real.mremap)) mt_heap_ensure_init();
+    void *p = mt_heap_real.mremap(old, old_len, new_len, flags, fixed);
+    if (p == MAP_FAILED || !mt_heap_should_record()) return p;
+    mt_heap_tls.guard = 1;
+    int tracked = 0;
+    if (mt_heap_lock_tracking()) {
+        tracked = mt_heap_map_overlaps((uintptr_t)old, (uintptr_t)old + old_len);
+        if (tracked) mt_heap_map_remove((uintptr_t)old, (uintptr_t)old + old_len);
+        if (flags & MREMAP_FIXED) mt_heap_map_remove((uintptr_t)p, (uintptr_t)p + new_len);
+        mt_heap_unlock();
+    }
+    if (tracked) record_map(p, new_len, (uintptr_t)__builtin_frame_address(0));
+    mt_heap_tls.guard = 0;
+    return p;
+}
+
+/* ---- threads and exit ---------------------------------------------------------------- */
+
+/* The timeline thread starts with the program's first thread: until then the hooks write
+ * the points, and the process stays single-threaded for glibc and for our lock. */
+MT_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                             void *arg)
+{
+    mt_heap_ensure_init();
+    int rc = mt_heap_real.pthread_create(t, attr, fn, arg);
+    if (rc == 0 && !atomic_load(&mt_heap_g.out.helper_running) &&
+        atomic_load(&mt_heap_g.trk.tracking)) {
+        int old = mt_heap_guard(1);
+        mt_heap_helper_start();
+        mt_heap_guard(old);
+    }
+    return rc;
+}
+
+MT_EXPORT void _exit(int status)
+{
+    mt_heap_exit_now(status);
+}
+
+MT_EXPORT void _Exit(int status)
+{
+    mt_heap_exit_now(status);
+}

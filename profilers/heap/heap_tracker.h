@@ -1,0 +1,255 @@
+/* heap_tracker.h — the tracker of the heap profiler: exact counters, block headers, the
+ * large-block table and the per-(stack, category) sites.
+ *
+ * What it is for: the one door to the tracker's state. The hooks record and forget blocks
+ * through the inline functions of the first part (they run on every malloc and free, so
+ * they are inlined into the hooks); the output, SDE, mappings and tags modules read and
+ * change it through the functions of the second part. What it is not for: capturing
+ * stacks (heap_stacks.h), deciding what is sampled (heap_sample.h), writing anything.
+ *
+ * Locking: functions marked "lock held" expect the caller to hold mt_heap_lock (taken with
+ * mt_heap_lock_tracking); the others take it themselves or say so.
+ */
+#ifndef MT_HEAP_TRACKER_H
+#define MT_HEAP_TRACKER_H
+
+#include "heap_internal.h"
+#include "heap_sample.h"
+
+#include <time.h>
+
+/* ---- block headers -------------------------------------------------------------------
+ *
+ * Every block the malloc family hands out carries 16 bytes of ours right below it: its
+ * requested size, site and category. A free reads them next to glibc's own chunk header,
+ * in a cache line glibc touches anyway, so exact per-category counters cost no table
+ * lookup (a table of every live block cost a cache miss per malloc and per free). The
+ * real block starts 2^shift bytes lower (16; an aligned block's alignment). */
+struct mt_heap_hdr {
+    uint64_t size; /* requested */
+    uint32_t site; /* MT_HEAP_NO_SITE when the block has no stack */
+    uint8_t cat;
+    uint8_t flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
+    uint8_t shift;
+    uint8_t magic;
+};
+enum { MT_HDR = 16, MT_HDR_SHIFT = 4, MT_HDR_MAGIC = 0xa5 };
+_Static_assert(sizeof(struct mt_heap_hdr) == MT_HDR, "header size");
+
+static inline struct mt_heap_hdr *mt_heap_hdr_of(const void *p)
+{
+    return (struct mt_heap_hdr *)p - 1;
+}
+
+/* Writes the header of a fresh real block (not yet counted); returns the pointer handed
+ * out, 2^shift bytes above `real`. */
+static inline void *mt_heap_hdr_init(void *real, unsigned shift, uint64_t n)
+{
+    char *p = (char *)real + ((size_t)1 << shift);
+    struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    h->size = n;
+    h->site = MT_HEAP_NO_SITE;
+    h->cat = 0;
+    h->flags = 0;
+    h->shift = (uint8_t)shift;
+    h->magic = MT_HDR_MAGIC;
+    return p;
+}
+
+/* ---- the hot path (inlined into the hooks) ------------------------------------------ */
+
+#define MT_TRK mt_heap_g.trk
+
+static inline struct mt_heap_site *mt_heap_site_at(size_t i)
+{
+    return &MT_TRK.site_chunks[i / MT_SITE_CHUNK][i % MT_SITE_CHUNK];
+}
+
+/* Takes the lock when the tracker still records; returns 1 with the lock held, else 0. */
+static inline int mt_heap_lock_tracking(void)
+{
+    mt_heap_lock();
+    if (MT_UNLIKELY(!atomic_load_explicit(&MT_TRK.tracking, memory_order_relaxed))) {
+        mt_heap_unlock();
+        return 0;
+    }
+    return 1;
+}
+
+/* Whether this thread's allocations are recorded now (not inside the profiler itself). */
+static inline int mt_heap_should_record(void)
+{
+    return !mt_heap_tls.guard && atomic_load_explicit(&MT_TRK.tracking, memory_order_relaxed);
+}
+
+/* Called before a site's live bytes change: if a global peak happened since the site last
+ * changed, its live bytes then were the current ones, so keep them as its peak share.
+ * Lock held. */
+static inline void mt_heap_site_touch(struct mt_heap_site *s)
+{
+    if (s->peak_epoch != MT_TRK.epoch) {
+        s->peak_live = s->live;
+        s->peak_epoch = MT_TRK.epoch;
+    }
+}
+
+/* Adds n (may be negative) live bytes to category cat, raising its peaks. Lock held. */
+static inline void mt_heap_cat_add(int cat, long long n)
+{
+    struct mt_heap_cats *c = &MT_TRK.c;
+    c->live[cat] += n;
+    if (c->live[cat] > c->seg_peak[cat]) {
+        c->seg_peak[cat] = c->live[cat];
+        if (c->live[cat] > c->peak[cat]) c->peak[cat] = c->live[cat];
+    }
+}
+
+MT_HIDDEN void mt_heap_new_peak(void);
+
+/* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
+static inline void mt_heap_account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
+{
+    struct mt_heap_cats *c = &MT_TRK.c;
+    c->allocs[cat]++;
+    c->bytes[cat] += (long long)n;
+    c->allocs_total++;
+    mt_heap_cat_add(cat, (long long)n);
+    if (site != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *s = mt_heap_site_at(site);
+        double w = mt_heap_sample_weight(n);
+        mt_heap_site_touch(s);
+        s->allocs += w;
+        s->bytes += w * (double)n;
+        s->live += w * (double)n;
+        s->live_allocs += w;
+    }
+    c->live_total += (long long)n;
+    if (c->live_total > c->seg_peak_total) {
+        c->seg_peak_total = c->live_total;
+        if (c->live_total > c->peak_total) mt_heap_new_peak();
+    }
+    MT_TRK.last_alloc = p;
+}
+
+/* Removes `n` bytes of a block (all of it, or a partial unmap) from the counters. Lock
+ * held. */
+static inline void mt_heap_account_release(uint64_t n, int cat, uint32_t site, double w)
+{
+    MT_TRK.c.live[cat] -= (long long)n;
+    MT_TRK.c.live_total -= (long long)n;
+    if (site != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *s = mt_heap_site_at(site);
+        mt_heap_site_touch(s);
+        s->live -= w * (double)n;
+    }
+}
+
+MT_HIDDEN void mt_heap_tensors_detach(uintptr_t block); /* heap_tags.c, lock held */
+
+/* Counts the free of the block described by r (whole). Lock held. */
+static inline __attribute__((always_inline)) void mt_heap_account_free(const struct mt_heap_rec *r)
+{
+    if (r->flags & MT_REC_TENSORS) mt_heap_tensors_detach(r->ptr);
+    MT_TRK.c.frees[r->cat]++;
+    if (MT_LIKELY(r->site == MT_HEAP_NO_SITE)) {
+        MT_TRK.c.live[r->cat] -= (long long)r->size;
+        MT_TRK.c.live_total -= (long long)r->size;
+        if (r->ptr == MT_TRK.last_alloc) MT_TRK.last_alloc = 0;
+        return;
+    }
+    double w = mt_heap_sample_weight(r->size);
+    mt_heap_account_release(r->size, r->cat, r->site, w);
+    struct mt_heap_site *s = mt_heap_site_at(r->site);
+    s->live_allocs -= w;
+    if (r->ptr == MT_TRK.last_alloc) {
+        s->temporary += w;
+        MT_TRK.last_alloc = 0;
+    }
+}
+
+/* Large-block table (heap_tracker.c), lock held. rec_put inserts (ptr, size, site, cat,
+ * flags): 1 if a record for ptr existed (copied to *old), 0 if not, -1 out of memory. The
+ * fields come by value: copying a struct just built on the stack is a 16-byte load of two
+ * 8-byte stores, which store-to-load forwarding cannot serve. rec_take removes the record
+ * of p into *out; returns 1 if there was one. rec_find: the record of p or NULL; rec_around:
+ * the record whose block contains p, or NULL (a scan). */
+MT_HIDDEN int mt_heap_rec_put(uintptr_t ptr, uint64_t size, uint32_t site, uint8_t cat,
+                              uint8_t flags, struct mt_heap_rec *old);
+MT_HIDDEN int mt_heap_rec_take(uintptr_t p, struct mt_heap_rec *out);
+MT_HIDDEN struct mt_heap_rec *mt_heap_rec_find(uintptr_t p);
+MT_HIDDEN struct mt_heap_rec *mt_heap_rec_around(uintptr_t p);
+
+MT_HIDDEN void mt_heap_point_if_due(void); /* heap_output.c */
+
+/* Records block p of n bytes in category cat at site (MT_HEAP_NO_SITE: no stack), then
+ * releases the lock, which the caller took with mt_heap_lock_tracking. */
+static inline __attribute__((always_inline)) void mt_heap_record_block(void *p, uint64_t n, int cat,
+                                                                       uint32_t site)
+{
+    struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    uint8_t flags = MT_REC_TRACKED;
+    if (MT_UNLIKELY(n >= (uint64_t)mt_heap_g.cfg.page_size)) { /* tensors may live in it */
+        struct mt_heap_rec stale;
+        if (mt_heap_rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &stale) >= 0)
+            flags |= MT_REC_TABLE;
+    }
+    h->site = site;
+    h->cat = (uint8_t)cat;
+    h->flags = flags;
+    mt_heap_account_alloc((uintptr_t)p, n, cat, site);
+    mt_heap_unlock();
+    if (MT_UNLIKELY((MT_TRK.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+}
+
+/* Takes a block out of the counters (and the table), from its header. Lock not held. */
+static inline __attribute__((always_inline)) void mt_heap_forget_block(void *p,
+                                                                       const struct mt_heap_hdr *h)
+{
+    struct mt_heap_rec r = {
+        .ptr = (uintptr_t)p, .size = h->size, .site = h->site, .cat = h->cat, .flags = h->flags};
+    if (!mt_heap_lock_tracking()) return;
+    if (MT_UNLIKELY(r.flags & MT_REC_TABLE)) {
+        struct mt_heap_rec gone;
+        mt_heap_rec_take(r.ptr, &gone);
+    }
+    mt_heap_account_free(&r);
+    mt_heap_unlock();
+}
+
+/* ---- the interface for the other modules ------------------------------------------- */
+
+/* The site of (frames, depth) in category cat, created when new; h is hash of the frames
+ * (mt_heap_hash_frames). MT_HEAP_NO_SITE when out of memory. Lock held. */
+MT_HIDDEN uint32_t mt_heap_site_get(uint64_t h, const uintptr_t *frames, int depth, int cat);
+MT_HIDDEN uint64_t mt_heap_hash_frames(const uintptr_t *f, int depth);
+
+/* Counts one stack's origin (hit: from the stack cache, else unwound). Lock held. */
+static inline void mt_heap_count_stack(int hit)
+{
+    MT_TRK.stack_hits += hit != 0;
+    MT_TRK.stack_unwinds += hit == 0;
+}
+
+/* At exit: each site's share of the last global peak, and its leaks (still live). Lock
+ * held, tracking stopped. */
+MT_HIDDEN void mt_heap_tracker_finish_sites(void);
+
+/* The exact counters, for PAPI SDE to read in place (they change under the lock). */
+MT_HIDDEN struct mt_heap_cats *mt_heap_tracker_counters(void);
+/* Copies the live bytes per category and in all (a consistent pair). Takes the lock. */
+MT_HIDDEN void mt_heap_tracker_live(long long live[MT_HEAP_NCAT], long long *total);
+/* Copies all exact counters. Takes the lock. */
+MT_HIDDEN void mt_heap_tracker_cats(struct mt_heap_cats *out);
+
+/* The run's summary (S lines of FORMAT.md); read after mt_heap_tracker_finish. */
+struct mt_heap_summary {
+    long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs, sites;
+    long long stack_unwinds, stack_hits;
+    double peak_t;
+};
+MT_HIDDEN void mt_heap_tracker_summary(struct mt_heap_summary *out);
+/* Sites, read-only, after mt_heap_tracker_finish: count and the i-th. */
+MT_HIDDEN size_t mt_heap_tracker_site_count(void);
+MT_HIDDEN const struct mt_heap_site *mt_heap_tracker_site(size_t i);
+
+#endif
