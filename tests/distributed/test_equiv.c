@@ -34,7 +34,7 @@
 #include "gpt.h"
 #include "rng.h"
 #include "train.h"
-#include "wlcommon.h"
+#include "loop.h"
 
 static int g_rank;
 
@@ -67,7 +67,7 @@ static void reference(const struct mt_dist_job *job, struct ref *out)
     out->params = calloc(m->n_params, sizeof *out->params);
     out->logits = calloc(B * T * V, sizeof *out->logits);
     struct mt_rng rng;
-    mt_rng_seed(&rng, job->seed ^ MT_WL_BATCH_STREAM);
+    mt_rng_seed(&rng, mt_loop_batch_seed(job->seed));
     for (size_t s = 0; s < r->steps; s++) {
         mt_batch_sample(job->data, job->n_data, B, T, &rng, in, tg);
         if (s == 0) {

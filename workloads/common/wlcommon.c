@@ -3,6 +3,7 @@
 
 #include "hash.h"
 #include "kernels.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -121,51 +122,20 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
                      uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st)
 {
     char err[ERRLEN];
-    size_t B = r->batch, T = r->seq;
+    struct mt_loop_engine e;
+    struct mt_loop_result res;
+    struct mt_loop_opts o = {
+        .recipe = r, .batch_seed = mt_loop_batch_seed(seed), .series = "train_loss"};
     mt_wl_threads(ctx);
-    int *in = mt_wl_batch_alloc(ctx, B * T);
-    if (!in) return mt_error(ctx, "out of memory for training batches");
-    int *tg = in + B * T;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
-    double t0 = mt_wl_now(), tail = 0.0;
-    size_t ntail = 0;
-    int rc = 0;
-    mt_region_begin(ctx, "train");
-    for (size_t step = 0; step < r->steps && !rc; step++) {
-        float loss = 0.0f;
-        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
-        mt_region_begin(ctx, "forward");
-        rc = mt_gpt_forward(m, in, tg, B, T, &loss, err, sizeof err);
-        mt_region_end(ctx, "forward");
-        if (rc) break;
-        mt_region_begin(ctx, "backward");
-        mt_gpt_zero_grad(m);
-        rc = mt_gpt_backward(m, 1.0f, 0, err, sizeof err);
-        mt_region_end(ctx, "backward");
-        if (rc) break;
-        mt_region_begin(ctx, "optimizer");
-        mt_gpt_adamw_step(m, r, mt_gpt_lr_at(r, step), 1.0f);
-        mt_region_end(ctx, "optimizer");
-        mt_sample(ctx, "train_loss", (double)step, loss);
-        mt_progress(ctx, (double)(step + 1), (double)r->steps);
-        if (step + 10 >= r->steps) {
-            tail += loss;
-            ntail++;
-        }
-        if (step % 100 == 0 || step + 1 == r->steps)
-            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e", step + 1, r->steps, loss,
-                   mt_gpt_lr_at(r, step));
-    }
-    mt_region_end(ctx, "train");
-    free(in);
-    if (rc) return mt_error(ctx, "training failed: %s", err);
+    mt_loop_gpt_engine(&e, m);
+    if (mt_loop_run(ctx, &o, &e, NULL, c->train, c->n_train, &res, err, sizeof err))
+        return mt_error(ctx, "training failed: %s", err);
     if (st) {
-        st->steps = r->steps;
-        st->seconds = mt_wl_now() - t0;
-        st->tokens_per_s = (double)(r->steps * B * T) / st->seconds;
-        st->final_loss = ntail ? (float)(tail / (double)ntail) : 0.0f;
-        st->peak_bytes = mt_wl_slab_total(m) + mt_wl_batch_bytes(B, T);
+        st->steps = res.steps;
+        st->seconds = res.seconds;
+        st->tokens_per_s = (double)(r->steps * r->batch * r->seq) / st->seconds;
+        st->final_loss = (float)res.final_loss;
+        st->peak_bytes = mt_wl_slab_total(m) + mt_wl_batch_bytes(r->batch, r->seq);
     }
     return 0;
 }

@@ -8,9 +8,8 @@
  * trains the same baseline the same way, caches it under the same key, and reports
  * val_loss / val_bpb / val_ppl / val_top1, train_tokens_per_s, eval_tokens_per_s,
  * model_bytes and train_peak_bytes with the same units.
- * What it is not for: the model itself (workloads/transformer), or anything a plugin
- * changes about training (those plugins call the model API directly and may still use
- * the reporting helpers here).
+ * What it is not for: the model itself (workloads/transformer), or the steps of training
+ * (loop.h: the one training loop, with hooks for what a plugin changes).
  *
  * Errors: functions return 0, or -1 after recording the message with mt_error(ctx, ...),
  * so a plugin's run() can simply `return -1`. Thread safety: call from the run() thread.
@@ -123,8 +122,8 @@ extern "C" {
         .check = CHECK}
 
 /* Seed xored into the run's seed for the training batch stream (a stream apart from the
- * init's): every loop that must see the baseline's batches, in its order, seeds its
- * mt_rng with `seed ^ MT_WL_BATCH_STREAM` ("batch"). */
+ * init's): mt_loop_batch_seed (loop.h) applies it; whatever must see the baseline's
+ * batches, in its order, uses that ("batch"). */
 #define MT_WL_BATCH_STREAM 0x6261746368ull
 
 /* Monotonic wall-clock time in seconds (an arbitrary origin: subtract two readings).
@@ -173,9 +172,10 @@ struct mt_wl_train_stats {
     size_t peak_bytes;   /* train_peak_bytes: what a training step holds at its peak (below) */
 };
 
-/* The default training loop on an already created and initialized TRAIN-mode model:
- * r->steps steps of r->batch x r->seq windows sampled from the train split with a
- * mt_rng seeded by `seed`; regions "train" (whole loop) and "forward" / "backward" /
+/* The baseline's training of an already created and initialized TRAIN-mode model: the
+ * one training loop (loop.h) with the reference model's engine, r->steps steps of
+ * r->batch x r->seq windows from the train split in the baseline's batch stream
+ * (mt_loop_batch_seed(seed)); regions "train" (whole loop) and "forward" / "backward" /
  * "optimizer" (each step), mt_progress per step, series "train_loss" (x = step). */
 int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_recipe *r,
                      uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st);
@@ -196,9 +196,9 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
  * leaves that region's time out of the run's wall_s and stores it as metric reference_s:
  * training a reference the cache lacked is the cache's work, not the method's. */
 int mt_wl_reference_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
-                            const struct mt_gpt_recipe *r, uint64_t seed,
-                            const struct mt_corpus *c, enum mt_gpt_mode mode, size_t B, size_t T,
-                            struct mt_gpt **out, struct mt_wl_train_stats *st);
+                            const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                            enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
+                            struct mt_wl_train_stats *st);
 
 /* Reports train_tokens_per_s and train_peak_bytes from st (as unavailable, with the
  * reason, when the model came from the cache) and train_loss (nats/byte).

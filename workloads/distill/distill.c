@@ -102,37 +102,46 @@ int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct
                                   inputs, targets, alpha, temperature, st, err, errlen);
 }
 
-int mt_distill_step_logits(struct mt_gpt *student, const float *zt, const struct mt_gpt_recipe *r,
-                           size_t step, const int *inputs, const int *targets, double alpha,
-                           double temperature, struct mt_distill_stats *st, char *err,
-                           size_t errlen)
+int mt_distill_loss(struct mt_gpt *student, const float *zt, const int *targets, size_t N,
+                    double alpha, double temperature, float ce, struct mt_distill_stats *st,
+                    char *err, size_t errlen)
 {
-    size_t B = r->batch, T = r->seq, V = student->cfg.vocab, N = B * T;
     if (!zt && alpha != 0.0) {
         snprintf(err, errlen, "distillation with alpha %g needs teacher logits", alpha);
         return -1;
     }
-    float ce = 0.0f;
-    if (mt_gpt_forward(student, inputs, targets, B, T, &ce, err, errlen)) return -1;
     double kl = 0.0;
     if (zt) {
-        kl = mt_distill_fold(student->act[MT_A_LOGITS], zt, targets, N, V, alpha, temperature);
+        kl = mt_distill_fold(student->act[MT_A_LOGITS], zt, targets, N, student->cfg.vocab, alpha,
+                             temperature);
         if (isnan(kl)) {
             snprintf(err, errlen, "distillation fold: out of memory");
             return -1;
         }
     }
+    size_t counted = 0;
+    for (size_t i = 0; i < N; i++)
+        counted += targets[i] >= 0;
+    st->ce = ce;
+    st->kl = counted ? kl / (double)counted : 0.0;
+    st->loss = alpha * st->kl + (1.0 - alpha) * st->ce;
+    return 0;
+}
+
+int mt_distill_step_logits(struct mt_gpt *student, const float *zt, const struct mt_gpt_recipe *r,
+                           size_t step, const int *inputs, const int *targets, double alpha,
+                           double temperature, struct mt_distill_stats *st, char *err,
+                           size_t errlen)
+{
+    size_t B = r->batch, T = r->seq;
+    struct mt_distill_stats local;
+    if (!st) st = &local;
+    float ce = 0.0f;
+    if (mt_gpt_forward(student, inputs, targets, B, T, &ce, err, errlen) ||
+        mt_distill_loss(student, zt, targets, B * T, alpha, temperature, ce, st, err, errlen))
+        return -1;
     mt_gpt_zero_grad(student);
     if (mt_gpt_backward(student, 1.0f, 0, err, errlen)) return -1;
-    float gnorm = mt_gpt_adamw_step(student, r, mt_gpt_lr_at(r, step), 1.0f);
-    if (st) {
-        size_t counted = 0;
-        for (size_t i = 0; i < N; i++)
-            counted += targets[i] >= 0;
-        st->ce = ce;
-        st->kl = counted ? kl / (double)counted : 0.0;
-        st->loss = alpha * st->kl + (1.0 - alpha) * st->ce;
-        st->gnorm = gnorm;
-    }
+    st->gnorm = mt_gpt_adamw_step(student, r, mt_gpt_lr_at(r, step), 1.0f);
     return 0;
 }

@@ -57,6 +57,16 @@ int mt_distill_step(struct mt_gpt *student, struct mt_gpt *teacher, const struct
                     size_t step, const int *inputs, const int *targets, double alpha,
                     double temperature, struct mt_distill_stats *st, char *err, size_t errlen);
 
+/* Contract: the distillation term of a step, between the student's forward with targets
+ * (mean cross-entropy ce over the batch's N tokens) and its backward: folds the teacher's
+ * logits zt[N x V] (NULL requires alpha == 0) into the student's act[MT_A_LOGITS]
+ * (mt_distill_fold), so that mt_gpt_backward then differentiates the distillation loss,
+ * and fills st's loss, ce and kl (gnorm untouched). The training loop's loss hook
+ * (distill_plugin.c) and mt_distill_step_logits call it. 0 or -1 with a message. */
+int mt_distill_loss(struct mt_gpt *student, const float *zt, const int *targets, size_t N,
+                    double alpha, double temperature, float ce, struct mt_distill_stats *st,
+                    char *err, size_t errlen);
+
 /* Contract: the same step with the teacher's logits given: zt[r->batch * r->seq x V]
  * (e.g. read back from a cache; NULL requires alpha == 0). Bit-identical to
  * mt_distill_step when zt holds the teacher forward's logits of the same inputs. Not

@@ -9,7 +9,8 @@
  * same batches the baseline saw, on loss alpha*T^2*KL(teacher_T || student_T) +
  * (1 - alpha)*CE (distill.h). alpha = 0 is the control: the teacher is not even loaded,
  * and the run is exactly the baseline recipe trained on the student's shape (the same
- * init seed, batch stream and update order as wlcommon's training loop).
+ * init seed, and the one training loop of loop.h: the baseline's batch stream and update
+ * order; the distillation term is the loop's loss hook).
  * With teacher_cache = on, the teacher instead runs once over every batch the student
  * will see before training, its logits go to a file in the run's scratch folder (fp32,
  * or bf16 with teacher_cache_dtype = bf16, round to nearest even), the teacher is freed,
@@ -35,6 +36,7 @@
 #include <memtrade/workload.h>
 
 #include "distill.h"
+#include "loop.h"
 #include "wlcommon.h"
 
 #define EVAL_B 8
@@ -147,7 +149,7 @@ static int cache_fill(struct mt_ctx *ctx, struct logit_cache *c, struct mt_gpt *
     }
     int *tg = in + B * T;
     struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM); /* the student's batches, in its order */
+    mt_rng_seed(&rng, mt_loop_batch_seed(seed)); /* the student's batches, in its order */
     char err[512];
     int rc = 0;
     mt_region_begin(ctx, "teacher_cache");
@@ -188,55 +190,59 @@ static const float *cache_next(struct logit_cache *c)
     return c->zt;
 }
 
-/* Student training: the baseline loop of wlcommon with the distillation step. */
+/* The loop's loss hook: the teacher's logits of the batch (from the cache, or a teacher
+ * forward; none at alpha = 0) folded into the student's (mt_distill_loss). */
+struct distill_term {
+    struct mt_ctx *ctx;
+    struct mt_gpt *student, *teacher;
+    struct logit_cache *cache;
+    double alpha, temp;
+};
+
+static int distill_loss(void *user, const struct mt_loop_batch *b, double *loss, char *err,
+                        size_t errlen)
+{
+    struct distill_term *d = user;
+    struct mt_distill_stats st;
+    const float *zt = NULL;
+    if (d->cache->f) {
+        if (!(zt = cache_next(d->cache))) {
+            snprintf(err, errlen, "teacher_cache: short read at step %zu", b->step);
+            return -1;
+        }
+    } else if (d->teacher) {
+        if (mt_gpt_forward(d->teacher, b->in, NULL, b->rows, b->T, NULL, err, errlen)) return -1;
+        zt = d->teacher->act[MT_A_LOGITS];
+    }
+    if (mt_distill_loss(d->student, zt, b->tg, b->rows * b->T, d->alpha, d->temp, (float)*loss, &st,
+                        err, errlen))
+        return -1;
+    *loss = st.loss;
+    mt_sample(d->ctx, "train_ce", (double)b->step, st.ce);
+    if (zt) mt_sample(d->ctx, "train_kl", (double)b->step, st.kl);
+    return 0;
+}
+
+/* Student training: the one loop (loop.h) on the student with the distillation term. */
 static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teacher,
                  struct logit_cache *cache, const struct mt_gpt_recipe *r, uint64_t seed,
                  const struct mt_corpus *c, double alpha, double temp, double cache_s)
 {
-    size_t B = r->batch, T = r->seq;
-    int *in = mt_wl_batch_alloc(ctx, B * T);
-    if (!in) return mt_error(ctx, "out of memory for training batches");
-    int *tg = in + B * T;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
     char err[512];
-    int rc = 0;
-    double t0 = mt_wl_now(), tail = 0.0;
-    size_t ntail = 0;
-    mt_region_begin(ctx, "train");
-    for (size_t step = 0; step < r->steps && rc == 0; step++) {
-        struct mt_distill_stats st;
-        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
-        if (cache->f) {
-            const float *zt = cache_next(cache);
-            if (!zt) snprintf(err, sizeof(err), "teacher_cache: short read at step %zu", step);
-            rc = zt ? mt_distill_step_logits(student, zt, r, step, in, tg, alpha, temp, &st, err,
-                                             sizeof(err))
-                    : -1;
-        } else {
-            rc = mt_distill_step(student, teacher, r, step, in, tg, alpha, temp, &st, err,
-                                 sizeof(err));
-        }
-        if (rc) break;
-        mt_sample(ctx, "train_loss", (double)step, st.loss);
-        mt_sample(ctx, "train_ce", (double)step, st.ce);
-        if (teacher || cache->f) mt_sample(ctx, "train_kl", (double)step, st.kl);
-        mt_progress(ctx, (double)(step + 1), (double)r->steps);
-        if (step + 10 >= r->steps) {
-            tail += st.loss;
-            ntail++;
-        }
-        if (step % 100 == 0 || step + 1 == r->steps)
-            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f ce %.4f kl %.4f", step + 1, r->steps,
-                   st.loss, st.ce, st.kl);
-    }
-    mt_region_end(ctx, "train");
-    free(in);
-    if (rc) return mt_error(ctx, "distillation failed: %s", err);
-    double dt = mt_wl_now() - t0 + cache_s;
-    mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / dt, "tokens/s");
-    mt_metric(ctx, "train_loss", ntail ? tail / (double)ntail : 0.0, "nats/byte");
-    report_memory(ctx, student, teacher, 2 * B * T * sizeof(*in) + cache_buffer_bytes(cache),
+    struct distill_term term = {ctx, student, teacher, cache, alpha, temp};
+    struct mt_loop_engine e;
+    struct mt_loop_method me = {.user = &term, .loss = distill_loss};
+    struct mt_loop_opts o = {
+        .recipe = r, .batch_seed = mt_loop_batch_seed(seed), .series = "train_loss"};
+    struct mt_loop_result res;
+    mt_loop_gpt_engine(&e, student);
+    if (mt_loop_run(ctx, &o, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+        return mt_error(ctx, "distillation failed: %s", err);
+    size_t B = r->batch, T = r->seq;
+    mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / (res.seconds + cache_s),
+              "tokens/s");
+    mt_metric(ctx, "train_loss", res.final_loss, "nats/byte");
+    report_memory(ctx, student, teacher, mt_wl_batch_bytes(B, T) + cache_buffer_bytes(cache),
                   cache->f ? "teacher_cache: the teacher is freed before training"
                            : "alpha = 0: no teacher loaded");
     return 0;

@@ -136,26 +136,20 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy)
                (long long)mt_param_int(ctx, "ranks"));
     struct mt_dist_result res = {0};
     size_t psi = mt_gpt_num_params(&job.cfg);
-    res.losses = calloc(job.recipe.steps, sizeof *res.losses);
     res.params = d.rank == 0 ? calloc(psi, sizeof *res.params) : NULL;
-    int rc = !res.losses || (d.rank == 0 && !res.params);
+    int rc = d.rank == 0 && !res.params;
     if (mt_dist_any(&d, rc)) {
-        snprintf(err, sizeof err, "out of memory for the loss curve or the parameters");
+        snprintf(err, sizeof err, "out of memory for the parameters");
         rc = -1;
-    } else {
-        mt_region_begin(ctx, "train");
+    } else { /* region "train": the loop's */
         rc = mt_dist_train(&d, &job, &res, err, sizeof err);
-        mt_region_end(ctx, "train");
     }
     if (rc == 0) {
         report_rank(ctx, &job, &res);
-        report_run(ctx, &d, &res);
-        for (size_t s = 0; d.rank == 0 && s < job.recipe.steps; s++)
-            mt_sample(ctx, "train_loss", (double)s, res.losses[s]);
+        report_run(ctx, &d, &res); /* the train_loss series: rank 0's loop */
     }
     int eval_rc = 0;
     if (rc == 0 && d.rank == 0) eval_rc = evaluate(ctx, &job, res.params, &corpus);
-    free(res.losses);
     free(res.params);
     mt_corpus_free(&corpus);
     mt_dist_close(&d); /* mt_dist_train fails on every rank alike */

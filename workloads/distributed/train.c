@@ -1,7 +1,8 @@
 /* train.c — data parallel, ZeRO-1/2, tensor parallel and pipeline parallel training over
- * model shards (see train.h). One training loop; the strategies differ in the shard each
- * rank holds, which rows of the batch it sees, how gradients are combined and which
- * slice of the flat parameter vector its optimizer updates. */
+ * model shards (see train.h): the engine of the one training loop (loop.h) for a rank.
+ * The strategies differ in the shard each rank holds, which rows of the batch it sees,
+ * how gradients are combined and which slice of the flat parameter vector its optimizer
+ * updates; the steps, the batch stream and the schedule are the loop's. */
 #include "train.h"
 
 #include <limits.h>
@@ -11,12 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
 #include "half.h"
 #include "kernels.h"
-#include "rng.h"
+#include "loop.h"
 #include "shard.h"
-#include "wlcommon.h"
 
 enum { TAG_ACT = 11, TAG_GRAD = 12, TAG_WTE = 13 };
 
@@ -74,6 +73,7 @@ struct run {
     MPI_Request *reqs;              /* DP overlap: one per bucket in flight */
     size_t nreq, pend_lo, pend_hi, bucket_floats;
     MPI_Request *fwd_req, dres_req; /* PP: activation sends per slot, last gradient send */
+    float *logits;                  /* NULL, or where step 0's logits go (mt_dist_result) */
     float *wte_recv;                /* PP: the other end's tied-embedding gradient */
     uint64_t adam_step;
 };
@@ -463,84 +463,90 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     if (gb) mt_half_pack(MT_PREC_BF16, r->sh->wbf + r->lo, r->master, r->hi - r->lo);
 }
 
-/* ---------------------------------------------------------------- one step */
+/* ---------------------------------------------------------------- the loop's hooks */
 
-/* A named phase of the step, for the harness's per-region time and counters. */
-static void phase(const struct run *r, const char *name, int begin)
+/* The engine of the one training loop (loop.h) for a rank: forward and backward of its
+ * part of the global batch, the reduction across ranks, the update of its range. No loss
+ * scaling (the jobs run fp32, or bf16 without it): the scale is always 1. */
+
+static void d_zero_grad(void *self)
 {
-    struct mt_ctx *ctx = r->job->ctx;
-    if (!ctx) return;
-    if (begin)
-        mt_region_begin(ctx, name);
-    else
-        mt_region_end(ctx, name);
+    struct run *r = self;
+    mt_shard_zero_grad(r->sh);
 }
 
-static int train_step(struct run *r, size_t step, struct mt_rng *rng, float *logits, float *loss,
-                      char *err, size_t errlen)
+/* DP, ZeRO: this rank's rows; TP: the whole batch; PP: the whole pipelined step (forwards
+ * and backwards, so the engine has no backward hook). *loss: this rank's sum of token
+ * losses (the reduce hook makes it the global mean). */
+static int d_forward(void *self, const struct mt_loop_batch *b, double *loss, char *err,
+                     size_t errlen)
 {
+    struct run *r = self;
     const struct mt_dist_job *job = r->job;
-    struct mt_dist *d = r->d;
-    struct mt_shard *sh = r->sh;
-    size_t B = job->recipe.batch, T = job->recipe.seq;
-    int *in = r->batch, *tg = r->batch + B * T;
-    float dloss = 1.0f / (float)(B * T);
-    double loss_sum = 0.0;
+    float *logits = b->step == 0 ? r->logits : NULL;
+    size_t rows = r->spec.B * b->T * (size_t)r->d->rank;
     int rc = 0;
-    mt_batch_sample(job->data, job->n_data, B, T, rng, in, tg);
-    mt_shard_zero_grad(sh);
+    *loss = 0.0;
+    if (b->step == 1 && job->crash_rank == r->d->rank) raise(SIGSEGV);
     switch (job->strategy) {
     case MT_DIST_DP:
-    case MT_DIST_ZERO: {
-        size_t rows = r->spec.B * T * (size_t)d->rank;
-        mt_shard_ready_fn ready = ready_for(job);
-        phase(r, "forward", 1);
-        rc = mt_shard_forward(sh, 0, in + rows, tg + rows, &loss_sum, NULL, err, errlen);
-        phase(r, "forward", 0);
-        phase(r, "backward", 1);
-        if (!rc) mt_shard_backward(sh, 0, dloss, ready, r);
-        phase(r, "backward", 0);
+    case MT_DIST_ZERO:
+        rc = mt_shard_forward(r->sh, 0, b->in + rows, b->tg + rows, loss, NULL, err, errlen);
         break;
-    }
     case MT_DIST_TP:
-        phase(r, "forward", 1);
-        rc = mt_shard_forward(sh, 0, in, tg, &loss_sum, logits, err, errlen);
-        phase(r, "forward", 0);
-        phase(r, "backward", 1);
-        if (!rc) mt_shard_backward(sh, 0, dloss, NULL, NULL);
-        phase(r, "backward", 0);
+        rc = mt_shard_forward(r->sh, 0, b->in, b->tg, loss, logits, err, errlen);
         break;
-    case MT_DIST_PP: /* forwards and backwards interleave: one phase */
-        phase(r, "pipeline", 1);
-        rc = pp_step(r, &loss_sum, logits, dloss, err, errlen);
-        phase(r, "pipeline", 0);
+    case MT_DIST_PP:
+        rc = pp_step(r, loss, logits, 1.0f / (float)b->tokens, err, errlen);
         break;
     }
-    if (mt_dist_any(d, rc)) {
-        if (!rc) snprintf(err, errlen, "another rank failed in step %zu", step);
+    return rc;
+}
+
+static int d_backward(void *self, const struct mt_loop_batch *b, float scale, char *err,
+                      size_t errlen)
+{
+    (void)err, (void)errlen;
+    struct run *r = self;
+    mt_shard_backward(r->sh, 0, scale / (float)b->tokens, ready_for(r->job), r);
+    return 0;
+}
+
+/* Every rank agrees on failure; the global loss; the gradients summed (DP) or
+ * reduce-scattered to their owners (ZeRO-1; ZeRO-2 did it during backward). */
+static int d_reduce(void *self, size_t step, int failed, double *loss, char *err, size_t errlen)
+{
+    struct run *r = self;
+    const struct mt_dist_job *job = r->job;
+    struct mt_dist *d = r->d;
+    if (mt_dist_any(d, failed)) {
+        if (!failed) snprintf(err, errlen, "another rank failed in step %zu", step);
         return -1;
     }
     /* every rank of TP holds the whole loss; the others hold parts of it */
-    *loss = (float)((job->strategy == MT_DIST_TP ? loss_sum : mt_dist_sum(d, loss_sum)) /
-                    (double)(B * T));
-    float *g = sh->grads;
-    phase(r, "optimizer", 1);
-    if (job->strategy == MT_DIST_DP) {
+    *loss = (float)((job->strategy == MT_DIST_TP ? *loss : mt_dist_sum(d, *loss)) /
+                    (double)(job->recipe.batch * job->recipe.seq));
+    if (job->strategy == MT_DIST_DP)
         dp_reduce(r);
-    } else if (job->strategy == MT_DIST_ZERO) {
-        if (job->zero_stage == 2)
-            g = r->gshard;
-        else if (r->gbf) /* in place: this rank's reduced slice lands at gbf[0] */
-            mt_dist_reduce_scatter_bf16(d, r->gbf, r->gbf, r->counts);
-        else /* in place: this rank's reduced slice lands at grads[0] */
-            mt_dist_reduce_scatter(d, sh->grads, sh->grads, r->counts);
-    }
-    optimizer_step(r, g, r->gshard_bf ? r->gshard_bf : r->gbf, mt_gpt_lr_at(&job->recipe, step));
+    else if (job->strategy == MT_DIST_ZERO && job->zero_stage == 1 && r->gbf)
+        mt_dist_reduce_scatter_bf16(d, r->gbf, r->gbf, r->counts); /* slice lands at gbf[0] */
+    else if (job->strategy == MT_DIST_ZERO && job->zero_stage == 1)
+        mt_dist_reduce_scatter(d, r->sh->grads, r->sh->grads, r->counts); /* at grads[0] */
+    return 0;
+}
+
+/* The optimizer on this rank's range, then (ZeRO) every rank's updated slice to all. */
+static int d_update(void *self, const struct mt_gpt_recipe *rc, float lr, float scale)
+{
+    (void)rc, (void)scale;
+    struct run *r = self;
+    const struct mt_dist_job *job = r->job;
+    float *g = job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? r->gshard : r->sh->grads;
+    optimizer_step(r, g, r->gshard_bf ? r->gshard_bf : r->gbf, lr);
     if (job->strategy == MT_DIST_ZERO && job->bf16)
-        mt_dist_allgather_u16(d, sh->wbf, r->counts, r->displs);
+        mt_dist_allgather_u16(r->d, r->sh->wbf, r->counts, r->displs);
     else if (job->strategy == MT_DIST_ZERO)
-        mt_dist_allgather(d, sh->params, r->counts, r->displs);
-    phase(r, "optimizer", 0);
+        mt_dist_allgather(r->d, r->sh->params, r->counts, r->displs);
     return 0;
 }
 
@@ -637,20 +643,24 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
         (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     res->weight_window_bytes = r.spec.bf16_weights ? r.sh->params_len * sizeof(float) : 0;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, job->seed ^ MT_WL_BATCH_STREAM);
+    struct mt_loop_engine e = {.self = &r,
+                               .forward = d_forward,
+                               .backward = job->strategy == MT_DIST_PP ? NULL : d_backward,
+                               .zero_grad = d_zero_grad,
+                               .reduce = d_reduce,
+                               .update = d_update};
+    struct mt_loop_opts o = {.recipe = &job->recipe,
+                             .batch_seed = mt_loop_batch_seed(job->seed),
+                             .batch = r.batch,
+                             .series = d->rank == 0 ? "train_loss" : NULL,
+                             .losses = res->losses};
+    struct mt_loop_result lr;
+    r.logits = res->logits;
     mt_dist_reset_comm(d);
     mt_dist_reset_peaks(d);
-    double t0 = mt_wl_now();
-    for (size_t step = 0; step < job->recipe.steps && rc == 0; step++) {
-        if (step == 1 && job->crash_rank == d->rank) raise(SIGSEGV);
-        float loss = 0.0f;
-        rc = train_step(&r, step, &rng, step == 0 ? res->logits : NULL, &loss, err, errlen);
-        if (res->losses) res->losses[step] = loss;
-        res->final_loss = loss;
-        if (job->ctx) mt_progress(job->ctx, (double)(step + 1), (double)job->recipe.steps);
-    }
-    res->train_s = mt_wl_now() - t0;
+    rc = mt_loop_run(job->ctx, &o, &e, NULL, job->data, job->n_data, &lr, err, errlen);
+    res->final_loss = (float)lr.final_loss;
+    res->train_s = lr.seconds;
     res->comm_s = d->comm_s;
     res->compute_s = res->train_s - d->comm_s;
     res->bytes_sent = d->bytes_sent;

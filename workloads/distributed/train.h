@@ -8,10 +8,13 @@
  * and the ledger's peaks. Every strategy computes the same mathematical step as one
  * process running mt_gpt_train_step on the global batch: loss averaged over the global
  * batch's tokens, global gradient norm clipped, AdamW with decay on 2-D weights only.
+ * The steps run in the one training loop (workloads/common/loop.h): this file is its
+ * engine (forward, backward, the reduction across ranks, the update), so the batch
+ * stream, schedule, progress and the train_loss series (rank 0) are the loop's.
  * What it is not for: talking to the harness (plugin.c), or evaluation.
  *
  * Data: every step draws the global batch of B windows from the training split with one
- * mt_rng seeded `seed ^ MT_WL_BATCH_STREAM`, the baseline's batch stream (mt_batch_sample);
+ * mt_rng seeded mt_loop_batch_seed(seed), the baseline's batch stream (mt_batch_sample);
  * a data-parallel rank r of N trains on rows [r B/N, (r+1) B/N), so the union of the
  * ranks' batches is the batch the baseline draws: the same model, steps, global batch and
  * seed train the baseline's model.
@@ -63,7 +66,7 @@ struct mt_dist_result {
     double train_s;   /* wall time of the training loop */
     double compute_s; /* train_s minus time inside MPI calls */
     size_t tokens;    /* tokens trained on (global) */
-    float final_loss;
+    float final_loss; /* mean global loss of the last 10 steps (the loop's train_loss) */
     /* predictions of the ZeRO paper's formula for this rank (bytes; fp32 Adam: K = 8) */
     double zero_pred_optimizer, zero_pred_gradients;
     size_t grad_window_bytes;   /* ZeRO-2, bf16: the one-layer gradient window (workspace) */

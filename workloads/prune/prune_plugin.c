@@ -31,6 +31,7 @@
 
 #include <memtrade/workload.h>
 
+#include "loop.h"
 #include "prune_model.h"
 #include "wlcommon.h"
 
@@ -94,8 +95,20 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     return rc ? mt_error(ctx, "calibration: %s", err) : 0;
 }
 
-/* Fine-tunes mtr with the mask fixed: masked gradients before AdamW, masked weights
- * after (weight decay and momentum would otherwise revive pruned weights). */
+struct fixed_masks {
+    struct mt_gpt *m;
+    const struct mt_prune_masks *k;
+};
+
+static void masks(void *user)
+{
+    const struct fixed_masks *f = user;
+    mt_prune_apply(f->m, f->k);
+}
+
+/* Fine-tunes mtr with the mask fixed, in the one loop (loop.h) on a stream of its own:
+ * masked gradients before AdamW, masked weights after (weight decay and momentum would
+ * otherwise revive pruned weights). */
 static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prune_masks *k,
                     const struct mt_gpt_recipe *base, const struct mt_corpus *c, uint64_t seed)
 {
@@ -104,34 +117,20 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
     r.steps = steps;
     r.warmup = steps / 10;
     r.lr = (float)mt_param_float(ctx, "finetune_lr");
-    int *in = mt_wl_batch_alloc(ctx, r.batch * r.seq);
-    if (!in) return mt_error(ctx, "fine-tune batches: out of memory");
-    int *tg = in + r.batch * r.seq;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ 0xf1e7u);
     char err[512];
-    int rc = 0;
-    double t0 = mt_wl_now();
-    mt_region_begin(ctx, "finetune");
-    for (size_t s = 0; s < steps && rc == 0; s++) {
-        float loss = 0.0f;
-        mt_batch_sample(c->train, c->n_train, r.batch, r.seq, &rng, in, tg);
-        mt_gpt_zero_grad(mtr);
-        rc = mt_gpt_forward(mtr, in, tg, r.batch, r.seq, &loss, err, sizeof(err));
-        if (rc == 0) rc = mt_gpt_backward(mtr, 1.0f, 0, err, sizeof(err));
-        if (rc == 0) {
-            mt_prune_apply(mtr, k);
-            mt_gpt_adamw_step(mtr, &r, mt_gpt_lr_at(&r, s), 1.0f);
-            mt_prune_apply(mtr, k);
-            mt_sample(ctx, "finetune_loss", (double)s, loss);
-            mt_progress(ctx, (double)(s + 1), (double)steps);
-        }
-    }
-    mt_region_end(ctx, "finetune");
-    free(in);
-    if (rc) return mt_error(ctx, "fine-tune: %s", err);
-    double dt = mt_wl_now() - t0;
-    mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / dt, "tokens/s");
+    struct mt_loop_engine e;
+    struct fixed_masks fm = {mtr, k};
+    struct mt_loop_method me = {.user = &fm, .masks = masks};
+    struct mt_loop_opts o = {.recipe = &r,
+                             .batch_seed = seed ^ 0xf1e7u,
+                             .region = "finetune",
+                             .series = "finetune_loss"};
+    struct mt_loop_result res;
+    mt_loop_gpt_engine(&e, mtr);
+    if (mt_loop_run(ctx, &o, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+        return mt_error(ctx, "fine-tune: %s", err);
+    mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / res.seconds,
+              "tokens/s");
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bf16mm.h"
+#include "loop.h"
 
 #define ERRLEN 512
 #define EVAL_BATCH 8          /* windows per evaluation forward, as the baseline */
@@ -163,83 +164,79 @@ static size_t heap_live(size_t *free_bytes)
 }
 
 struct loop_out {
-    double seconds, tail_loss, max_frag, max_free;
-    size_t steps, tail_n, skipped;
+    double seconds, final_loss, max_frag, max_free;
+    size_t steps, skipped;
     float final_scale;
     int frag_ok;
 };
 
-/* The steps: batches as mt_wl_train_loop samples them, cut into micro-batches. */
+/* ---------------------------------------------------------------- the engine's hooks */
+
+static int t_forward(void *self, const struct mt_loop_batch *b, double *loss, char *err,
+                     size_t errlen)
+{
+    float l = 0.0f;
+    int rc = mt_tmodel_forward(self, b->in, b->tg, b->rows, &l, err, errlen);
+    *loss = l;
+    return rc;
+}
+
+static int t_backward(void *self, const struct mt_loop_batch *b, float scale, char *err,
+                      size_t errlen)
+{
+    return mt_tmodel_backward(self, scale, b->tokens, err, errlen);
+}
+
+static int t_update(void *self, const struct mt_gpt_recipe *r, float lr, float scale)
+{
+    if (mt_tmodel_grads_nonfinite(self)) { /* overflow: the loop skips the step */
+        mt_tmodel_zero_grad(self);
+        return 1;
+    }
+    mt_tmodel_adamw(self, r, lr, scale);
+    return 0;
+}
+
+/* After each step: the heap's holes and fragmentation (RSS beyond the live heap). */
+static void observe_heap(void *user, size_t step, double loss)
+{
+    (void)step, (void)loss;
+    struct loop_out *out = user;
+    size_t free_b, rss = rss_now(), live = heap_live(&free_b);
+    if ((double)free_b > out->max_free) out->max_free = (double)free_b;
+    if (!rss || !live)
+        out->frag_ok = 0;
+    else if ((double)rss - (double)live > out->max_frag)
+        out->max_frag = (double)rss - (double)live;
+}
+
+/* The steps: the one loop (loop.h) on the engine, batches cut into micro-batches. */
 static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_gpt_recipe *r,
                        const struct mt_train_opts *o, uint64_t seed, const struct mt_corpus *c,
                        struct loop_out *out)
 {
     char err[ERRLEN];
-    size_t B = r->batch, T = r->seq, Bm = o->engine.micro_batch;
-    int *in = mt_wl_batch_alloc(ctx, B * T);
-    if (!in) return mt_error(ctx, "out of memory for training batches");
-    int *tg = in + B * T;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ MT_WL_BATCH_STREAM);
-    float scale = o->ls == MT_LS_NONE ? 1.0f : o->ls_value;
-    size_t good = 0;
-    int rc = 0;
-    double t0 = mt_wl_now();
-    memset(out, 0, sizeof *out);
+    struct mt_loop_engine e = {
+        .self = t, .forward = t_forward, .backward = t_backward, .update = t_update};
+    struct mt_loop_method me = {.user = out, .after_step = observe_heap};
+    struct mt_loop_opts lo = {.recipe = r,
+                              .batch_seed = mt_loop_batch_seed(seed),
+                              .accum_steps = o->accum_steps,
+                              .ls = o->ls,
+                              .ls_value = o->ls_value,
+                              .scale_window = o->scale_window,
+                              .series = "train_loss"};
+    struct mt_loop_result res;
     size_t free0;
+    memset(out, 0, sizeof *out);
     out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
-    mt_region_begin(ctx, "train");
-    for (size_t step = 0; step < r->steps && !rc; step++) {
-        double loss = 0.0;
-        mt_batch_sample(c->train, c->n_train, B, T, &rng, in, tg);
-        for (size_t k = 0; k < o->accum_steps && !rc; k++) {
-            float l = 0.0f;
-            mt_region_begin(ctx, "forward");
-            rc = mt_tmodel_forward(t, in + k * Bm * T, tg + k * Bm * T, Bm, &l, err, sizeof err);
-            mt_region_end(ctx, "forward");
-            if (rc) break;
-            mt_region_begin(ctx, "backward");
-            rc = mt_tmodel_backward(t, scale, B * T, err, sizeof err);
-            mt_region_end(ctx, "backward");
-            loss += (double)l / (double)o->accum_steps;
-        }
-        if (rc) break;
-        mt_region_begin(ctx, "optimizer");
-        if (mt_tmodel_grads_nonfinite(t)) { /* overflow: skip the step, back off */
-            mt_tmodel_zero_grad(t);
-            out->skipped++;
-            good = 0;
-            if (o->ls == MT_LS_DYNAMIC) scale *= 0.5f;
-        } else {
-            mt_tmodel_adamw(t, r, mt_gpt_lr_at(r, step), scale);
-            if (o->ls == MT_LS_DYNAMIC && ++good == o->scale_window) {
-                scale *= 2.0f;
-                good = 0;
-            }
-        }
-        mt_region_end(ctx, "optimizer");
-        size_t free_b, rss = rss_now(), live = heap_live(&free_b);
-        if ((double)free_b > out->max_free) out->max_free = (double)free_b;
-        if (!rss || !live)
-            out->frag_ok = 0;
-        else if ((double)rss - (double)live > out->max_frag)
-            out->max_frag = (double)rss - (double)live;
-        mt_sample(ctx, "train_loss", (double)step, loss);
-        mt_progress(ctx, (double)(step + 1), (double)r->steps);
-        if (step + 10 >= r->steps) {
-            out->tail_loss += loss;
-            out->tail_n++;
-        }
-        if (step % 100 == 0 || step + 1 == r->steps)
-            mt_log(ctx, MT_LOG_INFO, "step %zu/%zu loss %.4f lr %.2e scale %g", step + 1, r->steps,
-                   loss, (double)mt_gpt_lr_at(r, step), (double)scale);
-    }
-    mt_region_end(ctx, "train");
-    free(in);
-    if (rc) return mt_error(ctx, "training failed: %s", err);
-    out->seconds = mt_wl_now() - t0;
-    out->steps = r->steps;
-    out->final_scale = scale;
+    if (mt_loop_run(ctx, &lo, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+        return mt_error(ctx, "training failed: %s", err);
+    out->seconds = res.seconds;
+    out->steps = res.steps;
+    out->skipped = res.skipped;
+    out->final_loss = res.final_loss;
+    out->final_scale = res.final_scale;
     return 0;
 }
 
@@ -255,7 +252,7 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         .steps = lo->steps,
         .seconds = lo->seconds,
         .tokens_per_s = (double)(lo->steps * r->batch * r->seq) / lo->seconds,
-        .final_loss = lo->tail_n ? (float)(lo->tail_loss / (double)lo->tail_n) : 0.0f,
+        .final_loss = (float)lo->final_loss,
         .peak_bytes = s->peak_total + mt_wl_batch_bytes(r->batch, r->seq)};
     mt_wl_report_train(ctx, &st);
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {

@@ -1,9 +1,10 @@
-/* trainloop.h — the one training loop of the training-memory workloads (grad_accum,
- * mixed_precision, checkpointing, mempool): each plugin is this loop with its own
- * defaults, and every plugin accepts every knob, so one run can combine them.
+/* trainloop.h — the training-memory workloads (grad_accum, mixed_precision,
+ * checkpointing, mempool): the tmodel.h engine in the one training loop
+ * (workloads/common/loop.h); each plugin is this with its own defaults, and every plugin
+ * accepts every knob, so one run can combine them.
  *
- * What it is for: the baseline recipe (model, steps, batch, lr, seed: the same batches
- * and schedule as mt_wl_train_loop) on the tmodel.h engine with
+ * What it is for: the baseline recipe (model, steps, batch, lr, seed: the baseline's
+ * batches and schedule, the loop's) on the tmodel.h engine with
  * - micro_batch / accum_steps: k micro-batches of batch/k per step, gradients summed,
  *   the loss normalised by the effective batch's tokens;
  * - precision fp32|bf16|fp16, master_weights on|off, loss_scale auto|dynamic|none|<v>
@@ -14,7 +15,8 @@
  * and the report: val_* (mt_wlcommon), train_peak_bytes, peak_<category>_bytes from the
  * engine's accounting, the train_loss series, train_tokens_per_s, recompute time,
  * skipped steps, gradient underflow, allocation calls, RSS and fragmentation.
- * What it is not for: the model math (tmodel.c) or the descriptors (one file each).
+ * What it is not for: the steps (loop.h), the model math (tmodel.c) or the descriptors
+ * (one file each).
  *
  * Errors go through mt_error(ctx); thread safety: the run() thread only.
  */
@@ -25,6 +27,7 @@
 
 #include <memtrade/workload.h>
 
+#include "loop.h"
 #include "tmodel.h"
 #include "wlcommon.h"
 
@@ -97,8 +100,6 @@ extern "C" {
         MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)};                                \
     MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run,       \
                            mt_train_check)
-
-enum mt_loss_scale { MT_LS_NONE, MT_LS_DYNAMIC, MT_LS_FIXED };
 
 /* Everything the knobs resolve to. */
 struct mt_train_opts {
