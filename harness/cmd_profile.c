@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include "facts.h"
 #include "runner_record.h"
 #include "runner_spawn.h"
+#include "reader.h"
 #include "store.h"
 #include "util.h"
 
@@ -107,15 +107,12 @@ static int is_static_elf(const char *file)
 /* The run's error text (malloc'd), or NULL when it has none. */
 static char *run_error(struct mt_store *st, int64_t run_id)
 {
-    sqlite3_stmt *q = NULL;
+    struct mt_read *rd;
+    struct mt_read_run *run;
     char *text = NULL;
-    if (sqlite3_prepare_v2(mt_store_db(st), "SELECT error FROM runs WHERE id = ?1", -1, &q, NULL) !=
-        SQLITE_OK)
-        return NULL;
-    sqlite3_bind_int64(q, 1, run_id);
-    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        text = strdup((const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
+    if (mt_read_open(st, &rd) != 0) return NULL;
+    if (mt_read_run(rd, run_id, &run) == 1 && run->error) text = strdup(run->error);
+    mt_read_close(rd);
     return text;
 }
 

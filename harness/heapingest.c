@@ -1,9 +1,10 @@
 /* harness/heapingest.c — heap profiler report -> store (see heapingest.h). */
 #include "heapingest.h"
 
+#include "reader.h"
+
 #include <dirent.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,7 @@ static const struct region_peak *own_peak(const struct heapingest *h, const char
 
 /* Why a region of the database has no exact figure; NULL when it has one. A region's
  * figure covers its nested regions, so it needs theirs too. */
-static const char *region_missing(const struct heapingest *h, char **paths, size_t n,
+static const char *region_missing(const struct heapingest *h, const char *const *paths, size_t n,
                                   const char *path)
 {
     if (h->unreadable[0]) return h->unreadable;
@@ -254,35 +255,24 @@ static const char *region_missing(const struct heapingest *h, char **paths, size
  * and its nested regions' own peaks, or unavailable with the reason. */
 static int store_region_peaks(struct heapingest *h, char *err, size_t errlen)
 {
-    sqlite3 *db = mt_store_db(h->st);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id, path FROM regions WHERE run_id = ?1 AND rank = ?2", -1,
-                           &q, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "region peaks: %s", sqlite3_errmsg(db));
+    struct mt_read *rd;
+    struct mt_read_region *regs;
+    size_t n_regs, n = 0;
+    if (mt_read_open(h->st, &rd) != 0 || mt_read_regions(rd, h->run_id, &regs, &n_regs) != 0) {
+        snprintf(err, errlen, "region peaks: %s", mt_store_error(h->st));
+        mt_read_close(rd);
         return -1;
     }
-    sqlite3_bind_int64(q, 1, h->run_id);
-    sqlite3_bind_int(q, 2, h->rank);
-    int64_t *ids = NULL;
-    char **paths = NULL;
-    size_t n = 0;
-    int rc = 0;
-    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-        int64_t *gi = realloc(ids, (n + 1) * sizeof *gi);
-        if (gi) ids = gi;
-        char **gp = realloc(paths, (n + 1) * sizeof *gp);
-        if (gp) paths = gp;
-        const char *p = (const char *)sqlite3_column_text(q, 1);
-        char *copy = gi && gp && p ? strdup(p) : NULL;
-        if (!copy) {
-            snprintf(err, errlen, "region peaks: out of memory");
-            rc = -1;
-            break;
+    /* This rank's regions; the reader owns the rows until it is closed. */
+    int64_t *ids = calloc(n_regs + 1, sizeof *ids);
+    const char **paths = calloc(n_regs + 1, sizeof *paths);
+    int rc = ids && paths ? 0 : -1;
+    if (rc != 0) snprintf(err, errlen, "region peaks: out of memory");
+    for (size_t i = 0; rc == 0 && i < n_regs; i++)
+        if (regs[i].rank == h->rank) {
+            ids[n] = regs[i].id;
+            paths[n++] = regs[i].path;
         }
-        ids[n] = sqlite3_column_int64(q, 0);
-        paths[n++] = copy;
-    }
-    sqlite3_finalize(q);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *why = region_missing(h, paths, n, paths[i]);
         long long total = 0, cat[MT_HEAPREPORT_MAX_CATS] = {0};
@@ -304,10 +294,9 @@ static int store_region_peaks(struct heapingest *h, char *err, size_t errlen)
         }
         if (rc != 0) snprintf(err, errlen, "region peaks: %s", mt_store_error(h->st));
     }
-    for (size_t i = 0; i < n; i++)
-        free(paths[i]);
     free(paths);
     free(ids);
+    mt_read_close(rd);
     return rc;
 }
 

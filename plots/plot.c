@@ -96,13 +96,13 @@ static int open_db(struct pl_ctx *ctx, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read database %s: %s", path, strerror(errno));
         return -1;
     }
-    if (sqlite3_open_v2(path, &ctx->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open database %s: %s", path,
-                 ctx->db ? sqlite3_errmsg(ctx->db) : "out of memory");
+    /* Read-only: never migrates the file, waits while the harness writes (WAL). */
+    char why[1024];
+    if (mt_store_open(path, MT_STORE_READONLY, &ctx->st, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s is not a memtrade results database this build can read: %s", path,
+                 why);
         return -1;
     }
-    sqlite3_busy_timeout(ctx->db, 5000); /* the harness may be writing (WAL) */
-    sqlite3_exec(ctx->db, "PRAGMA query_only = 1", NULL, NULL, NULL);
     return 0;
 }
 

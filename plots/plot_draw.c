@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pareto.h"
 #include "plot_internal.h"
 
 enum panel_kind { KIND_SERVING, KIND_TRAINING, KIND_ANY };
@@ -106,7 +107,7 @@ static void mark_pareto(struct pl_ctx *ctx, struct pl_point *pts, size_t n, int 
             x[i] = pts[i].x;
             y[i] = pts[i].y;
         }
-        pl_pareto(x, y, n, y_higher, front);
+        mt_pareto_mark(x, y, NULL, n, 0, y_higher, front);
         for (size_t i = 0; i < n; i++)
             pts[i].pareto = front[i];
     }
@@ -257,23 +258,10 @@ static void draw_scatter(struct pl_ctx *ctx, struct pl_panel *p, int with_pareto
     pl_run_gnuplot(ctx, p->name, p->what);
 }
 
-/* A configuration's parameter as a number (NAN when it has none): from its first run,
- * since the runs of one configuration share their parameters. */
-static double config_param(const struct pl_ctx *ctx, const struct pl_config *c, const char *key)
-{
-    const struct pl_run *r = &ctx->runs[c->runs[0]];
-    for (size_t i = 0; i < r->n_params; i++)
-        if (strcmp(r->params[i].key, key) == 0) {
-            char *end;
-            double v = strtod(r->params[i].value, &end);
-            return end != r->params[i].value && *end == '\0' ? v : NAN;
-        }
-    return NAN;
-}
-
 /* What must be equal for two points to share an accuracy axis: the text scored
- * (eval_bytes) and, for training, the training budget (steps x batch sequences). NAN
- * where a run does not say; NAN equals NAN here (an older run is grouped with its like). */
+ * (eval_bytes) and, for training, the training budget (the read API's train_budget, the
+ * definition the tradeoff view shares). NAN where a run does not say; NAN equals NAN here
+ * (an older run is grouped with its like). */
 struct cmp_key {
     double eval_bytes, budget;
 };
@@ -285,8 +273,7 @@ static struct cmp_key point_key(const struct pl_ctx *ctx, const struct pl_point 
     struct pl_stat st;
     struct cmp_key k = {NAN, NAN};
     if (pl_config_stat(ctx, c, "eval_bytes", &st)) k.eval_bytes = st.median;
-    if (kind == KIND_TRAINING)
-        k.budget = config_param(ctx, c, "steps") * config_param(ctx, c, "batch");
+    if (kind == KIND_TRAINING) k.budget = ctx->runs[c->runs[0]].row->train_budget;
     return k;
 }
 
@@ -782,18 +769,15 @@ void pl_draw_curves(struct pl_ctx *ctx)
     free(pts);
 }
 
+/* The train_loss curve of a run (lowest rank that has one); n = 0 when it has none. */
+static void loss_samples(struct pl_ctx *ctx, long long run_id, struct mt_read_sample **v, size_t *n)
+{
+    static const char *const series[] = {"train_loss"};
+    if (mt_read_samples(ctx->rd, run_id, series, 1, v, n) != 0) *n = 0;
+}
+
 void pl_draw_loss(struct pl_ctx *ctx)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT x, y FROM samples WHERE run_id = ?1 AND series = 'train_loss' "
-                           "AND rank = (SELECT MIN(rank) FROM samples WHERE run_id = ?1 AND "
-                           "series = 'train_loss') ORDER BY x",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pl_item_skip(ctx, "loss", "training loss curves", "cannot read samples: %s",
-                     sqlite3_errmsg(ctx->db));
-        return;
-    }
     size_t drawn = 0;
     for (size_t fam = 0; fam < ctx->n_families; fam++) {
         const char *w = ctx->families[fam];
@@ -807,19 +791,17 @@ void pl_draw_loss(struct pl_ctx *ctx)
         for (size_t i = 0; dat && i < ctx->n_configs && lines < 12; i++) {
             const struct pl_config *c = &ctx->configs[i];
             if (strcmp(c->workload, w) != 0) continue;
-            sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
-            int rows = 0;
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                if (rows == 0) {
+            struct mt_read_sample *v;
+            size_t rows;
+            loss_samples(ctx, ctx->runs[c->runs[0]].id, &v, &rows);
+            for (size_t k = 0; k < rows; k++) {
+                if (k == 0) {
                     fprintf(dat, "%s# run %lld: ", lines ? "\n\n" : "", ctx->runs[c->runs[0]].id);
                     pl_dat_text(dat, c->point_label);
                     fputc('\n', dat);
                 }
-                fprintf(dat, "%.10g\t%.10g\n", sqlite3_column_double(st, 0),
-                        sqlite3_column_double(st, 1));
-                rows++;
+                fprintf(dat, "%.10g\t%.10g\n", v[k].x, v[k].y);
             }
-            sqlite3_reset(st);
             lines += rows > 0;
         }
         if (dat) fclose(dat);
@@ -832,10 +814,9 @@ void pl_draw_loss(struct pl_ctx *ctx)
             for (size_t i = 0; i < ctx->n_configs && block < lines; i++) {
                 const struct pl_config *c = &ctx->configs[i];
                 if (strcmp(c->workload, w) != 0) continue;
-                sqlite3_bind_int64(st, 1, ctx->runs[c->runs[0]].id);
-                int has = sqlite3_step(st) == SQLITE_ROW;
-                sqlite3_reset(st);
-                if (!has) continue;
+                static const char *const series[] = {"train_loss"};
+                if (mt_read_has_samples(ctx->rd, ctx->runs[c->runs[0]].id, series, 1) != 1)
+                    continue;
                 fprintf(gp,
                         "%s\\\n  '%s.dat' index %d using 1:2 with lines lw 2 lc rgb '%s' title ",
                         block ? ", " : "", name, block, pl_color((size_t)block));
@@ -855,7 +836,6 @@ void pl_draw_loss(struct pl_ctx *ctx)
         free(name);
         free(title);
     }
-    sqlite3_finalize(st);
     if (drawn == 0)
         pl_item_skip(ctx, "loss", "training loss curves",
                      "no successful run recorded train_loss samples");

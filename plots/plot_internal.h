@@ -16,9 +16,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include <sqlite3.h>
-
 #include "plot.h"
+#include "reader.h"
 
 #define PL_MIB (1024.0 * 1024.0)
 
@@ -31,27 +30,17 @@ struct pl_buf {
 void pl_buf_printf(struct pl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pl_buf_free(struct pl_buf *b);
 
-struct pl_param {
-    char *key, *value;
-};
-
-struct pl_metric {
-    char *name, *unit, *unavailable;
-    double value;
-    int has; /* value is not NULL */
-};
-
+/* A selected run: its row as the read API gave it (strings live in ctx->rd). */
 struct pl_run {
     long long id;
-    char *workload, *label, *config_key, *status, *error;
+    const char *workload, *label, *config_key, *status, *error;
     long long repeat, exit_code, signal;
     int has_exit, has_signal;
     double wall_s;
     int has_wall;
-    struct pl_param *params;
+    const struct mt_read_param *params; /* sorted by key */
     size_t n_params;
-    struct pl_metric *metrics; /* rank -1 only */
-    size_t n_metrics;
+    const struct mt_read_run *row; /* metrics, per-rank maxima, comparability keys */
 };
 
 /* The successful runs of one configuration (same config_key): repeats are aggregated. */
@@ -72,7 +61,8 @@ struct pl_stat {
 struct pl_ctx {
     const struct mt_plot_opts *opts;
     struct mt_plot_result *res;
-    sqlite3 *db;
+    struct mt_store *st; /* opened read-only; every read goes through rd (results/reader.h) */
+    struct mt_read *rd;
     const char *gnuplot; /* resolved program path */
     char out_dir[4096], plots_dir[4096];
     const char *ext; /* "png" or "svg" */
@@ -86,7 +76,7 @@ struct pl_ctx {
     size_t n_configs;
     char **families; /* distinct workloads with a successful run, "baseline" first */
     size_t n_families;
-    struct pl_buf report_tables; /* HTML tables the trade-off step hands to the report */
+    struct pl_buf report_tables;  /* HTML tables the trade-off step hands to the report */
     struct pl_buf memcheck_table; /* "accounted vs measured" table (plot_memcheck.c) */
     int oom;
 };
@@ -104,15 +94,15 @@ static inline const char *pl_s(const char *s)
 /* plot_data.c: loading and aggregation. */
 int pl_load(struct pl_ctx *ctx, char *err, size_t errlen);
 void pl_ctx_free(struct pl_ctx *ctx);
-const struct pl_metric *pl_run_metric(const struct pl_run *run, const char *name);
+/* The run-level metric `name` (whole, no category); "NAME@rankmax" is the largest value
+ * any rank reported. NULL when the run has none. */
+const struct mt_read_metric *pl_run_metric(const struct pl_run *run, const char *name);
 const char *pl_run_param(const struct pl_run *run, const char *key);
 int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
                    struct pl_stat *st);
 const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric);
 int pl_higher_is_better(const char *metric);
 int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric);
-/* Pareto flags for n points (minimise x; minimise y, or maximise when y_higher). */
-void pl_pareto(const double *x, const double *y, size_t n, int y_higher, int *on_front);
 
 /* plot_gp.c: gnuplot scripts and HTML text. */
 void pl_gp_str(FILE *f, const char *s); /* a single-quoted gnuplot string */
@@ -122,7 +112,7 @@ void pl_gp_preamble(struct pl_ctx *ctx, FILE *f, const char *name, int width, in
 void pl_gp_title(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
 /* The same title as a gnuplot string expression (for multiplot titles). */
 void pl_gp_title_expr(FILE *f, const char *what, const struct pl_ctx *ctx, const char *extra);
-void pl_html(FILE *f, const char *s);     /* HTML-escaped text */
+void pl_html(FILE *f, const char *s); /* HTML-escaped text */
 /* An HTML fragment for the report: pl_html_open returns a memory stream (NULL, with
  * ctx->oom set, when it cannot); pl_html_close closes it and appends what was written to
  * `dest`, setting ctx->oom when memory ran out. */
@@ -158,13 +148,13 @@ void pl_draw_regions(struct pl_ctx *ctx);
 void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
 
 /* plot_runs.c helpers for per-run plots. Runs to draw: the first run of each
- * configuration for which `probe` (SQL with ?1 = run id) returns a row, at most max;
- * indices into ctx->runs go to idx, the runs past max are counted in *n_more. */
-size_t pl_pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
-                    size_t *n_more);
+ * configuration for which `probe` returns 1, at most max; indices into ctx->runs go to
+ * idx, the runs past max are counted in *n_more. */
+typedef int pl_probe(struct pl_ctx *ctx, const struct pl_run *run);
+size_t pl_pick_runs(struct pl_ctx *ctx, pl_probe *probe, size_t *idx, size_t max, size_t *n_more);
 /* "run 12 quantize [int4] (ok)": how titles and labels name a run (caller frees). */
 char *pl_run_desc(struct pl_ctx *ctx, const struct pl_run *r);
-size_t *pl_runs_buffer(struct pl_ctx *ctx); /* calloc'ed, room for every run */
+size_t *pl_runs_buffer(struct pl_ctx *ctx);   /* calloc'ed, room for every run */
 size_t pl_max_runs(const struct pl_ctx *ctx); /* opts->max_runs, else 8 */
 /* Rank of a memory category in memcat order (the stacking order); unknown ones: 100. */
 int pl_cat_rank(const char *category);

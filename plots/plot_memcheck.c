@@ -34,9 +34,9 @@ static const char *const cats[N_CATS] = {"weights",     "gradients", "optimizer"
 
 struct check {
     const struct pl_run *run;
-    int serving;   /* else training */
-    char *desc;    /* pl_run_desc */
-    char *phase;   /* region path, NULL when the run has none */
+    int serving; /* else training */
+    char *desc;  /* pl_run_desc */
+    char *phase; /* region path, NULL when the run has none */
     double accounted;
     int measured_ok;
     double measured;
@@ -46,101 +46,91 @@ struct check {
     char *unavailable;      /* why the measured figure is missing */
 };
 
-/* The run's value of `name` at `rank` if it reported one there, else its whole-run
- * (rank -1) value. Returns 1 and sets *v when one exists. */
-static int metric_at(sqlite3_stmt *st, long long run_id, long long rank, const char *name,
-                     double *v)
+/* The run's value of metric `name` (category `cat`, NULL: the whole) at `rank` when it
+ * reported one there, else its whole-run (rank -1) value. Returns 1 and sets *v when one
+ * exists. rank_rows / run_rows: the run's metrics at that rank and at rank -1. */
+static int metric_at(const struct mt_read_metric *rank_rows, size_t n_rank,
+                     const struct mt_read_metric *run_rows, size_t n_run, const char *name,
+                     const char *cat, double *v)
 {
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, rank);
-    int has = sqlite3_step(st) == SQLITE_ROW;
-    if (has) *v = sqlite3_column_double(st, 0);
-    sqlite3_reset(st);
-    return has;
+    for (int pass = 0; pass < 2; pass++) {
+        const struct mt_read_metric *m = pass ? run_rows : rank_rows;
+        size_t n = pass ? n_run : n_rank;
+        for (size_t i = 0; i < n; i++)
+            if (m[i].has && strcmp(m[i].name, name) == 0 &&
+                (cat ? m[i].category && strcmp(m[i].category, cat) == 0 : !m[i].category)) {
+                *v = m[i].value;
+                return 1;
+            }
+    }
+    return 0;
 }
 
-struct stmts {
-    sqlite3_stmt *rank, *phase, *metric, *counters;
-};
-
-static const char *const sql_rank = "SELECT MIN(rank) FROM regions WHERE run_id = ?1";
-static const char *const sql_phase = "SELECT id, path FROM regions WHERE run_id = ?1 AND "
-                                     "rank = ?2 AND name = ?3 ORDER BY depth, path LIMIT 1";
-static const char *const sql_metric =
-    "SELECT value FROM metrics WHERE run_id = ?1 AND name = ?2 AND rank IN (?3, -1) AND "
-    "value IS NOT NULL ORDER BY rank DESC LIMIT 1";
-static const char *const sql_counters =
-    "SELECT counter, value, unavailable FROM region_counters WHERE region_id = ?1 AND "
-    "(counter = 'heap_peak_bytes' OR counter LIKE 'heap_peak_bytes.%')";
-
-/* Finds the phase region of c->run; returns its id, or -1 with c->unavailable set. */
-static long long find_phase(struct pl_ctx *ctx, struct stmts *s, struct check *c,
-                            long long *rank)
+/* The phase region of c->run (see the top of this file) among its regions (rank, then
+ * path order); NULL with c->unavailable set when there is none. *rank: the lowest rank
+ * with regions (0 when none). */
+static const struct mt_read_region *find_phase(struct pl_ctx *ctx, struct check *c,
+                                               const struct mt_read_region *regs, size_t n,
+                                               int *rank)
 {
-    sqlite3_bind_int64(s->rank, 1, c->run->id);
-    *rank = 0;
-    if (sqlite3_step(s->rank) == SQLITE_ROW) *rank = sqlite3_column_int64(s->rank, 0);
-    sqlite3_reset(s->rank);
+    *rank = n ? regs[0].rank : 0;
     static const char *const serving[] = {"infer", "eval", NULL}, *const training[] = {"train",
-                                                                                      NULL};
-    long long id = -1;
-    for (const char *const *n = c->serving ? serving : training; *n && id < 0; n++) {
-        sqlite3_bind_int64(s->phase, 1, c->run->id);
-        sqlite3_bind_int64(s->phase, 2, *rank);
-        sqlite3_bind_text(s->phase, 3, *n, -1, SQLITE_STATIC);
-        if (sqlite3_step(s->phase) == SQLITE_ROW) {
-            id = sqlite3_column_int64(s->phase, 0);
-            c->phase = pl_strdup(ctx, (const char *)sqlite3_column_text(s->phase, 1));
-        }
-        sqlite3_reset(s->phase);
-    }
-    if (id < 0)
+                                                                                       NULL};
+    const struct mt_read_region *best = NULL;
+    for (const char *const *want = c->serving ? serving : training; *want && !best; want++)
+        for (size_t i = 0; i < n && regs[i].rank == *rank; i++)
+            if (strcmp(regs[i].name, *want) == 0 && (!best || regs[i].depth < best->depth))
+                best = &regs[i]; /* path order within a depth: the first one stays */
+    if (best)
+        c->phase = pl_strdup(ctx, best->path);
+    else
         c->unavailable = pl_asprintf(ctx, "no %s region in run %lld",
                                      c->serving ? "infer or eval" : "train", c->run->id);
-    return id;
+    return best;
 }
 
 /* Reads the measured peak of the phase and the accounted figures at the same rank. */
-static void load_check(struct pl_ctx *ctx, struct stmts *s, struct check *c)
+static void load_check(struct pl_ctx *ctx, struct check *c)
 {
-    const char *kind = c->serving ? "infer" : "train";
-    char name[64];
-    long long rank;
-    long long region = find_phase(ctx, s, c, &rank);
-    snprintf(name, sizeof name, "%s_peak_bytes", kind);
-    metric_at(s->metric, c->run->id, rank, name, &c->accounted);
-    for (size_t k = 0; k < N_CATS; k++) {
-        snprintf(name, sizeof name, "%s_peak_%s_bytes", kind, cats[k]);
-        c->has_acc_cat |= metric_at(s->metric, c->run->id, rank, name, &c->acc_cat[k]);
+    const char *kind = c->serving ? "infer_peak_bytes" : "train_peak_bytes";
+    struct mt_read_region *regs;
+    struct mt_read_metric *at_rank = NULL, *at_run = NULL;
+    size_t n_regs = 0, n_rank = 0, n_run = 0;
+    int rank;
+    if (mt_read_regions(ctx->rd, c->run->id, &regs, &n_regs) != 0) {
+        c->unavailable = pl_asprintf(ctx, "cannot read regions: %s", mt_store_error(ctx->st));
+        return;
     }
-    if (region < 0) return;
+    const struct mt_read_region *region = find_phase(ctx, c, regs, n_regs, &rank);
+    if (mt_read_metrics(ctx->rd, c->run->id, rank, &at_rank, &n_rank) != 0 ||
+        mt_read_metrics(ctx->rd, c->run->id, -1, &at_run, &n_run) != 0)
+        n_rank = n_run = 0;
+    metric_at(at_rank, n_rank, at_run, n_run, kind, NULL, &c->accounted);
+    for (size_t k = 0; k < N_CATS; k++)
+        c->has_acc_cat |= metric_at(at_rank, n_rank, at_run, n_run, kind, cats[k], &c->acc_cat[k]);
+    if (!region) return;
     int has_total = 0;
     double sum = 0;
-    sqlite3_bind_int64(s->counters, 1, region);
-    while (sqlite3_step(s->counters) == SQLITE_ROW) {
-        const char *counter = (const char *)sqlite3_column_text(s->counters, 0);
-        int null = sqlite3_column_type(s->counters, 1) == SQLITE_NULL;
-        double v = sqlite3_column_double(s->counters, 1);
-        if (strcmp(counter, "heap_peak_bytes") == 0) {
+    for (size_t i = 0; i < region->n_counters; i++) {
+        const struct mt_read_counter *ct = &region->counters[i];
+        if (strcmp(ct->name, "heap_peak_bytes") != 0) continue;
+        if (!ct->category) {
             has_total = 1;
-            c->measured_ok = !null;
-            c->measured = v;
-            if (null)
-                c->unavailable = pl_strdup(
-                    ctx, pl_s((const char *)sqlite3_column_text(s->counters, 2)));
+            c->measured_ok = ct->has;
+            c->measured = ct->value;
+            if (!ct->has) c->unavailable = pl_strdup(ctx, pl_s(ct->unavailable));
             continue;
         }
-        for (size_t k = 0; k < N_CATS && !null; k++)
-            if (strcmp(counter + strlen("heap_peak_bytes."), cats[k]) == 0) {
-                c->cat[k] = v;
-                sum += v;
+        for (size_t k = 0; k < N_CATS && ct->has; k++)
+            if (strcmp(ct->category, cats[k]) == 0) {
+                c->cat[k] = ct->value;
+                sum += ct->value;
             }
     }
-    sqlite3_reset(s->counters);
     if (!has_total)
-        c->unavailable = pl_asprintf(ctx, "no heap_peak_bytes counter in region %s (run without "
-                                          "the heap profiler?)",
+        c->unavailable = pl_asprintf(ctx,
+                                     "no heap_peak_bytes counter in region %s (run without "
+                                     "the heap profiler?)",
                                      pl_s(c->phase));
     if (c->measured_ok) c->cat[UNTAGGED] = c->measured > sum ? c->measured - sum : 0;
 }
@@ -196,8 +186,7 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
             continue;
         }
         fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
-        if (c->accounted > 0)
-            fprintf(f, "%.2f", c->measured / c->accounted);
+        if (c->accounted > 0) fprintf(f, "%.2f", c->measured / c->accounted);
         fputs("</td><td>", f);
         char *top = top_difference(ctx, c);
         pl_html(f, top);
@@ -287,30 +276,35 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_
           gp);
 }
 
+/* A run with an accounted peak (run level) and a region (any rank) that can be its phase:
+ * infer or eval for infer_peak_bytes, train for train_peak_bytes. */
+static int has_accounted_phase(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    const struct mt_read_metric *inf = pl_run_metric(r, "infer_peak_bytes"),
+                                *train = pl_run_metric(r, "train_peak_bytes");
+    int want_infer = inf && inf->has, want_train = train && train->has;
+    if (!want_infer && !want_train) return 0;
+    struct mt_read_region *regs;
+    size_t n;
+    if (mt_read_regions(ctx->rd, r->id, &regs, &n) != 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((want_infer && (!strcmp(regs[i].name, "infer") || !strcmp(regs[i].name, "eval"))) ||
+            (want_train && !strcmp(regs[i].name, "train")))
+            return 1;
+    return 0;
+}
+
 void pl_draw_memory_check(struct pl_ctx *ctx)
 {
     const char *name = "memory_check";
     const char *title = "Accounted vs measured heap peak per run";
-    struct stmts s = {0};
     struct check *cs = NULL;
     size_t *idx = pl_runs_buffer(ctx), n = 0, more = 0, m = 0;
     char err[512];
     FILE *dat = NULL, *gp = NULL;
     char *note = NULL;
     if (!idx) return;
-    if (sqlite3_prepare_v2(ctx->db, sql_rank, -1, &s.rank, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db, sql_phase, -1, &s.phase, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db, sql_metric, -1, &s.metric, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db, sql_counters, -1, &s.counters, NULL) != SQLITE_OK) {
-        pl_item_skip(ctx, name, title, "cannot read regions: %s", sqlite3_errmsg(ctx->db));
-        goto out;
-    }
-    n = pl_pick_runs(ctx,
-                     "SELECT 1 FROM metrics m JOIN regions g ON g.run_id = m.run_id WHERE "
-                     "m.run_id = ?1 AND m.rank = -1 AND m.value IS NOT NULL AND "
-                     "((m.name = 'infer_peak_bytes' AND g.name IN ('infer', 'eval')) OR "
-                     "(m.name = 'train_peak_bytes' AND g.name = 'train'))",
-                     idx, pl_max_runs(ctx), &more);
+    n = pl_pick_runs(ctx, has_accounted_phase, idx, pl_max_runs(ctx), &more);
     if (n == 0) {
         pl_item_skip(ctx, name, title,
                      "no run has an accounted peak (infer_peak_bytes or train_peak_bytes) and "
@@ -323,11 +317,11 @@ void pl_draw_memory_check(struct pl_ctx *ctx)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        const struct pl_metric *inf = pl_run_metric(&ctx->runs[idx[i]], "infer_peak_bytes");
+        const struct mt_read_metric *inf = pl_run_metric(&ctx->runs[idx[i]], "infer_peak_bytes");
         cs[i].run = &ctx->runs[idx[i]];
         cs[i].serving = inf && inf->has;
         cs[i].desc = pl_run_desc(ctx, cs[i].run);
-        load_check(ctx, &s, &cs[i]);
+        load_check(ctx, &cs[i]);
         m += cs[i].measured_ok;
     }
     write_table(ctx, cs, n, more);
@@ -361,8 +355,4 @@ out:
     free(cs);
     free(note);
     free(idx);
-    sqlite3_finalize(s.rank);
-    sqlite3_finalize(s.phase);
-    sqlite3_finalize(s.metric);
-    sqlite3_finalize(s.counters);
 }

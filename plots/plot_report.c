@@ -171,7 +171,7 @@ static const char *const css =
 
 static void run_metric_cell(FILE *f, const struct pl_run *r, const char *name)
 {
-    const struct pl_metric *m = pl_run_metric(r, name);
+    const struct mt_read_metric *m = pl_run_metric(r, name);
     if (!m) {
         fputs("<td></td>", f);
     } else if (!m->has) {

@@ -2,8 +2,8 @@
  *
  * What it is for: for up to opts->max_runs runs that recorded the data (one run per
  * configuration, any status: a run that died of OOM is the one whose timeline matters),
- * read its samples, alloc_sites (+ stacks and frames) or regions (+ counters) and draw
- * them. What it is not for: plots across configurations (plot_draw.c).
+ * read its samples, alloc_sites (+ stacks and frames) or regions (+ counters) through
+ * results/reader.h and draw them. What it is not for: plots across configurations (plot_draw.c).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -12,29 +12,22 @@
 #include "plot_internal.h"
 
 /* Contract in plot_internal.h. */
-size_t pl_pick_runs(struct pl_ctx *ctx, const char *probe, size_t *idx, size_t max,
-                        size_t *n_more)
+size_t pl_pick_runs(struct pl_ctx *ctx, pl_probe *probe, size_t *idx, size_t max, size_t *n_more)
 {
-    sqlite3_stmt *st;
     size_t n = 0;
     *n_more = 0;
-    if (sqlite3_prepare_v2(ctx->db, probe, -1, &st, NULL) != SQLITE_OK) return 0;
     for (size_t i = 0; i < ctx->n_runs; i++) {
         int dup = 0;
         for (size_t j = 0; j < i && !dup; j++)
             dup = strcmp(pl_s(ctx->runs[j].config_key), pl_s(ctx->runs[i].config_key)) == 0 &&
                   strcmp(pl_s(ctx->runs[j].status), pl_s(ctx->runs[i].status)) == 0;
         if (dup) continue;
-        sqlite3_bind_int64(st, 1, ctx->runs[i].id);
-        int has = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_reset(st);
-        if (!has) continue;
+        if (probe(ctx, &ctx->runs[i]) != 1) continue;
         if (n < max)
             idx[n++] = i;
         else
             (*n_more)++;
     }
-    sqlite3_finalize(st);
     return n;
 }
 
@@ -105,9 +98,11 @@ struct interval {
     char *region;
 };
 
+/* The series of a memory timeline: the live heap (total and per category) and RSS. */
+static const char *const timeline_series[] = {"heap.live", "rss"};
+
 static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
-    sqlite3_stmt *st;
     struct series *ser = NULL, rss = {0}, total = {0};
     size_t n_ser = 0, ser_cap = 0;
     struct interval *iv = NULL;
@@ -118,26 +113,21 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     char *name = pl_asprintf(ctx, "timeline_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Memory timeline: %s", pl_s(desc));
-    if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT series, x, y, region FROM samples WHERE run_id = ?1 AND rank = "
-                           "(SELECT MIN(rank) FROM samples WHERE run_id = ?1) AND "
-                           "(series = 'heap.live' OR series LIKE 'heap.live.%' OR "
-                           "series = 'rss') ORDER BY x",
-                           -1, &st, NULL) != SQLITE_OK) {
+    struct mt_read_sample *smp;
+    size_t n_smp;
+    if (mt_read_samples(ctx->rd, r->id, timeline_series, 2, &smp, &n_smp) != 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read samples: %s",
-                     sqlite3_errmsg(ctx->db));
+                     mt_store_error(ctx->st));
         goto out;
     }
-    sqlite3_bind_int64(st, 1, r->id);
     const char *cur_region = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW && !ctx->oom) {
-        const char *sname = (const char *)sqlite3_column_text(st, 0);
-        double x = sqlite3_column_double(st, 1), y = sqlite3_column_double(st, 2);
-        const char *reg = (const char *)sqlite3_column_text(st, 3);
-        if (reg && !*reg) reg = NULL; /* "" is how an event says "no region" */
-        struct series *s = strcmp(sname, "rss") == 0 ? &rss : &total;
-        if (strcmp(sname, "rss") != 0 && strcmp(sname, "heap.live") != 0) {
-            const char *cat = sname + strlen("heap.live.");
+    for (size_t k = 0; k < n_smp && !ctx->oom; k++) {
+        const struct mt_read_sample *p = &smp[k];
+        double x = p->x, y = p->y;
+        const char *reg = p->region;
+        struct series *s = strcmp(p->series, "rss") == 0 ? &rss : &total;
+        if (s == &total && p->category) {
+            const char *cat = p->category;
             s = NULL;
             for (size_t i = 0; i < n_ser && !s; i++)
                 if (strcmp(ser[i].name, cat) == 0) s = &ser[i];
@@ -178,7 +168,6 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
             cur_region = NULL;
         }
     }
-    sqlite3_finalize(st);
     if (ctx->oom) goto out;
     /* Without categories, the heap total stands alone; without the heap profiler, RSS. */
     if (n_ser == 0 && total.n > 0) {
@@ -349,15 +338,15 @@ static int boring_frame(const char *fn, const char *module)
 }
 
 /* "function (file:line)" of the innermost interesting frame of a stack. */
-static char *site_label(struct pl_ctx *ctx, sqlite3_stmt *frames, long long stack_id)
+static char *site_label(struct pl_ctx *ctx, long long stack_id)
 {
     char *label = NULL, *fallback = NULL;
-    sqlite3_bind_int64(frames, 1, stack_id);
-    while (!label && sqlite3_step(frames) == SQLITE_ROW) {
-        const char *fn = (const char *)sqlite3_column_text(frames, 0);
-        const char *mod = (const char *)sqlite3_column_text(frames, 1);
-        const char *file = (const char *)sqlite3_column_text(frames, 2);
-        int line = sqlite3_column_int(frames, 3);
+    struct mt_read_frame *fr;
+    size_t n_fr;
+    if (mt_read_stack(ctx->rd, stack_id, &fr, &n_fr) != 0) n_fr = 0;
+    for (size_t i = 0; i < n_fr && !label; i++) {
+        const char *fn = fr[i].function, *mod = fr[i].module, *file = fr[i].file;
+        int line = fr[i].line < 0 ? 0 : fr[i].line; /* an unknown line reads as 0 */
         const char *fbase = file ? strrchr(file, '/') : NULL;
         fbase = fbase ? fbase + 1 : file;
         if (!fallback && (fn || mod)) fallback = pl_asprintf(ctx, "%s", fn ? fn : mod);
@@ -367,7 +356,6 @@ static char *site_label(struct pl_ctx *ctx, sqlite3_stmt *frames, long long stac
         else
             label = pl_asprintf(ctx, "%s", fn);
     }
-    sqlite3_reset(frames);
     if (label) {
         free(fallback);
         return label;
@@ -375,44 +363,36 @@ static char *site_label(struct pl_ctx *ctx, sqlite3_stmt *frames, long long stac
     return fallback ? fallback : pl_asprintf(ctx, "stack %lld (not symbolized)", stack_id);
 }
 
+#define MAX_SITES 15
+
 static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
-    sqlite3_stmt *st = NULL, *fr = NULL;
     char err[512];
     char *name = pl_asprintf(ctx, "sites_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Top allocation sites at peak: %s", pl_s(desc));
     FILE *dat = NULL, *gp = NULL;
-    if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT stack_id, category, SUM(peak_bytes), SUM(bytes), SUM(allocs), "
-                           "MAX(estimated) FROM alloc_sites WHERE run_id = ?1 AND rank = "
-                           "(SELECT MIN(rank) FROM alloc_sites WHERE run_id = ?1) "
-                           "GROUP BY stack_id, category HAVING SUM(peak_bytes) > 0 "
-                           "ORDER BY 3 DESC, 1 LIMIT 15",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(ctx->db,
-                           "SELECT f.function, f.module, f.file, f.line FROM stack_frames s JOIN "
-                           "frames f ON f.id = s.frame_id WHERE s.stack_id = ?1 ORDER BY s.depth",
-                           -1, &fr, NULL) != SQLITE_OK) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read alloc_sites: %s",
-                     sqlite3_errmsg(ctx->db));
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, r->id);
+    struct mt_read_site *top;
+    size_t n_top;
     struct row {
-        char *label, *cat;
+        char *label;
+        const char *cat;
         double peak, bytes, allocs;
-    } rows[15];
+    } rows[MAX_SITES];
     size_t n = 0;
     int estimated = 0;
-    while (n < 15 && sqlite3_step(st) == SQLITE_ROW) {
-        rows[n].label = site_label(ctx, fr, sqlite3_column_int64(st, 0));
-        rows[n].cat = pl_strdup(ctx, (const char *)sqlite3_column_text(st, 1));
-        rows[n].peak = sqlite3_column_double(st, 2);
-        rows[n].bytes = sqlite3_column_double(st, 3);
-        rows[n].allocs = sqlite3_column_double(st, 4);
-        estimated |= sqlite3_column_int(st, 5);
-        n++;
+    if (mt_read_top_sites(ctx->rd, r->id, MAX_SITES, &top, &n_top) != 0) {
+        pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read alloc_sites: %s",
+                     mt_store_error(ctx->st));
+        goto out;
+    }
+    for (; n < n_top && n < MAX_SITES; n++) {
+        rows[n].label = site_label(ctx, top[n].stack_id);
+        rows[n].cat = top[n].category;
+        rows[n].peak = top[n].peak_bytes;
+        rows[n].bytes = top[n].bytes;
+        rows[n].allocs = top[n].allocs;
+        estimated |= top[n].estimated;
     }
     if (n == 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title),
@@ -454,15 +434,11 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
             name, n - 1, n - 1, n - 1, pl_color(0));
     pl_finish(ctx, &dat, &gp, name, title);
 free_rows:
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         free(rows[i].label);
-        free(rows[i].cat);
-    }
 out:
     if (dat) fclose(dat);
     if (gp) fclose(gp);
-    sqlite3_finalize(st);
-    sqlite3_finalize(fr);
     free(name);
     free(desc);
     free(title);
@@ -473,72 +449,132 @@ out:
 #define MAX_REGIONS 25
 #define MAX_COUNTERS 3
 
+/* One counter over the regions of a run: how many regions have a value, and the first
+ * reason (byte order) of those that do not. */
+struct counter_sum {
+    const char *name;
+    size_t n_values;
+    const char *unavailable;
+};
+
+static int cmp_counter_sum(const void *a, const void *b)
+{
+    const struct counter_sum *x = a, *y = b;
+    if (x->n_values != y->n_values) return x->n_values > y->n_values ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Most expensive first (ties in path order), then path order. */
+static int cmp_region_cost(const void *a, const void *b)
+{
+    const struct mt_read_region *x = *(const struct mt_read_region *const *)a,
+                                *y = *(const struct mt_read_region *const *)b;
+    if (x->wall_s != y->wall_s) return x->wall_s > y->wall_s ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static int cmp_region_path(const void *a, const void *b)
+{
+    return strcmp((*(const struct mt_read_region *const *)a)->path,
+                  (*(const struct mt_read_region *const *)b)->path);
+}
+
+static double counter_value(const struct mt_read_region *g, const char *counter)
+{
+    for (size_t k = 0; k < g->n_counters; k++)
+        if (g->counters[k].has && !g->counters[k].category &&
+            strcmp(g->counters[k].name, counter) == 0)
+            return g->counters[k].value;
+    return NAN;
+}
+
+/* The counters of the run's regions (any rank), those with values first; the heap peaks
+ * are memory_check's. */
+static struct counter_sum *sum_counters(struct pl_ctx *ctx, const struct mt_read_region *regs,
+                                        size_t n_regs, size_t *n_out)
+{
+    size_t n = 0, cap = 0;
+    struct counter_sum *v = NULL;
+    *n_out = 0;
+    for (size_t i = 0; i < n_regs; i++)
+        for (size_t k = 0; k < regs[i].n_counters; k++) {
+            const struct mt_read_counter *c = &regs[i].counters[k];
+            if (c->category || strcmp(c->name, "heap_peak_bytes") == 0) continue;
+            size_t j = 0;
+            while (j < n && strcmp(v[j].name, c->name) != 0)
+                j++;
+            if (j == n) {
+                struct counter_sum *g = pl_grow(ctx, v, &cap, n + 1, sizeof *v);
+                if (!g) {
+                    free(v);
+                    return NULL;
+                }
+                v = g;
+                v[n++] = (struct counter_sum){.name = c->name};
+            }
+            v[j].n_values += c->has;
+            if (c->unavailable &&
+                (!v[j].unavailable || strcmp(c->unavailable, v[j].unavailable) < 0))
+                v[j].unavailable = c->unavailable;
+        }
+    if (n > 1) qsort(v, n, sizeof *v, cmp_counter_sum);
+    *n_out = n;
+    return v;
+}
+
 static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
-    sqlite3_stmt *st = NULL, *cs = NULL, *cv = NULL;
     char err[512];
     char *name = pl_asprintf(ctx, "regions_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Cost per region: %s", pl_s(desc));
-    char *counters[MAX_COUNTERS] = {0};
+    const char *counters[MAX_COUNTERS] = {0};
     size_t nc = 0;
     struct pl_buf note = {0};
     FILE *dat = NULL, *gp = NULL;
     struct {
-        long long id;
-        char *path;
+        const char *path;
         double wall, c[MAX_COUNTERS];
     } rows[MAX_REGIONS];
-    size_t n = 0;
-    /* The most expensive regions (rank 0 or the lowest rank), shown in path order. */
-    if (sqlite3_prepare_v2(ctx->db,
-                           "SELECT id, path, wall_s FROM (SELECT id, path, wall_s FROM regions "
-                           "WHERE run_id = ?1 AND rank = (SELECT MIN(rank) FROM regions WHERE "
-                           "run_id = ?1) ORDER BY wall_s DESC, path LIMIT 25) ORDER BY path",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(
-            ctx->db,
-            "SELECT c.counter, COUNT(c.value), MIN(c.unavailable) FROM "
-            "region_counters c JOIN regions g ON g.id = c.region_id WHERE "
-            "g.run_id = ?1 AND c.counter NOT LIKE 'heap_peak_bytes%' " /* memory_check's */
-            "GROUP BY c.counter ORDER BY COUNT(c.value) DESC, c.counter",
-            -1, &cs, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(
-            ctx->db,
-            "SELECT value FROM region_counters WHERE region_id = ?1 AND counter = ?2 "
-            "AND value IS NOT NULL",
-            -1, &cv, NULL) != SQLITE_OK) {
+    size_t n = 0, n_regs = 0, n_low = 0, n_sums = 0;
+    struct mt_read_region *regs;
+    const struct mt_read_region **low = NULL;
+    struct counter_sum *sums = NULL;
+    if (mt_read_regions(ctx->rd, r->id, &regs, &n_regs) != 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "cannot read regions: %s",
-                     sqlite3_errmsg(ctx->db));
+                     mt_store_error(ctx->st));
         goto out;
     }
-    sqlite3_bind_int64(st, 1, r->id);
-    while (n < MAX_REGIONS && sqlite3_step(st) == SQLITE_ROW) {
-        rows[n].id = sqlite3_column_int64(st, 0);
-        rows[n].path = pl_strdup(ctx, (const char *)sqlite3_column_text(st, 1));
-        rows[n].wall = sqlite3_column_double(st, 2);
-        n++;
+    /* The most expensive regions of the lowest rank (regions come in rank order), shown in
+     * path order. */
+    low = calloc(n_regs + 1, sizeof *low);
+    sums = sum_counters(ctx, regs, n_regs, &n_sums);
+    if (!low || ctx->oom) {
+        ctx->oom = 1;
+        goto out;
     }
-    sqlite3_bind_int64(cs, 1, r->id);
+    for (size_t i = 0; i < n_regs && regs[i].rank == regs[0].rank; i++)
+        low[n_low++] = &regs[i];
+    qsort(low, n_low, sizeof *low, cmp_region_cost);
+    if (n_low > MAX_REGIONS) n_low = MAX_REGIONS;
+    qsort(low, n_low, sizeof *low, cmp_region_path);
     size_t unavailable = 0;
-    while (sqlite3_step(cs) == SQLITE_ROW) {
-        const char *cname = (const char *)sqlite3_column_text(cs, 0);
-        if (sqlite3_column_int(cs, 1) > 0 && nc < MAX_COUNTERS) {
-            counters[nc++] = pl_strdup(ctx, cname);
-        } else if (sqlite3_column_int(cs, 1) == 0) {
+    for (size_t k = 0; k < n_sums; k++) {
+        if (sums[k].n_values > 0 && nc < MAX_COUNTERS) {
+            counters[nc++] = sums[k].name;
+        } else if (sums[k].n_values == 0) {
             if (unavailable++ == 0)
-                pl_buf_printf(&note, "unavailable: %s (%s)", cname,
-                              pl_s((const char *)sqlite3_column_text(cs, 2)));
+                pl_buf_printf(&note, "unavailable: %s (%s)", sums[k].name,
+                              pl_s(sums[k].unavailable));
         }
     }
     if (unavailable > 1) pl_buf_printf(&note, " and %zu more counters", unavailable - 1);
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < nc; c++) {
-            sqlite3_bind_int64(cv, 1, rows[i].id);
-            sqlite3_bind_text(cv, 2, counters[c], -1, SQLITE_STATIC);
-            rows[i].c[c] = sqlite3_step(cv) == SQLITE_ROW ? sqlite3_column_double(cv, 0) : NAN;
-            sqlite3_reset(cv);
-        }
+    for (; n < n_low; n++) {
+        rows[n].path = low[n]->path;
+        rows[n].wall = low[n]->wall_s;
+        for (size_t c = 0; c < nc; c++)
+            rows[n].c[c] = counter_value(low[n], counters[c]);
+    }
     if (n == 0) {
         pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no regions", r->id);
         goto out;
@@ -604,21 +640,16 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
 out:
     if (dat) fclose(dat);
     if (gp) fclose(gp);
-    for (size_t i = 0; i < n; i++)
-        free(rows[i].path);
-    for (size_t c = 0; c < nc; c++)
-        free(counters[c]);
+    free(low);
+    free(sums);
     pl_buf_free(&note);
-    sqlite3_finalize(st);
-    sqlite3_finalize(cs);
-    sqlite3_finalize(cv);
     free(name);
     free(desc);
     free(title);
 }
 
 /* Draws `one` for each run picked by `probe`; `name` and `what` name the skip items. */
-static void per_run(struct pl_ctx *ctx, const char *probe, const char *name, const char *what,
+static void per_run(struct pl_ctx *ctx, pl_probe *probe, const char *name, const char *what,
                     void (*one)(struct pl_ctx *, const struct pl_run *))
 {
     size_t *idx = pl_runs_buffer(ctx), more;
@@ -636,21 +667,32 @@ static void per_run(struct pl_ctx *ctx, const char *probe, const char *name, con
     free(idx);
 }
 
+static int has_timeline(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    return mt_read_has_samples(ctx->rd, r->id, timeline_series, 2);
+}
+
+static int has_sites(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    return mt_read_has(ctx->rd, r->id, MT_READ_SITES);
+}
+
+static int has_regions(struct pl_ctx *ctx, const struct pl_run *r)
+{
+    return mt_read_has(ctx->rd, r->id, MT_READ_REGIONS);
+}
+
 void pl_draw_timelines(struct pl_ctx *ctx)
 {
-    per_run(ctx,
-            "SELECT 1 FROM samples WHERE run_id = ?1 AND (series = 'heap.live' OR "
-            "series LIKE 'heap.live.%' OR series = 'rss')",
-            "timeline", "heap.live or rss samples", timeline_one);
+    per_run(ctx, has_timeline, "timeline", "heap.live or rss samples", timeline_one);
 }
 
 void pl_draw_sites(struct pl_ctx *ctx)
 {
-    per_run(ctx, "SELECT 1 FROM alloc_sites WHERE run_id = ?1", "sites", "allocation sites",
-            sites_one);
+    per_run(ctx, has_sites, "sites", "allocation sites", sites_one);
 }
 
 void pl_draw_regions(struct pl_ctx *ctx)
 {
-    per_run(ctx, "SELECT 1 FROM regions WHERE run_id = ?1", "regions", "regions", regions_one);
+    per_run(ctx, has_regions, "regions", "regions", regions_one);
 }

@@ -5,7 +5,9 @@
  * logs, tensors, allocation stacks), the canned read queries of `memtrade query`
  * (runs, show, compare, pareto, sites, folded, sql) and `memtrade merge`.
  * What it is not for: knowing any workload, plot or event-stream format. The harness
- * parent is the only writer; children and the heap interposer never link this.
+ * parent is the only writer; children and the heap interposer never link this. Programs
+ * that draw or check results read through reader.h (typed rows) and decide fronts with
+ * pareto.h; nobody outside results/ holds the SQLite connection.
  *
  * Errors: functions on an open store return 0 on success and -1 on error, and the message
  * (naming the database file) is then in mt_store_error(store) until the next call on that
@@ -65,7 +67,6 @@ extern "C" {
 #endif
 
 struct mt_store;
-struct sqlite3;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
 #define MT_STORE_SCHEMA_VERSION 3
@@ -111,10 +112,6 @@ const char *mt_store_error(const struct mt_store *st);
 
 /* Contract: the path `st` was opened with. Owned by `st`. */
 const char *mt_store_path(const struct mt_store *st);
-
-/* Contract: the underlying connection, for readers that need their own SQL (plots).
- * Owned by `st`; do not close it; do not write through it. */
-struct sqlite3 *mt_store_db(struct mt_store *st);
 
 /* Contract: PRAGMA integrity_check is 'ok' and PRAGMA foreign_key_check returns nothing.
  * Returns 0 when both hold, -1 otherwise (the first problem is in mt_store_error). */

@@ -61,6 +61,10 @@ struct mt_store {
     volatile sig_atomic_t *wait_stop;
 };
 
+/* The underlying connection: results/ and tests that inspect the file only (everything
+ * else reads through reader.h). Owned by `st`; do not close it; do not write through it. */
+sqlite3 *mt_store_db(struct mt_store *st);
+
 /* Sets st->err to "PATH: message" and returns -1. */
 int store_fail(struct mt_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets st->err to "PATH: what: sqlite message" and returns -1. */

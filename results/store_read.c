@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pareto.h"
 #include "store_internal.h"
 
 /* How a query's rows sit in the output: the whole output (JSON ends with a newline), or
@@ -122,57 +123,176 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
         ints, 2, NULL, 0, fmt, TOP_LEVEL, out);
 }
 
-/* `alias` names the count column: "repeat" per run, "repeats" per configuration. */
-#define PARETO_SQL(alias)                                                                               \
-    "WITH pts AS (SELECT t.run_id, t.sweep_id, t.memory_kind, t.workload, t.label,"                     \
-    "   t.config_key, t.repeat,"                                                                        \
-    "   CASE WHEN ?5 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"          \
-    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?5) END AS x,"                         \
-    "   CASE WHEN ?6 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"          \
-    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?6) END AS y"                          \
-    "   , t.eval_bytes, t.train_budget"                                                                 \
-    "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3)," /* One point per run, or (?4) per            \
-                                                              configuration: the mean over its ok       \
-                                                              repeats. */                               \
-    " g AS (SELECT min(run_id) AS run_id, sweep_id, memory_kind, workload, label, config_key,"          \
-    "   min(eval_bytes) AS eval_bytes, min(train_budget) AS train_budget,"                              \
-    "   CASE WHEN ?4 THEN count(*) ELSE min(repeat) END AS n, avg(x) AS x, avg(y) AS y"                 \
-    "   FROM pts WHERE x IS NOT NULL AND y IS NOT NULL"                                                 \
-    "   GROUP BY sweep_id, memory_kind, config_key, CASE WHEN ?4 THEN 0 ELSE run_id END)," /* Signs     \
-                                                                                              turn      \
-                                                                                              "higher   \
-                                                                                              is        \
-                                                                                              better"   \
-                                                                                              into      \
-                                                                                              "lower    \
-                                                                                              is        \
-                                                                                              better"   \
-                                                                                              so        \
-                                                                                              one       \
-                                                                                              dominance \
-                                                                                              test      \
-                                                                                              serves.   \
-                                                                                            */          \
-    " p AS (SELECT *, x * ?1 AS sx, y * ?2 AS sy FROM g)"                                               \
-    " SELECT a.sweep_id, a.memory_kind, a.run_id, a.workload, a.label, a.config_key,"                   \
-    "   a.n AS " alias ", a.x, a.y FROM p a"                                                            \
-    " WHERE NOT EXISTS (SELECT 1 FROM p b WHERE b.sweep_id IS a.sweep_id"                               \
-    "   AND b.memory_kind = a.memory_kind AND b.eval_bytes IS a.eval_bytes"                             \
-    "   AND b.train_budget IS a.train_budget AND b.sx <= a.sx AND b.sy <= a.sy"                         \
-    "   AND (b.sx < a.sx OR b.sy < a.sy))"                                                              \
-    " ORDER BY a.sweep_id, a.memory_kind, a.x, a.y, a.run_id"
+/* The points of `memtrade query pareto`: one per ok run with both metrics, or (?4) one per
+ * configuration (the mean over its ok repeats). ?1 x metric, ?2 y metric, ?3 sweep (0:
+ * all); "memory_bytes" is the tradeoff view's column. `id` names a point: its run, or the
+ * configuration's first run. */
+#define PARETO_POINTS                                                                              \
+    "WITH pts AS (SELECT t.run_id, t.sweep_id, t.memory_kind, t.workload, t.label,"                \
+    "   t.config_key, t.repeat, t.eval_bytes, t.train_budget,"                                     \
+    "   CASE WHEN ?1 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"     \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?1) END AS x,"                    \
+    "   CASE WHEN ?2 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"     \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?2) END AS y"                     \
+    "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3),"                                         \
+    " p AS (SELECT min(run_id) AS id, sweep_id, memory_kind, workload, label, config_key,"         \
+    "   min(eval_bytes) AS eval_bytes, min(train_budget) AS train_budget,"                         \
+    "   CASE WHEN ?4 THEN count(*) ELSE min(repeat) END AS n, avg(x) AS x, avg(y) AS y"            \
+    "   FROM pts WHERE x IS NOT NULL AND y IS NOT NULL"                                            \
+    "   GROUP BY sweep_id, memory_kind, config_key, CASE WHEN ?4 THEN 0 ELSE run_id END)"
+
+/* `alias` names the count column: "repeat" per run, "repeats" per configuration. ?5: the
+ * ids of the points on the front, as a JSON array. */
+#define PARETO_ROWS(alias)                                                                         \
+    PARETO_POINTS " SELECT sweep_id, memory_kind, id AS run_id, workload, label, config_key,"      \
+                  " n AS " alias ", x, y FROM p WHERE id IN (SELECT value FROM json_each(?5))"     \
+                  " ORDER BY sweep_id, memory_kind, x, y, id"
+
+/* A value that may be NULL, compared as SQL's IS does. */
+struct maybe {
+    int null;
+    double v;
+};
+
+static struct maybe col_maybe(sqlite3_stmt *s, int i)
+{
+    return (struct maybe){sqlite3_column_type(s, i) == SQLITE_NULL, sqlite3_column_double(s, i)};
+}
+
+static int same_maybe(struct maybe a, struct maybe b)
+{
+    return a.null == b.null && (a.null || a.v == b.v);
+}
+
+/* What may be compared (pareto.h's groups): same sweep, memory kind, text scored and
+ * training budget. */
+struct pareto_key {
+    struct maybe sweep, eval_bytes, budget;
+    char kind[16];
+};
+
+static int same_key(const struct pareto_key *a, const struct pareto_key *b)
+{
+    return same_maybe(a->sweep, b->sweep) && strcmp(a->kind, b->kind) == 0 &&
+           same_maybe(a->eval_bytes, b->eval_bytes) && same_maybe(a->budget, b->budget);
+}
+
+/* Reads the points, marks the front (mt_pareto_mark) and writes its ids as a JSON array
+ * into *ids (malloc'd). */
+static int pareto_front_ids(struct mt_store *st, const struct mt_store_pareto_opts *o,
+                            const char *xm, const char *ym, char **ids)
+{
+    sqlite3_stmt *s;
+    *ids = NULL;
+    if (sqlite3_prepare_v2(st->db,
+                           PARETO_POINTS " SELECT id, sweep_id, memory_kind, eval_bytes,"
+                                         " train_budget, x, y FROM p ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return store_fail_sql(st, "prepare pareto");
+    sqlite3_bind_text(s, 1, xm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ym, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, o->sweep_id);
+    sqlite3_bind_int(s, 4, o->by_config ? 1 : 0);
+    size_t n = 0, cap = 0;
+    int64_t *id = NULL;
+    double *x = NULL, *y = NULL;
+    size_t *group = NULL;
+    struct pareto_key *keys = NULL;
+    int *front = NULL, rc, ret = -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t *gi = realloc(id, cap * sizeof *id);
+            if (gi) id = gi;
+            double *gx = realloc(x, cap * sizeof *x);
+            if (gx) x = gx;
+            double *gy = realloc(y, cap * sizeof *y);
+            if (gy) y = gy;
+            struct pareto_key *gk = realloc(keys, cap * sizeof *keys);
+            if (gk) keys = gk;
+            if (!gi || !gx || !gy || !gk) break;
+        }
+        id[n] = sqlite3_column_int64(s, 0);
+        struct pareto_key *k = &keys[n];
+        k->sweep = col_maybe(s, 1);
+        snprintf(k->kind, sizeof k->kind, "%s", (const char *)sqlite3_column_text(s, 2));
+        k->eval_bytes = col_maybe(s, 3);
+        k->budget = col_maybe(s, 4);
+        x[n] = sqlite3_column_double(s, 5);
+        y[n] = sqlite3_column_double(s, 6);
+        n++;
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW) {
+        store_fail(st, "pareto: out of memory");
+        goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        store_fail_sql(st, "pareto");
+        goto out;
+    }
+    group = calloc(n + 1, sizeof *group);
+    front = calloc(n + 1, sizeof *front);
+    *ids = malloc(n * 21 + 3);
+    if (!group || !front || !*ids) {
+        store_fail(st, "pareto: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) { /* group = the first point with the same key */
+        group[i] = i;
+        for (size_t j = 0; j < i && group[i] == i; j++)
+            if (same_key(&keys[i], &keys[j])) group[i] = group[j];
+    }
+    mt_pareto_mark(x, y, group, n, o->x_higher_better, o->y_higher_better, front);
+    size_t len = 0;
+    (*ids)[len++] = '[';
+    for (size_t i = 0; i < n; i++)
+        if (front[i])
+            len += (size_t)sprintf(*ids + len, "%s%lld", len > 1 ? "," : "", (long long)id[i]);
+    (*ids)[len++] = ']';
+    (*ids)[len] = 0;
+    ret = 0;
+out:
+    if (ret != 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    free(id);
+    free(x);
+    free(y);
+    free(keys);
+    free(group);
+    free(front);
+    return ret;
+}
 
 int mt_store_query_pareto(struct mt_store *st, const struct mt_store_pareto_opts *o,
                           enum mt_store_format fmt, FILE *out)
 {
     struct mt_store_pareto_opts def = {0};
     if (!o) o = &def;
-    int64_t ints[] = {o->x_higher_better ? -1 : 1, o->y_higher_better ? -1 : 1, o->sweep_id,
-                      o->by_config ? 1 : 0};
-    const char *texts[] = {o->x_metric ? o->x_metric : "memory_bytes",
-                           o->y_metric ? o->y_metric : "val_bpb"};
-    const char *sql = o->by_config ? PARETO_SQL("repeats") : PARETO_SQL("repeat");
-    return print_query(st, sql, ints, 4, texts, 2, fmt, TOP_LEVEL, out);
+    const char *xm = o->x_metric ? o->x_metric : "memory_bytes";
+    const char *ym = o->y_metric ? o->y_metric : "val_bpb";
+    char *ids;
+    if (pareto_front_ids(st, o, xm, ym, &ids) != 0) return -1;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, o->by_config ? PARETO_ROWS("repeats") : PARETO_ROWS("repeat"),
+                           -1, &s, NULL) != SQLITE_OK) {
+        free(ids);
+        return store_fail_sql(st, "prepare pareto");
+    }
+    sqlite3_bind_text(s, 1, xm, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ym, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, o->sweep_id);
+    sqlite3_bind_int(s, 4, o->by_config ? 1 : 0);
+    sqlite3_bind_text(s, 5, ids, -1, SQLITE_STATIC);
+    char msg[512];
+    int rc = format_stmt(s, fmt, 0, out, msg, sizeof msg);
+    sqlite3_finalize(s);
+    free(ids);
+    if (rc != 0) return store_fail(st, "%s", msg);
+    if (fmt == MT_FORMAT_JSON) fputc('\n', out);
+    return 0;
 }
 
 void store_frame_label(const char *function, const char *module, char *buf, size_t buflen)

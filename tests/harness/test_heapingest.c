@@ -17,6 +17,8 @@
 
 #include "check.h"
 #include "heapingest.h"
+#include "reader.h"
+#include "store_internal.h" /* mt_store_db: the sites check reads the table itself */
 
 #define HEADER                                                                                     \
     "memtrade-heap\t1\nM\tmode\tfull\nM\tcategories\tother,weights\n"                              \
@@ -48,33 +50,37 @@ static int64_t ingest(struct mt_store *st, const char *dir, const char *text)
     return run;
 }
 
-/* The counter's value as an integer, or -1 with its reason in why. */
+/* The counter's value (category NULL: the whole) as an integer, or -1 with its reason in
+ * why; -2 when the region has no such counter. Read through the read API, which gives
+ * the category as a field. */
 static long long counter(struct mt_store *st, int64_t run, const char *path, const char *name,
-                         char *why, size_t whylen)
+                         const char *category, char *why, size_t whylen)
 {
-    sqlite3_stmt *q = NULL;
-    sqlite3_prepare_v2(mt_store_db(st),
-                       "SELECT coalesce(CAST(c.value AS INTEGER), -1), coalesce(c.unavailable, '')"
-                       " FROM region_counters c JOIN regions r ON r.id = c.region_id"
-                       " WHERE r.run_id = ?1 AND r.path = ?2 AND c.counter = ?3",
-                       -1, &q, NULL);
-    sqlite3_bind_int64(q, 1, run);
-    sqlite3_bind_text(q, 2, path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
-    long long v = -2; /* no row */
+    struct mt_read *rd;
+    struct mt_read_region *regs;
+    size_t n = 0;
+    long long v = -2;
     why[0] = '\0';
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        v = sqlite3_column_int64(q, 0);
-        snprintf(why, whylen, "%s", (const char *)sqlite3_column_text(q, 1));
+    if (mt_read_open(st, &rd) != 0 || mt_read_regions(rd, run, &regs, &n) != 0) n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(regs[i].path, path) != 0) continue;
+        for (size_t k = 0; k < regs[i].n_counters; k++) {
+            const struct mt_read_counter *c = &regs[i].counters[k];
+            if (strcmp(c->name, name) != 0 ||
+                (category ? !c->category || strcmp(c->category, category) : c->category != NULL))
+                continue;
+            v = c->has ? (long long)c->value : -1;
+            snprintf(why, whylen, "%s", c->unavailable ? c->unavailable : "");
+        }
     }
-    sqlite3_finalize(q);
+    mt_read_close(rd);
     return v;
 }
 
 static int unavailable_for(struct mt_store *st, int64_t run, const char *path, const char *reason)
 {
     char why[512];
-    long long v = counter(st, run, path, "heap_peak_bytes", why, sizeof why);
+    long long v = counter(st, run, path, "heap_peak_bytes", NULL, why, sizeof why);
     if (v != -1 || !strstr(why, reason)) {
         fprintf(stderr, "run %lld %s: value %lld reason '%s', want unavailable '%s'\n",
                 (long long)run, path, v, why, reason);
@@ -99,24 +105,24 @@ int main(void)
     /* c is missing: the profiler's table was full. */
     int64_t r1 = ingest(
         st, dir, HEADER "R\ta\t500\t500\t0\nR\ta/b\t900\t700\t0\nS\tregions_dropped\t1\nE\n");
-    CHECK(counter(st, r1, "a", "heap_peak_bytes", why, sizeof why) == 900);
-    CHECK(counter(st, r1, "a/b", "heap_peak_bytes", why, sizeof why) == 900);
-    CHECK(counter(st, r1, "a", "heap_peak_bytes.other", why, sizeof why) == 700);
-    CHECK(counter(st, r1, "a", "heap_peak_bytes.weights", why, sizeof why) == -2);
+    CHECK(counter(st, r1, "a", "heap_peak_bytes", NULL, why, sizeof why) == 900);
+    CHECK(counter(st, r1, "a/b", "heap_peak_bytes", NULL, why, sizeof why) == 900);
+    CHECK(counter(st, r1, "a", "heap_peak_bytes", "other", why, sizeof why) == 700);
+    CHECK(counter(st, r1, "a", "heap_peak_bytes", "weights", why, sizeof why) == -2);
     CHECK(unavailable_for(st, r1, "c", "table of 64 region paths was full"));
 
     /* Own peak above the nested one; a nested region without a figure spoils its outer. */
     int64_t r2 = ingest(st, dir,
                         HEADER "R\ta\t800\t800\t0\nR\ta/b\t600\t600\t0\nR\tc\t40\t40\t0\n"
                                "S\tregions_dropped\t0\nE\n");
-    CHECK(counter(st, r2, "a", "heap_peak_bytes", why, sizeof why) == 800);
-    CHECK(counter(st, r2, "a/b", "heap_peak_bytes", why, sizeof why) == 600);
-    CHECK(counter(st, r2, "c", "heap_peak_bytes.other", why, sizeof why) == 40);
+    CHECK(counter(st, r2, "a", "heap_peak_bytes", NULL, why, sizeof why) == 800);
+    CHECK(counter(st, r2, "a/b", "heap_peak_bytes", NULL, why, sizeof why) == 600);
+    CHECK(counter(st, r2, "c", "heap_peak_bytes", "other", why, sizeof why) == 40);
     int64_t r3 =
         ingest(st, dir, HEADER "R\ta\t800\t800\t0\nR\tc\t40\t40\t0\nS\tregions_dropped\t0\nE\n");
     CHECK(unavailable_for(st, r3, "a", "nested in it"));
     CHECK(unavailable_for(st, r3, "a/b", "no figure"));
-    CHECK(counter(st, r3, "c", "heap_peak_bytes", why, sizeof why) == 40);
+    CHECK(counter(st, r3, "c", "heap_peak_bytes", NULL, why, sizeof why) == 40);
 
     int64_t r4 = ingest(st, dir, HEADER "R\ta\t800\t800\t0\n"); /* died: no end marker */
     CHECK(unavailable_for(st, r4, "a", "heap report incomplete"));

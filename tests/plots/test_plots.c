@@ -23,6 +23,7 @@
 
 #include "mt_check.h"
 #include "plots/plot.h"
+#include "store.h"
 
 static int failures;
 #define CHECK(cond, ...) MT_CHECK_OR(failures++, cond, #cond, __VA_ARGS__)
@@ -83,6 +84,8 @@ static sqlite3 *new_db(const char *schema_path, const char *db_path)
         exit(2);
     }
     exec_sql(db, schema);
+    /* what makes it a memtrade database (the store refuses a file without it) */
+    exec_sql(db, "INSERT INTO meta VALUES('application', 'memtrade')");
     free(schema);
     return db;
 }
@@ -247,12 +250,24 @@ static void make_db(const char *schema, const char *path)
         int region;
         const char *counter;
         double mib;
-    } peaks[] = {{5, "", 3},           {5, ".weights", 1},    {5, ".workspace", 2.25},
-                 {6, "", 2.5},         {8, "", 20},           {8, ".weights", 2},
-                 {8, ".gradients", 2}, {8, ".optimizer", 4},  {8, ".activations", 6},
-                 {8, ".workspace", 5}, {8, ".data", 1},       {9, "", 40},
-                 {10, "", 8},          {10, ".weights", 1},   {10, ".activations", 2},
-                 {10, ".workspace", 3.5}, {10, ".data", 1},   {11, "", 9}};
+    } peaks[] = {{5, "", 3},
+                 {5, ".weights", 1},
+                 {5, ".workspace", 2.25},
+                 {6, "", 2.5},
+                 {8, "", 20},
+                 {8, ".weights", 2},
+                 {8, ".gradients", 2},
+                 {8, ".optimizer", 4},
+                 {8, ".activations", 6},
+                 {8, ".workspace", 5},
+                 {8, ".data", 1},
+                 {9, "", 40},
+                 {10, "", 8},
+                 {10, ".weights", 1},
+                 {10, ".activations", 2},
+                 {10, ".workspace", 3.5},
+                 {10, ".data", 1},
+                 {11, "", 9}};
     for (size_t i = 0; i < sizeof peaks / sizeof peaks[0]; i++)
         sqlf(db, "INSERT INTO region_counters VALUES(%d, 'heap_peak_bytes%s', %.17g, NULL)",
              peaks[i].region, peaks[i].counter, peaks[i].mib * MIB);
@@ -507,11 +522,29 @@ static void check_memory_check(const char *plots, const char *out)
         double acc, meas, ratio, cum[10];
         const char *phase, *label;
     } want[] = {
-        {"2", "serving", 2, 3, 1.5, {1, 1, 1, 1, 1, 1, 3.25, 3.25, 3.25, 3.25}, "infer",
+        {"2",
+         "serving",
+         2,
+         3,
+         1.5,
+         {1, 1, 1, 1, 1, 1, 3.25, 3.25, 3.25, 3.25},
+         "infer",
          "run 2 quantize [int8 \"q\"] (ok)"},
-        {"10", "training", 15, 20, 20.0 / 15, {2, 4, 8, 14, 14, 14, 19, 20, 20, 20}, "train",
+        {"10",
+         "training",
+         15,
+         20,
+         20.0 / 15,
+         {2, 4, 8, 14, 14, 14, 19, 20, 20, 20},
+         "train",
          "run 10 checkpoint [ckpt <every> & 2] (ok)"},
-        {"16", "serving", 4, 8, 2, {1, 1, 1, 3, 3, 3, 6.5, 7.5, 7.5, 8}, "eval",
+        {"16",
+         "serving",
+         4,
+         8,
+         2,
+         {1, 1, 1, 3, 3, 3, 6.5, 7.5, 7.5, 8},
+         "eval",
          "run 16 distill (ok)"},
     };
     struct rows r;
@@ -967,11 +1000,126 @@ static void run_comparable(const char *schema, const char *work)
     };
     check_points(plots, "tradeoff_training.dat", training, 3);
     /* every=2 and every=4 score the same: a flat curve says so (no empty-range warning) */
-    CHECK(contains(plots, "curve_checkpointing_every.gp", "the same val_bpb (2.2) at every setting"),
-          "flat curve not said");
+    CHECK(
+        contains(plots, "curve_checkpointing_every.gp", "the same val_bpb (2.2) at every setting"),
+        "flat curve not said");
     CHECK(contains(plots, "tradeoff_training_2.gp", "480 training sequences"),
           "budget not in title");
     mt_plot_result_free(&res);
+}
+
+/* The run ids in column `col` (0-based) of a data file's rows, as "id,id,..." sorted. */
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static void ids_text(long long *ids, size_t n, char *buf, size_t len)
+{
+    qsort(ids, n, sizeof *ids, cmp_ll);
+    buf[0] = 0;
+    for (size_t i = 0, k = 0; i < n && k < len; i++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", ids[i]);
+}
+
+static void dat_ids(const char *dir, const char *file, size_t col, char *buf, size_t len)
+{
+    struct rows r;
+    long long ids[64];
+    size_t n = 0;
+    buf[0] = 0;
+    if (load_rows(dir, file, &r) != 0) return;
+    for (size_t i = 0; i < r.n && n < 64; i++)
+        if (r.nf[i] > col) ids[n++] = atoll(r.fields[i][col]);
+    free(r.text);
+    ids_text(ids, n, buf, len);
+}
+
+/* One Pareto definition (results/pareto.h): on a database written by the store, the
+ * fronts the plots draw are the fronts `memtrade query pareto` prints (per configuration;
+ * one panel per memory kind; two repeats whose median is their mean). */
+static void run_query_front(const char *work)
+{
+    char db[4096], out[4096], plots[4200], err[1024];
+    snprintf(db, sizeof db, "%s/front.db", work);
+    snprintf(out, sizeof out, "%s/out-front", work);
+    snprintf(plots, sizeof plots, "%s/plots", out);
+    struct mt_store *st;
+    CHECK(mt_store_open(db, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) == 0, "%s", err);
+    if (!st) return;
+    int64_t sweep;
+    struct mt_store_sweep_info si = {.name = "front"};
+    CHECK(mt_store_sweep_begin(st, &si, &sweep) == 0, "%s", mt_store_error(st));
+    static const struct {
+        const char *workload, *value, *mem;
+        int repeat;
+        double bpb, mib;
+    } pts[] = {
+        {"quantize", "8", "infer_peak_bytes", 0, 2.10, 3},      /* front */
+        {"quantize", "8", "infer_peak_bytes", 1, 2.12, 3},      /* its repeat: mean 2.11 */
+        {"quantize", "4", "infer_peak_bytes", 0, 2.30, 2},      /* front */
+        {"quantize", "2", "infer_peak_bytes", 0, 2.40, 2.5},    /* dominated by 4 */
+        {"prune", "0.5", "infer_peak_bytes", 0, 2.05, 5},       /* front */
+        {"prune", "0.9", "infer_peak_bytes", 0, 2.20, 4},       /* dominated by q8 (3, 2.11) */
+        {"lora", "4", "train_peak_bytes", 0, 2.2, 10},          /* front */
+        {"lora", "8", "train_peak_bytes", 0, 2.3, 11},          /* dominated */
+        {"checkpointing", "2", "train_peak_bytes", 0, 2.1, 12}, /* front */
+    };
+    for (size_t i = 0; i < sizeof pts / sizeof pts[0]; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "%s?k=%s", pts[i].workload, pts[i].value);
+        struct mt_store_kv kv[] = {{"batch", "8"}, {"k", pts[i].value}, {"steps", "20"}};
+        struct mt_store_run_info ri = {.sweep_id = sweep,
+                                       .workload = pts[i].workload,
+                                       .config_key = key,
+                                       .repeat = pts[i].repeat,
+                                       .params = kv,
+                                       .n_params = 3};
+        int64_t run;
+        struct mt_store_run_end end = {.status = MT_RUN_OK, .exit_code = 0, .wall_s = 1};
+        CHECK(mt_store_run_begin(st, &ri, &run) == 0 &&
+                  mt_store_metric(st, run, -1, "val_bpb", pts[i].bpb, "bits/byte") == 0 &&
+                  mt_store_metric(st, run, -1, "eval_bytes", 4096, "bytes") == 0 &&
+                  mt_store_metric(st, run, -1, pts[i].mem, pts[i].mib * MIB, "bytes") == 0 &&
+                  mt_store_run_finish(st, run, &end) == 0,
+              "%s", mt_store_error(st));
+    }
+    mt_store_close(st);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    mt_plot_result_free(&res);
+
+    CHECK(mt_store_open(db, MT_STORE_READONLY, &st, err, sizeof err) == 0, "%s", err);
+    if (!st) return;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    struct mt_store_pareto_opts po = {.by_config = 1};
+    CHECK(f && mt_store_query_pareto(st, &po, MT_FORMAT_CSV, f) == 0, "%s", mt_store_error(st));
+    if (f) fclose(f);
+    mt_store_close(st);
+    long long serving[64], training[64];
+    size_t ns = 0, nt = 0;
+    /* sweep_id,memory_kind,run_id,workload,label,config_key,repeats,x,y */
+    for (char *line = text ? strchr(text, '\n') : NULL; line && line[1];
+         line = strchr(line + 1, '\n')) {
+        char kind[32];
+        long long sw, id;
+        if (sscanf(line + 1, "%lld,%31[a-z],%lld", &sw, kind, &id) != 3) continue;
+        if (!strcmp(kind, "serving") && ns < 64) serving[ns++] = id;
+        if (!strcmp(kind, "training") && nt < 64) training[nt++] = id;
+    }
+    free(text);
+    char q[512], p[512];
+    ids_text(serving, ns, q, sizeof q);
+    dat_ids(plots, "tradeoff_serving_pareto.dat", 2, p, sizeof p);
+    CHECK(strcmp(q, p) == 0 && strcmp(q, "1,3,5") == 0, "serving front: query %s, plots %s", q, p);
+    ids_text(training, nt, q, sizeof q);
+    dat_ids(plots, "tradeoff_training_pareto.dat", 2, p, sizeof p);
+    CHECK(strcmp(q, p) == 0 && strcmp(q, "7,9") == 0, "training front: query %s, plots %s", q, p);
 }
 
 int main(int argc, char **argv)
@@ -981,7 +1129,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR png|svg|empty|nognuplot|errors|comparable\n");
+        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR "
+                        "png|svg|empty|nognuplot|errors|comparable|query_front\n");
         return 2;
     }
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
@@ -996,6 +1145,8 @@ int main(int argc, char **argv)
         run_empty(schema, work);
     else if (strcmp(which, "nognuplot") == 0)
         run_nognuplot(schema, work);
+    else if (strcmp(which, "query_front") == 0)
+        run_query_front(work);
     else if (strcmp(which, "errors") == 0)
         run_errors(schema, work);
     else if (strcmp(which, "comparable") == 0)

@@ -964,6 +964,9 @@ static int test_readers(void)
 
 /* ---------------------------------------------------------------- main */
 
+int test_reader(void);      /* test_reader.c */
+int test_pareto_mark(void); /* test_reader.c */
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -974,6 +977,7 @@ static const struct {
     {"merge", test_merge},         {"interrupted", test_interrupted},
     {"format", test_format},       {"config_key", test_config_key},
     {"readers", test_readers},     {"concurrent", test_concurrent},
+    {"reader", test_reader},       {"pareto_mark", test_pareto_mark},
 };
 
 int main(int argc, char **argv)

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "memcat.h"
+
 /* How the run-level value (rank -1) of a multi-rank run is formed from its ranks'. */
 enum mt_metric_agg {
     MT_AGG_RANK0, /* rank 0's value (accuracy is evaluated on rank 0; speeds are global) */
@@ -143,6 +145,48 @@ static inline const struct mt_metric_info *mt_metric_lookup(const char *name)
     for (size_t i = 0; i + 1 < n; i++)
         if (mt_metric_match(mt_metric_table[i].name, name)) return &mt_metric_table[i];
     return &mt_metric_table[n - 1];
+}
+
+/* Names that carry a memory category. A plugin reports `train_peak_weights_bytes` and the
+ * heap profiler `heap.live.kv_cache`; the store keeps the base name and the category
+ * apart (columns `name`/`series`/`counter` and `category`), so readers never cut names.
+ * The '*' is one of memcat.h's category names; anything else ('peak_rss_bytes',
+ * 'peak_heap_bytes') is a name of its own. Forms are tried in order. */
+struct mt_metric_category_form {
+    const char *pattern; /* one '*' where the category stands */
+    const char *base;    /* the name stored beside the category */
+};
+
+static const struct mt_metric_category_form mt_metric_category_forms[] = {
+    {"infer_peak_*_bytes", "infer_peak_bytes"}, /* metric: accounted serving peak */
+    {"train_peak_*_bytes", "train_peak_bytes"}, /* metric: accounted training peak */
+    {"peak_*_bytes", "peak_heap_bytes"},        /* metric: measured heap peak */
+    {"heap_peak_bytes.*", "heap_peak_bytes"},   /* region counter: measured phase peak */
+    {"heap.live.*", "heap.live"},               /* sample series: live heap timeline */
+};
+
+/* Contract: when `name` is a category form whose '*' is a memcat.h category, returns the
+ * base name and sets *category to the category's name (both static strings); otherwise
+ * returns NULL and leaves *category alone. Pure. */
+static inline const char *mt_metric_split(const char *name, const char **category)
+{
+    size_t n = strlen(name);
+    for (size_t f = 0; f < sizeof mt_metric_category_forms / sizeof mt_metric_category_forms[0];
+         f++) {
+        const char *pattern = mt_metric_category_forms[f].pattern;
+        const char *star = strchr(pattern, '*');
+        size_t pre = (size_t)(star - pattern), post = strlen(star + 1);
+        if (n <= pre + post || strncmp(name, pattern, pre) != 0 ||
+            strcmp(name + n - post, star + 1) != 0)
+            continue;
+        for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+            if (strlen(mt_mem_cat_names[c]) == n - pre - post &&
+                strncmp(name + pre, mt_mem_cat_names[c], n - pre - post) == 0) {
+                *category = mt_mem_cat_names[c];
+                return mt_metric_category_forms[f].base;
+            }
+    }
+    return NULL;
 }
 
 #endif
