@@ -41,6 +41,14 @@ int mt_q_cpu_vnni(void)
     return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512vnni");
 }
 
+/* oneDNN's u8s8 int8 GEMM is exact only with a VNNI dot product (AVX-512 VNNI or AVX-VNNI):
+ * without one it multiplies with vpmaddubsw, whose int16 pair sums saturate (255 x 127 x 2
+ * > 32767), so on a plain AVX2 CPU it returns wrong outputs for full-range int8 operands. */
+static int cpu_dnnl_int8_exact(void)
+{
+    return __builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni");
+}
+
 int mt_q_cpu_bf16(void)
 {
     return mt_q_cpu_avx512() && __builtin_cpu_supports("avx512bf16");
@@ -130,6 +138,11 @@ int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_q
                      "weights with int8 activations");
             return 0;
         }
+        if (!cpu_dnnl_int8_exact()) {
+            snprintf(err, errlen,
+                     "this CPU lacks VNNI: oneDNN's int8 GEMM would saturate int16 sums");
+            return 0;
+        }
         return 1;
     }
     snprintf(err, errlen, "unknown implementation %d", (int)impl);
@@ -139,7 +152,8 @@ int mt_qimpl_available(enum mt_qimpl impl, const struct mt_qtensor *w, enum mt_q
 enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact act)
 {
     if (act == MT_QACT_INT8) {
-        if (dnnl_eligible(w, act) && (m >= DNNL_MIN_M || !mt_q_cpu_vnni())) return MT_QIMPL_DNNL;
+        if (dnnl_eligible(w, act) && cpu_dnnl_int8_exact() && (m >= DNNL_MIN_M || !mt_q_cpu_vnni()))
+            return MT_QIMPL_DNNL;
         return mt_q_cpu_vnni() ? MT_QIMPL_AVX512 : MT_QIMPL_SCALAR;
     }
     return mt_q_cpu_avx512() ? MT_QIMPL_AVX512 : MT_QIMPL_SCALAR;
