@@ -42,10 +42,9 @@ int main(void)
     char err[256];
     struct mt_gpt_config cfg;
     struct mt_gpt *m = NULL;
-    struct mt_gpt_opts o = {.recompute_every = 1};
     CHECK_OK(mt_gpt_config_parse(&cfg, "tiny,n_layer=3", err, sizeof err), err);
     mt_memcat_set(MT_MEM_DATA); /* the caller's own category must survive */
-    CHECK_OK(mt_gpt_create_ex(&m, &cfg, MT_GPT_TRAIN, 2, 16, &o, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, 2, 16, err, sizeof err), err);
     CHECK(current == MT_MEM_DATA);
     const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
                         MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE};

@@ -9,8 +9,6 @@
  *     the weights slab equals 4 bytes x the closed-form parameter count;
  *   - the KV-cache decoder gives the same logits as the batched forward (1e-4), the linear
  *     hook sees every linear layer and a failing hook fails the forward;
- *   - recomputation (recompute_every = 1..L-1) gives bit-identical losses and weights to
- *     keeping every layer, with exactly the activation bytes the layout promises;
  *   - gradient accumulation: 4 micro-batches of B/4 (backward with norm_tokens = B*T)
  *     match one batch of B over 5 steps: weights within 1e-5 relative (norm-wise);
  *   - configuration parsing refuses bad input.
@@ -208,48 +206,6 @@ static void decode_and_hook(void)
     mt_gpt_free(m);
 }
 
-/* Three steps on fixed batches with recomputation every k layers (0 = none). */
-static double run_recompute(size_t k, float losses[3], size_t *act_bytes)
-{
-    enum { B = 2, T = 16 };
-    struct mt_gpt_config cfg;
-    struct mt_gpt *m = NULL;
-    struct mt_gpt_opts o = {.recompute_every = k};
-    CHECK_OK(mt_gpt_config_parse(&cfg, "tiny,n_layer=5", err, sizeof err), err);
-    CHECK_OK(mt_gpt_create_ex(&m, &cfg, MT_GPT_TRAIN, B, T, &o, err, sizeof err), err);
-    size_t bytes[MT_MEM_CAT_COUNT];
-    mt_gpt_memory_ex(&cfg, B, T, MT_GPT_TRAIN, &o, bytes, err, sizeof err);
-    CHECK(bytes[MT_MEM_ACTIVATIONS] == m->slab_bytes[MT_MEM_ACTIVATIONS]);
-    *act_bytes = bytes[MT_MEM_ACTIVATIONS];
-    mt_gpt_init(m, 3);
-    struct mt_gpt_recipe r = mt_gpt_recipe_default(3);
-    r.batch = B, r.seq = T;
-    int in[B * T], tg[B * T];
-    for (size_t s = 0; s < 3; s++) {
-        for (size_t i = 0; i < B * T; i++) {
-            in[i] = (unsigned char)text[s * 40 + i];
-            tg[i] = (unsigned char)text[s * 40 + i + 1];
-        }
-        CHECK_OK(mt_gpt_train_step(m, &r, s, in, tg, &losses[s], NULL, err, sizeof err), err);
-    }
-    return checksum_and_free(m);
-}
-
-static void recompute(void)
-{
-    const size_t L = 5, BT = 32, C = 64, per_layer = BT * (16 * C + 4) + 2 * 2 * 16 * 16;
-    float l0[3], lk[3];
-    size_t b0, bk;
-    double h0 = run_recompute(0, l0, &b0);
-    for (size_t k = 1; k < L; k++) {
-        double hk = run_recompute(k, lk, &bk);
-        size_t nseg = (L + k - 1) / k;
-        CHECK(memcmp(l0, lk, sizeof l0) == 0 && h0 == hk);
-        CHECK(bk == b0 - 4 * (L - k) * per_layer + 4 * nseg * BT * C);
-        printf("recompute every %zu: identical losses, activations %zu -> %zu bytes\n", k, b0, bk);
-    }
-}
-
 /* Five steps on the same data as one batch of 8 or as 4 accumulated micro-batches of 2. */
 static void accumulate(void)
 {
@@ -345,8 +301,8 @@ int main(int argc, char **argv)
         void (*fn)(void);
     } parts[] = {{"config", config_parsing},  {"memory", memory},
                  {"decode", decode_and_hook}, {"determinism", determinism},
-                 {"recompute", recompute},    {"overfit", overfit},
-                 {"accumulate", accumulate},  {"golden", golden}};
+                 {"overfit", overfit},        {"accumulate", accumulate},
+                 {"golden", golden}};
     size_t ran = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         int want = argc < 2;

@@ -1,6 +1,6 @@
 /* shard.c — layout, initialisation, forward and backward of one rank's model shard
- * (see shard.h). The layer math mirrors mt_gpt_forward/backward in gpt.c step by step;
- * only the tensor-parallel all-reduces and the per-layer gradient hand-off are added. */
+ * (see shard.h). The layers are the one block (block.h); this file adds the
+ * tensor-parallel reductions (in its linear hooks) and the per-layer gradient hand-off. */
 #include "shard.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "half.h"
 #include "kernels.h"
 #include "rng.h"
@@ -444,44 +445,79 @@ void mt_shard_zero_grad(struct mt_shard *sh)
     memset(sh->grads, 0, sh->grads_len * sizeof(float));
 }
 
-/* out = matmul + bias; over tensor-parallel ranks the partial products are summed first
- * and the (replicated) bias added after. */
-static void row_parallel(struct mt_shard *sh, float *out, const float *in, const float *w,
-                         const float *b, size_t N, size_t IC, size_t OC)
+/* Block i of micro-batch slot `slot` for the one block (block.h): the layer's local
+ * tensors, its activations, and linears that add the tensor-parallel reductions. */
+struct sblock {
+    struct mt_shard *sh;
+    size_t i;
+    struct mt_block_shape shape;
+    float *act[MT_A_COUNT];
+};
+
+static int sb_linear(void *user, enum mt_linear which, const float *in, float *out, size_t rows)
 {
-    if (!sh->tpd) {
-        mt_k_matmul_fwd(out, in, w, b, N, IC, OC);
-        return;
+    struct sblock *k = user;
+    struct mt_shard *sh = k->sh;
+    float *const *w = sh->layer[k->i].w;
+    size_t ind, outd;
+    int pw = (int)mt_block_linear_weight(which);
+    int row_parallel = which == MT_LIN_ATTPROJ || which == MT_LIN_FCPROJ;
+    mt_block_linear_dims(&k->shape, which, &ind, &outd);
+    if (!sh->tpd || !row_parallel) {
+        mt_k_matmul_fwd(out, in, w[pw], w[pw + 1], rows, ind, outd);
+        return 0;
     }
-    mt_k_matmul_fwd(out, in, w, NULL, N, IC, OC);
-    mt_dist_allreduce(sh->tpd, out, N * OC);
-    for (size_t i = 0; i < N; i++)
-        for (size_t o = 0; o < OC; o++)
-            out[i * OC + o] += b[o];
+    /* row-parallel: the partial products are summed over the tensor-parallel ranks first
+     * and the (replicated) bias added after */
+    const float *bias = w[pw + 1];
+    mt_k_matmul_fwd(out, in, w[pw], NULL, rows, ind, outd);
+    mt_dist_allreduce(sh->tpd, out, rows * outd);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < outd; o++)
+            out[r * outd + o] += bias[o];
+    return 0;
+}
+
+static int sb_linear_bwd(void *user, enum mt_linear which, const float *dout, float *din,
+                         size_t rows)
+{
+    struct sblock *k = user;
+    struct mt_shard *sh = k->sh;
+    float *const *w = sh->layer[k->i].w, *const *g = sh->layer[k->i].g;
+    size_t ind, outd;
+    int pw = (int)mt_block_linear_weight(which);
+    mt_block_linear_dims(&k->shape, which, &ind, &outd);
+    mt_k_matmul_bwd(din, g[pw], g[pw + 1], dout, k->act[mt_block_linear_input(which)], w[pw], rows,
+                    ind, outd);
+    /* column-parallel layers (qkv, fc): each rank's input gradient is a partial sum */
+    if (sh->tpd && (which == MT_LIN_QKV || which == MT_LIN_FC))
+        mt_dist_allreduce(sh->tpd, din, rows * ind);
+    return 0;
+}
+
+static struct mt_block_ops sblock_at(struct sblock *k, struct mt_shard *sh, size_t slot, size_t i)
+{
+    static const int la[MT_A_COUNT] = {
+        [MT_A_LN1] = LA_LN1,        [MT_A_LN1_MEAN] = LA_LN1M, [MT_A_LN1_RSTD] = LA_LN1R,
+        [MT_A_QKV] = LA_QKV,        [MT_A_ATTY] = LA_ATTY,     [MT_A_ATT] = LA_ATT,
+        [MT_A_RESIDUAL2] = LA_RES2, [MT_A_LN2] = LA_LN2,       [MT_A_LN2_MEAN] = LA_LN2M,
+        [MT_A_LN2_RSTD] = LA_LN2R,  [MT_A_FCH] = LA_FCH,       [MT_A_FCH_GELU] = LA_FCHG};
+    k->sh = sh;
+    k->i = i;
+    k->shape = (struct mt_block_shape){
+        .B = sh->s.B, .T = sh->s.T, .C = sh->C, .Ca = sh->Cl, .NH = sh->NHl, .F = sh->F};
+    memset(k->act, 0, sizeof k->act);
+    for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
+        k->act[a] = lact(sh, slot, i, la[a]);
+    return (struct mt_block_ops){.linear = sb_linear, .linear_bwd = sb_linear_bwd, .user = k};
 }
 
 static void block_forward(struct mt_shard *sh, size_t slot, size_t i, const float *x)
 {
-    const struct mt_shard_spec *s = &sh->s;
-    float *const *w = sh->layer[i].w;
-    size_t B = s->B, T = s->T, N = B * T, C = sh->C, Cl = sh->Cl, F = sh->F;
-    float *ln1 = lact(sh, slot, i, LA_LN1), *qkv = lact(sh, slot, i, LA_QKV);
-    float *atty = lact(sh, slot, i, LA_ATTY), *res2 = lact(sh, slot, i, LA_RES2);
-    float *ln2 = lact(sh, slot, i, LA_LN2), *fch = lact(sh, slot, i, LA_FCH);
-    float *fchg = lact(sh, slot, i, LA_FCHG), *res3 = lact(sh, slot, i, LA_RES3);
-    float *proj = dact(sh, DA_PROJ);
-    mt_k_layernorm_fwd(ln1, lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), x, w[MT_P_LN1W],
-                       w[MT_P_LN1B], N, C);
-    mt_k_matmul_fwd(qkv, ln1, w[MT_P_QKVW], w[MT_P_QKVB], N, C, 3 * Cl);
-    mt_k_attention_fwd(atty, lact(sh, slot, i, LA_ATT), qkv, B, T, Cl, sh->NHl);
-    row_parallel(sh, proj, atty, w[MT_P_ATTPROJW], w[MT_P_ATTPROJB], N, Cl, C);
-    mt_k_residual_fwd(res2, x, proj, N * C);
-    mt_k_layernorm_fwd(ln2, lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), res2,
-                       w[MT_P_LN2W], w[MT_P_LN2B], N, C);
-    mt_k_matmul_fwd(fch, ln2, w[MT_P_FCW], w[MT_P_FCB], N, C, F);
-    mt_k_gelu_fwd(fchg, fch, N * F);
-    row_parallel(sh, proj, fchg, w[MT_P_FCPROJW], w[MT_P_FCPROJB], N, F, C);
-    mt_k_residual_fwd(res3, res2, proj, N * C);
+    struct sblock k;
+    struct mt_block_ops ops = sblock_at(&k, sh, slot, i);
+    mt_block_forward(&k.shape, sh->layer[i].w, k.act, x, dact(sh, DA_PROJ),
+                     lact(sh, slot, i, LA_RES3), &ops);
 }
 
 int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const int *targets,
@@ -521,31 +557,16 @@ int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const 
 
 static void block_backward(struct mt_shard *sh, size_t slot, size_t i)
 {
-    const struct mt_shard_spec *s = &sh->s;
-    float *const *w = sh->layer[i].w, *const *g = sh->layer[i].g;
-    size_t B = s->B, T = s->T, N = B * T, C = sh->C, Cl = sh->Cl, F = sh->F;
-    float *dres = dact(sh, DA_RES), *dln = dact(sh, DA_LN), *datty = dact(sh, DA_ATTY);
-    float *dqkv = dact(sh, DA_QKV), *datt = dact(sh, DA_ATT), *dfch = dact(sh, DA_FCH);
+    static const int da[MT_D_COUNT] = {
+        [MT_D_RESIDUAL] = DA_RES, [MT_D_LN] = DA_LN,   [MT_D_ATTY] = DA_ATTY,
+        [MT_D_QKV] = DA_QKV,      [MT_D_ATT] = DA_ATT, [MT_D_FCH] = DA_FCH};
+    float *d[MT_D_COUNT];
+    for (int j = 0; j < MT_D_COUNT; j++)
+        d[j] = dact(sh, da[j]);
     const float *resid = i ? lact(sh, slot, i - 1, LA_RES3) : mt_shard_input(sh, slot);
-    /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    mt_k_matmul_bwd(dfch, g[MT_P_FCPROJW], g[MT_P_FCPROJB], dres, lact(sh, slot, i, LA_FCHG),
-                    w[MT_P_FCPROJW], N, F, C);
-    mt_k_gelu_bwd(dfch, lact(sh, slot, i, LA_FCH), dfch, N * F);
-    mt_k_matmul_bwd(dln, g[MT_P_FCW], g[MT_P_FCB], dfch, lact(sh, slot, i, LA_LN2), w[MT_P_FCW], N,
-                    C, F);
-    if (sh->tpd) mt_dist_allreduce(sh->tpd, dln, N * C);
-    mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, lact(sh, slot, i, LA_RES2),
-                       w[MT_P_LN2W], lact(sh, slot, i, LA_LN2M), lact(sh, slot, i, LA_LN2R), N, C);
-    /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
-    mt_k_matmul_bwd(datty, g[MT_P_ATTPROJW], g[MT_P_ATTPROJB], dres, lact(sh, slot, i, LA_ATTY),
-                    w[MT_P_ATTPROJW], N, Cl, C);
-    mt_k_attention_bwd(dqkv, datt, datty, lact(sh, slot, i, LA_QKV), lact(sh, slot, i, LA_ATT), B,
-                       T, Cl, sh->NHl);
-    mt_k_matmul_bwd(dln, g[MT_P_QKVW], g[MT_P_QKVB], dqkv, lact(sh, slot, i, LA_LN1), w[MT_P_QKVW],
-                    N, C, 3 * Cl);
-    if (sh->tpd) mt_dist_allreduce(sh->tpd, dln, N * C);
-    mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, resid, w[MT_P_LN1W],
-                       lact(sh, slot, i, LA_LN1M), lact(sh, slot, i, LA_LN1R), N, C);
+    struct sblock k;
+    struct mt_block_ops ops = sblock_at(&k, sh, slot, i);
+    mt_block_backward(&k.shape, sh->layer[i].w, sh->layer[i].g, k.act, resid, d, &ops);
 }
 
 void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_ready_fn ready,

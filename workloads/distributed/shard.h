@@ -1,14 +1,14 @@
 /* shard.h — one rank's piece of the reference GPT: a range of layers (pipeline stages),
- * optionally split Megatron-style over tensor-parallel ranks, with its own forward and
- * backward built from the model's kernels (kernels.h).
+ * optionally split Megatron-style over tensor-parallel ranks; its layers run the one
+ * transformer block (block.h), whose linear hooks add the tensor-parallel reductions.
  *
  * What it is for: the model state the distributed strategies hold per rank, laid out so
  * each strategy can work on it: all local parameters in one dense flat vector ordered
  * [wte][wpe][layer l0 .. l1-1, 12 tensors each][lnf_w lnf_b] (a layer is a contiguous
  * range, so gradient buckets follow the backward); activations for `slots` micro-batches
  * in flight; a backward that reports each finished gradient range (overlapped all-reduce,
- * ZeRO-2 reduce-scatter). The math equals mt_gpt_forward/backward (same kernels, same
- * order for one unsplit shard); tests compare the two.
+ * ZeRO-2 reduce-scatter). The math equals mt_gpt_forward/backward (the same block, and
+ * the same order around it for one unsplit shard); tests compare the two.
  * What it is not for: communication between stages or data-parallel ranks (the
  * strategies in train.c do that), optimizer state, or evaluation (assemble a full
  * struct mt_gpt with mt_shard_map and use eval.h).

@@ -2,9 +2,9 @@
  * forward/backward with checkpointing and 16-bit storage, AdamW.
  *
  * What it is for: one implementation of a training step that every knob of the
- * training-memory workloads goes through. The block forward and backward call the
- * model's kernels in exactly the order gpt.c does, so fp32 with every = 1 is
- * bit-identical to mt_gpt_train_step (tests/train checks it).
+ * training-memory workloads goes through. Its blocks are the one block (block.h) with
+ * this engine's hooks (16-bit rounding and packing, bf16 GEMMs), so fp32 with every = 1
+ * is bit-identical to mt_gpt_train_step (tests/train checks it).
  * What it is not for: data, schedules, metrics (trainloop.c).
  */
 #include "tmodel.h"
@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "bf16mm.h"
+#include "block.h"
 #include "kernels.h"
 
 #define ALIGN ((size_t)64)
@@ -708,43 +709,85 @@ static void linear(struct mt_tmodel *t, size_t l, float *out, const float *in,
     mt_k_matmul_fwd(out, in, w[pw], bias, N, C, OC);
 }
 
-/* Block l on input x (B x T x C, fp32) into b; out = the block output, or NULL when
- * recomputing (the output is already stored). Every stored tensor is rounded to the
- * storage precision as it is produced, and kept in slot s unless s is NO_SLOT. Same
- * kernels, same order as gpt.c. */
-static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *x,
-                          float *b[MT_A_COUNT], float *out, size_t s)
+/* ---------------------------------------------------------------- the block */
+
+/* linear_bwd below, for the one block's backward hook. */
+static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const w[MT_P_COUNT],
+                       float *const g[MT_P_COUNT], int pw, int pb, const float *dout,
+                       float *const b[MT_A_COUNT], int a, size_t s, size_t N, size_t C, size_t OC);
+
+/* Block l of this engine for the one block (block.h): its weights and gradient stage
+ * (w, g), its fp32 buffers (b) and the slot s its stored tensors go to (NO_SLOT: not
+ * kept). */
+struct tblock {
+    struct mt_tmodel *t;
+    size_t l, s;
+    struct mt_block_shape shape;
+    float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
+};
+
+static int tb_linear(void *user, enum mt_linear which, const float *in, float *out, size_t rows)
 {
-    size_t C = t->C, T = t->T, BT = B * t->T;
-    enum mt_prec p = t->o.prec;
-    float *w[MT_P_COUNT], *g[MT_P_COUNT], *proj = F(t, MT_A_PROJ, 0);
-    block_params(t, l, w, g);
-    mt_k_layernorm_fwd(b[MT_A_LN1], b[MT_A_LN1_MEAN], b[MT_A_LN1_RSTD], x, w[MT_P_LN1W],
-                       w[MT_P_LN1B], BT, C);
-    produce(t, b, MT_A_LN1, s);
-    produce(t, b, MT_A_LN1_MEAN, s);
-    produce(t, b, MT_A_LN1_RSTD, s);
-    linear(t, l, b[MT_A_QKV], b[MT_A_LN1], w, MT_P_QKVW, MT_P_QKVB, BT, C, 3 * C);
-    produce(t, b, MT_A_QKV, s);
-    mt_k_attention_fwd(b[MT_A_ATTY], b[MT_A_ATT], b[MT_A_QKV], B, T, C, t->NH);
-    produce(t, b, MT_A_ATTY, s);
-    produce(t, b, MT_A_ATT, s);
-    linear(t, l, proj, b[MT_A_ATTY], w, MT_P_ATTPROJW, MT_P_ATTPROJB, BT, C, C);
-    mt_k_residual_fwd(b[MT_A_RESIDUAL2], x, proj, BT * C);
-    produce(t, b, MT_A_RESIDUAL2, s);
-    mt_k_layernorm_fwd(b[MT_A_LN2], b[MT_A_LN2_MEAN], b[MT_A_LN2_RSTD], b[MT_A_RESIDUAL2],
-                       w[MT_P_LN2W], w[MT_P_LN2B], BT, C);
-    produce(t, b, MT_A_LN2, s);
-    produce(t, b, MT_A_LN2_MEAN, s);
-    produce(t, b, MT_A_LN2_RSTD, s);
-    linear(t, l, b[MT_A_FCH], b[MT_A_LN2], w, MT_P_FCW, MT_P_FCB, BT, C, 4 * C);
-    produce(t, b, MT_A_FCH, s);
-    mt_k_gelu_fwd(b[MT_A_FCH_GELU], b[MT_A_FCH], BT * 4 * C); /* in place with 16 bits */
-    produce(t, b, MT_A_FCH_GELU, s);
-    if (!out) return;
-    linear(t, l, proj, b[MT_A_FCH_GELU], w, MT_P_FCPROJW, MT_P_FCPROJB, BT, 4 * C, C);
-    mt_k_residual_fwd(out, b[MT_A_RESIDUAL2], proj, BT * C);
-    mt_half_round(p, out, BT * C);
+    struct tblock *k = user;
+    size_t ind, outd;
+    int pw = (int)mt_block_linear_weight(which);
+    mt_block_linear_dims(&k->shape, which, &ind, &outd);
+    linear(k->t, k->l, out, in, k->w, pw, pw + 1, rows, ind, outd);
+    return 0;
+}
+
+static int tb_linear_bwd(void *user, enum mt_linear which, const float *dout, float *din,
+                         size_t rows)
+{
+    struct tblock *k = user;
+    size_t ind, outd;
+    int pw = (int)mt_block_linear_weight(which);
+    mt_block_linear_dims(&k->shape, which, &ind, &outd);
+    linear_bwd(k->t, k->l, din, k->w, k->g, pw, pw + 1, dout, k->b,
+               (int)mt_block_linear_input(which), k->s, rows, ind, outd);
+    return 0;
+}
+
+static void tb_produced(void *user, enum mt_gpt_act a)
+{
+    struct tblock *k = user;
+    produce(k->t, k->b, (int)a, k->s);
+}
+
+static const float *tb_use(void *user, enum mt_gpt_act a)
+{
+    struct tblock *k = user;
+    return use(k->t, k->b, (int)a, k->s);
+}
+
+/* Block l of batch B in slot s: its weights staged (16-bit storage) and its buffers. */
+static struct mt_block_ops tblock_at(struct tblock *k, struct mt_tmodel *t, size_t l, size_t B,
+                                     size_t s)
+{
+    k->t = t;
+    k->l = l;
+    k->s = s;
+    k->shape = (struct mt_block_shape){
+        .B = B, .T = t->T, .C = t->C, .Ca = t->C, .NH = t->NH, .F = 4 * t->C};
+    block_params(t, l, k->w, k->g);
+    block_bufs(t, l, k->b);
+    return (struct mt_block_ops){.linear = tb_linear,
+                                 .linear_bwd = tb_linear_bwd,
+                                 .produced = tb_produced,
+                                 .use = tb_use,
+                                 .user = k};
+}
+
+/* Block l on input x (B x T x C, fp32); out = the block output, or NULL when recomputing
+ * (the output is already stored). Every stored tensor is rounded to the storage precision
+ * as it is produced, and kept in slot s unless s is NO_SLOT. */
+static void block_forward(struct mt_tmodel *t, size_t l, size_t B, const float *x, float *out,
+                          size_t s)
+{
+    struct tblock k;
+    struct mt_block_ops ops = tblock_at(&k, t, l, B, s);
+    mt_block_forward(&k.shape, k.w, k.b, x, F(t, MT_A_PROJ, 0), out, &ops);
+    if (out) mt_half_round(t->o.prec, out, B * t->T * t->C);
 }
 
 int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets, size_t B,
@@ -761,7 +804,7 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
     memcpy(t->targets, targets, BT * sizeof *targets);
     t->fwd_B = B;
     if (acquire(t, MT_A_ENCODED, 0) || acquire(t, MT_A_PROJ, 0)) goto oom;
-    float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
+    float *w[MT_P_COUNT], *g[MT_P_COUNT];
     block_params(t, 0, w, g);
     float *x = t->half ? t->x : F(t, MT_A_ENCODED, 0);
     mt_k_encoder_fwd(x, t->inputs, w[MT_P_WTE], w[MT_P_WPE], B, T, C);
@@ -773,14 +816,13 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
         size_t s = slot_of(t, l);
         if (acquire(t, MT_A_RESIDUAL3, l) || ((!t->half || kept(t, l)) && acquire_slot(t, s)))
             goto oom;
-        block_bufs(t, l, b);
         if (t->half) {
             float *out = F(t, MT_A_PROJ, 0); /* the residual add may write over proj */
-            block_forward(t, l, B, x, b, out, kept(t, l) ? s : NO_SLOT);
+            block_forward(t, l, B, x, out, kept(t, l) ? s : NO_SLOT);
             memcpy(x, out, BT * C * sizeof *x);
             mt_half_pack(t->o.prec, A(t, MT_A_RESIDUAL3, l), x, BT * C);
         } else {
-            block_forward(t, l, B, x, b, F(t, MT_A_RESIDUAL3, l), s);
+            block_forward(t, l, B, x, F(t, MT_A_RESIDUAL3, l), s);
             x = F(t, MT_A_RESIDUAL3, l);
             if (!kept(t, l)) release_slot(t, s);
         }
@@ -846,8 +888,7 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
 int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens, char *err,
                        size_t errlen)
 {
-    size_t C = t->C, V = t->V, T = t->T, L = t->L, NH = t->NH, B = t->fwd_B, BT = B * T;
-    size_t C3 = 3 * C, C4 = 4 * C;
+    size_t C = t->C, V = t->V, T = t->T, L = t->L, B = t->fwd_B, BT = B * T;
     if (!t->have_fwd) return fail(err, errlen, "backward needs a forward first");
     t->have_fwd = 0;
     if (acquire_dacts(t)) {
@@ -855,9 +896,8 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
         return fail(err, errlen, "out of memory for activation gradients");
     }
     float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT);
-    float *dres = t->dact[MT_D_RESIDUAL], *dln = t->dact[MT_D_LN], *datty = t->dact[MT_D_ATTY];
-    float *dqkv = t->dact[MT_D_QKV], *datt = t->dact[MT_D_ATT], *dfch = t->dact[MT_D_FCH];
-    float *w[MT_P_COUNT], *g[MT_P_COUNT], *b[MT_A_COUNT];
+    float *dres = t->dact[MT_D_RESIDUAL], *dln = t->dact[MT_D_LN];
+    float *w[MT_P_COUNT], *g[MT_P_COUNT];
     block_params(t, L - 1, w, g);
     float *logits = F(t, MT_A_LOGITS, 0);
     mt_k_crossentropy_bwd(logits, t->targets, dloss, BT, V);
@@ -881,37 +921,21 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
                            BT * C);
             x = t->x;
         }
-        block_bufs(t, l, b);
         if (!kept(t, l)) { /* recompute into the group's slot (its top block is done) */
             if (acquire_slot(t, s)) {
                 release_all(t);
                 return fail(err, errlen, "out of memory recomputing block %zu", l);
             }
-            block_bufs(t, l, b);
             if (t->o.region) t->o.region(t->o.region_user, "recompute", 1);
             double t0 = now_s();
-            block_forward(t, l, B, x, b, NULL, s);
+            block_forward(t, l, B, x, NULL, s);
             t->st.recompute_s += now_s() - t0;
             t->st.recomputed_blocks++;
             if (t->o.region) t->o.region(t->o.region_user, "recompute", 0);
         }
-        block_params(t, l, w, g);
-        /* Each stored tensor is fetched right before its use (16-bit: unpacked into a
-         * work buffer it may share with tensors already used). */
-        linear_bwd(t, l, dfch, w, g, MT_P_FCPROJW, MT_P_FCPROJB, dres, b, MT_A_FCH_GELU, s, BT, C4,
-                   C);
-        mt_k_gelu_bwd(dfch, use(t, b, MT_A_FCH, s), dfch, BT * C4);
-        linear_bwd(t, l, dln, w, g, MT_P_FCW, MT_P_FCB, dfch, b, MT_A_LN2, s, BT, C, C4);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN2W], g[MT_P_LN2B], dln, use(t, b, MT_A_RESIDUAL2, s),
-                           w[MT_P_LN2W], use(t, b, MT_A_LN2_MEAN, s), use(t, b, MT_A_LN2_RSTD, s),
-                           BT, C);
-        linear_bwd(t, l, datty, w, g, MT_P_ATTPROJW, MT_P_ATTPROJB, dres, b, MT_A_ATTY, s, BT, C,
-                   C);
-        const float *qkv = use(t, b, MT_A_QKV, s), *att = use(t, b, MT_A_ATT, s);
-        mt_k_attention_bwd(dqkv, datt, datty, qkv, att, B, T, C, NH);
-        linear_bwd(t, l, dln, w, g, MT_P_QKVW, MT_P_QKVB, dqkv, b, MT_A_LN1, s, BT, C, C3);
-        mt_k_layernorm_bwd(dres, g[MT_P_LN1W], g[MT_P_LN1B], dln, x, w[MT_P_LN1W],
-                           use(t, b, MT_A_LN1_MEAN, s), use(t, b, MT_A_LN1_RSTD, s), BT, C);
+        struct tblock k;
+        struct mt_block_ops ops = tblock_at(&k, t, l, B, s);
+        mt_block_backward(&k.shape, k.w, k.g, k.b, x, t->dact, &ops);
         if (t->half) flush_grads(t, l, 1);
         release_slot(t, s);
         release(t, MT_A_RESIDUAL3, l);

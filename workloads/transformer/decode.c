@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "gpt.h"
 #include "kernels.h"
 #include "util.h"
@@ -66,10 +67,35 @@ void mt_gpt_kv_reset(struct mt_gpt_kv *kv)
     kv->pos = 0;
 }
 
+/* The one block (block.h) at one position: linears through the model's hooks, attention
+ * over the cache after appending this position's keys and values. */
+struct decode_block {
+    struct mt_gpt *m;
+    struct mt_gpt_kv *kv;
+    size_t l;
+};
+
+static int decode_linear(void *user, enum mt_linear which, const float *in, float *out, size_t rows)
+{
+    struct decode_block *k = user;
+    return mt_gpt_linear(k->m, k->l, which, in, out, rows);
+}
+
+static int decode_attention(void *user, const float *qkv, float *atty, float *att)
+{
+    struct decode_block *k = user;
+    size_t C = k->m->cfg.n_embd, max_T = k->kv->max_T, pos = k->kv->pos;
+    float *K = k->kv->kv + (k->l * 2) * max_T * C, *Vc = K + max_T * C;
+    memcpy(K + pos * C, qkv + C, C * sizeof *K);
+    memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
+    mt_k_attention_decode(atty, att, qkv, K, Vc, pos + 1, C, k->m->cfg.n_head);
+    return 0;
+}
+
 int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &m->cfg;
-    size_t C = cfg->n_embd, NH = cfg->n_head, L = cfg->n_layer, pos = kv->pos;
+    size_t C = cfg->n_embd, L = cfg->n_layer, pos = kv->pos;
     if (pos >= kv->max_T)
         return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
     if (token < 0 || (size_t)token >= cfg->vocab)
@@ -82,25 +108,28 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
     } else if (m->param[MT_P_WTE]) {
         memcpy(x, m->param[MT_P_WTE] + (size_t)token * C, C * sizeof *x);
     } else {
-        return mt_tf_fail(err, errlen, "the token embedding was dropped and no embedding hook is set");
+        return mt_tf_fail(err, errlen,
+                          "the token embedding was dropped and no embedding hook is set");
     }
     mt_k_add_positions(x, m->param[MT_P_WPE] + pos * C, 1, 1, C);
+    /* one position, everything in place: the residual stream stays in x */
+    struct mt_block_shape shape = {.B = 1, .T = 1, .C = C, .Ca = C, .NH = cfg->n_head, .F = 4 * C};
+    float *act[MT_A_COUNT] = {0}, *lnp[MT_P_COUNT] = {0};
+    act[MT_A_LN1] = act[MT_A_LN2] = ln;
+    act[MT_A_QKV] = qkv;
+    act[MT_A_ATTY] = atty;
+    act[MT_A_ATT] = att;
+    act[MT_A_RESIDUAL2] = x;
+    act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch;
+    struct decode_block k = {.m = m, .kv = kv};
+    struct mt_block_ops ops = {.linear = decode_linear, .attention = decode_attention, .user = &k};
     for (size_t l = 0; l < L; l++) {
-        float *K = kv->kv + (l * 2) * kv->max_T * C, *Vc = K + kv->max_T * C;
-        mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN1W] + l * C,
-                           m->param[MT_P_LN1B] + l * C, 1, C);
-        if (mt_gpt_linear(m, l, MT_LIN_QKV, ln, qkv, 1)) goto hook_failed;
-        memcpy(K + pos * C, qkv + C, C * sizeof *K);
-        memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
-        mt_k_attention_decode(atty, att, qkv, K, Vc, pos + 1, C, NH);
-        if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, 1)) goto hook_failed;
-        mt_k_residual_fwd(x, x, proj, C);
-        mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LN2W] + l * C,
-                           m->param[MT_P_LN2B] + l * C, 1, C);
-        if (mt_gpt_linear(m, l, MT_LIN_FC, ln, fch, 1)) goto hook_failed;
-        mt_k_gelu_fwd(fch, fch, 4 * C);
-        if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fch, proj, 1)) goto hook_failed;
-        mt_k_residual_fwd(x, x, proj, C);
+        k.l = l;
+        lnp[MT_P_LN1W] = m->param[MT_P_LN1W] + l * C;
+        lnp[MT_P_LN1B] = m->param[MT_P_LN1B] + l * C;
+        lnp[MT_P_LN2W] = m->param[MT_P_LN2W] + l * C;
+        lnp[MT_P_LN2B] = m->param[MT_P_LN2B] + l * C;
+        if (mt_block_forward(&shape, lnp, act, x, proj, x, &ops)) goto hook_failed;
     }
     mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB], 1, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, ln, kv->logits, 1)) goto hook_failed;

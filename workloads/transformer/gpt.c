@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "kernels.h"
 #include "rng.h"
 #include "util.h"
@@ -118,10 +119,10 @@ static const char *const grad_names[] = {
     "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",  "grad.fc_b",
     "grad.fcproj_w",  "grad.fcproj_b",  "grad.lnf_w", "grad.lnf_b"};
 static const char *const act_names[] = {
-    "act.encoded",  "act.ln1",       "act.ln1_mean", "act.ln1_rstd", "act.qkv",      "act.atty",
-    "act.att",      "act.residual2", "act.ln2",      "act.ln2_mean", "act.ln2_rstd", "act.fch",
-    "act.fch_gelu", "act.residual3", "act.proj",     "act.lnf",      "act.lnf_mean", "act.lnf_rstd",
-    "act.logits",   "act.losses",    "act.segin"};
+    "act.encoded",  "act.ln1",      "act.ln1_mean",  "act.ln1_rstd",  "act.qkv",
+    "act.atty",     "act.att",      "act.residual2", "act.ln2",       "act.ln2_mean",
+    "act.ln2_rstd", "act.fch",      "act.fch_gelu",  "act.residual3", "act.proj",
+    "act.lnf",      "act.lnf_mean", "act.lnf_rstd",  "act.logits",    "act.losses"};
 static const char *const dact_names[] = {"dact.residual", "dact.ln",  "dact.atty",
                                          "dact.qkv",      "dact.att", "dact.fch"};
 static const char *const work_names[] = {"work.inputs", "work.targets"};
@@ -198,14 +199,11 @@ size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
     return n;
 }
 
-/* Floats of activation `a` with Lk layer slots and nseg saved segment inputs. */
-static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk, size_t nseg,
-                      int a)
+/* Floats of activation `a` with Lk layer slots. */
+static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk, int a)
 {
     size_t C = cfg->n_embd, BT = B * T;
     switch (a) {
-    case MT_A_SEGIN:
-        return nseg * BT * C;
     case MT_A_ENCODED:
     case MT_A_PROJ:
     case MT_A_LNF:
@@ -256,7 +254,7 @@ static size_t dact_len(const struct mt_gpt_config *cfg, size_t B, size_t T, int 
 
 size_t mt_gpt_act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_act a)
 {
-    return act_len(cfg, B, T, 1, 1, (int)a);
+    return act_len(cfg, B, T, 1, (int)a);
 }
 
 size_t mt_gpt_dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_dact d)
@@ -278,35 +276,25 @@ static size_t slab_total(const struct slab *s)
     return t;
 }
 
-/* The per-category slabs of a model: the one place tensor sizes are decided. */
-/* Layer slots and saved segment inputs of a mode: all L layers when training without
- * recomputation, `every` layers plus ceil(L / every) segment inputs with it, one reused
- * slot for inference. */
-static void act_slots(const struct mt_gpt_config *cfg, enum mt_gpt_mode mode, size_t every,
-                      size_t *Lk, size_t *nseg)
+/* Layer slots of a mode: all L layers when training, one reused slot for inference. */
+static size_t act_slots(const struct mt_gpt_config *cfg, enum mt_gpt_mode mode)
 {
-    size_t L = cfg->n_layer;
-    *Lk = mode == MT_GPT_TRAIN ? L : 1;
-    *nseg = 0;
-    if (mode == MT_GPT_TRAIN && every > 0 && every < L) {
-        *Lk = every;
-        *nseg = (L + every - 1) / every;
-    }
+    return mode == MT_GPT_TRAIN ? cfg->n_layer : 1;
 }
 
+/* The per-category slabs of a model: the one place tensor sizes are decided. */
 static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
-                   size_t every, struct slab s[MT_MEM_CAT_COUNT])
+                   struct slab s[MT_MEM_CAT_COUNT])
 {
     memset(s, 0, sizeof(struct slab) * MT_MEM_CAT_COUNT);
     s[MT_MEM_WEIGHTS].n = MT_P_COUNT;
     for (int p = 0; p < MT_P_COUNT; p++)
         s[MT_MEM_WEIGHTS].bytes[p] = param_len(cfg, p) * sizeof(float);
     if (mode == MT_GPT_WEIGHTS) return;
-    size_t Lk, nseg;
-    act_slots(cfg, mode, every, &Lk, &nseg);
+    size_t Lk = act_slots(cfg, mode);
     s[MT_MEM_ACTIVATIONS].n = MT_A_COUNT;
     for (int a = 0; a < MT_A_COUNT; a++)
-        s[MT_MEM_ACTIVATIONS].bytes[a] = act_len(cfg, B, T, Lk, nseg, a) * sizeof(float);
+        s[MT_MEM_ACTIVATIONS].bytes[a] = act_len(cfg, B, T, Lk, a) * sizeof(float);
     s[MT_MEM_WORKSPACE].n = MT_W_COUNT;
     for (int w = 0; w < MT_W_COUNT; w++)
         s[MT_MEM_WORKSPACE].bytes[w] = B * T * sizeof(int);
@@ -322,13 +310,6 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
 size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
                      size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen)
 {
-    return mt_gpt_memory_ex(cfg, B, T, mode, NULL, bytes, err, errlen);
-}
-
-size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
-                        const struct mt_gpt_opts *opts, size_t bytes[MT_MEM_CAT_COUNT], char *err,
-                        size_t errlen)
-{
     struct slab s[MT_MEM_CAT_COUNT];
     if (mt_gpt_config_check(cfg, err, errlen)) return 0;
     if (mode != MT_GPT_WEIGHTS && (!B || !T || T > cfg->seq_len || B > ((size_t)1 << 20))) {
@@ -336,7 +317,7 @@ size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T, enu
                    cfg->seq_len);
         return 0;
     }
-    layout(cfg, B, T, mode, opts ? opts->recompute_every : 0, s);
+    layout(cfg, B, T, mode, s);
     size_t total = 0;
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
         size_t b = slab_total(&s[c]);
@@ -359,7 +340,7 @@ static void *slab_alloc(const struct slab *s, int cat, const char *const *names,
     size_t off = 0;
     for (size_t i = 0; i < s->n; i++) {
         ptrs[i] = base + off;
-        if (names && s->bytes[i]) /* empty tensors (act.segin unused) are not reported */
+        if (names && s->bytes[i]) /* empty (dropped) tensors are not reported */
             mt_memcat_report(base + off, s->bytes[i], cat, names[i]);
         off += round_up(s->bytes[i]);
     }
@@ -412,23 +393,16 @@ size_t mt_gpt_weight_bytes(const struct mt_gpt *m)
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen)
 {
-    return mt_gpt_create_ex(out, cfg, mode, B, T, NULL, err, errlen);
-}
-
-int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
-                     size_t B, size_t T, const struct mt_gpt_opts *opts, char *err, size_t errlen)
-{
     static const char *const opt_names[2] = {"adam_m", "adam_v"};
     struct slab s[MT_MEM_CAT_COUNT];
-    size_t every = opts ? opts->recompute_every : 0;
     *out = NULL;
-    if (!mt_gpt_memory_ex(cfg, B, T, mode, opts, NULL, err, errlen)) return -1;
-    layout(cfg, B, T, mode, every, s);
+    if (!mt_gpt_memory(cfg, B, T, mode, NULL, err, errlen)) return -1;
+    layout(cfg, B, T, mode, s);
     struct mt_gpt *m = calloc(1, sizeof *m);
     if (!m) return mt_tf_fail(err, errlen, "out of memory for the model struct");
     m->cfg = *cfg;
     m->mode = mode;
-    act_slots(cfg, mode, every, &m->act_slots, &m->n_segments);
+    m->act_slots = act_slots(cfg, mode);
     m->B = mode == MT_GPT_WEIGHTS ? 0 : B;
     m->T = mode == MT_GPT_WEIGHTS ? 0 : T;
     m->n_params = mt_gpt_num_params(cfg);
@@ -563,45 +537,71 @@ static void tag_omp_workers(void)
 /* Activation `a` of layer slot l (slot = l when training, 0 for inference). */
 static float *act_at(const struct mt_gpt *m, int a, size_t l)
 {
-    return m->act[a] + (l % m->act_slots) * act_len(&m->cfg, m->B, m->T, 1, 1, a);
+    return m->act[a] + (l % m->act_slots) * act_len(&m->cfg, m->B, m->T, 1, a);
 }
 
-/* The residual stream entering layer l: the embeddings, the saved input of a segment
- * (when recomputing), or the previous layer's output. */
+/* The residual stream entering layer l: the embeddings or the previous layer's output. */
 static const float *layer_input(const struct mt_gpt *m, size_t l)
 {
-    if (l == 0) return m->act[MT_A_ENCODED];
-    if (m->n_segments && l % m->act_slots == 0)
-        return m->act[MT_A_SEGIN] + (l / m->act_slots) * m->B * m->T * m->cfg.n_embd;
-    return act_at(m, MT_A_RESIDUAL3, l - 1);
+    return l ? act_at(m, MT_A_RESIDUAL3, l - 1) : m->act[MT_A_ENCODED];
 }
 
-/* Forward of block l on (B, T); writes the layer's slot. */
+/* The one block (block.h) on this model's slabs: block l's tensors and its linears
+ * through the model's hooks. */
+struct gpt_block {
+    struct mt_gpt *m;
+    size_t l;
+    struct mt_block_shape shape;
+    float *ln[MT_P_COUNT], *dln[MT_P_COUNT], *act[MT_A_COUNT];
+};
+
+static int gpt_block_linear(void *user, enum mt_linear which, const float *in, float *out,
+                            size_t rows)
+{
+    struct gpt_block *k = user;
+    return mt_gpt_linear(k->m, k->l, which, in, out, rows);
+}
+
+static int gpt_block_linear_bwd(void *user, enum mt_linear which, const float *dout, float *din,
+                                size_t rows)
+{
+    struct gpt_block *k = user;
+    const float *in = k->act[mt_block_linear_input(which)];
+    return mt_gpt_linear_bwd(k->m, k->l, which, dout, in, din, rows);
+}
+
+static void gpt_block_at(struct gpt_block *k, struct mt_gpt *m, size_t l, size_t B, size_t T)
+{
+    static const int ln[] = {MT_P_LN1W, MT_P_LN1B, MT_P_LN2W, MT_P_LN2B};
+    size_t C = m->cfg.n_embd;
+    memset(k, 0, sizeof *k);
+    k->m = m;
+    k->l = l;
+    k->shape =
+        (struct mt_block_shape){.B = B, .T = T, .C = C, .Ca = C, .NH = m->cfg.n_head, .F = 4 * C};
+    for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) {
+        k->ln[ln[i]] = m->param[ln[i]] + l * C;
+        k->dln[ln[i]] = m->grad[ln[i]] ? m->grad[ln[i]] + l * C : NULL;
+    }
+    for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
+        k->act[a] = act_at(m, a, l);
+}
+
 static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
 {
-    size_t C = m->cfg.n_embd, NH = m->cfg.n_head, BT = B * T;
-    const float *resid = layer_input(m, l);
-    float *proj = m->act[MT_A_PROJ];
-    float *ln1 = act_at(m, MT_A_LN1, l), *qkv = act_at(m, MT_A_QKV, l);
-    float *atty = act_at(m, MT_A_ATTY, l), *res2 = act_at(m, MT_A_RESIDUAL2, l);
-    float *ln2 = act_at(m, MT_A_LN2, l), *fch = act_at(m, MT_A_FCH, l);
-    float *fchg = act_at(m, MT_A_FCH_GELU, l), *res3 = act_at(m, MT_A_RESIDUAL3, l);
-    mt_k_layernorm_fwd(ln1, act_at(m, MT_A_LN1_MEAN, l), act_at(m, MT_A_LN1_RSTD, l), resid,
-                       m->param[MT_P_LN1W] + l * C, m->param[MT_P_LN1B] + l * C, BT, C);
-    if (mt_gpt_linear(m, l, MT_LIN_QKV, ln1, qkv, BT)) return -1;
-    mt_k_attention_fwd(atty, act_at(m, MT_A_ATT, l), qkv, B, T, C, NH);
-    if (mt_gpt_linear(m, l, MT_LIN_ATTPROJ, atty, proj, BT)) return -1;
-    mt_k_residual_fwd(res2, resid, proj, BT * C);
-    mt_k_layernorm_fwd(ln2, act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), res2,
-                       m->param[MT_P_LN2W] + l * C, m->param[MT_P_LN2B] + l * C, BT, C);
-    if (mt_gpt_linear(m, l, MT_LIN_FC, ln2, fch, BT)) return -1;
-    mt_k_gelu_fwd(fchg, fch, BT * 4 * C);
-    if (mt_gpt_linear(m, l, MT_LIN_FCPROJ, fchg, proj, BT)) return -1;
-    mt_k_residual_fwd(res3, res2, proj, BT * C);
-    /* the next layer starts a segment: save its input before the slots are reused */
-    if (m->n_segments && (l + 1) % m->act_slots == 0 && l + 1 < m->cfg.n_layer)
-        memcpy((float *)layer_input(m, l + 1), res3, BT * C * sizeof *res3);
-    return 0;
+    struct gpt_block k;
+    gpt_block_at(&k, m, l, B, T);
+    struct mt_block_ops ops = {.linear = gpt_block_linear, .user = &k};
+    return mt_block_forward(&k.shape, k.ln, k.act, layer_input(m, l), m->act[MT_A_PROJ],
+                            act_at(m, MT_A_RESIDUAL3, l), &ops);
+}
+
+static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
+{
+    struct gpt_block k;
+    gpt_block_at(&k, m, l, B, T);
+    struct mt_block_ops ops = {.linear_bwd = gpt_block_linear_bwd, .user = &k};
+    return mt_block_backward(&k.shape, k.ln, k.dln, k.act, layer_input(m, l), m->dact, &ops);
 }
 
 int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B, size_t T,
@@ -638,10 +638,11 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
         mt_k_add_positions(m->act[MT_A_ENCODED], m->param[MT_P_WPE], B, T, C);
     } else if (!m->param[MT_P_WTE]) {
         m->fwd_B = 0;
-        return mt_tf_fail(err, errlen, "the token embedding was dropped and no embedding hook is set");
+        return mt_tf_fail(err, errlen,
+                          "the token embedding was dropped and no embedding hook is set");
     } else {
-        mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE],
-                         B, T, C);
+        mt_k_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B,
+                         T, C);
     }
     for (size_t l = 0; l < L; l++)
         if (layer_fwd(m, l, B, T)) goto hook_failed;
@@ -697,34 +698,6 @@ int mt_gpt_linear_bwd(struct mt_gpt *m, size_t layer, enum mt_linear which, cons
     return mt_gpt_linear_bwd_default(m, layer, which, dout, in, din, rows);
 }
 
-/* Backward of block l: accumulates its parameter gradients and walks dres down through it. */
-static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
-{
-    size_t NH = m->cfg.n_head, C = m->cfg.n_embd, BT = B * T;
-    float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], *datty = m->dact[MT_D_ATTY];
-    float *dqkv = m->dact[MT_D_QKV], *datt = m->dact[MT_D_ATT], *dfch = m->dact[MT_D_FCH];
-    float **g = m->grad, **p = m->param;
-    const float *resid = layer_input(m, l);
-    /* MLP: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_FCPROJ, dres, act_at(m, MT_A_FCH_GELU, l), dfch, BT))
-        return -1;
-    mt_k_gelu_bwd(dfch, act_at(m, MT_A_FCH, l), dfch, BT * 4 * C);
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_FC, dfch, act_at(m, MT_A_LN2, l), dln, BT)) return -1;
-    mt_k_layernorm_bwd(dres, g[MT_P_LN2W] + l * C, g[MT_P_LN2B] + l * C, dln,
-                       act_at(m, MT_A_RESIDUAL2, l), p[MT_P_LN2W] + l * C,
-                       act_at(m, MT_A_LN2_MEAN, l), act_at(m, MT_A_LN2_RSTD, l), BT, C);
-    /* attention: residual2 = residual + attproj(attn(qkv(ln1(residual)))) */
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_ATTPROJ, dres, act_at(m, MT_A_ATTY, l), datty, BT))
-        return -1;
-    mt_k_attention_bwd(dqkv, datt, datty, act_at(m, MT_A_QKV, l), act_at(m, MT_A_ATT, l), B, T, C,
-                       NH);
-    if (mt_gpt_linear_bwd(m, l, MT_LIN_QKV, dqkv, act_at(m, MT_A_LN1, l), dln, BT)) return -1;
-    mt_k_layernorm_bwd(dres, g[MT_P_LN1W] + l * C, g[MT_P_LN1B] + l * C, dln, resid,
-                       p[MT_P_LN1W] + l * C, act_at(m, MT_A_LN1_MEAN, l),
-                       act_at(m, MT_A_LN1_RSTD, l), BT, C);
-    return 0;
-}
-
 /* Backward from the gradient of the logits held in act[MT_A_LOGITS]. */
 static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 {
@@ -733,7 +706,7 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
     size_t B = m->fwd_B, T = m->fwd_T, BT = B * T;
     float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN];
     float **g = m->grad, **p = m->param;
-    m->fwd_B = 0; /* the forward's activations are consumed (recomputation reuses slots) */
+    m->fwd_B = 0; /* the forward's activations are consumed */
     tag_omp_workers();
     m->grads_zero = 0;
     if (mt_gpt_linear_bwd(m, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
@@ -741,17 +714,8 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
     memset(dres, 0, BT * C * sizeof *dres);
     mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
-    for (size_t l = L; l-- > 0;) {
-        /* recomputation: entering a segment from above, rebuild its layers' slots (the
-         * last segment is still in place from the forward) */
-        if (m->n_segments && l + 1 < L && (l + 1) % m->act_slots == 0) {
-            size_t first = l + 1 - m->act_slots;
-            for (size_t r = first; r <= l; r++)
-                if (layer_fwd(m, r, B, T))
-                    return mt_tf_fail(err, errlen, "linear hook failed in recomputation");
-        }
+    for (size_t l = L; l-- > 0;)
         if (layer_bwd(m, l, B, T)) return mt_tf_fail(err, errlen, "linear backward hook failed");
-    }
     mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;
 }

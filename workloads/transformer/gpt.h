@@ -118,11 +118,11 @@ enum mt_gpt_act {
     MT_A_LNF_RSTD,  /* (B, T) */
     MT_A_LOGITS,    /* (B, T, V) logits, then probabilities, then their gradient */
     MT_A_LOSSES,    /* (B, T) */
-    MT_A_SEGIN,     /* (nseg, B, T, C) saved segment inputs (recomputation only) */
     MT_A_COUNT
 };
-/* Lk = L when training (every layer kept for backward), `recompute_every` when training
- * with recomputation, 1 for inference (one slot reused by every layer). */
+/* Lk = L when training (every layer kept for backward), 1 for inference (one slot reused
+ * by every layer). Checkpointing (recomputation) is the training engine's
+ * (workloads/train/tmodel.h); the block itself is block.h's. */
 
 enum mt_gpt_dact {
     MT_D_RESIDUAL, /* (B, T, C) gradient of the residual stream, walks down the layers */
@@ -146,17 +146,6 @@ enum mt_gpt_work {
  * full training state for (B, T). */
 enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2 };
 
-/* Options of a model's memory layout (zero-initialize; fields are appended over time). */
-struct mt_gpt_opts {
-    /* Activation recomputation (gradient checkpointing, Chen et al.): 0 = keep every
-     * layer's activations. k in 1..L-1 = keep the activations of only k layers (one
-     * segment) plus the input of each of the ceil(L/k) segments; backward recomputes each
-     * segment's forward before going through it. Results are bit-identical to k = 0; the
-     * activation bytes fall from L layers to k layers + ceil(L/k) residuals (least near
-     * k = sqrt(L)); the price is about one extra forward per step. */
-    size_t recompute_every;
-};
-
 /* Floats of one instance (one layer slot, one segment) of activation `a`, and of
  * activation gradient `d`, for batch B and sequence T. Pure; for engines that lay out
  * these tensors themselves (workloads/train). */
@@ -169,10 +158,6 @@ size_t mt_gpt_dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, en
  * total, or 0 with a message when the configuration or the shape is invalid. */
 size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
                      size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
-/* The same with layout options (NULL = defaults). */
-size_t mt_gpt_memory_ex(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
-                        const struct mt_gpt_opts *opts, size_t bytes[MT_MEM_CAT_COUNT], char *err,
-                        size_t errlen);
 
 /* ---------------------------------------------------------------- the model */
 
@@ -222,7 +207,6 @@ struct mt_gpt {
     enum mt_gpt_mode mode;
     size_t B, T;       /* activation shape (0 in MT_GPT_WEIGHTS mode) */
     size_t act_slots;  /* layer slots of the per-layer activations (Lk) */
-    size_t n_segments; /* saved segment inputs (0 = no recomputation) */
     size_t n_params;
     size_t slab_bytes[MT_MEM_CAT_COUNT]; /* what was allocated, per category */
 
@@ -257,9 +241,6 @@ struct mt_gpt {
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen);
 
-/* The same with layout options (NULL = defaults); see struct mt_gpt_opts. */
-int mt_gpt_create_ex(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
-                     size_t B, size_t T, const struct mt_gpt_opts *opts, char *err, size_t errlen);
 
 /* Frees everything a model owns; NULL is a no-op. */
 void mt_gpt_free(struct mt_gpt *m);

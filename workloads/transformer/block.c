@@ -1,0 +1,126 @@
+/* block.c — the one transformer block (see block.h): the order of the kernels of a
+ * pre-LayerNorm block's forward and backward, and nothing else. */
+#include "block.h"
+
+#include "kernels.h"
+
+/* What each of the block's linears reads and which weight it multiplies by. */
+static const struct {
+    enum mt_gpt_act in;
+    enum mt_gpt_param w;
+} linears[] = {
+    [MT_LIN_QKV] = {MT_A_LN1, MT_P_QKVW},
+    [MT_LIN_ATTPROJ] = {MT_A_ATTY, MT_P_ATTPROJW},
+    [MT_LIN_FC] = {MT_A_LN2, MT_P_FCW},
+    [MT_LIN_FCPROJ] = {MT_A_FCH_GELU, MT_P_FCPROJW},
+};
+
+enum mt_gpt_act mt_block_linear_input(enum mt_linear which)
+{
+    return linears[which].in;
+}
+
+enum mt_gpt_param mt_block_linear_weight(enum mt_linear which)
+{
+    return linears[which].w;
+}
+
+void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, size_t *in_dim,
+                          size_t *out_dim)
+{
+    switch (which) {
+    case MT_LIN_QKV:
+        *in_dim = s->C, *out_dim = 3 * s->Ca;
+        return;
+    case MT_LIN_ATTPROJ:
+        *in_dim = s->Ca, *out_dim = s->C;
+        return;
+    case MT_LIN_FC:
+        *in_dim = s->C, *out_dim = s->F;
+        return;
+    default:
+        *in_dim = s->F, *out_dim = s->C;
+        return;
+    }
+}
+
+static void produced(const struct mt_block_ops *ops, enum mt_gpt_act a)
+{
+    if (ops->produced) ops->produced(ops->user, a);
+}
+
+static const float *use(const struct mt_block_ops *ops, float *const act[MT_A_COUNT],
+                        enum mt_gpt_act a)
+{
+    return ops->use ? ops->use(ops->user, a) : act[a];
+}
+
+int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],
+                     float *const act[MT_A_COUNT], const float *x, float *proj, float *out,
+                     const struct mt_block_ops *ops)
+{
+    size_t C = s->C, BT = s->B * s->T;
+    /* attention: residual2 = x + attproj(attn(qkv(ln1(x)))) */
+    mt_k_layernorm_fwd(act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x, ln[MT_P_LN1W],
+                       ln[MT_P_LN1B], BT, C);
+    produced(ops, MT_A_LN1);
+    produced(ops, MT_A_LN1_MEAN);
+    produced(ops, MT_A_LN1_RSTD);
+    if (ops->linear(ops->user, MT_LIN_QKV, act[MT_A_LN1], act[MT_A_QKV], BT)) return -1;
+    produced(ops, MT_A_QKV);
+    if (ops->attention) {
+        if (ops->attention(ops->user, act[MT_A_QKV], act[MT_A_ATTY], act[MT_A_ATT])) return -1;
+    } else {
+        mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->NH);
+    }
+    produced(ops, MT_A_ATTY);
+    produced(ops, MT_A_ATT);
+    if (ops->linear(ops->user, MT_LIN_ATTPROJ, act[MT_A_ATTY], proj, BT)) return -1;
+    mt_k_residual_fwd(act[MT_A_RESIDUAL2], x, proj, BT * C);
+    produced(ops, MT_A_RESIDUAL2);
+    /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
+    mt_k_layernorm_fwd(act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD], act[MT_A_RESIDUAL2],
+                       ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
+    produced(ops, MT_A_LN2);
+    produced(ops, MT_A_LN2_MEAN);
+    produced(ops, MT_A_LN2_RSTD);
+    if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
+    produced(ops, MT_A_FCH);
+    mt_k_gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
+    produced(ops, MT_A_FCH_GELU);
+    if (!out) return 0;
+    if (ops->linear(ops->user, MT_LIN_FCPROJ, act[MT_A_FCH_GELU], proj, BT)) return -1;
+    mt_k_residual_fwd(out, act[MT_A_RESIDUAL2], proj, BT * C);
+    return 0;
+}
+
+int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],
+                      float *const dln[MT_P_COUNT], float *const act[MT_A_COUNT], const float *x,
+                      float *const d[MT_D_COUNT], const struct mt_block_ops *ops)
+{
+    size_t C = s->C, BT = s->B * s->T;
+    float *dres = d[MT_D_RESIDUAL], *dlnout = d[MT_D_LN], *datty = d[MT_D_ATTY];
+    float *dqkv = d[MT_D_QKV], *datt = d[MT_D_ATT], *dfch = d[MT_D_FCH];
+    /* Each stored tensor is fetched right before its use: a 16-bit engine unpacks it into
+     * a buffer it may share with tensors already used. */
+    /* MLP */
+    if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dfch, BT)) return -1;
+    mt_k_gelu_bwd(dfch, use(ops, act, MT_A_FCH), dfch, BT * s->F);
+    if (ops->linear_bwd(ops->user, MT_LIN_FC, dfch, dlnout, BT)) return -1;
+    const float *res2 = use(ops, act, MT_A_RESIDUAL2);
+    const float *mean2 = use(ops, act, MT_A_LN2_MEAN);
+    const float *rstd2 = use(ops, act, MT_A_LN2_RSTD);
+    mt_k_layernorm_bwd(dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W], mean2,
+                       rstd2, BT, C);
+    /* attention */
+    if (ops->linear_bwd(ops->user, MT_LIN_ATTPROJ, dres, datty, BT)) return -1;
+    const float *qkv = use(ops, act, MT_A_QKV);
+    const float *att = use(ops, act, MT_A_ATT);
+    mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->NH);
+    if (ops->linear_bwd(ops->user, MT_LIN_QKV, dqkv, dlnout, BT)) return -1;
+    const float *mean1 = use(ops, act, MT_A_LN1_MEAN);
+    const float *rstd1 = use(ops, act, MT_A_LN1_RSTD);
+    mt_k_layernorm_bwd(dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W], mean1, rstd1,
+                       BT, C);
+    return 0;
+}

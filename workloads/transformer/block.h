@@ -1,0 +1,114 @@
+/* block.h — the one transformer block: forward and backward of a pre-LayerNorm GPT block
+ * (causal multi-head attention, 4x GELU MLP) over plain pointers.
+ *
+ * What it is for: the single implementation of the block's math that every engine runs:
+ * the model of gpt.h (slabs, inference and simple training), the training engine of
+ * workloads/train (16-bit storage, checkpointing, pools) and the sharded engine of
+ * workloads/distributed (pipeline stages, tensor parallelism). An engine supplies where
+ * the block's tensors live and four hooks:
+ *   - linear / linear_bwd run the block's four linear layers (the engine's weights, GEMM
+ *     kind, quantized or sparse forms, tensor-parallel reductions);
+ *   - produced (optional) is told each stored activation right after it is written (a
+ *     16-bit engine rounds it and keeps its packed copy);
+ *   - use (optional) hands backward the values of a stored activation (a 16-bit engine
+ *     unpacks it).
+ * Kernels (kernels.h) are called in one fixed order, so every engine that stores fp32 and
+ * runs fp32 linears gets bit-identical results.
+ * What it is not for: embeddings, the final LayerNorm and LM head, losses, memory layout,
+ * checkpointing policy (which blocks keep activations; recompute is running this forward
+ * again with out = NULL), or anything of the harness.
+ *
+ * Batch-1 decoding (decode.c) runs the same forward with T = 1, an attention hook over its
+ * KV cache and its buffers in place (residuals into x, GELU into the fc output, no
+ * LayerNorm statistics: act[MT_A_LN*_MEAN/RSTD] = NULL).
+ *
+ * Shapes: x, out, proj and the LayerNorm outputs are (B, T, C); q, k and v are Ca wide
+ * each (QKV is (B, T, 3 Ca)) with NH heads of Ca / NH channels; the MLP hidden layer is F
+ * wide. Without tensor parallelism Ca = C and F = 4C; a tensor-parallel rank holds a
+ * slice of heads (Ca = C / tp) and of the MLP (F = 4C / tp).
+ *
+ * Thread safety: reentrant; the kernels use OpenMP with the caller's thread count.
+ */
+#ifndef MT_TRANSFORMER_BLOCK_H
+#define MT_TRANSFORMER_BLOCK_H
+
+#include <stddef.h>
+
+#include "gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct mt_block_shape {
+    size_t B, T; /* batch and sequence */
+    size_t C;    /* residual width */
+    size_t Ca;   /* width of each of q, k, v (the attention output is Ca wide) */
+    size_t NH;   /* heads (of Ca / NH channels) */
+    size_t F;    /* MLP hidden width */
+};
+
+struct mt_block_ops {
+    /* out[rows, out_dim] = in[rows, in_dim] @ W^T + b for the block's linear `which`
+     * (MT_LIN_QKV, _ATTPROJ, _FC or _FCPROJ), complete: any reduction over
+     * tensor-parallel ranks is done by the hook. Returns 0, non-zero to abort. */
+    int (*linear)(void *user, enum mt_linear which, const float *in, float *out, size_t rows);
+    /* Backward of `which`: din[rows, in_dim] = dout @ W (overwritten, complete), and adds
+     * dout^T in and the column sums of dout to the weight and bias gradients. The input
+     * `in` is the block activation mt_block_linear_input(which); the hook fetches it
+     * itself (a 16-bit engine may use its packed copy). Returns 0, non-zero to abort. */
+    int (*linear_bwd)(void *user, enum mt_linear which, const float *dout, float *din, size_t rows);
+    /* Optional: the attention core, atty = softmax(q k^T / sqrt(d)) v over the heads of
+     * qkv, writing the probabilities it keeps into att. NULL: causal attention over the
+     * block's own T positions (mt_k_attention_fwd). Batch-1 decoding sets it to attend
+     * over its KV cache. Returns 0, non-zero to abort. Forward only. */
+    int (*attention)(void *user, const float *qkv, float *atty, float *att);
+    /* Optional: activation a (an index of act[]) was just written. */
+    void (*produced)(void *user, enum mt_gpt_act a);
+    /* Optional: the values of stored activation a for backward (NULL hook: act[a]). */
+    const float *(*use)(void *user, enum mt_gpt_act a);
+    void *user;
+};
+
+/* (which is one of the four block linears, not MT_LIN_LMHEAD.) The block activation that linear
+ * `which` reads: MT_A_LN1 (qkv), MT_A_ATTY (attention projection), MT_A_LN2 (fc), MT_A_FCH_GELU (fc
+ * projection). */
+enum mt_gpt_act mt_block_linear_input(enum mt_linear which);
+
+/* The weight tensor of linear `which` (MT_P_QKVW, _ATTPROJW, _FCW, _FCPROJW); its bias is
+ * the next tensor (MT_P_QKVB, ...). */
+enum mt_gpt_param mt_block_linear_weight(enum mt_linear which);
+
+/* Input and output widths of linear `which` in a block of shape s: QKV C -> 3 Ca,
+ * attention projection Ca -> C, fc C -> F, fc projection F -> C. */
+void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, size_t *in_dim,
+                          size_t *out_dim);
+
+/* Forward of one block on the residual stream x into out = x + attn(ln1(x)) +
+ * mlp(ln2(x + attn(ln1(x)))).
+ * ln[MT_P_LN1W], [MT_P_LN1B], [MT_P_LN2W], [MT_P_LN2B] point at this block's LayerNorm
+ * parameters (C floats each; other entries unused). act[a] for a in MT_A_LN1 ..
+ * MT_A_FCH_GELU (not MT_A_PROJ or MT_A_RESIDUAL3) are where the activations are written;
+ * act[MT_A_FCH_GELU] may equal act[MT_A_FCH] (GELU in place). proj is (B, T, C) scratch
+ * for the projections' outputs; out may equal proj. out = NULL stops after the GELU (a
+ * recomputation for backward: everything backward reads is rebuilt, the output already
+ * exists). Returns 0, or -1 when a linear hook failed. */
+int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],
+                     float *const act[MT_A_COUNT], const float *x, float *proj, float *out,
+                     const struct mt_block_ops *ops);
+
+/* Backward of the block whose forward left act[] (and x, its input): on entry
+ * d[MT_D_RESIDUAL] holds the gradient of the block's output, on return the gradient of
+ * x. Adds the LayerNorm parameters' gradients into dln[MT_P_LN1W], [MT_P_LN1B],
+ * [MT_P_LN2W], [MT_P_LN2B]; the linears' go through ops->linear_bwd. d[MT_D_LN],
+ * [MT_D_ATTY], [MT_D_QKV], [MT_D_ATT], [MT_D_FCH] are scratch of the shapes of the
+ * activations they are the gradients of. Stored activations are read through ops->use in
+ * the order the math needs them. Returns 0, or -1 when a linear backward hook failed. */
+int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],
+                      float *const dln[MT_P_COUNT], float *const act[MT_A_COUNT], const float *x,
+                      float *const d[MT_D_COUNT], const struct mt_block_ops *ops);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
