@@ -214,8 +214,10 @@ static void report_kernels(struct mt_ctx *ctx, const struct mt_pruned *p)
     }
     mt_metric(ctx, "sparse_fallbacks", (double)p->fallbacks, "count");
     mt_metric(ctx, "dense_calls", (double)p->dense_calls, "count");
+    /* A CPU without AVX-512 is a fact of the machine (a note); a slower path on one that
+     * has it is a surprise of this run (a warning). */
     if (p->fallbacks)
-        mt_log(ctx, MT_LOG_WARN,
+        mt_log(ctx, mt_sparse_have_avx512() ? MT_LOG_WARN : MT_LOG_INFO,
                "%zu sparse multiplies ran a slower path than their shape's (%s): the speeds "
                "reported include them",
                p->fallbacks,

@@ -59,7 +59,8 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
 
 /* Which kernels served: qgemm_calls_<impl> per implementation that ran, and
  * qgemm_scalar_fallbacks, the calls `kernel=auto` had to give to the scalar reference
- * because this CPU lacks the AVX-512 kernel (also logged as a warning); then the model's
+ * because this CPU lacks the AVX-512 kernel (also logged, as a note: it is a fact of the
+ * machine, not a fault of the run, and every run on such a CPU has it); then the model's
  * own fp32 matmuls (mt_wl_report_kernels). */
 static void report_kernels(struct mt_ctx *ctx, const struct mt_qmodel *qm)
 {
@@ -70,7 +71,7 @@ static void report_kernels(struct mt_ctx *ctx, const struct mt_qmodel *qm)
     }
     mt_metric(ctx, "qgemm_scalar_fallbacks", (double)qm->scalar_fallbacks, "count");
     if (qm->scalar_fallbacks)
-        mt_log(ctx, MT_LOG_WARN,
+        mt_log(ctx, MT_LOG_INFO,
                "this CPU lacks the AVX-512%s kernel: the scalar reference served %zu packed "
                "GEMMs, and the speeds reported are its speeds",
                qm->opts.act == MT_QACT_INT8 ? " VNNI" : "", qm->scalar_fallbacks);
