@@ -4,11 +4,11 @@
  * What it is for: on `tiny` (20-step cached baseline) at 4 bits: kernel=scalar serves every
  * packed GEMM on the scalar reference (qgemm_calls_scalar > 0, the others 0, no fallback
  * counted since it was asked for); kernel=auto serves on AVX-512 where this CPU has it
- * (no scalar call) and otherwise counts every scalar call as a fallback and warns;
- * kernel=onednn, which cannot run 4-bit weights, fails naming the kernel and the layer;
- * a oneDNN matmul primitive refused (forced with MT_TEST_MATMUL_FALLBACK=1) is counted
- * in matmul_fallbacks and warned about, the primitives ran otherwise in matmul_prims.
- * What it is not for: the kernels' results (test_quant) or the harness (plugin_run.sh).
+ * (no scalar call) and otherwise counts every scalar call as a fallback, noted (not warned: a fact
+ * of the machine); kernel=onednn, which cannot run 4-bit weights, fails naming the kernel and the
+ * layer; a oneDNN matmul primitive refused (forced with MT_TEST_MATMUL_FALLBACK=1) is counted in
+ * matmul_fallbacks and warned about, the primitives ran otherwise in matmul_prims. What it is not
+ * for: the kernels' results (test_quant) or the harness (plugin_run.sh).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +57,8 @@ static void test_kernels(void)
     if (avx512)
         CHECK(a_scalar == 0 && fb == 0, "scalar ran on an AVX-512 CPU");
     else
-        CHECK(fb == a_scalar && f.n_warnings >= 1, "scalar fallbacks not counted");
+        CHECK(fb == a_scalar && f.n_warnings == 0,
+              "scalar fallbacks not counted, or warned (a CPU without AVX-512 is a note)");
 
     base[4] = "kernel=onednn";
     struct fake_ctx g;

@@ -992,19 +992,12 @@ float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float 
         mt_half_unpack(p, t->stage_g, t->gh + i, k);
         ss += mt_k_sumsq(t->stage_g, k);
     }
-    float norm = (float)sqrt(ss) / grad_div, scale = 1.0f / grad_div;
-    if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
+    float norm = (float)sqrt(ss) / grad_div;
     t->adam_step++;
     for (int q = 0; q < MT_P_COUNT; q++) {
-        struct mt_adamw_args a = {
-            .lr = lr,
-            .beta1 = r->beta1,
-            .beta2 = r->beta2,
-            .eps = r->eps,
-            .weight_decay = mt_gpt_param_decays((enum mt_gpt_param)q) ? r->weight_decay : 0.0f,
-            .grad_scale = scale,
-            .step = t->adam_step,
-            .zero_grad = 1};
+        struct mt_adamw_args a;
+        mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)q), norm, grad_div,
+                          t->adam_step);
         for (size_t i = 0; i < t->len[q]; i += chunk) {
             size_t k = t->len[q] - i < chunk ? t->len[q] - i : chunk, o = t->off[q] + i;
             float *w = t->master ? t->master + o : t->stage_w;

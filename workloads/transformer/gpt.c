@@ -778,24 +778,31 @@ float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step)
     return min_lr + (float)coeff * (r->lr - min_lr);
 }
 
+void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr,
+                       int decays, float norm, float grad_div, uint64_t step)
+{
+    float scale = 1.0f / grad_div;
+    if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
+    *a = (struct mt_adamw_args){.lr = lr,
+                                .beta1 = r->beta1,
+                                .beta2 = r->beta2,
+                                .eps = r->eps,
+                                .weight_decay = decays ? r->weight_decay : 0.0f,
+                                .grad_scale = scale,
+                                .step = step,
+                                .zero_grad = 1};
+}
+
 float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float lr, float grad_div)
 {
     float norm = mt_gpt_grad_norm(m) / grad_div;
-    float scale = 1.0f / grad_div;
-    if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
     m->adam_step++;
     m->grads_zero = 1; /* the update below consumes the gradients */
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
-        struct mt_adamw_args a = {
-            .lr = lr,
-            .beta1 = r->beta1,
-            .beta2 = r->beta2,
-            .eps = r->eps,
-            .weight_decay = mt_gpt_param_decays((enum mt_gpt_param)p) ? r->weight_decay : 0.0f,
-            .grad_scale = scale,
-            .step = m->adam_step,
-            .zero_grad = 1};
+        struct mt_adamw_args a;
+        mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)p), norm, grad_div,
+                          m->adam_step);
         off = (size_t)(m->param[p] - m->params);
         mt_k_adamw(m->param[p], m->grad[p], m->opt_m + off, m->opt_v + off, m->param_len[p], &a);
     }

@@ -334,6 +334,15 @@ struct mt_gpt_recipe mt_gpt_recipe_default(size_t steps);
  * down to lr * min_lr_frac at `steps`. */
 float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step);
 
+struct mt_adamw_args;
+/* Fills *a (kernels.h) for one AdamW update of a tensor under recipe r: lr, the recipe's
+ * betas and eps, its weight decay when `decays` (mt_gpt_param_decays), step (1-based),
+ * and the gradient scale 1/grad_div, times grad_clip / norm when the global gradient norm
+ * `norm` (already divided by grad_div) exceeds the recipe's clip. zero_grad = 1 (the
+ * update consumes the gradients). Every engine's optimizer step builds its update here. */
+void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr,
+                       int decays, float norm, float grad_div, uint64_t step);
+
 /* One AdamW step with learning rate lr on the accumulated gradients: clips the global
  * gradient norm to r->grad_clip (after dividing by grad_div, e.g. a loss scale; 1 = none),
  * bias-corrected moments, decoupled weight decay on 2-D weights only. Consumes the
