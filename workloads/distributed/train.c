@@ -439,20 +439,15 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
         }
     }
     if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
-    float norm = (float)sqrt(ss), scale = 1.0f;
-    if (rc->grad_clip > 0.0f && norm > rc->grad_clip) scale = rc->grad_clip / norm;
+    float norm = (float)sqrt(ss);
     r->adam_step++;
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
         if (a >= b) continue;
-        struct mt_adamw_args args = {.lr = lr,
-                                     .beta1 = rc->beta1,
-                                     .beta2 = rc->beta2,
-                                     .eps = rc->eps,
-                                     .weight_decay = s->decays ? rc->weight_decay : 0.0f,
-                                     .grad_scale = scale,
-                                     .step = r->adam_step};
+        struct mt_adamw_args args;
+        mt_gpt_adamw_args(&args, rc, lr, s->decays, norm, 1.0f, r->adam_step);
+        args.zero_grad = 0; /* the reduced gradients are the strategy's to clear */
         for (size_t x = a; x < b;) {
             size_t len = gb && b - x > BF16_CHUNK ? BF16_CHUNK : b - x, k = x - r->lo;
             float *p = gb ? r->master + k : r->sh->params + x;
