@@ -9,9 +9,7 @@ steps = 10
 sleep_ms = 200
 note = a, b, c, d
 INI
-"$MT" sweep i.ini --db "$DB" --no-heap --jobs 2 >i.log 2>&1 &
-pid=$!
-wait_runs 2 $pid
+sweep_in_background i.log 2 i.ini --db "$DB" --no-heap --jobs 2
 sleep 0.3
 kill -INT $pid
 wait $pid

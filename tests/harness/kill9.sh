@@ -9,9 +9,7 @@ steps = 1
 sleep_ms = 1000
 note = a, b, c, d
 INI
-"$MT" sweep k.ini --db "$DB" --no-heap >k1.log 2>&1 &
-pid=$!
-wait_runs 2 $pid
+sweep_in_background k1.log 2 k.ini --db "$DB" --no-heap
 kill -9 $pid
 wait $pid 2>/dev/null
 sleep 0.2 # PR_SET_PDEATHSIG takes the child down with the harness

@@ -55,6 +55,16 @@ wait_runs() {
     done
 }
 
+# sweep_in_background LOG N ARGS...: starts `memtrade sweep ARGS` in the background, its
+# output in LOG, and returns once the database holds N runs; $pid is the harness's pid.
+sweep_in_background() {
+    _sib_log=$1 _sib_n=$2
+    shift 2
+    "$MT" sweep "$@" >"$_sib_log" 2>&1 &
+    pid=$!
+    wait_runs "$_sib_n" $pid
+}
+
 # single_thread_spec FILE [NAME]: writes sweep file FILE: a [sweep] section (named NAME
 # when given) with one thread per run, then the workload sections read from stdin.
 single_thread_spec() {

@@ -42,17 +42,18 @@ static float *gauss_matrix(size_t n, float sd)
     return w;
 }
 
+/* The bits of a float and back (C11 allows reading another member of a union). */
+union fbits {
+    float f;
+    uint32_t u;
+};
 static uint32_t f2u(float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
+    return (union fbits){.f = x}.u;
 }
 static float u2f(uint32_t u)
 {
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
+    return (union fbits){.u = u}.f;
 }
 
 /* Every format the library packs, with a printable label. */

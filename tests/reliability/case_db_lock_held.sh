@@ -24,9 +24,7 @@ hold() {
 }
 
 # 1. Held for 12 s (past SQLite's old 10 s timeout) while the run ends: waited for, stored.
-"$MT" sweep one.ini --no-heap >sweep.out 2>&1 &
-pid=$!
-wait_runs 1 $pid
+sweep_in_background sweep.out 1 one.ini --no-heap
 hold 12
 wait $pid
 rc=$?

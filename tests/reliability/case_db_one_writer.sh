@@ -30,9 +30,7 @@ single_thread_spec slow.ini <<'INI'
 steps = 2
 sleep_ms = 5000
 INI
-"$MT" sweep slow.ini --no-heap >/dev/null 2>&1 &
-pid=$!
-wait_runs 7 $pid
+sweep_in_background /dev/null 7 slow.ini --no-heap
 kill -9 $pid
 wait $pid 2>/dev/null
 expect_rc 0 "$MT" sweep grid.ini --resume --no-heap

@@ -38,9 +38,7 @@ single_thread_spec slow.ini <<'INI'
 [t_ok]
 sleep_ms = 1000
 INI
-"$MT" sweep slow.ini --no-heap >/dev/null 2>&1 &
-pid=$!
-wait_runs 2 $pid
+sweep_in_background /dev/null 2 slow.ini --no-heap
 expect_rc 0 "$MT" query --db "$DB" --format csv runs --status running
 expect_out "t_ok"
 wait $pid || fail "the second sweep failed"

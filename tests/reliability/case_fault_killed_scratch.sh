@@ -9,9 +9,7 @@ single_thread_spec slow.ini <<'INI'
 steps = 3
 sleep_ms = 1500
 INI
-"$MT" sweep slow.ini --no-heap >/dev/null 2>&1 &
-pid=$!
-wait_runs 1 $pid
+sweep_in_background /dev/null 1 slow.ini --no-heap
 i=0
 until grep -q '^S' out/scratch/run-1.$pid/events.0 2>/dev/null; do # the first sample
     i=$((i + 1))

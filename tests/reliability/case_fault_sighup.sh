@@ -6,9 +6,7 @@
 single_thread_spec hang.ini <<'INI'
 [t_hang]
 INI
-"$MT" sweep hang.ini --no-heap >sweep.out 2>&1 &
-pid=$!
-wait_runs 1 $pid
+sweep_in_background sweep.out 1 hang.ini --no-heap
 sleep 0.3
 kill -HUP $pid
 wait $pid

@@ -31,9 +31,7 @@ model = tiny
 steps = 1000000, 3
 eval_tokens = 1024
 INI
-"$MT" sweep c.ini --db "$DB" --no-heap >c.log 2>&1 &
-pid=$!
-wait_runs 3 $pid
+sweep_in_background c.log 3 c.ini --db "$DB" --no-heap
 sleep 0.5
 child=$(child_pids | head -n 1)
 [ -n "$child" ] || { kill -9 $pid; fail "no child found"; }
@@ -50,9 +48,7 @@ model = tiny
 steps = 200, 201, 202
 eval_tokens = 1024
 INI
-"$MT" sweep k.ini --db "$DB" --no-heap >k.log 2>&1 &
-pid=$!
-wait_runs 5 $pid
+sweep_in_background k.log 5 k.ini --db "$DB" --no-heap
 kill -9 $pid
 wait $pid 2>/dev/null
 expect_eq integrity "$(sql "PRAGMA integrity_check")" "ok"

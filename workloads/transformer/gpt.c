@@ -139,42 +139,37 @@ const char *mt_gpt_param_name(enum mt_gpt_param p)
     return (unsigned)p < MT_P_COUNT ? param_names[p] : "?";
 }
 
+/* Each tensor's dims in units of the configuration: what a dim of each kind is, and the
+ * kinds per tensor (a 0 ends the list). */
+enum { D_END, D_V, D_T, D_L, D_C, D_3C, D_4C };
+static const unsigned char param_dims[MT_P_COUNT][3] = {[MT_P_WTE] = {D_V, D_C},
+                                                        [MT_P_WPE] = {D_T, D_C},
+                                                        [MT_P_LN1W] = {D_L, D_C},
+                                                        [MT_P_LN1B] = {D_L, D_C},
+                                                        [MT_P_QKVW] = {D_L, D_3C, D_C},
+                                                        [MT_P_QKVB] = {D_L, D_3C},
+                                                        [MT_P_ATTPROJW] = {D_L, D_C, D_C},
+                                                        [MT_P_ATTPROJB] = {D_L, D_C},
+                                                        [MT_P_LN2W] = {D_L, D_C},
+                                                        [MT_P_LN2B] = {D_L, D_C},
+                                                        [MT_P_FCW] = {D_L, D_4C, D_C},
+                                                        [MT_P_FCB] = {D_L, D_4C},
+                                                        [MT_P_FCPROJW] = {D_L, D_C, D_4C},
+                                                        [MT_P_FCPROJB] = {D_L, D_C},
+                                                        [MT_P_LNFW] = {D_C},
+                                                        [MT_P_LNFB] = {D_C}};
+
 size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3])
 {
-    size_t V = cfg->vocab, T = cfg->seq_len, L = cfg->n_layer, C = cfg->n_embd;
-    switch (p) {
-    case MT_P_WTE:
-        dims[0] = V, dims[1] = C;
-        return 2;
-    case MT_P_WPE:
-        dims[0] = T, dims[1] = C;
-        return 2;
-    case MT_P_QKVW:
-        dims[0] = L, dims[1] = 3 * C, dims[2] = C;
-        return 3;
-    case MT_P_QKVB:
-        dims[0] = L, dims[1] = 3 * C;
-        return 2;
-    case MT_P_ATTPROJW:
-        dims[0] = L, dims[1] = C, dims[2] = C;
-        return 3;
-    case MT_P_FCW:
-        dims[0] = L, dims[1] = 4 * C, dims[2] = C;
-        return 3;
-    case MT_P_FCB:
-        dims[0] = L, dims[1] = 4 * C;
-        return 2;
-    case MT_P_FCPROJW:
-        dims[0] = L, dims[1] = C, dims[2] = 4 * C;
-        return 3;
-    case MT_P_LNFW:
-    case MT_P_LNFB:
-        dims[0] = C;
-        return 1;
-    default:
-        dims[0] = L, dims[1] = C;
-        return 2; /* LayerNorm params, proj biases */
+    size_t C = cfg->n_embd;
+    const size_t unit[] = {[D_V] = cfg->vocab, [D_T] = cfg->seq_len, [D_L] = cfg->n_layer,
+                           [D_C] = C,          [D_3C] = 3 * C,       [D_4C] = 4 * C};
+    size_t n = 0;
+    while (n < 3 && param_dims[p][n] != D_END) {
+        dims[n] = unit[param_dims[p][n]];
+        n++;
     }
+    return n;
 }
 
 int mt_gpt_param_decays(enum mt_gpt_param p)
@@ -778,8 +773,8 @@ float mt_gpt_lr_at(const struct mt_gpt_recipe *r, size_t step)
     return min_lr + (float)coeff * (r->lr - min_lr);
 }
 
-void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr,
-                       int decays, float norm, float grad_div, uint64_t step)
+void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr, int decays,
+                       float norm, float grad_div, uint64_t step)
 {
     float scale = 1.0f / grad_div;
     if (r->grad_clip > 0.0f && norm > r->grad_clip) scale *= r->grad_clip / norm;
