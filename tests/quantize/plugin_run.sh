@@ -38,7 +38,7 @@ awk -v b="$(metric bits_per_weight)" 'BEGIN { d = b - 5.040178571428571; exit !(
 for m in val_bpb val_loss eval_tokens_per_s decode_tokens_per_s quantize_seconds; do
   [ "$(q "SELECT count(*) FROM metrics WHERE name = '$m' AND value > 0")" = 1 ] || fail "metric $m"
 done
-for r in quantize infer infer/eval infer/decode; do
+for r in quantize infer infer/decode eval; do
   [ "$(q "SELECT count(*) FROM regions WHERE path = '$r'")" -ge 1 ] || fail "region $r"
 done
 # A combination the kernels cannot run is refused with a message.

@@ -63,18 +63,20 @@ int main(void)
     need(&f, "decode_tokens_per_s", "tokens/s");
     CHECK(need(&f, "kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4); /* L 2 T C 4 */
     CHECK(need(&f, "model_bytes", "bytes")->value > 0);
-    { /* accounted serving memory by category: the weights are the weight slab (the stored
-       * bytes plus at most 63 bytes of alignment per tensor, 16 tensors), the cache is the
-       * cache alone (its scratch counts as workspace) */
+    { /* accounted serving memory by category: what a deployment holds. The weights are
+       * the weight slab (the stored bytes plus at most 63 bytes of alignment per tensor,
+       * 16 tensors), the cache is the cache alone at the declared context (its scratch,
+       * the decode step's activations, counts as workspace), and nothing of the
+       * evaluation batch is in it */
         double w = need(&f, "infer_peak_weights_bytes", "bytes")->value;
         double stored = need(&f, "model_bytes", "bytes")->value;
         CHECK(w >= stored && w - stored <= 63.0 * 16);
+        CHECK(need(&f, "decode_context", "tokens")->value == 64);
         CHECK(need(&f, "infer_peak_kv_cache_bytes", "bytes")->value == 2 * 2 * 64 * 64 * 4);
-        CHECK(need(&f, "infer_peak_activations_bytes", "bytes")->value > 0);
-        CHECK(need(&f, "infer_peak_workspace_bytes", "bytes")->value > 0);
-        /* the total from the plan, not from the plugin's sum: the inference-mode slabs
-         * of the evaluation batch (8 x 64) plus a 64-position KV cache and its scratch;
-         * the weight slab by hand: each of the 16 tensors rounded up to 64 bytes */
+        CHECK(fake_ctx_metric(&f, "infer_peak_activations_bytes") == NULL);
+        CHECK(fake_ctx_metric(&f, "infer_peak_data_bytes") == NULL);
+        /* the totals from the plan, not from the plugin's sums; the weight slab by hand:
+         * each of the 16 tensors rounded up to 64 bytes */
         struct mt_gpt_config cfg;
         char err[256];
         CHECK(mt_gpt_config_parse(&cfg, "tiny", err, sizeof err) == 0);
@@ -90,10 +92,21 @@ int main(void)
             wbytes += (lens[i] * 4 + 63) / 64 * 64;
         CHECK(plan[MT_MEM_WEIGHTS] == wbytes && w == (double)wbytes);
         CHECK(kv == 2 * 2 * 64 * 64 * 4 && kv_scratch > 0);
+        CHECK(need(&f, "infer_peak_workspace_bytes", "bytes")->value == (double)kv_scratch);
         double peak = need(&f, "infer_peak_bytes", "bytes")->value;
-        printf("infer_peak_bytes %.0f, plan %zu + kv %zu + scratch %zu\n", peak, slabs, kv,
+        printf("infer_peak_bytes %.0f = weights %zu + kv %zu + scratch %zu\n", peak, wbytes, kv,
                kv_scratch);
-        CHECK(peak == (double)(slabs + kv + kv_scratch));
+        CHECK(peak == (double)(wbytes + kv + kv_scratch));
+        /* the evaluation's own peak: the inference-mode slabs of its batch (8 x 64) and
+         * mt_gpt_eval's inputs and targets (data); no KV cache */
+        CHECK(need(&f, "eval_peak_activations_bytes", "bytes")->value ==
+              (double)plan[MT_MEM_ACTIVATIONS]);
+        CHECK(need(&f, "eval_peak_data_bytes", "bytes")->value == 2.0 * 8 * 64 * sizeof(int));
+        CHECK(fake_ctx_metric(&f, "eval_peak_kv_cache_bytes") == NULL);
+        double eval_peak = need(&f, "eval_peak_bytes", "bytes")->value;
+        printf("eval_peak_bytes %.0f = plan %zu + batch %zu\n", eval_peak, slabs,
+               2 * 8 * 64 * sizeof(int));
+        CHECK(eval_peak == (double)(slabs + 2 * 8 * 64 * sizeof(int)));
     }
     /* the evaluation's matmuls ran as oneDNN primitives, none fell back (counted) */
     CHECK(need(&f, "matmul_prims", "count")->value > 0);

@@ -35,20 +35,9 @@ static int baseline_run(struct mt_ctx *ctx)
     if (rc == 0) {
         mt_wl_report_train(ctx, &st);
         mt_wl_report_model(ctx, m);
-        /* serving: the one serving measurement, as every post-training workload has it */
-        size_t kv = 0, kv_scratch = 0;
-        rc = mt_wl_report_serving(ctx, m, &corpus, &kv, &kv_scratch);
-        if (rc == 0) {
-            /* Serving memory accounted as the post-training workloads account it (quantize,
-             * prune): weights as stored, the evaluation batch's activations and workspace,
-             * and the KV cache (with its scratch) of the declared serving context. The fp32
-             * reference then sits on the same axis as its compressed forms. */
-            size_t b[MT_MEM_CAT_COUNT] = {0};
-            mt_wl_add_slabs(b, m);
-            b[MT_MEM_WORKSPACE] += kv_scratch;
-            b[MT_MEM_KV_CACHE] += kv;
-            mt_wl_report_infer_peak(ctx, b);
-        }
+        /* serving: the one serving measurement, as every post-training workload has it;
+         * the fp32 reference then sits on the same serving axis as its compressed forms */
+        rc = mt_wl_report_serving(ctx, m, &corpus, NULL);
     }
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);

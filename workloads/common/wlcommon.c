@@ -224,128 +224,10 @@ void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
     mt_metric(ctx, "train_seconds", st->seconds, "s");
 }
 
-int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                      size_t max_tokens, struct mt_eval_result *res)
-{
-    char err[ERRLEN];
-    struct mt_eval_result r;
-    mt_wl_threads(ctx);
-    mt_region_begin(ctx, "eval");
-    int rc = mt_gpt_eval(m, c->val, c->n_val, max_tokens, &r, err, sizeof err);
-    mt_region_end(ctx, "eval");
-    if (rc) return mt_error(ctx, "evaluation failed: %s", err);
-    mt_metric(ctx, "val_loss", r.loss, "nats/byte");
-    mt_metric(ctx, "val_bpb", r.bpb, "bits/byte");
-    mt_metric(ctx, "val_ppl", r.ppl, "ratio");
-    mt_metric(ctx, "val_top1", r.top1, "ratio");
-    mt_metric(ctx, "eval_tokens_per_s", (double)r.tokens / r.seconds, "tokens/s");
-    /* what was scored: the first eval_bytes bytes of the validation split (offset 0) of
-     * the run's corpus; accuracy is comparable only between equal ones */
-    mt_metric(ctx, "eval_bytes", (double)r.tokens, "bytes");
-    mt_log(ctx, MT_LOG_INFO,
-           "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
-           "(%.2f s)",
-           r.tokens, r.loss, r.bpb, r.top1, r.seconds);
-    if (res) *res = r;
-    return 0;
-}
-
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m)
 {
     mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
-}
-
-int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
-                     float temperature, uint64_t seed)
-{
-    char err[ERRLEN];
-    size_t np = strlen(prompt), got = 0;
-    int *toks = malloc((np + n + 1) * sizeof *toks);
-    char *text = malloc(4 * (np + n) + 1);
-    if (!toks || !text) {
-        free(toks), free(text);
-        return mt_error(ctx, "out of memory for sampling");
-    }
-    for (size_t i = 0; i < np; i++)
-        toks[i] = (unsigned char)prompt[i];
-    int rc = mt_gpt_generate(m, toks, np, n, temperature, seed, toks + np, &got, err, sizeof err);
-    if (rc == 0) {
-        size_t k = 0;
-        for (size_t i = 0; i < np + got; i++) { /* keep the log line readable */
-            int b = toks[i];
-            if (b == '\n')
-                k += (size_t)sprintf(text + k, "\\n");
-            else if (b >= 32 && b < 127 && b != '\\')
-                text[k++] = (char)b;
-            else
-                k += (size_t)sprintf(text + k, "\\x%02x", b & 0xff);
-        }
-        text[k] = 0;
-        mt_log(ctx, MT_LOG_INFO, "sample (temperature %.2f): %s", (double)temperature, text);
-    }
-    free(toks), free(text);
-    return rc ? mt_error(ctx, "sampling failed: %s", err) : 0;
-}
-
-/* The one serving measurement's timing: passes after the warm-up, at least MIN_PASSES
- * and until MIN_SECONDS have been timed, at most MAX_PASSES. */
-#define DECODE_MIN_PASSES 3
-#define DECODE_MAX_PASSES 64
-#define DECODE_MIN_SECONDS 0.2
-
-static int cmp_rate(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared)
-{
-    return declared == 0 || declared > cfg->seq_len ? cfg->seq_len : declared;
-}
-
-int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n)
-{
-    char err[ERRLEN];
-    struct mt_gpt_kv *kv = NULL;
-    mt_wl_threads(ctx);
-    if (n == 0 || n > m->cfg.seq_len || n > c->n_val)
-        return mt_error(
-            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation bytes)", n,
-            m->cfg.seq_len < c->n_val ? m->cfg.seq_len : c->n_val, m->cfg.seq_len, c->n_val);
-    int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
-    int rc = mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err);
-    mt_mem_category(ctx, prev);
-    if (rc) return mt_error(ctx, "%s", err);
-    double rate[DECODE_MAX_PASSES], timed = 0.0;
-    size_t passes = 0;
-    mt_region_begin(ctx, "decode");
-    /* pass -1 warms caches, oneDNN's primitive cache and the thread pool; not timed */
-    for (int pass = -1; !rc && pass < DECODE_MAX_PASSES; pass++) {
-        if (pass >= DECODE_MIN_PASSES && timed >= DECODE_MIN_SECONDS) break;
-        mt_gpt_kv_reset(kv);
-        double t0 = mt_wl_now();
-        for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
-            rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
-        double dt = mt_wl_now() - t0;
-        if (pass >= 0 && !rc) {
-            rate[passes++] = (double)n / dt;
-            timed += dt;
-        }
-    }
-    mt_region_end(ctx, "decode");
-    size_t kv_bytes = kv->kv_bytes;
-    mt_gpt_kv_free(kv);
-    if (rc) return mt_error(ctx, "decoding failed: %s", err);
-    qsort(rate, passes, sizeof rate[0], cmp_rate);
-    double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
-    mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
-    mt_metric(ctx, "decode_context", (double)n, "tokens");
-    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
-    mt_log(ctx, MT_LOG_INFO, "decode: %zu positions, median of %zu passes %.0f tokens/s", n, passes,
-           median);
-    return 0;
 }
 
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
@@ -364,40 +246,6 @@ size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_g
     size_t T = cfg->seq_len < 128 ? cfg->seq_len : 128;
     size_t B = (size_t)mt_param_int(ctx, "batch");
     return mt_wl_estimate_bytes(cfg, B > min_batch ? B : min_batch, T);
-}
-
-int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                         size_t *kv_bytes, size_t *kv_scratch_bytes)
-{
-    size_t n = mt_wl_decode_context(&m->cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
-    mt_region_begin(ctx, "infer");
-    int rc = mt_wl_report_eval(ctx, m, c, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    if (rc == 0) rc = mt_wl_report_decode(ctx, m, c, n);
-    mt_region_end(ctx, "infer");
-    size_t kv = 0, kv_scratch = 0;
-    mt_gpt_kv_memory(&m->cfg, n, &kv, &kv_scratch);
-    if (kv_bytes) *kv_bytes = kv;
-    if (kv_scratch_bytes) *kv_scratch_bytes = kv_scratch;
-    return rc;
-}
-
-void mt_wl_add_slabs(size_t bytes[MT_MEM_CAT_COUNT], const struct mt_gpt *m)
-{
-    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
-        bytes[cat] += m->slab_bytes[cat];
-}
-
-void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_COUNT])
-{
-    size_t total = 0;
-    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
-        char name[64];
-        total += bytes[cat];
-        if (!bytes[cat]) continue;
-        snprintf(name, sizeof name, "infer_peak_%s_bytes", mt_mem_cat_names[cat]);
-        mt_metric(ctx, name, (double)bytes[cat], "bytes");
-    }
-    mt_metric(ctx, "infer_peak_bytes", (double)total, "bytes");
 }
 
 void mt_wl_report_kernels(struct mt_ctx *ctx)

@@ -8,6 +8,7 @@
  * trains the same baseline the same way, caches it under the same key, and reports
  * val_loss / val_bpb / val_ppl / val_top1, train_tokens_per_s, eval_tokens_per_s,
  * model_bytes and train_peak_bytes with the same units.
+ * The serving measurement and the evaluation protocol live in serving.h (included here).
  * What it is not for: the model itself (workloads/transformer), or the steps of training
  * (loop.h: the one training loop, with hooks for what a plugin changes).
  *
@@ -27,6 +28,7 @@
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
+#include "serving.h" /* the serving measurement and the evaluation protocol */
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,14 +92,6 @@ extern "C" {
          "training steps of the reference (cached baseline) this method starts from"},             \
         MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_WL_PARAM_EVAL_TOKENS,              \
         MT_WL_PARAM_CORPUS
-
-/* `decode_tokens`: the serving context of the one serving measurement (the KV cache's
- * positions, decoded at batch 1); every serving workload takes it with this default. */
-#define MT_WL_PARAM_DECODE_TOKENS                                                                  \
-    {                                                                                              \
-        "decode_tokens", MT_PARAM_INT, "0", 0, 100000, NULL,                                       \
-            "serving context: KV-cache positions decoded at batch 1 (0 = the model's context)"     \
-    }
 
 /* Defines the exported descriptor `memtrade_workload` of the current ABI from the file's
  * parameter table PARAMS (an array, not a pointer: its length is taken with sizeof),
@@ -208,34 +202,8 @@ int mt_wl_reference_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
  * (data: inputs and targets, mt_wl_batch_bytes); never the evaluation model's. */
 void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st);
 
-/* The one evaluation protocol: scores m on the first max_tokens bytes of the validation
- * split (max_tokens = 0: all of it) inside region "eval" and reports val_loss
- * (nats/byte), val_bpb (bits/byte), val_ppl (ratio), val_top1 (ratio), eval_tokens_per_s
- * (tokens/s) and eval_bytes (the bytes scored: accuracy is comparable only between runs
- * with equal eval_bytes on the same corpus). *res may be NULL. */
-int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                      size_t max_tokens, struct mt_eval_result *res);
-
 /* Reports model_bytes (the fp32 weights as stored, bytes) and n_params (count). */
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m);
-
-/* Generates n bytes after `prompt` (temperature 0 = greedy) and logs them at INFO level,
- * non-printable bytes escaped. */
-int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
-                     float temperature, uint64_t seed);
-
-/* The declared serving context `declared` (a decode_tokens value) resolved for a model:
- * 0 or more than the model's context means the model's context (seq_len). */
-size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
-
-/* The one decode measurement: batch-1 decoding with a KV cache of n positions over the
- * first n bytes of the validation split (teacher-forced: the same tokens for every model
- * and workload, no sampling in the timed loop), inside region "decode". One untimed
- * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
- * decode_tokens_per_s (the median pass, tokens/s), decode_context (n, tokens) and
- * kv_cache_bytes (bytes; the cache is allocated in category kv_cache). n must be in
- * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
-int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
@@ -247,24 +215,6 @@ size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
  * cached needs); 0 (unknown) when the preset does not parse. Uses only the param_* hooks
  * and records no error, as the estimate's ctx allows. */
 size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg);
-
-/* The one serving measurement of an inference-mode model, the same for every serving
- * workload: inside region "infer", mt_wl_report_eval over `eval_tokens` validation bytes,
- * then mt_wl_report_decode at the declared context (`decode_tokens`, resolved by
- * mt_wl_decode_context). *kv_bytes and *kv_scratch_bytes (each may be NULL) receive the
- * bytes of that KV cache (category kv_cache) and of its scratch (workspace) for the
- * plugin's accounted serving memory. The plugin must declare MT_WL_PARAM_DECODE_TOKENS and
- * an eval_tokens parameter. */
-int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                         size_t *kv_bytes, size_t *kv_scratch_bytes);
-
-/* bytes[c] += m->slab_bytes[c] for every category: what the model's slabs hold. */
-void mt_wl_add_slabs(size_t bytes[MT_MEM_CAT_COUNT], const struct mt_gpt *m);
-
-/* A serving plugin's accounted memory, by category: reports infer_peak_bytes (the sum)
- * and infer_peak_<category>_bytes for each category that holds bytes, so the figure can be
- * set against the heap profiler's measured one category by category (plot memory_check). */
-void mt_wl_report_infer_peak(struct mt_ctx *ctx, const size_t bytes[MT_MEM_CAT_COUNT]);
 
 /* Reports which implementation ran the model's forward matmuls in this process so far
  * (kernels.h, mt_k_matmul_counts): matmul_prims (count, oneDNN primitives) and

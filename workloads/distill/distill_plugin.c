@@ -24,8 +24,9 @@
  * slabs are the student's plus one batch of logits (and its bf16 staging): no teacher
  * categories; teacher_cache_bytes is the file, cache_peak_bytes the pre-pass (teacher
  * inference slabs + batches + logits buffers). The student is then moved
- * to an inference-mode model (training state and teacher freed) and evaluated inside
- * region "infer"; infer_peak_bytes counts its slabs and the KV cache of the decode.
+ * to an inference-mode model (training state and teacher freed) and served through the
+ * one serving measurement (serving.h): infer_peak_bytes counts its weights, the KV cache
+ * of the decode and its scratch; eval_peak_bytes the evaluation batch's slabs.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -310,12 +311,7 @@ static int run(struct mt_ctx *ctx)
     mt_gpt_free(student);
     student = NULL;
     mt_wl_report_model(ctx, served);
-    size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
-    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &kv, &kv_scratch))) goto out;
-    mt_wl_add_slabs(b, served);
-    b[MT_MEM_WORKSPACE] += kv_scratch;
-    b[MT_MEM_KV_CACHE] += kv;
-    mt_wl_report_infer_peak(ctx, b);
+    if ((rc = mt_wl_report_serving(ctx, served, &corpus, NULL))) goto out;
     rc = 0;
 out:
     mt_gpt_free(served);

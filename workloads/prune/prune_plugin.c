@@ -9,8 +9,8 @@
  * linear layer (region "pack") in the format `storage` asks for (prune_storage.h: the
  * smallest of CSR, bitmap, N:M or dense by default; the fastest measured batch-1 GEMV;
  * or one forced format; heads/neurons pack their smaller matrices the same way), freeing
- * the dense linear weights, and evaluating inside region "infer" (held-out accuracy in
- * "eval", batch-1 decoding in "decode").
+ * the dense linear weights, and serving it through the one serving measurement
+ * (serving.h: batch-1 decoding in region "infer", held-out accuracy in "eval").
  * What it is not for: pruning the tied embedding / LM head, or training from scratch.
  *
  * Metrics: the standard val_* and eval/decode speeds (through the sparse kernels),
@@ -19,10 +19,10 @@
  * counts, prune_seconds, pack_seconds; with storage=fastest also every layer's timed
  * formats (layer.<name>.gemv_us.<format>, and one log line per layer naming the choice)
  * and their sums gemv_us_chosen / gemv_us_dense. infer_peak_bytes is accounted like the
- * quantize plugin's: the exact bytes serving holds at its peak (slim weight slab, packed
- * layers, activation and workspace slabs, the hook's buffers and the sparse kernels'
- * scratch at their high-water marks, the KV cache and its scratch); oneDNN's internal
- * buffers for layers that stay dense are not in it.
+ * quantize plugin's: the exact bytes a deployment holds (slim weight slab, packed layers,
+ * the hook's buffers and the sparse kernels' scratch at batch 1, the KV cache and its
+ * scratch); eval_peak_bytes adds the evaluation batch's slabs and scratch (serving.h).
+ * oneDNN's internal buffers for layers that stay dense are in neither.
  */
 #include <math.h>
 #include <stdio.h>
@@ -227,6 +227,14 @@ static void report_kernels(struct mt_ctx *ctx, const struct mt_pruned *p)
     mt_wl_report_kernels(ctx);
 }
 
+/* The sparse serving scratch (struct mt_wl_serving::scratch_bytes): the hook's grow-only
+ * buffers and the most one sparse kernel call held. */
+static size_t serving_scratch(const void *packed)
+{
+    const struct mt_pruned *p = packed;
+    return mt_pruned_workspace_bytes(p) + p->kernel_scratch_peak;
+}
+
 static int run(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
@@ -297,14 +305,8 @@ static int run(struct mt_ctx *ctx)
                                                                      : MT_SPARSE_IMPL_AUTO;
     report_packed(ctx, &packed, m);
 
-    size_t kv = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
-    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &kv, &kv_scratch))) goto out;
-    mt_wl_add_slabs(b, m);
-    b[MT_MEM_WEIGHTS] += mt_pruned_bytes(&packed);
-    b[MT_MEM_WORKSPACE] +=
-        mt_pruned_workspace_bytes(&packed) + packed.kernel_scratch_peak + kv_scratch;
-    b[MT_MEM_KV_CACHE] += kv;
-    mt_wl_report_infer_peak(ctx, b);
+    struct mt_wl_serving sv = {mt_pruned_bytes(&packed), serving_scratch, &packed};
+    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
     report_kernels(ctx, &packed);
     rc = 0;
 out:

@@ -3,17 +3,17 @@
  * What it is for: loading the cached trained baseline (trained with the baseline recipe
  * when missing), packing its linear layers (and optionally the tied embedding / LM head)
  * into a real low-bit format (mt_qmodel), freeing the fp32 linear weights, and serving
- * the packed model: held-out accuracy (region "eval" inside "infer") and batch-1 KV-cache
- * decoding (region "decode" inside "infer"), both through the packed kernels. Reports
+ * the packed model through the one serving measurement (serving.h): batch-1 KV-cache
+ * decoding (region "infer") and held-out accuracy (region "eval"), both through the packed
+ * kernels. Reports
  * the standard metrics plus quantize_seconds and per-layer error
  * (layer.<name>.mse / layer.<name>.maxabs).
  * What it is not for: quantization-aware training, or fp32 serving (the baseline plugin).
  *
- * infer_peak_bytes is accounted, not sampled: the exact bytes of everything serving
- * holds at its peak (the model's remaining fp32 weight slab, the packed tensors, the
- * activation and workspace slabs, the kernels' scratch at its high-water mark, the KV
- * cache and its scratch), the way wlcommon accounts train_peak_bytes. The heap profiler's
- * timeline for region "infer" shows the same allocations when it is loaded.
+ * infer_peak_bytes is accounted, not sampled: the exact bytes a deployment holds (the
+ * model's remaining fp32 weight slab, the packed tensors, the KV cache and its scratch,
+ * the packed kernels' scratch at batch 1); eval_peak_bytes adds the evaluation batch's
+ * slabs and the scratch it grew (serving.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +90,12 @@ static void report_layers(struct mt_ctx *ctx, const struct mt_qmodel *qm)
     }
 }
 
+/* The packed kernels' grow-only scratch (struct mt_wl_serving::scratch_bytes). */
+static size_t qws_bytes(const void *qm)
+{
+    return mt_qws_bytes(((const struct mt_qmodel *)qm)->ws);
+}
+
 static int run(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
@@ -129,14 +135,8 @@ static int run(struct mt_ctx *ctx)
            mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran), qm->packed_bytes,
            mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
-    size_t kv_bytes = 0, kv_scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
-    rc = mt_wl_report_serving(ctx, m, &corpus, &kv_bytes, &kv_scratch);
-    if (rc) goto out;
-    mt_wl_add_slabs(b, m);
-    b[MT_MEM_WEIGHTS] += qm->packed_bytes;
-    b[MT_MEM_WORKSPACE] += mt_qws_bytes(qm->ws) + kv_scratch;
-    b[MT_MEM_KV_CACHE] += kv_bytes;
-    mt_wl_report_infer_peak(ctx, b);
+    struct mt_wl_serving sv = {qm->packed_bytes, qws_bytes, qm};
+    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
     rc = 0;
 out:
     if (rc == 0) report_kernels(ctx, qm);

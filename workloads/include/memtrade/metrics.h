@@ -62,10 +62,10 @@ static const struct mt_metric_info mt_metric_table[] = {
      "validation bytes scored (accuracy compares only between equal ones)"},
     {"train_loss", "nats/byte", MT_AGG_MEAN, MT_BETTER_LOWER, MT_KIND_ACCURACY,
      "mean training loss of the last steps"},
-    /* serving memory: the accounted peak of the one serving measurement */
+    /* serving memory: the accounted peak of the one serving measurement's deployment */
     {"infer_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
-     "accounted serving peak: weights as stored, KV cache at decode_context, activations, "
-     "workspace"},
+     "accounted serving peak, what a deployment holds: weights as stored, KV cache at "
+     "decode_context and batch 1, the decode step's scratch and the kernels' workspace"},
     {"infer_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "infer_peak_bytes of one memory category"},
     {"model_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
@@ -76,6 +76,12 @@ static const struct mt_metric_info mt_metric_table[] = {
      "stored bits per weight, scales and codebooks included"},
     {"decode_context", "tokens", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
      "declared serving context (KV-cache positions)"},
+    /* the evaluation phase of a serving run: not what a deployment holds */
+    {"eval_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "accounted peak while scoring the validation text: the model's slabs for its batch of "
+     "windows, the stored weights, kernel scratch, the batch's tokens"},
+    {"eval_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "eval_peak_bytes of one memory category"},
     /* training memory: what a training step holds at its peak, per rank */
     {"train_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_TRAINING_MEMORY,
      "accounted training peak per rank: weights, gradients, optimizer state, activations "

@@ -1,0 +1,192 @@
+/* serving.c — the one serving measurement (see serving.h): evaluation protocol, KV-cache
+ * decode, and the accounted peaks of the two phases. */
+#include "serving.h"
+
+#include "wlcommon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERRLEN 512
+
+int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                      size_t max_tokens, struct mt_eval_result *res)
+{
+    char err[ERRLEN];
+    struct mt_eval_result r;
+    mt_wl_threads(ctx);
+    mt_region_begin(ctx, "eval");
+    int rc = mt_gpt_eval(m, c->val, c->n_val, max_tokens, &r, err, sizeof err);
+    mt_region_end(ctx, "eval");
+    if (rc) return mt_error(ctx, "evaluation failed: %s", err);
+    mt_metric(ctx, "val_loss", r.loss, "nats/byte");
+    mt_metric(ctx, "val_bpb", r.bpb, "bits/byte");
+    mt_metric(ctx, "val_ppl", r.ppl, "ratio");
+    mt_metric(ctx, "val_top1", r.top1, "ratio");
+    mt_metric(ctx, "eval_tokens_per_s", (double)r.tokens / r.seconds, "tokens/s");
+    /* what was scored: the first eval_bytes bytes of the validation split (offset 0) of
+     * the run's corpus; accuracy is comparable only between equal ones */
+    mt_metric(ctx, "eval_bytes", (double)r.tokens, "bytes");
+    mt_log(ctx, MT_LOG_INFO,
+           "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
+           "(%.2f s)",
+           r.tokens, r.loss, r.bpb, r.top1, r.seconds);
+    if (res) *res = r;
+    return 0;
+}
+
+int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
+                     float temperature, uint64_t seed)
+{
+    char err[ERRLEN];
+    size_t np = strlen(prompt), got = 0;
+    int *toks = malloc((np + n + 1) * sizeof *toks);
+    char *text = malloc(4 * (np + n) + 1);
+    if (!toks || !text) {
+        free(toks), free(text);
+        return mt_error(ctx, "out of memory for sampling");
+    }
+    for (size_t i = 0; i < np; i++)
+        toks[i] = (unsigned char)prompt[i];
+    int rc = mt_gpt_generate(m, toks, np, n, temperature, seed, toks + np, &got, err, sizeof err);
+    if (rc == 0) {
+        size_t k = 0;
+        for (size_t i = 0; i < np + got; i++) { /* keep the log line readable */
+            int b = toks[i];
+            if (b == '\n')
+                k += (size_t)sprintf(text + k, "\\n");
+            else if (b >= 32 && b < 127 && b != '\\')
+                text[k++] = (char)b;
+            else
+                k += (size_t)sprintf(text + k, "\\x%02x", b & 0xff);
+        }
+        text[k] = 0;
+        mt_log(ctx, MT_LOG_INFO, "sample (temperature %.2f): %s", (double)temperature, text);
+    }
+    free(toks), free(text);
+    return rc ? mt_error(ctx, "sampling failed: %s", err) : 0;
+}
+
+/* The one serving measurement's timing: passes after the warm-up, at least MIN_PASSES
+ * and until MIN_SECONDS have been timed, at most MAX_PASSES. */
+#define DECODE_MIN_PASSES 3
+#define DECODE_MAX_PASSES 64
+#define DECODE_MIN_SECONDS 0.2
+
+static int cmp_rate(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared)
+{
+    return declared == 0 || declared > cfg->seq_len ? cfg->seq_len : declared;
+}
+
+/* mt_wl_report_decode, and the bytes of the KV cache it held and of its scratch (either
+ * pointer may be NULL). */
+static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n,
+                  size_t *kv_bytes_out, size_t *scratch_bytes_out)
+{
+    char err[ERRLEN];
+    struct mt_gpt_kv *kv = NULL;
+    mt_wl_threads(ctx);
+    if (n == 0 || n > m->cfg.seq_len || n > c->n_val)
+        return mt_error(
+            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation bytes)", n,
+            m->cfg.seq_len < c->n_val ? m->cfg.seq_len : c->n_val, m->cfg.seq_len, c->n_val);
+    int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
+    int rc = mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err);
+    mt_mem_category(ctx, prev);
+    if (rc) return mt_error(ctx, "%s", err);
+    double rate[DECODE_MAX_PASSES], timed = 0.0;
+    size_t passes = 0;
+    mt_region_begin(ctx, "decode");
+    /* pass -1 warms caches, oneDNN's primitive cache and the thread pool; not timed */
+    for (int pass = -1; !rc && pass < DECODE_MAX_PASSES; pass++) {
+        if (pass >= DECODE_MIN_PASSES && timed >= DECODE_MIN_SECONDS) break;
+        mt_gpt_kv_reset(kv);
+        double t0 = mt_wl_now();
+        for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
+            rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
+        double dt = mt_wl_now() - t0;
+        if (pass >= 0 && !rc) {
+            rate[passes++] = (double)n / dt;
+            timed += dt;
+        }
+    }
+    mt_region_end(ctx, "decode");
+    size_t kv_bytes = kv->kv_bytes;
+    if (kv_bytes_out) *kv_bytes_out = kv_bytes;
+    if (scratch_bytes_out) *scratch_bytes_out = kv->scratch_bytes;
+    mt_gpt_kv_free(kv);
+    if (rc) return mt_error(ctx, "decoding failed: %s", err);
+    qsort(rate, passes, sizeof rate[0], cmp_rate);
+    double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
+    mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
+    mt_metric(ctx, "decode_context", (double)n, "tokens");
+    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
+    mt_log(ctx, MT_LOG_INFO, "decode: %zu positions, median of %zu passes %.0f tokens/s", n, passes,
+           median);
+    return 0;
+}
+
+int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n)
+{
+    return decode(ctx, m, c, n, NULL, NULL);
+}
+
+/* Reports <prefix>_bytes (the sum) and <prefix>_<category>_bytes for every category that
+ * holds bytes. */
+static void report_peak(struct mt_ctx *ctx, const char *prefix,
+                        const size_t bytes[MT_MEM_CAT_COUNT])
+{
+    char name[64];
+    size_t total = 0;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
+        total += bytes[cat];
+        if (!bytes[cat]) continue;
+        snprintf(name, sizeof name, "%s_%s_bytes", prefix, mt_mem_cat_names[cat]);
+        mt_metric(ctx, name, (double)bytes[cat], "bytes");
+    }
+    snprintf(name, sizeof name, "%s_bytes", prefix);
+    mt_metric(ctx, name, (double)total, "bytes");
+}
+
+static size_t scratch_now(const struct mt_wl_serving *sv)
+{
+    return sv && sv->scratch_bytes ? sv->scratch_bytes(sv->user) : 0;
+}
+
+int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                         const struct mt_wl_serving *sv)
+{
+    size_t n = mt_wl_decode_context(&m->cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    size_t stored = sv ? sv->weight_bytes : 0, kv = 0, kv_scratch = 0;
+    /* The deployment first: the plugin's grow-only scratch then holds what batch-1
+     * decoding needs, not what the evaluation batch later grows it to. */
+    mt_region_begin(ctx, "infer");
+    int rc = decode(ctx, m, c, n, &kv, &kv_scratch);
+    mt_region_end(ctx, "infer");
+    if (rc) return rc;
+    size_t b[MT_MEM_CAT_COUNT] = {0};
+    b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS] + stored;
+    b[MT_MEM_KV_CACHE] = kv;
+    b[MT_MEM_WORKSPACE] = kv_scratch + scratch_now(sv);
+    report_peak(ctx, "infer_peak", b);
+
+    /* The evaluation: the model's slabs for its batch of windows (activations, the
+     * forward's token buffers), the stored weights, the plugin's scratch at its
+     * high-water mark, and mt_gpt_eval's own inputs and targets (data). */
+    if ((rc = mt_wl_report_eval(ctx, m, c, (size_t)mt_param_int(ctx, "eval_tokens"), NULL)))
+        return rc;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+        b[cat] = m->slab_bytes[cat];
+    b[MT_MEM_WEIGHTS] += stored;
+    b[MT_MEM_WORKSPACE] += scratch_now(sv);
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(m->B, m->T);
+    report_peak(ctx, "eval_peak", b);
+    return 0;
+}

@@ -1,0 +1,108 @@
+/* serving.h — the one serving measurement every serving workload uses (baseline,
+ * quantize, prune, distill's student), and the one evaluation protocol every workload
+ * scores accuracy with.
+ *
+ * What it is for: measuring a served model the same way whatever the method: batch-1
+ * KV-cache decoding of a declared text at a declared context (the deployment), then
+ * held-out accuracy on a declared number of validation bytes (the evaluation), each in a
+ * region of its own and each with its own accounted peak:
+ * - infer_peak_bytes: what a deployment holds while it serves: the weights as stored
+ *   (the model's weight slab and whatever the plugin stores in another form), the KV
+ *   cache at the declared context and batch 1, the decode step's scratch, and the
+ *   plugin's kernels' scratch as decoding left it. Never the evaluation batch's
+ *   activations: a deployment does not evaluate.
+ * - eval_peak_bytes: what scoring the validation text holds: every slab of the model (its
+ *   activations for the evaluation batch included), the stored weights, the plugin's
+ *   scratch at its high-water mark and the evaluation's token buffers.
+ * What it is not for: training (wlcommon.h), or the model's own decode step (gpt.h).
+ *
+ * Errors: functions return 0, or -1 after recording the message with mt_error(ctx, ...).
+ * Thread safety: call from the run() thread; every function sets the OpenMP thread count
+ * from ctx->threads first.
+ */
+#ifndef MT_WL_SERVING_H
+#define MT_WL_SERVING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <memtrade/workload.h>
+
+#include "data.h"
+#include "eval.h"
+#include "gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* `decode_tokens`: the serving context of the one serving measurement (the KV cache's
+ * positions, decoded at batch 1); every serving workload takes it with this default. */
+#define MT_WL_PARAM_DECODE_TOKENS                                                                  \
+    {                                                                                              \
+        "decode_tokens", MT_PARAM_INT, "0", 0, 100000, NULL,                                       \
+            "serving context: KV-cache positions decoded at batch 1 (0 = the model's context)"     \
+    }
+
+/* The one evaluation protocol: scores m on the first max_tokens bytes of the validation
+ * split (max_tokens = 0: all of it) inside region "eval" and reports val_loss
+ * (nats/byte), val_bpb (bits/byte), val_ppl (ratio), val_top1 (ratio), eval_tokens_per_s
+ * (tokens/s) and eval_bytes (the bytes scored: accuracy is comparable only between runs
+ * with equal eval_bytes on the same corpus). *res may be NULL. */
+int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                      size_t max_tokens, struct mt_eval_result *res);
+
+/* Generates n bytes after `prompt` (temperature 0 = greedy) and logs them at INFO level,
+ * non-printable bytes escaped. */
+int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
+                     float temperature, uint64_t seed);
+
+/* The declared serving context `declared` (a decode_tokens value) resolved for a model:
+ * 0 or more than the model's context means the model's context (seq_len). */
+size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
+
+/* The one decode measurement: batch-1 decoding with a KV cache of n positions over the
+ * first n bytes of the validation split (teacher-forced: the same tokens for every model
+ * and workload, no sampling in the timed loop), inside region "decode". One untimed
+ * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
+ * decode_tokens_per_s (the median pass, tokens/s), decode_context (n, tokens) and
+ * kv_cache_bytes (bytes; the cache is allocated in category kv_cache). n must be in
+ * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
+int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
+
+/* What a serving plugin holds beside the model's own slabs, for the accounted peaks of
+ * the serving measurement. Zero-initialize (fields may be appended). */
+struct mt_wl_serving {
+    /* Weights stored outside the model's weight slab (packed or sparse tensors and their
+     * indices, scales, codebooks), in bytes; counted in category weights. */
+    size_t weight_bytes;
+    /* The plugin's serving scratch (its kernels' workspace buffers) at its high-water
+     * mark so far, in bytes; counted in category workspace. Called once after decoding
+     * and once after the evaluation, so it must only grow (grow-only buffers, a peak
+     * counter). NULL = none. */
+    size_t (*scratch_bytes)(const void *user);
+    const void *user;
+};
+
+/* The one serving measurement of an inference-mode model (its slabs sized for the
+ * evaluation batch), the same for every serving workload, in this order:
+ * 1. region "infer" (holding "decode"): mt_wl_report_decode at the declared context
+ *    (parameter `decode_tokens`, resolved by mt_wl_decode_context), then
+ *    infer_peak_bytes and infer_peak_<category>_bytes: weights = the model's weight
+ *    slab + sv->weight_bytes, kv_cache = the cache's keys and values (L * 2 * context *
+ *    C floats), workspace = the decode step's scratch + sv->scratch_bytes() as decoding
+ *    left it. The model's activation and workspace slabs are alive meanwhile (the
+ *    evaluation needs them next) but are not counted: a deployment does not hold them.
+ * 2. top-level region "eval": mt_wl_report_eval over `eval_tokens` validation bytes,
+ *    then eval_peak_bytes and eval_peak_<category>_bytes: every slab of the model +
+ *    sv->weight_bytes (weights) + sv->scratch_bytes() (workspace) + mt_gpt_eval's inputs
+ *    and targets (data, mt_wl_batch_bytes(m->B, m->T)).
+ * sv may be NULL (an fp32 model served by the model's own kernels). The plugin must
+ * declare MT_WL_PARAM_DECODE_TOKENS and an eval_tokens parameter. */
+int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                         const struct mt_wl_serving *sv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
