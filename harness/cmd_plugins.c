@@ -17,7 +17,9 @@ static void json_str(FILE *out, const char *s)
 
 static void range_text(const struct mt_param_spec *s, char *buf, size_t cap)
 {
-    if (s->type == MT_PARAM_INT || s->type == MT_PARAM_FLOAT)
+    if (s->type == MT_PARAM_INT && s->choices)
+        snprintf(buf, cap, "%s", s->choices);
+    else if (s->type == MT_PARAM_INT || s->type == MT_PARAM_FLOAT)
         snprintf(buf, cap, "[%.10g, %.10g]", s->min, s->max);
     else if (s->type == MT_PARAM_CHOICE)
         snprintf(buf, cap, "%s", s->choices);
@@ -52,7 +54,7 @@ static void print_json(const struct mt_registry *reg, FILE *out)
             json_str(out, s->def);
             if (s->type == MT_PARAM_INT || s->type == MT_PARAM_FLOAT)
                 fprintf(out, ", \"min\": %.17g, \"max\": %.17g", s->min, s->max);
-            if (s->type == MT_PARAM_CHOICE) {
+            if (s->type == MT_PARAM_CHOICE || (s->type == MT_PARAM_INT && s->choices)) {
                 fputs(", \"choices\": ", out);
                 json_str(out, s->choices);
             }

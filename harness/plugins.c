@@ -63,6 +63,32 @@ static int in_choices(const char *choices, const char *value)
     return 0;
 }
 
+/* Walks the '|'-separated entries of an INT parameter's choice list: returns 1 when one
+ * of them equals v, else 0; sets *bad (when not NULL) to whether the list is empty or has
+ * an entry that is not an integer within [min, max]. */
+static int int_choices_walk(const struct mt_param_spec *s, int64_t v, int *bad)
+{
+    char buf[32];
+    int found = 0, wrong = 0;
+    for (const char *p = s->choices;;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        int64_t c = 0;
+        int ok = len > 0 && len < sizeof buf;
+        if (ok) {
+            memcpy(buf, p, len);
+            buf[len] = 0;
+            ok = mt_util_parse_i64(buf, &c) == 0 && (double)c >= s->min && (double)c <= s->max;
+        }
+        found |= ok && c == v;
+        wrong |= !ok;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    if (bad) *bad = wrong;
+    return found;
+}
+
 static int choices_sane(const char *choices)
 {
     if (!choices || !*choices) return 0;
@@ -119,6 +145,11 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
                      spec->name, workload, (long long)v, spec->min, spec->max);
             return -1;
         }
+        if (spec->choices && !int_choices_walk(spec, v, NULL)) {
+            snprintf(err, errlen, "parameter '%s' of workload '%s': %lld is not one of %s",
+                     spec->name, workload, (long long)v, spec->choices);
+            return -1;
+        }
         snprintf(canon, canonlen, "%lld", (long long)v);
         return 0;
     }
@@ -170,6 +201,28 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
     snprintf(err, errlen, "parameter '%s' of workload '%s' has an unknown type %d", spec->name,
              workload, (int)spec->type);
     return -1;
+}
+
+/* A plugin built before ABI 1.3 had no use for `choices` on INT parameters: its table is
+ * copied with them cleared, so the harness keeps the meaning the plugin was built for.
+ * Returns 0 (p->desc.params is then the copy, owned by p, or the plugin's own table when
+ * nothing needed clearing) or -1 when out of memory. */
+static int keep_old_minor_meaning(struct mt_plugin *p)
+{
+    const struct mt_workload *wl = &p->desc;
+    int any = 0;
+    if (wl->abi_major != MEMTRADE_WORKLOAD_ABI_MAJOR || wl->abi_minor >= 3 || !wl->params) return 0;
+    for (size_t i = 0; i < wl->n_params; i++)
+        any |= wl->params[i].type == MT_PARAM_INT && wl->params[i].choices;
+    if (!any) return 0;
+    struct mt_param_spec *copy = malloc(wl->n_params * sizeof *copy);
+    if (!copy) return -1;
+    memcpy(copy, wl->params, wl->n_params * sizeof *copy);
+    for (size_t i = 0; i < wl->n_params; i++)
+        if (copy[i].type == MT_PARAM_INT) copy[i].choices = NULL;
+    p->own_params = copy;
+    p->desc.params = copy;
+    return 0;
 }
 
 int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char *path, char *err,
@@ -229,6 +282,16 @@ int mt_plugins_check(const struct mt_workload *wl, size_t avail_size, const char
                      s->name, wl->name);
             return -1;
         }
+        int bad = 0;
+        if (s->type == MT_PARAM_INT && s->choices && wl->abi_minor >= 3)
+            int_choices_walk(s, 0, &bad);
+        if (bad) {
+            snprintf(err, errlen,
+                     "%s: parameter '%s' of '%s' lists choices '%s' that are not integers "
+                     "within [%.17g, %.17g]",
+                     path, s->name, wl->name, s->choices, s->min, s->max);
+            return -1;
+        }
         if ((s->type == MT_PARAM_INT || s->type == MT_PARAM_FLOAT) && !(s->min <= s->max)) {
             snprintf(err, errlen, "%s: parameter '%s' of '%s' has min > max", path, s->name,
                      wl->name);
@@ -276,7 +339,13 @@ int mt_plugins_open(const char *path, struct mt_plugin *out, char *err, size_t e
     memset(&out->desc, 0, sizeof out->desc);
     memcpy(&out->desc, wl, have < sizeof out->desc ? have : sizeof out->desc);
     out->desc.abi_major = wl->abi_major;
+    if (keep_old_minor_meaning(out) != 0) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        dlclose(h);
+        return -1;
+    }
     if (mt_plugins_check(&out->desc, have, path, err, errlen) != 0) {
+        free(out->own_params);
         dlclose(h);
         return -1;
     }
@@ -284,6 +353,7 @@ int mt_plugins_open(const char *path, struct mt_plugin *out, char *err, size_t e
     out->handle = h;
     if (!out->path) {
         snprintf(err, errlen, "out of memory");
+        free(out->own_params);
         dlclose(h);
         return -1;
     }
@@ -295,6 +365,7 @@ void mt_plugins_close(struct mt_plugin *p)
     /* The handle is kept open: descriptors and parameter tables live in the .so, and a
      * plugin's libraries (OpenMP, oneDNN) do not all survive dlclose. */
     free(p->path);
+    free(p->own_params);
     memset(p, 0, sizeof *p);
 }
 

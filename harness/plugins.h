@@ -18,6 +18,9 @@ struct mt_plugin {
     char *path;              /* owned: the .so file */
     void *handle;            /* dlopen handle */
     struct mt_workload desc; /* copy; fields beyond the plugin's struct_size are 0 */
+    /* owned: desc.params when the plugin's table had to be copied (an older minor's INT
+     * parameters with `choices`, which the harness ignores for it), else NULL */
+    struct mt_param_spec *own_params;
 };
 
 struct mt_registry {

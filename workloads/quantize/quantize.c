@@ -30,13 +30,13 @@
 static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed)
 {
     char err[256];
-    long bits = strtol(mt_param_str(ctx, "bits"), NULL, 10); /* CHOICE params are text */
+    int64_t bits = mt_param_int(ctx, "bits"); /* one of the table's choices, checked */
     const char *scheme = mt_param_str(ctx, "scheme"), *gran = mt_param_str(ctx, "granularity");
     const char *dtype = mt_param_str(ctx, "dtype"), *act = mt_param_str(ctx, "activations");
     memset(o, 0, sizeof *o);
     o->fmt.bits = (unsigned)bits;
     o->fmt.seed = seed;
-    o->fmt.group_size = (size_t)strtoul(mt_param_str(ctx, "group_size"), NULL, 10);
+    o->fmt.group_size = (size_t)mt_param_int(ctx, "group_size");
     o->embedding = mt_param_bool(ctx, "embedding");
     o->act = strcmp(act, "int8-dynamic") == 0 ? MT_QACT_INT8 : MT_QACT_F32;
     const char *kernel = mt_param_str(ctx, "kernel");
@@ -155,14 +155,14 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
     MT_WL_PARAM_DECODE_TOKENS,
-    {"bits", MT_PARAM_CHOICE, "4", 0, 0, "16|8|4|3|2",
+    {"bits", MT_PARAM_INT, "4", 2, 16, "16|8|4|3|2",
      "bits per weight; 16 stores fp16/bf16 (see dtype)"},
     {"dtype", MT_PARAM_CHOICE, "bf16", 0, 0, "fp16|bf16", "16-bit float type when bits=16"},
     {"scheme", MT_PARAM_CHOICE, "linear-asym", 0, 0, "linear-asym|linear-sym|nf|kmeans|log",
      "level placement: min-max, absmax, normal quantiles, Lloyd k-means, mu-law companding"},
     {"granularity", MT_PARAM_CHOICE, "group", 0, 0, "tensor|channel|group",
      "one scale (or codebook) per tensor, per output row, or per group along the input"},
-    {"group_size", MT_PARAM_CHOICE, "64", 0, 0, "32|64|128", "columns per group"},
+    {"group_size", MT_PARAM_INT, "64", 32, 128, "32|64|128", "columns per group"},
     {"activations", MT_PARAM_CHOICE, "none", 0, 0, "none|int8-dynamic",
      "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
     {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,

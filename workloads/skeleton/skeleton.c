@@ -27,7 +27,9 @@
  * starts, so run() can trust every value it reads.
  *   name     [a-z0-9_]+, unique in this table.
  *   type     MT_PARAM_INT / FLOAT (use min/max), CHOICE (use choices "a|b|c"),
- *            STRING, BOOL (on/off, true/false, 1/0, yes/no).
+ *            STRING, BOOL (on/off, true/false, 1/0, yes/no). An INT may also list its
+ *            allowed values in choices ("16|8|4", ABI 1.3): a number is never a CHOICE,
+ *            so run() reads it with mt_param_int instead of parsing text.
  *   def      the default, as text; it must pass its own checks or the plugin is refused.
  *   help     one line.
  * A parameter named `seed` (INT) is special: the harness uses it as the run's seed (the

@@ -14,6 +14,8 @@
  * - Fields are only ever appended. A plugin built against an older minor has a smaller
  *   struct_size; the loader treats the missing tail as NULL/0. The same holds for
  *   struct mt_ctx_ops: test `MT_CTX_HAS(ctx, field)` before calling a newer hook.
+ * - A minor may give a meaning to a field that older plugins had no use for (1.3:
+ *   `choices` on INT parameters); the loader keeps the old meaning for their plugins.
  *
  * See workloads/skeleton/skeleton.c for a commented example plugin.
  */
@@ -31,13 +33,13 @@ extern "C" {
 #endif
 
 #define MEMTRADE_WORKLOAD_ABI_MAJOR 1
-#define MEMTRADE_WORKLOAD_ABI_MINOR 2 /* 1.1: check(); 1.2: unavailable */
+#define MEMTRADE_WORKLOAD_ABI_MINOR 3 /* 1.1: check(); 1.2: unavailable; 1.3: INT choices */
 #define MEMTRADE_WORKLOAD_SYMBOL "memtrade_workload"
 
 /* ---------------------------------------------------------------- parameters */
 
 enum mt_param_type {
-    MT_PARAM_INT = 1,    /* int64; range [min, max] */
+    MT_PARAM_INT = 1,    /* int64; range [min, max]; from ABI 1.3 optionally one of `choices` */
     MT_PARAM_FLOAT = 2,  /* double; range [min, max] */
     MT_PARAM_STRING = 3, /* free text (a path, a prompt) */
     MT_PARAM_CHOICE = 4, /* one of `choices`, a '|'-separated list: "fp32|bf16|fp16" */
@@ -49,7 +51,10 @@ struct mt_param_spec {
     enum mt_param_type type; /* see above */
     const char *def;         /* default, as text; must itself pass the checks */
     double min, max;         /* inclusive range for INT and FLOAT; ignored otherwise */
-    const char *choices;     /* CHOICE only: "a|b|c" */
+    /* CHOICE: the allowed texts, "a|b|c". INT (ABI 1.3): the allowed integers, "16|8|4"
+     * (each within [min, max]); NULL = any integer in range. A plugin of an older minor
+     * keeps the old meaning: the harness ignores `choices` on its INT parameters. */
+    const char *choices;
     const char *help;        /* one line, shown by `memtrade describe` */
 };
 
