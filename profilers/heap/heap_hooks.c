@@ -79,13 +79,7 @@ static inline __attribute__((always_inline)) void record_new(void *p, uint64_t n
         MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size)) {
         mt_heap_tls.countdown = left;
         int cat = mt_heap_tls.cat;
-        if (!mt_heap_lock_tracking()) return;
-        struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-        h->cat = (uint8_t)cat;
-        h->flags = MT_REC_TRACKED;
-        mt_heap_account_alloc((uintptr_t)p, n, cat, MT_HEAP_NO_SITE);
-        mt_heap_unlock();
-        if (MT_UNLIKELY((mt_heap_g.trk.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+        if (mt_heap_lock_tracking()) mt_heap_record_block(p, n, cat, MT_HEAP_NO_SITE);
         return;
     }
     record_alloc(p, n, anchor);
@@ -176,9 +170,7 @@ static __attribute__((noinline)) void forget_slow(void *p)
 }
 
 /* A block with our header implies init is done (the real malloc made it). The common case
- * (a counted block outside the large-block table, holding no tensors) is inline: exact
- * counters, and its site's when it has one. For a block without site, last_alloc needs
- * no reset: whatever is next recorded at this address sets it. */
+ * (a counted block outside the large-block table, holding no tensors) is inline. */
 MT_EXPORT void free(void *p)
 {
     if (MT_UNLIKELY(!p)) return;
@@ -189,26 +181,7 @@ MT_EXPORT void free(void *p)
     }
     uint8_t flags = h->flags;
     if (MT_LIKELY(flags == MT_REC_TRACKED) && MT_LIKELY(!mt_heap_tls.guard)) {
-        if (mt_heap_lock_tracking()) {
-            struct mt_heap_cats *c = &mt_heap_g.trk.c;
-            int cat = h->cat;
-            long long n = (long long)h->size;
-            c->frees[cat]++;
-            c->live[cat] -= n;
-            c->live_total -= n;
-            if (h->site != MT_HEAP_NO_SITE) {
-                struct mt_heap_site *s = mt_heap_site_at(h->site);
-                double w = mt_heap_sample_weight((uint64_t)n);
-                mt_heap_site_touch(s);
-                s->live -= w * (double)n;
-                s->live_allocs -= w;
-                if ((uintptr_t)p == mt_heap_g.trk.last_alloc) {
-                    s->temporary += w;
-                    mt_heap_g.trk.last_alloc = 0;
-                }
-            }
-            mt_heap_unlock();
-        }
+        mt_heap_forget_plain(p, h);
     } else if (flags & MT_REC_TRACKED) {
         forget_slow(p);
     }
@@ -473,8 +446,7 @@ MT_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
 {
     mt_heap_ensure_init();
     int rc = mt_heap_real.pthread_create(t, attr, fn, arg);
-    if (rc == 0 && !atomic_load(&mt_heap_g.out.helper_running) &&
-        atomic_load(&mt_heap_g.trk.tracking)) {
+    if (rc == 0 && mt_heap_tracking()) { /* the helper starts once (it checks) */
         int old = mt_heap_guard(1);
         mt_heap_helper_start();
         mt_heap_guard(old);

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #define M mt_heap_g.map
-#define T mt_heap_g.trk
 
 static int map_add(const struct mt_heap_map *m)
 {
@@ -52,15 +51,9 @@ void mt_heap_map_remove(uintptr_t lo, uintptr_t hi)
             m.flags &= (uint8_t)~MT_REC_TENSORS;
         }
         uintptr_t a = m.start > lo ? m.start : lo, b = m.end < hi ? m.end : hi;
-        mt_heap_account_release(b - a, m.cat, m.site, m.weight);
-        T.c.frees[m.cat] += (a == m.start && b == m.end);
-        if (m.site != MT_HEAP_NO_SITE && (a == m.start && b == m.end))
-            mt_heap_site_at(m.site)->live_allocs -= m.weight;
-        if (a == m.start && b == m.end && m.start == T.last_alloc) { /* temporary, as free */
-            if (m.site != MT_HEAP_NO_SITE) mt_heap_site_at(m.site)->temporary += m.weight;
-            T.last_alloc = 0;
-        }
-        if (a == m.start && b == m.end) {
+        int whole = a == m.start && b == m.end;
+        mt_heap_account_unmap(m.start, b - a, m.cat, m.site, m.weight, whole);
+        if (whole) {
             M.maps[i] = M.maps[--M.map_count];
             continue;
         }
@@ -72,8 +65,7 @@ void mt_heap_map_remove(uintptr_t lo, uintptr_t hi)
             M.maps[i].end = a;
             struct mt_heap_map tail = m;
             tail.start = b;
-            if (map_add(&tail) == 0 && m.site != MT_HEAP_NO_SITE) /* two pieces now */
-                mt_heap_site_at(m.site)->live_allocs += m.weight;
+            if (map_add(&tail) == 0) mt_heap_account_split(m.site, m.weight); /* two pieces */
         }
         i++;
     }

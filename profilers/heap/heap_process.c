@@ -103,7 +103,7 @@ void mt_heap_init_slow(void)
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&mt_heap_init_slow);
     mt_heap_out_open(0);
     mt_heap_guard(old);
-    atomic_store(&mt_heap_g.trk.tracking, 1);
+    mt_heap_set_tracking(1);
     atomic_store(&mt_heap_g.init_state, 2);
 }
 
@@ -124,9 +124,9 @@ static void atfork_parent(void)
  * (MEMTRADE_HEAP_FOLLOW_EXEC=0): it stops recording and writes no report. */
 static void atfork_child(void)
 {
-    atomic_store(&mt_heap_g.trk.lock, 0);
+    mt_heap_lock_reset();
     mt_heap_out_after_fork(C.follow_exec);
-    if (!C.follow_exec) atomic_store(&mt_heap_g.trk.tracking, 0);
+    if (!C.follow_exec) mt_heap_set_tracking(0);
     mt_heap_tls.guard--;
 }
 
@@ -183,7 +183,7 @@ static void steer_descendants(void)
 static void finish(void)
 {
     mt_heap_lock();
-    atomic_store(&mt_heap_g.trk.tracking, 0);
+    mt_heap_set_tracking(0);
     mt_heap_tracker_finish_sites();
     mt_heap_tags_finish();
     mt_heap_unlock();
@@ -203,7 +203,7 @@ __attribute__((constructor)) static void mt_heap_ctor(void)
 
 __attribute__((destructor)) static void mt_heap_dtor(void)
 {
-    if (atomic_load(&mt_heap_g.init_state) != 2 || !atomic_load(&mt_heap_g.trk.tracking)) return;
+    if (atomic_load(&mt_heap_g.init_state) != 2 || !mt_heap_tracking()) return;
     int old = mt_heap_guard(1);
     mt_heap_helper_stop();
     finish();
@@ -220,7 +220,7 @@ void mt_heap_exit_now(int status)
 {
     int free_lock = 0;
     for (int i = 0; i < 1000 && !free_lock; i++) {
-        free_lock = !atomic_load(&mt_heap_g.trk.lock);
+        free_lock = !mt_heap_lock_busy();
         if (!free_lock) sched_yield();
     }
     if (free_lock && atomic_load(&mt_heap_g.init_state) == 2 && !mt_heap_tls.guard &&

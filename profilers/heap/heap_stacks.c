@@ -47,6 +47,7 @@ struct mt_heap_sc_ent {
     uint32_t failed; /* no slots found for the stack returning to ips[0]: do not rescan */
     uint64_t key;    /* the lookup key it was filed under (see struct sc_hint) */
     uint32_t site[MT_HEAP_NCAT]; /* MT_HEAP_NO_SITE until known */
+    uint32_t probe; /* the frame that told this stack from the last other one checked */
     uint64_t hash;
     uint32_t off[MT_HEAP_MAX_FRAMES]; /* slot of ips[k] = anchor + off[k] */
     uintptr_t ips[MT_HEAP_MAX_FRAMES];
@@ -153,6 +154,7 @@ static int sc_fill(struct mt_heap_sc_ent *e, const struct mt_heap_stack_cache *c
     }
     e->anchor = anchor;
     e->failed = 0;
+    e->probe = 0;
     e->depth = (uint32_t)depth;
     e->hash = hash;
     for (int i = 0; i < MT_HEAP_NCAT; i++)
@@ -174,13 +176,21 @@ static inline void sc_hit(struct mt_heap_stack_cache *c, struct mt_heap_sc_ent *
 }
 
 /* A recent entry that holds the stack now above anchor (returning to ret), or NULL. */
+/* Each recent entry first checks the one slot that told it apart from the stack it last
+ * failed on: recent stacks that share most frames are then rejected with one compare
+ * instead of a validation that runs up to where they part. */
 static inline struct mt_heap_sc_ent *sc_recent(const struct mt_heap_stack_cache *c,
                                                uintptr_t anchor, uintptr_t ret)
 {
     for (int k = 0; k < SC_RECENT; k++) {
         struct mt_heap_sc_ent *e = c->recent[k];
-        if (e && e->anchor == anchor && !e->failed && e->ips[0] == ret && sc_valid(e, anchor))
-            return e;
+        if (!e || e->anchor != anchor || e->failed || e->ips[0] != ret) continue;
+        uint32_t q = e->probe;
+        if (*(const uintptr_t *)(anchor + e->off[q]) != e->ips[q]) continue;
+        if (sc_valid(e, anchor)) return e;
+        while (*(const uintptr_t *)(anchor + e->off[q]) == e->ips[q])
+            q = q + 1 < e->depth ? q + 1 : 0;
+        e->probe = q;
     }
     return NULL;
 }
@@ -213,26 +223,14 @@ static inline int sc_lookup(struct mt_heap_stack_cache *c, unsigned s, uint64_t 
     return 0;
 }
 
-void mt_heap_stack_capture(struct mt_heap_stack *st, int sampled, uintptr_t anchor)
+/* The stack above anchor when no recent entry holds it: a cache lookup through the hints,
+ * else unwinding (filed in the cache when its slots are found). c may be NULL (no cache
+ * for this thread or this stack). Kept out of mt_heap_stack_capture: its frame holds a
+ * whole cache entry. */
+static __attribute__((noinline)) void stack_lookup(struct mt_heap_stack *st,
+                                                   struct mt_heap_stack_cache *c, uintptr_t anchor,
+                                                   uintptr_t ret)
 {
-    st->sampled = sampled;
-    st->depth = 0;
-    st->hash = 0;
-    st->frames = st->buf;
-    st->ent = NULL;
-    st->sites = NULL;
-    st->hit = 0;
-    if (!st->sampled) return;
-    struct mt_heap_stack_cache *c = sc_get();
-    if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
-    uintptr_t ret = c ? *(const uintptr_t *)(anchor + sizeof(uintptr_t)) : 0;
-    if (c) {
-        struct mt_heap_sc_ent *e = sc_recent(c, anchor, ret);
-        if (e) {
-            sc_hit(c, e, st, 0);
-            return;
-        }
-    }
     uint64_t key0 = mt_heap_mix64(anchor ^ (ret << 16));
     size_t row = key0 & (SC_HINTS - 1);
     uint64_t key = key0; /* the first candidate's key: where a failed scan is filed */
@@ -305,6 +303,29 @@ void mt_heap_stack_capture(struct mt_heap_stack *st, int sampled, uintptr_t anch
     st->ent = e;
     st->sites = e->site;
     c->recent[c->recent_next++ % SC_RECENT] = e;
+}
+
+void mt_heap_stack_capture(struct mt_heap_stack *st, int sampled, uintptr_t anchor)
+{
+    st->sampled = sampled;
+    st->depth = 0;
+    st->hash = 0;
+    st->frames = st->buf;
+    st->ent = NULL;
+    st->sites = NULL;
+    st->hit = 0;
+    if (!st->sampled) return;
+    struct mt_heap_stack_cache *c = sc_get();
+    if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
+    uintptr_t ret = c ? *(const uintptr_t *)(anchor + sizeof(uintptr_t)) : 0;
+    if (c) {
+        struct mt_heap_sc_ent *e = sc_recent(c, anchor, ret);
+        if (e) {
+            sc_hit(c, e, st, 0);
+            return;
+        }
+    }
+    stack_lookup(st, c, anchor, ret);
 }
 
 uint32_t mt_heap_stack_site_slow(const struct mt_heap_stack *st, int cat)

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #define A mt_heap_g.tag
-#define T mt_heap_g.trk
 
 /* ---- tensors ------------------------------------------------------------------------ */
 
@@ -20,27 +19,12 @@
  * between its sites). Lock held. */
 static void move_bytes(struct mt_heap_tensor *t, int reverse)
 {
-    int from = reverse ? t->cat : t->from_cat, to = reverse ? t->from_cat : t->cat;
-    uint32_t sf = reverse ? t->site_to : t->site_from, st = reverse ? t->site_from : t->site_to;
-    long long n = (long long)t->size;
-    T.c.live[from] -= n;
-    mt_heap_cat_add(to, n);
-    if (!reverse) {
-        T.c.bytes[from] -= n;
-        T.c.bytes[to] += n;
-    }
-    if (sf != MT_HEAP_NO_SITE && st != MT_HEAP_NO_SITE) {
-        struct mt_heap_site *a = mt_heap_site_at(sf), *b = mt_heap_site_at(st);
-        double wn = t->weight * (double)n;
-        mt_heap_site_touch(a);
-        mt_heap_site_touch(b);
-        a->live -= wn;
-        b->live += wn;
-        if (!reverse) {
-            a->bytes -= wn;
-            b->bytes += wn;
-        }
-    }
+    if (reverse)
+        mt_heap_tracker_move(t->cat, t->from_cat, (long long)t->size, t->site_to, t->site_from,
+                             t->weight, 0);
+    else
+        mt_heap_tracker_move(t->from_cat, t->cat, (long long)t->size, t->site_from, t->site_to,
+                             t->weight, 1);
 }
 
 void mt_heap_tensors_detach(uintptr_t block)
@@ -119,9 +103,7 @@ static void region_fold(void)
 {
     if (A.region_cur < 0) return;
     struct mt_heap_region *r = &A.regions[A.region_cur];
-    if (T.c.seg_peak_total > r->peak_total) r->peak_total = T.c.seg_peak_total;
-    for (int c = 0; c < MT_HEAP_NCAT; c++)
-        if (T.c.seg_peak[c] > r->peak[c]) r->peak[c] = T.c.seg_peak[c];
+    mt_heap_tracker_fold_peaks(&r->peak_total, r->peak);
 }
 
 /* Lock held: the entry of `name` (added if new), or -1 when it cannot be tracked. */
@@ -144,8 +126,7 @@ MT_EXPORT void mt_heap_set_region(const char *name)
     region_fold();
     A.region_cur = name ? region_index(name) : -1;
     if (name && A.region_cur < 0) A.regions_dropped++;
-    T.c.seg_peak_total = T.c.live_total;
-    memcpy(T.c.seg_peak, T.c.live, sizeof T.c.seg_peak);
+    mt_heap_tracker_restart_peaks();
     mt_heap_unlock();
     atomic_store(&A.region, name);
 }

@@ -196,6 +196,43 @@ int mt_heap_rec_take(uintptr_t p, struct mt_heap_rec *out)
     return 1;
 }
 
+/* ---- tensors and regions ------------------------------------------------------- */
+
+void mt_heap_tracker_move(int from, int to, long long n, uint32_t sf, uint32_t st, double w,
+                          int counted)
+{
+    T.c.live[from] -= n;
+    mt_heap_cat_add(to, n);
+    if (counted) {
+        T.c.bytes[from] -= n;
+        T.c.bytes[to] += n;
+    }
+    if (sf == MT_HEAP_NO_SITE || st == MT_HEAP_NO_SITE) return;
+    struct mt_heap_site *a = mt_heap_site_at(sf), *b = mt_heap_site_at(st);
+    double wn = w * (double)n;
+    mt_heap_site_touch(a);
+    mt_heap_site_touch(b);
+    a->live -= wn;
+    b->live += wn;
+    if (counted) {
+        a->bytes -= wn;
+        b->bytes += wn;
+    }
+}
+
+void mt_heap_tracker_fold_peaks(long long *peak_total, long long peak[MT_HEAP_NCAT])
+{
+    if (T.c.seg_peak_total > *peak_total) *peak_total = T.c.seg_peak_total;
+    for (int c = 0; c < MT_HEAP_NCAT; c++)
+        if (T.c.seg_peak[c] > peak[c]) peak[c] = T.c.seg_peak[c];
+}
+
+void mt_heap_tracker_restart_peaks(void)
+{
+    T.c.seg_peak_total = T.c.live_total;
+    memcpy(T.c.seg_peak, T.c.live, sizeof T.c.seg_peak);
+}
+
 /* ---- exit and the read side ------------------------------------------------------- */
 
 void mt_heap_tracker_finish_sites(void)

@@ -76,6 +76,30 @@ static inline int mt_heap_lock_tracking(void)
     return 1;
 }
 
+/* Whether the tracker records (0 before init and after the report). */
+static inline int mt_heap_tracking(void)
+{
+    return atomic_load_explicit(&MT_TRK.tracking, memory_order_relaxed);
+}
+
+/* Starts (init) or stops (exit, with the lock held; a forked child not followed) recording. */
+static inline void mt_heap_set_tracking(int on)
+{
+    atomic_store(&MT_TRK.tracking, on);
+}
+
+/* In the child of a fork: the lock the parent's atfork handler held is free again. */
+static inline void mt_heap_lock_reset(void)
+{
+    atomic_store(&MT_TRK.lock, 0);
+}
+
+/* Whether any thread is inside the lock now (the _exit path must not wait for it). */
+static inline int mt_heap_lock_busy(void)
+{
+    return atomic_load(&MT_TRK.lock) != 0;
+}
+
 /* Whether this thread's allocations are recorded now (not inside the profiler itself). */
 static inline int mt_heap_should_record(void)
 {
@@ -201,6 +225,34 @@ static inline __attribute__((always_inline)) void mt_heap_record_block(void *p, 
     if (MT_UNLIKELY((MT_TRK.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
 }
 
+/* Takes a counted block outside the large-block table and holding no tensors (flags ==
+ * MT_REC_TRACKED: the common case, inlined in free) out of the counters, and its site's.
+ * For a block without site, last_alloc needs no reset: whatever is next recorded at this
+ * address sets it. Lock not held. */
+static inline __attribute__((always_inline)) void mt_heap_forget_plain(const void *p,
+                                                                       const struct mt_heap_hdr *h)
+{
+    if (!mt_heap_lock_tracking()) return;
+    struct mt_heap_cats *c = &MT_TRK.c;
+    int cat = h->cat;
+    long long n = (long long)h->size;
+    c->frees[cat]++;
+    c->live[cat] -= n;
+    c->live_total -= n;
+    if (h->site != MT_HEAP_NO_SITE) {
+        struct mt_heap_site *s = mt_heap_site_at(h->site);
+        double w = mt_heap_sample_weight((uint64_t)n);
+        mt_heap_site_touch(s);
+        s->live -= w * (double)n;
+        s->live_allocs -= w;
+        if ((uintptr_t)p == MT_TRK.last_alloc) {
+            s->temporary += w;
+            MT_TRK.last_alloc = 0;
+        }
+    }
+    mt_heap_unlock();
+}
+
 /* Takes a block out of the counters (and the table), from its header. Lock not held. */
 static inline __attribute__((always_inline)) void mt_heap_forget_block(void *p,
                                                                        const struct mt_heap_hdr *h)
@@ -222,6 +274,39 @@ static inline __attribute__((always_inline)) void mt_heap_forget_block(void *p,
  * (mt_heap_hash_frames). MT_HEAP_NO_SITE when out of memory. Lock held. */
 MT_HIDDEN uint32_t mt_heap_site_get(uint64_t h, const uintptr_t *frames, int depth, int cat);
 MT_HIDDEN uint64_t mt_heap_hash_frames(const uintptr_t *f, int depth);
+
+/* Mappings (heap_maps.c), lock held. Releases n bytes of a mapping starting at start, of
+ * cat, site and weight w; `whole`: the mapping is gone (a free, temporary when it was the
+ * last allocation). */
+static inline void mt_heap_account_unmap(uintptr_t start, uint64_t n, int cat, uint32_t site,
+                                         double w, int whole)
+{
+    mt_heap_account_release(n, cat, site, w);
+    if (!whole) return;
+    MT_TRK.c.frees[cat]++;
+    struct mt_heap_site *s = site != MT_HEAP_NO_SITE ? mt_heap_site_at(site) : NULL;
+    if (s) s->live_allocs -= w;
+    if (start == MT_TRK.last_alloc) {
+        if (s) s->temporary += w;
+        MT_TRK.last_alloc = 0;
+    }
+}
+
+/* A mapping of site split in two pieces: one more live piece at the site. Lock held. */
+static inline void mt_heap_account_split(uint32_t site, double w)
+{
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_at(site)->live_allocs += w;
+}
+
+/* Tensors (heap_tags.c), lock held: moves n live bytes (and, when `counted`, n allocated
+ * bytes) from category `from` to `to`, and w * n between sites sf and st when both are
+ * known. */
+MT_HIDDEN void mt_heap_tracker_move(int from, int to, long long n, uint32_t sf, uint32_t st,
+                                    double w, int counted);
+/* Regions (heap_tags.c), lock held: raises *peak_total and peak[] to the peaks since the
+ * last restart; restart: the running peaks start again at the live bytes of now. */
+MT_HIDDEN void mt_heap_tracker_fold_peaks(long long *peak_total, long long peak[MT_HEAP_NCAT]);
+MT_HIDDEN void mt_heap_tracker_restart_peaks(void);
 
 /* Counts one stack's origin (hit: from the stack cache, else unwound). Lock held. */
 static inline void mt_heap_count_stack(int hit)
