@@ -1,8 +1,10 @@
 /* harness/heapingest.h — puts one heap profiler report (profilers/heap/FORMAT.md) into the
- * store: frames, stacks, alloc_sites, tensors, the timeline as samples ('heap.live',
- * 'heap.live.<category>', 'rss'), metrics (peak_heap_bytes, peak_<category>_bytes,
- * heap_allocs, leaked_bytes) through a callback, so the runner decides their rank, and
- * the region counters heap_peak_bytes(.<category>) on the region rows already stored.
+ * store: frames, stacks, alloc_sites, tensors, the timeline as samples ('heap.live' total
+ * and per category, 'rss'), metrics (peak_heap_bytes, peak_<category>_bytes, heap_allocs,
+ * leaked_bytes) through a callback, so the runner decides their rank, and the region
+ * counters heap_peak_bytes (total and per category) on the region rows already stored.
+ * Names go out in the event stream's category forms (heap.live.<category>, ...); the
+ * store keeps the category in its own column (metrics.h, mt_metric_split).
  * What it is not for: parsing (heapreport.c does) or deciding run statuses. */
 #ifndef MT_HARNESS_HEAPINGEST_H
 #define MT_HARNESS_HEAPINGEST_H

@@ -1,15 +1,13 @@
 /* results/reader.c — the read API (contract in reader.h).
  *
  * What it is for: one prepared statement per question, with bound parameters, copied into
- * an arena that the reader owns. Names in a category form (metrics.h) of databases
- * written before the category column are split here, so callers see one shape. What it is
- * not for: the canned query tables (store_read.c) or writing (store.c).
+ * an arena that the reader owns. The memory category is the column the store writes
+ * (migration 004; '' becomes NULL here); no name is cut. What it is not for: the canned
+ * query tables (store_read.c) or writing (store.c).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <memtrade/metrics.h>
 
 #include "reader.h"
 #include "store_internal.h"
@@ -149,17 +147,6 @@ static int read_rows(struct mt_read *rd, const char *sql, const char *what, cons
     return finish(rd, s, oom ? SQLITE_DONE : rc, oom, what);
 }
 
-/* Splits a stored name in a category form (metrics.h) into base and category; a name
- * stored with its category (column) is left as it is. */
-static void split_name(const char **name, const char **category)
-{
-    const char *cat = NULL, *base;
-    if (*name && !*category && (base = mt_metric_split(*name, &cat)) != NULL) {
-        *name = base;
-        *category = cat;
-    }
-}
-
 /* ---------------------------------------------------------------- sweeps */
 
 int mt_read_latest_sweep(struct mt_read *rd, int64_t *sweep_id)
@@ -226,7 +213,6 @@ static void read_metric_row(struct mt_read *rd, sqlite3_stmt *s, int first,
     m->unit = col_text(rd, s, first + 4, oom);
     m->unavailable = col_text(rd, s, first + 5, oom);
     if (m->has && !isfinite(m->value)) m->has = 0; /* a NaN cannot be placed on an axis */
-    split_name(&m->name, &m->category);
 }
 
 static int cmp_metric(const void *a, const void *b)
@@ -269,7 +255,7 @@ static int load_runs(struct mt_read *rd, int64_t sweep_id, int64_t run_id, struc
         "SELECT r.id, r.sweep_id, r.workload, r.label, r.config_key, r.repeat, r.status,"
         " r.exit_code, r.signal, r.error, r.wall_s, r.facts_json, r.ranks,"
         " (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.rank = -1"
-        "  AND m.name = 'eval_bytes'),"
+        "  AND m.category = '' AND m.name = 'eval_bytes'),"
         " (SELECT CAST(p.value AS REAL) FROM params p WHERE p.run_id = r.id AND p.key = 'steps')"
         " * (SELECT CAST(p.value AS REAL) FROM params p WHERE p.run_id = r.id AND p.key = 'batch')"
         " FROM runs r WHERE " SELECTED("r") " ORDER BY r.id",
@@ -335,7 +321,8 @@ static int load_runs(struct mt_read *rd, int64_t sweep_id, int64_t run_id, struc
 
     memset(caps, 0, n * sizeof *caps);
     if (!(s = prepare(rd,
-                      "SELECT m.run_id, m.name, NULL, m.rank, m.value, m.unit, m.unavailable"
+                      "SELECT m.run_id, m.name, NULLIF(m.category, ''), m.rank, m.value, m.unit,"
+                      " m.unavailable"
                       " FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.rank = -1"
                       " AND " SELECTED("r"),
                       "metrics")))
@@ -346,9 +333,11 @@ static int load_runs(struct mt_read *rd, int64_t sweep_id, int64_t run_id, struc
 
     memset(caps, 0, n * sizeof *caps);
     if (!(s = prepare(rd,
-                      "SELECT m.run_id, m.name, NULL, -1, MAX(m.value), MIN(m.unit), NULL"
+                      "SELECT m.run_id, m.name, NULLIF(m.category, ''), -1, MAX(m.value),"
+                      " MIN(m.unit), NULL"
                       " FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.rank >= 0"
-                      " AND m.value IS NOT NULL AND " SELECTED("r") " GROUP BY m.run_id, m.name",
+                      " AND m.value IS NOT NULL AND " SELECTED(
+                          "r") " GROUP BY m.run_id, m.name, m.category",
                       "per-rank metrics")))
         goto out;
     sqlite3_bind_int64(s, 1, sweep_id);
@@ -391,7 +380,7 @@ int mt_read_metrics(struct mt_read *rd, int64_t run_id, int rank, struct mt_read
 {
     int64_t ints[] = {run_id, rank};
     if (read_rows(rd,
-                  "SELECT name, NULL, rank, value, unit, unavailable FROM metrics"
+                  "SELECT name, NULLIF(category, ''), rank, value, unit, unavailable FROM metrics"
                   " WHERE run_id = ?1 AND rank = ?2",
                   "metrics", ints, 2, sizeof **out, metric_row, (void **)out, n) != 0)
         return -1;
@@ -401,13 +390,11 @@ int mt_read_metrics(struct mt_read *rd, int64_t run_id, int rank, struct mt_read
 
 /* ---------------------------------------------------------------- samples */
 
-/* Whether a stored series name is one of the wanted base names (a per-category series of
- * an old database counts as its base). */
+/* Whether a stored series is one of the wanted names. */
 static int series_wanted(const char *stored, const char *const *series, size_t n)
 {
-    const char *cat = NULL, *base = mt_metric_split(stored, &cat);
     for (size_t i = 0; i < n; i++)
-        if (strcmp(stored, series[i]) == 0 || (base && strcmp(base, series[i]) == 0)) return 1;
+        if (strcmp(stored, series[i]) == 0) return 1;
     return 0;
 }
 
@@ -457,7 +444,6 @@ static int sample_row(struct mt_read *rd, sqlite3_stmt *s, void *elem, int *oom)
     p->y = sqlite3_column_double(s, 3);
     p->region = col_text(rd, s, 4, oom);
     if (p->region && !*p->region) p->region = NULL; /* "" is how an event says "none" */
-    split_name(&p->series, &p->category);
     return 1;
 }
 
@@ -472,8 +458,8 @@ int mt_read_samples(struct mt_read *rd, int64_t run_id, const char *const *serie
     int64_t ints[] = {run_id, rank};
     rd->arg = &w;
     int rc = read_rows(rd,
-                       "SELECT series, NULL, x, y, region FROM samples"
-                       " WHERE run_id = ?1 AND rank = ?2 ORDER BY x, series, rowid",
+                       "SELECT series, NULLIF(category, ''), x, y, region FROM samples"
+                       " WHERE run_id = ?1 AND rank = ?2 ORDER BY x, series, category, rowid",
                        "samples", ints, 2, sizeof **out, sample_row, (void **)out, n);
     rd->arg = NULL;
     return rc;
@@ -524,11 +510,12 @@ int mt_read_regions(struct mt_read *rd, int64_t run_id, struct mt_read_region **
     sqlite3_stmt *s;
     size_t cap = 0;
     int rc, oom = 0;
-    if (!(s = prepare(rd,
-                      "SELECT c.region_id, c.counter, NULL, c.value, c.unavailable"
-                      " FROM region_counters c JOIN regions g ON g.id = c.region_id"
-                      " WHERE g.run_id = ?1 ORDER BY c.region_id",
-                      "region counters")))
+    if (!(s = prepare(
+              rd,
+              "SELECT c.region_id, c.counter, NULLIF(c.category, ''), c.value, c.unavailable"
+              " FROM region_counters c JOIN regions g ON g.id = c.region_id"
+              " WHERE g.run_id = ?1 ORDER BY c.region_id",
+              "region counters")))
         return -1;
     sqlite3_bind_int64(s, 1, run_id);
     struct mt_read_region *g = NULL;
@@ -549,7 +536,6 @@ int mt_read_regions(struct mt_read *rd, int64_t run_id, struct mt_read_region **
         c->has = !is_null(s, 3);
         c->value = sqlite3_column_double(s, 3);
         c->unavailable = col_text(rd, s, 4, &oom);
-        split_name(&c->name, &c->category);
     }
     if (finish(rd, s, oom ? SQLITE_DONE : rc, oom, "region counters") != 0) return -1;
     for (size_t i = 0; i < *n; i++)

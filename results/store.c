@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memtrade/metrics.h>
+
 #include "store_internal.h"
 
 #ifndef MT_SCHEMA_LATEST
@@ -39,19 +41,21 @@ static const char *const stmt_sql[SS_COUNT] = {
                    " wall_s = ?6, finished_at = " NOW_SQL " WHERE id = ?1",
     [SS_FIND_OK] = "SELECT id FROM runs WHERE config_key = ?1 AND repeat = ?2 AND status = 'ok'"
                    " ORDER BY id LIMIT 1",
-    [SS_METRIC_UPS] = "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(run_id, rank, name) DO UPDATE"
+    [SS_METRIC_UPS] = "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable,"
+                      " category) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                      " ON CONFLICT(run_id, rank, name, category) DO UPDATE"
                       " SET value = excluded.value, unit = excluded.unit,"
                       " unavailable = excluded.unavailable",
     [SS_REGION_UPS] = "INSERT INTO regions(run_id, rank, path, name, depth, calls, wall_s, cpu_s)"
                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(run_id, rank, path)"
                       " DO UPDATE SET calls = excluded.calls, wall_s = excluded.wall_s,"
                       " cpu_s = excluded.cpu_s RETURNING id",
-    [SS_RCOUNTER_UPS] = "INSERT INTO region_counters(region_id, counter, value, unavailable)"
-                        " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(region_id, counter) DO UPDATE"
+    [SS_RCOUNTER_UPS] = "INSERT INTO region_counters(region_id, counter, value, unavailable,"
+                        " category) VALUES(?1, ?2, ?3, ?4, ?5)"
+                        " ON CONFLICT(region_id, counter, category) DO UPDATE"
                         " SET value = excluded.value, unavailable = excluded.unavailable",
-    [SS_SAMPLE_INS] = "INSERT INTO samples(run_id, rank, series, x, y, region)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [SS_SAMPLE_INS] = "INSERT INTO samples(run_id, rank, series, x, y, region, category)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [SS_LOG_INS] = "INSERT INTO logs(run_id, rank, t, level, text) VALUES(?1, ?2, ?3, ?4, ?5)",
     [SS_TENSOR_UPS] = "INSERT INTO tensors(run_id, rank, name, category, bytes)"
                       " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(run_id, rank, name) DO UPDATE"
@@ -305,6 +309,39 @@ static int exec(struct mt_store *st, const char *sql, const char *what)
     return 0;
 }
 
+/* SQL functions mt_name_base(name) and mt_name_category(name): metrics.h's split of a name
+ * in a category form (the name and '' for any other), for migration 004 to use the rule
+ * the writers use. */
+static const int part_base = 0, part_category = 1;
+
+static void sql_name_part(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *name = (const char *)sqlite3_value_text(argv[0]);
+    if (!name) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const char *cat = "", *base = mt_metric_split(name, &cat);
+    if (sqlite3_user_data(ctx) == &part_category)
+        sqlite3_result_text(ctx, cat, -1, SQLITE_STATIC);
+    else if (base)
+        sqlite3_result_text(ctx, base, -1, SQLITE_STATIC);
+    else
+        sqlite3_result_value(ctx, argv[0]);
+}
+
+static int register_functions(struct mt_store *st)
+{
+    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+    if (sqlite3_create_function(st->db, "mt_name_base", 1, flags, (void *)&part_base, sql_name_part,
+                                NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(st->db, "mt_name_category", 1, flags, (void *)&part_category,
+                                sql_name_part, NULL, NULL) != SQLITE_OK)
+        return store_fail_sql(st, "cannot register the name functions");
+    return 0;
+}
+
 /* Classifies an existing database: 0 empty (no schema at all), 1 memtrade, -1 refused. */
 static int classify(struct mt_store *st, int64_t *user_version)
 {
@@ -376,6 +413,30 @@ fail:
     return -1;
 }
 
+/* A read-only store of an older schema reads a copy migrated in memory: the file is never
+ * written, and every reader sees the current schema (categories as a column). */
+static int migrate_in_memory(struct mt_store *st)
+{
+    sqlite3 *mem = NULL;
+    if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        sqlite3_close(mem);
+        return store_fail(st, "cannot open memory to migrate an older database into");
+    }
+    sqlite3_backup *b = sqlite3_backup_init(mem, "main", st->db, "main");
+    int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+    if (b) sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        store_fail(st, "cannot copy the older database into memory to read it: %s",
+                   sqlite3_errmsg(mem));
+        sqlite3_close(mem);
+        return -1;
+    }
+    sqlite3_close_v2(st->db);
+    st->db = mem;
+    sqlite3_extended_result_codes(st->db, 1);
+    return register_functions(st) == 0 ? initialise_or_migrate(st) : -1;
+}
+
 int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out, char *err,
                   size_t errlen)
 {
@@ -415,6 +476,7 @@ int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store *
     else
         store_install_wait(st);
     sqlite3_extended_result_codes(st->db, 1);
+    if (register_functions(st) != 0) goto fail;
     if (!readonly && sqlite3_db_readonly(st->db, "main") == 1) {
         store_fail(st, "cannot open for writing (permission denied?)");
         goto fail;
@@ -430,6 +492,7 @@ int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store *
         goto fail;
     }
     if (readonly) {
+        if (uv < MT_STORE_SCHEMA_VERSION && migrate_in_memory(st) != 0) goto fail;
         if (exec(st, "PRAGMA query_only = ON", "cannot set query_only") != 0) goto fail;
     } else {
         if (exec(st, "PRAGMA journal_mode = WAL", "cannot switch to WAL") != 0 ||
@@ -793,6 +856,15 @@ static void bind_measure(sqlite3_stmt *s, int vi, int ri, double value, const ch
     }
 }
 
+/* Binds a name as metrics.h's category forms split it: the base name at `ni`, the
+ * memory category ('' for a name without one) at `ci`. */
+static void bind_name(sqlite3_stmt *s, int ni, int ci, const char *name)
+{
+    const char *cat = "", *base = mt_metric_split(name, &cat);
+    bind_text(s, ni, base ? base : name);
+    bind_text(s, ci, cat);
+}
+
 static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char *name, double value,
                       const char *unit, const char *reason)
 {
@@ -802,7 +874,7 @@ static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char 
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
-    bind_text(s, 3, name);
+    bind_name(s, 3, 7, name);
     bind_measure(s, 4, 6, value, reason);
     bind_text(s, 5, unit);
     return store_step_done(st, s, "insert metric");
@@ -861,7 +933,7 @@ static int counter_put(struct mt_store *st, int64_t region_id, const char *count
     sqlite3_stmt *s = store_stmt(st, SS_RCOUNTER_UPS);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, region_id);
-    bind_text(s, 2, counter);
+    bind_name(s, 2, 5, counter);
     bind_measure(s, 3, 4, value, reason);
     return store_step_done(st, s, "insert region counter");
 }
@@ -891,7 +963,7 @@ int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *s
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
-    bind_text(s, 3, series);
+    bind_name(s, 3, 7, series);
     sqlite3_bind_double(s, 4, x);
     sqlite3_bind_double(s, 5, y);
     bind_text(s, 6, region);

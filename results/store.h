@@ -69,7 +69,7 @@ extern "C" {
 struct mt_store;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
-#define MT_STORE_SCHEMA_VERSION 3
+#define MT_STORE_SCHEMA_VERSION 4
 
 /* ---------------------------------------------------------------- open / close */
 
@@ -87,11 +87,13 @@ enum mt_store_flags {
  * no meta.application = 'memtrade'), and a database whose user_version is newer than
  * MT_STORE_SCHEMA_VERSION. READWRITE_CREATE also takes the writer lock: while another
  * read-write store (any process) has the file open it fails, naming that process's pid.
- * READONLY additionally refuses a missing or empty file, and accepts an older schema as
- * is (no migration); it never creates files: where a WAL database has no -wal/-shm files
- * and this process could not create them for the database's owner (another user, a
- * folder it cannot write, a read-only mount), it reads the file immutable (no locks; what
- * a live writer has not yet checkpointed is not seen). Returns 0, or -1 with *out = NULL. */
+ * READONLY additionally refuses a missing or empty file, and reads an older schema
+ * through a copy migrated in memory (the file is never written; the copy costs memory of
+ * the file's size, once, until a writer migrates the file); it never creates files: where a WAL
+ * database has no -wal/-shm files and this process could not create them for the database's owner
+ * (another user, a folder it cannot write, a read-only mount), it reads the file immutable (no
+ * locks; what a live writer has not yet checkpointed is not seen). Returns 0, or -1 with *out =
+ * NULL. */
 int mt_store_open(const char *path, enum mt_store_flags flags, struct mt_store **out, char *err,
                   size_t errlen);
 
@@ -229,6 +231,11 @@ int mt_store_mark_interrupted_running(struct mt_store *st, const char *reason, s
 
 /* rank: -1 = the whole run (metrics only), >= 0 = one MPI rank. */
 
+/* Names in one of metrics.h's category forms (`train_peak_weights_bytes`,
+ * `heap.live.kv_cache`, `heap_peak_bytes.weights`) are stored as their base name and
+ * the memory category (column `category`; '' for a figure of all categories together):
+ * metrics, region counters and sample series alike. */
+
 /* Contract: upserts metric (run, rank, name) = value with its unit (required, "" allowed
  * for dimensionless values is discouraged: use "1"). The last write wins. A non-finite
  * value is stored as unavailable with reason "non-finite value (nan|inf|-inf)", so a
@@ -332,14 +339,15 @@ int mt_store_query_runs(struct mt_store *st, const struct mt_store_runs_filter *
                         enum mt_store_format fmt, FILE *out);
 
 /* Contract: the sections `run` (one row, every column of runs), `params` (key, value),
- * `metrics` (rank, name, value, unit, unavailable), `regions` (rank, path, calls, wall_s,
- * cpu_s) and `region_counters` (rank, path, counter, value, unavailable). Fails when the
+ * `metrics` (rank, name, category, value, unit, unavailable), `regions` (rank, path,
+ * calls, wall_s, cpu_s) and `region_counters` (rank, path, counter, category, value,
+ * unavailable). Fails when the
  * run does not exist. */
 int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out);
 
-/* Contract: metrics of run a and run b side by side (rank, name, unit, a, b, ratio b/a,
- * a_unavailable, b_unavailable), over the union of their metric names; ratio NULL when
- * either side is NULL or a is 0. Fails when either run does not exist. */
+/* Contract: metrics of run a and run b side by side (rank, name, category, unit, a, b,
+ * ratio b/a, a_unavailable, b_unavailable), over the union of their (name, category); ratio NULL
+ * when either side is NULL or a is 0. Fails when either run does not exist. */
 int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
                            enum mt_store_format fmt, FILE *out);
 

@@ -310,9 +310,10 @@ static int merge_one(struct merge *m)
     const struct copy_spec specs[] = {
         CHILD("params", "SELECT run_id, key, value FROM params ORDER BY run_id",
               "INSERT INTO params(run_id, key, value) VALUES(?1, ?2, ?3)", &m->runs),
-        CHILD("metrics", "SELECT run_id, rank, name, value, unit, unavailable FROM metrics",
-              "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        CHILD("metrics",
+              "SELECT run_id, rank, name, category, value, unit, unavailable FROM metrics",
+              "INSERT INTO metrics(run_id, rank, name, category, value, unit, unavailable)"
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
               &m->runs),
         {.what = "regions",
          .select = "SELECT id, run_id, rank, path, name, depth, calls, wall_s, cpu_s"
@@ -324,13 +325,14 @@ static int merge_one(struct merge *m)
          .maps = {&m->runs},
          .map_cols = {1}},
         CHILD("region_counters",
-              "SELECT region_id, counter, value, unavailable FROM region_counters",
-              "INSERT INTO region_counters(region_id, counter, value, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4)",
+              "SELECT region_id, counter, category, value, unavailable FROM region_counters",
+              "INSERT INTO region_counters(region_id, counter, category, value, unavailable)"
+              " VALUES(?1, ?2, ?3, ?4, ?5)",
               &m->regions),
-        CHILD("samples", "SELECT run_id, rank, series, x, y, region FROM samples ORDER BY rowid",
-              "INSERT INTO samples(run_id, rank, series, x, y, region)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        CHILD("samples",
+              "SELECT run_id, rank, series, category, x, y, region FROM samples ORDER BY rowid",
+              "INSERT INTO samples(run_id, rank, series, category, x, y, region)"
+              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
               &m->runs),
         CHILD("logs", "SELECT run_id, rank, t, level, text FROM logs ORDER BY rowid",
               "INSERT INTO logs(run_id, rank, t, level, text) VALUES(?1, ?2, ?3, ?4, ?5)",

@@ -86,13 +86,14 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
     } sections[] = {
         {"run", "SELECT * FROM runs WHERE id = ?1"},
         {"params", "SELECT key, value FROM params WHERE run_id = ?1 ORDER BY key"},
-        {"metrics", "SELECT rank, name, value, unit, unavailable FROM metrics WHERE run_id = ?1"
-                    " ORDER BY rank, name"},
+        {"metrics", "SELECT rank, name, category, value, unit, unavailable FROM metrics"
+                    " WHERE run_id = ?1 ORDER BY rank, name, category"},
         {"regions", "SELECT rank, path, calls, wall_s, cpu_s FROM regions WHERE run_id = ?1"
                     " ORDER BY rank, path"},
-        {"region_counters", "SELECT r.rank, r.path, c.counter, c.value, c.unavailable"
-                            " FROM regions r JOIN region_counters c ON c.region_id = r.id"
-                            " WHERE r.run_id = ?1 ORDER BY r.rank, r.path, c.counter"},
+        {"region_counters", "SELECT r.rank, r.path, c.counter, c.category, c.value,"
+                            " c.unavailable FROM regions r JOIN region_counters c"
+                            " ON c.region_id = r.id WHERE r.run_id = ?1"
+                            " ORDER BY r.rank, r.path, c.counter, c.category"},
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         section_begin(fmt, out, sections[i].name, i == 0);
@@ -111,15 +112,19 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
     int64_t ints[] = {run_a, run_b};
     return print_query(
         st,
-        "WITH names AS (SELECT DISTINCT rank, name FROM metrics WHERE run_id IN (?1, ?2))"
-        " SELECT n.rank, n.name, COALESCE(a.unit, b.unit) AS unit, a.value AS a, b.value AS b,"
+        "WITH names AS (SELECT DISTINCT rank, name, category FROM metrics"
+        "   WHERE run_id IN (?1, ?2))"
+        " SELECT n.rank, n.name, n.category, COALESCE(a.unit, b.unit) AS unit, a.value AS a,"
+        " b.value AS b,"
         " CASE WHEN a.value IS NULL OR b.value IS NULL OR a.value = 0 OR a.unit IS NOT b.unit"
         " THEN NULL ELSE b.value / a.value END AS ratio,"
         " a.unavailable AS a_unavailable, b.unavailable AS b_unavailable"
         " FROM names n"
         " LEFT JOIN metrics a ON a.run_id = ?1 AND a.rank = n.rank AND a.name = n.name"
+        "   AND a.category = n.category"
         " LEFT JOIN metrics b ON b.run_id = ?2 AND b.rank = n.rank AND b.name = n.name"
-        " ORDER BY n.rank, n.name",
+        "   AND b.category = n.category"
+        " ORDER BY n.rank, n.name, n.category",
         ints, 2, NULL, 0, fmt, TOP_LEVEL, out);
 }
 
@@ -131,9 +136,10 @@ int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
     "WITH pts AS (SELECT t.run_id, t.sweep_id, t.memory_kind, t.workload, t.label,"                \
     "   t.config_key, t.repeat, t.eval_bytes, t.train_budget,"                                     \
     "   CASE WHEN ?1 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"     \
-    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?1) END AS x,"                    \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.category = '' AND m.name = ?1) END AS "  \
+    "x,"                                                                                           \
     "   CASE WHEN ?2 = 'memory_bytes' THEN t.memory_bytes ELSE (SELECT m.value FROM metrics m"     \
-    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.name = ?2) END AS y"                     \
+    "     WHERE m.run_id = t.run_id AND m.rank = -1 AND m.category = '' AND m.name = ?2) END AS y" \
     "   FROM tradeoff t WHERE ?3 = 0 OR t.sweep_id = ?3),"                                         \
     " p AS (SELECT min(run_id) AS id, sweep_id, memory_kind, workload, label, config_key,"         \
     "   min(eval_bytes) AS eval_bytes, min(train_budget) AS train_budget,"                         \

@@ -59,7 +59,8 @@ struct mt_heapreport_category {
     long long allocs, frees, bytes, live, peak;
 };
 
-/* One timeline point: maps to samples rows 'heap.live', 'heap.live.<cat>', 'rss'. */
+/* One timeline point: maps to samples rows 'heap.live' (total, and per category in the
+ * category column), 'rss'. */
 struct mt_heapreport_sample {
     double t;            /* seconds since profiler start */
     long long rss_bytes; /* -1 when unavailable */

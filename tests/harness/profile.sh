@@ -23,13 +23,13 @@ if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/lib/libmt_heap.so" ]; t
 fi
 expect_rc 0 "$MT" profile --db "$DB" -- ls -la /usr
 expect_eq sites "$(sql "SELECT count(*) > 0 FROM alloc_sites WHERE run_id = 5")" "1"
-expect_eq peak "$(sql "SELECT count(*) FROM metrics WHERE run_id = 5 AND name = 'peak_heap_bytes' AND value > 0")" "1"
+expect_eq peak "$(sql "SELECT count(*) FROM metrics WHERE run_id = 5 AND name = 'peak_heap_bytes' AND category = '' AND value > 0")" "1"
 # dash may leave through _exit, before any exit report: the totals are then unavailable
 # with the reason, never 0.
-expect_eq incomplete "$(sql "SELECT (value IS NULL AND unavailable LIKE 'heap report incomplete:%') OR value > 0 FROM metrics WHERE run_id = 1 AND name = 'peak_heap_bytes'")" "1"
+expect_eq incomplete "$(sql "SELECT (value IS NULL AND unavailable LIKE 'heap report incomplete:%') OR value > 0 FROM metrics WHERE run_id = 1 AND name = 'peak_heap_bytes' AND category = ''")" "1"
 expect_rc 0 "$MT" run t_ok -p steps=5 --heap full --db "$DB"
 expect_eq steps "$(sql "SELECT value FROM metrics WHERE run_id = 6 AND name = 'model_bytes'")" "20480.0"
-expect_eq heap "$(sql "SELECT count(*) FROM metrics WHERE run_id = 6 AND name = 'peak_heap_bytes' AND value > 0")" "1"
-expect_eq timeline "$(sql "SELECT count(*) > 0 FROM samples WHERE run_id = 6 AND series = 'heap.live'")" "1"
+expect_eq heap "$(sql "SELECT count(*) FROM metrics WHERE run_id = 6 AND name = 'peak_heap_bytes' AND category = '' AND value > 0")" "1"
+expect_eq timeline "$(sql "SELECT count(*) > 0 FROM samples WHERE run_id = 6 AND series = 'heap.live' AND category = ''")" "1"
 expect_eq fact "$(sql "SELECT count(*) FROM logs WHERE run_id = 6 AND text = 'fact heap_profiler=full'")" "1"
 echo "ok"

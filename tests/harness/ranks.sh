@@ -11,7 +11,7 @@ expect_eq rank_seen "$(sql "SELECT group_concat(rank || '=' || value, ' ') FROM 
 expect_eq nranks "$(sql "SELECT value FROM metrics WHERE run_id = 1 AND name = 'nranks_seen' AND rank = 1")" "2.0"
 # Run level: as the metric vocabulary (metrics.h) says: memory the largest rank's,
 # traffic the sum, training loss the mean, accuracy rank 0's; a plugin's own *_bytes max.
-runlevel() { sql "SELECT value FROM metrics WHERE run_id = 1 AND name = '$1' AND rank = -1"; }
+runlevel() { sql "SELECT value FROM metrics WHERE run_id = 1 AND name = '$1' AND category = '' AND rank = -1"; }
 expect_eq max "$(runlevel train_peak_bytes)" "2000.0"
 expect_eq sum "$(runlevel comm_bytes_sent)" "300.0"
 expect_eq mean "$(runlevel train_loss)" "2.5"
@@ -22,5 +22,5 @@ expect_eq samples "$(sql "SELECT group_concat(rank || ':' || y, ' ') FROM (SELEC
 
 MEMTRADE_LAUNCHER=$L expect_rc 1 "$MT" run t_ranks -p ranks=2 -p crash_rank=1 --db "$DB" --no-heap --threads 1
 expect_eq crashed "$(sql "SELECT status || ':' || signal || ':' || error FROM runs WHERE id = 2")" "crashed:11:rank 1: Segmentation fault (signal 11)"
-expect_eq kept "$(sql "SELECT count(*) FROM metrics WHERE run_id = 2 AND rank = 0 AND name = 'train_peak_bytes'")" "1"
+expect_eq kept "$(sql "SELECT count(*) FROM metrics WHERE run_id = 2 AND rank = 0 AND name = 'train_peak_bytes' AND category = ''")" "1"
 echo "ok"

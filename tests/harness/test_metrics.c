@@ -1,6 +1,7 @@
 /* tests/harness/test_metrics.c — the metric vocabulary (memtrade/metrics.h) answers each
  * standard name with its own row, per-category names with their pattern's, and names a
- * plugin invents with the catch-alls; every row has a unit but the last. */
+ * plugin invents with the catch-alls; every row has a unit but the last. mt_metric_split
+ * finds the memory category of the five category forms, and only of memcat.h names. */
 #include <memtrade/metrics.h>
 #include <stdio.h>
 
@@ -16,8 +17,31 @@ static void row(const char *name, const char *want_row, enum mt_metric_agg agg,
         fprintf(stderr, "%s -> row %s, want %s\n", name, m->name, want_row);
 }
 
+/* split(name) must give base[category], or name itself when want_base is NULL. */
+static void split(const char *name, const char *want_base, const char *want_cat)
+{
+    const char *cat = "(unset)", *base = mt_metric_split(name, &cat);
+    int ok = want_base ? base && !strcmp(base, want_base) && !strcmp(cat, want_cat)
+                       : !base && !strcmp(cat, "(unset)");
+    CHECK(ok);
+    if (!ok) fprintf(stderr, "split %s -> %s[%s]\n", name, base ? base : "NULL", cat);
+}
+
 int main(void)
 {
+    split("infer_peak_kv_cache_bytes", "infer_peak_bytes", "kv_cache");
+    split("train_peak_act_grads_bytes", "train_peak_bytes", "act_grads");
+    split("eval_peak_activations_bytes", "eval_peak_bytes", "activations");
+    split("peak_weights_bytes", "peak_heap_bytes", "weights");
+    split("heap_peak_bytes.other", "heap_peak_bytes", "other");
+    split("heap.live.data", "heap.live", "data");
+    split("peak_heap_bytes", NULL, NULL);      /* 'heap' is no category */
+    split("train_peak_rss_bytes", NULL, NULL); /* nor is 'rss' */
+    split("peak_rss_bytes", NULL, NULL);
+    split("heap.live.nocat", NULL, NULL);
+    split("heap.live", NULL, NULL);
+    split("infer_peak_bytes", NULL, NULL);
+    split("xpeak_weights_bytes", NULL, NULL);
     row("val_bpb", "val_bpb", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY);
     row("val_top1", "val_top1", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_ACCURACY);
     row("train_loss", "train_loss", MT_AGG_MEAN, MT_BETTER_LOWER, MT_KIND_ACCURACY);

@@ -19,7 +19,7 @@ XDG_CACHE_HOME=$dir/cache "$bin" run quantize -p model=tiny -p steps=20 -p batch
   -p embedding=on --threads 2 --heap off --out "$dir/out" --db "$db" >"$dir/log" 2>&1 ||
   { cat "$dir/log" >&2; fail "run failed"; }
 q() { sqlite3 "$db" "$1"; }
-metric() { q "SELECT value FROM metrics WHERE name = '$1'"; }
+metric() { q "SELECT value FROM metrics WHERE name = '$1' AND category = ''"; }
 [ "$(q 'SELECT status FROM runs WHERE id = 1')" = ok ] || fail "status $(q 'SELECT status, error FROM runs')"
 # tiny: L2 C64 V256 T64. Per layer (codes + one fp32 absmax per 32 columns + a 16-entry
 # table): qkv 192x64 -> 6144+1536+64, proj 64x64 -> 2048+512+64, fc 256x64 -> 8192+2048+64,
@@ -33,7 +33,7 @@ awk -v b="$(metric bits_per_weight)" 'BEGIN { d = b - 5.040178571428571; exit !(
 [ "$(q "SELECT count(*) FROM metrics WHERE name LIKE 'layer.%.mse'")" = 9 ] || fail "layer mse count"
 [ "$(q "SELECT count(*) FROM metrics WHERE name = 'layer.lm_head.maxabs' AND value > 0")" = 1 ] ||
   fail "no lm_head maxabs"
-[ "$(q "SELECT value > $(metric model_bytes) FROM metrics WHERE name = 'infer_peak_bytes'")" = 1 ] ||
+[ "$(q "SELECT value > $(metric model_bytes) FROM metrics WHERE name = 'infer_peak_bytes' AND category = ''")" = 1 ] ||
   fail "infer_peak_bytes $(metric infer_peak_bytes) not above model_bytes"
 for m in val_bpb val_loss eval_tokens_per_s decode_tokens_per_s quantize_seconds; do
   [ "$(q "SELECT count(*) FROM metrics WHERE name = '$m' AND value > 0")" = 1 ] || fail "metric $m"

@@ -23,11 +23,11 @@ expect_eq main_site "$(sql "SELECT allocs, bytes, peak_bytes, leaked_bytes FROM 
     "3|6000000|6000000|6000000"
 set -- $(sites_vs_totals 1)
 expect_eq "sites vs totals (allocs leaked)" "$1 $2" "$3 $4"
-expect_eq peak_sum "$(sql "SELECT sum(peak_bytes) = (SELECT value FROM metrics WHERE run_id = 1 AND name = 'peak_heap_bytes') FROM alloc_sites WHERE run_id = 1")" "1"
+expect_eq peak_sum "$(sql "SELECT sum(peak_bytes) = (SELECT value FROM metrics WHERE run_id = 1 AND name = 'peak_heap_bytes' AND category = '') FROM alloc_sites WHERE run_id = 1")" "1"
 
 # A real training run (full mode): the same invariant, exactly, over thousands of sites.
 expect_rc 0 "$MT" run baseline -p model=tiny -p steps=20 --heap full --db "$DB"
 set -- $(sites_vs_totals 2)
 expect_eq "baseline sites vs totals (allocs leaked)" "$1 $2" "$3 $4"
-expect_eq baseline_peak "$(sql "SELECT sum(peak_bytes) = (SELECT value FROM metrics WHERE run_id = 2 AND name = 'peak_heap_bytes') FROM alloc_sites WHERE run_id = 2")" "1"
+expect_eq baseline_peak "$(sql "SELECT sum(peak_bytes) = (SELECT value FROM metrics WHERE run_id = 2 AND name = 'peak_heap_bytes' AND category = '') FROM alloc_sites WHERE run_id = 2")" "1"
 echo "ok ($(sql "SELECT count(*) || ' sites, ' || sum(allocs) || ' allocations' FROM alloc_sites WHERE run_id = 2") on the tiny baseline)"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "reader.h"
 #include "store_internal.h"
 #include "test_util.h"
 
@@ -239,10 +240,16 @@ static int test_migrate(void)
                         "INSERT INTO runs(workload, config_key, status, started_at)"
                         " VALUES('w', 'w', 'ok', 'now')") == 0,
           "v1 data");
+    struct tu_blob before = tu_read(path);
     struct mt_store *st = open_ro(path);
-    CHECK(st, "read-only opens an older schema as is");
-    CHECK(tu_int(mt_store_db(st), "PRAGMA user_version") == 1, "not migrated read-only");
+    CHECK(st, "read-only opens an older schema");
+    CHECK(tu_int(mt_store_db(st), "PRAGMA user_version") == MT_STORE_SCHEMA_VERSION,
+          "read-only reads a copy migrated in memory");
     mt_store_close(st);
+    struct tu_blob after = tu_read(path);
+    CHECK(tu_same(before, after), "read-only left the older file as it was");
+    free(before.data);
+    free(after.data);
     st = open_rw(path);
     CHECK(st, "migrate");
     sqlite3 *db = mt_store_db(st);
@@ -254,6 +261,103 @@ static int test_migrate(void)
                      "('eval_bytes', 'train_budget')") == 2,
           "tradeoff columns");
     CHECK(tu_int(db, "SELECT count(*) FROM runs") == 1, "data kept");
+    mt_store_close(st);
+    return 0;
+}
+
+/* A version-3 database (the last before the category column) with names that carry their
+ * memory category: read-only reads the split without touching the file; the first
+ * writer migrates it for good (migration 4). */
+static int test_migrate_v3(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s", tu_path("v3.db"));
+    CHECK(tu_exec(path, mt_store_schema_sql) == 0, "v1 schema");
+    for (const struct mt_store_migration *m = mt_store_migrations; m->sql && m->version <= 3; m++)
+        CHECK(tu_exec(path, m->sql) == 0, "migration %s", m->name);
+    CHECK(tu_exec(path, "PRAGMA user_version = 3;"
+                        "INSERT INTO meta VALUES('application', 'memtrade');"
+                        "INSERT INTO runs(id, workload, config_key, status, started_at)"
+                        " VALUES(1, 'w', 'w', 'ok', 'now');"
+                        "INSERT INTO metrics(run_id, rank, name, value, unit) VALUES"
+                        " (1, -1, 'val_bpb', 2.5, 'bits/byte'),"
+                        " (1, -1, 'infer_peak_bytes', 1000, 'bytes'),"
+                        " (1, -1, 'infer_peak_kv_cache_bytes', 300, 'bytes'),"
+                        " (1, -1, 'peak_heap_bytes', 2000, 'bytes'),"
+                        " (1, -1, 'peak_weights_bytes', 700, 'bytes'),"
+                        " (1, -1, 'peak_rss_bytes', 4000, 'bytes'),"
+                        " (1, -1, 'train_peak_rss_bytes', 3000, 'bytes'),"
+                        " (1, -1, 'peak_foo_bytes', 5, 'bytes'),"
+                        " (1, 0, 'train_peak_act_grads_bytes', 60, 'bytes');"
+                        "INSERT INTO regions VALUES(1, 1, 0, 'infer', 'infer', 0, 1, 1.0, NULL);"
+                        "INSERT INTO region_counters VALUES(1, 'heap_peak_bytes', 900, NULL),"
+                        " (1, 'heap_peak_bytes.weights', 500, NULL),"
+                        " (1, 'heap_peak_bytes.kv_cache', NULL, 'profiler off'),"
+                        " (1, 'PAPI_TOT_INS', 77, NULL);"
+                        "INSERT INTO samples VALUES(1, 0, 'heap.live', 0, 10, NULL),"
+                        " (1, 0, 'heap.live.kv_cache', 0, 4, 'infer'), (1, 0, 'rss', 0, 20, NULL),"
+                        " (1, 0, 'heap.live.nocat', 0, 1, NULL)") == 0,
+          "v3 data");
+    /* Read-only: the split arrives through the read API, the file stays byte-identical. */
+    struct tu_blob before = tu_read(path);
+    struct mt_store *st = open_ro(path);
+    CHECK(st, "read-only opens a v3 database");
+    struct mt_read *rd;
+    struct mt_read_metric *ms;
+    size_t n;
+    OK(st, mt_read_open(st, &rd));
+    OK(st, mt_read_metrics(rd, 1, -1, &ms, &n));
+    CHECK(n == 8 && !strcmp(ms[0].name, "infer_peak_bytes") && !ms[0].category &&
+              !strcmp(ms[1].name, "infer_peak_bytes") && !strcmp(ms[1].category, "kv_cache") &&
+              ms[1].value == 300,
+          "read-only metrics (%zu)", n);
+    mt_read_close(rd);
+    mt_store_close(st);
+    struct tu_blob after = tu_read(path);
+    CHECK(tu_same(before, after), "read-only left the v3 file as it was");
+    free(before.data);
+    free(after.data);
+
+    st = open_rw(path);
+    CHECK(st, "migrate v3");
+    sqlite3 *db = mt_store_db(st);
+    char *got = tu_text(db, "SELECT group_concat(rank || ':' || name || '[' || category || ']=' ||"
+                            " coalesce(value, unavailable), ' ') FROM (SELECT * FROM metrics"
+                            " ORDER BY rank, name, category)");
+    const char *want = "-1:infer_peak_bytes[]=1000.0 -1:infer_peak_bytes[kv_cache]=300.0"
+                       " -1:peak_foo_bytes[]=5.0 -1:peak_heap_bytes[]=2000.0"
+                       " -1:peak_heap_bytes[weights]=700.0 -1:peak_rss_bytes[]=4000.0"
+                       " -1:train_peak_rss_bytes[]=3000.0 -1:val_bpb[]=2.5"
+                       " 0:train_peak_bytes[act_grads]=60.0";
+    CHECK(!strcmp(got, want), "metrics after migration:\n got %s\nwant %s", got, want);
+    free(got);
+    got = tu_text(db, "SELECT group_concat(counter || '[' || category || ']=' ||"
+                      " coalesce(value, unavailable), ' ') FROM (SELECT * FROM region_counters"
+                      " ORDER BY counter, category)");
+    want = "PAPI_TOT_INS[]=77.0 heap_peak_bytes[]=900.0 heap_peak_bytes[kv_cache]=profiler off"
+           " heap_peak_bytes[weights]=500.0";
+    CHECK(!strcmp(got, want), "counters after migration:\n got %s\nwant %s", got, want);
+    free(got);
+    got = tu_text(db, "SELECT group_concat(series || '[' || category || ']', ' ') FROM"
+                      " (SELECT * FROM samples ORDER BY rowid)");
+    want = "heap.live[] heap.live[kv_cache] rss[] heap.live.nocat[]";
+    CHECK(!strcmp(got, want), "samples after migration:\n got %s\nwant %s", got, want);
+    free(got);
+    static const struct sql_want w[] = {
+        {"user_version", "PRAGMA user_version", MT_STORE_SCHEMA_VERSION},
+        {"tradeoff reads the whole", "SELECT memory_bytes FROM tradeoff", 1000},
+        {"pareto view gone", "SELECT count(*) FROM sqlite_schema WHERE name = 'pareto'", 0},
+        {"run_metrics has the category",
+         "SELECT count(*) FROM run_metrics WHERE name = 'peak_heap_bytes'"
+         " AND category = 'weights'",
+         1}};
+    CHECK(sql_mismatches(db, w, sizeof w / sizeof w[0]) == 0, "migrated v3");
+    OK(st, mt_store_integrity_check(st));
+    /* A writer now stores the split (the same rule as the migration). */
+    OK(st, mt_store_metric(st, 1, -1, "train_peak_weights_bytes", 11, "bytes"));
+    CHECK(tu_int(db, "SELECT count(*) FROM metrics WHERE name = 'train_peak_bytes'"
+                     " AND category = 'weights' AND value = 11") == 1,
+          "writer split");
     mt_store_close(st);
     return 0;
 }
@@ -378,8 +482,8 @@ static int test_unavailable(void)
     tu_cap_open(&c);
     OK(st, mt_store_query_show(st, run, MT_FORMAT_CSV, c.f));
     const char *out = tu_cap_text(&c);
-    CHECK(strstr(out, "-1,peak_rss_bytes,,bytes,no wait4 rusage\n") != NULL, "show: %s", out);
-    CHECK(strstr(out, "-1,zero,0,1,\n") != NULL, "show zero: %s", out);
+    CHECK(strstr(out, "-1,peak_rss_bytes,,,bytes,no wait4 rusage\n") != NULL, "show: %s", out);
+    CHECK(strstr(out, "-1,zero,,0,1,\n") != NULL, "show zero: %s", out);
     tu_cap_free(&c);
     mt_store_close(st);
     return 0;
@@ -430,8 +534,9 @@ static int test_sql_guard(void)
     EXPECT_OUTPUT(st, "id,status,config_key\n1,ok,w?a=1\n", out,
                   mt_store_query_sql(st, "SELECT id, status, config_key FROM runs; -- done",
                                      MT_FORMAT_CSV, out));
-    EXPECT_OUTPUT(st, "user_version\n3\n", out,
-                  mt_store_query_sql(st, "PRAGMA user_version", MT_FORMAT_CSV, out));
+    char uv[32];
+    snprintf(uv, sizeof uv, "user_version\n%d\n", MT_STORE_SCHEMA_VERSION);
+    EXPECT_OUTPUT(st, uv, out, mt_store_query_sql(st, "PRAGMA user_version", MT_FORMAT_CSV, out));
     tu_cap_open(&c);
     OK(st, mt_store_query_sql(st, "PRAGMA table_info(params)", MT_FORMAT_CSV, c.f));
     const char *head = "cid,name,type,notnull,dflt_value,pk\n0,run_id,INTEGER,1,,1\n";
@@ -520,12 +625,9 @@ static int test_pareto(void)
            "1,serving,3,q,lbl,q?n=C,0,30,2.5\n";
     EXPECT_OUTPUT(st, want, out, mt_store_query_pareto(st, &o, MT_FORMAT_CSV, out));
 
-    /* The schema's own pareto view agrees with the default front. */
-    char *ids = tu_text(
-        mt_store_db(st),
-        "SELECT group_concat(run_id, ',') FROM (SELECT run_id FROM pareto ORDER BY run_id)");
-    CHECK(strcmp(ids, "1,2,3,4,5,6,9,11,13,14,15") == 0, "pareto view %s", ids);
-    free(ids);
+    /* One definition of the front (pareto.h): migration 4 dropped the schema's view. */
+    CHECK(tu_int(mt_store_db(st), "SELECT count(*) FROM sqlite_schema WHERE name = 'pareto'") == 0,
+          "pareto view still there");
     mt_store_close(st);
     return 0;
 }
@@ -675,10 +777,14 @@ static int test_merge(void)
      * written in the transaction, are rolled back. */
     char broken[1024];
     snprintf(broken, sizeof broken, "%s", tu_path("broken.db"));
-    CHECK(tu_exec(broken, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
-                          "INSERT INTO meta VALUES('application', 'memtrade');"
-                          "PRAGMA user_version = 1;") == 0,
-          "broken");
+    char broken_sql[256]; /* the current version (an older one would be migrated, and
+                             refused, when opened, before anything is written) */
+    snprintf(broken_sql, sizeof broken_sql,
+             "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+             "INSERT INTO meta VALUES('application', 'memtrade');"
+             "PRAGMA user_version = %d;",
+             MT_STORE_SCHEMA_VERSION);
+    CHECK(tu_exec(broken, broken_sql) == 0, "broken");
     char fresh[1024];
     snprintf(fresh, sizeof fresh, "%s", tu_path("fresh.db"));
     const char *ins5[] = {b, broken};
@@ -902,10 +1008,10 @@ static int test_readers(void)
     CHECK(st, "ro");
 
     struct tu_cap c;
-    const char *want = "rank,name,unit,a,b,ratio,a_unavailable,b_unavailable\n"
-                       "-1,infer_peak_bytes,bytes,100,50,0.5,,\n"
-                       "-1,peak_rss_bytes,bytes,0,,,,killed\n"
-                       "-1,val_bpb,bits/byte,2,1,0.5,,\n";
+    const char *want = "rank,name,category,unit,a,b,ratio,a_unavailable,b_unavailable\n"
+                       "-1,infer_peak_bytes,,bytes,100,50,0.5,,\n"
+                       "-1,peak_rss_bytes,,bytes,0,,,,killed\n"
+                       "-1,val_bpb,,bits/byte,2,1,0.5,,\n";
     EXPECT_OUTPUT(st, want, out, mt_store_query_compare(st, r1, r2, MT_FORMAT_CSV, out));
 
     want = "rank,category,stack_id,allocs,bytes,peak_bytes,temporary,leaked_bytes,leaked_allocs,"
@@ -927,10 +1033,11 @@ static int test_readers(void)
     const char *show = tu_cap_text(&c);
     CHECK(strncmp(show, "{\"run\": {\"id\": 1,", 17) == 0, "show json: %.60s", show);
     CHECK(strstr(show, "\"params\": [\n {\"key\": \"bits\", \"value\": \"4\"}"), "params %s", show);
-    CHECK(strstr(show,
-                 "{\"rank\": 0, \"path\": \"train/step/forward\", \"counter\": \"PAPI_L1_DCM\","
-                 " \"value\": null, \"unavailable\": \"no hardware counters\"}"),
-          "counters %s", show);
+    CHECK(
+        strstr(show,
+               "{\"rank\": 0, \"path\": \"train/step/forward\", \"counter\": \"PAPI_L1_DCM\","
+               " \"category\": \"\", \"value\": null, \"unavailable\": \"no hardware counters\"}"),
+        "counters %s", show);
     CHECK(show[strlen(show) - 2] == '}', "show ends with an object");
     tu_cap_free(&c);
 
@@ -971,13 +1078,14 @@ static const struct {
     const char *name;
     int (*fn)(void);
 } tests[] = {
-    {"reopen", test_reopen},       {"migrate", test_migrate},
-    {"refuse", test_refuse},       {"unavailable", test_unavailable},
-    {"sql_guard", test_sql_guard}, {"pareto", test_pareto},
-    {"merge", test_merge},         {"interrupted", test_interrupted},
-    {"format", test_format},       {"config_key", test_config_key},
-    {"readers", test_readers},     {"concurrent", test_concurrent},
-    {"reader", test_reader},       {"pareto_mark", test_pareto_mark},
+    {"reopen", test_reopen},           {"migrate", test_migrate},
+    {"migrate_v3", test_migrate_v3},   {"refuse", test_refuse},
+    {"unavailable", test_unavailable}, {"sql_guard", test_sql_guard},
+    {"pareto", test_pareto},           {"merge", test_merge},
+    {"interrupted", test_interrupted}, {"format", test_format},
+    {"config_key", test_config_key},   {"readers", test_readers},
+    {"concurrent", test_concurrent},   {"reader", test_reader},
+    {"pareto_mark", test_pareto_mark},
 };
 
 int main(int argc, char **argv)

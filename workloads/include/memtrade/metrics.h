@@ -165,6 +165,7 @@ struct mt_metric_category_form {
 
 static const struct mt_metric_category_form mt_metric_category_forms[] = {
     {"infer_peak_*_bytes", "infer_peak_bytes"}, /* metric: accounted serving peak */
+    {"eval_peak_*_bytes", "eval_peak_bytes"},   /* metric: accounted evaluation peak */
     {"train_peak_*_bytes", "train_peak_bytes"}, /* metric: accounted training peak */
     {"peak_*_bytes", "peak_heap_bytes"},        /* metric: measured heap peak */
     {"heap_peak_bytes.*", "heap_peak_bytes"},   /* region counter: measured phase peak */
