@@ -12,6 +12,13 @@
 #include "reader.h"
 #include "store_internal.h"
 
+/* qsort for arrays that may be empty: an empty array may be NULL, which qsort's contract
+ * (glibc: nonnull) does not allow. */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1) qsort(base, n, size, cmp);
+}
+
 /* Every allocation of a reader: a list of blocks freed together. */
 struct block {
     struct block *next;
@@ -344,8 +351,8 @@ static int load_runs(struct mt_read *rd, int64_t sweep_id, int64_t run_id, struc
     sqlite3_bind_int64(s, 2, run_id);
     if (attach_metrics(rd, s, runs, n, 1, caps, "per-rank metrics") != 0) goto out;
     for (size_t i = 0; i < n; i++) {
-        qsort(runs[i].metrics, runs[i].n_metrics, sizeof *runs[i].metrics, cmp_metric);
-        qsort(runs[i].rank_max, runs[i].n_rank_max, sizeof *runs[i].rank_max, cmp_metric);
+        sort_n(runs[i].metrics, runs[i].n_metrics, sizeof *runs[i].metrics, cmp_metric);
+        sort_n(runs[i].rank_max, runs[i].n_rank_max, sizeof *runs[i].rank_max, cmp_metric);
     }
     *out = runs;
     *n_out = n;
@@ -384,7 +391,7 @@ int mt_read_metrics(struct mt_read *rd, int64_t run_id, int rank, struct mt_read
                   " WHERE run_id = ?1 AND rank = ?2",
                   "metrics", ints, 2, sizeof **out, metric_row, (void **)out, n) != 0)
         return -1;
-    qsort(*out, *n, sizeof **out, cmp_metric);
+    sort_n(*out, *n, sizeof **out, cmp_metric);
     return 0;
 }
 
@@ -539,7 +546,7 @@ int mt_read_regions(struct mt_read *rd, int64_t run_id, struct mt_read_region **
     }
     if (finish(rd, s, oom ? SQLITE_DONE : rc, oom, "region counters") != 0) return -1;
     for (size_t i = 0; i < *n; i++)
-        qsort((*out)[i].counters, (*out)[i].n_counters, sizeof *(*out)[i].counters, cmp_counter);
+        sort_n((*out)[i].counters, (*out)[i].n_counters, sizeof *(*out)[i].counters, cmp_counter);
     return 0;
 }
 
