@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,18 +102,31 @@ static int choices_sane(const char *choices)
     }
 }
 
+/* Writes "parameter 'NAME' of workload 'W': " and the formatted rest into err; returns -1. */
+__attribute__((format(printf, 5, 6))) static int param_fail(char *err, size_t errlen,
+                                                            const struct mt_param_spec *spec,
+                                                            const char *workload, const char *fmt,
+                                                            ...)
+{
+    int n = snprintf(err, errlen, "parameter '%s' of workload '%s': ", spec->name, workload);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 /* Writes the canonical text; a value that does not fit is refused, never cut. */
 static int put_canon(const char *workload, const struct mt_param_spec *spec, char *canon,
                      size_t canonlen, const char *text, char *err, size_t errlen)
 {
     size_t len = strlen(text);
-    if (len >= canonlen) {
-        snprintf(err, errlen,
-                 "parameter '%s' of workload '%s': value of %zu bytes is longer than the %zu "
-                 "this check can hold",
-                 spec->name, workload, len, canonlen ? canonlen - 1 : 0);
-        return -1;
-    }
+    if (len >= canonlen)
+        return param_fail(err, errlen, spec, workload,
+                          "value of %zu bytes is longer than the %zu this check can hold", len,
+                          canonlen ? canonlen - 1 : 0);
     memcpy(canon, text, len + 1);
     return 0;
 }
@@ -125,58 +139,40 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
     if (vlen > MT_PARAMS_VALUE_MAX) {
         /* Values travel to the child as one argument each (the kernel's limit is 128 KiB);
          * refused here rather than cut anywhere later. */
-        snprintf(err, errlen,
-                 "parameter '%s' of workload '%s': value of %zu bytes is longer than the "
-                 "limit of %d bytes",
-                 spec->name, workload, vlen, MT_PARAMS_VALUE_MAX);
-        return -1;
+        return param_fail(err, errlen, spec, workload,
+                          "value of %zu bytes is longer than the limit of %d bytes", vlen,
+                          MT_PARAMS_VALUE_MAX);
     }
     switch (spec->type) {
     case MT_PARAM_INT: {
         int64_t v;
-        if (mt_util_parse_i64(value, &v) != 0) {
-            snprintf(err, errlen, "parameter '%s' of workload '%s': '%s' is not an integer",
-                     spec->name, workload, value);
-            return -1;
-        }
-        if ((double)v < spec->min || (double)v > spec->max) {
-            snprintf(err, errlen,
-                     "parameter '%s' of workload '%s': %lld is out of range [%.17g, %.17g]",
-                     spec->name, workload, (long long)v, spec->min, spec->max);
-            return -1;
-        }
-        if (spec->choices && !int_choices_walk(spec, v, NULL)) {
-            snprintf(err, errlen, "parameter '%s' of workload '%s': %lld is not one of %s",
-                     spec->name, workload, (long long)v, spec->choices);
-            return -1;
-        }
+        if (mt_util_parse_i64(value, &v) != 0)
+            return param_fail(err, errlen, spec, workload, "'%s' is not an integer", value);
+        if ((double)v < spec->min || (double)v > spec->max)
+            return param_fail(err, errlen, spec, workload, "%lld is out of range [%.17g, %.17g]",
+                              (long long)v, spec->min, spec->max);
+        if (spec->choices && !int_choices_walk(spec, v, NULL))
+            return param_fail(err, errlen, spec, workload, "%lld is not one of %s", (long long)v,
+                              spec->choices);
         snprintf(canon, canonlen, "%lld", (long long)v);
         return 0;
     }
     case MT_PARAM_FLOAT: {
         double v;
-        if (mt_util_parse_double(value, &v) != 0) {
-            snprintf(err, errlen, "parameter '%s' of workload '%s': '%s' is not a number",
-                     spec->name, workload, value);
-            return -1;
-        }
-        if (v < spec->min || v > spec->max) {
-            snprintf(err, errlen,
-                     "parameter '%s' of workload '%s': %s is out of range [%.17g, %.17g]",
-                     spec->name, workload, value, spec->min, spec->max);
-            return -1;
-        }
+        if (mt_util_parse_double(value, &v) != 0)
+            return param_fail(err, errlen, spec, workload, "'%s' is not a number", value);
+        if (v < spec->min || v > spec->max)
+            return param_fail(err, errlen, spec, workload, "%s is out of range [%.17g, %.17g]",
+                              value, spec->min, spec->max);
         snprintf(canon, canonlen, "%s", mt_util_fmt_double_short(num, sizeof num, v));
         return 0;
     }
     case MT_PARAM_STRING:
         return put_canon(workload, spec, canon, canonlen, value, err, errlen);
     case MT_PARAM_CHOICE:
-        if (!in_choices(spec->choices, value)) {
-            snprintf(err, errlen, "parameter '%s' of workload '%s': '%s' is not one of %s",
-                     spec->name, workload, value, spec->choices);
-            return -1;
-        }
+        if (!in_choices(spec->choices, value))
+            return param_fail(err, errlen, spec, workload, "'%s' is not one of %s", value,
+                              spec->choices);
         return put_canon(workload, spec, canon, canonlen, value, err, errlen);
     case MT_PARAM_BOOL: {
         static const char *const yes[] = {"on", "true", "1", "yes"};
@@ -191,11 +187,10 @@ int mt_params_check_value(const char *workload, const struct mt_param_spec *spec
                 return 0;
             }
         }
-        snprintf(err, errlen,
-                 "parameter '%s' of workload '%s': '%s' is not a boolean (on|off, true|false, "
-                 "1|0, yes|no)",
-                 spec->name, workload, value);
-        return -1;
+        return param_fail(err, errlen, spec, workload,
+                          "'%s' is not a boolean (on|off, true|false, "
+                          "1|0, yes|no)",
+                          value);
     }
     }
     snprintf(err, errlen, "parameter '%s' of workload '%s' has an unknown type %d", spec->name,

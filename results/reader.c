@@ -222,13 +222,21 @@ static void read_metric_row(struct mt_read *rd, sqlite3_stmt *s, int first,
     if (m->has && !isfinite(m->value)) m->has = 0; /* a NaN cannot be placed on an axis */
 }
 
+/* The order of named figures (metrics, counters): by name, then category, a figure
+ * without a category first. */
+static int cmp_name_category(const char *name_a, const char *cat_a, const char *name_b,
+                             const char *cat_b)
+{
+    int c = strcmp(name_a, name_b);
+    if (c) return c;
+    if (!cat_a || !cat_b) return (cat_a != NULL) - (cat_b != NULL);
+    return strcmp(cat_a, cat_b);
+}
+
 static int cmp_metric(const void *a, const void *b)
 {
     const struct mt_read_metric *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c) return c;
-    if (!x->category || !y->category) return (x->category != NULL) - (y->category != NULL);
-    return strcmp(x->category, y->category);
+    return cmp_name_category(x->name, x->category, y->name, y->category);
 }
 
 /* Appends metric rows (run_id, name, category, rank, value, unit, unavailable) to the
@@ -477,10 +485,7 @@ int mt_read_samples(struct mt_read *rd, int64_t run_id, const char *const *serie
 static int cmp_counter(const void *a, const void *b)
 {
     const struct mt_read_counter *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    if (c) return c;
-    if (!x->category || !y->category) return (x->category != NULL) - (y->category != NULL);
-    return strcmp(x->category, y->category);
+    return cmp_name_category(x->name, x->category, y->name, y->category);
 }
 
 static struct mt_read_region *region_by_id(struct mt_read_region *v, size_t n, int64_t id)

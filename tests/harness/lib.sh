@@ -76,6 +76,18 @@ single_thread_spec() {
     } >"$1"
 }
 
+# slow_sweep_in_background N STEPS SLEEP_MS: writes slow.ini (one t_ok run of STEPS steps,
+# the plugin's default when empty, sleeping SLEEP_MS per step) and starts it with
+# sweep_in_background, output discarded, heap profiler off.
+slow_sweep_in_background() {
+    {
+        echo "[t_ok]"
+        [ -z "$2" ] || echo "steps = $2"
+        echo "sleep_ms = $3"
+    } | single_thread_spec slow.ini
+    sweep_in_background /dev/null "$1" slow.ini --no-heap
+}
+
 # child_pids: the pids of run children started for this test (their command line names
 # `__child` and this test's folder); read from /proc, since procps may be absent.
 child_pids() {

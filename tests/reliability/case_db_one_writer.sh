@@ -25,12 +25,7 @@ expect_eq "keys with two ok rows" \
 expect_rc 0 "$MT" sweep grid.ini --resume --no-heap
 expect_out "6 skipped (already ok)"
 # A harness killed with -9 leaves no lock behind (its children do not inherit it).
-single_thread_spec slow.ini <<'INI'
-[t_ok]
-steps = 2
-sleep_ms = 5000
-INI
-sweep_in_background /dev/null 7 slow.ini --no-heap
+slow_sweep_in_background 7 2 5000
 kill -9 $pid
 wait $pid 2>/dev/null
 expect_rc 0 "$MT" sweep grid.ini --resume --no-heap

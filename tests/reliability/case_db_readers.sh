@@ -34,11 +34,7 @@ else
     expect_out "t_ok"
 fi
 # The owner's reader beside a live writer shares the writer's side files (sees its rows).
-single_thread_spec slow.ini <<'INI'
-[t_ok]
-sleep_ms = 1000
-INI
-sweep_in_background /dev/null 2 slow.ini --no-heap
+slow_sweep_in_background 2 "" 1000
 expect_rc 0 "$MT" query --db "$DB" --format csv runs --status running
 expect_out "t_ok"
 wait $pid || fail "the second sweep failed"

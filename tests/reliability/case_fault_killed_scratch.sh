@@ -4,12 +4,7 @@
 # 'interrupted', with the reason) and removes the folder (the defect: the folders piled
 # up, never read, never removed). A folder of another database is left alone.
 . "$MT_SOURCE_DIR/tests/reliability/lib.sh"
-single_thread_spec slow.ini <<'INI'
-[t_ok]
-steps = 3
-sleep_ms = 1500
-INI
-sweep_in_background /dev/null 1 slow.ini --no-heap
+slow_sweep_in_background 1 3 1500
 i=0
 until grep -q '^S' out/scratch/run-1.$pid/events.0 2>/dev/null; do # the first sample
     i=$((i + 1))
