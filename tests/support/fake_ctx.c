@@ -85,14 +85,14 @@ static void sample(struct mt_ctx *c, const char *s, double x, double y)
 
 static void region_begin(struct mt_ctx *c, const char *n)
 {
-    (void)n;
+    if (F(c)->on_region) F(c)->on_region(F(c)->region_user, n, 1);
     F(c)->open_regions++;
     F(c)->regions_begun++;
 }
 
 static void region_end(struct mt_ctx *c, const char *n)
 {
-    (void)n;
+    if (F(c)->on_region) F(c)->on_region(F(c)->region_user, n, 0);
     if (F(c)->open_regions == 0)
         F(c)->region_errors++;
     else

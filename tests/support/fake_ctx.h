@@ -44,6 +44,11 @@ struct fake_ctx {
      * keep series (tests/golden records the loss curves). */
     void (*on_sample)(void *user, const char *series, double x, double y);
     void *sample_user;
+    /* Optional: called at every region_begin (begin = 1) and region_end (begin = 0) with
+     * the region's name, for tests that look at state inside a phase (tests/common's
+     * serving test checks what the model holds while it decodes). */
+    void (*on_region)(void *user, const char *name, int begin);
+    void *region_user;
 };
 
 /* Fills *f for plugin wl with "name=value" overrides (kept by pointer, the first FAKE_MAX

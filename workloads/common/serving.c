@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define ERRLEN 512
 
@@ -163,19 +166,31 @@ static size_t scratch_now(const struct mt_wl_serving *sv)
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                          const struct mt_wl_serving *sv)
 {
+    char err[ERRLEN];
     size_t n = mt_wl_decode_context(&m->cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
-    size_t stored = sv ? sv->weight_bytes : 0, kv = 0, kv_scratch = 0;
-    /* The deployment first: the plugin's grow-only scratch then holds what batch-1
-     * decoding needs, not what the evaluation batch later grows it to. */
+    size_t stored = sv ? sv->weight_bytes : 0, kv = 0, kv_scratch = 0, B = m->B, T = m->T;
+    if (m->mode != MT_GPT_INFER)
+        return mt_error(ctx, "the serving measurement needs an inference-mode model");
+    /* The deployment first, holding what a deployment holds: the model's evaluation
+     * slabs are released while it decodes, and the plugin's grow-only scratch then holds
+     * what batch-1 decoding needs, not what the evaluation batch later grows it to. */
+    int rc = mt_gpt_set_mode(m, MT_GPT_WEIGHTS, 0, 0, err, sizeof err);
+    if (rc) return mt_error(ctx, "releasing the evaluation slabs: %s", err);
+#ifdef __GLIBC__
+    malloc_trim(0); /* freed pages back to the kernel: the region's RSS is what is held */
+#endif
     mt_region_begin(ctx, "infer");
-    int rc = decode(ctx, m, c, n, &kv, &kv_scratch);
+    rc = decode(ctx, m, c, n, &kv, &kv_scratch);
     mt_region_end(ctx, "infer");
-    if (rc) return rc;
     size_t b[MT_MEM_CAT_COUNT] = {0};
     b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS] + stored;
     b[MT_MEM_KV_CACHE] = kv;
     b[MT_MEM_WORKSPACE] = kv_scratch + scratch_now(sv);
-    report_peak(ctx, "infer_peak", b);
+    if (rc == 0) report_peak(ctx, "infer_peak", b);
+    /* The evaluation's slabs again, as the model had them (the same shape, zeroed). */
+    if (mt_gpt_set_mode(m, MT_GPT_INFER, B, T, err, sizeof err))
+        return rc ? rc : mt_error(ctx, "attaching the evaluation slabs: %s", err);
+    if (rc) return rc;
 
     /* The evaluation: the model's slabs for its batch of windows (activations, the
      * forward's token buffers), the stored weights, the plugin's scratch at its

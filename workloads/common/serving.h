@@ -86,14 +86,21 @@ struct mt_wl_serving {
 
 /* The one serving measurement of an inference-mode model (its slabs sized for the
  * evaluation batch), the same for every serving workload, in this order:
+ * 0. the model's activation and workspace slabs are released (mt_gpt_set_mode to
+ *    MT_GPT_WEIGHTS; on glibc the freed pages go back to the kernel with malloc_trim), so
+ *    while it decodes the process holds what a deployment holds: pointers into those
+ *    slabs (act[], inputs) must not be kept across this call.
  * 1. region "infer" (holding "decode"): mt_wl_report_decode at the declared context
  *    (parameter `decode_tokens`, resolved by mt_wl_decode_context), then
  *    infer_peak_bytes and infer_peak_<category>_bytes: weights = the model's weight
  *    slab + sv->weight_bytes, kv_cache = the cache's keys and values (L * 2 * context *
  *    C floats), workspace = the decode step's scratch + sv->scratch_bytes() as decoding
- *    left it. The model's activation and workspace slabs are alive meanwhile (the
- *    evaluation needs them next) but are not counted: a deployment does not hold them.
- * 2. top-level region "eval": mt_wl_report_eval over `eval_tokens` validation bytes,
+ *    left it. The model holds its weights only meanwhile, so the heap profiler's peak of
+ *    the region is these parts plus what the process holds beside the model (corpus,
+ *    kernel libraries' own caches).
+ * 2. the evaluation slabs are attached again for the same (B, T), zeroed (mt_gpt_set_mode
+ *    to MT_GPT_INFER), so the evaluation is bit for bit what it was without the release.
+ * 3. top-level region "eval": mt_wl_report_eval over `eval_tokens` validation bytes,
  *    then eval_peak_bytes and eval_peak_<category>_bytes: every slab of the model +
  *    sv->weight_bytes (weights) + sv->scratch_bytes() (workspace) + mt_gpt_eval's inputs
  *    and targets (data, mt_wl_batch_bytes(m->B, m->T)).

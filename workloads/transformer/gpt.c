@@ -342,15 +342,36 @@ static void *slab_alloc(const struct slab *s, int cat, const char *const *names,
     return base;
 }
 
-void mt_gpt_free(struct mt_gpt *m)
+/* Frees every slab but the weights and leaves m a weights-only model (mode
+ * MT_GPT_WEIGHTS, no forward to run a backward on). */
+static void state_free(struct mt_gpt *m)
 {
-    if (!m) return;
-    free(m->params);
     free(m->grads);
     free(m->opt);
     free(m->acts);
     free(m->dacts);
     free(m->work);
+    m->grads = m->opt = m->acts = m->dacts = m->opt_m = m->opt_v = NULL;
+    m->work = NULL;
+    m->inputs = m->targets = NULL;
+    memset(m->grad, 0, sizeof m->grad);
+    memset(m->act, 0, sizeof m->act);
+    memset(m->dact, 0, sizeof m->dact);
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        if (c != MT_MEM_WEIGHTS) m->slab_bytes[c] = 0;
+    m->mode = MT_GPT_WEIGHTS;
+    m->act_slots = act_slots(&m->cfg, MT_GPT_WEIGHTS);
+    m->B = m->T = 0;
+    m->fwd_B = m->fwd_T = 0;
+    m->last_loss = -1.0f;
+    m->grads_zero = 1;
+}
+
+void mt_gpt_free(struct mt_gpt *m)
+{
+    if (!m) return;
+    state_free(m);
+    free(m->params);
     free(m);
 }
 
@@ -385,31 +406,18 @@ size_t mt_gpt_weight_bytes(const struct mt_gpt *m)
     return b;
 }
 
-int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
-                  size_t B, size_t T, char *err, size_t errlen)
+/* Allocates the slabs of `mode` beyond the weights (activations and workspace; also
+ * gradients, optimizer state and activation gradients when training) for (B, T) as
+ * layout() decides, carves them into m's tensors and sets m's shape and mode. Returns 0,
+ * or -1 with everything it allocated freed again (m then holds weights only). */
+static int state_alloc(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t T)
 {
     static const char *const opt_names[2] = {"adam_m", "adam_v"};
     struct slab s[MT_MEM_CAT_COUNT];
-    *out = NULL;
-    if (!mt_gpt_memory(cfg, B, T, mode, NULL, err, errlen)) return -1;
-    layout(cfg, B, T, mode, s);
-    struct mt_gpt *m = calloc(1, sizeof *m);
-    if (!m) return mt_tf_fail(err, errlen, "out of memory for the model struct");
-    m->cfg = *cfg;
-    m->mode = mode;
-    m->act_slots = act_slots(cfg, mode);
-    m->B = mode == MT_GPT_WEIGHTS ? 0 : B;
-    m->T = mode == MT_GPT_WEIGHTS ? 0 : T;
-    m->n_params = mt_gpt_num_params(cfg);
-    m->last_loss = -1.0f;
-    m->grads_zero = 1; /* the slabs are allocated zeroed */
-    for (int p = 0; p < MT_P_COUNT; p++)
-        m->param_len[p] = param_len(cfg, p);
-    /* Carve into void pointers first, then convert: no type punning of pointer arrays. */
-    void *pp[MT_P_COUNT] = {0}, *gp[MT_P_COUNT] = {0}, *ap[MT_A_COUNT] = {0};
-    void *dp[MT_D_COUNT] = {0}, *opt_ptrs[2] = {0}, *work_ptrs[MT_W_COUNT] = {0};
-    m->params = slab_alloc(&s[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS, param_names, pp);
-    int fail = !m->params;
+    layout(&m->cfg, B, T, mode, s);
+    void *gp[MT_P_COUNT] = {0}, *ap[MT_A_COUNT] = {0}, *dp[MT_D_COUNT] = {0};
+    void *opt_ptrs[2] = {0}, *work_ptrs[MT_W_COUNT] = {0};
+    int fail = 0;
     if (mode != MT_GPT_WEIGHTS) {
         m->acts = slab_alloc(&s[MT_MEM_ACTIVATIONS], MT_MEM_ACTIVATIONS, act_names, ap);
         m->work = slab_alloc(&s[MT_MEM_WORKSPACE], MT_MEM_WORKSPACE, work_names, work_ptrs);
@@ -422,13 +430,11 @@ int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_
         fail |= !m->grads || !m->opt || !m->dacts;
     }
     if (fail) {
-        mt_gpt_free(m);
-        return mt_tf_fail(err, errlen, "out of memory allocating the model slabs");
+        state_free(m);
+        return -1;
     }
-    for (int i = 0; i < MT_P_COUNT; i++) {
-        m->param[i] = pp[i];
+    for (int i = 0; i < MT_P_COUNT; i++)
         m->grad[i] = gp[i];
-    }
     for (int i = 0; i < MT_A_COUNT; i++)
         m->act[i] = ap[i];
     for (int i = 0; i < MT_D_COUNT; i++)
@@ -438,8 +444,58 @@ int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_
     m->inputs = work_ptrs[MT_W_INPUTS];
     m->targets = work_ptrs[MT_W_TARGETS];
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
-        m->slab_bytes[c] = slab_total(&s[c]);
+        if (c != MT_MEM_WEIGHTS) m->slab_bytes[c] = slab_total(&s[c]);
+    m->mode = mode;
+    m->act_slots = act_slots(&m->cfg, mode);
+    m->B = mode == MT_GPT_WEIGHTS ? 0 : B;
+    m->T = mode == MT_GPT_WEIGHTS ? 0 : T;
+    return 0;
+}
+
+int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
+                  size_t B, size_t T, char *err, size_t errlen)
+{
+    struct slab s[MT_MEM_CAT_COUNT];
+    *out = NULL;
+    if (!mt_gpt_memory(cfg, B, T, mode, NULL, err, errlen)) return -1;
+    layout(cfg, B, T, mode, s);
+    struct mt_gpt *m = calloc(1, sizeof *m);
+    if (!m) return mt_tf_fail(err, errlen, "out of memory for the model struct");
+    m->cfg = *cfg;
+    m->n_params = mt_gpt_num_params(cfg);
+    m->last_loss = -1.0f;
+    m->grads_zero = 1; /* the slabs are allocated zeroed */
+    for (int p = 0; p < MT_P_COUNT; p++)
+        m->param_len[p] = param_len(cfg, p);
+    /* Carve into void pointers first, then convert: no type punning of pointer arrays. */
+    void *pp[MT_P_COUNT] = {0};
+    m->params = slab_alloc(&s[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS, param_names, pp);
+    if (!m->params || state_alloc(m, mode, B, T)) {
+        mt_gpt_free(m);
+        return mt_tf_fail(err, errlen, "out of memory allocating the model slabs");
+    }
+    for (int i = 0; i < MT_P_COUNT; i++)
+        m->param[i] = pp[i];
+    m->slab_bytes[MT_MEM_WEIGHTS] = slab_total(&s[MT_MEM_WEIGHTS]);
     *out = m;
+    return 0;
+}
+
+int mt_gpt_set_mode(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t T, char *err,
+                    size_t errlen)
+{
+    if (m->mode == MT_GPT_TRAIN || mode == MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen,
+                          "only a model without gradients changes its mode "
+                          "(weights <-> infer)");
+    if (!mt_gpt_memory(&m->cfg, B, T, mode, NULL, err, errlen)) return -1;
+    if (mode == m->mode && m->B == (mode == MT_GPT_WEIGHTS ? 0 : B) &&
+        m->T == (mode == MT_GPT_WEIGHTS ? 0 : T))
+        return 0;
+    state_free(m);
+    if (state_alloc(m, mode, B, T))
+        return mt_tf_fail(err, errlen, "out of memory allocating the %s slabs for B=%zu T=%zu",
+                          mode == MT_GPT_INFER ? "inference" : "model", B, T);
     return 0;
 }
 

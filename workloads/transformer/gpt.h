@@ -205,8 +205,8 @@ struct mt_gpt_embed_hook {
 struct mt_gpt {
     struct mt_gpt_config cfg;
     enum mt_gpt_mode mode;
-    size_t B, T;       /* activation shape (0 in MT_GPT_WEIGHTS mode) */
-    size_t act_slots;  /* layer slots of the per-layer activations (Lk) */
+    size_t B, T;      /* activation shape (0 in MT_GPT_WEIGHTS mode) */
+    size_t act_slots; /* layer slots of the per-layer activations (Lk) */
     size_t n_params;
     size_t slab_bytes[MT_MEM_CAT_COUNT]; /* what was allocated, per category */
 
@@ -241,6 +241,18 @@ struct mt_gpt {
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen);
 
+/* Moves a model without gradients between MT_GPT_WEIGHTS and MT_GPT_INFER: the
+ * activation and workspace slabs are freed (to MT_GPT_WEIGHTS: the model then holds its
+ * weights only, as a deployment that decodes does) or allocated zeroed for (B, T) exactly
+ * as mt_gpt_create would (to MT_GPT_INFER; under their categories, tensors reported), and
+ * slab_bytes, mode, B and T follow, so slab_bytes equals mt_gpt_memory(cfg, B, T, mode)
+ * (the weight slab aside, which this never touches: dropped tensors and hooks stay).
+ * Pointers into the old activation or workspace slabs become invalid, and there is no
+ * forward to run a backward on. The same mode and shape again is a no-op. Returns 0, or
+ * -1 with a message: a training model or mode (gradients would be lost), a bad shape
+ * (the model unchanged), or out of memory (the model then holds its weights only). */
+int mt_gpt_set_mode(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t T, char *err,
+                    size_t errlen);
 
 /* Frees everything a model owns; NULL is a no-op. */
 void mt_gpt_free(struct mt_gpt *m);
@@ -340,8 +352,8 @@ struct mt_adamw_args;
  * and the gradient scale 1/grad_div, times grad_clip / norm when the global gradient norm
  * `norm` (already divided by grad_div) exceeds the recipe's clip. zero_grad = 1 (the
  * update consumes the gradients). Every engine's optimizer step builds its update here. */
-void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr,
-                       int decays, float norm, float grad_div, uint64_t step);
+void mt_gpt_adamw_args(struct mt_adamw_args *a, const struct mt_gpt_recipe *r, float lr, int decays,
+                       float norm, float grad_div, uint64_t step);
 
 /* One AdamW step with learning rate lr on the accumulated gradients: clips the global
  * gradient norm to r->grad_clip (after dividing by grad_div, e.g. a loss scale; 1 = none),
