@@ -3,7 +3,9 @@
  * (known ties, fp16 subnormals, overflow to inf, NaN stays NaN), unpack is exact, and
  * accumulation counts contributions that flush to zero; oneDNN's bf16 matmul equals the
  * scalar bf16 GEMM (exact products summed in fp32) within 1e-5 of the sum of |products|,
- * on the model's shapes, with and without bias.
+ * on the model's shapes, with and without bias. mt_half_sumsq (the 16-bit part of the one
+ * gradient norm) is mt_k_sumsq of each decoded chunk added in order, bit for bit, and
+ * within 1e-12 (relative) of the sum in one span whatever the chunk.
  * What it is not for: training (test_engine.c).
  */
 #include <math.h>
@@ -12,6 +14,7 @@
 
 #include "bf16mm.h"
 #include "half.h"
+#include "kernels.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -98,6 +101,29 @@ static void fast_vs_ref(enum mt_prec p)
            mt_half_fast(p) ? "on" : "off (scalar)", N);
 }
 
+static void sumsq(enum mt_prec p)
+{
+    enum { N = 40000 };
+    static uint16_t h[N];
+    static float f[N], buf[N];
+    for (size_t i = 0; i < N; i++)
+        h[i] = mt_half_from_float(p, (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f);
+    mt_half_unpack(p, f, h, N);
+    double whole = mt_k_sumsq(f, N);
+    static const size_t chunks[] = {1, 2048, 16384, 39999, N, 2 * N};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        size_t k = chunks[c];
+        double want = 0.0; /* the engines' loop this function replaced */
+        for (size_t i = 0; i < N; i += k)
+            want += mt_k_sumsq(f + i, N - i < k ? N - i : k);
+        double got = mt_half_sumsq(p, h, N, buf, k);
+        CHECK(memcmp(&got, &want, sizeof got) == 0);
+        CHECK(fabs(got - whole) <= 1e-12 * whole);
+    }
+    CHECK(mt_k_grad_norm(whole, 1.0f) == (float)sqrt(whole));
+    CHECK(mt_k_grad_norm(whole, 8.0f) == (float)sqrt(whole) / 8.0f);
+}
+
 static void accumulate(void)
 {
     uint16_t g[4] = {0, 0, 0, 0};
@@ -164,6 +190,8 @@ int main(void)
     fast_vs_ref(MT_PREC_BF16);
     fast_vs_ref(MT_PREC_FP16);
     accumulate();
+    sumsq(MT_PREC_BF16);
+    sumsq(MT_PREC_FP16);
     if (mt_bf16mm_native()) {
         bf16_gemm(256, 64, 192, 1); /* tiny: qkv */
         bf16_gemm(256, 256, 64, 1); /* fc projection */

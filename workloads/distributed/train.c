@@ -432,14 +432,12 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
-        for (size_t x = a; s->owner && x < b;) {
-            size_t len = gb && b - x > BF16_CHUNK ? BF16_CHUNK : b - x;
-            ss += mt_k_sumsq(grad_run(r, g, gb, x, len, buf), len);
-            x += len;
-        }
+        if (!s->owner || a >= b) continue;
+        ss += gb ? mt_half_sumsq(MT_PREC_BF16, gb + (a - r->lo), b - a, buf, BF16_CHUNK)
+                 : mt_k_sumsq(g + (a - r->lo), b - a);
     }
     if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
-    float norm = (float)sqrt(ss);
+    float norm = mt_k_grad_norm(ss, 1.0f);
     r->adam_step++;
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];

@@ -3,6 +3,8 @@
  */
 #include "half.h"
 
+#include "kernels.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -244,4 +246,15 @@ int mt_half_nonfinite(enum mt_prec p, const uint16_t *h, size_t n)
     for (size_t i = 0; i < n; i++)
         bad |= (h[i] & expo) == expo;
     return bad;
+}
+
+double mt_half_sumsq(enum mt_prec p, const uint16_t *src, size_t n, float *buf, size_t chunk)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t k = n - i < chunk ? n - i : chunk;
+        mt_half_unpack(p, buf, src + i, k);
+        ss += mt_k_sumsq(buf, k);
+    }
+    return ss;
 }

@@ -45,6 +45,11 @@ void mt_half_pack(enum mt_prec p, uint16_t *dst, const float *src, size_t n);
 void mt_half_pack_ref(enum mt_prec p, uint16_t *dst, const float *src, size_t n);
 /* dst[i] = float(src[i]) (exact). */
 void mt_half_unpack(enum mt_prec p, float *dst, const uint16_t *src, size_t n);
+/* Sum of squares of the n 16-bit values src, in double: decoded `chunk` values at a time
+ * into buf (chunk floats, left holding the last chunk), mt_k_sumsq of each chunk added in
+ * order, so the order is fixed by chunk alone. The 16-bit span's part of the one gradient
+ * norm (mt_k_grad_norm). */
+double mt_half_sumsq(enum mt_prec p, const uint16_t *src, size_t n, float *buf, size_t chunk);
 void mt_half_unpack_ref(enum mt_prec p, float *dst, const uint16_t *src, size_t n);
 /* x[i] = float(16-bit(x[i])) in place; a no-op for FP32. */
 void mt_half_round(enum mt_prec p, float *x, size_t n);

@@ -986,13 +986,7 @@ float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float 
      * so the norm's summation order is fixed too). */
     size_t chunk = stage_elems(&t->cfg);
     enum mt_prec p = t->o.prec;
-    double ss = 0.0;
-    for (size_t i = 0; i < t->n_floats; i += chunk) {
-        size_t k = t->n_floats - i < chunk ? t->n_floats - i : chunk;
-        mt_half_unpack(p, t->stage_g, t->gh + i, k);
-        ss += mt_k_sumsq(t->stage_g, k);
-    }
-    float norm = (float)sqrt(ss) / grad_div;
+    float norm = mt_k_grad_norm(mt_half_sumsq(p, t->gh, t->n_floats, t->stage_g, chunk), grad_div);
     t->adam_step++;
     for (int q = 0; q < MT_P_COUNT; q++) {
         struct mt_adamw_args a;

@@ -799,7 +799,8 @@ int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 float mt_gpt_grad_norm(const struct mt_gpt *m)
 {
     if (!m->grads) return 0.0f;
-    return (float)sqrt(mt_k_sumsq(m->grads, m->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float)));
+    return mt_k_grad_norm(mt_k_sumsq(m->grads, m->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float)),
+                          1.0f);
 }
 
 struct mt_gpt_recipe mt_gpt_recipe_default(size_t steps)

@@ -528,6 +528,11 @@ void mt_k_adamw(float *p, float *g, float *m, float *v, size_t n, const struct m
     }
 }
 
+float mt_k_grad_norm(double sumsq, float grad_div)
+{
+    return (float)sqrt(sumsq) / grad_div;
+}
+
 double mt_k_sumsq(const float *x, size_t n)
 {
     enum { GROUP = 256 };

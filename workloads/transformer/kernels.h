@@ -150,6 +150,12 @@ void mt_k_adamw_ref(float *p, float *g, float *m, float *v, size_t n,
 double mt_k_sumsq(const float *x, size_t n);
 double mt_k_sumsq_ref(const float *x, size_t n);
 
+/* The global gradient norm every engine clips with: sqrt(sumsq) in float, divided by
+ * grad_div (a loss scale still in the gradients; 1 = none). sumsq is the sum of squares of
+ * every gradient, mt_k_sumsq per span added in the engine's span order (mt_half_sumsq for
+ * 16-bit spans), summed across the ranks first when the gradients are sharded. */
+float mt_k_grad_norm(double sumsq, float grad_div);
+
 /* Vectorizable exp for float (relative error < 2e-7 over the float range, exp(-inf)=0,
  * underflows to 0 below -87.3). Exposed for plugins writing fused kernels. */
 float mt_k_expf(float x);
