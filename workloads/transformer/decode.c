@@ -12,6 +12,7 @@
 #include "block.h"
 #include "gpt.h"
 #include "kernels.h"
+#include "kvcache.h"
 #include "util.h"
 
 /* Scratch layout in floats: x, ln, qkv (3C), atty, proj, fch (4C), att (max_T), logits. */
@@ -27,9 +28,10 @@ void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_
     if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
 }
 
-int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
-                     char *err, size_t errlen)
+int mt_gpt_kv_create_spec(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
+                          const struct mt_kvc_spec *spec, char *err, size_t errlen)
 {
+    struct mt_kvc_spec fp32 = mt_kvc_spec_default();
     *out = NULL;
     if (mt_gpt_config_check(cfg, err, errlen)) return -1;
     if (!max_T || max_T > cfg->seq_len)
@@ -37,27 +39,36 @@ int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, si
     struct mt_gpt_kv *kv = calloc(1, sizeof *kv);
     if (!kv) return mt_tf_fail(err, errlen, "out of memory for the KV cache");
     kv->max_T = max_T;
-    mt_gpt_kv_memory(cfg, max_T, &kv->kv_bytes, &kv->scratch_bytes);
-    int prev = mt_memcat_set(MT_MEM_KV_CACHE);
-    kv->kv = calloc(1, kv->kv_bytes);
-    mt_memcat_set(MT_MEM_WORKSPACE);
+    mt_gpt_kv_memory(cfg, max_T, NULL, &kv->scratch_bytes);
+    if (mt_kvc_create(&kv->cache, cfg, spec ? spec : &fp32, max_T, 1, 0, err, errlen)) {
+        free(kv);
+        return -1;
+    }
+    kv->kv_bytes = kv->cache->bytes;
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     kv->scratch = calloc(1, kv->scratch_bytes);
     mt_memcat_set(prev);
-    if (!kv->kv || !kv->scratch) {
+    if (!kv->scratch) {
         mt_gpt_kv_free(kv);
-        return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)", kv->kv_bytes);
+        return mt_tf_fail(err, errlen, "out of memory for the KV cache's scratch (%zu bytes)",
+                          kv->scratch_bytes);
     }
-    mt_memcat_report(kv->kv, kv->kv_bytes, MT_MEM_KV_CACHE, "kv.cache");
     mt_memcat_report(kv->scratch, kv->scratch_bytes, MT_MEM_WORKSPACE, "kv.scratch");
     kv->logits = kv->scratch + 11 * cfg->n_embd + max_T;
     *out = kv;
     return 0;
 }
 
+int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
+                     char *err, size_t errlen)
+{
+    return mt_gpt_kv_create_spec(out, cfg, max_T, NULL, err, errlen);
+}
+
 void mt_gpt_kv_free(struct mt_gpt_kv *kv)
 {
     if (!kv) return;
-    free(kv->kv);
+    mt_kvc_free(kv->cache);
     free(kv->scratch);
     free(kv);
 }
@@ -65,6 +76,7 @@ void mt_gpt_kv_free(struct mt_gpt_kv *kv)
 void mt_gpt_kv_reset(struct mt_gpt_kv *kv)
 {
     kv->pos = 0;
+    mt_kvc_release(kv->cache, 0);
 }
 
 /* The one block (block.h) at one position: linears through the model's hooks, attention
@@ -84,11 +96,9 @@ static int decode_linear(void *user, enum mt_linear which, const float *in, floa
 static int decode_attention(void *user, const float *qkv, float *atty, float *att)
 {
     struct decode_block *k = user;
-    size_t C = k->m->cfg.n_embd, max_T = k->kv->max_T, pos = k->kv->pos;
-    float *K = k->kv->kv + (k->l * 2) * max_T * C, *Vc = K + max_T * C;
-    memcpy(K + pos * C, qkv + C, C * sizeof *K);
-    memcpy(Vc + pos * C, qkv + 2 * C, C * sizeof *Vc);
-    mt_k_attention_decode(atty, att, qkv, K, Vc, pos + 1, C, k->m->cfg.n_head);
+    size_t C = k->m->cfg.n_embd, kvd = mt_gpt_kv_dim(&k->m->cfg), pos = k->kv->pos;
+    mt_kvc_append(k->kv->cache, 0, k->l, pos, qkv + C, qkv + C + kvd);
+    mt_kvc_attend(k->kv->cache, 0, k->l, pos + 1, qkv, atty, att);
     return 0;
 }
 
@@ -100,6 +110,8 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
         return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
     if (token < 0 || (size_t)token >= cfg->vocab)
         return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
+    if (mt_kvc_reserve(kv->cache, 0, pos + 1))
+        return mt_tf_fail(err, errlen, "KV cache out of blocks at position %zu", pos);
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
     float *proj = atty + C, *fch = proj + C, *att = fch + 4 * C;
     if (m->embed_hook.rows) {

@@ -186,6 +186,11 @@ static size_t param_len(const struct mt_gpt_config *cfg, int p)
     return n;
 }
 
+size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg)
+{
+    return cfg->n_embd;
+}
+
 size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
 {
     size_t n = 0;

@@ -65,6 +65,11 @@ int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, 
  * whose byte counts fit in size_t). Returns 0 or -1 with a message. */
 int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errlen);
 
+/* Width of the keys (and of the values) of one position of one layer: the KV cache
+ * stores 2 * n_layer * mt_gpt_kv_dim floats (or their packed form) per position. Today
+ * n_embd (every head has its own keys and values). */
+size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg);
+
 /* Number of parameters of a configuration. */
 size_t mt_gpt_num_params(const struct mt_gpt_config *cfg);
 
@@ -373,19 +378,27 @@ int mt_gpt_train_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, size_t st
 /* KV cache for batch-1 decoding of up to `max_T` positions (<= seq_len). Its keys and
  * values are allocated under MT_MEM_KV_CACHE, its per-token scratch under
  * MT_MEM_WORKSPACE. */
+struct mt_kvc;
+struct mt_kvc_spec;
 struct mt_gpt_kv {
-    size_t max_T, pos; /* capacity and positions filled */
-    float *kv;         /* (L, 2, max_T, C): keys then values per layer */
+    size_t max_T, pos;    /* capacity and positions filled */
+    struct mt_kvc *cache; /* keys and values in their format and layout (kvcache.h) */
     float *scratch;    /* x, ln, qkv, atty, proj, fch (4C), att (max_T), logits (V) */
     float *logits;     /* into scratch: (V) logits of the last decoded token */
     size_t kv_bytes, scratch_bytes;
 };
 
-/* Bytes of a KV cache: into kv_bytes / scratch_bytes (either may be NULL). */
+/* Bytes of an fp32 contiguous KV cache: into kv_bytes / scratch_bytes (either may be
+ * NULL). Other formats: mt_kvc_contiguous_bytes (kvcache.h); the scratch is the same. */
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes);
 int mt_gpt_kv_create(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
                      char *err, size_t errlen);
+/* The same with keys and values stored as `spec` says (kvcache.h: format, layout);
+ * spec NULL is the fp32 contiguous cache of mt_gpt_kv_create. kv_bytes is what the
+ * cache allocated. Returns 0 or -1 with a message (bad spec, out of memory). */
+int mt_gpt_kv_create_spec(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
+                          const struct mt_kvc_spec *spec, char *err, size_t errlen);
 void mt_gpt_kv_free(struct mt_gpt_kv *kv);
 /* Forgets the cached positions (pos = 0). */
 void mt_gpt_kv_reset(struct mt_gpt_kv *kv);

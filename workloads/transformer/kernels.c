@@ -13,6 +13,7 @@
  * tolerate.
  */
 #include "kernels.h"
+#include "kernels_math.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -25,30 +26,6 @@
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 #define COL_BLOCK 32                   /* columns per task in reductions over rows */
 #define PAR_MIN 4096                   /* below this many elements stay on one thread */
-
-#pragma omp declare simd notinbranch
-static inline float fast_expf(float x)
-{
-    /* exp(x) = 2^n * exp(r), r = x - n ln2 in [-ln2/2, ln2/2]; Cephes coefficients. */
-    /* NaN (x != x) is computed as 0 and returned as itself: (int)NaN and its shift below
-     * are undefined behaviour, and a model gone NaN must still be scored as NaN */
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : (x == x ? x : 0.0f));
-    /* round to nearest by the 1.5 * 2^23 trick: floorf() would block vectorization */
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int i;
-        float f;
-    } s = {.i = ((int)n + 127) << 23};
-    return x < -87.0f ? 0.0f : (x == x ? p * s.f : x);
-}
 
 #pragma omp declare simd notinbranch
 static inline float fast_tanhf(float x)

@@ -1,0 +1,590 @@
+/* kvcache.c — the KV cache (see kvcache.h): sizes, the block pool and its free list,
+ * packing tokens into their format, the attention driver over blocks, and the serving
+ * simulation. The per-head arithmetic lives in kvkernels*.c. */
+#include "kvcache.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvkernels.h"
+#include "rng.h"
+#include "util.h"
+
+#define MAX_GROUP 128
+
+static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16",
+                                                              "int8", "int4", "int2"};
+
+const char *mt_kvc_format_name(enum mt_kvc_format f)
+{
+    return (unsigned)f < MT_KVC_FORMAT_COUNT ? format_names[f] : "?";
+}
+
+int mt_kvc_format_parse(const char *name, enum mt_kvc_format *f)
+{
+    for (int i = 0; i < MT_KVC_FORMAT_COUNT; i++)
+        if (!strcmp(name, format_names[i])) {
+            *f = (enum mt_kvc_format)i;
+            return 0;
+        }
+    return -1;
+}
+
+unsigned mt_kvc_format_bits(enum mt_kvc_format f)
+{
+    static const unsigned bits[MT_KVC_FORMAT_COUNT] = {32, 16, 16, 8, 4, 2};
+    return bits[f];
+}
+
+int mt_kvc_format_kivi(enum mt_kvc_format f)
+{
+    return f == MT_KVC_INT4 || f == MT_KVC_INT2;
+}
+
+static int quantized(enum mt_kvc_format f)
+{
+    return f >= MT_KVC_INT8;
+}
+
+struct mt_kvc_spec mt_kvc_spec_default(void)
+{
+    return (struct mt_kvc_spec){.format = MT_KVC_FP32,
+                                .group = MT_KVC_DEFAULT_GROUP,
+                                .residual = MT_KVC_DEFAULT_RESIDUAL,
+                                .block = 0};
+}
+
+int mt_kvc_spec_check(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s, char *err,
+                      size_t errlen)
+{
+    size_t hs = cfg->n_embd / cfg->n_head;
+    if ((unsigned)s->format >= MT_KVC_FORMAT_COUNT)
+        return mt_tf_fail(err, errlen, "unknown KV-cache format %d", (int)s->format);
+    if (hs > MT_KVC_MAX_HEAD_DIM)
+        return mt_tf_fail(err, errlen, "head dimension %zu above %d", hs, MT_KVC_MAX_HEAD_DIM);
+    if (mt_gpt_kv_dim(cfg) % hs)
+        return mt_tf_fail(err, errlen, "kv width %zu is not whole heads of %zu",
+                          mt_gpt_kv_dim(cfg), hs);
+    if (quantized(s->format) && (!s->group || s->group > MAX_GROUP || hs % s->group))
+        return mt_tf_fail(err, errlen,
+                          "KV-cache group %zu must divide the head dimension %zu (at most %d)",
+                          s->group, hs, MAX_GROUP);
+    if (s->block && mt_kvc_format_kivi(s->format) && s->block % s->group)
+        return mt_tf_fail(err, errlen, "KV-cache group %zu must divide the block of %zu tokens",
+                          s->group, s->block);
+    return 0;
+}
+
+/* Bytes of one layer's keys (or values) of `tokens` tokens, codes and scales. */
+static size_t codes_bytes(const struct mt_kvc_spec *s, size_t kvd, size_t tokens)
+{
+    return tokens * kvd * mt_kvc_format_bits(s->format) / 8;
+}
+static size_t kpar_bytes(const struct mt_kvc_spec *s, size_t kvd, size_t tokens)
+{
+    if (mt_kvc_format_kivi(s->format)) return tokens / s->group * 2 * kvd * 2;
+    return quantized(s->format) ? tokens * 2 * (kvd / s->group) * 2 : 0;
+}
+static size_t vpar_bytes(const struct mt_kvc_spec *s, size_t kvd, size_t tokens)
+{
+    return quantized(s->format) ? tokens * 2 * (kvd / s->group) * 2 : 0;
+}
+static size_t page_bytes(const struct mt_kvc_spec *s, size_t kvd, size_t tokens)
+{
+    return 2 * codes_bytes(s, kvd, tokens) + kpar_bytes(s, kvd, tokens) +
+           vpar_bytes(s, kvd, tokens);
+}
+
+void mt_kvc_sizes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                  struct mt_kvc_sizes *out)
+{
+    size_t kvd = mt_gpt_kv_dim(cfg), kivi = mt_kvc_format_kivi(s->format);
+    out->unit_tokens = kivi ? s->group : 1;
+    out->unit_bytes = cfg->n_layer * page_bytes(s, kvd, out->unit_tokens);
+    out->fixed_bytes = kivi ? cfg->n_layer * 2 * (s->residual + s->group) * kvd * sizeof(float) : 0;
+}
+
+size_t mt_kvc_stored_tokens(const struct mt_kvc_spec *s, size_t n)
+{
+    if (!mt_kvc_format_kivi(s->format)) return n;
+    return n > s->residual ? (n - s->residual) / s->group * s->group : 0;
+}
+
+static size_t round_up(size_t n, size_t u)
+{
+    return (n + u - 1) / u * u;
+}
+
+size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                               size_t max_T)
+{
+    struct mt_kvc_sizes z;
+    mt_kvc_sizes(cfg, s, &z);
+    return z.fixed_bytes + round_up(max_T, z.unit_tokens) / z.unit_tokens * z.unit_bytes;
+}
+
+size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s)
+{
+    return cfg->n_layer * page_bytes(s, mt_gpt_kv_dim(cfg), s->block);
+}
+
+void mt_kvc_free(struct mt_kvc *c)
+{
+    if (!c) return;
+    free(c->pool);
+    free(c->ring);
+    free(c->table);
+    free(c->len);
+    free(c->held);
+    free(c->free_ids);
+    free(c);
+}
+
+int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
+                  const struct mt_kvc_spec *spec, size_t max_T, size_t n_seq, size_t n_blocks,
+                  char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mt_kvc_spec_check(cfg, spec, err, errlen)) return -1;
+    if (!max_T || !n_seq) return mt_tf_fail(err, errlen, "empty KV cache");
+    struct mt_kvc *c = calloc(1, sizeof *c);
+    if (!c) return mt_tf_fail(err, errlen, "out of memory for the KV cache");
+    c->cfg = *cfg;
+    c->spec = *spec;
+    mt_kvc_sizes(cfg, spec, &c->sz);
+    c->kvd = mt_gpt_kv_dim(cfg);
+    c->hs = cfg->n_embd / cfg->n_head;
+    c->max_T = max_T;
+    c->n_seq = n_seq;
+    c->bs = spec->block ? spec->block : round_up(max_T, c->sz.unit_tokens);
+    c->blocks_max = (max_T + c->bs - 1) / c->bs;
+    c->n_blocks = spec->block ? (n_blocks ? n_blocks : n_seq * c->blocks_max) : n_seq;
+    c->page_bytes = page_bytes(spec, c->kvd, c->bs);
+    c->block_bytes = cfg->n_layer * c->page_bytes;
+    c->ring_tokens = mt_kvc_format_kivi(spec->format) ? spec->residual + spec->group : 0;
+    size_t ring_bytes = n_seq * c->sz.fixed_bytes;
+    c->bytes = c->n_blocks * c->block_bytes + ring_bytes;
+    int prev = mt_memcat_set(MT_MEM_KV_CACHE);
+    c->pool = calloc(1, c->n_blocks * c->block_bytes);
+    c->ring = ring_bytes ? calloc(1, ring_bytes) : NULL;
+    mt_memcat_set(MT_MEM_WORKSPACE);
+    c->table = calloc(n_seq * c->blocks_max, sizeof *c->table);
+    c->len = calloc(n_seq, sizeof *c->len);
+    c->held = calloc(n_seq, sizeof *c->held);
+    c->free_ids = calloc(c->n_blocks, sizeof *c->free_ids);
+    mt_memcat_set(prev);
+    if (!c->pool || (ring_bytes && !c->ring) || !c->table || !c->len || !c->held ||
+        !c->free_ids) {
+        mt_kvc_free(c);
+        return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)",
+                          n_blocks * c->block_bytes + ring_bytes);
+    }
+    mt_memcat_report(c->pool, c->n_blocks * c->block_bytes, MT_MEM_KV_CACHE, "kv.cache");
+    if (c->ring) mt_memcat_report(c->ring, ring_bytes, MT_MEM_KV_CACHE, "kv.ring");
+    if (spec->block) { /* the free list, lowest id on top */
+        for (size_t b = 0; b < c->n_blocks; b++)
+            c->free_ids[b] = (uint32_t)(c->n_blocks - 1 - b);
+        c->n_free = c->n_blocks;
+    } else { /* a contiguous sequence owns its block for life */
+        for (size_t s = 0; s < n_seq; s++) {
+            c->table[s * c->blocks_max] = (uint32_t)s;
+            c->held[s] = 1;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+int mt_kvc_reserve(struct mt_kvc *c, size_t seq, size_t n)
+{
+    size_t need = (mt_kvc_stored_tokens(&c->spec, n) + c->bs - 1) / c->bs;
+    if (c->spec.block) {
+        if (need > c->held[seq] + c->n_free) return -1;
+        while (c->held[seq] < need)
+            c->table[seq * c->blocks_max + c->held[seq]++] = c->free_ids[--c->n_free];
+    }
+    c->len[seq] = n;
+    return 0;
+}
+
+void mt_kvc_release(struct mt_kvc *c, size_t seq)
+{
+    if (c->spec.block)
+        while (c->held[seq])
+            c->free_ids[c->n_free++] = c->table[seq * c->blocks_max + --c->held[seq]];
+    c->len[seq] = 0;
+}
+
+void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held)
+{
+    size_t stored = mt_kvc_stored_tokens(&c->spec, c->len[seq]);
+    *used = (double)stored * c->sz.unit_bytes / c->sz.unit_tokens + c->sz.fixed_bytes;
+    *held = c->held[seq] * c->block_bytes + c->sz.fixed_bytes;
+}
+
+/* ------------------------------------------------------------------ the layout */
+
+/* A layer's page of block b: key codes, key scales (planar: scales then minima), value
+ * codes, value scales. */
+struct page {
+    uint8_t *kc, *vc;
+    uint16_t *ks, *km, *vs, *vm;
+};
+
+static struct page page_of(const struct mt_kvc *c, uint32_t block, size_t layer)
+{
+    const struct mt_kvc_spec *s = &c->spec;
+    struct page p;
+    size_t kvd = c->kvd, cb = codes_bytes(s, kvd, c->bs), kp = kpar_bytes(s, kvd, c->bs);
+    p.kc = c->pool + block * c->block_bytes + layer * c->page_bytes;
+    p.ks = (uint16_t *)(void *)(p.kc + cb);
+    p.km = p.ks + kp / 4;
+    p.vc = p.kc + cb + kp;
+    p.vs = (uint16_t *)(void *)(p.vc + cb);
+    p.vm = p.vs + vpar_bytes(s, kvd, c->bs) / 4;
+    return p;
+}
+
+/* Ring slot `slot` of layer `layer`, keys (which 0) or values (1), of sequence seq. */
+static float *ring_row(const struct mt_kvc *c, size_t seq, size_t layer, int which, size_t slot)
+{
+    return c->ring + (((seq * c->cfg.n_layer + layer) * 2 + (size_t)which) * c->ring_tokens + slot) *
+                         c->kvd;
+}
+
+/* Quantizes n values x[j * xs] to `bits`-bit codes (asymmetric, fp16 scale and minimum):
+ * code j goes to element i0 + j * is of rows (row stride rs bytes) ... written through
+ * set(). */
+static void quant(const float *x, size_t n, size_t xs, unsigned bits, uint16_t *scl, uint16_t *mn,
+                  uint8_t *codes, size_t rs, size_t i0, size_t is)
+{
+    float lo = x[0], hi = x[0];
+    for (size_t j = 1; j < n; j++) {
+        float v = x[j * xs];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    float qmax = (float)((1u << bits) - 1u);
+    *scl = mt_kvk_f2h((hi - lo) / qmax);
+    *mn = mt_kvk_f2h(lo);
+    float s = mt_kvk_h2f(*scl), m = mt_kvk_h2f(*mn);
+    size_t per = 8 / bits;
+    for (size_t j = 0; j < n; j++) {
+        float q = s > 0.0f ? nearbyintf((x[j * xs] - m) / s) : 0.0f;
+        unsigned code = q < 0.0f ? 0u : q > qmax ? (unsigned)qmax : (unsigned)q;
+        uint8_t *row = codes + j * rs;
+        size_t i = i0 + j * is;
+        if (bits == 8) {
+            row[i] = (uint8_t)code;
+        } else {
+            unsigned sh = bits * (unsigned)(i % per), mask = ((1u << bits) - 1u) << sh;
+            row[i / per] = (uint8_t)((row[i / per] & ~mask) | (code << sh));
+        }
+    }
+}
+
+/* One token's row x (kvd floats) into slot `slot` of a page's keys or values in a
+ * non-KIVI format (or a KIVI value, quantized per token). */
+static void pack_row(const struct mt_kvc *c, const float *x, uint8_t *codes, uint16_t *scl,
+                     uint16_t *mn, size_t slot)
+{
+    size_t kvd = c->kvd, G = c->spec.group;
+    switch (c->spec.format) {
+    case MT_KVC_FP32: memcpy(codes + slot * kvd * 4, x, kvd * 4); return;
+    case MT_KVC_BF16:
+    case MT_KVC_FP16: {
+        uint16_t *r = (uint16_t *)(void *)(codes + slot * kvd * 2);
+        for (size_t i = 0; i < kvd; i++)
+            r[i] = c->spec.format == MT_KVC_BF16 ? mt_kvk_f2bf(x[i]) : mt_kvk_f2h(x[i]);
+        return;
+    }
+    default: {
+        unsigned bits = mt_kvc_format_bits(c->spec.format);
+        uint8_t *row = codes + slot * kvd * bits / 8;
+        size_t ng = kvd / G;
+        for (size_t g = 0; g < ng; g++)
+            quant(x + g * G, G, 1, bits, scl + slot * ng + g, mn + slot * ng + g, row, 0, g * G, 1);
+    }
+    }
+}
+
+void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const float *k,
+                   const float *v)
+{
+    const uint32_t *tab = c->table + seq * c->blocks_max;
+    if (!c->ring_tokens) {
+        struct page p = page_of(c, tab[pos / c->bs], layer);
+        pack_row(c, k, p.kc, p.ks, p.km, pos % c->bs);
+        pack_row(c, v, p.vc, p.vs, p.vm, pos % c->bs);
+        return;
+    }
+    size_t W = c->ring_tokens, G = c->spec.group, R = c->spec.residual, kvd = c->kvd;
+    memcpy(ring_row(c, seq, layer, 0, pos % W), k, kvd * sizeof *k);
+    memcpy(ring_row(c, seq, layer, 1, pos % W), v, kvd * sizeof *v);
+    if (pos + 1 < R + G || (pos + 1 - R) % G) return;
+    /* tokens [t0, t0 + G) leave the fp32 ring: keys per channel, values per token */
+    size_t t0 = pos + 1 - R - G, slot = t0 % c->bs;
+    struct page p = page_of(c, tab[t0 / c->bs], layer);
+    unsigned bits = mt_kvc_format_bits(c->spec.format);
+    float col[MAX_GROUP];
+    size_t rb = kvd * bits / 8, gi = slot / G;
+    for (size_t i = 0; i < kvd; i++) {
+        for (size_t j = 0; j < G; j++)
+            col[j] = ring_row(c, seq, layer, 0, (t0 + j) % W)[i];
+        quant(col, G, 1, bits, p.ks + gi * kvd + i, p.km + gi * kvd + i, p.kc + slot * rb, rb, i,
+              0);
+    }
+    for (size_t j = 0; j < G; j++)
+        pack_row(c, ring_row(c, seq, layer, 1, (t0 + j) % W), p.vc, p.vs, p.vm, slot + j);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+static enum mt_kvk_kind key_kind(enum mt_kvc_format f)
+{
+    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {
+        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_CHAN4, MT_KVK_CHAN2};
+    return k[f];
+}
+static enum mt_kvk_kind value_kind(enum mt_kvc_format f)
+{
+    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {
+        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_TOK4, MT_KVK_TOK2};
+    return k[f];
+}
+
+/* Which build runs kind: 0 the reference, 1 the fp32 loops, 2 AVX-512. */
+static int pick(const struct mt_kvc *c, enum mt_kvk_kind kind)
+{
+    if (c->impl == MT_KVC_IMPL_SCALAR) return 0;
+    if (kind == MT_KVK_F32) return 1;
+    return c->hs % 16 == 0 && c->spec.group % 16 == 0 && mt_kvk_avx512_ok() ? 2 : 0;
+}
+
+static void scores(int impl, enum mt_kvk_kind kind, float *att, const float *q,
+                   const struct mt_kvk_view *w, size_t n, size_t hs, size_t G, float scale)
+{
+    if (impl == 1)
+        mt_kvk_scores_f32(att, q, (const float *)(const void *)w->codes, w->stride / 4, n, hs,
+                          scale);
+    else if (impl == 2)
+        mt_kvk_scores_avx512(kind, att, q, w, n, hs, G, scale);
+    else
+        mt_kvk_scores_ref(kind, att, q, w, n, hs, G, scale);
+}
+
+static void accum(int impl, enum mt_kvk_kind kind, float *o, const float *att, float inv,
+                  const struct mt_kvk_view *w, size_t n, size_t hs, size_t G)
+{
+    if (impl == 1)
+        mt_kvk_accum_f32(o, att, inv, (const float *)(const void *)w->codes, w->stride / 4, n, hs);
+    else if (impl == 2)
+        mt_kvk_accum_avx512(kind, o, att, inv, w, n, hs, G);
+    else
+        mt_kvk_accum_ref(kind, o, att, inv, w, n, hs, G);
+}
+
+/* The view of kv head g of block `block`'s keys (which 0) or values (1). */
+static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t layer, int which,
+                                  size_t g)
+{
+    struct page p = page_of(c, block, layer);
+    size_t kvd = c->kvd, hs = c->hs, G = c->spec.group;
+    unsigned bits = mt_kvc_format_bits(c->spec.format);
+    struct mt_kvk_view w = {.codes = (which ? p.vc : p.kc) + g * hs * bits / 8,
+                            .stride = kvd * bits / 8};
+    if (!quantized(c->spec.format)) return w;
+    if (!which && mt_kvc_format_kivi(c->spec.format)) { /* per channel */
+        w.scl = p.ks + g * hs, w.mn = p.km + g * hs, w.par_stride = kvd;
+    } else {
+        w.scl = (which ? p.vs : p.ks) + g * hs / G, w.mn = (which ? p.vm : p.km) + g * hs / G;
+        w.par_stride = kvd / G;
+    }
+    return w;
+}
+
+void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, const float *q,
+                   float *out, float *att)
+{
+    size_t hs = c->hs, NH = c->cfg.n_head, rep = NH / (c->kvd / hs), G = c->spec.group;
+    size_t stored = mt_kvc_stored_tokens(&c->spec, n), W = c->ring_tokens;
+    const uint32_t *tab = c->table + seq * c->blocks_max;
+    enum mt_kvk_kind kk = key_kind(c->spec.format), vk = value_kind(c->spec.format);
+    int ik = pick(c, kk), iv = pick(c, vk), ir = pick(c, MT_KVK_F32);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t h = 0; h < NH; h++) {
+        size_t g = h / rep;
+        const float *qh = q + h * hs;
+        float *o = out + h * hs;
+        for (size_t t = 0; t < stored; t += c->bs) {
+            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 0, g);
+            size_t m = stored - t < c->bs ? stored - t : c->bs;
+            scores(ik, kk, att + t, qh, &w, m, hs, G, scale);
+        }
+        /* KIVI's fp32 tokens [stored, n), in ring order: at most two runs */
+        for (size_t t = stored; t < n;) {
+            size_t slot = t % W, m = W - slot < n - t ? W - slot : n - t;
+            struct mt_kvk_view w = {
+                .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, 0, slot) + g * hs),
+                .stride = c->kvd * 4};
+            scores(ir, MT_KVK_F32, att + t, qh, &w, m, hs, G, scale);
+            t += m;
+        }
+        float inv = c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att, n)
+                                                  : mt_kvk_softmax(att, n);
+        memset(o, 0, hs * sizeof *o);
+        for (size_t t = 0; t < stored; t += c->bs) {
+            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 1, g);
+            size_t m = stored - t < c->bs ? stored - t : c->bs;
+            accum(iv, vk, o, att + t, inv, &w, m, hs, G);
+        }
+        for (size_t t = stored; t < n;) {
+            size_t slot = t % W, m = W - slot < n - t ? W - slot : n - t;
+            struct mt_kvk_view w = {
+                .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, 1, slot) + g * hs),
+                .stride = c->kvd * 4};
+            accum(ir, MT_KVK_F32, o, att + t, inv, &w, m, hs, G);
+            t += m;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ serving simulation */
+
+struct sim_req {
+    size_t prompt, total, slot;
+};
+
+/* Blocks sequence seq lacks for n tokens. */
+static size_t blocks_short(const struct mt_kvc *c, size_t seq, size_t n)
+{
+    size_t need = (mt_kvc_stored_tokens(&c->spec, n) + c->bs - 1) / c->bs;
+    return need > c->held[seq] ? need - c->held[seq] : 0;
+}
+
+/* One layout's run of the simulation (see mt_kvc_simulate). */
+static int simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                    const struct mt_kvc_sim *sim, const struct sim_req *req0,
+                    struct mt_kvc_sim_result *res, char *err, size_t errlen)
+{
+    size_t N = sim->requests, max_T = sim->prompt_max + sim->output_max;
+    struct mt_kvc_sizes z;
+    mt_kvc_sizes(cfg, spec, &z);
+    size_t slots, n_blocks = 0, ring_blocks = 0;
+    if (spec->block) {
+        n_blocks = sim->budget_bytes / mt_kvc_block_bytes(cfg, spec);
+        ring_blocks = (z.fixed_bytes + mt_kvc_block_bytes(cfg, spec) - 1) /
+                      mt_kvc_block_bytes(cfg, spec);
+        slots = N;
+    } else {
+        slots = sim->budget_bytes / mt_kvc_contiguous_bytes(cfg, spec, max_T);
+        if (slots > N) slots = N;
+    }
+    if (!slots || (spec->block && n_blocks < ring_blocks + max_T / spec->block + 1))
+        return mt_tf_fail(err, errlen, "budget of %zu bytes holds no sequence of %zu tokens",
+                          sim->budget_bytes, max_T);
+    struct mt_kvc *c = NULL;
+    if (mt_kvc_create(&c, cfg, spec, max_T, slots, n_blocks, err, errlen)) return -1;
+    struct sim_req *req = malloc(N * sizeof *req);
+    size_t *queue = malloc(N * sizeof *queue), *run = malloc(N * sizeof *run);
+    size_t *free_slots = malloc(slots * sizeof *free_slots);
+    if (!req || !queue || !run || !free_slots) {
+        free(req), free(queue), free(run), free(free_slots);
+        mt_kvc_free(c);
+        return mt_tf_fail(err, errlen, "out of memory for the serving simulation");
+    }
+    memcpy(req, req0, N * sizeof *req);
+    for (size_t i = 0; i < N; i++)
+        queue[i] = i;
+    for (size_t s = 0; s < slots; s++)
+        free_slots[s] = slots - 1 - s;
+    size_t qh = 0, qn = N, nrun = 0, nfree = slots, done = 0, ring_used = 0;
+    double held_sum = 0.0, used_sum = 0.0, run_sum = 0.0;
+    memset(res, 0, sizeof *res);
+    while (done < N) {
+        /* admission, first come first served: the prompt's tokens at once */
+        while (qn && nfree) {
+            struct sim_req *r = &req[queue[qh]];
+            size_t s = free_slots[nfree - 1];
+            if (spec->block && c->n_free < ring_used + ring_blocks) break;
+            if (spec->block && c->n_free - ring_used - ring_blocks <
+                                   (mt_kvc_stored_tokens(spec, r->prompt) + spec->block - 1) /
+                                       spec->block)
+                break;
+            if (mt_kvc_reserve(c, s, r->prompt)) break;
+            nfree--, ring_used += ring_blocks;
+            r->slot = s;
+            run[nrun++] = queue[qh];
+            qh = (qh + 1) % N, qn--;
+        }
+        if (!nrun) break; /* nothing fits: cannot happen after the budget check */
+        /* one decode step: every running sequence grows by one token */
+        for (size_t i = 0; i < nrun; i++) {
+            struct sim_req *r = &req[run[i]];
+            size_t n = c->len[r->slot] + 1;
+            while (spec->block && blocks_short(c, r->slot, n) + ring_used > c->n_free) {
+                /* preempt the newest sequence: its blocks back, recomputed later */
+                struct sim_req *v = &req[run[nrun - 1]];
+                mt_kvc_release(c, v->slot);
+                free_slots[nfree++] = v->slot, ring_used -= ring_blocks;
+                qh = (qh + N - 1) % N, qn++;
+                queue[qh] = run[--nrun];
+                res->preemptions++;
+                if (v == r) break;
+            }
+            if (i >= nrun) break;
+            mt_kvc_reserve(c, r->slot, n);
+        }
+        res->steps++;
+        for (size_t i = 0; i < nrun; i++) {
+            double used;
+            size_t held;
+            mt_kvc_usage(c, req[run[i]].slot, &used, &held);
+            used_sum += used, held_sum += (double)held;
+        }
+        run_sum += (double)nrun;
+        if (nrun > res->max_running) res->max_running = nrun;
+        for (size_t i = 0; i < nrun;) { /* the finished leave */
+            struct sim_req *r = &req[run[i]];
+            if (c->len[r->slot] < r->total) {
+                i++;
+                continue;
+            }
+            mt_kvc_release(c, r->slot);
+            free_slots[nfree++] = r->slot, ring_used -= ring_blocks;
+            memmove(run + i, run + i + 1, (nrun - i - 1) * sizeof *run);
+            nrun--, done++;
+        }
+    }
+    res->mean_running = res->steps ? run_sum / (double)res->steps : 0.0;
+    res->waste_ratio = held_sum > 0.0 ? (held_sum - used_sum) / held_sum : 0.0;
+    free(req), free(queue), free(run), free(free_slots);
+    mt_kvc_free(c);
+    return done == N ? 0 : mt_tf_fail(err, errlen, "serving simulation stalled");
+}
+
+int mt_kvc_simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                    const struct mt_kvc_sim *sim, struct mt_kvc_sim_result *contig,
+                    struct mt_kvc_sim_result *paged, char *err, size_t errlen)
+{
+    if (!sim->requests || !sim->prompt_min || sim->prompt_min > sim->prompt_max ||
+        !sim->output_min || sim->output_min > sim->output_max)
+        return mt_tf_fail(err, errlen, "serving simulation: empty or inverted length ranges");
+    struct sim_req *req = malloc(sim->requests * sizeof *req);
+    if (!req) return mt_tf_fail(err, errlen, "out of memory for the serving simulation");
+    struct mt_rng rng;
+    mt_rng_seed(&rng, sim->seed);
+    for (size_t i = 0; i < sim->requests; i++) {
+        req[i].prompt = sim->prompt_min + mt_rng_below(&rng, sim->prompt_max - sim->prompt_min + 1);
+        req[i].total =
+            req[i].prompt + sim->output_min + mt_rng_below(&rng, sim->output_max - sim->output_min + 1);
+    }
+    struct mt_kvc_spec s = *spec;
+    s.block = 0;
+    int rc = simulate(cfg, &s, sim, req, contig, err, errlen);
+    s.block = spec->block ? spec->block : 16;
+    if (!rc) rc = simulate(cfg, &s, sim, req, paged, err, errlen);
+    free(req);
+    return rc;
+}

@@ -1,0 +1,189 @@
+/* kvcache.h — the KV cache of batch-1 decoding: storage formats, a contiguous or paged
+ * layout, and attention that reads the packed cache.
+ *
+ * What it is for: holding the keys and values of earlier positions the way a serving
+ * system stores them, and attending over them without ever decoding the whole cache:
+ *   - formats: fp32 (today's cache), bf16 and fp16, int8 (per token: each group of
+ *     `group` channels of a token has an fp16 scale and minimum), and int4 / int2 in the
+ *     KIVI style (keys quantized per channel over groups of `group` tokens, values per
+ *     token over groups of `group` channels, the most recent tokens kept in fp32: after n
+ *     tokens the first nq(n) = floor(max(0, n - residual) / group) * group are packed and
+ *     the rest, between `residual` and residual + group - 1 of them, sit in an fp32 ring of
+ *     residual + group slots). Codes are unsigned, x = scale * code + min (asymmetric),
+ *     packed LSB first; scales and minima are fp16.
+ *   - layouts: contiguous (each sequence owns one block of its maximum length, allocated
+ *     up front) or paged (blocks of `block` tokens, a block table per sequence, a free
+ *     list; a block holds every layer's keys and values of its tokens, as in vLLM). The
+ *     arithmetic per token is the same in both, so paged equals contiguous bit for bit.
+ *   - attention per (sequence, layer, query): scores of q against the packed keys, the
+ *     softmax, and the probability-weighted sum of the packed values, per head. Each
+ *     format has a scalar reference (kvkernels_ref.c) and a fast kernel: fp32 is the
+ *     compiler-vectorized loop of mt_k_attention_decode (bit-identical to it), the others
+ *     AVX-512 (kvkernels_avx512.c), chosen at run time; without AVX-512 they run the
+ *     reference.
+ * What it is not for: the rest of the decode step (decode.c runs the one block with this
+ * cache in its attention hook), batched prefill, or eviction policies.
+ *
+ * Errors: functions that can fail return 0 or -1 with a message in err.
+ * Thread safety: one cache per thread at a time; the kernels are single-threaded.
+ */
+#ifndef MT_TRANSFORMER_KVCACHE_H
+#define MT_TRANSFORMER_KVCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum mt_kvc_format {
+    MT_KVC_FP32,
+    MT_KVC_BF16,
+    MT_KVC_FP16,
+    MT_KVC_INT8, /* per token */
+    MT_KVC_INT4, /* KIVI: keys per channel, values per token, fp32 residual */
+    MT_KVC_INT2, /* KIVI */
+    MT_KVC_FORMAT_COUNT
+};
+/* The names, in enum order, as a parameter's choices. */
+#define MT_KVC_FORMAT_CHOICES "fp32|bf16|fp16|int8|int4|int2"
+#define MT_KVC_DEFAULT_GROUP 32
+#define MT_KVC_DEFAULT_RESIDUAL 32
+#define MT_KVC_MAX_HEAD_DIM 256
+
+/* Stable name ("fp32", ...) of a format; and its parse (0, or -1 for an unknown name). */
+const char *mt_kvc_format_name(enum mt_kvc_format f);
+int mt_kvc_format_parse(const char *name, enum mt_kvc_format *f);
+/* Bits per stored element: 32, 16, 16, 8, 4, 2. */
+unsigned mt_kvc_format_bits(enum mt_kvc_format f);
+/* 1 for the KIVI formats (int4, int2). */
+int mt_kvc_format_kivi(enum mt_kvc_format f);
+
+struct mt_kvc_spec {
+    enum mt_kvc_format format;
+    size_t group;    /* quantization group (see above); ignored by fp32/bf16/fp16 */
+    size_t residual; /* KIVI: recent tokens kept in fp32 (at least) */
+    size_t block;    /* tokens per block of a paged cache; 0 = contiguous */
+};
+
+/* fp32, contiguous, group MT_KVC_DEFAULT_GROUP, residual MT_KVC_DEFAULT_RESIDUAL: today's
+ * cache. */
+struct mt_kvc_spec mt_kvc_spec_default(void);
+
+/* Checks a spec against a configuration: the quantized formats need group to divide the
+ * head dimension (n_embd / n_head, at most MT_KVC_MAX_HEAD_DIM); a paged KIVI cache
+ * needs group to divide block. Returns 0 or -1 with a message. */
+int mt_kvc_spec_check(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s, char *err,
+                      size_t errlen);
+
+/* Exact sizes of a format for a configuration (kv width mt_gpt_kv_dim), in bytes:
+ * unit_tokens is the tokens that share their key scales (group for KIVI, else 1) and
+ * unit_bytes what unit_tokens tokens occupy in every layer, keys and values with their
+ * scales, so a token costs unit_bytes / unit_tokens; fixed_bytes is what a sequence holds
+ * whatever its length (KIVI's fp32 ring, else 0). */
+struct mt_kvc_sizes {
+    size_t unit_tokens, unit_bytes, fixed_bytes;
+};
+void mt_kvc_sizes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                  struct mt_kvc_sizes *out);
+/* Tokens stored in packed form after n tokens: nq(n) for KIVI, else n. */
+size_t mt_kvc_stored_tokens(const struct mt_kvc_spec *s, size_t n);
+/* Bytes a contiguous cache of max_T positions allocates: fixed_bytes + max_T rounded up
+ * to unit_tokens, times the bytes per token. For fp32 this is L * 2 * max_T * kv_dim * 4,
+ * today's cache. */
+size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                               size_t max_T);
+/* Bytes of one block of a paged cache (block tokens of every layer). */
+size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s);
+
+/* Which kernels attend: the fastest this CPU has, or the scalar reference. */
+enum mt_kvc_impl { MT_KVC_IMPL_AUTO = 0, MT_KVC_IMPL_SCALAR = 1 };
+
+/* A cache of n_seq sequences of up to max_T positions each. Contiguous: n_seq blocks of
+ * max_T positions. Paged: a pool of n_blocks blocks (0: enough for every sequence at
+ * max_T), handed out as sequences grow. Keys and values are allocated under
+ * MT_MEM_KV_CACHE and reported as "kv.cache" (and "kv.ring" for KIVI's fp32 ring). */
+struct mt_kvc {
+    struct mt_gpt_config cfg;
+    struct mt_kvc_spec spec;
+    struct mt_kvc_sizes sz;
+    size_t kvd, hs, max_T, n_seq;
+    size_t bs;          /* tokens per block (max_T rounded up to the unit when contiguous) */
+    size_t blocks_max;  /* entries of a block table */
+    size_t n_blocks;    /* blocks in the pool */
+    size_t block_bytes; /* bytes of one block (every layer) */
+    size_t page_bytes;  /* bytes of one layer of one block */
+    size_t ring_tokens; /* KIVI ring slots per layer (residual + group), else 0 */
+    uint8_t *pool;      /* n_blocks * block_bytes */
+    float *ring;        /* (n_seq, L, 2, ring_tokens, kvd) */
+    uint32_t *table;    /* (n_seq, blocks_max) block ids */
+    size_t *len;        /* tokens reserved per sequence */
+    size_t *held;       /* blocks held per sequence */
+    uint32_t *free_ids; /* free list (a stack) */
+    size_t n_free;
+    size_t bytes; /* pool + ring */
+    enum mt_kvc_impl impl;
+};
+
+/* Creates a cache (see struct mt_kvc). Returns 0 and *out (free with mt_kvc_free), or -1
+ * with a message (bad spec, out of memory); nothing is left allocated on failure. */
+int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
+                  const struct mt_kvc_spec *spec, size_t max_T, size_t n_seq, size_t n_blocks,
+                  char *err, size_t errlen);
+void mt_kvc_free(struct mt_kvc *c);
+
+/* Makes room for n tokens of sequence seq (n <= max_T, never fewer than it holds): a
+ * paged cache takes the blocks it lacks from the free list. Returns 0, or -1 when the
+ * pool has too few free blocks (nothing taken then). */
+int mt_kvc_reserve(struct mt_kvc *c, size_t seq, size_t n);
+/* Forgets sequence seq and returns its blocks to the free list. */
+void mt_kvc_release(struct mt_kvc *c, size_t seq);
+/* Bytes the tokens of sequence seq use (stored tokens times the bytes per token, plus
+ * the fixed bytes) and the bytes it holds (its blocks, plus the fixed bytes): the waste
+ * is held - used. */
+void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held);
+
+/* Stores the key and value (kv_dim floats each) of position pos (the sequence's newest,
+ * pos < reserved length) of layer `layer`; KIVI packs a group that leaves the ring. */
+void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const float *k,
+                   const float *v);
+/* Attention of query q (n_embd floats, n_head heads) over positions 0..n-1 of layer
+ * `layer` of sequence seq: out (n_embd) =, att (at least n floats) is scratch. */
+void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, const float *q,
+                   float *out, float *att);
+
+/* A seeded serving simulation (see mt_kvc_simulate). */
+struct mt_kvc_sim {
+    size_t requests;    /* N requests, all queued at step 0 */
+    size_t prompt_min, prompt_max; /* prompt length ~ uniform[min, max] */
+    size_t output_min, output_max; /* output length ~ uniform[min, max] */
+    uint64_t seed;
+    size_t budget_bytes; /* the KV memory both layouts get */
+};
+struct mt_kvc_sim_result {
+    size_t steps;                 /* decode steps until every request finished */
+    double mean_running;          /* sequences decoded per step, averaged over steps */
+    size_t max_running;           /* most sequences at once */
+    double waste_ratio;           /* (held - used) / held over the steps, byte-weighted */
+    size_t preemptions;           /* paged: sequences evicted for lack of blocks and requeued */
+};
+/* Serves `requests` with one token per running sequence per step (the prompt's tokens
+ * are reserved at admission, as a prefill), first-come first-served, under
+ * budget_bytes of KV memory: the contiguous layout gives every sequence max_T positions
+ * at admission (max_T = prompt_max + output_max); the paged one admits while a free block
+ * remains beyond what the running sequences need for their next token and preempts the
+ * newest sequence (requeued, recomputed from scratch) when one cannot grow. Both run the
+ * real allocator of struct mt_kvc (no attention math: it does not change memory).
+ * Returns 0 and *contig and *paged, or -1 with a message (a request larger than the
+ * budget, bad spec). */
+int mt_kvc_simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                    const struct mt_kvc_sim *sim, struct mt_kvc_sim_result *contig,
+                    struct mt_kvc_sim_result *paged, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

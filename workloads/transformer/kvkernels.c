@@ -1,0 +1,48 @@
+/* kvkernels.c — the fp32 KV-cache attention loops, compiled with kernels.c's flags.
+ *
+ * What it is for: the three loops of mt_k_attention_decode (scores, softmax, weighted
+ * sum) written the same way and compiled the same way (-O3, -march=native when the
+ * build is native), split so the cache can feed them block by block: the fp32 cache,
+ * contiguous or paged, decodes bit for bit as the model did before the cache had
+ * formats. What it is not for: the packed formats (kvkernels_avx512.c, kvkernels_ref.c).
+ */
+#include "kernels_math.h"
+#include "kvkernels.h"
+
+void mt_kvk_scores_f32(float *att, const float *q, const float *K, size_t stride, size_t n,
+                       size_t hs, float scale)
+{
+    for (size_t t = 0; t < n; t++) {
+        const float *k = K + t * stride;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (size_t i = 0; i < hs; i++)
+            dot += q[i] * k[i];
+        att[t] = dot * scale;
+    }
+}
+
+float mt_kvk_softmax(float *att, size_t n)
+{
+    float maxv = -INFINITY, sum = 0.0f;
+    for (size_t t = 0; t < n; t++)
+        maxv = att[t] > maxv ? att[t] : maxv;
+#pragma omp simd reduction(+ : sum)
+    for (size_t t = 0; t < n; t++) {
+        att[t] = fast_expf(att[t] - maxv);
+        sum += att[t];
+    }
+    return 1.0f / sum;
+}
+
+void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *V, size_t stride,
+                      size_t n, size_t hs)
+{
+    for (size_t t = 0; t < n; t++) {
+        const float *v = V + t * stride;
+        float a = att[t] * inv;
+#pragma omp simd
+        for (size_t i = 0; i < hs; i++)
+            o[i] += a * v[i];
+    }
+}

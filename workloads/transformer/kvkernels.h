@@ -1,0 +1,107 @@
+/* kvkernels.h — the per-head kernels of the KV-cache attention (internal to kvcache.c and
+ * its tests).
+ *
+ * What it is for: scores of one head's query against `n` consecutive packed keys, and
+ * the probability-weighted sum of `n` consecutive packed values, for every storage kind
+ * of the cache, in three builds: the scalar reference (kvkernels_ref.c, the definition),
+ * the fp32 loops of mt_k_attention_decode (kvkernels.c, compiled like kernels.c, so the
+ * fp32 cache decodes bit for bit as before) and AVX-512 (kvkernels_avx512.c, chosen at
+ * run time). The fast kernels never decode more than 16 elements at a time, in registers.
+ * What it is not for: the cache's layout, block tables or quantization (kvcache.c).
+ *
+ * A view is one head's slice of n tokens of one layer in one block: token t's codes at
+ * codes + t * stride (bytes); the fp16 scales and minima (x = scale * code + min) are
+ * planar: kind TOK (per token) has hs / G scales at scl + t * par_stride and as many
+ * minima at mn + t * par_stride; kind CHAN (per channel, KIVI keys) has hs scales for
+ * tokens [jG, jG + G) at scl + j * par_stride, minima likewise. Codes are unsigned and
+ * packed LSB first (element i of a row at bit i * bits).
+ */
+#ifndef MT_TRANSFORMER_KVKERNELS_H
+#define MT_TRANSFORMER_KVKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum mt_kvk_kind {
+    MT_KVK_F32,
+    MT_KVK_BF16,
+    MT_KVK_F16,
+    MT_KVK_TOK8, /* per token, groups of G channels */
+    MT_KVK_TOK4,
+    MT_KVK_TOK2,
+    MT_KVK_CHAN4, /* per channel, groups of G tokens */
+    MT_KVK_CHAN2,
+    MT_KVK_KIND_COUNT
+};
+
+struct mt_kvk_view {
+    const uint8_t *codes;
+    size_t stride; /* bytes between tokens */
+    const uint16_t *scl, *mn;
+    size_t par_stride; /* uint16 between tokens (TOK) or token groups (CHAN) */
+};
+
+/* Bits per code of a kind. */
+unsigned mt_kvk_bits(enum mt_kvk_kind kind);
+
+/* att[t] = scale * (q . k_t) for t < n; q has hs floats. */
+void mt_kvk_scores_ref(enum mt_kvk_kind kind, float *att, const float *q,
+                       const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale);
+/* o[hs] += sum_t (att[t] * inv) v_t, tokens in order. */
+void mt_kvk_accum_ref(enum mt_kvk_kind kind, float *o, const float *att, float inv,
+                      const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
+/* In place: att[t] = exp(att[t] - max) for t < n; returns 1 / sum. */
+float mt_kvk_softmax_ref(float *att, size_t n);
+
+/* fp32 only, the loops of mt_k_attention_decode (kvkernels.c). */
+void mt_kvk_scores_f32(float *att, const float *q, const float *k, size_t stride, size_t n,
+                       size_t hs, float scale);
+void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *v, size_t stride,
+                      size_t n, size_t hs);
+float mt_kvk_softmax(float *att, size_t n);
+
+/* AVX-512 (kvkernels_avx512.c): every kind but F32; hs and G multiples of 16. Call only
+ * when mt_kvk_avx512_ok(). */
+int mt_kvk_avx512_ok(void);
+void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
+                          const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale);
+void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
+                         const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
+
+/* Scalar fp16 / bf16 conversions (round to nearest even), shared with the packer. */
+static inline uint16_t mt_kvk_f2h(float x)
+{
+    _Float16 h = (_Float16)x;
+    uint16_t u;
+    __builtin_memcpy(&u, &h, 2);
+    return u;
+}
+static inline float mt_kvk_h2f(uint16_t u)
+{
+    _Float16 h;
+    __builtin_memcpy(&h, &u, 2);
+    return (float)h;
+}
+static inline uint16_t mt_kvk_f2bf(float x)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float mt_kvk_bf2f(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float x;
+    __builtin_memcpy(&x, &u, 4);
+    return x;
+}
+/* Code i of a packed row. */
+static inline unsigned mt_kvk_code(const uint8_t *row, size_t i, unsigned bits)
+{
+    if (bits == 8) return row[i];
+    size_t per = 8 / bits;
+    return (row[i / per] >> (bits * (i % per))) & ((1u << bits) - 1u);
+}
+
+#endif
