@@ -64,8 +64,8 @@ int mt_kvc_spec_check(const struct mt_gpt_config *cfg, const struct mt_kvc_spec 
     if (hs > MT_KVC_MAX_HEAD_DIM)
         return mt_tf_fail(err, errlen, "head dimension %zu above %d", hs, MT_KVC_MAX_HEAD_DIM);
     if (mt_gpt_kv_dim(cfg) % hs)
-        return mt_tf_fail(err, errlen, "kv width %zu is not whole heads of %zu",
-                          mt_gpt_kv_dim(cfg), hs);
+        return mt_tf_fail(err, errlen, "kv width %zu is not whole heads of %zu", mt_gpt_kv_dim(cfg),
+                          hs);
     if (quantized(s->format) && (!s->group || s->group > MAX_GROUP || hs % s->group))
         return mt_tf_fail(err, errlen,
                           "KV-cache group %zu must divide the head dimension %zu (at most %d)",
@@ -174,8 +174,7 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->held = calloc(n_seq, sizeof *c->held);
     c->free_ids = calloc(c->n_blocks, sizeof *c->free_ids);
     mt_memcat_set(prev);
-    if (!c->pool || (ring_bytes && !c->ring) || !c->table || !c->len || !c->held ||
-        !c->free_ids) {
+    if (!c->pool || (ring_bytes && !c->ring) || !c->table || !c->len || !c->held || !c->free_ids) {
         mt_kvc_free(c);
         return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)",
                           n_blocks * c->block_bytes + ring_bytes);
@@ -249,8 +248,8 @@ static struct page page_of(const struct mt_kvc *c, uint32_t block, size_t layer)
 /* Ring slot `slot` of layer `layer`, keys (which 0) or values (1), of sequence seq. */
 static float *ring_row(const struct mt_kvc *c, size_t seq, size_t layer, int which, size_t slot)
 {
-    return c->ring + (((seq * c->cfg.n_layer + layer) * 2 + (size_t)which) * c->ring_tokens + slot) *
-                         c->kvd;
+    return c->ring +
+           (((seq * c->cfg.n_layer + layer) * 2 + (size_t)which) * c->ring_tokens + slot) * c->kvd;
 }
 
 /* Quantizes n values x[j * xs] to `bits`-bit codes (asymmetric, fp16 scale and minimum):
@@ -291,7 +290,9 @@ static void pack_row(const struct mt_kvc *c, const float *x, uint8_t *codes, uin
 {
     size_t kvd = c->kvd, G = c->spec.group;
     switch (c->spec.format) {
-    case MT_KVC_FP32: memcpy(codes + slot * kvd * 4, x, kvd * 4); return;
+    case MT_KVC_FP32:
+        memcpy(codes + slot * kvd * 4, x, kvd * 4);
+        return;
     case MT_KVC_BF16:
     case MT_KVC_FP16: {
         uint16_t *r = (uint16_t *)(void *)(codes + slot * kvd * 2);
@@ -349,8 +350,8 @@ static enum mt_kvk_kind key_kind(enum mt_kvc_format f)
 }
 static enum mt_kvk_kind value_kind(enum mt_kvc_format f)
 {
-    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {
-        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_TOK4, MT_KVK_TOK2};
+    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {MT_KVK_F32,  MT_KVK_BF16, MT_KVK_F16,
+                                                            MT_KVK_TOK8, MT_KVK_TOK4, MT_KVK_TOK2};
     return k[f];
 }
 
@@ -431,8 +432,8 @@ void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, c
             scores(ir, MT_KVK_F32, att + t, qh, &w, m, hs, G, scale);
             t += m;
         }
-        float inv = c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att, n)
-                                                  : mt_kvk_softmax(att, n);
+        float inv =
+            c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att, n) : mt_kvk_softmax(att, n);
         memset(o, 0, hs * sizeof *o);
         for (size_t t = 0; t < stored; t += c->bs) {
             struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 1, g);
@@ -474,8 +475,8 @@ static int simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
     size_t slots, n_blocks = 0, ring_blocks = 0;
     if (spec->block) {
         n_blocks = sim->budget_bytes / mt_kvc_block_bytes(cfg, spec);
-        ring_blocks = (z.fixed_bytes + mt_kvc_block_bytes(cfg, spec) - 1) /
-                      mt_kvc_block_bytes(cfg, spec);
+        ring_blocks =
+            (z.fixed_bytes + mt_kvc_block_bytes(cfg, spec) - 1) / mt_kvc_block_bytes(cfg, spec);
         slots = N;
     } else {
         slots = sim->budget_bytes / mt_kvc_contiguous_bytes(cfg, spec, max_T);
@@ -508,9 +509,9 @@ static int simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
             struct sim_req *r = &req[queue[qh]];
             size_t s = free_slots[nfree - 1];
             if (spec->block && c->n_free < ring_used + ring_blocks) break;
-            if (spec->block && c->n_free - ring_used - ring_blocks <
-                                   (mt_kvc_stored_tokens(spec, r->prompt) + spec->block - 1) /
-                                       spec->block)
+            if (spec->block &&
+                c->n_free - ring_used - ring_blocks <
+                    (mt_kvc_stored_tokens(spec, r->prompt) + spec->block - 1) / spec->block)
                 break;
             if (mt_kvc_reserve(c, s, r->prompt)) break;
             nfree--, ring_used += ring_blocks;
@@ -577,8 +578,8 @@ int mt_kvc_simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
     mt_rng_seed(&rng, sim->seed);
     for (size_t i = 0; i < sim->requests; i++) {
         req[i].prompt = sim->prompt_min + mt_rng_below(&rng, sim->prompt_max - sim->prompt_min + 1);
-        req[i].total =
-            req[i].prompt + sim->output_min + mt_rng_below(&rng, sim->output_max - sim->output_min + 1);
+        req[i].total = req[i].prompt + sim->output_min +
+                       mt_rng_below(&rng, sim->output_max - sim->output_min + 1);
     }
     struct mt_kvc_spec s = *spec;
     s.block = 0;

@@ -157,18 +157,18 @@ void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, c
 
 /* A seeded serving simulation (see mt_kvc_simulate). */
 struct mt_kvc_sim {
-    size_t requests;    /* N requests, all queued at step 0 */
+    size_t requests;               /* N requests, all queued at step 0 */
     size_t prompt_min, prompt_max; /* prompt length ~ uniform[min, max] */
     size_t output_min, output_max; /* output length ~ uniform[min, max] */
     uint64_t seed;
     size_t budget_bytes; /* the KV memory both layouts get */
 };
 struct mt_kvc_sim_result {
-    size_t steps;                 /* decode steps until every request finished */
-    double mean_running;          /* sequences decoded per step, averaged over steps */
-    size_t max_running;           /* most sequences at once */
-    double waste_ratio;           /* (held - used) / held over the steps, byte-weighted */
-    size_t preemptions;           /* paged: sequences evicted for lack of blocks and requeued */
+    size_t steps;        /* decode steps until every request finished */
+    double mean_running; /* sequences decoded per step, averaged over steps */
+    size_t max_running;  /* most sequences at once */
+    double waste_ratio;  /* (held - used) / held over the steps, byte-weighted */
+    size_t preemptions;  /* paged: sequences evicted for lack of blocks and requeued */
 };
 /* Serves `requests` with one token per running sequence per step (the prompt's tokens
  * are reserved at admission, as a prefill), first-come first-served, under

@@ -33,7 +33,8 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
     case MT_KVK_BF16:
         return _mm512_castsi512_ps(_mm512_slli_epi32(
             _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(row + 2 * i0))), 16));
-    case MT_KVK_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(row + 2 * i0)));
+    case MT_KVK_F16:
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(row + 2 * i0)));
     case MT_KVK_TOK8:
         return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(row + i0))));
     case MT_KVK_TOK4:
@@ -43,16 +44,16 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
         __m512i x = _mm512_permutexvar_epi32(
             _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
             _mm512_castsi128_si512(_mm_cvtsi64_si128((long long)w)));
-        x = _mm512_srlv_epi32(x, _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16,
-                                                   12, 8, 4, 0));
+        x = _mm512_srlv_epi32(
+            x, _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0));
         return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(15)));
     }
     default: { /* 2-bit */
         uint32_t w;
         memcpy(&w, row + i0 / 4, 4);
-        __m512i x = _mm512_srlv_epi32(_mm512_set1_epi32((int)w),
-                                      _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12,
-                                                       10, 8, 6, 4, 2, 0));
+        __m512i x = _mm512_srlv_epi32(
+            _mm512_set1_epi32((int)w),
+            _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0));
         return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(3)));
     }
     }
@@ -125,8 +126,9 @@ void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, floa
                 __m512 as = _mm512_set1_ps(a * mt_kvk_h2f(s[g]));
                 __m512 am = _mm512_set1_ps(a * mt_kvk_h2f(m[g]));
                 for (size_t i = g * G; i < g * G + G; i += 16)
-                    _mm512_storeu_ps(o + i, _mm512_fmadd_ps(as, load16(kind, row, i),
-                                                            _mm512_add_ps(_mm512_loadu_ps(o + i), am)));
+                    _mm512_storeu_ps(o + i,
+                                     _mm512_fmadd_ps(as, load16(kind, row, i),
+                                                     _mm512_add_ps(_mm512_loadu_ps(o + i), am)));
             }
         } else {
             __m512 av = _mm512_set1_ps(a);

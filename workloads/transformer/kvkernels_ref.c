@@ -16,14 +16,16 @@ unsigned mt_kvk_bits(enum mt_kvk_kind kind)
 }
 
 /* Element i of token t of a view (t counts from the view's first token). */
-static float elem(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, size_t i,
-                  size_t G)
+static float elem(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, size_t i, size_t G)
 {
     const uint8_t *row = w->codes + t * w->stride;
     switch (kind) {
-    case MT_KVK_F32: return ((const float *)(const void *)row)[i];
-    case MT_KVK_BF16: return mt_kvk_bf2f(((const uint16_t *)(const void *)row)[i]);
-    case MT_KVK_F16: return mt_kvk_h2f(((const uint16_t *)(const void *)row)[i]);
+    case MT_KVK_F32:
+        return ((const float *)(const void *)row)[i];
+    case MT_KVK_BF16:
+        return mt_kvk_bf2f(((const uint16_t *)(const void *)row)[i]);
+    case MT_KVK_F16:
+        return mt_kvk_h2f(((const uint16_t *)(const void *)row)[i]);
     case MT_KVK_CHAN4:
     case MT_KVK_CHAN2: {
         size_t p = (t / G) * w->par_stride + i;
