@@ -12,6 +12,10 @@
  * one scale per tensor at 4 bits); `bytes` checks model_bytes against sizes computed by
  * hand; `decode` checks that KV-cache decoding on packed weights reproduces the packed
  * forward's logits and that the fp32 linear weights are gone.
+ * `kvcache` (ctest kv_cache.accuracy) decodes 32 validation windows of 128 bytes through
+ * every KV-cache format (group 16, KIVI residual 16) beside an fp32 cache: int8 within
+ * 0.5 % of the fp32 cache's loss, the loss rising strictly int8 -> int4 -> int2 and the KL
+ * divergence from the fp32 cache rising strictly fp16 -> bf16 -> int8 -> int4 -> int2.
  * What it is not for: kernel correctness (test_quant) or the plugin's reporting.
  */
 #include <errno.h>
@@ -26,6 +30,7 @@
 #include "eval.h"
 #include "gpt.h"
 #include "hash.h"
+#include "kvcache.h"
 #include "qcheck.h"
 #include "qmodel.h"
 
@@ -275,6 +280,59 @@ static int test_decode(const char *path)
     return 0;
 }
 
+/* Loss and mean KL(fp32 cache || format) decoding `windows` windows of T bytes. */
+static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double *kl)
+{
+    enum { W = 32 };
+    size_t V = m->cfg.vocab, T = m->cfg.seq_len;
+    struct mt_kvc_spec s = mt_kvc_spec_default();
+    s.format = f, s.group = 16, s.residual = 16;
+    struct mt_gpt_kv *a, *b;
+    CHECK(mt_gpt_kv_create(&a, &m->cfg, T, err, sizeof err) == 0, "%s", err);
+    CHECK(mt_gpt_kv_create_spec(&b, &m->cfg, T, &s, err, sizeof err) == 0, "%s", err);
+    double *p = malloc(2 * V * sizeof *p);
+    *loss = *kl = 0.0;
+    for (size_t w = 0; w < W; w++) {
+        const uint8_t *x = corpus.val + w * T;
+        mt_gpt_kv_reset(a), mt_gpt_kv_reset(b);
+        for (size_t t = 0; t < T; t++) {
+            CHECK(mt_gpt_decode_step(m, a, x[t], err, sizeof err) == 0, "%s", err);
+            CHECK(mt_gpt_decode_step(m, b, x[t], err, sizeof err) == 0, "%s", err);
+            mt_gpt_log_softmax(a->logits, V, p), mt_gpt_log_softmax(b->logits, V, p + V);
+            *loss -= p[V + x[t + 1]];
+            for (size_t j = 0; j < V; j++)
+                *kl += exp(p[j]) * (p[j] - p[V + j]);
+        }
+    }
+    *loss /= (double)(W * T), *kl /= (double)(W * T);
+    free(p);
+    mt_gpt_kv_free(a), mt_gpt_kv_free(b);
+}
+
+static int test_kvcache(const char *path)
+{
+    struct mt_gpt *m = load(path);
+    double loss[MT_KVC_FORMAT_COUNT], kl[MT_KVC_FORMAT_COUNT];
+    for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
+        kv_loss(m, (enum mt_kvc_format)f, &loss[f], &kl[f]);
+        printf("kv cache %-5s val_loss %.6f KL %.3e\n", mt_kvc_format_name((enum mt_kvc_format)f),
+               loss[f], kl[f]);
+    }
+    CHECK(kl[MT_KVC_FP32] == 0.0, "fp32 cache differs from itself: %g", kl[MT_KVC_FP32]);
+    CHECK(fabs(loss[MT_KVC_INT8] - loss[MT_KVC_FP32]) <= 0.005 * loss[MT_KVC_FP32],
+          "int8 cache %.6f vs fp32 %.6f", loss[MT_KVC_INT8], loss[MT_KVC_FP32]);
+    CHECK(loss[MT_KVC_INT8] < loss[MT_KVC_INT4] && loss[MT_KVC_INT4] < loss[MT_KVC_INT2],
+          "loss not rising int8 -> int4 -> int2");
+    CHECK(loss[MT_KVC_FP32] < loss[MT_KVC_INT4], "int4 cache not worse than fp32");
+    static const int order[] = {MT_KVC_FP32, MT_KVC_FP16, MT_KVC_BF16,
+                                MT_KVC_INT8, MT_KVC_INT4, MT_KVC_INT2};
+    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++)
+        CHECK(kl[order[i]] > kl[order[i - 1]], "KL not rising at %s",
+              mt_kvc_format_name((enum mt_kvc_format)order[i]));
+    mt_gpt_free(m);
+    return 0;
+}
+
 /* The checkpoint lives in the model cache ($XDG_CACHE_HOME/memtrade, else
  * ~/.cache/memtrade) when there is one, so a sanitizer build of the tests reuses what the
  * plain build trained (training under ASan takes minutes); else at `fallback`. */
@@ -329,6 +387,8 @@ int main(int argc, char **argv)
         rc = test_bits_nf(argv[2]);
     else if (!strcmp(argv[1], "bytes"))
         rc = test_bytes(argv[2]);
+    else if (!strcmp(argv[1], "kvcache"))
+        rc = test_kvcache(argv[2]);
     else if (!strcmp(argv[1], "decode"))
         rc = test_decode(argv[2]);
     else {

@@ -12,7 +12,8 @@
 
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
-static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM_DECODE_TOKENS};
+static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM_DECODE_TOKENS,
+                                               MT_WL_PARAMS_KV_CACHE};
 
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {

@@ -88,6 +88,16 @@ size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared)
     return declared == 0 || declared > cfg->seq_len ? cfg->seq_len : declared;
 }
 
+struct mt_kvc_spec mt_wl_kv_spec(struct mt_ctx *ctx)
+{
+    struct mt_kvc_spec s = mt_kvc_spec_default();
+    mt_kvc_format_parse(mt_param_str(ctx, "kv_cache"), &s.format); /* a checked choice */
+    s.group = (size_t)mt_param_int(ctx, "kv_group");
+    s.residual = (size_t)mt_param_int(ctx, "kv_residual");
+    s.block = (size_t)mt_param_int(ctx, "kv_block");
+    return s;
+}
+
 /* mt_wl_report_decode, and the bytes of the KV cache it held and of its scratch (either
  * pointer may be NULL). */
 static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n,
@@ -101,7 +111,8 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
             ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation bytes)", n,
             m->cfg.seq_len < c->n_val ? m->cfg.seq_len : c->n_val, m->cfg.seq_len, c->n_val);
     int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
-    int rc = mt_gpt_kv_create(&kv, &m->cfg, n, err, sizeof err);
+    struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
+    int rc = mt_gpt_kv_create_spec(&kv, &m->cfg, n, &spec, err, sizeof err);
     mt_mem_category(ctx, prev);
     if (rc) return mt_error(ctx, "%s", err);
     double rate[DECODE_MAX_PASSES], timed = 0.0;

@@ -31,6 +31,7 @@
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
+#include "kvcache.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,25 @@ extern "C" {
         "decode_tokens", MT_PARAM_INT, "0", 0, 100000, NULL,                                       \
             "serving context: KV-cache positions decoded at batch 1 (0 = the model's context)"     \
     }
+
+/* The KV cache of the one serving measurement (kvcache.h): format, quantization group,
+ * KIVI's fp32 residual and the paged layout's block (0 = contiguous at the context);
+ * every serving workload takes them with these defaults (fp32 contiguous: the cache
+ * before it had formats). */
+#define MT_WL_PARAMS_KV_CACHE                                                                      \
+    {"kv_cache", MT_PARAM_CHOICE, "fp32", 0, 0, MT_KVC_FORMAT_CHOICES,                             \
+     "KV-cache format: fp32, bf16, fp16, int8 (per token), int4/int2 (KIVI)"},                     \
+        {"kv_group", MT_PARAM_INT, "32", 16, 64, "16|32|64",                                       \
+         "KV-cache quantization group (channels per token scale; tokens per KIVI key scale)"},     \
+        {"kv_residual", MT_PARAM_INT, "32", 0, 4096, NULL,                                         \
+         "KIVI: most recent tokens kept in fp32"},                                                 \
+    {                                                                                              \
+        "kv_block", MT_PARAM_INT, "0", 0, 32, "0|16|32",                                           \
+            "KV-cache block in tokens (paged); 0 = contiguous at the serving context"              \
+    }
+
+/* The cache spec of the run's MT_WL_PARAMS_KV_CACHE. */
+struct mt_kvc_spec mt_wl_kv_spec(struct mt_ctx *ctx);
 
 /* The one evaluation protocol: scores m on the first max_tokens bytes of the validation
  * split (max_tokens = 0: all of it) inside region "eval" and reports val_loss
@@ -66,7 +86,8 @@ size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
  * and workload, no sampling in the timed loop), inside region "decode". One untimed
  * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
  * decode_tokens_per_s (the median pass, tokens/s), decode_context (n, tokens) and
- * kv_cache_bytes (bytes; the cache is allocated in category kv_cache). n must be in
+ * kv_cache_bytes (bytes; the cache as stored in the format of the run's kv_* parameters,
+ * allocated in category kv_cache). n must be in
  * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
 int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
@@ -93,8 +114,8 @@ struct mt_wl_serving {
  * 1. region "infer" (holding "decode"): mt_wl_report_decode at the declared context
  *    (parameter `decode_tokens`, resolved by mt_wl_decode_context), then
  *    infer_peak_bytes and infer_peak_<category>_bytes: weights = the model's weight
- *    slab + sv->weight_bytes, kv_cache = the cache's keys and values (L * 2 * context *
- *    C floats), workspace = the decode step's scratch + sv->scratch_bytes() as decoding
+ *    slab + sv->weight_bytes, kv_cache = the cache's keys and values as stored (L * 2 *
+ *    context * C floats in fp32; else mt_kvc_contiguous_bytes or the blocks held), workspace = the decode step's scratch + sv->scratch_bytes() as decoding
  *    left it. The model holds its weights only meanwhile, so the heap profiler's peak of
  *    the region is these parts plus what the process holds beside the model (corpus,
  *    kernel libraries' own caches).
@@ -105,7 +126,7 @@ struct mt_wl_serving {
  *    sv->weight_bytes (weights) + sv->scratch_bytes() (workspace) + mt_gpt_eval's inputs
  *    and targets (data, mt_wl_batch_bytes(m->B, m->T)).
  * sv may be NULL (an fp32 model served by the model's own kernels). The plugin must
- * declare MT_WL_PARAM_DECODE_TOKENS and an eval_tokens parameter. */
+ * declare MT_WL_PARAM_DECODE_TOKENS, MT_WL_PARAMS_KV_CACHE and an eval_tokens parameter. */
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                          const struct mt_wl_serving *sv);
 

@@ -346,6 +346,7 @@ static const struct mt_param_spec params[] = {
     {"teacher_cache_dtype", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|bf16",
      "cached logits' type: fp32 (training bit-identical to no cache) or bf16 (half the bytes)"},
     MT_WL_PARAM_DECODE_TOKENS,
+    MT_WL_PARAMS_KV_CACHE,
 };
 
 MT_WL_DESCRIPTOR("distill", "train a smaller student against the cached baseline teacher (KL + CE)",

@@ -348,6 +348,7 @@ static const struct mt_param_spec params[] = {
      "~0.6 s per small-sized model), or forced dense (zeros kept)/csr/bitmap/nm (nm: "
      "method=nm only)"},
     MT_WL_PARAM_DECODE_TOKENS,
+    MT_WL_PARAMS_KV_CACHE,
     {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar",
      "sparse kernels: the fastest this CPU and shape allow, or the scalar reference"},
 };

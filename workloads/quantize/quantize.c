@@ -155,6 +155,7 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
     MT_WL_PARAM_DECODE_TOKENS,
+    MT_WL_PARAMS_KV_CACHE,
     {"bits", MT_PARAM_INT, "4", 2, 16, "16|8|4|3|2",
      "bits per weight; 16 stores fp16/bf16 (see dtype)"},
     {"dtype", MT_PARAM_CHOICE, "bf16", 0, 0, "fp16|bf16", "16-bit float type when bits=16"},

@@ -124,3 +124,14 @@ int mt_gpt_generate(struct mt_gpt *m, const int *prompt, size_t n_prompt, size_t
     mt_gpt_kv_free(kv);
     return rc;
 }
+
+void mt_gpt_log_softmax(const float *logits, size_t V, double *lp)
+{
+    double mx = logits[0], z = 0.0;
+    for (size_t j = 1; j < V; j++)
+        mx = logits[j] > mx ? logits[j] : mx;
+    for (size_t j = 0; j < V; j++)
+        z += exp(logits[j] - mx);
+    for (size_t j = 0; j < V; j++)
+        lp[j] = logits[j] - mx - log(z);
+}

@@ -44,6 +44,10 @@ int mt_gpt_generate(struct mt_gpt *m, const int *prompt, size_t n_prompt, size_t
                     float temperature, uint64_t seed, int *out, size_t *n_out, char *err,
                     size_t errlen);
 
+/* lp[j] = log softmax(logits)[j] for j < V, in double (KL divergences between nearly
+ * equal distributions need it). */
+void mt_gpt_log_softmax(const float *logits, size_t V, double *lp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -124,6 +124,11 @@ size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_
     return z.fixed_bytes + round_up(max_T, z.unit_tokens) / z.unit_tokens * z.unit_bytes;
 }
 
+size_t mt_kvc_paged_block(const struct mt_kvc_spec *s)
+{
+    return s->block ? s->block : s->group > 32 ? s->group : 32;
+}
+
 size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s)
 {
     return cfg->n_layer * page_bytes(s, mt_gpt_kv_dim(cfg), s->block);
@@ -584,7 +589,7 @@ int mt_kvc_simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
     struct mt_kvc_spec s = *spec;
     s.block = 0;
     int rc = simulate(cfg, &s, sim, req, contig, err, errlen);
-    s.block = spec->block ? spec->block : 16;
+    s.block = mt_kvc_paged_block(spec);
     if (!rc) rc = simulate(cfg, &s, sim, req, paged, err, errlen);
     free(req);
     return rc;

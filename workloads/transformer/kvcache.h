@@ -99,6 +99,10 @@ size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_
 /* Bytes of one block of a paged cache (block tokens of every layer). */
 size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s);
 
+/* The block of a paged cache for spec: spec->block, or when 0 the larger of 32 and the
+ * group (a multiple of the group, as KIVI needs). */
+size_t mt_kvc_paged_block(const struct mt_kvc_spec *s);
+
 /* Which kernels attend: the fastest this CPU has, or the scalar reference. */
 enum mt_kvc_impl { MT_KVC_IMPL_AUTO = 0, MT_KVC_IMPL_SCALAR = 1 };
 

@@ -1,0 +1,205 @@
+/* kv_cache.c — the `kv_cache` workload: the reference model served through a KV cache
+ * of the chosen format (fp32, bf16, fp16, int8, KIVI int4/int2) and layout (contiguous,
+ * paged).
+ *
+ * What it is for: train or load the cached reference, run the one serving measurement
+ * with the cache (decode tokens/s, kv_cache_bytes, the accounted peaks, val_loss), then
+ * what only the cache has: its bytes per token and fixed bytes, the waste (allocated
+ * minus used) of a paged and of a contiguous cache holding decode_context tokens, the
+ * largest context and the most sequences at `context` that fit `budget` bytes, the
+ * accuracy of decoding through the cache against the fp32 cache on the same windows
+ * (kv_val_loss, kv_val_loss_fp32, kv_kl: the mean KL divergence of next-token
+ * distributions), and a seeded serving simulation of `sim_requests` requests (prompt and
+ * output lengths uniform in [16, seq_len / 2]), paged against contiguous at maximum
+ * length under the budget.
+ * What it is not for: the attention math (kvcache.h), other memory optimizations.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <memtrade/workload.h>
+
+#include "kvcache.h"
+#include "wlcommon.h"
+
+#define EVAL_B 8
+#define ERRLEN 512
+
+static const struct mt_param_spec params[] = {
+    MT_WL_PARAMS_POSTTRAIN,
+    MT_WL_PARAM_DECODE_TOKENS,
+    MT_WL_PARAMS_KV_CACHE,
+    {"budget", MT_PARAM_INT, "8388608", 1, 1e15, NULL,
+     "KV memory in bytes for kv_max_context, kv_max_sequences and the simulation"},
+    {"context", MT_PARAM_INT, "0", 0, 1000000, NULL,
+     "context of kv_max_sequences (0 = the serving context)"},
+    {"eval_windows", MT_PARAM_INT, "8", 1, 10000, NULL,
+     "validation windows of decode_context tokens decoded through the cache for kv_val_loss"},
+    {"sim_requests", MT_PARAM_INT, "64", 1, 100000, NULL, "requests of the serving simulation"},
+};
+
+/* Teacher-forced decoding of `windows` windows of n validation bytes through an fp32
+ * cache and the run's cache in lockstep: the mean loss of each and the mean KL(fp32 ||
+ * format) of the next-token distributions. */
+static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                    const struct mt_kvc_spec *spec, size_t n, size_t windows)
+{
+    char err[ERRLEN];
+    size_t V = m->cfg.vocab;
+    if (windows * n + 1 > c->n_val) windows = (c->n_val - 1) / n;
+    if (!windows) return mt_error(ctx, "validation split shorter than one window of %zu", n);
+    struct mt_gpt_kv *ref = NULL, *kv = NULL;
+    double *lp = malloc(2 * V * sizeof *lp), loss = 0.0, loss_ref = 0.0, kl = 0.0;
+    int rc = !lp || mt_gpt_kv_create(&ref, &m->cfg, n, err, sizeof err) ||
+             mt_gpt_kv_create_spec(&kv, &m->cfg, n, spec, err, sizeof err);
+    if (!lp) snprintf(err, sizeof err, "out of memory");
+    mt_region_begin(ctx, "kv_accuracy");
+    for (size_t w = 0; !rc && w < windows; w++) {
+        const uint8_t *x = c->val + w * n;
+        mt_gpt_kv_reset(ref), mt_gpt_kv_reset(kv);
+        for (size_t t = 0; !rc && t < n; t++) {
+            rc = mt_gpt_decode_step(m, ref, x[t], err, sizeof err) ||
+                 mt_gpt_decode_step(m, kv, x[t], err, sizeof err);
+            if (rc) break;
+            mt_gpt_log_softmax(ref->logits, V, lp), mt_gpt_log_softmax(kv->logits, V, lp + V);
+            loss_ref -= lp[x[t + 1]], loss -= lp[V + x[t + 1]];
+            for (size_t j = 0; j < V; j++)
+                kl += exp(lp[j]) * (lp[j] - lp[V + j]);
+        }
+        mt_progress(ctx, (double)(w + 1), (double)windows);
+    }
+    mt_region_end(ctx, "kv_accuracy");
+    mt_gpt_kv_free(ref), mt_gpt_kv_free(kv), free(lp);
+    if (rc) return mt_error(ctx, "decoding through the cache failed: %s", err);
+    double N = (double)(windows * n);
+    mt_metric(ctx, "kv_val_loss", loss / N, "nats/byte");
+    mt_metric(ctx, "kv_val_loss_fp32", loss_ref / N, "nats/byte");
+    mt_metric(ctx, "kv_kl", kl / N, "nats");
+    mt_metric(ctx, "kv_eval_bytes", N, "bytes");
+    mt_log(ctx, MT_LOG_INFO, "%s cache over %zu x %zu bytes: loss %.5f (fp32 cache %.5f), KL %.3g",
+           mt_kvc_format_name(spec->format), windows, n, loss / N, loss_ref / N, kl / N);
+    return 0;
+}
+
+/* Bytes per token, waste, and what fits the budget. */
+static void memory(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                   const struct mt_kvc_spec *spec, size_t n, size_t ctx_len, size_t budget)
+{
+    struct mt_kvc_sizes z;
+    struct mt_kvc_spec paged = *spec;
+    paged.block = mt_kvc_paged_block(spec);
+    mt_kvc_sizes(cfg, spec, &z);
+    double per_token = (double)z.unit_bytes / (double)z.unit_tokens;
+    size_t stored = mt_kvc_stored_tokens(spec, n), bb = mt_kvc_block_bytes(cfg, &paged);
+    double used = (double)z.fixed_bytes + (double)stored * per_token;
+    size_t held = z.fixed_bytes + (stored + paged.block - 1) / paged.block * bb;
+    mt_metric(ctx, "kv_bytes_per_token", per_token, "bytes/token");
+    mt_metric(ctx, "kv_fixed_bytes", (double)z.fixed_bytes, "bytes");
+    mt_metric(ctx, "kv_waste_contiguous_bytes",
+              (double)mt_kvc_contiguous_bytes(cfg, spec, cfg->seq_len) - used, "bytes");
+    mt_metric(ctx, "kv_waste_paged_bytes", (double)held - used, "bytes");
+    if (budget < z.fixed_bytes + bb) {
+        mt_metric_na(ctx, "kv_max_context", "tokens", "the budget holds no block");
+    } else {
+        size_t tokens = (budget - z.fixed_bytes) / bb * paged.block;
+        if (mt_kvc_format_kivi(spec->format)) tokens += spec->residual;
+        mt_metric(ctx, "kv_max_context", (double)tokens, "tokens");
+    }
+    size_t one =
+        z.fixed_bytes + (mt_kvc_stored_tokens(spec, ctx_len) + paged.block - 1) / paged.block * bb;
+    mt_metric(ctx, "kv_max_sequences", (double)(budget / one), "count");
+    mt_log(ctx, MT_LOG_INFO, "%s: %.2f bytes/token + %zu fixed; %zu sequences of %zu fit %zu bytes",
+           mt_kvc_format_name(spec->format), per_token, z.fixed_bytes, budget / one, ctx_len,
+           budget);
+}
+
+static int simulation(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                      const struct mt_kvc_spec *spec, size_t budget, size_t requests, uint64_t seed)
+{
+    char err[ERRLEN];
+    size_t half = cfg->seq_len / 2 > 16 ? cfg->seq_len / 2 : 16;
+    struct mt_kvc_sim sim = {.requests = requests,
+                             .prompt_min = 16,
+                             .prompt_max = half,
+                             .output_min = 16,
+                             .output_max = half,
+                             .seed = seed,
+                             .budget_bytes = budget};
+    struct mt_kvc_sim_result c, p;
+    mt_region_begin(ctx, "kv_simulation");
+    int rc = mt_kvc_simulate(cfg, spec, &sim, &c, &p, err, sizeof err);
+    mt_region_end(ctx, "kv_simulation");
+    if (rc) {
+        static const char *const names[] = {"kv_sim_waste_paged", "kv_sim_waste_contiguous",
+                                            "kv_sim_concurrency_gain"};
+        for (size_t i = 0; i < 3; i++)
+            mt_metric_na(ctx, names[i], "ratio", err);
+        return 0;
+    }
+    mt_metric(ctx, "kv_sim_waste_paged", p.waste_ratio, "ratio");
+    mt_metric(ctx, "kv_sim_waste_contiguous", c.waste_ratio, "ratio");
+    mt_metric(ctx, "kv_sim_concurrency_gain", p.mean_running / c.mean_running, "ratio");
+    mt_metric(ctx, "kv_sim_preemptions", (double)p.preemptions, "count");
+    mt_log(ctx, MT_LOG_INFO,
+           "simulation of %zu requests in %zu bytes: contiguous %zu steps, %.1f running, "
+           "waste %.1f %%; paged %zu steps, %.1f running, waste %.2f %%, %zu preemptions",
+           requests, budget, c.steps, c.mean_running, 100 * c.waste_ratio, p.steps, p.mean_running,
+           100 * p.waste_ratio, p.preemptions);
+    return 0;
+}
+
+static int check(struct mt_ctx *ctx)
+{
+    char err[ERRLEN];
+    struct mt_gpt_config cfg;
+    struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
+    if (mt_wl_model_config(ctx, NULL, &cfg)) return -1;
+    if (mt_kvc_spec_check(&cfg, &spec, err, sizeof err)) return mt_error(ctx, "%s", err);
+    return 0;
+}
+
+static int run(struct mt_ctx *ctx)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_corpus corpus;
+    struct mt_wl_train_stats st;
+    struct mt_gpt *m = NULL;
+    uint64_t seed;
+    if (check(ctx) || mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
+        mt_wl_corpus(ctx, 1, r.seq, &corpus))
+        return -1;
+    struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
+    int rc =
+        mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st);
+    if (rc == 0) {
+        mt_wl_report_train(ctx, &st);
+        mt_wl_report_model(ctx, m);
+        rc = mt_wl_report_serving(ctx, m, &corpus, NULL);
+    }
+    size_t n = mt_wl_decode_context(&cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    size_t ctx_len = mt_param_int(ctx, "context") ? (size_t)mt_param_int(ctx, "context") : n;
+    size_t budget = (size_t)mt_param_int(ctx, "budget");
+    if (rc == 0) {
+        memory(ctx, &cfg, &spec, n, ctx_len, budget);
+        rc = accuracy(ctx, m, &corpus, &spec, n, (size_t)mt_param_int(ctx, "eval_windows"));
+    }
+    if (rc == 0)
+        rc = simulation(ctx, &cfg, &spec, budget, (size_t)mt_param_int(ctx, "sim_requests"), seed);
+    if (rc == 0) mt_wl_report_kernels(ctx);
+    mt_gpt_free(m);
+    mt_corpus_free(&corpus);
+    return rc;
+}
+
+static size_t mem_estimate(struct mt_ctx *ctx)
+{
+    return mt_wl_estimate_baseline(ctx, 0, NULL);
+}
+
+MT_WL_DESCRIPTOR_CHECK("kv_cache",
+                       "reference GPT served through a KV cache of a chosen format and layout "
+                       "(fp32/bf16/fp16/int8/KIVI int4, int2; contiguous or paged)",
+                       params, NULL, mem_estimate, run, check);
