@@ -91,7 +91,9 @@ size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared)
 struct mt_kvc_spec mt_wl_kv_spec(struct mt_ctx *ctx)
 {
     struct mt_kvc_spec s = mt_kvc_spec_default();
-    mt_kvc_format_parse(mt_param_str(ctx, "kv_cache"), &s.format); /* a checked choice */
+    const char *format = mt_param_str(ctx, "kv_cache"); /* a checked choice */
+    if (!format) return s; /* a caller without the parameters: the fp32 cache */
+    mt_kvc_format_parse(format, &s.format);
     s.group = (size_t)mt_param_int(ctx, "kv_group");
     s.residual = (size_t)mt_param_int(ctx, "kv_residual");
     s.block = (size_t)mt_param_int(ctx, "kv_block");
