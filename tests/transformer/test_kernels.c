@@ -8,6 +8,7 @@
  * outputs non-zero. What it is not for: gradients of the model (test_grad.c).
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,30 +139,85 @@ int main(void)
         free(inp), free(w), free(b), free(o1), free(o2), free(dout), free(di1), free(di2);
         free(dw1), free(dw2), free(db1), free(db2);
     }
-    { /* attention */
-        size_t natt = B * NH * T * T;
-        float *qkv = randv(B * T * 3 * C, 1), *o1 = randv(B * T * C, 1), *o2 = copyv(o1, B * T * C);
-        float *a1 = calloc(natt, sizeof(float)), *a2 = calloc(natt, sizeof(float));
-        mt_k_attention_fwd(o1, a1, qkv, B, T, C, NH);
-        mt_k_attention_fwd_ref(o2, a2, qkv, B, T, C, NH);
-        expect_close("attention_fwd out", o1, o2, B * T * C, 1e-4);
-        expect_close("attention_fwd att", a1, a2, natt, 1e-4);
-        float *dout = randv(B * T * C, 1), *dq1 = randv(B * T * 3 * C, 1);
-        float *dq2 = copyv(dq1, B * T * 3 * C), *da1 = randv(natt, 1), *da2 = randv(natt, 1);
-        mt_k_attention_bwd(dq1, da1, dout, qkv, a2, B, T, C, NH);
-        mt_k_attention_bwd_ref(dq2, da2, dout, qkv, a2, B, T, C, NH);
-        expect_close("attention_bwd dqkv", dq1, dq2, B * T * 3 * C, 1e-4);
-        free(qkv), free(o1), free(o2), free(a1), free(a2), free(dout), free(dq1), free(dq2);
-        free(da1), free(da2);
-    }
-    { /* decode attention against a KV cache of 29 positions */
+    /* attention: multi-head, grouped-query (2 kv heads) and multi-query, with and
+     * without a sliding window */
+    for (size_t nkv = NH; nkv >= 1; nkv /= 2)
+        for (size_t window = 0; window <= 5; window += 5) {
+            size_t Ckv = C / NH * nkv, ld = C + 2 * Ckv, natt = B * NH * T * T;
+            char what[64];
+            float *qkv = randv(B * T * ld, 1), *o1 = randv(B * T * C, 1);
+            float *o2 = copyv(o1, B * T * C);
+            float *a1 = calloc(natt, sizeof(float)), *a2 = calloc(natt, sizeof(float));
+            mt_k_attention_fwd(o1, a1, qkv, B, T, C, Ckv, NH, window);
+            mt_k_attention_fwd_ref(o2, a2, qkv, B, T, C, Ckv, NH, window);
+            snprintf(what, sizeof what, "attention_fwd out kv%zu w%zu", nkv, window);
+            expect_close(what, o1, o2, B * T * C, 1e-4);
+            snprintf(what, sizeof what, "attention_fwd att kv%zu w%zu", nkv, window);
+            expect_close(what, a1, a2, natt, 1e-4);
+            float *dout = randv(B * T * C, 1), *dq1 = randv(B * T * ld, 1);
+            float *dq2 = copyv(dq1, B * T * ld), *da1 = randv(natt, 1), *da2 = randv(natt, 1);
+            mt_k_attention_bwd(dq1, da1, dout, qkv, a2, B, T, C, Ckv, NH, window);
+            mt_k_attention_bwd_ref(dq2, da2, dout, qkv, a2, B, T, C, Ckv, NH, window);
+            snprintf(what, sizeof what, "attention_bwd dqkv kv%zu w%zu", nkv, window);
+            expect_close(what, dq1, dq2, B * T * ld, 1e-4);
+            free(qkv), free(o1), free(o2), free(a1), free(a2), free(dout), free(dq1), free(dq2);
+            free(da1), free(da2);
+        }
+    /* flash attention against its reference and against dense attention, over several
+     * tiles (T not a multiple of the tile), with windows that cut tiles; bit-identical
+     * from run to run and for 1 and 2 threads */
+    for (size_t nkv = NH; nkv >= 1; nkv /= 2)
+        for (size_t wi = 0; wi < 3; wi++) {
+            const size_t TF = 2 * MT_K_FLASH_TILE + 23, windows[3] = {0, 37, TF};
+            size_t window = windows[wi], Ckv = C / NH * nkv, ld = C + 2 * Ckv;
+            size_t natt = NH * TF * TF, no = TF * C, nl = NH * TF, nq = TF * ld;
+            char what[64];
+            float *qkv = randv(nq, 1), *dout = randv(no, 1);
+            float *o1 = randv(no, 1), *o2 = randv(no, 1), *od = randv(no, 1), *o3 = randv(no, 1);
+            float *l1 = randv(nl, 1), *l2 = randv(nl, 1), *l3 = randv(nl, 1);
+            float *dq1 = randv(nq, 1), *dq2 = randv(nq, 1), *dqd = randv(nq, 1);
+            float *dq3 = randv(nq, 1), *a = calloc(natt, 4), *da = calloc(natt, 4);
+            mt_k_flash_attention_fwd(o1, l1, qkv, 1, TF, C, Ckv, NH, window);
+            mt_k_flash_attention_fwd_ref(o2, l2, qkv, 1, TF, C, Ckv, NH, window);
+            mt_k_attention_fwd(od, a, qkv, 1, TF, C, Ckv, NH, window);
+            snprintf(what, sizeof what, "flash_fwd out kv%zu w%zu", nkv, window);
+            expect_close(what, o1, o2, no, 1e-4);
+            snprintf(what, sizeof what, "flash_fwd lse kv%zu w%zu", nkv, window);
+            expect_close(what, l1, l2, nl, 1e-5);
+            snprintf(what, sizeof what, "flash=dense out kv%zu w%zu", nkv, window);
+            expect_close(what, o1, od, no, 1e-4);
+            mt_k_flash_attention_bwd(dq1, dout, qkv, o1, l1, 1, TF, C, Ckv, NH, window);
+            mt_k_flash_attention_bwd_ref(dq2, dout, qkv, o1, l1, 1, TF, C, Ckv, NH, window);
+            mt_k_attention_bwd(dqd, da, dout, qkv, a, 1, TF, C, Ckv, NH, window);
+            snprintf(what, sizeof what, "flash_bwd dqkv kv%zu w%zu", nkv, window);
+            expect_close(what, dq1, dq2, nq, 1e-4);
+            snprintf(what, sizeof what, "flash=dense dqkv kv%zu w%zu", nkv, window);
+            expect_close(what, dq1, dqd, nq, 1e-4);
+            for (int threads = 1; threads <= 2; threads++) { /* bit-identical */
+                omp_set_num_threads(threads);
+                mt_k_flash_attention_fwd(o3, l3, qkv, 1, TF, C, Ckv, NH, window);
+                mt_k_flash_attention_bwd(dq3, dout, qkv, o3, l3, 1, TF, C, Ckv, NH, window);
+                if (memcmp(o3, o1, no * 4) || memcmp(l3, l1, nl * 4) || memcmp(dq3, dq1, nq * 4)) {
+                    printf("FAIL flash kv%zu w%zu not bit-identical with %d threads\n", nkv, window,
+                           threads);
+                    failures++;
+                }
+            }
+            omp_set_num_threads(2);
+            free(qkv), free(dout), free(o1), free(o2), free(od), free(o3), free(l1), free(l2);
+            free(l3), free(dq1), free(dq2), free(dqd), free(dq3), free(a), free(da);
+        }
+    { /* decode attention against a KV cache of 29 positions, with 4, 2 and 1 kv heads */
         size_t n = 29;
-        float *q = randv(C, 1), *kc = randv(n * C, 1), *vc = randv(n * C, 1);
-        float *o1 = randv(C, 1), *o2 = randv(C, 1), att[29];
-        mt_k_attention_decode(o1, att, q, kc, vc, n, C, NH);
-        mt_k_attention_decode_ref(o2, att, q, kc, vc, n, C, NH);
-        expect_close("attention_decode", o1, o2, C, 1e-4);
-        free(q), free(kc), free(vc), free(o1), free(o2);
+        for (size_t nkv = NH; nkv >= 1; nkv /= 2) {
+            size_t Ckv = C / NH * nkv;
+            float *q = randv(C, 1), *kc = randv(n * Ckv, 1), *vc = randv(n * Ckv, 1);
+            float *o1 = randv(C, 1), *o2 = randv(C, 1), att[29];
+            mt_k_attention_decode(o1, att, q, kc, vc, n, C, Ckv, NH);
+            mt_k_attention_decode_ref(o2, att, q, kc, vc, n, C, Ckv, NH);
+            expect_close("attention_decode", o1, o2, C, 1e-4);
+            free(q), free(kc), free(vc), free(o1), free(o2);
+        }
     }
     { /* gelu, residual */
         size_t n = 1001;

@@ -71,9 +71,9 @@ static void kernels(void)
                 if (n % 37 && n != T) continue;
                 for (size_t l = 0; l < L; l++) {
                     c->impl = MT_KVC_IMPL_AUTO;
-                    mt_kvc_attend(c, 0, l, n, q, o1, att);
+                    mt_kvc_attend(c, 0, l, 0, n, q, o1, att);
                     c->impl = MT_KVC_IMPL_SCALAR;
-                    mt_kvc_attend(c, 0, l, n, q, o2, att);
+                    mt_kvc_attend(c, 0, l, 0, n, q, o2, att);
                     double big = 0.0, d = 0.0;
                     for (size_t i = 0; i < C; i++) {
                         big = fmax(big, fabs(o2[i]));
@@ -125,8 +125,8 @@ static void paged(void)
                 for (int impl = MT_KVC_IMPL_AUTO; impl <= MT_KVC_IMPL_SCALAR; impl++) {
                     c->impl = p->impl = (enum mt_kvc_impl)impl;
                     for (size_t l = 0; l < L; l++) {
-                        mt_kvc_attend(c, 0, l, n, q, o1, att);
-                        mt_kvc_attend(p, 0, l, n, q, o2, att);
+                        mt_kvc_attend(c, 0, l, 0, n, q, o1, att);
+                        mt_kvc_attend(p, 0, l, 0, n, q, o2, att);
                         CHECK(memcmp(o1, o2, C * 4) == 0);
                     }
                 }

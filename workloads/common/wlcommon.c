@@ -112,6 +112,12 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                       r->eps, r->weight_decay, r->grad_clip};
     h = mt_fnv64(h, ints, sizeof ints);
     h = mt_fnv64(h, floats, sizeof floats);
+    /* the block options (attention kind, key/value heads, window), only when set: the
+     * original model keeps the key it always had */
+    if (cfg->attention || cfg->n_kv_head || cfg->window) {
+        uint64_t opts[] = {cfg->attention, mt_gpt_kv_heads(cfg), cfg->window};
+        h = mt_fnv64(h, opts, sizeof opts);
+    }
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
     snprintf(path, n, "%s/gpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
              dir && dir[0] ? dir : ".", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,

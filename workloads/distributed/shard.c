@@ -36,7 +36,7 @@ enum { SA_IN, SA_LNF, SA_LNFM, SA_LNFR, SA_LOGITS, SA_LOSSES, SA_COUNT };
 enum { DA_RES, DA_LN, DA_ATTY, DA_QKV, DA_ATT, DA_FCH, DA_PROJ, DA_COUNT };
 
 struct dims {
-    size_t C, Cl, NHl, F, BT, V;
+    size_t C, Cl, KV, KVl, NHl, F, BT, V; /* KV: the k/v width (GQA), KVl its local slice */
 };
 
 static struct dims dims_of(const struct mt_shard_spec *s)
@@ -44,6 +44,8 @@ static struct dims dims_of(const struct mt_shard_spec *s)
     struct dims d;
     d.C = s->cfg.n_embd;
     d.Cl = d.C / s->tp;
+    d.KV = mt_gpt_kv_dim(&s->cfg);
+    d.KVl = d.KV / s->tp;
     d.NHl = s->cfg.n_head / s->tp;
     d.F = 4 * d.C / s->tp;
     d.BT = s->B * s->T;
@@ -61,11 +63,11 @@ static size_t layer_act_len(const struct mt_shard_spec *s, int a)
     case LA_LN2R:
         return d.BT;
     case LA_QKV:
-        return d.BT * 3 * d.Cl;
+        return d.BT * (d.Cl + 2 * d.KVl);
     case LA_ATTY:
         return d.BT * d.Cl;
-    case LA_ATT:
-        return s->B * d.NHl * s->T * s->T;
+    case LA_ATT: /* flash: the log-sum-exp rows; dense: the probabilities */
+        return s->B * d.NHl * s->T * (s->cfg.attention == MT_GPT_ATTN_FLASH ? 1 : s->T);
     case LA_FCH:
     case LA_FCHG:
         return d.BT * d.F;
@@ -96,6 +98,7 @@ static size_t dact_len(const struct mt_shard_spec *s, int a)
     static const int like[DA_COUNT] = {
         [DA_RES] = LA_RES2, [DA_LN] = LA_LN1,  [DA_ATTY] = LA_ATTY, [DA_QKV] = LA_QKV,
         [DA_ATT] = LA_ATT,  [DA_FCH] = LA_FCH, [DA_PROJ] = LA_RES2};
+    if (a == DA_ATT && s->cfg.attention == MT_GPT_ATTN_FLASH) return 0; /* tiles on the stack */
     return layer_act_len(s, like[a]);
 }
 
@@ -109,9 +112,9 @@ static size_t local_len(const struct mt_shard_spec *s, int p)
     case MT_P_WPE:
         return s->cfg.seq_len * d.C;
     case MT_P_QKVW:
-        return 3 * d.Cl * d.C;
+        return (d.Cl + 2 * d.KVl) * d.C;
     case MT_P_QKVB:
-        return 3 * d.Cl;
+        return d.Cl + 2 * d.KVl;
     case MT_P_ATTPROJW:
         return d.C * d.Cl;
     case MT_P_FCW:
@@ -132,7 +135,11 @@ static int has_wte(const struct mt_shard_spec *s)
 void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user)
 {
     struct dims d = dims_of(s);
-    size_t C = d.C, Cl = d.Cl, F = d.F, tpr = s->tp_rank, loff = 0;
+    size_t C = d.C, Cl = d.Cl, F = d.F, tpr = s->tp_rank, loff = 0, Q = C + 2 * d.KV;
+    /* q, k, v rows of the QKV weight: global first row, width and local first row of this
+     * rank's slice of each */
+    const size_t g0[3] = {tpr * Cl, C + tpr * d.KVl, C + d.KV + tpr * d.KVl};
+    const size_t w[3] = {Cl, d.KVl, d.KVl}, l0[3] = {0, Cl, Cl + d.KVl};
     int rep_owner = tpr == 0;
     if (has_wte(s)) {
         f(user, MT_P_WTE, 0, loff, d.V * C, rep_owner && s->embed);
@@ -148,12 +155,11 @@ void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user
             switch (p) {
             case MT_P_QKVW:
                 for (size_t j = 0; j < 3; j++)
-                    f(user, MT_P_QKVW, l * 3 * C * C + (j * C + tpr * Cl) * C, base + j * Cl * C,
-                      Cl * C, 1);
+                    f(user, MT_P_QKVW, l * Q * C + g0[j] * C, base + l0[j] * C, w[j] * C, 1);
                 break;
             case MT_P_QKVB:
                 for (size_t j = 0; j < 3; j++)
-                    f(user, MT_P_QKVB, l * 3 * C + j * C + tpr * Cl, base + j * Cl, Cl, 1);
+                    f(user, MT_P_QKVB, l * Q + g0[j], base + l0[j], w[j], 1);
                 break;
             case MT_P_ATTPROJW:
                 for (size_t i = 0; i < C; i++)
@@ -250,14 +256,14 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
         snprintf(err, errlen, "%s", cerr);
         return -1;
     }
-    if (!s->tp || s->cfg.n_head % s->tp || s->tp_rank >= s->tp || s->l0 >= s->l1 ||
-        s->l1 > s->cfg.n_layer || !s->B || !s->T || s->T > s->cfg.seq_len || !s->slots ||
-        (s->tp > 1 && !tpd)) {
+    if (!s->tp || s->cfg.n_head % s->tp || mt_gpt_kv_heads(&s->cfg) % s->tp ||
+        s->tp_rank >= s->tp || s->l0 >= s->l1 || s->l1 > s->cfg.n_layer || !s->B || !s->T ||
+        s->T > s->cfg.seq_len || !s->slots || (s->tp > 1 && !tpd)) {
         snprintf(err, errlen,
-                 "bad shard: layers [%zu,%zu) of %zu, tp %zu (rank %zu) for %zu heads, B %zu "
-                 "T %zu (max %zu), slots %zu",
-                 s->l0, s->l1, s->cfg.n_layer, s->tp, s->tp_rank, s->cfg.n_head, s->B, s->T,
-                 s->cfg.seq_len, s->slots);
+                 "bad shard: layers [%zu,%zu) of %zu, tp %zu (rank %zu) for %zu heads (%zu "
+                 "key/value heads), B %zu T %zu (max %zu), slots %zu",
+                 s->l0, s->l1, s->cfg.n_layer, s->tp, s->tp_rank, s->cfg.n_head,
+                 mt_gpt_kv_heads(&s->cfg), s->B, s->T, s->cfg.seq_len, s->slots);
         return -1;
     }
     struct mt_shard *sh = calloc(1, sizeof *sh);
@@ -504,8 +510,7 @@ static struct mt_block_ops sblock_at(struct sblock *k, struct mt_shard *sh, size
         [MT_A_LN2_RSTD] = LA_LN2R,  [MT_A_FCH] = LA_FCH,       [MT_A_FCH_GELU] = LA_FCHG};
     k->sh = sh;
     k->i = i;
-    k->shape = (struct mt_block_shape){
-        .B = sh->s.B, .T = sh->s.T, .C = sh->C, .Ca = sh->Cl, .NH = sh->NHl, .F = sh->F};
+    k->shape = mt_block_shape_of(&sh->s.cfg, sh->s.B, sh->s.T, sh->s.tp);
     memset(k->act, 0, sizeof k->act);
     for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
         k->act[a] = lact(sh, slot, i, la[a]);

@@ -136,6 +136,8 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "precision=bf16 is implemented for data_parallel and zero only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
+    else if (job->strategy == MT_DIST_TP && mt_gpt_kv_heads(&job->cfg) % N)
+        why = "the ranks must divide the number of key/value heads (n_kv_head)";
     else if (job->strategy == MT_DIST_PP && N > job->cfg.n_layer)
         why = "pipeline stages (ranks) cannot outnumber the layers";
     else if (job->strategy == MT_DIST_PP && (!job->micro_batches || B % job->micro_batches))

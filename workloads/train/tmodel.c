@@ -93,10 +93,13 @@ static size_t act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int
     return mt_gpt_act_elems(cfg, B, T, (enum mt_gpt_act)a);
 }
 
-/* Bytes per element of kind a: statistics, logits, the final LayerNorm output and the
- * projection scratch stay fp32; everything else is stored in the training precision. */
-static size_t act_es(enum mt_prec p, int a)
+/* Bytes per element of kind a: statistics, logits, the final LayerNorm output, the
+ * projection scratch and flash attention's log-sum-exp rows (16-bit would shift every
+ * probability its backward recomputes) stay fp32; everything else is stored in the
+ * training precision. */
+static size_t act_es(const struct mt_gpt_config *cfg, enum mt_prec p, int a)
 {
+    if (a == MT_A_ATT && cfg->attention == MT_GPT_ATTN_FLASH) return sizeof(float);
     switch (a) {
     case MT_A_LN1_MEAN:
     case MT_A_LN1_RSTD:
@@ -245,7 +248,7 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
     for (int a = 0; a < MT_A_COUNT; a++) {
         enum act_scope s = act_scope(a);
         size_t inst = scope_inst(s, L, plan->n_slots);
-        b[MT_MEM_ACTIVATIONS] += rup(inst * act_elems(cfg, B, T, a) * act_es(o->prec, a));
+        b[MT_MEM_ACTIVATIONS] += rup(inst * act_elems(cfg, B, T, a) * act_es(cfg, o->prec, a));
     }
     if (half) /* the fp32 buffers a block is computed in (see work_buffer) */
         for (int k = 0; k < WORK_COUNT; k++)
@@ -331,7 +334,7 @@ static size_t act_inst(const struct mt_tmodel *t, int a)
 
 static size_t act_bytes(const struct mt_tmodel *t, int a)
 {
-    return act_elems(&t->cfg, t->Bm, t->T, a) * act_es(t->o.prec, a);
+    return act_elems(&t->cfg, t->Bm, t->T, a) * act_es(&t->cfg, t->o.prec, a);
 }
 
 /* Per-step tensors in malloc mode: produced -> acquire, after the last use -> release.
@@ -368,10 +371,10 @@ static int acquire_dacts(struct mt_tmodel *t)
 {
     if (t->o.pool) return 0;
     int rc = 0;
-    for (int d = 0; d < MT_D_COUNT; d++) {
-        t->dact[d] =
-            t_alloc(t, MT_MEM_ACT_GRADS, dact_elems(&t->cfg, t->Bm, t->T, d) * sizeof(float), 0);
-        rc |= !t->dact[d];
+    for (int d = 0; d < MT_D_COUNT; d++) { /* flash attention's is empty: none */
+        size_t bytes = dact_elems(&t->cfg, t->Bm, t->T, d) * sizeof(float);
+        t->dact[d] = bytes ? t_alloc(t, MT_MEM_ACT_GRADS, bytes, 0) : NULL;
+        rc |= bytes && !t->dact[d];
     }
     return rc ? -1 : 0;
 }
@@ -666,7 +669,7 @@ static void produce(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size
 {
     size_t n = act_elems(&t->cfg, t->fwd_B, t->T, a);
     if (!t->half) return;
-    if (act_es(t->o.prec, a) == sizeof(float)) {
+    if (act_es(&t->cfg, t->o.prec, a) == sizeof(float)) {
         if (s != NO_SLOT) memcpy(A(t, a, s), b[a], n * sizeof(float));
         return;
     }
@@ -678,7 +681,7 @@ static void produce(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size
  * and the 16-bit engine's statistics), or unpacked into the tensor's work buffer. */
 static const float *use(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size_t s)
 {
-    if (!t->half || act_es(t->o.prec, a) == sizeof(float)) return F(t, a, s);
+    if (!t->half || act_es(&t->cfg, t->o.prec, a) == sizeof(float)) return F(t, a, s);
     mt_half_unpack(t->o.prec, b[a], A(t, a, s), act_elems(&t->cfg, t->fwd_B, t->T, a));
     return b[a];
 }
@@ -767,8 +770,7 @@ static struct mt_block_ops tblock_at(struct tblock *k, struct mt_tmodel *t, size
     k->t = t;
     k->l = l;
     k->s = s;
-    k->shape = (struct mt_block_shape){
-        .B = B, .T = t->T, .C = t->C, .Ca = t->C, .NH = t->NH, .F = 4 * t->C};
+    k->shape = mt_block_shape_of(&t->cfg, B, t->T, 1);
     block_params(t, l, k->w, k->g);
     block_bufs(t, l, k->b);
     return (struct mt_block_ops){.linear = tb_linear,
@@ -864,7 +866,7 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
     char err[128];
     uint16_t *dh = t->xh, *inh = A(t, a, s);
     mt_half_pack(MT_PREC_BF16, dh, dout, N * OC);
-    if (act_es(t->o.prec, a) != sizeof(uint16_t)) {
+    if (act_es(&t->cfg, t->o.prec, a) != sizeof(uint16_t)) {
         inh = dh + N * OC;
         mt_half_pack(MT_PREC_BF16, inh, F(t, a, s), N * C);
     }

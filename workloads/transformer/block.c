@@ -30,7 +30,7 @@ void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, 
 {
     switch (which) {
     case MT_LIN_QKV:
-        *in_dim = s->C, *out_dim = 3 * s->Ca;
+        *in_dim = s->C, *out_dim = s->Ca + 2 * s->Ckv;
         return;
     case MT_LIN_ATTPROJ:
         *in_dim = s->Ca, *out_dim = s->C;
@@ -42,6 +42,21 @@ void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, 
         *in_dim = s->F, *out_dim = s->C;
         return;
     }
+}
+
+struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                                        size_t tp)
+{
+    size_t C = cfg->n_embd;
+    return (struct mt_block_shape){.B = B,
+                                   .T = T,
+                                   .C = C,
+                                   .Ca = C / tp,
+                                   .Ckv = mt_gpt_kv_dim(cfg) / tp,
+                                   .NH = cfg->n_head / tp,
+                                   .F = 4 * C / tp,
+                                   .attention = cfg->attention,
+                                   .window = cfg->window};
 }
 
 static void produced(const struct mt_block_ops *ops, enum mt_gpt_act a)
@@ -70,8 +85,12 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     produced(ops, MT_A_QKV);
     if (ops->attention) {
         if (ops->attention(ops->user, act[MT_A_QKV], act[MT_A_ATTY], act[MT_A_ATT])) return -1;
+    } else if (s->attention == MT_GPT_ATTN_FLASH) {
+        mt_k_flash_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca,
+                                 s->Ckv, s->NH, s->window);
     } else {
-        mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->NH);
+        mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
+                           s->NH, s->window);
     }
     produced(ops, MT_A_ATTY);
     produced(ops, MT_A_ATT);
@@ -115,8 +134,16 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     /* attention */
     if (ops->linear_bwd(ops->user, MT_LIN_ATTPROJ, dres, datty, BT)) return -1;
     const float *qkv = use(ops, act, MT_A_QKV);
-    const float *att = use(ops, act, MT_A_ATT);
-    mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->NH);
+    if (s->attention == MT_GPT_ATTN_FLASH) { /* recomputes the scores from q, k, o, lse */
+        const float *atty = use(ops, act, MT_A_ATTY);
+        const float *lse = use(ops, act, MT_A_ATT);
+        mt_k_flash_attention_bwd(dqkv, datty, qkv, atty, lse, s->B, s->T, s->Ca, s->Ckv, s->NH,
+                                 s->window);
+    } else {
+        const float *att = use(ops, act, MT_A_ATT);
+        mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
+                           s->window);
+    }
     if (ops->linear_bwd(ops->user, MT_LIN_QKV, dqkv, dlnout, BT)) return -1;
     const float *mean1 = use(ops, act, MT_A_LN1_MEAN);
     const float *rstd1 = use(ops, act, MT_A_LN1_RSTD);

@@ -22,10 +22,14 @@
  * KV cache and its buffers in place (residuals into x, GELU into the fc output, no
  * LayerNorm statistics: act[MT_A_LN*_MEAN/RSTD] = NULL).
  *
- * Shapes: x, out, proj and the LayerNorm outputs are (B, T, C); q, k and v are Ca wide
- * each (QKV is (B, T, 3 Ca)) with NH heads of Ca / NH channels; the MLP hidden layer is F
- * wide. Without tensor parallelism Ca = C and F = 4C; a tensor-parallel rank holds a
- * slice of heads (Ca = C / tp) and of the MLP (F = 4C / tp).
+ * Shapes: x, out, proj and the LayerNorm outputs are (B, T, C); q is Ca wide with NH heads
+ * of hs = Ca / NH channels, k and v are Ckv wide each (Ckv / hs key/value heads; query
+ * head h uses key/value head h / (NH hs / Ckv)), so QKV is (B, T, Ca + 2 Ckv); the MLP
+ * hidden layer is F wide. Without tensor parallelism Ca = C, Ckv = mt_gpt_kv_dim and
+ * F = 4C; a tensor-parallel rank holds a slice of heads (Ca = C / tp, Ckv / tp) and of
+ * the MLP (F = 4C / tp). The attention kind and sliding window are the configuration's
+ * (gpt.h): dense keeps the probabilities in act[MT_A_ATT] and uses d[MT_D_ATT] as
+ * scratch; flash keeps the log-sum-exp rows in act[MT_A_ATT] and needs no d[MT_D_ATT].
  *
  * Thread safety: reentrant; the kernels use OpenMP with the caller's thread count.
  */
@@ -41,12 +45,21 @@ extern "C" {
 #endif
 
 struct mt_block_shape {
-    size_t B, T; /* batch and sequence */
-    size_t C;    /* residual width */
-    size_t Ca;   /* width of each of q, k, v (the attention output is Ca wide) */
-    size_t NH;   /* heads (of Ca / NH channels) */
-    size_t F;    /* MLP hidden width */
+    size_t B, T;      /* batch and sequence */
+    size_t C;         /* residual width */
+    size_t Ca;        /* width of q (the attention output is Ca wide) */
+    size_t Ckv;       /* width of each of k and v */
+    size_t NH;        /* query heads (of Ca / NH channels) */
+    size_t F;         /* MLP hidden width */
+    size_t attention; /* enum mt_gpt_attention */
+    size_t window;    /* sliding window (0: none), as in struct mt_gpt_config */
 };
+
+/* The block shape of configuration cfg for batch B and sequence T on one of tp
+ * tensor-parallel ranks (tp = 1: the whole block); tp must divide n_head and the key/value
+ * heads (mt_gpt_config_check and the sharded engine check it). */
+struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                                        size_t tp);
 
 struct mt_block_ops {
     /* out[rows, out_dim] = in[rows, in_dim] @ W^T + b for the block's linear `which`
@@ -59,9 +72,10 @@ struct mt_block_ops {
      * itself (a 16-bit engine may use its packed copy). Returns 0, non-zero to abort. */
     int (*linear_bwd)(void *user, enum mt_linear which, const float *dout, float *din, size_t rows);
     /* Optional: the attention core, atty = softmax(q k^T / sqrt(d)) v over the heads of
-     * qkv, writing the probabilities it keeps into att. NULL: causal attention over the
-     * block's own T positions (mt_k_attention_fwd). Batch-1 decoding sets it to attend
-     * over its KV cache. Returns 0, non-zero to abort. Forward only. */
+     * qkv, writing what it keeps into att. NULL: causal attention over the block's own T
+     * positions (mt_k_attention_fwd, or mt_k_flash_attention_fwd for flash). Batch-1
+     * decoding sets it to attend over its KV cache. Returns 0, non-zero to abort. Forward
+     * only. */
     int (*attention)(void *user, const float *qkv, float *atty, float *att);
     /* Optional: activation a (an index of act[]) was just written. */
     void (*produced)(void *user, enum mt_gpt_act a);
@@ -79,7 +93,7 @@ enum mt_gpt_act mt_block_linear_input(enum mt_linear which);
  * the next tensor (MT_P_QKVB, ...). */
 enum mt_gpt_param mt_block_linear_weight(enum mt_linear which);
 
-/* Input and output widths of linear `which` in a block of shape s: QKV C -> 3 Ca,
+/* Input and output widths of linear `which` in a block of shape s: QKV C -> Ca + 2 Ckv,
  * attention projection Ca -> C, fc C -> F, fc projection F -> C. */
 void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, size_t *in_dim,
                           size_t *out_dim);

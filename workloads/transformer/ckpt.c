@@ -9,17 +9,27 @@
 
 #include "util.h"
 
+enum { CFG_V1 = 5, CFG_N = 8 }; /* configuration words of version 1 and of this version */
+
 struct header {
     char magic[8];
     uint32_t version, reserved;
-    uint64_t cfg[5];
+    uint64_t cfg[CFG_N];
     uint64_t n_tensors, train_step, checksum;
 };
 
-static void cfg_to_u64(const struct mt_gpt_config *c, uint64_t out[5])
+/* Version 1 (before the attention options): the same fields with CFG_V1 words. */
+struct header_v1 {
+    char magic[8];
+    uint32_t version, reserved;
+    uint64_t cfg[CFG_V1];
+    uint64_t n_tensors, train_step, checksum;
+};
+
+static void cfg_to_u64(const struct mt_gpt_config *c, uint64_t out[CFG_N])
 {
     out[0] = c->vocab, out[1] = c->seq_len, out[2] = c->n_layer, out[3] = c->n_head;
-    out[4] = c->n_embd;
+    out[4] = c->n_embd, out[5] = c->attention, out[6] = c->n_kv_head, out[7] = c->window;
 }
 
 /* A writer that hashes what it writes. */
@@ -40,9 +50,10 @@ int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t err
     char tmp[4096];
     for (int p = 0; p < MT_P_COUNT; p++)
         if (!m->param[p])
-            return mt_tf_fail(err, errlen, "checkpoint %s: tensor %s was dropped (packed or pruned "
-                              "model); only a full fp32 model can be saved", path,
-                              mt_gpt_param_name((enum mt_gpt_param)p));
+            return mt_tf_fail(err, errlen,
+                              "checkpoint %s: tensor %s was dropped (packed or pruned "
+                              "model); only a full fp32 model can be saved",
+                              path, mt_gpt_param_name((enum mt_gpt_param)p));
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", tmp, strerror(errno));
@@ -100,26 +111,42 @@ static int get(struct rd *r, void *p, size_t n, const char *what)
     return 0;
 }
 
+/* Reads and checks the header; a version-1 header is converted (its model is the
+ * original one: dense attention, n_kv_head = n_head, no window). */
 static int read_header(struct rd *r, struct header *h)
 {
-    if (get(r, h, sizeof *h, "the header")) return -1;
+    struct header_v1 h1;
+    size_t pre = offsetof(struct header, cfg);
+    memset(h, 0, sizeof *h);
+    if (get(r, h, pre, "the header")) return -1;
     if (memcmp(h->magic, MT_CKPT_MAGIC, 8))
         return mt_tf_fail(r->err, r->errlen,
                           "checkpoint %s: bad magic (not a memtrade GPT "
                           "checkpoint)",
                           r->path);
+    if (h->version == 1) {
+        memcpy(&h1, h, pre);
+        if (get(r, (char *)&h1 + pre, sizeof h1 - pre, "the header")) return -1;
+        if (mt_fnv64(MT_FNV64_INIT, &h1, offsetof(struct header_v1, checksum)) != h1.checksum)
+            return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch",
+                              r->path);
+        memcpy(h->cfg, h1.cfg, sizeof h1.cfg);
+        h->n_tensors = h1.n_tensors, h->train_step = h1.train_step, h->checksum = h1.checksum;
+        return 0;
+    }
     if (h->version != MT_CKPT_VERSION)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: version %u, this build reads %u",
+        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: version %u, this build reads 1 and %u",
                           r->path, h->version, MT_CKPT_VERSION);
+    if (get(r, (char *)h + pre, sizeof *h - pre, "the header")) return -1;
     if (mt_fnv64(MT_FNV64_INIT, h, offsetof(struct header, checksum)) != h->checksum)
         return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch", r->path);
     return 0;
 }
 
-static void cfg_from_u64(struct mt_gpt_config *c, const uint64_t in[5])
+static void cfg_from_u64(struct mt_gpt_config *c, const uint64_t in[CFG_N])
 {
     c->vocab = in[0], c->seq_len = in[1], c->n_layer = in[2], c->n_head = in[3];
-    c->n_embd = in[4];
+    c->n_embd = in[4], c->attention = in[5], c->n_kv_head = in[6], c->window = in[7];
 }
 
 int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step, char *err,
@@ -206,14 +233,17 @@ int mt_ckpt_load(const char *path, const struct mt_gpt_config *expect, enum mt_g
     if (!r.f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
     int rc = read_header(&r, &h);
     if (!rc) {
+        char fopt[96], eopt[96];
         cfg_from_u64(&cfg, h.cfg);
+        mt_gpt_config_options(&cfg, fopt, sizeof fopt);
+        if (expect) mt_gpt_config_options(expect, eopt, sizeof eopt);
         if (expect && memcmp(expect, &cfg, sizeof cfg))
             rc = mt_tf_fail(err, errlen,
                             "checkpoint %s: config mismatch: file has V%zu T%zu "
-                            "L%zu H%zu C%zu, expected V%zu T%zu L%zu H%zu C%zu",
-                            path, cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd,
+                            "L%zu H%zu C%zu%s, expected V%zu T%zu L%zu H%zu C%zu%s",
+                            path, cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd, fopt,
                             expect->vocab, expect->seq_len, expect->n_layer, expect->n_head,
-                            expect->n_embd);
+                            expect->n_embd, eopt);
         else if (h.n_tensors != MT_P_COUNT)
             rc = mt_tf_fail(err, errlen, "checkpoint %s: %llu tensors, expected %d", path,
                             (unsigned long long)h.n_tensors, MT_P_COUNT);

@@ -3,7 +3,10 @@
  * What it is for: saving a trained model and loading it back bit-exactly, refusing any
  * file that is not exactly what was written. Layout (little-endian):
  *   header  "MTGPTCKP" | u32 version | u32 0 | u64 vocab, seq_len, n_layer, n_head,
- *           n_embd | u64 n_tensors | u64 train_step | u64 FNV-1a-64 of the header bytes
+ *           n_embd, attention, n_kv_head, window | u64 n_tensors | u64 train_step |
+ *           u64 FNV-1a-64 of the header bytes
+ *           (version 1, still read: without attention, n_kv_head and window, which load
+ *           as the original model's 0, 0, 0)
  *   tensor  u32 name_len | name | u32 dtype (1 = f32) | u32 ndim | u64 dims[ndim] |
  *           u64 nbytes | data | u64 FNV-1a-64 of the record bytes before it
  *   then end of file (trailing bytes are an error).
@@ -23,7 +26,7 @@ extern "C" {
 #endif
 
 #define MT_CKPT_MAGIC "MTGPTCKP"
-#define MT_CKPT_VERSION 1u
+#define MT_CKPT_VERSION 2u
 
 /* Writes the model's weights (any mode; refused if mt_gpt_drop_weights dropped a tensor) to
  * `path` atomically: a temporary file in the

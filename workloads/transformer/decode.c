@@ -15,7 +15,8 @@
 #include "kvcache.h"
 #include "util.h"
 
-/* Scratch layout in floats: x, ln, qkv (3C), atty, proj, fch (4C), att (max_T), logits. */
+/* Scratch layout in floats: x, ln, qkv (3C, of which C + 2 kv_dim used), atty, proj, fch (4C), att
+ * (max_T), logits. */
 static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
 {
     return 11 * cfg->n_embd + max_T + cfg->vocab;
@@ -24,7 +25,7 @@ static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes)
 {
-    if (kv_bytes) *kv_bytes = cfg->n_layer * 2 * max_T * cfg->n_embd * sizeof(float);
+    if (kv_bytes) *kv_bytes = cfg->n_layer * 2 * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
     if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
 }
 
@@ -96,9 +97,11 @@ static int decode_linear(void *user, enum mt_linear which, const float *in, floa
 static int decode_attention(void *user, const float *qkv, float *atty, float *att)
 {
     struct decode_block *k = user;
-    size_t C = k->m->cfg.n_embd, kvd = mt_gpt_kv_dim(&k->m->cfg), pos = k->kv->pos;
+    const struct mt_gpt_config *cfg = &k->m->cfg;
+    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), pos = k->kv->pos;
+    size_t lo = mt_k_window_start(pos, cfg->window); /* sliding window: the last positions */
     mt_kvc_append(k->kv->cache, 0, k->l, pos, qkv + C, qkv + C + kvd);
-    mt_kvc_attend(k->kv->cache, 0, k->l, pos + 1, qkv, atty, att);
+    mt_kvc_attend(k->kv->cache, 0, k->l, lo, pos + 1, qkv, atty, att);
     return 0;
 }
 
@@ -125,7 +128,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
     }
     mt_k_add_positions(x, m->param[MT_P_WPE] + pos * C, 1, 1, C);
     /* one position, everything in place: the residual stream stays in x */
-    struct mt_block_shape shape = {.B = 1, .T = 1, .C = C, .Ca = C, .NH = cfg->n_head, .F = 4 * C};
+    struct mt_block_shape shape = mt_block_shape_of(cfg, 1, 1, 1);
     float *act[MT_A_COUNT] = {0}, *lnp[MT_P_COUNT] = {0};
     act[MT_A_LN1] = act[MT_A_LN2] = ln;
     act[MT_A_QKV] = qkv;

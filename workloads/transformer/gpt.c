@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,17 +35,16 @@ int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
         const char *name;
         struct mt_gpt_config cfg;
     } presets[] = {
-        {"tiny", {256, 64, 2, 2, 64}},
-        {"small", {256, 128, 4, 4, 128}},
-        {"medium", {256, 256, 6, 8, 256}},
-        {"gpt2", {256, 1024, 12, 12, 768}},
+        {"tiny", {256, 64, 2, 2, 64, 0, 0, 0}},      {"small", {256, 128, 4, 4, 128, 0, 0, 0}},
+        {"medium", {256, 256, 6, 8, 256, 0, 0, 0}},  {"long", {256, 4096, 6, 8, 256, 0, 0, 0}},
+        {"gpt2", {256, 1024, 12, 12, 768, 0, 0, 0}},
     };
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
         if (name && strcmp(name, presets[i].name) == 0) {
             *cfg = presets[i].cfg;
             return 0;
         }
-    return mt_tf_fail(err, errlen, "unknown model preset '%s' (tiny|small|medium|gpt2)",
+    return mt_tf_fail(err, errlen, "unknown model preset '%s' (tiny|small|medium|long|gpt2)",
                       name ? name : "(null)");
 }
 
@@ -54,25 +54,36 @@ int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *va
     static const struct {
         const char *key, *alias;
         size_t off;
+        int zero_ok; /* 0 is a valid value (the option is off) */
     } fields[] = {
-        {"vocab", "V", offsetof(struct mt_gpt_config, vocab)},
-        {"seq_len", "T", offsetof(struct mt_gpt_config, seq_len)},
-        {"n_layer", "L", offsetof(struct mt_gpt_config, n_layer)},
-        {"n_head", "H", offsetof(struct mt_gpt_config, n_head)},
-        {"n_embd", "C", offsetof(struct mt_gpt_config, n_embd)},
+        {"vocab", "V", offsetof(struct mt_gpt_config, vocab), 0},
+        {"seq_len", "T", offsetof(struct mt_gpt_config, seq_len), 0},
+        {"n_layer", "L", offsetof(struct mt_gpt_config, n_layer), 0},
+        {"n_head", "H", offsetof(struct mt_gpt_config, n_head), 0},
+        {"n_embd", "C", offsetof(struct mt_gpt_config, n_embd), 0},
+        {"n_kv_head", "KV", offsetof(struct mt_gpt_config, n_kv_head), 1},
+        {"window", "W", offsetof(struct mt_gpt_config, window), 1},
     };
+    if (strcmp(key, "attention") == 0) {
+        if (strcmp(value, "dense") && strcmp(value, "flash"))
+            return mt_tf_fail(err, errlen, "model field attention: '%s' is not dense|flash", value);
+        cfg->attention = strcmp(value, "flash") == 0 ? MT_GPT_ATTN_FLASH : MT_GPT_ATTN_DENSE;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(key, fields[i].key) != 0 && strcmp(key, fields[i].alias) != 0) continue;
         char *end = NULL;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (!value[0] || *end || errno || v == 0 || value[0] == '-')
-            return mt_tf_fail(err, errlen, "model field %s: '%s' is not a positive integer", key,
-                              value);
+        if (!value[0] || *end || errno || (v == 0 && !fields[i].zero_ok) || value[0] == '-')
+            return mt_tf_fail(err, errlen, "model field %s: '%s' is not a %s integer", key, value,
+                              fields[i].zero_ok ? "non-negative" : "positive");
         *(size_t *)((char *)cfg + fields[i].off) = (size_t)v;
         return 0;
     }
-    return mt_tf_fail(err, errlen, "unknown model field '%s' (vocab|seq_len|n_layer|n_head|n_embd)",
+    return mt_tf_fail(err, errlen,
+                      "unknown model field '%s' "
+                      "(vocab|seq_len|n_layer|n_head|n_embd|attention|n_kv_head|window)",
                       key);
 }
 
@@ -90,6 +101,7 @@ int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, 
         *eq = 0;
         if (mt_gpt_config_set(cfg, tok, eq + 1, err, errlen)) return -1;
     }
+    if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling of the same model */
     return mt_gpt_config_check(cfg, err, errlen);
 }
 
@@ -104,9 +116,35 @@ int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errle
     if (cfg->n_embd % cfg->n_head)
         return mt_tf_fail(err, errlen, "n_head %zu does not divide n_embd %zu", cfg->n_head,
                           cfg->n_embd);
+    if (cfg->n_kv_head > cfg->n_head || cfg->n_head % mt_gpt_kv_heads(cfg))
+        return mt_tf_fail(err, errlen, "n_kv_head %zu does not divide n_head %zu", cfg->n_kv_head,
+                          cfg->n_head);
+    if (cfg->attention != MT_GPT_ATTN_DENSE && cfg->attention != MT_GPT_ATTN_FLASH)
+        return mt_tf_fail(err, errlen, "unknown attention kind %zu (0 dense, 1 flash)",
+                          cfg->attention);
     if (cfg->vocab > (size_t)INT32_MAX)
         return mt_tf_fail(err, errlen, "vocab too large for int token ids");
     return 0;
+}
+
+size_t mt_gpt_kv_heads(const struct mt_gpt_config *cfg)
+{
+    return cfg->n_kv_head ? cfg->n_kv_head : cfg->n_head;
+}
+
+size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg)
+{
+    return mt_gpt_kv_heads(cfg) * (cfg->n_embd / cfg->n_head);
+}
+
+void mt_gpt_config_options(const struct mt_gpt_config *cfg, char *out, size_t n)
+{
+    size_t kvh = mt_gpt_kv_heads(cfg), k = 0;
+    if (!n) return;
+    out[0] = 0;
+    if (cfg->attention == MT_GPT_ATTN_FLASH) k += (size_t)snprintf(out, n, ",attention=flash");
+    if (kvh != cfg->n_head && k < n) k += (size_t)snprintf(out + k, n - k, ",n_kv_head=%zu", kvh);
+    if (cfg->window && k < n) snprintf(out + k, n - k, ",window=%zu", cfg->window);
 }
 
 /* ---------------------------------------------------------------- layout */
@@ -141,13 +179,13 @@ const char *mt_gpt_param_name(enum mt_gpt_param p)
 
 /* Each tensor's dims in units of the configuration: what a dim of each kind is, and the
  * kinds per tensor (a 0 ends the list). */
-enum { D_END, D_V, D_T, D_L, D_C, D_3C, D_4C };
+enum { D_END, D_V, D_T, D_L, D_C, D_QKV, D_4C };
 static const unsigned char param_dims[MT_P_COUNT][3] = {[MT_P_WTE] = {D_V, D_C},
                                                         [MT_P_WPE] = {D_T, D_C},
                                                         [MT_P_LN1W] = {D_L, D_C},
                                                         [MT_P_LN1B] = {D_L, D_C},
-                                                        [MT_P_QKVW] = {D_L, D_3C, D_C},
-                                                        [MT_P_QKVB] = {D_L, D_3C},
+                                                        [MT_P_QKVW] = {D_L, D_QKV, D_C},
+                                                        [MT_P_QKVB] = {D_L, D_QKV},
                                                         [MT_P_ATTPROJW] = {D_L, D_C, D_C},
                                                         [MT_P_ATTPROJB] = {D_L, D_C},
                                                         [MT_P_LN2W] = {D_L, D_C},
@@ -162,8 +200,12 @@ static const unsigned char param_dims[MT_P_COUNT][3] = {[MT_P_WTE] = {D_V, D_C},
 size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3])
 {
     size_t C = cfg->n_embd;
-    const size_t unit[] = {[D_V] = cfg->vocab, [D_T] = cfg->seq_len, [D_L] = cfg->n_layer,
-                           [D_C] = C,          [D_3C] = 3 * C,       [D_4C] = 4 * C};
+    const size_t unit[] = {[D_V] = cfg->vocab,
+                           [D_T] = cfg->seq_len,
+                           [D_L] = cfg->n_layer,
+                           [D_C] = C,
+                           [D_QKV] = C + 2 * mt_gpt_kv_dim(cfg),
+                           [D_4C] = 4 * C};
     size_t n = 0;
     while (n < 3 && param_dims[p][n] != D_END) {
         dims[n] = unit[param_dims[p][n]];
@@ -184,11 +226,6 @@ static size_t param_len(const struct mt_gpt_config *cfg, int p)
     for (size_t i = 0; i < nd; i++)
         n *= dims[i];
     return n;
-}
-
-size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg)
-{
-    return cfg->n_embd;
 }
 
 size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
@@ -220,9 +257,9 @@ static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_
     case MT_A_LN2_RSTD:
         return Lk * BT;
     case MT_A_QKV:
-        return Lk * BT * 3 * C;
-    case MT_A_ATT:
-        return Lk * B * cfg->n_head * T * T;
+        return Lk * BT * (C + 2 * mt_gpt_kv_dim(cfg));
+    case MT_A_ATT: /* flash keeps the log-sum-exp of each row, dense the probabilities */
+        return Lk * B * cfg->n_head * T * (cfg->attention == MT_GPT_ATTN_FLASH ? 1 : T);
     case MT_A_FCH:
     case MT_A_FCH_GELU:
         return Lk * BT * 4 * C;
@@ -242,9 +279,9 @@ static size_t dact_len(const struct mt_gpt_config *cfg, size_t B, size_t T, int 
     size_t C = cfg->n_embd, BT = B * T;
     switch (d) {
     case MT_D_QKV:
-        return BT * 3 * C;
-    case MT_D_ATT:
-        return B * cfg->n_head * T * T;
+        return BT * (C + 2 * mt_gpt_kv_dim(cfg));
+    case MT_D_ATT: /* flash: none, its tiles live on the kernel's stack */
+        return cfg->attention == MT_GPT_ATTN_FLASH ? 0 : B * cfg->n_head * T * T;
     case MT_D_FCH:
         return BT * 4 * C;
     default:
@@ -541,7 +578,7 @@ void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear 
     int pw = MT_P_WTE, pb = -1;
     switch (which) {
     case MT_LIN_QKV:
-        pw = MT_P_QKVW, pb = MT_P_QKVB, outd = 3 * C;
+        pw = MT_P_QKVW, pb = MT_P_QKVB, outd = C + 2 * mt_gpt_kv_dim(&m->cfg);
         break;
     case MT_LIN_ATTPROJ:
         pw = MT_P_ATTPROJW, pb = MT_P_ATTPROJB;
@@ -633,8 +670,7 @@ static void gpt_block_at(struct gpt_block *k, struct mt_gpt *m, size_t l, size_t
     memset(k, 0, sizeof *k);
     k->m = m;
     k->l = l;
-    k->shape =
-        (struct mt_block_shape){.B = B, .T = T, .C = C, .Ca = C, .NH = m->cfg.n_head, .F = 4 * C};
+    k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
     for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) {
         k->ln[ln[i]] = m->param[ln[i]] + l * C;
         k->dln[ln[i]] = m->grad[ln[i]] ? m->grad[ln[i]] + l * C : NULL;

@@ -38,37 +38,60 @@ extern "C" {
 
 /* ---------------------------------------------------------------- configuration */
 
+/* How the block computes attention (the `attention` option). Dense keeps the softmax
+ * probabilities (B, NH, T, T) for backward; flash is tiled attention with an online
+ * softmax that keeps only the output and the per-row log-sum-exp (B, NH, T) and
+ * recomputes the scores tile by tile in backward (FlashAttention-2). */
+enum mt_gpt_attention { MT_GPT_ATTN_DENSE = 0, MT_GPT_ATTN_FLASH = 1 };
+
+/* All fields are size_t, so two configurations compare with memcmp (no padding). The
+ * last three are options of the one block; their zero values are the original model. */
 struct mt_gpt_config {
-    size_t vocab;   /* V: vocabulary size (256 = bytes) */
-    size_t seq_len; /* maximum T (rows of the position embedding) */
-    size_t n_layer; /* L */
-    size_t n_head;  /* NH; must divide n_embd */
-    size_t n_embd;  /* C */
+    size_t vocab;     /* V: vocabulary size (256 = bytes) */
+    size_t seq_len;   /* maximum T (rows of the position embedding) */
+    size_t n_layer;   /* L */
+    size_t n_head;    /* NH; must divide n_embd */
+    size_t n_embd;    /* C */
+    size_t attention; /* enum mt_gpt_attention */
+    size_t n_kv_head; /* key/value heads (grouped-query attention); 0 = n_head; divides n_head */
+    size_t window;    /* sliding window: position t attends to (t - window, t]; 0 = all of [0, t] */
 };
 
 /* Fills *cfg with a preset: "tiny" (L2 H2 C64 T64), "small" (L4 H4 C128 T128), "medium"
- * (L6 H8 C256 T256), "gpt2" (L12 H12 C768 T1024; vocab stays 256 unless set). Returns 0,
- * or -1 with a message for an unknown name. */
+ * (L6 H8 C256 T256), "long" (medium's width at T4096: L6 H8 C256), "gpt2" (L12 H12 C768
+ * T1024; vocab stays 256 unless set). Every preset is dense, n_kv_head = n_head, no
+ * window. Returns 0, or -1 with a message for an unknown name. */
 int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err, size_t errlen);
 
 /* Overrides one field by name: "vocab", "seq_len" (alias "T"), "n_layer" ("L"),
- * "n_head" ("H"), "n_embd" ("C"), from a decimal string. Returns 0, or -1 with a message
- * for an unknown key or a value that is not a positive integer. Does not check the
- * combination: call mt_gpt_config_check when done. */
+ * "n_head" ("H"), "n_embd" ("C") from a positive decimal string; "n_kv_head" ("KV") and
+ * "window" (0 allowed: the default) from a decimal string; "attention" from "dense" or
+ * "flash". Returns 0, or -1 with a message for an unknown key or a bad value. Does not
+ * check the combination: call mt_gpt_config_check when done. */
 int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value, char *err,
                       size_t errlen);
 
-/* Parses "preset[,key=value...]", e.g. "small,n_layer=2,vocab=50257". */
+/* Parses "preset[,key=value...]", e.g. "small,n_layer=2,vocab=50257" or
+ * "small,attention=flash,n_kv_head=2,window=64"; n_kv_head = n_head is stored as 0 (one
+ * configuration, one spelling). */
 int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, size_t errlen);
 
-/* Checks that the configuration is buildable (positive fields, NH divides C, sizes
- * whose byte counts fit in size_t). Returns 0 or -1 with a message. */
+/* Checks that the configuration is buildable (positive fields, NH divides C, n_kv_head
+ * divides NH, a known attention kind, sizes whose byte counts fit in size_t). Returns 0
+ * or -1 with a message. */
 int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errlen);
 
-/* Width of the keys (and of the values) of one position of one layer: the KV cache
- * stores 2 * n_layer * mt_gpt_kv_dim floats (or their packed form) per position. Today
- * n_embd (every head has its own keys and values). */
+/* Key/value heads of a configuration: n_kv_head, or n_head when it is 0. */
+size_t mt_gpt_kv_heads(const struct mt_gpt_config *cfg);
+
+/* Width of each of k and v (and of a KV-cache row of one layer): n_kv_head * (n_embd /
+ * n_head); n_embd without grouped-query attention. */
 size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg);
+
+/* Writes a short text of the block options that differ from the original model, e.g.
+ * ",attention=flash,n_kv_head=2,window=64" ("" for the original model), as they are
+ * written in a model spec; for names of cached models and logs. */
+void mt_gpt_config_options(const struct mt_gpt_config *cfg, char *out, size_t n);
 
 /* Number of parameters of a configuration. */
 size_t mt_gpt_num_params(const struct mt_gpt_config *cfg);
@@ -80,8 +103,8 @@ enum mt_gpt_param {
     MT_P_WPE,      /* (T, C) position embedding */
     MT_P_LN1W,     /* (L, C) */
     MT_P_LN1B,     /* (L, C) */
-    MT_P_QKVW,     /* (L, 3C, C) */
-    MT_P_QKVB,     /* (L, 3C) */
+    MT_P_QKVW,     /* (L, C + 2 KV, C), KV = mt_gpt_kv_dim (q rows, then k, then v) */
+    MT_P_QKVB,     /* (L, C + 2 KV) */
     MT_P_ATTPROJW, /* (L, C, C) */
     MT_P_ATTPROJB, /* (L, C) */
     MT_P_LN2W,     /* (L, C) */
@@ -107,9 +130,10 @@ enum mt_gpt_act {
     MT_A_LN1,       /* (Lk, B, T, C) */
     MT_A_LN1_MEAN,  /* (Lk, B, T) */
     MT_A_LN1_RSTD,  /* (Lk, B, T) */
-    MT_A_QKV,       /* (Lk, B, T, 3C) */
+    MT_A_QKV,       /* (Lk, B, T, C + 2 KV) */
     MT_A_ATTY,      /* (Lk, B, T, C) */
-    MT_A_ATT,       /* (Lk, B, NH, T, T) softmax probabilities */
+    MT_A_ATT,       /* dense: (Lk, B, NH, T, T) softmax probabilities; flash: (Lk, B, NH, T)
+                     * the log-sum-exp of each row of scaled scores */
     MT_A_RESIDUAL2, /* (Lk, B, T, C) */
     MT_A_LN2,       /* (Lk, B, T, C) */
     MT_A_LN2_MEAN,  /* (Lk, B, T) */
@@ -133,8 +157,8 @@ enum mt_gpt_dact {
     MT_D_RESIDUAL, /* (B, T, C) gradient of the residual stream, walks down the layers */
     MT_D_LN,       /* (B, T, C) gradient of a LayerNorm output */
     MT_D_ATTY,     /* (B, T, C) */
-    MT_D_QKV,      /* (B, T, 3C) */
-    MT_D_ATT,      /* (B, NH, T, T) */
+    MT_D_QKV,      /* (B, T, C + 2 KV) */
+    MT_D_ATT,      /* dense: (B, NH, T, T); flash: empty (the tiles live on the stack) */
     MT_D_FCH,      /* (B, T, 4C) also holds the gradient of the GELU output */
     MT_D_COUNT
 };

@@ -2,11 +2,11 @@
  *
  * What it is for: the hot loops of the reference model: GEMMs through oneDNN (the forward
  * linear as a matmul primitive with the bias fused, the backward products through
- * dnnl_sgemm, whichever measured faster on these shapes), everything else as fused single-pass loops that are
- * OpenMP-parallel over independent rows (or column blocks for reductions over rows, so
- * results do not depend on the thread count) and `omp simd`-vectorized inside a row.
- * What it is not for: a second definition of any layer — kernels_ref.c is the definition
- * and tests hold these to it.
+ * dnnl_sgemm, whichever measured faster on these shapes), everything else as fused single-pass
+ * loops that are OpenMP-parallel over independent rows (or column blocks for reductions over rows,
+ * so results do not depend on the thread count) and `omp simd`-vectorized inside a row. What it is
+ * not for: a second definition of any layer — kernels_ref.c is the definition and tests hold these
+ * to it.
  *
  * exp and tanh use a Cephes-style polynomial (mt_k_expf) instead of libm because libm's
  * scalar calls block vectorization; the error is < 2e-7 relative, far below what tests
@@ -124,8 +124,7 @@ static int matmul_prim(float *out, const float *inp, const float *w, const float
          * freed after it, instead of oneDNN's library scratchpad, which stays alive with
          * the cached primitive: 4 MB less resident workspace when serving `small` */
         dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) ||
-        dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL) ||
-        dnnl_primitive_create(&prim, pd))
+        dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL) || dnnl_primitive_create(&prim, pd))
         goto out;
     d[4] = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t sbytes = dnnl_memory_desc_get_size(&d[4]);
@@ -304,77 +303,238 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, co
  * few redundant FLOPs but the GEMMs beat any dot-product loop. Inside the parallel loop
  * oneDNN runs each GEMM on the calling thread. */
 void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
-                        size_t NH)
+                        size_t Ckv, size_t NH, size_t window)
 {
-    size_t hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
+    struct mt_k_attn_geom g = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = g.hs, ld = g.ld;
+    float scale = g.scale;
 #pragma omp parallel for collapse(2) schedule(static)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            const float *q = qkv + b * T * ld + h * hs;
+            const float *k = qkv + b * T * ld + C + (h / g.grp) * hs, *v = k + Ckv;
             float *a = att + (b * NH + h) * T * T;
-            sgemm('N', 'T', T, T, hs, q, C3, k, C3, 0.0f, a, T);
+            sgemm('N', 'T', T, T, hs, q, ld, k, ld, 0.0f, a, T);
             for (size_t t = 0; t < T; t++) {
+                size_t lo = mt_k_window_start(t, window);
                 float *row = a + t * T, maxv = -INFINITY, sum = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++)
+                for (size_t t2 = lo; t2 <= t; t2++)
                     maxv = row[t2] > maxv ? row[t2] : maxv;
 #pragma omp simd reduction(+ : sum)
-                for (size_t t2 = 0; t2 <= t; t2++) {
+                for (size_t t2 = lo; t2 <= t; t2++) {
                     row[t2] = fast_expf((row[t2] - maxv) * scale);
                     sum += row[t2];
                 }
                 float inv = 1.0f / sum;
 #pragma omp simd
-                for (size_t t2 = 0; t2 <= t; t2++)
+                for (size_t t2 = lo; t2 <= t; t2++)
                     row[t2] *= inv;
+                for (size_t t2 = 0; t2 < lo; t2++)
+                    row[t2] = 0.0f;
                 for (size_t t2 = t + 1; t2 < T; t2++)
                     row[t2] = 0.0f;
             }
-            sgemm('N', 'N', T, hs, T, a, T, v, C3, 0.0f, out + b * T * C + h * hs, C);
+            sgemm('N', 'N', T, hs, T, a, T, v, ld, 0.0f, out + b * T * C + h * hs, C);
         }
 }
 
+/* Parallel over (batch, key/value head): the query heads of a group add into the same dk
+ * and dv, in head order. */
 void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, size_t B, size_t T, size_t C, size_t NH)
+                        const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                        size_t window)
 {
-    size_t hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
+    struct mt_k_attn_geom ge = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = ge.hs, ld = ge.ld, grp = ge.grp;
+    float scale = ge.scale;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < B; b++)
+        for (size_t g = 0; g < ge.nkv; g++)
+            for (size_t j = 0; j < grp; j++) {
+                size_t h = g * grp + j;
+                float beta = j ? 1.0f : 0.0f; /* the group's first head overwrites dk, dv */
+                const float *q = qkv + b * T * ld + h * hs;
+                const float *k = qkv + b * T * ld + C + g * hs, *v = k + Ckv;
+                const float *a = att + (b * NH + h) * T * T, *d = dout + b * T * C + h * hs;
+                float *da = datt + (b * NH + h) * T * T, *dq = dqkv + b * T * ld + h * hs;
+                float *dk = dqkv + b * T * ld + C + g * hs, *dv = dk + Ckv;
+                sgemm('N', 'T', T, T, hs, d, C, v, ld, 0.0f, da, T); /* dP = dO V^T */
+                sgemm('T', 'N', T, hs, T, a, T, d, C, beta, dv, ld); /* dV = P^T dO */
+                for (size_t t = 0; t < T; t++) {                     /* dS, causal */
+                    size_t lo = mt_k_window_start(t, window);
+                    const float *ar = a + t * T;
+                    float *dr = da + t * T, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (size_t t2 = lo; t2 <= t; t2++)
+                        dot += ar[t2] * dr[t2];
+#pragma omp simd
+                    for (size_t t2 = lo; t2 <= t; t2++)
+                        dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
+                    for (size_t t2 = 0; t2 < lo; t2++)
+                        dr[t2] = 0.0f;
+                    for (size_t t2 = t + 1; t2 < T; t2++)
+                        dr[t2] = 0.0f;
+                }
+                sgemm('N', 'N', T, hs, T, da, T, k, ld, 0.0f, dq, ld); /* dQ = dS K */
+                sgemm('T', 'N', T, hs, T, da, T, q, ld, beta, dk, ld); /* dK = dS^T Q */
+            }
+}
+
+/* Flash attention: per (batch, head), query tiles of TILE rows against key tiles of TILE
+ * columns, S and P in one stack tile, the output accumulated in place in `out` and
+ * rescaled as the running row maximum grows. */
+#define TILE MT_K_FLASH_TILE
+
+/* Columns [*c0, *c1) of a key tile starting at key j0 (nc keys) that query row t attends. */
+static void tile_cols(size_t t, size_t window, size_t j0, size_t nc, size_t *c0, size_t *c1)
+{
+    size_t lo = mt_k_window_start(t, window);
+    *c0 = lo > j0 ? lo - j0 : 0;
+    *c1 = t < j0 ? 0 : (t - j0 + 1 < nc ? t - j0 + 1 : nc);
+    if (*c0 > *c1) *c0 = *c1;
+}
+
+static void zero_rows(float *x, size_t rows, size_t w, size_t ld)
+{
+    for (size_t r = 0; r < rows; r++)
+        memset(x + r * ld, 0, w * sizeof *x);
+}
+
+void mt_k_flash_attention_fwd(float *out, float *lse, const float *qkv, size_t B, size_t T,
+                              size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    struct mt_k_attn_geom ge = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = ge.hs, ld = ge.ld;
 #pragma omp parallel for collapse(2) schedule(static)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
-            const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-            const float *a = att + (b * NH + h) * T * T, *d = dout + b * T * C + h * hs;
-            float *da = datt + (b * NH + h) * T * T, *dq = dqkv + b * T * C3 + h * hs;
-            float *dk = dq + C, *dv = dq + 2 * C;
-            sgemm('N', 'T', T, T, hs, d, C, v, C3, 0.0f, da, T); /* dP = dO V^T */
-            sgemm('T', 'N', T, hs, T, a, T, d, C, 0.0f, dv, C3); /* dV = P^T dO */
-            for (size_t t = 0; t < T; t++) {                     /* dS, causal */
-                const float *ar = a + t * T;
-                float *dr = da + t * T, dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (size_t t2 = 0; t2 <= t; t2++)
-                    dot += ar[t2] * dr[t2];
+            const float *k = qkv + b * T * ld + C + (h / ge.grp) * hs, *v = k + Ckv;
+            const float *q = qkv + b * T * ld + h * hs;
+            float *o = out + b * T * C + h * hs, *l = lse + (b * NH + h) * T;
+            for (size_t i0 = 0; i0 < T; i0 += TILE) {
+                size_t nr = T - i0 < TILE ? T - i0 : TILE;
+                float s[TILE * TILE], mx[TILE], sum[TILE];
+                for (size_t r = 0; r < nr; r++)
+                    mx[r] = -INFINITY, sum[r] = 0.0f;
+                zero_rows(o + i0 * C, nr, hs, C);
+                for (size_t j0 = mt_k_window_start(i0, window); j0 < i0 + nr; j0 += TILE) {
+                    size_t nc = i0 + nr - j0 < TILE ? i0 + nr - j0 : TILE;
+                    sgemm('N', 'T', nr, nc, hs, q + i0 * ld, ld, k + j0 * ld, ld, 0.0f, s, TILE);
+                    for (size_t r = 0; r < nr; r++) {
+                        size_t c0, c1;
+                        float *row = s + r * TILE, m = mx[r], ts = 0.0f;
+                        tile_cols(i0 + r, window, j0, nc, &c0, &c1);
+                        for (size_t c = c0; c < c1; c++) {
+                            row[c] *= ge.scale;
+                            m = row[c] > m ? row[c] : m;
+                        }
+#pragma omp simd reduction(+ : ts)
+                        for (size_t c = c0; c < c1; c++) {
+                            row[c] = fast_expf(row[c] - m);
+                            ts += row[c];
+                        }
+                        for (size_t c = 0; c < c0; c++)
+                            row[c] = 0.0f;
+                        for (size_t c = c1; c < nc; c++)
+                            row[c] = 0.0f;
+                        if (c0 == c1) continue; /* nothing attended here: keep the state */
+                        float alpha = fast_expf(mx[r] - m); /* 0 while the row was empty */
+                        sum[r] = sum[r] * alpha + ts;
+                        mx[r] = m;
+                        if (alpha != 1.0f) {
+                            float *orow = o + (i0 + r) * C;
 #pragma omp simd
-                for (size_t t2 = 0; t2 <= t; t2++)
-                    dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
-                for (size_t t2 = t + 1; t2 < T; t2++)
-                    dr[t2] = 0.0f;
+                            for (size_t i = 0; i < hs; i++)
+                                orow[i] *= alpha;
+                        }
+                    }
+                    sgemm('N', 'N', nr, hs, nc, s, TILE, v + j0 * ld, ld, 1.0f, o + i0 * C, C);
+                }
+                for (size_t r = 0; r < nr; r++) {
+                    float inv = 1.0f / sum[r], *orow = o + (i0 + r) * C;
+#pragma omp simd
+                    for (size_t i = 0; i < hs; i++)
+                        orow[i] *= inv;
+                    l[i0 + r] = mx[r] + logf(sum[r]);
+                }
             }
-            sgemm('N', 'N', T, hs, T, da, T, k, C3, 0.0f, dq, C3); /* dQ = dS K */
-            sgemm('T', 'N', T, hs, T, da, T, q, C3, 0.0f, dk, C3); /* dK = dS^T Q */
+        }
+}
+
+void mt_k_flash_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+                              const float *lse, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                              size_t window)
+{
+    struct mt_k_attn_geom ge = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = ge.hs, ld = ge.ld;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (size_t b = 0; b < B; b++)
+        for (size_t g = 0; g < ge.nkv; g++) {
+            const float *k = qkv + b * T * ld + C + g * hs, *v = k + Ckv;
+            float *dk = dqkv + b * T * ld + C + g * hs, *dv = dk + Ckv;
+            zero_rows(dk, T, hs, ld);
+            zero_rows(dv, T, hs, ld);
+            for (size_t h = g * ge.grp; h < (g + 1) * ge.grp; h++) {
+                const float *q = qkv + b * T * ld + h * hs, *l = lse + (b * NH + h) * T;
+                const float *d = dout + b * T * C + h * hs, *o = out + b * T * C + h * hs;
+                float *dq = dqkv + b * T * ld + h * hs;
+                zero_rows(dq, T, hs, ld);
+                for (size_t i0 = 0; i0 < T; i0 += TILE) {
+                    size_t nr = T - i0 < TILE ? T - i0 : TILE;
+                    float p[TILE * TILE], dp[TILE * TILE], D[TILE];
+                    for (size_t r = 0; r < nr; r++) {
+                        const float *dr = d + (i0 + r) * C, *orow = o + (i0 + r) * C;
+                        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                        for (size_t i = 0; i < hs; i++)
+                            acc += dr[i] * orow[i];
+                        D[r] = acc;
+                    }
+                    for (size_t j0 = mt_k_window_start(i0, window); j0 < i0 + nr; j0 += TILE) {
+                        size_t nc = i0 + nr - j0 < TILE ? i0 + nr - j0 : TILE;
+                        sgemm('N', 'T', nr, nc, hs, q + i0 * ld, ld, k + j0 * ld, ld, 0.0f, p,
+                              TILE);
+                        sgemm('N', 'T', nr, nc, hs, d + i0 * C, C, v + j0 * ld, ld, 0.0f, dp,
+                              TILE); /* dP = dO V^T */
+                        for (size_t r = 0; r < nr; r++) {
+                            size_t c0, c1;
+                            float *pr = p + r * TILE, *dr = dp + r * TILE, lr = l[i0 + r];
+                            float Dr = D[r];
+                            tile_cols(i0 + r, window, j0, nc, &c0, &c1);
+#pragma omp simd
+                            for (size_t c = c0; c < c1; c++) {
+                                pr[c] = fast_expf(pr[c] * ge.scale - lr);
+                                dr[c] = pr[c] * (dr[c] - Dr) * ge.scale;
+                            }
+                            for (size_t c = 0; c < c0; c++)
+                                pr[c] = dr[c] = 0.0f;
+                            for (size_t c = c1; c < nc; c++)
+                                pr[c] = dr[c] = 0.0f;
+                        }
+                        /* dV += P^T dO, dQ += dS K, dK += dS^T Q (dS already scaled) */
+                        sgemm('T', 'N', nc, hs, nr, p, TILE, d + i0 * C, C, 1.0f, dv + j0 * ld, ld);
+                        sgemm('N', 'N', nr, hs, nc, dp, TILE, k + j0 * ld, ld, 1.0f, dq + i0 * ld,
+                              ld);
+                        sgemm('T', 'N', nc, hs, nr, dp, TILE, q + i0 * ld, ld, 1.0f, dk + j0 * ld,
+                              ld);
+                    }
+                }
+            }
         }
 }
 
 void mt_k_attention_decode(float *out, float *att, const float *q, const float *K, const float *V,
-                           size_t n, size_t C, size_t NH)
+                           size_t n, size_t C, size_t Ckv, size_t NH)
 {
-    size_t hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
+    struct mt_k_attn_geom ge = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = ge.hs;
+    float scale = ge.scale;
     for (size_t h = 0; h < NH; h++) {
         const float *qh = q + h * hs;
+        size_t kh = (h / ge.grp) * hs;
         float maxv = -INFINITY, sum = 0.0f, *o = out + h * hs;
         for (size_t t = 0; t < n; t++) {
-            const float *k = K + t * C + h * hs;
+            const float *k = K + t * Ckv + kh;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (size_t i = 0; i < hs; i++)
@@ -392,7 +552,7 @@ void mt_k_attention_decode(float *out, float *att, const float *q, const float *
         for (size_t i = 0; i < hs; i++)
             o[i] = 0.0f;
         for (size_t t = 0; t < n; t++) {
-            const float *v = V + t * C + h * hs;
+            const float *v = V + t * Ckv + kh;
             float a = att[t] * inv;
 #pragma omp simd
             for (size_t i = 0; i < hs; i++)

@@ -19,6 +19,7 @@
 #ifndef MT_TRANSFORMER_KERNELS_H
 #define MT_TRANSFORMER_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,26 +86,75 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
                             const float *w, const float *mean, const float *rstd, size_t N,
                             size_t C);
 
-/* Causal multi-head attention. qkv is (B,T,3C) holding q, k, v side by side; out (B,T,C)
- * =; att (B,NH,T,T) = the softmax probabilities (zero above the diagonal). */
+/* Geometry of attention over qkv rows of C + 2 Ckv floats (see mt_k_attention_fwd): head
+ * size, row stride, key/value heads, query heads per key/value head, score scale. */
+struct mt_k_attn_geom {
+    size_t hs, ld, nkv, grp;
+    float scale;
+};
+static inline struct mt_k_attn_geom mt_k_attn_geom(size_t C, size_t Ckv, size_t NH)
+{
+    size_t hs = C / NH;
+    return (struct mt_k_attn_geom){hs, C + 2 * Ckv, Ckv / hs, NH / (Ckv / hs),
+                                   1.0f / sqrtf((float)hs)};
+}
+
+/* First position row t attends to under a sliding window (0: no window). */
+static inline size_t mt_k_window_start(size_t t, size_t window)
+{
+    return window && t >= window ? t + 1 - window : 0;
+}
+
+/* Causal multi-head attention with grouped-query heads and an optional sliding window.
+ * qkv is (B,T,C+2Ckv) holding q (C wide, NH heads of hs = C/NH), then k and v (Ckv wide
+ * each, NKV = Ckv/hs heads; query head h uses key/value head h / (NH/NKV)). Row t attends
+ * to positions (t - window, t] (window 0: [0, t]). out (B,T,C) =; att (B,NH,T,T) = the
+ * softmax probabilities (zero outside the attended positions). With Ckv = C and window 0
+ * this is plain causal multi-head attention. */
 void mt_k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
-                        size_t NH);
+                        size_t Ckv, size_t NH, size_t window);
 void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
-                            size_t NH);
-/* dqkv (B,T,3C) =; datt (B,NH,T,T) is scratch (overwritten); given dout (B,T,C), the
+                            size_t Ckv, size_t NH, size_t window);
+/* dqkv (B,T,C+2Ckv) =; datt (B,NH,T,T) is scratch (overwritten); given dout (B,T,C), the
  * forward qkv and att. */
 void mt_k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
-                        const float *att, size_t B, size_t T, size_t C, size_t NH);
+                        const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                        size_t window);
 void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, size_t B, size_t T, size_t C, size_t NH);
+                            const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                            size_t window);
+
+/* Flash attention (FlashAttention-2): the same function as mt_k_attention_fwd, computed
+ * in tiles of MT_K_FLASH_TILE queries x MT_K_FLASH_TILE keys with an online softmax, so
+ * no (T,T) tensor exists: out (B,T,C) =; lse (B,NH,T) = the log-sum-exp of each row of
+ * scaled scores (log sum_j exp(q.k_j / sqrt(hs)) over the attended j). Scratch is a few
+ * tiles on the stack. Parallel over (batch, head) forward and (batch, key/value head)
+ * backward; each task is computed in one fixed order on one thread, so results do not
+ * depend on the thread count. Masked positions never enter a sum (no -inf arithmetic). */
+#define MT_K_FLASH_TILE ((size_t)64)
+void mt_k_flash_attention_fwd(float *out, float *lse, const float *qkv, size_t B, size_t T,
+                              size_t C, size_t Ckv, size_t NH, size_t window);
+void mt_k_flash_attention_fwd_ref(float *out, float *lse, const float *qkv, size_t B, size_t T,
+                                  size_t C, size_t Ckv, size_t NH, size_t window);
+/* Backward of flash attention: dqkv (B,T,C+2Ckv) = given dout (B,T,C), the forward qkv, its
+ * output out and lse. Recomputes the probabilities tile by tile: D = rowsum(dout * out),
+ * P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - D), dQ += dS K / sqrt(hs),
+ * dK += dS^T Q / sqrt(hs). */
+void mt_k_flash_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+                              const float *lse, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                              size_t window);
+void mt_k_flash_attention_bwd_ref(float *dqkv, const float *dout, const float *qkv,
+                                  const float *out, const float *lse, size_t B, size_t T, size_t C,
+                                  size_t Ckv, size_t NH, size_t window);
 
 /* One query position against a KV cache: q is (C) (the first C of a qkv row), K and V are
- * (n, C) for positions 0..n-1 (the query's own position last); out (C) =; att (n) is
- * scratch. Heads as in mt_k_attention_fwd. */
-void mt_k_attention_decode(float *out, float *att, const float *q, const float *K,
-                           const float *V, size_t n, size_t C, size_t NH);
+ * (n, Ckv) for the n attended positions (the query's own position last; a sliding window
+ * is the caller's choice of n); out (C) =; att (n) is scratch. Heads as in
+ * mt_k_attention_fwd. */
+void mt_k_attention_decode(float *out, float *att, const float *q, const float *K, const float *V,
+                           size_t n, size_t C, size_t Ckv, size_t NH);
 void mt_k_attention_decode_ref(float *out, float *att, const float *q, const float *K,
-                               const float *V, size_t n, size_t C, size_t NH);
+                               const float *V, size_t n, size_t C, size_t Ckv, size_t NH);
 
 /* GELU, tanh approximation: out[n] = gelu(inp[n]). out may equal inp. */
 void mt_k_gelu_fwd(float *out, const float *inp, size_t n);

@@ -136,58 +136,88 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
     }
 }
 
-void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
-                            size_t NH)
+/* Query head h of batch b at position t: its q row, and the k/v rows of position t2 for
+ * its key/value head (qkv rows are C + 2 Ckv wide). */
+struct heads {
+    size_t T, C, hs, ld, grp;
+    float scale;
+};
+
+static struct heads heads_of(size_t T, size_t C, size_t Ckv, size_t NH)
 {
-    size_t hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
+    struct mt_k_attn_geom g = mt_k_attn_geom(C, Ckv, NH);
+    return (struct heads){T, C, g.hs, g.ld, g.grp, g.scale};
+}
+
+static size_t q_at(const struct heads *g, size_t b, size_t h, size_t t)
+{
+    return (b * g->T + t) * g->ld + h * g->hs;
+}
+
+static size_t k_at(const struct heads *g, size_t b, size_t h, size_t t2)
+{
+    return (b * g->T + t2) * g->ld + g->C + (h / g->grp) * g->hs;
+}
+
+void mt_k_attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                            size_t Ckv, size_t NH, size_t window)
+{
+    struct heads g = heads_of(T, C, Ckv, NH);
+    size_t hs = g.hs;
+    float scale = g.scale;
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++)
             for (size_t t = 0; t < T; t++) {
-                const float *q = qkv + (b * T + t) * C3 + h * hs;
+                size_t lo = mt_k_window_start(t, window);
+                const float *q = qkv + q_at(&g, b, h, t);
                 float *a = att + ((b * NH + h) * T + t) * T, maxv = -INFINITY, sum = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
+                for (size_t t2 = 0; t2 < T; t2++)
+                    a[t2] = 0.0f;
+                for (size_t t2 = lo; t2 <= t; t2++) {
+                    const float *k = qkv + k_at(&g, b, h, t2);
                     float dot = 0.0f;
                     for (size_t i = 0; i < hs; i++)
                         dot += q[i] * k[i];
                     a[t2] = dot * scale;
                     if (a[t2] > maxv) maxv = a[t2];
                 }
-                for (size_t t2 = 0; t2 <= t; t2++) {
+                for (size_t t2 = lo; t2 <= t; t2++) {
                     a[t2] = expf(a[t2] - maxv);
                     sum += a[t2];
                 }
-                for (size_t t2 = 0; t2 <= t; t2++)
+                for (size_t t2 = lo; t2 <= t; t2++)
                     a[t2] /= sum;
-                for (size_t t2 = t + 1; t2 < T; t2++)
-                    a[t2] = 0.0f;
                 float *o = out + (b * T + t) * C + h * hs;
                 for (size_t i = 0; i < hs; i++) {
                     float acc = 0.0f;
-                    for (size_t t2 = 0; t2 <= t; t2++)
-                        acc += a[t2] * qkv[(b * T + t2) * C3 + 2 * C + h * hs + i];
+                    for (size_t t2 = lo; t2 <= t; t2++)
+                        acc += a[t2] * qkv[k_at(&g, b, h, t2) + Ckv + i];
                     o[i] = acc;
                 }
             }
 }
 
 void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, size_t B, size_t T, size_t C, size_t NH)
+                            const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                            size_t window)
 {
-    size_t hs = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    memset(dqkv, 0, B * T * C3 * sizeof *dqkv);
+    struct heads g = heads_of(T, C, Ckv, NH);
+    size_t hs = g.hs;
+    float scale = g.scale;
+    memset(dqkv, 0, B * T * g.ld * sizeof *dqkv);
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++)
             for (size_t t = 0; t < T; t++) {
+                size_t lo = mt_k_window_start(t, window);
                 const float *a = att + ((b * NH + h) * T + t) * T;
                 float *da = datt + ((b * NH + h) * T + t) * T;
                 const float *d = dout + (b * T + t) * C + h * hs;
+                for (size_t t2 = 0; t2 < T; t2++)
+                    da[t2] = 0.0f;
                 /* out = att @ v */
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + (b * T + t2) * C3 + 2 * C + h * hs;
-                    float *dv = dqkv + (b * T + t2) * C3 + 2 * C + h * hs;
+                for (size_t t2 = lo; t2 <= t; t2++) {
+                    const float *v = qkv + k_at(&g, b, h, t2) + Ckv;
+                    float *dv = dqkv + k_at(&g, b, h, t2) + Ckv;
                     float acc = 0.0f;
                     for (size_t i = 0; i < hs; i++) {
                         acc += v[i] * d[i];
@@ -197,16 +227,16 @@ void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const f
                 }
                 /* softmax: dpre = a * (da - sum(a * da)) */
                 float dot = 0.0f;
-                for (size_t t2 = 0; t2 <= t; t2++)
+                for (size_t t2 = lo; t2 <= t; t2++)
                     dot += a[t2] * da[t2];
-                for (size_t t2 = 0; t2 <= t; t2++)
+                for (size_t t2 = lo; t2 <= t; t2++)
                     da[t2] = a[t2] * (da[t2] - dot) * scale;
                 /* pre = q . k */
-                const float *q = qkv + (b * T + t) * C3 + h * hs;
-                float *dq = dqkv + (b * T + t) * C3 + h * hs;
-                for (size_t t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + (b * T + t2) * C3 + C + h * hs;
-                    float *dk = dqkv + (b * T + t2) * C3 + C + h * hs;
+                const float *q = qkv + q_at(&g, b, h, t);
+                float *dq = dqkv + q_at(&g, b, h, t);
+                for (size_t t2 = lo; t2 <= t; t2++) {
+                    const float *k = qkv + k_at(&g, b, h, t2);
+                    float *dk = dqkv + k_at(&g, b, h, t2);
                     for (size_t i = 0; i < hs; i++) {
                         dq[i] += k[i] * da[t2];
                         dk[i] += q[i] * da[t2];
@@ -215,17 +245,89 @@ void mt_k_attention_bwd_ref(float *dqkv, float *datt, const float *dout, const f
             }
 }
 
-void mt_k_attention_decode_ref(float *out, float *att, const float *q, const float *K,
-                               const float *V, size_t n, size_t C, size_t NH)
+/* Scaled score q_t . k_t2 / sqrt(hs) of query head h. */
+static float score(const struct heads *g, const float *qkv, size_t b, size_t h, size_t t, size_t t2)
 {
-    size_t hs = C / NH;
-    float scale = 1.0f / sqrtf((float)hs);
+    const float *q = qkv + q_at(g, b, h, t), *k = qkv + k_at(g, b, h, t2);
+    float dot = 0.0f;
+    for (size_t i = 0; i < g->hs; i++)
+        dot += q[i] * k[i];
+    return dot * g->scale;
+}
+
+void mt_k_flash_attention_fwd_ref(float *out, float *lse, const float *qkv, size_t B, size_t T,
+                                  size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    struct heads g = heads_of(T, C, Ckv, NH);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t t = 0; t < T; t++) {
+                size_t lo = mt_k_window_start(t, window);
+                float maxv = -INFINITY, sum = 0.0f, *o = out + (b * T + t) * C + h * g.hs;
+                for (size_t t2 = lo; t2 <= t; t2++) {
+                    float sc = score(&g, qkv, b, h, t, t2);
+                    if (sc > maxv) maxv = sc;
+                }
+                for (size_t i = 0; i < g.hs; i++)
+                    o[i] = 0.0f;
+                for (size_t t2 = lo; t2 <= t; t2++) {
+                    float p = expf(score(&g, qkv, b, h, t, t2) - maxv);
+                    const float *v = qkv + k_at(&g, b, h, t2) + Ckv;
+                    sum += p;
+                    for (size_t i = 0; i < g.hs; i++)
+                        o[i] += p * v[i];
+                }
+                for (size_t i = 0; i < g.hs; i++)
+                    o[i] /= sum;
+                lse[(b * NH + h) * T + t] = maxv + logf(sum);
+            }
+}
+
+void mt_k_flash_attention_bwd_ref(float *dqkv, const float *dout, const float *qkv,
+                                  const float *out, const float *lse, size_t B, size_t T, size_t C,
+                                  size_t Ckv, size_t NH, size_t window)
+{
+    struct heads g = heads_of(T, C, Ckv, NH);
+    memset(dqkv, 0, B * T * g.ld * sizeof *dqkv);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++)
+            for (size_t t = 0; t < T; t++) {
+                size_t hs = g.hs;
+                const float *d = dout + (b * T + t) * C + h * hs;
+                const float *o = out + (b * T + t) * C + h * hs, *q = qkv + q_at(&g, b, h, t);
+                float *dq = dqkv + q_at(&g, b, h, t), D = 0.0f;
+                for (size_t i = 0; i < hs; i++)
+                    D += d[i] * o[i];
+                for (size_t t2 = mt_k_window_start(t, window); t2 <= t; t2++) {
+                    float p = expf(score(&g, qkv, b, h, t, t2) - lse[(b * NH + h) * T + t]);
+                    const float *k = qkv + k_at(&g, b, h, t2), *v = k + Ckv;
+                    float *dk = dqkv + k_at(&g, b, h, t2), *dv = dk + Ckv, dp = 0.0f;
+                    for (size_t i = 0; i < hs; i++) {
+                        dv[i] += p * d[i];
+                        dp += d[i] * v[i];
+                    }
+                    float ds = p * (dp - D) * g.scale;
+                    for (size_t i = 0; i < hs; i++) {
+                        dq[i] += ds * k[i];
+                        dk[i] += ds * q[i];
+                    }
+                }
+            }
+}
+
+void mt_k_attention_decode_ref(float *out, float *att, const float *q, const float *K,
+                               const float *V, size_t n, size_t C, size_t Ckv, size_t NH)
+{
+    struct mt_k_attn_geom ge = mt_k_attn_geom(C, Ckv, NH);
+    size_t hs = ge.hs;
+    float scale = ge.scale;
     for (size_t h = 0; h < NH; h++) {
+        size_t kh = (h / ge.grp) * hs;
         float maxv = -INFINITY, sum = 0.0f;
         for (size_t t = 0; t < n; t++) {
             float dot = 0.0f;
             for (size_t i = 0; i < hs; i++)
-                dot += q[h * hs + i] * K[t * C + h * hs + i];
+                dot += q[h * hs + i] * K[t * Ckv + kh + i];
             att[t] = dot * scale;
             if (att[t] > maxv) maxv = att[t];
         }
@@ -236,7 +338,7 @@ void mt_k_attention_decode_ref(float *out, float *att, const float *q, const flo
         for (size_t i = 0; i < hs; i++) {
             float acc = 0.0f;
             for (size_t t = 0; t < n; t++)
-                acc += att[t] / sum * V[t * C + h * hs + i];
+                acc += att[t] / sum * V[t * Ckv + kh + i];
             out[h * hs + i] = acc;
         }
     }

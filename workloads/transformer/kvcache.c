@@ -410,8 +410,8 @@ static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t
     return w;
 }
 
-void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, const float *q,
-                   float *out, float *att)
+void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
+                   const float *q, float *out, float *att)
 {
     size_t hs = c->hs, NH = c->cfg.n_head, rep = NH / (c->kvd / hs), G = c->spec.group;
     size_t stored = mt_kvc_stored_tokens(&c->spec, n), W = c->ring_tokens;
@@ -424,8 +424,9 @@ void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, c
         const float *qh = q + h * hs;
         float *o = out + h * hs;
         for (size_t t = 0; t < stored; t += c->bs) {
-            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 0, g);
             size_t m = stored - t < c->bs ? stored - t : c->bs;
+            if (t + m <= lo) continue; /* wholly outside the window */
+            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 0, g);
             scores(ik, kk, att + t, qh, &w, m, hs, G, scale);
         }
         /* KIVI's fp32 tokens [stored, n), in ring order: at most two runs */
@@ -437,12 +438,16 @@ void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, c
             scores(ir, MT_KVK_F32, att + t, qh, &w, m, hs, G, scale);
             t += m;
         }
-        float inv =
-            c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att, n) : mt_kvk_softmax(att, n);
+        /* The softmax runs over the window [lo, n) only; the positions before it weigh 0
+         * (adding 0 * v leaves every output exactly as the window alone gives it). */
+        float inv = c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att + lo, n - lo)
+                                                  : mt_kvk_softmax(att + lo, n - lo);
+        memset(att, 0, lo * sizeof *att);
         memset(o, 0, hs * sizeof *o);
         for (size_t t = 0; t < stored; t += c->bs) {
-            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 1, g);
             size_t m = stored - t < c->bs ? stored - t : c->bs;
+            if (t + m <= lo) continue;
+            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 1, g);
             accum(iv, vk, o, att + t, inv, &w, m, hs, G);
         }
         for (size_t t = stored; t < n;) {

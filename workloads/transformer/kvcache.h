@@ -154,9 +154,12 @@ void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held
  * pos < reserved length) of layer `layer`; KIVI packs a group that leaves the ring. */
 void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const float *k,
                    const float *v);
-/* Attention of query q (n_embd floats, n_head heads) over positions 0..n-1 of layer
- * `layer` of sequence seq: out (n_embd) =, att (at least n floats) is scratch. */
-void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t n, const float *q,
+/* Attention of query q (n_embd floats, n_head heads) over positions lo..n-1 (lo < n: a
+ * sliding window starts at lo, 0 without one) of layer `layer` of sequence seq: out
+ * (n_embd) =, att (at least n floats) is scratch. Query head h reads key/value head
+ * h / (n_head / kv heads) (grouped-query attention). */
+void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
+                   const float *q,
                    float *out, float *att);
 
 /* A seeded serving simulation (see mt_kvc_simulate). */
