@@ -359,8 +359,9 @@ int main(int argc, char **argv)
         }
         if (job.strategy == MT_DIST_TP) { /* 1/P of the split matrices, the rest replicated */
             size_t C = job.cfg.n_embd, L = job.cfg.n_layer, P = (size_t)d.nranks;
+            size_t KV = mt_gpt_kv_dim(&job.cfg); /* k and v width: C without GQA */
             size_t want = job.cfg.vocab * C + job.cfg.seq_len * C + 2 * C +
-                          L * (6 * C + (12 * C * C + 7 * C) / P);
+                          L * (6 * C + ((10 * C + 2 * KV) * C + 5 * C + 2 * KV) / P);
             CHECK(res.flat_params == want && res.peak[MT_MEM_WEIGHTS] == 4 * want,
                   "tp rank holds %zu floats (%zu B), want %zu", res.flat_params,
                   res.peak[MT_MEM_WEIGHTS], want);

@@ -144,9 +144,9 @@ static void check_stats_match_plan(const struct mt_gpt_config *cfg, const struct
     CHECK(st->peak_total == plan.total);
 }
 
-static void test_model(void)
+static void test_model(const char *spec)
 {
-    struct mt_gpt_config cfg = config("tiny");
+    struct mt_gpt_config cfg = config(spec);
     struct mt_tmodel_opts o = opts(B_FULL, MT_PREC_FP32, 1, 1);
     struct mt_tmodel_plan plan;
     size_t ref[MT_MEM_CAT_COUNT];
@@ -337,11 +337,43 @@ static void test_prec(void)
     mt_gpt_free(wn);
 }
 
+/* The block options (flash attention, grouped-query heads, a window) in the engine: the
+ * engine equals the model bit for bit, recomputation (every 2) is bit-identical, and with
+ * 16-bit storage (flash's log-sum-exp rows stay fp32) the allocation equals the plan. */
+static void test_options(void)
+{
+    const char *spec = "tiny,attention=flash,n_head=4,n_kv_head=2,window=9";
+    test_model(spec);
+    test_model("tiny,n_head=4,n_kv_head=1,window=5");
+    enum { STEPS = 3 };
+    struct mt_gpt_config cfg = config(spec);
+    for (enum mt_prec p = MT_PREC_FP32; p <= MT_PREC_BF16; p++) {
+        float l1[STEPS], l2[STEPS];
+        struct mt_tmodel_stats s1, s2;
+        struct mt_tmodel_opts o = opts(B_FULL, p, 1, 0);
+        struct mt_gpt *w1 = train(&cfg, &o, STEPS, l1, &s1);
+        o.every = 2;
+        struct mt_gpt *w2 = train(&cfg, &o, STEPS, l2, &s2);
+        check_stats_match_plan(&cfg, &o, &s2);
+        o.every = 1;
+        check_stats_match_plan(&cfg, &o, &s1);
+        CHECK(memcmp(l1, l2, sizeof l1) == 0);
+        CHECK(memcmp(w1->params, w2->params, w1->slab_bytes[MT_MEM_WEIGHTS]) == 0);
+        printf("%s %s: every 2 = every 1 bit for bit, activations %zu -> %zu bytes\n", spec,
+               p == MT_PREC_FP32 ? "fp32" : "bf16", s1.peak[MT_MEM_ACTIVATIONS],
+               s2.peak[MT_MEM_ACTIVATIONS]);
+        mt_gpt_free(w1);
+        mt_gpt_free(w2);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
     if (!strcmp(what, "model"))
-        test_model();
+        test_model("tiny");
+    else if (!strcmp(what, "options"))
+        test_options();
     else if (!strcmp(what, "accum"))
         test_accum();
     else if (!strcmp(what, "ckpt")) {
@@ -352,7 +384,7 @@ int main(int argc, char **argv)
     else if (!strcmp(what, "prec"))
         test_prec();
     else {
-        fprintf(stderr, "usage: %s model|accum|ckpt|malloc|prec\n", argv[0]);
+        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec\n", argv[0]);
         return 2;
     }
     printf("ok\n");

@@ -1,4 +1,6 @@
-/* test_grad.c — finite-difference gradient check of every parameter tensor (tiny preset).
+/* test_grad.c — finite-difference gradient check of every parameter tensor (tiny preset,
+ * or the model spec given as the first argument, e.g. "tiny,attention=flash,n_kv_head=1,
+ * window=3": the reference below does grouped-query heads and sliding windows).
  *
  * What it is for: proving the model's backward is the derivative of its forward. A
  * second, independent forward written here in double precision gives numerical
@@ -71,8 +73,9 @@ static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COU
                        const int *tg)
 {
     size_t C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, hs = C / NH, V = cfg->vocab;
+    size_t KV = mt_gpt_kv_dim(cfg), Q = C + 2 * KV, grp = NH / (KV / hs);
     double *x = calloc(T * C, sizeof *x), *ln = calloc(T * C, sizeof *x);
-    double *qkv = calloc(T * 3 * C, sizeof *x), *y = calloc(T * C, sizeof *x);
+    double *qkv = calloc(T * Q, sizeof *x), *y = calloc(T * C, sizeof *x);
     double *h = calloc(4 * C, sizeof *x), *o = calloc(C, sizeof *x), *lg = calloc(V, sizeof *x);
     double total = 0.0;
     for (size_t b = 0; b < B; b++) {
@@ -82,25 +85,27 @@ static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COU
         for (size_t l = 0; l < L; l++) {
             for (size_t t = 0; t < T; t++) {
                 ref_ln(ln + t * C, x + t * C, P[MT_P_LN1W] + l * C, P[MT_P_LN1B] + l * C, C);
-                ref_lin(qkv + t * 3 * C, ln + t * C, P[MT_P_QKVW] + l * 3 * C * C,
-                        P[MT_P_QKVB] + l * 3 * C, C, 3 * C);
+                ref_lin(qkv + t * Q, ln + t * C, P[MT_P_QKVW] + l * Q * C, P[MT_P_QKVB] + l * Q, C,
+                        Q);
             }
             for (size_t t = 0; t < T; t++)
                 for (size_t hh = 0; hh < NH; hh++) {
+                    size_t lo = cfg->window && t >= cfg->window ? t + 1 - cfg->window : 0;
+                    size_t kh = C + (hh / grp) * hs; /* this head's key columns */
                     double a[T], mx = -INFINITY, s = 0;
-                    for (size_t u = 0; u <= t; u++) {
+                    for (size_t u = lo; u <= t; u++) {
                         double d = 0;
                         for (size_t i = 0; i < hs; i++)
-                            d += qkv[t * 3 * C + hh * hs + i] * qkv[u * 3 * C + C + hh * hs + i];
+                            d += qkv[t * Q + hh * hs + i] * qkv[u * Q + kh + i];
                         a[u] = d / sqrt((double)hs);
                         mx = a[u] > mx ? a[u] : mx;
                     }
-                    for (size_t u = 0; u <= t; u++)
+                    for (size_t u = lo; u <= t; u++)
                         s += (a[u] = exp(a[u] - mx));
                     for (size_t i = 0; i < hs; i++) {
                         double acc = 0;
-                        for (size_t u = 0; u <= t; u++)
-                            acc += a[u] / s * qkv[u * 3 * C + 2 * C + hh * hs + i];
+                        for (size_t u = lo; u <= t; u++)
+                            acc += a[u] / s * qkv[u * Q + kh + KV + i];
                         y[t * C + hh * hs + i] = acc;
                     }
                 }
@@ -136,12 +141,14 @@ static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COU
 
 /* ---------------------------------------------------------------- the check */
 
-int main(void)
+int main(int argc, char **argv)
 {
     char err[512];
     struct mt_gpt_config cfg;
     struct mt_gpt *m = NULL;
-    CHECK(mt_gpt_config_preset(&cfg, "tiny", err, sizeof err) == 0);
+    const char *spec = argc > 1 ? argv[1] : "tiny";
+    CHECK_OK(mt_gpt_config_parse(&cfg, spec, err, sizeof err), err);
+    printf("model %s\n", spec);
     CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, B, T, err, sizeof err), err);
     mt_gpt_init(m, 7);
     struct mt_rng rng;

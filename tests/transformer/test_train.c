@@ -293,27 +293,12 @@ static void config_parsing(void)
     printf("config: bad specs refused (last: %s)\n", err);
 }
 
-/* Runs the named parts (all when none is given), so ctest can split the work. */
 int main(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } parts[] = {{"config", config_parsing},  {"memory", memory},
-                 {"decode", decode_and_hook}, {"determinism", determinism},
-                 {"overfit", overfit},        {"accumulate", accumulate},
-                 {"golden", golden}};
-    size_t ran = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        int want = argc < 2;
-        for (int a = 1; a < argc; a++)
-            want |= !strcmp(argv[a], parts[i].name);
-        if (want) {
-            parts[i].fn();
-            ran++;
-        }
-    }
-    CHECK(ran > 0);
-    printf("ok\n");
-    return 0;
+    static const struct tf_part parts[] = {
+        {"config", config_parsing},  {"memory", memory},
+        {"decode", decode_and_hook}, {"determinism", determinism},
+        {"overfit", overfit},        {"accumulate", accumulate},
+        {"golden", golden}};
+    return tf_run_parts(parts, sizeof parts / sizeof parts[0], argc, argv);
 }

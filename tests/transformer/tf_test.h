@@ -1,9 +1,11 @@
-/* tf_test.h — assertion macros for the transformer tests (print and exit non-zero). */
+/* tf_test.h — assertion macros for the transformer tests (print and exit non-zero), and
+ * the runner of a test's named parts. */
 #ifndef MT_TF_TEST_H
 #define MT_TF_TEST_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mt_check.h"
 
@@ -11,5 +13,30 @@
 
 /* Checks that a call returned 0; prints the error message otherwise. */
 #define CHECK_OK(call, msg) MT_CALL_OK_OR(exit(1), call, #call, msg)
+
+/* A named part of a test program. */
+struct tf_part {
+    const char *name;
+    void (*fn)(void);
+};
+
+/* Runs the parts named in argv[1..] (all when none is given), so ctest can split the
+ * work; fails when no part ran; prints "ok". */
+static inline int tf_run_parts(const struct tf_part *parts, size_t n, int argc, char **argv)
+{
+    size_t ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        int want = argc < 2;
+        for (int a = 1; a < argc; a++)
+            want |= !strcmp(argv[a], parts[i].name);
+        if (want) {
+            parts[i].fn();
+            ran++;
+        }
+    }
+    CHECK(ran > 0);
+    printf("ok\n");
+    return 0;
+}
 
 #endif
