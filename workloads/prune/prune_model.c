@@ -338,6 +338,10 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
     size_t L = m->cfg.n_layer, C = m->cfg.n_embd, NH = m->cfg.n_head, hs = C / NH;
     int heads = o->method == MT_PRUNE_HEADS;
     size_t units = heads ? NH : 4 * C;
+    if (heads && mt_gpt_kv_dim(&m->cfg) != C) /* q, k, v rows of a head assume 3 x C */
+        return fail(err, errlen,
+                    "head pruning needs n_kv_head = n_head (grouped-query "
+                    "heads share their keys and values)");
     uint8_t **unit_keep = calloc(L, sizeof(*unit_keep));
     int rc = unit_keep ? 0 : -1;
     for (size_t l = 0; rc == 0 && l < L; l++)

@@ -10,8 +10,15 @@
  * --steps steps on the default corpus (or --corpus PATH) and prints val_loss / val_bpb
  * over the whole validation split and the wall time.
  *
+ * With --attention T1,T2,... it instead trains --model SPEC (default "long": L6 H8 C256,
+ * batch 1) at each sequence length T with dense and with flash attention (issue 17):
+ * training activation bytes and their gradients from the plan (mt_gpt_memory, equal to
+ * the allocation), the bytes of attention alone (act.att over the layers + dact.att), and
+ * the median ms per training step, dense and flash steps interleaved.
+ *
  * Usage: mt-bench-model [--threads N] [--steps N] [--shape small|gpt2|all] [--decode N]
  *        mt-bench-model --quality small [--steps 2000] [--threads N] [--corpus PATH]
+ *        mt-bench-model --attention 1024,2048,4096 [--model long] [--steps 5] [--threads N]
  */
 #include <omp.h>
 #include <stdio.h>
@@ -42,8 +49,8 @@ static double sgemm_peak(size_t n)
     double best = 0.0;
     for (int r = 0; r < 12; r++) {
         double t0 = mt_bench_now();
-        dnnl_sgemm('N', r % 2 ? 'T' : 'N', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a, (dnnl_dim_t)n, b,
-                   (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
+        dnnl_sgemm('N', r % 2 ? 'T' : 'N', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)n, 1.0f, a,
+                   (dnnl_dim_t)n, b, (dnnl_dim_t)n, 0.0f, c, (dnnl_dim_t)n);
         double gf = 2.0 * (double)n * n * n / (mt_bench_now() - t0) / 1e9;
         best = gf > best ? gf : best;
     }
@@ -79,7 +86,8 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
         in[i] = (int)mt_rng_below(&rng, 256);
     struct mt_gpt_recipe r = mt_gpt_recipe_default(1000);
     r.batch = B, r.seq = T;
-    double *ts = malloc(4 * steps * sizeof *ts), *tf = ts + steps, *tb = tf + steps, *to = tb + steps;
+    double *ts = malloc(4 * steps * sizeof *ts), *tf = ts + steps, *tb = tf + steps,
+           *to = tb + steps;
     float loss = 0.0f;
     for (size_t s = 0; s < steps + 2; s++) { /* two warm-up steps; the parts of mt_gpt_train_step */
         double t0 = mt_bench_now();
@@ -129,6 +137,70 @@ static int bench_shape(const char *label, const char *spec, size_t B, size_t T, 
     }
     free(ts), free(in);
     mt_gpt_free(m);
+    return 0;
+}
+
+/* Dense against flash attention: plan bytes and interleaved step times at each T. */
+static int attention(const char *spec, const char *Ts, size_t steps)
+{
+    char err[512], list[256];
+    snprintf(list, sizeof list, "%s", Ts);
+    printf("%-6s %-7s %14s %14s %14s %10s %12s\n", "T", "attn", "activations_B", "act_grads_B",
+           "attention_B", "step_ms", "first_loss");
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        struct mt_gpt_config cfg[2];
+        struct mt_gpt *m[2] = {NULL, NULL};
+        size_t T = (size_t)atol(tok), bytes[2][MT_MEM_CAT_COUNT], att[2];
+        double *ms = malloc(2 * steps * sizeof *ms);
+        int *in = malloc(2 * T * sizeof *in), *tg = in + T, rc = 0;
+        float loss[2] = {0, 0};
+        struct mt_gpt_recipe r = mt_gpt_recipe_default(steps + 1);
+        r.batch = 1, r.seq = T;
+        for (size_t i = 0; i < 2 * T; i++)
+            in[i] = (int)(i * 2654435761u % 256);
+        for (int k = 0; k < 2 && !rc; k++) {
+            rc = mt_gpt_config_parse(&cfg[k], spec, err, sizeof err);
+            if (rc) break;
+            cfg[k].seq_len = T > cfg[k].seq_len ? T : cfg[k].seq_len;
+            cfg[k].attention = k ? MT_GPT_ATTN_FLASH : MT_GPT_ATTN_DENSE;
+            rc = !mt_gpt_memory(&cfg[k], 1, T, MT_GPT_TRAIN, bytes[k], err, sizeof err) ||
+                 mt_gpt_create(&m[k], &cfg[k], MT_GPT_TRAIN, 1, T, err, sizeof err);
+            att[k] = (cfg[k].n_layer * mt_gpt_act_elems(&cfg[k], 1, T, MT_A_ATT) +
+                      mt_gpt_dact_elems(&cfg[k], 1, T, MT_D_ATT)) *
+                     sizeof(float);
+            if (!rc) mt_gpt_init(m[k], 1);
+        }
+        /* one warm-up step each (its loss is printed), then steps interleaved */
+        for (size_t s = 0; s <= steps && !rc; s++)
+            for (int k = 0; k < 2 && !rc; k++) {
+                double t0 = mt_bench_now();
+                float l;
+                rc = mt_gpt_train_step(m[k], &r, s, in, tg, &l, NULL, err, sizeof err);
+                if (s)
+                    ms[k * steps + s - 1] = 1e3 * (mt_bench_now() - t0);
+                else
+                    loss[k] = l;
+            }
+        for (int k = 0; k < 2 && !rc; k++) {
+            printf("%-6zu %-7s %14zu %14zu %14zu %10.1f %12.7f\n", T, k ? "flash" : "dense",
+                   bytes[k][MT_MEM_ACTIVATIONS], bytes[k][MT_MEM_ACT_GRADS], att[k],
+                   mt_bench_median(ms + k * steps, steps), loss[k]);
+        }
+        if (!rc)
+            printf("%-6zu ratio   %14.2f %14.2f %14.1f %10.2f  (dense / flash; %zu steps, B=1)\n",
+                   T, (double)bytes[0][MT_MEM_ACTIVATIONS] / (double)bytes[1][MT_MEM_ACTIVATIONS],
+                   (double)bytes[0][MT_MEM_ACT_GRADS] / (double)bytes[1][MT_MEM_ACT_GRADS],
+                   (double)att[0] / (double)att[1],
+                   mt_bench_median(ms, steps) / mt_bench_median(ms + steps, steps), steps);
+        mt_gpt_free(m[0]);
+        mt_gpt_free(m[1]);
+        free(ms), free(in);
+        if (rc) {
+            fprintf(stderr, "mt-bench-model: T=%zu: %s\n", T, err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -186,7 +258,7 @@ static int quality(const char *spec, size_t steps, const char *corpus_path)
 
 int main(int argc, char **argv)
 {
-    const char *quality_spec = NULL, *corpus = NULL;
+    const char *quality_spec = NULL, *corpus = NULL, *att_Ts = NULL, *model = "long";
     size_t steps = 10, decode = 64;
     const char *shape = "all";
     for (int i = 1; i < argc; i++) {
@@ -202,15 +274,20 @@ int main(int argc, char **argv)
             quality_spec = argv[++i];
         else if (!strcmp(argv[i], "--corpus") && i + 1 < argc)
             corpus = argv[++i];
+        else if (!strcmp(argv[i], "--attention") && i + 1 < argc)
+            att_Ts = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
         else {
             fprintf(stderr, "usage: mt-bench-model [--threads N] [--steps N] "
                             "[--shape small|gpt2|all] [--decode N] [--quality PRESET] "
-                            "[--corpus PATH]\n");
+                            "[--corpus PATH] [--attention T1,T2,... [--model SPEC]]\n");
             return 2;
         }
     }
     if (!steps) steps = 1;
     if (quality_spec) return quality(quality_spec, steps, corpus) ? 1 : 0;
+    if (att_Ts) return attention(model, att_Ts, steps) ? 1 : 0;
     double peak = sgemm_peak(2048);
     const char *wait = getenv("OMP_WAIT_POLICY"), *core = getenv("OPENBLAS_CORETYPE");
     printf("oneDNN sgemm peak (2048^3, %d threads): %.1f GFLOP/s [OMP_WAIT_POLICY=%s "
