@@ -12,11 +12,13 @@
  *     with flash, with the B NH T^2 term of dense (T = 64, 128, 256, tiny width);
  *   - decode: KV-cache decoding with grouped-query heads and a window gives the forward's
  *     logits (1e-4) and a cache of L x 2 x T x kv_dim floats;
- *   - options: parsing, refusals, and a checkpoint round trip that keeps the options.
+ *   - options: parsing, refusals, a checkpoint round trip that keeps the options, and a
+ *     version-1 checkpoint (before the options) that loads as the original model.
  * What it is not for: kernel accuracy (test_kernels.c), finite differences (test_grad.c).
  */
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 
 #include "ckpt.h"
 #include "gpt.h"
+#include "hash.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -221,6 +224,49 @@ static void decode(void)
     }
 }
 
+/* A version-1 checkpoint (before the options: a header of 5 configuration words) of the
+ * original model loads as that model. It is written from a version-2 file of the same
+ * model: a new header, then the same tensor records (each hashed on its own). */
+static void v1_checkpoint(const char *path)
+{
+    struct v1_header {
+        char magic[8];
+        uint32_t version, reserved;
+        uint64_t cfg[5], n_tensors, train_step, checksum;
+    } h1 = {.version = 1};
+    enum { V2_HEADER = 16 + 8 * 8 + 3 * 8 };
+    struct mt_gpt_config cfg = parse("tiny");
+    struct mt_gpt *m = NULL, *back = NULL;
+    CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);
+    mt_gpt_init(m, 4);
+    m->adam_step = 7;
+    CHECK_OK(mt_ckpt_save(m, path, err, sizeof err), err);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    unsigned char *bytes = malloc(n);
+    rewind(f);
+    CHECK(fread(bytes, 1, n, f) == n);
+    fclose(f);
+    memcpy(h1.magic, MT_CKPT_MAGIC, 8);
+    uint64_t words[] = {cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd, MT_P_COUNT, 7};
+    memcpy(h1.cfg, words, sizeof words);
+    h1.checksum = mt_fnv64(MT_FNV64_INIT, &h1, offsetof(struct v1_header, checksum));
+    CHECK((f = fopen(path, "wb")) != NULL);
+    CHECK(fwrite(&h1, sizeof h1, 1, f) == 1 && fwrite(bytes + V2_HEADER, n - V2_HEADER, 1, f) == 1);
+    fclose(f);
+    uint64_t step = 0;
+    CHECK_OK(mt_ckpt_load(path, &cfg, MT_GPT_WEIGHTS, 0, 0, &back, &step, err, sizeof err), err);
+    CHECK(step == 7 && !memcmp(&back->cfg, &cfg, sizeof cfg));
+    CHECK(!memcmp(back->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]));
+    printf("options: a version-1 checkpoint loads as the original model\n");
+    unlink(path);
+    free(bytes);
+    mt_gpt_free(back);
+    mt_gpt_free(m);
+}
+
 static void options(void)
 {
     struct mt_gpt_config cfg = parse("small,attention=flash,n_kv_head=2,window=64");
@@ -257,6 +303,7 @@ static void options(void)
     printf("options: parsed, refused, kept by checkpoints (%s)\n", err);
     unlink(path);
     mt_gpt_free(m);
+    v1_checkpoint(path);
 }
 
 int main(int argc, char **argv)
