@@ -81,7 +81,7 @@ static void kernels(void)
                     }
                     worst = fmax(worst, d / big);
                     if (f == MT_KVC_FP32) { /* today's decode kernel, bit for bit */
-                        mt_k_attention_decode(o2, att, q, K + l * T * C, V + l * T * C, n, C,
+                        mt_k_attention_decode(o2, att, q, K + l * T * C, V + l * T * C, n, C, C,
                                               cfg.n_head);
                         CHECK(memcmp(o1, o2, C * 4) == 0);
                     }
