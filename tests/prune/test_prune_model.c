@@ -170,14 +170,15 @@ static double logit_error(const float *a, const float *b, size_t n)
     return worst;
 }
 
-static void calibrate(struct mt_gpt *m, struct mt_gpt *train, struct mt_prune_calib *c)
+static void calibrate(struct mt_gpt *m, struct mt_gpt *train, enum mt_prune_method method,
+                      struct mt_prune_calib *c)
 {
     int in[CALIB_BATCHES * B * T], tg[CALIB_BATCHES * B * T];
     struct mt_rng rng;
     mt_rng_seed(&rng, 99);
     for (size_t b = 0; b < CALIB_BATCHES; b++)
         mt_batch_sample(corpus.train, corpus.n_train, B, T, &rng, in + b * B * T, tg + b * B * T);
-    if (m && mt_prune_calib_acts(m, in, CALIB_BATCHES, B, T, c, err, sizeof(err)))
+    if (m && mt_prune_calib_acts(m, method, in, CALIB_BATCHES, B, T, c, err, sizeof(err)))
         die("calib acts");
     if (train && mt_prune_calib_fisher(train, in, tg, CALIB_BATCHES, B, T, c, err, sizeof(err)))
         die("calib fisher");
@@ -193,7 +194,7 @@ static double prune_and_compare(const char *path, const struct mt_prune_opts *o,
     struct mt_gpt *train = NULL;
     struct mt_prune_calib c = {0};
     if (mt_prune_needs(o->method) & MT_PRUNE_NEED_FISHER) train = load(path, MT_GPT_TRAIN);
-    calibrate(mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS ? m : NULL, train, &c);
+    calibrate(mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS ? m : NULL, train, o->method, &c);
     struct mt_prune_masks k;
     if (mt_prune_select_masks(m, o, &c, &k, err, sizeof(err))) die("masks");
     mt_prune_apply(m, &k);
@@ -424,7 +425,7 @@ static int test_storage(const char *path)
         const struct mt_prune_opts *o = &cases[c];
         struct mt_gpt *m = load(path, MT_GPT_INFER);
         struct mt_prune_calib cal = {0};
-        if (mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS) calibrate(m, NULL, &cal);
+        if (mt_prune_needs(o->method) & MT_PRUNE_NEED_ACTS) calibrate(m, NULL, o->method, &cal);
         struct mt_prune_masks k;
         if (mt_prune_select_masks(m, o, &cal, &k, err, sizeof(err))) die("masks");
         mt_prune_apply(m, &k);

@@ -135,44 +135,14 @@ static void free_slot_arrays(void **a, size_t n)
 
 /* ---------------------------------------------------------------- calibration */
 
-struct calib_hook {
-    struct mt_gpt *m;
-    struct mt_prune_calib *c;
-};
-
-static int calib_matmul(void *user, size_t layer, enum mt_linear which, const float *in, float *out,
-                        size_t rows)
+int mt_prune_calib_acts(struct mt_gpt *m, enum mt_prune_method method, const int *inputs,
+                        size_t nbatch, size_t B, size_t T, struct mt_prune_calib *c, char *err,
+                        size_t errlen)
 {
-    struct calib_hook *h = user;
-    if (which < MT_PRUNE_KINDS) {
-        size_t s = layer * MT_PRUNE_KINDS + which, o, in_dim;
-        slot_dims(h->m, s, &o, &in_dim);
-        double *acc = h->c->act_sq[s];
-        for (size_t r = 0; r < rows; r++)
-            for (size_t j = 0; j < in_dim; j++)
-                acc[j] += (double)in[r * in_dim + j] * in[r * in_dim + j];
-    }
-    return mt_gpt_linear_default(h->m, layer, which, in, out, rows);
-}
-
-int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B, size_t T,
-                        struct mt_prune_calib *c, char *err, size_t errlen)
-{
+    unsigned what = MT_CALIB_ACT_SQ;
+    if (mt_prune_needs(method) & MT_PRUNE_NEED_HESSIAN) what |= MT_CALIB_HESSIAN;
     c->n_slots = n_slots_of(m);
-    if (!c->act_sq) {
-        c->act_sq = (double **)alloc_slot_arrays(m, sizeof(double), 0, MT_MEM_WORKSPACE);
-        if (!c->act_sq) return fail(err, errlen, "calibration: out of memory");
-    }
-    struct calib_hook h = {m, c};
-    struct mt_gpt_linear_hook saved = m->hook;
-    m->hook = (struct mt_gpt_linear_hook){calib_matmul, &h};
-    int rc = 0;
-    for (size_t b = 0; b < nbatch && rc == 0; b++) {
-        rc = mt_gpt_forward(m, inputs + b * B * T, NULL, B, T, NULL, err, errlen);
-        c->tokens += B * T;
-    }
-    m->hook = saved;
-    return rc;
+    return mt_calib_collect(m, inputs, nbatch * B, B, T, what, &c->acts, err, errlen);
 }
 
 int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *targets, size_t nbatch,
@@ -210,7 +180,7 @@ int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *target
 
 void mt_prune_calib_free(struct mt_prune_calib *c)
 {
-    free_slot_arrays((void **)c->act_sq, c->n_slots);
+    mt_calib_free(&c->acts);
     free_slot_arrays((void **)c->fisher, c->n_slots);
     memset(c, 0, sizeof(*c));
 }
@@ -234,7 +204,7 @@ static void slot_scores(const struct mt_gpt *m, size_t s, enum mt_prune_method m
             case MT_PRUNE_WANDA:
             case MT_PRUNE_HEADS:
             case MT_PRUNE_NEURONS:
-                score[i] = fabsf(w[i]) * (float)sqrt(c->act_sq[s][j]);
+                score[i] = fabsf(w[i]) * (float)sqrt(c->acts.act_sq[s][j]);
                 break;
             default:
                 score[i] = fabsf(w[i]);
@@ -383,7 +353,7 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
 {
     memset(out, 0, sizeof(*out));
     int need = mt_prune_needs(o->method);
-    if (((need & MT_PRUNE_NEED_ACTS) && (!c || !c->act_sq)) ||
+    if (((need & MT_PRUNE_NEED_ACTS) && (!c || !c->acts.act_sq)) ||
         ((need & MT_PRUNE_NEED_FISHER) && (!c || !c->fisher)))
         return fail(err, errlen, "method %s needs calibration statistics (calib_batches > 0)",
                     mt_prune_method_name(o->method));

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "calib.h"
 #include "gpt.h"
 #include "prune_storage.h"
 #include "sparse.h"
@@ -54,26 +55,30 @@ struct mt_prune_opts {
     unsigned n, m;   /* NM only */
 };
 
-/* Which statistics a method needs: bit 1 = activation norms, bit 2 = Fisher diagonal. */
+/* Which statistics a method needs: bit 1 = activation norms, bit 2 = Fisher diagonal,
+ * bit 3 = the inputs' Gram matrix (with the norms). */
 #define MT_PRUNE_NEED_ACTS 1
 #define MT_PRUNE_NEED_FISHER 2
+#define MT_PRUNE_NEED_HESSIAN 4
 int mt_prune_needs(enum mt_prune_method m);
 
-/* Linear (layer l, kind k) is slot l * MT_PRUNE_KINDS + k in every per-layer array. */
+/* Linear (layer l, kind k) is slot l * MT_PRUNE_KINDS + k in every per-layer array (the
+ * slots of calib.h). */
 struct mt_prune_calib {
     size_t n_slots;
-    double **act_sq; /* per slot: in_dim sums over calibration tokens of x^2 (or NULL) */
-    float **fisher;  /* per slot: out_dim*in_dim mean squared gradient (or NULL) */
-    size_t tokens;   /* calibration tokens seen by act_sq */
-    size_t batches;  /* batches averaged into fisher */
+    struct mt_calib acts; /* activation statistics (calib.h): act_sq, and gram for sparsegpt */
+    float **fisher;       /* per slot: out_dim*in_dim mean squared gradient (or NULL) */
+    size_t batches;       /* batches averaged into fisher */
 };
 
-/* Contract: accumulates sum of x^2 per input column of every prunable linear over
- * `nbatch` forwards of `inputs` (nbatch x B x T token ids) on model m (INFER or TRAIN).
- * Installs a temporary hook and restores m's previous one. Allocates c->act_sq on first
- * use (workspace memory; free with mt_prune_calib_free). Returns 0 or -1 with a message. */
-int mt_prune_calib_acts(struct mt_gpt *m, const int *inputs, size_t nbatch, size_t B, size_t T,
-                        struct mt_prune_calib *c, char *err, size_t errlen);
+/* Contract: the activation statistics method `method` needs (mt_prune_needs: sum of x^2
+ * per input column, and the Gram matrix sum x x^T for sparsegpt) of every prunable linear
+ * over `nbatch` forwards of `inputs` (nbatch x B x T token ids) on model m (INFER or
+ * TRAIN), through the one calibration helper (mt_calib_collect). Allocates on first use
+ * (workspace memory; free with mt_prune_calib_free). Returns 0 or -1 with a message. */
+int mt_prune_calib_acts(struct mt_gpt *m, enum mt_prune_method method, const int *inputs,
+                        size_t nbatch, size_t B, size_t T, struct mt_prune_calib *c, char *err,
+                        size_t errlen);
 
 /* Contract: Fisher diagonal: for each of the nbatch batches, the gradient of the mean
  * loss (forward + backward on a TRAIN-mode model), squared and averaged into c->fisher.

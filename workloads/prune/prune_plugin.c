@@ -78,16 +78,11 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T);
     if (!in) return mt_error(ctx, "calibration batches: out of memory");
     int *tg = in + nb * CALIB_B * T;
-    struct mt_rng rng;
-    mt_rng_seed(&rng, seed ^ 0xca11b7a7e5ull);
-    for (size_t b = 0; b < nb; b++)
-        mt_batch_sample(c->train, c->n_train, CALIB_B, T, &rng, in + b * CALIB_B * T,
-                        tg + b * CALIB_B * T);
     char err[512];
-    int rc = 0;
+    int rc = mt_calib_sample(c->train, c->n_train, nb * CALIB_B, T, seed, in, tg, err, sizeof err);
     mt_region_begin(ctx, "calibrate");
-    if (need & MT_PRUNE_NEED_ACTS)
-        rc = mt_prune_calib_acts(m, in, nb, CALIB_B, T, cal, err, sizeof(err));
+    if (rc == 0 && (need & MT_PRUNE_NEED_ACTS))
+        rc = mt_prune_calib_acts(m, o->method, in, nb, CALIB_B, T, cal, err, sizeof(err));
     if (rc == 0 && (need & MT_PRUNE_NEED_FISHER))
         rc = mt_prune_calib_fisher(mtr, in, tg, nb, CALIB_B, T, cal, err, sizeof(err));
     mt_region_end(ctx, "calibrate");
