@@ -10,8 +10,10 @@
  * with the tied embedding / LM head packed too (bf16/fp16/8-bit per-channel within 1 %
  * of fp32 val_bpb; val_bpb worsening at every step 8 -> 4 -> 3 -> 2 bits; groups beating
  * one scale per tensor at 4 bits); `bytes` checks model_bytes against sizes computed by
- * hand; `decode` checks that KV-cache decoding on packed weights reproduces the packed
- * forward's logits and that the fp32 linear weights are gone.
+ * hand; `kl` checks the KL divergence against the fp32 base (serving.h): exactly 0 for
+ * the unmodified model, growing at every step 8 -> 4 -> 3 -> 2 bits; `decode` checks that
+ * KV-cache decoding on packed weights reproduces the packed forward's logits and that the
+ * fp32 linear weights are gone.
  * `kvcache` (ctest kv_cache.accuracy) decodes 32 validation windows of 128 bytes through
  * every KV-cache format (group 16, KIVI residual 16) beside an fp32 cache: int8 within
  * 0.5 % of the fp32 cache's loss, the loss rising strictly int8 -> int4 -> int2 and the KL
@@ -33,6 +35,7 @@
 #include "kvcache.h"
 #include "qcheck.h"
 #include "qmodel.h"
+#include "serving.h"
 
 #define TRAIN_STEPS 300
 #define FIXTURE_VERSION 1 /* bump when training changes what the fixture's recipe produces */
@@ -120,8 +123,34 @@ static struct mt_qformat fmt(enum mt_qscheme s, unsigned bits, enum mt_qgran g, 
     return (struct mt_qformat){.scheme = s, .bits = bits, .gran = g, .group_size = gs, .seed = 1};
 }
 
-/* val_bpb of the checkpoint served with format f (bits 32 = fp32, no packing). */
-static double bpb_of(const char *path, struct mt_qformat f, enum mt_qact act)
+/* The KL cases: the fp32 model's distributions over the first EVAL_TOKENS validation
+ * bytes (the base), and the comparison of a served model with it (serving.h). */
+static float *base_probs;
+static size_t base_at;
+static struct mt_wl_kl kl_acc;
+
+static int keep_base(void *user, const float *p, const int *tg, size_t rows, char *e, size_t el)
+{
+    size_t V = *(const size_t *)user;
+    (void)tg, (void)e, (void)el;
+    memcpy(base_probs + base_at * V, p, rows * V * sizeof *p);
+    base_at += rows;
+    return 0;
+}
+
+static int add_kl(void *user, const float *p, const int *tg, size_t rows, char *e, size_t el)
+{
+    size_t V = *(const size_t *)user;
+    (void)tg, (void)e, (void)el;
+    int rc = mt_wl_kl_add(&kl_acc, base_probs + base_at * V, p, rows, V);
+    base_at += rows;
+    return rc;
+}
+
+/* val_bpb of the checkpoint served with format f (bits 32 = fp32, no packing); with
+ * `observe`, every position's distribution is shown to it (keep_base, add_kl). */
+static double bpb_seen(const char *path, struct mt_qformat f, enum mt_qact act,
+                       mt_eval_observer *observe)
 {
     struct mt_gpt *m = load(path);
     struct mt_qmodel *qm = NULL;
@@ -131,7 +160,10 @@ static double bpb_of(const char *path, struct mt_qformat f, enum mt_qact act)
         exit(1);
     }
     struct mt_eval_result r;
-    if (mt_gpt_eval(m, corpus.val, corpus.n_val, EVAL_TOKENS, &r, err, sizeof err)) {
+    size_t V = m->cfg.vocab;
+    base_at = 0;
+    if (mt_gpt_eval_observe(m, corpus.val, corpus.n_val, EVAL_TOKENS, observe, &V, &r, err,
+                            sizeof err)) {
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
@@ -141,6 +173,49 @@ static double bpb_of(const char *path, struct mt_qformat f, enum mt_qact act)
     mt_qmodel_free(qm);
     mt_gpt_free(m);
     return r.bpb;
+}
+
+static double bpb_of(const char *path, struct mt_qformat f, enum mt_qact act)
+{
+    return bpb_seen(path, f, act, NULL);
+}
+
+/* Mean KL(base || served with f) over the evaluation positions; *agree the top-1 share. */
+static double kl_of(const char *path, struct mt_qformat f, double *agree)
+{
+    if (!base_probs) {
+        base_probs = malloc((size_t)EVAL_TOKENS * 256 * sizeof *base_probs);
+        CHECK(base_probs != NULL, "out of memory");
+        bpb_seen(path, fmt(MT_QS_FP16, 32, MT_QG_TENSOR, 0), MT_QACT_F32, keep_base);
+    }
+    mt_wl_kl_free(&kl_acc);
+    bpb_seen(path, f, MT_QACT_F32, add_kl);
+    struct mt_wl_kl_stats st;
+    mt_wl_kl_summary(&kl_acc, &st);
+    CHECK(kl_acc.n == EVAL_TOKENS, "KL over %zu positions, want %d", kl_acc.n, EVAL_TOKENS);
+    printf("  KL mean %.6f median %.6f p99 %.5f max %.4f, top-1 agree %.4f\n", st.mean, st.median,
+           st.p99, st.max, st.top1_agree);
+    *agree = st.top1_agree;
+    return st.mean;
+}
+
+/* KL against the fp32 base: exactly 0 for the unmodified model (the same forward, bit
+ * for bit), and growing at every step 8 -> 4 -> 3 -> 2 bits (linear-asym, groups of 64). */
+static int test_kl(const char *path)
+{
+    double agree, zero = kl_of(path, fmt(MT_QS_FP16, 32, MT_QG_TENSOR, 0), &agree);
+    CHECK(zero == 0.0 && kl_acc.kl[0] == 0.0 && agree == 1.0,
+          "unmodified model: KL %.3g, top-1 agree %.4f (want exactly 0 and 1)", zero, agree);
+    const unsigned bits[] = {8, 4, 3, 2};
+    double prev = 0.0;
+    for (int i = 0; i < 4; i++) {
+        double kl = kl_of(path, fmt(MT_QS_LINEAR_ASYM, bits[i], MT_QG_GROUP, 64), &agree);
+        CHECK(kl > prev, "KL at %u bits (%.6f) not above the previous (%.6f)", bits[i], kl, prev);
+        prev = kl;
+    }
+    mt_wl_kl_free(&kl_acc);
+    free(base_probs);
+    return 0;
 }
 
 /* bf16/fp16 and 8-bit per-channel (weight-only and W8A8) within 1 % of fp32. */
@@ -368,7 +443,7 @@ int main(int argc, char **argv)
 {
     char buf[512];
     if (argc != 3) {
-        fprintf(stderr, "usage: %s train|close|bits|bits_nf|bytes|decode CKPT\n", argv[0]);
+        fprintf(stderr, "usage: %s train|close|bits|bits_nf|bytes|decode|kl|kvcache CKPT\n", argv[0]);
         return 2;
     }
     if (mt_corpus_load(&corpus, NULL, 256, err, sizeof err)) {
@@ -383,6 +458,8 @@ int main(int argc, char **argv)
         rc = test_close(argv[2]);
     else if (!strcmp(argv[1], "bits"))
         rc = test_bits(argv[2]);
+    else if (!strcmp(argv[1], "kl"))
+        rc = test_kl(argv[2]);
     else if (!strcmp(argv[1], "bits_nf"))
         rc = test_bits_nf(argv[2]);
     else if (!strcmp(argv[1], "bytes"))

@@ -4,6 +4,8 @@
 
 #include "wlcommon.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +13,29 @@
 #include <malloc.h>
 #endif
 
-#define ERRLEN 512
+#include <memtrade/memcat.h>
 
-int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                      size_t max_tokens, struct mt_eval_result *res)
+#define ERRLEN 512
+#define BASE_MAGIC "MTBASE1" /* 8 bytes with its NUL */
+
+/* Ascending doubles, for qsort (decode rates, per-position KL). */
+static int cmp_rate(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The evaluation protocol with an observer of every scored position (may be NULL). */
+static int report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                       size_t max_tokens, mt_eval_observer *observe, void *user,
+                       struct mt_eval_result *res)
 {
     char err[ERRLEN];
     struct mt_eval_result r;
     mt_wl_threads(ctx);
     mt_region_begin(ctx, "eval");
-    int rc = mt_gpt_eval(m, c->val, c->n_val, max_tokens, &r, err, sizeof err);
+    int rc =
+        mt_gpt_eval_observe(m, c->val, c->n_val, max_tokens, observe, user, &r, err, sizeof err);
     mt_region_end(ctx, "eval");
     if (rc) return mt_error(ctx, "evaluation failed: %s", err);
     mt_metric(ctx, "val_loss", r.loss, "nats/byte");
@@ -37,6 +52,230 @@ int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corp
            r.tokens, r.loss, r.bpb, r.top1, r.seconds);
     if (res) *res = r;
     return 0;
+}
+
+int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                      size_t max_tokens, struct mt_eval_result *res)
+{
+    return report_eval(ctx, m, c, max_tokens, NULL, NULL, res);
+}
+
+/* ---------------------------------------------------------------- KL against a base */
+
+struct base_header {
+    char magic[8];
+    uint64_t positions, vocab;
+    double ppl;
+};
+
+struct base_file {
+    FILE *f;
+    size_t vocab;
+    double nll;  /* writing: the base's summed -log p(target) */
+    float *rows; /* reading: one batch of base rows (data) */
+    size_t cap;
+    struct mt_wl_kl kl;
+};
+
+static int base_write(void *user, const float *probs, const int *targets, size_t rows, char *err,
+                      size_t errlen)
+{
+    struct base_file *b = user;
+    for (size_t i = 0; i < rows; i++)
+        b->nll -= log((double)probs[i * b->vocab + (size_t)targets[i]]);
+    if (fwrite(probs, sizeof *probs * b->vocab, rows, b->f) != rows) {
+        snprintf(err, errlen, "writing the base distributions failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens path and checks its header against what the evaluation will score; NULL when
+ * it is missing or another's. */
+static FILE *base_open(const char *path, size_t positions, size_t vocab, struct base_header *h)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fread(h, sizeof *h, 1, f) != 1 || memcmp(h->magic, BASE_MAGIC, 8) ||
+        h->positions != positions || h->vocab != vocab || fseek(f, 0, SEEK_END) ||
+        (size_t)ftell(f) != sizeof *h + positions * vocab * sizeof(float) ||
+        fseek(f, (long)sizeof *h, SEEK_SET)) {
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                     const struct mt_gpt_recipe *recipe, uint64_t seed, struct mt_wl_base *b)
+{
+    char err[ERRLEN], tmp[4200], key[4000];
+    mt_wl_cache_path(ctx, &m->cfg, recipe, seed, c, key, sizeof key);
+    size_t max_tokens = (size_t)mt_param_int(ctx, "eval_tokens");
+    memset(b, 0, sizeof *b);
+    b->positions = max_tokens && max_tokens < c->n_val - 1 ? max_tokens : c->n_val - 1;
+    b->vocab = m->cfg.vocab;
+    snprintf(b->path, sizeof b->path, "%s.eval%zu-T%zu.probs", key, b->positions, m->T);
+    struct base_header h;
+    FILE *f = base_open(b->path, b->positions, b->vocab, &h);
+    if (f) {
+        fclose(f);
+        b->ppl = h.ppl;
+        mt_log(ctx, MT_LOG_INFO, "base distributions from %s", b->path);
+    } else {
+        snprintf(tmp, sizeof tmp, "%s.tmp%ld", b->path, (long)mt_wl_now());
+        struct base_file bf = {fopen(tmp, "wb"), b->vocab, 0.0, NULL, 0, {0}};
+        if (!bf.f) return mt_error(ctx, "base distributions: cannot create %s", tmp);
+        memset(&h, 0, sizeof h);
+        memcpy(h.magic, BASE_MAGIC, 8);
+        h.positions = b->positions;
+        h.vocab = b->vocab;
+        struct mt_eval_result r;
+        mt_wl_threads(ctx);
+        mt_region_begin(ctx, "base_eval");
+        int rc = fwrite(&h, sizeof h, 1, bf.f) == 1 ? 0 : -1;
+        if (rc == 0)
+            rc = mt_gpt_eval_observe(m, c->val, c->n_val, max_tokens, base_write, &bf, &r, err,
+                                     sizeof err);
+        else
+            snprintf(err, sizeof err, "writing the header failed");
+        h.ppl = exp(bf.nll / (double)b->positions);
+        if (rc == 0 && (fseek(bf.f, 0, SEEK_SET) || fwrite(&h, sizeof h, 1, bf.f) != 1))
+            rc = -1, snprintf(err, sizeof err, "rewriting the header failed");
+        mt_region_end(ctx, "base_eval");
+        if (fclose(bf.f) && rc == 0) rc = -1, snprintf(err, sizeof err, "close failed");
+        if (rc == 0 && rename(tmp, b->path)) rc = -1, snprintf(err, sizeof err, "rename failed");
+        if (rc) {
+            remove(tmp);
+            return mt_error(ctx, "base distributions (%s): %s", b->path, err);
+        }
+        b->ppl = h.ppl;
+        mt_log(ctx, MT_LOG_INFO, "base distributions written to %s (base val_ppl %.4f)", b->path,
+               b->ppl);
+    }
+    mt_metric(ctx, "base_probs_bytes", (double)(sizeof h + b->positions * b->vocab * sizeof(float)),
+              "bytes");
+    return 0;
+}
+
+int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t rows, size_t V)
+{
+    if (k->n + rows > k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 1024;
+        while (cap < k->n + rows)
+            cap *= 2;
+        int prev = mt_memcat_set(MT_MEM_DATA);
+        double *kl = realloc(k->kl, cap * sizeof *kl);
+        mt_memcat_set(prev);
+        if (!kl) return -1;
+        k->kl = kl;
+        k->cap = cap;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        const float *p = base + i * V, *r = q + i * V;
+        double kl = 0.0;
+        size_t bp = 0, bq = 0;
+        for (size_t j = 0; j < V; j++) {
+            if (p[j] > 0.0f)
+                kl += (double)p[j] * (log((double)p[j]) - log((double)fmaxf(r[j], FLT_MIN)));
+            bp = p[j] > p[bp] ? j : bp;
+            bq = r[j] > r[bq] ? j : bq;
+        }
+        k->kl[k->n++] = kl;
+        k->agree += bp == bq;
+    }
+    return 0;
+}
+
+void mt_wl_kl_summary(const struct mt_wl_kl *k, struct mt_wl_kl_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!k->n) return;
+    double *v = malloc(k->n * sizeof *v);
+    for (size_t i = 0; i < k->n; i++) {
+        s->mean += k->kl[i] / (double)k->n;
+        s->max = i == 0 || k->kl[i] > s->max ? k->kl[i] : s->max;
+    }
+    if (v) {
+        memcpy(v, k->kl, k->n * sizeof *v);
+        qsort(v, k->n, sizeof *v, cmp_rate);
+        s->median = k->n % 2 ? v[k->n / 2] : 0.5 * (v[k->n / 2 - 1] + v[k->n / 2]);
+        size_t rank = (size_t)ceil(0.99 * (double)k->n);
+        s->p99 = v[rank ? rank - 1 : 0];
+    } else {
+        s->median = s->p99 = NAN; /* reported as not measured below */
+    }
+    free(v);
+    s->top1_agree = (double)k->agree / (double)k->n;
+}
+
+void mt_wl_kl_free(struct mt_wl_kl *k)
+{
+    free(k->kl);
+    memset(k, 0, sizeof *k);
+}
+
+static int base_compare(void *user, const float *probs, const int *targets, size_t rows, char *err,
+                        size_t errlen)
+{
+    struct base_file *b = user;
+    (void)targets;
+    if (rows * b->vocab > b->cap) {
+        free(b->rows);
+        int prev = mt_memcat_set(MT_MEM_DATA);
+        b->rows = malloc(rows * b->vocab * sizeof *b->rows);
+        mt_memcat_set(prev);
+        b->cap = b->rows ? rows * b->vocab : 0;
+    }
+    if (!b->rows || fread(b->rows, sizeof *b->rows * b->vocab, rows, b->f) != rows ||
+        mt_wl_kl_add(&b->kl, b->rows, probs, rows, b->vocab)) {
+        snprintf(err, errlen, "comparing with the base distributions: short read or no memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The evaluation of the serving measurement, with the KL metrics when a base is given;
+ * *extra_data gets the bytes the comparison held (its row buffer and per-position KL). */
+static int eval_against_base(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                             const struct mt_wl_base *base, size_t *extra_data)
+{
+    size_t max_tokens = (size_t)mt_param_int(ctx, "eval_tokens");
+    *extra_data = 0;
+    if (!base) return report_eval(ctx, m, c, max_tokens, NULL, NULL, NULL);
+    struct base_header h;
+    struct base_file bf = {
+        base_open(base->path, base->positions, base->vocab, &h), base->vocab, 0.0, NULL, 0, {0}};
+    if (!bf.f || base->vocab != m->cfg.vocab)
+        return mt_error(ctx, "base distributions %s missing or not this evaluation's", base->path);
+    struct mt_eval_result r;
+    int rc = report_eval(ctx, m, c, max_tokens, base_compare, &bf, &r);
+    fclose(bf.f);
+    if (rc == 0 && bf.kl.n != base->positions)
+        rc = mt_error(ctx, "KL over %zu positions, the base holds %zu", bf.kl.n, base->positions);
+    if (rc == 0) {
+        struct mt_wl_kl_stats s;
+        mt_wl_kl_summary(&bf.kl, &s);
+        mt_metric(ctx, "kl_mean", s.mean, "nats");
+        mt_metric(ctx, "kl_max", s.max, "nats");
+        if (isnan(s.median)) {
+            mt_metric_na(ctx, "kl_median", "nats", "out of memory sorting the positions");
+            mt_metric_na(ctx, "kl_p99", "nats", "out of memory sorting the positions");
+        } else {
+            mt_metric(ctx, "kl_median", s.median, "nats");
+            mt_metric(ctx, "kl_p99", s.p99, "nats");
+        }
+        mt_metric(ctx, "kl_top1_agree", s.top1_agree, "ratio");
+        mt_metric(ctx, "delta_ppl", r.ppl - base->ppl, "ratio");
+        mt_log(ctx, MT_LOG_INFO,
+               "against the base: KL mean %.5f median %.5f p99 %.5f max %.4f nats, top-1 agree "
+               "%.4f, delta ppl %+.4f",
+               s.mean, s.median, s.p99, s.max, s.top1_agree, r.ppl - base->ppl);
+        *extra_data = bf.cap * sizeof *bf.rows + bf.kl.cap * sizeof *bf.kl.kl;
+    }
+    free(bf.rows);
+    mt_wl_kl_free(&bf.kl);
+    return rc;
 }
 
 int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
@@ -76,12 +315,6 @@ int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, s
 #define DECODE_MIN_PASSES 3
 #define DECODE_MAX_PASSES 64
 #define DECODE_MIN_SECONDS 0.2
-
-static int cmp_rate(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared)
 {
@@ -208,13 +441,13 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
     /* The evaluation: the model's slabs for its batch of windows (activations, the
      * forward's token buffers), the stored weights, the plugin's scratch at its
      * high-water mark, and mt_gpt_eval's own inputs and targets (data). */
-    if ((rc = mt_wl_report_eval(ctx, m, c, (size_t)mt_param_int(ctx, "eval_tokens"), NULL)))
-        return rc;
+    size_t kl_data = 0;
+    if ((rc = eval_against_base(ctx, m, c, sv ? sv->base : NULL, &kl_data))) return rc;
     for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
         b[cat] = m->slab_bytes[cat];
     b[MT_MEM_WEIGHTS] += stored;
     b[MT_MEM_WORKSPACE] += scratch_now(sv);
-    b[MT_MEM_DATA] += mt_wl_batch_bytes(m->B, m->T);
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(m->B, m->T) + kl_data;
     report_peak(ctx, "eval_peak", b);
     return 0;
 }

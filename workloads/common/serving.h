@@ -91,6 +91,47 @@ size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
  * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
 int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
+/* The base (unmodified, fp32) model's next-token distributions over the evaluation text,
+ * kept in a file: what the KL metrics of a compressed model compare against. */
+struct mt_wl_base {
+    char path[4096];         /* header + positions x vocab float probabilities */
+    size_t positions, vocab; /* scored positions (eval_tokens) and vocabulary */
+    double ppl;              /* the base model's val_ppl over the same positions */
+};
+
+/* Contract: scores the base model m (before the plugin modifies it; the reference trained
+ * with recipe r and seed on corpus c) over `eval_tokens` validation bytes exactly as the
+ * evaluation protocol does, in region "base_eval", and stores every position's
+ * distribution (fp32) in <reference checkpoint>.eval<N>-T<T>.probs in the model cache
+ * (mt_wl_cache_path), written
+ * atomically; a file already there with the same header is reused, not recomputed (like
+ * distillation's teacher cache, but kept: the base is the cached reference's). Reports
+ * base_probs_bytes (the file). Returns 0, or -1 (reported). */
+int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                     const struct mt_gpt_recipe *r, uint64_t seed, struct mt_wl_base *b);
+
+/* Per-position KL divergence KL(base || model) of next-token distributions, in nats, and
+ * top-1 agreement, accumulated batch by batch. Zero-initialize; free with mt_wl_kl_free. */
+struct mt_wl_kl {
+    double *kl;    /* per position */
+    size_t n, cap; /* positions added, capacity */
+    size_t agree;  /* positions whose argmax (lowest index on ties) is the base's */
+};
+
+/* Contract: adds `rows` positions: base and q are rows x V probabilities. KL is
+ * sum_j p_j (log p_j - log q_j) over p_j > 0, q_j floored at FLT_MIN (a probability
+ * that underflowed): exactly 0 when q equals p bit for bit. Returns 0, or -1 when out of
+ * memory. */
+int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t rows, size_t V);
+
+/* Contract: mean, median, 99th percentile (nearest rank), max of the positions' KL and
+ * the share whose top-1 token agrees; all 0 when no position was added. */
+struct mt_wl_kl_stats {
+    double mean, median, p99, max, top1_agree;
+};
+void mt_wl_kl_summary(const struct mt_wl_kl *k, struct mt_wl_kl_stats *s);
+void mt_wl_kl_free(struct mt_wl_kl *k);
+
 /* What a serving plugin holds beside the model's own slabs, for the accounted peaks of
  * the serving measurement. Zero-initialize (fields may be appended). */
 struct mt_wl_serving {
@@ -103,6 +144,10 @@ struct mt_wl_serving {
      * counter). NULL = none. */
     size_t (*scratch_bytes)(const void *user);
     const void *user;
+    /* The base model's distributions (mt_wl_base_probs) or NULL: with them the
+     * evaluation also reports kl_mean, kl_median, kl_p99, kl_max (nats), kl_top1_agree
+     * (ratio) and delta_ppl (val_ppl minus the base's) over the same positions. */
+    const struct mt_wl_base *base;
 };
 
 /* The one serving measurement of an inference-mode model (its slabs sized for the
@@ -124,7 +169,9 @@ struct mt_wl_serving {
  * 3. top-level region "eval": mt_wl_report_eval over `eval_tokens` validation bytes,
  *    then eval_peak_bytes and eval_peak_<category>_bytes: every slab of the model +
  *    sv->weight_bytes (weights) + sv->scratch_bytes() (workspace) + mt_gpt_eval's inputs
- *    and targets (data, mt_wl_batch_bytes(m->B, m->T)).
+ *    and targets (data, mt_wl_batch_bytes(m->B, m->T)); with sv->base, the KL metrics
+ *    (above) from the same evaluation pass, the base's rows read batch by batch from its
+ *    file (their buffer and the per-position KL counted as data).
  * sv may be NULL (an fp32 model served by the model's own kernels). The plugin must
  * declare MT_WL_PARAM_DECODE_TOKENS, MT_WL_PARAMS_KV_CACHE and an eval_tokens parameter. */
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,

@@ -263,6 +263,8 @@ static int run(struct mt_ctx *ctx)
            st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method), o.sparsity,
            o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
 
+    struct mt_wl_base base;
+    if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
     double t0 = mt_wl_now();
     mt_region_begin(ctx, "prune");
     rc = calibrate(ctx, &o, m, mtr, &corpus, r.seq, seed, &cal);
@@ -300,7 +302,7 @@ static int run(struct mt_ctx *ctx)
                                                                      : MT_SPARSE_IMPL_AUTO;
     report_packed(ctx, &packed, m);
 
-    struct mt_wl_serving sv = {mt_pruned_bytes(&packed), serving_scratch, &packed};
+    struct mt_wl_serving sv = {mt_pruned_bytes(&packed), serving_scratch, &packed, &base};
     if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
     report_kernels(ctx, &packed);
     rc = 0;

@@ -117,6 +117,8 @@ static int run(struct mt_ctx *ctx)
         goto out;
     mt_log(ctx, MT_LOG_INFO, "baseline %s (%zu steps)", st.from_cache ? "from cache" : "trained",
            r.steps);
+    struct mt_wl_base base;
+    if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
 
     mt_region_begin(ctx, "quantize");
     rc = mt_qmodel_build(&qm, m, &o, err, sizeof err);
@@ -135,7 +137,7 @@ static int run(struct mt_ctx *ctx)
            mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran), qm->packed_bytes,
            mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
-    struct mt_wl_serving sv = {qm->packed_bytes, qws_bytes, qm};
+    struct mt_wl_serving sv = {qm->packed_bytes, qws_bytes, qm, &base};
     if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
     rc = 0;
 out:

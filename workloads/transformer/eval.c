@@ -33,6 +33,13 @@ static void score(const struct mt_gpt *m, size_t rows, double *loss, size_t *hit
 int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
                 struct mt_eval_result *r, char *err, size_t errlen)
 {
+    return mt_gpt_eval_observe(m, data, n, max_tokens, NULL, NULL, r, err, errlen);
+}
+
+int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
+                        mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
+                        size_t errlen)
+{
     memset(r, 0, sizeof *r);
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "evaluation needs a model with activations");
@@ -65,6 +72,10 @@ int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_toke
             return -1;
         }
         score(m, b * t, &loss, &hits);
+        if (observe && observe(user, m->act[MT_A_LOGITS], tg, b * t, err, errlen)) {
+            free(in);
+            return -1;
+        }
         done += b * t;
     }
     free(in);

@@ -34,6 +34,19 @@ struct mt_eval_result {
 int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
                 struct mt_eval_result *r, char *err, size_t errlen);
 
+/* Called by mt_gpt_eval_observe after every forward with the next-token probabilities of
+ * its `rows` scored positions (rows x vocab, in text order) and their targets. Return
+ * non-zero (with a message in err) to stop the evaluation with an error. */
+typedef int mt_eval_observer(void *user, const float *probs, const int *targets, size_t rows,
+                             char *err, size_t errlen);
+
+/* Contract: mt_gpt_eval, with `observe` (may be NULL) shown every scored position's
+ * distribution: the same windows, the same numbers in *r. What compares a model with
+ * another on the evaluation text (KL divergence against a base model) reads it here. */
+int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
+                        mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
+                        size_t errlen);
+
 /* Generates up to n_new tokens after `prompt` (n_prompt token ids; an empty prompt starts
  * from token '\n') with a fresh KV cache of min(seq_len, n_prompt + n_new) positions.
  * temperature <= 0 is greedy (argmax); otherwise tokens are sampled from
