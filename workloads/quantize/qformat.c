@@ -388,52 +388,86 @@ static unsigned nearest_level(const float *lut, size_t L, float v)
     return (unsigned)lo;
 }
 
-static unsigned encode_value(const struct mt_qtensor *qt, size_t r, size_t u, float v)
+/* Code of v under one unit's metadata: scale s and offset off (linear), s and the shared
+ * table (nf, log), or the unit's own table `lut` (kmeans). */
+static unsigned encode_with(const struct mt_qtensor *qt, float s, float off, const float *lut,
+                            float v)
 {
-    size_t mi = mt_q_meta(qt, r, u);
     unsigned bits = qt->fmt.bits;
     switch (qt->fmt.scheme) {
     case MT_QS_LINEAR_ASYM:
     case MT_QS_LINEAR_SYM: {
-        float s = qt->scale[mi];
         float inv = s > 0.0f ? 1.0f / s : 0.0f;
-        float q = nearbyintf((v - qt->offset[mi]) * inv);
+        float q = nearbyintf((v - off) * inv);
         float cmin = qt->fmt.scheme == MT_QS_LINEAR_SYM ? 1.0f : 0.0f;
         float cmax = (float)((1u << bits) - 1u);
         return (unsigned)(q < cmin ? cmin : q > cmax ? cmax : q);
     }
     case MT_QS_NF:
-    case MT_QS_LOG: {
-        float s = qt->scale[mi];
+    case MT_QS_LOG:
         return nearest_level(qt->lut, qt->lut_len, s > 0.0f ? v / s : 0.0f);
-    }
     case MT_QS_KMEANS:
-        return nearest_level(mt_q_lut(qt, r, u), qt->lut_len, v);
+        return nearest_level(lut, qt->lut_len, v);
     default:
         return 0;
     }
 }
 
-static float decode_value(const struct mt_qtensor *qt, size_t r, size_t j)
+/* The value code c stands for under one unit's metadata (encode_with's arguments). */
+static float decode_with(const struct mt_qtensor *qt, float s, float off, const float *lut,
+                         unsigned c)
 {
-    unsigned c = mt_qtensor_code(qt, r, j);
-    size_t u = j / qt->unit_len, mi = mt_q_meta(qt, r, u);
     switch (qt->fmt.scheme) {
-    case MT_QS_FP16:
-        return mt_q_f16_to_f32((uint16_t)c);
-    case MT_QS_BF16:
-        return mt_q_bf16_to_f32((uint16_t)c);
     case MT_QS_LINEAR_ASYM:
     case MT_QS_LINEAR_SYM:
-        return qt->scale[mi] * (float)c + qt->offset[mi];
+        return s * (float)c + off;
     case MT_QS_NF:
     case MT_QS_LOG:
-        return qt->scale[mi] * qt->lut[c];
+        return s * qt->lut[c];
     case MT_QS_KMEANS:
-        return mt_q_lut(qt, r, u)[c];
+        return lut[c];
     default:
         return 0.0f;
     }
+}
+
+/* Unit u of row r's metadata, as encode_with and decode_with take it. */
+static void unit_meta(const struct mt_qtensor *qt, size_t r, size_t u, float *s, float *off,
+                      const float **lut)
+{
+    size_t mi = mt_q_meta(qt, r, u);
+    *s = qt->scale ? qt->scale[mi] : 0.0f;
+    *off = qt->offset ? qt->offset[mi] : 0.0f;
+    *lut = qt->fmt.scheme == MT_QS_KMEANS ? mt_q_lut(qt, r, u) : qt->lut;
+}
+
+static unsigned encode_value(const struct mt_qtensor *qt, size_t r, size_t u, float v)
+{
+    float s, off;
+    const float *lut;
+    unit_meta(qt, r, u, &s, &off, &lut);
+    return encode_with(qt, s, off, lut, v);
+}
+
+float mt_q_round(const struct mt_qtensor *qt, size_t r, size_t u, float v)
+{
+    float s, off;
+    const float *lut;
+    unit_meta(qt, r, u, &s, &off, &lut);
+    return decode_with(qt, s, off, lut, encode_with(qt, s, off, lut, v));
+}
+
+static float decode_value(const struct mt_qtensor *qt, size_t r, size_t j)
+{
+    if (mt_q_is_half(qt->fmt.scheme)) {
+        unsigned c = mt_qtensor_code(qt, r, j);
+        return qt->fmt.scheme == MT_QS_FP16 ? mt_q_f16_to_f32((uint16_t)c)
+                                            : mt_q_bf16_to_f32((uint16_t)c);
+    }
+    float s, off;
+    const float *lut;
+    unit_meta(qt, r, j / qt->unit_len, &s, &off, &lut);
+    return decode_with(qt, s, off, lut, mt_qtensor_code(qt, r, j));
 }
 
 int mt_qtensor_encode(struct mt_qtensor *qt, const float *w)
@@ -536,6 +570,72 @@ static void fit_linear_or_scaled(struct mt_qtensor *qt, size_t idx, const float 
         qt->scale[idx] = amax;
         break;
     }
+}
+
+#define WFIT_STEPS 20 /* candidate ranges 1.0, 0.98, ..., 0.62 of the plain fit's */
+
+/* Weighted squared error of v[cnt] (weights imp[i % imp_len]) under (s, off). */
+static double weighted_error(const struct mt_qtensor *qt, float s, float off, const float *v,
+                             const float *imp, size_t imp_len, size_t cnt)
+{
+    double e = 0.0;
+    for (size_t i = 0; i < cnt; i++) {
+        double d =
+            (double)decode_with(qt, s, off, qt->lut, encode_with(qt, s, off, qt->lut, v[i])) -
+            (double)v[i];
+        e += (double)imp[i % imp_len] * d * d;
+    }
+    return e;
+}
+
+/* The weighted least-squares (s, off) for the codes (s, off) give v: two parameters for
+ * linear-asym, the scale alone for linear-sym (off = -2^(b-1) s) and nf/log. Returns 0
+ * with the refined pair, or -1 when the system is singular. */
+static int refine(const struct mt_qtensor *qt, float *s, float *off, const float *v,
+                  const float *imp, size_t imp_len, size_t cnt)
+{
+    double sw = 0, sl = 0, sll = 0, sx = 0, sxl = 0, half = (double)(1u << (qt->fmt.bits - 1));
+    for (size_t i = 0; i < cnt; i++) {
+        unsigned c = encode_with(qt, *s, *off, qt->lut, v[i]);
+        double a = imp[i % imp_len], l = qt->fmt.scheme == MT_QS_LINEAR_ASYM  ? (double)c
+                                         : qt->fmt.scheme == MT_QS_LINEAR_SYM ? (double)c - half
+                                                                              : qt->lut[c];
+        sw += a, sl += a * l, sll += a * l * l, sx += a * v[i], sxl += a * v[i] * l;
+    }
+    if (qt->fmt.scheme == MT_QS_LINEAR_ASYM) {
+        double det = sw * sll - sl * sl;
+        if (!(det > 0.0)) return -1;
+        *s = (float)((sw * sxl - sx * sl) / det);
+        *off = (float)((sll * sx - sl * sxl) / det);
+        return *s > 0.0f ? 0 : -1;
+    }
+    if (!(sll > 0.0) || !(sxl > 0.0)) return -1;
+    *s = (float)(sxl / sll);
+    if (qt->fmt.scheme == MT_QS_LINEAR_SYM) *off = (float)(-half * *s);
+    return 0;
+}
+
+void mt_q_fit_unit(struct mt_qtensor *qt, size_t idx, const float *v, const float *imp,
+                   size_t imp_len, size_t cnt)
+{
+    fit_linear_or_scaled(qt, idx, v, cnt);
+    if (!imp || cnt == 0) return;
+    float s0 = qt->scale[idx], o0 = qt->offset ? qt->offset[idx] : 0.0f;
+    float best_s = s0, best_o = o0;
+    double best = weighted_error(qt, s0, o0, v, imp, imp_len, cnt);
+    float range = qt->fmt.scheme == MT_QS_LINEAR_ASYM ? s0 * (float)((1u << qt->fmt.bits) - 1u) : 0;
+    for (int step = 0; step <= WFIT_STEPS && s0 > 0.0f; step++) {
+        float f = 1.0f - 0.02f * (float)step, s = s0 * f, off = o0;
+        if (qt->fmt.scheme == MT_QS_LINEAR_ASYM) off = o0 + 0.5f * range * (1.0f - f);
+        if (qt->fmt.scheme == MT_QS_LINEAR_SYM) off = o0 * f;
+        for (int pass = 0; pass < 2; pass++) { /* the candidate, then its least squares */
+            if (pass == 1 && refine(qt, &s, &off, v, imp, imp_len, cnt)) break;
+            double e = weighted_error(qt, s, off, v, imp, imp_len, cnt);
+            if (e < best) best = e, best_s = s, best_o = off;
+        }
+    }
+    qt->scale[idx] = best_s;
+    if (qt->offset) qt->offset[idx] = best_o;
 }
 
 static int fit(struct mt_qtensor *qt, const float *w)

@@ -51,6 +51,15 @@ static inline const float *mt_q_lut(const struct mt_qtensor *qt, size_t r, size_
 }
 
 /* CPU probes (cached by the caller if it cares; each is a cpuid read). */
+/* Refits unit idx's scale (and offset) from its values v[cnt] (not kmeans): imp NULL =
+ * exactly what packing fits; with importance weights imp[i % imp_len], the scale and
+ * offset minimising sum imp (v - q(v))^2 over shrunken ranges and their weighted least
+ * squares, never worse under that weight than the plain fit (qcalib.c's imatrix, GPTQ). */
+void mt_q_fit_unit(struct mt_qtensor *qt, size_t idx, const float *v, const float *imp,
+                   size_t imp_len, size_t cnt);
+/* v as unit u of row r stores it: its nearest level, decoded. */
+float mt_q_round(const struct mt_qtensor *qt, size_t r, size_t u, float v);
+
 int mt_q_cpu_avx512(void); /* AVX512 F+BW+VL */
 int mt_q_cpu_vnni(void);   /* the above + AVX512-VNNI */
 int mt_q_cpu_bf16(void);   /* the above + AVX512-BF16 */

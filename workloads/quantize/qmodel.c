@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <memtrade/memcat.h>
 
 static const char *const lin_names[MT_LIN_COUNT] = {"qkv", "attn_proj", "fc", "fc_proj", "lm_head"};
 static const enum mt_gpt_param lin_bias[4] = {MT_P_QKVB, MT_P_ATTPROJB, MT_P_FCB, MT_P_FCPROJB};
@@ -68,11 +69,86 @@ static int qembed(void *user, const int *tokens, size_t n, float *out)
     return 0;
 }
 
+static const char *const method_names[MT_QM_COUNT] = {"rtn", "gptq", "imatrix"};
+
+const char *mt_qmethod_name(enum mt_qmethod m)
+{
+    return (unsigned)m < MT_QM_COUNT ? method_names[m] : "?";
+}
+
+int mt_qmethod_parse(const char *name)
+{
+    for (int i = 0; i < MT_QM_COUNT; i++)
+        if (name && !strcmp(name, method_names[i])) return i;
+    return -1;
+}
+
+/* GPTQ's act-order: columns by descending Hessian diagonal (ties: lower index first). */
+static void act_order(const float *gram, size_t k, size_t *perm)
+{
+    for (size_t i = 0; i < k; i++)
+        perm[i] = i;
+    for (size_t i = 1; i < k; i++) { /* insertion sort: stable, k is at most a few thousand */
+        size_t p = perm[i], j = i;
+        for (; j > 0 && gram[perm[j - 1] * k + perm[j - 1]] < gram[p * k + p]; j--)
+            perm[j] = perm[j - 1];
+        perm[j] = p;
+    }
+}
+
+/* GPTQ on one block linear: the factor of its damped inverse Hessian, then the rounding. */
+static struct mt_qtensor *pack_gptq(struct mt_qmodel *qm, const float *gram, const float *w,
+                                    size_t n, size_t k, char *e, size_t elen)
+{
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+    float *u = malloc(k * k * sizeof *u);
+    size_t *perm = qm->opts.act_order ? malloc(k * sizeof *perm) : NULL;
+    uint8_t *dead = malloc(k);
+    mt_memcat_set(prev);
+    struct mt_qtensor *qt = NULL;
+    double t0 = wall(), upd = 0.0;
+    if (!u || !dead || (qm->opts.act_order && !perm)) {
+        snprintf(e, elen, "GPTQ: out of memory");
+    } else {
+        if (perm) act_order(gram, k, perm);
+        if (mt_calib_inverse_factor(gram, k, perm, qm->opts.damp, u, dead, e, elen) == 0) {
+            qm->factor_seconds += wall() - t0;
+            qt = mt_qtensor_pack_gptq(w, n, k, &qm->opts.fmt, u, perm, dead, &upd, e, elen);
+            qm->update_seconds += upd;
+        }
+    }
+    free(u), free(perm), free(dead);
+    return qt;
+}
+
+/* The importance of each input column: its mean squared activation. */
+static struct mt_qtensor *pack_imatrix(struct mt_qmodel *qm, const double *act_sq, const float *w,
+                                       size_t n, size_t k, char *e, size_t elen)
+{
+    float *imp = malloc(k * sizeof *imp);
+    if (!imp) {
+        snprintf(e, elen, "imatrix: out of memory");
+        return NULL;
+    }
+    for (size_t j = 0; j < k; j++)
+        imp[j] = (float)(act_sq[j] / (double)qm->opts.calib->tokens);
+    struct mt_qtensor *qt = mt_qtensor_pack_imatrix(w, n, k, &qm->opts.fmt, imp, e, elen);
+    free(imp);
+    return qt;
+}
+
 static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, const float *w, char *err,
                       size_t errlen)
 {
     char e[200];
-    ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+    const struct mt_calib *c = qm->opts.calib;
+    size_t slot = ql->layer * MT_CALIB_KINDS + (size_t)ql->which;
+    if (ql->which == MT_LIN_LMHEAD || qm->opts.method == MT_QM_RTN)
+        ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+    else if (qm->opts.method == MT_QM_GPTQ)
+        ql->q = pack_gptq(qm, c->gram[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
+    else
+        ql->q = pack_imatrix(qm, c->act_sq[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
     if (!ql->q) {
         snprintf(err, errlen, "packing %s: %s", ql->name, e);
         return -1;
@@ -98,6 +174,14 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
     }
     if (!m->param[MT_P_QKVW]) {
         snprintf(err, errlen, "the model's linear weights are already packed");
+        return -1;
+    }
+    const struct mt_calib *c = o->calib;
+    if (o->method != MT_QM_RTN &&
+        (!c || c->n_slots != m->cfg.n_layer * MT_CALIB_KINDS ||
+         (o->method == MT_QM_GPTQ ? !c->gram : !c->act_sq) || !c->tokens)) {
+        snprintf(err, errlen, "method %s needs calibration statistics of this model (%s)",
+                 mt_qmethod_name(o->method), o->method == MT_QM_GPTQ ? "Gram" : "act_sq");
         return -1;
     }
     struct mt_qmodel *qm = calloc(1, sizeof *qm);

@@ -22,7 +22,9 @@
 
 #include <stddef.h>
 
+#include "calib.h"
 #include "gpt.h"
+#include "qcalib.h"
 #include "qformat.h"
 #include "qkernels.h"
 
@@ -30,11 +32,26 @@
 extern "C" {
 #endif
 
+/* How the codes are chosen (qcalib.h): each weight rounded alone, GPTQ's error feedback
+ * through the inverse Hessian, or RTN weighted by the importance matrix. */
+enum mt_qmethod { MT_QM_RTN = 0, MT_QM_GPTQ = 1, MT_QM_IMATRIX = 2, MT_QM_COUNT = 3 };
+
+/* "rtn|gptq|imatrix" <-> enum; parse returns -1 when unknown. */
+const char *mt_qmethod_name(enum mt_qmethod m);
+int mt_qmethod_parse(const char *name);
+
 struct mt_qmodel_opts {
     struct mt_qformat fmt; /* fp16/bf16 with bits 16, or a low-bit scheme */
     enum mt_qact act;      /* int8 activations need a linear scheme */
     int embedding;         /* also pack the tied embedding / LM head */
     enum mt_qimpl impl;    /* kernel for every packed GEMM; MT_QIMPL_AUTO (0) = per shape */
+    /* Calibrated methods (appended; zero = RTN): the statistics of the block linears
+     * (gptq: gram; imatrix: act_sq) — the LM head has none and stays RTN — GPTQ's
+     * dampening (fraction of the mean Hessian diagonal added to it) and act-order. */
+    enum mt_qmethod method;
+    const struct mt_calib *calib;
+    double damp;
+    int act_order;
 };
 
 struct mt_qlayer {
@@ -53,11 +70,13 @@ struct mt_qmodel {
     struct mt_qlayer *layers; /* 4 per block (index 4*l + which), then the head if packed */
     size_t n_layers;
     struct mt_qws *ws;
-    size_t packed_bytes;  /* sum of mt_qtensor_bytes over the packed layers */
-    size_t packed_params; /* weights those layers hold */
-    size_t fp32_bytes;    /* the fp32 tensors the model still stores (exact, no padding) */
-    double pack_seconds;  /* wall time of fitting + packing */
-    char hook_err[256];   /* message of the last failed hook call */
+    size_t packed_bytes;   /* sum of mt_qtensor_bytes over the packed layers */
+    size_t packed_params;  /* weights those layers hold */
+    size_t fp32_bytes;     /* the fp32 tensors the model still stores (exact, no padding) */
+    double pack_seconds;   /* wall time of fitting + packing */
+    double factor_seconds; /* gptq: of it, the inverse Hessian factorizations (LAPACK) */
+    double update_seconds; /* gptq: of it, the rounding with error feedback */
+    char hook_err[256];    /* message of the last failed hook call */
     /* Packed GEMMs served so far, by the implementation that ran (enum mt_qimpl index;
      * AUTO resolved), and those of them where AUTO ran the scalar reference because this
      * CPU lacks the AVX-512 (VNNI for int8 activations) kernel: counted, as a silent

@@ -5,9 +5,11 @@
  * into a real low-bit format (mt_qmodel), freeing the fp32 linear weights, and serving
  * the packed model through the one serving measurement (serving.h): batch-1 KV-cache
  * decoding (region "infer") and held-out accuracy (region "eval"), both through the packed
- * kernels. Reports
- * the standard metrics plus quantize_seconds and per-layer error
- * (layer.<name>.mse / layer.<name>.maxabs).
+ * kernels. `method` chooses the codes (qcalib.h): rtn, gptq or imatrix, the calibrated ones
+ * from `calib_batches` x 8 training windows (calib.h; region "calibrate", then
+ * "quantize"). Reports the standard metrics, the KL metrics against the fp32 base
+ * (serving.h), quantize_seconds (gptq: of it gptq_factor_seconds and
+ * gptq_update_seconds) and per-layer error (layer.<name>.mse / layer.<name>.maxabs).
  * What it is not for: quantization-aware training, or fp32 serving (the baseline plugin).
  *
  * infer_peak_bytes is accounted, not sampled: the exact bytes a deployment holds (the
@@ -25,6 +27,34 @@
 #include "wlcommon.h"
 
 #define EVAL_B 8
+#define CALIB_B 8
+
+/* method gptq/imatrix: `calib_batches` x CALIB_B windows of the training split (the one
+ * calibration helper, calib.h), their statistics in region "calibrate". */
+static int calibrate(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t T,
+                     uint64_t seed, struct mt_qmodel_opts *o, struct mt_calib *cal)
+{
+    size_t nseq = (size_t)mt_param_int(ctx, "calib_batches") * CALIB_B;
+    if (o->method == MT_QM_RTN) return 0;
+    if (nseq == 0)
+        return mt_error(ctx, "method %s needs calib_batches > 0", mt_qmethod_name(o->method));
+    char err[512];
+    mt_region_begin(ctx, "calibrate");
+    int *in = mt_wl_batch_alloc(ctx, nseq * T);
+    int rc = in ? mt_calib_sample(c->train, c->n_train, nseq, T, seed, in, in + nseq * T, err,
+                                  sizeof err)
+                : (snprintf(err, sizeof err, "out of memory"), -1);
+    if (rc == 0)
+        rc = mt_calib_collect(m, in, nseq, CALIB_B, T,
+                              o->method == MT_QM_GPTQ ? MT_CALIB_HESSIAN : MT_CALIB_ACT_SQ, cal,
+                              err, sizeof err);
+    free(in);
+    mt_region_end(ctx, "calibrate");
+    if (rc) return mt_error(ctx, "calibration: %s", err);
+    o->calib = cal;
+    mt_metric(ctx, "calib_tokens", (double)cal->tokens, "count");
+    return 0;
+}
 
 /* Reads the quantization parameters into *o; rejects combinations that make no sense. */
 static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed)
@@ -51,6 +81,12 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
                o->fmt.scheme == MT_QS_BF16) {
         return mt_error(ctx, "scheme '%s' is not a low-bit scheme", scheme);
     }
+    o->method = (enum mt_qmethod)mt_qmethod_parse(mt_param_str(ctx, "method"));
+    o->damp = mt_param_float(ctx, "damp");
+    o->act_order = mt_param_bool(ctx, "act_order");
+    if (o->method != MT_QM_RTN && bits == 16)
+        return mt_error(ctx, "method=%s needs a low-bit format, not bits=16",
+                        mt_qmethod_name(o->method));
     if (mt_qgran_from_name(gran, &o->fmt.gran))
         return mt_error(ctx, "unknown granularity '%s'", gran);
     if (mt_qformat_check(&o->fmt, err, sizeof err)) return mt_error(ctx, "%s", err);
@@ -104,6 +140,7 @@ static int run(struct mt_ctx *ctx)
     struct mt_qmodel_opts o;
     struct mt_gpt *m = NULL;
     struct mt_qmodel *qm = NULL;
+    struct mt_calib cal = {0};
     uint64_t seed;
     char err[512];
     int rc = -1;
@@ -120,14 +157,20 @@ static int run(struct mt_ctx *ctx)
     struct mt_wl_base base;
     if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
 
+    if ((rc = calibrate(ctx, m, &corpus, r.seq, seed, &o, &cal))) goto out;
     mt_region_begin(ctx, "quantize");
     rc = mt_qmodel_build(&qm, m, &o, err, sizeof err);
     mt_region_end(ctx, "quantize");
+    mt_calib_free(&cal); /* the statistics are not part of what serves */
     if (rc) {
         rc = mt_error(ctx, "%s", err);
         goto out;
     }
     mt_metric(ctx, "quantize_seconds", qm->pack_seconds, "s");
+    if (o.method == MT_QM_GPTQ) {
+        mt_metric(ctx, "gptq_factor_seconds", qm->factor_seconds, "s");
+        mt_metric(ctx, "gptq_update_seconds", qm->update_seconds, "s");
+    }
     mt_metric(ctx, "model_bytes", (double)mt_qmodel_bytes(qm), "bytes");
     mt_metric(ctx, "bits_per_weight", mt_qmodel_bits_per_weight(qm), "bits");
     mt_metric(ctx, "packed_bytes", (double)qm->packed_bytes, "bytes");
@@ -143,6 +186,7 @@ static int run(struct mt_ctx *ctx)
 out:
     if (rc == 0) report_kernels(ctx, qm);
     mt_qmodel_free(qm);
+    mt_calib_free(&cal);
     mt_gpt_free(m);
     mt_corpus_free(&corpus);
     return rc;
@@ -170,6 +214,15 @@ static const struct mt_param_spec params[] = {
      "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
     {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "also quantize the tied token embedding / LM head"},
+    {"method", MT_PARAM_CHOICE, "rtn", 0, 0, "rtn|gptq|imatrix",
+     "how codes are chosen: round to nearest; GPTQ error feedback through the damped inverse "
+     "Hessian of calibration inputs; RTN with scales weighted by mean squared activations"},
+    {"calib_batches", MT_PARAM_INT, "8", 0, 10000, NULL,
+     "gptq/imatrix: batches of 8 training windows for the calibration statistics"},
+    {"damp", MT_PARAM_FLOAT, "0.01", 1e-6, 10.0, NULL,
+     "gptq: fraction of the mean Hessian diagonal added to its diagonal"},
+    {"act_order", MT_PARAM_BOOL, "off", 0, 0, NULL,
+     "gptq: round columns by descending Hessian diagonal (groups then fitted up front)"},
     {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar|avx512|onednn",
      "packed GEMM kernel: the fastest this CPU has per shape, or one forced (a forced kernel "
      "that cannot run a layer fails the run)"},

@@ -1,0 +1,123 @@
+/* qcalib.c — GPTQ and importance-weighted packing of one matrix (see qcalib.h).
+ *
+ * What it is for: the calibrated rounding loops. What it is not for: the formats' fitting
+ * and layout (qformat.c), the statistics and the factorization (calib.c).
+ */
+#include "qcalib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <memtrade/memcat.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "qinternal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* GPTQ on one row's columns [b0, b1) of the block (rows are independent inside a block):
+ * refits dynamic group scales at their first column, rounds, and feeds each column's
+ * scaled error to the block's later columns; the errors go to e[b1 - b0]. */
+static void gptq_row(struct mt_qtensor *qt, size_t r, float *wr, float *qr, const float *u,
+                     const size_t *perm, int dynamic, size_t b0, size_t b1, float *e)
+{
+    size_t k = qt->k, g = qt->unit_len;
+    for (size_t i = b0; i < b1; i++) {
+        size_t col = perm ? perm[i] : i, unit = col / g;
+        if (dynamic && col % g == 0)
+            mt_q_fit_unit(qt, mt_q_meta(qt, r, unit), wr + i, NULL, 1, k - i < g ? k - i : g);
+        float v = wr[i], q = mt_q_round(qt, r, unit, v);
+        float d = (v - q) / u[i * k + i];
+        qr[col] = q;
+        e[i - b0] = d;
+        for (size_t j = i + 1; j < b1; j++)
+            wr[j] -= d * u[i * k + j];
+    }
+}
+
+struct mt_qtensor *mt_qtensor_pack_gptq(const float *w, size_t n, size_t k,
+                                        const struct mt_qformat *f, const float *u,
+                                        const size_t *perm, const uint8_t *dead, double *update_s,
+                                        char *err, size_t errlen)
+{
+    if (mt_q_is_half(f->scheme)) {
+        snprintf(err, errlen, "GPTQ needs a low-bit scheme, not %s", mt_qscheme_name(f->scheme));
+        return NULL;
+    }
+    /* the static fits (tensor, channel, kmeans, act-order groups) come from w itself */
+    struct mt_qtensor *qt = mt_qtensor_pack(w, n, k, f, err, errlen);
+    if (!qt) return NULL;
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+    float *wp = malloc(n * k * sizeof *wp), *q = malloc(n * k * sizeof *q);
+    float *e = malloc(n * MT_GPTQ_BLOCK * sizeof *e);
+    mt_memcat_set(prev);
+    if (!wp || !q || !e) {
+        snprintf(err, errlen, "GPTQ: out of memory for %zu x %zu", n, k);
+        goto fail;
+    }
+    double t0 = now_s();
+    for (size_t r = 0; r < n; r++) /* the columns in processing order, dead ones zeroed */
+        for (size_t i = 0; i < k; i++)
+            wp[r * k + i] = dead && dead[i] ? 0.0f : w[r * k + (perm ? perm[i] : i)];
+    int dynamic = f->gran == MT_QG_GROUP && !perm && f->scheme != MT_QS_KMEANS;
+    for (size_t b0 = 0; b0 < k; b0 += MT_GPTQ_BLOCK) {
+        size_t b1 = b0 + MT_GPTQ_BLOCK < k ? b0 + MT_GPTQ_BLOCK : k, bs = b1 - b0;
+#pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < n; r++)
+            gptq_row(qt, r, wp + r * k, q + r * k, u, perm, dynamic, b0, b1, e + r * bs);
+        if (b1 < k && dnnl_sgemm('N', 'N', (dnnl_dim_t)n, (dnnl_dim_t)(k - b1), (dnnl_dim_t)bs,
+                                 -1.0f, e, (dnnl_dim_t)bs, u + b0 * k + b1, (dnnl_dim_t)k, 1.0f,
+                                 wp + b1, (dnnl_dim_t)k) != dnnl_success) {
+            snprintf(err, errlen, "GPTQ: the block update GEMM failed");
+            goto fail;
+        }
+    }
+    if (mt_qtensor_encode(qt, q)) {
+        snprintf(err, errlen, "GPTQ: out of memory encoding");
+        goto fail;
+    }
+    if (update_s) *update_s = now_s() - t0;
+    free(wp), free(q), free(e);
+    return qt;
+fail:
+    free(wp), free(q), free(e);
+    mt_qtensor_free(qt);
+    return NULL;
+}
+
+struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
+                                           const struct mt_qformat *f, const float *imp, char *err,
+                                           size_t errlen)
+{
+    if (mt_q_is_half(f->scheme) || f->scheme == MT_QS_KMEANS) {
+        snprintf(err, errlen, "imatrix needs a linear, nf or log scheme, not %s",
+                 mt_qscheme_name(f->scheme));
+        return NULL;
+    }
+    struct mt_qtensor *qt = mt_qtensor_pack(w, n, k, f, err, errlen);
+    if (!qt) return NULL;
+    if (f->gran == MT_QG_TENSOR) {
+        mt_q_fit_unit(qt, 0, w, imp, k, n * k);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < n; r++)
+            for (size_t j0 = 0; j0 < k; j0 += qt->unit_len) {
+                size_t cnt = k - j0 < qt->unit_len ? k - j0 : qt->unit_len;
+                mt_q_fit_unit(qt, mt_q_meta(qt, r, j0 / qt->unit_len), w + r * k + j0, imp + j0,
+                              cnt, cnt);
+            }
+    }
+    if (mt_qtensor_encode(qt, w)) {
+        snprintf(err, errlen, "imatrix: out of memory encoding");
+        mt_qtensor_free(qt);
+        return NULL;
+    }
+    return qt;
+}

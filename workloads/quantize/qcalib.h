@@ -1,0 +1,56 @@
+/* qcalib.h — calibrated packing of one weight matrix: GPTQ and the importance matrix.
+ *
+ * What it is for: the same packed formats mt_qtensor_pack produces (qformat.h: same
+ * layout, same bytes, served by the same kernels), with the codes (and, for groups, the
+ * scales) chosen from calibration statistics instead of by rounding each weight alone:
+ * - GPTQ (Frantar et al. 2022): columns rounded one by one, each one's error
+ *   (w - q) / [H^-1]_ii fed forward to the columns not yet rounded through the upper
+ *   Cholesky factor U of the damped inverse Hessian H = 2 X^T X (calib.h factors it),
+ *   inside blocks of MT_GPTQ_BLOCK columns with the block's error applied to the rest in
+ *   one GEMM (lazy batch updates); optionally in act-order (columns by descending H_ii).
+ *   Group scales are fitted when their group's first column comes up, from the weights
+ *   as the feedback has left them; tensor and channel scales, codebooks (kmeans) and
+ *   groups under act-order are fitted on the original weights first (static groups).
+ *   With H = I no error moves, and the result is RTN's bit for bit.
+ * - imatrix (llama.cpp's importance matrix): RTN whose scales minimise the error weighted
+ *   by the mean squared activation of each input channel (linear and nf/log schemes).
+ * What it is not for: collecting the statistics (calib.h), the model (qmodel.h).
+ */
+#ifndef MT_QUANT_QCALIB_H
+#define MT_QUANT_QCALIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qformat.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MT_GPTQ_BLOCK 128 /* columns per lazy block: a multiple of every group size */
+
+/* Contract: packs w[n*k] (not modified) like mt_qtensor_pack with format f, rounding by
+ * GPTQ: u is the k x k upper factor of the damped inverse Hessian in processing order
+ * (mt_calib_inverse_factor with the same perm), perm the processing order of the
+ * columns (NULL = 0..k-1; act-order otherwise), dead[i] (may be NULL) flags processed
+ * column i as a dead input (zeroed first). *update_s (may be NULL) gets the seconds of
+ * the rounding and error updates. f must not be fp16/bf16. Returns the tensor, or NULL
+ * with a message. Deterministic for a given thread count. */
+struct mt_qtensor *mt_qtensor_pack_gptq(const float *w, size_t n, size_t k,
+                                        const struct mt_qformat *f, const float *u,
+                                        const size_t *perm, const uint8_t *dead, double *update_s,
+                                        char *err, size_t errlen);
+
+/* Contract: packs w[n*k] like mt_qtensor_pack, each unit's scale (and offset) chosen to
+ * minimise sum_j imp[j] (w_j - q_j)^2 with imp[j] the importance of input column j
+ * (the mean squared activation); never worse than RTN under that weight. Linear, nf and
+ * log schemes; NULL with a message otherwise. */
+struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
+                                           const struct mt_qformat *f, const float *imp, char *err,
+                                           size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
