@@ -42,37 +42,7 @@ static const size_t shape_k[SH_COUNT] = {768, 768, 768, 3072, 768};
 static const char *const shape_name[SH_COUNT] = {"qkv 768x2304", "proj 768x768", "fc 768x3072",
                                                  "fcproj 3072x768", "head 50257x768"};
 
-/* STREAM-like read bandwidth: sum of a 1 GiB array, all threads, best of 5 (bytes/s). */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-
-AVX512 static double stream_read(void)
-{
-    size_t n = (size_t)1 << 28;
-    float *a = aligned_alloc(64, n * sizeof *a);
-    if (!a) return NAN;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        a[i] = 1.0f;
-    double best = 0.0;
-    volatile float sink = 0.0f;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = mt_bench_now();
-        float total = 0.0f;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-        for (size_t i = 0; i < n; i += 64) {
-            __m512 s0 = _mm512_load_ps(a + i), s1 = _mm512_load_ps(a + i + 16);
-            s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i + 32));
-            s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 48));
-            total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-        }
-        double bw = (double)(n * sizeof *a) / (mt_bench_now() - t0);
-        sink = total;
-        if (bw > best) best = bw;
-    }
-    (void)sink;
-    free(a);
-    return best;
-}
 
 /* fp32 GEMV y[n] = W[n x k] x, AVX-512, four accumulators; k a multiple of 64. */
 AVX512 static void gemv_f32(const float *w, const float *x, float *y, size_t n, size_t k)
@@ -368,7 +338,7 @@ int main(int argc, char **argv)
     printf("mt-bench-quant: GPT-2 124M decode GEMVs, batch 1, %zu layers + LM head, %d "
            "threads, %d reps\n",
            md.layers, omp_get_max_threads(), reps);
-    double bw = stream_read();
+    double bw = mt_bench_stream_read((size_t)1 << 30, 5); /* all threads */
     printf("memory read bandwidth (STREAM-like sum, 1 GiB): %.1f GB/s\n", bw / 1e9);
 
     for (int s = 0; s < SH_COUNT; s++)

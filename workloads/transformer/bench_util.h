@@ -1,13 +1,16 @@
 /* bench_util.h — timing helpers shared by the benchmark programs (mt-bench-model,
- * mt-bench-quant, mt-bench-sparse).
+ * mt-bench-quant, mt-bench-sparse, mt-bench-kvcache).
  *
- * What it is for: a monotonic clock and the median of repeated timings, the statistic
- * every memtrade benchmark reports. What it is not for: the library or the plugins (the
+ * What it is for: a monotonic clock, the median of repeated timings (the statistic every
+ * memtrade benchmark reports), and a STREAM-like read bandwidth, the bound a memory-bound
+ * decode is quoted against. What it is not for: the library or the plugins (the
  * workloads time through mt_wl_now in workloads/common).
  */
 #ifndef MT_TRANSFORMER_BENCH_UTIL_H
 #define MT_TRANSFORMER_BENCH_UTIL_H
 
+#include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,6 +34,39 @@ static inline double mt_bench_median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, mt_bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* STREAM-like read bandwidth in bytes/s: the best of `reps` sums of a `bytes`-byte array
+ * (rounded down to 256 bytes; make it much larger than the last-level cache), AVX-512,
+ * with the current OpenMP thread count. NAN when the array cannot be allocated. */
+__attribute__((target("avx512f,avx512dq"))) static inline double mt_bench_stream_read(size_t bytes,
+                                                                                      int reps)
+{
+    size_t n = bytes / 256 * 64;
+    float *a = aligned_alloc(64, n * sizeof *a);
+    if (!a) return NAN;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        a[i] = 1.0f;
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int rep = 0; rep < reps; rep++) {
+        double t0 = mt_bench_now();
+        float total = 0.0f;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (size_t i = 0; i < n; i += 64) {
+            __m512 s0 = _mm512_load_ps(a + i), s1 = _mm512_load_ps(a + i + 16);
+            s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i + 32));
+            s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 48));
+            total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+        }
+        double bw = (double)(n * sizeof *a) / (mt_bench_now() - t0);
+        sink = total;
+        if (bw > best) best = bw;
+    }
+    (void)sink;
+    free(a);
+    return best;
 }
 
 #endif

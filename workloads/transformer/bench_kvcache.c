@@ -1,0 +1,281 @@
+/* bench_kvcache.c — mt-bench-kvcache: batch-1 decode at long context by KV-cache format,
+ * against the memory-bandwidth bound, and the serving simulation's figures.
+ *
+ * What it is for: the decode benchmark of issue 17. A randomly initialised model (default
+ * "medium,T=4096": width 256, 6 layers, 8 heads; random weights: the speed of a step
+ * does not depend on what was learnt) gets one cache per format (fp32, bf16, int8, int4,
+ * int2 by default), each filled to `context` positions with seeded random keys and
+ * values (mt_kvc_append, no prefill compute); then, interleaved over repetitions, thread
+ * counts and formats, `steps` decode steps are timed from position context - steps (the
+ * position is rewound each repetition, so every step attends over context - steps ..
+ * context - 1 earlier tokens). Per thread count it prints the median tokens/s, the
+ * ratio to fp32 in the same run, the bytes a step reads (the weights it touches plus the
+ * cache at that context, per format), the bound = stream-read bandwidth / bytes per
+ * token (bandwidth measured in the same run, same threads, over an array much larger
+ * than the caches) and the share of the bound reached. It also times the attention
+ * alone (mt_kvc_attend over every layer, one thread, as decode.c runs it) to give its
+ * share of a step, and the same attention split over layers on all threads (each thread
+ * its own scratch): what parallelising the cache kernels would gain.
+ * Finally the seeded serving simulation (mt_kvc_simulate, the kv_cache plugin's request
+ * distribution: prompt and output uniform in [16, seq_len / 2]) per format: waste of a
+ * paged and a contiguous cache, the concurrency gain.
+ * What it is not for: a test (nothing here can fail on speed), accuracy (the kv_cache
+ * plugin and tests/transformer), or prefill.
+ *
+ * Usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N]
+ *        [--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N]
+ *        [--budget BYTES] [--requests N]
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "gpt.h"
+#include "kvcache.h"
+#include "rng.h"
+
+#define MAX_FMT MT_KVC_FORMAT_COUNT
+#define MAX_THR 8
+
+struct opts {
+    const char *model;
+    size_t context, steps, reps, stream_mib, budget, requests;
+    int threads[MAX_THR];
+    size_t n_thr;
+    enum mt_kvc_format fmt[MAX_FMT];
+    size_t n_fmt;
+};
+
+/* Bytes one decode step at context n reads: the weights it touches (every parameter but
+ * the unused rows of the position table) and the cache's n tokens (packed ones at the
+ * format's bytes per token, KIVI's fp32 ones at 4 bytes per element). */
+static double step_bytes(const struct mt_gpt *m, const struct mt_kvc *c, size_t n)
+{
+    const struct mt_gpt_config *cfg = &m->cfg;
+    double w = 4.0 * (double)(m->n_params - (cfg->seq_len - 1) * cfg->n_embd);
+    size_t stored = mt_kvc_stored_tokens(&c->spec, n);
+    double per = (double)c->sz.unit_bytes / (double)c->sz.unit_tokens;
+    return w + per * (double)stored + 4.0 * 2.0 * (double)(cfg->n_layer * c->kvd * (n - stored));
+}
+
+/* Fills positions 0..n-1 of every layer of c with seeded normal(0, 1) keys and values. */
+static int fill(struct mt_kvc *c, size_t n, uint64_t seed)
+{
+    struct mt_rng rng;
+    float *kv = malloc(2 * c->kvd * sizeof *kv);
+    if (!kv || mt_kvc_reserve(c, 0, n)) {
+        free(kv);
+        return -1;
+    }
+    mt_rng_seed(&rng, seed);
+    for (size_t t = 0; t < n; t++)
+        for (size_t l = 0; l < c->cfg.n_layer; l++) {
+            for (size_t i = 0; i < 2 * c->kvd; i++)
+                kv[i] = (float)mt_rng_normal(&rng);
+            mt_kvc_append(c, 0, l, t, kv, kv + c->kvd);
+        }
+    free(kv);
+    return 0;
+}
+
+/* Median seconds of mt_kvc_attend over all layers at context n: one thread running the
+ * layers in turn (threads 1), or the layers split over `threads` threads. */
+static double time_attention(const struct mt_kvc *c, size_t n, int threads, size_t reps,
+                             const float *q)
+{
+    size_t L = c->cfg.n_layer, C = c->cfg.n_embd;
+    float *out = malloc((size_t)threads * (C + n) * sizeof *out);
+    double *t = malloc(reps * sizeof *t);
+    if (!out || !t) {
+        free(out), free(t);
+        return NAN;
+    }
+    for (size_t r = 0; r <= reps; r++) { /* r = 0 warms up */
+        double t0 = mt_bench_now();
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (size_t l = 0; l < L; l++) {
+            float *o = out + (size_t)omp_get_thread_num() * (C + n);
+            mt_kvc_attend(c, 0, l, n, q, o, o + C);
+        }
+        if (r) t[r - 1] = mt_bench_now() - t0;
+    }
+    double med = mt_bench_median(t, reps);
+    free(out), free(t);
+    return med;
+}
+
+static void simulate(const struct opts *o, const struct mt_gpt_config *cfg)
+{
+    size_t half = cfg->seq_len / 2 > 16 ? cfg->seq_len / 2 : 16;
+    struct mt_kvc_sim sim = {o->requests, 16, half, 16, half, 1337, o->budget};
+    printf("\nserving simulation: %zu requests, prompt and output uniform [16, %zu], budget "
+           "%.0f MiB, seed 1337 (paged blocks: mt_kvc_paged_block)\n",
+           o->requests, half, (double)o->budget / 1048576.0);
+    printf("%-6s %10s %10s %12s %12s %9s %6s\n", "format", "waste_ctg", "waste_pgd", "running_ctg",
+           "running_pgd", "gain", "preempt");
+    for (size_t f = 0; f < o->n_fmt; f++) {
+        struct mt_kvc_spec s = mt_kvc_spec_default();
+        struct mt_kvc_sim_result rc, rp;
+        char err[256];
+        s.format = o->fmt[f];
+        if (mt_kvc_simulate(cfg, &s, &sim, &rc, &rp, err, sizeof err)) {
+            printf("%-6s unavailable: %s\n", mt_kvc_format_name(s.format), err);
+            continue;
+        }
+        printf("%-6s %9.2f%% %9.2f%% %12.1f %12.1f %8.2fx %6zu\n", mt_kvc_format_name(s.format),
+               100 * rc.waste_ratio, 100 * rp.waste_ratio, rc.mean_running, rp.mean_running,
+               rp.mean_running / rc.mean_running, rp.preemptions);
+    }
+}
+
+static int bench(const struct opts *o)
+{
+    char err[512];
+    struct mt_gpt_config cfg;
+    struct mt_gpt *m = NULL;
+    if (mt_gpt_config_parse(&cfg, o->model, err, sizeof err) ||
+        mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err)) {
+        fprintf(stderr, "mt-bench-kvcache: %s\n", err);
+        return -1;
+    }
+    mt_gpt_init(m, 1337);
+    size_t n = o->context ? o->context : cfg.seq_len, K = o->steps, R = o->reps;
+    if (n > cfg.seq_len || K >= n) {
+        fprintf(stderr, "mt-bench-kvcache: context %zu outside %zu..%zu\n", n, K + 1, cfg.seq_len);
+        mt_gpt_free(m);
+        return -1;
+    }
+    size_t F = o->n_fmt, NT = o->n_thr, start = n - K;
+    struct mt_gpt_kv *kv[MAX_FMT] = {0};
+    double *t = calloc(NT * F * R, sizeof *t), bytes[MAX_FMT];
+    int rc = t ? 0 : -1;
+    for (size_t f = 0; f < F && !rc; f++) {
+        struct mt_kvc_spec s = mt_kvc_spec_default();
+        s.format = o->fmt[f];
+        rc = mt_gpt_kv_create_spec(&kv[f], &cfg, n, &s, err, sizeof err) ||
+             fill(kv[f]->cache, start, 42 + f);
+        if (!rc) bytes[f] = step_bytes(m, kv[f]->cache, n - K / 2);
+    }
+    if (rc) {
+        fprintf(stderr, "mt-bench-kvcache: cache: %s\n", t ? err : "out of memory");
+        goto out;
+    }
+    printf("model %s: vocab %zu, T %zu, %zu layers, %zu heads, width %zu, %zu params (random "
+           "init, seed 1337); context %zu, %zu steps x %zu interleaved reps per (threads, "
+           "format)\n",
+           o->model, cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd, m->n_params, n, K,
+           R);
+    for (size_t r = 0; r <= R && !rc; r++) /* r = 0 warms up */
+        for (size_t ti = 0; ti < NT && !rc; ti++) {
+            omp_set_num_threads(o->threads[ti]);
+            for (size_t f = 0; f < F && !rc; f++) {
+                kv[f]->pos = start;
+                double t0 = mt_bench_now();
+                for (size_t k = 0; k < K && !rc; k++)
+                    rc = mt_gpt_decode_step(m, kv[f], (int)(k % cfg.vocab), err, sizeof err);
+                if (r) t[(ti * F + f) * R + r - 1] = (mt_bench_now() - t0) / (double)K;
+            }
+        }
+    if (rc) {
+        fprintf(stderr, "mt-bench-kvcache: decode: %s\n", err);
+        goto out;
+    }
+    float *q = malloc(cfg.n_embd * sizeof *q);
+    for (size_t i = 0; q && i < cfg.n_embd; i++)
+        q[i] = (float)((i * 37) % 11) * 0.1f - 0.5f;
+    for (size_t ti = 0; ti < NT; ti++) {
+        int th = o->threads[ti];
+        omp_set_num_threads(th);
+        double bw = mt_bench_stream_read(o->stream_mib << 20, 5);
+        printf("\nthreads %d: stream read %.1f GB/s (sum over %zu MiB, best of 5)\n", th, bw / 1e9,
+               o->stream_mib);
+        printf("%-6s %10s %8s %9s %12s %10s %7s %9s %9s\n", "format", "tokens/s", "vs_fp32",
+               "MB/token", "cache_MB", "bound_t/s", "share", "attn_1t%", "attn_par%");
+        double fp32 = 0.0;
+        for (size_t f = 0; f < F; f++) {
+            double step = mt_bench_median(t + (ti * F + f) * R, R), tps = 1.0 / step;
+            if (o->fmt[f] == MT_KVC_FP32) fp32 = tps;
+            double att1 = q ? time_attention(kv[f]->cache, n - K / 2, 1, R, q) : NAN;
+            double attp = q ? time_attention(kv[f]->cache, n - K / 2, th, R, q) : NAN;
+            double cache_mb = (bytes[f] - step_bytes(m, kv[f]->cache, 0)) / 1e6;
+            char ratio[32] = "n/a";
+            if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
+            printf("%-6s %10.1f %8s %9.2f %12.2f %10.1f %6.0f%% %8.0f%% %8.0f%%\n",
+                   mt_kvc_format_name(o->fmt[f]), tps, ratio, bytes[f] / 1e6, cache_mb,
+                   bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att1 / step,
+                   100.0 * attp / step);
+        }
+    }
+    printf("(attn_1t%%: attention over every layer on one thread, as decode.c runs it, as a "
+           "share of the step; attn_par%%: the same split over layers on all threads)\n");
+    free(q);
+    simulate(o, &cfg);
+out:
+    for (size_t f = 0; f < F; f++)
+        mt_gpt_kv_free(kv[f]);
+    free(t);
+    mt_gpt_free(m);
+    return rc ? -1 : 0;
+}
+
+static int parse_list(const char *s, struct opts *o, int formats)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (formats) {
+            if (o->n_fmt == MAX_FMT || mt_kvc_format_parse(tok, &o->fmt[o->n_fmt++])) return -1;
+        } else {
+            if (o->n_thr == MAX_THR || atoi(tok) < 1) return -1;
+            o->threads[o->n_thr++] = atoi(tok);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.model = "medium,T=4096",
+                     .steps = 8,
+                     .reps = 7,
+                     .stream_mib = 1024,
+                     .budget = (size_t)512 << 20,
+                     .requests = 64};
+    const char *fmts = "fp32,bf16,int8,int4,int2", *thr = "1,2";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) goto usage;
+        if (!strcmp(a, "--model"))
+            o.model = v;
+        else if (!strcmp(a, "--context"))
+            o.context = (size_t)atol(v);
+        else if (!strcmp(a, "--steps"))
+            o.steps = (size_t)atol(v);
+        else if (!strcmp(a, "--reps"))
+            o.reps = (size_t)atol(v);
+        else if (!strcmp(a, "--threads"))
+            thr = v;
+        else if (!strcmp(a, "--formats"))
+            fmts = v;
+        else if (!strcmp(a, "--stream-mib"))
+            o.stream_mib = (size_t)atol(v);
+        else if (!strcmp(a, "--budget"))
+            o.budget = (size_t)atoll(v);
+        else if (!strcmp(a, "--requests"))
+            o.requests = (size_t)atol(v);
+        else
+            goto usage;
+        i++;
+    }
+    if (!o.steps || !o.reps || !o.stream_mib || parse_list(fmts, &o, 1) || parse_list(thr, &o, 0))
+        goto usage;
+    return bench(&o) ? 1 : 0;
+usage:
+    fprintf(stderr, "usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N] "
+                    "[--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N] "
+                    "[--budget BYTES] [--requests N]\n");
+    return 2;
+}
