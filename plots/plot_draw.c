@@ -507,8 +507,7 @@ static int cmp_point_x_only(const void *a, const void *b)
     return (p->x > q->x) - (p->x < q->x);
 }
 
-/* Keys of params that take more than one value among the workload's configurations. */
-static size_t varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max)
+size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max)
 {
     size_t n = 0;
     for (size_t i = 0; i < ctx->n_configs; i++) {
@@ -752,7 +751,7 @@ void pl_draw_curves(struct pl_ctx *ctx)
     }
     for (size_t fam = 0; fam < ctx->n_families; fam++) {
         const char *w = ctx->families[fam];
-        size_t nk = varying_keys(ctx, w, keys, 32);
+        size_t nk = pl_varying_keys(ctx, w, keys, 32);
         for (size_t k = 0; k < nk; k++) {
             if (curve_plot(ctx, w, keys, nk, k, pts))
                 drawn++;

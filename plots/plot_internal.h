@@ -146,6 +146,10 @@ void pl_draw_timelines(struct pl_ctx *ctx);
 void pl_draw_sites(struct pl_ctx *ctx);
 void pl_draw_regions(struct pl_ctx *ctx);
 void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
+void pl_draw_kvcache(struct pl_ctx *ctx);      /* plot_kvcache.c */
+/* plot_draw.c: keys of the params that take more than one value among the configurations
+ * of `workload` (at most max, in first-seen order; strings live in ctx->rd). */
+size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max);
 
 /* plot_runs.c helpers for per-run plots. Runs to draw: the first run of each
  * configuration for which `probe` returns 1, at most max; indices into ctx->runs go to

@@ -617,6 +617,12 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
         check_drawn(&res, plots, drawn[i], ext);
     const struct mt_plot_item *dec = item(&res, "speed_decode");
     CHECK(dec && dec->skip && strstr(dec->skip, "decode_tokens_per_s"), "speed_decode not skipped");
+    static const char *const kv_plots[] = {"kv_memory", "kv_accuracy", "kv_sequences"};
+    for (size_t i = 0; i < 3; i++) { /* no kv_cache run in this database */
+        const struct mt_plot_item *kv = item(&res, kv_plots[i]);
+        CHECK(kv && kv->skip && strstr(kv->skip, "no successful kv_cache run"), "%s not skipped",
+              kv_plots[i]);
+    }
     CHECK(res.n_drawn == sizeof drawn / sizeof drawn[0], "%zu drawn", res.n_drawn);
 
     static const struct want_point serving[] = {
@@ -940,6 +946,21 @@ static void run_errors(const char *schema, const char *work)
     CHECK(mt_plot_parse_budgets("4MiB", &b, &nb, err, sizeof err) == -1, "suffix accepted");
 }
 
+/* A database WORK/NAME.db holding sweep 1 named NAME; out = WORK/out-NAME, plots under it. */
+static sqlite3 *sweep_db(const char *schema, const char *work, const char *name, char *db,
+                         char *out, char *plots)
+{
+    snprintf(db, 4096, "%s/%s.db", work, name);
+    snprintf(out, 4096, "%s/out-%s", work, name);
+    snprintf(plots, 4200, "%s/plots", out);
+    sqlite3 *h = new_db(schema, db);
+    sqlf(h,
+         "INSERT INTO sweeps(id, name, started_at, host, facts_json) VALUES(1, %Q, "
+         "'2026-01-01T00:00:00Z', 'testhost', '{}')",
+         name);
+    return h;
+}
+
 /* Like with like: serving runs scored on different text, training runs of different
  * budgets (steps x batch) never share a panel or a Pareto front. Serving: baseline and
  * q8 on 4096 bytes, q4 on 2048 (its own panel, though it would dominate). Training: three
@@ -949,12 +970,7 @@ static void run_errors(const char *schema, const char *work)
 static void run_comparable(const char *schema, const char *work)
 {
     char db[4096], out[4096], plots[4200], err[1024];
-    snprintf(db, sizeof db, "%s/like.db", work);
-    snprintf(out, sizeof out, "%s/out-like", work);
-    snprintf(plots, sizeof plots, "%s/plots", out);
-    sqlite3 *h = new_db(schema, db);
-    exec_sql(h, "INSERT INTO sweeps(id, name, started_at, host, facts_json) VALUES(1, 'like', "
-                "'2026-01-01T00:00:00Z', 'testhost', '{}')");
+    sqlite3 *h = sweep_db(schema, work, "like", db, out, plots);
     static const struct {
         const char *workload, *label, *params, *mem;
         double bpb, mib, eval_bytes;
@@ -1005,6 +1021,101 @@ static void run_comparable(const char *schema, const char *work)
         "flat curve not said");
     CHECK(contains(plots, "tradeoff_training_2.gp", "480 training sequences"),
           "budget not in title");
+    mt_plot_result_free(&res);
+}
+
+/* KV-cache plots from kv_cache runs. Group 1 (model small, 20 x 8 sequences, 4096 bytes
+ * scored): fp32, int8 and int4 at contexts 64 and 128, budget 8 MiB; fp32 and int4 also
+ * at 16 MiB (context 128), and one int4 run with kv_block=16 (a series of its own since
+ * kv_block varies). Group 2: one tiny-model run, drawn apart (kv_*_2) with its key in the
+ * title. kv_cache_bytes = bits * context / 64 MiB (made up), infer_peak 10 MiB more. */
+static void run_kvcache(const char *schema, const char *work)
+{
+    char db[4096], out[4096], plots[4200], err[1024];
+    sqlite3 *h = sweep_db(schema, work, "kv", db, out, plots);
+    static const struct {
+        const char *model, *fmt;
+        int ctx, budget_mib, block, bits;
+        double kl, seqs;
+    } runs[] = {
+        {"small", "fp32", 64, 8, 0, 32, 0, 16},     {"small", "fp32", 128, 8, 0, 32, 0, 8},
+        {"small", "int8", 64, 8, 0, 8, 1e-4, 60},   {"small", "int8", 128, 8, 0, 8, 2e-4, 30},
+        {"small", "int4", 64, 8, 0, 4, 1e-2, 90},   {"small", "int4", 128, 8, 0, 4, 2e-2, 50},
+        {"small", "fp32", 128, 16, 0, 32, 0, 16},   {"small", "int4", 128, 16, 0, 4, 2e-2, 100},
+        {"small", "int4", 128, 8, 16, 4, 2e-2, 52}, {"tiny", "int2", 64, 8, 0, 2, 0.1, 300},
+    };
+    for (int i = 0; i < (int)(sizeof runs / sizeof runs[0]); i++) {
+        char params[256];
+        snprintf(params, sizeof params,
+                 "model=%s;steps=20;batch=8;kv_cache=%s;decode_tokens=%d;budget=%d;context=0;"
+                 "kv_block=%d",
+                 runs[i].model, runs[i].fmt, runs[i].ctx, runs[i].budget_mib << 20, runs[i].block);
+        add_run(h, i + 1, "kv_cache", NULL, 0, "ok", params);
+        double kv_mib = runs[i].bits * runs[i].ctx / 64.0;
+        metric(h, i + 1, "eval_bytes", 4096, "bytes");
+        metric(h, i + 1, "val_bpb", 2.0, "bits/byte");
+        metric(h, i + 1, "decode_context", runs[i].ctx, "tokens");
+        metric(h, i + 1, "kv_cache_bytes", kv_mib * MIB, "bytes");
+        metric(h, i + 1, "infer_peak_bytes", (kv_mib + 10) * MIB, "bytes");
+        metric(h, i + 1, "kv_val_loss", 1.5 + runs[i].kl, "nats/byte");
+        metric(h, i + 1, "kv_val_loss_fp32", 1.5, "nats/byte");
+        metric(h, i + 1, "kv_kl", runs[i].kl, "nats");
+        metric(h, i + 1, "kv_max_sequences", runs[i].seqs, "count");
+    }
+    sqlite3_close(h);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    static const char *const drawn[] = {"kv_memory",   "kv_accuracy",   "kv_sequences",
+                                        "kv_memory_2", "kv_accuracy_2", "kv_sequences_2"};
+    for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
+        check_drawn(&res, plots, drawn[i], "png");
+    /* kv_memory.dat: series fp32, int8, int4, int4 block=16 (format order), one row per
+     * context (the 16 MiB runs repeat a context: left out): context, kv MiB, infer MiB,
+     * loss, fp32 loss, KL, run id, series */
+    struct rows r;
+    CHECK(load_rows(plots, "kv_memory.dat", &r) == 0, "kv_memory.dat missing");
+    static const struct {
+        const char *series;
+        double ctx, kv, infer, kl;
+    } want[] = {
+        {"fp32 block=0", 64, 32, 42, 0},     {"fp32 block=0", 128, 64, 74, 0},
+        {"int8 block=0", 64, 8, 18, 1e-4},   {"int8 block=0", 128, 16, 26, 2e-4},
+        {"int4 block=0", 64, 4, 14, 1e-2},   {"int4 block=0", 128, 8, 18, 2e-2},
+        {"int4 block=16", 128, 8, 18, 2e-2},
+    };
+    CHECK(r.n == 7, "kv_memory.dat has %zu rows, want 7", r.n);
+    for (size_t i = 0; i < 7 && i < r.n; i++) {
+        char *const *f = r.fields[i];
+        CHECK(r.nf[i] == 8 && strcmp(f[7], want[i].series) == 0 && near(f[0], want[i].ctx) &&
+                  near(f[1], want[i].kv) && near(f[2], want[i].infer) &&
+                  near(f[3], 1.5 + want[i].kl) && near(f[4], 1.5) && near(f[5], want[i].kl),
+              "kv_memory.dat row %zu: %s %s %s %s ... %s, want %s %g %g %g", i, f[0], f[1], f[2],
+              f[5], r.nf[i] == 8 ? f[7] : "?", want[i].series, want[i].ctx, want[i].kv, want[i].kl);
+    }
+    free(r.text);
+    /* kv_sequences.dat: one cluster per (budget MiB, context), a column per series */
+    CHECK(load_rows(plots, "kv_sequences.dat", &r) == 0, "kv_sequences.dat missing");
+    static const double seqs[3][6] = {
+        {8, 64, 16, 60, 90, NAN}, {8, 128, 8, 30, 50, 52}, {16, 128, 16, NAN, 100, NAN}};
+    CHECK(r.n == 3, "kv_sequences.dat has %zu rows, want 3", r.n);
+    for (size_t i = 0; i < 3 && i < r.n; i++)
+        for (size_t j = 0; j < 6; j++)
+            CHECK(r.nf[i] == 6 && (isnan(seqs[i][j]) ? strcmp(r.fields[i][j], "nan") == 0 ||
+                                                           strcmp(r.fields[i][j], "NaN") == 0
+                                                     : near(r.fields[i][j], seqs[i][j])),
+                  "kv_sequences.dat row %zu column %zu: %s want %g", i, j,
+                  r.nf[i] > j ? r.fields[i][j] : "?", seqs[i][j]);
+    free(r.text);
+    CHECK(contains(plots, "kv_accuracy.gp", "2 point(s) with KL 0 not on log axis"),
+          "zero KL not said");
+    CHECK(contains(plots, "kv_memory_2.gp", "model tiny") &&
+              contains(plots, "kv_memory.gp",
+                       "model small, 160 training sequences, scored on "
+                       "4096 bytes"),
+          "group keys not in titles");
+    CHECK(!contains(plots, "kv_memory.dat", "int2"), "the tiny model's run shares a panel");
     mt_plot_result_free(&res);
 }
 
@@ -1130,7 +1241,7 @@ int main(int argc, char **argv)
     }
     if (argc != 4) {
         fprintf(stderr, "usage: test_plots SCHEMA WORKDIR "
-                        "png|svg|empty|nognuplot|errors|comparable|query_front\n");
+                        "png|svg|empty|nognuplot|errors|comparable|kvcache|query_front\n");
         return 2;
     }
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
@@ -1151,6 +1262,8 @@ int main(int argc, char **argv)
         run_errors(schema, work);
     else if (strcmp(which, "comparable") == 0)
         run_comparable(schema, work);
+    else if (strcmp(which, "kvcache") == 0)
+        run_kvcache(schema, work);
     else
         return 2;
     return mt_check_status(failures);
