@@ -80,30 +80,19 @@ static int fill(struct mt_kvc *c, size_t n, uint64_t seed)
     return 0;
 }
 
-/* Median seconds of mt_kvc_attend over all layers at context n: one thread running the
- * layers in turn (threads 1), or the layers split over `threads` threads. */
-static double time_attention(const struct mt_kvc *c, size_t n, int threads, size_t reps,
-                             const float *q)
+/* Seconds of one mt_kvc_attend over every layer at context n, the layers split over
+ * `threads` threads (1: in turn, as decode.c runs them); buf holds threads x (C + n)
+ * floats of output and scratch, q the query. */
+static double attend_all(const struct mt_kvc *c, size_t n, int threads, float *buf, const float *q)
 {
     size_t L = c->cfg.n_layer, C = c->cfg.n_embd;
-    float *out = malloc((size_t)threads * (C + n) * sizeof *out);
-    double *t = malloc(reps * sizeof *t);
-    if (!out || !t) {
-        free(out), free(t);
-        return NAN;
-    }
-    for (size_t r = 0; r <= reps; r++) { /* r = 0 warms up */
-        double t0 = mt_bench_now();
+    double t0 = mt_bench_now();
 #pragma omp parallel for schedule(static) num_threads(threads)
-        for (size_t l = 0; l < L; l++) {
-            float *o = out + (size_t)omp_get_thread_num() * (C + n);
-            mt_kvc_attend(c, 0, l, n, q, o, o + C);
-        }
-        if (r) t[r - 1] = mt_bench_now() - t0;
+    for (size_t l = 0; l < L; l++) {
+        float *o = buf + (size_t)omp_get_thread_num() * (C + n);
+        mt_kvc_attend(c, 0, l, n, q, o, o + C);
     }
-    double med = mt_bench_median(t, reps);
-    free(out), free(t);
-    return med;
+    return mt_bench_now() - t0;
 }
 
 static void simulate(const struct opts *o, const struct mt_gpt_config *cfg)
@@ -149,8 +138,17 @@ static int bench(const struct opts *o)
     }
     size_t F = o->n_fmt, NT = o->n_thr, start = n - K;
     struct mt_gpt_kv *kv[MAX_FMT] = {0};
-    double *t = calloc(NT * F * R, sizeof *t), bytes[MAX_FMT];
-    int rc = t ? 0 : -1;
+    /* per (threads, format, rep): a decode step, attention on one thread, attention split */
+    double *t = calloc(3 * NT * F * R, sizeof *t), *a1 = t + NT * F * R, *ap = a1 + NT * F * R;
+    double bytes[MAX_FMT];
+    int max_thr = 1;
+    for (size_t ti = 0; ti < NT; ti++)
+        max_thr = o->threads[ti] > max_thr ? o->threads[ti] : max_thr;
+    float *q = malloc(cfg.n_embd * sizeof *q);
+    float *buf = malloc((size_t)max_thr * (cfg.n_embd + n) * sizeof *buf);
+    int rc = t && q && buf ? 0 : -1;
+    for (size_t i = 0; q && i < cfg.n_embd; i++)
+        q[i] = (float)((i * 37) % 11) * 0.1f - 0.5f;
     for (size_t f = 0; f < F && !rc; f++) {
         struct mt_kvc_spec s = mt_kvc_spec_default();
         s.format = o->fmt[f];
@@ -159,7 +157,7 @@ static int bench(const struct opts *o)
         if (!rc) bytes[f] = step_bytes(m, kv[f]->cache, n - K / 2);
     }
     if (rc) {
-        fprintf(stderr, "mt-bench-kvcache: cache: %s\n", t ? err : "out of memory");
+        fprintf(stderr, "mt-bench-kvcache: cache: %s\n", t && q && buf ? err : "out of memory");
         goto out;
     }
     printf("model %s: vocab %zu, T %zu, %zu layers, %zu heads, width %zu, %zu params (random "
@@ -175,16 +173,18 @@ static int bench(const struct opts *o)
                 double t0 = mt_bench_now();
                 for (size_t k = 0; k < K && !rc; k++)
                     rc = mt_gpt_decode_step(m, kv[f], (int)(k % cfg.vocab), err, sizeof err);
-                if (r) t[(ti * F + f) * R + r - 1] = (mt_bench_now() - t0) / (double)K;
+                double step = (mt_bench_now() - t0) / (double)K;
+                double one = attend_all(kv[f]->cache, n - K / 2, 1, buf, q);
+                double par = attend_all(kv[f]->cache, n - K / 2, o->threads[ti], buf, q);
+                if (!r) continue;
+                size_t at = (ti * F + f) * R + r - 1;
+                t[at] = step, a1[at] = one, ap[at] = par;
             }
         }
     if (rc) {
         fprintf(stderr, "mt-bench-kvcache: decode: %s\n", err);
         goto out;
     }
-    float *q = malloc(cfg.n_embd * sizeof *q);
-    for (size_t i = 0; q && i < cfg.n_embd; i++)
-        q[i] = (float)((i * 37) % 11) * 0.1f - 0.5f;
     for (size_t ti = 0; ti < NT; ti++) {
         int th = o->threads[ti];
         omp_set_num_threads(th);
@@ -195,10 +195,10 @@ static int bench(const struct opts *o)
                "MB/token", "cache_MB", "bound_t/s", "share", "attn_1t%", "attn_par%");
         double fp32 = 0.0;
         for (size_t f = 0; f < F; f++) {
-            double step = mt_bench_median(t + (ti * F + f) * R, R), tps = 1.0 / step;
+            size_t at = (ti * F + f) * R;
+            double step = mt_bench_median(t + at, R), tps = 1.0 / step;
             if (o->fmt[f] == MT_KVC_FP32) fp32 = tps;
-            double att1 = q ? time_attention(kv[f]->cache, n - K / 2, 1, R, q) : NAN;
-            double attp = q ? time_attention(kv[f]->cache, n - K / 2, th, R, q) : NAN;
+            double att1 = mt_bench_median(a1 + at, R), attp = mt_bench_median(ap + at, R);
             double cache_mb = (bytes[f] - step_bytes(m, kv[f]->cache, 0)) / 1e6;
             char ratio[32] = "n/a";
             if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
@@ -210,9 +210,9 @@ static int bench(const struct opts *o)
     }
     printf("(attn_1t%%: attention over every layer on one thread, as decode.c runs it, as a "
            "share of the step; attn_par%%: the same split over layers on all threads)\n");
-    free(q);
     simulate(o, &cfg);
 out:
+    free(q), free(buf);
     for (size_t f = 0; f < F; f++)
         mt_gpt_kv_free(kv[f]);
     free(t);

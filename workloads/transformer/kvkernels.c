@@ -12,9 +12,11 @@
 void mt_kvk_scores_f32(float *att, const float *q, const float *K, size_t stride, size_t n,
                        size_t hs, float scale)
 {
+    size_t pf = mt_kvk_prefetch_ahead(stride * sizeof *K);
     for (size_t t = 0; t < n; t++) {
         const float *k = K + t * stride;
         float dot = 0.0f;
+        if (pf && t + pf < n) mt_kvk_prefetch(k + pf * stride, hs * sizeof *k);
 #pragma omp simd reduction(+ : dot)
         for (size_t i = 0; i < hs; i++)
             dot += q[i] * k[i];
@@ -38,9 +40,11 @@ float mt_kvk_softmax(float *att, size_t n)
 void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *V, size_t stride,
                       size_t n, size_t hs)
 {
+    size_t pf = mt_kvk_prefetch_ahead(stride * sizeof *V);
     for (size_t t = 0; t < n; t++) {
         const float *v = V + t * stride;
         float a = att[t] * inv;
+        if (pf && t + pf < n) mt_kvk_prefetch(v + pf * stride, hs * sizeof *v);
 #pragma omp simd
         for (size_t i = 0; i < hs; i++)
             o[i] += a * v[i];

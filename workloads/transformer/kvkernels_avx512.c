@@ -64,6 +64,18 @@ INLINE int is_tok(enum mt_kvk_kind kind)
     return kind == MT_KVK_TOK8 || kind == MT_KVK_TOK4 || kind == MT_KVK_TOK2;
 }
 
+/* Prefetches token t of a view: its rb code bytes and, per token, its groups' scales and
+ * minima (per-channel scales are read once per group of tokens: left to the hardware). */
+INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, size_t rb,
+                           size_t groups)
+{
+    mt_kvk_prefetch(w->codes + t * w->stride, rb);
+    if (is_tok(kind)) {
+        mt_kvk_prefetch(w->scl + t * w->par_stride, groups * 2);
+        mt_kvk_prefetch(w->mn + t * w->par_stride, groups * 2);
+    }
+}
+
 void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
                           const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale)
 {
@@ -75,9 +87,11 @@ void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
                 s = _mm512_add_ps(s, _mm512_loadu_ps(q + i));
             qsum[g] = _mm512_reduce_add_ps(s);
         }
+    size_t rb = hs * mt_kvk_bits(kind) / 8, pf = mt_kvk_prefetch_ahead(k->stride);
     for (size_t t = 0; t < n; t++) {
         const uint8_t *row = k->codes + t * k->stride;
         float dot = 0.0f;
+        if (pf && t + pf < n) prefetch_token(kind, k, t + pf, rb, hs / G);
         if (kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2) {
             if (t % G == 0) { /* a new token group: fold its scales into the query */
                 const uint16_t *s = k->scl + (t / G) * k->par_stride,
@@ -117,9 +131,11 @@ void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
 void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                          const struct mt_kvk_view *v, size_t n, size_t hs, size_t G)
 {
+    size_t rb = hs * mt_kvk_bits(kind) / 8, pf = mt_kvk_prefetch_ahead(v->stride);
     for (size_t t = 0; t < n; t++) {
         const uint8_t *row = v->codes + t * v->stride;
         float a = att[t] * inv;
+        if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, hs / G);
         if (is_tok(kind)) {
             const uint16_t *s = v->scl + t * v->par_stride, *m = v->mn + t * v->par_stride;
             for (size_t g = 0; g < hs / G; g++) {
