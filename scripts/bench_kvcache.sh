@@ -3,7 +3,7 @@
 # memory-bandwidth bound, and the paged-vs-contiguous serving simulation (issue 17).
 #
 # What it is for: running mt-bench-kvcache (workloads/transformer/bench_kvcache.c) on a
-# randomly initialised model of width 256 at T=4096 ("medium,T=4096"; random weights:
+# randomly initialised model of width 256 at T=4096 (preset "long"; random weights:
 # decode speed does not depend on what was learnt) with the cache filled to 4096
 # positions: tokens/s of fp32, bf16, int8, int4 and int2 caches at 1 and 2 threads
 # (medians of REPS interleaved repetitions), the ratio to fp32 in the same run, bytes
@@ -18,7 +18,7 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 reps=${2:-9}
-model=${3:-medium,T=4096}
+model=${3:-long}
 [ $# -gt 3 ] && shift 3 || set --
 prog=$build/bin/mt-bench-kvcache
 [ -x "$prog" ] || { echo "bench_kvcache: build first (cmake --build $build --target mt-bench-kvcache)" >&2; exit 2; }
