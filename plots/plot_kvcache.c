@@ -18,7 +18,6 @@
  * What it is not for: the trade-off panels (plot_draw.c) or per-run plots.
  */
 #include <math.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +31,15 @@ struct kv_pt {
     const char *series; /* into kv_state.series */
     double ctx, kv, infer, loss, loss32, kl, seqs, budget, seq_ctx;
 };
+
+/* The columns of the memory and accuracy data files, in order (gnuplot column = +1). */
+enum kv_col { KC_CTX, KC_KV, KC_INFER, KC_LOSS, KC_LOSS32, KC_KL, KC_COUNT };
+
+static double kv_col(const struct kv_pt *p, enum kv_col c)
+{
+    const double v[KC_COUNT] = {p->ctx, p->kv, p->infer, p->loss, p->loss32, p->kl};
+    return v[c];
+}
 
 struct kv_state {
     struct kv_pt *pts;
@@ -169,11 +177,11 @@ static int written(const struct kv_state *s, size_t i)
 }
 
 /* Range of a column over the written rows (values > 0 only when positive); 0 when none. */
-static int range_of(const struct kv_state *s, size_t off, int positive, double *lo, double *hi)
+static int range_of(const struct kv_state *s, enum kv_col c, int positive, double *lo, double *hi)
 {
     *lo = INFINITY, *hi = -INFINITY;
     for (size_t i = 0; i < s->n; i++) {
-        double v = *(const double *)(const void *)((const char *)&s->pts[i] + off);
+        double v = kv_col(&s->pts[i], c);
         if (!written(s, i) || !isfinite(v) || (positive && !(v > 0))) continue;
         *lo = fmin(*lo, v), *hi = fmax(*hi, v);
     }
@@ -193,8 +201,8 @@ static void set_range(FILE *gp, char axis, double lo, double hi, int log)
 /* Writes one index block per series (context ascending, one row per context: the first
  * configuration at a context, others at the same context left out) with the columns
  * context, kv MiB, infer MiB, val loss, fp32-cache loss, KL, run id, series; returns how
- * many rows have the metric `need` (a column number, 2..6). */
-static size_t write_series(struct pl_ctx *ctx, FILE *f, const struct kv_state *s, int need)
+ * many rows have column `need`. */
+static size_t write_series(struct pl_ctx *ctx, FILE *f, const struct kv_state *s, enum kv_col need)
 {
     size_t have = 0;
     fputs("# context\tkv_cache_MiB\tinfer_peak_MiB\tkv_val_loss\tkv_val_loss_fp32\tkv_kl\t"
@@ -205,10 +213,9 @@ static size_t write_series(struct pl_ctx *ctx, FILE *f, const struct kv_state *s
         for (size_t i = 0; i < s->n; i++) {
             const struct kv_pt *p = &s->pts[i];
             if (p->series != s->series[k] || !written(s, i)) continue;
-            double col[] = {p->ctx, p->kv, p->infer, p->loss, p->loss32, p->kl};
-            have += !isnan(col[need - 1]);
-            for (size_t j = 0; j < 6; j++)
-                put_num(f, col[j], j ? "\t" : "");
+            have += !isnan(kv_col(p, need));
+            for (int j = 0; j < KC_COUNT; j++)
+                put_num(f, kv_col(p, (enum kv_col)j), j ? "\t" : "");
             fprintf(f, "\t%lld\t", ctx->runs[ctx->configs[p->cfg].runs[0]].id);
             pl_dat_text(f, s->series[k]);
             fputc('\n', f);
@@ -246,7 +253,7 @@ static void draw_memory(struct pl_ctx *ctx, const struct kv_state *s, const char
 {
     FILE *dat, *gp;
     if (open_pair(ctx, name, title, &dat, &gp)) return;
-    size_t have = write_series(ctx, dat, s, 2);
+    size_t have = write_series(ctx, dat, s, KC_KV);
     if (!have) {
         fclose(dat), fclose(gp);
         pl_item_skip(ctx, name, title, "no kv_cache run has kv_cache_bytes and decode_context");
@@ -255,7 +262,7 @@ static void draw_memory(struct pl_ctx *ctx, const struct kv_state *s, const char
     pl_gp_preamble(ctx, gp, name, 1100, 720);
     pl_gp_title(gp, title, ctx, "solid: kv_cache_bytes; dashed: infer_peak_bytes");
     double lo, hi;
-    if (range_of(s, offsetof(struct kv_pt, ctx), 1, &lo, &hi)) set_range(gp, 'x', lo, hi, 1);
+    if (range_of(s, KC_CTX, 1, &lo, &hi)) set_range(gp, 'x', lo, hi, 1);
     fputs("set logscale x 2\nset format x '%g'\nset offsets 0, 0, graph 0.05, "
           "0\nset xlabel 'serving context: decode_context (tokens)'\nset ylabel 'MiB'\n"
           "set yrange [0:*]\nplot ",
@@ -276,7 +283,7 @@ static void draw_accuracy(struct pl_ctx *ctx, const struct kv_state *s, const ch
 {
     FILE *dat, *gp;
     if (open_pair(ctx, name, title, &dat, &gp)) return;
-    size_t have = write_series(ctx, dat, s, 4);
+    size_t have = write_series(ctx, dat, s, KC_LOSS);
     size_t zero_kl = 0;
     for (size_t i = 0; i < s->n; i++)
         zero_kl += written(s, i) && !(s->pts[i].kl > 0) && !isnan(s->pts[i].kl);
@@ -290,11 +297,10 @@ static void draw_accuracy(struct pl_ctx *ctx, const struct kv_state *s, const ch
     pl_gp_title_expr(gp, title, ctx, NULL);
     fputc('\n', gp);
     double lo, hi, klo, khi;
-    if (range_of(s, offsetof(struct kv_pt, ctx), 1, &lo, &hi)) set_range(gp, 'x', lo, hi, 1);
-    if (range_of(s, offsetof(struct kv_pt, loss), 0, &lo, &hi)) {
+    if (range_of(s, KC_CTX, 1, &lo, &hi)) set_range(gp, 'x', lo, hi, 1);
+    if (range_of(s, KC_LOSS, 0, &lo, &hi)) {
         double l32, h32;
-        if (range_of(s, offsetof(struct kv_pt, loss32), 0, &l32, &h32))
-            lo = fmin(lo, l32), hi = fmax(hi, h32);
+        if (range_of(s, KC_LOSS32, 0, &l32, &h32)) lo = fmin(lo, l32), hi = fmax(hi, h32);
         set_range(gp, 'y', lo, hi, 0);
     }
     fputs("set logscale x 2\nset format x '%g'\nset offsets 0, 0, graph "
@@ -312,7 +318,7 @@ static void draw_accuracy(struct pl_ctx *ctx, const struct kv_state *s, const ch
                 zero_kl);
     else
         fputs("set title 'kv_kl vs fp32 cache'\n", gp);
-    if (!range_of(s, offsetof(struct kv_pt, kl), 1, &klo, &khi)) { /* nothing positive */
+    if (!range_of(s, KC_KL, 1, &klo, &khi)) { /* nothing positive */
         fputs("set yrange [0:1]\nset label 1 'no KL > 0' at graph 0.4, graph 0.5\n"
               "plot NaN notitle\nunset multiplot\n",
               gp);
