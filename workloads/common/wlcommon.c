@@ -49,12 +49,34 @@ void mt_wl_threads(struct mt_ctx *ctx)
     if (n > 0) omp_set_num_threads(n);
 }
 
+/* The preset of parameter `param` with the block options of MT_WL_PARAMS_ARCH applied
+ * when `arch`; err gets the reason of a failure. Reads parameters only (an estimate's ctx
+ * allows that). */
+static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct mt_gpt_config *cfg,
+                        char *err, size_t errlen)
+{
+    const char *name = mt_param_str(ctx, param);
+    if (!name) return snprintf(err, errlen, "parameter '%s' missing", param), -1;
+    if (mt_gpt_config_parse(cfg, name, err, errlen)) return -1;
+    if (!arch) return 0;
+    const char *attention = mt_param_str(ctx, "attention");
+    char num[2][32];
+    snprintf(num[0], sizeof num[0], "%lld", (long long)mt_param_int(ctx, "n_kv_head"));
+    snprintf(num[1], sizeof num[1], "%lld", (long long)mt_param_int(ctx, "window"));
+    if ((attention && mt_gpt_config_set(cfg, "attention", attention, err, errlen)) ||
+        mt_gpt_config_set(cfg, "n_kv_head", num[0], err, errlen) ||
+        mt_gpt_config_set(cfg, "window", num[1], err, errlen))
+        return -1;
+    if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling, as the parser's */
+    return mt_gpt_config_check(cfg, err, errlen);
+}
+
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg)
 {
     char err[ERRLEN];
-    const char *name = mt_param_str(ctx, param ? param : "model");
-    if (!name) return mt_error(ctx, "parameter '%s' missing", param ? param : "model");
-    if (mt_gpt_config_parse(cfg, name, err, sizeof err)) return mt_error(ctx, "%s", err);
+    if (model_config(ctx, param ? param : "model", !param || !strcmp(param, "model"), cfg, err,
+                     sizeof err))
+        return mt_error(ctx, "%s", err);
     return 0;
 }
 
@@ -70,7 +92,15 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
     r->batch = (size_t)batch;
     r->lr = (float)lr;
     r->seq = cfg->seq_len < r->seq ? cfg->seq_len : r->seq;
+    int64_t seq = mt_param_int(ctx, "seq");
+    if (seq < 0 || (size_t)seq > cfg->seq_len)
+        return mt_error(ctx, "seq %lld outside [0, %zu] (the model's context)", (long long)seq,
+                        cfg->seq_len);
+    if (seq > 0) r->seq = (size_t)seq;
     *seed = (uint64_t)mt_param_int(ctx, "seed");
+    /* the budget a result is compared at (results/: runs of other budgets never share a
+     * panel); for a post-training workload, its reference's */
+    mt_metric(ctx, "train_tokens", (double)r->steps * (double)r->batch * (double)r->seq, "count");
     return 0;
 }
 
@@ -243,13 +273,34 @@ size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T)
     return train + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
 }
 
-size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg)
+int mt_wl_estimate_shape(struct mt_ctx *ctx, struct mt_gpt_config *cfg, size_t *T)
 {
     char err[256];
+    if (model_config(ctx, "model", 1, cfg, err, sizeof err)) return -1;
+    int64_t seq = mt_param_int(ctx, "seq");
+    if (seq < 0 || (size_t)seq > cfg->seq_len) return -1;
+    *T = seq > 0 ? (size_t)seq : cfg->seq_len < 128 ? cfg->seq_len : 128;
+    return 0;
+}
+
+int mt_wl_check_model(struct mt_ctx *ctx)
+{
+    char err[ERRLEN];
+    struct mt_gpt_config cfg;
+    if (model_config(ctx, "model", 1, &cfg, err, sizeof err)) return mt_error(ctx, "%s", err);
+    int64_t seq = mt_param_int(ctx, "seq");
+    if (seq < 0 || (size_t)seq > cfg.seq_len)
+        return mt_error(ctx, "seq %lld outside [0, %zu] (the model's context)", (long long)seq,
+                        cfg.seq_len);
+    return 0;
+}
+
+size_t mt_wl_estimate_baseline(struct mt_ctx *ctx, size_t min_batch, struct mt_gpt_config *cfg)
+{
     struct mt_gpt_config local;
+    size_t T;
     if (!cfg) cfg = &local;
-    if (mt_gpt_config_parse(cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
-    size_t T = cfg->seq_len < 128 ? cfg->seq_len : 128;
+    if (mt_wl_estimate_shape(ctx, cfg, &T)) return 0;
     size_t B = (size_t)mt_param_int(ctx, "batch");
     return mt_wl_estimate_bytes(cfg, B > min_batch ? B : min_batch, T);
 }

@@ -41,8 +41,38 @@ extern "C" {
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
     {                                                                                              \
-        "model", MT_PARAM_CHOICE, "small", 0, 0, "tiny|small|medium|gpt2",                         \
+        "model", MT_PARAM_CHOICE, "small", 0, 0, "tiny|small|medium|gpt2|long",                    \
             "reference model preset"                                                               \
+    }
+/* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
+ * sliding window) and the training sequence length: separate parameters, so that a
+ * sweep can list values of each (`attention = dense, flash`, `seq = 256, 1024`). */
+#define MT_WL_PARAMS_ARCH                                                                          \
+    {"attention",                                                                                  \
+     MT_PARAM_CHOICE,                                                                              \
+     "dense",                                                                                      \
+     0,                                                                                            \
+     0,                                                                                            \
+     "dense|flash",                                                                                \
+     "attention core: dense (keeps the B*H*T*T probabilities) or flash (tiled, keeps the "         \
+     "row log-sum-exp only)"},                                                                     \
+        {"n_kv_head",                                                                              \
+         MT_PARAM_INT,                                                                             \
+         "0",                                                                                      \
+         0,                                                                                        \
+         4096,                                                                                     \
+         NULL,                                                                                     \
+         "key/value heads (grouped-query attention; 0 = one per query head)"},                     \
+        {"window",                                                                                 \
+         MT_PARAM_INT,                                                                             \
+         "0",                                                                                      \
+         0,                                                                                        \
+         1000000,                                                                                  \
+         NULL,                                                                                     \
+         "sliding attention window in positions (0 = the whole causal context)"},                  \
+    {                                                                                              \
+        "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
+            "training sequence length T (0 = min(128, the model's context))"                       \
     }
 #define MT_WL_PARAM_STEPS                                                                          \
     {                                                                                              \
@@ -73,8 +103,8 @@ extern "C" {
 /* The seven rows above, in this order: what a plugin lists when it takes "the baseline
  * training parameters" unchanged. */
 #define MT_WL_PARAMS_BASELINE                                                                      \
-    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED,     \
-        MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS
+    MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH, MT_WL_PARAM_STEPS, MT_WL_PARAM_BATCH, MT_WL_PARAM_LR,    \
+        MT_WL_PARAM_SEED, MT_WL_PARAM_EVAL_TOKENS, MT_WL_PARAM_CORPUS
 
 /* The baseline training parameters for a post-training workload (quantize, prune,
  * distill): the same rows, but `steps` (the reference it starts from) defaults to 2000.
@@ -82,7 +112,7 @@ extern "C" {
  * score within 1e-5 bits/byte of fp32 and methods are ordered by noise; at 2000 they
  * separate. Every run stores its `steps`, so each result says how long its base trained. */
 #define MT_WL_PARAMS_POSTTRAIN                                                                     \
-    MT_WL_PARAM_MODEL,                                                                             \
+    MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH,                                                          \
         {"steps",                                                                                  \
          MT_PARAM_INT,                                                                             \
          "2000",                                                                                   \
@@ -98,7 +128,7 @@ extern "C" {
  * RANKS_PARAM (NULL for single-process plugins) and the two hooks (ESTIMATE may be NULL).
  * Use it once, at the end of the plugin's file. */
 #define MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                        \
-    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, NULL)
+    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, mt_wl_check_model)
 
 /* The same with a check() hook (ABI 1.1): constraints refused before any child starts. */
 #define MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK)           \
@@ -139,11 +169,16 @@ size_t mt_wl_batch_bytes(size_t B, size_t T);
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
 
-/* Fills *cfg from the preset named by parameter `param` (NULL = "model"). */
+/* Fills *cfg from the preset named by parameter `param` (NULL = "model"), then, for the
+ * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
+ * (`attention`, `n_kv_head`, `window`) where the plugin declares them. Returns 0, or -1
+ * after mt_error (unknown preset, options the preset cannot take). */
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg);
 
 /* The baseline recipe (mt_gpt_recipe_default) with `steps`, `batch`, `lr` from the
- * parameters of those names and T = min(128, cfg->seq_len); *seed from `seed`. */
+ * parameters of those names and T = `seq` when the plugin declares it and it is not 0
+ * (at most cfg->seq_len, else an error), else min(128, cfg->seq_len); *seed from `seed`.
+ * Reports train_tokens (steps x batch x T), the budget results are compared at. */
 int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_gpt_recipe *r,
                  uint64_t *seed);
 
@@ -208,6 +243,16 @@ void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m);
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T);
+
+/* check() hook of the plugins that take the model rows (MT_WL_PARAM_MODEL and
+ * MT_WL_PARAMS_ARCH, `seq`): the preset with its block options must build and `seq` fit
+ * its context, refused before any child starts. Returns 0 or -1 after mt_error. */
+int mt_wl_check_model(struct mt_ctx *ctx);
+
+/* For mem_estimate hooks: the run's model (preset and block options) into *cfg and its
+ * training sequence length into *T (`seq`, or min(128, seq_len)). Reads parameters only
+ * and records no error. Returns 0, or -1 when they do not resolve. */
+int mt_wl_estimate_shape(struct mt_ctx *ctx, struct mt_gpt_config *cfg, size_t *T);
 
 /* For mem_estimate hooks of plugins that take MT_WL_PARAMS_BASELINE: fills *cfg (may be
  * NULL) from `model` and returns mt_wl_estimate_bytes for batch max(`batch`, min_batch)

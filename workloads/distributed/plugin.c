@@ -12,9 +12,8 @@
 size_t mt_dist_plugin_estimate(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
-    char err[256];
-    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
-    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128;
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return 0;
     size_t ranks = (size_t)mt_param_int(ctx, "ranks"), B = (size_t)mt_param_int(ctx, "batch");
     B = ranks ? (B + ranks - 1) / ranks : B;
     return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);

@@ -39,7 +39,7 @@
 
 /* The baseline training parameters, `ranks` and `eval_tokens`, in this order. */
 #define MT_DIST_BASE_PARAMS                                                                        \
-    MT_WL_PARAM_MODEL, MT_WL_PARAM_STEPS,                                                          \
+    MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH, MT_WL_PARAM_STEPS,                                       \
         {"batch",                                                                                  \
          MT_PARAM_INT,                                                                             \
          "16",                                                                                     \

@@ -155,7 +155,7 @@ static int check(struct mt_ctx *ctx)
     char err[ERRLEN];
     struct mt_gpt_config cfg;
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
-    if (mt_wl_model_config(ctx, NULL, &cfg)) return -1;
+    if (mt_wl_check_model(ctx) || mt_wl_model_config(ctx, NULL, &cfg)) return -1;
     if (mt_kvc_spec_check(&cfg, &spec, err, sizeof err)) return mt_error(ctx, "%s", err);
     return 0;
 }

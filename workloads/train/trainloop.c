@@ -111,8 +111,8 @@ size_t mt_train_mem_estimate(struct mt_ctx *ctx)
     struct mt_train_opts o;
     struct mt_tmodel_plan plan;
     char err[ERRLEN];
-    if (mt_gpt_config_parse(&cfg, mt_param_str(ctx, "model"), err, sizeof err)) return 0;
-    size_t T = cfg.seq_len < 128 ? cfg.seq_len : 128, B = (size_t)mt_param_int(ctx, "batch");
+    size_t T, B = (size_t)mt_param_int(ctx, "batch");
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return 0;
     if (resolve(ctx, &cfg, B, T, &o, err, sizeof err) ||
         mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err))
         return 0;

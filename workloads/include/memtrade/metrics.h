@@ -146,6 +146,9 @@ static const struct mt_metric_info mt_metric_table[] = {
     {"heap_allocs", "count", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_COST,
      "allocations (heap profiler)"},
     /* speed */
+    {"train_tokens", "count", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
+     "the training budget: steps x batch x sequence length (the reference's, for a model "
+     "loaded from the cache); runs are compared only at equal budgets"},
     {"train_tokens_per_s", "tokens/s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
      "training throughput (all ranks together)"},
     {"eval_tokens_per_s", "tokens/s", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SPEED,
