@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "calib.h"
+#include "calib_layer.h"
 #include "qcalib.h"
 #include "qcheck.h"
-#include "rng.h"
 
 #define N 96
 #define K 256
@@ -25,22 +25,13 @@
 static char err[512];
 
 /* ||X W^T - X Q^T||_F for the packed q. */
-static double output_error(const float *x, const float *w, const struct mt_qtensor *q)
+static double output_error(const struct mt_test_layer *t, const struct mt_qtensor *q)
 {
     float *d = malloc(N * K * sizeof *d);
     mt_qtensor_unpack(q, d);
-    for (size_t i = 0; i < N * K; i++)
-        d[i] = w[i] - d[i];
-    double e = 0.0;
-    for (size_t r = 0; r < ROWS; r++)
-        for (size_t o = 0; o < N; o++) {
-            double s = 0.0;
-            for (size_t j = 0; j < K; j++)
-                s += (double)x[r * K + j] * d[o * K + j];
-            e += s * s;
-        }
+    double e = mt_test_layer_output_error(t, d);
     free(d);
-    return sqrt(e);
+    return e;
 }
 
 static double weighted_error(const float *w, const float *imp, const struct mt_qtensor *q)
@@ -56,31 +47,10 @@ static double weighted_error(const float *w, const float *imp, const struct mt_q
 
 static int test_layer(void)
 {
-    struct mt_rng rng;
-    mt_rng_seed(&rng, 2024);
-    float *w = malloc(N * K * sizeof *w), *x = malloc(ROWS * K * sizeof *x);
-    float *a = malloc(K * K * sizeof *a), *z = malloc(ROWS * K * sizeof *z);
-    float *g = calloc(K * K, sizeof *g), *u = malloc(K * K * sizeof *u);
-    float *id = calloc(K * K, sizeof *id), *imp = calloc(K, sizeof *imp);
-    for (size_t i = 0; i < N * K; i++)
-        w[i] = (float)(0.05 * mt_rng_normal(&rng));
-    for (size_t i = 0; i < K * K; i++) /* mixing: identity plus dense random correlation */
-        a[i] = (float)((i / K == i % K ? 1.0 : 0.0) + 0.2 * mt_rng_normal(&rng));
-    for (size_t i = 0; i < ROWS * K; i++)
-        z[i] = (float)mt_rng_normal(&rng) * (float)(1.0 + 3.0 * ((i % K) % 17 == 0));
-    for (size_t r = 0; r < ROWS; r++)
-        for (size_t j = 0; j < K; j++) {
-            double s = 0.0;
-            for (size_t t = 0; t < K; t++)
-                s += (double)z[r * K + t] * a[t * K + j];
-            x[r * K + j] = (float)s;
-        }
-    for (size_t r = 0; r < ROWS; r++)
-        for (size_t i = 0; i < K; i++) {
-            imp[i] += x[r * K + i] * x[r * K + i] / (float)ROWS;
-            for (size_t j = 0; j < K; j++)
-                g[i * K + j] += x[r * K + i] * x[r * K + j];
-        }
+    struct mt_test_layer lay;
+    mt_test_layer_make(&lay, N, K, ROWS, 2024);
+    const float *w = lay.w, *g = lay.g, *imp = lay.imp;
+    float *u = malloc(K * K * sizeof *u), *id = calloc(K * K, sizeof *id);
     for (size_t i = 0; i < K; i++)
         id[i * K + i] = 1.0f;
     struct mt_qformat fmts[] = {
@@ -102,7 +72,7 @@ static int test_layer(void)
         struct mt_qtensor *gq =
             mt_qtensor_pack_gptq(w, N, K, f, u, NULL, NULL, NULL, err, sizeof err);
         CHECK(gq && gq->bytes == rtn->bytes, "gptq bytes");
-        double er = output_error(x, w, rtn), eg = output_error(x, w, gq);
+        double er = output_error(&lay, rtn), eg = output_error(&lay, gq);
         printf("%-11s %u-bit %-7s output error: rtn %.4f gptq %.4f", mt_qscheme_name(f->scheme),
                f->bits, mt_qgran_name(f->gran), er, eg);
         CHECK(eg < er, "gptq output error %.4f not below rtn %.4f", eg, er);
@@ -117,7 +87,8 @@ static int test_layer(void)
         printf("\n");
         mt_qtensor_free(rtn), mt_qtensor_free(eye), mt_qtensor_free(gq);
     }
-    free(w), free(x), free(a), free(z), free(g), free(u), free(id), free(imp);
+    free(u), free(id);
+    mt_test_layer_free(&lay);
     return 0;
 }
 

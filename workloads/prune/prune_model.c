@@ -28,7 +28,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static const char *const method_names[] = {"magnitude", "obd", "wanda", "heads", "neurons", "nm"};
+static const char *const method_names[] = {"magnitude", "obd", "wanda",    "heads",
+                                           "neurons",   "nm",  "sparsegpt"};
 static const char *const kind_names[MT_PRUNE_KINDS] = {"qkv", "attproj", "fc", "fcproj"};
 static const enum mt_gpt_param weight_param[MT_PRUNE_KINDS] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW,
                                                                MT_P_FCPROJW};
@@ -56,6 +57,8 @@ int mt_prune_needs(enum mt_prune_method m)
     case MT_PRUNE_HEADS:
     case MT_PRUNE_NEURONS:
         return MT_PRUNE_NEED_ACTS;
+    case MT_PRUNE_SPARSEGPT:
+        return MT_PRUNE_NEED_ACTS | MT_PRUNE_NEED_HESSIAN;
     default:
         return 0;
     }
@@ -347,14 +350,16 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
     return rc;
 }
 
-int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
-                          const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
-                          size_t errlen)
+/* Allocates all-keep masks for m after checking that c holds what o's method needs. */
+static int masks_alloc(const struct mt_gpt *m, const struct mt_prune_opts *o,
+                       const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                       size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     int need = mt_prune_needs(o->method);
     if (((need & MT_PRUNE_NEED_ACTS) && (!c || !c->acts.act_sq)) ||
-        ((need & MT_PRUNE_NEED_FISHER) && (!c || !c->fisher)))
+        ((need & MT_PRUNE_NEED_FISHER) && (!c || !c->fisher)) ||
+        ((need & MT_PRUNE_NEED_HESSIAN) && (!c || !c->acts.gram)))
         return fail(err, errlen, "method %s needs calibration statistics (calib_batches > 0)",
                     mt_prune_method_name(o->method));
     size_t n = n_slots_of(m);
@@ -371,6 +376,17 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
         slot_dims(m, s, &o_dim, &i_dim);
         memset(out->keep[s], 1, o_dim * i_dim);
     }
+    return 0;
+}
+
+int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
+                          const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                          size_t errlen)
+{
+    if (o->method == MT_PRUNE_SPARSEGPT)
+        return fail(err, errlen, "sparsegpt changes the weights: mt_prune_sparsegpt");
+    if (masks_alloc(m, o, c, out, err, errlen)) return -1;
+    size_t n = out->n_slots;
     if (o->method == MT_PRUNE_HEADS || o->method == MT_PRUNE_NEURONS) {
         if (structured_masks(m, o, c, out, err, errlen)) {
             mt_prune_masks_free(out);
@@ -413,6 +429,37 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
     }
     free(counts);
     free_slot_arrays((void **)scores, n);
+    if (rc) mt_prune_masks_free(out);
+    return rc;
+}
+
+int mt_prune_sparsegpt(struct mt_gpt *m, const struct mt_prune_opts *o,
+                       const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                       size_t errlen)
+{
+    if (o->method != MT_PRUNE_SPARSEGPT || o->global)
+        return fail(err, errlen, "mt_prune_sparsegpt: method sparsegpt, per-layer scope only");
+    if (masks_alloc(m, o, c, out, err, errlen)) return -1;
+    int rc = 0;
+    for (size_t s = 0; rc == 0 && s < out->n_slots; s++) {
+        size_t o_dim, k;
+        slot_dims(m, s, &o_dim, &k);
+        int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+        float *u = malloc(k * k * sizeof *u);
+        uint8_t *dead = malloc(k);
+        mt_memcat_set(prev);
+        char name[32], e[256];
+        mt_prune_slot_name(s, name, sizeof name);
+        if (!u || !dead)
+            rc = fail(err, errlen, "%s: out of memory", name);
+        else if (mt_calib_inverse_factor(c->acts.gram[s], k, NULL, MT_SPARSEGPT_DAMP, u, dead, e,
+                                         sizeof e) ||
+                 mt_prune_sparsegpt_matrix(slot_weight(m, s), o_dim, k, u, dead, o->sparsity, o->n,
+                                           o->m, out->keep[s], e, sizeof e))
+            rc = fail(err, errlen, "%s: %s", name, e);
+        free(u);
+        free(dead);
+    }
     if (rc) mt_prune_masks_free(out);
     return rc;
 }

@@ -41,10 +41,11 @@ enum mt_prune_method {
     MT_PRUNE_WANDA = 2,     /* |w| * ||x_col||_2; scope layer selects per output row */
     MT_PRUNE_HEADS = 3,     /* whole attention heads by summed wanda score */
     MT_PRUNE_NEURONS = 4,   /* whole MLP neurons by summed wanda score */
-    MT_PRUNE_NM = 5         /* N:M by magnitude in every group of M inputs */
+    MT_PRUNE_NM = 5,        /* N:M by magnitude in every group of M inputs */
+    MT_PRUNE_SPARSEGPT = 6  /* OBS saliency w^2/[H^-1]_ii^2, kept weights compensated */
 };
 
-/* "magnitude|obd|wanda|heads|neurons|nm" <-> enum; parse returns -1 when unknown. */
+/* "magnitude|obd|wanda|heads|neurons|nm|sparsegpt" <-> enum; parse returns -1 when unknown. */
 int mt_prune_method_parse(const char *name);
 const char *mt_prune_method_name(enum mt_prune_method m);
 
@@ -52,7 +53,7 @@ struct mt_prune_opts {
     enum mt_prune_method method;
     double sparsity; /* fraction of prunable weights (or heads / neurons) to remove */
     int global;      /* 1: one threshold over all layers; 0: per layer (wanda: per row) */
-    unsigned n, m;   /* NM only */
+    unsigned n, m;   /* NM, and SPARSEGPT when n > 0 (N:M instead of sparsity) */
 };
 
 /* Which statistics a method needs: bit 1 = activation norms, bit 2 = Fisher diagonal,
@@ -99,10 +100,37 @@ struct mt_prune_masks {
 
 /* Contract: chooses masks for model m's current weights per `o`, using `c` where the
  * method needs it (see mt_prune_needs; NULL otherwise). Returns 0, or -1 with a message
- * (missing statistics, N:M that does not divide a layer, allocation). */
+ * (missing statistics, N:M that does not divide a layer, allocation, sparsegpt: it
+ * changes the weights, see mt_prune_sparsegpt). */
 int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
                           const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
                           size_t errlen);
+
+#define MT_SPARSEGPT_BLOCK 128 /* columns per lazy block (N:M: rounded down to whole groups) */
+#define MT_SPARSEGPT_DAMP 0.01 /* damping of the Hessian, times its mean diagonal */
+
+/* Contract: SparseGPT on one matrix w[n*k] (row-major, out x in), in place: u is the
+ * k x k upper factor of the damped inverse Hessian (mt_calib_inverse_factor, perm NULL),
+ * dead[k] (may be NULL) its dead inputs (their weights zeroed first). Without N:M
+ * (nm_n == 0) each block of MT_SPARSEGPT_BLOCK columns prunes exactly
+ * round(sparsity * n * block) weights, lowest w^2 / U_ii^2 first (ties as
+ * mt_sparse_select); with nm_n:nm_m (nm_m <= 16 dividing k) every group of nm_m inputs of
+ * a row keeps nm_n. Pruned weights become 0 and keep[n*k] 0 there; every kept weight is
+ * compensated (see sparsegpt.c). Deterministic for a given thread count. Returns 0, or -1
+ * with a message (allocation, an N:M that does not fit, the GEMM). */
+int mt_prune_sparsegpt_matrix(float *w, size_t n, size_t k, const float *u, const uint8_t *dead,
+                              double sparsity, unsigned nm_n, unsigned nm_m, uint8_t *keep,
+                              char *err, size_t errlen);
+
+/* Contract: SparseGPT on every prunable linear of m, in place (method sparsegpt; o->n > 0
+ * picks N:M o->n:o->m, else o->sparsity per layer; o->global is not supported): the
+ * Gram matrices of c (mt_prune_calib_acts with method sparsegpt) are factored one layer
+ * at a time (MT_SPARSEGPT_DAMP) and mt_prune_sparsegpt_matrix prunes and compensates the
+ * weights; *out gets the masks (as mt_prune_select_masks; mt_prune_apply is then a
+ * no-op on m's weights). Returns 0, or -1 with a message. */
+int mt_prune_sparsegpt(struct mt_gpt *m, const struct mt_prune_opts *o,
+                       const struct mt_prune_calib *c, struct mt_prune_masks *out, char *err,
+                       size_t errlen);
 
 /* Contract: zeroes the pruned weights of m (and the biases of removed rows). When the
  * model has gradients, also zeroes their gradients, so an optimizer step that follows

@@ -4,14 +4,15 @@
  * What it is for: loading the cached baseline (`model`, `steps`, ... as for every
  * workload), calibrating on `calib_batches` training batches when the method needs it
  * (wanda: input norms through the linear hook; obd: Fisher diagonal from per-sequence
- * gradients), choosing masks (prune_model.h), fine-tuning `finetune_steps` AdamW steps
- * with the mask re-applied to gradients and weights after every step, packing every
- * linear layer (region "pack") in the format `storage` asks for (prune_storage.h: the
- * smallest of CSR, bitmap, N:M or dense by default; the fastest measured batch-1 GEMV;
- * or one forced format; heads/neurons pack their smaller matrices the same way), freeing
- * the dense linear weights, and serving it through the one serving measurement
- * (serving.h: batch-1 decoding in region "infer", held-out accuracy in "eval").
- * What it is not for: pruning the tied embedding / LM head, or training from scratch.
+ * gradients; sparsegpt: the inputs' Gram matrices), choosing masks (prune_model.h;
+ * sparsegpt prunes and compensates the kept weights in one pass), fine-tuning
+ * `finetune_steps` AdamW steps with the mask re-applied to gradients and weights after
+ * every step, packing every linear layer (region "pack") in the format `storage` asks for
+ * (prune_storage.h: the smallest of CSR, bitmap, N:M or dense by default; the fastest measured
+ * batch-1 GEMV; or one forced format; heads/neurons pack their smaller matrices the same way),
+ * freeing the dense linear weights, and serving it through the one serving measurement (serving.h:
+ * batch-1 decoding in region "infer", held-out accuracy in "eval"). What it is not for: pruning the
+ * tied embedding / LM head, or training from scratch.
  *
  * Metrics: the standard val_* and eval/decode speeds (through the sparse kernels),
  * model_bytes (packed linears + the fp32 tensors still stored, exact), sparse_bytes,
@@ -50,15 +51,20 @@ static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o, struct mt_prun
     char tail;
     if (sscanf(nm, "%u:%u%c", &o->n, &o->m, &tail) != 2 || o->n == 0 || o->n > o->m || o->m > 16)
         return mt_error(ctx, "nm must be N:M with 0 < N <= M <= 16, got \"%s\"", nm);
-    if (o->method != MT_PRUNE_NM) o->n = o->m = 0;
+    int nm_pattern = o->method == MT_PRUNE_NM || (o->method == MT_PRUNE_SPARSEGPT &&
+                                                  !strcmp(mt_param_str(ctx, "pattern"), "nm"));
+    if (!nm_pattern) o->n = o->m = 0;
+    if (o->method == MT_PRUNE_SPARSEGPT && o->global)
+        return mt_error(ctx, "method=sparsegpt prunes per layer (scope=layer)");
     memset(so, 0, sizeof(*so));
     const char *st = mt_param_str(ctx, "storage");
     int storage = mt_prune_storage_parse(st);
     if (storage < 0)
         return mt_error(ctx, "unknown storage %s (choices: " MT_PRUNE_STORAGE_CHOICES ")", st);
-    if (storage == MT_PRUNE_STORE_NM && o->method != MT_PRUNE_NM)
+    if (storage == MT_PRUNE_STORE_NM && !nm_pattern)
         return mt_error(ctx,
-                        "storage=nm is only valid with method=nm (got method=%s); valid "
+                        "storage=nm is only valid with an N:M mask (method=nm, or sparsegpt "
+                        "with pattern=nm; got method=%s); valid "
                         "storage choices here: smallest|fastest|dense|csr|bitmap",
                         mt_prune_method_name(o->method));
     so->storage = (enum mt_prune_storage)storage;
@@ -261,14 +267,16 @@ static int run(struct mt_ctx *ctx)
     }
     mt_log(ctx, MT_LOG_INFO, "baseline %s; pruning %s sparsity %.3f scope %s%s",
            st.from_cache ? "from cache" : "trained", mt_prune_method_name(o.method), o.sparsity,
-           o.global ? "global" : "layer", o.method == MT_PRUNE_NM ? " (N:M)" : "");
+           o.global ? "global" : "layer", o.n ? " (N:M)" : "");
 
     struct mt_wl_base base;
     if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
     double t0 = mt_wl_now();
     mt_region_begin(ctx, "prune");
     rc = calibrate(ctx, &o, m, mtr, &corpus, r.seq, seed, &cal);
-    if (rc == 0 && mt_prune_select_masks(m, &o, &cal, &masks, err, sizeof(err)))
+    if (rc == 0 && (o.method == MT_PRUNE_SPARSEGPT
+                        ? mt_prune_sparsegpt(m, &o, &cal, &masks, err, sizeof(err))
+                        : mt_prune_select_masks(m, &o, &cal, &masks, err, sizeof(err))))
         rc = mt_error(ctx, "%s", err);
     mt_region_end(ctx, "prune");
     mt_prune_calib_free(&cal);
@@ -276,6 +284,8 @@ static int run(struct mt_ctx *ctx)
     mt_prune_apply(m, &masks);
     mt_metric(ctx, "prune_seconds", mt_wl_now() - t0, "s");
     if (ft_steps > 0) {
+        if (o.method == MT_PRUNE_SPARSEGPT) /* the compensated weights, not the cached ones */
+            memcpy(mtr->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]);
         mt_prune_apply(mtr, &masks);
         if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed))) goto out;
         if (m->slab_bytes[MT_MEM_WEIGHTS] != mtr->slab_bytes[MT_MEM_WEIGHTS]) {
@@ -323,20 +333,30 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     size_t base = mt_wl_estimate_baseline(ctx, 0, &cfg);
     /* baseline training (when not cached) or the fine-tune copy, plus the served copy and
      * calibration statistics (a Fisher diagonal is one more weight-sized array) */
-    return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) : 0;
+    size_t gram = 0; /* sparsegpt: the Gram matrices, 19 C^2 floats per layer (C^2 for qkv,
+                        attproj and fc, 16 C^2 for fcproj) */
+    if (!strcmp(mt_param_str(ctx, "method"), "sparsegpt"))
+        gram = 19 * cfg.n_embd * cfg.n_embd * cfg.n_layer * sizeof(float);
+    return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) + gram : 0;
 }
 
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
-    {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm",
-     "saliency: |w|, 0.5*h*w^2 (Fisher), |w|*||x||, whole heads, whole MLP neurons, N:M"},
+    {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm|sparsegpt",
+     "saliency: |w|, 0.5*h*w^2 (Fisher), |w|*||x||, whole heads, whole MLP neurons, N:M, "
+     "SparseGPT (w^2/[H^-1]_ii^2 with the kept weights compensated through the inverse "
+     "Hessian of the calibration inputs)"},
+    {"pattern", MT_PARAM_CHOICE, "unstructured", 0, 0, "unstructured|nm",
+     "sparsegpt: remove `sparsity` of each layer, or keep the `nm` pattern"},
     {"sparsity", MT_PARAM_FLOAT, "0.5", 0.0, 0.95, NULL,
      "fraction of prunable weights (heads/neurons: of units) to remove; nm ignores it"},
     {"scope", MT_PARAM_CHOICE, "layer", 0, 0, "layer|global",
      "one threshold per layer (wanda: per output row) or one over all layers"},
-    {"nm", MT_PARAM_STRING, "2:4", 0, 0, NULL, "N:M pattern for method=nm (M <= 16)"},
+    {"nm", MT_PARAM_STRING, "2:4", 0, 0, NULL,
+     "N:M pattern for method=nm and sparsegpt pattern=nm (M <= 16)"},
     {"calib_batches", MT_PARAM_INT, "8", 0, 10000, NULL,
-     "batches of 8 training windows for wanda/heads/neurons norms and obd's Fisher"},
+     "batches of 8 training windows for wanda/heads/neurons norms, obd's Fisher and "
+     "sparsegpt's Hessian"},
     {"finetune_steps", MT_PARAM_INT, "0", 0, 1000000, NULL,
      "AdamW steps after pruning with the mask fixed (0 = none)"},
     {"finetune_lr", MT_PARAM_FLOAT, "3e-4", 1e-7, 1.0, NULL, "peak learning rate of the fine-tune"},
@@ -351,6 +371,7 @@ static const struct mt_param_spec params[] = {
 };
 
 MT_WL_DESCRIPTOR("prune",
-                 "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M), serve it "
+                 "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M/SparseGPT), "
+                 "serve it "
                  "sparse",
                  params, NULL, mem_estimate, run);
