@@ -5,6 +5,7 @@
  */
 #include "qcalib.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,4 +121,76 @@ struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
         return NULL;
     }
     return qt;
+}
+
+/* AWQ's scales for one alpha: rms^alpha over sqrt(max * min), so they straddle 1. */
+static void awq_scales(const float *act_sq, size_t k, double alpha, float *s)
+{
+    double lo = INFINITY, hi = 0.0;
+    for (size_t j = 0; j < k; j++) {
+        double v = pow(fmax(act_sq[j], 1e-12), 0.5 * alpha);
+        s[j] = (float)v;
+        lo = fmin(lo, v), hi = fmax(hi, v);
+    }
+    for (size_t j = 0; j < k; j++)
+        s[j] = (float)(s[j] / sqrt(lo * hi));
+}
+
+/* sum over rows of d G d^T for d = W - Q diag(1/s), q the unpacked Q (overwritten). */
+static int awq_error(const float *w, size_t n, size_t k, const float *s, const float *gram,
+                     float *q, float *e, double *out)
+{
+    for (size_t i = 0; i < n * k; i++)
+        q[i] = w[i] - q[i] / s[i % k];
+    if (dnnl_sgemm('N', 'N', (dnnl_dim_t)n, (dnnl_dim_t)k, (dnnl_dim_t)k, 1.0f, q, (dnnl_dim_t)k,
+                   gram, (dnnl_dim_t)k, 0.0f, e, (dnnl_dim_t)k) != dnnl_success)
+        return -1;
+    double sum = 0.0;
+    for (size_t i = 0; i < n * k; i++)
+        sum += (double)e[i] * q[i];
+    *out = sum;
+    return 0;
+}
+
+struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
+                                       const struct mt_qformat *f, const float *act_sq,
+                                       const float *gram, float *s, double *alpha, char *err,
+                                       size_t errlen)
+{
+    int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+    float *ws = malloc(n * k * sizeof *ws), *q = malloc(n * k * sizeof *q);
+    float *e = malloc(n * k * sizeof *e), *st = malloc(k * sizeof *st);
+    mt_memcat_set(prev);
+    struct mt_qtensor *best = NULL;
+    double best_err = INFINITY, best_alpha = 0.0;
+    if (!ws || !q || !e || !st) snprintf(err, errlen, "AWQ: out of memory for %zu x %zu", n, k);
+    for (int g = 0; ws && q && e && st && g < MT_AWQ_GRID; g++) {
+        double a = (double)g / MT_AWQ_GRID, er;
+        awq_scales(act_sq, k, a, st);
+        for (size_t i = 0; i < n * k; i++)
+            ws[i] = w[i] * st[i % k];
+        struct mt_qtensor *qt = mt_qtensor_pack(ws, n, k, f, err, errlen);
+        if (!qt) break;
+        mt_qtensor_unpack(qt, q);
+        if (awq_error(w, n, k, st, gram, q, e, &er)) {
+            snprintf(err, errlen, "AWQ: the error GEMM failed");
+            mt_qtensor_free(qt);
+            break;
+        }
+        if (er < best_err) {
+            mt_qtensor_free(best);
+            best = qt, best_err = er, best_alpha = a;
+            memcpy(s, st, k * sizeof *s);
+        } else {
+            mt_qtensor_free(qt);
+        }
+        if (g == MT_AWQ_GRID - 1) { /* the search ran through */
+            if (alpha) *alpha = best_alpha;
+            free(ws), free(q), free(e), free(st);
+            return best;
+        }
+    }
+    free(ws), free(q), free(e), free(st);
+    mt_qtensor_free(best);
+    return NULL;
 }

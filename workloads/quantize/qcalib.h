@@ -14,6 +14,11 @@
  *   With H = I no error moves, and the result is RTN's bit for bit.
  * - imatrix (llama.cpp's importance matrix): RTN whose scales minimise the error weighted
  *   by the mean squared activation of each input channel (linear and nf/log schemes).
+ * - AWQ (Lin et al. 2023): per input channel scales s_j = rms(x_j)^alpha (normalised by
+ *   sqrt(max s * min s)), alpha searched on a grid of MT_AWQ_GRID points in [0, 1) for
+ *   the least output error ||X W^T - (X / s) Q(W diag s)^T||_F measured through the Gram
+ *   matrix; W diag s is packed (any scheme RTN packs) and 1 / s must be folded into what
+ *   produces the layer's input. alpha = 0 is RTN, so the error is never above RTN's.
  * What it is not for: collecting the statistics (calib.h), the model (qmodel.h).
  */
 #ifndef MT_QUANT_QCALIB_H
@@ -49,6 +54,17 @@ struct mt_qtensor *mt_qtensor_pack_gptq(const float *w, size_t n, size_t k,
 struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
                                            const struct mt_qformat *f, const float *imp, char *err,
                                            size_t errlen);
+
+#define MT_AWQ_GRID 20 /* alpha = 0, 1/20, ..., 19/20 (AWQ's grid) */
+
+/* Contract: AWQ on w[n*k] (not modified): act_sq[k] the mean x^2 of each input channel,
+ * gram[k*k] the inputs' X^T X (any positive scale). Writes the chosen scales to s[k] and
+ * alpha to *alpha (may be NULL); returns mt_qtensor_pack(W diag s) for format f, or NULL
+ * with a message. Deterministic for a given thread count. */
+struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
+                                       const struct mt_qformat *f, const float *act_sq,
+                                       const float *gram, float *s, double *alpha, char *err,
+                                       size_t errlen);
 
 #ifdef __cplusplus
 }
