@@ -316,7 +316,7 @@ static size_t slab_total(const struct slab *s)
 /* Layer slots of a mode: all L layers when training, one reused slot for inference. */
 static size_t act_slots(const struct mt_gpt_config *cfg, enum mt_gpt_mode mode)
 {
-    return mode == MT_GPT_TRAIN ? cfg->n_layer : 1;
+    return mode == MT_GPT_TRAIN || mode == MT_GPT_FROZEN ? cfg->n_layer : 1;
 }
 
 /* The per-category slabs of a model: the one place tensor sizes are decided. */
@@ -335,13 +335,14 @@ static void layout(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_
     s[MT_MEM_WORKSPACE].n = MT_W_COUNT;
     for (int w = 0; w < MT_W_COUNT; w++)
         s[MT_MEM_WORKSPACE].bytes[w] = B * T * sizeof(int);
-    if (mode != MT_GPT_TRAIN) return;
-    s[MT_MEM_GRADIENTS] = s[MT_MEM_WEIGHTS];
-    s[MT_MEM_OPTIMIZER].n = 2; /* m and v, each laid out like the weights */
-    s[MT_MEM_OPTIMIZER].bytes[0] = s[MT_MEM_OPTIMIZER].bytes[1] = slab_total(&s[MT_MEM_WEIGHTS]);
+    if (mode != MT_GPT_TRAIN && mode != MT_GPT_FROZEN) return;
     s[MT_MEM_ACT_GRADS].n = MT_D_COUNT;
     for (int d = 0; d < MT_D_COUNT; d++)
         s[MT_MEM_ACT_GRADS].bytes[d] = dact_len(cfg, B, T, d) * sizeof(float);
+    if (mode == MT_GPT_FROZEN) return;
+    s[MT_MEM_GRADIENTS] = s[MT_MEM_WEIGHTS];
+    s[MT_MEM_OPTIMIZER].n = 2; /* m and v, each laid out like the weights */
+    s[MT_MEM_OPTIMIZER].bytes[0] = s[MT_MEM_OPTIMIZER].bytes[1] = slab_total(&s[MT_MEM_WEIGHTS]);
 }
 
 size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
@@ -465,11 +466,14 @@ static int state_alloc(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t
         m->work = slab_alloc(&s[MT_MEM_WORKSPACE], MT_MEM_WORKSPACE, work_names, work_ptrs);
         fail |= !m->acts || !m->work;
     }
+    if (mode == MT_GPT_TRAIN || mode == MT_GPT_FROZEN) {
+        m->dacts = slab_alloc(&s[MT_MEM_ACT_GRADS], MT_MEM_ACT_GRADS, dact_names, dp);
+        fail |= !m->dacts;
+    }
     if (mode == MT_GPT_TRAIN) {
         m->grads = slab_alloc(&s[MT_MEM_GRADIENTS], MT_MEM_GRADIENTS, grad_names, gp);
         m->opt = slab_alloc(&s[MT_MEM_OPTIMIZER], MT_MEM_OPTIMIZER, opt_names, opt_ptrs);
-        m->dacts = slab_alloc(&s[MT_MEM_ACT_GRADS], MT_MEM_ACT_GRADS, dact_names, dp);
-        fail |= !m->grads || !m->opt || !m->dacts;
+        fail |= !m->grads || !m->opt;
     }
     if (fail) {
         state_free(m);
@@ -529,7 +533,7 @@ int mt_gpt_set_mode(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t T,
     if (m->mode == MT_GPT_TRAIN || mode == MT_GPT_TRAIN)
         return mt_tf_fail(err, errlen,
                           "only a model without gradients changes its mode "
-                          "(weights <-> infer)");
+                          "(weights, infer, frozen)");
     if (!mt_gpt_memory(&m->cfg, B, T, mode, NULL, err, errlen)) return -1;
     if (mode == m->mode && m->B == (mode == MT_GPT_WEIGHTS ? 0 : B) &&
         m->T == (mode == MT_GPT_WEIGHTS ? 0 : T))
@@ -808,14 +812,14 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
                        p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;)
         if (layer_bwd(m, l, B, T)) return mt_tf_fail(err, errlen, "linear backward hook failed");
-    mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
+    if (m->grads) mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
     return 0;
 }
 
 int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char *err,
                     size_t errlen)
 {
-    if (m->mode != MT_GPT_TRAIN)
+    if (m->mode != MT_GPT_TRAIN && m->mode != MT_GPT_FROZEN)
         return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
     if (m->last_loss < 0.0f || !m->fwd_B)
         return mt_tf_fail(err, errlen, "backward needs a forward with targets first");
@@ -828,7 +832,7 @@ int mt_gpt_backward(struct mt_gpt *m, float loss_scale, size_t norm_tokens, char
 
 int mt_gpt_backward_dlogits(struct mt_gpt *m, char *err, size_t errlen)
 {
-    if (m->mode != MT_GPT_TRAIN)
+    if (m->mode != MT_GPT_TRAIN && m->mode != MT_GPT_FROZEN)
         return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
     if (!m->fwd_B) return mt_tf_fail(err, errlen, "backward needs a forward first");
     m->last_loss = -1.0f;

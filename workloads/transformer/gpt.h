@@ -171,9 +171,12 @@ enum mt_gpt_work {
 
 /* ---------------------------------------------------------------- memory */
 
-/* What a model holds: weights only, weights + inference activations for (B, T), or the
- * full training state for (B, T). */
-enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2 };
+/* What a model holds: weights only, weights + inference activations for (B, T), the
+ * full training state for (B, T), or frozen-weight training for (B, T): every layer's
+ * activations and the activation gradients, but no gradients or optimizer state for the
+ * weights (a backward that computes activation gradients only, for fine-tuning whose
+ * trainable parameters live outside the model, behind the linear hooks: LoRA). */
+enum mt_gpt_mode { MT_GPT_WEIGHTS = 0, MT_GPT_INFER = 1, MT_GPT_TRAIN = 2, MT_GPT_FROZEN = 3 };
 
 /* Floats of one instance (one layer slot, one segment) of activation `a`, and of
  * activation gradient `d`, for batch B and sequence T. Pure; for engines that lay out
@@ -270,7 +273,8 @@ struct mt_gpt {
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen);
 
-/* Moves a model without gradients between MT_GPT_WEIGHTS and MT_GPT_INFER: the
+/* Moves a model without gradients between MT_GPT_WEIGHTS, MT_GPT_INFER and MT_GPT_FROZEN
+ * (which adds the activation gradients, as mt_gpt_create would): the
  * activation and workspace slabs are freed (to MT_GPT_WEIGHTS: the model then holds its
  * weights only, as a deployment that decodes does) or allocated zeroed for (B, T) exactly
  * as mt_gpt_create would (to MT_GPT_INFER; under their categories, tensors reported), and
@@ -339,7 +343,8 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
 void mt_gpt_zero_grad(struct mt_gpt *m);
 
 /* Backward of the last forward (which must have had targets), accumulating into the
- * gradients: grads += d(loss_scale * sum(losses) / norm_tokens)/dparams. norm_tokens = 0
+ * gradients (MT_GPT_FROZEN: none; only the activation gradients and the linear backward
+ * hook run): grads += d(loss_scale * sum(losses) / norm_tokens)/dparams. norm_tokens = 0
  * means the tokens of this forward (B*T), giving the gradient of the mean loss; gradient
  * accumulation over k micro-batches passes the effective batch's token count. The
  * probabilities of the forward are consumed. Returns 0 or -1 with a message (wrong
@@ -407,8 +412,8 @@ struct mt_kvc_spec;
 struct mt_gpt_kv {
     size_t max_T, pos;    /* capacity and positions filled */
     struct mt_kvc *cache; /* keys and values in their format and layout (kvcache.h) */
-    float *scratch;    /* x, ln, qkv, atty, proj, fch (4C), att (max_T), logits (V) */
-    float *logits;     /* into scratch: (V) logits of the last decoded token */
+    float *scratch;       /* x, ln, qkv, atty, proj, fch (4C), att (max_T), logits (V) */
+    float *logits;        /* into scratch: (V) logits of the last decoded token */
     size_t kv_bytes, scratch_bytes;
 };
 

@@ -277,6 +277,7 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, co
         for (size_t c = 0; c < C; c++)
             di[c] += (w[c] * d[c] - dm - (x[c] - m) * s * dnm) * s;
     }
+    if (!dw) return; /* frozen parameters: no gradients */
     size_t nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
     for (size_t blk = 0; blk < nblk; blk++) {

@@ -79,7 +79,8 @@ void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, 
                         const float *b, size_t N, size_t C);
 void mt_k_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp, const float *w,
                             const float *b, size_t N, size_t C);
-/* dinp[N,C] +=, dw[C] +=, db[C] += given dout[N,C], the forward input, w, mean, rstd. */
+/* dinp[N,C] +=, dw[C] +=, db[C] += given dout[N,C], the forward input, w, mean, rstd;
+ * dw and db both NULL: the parameters are frozen, only dinp is computed. */
 void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, size_t N, size_t C);
 void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,

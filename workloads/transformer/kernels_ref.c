@@ -129,8 +129,10 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
         dnorm_norm_mean /= (float)C;
         for (size_t c = 0; c < C; c++) {
             float norm = (x[c] - m) * s, dnorm = w[c] * d[c];
-            db[c] += d[c];
-            dw[c] += norm * d[c];
+            if (dw) { /* frozen parameters: no gradients */
+                db[c] += d[c];
+                dw[c] += norm * d[c];
+            }
             dinp[i * C + c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
         }
     }
