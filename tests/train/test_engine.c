@@ -15,11 +15,22 @@
  *   prec   — bf16 with master weights within 0.05 of fp32 after 40 steps; fp16 without
  *            scaling flushes gradient contributions to zero (counted); 16-bit plans hold
  *            half the weight and gradient bytes.
+ *   optim  — adamw8 and adafactor (optim.h): optimizer bytes equal the formula (2 bytes a
+ *            parameter + 8 a block of 2048; 4 (rows + cols) a matrix, 4 a vector element),
+ *            allocation equals the plan (fp32 and bf16), the loss falls over 60 steps and
+ *            adamw8's final loss is within 2 % of fp32 AdamW's;
+ *   offload — offload=optimizer: losses and weights bit-identical to the state in RAM
+ *            (adamw fp32, adamw8 fp32, adafactor bf16), RAM holds the two chunk buffers,
+ *            the file holds the state and is gone afterwards; a folder that does not
+ *            exist is an error naming its cause.
  * What it is not for: the loss-scaling loop and metrics (test_plugins.c), the heap
  * profiler (test_heap.c).
  */
+#include <dirent.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data.h"
 #include "gpt.h"
@@ -89,6 +100,7 @@ static struct mt_gpt *train(const struct mt_gpt_config *cfg, const struct mt_tmo
         }
         losses[s] = (float)loss;
         mt_tmodel_adamw(t, &r, mt_gpt_lr_at(&r, s), 1.0f);
+        CHECK_OK(mt_tmodel_failed(t, err, sizeof err), err);
     }
     struct mt_gpt *m = NULL;
     CHECK_OK(mt_gpt_create(&m, cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);
@@ -367,6 +379,126 @@ static void test_options(void)
     }
 }
 
+/* The optimizer bytes by formula, from the parameter shapes alone. */
+static size_t optim_formula(const struct mt_gpt_config *cfg, enum mt_optim_kind k)
+{
+    size_t bytes = 0;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        size_t d[3], nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, d);
+        int layer = p >= MT_P_LN1W && p <= MT_P_FCPROJB;
+        size_t count = layer ? d[0] : 1, rows = d[layer ? 1 : 0];
+        size_t cols = nd == 3 ? d[2] : (!layer && nd == 2 ? d[1] : 0);
+        size_t n = rows * (cols ? cols : 1);
+        if (k == MT_OPTIM_ADAMW8)
+            bytes += count * (2 * n + 8 * ((n + 2047) / 2048));
+        else
+            bytes += count * 4 * (cols ? rows + cols : n);
+    }
+    return bytes;
+}
+
+static double tail_mean(const float *l, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = n - 10; i < n; i++)
+        s += l[i];
+    return s / 10.0;
+}
+
+static void test_optim(void)
+{
+    enum { STEPS = 60 };
+    struct mt_gpt_config cfg = config("tiny");
+    size_t nparams = mt_gpt_num_params(&cfg);
+    float base[STEPS];
+    struct mt_tmodel_opts o = opts(B_FULL, MT_PREC_FP32, 1, 1);
+    mt_gpt_free(train(&cfg, &o, STEPS, base, NULL));
+    for (enum mt_optim_kind k = MT_OPTIM_ADAMW8; k <= MT_OPTIM_ADAFACTOR; k++) {
+        float l[STEPS];
+        struct mt_tmodel_stats st;
+        struct mt_tmodel_plan plan;
+        o = opts(B_FULL, MT_PREC_FP32, 1, 1);
+        o.optimizer = k;
+        CHECK_OK(mt_tmodel_plan(&cfg, &o, &plan, err, sizeof err), err);
+        size_t want = optim_formula(&cfg, k);
+        CHECK(plan.bytes[MT_MEM_OPTIMIZER] == want && plan.optim_state == want);
+        mt_gpt_free(train(&cfg, &o, STEPS, l, &st));
+        check_stats_match_plan(&cfg, &o, &st);
+        double a = tail_mean(base, STEPS), b = tail_mean(l, STEPS);
+        CHECK(b < 0.7 * l[0]);
+        if (k == MT_OPTIM_ADAMW8) CHECK(fabs(b - a) <= 0.02 * a);
+        printf("%s: optimizer %zu bytes for %zu params (fp32 AdamW %zu), loss %.4f -> %.4f "
+               "(AdamW %.4f)\n",
+               mt_optim_name(k), want, nparams, 8 * nparams, (double)l[0], b, a);
+        o.prec = MT_PREC_BF16; /* master weights on: + 4 bytes a (padded) parameter */
+        CHECK_OK(mt_tmodel_plan(&cfg, &o, &plan, err, sizeof err), err);
+        mt_gpt_free(train(&cfg, &o, 3, l, &st));
+        check_stats_match_plan(&cfg, &o, &st);
+    }
+}
+
+/* Files named mt_optim_state_* in dir. */
+static int state_files(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    for (struct dirent *e; (e = readdir(d));)
+        n += !strncmp(e->d_name, "mt_optim_state_", 15);
+    closedir(d);
+    return n;
+}
+
+static void test_offload(void)
+{
+    enum { STEPS = 8 };
+    struct mt_gpt_config cfg = config("tiny");
+    char dir[] = "/tmp/mt_offload_test_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    static const struct {
+        enum mt_optim_kind k;
+        enum mt_prec p;
+    } runs[] = {{MT_OPTIM_ADAMW, MT_PREC_FP32},
+                {MT_OPTIM_ADAMW8, MT_PREC_FP32},
+                {MT_OPTIM_ADAFACTOR, MT_PREC_BF16}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        float l1[STEPS], l2[STEPS];
+        struct mt_tmodel_stats s1, s2;
+        struct mt_tmodel_opts o = opts(B_FULL, runs[i].p, 1, 1);
+        o.optimizer = runs[i].k;
+        struct mt_gpt *w1 = train(&cfg, &o, STEPS, l1, &s1);
+        o.offload = 1;
+        o.scratch_dir = dir;
+        struct mt_gpt *w2 = train(&cfg, &o, STEPS, l2, &s2);
+        check_stats_match_plan(&cfg, &o, &s2);
+        CHECK(memcmp(l1, l2, sizeof l1) == 0);
+        CHECK(memcmp(w1->params, w2->params, w1->slab_bytes[MT_MEM_WEIGHTS]) == 0);
+        struct mt_tmodel_plan plan;
+        struct mt_optim_plan op;
+        CHECK_OK(mt_tmodel_plan(&cfg, &o, &plan, err, sizeof err), err);
+        mt_optim_plan(&cfg, o.optimizer, 1, &op);
+        CHECK(s2.optim_io.file_bytes == plan.optim_state);
+        CHECK(s2.optim_io.read_bytes == STEPS * plan.optim_state);
+        CHECK(s2.optim_io.written_bytes == STEPS * plan.optim_state);
+        CHECK(op.ram_bytes == 2 * op.chunk_bytes && op.ram_bytes < op.state_bytes);
+        CHECK(state_files(dir) == 0);
+        printf("offload %s %s: bit-identical; RAM %zu bytes (2 chunks) for a %zu-byte file, "
+               "I/O %.4f s, waited %.4f s\n",
+               mt_optim_name(o.optimizer), mt_prec_name(o.prec), op.ram_bytes,
+               s2.optim_io.file_bytes, s2.optim_io.io_s, s2.optim_io.wait_s);
+        mt_gpt_free(w1);
+        mt_gpt_free(w2);
+    }
+    struct mt_tmodel_opts o = opts(B_FULL, MT_PREC_FP32, 1, 1);
+    o.offload = 1;
+    o.scratch_dir = "/nonexistent/mt_offload";
+    struct mt_tmodel *t = NULL;
+    CHECK(mt_tmodel_create(&t, &cfg, &o, 1, err, sizeof err) == -1 && !t);
+    CHECK(strstr(err, "/nonexistent/mt_offload") && strstr(err, "No such file"));
+    printf("missing folder: %s\n", err);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -383,8 +515,12 @@ int main(int argc, char **argv)
         test_malloc();
     else if (!strcmp(what, "prec"))
         test_prec();
+    else if (!strcmp(what, "optim"))
+        test_optim();
+    else if (!strcmp(what, "offload"))
+        test_offload();
     else {
-        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec\n", argv[0]);
+        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec|optim|offload\n", argv[0]);
         return 2;
     }
     printf("ok\n");

@@ -223,6 +223,12 @@ static size_t bf16_scratch_elems(const struct mt_gpt_config *cfg, size_t B, size
     return B * T * (C4 > head ? C4 : head);
 }
 
+/* 1 when the optimizer is optim.h's rather than the in-RAM fp32 AdamW slabs. */
+static int uses_optim(const struct mt_tmodel_opts *o)
+{
+    return o->optimizer != MT_OPTIM_ADAMW || o->offload;
+}
+
 int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
                    struct mt_tmodel_plan *plan, char *err, size_t errlen)
 {
@@ -237,14 +243,26 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
                     L);
     if (o->prec != MT_PREC_FP32 && o->prec != MT_PREC_BF16 && o->prec != MT_PREC_FP16)
         return fail(err, errlen, "unknown precision %d", (int)o->prec);
+    if ((unsigned)o->optimizer > MT_OPTIM_ADAFACTOR)
+        return fail(err, errlen, "unknown optimizer %d (adamw, adamw8, adafactor)",
+                    (int)o->optimizer);
     size_t off[MT_P_COUNT], len[MT_P_COUNT], nf = param_layout(cfg, off, len);
     int half = o->prec != MT_PREC_FP32;
     size_t wes = half ? sizeof(uint16_t) : sizeof(float), *b = plan->bytes;
     plan->n_slots = n_slots_of(L, o->every);
     b[MT_MEM_WEIGHTS] = nf * wes;
     b[MT_MEM_GRADIENTS] = nf * wes;
-    b[MT_MEM_OPTIMIZER] =
-        2 * nf * sizeof(float) + (half && o->master_weights ? nf * sizeof(float) : 0);
+    b[MT_MEM_OPTIMIZER] = half && o->master_weights ? nf * sizeof(float) : 0;
+    plan->optim_state = 2 * nf * sizeof(float);
+    if (uses_optim(o)) { /* optim.h: its RAM (state or offload buffers), its scratch */
+        struct mt_optim_plan op;
+        mt_optim_plan(cfg, o->optimizer, o->offload, &op);
+        b[MT_MEM_OPTIMIZER] += op.ram_bytes;
+        b[MT_MEM_WORKSPACE] += op.scratch_bytes;
+        plan->optim_state = op.state_bytes;
+    } else {
+        b[MT_MEM_OPTIMIZER] += plan->optim_state;
+    }
     for (int a = 0; a < MT_A_COUNT; a++) {
         enum act_scope s = act_scope(a);
         size_t inst = scope_inst(s, L, plan->n_slots);
@@ -276,9 +294,13 @@ struct mt_tmodel {
     size_t off[MT_P_COUNT], len[MT_P_COUNT], n_floats;
     int half;
     float *w32, *g32, *master, *opt; /* opt: AdamW m then v */
+    struct mt_optim *optim;          /* instead of opt: optim.h's */
+    int failed;                      /* an optimizer step failed: fail_msg */
+    char fail_msg[512];
     uint16_t *wh, *gh;
     struct mt_gpt view; /* a model struct over w32/g32/opt for mt_gpt_adamw_step */
     void *ws;           /* workspace slab */
+    size_t ws_bytes;    /* its bytes: the plan's workspace less optim.h's scratch */
     int *inputs, *targets;
     float *stage_w, *stage_g, *sw[MT_P_COUNT], *sg[MT_P_COUNT], *work[MT_A_COUNT], *x;
     int nonlayer_staged;
@@ -300,6 +322,8 @@ static const char *const act_names[MT_A_COUNT] =
      "tact.ln2_rstd", "tact.fch",      "tact.fch_gelu",  "tact.residual3", "tact.proj",
      "tact.lnf",      "tact.lnf_mean", "tact.lnf_rstd",  "tact.logits",    "tact.losses"};
 
+static void count_alloc(struct mt_tmodel *t, int cat, size_t bytes);
+
 /* Allocations go through here: tagged with their category, counted. */
 static void *t_alloc(struct mt_tmodel *t, int cat, size_t bytes, int slab)
 {
@@ -307,14 +331,19 @@ static void *t_alloc(struct mt_tmodel *t, int cat, size_t bytes, int slab)
     void *p = slab ? aligned_alloc(ALIGN, rup(bytes)) : malloc(bytes);
     mt_memcat_set(prev);
     if (!p) return NULL;
-    if (slab) bytes = rup(bytes);
+    count_alloc(t, cat, slab ? rup(bytes) : bytes);
+    return p;
+}
+
+/* Counts bytes allocated in category cat (by t_alloc, or by optim.h for the engine). */
+static void count_alloc(struct mt_tmodel *t, int cat, size_t bytes)
+{
     struct mt_tmodel_stats *s = &t->st;
     s->alloc_calls++;
     s->live[cat] += bytes;
     s->live_total += bytes;
     if (s->live[cat] > s->peak[cat]) s->peak[cat] = s->live[cat];
     if (s->live_total > s->peak_total) s->peak_total = s->live_total;
-    return p;
 }
 
 static void t_free(struct mt_tmodel *t, int cat, void *p, size_t bytes, int slab)
@@ -405,8 +434,16 @@ void mt_tmodel_free(struct mt_tmodel *t)
     t_free(t, MT_MEM_WEIGHTS, t->half ? (void *)t->wh : (void *)t->w32, b[MT_MEM_WEIGHTS], 1);
     t_free(t, MT_MEM_GRADIENTS, t->half ? (void *)t->gh : (void *)t->g32, b[MT_MEM_GRADIENTS], 1);
     t_free(t, MT_MEM_OPTIMIZER, t->opt, 2 * t->n_floats * sizeof(float), 1);
+    if (t->optim) {
+        struct mt_optim_plan op;
+        mt_optim_plan(&t->cfg, t->o.optimizer, t->o.offload, &op);
+        t->st.live[MT_MEM_OPTIMIZER] -= op.ram_bytes;
+        t->st.live[MT_MEM_WORKSPACE] -= op.scratch_bytes;
+        t->st.live_total -= op.ram_bytes + op.scratch_bytes;
+        mt_optim_free(t->optim);
+    }
     t_free(t, MT_MEM_OPTIMIZER, t->master, t->n_floats * sizeof(float), 1);
-    t_free(t, MT_MEM_WORKSPACE, t->ws, b[MT_MEM_WORKSPACE], 1);
+    t_free(t, MT_MEM_WORKSPACE, t->ws, t->ws_bytes, 1);
     t_free(t, MT_MEM_ACTIVATIONS, t->act_slab, b[MT_MEM_ACTIVATIONS], 1);
     t_free(t, MT_MEM_ACT_GRADS, t->dact_slab, b[MT_MEM_ACT_GRADS], 1);
     for (int a = 0; a < MT_A_COUNT; a++)
@@ -446,7 +483,7 @@ static int alloc_pool(struct mt_tmodel *t)
  * fp32 block being computed and the fp32 residual input. */
 static int alloc_workspace(struct mt_tmodel *t)
 {
-    size_t bytes = t->plan.bytes[MT_MEM_WORKSPACE], BT = t->Bm * t->T;
+    size_t bytes = t->ws_bytes, BT = t->Bm * t->T;
     unsigned char *p = t_alloc(t, MT_MEM_WORKSPACE, bytes, 1);
     t->ws = p;
     if (!p) return -1;
@@ -523,6 +560,9 @@ int mt_tmodel_create(struct mt_tmodel **out, const struct mt_gpt_config *cfg,
     t->half = o->prec != MT_PREC_FP32;
     t->n_floats = param_layout(cfg, t->off, t->len);
     const size_t *b = t->plan.bytes, nf = t->n_floats;
+    struct mt_optim_plan op = {0};
+    if (uses_optim(o)) mt_optim_plan(cfg, o->optimizer, o->offload, &op);
+    t->ws_bytes = b[MT_MEM_WORKSPACE] - op.scratch_bytes;
     int bad = 0;
     for (int a = 0; a < MT_A_COUNT; a++) {
         t->actp[a] = calloc(act_inst(t, a) + 1, sizeof(void *));
@@ -541,8 +581,19 @@ int mt_tmodel_create(struct mt_tmodel **out, const struct mt_gpt_config *cfg,
         t->g32 = t_alloc(t, MT_MEM_GRADIENTS, b[MT_MEM_GRADIENTS], 1);
         bad |= !t->w32 || !t->g32;
     }
-    t->opt = t_alloc(t, MT_MEM_OPTIMIZER, 2 * nf * sizeof(float), 1);
-    bad |= !t->opt;
+    if (uses_optim(o)) {
+        if (mt_optim_create(&t->optim, cfg, o->optimizer, o->offload, o->scratch_dir, err,
+                            errlen)) {
+            mt_tmodel_free(t);
+            return -1;
+        }
+        count_alloc(t, MT_MEM_OPTIMIZER, op.ram_bytes);
+        count_alloc(t, MT_MEM_WORKSPACE, op.scratch_bytes);
+        t->st.alloc_calls += 1 + (op.scratch_bytes > 0);
+    } else {
+        t->opt = t_alloc(t, MT_MEM_OPTIMIZER, 2 * nf * sizeof(float), 1);
+        bad |= !t->opt;
+    }
     bad = bad || alloc_workspace(t) || (o->pool && alloc_pool(t));
     if (!bad && use_bf16mm(o) && mt_bf16mm_create(&t->mm, err, errlen)) {
         mt_tmodel_free(t);
@@ -553,7 +604,7 @@ int mt_tmodel_create(struct mt_tmodel **out, const struct mt_gpt_config *cfg,
         return fail(err, errlen, "out of memory allocating the training state (%zu bytes)",
                     t->plan.total);
     }
-    memset(t->opt, 0, 2 * nf * sizeof(float));
+    if (t->opt) memset(t->opt, 0, 2 * nf * sizeof(float));
     if (t->half) {
         memset(t->gh, 0, b[MT_MEM_GRADIENTS]);
         for (int p = 0; p < MT_P_COUNT; p++)
@@ -797,6 +848,7 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
 {
     size_t C = t->C, V = t->V, T = t->T, L = t->L, BT = B * T;
     if (!B || B > t->Bm) return fail(err, errlen, "forward batch %zu outside 1..%zu", B, t->Bm);
+    if (t->failed) return fail(err, errlen, "%s", t->fail_msg);
     if (t->have_fwd) return fail(err, errlen, "forward called twice without a backward");
     for (size_t i = 0; i < BT; i++)
         if (inputs[i] < 0 || (size_t)inputs[i] >= V || targets[i] < 0 || (size_t)targets[i] >= V)
@@ -977,8 +1029,55 @@ void mt_tmodel_zero_grad(struct mt_tmodel *t)
         memset(t->g32, 0, t->n_floats * sizeof *t->g32);
 }
 
+/* The step through optim.h, chunk by chunk (its chunks are whole units, which fit the
+ * gradient stage); norm is the engine's. An I/O error is kept for mt_tmodel_failed. */
+static void optim_step(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float lr, float grad_div,
+                       float norm)
+{
+    enum mt_prec p = t->o.prec;
+    char *err = t->fail_msg;
+    size_t errlen = sizeof t->fail_msg;
+    t->adam_step++;
+    int rc = mt_optim_begin(t->optim, err, errlen);
+    for (size_t c = 0; !rc && c < mt_optim_n_chunks(t->optim); c++) {
+        int q;
+        size_t e0, k;
+        struct mt_adamw_args a;
+        mt_optim_chunk(t->optim, c, &q, &e0, &k);
+        mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)q), norm, grad_div,
+                          t->adam_step);
+        size_t o = t->off[q] + e0;
+        float *w = t->half ? (t->master ? t->master + o : t->stage_w) : t->w32 + o;
+        float *g = t->half ? t->stage_g : t->g32 + o;
+        if (t->half) {
+            mt_half_unpack(p, g, t->gh + o, k);
+            if (!t->master) mt_half_unpack(p, w, t->wh + o, k);
+        }
+        rc = mt_optim_update(t->optim, c, w, g, &a, err, errlen);
+        if (t->half) {
+            mt_half_pack(p, t->wh + o, w, k);
+            memset(t->gh + o, 0, k * sizeof *t->gh);
+            memset(g, 0, k * sizeof *g);
+        }
+    }
+    if (!rc) rc = mt_optim_end(t->optim, err, errlen);
+    if (rc) t->failed = 1;
+    t->nonlayer_staged = 0;
+    mt_optim_io_stats(t->optim, &t->st.optim_io);
+}
+
+int mt_tmodel_failed(const struct mt_tmodel *t, char *err, size_t errlen)
+{
+    return t->failed ? fail(err, errlen, "%s", t->fail_msg) : 0;
+}
+
 float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float lr, float grad_div)
 {
+    if (t->optim && !t->half) {
+        float norm = mt_gpt_grad_norm(&t->view) / grad_div;
+        optim_step(t, r, lr, grad_div, norm);
+        return norm;
+    }
     if (!t->half) {
         float n = mt_gpt_adamw_step(&t->view, r, lr, grad_div);
         t->adam_step = t->view.adam_step;
@@ -989,6 +1088,10 @@ float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float 
     size_t chunk = stage_elems(&t->cfg);
     enum mt_prec p = t->o.prec;
     float norm = mt_k_grad_norm(mt_half_sumsq(p, t->gh, t->n_floats, t->stage_g, chunk), grad_div);
+    if (t->optim) {
+        optim_step(t, r, lr, grad_div, norm);
+        return norm;
+    }
     t->adam_step++;
     for (int q = 0; q < MT_P_COUNT; q++) {
         struct mt_adamw_args a;

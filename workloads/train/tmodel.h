@@ -44,6 +44,7 @@
 
 #include "gpt.h"
 #include "half.h"
+#include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +66,12 @@ struct mt_tmodel_opts {
      * block recomputation. */
     void (*region)(void *user, const char *name, int begin);
     void *region_user;
+    /* The optimizer (optim.h): adamw (default: fp32 m and v in RAM, the reference's
+     * update bit for bit), adamw8 or adafactor; offload = 1 keeps its state in a file of
+     * scratch_dir (NULL: the working directory), read and written chunk by chunk. */
+    enum mt_optim_kind optimizer;
+    int offload;
+    const char *scratch_dir;
 };
 
 /* Bytes per memory category (enum mt_mem_cat) of an engine, without allocating; in
@@ -73,7 +80,8 @@ struct mt_tmodel_opts {
 struct mt_tmodel_plan {
     size_t bytes[MT_MEM_CAT_COUNT];
     size_t total;
-    size_t n_slots; /* blocks whose activations are kept */
+    size_t n_slots;     /* blocks whose activations are kept */
+    size_t optim_state; /* optimizer state bytes (in the file when offloaded) */
 };
 int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
                    struct mt_tmodel_plan *plan, char *err, size_t errlen);
@@ -87,6 +95,7 @@ struct mt_tmodel_stats {
     size_t recomputed_blocks;
     size_t grad_nonzero, grad_flushed; /* 16-bit gradient contributions, flushed ones */
     size_t bf16_gemms, bf16_fallbacks; /* oneDNN bf16 GEMMs run, and failed (fp32 then) */
+    struct mt_optim_io optim_io;       /* offload=1: the file's figures (else zero) */
 };
 
 struct mt_tmodel;
@@ -117,10 +126,16 @@ int mt_tmodel_grads_nonfinite(const struct mt_tmodel *t);
 /* Sets the accumulated gradients to zero (after a skipped step). */
 void mt_tmodel_zero_grad(struct mt_tmodel *t);
 
-/* One AdamW step (as mt_gpt_adamw_step: clipping after dividing by grad_div, bias
- * correction, decoupled decay on 2-D weights) on the accumulated gradients, which are
- * zero afterwards. Returns the gradient norm before clipping. */
+/* One optimizer step (as mt_gpt_adamw_step: clipping after dividing by grad_div, bias
+ * correction, decoupled decay on 2-D weights; o->optimizer's update) on the accumulated
+ * gradients, which are zero afterwards. Returns the gradient norm before clipping (an
+ * offload I/O error: see mt_tmodel_failed). */
 float mt_tmodel_adamw(struct mt_tmodel *t, const struct mt_gpt_recipe *r, float lr, float grad_div);
+
+/* 0, or -1 with the message of an optimizer step that failed (the offload file's I/O
+ * error: the update hook cannot return it, so the engine keeps it, refuses the next
+ * forward with it, and the caller checks here after its last step). */
+int mt_tmodel_failed(const struct mt_tmodel *t, char *err, size_t errlen);
 
 /* Copies the weights the forward uses (16-bit ones unpacked) into `params`, laid out as
  * a mt_gpt's weight slab of the same configuration (mt_gpt_memory(WEIGHTS) bytes). */

@@ -50,6 +50,9 @@ static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t b
     o->engine.master_weights = mt_param_bool(ctx, "master_weights");
     if (mt_prec_parse(mt_param_str(ctx, "precision"), &o->engine.prec))
         return snprintf(err, errlen, "precision must be fp32, bf16 or fp16"), -1;
+    if (mt_optim_parse(mt_param_str(ctx, "optimizer"), &o->engine.optimizer))
+        return snprintf(err, errlen, "optimizer must be adamw, adamw8 or adafactor"), -1;
+    o->engine.offload = !strcmp(mt_param_str(ctx, "offload"), "optimizer");
 
     const char *ev = mt_param_str(ctx, "every");
     char *end = NULL;
@@ -230,7 +233,8 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
     size_t free0;
     memset(out, 0, sizeof *out);
     out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
-    if (mt_loop_run(ctx, &lo, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+    if (mt_loop_run(ctx, &lo, &e, &me, c->train, c->n_train, &res, err, sizeof err) ||
+        mt_tmodel_failed(t, err, sizeof err)) /* the last step's optimizer I/O */
         return mt_error(ctx, "training failed: %s", err);
     out->seconds = res.seconds;
     out->steps = res.steps;
@@ -307,6 +311,17 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         mt_metric_na(ctx, "heap_free_bytes", "bytes", why);
     }
     mt_metric(ctx, "step_ms", 1e3 * lo->seconds / (double)(lo->steps ? lo->steps : 1), "ms");
+    if (o->engine.offload) {
+        const struct mt_optim_io *io = &s->optim_io;
+        mt_metric(ctx, "offload_file_bytes", (double)io->file_bytes, "bytes");
+        mt_metric(ctx, "offload_io_s", io->io_s, "s");
+        mt_metric(ctx, "offload_wait_s", io->wait_s, "s");
+    } else {
+        static const char why[] = "offload is none: the optimizer state is in RAM";
+        mt_metric_na(ctx, "offload_file_bytes", "bytes", why);
+        mt_metric_na(ctx, "offload_io_s", "s", why);
+        mt_metric_na(ctx, "offload_wait_s", "s", why);
+    }
 }
 
 int mt_train_run(struct mt_ctx *ctx)
@@ -327,16 +342,19 @@ int mt_train_run(struct mt_ctx *ctx)
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     o.engine.region = region_cb;
     o.engine.region_user = ctx;
+    o.engine.scratch_dir = ctx->ops->scratch_dir(ctx);
     int rc = mt_tmodel_create(&t, &cfg, &o.engine, seed, err, sizeof err);
     if (rc) {
         mt_corpus_free(&corpus);
         return mt_error(ctx, "%s", err);
     }
     mt_log(ctx, MT_LOG_INFO,
-           "training %s: batch %zu = %zu x %zu, precision %s (master %s), every %zu, alloc %s",
+           "training %s: batch %zu = %zu x %zu, precision %s (master %s), every %zu, alloc %s, "
+           "optimizer %s%s",
            mt_param_str(ctx, "model"), r.batch, o.accum_steps, o.engine.micro_batch,
            mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
-           o.engine.pool ? "pool" : "malloc");
+           o.engine.pool ? "pool" : "malloc", mt_optim_name(o.engine.optimizer),
+           o.engine.offload ? " (offloaded)" : "");
     rc = train_steps(ctx, t, &r, &o, seed, &corpus, &lo);
     float *w = NULL;
     size_t wbytes = mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);

@@ -12,6 +12,7 @@
  *   scale_window good steps; auto = dynamic for fp16, none otherwise);
  * - every: checkpoint interval (an integer 1..n_layer, or sqrt);
  * - alloc pool|malloc;
+ * - optimizer adamw|adamw8|adafactor, offload none|optimizer (optim.h);
  * and the report: val_* (mt_wlcommon), train_peak_bytes, peak_<category>_bytes from the
  * engine's accounting, the train_loss series, train_tokens_per_s, recompute time,
  * skipped steps, gradient underflow, allocation calls, RSS and fragmentation.
@@ -88,9 +89,23 @@ extern "C" {
          0,                                                                                        \
          NULL,                                                                                     \
          "keep block activations every N blocks: 1 = all, sqrt, n_layer = recompute all"},         \
+        {"alloc",                                                                                  \
+         MT_PARAM_CHOICE,                                                                          \
+         ALLOC,                                                                                    \
+         0,                                                                                        \
+         0,                                                                                        \
+         "pool|malloc",                                                                            \
+         "activations in pooled slabs, or malloc/free of every tensor every step"},                \
+        {"optimizer",                                                                              \
+         MT_PARAM_CHOICE,                                                                          \
+         "adamw",                                                                                  \
+         0,                                                                                        \
+         0,                                                                                        \
+         "adamw|adamw8|adafactor",                                                                 \
+         "fp32 AdamW, 8-bit block-wise AdamW, or Adafactor (factored v, no m)"},                   \
     {                                                                                              \
-        "alloc", MT_PARAM_CHOICE, ALLOC, 0, 0, "pool|malloc",                                      \
-            "activations in pooled slabs, or malloc/free of every tensor every step"               \
+        "offload", MT_PARAM_CHOICE, "none", 0, 0, "none|optimizer",                                \
+            "optimizer: the optimizer state in a scratch file, streamed per chunk"                 \
     }
 
 /* Defines the exported descriptor of a training-memory plugin: its name, summary and

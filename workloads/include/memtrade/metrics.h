@@ -134,6 +134,13 @@ static const struct mt_metric_info mt_metric_table[] = {
      "the kernel's resident high-water mark when training ended"},
     {"train_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_TRAINING_MEMORY,
      "train_peak_bytes of one memory category"},
+    {"offload_file_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "offload=optimizer: the optimizer state's file in the run's scratch folder (RAM: "
+     "train_peak_optimizer_bytes)"},
+    {"offload_io_s", "s", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_COST,
+     "offload=optimizer: seconds the I/O thread spent in pread/pwrite"},
+    {"offload_wait_s", "s", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_COST,
+     "offload=optimizer: seconds the update waited for I/O (what overlap did not hide)"},
     /* measured memory of the whole run */
     {"peak_rss_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "resident high-water mark (kernel)"},

@@ -1,0 +1,171 @@
+/* test_optim.c — the optimizer kernels of optim.h on their own.
+ *
+ * What it is for: the dynamic 8-bit maps (256 sorted codes, 0 and 1 among them); the
+ * vectorized block quantizer against the scalar reference (the same bytes and absmax);
+ * the round trip of a block within half the widest gap between codes times its absmax;
+ * the 8-bit AdamW unit update with either quantizer (the same bytes and weights) and
+ * close to fp32 AdamW on its first step; Adafactor's factored state on a matrix whose g^2
+ * is rank one (its second moment is then exact: the update equals sign-like g/|g|
+ * clipped to RMS 1); the exact state bytes of each kind per unit.
+ * What it is not for: the engine and training (test_engine.c optim/offload).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim.h"
+#include "rng.h"
+#include "tf_test.h"
+
+enum { N = 5000 }; /* two full blocks and a partial one */
+
+static void fill(float *x, size_t n, uint64_t seed, float scale)
+{
+    struct mt_rng r;
+    mt_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) { /* wide dynamic range: a normal times 10^U(-4, 0) */
+        float e = (float)mt_rng_uniform(&r) * 4.0f;
+        x[i] = scale * (float)mt_rng_normal(&r) * powf(10.0f, -e);
+    }
+}
+
+static float max_gap(const struct mt_q8_map *m)
+{
+    float g = 0.0f;
+    for (int k = 0; k < 255; k++)
+        g = fmaxf(g, m->code[k + 1] - m->code[k]);
+    return g;
+}
+
+static void test_maps(void)
+{
+    for (int s = 0; s < 2; s++) {
+        struct mt_q8_map m;
+        mt_q8_map_init(&m, s);
+        int zero = 0, one = 0;
+        for (int k = 0; k < 256; k++) {
+            if (k) CHECK(m.code[k] > m.code[k - 1]);
+            zero |= m.code[k] == 0.0f, one |= m.code[k] == 1.0f;
+        }
+        CHECK(zero && one);
+        CHECK(s ? m.code[0] < -0.99f : m.code[0] == 0.0f);
+        printf("%s map: codes %g .. %g, widest gap %g\n", s ? "signed" : "unsigned",
+               (double)m.code[0], (double)m.code[255], (double)max_gap(&m));
+    }
+}
+
+static void test_quantize(void)
+{
+    static float x[N], y[N];
+    static uint8_t q1[N], q2[N];
+    for (int s = 0; s < 2; s++) {
+        struct mt_q8_map m;
+        mt_q8_map_init(&m, s);
+        fill(x, N, 7 + (uint64_t)s, 3.0f);
+        if (!s)
+            for (size_t i = 0; i < N; i++)
+                x[i] = x[i] * x[i]; /* v: non-negative */
+        x[17] = 0.0f;
+        double worst = 0.0;
+        for (size_t i0 = 0; i0 < N; i0 += MT_Q8_BLOCK) {
+            size_t k = N - i0 < MT_Q8_BLOCK ? N - i0 : MT_Q8_BLOCK;
+            float a1 = mt_q8_quantize(q1 + i0, x + i0, k, &m);
+            float a2 = mt_q8_quantize_ref(q2 + i0, x + i0, k, &m);
+            CHECK(a1 == a2);
+            CHECK(memcmp(q1 + i0, q2 + i0, k) == 0);
+            mt_q8_dequantize(y + i0, q1 + i0, k, a1, &m);
+            float bound = a1 * (0.5f * max_gap(&m)) * (1.0f + 1e-5f);
+            for (size_t i = i0; i < i0 + k; i++) {
+                double e = fabs((double)x[i] - y[i]);
+                CHECK(e <= bound);
+                worst = fmax(worst, e / a1);
+            }
+        }
+        CHECK(y[17] == 0.0f);
+        float zeros[4] = {0}, back[4];
+        uint8_t qz[4];
+        CHECK(mt_q8_quantize(qz, zeros, 4, &m) == 0.0f);
+        mt_q8_dequantize(back, qz, 4, 0.0f, &m);
+        CHECK(back[0] == 0.0f);
+        printf("%s: fast = reference on %d values; worst |x - deq(q(x))| / absmax %.5f <= %.5f\n",
+               s ? "signed" : "unsigned", N, worst, 0.5 * max_gap(&m));
+    }
+}
+
+static void test_adamw8_unit(void)
+{
+    static float p1[N], p2[N], p0[N], g1[N], g2[N], m[N], v[N], g0[N];
+    size_t nb = (N + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK,
+           bytes = mt_optim_unit_bytes(MT_OPTIM_ADAMW8, N, 0);
+    CHECK(bytes == 2 * N + 8 * nb);
+    unsigned char *s1 = calloc(1, bytes), *s2 = calloc(1, bytes);
+    CHECK(s1 && s2);
+    struct mt_q8_map mm, mv;
+    mt_q8_map_init(&mm, 1);
+    mt_q8_map_init(&mv, 0);
+    fill(p0, N, 3, 0.02f);
+    memcpy(p1, p0, sizeof p0);
+    memcpy(p2, p0, sizeof p0);
+    memset(m, 0, sizeof m);
+    memset(v, 0, sizeof v);
+    for (uint64_t step = 1; step <= 3; step++) {
+        struct mt_adamw_args a = {.lr = 1e-3f,
+                                  .beta1 = 0.9f,
+                                  .beta2 = 0.95f,
+                                  .eps = 1e-8f,
+                                  .weight_decay = 0.1f,
+                                  .grad_scale = 1.0f,
+                                  .step = step,
+                                  .zero_grad = 1};
+        fill(g1, N, 100 + step, 1.0f);
+        memcpy(g2, g1, sizeof g1);
+        memcpy(g0, g1, sizeof g1);
+        mt_q8_adamw_unit(p1, g1, s1, N, &a, &mm, &mv, 0);
+        mt_q8_adamw_unit(p2, g2, s2, N, &a, &mm, &mv, 1);
+        CHECK(memcmp(s1, s2, bytes) == 0);
+        CHECK(memcmp(p1, p2, sizeof p1) == 0);
+        CHECK(g1[0] == 0.0f && g1[N - 1] == 0.0f);
+        if (step == 1) { /* the first step reads zero state: fp32 AdamW's (to rounding) */
+            mt_k_adamw_ref(p0, g0, m, v, N, &a);
+            for (size_t i = 0; i < N; i++)
+                CHECK(fabsf(p0[i] - p1[i]) <= 1e-6f * fmaxf(fabsf(p0[i]), 1e-3f));
+        }
+    }
+    printf("adamw8 unit: vectorized = reference over 3 steps, %zu state bytes for %d params\n",
+           bytes, N);
+    free(s1);
+    free(s2);
+}
+
+static void test_adafactor_unit(void)
+{
+    enum { R = 6, C = 5 };
+    float p[R * C], g[R * C], st[R + C] = {0}, acc[C];
+    for (size_t r = 0; r < R; r++) /* g_rc = a_r b_c: g^2 is rank one */
+        for (size_t c = 0; c < C; c++)
+            g[r * C + c] = (float)(r + 1) * (c % 2 ? -0.5f : 0.25f * (float)(c + 1));
+    memset(p, 0, sizeof p);
+    struct mt_adamw_args a = {.lr = 0.1f, .grad_scale = 1.0f, .step = 1};
+    float g0[R * C];
+    memcpy(g0, g, sizeof g);
+    mt_adafactor_unit(p, g, st, R, C, acc, &a);
+    /* step 1: beta2_t = 0, V = g^2 exactly (up to eps1 and rounding): u = sign(g), RMS 1 */
+    for (size_t i = 0; i < R * C; i++) {
+        CHECK(fabsf(p[i] + 0.1f * (g0[i] > 0 ? 1.0f : -1.0f)) < 1e-5f);
+        CHECK(g[i] == 0.0f);
+    }
+    CHECK(mt_optim_unit_bytes(MT_OPTIM_ADAFACTOR, R, C) == 4 * (R + C));
+    CHECK(mt_optim_unit_bytes(MT_OPTIM_ADAFACTOR, R, 0) == 4 * R);
+    CHECK(mt_optim_unit_bytes(MT_OPTIM_ADAMW, R, C) == 8 * R * C);
+    printf("adafactor unit: rank-one g^2 gives the sign update on step 1\n");
+}
+
+int main(void)
+{
+    test_maps();
+    test_quantize();
+    test_adamw8_unit();
+    test_adafactor_unit();
+    printf("ok\n");
+    return 0;
+}
