@@ -22,7 +22,12 @@
  *   offload — offload=optimizer: losses and weights bit-identical to the state in RAM
  *            (adamw fp32, adamw8 fp32, adafactor bf16), RAM holds the two chunk buffers,
  *            the file holds the state and is gone afterwards; a folder that does not
- *            exist is an error naming its cause.
+ *            exist is an error naming its cause;
+ *   selective — recompute=selective (fp32 and bf16, pool and malloc, every 1 and 2):
+ *            losses, gradients and weights bit-identical to the plain run; activation bytes
+ *            lower by exactly the dropped probabilities (fp32: all slots but one shared
+ *            buffer; bf16: every slot's 16-bit copy); recompute time measured; with flash
+ *            attention the plan is unchanged.
  * What it is not for: the loss-scaling loop and metrics (test_plugins.c), the heap
  * profiler (test_heap.c).
  */
@@ -499,6 +504,71 @@ static void test_offload(void)
     rmdir(dir);
 }
 
+/* Gradients of one forward/backward of the first batch (fp32 export). */
+static float *grads_once(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o)
+{
+    struct mt_tmodel *t = NULL;
+    CHECK_OK(mt_tmodel_create(&t, cfg, o, 1337, err, sizeof err), err);
+    int in[B_FULL * T_SEQ], tg[B_FULL * T_SEQ];
+    batch(0, B_FULL, in, tg);
+    float l;
+    CHECK_OK(mt_tmodel_forward_backward(t, in, tg, o->micro_batch, 1.0f, 0, &l, err, sizeof err),
+             err);
+    float *g = malloc(mt_gpt_memory(cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0));
+    CHECK(g != NULL);
+    mt_tmodel_export_grads(t, g);
+    mt_tmodel_free(t);
+    return g;
+}
+
+static void test_selective(void)
+{
+    enum { STEPS = 4 };
+    struct mt_gpt_config cfg = config("tiny,n_layer=4");
+    size_t att = mt_gpt_act_elems(&cfg, B_FULL, T_SEQ, MT_A_ATT);
+    for (enum mt_prec p = MT_PREC_FP32; p <= MT_PREC_BF16; p++)
+        for (int pool = 0; pool < 2; pool++)
+            for (size_t every = 1; every <= 2; every++) {
+                float l1[STEPS], l2[STEPS];
+                struct mt_tmodel_stats s1, s2;
+                struct mt_tmodel_opts o = opts(B_FULL, p, every, pool);
+                struct mt_gpt *w1 = train(&cfg, &o, STEPS, l1, &s1);
+                float *g1 = grads_once(&cfg, &o);
+                o.selective = 1;
+                struct mt_gpt *w2 = train(&cfg, &o, STEPS, l2, &s2);
+                float *g2 = grads_once(&cfg, &o);
+                check_stats_match_plan(&cfg, &o, &s2);
+                size_t wb = w1->slab_bytes[MT_MEM_WEIGHTS];
+                CHECK(memcmp(l1, l2, sizeof l1) == 0);
+                CHECK(memcmp(g1, g2, wb) == 0);
+                CHECK(memcmp(w1->params, w2->params, wb) == 0);
+                struct mt_tmodel_plan plan;
+                CHECK_OK(mt_tmodel_plan(&cfg, &o, &plan, err, sizeof err), err);
+                size_t slots = plan.n_slots, es = p == MT_PREC_FP32 ? 4 : 2;
+                size_t dropped = p == MT_PREC_FP32 ? (slots - 1) * att * es : slots * att * es;
+                CHECK(s1.peak[MT_MEM_ACTIVATIONS] - s2.peak[MT_MEM_ACTIVATIONS] == dropped);
+                CHECK(s2.recompute_s > 0.0);
+                printf("selective %s %s every %zu: bit-identical; activations %zu -> %zu bytes "
+                       "(-%zu), recompute %.4f s\n",
+                       mt_prec_name(p), pool ? "pool" : "malloc", every,
+                       s1.peak[MT_MEM_ACTIVATIONS], s2.peak[MT_MEM_ACTIVATIONS], dropped,
+                       s2.recompute_s);
+                mt_gpt_free(w1);
+                mt_gpt_free(w2);
+                free(g1);
+                free(g2);
+            }
+    struct mt_gpt_config fl = config("tiny,attention=flash");
+    struct mt_tmodel_opts o = opts(B_FULL, MT_PREC_FP32, 1, 1);
+    struct mt_tmodel_plan a, b;
+    CHECK_OK(mt_tmodel_plan(&fl, &o, &a, err, sizeof err), err);
+    o.selective = 1;
+    CHECK_OK(mt_tmodel_plan(&fl, &o, &b, err, sizeof err), err);
+    CHECK(a.total == b.total && a.bytes[MT_MEM_ACTIVATIONS] == b.bytes[MT_MEM_ACTIVATIONS]);
+    printf("flash: selective changes nothing (%zu activation bytes)\n",
+           b.bytes[MT_MEM_ACTIVATIONS]);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -519,8 +589,11 @@ int main(int argc, char **argv)
         test_optim();
     else if (!strcmp(what, "offload"))
         test_offload();
+    else if (!strcmp(what, "selective"))
+        test_selective();
     else {
-        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec|optim|offload\n", argv[0]);
+        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec|optim|offload|selective\n",
+                argv[0]);
         return 2;
     }
     printf("ok\n");

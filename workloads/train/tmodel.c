@@ -87,6 +87,21 @@ static size_t scope_inst(enum act_scope s, size_t L, size_t n_slots)
     return s == ONCE ? 1 : s == PER_LAYER ? L : s == PER_SLOT ? n_slots : 0;
 }
 
+/* 1 when recompute=selective drops the attention probabilities (dense attention). */
+static int drops_att(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o)
+{
+    return o->selective && cfg->attention != MT_GPT_ATTN_FLASH;
+}
+
+/* act_scope under the options: selective recompute keeps one fp32 buffer of the
+ * probabilities for all blocks (16-bit storage: none, its work buffer serves). */
+static enum act_scope scope_of(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts *o,
+                               int a)
+{
+    if (a == MT_A_ATT && drops_att(cfg, o)) return o->prec == MT_PREC_FP32 ? ONCE : UNUSED;
+    return act_scope(a);
+}
+
 /* Floats of one instance of activation kind a for B x T (the model's own layout). */
 static size_t act_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int a)
 {
@@ -264,7 +279,7 @@ int mt_tmodel_plan(const struct mt_gpt_config *cfg, const struct mt_tmodel_opts 
         b[MT_MEM_OPTIMIZER] += plan->optim_state;
     }
     for (int a = 0; a < MT_A_COUNT; a++) {
-        enum act_scope s = act_scope(a);
+        enum act_scope s = scope_of(cfg, o, a);
         size_t inst = scope_inst(s, L, plan->n_slots);
         b[MT_MEM_ACTIVATIONS] += rup(inst * act_elems(cfg, B, T, a) * act_es(cfg, o->prec, a));
     }
@@ -296,6 +311,7 @@ struct mt_tmodel {
     float *w32, *g32, *master, *opt; /* opt: AdamW m then v */
     struct mt_optim *optim;          /* instead of opt: optim.h's */
     int failed;                      /* an optimizer step failed: fail_msg */
+    double recompute_t0;             /* start of a selective recomputation */
     char fail_msg[512];
     uint16_t *wh, *gh;
     struct mt_gpt view; /* a model struct over w32/g32/opt for mt_gpt_adamw_step */
@@ -358,7 +374,7 @@ static void t_free(struct mt_tmodel *t, int cat, void *p, size_t bytes, int slab
 
 static size_t act_inst(const struct mt_tmodel *t, int a)
 {
-    return scope_inst(act_scope(a), t->L, t->n_slots);
+    return scope_inst(scope_of(&t->cfg, &t->o, a), t->L, t->n_slots);
 }
 
 static size_t act_bytes(const struct mt_tmodel *t, int a)
@@ -386,14 +402,14 @@ static int acquire_slot(struct mt_tmodel *t, size_t s)
 {
     int rc = 0;
     for (int a = 0; a < MT_A_COUNT; a++)
-        if (act_scope(a) == PER_SLOT) rc |= acquire(t, a, s);
+        if (scope_of(&t->cfg, &t->o, a) == PER_SLOT) rc |= acquire(t, a, s);
     return rc;
 }
 
 static void release_slot(struct mt_tmodel *t, size_t s)
 {
     for (int a = 0; a < MT_A_COUNT; a++)
-        if (act_scope(a) == PER_SLOT) release(t, a, s);
+        if (scope_of(&t->cfg, &t->o, a) == PER_SLOT) release(t, a, s);
 }
 
 static int acquire_dacts(struct mt_tmodel *t)
@@ -709,6 +725,7 @@ static void block_bufs(const struct mt_tmodel *t, size_t l, float *b[MT_A_COUNT]
 {
     for (int a = 0; a < MT_A_COUNT; a++)
         b[a] = act_scope(a) != PER_SLOT ? NULL : t->half ? t->work[a] : F(t, a, slot_of(t, l));
+    if (drops_att(&t->cfg, &t->o) && !t->half) b[MT_A_ATT] = F(t, MT_A_ATT, 0);
 }
 
 #define NO_SLOT ((size_t)-1)
@@ -720,6 +737,7 @@ static void produce(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size
 {
     size_t n = act_elems(&t->cfg, t->fwd_B, t->T, a);
     if (!t->half) return;
+    if (a == MT_A_ATT && drops_att(&t->cfg, &t->o)) s = NO_SLOT; /* rounded, not kept */
     if (act_es(&t->cfg, t->o.prec, a) == sizeof(float)) {
         if (s != NO_SLOT) memcpy(A(t, a, s), b[a], n * sizeof(float));
         return;
@@ -732,6 +750,7 @@ static void produce(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size
  * and the 16-bit engine's statistics), or unpacked into the tensor's work buffer. */
 static const float *use(struct mt_tmodel *t, float *const b[MT_A_COUNT], int a, size_t s)
 {
+    if (a == MT_A_ATT && drops_att(&t->cfg, &t->o)) return b[a]; /* just recomputed */
     if (!t->half || act_es(&t->cfg, t->o.prec, a) == sizeof(float)) return F(t, a, s);
     mt_half_unpack(t->o.prec, b[a], A(t, a, s), act_elems(&t->cfg, t->fwd_B, t->T, a));
     return b[a];
@@ -814,6 +833,18 @@ static const float *tb_use(void *user, enum mt_gpt_act a)
     return use(k->t, k->b, (int)a, k->s);
 }
 
+/* Selective recompute of block k's attention core: timed as recomputation. */
+static void tb_recomputing(void *user, int begin)
+{
+    struct tblock *k = user;
+    struct mt_tmodel *t = k->t;
+    if (t->o.region) t->o.region(t->o.region_user, "recompute", begin);
+    if (begin)
+        t->recompute_t0 = now_s();
+    else
+        t->st.recompute_s += now_s() - t->recompute_t0;
+}
+
 /* Block l of batch B in slot s: its weights staged (16-bit storage) and its buffers. */
 static struct mt_block_ops tblock_at(struct tblock *k, struct mt_tmodel *t, size_t l, size_t B,
                                      size_t s)
@@ -828,7 +859,9 @@ static struct mt_block_ops tblock_at(struct tblock *k, struct mt_tmodel *t, size
                                  .linear_bwd = tb_linear_bwd,
                                  .produced = tb_produced,
                                  .use = tb_use,
-                                 .user = k};
+                                 .user = k,
+                                 .recompute_attention = drops_att(&t->cfg, &t->o),
+                                 .recomputing = tb_recomputing};
 }
 
 /* Block l on input x (B x T x C, fp32); out = the block output, or NULL when recomputing
@@ -857,7 +890,9 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
     memcpy(t->inputs, inputs, BT * sizeof *inputs);
     memcpy(t->targets, targets, BT * sizeof *targets);
     t->fwd_B = B;
-    if (acquire(t, MT_A_ENCODED, 0) || acquire(t, MT_A_PROJ, 0)) goto oom;
+    if (acquire(t, MT_A_ENCODED, 0) || acquire(t, MT_A_PROJ, 0) ||
+        (scope_of(&t->cfg, &t->o, MT_A_ATT) == ONCE && acquire(t, MT_A_ATT, 0)))
+        goto oom;
     float *w[MT_P_COUNT], *g[MT_P_COUNT];
     block_params(t, 0, w, g);
     float *x = t->half ? t->x : F(t, MT_A_ENCODED, 0);
@@ -998,6 +1033,7 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
     if (t->half) flush_grads(t, 0, 0);
     release(t, MT_A_ENCODED, 0);
     release(t, MT_A_PROJ, 0);
+    if (scope_of(&t->cfg, &t->o, MT_A_ATT) == ONCE) release(t, MT_A_ATT, 0);
     release_dacts(t);
     return 0;
 }

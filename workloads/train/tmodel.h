@@ -72,6 +72,12 @@ struct mt_tmodel_opts {
     enum mt_optim_kind optimizer;
     int offload;
     const char *scratch_dir;
+    /* recompute=selective: the attention probabilities (B x NH x T x T a kept block) are
+     * not kept; the backward recomputes the attention core from the stored qkv (block.h).
+     * fp32: one buffer for all blocks instead of one per slot; 16-bit: no stored copy
+     * (the fp32 work buffer suffices). Losses and gradients are bit-identical. With
+     * attention=flash there is nothing to drop (valid, no change). */
+    int selective;
 };
 
 /* Bytes per memory category (enum mt_mem_cat) of an engine, without allocating; in

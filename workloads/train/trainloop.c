@@ -53,6 +53,7 @@ static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t b
     if (mt_optim_parse(mt_param_str(ctx, "optimizer"), &o->engine.optimizer))
         return snprintf(err, errlen, "optimizer must be adamw, adamw8 or adafactor"), -1;
     o->engine.offload = !strcmp(mt_param_str(ctx, "offload"), "optimizer");
+    o->engine.selective = !strcmp(mt_param_str(ctx, "recompute"), "selective");
 
     const char *ev = mt_param_str(ctx, "every");
     char *end = NULL;
@@ -350,11 +351,11 @@ int mt_train_run(struct mt_ctx *ctx)
     }
     mt_log(ctx, MT_LOG_INFO,
            "training %s: batch %zu = %zu x %zu, precision %s (master %s), every %zu, alloc %s, "
-           "optimizer %s%s",
+           "optimizer %s%s, recompute %s",
            mt_param_str(ctx, "model"), r.batch, o.accum_steps, o.engine.micro_batch,
            mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
            o.engine.pool ? "pool" : "malloc", mt_optim_name(o.engine.optimizer),
-           o.engine.offload ? " (offloaded)" : "");
+           o.engine.offload ? " (offloaded)" : "", o.engine.selective ? "selective" : "none");
     rc = train_steps(ctx, t, &r, &o, seed, &corpus, &lo);
     float *w = NULL;
     size_t wbytes = mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);

@@ -13,6 +13,7 @@
  * - every: checkpoint interval (an integer 1..n_layer, or sqrt);
  * - alloc pool|malloc;
  * - optimizer adamw|adamw8|adafactor, offload none|optimizer (optim.h);
+ * - recompute none|selective (the attention core, beside `every`);
  * and the report: val_* (mt_wlcommon), train_peak_bytes, peak_<category>_bytes from the
  * engine's accounting, the train_loss series, train_tokens_per_s, recompute time,
  * skipped steps, gradient underflow, allocation calls, RSS and fragmentation.
@@ -103,9 +104,16 @@ extern "C" {
          0,                                                                                        \
          "adamw|adamw8|adafactor",                                                                 \
          "fp32 AdamW, 8-bit block-wise AdamW, or Adafactor (factored v, no m)"},                   \
+        {"offload",                                                                                \
+         MT_PARAM_CHOICE,                                                                          \
+         "none",                                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         "none|optimizer",                                                                         \
+         "optimizer: the optimizer state in a scratch file, streamed per chunk"},                  \
     {                                                                                              \
-        "offload", MT_PARAM_CHOICE, "none", 0, 0, "none|optimizer",                                \
-            "optimizer: the optimizer state in a scratch file, streamed per chunk"                 \
+        "recompute", MT_PARAM_CHOICE, "none", 0, 0, "none|selective",                              \
+            "selective: recompute the attention core in backward, drop its B*NH*T*T probabilities" \
     }
 
 /* Defines the exported descriptor of a training-memory plugin: its name, summary and

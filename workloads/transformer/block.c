@@ -140,6 +140,13 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
         mt_k_flash_attention_bwd(dqkv, datty, qkv, atty, lse, s->B, s->T, s->Ca, s->Ckv, s->NH,
                                  s->window);
     } else {
+        if (ops->recompute_attention) { /* selective recompute: scores, softmax, weighted sum */
+            if (ops->recomputing) ops->recomputing(ops->user, 1);
+            mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], qkv, s->B, s->T, s->Ca, s->Ckv, s->NH,
+                               s->window);
+            produced(ops, MT_A_ATT);
+            if (ops->recomputing) ops->recomputing(ops->user, 0);
+        }
         const float *att = use(ops, act, MT_A_ATT);
         mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
                            s->window);

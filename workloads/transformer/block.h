@@ -82,6 +82,16 @@ struct mt_block_ops {
     /* Optional: the values of stored activation a for backward (NULL hook: act[a]). */
     const float *(*use)(void *user, enum mt_gpt_act a);
     void *user;
+    /* Selective recompute (Korthikanti et al. 2022), dense attention only: when set, the
+     * backward recomputes the attention core (scores, softmax, weighted sum) from the
+     * stored qkv into act[MT_A_ATT] and act[MT_A_ATTY] (after the attention projection's
+     * backward has read atty; the values are the forward's), calls produced(MT_A_ATT),
+     * and uses the probabilities from there: the engine need not keep them between
+     * forward and backward. Flash attention keeps only its log-sum-exp rows and already
+     * recomputes the scores, so the flag changes nothing there. recomputing, when set,
+     * is called with 1 before and 0 after (the engine's timing). */
+    int recompute_attention;
+    void (*recomputing)(void *user, int begin);
 };
 
 /* (which is one of the four block linears, not MT_LIN_LMHEAD.) The block activation that linear
