@@ -32,7 +32,7 @@
 /* ---- bootstrap ---------------------------------------------------------------------- */
 
 /* dlsym calls calloc before we know the real one; this pool serves it. Never freed. */
-static void *boot_alloc(size_t n)
+static __attribute__((noinline)) void *boot_alloc(size_t n)
 {
     size_t off = (B.used + 15) & ~(size_t)15;
     if (n > sizeof B.pool - off - 16) return NULL;
@@ -46,50 +46,81 @@ static int in_boot_pool(const void *p)
     return (const char *)p >= B.pool && (const char *)p < B.pool + sizeof B.pool;
 }
 
+/* Records block p (header written, not counted) at the stack st. */
 static inline __attribute__((always_inline)) void record_alloc_with(void *p, uint64_t n,
+                                                                    unsigned shift,
                                                                     const struct mt_heap_stack *st)
 {
     int cat = mt_heap_tls.cat;
+    if (MT_LIKELY(mt_heap_solo()) && MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) &&
+        MT_LIKELY(st->sites != NULL) && MT_LIKELY(st->sites[cat] != MT_HEAP_NO_SITE)) {
+        mt_heap_count_stack(st->hit); /* a known site: no table changes, no lock */
+        mt_heap_count_small(p, n, cat, st->sites[cat], shift);
+        mt_heap_point_check();
+        return;
+    }
     if (!mt_heap_lock_tracking()) return;
-    mt_heap_record_block(p, n, cat, mt_heap_stack_site(st, cat));
+    mt_heap_record_block(p, n, cat, mt_heap_stack_site(st, cat), shift);
 }
 
-static __attribute__((noinline)) void record_alloc(void *p, uint64_t n, uintptr_t anchor)
+/* Everything record_new does not inline: the stack path (every block in full mode, a
+ * sampled block, a block of a page or more, our own allocations), and sampled mode's
+ * common case while the process has threads (under the lock). p's header holds its size
+ * and shift only. A call, never a jump: anchor is the hook's frame, which must stay. */
+static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsigned shift,
+                                                      uintptr_t anchor)
 {
+    int64_t left = mt_heap_tls.countdown - (int64_t)n;
+    if (left > 0 && !mt_heap_tls.guard && n < (uint64_t)mt_heap_g.cfg.page_size) {
+        mt_heap_tls.countdown = left;
+        int cat = mt_heap_tls.cat;
+        if (mt_heap_lock_tracking()) {
+            mt_heap_count_small(p, n, cat, MT_HEAP_NO_SITE, shift);
+            mt_heap_unlock();
+            mt_heap_point_check();
+        }
+        return;
+    }
     if (!mt_heap_should_record()) return;
     mt_heap_tls.guard = 1;
     struct mt_heap_stack st;
     mt_heap_stack_capture(&st, mt_heap_sample_take(n), anchor);
-    record_alloc_with(p, n, &st);
+    record_alloc_with(p, n, shift, &st);
     mt_heap_tls.guard = 0;
 }
 
-/* Records a new block p of n bytes (NULL: nothing). Sampled mode's common case is inline
- * in every hook: a block the sampler skips (nearly all of them) needs no stack and no
- * call, and none of ours allocates, so the recursion guard stays as it is. Full mode
- * keeps this thread's countdown at 0 (mt_heap_sample_take returns before touching it), so
- * one compare sends it, and a thread's first allocation, the full way. The header's
- * site is already MT_HEAP_NO_SITE; blocks of a page or more take the full way too (the
- * large-block table). anchor: the hook's __builtin_frame_address(0). */
-static inline __attribute__((always_inline)) void record_new(void *p, uint64_t n, uintptr_t anchor)
+/* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
+ * the pointer handed out, 2^shift bytes above. Sampled mode's common case is inline in
+ * every hook: while the process has one thread (mt_heap_solo), a block the sampler skips
+ * (nearly all of them) costs a countdown, the header and the exact counters: no stack,
+ * no lock, no call (none of ours allocates, so the recursion guard stays as it is).
+ * Everything else is record_new_slow's: full mode keeps this thread's countdown at 0
+ * (mt_heap_sample_take returns before touching it), so one compare sends every block, and
+ * a thread's first allocation, there; so do blocks of a page or more (the large-block
+ * table). anchor: the hook's __builtin_frame_address(0). */
+static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
+                                                              unsigned shift, uintptr_t anchor)
 {
-    if (MT_UNLIKELY(!p)) return;
+    if (MT_UNLIKELY(!real)) return NULL;
+    void *p = (char *)real + ((size_t)1 << shift);
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
     if (MT_LIKELY(left > 0) && MT_LIKELY(!mt_heap_tls.guard) &&
-        MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size)) {
+        MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) && MT_LIKELY(mt_heap_solo())) {
         mt_heap_tls.countdown = left;
-        int cat = mt_heap_tls.cat;
-        if (mt_heap_lock_tracking()) mt_heap_record_block(p, n, cat, MT_HEAP_NO_SITE);
-        return;
+        mt_heap_count_small(p, n, mt_heap_tls.cat, MT_HEAP_NO_SITE, shift);
+        mt_heap_point_check();
+        return p;
     }
-    record_alloc(p, n, anchor);
+    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
+    record_new_slow(p, n, shift, anchor);
+    return p;
 }
 
-#define RECORD(p, n) record_new((p), (n), (uintptr_t)__builtin_frame_address(0))
+#define RECORD(real, n, shift) record_new((real), (n), (shift), (uintptr_t)__builtin_frame_address(0))
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
 
-/* A real block of n + 16 bytes with its header; NULL (errno set) when it cannot. */
+/* A real block of n + 16 bytes, room for the header; NULL (errno set) when it cannot. */
 static inline void *plain_alloc(size_t n)
 {
     size_t total;
@@ -97,21 +128,22 @@ static inline void *plain_alloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *real = mt_heap_real.malloc(total);
-    return real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
+    return mt_heap_real.malloc(total);
 }
 
-/* A block aligned to `align` (a power of two): the header sits in the alignment's room. */
-static void *aligned_alloc_block(size_t align, size_t n)
+/* A real block for n bytes aligned to `align` (a power of two), the header in the
+ * alignment's room, the block handed out 2^*shift bytes above it; NULL (errno set). */
+static void *aligned_alloc_block(size_t align, size_t n, unsigned *shift)
 {
+    *shift = MT_HDR_SHIFT;
     if (align <= MT_HDR) return plain_alloc(n);
     size_t total;
     if (__builtin_add_overflow(n, align, &total)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *real = mt_heap_real.memalign(align, total);
-    return real ? mt_heap_hdr_init(real, (unsigned)__builtin_ctzl(align), n) : NULL;
+    *shift = (unsigned)__builtin_ctzl(align);
+    return mt_heap_real.memalign(align, total);
 }
 
 /* memalign's rule: an alignment that is not a power of two is rounded up to one. */
@@ -126,15 +158,18 @@ static int round_align(size_t *align)
     return 0;
 }
 
+/* malloc before init is done: the bootstrap pool while init runs (dlsym), else init. */
+static __attribute__((noinline)) void *malloc_cold(size_t n)
+{
+    if (mt_heap_tls.in_init) return boot_alloc(n);
+    mt_heap_ensure_init();
+    return RECORD(plain_alloc(n), n, MT_HDR_SHIFT); /* once: not worth the stack cache */
+}
+
 MT_EXPORT void *malloc(size_t n)
 {
-    if (MT_UNLIKELY(!mt_heap_real.malloc)) {
-        if (mt_heap_tls.in_init) return boot_alloc(n);
-        mt_heap_ensure_init();
-    }
-    void *p = plain_alloc(n);
-    RECORD(p, n);
-    return p;
+    if (MT_UNLIKELY(!mt_heap_real.malloc)) return malloc_cold(n);
+    return RECORD(plain_alloc(n), n, MT_HDR_SHIFT);
 }
 
 MT_EXPORT void *calloc(size_t a, size_t b)
@@ -148,10 +183,7 @@ MT_EXPORT void *calloc(size_t a, size_t b)
         if (mt_heap_tls.in_init) return boot_alloc(n); /* the pool is static, hence zeroed */
         mt_heap_ensure_init();
     }
-    void *real = mt_heap_real.calloc(1, total);
-    void *p = real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
-    RECORD(p, n);
-    return p;
+    return RECORD(mt_heap_real.calloc(1, total), n, MT_HDR_SHIFT);
 }
 
 /* free of a pointer without our header: one from the bootstrap pool (never freed) or not
@@ -163,29 +195,40 @@ static __attribute__((noinline)) void free_foreign(void *p)
     mt_heap_real.free(p);
 }
 
-static __attribute__((noinline)) void forget_slow(void *p)
+/* free of every block but the common case below: a foreign pointer, a block of the
+ * large-block table or holding tensors, one freed inside the profiler, or any while the
+ * process has threads (the lock) or the tracker stopped. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
-    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    if (mt_heap_should_record()) mt_heap_forget_block(p, h);
-}
-
-/* A block with our header implies init is done (the real malloc made it). The common case
- * (a counted block outside the large-block table, holding no tensors) is inline. */
-MT_EXPORT void free(void *p)
-{
-    if (MT_UNLIKELY(!p)) return;
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
     if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC)) {
         free_foreign(p);
         return;
     }
     uint8_t flags = h->flags;
-    if (MT_LIKELY(flags == MT_REC_TRACKED) && MT_LIKELY(!mt_heap_tls.guard)) {
+    if (flags == MT_REC_TRACKED && !mt_heap_tls.guard) {
         mt_heap_forget_plain(p, h);
-    } else if (flags & MT_REC_TRACKED) {
-        forget_slow(p);
+    } else if ((flags & MT_REC_TRACKED) && mt_heap_should_record()) {
+        mt_heap_forget_block(p, h);
     }
     mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
+}
+
+/* A block with our header implies init is done (the real malloc made it). The common case
+ * (one thread, a counted block outside the large-block table, holding no tensors: flags
+ * and magic checked in one compare of the header word) is inline and takes no lock. */
+MT_EXPORT void free(void *p)
+{
+    if (MT_UNLIKELY(!p)) return;
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    const uint64_t mask = (uint64_t)0xff << 56 | (uint64_t)0xff << 40; /* magic, flags */
+    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, 0)) &&
+        MT_LIKELY(!mt_heap_tls.guard) && MT_LIKELY(mt_heap_solo())) {
+        mt_heap_uncount_plain(p, h);
+        mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
+        return;
+    }
+    free_slow(p);
 }
 
 MT_EXPORT size_t malloc_usable_size(void *p)
@@ -215,11 +258,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
         return q;
     }
     mt_heap_ensure_init();
-    if (!p) {
-        void *q = plain_alloc(n);
-        RECORD(q, n);
-        return q;
-    }
+    if (!p) return RECORD(plain_alloc(n), n, MT_HDR_SHIFT);
     struct mt_heap_hdr *h = mt_heap_hdr_of(p);
     if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC)) return mt_heap_real.realloc(p, n); /* not ours */
     if (n == 0) { /* glibc: frees the block, returns NULL */
@@ -252,7 +291,8 @@ MT_EXPORT void *realloc(void *p, size_t n)
             real = mt_heap_real.realloc((char *)p - MT_HDR, total);
         q = real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
     } else {
-        q = plain_alloc(n);
+        void *real = plain_alloc(n);
+        q = real ? mt_heap_hdr_init(real, MT_HDR_SHIFT, n) : NULL;
         if (q) {
             memcpy(q, p, old.size < n ? old.size : n);
             mt_heap_real.free((char *)p - off);
@@ -268,7 +308,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
         } else if (mt_heap_lock_tracking()) {
             if (tracked) mt_heap_account_free(&old);
             mt_heap_unlock();
-            record_alloc_with(q, n, &st);
+            record_alloc_with(q, n, MT_HDR_SHIFT, &st);
         }
         mt_heap_tls.guard = 0;
     }
@@ -290,11 +330,11 @@ MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     mt_heap_ensure_init();
     if (!align || (align & (align - 1)) || align % sizeof(void *)) return EINVAL;
     int saved = errno;
-    void *p = aligned_alloc_block(align, n);
+    unsigned shift;
+    void *real = aligned_alloc_block(align, n, &shift);
     errno = saved;
-    if (!p) return ENOMEM;
-    *out = p;
-    RECORD(p, n);
+    if (!real) return ENOMEM;
+    *out = RECORD(real, n, shift);
     return 0;
 }
 
@@ -307,9 +347,9 @@ static inline __attribute__((always_inline)) void *memalign_hook(size_t align, s
         errno = EINVAL;
         return NULL;
     }
-    void *p = aligned_alloc_block(align, n);
-    record_new(p, n, anchor);
-    return p;
+    unsigned shift;
+    void *real = aligned_alloc_block(align, n, &shift);
+    return record_new(real, n, shift, anchor);
 }
 
 MT_EXPORT void *aligned_alloc(size_t align, size_t n)
@@ -325,9 +365,9 @@ MT_EXPORT void *memalign(size_t align, size_t n)
 MT_EXPORT void *valloc(size_t n)
 {
     mt_heap_ensure_init();
-    void *p = aligned_alloc_block((size_t)mt_heap_g.cfg.page_size, n);
-    RECORD(p, n);
-    return p;
+    unsigned shift;
+    void *real = aligned_alloc_block((size_t)mt_heap_g.cfg.page_size, n, &shift);
+    return RECORD(real, n, shift);
 }
 
 MT_EXPORT void *pvalloc(size_t n)
@@ -338,10 +378,9 @@ MT_EXPORT void *pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = aligned_alloc_block(ps, rounded & ~(ps - 1));
-    if (p) mt_heap_hdr_of(p)->size = n; /* the requested size, as for every block */
-    RECORD(p, n);
-    return p;
+    unsigned shift;
+    void *real = aligned_alloc_block(ps, rounded & ~(ps - 1), &shift);
+    return RECORD(real, n, shift); /* the requested size, as for every block */
 }
 
 /* ---- anonymous mappings ------------------------------------------------------------- */

@@ -27,11 +27,16 @@
  * real block starts 2^shift bytes lower (16; an aligned block's alignment). */
 struct mt_heap_hdr {
     uint64_t size; /* requested */
-    uint32_t site; /* MT_HEAP_NO_SITE when the block has no stack */
-    uint8_t cat;
-    uint8_t flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
-    uint8_t shift;
-    uint8_t magic;
+    union {
+        struct {
+            uint32_t site; /* MT_HEAP_NO_SITE when the block has no stack */
+            uint8_t cat;
+            uint8_t flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
+            uint8_t shift;
+            uint8_t magic;
+        };
+        uint64_t tail; /* the four above, written with one store */
+    };
 };
 enum { MT_HDR = 16, MT_HDR_SHIFT = 4, MT_HDR_MAGIC = 0xa5 };
 _Static_assert(sizeof(struct mt_heap_hdr) == MT_HDR, "header size");
@@ -41,18 +46,30 @@ static inline struct mt_heap_hdr *mt_heap_hdr_of(const void *p)
     return (struct mt_heap_hdr *)p - 1;
 }
 
+/* The last 8 bytes of a header as one word (x86-64 and every target we build for are
+ * little-endian: site in the low half, magic in the top byte). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "header word layout");
+static inline uint64_t mt_heap_hdr_tail(uint32_t site, int cat, uint8_t flags, unsigned shift)
+{
+    return (uint64_t)site | (uint64_t)(uint8_t)cat << 32 | (uint64_t)flags << 40 |
+           (uint64_t)shift << 48 | (uint64_t)MT_HDR_MAGIC << 56;
+}
+
+/* Writes the whole header of block p (handed out 2^shift bytes above its real block). */
+static inline void mt_heap_hdr_set(void *p, uint64_t n, uint32_t site, int cat, uint8_t flags,
+                                   unsigned shift)
+{
+    struct mt_heap_hdr *d = mt_heap_hdr_of(p);
+    d->size = n;
+    d->tail = mt_heap_hdr_tail(site, cat, flags, shift);
+}
+
 /* Writes the header of a fresh real block (not yet counted); returns the pointer handed
  * out, 2^shift bytes above `real`. */
 static inline void *mt_heap_hdr_init(void *real, unsigned shift, uint64_t n)
 {
     char *p = (char *)real + ((size_t)1 << shift);
-    struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    h->size = n;
-    h->site = MT_HEAP_NO_SITE;
-    h->cat = 0;
-    h->flags = 0;
-    h->shift = (uint8_t)shift;
-    h->magic = MT_HDR_MAGIC;
+    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
     return p;
 }
 
@@ -205,34 +222,64 @@ MT_HIDDEN struct mt_heap_rec *mt_heap_rec_around(uintptr_t p);
 
 MT_HIDDEN void mt_heap_point_if_due(void); /* heap_output.c */
 
-/* Records block p of n bytes in category cat at site (MT_HEAP_NO_SITE: no stack), then
- * releases the lock, which the caller took with mt_heap_lock_tracking. */
-static inline __attribute__((always_inline)) void mt_heap_record_block(void *p, uint64_t n, int cat,
-                                                                       uint32_t site)
+/* Counts block p of n bytes, below a page, in category cat at site (MT_HEAP_NO_SITE: no
+ * stack) and writes its header (its real block 2^shift bytes below). Lock held, or
+ * mt_heap_solo() (no table changes here). */
+static inline __attribute__((always_inline)) void mt_heap_count_small(void *p, uint64_t n, int cat,
+                                                                      uint32_t site, unsigned shift)
 {
-    struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    uint8_t flags = MT_REC_TRACKED;
-    if (MT_UNLIKELY(n >= (uint64_t)mt_heap_g.cfg.page_size)) { /* tensors may live in it */
-        struct mt_heap_rec stale;
-        if (mt_heap_rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &stale) >= 0)
-            flags |= MT_REC_TABLE;
-    }
-    h->site = site;
-    h->cat = (uint8_t)cat;
-    h->flags = flags;
+    mt_heap_hdr_set(p, n, site, cat, MT_REC_TRACKED, shift);
     mt_heap_account_alloc((uintptr_t)p, n, cat, site);
-    mt_heap_unlock();
+}
+
+/* mt_heap_count_small for a block of any size: one of a page or more also goes into the
+ * large-block table. Lock held. */
+static inline __attribute__((always_inline)) void mt_heap_count_block(void *p, uint64_t n, int cat,
+                                                                      uint32_t site, unsigned shift)
+{
+    if (MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size)) {
+        mt_heap_count_small(p, n, cat, site, shift);
+        return;
+    }
+    uint8_t flags = MT_REC_TRACKED; /* tensors may live in it */
+    struct mt_heap_rec stale;
+    if (mt_heap_rec_put((uintptr_t)p, n, site, (uint8_t)cat, 0, &stale) >= 0) flags |= MT_REC_TABLE;
+    mt_heap_hdr_set(p, n, site, cat, flags, shift);
+    mt_heap_account_alloc((uintptr_t)p, n, cat, site);
+}
+
+/* Every few hundred allocations, a timeline point when one is due (no helper thread). */
+static inline __attribute__((always_inline)) void mt_heap_point_check(void)
+{
     if (MT_UNLIKELY((MT_TRK.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+}
+
+/* Whether the hooks may change the counters (not the tables) without the lock: the process
+ * has one thread (glibc's __libc_single_threaded, which only this thread can clear, in
+ * pthread_create: nobody else can be inside the lock) and the tracker records. A signal
+ * handler's _exit can then see counters one block apart, never a table half changed. */
+static inline int mt_heap_solo(void)
+{
+    return __libc_single_threaded && atomic_load_explicit(&MT_TRK.tracking, memory_order_relaxed);
+}
+
+/* Records block p as mt_heap_count_block does, then releases the lock, which the caller
+ * took with mt_heap_lock_tracking. */
+static inline __attribute__((always_inline)) void mt_heap_record_block(void *p, uint64_t n, int cat,
+                                                                       uint32_t site, unsigned shift)
+{
+    mt_heap_count_block(p, n, cat, site, shift);
+    mt_heap_unlock();
+    mt_heap_point_check();
 }
 
 /* Takes a counted block outside the large-block table and holding no tensors (flags ==
  * MT_REC_TRACKED: the common case, inlined in free) out of the counters, and its site's.
  * For a block without site, last_alloc needs no reset: whatever is next recorded at this
- * address sets it. Lock not held. */
-static inline __attribute__((always_inline)) void mt_heap_forget_plain(const void *p,
-                                                                       const struct mt_heap_hdr *h)
+ * address sets it. Lock held, or mt_heap_solo(). */
+static inline __attribute__((always_inline)) void mt_heap_uncount_plain(const void *p,
+                                                                        const struct mt_heap_hdr *h)
 {
-    if (!mt_heap_lock_tracking()) return;
     struct mt_heap_cats *c = &MT_TRK.c;
     int cat = h->cat;
     long long n = (long long)h->size;
@@ -250,6 +297,18 @@ static inline __attribute__((always_inline)) void mt_heap_forget_plain(const voi
             MT_TRK.last_alloc = 0;
         }
     }
+}
+
+/* mt_heap_uncount_plain, taking the lock unless mt_heap_solo(). Lock not held. */
+static inline __attribute__((always_inline)) void mt_heap_forget_plain(const void *p,
+                                                                       const struct mt_heap_hdr *h)
+{
+    if (MT_LIKELY(mt_heap_solo())) {
+        mt_heap_uncount_plain(p, h);
+        return;
+    }
+    if (!mt_heap_lock_tracking()) return;
+    mt_heap_uncount_plain(p, h);
     mt_heap_unlock();
 }
 
