@@ -82,9 +82,23 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
         return;
     }
     if (!mt_heap_should_record()) return;
+    int sampled = mt_heap_sample_take(n);
+    if (sampled && n < (uint64_t)mt_heap_g.cfg.page_size) { /* full mode's common case */
+        int cat = mt_heap_tls.cat;
+        uint32_t site = mt_heap_stack_recent_site(anchor, cat);
+        if (MT_LIKELY(site != MT_HEAP_NO_SITE)) { /* no table changes */
+            int solo = mt_heap_solo();
+            if (!solo && !mt_heap_lock_tracking()) return;
+            mt_heap_count_stack(1);
+            mt_heap_count_small(p, n, cat, site, shift);
+            if (!solo) mt_heap_unlock();
+            mt_heap_point_check();
+            return;
+        }
+    }
     mt_heap_tls.guard = 1;
     struct mt_heap_stack st;
-    mt_heap_stack_capture(&st, mt_heap_sample_take(n), anchor);
+    mt_heap_stack_capture(&st, sampled, anchor);
     record_alloc_with(p, n, shift, &st);
     mt_heap_tls.guard = 0;
 }

@@ -44,6 +44,7 @@ enum { SC_SETS = 64, SC_WAYS = 16 };
 struct mt_heap_sc_ent {
     uintptr_t anchor; /* 0 = empty */
     uint32_t depth;
+    uint32_t vdepth; /* depth rounded up to 4: off and ips repeat the last frame up to it */
     uint32_t failed; /* no slots found for the stack returning to ips[0]: do not rescan */
     uint64_t key;    /* the lookup key it was filed under (see struct sc_hint) */
     uint32_t site[MT_HEAP_NCAT]; /* MT_HEAP_NO_SITE until known */
@@ -118,17 +119,15 @@ static struct mt_heap_stack_cache *sc_get(void)
     return c;
 }
 
-/* Whether every return-address slot of e still holds its address. Four slots per step,
- * without a branch between them: the loads are independent, and a hit (the common case)
- * reads them all anyway. */
+/* Whether every return-address slot of e still holds its address. Four slots per step
+ * (vdepth is a multiple of 4: the last frame is repeated up to it), without a branch
+ * between them: the loads are independent, and a hit (the common case) reads them all
+ * anyway. */
 static inline int sc_valid(const struct mt_heap_sc_ent *e, uintptr_t anchor)
 {
 #define SLOT(k) (*(const uintptr_t *)(anchor + e->off[k]) ^ e->ips[k])
-    uint32_t d = e->depth, k = 0;
-    for (; k + 4 <= d; k += 4)
+    for (uint32_t k = 0; k < e->vdepth; k += 4)
         if (SLOT(k) | SLOT(k + 1) | SLOT(k + 2) | SLOT(k + 3)) return 0;
-    for (; k < d; k++)
-        if (SLOT(k)) return 0;
     return 1;
 #undef SLOT
 }
@@ -156,6 +155,11 @@ static int sc_fill(struct mt_heap_sc_ent *e, const struct mt_heap_stack_cache *c
     e->failed = 0;
     e->probe = 0;
     e->depth = (uint32_t)depth;
+    e->vdepth = ((uint32_t)depth + 3) & ~3u; /* <= MT_HEAP_MAX_FRAMES, a multiple of 4 */
+    for (uint32_t k = e->depth; k < e->vdepth; k++) {
+        e->off[k] = e->off[k - 1];
+        e->ips[k] = e->ips[k - 1];
+    }
     e->hash = hash;
     for (int i = 0; i < MT_HEAP_NCAT; i++)
         e->site[i] = MT_HEAP_NO_SITE;
@@ -175,16 +179,18 @@ static inline void sc_hit(struct mt_heap_stack_cache *c, struct mt_heap_sc_ent *
     if (remember) c->recent[c->recent_next++ % SC_RECENT] = e;
 }
 
-/* A recent entry that holds the stack now above anchor (returning to ret), or NULL. */
-/* Each recent entry first checks the one slot that told it apart from the stack it last
- * failed on: recent stacks that share most frames are then rejected with one compare
- * instead of a validation that runs up to where they part. */
+/* A recent entry that holds the stack now above anchor, or NULL. Recent entries are never
+ * failed ones (stack_lookup drops an entry from them when it marks it failed), and their
+ * first slot is the hook's return address, so validation alone decides. Each recent entry
+ * first checks the one slot that told it apart from the stack it last failed on: recent
+ * stacks that share most frames are then rejected with one compare instead of a validation
+ * that runs up to where they part. */
 static inline struct mt_heap_sc_ent *sc_recent(const struct mt_heap_stack_cache *c,
-                                               uintptr_t anchor, uintptr_t ret)
+                                               uintptr_t anchor)
 {
     for (int k = 0; k < SC_RECENT; k++) {
         struct mt_heap_sc_ent *e = c->recent[k];
-        if (!e || e->anchor != anchor || e->failed || e->ips[0] != ret) continue;
+        if (!e || e->anchor != anchor) continue;
         uint32_t q = e->probe;
         if (*(const uintptr_t *)(anchor + e->off[q]) != e->ips[q]) continue;
         if (sc_valid(e, anchor)) return e;
@@ -264,6 +270,8 @@ static __attribute__((noinline)) void stack_lookup(struct mt_heap_stack *st,
     if (!sc_fill(&tmp, c, anchor, st->buf, st->depth, st->hash)) {
         unsigned w = c->next[set]++ % SC_WAYS;
         struct mt_heap_sc_ent *e = &c->e[set][w];
+        for (int k = 0; k < SC_RECENT; k++)
+            if (c->recent[k] == e) c->recent[k] = NULL;
         e->key = key;
         c->tag[set][w] = key;
         e->anchor = anchor;
@@ -319,13 +327,20 @@ void mt_heap_stack_capture(struct mt_heap_stack *st, int sampled, uintptr_t anch
     if (c && !(anchor > c->lo && anchor + 2 * sizeof(uintptr_t) <= c->hi)) c = NULL;
     uintptr_t ret = c ? *(const uintptr_t *)(anchor + sizeof(uintptr_t)) : 0;
     if (c) {
-        struct mt_heap_sc_ent *e = sc_recent(c, anchor, ret);
+        struct mt_heap_sc_ent *e = sc_recent(c, anchor);
         if (e) {
             sc_hit(c, e, st, 0);
             return;
         }
     }
     stack_lookup(st, c, anchor, ret);
+}
+
+uint32_t mt_heap_stack_recent_site(uintptr_t anchor, int cat)
+{
+    if (MT_UNLIKELY(mt_heap_tls.sc_state != 1)) return MT_HEAP_NO_SITE;
+    const struct mt_heap_sc_ent *e = sc_recent(mt_heap_tls.sc, anchor);
+    return e ? e->site[cat] : MT_HEAP_NO_SITE;
 }
 
 uint32_t mt_heap_stack_site_slow(const struct mt_heap_stack *st, int cat)

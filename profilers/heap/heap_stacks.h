@@ -41,6 +41,12 @@ static inline uint32_t mt_heap_stack_site(const struct mt_heap_stack *st, int ca
     return mt_heap_stack_site_slow(st, cat);
 }
 
+/* The site in category cat of the stack above anchor (as for mt_heap_stack_capture) when it
+ * is one of this thread's last few stacks, validated slot by slot, and its site in cat is
+ * known; else MT_HEAP_NO_SITE (then capture the stack). No lock, no allocation, no guard
+ * needed: the hot path of full mode. */
+MT_HIDDEN uint32_t mt_heap_stack_recent_site(uintptr_t anchor, int cat);
+
 /* From the constructor: per-thread caches are released at thread exit from now on. */
 MT_HIDDEN void mt_heap_stacks_init(void);
 
