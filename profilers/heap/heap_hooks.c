@@ -63,15 +63,30 @@ static inline __attribute__((always_inline)) void record_alloc_with(void *p, uin
     mt_heap_record_block(p, n, cat, mt_heap_stack_site(st, cat), shift);
 }
 
+/* The general stack path: capture (or the cache's lookup), then the site under the lock.
+ * sampled: the sampler's verdict (always 1 in full mode). */
+static __attribute__((noinline)) void record_stack(void *p, uint64_t n, unsigned shift,
+                                                   uintptr_t anchor, int sampled)
+{
+    mt_heap_tls.guard = 1;
+    struct mt_heap_stack st;
+    mt_heap_stack_capture(&st, sampled, anchor);
+    record_alloc_with(p, n, shift, &st);
+    mt_heap_tls.guard = 0;
+}
+
 /* Everything record_new does not inline: the stack path (every block in full mode, a
  * sampled block, a block of a page or more, our own allocations), and sampled mode's
  * common case while the process has threads (under the lock). p's header holds its size
- * and shift only. A call, never a jump: anchor is the hook's frame, which must stay. */
+ * and shift only. A call, never a jump: anchor is the hook's frame, which must stay. Full
+ * mode's common case, one of the thread's last stacks with its site known, needs no
+ * capture, no guard and (one thread) no lock. */
 static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsigned shift,
                                                       uintptr_t anchor)
 {
+    int small = n < (uint64_t)mt_heap_g.cfg.page_size;
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
-    if (left > 0 && !mt_heap_tls.guard && n < (uint64_t)mt_heap_g.cfg.page_size) {
+    if (left > 0 && !mt_heap_tls.guard && small) {
         mt_heap_tls.countdown = left;
         int cat = mt_heap_tls.cat;
         if (mt_heap_lock_tracking()) {
@@ -83,7 +98,7 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     }
     if (!mt_heap_should_record()) return;
     int sampled = mt_heap_sample_take(n);
-    if (sampled && n < (uint64_t)mt_heap_g.cfg.page_size) { /* full mode's common case */
+    if (sampled && small) {
         int cat = mt_heap_tls.cat;
         uint32_t site = mt_heap_stack_recent_site(anchor, cat);
         if (MT_LIKELY(site != MT_HEAP_NO_SITE)) { /* no table changes */
@@ -96,11 +111,7 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
             return;
         }
     }
-    mt_heap_tls.guard = 1;
-    struct mt_heap_stack st;
-    mt_heap_stack_capture(&st, sampled, anchor);
-    record_alloc_with(p, n, shift, &st);
-    mt_heap_tls.guard = 0;
+    record_stack(p, n, shift, anchor, sampled);
 }
 
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns

@@ -148,7 +148,7 @@ static inline void mt_heap_cat_add(int cat, long long n)
 MT_HIDDEN void mt_heap_new_peak(void);
 
 /* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
-static inline void mt_heap_account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
+static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
     c->allocs[cat]++;
