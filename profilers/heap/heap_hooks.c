@@ -68,11 +68,11 @@ static inline __attribute__((always_inline)) void record_alloc_with(void *p, uin
 static __attribute__((noinline)) void record_stack(void *p, uint64_t n, unsigned shift,
                                                    uintptr_t anchor, int sampled)
 {
-    mt_heap_tls.guard = 1;
+    mt_heap_guard(1);
     struct mt_heap_stack st;
     mt_heap_stack_capture(&st, sampled, anchor);
     record_alloc_with(p, n, shift, &st);
-    mt_heap_tls.guard = 0;
+    mt_heap_guard(0);
 }
 
 /* Everything record_new does not inline: the stack path (every block in full mode, a
@@ -84,9 +84,11 @@ static __attribute__((noinline)) void record_stack(void *p, uint64_t n, unsigned
 static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsigned shift,
                                                       uintptr_t anchor)
 {
+    if (!mt_heap_should_record()) return;
+    mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* arms record_new's path */
     int small = n < (uint64_t)mt_heap_g.cfg.page_size;
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
-    if (left > 0 && !mt_heap_tls.guard && small) {
+    if (left > 0 && small) {
         mt_heap_tls.countdown = left;
         int cat = mt_heap_tls.cat;
         if (mt_heap_lock_tracking()) {
@@ -96,7 +98,6 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
         }
         return;
     }
-    if (!mt_heap_should_record()) return;
     int sampled = mt_heap_sample_take(n);
     if (sampled && small) {
         int cat = mt_heap_tls.cat;
@@ -129,8 +130,8 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     if (MT_UNLIKELY(!real)) return NULL;
     void *p = (char *)real + ((size_t)1 << shift);
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
-    if (MT_LIKELY(left > 0) && MT_LIKELY(!mt_heap_tls.guard) &&
-        MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) && MT_LIKELY(mt_heap_solo())) {
+    if (MT_LIKELY(left > 0) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
+        MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
         mt_heap_tls.countdown = left;
         mt_heap_count_small(p, n, mt_heap_tls.cat, MT_HEAP_NO_SITE, shift);
         mt_heap_point_check();
@@ -241,14 +242,17 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 /* A block with our header implies init is done (the real malloc made it). The common case
  * (one thread, a counted block outside the large-block table, holding no tensors: flags
- * and magic checked in one compare of the header word) is inline and takes no lock. */
+ * and magic checked in one compare of the header word) is inline and takes no lock. With
+ * one thread, neither the recursion guard nor the end of tracking matters to it: no lock
+ * can be held (our own code frees only blocks it made uncounted), and after the report
+ * nobody reads the counters. */
 MT_EXPORT void free(void *p)
 {
     if (MT_UNLIKELY(!p)) return;
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
     const uint64_t mask = (uint64_t)0xff << 56 | (uint64_t)0xff << 40; /* magic, flags */
     if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, 0)) &&
-        MT_LIKELY(!mt_heap_tls.guard) && MT_LIKELY(mt_heap_solo())) {
+        MT_LIKELY(__libc_single_threaded)) {
         mt_heap_uncount_plain(p, h);
         mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
         return;
@@ -298,7 +302,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
     struct mt_heap_stack st;
     st.sampled = 0;
     if (rec) {
-        mt_heap_tls.guard = 1;
+        mt_heap_guard(1);
         mt_heap_stack_capture(&st, mt_heap_sample_take(n), (uintptr_t)__builtin_frame_address(0));
         if (tracked && (old.flags & MT_REC_TABLE) && mt_heap_lock_tracking()) {
             struct mt_heap_rec gone;
@@ -335,7 +339,7 @@ MT_EXPORT void *realloc(void *p, size_t n)
             mt_heap_unlock();
             record_alloc_with(q, n, MT_HDR_SHIFT, &st);
         }
-        mt_heap_tls.guard = 0;
+        mt_heap_guard(0);
     }
     return q;
 }
@@ -436,13 +440,13 @@ static inline __attribute__((always_inline)) void *mmap_hook(void *addr, size_t 
     }
     void *p = mt_heap_real.mmap(addr, len, prot, flags, fd, off);
     if (p == MAP_FAILED || !mt_heap_should_record()) return p;
-    mt_heap_tls.guard = 1;
+    mt_heap_guard(1);
     if ((flags & MAP_FIXED) && mt_heap_lock_tracking()) {
         mt_heap_map_remove((uintptr_t)p, (uintptr_t)p + len);
         mt_heap_unlock();
     }
     if (counts_as_heap(flags) && len) record_map(p, len, (uintptr_t)__builtin_frame_address(0));
-    mt_heap_tls.guard = 0;
+    mt_heap_guard(0);
     return p;
 }
 
@@ -463,13 +467,13 @@ MT_EXPORT int munmap(void *addr, size_t len)
         mt_heap_ensure_init();
     }
     if (mt_heap_should_record() && len) {
-        mt_heap_tls.guard = 1;
+        mt_heap_guard(1);
         if (mt_heap_lock_tracking()) {
             size_t ps = (size_t)mt_heap_g.cfg.page_size;
             mt_heap_map_remove((uintptr_t)addr, (uintptr_t)addr + ((len + ps - 1) / ps) * ps);
             mt_heap_unlock();
         }
-        mt_heap_tls.guard = 0;
+        mt_heap_guard(0);
     }
     return mt_heap_real.munmap(addr, len);
 }
@@ -488,7 +492,7 @@ MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
     if (MT_UNLIKELY(!mt_heap_real.mremap)) mt_heap_ensure_init();
     void *p = mt_heap_real.mremap(old, old_len, new_len, flags, fixed);
     if (p == MAP_FAILED || !mt_heap_should_record()) return p;
-    mt_heap_tls.guard = 1;
+    mt_heap_guard(1);
     int tracked = 0;
     if (mt_heap_lock_tracking()) {
         tracked = mt_heap_map_overlaps((uintptr_t)old, (uintptr_t)old + old_len);
@@ -497,7 +501,7 @@ MT_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
         mt_heap_unlock();
     }
     if (tracked) record_map(p, new_len, (uintptr_t)__builtin_frame_address(0));
-    mt_heap_tls.guard = 0;
+    mt_heap_guard(0);
     return p;
 }
 

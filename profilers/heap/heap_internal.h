@@ -216,6 +216,11 @@ struct mt_heap_tls {
     int rng_ready;
     int in_init;
     int64_t countdown; /* sampled mode: bytes until the next sample; 0 in full mode */
+    /* Blocks below this size may take the hooks' inline path: the page size while the
+     * thread is "armed" (not inside the profiler, the tracker recording: set by the hooks'
+     * slow path), 0 otherwise. Every change of `guard` and the end of tracking disarm it,
+     * so one compare stands for three. */
+    uint64_t fast_limit;
     uint64_t rng;
     struct mt_heap_stack_cache *sc;
     int sc_state; /* 0 not yet, 1 ok, -1 off */
@@ -274,11 +279,13 @@ MT_HIDDEN void *mt_heap_pages(size_t bytes);
 MT_HIDDEN void mt_heap_pages_free(void *p, size_t bytes);
 /* CLOCK_MONOTONIC in nanoseconds. */
 MT_HIDDEN uint64_t mt_heap_now_ns(void);
-/* Sets/clears this thread's recursion guard; returns the previous value. */
+/* Sets/clears this thread's recursion guard (and disarms its inline path: the hooks' slow
+ * path arms it again); returns the previous value. The only writer of `guard`. */
 static inline int mt_heap_guard(int on)
 {
     int old = mt_heap_tls.guard;
     mt_heap_tls.guard = on;
+    mt_heap_tls.fast_limit = 0;
     return old;
 }
 

@@ -109,14 +109,14 @@ void mt_heap_init_slow(void)
 
 static void atfork_prepare(void)
 {
-    mt_heap_tls.guard++;
+    mt_heap_guard(mt_heap_tls.guard + 1);
     mt_heap_lock();
 }
 
 static void atfork_parent(void)
 {
     mt_heap_unlock();
-    mt_heap_tls.guard--;
+    mt_heap_guard(mt_heap_tls.guard - 1);
 }
 
 /* The child keeps its inherited blocks and counters and writes a report of its own (see
@@ -127,7 +127,7 @@ static void atfork_child(void)
     mt_heap_lock_reset();
     mt_heap_out_after_fork(C.follow_exec);
     if (!C.follow_exec) mt_heap_set_tracking(0);
-    mt_heap_tls.guard--;
+    mt_heap_guard(mt_heap_tls.guard - 1);
 }
 
 /* Points environ's NAME=... entry at `entry`; 0 when the variable is absent. */

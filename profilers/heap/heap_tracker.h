@@ -99,10 +99,13 @@ static inline int mt_heap_tracking(void)
     return atomic_load_explicit(&MT_TRK.tracking, memory_order_relaxed);
 }
 
-/* Starts (init) or stops (exit, with the lock held; a forked child not followed) recording. */
+/* Starts (init) or stops (exit, with the lock held; a forked child not followed) recording.
+ * Disarms this thread's inline path (mt_heap_tls.fast_limit): while the process has one
+ * thread, that is every thread's. */
 static inline void mt_heap_set_tracking(int on)
 {
     atomic_store(&MT_TRK.tracking, on);
+    mt_heap_tls.fast_limit = 0;
 }
 
 /* In the child of a fork: the lock the parent's atfork handler held is free again. */
