@@ -47,9 +47,8 @@ static int in_boot_pool(const void *p)
 }
 
 /* Records block p (header written, not counted) at the stack st. */
-static inline __attribute__((always_inline)) void record_alloc_with(void *p, uint64_t n,
-                                                                    unsigned shift,
-                                                                    const struct mt_heap_stack *st)
+static inline __attribute__((always_inline)) void
+record_alloc_with(void *p, uint64_t n, unsigned shift, const struct mt_heap_stack *st)
 {
     int cat = mt_heap_tls.cat;
     if (MT_LIKELY(mt_heap_solo()) && MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) &&
@@ -142,7 +141,13 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     return p;
 }
 
-#define RECORD(real, n, shift) record_new((real), (n), (shift), (uintptr_t)__builtin_frame_address(0))
+/* Records `real` (evaluated first: the frame address is then read after the real call, so
+ * the hook keeps no register for it across that call). */
+#define RECORD(real, n, shift)                                                                     \
+    __extension__({                                                                                \
+        void *real_ = (real);                                                                      \
+        record_new(real_, (n), (shift), (uintptr_t)__builtin_frame_address(0));                    \
+    })
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
 

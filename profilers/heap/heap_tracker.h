@@ -31,7 +31,8 @@ struct mt_heap_hdr {
         struct {
             uint32_t site; /* MT_HEAP_NO_SITE when the block has no stack */
             uint8_t cat;
-            uint8_t flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
+            uint8_t
+                flags; /* MT_REC_TRACKED (counted), MT_REC_TABLE (also recorded), MT_REC_TENSORS */
             uint8_t shift;
             uint8_t magic;
         };
@@ -151,7 +152,8 @@ static inline void mt_heap_cat_add(int cat, long long n)
 MT_HIDDEN void mt_heap_new_peak(void);
 
 /* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
-static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_t p, uint64_t n, int cat, uint32_t site)
+static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_t p, uint64_t n,
+                                                                        int cat, uint32_t site)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
     c->allocs[cat]++;
@@ -268,8 +270,8 @@ static inline int mt_heap_solo(void)
 
 /* Records block p as mt_heap_count_block does, then releases the lock, which the caller
  * took with mt_heap_lock_tracking. */
-static inline __attribute__((always_inline)) void mt_heap_record_block(void *p, uint64_t n, int cat,
-                                                                       uint32_t site, unsigned shift)
+static inline __attribute__((always_inline)) void
+mt_heap_record_block(void *p, uint64_t n, int cat, uint32_t site, unsigned shift)
 {
     mt_heap_count_block(p, n, cat, site, shift);
     mt_heap_unlock();
