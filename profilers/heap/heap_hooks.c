@@ -46,16 +46,28 @@ static int in_boot_pool(const void *p)
     return (const char *)p >= B.pool && (const char *)p < B.pool + sizeof B.pool;
 }
 
+/* Counts block p (header holding size and shift), below a page, at a site already known
+ * (no table changes): without the lock while the process has one thread. hit: whether the
+ * stack came from the stack cache. */
+static inline __attribute__((always_inline)) void count_at_site(void *p, uint64_t n, unsigned shift,
+                                                                int cat, uint32_t site, int hit)
+{
+    int solo = mt_heap_solo();
+    if (!solo && !mt_heap_lock_tracking()) return;
+    mt_heap_count_stack(hit);
+    mt_heap_count_small(p, n, cat, site, shift);
+    if (!solo) mt_heap_unlock();
+    mt_heap_point_check();
+}
+
 /* Records block p (header written, not counted) at the stack st. */
 static inline __attribute__((always_inline)) void
 record_alloc_with(void *p, uint64_t n, unsigned shift, const struct mt_heap_stack *st)
 {
     int cat = mt_heap_tls.cat;
-    if (MT_LIKELY(mt_heap_solo()) && MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) &&
-        MT_LIKELY(st->sites != NULL) && MT_LIKELY(st->sites[cat] != MT_HEAP_NO_SITE)) {
-        mt_heap_count_stack(st->hit); /* a known site: no table changes, no lock */
-        mt_heap_count_small(p, n, cat, st->sites[cat], shift);
-        mt_heap_point_check();
+    if (MT_LIKELY(n < (uint64_t)mt_heap_g.cfg.page_size) && MT_LIKELY(st->sites != NULL) &&
+        MT_LIKELY(st->sites[cat] != MT_HEAP_NO_SITE)) {
+        count_at_site(p, n, shift, cat, st->sites[cat], st->hit);
         return;
     }
     if (!mt_heap_lock_tracking()) return;
@@ -101,13 +113,8 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     if (sampled && small) {
         int cat = mt_heap_tls.cat;
         uint32_t site = mt_heap_stack_recent_site(anchor, cat);
-        if (MT_LIKELY(site != MT_HEAP_NO_SITE)) { /* no table changes */
-            int solo = mt_heap_solo();
-            if (!solo && !mt_heap_lock_tracking()) return;
-            mt_heap_count_stack(1);
-            mt_heap_count_small(p, n, cat, site, shift);
-            if (!solo) mt_heap_unlock();
-            mt_heap_point_check();
+        if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
+            count_at_site(p, n, shift, cat, site, 1);
             return;
         }
     }
