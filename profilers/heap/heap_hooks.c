@@ -121,15 +121,33 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     record_stack(p, n, shift, anchor, sampled);
 }
 
+/* Full mode's common case with one thread: one of the thread's last stacks, its site known
+ * (no capture, no guard, no lock, no table change); anything else goes to record_new_slow.
+ * Kept out of the hooks, which then save no more registers than sampled mode needs. */
+static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned shift,
+                                                  uintptr_t anchor)
+{
+    int cat = mt_heap_tls.cat;
+    uint32_t site = mt_heap_stack_recent_site(anchor, cat);
+    if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
+        mt_heap_count_stack(1);
+        mt_heap_count_small(p, n, cat, site, shift);
+        mt_heap_point_check();
+        return;
+    }
+    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
+    record_new_slow(p, n, shift, anchor);
+}
+
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
  * the pointer handed out, 2^shift bytes above. Sampled mode's common case is inline in
  * every hook: while the process has one thread (mt_heap_solo), a block the sampler skips
  * (nearly all of them) costs a countdown, the header and the exact counters: no stack,
  * no lock, no call (none of ours allocates, so the recursion guard stays as it is).
- * Everything else is record_new_slow's: full mode keeps this thread's countdown at 0
- * (mt_heap_sample_take returns before touching it), so one compare sends every block, and
- * a thread's first allocation, there; so do blocks of a page or more (the large-block
- * table). anchor: the hook's __builtin_frame_address(0). */
+ * Full mode keeps this thread's countdown at 0 (mt_heap_sample_take returns before
+ * touching it), so one compare sends every block past that path: with one thread to
+ * record_full, else to record_new_slow, as are a thread's first allocation and blocks of
+ * a page or more (the large-block table). anchor: the hook's __builtin_frame_address(0). */
 static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
                                                               unsigned shift, uintptr_t anchor)
 {
@@ -141,6 +159,11 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         mt_heap_tls.countdown = left;
         mt_heap_count_small(p, n, mt_heap_tls.cat, MT_HEAP_NO_SITE, shift);
         mt_heap_point_check();
+        return p;
+    }
+    if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
+        MT_LIKELY(__libc_single_threaded)) {
+        record_full(p, n, shift, anchor);
         return p;
     }
     mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
