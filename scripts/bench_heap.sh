@@ -14,7 +14,10 @@
 # region with --heap off, full and sampled (heaptrack cannot wrap the harness's
 # re-executed child, so it is not in that table).
 # What it is not for: a test (it exits 0 on FAIL; the targets live here, not in ctest).
-# Run it niced, on a quiet machine if you can: on a shared one trust CPU over wall.
+# Run it niced, on a quiet machine if you can: on a shared one trust CPU over wall, run it
+# more than once (at load 5-14 one table's overheads move by +-10 points), and take
+# callgrind's instructions per allocation + free as the load-independent figure; the last
+# figures of both are in profilers/heap/README.md ("Measured").
 # Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS] [TRAIN_STEPS]
 #   TRAIN_STEPS=0 skips the training run.
 set -eu
