@@ -190,6 +190,7 @@ static void engine(size_t every)
     CHECK(sf.recomputed_blocks == (every == 1 ? 0 : cfg.n_layer - 1));
     CHECK(se.bf16_gemms == 0 && se.bf16_fallbacks == 0);
     for (int p = 0; p < MT_P_COUNT; p++) {
+        if (!fast->param_len[p]) continue; /* a tensor the model does not have (lm_head) */
         const float *a = fast->param[p], *b = emu->param[p];
         double d2 = 0.0, n2 = 0.0;
         for (size_t i = 0; i < fast->param_len[p]; i++) {

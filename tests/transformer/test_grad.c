@@ -1,6 +1,7 @@
 /* test_grad.c — finite-difference gradient check of every parameter tensor (tiny preset,
  * or the model spec given as the first argument, e.g. "tiny,attention=flash,n_kv_head=1,
- * window=3": the reference below does grouped-query heads and sliding windows).
+ * window=3": the reference below does grouped-query heads and sliding windows, and the
+ * Llama-family options: RMSNorm, RoPE, SwiGLU with any ffn, no biases, an untied head).
  *
  * What it is for: proving the model's backward is the derivative of its forward. A
  * second, independent forward written here in double precision gives numerical
@@ -57,6 +58,41 @@ static void ref_ln(double *out, const double *x, const double *w, const double *
         out[c] = (x[c] - m) * s * w[c] + b[c];
 }
 
+/* The configuration's norm: LayerNorm, or RMSNorm (b NULL). */
+static void ref_norm(const struct mt_gpt_config *cfg, double *out, const double *x, const double *w,
+                     const double *b, size_t C)
+{
+    if (cfg->norm != MT_GPT_NORM_RMS) {
+        ref_ln(out, x, w, b, C);
+        return;
+    }
+    double ms = 0;
+    for (size_t c = 0; c < C; c++)
+        ms += x[c] * x[c];
+    double s = 1.0 / sqrt(ms / (double)C + 1e-5);
+    for (size_t c = 0; c < C; c++)
+        out[c] = x[c] * s * w[c];
+}
+
+/* Rotates the q and k heads of one qkv row (rotate-half pairs) at position t. */
+static void ref_rope(const struct mt_gpt_config *cfg, double *row, size_t t)
+{
+    size_t hs = cfg->n_embd / cfg->n_head, nh = (cfg->n_embd + mt_gpt_kv_dim(cfg)) / hs;
+    for (size_t h = 0; h < nh; h++)
+        for (size_t i = 0; i < hs / 2; i++) {
+            double a = (double)t * pow(mt_gpt_rope_theta(cfg), -2.0 * (double)i / (double)hs);
+            double *x = row + h * hs, x0 = x[i], x1 = x[i + hs / 2];
+            x[i] = x0 * cos(a) - x1 * sin(a);
+            x[i + hs / 2] = x0 * sin(a) + x1 * cos(a);
+        }
+}
+
+/* Row r of an (L, n) bias tensor, or NULL where the tensor is absent. */
+static const double *row_of(const double *t, size_t r, size_t n)
+{
+    return t ? t + r * n : NULL;
+}
+
 static void ref_lin(double *out, const double *in, const double *w, const double *b, size_t ind,
                     size_t outd)
 {
@@ -73,20 +109,24 @@ static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COU
                        const int *tg)
 {
     size_t C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, hs = C / NH, V = cfg->vocab;
-    size_t KV = mt_gpt_kv_dim(cfg), Q = C + 2 * KV, grp = NH / (KV / hs);
+    size_t KV = mt_gpt_kv_dim(cfg), Q = C + 2 * KV, grp = NH / (KV / hs), F = mt_gpt_ffn(cfg);
+    size_t FO = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F;
     double *x = calloc(T * C, sizeof *x), *ln = calloc(T * C, sizeof *x);
     double *qkv = calloc(T * Q, sizeof *x), *y = calloc(T * C, sizeof *x);
-    double *h = calloc(4 * C, sizeof *x), *o = calloc(C, sizeof *x), *lg = calloc(V, sizeof *x);
+    double *h = calloc(FO, sizeof *x), *o = calloc(C, sizeof *x), *lg = calloc(V, sizeof *x);
     double total = 0.0;
     for (size_t b = 0; b < B; b++) {
         for (size_t t = 0; t < T; t++)
             for (size_t c = 0; c < C; c++)
-                x[t * C + c] = P[MT_P_WTE][(size_t)in[b * T + t] * C + c] + P[MT_P_WPE][t * C + c];
+                x[t * C + c] = P[MT_P_WTE][(size_t)in[b * T + t] * C + c] +
+                               (P[MT_P_WPE] ? P[MT_P_WPE][t * C + c] : 0.0);
         for (size_t l = 0; l < L; l++) {
             for (size_t t = 0; t < T; t++) {
-                ref_ln(ln + t * C, x + t * C, P[MT_P_LN1W] + l * C, P[MT_P_LN1B] + l * C, C);
-                ref_lin(qkv + t * Q, ln + t * C, P[MT_P_QKVW] + l * Q * C, P[MT_P_QKVB] + l * Q, C,
-                        Q);
+                ref_norm(cfg, ln + t * C, x + t * C, P[MT_P_LN1W] + l * C,
+                         row_of(P[MT_P_LN1B], l, C), C);
+                ref_lin(qkv + t * Q, ln + t * C, P[MT_P_QKVW] + l * Q * C,
+                        row_of(P[MT_P_QKVB], l, Q), C, Q);
+                if (cfg->pos == MT_GPT_POS_ROPE) ref_rope(cfg, qkv + t * Q, t);
             }
             for (size_t t = 0; t < T; t++)
                 for (size_t hh = 0; hh < NH; hh++) {
@@ -110,23 +150,27 @@ static double ref_loss(const struct mt_gpt_config *cfg, double *const P[MT_P_COU
                     }
                 }
             for (size_t t = 0; t < T; t++) {
-                ref_lin(o, y + t * C, P[MT_P_ATTPROJW] + l * C * C, P[MT_P_ATTPROJB] + l * C, C, C);
+                ref_lin(o, y + t * C, P[MT_P_ATTPROJW] + l * C * C, row_of(P[MT_P_ATTPROJB], l, C),
+                        C, C);
                 for (size_t c = 0; c < C; c++)
                     x[t * C + c] += o[c];
-                ref_ln(ln + t * C, x + t * C, P[MT_P_LN2W] + l * C, P[MT_P_LN2B] + l * C, C);
-                ref_lin(h, ln + t * C, P[MT_P_FCW] + l * 4 * C * C, P[MT_P_FCB] + l * 4 * C, C,
-                        4 * C);
-                for (size_t i = 0; i < 4 * C; i++)
-                    h[i] = 0.5 * h[i] *
-                           (1.0 + tanh(sqrt(2.0 / M_PI) * (h[i] + 0.044715 * h[i] * h[i] * h[i])));
-                ref_lin(o, h, P[MT_P_FCPROJW] + l * 4 * C * C, P[MT_P_FCPROJB] + l * C, 4 * C, C);
+                ref_norm(cfg, ln + t * C, x + t * C, P[MT_P_LN2W] + l * C,
+                         row_of(P[MT_P_LN2B], l, C), C);
+                ref_lin(h, ln + t * C, P[MT_P_FCW] + l * FO * C, row_of(P[MT_P_FCB], l, FO), C, FO);
+                for (size_t i = 0; i < F; i++)
+                    h[i] = cfg->mlp == MT_GPT_MLP_SWIGLU
+                               ? h[i] / (1.0 + exp(-h[i])) * h[F + i]
+                               : 0.5 * h[i] *
+                                     (1.0 + tanh(sqrt(2.0 / M_PI) *
+                                                 (h[i] + 0.044715 * h[i] * h[i] * h[i])));
+                ref_lin(o, h, P[MT_P_FCPROJW] + l * F * C, row_of(P[MT_P_FCPROJB], l, C), F, C);
                 for (size_t c = 0; c < C; c++)
                     x[t * C + c] += o[c];
             }
         }
         for (size_t t = 0; t < T; t++) {
-            ref_ln(ln, x + t * C, P[MT_P_LNFW], P[MT_P_LNFB], C);
-            ref_lin(lg, ln, P[MT_P_WTE], NULL, C, V);
+            ref_norm(cfg, ln, x + t * C, P[MT_P_LNFW], P[MT_P_LNFB], C);
+            ref_lin(lg, ln, P[mt_gpt_head_param(cfg)], NULL, C, V);
             double mx = -INFINITY, s = 0;
             for (size_t v = 0; v < V; v++)
                 mx = lg[v] > mx ? lg[v] : mx;
@@ -167,8 +211,8 @@ int main(int argc, char **argv)
     CHECK_OK(mt_gpt_backward(m, 1.0f, 0, err, sizeof err), err);
 
     double *P[MT_P_COUNT];
-    for (int p = 0; p < MT_P_COUNT; p++) {
-        P[p] = malloc(m->param_len[p] * sizeof(double));
+    for (int p = 0; p < MT_P_COUNT; p++) { /* absent tensors (options): NULL */
+        P[p] = m->param_len[p] ? malloc(m->param_len[p] * sizeof(double)) : NULL;
         for (size_t i = 0; i < m->param_len[p]; i++)
             P[p][i] = m->param[p][i];
     }
@@ -182,6 +226,7 @@ int main(int argc, char **argv)
         size_t n = m->param_len[p];
         const float *g = m->grad[p];
         double rms = 0;
+        if (!n) continue; /* a tensor the configuration does not have */
         for (size_t i = 0; i < n; i++)
             rms += (double)g[i] * g[i];
         rms = sqrt(rms / (double)n);

@@ -219,6 +219,59 @@ int main(void)
             free(q), free(kc), free(vc), free(o1), free(o2);
         }
     }
+    { /* Llama-family: encoder without positions, rmsnorm, rope (GQA rows, pos0 > 0, a head
+       * size over one angle block), swiglu */
+        int inp[3 * 17];
+        for (size_t i = 0; i < B * T; i++)
+            inp[i] = (int)mt_rng_below(&rng, 5);
+        float *wte = randv(5 * C, 1), *o1 = randv(B * T * C, 1), *o2 = copyv(o1, B * T * C);
+        mt_k_encoder_fwd(o1, inp, wte, NULL, B, T, C);
+        mt_k_encoder_fwd_ref(o2, inp, wte, NULL, B, T, C);
+        expect_close("encoder_fwd nopos", o1, o2, B * T * C, 0);
+        float *e1 = randv(5 * C, 1), *e2 = copyv(e1, 5 * C);
+        mt_k_encoder_bwd(e1, NULL, o1, inp, B, T, C);
+        mt_k_encoder_bwd_ref(e2, NULL, o1, inp, B, T, C);
+        expect_close("encoder_bwd nopos", e1, e2, 5 * C, 1e-6);
+        free(wte), free(o1), free(o2), free(e1), free(e2);
+        float *x = randv(N * C, 2), *w = randv(C, 1), *r1 = randv(N, 1), *r2 = randv(N, 1);
+        float *n1 = randv(N * C, 1), *n2 = copyv(n1, N * C);
+        mt_k_rmsnorm_fwd(n1, r1, x, w, N, C);
+        mt_k_rmsnorm_fwd_ref(n2, r2, x, w, N, C);
+        expect_close("rmsnorm_fwd", n1, n2, N * C, 1e-5);
+        expect_close("rmsnorm_fwd rstd", r1, r2, N, 1e-6);
+        float *dout = randv(N * C, 1), *di1 = randv(N * C, 1), *di2 = copyv(di1, N * C);
+        float *dw1 = randv(C, 1), *dw2 = copyv(dw1, C);
+        mt_k_rmsnorm_bwd(di1, dw1, dout, x, w, r2, N, C);
+        mt_k_rmsnorm_bwd_ref(di2, dw2, dout, x, w, r2, N, C);
+        expect_close("rmsnorm_bwd dinp", di1, di2, N * C, 1e-5);
+        expect_close("rmsnorm_bwd dw", dw1, dw2, C, 1e-5);
+        free(x), free(w), free(r1), free(r2), free(n1), free(n2), free(dout), free(di1);
+        free(di2), free(dw1), free(dw2);
+        const size_t hss[] = {8, 136}; /* 136: 68 pairs, past one block of 64 angles */
+        for (size_t k = 0; k < 2; k++) {
+            size_t hs = hss[k], Ca = 4 * hs, Ckv = 2 * hs, nq = B * T * (Ca + 2 * Ckv);
+            float *q1 = randv(nq, 1), *q2 = copyv(q1, nq), *q0 = copyv(q1, nq);
+            mt_k_rope_fwd(q1, B, T, 5, Ca, Ckv, hs, 10000.0);
+            mt_k_rope_fwd_ref(q2, B, T, 5, Ca, Ckv, hs, 10000.0);
+            expect_close(k ? "rope_fwd hs136" : "rope_fwd hs8", q1, q2, nq, 1e-6);
+            mt_k_rope_bwd(q1, B, T, 5, Ca, Ckv, hs, 10000.0); /* the inverse rotation */
+            mt_k_rope_bwd_ref(q2, B, T, 5, Ca, Ckv, hs, 10000.0);
+            expect_close("rope_bwd", q1, q2, nq, 1e-6);
+            expect_close("rope_bwd(rope_fwd)", q1, q0, nq, 1e-5);
+            free(q1), free(q2), free(q0);
+        }
+        size_t F = 200;
+        float *g = randv(N * 2 * F, 3), *h1 = randv(N * F, 1), *h2 = copyv(h1, N * F);
+        g[0] = -30.0f, g[1] = 30.0f, g[2] = 0.0f; /* saturation and zero */
+        mt_k_swiglu_fwd(h1, g, N, F);
+        mt_k_swiglu_fwd_ref(h2, g, N, F);
+        expect_close("swiglu_fwd", h1, h2, N * F, 1e-5);
+        float *dh = randv(N * F, 1), *dg1 = randv(N * 2 * F, 1), *dg2 = randv(N * 2 * F, 1);
+        mt_k_swiglu_bwd(dg1, g, dh, N, F);
+        mt_k_swiglu_bwd_ref(dg2, g, dh, N, F);
+        expect_close("swiglu_bwd", dg1, dg2, N * 2 * F, 1e-5);
+        free(g), free(h1), free(h2), free(dh), free(dg1), free(dg2);
+    }
     { /* gelu, residual */
         size_t n = 1001;
         float *x = randv(n, 3), *o1 = malloc(n * 4), *o2 = malloc(n * 4), *d = randv(n, 1);

@@ -144,10 +144,7 @@ static int is_layer_param(int p)
 
 static size_t param_elems(const struct mt_gpt_config *cfg, int p)
 {
-    size_t dims[3], n = 1, nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, dims);
-    for (size_t i = 0; i < nd; i++)
-        n *= dims[i];
-    return n;
+    return mt_gpt_param_elems(cfg, (enum mt_gpt_param)p); /* 0: absent (block options) */
 }
 
 /* Float offsets of the parameter tensors in the model's slab layout (64-byte aligned
@@ -185,10 +182,21 @@ static size_t n_slots_of(size_t L, size_t every)
  * FCH_GELU (the GELU runs in place; attention is done before the MLP starts), ATT, and
  * RESIDUAL2 (alive from the attention residual to the MLP residual). Statistics get
  * their own. */
-enum work_buf { WORK_C, WORK_4C, WORK_ATT, WORK_RES2, WORK_STAT0, WORK_COUNT = WORK_STAT0 + 4 };
+enum work_buf {
+    WORK_C,
+    WORK_4C,
+    WORK_ATT,
+    WORK_RES2,
+    WORK_STAT0,
+    WORK_H = WORK_STAT0 + 4,
+    WORK_COUNT
+};
 
-static int work_buffer(int a)
+/* (WORK_4C holds the widest of QKV and the fc output; SwiGLU's output cannot be computed in
+ * place, so it has its own, WORK_H, empty for GELU.) */
+static int work_buffer(const struct mt_gpt_config *cfg, int a)
 {
+    if (a == MT_A_FCH_GELU && cfg->mlp == MT_GPT_MLP_SWIGLU) return WORK_H;
     switch (a) {
     case MT_A_LN1:
     case MT_A_ATTY:
@@ -217,11 +225,14 @@ static int work_buffer(int a)
 
 static size_t work_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, int k)
 {
-    size_t BT = B * T, C = cfg->n_embd;
-    return k == WORK_4C      ? BT * 4 * C
-           : k == WORK_ATT   ? act_elems(cfg, B, T, MT_A_ATT)
-           : k >= WORK_STAT0 ? BT
-                             : BT * C;
+    size_t BT = B * T, C = cfg->n_embd, F = mt_gpt_ffn(cfg), Q = C + 2 * mt_gpt_kv_dim(cfg);
+    size_t FO = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F, rms = cfg->norm == MT_GPT_NORM_RMS;
+    return k == WORK_4C                             ? BT * (FO > Q ? FO : Q)
+           : k == WORK_ATT                          ? act_elems(cfg, B, T, MT_A_ATT)
+           : k == WORK_H                            ? (cfg->mlp == MT_GPT_MLP_SWIGLU ? BT * F : 0)
+           : k == WORK_STAT0 || k == WORK_STAT0 + 2 ? (rms ? 0 : BT) /* the means */
+           : k > WORK_STAT0                         ? BT
+                                                    : BT * C;
 }
 
 static int use_bf16mm(const struct mt_tmodel_opts *o)
@@ -234,8 +245,10 @@ static int use_bf16mm(const struct mt_tmodel_opts *o)
  * or for the LM head its packed dout (V wide) followed by its packed input (C wide). */
 static size_t bf16_scratch_elems(const struct mt_gpt_config *cfg, size_t B, size_t T)
 {
-    size_t C4 = 4 * cfg->n_embd, head = cfg->vocab + cfg->n_embd;
-    return B * T * (C4 > head ? C4 : head);
+    size_t C = cfg->n_embd, F = mt_gpt_ffn(cfg), Q = C + 2 * mt_gpt_kv_dim(cfg);
+    size_t FO = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F, head = cfg->vocab + C;
+    size_t wide = FO > Q ? FO : Q; /* the widest linear input or output of a block */
+    return B * T * (wide > head ? wide : head);
 }
 
 /* 1 when the optimizer is optim.h's rather than the in-RAM fp32 AdamW slabs. */
@@ -526,7 +539,7 @@ static int alloc_workspace(struct mt_tmodel *t)
         p += rup(work_elems(&t->cfg, t->Bm, t->T, k) * sizeof(float));
     }
     for (int a = 0; a < MT_A_COUNT; a++)
-        t->work[a] = work_buffer(a) < 0 ? NULL : wb[work_buffer(a)];
+        t->work[a] = work_buffer(&t->cfg, a) < 0 ? NULL : wb[work_buffer(&t->cfg, a)];
     t->x = (float *)(void *)p;
     p += rup(BT * t->C * sizeof(float));
     if (use_bf16mm(&t->o)) t->xh = (uint16_t *)(void *)p;
@@ -553,8 +566,8 @@ static void set_view(struct mt_tmodel *t, float *w)
     v->grads_zero = 1;
     v->last_loss = -1.0f;
     for (int p = 0; p < MT_P_COUNT; p++) {
-        v->param[p] = w + t->off[p];
-        v->grad[p] = t->g32 ? t->g32 + t->off[p] : NULL;
+        v->param[p] = t->len[p] ? w + t->off[p] : NULL; /* absent tensors: NULL */
+        v->grad[p] = t->g32 && t->len[p] ? t->g32 + t->off[p] : NULL;
         v->param_len[p] = t->len[p];
     }
 }
@@ -674,6 +687,10 @@ static void block_params(struct mt_tmodel *t, size_t l, float *w[MT_P_COUNT], fl
 {
     for (int p = 0; p < MT_P_COUNT; p++) {
         size_t o = t->off[p] + (is_layer_param(p) ? l * per_layer(t, p) : 0);
+        if (!t->len[p]) { /* absent (block options) */
+            w[p] = g[p] = NULL;
+            continue;
+        }
         if (!t->half) {
             w[p] = t->w32 + o;
             g[p] = t->g32 + o;
@@ -920,10 +937,10 @@ int mt_tmodel_forward(struct mt_tmodel *t, const int *inputs, const int *targets
         acquire(t, MT_A_LOGITS, 0) || acquire(t, MT_A_LOSSES, 0))
         goto oom;
     float *lnf = F(t, MT_A_LNF, 0), *logits = F(t, MT_A_LOGITS, 0);
-    mt_k_layernorm_fwd(lnf, F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), x, w[MT_P_LNFW],
-                       w[MT_P_LNFB], BT, C);
+    mt_block_norm_fwd(t->cfg.norm, lnf, F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), x,
+                      w[MT_P_LNFW], w[MT_P_LNFB], BT, C);
     mt_half_round(t->o.prec, lnf, BT * C);
-    linear(t, 0, logits, lnf, w, MT_P_WTE, -1, BT, C, V);
+    linear(t, 0, logits, lnf, w, (int)mt_gpt_head_param(&t->cfg), -1, BT, C, V);
     double sum = mt_k_crossentropy_fwd(logits, F(t, MT_A_LOSSES, 0), t->targets, BT, V);
     if (mean_loss) *mean_loss = (float)(sum / (double)BT);
     t->have_fwd = 1;
@@ -947,7 +964,8 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
                        float *const b[MT_A_COUNT], int a, size_t s, size_t N, size_t C, size_t OC)
 {
     if (!t->mm) {
-        mt_k_matmul_bwd(dinp, g[pw], pb < 0 ? NULL : g[pb], dout, use(t, b, a, s), w[pw], N, C, OC);
+        mt_k_matmul_bwd(dinp, g[pw], pb < 0 ? NULL : g[pb] /* NULL: bias=off */, dout,
+                        use(t, b, a, s), w[pw], N, C, OC);
         return;
     }
     char err[128];
@@ -971,7 +989,7 @@ static void linear_bwd(struct mt_tmodel *t, size_t l, float *dinp, float *const 
         t->st.bf16_fallbacks++;
         mt_k_matmul_bwd(NULL, g[pw], NULL, dout, use(t, b, a, s), NULL, N, C, OC);
     }
-    if (pb >= 0) mt_k_colsum_add(g[pb], dout, N, OC, OC);
+    if (pb >= 0 && g[pb]) mt_k_colsum_add(g[pb], dout, N, OC, OC);
 }
 
 int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens, char *err,
@@ -990,15 +1008,16 @@ int mt_tmodel_backward(struct mt_tmodel *t, float loss_scale, size_t norm_tokens
     block_params(t, L - 1, w, g);
     float *logits = F(t, MT_A_LOGITS, 0);
     mt_k_crossentropy_bwd(logits, t->targets, dloss, BT, V);
-    linear_bwd(t, 0, dln, w, g, MT_P_WTE, -1, logits, NULL, MT_A_LNF, 0, BT, C, V);
+    linear_bwd(t, 0, dln, w, g, (int)mt_gpt_head_param(&t->cfg), -1, logits, NULL, MT_A_LNF, 0, BT,
+               C, V);
     memset(dres, 0, BT * C * sizeof *dres);
     const float *last = F(t, MT_A_RESIDUAL3, L - 1);
     if (t->half) {
         mt_half_unpack(t->o.prec, t->x, A(t, MT_A_RESIDUAL3, L - 1), BT * C);
         last = t->x;
     }
-    mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, last, w[MT_P_LNFW],
-                       F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), BT, C);
+    mt_block_norm_bwd(t->cfg.norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, last, w[MT_P_LNFW],
+                      F(t, MT_A_LNF_MEAN, 0), F(t, MT_A_LNF_RSTD, 0), BT, C);
     static const int tail[] = {MT_A_LOGITS, MT_A_LOSSES, MT_A_LNF, MT_A_LNF_MEAN, MT_A_LNF_RSTD};
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
         release(t, tail[i], 0);

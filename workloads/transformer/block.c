@@ -35,8 +35,8 @@ void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, 
     case MT_LIN_ATTPROJ:
         *in_dim = s->Ca, *out_dim = s->C;
         return;
-    case MT_LIN_FC:
-        *in_dim = s->C, *out_dim = s->F;
+    case MT_LIN_FC: /* SwiGLU: gate and up */
+        *in_dim = s->C, *out_dim = s->mlp == MT_GPT_MLP_SWIGLU ? 2 * s->F : s->F;
         return;
     default:
         *in_dim = s->F, *out_dim = s->C;
@@ -54,9 +54,52 @@ struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t 
                                    .Ca = C / tp,
                                    .Ckv = mt_gpt_kv_dim(cfg) / tp,
                                    .NH = cfg->n_head / tp,
-                                   .F = 4 * C / tp,
+                                   .F = mt_gpt_ffn(cfg) / tp,
                                    .attention = cfg->attention,
-                                   .window = cfg->window};
+                                   .window = cfg->window,
+                                   .norm = cfg->norm,
+                                   .mlp = cfg->mlp,
+                                   .rope = cfg->pos == MT_GPT_POS_ROPE,
+                                   .hs = C / cfg->n_head,
+                                   .pos0 = 0,
+                                   .rope_theta = mt_gpt_rope_theta(cfg)};
+}
+
+void mt_block_norm_fwd(size_t norm, float *out, float *mean, float *rstd, const float *inp,
+                       const float *w, const float *b, size_t N, size_t C)
+{
+    if (norm == MT_GPT_NORM_RMS)
+        mt_k_rmsnorm_fwd(out, rstd, inp, w, N, C);
+    else
+        mt_k_layernorm_fwd(out, mean, rstd, inp, w, b, N, C);
+}
+
+void mt_block_norm_bwd(size_t norm, float *dinp, float *dw, float *db, const float *dout,
+                       const float *inp, const float *w, const float *mean, const float *rstd,
+                       size_t N, size_t C)
+{
+    if (norm == MT_GPT_NORM_RMS)
+        mt_k_rmsnorm_bwd(dinp, dw, dout, inp, w, rstd, N, C);
+    else
+        mt_k_layernorm_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
+void mt_block_norm_params(const struct mt_gpt_config *cfg, size_t l, float *const t[MT_P_COUNT],
+                          float *out[MT_P_COUNT])
+{
+    static const int ln[] = {MT_P_LN1W, MT_P_LN1B, MT_P_LN2W, MT_P_LN2B};
+    for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++)
+        out[ln[i]] = t[ln[i]] ? t[ln[i]] + l * cfg->n_embd : NULL;
+}
+
+/* The statistics a norm keeps: RMSNorm has no mean. */
+static void produced_norm(const struct mt_block_ops *ops, const struct mt_block_shape *s,
+                          enum mt_gpt_act out, enum mt_gpt_act mean)
+{
+    if (!ops->produced) return;
+    ops->produced(ops->user, out);
+    if (s->norm != MT_GPT_NORM_RMS) ops->produced(ops->user, mean);
+    ops->produced(ops->user, (enum mt_gpt_act)(mean + 1)); /* the rstd follows the mean */
 }
 
 static void produced(const struct mt_block_ops *ops, enum mt_gpt_act a)
@@ -76,12 +119,12 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
 {
     size_t C = s->C, BT = s->B * s->T;
     /* attention: residual2 = x + attproj(attn(qkv(ln1(x)))) */
-    mt_k_layernorm_fwd(act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x, ln[MT_P_LN1W],
-                       ln[MT_P_LN1B], BT, C);
-    produced(ops, MT_A_LN1);
-    produced(ops, MT_A_LN1_MEAN);
-    produced(ops, MT_A_LN1_RSTD);
+    mt_block_norm_fwd(s->norm, act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x,
+                      ln[MT_P_LN1W], ln[MT_P_LN1B], BT, C);
+    produced_norm(ops, s, MT_A_LN1, MT_A_LN1_MEAN);
     if (ops->linear(ops->user, MT_LIN_QKV, act[MT_A_LN1], act[MT_A_QKV], BT)) return -1;
+    if (s->rope)
+        mt_k_rope_fwd(act[MT_A_QKV], s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
     produced(ops, MT_A_QKV);
     if (ops->attention) {
         if (ops->attention(ops->user, act[MT_A_QKV], act[MT_A_ATTY], act[MT_A_ATT])) return -1;
@@ -98,14 +141,15 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     mt_k_residual_fwd(act[MT_A_RESIDUAL2], x, proj, BT * C);
     produced(ops, MT_A_RESIDUAL2);
     /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    mt_k_layernorm_fwd(act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD], act[MT_A_RESIDUAL2],
-                       ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
-    produced(ops, MT_A_LN2);
-    produced(ops, MT_A_LN2_MEAN);
-    produced(ops, MT_A_LN2_RSTD);
+    mt_block_norm_fwd(s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
+                      act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
+    produced_norm(ops, s, MT_A_LN2, MT_A_LN2_MEAN);
     if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
     produced(ops, MT_A_FCH);
-    mt_k_gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
+    if (s->mlp == MT_GPT_MLP_SWIGLU)
+        mt_k_swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);
+    else
+        mt_k_gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
     produced(ops, MT_A_FCH_GELU);
     if (!out) return 0;
     if (ops->linear(ops->user, MT_LIN_FCPROJ, act[MT_A_FCH_GELU], proj, BT)) return -1;
@@ -123,14 +167,20 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     /* Each stored tensor is fetched right before its use: a 16-bit engine unpacks it into
      * a buffer it may share with tensors already used. */
     /* MLP */
-    if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dfch, BT)) return -1;
-    mt_k_gelu_bwd(dfch, use(ops, act, MT_A_FCH), dfch, BT * s->F);
+    if (s->mlp == MT_GPT_MLP_SWIGLU) { /* dfch: the fc output's gradient (2F), then dh (F) */
+        float *dh = dfch + BT * 2 * s->F;
+        if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dh, BT)) return -1;
+        mt_k_swiglu_bwd(dfch, use(ops, act, MT_A_FCH), dh, BT, s->F);
+    } else {
+        if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dfch, BT)) return -1;
+        mt_k_gelu_bwd(dfch, use(ops, act, MT_A_FCH), dfch, BT * s->F);
+    }
     if (ops->linear_bwd(ops->user, MT_LIN_FC, dfch, dlnout, BT)) return -1;
     const float *res2 = use(ops, act, MT_A_RESIDUAL2);
-    const float *mean2 = use(ops, act, MT_A_LN2_MEAN);
+    const float *mean2 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN2_MEAN);
     const float *rstd2 = use(ops, act, MT_A_LN2_RSTD);
-    mt_k_layernorm_bwd(dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W], mean2,
-                       rstd2, BT, C);
+    mt_block_norm_bwd(s->norm, dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W],
+                      mean2, rstd2, BT, C);
     /* attention */
     if (ops->linear_bwd(ops->user, MT_LIN_ATTPROJ, dres, datty, BT)) return -1;
     const float *qkv = use(ops, act, MT_A_QKV);
@@ -151,10 +201,12 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
         mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
                            s->window);
     }
+    if (s->rope) /* the gradient of the unrotated q and k */
+        mt_k_rope_bwd(dqkv, s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
     if (ops->linear_bwd(ops->user, MT_LIN_QKV, dqkv, dlnout, BT)) return -1;
-    const float *mean1 = use(ops, act, MT_A_LN1_MEAN);
+    const float *mean1 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN1_MEAN);
     const float *rstd1 = use(ops, act, MT_A_LN1_RSTD);
-    mt_k_layernorm_bwd(dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W], mean1, rstd1,
-                       BT, C);
+    mt_block_norm_bwd(s->norm, dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W],
+                      mean1, rstd1, BT, C);
     return 0;
 }

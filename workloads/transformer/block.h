@@ -53,11 +53,18 @@ struct mt_block_shape {
     size_t F;         /* MLP hidden width */
     size_t attention; /* enum mt_gpt_attention */
     size_t window;    /* sliding window (0: none), as in struct mt_gpt_config */
+    size_t norm;      /* enum mt_gpt_norm */
+    size_t mlp;       /* enum mt_gpt_mlp (SwiGLU: the fc linear is 2F wide, gate then up) */
+    size_t rope;      /* 1: rotary embeddings of q and k (pos = rope) */
+    size_t hs;        /* head size */
+    size_t pos0;      /* position of the first of the T rows (decode: the cache's length) */
+    double rope_theta;
 };
 
-/* The block shape of configuration cfg for batch B and sequence T on one of tp
- * tensor-parallel ranks (tp = 1: the whole block); tp must divide n_head and the key/value
- * heads (mt_gpt_config_check and the sharded engine check it). */
+/* The block shape of configuration cfg for batch B and sequence T (positions 0..T-1; a
+ * caller at a later position sets pos0) on one of tp tensor-parallel ranks (tp = 1: the
+ * whole block); tp must divide n_head, the key/value heads and F (mt_gpt_config_check and
+ * the sharded engine check it). */
 struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t B, size_t T,
                                         size_t tp);
 
@@ -108,12 +115,30 @@ enum mt_gpt_param mt_block_linear_weight(enum mt_linear which);
 void mt_block_linear_dims(const struct mt_block_shape *s, enum mt_linear which, size_t *in_dim,
                           size_t *out_dim);
 
+/* The normalization of the block options (cfg->norm), used for the block's two norms and
+ * the final one: LayerNorm (kernels.h mt_k_layernorm_*) or RMSNorm (mt_k_rmsnorm_*, which
+ * takes no mean or bias: those may be NULL). The same argument order as LayerNorm. */
+void mt_block_norm_fwd(size_t norm, float *out, float *mean, float *rstd, const float *inp,
+                       const float *w, const float *b, size_t N, size_t C);
+void mt_block_norm_bwd(size_t norm, float *dinp, float *dw, float *db, const float *dout,
+                       const float *inp, const float *w, const float *mean, const float *rstd,
+                       size_t N, size_t C);
+
+/* Points out[MT_P_LN1W], [MT_P_LN1B], [MT_P_LN2W], [MT_P_LN2B] at layer l's rows of the
+ * norm tensors in t[] (model-layout (L, C) tensors, t[p] NULL for an absent or missing
+ * tensor gives NULL); other entries untouched. */
+void mt_block_norm_params(const struct mt_gpt_config *cfg, size_t l, float *const t[MT_P_COUNT],
+                          float *out[MT_P_COUNT]);
+
 /* Forward of one block on the residual stream x into out = x + attn(ln1(x)) +
- * mlp(ln2(x + attn(ln1(x)))).
- * ln[MT_P_LN1W], [MT_P_LN1B], [MT_P_LN2W], [MT_P_LN2B] point at this block's LayerNorm
- * parameters (C floats each; other entries unused). act[a] for a in MT_A_LN1 ..
- * MT_A_FCH_GELU (not MT_A_PROJ or MT_A_RESIDUAL3) are where the activations are written;
- * act[MT_A_FCH_GELU] may equal act[MT_A_FCH] (GELU in place). proj is (B, T, C) scratch
+ * mlp(ln2(x + attn(ln1(x)))). With RoPE, q and k are rotated in act[MT_A_QKV] right after
+ * the QKV linear (before `produced` and the attention hook: a KV cache stores rotated
+ * keys). SwiGLU writes silu(gate) * up into act[MT_A_FCH_GELU], which must then not
+ * overlap act[MT_A_FCH].
+ * ln[MT_P_LN1W], [MT_P_LN1B], [MT_P_LN2W], [MT_P_LN2B] point at this block's norm
+ * parameters (C floats each; the biases NULL with RMSNorm; other entries unused). act[a] for a in
+ * MT_A_LN1 .. MT_A_FCH_GELU (not MT_A_PROJ or MT_A_RESIDUAL3) are where the activations are
+ * written; act[MT_A_FCH_GELU] may equal act[MT_A_FCH] (GELU in place). proj is (B, T, C) scratch
  * for the projections' outputs; out may equal proj. out = NULL stops after the GELU (a
  * recomputation for backward: everything backward reads is rebuilt, the output already
  * exists). Returns 0, or -1 when a linear hook failed. */

@@ -9,7 +9,9 @@
 
 #include "util.h"
 
-enum { CFG_V1 = 5, CFG_N = 8 }; /* configuration words of version 1 and of this version */
+/* Configuration words of each version: 1 (before the attention options), 2 (before the
+ * Llama-family options) and this one. */
+enum { CFG_V1 = 5, CFG_V2 = 8, CFG_N = 15 };
 
 struct header {
     char magic[8];
@@ -18,18 +20,26 @@ struct header {
     uint64_t n_tensors, train_step, checksum;
 };
 
-/* Version 1 (before the attention options): the same fields with CFG_V1 words. */
-struct header_v1 {
-    char magic[8];
-    uint32_t version, reserved;
-    uint64_t cfg[CFG_V1];
-    uint64_t n_tensors, train_step, checksum;
-};
-
 static void cfg_to_u64(const struct mt_gpt_config *c, uint64_t out[CFG_N])
 {
     out[0] = c->vocab, out[1] = c->seq_len, out[2] = c->n_layer, out[3] = c->n_head;
     out[4] = c->n_embd, out[5] = c->attention, out[6] = c->n_kv_head, out[7] = c->window;
+    out[8] = c->norm, out[9] = c->pos, out[10] = c->rope_theta, out[11] = c->mlp;
+    out[12] = c->ffn, out[13] = c->no_bias, out[14] = c->untied;
+}
+
+/* Whether configuration c has tensor p (absent tensors are not written). */
+static int has_tensor(const struct mt_gpt_config *c, int p)
+{
+    return mt_gpt_param_elems(c, (enum mt_gpt_param)p) != 0;
+}
+
+static uint64_t count_tensors(const struct mt_gpt_config *c)
+{
+    uint64_t n = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        n += (uint64_t)has_tensor(c, p);
+    return n;
 }
 
 /* A writer that hashes what it writes. */
@@ -49,7 +59,7 @@ int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t err
 {
     char tmp[4096];
     for (int p = 0; p < MT_P_COUNT; p++)
-        if (!m->param[p])
+        if (!m->param[p] && has_tensor(&m->cfg, p))
             return mt_tf_fail(err, errlen,
                               "checkpoint %s: tensor %s was dropped (packed or pruned "
                               "model); only a full fp32 model can be saved",
@@ -57,14 +67,16 @@ int mt_ckpt_save(const struct mt_gpt *m, const char *path, char *err, size_t err
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", tmp, strerror(errno));
-    struct header h = {
-        .version = MT_CKPT_VERSION, .n_tensors = MT_P_COUNT, .train_step = m->adam_step};
+    struct header h = {.version = MT_CKPT_VERSION,
+                       .n_tensors = count_tensors(&m->cfg),
+                       .train_step = m->adam_step};
     memcpy(h.magic, MT_CKPT_MAGIC, 8);
     cfg_to_u64(&m->cfg, h.cfg);
     h.checksum = mt_fnv64(MT_FNV64_INIT, &h, offsetof(struct header, checksum));
     struct wr w = {.f = f};
     put(&w, &h, sizeof h);
     for (int p = 0; p < MT_P_COUNT; p++) {
+        if (!has_tensor(&m->cfg, p)) continue;
         const char *name = mt_gpt_param_name((enum mt_gpt_param)p);
         uint32_t nl = (uint32_t)strlen(name), dtype = 1, nd;
         uint64_t dims[3], nbytes = m->param_len[p] * sizeof(float);
@@ -111,12 +123,12 @@ static int get(struct rd *r, void *p, size_t n, const char *what)
     return 0;
 }
 
-/* Reads and checks the header; a version-1 header is converted (its model is the
- * original one: dense attention, n_kv_head = n_head, no window). */
+/* Reads and checks the header; a version-1 or -2 header is converted (the options it
+ * lacks load as 0: the original model's). */
 static int read_header(struct rd *r, struct header *h)
 {
-    struct header_v1 h1;
-    size_t pre = offsetof(struct header, cfg);
+    size_t pre = offsetof(struct header, cfg), nw;
+    unsigned char buf[sizeof *h];
     memset(h, 0, sizeof *h);
     if (get(r, h, pre, "the header")) return -1;
     if (memcmp(h->magic, MT_CKPT_MAGIC, 8))
@@ -124,21 +136,20 @@ static int read_header(struct rd *r, struct header *h)
                           "checkpoint %s: bad magic (not a memtrade GPT "
                           "checkpoint)",
                           r->path);
-    if (h->version == 1) {
-        memcpy(&h1, h, pre);
-        if (get(r, (char *)&h1 + pre, sizeof h1 - pre, "the header")) return -1;
-        if (mt_fnv64(MT_FNV64_INIT, &h1, offsetof(struct header_v1, checksum)) != h1.checksum)
-            return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch",
-                              r->path);
-        memcpy(h->cfg, h1.cfg, sizeof h1.cfg);
-        h->n_tensors = h1.n_tensors, h->train_step = h1.train_step, h->checksum = h1.checksum;
-        return 0;
-    }
-    if (h->version != MT_CKPT_VERSION)
-        return mt_tf_fail(r->err, r->errlen, "checkpoint %s: version %u, this build reads 1 and %u",
-                          r->path, h->version, MT_CKPT_VERSION);
-    if (get(r, (char *)h + pre, sizeof *h - pre, "the header")) return -1;
-    if (mt_fnv64(MT_FNV64_INIT, h, offsetof(struct header, checksum)) != h->checksum)
+    if (h->version == 1 || h->version == 2 || h->version == MT_CKPT_VERSION)
+        nw = h->version == 1 ? CFG_V1 : h->version == 2 ? CFG_V2 : CFG_N;
+    else
+        return mt_tf_fail(r->err, r->errlen,
+                          "checkpoint %s: version %u, this build reads 1, 2 and %u", r->path,
+                          h->version, MT_CKPT_VERSION);
+    /* the cfg words, n_tensors, train_step and the checksum, hashed with the prefix */
+    memcpy(buf, h, pre);
+    if (get(r, buf + pre, (nw + 3) * sizeof(uint64_t), "the header")) return -1;
+    uint64_t tail[3];
+    memcpy(h->cfg, buf + pre, nw * sizeof(uint64_t));
+    memcpy(tail, buf + pre + nw * sizeof(uint64_t), sizeof tail);
+    h->n_tensors = tail[0], h->train_step = tail[1], h->checksum = tail[2];
+    if (mt_fnv64(MT_FNV64_INIT, buf, pre + (nw + 2) * sizeof(uint64_t)) != h->checksum)
         return mt_tf_fail(r->err, r->errlen, "checkpoint %s: header checksum mismatch", r->path);
     return 0;
 }
@@ -147,6 +158,8 @@ static void cfg_from_u64(struct mt_gpt_config *c, const uint64_t in[CFG_N])
 {
     c->vocab = in[0], c->seq_len = in[1], c->n_layer = in[2], c->n_head = in[3];
     c->n_embd = in[4], c->attention = in[5], c->n_kv_head = in[6], c->window = in[7];
+    c->norm = in[8], c->pos = in[9], c->rope_theta = in[10], c->mlp = in[11];
+    c->ffn = in[12], c->no_bias = in[13], c->untied = in[14];
 }
 
 int mt_ckpt_peek(const char *path, struct mt_gpt_config *cfg, uint64_t *train_step, char *err,
@@ -233,7 +246,7 @@ int mt_ckpt_load(const char *path, const struct mt_gpt_config *expect, enum mt_g
     if (!r.f) return mt_tf_fail(err, errlen, "checkpoint %s: %s", path, strerror(errno));
     int rc = read_header(&r, &h);
     if (!rc) {
-        char fopt[96], eopt[96];
+        char fopt[192], eopt[192];
         cfg_from_u64(&cfg, h.cfg);
         mt_gpt_config_options(&cfg, fopt, sizeof fopt);
         if (expect) mt_gpt_config_options(expect, eopt, sizeof eopt);
@@ -244,15 +257,16 @@ int mt_ckpt_load(const char *path, const struct mt_gpt_config *expect, enum mt_g
                             path, cfg.vocab, cfg.seq_len, cfg.n_layer, cfg.n_head, cfg.n_embd, fopt,
                             expect->vocab, expect->seq_len, expect->n_layer, expect->n_head,
                             expect->n_embd, eopt);
-        else if (h.n_tensors != MT_P_COUNT)
-            rc = mt_tf_fail(err, errlen, "checkpoint %s: %llu tensors, expected %d", path,
-                            (unsigned long long)h.n_tensors, MT_P_COUNT);
         else if (mt_gpt_config_check(&cfg, err, errlen))
             rc = -1;
+        else if (h.n_tensors != count_tensors(&cfg))
+            rc = mt_tf_fail(err, errlen, "checkpoint %s: %llu tensors, expected %llu", path,
+                            (unsigned long long)h.n_tensors,
+                            (unsigned long long)count_tensors(&cfg));
     }
     if (!rc) rc = mt_gpt_create(&m, &cfg, mode, B, T, err, errlen);
     for (int p = 0; !rc && p < MT_P_COUNT; p++)
-        rc = read_tensor(&r, m, p, m->param[p]);
+        if (has_tensor(&cfg, p)) rc = read_tensor(&r, m, p, m->param[p]);
     if (!rc && fgetc(r.f) != EOF)
         rc = mt_tf_fail(err, errlen, "checkpoint %s: trailing bytes after the last tensor", path);
     fclose(r.f);

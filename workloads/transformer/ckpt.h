@@ -3,10 +3,13 @@
  * What it is for: saving a trained model and loading it back bit-exactly, refusing any
  * file that is not exactly what was written. Layout (little-endian):
  *   header  "MTGPTCKP" | u32 version | u32 0 | u64 vocab, seq_len, n_layer, n_head,
- *           n_embd, attention, n_kv_head, window | u64 n_tensors | u64 train_step |
- *           u64 FNV-1a-64 of the header bytes
- *           (version 1, still read: without attention, n_kv_head and window, which load
- *           as the original model's 0, 0, 0)
+ *           n_embd, attention, n_kv_head, window, norm, pos, rope_theta, mlp, ffn,
+ *           no_bias, untied | u64 n_tensors | u64 train_step | u64 FNV-1a-64 of the
+ *           header bytes
+ *           (versions 1 and 2, still read: version 1 without attention .. untied, version
+ *           2 without norm .. untied; the missing fields load as the original model's 0)
+ *   then one record per tensor the configuration has, in enum mt_gpt_param order (absent
+ *   tensors, mt_gpt_param_shape 0 dims, have no record):
  *   tensor  u32 name_len | name | u32 dtype (1 = f32) | u32 ndim | u64 dims[ndim] |
  *           u64 nbytes | data | u64 FNV-1a-64 of the record bytes before it
  *   then end of file (trailing bytes are an error).
@@ -26,7 +29,7 @@ extern "C" {
 #endif
 
 #define MT_CKPT_MAGIC "MTGPTCKP"
-#define MT_CKPT_VERSION 2u
+#define MT_CKPT_VERSION 3u
 
 /* Writes the model's weights (any mode; refused if mt_gpt_drop_weights dropped a tensor) to
  * `path` atomically: a temporary file in the

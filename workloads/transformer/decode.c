@@ -15,11 +15,18 @@
 #include "kvcache.h"
 #include "util.h"
 
-/* Scratch layout in floats: x, ln, qkv (3C, of which C + 2 kv_dim used), atty, proj, fch (4C), att
- * (max_T), logits. */
+/* The fc output's floats in the scratch: the GELU runs in place (F); SwiGLU needs the fc
+ * output (2F) and its own output (F). */
+static size_t fch_floats(const struct mt_gpt_config *cfg)
+{
+    return mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
+}
+
+/* Scratch layout in floats: x, ln, qkv (3C, of which C + 2 kv_dim used), atty, proj, fch, att
+ * (max_T), logits (V) */
 static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
 {
-    return 11 * cfg->n_embd + max_T + cfg->vocab;
+    return 7 * cfg->n_embd + fch_floats(cfg) + max_T + cfg->vocab;
 }
 
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
@@ -55,7 +62,7 @@ int mt_gpt_kv_create_spec(struct mt_gpt_kv **out, const struct mt_gpt_config *cf
                           kv->scratch_bytes);
     }
     mt_memcat_report(kv->scratch, kv->scratch_bytes, MT_MEM_WORKSPACE, "kv.scratch");
-    kv->logits = kv->scratch + 11 * cfg->n_embd + max_T;
+    kv->logits = kv->scratch + 7 * cfg->n_embd + fch_floats(cfg) + max_T;
     *out = kv;
     return 0;
 }
@@ -116,7 +123,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
     if (mt_kvc_reserve(kv->cache, 0, pos + 1))
         return mt_tf_fail(err, errlen, "KV cache out of blocks at position %zu", pos);
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
-    float *proj = atty + C, *fch = proj + C, *att = fch + 4 * C;
+    float *proj = atty + C, *fch = proj + C, *att = fch + fch_floats(cfg);
     if (m->embed_hook.rows) {
         if (m->embed_hook.rows(m->embed_hook.user, &token, 1, x))
             return mt_tf_fail(err, errlen, "embedding hook failed");
@@ -126,27 +133,26 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
         return mt_tf_fail(err, errlen,
                           "the token embedding was dropped and no embedding hook is set");
     }
-    mt_k_add_positions(x, m->param[MT_P_WPE] + pos * C, 1, 1, C);
+    if (m->param[MT_P_WPE]) mt_k_add_positions(x, m->param[MT_P_WPE] + pos * C, 1, 1, C);
     /* one position, everything in place: the residual stream stays in x */
     struct mt_block_shape shape = mt_block_shape_of(cfg, 1, 1, 1);
+    shape.pos0 = pos; /* RoPE rotates q and k at this position */
     float *act[MT_A_COUNT] = {0}, *lnp[MT_P_COUNT] = {0};
     act[MT_A_LN1] = act[MT_A_LN2] = ln;
     act[MT_A_QKV] = qkv;
     act[MT_A_ATTY] = atty;
     act[MT_A_ATT] = att;
     act[MT_A_RESIDUAL2] = x;
-    act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch;
+    act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch; /* SwiGLU: its output after the 2F fc output */
+    if (cfg->mlp == MT_GPT_MLP_SWIGLU) act[MT_A_FCH_GELU] = fch + 2 * mt_gpt_ffn(cfg);
     struct decode_block k = {.m = m, .kv = kv};
     struct mt_block_ops ops = {.linear = decode_linear, .attention = decode_attention, .user = &k};
     for (size_t l = 0; l < L; l++) {
         k.l = l;
-        lnp[MT_P_LN1W] = m->param[MT_P_LN1W] + l * C;
-        lnp[MT_P_LN1B] = m->param[MT_P_LN1B] + l * C;
-        lnp[MT_P_LN2W] = m->param[MT_P_LN2W] + l * C;
-        lnp[MT_P_LN2B] = m->param[MT_P_LN2B] + l * C;
+        mt_block_norm_params(cfg, l, m->param, lnp);
         if (mt_block_forward(&shape, lnp, act, x, proj, x, &ops)) goto hook_failed;
     }
-    mt_k_layernorm_fwd(ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB], 1, C);
+    mt_block_norm_fwd(cfg->norm, ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB], 1, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, ln, kv->logits, 1)) goto hook_failed;
     kv->pos++;
     return 0;

@@ -35,18 +35,47 @@ int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err,
         const char *name;
         struct mt_gpt_config cfg;
     } presets[] = {
-        {"tiny", {256, 64, 2, 2, 64, 0, 0, 0}},      {"small", {256, 128, 4, 4, 128, 0, 0, 0}},
-        {"medium", {256, 256, 6, 8, 256, 0, 0, 0}},  {"long", {256, 4096, 6, 8, 256, 0, 0, 0}},
-        {"gpt2", {256, 1024, 12, 12, 768, 0, 0, 0}},
+#define GPT(V, T, L, H, C) {.vocab = V, .seq_len = T, .n_layer = L, .n_head = H, .n_embd = C}
+#define LLAMA(V, T, L, H, KV, C)                                                                   \
+    {                                                                                              \
+        .vocab = V, .seq_len = T, .n_layer = L, .n_head = H, .n_embd = C, .n_kv_head = KV,         \
+        .norm = MT_GPT_NORM_RMS, .pos = MT_GPT_POS_ROPE, .mlp = MT_GPT_MLP_SWIGLU, .no_bias = 1,   \
+        .untied = 1                                                                                \
+    }
+        {"tiny", GPT(256, 64, 2, 2, 64)},
+        {"small", GPT(256, 128, 4, 4, 128)},
+        {"medium", GPT(256, 256, 6, 8, 256)},
+        {"long", GPT(256, 4096, 6, 8, 256)},
+        {"gpt2", GPT(256, 1024, 12, 12, 768)},
+        {"llama-tiny", LLAMA(256, 128, 2, 4, 2, 128)},
+        {"llama-1b", LLAMA(32000, 2048, 22, 32, 4, 2048)}, /* TinyLlama-1.1B's shape */
+#undef GPT
+#undef LLAMA
     };
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
         if (name && strcmp(name, presets[i].name) == 0) {
             *cfg = presets[i].cfg;
             return 0;
         }
-    return mt_tf_fail(err, errlen, "unknown model preset '%s' (tiny|small|medium|long|gpt2)",
+    return mt_tf_fail(err, errlen,
+                      "unknown model preset '%s' "
+                      "(tiny|small|medium|long|gpt2|llama-tiny|llama-1b)",
                       name ? name : "(null)");
 }
+
+/* The block options with two named values: value 0 (the original model) first. */
+static const struct {
+    const char *key;
+    size_t off;
+    const char *names[2];
+} kinds[] = {
+    {"attention", offsetof(struct mt_gpt_config, attention), {"dense", "flash"}},
+    {"norm", offsetof(struct mt_gpt_config, norm), {"layernorm", "rmsnorm"}},
+    {"pos", offsetof(struct mt_gpt_config, pos), {"learned", "rope"}},
+    {"mlp", offsetof(struct mt_gpt_config, mlp), {"gelu", "swiglu"}},
+    {"bias", offsetof(struct mt_gpt_config, no_bias), {"on", "off"}},
+    {"tie", offsetof(struct mt_gpt_config, untied), {"on", "off"}},
+};
 
 int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value, char *err,
                       size_t errlen)
@@ -63,12 +92,18 @@ int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *va
         {"n_embd", "C", offsetof(struct mt_gpt_config, n_embd), 0},
         {"n_kv_head", "KV", offsetof(struct mt_gpt_config, n_kv_head), 1},
         {"window", "W", offsetof(struct mt_gpt_config, window), 1},
+        {"ffn", "F", offsetof(struct mt_gpt_config, ffn), 1},
+        {"rope_theta", "theta", offsetof(struct mt_gpt_config, rope_theta), 1},
     };
-    if (strcmp(key, "attention") == 0) {
-        if (strcmp(value, "dense") && strcmp(value, "flash"))
-            return mt_tf_fail(err, errlen, "model field attention: '%s' is not dense|flash", value);
-        cfg->attention = strcmp(value, "flash") == 0 ? MT_GPT_ATTN_FLASH : MT_GPT_ATTN_DENSE;
-        return 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(key, kinds[i].key) != 0) continue;
+        for (size_t v = 0; v < 2; v++)
+            if (strcmp(value, kinds[i].names[v]) == 0) {
+                *(size_t *)((char *)cfg + kinds[i].off) = v;
+                return 0;
+            }
+        return mt_tf_fail(err, errlen, "model field %s: '%s' is not %s|%s", key, value,
+                          kinds[i].names[0], kinds[i].names[1]);
     }
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (strcmp(key, fields[i].key) != 0 && strcmp(key, fields[i].alias) != 0) continue;
@@ -83,7 +118,8 @@ int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *va
     }
     return mt_tf_fail(err, errlen,
                       "unknown model field '%s' "
-                      "(vocab|seq_len|n_layer|n_head|n_embd|attention|n_kv_head|window)",
+                      "(vocab|seq_len|n_layer|n_head|n_embd|attention|n_kv_head|window|"
+                      "norm|pos|rope_theta|mlp|ffn|bias|tie)",
                       key);
 }
 
@@ -101,7 +137,12 @@ int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, 
         *eq = 0;
         if (mt_gpt_config_set(cfg, tok, eq + 1, err, errlen)) return -1;
     }
-    if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling of the same model */
+    /* one spelling of the same model */
+    if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0;
+    if (cfg->rope_theta == 10000) cfg->rope_theta = 0;
+    size_t ffn = cfg->ffn;
+    cfg->ffn = 0;
+    if (mt_gpt_ffn(cfg) != ffn && ffn) cfg->ffn = ffn;
     return mt_gpt_config_check(cfg, err, errlen);
 }
 
@@ -124,7 +165,28 @@ int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errle
                           cfg->attention);
     if (cfg->vocab > (size_t)INT32_MAX)
         return mt_tf_fail(err, errlen, "vocab too large for int token ids");
+    if (cfg->norm > 1 || cfg->pos > 1 || cfg->mlp > 1 || cfg->no_bias > 1 || cfg->untied > 1)
+        return mt_tf_fail(err, errlen,
+                          "unknown block option value (norm %zu, pos %zu, mlp %zu, no_bias "
+                          "%zu, untied %zu: each 0 or 1)",
+                          cfg->norm, cfg->pos, cfg->mlp, cfg->no_bias, cfg->untied);
+    if (cfg->ffn > 4 * lim / 16) return mt_tf_fail(err, errlen, "ffn %zu too large", cfg->ffn);
+    if (cfg->pos == MT_GPT_POS_ROPE && (cfg->n_embd / cfg->n_head) % 2)
+        return mt_tf_fail(err, errlen, "RoPE needs an even head size (n_embd / n_head = %zu)",
+                          cfg->n_embd / cfg->n_head);
     return 0;
+}
+
+size_t mt_gpt_ffn(const struct mt_gpt_config *cfg)
+{
+    if (cfg->ffn) return cfg->ffn;
+    if (cfg->mlp != MT_GPT_MLP_SWIGLU) return 4 * cfg->n_embd;
+    return (8 * cfg->n_embd / 3 + (8 * cfg->n_embd % 3 != 0) + 255) / 256 * 256;
+}
+
+double mt_gpt_rope_theta(const struct mt_gpt_config *cfg)
+{
+    return cfg->rope_theta ? (double)cfg->rope_theta : 10000.0;
 }
 
 size_t mt_gpt_kv_heads(const struct mt_gpt_config *cfg)
@@ -144,18 +206,26 @@ void mt_gpt_config_options(const struct mt_gpt_config *cfg, char *out, size_t n)
     out[0] = 0;
     if (cfg->attention == MT_GPT_ATTN_FLASH) k += (size_t)snprintf(out, n, ",attention=flash");
     if (kvh != cfg->n_head && k < n) k += (size_t)snprintf(out + k, n - k, ",n_kv_head=%zu", kvh);
-    if (cfg->window && k < n) snprintf(out + k, n - k, ",window=%zu", cfg->window);
+    if (cfg->window && k < n) k += (size_t)snprintf(out + k, n - k, ",window=%zu", cfg->window);
+    for (size_t i = 1; i < sizeof kinds / sizeof kinds[0]; i++) { /* attention is above */
+        size_t v = *(const size_t *)((const char *)cfg + kinds[i].off);
+        if (v == 1 && k < n)
+            k += (size_t)snprintf(out + k, n - k, ",%s=%s", kinds[i].key, kinds[i].names[1]);
+    }
+    if (cfg->rope_theta && k < n)
+        k += (size_t)snprintf(out + k, n - k, ",rope_theta=%zu", cfg->rope_theta);
+    if (cfg->ffn && k < n) snprintf(out + k, n - k, ",ffn=%zu", cfg->ffn);
 }
 
 /* ---------------------------------------------------------------- layout */
 
 static const char *const param_names[] = {
-    "wte",   "wpe",   "ln1_w", "ln1_b", "qkv_w",    "qkv_b",    "attproj_w", "attproj_b",
-    "ln2_w", "ln2_b", "fc_w",  "fc_b",  "fcproj_w", "fcproj_b", "lnf_w",     "lnf_b"};
+    "wte",   "wpe",  "ln1_w", "ln1_b",    "qkv_w",    "qkv_b", "attproj_w", "attproj_b", "ln2_w",
+    "ln2_b", "fc_w", "fc_b",  "fcproj_w", "fcproj_b", "lnf_w", "lnf_b",     "lm_head"};
 static const char *const grad_names[] = {
-    "grad.wte",       "grad.wpe",       "grad.ln1_w", "grad.ln1_b", "grad.qkv_w", "grad.qkv_b",
-    "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",  "grad.fc_b",
-    "grad.fcproj_w",  "grad.fcproj_b",  "grad.lnf_w", "grad.lnf_b"};
+    "grad.wte",       "grad.wpe",       "grad.ln1_w", "grad.ln1_b", "grad.qkv_w",  "grad.qkv_b",
+    "grad.attproj_w", "grad.attproj_b", "grad.ln2_w", "grad.ln2_b", "grad.fc_w",   "grad.fc_b",
+    "grad.fcproj_w",  "grad.fcproj_b",  "grad.lnf_w", "grad.lnf_b", "grad.lm_head"};
 static const char *const act_names[] = {
     "act.encoded",  "act.ln1",      "act.ln1_mean",  "act.ln1_rstd",  "act.qkv",
     "act.atty",     "act.att",      "act.residual2", "act.ln2",       "act.ln2_mean",
@@ -179,7 +249,7 @@ const char *mt_gpt_param_name(enum mt_gpt_param p)
 
 /* Each tensor's dims in units of the configuration: what a dim of each kind is, and the
  * kinds per tensor (a 0 ends the list). */
-enum { D_END, D_V, D_T, D_L, D_C, D_QKV, D_4C };
+enum { D_END, D_V, D_T, D_L, D_C, D_QKV, D_FO, D_F };
 static const unsigned char param_dims[MT_P_COUNT][3] = {[MT_P_WTE] = {D_V, D_C},
                                                         [MT_P_WPE] = {D_T, D_C},
                                                         [MT_P_LN1W] = {D_L, D_C},
@@ -190,24 +260,48 @@ static const unsigned char param_dims[MT_P_COUNT][3] = {[MT_P_WTE] = {D_V, D_C},
                                                         [MT_P_ATTPROJB] = {D_L, D_C},
                                                         [MT_P_LN2W] = {D_L, D_C},
                                                         [MT_P_LN2B] = {D_L, D_C},
-                                                        [MT_P_FCW] = {D_L, D_4C, D_C},
-                                                        [MT_P_FCB] = {D_L, D_4C},
-                                                        [MT_P_FCPROJW] = {D_L, D_C, D_4C},
+                                                        [MT_P_FCW] = {D_L, D_FO, D_C},
+                                                        [MT_P_FCB] = {D_L, D_FO},
+                                                        [MT_P_FCPROJW] = {D_L, D_C, D_F},
                                                         [MT_P_FCPROJB] = {D_L, D_C},
                                                         [MT_P_LNFW] = {D_C},
-                                                        [MT_P_LNFB] = {D_C}};
+                                                        [MT_P_LNFB] = {D_C},
+                                                        [MT_P_LMHEAD] = {D_V, D_C}};
+
+/* Whether the configuration has tensor p (see mt_gpt_param_shape). */
+static int param_exists(const struct mt_gpt_config *cfg, int p)
+{
+    switch (p) {
+    case MT_P_WPE:
+        return cfg->pos != MT_GPT_POS_ROPE;
+    case MT_P_LN1B:
+    case MT_P_LN2B:
+    case MT_P_LNFB:
+        return cfg->norm != MT_GPT_NORM_RMS;
+    case MT_P_QKVB:
+    case MT_P_ATTPROJB:
+    case MT_P_FCB:
+    case MT_P_FCPROJB:
+        return !cfg->no_bias;
+    case MT_P_LMHEAD:
+        return cfg->untied != 0;
+    default:
+        return 1;
+    }
+}
 
 size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3])
 {
-    size_t C = cfg->n_embd;
+    size_t C = cfg->n_embd, F = mt_gpt_ffn(cfg);
     const size_t unit[] = {[D_V] = cfg->vocab,
                            [D_T] = cfg->seq_len,
                            [D_L] = cfg->n_layer,
                            [D_C] = C,
                            [D_QKV] = C + 2 * mt_gpt_kv_dim(cfg),
-                           [D_4C] = 4 * C};
+                           [D_FO] = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F,
+                           [D_F] = F};
     size_t n = 0;
-    while (n < 3 && param_dims[p][n] != D_END) {
+    while (param_exists(cfg, p) && n < 3 && param_dims[p][n] != D_END) {
         dims[n] = unit[param_dims[p][n]];
         n++;
     }
@@ -217,15 +311,25 @@ size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, 
 int mt_gpt_param_decays(enum mt_gpt_param p)
 {
     return p == MT_P_WTE || p == MT_P_WPE || p == MT_P_QKVW || p == MT_P_ATTPROJW ||
-           p == MT_P_FCW || p == MT_P_FCPROJW;
+           p == MT_P_FCW || p == MT_P_FCPROJW || p == MT_P_LMHEAD;
+}
+
+size_t mt_gpt_param_elems(const struct mt_gpt_config *cfg, enum mt_gpt_param p)
+{
+    size_t dims[3], n = 1, nd = mt_gpt_param_shape(cfg, p, dims);
+    for (size_t i = 0; i < nd; i++)
+        n *= dims[i];
+    return nd ? n : 0;
+}
+
+enum mt_gpt_param mt_gpt_head_param(const struct mt_gpt_config *cfg)
+{
+    return cfg->untied ? MT_P_LMHEAD : MT_P_WTE;
 }
 
 static size_t param_len(const struct mt_gpt_config *cfg, int p)
 {
-    size_t dims[3], n = 1, nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, dims);
-    for (size_t i = 0; i < nd; i++)
-        n *= dims[i];
-    return n;
+    return mt_gpt_param_elems(cfg, (enum mt_gpt_param)p);
 }
 
 size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
@@ -239,7 +343,8 @@ size_t mt_gpt_num_params(const struct mt_gpt_config *cfg)
 /* Floats of activation `a` with Lk layer slots. */
 static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t Lk, int a)
 {
-    size_t C = cfg->n_embd, BT = B * T;
+    size_t C = cfg->n_embd, BT = B * T, F = mt_gpt_ffn(cfg);
+    size_t FO = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F, rms = cfg->norm == MT_GPT_NORM_RMS;
     switch (a) {
     case MT_A_ENCODED:
     case MT_A_PROJ:
@@ -252,8 +357,9 @@ static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_
     case MT_A_RESIDUAL3:
         return Lk * BT * C;
     case MT_A_LN1_MEAN:
+    case MT_A_LN2_MEAN: /* RMSNorm has no mean */
+        return rms ? 0 : Lk * BT;
     case MT_A_LN1_RSTD:
-    case MT_A_LN2_MEAN:
     case MT_A_LN2_RSTD:
         return Lk * BT;
     case MT_A_QKV:
@@ -261,9 +367,11 @@ static size_t act_len(const struct mt_gpt_config *cfg, size_t B, size_t T, size_
     case MT_A_ATT: /* flash keeps the log-sum-exp of each row, dense the probabilities */
         return Lk * B * cfg->n_head * T * (cfg->attention == MT_GPT_ATTN_FLASH ? 1 : T);
     case MT_A_FCH:
+        return Lk * BT * FO;
     case MT_A_FCH_GELU:
-        return Lk * BT * 4 * C;
+        return Lk * BT * F;
     case MT_A_LNF_MEAN:
+        return rms ? 0 : BT;
     case MT_A_LNF_RSTD:
     case MT_A_LOSSES:
         return BT;
@@ -282,8 +390,8 @@ static size_t dact_len(const struct mt_gpt_config *cfg, size_t B, size_t T, int 
         return BT * (C + 2 * mt_gpt_kv_dim(cfg));
     case MT_D_ATT: /* flash: none, its tiles live on the kernel's stack */
         return cfg->attention == MT_GPT_ATTN_FLASH ? 0 : B * cfg->n_head * T * T;
-    case MT_D_FCH:
-        return BT * 4 * C;
+    case MT_D_FCH: /* SwiGLU: the fc output's gradient (2F), then the SwiGLU output's (F) */
+        return BT * mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
     default:
         return BT * C;
     }
@@ -479,8 +587,8 @@ static int state_alloc(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t
         state_free(m);
         return -1;
     }
-    for (int i = 0; i < MT_P_COUNT; i++)
-        m->grad[i] = gp[i];
+    for (int i = 0; i < MT_P_COUNT; i++) /* absent tensors: NULL */
+        m->grad[i] = s[MT_MEM_GRADIENTS].bytes[i] ? gp[i] : NULL;
     for (int i = 0; i < MT_A_COUNT; i++)
         m->act[i] = ap[i];
     for (int i = 0; i < MT_D_COUNT; i++)
@@ -520,8 +628,8 @@ int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_
         mt_gpt_free(m);
         return mt_tf_fail(err, errlen, "out of memory allocating the model slabs");
     }
-    for (int i = 0; i < MT_P_COUNT; i++)
-        m->param[i] = pp[i];
+    for (int i = 0; i < MT_P_COUNT; i++) /* absent tensors: NULL */
+        m->param[i] = m->param_len[i] ? pp[i] : NULL;
     m->slab_bytes[MT_MEM_WEIGHTS] = slab_total(&s[MT_MEM_WEIGHTS]);
     *out = m;
     return 0;
@@ -553,6 +661,7 @@ void mt_gpt_init(struct mt_gpt *m, uint64_t seed)
     for (int p = 0; p < MT_P_COUNT; p++) {
         float *w = m->param[p];
         size_t n = m->param_len[p];
+        if (!n) continue; /* absent or dropped */
         if (p == MT_P_LN1W || p == MT_P_LN2W || p == MT_P_LNFW) {
             for (size_t i = 0; i < n; i++)
                 w[i] = 1.0f;
@@ -577,9 +686,9 @@ void mt_gpt_init(struct mt_gpt *m, uint64_t seed)
 void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear which, float **w,
                            float **b, size_t *in_dim, size_t *out_dim)
 {
-    size_t C = m->cfg.n_embd;
+    size_t C = m->cfg.n_embd, F = mt_gpt_ffn(&m->cfg);
     size_t ind = C, outd = C;
-    int pw = MT_P_WTE, pb = -1;
+    int pw = mt_gpt_head_param(&m->cfg), pb = -1;
     switch (which) {
     case MT_LIN_QKV:
         pw = MT_P_QKVW, pb = MT_P_QKVB, outd = C + 2 * mt_gpt_kv_dim(&m->cfg);
@@ -588,17 +697,17 @@ void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear 
         pw = MT_P_ATTPROJW, pb = MT_P_ATTPROJB;
         break;
     case MT_LIN_FC:
-        pw = MT_P_FCW, pb = MT_P_FCB, outd = 4 * C;
+        pw = MT_P_FCW, pb = MT_P_FCB, outd = m->cfg.mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F;
         break;
     case MT_LIN_FCPROJ:
-        pw = MT_P_FCPROJW, pb = MT_P_FCPROJB, ind = 4 * C;
+        pw = MT_P_FCPROJW, pb = MT_P_FCPROJB, ind = F;
         break;
     default:
         outd = m->cfg.vocab;
         break;
     }
     *w = m->param[pw] ? m->param[pw] + (pb < 0 ? 0 : layer * ind * outd) : NULL; /* dropped */
-    if (b) *b = pb < 0 ? NULL : m->param[pb] + layer * outd;
+    if (b) *b = pb < 0 || !m->param[pb] ? NULL : m->param[pb] + layer * outd;    /* bias=off */
     if (in_dim) *in_dim = ind;
     if (out_dim) *out_dim = outd;
 }
@@ -669,16 +778,12 @@ static int gpt_block_linear_bwd(void *user, enum mt_linear which, const float *d
 
 static void gpt_block_at(struct gpt_block *k, struct mt_gpt *m, size_t l, size_t B, size_t T)
 {
-    static const int ln[] = {MT_P_LN1W, MT_P_LN1B, MT_P_LN2W, MT_P_LN2B};
-    size_t C = m->cfg.n_embd;
     memset(k, 0, sizeof *k);
     k->m = m;
     k->l = l;
     k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
-    for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++) {
-        k->ln[ln[i]] = m->param[ln[i]] + l * C;
-        k->dln[ln[i]] = m->grad[ln[i]] ? m->grad[ln[i]] + l * C : NULL;
-    }
+    mt_block_norm_params(&m->cfg, l, m->param, k->ln);
+    mt_block_norm_params(&m->cfg, l, m->grad, k->dln);
     for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
         k->act[a] = act_at(m, a, l);
 }
@@ -731,7 +836,8 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
             m->fwd_B = 0;
             return mt_tf_fail(err, errlen, "embedding hook failed");
         }
-        mt_k_add_positions(m->act[MT_A_ENCODED], m->param[MT_P_WPE], B, T, C);
+        if (m->param[MT_P_WPE]) /* learned positions (RoPE: in the blocks) */
+            mt_k_add_positions(m->act[MT_A_ENCODED], m->param[MT_P_WPE], B, T, C);
     } else if (!m->param[MT_P_WTE]) {
         m->fwd_B = 0;
         return mt_tf_fail(err, errlen,
@@ -743,8 +849,8 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
     for (size_t l = 0; l < L; l++)
         if (layer_fwd(m, l, B, T)) goto hook_failed;
     const float *resid = act_at(m, MT_A_RESIDUAL3, L - 1);
-    mt_k_layernorm_fwd(m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], resid,
-                       m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
+    mt_block_norm_fwd(cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD],
+                      resid, m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
         goto hook_failed;
     if (targets) {
@@ -808,8 +914,9 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
     if (mt_gpt_linear_bwd(m, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
         return mt_tf_fail(err, errlen, "linear backward hook failed");
     memset(dres, 0, BT * C * sizeof *dres);
-    mt_k_layernorm_bwd(dres, g[MT_P_LNFW], g[MT_P_LNFB], dln, act_at(m, MT_A_RESIDUAL3, L - 1),
-                       p[MT_P_LNFW], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
+    mt_block_norm_bwd(cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
+                      act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
+                      m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;)
         if (layer_bwd(m, l, B, T)) return mt_tf_fail(err, errlen, "linear backward hook failed");
     if (m->grads) mt_k_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
@@ -897,6 +1004,7 @@ float mt_gpt_adamw_step(struct mt_gpt *m, const struct mt_gpt_recipe *r, float l
     m->grads_zero = 1; /* the update below consumes the gradients */
     size_t off = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
+        if (!m->param_len[p]) continue; /* absent */
         struct mt_adamw_args a;
         mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)p), norm, grad_div,
                           m->adam_step);

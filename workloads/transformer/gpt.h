@@ -44,8 +44,19 @@ extern "C" {
  * recomputes the scores tile by tile in backward (FlashAttention-2). */
 enum mt_gpt_attention { MT_GPT_ATTN_DENSE = 0, MT_GPT_ATTN_FLASH = 1 };
 
+/* The normalization (`norm`): LayerNorm (mean, variance, gain and bias) or RMSNorm (root
+ * mean square and gain only: the bias tensors ln1_b, ln2_b, lnf_b do not exist). */
+enum mt_gpt_norm { MT_GPT_NORM_LAYER = 0, MT_GPT_NORM_RMS = 1 };
+/* Positions (`pos`): a learned table wpe added to the token embedding, or rotary
+ * embeddings of q and k in every block (no wpe; kernels.h mt_k_rope_fwd). */
+enum mt_gpt_pos { MT_GPT_POS_LEARNED = 0, MT_GPT_POS_ROPE = 1 };
+/* The MLP (`mlp`): fc (F) -> GELU -> fcproj, or SwiGLU: fc holds the gate and up
+ * projections concatenated (2F rows: gate first), silu(gate) * up -> fcproj. */
+enum mt_gpt_mlp { MT_GPT_MLP_GELU = 0, MT_GPT_MLP_SWIGLU = 1 };
+
 /* All fields are size_t, so two configurations compare with memcmp (no padding). The
- * last three are options of the one block; their zero values are the original model. */
+ * fields after n_embd are options of the one block; their zero values are the original
+ * model (GPT-2). */
 struct mt_gpt_config {
     size_t vocab;     /* V: vocabulary size (256 = bytes) */
     size_t seq_len;   /* maximum T (rows of the position embedding) */
@@ -55,19 +66,30 @@ struct mt_gpt_config {
     size_t attention; /* enum mt_gpt_attention */
     size_t n_kv_head; /* key/value heads (grouped-query attention); 0 = n_head; divides n_head */
     size_t window;    /* sliding window: position t attends to (t - window, t]; 0 = all of [0, t] */
+    size_t norm;      /* enum mt_gpt_norm */
+    size_t pos;       /* enum mt_gpt_pos */
+    size_t rope_theta; /* RoPE base theta; 0 = 10000 */
+    size_t mlp;        /* enum mt_gpt_mlp */
+    size_t ffn;        /* MLP hidden width F; 0 = the default (mt_gpt_ffn) */
+    size_t no_bias;    /* 1: the four block linears have no biases (`bias=off`) */
+    size_t untied;     /* 1: a separate LM head lm_head (V, C) (`tie=off`) */
 };
 
 /* Fills *cfg with a preset: "tiny" (L2 H2 C64 T64), "small" (L4 H4 C128 T128), "medium"
  * (L6 H8 C256 T256), "long" (medium's width at T4096: L6 H8 C256), "gpt2" (L12 H12 C768
- * T1024; vocab stays 256 unless set). Every preset is dense, n_kv_head = n_head, no
- * window. Returns 0, or -1 with a message for an unknown name. */
+ * T1024; vocab stays 256 unless set): dense GPT-2 blocks, n_kv_head = n_head, no window.
+ * Llama-family: "llama-tiny" (L2 H4 KV2 C128 T128, F 512, V 256) and "llama-1b" (the
+ * TinyLlama-1.1B shape: L22 H32 KV4 C2048 F5632 T2048, V 32000): RMSNorm, RoPE theta
+ * 10000, SwiGLU, no biases, untied head. Returns 0, or -1 with a message for an unknown
+ * name. */
 int mt_gpt_config_preset(struct mt_gpt_config *cfg, const char *name, char *err, size_t errlen);
 
 /* Overrides one field by name: "vocab", "seq_len" (alias "T"), "n_layer" ("L"),
- * "n_head" ("H"), "n_embd" ("C") from a positive decimal string; "n_kv_head" ("KV") and
- * "window" (0 allowed: the default) from a decimal string; "attention" from "dense" or
- * "flash". Returns 0, or -1 with a message for an unknown key or a bad value. Does not
- * check the combination: call mt_gpt_config_check when done. */
+ * "n_head" ("H"), "n_embd" ("C") from a positive decimal string; "n_kv_head" ("KV"),
+ * "window" ("W"), "ffn" ("F") and "rope_theta" (0 allowed: the default) from a decimal
+ * string; "attention" from dense|flash, "norm" layernorm|rmsnorm, "pos" learned|rope,
+ * "mlp" gelu|swiglu, "bias" on|off, "tie" on|off. Returns 0, or -1 with a message for an unknown
+ * key or a bad value. Does not check the combination: call mt_gpt_config_check when done. */
 int mt_gpt_config_set(struct mt_gpt_config *cfg, const char *key, const char *value, char *err,
                       size_t errlen);
 
@@ -81,6 +103,13 @@ int mt_gpt_config_parse(struct mt_gpt_config *cfg, const char *spec, char *err, 
  * or -1 with a message. */
 int mt_gpt_config_check(const struct mt_gpt_config *cfg, char *err, size_t errlen);
 
+/* MLP hidden width F: cfg->ffn, else 4C for GELU and for SwiGLU the Llama convention
+ * 2/3 * 4C rounded up to a multiple of 256. */
+size_t mt_gpt_ffn(const struct mt_gpt_config *cfg);
+
+/* RoPE base of a configuration: rope_theta, or 10000 when it is 0. */
+double mt_gpt_rope_theta(const struct mt_gpt_config *cfg);
+
 /* Key/value heads of a configuration: n_kv_head, or n_head when it is 0. */
 size_t mt_gpt_kv_heads(const struct mt_gpt_config *cfg);
 
@@ -89,8 +118,9 @@ size_t mt_gpt_kv_heads(const struct mt_gpt_config *cfg);
 size_t mt_gpt_kv_dim(const struct mt_gpt_config *cfg);
 
 /* Writes a short text of the block options that differ from the original model, e.g.
- * ",attention=flash,n_kv_head=2,window=64" ("" for the original model), as they are
- * written in a model spec; for names of cached models and logs. */
+ * ",attention=flash,n_kv_head=2,window=64" or ",norm=rmsnorm,pos=rope,mlp=swiglu,
+ * bias=off,tie=off" (only the options set, in a fixed order; "" for the original model), as they
+ * are written in a model spec; for names of cached models and logs. */
 void mt_gpt_config_options(const struct mt_gpt_config *cfg, char *out, size_t n);
 
 /* Number of parameters of a configuration. */
@@ -99,8 +129,8 @@ size_t mt_gpt_num_params(const struct mt_gpt_config *cfg);
 /* ---------------------------------------------------------------- named tensors */
 
 enum mt_gpt_param {
-    MT_P_WTE,      /* (V, C) token embedding, also the LM head */
-    MT_P_WPE,      /* (T, C) position embedding */
+    MT_P_WTE,      /* (V, C) token embedding, also the LM head unless untied */
+    MT_P_WPE,      /* (T, C) position embedding (absent with RoPE) */
     MT_P_LN1W,     /* (L, C) */
     MT_P_LN1B,     /* (L, C) */
     MT_P_QKVW,     /* (L, C + 2 KV, C), KV = mt_gpt_kv_dim (q rows, then k, then v) */
@@ -109,26 +139,34 @@ enum mt_gpt_param {
     MT_P_ATTPROJB, /* (L, C) */
     MT_P_LN2W,     /* (L, C) */
     MT_P_LN2B,     /* (L, C) */
-    MT_P_FCW,      /* (L, 4C, C) */
-    MT_P_FCB,      /* (L, 4C) */
-    MT_P_FCPROJW,  /* (L, C, 4C) */
+    MT_P_FCW,      /* (L, FO, C), FO = F (GELU) or 2F (SwiGLU: gate rows, then up rows) */
+    MT_P_FCB,      /* (L, FO) */
+    MT_P_FCPROJW,  /* (L, C, F) */
     MT_P_FCPROJB,  /* (L, C) */
     MT_P_LNFW,     /* (C) */
     MT_P_LNFB,     /* (C) */
+    MT_P_LMHEAD,   /* (V, C) untied LM head (absent when tied) */
     MT_P_COUNT
 };
 
 /* Stable name of a parameter tensor ("wte", "qkv_w", ...). */
 const char *mt_gpt_param_name(enum mt_gpt_param p);
-/* Shape of a parameter tensor: fills dims (up to 3) and returns the number of dims. */
+/* Shape of a parameter tensor: fills dims (up to 3) and returns the number of dims; 0 for
+ * a tensor the configuration does not have (biases with bias=off or RMSNorm, wpe with
+ * RoPE, lm_head when tied; those are absent everywhere: no bytes, NULL pointers, not in
+ * checkpoints). */
 size_t mt_gpt_param_shape(const struct mt_gpt_config *cfg, enum mt_gpt_param p, size_t dims[3]);
+/* Floats of parameter tensor p (0 when absent). */
+size_t mt_gpt_param_elems(const struct mt_gpt_config *cfg, enum mt_gpt_param p);
+/* The weight of the LM head: MT_P_LMHEAD when untied, else MT_P_WTE. */
+enum mt_gpt_param mt_gpt_head_param(const struct mt_gpt_config *cfg);
 /* 1 for the 2-D weight matrices that get weight decay (embeddings and linear weights). */
 int mt_gpt_param_decays(enum mt_gpt_param p);
 
 enum mt_gpt_act {
     MT_A_ENCODED,   /* (B, T, C) */
     MT_A_LN1,       /* (Lk, B, T, C) */
-    MT_A_LN1_MEAN,  /* (Lk, B, T) */
+    MT_A_LN1_MEAN,  /* (Lk, B, T); empty with RMSNorm (as are the other _MEAN) */
     MT_A_LN1_RSTD,  /* (Lk, B, T) */
     MT_A_QKV,       /* (Lk, B, T, C + 2 KV) */
     MT_A_ATTY,      /* (Lk, B, T, C) */
@@ -138,8 +176,8 @@ enum mt_gpt_act {
     MT_A_LN2,       /* (Lk, B, T, C) */
     MT_A_LN2_MEAN,  /* (Lk, B, T) */
     MT_A_LN2_RSTD,  /* (Lk, B, T) */
-    MT_A_FCH,       /* (Lk, B, T, 4C) */
-    MT_A_FCH_GELU,  /* (Lk, B, T, 4C) */
+    MT_A_FCH,       /* (Lk, B, T, FO) fc output (SwiGLU: gate and up, FO = 2F) */
+    MT_A_FCH_GELU,  /* (Lk, B, T, F) GELU or SwiGLU output */
     MT_A_RESIDUAL3, /* (Lk, B, T, C) */
     MT_A_PROJ,      /* (B, T, C) output of the attention/MLP projection, one layer */
     MT_A_LNF,       /* (B, T, C) */
@@ -159,7 +197,9 @@ enum mt_gpt_dact {
     MT_D_ATTY,     /* (B, T, C) */
     MT_D_QKV,      /* (B, T, C + 2 KV) */
     MT_D_ATT,      /* dense: (B, NH, T, T); flash: empty (the tiles live on the stack) */
-    MT_D_FCH,      /* (B, T, 4C) also holds the gradient of the GELU output */
+    MT_D_FCH,      /* GELU: (B, T, F), also the gradient of the GELU output; SwiGLU:
+                    * (B, T, 2F) the fc output's gradient, then (B, T, F) the SwiGLU
+                    * output's */
     MT_D_COUNT
 };
 
@@ -412,7 +452,7 @@ struct mt_kvc_spec;
 struct mt_gpt_kv {
     size_t max_T, pos;    /* capacity and positions filled */
     struct mt_kvc *cache; /* keys and values in their format and layout (kvcache.h) */
-    float *scratch;       /* x, ln, qkv, atty, proj, fch (4C), att (max_T), logits (V) */
+    float *scratch;       /* x, ln, qkv, atty, proj, fch (F; SwiGLU 3F), att (max_T), logits (V) */
     float *logits;        /* into scratch: (V) logits of the last decoded token */
     size_t kv_bytes, scratch_bytes;
 };

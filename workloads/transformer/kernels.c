@@ -193,8 +193,13 @@ void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float 
 {
 #pragma omp parallel for schedule(static) if (B * T * C > PAR_MIN)
     for (size_t bt = 0; bt < B * T; bt++) {
-        const float *e = wte + (size_t)inp[bt] * C, *p = wpe + (bt % T) * C;
+        const float *e = wte + (size_t)inp[bt] * C;
         float *o = out + bt * C;
+        if (!wpe) {
+            memcpy(o, e, C * sizeof *o);
+            continue;
+        }
+        const float *p = wpe + (bt % T) * C;
 #pragma omp simd
         for (size_t c = 0; c < C; c++)
             o[c] = e[c] + p[c];
@@ -224,12 +229,15 @@ void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *in
         size_t c0 = blk * COL_BLOCK, w = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
         for (size_t bt = 0; bt < B * T; bt++) {
             const float *d = dout + bt * C + c0;
-            float *e = dwte + (size_t)inp[bt] * C + c0, *p = dwpe + (bt % T) * C + c0;
+            float *e = dwte + (size_t)inp[bt] * C + c0;
 #pragma omp simd
-            for (size_t c = 0; c < w; c++) {
+            for (size_t c = 0; c < w; c++)
                 e[c] += d[c];
+            if (!dwpe) continue;
+            float *p = dwpe + (bt % T) * C + c0;
+#pragma omp simd
+            for (size_t c = 0; c < w; c++)
                 p[c] += d[c];
-            }
         }
     }
 }
@@ -258,6 +266,34 @@ void mt_k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, 
     }
 }
 
+/* The gain and bias gradients of a norm: dw[C] += sum over rows of (x - mean) * rstd *
+ * dout, db[C] += the column sums of dout; parallel over column blocks. RMSNorm: mean and
+ * db NULL. */
+static void norm_param_grads(float *dw, float *db, const float *dout, const float *inp,
+                             const float *mean, const float *rstd, size_t N, size_t C)
+{
+    if (!dw) return; /* frozen parameters (LoRA's base): no gradients */
+    size_t nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        size_t c0 = blk * COL_BLOCK, wd = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
+        for (size_t i = 0; i < N; i++) {
+            const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+            float m = mean ? mean[i] : 0.0f, s = rstd[i];
+#pragma omp simd
+            for (size_t c = 0; c < wd; c++) {
+                ab[c] += d[c];
+                aw[c] += (x[c] - m) * s * d[c];
+            }
+        }
+        for (size_t c = 0; c < wd; c++) {
+            dw[c0 + c] += aw[c];
+            if (db) db[c0 + c] += ab[c];
+        }
+    }
+}
+
 void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, size_t N, size_t C)
 {
@@ -277,26 +313,7 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, co
         for (size_t c = 0; c < C; c++)
             di[c] += (w[c] * d[c] - dm - (x[c] - m) * s * dnm) * s;
     }
-    if (!dw) return; /* frozen parameters: no gradients */
-    size_t nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
-    for (size_t blk = 0; blk < nblk; blk++) {
-        size_t c0 = blk * COL_BLOCK, wd = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
-        float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
-        for (size_t i = 0; i < N; i++) {
-            const float *d = dout + i * C + c0, *x = inp + i * C + c0;
-            float m = mean[i], s = rstd[i];
-#pragma omp simd
-            for (size_t c = 0; c < wd; c++) {
-                ab[c] += d[c];
-                aw[c] += (x[c] - m) * s * d[c];
-            }
-        }
-        for (size_t c = 0; c < wd; c++) {
-            dw[c0 + c] += aw[c];
-            db[c0 + c] += ab[c];
-        }
-    }
+    norm_param_grads(dw, db, dout, inp, mean, rstd, N, C);
 }
 
 /* Attention runs per (batch, head) as small GEMMs: S = Q K^T, causal softmax in place,
@@ -558,6 +575,111 @@ void mt_k_attention_decode(float *out, float *att, const float *q, const float *
 #pragma omp simd
             for (size_t i = 0; i < hs; i++)
                 o[i] += a * v[i];
+        }
+    }
+}
+
+void mt_k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C)
+{
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *x = inp + i * C;
+        float *o = out + i * C, ms = 0.0f;
+#pragma omp simd reduction(+ : ms)
+        for (size_t c = 0; c < C; c++)
+            ms += x[c] * x[c];
+        float s = 1.0f / sqrtf(ms / (float)C + 1e-5f);
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            o[c] = x[c] * s * w[c];
+        if (rstd) rstd[i] = s;
+    }
+}
+
+void mt_k_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, size_t N, size_t C)
+{
+#pragma omp parallel for schedule(static) if (N * C > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C, *x = inp + i * C;
+        float *di = dinp + i * C, s = rstd[i], dnm = 0.0f;
+#pragma omp simd reduction(+ : dnm)
+        for (size_t c = 0; c < C; c++)
+            dnm += w[c] * d[c] * x[c] * s;
+        dnm /= (float)C;
+#pragma omp simd
+        for (size_t c = 0; c < C; c++)
+            di[c] += (w[c] * d[c] - x[c] * s * dnm) * s;
+    }
+    norm_param_grads(dw, NULL, dout, inp, NULL, rstd, N, C);
+}
+
+#define ROPE_BLOCK 64 /* channel pairs whose cos/sin are computed at once */
+
+/* Parallel over positions: each computes its angles once, in blocks of ROPE_BLOCK
+ * pairs, and rotates those pairs of every q and k head of every batch row. */
+static void rope(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                 double theta, double sign)
+{
+    size_t ld = Ca + 2 * Ckv, half = hs / 2, nh = (Ca + Ckv) / hs;
+#pragma omp parallel for schedule(static) if (B * T * ld > PAR_MIN)
+    for (size_t t = 0; t < T; t++)
+        for (size_t i0 = 0; i0 < half; i0 += ROPE_BLOCK) {
+            size_t n = half - i0 < ROPE_BLOCK ? half - i0 : ROPE_BLOCK;
+            float cs[ROPE_BLOCK], sn[ROPE_BLOCK];
+            for (size_t i = 0; i < n; i++) {
+                double a = (double)(pos0 + t) * pow(theta, -2.0 * (double)(i0 + i) / (double)hs);
+                cs[i] = (float)cos(a);
+                sn[i] = (float)(sign * sin(a));
+            }
+            for (size_t b = 0; b < B; b++)
+                for (size_t h = 0; h < nh; h++) {
+                    float *x0 = qkv + (b * T + t) * ld + h * hs + i0, *x1 = x0 + half;
+#pragma omp simd
+                    for (size_t i = 0; i < n; i++) {
+                        float a0 = x0[i], a1 = x1[i];
+                        x0[i] = a0 * cs[i] - a1 * sn[i];
+                        x1[i] = a0 * sn[i] + a1 * cs[i];
+                    }
+                }
+        }
+}
+
+void mt_k_rope_fwd(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                   double theta)
+{
+    rope(qkv, B, T, pos0, Ca, Ckv, hs, theta, 1.0);
+}
+
+void mt_k_rope_bwd(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                   double theta)
+{
+    rope(dqkv, B, T, pos0, Ca, Ckv, hs, theta, -1.0);
+}
+
+void mt_k_swiglu_fwd(float *out, const float *inp, size_t N, size_t F)
+{
+#pragma omp parallel for schedule(static) if (N * F > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *g = inp + i * 2 * F, *u = g + F;
+        float *o = out + i * F;
+#pragma omp simd
+        for (size_t j = 0; j < F; j++)
+            o[j] = g[j] / (1.0f + fast_expf(-g[j])) * u[j];
+    }
+}
+
+void mt_k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, size_t F)
+{
+#pragma omp parallel for schedule(static) if (N * F > PAR_MIN)
+    for (size_t i = 0; i < N; i++) {
+        const float *g = inp + i * 2 * F, *u = g + F, *d = dout + i * F;
+        float *dg = dinp + i * 2 * F, *du = dg + F;
+#pragma omp simd
+        for (size_t j = 0; j < F; j++) {
+            float sig = 1.0f / (1.0f + fast_expf(-g[j]));
+            dg[j] = d[j] * u[j] * sig * (1.0f + g[j] * (1.0f - sig));
+            du[j] = d[j] * g[j] * sig;
         }
     }
 }

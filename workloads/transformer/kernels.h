@@ -59,7 +59,8 @@ void mt_k_matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *dout
 void mt_k_colsum_add(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld);
 void mt_k_colsum_add_ref(float *dst, const float *src, size_t nrow, size_t ncol, size_t ld);
 
-/* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]; out is (B,T,C). */
+/* Token + position embedding: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]; out is (B,T,C).
+ * wpe NULL (rotary positions): out = wte rows only. */
 void mt_k_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
                       size_t T, size_t C);
 void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
@@ -67,7 +68,7 @@ void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const fl
 /* Position embedding alone: x[b,t,:] += wpe[t,:]; x is (B,T,C). */
 void mt_k_add_positions(float *x, const float *wpe, size_t B, size_t T, size_t C);
 void mt_k_add_positions_ref(float *x, const float *wpe, size_t B, size_t T, size_t C);
-/* dwte[inp[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:]. */
+/* dwte[inp[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:] (dwpe may be NULL). */
 void mt_k_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
                       size_t T, size_t C);
 void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
@@ -86,6 +87,34 @@ void mt_k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, co
 void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, size_t N,
                             size_t C);
+
+/* RMSNorm over C (eps 1e-5, no mean, no bias): out[N,C] = inp * rstd * w, rstd[N] =
+ * 1 / sqrt(mean(inp^2) + eps) (rstd may be NULL for inference). */
+void mt_k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, size_t N,
+                      size_t C);
+void mt_k_rmsnorm_fwd_ref(float *out, float *rstd, const float *inp, const float *w, size_t N,
+                          size_t C);
+/* dinp[N,C] +=, dw[C] += given dout[N,C], the forward input, w and rstd. */
+void mt_k_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, size_t N, size_t C);
+void mt_k_rmsnorm_bwd_ref(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, size_t N, size_t C);
+
+/* Rotary position embedding (RoPE, the rotate-half / GPT-NeoX / Hugging Face Llama
+ * convention), in place on the q and k parts of qkv rows (B, T, Ca + 2 Ckv): in every
+ * head of hs channels, channel i < hs/2 and its partner i + hs/2 are rotated by the angle
+ * p * theta^(-2i/hs) for position p = pos0 + t (angles and their cos/sin in double, then
+ * rounded to float, so every engine and decode rotate alike). v is untouched. bwd rotates
+ * by the negative angle: the gradient of the rotated q and k becomes that of the
+ * unrotated ones (rotation is orthogonal). */
+void mt_k_rope_fwd(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                   double theta);
+void mt_k_rope_fwd_ref(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                       size_t hs, double theta);
+void mt_k_rope_bwd(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                   double theta);
+void mt_k_rope_bwd_ref(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                       size_t hs, double theta);
 
 /* Geometry of attention over qkv rows of C + 2 Ckv floats (see mt_k_attention_fwd): head
  * size, row stride, key/value heads, query heads per key/value head, score scale. */
@@ -163,6 +192,14 @@ void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n);
 /* dinp[n] = gelu'(inp[n]) * dout[n]; dinp may equal dout. */
 void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n);
 void mt_k_gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* SwiGLU: inp rows are [gate (F) | up (F)] (N rows of 2F); out[N,F] = silu(gate) * up,
+ * silu(g) = g / (1 + exp(-g)). out must not overlap inp. */
+void mt_k_swiglu_fwd(float *out, const float *inp, size_t N, size_t F);
+void mt_k_swiglu_fwd_ref(float *out, const float *inp, size_t N, size_t F);
+/* dinp[N,2F] = the gradients of gate and up given dout[N,F] (overwritten; no overlap). */
+void mt_k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, size_t F);
+void mt_k_swiglu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t N, size_t F);
 
 /* out[n] = a[n] + b[n]; out may alias a or b. */
 void mt_k_residual_fwd(float *out, const float *a, const float *b, size_t n);

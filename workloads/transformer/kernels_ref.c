@@ -55,9 +55,9 @@ void mt_k_encoder_fwd_ref(float *out, const int *inp, const float *wte, const fl
 {
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
-            const float *e = wte + (size_t)inp[b * T + t] * C, *p = wpe + t * C;
+            const float *e = wte + (size_t)inp[b * T + t] * C;
             for (size_t c = 0; c < C; c++)
-                out[(b * T + t) * C + c] = e[c] + p[c];
+                out[(b * T + t) * C + c] = wpe ? e[c] + wpe[t * C + c] : e[c];
         }
 }
 
@@ -85,10 +85,10 @@ void mt_k_encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const int
     for (size_t b = 0; b < B; b++)
         for (size_t t = 0; t < T; t++) {
             const float *d = dout + (b * T + t) * C;
-            float *e = dwte + (size_t)inp[b * T + t] * C, *p = dwpe + t * C;
+            float *e = dwte + (size_t)inp[b * T + t] * C;
             for (size_t c = 0; c < C; c++) {
                 e[c] += d[c];
-                p[c] += d[c];
+                if (dwpe) dwpe[t * C + c] += d[c];
             }
         }
 }
@@ -136,6 +136,89 @@ void mt_k_layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *dout
             dinp[i * C + c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
         }
     }
+}
+
+void mt_k_rmsnorm_fwd_ref(float *out, float *rstd, const float *inp, const float *w, size_t N,
+                          size_t C)
+{
+    for (size_t i = 0; i < N; i++) {
+        const float *x = inp + i * C;
+        float ms = 0.0f;
+        for (size_t c = 0; c < C; c++)
+            ms += x[c] * x[c];
+        float s = 1.0f / sqrtf(ms / (float)C + 1e-5f);
+        for (size_t c = 0; c < C; c++)
+            out[i * C + c] = x[c] * s * w[c];
+        if (rstd) rstd[i] = s;
+    }
+}
+
+void mt_k_rmsnorm_bwd_ref(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, size_t N, size_t C)
+{
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C, *x = inp + i * C;
+        float s = rstd[i], dnorm_norm_mean = 0.0f;
+        for (size_t c = 0; c < C; c++)
+            dnorm_norm_mean += w[c] * d[c] * x[c] * s;
+        dnorm_norm_mean /= (float)C;
+        for (size_t c = 0; c < C; c++) {
+            float norm = x[c] * s;
+            dw[c] += norm * d[c];
+            dinp[i * C + c] += (w[c] * d[c] - norm * dnorm_norm_mean) * s;
+        }
+    }
+}
+
+/* Rotates every pair (i, i + hs/2) of the q and k heads by sign * the position's angle. */
+static void rope_ref(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                     double theta, double sign)
+{
+    size_t ld = Ca + 2 * Ckv, half = hs / 2;
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++)
+            for (size_t h = 0; h < (Ca + Ckv) / hs; h++) {
+                float *x = qkv + (b * T + t) * ld + h * hs;
+                for (size_t i = 0; i < half; i++) {
+                    double a = (double)(pos0 + t) * pow(theta, -2.0 * (double)i / (double)hs);
+                    float c = (float)cos(a), s = (float)(sign * sin(a));
+                    float x0 = x[i], x1 = x[i + half];
+                    x[i] = x0 * c - x1 * s;
+                    x[i + half] = x0 * s + x1 * c;
+                }
+            }
+}
+
+void mt_k_rope_fwd_ref(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                       size_t hs, double theta)
+{
+    rope_ref(qkv, B, T, pos0, Ca, Ckv, hs, theta, 1.0);
+}
+
+void mt_k_rope_bwd_ref(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                       size_t hs, double theta)
+{
+    rope_ref(dqkv, B, T, pos0, Ca, Ckv, hs, theta, -1.0);
+}
+
+void mt_k_swiglu_fwd_ref(float *out, const float *inp, size_t N, size_t F)
+{
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < F; j++) {
+            float g = inp[i * 2 * F + j], u = inp[i * 2 * F + F + j];
+            out[i * F + j] = g / (1.0f + expf(-g)) * u;
+        }
+}
+
+void mt_k_swiglu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t N, size_t F)
+{
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < F; j++) {
+            float g = inp[i * 2 * F + j], u = inp[i * 2 * F + F + j], d = dout[i * F + j];
+            float sig = 1.0f / (1.0f + expf(-g));
+            dinp[i * 2 * F + j] = d * u * sig * (1.0f + g * (1.0f - sig));
+            dinp[i * 2 * F + F + j] = d * g * sig;
+        }
 }
 
 /* Query head h of batch b at position t: its q row, and the k/v rows of position t2 for
