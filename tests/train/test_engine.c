@@ -1,6 +1,8 @@
 /* test_engine.c — the training engine (tmodel.h) against the model and against itself.
  *
  * What it is for (one ctest per mode, argv[1]):
+ *   llama  — the Llama-family options (llama-tiny): as model, plus recomputation and 16-bit
+ *            storage, and 20 model steps whose loss falls by more than 1 nat;
  *   model  — fp32, every = 1, pool: the plan equals mt_gpt_memory(TRAIN) per category,
  *            what was allocated equals the plan, and 5 steps are bit-identical (losses
  *            and weights) to mt_gpt_train_step on a TRAIN-mode model;
@@ -161,6 +163,23 @@ static void check_stats_match_plan(const struct mt_gpt_config *cfg, const struct
     CHECK(st->peak_total == plan.total);
 }
 
+/* `steps` steps of mt_gpt_train_step on a TRAIN-mode model (seed 1337, the default
+ * recipe, warmup 2) over the test's batches; losses into loss[]. */
+static struct mt_gpt *model_train(const struct mt_gpt_config *cfg, size_t steps, float *loss)
+{
+    struct mt_gpt *m = NULL;
+    CHECK_OK(mt_gpt_create(&m, cfg, MT_GPT_TRAIN, B_FULL, T_SEQ, err, sizeof err), err);
+    mt_gpt_init(m, 1337);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(steps);
+    r.batch = B_FULL, r.seq = T_SEQ, r.warmup = 2;
+    int in[B_FULL * T_SEQ], tg[B_FULL * T_SEQ];
+    for (size_t s = 0; s < steps; s++) {
+        batch(s, B_FULL, in, tg);
+        CHECK_OK(mt_gpt_train_step(m, &r, s, in, tg, &loss[s], NULL, err, sizeof err), err);
+    }
+    return m;
+}
+
 static void test_model(const char *spec)
 {
     struct mt_gpt_config cfg = config(spec);
@@ -177,15 +196,8 @@ static void test_model(const char *spec)
     struct mt_tmodel_stats st;
     struct mt_gpt *w = train(&cfg, &o, STEPS, mine, &st);
     check_stats_match_plan(&cfg, &o, &st);
-    struct mt_gpt *m = NULL;
-    CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_TRAIN, B_FULL, T_SEQ, err, sizeof err), err);
-    mt_gpt_init(m, 1337);
-    struct mt_gpt_recipe r = mt_gpt_recipe_default(STEPS);
-    r.batch = B_FULL, r.seq = T_SEQ, r.warmup = 2;
-    int in[B_FULL * T_SEQ], tg[B_FULL * T_SEQ];
+    struct mt_gpt *m = model_train(&cfg, STEPS, theirs);
     for (size_t s = 0; s < STEPS; s++) {
-        batch(s, B_FULL, in, tg);
-        CHECK_OK(mt_gpt_train_step(m, &r, s, in, tg, &theirs[s], NULL, err, sizeof err), err);
         printf("step %zu: engine %.7f model %.7f\n", s, (double)mine[s], (double)theirs[s]);
         CHECK(mine[s] == theirs[s]);
     }
@@ -357,11 +369,36 @@ static void test_prec(void)
 /* The block options (flash attention, grouped-query heads, a window) in the engine: the
  * engine equals the model bit for bit, recomputation (every 2) is bit-identical, and with
  * 16-bit storage (flash's log-sum-exp rows stay fp32) the allocation equals the plan. */
+static void recompute_options(const char *spec);
+
 static void test_options(void)
 {
     const char *spec = "tiny,attention=flash,n_head=4,n_kv_head=2,window=9";
     test_model(spec);
     test_model("tiny,n_head=4,n_kv_head=1,window=5");
+    recompute_options(spec);
+}
+
+/* The Llama-family options (llama-tiny: RMSNorm, RoPE, SwiGLU, GQA, no biases, untied
+ * head; and narrower with flash attention): the engine equals the model bit for bit over
+ * 5 steps, recomputation and 16-bit storage as for the attention options; then 20 steps of
+ * the model on text: the loss falls. */
+static void test_llama(void)
+{
+    test_model("llama-tiny");
+    test_model("llama-tiny,n_embd=64,ffn=96,attention=flash");
+    recompute_options("llama-tiny,n_embd=64,ffn=96");
+    enum { STEPS = 20 };
+    struct mt_gpt_config cfg = config("llama-tiny");
+    float loss[STEPS];
+    struct mt_gpt *m = model_train(&cfg, STEPS, loss);
+    printf("llama-tiny 20 steps: loss %.4f -> %.4f\n", (double)loss[0], (double)loss[STEPS - 1]);
+    CHECK(loss[STEPS - 1] < loss[0] - 1.0f);
+    mt_gpt_free(m);
+}
+
+static void recompute_options(const char *spec)
+{
     enum { STEPS = 3 };
     struct mt_gpt_config cfg = config(spec);
     for (enum mt_prec p = MT_PREC_FP32; p <= MT_PREC_BF16; p++) {
@@ -576,6 +613,8 @@ int main(int argc, char **argv)
         test_model("tiny");
     else if (!strcmp(what, "options"))
         test_options();
+    else if (!strcmp(what, "llama"))
+        test_llama();
     else if (!strcmp(what, "accum"))
         test_accum();
     else if (!strcmp(what, "ckpt")) {
@@ -592,7 +631,8 @@ int main(int argc, char **argv)
     else if (!strcmp(what, "selective"))
         test_selective();
     else {
-        fprintf(stderr, "usage: %s model|options|accum|ckpt|malloc|prec|optim|offload|selective\n",
+        fprintf(stderr,
+                "usage: %s model|options|llama|accum|ckpt|malloc|prec|optim|offload|selective\n",
                 argv[0]);
         return 2;
     }

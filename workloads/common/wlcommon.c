@@ -148,6 +148,13 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
         uint64_t opts[] = {cfg->attention, mt_gpt_kv_heads(cfg), cfg->window};
         h = mt_fnv64(h, opts, sizeof opts);
     }
+    /* the Llama-family options, likewise only when set (models of earlier keys unchanged) */
+    if (cfg->norm || cfg->pos || cfg->rope_theta || cfg->mlp || cfg->ffn || cfg->no_bias ||
+        cfg->untied) {
+        uint64_t opts[] = {cfg->norm,       cfg->pos,     cfg->rope_theta, cfg->mlp,
+                           mt_gpt_ffn(cfg), cfg->no_bias, cfg->untied};
+        h = mt_fnv64(h, opts, sizeof opts);
+    }
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
     snprintf(path, n, "%s/gpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
              dir && dir[0] ? dir : ".", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,

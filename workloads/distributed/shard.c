@@ -256,6 +256,23 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
         snprintf(err, errlen, "%s", cerr);
         return -1;
     }
+    mt_gpt_config_options(&(struct mt_gpt_config){.norm = s->cfg.norm,
+                                                  .pos = s->cfg.pos,
+                                                  .rope_theta = s->cfg.rope_theta,
+                                                  .mlp = s->cfg.mlp,
+                                                  .ffn = s->cfg.ffn,
+                                                  .no_bias = s->cfg.no_bias,
+                                                  .untied = s->cfg.untied,
+                                                  .n_head = 1},
+                          cerr, sizeof cerr);
+    if (cerr[0]) { /* its tensor slicing and replicated tensors assume the GPT-2 block */
+        snprintf(err, errlen,
+                 "the distributed engine does not implement the Llama-family block options "
+                 "yet (%s): norm, pos, rope_theta, mlp, ffn, bias and tie must be the "
+                 "defaults; the single-process engines (model, train) run them",
+                 cerr + 1);
+        return -1;
+    }
     if (!s->tp || s->cfg.n_head % s->tp || mt_gpt_kv_heads(&s->cfg) % s->tp ||
         s->tp_rank >= s->tp || s->l0 >= s->l1 || s->l1 > s->cfg.n_layer || !s->B || !s->T ||
         s->T > s->cfg.seq_len || !s->slots || (s->tp > 1 && !tpd)) {

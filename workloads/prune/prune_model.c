@@ -136,6 +136,20 @@ static void free_slot_arrays(void **a, size_t n)
     free(a);
 }
 
+/* Pruning's slots assume the GPT-2 MLP (fc 4C wide, GELU) and biases on every linear:
+ * refuses SwiGLU, another ffn width and bias=off with a message naming them. */
+static int check_block(const struct mt_gpt *m, char *err, size_t errlen)
+{
+    const struct mt_gpt_config *c = &m->cfg;
+    if (c->mlp == MT_GPT_MLP_SWIGLU || mt_gpt_ffn(c) != 4 * c->n_embd || c->no_bias)
+        return fail(err, errlen,
+                    "pruning is implemented for the GPT-2 MLP and biased linears only; this "
+                    "model has mlp=%s, ffn=%zu (4C = %zu), bias=%s",
+                    c->mlp == MT_GPT_MLP_SWIGLU ? "swiglu" : "gelu", mt_gpt_ffn(c), 4 * c->n_embd,
+                    c->no_bias ? "off" : "on");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- calibration */
 
 int mt_prune_calib_acts(struct mt_gpt *m, enum mt_prune_method method, const int *inputs,
@@ -143,6 +157,7 @@ int mt_prune_calib_acts(struct mt_gpt *m, enum mt_prune_method method, const int
                         size_t errlen)
 {
     unsigned what = MT_CALIB_ACT_SQ;
+    if (check_block(m, err, errlen)) return -1;
     if (mt_prune_needs(method) & MT_PRUNE_NEED_HESSIAN) what |= MT_CALIB_HESSIAN;
     c->n_slots = n_slots_of(m);
     return mt_calib_collect(m, inputs, nbatch * B, B, T, what, &c->acts, err, errlen);
@@ -153,6 +168,7 @@ int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *target
 {
     if (m->mode != MT_GPT_TRAIN)
         return fail(err, errlen, "Fisher calibration needs a model in train mode");
+    if (check_block(m, err, errlen)) return -1;
     c->n_slots = n_slots_of(m);
     if (!c->fisher) {
         c->fisher = (float **)alloc_slot_arrays(m, sizeof(float), 1, MT_MEM_WORKSPACE);
@@ -356,6 +372,7 @@ static int masks_alloc(const struct mt_gpt *m, const struct mt_prune_opts *o,
                        size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    if (check_block(m, err, errlen)) return -1;
     int need = mt_prune_needs(o->method);
     if (((need & MT_PRUNE_NEED_ACTS) && (!c || !c->acts.act_sq)) ||
         ((need & MT_PRUNE_NEED_FISHER) && (!c || !c->fisher)) ||

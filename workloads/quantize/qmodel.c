@@ -176,6 +176,12 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         snprintf(err, errlen, "the model's linear weights are already packed");
         return -1;
     }
+    if (o->embedding && m->cfg.untied) { /* the packed LM head serves the embedding rows */
+        snprintf(err, errlen,
+                 "embedding quantization packs the tied LM head; this model's head is "
+                 "untied (tie=off)");
+        return -1;
+    }
     const struct mt_calib *c = o->calib;
     if (o->method != MT_QM_RTN &&
         (!c || c->n_slots != m->cfg.n_layer * MT_CALIB_KINDS ||
@@ -221,7 +227,8 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
     /* Past this point m has no fp32 linear weights: nothing below may fail. */
     for (size_t i = 0; i < 4 * L; i++) {
         struct mt_qlayer *ql = &qm->layers[i];
-        ql->bias = m->param[lin_bias[ql->which]] + ql->layer * ql->out_dim;
+        const float *b = m->param[lin_bias[ql->which]]; /* NULL: bias=off */
+        ql->bias = b ? b + ql->layer * ql->out_dim : NULL;
     }
     qm->pack_seconds = wall() - t0;
     m->hook.matmul = qhook;
