@@ -427,6 +427,7 @@ static size_t optim_formula(const struct mt_gpt_config *cfg, enum mt_optim_kind 
     size_t bytes = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
         size_t d[3], nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, d);
+        if (nd == 0) continue; /* a tensor this configuration does not have */
         int layer = p >= MT_P_LN1W && p <= MT_P_FCPROJB;
         size_t count = layer ? d[0] : 1, rows = d[layer ? 1 : 0];
         size_t cols = nd == 3 ? d[2] : (!layer && nd == 2 ? d[1] : 0);

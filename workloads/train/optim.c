@@ -240,6 +240,7 @@ struct units {
 static struct units units_of(const struct mt_gpt_config *cfg, enum mt_optim_kind k, int p)
 {
     size_t d[3], nd = mt_gpt_param_shape(cfg, (enum mt_gpt_param)p, d);
+    if (nd == 0) return (struct units){0}; /* a tensor this configuration does not have */
     int layer = p >= MT_P_LN1W && p <= MT_P_FCPROJB;
     struct units u = {.count = 1, .rows = d[0]};
     if (nd == 3)
@@ -278,6 +279,7 @@ static size_t layout(const struct mt_gpt_config *cfg, enum mt_optim_kind k, stru
     }
     for (int p = 0; p < MT_P_COUNT; p++) {
         struct units u = units_of(cfg, k, p);
+        if (!u.count) continue;
         size_t per = cap / unit_elems(&u);
         for (size_t u0 = 0; u0 < u.count; u0 += per) {
             size_t u1 = u.count - u0 < per ? u.count : u0 + per;
