@@ -110,6 +110,7 @@ static void draw_all(struct pl_ctx *ctx)
 {
     if (ctx->n_configs > 0) {
         pl_draw_tradeoff(ctx);
+        pl_draw_trainmem(ctx); /* beside tradeoff_training */
         pl_draw_speed(ctx);
         pl_draw_curves(ctx);
         pl_draw_kvcache(ctx);

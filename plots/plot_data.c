@@ -164,22 +164,29 @@ static int load_runs(struct pl_ctx *ctx, const struct mt_read_sweep *sw, char *e
     return 0;
 }
 
-static const struct mt_read_metric *find_whole(const struct mt_read_metric *v, size_t n,
-                                               const char *name, size_t len)
+static const struct mt_read_metric *find_metric(const struct mt_read_metric *v, size_t n,
+                                                const char *name, size_t len, const char *category)
 {
     for (size_t i = 0; i < n; i++)
-        if (!v[i].category && strlen(v[i].name) == len && strncmp(v[i].name, name, len) == 0)
+        if (strlen(v[i].name) == len && strncmp(v[i].name, name, len) == 0 &&
+            (category ? v[i].category && strcmp(v[i].category, category) == 0 : !v[i].category))
             return &v[i];
     return NULL;
 }
 
-const struct mt_read_metric *pl_run_metric(const struct pl_run *run, const char *name)
+const struct mt_read_metric *pl_run_metric_cat(const struct pl_run *run, const char *name,
+                                               const char *category)
 {
     static const char suffix[] = "@rankmax";
     size_t n = strlen(name), k = sizeof suffix - 1;
     if (n > k && strcmp(name + n - k, suffix) == 0)
-        return find_whole(run->row->rank_max, run->row->n_rank_max, name, n - k);
-    return find_whole(run->row->metrics, run->row->n_metrics, name, n);
+        return find_metric(run->row->rank_max, run->row->n_rank_max, name, n - k, category);
+    return find_metric(run->row->metrics, run->row->n_metrics, name, n, category);
+}
+
+const struct mt_read_metric *pl_run_metric(const struct pl_run *run, const char *name)
+{
+    return pl_run_metric_cat(run, name, NULL);
 }
 
 const char *pl_run_param(const struct pl_run *run, const char *key)
@@ -187,6 +194,14 @@ const char *pl_run_param(const struct pl_run *run, const char *key)
     for (size_t i = 0; i < run->n_params; i++)
         if (run->params[i].key && strcmp(run->params[i].key, key) == 0) return run->params[i].value;
     return NULL;
+}
+
+double pl_run_param_num(const struct pl_run *run, const char *key)
+{
+    const char *v = pl_run_param(run, key);
+    char *end;
+    double d = v && *v ? strtod(v, &end) : NAN;
+    return v && *v && !*end ? d : NAN;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -198,12 +213,19 @@ static int cmp_double(const void *a, const void *b)
 int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
                    struct pl_stat *st)
 {
+    return pl_config_stat_cat(ctx, cfg, metric, NULL, st);
+}
+
+int pl_config_stat_cat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
+                       const char *category, struct pl_stat *st)
+{
     memset(st, 0, sizeof *st);
     double small[64];
     double *v = cfg->n_runs <= 64 ? small : malloc(cfg->n_runs * sizeof *v);
     if (!v) return 0;
     for (size_t i = 0; i < cfg->n_runs; i++) {
-        const struct mt_read_metric *m = pl_run_metric(&ctx->runs[cfg->runs[i]], metric);
+        const struct mt_read_metric *m =
+            pl_run_metric_cat(&ctx->runs[cfg->runs[i]], metric, category);
         if (m && m->has) v[st->n++] = m->value;
     }
     if (st->n > 0) {

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,4 +432,26 @@ void pl_finish(struct pl_ctx *ctx, FILE **dat, FILE **gp, const char *name, cons
     fclose(*gp);
     *dat = *gp = NULL;
     pl_run_gnuplot(ctx, name, title);
+}
+
+/* Contract in plot_internal.h. */
+int pl_open_pair(struct pl_ctx *ctx, const char *name, const char *title, FILE **dat, FILE **gp)
+{
+    char err[512];
+    *dat = pl_open(ctx, name, "dat", err, sizeof err);
+    *gp = *dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
+    if (*gp) return 0;
+    if (*dat) fclose(*dat);
+    *dat = NULL;
+    pl_item_skip(ctx, name, title, "%s", err);
+    return -1;
+}
+
+/* Contract in plot_internal.h. */
+void pl_dat_num(FILE *f, double v, const char *sep)
+{
+    if (isfinite(v))
+        fprintf(f, "%s%.10g", sep, v);
+    else
+        fprintf(f, "%sNaN", sep);
 }

@@ -97,9 +97,18 @@ void pl_ctx_free(struct pl_ctx *ctx);
 /* The run-level metric `name` (whole, no category); "NAME@rankmax" is the largest value
  * any rank reported. NULL when the run has none. */
 const struct mt_read_metric *pl_run_metric(const struct pl_run *run, const char *name);
+/* The same for the row of one memory category (NULL: the whole, as pl_run_metric). */
+const struct mt_read_metric *pl_run_metric_cat(const struct pl_run *run, const char *name,
+                                               const char *category);
 const char *pl_run_param(const struct pl_run *run, const char *key);
+/* A parameter as a number: NaN when absent or not a number as a whole. */
+double pl_run_param_num(const struct pl_run *run, const char *key);
+/* Median and range of `metric` over cfg's repeats that have it; 0 when none has. The _cat
+ * form reads the row of one memory category (NULL: the whole). */
 int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
                    struct pl_stat *st);
+int pl_config_stat_cat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
+                       const char *category, struct pl_stat *st);
 const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric);
 int pl_higher_is_better(const char *metric);
 int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric);
@@ -123,11 +132,16 @@ struct pl_html_frag {
 FILE *pl_html_open(struct pl_ctx *ctx, struct pl_html_frag *fr);
 void pl_html_close(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest);
 void pl_dat_text(FILE *f, const char *s); /* text for a data file column: no tabs/newlines */
+/* `sep` then v (%.10g) for a data file column; NaN, which gnuplot skips, when not finite. */
+void pl_dat_num(FILE *f, double v, const char *sep);
 const char *pl_color(size_t i);
 int pl_marker(size_t i);
 int pl_find_program(const char *name, char *path, size_t pathlen);
 /* Opens OUT/plots/<name>.<suffix> for writing; NULL with err on failure. */
 FILE *pl_open(struct pl_ctx *ctx, const char *name, const char *suffix, char *err, size_t errlen);
+/* Opens OUT/plots/<name>.dat and <name>.gp: 0, or -1 with both NULL and the item
+ * recorded as skipped with the reason. */
+int pl_open_pair(struct pl_ctx *ctx, const char *name, const char *title, FILE **dat, FILE **gp);
 /* Runs gnuplot on OUT/plots/<name>.gp and records the item (drawn or failed). */
 void pl_run_gnuplot(struct pl_ctx *ctx, const char *name, const char *title);
 /* Closes a plot's data file and script (setting both to NULL) and runs gnuplot on it. */
@@ -147,6 +161,7 @@ void pl_draw_sites(struct pl_ctx *ctx);
 void pl_draw_regions(struct pl_ctx *ctx);
 void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
 void pl_draw_kvcache(struct pl_ctx *ctx);      /* plot_kvcache.c */
+void pl_draw_trainmem(struct pl_ctx *ctx);     /* plot_trainmem.c */
 /* plot_draw.c: keys of the params that take more than one value among the configurations
  * of `workload` (at most max, in first-seen order; strings live in ctx->rd). */
 size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max);

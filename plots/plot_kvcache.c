@@ -54,14 +54,6 @@ static double stat_or_nan(const struct pl_ctx *ctx, const struct pl_config *c, c
     return pl_config_stat(ctx, c, m, &st) ? st.median : NAN;
 }
 
-static double param_num(const struct pl_run *r, const char *key)
-{
-    const char *v = pl_run_param(r, key);
-    char *end;
-    double d = v && *v ? strtod(v, &end) : NAN;
-    return v && *v && !*end ? d : NAN;
-}
-
 /* The series of a run: its format, then the kv_* parameters that vary in the workload. */
 static char *series_of(struct pl_ctx *ctx, const struct pl_run *r, const char **vary, size_t nv)
 {
@@ -131,7 +123,7 @@ static void collect(struct pl_ctx *ctx, struct kv_state *s, char **keys, const s
         else
             free(ser);
         struct kv_pt *p = &s->pts[s->n++];
-        double ctx_param = param_num(r, "context");
+        double ctx_param = pl_run_param_num(r, "context");
         *p = (struct kv_pt){.cfg = kv_cfg[i],
                             .series = s->series[k],
                             .ctx = stat_or_nan(ctx, c, "decode_context"),
@@ -141,7 +133,7 @@ static void collect(struct pl_ctx *ctx, struct kv_state *s, char **keys, const s
                             .loss32 = stat_or_nan(ctx, c, "kv_val_loss_fp32"),
                             .kl = stat_or_nan(ctx, c, "kv_kl"),
                             .seqs = stat_or_nan(ctx, c, "kv_max_sequences"),
-                            .budget = param_num(r, "budget")};
+                            .budget = pl_run_param_num(r, "budget")};
         p->seq_ctx = ctx_param > 0 ? ctx_param : p->ctx;
     }
     qsort(s->series, s->n_series, sizeof *s->series, cmp_series);
@@ -158,14 +150,6 @@ static int cmp_pt_ctx(const void *a, const void *b)
 }
 
 /* A number for a data file: NaN (gnuplot's missing value here) when not finite. */
-static void put_num(FILE *f, double v, const char *sep)
-{
-    if (isfinite(v))
-        fprintf(f, "%s%.10g", sep, v);
-    else
-        fprintf(f, "%sNaN", sep);
-}
-
 /* Whether point i is the row written for its series and context (see write_series). */
 static int written(const struct kv_state *s, size_t i)
 {
@@ -215,26 +199,13 @@ static size_t write_series(struct pl_ctx *ctx, FILE *f, const struct kv_state *s
             if (p->series != s->series[k] || !written(s, i)) continue;
             have += !isnan(kv_col(p, need));
             for (int j = 0; j < KC_COUNT; j++)
-                put_num(f, kv_col(p, (enum kv_col)j), j ? "\t" : "");
+                pl_dat_num(f, kv_col(p, (enum kv_col)j), j ? "\t" : "");
             fprintf(f, "\t%lld\t", ctx->runs[ctx->configs[p->cfg].runs[0]].id);
             pl_dat_text(f, s->series[k]);
             fputc('\n', f);
         }
     }
     return have;
-}
-
-/* Opens NAME.dat and NAME.gp; NULL streams (and a skipped item) on failure. */
-static int open_pair(struct pl_ctx *ctx, const char *name, const char *title, FILE **dat, FILE **gp)
-{
-    char err[512];
-    *dat = pl_open(ctx, name, "dat", err, sizeof err);
-    *gp = *dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
-    if (*gp) return 0;
-    if (*dat) fclose(*dat);
-    *dat = NULL;
-    pl_item_skip(ctx, name, title, "%s", err);
-    return -1;
 }
 
 /* `plot` lines over the series: column y of each block, in the series' colour. */
@@ -252,7 +223,7 @@ static void draw_memory(struct pl_ctx *ctx, const struct kv_state *s, const char
                         const char *title)
 {
     FILE *dat, *gp;
-    if (open_pair(ctx, name, title, &dat, &gp)) return;
+    if (pl_open_pair(ctx, name, title, &dat, &gp)) return;
     size_t have = write_series(ctx, dat, s, KC_KV);
     if (!have) {
         fclose(dat), fclose(gp);
@@ -282,7 +253,7 @@ static void draw_accuracy(struct pl_ctx *ctx, const struct kv_state *s, const ch
                           const char *title)
 {
     FILE *dat, *gp;
-    if (open_pair(ctx, name, title, &dat, &gp)) return;
+    if (pl_open_pair(ctx, name, title, &dat, &gp)) return;
     size_t have = write_series(ctx, dat, s, KC_LOSS);
     size_t zero_kl = 0;
     for (size_t i = 0; i < s->n; i++)
@@ -355,7 +326,7 @@ static void draw_sequences(struct pl_ctx *ctx, struct kv_state *s, const char *n
                            const char *title)
 {
     FILE *dat, *gp;
-    if (open_pair(ctx, name, title, &dat, &gp)) return;
+    if (pl_open_pair(ctx, name, title, &dat, &gp)) return;
     qsort(s->pts, s->n, sizeof *s->pts, cmp_pt_cluster);
     fputs("# budget_MiB\tcontext", dat);
     for (size_t k = 0; k < s->n_series; k++) {
@@ -383,7 +354,7 @@ static void draw_sequences(struct pl_ctx *ctx, struct kv_state *s, const char *n
         if (any && !isnan(s->pts[i].budget) && !isnan(s->pts[i].seq_ctx)) {
             fprintf(dat, "%.10g\t%.10g", s->pts[i].budget / PL_MIB, s->pts[i].seq_ctx);
             for (size_t k = 0; k < s->n_series; k++)
-                put_num(dat, v[k], "\t");
+                pl_dat_num(dat, v[k], "\t");
             fputc('\n', dat);
             rows++;
         }

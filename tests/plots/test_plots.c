@@ -1119,6 +1119,160 @@ static void run_kvcache(const char *schema, const char *work)
     mt_plot_result_free(&res);
 }
 
+/* Training memory plots. train_context: checkpointing on model long, batch 1, 3 steps at
+ * seq 512, 1024, 2048, dense and flash, and one dense run with seq=0 whose length comes
+ * from train_tokens / (steps x batch) = 768 / 3 = 256; activations dense T*T/65536 MiB,
+ * flash T/256 MiB, peak 8 MiB more. A small-model run at one length is not drawn.
+ * train_methods (model small, 409600 training tokens): grad_accum with optimizer adamw,
+ * adamw8, adafactor and offload=optimizer, checkpointing with recompute=selective (1 MiB
+ * of its total not in a category row: unattributed); a lora run of another budget gets a
+ * chart of its own, as does each budget of the long model. */
+static void run_trainmem(const char *schema, const char *work)
+{
+    char db[4096], out[4096], plots[4200], err[1024];
+    sqlite3 *h = sweep_db(schema, work, "trainmem", db, out, plots);
+    static const struct {
+        int seq, flash, T;
+    } ctxs[] = {{512, 0, 512},   {1024, 0, 1024}, {2048, 0, 2048}, {512, 1, 512},
+                {1024, 1, 1024}, {2048, 1, 2048}, {0, 0, 256}};
+    int id = 1;
+    for (size_t i = 0; i < sizeof ctxs / sizeof ctxs[0]; i++, id++) {
+        char params[256];
+        snprintf(params, sizeof params, "model=long;batch=1;steps=3;seq=%d;attention=%s",
+                 ctxs[i].seq, ctxs[i].flash ? "flash" : "dense");
+        add_run(h, id, "checkpointing", NULL, 0, "ok", params);
+        double T = ctxs[i].T, act = ctxs[i].flash ? T / 256 : T * T / 65536;
+        metric(h, id, "train_tokens", 3 * T, "count");
+        metric(h, id, "train_peak_bytes", (8 + act) * MIB, "bytes");
+        metric(h, id, "train_peak_activations_bytes", act * MIB, "bytes");
+    }
+    add_run(h, id, "baseline", NULL, 0, "ok", "model=small;batch=16;steps=200;seq=0");
+    metric(h, id, "train_tokens", 200 * 16 * 128, "count");
+    metric(h, id++, "train_peak_bytes", 30 * MIB, "bytes");
+    static const struct {
+        const char *workload, *params;
+        double w, g, o, a, ws, total;
+    } meth[] = {
+        {"grad_accum", "optimizer=adamw;offload=none;recompute=none", 4, 4, 8, 10, 0, 26},
+        {"grad_accum", "optimizer=adamw8;offload=none;recompute=none", 4, 4, 2.5, 10, 0, 20.5},
+        {"grad_accum", "optimizer=adafactor;offload=none;recompute=none", 4, 4, 0.5, 10, 0, 18.5},
+        {"grad_accum", "optimizer=adamw;offload=optimizer;recompute=none", 4, 4, 1, 10, 0, 19},
+        {"checkpointing", "optimizer=adamw;offload=none;recompute=selective", 4, 4, 8, 6, 1, 24},
+        {"lora", "rank=8;base=nf4", 1, 0.25, 0.5, 6, 0, 7.75},
+    };
+    for (size_t i = 0; i < sizeof meth / sizeof meth[0]; i++, id++) {
+        char params[256];
+        snprintf(params, sizeof params, "model=small;batch=16;steps=%d;%s",
+                 strcmp(meth[i].workload, "lora") ? 200 : 2000, meth[i].params);
+        add_run(h, id, meth[i].workload, NULL, 0, "ok", params);
+        metric(h, id, "train_tokens", strcmp(meth[i].workload, "lora") ? 409600 : 4096000, "count");
+        metric(h, id, "train_peak_bytes", meth[i].total * MIB, "bytes");
+        metric(h, id, "train_peak_weights_bytes", meth[i].w * MIB, "bytes");
+        metric(h, id, "train_peak_gradients_bytes", meth[i].g * MIB, "bytes");
+        metric(h, id, "train_peak_optimizer_bytes", meth[i].o * MIB, "bytes");
+        metric(h, id, "train_peak_activations_bytes", meth[i].a * MIB, "bytes");
+        if (meth[i].ws > 0) metric(h, id, "train_peak_workspace_bytes", meth[i].ws * MIB, "bytes");
+    }
+    sqlite3_close(h);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    static const char *const drawn[] = {"train_context", "train_methods"};
+    for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
+        check_drawn(&res, plots, drawn[i], "png");
+    CHECK(!item(&res, "train_context_2"), "a group of one length was drawn");
+    /* train_context.dat: T, peak MiB, activations MiB, run id, where T came from, series */
+    struct rows r;
+    static const struct {
+        double T, peak, act;
+        int run;
+        const char *from, *series;
+    } wc[] = {
+        {256, 9, 1, 7, "train_tokens", "dense"}, {512, 12, 4, 1, "seq", "dense"},
+        {1024, 24, 16, 2, "seq", "dense"},       {2048, 72, 64, 3, "seq", "dense"},
+        {512, 10, 2, 4, "seq", "flash"},         {1024, 12, 4, 5, "seq", "flash"},
+        {2048, 16, 8, 6, "seq", "flash"},
+    };
+    CHECK(load_rows(plots, "train_context.dat", &r) == 0, "train_context.dat missing");
+    CHECK(r.n == 7, "train_context.dat has %zu rows, want 7", r.n);
+    for (size_t i = 0; i < 7 && i < r.n; i++) {
+        char *const *f = r.fields[i];
+        CHECK(r.nf[i] == 6 && near(f[0], wc[i].T) && near(f[1], wc[i].peak) &&
+                  near(f[2], wc[i].act) && atoi(f[3]) == wc[i].run &&
+                  strcmp(f[4], wc[i].from) == 0 && strcmp(f[5], wc[i].series) == 0,
+              "train_context.dat row %zu: %s %s %s %s %s %s", i, f[0], f[1], f[2], f[3],
+              r.nf[i] > 4 ? f[4] : "?", r.nf[i] > 5 ? f[5] : "?");
+    }
+    free(r.text);
+    CHECK(contains(plots, "train_context.gp", "seq=0 resolved as train_tokens / (steps x batch)") &&
+              contains(plots, "train_context.gp", "set logscale y 10") &&
+              !contains(plots, "train_context.gp", "set logscale x") &&
+              contains(plots, "train_context.gp", "model long, batch 1"),
+          "train_context.gp: title or axes");
+    /* train_methods.dat: run id, workload, label, total, weights, gradients, optimizer,
+     * activations, workspace (NaN where absent), unattributed */
+    static const struct {
+        int run;
+        const char *workload, *label;
+        double v[7];
+    } wm[] = {
+        {13, "checkpointing", "checkpointing recompute=selective", {24, 4, 4, 8, 6, 1, 1}},
+        {9, "grad_accum", "grad_accum", {26, 4, 4, 8, 10, NAN, 0}},
+        {12, "grad_accum", "grad_accum offload=optimizer", {19, 4, 4, 1, 10, NAN, 0}},
+        {11, "grad_accum", "grad_accum optimizer=adafactor", {18.5, 4, 4, 0.5, 10, NAN, 0}},
+        {10, "grad_accum", "grad_accum optimizer=adamw8", {20.5, 4, 4, 2.5, 10, NAN, 0}},
+    };
+    CHECK(load_rows(plots, "train_methods.dat", &r) == 0, "train_methods.dat missing");
+    CHECK(r.n == 5, "train_methods.dat has %zu rows, want 5", r.n);
+    for (size_t i = 0; i < 5 && i < r.n; i++) {
+        char *const *f = r.fields[i];
+        int ok = r.nf[i] == 10 && atoi(f[0]) == wm[i].run && strcmp(f[1], wm[i].workload) == 0 &&
+                 strcmp(f[2], wm[i].label) == 0;
+        for (size_t k = 0; k < 7 && ok; k++)
+            ok = isnan(wm[i].v[k]) ? strcmp(f[3 + k], "NaN") == 0 : near(f[3 + k], wm[i].v[k]);
+        CHECK(ok, "train_methods.dat row %zu: %s %s '%s' %s ...", i, f[0], r.nf[i] > 1 ? f[1] : "?",
+              r.nf[i] > 2 ? f[2] : "?", r.nf[i] > 3 ? f[3] : "?");
+    }
+    free(r.text);
+    CHECK(contains(plots, "train_methods.dat", "workspace_MiB\tunattributed_MiB") &&
+              contains(plots, "train_methods.gp", "model small, 409600 training tokens") &&
+              !contains(plots, "train_methods.dat", "lora"),
+          "train_methods: columns, chart key or budgets mixed");
+    /* The other charts: each length of the long model (its budget is 3 x T tokens: dense
+     * and flash side by side) and the lora run alone, as train_methods_2 .. _6. */
+    int lora_alone = 0;
+    for (int k = 2; k <= 6; k++) {
+        char name[64], file[80];
+        snprintf(name, sizeof name, "train_methods_%d", k);
+        snprintf(file, sizeof file, "%s.gp", name);
+        check_drawn(&res, plots, name, "png");
+        lora_alone += contains(plots, file, "model small, 4096000 training tokens");
+    }
+    CHECK(lora_alone == 1 && !item(&res, "train_methods_7"), "lora's chart: %d", lora_alone);
+    CHECK(contains(out, "report.html", "id=\"train_context\"") &&
+              contains(out, "report.html", "id=\"train_methods\""),
+          "not in report.html");
+    mt_plot_result_free(&res);
+    /* Without the data: both skipped with their reasons. */
+    h = sweep_db(schema, work, "trainmem_none", db, out, plots);
+    add_run(h, 1, "baseline", NULL, 0, "ok", "model=small;batch=16;steps=200;seq=0");
+    metric(h, 1, "train_tokens", 200 * 16 * 128, "count");
+    metric(h, 1, "train_peak_bytes", 30 * MIB, "bytes");
+    sqlite3_close(h);
+    rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    const struct mt_plot_item *tc = item(&res, "train_context"), *tm = item(&res, "train_methods");
+    CHECK(rc == 0 && tc && tc->skip &&
+              strstr(tc->skip, "fewer than two training sequence lengths (parameter seq) in "
+                               "every (model, batch) group: 1 group(s) with one length"),
+          "train_context: %s", tc && tc->skip ? tc->skip : "not skipped");
+    CHECK(tm && tm->skip &&
+              strstr(tm->skip, "no successful run has train_peak_bytes with its memory "
+                               "categories and train_tokens (1 without categories"),
+          "train_methods: %s", tm && tm->skip ? tm->skip : "not skipped");
+    mt_plot_result_free(&res);
+}
+
 /* The run ids in column `col` (0-based) of a data file's rows, as "id,id,..." sorted. */
 static int cmp_ll(const void *a, const void *b)
 {
@@ -1241,7 +1395,7 @@ int main(int argc, char **argv)
     }
     if (argc != 4) {
         fprintf(stderr, "usage: test_plots SCHEMA WORKDIR "
-                        "png|svg|empty|nognuplot|errors|comparable|kvcache|query_front\n");
+                        "png|svg|empty|nognuplot|errors|comparable|kvcache|trainmem|query_front\n");
         return 2;
     }
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
@@ -1264,6 +1418,8 @@ int main(int argc, char **argv)
         run_comparable(schema, work);
     else if (strcmp(which, "kvcache") == 0)
         run_kvcache(schema, work);
+    else if (strcmp(which, "trainmem") == 0)
+        run_trainmem(schema, work);
     else
         return 2;
     return mt_check_status(failures);
