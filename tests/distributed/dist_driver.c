@@ -56,7 +56,7 @@ static int has_arg(char **args, int n, const char *kv)
  * global batch of 4 over N ranks), worked out from the shapes, not read from the plugin:
  * the parameters each rank holds, weights/gradients/optimizer by precision, and the bytes
  * the ring algorithms move (README "Byte counts"). Returns the number of mismatches. */
-static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16)
+static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, int zero3)
 {
     const double V = 256, T = 64, C = 64, L = 2, N = d->nranks, steps = 3, B = 4;
     const double layer = 12 * C * C + 13 * C, psi = V * C + T * C + L * layer + 2 * C;
@@ -73,6 +73,10 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16)
     if (!strcmp(plugin, "zero")) { /* stage 1: the optimizer state of this rank's slice */
         double slice = floor(psi / N) + (d->rank < fmod(psi, N) ? 1 : 0);
         opt = (bf16 ? 12 : 8) * slice;
+        if (zero3) { /* weights and gradients of the slice, + the gather window */
+            weights = 4 * slice + 4 * (V * C + T * C + 2 * C + layer);
+            grads = 4 * slice;
+        }
     }
     if (!strcmp(plugin, "data_parallel") || !strcmp(plugin, "zero")) /* all-reduce, or
         reduce-scatter + all-gather: 2 (N-1)/N of the flat vector a step */
@@ -82,6 +86,8 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16)
     else /* 4 micro-batches of 1 x T x C activations one way, their gradients back, and the
           * tied embedding's gradient between the two stages, every step */
         wire = steps * (4 * T * C * 4 + V * C * 4);
+    if (zero3) /* and every layer but the last all-gathered again for backward */
+        wire += steps * (N - 1) / N * (L - 1) * layer * 4;
     bad += expect(d, "train_peak_weights_bytes", weights);
     bad += expect(d, "train_peak_gradients_bytes", grads);
     bad += expect(d, "train_peak_optimizer_bytes", opt);
@@ -155,7 +161,8 @@ int main(int argc, char **argv)
         char **args = argv + 2 + check;
         if (has_arg(args, nargs, "model=tiny") && has_arg(args, nargs, "steps=3") &&
             has_arg(args, nargs, "batch=4") && d.nranks == 2 &&
-            check_shapes(&d, wl->name, has_arg(args, nargs, "precision=bf16")))
+            check_shapes(&d, wl->name, has_arg(args, nargs, "precision=bf16"),
+                         has_arg(args, nargs, "stage=3")))
             rc = 1;
         if (d.n_nonfinite || d.n_undeclared || d.region_errors || d.open_regions)
             fprintf(stderr, "rank %d: non-finite metric, bad parameter or unbalanced region\n",

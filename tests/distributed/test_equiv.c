@@ -1,13 +1,19 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|tp|pp_gpipe|pp_1f1b|bf16 [steps [model [batch]]]
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|tp|pp_gpipe|pp_1f1b|bf16 [steps [model
+ * [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
  * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
  * against data parallel: losses within 1e-6) and the ledger's per-rank optimizer bytes
  * (stage 2: gradient bytes) exactly 8 (4) bytes times this rank's slice, the slices
- * differing by at most one float and summing to the parameter count.
+ * differing by at most one float and summing to the parameter count. zero3 also: weight
+ * bytes exactly 4 x slice + the gather window (embeddings, one layer, final LayerNorm,
+ * derived here from psi and the layer count), the formula's 4 psi / N within a float, and
+ * the all-gather traffic per step exactly (N-1)/N x 4 x (psi + (L-1) layers): every
+ * parameter gathered for forward, every layer but the last (still in the window) again
+ * for backward; the bytes on the wire those gathers plus the reduce-scatter of psi.
  * tp, pp*: the logits of the first forward within 1e-5 of mt_gpt_forward, losses within
  * 1e-4 over the steps, final parameters within 1e-4 relative.
  * bf16 (mixed precision): the bf16 all-reduce equals bf16(float(a) + float(b)) rounded
@@ -147,12 +153,30 @@ static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
     CHECK((size_t)total == psi, "slices sum to %lld, not %zu", total, psi);
     CHECK(res->peak[MT_MEM_OPTIMIZER] == 8 * slice, "optimizer %zu bytes, want 8 * %zu",
           res->peak[MT_MEM_OPTIMIZER], slice);
-    size_t want_g = job->zero_stage == 2 ? 4 * slice : 4 * psi;
+    size_t want_g = job->zero_stage >= 2 ? 4 * slice : 4 * psi;
     CHECK(res->peak[MT_MEM_GRADIENTS] == want_g, "gradients %zu bytes, want %zu",
           res->peak[MT_MEM_GRADIENTS], want_g);
     /* the formula's 8 psi / N, up to the one float the balanced split adds or drops */
     CHECK(fabs(res->zero_pred_optimizer - (double)res->peak[MT_MEM_OPTIMIZER]) < 8.0,
           "formula %.1f vs %zu", res->zero_pred_optimizer, res->peak[MT_MEM_OPTIMIZER]);
+    if (job->zero_stage == 3) {
+        const struct mt_gpt_config *c = &job->cfg;
+        size_t ends = c->vocab * c->n_embd + c->seq_len * c->n_embd + 2 * c->n_embd;
+        size_t layer = (psi - ends) / c->n_layer, window = 4 * (ends + layer);
+        CHECK(res->weight_window_bytes == window && res->peak[MT_MEM_WEIGHTS] == 4 * slice + window,
+              "weights %zu B (window %zu B), want 4 x %zu + %zu", res->peak[MT_MEM_WEIGHTS],
+              res->weight_window_bytes, slice, window);
+        CHECK(fabs(res->zero_pred_weights - 4.0 * (double)slice) < 4.0, "weights formula %.1f",
+              res->zero_pred_weights);
+        double f = (double)(N - 1) / (double)N * 4.0, steps = (double)job->recipe.steps;
+        double gather = f * (double)(psi + (c->n_layer - 1) * layer);
+        CHECK(fabs(res->allgather_per_step - gather) < 1 &&
+                  fabs(res->bytes_sent - steps * (gather + f * (double)psi)) < 1,
+              "all-gather %.0f B per step (want %.0f), sent %.0f", res->allgather_per_step, gather,
+              res->bytes_sent);
+        printf("rank %d: zero-3 weights %zu B = 4 x %zu + window %zu; all-gather %.0f B/step\n",
+               d->rank, res->peak[MT_MEM_WEIGHTS], slice, window, res->allgather_per_step);
+    }
     printf("rank %d: zero-%d optimizer %zu B gradients %zu B (psi %zu, formula %.0f / %.0f)\n",
            d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS], psi,
            res->zero_pred_optimizer, res->zero_pred_gradients);
@@ -318,9 +342,10 @@ int main(int argc, char **argv)
         }
         if (zero) {
             job.strategy = MT_DIST_ZERO;
-            job.zero_stage = mode[4] == '2' ? 2 : 1;
+            job.zero_stage = mode[4] == '3' ? 3 : mode[4] == '2' ? 2 : 1;
             train(&d, &job, &res);
-            check_losses(res.losses, dp.losses, steps, 1e-6, "zero vs data parallel");
+            check_losses(res.losses, dp.losses, steps, job.zero_stage == 3 ? 1e-5 : 1e-6,
+                         "zero vs data parallel");
             if (d.rank == 0)
                 CHECK(rel(res.params, dp.params, psi) <= 1e-6, "zero params rel %.3g",
                       rel(res.params, dp.params, psi));

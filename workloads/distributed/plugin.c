@@ -77,6 +77,10 @@ static void report_rank(struct mt_ctx *ctx, const struct mt_dist_job *job,
         mt_metric(ctx, "zero_predicted_optimizer_bytes", res->zero_pred_optimizer, "bytes");
         mt_metric(ctx, "zero_predicted_gradients_bytes", res->zero_pred_gradients, "bytes");
     }
+    if (res->zero_pred_weights > 0) { /* ZeRO-3 */
+        mt_metric(ctx, "zero_predicted_weights_bytes", res->zero_pred_weights, "bytes");
+        mt_metric(ctx, "comm_allgather_bytes_per_step", res->allgather_per_step, "bytes");
+    }
     if (res->grad_window_bytes)
         mt_metric(ctx, "grad_window_bytes", (double)res->grad_window_bytes, "bytes");
     if (res->weight_window_bytes)

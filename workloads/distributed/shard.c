@@ -232,11 +232,23 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
     *lnfb = s->head ? base + off + s->cfg.n_embd : NULL;
 }
 
+/* The weight window (bf16 decode, ZeRO-3 gather) instead of the full fp32 weights. */
+static int weight_window(const struct mt_shard_spec *s)
+{
+    return s->bf16_weights || s->gathered_weights;
+}
+
+/* The bf16 decode window is scratch beside the bf16 weights; the ZeRO-3 gather window
+ * holds parameters in use, so it counts as weights (1/N of the model + the window). */
+static int params_cat(const struct mt_shard_spec *s)
+{
+    return s->bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS;
+}
+
 void mt_shard_free(struct mt_shard *sh, struct mt_dist *d)
 {
     if (!sh) return;
-    mt_dist_free(d, sh->s.bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS, sh->params,
-                 sh->params_len * sizeof(float));
+    mt_dist_free(d, params_cat(&sh->s), sh->params, sh->params_len * sizeof(float));
     mt_dist_free(d, MT_MEM_WEIGHTS, sh->wbf, sh->s.bf16_weights ? sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, sh->s.grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS, sh->grads,
                  sh->grads_len * sizeof(float));
@@ -302,7 +314,8 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
     size_t window_len = sh->layer_off + sh->layer_len + (sh->n - sh->head_off);
     sh->grads_len = s->grad_window ? window_len : sh->n;
-    sh->params_len = s->bf16_weights ? window_len : sh->n;
+    sh->params_len = weight_window(s) ? window_len : sh->n;
+    sh->win_layer = s->l1 - s->l0;
     sh->slot_len = 0;
     for (int a = 0; a < LA_COUNT; a++)
         sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
@@ -313,9 +326,10 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     for (int a = 0; a < DA_COUNT; a++)
         sh->dacts_len += dact_len(s, a);
 
-    sh->params = mt_dist_alloc(d, s->bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS,
-                               sh->params_len * sizeof(float),
-                               s->bf16_weights ? "shard.weight_window" : "shard.params");
+    sh->params = mt_dist_alloc(d, params_cat(s), sh->params_len * sizeof(float),
+                               s->bf16_weights       ? "shard.weight_window"
+                               : s->gathered_weights ? "shard.weight_gather"
+                                                     : "shard.params");
     if (s->bf16_weights)
         sh->wbf = mt_dist_alloc(d, MT_MEM_WEIGHTS, sh->n * sizeof(uint16_t), "shard.weights_bf16");
     sh->grads = mt_dist_alloc(d, s->grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS,
@@ -330,7 +344,7 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
         snprintf(err, errlen, "out of memory for the shard slabs");
         return -1;
     }
-    carve(sh, sh->params, s->bf16_weights, &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
+    carve(sh, sh->params, weight_window(s), &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
     carve(sh, sh->grads, s->grad_window, &sh->gwte, &sh->gwpe, &sh->glnfw, &sh->glnfb, 1);
     *out = sh;
     return 0;
@@ -340,6 +354,7 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
 
 struct init_state {
     float *params;
+    size_t lo, hi; /* flat range written; params points at element lo */
     uint64_t seed;
     size_t before[MT_P_COUNT]; /* Box-Muller pairs drawn by mt_gpt_init before tensor p */
     float resid_scale;
@@ -353,7 +368,10 @@ static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, 
 {
     (void)owner;
     struct init_state *st = user;
-    float *w = st->params + loff;
+    size_t skip = st->lo > loff ? st->lo - loff : 0, end = loff + n < st->hi ? loff + n : st->hi;
+    if (loff + skip >= end) return;
+    goff += skip, loff += skip, n = end - loff;
+    float *w = st->params + (loff - st->lo);
     if (p == MT_P_LN1W || p == MT_P_LN2W || p == MT_P_LNFW) {
         for (size_t i = 0; i < n; i++)
             w[i] = 1.0f;
@@ -374,9 +392,10 @@ static void init_run(void *user, enum mt_gpt_param p, size_t goff, size_t loff, 
     }
 }
 
-void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t seed)
+void mt_shard_init_range(const struct mt_shard_spec *spec, float *dst, size_t lo, size_t hi,
+                         uint64_t seed)
 {
-    struct init_state st = {.params = flat, .seed = seed};
+    struct init_state st = {.params = dst, .lo = lo, .hi = hi, .seed = seed};
     st.resid_scale = 1.0f / sqrtf(2.0f * (float)spec->cfg.n_layer);
     size_t drawn = 0;
     for (int p = 0; p < MT_P_COUNT; p++) {
@@ -391,26 +410,44 @@ void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t 
     mt_shard_map(spec, init_run, &st);
 }
 
+void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t seed)
+{
+    mt_shard_init_range(spec, flat, 0, mt_shard_num_params(spec), seed);
+}
+
 void mt_shard_init(struct mt_shard *sh, uint64_t seed)
 {
     mt_shard_init_flat(&sh->s, sh->params, seed);
 }
 
-/* bf16 weights: decodes local layer i into the one-layer window. */
-static void load_layer(struct mt_shard *sh, size_t i)
+/* Window shards: flat range [lo, hi) into dst, decoded (bf16) or gathered (ZeRO-3). */
+static void load_range(struct mt_shard *sh, size_t lo, size_t hi, float *dst)
 {
-    if (!sh->s.bf16_weights) return;
-    mt_half_unpack(MT_PREC_BF16, sh->layer[i].w[MT_P_LN1W],
-                   sh->wbf + sh->layer_off + i * sh->layer_len, sh->layer_len);
+    if (sh->s.bf16_weights)
+        mt_half_unpack(MT_PREC_BF16, dst, sh->wbf + lo, hi - lo);
+    else
+        sh->load(sh->load_user, lo, hi, dst);
 }
 
-/* bf16 weights: decodes the embeddings and the final LayerNorm into the window. */
+/* Window shards: local layer i into the one-layer window, unless it is there already
+ * (the last layer, from forward to backward). */
+static void load_layer(struct mt_shard *sh, size_t i)
+{
+    if (!weight_window(&sh->s) || sh->win_layer == i) return;
+    size_t lo = sh->layer_off + i * sh->layer_len;
+    load_range(sh, lo, lo + sh->layer_len, sh->layer[i].w[MT_P_LN1W]);
+    sh->win_layer = i;
+}
+
+/* Window shards: the embeddings and the final LayerNorm into the window, at the start of
+ * a forward (the weights changed since the window's layer was loaded). */
 static void load_ends(struct mt_shard *sh)
 {
-    if (!sh->s.bf16_weights) return;
-    mt_half_unpack(MT_PREC_BF16, sh->params, sh->wbf, sh->layer_off);
-    mt_half_unpack(MT_PREC_BF16, sh->params + sh->layer_off + sh->layer_len, sh->wbf + sh->head_off,
-                   sh->n - sh->head_off);
+    if (!weight_window(&sh->s)) return;
+    sh->win_layer = sh->s.l1 - sh->s.l0;
+    if (sh->layer_off) load_range(sh, 0, sh->layer_off, sh->params);
+    if (sh->n > sh->head_off)
+        load_range(sh, sh->head_off, sh->n, sh->params + sh->layer_off + sh->layer_len);
 }
 
 /* ---------------------------------------------------------------- forward / backward */

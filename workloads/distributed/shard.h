@@ -31,16 +31,22 @@
 
 struct mt_shard_spec {
     struct mt_gpt_config cfg;
-    size_t l0, l1;      /* layers [l0, l1) */
-    int embed, head;    /* holds the embeddings (first stage) / final LN + LM head (last) */
-    size_t tp, tp_rank; /* tensor-parallel degree (divides n_head) and this rank's index */
-    size_t B, T;        /* micro-batch shape */
-    size_t slots;       /* micro-batches whose activations are kept at once */
-    int grad_window;    /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
-    int bf16_weights;   /* 1: weights stored in bf16 (wbf, MT_MEM_WEIGHTS); params is then
-                         * an fp32 window (workspace) of the embeddings, one layer and the
-                         * final LayerNorm, decoded from wbf as forward/backward reach them */
+    size_t l0, l1;        /* layers [l0, l1) */
+    int embed, head;      /* holds the embeddings (first stage) / final LN + LM head (last) */
+    size_t tp, tp_rank;   /* tensor-parallel degree (divides n_head) and this rank's index */
+    size_t B, T;          /* micro-batch shape */
+    size_t slots;         /* micro-batches whose activations are kept at once */
+    int grad_window;      /* 1: no full gradient slab, only a one-layer window (ZeRO-2) */
+    int bf16_weights;     /* 1: weights stored in bf16 (wbf, MT_MEM_WEIGHTS); params is then
+                           * an fp32 window (workspace) of the embeddings, one layer and the
+                           * final LayerNorm, decoded from wbf as forward/backward reach them */
+    int gathered_weights; /* 1 (ZeRO-3): no full weights; params is the same window (under
+                           * MT_MEM_WEIGHTS), filled through the shard's `load` callback
+                           * (the owners' all-gather) as forward/backward reach them */
 };
+
+/* Fills dst with the weights of flat range [lo, hi) (gathered_weights shards). */
+typedef void (*mt_shard_load_fn)(void *user, size_t lo, size_t hi, float *dst);
 
 /* Called by mt_shard_backward each time the gradients of flat range [lo, hi) are final
  * for this micro-batch; g holds them (valid until the callback returns when grad_window
@@ -69,8 +75,11 @@ struct mt_shard {
     size_t head_off;              /* flat offset of lnf_w (n when no head) */
     float *acts, *dacts;          /* slabs: activations, activation gradients */
     size_t acts_len, dacts_len;
-    int *tokens;     /* (slots, 2, B*T) inputs then targets */
-    size_t slot_len; /* floats of activations per slot */
+    int *tokens;           /* (slots, 2, B*T) inputs then targets */
+    size_t slot_len;       /* floats of activations per slot */
+    mt_shard_load_fn load; /* gathered_weights: set by the caller before the first forward */
+    void *load_user;
+    size_t win_layer; /* local layer now in the weight window (nl: none) */
 };
 
 /* Visits the local flat vector as runs of the full model's tensors: local floats
@@ -96,6 +105,10 @@ void mt_shard_free(struct mt_shard *sh, struct mt_dist *d);
 void mt_shard_init(struct mt_shard *sh, uint64_t seed);
 /* The same into flat (mt_shard_num_params(spec) floats, laid out as params). */
 void mt_shard_init_flat(const struct mt_shard_spec *spec, float *flat, uint64_t seed);
+/* Only flat elements [lo, hi) of it, into dst (hi - lo floats): a ZeRO-3 rank's shard,
+ * without ever holding the full vector. */
+void mt_shard_init_range(const struct mt_shard_spec *spec, float *dst, size_t lo, size_t hi,
+                         uint64_t seed);
 
 /* Forward of micro-batch `slot`. Shards with `embed` read inputs (B*T token ids; others
  * read mt_shard_input()); shards with `head` need targets and add the sum of the losses

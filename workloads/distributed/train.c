@@ -64,7 +64,10 @@ struct run {
     struct segs segs;
     size_t lo, hi;                  /* flat range this rank's optimizer updates */
     float *m, *v;                   /* AdamW moments for [lo, hi) */
-    float *gshard;                  /* ZeRO-2: reduced gradients of [lo, hi) */
+    float *gshard;                  /* ZeRO-2, 3: reduced gradients of [lo, hi) */
+    float *wshard;                  /* ZeRO-3: the fp32 weights of [lo, hi) (weights) */
+    int *gcounts, *gdispls;         /* ZeRO-3: one range's all-gather split */
+    double gathered;                /* ZeRO-3: all-gather bytes sent (ring model) */
     float *master;                  /* bf16: fp32 master weights of [lo, hi) (optimizer) */
     uint16_t *gbf;                  /* bf16 DP, ZeRO-1: the gradients (n), reduced in place */
     uint16_t *gshard_bf, *gwin_bf;  /* bf16 ZeRO-2: reduced slice; the range being sent */
@@ -97,7 +100,8 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
         break;
     case MT_DIST_ZERO:
         s.B /= (size_t)n;
-        s.grad_window = job->zero_stage == 2;
+        s.grad_window = job->zero_stage >= 2;
+        s.gathered_weights = job->zero_stage == 3;
         break;
     case MT_DIST_TP:
         s.tp = (size_t)n;
@@ -130,8 +134,10 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "the training split is shorter than one window";
     else if ((job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO) && B % N)
         why = "the ranks must divide the batch";
-    else if (job->strategy == MT_DIST_ZERO && job->zero_stage != 1 && job->zero_stage != 2)
-        why = "ZeRO stage must be 1 or 2";
+    else if (job->strategy == MT_DIST_ZERO && (job->zero_stage < 1 || job->zero_stage > 3))
+        why = "ZeRO stage must be 1, 2 or 3";
+    else if (job->strategy == MT_DIST_ZERO && job->zero_stage == 3 && job->bf16)
+        why = "ZeRO stage 3 runs fp32 only (precision=bf16 is implemented for stages 1 and 2)";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
@@ -160,6 +166,7 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, span * sizeof(float));
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, span * sizeof(uint16_t));
@@ -174,8 +181,38 @@ static void run_free(struct run *r)
     free(r->counts);
     free(r->displs);
     free(r->rcounts);
+    free(r->gcounts);
+    free(r->gdispls);
     free(r->reqs);
     free(r->fwd_req);
+}
+
+/* The owners' pieces of flat range [lo, hi): counts[k] floats from rank k (its slice's
+ * intersection with the range), at displs[k] from lo (NULL: not wanted). */
+static void range_split(const struct run *r, size_t lo, size_t hi, int *counts, int *displs)
+{
+    for (int k = 0; k < r->d->nranks; k++) {
+        size_t a = (size_t)r->displs[k], b = a + (size_t)r->counts[k];
+        size_t x = a > lo ? a : lo, y = b < hi ? b : hi;
+        counts[k] = y > x ? (int)(y - x) : 0;
+        if (displs) displs[k] = y > x ? (int)(x - lo) : 0;
+    }
+}
+
+/* ZeRO-3 (the shard's load callback): the weights of flat range [lo, hi) gathered from
+ * their owners into dst, this rank's piece copied in first (an in-place all-gather). */
+static void zero3_load(void *user, size_t lo, size_t hi, float *dst)
+{
+    struct run *r = user;
+    struct mt_dist *d = r->d;
+    range_split(r, lo, hi, r->gcounts, r->gdispls);
+    int me = d->rank;
+    if (r->gcounts[me])
+        memcpy(dst + r->gdispls[me], r->wshard + (lo + (size_t)r->gdispls[me] - r->lo),
+               (size_t)r->gcounts[me] * sizeof(float));
+    double before = d->bytes_sent;
+    mt_dist_allgather(d, dst, r->gcounts, r->gdispls);
+    r->gathered += d->bytes_sent - before;
 }
 
 /* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
@@ -188,16 +225,20 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     if (mt_shard_create(&r->sh, &r->spec, d, job->strategy == MT_DIST_TP ? d : NULL, err, errlen))
         return -1;
     size_t n = r->sh->n;
-    if (!job->bf16) mt_shard_init(r->sh, job->seed);
+    int zero3 = job->strategy == MT_DIST_ZERO && job->zero_stage == 3;
+    if (!job->bf16 && !zero3) mt_shard_init(r->sh, job->seed);
     mt_shard_map(&r->spec, seg_visit, &r->segs);
     r->lo = 0;
     r->hi = n;
     r->counts = calloc(N, sizeof *r->counts);
     r->displs = calloc(N, sizeof *r->displs);
     r->rcounts = calloc(N, sizeof *r->rcounts);
+    r->gcounts = calloc(N, sizeof *r->gcounts);
+    r->gdispls = calloc(N, sizeof *r->gdispls);
     r->reqs = calloc(job->cfg.n_layer + 2, sizeof *r->reqs);
     r->fwd_req = calloc(r->spec.slots, sizeof *r->fwd_req);
-    if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->reqs || !r->fwd_req) {
+    if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->gcounts || !r->gdispls ||
+        !r->reqs || !r->fwd_req) {
         snprintf(err, errlen, "out of memory for the run tables");
         return -1;
     }
@@ -238,9 +279,16 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         }
         mt_dist_free(d, MT_MEM_WORKSPACE, flat, n * sizeof(float));
     }
-    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 && !job->bf16) {
+    if (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 && !job->bf16) {
         r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
         fail |= span && !r->gshard;
+    }
+    if (zero3) { /* only the owned slice of the weights; layers are gathered when used */
+        r->wshard = mt_dist_alloc(d, MT_MEM_WEIGHTS, span * sizeof(float), "weight_shard");
+        fail |= span && !r->wshard;
+        if (r->wshard) mt_shard_init_range(&r->spec, r->wshard, r->lo, r->hi, job->seed);
+        r->sh->load = zero3_load;
+        r->sh->load_user = r;
     }
     r->batch = mt_dist_alloc(d, MT_MEM_DATA, 2 * job->recipe.batch * job->recipe.seq * sizeof(int),
                              "batch");
@@ -294,16 +342,12 @@ static void bf16_ready(void *user, size_t lo, size_t hi, float *g)
     if (r->job->overlap) dp_ready(user, lo, hi, g);
 }
 
-/* ZeRO-2: reduce-scatter the finished range straight into the owners' gradient shards. */
+/* ZeRO-2, 3: reduce-scatter the finished range straight into the owners' gradient shards. */
 static void zero2_ready(void *user, size_t lo, size_t hi, float *g)
 {
     struct run *r = user;
     struct mt_dist *d = r->d;
-    for (int k = 0; k < d->nranks; k++) {
-        size_t a = (size_t)r->displs[k], b = a + (size_t)r->counts[k];
-        size_t x = a > lo ? a : lo, y = b < hi ? b : hi;
-        r->rcounts[k] = y > x ? (int)(y - x) : 0;
-    }
+    range_split(r, lo, hi, r->rcounts, NULL);
     size_t off = lo > r->lo ? lo - r->lo : 0;
     off = off < r->hi - r->lo ? off : 0;
     if (r->gwin_bf) { /* bf16: round the range, then move 2 bytes per element */
@@ -317,7 +361,7 @@ static void zero2_ready(void *user, size_t lo, size_t hi, float *g)
 /* What backward hands each finished gradient range to (NULL: nothing until the end). */
 static mt_shard_ready_fn ready_for(const struct mt_dist_job *job)
 {
-    if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) return zero2_ready;
+    if (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2) return zero2_ready;
     if (job->bf16) return bf16_ready;
     return job->strategy == MT_DIST_DP && job->overlap ? dp_ready : NULL;
 }
@@ -450,7 +494,7 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
         args.zero_grad = 0; /* the reduced gradients are the strategy's to clear */
         for (size_t x = a; x < b;) {
             size_t len = gb && b - x > BF16_CHUNK ? BF16_CHUNK : b - x, k = x - r->lo;
-            float *p = gb ? r->master + k : r->sh->params + x;
+            float *p = gb ? r->master + k : r->sh->load ? r->wshard + k : r->sh->params + x;
             mt_k_adamw(p, grad_run(r, g, gb, x, len, buf), r->m + k, r->v + k, len, &args);
             x += len;
         }
@@ -536,11 +580,11 @@ static int d_update(void *self, const struct mt_gpt_recipe *rc, float lr, float 
     (void)rc, (void)scale;
     struct run *r = self;
     const struct mt_dist_job *job = r->job;
-    float *g = job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? r->gshard : r->sh->grads;
+    float *g = job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? r->gshard : r->sh->grads;
     optimizer_step(r, g, r->gshard_bf ? r->gshard_bf : r->gbf, lr);
     if (job->strategy == MT_DIST_ZERO && job->bf16)
         mt_dist_allgather_u16(r->d, r->sh->wbf, r->counts, r->displs);
-    else if (job->strategy == MT_DIST_ZERO)
+    else if (job->strategy == MT_DIST_ZERO && job->zero_stage < 3) /* 3 gathers when used */
         mt_dist_allgather(r->d, r->sh->params, r->counts, r->displs);
     return 0;
 }
@@ -566,7 +610,8 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
 {
     struct mt_dist *d = r->d;
     const struct mt_dist_job *job = r->job;
-    int N = d->nranks, whole = job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO;
+    int N = d->nranks, whole = job->strategy == MT_DIST_DP ||
+                               (job->strategy == MT_DIST_ZERO && job->zero_stage < 3);
     struct assemble a = {0};
     for (int p = 1; p < MT_P_COUNT; p++) {
         size_t dims[3], len = 1, nd = mt_gpt_param_shape(&job->cfg, p - 1, dims);
@@ -591,7 +636,13 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
     }
     int *counts = calloc((size_t)N, sizeof *counts), *displs = calloc((size_t)N, sizeof *displs);
     size_t total = 0;
-    for (int k = 0; counts && displs && k < N; k++) {
+    int zero3 = job->strategy == MT_DIST_ZERO; /* one flat vector, one slice per rank */
+    for (int k = 0; counts && displs && zero3 && k < N; k++) {
+        counts[k] = r->counts[k];
+        displs[k] = r->displs[k];
+        total += (size_t)counts[k];
+    }
+    for (int k = 0; counts && displs && !zero3 && k < N; k++) {
         struct mt_shard_spec s = spec_for(job, N, k);
         counts[k] = (int)mt_shard_num_params(&s);
         displs[k] = (int)total;
@@ -600,8 +651,15 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
     float *all = d->rank == 0 && counts && displs ? malloc(total * sizeof *all) : NULL;
     int fail = mt_dist_any(d, !counts || !displs || (d->rank == 0 && !all));
     if (!fail) {
-        mt_dist_gatherv(d, r->sh->params, (int)r->sh->n, all, counts, displs, 0);
-        for (int k = 0; full && k < N; k++) {
+        if (zero3) {
+            mt_dist_gatherv(d, r->wshard, counts[d->rank], all, counts, displs, 0);
+            a.flat = all;
+            a.full = full;
+            if (full) mt_shard_map(&r->spec, assemble_run, &a);
+        } else {
+            mt_dist_gatherv(d, r->sh->params, (int)r->sh->n, all, counts, displs, 0);
+        }
+        for (int k = 0; full && !zero3 && k < N; k++) {
             struct mt_shard_spec s = spec_for(job, N, k);
             a.flat = all + displs[k];
             a.full = full;
@@ -635,9 +693,11 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
         (job->bf16 ? 12.0 : 8.0) * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
     res->zero_pred_gradients =
         (job->bf16 ? 2.0 : 4.0) * (double)psi /
-        (job->strategy == MT_DIST_ZERO && job->zero_stage == 2 ? (double)N : 1.0);
+        (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? (double)N : 1.0);
+    res->zero_pred_weights = r.sh->load ? 4.0 * (double)psi / (double)N : 0.0;
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
-    res->weight_window_bytes = r.spec.bf16_weights ? r.sh->params_len * sizeof(float) : 0;
+    res->weight_window_bytes =
+        r.spec.bf16_weights || r.spec.gathered_weights ? r.sh->params_len * sizeof(float) : 0;
     struct mt_loop_engine e = {.self = &r,
                                .forward = d_forward,
                                .backward = job->strategy == MT_DIST_PP ? NULL : d_backward,
@@ -661,6 +721,7 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     res->bytes_sent = d->bytes_sent;
     res->bytes_recv = d->bytes_recv;
     res->comm_calls = d->calls;
+    res->allgather_per_step = r.sh->load ? r.gathered / (double)job->recipe.steps : 0.0;
     memcpy(res->peak, d->peak, sizeof res->peak);
     res->peak_total = d->peak_total;
     res->tokens = job->recipe.steps * job->recipe.batch * job->recipe.seq;

@@ -1,5 +1,5 @@
 /* train.h — the four distributed training strategies over model shards (shard.h):
- * data parallel, ZeRO stage 1/2, Megatron tensor parallel and GPipe/1F1B pipeline.
+ * data parallel, ZeRO stage 1/2/3, Megatron tensor parallel and GPipe/1F1B pipeline.
  *
  * What it is for: one call trains the reference GPT for a recipe on every rank of an
  * mt_dist communicator and returns what the plugins report and the tests check: the
@@ -49,7 +49,7 @@ struct mt_dist_job {
     size_t n_data;
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
-    int zero_stage;       /* ZeRO: 1 or 2 */
+    int zero_stage;       /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */
     int bf16;             /* DP, ZeRO: mixed precision (see above) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
@@ -69,8 +69,12 @@ struct mt_dist_result {
     float final_loss; /* mean global loss of the last 10 steps (the loop's train_loss) */
     /* predictions of the ZeRO paper's formula for this rank (bytes; fp32 Adam: K = 8) */
     double zero_pred_optimizer, zero_pred_gradients;
-    size_t grad_window_bytes;   /* ZeRO-2, bf16: the one-layer gradient window (workspace) */
-    size_t weight_window_bytes; /* bf16: the fp32 decode window of the weights (workspace) */
+    double zero_pred_weights;   /* ZeRO-3: 4 psi / N (0 otherwise: the whole model, 4 psi) */
+    size_t grad_window_bytes;   /* ZeRO-2, 3, bf16: the one-layer gradient window (workspace) */
+    size_t weight_window_bytes; /* bf16: the fp32 decode window of the weights (workspace);
+                                 * ZeRO-3: the gather window, same shape (weights) */
+    double allgather_per_step;  /* ZeRO-3: bytes this rank sent in the layer all-gathers per
+                                 * step (ring model, see dist.h); 0 otherwise */
     size_t flat_params;         /* floats in this rank's flat parameter vector */
     /* this rank's ledger and communication over the training loop only (before the
      * parameters are assembled on rank 0) */

@@ -3,14 +3,19 @@
  * (stage 1; gradients reduce-scattered in place, the slice updated, parameters
  * all-gathered) and, at stage 2, also only that slice of the gradients: each layer's
  * gradients are reduce-scattered into their owners' slices as soon as backward finishes
- * the layer, from a one-layer window (workspace) instead of a full gradient slab. */
+ * the layer, from a one-layer window (workspace) instead of a full gradient slab; at
+ * stage 3 also only that slice of the weights: each layer (and the embeddings and final
+ * LayerNorm) is all-gathered into a one-layer window before its forward and again before
+ * its backward (no prefetch: the gathers are blocking). */
 #include "plugin.h"
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
-    {"stage", MT_PARAM_INT, "1", 1, 2, NULL, "1: shard optimizer state; 2: also shard gradients"},
+    {"stage", MT_PARAM_INT, "1", 1, 3, "1|2|3",
+     "1: shard optimizer state; 2: also gradients; 3: also weights (gathered per layer)"},
     MT_DIST_PARAM_PRECISION,
 };
 
-MT_DIST_WORKLOAD("zero", "ZeRO stage 1/2: optimizer state (and gradients) sharded over MPI ranks",
+MT_DIST_WORKLOAD("zero",
+                 "ZeRO stage 1/2/3: optimizer state (gradients, weights) sharded over MPI ranks",
                  MT_DIST_ZERO, params);
