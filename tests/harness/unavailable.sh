@@ -46,8 +46,8 @@ grep -q "unknown workload" "$TMP/last.out" && fail "run said unknown workload"
 [ ! -e "$DB" ] || fail "a refused run created the database"
 [ -z "$(ls "$TMP/out" 2>/dev/null)" ] || fail "a refused run left files: $(ls "$TMP/out")"
 # Parameters are still checked against the stand-in's table first.
-expect_rc 2 "$MT" run zero -p stage=3 --db "$DB"
-expect_out "out of range [1, 2]"
+expect_rc 2 "$MT" run zero -p stage=4 --db "$DB"
+expect_out "out of range [1, 3]"
 
 # sweep: a section naming one is refused the same way, the file and line named.
 printf '[t_ok]\nsteps = 1\n\n[pipeline_parallel]\nsteps = 2\nranks = 2\n' >u.ini
