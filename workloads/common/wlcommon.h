@@ -41,8 +41,8 @@ extern "C" {
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
     {                                                                                              \
-        "model", MT_PARAM_CHOICE, "small", 0, 0, "tiny|small|medium|gpt2|long",                    \
-            "reference model preset"                                                               \
+        "model", MT_PARAM_CHOICE, "small", 0, 0,                                                   \
+            "tiny|small|medium|gpt2|long|llama-tiny|llama-1b", "reference model preset"            \
     }
 /* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
  * sliding window) and the training sequence length: separate parameters, so that a
