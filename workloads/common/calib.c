@@ -7,6 +7,7 @@
 #include "calib.h"
 
 #include <lapacke.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,12 @@ static int collect_matmul(void *user, size_t layer, enum mt_linear which, const 
                 for (size_t j = 0; j < n; j++)
                     acc[j] += (double)in[r * n + j] * in[r * n + j];
         }
+        if (h->what & MT_CALIB_ACT_MAX) {
+            float *mx = h->c->act_max[s];
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < n; j++)
+                    mx[j] = fmaxf(mx[j], fabsf(in[r * n + j]));
+        }
         if ((h->what & MT_CALIB_HESSIAN) &&
             dnnl_sgemm('T', 'N', (dnnl_dim_t)n, (dnnl_dim_t)n, (dnnl_dim_t)rows, 1.0f, in,
                        (dnnl_dim_t)n, in, (dnnl_dim_t)n, 1.0f, h->c->gram[s],
@@ -90,6 +97,12 @@ static int alloc_arrays(const struct mt_gpt *m, unsigned what, struct mt_calib *
             rc = (c->gram[s] = calloc(c->in_dim[s] * c->in_dim[s], sizeof(float))) ? 0 : -1;
         if (!c->gram) rc = -1;
     }
+    if (!rc && (what & MT_CALIB_ACT_MAX) && !c->act_max) {
+        c->act_max = calloc(n, sizeof *c->act_max);
+        for (size_t s = 0; c->act_max && s < n && !rc; s++)
+            rc = (c->act_max[s] = calloc(c->in_dim[s], sizeof(float))) ? 0 : -1;
+        if (!c->act_max) rc = -1;
+    }
     mt_memcat_set(prev);
     return rc;
 }
@@ -123,9 +136,11 @@ void mt_calib_free(struct mt_calib *c)
     for (size_t s = 0; s < c->n_slots; s++) {
         if (c->act_sq) free(c->act_sq[s]);
         if (c->gram) free(c->gram[s]);
+        if (c->act_max) free(c->act_max[s]);
     }
     free(c->act_sq);
     free(c->gram);
+    free(c->act_max);
     free(c->in_dim);
     memset(c, 0, sizeof *c);
 }

@@ -5,12 +5,12 @@
  * What it is for: (1) drawing a declared number of calibration sequences from the
  * TRAINING split, seeded (never the evaluation text), (2) running them through the model
  * with a temporary linear hook that accumulates, per block linear, the sum over tokens
- * of x^2 per input channel (the importance matrix of llama.cpp, wanda's norms) and/or
- * the full Gram matrix sum x x^T (the Hessian of the layer-wise squared error is
- * H = 2 X^T X), and (3) the damped inverse Hessian's upper Cholesky factor that GPTQ and
- * SparseGPT feed their error back through, factored by LAPACK.
- * What it is not for: the methods themselves (workloads/quantize, workloads/prune), the
- * LM head (never calibrated: it is tied to the embedding), Fisher statistics (prune).
+ * of x^2 per input channel (the importance matrix of llama.cpp, wanda's norms), the max
+ * |x| per input channel (SmoothQuant) and/or the full Gram matrix sum x x^T (the Hessian of the
+ * layer-wise squared error is H = 2 X^T X), and (3) the damped inverse Hessian's upper Cholesky
+ * factor that GPTQ and SparseGPT feed their error back through, factored by LAPACK. What it is not
+ * for: the methods themselves (workloads/quantize, workloads/prune), the LM head (never calibrated:
+ * it is tied to the embedding), Fisher statistics (prune).
  *
  * The statistics are one-shot: every layer's inputs come from the unmodified model, not
  * from a model whose earlier layers are already compressed (GPTQ's sequential variant).
@@ -36,12 +36,14 @@ extern "C" {
 /* What mt_calib_collect accumulates (bit flags). */
 #define MT_CALIB_ACT_SQ 1  /* per input channel sum of x^2 */
 #define MT_CALIB_HESSIAN 2 /* per layer in x in sum of x x^T */
+#define MT_CALIB_ACT_MAX 4 /* per input channel max |x| (SmoothQuant) */
 
 struct mt_calib {
     size_t n_slots;  /* n_layer * MT_CALIB_KINDS once allocated */
     size_t *in_dim;  /* per slot: input channels */
     double **act_sq; /* per slot: in_dim sums of x^2 (NULL when not collected) */
     float **gram;    /* per slot: in_dim x in_dim row-major sums of x x^T (or NULL) */
+    float **act_max; /* per slot: in_dim maxima of |x| (or NULL) */
     size_t tokens;   /* calibration tokens seen */
 };
 

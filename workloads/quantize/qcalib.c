@@ -1,4 +1,4 @@
-/* qcalib.c — GPTQ and importance-weighted packing of one matrix (see qcalib.h).
+/* qcalib.c — GPTQ, imatrix, AWQ, SmoothQuant and HQQ packing of one matrix (see qcalib.h).
  *
  * What it is for: the calibrated rounding loops. What it is not for: the formats' fitting
  * and layout (qformat.c), the statistics and the factorization (calib.c).
@@ -193,4 +193,87 @@ struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
     free(ws), free(q), free(e), free(st);
     mt_qtensor_free(best);
     return NULL;
+}
+
+void mt_smoothquant_scales(const float *w, size_t n, size_t k, const float *act_max, double alpha,
+                           float *s)
+{
+    for (size_t j = 0; j < k; j++) {
+        double wm = 0.0;
+        for (size_t r = 0; r < n; r++)
+            wm = fmax(wm, fabs(w[r * k + j]));
+        s[j] = act_max[j] > 0.0f && wm > 0.0
+                   ? (float)(pow(act_max[j], alpha) / pow(wm, 1.0 - alpha))
+                   : 1.0f;
+    }
+}
+
+/* sum |v - round(v)|^p over one unit's values v[cnt] (unit idx of row r). */
+static double unit_lp(const struct mt_qtensor *qt, size_t r, size_t u, const float *v, size_t cnt,
+                      double p)
+{
+    double e = 0.0;
+    for (size_t i = 0; i < cnt; i++)
+        e += pow(fabs((double)v[i] - mt_q_round(qt, r, u, v[i])), p);
+    return e;
+}
+
+/* HQQ on one unit: offsets from the shrunk error's closed form while the lp error falls. */
+static void hqq_unit(struct mt_qtensor *qt, size_t r, size_t u, const float *v, size_t cnt)
+{
+    size_t idx = mt_q_meta(qt, r, u);
+    float scale = qt->scale[idx], best = qt->offset[idx];
+    double best_e = unit_lp(qt, r, u, v, cnt, MT_HQQ_P), beta = MT_HQQ_BETA;
+    for (int it = 0; it < MT_HQQ_ITERS && scale > 0.0f; it++, beta *= MT_HQQ_KAPPA) {
+        double sum = 0.0;
+        for (size_t i = 0; i < cnt; i++) {
+            float q = mt_q_round(qt, r, u, v[i]);
+            double c = ((double)q - qt->offset[idx]) / scale, x = (double)v[i] - q, ax = fabs(x);
+            double shrunk = ax > 0.0 ? fmax(ax - pow(ax, MT_HQQ_P - 1.0) / beta, 0.0) : 0.0;
+            sum += (double)v[i] - copysign(shrunk, x) - scale * c; /* w - e - scale * code */
+        }
+        qt->offset[idx] = (float)(sum / (double)cnt);
+        double e = unit_lp(qt, r, u, v, cnt, MT_HQQ_P);
+        if (!(e < best_e)) break;
+        best_e = e, best = qt->offset[idx];
+    }
+    qt->offset[idx] = best;
+}
+
+struct mt_qtensor *mt_qtensor_pack_hqq(const float *w, size_t n, size_t k,
+                                       const struct mt_qformat *f, char *err, size_t errlen)
+{
+    if (f->scheme != MT_QS_LINEAR_ASYM) {
+        snprintf(err, errlen, "HQQ needs scheme linear-asym, not %s", mt_qscheme_name(f->scheme));
+        return NULL;
+    }
+    struct mt_qtensor *qt = mt_qtensor_pack(w, n, k, f, err, errlen);
+    if (!qt) return NULL;
+    if (f->gran == MT_QG_TENSOR) {
+        hqq_unit(qt, 0, 0, w, n * k);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < n; r++)
+            for (size_t j0 = 0; j0 < k; j0 += qt->unit_len)
+                hqq_unit(qt, r, j0 / qt->unit_len, w + r * k + j0,
+                         k - j0 < qt->unit_len ? k - j0 : qt->unit_len);
+    }
+    if (mt_qtensor_encode(qt, w)) {
+        snprintf(err, errlen, "HQQ: out of memory encoding");
+        mt_qtensor_free(qt);
+        return NULL;
+    }
+    return qt;
+}
+
+double mt_qtensor_lp_error(const struct mt_qtensor *q, const float *w, double p)
+{
+    float *d = malloc(q->n * q->k * sizeof *d);
+    if (!d) return NAN;
+    mt_qtensor_unpack(q, d);
+    double e = 0.0;
+    for (size_t i = 0; i < q->n * q->k; i++)
+        e += pow(fabs((double)w[i] - d[i]), p);
+    free(d);
+    return e;
 }

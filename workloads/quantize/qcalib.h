@@ -19,6 +19,14 @@
  *   the least output error ||X W^T - (X / s) Q(W diag s)^T||_F measured through the Gram
  *   matrix; W diag s is packed (any scheme RTN packs) and 1 / s must be folded into what
  *   produces the layer's input. alpha = 0 is RTN, so the error is never above RTN's.
+ * - SmoothQuant (Xiao et al. 2022), for int8 activations: per input channel factors
+ *   s_j = max|x_j|^alpha / max_i |w_ij|^(1 - alpha) move activation outliers into the
+ *   weights; W diag s is packed and 1 / s folded like AWQ's.
+ * - HQQ (Badri & Shaji 2023), calibration-free, linear-asym: each unit's offset (zero
+ *   point) optimised with its min-max scale fixed, by half-quadratic splitting on the lp
+ *   norm (p = MT_HQQ_P < 1) of W - dequant(quant(W)): a shrinkage step on the error, then
+ *   the closed-form offset, MT_HQQ_ITERS times (beta x MT_HQQ_KAPPA each), stopping when the
+ *   lp error stops falling; a unit keeps RTN's fit unless HQQ lowers its lp error.
  * What it is not for: collecting the statistics (calib.h), the model (qmodel.h).
  */
 #ifndef MT_QUANT_QCALIB_H
@@ -65,6 +73,26 @@ struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
                                        const struct mt_qformat *f, const float *act_sq,
                                        const float *gram, float *s, double *alpha, char *err,
                                        size_t errlen);
+
+/* Contract: SmoothQuant's factors for w[n*k] and act_max[k] (max |x| per input channel)
+ * into s[k]: max|x_j|^alpha / max_i |w_ij|^(1 - alpha), 1 where either max is 0. */
+void mt_smoothquant_scales(const float *w, size_t n, size_t k, const float *act_max, double alpha,
+                           float *s);
+
+#define MT_HQQ_P 0.7      /* the lp norm HQQ minimises (HQQ's default) */
+#define MT_HQQ_BETA 10.0  /* the initial half-quadratic penalty */
+#define MT_HQQ_KAPPA 1.01 /* its growth per iteration */
+#define MT_HQQ_ITERS 20
+
+/* Contract: packs w[n*k] like mt_qtensor_pack with a linear-asym format f (NULL with a
+ * message for any other scheme), each unit's offset optimised by HQQ (see above) and the
+ * codes re-encoded to their nearest level. The sum over units of sum |w - q|^p is never
+ * above RTN's. Deterministic for a given thread count. */
+struct mt_qtensor *mt_qtensor_pack_hqq(const float *w, size_t n, size_t k,
+                                       const struct mt_qformat *f, char *err, size_t errlen);
+
+/* Contract: sum over w[n*k] of |w - q|^p for the packed q (p = 2: the squared L2 error). */
+double mt_qtensor_lp_error(const struct mt_qtensor *q, const float *w, double p);
 
 #ifdef __cplusplus
 }

@@ -69,7 +69,8 @@ static int qembed(void *user, const int *tokens, size_t n, float *out)
     return 0;
 }
 
-static const char *const method_names[MT_QM_COUNT] = {"rtn", "gptq", "imatrix"};
+static const char *const method_names[MT_QM_COUNT] = {"rtn", "gptq",        "imatrix",
+                                                      "awq", "smoothquant", "hqq"};
 
 const char *mt_qmethod_name(enum mt_qmethod m)
 {
@@ -121,34 +122,111 @@ static struct mt_qtensor *pack_gptq(struct mt_qmodel *qm, const float *gram, con
     return qt;
 }
 
-/* The importance of each input column: its mean squared activation. */
+/* The mean squared activation of each input column (imatrix's importance, AWQ's rms^2);
+ * NULL when out of memory. */
+static float *mean_sq(const struct mt_qmodel *qm, const double *act_sq, size_t k)
+{
+    float *imp = malloc(k * sizeof *imp);
+    for (size_t j = 0; imp && j < k; j++)
+        imp[j] = (float)(act_sq[j] / (double)qm->opts.calib->tokens);
+    return imp;
+}
+
 static struct mt_qtensor *pack_imatrix(struct mt_qmodel *qm, const double *act_sq, const float *w,
                                        size_t n, size_t k, char *e, size_t elen)
 {
-    float *imp = malloc(k * sizeof *imp);
+    float *imp = mean_sq(qm, act_sq, k);
     if (!imp) {
         snprintf(e, elen, "imatrix: out of memory");
         return NULL;
     }
-    for (size_t j = 0; j < k; j++)
-        imp[j] = (float)(act_sq[j] / (double)qm->opts.calib->tokens);
     struct mt_qtensor *qt = mt_qtensor_pack_imatrix(w, n, k, &qm->opts.fmt, imp, e, elen);
     free(imp);
     return qt;
 }
 
-static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, const float *w, char *err,
+int mt_qmodel_fold(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *s, char *err,
+                   size_t errlen)
+{
+    size_t C = m->cfg.n_embd, KV = mt_gpt_kv_dim(&m->cfg), in, out, qin, qout;
+    if (!m->param[MT_P_QKVW]) {
+        snprintf(err, errlen, "fold: the model's linear weights are already packed");
+        return -1;
+    }
+    if (which == MT_LIN_FCPROJ || which == MT_LIN_LMHEAD || (which == MT_LIN_ATTPROJ && KV != C)) {
+        snprintf(err, errlen, "fold: no scale passes into the input of %s%s", lin_names[which],
+                 which == MT_LIN_ATTPROJ ? " under grouped-query attention" : "");
+        return -1;
+    }
+    float *w, *b, *qw, *qb;
+    mt_gpt_linear_weights(m, layer, which, &w, &b, &in, &out);
+    for (size_t r = 0; r < out; r++)
+        for (size_t j = 0; j < in; j++)
+            w[r * in + j] *= s[j];
+    if (which == MT_LIN_ATTPROJ) { /* V rows (after q and k) and V bias */
+        mt_gpt_linear_weights(m, layer, MT_LIN_QKV, &qw, &qb, &qin, &qout);
+        for (size_t c = 0; c < C; c++) {
+            for (size_t j = 0; j < qin; j++)
+                qw[(C + KV + c) * qin + j] /= s[c];
+            if (qb) qb[C + KV + c] /= s[c];
+        }
+        return 0;
+    }
+    float *g = m->param[which == MT_LIN_QKV ? MT_P_LN1W : MT_P_LN2W] + layer * C;
+    float *gb = m->param[which == MT_LIN_QKV ? MT_P_LN1B : MT_P_LN2B]; /* NULL: RMSNorm */
+    for (size_t j = 0; j < C; j++) {
+        g[j] /= s[j];
+        if (gb) gb[layer * C + j] /= s[j];
+    }
+    return 0;
+}
+
+/* AWQ or SmoothQuant on a block linear whose input takes a fold (else RTN): the scales,
+ * folded into m (w becomes W diag s), then w packed (AWQ's search packs it already). */
+static struct mt_qtensor *pack_scaled(struct mt_qmodel *qm, struct mt_qlayer *ql, size_t slot,
+                                      float *w, char *e, size_t elen)
+{
+    const struct mt_calib *c = qm->opts.calib;
+    size_t n = ql->out_dim, k = ql->in_dim;
+    if (ql->which == MT_LIN_FCPROJ ||
+        (ql->which == MT_LIN_ATTPROJ && mt_gpt_kv_dim(&qm->m->cfg) != qm->m->cfg.n_embd))
+        return mt_qtensor_pack(w, n, k, &qm->opts.fmt, e, elen);
+    float *s = malloc(k * sizeof *s), *imp = NULL;
+    struct mt_qtensor *qt = NULL;
+    if (!s || (qm->opts.method == MT_QM_AWQ && !(imp = mean_sq(qm, c->act_sq[slot], k)))) {
+        snprintf(e, elen, "%s: out of memory", mt_qmethod_name(qm->opts.method));
+    } else if (qm->opts.method == MT_QM_AWQ) {
+        qt = mt_qtensor_pack_awq(w, n, k, &qm->opts.fmt, imp, c->gram[slot], s, NULL, e, elen);
+        if (qt && mt_qmodel_fold(qm->m, ql->layer, ql->which, s, e, elen)) {
+            mt_qtensor_free(qt);
+            qt = NULL;
+        }
+    } else {
+        mt_smoothquant_scales(w, n, k, c->act_max[slot], qm->opts.sq_alpha, s);
+        if (mt_qmodel_fold(qm->m, ql->layer, ql->which, s, e, elen) == 0)
+            qt = mt_qtensor_pack(w, n, k, &qm->opts.fmt, e, elen);
+    }
+    free(s), free(imp);
+    return qt;
+}
+
+static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char *err,
                       size_t errlen)
 {
     char e[200];
     const struct mt_calib *c = qm->opts.calib;
     size_t slot = ql->layer * MT_CALIB_KINDS + (size_t)ql->which;
-    if (ql->which == MT_LIN_LMHEAD || qm->opts.method == MT_QM_RTN)
+    enum mt_qmethod meth = qm->opts.method;
+    if (meth == MT_QM_HQQ) /* calibration-free: the head too */
+        ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+    else if (ql->which == MT_LIN_LMHEAD || meth == MT_QM_RTN)
         ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
-    else if (qm->opts.method == MT_QM_GPTQ)
+    else if (meth == MT_QM_GPTQ)
         ql->q = pack_gptq(qm, c->gram[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
-    else
+    else if (meth == MT_QM_IMATRIX)
         ql->q = pack_imatrix(qm, c->act_sq[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
+    else
+        ql->q = pack_scaled(qm, ql, slot, w, e, sizeof e);
     if (!ql->q) {
         snprintf(err, errlen, "packing %s: %s", ql->name, e);
         return -1;
@@ -183,11 +261,19 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         return -1;
     }
     const struct mt_calib *c = o->calib;
-    if (o->method != MT_QM_RTN &&
-        (!c || c->n_slots != m->cfg.n_layer * MT_CALIB_KINDS ||
-         (o->method == MT_QM_GPTQ ? !c->gram : !c->act_sq) || !c->tokens)) {
-        snprintf(err, errlen, "method %s needs calibration statistics of this model (%s)",
-                 mt_qmethod_name(o->method), o->method == MT_QM_GPTQ ? "Gram" : "act_sq");
+    int need_gram = o->method == MT_QM_GPTQ || o->method == MT_QM_AWQ;
+    int need_sq = o->method == MT_QM_IMATRIX || o->method == MT_QM_AWQ;
+    int need_max = o->method == MT_QM_SMOOTHQUANT;
+    if ((need_gram || need_sq || need_max) &&
+        (!c || c->n_slots != m->cfg.n_layer * MT_CALIB_KINDS || (need_gram && !c->gram) ||
+         (need_sq && !c->act_sq) || (need_max && !c->act_max) || !c->tokens)) {
+        snprintf(err, errlen, "method %s needs calibration statistics of this model (%s%s%s)",
+                 mt_qmethod_name(o->method), need_gram ? "Gram " : "", need_sq ? "act_sq " : "",
+                 need_max ? "act_max" : "");
+        return -1;
+    }
+    if (o->method == MT_QM_SMOOTHQUANT && o->act != MT_QACT_INT8) {
+        snprintf(err, errlen, "method smoothquant is for int8 activations (W8A8)");
         return -1;
     }
     struct mt_qmodel *qm = calloc(1, sizeof *qm);
@@ -200,7 +286,9 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
     qm->ws = mt_qws_create();
     if (!qm->layers || !qm->ws) goto oom;
     double t0 = wall();
-    for (size_t i = 0; i < qm->n_layers; i++) {
+    for (size_t j = 0; j < qm->n_layers; j++) {
+        /* attn_proj before its block's qkv: AWQ/SmoothQuant fold into qkv's V rows */
+        size_t i = j < 4 * L && j % 4 < 2 ? j ^ 1 : j;
         struct mt_qlayer *ql = &qm->layers[i];
         ql->layer = i < 4 * L ? i / 4 : L;
         ql->which = i < 4 * L ? (enum mt_linear)(i % 4) : MT_LIN_LMHEAD;

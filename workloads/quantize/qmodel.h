@@ -33,10 +33,28 @@ extern "C" {
 #endif
 
 /* How the codes are chosen (qcalib.h): each weight rounded alone, GPTQ's error feedback
- * through the inverse Hessian, or RTN weighted by the importance matrix. */
-enum mt_qmethod { MT_QM_RTN = 0, MT_QM_GPTQ = 1, MT_QM_IMATRIX = 2, MT_QM_COUNT = 3 };
+ * through the inverse Hessian, RTN weighted by the importance matrix, AWQ's or
+ * SmoothQuant's per input channel scales folded into what produces the input (see
+ * mt_qmodel_fold), or HQQ's calibration-free zero points.
+ *
+ * The fold (awq, smoothquant): the packed matrix is W diag(s) and its input must arrive
+ * as x / s with no extra pass: for qkv and fc, 1 / s goes into the preceding norm's gain
+ * and bias (ln_1, ln_2); for attn_proj, into qkv's V rows and V bias (the attention
+ * output is a convex mix of V rows, so scaling V's channel c by 1 / s_c scales the
+ * input channel c of attn_proj by 1 / s_c exactly; not with grouped-query attention,
+ * where attn_proj stays RTN). fc_proj stays RTN: its input comes out of GELU / SwiGLU,
+ * which no scale passes through. */
+enum mt_qmethod {
+    MT_QM_RTN = 0,         /* no calibration */
+    MT_QM_GPTQ = 1,        /* calib gram */
+    MT_QM_IMATRIX = 2,     /* calib act_sq */
+    MT_QM_AWQ = 3,         /* calib act_sq and gram; folded */
+    MT_QM_SMOOTHQUANT = 4, /* calib act_max; folded; int8 activations only */
+    MT_QM_HQQ = 5,         /* no calibration; linear-asym only */
+    MT_QM_COUNT = 6
+};
 
-/* "rtn|gptq|imatrix" <-> enum; parse returns -1 when unknown. */
+/* "rtn|gptq|imatrix|awq|smoothquant|hqq" <-> enum; parse returns -1 when unknown. */
 const char *mt_qmethod_name(enum mt_qmethod m);
 int mt_qmethod_parse(const char *name);
 
@@ -52,6 +70,7 @@ struct mt_qmodel_opts {
     const struct mt_calib *calib;
     double damp;
     int act_order;
+    double sq_alpha; /* smoothquant: the migration strength alpha (calib act_max) */
 };
 
 struct mt_qlayer {
@@ -87,12 +106,21 @@ struct mt_qmodel {
 
 /* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is
  * replaced by a smaller slab under MT_MEM_WEIGHTS) and installs the hook. On failure
- * returns -1 with a message and m is unchanged (still fp32, no hook). The model must not
+ * returns -1 with a message and m is still fp32 with no hook (awq/smoothquant: possibly
+ * with some scales folded in, the same function up to fp32 rounding). The model must not
  * be trained afterwards. Free with mt_qmodel_free (which unhooks m but cannot restore its
  * fp32 weights). */
 int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qmodel_opts *o,
                     char *err, size_t errlen);
 void mt_qmodel_free(struct mt_qmodel *qm);
+
+/* Contract: folds per input channel scales s[in_dim] of block linear (layer, which) into
+ * the fp32 model m (weights present): W's column j times s_j, and 1 / s_j into what
+ * produces that input (see enum mt_qmethod): the same function, up to fp32 rounding.
+ * Returns 0, or -1 with a message for fc_proj, the LM head, attn_proj under grouped-query
+ * attention, or a model without its fp32 linear weights. */
+int mt_qmodel_fold(struct mt_gpt *m, size_t layer, enum mt_linear which, const float *s, char *err,
+                   size_t errlen);
 
 /* Contract: model_bytes = packed_bytes + fp32_bytes (every stored weight byte). */
 size_t mt_qmodel_bytes(const struct mt_qmodel *qm);

@@ -5,8 +5,9 @@
  * into a real low-bit format (mt_qmodel), freeing the fp32 linear weights, and serving
  * the packed model through the one serving measurement (serving.h): batch-1 KV-cache
  * decoding (region "infer") and held-out accuracy (region "eval"), both through the packed
- * kernels. `method` chooses the codes (qcalib.h): rtn, gptq or imatrix, the calibrated ones
- * from `calib_batches` x 8 training windows (calib.h; region "calibrate", then
+ * kernels. `method` chooses the codes (qcalib.h): rtn, gptq, imatrix, awq, smoothquant
+ * (W8A8) or hqq (calibration-free), the calibrated ones from `calib_batches` x 8 training
+ * windows (calib.h; region "calibrate", then
  * "quantize"). Reports the standard metrics, the KL metrics against the fp32 base
  * (serving.h), quantize_seconds (gptq: of it gptq_factor_seconds and
  * gptq_update_seconds) and per-layer error (layer.<name>.mse / layer.<name>.maxabs).
@@ -29,13 +30,30 @@
 #define EVAL_B 8
 #define CALIB_B 8
 
-/* method gptq/imatrix: `calib_batches` x CALIB_B windows of the training split (the one
+/* The statistics each method reads (calib.h flags; 0: none). */
+static unsigned calib_needs(enum mt_qmethod m)
+{
+    switch (m) {
+    case MT_QM_GPTQ:
+        return MT_CALIB_HESSIAN;
+    case MT_QM_IMATRIX:
+        return MT_CALIB_ACT_SQ;
+    case MT_QM_AWQ:
+        return MT_CALIB_ACT_SQ | MT_CALIB_HESSIAN;
+    case MT_QM_SMOOTHQUANT:
+        return MT_CALIB_ACT_MAX;
+    default:
+        return 0;
+    }
+}
+
+/* calibrated methods: `calib_batches` x CALIB_B windows of the training split (the one
  * calibration helper, calib.h), their statistics in region "calibrate". */
 static int calibrate(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t T,
                      uint64_t seed, struct mt_qmodel_opts *o, struct mt_calib *cal)
 {
     size_t nseq = (size_t)mt_param_int(ctx, "calib_batches") * CALIB_B;
-    if (o->method == MT_QM_RTN) return 0;
+    if (!calib_needs(o->method)) return 0;
     if (nseq == 0)
         return mt_error(ctx, "method %s needs calib_batches > 0", mt_qmethod_name(o->method));
     char err[512];
@@ -45,9 +63,8 @@ static int calibrate(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
                                   sizeof err)
                 : (snprintf(err, sizeof err, "out of memory"), -1);
     if (rc == 0)
-        rc = mt_calib_collect(m, in, nseq, CALIB_B, T,
-                              o->method == MT_QM_GPTQ ? MT_CALIB_HESSIAN : MT_CALIB_ACT_SQ, cal,
-                              err, sizeof err);
+        rc =
+            mt_calib_collect(m, in, nseq, CALIB_B, T, calib_needs(o->method), cal, err, sizeof err);
     free(in);
     mt_region_end(ctx, "calibrate");
     if (rc) return mt_error(ctx, "calibration: %s", err);
@@ -84,6 +101,7 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
     o->method = (enum mt_qmethod)mt_qmethod_parse(mt_param_str(ctx, "method"));
     o->damp = mt_param_float(ctx, "damp");
     o->act_order = mt_param_bool(ctx, "act_order");
+    o->sq_alpha = mt_param_float(ctx, "sq_alpha");
     if (o->method != MT_QM_RTN && bits == 16)
         return mt_error(ctx, "method=%s needs a low-bit format, not bits=16",
                         mt_qmethod_name(o->method));
@@ -214,15 +232,20 @@ static const struct mt_param_spec params[] = {
      "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
     {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "also quantize the tied token embedding / LM head"},
-    {"method", MT_PARAM_CHOICE, "rtn", 0, 0, "rtn|gptq|imatrix",
+    {"method", MT_PARAM_CHOICE, "rtn", 0, 0, "rtn|gptq|imatrix|awq|smoothquant|hqq",
      "how codes are chosen: round to nearest; GPTQ error feedback through the damped inverse "
-     "Hessian of calibration inputs; RTN with scales weighted by mean squared activations"},
+     "Hessian of calibration inputs; RTN with scales weighted by mean squared activations; "
+     "AWQ / SmoothQuant (int8 activations) per-channel scales folded into the norms and V; "
+     "HQQ zero points (linear-asym, no calibration)"},
     {"calib_batches", MT_PARAM_INT, "8", 0, 10000, NULL,
-     "gptq/imatrix: batches of 8 training windows for the calibration statistics"},
+     "gptq/imatrix/awq/smoothquant: batches of 8 training windows for the calibration "
+     "statistics"},
     {"damp", MT_PARAM_FLOAT, "0.01", 1e-6, 10.0, NULL,
      "gptq: fraction of the mean Hessian diagonal added to its diagonal"},
     {"act_order", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "gptq: round columns by descending Hessian diagonal (groups then fitted up front)"},
+    {"sq_alpha", MT_PARAM_FLOAT, "0.5", 0.0, 1.0, NULL,
+     "smoothquant: migration strength alpha of s = max|x|^alpha / max|w|^(1-alpha)"},
     {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar|avx512|onednn",
      "packed GEMM kernel: the fastest this CPU has per shape, or one forced (a forced kernel "
      "that cannot run a layer fails the run)"},
