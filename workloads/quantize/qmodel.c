@@ -287,8 +287,9 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
     if (!qm->layers || !qm->ws) goto oom;
     double t0 = wall();
     for (size_t j = 0; j < qm->n_layers; j++) {
-        /* attn_proj before its block's qkv: AWQ/SmoothQuant fold into qkv's V rows */
-        size_t i = j < 4 * L && j % 4 < 2 ? j ^ 1 : j;
+        /* AWQ/SmoothQuant: attn_proj before its block's qkv (they fold into qkv's V rows) */
+        int fold = o->method == MT_QM_AWQ || o->method == MT_QM_SMOOTHQUANT;
+        size_t i = fold && j < 4 * L && j % 4 < 2 ? j ^ 1 : j;
         struct mt_qlayer *ql = &qm->layers[i];
         ql->layer = i < 4 * L ? i / 4 : L;
         ql->which = i < 4 * L ? (enum mt_linear)(i % 4) : MT_LIN_LMHEAD;
