@@ -85,7 +85,7 @@ static void reference(const struct mt_dist_job *job, struct ref *out)
     }
     float *p = out->params;
     for (int k = 0; k < MT_P_COUNT; k++) {
-        memcpy(p, m->param[k], m->param_len[k] * sizeof *p);
+        if (m->param_len[k]) memcpy(p, m->param[k], m->param_len[k] * sizeof *p);
         p += m->param_len[k];
     }
     free(in);

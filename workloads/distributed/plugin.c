@@ -96,7 +96,7 @@ static int evaluate(struct mt_ctx *ctx, const struct mt_dist_job *job, const flo
     if (mt_gpt_create(&m, &job->cfg, MT_GPT_INFER, EVAL_BATCH, job->recipe.seq, err, sizeof err))
         return mt_error(ctx, "evaluation model: %s", err);
     for (int p = 0; p < MT_P_COUNT; p++) {
-        memcpy(m->param[p], full, m->param_len[p] * sizeof *full);
+        if (m->param_len[p]) memcpy(m->param[p], full, m->param_len[p] * sizeof *full);
         full += m->param_len[p];
     }
     mt_wl_report_model(ctx, m);

@@ -740,9 +740,12 @@ static float *F(const struct mt_tmodel *t, int a, size_t i)
 /* The fp32 buffers block l computes into: its slot (fp32) or the work block (16-bit). */
 static void block_bufs(const struct mt_tmodel *t, size_t l, float *b[MT_A_COUNT])
 {
+    int drop = drops_att(&t->cfg, &t->o); /* one ATT instance, shared by every block */
     for (int a = 0; a < MT_A_COUNT; a++)
-        b[a] = act_scope(a) != PER_SLOT ? NULL : t->half ? t->work[a] : F(t, a, slot_of(t, l));
-    if (drops_att(&t->cfg, &t->o) && !t->half) b[MT_A_ATT] = F(t, MT_A_ATT, 0);
+        b[a] = act_scope(a) != PER_SLOT ? NULL
+               : t->half                ? t->work[a]
+               : a == MT_A_ATT && drop  ? F(t, a, 0)
+                                        : F(t, a, slot_of(t, l));
 }
 
 #define NO_SLOT ((size_t)-1)
