@@ -1,0 +1,366 @@
+/* test_tokenizer.c — the tokenizers of tokenizer.h against independent references.
+ *
+ * What it is for: the hand-made fixtures of tokenizer/ (byte-level BPE with GPT-2's
+ * regex, with Llama-3's Split regex, SentencePiece BPE with byte fallback; expected ids
+ * from make_fixtures.py's plain-Python reference) reproduced exactly; decode(encode(x)) ==
+ * x for them, for invalid UTF-8 and for the golden corpus; the in-memory (GGUF) constructor
+ * equal to the JSON loader; the byte tokenizer is the identity; unsupported and corrupt
+ * tokenizer.json files refused with a message naming what was found; and, given a folder
+ * argument, Hugging Face's own ids (tests/fixtures/hf/<model>/expected.json).
+ * What it is not for: speed (mt-bench-tokenizer).
+ *
+ * Usage: test_tokenizer FIXTURE_DIR CORPUS [part...] | test_tokenizer hf MODEL_DIR
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tf_test.h"
+#include "tokenizer.h"
+
+static char err[1024];
+static const char *dir, *corpus_path;
+
+static void roundtrip(const struct mt_tokenizer *t, const uint8_t *s, size_t n)
+{
+    int32_t *ids;
+    size_t k;
+    CHECK_OK(mt_tok_encode(t, s, n, &ids, &k, err, sizeof err), err);
+    size_t len = mt_tok_decode(t, ids, k, NULL, 0);
+    uint8_t *out = malloc(len + 1);
+    CHECK(mt_tok_decode(t, ids, k, out, len) == len);
+    if (len != n || memcmp(out, s, n)) {
+        printf("round trip of %zu bytes gave %zu: \"%.*s\" -> \"%.*s\"\n", n, len, (int)(n < 80 ? n : 80),
+               s, (int)(len < 80 ? len : 80), out);
+        exit(1);
+    }
+    size_t bytes = 0; /* piece lengths add up to the text, but for SP's prepended space */
+    for (size_t i = 0; i < k; i++)
+        bytes += mt_tok_piece_bytes(t)[ids[i]];
+    CHECK(bytes >= n && bytes <= n + (mt_tok_kind(t) == MT_TOK_SP_BPE ? k : 0));
+    free(out);
+    free(ids);
+}
+
+static uint8_t *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)len + 1);
+    CHECK(fread(p, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+/* ids of text against a JSON array of ints; prints the first difference */
+static void same_ids(const struct mt_tokenizer *t, const char *text, json_t *want, const char *what)
+{
+    int32_t *ids;
+    size_t k;
+    CHECK_OK(mt_tok_encode(t, (const uint8_t *)text, strlen(text), &ids, &k, err, sizeof err), err);
+    size_t i = 0;
+    while (i < k && i < json_array_size(want) && ids[i] == json_integer_value(json_array_get(want, i)))
+        i++;
+    if (i != k || k != json_array_size(want)) {
+        printf("%s: \"%s\": ids differ at %zu (got %zu ids, want %zu): got %d, want %lld\n", what,
+               text, i, k, json_array_size(want), i < k ? ids[i] : -1,
+               i < json_array_size(want) ? (long long)json_integer_value(json_array_get(want, i)) : -1);
+        exit(1);
+    }
+    free(ids);
+}
+
+static struct mt_tokenizer *load(const char *name)
+{
+    char path[4096];
+    struct mt_tokenizer *t;
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    CHECK_OK(mt_tok_load(&t, path, err, sizeof err), err);
+    return t;
+}
+
+static void test_fixtures(void)
+{
+    char path[4096];
+    json_error_t je;
+    snprintf(path, sizeof path, "%s/expected.json", dir);
+    json_t *exp = json_load_file(path, 0, &je), *texts = json_object_get(exp, "texts");
+    CHECK(exp != NULL);
+    static const char *const names[] = {"gpt2", "llama3", "llama"};
+    static const enum mt_tok_kind kinds[] = {MT_TOK_BYTE_BPE, MT_TOK_BYTE_BPE, MT_TOK_SP_BPE};
+    size_t n_corpus;
+    uint8_t *corpus = read_file(corpus_path, &n_corpus);
+    for (size_t m = 0; m < 3; m++) {
+        struct mt_tokenizer *t = load(names[m]);
+        CHECK(mt_tok_kind(t) == kinds[m]);
+        json_t *ids = json_object_get(json_object_get(exp, "ids"), names[m]);
+        CHECK(json_array_size(ids) == json_array_size(texts));
+        for (size_t i = 0; i < json_array_size(texts); i++) {
+            const char *s = json_string_value(json_array_get(texts, i));
+            same_ids(t, s, json_array_get(ids, i), names[m]);
+            roundtrip(t, (const uint8_t *)s, strlen(s));
+        }
+        /* bytes that are not UTF-8, NUL, lone continuation bytes, a truncated character */
+        static const uint8_t bad[] = {'a', 0xff, 'b', 0, 0x80, ' ', 0xe2, 0x96, ' ', 0xc3,
+                                      0xa9, 0xf0, 0x9f, 0x98, '\n', 0xed, 0xa0, 0x80, 'z', 0xe4};
+        roundtrip(t, bad, sizeof bad);
+        roundtrip(t, corpus, n_corpus);
+        printf("%s: %s, vocab %zu, bos %d eos %d: %zu texts reproduced\n", names[m],
+               mt_tok_kind_name(t), mt_tok_vocab(t), mt_tok_bos(t), mt_tok_eos(t),
+               json_array_size(texts));
+        mt_tok_free(t);
+    }
+    free(corpus);
+    json_decref(exp);
+}
+
+static void test_bytes(void)
+{
+    struct mt_tokenizer *t;
+    CHECK_OK(mt_tok_load(&t, "bytes", err, sizeof err), err);
+    CHECK(mt_tok_kind(t) == MT_TOK_BYTES && mt_tok_vocab(t) == 256);
+    uint8_t all[512];
+    for (size_t i = 0; i < sizeof all; i++)
+        all[i] = (uint8_t)(i * 7 + 3);
+    int32_t *ids;
+    size_t k;
+    CHECK_OK(mt_tok_encode(t, all, sizeof all, &ids, &k, err, sizeof err), err);
+    CHECK(k == sizeof all);
+    for (size_t i = 0; i < k; i++)
+        CHECK(ids[i] == all[i] && mt_tok_piece_bytes(t)[ids[i]] == 1);
+    free(ids);
+    roundtrip(t, all, sizeof all);
+    mt_tok_free(t);
+}
+
+/* The GGUF path: the same vocab and merges as arrays build the same tokenizer. */
+static void test_arrays(void)
+{
+    static const char *const names[] = {"gpt2", "llama3", "llama"};
+    char path[4096];
+    json_error_t je;
+    snprintf(path, sizeof path, "%s/expected.json", dir);
+    json_t *exp = json_load_file(path, 0, &je), *texts = json_object_get(exp, "texts");
+    for (size_t m = 0; m < 3; m++) {
+        snprintf(path, sizeof path, "%s/%s.json", dir, names[m]);
+        json_t *root = json_load_file(path, 0, &je), *model = json_object_get(root, "model");
+        json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+        json_t *added = json_object_get(root, "added_tokens");
+        size_t V = json_object_size(vocab) + (m == 2 ? 0 : json_array_size(added) - (m == 1 ? 0 : 0));
+        const char **tokens = calloc(V + 8, sizeof *tokens);
+        int32_t *type = calloc(V + 8, sizeof *type);
+        const char *key;
+        json_t *val, *e;
+        size_t i, n = 0;
+        json_object_foreach(vocab, key, val)
+        {
+            size_t id = (size_t)json_integer_value(val);
+            tokens[id] = key;
+            type[id] = 1;
+            n = id + 1 > n ? id + 1 : n;
+        }
+        json_array_foreach(added, i, e)
+        {
+            size_t id = (size_t)json_integer_value(json_object_get(e, "id"));
+            tokens[id] = json_string_value(json_object_get(e, "content"));
+            type[id] = 3;
+            n = id + 1 > n ? id + 1 : n;
+        }
+        char **ms = calloc(json_array_size(merges), sizeof *ms);
+        json_array_foreach(merges, i, e)
+        {
+            const char *a = json_is_array(e) ? json_string_value(json_array_get(e, 0)) : NULL;
+            const char *b = json_is_array(e) ? json_string_value(json_array_get(e, 1)) : NULL;
+            ms[i] = malloc(256);
+            if (a) snprintf(ms[i], 256, "%s %s", a, b);
+            else snprintf(ms[i], 256, "%s", json_string_value(e));
+        }
+        struct mt_tok_arrays arr = {.model = m == 2 ? "llama" : "gpt2",
+                                    .tokens = tokens,
+                                    .n_tokens = n,
+                                    .merges = (const char *const *)ms,
+                                    .n_merges = json_array_size(merges),
+                                    .token_type = type,
+                                    .pattern = mt_tok_pattern_for(m == 1 ? "llama-bpe" : "gpt2"),
+                                    .bos_id = -1,
+                                    .eos_id = -1,
+                                    .unk_id = m == 2 ? 0 : -1};
+        struct mt_tokenizer *t, *j = load(names[m]);
+        CHECK_OK(mt_tok_from_arrays(&t, &arr, err, sizeof err), err);
+        CHECK(mt_tok_identity(t) == mt_tok_identity(j));
+        json_t *ids = json_object_get(json_object_get(exp, "ids"), names[m]);
+        for (size_t k = 0; k < json_array_size(texts); k++)
+            same_ids(t, json_string_value(json_array_get(texts, k)), json_array_get(ids, k),
+                     "arrays");
+        mt_tok_free(t);
+        if (m == 2) { /* SentencePiece from scores alone (no merges): still round trips */
+            float *scores = calloc(n, sizeof *scores);
+            for (size_t k = 0; k < n; k++)
+                scores[k] = -(float)k;
+            arr.merges = NULL;
+            arr.n_merges = 0;
+            arr.scores = scores;
+            CHECK_OK(mt_tok_from_arrays(&t, &arr, err, sizeof err), err);
+            for (size_t k = 0; k < json_array_size(texts); k++) {
+                const char *s = json_string_value(json_array_get(texts, k));
+                roundtrip(t, (const uint8_t *)s, strlen(s));
+            }
+            int32_t *a, *b;
+            size_t na, nb;
+            const char *s = "the quick brown fox";
+            CHECK_OK(mt_tok_encode(t, (const uint8_t *)s, strlen(s), &a, &na, err, sizeof err), err);
+            CHECK_OK(mt_tok_encode(j, (const uint8_t *)s, strlen(s), &b, &nb, err, sizeof err), err);
+            printf("llama from scores: %zu ids, from merges: %zu\n", na, nb);
+            CHECK(na < strlen(s)); /* merges happened */
+            free(a);
+            free(b);
+            free(scores);
+            mt_tok_free(t);
+        }
+        arr.model = "unigram";
+        CHECK(mt_tok_from_arrays(&t, &arr, err, sizeof err) != 0 && t == NULL);
+        CHECK(strstr(err, "unigram") && strstr(err, "supported"));
+        mt_tok_free(j);
+        for (i = 0; i < json_array_size(merges); i++)
+            free(ms[i]);
+        free(ms);
+        free(tokens);
+        free(type);
+        json_decref(root);
+    }
+    CHECK(mt_tok_pattern_for("qwen2") == NULL);
+    json_decref(exp);
+}
+
+/* Writes `text` to a temporary file, loads it, expects a refusal mentioning each needle. */
+static void refused(const char *text, const char *n1, const char *n2)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/mt_tok_%ld.json", (long)getpid());
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    struct mt_tokenizer *t = (struct mt_tokenizer *)1;
+    int rc = mt_tok_load(&t, path, err, sizeof err);
+    unlink(path);
+    printf("refused: %s\n", err);
+    CHECK(rc != 0 && t == NULL);
+    CHECK(strstr(err, n1) != NULL);
+    CHECK(!n2 || strstr(err, n2) != NULL);
+}
+
+#define BPE_OK "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]}"
+
+static void test_errors(void)
+{
+    struct mt_tokenizer *t;
+    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram", "supported: BPE");
+    refused("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", "WordPiece", "supported");
+    refused("{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " BPE_OK "}",
+            "normalizer NFKC", "supported");
+    refused("{\"pre_tokenizer\": {\"type\": \"Digits\"}, " BPE_OK "}", "pre_tokenizer Digits",
+            "supported");
+    refused("{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, " BPE_OK "}", "Whitespace", "supported");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"WordPiece\"}, " BPE_OK "}",
+            "decoder WordPiece", "supported");
+    refused("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \" \"}, \"behavior\": \"Removed\"}, " BPE_OK "}",
+            "Removed", "Isolated");
+    refused("{" BPE_OK "}", "combination is not supported", "ByteLevel");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " BPE_OK, "not a readable JSON", "line");
+    refused("", "not a readable JSON", NULL);
+    refused("[1, 2]", "not a tokenizer.json", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}", "no \"model\"", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}",
+            "merge 0 \"a c\"", "not in the vocab");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
+            "\"ab\" is not in the vocab", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0, \"b\": 0}, \"merges\": []}}",
+            "token id 0 is both", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": -3}, \"merges\": []}}",
+            "not an id", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0, \"a\": 1}, \"merges\": []}}",
+            "duplicate", NULL);
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0}, \"merges\": [\"ab\"]}}",
+            "merges[0]", "left right");
+    refused("{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+            "\"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", "
+            "\"use_regex\": false}]}, " BPE_OK "}",
+            "regex", "offset");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+            "{\"a\": 0}, \"merges\": [], \"continuing_subword_prefix\": \"##\"}}",
+            "continuing_subword_prefix", "supported");
+    CHECK(mt_tok_load(&t, "/nonexistent/tok.json", err, sizeof err) != 0);
+    printf("refused: %s\n", err);
+    CHECK(strstr(err, "/nonexistent/tok.json") != NULL);
+    CHECK(mt_tok_load_folder(&t, "/tmp", err, sizeof err) != 0);
+    printf("refused: %s\n", err);
+    CHECK(strstr(err, "no tokenizer.json") != NULL);
+}
+
+/* Hugging Face's ids for each text of MODEL_DIR/expected.json, and its decoded text. */
+static int test_hf(const char *model_dir)
+{
+    char path[4096];
+    json_error_t je;
+    struct mt_tokenizer *t;
+    CHECK_OK(mt_tok_load_folder(&t, model_dir, err, sizeof err), err);
+    snprintf(path, sizeof path, "%s/expected.json", model_dir);
+    json_t *exp = json_load_file(path, 0, &je), *texts = json_object_get(exp, "texts");
+    CHECK(exp != NULL && json_array_size(texts) > 0);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(texts); i++) {
+        json_t *e = json_array_get(texts, i);
+        const char *s = json_string_value(json_object_get(e, "text"));
+        const char *d = json_string_value(json_object_get(e, "decoded"));
+        json_t *ids = json_object_get(e, "ids");
+        same_ids(t, s, ids, model_dir);
+        int32_t *v = malloc((json_array_size(ids) + 1) * sizeof *v);
+        for (size_t k = 0; k < json_array_size(ids); k++)
+            v[k] = (int32_t)json_integer_value(json_array_get(ids, k));
+        size_t len = mt_tok_decode(t, v, json_array_size(ids), NULL, 0);
+        char *out = calloc(len + 1, 1);
+        mt_tok_decode(t, v, json_array_size(ids), (uint8_t *)out, len);
+        if (strcmp(out, d)) {
+            printf("decode of \"%s\": \"%s\", Hugging Face: \"%s\"\n", s, out, d);
+            exit(1);
+        }
+        free(out);
+        free(v);
+        n += json_array_size(ids);
+    }
+    printf("%s: %s, vocab %zu: %zu texts, %zu ids reproduced exactly\n", model_dir,
+           mt_tok_kind_name(t), mt_tok_vocab(t), json_array_size(texts), n);
+    json_decref(exp);
+    mt_tok_free(t);
+    printf("ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "hf")) return test_hf(argv[2]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_tokenizer FIXTURE_DIR CORPUS [part...] | hf MODEL_DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    corpus_path = argv[2];
+    static const struct tf_part parts[] = {{"fixtures", test_fixtures},
+                                           {"bytes", test_bytes},
+                                           {"arrays", test_arrays},
+                                           {"errors", test_errors}};
+    return tf_run_parts(parts, sizeof parts / sizeof *parts, argc - 2, argv + 2);
+}

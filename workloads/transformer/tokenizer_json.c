@@ -1,0 +1,404 @@
+/* tokenizer_json.c — a Hugging Face tokenizer.json read through jansson into a tokenizer
+ * (see tokenizer.h for what is accepted). */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tokenizer_impl.h"
+#include "util.h"
+
+/* What the normalizer, pre-tokenizer and decoder say, checked against what is supported. */
+struct shape {
+    int bytelevel;       /* a ByteLevel pre-tokenizer */
+    int bl_regex;        /* ... with use_regex (GPT-2's pattern) */
+    int prefix_space;    /* ... add_prefix_space */
+    const char *split;   /* a Split pre-tokenizer's regex (borrowed from the JSON) */
+    char *split_literal; /* ... or its String pattern, escaped (owned) */
+    int prepend, replace; /* SentencePiece normalizer pieces seen */
+    int metaspace;        /* a Metaspace pre-tokenizer: 1 always, 2 first */
+};
+
+static const char *type_of(json_t *o) { return json_string_value(json_object_get(o, "type")); }
+
+static int is_space_mark(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s && !strcmp(s, MT_TOK_SPACE);
+}
+
+static int normalizer(json_t *n, struct shape *sh, const char *path, char *err, size_t errlen)
+{
+    const char *ty = type_of(n);
+    if (!ty) return mt_tf_fail(err, errlen, "%s: normalizer without a type", path);
+    if (!strcmp(ty, "Sequence")) {
+        json_t *v = json_object_get(n, "normalizers");
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v))
+            return mt_tf_fail(err, errlen, "%s: normalizer Sequence without normalizers", path);
+        json_array_foreach(v, i, e) if (normalizer(e, sh, path, err, errlen)) return -1;
+        return 0;
+    }
+    if (!strcmp(ty, "Prepend") && is_space_mark(n, "prepend")) {
+        sh->prepend = 1;
+        return 0;
+    }
+    if (!strcmp(ty, "Replace") && is_space_mark(n, "content")) {
+        json_t *p = json_object_get(n, "pattern");
+        const char *s = json_string_value(json_object_get(p, "String"));
+        if (s && !strcmp(s, " ")) {
+            sh->replace = 1;
+            return 0;
+        }
+    }
+    return mt_tf_fail(err, errlen,
+                      "%s: normalizer %s is not supported (supported: none, or SentencePiece's "
+                      "Prepend(\"\xe2\x96\x81\") and Replace(\" \", \"\xe2\x96\x81\"))",
+                      path, ty);
+}
+
+/* A Split pattern given as a plain string, as a regex matching it literally. */
+static char *quote_literal(const char *s)
+{
+    char *q = malloc(4 * strlen(s) + 1), *o = q;
+    if (!q) return NULL;
+    for (; *s; s++) {
+        if (strchr("\\^$.|?*+()[]{}", *s)) *o++ = '\\';
+        *o++ = *s;
+    }
+    *o = 0;
+    return q;
+}
+
+static int pretok(json_t *p, struct shape *sh, const char *path, char *err, size_t errlen)
+{
+    const char *ty = type_of(p);
+    if (!ty) return mt_tf_fail(err, errlen, "%s: pre_tokenizer without a type", path);
+    if (!strcmp(ty, "Sequence")) {
+        json_t *v = json_object_get(p, "pretokenizers");
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v))
+            return mt_tf_fail(err, errlen, "%s: pre_tokenizer Sequence without pretokenizers",
+                              path);
+        json_array_foreach(v, i, e) if (pretok(e, sh, path, err, errlen)) return -1;
+        return 0;
+    }
+    if (!strcmp(ty, "ByteLevel")) {
+        json_t *r = json_object_get(p, "use_regex");
+        sh->bytelevel = 1;
+        sh->bl_regex = !r || json_is_true(r); /* tokenizers' default is true */
+        sh->prefix_space = json_is_true(json_object_get(p, "add_prefix_space"));
+        return 0;
+    }
+    if (!strcmp(ty, "Split")) {
+        json_t *pat = json_object_get(p, "pattern");
+        const char *beh = json_string_value(json_object_get(p, "behavior"));
+        const char *re = json_string_value(json_object_get(pat, "Regex"));
+        const char *lit = json_string_value(json_object_get(pat, "String"));
+        if (sh->split || sh->split_literal)
+            return mt_tf_fail(err, errlen, "%s: more than one Split pre-tokenizer (supported: one)",
+                              path);
+        if (!beh || strcmp(beh, "Isolated") || json_is_true(json_object_get(p, "invert")))
+            return mt_tf_fail(err, errlen,
+                              "%s: Split behavior %s%s is not supported (supported: Isolated, "
+                              "not inverted)",
+                              path, beh ? beh : "(none)",
+                              json_is_true(json_object_get(p, "invert")) ? " inverted" : "");
+        if (re) {
+            sh->split = re;
+        } else if (lit) {
+            if (!(sh->split_literal = quote_literal(lit)))
+                return mt_tf_fail(err, errlen, "out of memory");
+        } else {
+            return mt_tf_fail(err, errlen, "%s: Split pre-tokenizer without a pattern", path);
+        }
+        return 0;
+    }
+    if (!strcmp(ty, "Metaspace") && is_space_mark(p, "replacement") &&
+        !json_is_true(json_object_get(p, "split"))) {
+        const char *scheme = json_string_value(json_object_get(p, "prepend_scheme"));
+        json_t *add = json_object_get(p, "add_prefix_space"); /* older files */
+        if (scheme && !strcmp(scheme, "first"))
+            sh->metaspace = 2;
+        else if ((scheme && !strcmp(scheme, "always")) || (!scheme && (!add || json_is_true(add))))
+            sh->metaspace = 1;
+        else
+            sh->metaspace = 3; /* never */
+        return 0;
+    }
+    return mt_tf_fail(err, errlen,
+                      "%s: pre_tokenizer %s%s is not supported (supported: none, ByteLevel, "
+                      "Split (Isolated), a Sequence of Split and ByteLevel, Metaspace without "
+                      "split)",
+                      path, ty, !strcmp(ty, "Metaspace") ? " with split" : "");
+}
+
+static int decoder(json_t *d, const char *path, char *err, size_t errlen)
+{
+    const char *ty = type_of(d);
+    if (!ty) return mt_tf_fail(err, errlen, "%s: decoder without a type", path);
+    if (!strcmp(ty, "Sequence")) {
+        json_t *v = json_object_get(d, "decoders");
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v))
+            return mt_tf_fail(err, errlen, "%s: decoder Sequence without decoders", path);
+        json_array_foreach(v, i, e) if (decoder(e, path, err, errlen)) return -1;
+        return 0;
+    }
+    static const char *const ok[] = {"ByteLevel", "Metaspace", "Replace", "ByteFallback", "Fuse",
+                                     "Strip"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(ty, ok[i])) return 0;
+    return mt_tf_fail(err, errlen,
+                      "%s: decoder %s is not supported (supported: ByteLevel, Metaspace, or a "
+                      "Sequence of Replace, ByteFallback, Fuse, Strip)",
+                      path, ty);
+}
+
+/* merges: "a b" strings or [a, b] pairs, into left[] / right[] (borrowed or owned in
+ * `owned`). */
+static int read_merges(json_t *m, const char ***left, const char ***right, char ***owned,
+                       size_t *n, const char *path, char *err, size_t errlen)
+{
+    size_t k = json_array_size(m), i;
+    json_t *e;
+    *n = k;
+    *left = calloc(k ? k : 1, sizeof **left);
+    *right = calloc(k ? k : 1, sizeof **right);
+    *owned = calloc(k ? k : 1, sizeof **owned);
+    if (!*left || !*right || !*owned) return mt_tf_fail(err, errlen, "out of memory");
+    json_array_foreach(m, i, e)
+    {
+        if (json_is_array(e) && json_array_size(e) == 2 &&
+            json_is_string(json_array_get(e, 0)) && json_is_string(json_array_get(e, 1))) {
+            (*left)[i] = json_string_value(json_array_get(e, 0));
+            (*right)[i] = json_string_value(json_array_get(e, 1));
+            continue;
+        }
+        const char *s = json_string_value(e), *sp = s ? strchr(s, ' ') : NULL;
+        if (!sp || sp == s || !sp[1] || strchr(sp + 1, ' '))
+            return mt_tf_fail(err, errlen,
+                              "%s: model.merges[%zu] is neither \"left right\" nor [left, right]",
+                              path, i);
+        if (!((*owned)[i] = strdup(s))) return mt_tf_fail(err, errlen, "out of memory");
+        (*owned)[i][sp - s] = 0;
+        (*left)[i] = (*owned)[i];
+        (*right)[i] = (*owned)[i] + (sp - s) + 1;
+    }
+    return 0;
+}
+
+/* Everything after the JSON is parsed; root stays owned by the caller. */
+static int build(struct mt_tokenizer **out, json_t *root, const char *path, char *err,
+                 size_t errlen)
+{
+    json_t *model = json_object_get(root, "model");
+    json_t *vocab = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges");
+    json_t *added = json_object_get(root, "added_tokens");
+    const char *mty = type_of(model);
+    if (!json_is_object(model))
+        return mt_tf_fail(err, errlen, "%s: no \"model\" object: not a tokenizer.json", path);
+    if (!mty || strcmp(mty, "BPE"))
+        return mt_tf_fail(err, errlen,
+                          "%s: tokenizer model %s is not supported (supported: BPE: byte-level "
+                          "as GPT-2 / Llama-3, SentencePiece-style with byte fallback as "
+                          "Llama-2)",
+                          path, mty ? mty : "(no type)");
+    if (!json_is_object(vocab) || (merges && !json_is_array(merges)) ||
+        (added && !json_is_array(added)))
+        return mt_tf_fail(err, errlen,
+                          "%s: model.vocab must be an object, model.merges and added_tokens "
+                          "arrays",
+                          path);
+    const char *cont = json_string_value(json_object_get(model, "continuing_subword_prefix"));
+    const char *eow = json_string_value(json_object_get(model, "end_of_word_suffix"));
+    json_t *dropout = json_object_get(model, "dropout");
+    if ((cont && cont[0]) || (eow && eow[0]) || (dropout && !json_is_null(dropout)))
+        return mt_tf_fail(err, errlen,
+                          "%s: BPE with %s is not supported (supported: no subword prefix, no "
+                          "end-of-word suffix, no dropout)",
+                          path,
+                          cont && cont[0]  ? "continuing_subword_prefix"
+                          : eow && eow[0] ? "end_of_word_suffix"
+                                          : "dropout");
+    struct shape sh = {0};
+    json_t *norm = json_object_get(root, "normalizer");
+    json_t *pre = json_object_get(root, "pre_tokenizer");
+    json_t *dec = json_object_get(root, "decoder");
+    int rc = 0;
+    if (norm && !json_is_null(norm)) rc = normalizer(norm, &sh, path, err, errlen);
+    if (!rc && pre && !json_is_null(pre)) rc = pretok(pre, &sh, path, err, errlen);
+    if (!rc && dec && !json_is_null(dec)) rc = decoder(dec, path, err, errlen);
+    if (rc) {
+        free(sh.split_literal);
+        return -1;
+    }
+    enum mt_tok_kind kind;
+    int sp = sh.prepend || sh.replace || sh.metaspace;
+    const char *pattern = sh.split ? sh.split : sh.split_literal;
+    if (sh.bytelevel && !sp && !(pattern && sh.bl_regex)) {
+        kind = MT_TOK_BYTE_BPE;
+        if (!pattern && sh.bl_regex) pattern = MT_TOK_PATTERN_GPT2; /* else: no cut at all */
+    } else if (sp && !sh.bytelevel && !pattern && (sh.metaspace || (sh.prepend && sh.replace))) {
+        kind = MT_TOK_SP_BPE;
+    } else {
+        free(sh.split_literal);
+        return mt_tf_fail(err, errlen,
+                          "%s: this combination is not supported: normalizer %s, pre_tokenizer "
+                          "%s%s (supported: a ByteLevel pre-tokenizer, optionally after one "
+                          "Split, as GPT-2 / Llama-3; or SentencePiece's Prepend + Replace "
+                          "normalizer or Metaspace pre-tokenizer with no other pre-tokenizer, "
+                          "as Llama-2)",
+                          path, norm && !json_is_null(norm) ? type_of(norm) : "none",
+                          pre && !json_is_null(pre) ? type_of(pre) : "none",
+                          sh.bytelevel && pattern && sh.bl_regex
+                              ? " (a Split before a ByteLevel that also splits)"
+                              : "");
+    }
+    /* ids: the vocab's and the added tokens' */
+    size_t V = 0;
+    const char *key;
+    json_t *val, *e;
+    size_t i;
+    json_object_foreach(vocab, key, val)
+    {
+        json_int_t id = json_integer_value(val);
+        if (!json_is_integer(val) || id < 0 || id >= (1 << 24)) {
+            free(sh.split_literal);
+            return mt_tf_fail(err, errlen, "%s: model.vocab[\"%.40s\"] is not an id in [0, 2^24)",
+                              path, key);
+        }
+        if ((size_t)id + 1 > V) V = (size_t)id + 1;
+    }
+    json_array_foreach(added, i, e)
+    {
+        json_t *idv = json_object_get(e, "id");
+        json_int_t id = json_integer_value(idv);
+        if (!json_is_integer(idv) || id < 0 || id >= (1 << 24) ||
+            !json_is_string(json_object_get(e, "content"))) {
+            free(sh.split_literal);
+            return mt_tf_fail(err, errlen,
+                              "%s: added_tokens[%zu] needs an id in [0, 2^24) and a content",
+                              path, i);
+        }
+        if ((size_t)id + 1 > V) V = (size_t)id + 1;
+    }
+    if (!V) {
+        free(sh.split_literal);
+        return mt_tf_fail(err, errlen, "%s: the vocab is empty", path);
+    }
+    struct mt_tokenizer *t = mt_tok__new(kind, V, err, errlen);
+    if (!t) {
+        free(sh.split_literal);
+        return -1;
+    }
+    json_object_foreach(vocab, key, val)
+    {
+        if (rc) break;
+        rc = mt_tok__set(t, (size_t)json_integer_value(val), key, strlen(key), 0, err, errlen);
+    }
+    json_array_foreach(added, i, e)
+    {
+        if (rc) break;
+        const char *c = json_string_value(json_object_get(e, "content"));
+        rc = mt_tok__set(t, (size_t)json_integer_value(json_object_get(e, "id")), c, strlen(c),
+                         1, err, errlen);
+    }
+    if (!rc) rc = mt_tok__index(t, err, errlen);
+    const char **left = NULL, **right = NULL;
+    char **owned = NULL;
+    size_t nm = 0;
+    if (!rc && merges) rc = read_merges(merges, &left, &right, &owned, &nm, path, err, errlen);
+    if (!rc) rc = mt_tok__merges(t, left, right, nm, err, errlen);
+    for (size_t k = 0; owned && k < nm; k++)
+        free(owned[k]);
+    free(owned);
+    free(left);
+    free(right);
+    if (!rc && pattern) rc = mt_tok__compile(t, pattern, err, errlen);
+    free(sh.split_literal);
+    if (!rc) {
+        const char *unk = json_string_value(json_object_get(model, "unk_token"));
+        t->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+        t->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
+        t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
+        t->add_prefix_space = sh.prefix_space;
+        t->sp_prepend = sh.metaspace ? (sh.metaspace == 3 ? 0 : sh.metaspace) : sh.prepend;
+        t->unk = unk ? mt_tok__find(t, unk, strlen(unk)) : -1;
+        if (unk && t->unk < 0)
+            rc = mt_tf_fail(err, errlen, "%s: unk_token \"%s\" is not in the vocab", path, unk);
+    }
+    if (!rc) rc = mt_tok__finish(t, err, errlen);
+    if (!rc) {
+        /* BOS / EOS by the names these families give them */
+        static const char *const bos[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>"};
+        static const char *const eos[] = {"</s>", "<|end_of_text|>", "<|endoftext|>"};
+        for (size_t k = 0; k < 3; k++) {
+            int32_t b = mt_tok__find(t, bos[k], strlen(bos[k]));
+            int32_t s = mt_tok__find(t, eos[k], strlen(eos[k]));
+            if (t->bos < 0 && b >= 0 && t->is_added[b]) t->bos = b;
+            if (t->eos < 0 && s >= 0 && t->is_added[s]) t->eos = s;
+        }
+    }
+    if (rc) {
+        mt_tok_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+int mt_tok_load_json(struct mt_tokenizer **out, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    *out = NULL;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return mt_tf_fail(err, errlen, "%s: not a readable JSON file: %s (line %d, column %d)",
+                          path, je.text, je.line, je.column);
+    int rc = json_is_object(root)
+                 ? build(out, root, path, err, errlen)
+                 : mt_tf_fail(err, errlen, "%s: not a tokenizer.json (the top is not an object)",
+                              path);
+    json_decref(root);
+    if (rc && err && errlen && strncmp(err, path, strlen(path))) { /* name the file */
+        char *msg = strdup(err);
+        if (msg) snprintf(err, errlen, "%s: %s", path, msg);
+        free(msg);
+    }
+    return rc;
+}
+
+int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    *out = NULL;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (stat(path, &st))
+        return mt_tf_fail(err, errlen,
+                          "model folder %s has no tokenizer.json (%s); supported: Hugging Face "
+                          "tokenizer.json of a BPE tokenizer",
+                          dir, strerror(errno));
+    return mt_tok_load_json(out, path, err, errlen);
+}
+
+int mt_tok_load(struct mt_tokenizer **out, const char *spec, char *err, size_t errlen)
+{
+    struct stat st;
+    *out = NULL;
+    if (!spec || !spec[0] || !strcmp(spec, "bytes")) return mt_tok_bytes(out, err, errlen);
+    if (stat(spec, &st))
+        return mt_tf_fail(err, errlen,
+                          "tokenizer %s: %s (give \"bytes\", a tokenizer.json or a model folder "
+                          "holding one)",
+                          spec, strerror(errno));
+    return S_ISDIR(st.st_mode) ? mt_tok_load_folder(out, spec, err, errlen)
+                               : mt_tok_load_json(out, spec, err, errlen);
+}
