@@ -23,15 +23,22 @@
 int mt_calib_sample(const uint8_t *train, size_t n_train, size_t nseq, size_t T, uint64_t seed,
                     int *inputs, int *targets, char *err, size_t errlen)
 {
-    if (n_train < T + 1)
-        return mt_tf_fail(err, errlen, "calibration: the training split holds %zu bytes, need %zu",
-                          n_train, T + 1);
+    struct mt_tokens s = mt_tokens_of_bytes(train, n_train);
+    return mt_calib_sample_tokens(&s, nseq, T, seed, inputs, targets, err, errlen);
+}
+
+int mt_calib_sample_tokens(const struct mt_tokens *train, size_t nseq, size_t T, uint64_t seed,
+                           int *inputs, int *targets, char *err, size_t errlen)
+{
+    if (train->n < T + 1)
+        return mt_tf_fail(err, errlen, "calibration: the training split holds %zu %s, need %zu",
+                          train->n, train->bytes ? "bytes" : "tokens", T + 1);
     int *tg = targets ? targets : malloc(T * sizeof *tg);
     if (!tg) return mt_tf_fail(err, errlen, "calibration: out of memory");
     struct mt_rng rng;
     mt_rng_seed(&rng, seed ^ CALIB_STREAM);
     for (size_t q = 0; q < nseq; q++) /* one window at a time: targets may be a scratch row */
-        mt_batch_sample(train, n_train, 1, T, &rng, inputs + q * T, tg + (targets ? q * T : 0));
+        mt_batch_sample_tokens(train, 1, T, &rng, inputs + q * T, tg + (targets ? q * T : 0));
     if (!targets) free(tg);
     return 0;
 }

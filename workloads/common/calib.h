@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "gpt.h"
 
 #ifdef __cplusplus
@@ -54,6 +55,11 @@ struct mt_calib {
  * window of T + 1 bytes. */
 int mt_calib_sample(const uint8_t *train, size_t n_train, size_t nseq, size_t T, uint64_t seed,
                     int *inputs, int *targets, char *err, size_t errlen);
+
+/* Contract: mt_calib_sample over token ids (a corpus's train_tokens, any tokenizer;
+ * mt_calib_sample is this on a byte view, bit for bit). */
+int mt_calib_sample_tokens(const struct mt_tokens *train, size_t nseq, size_t T, uint64_t seed,
+                           int *inputs, int *targets, char *err, size_t errlen);
 
 /* Contract: runs nseq / B forwards of B x T tokens from inputs (nseq a multiple of B) on
  * model m (any mode with activations) with a temporary linear hook that adds `what`

@@ -65,6 +65,15 @@ int mt_loop_run(struct mt_ctx *ctx, const struct mt_loop_opts *o, const struct m
                 const struct mt_loop_method *me, const uint8_t *data, size_t n,
                 struct mt_loop_result *res, char *err, size_t errlen)
 {
+    struct mt_tokens s = mt_tokens_of_bytes(data, n);
+    return mt_loop_run_tokens(ctx, o, e, me, &s, res, err, errlen);
+}
+
+int mt_loop_run_tokens(struct mt_ctx *ctx, const struct mt_loop_opts *o,
+                       const struct mt_loop_engine *e, const struct mt_loop_method *me,
+                       const struct mt_tokens *data, struct mt_loop_result *res, char *err,
+                       size_t errlen)
+{
     const struct mt_gpt_recipe *r = o->recipe;
     size_t B = r->batch, T = r->seq, K = o->accum_steps ? o->accum_steps : 1;
     struct mt_loop_result local = {0};
@@ -92,7 +101,7 @@ int mt_loop_run(struct mt_ctx *ctx, const struct mt_loop_opts *o, const struct m
     for (size_t step = 0; step < r->steps && !rc; step++) {
         double loss = 0.0;
         float lr = mt_gpt_lr_at(r, step);
-        mt_batch_sample(data, n, B, T, &rng, in, tg);
+        mt_batch_sample_tokens(data, B, T, &rng, in, tg);
         if (e->zero_grad) e->zero_grad(e->self);
         rc = micro_batches(ctx, o, e, me, in, tg, step, scale, &loss, err, errlen);
         if (e->reduce) rc = e->reduce(e->self, step, rc, &loss, err, errlen);

@@ -28,6 +28,7 @@
 
 #include <memtrade/workload.h>
 
+#include "data.h"
 #include "gpt.h"
 
 #ifdef __cplusplus
@@ -118,6 +119,13 @@ uint64_t mt_loop_batch_seed(uint64_t seed);
 int mt_loop_run(struct mt_ctx *ctx, const struct mt_loop_opts *o, const struct mt_loop_engine *e,
                 const struct mt_loop_method *method, const uint8_t *data, size_t n,
                 struct mt_loop_result *res, char *err, size_t errlen);
+
+/* Contract: mt_loop_run with the batches drawn from token ids (a corpus's train_tokens,
+ * any tokenizer; mt_loop_run is this on a byte view, bit for bit). */
+int mt_loop_run_tokens(struct mt_ctx *ctx, const struct mt_loop_opts *o,
+                       const struct mt_loop_engine *e, const struct mt_loop_method *method,
+                       const struct mt_tokens *data, struct mt_loop_result *res, char *err,
+                       size_t errlen);
 
 /* The engine of the reference model m (TRAIN mode, batch >= the micro-batch): forward
  * with targets, backward, mt_gpt_zero_grad, mt_gpt_adamw_step. e keeps the pointer. */

@@ -34,22 +34,28 @@ static int report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_cor
     struct mt_eval_result r;
     mt_wl_threads(ctx);
     mt_region_begin(ctx, "eval");
-    int rc =
-        mt_gpt_eval_observe(m, c->val, c->n_val, max_tokens, observe, user, &r, err, sizeof err);
+    int rc = mt_gpt_eval_tokens(m, &c->val_tokens, max_tokens, observe, user, &r, err, sizeof err);
     mt_region_end(ctx, "eval");
     if (rc) return mt_error(ctx, "evaluation failed: %s", err);
-    mt_metric(ctx, "val_loss", r.loss, "nats/byte");
+    /* per byte of text whatever the tokenizer (for bytes: r.loss and r.ppl, bit for bit) */
+    mt_metric(ctx, "val_loss", r.byte_loss, "nats/byte");
     mt_metric(ctx, "val_bpb", r.bpb, "bits/byte");
-    mt_metric(ctx, "val_ppl", r.ppl, "ratio");
+    mt_metric(ctx, "val_ppl", exp(r.byte_loss), "ratio");
     mt_metric(ctx, "val_top1", r.top1, "ratio");
     mt_metric(ctx, "eval_tokens_per_s", (double)r.tokens / r.seconds, "tokens/s");
     /* what was scored: the first eval_bytes bytes of the validation split (offset 0) of
      * the run's corpus; accuracy is comparable only between equal ones */
-    mt_metric(ctx, "eval_bytes", (double)r.tokens, "bytes");
-    mt_log(ctx, MT_LOG_INFO,
-           "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
-           "(%.2f s)",
-           r.tokens, r.loss, r.bpb, r.top1, r.seconds);
+    mt_metric(ctx, "eval_bytes", (double)r.bytes, "bytes");
+    if (c->ids)
+        mt_log(ctx, MT_LOG_INFO,
+               "eval over %zu tokens (%s) = %zu bytes: %.4f nats/token (perplexity %.3f), "
+               "val_bpb %.4f top1 %.3f (%.2f s)",
+               r.tokens, c->tokenizer, r.bytes, r.loss, r.ppl, r.bpb, r.top1, r.seconds);
+    else
+        mt_log(ctx, MT_LOG_INFO,
+               "eval over %zu bytes: val_loss %.4f val_bpb %.4f top1 %.3f "
+               "(%.2f s)",
+               r.tokens, r.loss, r.bpb, r.top1, r.seconds);
     if (res) *res = r;
     return 0;
 }
@@ -113,7 +119,8 @@ int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
     mt_wl_cache_path(ctx, &m->cfg, recipe, seed, c, key, sizeof key);
     size_t max_tokens = (size_t)mt_param_int(ctx, "eval_tokens");
     memset(b, 0, sizeof *b);
-    b->positions = max_tokens && max_tokens < c->n_val - 1 ? max_tokens : c->n_val - 1;
+    size_t n_val = c->val_tokens.n;
+    b->positions = max_tokens && max_tokens < n_val - 1 ? max_tokens : n_val - 1;
     b->vocab = m->cfg.vocab;
     snprintf(b->path, sizeof b->path, "%s.eval%zu-T%zu.probs", key, b->positions, m->T);
     struct base_header h;
@@ -135,8 +142,8 @@ int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
         mt_region_begin(ctx, "base_eval");
         int rc = fwrite(&h, sizeof h, 1, bf.f) == 1 ? 0 : -1;
         if (rc == 0)
-            rc = mt_gpt_eval_observe(m, c->val, c->n_val, max_tokens, base_write, &bf, &r, err,
-                                     sizeof err);
+            rc = mt_gpt_eval_tokens(m, &c->val_tokens, max_tokens, base_write, &bf, &r, err,
+                                    sizeof err);
         else
             snprintf(err, sizeof err, "writing the header failed");
         h.ppl = exp(bf.nll / (double)b->positions);
@@ -341,10 +348,11 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     char err[ERRLEN];
     struct mt_gpt_kv *kv = NULL;
     mt_wl_threads(ctx);
-    if (n == 0 || n > m->cfg.seq_len || n > c->n_val)
+    size_t n_val = c->val_tokens.n;
+    if (n == 0 || n > m->cfg.seq_len || n > n_val)
         return mt_error(
-            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation bytes)", n,
-            m->cfg.seq_len < c->n_val ? m->cfg.seq_len : c->n_val, m->cfg.seq_len, c->n_val);
+            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation tokens)",
+            n, m->cfg.seq_len < n_val ? m->cfg.seq_len : n_val, m->cfg.seq_len, n_val);
     int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
     int rc = mt_gpt_kv_create_spec(&kv, &m->cfg, n, &spec, err, sizeof err);
@@ -359,7 +367,7 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
         mt_gpt_kv_reset(kv);
         double t0 = mt_wl_now();
         for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
-            rc = mt_gpt_decode_step(m, kv, c->val[t], err, sizeof err);
+            rc = mt_gpt_decode_step(m, kv, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
         double dt = mt_wl_now() - t0;
         if (pass >= 0 && !rc) {
             rate[passes++] = (double)n / dt;

@@ -115,7 +115,37 @@ int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_c
     if (rc) return mt_error(ctx, "%s", err);
     mt_log(ctx, MT_LOG_INFO, "corpus %s: %zu files, %zu bytes (train %zu, validation %zu)",
            c->source, c->n_files, c->n, c->n_train, c->n_val);
-    return 0;
+    const char *spec = has_corpus_param ? mt_param_str(ctx, "tokenizer") : NULL;
+    if (!spec || !spec[0] || !strcmp(spec, "bytes")) return 0;
+    struct mt_tokenizer *t = NULL;
+    struct mt_gpt_config cfg;
+    if (mt_tok_load(&t, spec, err, sizeof err)) {
+        mt_corpus_free(c);
+        return mt_error(ctx, "%s", err);
+    }
+    if (mt_wl_model_config(ctx, NULL, &cfg) == 0 && mt_tok_vocab(t) > cfg.vocab) {
+        rc = mt_error(ctx,
+                      "tokenizer %s has %zu ids but the model's vocab is %zu: give the model "
+                      "vocab=%zu (e.g. -p model=%s,vocab=%zu)",
+                      spec, mt_tok_vocab(t), cfg.vocab, mt_tok_vocab(t),
+                      mt_param_str(ctx, "model"), mt_tok_vocab(t));
+    } else {
+        double t0 = mt_wl_now();
+        prev = mt_mem_category(ctx, MT_MEM_DATA);
+        rc = mt_corpus_tokenize(c, t, T, err, sizeof err);
+        mt_mem_category(ctx, prev);
+        if (rc) rc = mt_error(ctx, "%s", err);
+        else
+            mt_log(ctx, MT_LOG_INFO,
+                   "tokenizer %s (%s, vocab %zu): train %zu tokens, validation %zu tokens "
+                   "(%.2f bytes/token) in %.2f s",
+                   spec, mt_tok_kind_name(t), mt_tok_vocab(t), c->train_tokens.n,
+                   c->val_tokens.n, (double)c->n_val / (double)c->val_tokens.n,
+                   mt_wl_now() - t0);
+    }
+    mt_tok_free(t);
+    if (rc) mt_corpus_free(c);
+    return rc;
 }
 
 void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
@@ -155,6 +185,8 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                            mt_gpt_ffn(cfg), cfg->no_bias, cfg->untied};
         h = mt_fnv64(h, opts, sizeof opts);
     }
+    /* the tokenizer, only when not bytes (models of earlier keys unchanged) */
+    if (c->tok_identity) h = mt_fnv64(h, &c->tok_identity, sizeof c->tok_identity);
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
     snprintf(path, n, "%s/gpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
              dir && dir[0] ? dir : ".", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,
@@ -171,7 +203,7 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
         .recipe = r, .batch_seed = mt_loop_batch_seed(seed), .series = "train_loss"};
     mt_wl_threads(ctx);
     mt_loop_gpt_engine(&e, m);
-    if (mt_loop_run(ctx, &o, &e, NULL, c->train, c->n_train, &res, err, sizeof err))
+    if (mt_loop_run_tokens(ctx, &o, &e, NULL, &c->train_tokens, &res, err, sizeof err))
         return mt_error(ctx, "training failed: %s", err);
     if (st) {
         st->steps = res.steps;

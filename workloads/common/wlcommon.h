@@ -96,8 +96,10 @@ extern "C" {
             "validation bytes to score, from the split's start (0 = the whole split)"              \
     }
 #define MT_WL_PARAM_CORPUS                                                                         \
+    {"corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"},       \
     {                                                                                              \
-        "corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"      \
+        "tokenizer", MT_PARAM_STRING, "bytes", 0, 0, NULL,                                         \
+            "bytes, a tokenizer.json or a Hugging Face model folder holding one (tokenizer.h)"     \
     }
 
 /* The seven rows above, in this order: what a plugin lists when it takes "the baseline
@@ -184,7 +186,11 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
 
 /* Loads the corpus: the `corpus` string parameter when the plugin declares it and it is
  * non-empty, else ctx->corpus, else the default fortunes folder. Both splits must hold a
- * window of T + 1 bytes. Free with mt_corpus_free. */
+ * window of T + 1 bytes. With `has_corpus_param`, the `tokenizer` parameter (mt_tok_load:
+ * "bytes", a tokenizer.json, a model folder) encodes each split (mt_corpus_tokenize: the
+ * corpus's train_tokens / val_tokens, which batches and evaluation read); a tokenizer
+ * whose vocab the run's model (`model` parameter) does not hold is refused. Free with
+ * mt_corpus_free. */
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c);
 
 /* Cache file for (cfg, recipe, seed, corpus) in ctx->cache_dir: fills path (capacity n). */

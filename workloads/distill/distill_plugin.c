@@ -155,7 +155,7 @@ static int cache_fill(struct mt_ctx *ctx, struct logit_cache *c, struct mt_gpt *
     int rc = 0;
     mt_region_begin(ctx, "teacher_cache");
     for (size_t step = 0; step < r->steps && rc == 0; step++) {
-        mt_batch_sample(corpus->train, corpus->n_train, B, T, &rng, in, tg);
+        mt_batch_sample_tokens(&corpus->train_tokens, B, T, &rng, in, tg);
         if (mt_gpt_forward(teacher, in, NULL, B, T, NULL, err, sizeof(err))) {
             rc = mt_error(ctx, "teacher_cache: %s", err);
             break;
@@ -237,7 +237,7 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
         .recipe = r, .batch_seed = mt_loop_batch_seed(seed), .series = "train_loss"};
     struct mt_loop_result res;
     mt_loop_gpt_engine(&e, student);
-    if (mt_loop_run(ctx, &o, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+    if (mt_loop_run_tokens(ctx, &o, &e, &me, &c->train_tokens, &res, err, sizeof err))
         return mt_error(ctx, "distillation failed: %s", err);
     size_t B = r->batch, T = r->seq;
     mt_metric(ctx, "train_tokens_per_s", (double)(r->steps * B * T) / (res.seconds + cache_s),

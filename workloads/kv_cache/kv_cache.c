@@ -48,7 +48,8 @@ static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus
 {
     char err[ERRLEN];
     size_t V = m->cfg.vocab;
-    if (windows * n + 1 > c->n_val) windows = (c->n_val - 1) / n;
+    const struct mt_tokens *val = &c->val_tokens;
+    if (windows * n + 1 > val->n) windows = (val->n - 1) / n;
     if (!windows) return mt_error(ctx, "validation split shorter than one window of %zu", n);
     struct mt_gpt_kv *ref = NULL, *kv = NULL;
     double *lp = malloc(2 * V * sizeof *lp), loss = 0.0, loss_ref = 0.0, kl = 0.0;
@@ -57,14 +58,15 @@ static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus
     if (!lp) snprintf(err, sizeof err, "out of memory");
     mt_region_begin(ctx, "kv_accuracy");
     for (size_t w = 0; !rc && w < windows; w++) {
-        const uint8_t *x = c->val + w * n;
+        size_t x = w * n; /* the window's first token */
         mt_gpt_kv_reset(ref), mt_gpt_kv_reset(kv);
         for (size_t t = 0; !rc && t < n; t++) {
-            rc = mt_gpt_decode_step(m, ref, x[t], err, sizeof err) ||
-                 mt_gpt_decode_step(m, kv, x[t], err, sizeof err);
+            int in = mt_tokens_at(val, x + t), next = mt_tokens_at(val, x + t + 1);
+            rc = mt_gpt_decode_step(m, ref, in, err, sizeof err) ||
+                 mt_gpt_decode_step(m, kv, in, err, sizeof err);
             if (rc) break;
             mt_gpt_log_softmax(ref->logits, V, lp), mt_gpt_log_softmax(kv->logits, V, lp + V);
-            loss_ref -= lp[x[t + 1]], loss -= lp[V + x[t + 1]];
+            loss_ref -= lp[next], loss -= lp[V + next];
             for (size_t j = 0; j < V; j++)
                 kl += exp(lp[j]) * (lp[j] - lp[V + j]);
         }

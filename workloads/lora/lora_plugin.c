@@ -55,25 +55,33 @@ static int check(struct mt_ctx *ctx)
     return 0;
 }
 
-/* The fine-tuning text: the file `finetune`, or the tail of the training split. */
+/* The fine-tuning text: the file `finetune`, or the tail of the training split (its
+ * tokens, with the run's tokenizer). */
 static int finetune_text(struct mt_ctx *ctx, const struct mt_corpus *c, size_t T,
-                         struct mt_corpus *file, const uint8_t **data, size_t *n)
+                         struct mt_corpus *file, struct mt_tokens *data)
 {
     const char *path = mt_param_str(ctx, "finetune");
     char err[512];
     if (path && path[0]) {
+        if (c->ids)
+            return mt_error(ctx, "finetune: a file is read as bytes; with tokenizer %s use "
+                                 "finetune_frac (the tail of the training split)",
+                            c->tokenizer);
         if (mt_corpus_load(file, path, T, err, sizeof err))
             return mt_error(ctx, "finetune: %s", err);
-        *data = file->bytes;
-        *n = file->n;
+        *data = mt_tokens_of_bytes(file->bytes, file->n);
     } else {
-        size_t k = (size_t)((double)c->n_train * mt_param_float(ctx, "finetune_frac"));
+        const struct mt_tokens *tr = &c->train_tokens;
+        size_t k = (size_t)((double)tr->n * mt_param_float(ctx, "finetune_frac"));
         if (k < T + 1)
-            return mt_error(ctx, "finetune_frac leaves %zu bytes, less than a window", k);
-        *data = c->train + (c->n_train - k);
-        *n = k;
+            return mt_error(ctx, "finetune_frac leaves %zu %s, less than a window", k,
+                            c->ids ? "tokens" : "bytes");
+        *data = *tr;
+        data->n = k;
+        if (tr->bytes) data->bytes += tr->n - k;
+        else data->ids += tr->n - k;
     }
-    mt_metric(ctx, "finetune_bytes", (double)*n, "bytes");
+    mt_metric(ctx, "finetune_bytes", (double)mt_tokens_text_bytes(data, 0, data->n), "bytes");
     return 0;
 }
 
@@ -119,7 +127,7 @@ static size_t serving_scratch(const void *user)
 }
 
 static int finetune(struct mt_ctx *ctx, struct mt_lora *lr, const struct mt_gpt_recipe *base,
-                    const uint8_t *data, size_t n, uint64_t seed)
+                    const struct mt_tokens *data, uint64_t seed)
 {
     struct mt_gpt_recipe r = *base;
     r.steps = (size_t)mt_param_int(ctx, "finetune_steps");
@@ -137,7 +145,7 @@ static int finetune(struct mt_ctx *ctx, struct mt_lora *lr, const struct mt_gpt_
                              .losses = losses};
     struct mt_loop_result res;
     mt_lora_engine(&e, lr);
-    int rc = mt_loop_run(ctx, &o, &e, NULL, data, n, &res, err, sizeof err);
+    int rc = mt_loop_run_tokens(ctx, &o, &e, NULL, data, &res, err, sizeof err);
     if (rc == 0) {
         mt_metric(ctx, "finetune_tokens_per_s", (double)(r.steps * r.batch * r.seq) / res.seconds,
                   "tokens/s");
@@ -161,8 +169,7 @@ static int run(struct mt_ctx *ctx)
     uint64_t seed;
     char err[512];
     int rc = -1;
-    const uint8_t *data = NULL;
-    size_t n = 0;
+    struct mt_tokens data = {0};
     mt_wl_threads(ctx);
     if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
         read_opts(ctx, &o))
@@ -175,7 +182,7 @@ static int run(struct mt_ctx *ctx)
     if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m,
                                 NULL) ||
         mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base) ||
-        finetune_text(ctx, &corpus, r.seq, &file, &data, &n))
+        finetune_text(ctx, &corpus, r.seq, &file, &data))
         goto out;
     if (mt_gpt_set_mode(m, MT_GPT_FROZEN, r.batch, r.seq, err, sizeof err) ||
         mt_lora_attach(&lr, m, &o, err, sizeof err)) {
@@ -185,7 +192,7 @@ static int run(struct mt_ctx *ctx)
     mt_log(ctx, MT_LOG_INFO, "lora rank %zu alpha %g base %s: %zu trainable parameters", o.rank,
            (double)o.alpha, o.nf4 ? "nf4" : "fp32", plan.trainable);
     report_plan(ctx, &plan);
-    if (check_plan(ctx, m, lr, &plan) || finetune(ctx, lr, &r, data, n, seed)) goto out;
+    if (check_plan(ctx, m, lr, &plan) || finetune(ctx, lr, &r, &data, seed)) goto out;
     if (lr->qm) mt_metric(ctx, "lora_qws_bytes", (double)mt_qws_bytes(lr->qm->ws), "bytes");
     if (mt_gpt_set_mode(m, MT_GPT_INFER, EVAL_B, r.seq, err, sizeof err) ||
         (!o.nf4 && mt_lora_merge(lr, 1, err, sizeof err))) {

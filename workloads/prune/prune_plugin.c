@@ -85,7 +85,7 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     if (!in) return mt_error(ctx, "calibration batches: out of memory");
     int *tg = in + nb * CALIB_B * T;
     char err[512];
-    int rc = mt_calib_sample(c->train, c->n_train, nb * CALIB_B, T, seed, in, tg, err, sizeof err);
+    int rc = mt_calib_sample_tokens(&c->train_tokens, nb * CALIB_B, T, seed, in, tg, err, sizeof err);
     mt_region_begin(ctx, "calibrate");
     if (rc == 0 && (need & MT_PRUNE_NEED_ACTS))
         rc = mt_prune_calib_acts(m, o->method, in, nb, CALIB_B, T, cal, err, sizeof(err));
@@ -128,7 +128,7 @@ static int finetune(struct mt_ctx *ctx, struct mt_gpt *mtr, const struct mt_prun
                              .series = "finetune_loss"};
     struct mt_loop_result res;
     mt_loop_gpt_engine(&e, mtr);
-    if (mt_loop_run(ctx, &o, &e, &me, c->train, c->n_train, &res, err, sizeof err))
+    if (mt_loop_run_tokens(ctx, &o, &e, &me, &c->train_tokens, &res, err, sizeof err))
         return mt_error(ctx, "fine-tune: %s", err);
     mt_metric(ctx, "finetune_tokens_per_s", (double)(steps * r.batch * r.seq) / res.seconds,
               "tokens/s");

@@ -59,8 +59,8 @@ static int calibrate(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
     char err[512];
     mt_region_begin(ctx, "calibrate");
     int *in = mt_wl_batch_alloc(ctx, nseq * T);
-    int rc = in ? mt_calib_sample(c->train, c->n_train, nseq, T, seed, in, in + nseq * T, err,
-                                  sizeof err)
+    int rc = in ? mt_calib_sample_tokens(&c->train_tokens, nseq, T, seed, in, in + nseq * T, err,
+                                         sizeof err)
                 : (snprintf(err, sizeof err, "out of memory"), -1);
     if (rc == 0)
         rc =

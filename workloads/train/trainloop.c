@@ -234,7 +234,7 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
     size_t free0;
     memset(out, 0, sizeof *out);
     out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
-    if (mt_loop_run(ctx, &lo, &e, &me, c->train, c->n_train, &res, err, sizeof err) ||
+    if (mt_loop_run_tokens(ctx, &lo, &e, &me, &c->train_tokens, &res, err, sizeof err) ||
         mt_tmodel_failed(t, err, sizeof err)) /* the last step's optimizer I/O */
         return mt_error(ctx, "training failed: %s", err);
     out->seconds = res.seconds;

@@ -182,6 +182,9 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
         c->n_val = c->n - c->n_train;
         c->train = c->bytes;
         c->val = c->bytes + c->n_train;
+        c->train_tokens = mt_tokens_of_bytes(c->train, c->n_train);
+        c->val_tokens = mt_tokens_of_bytes(c->val, c->n_val);
+        snprintf(c->tokenizer, sizeof c->tokenizer, "bytes");
         if (c->n_train < min_window + 1 || c->n_val < min_window + 1)
             rc = mt_tf_fail(err, errlen,
                             "corpus %s too short: %zu bytes (train %zu, validation %zu) but "
@@ -192,8 +195,53 @@ int mt_corpus_load(struct mt_corpus *c, const char *path, size_t min_window, cha
     return rc;
 }
 
+int mt_corpus_tokenize(struct mt_corpus *c, const struct mt_tokenizer *t, size_t min_window,
+                       char *err, size_t errlen)
+{
+    if (mt_tok_kind(t) == MT_TOK_BYTES) return 0;
+    int32_t *tr = NULL, *va = NULL;
+    size_t ntr = 0, nva = 0, V = mt_tok_vocab(t);
+    if (mt_tok_encode(t, c->train, c->n_train, &tr, &ntr, err, errlen) ||
+        mt_tok_encode(t, c->val, c->n_val, &va, &nva, err, errlen)) {
+        free(tr);
+        return -1;
+    }
+    int rc = 0;
+    if (ntr < min_window + 1 || nva < min_window + 1)
+        rc = mt_tf_fail(err, errlen,
+                        "corpus %s too short for %s: %zu tokens (train %zu, validation %zu) but "
+                        "each split needs at least %zu",
+                        c->source, mt_tok_kind_name(t), ntr + nva, ntr, nva, min_window + 1);
+    int prev = mt_memcat_set(MT_MEM_DATA);
+    int32_t *ids = rc ? NULL : malloc((ntr + nva) * sizeof *ids);
+    uint32_t *pb = rc ? NULL : malloc(V * sizeof *pb);
+    mt_memcat_set(prev);
+    if (!rc && (!ids || !pb)) rc = mt_tf_fail(err, errlen, "out of memory for %zu token ids", ntr + nva);
+    if (!rc) {
+        memcpy(ids, tr, ntr * sizeof *ids);
+        memcpy(ids + ntr, va, nva * sizeof *ids);
+        memcpy(pb, mt_tok_piece_bytes(t), V * sizeof *pb);
+        free(c->ids);
+        free(c->piece_bytes);
+        c->ids = ids;
+        c->piece_bytes = pb;
+        c->train_tokens = (struct mt_tokens){NULL, ids, ntr, pb, V};
+        c->val_tokens = (struct mt_tokens){NULL, ids + ntr, nva, pb, V};
+        c->tok_identity = mt_tok_identity(t);
+        snprintf(c->tokenizer, sizeof c->tokenizer, "%s", mt_tok_kind_name(t));
+    } else {
+        free(ids);
+        free(pb);
+    }
+    free(tr);
+    free(va);
+    return rc;
+}
+
 void mt_corpus_free(struct mt_corpus *c)
 {
+    free(c->ids);
+    free(c->piece_bytes);
     free(c->bytes);
     memset(c, 0, sizeof *c);
 }
@@ -201,11 +249,18 @@ void mt_corpus_free(struct mt_corpus *c)
 void mt_batch_sample(const uint8_t *data, size_t n, size_t B, size_t T, struct mt_rng *rng,
                      int *inputs, int *targets)
 {
+    struct mt_tokens s = mt_tokens_of_bytes(data, n);
+    mt_batch_sample_tokens(&s, B, T, rng, inputs, targets);
+}
+
+void mt_batch_sample_tokens(const struct mt_tokens *data, size_t B, size_t T, struct mt_rng *rng,
+                            int *inputs, int *targets)
+{
     for (size_t b = 0; b < B; b++) {
-        size_t s = (size_t)mt_rng_below(rng, n - T);
+        size_t s = (size_t)mt_rng_below(rng, data->n - T);
         for (size_t t = 0; t < T; t++) {
-            inputs[b * T + t] = data[s + t];
-            targets[b * T + t] = data[s + t + 1];
+            inputs[b * T + t] = mt_tokens_at(data, s + t);
+            targets[b * T + t] = mt_tokens_at(data, s + t + 1);
         }
     }
 }

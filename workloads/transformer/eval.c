@@ -40,10 +40,26 @@ int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t 
                         mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
                         size_t errlen)
 {
+    struct mt_tokens s = mt_tokens_of_bytes(data, n);
+    return mt_gpt_eval_tokens(m, &s, max_tokens, observe, user, r, err, errlen);
+}
+
+int mt_gpt_eval_tokens(struct mt_gpt *m, const struct mt_tokens *data, size_t max_tokens,
+                       mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
+                       size_t errlen)
+{
+    size_t n = data->n;
     memset(r, 0, sizeof *r);
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "evaluation needs a model with activations");
-    if (n < 2) return mt_tf_fail(err, errlen, "evaluation split has %zu bytes; need at least 2", n);
+    if (n < 2)
+        return mt_tf_fail(err, errlen, "evaluation split has %zu %s; need at least 2", n,
+                          data->bytes ? "bytes" : "tokens");
+    if (data->ids && data->vocab > m->cfg.vocab)
+        return mt_tf_fail(err, errlen,
+                          "the tokenizer's vocab of %zu ids does not fit the model's %zu (give "
+                          "the model vocab=%zu)",
+                          data->vocab, m->cfg.vocab, data->vocab);
     double t0 = now_s();
     size_t total = n - 1, T = m->T, B = m->B;
     if (max_tokens && max_tokens < total) total = max_tokens;
@@ -63,8 +79,8 @@ int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t 
             t = left;
         }
         for (size_t i = 0; i < b * t; i++) {
-            in[i] = data[done + i];
-            tg[i] = data[done + i + 1];
+            in[i] = mt_tokens_at(data, done + i);
+            tg[i] = mt_tokens_at(data, done + i + 1);
         }
         float unused;
         if (mt_gpt_forward(m, in, tg, b, t, &unused, err, errlen)) {
@@ -80,8 +96,11 @@ int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t 
     }
     free(in);
     r->tokens = total;
+    r->bytes = mt_tokens_text_bytes(data, 1, total);
     r->loss = loss / (double)total;
-    r->bpb = r->loss / log(2.0);
+    /* the ratio is exactly 1 for bytes: the numbers bytes always had, bit for bit */
+    r->byte_loss = r->loss * ((double)total / (double)(r->bytes ? r->bytes : 1));
+    r->bpb = r->byte_loss / log(2.0);
     r->ppl = exp(r->loss);
     r->top1 = (double)hits / (double)total;
     r->seconds = now_s() - t0;

@@ -1,7 +1,8 @@
 /* eval.h — held-out evaluation and text generation for the reference GPT.
  *
  * What it is for: the accuracy numbers every workload reports (val_loss in nats per
- * byte, val_bpb, val_ppl, val_top1) over non-overlapping windows of a split, and
+ * token, val_bpb, val_ppl, val_top1) over non-overlapping windows of a split of bytes or
+ * of token ids (data.h's struct mt_tokens, from any tokenizer), and
  * greedy / temperature sampling from a prompt through the KV-cache decoder so a person
  * can read what the model writes.
  * What it is not for: reporting to the harness (workloads/common does that).
@@ -12,18 +13,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "gpt.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* Bits per byte = total nats / (ln 2 x bytes of the text scored), the bytes being those
+ * the scored target tokens decode to (struct mt_tokens' piece_bytes): comparable across
+ * tokenizers. For bytes (1 byte a token) it is loss / ln 2 exactly as it always was. */
 struct mt_eval_result {
-    double loss;    /* mean cross-entropy, nats per byte (token) */
-    double bpb;     /* loss / ln 2 */
-    double ppl;     /* exp(loss) */
+    double loss;      /* mean cross-entropy, nats per token (per byte for the byte tokenizer) */
+    double byte_loss; /* nats per byte of text: loss x tokens / bytes (= loss for bytes) */
+    double bpb;       /* bits per byte: byte_loss / ln 2 */
+    double ppl;     /* exp(loss): perplexity per token */
     double top1;    /* fraction of targets that are the argmax prediction */
     size_t tokens;  /* targets scored */
+    size_t bytes;   /* bytes of text those targets decode to (= tokens for bytes) */
     double seconds; /* wall time of the evaluation */
 };
 
@@ -46,6 +53,14 @@ typedef int mt_eval_observer(void *user, const float *probs, const int *targets,
 int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
                         mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
                         size_t errlen);
+
+/* Contract: the one evaluation protocol over any token ids (mt_gpt_eval_observe is it on
+ * a byte view, bit for bit): scores every token of data[1, n) from its prefix as above;
+ * bits per byte as defined at struct mt_eval_result. Refuses (-1 with a message) ids the
+ * model's vocab does not hold (data->vocab > the model's vocab). */
+int mt_gpt_eval_tokens(struct mt_gpt *m, const struct mt_tokens *data, size_t max_tokens,
+                       mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
+                       size_t errlen);
 
 /* Generates up to n_new tokens after `prompt` (n_prompt token ids; an empty prompt starts
  * from token '\n') with a fresh KV cache of min(seq_len, n_prompt + n_new) positions.
