@@ -6,18 +6,24 @@
  * x for them, for invalid UTF-8 and for the golden corpus; the in-memory (GGUF) constructor
  * equal to the JSON loader; the byte tokenizer is the identity; unsupported and corrupt
  * tokenizer.json files refused with a message naming what was found; and, given a folder
- * argument, Hugging Face's own ids (tests/fixtures/hf/<model>/expected.json).
+ * argument, Hugging Face's own ids (tests/fixtures/hf/<model>/expected.json); a corpus
+ * tokenized split by split feeds batches and the evaluation protocol, whose bits per byte
+ * of a uniform model is ln V / ln 2 x tokens / bytes, and the byte tokenizer leaves every
+ * number bit-identical.
  * What it is not for: speed (mt-bench-tokenizer).
  *
  * Usage: test_tokenizer FIXTURE_DIR CORPUS [part...] | test_tokenizer hf MODEL_DIR
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "data.h"
+#include "eval.h"
 #include "tf_test.h"
 #include "tokenizer.h"
 
@@ -239,6 +245,92 @@ static void test_arrays(void)
     json_decref(exp);
 }
 
+static void same_text(const struct mt_tokenizer *t, const struct mt_tokens *s, const uint8_t *text,
+                      size_t n)
+{
+    size_t len = mt_tok_decode(t, s->ids, s->n, NULL, 0);
+    uint8_t *out = malloc(len + 1);
+    CHECK(mt_tok_decode(t, s->ids, s->n, out, len) == len && len == n && !memcmp(out, text, n));
+    free(out);
+}
+
+static void test_eval(void)
+{
+    struct mt_corpus c, cb;
+    struct mt_tokenizer *t = load("gpt2"), *bytes;
+    size_t V = mt_tok_vocab(t), T = 16;
+    CHECK_OK(mt_corpus_load(&c, corpus_path, T, err, sizeof err), err);
+    CHECK_OK(mt_corpus_tokenize(&c, t, T, err, sizeof err), err);
+    CHECK(c.ids && c.train_tokens.ids == c.ids && c.val_tokens.ids == c.ids + c.train_tokens.n);
+    CHECK(c.train_tokens.vocab == V && c.tok_identity == mt_tok_identity(t));
+    same_text(t, &c.train_tokens, c.train, c.n_train); /* each split encoded on its own */
+    same_text(t, &c.val_tokens, c.val, c.n_val);
+    printf("corpus %zu bytes: train %zu tokens, validation %zu tokens (%s)\n", c.n,
+           c.train_tokens.n, c.val_tokens.n, c.tokenizer);
+
+    /* batches: windows of ids with their next ids */
+    struct mt_rng rng;
+    int in[4 * 16], tg[4 * 16];
+    mt_rng_seed(&rng, 5);
+    mt_batch_sample_tokens(&c.train_tokens, 4, T, &rng, in, tg);
+    for (size_t i = 0; i < 4 * T; i++) {
+        CHECK(in[i] >= 0 && (size_t)in[i] < V && tg[i] >= 0 && (size_t)tg[i] < V);
+        if (i % T + 1 < T) CHECK(tg[i] == in[i + 1]);
+    }
+
+    /* zero weights: every token costs ln V; bits per byte over the bytes the targets hold */
+    struct mt_gpt_config cfg;
+    struct mt_gpt *m = NULL, *small = NULL;
+    struct mt_eval_result r;
+    CHECK_OK(mt_gpt_config_preset(&cfg, "tiny", err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&small, &cfg, MT_GPT_INFER, 2, T, err, sizeof err), err);
+    CHECK(mt_gpt_eval_tokens(small, &c.val_tokens, 0, NULL, NULL, &r, err, sizeof err) != 0);
+    printf("refused: %s\n", err);
+    CHECK(strstr(err, "vocab") != NULL);
+    cfg.vocab = V;
+    CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_INFER, 2, T, err, sizeof err), err);
+    CHECK_OK(mt_gpt_eval_tokens(m, &c.val_tokens, 0, NULL, NULL, &r, err, sizeof err), err);
+    size_t want = c.n_val - mt_tok_piece_bytes(t)[c.val_tokens.ids[0]];
+    printf("uniform eval over %zu tokens = %zu bytes: %.6f nats/token, %.6f bits/byte\n",
+           r.tokens, r.bytes, r.loss, r.bpb);
+    CHECK(r.tokens == c.val_tokens.n - 1 && r.bytes == want);
+    CHECK(fabs(r.loss - log((double)V)) < 1e-5);
+    CHECK(fabs(r.bpb - log((double)V) / log(2.0) * (double)r.tokens / (double)r.bytes) < 1e-5);
+    CHECK(fabs(r.byte_loss - r.bpb * log(2.0)) < 1e-12);
+    CHECK_OK(mt_gpt_eval_tokens(m, &c.val_tokens, 37, NULL, NULL, &r, err, sizeof err), err);
+    CHECK(r.tokens == 37 && r.bytes == mt_tokens_text_bytes(&c.val_tokens, 1, 37));
+
+    /* the byte tokenizer changes nothing: same views, same numbers bit for bit */
+    CHECK_OK(mt_corpus_load(&cb, corpus_path, T, err, sizeof err), err);
+    CHECK_OK(mt_tok_bytes(&bytes, err, sizeof err), err);
+    CHECK_OK(mt_corpus_tokenize(&cb, bytes, T, err, sizeof err), err);
+    CHECK(!cb.ids && cb.val_tokens.bytes == cb.val && cb.val_tokens.n == cb.n_val);
+    mt_gpt_init(small, 3);
+    struct mt_eval_result a, b;
+    CHECK_OK(mt_gpt_eval(small, cb.val, cb.n_val, 500, &a, err, sizeof err), err);
+    CHECK_OK(mt_gpt_eval_tokens(small, &cb.val_tokens, 500, NULL, NULL, &b, err, sizeof err), err);
+    a.seconds = b.seconds = 0;
+    CHECK(!memcmp(&a, &b, sizeof a) && a.bytes == a.tokens && a.byte_loss == a.loss &&
+          a.bpb == a.loss / log(2.0));
+    int i1[64], t1[64], i2[64], t2[64];
+    mt_rng_seed(&rng, 9);
+    mt_batch_sample(cb.train, cb.n_train, 4, T, &rng, i1, t1);
+    mt_rng_seed(&rng, 9);
+    mt_batch_sample_tokens(&cb.train_tokens, 4, T, &rng, i2, t2);
+    CHECK(!memcmp(i1, i2, sizeof i1) && !memcmp(t1, t2, sizeof t1));
+
+    /* a corpus too short in tokens is refused */
+    CHECK(mt_corpus_tokenize(&cb, t, cb.n_val, err, sizeof err) != 0);
+    printf("refused: %s\n", err);
+    CHECK(strstr(err, "too short") != NULL && !cb.ids);
+    mt_gpt_free(m);
+    mt_gpt_free(small);
+    mt_corpus_free(&c);
+    mt_corpus_free(&cb);
+    mt_tok_free(bytes);
+    mt_tok_free(t);
+}
+
 /* Writes `text` to a temporary file, loads it, expects a refusal mentioning each needle. */
 static void refused(const char *text, const char *n1, const char *n2)
 {
@@ -361,6 +453,7 @@ int main(int argc, char **argv)
     static const struct tf_part parts[] = {{"fixtures", test_fixtures},
                                            {"bytes", test_bytes},
                                            {"arrays", test_arrays},
-                                           {"errors", test_errors}};
+                                           {"errors", test_errors},
+                                           {"eval", test_eval}};
     return tf_run_parts(parts, sizeof parts / sizeof *parts, argc - 2, argv + 2);
 }
