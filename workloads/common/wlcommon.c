@@ -68,6 +68,15 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
         mt_gpt_config_set(cfg, "window", num[1], err, errlen))
         return -1;
     if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling, as the parser's */
+    /* a tokenizer other than bytes gives the preset its vocab */
+    const char *tok = mt_param_str(ctx, "tokenizer");
+    if (tok && tok[0] && strcmp(tok, "bytes")) {
+        struct mt_tokenizer *t = NULL;
+        if (mt_tok_load(&t, tok, err, errlen)) return -1;
+        snprintf(num[0], sizeof num[0], "%zu", mt_tok_vocab(t));
+        mt_tok_free(t);
+        if (mt_gpt_config_set(cfg, "vocab", num[0], err, errlen)) return -1;
+    }
     return mt_gpt_config_check(cfg, err, errlen);
 }
 

@@ -173,7 +173,8 @@ void mt_wl_threads(struct mt_ctx *ctx);
 
 /* Fills *cfg from the preset named by parameter `param` (NULL = "model"), then, for the
  * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
- * (`attention`, `n_kv_head`, `window`) where the plugin declares them. Returns 0, or -1
+ * (`attention`, `n_kv_head`, `window`) where the plugin declares them, and the vocab of a
+ * `tokenizer` other than bytes (its mt_tok_vocab) where the plugin declares that. Returns 0, or -1
  * after mt_error (unknown preset, options the preset cannot take). */
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg);
 
