@@ -93,7 +93,7 @@ extern "C" {
 #define MT_WL_PARAM_EVAL_TOKENS                                                                    \
     {                                                                                              \
         "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
-            "validation bytes to score, from the split's start (0 = the whole split)"              \
+            "validation tokens (bytes by default) to score from the split's start (0 = all)"              \
     }
 #define MT_WL_PARAM_CORPUS                                                                         \
     {"corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"},       \
