@@ -184,6 +184,8 @@ static void test_serving(void)
     c.n = N_BYTES;
     c.train = c.bytes, c.n_train = N_BYTES * 9 / 10;
     c.val = c.bytes + c.n_train, c.n_val = N_BYTES - c.n_train;
+    c.train_tokens = mt_tokens_of_bytes(c.train, c.n_train);
+    c.val_tokens = mt_tokens_of_bytes(c.val, c.n_val);
 
     struct mt_gpt *m = tiny(MT_GPT_INFER, B, T);
     if (!m) return;

@@ -39,8 +39,8 @@ static void roundtrip(const struct mt_tokenizer *t, const uint8_t *s, size_t n)
     uint8_t *out = malloc(len + 1);
     CHECK(mt_tok_decode(t, ids, k, out, len) == len);
     if (len != n || memcmp(out, s, n)) {
-        printf("round trip of %zu bytes gave %zu: \"%.*s\" -> \"%.*s\"\n", n, len, (int)(n < 80 ? n : 80),
-               s, (int)(len < 80 ? len : 80), out);
+        printf("round trip of %zu bytes gave %zu: \"%.*s\" -> \"%.*s\"\n", n, len,
+               (int)(n < 80 ? n : 80), s, (int)(len < 80 ? len : 80), out);
         exit(1);
     }
     size_t bytes = 0; /* piece lengths add up to the text, but for SP's prepended space */
@@ -72,12 +72,14 @@ static void same_ids(const struct mt_tokenizer *t, const char *text, json_t *wan
     size_t k;
     CHECK_OK(mt_tok_encode(t, (const uint8_t *)text, strlen(text), &ids, &k, err, sizeof err), err);
     size_t i = 0;
-    while (i < k && i < json_array_size(want) && ids[i] == json_integer_value(json_array_get(want, i)))
+    while (i < k && i < json_array_size(want) &&
+           ids[i] == json_integer_value(json_array_get(want, i)))
         i++;
     if (i != k || k != json_array_size(want)) {
         printf("%s: \"%s\": ids differ at %zu (got %zu ids, want %zu): got %d, want %lld\n", what,
                text, i, k, json_array_size(want), i < k ? ids[i] : -1,
-               i < json_array_size(want) ? (long long)json_integer_value(json_array_get(want, i)) : -1);
+               i < json_array_size(want) ? (long long)json_integer_value(json_array_get(want, i))
+                                         : -1);
         exit(1);
     }
     free(ids);
@@ -114,7 +116,7 @@ static void test_fixtures(void)
             roundtrip(t, (const uint8_t *)s, strlen(s));
         }
         /* bytes that are not UTF-8, NUL, lone continuation bytes, a truncated character */
-        static const uint8_t bad[] = {'a', 0xff, 'b', 0, 0x80, ' ', 0xe2, 0x96, ' ', 0xc3,
+        static const uint8_t bad[] = {'a',  0xff, 'b',  0,    0x80, ' ',  0xe2, 0x96, ' ', 0xc3,
                                       0xa9, 0xf0, 0x9f, 0x98, '\n', 0xed, 0xa0, 0x80, 'z', 0xe4};
         roundtrip(t, bad, sizeof bad);
         roundtrip(t, corpus, n_corpus);
@@ -159,7 +161,8 @@ static void test_arrays(void)
         json_t *root = json_load_file(path, 0, &je), *model = json_object_get(root, "model");
         json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
         json_t *added = json_object_get(root, "added_tokens");
-        size_t V = json_object_size(vocab) + (m == 2 ? 0 : json_array_size(added) - (m == 1 ? 0 : 0));
+        size_t V =
+            json_object_size(vocab) + (m == 2 ? 0 : json_array_size(added) - (m == 1 ? 0 : 0));
         const char **tokens = calloc(V + 8, sizeof *tokens);
         int32_t *type = calloc(V + 8, sizeof *type);
         const char *key;
@@ -185,8 +188,10 @@ static void test_arrays(void)
             const char *a = json_is_array(e) ? json_string_value(json_array_get(e, 0)) : NULL;
             const char *b = json_is_array(e) ? json_string_value(json_array_get(e, 1)) : NULL;
             ms[i] = malloc(256);
-            if (a) snprintf(ms[i], 256, "%s %s", a, b);
-            else snprintf(ms[i], 256, "%s", json_string_value(e));
+            if (a)
+                snprintf(ms[i], 256, "%s %s", a, b);
+            else
+                snprintf(ms[i], 256, "%s", json_string_value(e));
         }
         struct mt_tok_arrays arr = {.model = m == 2 ? "llama" : "gpt2",
                                     .tokens = tokens,
@@ -221,8 +226,10 @@ static void test_arrays(void)
             int32_t *a, *b;
             size_t na, nb;
             const char *s = "the quick brown fox";
-            CHECK_OK(mt_tok_encode(t, (const uint8_t *)s, strlen(s), &a, &na, err, sizeof err), err);
-            CHECK_OK(mt_tok_encode(j, (const uint8_t *)s, strlen(s), &b, &nb, err, sizeof err), err);
+            CHECK_OK(mt_tok_encode(t, (const uint8_t *)s, strlen(s), &a, &na, err, sizeof err),
+                     err);
+            CHECK_OK(mt_tok_encode(j, (const uint8_t *)s, strlen(s), &b, &nb, err, sizeof err),
+                     err);
             printf("llama from scores: %zu ids, from merges: %zu\n", na, nb);
             CHECK(na < strlen(s)); /* merges happened */
             free(a);
@@ -291,8 +298,8 @@ static void test_eval(void)
     CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_INFER, 2, T, err, sizeof err), err);
     CHECK_OK(mt_gpt_eval_tokens(m, &c.val_tokens, 0, NULL, NULL, &r, err, sizeof err), err);
     size_t want = c.n_val - mt_tok_piece_bytes(t)[c.val_tokens.ids[0]];
-    printf("uniform eval over %zu tokens = %zu bytes: %.6f nats/token, %.6f bits/byte\n",
-           r.tokens, r.bytes, r.loss, r.bpb);
+    printf("uniform eval over %zu tokens = %zu bytes: %.6f nats/token, %.6f bits/byte\n", r.tokens,
+           r.bytes, r.loss, r.bpb);
     CHECK(r.tokens == c.val_tokens.n - 1 && r.bytes == want);
     CHECK(fabs(r.loss - log((double)V)) < 1e-5);
     CHECK(fabs(r.bpb - log((double)V) / log(2.0) * (double)r.tokens / (double)r.bytes) < 1e-5);
@@ -348,52 +355,67 @@ static void refused(const char *text, const char *n1, const char *n2)
     CHECK(!n2 || strstr(err, n2) != NULL);
 }
 
-#define BPE_OK "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]}"
+#define BPE_OK                                                                                     \
+    "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a " \
+    "b\"]}"
 
 static void test_errors(void)
 {
     struct mt_tokenizer *t;
     refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram", "supported: BPE");
     refused("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", "WordPiece", "supported");
-    refused("{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " BPE_OK "}",
+    refused("{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": "
+            "\"ByteLevel\"}, " BPE_OK "}",
             "normalizer NFKC", "supported");
     refused("{\"pre_tokenizer\": {\"type\": \"Digits\"}, " BPE_OK "}", "pre_tokenizer Digits",
             "supported");
-    refused("{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, " BPE_OK "}", "Whitespace", "supported");
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"WordPiece\"}, " BPE_OK "}",
+    refused("{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, " BPE_OK "}", "Whitespace",
+            "supported");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": "
+            "\"WordPiece\"}, " BPE_OK "}",
             "decoder WordPiece", "supported");
-    refused("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \" \"}, \"behavior\": \"Removed\"}, " BPE_OK "}",
+    refused("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \" \"}, "
+            "\"behavior\": \"Removed\"}, " BPE_OK "}",
             "Removed", "Isolated");
     refused("{" BPE_OK "}", "combination is not supported", "ByteLevel");
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " BPE_OK, "not a readable JSON", "line");
+    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, " BPE_OK, "not a readable JSON",
+            "line");
     refused("", "not a readable JSON", NULL);
     refused("[1, 2]", "not a tokenizer.json", NULL);
     refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}", "no \"model\"", NULL);
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}",
-            "merge 0 \"a c\"", "not in the vocab");
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
-            "\"ab\" is not in the vocab", NULL);
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0, \"b\": 0}, \"merges\": []}}",
-            "token id 0 is both", NULL);
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": -3}, \"merges\": []}}",
-            "not an id", NULL);
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0, \"a\": 1}, \"merges\": []}}",
-            "duplicate", NULL);
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0}, \"merges\": [\"ab\"]}}",
-            "merges[0]", "left right");
-    refused("{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
-            "\"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", "
-            "\"use_regex\": false}]}, " BPE_OK "}",
-            "regex", "offset");
-    refused("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
-            "{\"a\": 0}, \"merges\": [], \"continuing_subword_prefix\": \"##\"}}",
-            "continuing_subword_prefix", "supported");
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}",
+        "merge 0 \"a c\"", "not in the vocab");
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
+        "\"ab\" is not in the vocab", NULL);
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0, \"b\": 0}, \"merges\": []}}",
+        "token id 0 is both", NULL);
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": -3}, \"merges\": []}}",
+        "not an id", NULL);
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0, \"a\": 1}, \"merges\": []}}",
+        "duplicate", NULL);
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0}, \"merges\": [\"ab\"]}}",
+        "merges[0]", "left right");
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+        "\"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", "
+        "\"use_regex\": false}]}, " BPE_OK "}",
+        "regex", "offset");
+    refused(
+        "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+        "{\"a\": 0}, \"merges\": [], \"continuing_subword_prefix\": \"##\"}}",
+        "continuing_subword_prefix", "supported");
     CHECK(mt_tok_load(&t, "/nonexistent/tok.json", err, sizeof err) != 0);
     printf("refused: %s\n", err);
     CHECK(strstr(err, "/nonexistent/tok.json") != NULL);

@@ -124,8 +124,14 @@ int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_c
     if (rc) return mt_error(ctx, "%s", err);
     mt_log(ctx, MT_LOG_INFO, "corpus %s: %zu files, %zu bytes (train %zu, validation %zu)",
            c->source, c->n_files, c->n, c->n_train, c->n_val);
-    const char *spec = has_corpus_param ? mt_param_str(ctx, "tokenizer") : NULL;
+    const char *spec = mt_param_str(ctx, "tokenizer");
     if (!spec || !spec[0] || !strcmp(spec, "bytes")) return 0;
+    if (!has_corpus_param) {
+        mt_corpus_free(c);
+        return mt_error(ctx, "tokenizer %s: this workload reads the corpus as bytes only "
+                             "(supported: tokenizer=bytes)",
+                        spec);
+    }
     struct mt_tokenizer *t = NULL;
     struct mt_gpt_config cfg;
     if (mt_tok_load(&t, spec, err, sizeof err)) {

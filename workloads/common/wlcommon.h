@@ -70,6 +70,14 @@ extern "C" {
          1000000,                                                                                  \
          NULL,                                                                                     \
          "sliding attention window in positions (0 = the whole causal context)"},                  \
+        {"tokenizer",                                                                              \
+         MT_PARAM_STRING,                                                                          \
+         "bytes",                                                                                  \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         "bytes, a tokenizer.json or a Hugging Face model folder holding one (its vocab is the "   \
+         "model's)"},                                                                              \
     {                                                                                              \
         "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
             "training sequence length T (0 = min(128, the model's context))"                       \
@@ -96,10 +104,8 @@ extern "C" {
             "validation tokens (bytes by default) to score from the split's start (0 = all)"              \
     }
 #define MT_WL_PARAM_CORPUS                                                                         \
-    {"corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"},       \
     {                                                                                              \
-        "tokenizer", MT_PARAM_STRING, "bytes", 0, 0, NULL,                                         \
-            "bytes, a tokenizer.json or a Hugging Face model folder holding one (tokenizer.h)"     \
+        "corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"      \
     }
 
 /* The seven rows above, in this order: what a plugin lists when it takes "the baseline
@@ -187,11 +193,12 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
 
 /* Loads the corpus: the `corpus` string parameter when the plugin declares it and it is
  * non-empty, else ctx->corpus, else the default fortunes folder. Both splits must hold a
- * window of T + 1 bytes. With `has_corpus_param`, the `tokenizer` parameter (mt_tok_load:
+ * window of T + 1 bytes. The `tokenizer` parameter (MT_WL_PARAMS_ARCH; mt_tok_load:
  * "bytes", a tokenizer.json, a model folder) encodes each split (mt_corpus_tokenize: the
- * corpus's train_tokens / val_tokens, which batches and evaluation read); a tokenizer
- * whose vocab the run's model (`model` parameter) does not hold is refused. Free with
- * mt_corpus_free. */
+ * corpus's train_tokens / val_tokens, which batches and evaluation read) when
+ * `has_corpus_param`, and is refused otherwise (a workload reading bytes only); a
+ * tokenizer whose vocab the run's model (`model` parameter) does not hold is refused.
+ * Free with mt_corpus_free. */
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c);
 
 /* Cache file for (cfg, recipe, seed, corpus) in ctx->cache_dir: fills path (capacity n). */

@@ -31,11 +31,15 @@ int main(int argc, char **argv)
     const char *spec = "bytes", *corpus = NULL;
     int reps = 3;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) spec = argv[++i];
-        else if (!strcmp(argv[i], "--corpus") && i + 1 < argc) corpus = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            spec = argv[++i];
+        else if (!strcmp(argv[i], "--corpus") && i + 1 < argc)
+            corpus = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: mt-bench-tokenizer [--tokenizer SPEC] [--corpus PATH] [--reps N]\n");
+            fprintf(stderr,
+                    "usage: mt-bench-tokenizer [--tokenizer SPEC] [--corpus PATH] [--reps N]\n");
             return 2;
         }
     }

@@ -91,8 +91,7 @@ static uint32_t byte_to_cp(int b)
         return (uint32_t)b;
     uint32_t n = 0;
     for (int x = 0; x < b; x++)
-        if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF)))
-            n++;
+        if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) n++;
     return 256 + n;
 }
 
@@ -280,8 +279,10 @@ static int finish(struct mt_tokenizer *t, char *err, size_t errlen)
     for (size_t i = 0; i < t->n_added; i++)
         t->first_byte[(uint8_t)t->tok[t->added[i]][0]] = 1;
     uint64_t h = mt_fnv64(MT_FNV64_INIT, "mt_tok 1", 8);
-    uint64_t head[] = {t->kind, t->V, t->byte_fallback, t->fuse_unk, t->ignore_merges,
-                       t->add_prefix_space, t->sp_prepend, (uint64_t)(int64_t)t->unk};
+    uint64_t head[] = {t->kind,          t->V,
+                       t->byte_fallback, t->fuse_unk,
+                       t->ignore_merges, t->add_prefix_space,
+                       t->sp_prepend,    (uint64_t)(int64_t)t->unk};
     h = mt_fnv64(h, head, sizeof head);
     for (size_t i = 0; i < t->V; i++) {
         uint32_t len = t->tok[i] ? t->tok_len[i] : UINT32_MAX;
@@ -428,26 +429,15 @@ static int score_cmp(const void *pa, const void *pb)
 static int merges_from_scores(struct mt_tokenizer *t, const float *scores, char *err,
                               size_t errlen)
 {
-    size_t n = 0;
-    uint32_t *order = malloc((t->V ? t->V : 1) * sizeof *order);
-    if (!order) return mt_tf_fail(err, errlen, "out of memory");
+    size_t n = 0, pairs = 0;
+    struct score_key *keys = malloc((t->V ? t->V : 1) * sizeof *keys);
+    if (!keys) return mt_tf_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < t->V; i++)
-        if (t->tok[i] && !t->is_added[i]) order[n++] = (uint32_t)i;
-    size_t pairs = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t id = order[k];
-        for (size_t s = 1; s < t->tok_len[id]; s++)
-            pairs++;
-    }
-    struct score_key *keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys) {
-        free(order);
-        return mt_tf_fail(err, errlen, "out of memory");
-    }
-    for (size_t k = 0; k < n; k++)
-        keys[k] = (struct score_key){scores[order[k]], order[k]};
+        if (t->tok[i] && !t->is_added[i]) {
+            keys[n++] = (struct score_key){scores[i], (uint32_t)i};
+            pairs += t->tok_len[i] - 1; /* the cuts of the token into two */
+        }
     qsort(keys, n, sizeof *keys, score_cmp); /* score descending, then id ascending */
-    free(order);
     t->mcap = pow2_at_least(2 * pairs + 1);
     t->mkey = malloc(t->mcap * sizeof *t->mkey);
     t->mrank = malloc(t->mcap * sizeof *t->mrank);
@@ -504,7 +494,8 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
                        size_t errlen)
 {
     *out = NULL;
-    if (!a->model) return mt_tf_fail(err, errlen, "tokenizer model not given (supported: gpt2, llama, bytes)");
+    if (!a->model)
+        return mt_tf_fail(err, errlen, "tokenizer model not given (supported: gpt2, llama, bytes)");
     if (!strcmp(a->model, "bytes")) return mt_tok_bytes(out, err, errlen);
     enum mt_tok_kind kind;
     if (!strcmp(a->model, "gpt2"))
@@ -522,8 +513,10 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
     int rc = 0;
     for (size_t i = 0; !rc && i < a->n_tokens; i++) {
         int added = a->token_type && (a->token_type[i] == 3 || a->token_type[i] == 4);
-        if (!a->tokens[i]) rc = mt_tf_fail(err, errlen, "token %zu is missing", i);
-        else rc = mt_tok__set(t, i, a->tokens[i], strlen(a->tokens[i]), added, err, errlen);
+        if (!a->tokens[i])
+            rc = mt_tf_fail(err, errlen, "token %zu is missing", i);
+        else
+            rc = mt_tok__set(t, i, a->tokens[i], strlen(a->tokens[i]), added, err, errlen);
     }
     if (!rc) {
         rc = mt_tok__index(t, err, errlen); /* merges are resolved through it */
@@ -565,7 +558,10 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
         int32_t id = i == 0 ? a->bos_id : i == 1 ? a->eos_id : a->unk_id;
         if (id >= (int32_t)t->V)
             rc = mt_tf_fail(err, errlen, "%s id %d outside the vocab [0, %zu)",
-                            i == 0 ? "bos" : i == 1 ? "eos" : "unknown", (int)id, t->V);
+                            i == 0   ? "bos"
+                            : i == 1 ? "eos"
+                                     : "unknown",
+                            (int)id, t->V);
     }
     if (!rc) {
         t->bos = a->bos_id;
@@ -584,20 +580,38 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
 
 /* ---- accessors ---------------------------------------------------------------------- */
 
-enum mt_tok_kind mt_tok_kind(const struct mt_tokenizer *t) { return t->kind; }
+enum mt_tok_kind mt_tok_kind(const struct mt_tokenizer *t)
+{
+    return t->kind;
+}
 
 const char *mt_tok_kind_name(const struct mt_tokenizer *t)
 {
-    return t->kind == MT_TOK_BYTES ? "bytes"
+    return t->kind == MT_TOK_BYTES      ? "bytes"
            : t->kind == MT_TOK_BYTE_BPE ? "byte-level BPE"
                                         : "SentencePiece BPE";
 }
 
-size_t mt_tok_vocab(const struct mt_tokenizer *t) { return t->V; }
-int32_t mt_tok_bos(const struct mt_tokenizer *t) { return t->bos; }
-int32_t mt_tok_eos(const struct mt_tokenizer *t) { return t->eos; }
-uint64_t mt_tok_identity(const struct mt_tokenizer *t) { return t->identity; }
-const uint32_t *mt_tok_piece_bytes(const struct mt_tokenizer *t) { return t->piece_len; }
+size_t mt_tok_vocab(const struct mt_tokenizer *t)
+{
+    return t->V;
+}
+int32_t mt_tok_bos(const struct mt_tokenizer *t)
+{
+    return t->bos;
+}
+int32_t mt_tok_eos(const struct mt_tokenizer *t)
+{
+    return t->eos;
+}
+uint64_t mt_tok_identity(const struct mt_tokenizer *t)
+{
+    return t->identity;
+}
+const uint32_t *mt_tok_piece_bytes(const struct mt_tokenizer *t)
+{
+    return t->piece_len;
+}
 
 int32_t mt_tok_id(const struct mt_tokenizer *t, const char *s)
 {
@@ -741,8 +755,8 @@ static int bpe(const struct mt_tokenizer *t, struct work *w, struct ids *o)
 }
 
 /* One piece of byte-level BPE: the bytes mapped to their characters, then merged. */
-static int word_bytelevel(const struct mt_tokenizer *t, struct work *w, const uint8_t *p,
-                          size_t n, struct ids *o)
+static int word_bytelevel(const struct mt_tokenizer *t, struct work *w, const uint8_t *p, size_t n,
+                          struct ids *o)
 {
     w->n = 0;
     if (t->ignore_merges) {
@@ -861,8 +875,10 @@ static int segment(const struct mt_tokenizer *t, struct work *w, pcre2_match_dat
         size_t k = 0;
         if (pre) memcpy(w->buf, MT_TOK_SPACE, 3), k = 3;
         for (size_t i = 0; i < n; i++) {
-            if (p[i] == ' ') memcpy(w->buf + k, MT_TOK_SPACE, 3), k += 3;
-            else w->buf[k++] = (char)p[i];
+            if (p[i] == ' ')
+                memcpy(w->buf + k, MT_TOK_SPACE, 3), k += 3;
+            else
+                w->buf[k++] = (char)p[i];
         }
         if (word_sp(t, w, (const uint8_t *)w->buf, k, o))
             return mt_tf_fail(err, errlen, "out of memory encoding");

@@ -102,10 +102,10 @@ const char *mt_tok_pattern_for(const char *pre);
 
 /* A tokenizer as a GGUF file's metadata gives it (see the contract above). */
 struct mt_tok_arrays {
-    const char *model;              /* "gpt2", "llama" or "bytes" */
-    const char *const *tokens;      /* n_tokens strings, NUL-terminated UTF-8 */
+    const char *model;         /* "gpt2", "llama" or "bytes" */
+    const char *const *tokens; /* n_tokens strings, NUL-terminated UTF-8 */
     size_t n_tokens;
-    const char *const *merges;      /* n_merges "left right", rank order; may be NULL */
+    const char *const *merges; /* n_merges "left right", rank order; may be NULL */
     size_t n_merges;
     const float *scores;            /* n_tokens or NULL */
     const int32_t *token_type;      /* n_tokens or NULL */

@@ -12,16 +12,19 @@
 
 /* What the normalizer, pre-tokenizer and decoder say, checked against what is supported. */
 struct shape {
-    int bytelevel;       /* a ByteLevel pre-tokenizer */
-    int bl_regex;        /* ... with use_regex (GPT-2's pattern) */
-    int prefix_space;    /* ... add_prefix_space */
-    const char *split;   /* a Split pre-tokenizer's regex (borrowed from the JSON) */
-    char *split_literal; /* ... or its String pattern, escaped (owned) */
+    int bytelevel;        /* a ByteLevel pre-tokenizer */
+    int bl_regex;         /* ... with use_regex (GPT-2's pattern) */
+    int prefix_space;     /* ... add_prefix_space */
+    const char *split;    /* a Split pre-tokenizer's regex (borrowed from the JSON) */
+    char *split_literal;  /* ... or its String pattern, escaped (owned) */
     int prepend, replace; /* SentencePiece normalizer pieces seen */
     int metaspace;        /* a Metaspace pre-tokenizer: 1 always, 2 first */
 };
 
-static const char *type_of(json_t *o) { return json_string_value(json_object_get(o, "type")); }
+static const char *type_of(json_t *o)
+{
+    return json_string_value(json_object_get(o, "type"));
+}
 
 static int is_space_mark(json_t *o, const char *key)
 {
@@ -150,8 +153,8 @@ static int decoder(json_t *d, const char *path, char *err, size_t errlen)
         json_array_foreach(v, i, e) if (decoder(e, path, err, errlen)) return -1;
         return 0;
     }
-    static const char *const ok[] = {"ByteLevel", "Metaspace", "Replace", "ByteFallback", "Fuse",
-                                     "Strip"};
+    static const char *const ok[] = {"ByteLevel",    "Metaspace", "Replace",
+                                     "ByteFallback", "Fuse",      "Strip"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (!strcmp(ty, ok[i])) return 0;
     return mt_tf_fail(err, errlen,
@@ -162,8 +165,8 @@ static int decoder(json_t *d, const char *path, char *err, size_t errlen)
 
 /* merges: "a b" strings or [a, b] pairs, into left[] / right[] (borrowed or owned in
  * `owned`). */
-static int read_merges(json_t *m, const char ***left, const char ***right, char ***owned,
-                       size_t *n, const char *path, char *err, size_t errlen)
+static int read_merges(json_t *m, const char ***left, const char ***right, char ***owned, size_t *n,
+                       const char *path, char *err, size_t errlen)
 {
     size_t k = json_array_size(m), i;
     json_t *e;
@@ -174,8 +177,8 @@ static int read_merges(json_t *m, const char ***left, const char ***right, char 
     if (!*left || !*right || !*owned) return mt_tf_fail(err, errlen, "out of memory");
     json_array_foreach(m, i, e)
     {
-        if (json_is_array(e) && json_array_size(e) == 2 &&
-            json_is_string(json_array_get(e, 0)) && json_is_string(json_array_get(e, 1))) {
+        if (json_is_array(e) && json_array_size(e) == 2 && json_is_string(json_array_get(e, 0)) &&
+            json_is_string(json_array_get(e, 1))) {
             (*left)[i] = json_string_value(json_array_get(e, 0));
             (*right)[i] = json_string_value(json_array_get(e, 1));
             continue;
@@ -224,7 +227,7 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
                           "%s: BPE with %s is not supported (supported: no subword prefix, no "
                           "end-of-word suffix, no dropout)",
                           path,
-                          cont && cont[0]  ? "continuing_subword_prefix"
+                          cont && cont[0] ? "continuing_subword_prefix"
                           : eow && eow[0] ? "end_of_word_suffix"
                                           : "dropout");
     struct shape sh = {0};
@@ -284,8 +287,8 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
             !json_is_string(json_object_get(e, "content"))) {
             free(sh.split_literal);
             return mt_tf_fail(err, errlen,
-                              "%s: added_tokens[%zu] needs an id in [0, 2^24) and a content",
-                              path, i);
+                              "%s: added_tokens[%zu] needs an id in [0, 2^24) and a content", path,
+                              i);
         }
         if ((size_t)id + 1 > V) V = (size_t)id + 1;
     }
@@ -307,8 +310,8 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
     {
         if (rc) break;
         const char *c = json_string_value(json_object_get(e, "content"));
-        rc = mt_tok__set(t, (size_t)json_integer_value(json_object_get(e, "id")), c, strlen(c),
-                         1, err, errlen);
+        rc = mt_tok__set(t, (size_t)json_integer_value(json_object_get(e, "id")), c, strlen(c), 1,
+                         err, errlen);
     }
     if (!rc) rc = mt_tok__index(t, err, errlen);
     const char **left = NULL, **right = NULL;
@@ -362,10 +365,10 @@ int mt_tok_load_json(struct mt_tokenizer **out, const char *path, char *err, siz
     if (!root)
         return mt_tf_fail(err, errlen, "%s: not a readable JSON file: %s (line %d, column %d)",
                           path, je.text, je.line, je.column);
-    int rc = json_is_object(root)
-                 ? build(out, root, path, err, errlen)
-                 : mt_tf_fail(err, errlen, "%s: not a tokenizer.json (the top is not an object)",
-                              path);
+    int rc =
+        json_is_object(root)
+            ? build(out, root, path, err, errlen)
+            : mt_tf_fail(err, errlen, "%s: not a tokenizer.json (the top is not an object)", path);
     json_decref(root);
     if (rc && err && errlen && strncmp(err, path, strlen(path))) { /* name the file */
         char *msg = strdup(err);
