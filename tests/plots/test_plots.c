@@ -507,7 +507,7 @@ static void check_drawn(const struct mt_plot_result *res, const char *plots, con
 static int contains(const char *dir, const char *file, const char *needle)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) return 0;
     char *s = read_file(path, NULL);
     int found = s && strstr(s, needle);
     free(s);
