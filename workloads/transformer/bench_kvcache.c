@@ -90,7 +90,7 @@ static double attend_all(const struct mt_kvc *c, size_t n, int threads, float *b
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t l = 0; l < L; l++) {
         float *o = buf + (size_t)omp_get_thread_num() * (C + n);
-        mt_kvc_attend(c, 0, l, 0, n, q, o, o + C);
+        mt_kvc_attend(c, 0, l, 0, n, q, o);
     }
     return mt_bench_now() - t0;
 }

@@ -32,7 +32,8 @@ static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes)
 {
-    if (kv_bytes) *kv_bytes = cfg->n_layer * 2 * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
+    struct mt_kvc_spec fp32 = mt_kvc_spec_default();
+    if (kv_bytes) *kv_bytes = mt_kvc_contiguous_bytes(cfg, &fp32, max_T); /* window: a ring */
     if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
 }
 
@@ -104,11 +105,12 @@ static int decode_linear(void *user, enum mt_linear which, const float *in, floa
 static int decode_attention(void *user, const float *qkv, float *atty, float *att)
 {
     struct decode_block *k = user;
+    (void)att; /* the cache attends tile by tile: no row of scores */
     const struct mt_gpt_config *cfg = &k->m->cfg;
     size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), pos = k->kv->pos;
     size_t lo = mt_k_window_start(pos, cfg->window); /* sliding window: the last positions */
     mt_kvc_append(k->kv->cache, 0, k->l, pos, qkv + C, qkv + C + kvd);
-    mt_kvc_attend(k->kv->cache, 0, k->l, lo, pos + 1, qkv, atty, att);
+    mt_kvc_attend(k->kv->cache, 0, k->l, lo, pos + 1, qkv, atty);
     return 0;
 }
 

@@ -457,7 +457,8 @@ struct mt_gpt_kv {
     size_t kv_bytes, scratch_bytes;
 };
 
-/* Bytes of an fp32 contiguous KV cache: into kv_bytes / scratch_bytes (either may be
+/* Bytes of an fp32 contiguous KV cache (a ring of window positions under a sliding
+ * window shorter than max_T): into kv_bytes / scratch_bytes (either may be
  * NULL). Other formats: mt_kvc_contiguous_bytes (kvcache.h); the scratch is the same. */
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes);

@@ -24,17 +24,25 @@ void mt_kvk_scores_f32(float *att, const float *q, const float *K, size_t stride
     }
 }
 
-float mt_kvk_softmax(float *att, size_t n)
+void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs)
 {
-    float maxv = -INFINITY, sum = 0.0f;
+    float mx = *m, sum = 0.0f;
     for (size_t t = 0; t < n; t++)
-        maxv = att[t] > maxv ? att[t] : maxv;
+        mx = s[t] > mx ? s[t] : mx;
+    if (mx > *m) {
+        float c = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);
+#pragma omp simd
+        for (size_t i = 0; i < hs; i++)
+            o[i] *= c;
+        *l *= c;
+        *m = mx;
+    }
 #pragma omp simd reduction(+ : sum)
     for (size_t t = 0; t < n; t++) {
-        att[t] = fast_expf(att[t] - maxv);
-        sum += att[t];
+        s[t] = s[t] == -INFINITY ? 0.0f : fast_expf(s[t] - mx);
+        sum += s[t];
     }
-    return 1.0f / sum;
+    *l += sum;
 }
 
 void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *V, size_t stride,

@@ -50,15 +50,18 @@ void mt_kvk_scores_ref(enum mt_kvk_kind kind, float *att, const float *q,
 /* o[hs] += sum_t (att[t] * inv) v_t, tokens in order. */
 void mt_kvk_accum_ref(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                       const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
-/* In place: att[t] = exp(att[t] - max) for t < n; returns 1 / sum. */
-float mt_kvk_softmax_ref(float *att, size_t n);
+/* One step of the online softmax over a tile of n scores s (-INFINITY: masked): the
+ * running maximum *m (-INFINITY before the first tile) grows to the tile's, and when it
+ * does the output o (hs floats) and the running sum *l are rescaled by exp(old - new);
+ * then in place s[t] = exp(s[t] - *m) (0 where masked), and *l += their sum. */
+void mt_kvk_online_ref(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 
 /* fp32 only, the loops of mt_k_attention_decode (kvkernels.c). */
 void mt_kvk_scores_f32(float *att, const float *q, const float *k, size_t stride, size_t n,
                        size_t hs, float scale);
 void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *v, size_t stride,
                       size_t n, size_t hs);
-float mt_kvk_softmax(float *att, size_t n);
+void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 
 /* AVX-512 (kvkernels_avx512.c): every kind but F32; hs and G multiples of 16. Call only
  * when mt_kvk_avx512_ok(). */
