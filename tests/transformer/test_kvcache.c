@@ -13,12 +13,14 @@
  * `window`: a sliding-window cache (a contiguous ring, paged blocks released as the
  * window leaves them) attends bit for bit as the full cache over the window and holds
  * only the window's positions;
+ * `threads`: heads attending in parallel give the same bits on one thread and two;
  * `sim`: the seeded serving simulation is reproducible, its paged layout wastes less
  * than 4 % and less than the contiguous one, and runs at least as many sequences.
  * What it is not for: accuracy of a trained model through the cache (kv_cache.accuracy
  * in tests/quantize), speed (scripts/bench_kvcache.sh).
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +283,39 @@ static void window(void)
     free(K), free(V), free(q), free(o1), free(o2), free(o3);
 }
 
+/* Heads in parallel: one thread and two give the same bits (every format, a context
+ * above MT_KVC_PAR_MIN's threshold, and one below it). */
+static void threads(void)
+{
+    struct mt_gpt_config cfg = config(128, 4, 640);
+    size_t C = cfg.n_embd, L = cfg.n_layer, T = cfg.seq_len;
+    struct mt_rng r;
+    mt_rng_seed(&r, 17);
+    float *K = filled(L * T * C, &r), *V = filled(L * T * C, &r), *q = filled(C, &r);
+    float *o1 = malloc(C * 4), *o2 = malloc(C * 4);
+    CHECK(T * C >= MT_KVC_PAR_MIN && 100 * C < MT_KVC_PAR_MIN);
+    for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
+        struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 32, 0);
+        struct mt_kvc *c;
+        CHECK_OK(mt_kvc_create(&c, &cfg, &s, T, 1, 0, err, sizeof err), err);
+        CHECK(mt_kvc_reserve(c, 0, T) == 0);
+        for (size_t t = 0; t < T; t++)
+            for (size_t l = 0; l < L; l++)
+                mt_kvc_append(c, 0, l, t, K + (l * T + t) * C, V + (l * T + t) * C);
+        for (size_t n = 100; n <= T; n += T - 100)
+            for (size_t l = 0; l < L; l++) {
+                omp_set_num_threads(1);
+                mt_kvc_attend(c, 0, l, 0, n, q, o1);
+                omp_set_num_threads(2);
+                mt_kvc_attend(c, 0, l, 0, n, q, o2);
+                CHECK(memcmp(o1, o2, C * 4) == 0);
+            }
+        mt_kvc_free(c);
+    }
+    printf("threads: 1 and 2 threads attend bit for bit, every format, %zu positions\n", T);
+    free(K), free(V), free(q), free(o1), free(o2);
+}
+
 static void sim(void)
 {
     struct mt_gpt_config cfg = config(128, 4, 128);
@@ -310,12 +345,12 @@ int main(int argc, char **argv)
         const char *name;
         void (*fn)(void);
     } cases[] = {{"kernels", kernels}, {"paged", paged}, {"bytes", bytes}, {"sim", sim},
-                   {"window", window}};
+                   {"window", window}, {"threads", threads}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (argc > 1 && !strcmp(argv[1], cases[i].name)) {
             cases[i].fn();
             return 0;
         }
-    fprintf(stderr, "usage: %s kernels|paged|bytes|sim|window\n", argv[0]);
+    fprintf(stderr, "usage: %s kernels|paged|bytes|sim|window|threads\n", argv[0]);
     return 2;
 }

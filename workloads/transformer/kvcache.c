@@ -4,6 +4,7 @@
 #include "kvcache.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "util.h"
 
 #define MAX_GROUP 128
+#define HEADS_PER_PASS 64 /* heads of one attend_heads call */
 
 static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16",
                                                               "int8", "int4", "int2"};
@@ -425,12 +427,14 @@ static enum mt_kvk_kind value_kind(enum mt_kvc_format f)
     return k[f];
 }
 
-/* Which build runs kind: 0 the reference, 1 the fp32 loops, 2 AVX-512. */
+/* Which build runs kind: 0 the reference, 1 the fp32 loops (fp32 without AVX-512), 2
+ * AVX-512. */
 static int pick(const struct mt_kvc *c, enum mt_kvk_kind kind)
 {
     if (c->impl == MT_KVC_IMPL_SCALAR) return 0;
-    if (kind == MT_KVK_F32) return 1;
-    return c->hs % 16 == 0 && c->spec.group % 16 == 0 && mt_kvk_avx512_ok() ? 2 : 0;
+    int grouped = kind >= MT_KVK_TOK8;
+    if (c->hs % 16 == 0 && (!grouped || c->spec.group % 16 == 0) && mt_kvk_avx512_ok()) return 2;
+    return kind == MT_KVK_F32 ? 1 : 0;
 }
 
 static void scores(int impl, enum mt_kvk_kind kind, float *att, const float *q,
@@ -478,76 +482,92 @@ static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t
     return w;
 }
 
-/* One query head (q, hs floats) of kv head g over positions [lo, n): out o (hs floats).
- * Tiles of c->tile positions, aligned to absolute positions, each split into runs at the
- * ends of blocks and of KIVI's fp32 ring; per tile the scores, then the online softmax
- * step (the running maximum and sum; the output rescaled when the maximum grows), then
- * the weighted values. The arithmetic depends on the positions only, never on where the
- * blocks lie: paged equals contiguous bit for bit. */
-static void attend_head(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
-                        const float *q, float *o, size_t g)
+/* Query heads [h0, h1) (q and out: n_embd floats) over positions [lo, n). Tiles of
+ * c->tile positions, aligned to absolute positions, each split into runs at the ends of
+ * blocks and of KIVI's fp32 ring; per tile and head the scores, the online softmax step
+ * (the running maximum and sum; the output rescaled when the maximum grows) and the
+ * weighted values. The heads take a tile in turn while it sits in the L1 cache. The
+ * arithmetic of a head depends on the positions only, never on where the blocks lie or
+ * which heads share the call: paged equals contiguous bit for bit at any thread count. */
+static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
+                         const float *q, float *out, size_t h0, size_t h1)
 {
     size_t hs = c->hs, G = c->spec.group, S = c->tile, bs = c->bs, W = c->ring_tokens;
-    size_t stored = mt_kvc_stored_tokens(&c->spec, n);
+    size_t rep = c->cfg.n_head / (c->kvd / hs), stored = mt_kvc_stored_tokens(&c->spec, n);
     size_t lo_al = lo / c->sz.unit_tokens * c->sz.unit_tokens;
     enum mt_kvk_kind kind[2] = {key_kind(c->spec.format), value_kind(c->spec.format)};
     int impl[2] = {pick(c, kind[0]), pick(c, kind[1])}, ir = pick(c, MT_KVK_F32);
     int ref = c->impl == MT_KVC_IMPL_SCALAR;
-    float s[MT_KVC_MAX_TILE], mx = -INFINITY, sum = 0.0f, scale = 1.0f / sqrtf((float)hs);
-    memset(o, 0, hs * sizeof *o);
+    float s[MT_KVC_MAX_TILE], mx[HEADS_PER_PASS], sum[HEADS_PER_PASS];
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t h = h0; h < h1; h++) {
+        memset(out + h * hs, 0, hs * sizeof *out);
+        mx[h - h0] = -INFINITY, sum[h - h0] = 0.0f;
+    }
     for (size_t t0 = lo / S * S; t0 < n; t0 += S) {
         size_t a = t0 > lo_al ? t0 : lo_al, e = t0 + S < n ? t0 + S : n;
-        for (int which = 0; which < 2; which++) {
-            for (size_t t = a; t < e;) {
-                size_t m;
-                struct mt_kvk_view w;
-                int im = impl[which];
-                enum mt_kvk_kind k = kind[which];
-                if (t < stored) { /* packed, in its block */
-                    size_t b = t / bs, end = (b + 1) * bs;
-                    end = end < stored ? end : stored;
-                    m = (end < e ? end : e) - t;
-                    w = view_of(c, block_of(c, seq, b), layer, which, g, t % bs);
-                } else { /* KIVI's fp32 ring */
-                    size_t slot = t % W;
-                    m = W - slot < e - t ? W - slot : e - t;
-                    w = (struct mt_kvk_view){
-                        .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, which,
-                                                                          slot) +
-                                                                 g * hs),
-                        .stride = c->kvd * 4};
-                    im = ir, k = MT_KVK_F32;
+        for (size_t h = h0; h < h1; h++) {
+            const float *qh = q + h * hs;
+            float *o = out + h * hs;
+            size_t g = h / rep;
+            for (int which = 0; which < 2; which++) {
+                for (size_t t = a; t < e;) {
+                    size_t m;
+                    struct mt_kvk_view w;
+                    int im = impl[which];
+                    enum mt_kvk_kind k = kind[which];
+                    if (t < stored) { /* packed, in its block */
+                        size_t b = t / bs, end = (b + 1) * bs;
+                        end = end < stored ? end : stored;
+                        m = (end < e ? end : e) - t;
+                        w = view_of(c, block_of(c, seq, b), layer, which, g, t % bs);
+                    } else { /* KIVI's fp32 ring */
+                        size_t slot = t % W;
+                        m = W - slot < e - t ? W - slot : e - t;
+                        w = (struct mt_kvk_view){
+                            .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer,
+                                                                              which, slot) +
+                                                                     g * hs),
+                            .stride = c->kvd * 4};
+                        im = ir, k = MT_KVK_F32;
+                    }
+                    if (!which)
+                        scores(im, k, s + (t - a), qh, &w, m, hs, G, scale);
+                    else
+                        accum(im, k, o, s + (t - a), 1.0f, &w, m, hs, G);
+                    t += m;
                 }
-                if (!which)
-                    scores(im, k, s + (t - a), q, &w, m, hs, G, scale);
+                if (which) continue;
+                for (size_t t = a; t < lo; t++) /* the group's positions before the window */
+                    s[t - a] = -INFINITY;
+                if (ref)
+                    mt_kvk_online_ref(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
                 else
-                    accum(im, k, o, s + (t - a), 1.0f, &w, m, hs, G);
-                t += m;
+                    mt_kvk_online(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
             }
-            if (which) continue;
-            for (size_t t = a; t < lo; t++) /* the group's positions before the window */
-                s[t - a] = -INFINITY;
-            if (ref)
-                mt_kvk_online_ref(s, e - a, &mx, &sum, o, hs);
-            else
-                mt_kvk_online(s, e - a, &mx, &sum, o, hs);
         }
     }
-    float inv = 1.0f / sum;
-    for (size_t i = 0; i < hs; i++)
-        o[i] *= inv;
+    for (size_t h = h0; h < h1; h++) {
+        float inv = 1.0f / sum[h - h0];
+        for (size_t i = 0; i < hs; i++)
+            out[h * hs + i] *= inv;
+    }
 }
 
 void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
                    const float *q, float *out)
 {
-    size_t hs = c->hs, NH = c->cfg.n_head, rep = NH / (c->kvd / hs);
-    /* heads in parallel once a step has enough of them to share (each head is one
-     * thread's from start to end: the same bits whatever the thread count) */
-    int par = NH > 1 && (n - lo) * NH * hs >= MT_KVC_PAR_MIN;
+    size_t NH = c->cfg.n_head;
+    /* the heads in parts, in parallel once a step has enough work to share: a part per
+     * thread (at most HEADS_PER_PASS heads each) */
+    int par = NH > 1 && (n - lo) * NH * c->hs >= MT_KVC_PAR_MIN;
+    size_t parts = par ? (size_t)omp_get_max_threads() : 1;
+    parts = parts < NH ? parts : NH;
+    if (parts < (NH + HEADS_PER_PASS - 1) / HEADS_PER_PASS)
+        parts = (NH + HEADS_PER_PASS - 1) / HEADS_PER_PASS;
 #pragma omp parallel for schedule(static) if (par)
-    for (size_t h = 0; h < NH; h++)
-        attend_head(c, seq, layer, lo, n, q + h * hs, out + h * hs, h / rep);
+    for (size_t p = 0; p < parts; p++)
+        attend_heads(c, seq, layer, lo, n, q, out, p * NH / parts, (p + 1) * NH / parts);
 }
 
 /* ------------------------------------------------------------------ serving simulation */
