@@ -105,6 +105,29 @@ INLINE __m512 reduce16(const __m512 *v)
     return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
 }
 
+/* 4-bit rows 32 elements at a time: 16 bytes widened once (vpmovzxbd), the low nibbles
+ * are the even elements, the high ones the odd; the other operand is split alike. */
+static const int even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int lo_idx[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int hi_idx[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+INLINE void nibbles(const uint8_t *p, __m512 *even, __m512 *odd)
+{
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)p));
+    *even = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
+    *odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+}
+INLINE void split(__m512 a, __m512 b, __m512 *even, __m512 *odd)
+{
+    *even = _mm512_permutex2var_ps(a, _mm512_loadu_si512(even_idx), b);
+    *odd = _mm512_permutex2var_ps(a, _mm512_loadu_si512(odd_idx), b);
+}
+INLINE void merge(__m512 even, __m512 odd, __m512 *a, __m512 *b)
+{
+    *a = _mm512_permutex2var_ps(even, _mm512_loadu_si512(lo_idx), odd);
+    *b = _mm512_permutex2var_ps(even, _mm512_loadu_si512(hi_idx), odd);
+}
+
 /* The scores, 16 tokens at a time: per token a vector of partial products (per-token
  * groups weighed by their scale), the 16 reduced together by reduce16; minima enter as
  * m * sum q per group (per token) or sum q m per token group (per channel). hs is a
@@ -112,7 +135,7 @@ INLINE __m512 reduce16(const __m512 *v)
 INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
-    __m512 qv[MAXV], v[16];
+    __m512 qv[MAXV], v[16], qe[MAXV / 2], qo[MAXV / 2];
     float qsum[MAXV], bias[16], cbias = 0.0f;
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
     size_t pf = mt_kvk_prefetch_ahead(k->stride);
@@ -137,6 +160,9 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                 b = _mm512_fmadd_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
             }
             cbias = _mm512_reduce_add_ps(b);
+            if (kind == MT_KVK_CHAN4 && hs % 32 == 0)
+                for (size_t c = 0; c < hs / 32; c++)
+                    split(qv[2 * c], qv[2 * c + 1], &qe[c], &qo[c]);
         }
         for (size_t j = 0; j < 16; j++) {
             size_t t = t0 + j;
@@ -157,6 +183,13 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                 for (size_t g = 0; g < ng; g++)
                     b += mt_kvk_h2f(mn[g]) * qsum[g];
                 bias[j] = b;
+            } else if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
+                for (size_t c = 0; c < hs / 32; c++) {
+                    __m512 e, o;
+                    nibbles(row + 16 * c, &e, &o);
+                    acc = _mm512_fmadd_ps(qo[c], o, _mm512_fmadd_ps(qe[c], e, acc));
+                }
+                bias[j] = cbias;
             } else {
                 for (size_t i = 0; i < nv; i++)
                     acc = _mm512_fmadd_ps(qv[i], load16(kind, row, 16 * i), acc);
@@ -212,13 +245,29 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
     __m512 acc[MAXV];
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
     size_t pf = mt_kvk_prefetch_ahead(v->stride);
+    /* 4-bit values with one group per 32 elements: acc[2c], acc[2c + 1] hold the even and
+     * odd elements of chunk c */
+    int eo = kind == MT_KVK_TOK4 && hs % 32 == 0 && G % 32 == 0;
     for (size_t i = 0; i < nv; i++)
         acc[i] = _mm512_loadu_ps(o + 16 * i);
+    if (eo)
+        for (size_t c = 0; c < hs / 32; c++)
+            split(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
     for (size_t t = 0; t < n; t++) {
         const uint8_t *row = v->codes + t * v->stride;
         __m512 av = _mm512_set1_ps(att[t] * inv);
         if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, ng);
-        if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
+        if (eo) {
+            const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
+            for (size_t c = 0; c < hs / 32; c++) {
+                size_t g = 32 * c / G;
+                __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])), mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
+                __m512 e, od;
+                nibbles(row + 16 * c, &e, &od);
+                acc[2 * c] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, e, mv), acc[2 * c]);
+                acc[2 * c + 1] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, od, mv), acc[2 * c + 1]);
+            }
+        } else if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
             for (size_t i = 0; i < nv; i++) {
                 size_t g = 16 * i / G;
@@ -231,6 +280,9 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
                 acc[i] = _mm512_fmadd_ps(av, load16(kind, row, 16 * i), acc[i]);
         }
     }
+    if (eo)
+        for (size_t c = 0; c < hs / 32; c++)
+            merge(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
     for (size_t i = 0; i < nv; i++)
         _mm512_storeu_ps(o + 16 * i, acc[i]);
 }
