@@ -4,7 +4,7 @@
  * `kernels`: for every format, attention on the packed cache (fast kernels) agrees with
  * the scalar reference within 2e-5 (relative to the largest output), and the fp32 cache
  * (tiles with an online softmax) agrees with mt_k_attention_decode (one softmax over the
- * whole row) within 1e-6 on the same keys and values;
+ * whole row) within 5e-6 (1.6e-6 seen under the sanitizers) on the same keys and values;
  * `paged`: a paged cache (blocks of 16 and 32, two sequences interleaved so their blocks
  * are not consecutive) attends bit for bit as the contiguous one, for every format and
  * both builds, and a model decodes the same logits bit for bit through either;
@@ -106,7 +106,7 @@ static void kernels(void)
                    mt_kvc_format_name((enum mt_kvc_format)f), worst);
             if (f == MT_KVC_FP32) printf(", vs mt_k_attention_decode %.2e", dense);
             printf("\n");
-            CHECK(worst < 2e-5 && dense < 1e-6);
+            CHECK(worst < 2e-5 && dense < 5e-6);
             mt_kvc_free(c);
         }
         free(K), free(V), free(q), free(o1), free(o2), free(att);

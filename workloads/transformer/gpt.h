@@ -452,7 +452,7 @@ struct mt_kvc_spec;
 struct mt_gpt_kv {
     size_t max_T, pos;    /* capacity and positions filled */
     struct mt_kvc *cache; /* keys and values in their format and layout (kvcache.h) */
-    float *scratch;       /* x, ln, qkv, atty, proj, fch (F; SwiGLU 3F), att (max_T), logits (V) */
+    float *scratch;       /* x, ln, qkv, atty, proj, fch (F; SwiGLU 3F), logits (V) */
     float *logits;        /* into scratch: (V) logits of the last decoded token */
     size_t kv_bytes, scratch_bytes;
 };

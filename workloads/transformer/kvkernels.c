@@ -1,10 +1,10 @@
-/* kvkernels.c — the fp32 KV-cache attention loops, compiled with kernels.c's flags.
+/* kvkernels.c — the compiler-vectorized KV-cache attention loops, compiled with
+ * kernels.c's flags.
  *
- * What it is for: the three loops of mt_k_attention_decode (scores, softmax, weighted
- * sum) written the same way and compiled the same way (-O3, -march=native when the
- * build is native), split so the cache can feed them block by block: the fp32 cache,
- * contiguous or paged, decodes bit for bit as the model did before the cache had
- * formats. What it is not for: the packed formats (kvkernels_avx512.c, kvkernels_ref.c).
+ * What it is for: the online softmax step of every format (fast_expf, as
+ * mt_k_attention_decode), and the fp32 scores and weighted sum where AVX-512 is missing
+ * (the loops of mt_k_attention_decode, fed block by block). What it is not for: the
+ * packed formats (kvkernels_avx512.c, kvkernels_ref.c).
  */
 #include "kernels_math.h"
 #include "kvkernels.h"

@@ -3,10 +3,10 @@
  *
  * What it is for: scores of one head's query against `n` consecutive packed keys, and
  * the probability-weighted sum of `n` consecutive packed values, for every storage kind
- * of the cache, in three builds: the scalar reference (kvkernels_ref.c, the definition),
- * the fp32 loops of mt_k_attention_decode (kvkernels.c, compiled like kernels.c, so the
- * fp32 cache decodes bit for bit as before) and AVX-512 (kvkernels_avx512.c, chosen at
- * run time). The fast kernels never decode more than 16 elements at a time, in registers.
+ * of the cache, and the online softmax step between them, in three builds: the scalar
+ * reference (kvkernels_ref.c, the definition), compiler-vectorized fp32 loops
+ * (kvkernels.c: the fp32 cache on a CPU without AVX-512) and AVX-512 (kvkernels_avx512.c,
+ * every kind, chosen at run time). The fast kernels decode codes in registers only.
  * What it is not for: the cache's layout, block tables or quantization (kvcache.c).
  *
  * A view is one head's slice of n tokens of one layer in one block: token t's codes at

@@ -1,16 +1,19 @@
 /* kvkernels_avx512.c — AVX-512 kernels of the KV-cache attention (kvkernels.h).
  *
- * What it is for: attention straight from the packed cache: 16 codes at a time are
- * widened in registers (bytes by vpmovzxbd; 4- and 2-bit codes by one permute of the
- * packed words and per-lane shifts), then multiplied with the query or accumulated with
- * the probability. Per-token groups fold their scale and minimum into the group's dot
- * (s * sum q c + m * sum q); per-channel (KIVI key) groups fold the scales into the query
- * once per group of tokens (sum (q s) c + sum q m). Compiled for AVX-512 whatever the
+ * What it is for: attention straight from the packed cache: codes are widened in
+ * registers (bytes by vpmovzxbd; 4-bit rows 32 at a time, low nibbles the even elements
+ * and high ones the odd; 2-bit codes by per-lane shifts of a broadcast word), then
+ * multiplied with the query or accumulated with the probability. Scores run 16 tokens at
+ * a time: one vector of partial products per token, the 16 reduced by one tree. Per-token
+ * groups weigh their partial products by their scale and add m * sum q; per-channel
+ * (KIVI key) groups fold the scales into the query once per group of tokens
+ * (sum (q s) c + sum q m). The weighted sum keeps the output in registers over a run and
+ * decodes each element (s c + m) off the accumulator's chain. Compiled for AVX-512 whatever the
  * build flags and called only after mt_kvk_avx512_ok(), so the file builds for any
  * x86-64. The sums run in another order than the reference's: they agree to float
  * rounding (tests/transformer/test_kvcache.c states the bound).
- * What it is not for: fp32 (kvkernels.c), shapes whose head dimension or group is not a
- * multiple of 16 (the reference runs those).
+ * What it is not for: shapes whose head dimension or group is not a multiple of 16 (the
+ * reference runs those; fp32 runs kvkernels.c's loops).
  */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
 #include "kvkernels.h"
