@@ -12,7 +12,7 @@
  * written out by hand, and the bytes a cache allocates and a paged sequence holds;
  * `window`: a sliding-window cache (a contiguous ring, paged blocks released as the
  * window leaves them) attends bit for bit as the full cache over the window and holds
- * only the window's positions;
+ * only the window's positions, as mt_kvc_paged_seq_bytes says;
  * `threads`: heads attending in parallel give the same bits on one thread and two;
  * `sim`: the seeded serving simulation is reproducible, its paged layout wastes less
  * than 4 % and less than the contiguous one, and runs at least as many sequences.
@@ -253,6 +253,8 @@ static void window(void)
                 CHECK(mt_kvc_reserve(a, 0, n) == 0 && mt_kvc_reserve(c, 0, n) == 0);
                 CHECK(mt_kvc_reserve(p, 1, n) == 0 && mt_kvc_reserve(p, 0, n) == 0);
                 most = p->held[0] > most ? p->held[0] : most;
+                CHECK(mt_kvc_paged_seq_bytes(&cfg, &sp, n) ==
+                      p->held[0] * p->block_bytes + p->sz.fixed_bytes);
                 for (size_t l = 0; l < L; l++) {
                     const float *k = K + (l * T + n - 1) * C, *v = V + (l * T + n - 1) * C;
                     mt_kvc_append(a, 0, l, n - 1, k, v);

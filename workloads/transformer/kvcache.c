@@ -285,6 +285,19 @@ void mt_kvc_release(struct mt_kvc *c, size_t seq)
     c->first[seq] = 0;
 }
 
+size_t mt_kvc_paged_seq_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                              size_t n)
+{
+    struct mt_kvc_sizes z;
+    mt_kvc_sizes(cfg, s, &z);
+    size_t bs = mt_kvc_paged_block(s), hi = (mt_kvc_stored_tokens(s, n) + bs - 1) / bs;
+    size_t lo = cfg->window && n > cfg->window ? n - cfg->window : 0, first;
+    first = lo / z.unit_tokens * z.unit_tokens / bs;
+    struct mt_kvc_spec p = *s;
+    p.block = bs;
+    return z.fixed_bytes + (hi > first ? hi - first : 0) * mt_kvc_block_bytes(cfg, &p);
+}
+
 void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held)
 {
     size_t stored = mt_kvc_stored_tokens(&c->spec, c->len[seq]), lo = first_pos(c, c->len[seq]);

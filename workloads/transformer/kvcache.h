@@ -122,6 +122,12 @@ size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
  * group (a multiple of the group, as KIVI needs). */
 size_t mt_kvc_paged_block(const struct mt_kvc_spec *s);
 
+/* Bytes a sequence of n tokens holds in a paged cache of spec (blocks of
+ * mt_kvc_paged_block(spec)): its fixed bytes and the blocks of its stored tokens, only
+ * those a sliding window of cfg->window still reads. */
+size_t mt_kvc_paged_seq_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                              size_t n);
+
 /* Which kernels attend: the fastest this CPU has, or the scalar reference. */
 enum mt_kvc_impl { MT_KVC_IMPL_AUTO = 0, MT_KVC_IMPL_SCALAR = 1 };
 
