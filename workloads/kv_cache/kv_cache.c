@@ -95,8 +95,11 @@ static void memory(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     mt_kvc_sizes(cfg, spec, &z);
     double per_token = (double)z.unit_bytes / (double)z.unit_tokens;
     size_t stored = mt_kvc_stored_tokens(spec, n), bb = mt_kvc_block_bytes(cfg, &paged);
+    size_t lo = cfg->window && n > cfg->window ? n - cfg->window : 0;
+    lo = lo / z.unit_tokens * z.unit_tokens;
+    stored -= lo < stored ? lo : stored; /* a sliding window keeps its own tokens only */
     double used = (double)z.fixed_bytes + (double)stored * per_token;
-    size_t held = z.fixed_bytes + (stored + paged.block - 1) / paged.block * bb;
+    size_t held = mt_kvc_paged_seq_bytes(cfg, spec, n);
     mt_metric(ctx, "kv_bytes_per_token", per_token, "bytes/token");
     mt_metric(ctx, "kv_fixed_bytes", (double)z.fixed_bytes, "bytes");
     mt_metric(ctx, "kv_waste_contiguous_bytes",
@@ -104,13 +107,16 @@ static void memory(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     mt_metric(ctx, "kv_waste_paged_bytes", (double)held - used, "bytes");
     if (budget < z.fixed_bytes + bb) {
         mt_metric_na(ctx, "kv_max_context", "tokens", "the budget holds no block");
+    } else if (cfg->window && mt_kvc_paged_seq_bytes(cfg, spec, cfg->seq_len) <= budget) {
+        mt_metric_na(ctx, "kv_max_context", "tokens",
+                     "a sliding-window sequence holds the same bytes at any context once its "
+                     "window is full, and the budget holds it");
     } else {
         size_t tokens = (budget - z.fixed_bytes) / bb * paged.block;
         if (mt_kvc_format_kivi(spec->format)) tokens += spec->residual;
         mt_metric(ctx, "kv_max_context", (double)tokens, "tokens");
     }
-    size_t one =
-        z.fixed_bytes + (mt_kvc_stored_tokens(spec, ctx_len) + paged.block - 1) / paged.block * bb;
+    size_t one = mt_kvc_paged_seq_bytes(cfg, spec, ctx_len);
     mt_metric(ctx, "kv_max_sequences", (double)(budget / one), "count");
     mt_log(ctx, MT_LOG_INFO, "%s: %.2f bytes/token + %zu fixed; %zu sequences of %zu fit %zu bytes",
            mt_kvc_format_name(spec->format), per_token, z.fixed_bytes, budget / one, ctx_len,

@@ -13,9 +13,13 @@
  * cache at that context, per format), the bound = stream-read bandwidth / bytes per
  * token (bandwidth measured in the same run, same threads, over an array much larger
  * than the caches) and the share of the bound reached. It also times the attention
- * alone (mt_kvc_attend over every layer, one thread, as decode.c runs it) to give its
- * share of a step, and the same attention split over layers on all threads (each thread
- * its own scratch): what parallelising the cache kernels would gain.
+ * alone (mt_kvc_attend over every layer on the row's threads, as decode.c runs it: heads
+ * in parallel) to give its share of a step and its own share of the bandwidth bound
+ * (cache bytes read / time against the stream bandwidth).
+ * Then the sliding-window cache (--window W, default 512; 0 skips it): the bytes a
+ * contiguous cache and a paged sequence hold at `context` with and without the window,
+ * by the plan (mt_kvc_contiguous_bytes) and as allocated (Mistral's anchor: a window of
+ * 4096 keeps 8x less at 32k context; W = context / 8 here).
  * Finally the seeded serving simulation (mt_kvc_simulate, the kv_cache plugin's request
  * distribution: prompt and output uniform in [16, seq_len / 2]) per format: waste of a
  * paged and a contiguous cache, the concurrency gain.
@@ -24,7 +28,7 @@
  *
  * Usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N]
  *        [--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N]
- *        [--budget BYTES] [--requests N]
+ *        [--budget BYTES] [--requests N] [--window N]
  */
 #include <omp.h>
 #include <stdio.h>
@@ -41,7 +45,7 @@
 
 struct opts {
     const char *model;
-    size_t context, steps, reps, stream_mib, budget, requests;
+    size_t context, steps, reps, stream_mib, budget, requests, window;
     int threads[MAX_THR];
     size_t n_thr;
     enum mt_kvc_format fmt[MAX_FMT];
@@ -80,19 +84,59 @@ static int fill(struct mt_kvc *c, size_t n, uint64_t seed)
     return 0;
 }
 
-/* Seconds of one mt_kvc_attend over every layer at context n, the layers split over
- * `threads` threads (1: in turn, as decode.c runs them); buf holds threads x (C + n)
- * floats of output and scratch, q the query. */
-static double attend_all(const struct mt_kvc *c, size_t n, int threads, float *buf, const float *q)
+/* Seconds of one mt_kvc_attend over every layer at context n, in turn, as decode.c runs
+ * them (the heads on the current OpenMP threads); o holds C floats of output. */
+static double attend_all(const struct mt_kvc *c, size_t n, float *o, const float *q)
 {
-    size_t L = c->cfg.n_layer, C = c->cfg.n_embd;
     double t0 = mt_bench_now();
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t l = 0; l < L; l++) {
-        float *o = buf + (size_t)omp_get_thread_num() * (C + n);
-        mt_kvc_attend(c, 0, l, 0, n, q, o, o + C);
-    }
+    for (size_t l = 0; l < c->cfg.n_layer; l++)
+        mt_kvc_attend(c, 0, l, 0, n, q, o);
     return mt_bench_now() - t0;
+}
+
+/* Bytes of a paged sequence (blocks of 16) of cfg at context n, through the allocator. */
+static size_t paged_held(const struct mt_gpt_config *cfg, enum mt_kvc_format f, size_t n)
+{
+    struct mt_kvc_spec s = mt_kvc_spec_default();
+    struct mt_kvc *c = NULL;
+    char err[256];
+    s.format = f, s.block = mt_kvc_format_kivi(f) ? 32 : 16;
+    if (mt_kvc_create(&c, cfg, &s, n, 1, 0, err, sizeof err)) return 0;
+    double used;
+    size_t held = 0;
+    for (size_t t = 1; t <= n; t++) /* grown token by token: a window gives blocks back */
+        mt_kvc_reserve(c, 0, t);
+    mt_kvc_usage(c, 0, &used, &held);
+    mt_kvc_free(c);
+    return held;
+}
+
+/* The sliding-window cache against the full one at context n (see the top). */
+static void window_bytes(const struct opts *o, const struct mt_gpt_config *cfg, size_t n)
+{
+    struct mt_gpt_config w = *cfg;
+    w.window = o->window;
+    printf("\nsliding window %zu at context %zu (contiguous: plan and allocation; paged: "
+           "blocks held at the end)\n",
+           o->window, n);
+    printf("%-6s %12s %12s %8s %12s %8s %12s %12s %8s\n", "format", "full_B", "window_B", "plan",
+           "allocated_B", "ratio", "paged_full_B", "paged_win_B", "ratio");
+    for (size_t f = 0; f < o->n_fmt; f++) {
+        struct mt_kvc_spec s = mt_kvc_spec_default();
+        struct mt_kvc *c = NULL;
+        char err[256];
+        s.format = o->fmt[f];
+        size_t full = mt_kvc_contiguous_bytes(cfg, &s, n), win = mt_kvc_contiguous_bytes(&w, &s, n);
+        if (mt_kvc_create(&c, &w, &s, n, 1, 0, err, sizeof err)) {
+            printf("%-6s unavailable: %s\n", mt_kvc_format_name(s.format), err);
+            continue;
+        }
+        size_t pf = paged_held(cfg, s.format, n), pw = paged_held(&w, s.format, n);
+        printf("%-6s %12zu %12zu %7.2fx %12zu %7.2fx %12zu %12zu %7.2fx\n",
+               mt_kvc_format_name(s.format), full, win, (double)full / (double)win, c->bytes,
+               (double)full / (double)c->bytes, pf, pw, pw ? (double)pf / (double)pw : 0.0);
+        mt_kvc_free(c);
+    }
 }
 
 static void simulate(const struct opts *o, const struct mt_gpt_config *cfg)
@@ -138,14 +182,11 @@ static int bench(const struct opts *o)
     }
     size_t F = o->n_fmt, NT = o->n_thr, start = n - K;
     struct mt_gpt_kv *kv[MAX_FMT] = {0};
-    /* per (threads, format, rep): a decode step, attention on one thread, attention split */
-    double *t = calloc(3 * NT * F * R, sizeof *t), *a1 = t + NT * F * R, *ap = a1 + NT * F * R;
+    /* per (threads, format, rep): a decode step, the attention alone */
+    double *t = calloc(2 * NT * F * R, sizeof *t), *a1 = t + NT * F * R;
     double bytes[MAX_FMT];
-    int max_thr = 1;
-    for (size_t ti = 0; ti < NT; ti++)
-        max_thr = o->threads[ti] > max_thr ? o->threads[ti] : max_thr;
     float *q = malloc(cfg.n_embd * sizeof *q);
-    float *buf = malloc((size_t)max_thr * (cfg.n_embd + n) * sizeof *buf);
+    float *buf = malloc(cfg.n_embd * sizeof *buf);
     int rc = t && q && buf ? 0 : -1;
     for (size_t i = 0; q && i < cfg.n_embd; i++)
         q[i] = (float)((i * 37) % 11) * 0.1f - 0.5f;
@@ -174,11 +215,10 @@ static int bench(const struct opts *o)
                 for (size_t k = 0; k < K && !rc; k++)
                     rc = mt_gpt_decode_step(m, kv[f], (int)(k % cfg.vocab), err, sizeof err);
                 double step = (mt_bench_now() - t0) / (double)K;
-                double one = attend_all(kv[f]->cache, n - K / 2, 1, buf, q);
-                double par = attend_all(kv[f]->cache, n - K / 2, o->threads[ti], buf, q);
+                double att = attend_all(kv[f]->cache, n - K / 2, buf, q);
                 if (!r) continue;
                 size_t at = (ti * F + f) * R + r - 1;
-                t[at] = step, a1[at] = one, ap[at] = par;
+                t[at] = step, a1[at] = att;
             }
         }
     if (rc) {
@@ -191,25 +231,27 @@ static int bench(const struct opts *o)
         double bw = mt_bench_stream_read(o->stream_mib << 20, 5);
         printf("\nthreads %d: stream read %.1f GB/s (sum over %zu MiB, best of 5)\n", th, bw / 1e9,
                o->stream_mib);
-        printf("%-6s %10s %8s %9s %12s %10s %7s %9s %9s\n", "format", "tokens/s", "vs_fp32",
-               "MB/token", "cache_MB", "bound_t/s", "share", "attn_1t%", "attn_par%");
+        printf("%-6s %10s %8s %9s %9s %10s %7s %7s %8s %9s\n", "format", "tokens/s", "vs_fp32",
+               "MB/token", "cache_MB", "bound_t/s", "share", "attn%", "attn_ms", "attn_bw%");
         double fp32 = 0.0;
         for (size_t f = 0; f < F; f++) {
             size_t at = (ti * F + f) * R;
             double step = mt_bench_median(t + at, R), tps = 1.0 / step;
             if (o->fmt[f] == MT_KVC_FP32) fp32 = tps;
-            double att1 = mt_bench_median(a1 + at, R), attp = mt_bench_median(ap + at, R);
+            double att = mt_bench_median(a1 + at, R);
             double cache_mb = (bytes[f] - step_bytes(m, kv[f]->cache, 0)) / 1e6;
             char ratio[32] = "n/a";
             if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
-            printf("%-6s %10.1f %8s %9.2f %12.2f %10.1f %6.0f%% %8.0f%% %8.0f%%\n",
+            printf("%-6s %10.1f %8s %9.2f %9.2f %10.1f %6.0f%% %6.0f%% %8.3f %8.0f%%\n",
                    mt_kvc_format_name(o->fmt[f]), tps, ratio, bytes[f] / 1e6, cache_mb,
-                   bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att1 / step,
-                   100.0 * attp / step);
+                   bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att / step, 1e3 * att,
+                   100.0 * cache_mb * 1e6 / att / bw);
         }
     }
-    printf("(attn_1t%%: attention over every layer on one thread, as decode.c runs it, as a "
-           "share of the step; attn_par%%: the same split over layers on all threads)\n");
+    printf("(share: of the bound of the whole step, weights + cache; attn%%: the attention over "
+           "every layer as a share of the step, attn_ms its median time, attn_bw%%: the cache "
+           "bytes it reads per second against the stream bandwidth)\n");
+    if (o->window && o->window < n) window_bytes(o, &cfg, n);
     simulate(o, &cfg);
 out:
     free(q), free(buf);
@@ -243,7 +285,8 @@ int main(int argc, char **argv)
                      .reps = 7,
                      .stream_mib = 1024,
                      .budget = (size_t)512 << 20,
-                     .requests = 64};
+                     .requests = 64,
+                     .window = 512};
     const char *fmts = "fp32,bf16,int8,int4,int2", *thr = "1,2";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -266,6 +309,8 @@ int main(int argc, char **argv)
             o.budget = (size_t)atoll(v);
         else if (!strcmp(a, "--requests"))
             o.requests = (size_t)atol(v);
+        else if (!strcmp(a, "--window"))
+            o.window = (size_t)atol(v);
         else
             goto usage;
         i++;
@@ -276,6 +321,6 @@ int main(int argc, char **argv)
 usage:
     fprintf(stderr, "usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N] "
                     "[--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N] "
-                    "[--budget BYTES] [--requests N]\n");
+                    "[--budget BYTES] [--requests N] [--window N]\n");
     return 2;
 }

@@ -22,18 +22,20 @@ static size_t fch_floats(const struct mt_gpt_config *cfg)
     return mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
 }
 
-/* Scratch layout in floats: x, ln, qkv (3C, of which C + 2 kv_dim used), atty, proj, fch, att
- * (max_T), logits (V) */
-static size_t scratch_floats(const struct mt_gpt_config *cfg, size_t max_T)
+/* Scratch layout in floats: x, ln, qkv (3C, of which C + 2 kv_dim used), atty, proj, fch,
+ * logits (V). No row of scores: the cache attends tile by tile (kvcache.h), so the scratch
+ * does not grow with the context. */
+static size_t scratch_floats(const struct mt_gpt_config *cfg)
 {
-    return 7 * cfg->n_embd + fch_floats(cfg) + max_T + cfg->vocab;
+    return 7 * cfg->n_embd + fch_floats(cfg) + cfg->vocab;
 }
 
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes)
 {
-    if (kv_bytes) *kv_bytes = cfg->n_layer * 2 * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
-    if (scratch_bytes) *scratch_bytes = scratch_floats(cfg, max_T) * sizeof(float);
+    struct mt_kvc_spec fp32 = mt_kvc_spec_default();
+    if (kv_bytes) *kv_bytes = mt_kvc_contiguous_bytes(cfg, &fp32, max_T); /* window: a ring */
+    if (scratch_bytes) *scratch_bytes = scratch_floats(cfg) * sizeof(float);
 }
 
 int mt_gpt_kv_create_spec(struct mt_gpt_kv **out, const struct mt_gpt_config *cfg, size_t max_T,
@@ -62,7 +64,7 @@ int mt_gpt_kv_create_spec(struct mt_gpt_kv **out, const struct mt_gpt_config *cf
                           kv->scratch_bytes);
     }
     mt_memcat_report(kv->scratch, kv->scratch_bytes, MT_MEM_WORKSPACE, "kv.scratch");
-    kv->logits = kv->scratch + 7 * cfg->n_embd + fch_floats(cfg) + max_T;
+    kv->logits = kv->scratch + 7 * cfg->n_embd + fch_floats(cfg);
     *out = kv;
     return 0;
 }
@@ -104,11 +106,12 @@ static int decode_linear(void *user, enum mt_linear which, const float *in, floa
 static int decode_attention(void *user, const float *qkv, float *atty, float *att)
 {
     struct decode_block *k = user;
+    (void)att; /* NULL: the cache attends tile by tile, no row of scores */
     const struct mt_gpt_config *cfg = &k->m->cfg;
     size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), pos = k->kv->pos;
     size_t lo = mt_k_window_start(pos, cfg->window); /* sliding window: the last positions */
     mt_kvc_append(k->kv->cache, 0, k->l, pos, qkv + C, qkv + C + kvd);
-    mt_kvc_attend(k->kv->cache, 0, k->l, lo, pos + 1, qkv, atty, att);
+    mt_kvc_attend(k->kv->cache, 0, k->l, lo, pos + 1, qkv, atty);
     return 0;
 }
 
@@ -123,7 +126,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
     if (mt_kvc_reserve(kv->cache, 0, pos + 1))
         return mt_tf_fail(err, errlen, "KV cache out of blocks at position %zu", pos);
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
-    float *proj = atty + C, *fch = proj + C, *att = fch + fch_floats(cfg);
+    float *proj = atty + C, *fch = proj + C;
     if (m->embed_hook.rows) {
         if (m->embed_hook.rows(m->embed_hook.user, &token, 1, x))
             return mt_tf_fail(err, errlen, "embedding hook failed");
@@ -141,7 +144,7 @@ int mt_gpt_decode_step(struct mt_gpt *m, struct mt_gpt_kv *kv, int token, char *
     act[MT_A_LN1] = act[MT_A_LN2] = ln;
     act[MT_A_QKV] = qkv;
     act[MT_A_ATTY] = atty;
-    act[MT_A_ATT] = att;
+    act[MT_A_ATT] = NULL; /* decode_attention keeps no scores */
     act[MT_A_RESIDUAL2] = x;
     act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch; /* SwiGLU: its output after the 2F fc output */
     if (cfg->mlp == MT_GPT_MLP_SWIGLU) act[MT_A_FCH_GELU] = fch + 2 * mt_gpt_ffn(cfg);

@@ -452,12 +452,13 @@ struct mt_kvc_spec;
 struct mt_gpt_kv {
     size_t max_T, pos;    /* capacity and positions filled */
     struct mt_kvc *cache; /* keys and values in their format and layout (kvcache.h) */
-    float *scratch;       /* x, ln, qkv, atty, proj, fch (F; SwiGLU 3F), att (max_T), logits (V) */
+    float *scratch;       /* x, ln, qkv, atty, proj, fch (F; SwiGLU 3F), logits (V) */
     float *logits;        /* into scratch: (V) logits of the last decoded token */
     size_t kv_bytes, scratch_bytes;
 };
 
-/* Bytes of an fp32 contiguous KV cache: into kv_bytes / scratch_bytes (either may be
+/* Bytes of an fp32 contiguous KV cache (a ring of window positions under a sliding
+ * window shorter than max_T): into kv_bytes / scratch_bytes (either may be
  * NULL). Other formats: mt_kvc_contiguous_bytes (kvcache.h); the scratch is the same. */
 void mt_gpt_kv_memory(const struct mt_gpt_config *cfg, size_t max_T, size_t *kv_bytes,
                       size_t *scratch_bytes);

@@ -4,6 +4,7 @@
 #include "kvcache.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "util.h"
 
 #define MAX_GROUP 128
+#define HEADS_PER_PASS 64 /* heads of one attend_heads call */
 
 static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16",
                                                               "int8", "int4", "int2"};
@@ -116,12 +118,28 @@ static size_t round_up(size_t n, size_t u)
     return (n + u - 1) / u * u;
 }
 
+/* Packed positions a sequence must keep under a sliding window of cfg->window positions
+ * (0 = no window): the window's oldest position may sit in a group of unit tokens whose
+ * first is unit - 1 positions earlier, so window + unit - 1 rounded up to the unit. */
+static size_t window_keep(const struct mt_gpt_config *cfg, size_t unit)
+{
+    return cfg->window ? round_up(cfg->window + unit - 1, unit) : 0;
+}
+
+size_t mt_kvc_kept_tokens(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                          size_t max_T)
+{
+    size_t unit = mt_kvc_format_kivi(s->format) ? s->group : 1;
+    size_t all = round_up(max_T, unit), keep = window_keep(cfg, unit);
+    return keep && keep < all ? keep : all;
+}
+
 size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
                                size_t max_T)
 {
     struct mt_kvc_sizes z;
     mt_kvc_sizes(cfg, s, &z);
-    return z.fixed_bytes + round_up(max_T, z.unit_tokens) / z.unit_tokens * z.unit_bytes;
+    return z.fixed_bytes + mt_kvc_kept_tokens(cfg, s, max_T) / z.unit_tokens * z.unit_bytes;
 }
 
 size_t mt_kvc_paged_block(const struct mt_kvc_spec *s)
@@ -142,8 +160,15 @@ void mt_kvc_free(struct mt_kvc *c)
     free(c->table);
     free(c->len);
     free(c->held);
+    free(c->first);
     free(c->free_ids);
     free(c);
+}
+
+/* Positions per tile of the attention: 64, or a multiple of a KIVI key group. */
+static size_t tile_of(const struct mt_kvc_spec *s)
+{
+    return mt_kvc_format_kivi(s->format) ? round_up(64, s->group) : 64;
 }
 
 int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
@@ -162,8 +187,16 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->hs = cfg->n_embd / cfg->n_head;
     c->max_T = max_T;
     c->n_seq = n_seq;
-    c->bs = spec->block ? spec->block : round_up(max_T, c->sz.unit_tokens);
+    /* contiguous: one block of the positions kept (a ring under a window); paged: a ring
+     * of block-table entries, enough for the window's blocks plus the one it enters */
+    size_t kept = mt_kvc_kept_tokens(cfg, spec, max_T);
+    c->bs = spec->block ? spec->block : kept;
     c->blocks_max = (max_T + c->bs - 1) / c->bs;
+    if (spec->block && kept < round_up(max_T, c->sz.unit_tokens) &&
+        (kept + c->bs - 1) / c->bs + 1 < c->blocks_max)
+        c->blocks_max = (kept + c->bs - 1) / c->bs + 1;
+    if (!spec->block) c->blocks_max = 1;
+    c->tile = tile_of(spec);
     c->n_blocks = spec->block ? (n_blocks ? n_blocks : n_seq * c->blocks_max) : n_seq;
     c->page_bytes = page_bytes(spec, c->kvd, c->bs);
     c->block_bytes = cfg->n_layer * c->page_bytes;
@@ -177,9 +210,11 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->table = calloc(n_seq * c->blocks_max, sizeof *c->table);
     c->len = calloc(n_seq, sizeof *c->len);
     c->held = calloc(n_seq, sizeof *c->held);
+    c->first = calloc(n_seq, sizeof *c->first);
     c->free_ids = calloc(c->n_blocks, sizeof *c->free_ids);
     mt_memcat_set(prev);
-    if (!c->pool || (ring_bytes && !c->ring) || !c->table || !c->len || !c->held || !c->free_ids) {
+    if (!c->pool || (ring_bytes && !c->ring) || !c->table || !c->len || !c->held || !c->first ||
+        !c->free_ids) {
         mt_kvc_free(c);
         return mt_tf_fail(err, errlen, "out of memory for the KV cache (%zu bytes)",
                           n_blocks * c->block_bytes + ring_bytes);
@@ -200,13 +235,41 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     return 0;
 }
 
+/* The first position attention at length n reads (the window's start, rounded down to
+ * the unit of a KIVI key group), and so the first logical block a sequence needs. */
+static size_t first_pos(const struct mt_kvc *c, size_t n)
+{
+    size_t lo = c->cfg.window && n > c->cfg.window ? n - c->cfg.window : 0;
+    return lo / c->sz.unit_tokens * c->sz.unit_tokens;
+}
+
+/* Logical blocks [*first, *hi) sequence length n needs (a paged cache). */
+static void span(const struct mt_kvc *c, size_t n, size_t *first, size_t *hi)
+{
+    *hi = (mt_kvc_stored_tokens(&c->spec, n) + c->bs - 1) / c->bs;
+    *first = first_pos(c, n) / c->bs;
+    if (*first > *hi) *first = *hi;
+}
+
+/* The physical block of logical block b of sequence seq. */
+static uint32_t block_of(const struct mt_kvc *c, size_t seq, size_t b)
+{
+    return c->table[seq * c->blocks_max + b % c->blocks_max];
+}
+
 int mt_kvc_reserve(struct mt_kvc *c, size_t seq, size_t n)
 {
-    size_t need = (mt_kvc_stored_tokens(&c->spec, n) + c->bs - 1) / c->bs;
     if (c->spec.block) {
-        if (need > c->held[seq] + c->n_free) return -1;
-        while (c->held[seq] < need)
-            c->table[seq * c->blocks_max + c->held[seq]++] = c->free_ids[--c->n_free];
+        size_t first, hi, *h = &c->held[seq], *f = &c->first[seq];
+        uint32_t *tab = c->table + seq * c->blocks_max;
+        span(c, n, &first, &hi);
+        /* blocks that left the window go back to the free list */
+        for (; *f < first && *h; (*f)++, (*h)--)
+            c->free_ids[c->n_free++] = tab[*f % c->blocks_max];
+        if (!*h) *f = first;
+        if (hi - *f > *h + c->n_free) return -1;
+        for (; *h < hi - *f; (*h)++)
+            tab[(*f + *h) % c->blocks_max] = c->free_ids[--c->n_free];
     }
     c->len[seq] = n;
     return 0;
@@ -215,14 +278,30 @@ int mt_kvc_reserve(struct mt_kvc *c, size_t seq, size_t n)
 void mt_kvc_release(struct mt_kvc *c, size_t seq)
 {
     if (c->spec.block)
-        while (c->held[seq])
-            c->free_ids[c->n_free++] = c->table[seq * c->blocks_max + --c->held[seq]];
+        for (; c->held[seq]; c->held[seq]--)
+            c->free_ids[c->n_free++] =
+                c->table[seq * c->blocks_max + (c->first[seq] + c->held[seq] - 1) % c->blocks_max];
     c->len[seq] = 0;
+    c->first[seq] = 0;
+}
+
+size_t mt_kvc_paged_seq_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                              size_t n)
+{
+    struct mt_kvc_sizes z;
+    mt_kvc_sizes(cfg, s, &z);
+    size_t bs = mt_kvc_paged_block(s), hi = (mt_kvc_stored_tokens(s, n) + bs - 1) / bs;
+    size_t lo = cfg->window && n > cfg->window ? n - cfg->window : 0, first;
+    first = lo / z.unit_tokens * z.unit_tokens / bs;
+    struct mt_kvc_spec p = *s;
+    p.block = bs;
+    return z.fixed_bytes + (hi > first ? hi - first : 0) * mt_kvc_block_bytes(cfg, &p);
 }
 
 void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held)
 {
-    size_t stored = mt_kvc_stored_tokens(&c->spec, c->len[seq]);
+    size_t stored = mt_kvc_stored_tokens(&c->spec, c->len[seq]), lo = first_pos(c, c->len[seq]);
+    stored -= lo < stored ? lo : stored;
     *used = (double)stored * c->sz.unit_bytes / c->sz.unit_tokens + c->sz.fixed_bytes;
     *held = c->held[seq] * c->block_bytes + c->sz.fixed_bytes;
 }
@@ -318,9 +397,8 @@ static void pack_row(const struct mt_kvc *c, const float *x, uint8_t *codes, uin
 void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const float *k,
                    const float *v)
 {
-    const uint32_t *tab = c->table + seq * c->blocks_max;
     if (!c->ring_tokens) {
-        struct page p = page_of(c, tab[pos / c->bs], layer);
+        struct page p = page_of(c, block_of(c, seq, pos / c->bs), layer);
         pack_row(c, k, p.kc, p.ks, p.km, pos % c->bs);
         pack_row(c, v, p.vc, p.vs, p.vm, pos % c->bs);
         return;
@@ -329,9 +407,11 @@ void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const
     memcpy(ring_row(c, seq, layer, 0, pos % W), k, kvd * sizeof *k);
     memcpy(ring_row(c, seq, layer, 1, pos % W), v, kvd * sizeof *v);
     if (pos + 1 < R + G || (pos + 1 - R) % G) return;
-    /* tokens [t0, t0 + G) leave the fp32 ring: keys per channel, values per token */
+    /* tokens [t0, t0 + G) leave the fp32 ring: keys per channel, values per token (not
+     * when a window shorter than the ring has left them behind: nothing reads them) */
     size_t t0 = pos + 1 - R - G, slot = t0 % c->bs;
-    struct page p = page_of(c, tab[t0 / c->bs], layer);
+    if (t0 + G <= first_pos(c, pos + 1)) return;
+    struct page p = page_of(c, block_of(c, seq, t0 / c->bs), layer);
     unsigned bits = mt_kvc_format_bits(c->spec.format);
     float col[MAX_GROUP];
     size_t rb = kvd * bits / 8, gi = slot / G;
@@ -360,12 +440,14 @@ static enum mt_kvk_kind value_kind(enum mt_kvc_format f)
     return k[f];
 }
 
-/* Which build runs kind: 0 the reference, 1 the fp32 loops, 2 AVX-512. */
+/* Which build runs kind: 0 the reference, 1 the fp32 loops (fp32 without AVX-512), 2
+ * AVX-512. */
 static int pick(const struct mt_kvc *c, enum mt_kvk_kind kind)
 {
     if (c->impl == MT_KVC_IMPL_SCALAR) return 0;
-    if (kind == MT_KVK_F32) return 1;
-    return c->hs % 16 == 0 && c->spec.group % 16 == 0 && mt_kvk_avx512_ok() ? 2 : 0;
+    int grouped = kind >= MT_KVK_TOK8;
+    if (c->hs % 16 == 0 && (!grouped || c->spec.group % 16 == 0) && mt_kvk_avx512_ok()) return 2;
+    return kind == MT_KVK_F32 ? 1 : 0;
 }
 
 static void scores(int impl, enum mt_kvk_kind kind, float *att, const float *q,
@@ -391,74 +473,114 @@ static void accum(int impl, enum mt_kvk_kind kind, float *o, const float *att, f
         mt_kvk_accum_ref(kind, o, att, inv, w, n, hs, G);
 }
 
-/* The view of kv head g of block `block`'s keys (which 0) or values (1). */
+/* The view of kv head g of block `block`'s keys (which 0) or values (1), from its token
+ * `off` on (a multiple of the group for KIVI keys). */
 static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t layer, int which,
-                                  size_t g)
+                                  size_t g, size_t off)
 {
     struct page p = page_of(c, block, layer);
     size_t kvd = c->kvd, hs = c->hs, G = c->spec.group;
     unsigned bits = mt_kvc_format_bits(c->spec.format);
-    struct mt_kvk_view w = {.codes = (which ? p.vc : p.kc) + g * hs * bits / 8,
+    struct mt_kvk_view w = {.codes = (which ? p.vc : p.kc) + g * hs * bits / 8 + off * kvd * bits / 8,
                             .stride = kvd * bits / 8};
     if (!quantized(c->spec.format)) return w;
     if (!which && mt_kvc_format_kivi(c->spec.format)) { /* per channel */
-        w.scl = p.ks + g * hs, w.mn = p.km + g * hs, w.par_stride = kvd;
+        w.par_stride = kvd;
+        w.scl = p.ks + g * hs + off / G * kvd, w.mn = p.km + g * hs + off / G * kvd;
     } else {
-        w.scl = (which ? p.vs : p.ks) + g * hs / G, w.mn = (which ? p.vm : p.km) + g * hs / G;
         w.par_stride = kvd / G;
+        w.scl = (which ? p.vs : p.ks) + g * hs / G + off * w.par_stride;
+        w.mn = (which ? p.vm : p.km) + g * hs / G + off * w.par_stride;
     }
     return w;
 }
 
-void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
-                   const float *q, float *out, float *att)
+/* Query heads [h0, h1) (q and out: n_embd floats) over positions [lo, n). Tiles of
+ * c->tile positions, aligned to absolute positions, each split into runs at the ends of
+ * blocks and of KIVI's fp32 ring; per tile and head the scores, the online softmax step
+ * (the running maximum and sum; the output rescaled when the maximum grows) and the
+ * weighted values. The heads take a tile in turn while it sits in the L1 cache. The
+ * arithmetic of a head depends on the positions only, never on where the blocks lie or
+ * which heads share the call: paged equals contiguous bit for bit at any thread count. */
+static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
+                         const float *q, float *out, size_t h0, size_t h1)
 {
-    size_t hs = c->hs, NH = c->cfg.n_head, rep = NH / (c->kvd / hs), G = c->spec.group;
-    size_t stored = mt_kvc_stored_tokens(&c->spec, n), W = c->ring_tokens;
-    const uint32_t *tab = c->table + seq * c->blocks_max;
-    enum mt_kvk_kind kk = key_kind(c->spec.format), vk = value_kind(c->spec.format);
-    int ik = pick(c, kk), iv = pick(c, vk), ir = pick(c, MT_KVK_F32);
+    size_t hs = c->hs, G = c->spec.group, S = c->tile, bs = c->bs, W = c->ring_tokens;
+    size_t rep = c->cfg.n_head / (c->kvd / hs), stored = mt_kvc_stored_tokens(&c->spec, n);
+    size_t lo_al = lo / c->sz.unit_tokens * c->sz.unit_tokens;
+    enum mt_kvk_kind kind[2] = {key_kind(c->spec.format), value_kind(c->spec.format)};
+    int impl[2] = {pick(c, kind[0]), pick(c, kind[1])}, ir = pick(c, MT_KVK_F32);
+    int ref = c->impl == MT_KVC_IMPL_SCALAR;
+    float s[MT_KVC_MAX_TILE], mx[HEADS_PER_PASS], sum[HEADS_PER_PASS];
     float scale = 1.0f / sqrtf((float)hs);
-    for (size_t h = 0; h < NH; h++) {
-        size_t g = h / rep;
-        const float *qh = q + h * hs;
-        float *o = out + h * hs;
-        for (size_t t = 0; t < stored; t += c->bs) {
-            size_t m = stored - t < c->bs ? stored - t : c->bs;
-            if (t + m <= lo) continue; /* wholly outside the window */
-            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 0, g);
-            scores(ik, kk, att + t, qh, &w, m, hs, G, scale);
-        }
-        /* KIVI's fp32 tokens [stored, n), in ring order: at most two runs */
-        for (size_t t = stored; t < n;) {
-            size_t slot = t % W, m = W - slot < n - t ? W - slot : n - t;
-            struct mt_kvk_view w = {
-                .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, 0, slot) + g * hs),
-                .stride = c->kvd * 4};
-            scores(ir, MT_KVK_F32, att + t, qh, &w, m, hs, G, scale);
-            t += m;
-        }
-        /* The softmax runs over the window [lo, n) only; the positions before it weigh 0
-         * (adding 0 * v leaves every output exactly as the window alone gives it). */
-        float inv = c->impl == MT_KVC_IMPL_SCALAR ? mt_kvk_softmax_ref(att + lo, n - lo)
-                                                  : mt_kvk_softmax(att + lo, n - lo);
-        memset(att, 0, lo * sizeof *att);
-        memset(o, 0, hs * sizeof *o);
-        for (size_t t = 0; t < stored; t += c->bs) {
-            size_t m = stored - t < c->bs ? stored - t : c->bs;
-            if (t + m <= lo) continue;
-            struct mt_kvk_view w = view_of(c, tab[t / c->bs], layer, 1, g);
-            accum(iv, vk, o, att + t, inv, &w, m, hs, G);
-        }
-        for (size_t t = stored; t < n;) {
-            size_t slot = t % W, m = W - slot < n - t ? W - slot : n - t;
-            struct mt_kvk_view w = {
-                .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, 1, slot) + g * hs),
-                .stride = c->kvd * 4};
-            accum(ir, MT_KVK_F32, o, att + t, inv, &w, m, hs, G);
-            t += m;
+    for (size_t h = h0; h < h1; h++) {
+        memset(out + h * hs, 0, hs * sizeof *out);
+        mx[h - h0] = -INFINITY, sum[h - h0] = 0.0f;
+    }
+    for (size_t t0 = lo / S * S; t0 < n; t0 += S) {
+        size_t a = t0 > lo_al ? t0 : lo_al, e = t0 + S < n ? t0 + S : n;
+        for (size_t h = h0; h < h1; h++) {
+            const float *qh = q + h * hs;
+            float *o = out + h * hs;
+            size_t g = h / rep;
+            for (int which = 0; which < 2; which++) {
+                for (size_t t = a; t < e;) {
+                    size_t m;
+                    struct mt_kvk_view w;
+                    int im = impl[which];
+                    enum mt_kvk_kind k = kind[which];
+                    if (t < stored) { /* packed, in its block */
+                        size_t b = t / bs, end = (b + 1) * bs;
+                        end = end < stored ? end : stored;
+                        m = (end < e ? end : e) - t;
+                        w = view_of(c, block_of(c, seq, b), layer, which, g, t % bs);
+                    } else { /* KIVI's fp32 ring */
+                        size_t slot = t % W;
+                        m = W - slot < e - t ? W - slot : e - t;
+                        w = (struct mt_kvk_view){
+                            .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer,
+                                                                              which, slot) +
+                                                                     g * hs),
+                            .stride = c->kvd * 4};
+                        im = ir, k = MT_KVK_F32;
+                    }
+                    if (!which)
+                        scores(im, k, s + (t - a), qh, &w, m, hs, G, scale);
+                    else
+                        accum(im, k, o, s + (t - a), 1.0f, &w, m, hs, G);
+                    t += m;
+                }
+                if (which) continue;
+                for (size_t t = a; t < lo; t++) /* the group's positions before the window */
+                    s[t - a] = -INFINITY;
+                if (ref)
+                    mt_kvk_online_ref(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
+                else
+                    mt_kvk_online(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
+            }
         }
     }
+    for (size_t h = h0; h < h1; h++) {
+        float inv = 1.0f / sum[h - h0];
+        for (size_t i = 0; i < hs; i++)
+            out[h * hs + i] *= inv;
+    }
+}
+
+void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
+                   const float *q, float *out)
+{
+    size_t NH = c->cfg.n_head;
+    /* the heads in parts, in parallel once a step has enough work to share: a part per
+     * thread (at most HEADS_PER_PASS heads each) */
+    int par = NH > 1 && (n - lo) * NH * c->hs >= MT_KVC_PAR_MIN;
+    size_t parts = par ? (size_t)omp_get_max_threads() : 1;
+    parts = parts < NH ? parts : NH;
+    if (parts < (NH + HEADS_PER_PASS - 1) / HEADS_PER_PASS)
+        parts = (NH + HEADS_PER_PASS - 1) / HEADS_PER_PASS;
+#pragma omp parallel for schedule(static) if (par)
+    for (size_t p = 0; p < parts; p++)
+        attend_heads(c, seq, layer, lo, n, q, out, p * NH / parts, (p + 1) * NH / parts);
 }
 
 /* ------------------------------------------------------------------ serving simulation */
@@ -467,11 +589,14 @@ struct sim_req {
     size_t prompt, total, slot;
 };
 
-/* Blocks sequence seq lacks for n tokens. */
+/* Blocks sequence seq lacks for n tokens (after giving back what a window left). */
 static size_t blocks_short(const struct mt_kvc *c, size_t seq, size_t n)
 {
-    size_t need = (mt_kvc_stored_tokens(&c->spec, n) + c->bs - 1) / c->bs;
-    return need > c->held[seq] ? need - c->held[seq] : 0;
+    size_t first, hi, end = c->first[seq] + c->held[seq];
+    span(c, n, &first, &hi);
+    if (c->first[seq] > first) first = c->first[seq];
+    size_t have = end > first ? end - first : 0;
+    return hi - first > have ? hi - first - have : 0;
 }
 
 /* One layout's run of the simulation (see mt_kvc_simulate). */
@@ -519,9 +644,7 @@ static int simulate(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
             struct sim_req *r = &req[queue[qh]];
             size_t s = free_slots[nfree - 1];
             if (spec->block && c->n_free < ring_used + ring_blocks) break;
-            if (spec->block &&
-                c->n_free - ring_used - ring_blocks <
-                    (mt_kvc_stored_tokens(spec, r->prompt) + spec->block - 1) / spec->block)
+            if (spec->block && c->n_free - ring_used - ring_blocks < blocks_short(c, s, r->prompt))
                 break;
             if (mt_kvc_reserve(c, s, r->prompt)) break;
             nfree--, ring_used += ring_blocks;

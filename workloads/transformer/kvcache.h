@@ -15,8 +15,16 @@
  *     up front) or paged (blocks of `block` tokens, a block table per sequence, a free
  *     list; a block holds every layer's keys and values of its tokens, as in vLLM). The
  *     arithmetic per token is the same in both, so paged equals contiguous bit for bit.
- *   - attention per (sequence, layer, query): scores of q against the packed keys, the
- *     softmax, and the probability-weighted sum of the packed values, per head. Each
+ *   - sliding windows (cfg->window = W > 0): a sequence keeps only the positions the
+ *     window can still read, W rounded up to whole KIVI key groups (mt_kvc_kept_tokens):
+ *     the contiguous block becomes a ring of that many positions (position t in slot
+ *     t mod kept), and a paged sequence's block table a ring whose blocks go back to the
+ *     free list as the window leaves them. A window-W model at context T >> W holds
+ *     about W / T of the cache.
+ *   - attention per (sequence, layer, query): per head, tiles of 64 positions (online
+ *     softmax, as FlashAttention's decoding: no buffer of the context's length), scores
+ *     of q against the packed keys and the weighted sum of the packed values; the heads
+ *     run in parallel (OpenMP) once a step is large enough (MT_KVC_PAR_MIN). Each
  *     format has a scalar reference (kvkernels_ref.c) and a fast kernel: fp32 is the
  *     compiler-vectorized loop of mt_k_attention_decode (bit-identical to it), the others
  *     AVX-512 (kvkernels_avx512.c), chosen at run time; without AVX-512 they run the
@@ -25,7 +33,8 @@
  * cache in its attention hook), batched prefill, or eviction policies.
  *
  * Errors: functions that can fail return 0 or -1 with a message in err.
- * Thread safety: one cache per thread at a time; the kernels are single-threaded.
+ * Thread safety: one cache per thread at a time; mt_kvc_attend runs its heads on the
+ * calling thread's OpenMP team (the same bits whatever the thread count).
  */
 #ifndef MT_TRANSFORMER_KVCACHE_H
 #define MT_TRANSFORMER_KVCACHE_H
@@ -53,6 +62,11 @@ enum mt_kvc_format {
 #define MT_KVC_DEFAULT_GROUP 32
 #define MT_KVC_DEFAULT_RESIDUAL 32
 #define MT_KVC_MAX_HEAD_DIM 256
+/* Most positions of one attention tile (64, or a multiple of a KIVI group up to 128). */
+#define MT_KVC_MAX_TILE 128
+/* Heads attend in parallel (OpenMP) from this many multiply-adds per layer on: the
+ * window's positions x n_head x head dimension. */
+#define MT_KVC_PAR_MIN ((size_t)1 << 16)
 
 /* Stable name ("fp32", ...) of a format; and its parse (0, or -1 for an unknown name). */
 const char *mt_kvc_format_name(enum mt_kvc_format f);
@@ -91,9 +105,14 @@ void mt_kvc_sizes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
                   struct mt_kvc_sizes *out);
 /* Tokens stored in packed form after n tokens: nq(n) for KIVI, else n. */
 size_t mt_kvc_stored_tokens(const struct mt_kvc_spec *s, size_t n);
-/* Bytes a contiguous cache of max_T positions allocates: fixed_bytes + max_T rounded up
- * to unit_tokens, times the bytes per token. For fp32 this is L * 2 * max_T * kv_dim * 4,
- * today's cache. */
+/* Packed positions a sequence of up to max_T positions keeps: max_T rounded up to
+ * unit_tokens or, under a sliding window of W = cfg->window positions that is shorter,
+ * W + unit_tokens - 1 rounded up to unit_tokens (W itself for the non-KIVI formats). */
+size_t mt_kvc_kept_tokens(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                          size_t max_T);
+/* Bytes a contiguous cache of max_T positions allocates: fixed_bytes + the kept positions
+ * (mt_kvc_kept_tokens) times the bytes per token. For fp32 without a window this is
+ * L * 2 * max_T * kv_dim * 4, today's cache. */
 size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
                                size_t max_T);
 /* Bytes of one block of a paged cache (block tokens of every layer). */
@@ -103,12 +122,19 @@ size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
  * group (a multiple of the group, as KIVI needs). */
 size_t mt_kvc_paged_block(const struct mt_kvc_spec *s);
 
+/* Bytes a sequence of n tokens holds in a paged cache of spec (blocks of
+ * mt_kvc_paged_block(spec)): its fixed bytes and the blocks of its stored tokens, only
+ * those a sliding window of cfg->window still reads. */
+size_t mt_kvc_paged_seq_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s,
+                              size_t n);
+
 /* Which kernels attend: the fastest this CPU has, or the scalar reference. */
 enum mt_kvc_impl { MT_KVC_IMPL_AUTO = 0, MT_KVC_IMPL_SCALAR = 1 };
 
 /* A cache of n_seq sequences of up to max_T positions each. Contiguous: n_seq blocks of
- * max_T positions. Paged: a pool of n_blocks blocks (0: enough for every sequence at
- * max_T), handed out as sequences grow. Keys and values are allocated under
+ * the kept positions (mt_kvc_kept_tokens). Paged: a pool of n_blocks blocks (0: enough
+ * for every sequence at max_T, or at its window), handed out as sequences grow and
+ * returned as a window leaves them. Keys and values are allocated under
  * MT_MEM_KV_CACHE and reported as "kv.cache" (and "kv.ring" for KIVI's fp32 ring). */
 struct mt_kvc {
     struct mt_gpt_config cfg;
@@ -116,16 +142,18 @@ struct mt_kvc {
     struct mt_kvc_sizes sz;
     size_t kvd, hs, max_T, n_seq;
     size_t bs;          /* tokens per block (max_T rounded up to the unit when contiguous) */
-    size_t blocks_max;  /* entries of a block table */
+    size_t blocks_max;  /* entries of a block table: logical block b at entry b % blocks_max */
     size_t n_blocks;    /* blocks in the pool */
     size_t block_bytes; /* bytes of one block (every layer) */
     size_t page_bytes;  /* bytes of one layer of one block */
     size_t ring_tokens; /* KIVI ring slots per layer (residual + group), else 0 */
+    size_t tile;        /* positions per attention tile */
     uint8_t *pool;      /* n_blocks * block_bytes */
     float *ring;        /* (n_seq, L, 2, ring_tokens, kvd) */
     uint32_t *table;    /* (n_seq, blocks_max) block ids */
     size_t *len;        /* tokens reserved per sequence */
     size_t *held;       /* blocks held per sequence */
+    size_t *first;      /* paged: the first logical block each sequence holds */
     uint32_t *free_ids; /* free list (a stack) */
     size_t n_free;
     size_t bytes; /* pool + ring */
@@ -140,8 +168,9 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
 void mt_kvc_free(struct mt_kvc *c);
 
 /* Makes room for n tokens of sequence seq (n <= max_T, never fewer than it holds): a
- * paged cache takes the blocks it lacks from the free list. Returns 0, or -1 when the
- * pool has too few free blocks (nothing taken then). */
+ * paged cache returns the blocks a sliding window has left to the free list and takes
+ * the blocks it lacks from it. Returns 0, or -1 when the pool has too few free blocks
+ * (nothing taken then). */
 int mt_kvc_reserve(struct mt_kvc *c, size_t seq, size_t n);
 /* Forgets sequence seq and returns its blocks to the free list. */
 void mt_kvc_release(struct mt_kvc *c, size_t seq);
@@ -155,12 +184,11 @@ void mt_kvc_usage(const struct mt_kvc *c, size_t seq, double *used, size_t *held
 void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const float *k,
                    const float *v);
 /* Attention of query q (n_embd floats, n_head heads) over positions lo..n-1 (lo < n: a
- * sliding window starts at lo, 0 without one) of layer `layer` of sequence seq: out
- * (n_embd) =, att (at least n floats) is scratch. Query head h reads key/value head
- * h / (n_head / kv heads) (grouped-query attention). */
+ * sliding window starts at lo, 0 without one; a cache made for a window reads no
+ * position before n - window) of layer `layer` of sequence seq: out (n_embd) =. Query
+ * head h reads key/value head h / (n_head / kv heads) (grouped-query attention). */
 void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,
-                   const float *q,
-                   float *out, float *att);
+                   const float *q, float *out);
 
 /* A seeded serving simulation (see mt_kvc_simulate). */
 struct mt_kvc_sim {

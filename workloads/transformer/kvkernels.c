@@ -1,10 +1,10 @@
-/* kvkernels.c — the fp32 KV-cache attention loops, compiled with kernels.c's flags.
+/* kvkernels.c — the compiler-vectorized KV-cache attention loops, compiled with
+ * kernels.c's flags.
  *
- * What it is for: the three loops of mt_k_attention_decode (scores, softmax, weighted
- * sum) written the same way and compiled the same way (-O3, -march=native when the
- * build is native), split so the cache can feed them block by block: the fp32 cache,
- * contiguous or paged, decodes bit for bit as the model did before the cache had
- * formats. What it is not for: the packed formats (kvkernels_avx512.c, kvkernels_ref.c).
+ * What it is for: the online softmax step of every format (fast_expf, as
+ * mt_k_attention_decode), and the fp32 scores and weighted sum where AVX-512 is missing
+ * (the loops of mt_k_attention_decode, fed block by block). What it is not for: the
+ * packed formats (kvkernels_avx512.c, kvkernels_ref.c).
  */
 #include "kernels_math.h"
 #include "kvkernels.h"
@@ -24,17 +24,25 @@ void mt_kvk_scores_f32(float *att, const float *q, const float *K, size_t stride
     }
 }
 
-float mt_kvk_softmax(float *att, size_t n)
+void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs)
 {
-    float maxv = -INFINITY, sum = 0.0f;
+    float mx = *m, sum = 0.0f;
     for (size_t t = 0; t < n; t++)
-        maxv = att[t] > maxv ? att[t] : maxv;
+        mx = s[t] > mx ? s[t] : mx;
+    if (mx > *m) {
+        float c = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);
+#pragma omp simd
+        for (size_t i = 0; i < hs; i++)
+            o[i] *= c;
+        *l *= c;
+        *m = mx;
+    }
 #pragma omp simd reduction(+ : sum)
     for (size_t t = 0; t < n; t++) {
-        att[t] = fast_expf(att[t] - maxv);
-        sum += att[t];
+        s[t] = s[t] == -INFINITY ? 0.0f : fast_expf(s[t] - mx);
+        sum += s[t];
     }
-    return 1.0f / sum;
+    *l += sum;
 }
 
 void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *V, size_t stride,

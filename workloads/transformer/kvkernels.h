@@ -3,10 +3,10 @@
  *
  * What it is for: scores of one head's query against `n` consecutive packed keys, and
  * the probability-weighted sum of `n` consecutive packed values, for every storage kind
- * of the cache, in three builds: the scalar reference (kvkernels_ref.c, the definition),
- * the fp32 loops of mt_k_attention_decode (kvkernels.c, compiled like kernels.c, so the
- * fp32 cache decodes bit for bit as before) and AVX-512 (kvkernels_avx512.c, chosen at
- * run time). The fast kernels never decode more than 16 elements at a time, in registers.
+ * of the cache, and the online softmax step between them, in three builds: the scalar
+ * reference (kvkernels_ref.c, the definition), compiler-vectorized fp32 loops
+ * (kvkernels.c: the fp32 cache on a CPU without AVX-512) and AVX-512 (kvkernels_avx512.c,
+ * every kind, chosen at run time). The fast kernels decode codes in registers only.
  * What it is not for: the cache's layout, block tables or quantization (kvcache.c).
  *
  * A view is one head's slice of n tokens of one layer in one block: token t's codes at
@@ -50,15 +50,18 @@ void mt_kvk_scores_ref(enum mt_kvk_kind kind, float *att, const float *q,
 /* o[hs] += sum_t (att[t] * inv) v_t, tokens in order. */
 void mt_kvk_accum_ref(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                       const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
-/* In place: att[t] = exp(att[t] - max) for t < n; returns 1 / sum. */
-float mt_kvk_softmax_ref(float *att, size_t n);
+/* One step of the online softmax over a tile of n scores s (-INFINITY: masked): the
+ * running maximum *m (-INFINITY before the first tile) grows to the tile's, and when it
+ * does the output o (hs floats) and the running sum *l are rescaled by exp(old - new);
+ * then in place s[t] = exp(s[t] - *m) (0 where masked), and *l += their sum. */
+void mt_kvk_online_ref(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 
 /* fp32 only, the loops of mt_k_attention_decode (kvkernels.c). */
 void mt_kvk_scores_f32(float *att, const float *q, const float *k, size_t stride, size_t n,
                        size_t hs, float scale);
 void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *v, size_t stride,
                       size_t n, size_t hs);
-float mt_kvk_softmax(float *att, size_t n);
+void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 
 /* AVX-512 (kvkernels_avx512.c): every kind but F32; hs and G multiples of 16. Call only
  * when mt_kvk_avx512_ok(). */

@@ -1,16 +1,19 @@
 /* kvkernels_avx512.c — AVX-512 kernels of the KV-cache attention (kvkernels.h).
  *
- * What it is for: attention straight from the packed cache: 16 codes at a time are
- * widened in registers (bytes by vpmovzxbd; 4- and 2-bit codes by one permute of the
- * packed words and per-lane shifts), then multiplied with the query or accumulated with
- * the probability. Per-token groups fold their scale and minimum into the group's dot
- * (s * sum q c + m * sum q); per-channel (KIVI key) groups fold the scales into the query
- * once per group of tokens (sum (q s) c + sum q m). Compiled for AVX-512 whatever the
+ * What it is for: attention straight from the packed cache: codes are widened in
+ * registers (bytes by vpmovzxbd; 4-bit rows 32 at a time, low nibbles the even elements
+ * and high ones the odd; 2-bit codes by per-lane shifts of a broadcast word), then
+ * multiplied with the query or accumulated with the probability. Scores run 16 tokens at
+ * a time: one vector of partial products per token, the 16 reduced by one tree. Per-token
+ * groups weigh their partial products by their scale and add m * sum q; per-channel
+ * (KIVI key) groups fold the scales into the query once per group of tokens
+ * (sum (q s) c + sum q m). The weighted sum keeps the output in registers over a run and
+ * decodes each element (s c + m) off the accumulator's chain. Compiled for AVX-512 whatever the
  * build flags and called only after mt_kvk_avx512_ok(), so the file builds for any
  * x86-64. The sums run in another order than the reference's: they agree to float
  * rounding (tests/transformer/test_kvcache.c states the bound).
- * What it is not for: fp32 (kvkernels.c), shapes whose head dimension or group is not a
- * multiple of 16 (the reference runs those).
+ * What it is not for: shapes whose head dimension or group is not a multiple of 16 (the
+ * reference runs those; fp32 runs kvkernels.c's loops).
  */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
 #include "kvkernels.h"
@@ -30,6 +33,8 @@ int mt_kvk_avx512_ok(void)
 INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
 {
     switch (kind) {
+    case MT_KVK_F32:
+        return _mm512_loadu_ps(row + 4 * i0);
     case MT_KVK_BF16:
         return _mm512_castsi512_ps(_mm512_slli_epi32(
             _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(row + 2 * i0))), 16));
@@ -63,6 +68,10 @@ INLINE int is_tok(enum mt_kvk_kind kind)
 {
     return kind == MT_KVK_TOK8 || kind == MT_KVK_TOK4 || kind == MT_KVK_TOK2;
 }
+INLINE int is_chan(enum mt_kvk_kind kind)
+{
+    return kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2;
+}
 
 /* Prefetches token t of a view: its rb code bytes and, per token, its groups' scales and
  * minima (per-channel scales are read once per group of tokens: left to the hardware). */
@@ -76,81 +85,213 @@ INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, s
     }
 }
 
+#define MAXV (256 / 16) /* vectors of a head of MT_KVC_MAX_HEAD_DIM */
+/* The group loops read qv[i] for i < hs / 16 only (G divides hs), which GCC cannot see. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+/* Lane j of the result = the sum of v[j]'s 16 lanes, by one tree that treats every lane
+ * alike (a token's dot does not depend on its place among the 16). */
+INLINE __m512 reduce16(const __m512 *v)
+{
+    __m512 a[8], b[4], c[2];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+        b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    for (int i = 0; i < 2; i++)
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+}
+
+/* 4-bit rows 32 elements at a time: 16 bytes widened once (vpmovzxbd), the low nibbles
+ * are the even elements, the high ones the odd; the other operand is split alike. */
+static const int even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int lo_idx[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int hi_idx[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+INLINE void nibbles(const uint8_t *p, __m512 *even, __m512 *odd)
+{
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)p));
+    *even = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
+    *odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+}
+INLINE void split(__m512 a, __m512 b, __m512 *even, __m512 *odd)
+{
+    *even = _mm512_permutex2var_ps(a, _mm512_loadu_si512(even_idx), b);
+    *odd = _mm512_permutex2var_ps(a, _mm512_loadu_si512(odd_idx), b);
+}
+INLINE void merge(__m512 even, __m512 odd, __m512 *a, __m512 *b)
+{
+    *a = _mm512_permutex2var_ps(even, _mm512_loadu_si512(lo_idx), odd);
+    *b = _mm512_permutex2var_ps(even, _mm512_loadu_si512(hi_idx), odd);
+}
+
+/* The scores, 16 tokens at a time: per token a vector of partial products (per-token
+ * groups weighed by their scale), the 16 reduced together by reduce16; minima enter as
+ * m * sum q per group (per token) or sum q m per token group (per channel). hs is a
+ * constant where the caller can make it one, so the query stays in registers. */
+INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
+                        const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
+{
+    __m512 qv[MAXV], v[16], qe[MAXV / 2], qo[MAXV / 2];
+    float qsum[MAXV], bias[16], cbias = 0.0f;
+    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
+    size_t pf = mt_kvk_prefetch_ahead(k->stride);
+    for (size_t i = 0; i < nv; i++)
+        qv[i] = _mm512_loadu_ps(q + 16 * i);
+    if (is_tok(kind))
+        for (size_t g = 0; g < ng; g++) {
+            __m512 sv = _mm512_setzero_ps();
+            for (size_t i = g * G / 16; i < (g + 1) * G / 16; i++)
+                sv = _mm512_add_ps(sv, _mm512_loadu_ps(q + 16 * i));
+            qsum[g] = _mm512_reduce_add_ps(sv);
+        }
+    for (size_t t0 = 0; t0 < n; t0 += 16) {
+        size_t m = n - t0 < 16 ? n - t0 : 16;
+        if (is_chan(kind) && t0 % G == 0) { /* a new token group: its scales into the query */
+            const uint16_t *sc = k->scl + (t0 / G) * k->par_stride,
+                           *mn = k->mn + (t0 / G) * k->par_stride;
+            __m512 b = _mm512_setzero_ps();
+            for (size_t i = 0; i < nv; i++) {
+                __m512 x = _mm512_loadu_ps(q + 16 * i);
+                qv[i] = _mm512_mul_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
+                b = _mm512_fmadd_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
+            }
+            cbias = _mm512_reduce_add_ps(b);
+            if (kind == MT_KVK_CHAN4 && hs % 32 == 0)
+                for (size_t c = 0; c < hs / 32; c++)
+                    split(qv[2 * c], qv[2 * c + 1], &qe[c], &qo[c]);
+        }
+        for (size_t j = 0; j < 16; j++) {
+            size_t t = t0 + j;
+            if (j >= m) {
+                v[j] = _mm512_setzero_ps(), bias[j] = 0.0f;
+                continue;
+            }
+            const uint8_t *row = k->codes + t * k->stride;
+            if (pf && t + pf < n) prefetch_token(kind, k, t + pf, rb, ng);
+            __m512 acc = _mm512_setzero_ps();
+            if (is_tok(kind)) { /* loops over constant bounds: the query stays in registers */
+                const uint16_t *sc = k->scl + t * k->par_stride, *mn = k->mn + t * k->par_stride;
+                float b = 0.0f;
+                for (size_t i = 0; i < nv; i++)
+                    acc = _mm512_fmadd_ps(
+                        _mm512_mul_ps(qv[i], _mm512_set1_ps(mt_kvk_h2f(sc[16 * i / G]))),
+                        load16(kind, row, 16 * i), acc);
+                for (size_t g = 0; g < ng; g++)
+                    b += mt_kvk_h2f(mn[g]) * qsum[g];
+                bias[j] = b;
+            } else if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
+                for (size_t c = 0; c < hs / 32; c++) {
+                    __m512 e, o;
+                    nibbles(row + 16 * c, &e, &o);
+                    acc = _mm512_fmadd_ps(qo[c], o, _mm512_fmadd_ps(qe[c], e, acc));
+                }
+                bias[j] = cbias;
+            } else {
+                for (size_t i = 0; i < nv; i++)
+                    acc = _mm512_fmadd_ps(qv[i], load16(kind, row, 16 * i), acc);
+                bias[j] = cbias;
+            }
+            v[j] = acc;
+        }
+        __m512 r = _mm512_mul_ps(_mm512_add_ps(reduce16(v), _mm512_loadu_ps(bias)),
+                                 _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u), r);
+    }
+}
+
+/* Calls body with the kind and the common head dimensions (32, 64, 128) as constants,
+ * so each instance has its loads and loop bounds fixed. */
+#define DISPATCH_HS(body, kind, hs, ...)                                                          \
+    do {                                                                                       \
+        if ((hs) == 32)                                                                        \
+            body(kind, __VA_ARGS__, 32, G);                                                    \
+        else if ((hs) == 64)                                                                   \
+            body(kind, __VA_ARGS__, 64, G);                                                    \
+        else if ((hs) == 128)                                                                  \
+            body(kind, __VA_ARGS__, 128, G);                                                   \
+        else                                                                                   \
+            body(kind, __VA_ARGS__, hs, G);                                                    \
+    } while (0)
+#define DISPATCH(body, kind, hs, ...)                                                             \
+    do {                                                                                       \
+        switch (kind) {                                                                        \
+        case MT_KVK_F32: DISPATCH_HS(body, MT_KVK_F32, hs, __VA_ARGS__); break;                \
+        case MT_KVK_BF16: DISPATCH_HS(body, MT_KVK_BF16, hs, __VA_ARGS__); break;              \
+        case MT_KVK_F16: DISPATCH_HS(body, MT_KVK_F16, hs, __VA_ARGS__); break;                \
+        case MT_KVK_TOK8: DISPATCH_HS(body, MT_KVK_TOK8, hs, __VA_ARGS__); break;              \
+        case MT_KVK_TOK4: DISPATCH_HS(body, MT_KVK_TOK4, hs, __VA_ARGS__); break;              \
+        case MT_KVK_TOK2: DISPATCH_HS(body, MT_KVK_TOK2, hs, __VA_ARGS__); break;              \
+        case MT_KVK_CHAN4: DISPATCH_HS(body, MT_KVK_CHAN4, hs, __VA_ARGS__); break;            \
+        default: DISPATCH_HS(body, MT_KVK_CHAN2, hs, __VA_ARGS__); break;                      \
+        }                                                                                      \
+    } while (0)
+
 void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
                           const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale)
 {
-    float qs[256], qsum[16], bias = 0.0f;
-    if (is_tok(kind))
-        for (size_t g = 0; g < hs / G; g++) {
-            __m512 s = _mm512_setzero_ps();
-            for (size_t i = g * G; i < g * G + G; i += 16)
-                s = _mm512_add_ps(s, _mm512_loadu_ps(q + i));
-            qsum[g] = _mm512_reduce_add_ps(s);
-        }
-    size_t rb = hs * mt_kvk_bits(kind) / 8, pf = mt_kvk_prefetch_ahead(k->stride);
+    DISPATCH(scores_body, kind, hs, att, q, k, n, scale);
+}
+
+/* The weighted sum with the output in registers: o += a_t (s c_t + m) per token, the
+ * element decoded by one fma off the accumulator's chain; token after token, so a run
+ * split anywhere sums alike. */
+INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float inv,
+                       const struct mt_kvk_view *v, size_t n, size_t hs, size_t G)
+{
+    __m512 acc[MAXV];
+    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
+    size_t pf = mt_kvk_prefetch_ahead(v->stride);
+    /* 4-bit values with one group per 32 elements: acc[2c], acc[2c + 1] hold the even and
+     * odd elements of chunk c */
+    int eo = kind == MT_KVK_TOK4 && hs % 32 == 0 && G % 32 == 0;
+    for (size_t i = 0; i < nv; i++)
+        acc[i] = _mm512_loadu_ps(o + 16 * i);
+    if (eo)
+        for (size_t c = 0; c < hs / 32; c++)
+            split(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
     for (size_t t = 0; t < n; t++) {
-        const uint8_t *row = k->codes + t * k->stride;
-        float dot = 0.0f;
-        if (pf && t + pf < n) prefetch_token(kind, k, t + pf, rb, hs / G);
-        if (kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2) {
-            if (t % G == 0) { /* a new token group: fold its scales into the query */
-                const uint16_t *s = k->scl + (t / G) * k->par_stride,
-                               *m = k->mn + (t / G) * k->par_stride;
-                __m512 b = _mm512_setzero_ps();
-                for (size_t i = 0; i < hs; i += 16) {
-                    __m512 qv = _mm512_loadu_ps(q + i);
-                    __m512 sv = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(s + i)));
-                    __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(m + i)));
-                    _mm512_storeu_ps(qs + i, _mm512_mul_ps(qv, sv));
-                    b = _mm512_fmadd_ps(qv, mv, b);
-                }
-                bias = _mm512_reduce_add_ps(b);
+        const uint8_t *row = v->codes + t * v->stride;
+        __m512 av = _mm512_set1_ps(att[t] * inv);
+        if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, ng);
+        if (eo) {
+            const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
+            for (size_t c = 0; c < hs / 32; c++) {
+                size_t g = 32 * c / G;
+                __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])), mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
+                __m512 e, od;
+                nibbles(row + 16 * c, &e, &od);
+                acc[2 * c] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, e, mv), acc[2 * c]);
+                acc[2 * c + 1] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, od, mv), acc[2 * c + 1]);
             }
-            __m512 acc = _mm512_setzero_ps();
-            for (size_t i = 0; i < hs; i += 16)
-                acc = _mm512_fmadd_ps(_mm512_loadu_ps(qs + i), load16(kind, row, i), acc);
-            dot = _mm512_reduce_add_ps(acc) + bias;
-        } else if (is_tok(kind)) {
-            const uint16_t *s = k->scl + t * k->par_stride, *m = k->mn + t * k->par_stride;
-            for (size_t g = 0; g < hs / G; g++) {
-                __m512 acc = _mm512_setzero_ps();
-                for (size_t i = g * G; i < g * G + G; i += 16)
-                    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(kind, row, i), acc);
-                dot += mt_kvk_h2f(s[g]) * _mm512_reduce_add_ps(acc) + mt_kvk_h2f(m[g]) * qsum[g];
+        } else if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
+            const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
+            for (size_t i = 0; i < nv; i++) {
+                size_t g = 16 * i / G;
+                __m512 x = _mm512_fmadd_ps(_mm512_set1_ps(mt_kvk_h2f(sc[g])), load16(kind, row, 16 * i),
+                                           _mm512_set1_ps(mt_kvk_h2f(mn[g])));
+                acc[i] = _mm512_fmadd_ps(av, x, acc[i]);
             }
         } else {
-            __m512 acc = _mm512_setzero_ps();
-            for (size_t i = 0; i < hs; i += 16)
-                acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), load16(kind, row, i), acc);
-            dot = _mm512_reduce_add_ps(acc);
+            for (size_t i = 0; i < nv; i++)
+                acc[i] = _mm512_fmadd_ps(av, load16(kind, row, 16 * i), acc[i]);
         }
-        att[t] = dot * scale;
     }
+    if (eo)
+        for (size_t c = 0; c < hs / 32; c++)
+            merge(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
+    for (size_t i = 0; i < nv; i++)
+        _mm512_storeu_ps(o + 16 * i, acc[i]);
 }
 
 void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                          const struct mt_kvk_view *v, size_t n, size_t hs, size_t G)
 {
-    size_t rb = hs * mt_kvk_bits(kind) / 8, pf = mt_kvk_prefetch_ahead(v->stride);
-    for (size_t t = 0; t < n; t++) {
-        const uint8_t *row = v->codes + t * v->stride;
-        float a = att[t] * inv;
-        if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, hs / G);
-        if (is_tok(kind)) {
-            const uint16_t *s = v->scl + t * v->par_stride, *m = v->mn + t * v->par_stride;
-            for (size_t g = 0; g < hs / G; g++) {
-                __m512 as = _mm512_set1_ps(a * mt_kvk_h2f(s[g]));
-                __m512 am = _mm512_set1_ps(a * mt_kvk_h2f(m[g]));
-                for (size_t i = g * G; i < g * G + G; i += 16)
-                    _mm512_storeu_ps(o + i,
-                                     _mm512_fmadd_ps(as, load16(kind, row, i),
-                                                     _mm512_add_ps(_mm512_loadu_ps(o + i), am)));
-            }
-        } else {
-            __m512 av = _mm512_set1_ps(a);
-            for (size_t i = 0; i < hs; i += 16)
-                _mm512_storeu_ps(o + i,
-                                 _mm512_fmadd_ps(av, load16(kind, row, i), _mm512_loadu_ps(o + i)));
-        }
-    }
+    DISPATCH(accum_body, kind, hs, o, att, inv, v, n);
 }

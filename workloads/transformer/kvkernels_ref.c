@@ -61,14 +61,21 @@ void mt_kvk_accum_ref(enum mt_kvk_kind kind, float *o, const float *att, float i
     }
 }
 
-float mt_kvk_softmax_ref(float *att, size_t n)
+void mt_kvk_online_ref(float *s, size_t n, float *m, float *l, float *o, size_t hs)
 {
-    float maxv = -INFINITY, sum = 0.0f;
+    float mx = *m, sum = 0.0f;
     for (size_t t = 0; t < n; t++)
-        if (att[t] > maxv) maxv = att[t];
-    for (size_t t = 0; t < n; t++) {
-        att[t] = expf(att[t] - maxv);
-        sum += att[t];
+        if (s[t] > mx) mx = s[t];
+    if (mx > *m) {
+        float c = *m == -INFINITY ? 0.0f : expf(*m - mx);
+        for (size_t i = 0; i < hs; i++)
+            o[i] *= c;
+        *l *= c;
+        *m = mx;
     }
-    return 1.0f / sum;
+    for (size_t t = 0; t < n; t++) {
+        s[t] = s[t] == -INFINITY ? 0.0f : expf(s[t] - mx);
+        sum += s[t];
+    }
+    *l += sum;
 }

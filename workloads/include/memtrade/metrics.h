@@ -97,9 +97,11 @@ static const struct mt_metric_info mt_metric_table[] = {
     {"kv_waste_paged_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "allocated minus used, a paged cache holding decode_context"},
     {"kv_max_context", "tokens", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SERVING_MEMORY,
-     "largest context whose KV cache fits the budget (paged)"},
+     "largest context whose KV cache fits the budget (paged; unavailable under a sliding "
+     "window whose full window fits: every context does)"},
     {"kv_max_sequences", "count", MT_AGG_RANK0, MT_BETTER_HIGHER, MT_KIND_SERVING_MEMORY,
-     "most sequences of the given context whose KV caches fit the budget (paged)"},
+     "most sequences of the given context whose KV caches fit the budget (paged; a "
+     "sliding window's sequence holds its window's blocks only)"},
     {"kv_val_loss", "nats/byte", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY,
      "loss decoding validation windows of decode_context through the KV cache"},
     {"kv_val_loss_fp32", "nats/byte", MT_AGG_RANK0, MT_BETTER_LOWER, MT_KIND_ACCURACY,
