@@ -331,8 +331,10 @@ static int ingest_one(struct heapingest *h, const char *path, char *err, size_t 
     struct mt_heapreport_cb first = {.summary = names_only};
     int rc = mt_heapreport_read(path, &first, h, err, errlen);
     if (rc != 0) return rc;
-    struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                  on_stack,   on_site,     on_tensor, on_region};
+    struct mt_heapreport_cb cb = {.summary = on_summary, .category = on_category,
+                                  .sample = on_sample,   .frame = on_frame,
+                                  .stack = on_stack,     .site = on_site,
+                                  .tensor = on_tensor,   .region = on_region};
     if (!h->root) cb.sample = NULL, cb.tensor = NULL, cb.region = NULL;
     rc = mt_heapreport_read(path, &cb, h, err, errlen);
     if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(h->st));

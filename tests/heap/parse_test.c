@@ -135,8 +135,9 @@ static int on_region(const struct mt_heapreport_region *r, void *u)
     return 0;
 }
 
-static const struct mt_heapreport_cb cb = {on_summary, on_cat,  on_sample, on_frame,
-                                           on_stack,   on_site, on_tensor, on_region};
+static const struct mt_heapreport_cb cb = {
+    .summary = on_summary, .category = on_cat, .sample = on_sample, .frame = on_frame,
+    .stack = on_stack,     .site = on_site,    .tensor = on_tensor, .region = on_region};
 
 static int read_text(const char *name, const char *text, struct seen *v, char *err, size_t n)
 {
