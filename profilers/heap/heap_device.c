@@ -187,6 +187,8 @@ static void count_add(int kind, int cat, uint32_t site, long long n)
         D.epoch[kind]++;
     }
     if (kind == MT_DEV_DEVICE || kind == MT_DEV_VMM) {
+        D.gpu_cat_live[cat] += n;
+        if (D.gpu_cat_live[cat] > D.gpu_cat_peak[cat]) D.gpu_cat_peak[cat] = D.gpu_cat_live[cat];
         D.gpu_live += n;
         if (D.gpu_live > D.gpu_peak) {
             D.gpu_peak = D.gpu_live;
@@ -207,7 +209,10 @@ static void count_sub(const struct mt_heap_dev_rec *r)
         s->live -= n;
         s->live_allocs--;
     }
-    if (r->kind == MT_DEV_DEVICE || r->kind == MT_DEV_VMM) D.gpu_live -= n;
+    if (r->kind == MT_DEV_DEVICE || r->kind == MT_DEV_VMM) {
+        D.gpu_live -= n;
+        D.gpu_cat_live[r->cat] -= n;
+    }
 }
 
 void mt_heap_dev_alloc(int kind, uint64_t key, uint64_t n, int cat, const uintptr_t *frames,

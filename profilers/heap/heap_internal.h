@@ -224,6 +224,7 @@ struct mt_heap_device {
     struct mt_heap_dev_counts cat[MT_DEV_NKIND][MT_HEAP_NCAT]; /* failed, unknown_frees unused */
     uint64_t epoch[MT_DEV_NKIND];                              /* bumped at each kind's peak */
     long long gpu_live, gpu_peak;                              /* device + vmm */
+    long long gpu_cat_live[MT_HEAP_NCAT], gpu_cat_peak[MT_HEAP_NCAT];
     double gpu_peak_t;
     long long mapped_live, mapped_peak;
     struct mt_heap_dev_table ptrs, handles, maps;

@@ -547,6 +547,20 @@ static void write_device(struct wbuf *w)
             }
             w_ch(w, '\n');
         }
+    for (int c = 0; c < MT_HEAP_NCAT; c++) { /* device and vmm together: memory on the GPU */
+        if (!d->gpu_cat_peak[c]) continue;
+        w_raw(w, "H\tgpu\t");
+        w_raw(w, mt_mem_cat_names[c]);
+        long long v[] = {d->cat[MT_DEV_DEVICE][c].allocs + d->cat[MT_DEV_VMM][c].allocs,
+                         d->cat[MT_DEV_DEVICE][c].frees + d->cat[MT_DEV_VMM][c].frees,
+                         d->cat[MT_DEV_DEVICE][c].bytes + d->cat[MT_DEV_VMM][c].bytes,
+                         d->gpu_cat_live[c], d->gpu_cat_peak[c]};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+            w_tab(w);
+            w_i64(w, v[i]);
+        }
+        w_ch(w, '\n');
+    }
     w_raw(w, "S\tdevice_peak_bytes\t");
     w_i64(w, d->gpu_peak);
     w_raw(w, "\nS\tdevice_peak_t\t");

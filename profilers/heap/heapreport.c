@@ -246,7 +246,7 @@ static int device_record(struct reader *r, char **f, size_t n, const struct mt_h
     }
     case 'H': {
         NEED(n == 8, "H needs 8 fields, has %zu", n);
-        NEED(device_kind_ok(f[1]), "unknown device kind '%s'", f[1]);
+        NEED(device_kind_ok(f[1]) || !strcmp(f[1], "gpu"), "unknown device kind '%s'", f[1]);
         NEED(category_name_ok(r, f[2]), "unknown category '%s'", f[2]);
         struct mt_heapreport_device_category c = {.kind = f[1], .category = f[2]};
         long long *const v[] = {&c.allocs, &c.frees, &c.bytes, &c.live, &c.peak};

@@ -64,7 +64,8 @@ struct mt_heapreport_device_kind {
     long long allocs, frees, bytes, live, peak, failed, unknown_frees;
 };
 
-/* H: exact counters of one (device kind, category) at exit. */
+/* H: exact counters of one (device kind, category) at exit; kind "gpu" is device and vmm
+ * together (its peak is the peak of their sum, memory on the GPU). */
 struct mt_heapreport_device_category {
     const char *kind, *category;
     long long allocs, frees, bytes, live, peak;

@@ -217,7 +217,10 @@ int main(int argc, char **argv)
     expect_cat(&r, "managed", "data", 1, 1, 8192, 0, 8192);
     expect_cat(&r, "pinned", "data", 2, 1, 20480, 16384, 20480);
     expect_cat(&r, "vmm", "kv_cache", 2, 2, 4194304, 0, 4194304);
-    CHECK(r.ncats == 5, "%zu H lines, expected 5 (a refused call books nothing)", r.ncats);
+    expect_cat(&r, "gpu", "weights", 2, 1, 1058816, 10240, 1058816);
+    expect_cat(&r, "gpu", "activations", 4, 2, 229376, 98304, 196608);
+    expect_cat(&r, "gpu", "kv_cache", 2, 2, 4194304, 0, 4194304);
+    CHECK(r.ncats == 8, "%zu H lines, expected 8 (a refused call books nothing)", r.ncats);
     CHECK(r.sum.device_peak_bytes == 5351424, "device peak %lld, expected 5351424",
           r.sum.device_peak_bytes);
     CHECK(r.sum.device_mapped_peak_bytes == 4194304, "mapped peak %lld",

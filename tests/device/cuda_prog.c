@@ -131,10 +131,11 @@ static int get_api(struct api *a)
 }
 #endif
 
-/* Timeline points fall between the phases (MEMTRADE_HEAP_INTERVAL_MS=1). */
+/* Timeline points fall between the phases: 30 ms is longer than the interval (10 ms by
+ * default). */
 static void pause_ms(void)
 {
-    struct timespec ts = {0, 10000000};
+    struct timespec ts = {0, 30000000};
     nanosleep(&ts, NULL);
 }
 
