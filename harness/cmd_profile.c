@@ -16,6 +16,7 @@
 #include "child/child.h"
 #include "cli.h"
 #include "facts.h"
+#include "nvml.h"
 #include "runner_record.h"
 #include "runner_spawn.h"
 #include "reader.h"
@@ -38,6 +39,9 @@ static const char profile_help[] =
     "  --follow-exec      also profile the programs it runs (default): each process writes\n"
     "                     its own report; their sites and totals join the run's\n"
     "  --no-follow-exec   profile COMMAND's own process only (what it execs runs bare)\n"
+    "  --device           also record device memory: the CUDA driver's memory calls\n"
+    "                     (interposed, with stacks and categories) and NVML's used device\n"
+    "                     memory of the program's processes every 10 ms (when NVML exists)\n"
     "\n"
     "A statically linked COMMAND cannot be profiled (LD_PRELOAD): its heap metrics are\n"
     "stored unavailable with that reason. A missing or non-executable COMMAND is an\n"
@@ -104,6 +108,64 @@ static int is_static_elf(const char *file)
     return is_static;
 }
 
+/* Stores NVML's witness for the run: the peak of the program's processes and of the
+ * devices' used memory above the start, with their timelines; or, without NVML, the
+ * reason (never 0). Returns 0 or -1 (store error). */
+static int store_nvml(struct mt_store *st, int64_t run_id, struct mt_nvml *nv, const char *absent)
+{
+    char why[512];
+    long long peak;
+    int rc = mt_store_begin(st);
+    if (!nv) {
+        if (!rc) rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_peak_device_bytes", "bytes",
+                                                  absent);
+        if (!rc) rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_device_used_peak_bytes",
+                                                  "bytes", absent);
+        return rc ? rc : mt_store_commit(st);
+    }
+    size_t n;
+    const struct mt_nvml_sample *s = mt_nvml_samples(nv, &n);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (s[i].tree_bytes >= 0)
+            rc = mt_store_sample(st, run_id, 0, "nvml.used", s[i].t, (double)s[i].tree_bytes, NULL);
+        if (!rc)
+            rc = mt_store_sample(st, run_id, 0, "nvml.device_used", s[i].t,
+                                 (double)s[i].used_delta_bytes, NULL);
+    }
+    long long delta = mt_nvml_used_delta_peak(nv);
+    if (!rc)
+        rc = mt_nvml_tree_peak(nv, &peak, why, sizeof why) == 0
+                 ? mt_store_metric(st, run_id, -1, "nvml_peak_device_bytes", (double)peak, "bytes")
+                 : mt_store_metric_unavailable(st, run_id, -1, "nvml_peak_device_bytes", "bytes",
+                                               why);
+    if (!rc) rc = mt_store_metric(st, run_id, -1, "nvml_device_used_peak_bytes", (double)delta, "bytes");
+    return rc ? rc : mt_store_commit(st);
+}
+
+/* Prints the run's device memory figures (both witnesses) for the terminal. */
+static void print_device(struct mt_store *st, int64_t run_id)
+{
+    static const char *const names[] = {"peak_device_bytes",    "peak_device_mapped_bytes",
+                                        "peak_pinned_bytes",    "peak_managed_bytes",
+                                        "device_failed_calls",  "device_unknown_frees",
+                                        "nvml_peak_device_bytes", "nvml_device_used_peak_bytes"};
+    struct mt_read *rd;
+    struct mt_read_run *run;
+    if (mt_read_open(st, &rd) != 0) return;
+    if (mt_read_run(rd, run_id, &run) == 1)
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            for (size_t i = 0; i < run->n_metrics; i++) {
+                const struct mt_read_metric *m = &run->metrics[i];
+                if (m->category || strcmp(m->name, names[k])) continue;
+                if (m->has)
+                    fprintf(stderr, "memtrade: device: %s %.0f\n", m->name, m->value);
+                else
+                    fprintf(stderr, "memtrade: device: %s unavailable: %s\n", m->name,
+                            m->unavailable ? m->unavailable : "?");
+            }
+    mt_read_close(rd);
+}
+
 /* The run's error text (malloc'd), or NULL when it has none. */
 static char *run_error(struct mt_store *st, int64_t run_id)
 {
@@ -127,6 +189,7 @@ int mt_cmd_profile(int argc, char **argv)
         O_KEEP,
         O_FOLLOW_EXEC,
         O_NO_FOLLOW_EXEC,
+        O_DEVICE,
         O_HELP
     };
     static const struct option opts[] = {{"db", required_argument, 0, O_DB},
@@ -137,9 +200,10 @@ int mt_cmd_profile(int argc, char **argv)
                                          {"keep-scratch", no_argument, 0, O_KEEP},
                                          {"follow-exec", no_argument, 0, O_FOLLOW_EXEC},
                                          {"no-follow-exec", no_argument, 0, O_NO_FOLLOW_EXEC},
+                                         {"device", no_argument, 0, O_DEVICE},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
-    int follow_exec = 1;
+    int follow_exec = 1, device = 0;
     struct mt_cli_common co = {.heap = "full"};
     double timeout = 0;
     uint64_t mem_limit = 0;
@@ -159,6 +223,9 @@ int mt_cmd_profile(int argc, char **argv)
         case O_FOLLOW_EXEC:
         case O_NO_FOLLOW_EXEC:
             follow_exec = c == O_FOLLOW_EXEC;
+            break;
+        case O_DEVICE:
+            device = 1;
             break;
         case O_MODE:
             if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
@@ -217,6 +284,7 @@ int mt_cmd_profile(int argc, char **argv)
     }
     /* Read by the profiler in the program (MEMTRADE_HEAP_FOLLOW_EXEC, profilers/heap). */
     setenv("MEMTRADE_HEAP_FOLLOW_EXEC", follow_exec ? "1" : "0", 1);
+    if (device) setenv("MEMTRADE_HEAP_DEVICE", "1", 1);
     /* The parameter: the command line, words joined by spaces. */
     size_t len = 1;
     for (char **a = command; *a; a++)
@@ -265,14 +333,29 @@ int mt_cmd_profile(int argc, char **argv)
         code = MT_EXIT_SYSTEM;
         goto out;
     }
+    char nvml_absent[512] = "";
+    struct mt_nvml *nv = device ? mt_nvml_start(job.pid, 10, nvml_absent, sizeof nvml_absent) : NULL;
     while (mt_runner_poll(&job, mt_runner_now()) == 0) {
         if (mt_cli_stop) mt_runner_interrupt(&job, mt_runner_now());
         struct timespec ts = {0, 25000000};
         nanosleep(&ts, NULL);
     }
+    mt_nvml_stop(nv);
     enum mt_run_status status;
     if (mt_runner_record(st, &ro, &job, &status, err, sizeof err) != 0) {
+        mt_nvml_free(nv);
         fprintf(stderr, "memtrade: database error: %s\n", err);
+        code = MT_EXIT_DB;
+        goto out;
+    }
+    int stored = 0;
+    if (device && heap_absent)
+        stored = mt_store_metric_unavailable(st, run_id, -1, "peak_device_bytes", "bytes",
+                                             heap_absent);
+    if (device && stored == 0) stored = store_nvml(st, run_id, nv, nvml_absent);
+    mt_nvml_free(nv);
+    if (stored != 0) {
+        fprintf(stderr, "memtrade: database error: %s\n", mt_store_error(st));
         code = MT_EXIT_DB;
         goto out;
     }
@@ -281,6 +364,7 @@ int mt_cmd_profile(int argc, char **argv)
             "query sites %lld\n",
             (long long)run_id, mt_run_status_name(status), job.wall_s, (long long)run_id,
             (long long)run_id);
+    if (device) print_device(st, run_id);
     /* An ok run with something missing carries the reason (the runs table's error). */
     char *why = status == MT_RUN_OK ? run_error(st, run_id) : NULL;
     if (why) fprintf(stderr, "memtrade: run %lld: %s\n", (long long)run_id, why);

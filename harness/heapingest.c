@@ -75,6 +75,14 @@ struct heapingest {
     long long regions_dropped;            /* -1: the report predates region peaks */
     int cat_used[MT_HEAPREPORT_MAX_CATS]; /* categories with any allocation (C lines) */
     char unreadable[512];                 /* why the report could not be read, "" if it was */
+    struct device_totals {                /* device memory, over the stored reports */
+        int on;                           /* a report had `M device 1` */
+        long long peak, mapped_peak, pinned_peak, managed_peak, failed, unknown_frees;
+        char cat_name[MT_HEAPREPORT_MAX_CATS][64];
+        long long cat_peak[MT_HEAPREPORT_MAX_CATS];
+        size_t ncat;
+        long long last[MT_HEAPREPORT_DEVICE_KINDS];
+    } dev;
 };
 
 static int store_fail(struct heapingest *h)
@@ -118,9 +126,9 @@ static int on_stack(const struct mt_heapreport_stack *s, void *user)
     return rc ? store_fail(h) : 0;
 }
 
-static int on_site(const struct mt_heapreport_site *s, void *user)
+/* Stores one site of memory `space` ("host", or a device kind). */
+static int put_site(struct heapingest *h, const struct mt_heapreport_site *s, const char *space)
 {
-    struct heapingest *h = user;
     struct mt_store_alloc_site row = {.rank = h->rank,
                                       .stack_id = idmap_get(&h->stacks, s->stack_id),
                                       .category = s->category,
@@ -130,8 +138,14 @@ static int on_site(const struct mt_heapreport_site *s, void *user)
                                       .temporary = s->temporary,
                                       .leaked_bytes = s->leaked_bytes,
                                       .leaked_allocs = s->leaked_allocs,
-                                      .estimated = s->estimated};
+                                      .estimated = s->estimated,
+                                      .space = space};
     return mt_store_alloc_site(h->st, h->run_id, &row) != 0 ? store_fail(h) : 0;
+}
+
+static int on_site(const struct mt_heapreport_site *s, void *user)
+{
+    return put_site(user, s, "host");
 }
 
 static int on_tensor(const struct mt_heapreport_tensor *t, void *user)
@@ -162,6 +176,86 @@ static int on_sample(const struct mt_heapreport_sample *p, void *user)
         h->last_live[c] = p->live[c];
     }
     return 0;
+}
+
+/* ---- device memory (`memtrade profile --device`) ---------------------------------- */
+
+static int on_device_site(const struct mt_heapreport_device_site *s, void *user)
+{
+    struct mt_heapreport_site host_form = {.stack_id = s->stack_id,
+                                           .category = s->category,
+                                           .allocs = s->allocs,
+                                           .bytes = s->bytes,
+                                           .peak_bytes = s->peak_bytes,
+                                           .leaked_bytes = s->leaked_bytes,
+                                           .leaked_allocs = s->leaked_allocs};
+    return put_site(user, &host_form, s->kind);
+}
+
+/* Series device.live (device and vmm: memory on the GPU), device.managed, device.pinned;
+ * the last two only while non-zero (or just were). */
+static int on_device_sample(const struct mt_heapreport_device_sample *p, void *user)
+{
+    struct heapingest *h = user;
+    static const char *const series[] = {"device.live", NULL, "device.managed", "device.pinned"};
+    long long v[MT_HEAPREPORT_DEVICE_KINDS] = {p->live[0] + p->live[1], 0, p->live[2], p->live[3]};
+    for (size_t k = 0; k < MT_HEAPREPORT_DEVICE_KINDS; k++) {
+        if (!series[k] || (k > 0 && v[k] == 0 && h->dev.last[k] == 0)) continue;
+        if (mt_store_sample(h->st, h->run_id, h->rank, series[k], p->t, (double)v[k], NULL) != 0)
+            return store_fail(h);
+        h->dev.last[k] = v[k];
+    }
+    return 0;
+}
+
+static int on_device_kind(const struct mt_heapreport_device_kind *k, void *user)
+{
+    struct device_totals *d = &((struct heapingest *)user)->dev;
+    d->failed += k->failed;
+    d->unknown_frees += k->unknown_frees;
+    if (!strcmp(k->kind, "pinned") && k->peak > d->pinned_peak) d->pinned_peak = k->peak;
+    if (!strcmp(k->kind, "managed") && k->peak > d->managed_peak) d->managed_peak = k->peak;
+    return 0;
+}
+
+/* Per category, device and vmm together ("gpu"): the highest peak of any process. */
+static int on_device_category(const struct mt_heapreport_device_category *c, void *user)
+{
+    struct device_totals *d = &((struct heapingest *)user)->dev;
+    if (strcmp(c->kind, "gpu")) return 0;
+    size_t i = 0;
+    while (i < d->ncat && strcmp(d->cat_name[i], c->category))
+        i++;
+    if (i == d->ncat) {
+        if (d->ncat == MT_HEAPREPORT_MAX_CATS) return 0;
+        snprintf(d->cat_name[d->ncat++], sizeof d->cat_name[0], "%s", c->category);
+        d->cat_peak[i] = 0;
+    }
+    if (c->peak > d->cat_peak[i]) d->cat_peak[i] = c->peak;
+    return 0;
+}
+
+/* The run's device metrics, or each unavailable with `why`. */
+static void device_metrics(const struct heapingest *h, const char *why)
+{
+    const struct device_totals *d = &h->dev;
+    if (!d->on) return;
+    struct {
+        const char *name, *unit;
+        long long v;
+    } m[] = {{"peak_device_bytes", "bytes", d->peak},
+             {"peak_device_mapped_bytes", "bytes", d->mapped_peak},
+             {"peak_pinned_bytes", "bytes", d->pinned_peak},
+             {"peak_managed_bytes", "bytes", d->managed_peak},
+             {"device_failed_calls", "count", d->failed},
+             {"device_unknown_frees", "count", d->unknown_frees}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        h->metric(h->arg, m[i].name, why ? NAN : (double)m[i].v, m[i].unit, why);
+    for (size_t i = 0; !why && i < d->ncat; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "peak_device_%s_bytes", d->cat_name[i]);
+        h->metric(h->arg, name, (double)d->cat_peak[i], "bytes", NULL);
+    }
 }
 
 static int on_region(const struct mt_heapreport_region *r, void *user)
@@ -212,6 +306,12 @@ static int on_summary(const struct mt_heapreport_summary *s, void *user)
         t->leaked_bytes += s->leaked_bytes;
         if (s->peak_bytes > t->peak_bytes) t->peak_bytes = s->peak_bytes;
         t->processes++;
+    }
+    if (s->device) {
+        struct device_totals *d = &h->dev;
+        d->on = 1;
+        if (s->device_peak_bytes > d->peak) d->peak = s->device_peak_bytes;
+        if (s->device_mapped_peak_bytes > d->mapped_peak) d->mapped_peak = s->device_mapped_peak_bytes;
     }
     return 0;
 }
@@ -331,9 +431,15 @@ static int ingest_one(struct heapingest *h, const char *path, char *err, size_t 
     struct mt_heapreport_cb first = {.summary = names_only};
     int rc = mt_heapreport_read(path, &first, h, err, errlen);
     if (rc != 0) return rc;
-    struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                  on_stack,   on_site,     on_tensor, on_region};
-    if (!h->root) cb.sample = NULL, cb.tensor = NULL, cb.region = NULL;
+    struct mt_heapreport_cb cb = {.summary = on_summary, .category = on_category,
+                                  .sample = on_sample,   .frame = on_frame,
+                                  .stack = on_stack,     .site = on_site,
+                                  .tensor = on_tensor,   .region = on_region,
+                                  .device_kind = on_device_kind,
+                                  .device_category = on_device_category,
+                                  .device_site = on_device_site,
+                                  .device_sample = on_device_sample};
+    if (!h->root) cb.sample = NULL, cb.tensor = NULL, cb.region = NULL, cb.device_sample = NULL;
     rc = mt_heapreport_read(path, &cb, h, err, errlen);
     if (rc > 0) snprintf(err, errlen, "%s", mt_store_error(h->st));
     return rc;
@@ -496,6 +602,7 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
         snprintf(whybuf, sizeof whybuf, "%s", note);
         why = whybuf;
     }
+    if (rc <= 0) device_metrics(&h, why);
     if (rc <= 0 && why) {
         metric(arg, "peak_heap_bytes", NAN, "bytes", why);
         metric(arg, "heap_allocs", NAN, "count", why);

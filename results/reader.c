@@ -590,7 +590,7 @@ int mt_read_top_sites(struct mt_read *rd, int64_t run_id, size_t limit, struct m
     return read_rows(
         rd,
         "SELECT stack_id, category, SUM(peak_bytes), SUM(bytes), SUM(allocs), MAX(estimated)"
-        " FROM alloc_sites WHERE run_id = ?1 AND rank ="
+        " FROM alloc_sites WHERE run_id = ?1 AND space = 'host' AND rank ="
         " (SELECT MIN(rank) FROM alloc_sites WHERE run_id = ?1)"
         " GROUP BY stack_id, category HAVING SUM(peak_bytes) > 0"
         " ORDER BY 3 DESC, 1, 2 LIMIT ?2",

@@ -70,9 +70,9 @@ static const char *const stmt_sql[SS_COUNT] = {
     [SS_STACK_INS] = "INSERT INTO stacks(hash) VALUES(?1)",
     [SS_STACK_FRAME_INS] = "INSERT INTO stack_frames(stack_id, depth, frame_id) VALUES(?1, ?2, ?3)",
     [SS_SITE_UPS] = "INSERT INTO alloc_sites(run_id, rank, stack_id, category, allocs, bytes,"
-                    " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                    " ON CONFLICT(run_id, rank, stack_id, category) DO UPDATE SET"
+                    " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated, space)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                    " ON CONFLICT(run_id, rank, stack_id, category, space) DO UPDATE SET"
                     " allocs = allocs + excluded.allocs, bytes = bytes + excluded.bytes,"
                     " peak_bytes = peak_bytes + excluded.peak_bytes,"
                     " temporary = temporary + excluded.temporary,"
@@ -1153,6 +1153,7 @@ int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_sto
     sqlite3_bind_int64(s, 9, a->leaked_bytes);
     sqlite3_bind_int64(s, 10, a->leaked_allocs);
     sqlite3_bind_int(s, 11, a->estimated ? 1 : 0);
+    bind_text(s, 12, a->space ? a->space : "host");
     return store_step_done(st, s, "insert alloc site");
 }
 

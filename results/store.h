@@ -69,7 +69,7 @@ extern "C" {
 struct mt_store;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
-#define MT_STORE_SCHEMA_VERSION 5
+#define MT_STORE_SCHEMA_VERSION 6
 
 /* ---------------------------------------------------------------- open / close */
 
@@ -296,10 +296,11 @@ struct mt_store_alloc_site {
     int64_t stack_id;
     const char *category; /* memcat name: "weights", "activations", ... */
     int64_t allocs, bytes, peak_bytes, temporary, leaked_bytes, leaked_allocs;
-    int estimated; /* 1 in sampled mode */
+    int estimated;     /* 1 in sampled mode */
+    const char *space; /* "host" (NULL means host), "device", "vmm", "managed", "pinned" */
 };
 
-/* Contract: adds the site's figures to the row (run, rank, stack, category), creating it
+/* Contract: adds the site's figures to the row (run, rank, stack, category, space), creating it
  * at zero. Raw stacks that resolve to the same frames (no line information; two call
  * sites in one function) are one stored site, so their counts add up; so do their
  * peak_bytes, since both were live at the same instant, the global peak. estimated is

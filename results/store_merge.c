@@ -343,10 +343,10 @@ static int merge_one(struct merge *m)
               &m->runs),
         {.what = "alloc_sites",
          .select = "SELECT run_id, rank, stack_id, category, allocs, bytes, peak_bytes,"
-                   " temporary, leaked_bytes, leaked_allocs, estimated FROM alloc_sites",
+                   " temporary, leaked_bytes, leaked_allocs, estimated, space FROM alloc_sites",
          .insert = "INSERT INTO alloc_sites(run_id, rank, stack_id, category, allocs, bytes,"
-                   " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated)"
-                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                   " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated, space)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
          .id_col = -1,
          .maps = {&m->runs, &m->stacks},
          .map_cols = {0, 2}},

@@ -345,12 +345,13 @@ int mt_store_query_sites(struct mt_store *st, int64_t run_id, size_t limit,
     return print_query(
         st,
         "SELECT a.rank, a.category, a.stack_id, a.allocs, a.bytes, a.peak_bytes, a.temporary,"
-        " a.leaked_bytes, a.leaked_allocs, a.estimated,"
+        " a.leaked_bytes, a.leaked_allocs, a.estimated, a.space,"
         " (SELECT group_concat(lbl, ' <- ') FROM (SELECT mt_frame_label(f.function, f.module,"
         "   f.file, f.line) AS lbl FROM stack_frames sf JOIN frames f ON f.id = sf.frame_id"
         "   WHERE sf.stack_id = a.stack_id ORDER BY sf.depth LIMIT 4)) AS frames"
         " FROM alloc_sites a WHERE a.run_id = ?1"
-        " ORDER BY a.peak_bytes DESC, a.bytes DESC, a.stack_id, a.rank, a.category LIMIT ?2",
+        " ORDER BY a.space <> 'host', a.space, a.peak_bytes DESC, a.bytes DESC, a.stack_id, a.rank,"
+        " a.category LIMIT ?2",
         ints, 2, NULL, 0, fmt, TOP_LEVEL, out);
 }
 
@@ -373,7 +374,7 @@ int mt_store_query_folded(struct mt_store *st, int64_t run_id, enum mt_store_fol
             st->db,
             "WITH w AS (SELECT stack_id, SUM(CASE ?2 WHEN 0 THEN peak_bytes WHEN 1 THEN bytes"
             "   WHEN 2 THEN leaked_bytes ELSE allocs END) AS weight"
-            "   FROM alloc_sites WHERE run_id = ?1 GROUP BY stack_id)"
+            "   FROM alloc_sites WHERE run_id = ?1 AND space = 'host' GROUP BY stack_id)"
             " SELECT w.stack_id, w.weight, f.function, f.module FROM w"
             " JOIN stack_frames sf ON sf.stack_id = w.stack_id JOIN frames f ON f.id = sf.frame_id"
             " WHERE w.weight > 0 ORDER BY w.stack_id, sf.depth DESC",

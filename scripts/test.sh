@@ -14,7 +14,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=address,undefined
   # The preloaded profiler cannot run under ASan: its tests get their own UBSan build.
   BUILD_DIR=$top/build-ubsan "$top/scripts/build.sh" -DMT_WERROR=ON -DMT_SANITIZE=undefined
-  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 --timeout 2400 -R '^heap\.')
+  (cd "$top/build-ubsan" && ctest --output-on-failure -j2 --timeout 2400 -R '^(heap|device)\.')
   timeout=2400
 else
   export BUILD_DIR=${BUILD_DIR:-$top/build}

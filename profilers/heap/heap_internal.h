@@ -13,7 +13,9 @@
  * headers, the large-block table, sites) <- heap_stacks.c (stack capture and cache),
  * heap_sample.h (the byte sampler), heap_maps.c (anonymous mappings), heap_tags.c
  * (categories, tensors, regions); heap_output.c and heap_sde.c read the tracker through
- * its interface; heap_process.c (init, fork, exit).
+ * its interface; heap_process.c (init, fork, exit); heap_cuda.c (the CUDA driver's memory
+ * calls, dlsym and cuGetProcAddress) -> heap_device.c (device memory's own counters,
+ * tables and sites: heap_device.h).
  */
 #ifndef MT_HEAP_INTERNAL_H
 #define MT_HEAP_INTERNAL_H
@@ -46,6 +48,7 @@ struct mt_heap_config {
     uint64_t seed;
     long interval_ms;
     int follow_exec; /* MEMTRADE_HEAP_FOLLOW_EXEC: descendants are profiled (default 1) */
+    int device;      /* MEMTRADE_HEAP_DEVICE: the CUDA driver's memory calls are recorded */
     char out_pattern[4096];
     long page_size;
     uint64_t t0_ns;             /* CLOCK_MONOTONIC at init */
@@ -192,6 +195,55 @@ struct mt_heap_env {
     char preload[4096];
 };
 
+/* heap_device.c (lock held): device memory, one member per kind (heap_device.h). */
+enum { MT_DEV_DEVICE = 0, MT_DEV_VMM, MT_DEV_MANAGED, MT_DEV_PINNED, MT_DEV_NKIND };
+struct mt_heap_dev_counts {
+    long long allocs, frees, bytes, live, peak, failed, unknown_frees;
+};
+/* One live device block (key: its address), VMM handle (key: the handle) or mapping (key:
+ * its address, aux: the handle). key 0 = empty slot. */
+struct mt_heap_dev_rec {
+    uint64_t key, size, aux;
+    uint32_t site, maps; /* maps: live mappings of a handle */
+    uint8_t kind, cat, released;
+};
+struct mt_heap_dev_table {
+    struct mt_heap_dev_rec *v;
+    size_t cap, count;
+};
+struct mt_heap_dev_site {
+    uint64_t hash;
+    const uintptr_t *frames;
+    uint32_t depth;
+    uint8_t kind, cat;
+    long long allocs, bytes, live, live_allocs, peak_live, leaked_bytes, leaked_allocs;
+    uint64_t peak_epoch;
+};
+struct mt_heap_device {
+    struct mt_heap_dev_counts k[MT_DEV_NKIND];
+    struct mt_heap_dev_counts cat[MT_DEV_NKIND][MT_HEAP_NCAT]; /* failed, unknown_frees unused */
+    uint64_t epoch[MT_DEV_NKIND];                              /* bumped at each kind's peak */
+    long long gpu_live, gpu_peak;                              /* device + vmm */
+    long long gpu_cat_live[MT_HEAP_NCAT], gpu_cat_peak[MT_HEAP_NCAT];
+    double gpu_peak_t;
+    long long mapped_live, mapped_peak;
+    struct mt_heap_dev_table ptrs, handles, maps;
+    struct mt_heap_dev_site *sites;
+    size_t site_count, site_cap;
+    uint32_t *site_index; /* site + 1, open addressing */
+    size_t site_index_cap;
+    char *arena;
+    size_t arena_used, arena_cap;
+};
+
+/* heap_cuda.c: the driver's real entry points, one per wrapper (heap_cuda.c's slots). */
+enum { MT_CUDA_SLOTS = 24 };
+struct mt_heap_cuda {
+    void *_Atomic real[MT_CUDA_SLOTS];
+    void *_Atomic real_dlsym;
+    atomic_llong unwrapped; /* entry points handed back unwrapped (a second driver) */
+};
+
 struct mt_heap_state {
     struct mt_heap_config cfg;
     struct mt_heap_tracker trk;
@@ -199,6 +251,8 @@ struct mt_heap_state {
     struct mt_heap_tags tag;
     struct mt_heap_out out;
     struct mt_heap_stacks_shared stk;
+    struct mt_heap_device dev;
+    struct mt_heap_cuda cuda;
     atomic_ulong sample_streams; /* heap_sample.c: per-thread streams handed out */
     struct mt_heap_boot boot;
     struct mt_heap_env env;

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "heap_output.h"
 
+#include "heap_device.h"
 #include "heap_tags.h"
 #include "heap_tracker.h"
 
@@ -221,6 +222,15 @@ void mt_heap_out_open(int forked)
         w_raw(w, mt_mem_cat_names[c]);
     }
     w_ch(w, '\n');
+    if (C.device) {
+        w_meta_int(w, "device", 1);
+        w_raw(w, "M\tdevice_kinds\t");
+        for (int d = 0; d < MT_DEV_NKIND; d++) {
+            if (d) w_ch(w, ',');
+            w_raw(w, mt_heap_dev_kind_names[d]);
+        }
+        w_ch(w, '\n');
+    }
     w_flush(w);
 }
 
@@ -264,8 +274,20 @@ static void write_point(struct wbuf *w)
 {
     long long live[MT_HEAP_NCAT], total;
     mt_heap_tracker_live(live, &total);
+    double t = (double)(mt_heap_now_ns() - C.t0_ns) * 1e-9;
+    if (C.device) { /* V: device memory live per kind, at the same time as T */
+        long long dev[MT_DEV_NKIND];
+        mt_heap_dev_live(dev);
+        w_raw(w, "V\t");
+        w_sec(w, t);
+        for (int k = 0; k < MT_DEV_NKIND; k++) {
+            w_tab(w);
+            w_i64(w, dev[k]);
+        }
+        w_ch(w, '\n');
+    }
     w_raw(w, "T\t");
-    w_sec(w, (double)(mt_heap_now_ns() - C.t0_ns) * 1e-9);
+    w_sec(w, t);
     w_tab(w);
     w_i64(w, rss_bytes());
     w_tab(w);
@@ -495,6 +517,61 @@ static void write_regions(struct wbuf *w)
     }
 }
 
+/* G, H lines and the device S keys: device memory's exact counters at exit. */
+static void write_device(struct wbuf *w)
+{
+    const struct mt_heap_device *d = mt_heap_dev_state();
+    for (int k = 0; k < MT_DEV_NKIND; k++) {
+        const struct mt_heap_dev_counts *c = &d->k[k];
+        long long v[] = {c->allocs, c->frees, c->bytes, c->live, c->peak, c->failed, c->unknown_frees};
+        w_raw(w, "G\t");
+        w_raw(w, mt_heap_dev_kind_names[k]);
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+            w_tab(w);
+            w_i64(w, v[i]);
+        }
+        w_ch(w, '\n');
+    }
+    for (int k = 0; k < MT_DEV_NKIND; k++)
+        for (int c = 0; c < MT_HEAP_NCAT; c++) {
+            const struct mt_heap_dev_counts *x = &d->cat[k][c];
+            if (!x->allocs) continue;
+            long long v[] = {x->allocs, x->frees, x->bytes, x->live, x->peak};
+            w_raw(w, "H\t");
+            w_raw(w, mt_heap_dev_kind_names[k]);
+            w_tab(w);
+            w_raw(w, mt_mem_cat_names[c]);
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+                w_tab(w);
+                w_i64(w, v[i]);
+            }
+            w_ch(w, '\n');
+        }
+    for (int c = 0; c < MT_HEAP_NCAT; c++) { /* device and vmm together: memory on the GPU */
+        if (!d->gpu_cat_peak[c]) continue;
+        w_raw(w, "H\tgpu\t");
+        w_raw(w, mt_mem_cat_names[c]);
+        long long v[] = {d->cat[MT_DEV_DEVICE][c].allocs + d->cat[MT_DEV_VMM][c].allocs,
+                         d->cat[MT_DEV_DEVICE][c].frees + d->cat[MT_DEV_VMM][c].frees,
+                         d->cat[MT_DEV_DEVICE][c].bytes + d->cat[MT_DEV_VMM][c].bytes,
+                         d->gpu_cat_live[c], d->gpu_cat_peak[c]};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+            w_tab(w);
+            w_i64(w, v[i]);
+        }
+        w_ch(w, '\n');
+    }
+    w_raw(w, "S\tdevice_peak_bytes\t");
+    w_i64(w, d->gpu_peak);
+    w_raw(w, "\nS\tdevice_peak_t\t");
+    w_sec(w, d->gpu_peak_t);
+    w_raw(w, "\nS\tdevice_mapped_peak_bytes\t");
+    w_i64(w, d->mapped_peak);
+    w_raw(w, "\nS\tdevice_unwrapped\t");
+    w_i64(w, (long long)atomic_load(&mt_heap_g.cuda.unwrapped));
+    w_ch(w, '\n');
+}
+
 static void write_summary(struct wbuf *w)
 {
     struct mt_heap_summary m;
@@ -521,12 +598,53 @@ static void write_summary(struct wbuf *w)
 
 /* Frames (F lines) for every distinct ip; stacks (K lines) deduplicated across categories;
  * sites (A lines) pointing at them. Scratch tables come from mt_heap_pages. */
+/* Site i's stack: the host heap's sites first, then device memory's. */
+static void site_stack(size_t i, size_t nhost, const uintptr_t **frames, uint32_t *depth)
+{
+    if (i < nhost) {
+        const struct mt_heap_site *s = mt_heap_tracker_site(i);
+        *frames = s->frames;
+        *depth = s->depth;
+    } else {
+        const struct mt_heap_dev_site *s = &mt_heap_dev_state()->sites[i - nhost];
+        *frames = s->frames;
+        *depth = s->depth;
+    }
+}
+
+/* D lines: device memory's sites (stack ids of the device sites follow the host's). */
+static void write_device_sites(struct wbuf *w, const uint32_t *stack_of)
+{
+    const struct mt_heap_device *d = mt_heap_dev_state();
+    for (size_t i = 0; i < d->site_count; i++) {
+        const struct mt_heap_dev_site *s = &d->sites[i];
+        if (!s->allocs) continue;
+        w_raw(w, "D\t");
+        w_u64(w, stack_of[i]);
+        w_tab(w);
+        w_raw(w, mt_heap_dev_kind_names[s->kind]);
+        w_tab(w);
+        w_raw(w, mt_mem_cat_names[s->cat]);
+        long long v[] = {s->allocs, s->bytes, s->peak_live, s->leaked_bytes, s->leaked_allocs};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            w_tab(w);
+            w_i64(w, v[k]);
+        }
+        w_ch(w, '\n');
+    }
+}
+
 static void write_stacks_and_sites(struct wbuf *w)
 {
-    const size_t nsites = mt_heap_tracker_site_count();
+    const size_t nhost = mt_heap_tracker_site_count();
+    const size_t nsites = nhost + (C.device ? mt_heap_dev_state()->site_count : 0);
     size_t nframes = 0;
-    for (size_t i = 0; i < nsites; i++)
-        nframes += mt_heap_tracker_site(i)->depth;
+    const uintptr_t *fr, *ofr;
+    uint32_t depth, odepth;
+    for (size_t i = 0; i < nsites; i++) {
+        site_stack(i, nhost, &fr, &depth);
+        nframes += depth;
+    }
     size_t cap = 1024;
     while (cap < nframes * 2 + 2)
         cap *= 2;
@@ -542,9 +660,9 @@ static void write_stacks_and_sites(struct wbuf *w)
     if (!m.keys || !m.ids || !m.order || !stack_of || !stab) goto out;
 
     for (size_t i = 0; i < nsites; i++) {
-        const struct mt_heap_site *s = mt_heap_tracker_site(i);
-        for (uint32_t d = 0; d < s->depth; d++)
-            ipmap_get(&m, s->frames[d]);
+        site_stack(i, nhost, &fr, &depth);
+        for (uint32_t d = 0; d < depth; d++)
+            ipmap_get(&m, fr[d]);
     }
     void *dwfl = NULL;
 #ifdef MT_HAVE_LIBDW
@@ -576,10 +694,10 @@ static void write_stacks_and_sites(struct wbuf *w)
     /* stacks: the same frames under several categories share one id */
     uint32_t nstacks = 0;
     for (size_t i = 0; i < nsites; i++) {
-        const struct mt_heap_site *s = mt_heap_tracker_site(i);
-        uint64_t h = 0x9e3779b97f4a7c15ULL ^ s->depth;
-        for (uint32_t d = 0; d < s->depth; d++)
-            h = (h ^ s->frames[d]) * 0x100000001b3ULL;
+        site_stack(i, nhost, &fr, &depth);
+        uint64_t h = 0x9e3779b97f4a7c15ULL ^ depth;
+        for (uint32_t d = 0; d < depth; d++)
+            h = (h ^ fr[d]) * 0x100000001b3ULL;
         size_t j = (size_t)(h >> 7) & (scap - 1);
         for (;; j = (j + 1) & (scap - 1)) {
             if (!stab[j]) {
@@ -587,16 +705,15 @@ static void write_stacks_and_sites(struct wbuf *w)
                 stack_of[i] = ++nstacks;
                 w_raw(w, "K\t");
                 w_u64(w, nstacks);
-                for (uint32_t d = 0; d < s->depth; d++) {
+                for (uint32_t d = 0; d < depth; d++) {
                     w_tab(w);
-                    w_u64(w, ipmap_get(&m, s->frames[d]));
+                    w_u64(w, ipmap_get(&m, fr[d]));
                 }
                 w_ch(w, '\n');
                 break;
             }
-            const struct mt_heap_site *o = mt_heap_tracker_site(stab[j] - 1);
-            if (o->depth == s->depth &&
-                memcmp(o->frames, s->frames, s->depth * sizeof *s->frames) == 0) {
+            site_stack(stab[j] - 1, nhost, &ofr, &odepth);
+            if (odepth == depth && memcmp(ofr, fr, depth * sizeof *fr) == 0) {
                 stack_of[i] = stack_of[stab[j] - 1];
                 break;
             }
@@ -604,7 +721,7 @@ static void write_stacks_and_sites(struct wbuf *w)
     }
 
     int est = C.mode == MT_HEAP_SAMPLED;
-    for (size_t i = 0; i < nsites; i++) {
+    for (size_t i = 0; i < nhost; i++) {
         const struct mt_heap_site *s = mt_heap_tracker_site(i);
         if (round_ll(s->allocs) == 0 && round_ll(s->bytes) == 0) continue;
         w_raw(w, "A\t");
@@ -621,6 +738,7 @@ static void write_stacks_and_sites(struct wbuf *w)
         w_i64(w, est);
         w_ch(w, '\n');
     }
+    if (C.device) write_device_sites(w, stack_of + nhost);
 out:
     mt_heap_pages_free(m.keys, cap * sizeof *m.keys);
     mt_heap_pages_free(m.ids, cap * sizeof *m.ids);
@@ -653,6 +771,7 @@ void mt_heap_write_report(void)
     write_categories(w);
     write_regions(w);
     write_summary(w);
+    if (C.device) write_device(w);
     write_stacks_and_sites(w);
     write_tensors(w);
     w_raw(w, "E\n");

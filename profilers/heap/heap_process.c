@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "heap_internal.h"
 
+#include "heap_device.h"
 #include "heap_output.h"
 #include "heap_stacks.h"
 #include "heap_tags.h"
@@ -89,6 +90,7 @@ void mt_heap_init_slow(void)
     C.seed = (uint64_t)env_long("MEMTRADE_HEAP_SEED", 1, 0, __LONG_MAX__);
     C.interval_ms = env_long("MEMTRADE_HEAP_INTERVAL_MS", 10, 0, 3600 * 1000);
     C.follow_exec = (int)env_long("MEMTRADE_HEAP_FOLLOW_EXEC", 1, 0, 1);
+    C.device = (int)env_long("MEMTRADE_HEAP_DEVICE", 0, 0, 1);
     const char *out = getenv("MEMTRADE_HEAP_OUT");
     if (!out || !*out) out = "memtrade-heap.%p.txt";
     size_t n = strlen(out);
@@ -186,6 +188,7 @@ static void finish(void)
     mt_heap_set_tracking(0);
     mt_heap_tracker_finish_sites();
     mt_heap_tags_finish();
+    mt_heap_dev_finish();
     mt_heap_unlock();
 }
 

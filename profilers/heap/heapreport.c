@@ -27,6 +27,9 @@ struct reader {
     int ended;
 };
 
+const char *const mt_heapreport_device_kinds[MT_HEAPREPORT_DEVICE_KINDS] = {"device", "vmm",
+                                                                           "managed", "pinned"};
+
 static int fail(struct reader *r, const char *fmt, ...)
 {
     if (r->errlen) {
@@ -137,9 +140,15 @@ static int meta(struct reader *r, char **f, size_t n)
             r->cat_names[c++] = tok;
         }
         r->sum.ncat = c;
-    } else if (!strcmp(k, "forked")) {
+    } else if (!strcmp(k, "device_kinds")) {
+        NEED(!strcmp(v, "device,vmm,managed,pinned"),
+             "device kinds '%s', this reader knows device,vmm,managed,pinned", v);
+    } else if (!strcmp(k, "forked") || !strcmp(k, "device")) {
         NEED(to_ll(v, &x) == 0, "bad integer for %s", k);
-        r->sum.forked = x != 0;
+        if (!strcmp(k, "device"))
+            r->sum.device = x != 0;
+        else
+            r->sum.forked = x != 0;
     } else if (!strcmp(k, "pid") || !strcmp(k, "ppid") || !strcmp(k, "sample_bytes") ||
                !strcmp(k, "seed") || !strcmp(k, "interval_ms")) {
         NEED(to_ll(v, &x) == 0, "bad integer for %s", k);
@@ -170,7 +179,10 @@ static int summary_line(struct reader *r, char **f, size_t n)
                 {"leaked_bytes", &r->sum.leaked_bytes},
                 {"leaked_allocs", &r->sum.leaked_allocs},
                 {"sites", &r->sum.sites},
-                {"regions_dropped", &r->sum.regions_dropped}};
+                {"regions_dropped", &r->sum.regions_dropped},
+                {"device_peak_bytes", &r->sum.device_peak_bytes},
+                {"device_mapped_peak_bytes", &r->sum.device_mapped_peak_bytes},
+                {"device_unwrapped", &r->sum.device_unwrapped}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (!strcmp(k, ints[i].key)) {
             NEED(to_ll(f[2], ints[i].dst) == 0, "bad integer for %s", k);
@@ -180,6 +192,8 @@ static int summary_line(struct reader *r, char **f, size_t n)
         NEED(to_double(f[2], &r->sum.peak_t) == 0, "bad peak_t");
     else if (!strcmp(k, "wall_s"))
         NEED(to_double(f[2], &r->sum.wall_s) == 0, "bad wall_s");
+    else if (!strcmp(k, "device_peak_t"))
+        NEED(to_double(f[2], &r->sum.device_peak_t) == 0, "bad device_peak_t");
     return 0;
 }
 
@@ -188,6 +202,70 @@ static int category_name_ok(struct reader *r, const char *name)
     for (size_t i = 0; i < r->sum.ncat; i++)
         if (!strcmp(r->cat_names[i], name)) return 1;
     return 0;
+}
+
+static int device_kind_ok(const char *name)
+{
+    for (size_t i = 0; i < MT_HEAPREPORT_DEVICE_KINDS; i++)
+        if (!strcmp(mt_heapreport_device_kinds[i], name)) return 1;
+    return 0;
+}
+
+/* Parses n non-negative counters from f into v. */
+static int counters(char **f, size_t n, long long *const *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (to_ll(f[i], v[i]) != 0 || *v[i] < 0) return -1;
+    return 0;
+}
+
+/* G, H, D, V: device memory (only in a report with `M device 1`). */
+static int device_record(struct reader *r, char **f, size_t n, const struct mt_heapreport_cb *cb,
+                         void *user)
+{
+    NEED(r->sum.device, "device record '%s' in a report without `M device 1`", f[0]);
+    switch (f[0][0]) {
+    case 'V': {
+        NEED(n == 2 + MT_HEAPREPORT_DEVICE_KINDS, "V needs %d fields, has %zu",
+             2 + MT_HEAPREPORT_DEVICE_KINDS, n);
+        long long live[MT_HEAPREPORT_DEVICE_KINDS];
+        struct mt_heapreport_device_sample p = {.live = live};
+        NEED(to_double(f[1], &p.t) == 0, "bad time");
+        for (size_t i = 0; i < MT_HEAPREPORT_DEVICE_KINDS; i++)
+            NEED(to_ll(f[2 + i], &live[i]) == 0, "bad live bytes for device kind %zu", i);
+        return cb->device_sample ? cb->device_sample(&p, user) : 0;
+    }
+    case 'G': {
+        NEED(n == 9, "G needs 9 fields, has %zu", n);
+        NEED(device_kind_ok(f[1]), "unknown device kind '%s'", f[1]);
+        struct mt_heapreport_device_kind k = {.kind = f[1]};
+        long long *const v[] = {&k.allocs, &k.frees, &k.bytes,        &k.live,
+                                &k.peak,   &k.failed, &k.unknown_frees};
+        NEED(counters(f + 2, 7, v) == 0, "bad counter in G");
+        return cb->device_kind ? cb->device_kind(&k, user) : 0;
+    }
+    case 'H': {
+        NEED(n == 8, "H needs 8 fields, has %zu", n);
+        NEED(device_kind_ok(f[1]) || !strcmp(f[1], "gpu"), "unknown device kind '%s'", f[1]);
+        NEED(category_name_ok(r, f[2]), "unknown category '%s'", f[2]);
+        struct mt_heapreport_device_category c = {.kind = f[1], .category = f[2]};
+        long long *const v[] = {&c.allocs, &c.frees, &c.bytes, &c.live, &c.peak};
+        NEED(counters(f + 3, 5, v) == 0, "bad counter in H");
+        return cb->device_category ? cb->device_category(&c, user) : 0;
+    }
+    default: { /* 'D' */
+        NEED(n == 9, "D needs 9 fields, has %zu", n);
+        struct mt_heapreport_device_site s = {.kind = f[2], .category = f[3]};
+        NEED(to_u64(f[1], &s.stack_id) == 0 && s.stack_id >= 1 && s.stack_id <= r->max_stack,
+             "device site names unknown stack '%s'", f[1]);
+        NEED(device_kind_ok(f[2]), "unknown device kind '%s'", f[2]);
+        NEED(category_name_ok(r, f[3]), "unknown category '%s'", f[3]);
+        long long *const v[] = {&s.allocs, &s.bytes, &s.peak_bytes, &s.leaked_bytes,
+                                &s.leaked_allocs};
+        NEED(counters(f + 4, 5, v) == 0, "bad counter in D");
+        return cb->device_site ? cb->device_site(&s, user) : 0;
+    }
+    }
 }
 
 static int record(struct reader *r, char **f, size_t n, const struct mt_heapreport_cb *cb,
@@ -201,6 +279,11 @@ static int record(struct reader *r, char **f, size_t n, const struct mt_heaprepo
         return meta(r, f, n);
     case 'S':
         return summary_line(r, f, n);
+    case 'V':
+    case 'G':
+    case 'H':
+    case 'D':
+        return device_record(r, f, n, cb, user);
     case 'E':
         NEED(n == 1, "E takes no fields");
         r->ended = 1;
@@ -355,10 +438,12 @@ int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void
     if (errlen) err[0] = '\0';
     long long *unset[] = {&r.sum.pid,           &r.sum.ppid,       &r.sum.allocs,
                           &r.sum.bytes,         &r.sum.peak_bytes, &r.sum.leaked_bytes,
-                          &r.sum.leaked_allocs, &r.sum.sites,      &r.sum.regions_dropped};
+                          &r.sum.leaked_allocs, &r.sum.sites,      &r.sum.regions_dropped,
+                          &r.sum.device_peak_bytes, &r.sum.device_mapped_peak_bytes,
+                          &r.sum.device_unwrapped};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         *unset[i] = -1;
-    r.sum.peak_t = r.sum.wall_s = -1;
+    r.sum.peak_t = r.sum.wall_s = r.sum.device_peak_t = -1;
     FILE *fp = fopen(path, "re");
     if (!fp) return fail(&r, "cannot open: %s", strerror(errno));
     int rc = read_lines(&r, fp, cb, user);
@@ -371,10 +456,11 @@ int mt_heapreport_read(const char *path, const struct mt_heapreport_cb *cb, void
         if (!r.ended) {
             long long *tot[] = {&r.sum.allocs,         &r.sum.bytes,         &r.sum.peak_bytes,
                                 &r.sum.leaked_bytes,   &r.sum.leaked_allocs, &r.sum.sites,
-                                &r.sum.regions_dropped};
+                                &r.sum.regions_dropped, &r.sum.device_peak_bytes,
+                                &r.sum.device_mapped_peak_bytes, &r.sum.device_unwrapped};
             for (size_t i = 0; i < sizeof tot / sizeof tot[0]; i++)
                 *tot[i] = -1;
-            r.sum.peak_t = r.sum.wall_s = -1;
+            r.sum.peak_t = r.sum.wall_s = r.sum.device_peak_t = -1;
         }
         if (cb->summary) rc = cb->summary(&r.sum, user);
         if (rc != 0 && errlen) snprintf(err, errlen, "%s: stopped by callback", path);

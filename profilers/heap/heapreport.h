@@ -42,6 +42,47 @@ struct mt_heapreport_summary {
     /* 1: the header says the process is a fork (without exec) of a profiled one: its
      * counts include what it inherited from its parent (`M forked`). */
     int forked;
+    /* Device memory (`M device 1`: recorded with MEMTRADE_HEAP_DEVICE=1); the figures are
+     * -1 when !device or !complete. device_peak_bytes: peak of device + vmm bytes together;
+     * device_mapped_peak_bytes: peak of VMM mapped bytes; device_unwrapped: driver entry
+     * points handed back unwrapped (a second driver library: its calls are not counted). */
+    int device;
+    long long device_peak_bytes, device_mapped_peak_bytes, device_unwrapped;
+    double device_peak_t;
+};
+
+enum { MT_HEAPREPORT_DEVICE_KINDS = 4 };
+/* The device memory kinds, in the order of V columns: cuMemAlloc*, cuMemAllocAsync and
+ * pools ("device"); cuMemCreate handles ("vmm"); cuMemAllocManaged ("managed");
+ * cuMemHostAlloc/cuMemAllocHost ("pinned" host memory). */
+extern const char *const mt_heapreport_device_kinds[MT_HEAPREPORT_DEVICE_KINDS];
+
+/* G: exact counters of one device memory kind at exit. failed: calls the driver refused
+ * (not booked); unknown_frees: frees of an address or handle never booked. */
+struct mt_heapreport_device_kind {
+    const char *kind;
+    long long allocs, frees, bytes, live, peak, failed, unknown_frees;
+};
+
+/* H: exact counters of one (device kind, category) at exit; kind "gpu" is device and vmm
+ * together (its peak is the peak of their sum, memory on the GPU). */
+struct mt_heapreport_device_category {
+    const char *kind, *category;
+    long long allocs, frees, bytes, live, peak;
+};
+
+/* D: one device allocation site (stack, kind, category); peak_bytes is its share of its
+ * kind's peak. */
+struct mt_heapreport_device_site {
+    uint64_t stack_id;
+    const char *kind, *category;
+    long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs;
+};
+
+/* V: device memory live per kind at time t (seconds since profiler start). */
+struct mt_heapreport_device_sample {
+    double t;
+    const long long *live; /* MT_HEAPREPORT_DEVICE_KINDS values */
 };
 
 /* One region name's exact heap peaks, over every stretch of time it was the innermost
@@ -110,6 +151,10 @@ struct mt_heapreport_cb {
     int (*site)(const struct mt_heapreport_site *s, void *user);
     int (*tensor)(const struct mt_heapreport_tensor *t, void *user);
     int (*region)(const struct mt_heapreport_region *r, void *user); /* R lines */
+    int (*device_kind)(const struct mt_heapreport_device_kind *k, void *user);         /* G */
+    int (*device_category)(const struct mt_heapreport_device_category *c, void *user); /* H */
+    int (*device_site)(const struct mt_heapreport_device_site *s, void *user);         /* D */
+    int (*device_sample)(const struct mt_heapreport_device_sample *p, void *user);     /* V */
 };
 
 /* Contract: reads the report at `path`, calling `cb` in file order (frames before the

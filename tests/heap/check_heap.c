@@ -151,8 +151,9 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
 
 static int load(const char *path, struct report *r)
 {
-    static const struct mt_heapreport_cb cb = {on_summary, on_category, on_sample, on_frame,
-                                               on_stack,   on_site,     on_tensor, NULL};
+    static const struct mt_heapreport_cb cb = {
+        .summary = on_summary, .category = on_category, .sample = on_sample,
+        .frame = on_frame,     .stack = on_stack,       .site = on_site, .tensor = on_tensor};
     char err[512];
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);

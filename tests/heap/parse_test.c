@@ -135,8 +135,9 @@ static int on_region(const struct mt_heapreport_region *r, void *u)
     return 0;
 }
 
-static const struct mt_heapreport_cb cb = {on_summary, on_cat,  on_sample, on_frame,
-                                           on_stack,   on_site, on_tensor, on_region};
+static const struct mt_heapreport_cb cb = {
+    .summary = on_summary, .category = on_cat, .sample = on_sample, .frame = on_frame,
+    .stack = on_stack,     .site = on_site,    .tensor = on_tensor, .region = on_region};
 
 static int read_text(const char *name, const char *text, struct seen *v, char *err, size_t n)
 {
@@ -208,6 +209,18 @@ int main(int argc, char **argv)
     expect_error("region2.txt", HEADER "R\tinfer\t1\t2\t-3\n", ":11: bad region peak");
     expect_error("cat.txt", HEADER "N\tw\tnosuch\t1\n", ":11: unknown category");
     expect_error("after.txt", HEADER "E\nN\tw\tother\t1\n", ":12: data after the end marker");
+    /* device memory lines: only under `M device 1`, known kinds, full lines */
+#define DEV HEADER "M\tdevice\t1\nM\tdevice_kinds\tdevice,vmm,managed,pinned\n"
+    expect_error("nodev.txt", HEADER "G\tdevice\t1\t0\t8\t8\t8\t0\t0\n",
+                 ":11: device record 'G' in a report without `M device 1`");
+    expect_error("kinds.txt", HEADER "M\tdevice_kinds\tdevice,gpu\n", ":11: device kinds 'device,gpu'");
+    expect_error("kind.txt", DEV "G\thbm\t1\t0\t8\t8\t8\t0\t0\n", ":13: unknown device kind 'hbm'");
+    expect_error("gshort.txt", DEV "G\tdevice\t1\t0\t8\t8\t8\t0\n", ":13: G needs 9 fields");
+    expect_error("hneg.txt", DEV "H\tvmm\tweights\t1\t0\t8\t-8\t8\n", ":13: bad counter in H");
+    expect_error("vshort.txt", DEV "V\t0.1\t1\t2\t3\n", ":13: V needs 6 fields");
+    expect_error("dstack.txt", DEV "D\t1\tdevice\tother\t1\t8\t8\t0\t0\n",
+                 ":13: device site names unknown stack '1'");
+#undef DEV
 
     if (failures)
         printf("%d check(s) failed\n", failures);

@@ -72,7 +72,7 @@ static void fill(const char *path, int shard, int runs, int samples, double *t_s
             }
             int64_t stack;
             DIE_IF(st, mt_store_stack_from_frames(st, f, 15, &stack));
-            struct mt_store_alloc_site a = {0, stack, "weights", 1, 100, 100, 0, 0, 0, 0};
+            struct mt_store_alloc_site a = {0, stack, "weights", 1, 100, 100, 0, 0, 0, 0, NULL};
             DIE_IF(st, mt_store_alloc_site(st, run, &a));
         }
         DIE_IF(st, mt_store_commit(st));

@@ -81,8 +81,8 @@ static int add_profile(struct mt_store *st, int64_t run, int variant)
     int64_t k1, k2;
     OK(st, mt_store_stack_from_frames(st, s1, 3, &k1));
     OK(st, mt_store_stack_from_frames(st, s2, 3, &k2));
-    struct mt_store_alloc_site a = {0, k1, "activations", 10, 10000, 4000, 2, 0, 0, 0};
-    struct mt_store_alloc_site b = {0, k2, "weights", 1, 65536, 65536, 0, 100, 1, 0};
+    struct mt_store_alloc_site a = {0, k1, "activations", 10, 10000, 4000, 2, 0, 0, 0, NULL};
+    struct mt_store_alloc_site b = {0, k2, "weights", 1, 65536, 65536, 0, 100, 1, 0, "host"};
     OK(st, mt_store_alloc_site(st, run, &a));
     OK(st, mt_store_alloc_site(st, run, &b));
     return 0;
@@ -1015,8 +1015,8 @@ static int test_readers(void)
     EXPECT_OUTPUT(st, want, out, mt_store_query_compare(st, r1, r2, MT_FORMAT_CSV, out));
 
     want = "rank,category,stack_id,allocs,bytes,peak_bytes,temporary,leaked_bytes,leaked_allocs,"
-           "estimated,frames\n"
-           "0,weights,2,1,65536,65536,0,100,1,0,libc.so.6+? <- forward (model.c:200) <- main "
+           "estimated,space,frames\n"
+           "0,weights,2,1,65536,65536,0,100,1,0,host,libc.so.6+? <- forward (model.c:200) <- main "
            "(main.c:5)\n";
     EXPECT_OUTPUT(st, want, out, mt_store_query_sites(st, r1, 1, MT_FORMAT_CSV, out));
 
@@ -1056,7 +1056,7 @@ static int test_readers(void)
         {NULL, NULL, NULL, -1, NULL}};
     int64_t odd_stack;
     OK(w, mt_store_stack_from_frames(w, odd, 3, &odd_stack));
-    struct mt_store_alloc_site os = {0, odd_stack, "other", 3, 30, 0, 0, 0, 0, 0};
+    struct mt_store_alloc_site os = {0, odd_stack, "other", 3, 30, 0, 0, 0, 0, 0, NULL};
     OK(w, mt_store_alloc_site(w, r2, &os));
     mt_store_close(w);
     EXPECT_OUTPUT(st, "[unknown];a_b;operator_new(unsigned_long) 30\n", out,

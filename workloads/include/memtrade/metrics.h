@@ -148,6 +148,24 @@ static const struct mt_metric_info mt_metric_table[] = {
      "resident high-water mark (kernel)"},
     {"peak_heap_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "live heap high-water mark (heap profiler)"},
+    {"peak_device_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "device memory high-water mark: what the CUDA driver handed out (cuMemAlloc*, async "
+     "and pool allocations, cuMemCreate handles; profile --device)"},
+    {"peak_device_mapped_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_MEMORY,
+     "high-water mark of VMM ranges mapped with cuMemMap (address space, not more memory)"},
+    {"peak_pinned_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "pinned host memory high-water mark (cuMemHostAlloc, cuMemAllocHost)"},
+    {"peak_managed_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "managed (unified) memory high-water mark (cuMemAllocManaged)"},
+    {"peak_device_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "peak_device_bytes of one memory category"},
+    {"nvml_peak_device_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "NVML's used device memory of the program's processes, high-water mark of 10 ms "
+     "samples: adds the CUDA context and what allocators keep in reserve"},
+    {"device_failed_calls", "count", MT_AGG_SUM, MT_BETTER_NONE, MT_KIND_OTHER,
+     "CUDA driver memory calls that returned an error (not booked)"},
+    {"device_unknown_frees", "count", MT_AGG_SUM, MT_BETTER_NONE, MT_KIND_OTHER,
+     "device frees of an address or handle never booked"},
     {"peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "peak_heap_bytes of one memory category"},
     {"leaked_bytes", "bytes", MT_AGG_SUM, MT_BETTER_LOWER, MT_KIND_MEMORY,
@@ -223,7 +241,8 @@ static const struct mt_metric_category_form mt_metric_category_forms[] = {
     {"infer_peak_*_bytes", "infer_peak_bytes"}, /* metric: accounted serving peak */
     {"eval_peak_*_bytes", "eval_peak_bytes"},   /* metric: accounted evaluation peak */
     {"train_peak_*_bytes", "train_peak_bytes"}, /* metric: accounted training peak */
-    {"peak_*_bytes", "peak_heap_bytes"},        /* metric: measured heap peak */
+    {"peak_device_*_bytes", "peak_device_bytes"}, /* metric: measured device peak */
+    {"peak_*_bytes", "peak_heap_bytes"},          /* metric: measured heap peak */
     {"heap_peak_bytes.*", "heap_peak_bytes"},   /* region counter: measured phase peak */
     {"heap.live.*", "heap.live"},               /* sample series: live heap timeline */
 };
