@@ -67,6 +67,8 @@ struct run {
     float *gshard;                  /* ZeRO-2, 3: reduced gradients of [lo, hi) */
     float *wshard;                  /* ZeRO-3: the fp32 weights of [lo, hi) (weights) */
     int *gcounts, *gdispls;         /* ZeRO-3: one range's all-gather split */
+    int *pcounts, *pdispls;         /* ZeRO-3 prefetch: the split of the gather in flight */
+    MPI_Request preq;               /* ZeRO-3 prefetch: the gather in flight */
     double gathered;                /* ZeRO-3: all-gather bytes sent (ring model) */
     float *master;                  /* bf16: fp32 master weights of [lo, hi) (optimizer) */
     uint16_t *gbf;                  /* bf16 DP, ZeRO-1: the gradients (n), reduced in place */
@@ -102,6 +104,7 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
         s.B /= (size_t)n;
         s.grad_window = job->zero_stage >= 2;
         s.gathered_weights = job->zero_stage == 3;
+        s.prefetch = job->zero_stage == 3 && job->zero_prefetch;
         break;
     case MT_DIST_TP:
         s.tp = (size_t)n;
@@ -183,6 +186,8 @@ static void run_free(struct run *r)
     free(r->rcounts);
     free(r->gcounts);
     free(r->gdispls);
+    free(r->pcounts);
+    free(r->pdispls);
     free(r->reqs);
     free(r->fwd_req);
 }
@@ -199,20 +204,42 @@ static void range_split(const struct run *r, size_t lo, size_t hi, int *counts, 
     }
 }
 
+/* ZeRO-3: the split of flat range [lo, hi) over its owners into counts/displs, and this
+ * rank's piece copied into dst (the in-place all-gather's own contribution). */
+static void zero3_own(struct run *r, size_t lo, size_t hi, float *dst, int *counts, int *displs)
+{
+    range_split(r, lo, hi, counts, displs);
+    int me = r->d->rank;
+    if (counts[me])
+        memcpy(dst + displs[me], r->wshard + (lo + (size_t)displs[me] - r->lo),
+               (size_t)counts[me] * sizeof(float));
+}
+
 /* ZeRO-3 (the shard's load callback): the weights of flat range [lo, hi) gathered from
- * their owners into dst, this rank's piece copied in first (an in-place all-gather). */
+ * their owners into dst. */
 static void zero3_load(void *user, size_t lo, size_t hi, float *dst)
 {
     struct run *r = user;
-    struct mt_dist *d = r->d;
-    range_split(r, lo, hi, r->gcounts, r->gdispls);
-    int me = d->rank;
-    if (r->gcounts[me])
-        memcpy(dst + r->gdispls[me], r->wshard + (lo + (size_t)r->gdispls[me] - r->lo),
-               (size_t)r->gcounts[me] * sizeof(float));
-    double before = d->bytes_sent;
-    mt_dist_allgather(d, dst, r->gcounts, r->gdispls);
-    r->gathered += d->bytes_sent - before;
+    double before = r->d->bytes_sent;
+    zero3_own(r, lo, hi, dst, r->gcounts, r->gdispls);
+    mt_dist_allgather(r->d, dst, r->gcounts, r->gdispls);
+    r->gathered += r->d->bytes_sent - before;
+}
+
+/* ZeRO-3 prefetch (load_start / load_finish): the same gather, non-blocking. */
+static void zero3_start(void *user, size_t lo, size_t hi, float *dst)
+{
+    struct run *r = user;
+    double before = r->d->bytes_sent;
+    zero3_own(r, lo, hi, dst, r->pcounts, r->pdispls);
+    mt_dist_iallgather(r->d, dst, r->pcounts, r->pdispls, &r->preq);
+    r->gathered += r->d->bytes_sent - before;
+}
+
+static void zero3_finish(void *user)
+{
+    struct run *r = user;
+    mt_dist_wait(r->d, &r->preq);
 }
 
 /* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
@@ -235,9 +262,13 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->rcounts = calloc(N, sizeof *r->rcounts);
     r->gcounts = calloc(N, sizeof *r->gcounts);
     r->gdispls = calloc(N, sizeof *r->gdispls);
+    r->pcounts = calloc(N, sizeof *r->pcounts);
+    r->pdispls = calloc(N, sizeof *r->pdispls);
+    r->preq = MPI_REQUEST_NULL;
     r->reqs = calloc(job->cfg.n_layer + 2, sizeof *r->reqs);
     r->fwd_req = calloc(r->spec.slots, sizeof *r->fwd_req);
     if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->gcounts || !r->gdispls ||
+        !r->pcounts || !r->pdispls ||
         !r->reqs || !r->fwd_req) {
         snprintf(err, errlen, "out of memory for the run tables");
         return -1;
@@ -288,6 +319,8 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         fail |= span && !r->wshard;
         if (r->wshard) mt_shard_init_range(&r->spec, r->wshard, r->lo, r->hi, job->seed);
         r->sh->load = zero3_load;
+        r->sh->load_start = zero3_start;
+        r->sh->load_finish = zero3_finish;
         r->sh->load_user = r;
     }
     r->batch = mt_dist_alloc(d, MT_MEM_DATA, 2 * job->recipe.batch * job->recipe.seq * sizeof(int),

@@ -50,6 +50,8 @@ struct mt_dist_job {
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
     int zero_stage;       /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */
+    int zero_prefetch;    /* ZeRO-3: gather the next layer (non-blocking) while one computes,
+                           * into a second layer window */
     int bf16;             /* DP, ZeRO: mixed precision (see above) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
