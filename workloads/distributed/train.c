@@ -4,6 +4,7 @@
  * how gradients are combined and which slice of the flat parameter vector its optimizer
  * updates; the steps, the batch stream and the schedule are the loop's. */
 #include "train.h"
+#include "zplan.h"
 
 #include <limits.h>
 #include <math.h>
@@ -722,12 +723,12 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     }
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
-    res->zero_pred_optimizer = /* K = 12 with fp32 master weights (the paper's mixed precision) */
-        (job->bf16 ? 12.0 : 8.0) * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
-    res->zero_pred_gradients =
-        (job->bf16 ? 2.0 : 4.0) * (double)psi /
-        (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? (double)N : 1.0);
-    res->zero_pred_weights = r.sh->load ? 4.0 * (double)psi / (double)N : 0.0;
+    struct mt_zero_bytes zb; /* K = 12 with fp32 master weights (the paper's mixed precision) */
+    mt_zero_bytes((double)psi, (double)N, job->strategy == MT_DIST_ZERO ? job->zero_stage : 0,
+                  job->bf16, &zb);
+    res->zero_pred_optimizer = zb.optimizer;
+    res->zero_pred_gradients = zb.gradients;
+    res->zero_pred_weights = r.sh->load ? zb.weights : 0.0;
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     res->weight_window_bytes =
         r.spec.bf16_weights || r.spec.gathered_weights ? r.sh->params_len * sizeof(float) : 0;
