@@ -74,9 +74,9 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
     if (!strcmp(plugin, "zero")) { /* stage 1: the optimizer state of this rank's slice */
         double slice = floor(psi / N) + (d->rank < fmod(psi, N) ? 1 : 0);
         opt = (bf16 ? 12 : 8) * slice;
-        if (zero3) { /* weights and gradients of the slice, + the gather windows */
-            weights = 4 * slice + 4 * (V * C + T * C + 2 * C + zero3 * layer);
-            grads = 4 * slice;
+        if (zero3) { /* weights and gradients of the slice, + the (fp32) gather windows */
+            weights = (bf16 ? 2 : 4) * slice + 4 * (V * C + T * C + 2 * C + zero3 * layer);
+            grads = (bf16 ? 2 : 4) * slice;
         }
     }
     if (!strcmp(plugin, "data_parallel") || !strcmp(plugin, "zero")) /* all-reduce, or
@@ -88,7 +88,7 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
           * tied embedding's gradient between the two stages, every step */
         wire = steps * (4 * T * C * 4 + V * C * 4);
     if (zero3) /* and every layer but the last one or two (in the windows) again for backward */
-        wire += steps * (N - 1) / N * (L - zero3) * layer * 4;
+        wire += steps * (N - 1) / N * (L - zero3) * layer * (bf16 ? 2 : 4);
     bad += expect(d, "train_peak_weights_bytes", weights);
     bad += expect(d, "train_peak_gradients_bytes", grads);
     bad += expect(d, "train_peak_optimizer_bytes", opt);

@@ -263,7 +263,8 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
     job->overlap = 0;
     job->bucket_mb = 0;
     job->strategy = MT_DIST_ZERO;
-    for (job->zero_stage = 1; job->zero_stage <= 2; job->zero_stage++) {
+    for (job->zero_stage = 1; job->zero_stage <= 3; job->zero_stage++) {
+        job->zero_prefetch = 1;
         train(d, job, &res);
         char what[64];
         snprintf(what, sizeof what, "bf16 zero-%d vs bf16 data parallel", job->zero_stage);
@@ -272,15 +273,42 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
             CHECK(rel(res.params, b16.params, psi) <= (N == 2 ? 1e-5 : 1e-2), "%s: params rel %.3g",
                   what, rel(res.params, b16.params, psi));
         size_t slice = psi / N + ((size_t)d->rank < psi % N);
-        size_t want_g = job->zero_stage == 2 ? 2 * slice : 2 * psi;
+        size_t want_g = job->zero_stage >= 2 ? 2 * slice : 2 * psi;
         CHECK(res.peak[MT_MEM_OPTIMIZER] == 12 * slice && res.peak[MT_MEM_GRADIENTS] == want_g &&
                   fabs(res.zero_pred_optimizer - (double)res.peak[MT_MEM_OPTIMIZER]) < 12.0 &&
                   fabs(res.zero_pred_gradients - (double)want_g) < 2.0,
               "%s: optimizer %zu B (slice %zu, formula %.0f) gradients %zu B (formula %.0f)", what,
               res.peak[MT_MEM_OPTIMIZER], slice, res.zero_pred_optimizer,
               res.peak[MT_MEM_GRADIENTS], res.zero_pred_gradients);
-        CHECK(fabs(res.bytes_sent - want) < 1 && fabs(res.bytes_recv - want) < 1,
-              "%s: sent %.0f received %.0f, want %.0f", what, res.bytes_sent, res.bytes_recv, want);
+        double wire = want;
+        if (job->zero_stage == 3) { /* the bf16 slice, the fp32 windows, the bf16 gathers */
+            const struct mt_gpt_config *c = &job->cfg;
+            size_t L = c->n_layer, embed = c->vocab * c->n_embd + c->seq_len * c->n_embd;
+            size_t layer = (psi - embed - 2 * c->n_embd) / L, W = 2;
+            size_t window = 4 * (embed + 2 * c->n_embd + W * layer);
+            size_t stage = 2 * (layer > embed ? layer : embed);
+            size_t gwin = 4 * (embed + 2 * c->n_embd + layer);
+            CHECK(res.peak[MT_MEM_WEIGHTS] == 2 * slice + window &&
+                      res.weight_window_bytes == window &&
+                      fabs(res.zero_pred_weights - 2.0 * (double)slice) < 2.0,
+                  "%s: weights %zu B, want 2 x %zu + %zu", what, res.peak[MT_MEM_WEIGHTS], slice,
+                  window);
+            CHECK(res.peak[MT_MEM_WORKSPACE] == gwin + gwin / 2 + stage &&
+                      res.grad_window_bytes == gwin,
+                  "%s: workspace %zu B, want grad window %zu + its bf16 %zu + gather stage %zu",
+                  what, res.peak[MT_MEM_WORKSPACE], gwin, gwin / 2, stage);
+            double f = (double)(N - 1) / (double)N * 2.0;
+            double gather = f * (double)(psi + (L > W ? L - W : 0) * layer);
+            CHECK(fabs(res.allgather_per_step - gather) < 1, "%s: all-gather %.0f B/step, want %.0f",
+                  what, res.allgather_per_step, gather);
+            wire = (double)steps * (gather + f * (double)psi);
+            printf("rank %d: bf16 zero-3 weights %zu B = 2 x %zu + window %zu, workspace %zu B, "
+                   "all-gather %.0f B/step\n",
+                   d->rank, res.peak[MT_MEM_WEIGHTS], slice, window, res.peak[MT_MEM_WORKSPACE],
+                   res.allgather_per_step);
+        }
+        CHECK(fabs(res.bytes_sent - wire) < 1 && fabs(res.bytes_recv - wire) < 1,
+              "%s: sent %.0f received %.0f, want %.0f", what, res.bytes_sent, res.bytes_recv, wire);
         printf("rank %d: bf16 zero-%d optimizer %zu B (12 x %zu) gradients %zu B, total %zu B\n",
                d->rank, job->zero_stage, res.peak[MT_MEM_OPTIMIZER], slice,
                res.peak[MT_MEM_GRADIENTS], res.peak_total);

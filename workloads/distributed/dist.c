@@ -191,15 +191,21 @@ void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const i
     allgather(d, buf, counts, displs, MPI_FLOAT, sizeof *buf);
 }
 
-void mt_dist_iallgather(struct mt_dist *d, float *buf, const int *counts, const int *displs,
-                        MPI_Request *req)
+/* Its non-blocking form (bytes counted when it starts). */
+static void iallgather(struct mt_dist *d, void *buf, const int *counts, const int *displs,
+                       MPI_Datatype type, size_t size, MPI_Request *req)
 {
     *req = MPI_REQUEST_NULL;
     if (d->nranks == 1) return;
-    double t0 = comm_begin(d), b = ring_bytes(d, counts_total(d, counts) * sizeof *buf, 1.0);
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT, d->comm,
-                    req);
+    double t0 = comm_begin(d), b = ring_bytes(d, counts_total(d, counts) * size, 1.0);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type, d->comm, req);
     comm_end(d, t0, b, b);
+}
+
+void mt_dist_iallgather(struct mt_dist *d, float *buf, const int *counts, const int *displs,
+                        MPI_Request *req)
+{
+    iallgather(d, buf, counts, displs, MPI_FLOAT, sizeof *buf, req);
 }
 
 void mt_dist_allreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n)
@@ -228,6 +234,12 @@ void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs)
 {
     allgather(d, buf, counts, displs, MPI_UINT16_T, sizeof *buf);
+}
+
+void mt_dist_iallgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs,
+                            MPI_Request *req)
+{
+    iallgather(d, buf, counts, displs, MPI_UINT16_T, sizeof *buf, req);
 }
 
 void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,

@@ -102,6 +102,9 @@ void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16
                                  const int *counts);
 /* In-place all-gather of 16-bit elements (as mt_dist_allgather). */
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs);
+/* Its non-blocking form (as mt_dist_iallgather). */
+void mt_dist_iallgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs,
+                            MPI_Request *req);
 
 /* ---------------------------------------------------------------- point to point */
 

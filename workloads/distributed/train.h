@@ -27,7 +27,9 @@
  * into a bf16 window and reduce-scatters it into a bf16 gradient slice); AdamW decodes the reduced
  * bf16 gradients and updates fp32 master weights of the rank's range (optimizer, next to m and v),
  * which are rounded back into the bf16 weights (ZeRO: then all-gathered as bf16). Final parameters
- * returned are the bf16 weights, decoded.
+ * returned are the bf16 weights, decoded. ZeRO-3 in bf16 keeps only its bf16 slice
+ * (weights), gathers each range in bf16 into a stage (workspace) and decodes it into the
+ * fp32 windows; its update rounds the master into that slice (no all-gather).
  */
 #ifndef MT_DIST_TRAIN_H
 #define MT_DIST_TRAIN_H
