@@ -1,19 +1,21 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|tp|pp_gpipe|pp_1f1b|bf16 [steps [model
- * [batch]]]
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16
+ *                   [steps [model [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
  * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
  * against data parallel: losses within 1e-6) and the ledger's per-rank optimizer bytes
  * (stage 2: gradient bytes) exactly 8 (4) bytes times this rank's slice, the slices
- * differing by at most one float and summing to the parameter count. zero3 also: weight
- * bytes exactly 4 x slice + the gather window (embeddings, one layer, final LayerNorm,
- * derived here from psi and the layer count), the formula's 4 psi / N within a float, and
- * the all-gather traffic per step exactly (N-1)/N x 4 x (psi + (L-1) layers): every
- * parameter gathered for forward, every layer but the last (still in the window) again
- * for backward; the bytes on the wire those gathers plus the reduce-scatter of psi.
+ * differing by at most one float and summing to the parameter count. zero3 (prefetch of
+ * the next layer, two layer windows) and zero3_blocking (one window) also: weight bytes
+ * exactly 4 x slice + the gather window (embeddings, W layers, final LayerNorm, derived
+ * here from psi and the layer count; W = 2 with prefetch, 1 without), the formula's
+ * 4 psi / N within a float, and the all-gather traffic per step exactly
+ * (N-1)/N x 4 x (psi + (L-W) layers): every parameter gathered for forward, every layer
+ * but the last W (still in the windows) again for backward; the bytes on the wire those
+ * gathers plus the reduce-scatter of psi.
  * tp, pp*: the logits of the first forward within 1e-5 of mt_gpt_forward, losses within
  * 1e-4 over the steps, final parameters within 1e-4 relative.
  * bf16 (mixed precision): the bf16 all-reduce equals bf16(float(a) + float(b)) rounded
@@ -162,20 +164,23 @@ static void check_zero_bytes(struct mt_dist *d, const struct mt_dist_job *job,
     if (job->zero_stage == 3) {
         const struct mt_gpt_config *c = &job->cfg;
         size_t ends = c->vocab * c->n_embd + c->seq_len * c->n_embd + 2 * c->n_embd;
-        size_t layer = (psi - ends) / c->n_layer, window = 4 * (ends + layer);
+        size_t W = job->zero_prefetch ? 2 : 1, L = c->n_layer;
+        size_t layer = (psi - ends) / L, window = 4 * (ends + W * layer);
         CHECK(res->weight_window_bytes == window && res->peak[MT_MEM_WEIGHTS] == 4 * slice + window,
               "weights %zu B (window %zu B), want 4 x %zu + %zu", res->peak[MT_MEM_WEIGHTS],
               res->weight_window_bytes, slice, window);
         CHECK(fabs(res->zero_pred_weights - 4.0 * (double)slice) < 4.0, "weights formula %.1f",
               res->zero_pred_weights);
         double f = (double)(N - 1) / (double)N * 4.0, steps = (double)job->recipe.steps;
-        double gather = f * (double)(psi + (c->n_layer - 1) * layer);
+        double gather = f * (double)(psi + (L > W ? L - W : 0) * layer);
         CHECK(fabs(res->allgather_per_step - gather) < 1 &&
                   fabs(res->bytes_sent - steps * (gather + f * (double)psi)) < 1,
               "all-gather %.0f B per step (want %.0f), sent %.0f", res->allgather_per_step, gather,
               res->bytes_sent);
-        printf("rank %d: zero-3 weights %zu B = 4 x %zu + window %zu; all-gather %.0f B/step\n",
-               d->rank, res->peak[MT_MEM_WEIGHTS], slice, window, res->allgather_per_step);
+        printf("rank %d: zero-3 (%s) weights %zu B = 4 x %zu + window %zu; all-gather %.0f "
+               "B/step\n",
+               d->rank, W == 2 ? "prefetch" : "blocking", res->peak[MT_MEM_WEIGHTS], slice, window,
+               res->allgather_per_step);
     }
     printf("rank %d: zero-%d optimizer %zu B gradients %zu B (psi %zu, formula %.0f / %.0f)\n",
            d->rank, job->zero_stage, res->peak[MT_MEM_OPTIMIZER], res->peak[MT_MEM_GRADIENTS], psi,
@@ -258,7 +263,8 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
     job->overlap = 0;
     job->bucket_mb = 0;
     job->strategy = MT_DIST_ZERO;
-    for (job->zero_stage = 1; job->zero_stage <= 2; job->zero_stage++) {
+    for (job->zero_stage = 1; job->zero_stage <= 3; job->zero_stage++) {
+        job->zero_prefetch = 1;
         train(d, job, &res);
         char what[64];
         snprintf(what, sizeof what, "bf16 zero-%d vs bf16 data parallel", job->zero_stage);
@@ -267,15 +273,42 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
             CHECK(rel(res.params, b16.params, psi) <= (N == 2 ? 1e-5 : 1e-2), "%s: params rel %.3g",
                   what, rel(res.params, b16.params, psi));
         size_t slice = psi / N + ((size_t)d->rank < psi % N);
-        size_t want_g = job->zero_stage == 2 ? 2 * slice : 2 * psi;
+        size_t want_g = job->zero_stage >= 2 ? 2 * slice : 2 * psi;
         CHECK(res.peak[MT_MEM_OPTIMIZER] == 12 * slice && res.peak[MT_MEM_GRADIENTS] == want_g &&
                   fabs(res.zero_pred_optimizer - (double)res.peak[MT_MEM_OPTIMIZER]) < 12.0 &&
                   fabs(res.zero_pred_gradients - (double)want_g) < 2.0,
               "%s: optimizer %zu B (slice %zu, formula %.0f) gradients %zu B (formula %.0f)", what,
               res.peak[MT_MEM_OPTIMIZER], slice, res.zero_pred_optimizer,
               res.peak[MT_MEM_GRADIENTS], res.zero_pred_gradients);
-        CHECK(fabs(res.bytes_sent - want) < 1 && fabs(res.bytes_recv - want) < 1,
-              "%s: sent %.0f received %.0f, want %.0f", what, res.bytes_sent, res.bytes_recv, want);
+        double wire = want;
+        if (job->zero_stage == 3) { /* the bf16 slice, the fp32 windows, the bf16 gathers */
+            const struct mt_gpt_config *c = &job->cfg;
+            size_t L = c->n_layer, embed = c->vocab * c->n_embd + c->seq_len * c->n_embd;
+            size_t layer = (psi - embed - 2 * c->n_embd) / L, W = 2;
+            size_t window = 4 * (embed + 2 * c->n_embd + W * layer);
+            size_t stage = 2 * (layer > embed ? layer : embed);
+            size_t gwin = 4 * (embed + 2 * c->n_embd + layer);
+            CHECK(res.peak[MT_MEM_WEIGHTS] == 2 * slice + window &&
+                      res.weight_window_bytes == window &&
+                      fabs(res.zero_pred_weights - 2.0 * (double)slice) < 2.0,
+                  "%s: weights %zu B, want 2 x %zu + %zu", what, res.peak[MT_MEM_WEIGHTS], slice,
+                  window);
+            CHECK(res.peak[MT_MEM_WORKSPACE] == gwin + gwin / 2 + stage &&
+                      res.grad_window_bytes == gwin,
+                  "%s: workspace %zu B, want grad window %zu + its bf16 %zu + gather stage %zu",
+                  what, res.peak[MT_MEM_WORKSPACE], gwin, gwin / 2, stage);
+            double f = (double)(N - 1) / (double)N * 2.0;
+            double gather = f * (double)(psi + (L > W ? L - W : 0) * layer);
+            CHECK(fabs(res.allgather_per_step - gather) < 1, "%s: all-gather %.0f B/step, want %.0f",
+                  what, res.allgather_per_step, gather);
+            wire = (double)steps * (gather + f * (double)psi);
+            printf("rank %d: bf16 zero-3 weights %zu B = 2 x %zu + window %zu, workspace %zu B, "
+                   "all-gather %.0f B/step\n",
+                   d->rank, res.peak[MT_MEM_WEIGHTS], slice, window, res.peak[MT_MEM_WORKSPACE],
+                   res.allgather_per_step);
+        }
+        CHECK(fabs(res.bytes_sent - wire) < 1 && fabs(res.bytes_recv - wire) < 1,
+              "%s: sent %.0f received %.0f, want %.0f", what, res.bytes_sent, res.bytes_recv, wire);
         printf("rank %d: bf16 zero-%d optimizer %zu B (12 x %zu) gradients %zu B, total %zu B\n",
                d->rank, job->zero_stage, res.peak[MT_MEM_OPTIMIZER], slice,
                res.peak[MT_MEM_GRADIENTS], res.peak_total);
@@ -343,6 +376,7 @@ int main(int argc, char **argv)
         if (zero) {
             job.strategy = MT_DIST_ZERO;
             job.zero_stage = mode[4] == '3' ? 3 : mode[4] == '2' ? 2 : 1;
+            job.zero_prefetch = !strcmp(mode, "zero3");
             train(&d, &job, &res);
             check_losses(res.losses, dp.losses, steps, job.zero_stage == 3 ? 1e-5 : 1e-6,
                          "zero vs data parallel");

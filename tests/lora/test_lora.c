@@ -15,6 +15,11 @@
  *   qlora    NF4 base bytes equal the packing exactly (hand formula), plan == allocation,
  *            QLoRA's planned peak below LoRA's by the weight bytes saved minus the
  *            dequantization tile, base bytes unchanged by training.
+ *   heap     (test_lora heap LIBMT_HEAP.so DIR) LoRA and QLoRA train 3 steps in a child
+ *            under the heap profiler: the peak of every category while training (region
+ *            "train") equals mt_lora_plan exactly (weights, gradients, optimizer,
+ *            activations, act_grads), workspace at least the plan (oneDNN's own buffers
+ *            are tagged workspace too); data is the caller's batch (on the stack here).
  * What it is not for: the plugin (test_lora_plugin.c).
  */
 #include <float.h>
@@ -22,6 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memtrade/memcat.h>
 
 #include "check.h"
 #include "data.h"
@@ -412,8 +422,95 @@ static void test_qlora(void)
     mt_gpt_free(m32);
 }
 
+#ifdef MT_TEST_HEAP
+#include "heapreport.h"
+
+/* The child: LoRA (nf4 = 0) or QLoRA fine-tuning, 3 steps inside region "train". */
+static int heap_child(int nf4)
+{
+    struct mt_lora *lr = NULL;
+    struct mt_gpt *m = frozen(nf4, 4, &lr, 0);
+    if (!m) return 1;
+    uint8_t *t = text(4096, 1, words2, 7);
+    struct mt_loop_engine e;
+    mt_lora_engine(&e, lr);
+    mt_memcat_region("train");
+    train(&e, 3, 1e-2f, t, 4096);
+    mt_memcat_region(NULL);
+    free(t);
+    mt_lora_free(lr);
+    mt_gpt_free(m);
+    return failures ? 1 : 0;
+}
+
+struct region_peaks {
+    long long v[MT_MEM_CAT_COUNT];
+    int seen;
+};
+
+static int on_region(const struct mt_heapreport_region *r, void *user)
+{
+    struct region_peaks *p = user;
+    if (strcmp(r->name, "train")) return 0;
+    for (size_t c = 0; c < r->ncat && c < MT_MEM_CAT_COUNT; c++)
+        p->v[c] = r->peak[c];
+    p->seen = 1;
+    return 0;
+}
+
+static void heap_case(const char *lib, const char *dir, int nf4)
+{
+    char report[1024], err[256];
+    snprintf(report, sizeof report, "%s/lora-heap-%s.txt", dir, nf4 ? "nf4" : "fp32");
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        setenv("LD_PRELOAD", lib, 1);
+        setenv("MEMTRADE_HEAP_OUT", report, 1);
+        setenv("MEMTRADE_HEAP_MODE", "full", 1);
+        char *argv[] = {"/proc/self/exe", "heapchild", nf4 ? "nf4" : "fp32", NULL};
+        execv(argv[0], argv);
+        _exit(4);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "child status %d", status);
+    struct region_peaks got = {.seen = 0};
+    struct mt_heapreport_cb cb = {.region = on_region};
+    CHECK(mt_heapreport_read(report, &cb, &got, err, sizeof err) == 0, "report: %s", err);
+    CHECK(got.seen, "no region 'train' in %s", report);
+    struct mt_gpt_config cfg = tiny();
+    struct mt_lora_opts o = opts(4, 8.0f, nf4, B * T);
+    struct mt_lora_plan p;
+    CHECK(mt_lora_plan(&cfg, &o, B, T, &p, err, sizeof err) == 0, "plan: %s", err);
+    static const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
+                               MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE};
+    printf("heap %s (train):", nf4 ? "qlora" : "lora");
+    for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
+        int c = cats[i];
+        long long want = (long long)p.bytes[c];
+        printf(" %s %lld/%lld", mt_mem_cat_names[c], got.v[c], want);
+        if (c == MT_MEM_WORKSPACE)
+            CHECK(got.v[c] >= want, "workspace: profiler %lld, plan %lld", got.v[c], want);
+        else
+            CHECK(got.v[c] == want, "%s: profiler %lld, plan %lld", mt_mem_cat_names[c], got.v[c],
+                  want);
+    }
+    printf(" (profiler/plan bytes)\n");
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef MT_TEST_HEAP
+    if (argc == 3 && !strcmp(argv[1], "heapchild")) return heap_child(!strcmp(argv[2], "nf4"));
+    if (argc == 4 && !strcmp(argv[1], "heap")) {
+        heap_case(argv[2], argv[3], 0);
+        heap_case(argv[2], argv[3], 1);
+        return failures ? 1 : 0;
+    }
+#endif
     static const struct mt_test tests[] = {{"grad", test_grad},
                                            {"merge", test_merge},
                                            {"frozen", test_frozen},

@@ -2,7 +2,8 @@
  * engine says it allocated, and (pooled) what the plan computes from the configuration.
  *
  * What it is for: for a few engine configurations (fp32/bf16, checkpointing, pool and
- * malloc), run two training steps in a child under LD_PRELOAD=libmt_heap.so, read the
+ * malloc, the optimizers adamw8/adafactor, the optimizer offloaded to a file, selective
+ * recompute), run two training steps in a child under LD_PRELOAD=libmt_heap.so, read the
  * report (profilers/heap/heapreport.h) and compare the peak of every training category
  * (weights, gradients, optimizer, activations, act_grads, workspace) with the engine's
  * own accounting printed by the child, and with mt_tmodel_plan for the pool. Not run
@@ -24,6 +25,8 @@ static char err[512];
 
 enum { T_SEQ = 32, B = 4 };
 
+/* argv: precision, every, pool|malloc, the optimizer (adamw|adamw8|adafactor, "+offload"
+ * and/or "+selective" appended), the scratch folder (the offload file's). */
 static struct mt_tmodel_opts parse_opts(char **argv, struct mt_gpt_config *cfg)
 {
     CHECK_OK(mt_gpt_config_parse(cfg, "tiny,n_layer=4", err, sizeof err), err);
@@ -31,6 +34,13 @@ static struct mt_tmodel_opts parse_opts(char **argv, struct mt_gpt_config *cfg)
     CHECK(mt_prec_parse(argv[0], &o.prec) == 0);
     o.every = (size_t)atoi(argv[1]);
     o.pool = !strcmp(argv[2], "pool");
+    char kind[32];
+    snprintf(kind, sizeof kind, "%s", argv[3]);
+    o.offload = strstr(kind, "+offload") != NULL;
+    o.selective = strstr(kind, "+selective") != NULL;
+    kind[strcspn(kind, "+")] = '\0';
+    CHECK(mt_optim_parse(kind, &o.optimizer) == 0);
+    o.scratch_dir = argv[4];
     return o;
 }
 
@@ -72,8 +82,10 @@ static int on_category(const struct mt_heapreport_category *c, void *user)
 static void run_case(const char *self, const char *lib, const char *dir, char **args)
 {
     char report[1024], out[1024];
-    snprintf(report, sizeof report, "%s/heap-%s-%s-%s.txt", dir, args[0], args[1], args[2]);
-    snprintf(out, sizeof out, "%s/engine-%s-%s-%s.txt", dir, args[0], args[1], args[2]);
+    snprintf(report, sizeof report, "%s/heap-%s-%s-%s-%s.txt", dir, args[0], args[1], args[2],
+             args[3]);
+    snprintf(out, sizeof out, "%s/engine-%s-%s-%s-%s.txt", dir, args[0], args[1], args[2],
+             args[3]);
     fflush(stdout); /* the child must not inherit buffered output */
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -83,7 +95,8 @@ static void run_case(const char *self, const char *lib, const char *dir, char **
         setenv("LD_PRELOAD", lib, 1);
         setenv("MEMTRADE_HEAP_OUT", report, 1);
         setenv("MEMTRADE_HEAP_MODE", "full", 1);
-        char *argv[] = {(char *)self, "child", args[0], args[1], args[2], NULL};
+        char *argv[] = {(char *)self, "child", args[0], args[1], args[2], args[3], (char *)dir,
+                        NULL};
         execv(self, argv);
         _exit(4);
     }
@@ -104,12 +117,13 @@ static void run_case(const char *self, const char *lib, const char *dir, char **
             if (!strcmp(name, mt_mem_cat_names[k])) engine[k] = v;
     fclose(f);
     struct mt_gpt_config cfg;
-    struct mt_tmodel_opts o = parse_opts(args, &cfg);
+    char *pargs[] = {args[0], args[1], args[2], args[3], (char *)dir};
+    struct mt_tmodel_opts o = parse_opts(pargs, &cfg);
     struct mt_tmodel_plan plan;
     CHECK_OK(mt_tmodel_plan(&cfg, &o, &plan, err, sizeof err), err);
     static const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
                                MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE};
-    printf("%s every=%s %s:", args[0], args[1], args[2]);
+    printf("%s every=%s %s %s:", args[0], args[1], args[2], args[3]);
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
         int c = cats[i];
         printf(" %s %lld", mt_mem_cat_names[c], measured.v[c]);
@@ -131,16 +145,22 @@ static void run_case(const char *self, const char *lib, const char *dir, char **
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && !strcmp(argv[1], "child")) return child(argv + 2);
+    if (argc == 7 && !strcmp(argv[1], "child")) return child(argv + 2);
     if (argc != 3) {
         fprintf(stderr, "usage: %s LIBMT_HEAP.so SCRATCH_DIR\n", argv[0]);
         return 2;
     }
-    char *cases[][3] = {{"fp32", "1", "pool"},
-                        {"fp32", "2", "pool"},
-                        {"bf16", "4", "pool"},
-                        {"fp16", "1", "malloc"},
-                        {"fp32", "2", "malloc"}};
+    char *cases[][4] = {{"fp32", "1", "pool", "adamw"},
+                        {"fp32", "2", "pool", "adamw"},
+                        {"bf16", "4", "pool", "adamw"},
+                        {"fp16", "1", "malloc", "adamw"},
+                        {"fp32", "2", "malloc", "adamw"},
+                        {"fp32", "1", "pool", "adamw8"},
+                        {"bf16", "2", "pool", "adafactor"},
+                        {"fp32", "1", "pool", "adamw8+offload"},
+                        {"bf16", "1", "pool", "adafactor+offload"},
+                        {"fp32", "1", "pool", "adamw+selective"},
+                        {"bf16", "2", "malloc", "adamw+selective"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case("/proc/self/exe", argv[1], argv[2], cases[i]);
     printf("ok\n");

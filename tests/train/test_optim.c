@@ -6,7 +6,13 @@
  * the 8-bit AdamW unit update with either quantizer (the same bytes and weights) and
  * close to fp32 AdamW on its first step; Adafactor's factored state on a matrix whose g^2
  * is rank one (its second moment is then exact: the update equals sign-like g/|g|
- * clipped to RMS 1); the exact state bytes of each kind per unit.
+ * clipped to RMS 1); Adafactor against Shazeer & Stern 2018, Algorithm 4 written out in
+ * double (row sums R, column sums C of G^2 + eps1, V = R C / sum(R), beta2_t = 1 -
+ * t^-0.8, U = G / sqrt(V) clipped to RMS d = 1; the unfactored v of a vector; the
+ * recipe's lr instead of the relative step, decay decoupled as AdamW's) over 6 steps of
+ * random gradients: weights within 1e-5 of the update's size, state within
+ * 1e-5 relative of R / cols and C / rows (means: the same V); the exact state bytes of
+ * each kind per unit.
  * What it is not for: the engine and training (test_engine.c optim/offload).
  */
 #include <math.h>
@@ -160,12 +166,87 @@ static void test_adafactor_unit(void)
     printf("adafactor unit: rank-one g^2 gives the sign update on step 1\n");
 }
 
+/* Algorithm 4 of the paper, in double, one step: x (rows x cols, cols = 0: a vector),
+ * R[rows] and C[cols] as sums (a vector: v[rows]). */
+static void adafactor_paper(double *x, const float *g, double *R, double *C, size_t rows,
+                            size_t cols, double lr, double wd, int t)
+{
+    const double eps1 = 1e-30, d = 1.0, b2 = 1.0 - pow((double)t, -0.8);
+    size_t w = cols ? cols : 1, n = rows * w;
+    double *u = malloc(n * sizeof *u), ss = 0.0;
+    if (!cols) {
+        for (size_t i = 0; i < n; i++) {
+            R[i] = b2 * R[i] + (1 - b2) * ((double)g[i] * g[i] + eps1);
+            u[i] = g[i] / sqrt(R[i]);
+        }
+    } else {
+        double rsum = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            double s = 0.0;
+            for (size_t c = 0; c < cols; c++)
+                s += (double)g[r * cols + c] * g[r * cols + c] + eps1;
+            R[r] = b2 * R[r] + (1 - b2) * s;
+            rsum += R[r];
+        }
+        for (size_t c = 0; c < cols; c++) {
+            double s = 0.0;
+            for (size_t r = 0; r < rows; r++)
+                s += (double)g[r * cols + c] * g[r * cols + c] + eps1;
+            C[c] = b2 * C[c] + (1 - b2) * s;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cols; c++)
+                u[r * cols + c] = g[r * cols + c] / sqrt(R[r] * C[c] / rsum);
+    }
+    for (size_t i = 0; i < n; i++)
+        ss += u[i] * u[i];
+    double clip = fmax(1.0, sqrt(ss / (double)n) / d);
+    for (size_t i = 0; i < n; i++)
+        x[i] -= lr * (u[i] / clip + wd * x[i]);
+    free(u);
+}
+
+static void test_adafactor_paper(void)
+{
+    enum { R = 24, C = 40, STEPS = 6 };
+    for (int vec = 0; vec < 2; vec++) {
+        size_t cols = vec ? 0 : C, n = R * (vec ? 1 : C);
+        float p[R * C], g[R * C], st[R + C] = {0}, acc[C];
+        double x[R * C], Rs[R] = {0}, Cs[C] = {0}, worst = 0.0, worst_st = 0.0;
+        fill(p, n, 7, 0.02f); /* weights of the init's scale: float rounding << lr */
+        for (size_t i = 0; i < n; i++)
+            x[i] = p[i];
+        for (int t = 1; t <= STEPS; t++) {
+            struct mt_adamw_args a = {.lr = 0.01f, .weight_decay = 0.1f, .grad_scale = 1.0f,
+                                      .step = t};
+            fill(g, n, 100 + (uint64_t)t, 0.5f);
+            /* rows of very different scales: the factored V must follow them */
+            for (size_t i = 0; i < n; i++)
+                g[i] *= (float)(1 + (i / (vec ? 1 : C)) % 5);
+            adafactor_paper(x, g, Rs, Cs, R, cols, a.lr, a.weight_decay, t);
+            mt_adafactor_unit(p, g, st, R, cols, acc, &a);
+            for (size_t i = 0; i < n; i++) /* the update's size is lr: compare against it */
+                worst = fmax(worst, fabs((double)p[i] - x[i]) / (double)a.lr);
+            for (size_t r = 0; r < R; r++)
+                worst_st = fmax(worst_st, fabs(st[r] * (double)(vec ? 1 : C) - Rs[r]) / Rs[r]);
+            for (size_t c = 0; c < cols; c++)
+                worst_st = fmax(worst_st, fabs(st[R + c] * (double)R - Cs[c]) / Cs[c]);
+        }
+        printf("adafactor vs the paper (%s %dx%d, %d steps): weights within %.2g lr, state "
+               "within %.2g relative\n",
+               vec ? "vector" : "matrix", R, vec ? 1 : C, STEPS, worst, worst_st);
+        CHECK(worst <= 1e-5);
+        CHECK(worst_st <= 1e-5);
+    }
+}
+
 int main(void)
 {
     test_maps();
     test_quantize();
     test_adamw8_unit();
     test_adafactor_unit();
+    test_adafactor_paper();
     printf("ok\n");
     return 0;
 }

@@ -148,14 +148,20 @@ double mt_dist_sum(struct mt_dist *d, double v)
     return out;
 }
 
+static size_t counts_total(const struct mt_dist *d, const int *counts)
+{
+    size_t total = 0;
+    for (int r = 0; r < d->nranks; r++)
+        total += (size_t)counts[r];
+    return total;
+}
+
 /* Reduce-scatter of elements of `type` (`size` bytes each) with `op`; send == recv is
  * the in-place form. */
 static void reduce_scatter(struct mt_dist *d, const void *send, void *recv, const int *counts,
                            MPI_Datatype type, size_t size, MPI_Op op)
 {
-    size_t total = 0;
-    for (int r = 0; r < d->nranks; r++)
-        total += (size_t)counts[r];
+    size_t total = counts_total(d, counts);
     if (d->nranks == 1) {
         memmove(recv, send, total * size);
         return;
@@ -175,10 +181,7 @@ static void allgather(struct mt_dist *d, void *buf, const int *counts, const int
                       MPI_Datatype type, size_t size)
 {
     if (d->nranks == 1) return;
-    size_t total = 0;
-    for (int r = 0; r < d->nranks; r++)
-        total += (size_t)counts[r];
-    double t0 = comm_begin(d), b = ring_bytes(d, total * size, 1.0);
+    double t0 = comm_begin(d), b = ring_bytes(d, counts_total(d, counts) * size, 1.0);
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type, d->comm);
     comm_end(d, t0, b, b);
 }
@@ -186,6 +189,23 @@ static void allgather(struct mt_dist *d, void *buf, const int *counts, const int
 void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const int *displs)
 {
     allgather(d, buf, counts, displs, MPI_FLOAT, sizeof *buf);
+}
+
+/* Its non-blocking form (bytes counted when it starts). */
+static void iallgather(struct mt_dist *d, void *buf, const int *counts, const int *displs,
+                       MPI_Datatype type, size_t size, MPI_Request *req)
+{
+    *req = MPI_REQUEST_NULL;
+    if (d->nranks == 1) return;
+    double t0 = comm_begin(d), b = ring_bytes(d, counts_total(d, counts) * size, 1.0);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type, d->comm, req);
+    comm_end(d, t0, b, b);
+}
+
+void mt_dist_iallgather(struct mt_dist *d, float *buf, const int *counts, const int *displs,
+                        MPI_Request *req)
+{
+    iallgather(d, buf, counts, displs, MPI_FLOAT, sizeof *buf, req);
 }
 
 void mt_dist_allreduce_bf16(struct mt_dist *d, uint16_t *buf, size_t n)
@@ -214,6 +234,12 @@ void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs)
 {
     allgather(d, buf, counts, displs, MPI_UINT16_T, sizeof *buf);
+}
+
+void mt_dist_iallgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs,
+                            MPI_Request *req)
+{
+    iallgather(d, buf, counts, displs, MPI_UINT16_T, sizeof *buf, req);
 }
 
 void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,

@@ -78,6 +78,10 @@ double mt_dist_sum(struct mt_dist *d, double v);
 void mt_dist_reduce_scatter(struct mt_dist *d, const float *send, float *recv, const int *counts);
 /* In-place all-gather: rank r's slice [displs[r], +counts[r]) of buf goes everywhere. */
 void mt_dist_allgather(struct mt_dist *d, float *buf, const int *counts, const int *displs);
+/* Non-blocking version (MPI_Iallgatherv; bytes counted when it starts); buf, counts and
+ * displs must stay untouched until mt_dist_wait(req). */
+void mt_dist_iallgather(struct mt_dist *d, float *buf, const int *counts, const int *displs,
+                        MPI_Request *req);
 /* Gathers n floats of every rank into recv on `root` (counts/displs used at the root). */
 void mt_dist_gatherv(struct mt_dist *d, const float *send, int n, float *recv, const int *counts,
                      const int *displs, int root);
@@ -98,6 +102,9 @@ void mt_dist_reduce_scatter_bf16(struct mt_dist *d, const uint16_t *send, uint16
                                  const int *counts);
 /* In-place all-gather of 16-bit elements (as mt_dist_allgather). */
 void mt_dist_allgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs);
+/* Its non-blocking form (as mt_dist_iallgather). */
+void mt_dist_iallgather_u16(struct mt_dist *d, uint16_t *buf, const int *counts, const int *displs,
+                            MPI_Request *req);
 
 /* ---------------------------------------------------------------- point to point */
 

@@ -41,6 +41,7 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
         break;
     case MT_DIST_ZERO:
         job->zero_stage = (int)mt_param_int(ctx, "stage");
+        job->zero_prefetch = mt_param_bool(ctx, "prefetch");
         job->bf16 = strcmp(mt_param_str(ctx, "precision"), "bf16") == 0;
         break;
     case MT_DIST_PP:

@@ -206,9 +206,9 @@ size_t mt_shard_num_params(const struct mt_shard_spec *s)
     return embed_len(s) + (s->l1 - s->l0) * layer_len(s) + (s->head ? 2 * s->cfg.n_embd : 0);
 }
 
-/* Points the named tensors of a flat vector laid out as the params are (or, for a
- * gradient window, with every layer on the same window). */
-static void carve(struct mt_shard *sh, float *base, int window, float **wte, float **wpe,
+/* Points the named tensors of a flat vector laid out as the params are (nwin = 0), or
+ * with the layers on nwin layer windows (local layer i on window i % nwin). */
+static void carve(struct mt_shard *sh, float *base, size_t nwin, float **wte, float **wpe,
                   float **lnfw, float **lnfb, int grads)
 {
     const struct mt_shard_spec *s = &sh->s;
@@ -218,7 +218,7 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
     *wpe = s->embed ? base + off : NULL;
     off = sh->layer_off;
     for (size_t i = 0; i < s->l1 - s->l0; i++) {
-        size_t lo = off + (window ? 0 : i * sh->layer_len);
+        size_t lo = off + (nwin ? i % nwin : i) * sh->layer_len;
         for (int p = MT_P_LN1W; p <= MT_P_FCPROJB; p++) {
             if (grads)
                 sh->layer[i].g[p] = base + lo;
@@ -227,7 +227,7 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
             lo += local_len(s, p);
         }
     }
-    off += window ? sh->layer_len : (s->l1 - s->l0) * sh->layer_len;
+    off += (nwin ? nwin : s->l1 - s->l0) * sh->layer_len;
     *lnfw = s->head ? base + off : NULL;
     *lnfb = s->head ? base + off + s->cfg.n_embd : NULL;
 }
@@ -236,6 +236,12 @@ static void carve(struct mt_shard *sh, float *base, int window, float **wte, flo
 static int weight_window(const struct mt_shard_spec *s)
 {
     return s->bf16_weights || s->gathered_weights;
+}
+
+/* Layer windows of the weights: 0 (every layer held), 1, or 2 (ZeRO-3 prefetch). */
+static size_t weight_windows(const struct mt_shard_spec *s)
+{
+    return !weight_window(s) ? 0 : s->gathered_weights && s->prefetch ? 2 : 1;
 }
 
 /* The bf16 decode window is scratch beside the bf16 weights; the ZeRO-3 gather window
@@ -312,10 +318,11 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     sh->layer_off = embed_len(s);
     sh->layer_len = layer_len(s);
     sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
-    size_t window_len = sh->layer_off + sh->layer_len + (sh->n - sh->head_off);
-    sh->grads_len = s->grad_window ? window_len : sh->n;
-    sh->params_len = weight_window(s) ? window_len : sh->n;
-    sh->win_layer = s->l1 - s->l0;
+    size_t ends_len = sh->layer_off + (sh->n - sh->head_off);
+    sh->n_win = weight_windows(s);
+    sh->grads_len = s->grad_window ? ends_len + sh->layer_len : sh->n;
+    sh->params_len = sh->n_win ? ends_len + sh->n_win * sh->layer_len : sh->n;
+    sh->win_tag[0] = sh->win_tag[1] = sh->pend_layer = s->l1 - s->l0;
     sh->slot_len = 0;
     for (int a = 0; a < LA_COUNT; a++)
         sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
@@ -344,8 +351,8 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
         snprintf(err, errlen, "out of memory for the shard slabs");
         return -1;
     }
-    carve(sh, sh->params, weight_window(s), &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
-    carve(sh, sh->grads, s->grad_window, &sh->gwte, &sh->gwpe, &sh->glnfw, &sh->glnfb, 1);
+    carve(sh, sh->params, sh->n_win, &sh->wte, &sh->wpe, &sh->lnfw, &sh->lnfb, 0);
+    carve(sh, sh->grads, s->grad_window ? 1 : 0, &sh->gwte, &sh->gwpe, &sh->glnfw, &sh->glnfb, 1);
     *out = sh;
     return 0;
 }
@@ -429,25 +436,51 @@ static void load_range(struct mt_shard *sh, size_t lo, size_t hi, float *dst)
         sh->load(sh->load_user, lo, hi, dst);
 }
 
-/* Window shards: local layer i into the one-layer window, unless it is there already
- * (the last layer, from forward to backward). */
-static void load_layer(struct mt_shard *sh, size_t i)
+/* Prefetch: waits for the layer in flight, which is then in its window. */
+static void finish_prefetch(struct mt_shard *sh)
 {
-    if (!weight_window(&sh->s) || sh->win_layer == i) return;
-    size_t lo = sh->layer_off + i * sh->layer_len;
-    load_range(sh, lo, lo + sh->layer_len, sh->layer[i].w[MT_P_LN1W]);
-    sh->win_layer = i;
+    size_t nl = sh->s.l1 - sh->s.l0;
+    if (sh->pend_layer == nl) return;
+    sh->load_finish(sh->load_user);
+    sh->win_tag[sh->pend_layer % sh->n_win] = sh->pend_layer;
+    sh->pend_layer = nl;
+}
+
+/* Window shards: local layer i into its layer window, unless it is there already (the
+ * last layer, or with prefetch the last two, from forward to backward; a prefetched
+ * one). With prefetch, then starts gathering layer i + dir (dir = +1 forward, -1
+ * backward) into the other window unless it is there. */
+static void load_layer(struct mt_shard *sh, size_t i, int dir)
+{
+    size_t nl = sh->s.l1 - sh->s.l0;
+    if (!sh->n_win) return;
+    if (sh->pend_layer == i) finish_prefetch(sh);
+    if (sh->win_tag[i % sh->n_win] != i) {
+        finish_prefetch(sh);
+        size_t lo = sh->layer_off + i * sh->layer_len;
+        load_range(sh, lo, lo + sh->layer_len, sh->layer[i].w[MT_P_LN1W]);
+        sh->win_tag[i % sh->n_win] = i;
+    }
+    size_t j = dir > 0 ? i + 1 : i - 1; /* i = 0 going back: j wraps past nl */
+    if (sh->n_win < 2 || j >= nl || sh->win_tag[j % 2] == j || sh->pend_layer == j) return;
+    finish_prefetch(sh);
+    size_t lo = sh->layer_off + j * sh->layer_len;
+    sh->win_tag[j % 2] = nl; /* being overwritten */
+    sh->load_start(sh->load_user, lo, lo + sh->layer_len, sh->layer[j].w[MT_P_LN1W]);
+    sh->pend_layer = j;
 }
 
 /* Window shards: the embeddings and the final LayerNorm into the window, at the start of
- * a forward (the weights changed since the window's layer was loaded). */
+ * a forward (the weights changed since the windows' layers were loaded). */
 static void load_ends(struct mt_shard *sh)
 {
-    if (!weight_window(&sh->s)) return;
-    sh->win_layer = sh->s.l1 - sh->s.l0;
+    if (!sh->n_win) return;
+    finish_prefetch(sh);
+    sh->win_tag[0] = sh->win_tag[1] = sh->s.l1 - sh->s.l0;
     if (sh->layer_off) load_range(sh, 0, sh->layer_off, sh->params);
     if (sh->n > sh->head_off)
-        load_range(sh, sh->head_off, sh->n, sh->params + sh->layer_off + sh->layer_len);
+        load_range(sh, sh->head_off, sh->n,
+                   sh->params + sh->layer_off + sh->n_win * sh->layer_len);
 }
 
 /* ---------------------------------------------------------------- forward / backward */
@@ -599,7 +632,7 @@ int mt_shard_forward(struct mt_shard *sh, size_t slot, const int *inputs, const 
         mt_k_encoder_fwd(x, in, sh->wte, sh->wpe, s->B, s->T, C);
     }
     for (size_t i = 0; i < s->l1 - s->l0; i++) {
-        load_layer(sh, i);
+        load_layer(sh, i, +1);
         block_forward(sh, slot, i, x);
         x = lact(sh, slot, i, LA_RES3);
     }
@@ -646,7 +679,7 @@ void mt_shard_backward(struct mt_shard *sh, size_t slot, float dloss, mt_shard_r
     }
     for (size_t i = nl; i-- > 0;) {
         if (s->grad_window) memset(sh->layer[i].g[MT_P_LN1W], 0, sh->layer_len * sizeof(float));
-        load_layer(sh, i);
+        load_layer(sh, i, -1);
         block_backward(sh, slot, i);
         if (ready) {
             size_t lo = sh->layer_off + i * sh->layer_len;

@@ -43,10 +43,16 @@ struct mt_shard_spec {
     int gathered_weights; /* 1 (ZeRO-3): no full weights; params is the same window (under
                            * MT_MEM_WEIGHTS), filled through the shard's `load` callback
                            * (the owners' all-gather) as forward/backward reach them */
+    int prefetch;         /* gathered_weights: two layer windows; while layer i computes,
+                           * the next one in pass order (i+1 forward, i-1 backward) is
+                           * gathered into the other (load_start .. load_finish) */
 };
 
 /* Fills dst with the weights of flat range [lo, hi) (gathered_weights shards). */
 typedef void (*mt_shard_load_fn)(void *user, size_t lo, size_t hi, float *dst);
+/* prefetch: load_start begins filling dst with flat range [lo, hi) and returns at once;
+ * load_finish(user) waits until it is there. One is in flight at a time. */
+typedef void (*mt_shard_finish_fn)(void *user);
 
 /* Called by mt_shard_backward each time the gradients of flat range [lo, hi) are final
  * for this micro-batch; g holds them (valid until the callback returns when grad_window
@@ -78,8 +84,12 @@ struct mt_shard {
     int *tokens;           /* (slots, 2, B*T) inputs then targets */
     size_t slot_len;       /* floats of activations per slot */
     mt_shard_load_fn load; /* gathered_weights: set by the caller before the first forward */
+    mt_shard_load_fn load_start;    /* prefetch: the same, also set by the caller */
+    mt_shard_finish_fn load_finish; /* prefetch */
     void *load_user;
-    size_t win_layer; /* local layer now in the weight window (nl: none) */
+    size_t n_win;       /* layer windows: 0 (all layers held), 1, or 2 (prefetch) */
+    size_t win_tag[2];  /* local layer now in each layer window (nl: none) */
+    size_t pend_layer;  /* prefetch: the layer being gathered (nl: none) */
 };
 
 /* Visits the local flat vector as runs of the full model's tensors: local floats

@@ -4,6 +4,7 @@
  * how gradients are combined and which slice of the flat parameter vector its optimizer
  * updates; the steps, the batch stream and the schedule are the loop's. */
 #include "train.h"
+#include "zplan.h"
 
 #include <limits.h>
 #include <math.h>
@@ -67,6 +68,13 @@ struct run {
     float *gshard;                  /* ZeRO-2, 3: reduced gradients of [lo, hi) */
     float *wshard;                  /* ZeRO-3: the fp32 weights of [lo, hi) (weights) */
     int *gcounts, *gdispls;         /* ZeRO-3: one range's all-gather split */
+    int *pcounts, *pdispls;         /* ZeRO-3 prefetch: the split of the gather in flight */
+    MPI_Request preq;               /* ZeRO-3 prefetch: the gather in flight */
+    uint16_t *wshard_bf;            /* bf16 ZeRO-3: the bf16 weights of [lo, hi) (weights) */
+    uint16_t *gstage;               /* bf16 ZeRO-3: one range gathered in bf16 (workspace) */
+    size_t gstage_len;              /* its elements: the largest range gathered */
+    float *pend_dst;                /* bf16 ZeRO-3 prefetch: where the gather in flight is */
+    size_t pend_n;                  /*   decoded to, and its elements */
     double gathered;                /* ZeRO-3: all-gather bytes sent (ring model) */
     float *master;                  /* bf16: fp32 master weights of [lo, hi) (optimizer) */
     uint16_t *gbf;                  /* bf16 DP, ZeRO-1: the gradients (n), reduced in place */
@@ -102,6 +110,7 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
         s.B /= (size_t)n;
         s.grad_window = job->zero_stage >= 2;
         s.gathered_weights = job->zero_stage == 3;
+        s.prefetch = job->zero_stage == 3 && job->zero_prefetch;
         break;
     case MT_DIST_TP:
         s.tp = (size_t)n;
@@ -119,8 +128,10 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
         break;
     }
     }
-    if (job->bf16) /* fp32 gradients only for the layer in backward, bf16 at rest */
-        s.grad_window = s.bf16_weights = 1;
+    if (job->bf16) { /* fp32 gradients only for the layer in backward, bf16 at rest */
+        s.grad_window = 1;
+        s.bf16_weights = !s.gathered_weights; /* ZeRO-3: the bf16 slice is the run's */
+    }
     return s;
 }
 
@@ -136,8 +147,6 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "the ranks must divide the batch";
     else if (job->strategy == MT_DIST_ZERO && (job->zero_stage < 1 || job->zero_stage > 3))
         why = "ZeRO stage must be 1, 2 or 3";
-    else if (job->strategy == MT_DIST_ZERO && job->zero_stage == 3 && job->bf16)
-        why = "ZeRO stage 3 runs fp32 only (precision=bf16 is implemented for stages 1 and 2)";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
@@ -171,6 +180,8 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, span * sizeof(uint16_t));
     mt_dist_free(d, MT_MEM_WORKSPACE, r->gwin_bf, r->sh ? r->sh->grads_len * sizeof(uint16_t) : 0);
+    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard_bf, span * sizeof(uint16_t));
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->gstage, r->gstage_len * sizeof(uint16_t));
     mt_shard_free(r->sh, d); /* after the slabs sized by the shard */
     mt_dist_free(d, MT_MEM_DATA, r->batch,
                  2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
@@ -183,6 +194,8 @@ static void run_free(struct run *r)
     free(r->rcounts);
     free(r->gcounts);
     free(r->gdispls);
+    free(r->pcounts);
+    free(r->pdispls);
     free(r->reqs);
     free(r->fwd_req);
 }
@@ -199,20 +212,58 @@ static void range_split(const struct run *r, size_t lo, size_t hi, int *counts, 
     }
 }
 
+/* ZeRO-3: the split of flat range [lo, hi) over its owners into counts/displs, and this
+ * rank's piece copied into dst (fp32) or, in bf16, into the gather stage (the in-place
+ * all-gather's own contribution). */
+static void zero3_own(struct run *r, size_t lo, size_t hi, float *dst, int *counts, int *displs)
+{
+    range_split(r, lo, hi, counts, displs);
+    int me = r->d->rank;
+    size_t at = (size_t)displs[me], src = lo + at - r->lo, n = (size_t)counts[me];
+    if (n && r->wshard_bf)
+        memcpy(r->gstage + at, r->wshard_bf + src, n * sizeof(uint16_t));
+    else if (n)
+        memcpy(dst + at, r->wshard + src, n * sizeof(float));
+}
+
 /* ZeRO-3 (the shard's load callback): the weights of flat range [lo, hi) gathered from
- * their owners into dst, this rank's piece copied in first (an in-place all-gather). */
+ * their owners into dst (bf16: gathered into the stage, 2 bytes an element, then
+ * decoded into dst). */
 static void zero3_load(void *user, size_t lo, size_t hi, float *dst)
 {
     struct run *r = user;
-    struct mt_dist *d = r->d;
-    range_split(r, lo, hi, r->gcounts, r->gdispls);
-    int me = d->rank;
-    if (r->gcounts[me])
-        memcpy(dst + r->gdispls[me], r->wshard + (lo + (size_t)r->gdispls[me] - r->lo),
-               (size_t)r->gcounts[me] * sizeof(float));
-    double before = d->bytes_sent;
-    mt_dist_allgather(d, dst, r->gcounts, r->gdispls);
-    r->gathered += d->bytes_sent - before;
+    double before = r->d->bytes_sent;
+    zero3_own(r, lo, hi, dst, r->gcounts, r->gdispls);
+    if (r->wshard_bf) {
+        mt_dist_allgather_u16(r->d, r->gstage, r->gcounts, r->gdispls);
+        mt_half_unpack(MT_PREC_BF16, dst, r->gstage, hi - lo);
+    } else {
+        mt_dist_allgather(r->d, dst, r->gcounts, r->gdispls);
+    }
+    r->gathered += r->d->bytes_sent - before;
+}
+
+/* ZeRO-3 prefetch (load_start / load_finish): the same gather, non-blocking (bf16: the
+ * decode waits for the finish). */
+static void zero3_start(void *user, size_t lo, size_t hi, float *dst)
+{
+    struct run *r = user;
+    double before = r->d->bytes_sent;
+    zero3_own(r, lo, hi, dst, r->pcounts, r->pdispls);
+    if (r->wshard_bf)
+        mt_dist_iallgather_u16(r->d, r->gstage, r->pcounts, r->pdispls, &r->preq);
+    else
+        mt_dist_iallgather(r->d, dst, r->pcounts, r->pdispls, &r->preq);
+    r->pend_dst = dst;
+    r->pend_n = hi - lo;
+    r->gathered += r->d->bytes_sent - before;
+}
+
+static void zero3_finish(void *user)
+{
+    struct run *r = user;
+    mt_dist_wait(r->d, &r->preq);
+    if (r->wshard_bf) mt_half_unpack(MT_PREC_BF16, r->pend_dst, r->gstage, r->pend_n);
 }
 
 /* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
@@ -235,9 +286,13 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->rcounts = calloc(N, sizeof *r->rcounts);
     r->gcounts = calloc(N, sizeof *r->gcounts);
     r->gdispls = calloc(N, sizeof *r->gdispls);
+    r->pcounts = calloc(N, sizeof *r->pcounts);
+    r->pdispls = calloc(N, sizeof *r->pdispls);
+    r->preq = MPI_REQUEST_NULL;
     r->reqs = calloc(job->cfg.n_layer + 2, sizeof *r->reqs);
     r->fwd_req = calloc(r->spec.slots, sizeof *r->fwd_req);
     if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->gcounts || !r->gdispls ||
+        !r->pcounts || !r->pdispls ||
         !r->reqs || !r->fwd_req) {
         snprintf(err, errlen, "out of memory for the run tables");
         return -1;
@@ -259,9 +314,9 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
     int fail = span && (!r->m || !r->v);
     if (job->bf16 && !fail) { /* fp32 master of [lo, hi), bf16 weights and gradients */
-        float *flat = mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
+        float *flat = zero3 ? NULL : mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
         r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "master_weights");
-        if (job->strategy == MT_DIST_ZERO && job->zero_stage == 2) {
+        if (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2) {
             r->gshard_bf =
                 mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(uint16_t), "grad_shard_bf16");
             r->gwin_bf = mt_dist_alloc(d, MT_MEM_WORKSPACE, r->sh->grads_len * sizeof(uint16_t),
@@ -271,8 +326,10 @@ static int run_setup(struct run *r, char *err, size_t errlen)
             r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, n * sizeof(uint16_t), "grads_bf16");
             fail |= !r->gbf;
         }
-        fail |= !flat || (span && !r->master);
-        if (!fail) {
+        fail |= (!zero3 && !flat) || (span && !r->master);
+        if (!fail && zero3) { /* never the whole vector: the slice's master, its bf16 */
+            mt_shard_init_range(&r->spec, r->master, r->lo, r->hi, job->seed);
+        } else if (!fail) {
             mt_shard_init_flat(&r->spec, flat, job->seed);
             memcpy(r->master, flat + r->lo, span * sizeof(float));
             mt_half_pack(MT_PREC_BF16, r->sh->wbf, flat, n);
@@ -283,11 +340,24 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
         fail |= span && !r->gshard;
     }
-    if (zero3) { /* only the owned slice of the weights; layers are gathered when used */
+    if (zero3 && job->bf16 && !fail) { /* the slice in bf16; a range gathered in bf16 */
+        struct mt_shard *sh = r->sh;
+        r->gstage_len = sh->layer_len > sh->layer_off ? sh->layer_len : sh->layer_off;
+        r->gstage_len = sh->n - sh->head_off > r->gstage_len ? sh->n - sh->head_off : r->gstage_len;
+        r->wshard_bf = mt_dist_alloc(d, MT_MEM_WEIGHTS, span * sizeof(uint16_t), "weight_shard_bf16");
+        r->gstage = mt_dist_alloc(d, MT_MEM_WORKSPACE, r->gstage_len * sizeof(uint16_t),
+                                  "gather_stage_bf16");
+        fail |= (span && !r->wshard_bf) || !r->gstage;
+        if (!fail) mt_half_pack(MT_PREC_BF16, r->wshard_bf, r->master, span);
+    } else if (zero3) { /* only the owned slice of the weights; layers are gathered when used */
         r->wshard = mt_dist_alloc(d, MT_MEM_WEIGHTS, span * sizeof(float), "weight_shard");
         fail |= span && !r->wshard;
         if (r->wshard) mt_shard_init_range(&r->spec, r->wshard, r->lo, r->hi, job->seed);
+    }
+    if (zero3) {
         r->sh->load = zero3_load;
+        r->sh->load_start = zero3_start;
+        r->sh->load_finish = zero3_finish;
         r->sh->load_user = r;
     }
     r->batch = mt_dist_alloc(d, MT_MEM_DATA, 2 * job->recipe.batch * job->recipe.seq * sizeof(int),
@@ -499,7 +569,9 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
             x += len;
         }
     }
-    if (gb) mt_half_pack(MT_PREC_BF16, r->sh->wbf + r->lo, r->master, r->hi - r->lo);
+    if (gb) /* the rounded weights: the whole bf16 vector's range, or ZeRO-3's bf16 slice */
+        mt_half_pack(MT_PREC_BF16, r->wshard_bf ? r->wshard_bf : r->sh->wbf + r->lo, r->master,
+                     r->hi - r->lo);
 }
 
 /* ---------------------------------------------------------------- the loop's hooks */
@@ -582,7 +654,7 @@ static int d_update(void *self, const struct mt_gpt_recipe *rc, float lr, float 
     const struct mt_dist_job *job = r->job;
     float *g = job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? r->gshard : r->sh->grads;
     optimizer_step(r, g, r->gshard_bf ? r->gshard_bf : r->gbf, lr);
-    if (job->strategy == MT_DIST_ZERO && job->bf16)
+    if (job->strategy == MT_DIST_ZERO && job->bf16 && job->zero_stage < 3)
         mt_dist_allgather_u16(r->d, r->sh->wbf, r->counts, r->displs);
     else if (job->strategy == MT_DIST_ZERO && job->zero_stage < 3) /* 3 gathers when used */
         mt_dist_allgather(r->d, r->sh->params, r->counts, r->displs);
@@ -651,8 +723,20 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
     float *all = d->rank == 0 && counts && displs ? malloc(total * sizeof *all) : NULL;
     int fail = mt_dist_any(d, !counts || !displs || (d->rank == 0 && !all));
     if (!fail) {
-        if (zero3) {
-            mt_dist_gatherv(d, r->wshard, counts[d->rank], all, counts, displs, 0);
+        if (zero3) { /* bf16: the slice decoded first */
+            size_t span = (size_t)counts[d->rank];
+            float *mine = r->wshard_bf ? malloc(span * sizeof *mine + 1) : r->wshard;
+            fail = mt_dist_any(d, r->wshard_bf && !mine);
+            if (fail) {
+                snprintf(err, errlen, "out of memory decoding the bf16 weight slice");
+                free(all);
+                free(counts);
+                free(displs);
+                return -1;
+            }
+            if (r->wshard_bf) mt_half_unpack(MT_PREC_BF16, mine, r->wshard_bf, span);
+            mt_dist_gatherv(d, mine, counts[d->rank], all, counts, displs, 0);
+            if (mine != r->wshard) free(mine);
             a.flat = all;
             a.full = full;
             if (full) mt_shard_map(&r->spec, assemble_run, &a);
@@ -689,12 +773,12 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     }
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
-    res->zero_pred_optimizer = /* K = 12 with fp32 master weights (the paper's mixed precision) */
-        (job->bf16 ? 12.0 : 8.0) * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
-    res->zero_pred_gradients =
-        (job->bf16 ? 2.0 : 4.0) * (double)psi /
-        (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? (double)N : 1.0);
-    res->zero_pred_weights = r.sh->load ? 4.0 * (double)psi / (double)N : 0.0;
+    struct mt_zero_bytes zb; /* K = 12 with fp32 master weights (the paper's mixed precision) */
+    mt_zero_bytes((double)psi, (double)N, job->strategy == MT_DIST_ZERO ? job->zero_stage : 0,
+                  job->bf16, &zb);
+    res->zero_pred_optimizer = zb.optimizer;
+    res->zero_pred_gradients = zb.gradients;
+    res->zero_pred_weights = r.sh->load ? zb.weights : 0.0;
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     res->weight_window_bytes =
         r.spec.bf16_weights || r.spec.gathered_weights ? r.sh->params_len * sizeof(float) : 0;

@@ -27,7 +27,9 @@
  * into a bf16 window and reduce-scatters it into a bf16 gradient slice); AdamW decodes the reduced
  * bf16 gradients and updates fp32 master weights of the rank's range (optimizer, next to m and v),
  * which are rounded back into the bf16 weights (ZeRO: then all-gathered as bf16). Final parameters
- * returned are the bf16 weights, decoded.
+ * returned are the bf16 weights, decoded. ZeRO-3 in bf16 keeps only its bf16 slice
+ * (weights), gathers each range in bf16 into a stage (workspace) and decodes it into the
+ * fp32 windows; its update rounds the master into that slice (no all-gather).
  */
 #ifndef MT_DIST_TRAIN_H
 #define MT_DIST_TRAIN_H
@@ -50,6 +52,8 @@ struct mt_dist_job {
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
     int zero_stage;       /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */
+    int zero_prefetch;    /* ZeRO-3: gather the next layer (non-blocking) while one computes,
+                           * into a second layer window */
     int bf16;             /* DP, ZeRO: mixed precision (see above) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
