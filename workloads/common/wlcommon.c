@@ -269,7 +269,7 @@ void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
 
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m)
 {
-    mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
+    mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
 }
 

@@ -198,10 +198,10 @@ static int run(struct mt_ctx *ctx)
         sv.weight_bytes = lr->qm->packed_bytes + plan.adapter_weights;
         sv.scratch_bytes = serving_scratch;
         sv.user = lr;
-        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + sv.weight_bytes),
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes + sv.weight_bytes),
                   "bytes");
     } else { /* merged: the plain fp32 model, adapters gone */
-        mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
         mt_lora_free(lr);
         lr = NULL;
     }
