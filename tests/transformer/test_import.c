@@ -23,6 +23,7 @@
 #include "gguf.h"
 #include "modelfile.h"
 #include "names.h"
+#include "safetensors.h"
 #include "tf_test.h"
 
 static char err[1024];
@@ -155,7 +156,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     snprintf(gg, sizeof gg, "%s/m.gguf", dir);
     rm_rf(hf);
     CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, hf, err, sizeof err), err);
-    CHECK_OK(mt_model_load(hf, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
+    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
     printf("%-40s hf   mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
     same_weights(m, b);
     same_logits(m, b);
@@ -164,7 +165,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     if (expect_all_mapped) CHECK(info.copied_bytes == 0 && b->slab_bytes[MT_MEM_WEIGHTS] == 0);
     mt_gpt_free(b);
     /* without mapping: everything in the slab, the same weights */
-    CHECK_OK(mt_model_load(hf, MT_GPT_INFER, 1, 16, 0, &b, &info, err, sizeof err), err);
+    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_INFER, 1, 16, 0, &b, &info, err, sizeof err), err);
     CHECK(info.mapped_bytes == 0 && b->mapped_bytes == 0);
     same_weights(m, b);
     mt_gpt_free(b);
@@ -175,7 +176,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     /* bf16: each weight rounded to bfloat16 */
     rm_rf(hf);
     CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_BF16, hf, err, sizeof err), err);
-    CHECK_OK(mt_model_load(hf, MT_GPT_WEIGHTS, 0, 0, 1, &b, &info, err, sizeof err), err);
+    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_WEIGHTS, 0, 0, 1, &b, &info, err, sizeof err), err);
     CHECK(info.mapped_bytes == 0 && info.dtype_count[MT_DT_BF16] == info.n_tensors);
     for (int p = 0; p < MT_P_COUNT; p++)
         for (size_t i = 0; i < m->param_len[p]; i++)
@@ -183,7 +184,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     mt_gpt_free(b);
     /* GGUF f32: bit-exact through llama.cpp's q/k permutation */
     CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, gg, err, sizeof err), err);
-    CHECK_OK(mt_model_load(gg, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
+    CHECK_OK(mt_model_load(gg, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
     printf("%-40s gguf mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
     same_weights(m, b);
     same_logits(m, b);
@@ -192,7 +193,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     enum mt_dtype qt[] = {MT_DT_Q8_0, MT_DT_Q4_0, MT_DT_F16};
     for (size_t k = 0; k < 3; k++) {
         CHECK_OK(mt_model_export(m, MT_MF_GGUF, qt[k], gg, err, sizeof err), err);
-        CHECK_OK(mt_model_load(gg, MT_GPT_WEIGHTS, 0, 0, 1, &b, &info, err, sizeof err), err);
+        CHECK_OK(mt_model_load(gg, NULL, MT_GPT_WEIGHTS, 0, 0, 1, &b, &info, err, sizeof err), err);
         CHECK(info.dtype_count[qt[k]] > 0);
         float *ref = malloc(m->param_len[MT_P_FCPROJW] * sizeof *ref);
         unsigned char *enc = malloc(mt_dtype_bytes(qt[k], m->param_len[MT_P_FCPROJW]));
@@ -231,7 +232,7 @@ static void t_roundtrip(void)
     char hf[300];
     struct mt_gpt *b = NULL;
     snprintf(hf, sizeof hf, "%s/hf", dir);
-    CHECK_OK(mt_model_load(hf, MT_GPT_TRAIN, 1, 8, 1, &b, NULL, err, sizeof err), err);
+    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_TRAIN, 1, 8, 1, &b, NULL, err, sizeof err), err);
     CHECK(b->mapped_bytes == 0 && b->grads);
     mt_gpt_free(b);
 }
@@ -241,7 +242,7 @@ static void t_roundtrip(void)
 static void expect_refused(const char *label, const char *path, const char *why)
 {
     struct mt_gpt *m = (struct mt_gpt *)1;
-    int rc = mt_model_load(path, MT_GPT_INFER, 1, 8, 1, &m, NULL, err, sizeof err);
+    int rc = mt_model_load(path, NULL, MT_GPT_INFER, 1, 8, 1, &m, NULL, err, sizeof err);
     printf("%-28s -> %s\n", label, rc ? err : "ACCEPTED");
     CHECK(rc != 0 && m == NULL);
     CHECK(strstr(err, why) != NULL);
@@ -449,6 +450,68 @@ static void t_refuse(void)
     mt_gpt_free(m);
 }
 
+/* ---------------------------------------------------------------- sharded folders */
+
+/* Splits HF folder `from`'s model.safetensors into two shards in `to` with an index whose
+ * weight_map says where each tensor is; `lie` moves one entry to the wrong shard. */
+static void shard(const char *from, const char *to, int lie)
+{
+    char p[400];
+    struct mt_src src = {0};
+    struct mt_out_list l[2] = {{0}, {0}};
+    snprintf(p, sizeof p, "%s/model.safetensors", from);
+    CHECK_OK(mt_st_read(&src, p, err, sizeof err), err);
+    json_t *wm = json_object();
+    for (size_t i = 0; i < src.n; i++) {
+        int k = i >= src.n / 2;
+        CHECK(mt_out_add(&l[k], src.t[i].name, src.t[i].dtype, src.t[i].ndim, src.t[i].dims,
+                         (const float *)(const void *)src.t[i].data, NULL) == 0);
+        json_object_set_new(wm, src.t[i].name,
+                            json_string(k ^ (lie && i == 0) ? "model-00002-of-00002.safetensors"
+                                                            : "model-00001-of-00002.safetensors"));
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/model-0000%d-of-00002.safetensors", to, k + 1);
+        CHECK_OK(mt_st_write(p, &l[k], err, sizeof err), err);
+        mt_out_free(&l[k]);
+    }
+    json_t *ix = json_pack("{s:{s:i},s:o}", "metadata", "total_size", 0, "weight_map", wm);
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", to);
+    CHECK(json_dump_file(ix, p, 0) == 0);
+    json_decref(ix);
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s/config.json", from);
+    snprintf(b, sizeof b, "%s/config.json", to);
+    copy_file(a, b);
+    mt_src_free(&src);
+}
+
+static void t_sharded(void)
+{
+    char hf[300], sh[300];
+    struct mt_model_info info;
+    struct mt_gpt *m = make_model("llama-tiny,n_embd=64,ffn=160", 5), *b;
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    snprintf(sh, sizeof sh, "%s/sharded", dir);
+    rm_rf(hf);
+    rm_rf(sh);
+    CHECK(mkdir(sh, 0755) == 0);
+    CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, hf, err, sizeof err), err);
+    shard(hf, sh, 0);
+    CHECK_OK(mt_model_load(sh, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
+    printf("sharded: %zu tensors, mapped %zu copied %zu bytes\n", info.n_tensors,
+           info.mapped_bytes, info.copied_bytes);
+    same_weights(m, b);
+    same_logits(m, b);
+    mt_gpt_free(b);
+    rm_rf(sh);
+    CHECK(mkdir(sh, 0755) == 0);
+    shard(hf, sh, 1);
+    expect_refused("shard the map lies about", sh, "the weight_map says");
+    rm_rf(sh);
+    mt_gpt_free(m);
+}
+
 /* ---------------------------------------------------------------- GGUF metadata */
 
 static void t_gguf_meta(void)
@@ -526,6 +589,7 @@ int main(int argc, char **argv)
     static const struct tf_part parts[] = {{"dtype", t_dtype},
                                            {"roundtrip", t_roundtrip},
                                            {"refuse", t_refuse},
+                                           {"sharded", t_sharded},
                                            {"gguf_meta", t_gguf_meta}};
     int rc = tf_run_parts(parts, sizeof parts / sizeof parts[0], argc, argv);
     rm_rf(dir);

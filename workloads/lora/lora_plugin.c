@@ -101,6 +101,7 @@ static int check_plan(struct mt_ctx *ctx, const struct mt_gpt *m, const struct m
     size_t got[MT_MEM_CAT_COUNT];
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
         got[c] = m->slab_bytes[c];
+    got[MT_MEM_WEIGHTS] += mt_gpt_mapped_slab_bytes(m); /* an imported model's mapped tensors */
     mt_lora_bytes(lr, got);
     got[MT_MEM_DATA] += mt_wl_batch_bytes(m->B, m->T);
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)

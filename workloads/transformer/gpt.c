@@ -553,6 +553,14 @@ int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], 
     return 0;
 }
 
+size_t mt_gpt_mapped_slab_bytes(const struct mt_gpt *m)
+{
+    size_t b = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        b += m->mapped[p] ? round_up(m->param_len[p] * sizeof(float)) : 0;
+    return b;
+}
+
 int mt_gpt_copy_weights(struct mt_gpt *dst, const struct mt_gpt *src, char *err, size_t errlen)
 {
     if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg))

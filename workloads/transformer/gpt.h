@@ -334,6 +334,11 @@ int mt_gpt_create_mapped(struct mt_gpt **out, const struct mt_gpt_config *cfg,
                          enum mt_gpt_mode mode, size_t B, size_t T, float *const ext[MT_P_COUNT],
                          void (*release)(void *user), void *user, char *err, size_t errlen);
 
+/* Bytes the mapped tensors would take in the weight slab (its alignment padding
+ * included): slab_bytes[MT_MEM_WEIGHTS] plus this is what mt_gpt_memory plans for the
+ * weights of a model that maps nothing. */
+size_t mt_gpt_mapped_slab_bytes(const struct mt_gpt *m);
+
 /* Copies every weight tensor of src into dst, tensor by tensor (wherever each lives: slab
  * or mapping). Both must have the same configuration and hold the same tensors. Returns
  * 0, or -1 with a message. */

@@ -304,8 +304,9 @@ static void release_opened(void *user)
     free(o);
 }
 
-int mt_model_load(const char *path, enum mt_gpt_mode mode, size_t B, size_t T, int map,
-                  struct mt_gpt **out, struct mt_model_info *info, char *err, size_t errlen)
+int mt_model_load(const char *path, const struct mt_gpt_config *expect, enum mt_gpt_mode mode,
+                  size_t B, size_t T, int map, struct mt_gpt **out, struct mt_model_info *info,
+                  char *err, size_t errlen)
 {
     struct opened *o = calloc(1, sizeof *o);
     struct mt_piece *pc = NULL;
@@ -318,6 +319,25 @@ int mt_model_load(const char *path, enum mt_gpt_mode mode, size_t B, size_t T, i
     if (open_model(path, 1, o, err, errlen) ||
         mt_names_pieces(&o->cfg, o->info.format, o->prefix, &pc, &np, err, errlen))
         goto out;
+    if (expect) { /* the options no weight depends on may differ */
+        struct mt_gpt_config a = o->cfg, b = *expect;
+        a.attention = b.attention = 0;
+        a.window = b.window = 0;
+        if (memcmp(&a, &b, sizeof a)) {
+            char fa[256], fb[256];
+            mt_gpt_config_options(&o->cfg, fa, sizeof fa);
+            mt_gpt_config_options(expect, fb, sizeof fb);
+            mt_tf_fail(err, errlen,
+                       "model %s holds L%zu H%zu KV%zu C%zu V%zu T%zu%s, not the L%zu H%zu KV%zu "
+                       "C%zu V%zu T%zu%s asked for",
+                       path, o->cfg.n_layer, o->cfg.n_head, mt_gpt_kv_heads(&o->cfg),
+                       o->cfg.n_embd, o->cfg.vocab, o->cfg.seq_len, fa, expect->n_layer,
+                       expect->n_head, mt_gpt_kv_heads(expect), expect->n_embd, expect->vocab,
+                       expect->seq_len, fb);
+            goto out;
+        }
+        o->cfg = *expect;
+    }
     if (!(srcs = calloc(np ? np : 1, sizeof *srcs))) {
         mt_tf_fail(err, errlen, "out of memory");
         goto out;

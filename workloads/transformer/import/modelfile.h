@@ -64,13 +64,16 @@ int mt_model_peek(const char *path, struct mt_gpt_config *cfg, struct mt_model_i
                   char *err, size_t errlen);
 
 /* Loads the model at `path` into a fresh model of `mode` for (B, T) (mt_gpt_create).
+ * With `expect` non-NULL the model is built with *expect, which must equal the file's
+ * shape but for the options no weight depends on (attention kind, sliding window).
  * With map != 0 and mode other than MT_GPT_TRAIN, F32 tensors already in the model's
  * layout stay in the mapped file (see above); otherwise every tensor is copied into the
  * slab. F16, BF16, Q8_0 and Q4_0 tensors are decoded to fp32. On any failure nothing is
  * returned (*out = NULL) and the message names the file, the tensor and the problem.
  * info may be NULL. */
-int mt_model_load(const char *path, enum mt_gpt_mode mode, size_t B, size_t T, int map,
-                  struct mt_gpt **out, struct mt_model_info *info, char *err, size_t errlen);
+int mt_model_load(const char *path, const struct mt_gpt_config *expect, enum mt_gpt_mode mode,
+                  size_t B, size_t T, int map, struct mt_gpt **out, struct mt_model_info *info,
+                  char *err, size_t errlen);
 
 /* Writes model m (full fp32 weights) as a Hugging Face folder `out` (config.json,
  * model.safetensors; tokenizer.json for a byte-level vocabulary of 256) or as the GGUF
