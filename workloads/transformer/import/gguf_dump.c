@@ -7,6 +7,8 @@
  *                            array<TYPE>[N] and the elements comma-separated
  *   tensor NAME NE0,NE1,.. GGML_TYPE OFFSET   (ne innermost first, as stored)
  *   data_offset N
+ * `mt-gguf-dump --logits MODEL OUT.f32 ID...` writes the model's logits (fp32, T x V) for
+ * those token ids, for comparison with another implementation's on the same file.
  * `mt-gguf-dump --make DIR` writes the sample files the check reads: seeded random
  * GPT-2 and Llama (grouped-query) models in every type the writer has, and a file with
  * one metadata entry of every value type.
@@ -151,11 +153,33 @@ static int make(const char *dir)
     return rc != 0;
 }
 
+static int logits(const char *model, const char *out, int n, char **ids)
+{
+    char err[1024];
+    struct mt_gpt *m;
+    int in[4096];
+    if (n < 1 || n > 4096) return fprintf(stderr, "mt-gguf-dump: 1..4096 ids\n"), 2;
+    for (int i = 0; i < n; i++)
+        in[i] = atoi(ids[i]);
+    if (mt_model_load(model, NULL, MT_GPT_INFER, 1, (size_t)n, 1, &m, NULL, err, sizeof err) ||
+        mt_gpt_forward(m, in, NULL, 1, (size_t)n, NULL, err, sizeof err)) {
+        fprintf(stderr, "mt-gguf-dump: %s\n", err);
+        return 1;
+    }
+    FILE *f = fopen(out, "wb");
+    size_t k = (size_t)n * m->cfg.vocab;
+    int rc = !f || fwrite(m->act[MT_A_LOGITS], sizeof(float), k, f) != k;
+    if (f) rc |= fclose(f) != 0;
+    mt_gpt_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 5 && !strcmp(argv[1], "--logits")) return logits(argv[2], argv[3], argc - 4, argv + 4);
     if (argc == 3 && !strcmp(argv[1], "--make")) return make(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: mt-gguf-dump FILE.gguf | --make DIR\n");
+        fprintf(stderr, "usage: mt-gguf-dump FILE.gguf | --make DIR | --logits MODEL OUT ID...\n");
         return 2;
     }
     return dump(argv[1]);

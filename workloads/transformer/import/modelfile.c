@@ -510,7 +510,7 @@ static void gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *
             type[b] = 1;
         }
         mt_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
-        mt_gguf_w_str(w, "tokenizer.ggml.pre", "gpt2");
+        mt_gguf_w_str(w, "tokenizer.ggml.pre", "gpt-2"); /* llama.cpp's name of GPT-2's regex */
         mt_gguf_w_strs(w, "tokenizer.ggml.tokens", tok, 256);
         mt_gguf_w_i32s(w, "tokenizer.ggml.token_type", type, 256);
         mt_gguf_w_strs(w, "tokenizer.ggml.merges", NULL, 0);
