@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -297,6 +299,17 @@ static void fill_piece(struct mt_gpt *m, const struct mt_piece *q, const struct 
                q->cols * sizeof(float));
 }
 
+/* Returns the whole pages of a tensor's bytes to the kernel (a private, clean file
+ * mapping: read again from the file if ever touched), so that loading by conversion holds
+ * the model plus one tensor's pages, not the model plus the whole file. */
+static void drop_pages(const struct mt_src_tensor *t)
+{
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), b = (uintptr_t)t->data, e = b + t->nbytes;
+    b = (b + pg - 1) / pg * pg;
+    e = e / pg * pg;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 static void release_opened(void *user)
 {
     struct opened *o = user;
@@ -373,6 +386,7 @@ int mt_model_load(const char *path, const struct mt_gpt_config *expect, enum mt_
         if ((*out)->mapped[pc[k].p]) continue;
         fill_piece(*out, &pc[k], srcs[k], tmp);
         o->info.copied_bytes += pc[k].rows * pc[k].cols * sizeof(float);
+        drop_pages(srcs[k]); /* converted: its file pages need not stay resident */
     }
     if (info) *info = o->info;
     if (keep) o = NULL;
