@@ -402,6 +402,10 @@ static void t_refuse(void)
     expect_refused("rms_norm_eps", bad, "rms_norm_eps 1e-06");
     FRESH();
     copy_file(st, bst);
+    edit_config(bad, "rope_parameters", json_pack("{s:s,s:f}", "rope_type", "llama3", "rope_theta", 5e5));
+    expect_refused("rope_parameters llama3", bad, "rope_type 'llama3' is not supported (supported: default)");
+    FRESH();
+    copy_file(st, bst);
     edit_config(bad, "tie_word_embeddings", json_true());
     expect_refused("tied but different head", bad, "differs from it");
     rm_rf(bad);

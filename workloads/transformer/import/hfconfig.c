@@ -85,6 +85,16 @@ static int read_llama(json_t *j, struct mt_gpt_config *c, const char *path, char
     static const char *const act[] = {"silu"};
     size_t kv = 0, inter = 0, hd = 0;
     json_t *rs = json_object_get(j, "rope_scaling"), *th = json_object_get(j, "rope_theta");
+    json_t *rp = json_object_get(j, "rope_parameters"); /* transformers 5: theta and type */
+    if (json_is_object(rp)) {
+        json_t *rt = json_object_get(rp, "rope_type");
+        if (rt && (!json_is_string(rt) || strcmp(json_string_value(rt), "default")))
+            return mt_tf_fail(err, errlen,
+                              "%s: rope_parameters.rope_type '%s' is not supported (supported: "
+                              "default)",
+                              path, json_is_string(rt) ? json_string_value(rt) : "?");
+        if (json_object_get(rp, "rope_theta")) th = json_object_get(rp, "rope_theta");
+    }
     if (get_size(j, "vocab_size", 0, &c->vocab, path, err, errlen) ||
         get_size(j, "max_position_embeddings", 0, &c->seq_len, path, err, errlen) ||
         get_size(j, "num_hidden_layers", 0, &c->n_layer, path, err, errlen) ||
