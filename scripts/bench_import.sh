@@ -5,8 +5,9 @@
 # (f32, q8_0); and evaluation tokens/s of the 1B-class Llama shape (llama-1b: TinyLlama's
 # shape) with random weights.
 #
-# Each load runs REPS times in a fresh process (median seconds, ratio to the checkpoint's
-# median in the same run), then once under `memtrade profile` (the heap profiler): its
+# Each load runs REPS times in a fresh process (median seconds of the load plus one read of
+# every weight, since a mapped load reads the file only when the weights are first used;
+# ratio to the checkpoint's median in the same run), then once under `memtrade profile` (the heap profiler): its
 # peak_heap_bytes (and of category weights) and peak_rss_bytes. A load that maps f32
 # tensors already in the model's layout (every tensor of a GGUF memtrade wrote; the
 # embeddings of a GPT-2 folder, whose Conv1D matrices are stored transposed) keeps them
@@ -31,7 +32,8 @@ for f in model.mtckpt hf-f32 hf-bf16 f32.gguf q8_0.gguf; do
     i=0
     while [ $i -lt "$reps" ]; do
         "$prog" load "$dir/$f" 1 >"$dir/last"
-        sed 's/.* seconds \([0-9.]*\) .*/\1/' "$dir/last" >>"$dir/times"
+        sed 's/.* seconds \([0-9.]*\) read \([0-9.]*\) .*/\1 \2/' "$dir/last" |
+            awk '{ print $1 + $2 }' >>"$dir/times"
         i=$((i + 1))
     done
     med=$(median <"$dir/times")
@@ -40,7 +42,7 @@ for f in model.mtckpt hf-f32 hf-bf16 f32.gguf q8_0.gguf; do
     rm -f "$db" "$db-wal" "$db-shm"
     "$build/bin/memtrade" profile --db "$db" -- "$prog" load "$dir/$f" 1 >/dev/null 2>&1
     q() { sqlite3 -batch -noheader "$db" "SELECT CAST(value AS INTEGER) FROM metrics WHERE name = '$1' AND category = '$2' AND rank = -1"; }
-    printf '%-13s median %6.3f s (x%s of the checkpoint) %s | heap peak %s B (weights %s) rss peak %s B\n' \
+    printf '%-13s median %6.3f s load+read (x%s of the checkpoint) %s | heap peak %s B (weights %s) rss peak %s B\n' \
         "$f" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
         "$(sed 's/.*weights \([0-9]*\) mapped \([0-9]*\) copied \([0-9]*\).*/weights \1 B: mapped \2, copied \3/' "$dir/last")" \
         "$(q peak_heap_bytes '')" "$(q peak_heap_bytes weights)" "$(q peak_rss_bytes '')"

@@ -5,6 +5,8 @@
  *                       DIR/f32.gguf, DIR/q8_0.gguf
  *   load PATH MAP       one load into a weights-only model (MAP 1: f32 tensors in the
  *                       model's layout mapped, 0: everything copied): prints seconds,
+ *                       the seconds of then reading every weight once (a mapped tensor's
+ *                       pages are read from the file, or the page cache, then),
  *                       bytes mapped and copied, RSS after the load and after reading
  *                       every weight once, and the process's peak RSS (VmHWM)
  *   eval SPEC TOKENS T  a random-weight SPEC model (batch 1, windows of T) scores TOKENS
@@ -93,12 +95,14 @@ static int cmd_load(const char *path, int map)
     if (rc) return fail(err);
     size_t rss_load = status_bytes("VmRSS:");
     double sum = 0.0; /* read every weight once: mapped pages become resident */
+    t = now();
     for (int p = 0; p < MT_P_COUNT; p++)
         for (size_t i = 0; i < m->param_len[p]; i++)
             sum += m->param[p][i];
-    printf("load %s map=%d seconds %.3f weights %zu mapped %zu copied %zu slab %zu "
+    double rs = now() - t;
+    printf("load %s map=%d seconds %.3f read %.3f weights %zu mapped %zu copied %zu slab %zu "
            "rss_after_load %zu rss_after_read %zu peak_rss %zu (sum %.3g)\n",
-           path, map, s, mt_gpt_weight_bytes(m), m->mapped_bytes,
+           path, map, s, rs, mt_gpt_weight_bytes(m), m->mapped_bytes,
            n > 7 && !strcmp(path + n - 7, ".mtckpt") ? mt_gpt_weight_bytes(m) : info.copied_bytes,
            m->slab_bytes[MT_MEM_WEIGHTS], rss_load, status_bytes("VmRSS:"),
            status_bytes("VmHWM:"), sum);
