@@ -59,9 +59,14 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
     const char *name = mt_param_str(ctx, param);
     if (!name) return snprintf(err, errlen, "parameter '%s' missing", param), -1;
     int file = mt_model_is_path(name);
+    struct stat sb;
     if (file ? mt_model_peek(name, cfg, NULL, err, errlen)
-             : mt_gpt_config_parse(cfg, name, err, errlen))
+             : mt_gpt_config_parse(cfg, name, err, errlen)) {
+        size_t n = strlen(err);
+        if (!file && stat(name, &sb) == 0 && n + 1 < errlen) /* a file named like a preset */
+            snprintf(err + n, errlen - n, "; for the model file '%s' write ./%s", name, name);
         return -1;
+    }
     if (!arch) return 0;
     size_t kv = mt_gpt_kv_heads(cfg);
     const char *attention = mt_param_str(ctx, "attention");
