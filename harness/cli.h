@@ -72,5 +72,8 @@ int mt_cmd_query(int argc, char **argv);
 int mt_cmd_merge(int argc, char **argv);
 int mt_cmd_profile(int argc, char **argv);
 int mt_cmd_plot(int argc, char **argv);
+int mt_cmd_export(int argc, char **argv);
+/* `memtrade describe PATH` of a model file (a folder or a .gguf): its shape and tensors. */
+int mt_cmd_describe_model(const char *path);
 
 #endif

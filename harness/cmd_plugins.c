@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "format.h"
+#include "modelfile.h"
 
 static void json_str(FILE *out, const char *s)
 {
@@ -145,11 +146,16 @@ int mt_cmd_describe(int argc, char **argv)
 {
     struct mt_registry reg;
     char err[1024];
+    /* a model file (a path: it holds '/' or ends in .gguf) rather than a workload */
+    if (argc == 2 && mt_model_is_path(argv[1])) return mt_cmd_describe_model(argv[1]);
     int code =
         plugin_setup(argc, argv, NULL,
-                     "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n\n"
+                     "usage: memtrade describe WORKLOAD [--plugin PATH.so]\n"
+                     "       memtrade describe MODEL\n\n"
                      "Shows one workload: summary, plugin file, ABI, ranks, and every parameter\n"
-                     "with its type, default, range or choices and help.\n",
+                     "with its type, default, range or choices and help. MODEL (a Hugging Face\n"
+                     "folder or a .gguf file; a path: holds '/' or ends in .gguf) shows the\n"
+                     "model's shape as `-p model=MODEL` would run it, its tensors and tokenizer.\n",
                      1, &reg);
     if (code >= 0) return code;
     const struct mt_plugin *p = mt_plugins_find(&reg, argv[optind]);

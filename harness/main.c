@@ -139,13 +139,15 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  list [--json]               workloads found, with their parameters\n"
-    "  describe WORKLOAD           one workload's parameters, ranges and help\n"
+    "  describe WORKLOAD|MODEL     one workload's parameters, ranges and help, or the\n"
+    "                              shape of a model file (Hugging Face folder, .gguf)\n"
     "  run WORKLOAD [-p k=v]...    run one configuration\n"
     "  sweep FILE.ini              run a grid of configurations\n"
     "  query ...                   read the database (runs, show, compare, pareto, sites, sql)\n"
     "  merge OUT.db IN.db...       join shard databases\n"
     "  profile [...] -- CMD ARGS   profile any program as a run of workload 'external'\n"
     "  plot [--db F] [--out DIR]   plots and report.html (see memtrade plot --help)\n"
+    "  export MODEL --format hf|gguf OUT   a checkpoint or model file as HF folder / GGUF\n"
     "\n"
     "'memtrade COMMAND --help' describes each command.\n"
     "\n"
@@ -179,7 +181,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"list", mt_cmd_list},       {"describe", mt_cmd_describe}, {"run", mt_cmd_run},
                 {"sweep", mt_cmd_sweep},     {"query", mt_cmd_query},       {"merge", mt_cmd_merge},
-                {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot}};
+                {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot},
+                {"export", mt_cmd_export}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "memtrade: unknown command '%s' (see memtrade --help)\n", argv[1]);

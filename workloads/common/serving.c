@@ -437,7 +437,7 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
     rc = decode(ctx, m, c, n, &kv, &kv_scratch);
     mt_region_end(ctx, "infer");
     size_t b[MT_MEM_CAT_COUNT] = {0};
-    b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS] + stored;
+    b[MT_MEM_WEIGHTS] = m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes + stored;
     b[MT_MEM_KV_CACHE] = kv;
     b[MT_MEM_WORKSPACE] = kv_scratch + scratch_now(sv);
     if (rc == 0) report_peak(ctx, "infer_peak", b);

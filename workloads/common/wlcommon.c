@@ -4,6 +4,7 @@
 #include "hash.h"
 #include "kernels.h"
 #include "loop.h"
+#include "modelfile.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -57,8 +58,17 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
 {
     const char *name = mt_param_str(ctx, param);
     if (!name) return snprintf(err, errlen, "parameter '%s' missing", param), -1;
-    if (mt_gpt_config_parse(cfg, name, err, errlen)) return -1;
+    int file = mt_model_is_path(name);
+    struct stat sb;
+    if (file ? mt_model_peek(name, cfg, NULL, err, errlen)
+             : mt_gpt_config_parse(cfg, name, err, errlen)) {
+        size_t n = strlen(err);
+        if (!file && stat(name, &sb) == 0 && n + 1 < errlen) /* a file named like a preset */
+            snprintf(err + n, errlen - n, "; for the model file '%s' write ./%s", name, name);
+        return -1;
+    }
     if (!arch) return 0;
+    size_t kv = mt_gpt_kv_heads(cfg);
     const char *attention = mt_param_str(ctx, "attention");
     char num[2][32];
     snprintf(num[0], sizeof num[0], "%lld", (long long)mt_param_int(ctx, "n_kv_head"));
@@ -68,9 +78,14 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
         mt_gpt_config_set(cfg, "window", num[1], err, errlen))
         return -1;
     if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling, as the parser's */
-    /* a tokenizer other than bytes gives the preset its vocab */
+    if (file && !mt_param_int(ctx, "n_kv_head")) cfg->n_kv_head = kv == cfg->n_head ? 0 : kv;
+    if (file && mt_gpt_kv_heads(cfg) != kv)
+        return snprintf(err, errlen, "model %s has %zu key/value heads; its weights fix them "
+                        "(n_kv_head %zu refused)", name, kv, mt_gpt_kv_heads(cfg)), -1;
+    /* a tokenizer other than bytes gives a preset its vocab (an imported model's vocab is
+     * its own: Hugging Face configs often pad it; mt_wl_corpus refuses one too small) */
     const char *tok = mt_param_str(ctx, "tokenizer");
-    if (tok && tok[0] && strcmp(tok, "bytes")) {
+    if (!file && tok && tok[0] && strcmp(tok, "bytes")) {
         struct mt_tokenizer *t = NULL;
         if (mt_tok_load(&t, tok, err, errlen)) return -1;
         snprintf(num[0], sizeof num[0], "%zu", mt_tok_vocab(t));
@@ -109,7 +124,12 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
     *seed = (uint64_t)mt_param_int(ctx, "seed");
     /* the budget a result is compared at (results/: runs of other budgets never share a
      * panel); for a post-training workload, its reference's */
-    mt_metric(ctx, "train_tokens", (double)r->steps * (double)r->batch * (double)r->seq, "count");
+    if (mt_model_is_path(mt_param_str(ctx, "model")))
+        mt_metric_na(ctx, "train_tokens", "count",
+                     "weights imported from a model file: its training budget is not known");
+    else
+        mt_metric(ctx, "train_tokens", (double)r->steps * (double)r->batch * (double)r->seq,
+                  "count");
     return 0;
 }
 
@@ -202,9 +222,26 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     }
     /* the tokenizer, only when not bytes (models of earlier keys unchanged) */
     if (c->tok_identity) h = mt_fnv64(h, &c->tok_identity, sizeof c->tok_identity);
+    /* an imported model: its files (path, size, modification time) are its identity */
+    const char *spec = mt_param_str(ctx, "model");
+    if (spec && mt_model_is_path(spec)) {
+        static const char *const parts[] = {"", "/config.json", "/model.safetensors",
+                                            "/model.safetensors.index.json"};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            char p[4200];
+            struct stat sb;
+            snprintf(p, sizeof p, "%s%s", spec, parts[i]);
+            uint64_t id[3] = {0};
+            if (stat(p, &sb) == 0)
+                id[0] = (uint64_t)sb.st_size, id[1] = (uint64_t)sb.st_mtim.tv_sec,
+                id[2] = (uint64_t)sb.st_mtim.tv_nsec;
+            h = mt_fnv64(h, p, strlen(p));
+            h = mt_fnv64(h, id, sizeof id);
+        }
+    }
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
-    snprintf(path, n, "%s/gpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
-             dir && dir[0] ? dir : ".", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,
+    snprintf(path, n, "%s/%sgpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
+             dir && dir[0] ? dir : ".", spec && mt_model_is_path(spec) ? "import-" : "", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,
              cfg->seq_len, r->steps, (unsigned long long)h);
 }
 
@@ -230,6 +267,35 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
     return 0;
 }
 
+/* mt_wl_train_or_load's import of the weights of model file `spec`; c: the corpus the run
+ * scores (its tokenizer must be the model's when the vocab is not bytes). */
+static int import_model(struct mt_ctx *ctx, const char *spec, const struct mt_gpt_config *cfg,
+                        const struct mt_corpus *c, enum mt_gpt_mode mode, size_t B, size_t T,
+                        struct mt_gpt **out, struct mt_wl_train_stats *st)
+{
+    char err[ERRLEN];
+    struct mt_model_info info;
+    if (cfg->vocab != 256 && (!c || !c->tok_identity))
+        return mt_error(ctx,
+                        "model %s has a vocabulary of %zu tokens: scoring the corpus with it "
+                        "needs its tokenizer (-p tokenizer=%s for a Hugging Face folder with "
+                        "tokenizer.json, or a tokenizer.json file); bytes fit vocab 256 only",
+                        spec, cfg->vocab, spec);
+    double t0 = mt_wl_now();
+    mt_region_begin(ctx, "import");
+    int rc = mt_model_load(spec, cfg, mode, B, T, 1, out, &info, err, sizeof err);
+    mt_region_end(ctx, "import");
+    if (rc) return mt_error(ctx, "%s", err);
+    st->imported = 1;
+    mt_metric(ctx, "import_seconds", mt_wl_now() - t0, "s");
+    mt_metric(ctx, "import_mapped_bytes", (double)info.mapped_bytes, "bytes");
+    mt_metric(ctx, "import_copied_bytes", (double)info.copied_bytes, "bytes");
+    mt_log(ctx, MT_LOG_INFO,
+           "imported %s (%s, %zu tensors): %zu weight bytes mapped from the file, %zu copied",
+           spec, info.arch, info.n_tensors, info.mapped_bytes, info.copied_bytes);
+    return 0;
+}
+
 int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                         const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
                         enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
@@ -241,6 +307,8 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     memset(st, 0, sizeof *st);
     *out = NULL;
     mt_wl_threads(ctx);
+    const char *spec = mt_param_str(ctx, "model");
+    if (spec && mt_model_is_path(spec)) return import_model(ctx, spec, cfg, c, mode, B, T, out, st);
     mt_wl_cache_path(ctx, cfg, r, seed, c, path, sizeof path);
     struct stat sb;
     if (stat(path, &sb) == 0) {
@@ -301,8 +369,10 @@ int mt_wl_reference_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
 
 void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
 {
-    static const char why[] = "baseline loaded from the cache; no training in this run";
-    if (st->from_cache) {
+    static const char why_cache[] = "baseline loaded from the cache; no training in this run";
+    static const char why_import[] = "weights imported from a model file; no training in this run";
+    const char *why = st->imported ? why_import : why_cache;
+    if (st->from_cache || st->imported) {
         mt_metric_na(ctx, "train_tokens_per_s", "tokens/s", why);
         mt_metric_na(ctx, "train_peak_bytes", "bytes", why);
         mt_metric_na(ctx, "train_loss", "nats/byte", why);
@@ -316,7 +386,7 @@ void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
 
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m)
 {
-    mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
+    mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
 }
 

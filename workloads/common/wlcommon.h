@@ -41,8 +41,10 @@ extern "C" {
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
     {                                                                                              \
-        "model", MT_PARAM_CHOICE, "small", 0, 0,                                                   \
-            "tiny|small|medium|gpt2|long|llama-tiny|llama-1b", "reference model preset"            \
+        "model", MT_PARAM_STRING, "small", 0, 0,                                                   \
+            NULL,                                                                                  \
+            "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b, "         \
+            "[,key=value...]) or a model file: a Hugging Face folder or a .gguf file"              \
     }
 /* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
  * sliding window) and the training sequence length: separate parameters, so that a
@@ -177,7 +179,8 @@ size_t mt_wl_batch_bytes(size_t B, size_t T);
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
 
-/* Fills *cfg from the preset named by parameter `param` (NULL = "model"), then, for the
+/* Fills *cfg from the preset named by parameter `param` (NULL = "model"), or from the
+ * model file it names (a folder or a .gguf: mt_model_peek reads its shape), then, for the
  * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
  * (`attention`, `n_kv_head`, `window`) where the plugin declares them, and the vocab of a
  * `tokenizer` other than bytes (its mt_tok_vocab) where the plugin declares that. Returns 0, or -1
@@ -208,6 +211,7 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
 
 struct mt_wl_train_stats {
     int from_cache;      /* 1 when the weights came from the cache */
+    int imported;        /* 1 when the weights came from a model file (`model=PATH`) */
     size_t steps;        /* steps trained in this run */
     double seconds;      /* training wall time in this run */
     double tokens_per_s; /* training throughput in this run */
@@ -224,7 +228,11 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
                      uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st);
 
 /* Returns in *out a model of `mode` for batch B x T (see mt_gpt_create) holding the
- * baseline trained with (cfg, r, seed) on corpus c: loaded from the cache when a valid
+ * baseline trained with (cfg, r, seed) on corpus c; when the run's `model` is a model file
+ * (mt_model_is_path), its weights instead (modelfile.h; mapped, not copied, where the
+ * file allows and the mode is not training; region "import"; st->imported): evaluating
+ * them on the corpus needs a byte vocabulary (V = 256) until tokenizers are wired, and a
+ * larger vocabulary is refused saying so. Otherwise: loaded from the cache when a valid
  * checkpoint is there, otherwise trained (mt_wl_train_loop from mt_gpt_init(seed)) and
  * written to the cache atomically (temporary file + rename) before being reloaded in
  * `mode`, so the training state is freed first. A corrupt cache file is logged and

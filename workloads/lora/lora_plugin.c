@@ -109,6 +109,7 @@ static int check_plan(struct mt_ctx *ctx, const struct mt_gpt *m, const struct m
     size_t got[MT_MEM_CAT_COUNT];
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
         got[c] = m->slab_bytes[c];
+    got[MT_MEM_WEIGHTS] += mt_gpt_mapped_slab_bytes(m); /* an imported model's mapped tensors */
     mt_lora_bytes(lr, got);
     got[MT_MEM_DATA] += mt_wl_batch_bytes(m->B, m->T);
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
@@ -205,10 +206,10 @@ static int run(struct mt_ctx *ctx)
         sv.weight_bytes = lr->qm->packed_bytes + plan.adapter_weights;
         sv.scratch_bytes = serving_scratch;
         sv.user = lr;
-        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + sv.weight_bytes),
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes + sv.weight_bytes),
                   "bytes");
     } else { /* merged: the plain fp32 model, adapters gone */
-        mt_metric(ctx, "model_bytes", (double)m->slab_bytes[MT_MEM_WEIGHTS], "bytes");
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
         mt_lora_free(lr);
         lr = NULL;
     }

@@ -285,14 +285,16 @@ static int run(struct mt_ctx *ctx)
     mt_metric(ctx, "prune_seconds", mt_wl_now() - t0, "s");
     if (ft_steps > 0) {
         if (o.method == MT_PRUNE_SPARSEGPT) /* the compensated weights, not the cached ones */
-            memcpy(mtr->params, m->params, m->slab_bytes[MT_MEM_WEIGHTS]);
+            if (mt_gpt_copy_weights(mtr, m, err, sizeof err)) { /* tensor by tensor: */
+                rc = mt_error(ctx, "%s", err);                  /* m's may be mapped */
+                goto out;
+            }
         mt_prune_apply(mtr, &masks);
         if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed))) goto out;
-        if (m->slab_bytes[MT_MEM_WEIGHTS] != mtr->slab_bytes[MT_MEM_WEIGHTS]) {
-            rc = mt_error(ctx, "fine-tuned and served models lay out weights differently");
+        if (mt_gpt_copy_weights(m, mtr, err, sizeof err)) {
+            rc = mt_error(ctx, "fine-tuned and served models: %s", err);
             goto out;
         }
-        memcpy(m->params, mtr->params, m->slab_bytes[MT_MEM_WEIGHTS]);
     }
     mt_gpt_free(mtr);
     mtr = NULL;

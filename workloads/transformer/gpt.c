@@ -523,6 +523,7 @@ void mt_gpt_free(struct mt_gpt *m)
     if (!m) return;
     state_free(m);
     free(m->params);
+    if (m->mapped_release) m->mapped_release(m->mapped_user);
     free(m);
 }
 
@@ -531,14 +532,17 @@ int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], 
 {
     if (m->grads) return mt_tf_fail(err, errlen, "a training model cannot drop its weights");
     struct slab s = {.n = MT_P_COUNT};
-    for (int p = 0; p < MT_P_COUNT; p++)
-        s.bytes[p] = drop[p] || !m->param[p] ? 0 : m->param_len[p] * sizeof(float);
+    for (int p = 0; p < MT_P_COUNT; p++) /* mapped tensors stay where they are */
+        s.bytes[p] = drop[p] || !m->param[p] || m->mapped[p] ? 0 : m->param_len[p] * sizeof(float);
     void *pp[MT_P_COUNT] = {0};
     void *slab = slab_alloc(&s, MT_MEM_WEIGHTS, param_names, pp);
     if (!slab && slab_total(&s))
         return mt_tf_fail(err, errlen, "out of memory rebuilding the weight slab (%zu bytes)",
                           slab_total(&s));
     for (int p = 0; p < MT_P_COUNT; p++) {
+        if (m->mapped[p] && !drop[p]) continue;
+        if (m->mapped[p]) m->mapped_bytes -= m->param_len[p] * sizeof(float);
+        m->mapped[p] = 0;
         if (s.bytes[p]) memcpy(pp[p], m->param[p], s.bytes[p]);
         m->param[p] = s.bytes[p] ? pp[p] : NULL;
         if (!s.bytes[p]) m->param_len[p] = 0;
@@ -546,6 +550,29 @@ int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], 
     free(m->params);
     m->params = slab;
     m->slab_bytes[MT_MEM_WEIGHTS] = slab_total(&s);
+    return 0;
+}
+
+size_t mt_gpt_mapped_slab_bytes(const struct mt_gpt *m)
+{
+    size_t b = 0;
+    for (int p = 0; p < MT_P_COUNT; p++)
+        b += m->mapped[p] ? round_up(m->param_len[p] * sizeof(float)) : 0;
+    return b;
+}
+
+int mt_gpt_copy_weights(struct mt_gpt *dst, const struct mt_gpt *src, char *err, size_t errlen)
+{
+    if (memcmp(&dst->cfg, &src->cfg, sizeof dst->cfg))
+        return mt_tf_fail(err, errlen, "copying weights between models of different shapes");
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if ((dst->param_len[p] != 0) != (src->param_len[p] != 0) ||
+            dst->param_len[p] != src->param_len[p])
+            return mt_tf_fail(err, errlen, "copying weights: tensor %s is held by one model only",
+                              param_names[p]);
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if (dst->param_len[p] && dst->param[p] != src->param[p])
+            memcpy(dst->param[p], src->param[p], src->param_len[p] * sizeof(float));
     return 0;
 }
 
@@ -609,10 +636,26 @@ static int state_alloc(struct mt_gpt *m, enum mt_gpt_mode mode, size_t B, size_t
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen)
 {
+    return mt_gpt_create_mapped(out, cfg, mode, B, T, NULL, NULL, NULL, err, errlen);
+}
+
+int mt_gpt_create_mapped(struct mt_gpt **out, const struct mt_gpt_config *cfg,
+                         enum mt_gpt_mode mode, size_t B, size_t T, float *const ext[MT_P_COUNT],
+                         void (*release)(void *user), void *user, char *err, size_t errlen)
+{
     struct slab s[MT_MEM_CAT_COUNT];
+    int any = 0;
     *out = NULL;
+    for (int p = 0; ext && p < MT_P_COUNT; p++)
+        any |= ext[p] != NULL && param_len(cfg, p) != 0;
+    if (any && mode == MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen,
+                          "a training model owns its weights (mapped tensors are read-only "
+                          "inputs): load it in weights, infer or frozen mode");
     if (!mt_gpt_memory(cfg, B, T, mode, NULL, err, errlen)) return -1;
     layout(cfg, B, T, mode, s);
+    for (int p = 0; any && p < MT_P_COUNT; p++) /* mapped tensors take no slab bytes */
+        if (ext[p]) s[MT_MEM_WEIGHTS].bytes[p] = 0;
     struct mt_gpt *m = calloc(1, sizeof *m);
     if (!m) return mt_tf_fail(err, errlen, "out of memory for the model struct");
     m->cfg = *cfg;
@@ -624,12 +667,17 @@ int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_
     /* Carve into void pointers first, then convert: no type punning of pointer arrays. */
     void *pp[MT_P_COUNT] = {0};
     m->params = slab_alloc(&s[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS, param_names, pp);
-    if (!m->params || state_alloc(m, mode, B, T)) {
-        mt_gpt_free(m);
+    if ((!m->params && slab_total(&s[MT_MEM_WEIGHTS])) || state_alloc(m, mode, B, T)) {
+        mt_gpt_free(m); /* release not taken yet: the caller keeps its mapping */
         return mt_tf_fail(err, errlen, "out of memory allocating the model slabs");
     }
-    for (int i = 0; i < MT_P_COUNT; i++) /* absent tensors: NULL */
-        m->param[i] = m->param_len[i] ? pp[i] : NULL;
+    for (int i = 0; i < MT_P_COUNT; i++) { /* absent tensors: NULL */
+        m->mapped[i] = any && ext[i] && m->param_len[i];
+        m->param[i] = !m->param_len[i] ? NULL : m->mapped[i] ? ext[i] : pp[i];
+        m->mapped_bytes += m->mapped[i] ? m->param_len[i] * sizeof(float) : 0;
+    }
+    m->mapped_release = release;
+    m->mapped_user = user;
     m->slab_bytes[MT_MEM_WEIGHTS] = slab_total(&s[MT_MEM_WEIGHTS]);
     *out = m;
     return 0;

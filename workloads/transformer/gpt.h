@@ -303,6 +303,13 @@ struct mt_gpt {
     struct mt_gpt_linear_hook hook;         /* forward linears (NULL matmul = default) */
     struct mt_gpt_linear_bwd_hook bwd_hook; /* backward linears (NULL = default) */
     struct mt_gpt_embed_hook embed_hook;    /* token-embedding lookup (NULL = read wte) */
+
+    /* Tensors that live outside the weight slab (mt_gpt_create_mapped: a file mapped
+     * into memory, zero copy): mapped[p] = 1 for those, their bytes, and what frees them. */
+    unsigned char mapped[MT_P_COUNT];
+    size_t mapped_bytes;
+    void (*mapped_release)(void *user);
+    void *mapped_user;
 };
 
 /* Creates a model with zeroed weights and the state of `mode` for batch B, sequence T
@@ -312,6 +319,30 @@ struct mt_gpt {
  * out of memory); nothing is left allocated on failure. */
 int mt_gpt_create(struct mt_gpt **out, const struct mt_gpt_config *cfg, enum mt_gpt_mode mode,
                   size_t B, size_t T, char *err, size_t errlen);
+
+/* mt_gpt_create, except that the weight tensors p with ext[p] != NULL are not allocated:
+ * param[p] = ext[p] (param_len[p] floats, memory the model does not own: a read-mapped
+ * model file whose tensor bytes already have the model's layout), mapped[p] = 1, and
+ * mapped_bytes counts them; the weight slab holds the other tensors only. ext may be NULL
+ * (= mt_gpt_create). On success the model owns `release`: mt_gpt_free calls
+ * release(user) once, after freeing its slabs (NULL release: nothing to call). On failure
+ * nothing is taken (the caller still owns its mapping). Refused for MT_GPT_TRAIN (the
+ * optimizer addresses the weights by their slab offset). A mapped tensor may be written
+ * (a copy-on-write mapping keeps the file unchanged); mt_gpt_drop_weights keeps the
+ * mapped tensors it does not drop where they are. */
+int mt_gpt_create_mapped(struct mt_gpt **out, const struct mt_gpt_config *cfg,
+                         enum mt_gpt_mode mode, size_t B, size_t T, float *const ext[MT_P_COUNT],
+                         void (*release)(void *user), void *user, char *err, size_t errlen);
+
+/* Bytes the mapped tensors would take in the weight slab (its alignment padding
+ * included): slab_bytes[MT_MEM_WEIGHTS] plus this is what mt_gpt_memory plans for the
+ * weights of a model that maps nothing. */
+size_t mt_gpt_mapped_slab_bytes(const struct mt_gpt *m);
+
+/* Copies every weight tensor of src into dst, tensor by tensor (wherever each lives: slab
+ * or mapping). Both must have the same configuration and hold the same tensors. Returns
+ * 0, or -1 with a message. */
+int mt_gpt_copy_weights(struct mt_gpt *dst, const struct mt_gpt *src, char *err, size_t errlen);
 
 /* Moves a model without gradients between MT_GPT_WEIGHTS, MT_GPT_INFER and MT_GPT_FROZEN
  * (which adds the activation gradients, as mt_gpt_create would): the

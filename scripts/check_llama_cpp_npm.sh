@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# check_llama_cpp_npm.sh — llama.cpp (node-llama-cpp's prebuilt CPU binary, npm registry)
+# runs GGUF files memtrade wrote, and its logits on the same token ids must match
+# memtrade's: seeded random GPT-2 and Llama (grouped-query, multi-query) files from
+# mt-gguf-dump --make. Limits, relative to the largest logit: 1e-5 for Llama f32 (both
+# run in fp32 end to end: this checks the names, shapes, RoPE and llama.cpp's q/k row
+# permutation); 1e-3 for GPT-2 f32 and for f16 (llama.cpp's GELU reads an f16 table and
+# its f16 matmuls round the activations to f16); 2e-2 for Q8_0/Q4_0 (llama.cpp quantizes
+# the activations to 8 bits as well, memtrade decodes the weights to fp32).
+# Usage: scripts/check_llama_cpp_npm.sh BUILD_DIR [--install]  (package in $MT_NPM_DIR,
+# default ${XDG_CACHE_HOME:-~/.cache}/memtrade-npm; exits 77, skipped, without it or node)
+set -u
+build=${1:?usage: check_llama_cpp_npm.sh BUILD_DIR [--install]}
+here=$(cd "$(dirname "$0")" && pwd)
+export MT_NPM_DIR=${MT_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/memtrade-npm}
+command -v node >/dev/null || { echo "skipped: node is not installed (apt-get install nodejs npm)"; exit 77; }
+if [ "${2:-}" = "--install" ]; then
+    mkdir -p "$MT_NPM_DIR" && (cd "$MT_NPM_DIR" && npm install --no-audit --no-fund node-llama-cpp) || exit 1
+fi
+[ -d "$MT_NPM_DIR/node_modules/node-llama-cpp" ] ||
+    { echo "skipped: node-llama-cpp not in $MT_NPM_DIR (run with --install)"; exit 77; }
+tmp=$(mktemp -d /tmp/mt_llama_cpp.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+"$build/bin/mt-gguf-dump" --make "$tmp" >/dev/null || exit 1
+echo "node-llama-cpp $(node -p "require('$MT_NPM_DIR/node_modules/node-llama-cpp/package.json').version")"
+# "Hello, world!\nI am a test." as bytes
+ids="72 101 108 108 111 44 32 119 111 114 108 100 33 10 73 32 97 109 32 97 32 116 101 115 116 46"
+fail=0
+for spec in llama-f32:1e-5 llama-mqa-f32:1e-5 gpt2-f32:1e-3 llama-f16:1e-3 llama-bf16:1e-2 \
+            llama-q8_0:2e-2 llama-q4_0:2e-2 gpt2-q8_0:2e-2; do
+    f=$tmp/${spec%%:*}.gguf
+    # shellcheck disable=SC2086
+    "$build/bin/mt-gguf-dump" --logits "$f" "$f.f32" $ids || exit 1
+    # shellcheck disable=SC2086
+    node "$here/llama_cpp_logits.mjs" "$f" "$f.f32" "${spec##*:}" $ids || fail=1
+done
+[ $fail = 0 ] && echo ok
+exit $fail

@@ -1,0 +1,58 @@
+# tests/harness/import_cli.sh — `-p model=PATH`, `memtrade export` and `memtrade describe
+# MODEL`: a trained tiny baseline exported to a Hugging Face folder and to GGUF (f32, q8_0)
+# scores exactly the same val_bpb when served from either f32 file, with its f32 weights
+# mapped rather than copied; a quantized file scores close to it; a training workload
+# trains the file's shape; missing files, a vocabulary that needs a tokenizer and a
+# key/value head count the weights cannot take are refused with the reason.
+. "$(dirname "$0")/lib.sh"
+
+if [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
+    echo "skipped: no baseline plugin"
+    exit 77
+fi
+export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+run() { expect_rc 0 "$MT" run "$@" -p eval_tokens=4096 --db "$DB" --no-heap; }
+metric() { # metric RUN_ID NAME
+    sql "SELECT value FROM metrics WHERE run_id = $1 AND name = '$2' AND category = '' AND rank = -1"
+}
+run baseline -p model=tiny -p steps=5
+ckpt=$(ls "$XDG_CACHE_HOME"/memtrade/*.mtckpt)
+expect_rc 0 "$MT" export "$ckpt" --format hf "$TMP/tiny-hf"
+expect_rc 0 "$MT" export "$ckpt" --format gguf "$TMP/tiny.gguf"
+expect_rc 0 "$MT" export "$ckpt" --format gguf --dtype q8_0 "$TMP/tiny-q8.gguf"
+expect_rc 0 "$MT" describe "$TMP/tiny-q8.gguf"
+expect_out "shape: L2 H2 KV2 C64 F256 V256 T64"
+expect_out "18 F32 10 Q8_0"
+expect_rc 0 "$MT" describe "$TMP/tiny-hf"
+expect_out "GPT2LMHeadModel (Hugging Face folder)"
+run baseline -p model="$TMP/tiny-hf"
+run baseline -p model="$TMP/tiny.gguf"
+run baseline -p model="$TMP/tiny-q8.gguf"
+ref=$(metric 1 val_bpb)
+expect_eq "val_bpb from the HF folder" "$(metric 2 val_bpb)" "$ref"
+expect_eq "val_bpb from the GGUF file" "$(metric 3 val_bpb)" "$ref"
+[ "$(metric 4 val_bpb)" != "$ref" ] || fail "q8_0 scored exactly the f32 val_bpb"
+awk -v a="$(metric 4 val_bpb)" -v b="$ref" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }' ||
+    fail "q8_0 val_bpb $(metric 4 val_bpb) far from $ref"
+# every f32 tensor of a GGUF memtrade wrote is mapped; GPT-2's Conv1D matrices are copied
+expect_eq "gguf copied bytes" "$(metric 3 import_copied_bytes)" "0.0"
+expect_eq "gguf mapped = model bytes" "$(metric 3 import_mapped_bytes)" "$(metric 3 model_bytes)"
+expect_eq "unknown budget" "$(sql "SELECT unavailable FROM metrics WHERE run_id = 2 AND name = 'train_tokens'")" \
+    "weights imported from a model file: its training budget is not known"
+# a training workload trains the file's shape
+run checkpointing -p model="$TMP/tiny-hf" -p steps=2
+# refusals before any child starts
+expect_rc 2 "$MT" run baseline -p model="$TMP/none.gguf" --db "$TMP/none.db" --no-heap
+expect_out "No such file or directory"
+expect_rc 2 "$MT" run baseline -p model="$TMP/tiny-hf" -p n_kv_head=1 --db "$TMP/none.db" --no-heap
+expect_out "has 2 key/value heads; its weights fix them"
+[ ! -e "$TMP/none.db" ] || fail "a refused run created a database"
+# a vocabulary beyond bytes needs a tokenizer: the run fails saying so
+run baseline -p model=tiny,vocab=300 -p steps=2
+ck300=$(ls "$XDG_CACHE_HOME"/memtrade/*V300*.mtckpt)
+expect_rc 0 "$MT" export "$ck300" --format gguf "$TMP/v300.gguf"
+expect_rc 1 "$MT" run baseline -p model="$TMP/v300.gguf" --db "$DB" --no-heap
+expect_eq "tokenizer refusal" "$(sql "SELECT error LIKE '%vocabulary of 300 tokens%needs its tokenizer%' FROM runs ORDER BY id DESC LIMIT 1")" "1"
+expect_rc 2 "$MT" export "$ckpt" --format onnx "$TMP/x"
+expect_out "--format 'onnx' unknown (hf, gguf)"
+echo ok
