@@ -9,6 +9,7 @@
 #include <memtrade/workload.h>
 
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
@@ -18,6 +19,21 @@ static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
     return mt_wl_estimate_baseline(ctx, EVAL_BATCH, NULL);
+}
+
+/* What a baseline run holds: the fp32 training state (when the model is not cached), then
+ * the one serving measurement on the fp32 model. */
+static int baseline_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH, .eval_T = T};
+    size_t w[MT_MEM_CAT_COUNT];
+    mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, w, NULL, 0);
+    s.weight_slab = w[MT_MEM_WEIGHTS];
+    return mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p) ||
+           mt_wl_plan_serving(ctx, &cfg, &s, p);
 }
 
 static int baseline_run(struct mt_ctx *ctx)
@@ -48,6 +64,7 @@ static int baseline_run(struct mt_ctx *ctx)
     return rc;
 }
 
-MT_WL_DESCRIPTOR("baseline",
-                 "reference GPT trained with the default recipe (or loaded from the cache)", params,
-                 NULL, baseline_mem_estimate, baseline_run);
+MT_WL_DESCRIPTOR_PLAN("baseline",
+                      "reference GPT trained with the default recipe (or loaded from the cache)",
+                      params, NULL, baseline_mem_estimate, baseline_run, mt_wl_check_model,
+                      baseline_plan);

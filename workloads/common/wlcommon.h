@@ -133,17 +133,21 @@ extern "C" {
 /* The same with a check() hook (ABI 1.1): constraints refused before any child starts. */
 #define MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK)           \
     MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
-        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
-        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
-        .struct_size = sizeof(struct mt_workload),                                                 \
-        .name = NAME,                                                                              \
-        .summary = SUMMARY,                                                                        \
-        .params = PARAMS,                                                                          \
-        .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                                          \
-        .ranks_param = RANKS_PARAM,                                                                \
-        .mem_estimate = ESTIMATE,                                                                  \
-        .run = RUN,                                                                                \
-        .check = CHECK}
+        MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN), .check = CHECK}
+
+/* The same with a plan() hook (ABI 1.4, wlplan.h): the run's memory plan per phase. */
+#define MT_WL_DESCRIPTOR_PLAN(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK, PLAN)      \
+    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
+        MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN), .check = CHECK,  \
+        .plan = PLAN}
+
+/* The descriptor's fields up to run (CHECK is the last argument of the two above, so a
+ * caller may pass more initializers through it: distributed/plugin.h does). */
+#define MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                   \
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR, .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,            \
+    .struct_size = sizeof(struct mt_workload), .name = NAME, .summary = SUMMARY,                   \
+    .params = PARAMS, .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                            \
+    .ranks_param = RANKS_PARAM, .mem_estimate = ESTIMATE, .run = RUN
 
 /* Seed xored into the run's seed for the training batch stream (a stream apart from the
  * init's): mt_loop_batch_seed (loop.h) applies it; whatever must see the baseline's

@@ -134,6 +134,30 @@ size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
     return cfg->n_layer * page_bytes(s, mt_gpt_kv_dim(cfg), s->block);
 }
 
+/* The pool's geometry for (max_T, n_seq, n_blocks): tokens per block, table entries,
+ * blocks in the pool, bytes of one layer of one block. The one layout of mt_kvc_create and
+ * mt_kvc_bytes. */
+static void pool_layout(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                        const struct mt_kvc_sizes *sz, size_t max_T, size_t n_seq,
+                        size_t n_blocks, size_t *bs, size_t *blocks_max, size_t *n_pool,
+                        size_t *page)
+{
+    *bs = spec->block ? spec->block : round_up(max_T, sz->unit_tokens);
+    *blocks_max = (max_T + *bs - 1) / *bs;
+    *n_pool = spec->block ? (n_blocks ? n_blocks : n_seq * *blocks_max) : n_seq;
+    *page = page_bytes(spec, mt_gpt_kv_dim(cfg), *bs);
+}
+
+size_t mt_kvc_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec, size_t max_T,
+                    size_t n_seq, size_t n_blocks)
+{
+    struct mt_kvc_sizes sz;
+    size_t bs, blocks_max, n_pool, page;
+    mt_kvc_sizes(cfg, spec, &sz);
+    pool_layout(cfg, spec, &sz, max_T, n_seq, n_blocks, &bs, &blocks_max, &n_pool, &page);
+    return n_pool * cfg->n_layer * page + n_seq * sz.fixed_bytes;
+}
+
 void mt_kvc_free(struct mt_kvc *c)
 {
     if (!c) return;
@@ -162,10 +186,8 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->hs = cfg->n_embd / cfg->n_head;
     c->max_T = max_T;
     c->n_seq = n_seq;
-    c->bs = spec->block ? spec->block : round_up(max_T, c->sz.unit_tokens);
-    c->blocks_max = (max_T + c->bs - 1) / c->bs;
-    c->n_blocks = spec->block ? (n_blocks ? n_blocks : n_seq * c->blocks_max) : n_seq;
-    c->page_bytes = page_bytes(spec, c->kvd, c->bs);
+    pool_layout(cfg, spec, &c->sz, max_T, n_seq, n_blocks, &c->bs, &c->blocks_max, &c->n_blocks,
+                &c->page_bytes);
     c->block_bytes = cfg->n_layer * c->page_bytes;
     c->ring_tokens = mt_kvc_format_kivi(spec->format) ? spec->residual + spec->group : 0;
     size_t ring_bytes = n_seq * c->sz.fixed_bytes;

@@ -99,6 +99,12 @@ size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_
 /* Bytes of one block of a paged cache (block tokens of every layer). */
 size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s);
 
+/* Bytes of keys and values (pool and KIVI ring: struct mt_kvc's `bytes`) that
+ * mt_kvc_create(cfg, spec, max_T, n_seq, n_blocks) allocates, without allocating: what
+ * `memtrade plan` counts. Call with a spec mt_kvc_spec_check accepts. */
+size_t mt_kvc_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec, size_t max_T,
+                    size_t n_seq, size_t n_blocks);
+
 /* The block of a paged cache for spec: spec->block, or when 0 the larger of 32 and the
  * group (a multiple of the group, as KIVI needs). */
 size_t mt_kvc_paged_block(const struct mt_kvc_spec *s);
