@@ -41,8 +41,9 @@ extern "C" {
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
     {                                                                                              \
-        "model", MT_PARAM_CHOICE, "small", 0, 0,                                                   \
-            "tiny|small|medium|gpt2|long|llama-tiny|llama-1b", "reference model preset"            \
+        "model", MT_PARAM_STRING, "small", 0, 0, NULL,                                             \
+            "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b), "        \
+            "optionally with dimensions and options, e.g. llama-1b,L=80,C=8192,H=64,KV=8,F=28672"  \
     }
 /* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
  * sliding window) and the training sequence length: separate parameters, so that a
@@ -62,14 +63,14 @@ extern "C" {
          0,                                                                                        \
          4096,                                                                                     \
          NULL,                                                                                     \
-         "key/value heads (grouped-query attention; 0 = one per query head)"},                     \
+         "key/value heads (grouped-query attention; 0 = the model's own: one per query head unless its preset or spec says KV=)"},                     \
         {"window",                                                                                 \
          MT_PARAM_INT,                                                                             \
          "0",                                                                                      \
          0,                                                                                        \
          1000000,                                                                                  \
          NULL,                                                                                     \
-         "sliding attention window in positions (0 = the whole causal context)"},                  \
+         "sliding attention window in positions (0 = the model's own: the whole causal context unless its spec says W=)"},                  \
     {                                                                                              \
         "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
             "training sequence length T (0 = min(128, the model's context))"                       \

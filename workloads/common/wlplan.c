@@ -54,3 +54,12 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     b[MT_MEM_DATA] += mt_wl_batch_bytes(s->eval_batch, s->eval_T) + s->eval_data;
     return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b);
 }
+
+void mt_wl_zero_states(double psi, size_t ranks, int stage, double w, double g, double k,
+                       struct mt_wl_zero_states *out)
+{
+    double n = ranks ? (double)ranks : 1.0;
+    out->optimizer = k * psi / (stage >= 1 ? n : 1.0);
+    out->gradients = g * psi / (stage >= 2 ? n : 1.0);
+    out->weights = w * psi / (stage >= 3 ? n : 1.0);
+}

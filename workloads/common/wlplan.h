@@ -55,6 +55,21 @@ struct mt_wl_plan_serving {
 int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                        const struct mt_wl_plan_serving *s, struct mt_mem_plan *p);
 
+/* Model states per rank under ZeRO (Rajbhandari et al., "ZeRO: Memory Optimizations
+ * Toward Training Trillion Parameter Models", 2020, section 5 and Figure 1): psi
+ * parameters whose weights, gradients and optimizer state take w, g and k bytes each,
+ * over `ranks` data-parallel ranks. Stage 0 replicates everything (plain data
+ * parallelism); stage 1 shards the optimizer state, 2 also the gradients, 3 also the
+ * weights, each 1/ranks. The paper's mixed-precision Adam is w = 2, g = 2, k = 12 (fp32
+ * master weights, m and v): 16 bytes per parameter at stage 0. */
+struct mt_wl_zero_states {
+    double weights, gradients, optimizer;
+};
+/* Contract: fills *out (bytes per rank, exact arithmetic in double) for stage 0..3 and
+ * ranks >= 1. Pure. */
+void mt_wl_zero_states(double psi, size_t ranks, int stage, double w, double g, double k,
+                       struct mt_wl_zero_states *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 #include "kernels.h"
 #include "loop.h"
 #include "shard.h"
+#include "wlplan.h"
 
 enum { TAG_ACT = 11, TAG_GRAD = 12, TAG_WTE = 13 };
 
@@ -689,12 +690,14 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     }
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
-    res->zero_pred_optimizer = /* K = 12 with fp32 master weights (the paper's mixed precision) */
-        (job->bf16 ? 12.0 : 8.0) * (double)psi / (job->strategy == MT_DIST_ZERO ? (double)N : 1.0);
-    res->zero_pred_gradients =
-        (job->bf16 ? 2.0 : 4.0) * (double)psi /
-        (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 ? (double)N : 1.0);
-    res->zero_pred_weights = r.sh->load ? 4.0 * (double)psi / (double)N : 0.0;
+    /* K = 12 with fp32 master weights (the paper's mixed precision), 8 for fp32 AdamW;
+     * the weights are an fp32 slice when sharded (stage 3), else not predicted */
+    struct mt_wl_zero_states zs;
+    mt_wl_zero_states((double)psi, N, job->strategy == MT_DIST_ZERO ? job->zero_stage : 0, 4.0,
+                      job->bf16 ? 2.0 : 4.0, job->bf16 ? 12.0 : 8.0, &zs);
+    res->zero_pred_optimizer = zs.optimizer;
+    res->zero_pred_gradients = zs.gradients;
+    res->zero_pred_weights = r.sh->load ? zs.weights : 0.0;
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;
     res->weight_window_bytes =
         r.spec.bf16_weights || r.spec.gathered_weights ? r.sh->params_len * sizeof(float) : 0;
