@@ -175,7 +175,7 @@ int mt_cmd_plan(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     int code = MT_EXIT_USAGE;
-    struct mt_params params = {0};
+    struct mt_plan rp = {0};
     struct mt_mem_plan plan;
     const struct mt_plugin *pl = mt_plugins_find(&reg, argv[optind]);
     if (!pl) {
@@ -183,11 +183,15 @@ int mt_cmd_plan(int argc, char **argv)
         fprintf(stderr, "memtrade: %s\n", err);
         goto out;
     }
-    if (mt_params_resolve(&pl->desc, keys, vals, nkv, &params, err, sizeof err) != 0) {
+    /* as `memtrade run` checks a configuration: the table, the plugin's check(), the corpus */
+    rp.plugin = pl;
+    rp.threads = 1;
+    if (mt_params_resolve(&pl->desc, keys, vals, nkv, &rp.params, err, sizeof err) != 0 ||
+        mt_plan_finish(&rp, 1, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         goto out;
     }
-    int have = mt_plan_memory(&pl->desc, &params, &plan, err, sizeof err);
+    int have = mt_plan_memory(&rp, &plan, err, sizeof err);
     if (have < 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         goto out;
@@ -213,7 +217,11 @@ int mt_cmd_plan(int argc, char **argv)
                 header = 0;
             }
     } else {
-        printf("memtrade plan %s (predicted, nothing run)\n\n", pl->desc.name);
+        printf("memtrade plan %s (predicted, nothing run)\n", pl->desc.name);
+        if (mt_params_index(&pl->desc, "corpus") >= 0)
+            printf("data includes the corpus the run holds whole: %s bytes of %s\n",
+                   rp.corpus_bytes, rp.corpus_name);
+        printf("\n");
         for (int goal = 0; goal < 2; goal++)
             if (only < 0 || goal == only) print_table(&plan, goal);
         printf("phases:");
@@ -223,7 +231,7 @@ int mt_cmd_plan(int argc, char **argv)
     }
     code = MT_EXIT_OK;
 out:
-    mt_params_free(&params);
+    mt_plan_free(&rp);
     mt_plugins_free(&reg);
     return code;
 }

@@ -186,13 +186,13 @@ char *mt_plan_brief(const struct mt_plan *p, char *buf, size_t cap)
     return buf;
 }
 
-int mt_plan_memory(const struct mt_workload *wl, const struct mt_params *params,
-                   struct mt_mem_plan *out, char *err, size_t errlen)
+int mt_plan_memory(const struct mt_plan *p, struct mt_mem_plan *out, char *err, size_t errlen)
 {
+    const struct mt_workload *wl = &p->plugin->desc;
     memset(out, 0, sizeof *out);
     if (!wl->plan) return 0;
     struct mt_context c;
-    mt_context_init_params_only(&c, params);
+    mt_context_init_params_only(&c, &p->params);
     int bad = wl->plan(&c.pub, out);
     if (bad || c.bug[0]) {
         snprintf(err, errlen, "workload '%s': %s", wl->name,
@@ -201,6 +201,10 @@ int mt_plan_memory(const struct mt_workload *wl, const struct mt_params *params,
                               : "its plan() refused the parameters (no reason given)");
         return -1;
     }
+    size_t corpus = (size_t)strtoull(p->corpus_bytes, NULL, 10);
+    if (mt_params_index(wl, "corpus") >= 0)
+        for (size_t i = 0; i < out->n_phases && i < MT_MEM_PLAN_MAX_PHASES; i++)
+            out->phase[i].bytes[MT_MEM_DATA] += corpus;
     return 1;
 }
 

@@ -45,7 +45,7 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     mt_gpt_kv_memory(cfg, n, NULL, &scratch);
     b[MT_MEM_WEIGHTS] = s->weight_slab + s->stored;
     b[MT_MEM_KV_CACHE] = mt_kvc_bytes(cfg, &spec, n, 1, 0);
-    b[MT_MEM_WORKSPACE] = scratch + s->scratch;
+    b[MT_MEM_WORKSPACE] = scratch + mt_kvc_table_bytes(cfg, &spec, n, 1, 0) + s->scratch;
     if (mt_wl_plan_add(ctx, p, "infer", MT_PLAN_SERVING, b)) return -1;
     if (!mt_gpt_memory(cfg, s->eval_batch, s->eval_T, MT_GPT_INFER, b, err, sizeof err))
         return mt_error(ctx, "%s", err);

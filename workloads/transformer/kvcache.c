@@ -158,6 +158,17 @@ size_t mt_kvc_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s
     return n_pool * cfg->n_layer * page + n_seq * sz.fixed_bytes;
 }
 
+size_t mt_kvc_table_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                          size_t max_T, size_t n_seq, size_t n_blocks)
+{
+    struct mt_kvc_sizes sz;
+    size_t bs, blocks_max, n_pool, page;
+    mt_kvc_sizes(cfg, spec, &sz);
+    pool_layout(cfg, spec, &sz, max_T, n_seq, n_blocks, &bs, &blocks_max, &n_pool, &page);
+    return n_seq * blocks_max * sizeof(uint32_t) + 2 * n_seq * sizeof(size_t) +
+           n_pool * sizeof(uint32_t);
+}
+
 void mt_kvc_free(struct mt_kvc *c)
 {
     if (!c) return;
@@ -192,6 +203,7 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->ring_tokens = mt_kvc_format_kivi(spec->format) ? spec->residual + spec->group : 0;
     size_t ring_bytes = n_seq * c->sz.fixed_bytes;
     c->bytes = c->n_blocks * c->block_bytes + ring_bytes;
+    c->table_bytes = mt_kvc_table_bytes(cfg, spec, max_T, n_seq, n_blocks);
     int prev = mt_memcat_set(MT_MEM_KV_CACHE);
     c->pool = calloc(1, c->n_blocks * c->block_bytes);
     c->ring = ring_bytes ? calloc(1, ring_bytes) : NULL;
