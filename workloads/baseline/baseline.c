@@ -25,15 +25,8 @@ static size_t baseline_mem_estimate(struct mt_ctx *ctx)
  * the one serving measurement on the fp32 model. */
 static int baseline_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 {
-    struct mt_gpt_config cfg;
-    size_t T;
-    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
-    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH, .eval_T = T};
-    size_t w[MT_MEM_CAT_COUNT];
-    mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, w, NULL, 0);
-    s.weight_slab = w[MT_MEM_WEIGHTS];
-    return mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p) ||
-           mt_wl_plan_serving(ctx, &cfg, &s, p);
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH};
+    return mt_wl_plan_reference(ctx, &s, p);
 }
 
 static int baseline_run(struct mt_ctx *ctx)

@@ -55,6 +55,17 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b);
 }
 
+int mt_wl_plan_reference(struct mt_ctx *ctx, struct mt_wl_plan_serving *s, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
+    s->eval_T = T;
+    if (!s->weight_slab) s->weight_slab = mt_gpt_weight_slab_bytes(&cfg, NULL);
+    return mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p) ||
+           mt_wl_plan_serving(ctx, &cfg, s, p);
+}
+
 void mt_wl_zero_states(double psi, size_t ranks, int stage, double w, double g, double k,
                        struct mt_wl_zero_states *out)
 {

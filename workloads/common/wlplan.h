@@ -55,6 +55,13 @@ struct mt_wl_plan_serving {
 int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                        const struct mt_wl_plan_serving *s, struct mt_mem_plan *p);
 
+/* Contract: the phases of a workload that trains the reference with the baseline recipe
+ * (when it is not cached) and serves it: "train" (mt_wl_plan_reference_train for the
+ * run's model, `batch` and T) then mt_wl_plan_serving with *s, whose eval_T is set to T
+ * and whose weight_slab 0 means the full fp32 slab. Reads model, the block options, seq,
+ * batch, decode_tokens and kv_* from ctx. Returns 0 or -1 after mt_error. */
+int mt_wl_plan_reference(struct mt_ctx *ctx, struct mt_wl_plan_serving *s, struct mt_mem_plan *p);
+
 /* Model states per rank under ZeRO (Rajbhandari et al., "ZeRO: Memory Optimizations
  * Toward Training Trillion Parameter Models", 2020, section 5 and Figure 1): psi
  * parameters whose weights, gradients and optimizer state take w, g and k bytes each,
