@@ -35,8 +35,7 @@ static void print_table(const struct mt_mem_plan *p, int goal)
     char b[32];
     mt_plan_peaks(p, goal, &pk);
     if (pk.total_phase < 0) {
-        printf("%s: no phase (the workload does not %s)\n\n", goal_names[goal],
-               goal ? "serve" : "train");
+        printf("%s: no phase planned by this workload\n\n", goal_names[goal]);
         return;
     }
     printf("%s, per rank\n%-12s %14s %18s  %s\n", goal_names[goal], "category", "peak",

@@ -56,7 +56,7 @@ int mt_witness_store(struct mt_store *st, int64_t run_id, const struct mt_plan *
         const char *why = NULL;
         snprintf(name, sizeof name, "%s_unaccounted_bytes", ph->name);
         if (rc == 0)
-            rc = measured(regs, n, ph->name, &heap, &why)
+            rc = measured(regs, n, ph->region[0] ? ph->region : ph->name, &heap, &why)
                      ? mt_store_metric(st, run_id, -1, name, heap - total, "bytes")
                      : mt_store_metric_unavailable(st, run_id, -1, name, "bytes", why);
     }

@@ -23,7 +23,8 @@
  *   exact     plan == allocation per category on tiny: the baseline plugin's and the
  *             mixed_precision plugin's plan phases equal the bytes their runs account
  *             (train_peak_<cat>, infer_peak_<cat>, eval_peak_<cat>) exactly; quantize's
- *             weights (packed: codes, scales, zero points, codebooks) and KV cache too.
+ *             weights (packed: codes, scales, zero points, codebooks) and KV cache too;
+ *             lora's fine-tune (QLoRA nf4) in every category.
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -265,6 +266,9 @@ static int test_exact(void)
                         "scheme=kmeans", "granularity=channel", "embedding=on", "kv_cache=fp16"};
     const char *q3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "bits=16",
                         "dtype=bf16"};
+    /* lora: the fine-tune's plan, which the run checks against what it allocated */
+    const char *l1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "finetune_steps=2",
+                        "base=nf4", "rank=4", "nf4_group=32"};
     unsigned wk = 1u << MT_MEM_WEIGHTS | 1u << MT_MEM_KV_CACHE;
     return run_equals_plan(BASELINE_SO, b1, 3, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b2, 5, serving, ALL_CATS) ||
@@ -274,7 +278,8 @@ static int test_exact(void)
            run_equals_plan(MIXED_SO, m3, 5, training, ALL_CATS) ||
            run_equals_plan(QUANTIZE_SO, q1, 7, serving, wk) ||
            run_equals_plan(QUANTIZE_SO, q2, 8, serving, wk) ||
-           run_equals_plan(QUANTIZE_SO, q3, 5, serving, wk);
+           run_equals_plan(QUANTIZE_SO, q3, 5, serving, wk) ||
+           run_equals_plan(LORA_SO, l1, 7, training, ALL_CATS);
 }
 
 int main(int argc, char **argv)

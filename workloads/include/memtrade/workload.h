@@ -142,6 +142,7 @@ struct mt_mem_plan_phase {
     char name[24];        /* "train", "eval", "infer", as the run's region names */
     int goal;             /* enum mt_plan_goal */
     size_t bytes[MT_MEM_CAT_COUNT];
+    char region[24];      /* the run's region of the phase when not `name` ("": name) */
 };
 struct mt_mem_plan {
     size_t n_phases;
