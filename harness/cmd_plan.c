@@ -38,8 +38,8 @@ static void print_table(const struct mt_mem_plan *p, int goal)
         printf("%s: no phase planned by this workload\n\n", goal_names[goal]);
         return;
     }
-    printf("%s, per rank\n%-12s %14s %18s  %s\n", goal_names[goal], "category", "peak",
-           "bytes", "phase");
+    printf("%s, per rank\n%-12s %14s %18s  %s\n", goal_names[goal], "category", "peak", "bytes",
+           "phase");
     for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
         if (pk.phase[cat] < 0) continue;
         printf("%-12s %14s %18zu  %s\n", mt_mem_cat_names[cat],
@@ -115,14 +115,11 @@ static void print_json(const struct mt_mem_plan *p, const char *workload, int on
 int mt_cmd_plan(int argc, char **argv)
 {
     enum { OPT_FOR = 256, OPT_FORMAT, OPT_CSV, OPT_JSON, OPT_PLUGIN, OPT_HELP };
-    static const struct option opts[] = {{"param", required_argument, 0, 'p'},
-                                         {"for", required_argument, 0, OPT_FOR},
-                                         {"format", required_argument, 0, OPT_FORMAT},
-                                         {"csv", no_argument, 0, OPT_CSV},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"plugin", required_argument, 0, OPT_PLUGIN},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"param", required_argument, 0, 'p'},         {"for", required_argument, 0, OPT_FOR},
+        {"format", required_argument, 0, OPT_FORMAT}, {"csv", no_argument, 0, OPT_CSV},
+        {"json", no_argument, 0, OPT_JSON},           {"plugin", required_argument, 0, OPT_PLUGIN},
+        {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0}};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
@@ -202,7 +199,8 @@ int mt_cmd_plan(int argc, char **argv)
                 pl->desc.name);
         int n = 0;
         for (size_t i = 0; i < reg.n; i++)
-            if (reg.items[i].desc.plan) fprintf(stderr, "%s%s", n++ ? ", " : "", reg.items[i].desc.name);
+            if (reg.items[i].desc.plan)
+                fprintf(stderr, "%s%s", n++ ? ", " : "", reg.items[i].desc.name);
         fprintf(stderr, "%s\n", n ? "" : "none");
         goto out;
     }

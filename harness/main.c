@@ -167,8 +167,8 @@ static const char usage[] =
     "  MEMTRADE_CORPUS       training text (default: the model library's, fortunes)\n"
     "  XDG_CACHE_HOME        model cache in $XDG_CACHE_HOME/memtrade (else ~/.cache)\n";
 
-int mt_cli_param_option(const char *cmd, char *arg, const char **keys, const char **vals,
-                        size_t *n, size_t cap)
+int mt_cli_param_option(const char *cmd, char *arg, const char **keys, const char **vals, size_t *n,
+                        size_t cap)
 {
     char *eq = strchr(arg, '=');
     if (!eq || eq == arg) {
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {{"list", mt_cmd_list},       {"describe", mt_cmd_describe}, {"run", mt_cmd_run},
                 {"sweep", mt_cmd_sweep},     {"query", mt_cmd_query},       {"merge", mt_cmd_merge},
-                {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot},            {"plan", mt_cmd_plan}};
+                {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot},         {"plan", mt_cmd_plan}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "memtrade: unknown command '%s' (see memtrade --help)\n", argv[1]);

@@ -40,10 +40,10 @@ struct check {
     double accounted;
     int measured_ok;
     double measured;
-    double cat[N_CATS + 1]; /* measured per category, then the untagged rest */
-    double acc_cat[N_CATS]; /* accounted per category (<kind>_peak_<cat>_bytes) */
-    int has_acc_cat;        /* the run reported at least one of those */
-    char *unavailable;      /* why the measured figure is missing */
+    double cat[N_CATS + 1];  /* measured per category, then the untagged rest */
+    double acc_cat[N_CATS];  /* accounted per category (<kind>_peak_<cat>_bytes) */
+    int has_acc_cat;         /* the run reported at least one of those */
+    char *unavailable;       /* why the measured figure is missing */
     int has_plan, has_resid; /* the plan (plan_<phase>_peak_bytes) and the residual */
     double plan, resid;      /* (<phase>_unaccounted_bytes) the harness stored */
 };

@@ -360,7 +360,6 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
  * or -1 (unknown run, SQL error; mt_store_error). */
 int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out);
 
-
 /* Contract: metrics of run a and run b side by side (rank, name, category, unit, a, b,
  * ratio b/a, a_unavailable, b_unavailable), over the union of their (name, category); ratio NULL
  * when either side is NULL or a is 0. Fails when either run does not exist. */

@@ -105,11 +105,13 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
     return 0;
 }
 
-#define MT_STR_(x) #x
-#define MT_STR(x) MT_STR_(x)
 int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out)
 {
     if (run_exists(st, run_id) != 0) return -1;
+    char frac[32], bytes[32];
+    snprintf(frac, sizeof frac, "%.17g", MT_WITNESS_FLAG_FRAC);
+    snprintf(bytes, sizeof bytes, "%.17g", MT_WITNESS_FLAG_BYTES);
+    const char *const limits[] = {frac, bytes};
     return print_query(
         st,
         "WITH ph AS (SELECT DISTINCT substr(name, 6, length(name) - 16) AS phase FROM metrics"
@@ -130,8 +132,8 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         "   AND rank = -1 AND name = 'peak_rss_bytes' AND category = '') END AS rss_bytes,"
         " CASE WHEN c.category = '' THEN COALESCE(u.value, u.unavailable) END AS unaccounted,"
         " CASE WHEN c.category <> '' OR u.value IS NULL THEN NULL"
-        "   WHEN abs(u.value) > " MT_STR(MT_WITNESS_FLAG_FRAC) " * h.value"
-        "   AND abs(u.value) > " MT_STR(MT_WITNESS_FLAG_BYTES) " THEN 'over' ELSE 'ok' END AS flag"
+        "   WHEN abs(u.value) > CAST(?2 AS REAL) * h.value"
+        "   AND abs(u.value) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END AS flag"
         " FROM cats c"
         " LEFT JOIN metrics p ON p.run_id = ?1 AND p.rank = -1"
         "   AND p.name = 'plan_' || c.phase || '_peak_bytes' AND p.category = c.category"
@@ -141,11 +143,8 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1 AND c.category = ''"
         "   AND u.name = c.phase || '_unaccounted_bytes' AND u.category = ''"
         " ORDER BY c.phase, c.category = '', c.category",
-        &run_id, 1, NULL, 0, fmt, TOP_LEVEL, out);
+        &run_id, 1, limits, 2, fmt, TOP_LEVEL, out);
 }
-#undef MT_STR
-#undef MT_STR_
-
 int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
                            enum mt_store_format fmt, FILE *out)
 {

@@ -67,8 +67,13 @@ static int test_zero(void)
 static size_t states(const struct mt_gpt_config *cfg, enum mt_prec prec, int master)
 {
     char err[256];
-    struct mt_tmodel_opts o = {.micro_batch = 1, .seq = 64, .prec = prec, .master_weights = master,
-                               .every = 1, .pool = 1, .optimizer = MT_OPTIM_ADAMW};
+    struct mt_tmodel_opts o = {.micro_batch = 1,
+                               .seq = 64,
+                               .prec = prec,
+                               .master_weights = master,
+                               .every = 1,
+                               .pool = 1,
+                               .optimizer = MT_OPTIM_ADAMW};
     struct mt_tmodel_plan p;
     if (mt_tmodel_plan(cfg, &o, &p, err, sizeof err)) {
         CHECKM(0, "plan: %s", err);
@@ -80,7 +85,7 @@ static size_t states(const struct mt_gpt_config *cfg, enum mt_prec prec, int mas
 static int test_adam16(void)
 {
     static const char *const shapes[] = {
-        "gpt2,vocab=50304",                                  /* GPT-2 124M, padded vocab */
+        "gpt2,vocab=50304",                               /* GPT-2 124M, padded vocab */
         "llama-1b,L=32,H=32,KV=32,C=4096,F=11008,T=4096", /* Llama-2-7B */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -101,8 +106,12 @@ static int test_adam16(void)
 static size_t act_bytes(const struct mt_gpt_config *cfg, size_t s, size_t b)
 {
     char err[256];
-    struct mt_tmodel_opts o = {.micro_batch = b, .seq = s, .prec = MT_PREC_BF16,
-                               .master_weights = 1, .every = 1, .pool = 1,
+    struct mt_tmodel_opts o = {.micro_batch = b,
+                               .seq = s,
+                               .prec = MT_PREC_BF16,
+                               .master_weights = 1,
+                               .every = 1,
+                               .pool = 1,
                                .optimizer = MT_OPTIM_ADAMW};
     struct mt_tmodel_plan p;
     if (mt_tmodel_plan(cfg, &o, &p, err, sizeof err)) {
@@ -118,7 +127,7 @@ static int test_megatron(void)
     char err[256];
     struct mt_gpt_config c1, c2;
     CHECKM(mt_gpt_config_parse(&c1, "gpt2,L=1,C=12288,H=96,T=2048", err, sizeof err) == 0, "%s",
-          err);
+           err);
     c2 = c1;
     c2.n_layer = 2;
     double per_layer = (double)act_bytes(&c2, s, b) - (double)act_bytes(&c1, s, b);
@@ -231,7 +240,7 @@ static int run_equals_plan(const char *so, const char **ov, size_t n, const char
             double got = m && !m->na ? m->value : 0.0;
             total += ph->bytes[cat];
             CHECKM(got == (double)ph->bytes[cat], "%s %s: run %.0f, plan %zu", wl->name, name, got,
-                  ph->bytes[cat]);
+                   ph->bytes[cat]);
         }
         if (cats != ALL_CATS) continue;
         char name[96];
@@ -253,22 +262,22 @@ static int test_exact(void)
     const char *b3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "kv_cache=int8",
                         "kv_block=16"};
     const char *m1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "precision=bf16"};
-    const char *m2[] = {"model=tiny", "steps=3",         "eval_tokens=2048", "precision=fp16",
-                        "every=2",    "optimizer=adamw8", "batch=8",         "micro_batch=4",
-                        "master_weights=off", "accum_steps=2"};
-    const char *m3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048",
-                        "optimizer=adafactor", "recompute=selective"};
+    const char *m2[] = {
+        "model=tiny",       "steps=3", "eval_tokens=2048", "precision=fp16",     "every=2",
+        "optimizer=adamw8", "batch=8", "micro_batch=4",    "master_weights=off", "accum_steps=2"};
+    const char *m3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "optimizer=adafactor",
+                        "recompute=selective"};
     /* quantize: the packed weights (codes, scales, zero points, codebooks) and the cache;
      * its kernels' grow-only scratch (workspace) is measured, not planned */
-    const char *q1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "bits=4", "scheme=nf",
-                        "granularity=group", "group_size=32"};
-    const char *q2[] = {"model=tiny", "steps=3", "eval_tokens=2048", "bits=3",
-                        "scheme=kmeans", "granularity=channel", "embedding=on", "kv_cache=fp16"};
-    const char *q3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "bits=16",
-                        "dtype=bf16"};
+    const char *q1[] = {"model=tiny", "steps=3",           "eval_tokens=2048", "bits=4",
+                        "scheme=nf",  "granularity=group", "group_size=32"};
+    const char *q2[] = {"model=tiny",   "steps=3",       "eval_tokens=2048",
+                        "bits=3",       "scheme=kmeans", "granularity=channel",
+                        "embedding=on", "kv_cache=fp16"};
+    const char *q3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "bits=16", "dtype=bf16"};
     /* lora: the fine-tune's plan, which the run checks against what it allocated */
     const char *l1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "finetune_steps=2",
-                        "base=nf4", "rank=4", "nf4_group=32"};
+                        "base=nf4",   "rank=4",  "nf4_group=32"};
     unsigned wk = 1u << MT_MEM_WEIGHTS | 1u << MT_MEM_KV_CACHE;
     return run_equals_plan(BASELINE_SO, b1, 3, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b2, 5, serving, ALL_CATS) ||
@@ -287,8 +296,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(void);
-    } cases[] = {{"zero", test_zero},   {"adam16", test_adam16}, {"megatron", test_megatron},
-                 {"kv", test_kv},       {"exact", test_exact}};
+    } cases[] = {{"zero", test_zero},
+                 {"adam16", test_adam16},
+                 {"megatron", test_megatron},
+                 {"kv", test_kv},
+                 {"exact", test_exact}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (argc > 1 && !strcmp(argv[1], cases[i].name)) {
             int rc = cases[i].fn();

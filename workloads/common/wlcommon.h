@@ -63,14 +63,16 @@ extern "C" {
          0,                                                                                        \
          4096,                                                                                     \
          NULL,                                                                                     \
-         "key/value heads (grouped-query attention; 0 = the model's own: one per query head unless its preset or spec says KV=)"},                     \
+         "key/value heads (grouped-query attention; 0 = the model's own: one per query head "      \
+         "unless its preset or spec says KV=)"},                                                   \
         {"window",                                                                                 \
          MT_PARAM_INT,                                                                             \
          "0",                                                                                      \
          0,                                                                                        \
          1000000,                                                                                  \
          NULL,                                                                                     \
-         "sliding attention window in positions (0 = the model's own: the whole causal context unless its spec says W=)"},                  \
+         "sliding attention window in positions (0 = the model's own: the whole causal context "   \
+         "unless its spec says W=)"},                                                              \
     {                                                                                              \
         "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
             "training sequence length T (0 = min(128, the model's context))"                       \
@@ -146,9 +148,9 @@ extern "C" {
  * caller may pass more initializers through it: distributed/plugin.h does). */
 #define MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                   \
     .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR, .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,            \
-    .struct_size = sizeof(struct mt_workload), .name = NAME, .summary = SUMMARY,                   \
-    .params = PARAMS, .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                            \
-    .ranks_param = RANKS_PARAM, .mem_estimate = ESTIMATE, .run = RUN
+    .struct_size = sizeof(struct mt_workload), .name = NAME, .summary = SUMMARY, .params = PARAMS, \
+    .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]), .ranks_param = RANKS_PARAM,                  \
+    .mem_estimate = ESTIMATE, .run = RUN
 
 /* Seed xored into the run's seed for the training batch stream (a stream apart from the
  * init's): mt_loop_batch_seed (loop.h) applies it; whatever must see the baseline's

@@ -37,13 +37,13 @@ int mt_wl_plan_reference_train(struct mt_ctx *ctx, const struct mt_gpt_config *c
 
 /* What a serving workload stores beside the model's fp32 slabs (see struct mt_wl_serving). */
 struct mt_wl_plan_serving {
-    size_t weight_slab;  /* the model's weight slab as served (mt_gpt_memory(WEIGHTS) when
-                          * nothing is dropped) */
-    size_t stored;       /* weights stored in another form (packed, sparse), bytes */
-    size_t scratch;      /* the plugin's serving scratch at its high-water mark */
-    size_t eval_batch;   /* windows per evaluation forward */
-    size_t eval_T;       /* their length */
-    size_t eval_data;    /* data beyond the evaluation's inputs and targets (KL base) */
+    size_t weight_slab; /* the model's weight slab as served (mt_gpt_memory(WEIGHTS) when
+                         * nothing is dropped) */
+    size_t stored;      /* weights stored in another form (packed, sparse), bytes */
+    size_t scratch;     /* the plugin's serving scratch at its high-water mark */
+    size_t eval_batch;  /* windows per evaluation forward */
+    size_t eval_T;      /* their length */
+    size_t eval_data;   /* data beyond the evaluation's inputs and targets (KL base) */
 };
 
 /* Contract: the one serving measurement's phases (serving.h): "infer" (the weight slab,

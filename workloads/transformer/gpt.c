@@ -549,7 +549,8 @@ int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], 
     return 0;
 }
 
-size_t mt_gpt_weight_slab_bytes(const struct mt_gpt_config *cfg, const unsigned char drop[MT_P_COUNT])
+size_t mt_gpt_weight_slab_bytes(const struct mt_gpt_config *cfg,
+                                const unsigned char drop[MT_P_COUNT])
 {
     struct slab s = {.n = MT_P_COUNT};
     for (int p = 0; p < MT_P_COUNT; p++)

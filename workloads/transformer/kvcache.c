@@ -138,9 +138,8 @@ size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
  * blocks in the pool, bytes of one layer of one block. The one layout of mt_kvc_create and
  * mt_kvc_bytes. */
 static void pool_layout(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
-                        const struct mt_kvc_sizes *sz, size_t max_T, size_t n_seq,
-                        size_t n_blocks, size_t *bs, size_t *blocks_max, size_t *n_pool,
-                        size_t *page)
+                        const struct mt_kvc_sizes *sz, size_t max_T, size_t n_seq, size_t n_blocks,
+                        size_t *bs, size_t *blocks_max, size_t *n_pool, size_t *page)
 {
     *bs = spec->block ? spec->block : round_up(max_T, sz->unit_tokens);
     *blocks_max = (max_T + *bs - 1) / *bs;
