@@ -64,6 +64,11 @@ struct mt_store;
 int mt_cli_check_metric(struct mt_store *st, const char *cmd, const char *opt, const char *name,
                         const char *pseudo);
 
+/* Contract: one `-p key=value` option of command `cmd`: cuts `arg` at its '=' (argv is
+ * the command's to cut) and appends the key and value to keys/vals (capacity cap, *n
+ * filled). Returns 0, or -1 after printing why (no '=', empty key, more than cap). */
+int mt_cli_param_option(const char *cmd, char *arg, const char **keys, const char **vals, size_t *n,
+                        size_t cap);
 int mt_cmd_list(int argc, char **argv);
 int mt_cmd_describe(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
@@ -75,5 +80,6 @@ int mt_cmd_plot(int argc, char **argv);
 int mt_cmd_export(int argc, char **argv);
 /* `memtrade describe PATH` of a model file (a folder or a .gguf): its shape and tensors. */
 int mt_cmd_describe_model(const char *path);
+int mt_cmd_plan(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const char query_help[] =
     "  runs [--sweep ID] [--workload W] [--status S]   every run, by id\n"
     "  show RUN                     one run: row, params, metrics, regions, counters\n"
     "  compare A B                  metrics of two runs side by side, with ratio b/a\n"
+    "  check RUN                    the three witnesses per phase and category: plan,\n"
+    "                               accounted, heap peak, RSS; residuals over 5 % / 4 MiB flagged\n"
     "  pareto [--x M] [--y M] [--sweep ID]\n"
     "                               Pareto front (default x memory_bytes, y val_bpb,\n"
     "                               lower is better; --x-higher/--y-higher flip)\n"
@@ -171,13 +173,14 @@ int mt_cmd_query(int argc, char **argv)
                 format);
         return MT_EXIT_USAGE;
     }
-    static const char *const whats[] = {"runs", "show", "compare", "pareto", "sites", "sql"};
-    static const int want[] = {0, 1, 2, 0, 1, 1};
+    static const char *const whats[] = {"runs",  "show", "compare", "pareto",
+                                        "sites", "sql",  "check"};
+    static const int want[] = {0, 1, 2, 0, 1, 1, 1};
     int k = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (strcmp(what, whats[i]) == 0) k = i;
     if (k < 0) {
-        const char *near = mt_util_nearest(what, whats, 6);
+        const char *near = mt_util_nearest(what, whats, 7);
         fprintf(stderr, "memtrade query: unknown query '%s'%s%s%s\n", what,
                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
         return MT_EXIT_USAGE;
@@ -187,7 +190,7 @@ int mt_cmd_query(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     int64_t a = 0, b = 0;
-    if ((k == 1 || k == 2 || k == 4) && parse_id(args[0], &a) != 0) return MT_EXIT_USAGE;
+    if ((k == 1 || k == 2 || k == 4 || k == 6) && parse_id(args[0], &a) != 0) return MT_EXIT_USAGE;
     if (k == 2 && parse_id(args[1], &b) != 0) return MT_EXIT_USAGE;
     enum mt_store_folded_weight fw = MT_FOLDED_PEAK_BYTES;
     if (strcmp(weight, "bytes") == 0)
@@ -249,6 +252,9 @@ int mt_cmd_query(int argc, char **argv)
     case 4:
         rc = folded ? mt_store_query_folded(st, a, fw, stdout)
                     : mt_store_query_sites(st, a, (size_t)limit, fmt, stdout);
+        break;
+    case 6:
+        rc = mt_store_query_check(st, a, fmt, stdout);
         break;
     default:
         rc = mt_store_query_sql(st, args[0], fmt, stdout);

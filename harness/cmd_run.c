@@ -255,18 +255,7 @@ int mt_cmd_run(int argc, char **argv)
         if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
             if (r < 0) return MT_EXIT_USAGE;
         } else if (c == 'p') {
-            char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
-                fprintf(stderr, "memtrade run: -p takes key=value, not '%s'\n", optarg);
-                return MT_EXIT_USAGE;
-            }
-            if (nkv == MAX_P) {
-                fprintf(stderr, "memtrade run: more than %d -p options\n", MAX_P);
-                return MT_EXIT_USAGE;
-            }
-            *eq = '\0'; /* argv is ours to cut */
-            keys[nkv] = optarg;
-            vals[nkv++] = eq + 1;
+            if (mt_cli_param_option("run", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
         } else if (c == OPT_REPEAT) {
             if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
                 fprintf(stderr, "memtrade run: --repeat takes an integer in [1, 10000]\n");

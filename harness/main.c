@@ -148,6 +148,7 @@ static const char usage[] =
     "  profile [...] -- CMD ARGS   profile any program as a run of workload 'external'\n"
     "  plot [--db F] [--out DIR]   plots and report.html (see memtrade plot --help)\n"
     "  export MODEL --format hf|gguf OUT   a checkpoint or model file as HF folder / GGUF\n"
+    "  plan WORKLOAD [-p k=v]...   predicted bytes per category and phase, nothing run\n"
     "\n"
     "'memtrade COMMAND --help' describes each command.\n"
     "\n"
@@ -168,6 +169,24 @@ static const char usage[] =
     "  MEMTRADE_CORPUS       training text (default: the model library's, fortunes)\n"
     "  XDG_CACHE_HOME        model cache in $XDG_CACHE_HOME/memtrade (else ~/.cache)\n";
 
+int mt_cli_param_option(const char *cmd, char *arg, const char **keys, const char **vals, size_t *n,
+                        size_t cap)
+{
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) {
+        fprintf(stderr, "memtrade %s: -p takes key=value, not '%s'\n", cmd, arg);
+        return -1;
+    }
+    if (*n == cap) {
+        fprintf(stderr, "memtrade %s: more than %zu -p options\n", cmd, cap);
+        return -1;
+    }
+    *eq = '\0';
+    keys[*n] = arg;
+    vals[(*n)++] = eq + 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "__child") == 0) return mt_child_main(argc, argv);
@@ -182,7 +201,7 @@ int main(int argc, char **argv)
     } cmds[] = {{"list", mt_cmd_list},       {"describe", mt_cmd_describe}, {"run", mt_cmd_run},
                 {"sweep", mt_cmd_sweep},     {"query", mt_cmd_query},       {"merge", mt_cmd_merge},
                 {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot},
-                {"export", mt_cmd_export}};
+                {"export", mt_cmd_export},   {"plan", mt_cmd_plan}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "memtrade: unknown command '%s' (see memtrade --help)\n", argv[1]);

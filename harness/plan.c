@@ -185,3 +185,49 @@ char *mt_plan_brief(const struct mt_plan *p, char *buf, size_t cap)
     if (p->repeat && off < cap) snprintf(buf + off, cap - off, " #%zu", p->repeat);
     return buf;
 }
+
+int mt_plan_memory(const struct mt_plan *p, struct mt_mem_plan *out, char *err, size_t errlen)
+{
+    const struct mt_workload *wl = &p->plugin->desc;
+    memset(out, 0, sizeof *out);
+    if (!wl->plan) return 0;
+    struct mt_context c;
+    mt_context_init_params_only(&c, &p->params);
+    int bad = wl->plan(&c.pub, out);
+    if (bad || c.bug[0]) {
+        snprintf(err, errlen, "workload '%s': %s", wl->name,
+                 c.bug[0]     ? c.bug
+                 : c.error[0] ? c.error
+                              : "its plan() refused the parameters (no reason given)");
+        return -1;
+    }
+    size_t corpus = (size_t)strtoull(p->corpus_bytes, NULL, 10);
+    if (mt_params_index(wl, "corpus") >= 0)
+        for (size_t i = 0; i < out->n_phases && i < MT_MEM_PLAN_MAX_PHASES; i++)
+            out->phase[i].bytes[MT_MEM_DATA] += corpus;
+    return 1;
+}
+
+void mt_plan_peaks(const struct mt_mem_plan *p, int goal, struct mt_plan_peaks *out)
+{
+    memset(out, 0, sizeof *out);
+    out->total_phase = -1;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+        out->phase[cat] = -1;
+    for (size_t i = 0; i < p->n_phases && i < MT_MEM_PLAN_MAX_PHASES; i++) {
+        const struct mt_mem_plan_phase *ph = &p->phase[i];
+        if (ph->goal != goal) continue;
+        size_t sum = 0;
+        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
+            sum += ph->bytes[cat];
+            if (ph->bytes[cat] > out->bytes[cat] || (out->phase[cat] < 0 && ph->bytes[cat])) {
+                out->bytes[cat] = ph->bytes[cat];
+                out->phase[cat] = (int)i;
+            }
+        }
+        if (out->total_phase < 0 || sum > out->total) {
+            out->total = sum;
+            out->total_phase = (int)i;
+        }
+    }
+}

@@ -64,4 +64,25 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
  * steps=20"), into buf; returns buf. */
 char *mt_plan_brief(const struct mt_plan *p, char *buf, size_t cap);
 
+/* Contract: the memory plan (workload.h ABI 1.4) of a finished plan `p` (mt_plan_finish):
+ * zeroes *out and calls its plugin's plan() hook in the parent (a params-only context),
+ * then, for a workload that reads the corpus (it declares a `corpus` parameter), adds the
+ * corpus to category data of every phase: the run holds the whole text (p->corpus_bytes).
+ * Returns 1 when there is a plan, 0 when the plugin has no plan() hook (an older or a
+ * plan-less plugin; *out stays empty), -1 with err when the plugin refused the
+ * parameters. */
+struct mt_mem_plan;
+int mt_plan_memory(const struct mt_plan *p, struct mt_mem_plan *out, char *err, size_t errlen);
+
+/* Contract: the peak of each category over the phases of `goal` (enum mt_plan_goal) and
+ * the phase it occurs in (index into out->phase, -1 when no phase of the goal holds it),
+ * and the largest phase total with its phase. Pure. */
+struct mt_plan_peaks {
+    size_t bytes[MT_MEM_CAT_COUNT];
+    int phase[MT_MEM_CAT_COUNT];
+    size_t total;
+    int total_phase; /* -1 when the plan has no phase of the goal */
+};
+void mt_plan_peaks(const struct mt_mem_plan *p, int goal, struct mt_plan_peaks *out);
+
 #endif

@@ -2,6 +2,7 @@
  * its status decided (see runner_record.h). */
 #define _GNU_SOURCE
 #include "runner_record.h"
+#include "witness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -426,6 +427,11 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
         mt_events_reader_free(&rd);
     }
     if (rc == 0 && in.rs) rc = ingest_heap(&in, job, o->heap_mode);
+    /* the plan beside what was measured (issue 21); a refusal is noted, never fatal */
+    char werr[512];
+    if (rc == 0 && in.rs && job->plan &&
+        mt_witness_store(st, job->run_id, job->plan, werr, sizeof werr) != 0 && in.dropped++ == 0)
+        snprintf(in.first_drop, sizeof in.first_drop, "%s", werr);
     if (rc == 0 && job->reference_s > 0.0 &&
         mt_store_metric(st, job->run_id, -1, "reference_s", job->reference_s, "s") != 0 &&
         in.dropped++ == 0)

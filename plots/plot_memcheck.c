@@ -40,10 +40,12 @@ struct check {
     double accounted;
     int measured_ok;
     double measured;
-    double cat[N_CATS + 1]; /* measured per category, then the untagged rest */
-    double acc_cat[N_CATS]; /* accounted per category (<kind>_peak_<cat>_bytes) */
-    int has_acc_cat;        /* the run reported at least one of those */
-    char *unavailable;      /* why the measured figure is missing */
+    double cat[N_CATS + 1];  /* measured per category, then the untagged rest */
+    double acc_cat[N_CATS];  /* accounted per category (<kind>_peak_<cat>_bytes) */
+    int has_acc_cat;         /* the run reported at least one of those */
+    char *unavailable;       /* why the measured figure is missing */
+    int has_plan, has_resid; /* the plan (plan_<phase>_peak_bytes) and the residual */
+    double plan, resid;      /* (<phase>_unaccounted_bytes) the harness stored */
 };
 
 /* The run's value of metric `name` (category `cat`, NULL: the whole) at `rank` when it
@@ -109,6 +111,11 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
     for (size_t k = 0; k < N_CATS; k++)
         c->has_acc_cat |= metric_at(at_rank, n_rank, at_run, n_run, kind, cats[k], &c->acc_cat[k]);
     if (!region) return;
+    char name[96];
+    snprintf(name, sizeof name, "plan_%s_peak_bytes", region->name);
+    c->has_plan = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->plan);
+    snprintf(name, sizeof name, "%s_unaccounted_bytes", region->name);
+    c->has_resid = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->resid);
     int has_total = 0;
     double sum = 0;
     for (size_t i = 0; i < region->n_counters; i++) {
@@ -167,9 +174,13 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
           "<code>train_peak_bytes</code> (training). Measured: the heap profiler's exact peak "
           "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
           "category is measured minus the plugin's <code>&lt;kind&gt;_peak_&lt;category&gt;"
-          "_bytes</code> where it reports them.</p>\n<table class=\"memcheck\"><caption>"
-          "accounted vs measured</caption><tr><th>run</th><th>phase</th><th>accounted (MiB)"
-          "</th><th>measured (MiB)</th><th>ratio</th><th>top two categories of the difference"
+          "_bytes</code> where it reports them. Planned: <code>memtrade plan</code>'s "
+          "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); residual: "
+          "measured minus planned (<code>&lt;phase&gt;_unaccounted_bytes</code>), flagged "
+          "<b>over</b> beyond 5 % of the measured peak and 4 MiB.</p>\n<table "
+          "class=\"memcheck\"><caption>accounted vs measured</caption><tr><th>run</th>"
+          "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>measured (MiB)</th>"
+          "<th>ratio</th><th>residual (MiB)</th><th>top two categories of the difference"
           "</th></tr>\n",
           f);
     for (size_t i = 0; i < n; i++) {
@@ -179,14 +190,24 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
         fputs("</td><td>", f);
         pl_html(f, c->phase ? c->phase : "(none)");
         fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
+        if (c->has_plan)
+            fprintf(f, "<td class=\"n\">%.3f</td>", c->plan / PL_MIB);
+        else
+            fputs("<td class=\"none\">no plan</td>", f);
         if (!c->measured_ok) {
-            fputs("<td colspan=\"3\" class=\"none\">unavailable: ", f);
+            fputs("<td colspan=\"4\" class=\"none\">unavailable: ", f);
             pl_html(f, c->unavailable);
             fputs("</td></tr>\n", f);
             continue;
         }
         fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
         if (c->accounted > 0) fprintf(f, "%.2f", c->measured / c->accounted);
+        fputs("</td><td class=\"n\">", f);
+        if (c->has_resid) {
+            int over = fabs(c->resid) > MT_WITNESS_FLAG_FRAC * c->measured &&
+                       fabs(c->resid) > MT_WITNESS_FLAG_BYTES;
+            fprintf(f, "%.3f%s", c->resid / PL_MIB, over ? " <b class=\"over\">over</b>" : "");
+        }
         fputs("</td><td>", f);
         char *top = top_difference(ctx, c);
         pl_html(f, top);

@@ -163,7 +163,7 @@ static const char *const css =
     "caption{text-align:left;font-weight:bold;padding:4px 0}"
     "td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left}"
     "th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    "td.none{color:#888}figure{margin:1.5em 0}img{max-width:100%;height:auto;"
+    "td.none{color:#888}b.over{color:#b00}figure{margin:1.5em 0}img{max-width:100%;height:auto;"
     "border:1px solid #eee}figcaption{font-size:0.9em;color:#555}"
     ".status-ok{color:#1a7f37}.status-bad{color:#b3261e;font-weight:bold}"
     ".msg{background:#fff4e5;border:1px solid #f0c36d;padding:8px 12px}"

@@ -346,6 +346,21 @@ int mt_store_query_runs(struct mt_store *st, const struct mt_store_runs_filter *
  * run does not exist. */
 int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out);
 
+/* The threshold of a flagged residual (issue 21): a phase whose heap profiler peak differs
+ * from its plan by more than MT_WITNESS_FLAG_FRAC of that peak and more than
+ * MT_WITNESS_FLAG_BYTES is flagged by `memtrade query check` and the report. */
+#define MT_WITNESS_FLAG_FRAC 0.05
+#define MT_WITNESS_FLAG_BYTES 4194304.0
+
+/* Contract: the three witnesses of run `run_id` (harness/witness.h), one row per planned
+ * phase and category: plan_bytes (predicted), accounted_bytes (the plugin's own
+ * <phase>_peak_bytes), heap_bytes (the heap profiler's peak of region <phase>, rank 0),
+ * heap_minus_plan_bytes, and on each phase's total row the run's peak_rss_bytes (the
+ * kernel's, whole run), the residual metric <phase>_unaccounted_bytes (or why it is
+ * unavailable) and `flag` ('over' beyond the threshold above, 'ok' within it). Returns 0,
+ * or -1 (unknown run, SQL error; mt_store_error). */
+int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out);
+
 /* Contract: metrics of run a and run b side by side (rank, name, category, unit, a, b,
  * ratio b/a, a_unavailable, b_unavailable), over the union of their (name, category); ratio NULL
  * when either side is NULL or a is 0. Fails when either run does not exist. */

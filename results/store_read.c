@@ -105,6 +105,46 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
     return 0;
 }
 
+int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out)
+{
+    if (run_exists(st, run_id) != 0) return -1;
+    char frac[32], bytes[32];
+    snprintf(frac, sizeof frac, "%.17g", MT_WITNESS_FLAG_FRAC);
+    snprintf(bytes, sizeof bytes, "%.17g", MT_WITNESS_FLAG_BYTES);
+    const char *const limits[] = {frac, bytes};
+    return print_query(
+        st,
+        "WITH ph AS (SELECT DISTINCT substr(name, 6, length(name) - 16) AS phase FROM metrics"
+        "   WHERE run_id = ?1 AND rank = -1 AND category = ''"
+        "   AND name LIKE 'plan\\_%\\_peak\\_bytes' ESCAPE '\\'),"
+        " reg AS (SELECT g.path AS phase, c.category, c.value, c.unavailable FROM regions g"
+        "   JOIN region_counters c ON c.region_id = g.id WHERE g.run_id = ?1 AND g.rank = 0"
+        "   AND c.counter = 'heap_peak_bytes'),"
+        " cats AS (SELECT ph.phase, m.category FROM ph JOIN metrics m ON m.run_id = ?1"
+        "   AND m.rank = -1 AND m.name IN ('plan_' || ph.phase || '_peak_bytes',"
+        "   ph.phase || '_peak_bytes')"
+        "   UNION SELECT reg.phase, reg.category FROM reg JOIN ph ON ph.phase = reg.phase"
+        "   WHERE reg.value IS NULL OR reg.value <> 0 OR reg.category = '')"
+        " SELECT c.phase, CASE c.category WHEN '' THEN 'total' ELSE c.category END AS category,"
+        " p.value AS plan_bytes, a.value AS accounted_bytes, h.value AS heap_bytes,"
+        " h.value - COALESCE(p.value, 0) AS heap_minus_plan_bytes,"
+        " CASE WHEN c.category = '' THEN (SELECT value FROM metrics WHERE run_id = ?1"
+        "   AND rank = -1 AND name = 'peak_rss_bytes' AND category = '') END AS rss_bytes,"
+        " CASE WHEN c.category = '' THEN COALESCE(u.value, u.unavailable) END AS unaccounted,"
+        " CASE WHEN c.category <> '' OR u.value IS NULL THEN NULL"
+        "   WHEN abs(u.value) > CAST(?2 AS REAL) * h.value"
+        "   AND abs(u.value) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END AS flag"
+        " FROM cats c"
+        " LEFT JOIN metrics p ON p.run_id = ?1 AND p.rank = -1"
+        "   AND p.name = 'plan_' || c.phase || '_peak_bytes' AND p.category = c.category"
+        " LEFT JOIN metrics a ON a.run_id = ?1 AND a.rank = -1"
+        "   AND a.name = c.phase || '_peak_bytes' AND a.category = c.category"
+        " LEFT JOIN reg h ON h.phase = c.phase AND h.category = c.category"
+        " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1 AND c.category = ''"
+        "   AND u.name = c.phase || '_unaccounted_bytes' AND u.category = ''"
+        " ORDER BY c.phase, c.category = '', c.category",
+        &run_id, 1, limits, 2, fmt, TOP_LEVEL, out);
+}
 int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,
                            enum mt_store_format fmt, FILE *out)
 {

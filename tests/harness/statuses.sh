@@ -62,6 +62,6 @@ sql "SELECT error FROM runs WHERE workload = 't_oom'" | grep -qiE "memory" || fa
 # Kernel-measured peak RSS for every run, in bytes (> 1 MiB: a process at all).
 expect_eq rss "$(sql "SELECT count(*) FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = 'peak_rss_bytes' AND m.rank = -1 AND m.value > 1048576 AND m.unit = 'bytes'")" "8"
 # Reproduction facts.
-expect_eq facts "$(sql "SELECT count(*) FROM runs WHERE facts_json LIKE '%\"sqlite\"%' AND facts_json LIKE '%\"onednn\"%' AND facts_json LIKE '%\"papi\"%' AND facts_json LIKE '%\"cpu\"%' AND git_rev IS NOT NULL AND abi_version = '1.3'")" "8"
+expect_eq facts "$(sql "SELECT count(*) FROM runs WHERE facts_json LIKE '%\"sqlite\"%' AND facts_json LIKE '%\"onednn\"%' AND facts_json LIKE '%\"papi\"%' AND facts_json LIKE '%\"cpu\"%' AND git_rev IS NOT NULL AND abi_version = '1.4'")" "8"
 expect_eq sweep "$(sql "SELECT name || ':' || (finished_at IS NOT NULL) || ':' || (spec_text LIKE '%[t_hang]%') FROM sweeps")" "statuses:1:1"
 echo "ok"

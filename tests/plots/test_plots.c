@@ -168,6 +168,10 @@ static void make_db(const char *schema, const char *path)
     metric(db, 9, "train_tokens_per_s", 900, "tokens/s");
     add_run(db, 10, "checkpoint", "ckpt <every> & 2", 0, "ok", "every=2");
     acc_mem(db, 10, 2.0, "train_peak_bytes", 15);
+    /* its plan and residual (harness/witness.h): measured 20 - planned 14.5 = 5.5 MiB, over
+       5 % of 20 and 4 MiB: flagged */
+    metric(db, 10, "plan_train_peak_bytes", 14.5 * MIB, "bytes");
+    metric(db, 10, "train_unaccounted_bytes", 5.5 * MIB, "bytes");
     /* A categorical knob (student, one value with quotes): dominated on the serving panel,
        a curve with named x positions. */
     add_run(db, 16, "distill", NULL, 0, "ok", "student=tiny");
@@ -565,8 +569,9 @@ static void check_memory_check(const char *plots, const char *out)
     CHECK(contains(out, "report.html", "<caption>accounted vs measured</caption>"),
           "report has no accounted vs measured table");
     CHECK(contains(out, "report.html",
-                   "<td class=\"n\">15.000</td><td class=\"n\">20.000</td><td class=\"n\">1.33"
-                   "</td><td>workspace +5.00 MiB, data +1.00 MiB</td>"),
+                   "<td class=\"n\">15.000</td><td class=\"n\">14.500</td><td class=\"n\">"
+                   "20.000</td><td class=\"n\">1.33</td><td class=\"n\">5.500 <b "
+                   "class=\"over\">over</b></td><td>workspace +5.00 MiB, data +1.00 MiB</td>"),
           "training row of the table");
     CHECK(contains(out, "report.html",
                    "<td>workspace +2.25 MiB, weights +1.00 MiB (no per-category accounting: "
@@ -574,7 +579,8 @@ static void check_memory_check(const char *plots, const char *out)
           "serving row of the table");
     CHECK(contains(out, "report.html",
                    "<td>run 9 lora [rank 4] (ok)</td><td>train</td><td class=\"n\">12.000</td>"
-                   "<td colspan=\"3\" class=\"none\">unavailable: heap profiler off "
+                   "<td class=\"none\">no plan</td>"
+                   "<td colspan=\"4\" class=\"none\">unavailable: heap profiler off "
                    "&lt;MEMTRADE_HEAP=0&gt;</td>"),
           "unavailable run 9 not listed with its reason");
     CHECK(contains(out, "report.html", "unavailable: no heap_peak_bytes counter in region eval"),

@@ -9,6 +9,7 @@
 #include <memtrade/workload.h>
 
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
@@ -18,6 +19,14 @@ static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
     return mt_wl_estimate_baseline(ctx, EVAL_BATCH, NULL);
+}
+
+/* What a baseline run holds: the fp32 training state (when the model is not cached), then
+ * the one serving measurement on the fp32 model. */
+static int baseline_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH};
+    return mt_wl_plan_reference(ctx, &s, p);
 }
 
 static int baseline_run(struct mt_ctx *ctx)
@@ -48,6 +57,7 @@ static int baseline_run(struct mt_ctx *ctx)
     return rc;
 }
 
-MT_WL_DESCRIPTOR("baseline",
-                 "reference GPT trained with the default recipe (or loaded from the cache)", params,
-                 NULL, baseline_mem_estimate, baseline_run);
+MT_WL_DESCRIPTOR_PLAN("baseline",
+                      "reference GPT trained with the default recipe (or loaded from the cache)",
+                      params, NULL, baseline_mem_estimate, baseline_run, mt_wl_check_model,
+                      baseline_plan);

@@ -353,10 +353,10 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
         return mt_error(
             ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation tokens)",
             n, m->cfg.seq_len < n_val ? m->cfg.seq_len : n_val, m->cfg.seq_len, n_val);
-    int prev = mt_mem_category(ctx, MT_MEM_KV_CACHE);
+    /* the cache tags its own allocations (kv_cache; its tables and the decode scratch
+     * workspace); the two small structs stay in the caller's category */
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
     int rc = mt_gpt_kv_create_spec(&kv, &m->cfg, n, &spec, err, sizeof err);
-    mt_mem_category(ctx, prev);
     if (rc) return mt_error(ctx, "%s", err);
     double rate[DECODE_MAX_PASSES], timed = 0.0;
     size_t passes = 0;
@@ -377,7 +377,7 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     mt_region_end(ctx, "decode");
     size_t kv_bytes = kv->kv_bytes;
     if (kv_bytes_out) *kv_bytes_out = kv_bytes;
-    if (scratch_bytes_out) *scratch_bytes_out = kv->scratch_bytes;
+    if (scratch_bytes_out) *scratch_bytes_out = kv->scratch_bytes + kv->cache->table_bytes;
     mt_gpt_kv_free(kv);
     if (rc) return mt_error(ctx, "decoding failed: %s", err);
     qsort(rate, passes, sizeof rate[0], cmp_rate);

@@ -73,9 +73,11 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
     char num[2][32];
     snprintf(num[0], sizeof num[0], "%lld", (long long)mt_param_int(ctx, "n_kv_head"));
     snprintf(num[1], sizeof num[1], "%lld", (long long)mt_param_int(ctx, "window"));
+    /* 0 keeps the model's own value: a preset or spec with grouped-query attention
+     * (llama-tiny KV2, llama-1b KV4, "...,KV=8") keeps it unless the parameter says more */
     if ((attention && mt_gpt_config_set(cfg, "attention", attention, err, errlen)) ||
-        mt_gpt_config_set(cfg, "n_kv_head", num[0], err, errlen) ||
-        mt_gpt_config_set(cfg, "window", num[1], err, errlen))
+        (strcmp(num[0], "0") && mt_gpt_config_set(cfg, "n_kv_head", num[0], err, errlen)) ||
+        (strcmp(num[1], "0") && mt_gpt_config_set(cfg, "window", num[1], err, errlen)))
         return -1;
     if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling, as the parser's */
     if (file && !mt_param_int(ctx, "n_kv_head")) cfg->n_kv_head = kv == cfg->n_head ? 0 : kv;

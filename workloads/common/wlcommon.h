@@ -41,10 +41,10 @@ extern "C" {
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
     {                                                                                              \
-        "model", MT_PARAM_STRING, "small", 0, 0,                                                   \
-            NULL,                                                                                  \
-            "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b, "         \
-            "[,key=value...]) or a model file: a Hugging Face folder or a .gguf file"              \
+        "model", MT_PARAM_STRING, "small", 0, 0, NULL,                                             \
+            "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b), "        \
+            "optionally with dimensions and options (e.g. llama-1b,L=80,C=8192,H=64,KV=8), or a "  \
+            "model file: a Hugging Face folder or a .gguf file"                                    \
     }
 /* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
  * sliding window) and the training sequence length: separate parameters, so that a
@@ -64,14 +64,16 @@ extern "C" {
          0,                                                                                        \
          4096,                                                                                     \
          NULL,                                                                                     \
-         "key/value heads (grouped-query attention; 0 = one per query head)"},                     \
+         "key/value heads (grouped-query attention; 0 = the model's own: one per query head "      \
+         "unless its preset or spec says KV=)"},                                                   \
         {"window",                                                                                 \
          MT_PARAM_INT,                                                                             \
          "0",                                                                                      \
          0,                                                                                        \
          1000000,                                                                                  \
          NULL,                                                                                     \
-         "sliding attention window in positions (0 = the whole causal context)"},                  \
+         "sliding attention window in positions (0 = the model's own: the whole causal context "   \
+         "unless its spec says W=)"},                                                              \
         {"tokenizer",                                                                              \
          MT_PARAM_STRING,                                                                          \
          "bytes",                                                                                  \
@@ -143,17 +145,21 @@ extern "C" {
 /* The same with a check() hook (ABI 1.1): constraints refused before any child starts. */
 #define MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK)           \
     MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
-        .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR,                                                  \
-        .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,                                                  \
-        .struct_size = sizeof(struct mt_workload),                                                 \
-        .name = NAME,                                                                              \
-        .summary = SUMMARY,                                                                        \
-        .params = PARAMS,                                                                          \
-        .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]),                                          \
-        .ranks_param = RANKS_PARAM,                                                                \
-        .mem_estimate = ESTIMATE,                                                                  \
-        .run = RUN,                                                                                \
-        .check = CHECK}
+        MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN), .check = CHECK}
+
+/* The same with a plan() hook (ABI 1.4, wlplan.h): the run's memory plan per phase. */
+#define MT_WL_DESCRIPTOR_PLAN(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN, CHECK, PLAN)      \
+    MT_WORKLOAD_EXPORT const struct mt_workload memtrade_workload = {                              \
+        MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN), .check = CHECK,  \
+        .plan = PLAN}
+
+/* The descriptor's fields up to run (CHECK is the last argument of the two above, so a
+ * caller may pass more initializers through it: distributed/plugin.h does). */
+#define MT_WL_DESCRIPTOR_HEAD(NAME, SUMMARY, PARAMS, RANKS_PARAM, ESTIMATE, RUN)                   \
+    .abi_major = MEMTRADE_WORKLOAD_ABI_MAJOR, .abi_minor = MEMTRADE_WORKLOAD_ABI_MINOR,            \
+    .struct_size = sizeof(struct mt_workload), .name = NAME, .summary = SUMMARY, .params = PARAMS, \
+    .n_params = sizeof(PARAMS) / sizeof((PARAMS)[0]), .ranks_param = RANKS_PARAM,                  \
+    .mem_estimate = ESTIMATE, .run = RUN
 
 /* Seed xored into the run's seed for the training batch stream (a stream apart from the
  * init's): mt_loop_batch_seed (loop.h) applies it; whatever must see the baseline's

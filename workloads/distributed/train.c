@@ -17,6 +17,7 @@
 #include "kernels.h"
 #include "loop.h"
 #include "shard.h"
+#include "wlplan.h"
 
 enum { TAG_ACT = 11, TAG_GRAD = 12, TAG_WTE = 13 };
 

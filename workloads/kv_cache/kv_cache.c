@@ -23,6 +23,7 @@
 
 #include "kvcache.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 #define ERRLEN 512
@@ -207,7 +208,15 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return mt_wl_estimate_baseline(ctx, 0, NULL);
 }
 
-MT_WL_DESCRIPTOR_CHECK("kv_cache",
-                       "reference GPT served through a KV cache of a chosen format and layout "
-                       "(fp32/bf16/fp16/int8/KIVI int4, int2; contiguous or paged)",
-                       params, NULL, mem_estimate, run, check);
+/* The reference (trained when not cached) and the one serving measurement through the
+ * run's cache; the accuracy decode and the simulation hold less than the serving phase. */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B};
+    return check(ctx) || mt_wl_plan_reference(ctx, &s, p);
+}
+
+MT_WL_DESCRIPTOR_PLAN("kv_cache",
+                      "reference GPT served through a KV cache of a chosen format and layout "
+                      "(fp32/bf16/fp16/int8/KIVI int4, int2; contiguous or paged)",
+                      params, NULL, mem_estimate, run, check, plan);

@@ -62,12 +62,12 @@ static size_t up(size_t n, size_t a)
     return (n + a - 1) / a * a;
 }
 
-/* Bytes of an NF4 tensor of n rows of k (qformat.c's layout: codes of k rounded up to the
- * packed block and the group, one fp32 scale per group, the shared 16-level table). */
+/* Bytes of an NF4 tensor of n rows of k with `group` columns per scale: the packing's own
+ * layout (qformat.h), so the plan cannot drift from what mt_qmodel_build allocates. */
 static size_t nf4_bytes(size_t n, size_t k, size_t group)
 {
-    size_t k_pad = up(k, group > 64 ? group : 64);
-    return sizeof(float) * (n * (k_pad / group) + 16) + n * k_pad / 2;
+    struct mt_qformat f = {.scheme = MT_QS_NF, .bits = 4, .gran = MT_QG_GROUP, .group_size = group};
+    return mt_qformat_bytes(&f, n, k);
 }
 
 int mt_lora_plan(const struct mt_gpt_config *cfg, const struct mt_lora_opts *o, size_t B, size_t T,

@@ -27,6 +27,7 @@
 #include "lora.h"
 #include "qmodel.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 
@@ -253,7 +254,30 @@ static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_KV_CACHE,
 };
 
-MT_WL_DESCRIPTOR_CHECK("lora",
-                       "fine-tune the trained baseline with low-rank adapters (base frozen; "
-                       "base=nf4: QLoRA), serve the merged model",
-                       params, NULL, mem_estimate, run, check);
+/* The fine-tune's exact plan (mt_lora_plan, what run() reports as train_peak_* and checks
+ * against what it allocated), as phase "train" measured in region "finetune". The
+ * reference's own training (when it is not cached) and the serving of the merged or
+ * packed model are not planned here. */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    struct mt_gpt_recipe r;
+    struct mt_lora_opts o;
+    struct mt_lora_plan lp;
+    uint64_t seed;
+    char err[256];
+    if (read_opts(ctx, &o) || mt_wl_model_config(ctx, NULL, &cfg) ||
+        mt_wl_recipe(ctx, &cfg, &r, &seed))
+        return -1;
+    o.max_rows = (r.batch > EVAL_B ? r.batch : EVAL_B) * r.seq;
+    if (mt_lora_plan(&cfg, &o, r.batch, r.seq, &lp, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    if (mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, lp.bytes)) return -1;
+    snprintf(p->phase[p->n_phases - 1].region, sizeof p->phase[0].region, "finetune");
+    return 0;
+}
+
+MT_WL_DESCRIPTOR_PLAN("lora",
+                      "fine-tune the trained baseline with low-rank adapters (base frozen; "
+                      "base=nf4: QLoRA), serve the merged model",
+                      params, NULL, mem_estimate, run, check, plan);

@@ -674,24 +674,11 @@ static int fit(struct mt_qtensor *qt, const float *w)
 
 /* ------------------------------------------------------------ pack / free */
 
-struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const struct mt_qformat *f,
-                                   char *err, size_t errlen)
+/* The layout of a tensor of n rows of k in format f: every size field of *qt (no
+ * pointer); qt->bytes is the one allocation's size. The one rule of mt_qtensor_pack and
+ * mt_qformat_bytes. */
+static void qformat_layout(struct mt_qtensor *qt, const struct mt_qformat *f, size_t n, size_t k)
 {
-    if (mt_qformat_check(f, err, errlen)) return NULL;
-    if (n == 0 || k == 0) {
-        snprintf(err, errlen, "empty weight matrix %zu x %zu", n, k);
-        return NULL;
-    }
-    for (size_t i = 0; i < n * k; i++)
-        if (!isfinite(w[i])) {
-            snprintf(err, errlen, "weight %zu (row %zu) is not finite", i, i / k);
-            return NULL;
-        }
-    struct mt_qtensor *qt = calloc(1, sizeof *qt);
-    if (!qt) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
     qt->fmt = *f;
     qt->n = n;
     qt->k = k;
@@ -718,6 +705,35 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const str
     }
     size_t meta = (qt->n_scale + qt->n_offset + qt->n_lut) * sizeof(float);
     qt->bytes = meta + n * qt->row_bytes;
+}
+
+size_t mt_qformat_bytes(const struct mt_qformat *f, size_t n, size_t k)
+{
+    struct mt_qtensor qt;
+    memset(&qt, 0, sizeof qt);
+    qformat_layout(&qt, f, n, k);
+    return qt.bytes;
+}
+
+struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const struct mt_qformat *f,
+                                   char *err, size_t errlen)
+{
+    if (mt_qformat_check(f, err, errlen)) return NULL;
+    if (n == 0 || k == 0) {
+        snprintf(err, errlen, "empty weight matrix %zu x %zu", n, k);
+        return NULL;
+    }
+    for (size_t i = 0; i < n * k; i++)
+        if (!isfinite(w[i])) {
+            snprintf(err, errlen, "weight %zu (row %zu) is not finite", i, i / k);
+            return NULL;
+        }
+    struct mt_qtensor *qt = calloc(1, sizeof *qt);
+    if (!qt) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    qformat_layout(qt, f, n, k);
     int prev = mt_memcat_set(MT_MEM_WEIGHTS);
     qt->block = calloc(1, qt->bytes);
     mt_memcat_set(prev);
@@ -732,7 +748,7 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const str
     qt->offset = qt->n_offset ? fp : NULL;
     fp += qt->n_offset;
     qt->lut = qt->n_lut ? fp : NULL;
-    qt->codes = (uint8_t *)qt->block + meta;
+    qt->codes = (uint8_t *)qt->block + (qt->n_scale + qt->n_offset + qt->n_lut) * sizeof(float);
     if ((!mt_q_is_half(f->scheme) && fit(qt, w)) || mt_qtensor_encode(qt, w)) {
         snprintf(err, errlen, "out of memory fitting or encoding %zu x %zu weights", n, k);
         mt_qtensor_free(qt);

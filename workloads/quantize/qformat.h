@@ -120,6 +120,11 @@ void mt_qtensor_free(struct mt_qtensor *qt);
  * single allocation). The small descriptor struct itself is not counted. */
 size_t mt_qtensor_bytes(const struct mt_qtensor *qt);
 
+/* Contract: the bytes mt_qtensor_pack would allocate for n rows of k weights in format f
+ * (codes, scales, zero points and codebooks: mt_qtensor_bytes of the packed tensor),
+ * without packing anything. Pure; f must pass mt_qformat_check. */
+size_t mt_qformat_bytes(const struct mt_qformat *f, size_t n, size_t k);
+
 /* Contract: 8 * mt_qtensor_bytes / (n * k). */
 double mt_qtensor_bits_per_weight(const struct mt_qtensor *qt);
 

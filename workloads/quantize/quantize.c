@@ -26,6 +26,7 @@
 
 #include "qmodel.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 #define CALIB_B 8
@@ -251,5 +252,33 @@ static const struct mt_param_spec params[] = {
      "that cannot run a layer fails the run)"},
 };
 
-MT_WL_DESCRIPTOR("quantize", "post-training weight quantization served by packed low-bit kernels",
-                 params, NULL, mem_estimate, run);
+/* The reference (trained when not cached), then serving the packed model: its weight slab
+ * without the four block linears (and the tied embedding with embedding=on), the packed
+ * tensors (codes, scales, zero points and codebooks: mt_qformat_bytes, the packing's own
+ * layout). Not planned: the packed kernels' grow-only scratch and the KL buffers of the
+ * evaluation against the base, both measured (the witnesses show them). */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    struct mt_qmodel_opts o;
+    if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, 0)) return -1;
+    static const enum mt_gpt_param lin[] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW, MT_P_FCPROJW};
+    unsigned char drop[MT_P_COUNT] = {0};
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B};
+    for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+        size_t d[3];
+        mt_gpt_param_shape(&cfg, lin[i], d); /* (L, out, in) */
+        s.stored += d[0] * mt_qformat_bytes(&o.fmt, d[1], d[2]);
+        drop[lin[i]] = 1;
+    }
+    if (o.embedding) {
+        s.stored += mt_qformat_bytes(&o.fmt, cfg.vocab, cfg.n_embd);
+        drop[MT_P_WTE] = 1;
+    }
+    s.weight_slab = mt_gpt_weight_slab_bytes(&cfg, drop);
+    return mt_wl_plan_reference(ctx, &s, p);
+}
+
+MT_WL_DESCRIPTOR_PLAN("quantize",
+                      "post-training weight quantization served by packed low-bit kernels", params,
+                      NULL, mem_estimate, run, mt_wl_check_model, plan);

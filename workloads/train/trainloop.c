@@ -10,6 +10,7 @@
 
 #include "bf16mm.h"
 #include "loop.h"
+#include "wlplan.h"
 
 #define ERRLEN 512
 #define EVAL_BATCH 8          /* windows per evaluation forward, as the baseline */
@@ -122,6 +123,27 @@ size_t mt_train_mem_estimate(struct mt_ctx *ctx)
         return 0;
     size_t infer = mt_gpt_memory(&cfg, EVAL_BATCH, T, MT_GPT_INFER, NULL, NULL, 0);
     return plan.total + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
+}
+
+int mt_train_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    struct mt_train_opts o;
+    struct mt_tmodel_plan plan;
+    char err[ERRLEN];
+    size_t T, B = (size_t)mt_param_int(ctx, "batch");
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
+    if (resolve(ctx, &cfg, B, T, &o, err, sizeof err) ||
+        mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    /* train_peak_bytes' composition (report_train): the engine's slabs and the batch */
+    plan.bytes[MT_MEM_DATA] += mt_wl_batch_bytes(B, T);
+    if (mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, plan.bytes)) return -1;
+    size_t b[MT_MEM_CAT_COUNT] = {0};
+    if (!mt_gpt_memory(&cfg, EVAL_BATCH, T, MT_GPT_INFER, b, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(EVAL_BATCH, T);
+    return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b);
 }
 
 /* ---------------------------------------------------------------- the loop */

@@ -121,8 +121,8 @@ extern "C" {
 #define MT_TRAIN_WORKLOAD(NAME, SUMMARY, MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)                 \
     static const struct mt_param_spec params[] = {                                                 \
         MT_TRAIN_PARAMS(MICRO, ACCUM, PREC, LSCALE, EVERY, ALLOC)};                                \
-    MT_WL_DESCRIPTOR_CHECK(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run,       \
-                           mt_train_check)
+    MT_WL_DESCRIPTOR_PLAN(NAME, SUMMARY, params, NULL, mt_train_mem_estimate, mt_train_run,        \
+                          mt_train_check, mt_train_plan)
 
 /* Everything the knobs resolve to. */
 struct mt_train_opts {
@@ -144,6 +144,10 @@ int mt_train_run(struct mt_ctx *ctx);
 
 /* mem_estimate hook: the engine's plan, the evaluation model and a fixed allowance. */
 size_t mt_train_mem_estimate(struct mt_ctx *ctx);
+/* plan() hook (ABI 1.4): phase "train" (mt_tmodel_plan of the knobs plus the batch, the
+ * composition of train_peak_bytes) and "eval" (the evaluation model's inference slabs and
+ * its token buffers). */
+int mt_train_plan(struct mt_ctx *ctx, struct mt_mem_plan *p);
 
 /* The descriptor's check() hook: the model, the recipe and the knobs (every, loss_scale,
  * micro_batch x accum_steps = batch) resolve as run() would resolve them; the harness

@@ -576,6 +576,15 @@ int mt_gpt_copy_weights(struct mt_gpt *dst, const struct mt_gpt *src, char *err,
     return 0;
 }
 
+size_t mt_gpt_weight_slab_bytes(const struct mt_gpt_config *cfg,
+                                const unsigned char drop[MT_P_COUNT])
+{
+    struct slab s = {.n = MT_P_COUNT};
+    for (int p = 0; p < MT_P_COUNT; p++)
+        s.bytes[p] = drop && drop[p] ? 0 : param_len(cfg, p) * sizeof(float);
+    return slab_total(&s);
+}
+
 size_t mt_gpt_weight_bytes(const struct mt_gpt *m)
 {
     size_t b = 0;

@@ -371,6 +371,11 @@ void mt_gpt_free(struct mt_gpt *m);
 int mt_gpt_drop_weights(struct mt_gpt *m, const unsigned char drop[MT_P_COUNT], char *err,
                         size_t errlen);
 
+/* Bytes of the weight slab of a model of cfg once the tensors marked in drop[] are dropped
+ * (mt_gpt_drop_weights; drop NULL: none, mt_gpt_memory's weights), without allocating. */
+size_t mt_gpt_weight_slab_bytes(const struct mt_gpt_config *cfg,
+                                const unsigned char drop[MT_P_COUNT]);
+
 /* Exact bytes of the weight tensors the model still holds in fp32 (without the slab's
  * alignment padding): what a deployment of the fp32 part stores. */
 size_t mt_gpt_weight_bytes(const struct mt_gpt *m);

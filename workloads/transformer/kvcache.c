@@ -152,6 +152,47 @@ size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
     return cfg->n_layer * page_bytes(s, mt_gpt_kv_dim(cfg), s->block);
 }
 
+/* The pool's geometry for (max_T, n_seq, n_blocks): tokens per block, table entries,
+ * blocks in the pool, bytes of one layer of one block. The one layout of mt_kvc_create and
+ * mt_kvc_bytes. */
+static void pool_layout(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                        const struct mt_kvc_sizes *sz, size_t max_T, size_t n_seq, size_t n_blocks,
+                        size_t *bs, size_t *blocks_max, size_t *n_pool, size_t *page)
+{
+    /* contiguous: one block of the positions kept (a ring under a window); paged: a ring
+     * of block-table entries, enough for the window's blocks plus the one it enters */
+    size_t kept = mt_kvc_kept_tokens(cfg, spec, max_T);
+    *bs = spec->block ? spec->block : kept;
+    *blocks_max = (max_T + *bs - 1) / *bs;
+    if (spec->block && kept < round_up(max_T, sz->unit_tokens) &&
+        (kept + *bs - 1) / *bs + 1 < *blocks_max)
+        *blocks_max = (kept + *bs - 1) / *bs + 1;
+    if (!spec->block) *blocks_max = 1;
+    *n_pool = spec->block ? (n_blocks ? n_blocks : n_seq * *blocks_max) : n_seq;
+    *page = page_bytes(spec, mt_gpt_kv_dim(cfg), *bs);
+}
+
+size_t mt_kvc_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec, size_t max_T,
+                    size_t n_seq, size_t n_blocks)
+{
+    struct mt_kvc_sizes sz;
+    size_t bs, blocks_max, n_pool, page;
+    mt_kvc_sizes(cfg, spec, &sz);
+    pool_layout(cfg, spec, &sz, max_T, n_seq, n_blocks, &bs, &blocks_max, &n_pool, &page);
+    return n_pool * cfg->n_layer * page + n_seq * sz.fixed_bytes;
+}
+
+size_t mt_kvc_table_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                          size_t max_T, size_t n_seq, size_t n_blocks)
+{
+    struct mt_kvc_sizes sz;
+    size_t bs, blocks_max, n_pool, page;
+    mt_kvc_sizes(cfg, spec, &sz);
+    pool_layout(cfg, spec, &sz, max_T, n_seq, n_blocks, &bs, &blocks_max, &n_pool, &page);
+    return n_seq * blocks_max * sizeof(uint32_t) + 3 * n_seq * sizeof(size_t) + /* len, held, first */
+           n_pool * sizeof(uint32_t);
+}
+
 void mt_kvc_free(struct mt_kvc *c)
 {
     if (!c) return;
@@ -187,22 +228,14 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->hs = cfg->n_embd / cfg->n_head;
     c->max_T = max_T;
     c->n_seq = n_seq;
-    /* contiguous: one block of the positions kept (a ring under a window); paged: a ring
-     * of block-table entries, enough for the window's blocks plus the one it enters */
-    size_t kept = mt_kvc_kept_tokens(cfg, spec, max_T);
-    c->bs = spec->block ? spec->block : kept;
-    c->blocks_max = (max_T + c->bs - 1) / c->bs;
-    if (spec->block && kept < round_up(max_T, c->sz.unit_tokens) &&
-        (kept + c->bs - 1) / c->bs + 1 < c->blocks_max)
-        c->blocks_max = (kept + c->bs - 1) / c->bs + 1;
-    if (!spec->block) c->blocks_max = 1;
+    pool_layout(cfg, spec, &c->sz, max_T, n_seq, n_blocks, &c->bs, &c->blocks_max, &c->n_blocks,
+                &c->page_bytes);
     c->tile = tile_of(spec);
-    c->n_blocks = spec->block ? (n_blocks ? n_blocks : n_seq * c->blocks_max) : n_seq;
-    c->page_bytes = page_bytes(spec, c->kvd, c->bs);
     c->block_bytes = cfg->n_layer * c->page_bytes;
     c->ring_tokens = mt_kvc_format_kivi(spec->format) ? spec->residual + spec->group : 0;
     size_t ring_bytes = n_seq * c->sz.fixed_bytes;
     c->bytes = c->n_blocks * c->block_bytes + ring_bytes;
+    c->table_bytes = mt_kvc_table_bytes(cfg, spec, max_T, n_seq, n_blocks);
     int prev = mt_memcat_set(MT_MEM_KV_CACHE);
     c->pool = calloc(1, c->n_blocks * c->block_bytes);
     c->ring = ring_bytes ? calloc(1, ring_bytes) : NULL;

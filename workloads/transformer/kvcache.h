@@ -118,6 +118,17 @@ size_t mt_kvc_contiguous_bytes(const struct mt_gpt_config *cfg, const struct mt_
 /* Bytes of one block of a paged cache (block tokens of every layer). */
 size_t mt_kvc_block_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s);
 
+/* Bytes of keys and values (pool and KIVI ring: struct mt_kvc's `bytes`) that
+ * mt_kvc_create(cfg, spec, max_T, n_seq, n_blocks) allocates, without allocating: what
+ * `memtrade plan` counts. Call with a spec mt_kvc_spec_check accepts. */
+size_t mt_kvc_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec, size_t max_T,
+                    size_t n_seq, size_t n_blocks);
+
+/* Bytes of the bookkeeping mt_kvc_create allocates under MT_MEM_WORKSPACE (block tables,
+ * lengths, the free list): struct mt_kvc's `table_bytes`. */
+size_t mt_kvc_table_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *spec,
+                          size_t max_T, size_t n_seq, size_t n_blocks);
+
 /* The block of a paged cache for spec: spec->block, or when 0 the larger of 32 and the
  * group (a multiple of the group, as KIVI needs). */
 size_t mt_kvc_paged_block(const struct mt_kvc_spec *s);
@@ -157,6 +168,7 @@ struct mt_kvc {
     uint32_t *free_ids; /* free list (a stack) */
     size_t n_free;
     size_t bytes; /* pool + ring */
+    size_t table_bytes; /* the block tables, lengths and free list (workspace) */
     enum mt_kvc_impl impl;
 };
 

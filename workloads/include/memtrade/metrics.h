@@ -143,6 +143,27 @@ static const struct mt_metric_info mt_metric_table[] = {
      "offload=optimizer: seconds the I/O thread spent in pread/pwrite"},
     {"offload_wait_s", "s", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_COST,
      "offload=optimizer: seconds the update waited for I/O (what overlap did not hide)"},
+    /* the three witnesses of a phase (train, infer, eval; issue 21): the plan's prediction
+     * (the plugin's plan() hook, ABI 1.4, computed by the harness before the run), the
+     * heap profiler's measured peak of the phase's region (region counter
+     * heap_peak_bytes) and the kernel's RSS (peak_rss_bytes); the difference between
+     * the measured heap peak and the plan, both over every category, is stored */
+    {"plan_train_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "predicted peak of the training phase per rank (memtrade plan), category by category"},
+    {"plan_infer_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "predicted peak of the serving deployment (memtrade plan), category by category"},
+    {"plan_eval_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "predicted peak of the evaluation (memtrade plan), category by category"},
+    {"plan_train_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "plan_train_peak_bytes of one memory category"},
+    {"plan_infer_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "plan_infer_peak_bytes of one memory category"},
+    {"plan_eval_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "plan_eval_peak_bytes of one memory category"},
+    {"*_unaccounted_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_OTHER,
+     "<phase>_unaccounted_bytes: the heap profiler's peak of the phase's region minus the "
+     "plan's total for the phase (what the plan does not name: library workspace, "
+     "allocator slack; negative when the run held less than planned)"},
     /* measured memory of the whole run */
     {"peak_rss_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "resident high-water mark (kernel)"},
@@ -238,6 +259,9 @@ struct mt_metric_category_form {
 };
 
 static const struct mt_metric_category_form mt_metric_category_forms[] = {
+    {"plan_train_peak_*_bytes", "plan_train_peak_bytes"}, /* metric: predicted (plan) */
+    {"plan_infer_peak_*_bytes", "plan_infer_peak_bytes"},
+    {"plan_eval_peak_*_bytes", "plan_eval_peak_bytes"},
     {"infer_peak_*_bytes", "infer_peak_bytes"}, /* metric: accounted serving peak */
     {"eval_peak_*_bytes", "eval_peak_bytes"},   /* metric: accounted evaluation peak */
     {"train_peak_*_bytes", "train_peak_bytes"}, /* metric: accounted training peak */

@@ -33,7 +33,8 @@ extern "C" {
 #endif
 
 #define MEMTRADE_WORKLOAD_ABI_MAJOR 1
-#define MEMTRADE_WORKLOAD_ABI_MINOR 3 /* 1.1: check(); 1.2: unavailable; 1.3: INT choices */
+#define MEMTRADE_WORKLOAD_ABI_MINOR 4 /* 1.1: check(); 1.2: unavailable; 1.3: INT choices;
+                                      * 1.4: plan() */
 #define MEMTRADE_WORKLOAD_SYMBOL "memtrade_workload"
 
 /* ---------------------------------------------------------------- parameters */
@@ -129,6 +130,25 @@ struct mt_ctx {
 #define MT_CTX_HAS(ctx, field)                                                             \
     ((ctx)->ops->struct_size >= offsetof(struct mt_ctx_ops, field) + sizeof((ctx)->ops->field))
 
+/* ---------------------------------------------------------------- memory plan (1.4) */
+
+/* What a run will hold, computed without running it: the bytes of every memory category
+ * (enum mt_mem_cat) in each phase of the run, per rank. A phase is a stretch of the run
+ * in which the same allocations are live together (a training step, the evaluation, the
+ * serving deployment); `goal` says which axis it belongs to. */
+enum mt_plan_goal { MT_PLAN_TRAINING = 0, MT_PLAN_SERVING = 1 };
+#define MT_MEM_PLAN_MAX_PHASES 8
+struct mt_mem_plan_phase {
+    char name[24];        /* "train", "eval", "infer", as the run's region names */
+    int goal;             /* enum mt_plan_goal */
+    size_t bytes[MT_MEM_CAT_COUNT];
+    char region[24];      /* the run's region of the phase when not `name` ("": name) */
+};
+struct mt_mem_plan {
+    size_t n_phases;
+    struct mt_mem_plan_phase phase[MT_MEM_PLAN_MAX_PHASES];
+};
+
 /* ---------------------------------------------------------------- descriptor */
 
 struct mt_workload {
@@ -165,6 +185,16 @@ struct mt_workload {
      * harness refuses to run it as a usage error (exit 2) before any child starts. Its
      * run() must still exist and should fail with the same reason. */
     const char *unavailable;
+    /* --- ABI 1.4 --- */
+    /* Optional: the run's memory plan (struct mt_mem_plan), per rank, without running it
+     * and without allocating the model: the same functions that size the run's slabs, so
+     * for memtrade's own engine the plan equals what the run allocates per category.
+     * Called in the parent (`memtrade plan`, and before every run, whose plan is stored
+     * beside what the heap profiler and the kernel measured) with a context whose only
+     * working hooks are the param_* getters and mt_error(). Fills *out (zeroed by the
+     * caller) and returns 0, or non-zero with the reason given to mt_error(). NULL (or an
+     * older plugin) = no plan. */
+    int (*plan)(struct mt_ctx *ctx, struct mt_mem_plan *out);
 };
 
 /* ---------------------------------------------------------------- conveniences */

@@ -1,0 +1,234 @@
+/* cmd_plan.c — `memtrade plan WORKLOAD [-p key=value]...`: the bytes a run of a workload
+ * will hold, per memory category and phase, per rank, for training and for serving,
+ * without running it or allocating its model (the plugin's plan() hook, ABI 1.4).
+ * Not for: measuring (run, sweep), or choosing a configuration. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "format.h"
+#include "plan.h"
+#include "util.h"
+
+static const char *const goal_names[] = {"training", "serving"};
+
+static const char help[] =
+    "usage: memtrade plan WORKLOAD [-p key=value]... [--for training|serving]\n"
+    "                     [--format table|csv|json] [--csv] [--json] [--plugin PATH.so]\n\n"
+    "Predicts the bytes a run of WORKLOAD with these parameters will hold, per rank, for\n"
+    "every memory category (weights, gradients, optimizer, activations, act_grads,\n"
+    "kv_cache, workspace, data, other): the peak of each category over the phases of\n"
+    "training and of serving, the phase it occurs in, and the largest phase total.\n"
+    "Nothing runs and the model is not allocated: the plugin computes its plan with the\n"
+    "same functions that size the run's slabs. Parameters are the workload's own\n"
+    "(memtrade describe WORKLOAD), checked as `memtrade run` checks them.\n\n"
+    "  -p, --param k=v    set a parameter\n"
+    "  --for GOAL         only training or only serving\n"
+    "  --format F         table (default), csv or json; --csv and --json are short forms\n"
+    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n";
+
+static void print_table(const struct mt_mem_plan *p, int goal)
+{
+    struct mt_plan_peaks pk;
+    char b[32];
+    mt_plan_peaks(p, goal, &pk);
+    if (pk.total_phase < 0) {
+        printf("%s: no phase planned by this workload\n\n", goal_names[goal]);
+        return;
+    }
+    printf("%s, per rank\n%-12s %14s %18s  %s\n", goal_names[goal], "category", "peak", "bytes",
+           "phase");
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++) {
+        if (pk.phase[cat] < 0) continue;
+        printf("%-12s %14s %18zu  %s\n", mt_mem_cat_names[cat],
+               mt_util_fmt_bytes(b, sizeof b, (double)pk.bytes[cat]), pk.bytes[cat],
+               p->phase[pk.phase[cat]].name);
+    }
+    printf("%-12s %14s %18zu  %s (largest phase total)\n\n", "total",
+           mt_util_fmt_bytes(b, sizeof b, (double)pk.total), pk.total,
+           p->phase[pk.total_phase].name);
+}
+
+static void print_csv(const struct mt_mem_plan *p, int goal, int header)
+{
+    struct mt_plan_peaks pk;
+    mt_plan_peaks(p, goal, &pk);
+    if (header) printf("goal,category,peak_bytes,phase\n");
+    if (pk.total_phase < 0) return;
+    for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+        if (pk.phase[cat] >= 0)
+            printf("%s,%s,%zu,%s\n", goal_names[goal], mt_mem_cat_names[cat], pk.bytes[cat],
+                   p->phase[pk.phase[cat]].name);
+    printf("%s,total,%zu,%s\n", goal_names[goal], pk.total, p->phase[pk.total_phase].name);
+}
+
+static void print_json(const struct mt_mem_plan *p, const char *workload, int only)
+{
+    printf("{\"workload\":");
+    mt_format_json_string(stdout, workload, strlen(workload));
+    for (int goal = 0; goal < 2; goal++) {
+        if (only >= 0 && goal != only) continue;
+        struct mt_plan_peaks pk;
+        mt_plan_peaks(p, goal, &pk);
+        printf(",\"%s\":", goal_names[goal]);
+        if (pk.total_phase < 0) {
+            printf("null");
+            continue;
+        }
+        printf("{\"peak_bytes\":{");
+        int first = 1;
+        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+            if (pk.phase[cat] >= 0) {
+                printf("%s\"%s\":%zu", first ? "" : ",", mt_mem_cat_names[cat], pk.bytes[cat]);
+                first = 0;
+            }
+        printf("},\"peak_phase\":{");
+        first = 1;
+        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+            if (pk.phase[cat] >= 0) {
+                printf("%s\"%s\":", first ? "" : ",", mt_mem_cat_names[cat]);
+                const char *n = p->phase[pk.phase[cat]].name;
+                mt_format_json_string(stdout, n, strlen(n));
+                first = 0;
+            }
+        printf("},\"total_bytes\":%zu,\"total_phase\":", pk.total);
+        const char *tn = p->phase[pk.total_phase].name;
+        mt_format_json_string(stdout, tn, strlen(tn));
+        printf("}");
+    }
+    printf(",\"phases\":[");
+    for (size_t i = 0; i < p->n_phases; i++) {
+        const struct mt_mem_plan_phase *ph = &p->phase[i];
+        if (only >= 0 && ph->goal != only) continue;
+        printf("%s{\"name\":", i ? "," : "");
+        mt_format_json_string(stdout, ph->name, strlen(ph->name));
+        printf(",\"goal\":\"%s\",\"bytes\":{", goal_names[ph->goal ? 1 : 0]);
+        for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+            printf("%s\"%s\":%zu", cat ? "," : "", mt_mem_cat_names[cat], ph->bytes[cat]);
+        printf("}}");
+    }
+    printf("]}\n");
+}
+
+int mt_cmd_plan(int argc, char **argv)
+{
+    enum { OPT_FOR = 256, OPT_FORMAT, OPT_CSV, OPT_JSON, OPT_PLUGIN, OPT_HELP };
+    static const struct option opts[] = {
+        {"param", required_argument, 0, 'p'},         {"for", required_argument, 0, OPT_FOR},
+        {"format", required_argument, 0, OPT_FORMAT}, {"csv", no_argument, 0, OPT_CSV},
+        {"json", no_argument, 0, OPT_JSON},           {"plugin", required_argument, 0, OPT_PLUGIN},
+        {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0}};
+    enum { MAX_P = 256 };
+    const char *keys[MAX_P], *vals[MAX_P];
+    size_t nkv = 0;
+    int only = -1, c;
+    const char *format = "table";
+    struct mt_cli_common co = {0};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
+        if (c == 'p') {
+            if (mt_cli_param_option("plan", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
+        } else if (c == OPT_FOR) {
+            if (!strcmp(optarg, "training"))
+                only = MT_PLAN_TRAINING;
+            else if (!strcmp(optarg, "serving"))
+                only = MT_PLAN_SERVING;
+            else {
+                fprintf(stderr, "memtrade plan: --for takes training or serving, not '%s'\n",
+                        optarg);
+                return MT_EXIT_USAGE;
+            }
+        } else if (c == OPT_FORMAT) {
+            if (strcmp(optarg, "table") && strcmp(optarg, "csv") && strcmp(optarg, "json")) {
+                fprintf(stderr, "memtrade plan: --format takes table, csv or json, not '%s'\n",
+                        optarg);
+                return MT_EXIT_USAGE;
+            }
+            format = optarg;
+        } else if (c == OPT_CSV) {
+            format = "csv";
+        } else if (c == OPT_JSON) {
+            format = "json";
+        } else if (c == OPT_PLUGIN) {
+            co.plugin = optarg;
+        } else if (c == OPT_HELP) {
+            fputs(help, stdout);
+            return MT_EXIT_OK;
+        } else {
+            return MT_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc) {
+        fputs("usage: memtrade plan WORKLOAD [-p key=value]... (see --help)\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    char err[2048];
+    struct mt_registry reg;
+    if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    int code = MT_EXIT_USAGE;
+    struct mt_plan rp = {0};
+    struct mt_mem_plan plan;
+    const struct mt_plugin *pl = mt_plugins_find(&reg, argv[optind]);
+    if (!pl) {
+        mt_plugins_explain_unknown(&reg, argv[optind], err, sizeof err);
+        fprintf(stderr, "memtrade: %s\n", err);
+        goto out;
+    }
+    /* as `memtrade run` checks a configuration: the table, the plugin's check(), the corpus */
+    rp.plugin = pl;
+    rp.threads = 1;
+    if (mt_params_resolve(&pl->desc, keys, vals, nkv, &rp.params, err, sizeof err) != 0 ||
+        mt_plan_finish(&rp, 1, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        goto out;
+    }
+    int have = mt_plan_memory(&rp, &plan, err, sizeof err);
+    if (have < 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        goto out;
+    }
+    if (have == 0) {
+        fprintf(stderr,
+                "memtrade plan: workload '%s' has no memory plan (its plugin declares no "
+                "plan() hook, ABI 1.4); workloads with one: ",
+                pl->desc.name);
+        int n = 0;
+        for (size_t i = 0; i < reg.n; i++)
+            if (reg.items[i].desc.plan)
+                fprintf(stderr, "%s%s", n++ ? ", " : "", reg.items[i].desc.name);
+        fprintf(stderr, "%s\n", n ? "" : "none");
+        goto out;
+    }
+    if (!strcmp(format, "json")) {
+        print_json(&plan, pl->desc.name, only);
+    } else if (!strcmp(format, "csv")) {
+        int header = 1;
+        for (int goal = 0; goal < 2; goal++)
+            if (only < 0 || goal == only) {
+                print_csv(&plan, goal, header);
+                header = 0;
+            }
+    } else {
+        printf("memtrade plan %s (predicted, nothing run)\n", pl->desc.name);
+        if (mt_params_index(&pl->desc, "corpus") >= 0)
+            printf("data includes the corpus the run holds whole: %s bytes of %s\n",
+                   rp.corpus_bytes, rp.corpus_name);
+        printf("\n");
+        for (int goal = 0; goal < 2; goal++)
+            if (only < 0 || goal == only) print_table(&plan, goal);
+        printf("phases:");
+        for (size_t i = 0; i < plan.n_phases; i++)
+            printf(" %s (%s)", plan.phase[i].name, goal_names[plan.phase[i].goal ? 1 : 0]);
+        printf("\n");
+    }
+    code = MT_EXIT_OK;
+out:
+    mt_plan_free(&rp);
+    mt_plugins_free(&reg);
+    return code;
+}

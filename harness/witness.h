@@ -1,0 +1,30 @@
+/* harness/witness.h — the three witnesses of a run (issue 21): the plan's prediction, the
+ * heap profiler's measured peak and the kernel's RSS, per phase and category, with the
+ * residual the plan does not name stored as a metric of its own.
+ *
+ * What it is for: after a run's events and heap report are stored, asking its plugin for
+ * the memory plan (workload.h ABI 1.4) and storing it beside what was measured:
+ *   plan_<phase>_peak_<category>_bytes and plan_<phase>_peak_bytes   (the prediction)
+ *   <phase>_unaccounted_bytes = heap_peak_bytes of region <phase> - plan_<phase>_peak_bytes
+ * (unavailable, with the reason, when the heap profiler has no figure for the region or
+ * the run never entered it). peak_rss_bytes (the kernel's) is the runner's already.
+ * What it is not for: reading them back (`memtrade query check`, results/), or the plan
+ * itself (the plugins').
+ */
+#ifndef MT_HARNESS_WITNESS_H
+#define MT_HARNESS_WITNESS_H
+
+#include <stdint.h>
+
+#include "plan.h"
+
+struct mt_store;
+
+/* Contract: stores the plan of run `run_id` (plugin and params of *p) and the residual of
+ * each planned phase on rank 0's regions, inside the caller's transaction. A plugin
+ * without a plan() hook stores nothing. Returns 0, or -1 with err (the plugin refused its
+ * parameters, or a store error). */
+int mt_witness_store(struct mt_store *st, int64_t run_id, const struct mt_plan *p, char *err,
+                     size_t errlen);
+
+#endif

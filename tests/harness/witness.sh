@@ -1,0 +1,44 @@
+# tests/harness/witness.sh — the three witnesses of real runs (issue 21): `baseline` (tiny,
+# trained in the run) and `mixed_precision` (tiny, bf16, every 2) run by the harness with
+# the heap profiler; for every phase (train, infer, eval) the plan the harness stored
+# equals the heap profiler's peak of that region exactly in each category the plan
+# derives (weights, gradients, optimizer, activations, act_grads, kv_cache, data); the
+# residual <phase>_unaccounted_bytes is stored (measured total minus planned total), and
+# `memtrade query check` shows them with a flag.
+. "$(dirname "$0")/lib.sh"
+
+if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
+    echo "skipped: ASan build (the heap profiler cannot preload) or no baseline plugin"
+    exit 77
+fi
+export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+expect_rc 0 "$MT" run baseline -p model=tiny -p steps=5 -p eval_tokens=2048 --db "$DB" --threads 2
+expect_rc 0 "$MT" run mixed_precision -p model=tiny -p steps=3 -p eval_tokens=2048 \
+    -p precision=bf16 -p every=2 --db "$DB" --threads 2
+
+# (run, phase, category) rows where the plan and the heap profiler's region peak meet
+pairs="FROM metrics p JOIN regions g ON g.run_id = p.run_id AND g.rank = 0
+       AND p.name = 'plan_' || g.path || '_peak_bytes'
+       JOIN region_counters c ON c.region_id = g.id AND c.counter = 'heap_peak_bytes'
+       AND c.category = p.category
+       WHERE p.rank = -1 AND p.category IN ('weights', 'gradients', 'optimizer', 'activations',
+       'act_grads', 'kv_cache', 'data')"
+expect_eq "planned categories with a measured peak" "$(sql "SELECT count(*) $pairs")" "21"
+expect_eq "plan != heap" "$(sql "SELECT group_concat(p.run_id || ':' || g.path || ':' || p.category
+    || ' plan ' || p.value || ' heap ' || c.value, '; ') $pairs AND p.value <> c.value")" ""
+# the residual: the heap profiler's total of the region minus the plan's total
+expect_eq "residuals stored" "$(sql "SELECT count(*) FROM metrics u JOIN regions g
+    ON g.run_id = u.run_id AND g.rank = 0 AND u.name = g.path || '_unaccounted_bytes'
+    JOIN region_counters c ON c.region_id = g.id AND c.counter = 'heap_peak_bytes'
+    AND c.category = '' JOIN metrics p ON p.run_id = u.run_id AND p.rank = -1
+    AND p.category = '' AND p.name = 'plan_' || g.path || '_peak_bytes'
+    WHERE u.value = c.value - p.value")" "5"
+# mixed_precision never serves: its eval phase is planned, infer is not
+expect_eq "phases of run 2" "$(sql "SELECT group_concat(name, ' ') FROM (SELECT name FROM metrics
+    WHERE run_id = 2 AND category = '' AND name LIKE 'plan%' ORDER BY name)")" \
+    "plan_eval_peak_bytes plan_train_peak_bytes"
+expect_rc 0 "$MT" query check 1 --db "$DB" --format csv
+expect_out "infer,kv_cache,65536,65536,65536,0"
+grep -q "^train,total,.*,\(ok\|over\)$" "$TMP/last.out" || fail "no flagged train total row"
+expect_rc 3 "$MT" query check 99 --db "$DB"
+echo ok

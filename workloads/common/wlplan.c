@@ -1,0 +1,76 @@
+/* wlplan.c — plans of the reference state and of the serving measurement (wlplan.h). */
+#include "wlplan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "kvcache.h"
+#include "serving.h"
+#include "wlcommon.h"
+
+#define ERRLEN 512
+
+int mt_wl_plan_add(struct mt_ctx *ctx, struct mt_mem_plan *p, const char *name, int goal,
+                   const size_t bytes[MT_MEM_CAT_COUNT])
+{
+    if (p->n_phases >= MT_MEM_PLAN_MAX_PHASES)
+        return mt_error(ctx, "memory plan: more than %d phases", MT_MEM_PLAN_MAX_PHASES);
+    struct mt_mem_plan_phase *ph = &p->phase[p->n_phases++];
+    memset(ph, 0, sizeof *ph);
+    snprintf(ph->name, sizeof ph->name, "%s", name);
+    ph->goal = goal;
+    memcpy(ph->bytes, bytes, sizeof ph->bytes);
+    return 0;
+}
+
+int mt_wl_plan_reference_train(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t B,
+                               size_t T, struct mt_mem_plan *p)
+{
+    char err[ERRLEN];
+    size_t b[MT_MEM_CAT_COUNT] = {0};
+    if (!mt_gpt_memory(cfg, B, T, MT_GPT_TRAIN, b, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(B, T);
+    return mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, b);
+}
+
+int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                       const struct mt_wl_plan_serving *s, struct mt_mem_plan *p)
+{
+    char err[ERRLEN];
+    size_t n = mt_wl_decode_context(cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
+    if (mt_kvc_spec_check(cfg, &spec, err, sizeof err)) return mt_error(ctx, "%s", err);
+    size_t scratch = 0, b[MT_MEM_CAT_COUNT] = {0};
+    mt_gpt_kv_memory(cfg, n, NULL, &scratch);
+    b[MT_MEM_WEIGHTS] = s->weight_slab + s->stored;
+    b[MT_MEM_KV_CACHE] = mt_kvc_bytes(cfg, &spec, n, 1, 0);
+    b[MT_MEM_WORKSPACE] = scratch + mt_kvc_table_bytes(cfg, &spec, n, 1, 0) + s->scratch;
+    if (mt_wl_plan_add(ctx, p, "infer", MT_PLAN_SERVING, b)) return -1;
+    if (!mt_gpt_memory(cfg, s->eval_batch, s->eval_T, MT_GPT_INFER, b, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    b[MT_MEM_WEIGHTS] = s->weight_slab + s->stored;
+    b[MT_MEM_WORKSPACE] += s->scratch;
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(s->eval_batch, s->eval_T) + s->eval_data;
+    return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b);
+}
+
+int mt_wl_plan_reference(struct mt_ctx *ctx, struct mt_wl_plan_serving *s, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
+    s->eval_T = T;
+    if (!s->weight_slab) s->weight_slab = mt_gpt_weight_slab_bytes(&cfg, NULL);
+    return mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p) ||
+           mt_wl_plan_serving(ctx, &cfg, s, p);
+}
+
+void mt_wl_zero_states(double psi, size_t ranks, int stage, double w, double g, double k,
+                       struct mt_wl_zero_states *out)
+{
+    double n = ranks ? (double)ranks : 1.0;
+    out->optimizer = k * psi / (stage >= 1 ? n : 1.0);
+    out->gradients = g * psi / (stage >= 2 ? n : 1.0);
+    out->weights = w * psi / (stage >= 3 ? n : 1.0);
+}
