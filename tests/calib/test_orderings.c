@@ -26,6 +26,13 @@
  *              worse than on the model as trained, SmoothQuant (alpha 0.5) below plain.
  * KL exactly 0 for the unmodified model is test_qmodel's `kl` (and the baseline
  * plugin's kl_mean).
+ * Measured (val_bpb / kl_mean; the fp32 reference 2.4874 bpb): bf16 2.4874 / 2.4e-6,
+ * 8 bits 2.4872 / 2.6e-5, 4 bits RTN 2.5050 / 0.0083 GPTQ 2.4910 / 0.0018, 3 bits RTN
+ * 2.5522 / 0.0385 GPTQ 2.5037 / 0.0090, 2 bits RTN 2.8650 / 0.2552; 4 bits group 128 RTN
+ * 2.5079 / 0.0103 AWQ 2.5009 / 0.0079. 50 %: magnitude 2.7045, Wanda 2.6245, SparseGPT
+ * 2.5609; 2:4: magnitude 2.8958, SparseGPT 2.6027. W8A8: as trained 2.4881, with the
+ * outliers plain 2.5860, SmoothQuant 2.4880. About 2 minutes on 2 cores with the
+ * reference cached.
  * What it is not for: kernels or formats (tests/quantize, tests/prune), timing.
  */
 #include <stdio.h>
