@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -123,7 +124,9 @@ int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
         b->ppl = h.ppl;
         mt_log(ctx, MT_LOG_INFO, "base distributions from %s", b->path);
     } else {
-        snprintf(tmp, sizeof tmp, "%s.tmp%ld", b->path, (long)mt_wl_now());
+        /* one temporary file per process: runs of a sweep started in the same second
+         * write their own and each renames it over the same (identical) result */
+        snprintf(tmp, sizeof tmp, "%s.tmp%ld", b->path, (long)getpid());
         struct base_file bf = {fopen(tmp, "wb"), b->vocab, 0.0, NULL, 0, {0}};
         if (!bf.f) return mt_error(ctx, "base distributions: cannot create %s", tmp);
         memset(&h, 0, sizeof h);
