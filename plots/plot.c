@@ -114,6 +114,7 @@ static void draw_all(struct pl_ctx *ctx)
         pl_draw_speed(ctx);
         pl_draw_curves(ctx);
         pl_draw_kvcache(ctx);
+        pl_draw_quant(ctx);
         pl_draw_loss(ctx);
     }
     /* Per-run plots also explain runs that failed (an OOM's timeline), so they do not

@@ -238,6 +238,27 @@ int pl_config_stat_cat(const struct pl_ctx *ctx, const struct pl_config *cfg, co
     return st->n > 0;
 }
 
+char *pl_config_group_key(struct pl_ctx *ctx, const struct pl_config *c)
+{
+    const struct pl_run *r = &ctx->runs[c->runs[0]];
+    struct pl_stat st;
+    double budget = r->row->train_budget;
+    double text = pl_config_stat(ctx, c, "eval_bytes", &st) ? st.median : NAN;
+    struct pl_buf b = {0};
+    pl_buf_printf(&b, "model %s, ", pl_run_param(r, "model") ? pl_run_param(r, "model") : "?");
+    if (isnan(budget))
+        pl_buf_printf(&b, "training budget not recorded, ");
+    else
+        pl_buf_printf(&b, "%.0f training sequences, ", budget);
+    if (isnan(text))
+        pl_buf_printf(&b, "text scored not recorded");
+    else
+        pl_buf_printf(&b, "scored on %.0f bytes", text);
+    if (b.oom) ctx->oom = 1;
+    return b.s;
+}
+
+
 const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric)
 {
     for (size_t i = 0; i < ctx->n_runs; i++) {

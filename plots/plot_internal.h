@@ -109,6 +109,9 @@ int pl_config_stat(const struct pl_ctx *ctx, const struct pl_config *cfg, const 
                    struct pl_stat *st);
 int pl_config_stat_cat(const struct pl_ctx *ctx, const struct pl_config *cfg, const char *metric,
                        const char *category, struct pl_stat *st);
+/* The comparison key of a configuration (model, training budget, text scored), as text
+ * for a title; malloc'ed, NULL when out of memory (ctx->oom set). */
+char *pl_config_group_key(struct pl_ctx *ctx, const struct pl_config *c);
 const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric);
 int pl_higher_is_better(const char *metric);
 int pl_is_bytes_metric(const struct pl_ctx *ctx, const char *metric);
@@ -162,6 +165,7 @@ void pl_draw_regions(struct pl_ctx *ctx);
 void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
 void pl_draw_kvcache(struct pl_ctx *ctx);      /* plot_kvcache.c */
 void pl_draw_trainmem(struct pl_ctx *ctx);     /* plot_trainmem.c */
+void pl_draw_quant(struct pl_ctx *ctx);        /* plot_quant.c */
 /* plot_draw.c: keys of the params that take more than one value among the configurations
  * of `workload` (at most max, in first-seen order; strings live in ctx->rd). */
 size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max);

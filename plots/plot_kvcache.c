@@ -85,25 +85,6 @@ static int cmp_series(const void *a, const void *b)
     return d ? d : strcmp(x, y);
 }
 
-/* The comparison key of a configuration, as text for the title. */
-static char *group_key(struct pl_ctx *ctx, const struct pl_config *c)
-{
-    const struct pl_run *r = &ctx->runs[c->runs[0]];
-    double budget = r->row->train_budget, text = stat_or_nan(ctx, c, "eval_bytes");
-    struct pl_buf b = {0};
-    pl_buf_printf(&b, "model %s, ", pl_run_param(r, "model") ? pl_run_param(r, "model") : "?");
-    if (isnan(budget))
-        pl_buf_printf(&b, "training budget not recorded, ");
-    else
-        pl_buf_printf(&b, "%.0f training sequences, ", budget);
-    if (isnan(text))
-        pl_buf_printf(&b, "text scored not recorded");
-    else
-        pl_buf_printf(&b, "scored on %.0f bytes", text);
-    if (b.oom) ctx->oom = 1;
-    return b.s;
-}
-
 /* Collects the points of the configurations whose group key is `key` (NULL: any). */
 static void collect(struct pl_ctx *ctx, struct kv_state *s, char **keys, const size_t *kv_cfg,
                     size_t n_kv, const char *key, const char **vary, size_t nv)
@@ -408,7 +389,7 @@ void pl_draw_kvcache(struct pl_ctx *ctx)
     }
     size_t nv = pl_varying_keys(ctx, KV_WORKLOAD, vary, 64);
     for (size_t i = 0; i < n_kv; i++)
-        keys[i] = group_key(ctx, &ctx->configs[kv_cfg[i]]);
+        keys[i] = pl_config_group_key(ctx, &ctx->configs[kv_cfg[i]]);
     size_t n_groups = 0;
     for (size_t i = 0; i < n_kv; i++)
         if (!done[i]) {

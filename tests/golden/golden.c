@@ -204,17 +204,20 @@ static const struct plugin_case cases[] = {
     {"quantize", "quantize", {NULL}, "tiny", 0},
 };
 
-/* The checkpoint the plugin left in its cache folder (the baseline it trained). */
+/* The checkpoint the plugin left in its cache folder (the baseline it trained; not the
+ * base distributions kept beside it, <checkpoint>.eval<N>-T<T>.probs). */
 static int find_ckpt(const char *dir, char *path, size_t n)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
     int found = 0;
-    while (d && !found && (e = readdir(d)))
-        if (strstr(e->d_name, ".mtckpt") && !strstr(e->d_name, ".tmp")) {
+    while (d && !found && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 7 && !strcmp(e->d_name + len - 7, ".mtckpt")) {
             snprintf(path, n, "%s/%s", dir, e->d_name);
             found = 1;
         }
+    }
     if (d) closedir(d);
     return found ? 0 : -1;
 }

@@ -618,9 +618,12 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                                         "timeline_run10",       "sites_run1",
                                         "regions_run1",         "regions_run2",
                                         "regions_run9",         "regions_run10",
-                                        "regions_run16",        "memory_check"};
+                                        "regions_run16",        "memory_check",
+                                        "quant_bits"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
+    const struct mt_plot_item *klb = item(&res, "kl_bytes"); /* no run reports kl_mean */
+    CHECK(klb && klb->skip && strstr(klb->skip, "kl_mean"), "kl_bytes not skipped");
     const struct mt_plot_item *dec = item(&res, "speed_decode");
     CHECK(dec && dec->skip && strstr(dec->skip, "decode_tokens_per_s"), "speed_decode not skipped");
     static const char *const kv_plots[] = {"kv_memory", "kv_accuracy", "kv_sequences"};

@@ -30,18 +30,17 @@
  *               than dense or the best format by more than the noise, smaller wins a tie.
  * What it is not for: the harness side (parameters, metrics), kernel details.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ckpt.h"
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
 #include "hash.h"
+#include "model_cache.h"
 #include "prune_model.h"
 
 #include "calib_layer.h"
@@ -593,19 +592,7 @@ static int test_decide(const char *path)
  * it under ASan takes minutes); `fallback` when there is no cache folder. */
 static const char *small_path(const char *fallback, char *buf, size_t n)
 {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    /* Create the cache's parent too: the fixture and the tests that follow must agree on
-     * one path even when the parent only appears later (made by another test). */
-    if (xdg && xdg[0]) {
-        mkdir(xdg, 0755); /* a failure shows at the next mkdir */
-        snprintf(buf, n, "%s/memtrade", xdg);
-    } else if (home && home[0]) {
-        snprintf(buf, n, "%s/.cache", home);
-        mkdir(buf, 0755); /* a failure shows at the next mkdir */
-        snprintf(buf, n, "%s/.cache/memtrade", home);
-    } else
-        return fallback;
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return fallback;
+    if (!mt_test_cache_dir(buf, n)) return fallback;
     /* keyed like the model cache: the recipe and the corpus's identity and size, so
      * another corpus never reuses a stale file under the same name */
     uint64_t key[] = {SMALL_STEPS, SMALL_B, T, 1, 5, corpus.identity, corpus.n};

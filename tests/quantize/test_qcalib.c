@@ -6,8 +6,8 @@
  * 64, linear-sym per channel, nf4 groups of 32); (2) GPTQ with H = I packs exactly RTN's
  * bytes (every scheme and granularity tried); (3) imatrix's importance-weighted weight
  * error is never above RTN's; (4) every calibrated tensor has RTN's byte count; (5) AWQ's
- * served output error (scales folded into the inputs) is below RTN's at 4 bits and not
- * above it at 3, linear-asym groups of 128, at RTN's bytes; (6) SmoothQuant W8A8 (alpha
+ * served output error (scales folded into the inputs) is below RTN's at 4 and 3 bits,
+ * linear-asym groups of 128, at RTN's bytes; (6) SmoothQuant W8A8 (alpha
  * 0.5, linear-sym 8-bit per channel, int8 per-token activations through the scalar
  * kernel) has a lower output error than plain W8A8 on the same layer with 4 input
  * channels made 50 times larger (activation outliers); (7) HQQ's lp error (p = 0.7, the
@@ -54,8 +54,9 @@ static double weighted_error(const float *w, const float *imp, const struct mt_q
 }
 
 /* AWQ at 4 and 3 bits, groups of 128: the served product (X / s) Q^T against X W^T is
- * closer than RTN's at 4 bits (at 3 the search keeps alpha = 0 here: RTN's error, as the
- * mixed inputs have nearly uniform channel norms), at RTN's byte count. */
+ * closer than RTN's, at RTN's byte count. Measured: 4 bits rtn 117.21 awq 103.33, 3 bits
+ * 252.36 -> 197.97 (both duo scaling); with plain scaling and no clipping search, 115.84
+ * and 252.36 (alpha 0: the mixed inputs have nearly uniform channel norms). */
 static void test_awq(const struct mt_test_layer *lay)
 {
     float *s = malloc(K * sizeof *s), *v = malloc(N * K * sizeof *v);
@@ -72,7 +73,7 @@ static void test_awq(const struct mt_test_layer *lay)
         double er = output_error(lay, rtn), ea = mt_test_layer_output_error(lay, v);
         printf("awq linear-asym %u-bit group 128 output error: rtn %.4f awq %.4f (alpha %.2f)\n",
                bits, er, ea, alpha);
-        CHECK(bits == 4 ? ea < er : ea <= er, "awq output error %.4f above rtn %.4f", ea, er);
+        CHECK(ea < er, "awq output error %.4f not below rtn %.4f", ea, er);
         mt_qtensor_free(rtn), mt_qtensor_free(aq);
     }
     free(s), free(v);

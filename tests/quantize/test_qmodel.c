@@ -21,12 +21,10 @@
  * divergence from the fp32 cache rising strictly fp16 -> bf16 -> int8 -> int4 -> int2.
  * What it is not for: kernel correctness (test_quant) or the plugin's reporting.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ckpt.h"
 #include "data.h"
@@ -34,6 +32,7 @@
 #include "gpt.h"
 #include "hash.h"
 #include "kvcache.h"
+#include "model_cache.h"
 #include "qcheck.h"
 #include "qmodel.h"
 #include "serving.h"
@@ -302,10 +301,9 @@ static int test_fold(const char *path)
 }
 
 /* AWQ against RTN, linear-asym 4 bits, groups of 128 (embedding RTN in both), HQQ beside
- * them (printed). The issue's "AWQ beats RTN" does NOT hold on this 300-step fixture
- * (measured: rtn 3.8050, awq 3.8053, hqq 3.8047): AWQ's layer-wise search lowers each
- * layer's output error (test_qcalib), not val_bpb here. What holds is asserted: AWQ
- * within 0.001 bpb of RTN (the folds are exact, test_fold). */
+ * them (printed): AWQ below RTN. Measured on this 300-step fixture: rtn 3.8050, awq
+ * 3.8044, hqq 3.8047; before the duo-scaling candidates and the clipping search (qcalib.h)
+ * awq was 3.8053, above RTN. tests/calib asserts the same on the 2000-step reference. */
 static int test_awq(const char *path)
 {
     struct mt_qformat f = fmt(MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128);
@@ -313,7 +311,7 @@ static int test_awq(const char *path)
     double awq = bpb_method(path, f, MT_QACT_F32, MT_QM_AWQ, NULL);
     double hqq = bpb_method(path, f, MT_QACT_F32, MT_QM_HQQ, NULL);
     printf("4 bits group 128: rtn %.4f awq %.4f hqq %.4f\n", rtn, awq, hqq);
-    CHECK(awq < rtn + 0.001, "awq %.4f not within 0.001 of rtn %.4f", awq, rtn);
+    CHECK(awq < rtn, "awq %.4f not below rtn %.4f", awq, rtn);
     return 0;
 }
 
@@ -454,7 +452,8 @@ static int test_decode(const char *path)
     return 0;
 }
 
-/* Loss and mean KL(fp32 cache || format) decoding `windows` windows of T bytes. */
+/* Loss and mean KL(fp32 cache || format) decoding `windows` windows of T bytes, the KL
+ * through the serving measurement's one function (mt_wl_kl_add). */
 static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double *kl)
 {
     enum { W = 32 };
@@ -464,22 +463,28 @@ static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double
     struct mt_gpt_kv *a, *b;
     CHECK(mt_gpt_kv_create(&a, &m->cfg, T, err, sizeof err) == 0, "%s", err);
     CHECK(mt_gpt_kv_create_spec(&b, &m->cfg, T, &s, err, sizeof err) == 0, "%s", err);
-    double *p = malloc(2 * V * sizeof *p);
-    *loss = *kl = 0.0;
+    double *lp = malloc(2 * V * sizeof *lp);
+    float *p = malloc(2 * V * sizeof *p);
+    struct mt_wl_kl acc = {0};
+    *loss = 0.0;
     for (size_t w = 0; w < W; w++) {
         const uint8_t *x = corpus.val + w * T;
         mt_gpt_kv_reset(a), mt_gpt_kv_reset(b);
         for (size_t t = 0; t < T; t++) {
             CHECK(mt_gpt_decode_step(m, a, x[t], err, sizeof err) == 0, "%s", err);
             CHECK(mt_gpt_decode_step(m, b, x[t], err, sizeof err) == 0, "%s", err);
-            mt_gpt_log_softmax(a->logits, V, p), mt_gpt_log_softmax(b->logits, V, p + V);
-            *loss -= p[V + x[t + 1]];
-            for (size_t j = 0; j < V; j++)
-                *kl += exp(p[j]) * (p[j] - p[V + j]);
+            mt_gpt_log_softmax(a->logits, V, lp), mt_gpt_log_softmax(b->logits, V, lp + V);
+            *loss -= lp[V + x[t + 1]];
+            for (size_t j = 0; j < 2 * V; j++)
+                p[j] = (float)exp(lp[j]);
+            CHECK(mt_wl_kl_add(&acc, p, p + V, 1, V) == 0, "out of memory");
         }
     }
-    *loss /= (double)(W * T), *kl /= (double)(W * T);
-    free(p);
+    struct mt_wl_kl_stats st;
+    mt_wl_kl_summary(&acc, &st);
+    *loss /= (double)(W * T), *kl = st.mean;
+    mt_wl_kl_free(&acc);
+    free(lp), free(p);
     mt_gpt_kv_free(a), mt_gpt_kv_free(b);
 }
 
@@ -512,20 +517,8 @@ static int test_kvcache(const char *path)
  * plain build trained (training under ASan takes minutes); else at `fallback`. */
 static const char *ckpt_path(const char *fallback, char *buf, size_t n)
 {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     char dir[400];
-    if (xdg && xdg[0])
-        snprintf(dir, sizeof dir, "%s/memtrade", xdg);
-    else if (home && home[0])
-        snprintf(dir, sizeof dir, "%s/.cache/memtrade", home);
-    else
-        return fallback;
-    char parent[400];
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash) *slash = '\0';
-    mkdir(parent, 0755);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fallback;
+    if (!mt_test_cache_dir(dir, sizeof dir)) return fallback;
     /* keyed like the model cache: the recipe's inputs and the corpus's identity and size,
      * so another corpus or recipe never reuses a stale file under the same name */
     struct mt_gpt_recipe r = mt_gpt_recipe_default(TRAIN_STEPS);

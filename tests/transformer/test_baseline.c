@@ -101,15 +101,19 @@ int main(void)
                kv_scratch);
         CHECK(peak == (double)(wbytes + kv + kv_scratch));
         /* the evaluation's own peak: the inference-mode slabs of its batch (8 x 64) and
-         * mt_gpt_eval's inputs and targets (data); no KV cache */
+         * (data) mt_gpt_eval's inputs and targets, the base's rows of one batch (8 x 64 x
+         * 256 floats) and the per-position KL (4096 doubles: the KL against itself,
+         * serving.h); no KV cache */
+        size_t data = 2 * 8 * 64 * sizeof(int) + 8 * 64 * 256 * sizeof(float) + 4096 * 8;
         CHECK(need(&f, "eval_peak_activations_bytes", "bytes")->value ==
               (double)plan[MT_MEM_ACTIVATIONS]);
-        CHECK(need(&f, "eval_peak_data_bytes", "bytes")->value == 2.0 * 8 * 64 * sizeof(int));
+        CHECK(need(&f, "eval_peak_data_bytes", "bytes")->value == (double)data);
         CHECK(fake_ctx_metric(&f, "eval_peak_kv_cache_bytes") == NULL);
+        CHECK(need(&f, "kl_mean", "nats")->value == 0.0 &&
+              need(&f, "delta_ppl", "ratio")->value == 0.0);
         double eval_peak = need(&f, "eval_peak_bytes", "bytes")->value;
-        printf("eval_peak_bytes %.0f = plan %zu + batch %zu\n", eval_peak, slabs,
-               2 * 8 * 64 * sizeof(int));
-        CHECK(eval_peak == (double)(slabs + 2 * 8 * 64 * sizeof(int)));
+        printf("eval_peak_bytes %.0f = plan %zu + data %zu\n", eval_peak, slabs, data);
+        CHECK(eval_peak == (double)(slabs + data));
     }
     /* the evaluation's matmuls ran as oneDNN primitives, none fell back (counted) */
     CHECK(need(&f, "matmul_prims", "count")->value > 0);
@@ -118,7 +122,8 @@ int main(void)
     CHECK(!tp->na && tp->value > 0 && tp->value < (double)est);
     CHECK(!need(&f, "train_tokens_per_s", "tokens/s")->na);
     CHECK(f.n_samples == 20 && f.progress_done == 20 && f.progress_total == 20);
-    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 3);
+    /* train, 3 per step, base_eval (the base distributions), infer, decode, eval */
+    CHECK(f.open_regions == 0 && f.region_errors == 0 && f.regions_begun == 1 + 3 * 20 + 4);
     CHECK(strstr(f.last_sample_log, "meaning of life") != NULL);
 
     struct fake_ctx g; /* the same recipe again: from the cache */

@@ -46,8 +46,13 @@ static int baseline_run(struct mt_ctx *ctx)
         mt_wl_report_train(ctx, &st);
         mt_wl_report_model(ctx, m);
         /* serving: the one serving measurement, as every post-training workload has it;
-         * the fp32 reference then sits on the same serving axis as its compressed forms */
-        rc = mt_wl_report_serving(ctx, m, &corpus, NULL);
+         * the fp32 reference then sits on the same serving axis as its compressed forms,
+         * its KL metrics against itself 0 (the same forward, when the base file was
+         * written at the same thread count) */
+        struct mt_wl_base base;
+        struct mt_wl_serving sv = {.base = &base};
+        rc = mt_wl_base_probs(ctx, m, &corpus, &recipe, seed, &base);
+        if (rc == 0) rc = mt_wl_report_serving(ctx, m, &corpus, &sv);
     }
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);

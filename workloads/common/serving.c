@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -77,7 +78,7 @@ struct base_header {
 struct base_file {
     FILE *f;
     size_t vocab;
-    double nll;  /* writing: the base's summed -log p(target) */
+    double nll;  /* the summed -log p(target) of the model scored (the base's when writing) */
     float *rows; /* reading: one batch of base rows (data) */
     size_t cap;
     struct mt_wl_kl kl;
@@ -130,7 +131,9 @@ int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
         b->ppl = h.ppl;
         mt_log(ctx, MT_LOG_INFO, "base distributions from %s", b->path);
     } else {
-        snprintf(tmp, sizeof tmp, "%s.tmp%ld", b->path, (long)mt_wl_now());
+        /* one temporary file per process: runs of a sweep started in the same second
+         * write their own and each renames it over the same (identical) result */
+        snprintf(tmp, sizeof tmp, "%s.tmp%ld", b->path, (long)getpid());
         struct base_file bf = {fopen(tmp, "wb"), b->vocab, 0.0, NULL, 0, {0}};
         if (!bf.f) return mt_error(ctx, "base distributions: cannot create %s", tmp);
         memset(&h, 0, sizeof h);
@@ -183,8 +186,13 @@ int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t r
         double kl = 0.0;
         size_t bp = 0, bq = 0;
         for (size_t j = 0; j < V; j++) {
+            /* p log(p / q) - p + q: the same sum for two distributions, but every term is
+             * >= 0 and second order in q - p, so fp32 rounding of the probabilities (their
+             * sums are 1 only to ~1e-7) does not swamp a small divergence */
             if (p[j] > 0.0f)
-                kl += (double)p[j] * (log((double)p[j]) - log((double)fmaxf(r[j], FLT_MIN)));
+                kl += (double)p[j] * log((double)p[j] / (double)fmaxf(r[j], FLT_MIN)) -
+                      (double)p[j];
+            kl += (double)r[j];
             bp = p[j] > p[bp] ? j : bp;
             bq = r[j] > r[bq] ? j : bq;
         }
@@ -226,7 +234,8 @@ static int base_compare(void *user, const float *probs, const int *targets, size
                         size_t errlen)
 {
     struct base_file *b = user;
-    (void)targets;
+    for (size_t i = 0; i < rows; i++) /* scored as the base's file was (base_write) */
+        b->nll -= log((double)probs[i * b->vocab + (size_t)targets[i]]);
     if (rows * b->vocab > b->cap) {
         free(b->rows);
         int prev = mt_memcat_set(MT_MEM_DATA);
@@ -273,11 +282,14 @@ static int eval_against_base(struct mt_ctx *ctx, struct mt_gpt *m, const struct 
             mt_metric(ctx, "kl_p99", s.p99, "nats");
         }
         mt_metric(ctx, "kl_top1_agree", s.top1_agree, "ratio");
-        mt_metric(ctx, "delta_ppl", r.ppl - base->ppl, "ratio");
+        /* the served model's perplexity over the same positions, computed as the base's
+         * (from the fp32 probabilities): exactly 0 for the base itself */
+        double dppl = exp(bf.nll / (double)bf.kl.n) - base->ppl;
+        mt_metric(ctx, "delta_ppl", dppl, "ratio");
         mt_log(ctx, MT_LOG_INFO,
                "against the base: KL mean %.5f median %.5f p99 %.5f max %.4f nats, top-1 agree "
                "%.4f, delta ppl %+.4f",
-               s.mean, s.median, s.p99, s.max, s.top1_agree, r.ppl - base->ppl);
+               s.mean, s.median, s.p99, s.max, s.top1_agree, dppl);
         *extra_data = bf.cap * sizeof *bf.rows + bf.kl.cap * sizeof *bf.kl.kl;
     }
     free(bf.rows);

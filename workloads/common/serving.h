@@ -119,9 +119,11 @@ struct mt_wl_kl {
 };
 
 /* Contract: adds `rows` positions: base and q are rows x V probabilities. KL is
- * sum_j p_j (log p_j - log q_j) over p_j > 0, q_j floored at FLT_MIN (a probability
- * that underflowed): exactly 0 when q equals p bit for bit. Returns 0, or -1 when out of
- * memory. */
+ * sum_j [p_j log(p_j / q_j) - p_j + q_j] (the p_j = 0 terms are q_j; q_j floored at
+ * FLT_MIN in the log, a probability that underflowed), in double: for two distributions
+ * it is sum_j p_j log(p_j / q_j), but each term is >= 0 and second order in q_j - p_j, so
+ * the fp32 rounding of the probabilities does not swamp a divergence of 1e-9; exactly 0
+ * when q equals p bit for bit. Returns 0, or -1 when out of memory. */
 int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t rows, size_t V);
 
 /* Contract: mean, median, 99th percentile (nearest rank), max of the positions' KL and
@@ -146,7 +148,8 @@ struct mt_wl_serving {
     const void *user;
     /* The base model's distributions (mt_wl_base_probs) or NULL: with them the
      * evaluation also reports kl_mean, kl_median, kl_p99, kl_max (nats), kl_top1_agree
-     * (ratio) and delta_ppl (val_ppl minus the base's) over the same positions. */
+     * (ratio) and delta_ppl (the served model's perplexity minus the base's, both from
+     * the fp32 probabilities of the same positions: exactly 0 for the base itself). */
     const struct mt_wl_base *base;
 };
 

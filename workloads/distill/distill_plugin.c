@@ -264,9 +264,22 @@ static int run(struct mt_ctx *ctx)
         return -1;
     double alpha = mt_param_float(ctx, "alpha"), temp = mt_param_float(ctx, "temperature");
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
-    if (alpha != 0.0 && mt_wl_reference_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER,
-                                                r.batch, r.seq, &teacher, NULL))
+    /* The teacher is the base the served student's KL metrics compare with: its
+     * distributions over the evaluation text (cached beside it) at the evaluation's batch,
+     * as every serving workload computes them; then resized for the training batch, or
+     * freed at alpha = 0 (the scratch control trains without it). */
+    struct mt_wl_base base;
+    if (mt_wl_reference_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq,
+                                &teacher, NULL) ||
+        mt_wl_base_probs(ctx, teacher, &corpus, &r, seed, &base))
         goto out;
+    if (alpha == 0.0) {
+        mt_gpt_free(teacher);
+        teacher = NULL;
+    } else if (mt_gpt_set_mode(teacher, MT_GPT_INFER, r.batch, r.seq, err, sizeof err)) {
+        rc = mt_error(ctx, "teacher: %s", err);
+        goto out;
+    }
     struct mt_gpt_recipe sr = r;
     int64_t ss = mt_param_int(ctx, "student_steps");
     if (ss > 0) {
@@ -311,7 +324,8 @@ static int run(struct mt_ctx *ctx)
     mt_gpt_free(student);
     student = NULL;
     mt_wl_report_model(ctx, served);
-    if ((rc = mt_wl_report_serving(ctx, served, &corpus, NULL))) goto out;
+    struct mt_wl_serving sv = {.base = &base};
+    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &sv))) goto out;
     rc = 0;
 out:
     mt_gpt_free(served);

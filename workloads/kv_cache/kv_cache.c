@@ -43,7 +43,8 @@ static const struct mt_param_spec params[] = {
 
 /* Teacher-forced decoding of `windows` windows of n validation bytes through an fp32
  * cache and the run's cache in lockstep: the mean loss of each and the mean KL(fp32 ||
- * format) of the next-token distributions. */
+ * format) of the next-token distributions, through the one KL function of the serving
+ * measurement (mt_wl_kl_add, on fp32 probabilities). */
 static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                     const struct mt_kvc_spec *spec, size_t n, size_t windows)
 {
@@ -53,10 +54,12 @@ static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus
     if (windows * n + 1 > val->n) windows = (val->n - 1) / n;
     if (!windows) return mt_error(ctx, "validation split shorter than one window of %zu", n);
     struct mt_gpt_kv *ref = NULL, *kv = NULL;
-    double *lp = malloc(2 * V * sizeof *lp), loss = 0.0, loss_ref = 0.0, kl = 0.0;
-    int rc = !lp || mt_gpt_kv_create(&ref, &m->cfg, n, err, sizeof err) ||
+    struct mt_wl_kl kl = {0};
+    double *lp = malloc(2 * V * sizeof *lp), loss = 0.0, loss_ref = 0.0;
+    float *p = malloc(2 * V * sizeof *p);
+    int rc = !lp || !p || mt_gpt_kv_create(&ref, &m->cfg, n, err, sizeof err) ||
              mt_gpt_kv_create_spec(&kv, &m->cfg, n, spec, err, sizeof err);
-    if (!lp) snprintf(err, sizeof err, "out of memory");
+    if (!lp || !p) snprintf(err, sizeof err, "out of memory");
     mt_region_begin(ctx, "kv_accuracy");
     for (size_t w = 0; !rc && w < windows; w++) {
         size_t x = w * n; /* the window's first token */
@@ -68,21 +71,28 @@ static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus
             if (rc) break;
             mt_gpt_log_softmax(ref->logits, V, lp), mt_gpt_log_softmax(kv->logits, V, lp + V);
             loss_ref -= lp[next], loss -= lp[V + next];
-            for (size_t j = 0; j < V; j++)
-                kl += exp(lp[j]) * (lp[j] - lp[V + j]);
+            for (size_t j = 0; j < 2 * V; j++)
+                p[j] = (float)exp(lp[j]);
+            if ((rc = mt_wl_kl_add(&kl, p, p + V, 1, V))) snprintf(err, sizeof err, "out of memory");
         }
         mt_progress(ctx, (double)(w + 1), (double)windows);
     }
     mt_region_end(ctx, "kv_accuracy");
-    mt_gpt_kv_free(ref), mt_gpt_kv_free(kv), free(lp);
+    mt_gpt_kv_free(ref), mt_gpt_kv_free(kv), free(lp), free(p);
+    struct mt_wl_kl_stats st;
+    mt_wl_kl_summary(&kl, &st);
+    mt_wl_kl_free(&kl);
     if (rc) return mt_error(ctx, "decoding through the cache failed: %s", err);
     double N = (double)(windows * n);
     mt_metric(ctx, "kv_val_loss", loss / N, "nats/byte");
     mt_metric(ctx, "kv_val_loss_fp32", loss_ref / N, "nats/byte");
-    mt_metric(ctx, "kv_kl", kl / N, "nats");
+    mt_metric(ctx, "kv_kl", st.mean, "nats");
     mt_metric(ctx, "kv_eval_bytes", N, "bytes");
-    mt_log(ctx, MT_LOG_INFO, "%s cache over %zu x %zu bytes: loss %.5f (fp32 cache %.5f), KL %.3g",
-           mt_kvc_format_name(spec->format), windows, n, loss / N, loss_ref / N, kl / N);
+    mt_log(ctx, MT_LOG_INFO,
+           "%s cache over %zu x %zu bytes: loss %.5f (fp32 cache %.5f), KL mean %.3g p99 %.3g "
+           "max %.3g, top-1 agree %.4f",
+           mt_kvc_format_name(spec->format), windows, n, loss / N, loss_ref / N, st.mean, st.p99,
+           st.max, st.top1_agree);
     return 0;
 }
 
@@ -186,7 +196,13 @@ static int run(struct mt_ctx *ctx)
     if (rc == 0) {
         mt_wl_report_train(ctx, &st);
         mt_wl_report_model(ctx, m);
-        rc = mt_wl_report_serving(ctx, m, &corpus, NULL);
+        /* the evaluation protocol runs the whole-window forward, not the cache: its KL
+         * metrics against the base are exactly 0 (the weights are the base's); what the
+         * cache's format costs is kv_kl, from decoding through it (accuracy) */
+        struct mt_wl_base base;
+        struct mt_wl_serving sv = {.base = &base};
+        rc = mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base);
+        if (rc == 0) rc = mt_wl_report_serving(ctx, m, &corpus, &sv);
     }
     size_t n = mt_wl_decode_context(&cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
     size_t ctx_len = mt_param_int(ctx, "context") ? (size_t)mt_param_int(ctx, "context") : n;

@@ -6,7 +6,13 @@
  * N:M uses the pattern closest to the sparsity (2:4, 1:4, 1:8 = 87.5 %) and prints its real
  * sparsity. What it is not for: correctness (tests/prune) or model accuracy.
  *
- * Usage: mt-bench-sparse [mrows=1] [reps=200]. Threads: OMP_NUM_THREADS. Run under nice.
+ * With --sparsegpt (built with the model-level pruning library): SparseGPT at 50 % on
+ * the four linears of a GPT-2 124M block (bench_calib.h: random weights, 2048 correlated
+ * calibration tokens), the time per layer and the shares of the Hessian, the
+ * factorization and the pruning pass with its error updates.
+ *
+ * Usage: mt-bench-sparse [mrows=1] [reps=200] | --sparsegpt. Threads: OMP_NUM_THREADS. Run
+ * under nice.
  */
 #include <dnnl.h>
 #include <math.h>
@@ -18,6 +24,39 @@
 
 #include "bench_util.h"
 #include "sparse.h"
+#ifdef MT_BENCH_SPARSEGPT
+#include "bench_calib.h"
+#include "prune_model.h"
+
+/* --sparsegpt: see the file comment. */
+static int bench_sparsegpt(void)
+{
+    const size_t rows = 2048;
+    double tot[3] = {0};
+    char err[256];
+    printf("SparseGPT, GPT-2 124M block, %zu calibration tokens, 50 %% unstructured, %d "
+           "threads\n",
+           rows, omp_get_max_threads());
+    for (int l = 0; l < MT_BENCH_CALIB_LAYERS; l++) {
+        struct mt_bench_calib_layer c;
+        if (mt_bench_calib_layer(l, rows, &c)) return 1;
+        uint8_t *keep = malloc(c.n * c.k);
+        double t0 = mt_bench_now();
+        int rc = !keep || mt_prune_sparsegpt_matrix(c.w, c.n, c.k, c.u, NULL, 0.5, 0, 0, keep,
+                                                    err, sizeof err);
+        double t1 = mt_bench_now();
+        free(keep);
+        if (rc) {
+            fprintf(stderr, "%s\n", keep ? err : "out of memory");
+            return 1;
+        }
+        mt_bench_calib_line(&c, t1 - t0, "pruning", tot);
+        mt_bench_calib_free(&c);
+    }
+    mt_bench_calib_total(tot, "pruning");
+    return 0;
+}
+#endif
 
 struct job {
     const struct mt_sparse *s; /* NULL: oneDNN sgemm on w */
@@ -58,10 +97,13 @@ static uint64_t next_u64(uint64_t *s)
 
 int main(int argc, char **argv)
 {
+#ifdef MT_BENCH_SPARSEGPT
+    if (argc > 1 && !strcmp(argv[1], "--sparsegpt")) return bench_sparsegpt();
+#endif
     size_t mrows = argc > 1 ? strtoul(argv[1], NULL, 10) : 1;
     size_t reps = argc > 2 ? strtoul(argv[2], NULL, 10) : 200;
     if (mrows == 0 || reps == 0) {
-        fprintf(stderr, "usage: mt-bench-sparse [mrows>0] [reps>0]\n");
+        fprintf(stderr, "usage: mt-bench-sparse [mrows>0] [reps>0] | --sparsegpt\n");
         return 2;
     }
     static const struct {

@@ -33,6 +33,7 @@
 #include "qformat.h"
 #include "qkernels.h"
 #ifdef MT_BENCH_DECODE
+#include "bench_calib.h"
 #include "qmodel.h"
 #endif
 
@@ -129,33 +130,11 @@ static double time_config(const struct model *md, const struct config *c, int re
     return t;
 }
 
-static float *gauss(size_t n, uint64_t seed)
-{
-    float *w = malloc(n * sizeof *w);
-    if (!w) return NULL;
-#pragma omp parallel
-    {
-        uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)omp_get_thread_num() * 7919u + 1;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            double acc = 0.0; /* Irwin-Hall(4): close enough to Gaussian for timing */
-            for (int j = 0; j < 4; j++) {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                acc += (double)(s >> 11) * 0x1p-53;
-            }
-            w[i] = (float)(0.02 * (acc - 2.0) * 1.7320508);
-        }
-    }
-    return w;
-}
-
 /* VNNI kernel vs oneDNN u8s8s32 for 8-bit per-channel weights as M grows. */
 static void int8_crossover(struct mt_qws *ws)
 {
     size_t n = 3072, k = 768;
-    float *w = gauss(n * k, 99), *x = gauss(512 * k, 98), *y = malloc(512 * n * sizeof *y);
+    float *w = mt_bench_gauss(n * k, 99), *x = mt_bench_gauss(512 * k, 98), *y = malloc(512 * n * sizeof *y);
     struct mt_qformat f = {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0};
     char err[256];
     struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &f, err, sizeof err);
@@ -254,53 +233,33 @@ static int decode_bench(size_t ntok)
 }
 
 /* --gptq: GPTQ on one GPT-2 124M block (its four linears, random weights, 2048 random
- * correlated calibration tokens), 4-bit linear-asym groups of 128: time per layer and
- * the shares of the Hessian (X^T X), the factorization (LAPACK) and the updates. */
+ * correlated calibration tokens: bench_calib.h), 4-bit linear-asym groups of 128: time
+ * per layer and the shares of the Hessian (X^T X), the factorization (LAPACK) and the
+ * rounding with its error updates. */
 static int bench_gptq(void)
 {
-    static const size_t sn[4] = {2304, 768, 3072, 768}, sk[4] = {768, 768, 768, 3072};
-    static const char *const names[4] = {"qkv", "attn_proj", "fc", "fc_proj"};
     const size_t rows = 2048;
     struct mt_qformat f = {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 1};
     double tot[3] = {0};
     char err[256];
     printf("GPTQ, GPT-2 124M block, %zu calibration tokens, 4-bit group 128, %d threads\n", rows,
            omp_get_max_threads());
-    for (int l = 0; l < 4; l++) {
-        size_t n = sn[l], k = sk[l];
-        float *w = gauss(n * k, 11 + (uint64_t)l), *x = gauss(rows * k, 21 + (uint64_t)l);
-        float *g = calloc(k * k, sizeof *g), *u = malloc(k * k * sizeof *u);
-        if (!w || !x || !g || !u) return 1;
-        for (size_t i = 1; i < rows * k; i++) /* correlate neighbouring channels */
-            x[i] += 0.5f * x[i - 1];
-        double t0 = mt_bench_now();
-        dnnl_sgemm('T', 'N', (dnnl_dim_t)k, (dnnl_dim_t)k, (dnnl_dim_t)rows, 1.0f, x, (dnnl_dim_t)k,
-                   x, (dnnl_dim_t)k, 0.0f, g, (dnnl_dim_t)k);
-        double t1 = mt_bench_now();
-        if (mt_calib_inverse_factor(g, k, NULL, 0.01, u, NULL, err, sizeof err)) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
-        double t2 = mt_bench_now(), upd = 0.0;
+    for (int l = 0; l < MT_BENCH_CALIB_LAYERS; l++) {
+        struct mt_bench_calib_layer c;
+        if (mt_bench_calib_layer(l, rows, &c)) return 1;
+        double t0 = mt_bench_now(), upd = 0.0;
         struct mt_qtensor *q =
-            mt_qtensor_pack_gptq(w, n, k, &f, u, NULL, NULL, &upd, err, sizeof err);
-        double t3 = mt_bench_now();
+            mt_qtensor_pack_gptq(c.w, c.n, c.k, &f, c.u, NULL, NULL, &upd, err, sizeof err);
+        double t1 = mt_bench_now();
         if (!q) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        double part[3] = {t1 - t0, t2 - t1, t3 - t2};
-        printf("  %-9s %4zu x %4zu: %7.3f s (hessian %.3f, factor %.3f, updates %.3f)\n", names[l],
-               n, k, part[0] + part[1] + part[2], part[0], part[1], part[2]);
-        for (int i = 0; i < 3; i++)
-            tot[i] += part[i];
+        mt_bench_calib_line(&c, t1 - t0, "updates", tot);
         mt_qtensor_free(q);
-        free(w), free(x), free(g), free(u);
+        mt_bench_calib_free(&c);
     }
-    double all = tot[0] + tot[1] + tot[2];
-    printf("  block total %.3f s (x12 layers: %.1f s): hessian %.1f %%, factorization %.1f %%, "
-           "updates %.1f %%\n",
-           all, 12 * all, 100 * tot[0] / all, 100 * tot[1] / all, 100 * tot[2] / all);
+    mt_bench_calib_total(tot, "updates");
     return 0;
 }
 #endif
@@ -343,13 +302,13 @@ int main(int argc, char **argv)
 
     for (int s = 0; s < SH_COUNT; s++)
         for (size_t l = 0; l < count_of(&md, s); l++) {
-            md.w[s][l] = gauss(shape_n[s] * shape_k[s], (uint64_t)(s * 100 + (int)l + 1));
+            md.w[s][l] = mt_bench_gauss(shape_n[s] * shape_k[s], (uint64_t)(s * 100 + (int)l + 1));
             if (!md.w[s][l]) {
                 fprintf(stderr, "out of memory\n");
                 return 1;
             }
         }
-    float *x = gauss(3072, 5), *y = malloc(50257 * sizeof *y);
+    float *x = mt_bench_gauss(3072, 5), *y = malloc(50257 * sizeof *y);
     struct mt_qws *ws = mt_qws_create();
 
     const struct config cfgs[] = {

@@ -123,17 +123,35 @@ struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
     return qt;
 }
 
-/* AWQ's scales for one alpha: rms^alpha over sqrt(max * min), so they straddle 1. */
-static void awq_scales(const float *act_sq, size_t k, double alpha, float *s)
+/* AWQ's scales for one alpha: rms(x)^alpha (duo: over wmean^(1 - alpha), AutoAWQ's duo
+ * scaling; wmean NULL = plain), divided by sqrt(max * min) so they straddle 1. */
+static void awq_scales(const float *act_sq, const float *wmean, size_t k, double alpha, float *s)
 {
     double lo = INFINITY, hi = 0.0;
     for (size_t j = 0; j < k; j++) {
         double v = pow(fmax(act_sq[j], 1e-12), 0.5 * alpha);
+        if (wmean) v /= pow(fmax(wmean[j], 1e-6), 1.0 - alpha);
         s[j] = (float)v;
         lo = fmin(lo, v), hi = fmax(hi, v);
     }
     for (size_t j = 0; j < k; j++)
         s[j] = (float)(s[j] / sqrt(lo * hi));
+}
+
+/* Duo scaling's weight statistic: per input column, the mean over rows of |w| relative to
+ * the largest |w| of its row's unit (unit_len columns). */
+static void awq_wmean(const float *w, size_t n, size_t k, size_t unit_len, float *wm)
+{
+    memset(wm, 0, k * sizeof *wm);
+    for (size_t r = 0; r < n; r++)
+        for (size_t j0 = 0; j0 < k; j0 += unit_len) {
+            size_t j1 = j0 + unit_len < k ? j0 + unit_len : k;
+            float mx = 0.0f;
+            for (size_t j = j0; j < j1; j++)
+                mx = fmaxf(mx, fabsf(w[r * k + j]));
+            for (size_t j = j0; mx > 0.0f && j < j1; j++)
+                wm[j] += fabsf(w[r * k + j]) / mx / (float)n;
+        }
 }
 
 /* sum over rows of d G d^T for d = W - Q diag(1/s), q the unpacked Q (overwritten). */
@@ -152,6 +170,69 @@ static int awq_error(const float *w, size_t n, size_t k, const float *s, const f
     return 0;
 }
 
+/* AWQ's clipping search on unit u of row r (values v[cnt], columns j0..j0+cnt of the
+ * scaled matrix): the range clamped to [-M f, M f] (M the unit's largest |v|; linear-asym
+ * keeps its min-max fit inside that), f = 1 - i / MT_AWQ_CLIP_GRID for i up to half the
+ * grid, keeping the fit of least output error d^T Gs d (d = v - q(v), gs the k x k Gram of
+ * the scaled inputs x / s); f = 1 is the unclipped fit, so the error never rises. */
+static void awq_clip_unit(struct mt_qtensor *qt, size_t r, size_t u, const float *v, size_t cnt,
+                          const float *gs, size_t k, size_t j0, double *d)
+{
+    size_t idx = mt_q_meta(qt, r, u);
+    float s0 = qt->scale[idx], o0 = qt->offset ? qt->offset[idx] : 0.0f;
+    float best_s = s0, best_o = o0, lo = INFINITY, hi = -INFINITY, amax = 0.0f;
+    for (size_t i = 0; i < cnt; i++)
+        lo = fminf(lo, v[i]), hi = fmaxf(hi, v[i]), amax = fmaxf(amax, fabsf(v[i]));
+    float levels = (float)((1u << qt->fmt.bits) - 1u);
+    double best = INFINITY;
+    for (int g = 0; g <= MT_AWQ_CLIP_GRID / 2 && s0 > 0.0f; g++) {
+        float f = 1.0f - (float)g / MT_AWQ_CLIP_GRID, m = amax * f;
+        if (qt->fmt.scheme == MT_QS_LINEAR_ASYM) {
+            float l = fmaxf(lo, -m), h = fminf(hi, m);
+            qt->scale[idx] = g ? (h - l) / levels : s0, qt->offset[idx] = g ? l : o0;
+        } else {
+            qt->scale[idx] = s0 * f;
+            if (qt->offset) qt->offset[idx] = o0 * f;
+        }
+        for (size_t i = 0; i < cnt; i++)
+            d[i] = (double)v[i] - mt_q_round(qt, r, u, v[i]);
+        double e = 0.0;
+        for (size_t i = 0; i < cnt; i++) {
+            double row = 0.0;
+            for (size_t j = 0; j < cnt; j++)
+                row += (double)gs[(j0 + i) * k + j0 + j] * d[j];
+            e += d[i] * row;
+        }
+        if (e < best) best = e, best_s = qt->scale[idx], best_o = qt->offset ? qt->offset[idx] : 0;
+    }
+    qt->scale[idx] = best_s;
+    if (qt->offset) qt->offset[idx] = best_o;
+}
+
+/* The clipping search over every unit of qt (packed from ws = W diag s), then the codes
+ * re-encoded. Not for tensor granularity or kmeans (no per-row range to clip). */
+static int awq_clip(struct mt_qtensor *qt, const float *ws, size_t n, size_t k, const float *s,
+                    const float *gram, float *gs)
+{
+    if (qt->fmt.gran == MT_QG_TENSOR || qt->fmt.scheme == MT_QS_KMEANS) return 0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < k; j++)
+            gs[i * k + j] = gram[i * k + j] / (s[i] * s[j]);
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        double *d = malloc(qt->unit_len * sizeof *d);
+        failed = !d;
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < n; r++)
+            for (size_t j0 = 0; d && j0 < k; j0 += qt->unit_len)
+                awq_clip_unit(qt, r, j0 / qt->unit_len, ws + r * k + j0,
+                              k - j0 < qt->unit_len ? k - j0 : qt->unit_len, gs, k, j0, d);
+        free(d);
+    }
+    return failed || mt_qtensor_encode(qt, ws) ? -1 : 0;
+}
+
 struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
                                        const struct mt_qformat *f, const float *act_sq,
                                        const float *gram, float *s, double *alpha, char *err,
@@ -159,40 +240,55 @@ struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
 {
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     float *ws = malloc(n * k * sizeof *ws), *q = malloc(n * k * sizeof *q);
-    float *e = malloc(n * k * sizeof *e), *st = malloc(k * sizeof *st);
+    float *e = malloc((n > k ? n : k) * k * sizeof *e), *st = malloc(k * sizeof *st);
+    float *wm = malloc(k * sizeof *wm);
     mt_memcat_set(prev);
     struct mt_qtensor *best = NULL;
     double best_err = INFINITY, best_alpha = 0.0;
-    if (!ws || !q || !e || !st) snprintf(err, errlen, "AWQ: out of memory for %zu x %zu", n, k);
-    for (int g = 0; ws && q && e && st && g < MT_AWQ_GRID; g++) {
-        double a = (double)g / MT_AWQ_GRID, er;
-        awq_scales(act_sq, k, a, st);
+    int ok = ws && q && e && st && wm;
+    if (!ok) snprintf(err, errlen, "AWQ: out of memory for %zu x %zu", n, k);
+    if (ok)
+        awq_wmean(w, n, k, f->gran == MT_QG_GROUP ? f->group_size : k, wm);
+    for (int g = 0; ok && g < 2 * MT_AWQ_GRID; g++) { /* plain, then duo scaling */
+        double a = (double)(g % MT_AWQ_GRID) / MT_AWQ_GRID, er;
+        awq_scales(act_sq, g < MT_AWQ_GRID ? NULL : wm, k, a, st);
         for (size_t i = 0; i < n * k; i++)
             ws[i] = w[i] * st[i % k];
         struct mt_qtensor *qt = mt_qtensor_pack(ws, n, k, f, err, errlen);
-        if (!qt) break;
+        if (!qt) {
+            ok = 0;
+            break;
+        }
         mt_qtensor_unpack(qt, q);
         if (awq_error(w, n, k, st, gram, q, e, &er)) {
             snprintf(err, errlen, "AWQ: the error GEMM failed");
             mt_qtensor_free(qt);
+            ok = 0;
             break;
         }
         if (er < best_err) {
             mt_qtensor_free(best);
-            best = qt, best_err = er, best_alpha = a;
+            best = qt, best_err = er, best_alpha = g < MT_AWQ_GRID ? a : -a;
             memcpy(s, st, k * sizeof *s);
         } else {
             mt_qtensor_free(qt);
         }
-        if (g == MT_AWQ_GRID - 1) { /* the search ran through */
-            if (alpha) *alpha = best_alpha;
-            free(ws), free(q), free(e), free(st);
-            return best;
+    }
+    if (ok) { /* the clipping search on the chosen scales */
+        for (size_t i = 0; i < n * k; i++)
+            ws[i] = w[i] * s[i % k];
+        if (awq_clip(best, ws, n, k, s, gram, e)) {
+            snprintf(err, errlen, "AWQ: out of memory in the clipping search");
+            ok = 0;
         }
     }
-    free(ws), free(q), free(e), free(st);
-    mt_qtensor_free(best);
-    return NULL;
+    free(ws), free(q), free(e), free(st), free(wm);
+    if (!ok) {
+        mt_qtensor_free(best);
+        return NULL;
+    }
+    if (alpha) *alpha = best_alpha;
+    return best;
 }
 
 void mt_smoothquant_scales(const float *w, size_t n, size_t k, const float *act_max, double alpha,

@@ -14,11 +14,16 @@
  *   With H = I no error moves, and the result is RTN's bit for bit.
  * - imatrix (llama.cpp's importance matrix): RTN whose scales minimise the error weighted
  *   by the mean squared activation of each input channel (linear and nf/log schemes).
- * - AWQ (Lin et al. 2023): per input channel scales s_j = rms(x_j)^alpha (normalised by
- *   sqrt(max s * min s)), alpha searched on a grid of MT_AWQ_GRID points in [0, 1) for
- *   the least output error ||X W^T - (X / s) Q(W diag s)^T||_F measured through the Gram
- *   matrix; W diag s is packed (any scheme RTN packs) and 1 / s must be folded into what
- *   produces the layer's input. alpha = 0 is RTN, so the error is never above RTN's.
+ * - AWQ (Lin et al. 2023): per input channel scales s_j = rms(x_j)^alpha, or with
+ *   AutoAWQ's duo scaling rms(x_j)^alpha / wmean_j^(1 - alpha) (wmean: the mean over rows
+ *   of |w| relative to its unit's largest), normalised by sqrt(max s * min s); alpha and
+ *   the variant searched on a grid of MT_AWQ_GRID points in [0, 1) each for the least
+ *   output error ||X W^T - (X / s) Q(W diag s)^T||_F measured through the Gram matrix;
+ *   then AWQ's clipping search: each unit's range clamped to [-M f, M f] (M its largest
+ *   |w s|) for f = 1 - i / MT_AWQ_CLIP_GRID down to 1/2, keeping the f of least output
+ *   error over the unit's inputs. W diag s is packed (any scheme RTN packs) and 1 / s must
+ *   be folded into what produces the layer's input. alpha = 0 with f = 1 is RTN, so the
+ *   error is never above RTN's.
  * - SmoothQuant (Xiao et al. 2022), for int8 activations: per input channel factors
  *   s_j = max|x_j|^alpha / max_i |w_ij|^(1 - alpha) move activation outliers into the
  *   weights; W diag s is packed and 1 / s folded like AWQ's.
@@ -63,12 +68,14 @@ struct mt_qtensor *mt_qtensor_pack_imatrix(const float *w, size_t n, size_t k,
                                            const struct mt_qformat *f, const float *imp, char *err,
                                            size_t errlen);
 
-#define MT_AWQ_GRID 20 /* alpha = 0, 1/20, ..., 19/20 (AWQ's grid) */
+#define MT_AWQ_GRID 20      /* alpha = 0, 1/20, ..., 19/20 (AWQ's grid) */
+#define MT_AWQ_CLIP_GRID 20 /* clip ratios 1, 0.95, ..., 0.5 (AWQ's auto_clip grid) */
 
 /* Contract: AWQ on w[n*k] (not modified): act_sq[k] the mean x^2 of each input channel,
  * gram[k*k] the inputs' X^T X (any positive scale). Writes the chosen scales to s[k] and
- * alpha to *alpha (may be NULL); returns mt_qtensor_pack(W diag s) for format f, or NULL
- * with a message. Deterministic for a given thread count. */
+ * alpha to *alpha (may be NULL; negative: -alpha with duo scaling); returns W diag s
+ * packed in format f with the clipped ranges (tensor granularity and kmeans: not
+ * clipped), or NULL with a message. Deterministic for a given thread count. */
 struct mt_qtensor *mt_qtensor_pack_awq(const float *w, size_t n, size_t k,
                                        const struct mt_qformat *f, const float *act_sq,
                                        const float *gram, float *s, double *alpha, char *err,

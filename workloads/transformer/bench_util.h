@@ -11,7 +11,9 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -27,6 +29,30 @@ static inline int mt_bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* n random values, seeded, Irwin-Hall(4) scaled to sd 0.02 (close enough to Gaussian for
+ * timing: weights and activations of the benchmarks); NULL when out of memory. */
+static inline float *mt_bench_gauss(size_t n, uint64_t seed)
+{
+    float *w = malloc(n * sizeof *w);
+    if (!w) return NULL;
+#pragma omp parallel
+    {
+        uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)omp_get_thread_num() * 7919u + 1;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            double acc = 0.0;
+            for (int j = 0; j < 4; j++) {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                acc += (double)(s >> 11) * 0x1p-53;
+            }
+            w[i] = (float)(0.02 * (acc - 2.0) * 1.7320508);
+        }
+    }
+    return w;
 }
 
 /* Median of v[0..n) (n > 0); sorts v in place. */
