@@ -25,7 +25,7 @@ static size_t baseline_mem_estimate(struct mt_ctx *ctx)
  * the one serving measurement on the fp32 model. */
 static int baseline_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 {
-    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH};
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_BATCH, .kl = 1};
     return mt_wl_plan_reference(ctx, &s, p);
 }
 

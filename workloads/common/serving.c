@@ -168,12 +168,25 @@ int mt_wl_base_probs(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
     return 0;
 }
 
+/* The capacity of the per-position KL array grown from `cap` to hold `need` positions. */
+static size_t kl_capacity(size_t cap, size_t need)
+{
+    cap = cap ? 2 * cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+size_t mt_wl_kl_bytes(size_t positions, size_t rows, size_t V)
+{
+    size_t r = rows < positions ? rows : positions;
+    return kl_capacity(0, positions) * sizeof(double) + r * V * sizeof(float);
+}
+
 int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t rows, size_t V)
 {
     if (k->n + rows > k->cap) {
-        size_t cap = k->cap ? 2 * k->cap : 1024;
-        while (cap < k->n + rows)
-            cap *= 2;
+        size_t cap = kl_capacity(k->cap, k->n + rows);
         int prev = mt_memcat_set(MT_MEM_DATA);
         double *kl = realloc(k->kl, cap * sizeof *kl);
         mt_memcat_set(prev);

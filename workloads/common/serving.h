@@ -118,6 +118,11 @@ struct mt_wl_kl {
     size_t agree;  /* positions whose argmax (lowest index on ties) is the base's */
 };
 
+/* Contract: the bytes a comparison with a base holds at its high-water mark: the
+ * per-position KL array as mt_wl_kl_add grows it for `positions` positions, and one batch
+ * of the base's rows (min(rows, positions) x V floats) as the evaluation reads them. Pure. */
+size_t mt_wl_kl_bytes(size_t positions, size_t rows, size_t V);
+
 /* Contract: adds `rows` positions: base and q are rows x V probabilities. KL is
  * sum_j [p_j log(p_j / q_j) - p_j + q_j] (the p_j = 0 terms are q_j; q_j floored at
  * FLT_MIN in the log, a probability that underflowed), in double: for two distributions

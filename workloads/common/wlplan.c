@@ -52,6 +52,9 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     b[MT_MEM_WEIGHTS] = s->weight_slab + s->stored;
     b[MT_MEM_WORKSPACE] += s->scratch;
     b[MT_MEM_DATA] += mt_wl_batch_bytes(s->eval_batch, s->eval_T) + s->eval_data;
+    size_t positions = (size_t)mt_param_int(ctx, "eval_tokens");
+    if (s->kl && positions)
+        b[MT_MEM_DATA] += mt_wl_kl_bytes(positions, s->eval_batch * s->eval_T, cfg->vocab);
     return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b);
 }
 

@@ -43,14 +43,19 @@ struct mt_wl_plan_serving {
     size_t scratch;     /* the plugin's serving scratch at its high-water mark */
     size_t eval_batch;  /* windows per evaluation forward */
     size_t eval_T;      /* their length */
-    size_t eval_data;   /* data beyond the evaluation's inputs and targets (KL base) */
+    size_t eval_data;   /* data beyond the evaluation's inputs and targets */
+    int kl;             /* 1: the evaluation is compared with a base (the KL metrics): its
+                         * buffers (mt_wl_kl_bytes) join the eval phase's data */
 };
 
 /* Contract: the one serving measurement's phases (serving.h): "infer" (the weight slab,
  * the stored weights, the KV cache of the run's kv_* parameters at the decode context
  * (decode_tokens resolved by mt_wl_decode_context) for batch 1, the decode step's scratch
  * and the plugin's scratch) and "eval" (the model's inference slabs for eval_batch x
- * eval_T, the stored weights, the plugin's scratch, the evaluation's token buffers).
+ * eval_T, the stored weights, the plugin's scratch, the evaluation's token buffers, and
+ * with s->kl the comparison's buffers for eval_tokens positions: exact when eval_tokens
+ * is set and below the validation split, as it is by default; eval_tokens = 0 (the whole
+ * split) leaves them out, and the run's eval_unaccounted_bytes shows them).
  * Reads decode_tokens and kv_* from ctx. Returns 0 or -1 after mt_error. */
 int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                        const struct mt_wl_plan_serving *s, struct mt_mem_plan *p);

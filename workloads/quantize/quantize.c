@@ -264,7 +264,7 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
     if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, 0)) return -1;
     static const enum mt_gpt_param lin[] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW, MT_P_FCPROJW};
     unsigned char drop[MT_P_COUNT] = {0};
-    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B};
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B, .kl = 1};
     for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
         size_t d[3];
         mt_gpt_param_shape(&cfg, lin[i], d); /* (L, out, in) */
