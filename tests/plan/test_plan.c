@@ -64,11 +64,14 @@ static int test_zero(void)
     return 0;
 }
 
-static size_t states(const struct mt_gpt_config *cfg, enum mt_prec prec, int master)
+/* The training engine's plan of cfg at micro-batch b, sequence s (every block checkpointed
+ * at 1, pooled slabs, AdamW); all zero after a CHECK failure. */
+static struct mt_tmodel_plan tplan(const struct mt_gpt_config *cfg, size_t s, size_t b,
+                                   enum mt_prec prec, int master)
 {
     char err[256];
-    struct mt_tmodel_opts o = {.micro_batch = 1,
-                               .seq = 64,
+    struct mt_tmodel_opts o = {.micro_batch = b,
+                               .seq = s,
                                .prec = prec,
                                .master_weights = master,
                                .every = 1,
@@ -77,8 +80,14 @@ static size_t states(const struct mt_gpt_config *cfg, enum mt_prec prec, int mas
     struct mt_tmodel_plan p;
     if (mt_tmodel_plan(cfg, &o, &p, err, sizeof err)) {
         CHECKM(0, "plan: %s", err);
-        return 0;
+        memset(&p, 0, sizeof p);
     }
+    return p;
+}
+
+static size_t states(const struct mt_gpt_config *cfg, enum mt_prec prec, int master)
+{
+    struct mt_tmodel_plan p = tplan(cfg, 64, 1, prec, master);
     return p.bytes[MT_MEM_WEIGHTS] + p.bytes[MT_MEM_GRADIENTS] + p.bytes[MT_MEM_OPTIMIZER];
 }
 
@@ -105,20 +114,7 @@ static int test_adam16(void)
 
 static size_t act_bytes(const struct mt_gpt_config *cfg, size_t s, size_t b)
 {
-    char err[256];
-    struct mt_tmodel_opts o = {.micro_batch = b,
-                               .seq = s,
-                               .prec = MT_PREC_BF16,
-                               .master_weights = 1,
-                               .every = 1,
-                               .pool = 1,
-                               .optimizer = MT_OPTIM_ADAMW};
-    struct mt_tmodel_plan p;
-    if (mt_tmodel_plan(cfg, &o, &p, err, sizeof err)) {
-        CHECKM(0, "plan: %s", err);
-        return 0;
-    }
-    return p.bytes[MT_MEM_ACTIVATIONS];
+    return tplan(cfg, s, b, MT_PREC_BF16, 1).bytes[MT_MEM_ACTIVATIONS];
 }
 
 static int test_megatron(void)

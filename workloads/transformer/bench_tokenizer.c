@@ -10,21 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "data.h"
 #include "tokenizer.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -56,19 +44,19 @@ int main(int argc, char **argv)
     int32_t *ids = NULL;
     for (int r = 0; r < reps; r++) {
         free(ids);
-        double t0 = now_s();
+        double t0 = mt_bench_now();
         if (mt_tok_encode(t, c.bytes, c.n, &ids, &n_ids, err, sizeof err)) {
             fprintf(stderr, "mt-bench-tokenizer: %s\n", err);
             return 1;
         }
-        s[r] = now_s() - t0;
+        s[r] = mt_bench_now() - t0;
         printf("rep %d: %zu bytes -> %zu tokens in %.3f s\n", r, c.n, n_ids, s[r]);
     }
     size_t len = mt_tok_decode(t, ids, n_ids, NULL, 0);
     uint8_t *back = malloc(len ? len : 1);
     mt_tok_decode(t, ids, n_ids, back, len);
     int same = len == c.n && !memcmp(back, c.bytes, c.n);
-    qsort(s, (size_t)reps, sizeof *s, cmp_double);
+    qsort(s, (size_t)reps, sizeof *s, mt_bench_cmp_double);
     double med = s[reps / 2];
     printf("tokenizer %s (%s, vocab %zu) on %s (%zu bytes): %zu tokens (%.3f bytes/token), median "
            "%.3f s = %.0f tokens/s, %.2f MB/s; round trip %s\n",
