@@ -171,6 +171,12 @@ void mt_tok_free(struct mt_tokenizer *t)
     free(t->piece_data);
     free(t->piece_len);
     free(t->is_added);
+    free(t->aflags);
+    for (size_t i = 0; t->npat && i < t->V; i++)
+        free(t->npat[i]);
+    free(t->npat);
+    free(t->npat_len);
+    if (t->re_word) pcre2_code_free(t->re_word);
     free(t->vslot);
     free(t->mkey);
     free(t->mrank);
@@ -243,6 +249,48 @@ int mt_tok__index(struct mt_tokenizer *t, char *err, size_t errlen)
     return 0;
 }
 
+/* The two passes' first-byte tables, the normalized tokens' patterns and the word test of
+ * single_word tokens. A normalized token's pattern is its content through the
+ * normalizer: SentencePiece's Prepend("▁") (when it prepends) and Replace(" ", "▁"). */
+static int added_patterns(struct mt_tokenizer *t, char *err, size_t errlen)
+{
+    int single = 0;
+    for (size_t i = 0; i < t->n_added; i++) {
+        int32_t id = t->added[i];
+        single |= (t->aflags[id] & MT_TOK_SINGLE_WORD) != 0;
+        if (!(t->aflags[id] & MT_TOK_NORMALIZED)) {
+            t->first_byte[0][(uint8_t)t->tok[id][0]] = 1;
+            continue;
+        }
+        if (!t->npat && (!(t->npat = calloc(t->V, sizeof *t->npat)) ||
+                         !(t->npat_len = calloc(t->V, sizeof *t->npat_len))))
+            return mt_tf_fail(err, errlen, "out of memory");
+        const char *c = t->tok[id];
+        size_t n = t->tok_len[id], k = 0;
+        int sp = t->kind == MT_TOK_SP_BPE && t->sp_norm;
+        if (!(t->npat[id] = malloc(3 * n + 4))) return mt_tf_fail(err, errlen, "out of memory");
+        if (sp && t->sp_prepend) memcpy(t->npat[id], MT_TOK_SPACE, 3), k = 3;
+        for (size_t j = 0; j < n; j++) {
+            if (sp && c[j] == ' ')
+                memcpy(t->npat[id] + k, MT_TOK_SPACE, 3), k += 3;
+            else
+                t->npat[id][k++] = c[j];
+        }
+        t->npat[id][k] = 0;
+        t->npat_len[id] = (uint32_t)k;
+        t->first_byte[1][(uint8_t)t->npat[id][0]] = 1;
+        t->n_norm++;
+    }
+    if (single) {
+        int code;
+        PCRE2_SIZE off;
+        t->re_word = pcre2_compile((PCRE2_SPTR) "^\\w", PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &code, &off, NULL);
+        if (!t->re_word) return mt_tf_fail(err, errlen, "out of memory compiling \\w");
+    }
+    return 0;
+}
+
 static int finish(struct mt_tokenizer *t, char *err, size_t errlen)
 {
     if (!t->vslot && mt_tok__index(t, err, errlen)) return -1;
@@ -276,8 +324,7 @@ static int finish(struct mt_tokenizer *t, char *err, size_t errlen)
         total += t->piece_len[i];
     }
     t->piece_off[t->V] = total;
-    for (size_t i = 0; i < t->n_added; i++)
-        t->first_byte[(uint8_t)t->tok[t->added[i]][0]] = 1;
+    if (added_patterns(t, err, errlen)) return -1;
     uint64_t h = mt_fnv64(MT_FNV64_INIT, "mt_tok 1", 8);
     uint64_t head[] = {t->kind,          t->V,
                        t->byte_fallback, t->fuse_unk,
@@ -296,6 +343,18 @@ static int finish(struct mt_tokenizer *t, char *err, size_t errlen)
             h = mt_fnv64(h, e, sizeof e);
         }
     if (t->pattern) h = mt_fnv64(h, t->pattern, strlen(t->pattern));
+    /* added tokens' matching options, only when some token has one (earlier keys kept) */
+    uint8_t any = 0, match = MT_TOK_LSTRIP | MT_TOK_RSTRIP | MT_TOK_NORMALIZED | MT_TOK_SINGLE_WORD;
+    for (size_t i = 0; i < t->n_added; i++)
+        any |= t->aflags[t->added[i]] & match;
+    if (any) {
+        h = mt_fnv64(h, "added flags", 11);
+        for (size_t i = 0; i < t->n_added; i++) {
+            uint8_t f = t->aflags[t->added[i]] & match;
+            h = mt_fnv64(h, &f, 1);
+        }
+        h = mt_fnv64(h, &t->sp_norm, sizeof t->sp_norm);
+    }
     t->identity = h;
     return 0;
 }
@@ -308,9 +367,10 @@ static struct mt_tokenizer *alloc_tok(size_t V, char *err, size_t errlen)
         t->tok = calloc(V ? V : 1, sizeof *t->tok);
         t->tok_len = calloc(V ? V : 1, sizeof *t->tok_len);
         t->is_added = calloc(V ? V : 1, 1);
+        t->aflags = calloc(V ? V : 1, 1);
         t->unk = t->bos = t->eos = -1;
     }
-    if (!t || !t->tok || !t->tok_len || !t->is_added) {
+    if (!t || !t->tok || !t->tok_len || !t->is_added || !t->aflags) {
         mt_tok_free(t);
         mt_tf_fail(err, errlen, "out of memory for a %zu-token vocab", V);
         return NULL;
@@ -513,11 +573,19 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
     int rc = 0;
     for (size_t i = 0; !rc && i < a->n_tokens; i++) {
         int added = a->token_type && (a->token_type[i] == 3 || a->token_type[i] == 4);
+        if (a->added_flags && a->added_flags[i]) added = 1;
         if (!a->tokens[i])
             rc = mt_tf_fail(err, errlen, "token %zu is missing", i);
         else
             rc = mt_tok__set(t, i, a->tokens[i], strlen(a->tokens[i]), added, err, errlen);
+        if (added)
+            t->aflags[i] = a->added_flags ? a->added_flags[i]
+                           : a->token_type[i] == 3 ? MT_TOK_SPECIAL : 0;
     }
+    if (!rc && (a->space_prefix < 0 || a->space_prefix > 3 ||
+                (kind == MT_TOK_BYTE_BPE && a->space_prefix == 3)))
+        rc = mt_tf_fail(err, errlen, "space_prefix %d (supported: 0-2, 3 for llama only)",
+                        a->space_prefix);
     if (!rc) {
         rc = mt_tok__index(t, err, errlen); /* merges are resolved through it */
     }
@@ -550,10 +618,14 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
         rc = mt_tok__compile(t, p, err, errlen);
     }
     if (!rc && kind == MT_TOK_SP_BPE) {
-        t->byte_fallback = 1;
-        t->sp_prepend = 1;
-        t->fuse_unk = 1;
+        static const int prepend[] = {1, 0, 1, 2}; /* by space_prefix */
+        t->byte_fallback = !a->no_byte_fallback;
+        t->fuse_unk = !a->no_fuse_unk;
+        t->sp_prepend = prepend[a->space_prefix];
+        t->sp_norm = a->space_prefix != 3; /* "first" exists as Metaspace's scheme only */
     }
+    t->ignore_merges = a->ignore_merges != 0;
+    t->add_prefix_space = kind == MT_TOK_BYTE_BPE && a->space_prefix == 2;
     for (size_t i = 0; !rc && i < 3; i++) {
         int32_t id = i == 0 ? a->bos_id : i == 1 ? a->eos_id : a->unk_id;
         if (id >= (int32_t)t->V)
@@ -575,6 +647,104 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
         return -1;
     }
     *out = t;
+    return 0;
+}
+
+struct rank_pair {
+    uint32_t rank;
+    size_t slot;
+};
+
+static int rank_cmp(const void *x, const void *y)
+{
+    const struct rank_pair *a = x, *b = y;
+    return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+void mt_tok_arrays_free(struct mt_tok_arrays *a)
+{
+    for (size_t r = 0; a->merges && r < a->n_merges; r++)
+        free((char *)(uintptr_t)a->merges[r]);
+    free((void *)(uintptr_t)a->merges);
+    free((void *)(uintptr_t)a->tokens);
+    free((void *)(uintptr_t)a->token_type);
+    free((void *)(uintptr_t)a->added_flags);
+    memset(a, 0, sizeof *a);
+}
+
+int mt_tok_to_arrays(const struct mt_tokenizer *t, struct mt_tok_arrays *a, char *err,
+                     size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    if (t->kind == MT_TOK_BYTES)
+        return mt_tf_fail(err, errlen, "the byte tokenizer has no vocabulary arrays");
+    const char **tok = malloc(t->V * sizeof *tok);
+    int32_t *type = malloc(t->V * sizeof *type);
+    uint8_t *flags = malloc(t->V);
+    struct rank_pair *rp = malloc((t->n_merges ? t->n_merges : 1) * sizeof *rp);
+    char **m = calloc(t->n_merges ? t->n_merges : 1, sizeof *m);
+    a->tokens = tok, a->token_type = type, a->added_flags = flags;
+    a->merges = (const char *const *)m;
+    if (!tok || !type || !flags || !rp || !m) {
+        free(rp);
+        mt_tok_arrays_free(a);
+        return mt_tf_fail(err, errlen, "out of memory");
+    }
+    int rc = 0;
+    if (t->kind == MT_TOK_BYTE_BPE && !t->pattern)
+        rc = mt_tf_fail(err, errlen, "a byte-level BPE without a pre-tokenizer regex: GGUF "
+                                     "names none (supported: a regex, e.g. GPT-2's)");
+    for (size_t i = 0; !rc && i < t->V; i++) {
+        if (!t->tok[i]) {
+            rc = mt_tf_fail(err, errlen, "token id %zu has no string (GGUF needs one per id)", i);
+            break;
+        }
+        tok[i] = t->tok[i];
+        flags[i] = t->is_added[i] ? t->aflags[i] : 0;
+        /* llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte */
+        type[i] = t->is_added[i]                    ? (t->aflags[i] & MT_TOK_SPECIAL ? 3 : 4)
+                  : (int32_t)i == t->unk             ? 2
+                  : t->kind == MT_TOK_SP_BPE && t->tok_len[i] == 6 && !strncmp(t->tok[i], "<0x", 3)
+                      ? 6
+                      : 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < t->mcap; i++)
+        if (t->mid[i] >= 0) rp[n++] = (struct rank_pair){t->mrank[i], i};
+    qsort(rp, n, sizeof *rp, rank_cmp);
+    for (size_t r = 0; !rc && r < n; r++) {
+        uint32_t l = (uint32_t)(t->mkey[rp[r].slot] >> 32), q = (uint32_t)t->mkey[rp[r].slot];
+        if (memchr(t->tok[l], ' ', t->tok_len[l]) || memchr(t->tok[q], ' ', t->tok_len[q])) {
+            rc = mt_tf_fail(err, errlen,
+                            "merge \"%.40s\" + \"%.40s\" holds a space: GGUF's \"left right\" "
+                            "merges cannot say it",
+                            t->tok[l], t->tok[q]);
+            break;
+        }
+        if (!(m[r] = malloc(t->tok_len[l] + t->tok_len[q] + 2))) {
+            rc = mt_tf_fail(err, errlen, "out of memory");
+            break;
+        }
+        sprintf(m[r], "%s %s", t->tok[l], t->tok[q]);
+        a->n_merges = r + 1;
+    }
+    free(rp);
+    if (rc) {
+        mt_tok_arrays_free(a);
+        return -1;
+    }
+    a->model = t->kind == MT_TOK_BYTE_BPE ? "gpt2" : "llama";
+    a->n_tokens = t->V;
+    a->pattern = t->pattern;
+    a->bos_id = t->bos, a->eos_id = t->eos, a->unk_id = t->unk;
+    a->ignore_merges = t->ignore_merges;
+    if (t->kind == MT_TOK_SP_BPE) {
+        a->space_prefix = t->sp_prepend == 0 ? 1 : t->sp_prepend == 2 ? 3 : 2;
+        a->no_byte_fallback = !t->byte_fallback;
+        a->no_fuse_unk = !t->fuse_unk;
+    } else {
+        a->space_prefix = t->add_prefix_space ? 2 : 1;
+    }
     return 0;
 }
 
@@ -913,17 +1083,130 @@ static int segment(const struct mt_tokenizer *t, struct work *w, pcre2_match_dat
     return rc;
 }
 
-/* The longest added token at p[0, n), or -1. */
-static int32_t added_at(const struct mt_tokenizer *t, const uint8_t *p, size_t n)
+/* The longest added token of pass `norm` (0: raw text, 1: normalized) at p[0, n), or -1. */
+static int32_t added_at(const struct mt_tokenizer *t, const uint8_t *p, size_t n, int norm)
 {
     int32_t best = -1;
+    size_t best_len = 0;
     for (size_t i = 0; i < t->n_added; i++) {
         int32_t id = t->added[i];
-        size_t len = t->tok_len[id];
-        if (len <= n && (best < 0 || len > t->tok_len[best]) && !memcmp(t->tok[id], p, len))
-            best = id;
+        if (!(t->aflags[id] & MT_TOK_NORMALIZED) != !norm) continue;
+        const char *c = norm ? t->npat[id] : t->tok[id];
+        size_t len = norm ? t->npat_len[id] : t->tok_len[id];
+        if (len <= n && len > best_len && !memcmp(c, p, len)) best = id, best_len = len;
     }
     return best;
+}
+
+/* Length of the Unicode White_Space character at p[0, n) (Rust's char::is_whitespace,
+ * tokenizers' \s), or 0. */
+static size_t space_at(const uint8_t *p, size_t n)
+{
+    uint32_t cp;
+    size_t k = utf8_char(p, n, &cp);
+    int ws = (cp >= 9 && cp <= 13) || cp == ' ' || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+             (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+             cp == 0x205F || cp == 0x3000;
+    return k && ws ? k : 0;
+}
+
+/* Start of the character that ends at p[end] (end > 0). */
+static size_t char_before(const uint8_t *p, size_t end)
+{
+    size_t s = end - 1;
+    while (s > 0 && end - s < 4 && (p[s] & 0xC0) == 0x80)
+        s--;
+    return s;
+}
+
+/* Whether the character at p[0, n) is a word character (tokenizers' \w: PCRE2's \w with
+ * Unicode properties; ASCII letters, digits and '_' directly). */
+static int word_at(const struct mt_tokenizer *t, const uint8_t *p, size_t n)
+{
+    if (p[0] < 0x80) {
+        unsigned c = p[0];
+        return (c | 0x20) - 'a' < 26u || c - '0' < 10u || c == '_';
+    }
+    uint32_t cp;
+    size_t k = utf8_char(p, n, &cp);
+    pcre2_match_data *md = k ? pcre2_match_data_create(1, NULL) : NULL;
+    int rc = md ? pcre2_match(t->re_word, p, k, 0, 0, md, NULL) : -1;
+    if (md) pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+/* What an encode call carries through the passes. */
+struct enc {
+    const struct mt_tokenizer *t;
+    struct work *w;
+    pcre2_match_data *md;
+    struct ids *o;
+    char *err;
+    size_t errlen;
+};
+
+static int pass_part(struct enc *e, const uint8_t *p, size_t n, int norm, int first);
+
+/* Cuts p[0, n) at the added tokens of pass `norm` as tokenizers' find_matches does (see
+ * tokenizer.h) and hands each part between them to pass_part. */
+static int split_added(struct enc *e, const uint8_t *p, size_t n, int norm, int first)
+{
+    const struct mt_tokenizer *t = e->t;
+    size_t at = 0, done = 0; /* search position; end of the last match */
+    while (at < n) {
+        int32_t id = t->first_byte[norm][p[at]] ? added_at(t, p + at, n - at, norm) : -1;
+        if (id < 0) {
+            at++;
+            continue;
+        }
+        size_t s = at, end = at + (norm ? t->npat_len[id] : t->tok_len[id]), k;
+        uint8_t f = t->aflags[id];
+        at = end;
+        if ((f & MT_TOK_SINGLE_WORD) &&
+            ((s > 0 && word_at(t, p + char_before(p, s), s - char_before(p, s))) ||
+             (end < n && word_at(t, p + end, n - end))))
+            continue; /* not a single word: skipped, the search goes on after it */
+        if (f & MT_TOK_LSTRIP)
+            while (s > done && space_at(p + char_before(p, s), s - char_before(p, s)))
+                s = char_before(p, s);
+        if (f & MT_TOK_RSTRIP)
+            while (end < n && (k = space_at(p + end, n - end)))
+                end += k;
+        if (s > done && pass_part(e, p + done, s - done, norm, first && done == 0)) return -1;
+        if (push(e->o, id)) return mt_tf_fail(e->err, e->errlen, "out of memory encoding");
+        at = done = end;
+    }
+    return n > done ? pass_part(e, p + done, n - done, norm, first && done == 0) : 0;
+}
+
+/* A part between added tokens: after the raw pass, the normalized tokens' pass (when the
+ * tokenizer has any) over the part normalized; then the model. */
+static int pass_part(struct enc *e, const uint8_t *p, size_t n, int norm, int first)
+{
+    const struct mt_tokenizer *t = e->t;
+    if (norm || !t->n_norm) {
+        if (norm && t->kind == MT_TOK_SP_BPE && t->sp_norm) { /* normalized already */
+            if (word_sp(t, e->w, p, n, e->o))
+                return mt_tf_fail(e->err, e->errlen, "out of memory encoding");
+            return 0;
+        }
+        return segment(t, e->w, e->md, p, n, first, e->o, e->err, e->errlen);
+    }
+    if (!(t->kind == MT_TOK_SP_BPE && t->sp_norm)) return split_added(e, p, n, 1, first);
+    /* SentencePiece's normalizer: Prepend("▁") when it prepends, Replace(" ", "▁") */
+    uint8_t *b = malloc(3 * n + 3);
+    size_t k = 0;
+    if (!b) return mt_tf_fail(e->err, e->errlen, "out of memory encoding");
+    if (t->sp_prepend) memcpy(b, MT_TOK_SPACE, 3), k = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == ' ')
+            memcpy(b + k, MT_TOK_SPACE, 3), k += 3;
+        else
+            b[k++] = p[i];
+    }
+    int rc = split_added(e, b, k, 1, first);
+    free(b);
+    return rc;
 }
 
 int mt_tok_encode(const struct mt_tokenizer *t, const uint8_t *text, size_t n, int32_t **ids,
@@ -936,21 +1219,8 @@ int mt_tok_encode(const struct mt_tokenizer *t, const uint8_t *text, size_t n, i
     *n_ids = 0;
     if (t->re && !(md = pcre2_match_data_create_from_pattern(t->re, NULL)))
         return mt_tf_fail(err, errlen, "out of memory for regex match data");
-    int rc = 0, first = 1;
-    size_t start = 0;
-    for (size_t i = 0; !rc && i < n;) {
-        int32_t id = t->n_added && t->first_byte[text[i]] ? added_at(t, text + i, n - i) : -1;
-        if (id < 0) {
-            i++;
-            continue;
-        }
-        rc = segment(t, &w, md, text + start, i - start, first, &o, err, errlen);
-        if (!rc && push(&o, id)) rc = mt_tf_fail(err, errlen, "out of memory encoding");
-        i += t->tok_len[id];
-        start = i;
-        first = 0;
-    }
-    if (!rc) rc = segment(t, &w, md, text + start, n - start, first, &o, err, errlen);
+    struct enc e = {t, &w, md, &o, err, errlen};
+    int rc = n ? split_added(&e, text, n, 0, 1) : 0;
     free(w.s);
     free(w.q);
     free(w.buf);

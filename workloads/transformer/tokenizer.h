@@ -5,8 +5,7 @@
  * families uses, so the corpus, training batches and the evaluation protocol (data.h,
  * eval.h) work on token ids of any model and bits per byte is comparable across them.
  * What it is not for: training tokenizers, Unigram / WordPiece / WordLevel models,
- * normalizers other than SentencePiece's (no NFC/NFKC, no lowercasing), added tokens'
- * lstrip / rstrip / single_word options (added tokens match their exact content).
+ * normalizers other than SentencePiece's (no NFC/NFKC, no lowercasing).
  *
  * The three kinds:
  *  - MT_TOK_BYTES: token id = byte value, vocab 256 (the reference model's own).
@@ -21,9 +20,17 @@
  *    by rank. Decoding: "▁" -> " ", <0xNN> -> the byte, one leading space stripped.
  * BPE merges as Hugging Face `tokenizers` does them: repeatedly the pair of lowest merge
  * rank, leftmost first among equal ranks (ignore_merges: a whole piece found in the vocab
- * is taken as one token). Added / special tokens are cut out of the text first, by exact
- * content (leftmost, longest), and never merged; the normalizer applies to each part
- * between them. Bytes that are not valid UTF-8 are pieces of their own (byte-level BPE)
+ * is taken as one token). Added / special tokens are cut out of the text first and never
+ * merged, as tokenizers' AddedVocabulary does (added_vocabulary.rs, find_matches and
+ * extract_and_normalize): leftmost-longest matches, first those not `normalized` in the
+ * raw text, then, in each part between them after the normalizer, the `normalized` ones
+ * as their normalized content; a `single_word` match touching a word character (\w) on
+ * either side is skipped; `lstrip` / `rstrip` take the whitespace (Unicode White_Space)
+ * before / after the match into it (lstrip never past the previous match). The
+ * normalizer applies to each part between non-normalized tokens. One departure: after an
+ * rstrip match the search resumes past the whitespace it took (tokenizers resumes at the
+ * token's end and could match an added token that starts with whitespace inside it).
+ * Bytes that are not valid UTF-8 are pieces of their own (byte-level BPE)
  * or byte-fallback pieces (SentencePiece); the text never has to be valid UTF-8.
  * Encoding adds no BOS: prepend mt_tok_bos() where a model expects it.
  *
@@ -52,6 +59,10 @@
  *   tokenizer.ggml.bos_token_id / eos_token_id / unknown_token_id -> bos_id / eos_id /
  *                                 unk_id (-1 when absent; llama's unk defaults to the
  *                                 token "<unk>" when present)
+ *   tokenizer.ggml.add_space_prefix -> space_prefix (false: 1, true: 2)
+ * What GGUF's standard keys leave to the model's name, memtrade writes as
+ * tokenizer.memtrade.* (import/modeltok.h) and the arrays carry: added_flags,
+ * ignore_merges, space_prefix, no_byte_fallback, no_fuse_unk (0 = the default).
  * The arrays are copied; the caller keeps ownership of its own.
  *
  * Loading from a Hugging Face tokenizer.json (mt_tok_load_json) accepts: model BPE
@@ -89,6 +100,13 @@ enum mt_tok_kind {
 
 struct mt_tokenizer;
 
+/* Flags of an added token: tokenizer.json's added_tokens fields (see above). */
+#define MT_TOK_LSTRIP 1u      /* takes the whitespace before it */
+#define MT_TOK_RSTRIP 2u      /* takes the whitespace after it */
+#define MT_TOK_NORMALIZED 4u  /* matched in the normalized text as its normalized content */
+#define MT_TOK_SINGLE_WORD 8u /* matched only where no word character touches it */
+#define MT_TOK_SPECIAL 16u    /* special (control): no effect on the ids */
+
 /* GPT-2's pre-tokenizer regex (tokenizers' ByteLevel with use_regex) and Llama-3's. */
 #define MT_TOK_PATTERN_GPT2                                                                        \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
@@ -111,6 +129,14 @@ struct mt_tok_arrays {
     const int32_t *token_type;      /* n_tokens or NULL */
     const char *pattern;            /* pre-tokenizer regex (gpt2), NULL = GPT-2's */
     int32_t bos_id, eos_id, unk_id; /* -1 = none */
+    /* appended: 0 / NULL = the model's default */
+    const uint8_t *added_flags; /* n_tokens or NULL: MT_TOK_* of each added token (NULL:
+                                   control tokens special, none normalized or stripped) */
+    int ignore_merges;          /* 1: a piece found whole in the vocab is one token */
+    int space_prefix;           /* 0 the model's (llama: "▁" before each part between added
+                                   tokens; gpt2: none), 1 none, 2 before each part, 3 before
+                                   the first part only (llama) */
+    int no_byte_fallback, no_fuse_unk; /* llama: 1 turns byte fallback / fusing <unk> off */
 };
 
 /* Builds the byte tokenizer. Returns 0, or -1 with a message (out of memory). */
@@ -121,6 +147,16 @@ int mt_tok_bytes(struct mt_tokenizer **out, char *err, size_t errlen);
  * tokens, bad regex, id out of range); *out is then NULL. */
 int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a, char *err,
                        size_t errlen);
+
+/* The inverse of mt_tok_from_arrays: fills *a so that mt_tok_from_arrays(a) builds a
+ * tokenizer with t's ids and identity. The token strings are t's (valid while t lives);
+ * the merges ("left right" in rank order), token types and flags are malloc'ed: release
+ * them with mt_tok_arrays_free. Returns 0, or -1 with a message: the byte tokenizer (it
+ * has no arrays), an id without a token, a merge of tokens holding a space (not
+ * expressible as "left right"), out of memory. */
+int mt_tok_to_arrays(const struct mt_tokenizer *t, struct mt_tok_arrays *a, char *err,
+                     size_t errlen);
+void mt_tok_arrays_free(struct mt_tok_arrays *a);
 
 /* Loads a Hugging Face tokenizer.json. Returns 0, or -1 with a message naming the path and
  * what was found and what is supported; *out is then NULL. */

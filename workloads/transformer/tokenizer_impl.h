@@ -18,7 +18,16 @@ struct mt_tokenizer {
     uint8_t *is_added; /* 1: an added / special token (matched before the pre-tokenizer) */
     int32_t *added;    /* the added ids */
     size_t n_added;
-    uint8_t first_byte[256]; /* 1: some added token starts with this byte */
+    uint8_t *aflags;   /* V: MT_TOK_LSTRIP ... flags of the added tokens */
+    /* added tokens matched in the raw text ([0]) and, MT_TOK_NORMALIZED ones, in the
+     * normalized text ([1]), as their normalized content npat[id] (SentencePiece's
+     * normalizer applied; else the content itself) */
+    uint8_t first_byte[2][256]; /* 1: some added token of that pass starts with this byte */
+    size_t n_norm;              /* MT_TOK_NORMALIZED added tokens */
+    char **npat;                /* V (NULL without any): their patterns */
+    uint32_t *npat_len;
+    int sp_norm;    /* SP: "▁" comes from the normalizer (Prepend/Replace), not Metaspace */
+    void *re_word;  /* pcre2_code of ^\w (single_word tokens' word test), or NULL */
     /* decoded bytes of each id: piece_data[piece_off[i], + piece_len[i]) */
     char *piece_data;
     size_t *piece_off;

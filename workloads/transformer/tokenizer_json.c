@@ -196,6 +196,19 @@ static int read_merges(json_t *m, const char ***left, const char ***right, char 
     return 0;
 }
 
+/* An added_tokens entry's flags; a missing "normalized" is tokenizers' default for the
+ * kind (AddedToken::from: normalized = !special). */
+static uint8_t added_flags(json_t *e)
+{
+    int special = json_is_true(json_object_get(e, "special"));
+    json_t *norm = json_object_get(e, "normalized");
+    return (uint8_t)((json_is_true(json_object_get(e, "lstrip")) ? MT_TOK_LSTRIP : 0) |
+                     (json_is_true(json_object_get(e, "rstrip")) ? MT_TOK_RSTRIP : 0) |
+                     ((norm ? json_is_true(norm) : !special) ? MT_TOK_NORMALIZED : 0) |
+                     (json_is_true(json_object_get(e, "single_word")) ? MT_TOK_SINGLE_WORD : 0) |
+                     (special ? MT_TOK_SPECIAL : 0));
+}
+
 /* Everything after the JSON is parsed; root stays owned by the caller. */
 static int build(struct mt_tokenizer **out, json_t *root, const char *path, char *err,
                  size_t errlen)
@@ -310,8 +323,9 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
     {
         if (rc) break;
         const char *c = json_string_value(json_object_get(e, "content"));
-        rc = mt_tok__set(t, (size_t)json_integer_value(json_object_get(e, "id")), c, strlen(c), 1,
-                         err, errlen);
+        size_t id = (size_t)json_integer_value(json_object_get(e, "id"));
+        rc = mt_tok__set(t, id, c, strlen(c), 1, err, errlen);
+        if (!rc) t->aflags[id] = added_flags(e);
     }
     if (!rc) rc = mt_tok__index(t, err, errlen);
     const char **left = NULL, **right = NULL;
@@ -333,6 +347,7 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
         t->add_prefix_space = sh.prefix_space;
         t->sp_prepend = sh.metaspace ? (sh.metaspace == 3 ? 0 : sh.metaspace) : sh.prepend;
+        t->sp_norm = !sh.metaspace;
         t->unk = unk ? mt_tok__find(t, unk, strlen(unk)) : -1;
         if (unk && t->unk < 0)
             rc = mt_tf_fail(err, errlen, "%s: unk_token \"%s\" is not in the vocab", path, unk);
