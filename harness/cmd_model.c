@@ -8,9 +8,11 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "modelfile.h"
+#include "modeltok.h"
 
 static const char export_help[] =
-    "usage: memtrade export MODEL --format hf|gguf [--dtype f32|f16|bf16|q8_0|q4_0] OUT\n"
+    "usage: memtrade export MODEL --format hf|gguf [--dtype f32|f16|bf16|q8_0|q4_0]\n"
+    "                       [--tokenizer SPEC] OUT\n"
     "\n"
     "Writes a model as a Hugging Face folder OUT (config.json, model.safetensors, and\n"
     "tokenizer.json for a byte-level model) or as a GGUF v3 file OUT, readable by\n"
@@ -18,7 +20,11 @@ static const char export_help[] =
     "model cache's *.mtckpt), a Hugging Face folder or a .gguf file (converting between\n"
     "the two). --dtype stores the weight matrices as f32 (default), f16, bf16, or, in\n"
     "GGUF only, q8_0 or q4_0 (norms and biases stay f32 in GGUF). GPT-2 family (LayerNorm,\n"
-    "learned positions, GELU) and Llama family (RMSNorm, RoPE, SwiGLU) only.\n";
+    "learned positions, GELU) and Llama family (RMSNorm, RoPE, SwiGLU) only.\n"
+    "GGUF gets the model's tokenizer as tokenizer.ggml.* metadata: the tokenizer a model\n"
+    "file carries (tokenizer.json, tokenizer.ggml.*), or --tokenizer SPEC (a\n"
+    "tokenizer.json, a folder holding one, or bytes), so that `-p model=OUT` tokenizes as\n"
+    "the source did.\n";
 
 static int parse_dtype(const char *s, enum mt_dtype *out)
 {
@@ -31,23 +37,34 @@ static int parse_dtype(const char *s, enum mt_dtype *out)
     return -1;
 }
 
-/* Loads a checkpoint or a model file, weights only. */
-static int load_any(const char *in, struct mt_gpt **m, char *err, size_t errlen)
+/* Loads a checkpoint or a model file, weights only, and the tokenizer: `tok_spec`'s when
+ * given (mt_tok_load), else the model file's own (*tok NULL when it has none). */
+static int load_any(const char *in, const char *tok_spec, struct mt_gpt **m,
+                    struct mt_tokenizer **tok, char *err, size_t errlen)
 {
     struct stat sb;
     size_t n = strlen(in);
-    if ((stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) || (n > 5 && !strcmp(in + n - 5, ".gguf")))
-        return mt_model_load(in, NULL, MT_GPT_WEIGHTS, 0, 0, 1, m, NULL, err, errlen);
-    return mt_ckpt_load(in, NULL, MT_GPT_WEIGHTS, 0, 0, m, NULL, err, errlen);
+    int file = (stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) || (n > 5 && !strcmp(in + n - 5, ".gguf"));
+    int rc = file ? mt_model_load(in, NULL, MT_GPT_WEIGHTS, 0, 0, 1, m, NULL, err, errlen)
+                  : mt_ckpt_load(in, NULL, MT_GPT_WEIGHTS, 0, 0, m, NULL, err, errlen);
+    if (!rc) rc = tok_spec ? mt_tok_load(tok, tok_spec, err, errlen)
+                  : file   ? mt_model_tokenizer(in, tok, err, errlen)
+                           : 0;
+    if (rc) {
+        mt_gpt_free(*m);
+        *m = NULL;
+    }
+    return rc;
 }
 
 int mt_cmd_export(int argc, char **argv)
 {
     static const struct option opts[] = {{"format", required_argument, 0, 'f'},
                                          {"dtype", required_argument, 0, 'd'},
+                                         {"tokenizer", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *format = NULL;
+    const char *format = NULL, *tok_spec = NULL;
     enum mt_dtype dtype = MT_DT_F32;
     int c;
     optind = 1;
@@ -58,6 +75,8 @@ int mt_cmd_export(int argc, char **argv)
         }
         if (c == 'f') {
             format = optarg;
+        } else if (c == 't') {
+            tok_spec = optarg;
         } else if (c == 'd') {
             if (parse_dtype(optarg, &dtype)) {
                 fprintf(stderr, "memtrade: --dtype '%s' unknown (f32, f16, bf16, q8_0, q4_0)\n",
@@ -83,16 +102,21 @@ int mt_cmd_export(int argc, char **argv)
     }
     char err[1024];
     struct mt_gpt *m = NULL;
-    if (load_any(argv[optind], &m, err, sizeof err)) {
+    struct mt_tokenizer *tok = NULL;
+    if (load_any(argv[optind], tok_spec, &m, &tok, err, sizeof err)) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_USAGE;
     }
-    int rc = mt_model_export(m, fmt, dtype, argv[optind + 1], err, sizeof err);
+    int rc = mt_model_export_tok(m, tok, fmt, dtype, argv[optind + 1], err, sizeof err);
     if (rc) fprintf(stderr, "memtrade: %s\n", err);
     else
-        printf("memtrade: wrote %s (%s, %zu parameters, matrices %s)\n", argv[optind + 1],
-               fmt == MT_MF_HF ? "Hugging Face folder" : "GGUF v3", m->n_params,
-               mt_dtype_name(dtype));
+        printf("memtrade: wrote %s (%s, %zu parameters, matrices %s, tokenizer %s)\n",
+               argv[optind + 1], fmt == MT_MF_HF ? "Hugging Face folder" : "GGUF v3",
+               m->n_params, mt_dtype_name(dtype),
+               fmt == MT_MF_GGUF && tok ? mt_tok_kind_name(tok)
+               : m->cfg.vocab == 256    ? "bytes"
+                                        : "none");
+    mt_tok_free(tok);
     mt_gpt_free(m);
     return rc ? MT_EXIT_USAGE : MT_EXIT_OK;
 }

@@ -77,7 +77,7 @@ static void reference(const struct mt_dist_job *job, struct ref *out)
     struct mt_rng rng;
     mt_rng_seed(&rng, mt_loop_batch_seed(job->seed));
     for (size_t s = 0; s < r->steps; s++) {
-        mt_batch_sample(job->data, job->n_data, B, T, &rng, in, tg);
+        mt_batch_sample_tokens(&job->data, B, T, &rng, in, tg);
         if (s == 0) {
             CHECK(!mt_gpt_forward(m, in, NULL, B, T, NULL, err, sizeof err), "%s", err);
             memcpy(out->logits, m->act[MT_A_LOGITS], B * T * V * sizeof(float));
@@ -335,8 +335,7 @@ int main(int argc, char **argv)
     job.recipe.batch = argc > 4 ? (size_t)atoi(argv[4]) : 8;
     job.recipe.seq = job.cfg.seq_len;
     CHECK(!mt_corpus_load(&corpus, NULL, job.recipe.seq, err, sizeof err), "%s", err);
-    job.data = corpus.train;
-    job.n_data = corpus.n_train;
+    job.data = corpus.train_tokens;
     size_t psi = mt_gpt_num_params(&job.cfg),
            logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 

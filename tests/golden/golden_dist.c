@@ -53,7 +53,7 @@ static int engine_figures(struct golden *g, const char *plugin, const char *corp
         fprintf(stderr, "golden: %s\n", err);
         return -1;
     }
-    job.data = c.train, job.n_data = c.n_train;
+    job.data = c.train_tokens;
     struct mt_dist_result res = {0};
     size_t psi = mt_gpt_num_params(&job.cfg);
     res.params = rank == 0 ? calloc(psi, sizeof *res.params) : NULL;

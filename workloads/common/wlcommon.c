@@ -5,6 +5,7 @@
 #include "kernels.h"
 #include "loop.h"
 #include "modelfile.h"
+#include "modeltok.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -87,7 +88,7 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
     /* a tokenizer other than bytes gives a preset its vocab (an imported model's vocab is
      * its own: Hugging Face configs often pad it; mt_wl_corpus refuses one too small) */
     const char *tok = mt_param_str(ctx, "tokenizer");
-    if (!file && tok && tok[0] && strcmp(tok, "bytes")) {
+    if (!file && tok && tok[0] && strcmp(tok, "bytes") && strcmp(tok, "auto")) {
         struct mt_tokenizer *t = NULL;
         if (mt_tok_load(&t, tok, err, errlen)) return -1;
         snprintf(num[0], sizeof num[0], "%zu", mt_tok_vocab(t));
@@ -135,6 +136,23 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
     return 0;
 }
 
+/* The run's tokenizer (see mt_wl_corpus) into *t (NULL: bytes) and where it came from
+ * into `what`. Returns 0, or -1 with the message in err. */
+static int run_tokenizer(struct mt_ctx *ctx, struct mt_tokenizer **t, char *what, size_t wlen,
+                         char *err, size_t errlen)
+{
+    const char *spec = mt_param_str(ctx, "tokenizer"), *model = mt_param_str(ctx, "model");
+    *t = NULL;
+    if (!spec || !spec[0] || !strcmp(spec, "auto")) {
+        if (!model || !mt_model_is_path(model)) return 0;
+        snprintf(what, wlen, "%s (the model's own)", model);
+        return mt_model_tokenizer(model, t, err, errlen);
+    }
+    if (!strcmp(spec, "bytes")) return 0;
+    snprintf(what, wlen, "%s", spec);
+    return mt_tok_load(t, spec, err, errlen);
+}
+
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c)
 {
     char err[ERRLEN];
@@ -146,19 +164,17 @@ int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_c
     if (rc) return mt_error(ctx, "%s", err);
     mt_log(ctx, MT_LOG_INFO, "corpus %s: %zu files, %zu bytes (train %zu, validation %zu)",
            c->source, c->n_files, c->n, c->n_train, c->n_val);
-    const char *spec = mt_param_str(ctx, "tokenizer");
-    if (!spec || !spec[0] || !strcmp(spec, "bytes")) return 0;
-    if (!has_corpus_param) {
-        mt_corpus_free(c);
-        return mt_error(ctx, "tokenizer %s: this workload reads the corpus as bytes only "
-                             "(supported: tokenizer=bytes)",
-                        spec);
-    }
     struct mt_tokenizer *t = NULL;
     struct mt_gpt_config cfg;
-    if (mt_tok_load(&t, spec, err, sizeof err)) {
+    char spec[4200] = "";
+    if (run_tokenizer(ctx, &t, spec, sizeof spec, err, sizeof err)) {
         mt_corpus_free(c);
         return mt_error(ctx, "%s", err);
+    }
+    if (!t || mt_tok_is_bytes(t)) { /* the corpus as bytes: the ids they always were */
+        if (t) mt_log(ctx, MT_LOG_INFO, "tokenizer %s: byte-level, the byte ids", spec);
+        mt_tok_free(t);
+        return 0;
     }
     if (mt_wl_model_config(ctx, NULL, &cfg) == 0 && mt_tok_vocab(t) > cfg.vocab) {
         rc = mt_error(ctx,
@@ -277,12 +293,17 @@ static int import_model(struct mt_ctx *ctx, const char *spec, const struct mt_gp
 {
     char err[ERRLEN];
     struct mt_model_info info;
+    const char *tok = mt_param_str(ctx, "tokenizer");
     if (cfg->vocab != 256 && (!c || !c->tok_identity))
         return mt_error(ctx,
                         "model %s has a vocabulary of %zu tokens: scoring the corpus with it "
-                        "needs its tokenizer (-p tokenizer=%s for a Hugging Face folder with "
-                        "tokenizer.json, or a tokenizer.json file); bytes fit vocab 256 only",
-                        spec, cfg->vocab, spec);
+                        "needs its tokenizer, and %s; give one with -p tokenizer=FILE (a "
+                        "tokenizer.json or a folder holding one); bytes fit vocab 256 only",
+                        spec, cfg->vocab,
+                        tok && !strcmp(tok, "bytes")
+                            ? "-p tokenizer=bytes forced bytes"
+                            : "the file carries none (no tokenizer.json in a folder, no "
+                              "tokenizer.ggml.* in a GGUF file)");
     double t0 = mt_wl_now();
     mt_region_begin(ctx, "import");
     int rc = mt_model_load(spec, cfg, mode, B, T, 1, out, &info, err, sizeof err);

@@ -76,12 +76,12 @@ extern "C" {
          "unless its spec says W=)"},                                                              \
         {"tokenizer",                                                                              \
          MT_PARAM_STRING,                                                                          \
-         "bytes",                                                                                  \
+         "auto",                                                                                   \
          0,                                                                                        \
          0,                                                                                        \
          NULL,                                                                                     \
-         "bytes, a tokenizer.json or a Hugging Face model folder holding one (its vocab is the "   \
-         "model's)"},                                                                              \
+         "auto (a model file's own: its tokenizer.json or tokenizer.ggml.*; bytes for a preset), " \
+         "bytes, a tokenizer.json or a Hugging Face model folder holding one"},                    \
     {                                                                                              \
         "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
             "training sequence length T (0 = min(128, the model's context))"                       \
@@ -189,7 +189,7 @@ void mt_wl_threads(struct mt_ctx *ctx);
  * model file it names (a folder or a .gguf: mt_model_peek reads its shape), then, for the
  * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
  * (`attention`, `n_kv_head`, `window`) where the plugin declares them, and the vocab of a
- * `tokenizer` other than bytes (its mt_tok_vocab) where the plugin declares that. Returns 0, or -1
+ * `tokenizer` naming one (not auto or bytes: its mt_tok_vocab) where the plugin declares that. Returns 0, or -1
  * after mt_error (unknown preset, options the preset cannot take). */
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg);
 
@@ -200,12 +200,15 @@ int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_conf
 int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_gpt_recipe *r,
                  uint64_t *seed);
 
-/* Loads the corpus: the `corpus` string parameter when the plugin declares it and it is
- * non-empty, else ctx->corpus, else the default fortunes folder. Both splits must hold a
- * window of T + 1 bytes. The `tokenizer` parameter (MT_WL_PARAMS_ARCH; mt_tok_load:
- * "bytes", a tokenizer.json, a model folder) encodes each split (mt_corpus_tokenize: the
- * corpus's train_tokens / val_tokens, which batches and evaluation read) when
- * `has_corpus_param`, and is refused otherwise (a workload reading bytes only); a
+/* Loads the corpus: the `corpus` string parameter when `has_corpus_param` (the plugin
+ * declares it) and it is non-empty, else ctx->corpus, else the default fortunes folder.
+ * Both splits must hold a window of T + 1 bytes. The run's tokenizer encodes each split
+ * (mt_corpus_tokenize: the corpus's train_tokens / val_tokens, which batches and
+ * evaluation read): the `tokenizer` parameter (MT_WL_PARAMS_ARCH): "auto" (the default)
+ * is a model file's own (modeltok.h: a folder's tokenizer.json, a GGUF file's
+ * tokenizer.ggml.*) when the run's `model` is a file that carries one, else bytes;
+ * "bytes" forces bytes; else mt_tok_load (a tokenizer.json, a folder holding one). A
+ * tokenizer giving the byte ids (mt_tok_is_bytes) leaves the corpus as bytes. A
  * tokenizer whose vocab the run's model (`model` parameter) does not hold is refused.
  * Free with mt_corpus_free. */
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c);
@@ -236,9 +239,10 @@ int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_r
 /* Returns in *out a model of `mode` for batch B x T (see mt_gpt_create) holding the
  * baseline trained with (cfg, r, seed) on corpus c; when the run's `model` is a model file
  * (mt_model_is_path), its weights instead (modelfile.h; mapped, not copied, where the
- * file allows and the mode is not training; region "import"; st->imported): evaluating
- * them on the corpus needs a byte vocabulary (V = 256) until tokenizers are wired, and a
- * larger vocabulary is refused saying so. Otherwise: loaded from the cache when a valid
+ * file allows and the mode is not training; region "import"; st->imported): a model whose
+ * vocabulary is not the 256 bytes needs c to be tokenized (mt_wl_corpus: the model's own
+ * tokenizer or the `tokenizer` parameter's) and is refused, saying why, when it is not.
+ * Otherwise: loaded from the cache when a valid
  * checkpoint is there, otherwise trained (mt_wl_train_loop from mt_gpt_init(seed)) and
  * written to the cache atomically (temporary file + rename) before being reloaded in
  * `mode`, so the training state is freed first. A corrupt cache file is logged and

@@ -31,8 +31,7 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
         mt_wl_recipe(ctx, &job->cfg, &job->recipe, &job->seed) ||
         mt_wl_corpus(ctx, 0, job->recipe.seq, corpus))
         return -1;
-    job->data = corpus->train;
-    job->n_data = corpus->n_train;
+    job->data = corpus->train_tokens;
     switch (strategy) {
     case MT_DIST_DP:
         job->bucket_mb = mt_param_float(ctx, "bucket_mb");

@@ -66,7 +66,7 @@
          0,                                                                                        \
          1e12,                                                                                     \
          NULL,                                                                                     \
-         "validation bytes scored on rank 0 (0 = the whole split)"},                               \
+         "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"},                               \
         MT_DIST_PARAM_OPTIMIZER
 
 /* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */

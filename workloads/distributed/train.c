@@ -142,7 +142,7 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
     const char *why = NULL;
     if (!B || !job->recipe.steps || !job->recipe.seq || job->recipe.seq > job->cfg.seq_len)
         why = "batch, steps and seq must be positive and seq <= the model's seq_len";
-    else if (job->n_data < job->recipe.seq + 1)
+    else if (job->data.n < job->recipe.seq + 1)
         why = "the training split is shorter than one window";
     else if ((job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO) && B % N)
         why = "the ranks must divide the batch";
@@ -158,8 +158,8 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "pipeline stages (ranks) cannot outnumber the layers";
     else if (job->strategy == MT_DIST_PP && (!job->micro_batches || B % job->micro_batches))
         why = "micro_batches must divide the batch";
-    else if (job->cfg.vocab < 256)
-        why = "the byte corpus needs vocab >= 256";
+    else if (job->data.vocab > job->cfg.vocab)
+        why = "the corpus's token ids need a vocab as large as the tokenizer's";
     else if (mt_gpt_num_params(&job->cfg) > INT_MAX ||
              B * job->recipe.seq * job->cfg.vocab > INT_MAX)
         why = "the model or batch is too large for MPI's int element counts";
@@ -798,7 +798,7 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     r.logits = res->logits;
     mt_dist_reset_comm(d);
     mt_dist_reset_peaks(d);
-    rc = mt_loop_run(job->ctx, &o, &e, NULL, job->data, job->n_data, &lr, err, errlen);
+    rc = mt_loop_run_tokens(job->ctx, &o, &e, NULL, &job->data, &lr, err, errlen);
     res->final_loss = (float)lr.final_loss;
     res->train_s = lr.seconds;
     res->comm_s = d->comm_s;

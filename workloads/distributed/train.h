@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "dist.h"
 #include "gpt.h"
 
@@ -47,8 +48,7 @@ struct mt_dist_job {
     struct mt_gpt_config cfg;
     struct mt_gpt_recipe recipe; /* batch = global B, seq = T, steps, lr, ... */
     uint64_t seed;               /* weights (as mt_gpt_init) and data */
-    const uint8_t *data;         /* training split */
-    size_t n_data;
+    struct mt_tokens data;       /* training split (the corpus's train_tokens) */
     double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
     int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
     int zero_stage;       /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */

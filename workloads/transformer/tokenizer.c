@@ -755,6 +755,15 @@ enum mt_tok_kind mt_tok_kind(const struct mt_tokenizer *t)
     return t->kind;
 }
 
+int mt_tok_is_bytes(const struct mt_tokenizer *t)
+{
+    if (t->kind == MT_TOK_BYTES) return 1;
+    if (t->kind != MT_TOK_BYTE_BPE || t->V != 256 || t->n_merges || t->n_added) return 0;
+    for (int b = 0; b < 256; b++)
+        if (t->byte_id[b] != b) return 0;
+    return 1;
+}
+
 const char *mt_tok_kind_name(const struct mt_tokenizer *t)
 {
     return t->kind == MT_TOK_BYTES      ? "bytes"

@@ -173,6 +173,10 @@ int mt_tok_load(struct mt_tokenizer **out, const char *spec, char *err, size_t e
 void mt_tok_free(struct mt_tokenizer *t);
 
 enum mt_tok_kind mt_tok_kind(const struct mt_tokenizer *t);
+/* 1 when t gives every text the byte tokenizer's ids: the byte tokenizer, or a byte-level
+ * BPE of 256 tokens without merges or added tokens whose token b is byte b's character
+ * (what memtrade writes for its own byte-level models). Pure. */
+int mt_tok_is_bytes(const struct mt_tokenizer *t);
 /* "bytes", "byte-level BPE" or "SentencePiece BPE". */
 const char *mt_tok_kind_name(const struct mt_tokenizer *t);
 /* Ids run over [0, vocab). */

@@ -17,6 +17,7 @@
 #include "gguf.h"
 #include "hfconfig.h"
 #include "memtrade/memcat.h"
+#include "modeltok.h"
 #include "names.h"
 #include "safetensors.h"
 #include "util.h"
@@ -487,8 +488,9 @@ static int write_byte_tokenizer(const char *dir, char *err, size_t errlen)
     return rc ? mt_tf_fail(err, errlen, "%s: cannot write", path) : 0;
 }
 
-static void gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *c, int llama,
-                          enum mt_dtype dtype)
+static int gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *c, int llama,
+                         enum mt_dtype dtype, const struct mt_tokenizer *tok, char *err,
+                         size_t errlen)
 {
     const char *a = llama ? "llama" : "gpt2";
     char k[128];
@@ -514,26 +516,39 @@ static void gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *
         mt_gguf_w_f32(w, KEY("attention.layer_norm_epsilon"), 1e-5f);
     }
 #undef KEY
+    if (tok && mt_tok_kind(tok) != MT_TOK_BYTES)
+        return mt_model_gguf_write_tokenizer(w, tok, err, errlen);
     if (c->vocab == 256) { /* the byte vocabulary, as byte-level BPE without merges */
         char chars[256][4];
-        const char *tok[256];
+        const char *names[256];
         int32_t type[256];
         for (unsigned b = 0; b < 256; b++) {
             byte_char(b, chars[b]);
-            tok[b] = chars[b];
+            names[b] = chars[b];
             type[b] = 1;
         }
         mt_gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
         mt_gguf_w_str(w, "tokenizer.ggml.pre", "gpt-2"); /* llama.cpp's name of GPT-2's regex */
-        mt_gguf_w_strs(w, "tokenizer.ggml.tokens", tok, 256);
+        mt_gguf_w_strs(w, "tokenizer.ggml.tokens", names, 256);
         mt_gguf_w_i32s(w, "tokenizer.ggml.token_type", type, 256);
         mt_gguf_w_strs(w, "tokenizer.ggml.merges", NULL, 0);
     }
+    return 0;
 }
 
 int mt_model_export(const struct mt_gpt *m, enum mt_model_format fmt, enum mt_dtype dtype,
                     const char *out, char *err, size_t errlen)
 {
+    return mt_model_export_tok(m, NULL, fmt, dtype, out, err, errlen);
+}
+
+int mt_model_export_tok(const struct mt_gpt *m, const struct mt_tokenizer *tok,
+                        enum mt_model_format fmt, enum mt_dtype dtype, const char *out, char *err,
+                        size_t errlen)
+{
+    if (tok && mt_tok_vocab(tok) > m->cfg.vocab)
+        return mt_tf_fail(err, errlen, "export %s: the tokenizer has %zu ids, the model's vocab "
+                          "is %zu", out, mt_tok_vocab(tok), m->cfg.vocab);
     int llama = mt_names_family(&m->cfg, err, errlen);
     if (llama < 0) return -1;
     for (int p = 0; p < MT_P_COUNT; p++)
@@ -556,8 +571,8 @@ int mt_model_export(const struct mt_gpt *m, enum mt_model_format fmt, enum mt_dt
         if (!rc && m->cfg.vocab == 256) rc = write_byte_tokenizer(out, err, errlen);
     } else if (!rc) {
         struct mt_gguf_writer w = {0};
-        gguf_metadata(&w, &m->cfg, llama, dtype);
-        rc = mt_gguf_write(out, &w, &l, 32, err, errlen);
+        rc = gguf_metadata(&w, &m->cfg, llama, dtype, tok, err, errlen);
+        if (!rc) rc = mt_gguf_write(out, &w, &l, 32, err, errlen);
         mt_gguf_w_free(&w);
     }
     mt_out_free(&l);

@@ -33,6 +33,7 @@
 
 #include "dtype.h"
 #include "gpt.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,6 +85,15 @@ int mt_model_load(const char *path, const struct mt_gpt_config *expect, enum mt_
  * sliding window are refused (no field of either format holds them). Returns 0 or -1. */
 int mt_model_export(const struct mt_gpt *m, enum mt_model_format fmt, enum mt_dtype dtype,
                     const char *out, char *err, size_t errlen);
+
+/* mt_model_export with the model's tokenizer `tok` (NULL or the byte tokenizer: as
+ * mt_model_export): GGUF gets its tokenizer.ggml.* metadata (modeltok.h), so that
+ * mt_model_tokenizer on the file builds a tokenizer with the same ids; a Hugging Face
+ * folder gets no tokenizer.json from it (copy the source's). A tokenizer with more ids
+ * than the model's vocab is refused. */
+int mt_model_export_tok(const struct mt_gpt *m, const struct mt_tokenizer *tok,
+                        enum mt_model_format fmt, enum mt_dtype dtype, const char *out, char *err,
+                        size_t errlen);
 
 #ifdef __cplusplus
 }
