@@ -252,6 +252,134 @@ static void test_arrays(void)
     json_decref(exp);
 }
 
+/* ---- added tokens' options, on constructed tokenizer.json files ----------------------
+ * The expected ids follow tokenizers' AddedVocabulary (src/tokenizer/added_vocabulary.rs):
+ * extract_and_normalize cuts the non-normalized tokens out of the raw text first, then
+ * normalizes each remaining part and cuts the normalized tokens, whose patterns are their
+ * content through the normalizer (refresh_added_tokens); find_matches takes
+ * leftmost-longest matches, skips a single_word match with \w on either side
+ * (ends_with_word / starts_with_word), moves an lstrip match's start to the start of the
+ * whitespace before it but not before the previous match's end
+ * (max(space_leftmost_at_end, start_offset)) and extends an rstrip match over the
+ * whitespace after it (space_rightmost_at_start). */
+
+/* Byte-level BPE (GPT-2's regex) without merges, so that every byte is one id whatever
+ * the pre-tokenizer cuts: id = byte - 33 for '!'..'~', 94 for the space ("Ġ"); the added
+ * tokens given as JSON entries from id 95. */
+static struct mt_tokenizer *bytelevel_with(const char *added)
+{
+    char path[256], *text = malloc(16384);
+    size_t k = (size_t)sprintf(text, "{\"added_tokens\": [%s], \"normalizer\": null, "
+                               "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": "
+                               "true}, \"model\": {\"type\": \"BPE\", \"merges\": [], "
+                               "\"vocab\": {\"\\u0120\": 94",
+                               added);
+    for (int c = '!'; c <= '~'; c++)
+        k += (size_t)sprintf(text + k, ", \"%s%c\": %d", c == '"' || c == '\\' ? "\\" : "", c,
+                             c - 33);
+    sprintf(text + k, "}}}");
+    snprintf(path, sizeof path, "/tmp/mt_tok_added_%ld.json", (long)getpid());
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    struct mt_tokenizer *t;
+    CHECK_OK(mt_tok_load(&t, path, err, sizeof err), err);
+    unlink(path);
+    return t;
+}
+
+#define ADDED(id, content, lstrip, rstrip, norm, single)                                           \
+    "{\"id\": " #id ", \"content\": \"" content "\", \"lstrip\": " lstrip ", \"rstrip\": " rstrip \
+    ", \"normalized\": " norm ", \"single_word\": " single ", \"special\": false}"
+
+/* ids of text must be want[0, n); and again through the GGUF arrays (mt_tok_to_arrays ->
+ * mt_tok_from_arrays: the same identity, the same ids). */
+static void added_case(const struct mt_tokenizer *t, const char *text, const int32_t *want,
+                       size_t n)
+{
+    int32_t *ids;
+    size_t k;
+    struct mt_tok_arrays a;
+    struct mt_tokenizer *b;
+    CHECK_OK(mt_tok_to_arrays(t, &a, err, sizeof err), err);
+    CHECK_OK(mt_tok_from_arrays(&b, &a, err, sizeof err), err);
+    mt_tok_arrays_free(&a);
+    CHECK(mt_tok_identity(b) == mt_tok_identity(t));
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK_OK(mt_tok_encode(pass ? b : t, (const uint8_t *)text, strlen(text), &ids, &k, err,
+                               sizeof err),
+                 err);
+        printf("\"%s\" ->", text);
+        for (size_t i = 0; i < k; i++)
+            printf(" %d", ids[i]);
+        printf("%s\n", pass ? " (through the GGUF arrays)" : "");
+        CHECK(k == n && !memcmp(ids, want, n * sizeof *ids));
+        free(ids);
+    }
+    mt_tok_free(b);
+}
+
+#define ID(c) ((c) - 33)
+#define SP 94
+
+static void test_added(void)
+{
+    /* lstrip "<m>" (95): the space before it is part of the token */
+    struct mt_tokenizer *t = bytelevel_with(ADDED(95, "<m>", "true", "false", "false", "false"));
+    added_case(t, "a <m> b", (int32_t[]){ID('a'), 95, SP, ID('b')}, 4);
+    mt_tok_free(t);
+    t = bytelevel_with(ADDED(95, "<m>", "false", "false", "false", "false")); /* control */
+    added_case(t, "a <m> b", (int32_t[]){ID('a'), SP, 95, SP, ID('b')}, 5);
+    mt_tok_free(t);
+    /* rstrip "<r>" (96) takes both spaces after it; lstrip "<m>" then starts at its end */
+    t = bytelevel_with(ADDED(95, "<m>", "true", "false", "false", "false")
+                       "," ADDED(96, "<r>", "false", "true", "false", "false"));
+    added_case(t, "a<r>  b", (int32_t[]){ID('a'), 96, ID('b')}, 3);
+    added_case(t, "<r>  <m>x", (int32_t[]){96, 95, ID('x')}, 3);
+    added_case(t, "x \t<m>", (int32_t[]){ID('x'), 95}, 2); /* a tab is whitespace too */
+    mt_tok_free(t);
+    /* single_word "ab" (95): not inside "cab", not before '_' (\w), alone at both ends */
+    t = bytelevel_with(ADDED(95, "ab", "false", "false", "false", "true"));
+    added_case(t, "ab cab ab_ ab",
+               (int32_t[]){95, SP, ID('c'), ID('a'), ID('b'), SP, ID('a'), ID('b'), ID('_'), SP,
+                           95},
+               11);
+    added_case(t, "ab,ab", (int32_t[]){95, ID(','), 95}, 3); /* ',' is no word character */
+    mt_tok_free(t);
+    /* normalized "xy" (95) is cut after the non-normalized "yz" (96), which wins at 1 */
+    t = bytelevel_with(ADDED(95, "xy", "false", "false", "true", "false")
+                       "," ADDED(96, "yz", "false", "false", "false", "false"));
+    added_case(t, "xyz", (int32_t[]){ID('x'), 96}, 2);
+    added_case(t, "xyxz", (int32_t[]){95, ID('x'), ID('z')}, 3);
+    mt_tok_free(t);
+    /* SentencePiece's normalizer: normalized "foo" (6) is matched as "▁foo" in "▁a▁foo▁b",
+     * the non-normalized one in the raw text, each part then normalized on its own */
+    static const char sp[] =
+        "{\"added_tokens\": [{\"id\": 6, \"content\": \"foo\", \"lstrip\": false, \"rstrip\": "
+        "false, \"normalized\": %s, \"single_word\": false, \"special\": false}], "
+        "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", "
+        "\"prepend\": \"\\u2581\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, "
+        "\"content\": \"\\u2581\"}]}, \"pre_tokenizer\": null, \"model\": {\"type\": \"BPE\", "
+        "\"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": false, \"merges\": [], "
+        "\"vocab\": {\"<unk>\": 0, \"\\u2581\": 1, \"a\": 2, \"b\": 3, \"f\": 4, \"o\": 5}}}";
+    for (int norm = 1; norm >= 0; norm--) {
+        char path[256], text[2048];
+        snprintf(text, sizeof text, sp, norm ? "true" : "false");
+        snprintf(path, sizeof path, "/tmp/mt_tok_sp_%ld.json", (long)getpid());
+        FILE *f = fopen(path, "w");
+        fputs(text, f);
+        fclose(f);
+        CHECK_OK(mt_tok_load(&t, path, err, sizeof err), err);
+        unlink(path);
+        if (norm)
+            added_case(t, "a foo b", (int32_t[]){1, 2, 6, 1, 3}, 5);
+        else
+            added_case(t, "a foo b", (int32_t[]){1, 2, 1, 6, 1, 1, 3}, 7);
+        mt_tok_free(t);
+    }
+}
+
 static void same_text(const struct mt_tokenizer *t, const struct mt_tokens *s, const uint8_t *text,
                       size_t n)
 {
@@ -476,6 +604,7 @@ int main(int argc, char **argv)
                                            {"bytes", test_bytes},
                                            {"arrays", test_arrays},
                                            {"errors", test_errors},
+                                           {"added", test_added},
                                            {"eval", test_eval}};
     return tf_run_parts(parts, sizeof parts / sizeof *parts, argc - 2, argv + 2);
 }

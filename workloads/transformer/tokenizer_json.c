@@ -347,7 +347,7 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
         t->add_prefix_space = sh.prefix_space;
         t->sp_prepend = sh.metaspace ? (sh.metaspace == 3 ? 0 : sh.metaspace) : sh.prepend;
-        t->sp_norm = !sh.metaspace;
+        t->sp_norm = kind == MT_TOK_SP_BPE && !sh.metaspace;
         t->unk = unk ? mt_tok__find(t, unk, strlen(unk)) : -1;
         if (unk && t->unk < 0)
             rc = mt_tf_fail(err, errlen, "%s: unk_token \"%s\" is not in the vocab", path, unk);
