@@ -9,8 +9,10 @@
  * 1e-4 of transformers' relative to the text's largest logit at every position (the bf16
  * folder too, and its weights = llama-tiny's rounded to bf16); the same model exported
  * to GGUF and to a Hugging Face folder by memtrade and loaded back must give bit-identical
- * logits.
- * What it is not for: tokenizers (their ids are the fixture's).
+ * logits. The folder's tokenizer (mt_model_tokenizer: its tokenizer.json) goes into the
+ * GGUF file as tokenizer.ggml.* (mt_model_export_tok) and comes back from it with the
+ * same identity and transformers' ids for every text.
+ * What it is not for: the tokenizers' own rules (test_tokenizer.c).
  */
 #include <jansson.h>
 #include <math.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "modelfile.h"
+#include "modeltok.h"
 #include "tf_test.h"
 
 #ifndef FIXTURE_DIR
@@ -71,8 +74,36 @@ static void one(const char *name)
     /* memtrade's own files of the same model: GGUF (f32) and a Hugging Face folder */
     snprintf(tmp, sizeof tmp, "/tmp/mt_hf_fixture_%ld_%s", (long)getpid(), name);
     snprintf(p, sizeof p, "%s.gguf", tmp);
-    CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
+    struct mt_tokenizer *tok, *tg;
+    CHECK_OK(mt_model_tokenizer(dir, &tok, err, sizeof err), err);
+    CHECK(tok != NULL);
+    CHECK_OK(mt_model_export_tok(m, tok, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
     CHECK_OK(mt_model_load(p, NULL, MT_GPT_INFER, 1, maxT, 1, &g, NULL, err, sizeof err), err);
+    CHECK_OK(mt_model_tokenizer(p, &tg, err, sizeof err), err);
+    CHECK(tg != NULL && mt_tok_identity(tg) == mt_tok_identity(tok));
+    CHECK(mt_tok_bos(tg) == mt_tok_bos(tok) && mt_tok_eos(tg) == mt_tok_eos(tok));
+    for (size_t i = 0; i < json_array_size(texts); i++) { /* transformers' ids, both ways */
+        json_t *e = json_array_get(texts, i), *ids = json_object_get(e, "ids");
+        const char *text = json_string_value(json_object_get(e, "text"));
+        for (int way = 0; way < 2; way++) {
+            int32_t *got;
+            size_t k;
+            CHECK_OK(mt_tok_encode(way ? tg : tok, (const uint8_t *)text, strlen(text), &got, &k,
+                                   err, sizeof err),
+                     err);
+            CHECK(k == json_array_size(ids));
+            for (size_t t = 0; t < k; t++)
+                CHECK(got[t] == json_integer_value(json_array_get(ids, t)));
+            free(got);
+        }
+    }
+    printf("%-16s tokenizer (%s, %zu ids) through GGUF: same identity, transformers' ids\n",
+           name, mt_tok_kind_name(tg), mt_tok_vocab(tg));
+    mt_tok_free(tg);
+    mt_tok_free(tok);
+    CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
+    CHECK_OK(mt_model_tokenizer(p, &tg, err, sizeof err), err);
+    CHECK(tg == NULL); /* exported without it: no tokenizer.ggml.* for a vocab beyond bytes */
     unlink(p);
     CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, tmp, err, sizeof err), err);
     CHECK_OK(mt_model_load(tmp, NULL, MT_GPT_INFER, 1, maxT, 1, &h, NULL, err, sizeof err), err);
