@@ -1,11 +1,14 @@
 #!/bin/sh
-# same_model.sh MEMTRADE — issue 16: `baseline` and the four distributed workloads at the
-# same model (tiny), steps (20), global batch (16) and seed, every other parameter at its
-# default, run through the harness (the distributed ones on 2 ranks under its launcher),
-# train the same model: each stores a val_loss within 1e-5 (relative) of the baseline's.
-# The baseline is trained here, in a model cache of this test's own, never loaded from
-# one another build wrote.
+# same_model.sh MEMTRADE [-p KEY=VALUE...] — issue 16: `baseline` and the four distributed
+# workloads at the same model (tiny), steps (20), global batch (16) and seed, every other
+# parameter at its default or as the extra parameters say (given to every run: with
+# `-p tokenizer=...`, issue 18, the distributed workloads must train and score the same
+# token ids as the baseline), run through the harness (the distributed ones on 2 ranks
+# under its launcher), train the same model: each stores a val_loss within 1e-5
+# (relative) of the baseline's. The baseline is trained here, in a model cache of this
+# test's own, never loaded from one another build wrote.
 memtrade=$1
+shift
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 XDG_CACHE_HOME="$dir/cache"
@@ -15,7 +18,7 @@ for w in baseline data_parallel zero tensor_parallel pipeline_parallel; do
     [ "$w" = baseline ] || ranks="-p ranks=2"
     # shellcheck disable=SC2086 # ranks is empty or one option and its value
     if ! timeout 120 "$memtrade" run "$w" -p model=tiny -p steps=20 -p batch=16 -p seed=1337 \
-        $ranks --threads 1 --heap off --db "$dir/t.db" --out "$dir/out" >"$dir/$w.log" 2>&1; then
+        $ranks "$@" --threads 1 --heap off --db "$dir/t.db" --out "$dir/out" >"$dir/$w.log" 2>&1; then
         cat "$dir/$w.log"
         echo "FAIL: $w did not run"
         exit 1
