@@ -3,7 +3,9 @@
 # scores exactly the same val_bpb when served from either f32 file, with its f32 weights
 # mapped rather than copied; a quantized file scores close to it; a training workload
 # trains the file's shape; missing files, a vocabulary that needs a tokenizer and a
-# key/value head count the weights cannot take are refused with the reason.
+# key/value head count the weights cannot take are refused with the reason. A model file's
+# own tokenizer is used by default (the Hugging Face fixture's folder, and the GGUF file
+# exported from it, which carries it: the same val_bpb), `-p tokenizer=bytes` forces bytes.
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -53,6 +55,21 @@ ck300=$(ls "$XDG_CACHE_HOME"/memtrade/*V300*.mtckpt)
 expect_rc 0 "$MT" export "$ck300" --format gguf "$TMP/v300.gguf"
 expect_rc 1 "$MT" run baseline -p model="$TMP/v300.gguf" --db "$DB" --no-heap
 expect_eq "tokenizer refusal" "$(sql "SELECT error LIKE '%vocabulary of 300 tokens%needs its tokenizer%' FROM runs ORDER BY id DESC LIMIT 1")" "1"
+expect_eq "forced bytes" "$(sql "SELECT error LIKE '%vocabulary of 300 tokens%the file carries none%' FROM runs ORDER BY id DESC LIMIT 1")" "1"
+# a model's own tokenizer, by default: the folder's tokenizer.json, the GGUF's metadata
+HF=${MT_SOURCE_DIR:?}/tests/fixtures/hf/gpt2-tiny
+CORPUS=$MT_SOURCE_DIR/tests/golden/corpus.txt
+tok() { m=$1; shift; run baseline -p model="$m" -p corpus="$CORPUS" -p decode_tokens=16 "$@"; }
+expect_rc 0 "$MT" export "$HF" --format gguf "$TMP/gpt2-tiny.gguf"
+expect_out "tokenizer byte-level BPE"
+tok "$HF"
+hf_id=$(sql "SELECT max(id) FROM runs")
+tok "$TMP/gpt2-tiny.gguf"
+gg_id=$(sql "SELECT max(id) FROM runs")
+expect_eq "log of the model's own tokenizer" "$(sql "SELECT count(*) FROM logs WHERE run_id = $hf_id AND text LIKE 'tokenizer $HF (the model''s own) (byte-level BPE, vocab 484)%'")" 1
+expect_eq "val_bpb through GGUF's tokenizer" "$(metric "$gg_id" val_bpb)" "$(metric "$hf_id" val_bpb)"
+expect_rc 1 "$MT" run baseline -p model="$HF" -p tokenizer=bytes -p eval_tokens=4096 --db "$DB" --no-heap
+expect_eq "tokenizer=bytes forces bytes" "$(sql "SELECT error LIKE '%vocabulary of 484 tokens%tokenizer=bytes forced bytes%' FROM runs ORDER BY id DESC LIMIT 1")" "1"
 expect_rc 2 "$MT" export "$ckpt" --format onnx "$TMP/x"
 expect_out "--format 'onnx' unknown (hf, gguf)"
 echo ok
