@@ -76,8 +76,9 @@
  *
  * How a workload picks one: mt_tok_load(spec) with spec "" or "bytes" (the byte
  * tokenizer), a tokenizer.json file, or a Hugging Face model folder holding one
- * (mt_tok_load_folder); the workloads' `tokenizer=` parameter and an imported model's
- * folder both go through it.
+ * (mt_tok_load_folder); the workloads' `tokenizer=` parameter goes through it, and its
+ * default, `auto`, takes an imported model's own (import/modeltok.h: a folder's
+ * tokenizer.json, a GGUF file's metadata through mt_tok_from_arrays).
  *
  * Thread safety: a built tokenizer is read-only; encode and decode may run on many
  * threads at once.
