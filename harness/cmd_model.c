@@ -147,7 +147,16 @@ int mt_cmd_describe_model(const char *path)
             if (info.dtype_count[t]) printf(" %zu %s", info.dtype_count[t], mt_dtype_name((enum mt_dtype)t));
         printf("\n");
     }
-    printf("tokenizer: %s\n", info.has_tokenizer ? (info.format == MT_MF_HF ? "tokenizer.json" : "tokenizer.ggml.*") : "none");
+    struct mt_tokenizer *tok = NULL;
+    const char *where = info.format == MT_MF_HF ? "tokenizer.json" : "tokenizer.ggml.*";
+    if (info.has_tokenizer && mt_model_tokenizer(path, &tok, err, sizeof err))
+        printf("tokenizer: %s, refused: %s\n", where, err);
+    else if (!tok)
+        printf("tokenizer: none (a vocabulary beyond bytes needs -p tokenizer=FILE)\n");
+    else
+        printf("tokenizer: %s (%s, %zu ids; used by default)\n", where, mt_tok_kind_name(tok),
+               mt_tok_vocab(tok));
+    mt_tok_free(tok);
     printf("use: memtrade run baseline -p model=%s\n", path);
     return MT_EXIT_OK;
 }
