@@ -37,6 +37,7 @@ struct mt_fit_config {
     /* the predicted accuracy (metric of struct mt_fit; lower is better) */
     int has_acc;
     double acc;
+    double acc_kv;     /* of acc: the KV-cache format's delta (serving) */
     char acc_src[160]; /* "db run 12", "measured run 40", "sensitivity: base run 3 + ..." */
 };
 

@@ -164,6 +164,12 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f, const c
     struct mt_read_run *runs;
     size_t n, used = 0;
     *term = 0;
+    if (r->rt_started != r->started) r->rt_n = 0, r->rt_started = r->started;
+    for (size_t i = 0; i < r->rt_n; i++)
+        if (!strcmp(r->rt_workload[i], workload)) {
+            *term = r->rt_term[i];
+            return r->rt_runs[i];
+        }
     int rc = open_db(r, &st, &rd, err, errlen);
     if (rc <= 0) return rc;
     if (mt_read_runs(rd, MT_READ_ALL_SWEEPS, &runs, &n) != 0) {
@@ -186,5 +192,10 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f, const c
         if (!used++ || res > *term) *term = res;
     }
     close_db(st, rd);
+    if (r->rt_n < sizeof r->rt_term / sizeof r->rt_term[0]) {
+        snprintf(r->rt_workload[r->rt_n], sizeof r->rt_workload[0], "%s", workload);
+        r->rt_term[r->rt_n] = *term;
+        r->rt_runs[r->rt_n++] = (int)used;
+    }
     return (int)used;
 }

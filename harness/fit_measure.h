@@ -17,6 +17,11 @@ struct mt_fit_runner {
     const char *db, *out;
     int measure;     /* 1: start a run when the database lacks one */
     size_t started;  /* runs started so far */
+    /* runtime terms read so far, per workload (read again once a run was started) */
+    char rt_workload[8][32];
+    long long rt_term[8];
+    int rt_runs[8];
+    size_t rt_n, rt_started;
 };
 
 /* The metrics fit reads from a run. */

@@ -50,7 +50,8 @@ int mt_fit_mckp(const struct mt_fit_option *opt, const size_t *first, size_t n_g
                      max_states, g + 1, n_groups);
             goto out;
         }
-        struct state *next = malloc((n[g] * m ? n[g] * m : 1) * sizeof *next);
+        size_t cap_next = n[g] * m > 0 ? n[g] * m : 1;
+        struct state *next = malloc(cap_next * sizeof *next);
         if (!next) goto oom;
         size_t k = 0;
         for (size_t i = 0; i < n[g]; i++)
