@@ -224,7 +224,15 @@ int mt_cmd_fit(int argc, char **argv)
     const char *metric = f.metric == 0 ? "kl_mean" : "val_bpb";
     int k = f.metric == 0 ? MT_FM_KL : MT_FM_BPB;
     if (s == 0 && verify) {
-        int rc = mt_fit_measured(&runner, &f, &r->best, "sampled", 1, &v.m, err, sizeof err);
+        /* the label marks the run for the report's "what fits" page (plots/plot_fit.c) */
+        char label[512];
+        snprintf(label, sizeof label,
+                 "fit goal=%s budget=%zu family=%s predicted_bytes=%zu runtime_bytes=%lld "
+                 "metric=%s predicted_accuracy=%.9g kv_delta=%.9g",
+                 f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, r->best.family,
+                 r->best.bytes, r->best.runtime, f.metric == 0 ? "kl_mean" : "val_bpb",
+                 r->best.acc, r->best.acc_kv);
+        int rc = mt_fit_measured(&runner, &f, &r->best, "sampled", 1, label, &v.m, err, sizeof err);
         if (rc != 1) {
             fprintf(stderr, "memtrade fit: --verify: %s\n", err);
             code = MT_EXIT_RUNS_FAILED;

@@ -59,7 +59,7 @@ static int acc_of(const struct mt_fit *f, const struct mt_fit_measure *m, double
 static int measure_acc(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
 {
     struct mt_fit_measure m;
-    int rc = mt_fit_measured(f->runner, f, c, "off", 0, &m, err, errlen);
+    int rc = mt_fit_measured(f->runner, f, c, "off", 0, NULL, &m, err, errlen);
     if (rc == 0)
         snprintf(err, errlen,
                  "the database has no run of a configuration fit needs and measuring is off "
@@ -118,8 +118,12 @@ static int kv_delta(const struct mt_fit *f, const char *kv, double *d, int64_t *
     struct mt_fit_measure m;
     base_config(f, &c, "kv", "kv_cache");
     mt_fit_set(&c, "kv_cache", kv);
-    int rc = mt_fit_measured(f->runner, f, &c, "off", 0, &m, err, errlen);
-    if (rc == 0) snprintf(err, errlen, "the database has no kv_cache run for kv_cache=%s", kv);
+    int rc = mt_fit_measured(f->runner, f, &c, "off", 0, NULL, &m, err, errlen);
+    if (rc == 0)
+        snprintf(err, errlen,
+                 "the database has no kv_cache run for kv_cache=%s and measuring is off "
+                 "(--no-measure)",
+                 kv);
     if (rc <= 0) return -1;
     if (f->metric == 0 ? !m.has[MT_FM_KV_KL] : !m.has[MT_FM_KV_LOSS] || !m.has[MT_FM_KV_LOSS32]) {
         snprintf(err, errlen, "kv_cache run %lld lacks its accuracy metrics", (long long)m.run);

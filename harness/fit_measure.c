@@ -63,9 +63,23 @@ static const char *param_of(const struct mt_read_run *run, const char *key)
     return NULL;
 }
 
-/* Looks the configuration key up: 1 with *m, 0 when no ok run has it, -1 with err. */
+/* The newest ok run of configuration `key`: 1 and *id, 0 when none, -1. */
+static int latest_ok(struct mt_read *rd, const char *key, int64_t *id)
+{
+    struct mt_read_run *runs;
+    size_t n;
+    int found = 0;
+    if (mt_read_runs(rd, MT_READ_ALL_SWEEPS, &runs, &n) != 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(runs[i].status, "ok") && !strcmp(runs[i].config_key, key))
+            *id = runs[i].id, found = 1; /* ascending id: the last is the newest */
+    return found;
+}
+
+/* Looks the configuration key up (the newest run with `newest`, else any): 1 with *m, 0
+ * when no ok run has it, -1 with err. */
 static int lookup(const struct mt_fit_runner *r, const struct mt_fit *f, const char *key,
-                  struct mt_fit_measure *m, char *err, size_t errlen)
+                  int newest, struct mt_fit_measure *m, char *err, size_t errlen)
 {
     struct mt_store *st;
     struct mt_read *rd;
@@ -73,7 +87,7 @@ static int lookup(const struct mt_fit_runner *r, const struct mt_fit *f, const c
     if (rc <= 0) return rc;
     int64_t id;
     struct mt_read_run *run;
-    rc = mt_store_find_ok(st, key, 0, &id);
+    rc = newest ? latest_ok(rd, key, &id) : mt_store_find_ok(st, key, 0, &id);
     if (rc == 1) rc = mt_read_run(rd, id, &run);
     if (rc < 0) snprintf(err, errlen, "%s", mt_store_error(st));
     if (rc == 1) {
@@ -90,9 +104,9 @@ static int lookup(const struct mt_fit_runner *r, const struct mt_fit *f, const c
 
 /* Executes `memtrade run` for c; its output goes to OUT/fit-runs.log. 0, or -1 with err. */
 static int start_run(struct mt_fit_runner *r, const struct mt_fit_config *c, const char *heap,
-                     char *err, size_t errlen)
+                     const char *label, char *err, size_t errlen)
 {
-    enum { MAX_ARGS = 12 + 2 * MT_FIT_MAX_PARAMS };
+    enum { MAX_ARGS = 14 + 2 * MT_FIT_MAX_PARAMS };
     char pv[MT_FIT_MAX_PARAMS][sizeof c->key[0] + sizeof c->val[0] + 2];
     char logpath[4096];
     char *argv[MAX_ARGS];
@@ -111,6 +125,10 @@ static int start_run(struct mt_fit_runner *r, const struct mt_fit_config *c, con
     argv[a++] = (char *)r->out;
     argv[a++] = "--heap";
     argv[a++] = (char *)heap;
+    if (label) {
+        argv[a++] = "--label";
+        argv[a++] = (char *)label;
+    }
     argv[a] = NULL;
     snprintf(logpath, sizeof logpath, "%s/fit-runs.log", r->out);
     posix_spawn_file_actions_t fa;
@@ -138,20 +156,20 @@ static int start_run(struct mt_fit_runner *r, const struct mt_fit_config *c, con
 }
 
 int mt_fit_measured(struct mt_fit_runner *r, const struct mt_fit *f, const struct mt_fit_config *c,
-                    const char *heap, int force, struct mt_fit_measure *m, char *err,
-                    size_t errlen)
+                    const char *heap, int force, const char *label, struct mt_fit_measure *m,
+                    char *err, size_t errlen)
 {
     char key[8192];
     struct mt_fit_config tmp = *c;
     memset(m, 0, sizeof *m);
     if (mt_fit_plan(f->reg, f->goal, &tmp, key, sizeof key, err, errlen)) return -1;
-    int rc = force ? 0 : lookup(r, f, key, m, err, errlen);
+    int rc = force ? 0 : lookup(r, f, key, 0, m, err, errlen);
     if (rc != 0 || (!r->measure && !force)) return rc;
     char b[1024];
     fprintf(stderr, "memtrade fit: measuring %s\n", mt_fit_brief(c, b, sizeof b));
-    if (start_run(r, c, heap, err, errlen)) return -1;
+    if (start_run(r, c, heap, label, err, errlen)) return -1;
     m->fresh = 1;
-    rc = lookup(r, f, key, m, err, errlen);
+    rc = lookup(r, f, key, 1, m, err, errlen);
     if (rc == 0) snprintf(err, errlen, "the run of %s is not in %s", b, r->db);
     return rc == 1 ? 1 : -1;
 }

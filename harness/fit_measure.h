@@ -47,12 +47,13 @@ struct mt_fit_measure {
 /* Contract: the ok run of configuration c (its config key, as `memtrade run` computes
  * it) in the database; when there is none and r->measure, starts `memtrade run` for it
  * (heap profiler `heap`: "off" for accuracy, "sampled" for --verify; `force` starts one
- * even when the database has one) and reads it back. Returns 1 with *m, 0 when the
+ * even when the database has one; `label`, or NULL, is stored as the run's label) and
+ * reads it back. Returns 1 with *m, 0 when the
  * database has none and measuring is off, -1 with err (a run that did not end ok, a
  * database error). Says on stderr what it starts. */
 int mt_fit_measured(struct mt_fit_runner *r, const struct mt_fit *f, const struct mt_fit_config *c,
-                    const char *heap, int force, struct mt_fit_measure *m, char *err,
-                    size_t errlen);
+                    const char *heap, int force, const char *label, struct mt_fit_measure *m,
+                    char *err, size_t errlen);
 
 /* Contract: the largest residual (measured peak of the goal: infer_peak_bytes or
  * train_peak_bytes, minus the stored plan of its phase without the corpus) over the ok
