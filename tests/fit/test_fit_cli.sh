@@ -43,7 +43,7 @@ p_total=$1 p_plan=$2 p_rt=$3
 w=${cmd%% *}
 params=${cmd#* }
 plan=$("$MT" plan "$w" $params --for training) || fail "plan of the choice exited $?"
-total=$(echo "$plan" | awk '$1 == "total" {print $3}')
+total=$(echo "$plan" | awk '$1 == "total" {print $4}')
 corpus=$(echo "$plan" | sed -n 's/^data includes the corpus the run holds whole: \([0-9]*\) bytes.*/\1/p')
 [ -n "$total" ] && [ -n "$corpus" ] || fail "plan output: $plan"
 [ $((total - corpus)) -eq "$p_plan" ] || fail "plan says $((total - corpus)), fit $p_plan"
