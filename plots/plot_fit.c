@@ -127,14 +127,14 @@ static void bytes_plot(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, co
         }
     pl_gp_preamble(ctx, gp, name, 1100, 640);
     pl_gp_title(gp, title, ctx, "left bar of each budget: predicted; right: measured");
-    fputs("set style fill solid 0.85 border lc rgb '#333333'\nset boxwidth 0.36\n"
-          "set key outside right top\nset ylabel 'MiB'\nset xlabel 'budget (MiB)'\n"
-          "set yrange [0:*]\n",
-          gp);
-    fputs("set xtics (", gp);
+    /* two boxes per budget at i -+ 0.2, budgets as named ticks */
+    fprintf(gp, "set style fill solid 0.85 border lc rgb '#333333'\nset boxwidth 0.36\n"
+                "set key outside right top\nset ylabel 'MiB'\nset xlabel 'budget (MiB)'\n"
+                "set yrange [0:*]\nset xrange [-0.7:%.1f]\nset xtics (",
+            (double)n - 0.3);
     for (size_t i = 0; i < n; i++)
         fprintf(gp, "%s'%.3g' %zu", i ? ", " : "", pt[i].budget / PL_MIB, i);
-    fprintf(gp, ")\nset xrange [-0.7:%.1f]\nplot ", (double)n - 0.3);
+    fputs(")\nplot ", gp);
     /* the tallest cumulative first, each next one drawn over it */
     fprintf(gp, "'%s.dat' using 1:%d with boxes lc rgb '#bbbbbb' title 'runtime term'", name,
             4 + MT_MEM_CAT_COUNT);
