@@ -59,7 +59,8 @@ static int check_model(const char *model)
         names[n++] = t;
     const char *near = mt_util_nearest(name, names, n);
     char all[512];
-    fprintf(stderr, "memtrade fit: unknown model '%s'%s%s%s; presets: %s (or a spec, or a model path)\n",
+    fprintf(stderr,
+            "memtrade fit: unknown model '%s'%s%s%s; presets: %s (or a spec, or a model path)\n",
             name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
             mt_util_names_nearest_first(name, names, n, all, sizeof all));
     return -1;
@@ -103,17 +104,34 @@ struct verify {
 int mt_cmd_fit(int argc, char **argv)
 {
     enum {
-        OPT_BUDGET = 256, OPT_FOR, OPT_CONTEXT, OPT_METRIC, OPT_VERIFY, OPT_JSON, OPT_NOMEASURE,
-        OPT_EVAL, OPT_STEPS, OPT_DB, OPT_OUT, OPT_PLUGIN, OPT_HELP
+        OPT_BUDGET = 256,
+        OPT_FOR,
+        OPT_CONTEXT,
+        OPT_METRIC,
+        OPT_VERIFY,
+        OPT_JSON,
+        OPT_NOMEASURE,
+        OPT_EVAL,
+        OPT_STEPS,
+        OPT_DB,
+        OPT_OUT,
+        OPT_PLUGIN,
+        OPT_HELP
     };
-    static const struct option opts[] = {
-        {"budget", required_argument, 0, OPT_BUDGET},   {"for", required_argument, 0, OPT_FOR},
-        {"context", required_argument, 0, OPT_CONTEXT}, {"metric", required_argument, 0, OPT_METRIC},
-        {"verify", no_argument, 0, OPT_VERIFY},         {"json", no_argument, 0, OPT_JSON},
-        {"no-measure", no_argument, 0, OPT_NOMEASURE},  {"eval-tokens", required_argument, 0, OPT_EVAL},
-        {"steps", required_argument, 0, OPT_STEPS},     {"db", required_argument, 0, OPT_DB},
-        {"out", required_argument, 0, OPT_OUT},         {"plugin", required_argument, 0, OPT_PLUGIN},
-        {"help", no_argument, 0, OPT_HELP},             {0, 0, 0, 0}};
+    static const struct option opts[] = {{"budget", required_argument, 0, OPT_BUDGET},
+                                         {"for", required_argument, 0, OPT_FOR},
+                                         {"context", required_argument, 0, OPT_CONTEXT},
+                                         {"metric", required_argument, 0, OPT_METRIC},
+                                         {"verify", no_argument, 0, OPT_VERIFY},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"no-measure", no_argument, 0, OPT_NOMEASURE},
+                                         {"eval-tokens", required_argument, 0, OPT_EVAL},
+                                         {"steps", required_argument, 0, OPT_STEPS},
+                                         {"db", required_argument, 0, OPT_DB},
+                                         {"out", required_argument, 0, OPT_OUT},
+                                         {"plugin", required_argument, 0, OPT_PLUGIN},
+                                         {"help", no_argument, 0, OPT_HELP},
+                                         {0, 0, 0, 0}};
     struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384};
     struct mt_cli_common co = {0};
     uint64_t budget = 0;
@@ -151,12 +169,15 @@ int mt_cmd_fit(int argc, char **argv)
         case OPT_STEPS:
             if (mt_util_parse_i64(optarg, &iv) || iv < (c == OPT_EVAL ? 0 : 1)) {
                 fprintf(stderr, "memtrade fit: --%s takes a whole number%s, not '%s'\n",
-                        c == OPT_CONTEXT ? "context" : c == OPT_EVAL ? "eval-tokens" : "steps",
+                        c == OPT_CONTEXT ? "context"
+                        : c == OPT_EVAL  ? "eval-tokens"
+                                         : "steps",
                         c == OPT_EVAL ? "" : " above 0", optarg);
                 return MT_EXIT_USAGE;
             }
-            *(c == OPT_CONTEXT ? &f.context : c == OPT_EVAL ? &f.eval_tokens : &f.steps) =
-                (size_t)iv;
+            *(c == OPT_CONTEXT ? &f.context
+              : c == OPT_EVAL  ? &f.eval_tokens
+                               : &f.steps) = (size_t)iv;
             break;
         case OPT_VERIFY:
             verify = 1;
@@ -184,8 +205,9 @@ int mt_cmd_fit(int argc, char **argv)
         }
     }
     if (optind + 1 != argc || !have_budget || f.goal < 0) {
-        fprintf(stderr, "usage: memtrade fit --budget SIZE --for serving|training MODEL "
-                        "(see --help)%s\n",
+        fprintf(stderr,
+                "usage: memtrade fit --budget SIZE --for serving|training MODEL "
+                "(see --help)%s\n",
                 optind + 1 != argc ? ": one MODEL"
                 : !have_budget     ? ": --budget is required"
                                    : ": --for is required");
@@ -230,8 +252,8 @@ int mt_cmd_fit(int argc, char **argv)
                  "fit goal=%s budget=%zu family=%s predicted_bytes=%zu runtime_bytes=%lld "
                  "metric=%s predicted_accuracy=%.9g kv_delta=%.9g",
                  f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, r->best.family,
-                 r->best.bytes, r->best.runtime, f.metric == 0 ? "kl_mean" : "val_bpb",
-                 r->best.acc, r->best.acc_kv);
+                 r->best.bytes, r->best.runtime, f.metric == 0 ? "kl_mean" : "val_bpb", r->best.acc,
+                 r->best.acc_kv);
         int rc = mt_fit_measured(&runner, &f, &r->best, "sampled", 1, label, &v.m, err, sizeof err);
         if (rc != 1) {
             fprintf(stderr, "memtrade fit: --verify: %s\n", err);
@@ -250,8 +272,8 @@ int mt_cmd_fit(int argc, char **argv)
         mt_format_json_string(stdout, f.model, strlen(f.model));
         printf(",\"goal\":\"%s\",\"budget\":%zu,\"metric\":\"%s\",\"considered\":%zu,"
                "\"fitting\":%zu,\"runs_started\":%zu,\"best\":",
-               f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, metric,
-               r->considered, r->fitting, runner.started);
+               f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, metric, r->considered,
+               r->fitting, runner.started);
         if (r->has_best)
             print_config_json(&r->best);
         else
@@ -261,9 +283,11 @@ int mt_cmd_fit(int argc, char **argv)
             printf("%s", i ? "," : "");
             print_config_json(&r->family_best[i]);
         }
-        printf("],\"max_context\":%zu,\"max_sequences\":%zu,\"max_batch\":%zu,"
-               "\"sensitivity_runs\":%zu",
-               r->max_context, r->max_sequences, r->max_batch, r->n_sensitivity_runs);
+        printf(
+            "],\"model_context\":%zu,\"max_context\":%zu,\"max_sequences\":%zu,\"max_batch\":%zu,"
+            "\"sensitivity_runs\":%zu",
+            r->model_context, r->max_context, r->max_sequences, r->max_batch,
+            r->n_sensitivity_runs);
         if (v.done) {
             printf(",\"verify\":{\"run\":%lld,\"measured_bytes\":", (long long)v.m.run);
             if (v.m.has[peak])
@@ -289,11 +313,12 @@ int mt_cmd_fit(int argc, char **argv)
     } else {
         char b[32], bb[1200];
         printf("memtrade fit %s for %s within %s (%zu bytes); accuracy %s (lower is better)\n",
-               f.model, f.goal == MT_PLAN_SERVING ? "serving (infer_peak_bytes)"
-                                                  : "training (train_peak_bytes)",
+               f.model,
+               f.goal == MT_PLAN_SERVING ? "serving (infer_peak_bytes)"
+                                         : "training (train_peak_bytes)",
                mt_util_fmt_bytes(b, sizeof b, (double)f.budget), f.budget, metric);
-        printf("%zu configurations planned, %zu fit; %zu runs started by fit%s\n\n",
-               r->considered, r->fitting, runner.started,
+        printf("%zu configurations planned, %zu fit; %zu runs started by fit%s\n\n", r->considered,
+               r->fitting, runner.started,
                r->n_sensitivity_runs ? " (per-layer sensitivity included)" : "");
         if (!r->has_best) {
             printf("nothing fits within %s\n", b);
@@ -313,12 +338,18 @@ int mt_cmd_fit(int argc, char **argv)
                 printf(" -p %s=%s", best->key[i], best->val[i]);
             printf("\n\nbest of each family:\n");
             for (size_t i = 0; i < r->n_families; i++)
-                print_config(strcmp(r->family_best[i].family, best->family) ? "runner-up" : "(chosen)",
+                print_config(strcmp(r->family_best[i].family, best->family) ? "runner-up"
+                                                                            : "(chosen)",
                              &r->family_best[i], metric);
             if (f.goal == MT_PLAN_SERVING)
-                printf("\nlargest serving context with these knobs: %zu tokens (decode_tokens)"
-                       "; concurrent sequences at this context: %zu (KV cache %zu bytes each)\n",
-                       r->max_context, r->max_sequences, best->cat[MT_MEM_KV_CACHE]);
+                printf("\nlargest serving context with these knobs: %zu tokens (decode_tokens%s)"
+                       "; concurrent sequences at the chosen context: %zu (KV cache %zu bytes "
+                       "each, the rest of the budget shared)\n",
+                       r->max_context,
+                       r->model_context && r->max_context == r->model_context
+                           ? ", the model's whole context"
+                           : "",
+                       r->max_sequences, best->cat[MT_MEM_KV_CACHE]);
             else
                 printf("\nlargest batch with these knobs (micro_batch = batch): %zu sequences\n",
                        r->max_batch);
@@ -330,7 +361,7 @@ int mt_cmd_fit(int argc, char **argv)
                            best->bytes, v.m.v[peak],
                            100.0 * (v.m.v[peak] - (double)best->bytes) / (double)best->bytes,
                            v.m.v[peak] <= (double)f.budget ? "within the budget"
-                                                            : "OVER THE BUDGET");
+                                                           : "OVER THE BUDGET");
                 if (v.has_acc)
                     printf("  %-9s predicted %.6g  measured %.6g%s\n", metric, best->acc, v.acc,
                            best->acc_kv != 0.0 ? " (both with the KV format's delta from its "

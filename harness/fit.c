@@ -18,6 +18,7 @@
 
 #include "fit_measure.h"
 #include "fit_solve.h"
+#include "gpt.h"
 
 static const char *const kv_formats[] = {"fp32", "bf16", "int8", "int4"};
 enum { N_KV = sizeof kv_formats / sizeof kv_formats[0] };
@@ -87,7 +88,8 @@ static void consider(const struct mt_fit *f, struct mt_fit_result *r, const stru
     }
     struct mt_fit_config *fb = &r->family_best[i];
     if (c->acc < fb->acc || (c->acc == fb->acc && c->bytes > fb->bytes)) *fb = *c;
-    if (!r->has_best || c->acc < r->best.acc || (c->acc == r->best.acc && c->bytes > r->best.bytes)) {
+    if (!r->has_best || c->acc < r->best.acc ||
+        (c->acc == r->best.acc && c->bytes > r->best.bytes)) {
         r->best = *c;
         r->has_best = 1;
     }
@@ -263,8 +265,7 @@ static size_t block_linears(const struct mt_fit *f, char *err, size_t errlen)
     return n;
 }
 
-static int search_serving(const struct mt_fit *f, struct mt_fit_result *r, char *err,
-                          size_t errlen)
+static int search_serving(const struct mt_fit *f, struct mt_fit_result *r, char *err, size_t errlen)
 {
     double dkv[N_KV];
     int64_t kvrun[N_KV];
@@ -421,8 +422,12 @@ int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, 
     if (!out->has_best) return 1;
     if (f->goal == MT_PLAN_SERVING) {
         /* the context the model was trained for bounds what it can decode */
-        size_t kv = out->best.cat[MT_MEM_KV_CACHE];
-        out->max_context = largest(f, &out->best, "decode_tokens", NULL, 100000);
+        struct mt_gpt_config cfg;
+        char e[256];
+        size_t kv = out->best.cat[MT_MEM_KV_CACHE], hi = 100000;
+        if (mt_gpt_config_parse(&cfg, f->model, e, sizeof e) == 0)
+            hi = out->model_context = cfg.seq_len;
+        out->max_context = largest(f, &out->best, "decode_tokens", NULL, hi);
         out->max_sequences = kv ? 1 + (f->budget - out->best.bytes) / kv : 0;
     } else {
         struct mt_fit_config t = out->best;

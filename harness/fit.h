@@ -54,11 +54,11 @@ struct mt_fit_runner; /* fit_measure.c */
 
 struct mt_fit {
     const struct mt_registry *reg;
-    int goal;        /* MT_PLAN_SERVING or MT_PLAN_TRAINING */
-    size_t budget;   /* bytes */
+    int goal;      /* MT_PLAN_SERVING or MT_PLAN_TRAINING */
+    size_t budget; /* bytes */
     const char *model;
-    size_t context;  /* serving: decode_tokens (0 = the model's); training: seq (0 = default) */
-    int metric;      /* 0: kl_mean (serving), 1: val_bpb */
+    size_t context;     /* serving: decode_tokens (0 = the model's); training: seq (0 = default) */
+    int metric;         /* 0: kl_mean (serving), 1: val_bpb */
     size_t eval_tokens; /* validation bytes every measured run scores */
     size_t steps;       /* training: steps of every training run (0 = workload default) */
     struct mt_fit_runner *runner; /* database reads and measured runs */
@@ -76,6 +76,7 @@ struct mt_fit_result {
     /* largest serving context (decode_tokens) and concurrent sequences, or largest
      * micro-batch for training, with the chosen knobs; 0 = not found */
     size_t max_context, max_sequences, max_batch;
+    size_t model_context; /* the model's trained context T that bounds max_context (0: unknown) */
     /* mixed: per-layer sensitivities measured, and the knapsack's capacity */
     size_t n_sensitivity_runs;
 };

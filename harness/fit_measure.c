@@ -16,9 +16,9 @@
 
 extern char **environ;
 
-static const char *const fm_names[MT_FM_COUNT] = {
-    "kl_mean", "val_bpb", "infer_peak_bytes", "train_peak_bytes", "kv_kl", "kv_val_loss",
-    "kv_val_loss_fp32"};
+static const char *const fm_names[MT_FM_COUNT] = {"kl_mean",          "val_bpb", "infer_peak_bytes",
+                                                  "train_peak_bytes", "kv_kl",   "kv_val_loss",
+                                                  "kv_val_loss_fp32"};
 
 /* Opens the database read-only: 1, 0 when it does not exist yet, -1 with err. */
 static int open_db(const struct mt_fit_runner *r, struct mt_store **st, struct mt_read **rd,

@@ -15,8 +15,8 @@
 struct mt_fit_runner {
     const char *exe; /* the memtrade binary */
     const char *db, *out;
-    int measure;     /* 1: start a run when the database lacks one */
-    size_t started;  /* runs started so far */
+    int measure;    /* 1: start a run when the database lacks one */
+    size_t started; /* runs started so far */
     /* runtime terms read so far, per workload (read again once a run was started) */
     char rt_workload[8][32];
     long long rt_term[8];
@@ -26,19 +26,19 @@ struct mt_fit_runner {
 
 /* The metrics fit reads from a run. */
 enum mt_fit_metric {
-    MT_FM_KL,         /* kl_mean */
-    MT_FM_BPB,        /* val_bpb */
-    MT_FM_INFER,      /* infer_peak_bytes */
-    MT_FM_TRAIN,      /* train_peak_bytes */
-    MT_FM_KV_KL,      /* kv_kl */
-    MT_FM_KV_LOSS,    /* kv_val_loss */
-    MT_FM_KV_LOSS32,  /* kv_val_loss_fp32 */
+    MT_FM_KL,        /* kl_mean */
+    MT_FM_BPB,       /* val_bpb */
+    MT_FM_INFER,     /* infer_peak_bytes */
+    MT_FM_TRAIN,     /* train_peak_bytes */
+    MT_FM_KV_KL,     /* kv_kl */
+    MT_FM_KV_LOSS,   /* kv_val_loss */
+    MT_FM_KV_LOSS32, /* kv_val_loss_fp32 */
     MT_FM_COUNT
 };
 
 struct mt_fit_measure {
-    int64_t run;  /* the run's id */
-    int fresh;    /* 1: started by this fit, 0: found in the database */
+    int64_t run; /* the run's id */
+    int fresh;   /* 1: started by this fit, 0: found in the database */
     int has[MT_FM_COUNT];
     double v[MT_FM_COUNT];
     double peak_cat[MT_MEM_CAT_COUNT]; /* the goal's peak per category (NaN: not stored) */

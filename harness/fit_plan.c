@@ -74,9 +74,8 @@ int mt_fit_plan(const struct mt_registry *reg, int goal, struct mt_fit_config *c
         goto out;
     }
     /* the corpus the run holds whole is the harness's, not the deployment's or the step's */
-    size_t corpus = mt_params_index(&pl->desc, "corpus") >= 0
-                        ? (size_t)strtoull(rp.corpus_bytes, NULL, 10)
-                        : 0;
+    size_t corpus =
+        mt_params_index(&pl->desc, "corpus") >= 0 ? (size_t)strtoull(rp.corpus_bytes, NULL, 10) : 0;
     c->plan_bytes = 0;
     for (int k = 0; k < MT_MEM_CAT_COUNT; k++) {
         c->cat[k] = ph->bytes[k];

@@ -58,8 +58,8 @@ int mt_fit_mckp(const struct mt_fit_option *opt, const size_t *first, size_t n_g
             for (size_t j = 0; j < m; j++) {
                 const struct mt_fit_option *o = &opt[first[g] + j];
                 if (o->bytes > cap - stage[g][i].bytes) continue; /* never over budget */
-                next[k++] = (struct state){stage[g][i].bytes + o->bytes, stage[g][i].cost + o->cost,
-                                           i, j};
+                next[k++] =
+                    (struct state){stage[g][i].bytes + o->bytes, stage[g][i].cost + o->cost, i, j};
             }
         qsort(next, k, sizeof *next, cmp_state);
         stage[g + 1] = next;

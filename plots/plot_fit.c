@@ -105,8 +105,7 @@ static void bytes_plot(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, co
     if (pl_open_pair(ctx, name, title, &dat, &gp)) return;
     const char *peak = serving ? "infer_peak_bytes" : "train_peak_bytes";
     const char *plan = serving ? "plan_infer_peak_bytes" : "plan_train_peak_bytes";
-    fputs("# x\tbudget_MiB\tkind\tcumulative MiB per category (memcat order), then runtime\n",
-          dat);
+    fputs("# x\tbudget_MiB\tkind\tcumulative MiB per category (memcat order), then runtime\n", dat);
     for (size_t i = 0; i < n; i++)
         for (int kind = 0; kind < 2; kind++) {
             const struct mt_read_run *r = pt[i].run;
@@ -128,9 +127,10 @@ static void bytes_plot(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, co
     pl_gp_preamble(ctx, gp, name, 1100, 640);
     pl_gp_title(gp, title, ctx, "left bar of each budget: predicted; right: measured");
     /* two boxes per budget at i -+ 0.2, budgets as named ticks */
-    fprintf(gp, "set style fill solid 0.85 border lc rgb '#333333'\nset boxwidth 0.36\n"
-                "set key outside right top\nset ylabel 'MiB'\nset xlabel 'budget (MiB)'\n"
-                "set yrange [0:*]\nset xrange [-0.7:%.1f]\nset xtics (",
+    fprintf(gp,
+            "set style fill solid 0.85 border lc rgb '#333333'\nset boxwidth 0.36\n"
+            "set key outside right top\nset ylabel 'MiB'\nset xlabel 'budget (MiB)'\n"
+            "set yrange [0:*]\nset xrange [-0.7:%.1f]\nset xtics (",
             (double)n - 0.3);
     for (size_t i = 0; i < n; i++)
         fprintf(gp, "%s'%.3g' %zu", i ? ", " : "", pt[i].budget / PL_MIB, i);
@@ -197,8 +197,7 @@ static void accuracy_plot(struct pl_ctx *ctx, const struct mt_read_run *runs, si
         fputs("\n\n", dat);
         for (size_t i = 0; i < n; i++) {
             fprintf(dat, "%.6f", pt[i].budget / PL_MIB);
-            pl_dat_num(dat, family_best(runs, nr, &pt[0], fams[k], pt[i].budget, serving),
-                       "\t");
+            pl_dat_num(dat, family_best(runs, nr, &pt[0], fams[k], pt[i].budget, serving), "\t");
             fputc('\n', dat);
         }
     }
@@ -221,17 +220,18 @@ static void accuracy_plot(struct pl_ctx *ctx, const struct mt_read_run *runs, si
 
 static void table(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, const char *title)
 {
-    static const char *const knobs[] = {"bits",      "group_size", "method",     "layer_bits",
-                                        "kv_cache",  "precision",  "optimizer",  "micro_batch",
-                                        "every",     "recompute",  "attention",  "decode_tokens"};
+    static const char *const knobs[] = {"bits",     "group_size", "method",    "layer_bits",
+                                        "kv_cache", "precision",  "optimizer", "micro_batch",
+                                        "every",    "recompute",  "attention", "decode_tokens"};
     struct pl_html_frag fr;
     FILE *f = pl_html_open(ctx, &fr);
     if (!f) return;
     fputs("<h3>", f);
     pl_html(f, title);
-    fprintf(f, "</h3>\n<table>\n<tr><th>budget (bytes)</th><th>run</th><th>family</th>"
-               "<th>configuration</th><th>predicted bytes</th><th>measured bytes</th>"
-               "<th>unused</th><th>predicted %s</th><th>measured %s</th></tr>\n",
+    fprintf(f,
+            "</h3>\n<table>\n<tr><th>budget (bytes)</th><th>run</th><th>family</th>"
+            "<th>configuration</th><th>predicted bytes</th><th>measured bytes</th>"
+            "<th>unused</th><th>predicted %s</th><th>measured %s</th></tr>\n",
             pt[0].metric, pt[0].metric);
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "<tr><td class=\"n\">%.0f</td><td class=\"n\">%lld</td><td>", pt[i].budget,
@@ -277,8 +277,8 @@ void pl_draw_fit(struct pl_ctx *ctx)
     for (size_t i = 0; i < nr; i++) {
         const struct mt_read_run *r = &runs[i];
         if (strcmp(r->status, "ok") || !r->label || strncmp(r->label, "fit ", 4)) continue;
-        struct fit_pt p = {.run = r, .model = pl_s(param(r, "model")),
-                           .eval = param(r, "eval_tokens")};
+        struct fit_pt p = {
+            .run = r, .model = pl_s(param(r, "model")), .eval = param(r, "eval_tokens")};
         int ok = label_str(r->label, "goal", p.goal, sizeof p.goal) &&
                  label_str(r->label, "family", p.family, sizeof p.family) &&
                  label_str(r->label, "metric", p.metric, sizeof p.metric);
@@ -319,9 +319,9 @@ void pl_draw_fit(struct pl_ctx *ctx)
         char *suffix = group > 1 ? pl_asprintf(ctx, "_%zu", group) : pl_strdup(ctx, "");
         char *nb = pl_asprintf(ctx, "fit_bytes%s", pl_s(suffix));
         char *na = pl_asprintf(ctx, "fit_accuracy%s", pl_s(suffix));
-        char *tb = pl_asprintf(ctx, "What fits: %s for %s, predicted and measured %s per budget",
-                               pt[s].model, pt[s].goal,
-                               serving ? "infer_peak_bytes" : "train_peak_bytes");
+        char *tb =
+            pl_asprintf(ctx, "What fits: %s for %s, predicted and measured %s per budget",
+                        pt[s].model, pt[s].goal, serving ? "infer_peak_bytes" : "train_peak_bytes");
         char *ta = pl_asprintf(ctx, "What fits: %s for %s, %s against the budget", pt[s].model,
                                pt[s].goal, pt[s].metric);
         char *tt = pl_asprintf(ctx, "What fits: %s for %s", pt[s].model, pt[s].goal);

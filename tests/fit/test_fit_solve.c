@@ -107,7 +107,8 @@ static int limit(void)
     for (size_t g = 0; g <= G; g++)
         first[g] = g * M;
     for (size_t k = 0; k < G * M; k++)
-        o[k] = (struct mt_fit_option){(size_t)1 << k % 20, (double)(M - 1 - k % M)}; /* all Pareto */
+        o[k] =
+            (struct mt_fit_option){(size_t)1 << k % 20, (double)(M - 1 - k % M)}; /* all Pareto */
     if (mt_fit_mckp(o, first, G, (size_t)-1 / 2, 8, choice, &b, &c, err, sizeof err) != -1 ||
         !strstr(err, "Pareto set grew past 8"))
         return fprintf(stderr, "limit not refused: '%s'\n", err), 1;

@@ -220,8 +220,8 @@ static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char
     const struct mt_calib *c = qm->opts.calib;
     size_t slot = ql->layer * MT_CALIB_KINDS + (size_t)ql->which;
     enum mt_qmethod meth = qm->opts.method;
-    struct mt_qformat f = ql->which == MT_LIN_LMHEAD ? qm->opts.fmt
-                                                      : mt_qmodel_layer_fmt(&qm->opts, slot);
+    struct mt_qformat f =
+        ql->which == MT_LIN_LMHEAD ? qm->opts.fmt : mt_qmodel_layer_fmt(&qm->opts, slot);
     if (f.bits == 16 && qm->opts.fmt.bits != 16) meth = MT_QM_RTN; /* a layer kept 16-bit */
     if (meth == MT_QM_HQQ) /* calibration-free: the head too */
         ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);

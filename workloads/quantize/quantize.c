@@ -115,8 +115,7 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
 /* `layer_bits`: empty (NULL in *out: `bits` everywhere), or 4 x n_layer comma-separated
  * widths of 16/8/4/3/2 in block order (qkv, attn_proj, fc, fc_proj of block 0, ...), into
  * a malloc'd array the caller frees. Returns 0, or -1 through mt_error. */
-static int read_layer_bits(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
-                           unsigned char **out)
+static int read_layer_bits(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, unsigned char **out)
 {
     const char *s = mt_param_str(ctx, "layer_bits");
     size_t n = 4 * cfg->n_layer, i = 0;
@@ -127,7 +126,8 @@ static int read_layer_bits(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || (*end && *end != ',') || (v != 16 && v != 8 && v != 4 && v != 3 && v != 2)) {
+        if (end == s || (*end && *end != ',') ||
+            (v != 16 && v != 8 && v != 4 && v != 3 && v != 2)) {
             free(b);
             return mt_error(ctx, "layer_bits: '%.*s' is not one of 16, 8, 4, 3, 2",
                             (int)strcspn(s, ","), s);
