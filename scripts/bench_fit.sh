@@ -10,14 +10,17 @@
 # measured peak is within the budget (no OOM), under 5 % of it is unused, and its measured
 # val_bpb is within 1 % of that best. Prints the table and a summary; exits 1 when a case
 # fails to run. CASES=serving|training restricts the goals; the database (OUT/fit.db) is
-# kept, so a second run only verifies.
+# kept, so a second run only verifies. Serving runs score EVAL_SERVING validation bytes
+# (default 16384); training runs train STEPS steps (default 10) and score EVAL_TRAINING
+# (default 4096): the 2-core machine this was written on runs each in 10-60 s.
 set -u
 BUILD=${1:-build}
 OUT=${2:-out/bench_fit}
 MT="$BUILD/bin/memtrade"
 DB="$OUT/fit.db"
-EVAL=16384
-STEPS=30
+EVAL_SERVING=${EVAL_SERVING:-16384}
+EVAL_TRAINING=${EVAL_TRAINING:-4096}
+STEPS=${STEPS:-10}
 mkdir -p "$OUT" || exit 1
 [ -x "$MT" ] || { echo "bench_fit: no $MT (build first)" >&2; exit 1; }
 
@@ -27,13 +30,15 @@ cases() {
         echo "tiny serving 140000 170000 200000 230000 260000 300000 340000 380000 430000 480000 540000 600000"
     esac
     case "${CASES:-all}" in training|all)
-        echo "tiny training 2600000 3200000 4000000 5000000 6500000 8000000 10000000 13000000 17000000"
-        echo "small training 12000000 16000000 22000000 30000000 42000000 56000000 75000000 95000000 120000000"
+        echo "tiny training 2400000 2700000 3000000 3400000 3800000 4300000 4800000 5400000 6000000"
+        echo "tiny training 6800000 7600000 8500000 9500000 10600000 11800000 13200000 14800000 16500000"
     esac
 }
 
 # The best measured val_bpb within budget B (`memtrade query`'s read-only SQL).
 best_measured() { # model goal budget
+    EVAL=$EVAL_SERVING
+    [ "$2" = training ] && EVAL=$EVAL_TRAINING
     if [ "$2" = serving ]; then peak=infer_peak_bytes; wl="'baseline','quantize'"; extra=""
     else peak=train_peak_bytes; wl="'mixed_precision'"
         extra="AND EXISTS (SELECT 1 FROM params s WHERE s.run_id = r.id AND s.key = 'steps' AND s.value = '$STEPS')"
@@ -53,11 +58,11 @@ n=0 oom=0 slack=0 acc=0 failed=0 exact=0
 cases | while read -r model goal budgets; do
     for b in $budgets; do
         n=$((n + 1))
-        extra=""
-        [ "$goal" = training ] && extra="--steps $STEPS"
+        extra="--eval-tokens $EVAL_SERVING"
+        [ "$goal" = training ] && extra="--steps $STEPS --eval-tokens $EVAL_TRAINING"
         log="$OUT/case-$model-$goal-$b.txt"
-        "$MT" fit --budget "$b" --for "$goal" "$model" --metric val_bpb --verify \
-            --eval-tokens $EVAL $extra --db "$DB" --out "$OUT" >"$log" 2>"$log.err"
+        "$MT" fit --budget "$b" --for "$goal" "$model" --metric val_bpb --verify $extra \
+            --db "$DB" --out "$OUT" >"$log" 2>"$log.err"
         rc=$?
         fam=$(sed -n 's/^best  *\([^ ]*\) .*/\1/p' "$log")
         pred=$(sed -n 's/^  peak *predicted \([0-9]*\)  measured.*/\1/p' "$log")
