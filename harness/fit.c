@@ -366,8 +366,6 @@ static int search_training(const struct mt_fit *f, struct mt_fit_result *r, char
         snprintf(c.acc_src + at, sizeof c.acc_src - at,
                  " (micro-batch, checkpointing, recompute and attention kernel keep its math)");
         /* the batch fit keeps: the workload's, split into micro-batches that divide it */
-        struct mt_fit_config probe = c;
-        if (predict(f, &probe, err, errlen)) return -1;
         const struct mt_plugin *pl = mt_plugins_find(f->reg, c.workload);
         long bi = pl ? mt_params_index(&pl->desc, "batch") : -1;
         size_t batch = bi >= 0 ? (size_t)strtoull(pl->desc.params[bi].def, NULL, 10) : 16;

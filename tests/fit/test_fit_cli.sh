@@ -27,6 +27,17 @@ expect2 "judged on val_bpb" --budget 1M --for training --metric kld tiny
 expect2 "measuring is off" --budget 1M --for serving --no-measure tiny
 [ -e "$DB" ] && fail "a usage error created the database"
 
+# per-tensor widths (quantize layer_bits) are planned exactly: all at 4 bits is bits=4,
+# and a mix is the sum of its layers (what fit's knapsack relies on)
+w() { "$MT" plan quantize -p model=tiny "$@" --for serving --csv | awk -F, '$2 == "weights" && $4 == "infer" {print $3}'; }
+u4=$(w -p bits=4); l4=$(w -p bits=16 -p layer_bits=4,4,4,4,4,4,4,4)
+u16=$(w -p bits=16); m=$(w -p bits=16 -p layer_bits=4,16,16,16,16,16,16,16)
+m2=$(w -p bits=16 -p layer_bits=16,16,16,16,4,16,16,16)
+[ -n "$u4" ] && [ "$u4" = "$l4" ] || fail "layer_bits all 4: $l4, bits=4: $u4"
+[ $((u16 - m)) -gt 0 ] && [ $((u16 - m)) -eq $((u16 - m2)) ] || fail "one layer at 4 bits: $u16 $m $m2"
+"$MT" plan quantize -p model=tiny -p layer_bits=4,4 2>"$DIR/lb"; [ $? -eq 2 ] || fail "short layer_bits"
+grep -q "layer_bits has 2 values; this model has 8 block linears" "$DIR/lb" || fail "$(cat "$DIR/lb")"
+
 BUDGET=9000000
 out=$("$MT" fit --budget $BUDGET --for training tiny --steps 2 --eval-tokens 2048 --verify \
       --db "$DB" --out "$DIR" 2>"$DIR/err") || fail "fit exited $?: $(cat "$DIR/err")"
