@@ -64,7 +64,7 @@ cases | while read -r model goal budgets; do
         "$MT" fit --budget "$b" --for "$goal" "$model" --metric val_bpb --verify $extra \
             --db "$DB" --out "$OUT" >"$log" 2>"$log.err"
         rc=$?
-        fam=$(sed -n 's/^best  *\([^ ]*\) .*/\1/p' "$log")
+        fam=$(sed -n 's/^best   *\([^ ]*\) .*/\1/p' "$log")
         pred=$(sed -n 's/^  peak *predicted \([0-9]*\)  measured.*/\1/p' "$log")
         meas=$(sed -n 's/^  peak *predicted [0-9]*  measured \([0-9]*\) .*/\1/p' "$log")
         pacc=$(sed -n 's/^  val_bpb *predicted \([^ ]*\)  measured.*/\1/p' "$log")
