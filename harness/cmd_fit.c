@@ -317,9 +317,11 @@ int mt_cmd_fit(int argc, char **argv)
                f.goal == MT_PLAN_SERVING ? "serving (infer_peak_bytes)"
                                          : "training (train_peak_bytes)",
                mt_util_fmt_bytes(b, sizeof b, (double)f.budget), f.budget, metric);
-        printf("%zu configurations planned, %zu fit; %zu runs started by fit%s\n\n", r->considered,
-               r->fitting, runner.started,
-               r->n_sensitivity_runs ? " (per-layer sensitivity included)" : "");
+        printf("%zu configurations planned, %zu fit; %zu runs started by fit", r->considered,
+               r->fitting, runner.started);
+        if (r->n_sensitivity_runs)
+            printf("; per-layer sensitivity from %zu runs", r->n_sensitivity_runs);
+        printf("\n\n");
         if (!r->has_best) {
             printf("nothing fits within %s\n", b);
         } else {
