@@ -98,6 +98,14 @@ static int cmp_budget(const void *a, const void *b)
     return d ? d : (p->run->id > q->run->id) - (p->run->id < q->run->id);
 }
 
+/* Both plots' script: one size, the title with its note. */
+static void script_head(struct pl_ctx *ctx, FILE *gp, const char *name, const char *title,
+                        const char *note)
+{
+    pl_gp_preamble(ctx, gp, name, 1100, 640);
+    pl_gp_title(gp, title, ctx, note);
+}
+
 static void bytes_plot(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, const char *name,
                        const char *title, int serving)
 {
@@ -124,8 +132,7 @@ static void bytes_plot(struct pl_ctx *ctx, const struct fit_pt *pt, size_t n, co
             pl_dat_num(dat, (cum + (kind ? 0.0 : pt[i].runtime)) / PL_MIB, "\t");
             fputc('\n', dat);
         }
-    pl_gp_preamble(ctx, gp, name, 1100, 640);
-    pl_gp_title(gp, title, ctx, "left bar of each budget: predicted; right: measured");
+    script_head(ctx, gp, name, title, "left bar of each budget: predicted; right: measured");
     /* two boxes per budget at i -+ 0.2, budgets as named ticks */
     fprintf(gp,
             "set style fill solid 0.85 border lc rgb '#333333'\nset boxwidth 0.36\n"
@@ -201,8 +208,8 @@ static void accuracy_plot(struct pl_ctx *ctx, const struct mt_read_run *runs, si
             fputc('\n', dat);
         }
     }
-    pl_gp_preamble(ctx, gp, name, 1100, 640);
-    pl_gp_title(gp, title, ctx, "families: the best configuration measured within each budget");
+    script_head(ctx, gp, name, title,
+                "families: the best configuration measured within each budget");
     fprintf(gp,
             "set key outside right top\nset xlabel 'budget (MiB)'\nset ylabel '%s (lower is "
             "better)'\nplot '%s.dat' index 0 using 1:2 with linespoints lw 3 pt 7 lc rgb 'black' "
