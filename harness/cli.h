@@ -81,5 +81,6 @@ int mt_cmd_export(int argc, char **argv);
 /* `memtrade describe PATH` of a model file (a folder or a .gguf): its shape and tensors. */
 int mt_cmd_describe_model(const char *path);
 int mt_cmd_plan(int argc, char **argv);
+int mt_cmd_fit(int argc, char **argv);
 
 #endif

@@ -32,7 +32,8 @@ enum {
     OPT_DRY,
     OPT_SHARD,
     OPT_HELP,
-    OPT_SEED
+    OPT_SEED,
+    OPT_LABEL
 };
 
 #define COMMON_OPTIONS                                                                             \
@@ -242,6 +243,7 @@ int mt_cmd_run(int argc, char **argv)
                                          {"mem-limit", required_argument, 0, OPT_MEMLIMIT},
                                          {"threads", required_argument, 0, OPT_THREADS},
                                          {"seed", required_argument, 0, OPT_SEED},
+                                         {"label", required_argument, 0, OPT_LABEL},
                                          {0, 0, 0, 0}};
     struct mt_cli_common co = {0};
     struct run_limits lim = {0};
@@ -249,6 +251,7 @@ int mt_cmd_run(int argc, char **argv)
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
     int64_t repeat = 1, seed = 1;
+    const char *label = NULL;
     int c, r;
     optind = 1;
     while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
@@ -261,6 +264,8 @@ int mt_cmd_run(int argc, char **argv)
                 fprintf(stderr, "memtrade run: --repeat takes an integer in [1, 10000]\n");
                 return MT_EXIT_USAGE;
             }
+        } else if (c == OPT_LABEL) {
+            label = optarg;
         } else if (c == OPT_SEED) {
             if (mt_util_parse_i64(optarg, &seed) || seed < 0) {
                 fprintf(stderr, "memtrade run: --seed takes a non-negative integer\n");
@@ -276,7 +281,9 @@ int mt_cmd_run(int argc, char **argv)
                   "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
                   "  --threads N        threads per rank (default: all cores)\n"
                   "  --seed N           run seed for workloads without a 'seed' "
-                  "parameter\n" COMMON_HELP,
+                  "parameter\n"
+                  "  --label TEXT       stored as the run's label (memtrade fit --verify marks "
+                  "its runs)\n" COMMON_HELP,
                   stdout);
             return MT_EXIT_OK;
         } else {
@@ -319,6 +326,10 @@ int mt_cmd_run(int argc, char **argv)
         p->threads_auto = !lim.threads;
         p->timeout_s = lim.timeout_s;
         p->mem_limit = lim.mem_limit;
+        if (label && !(p->label = strdup(label))) {
+            code = MT_EXIT_SYSTEM;
+            goto out;
+        }
         if (mt_params_resolve(&pl->desc, keys, vals, nkv, &p->params, err, sizeof err) != 0 ||
             mt_plan_finish(p, (uint64_t)seed, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0) {
             fprintf(stderr, "memtrade: %s\n", err);

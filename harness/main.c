@@ -149,6 +149,7 @@ static const char usage[] =
     "  plot [--db F] [--out DIR]   plots and report.html (see memtrade plot --help)\n"
     "  export MODEL --format hf|gguf OUT   a checkpoint or model file as HF folder / GGUF\n"
     "  plan WORKLOAD [-p k=v]...   predicted bytes per category and phase, nothing run\n"
+    "  fit --budget B --for G M    the most accurate configuration of model M within B\n"
     "\n"
     "'memtrade COMMAND --help' describes each command.\n"
     "\n"
@@ -201,7 +202,8 @@ int main(int argc, char **argv)
     } cmds[] = {{"list", mt_cmd_list},       {"describe", mt_cmd_describe}, {"run", mt_cmd_run},
                 {"sweep", mt_cmd_sweep},     {"query", mt_cmd_query},       {"merge", mt_cmd_merge},
                 {"profile", mt_cmd_profile}, {"plot", mt_cmd_plot},
-                {"export", mt_cmd_export},   {"plan", mt_cmd_plan}};
+                {"export", mt_cmd_export},   {"plan", mt_cmd_plan},
+                {"fit", mt_cmd_fit}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "memtrade: unknown command '%s' (see memtrade --help)\n", argv[1]);

@@ -407,6 +407,7 @@ void pl_ctx_free(struct pl_ctx *ctx)
     free(ctx->machine);
     pl_buf_free(&ctx->report_tables);
     pl_buf_free(&ctx->memcheck_table);
+    pl_buf_free(&ctx->fit_table);
     mt_read_close(ctx->rd);
     mt_store_close(ctx->st);
     memset(ctx, 0, sizeof *ctx);

@@ -78,6 +78,7 @@ struct pl_ctx {
     size_t n_families;
     struct pl_buf report_tables;  /* HTML tables the trade-off step hands to the report */
     struct pl_buf memcheck_table; /* "accounted vs measured" table (plot_memcheck.c) */
+    struct pl_buf fit_table;      /* "what fits" tables (plot_fit.c) */
     int oom;
 };
 
@@ -166,6 +167,7 @@ void pl_draw_memory_check(struct pl_ctx *ctx); /* plot_memcheck.c */
 void pl_draw_kvcache(struct pl_ctx *ctx);      /* plot_kvcache.c */
 void pl_draw_trainmem(struct pl_ctx *ctx);     /* plot_trainmem.c */
 void pl_draw_quant(struct pl_ctx *ctx);        /* plot_quant.c */
+void pl_draw_fit(struct pl_ctx *ctx);          /* plot_fit.c */
 /* plot_draw.c: keys of the params that take more than one value among the configurations
  * of `workload` (at most max, in first-seen order; strings live in ctx->rd). */
 size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max);

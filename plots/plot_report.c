@@ -326,6 +326,13 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
               "their errors are listed below.</p>\n",
               f);
     write_plots(ctx, f);
+    if (ctx->fit_table.len) {
+        fputs("<h2>What fits</h2>\n<p>What <code>memtrade fit --verify</code> chose per budget: "
+              "the prediction (plan + runtime term) against the run's measurement (plots "
+              "<code>fit_bytes</code>, <code>fit_accuracy</code>).</p>\n",
+              f);
+        fputs(ctx->fit_table.s, f);
+    }
     if (ctx->report_tables.len) {
         fputs("<h2>Pareto sets and memory budgets</h2>\n", f);
         fputs(ctx->report_tables.s, f);

@@ -98,8 +98,9 @@ static void act_order(const float *gram, size_t k, size_t *perm)
 }
 
 /* GPTQ on one block linear: the factor of its damped inverse Hessian, then the rounding. */
-static struct mt_qtensor *pack_gptq(struct mt_qmodel *qm, const float *gram, const float *w,
-                                    size_t n, size_t k, char *e, size_t elen)
+static struct mt_qtensor *pack_gptq(struct mt_qmodel *qm, const struct mt_qformat *f,
+                                    const float *gram, const float *w, size_t n, size_t k, char *e,
+                                    size_t elen)
 {
     int prev = mt_memcat_set(MT_MEM_WORKSPACE);
     float *u = malloc(k * k * sizeof *u);
@@ -114,7 +115,7 @@ static struct mt_qtensor *pack_gptq(struct mt_qmodel *qm, const float *gram, con
         if (perm) act_order(gram, k, perm);
         if (mt_calib_inverse_factor(gram, k, perm, qm->opts.damp, u, dead, e, elen) == 0) {
             qm->factor_seconds += wall() - t0;
-            qt = mt_qtensor_pack_gptq(w, n, k, &qm->opts.fmt, u, perm, dead, &upd, e, elen);
+            qt = mt_qtensor_pack_gptq(w, n, k, f, u, perm, dead, &upd, e, elen);
             qm->update_seconds += upd;
         }
     }
@@ -132,15 +133,16 @@ static float *mean_sq(const struct mt_qmodel *qm, const double *act_sq, size_t k
     return imp;
 }
 
-static struct mt_qtensor *pack_imatrix(struct mt_qmodel *qm, const double *act_sq, const float *w,
-                                       size_t n, size_t k, char *e, size_t elen)
+static struct mt_qtensor *pack_imatrix(struct mt_qmodel *qm, const struct mt_qformat *f,
+                                       const double *act_sq, const float *w, size_t n, size_t k,
+                                       char *e, size_t elen)
 {
     float *imp = mean_sq(qm, act_sq, k);
     if (!imp) {
         snprintf(e, elen, "imatrix: out of memory");
         return NULL;
     }
-    struct mt_qtensor *qt = mt_qtensor_pack_imatrix(w, n, k, &qm->opts.fmt, imp, e, elen);
+    struct mt_qtensor *qt = mt_qtensor_pack_imatrix(w, n, k, f, imp, e, elen);
     free(imp);
     return qt;
 }
@@ -183,20 +185,21 @@ int mt_qmodel_fold(struct mt_gpt *m, size_t layer, enum mt_linear which, const f
 
 /* AWQ or SmoothQuant on a block linear whose input takes a fold (else RTN): the scales,
  * folded into m (w becomes W diag s), then w packed (AWQ's search packs it already). */
-static struct mt_qtensor *pack_scaled(struct mt_qmodel *qm, struct mt_qlayer *ql, size_t slot,
-                                      float *w, char *e, size_t elen)
+static struct mt_qtensor *pack_scaled(struct mt_qmodel *qm, const struct mt_qformat *f,
+                                      struct mt_qlayer *ql, size_t slot, float *w, char *e,
+                                      size_t elen)
 {
     const struct mt_calib *c = qm->opts.calib;
     size_t n = ql->out_dim, k = ql->in_dim;
     if (ql->which == MT_LIN_FCPROJ ||
         (ql->which == MT_LIN_ATTPROJ && mt_gpt_kv_dim(&qm->m->cfg) != qm->m->cfg.n_embd))
-        return mt_qtensor_pack(w, n, k, &qm->opts.fmt, e, elen);
+        return mt_qtensor_pack(w, n, k, f, e, elen);
     float *s = malloc(k * sizeof *s), *imp = NULL;
     struct mt_qtensor *qt = NULL;
     if (!s || (qm->opts.method == MT_QM_AWQ && !(imp = mean_sq(qm, c->act_sq[slot], k)))) {
         snprintf(e, elen, "%s: out of memory", mt_qmethod_name(qm->opts.method));
     } else if (qm->opts.method == MT_QM_AWQ) {
-        qt = mt_qtensor_pack_awq(w, n, k, &qm->opts.fmt, imp, c->gram[slot], s, NULL, e, elen);
+        qt = mt_qtensor_pack_awq(w, n, k, f, imp, c->gram[slot], s, NULL, e, elen);
         if (qt && mt_qmodel_fold(qm->m, ql->layer, ql->which, s, e, elen)) {
             mt_qtensor_free(qt);
             qt = NULL;
@@ -204,7 +207,7 @@ static struct mt_qtensor *pack_scaled(struct mt_qmodel *qm, struct mt_qlayer *ql
     } else {
         mt_smoothquant_scales(w, n, k, c->act_max[slot], qm->opts.sq_alpha, s);
         if (mt_qmodel_fold(qm->m, ql->layer, ql->which, s, e, elen) == 0)
-            qt = mt_qtensor_pack(w, n, k, &qm->opts.fmt, e, elen);
+            qt = mt_qtensor_pack(w, n, k, f, e, elen);
     }
     free(s), free(imp);
     return qt;
@@ -217,16 +220,19 @@ static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char
     const struct mt_calib *c = qm->opts.calib;
     size_t slot = ql->layer * MT_CALIB_KINDS + (size_t)ql->which;
     enum mt_qmethod meth = qm->opts.method;
+    struct mt_qformat f =
+        ql->which == MT_LIN_LMHEAD ? qm->opts.fmt : mt_qmodel_layer_fmt(&qm->opts, slot);
+    if (f.bits == 16 && qm->opts.fmt.bits != 16) meth = MT_QM_RTN; /* a layer kept 16-bit */
     if (meth == MT_QM_HQQ) /* calibration-free: the head too */
-        ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+        ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);
     else if (ql->which == MT_LIN_LMHEAD || meth == MT_QM_RTN)
-        ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+        ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);
     else if (meth == MT_QM_GPTQ)
-        ql->q = pack_gptq(qm, c->gram[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
+        ql->q = pack_gptq(qm, &f, c->gram[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
     else if (meth == MT_QM_IMATRIX)
-        ql->q = pack_imatrix(qm, c->act_sq[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
+        ql->q = pack_imatrix(qm, &f, c->act_sq[slot], w, ql->out_dim, ql->in_dim, e, sizeof e);
     else
-        ql->q = pack_scaled(qm, ql, slot, w, e, sizeof e);
+        ql->q = pack_scaled(qm, &f, ql, slot, w, e, sizeof e);
     if (!ql->q) {
         snprintf(err, errlen, "packing %s: %s", ql->name, e);
         return -1;
@@ -237,11 +243,31 @@ static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char
     return 0;
 }
 
+struct mt_qformat mt_qmodel_layer_fmt(const struct mt_qmodel_opts *o, size_t i)
+{
+    struct mt_qformat f = o->fmt;
+    if (!o->layer_bits || o->layer_bits[i] == f.bits) return f;
+    f.bits = o->layer_bits[i];
+    if (f.bits == 16)
+        f.scheme = MT_QS_BF16;
+    else if (f.scheme == MT_QS_FP16 || f.scheme == MT_QS_BF16)
+        f.scheme = MT_QS_LINEAR_ASYM;
+    return f;
+}
+
 int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qmodel_opts *o,
                     char *err, size_t errlen)
 {
     *out = NULL;
     if (mt_qformat_check(&o->fmt, err, errlen)) return -1;
+    for (size_t i = 0; o->layer_bits && i < 4 * m->cfg.n_layer; i++) {
+        struct mt_qformat f = mt_qmodel_layer_fmt(o, i);
+        if (mt_qformat_check(&f, err, errlen)) return -1;
+    }
+    if (o->act == MT_QACT_INT8 && o->layer_bits) {
+        snprintf(err, errlen, "per-tensor bit widths are weight-only (activations=none)");
+        return -1;
+    }
     if (o->act == MT_QACT_INT8 && o->fmt.scheme != MT_QS_LINEAR_ASYM &&
         o->fmt.scheme != MT_QS_LINEAR_SYM) {
         snprintf(err, errlen,

@@ -71,7 +71,17 @@ struct mt_qmodel_opts {
     double damp;
     int act_order;
     double sq_alpha; /* smoothquant: the migration strength alpha (calib act_max) */
+    /* Per-tensor bit widths (appended; NULL = fmt.bits everywhere): 4 x n_layer values in
+     * block order (qkv, attn_proj, fc, fc_proj of block 0, then block 1, ...), each 16 or
+     * a low width (mt_qmodel_layer_fmt); a 16-bit layer is packed plainly whatever the
+     * method. The LM head (embedding) keeps fmt. `memtrade fit` chooses them. */
+    const unsigned char *layer_bits;
 };
+
+/* Contract: the format block linear i (index 4 * block + which) is packed in: o->fmt, with
+ * o->layer_bits[i] bits when given (16: bf16; a low width: o->fmt's scheme, or linear-asym
+ * when o->fmt is 16-bit). Pure. */
+struct mt_qformat mt_qmodel_layer_fmt(const struct mt_qmodel_opts *o, size_t i);
 
 struct mt_qlayer {
     size_t layer; /* block index; n_layer for the LM head */

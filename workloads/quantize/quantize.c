@@ -112,6 +112,41 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
     return 0;
 }
 
+/* `layer_bits`: empty (NULL in *out: `bits` everywhere), or 4 x n_layer comma-separated
+ * widths of 16/8/4/3/2 in block order (qkv, attn_proj, fc, fc_proj of block 0, ...), into
+ * a malloc'd array the caller frees. Returns 0, or -1 through mt_error. */
+static int read_layer_bits(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, unsigned char **out)
+{
+    const char *s = mt_param_str(ctx, "layer_bits");
+    size_t n = 4 * cfg->n_layer, i = 0;
+    *out = NULL;
+    if (!s || !*s) return 0;
+    unsigned char *b = malloc(n);
+    if (!b) return mt_error(ctx, "out of memory");
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || (*end && *end != ',') ||
+            (v != 16 && v != 8 && v != 4 && v != 3 && v != 2)) {
+            free(b);
+            return mt_error(ctx, "layer_bits: '%.*s' is not one of 16, 8, 4, 3, 2",
+                            (int)strcspn(s, ","), s);
+        }
+        if (i < n) b[i] = (unsigned char)v;
+        i++;
+        s = *end ? end + 1 : end;
+    }
+    if (i != n) {
+        free(b);
+        return mt_error(ctx,
+                        "layer_bits has %zu values; this model has %zu block linears (%zu blocks "
+                        "x qkv,attn_proj,fc,fc_proj)",
+                        i, n, (size_t)cfg->n_layer);
+    }
+    *out = b;
+    return 0;
+}
+
 /* Which kernels served: qgemm_calls_<impl> per implementation that ran, and
  * qgemm_scalar_fallbacks, the calls `kernel=auto` had to give to the scalar reference
  * because this CPU lacks the AVX-512 kernel (also logged, as a note: it is a fact of the
@@ -164,9 +199,11 @@ static int run(struct mt_ctx *ctx)
     char err[512];
     int rc = -1;
     mt_wl_threads(ctx);
+    unsigned char *lbits = NULL;
     if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
-        read_opts(ctx, &o, seed))
+        read_opts(ctx, &o, seed) || read_layer_bits(ctx, &cfg, &lbits))
         return -1;
+    o.layer_bits = lbits;
     if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
     struct mt_wl_train_stats st;
     if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
@@ -208,6 +245,7 @@ out:
     mt_calib_free(&cal);
     mt_gpt_free(m);
     mt_corpus_free(&corpus);
+    free(lbits);
     return rc;
 }
 
@@ -233,6 +271,9 @@ static const struct mt_param_spec params[] = {
      "weight-only, or W8A8-style per-token dynamic int8 activations (linear schemes)"},
     {"embedding", MT_PARAM_BOOL, "off", 0, 0, NULL,
      "also quantize the tied token embedding / LM head"},
+    {"layer_bits", MT_PARAM_STRING, "", 0, 0, NULL,
+     "per-tensor bit widths (16/8/4/3/2), one per block linear in block order (qkv, attn_proj, "
+     "fc, fc_proj of block 0, then block 1, ...); empty = `bits` everywhere (memtrade fit)"},
     {"method", MT_PARAM_CHOICE, "rtn", 0, 0, "rtn|gptq|imatrix|awq|smoothquant|hqq",
      "how codes are chosen: round to nearest; GPTQ error feedback through the damped inverse "
      "Hessian of calibration inputs; RTN with scales weighted by mean squared activations; "
@@ -261,16 +302,29 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 {
     struct mt_gpt_config cfg;
     struct mt_qmodel_opts o;
-    if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, 0)) return -1;
+    unsigned char *lbits = NULL;
+    if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, 0) ||
+        read_layer_bits(ctx, &cfg, &lbits))
+        return -1;
+    o.layer_bits = lbits;
     static const enum mt_gpt_param lin[] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW, MT_P_FCPROJW};
     unsigned char drop[MT_P_COUNT] = {0};
     struct mt_wl_plan_serving s = {.eval_batch = EVAL_B, .kl = 1};
     for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
         size_t d[3];
         mt_gpt_param_shape(&cfg, lin[i], d); /* (L, out, in) */
-        s.stored += d[0] * mt_qformat_bytes(&o.fmt, d[1], d[2]);
+        for (size_t l = 0; l < d[0]; l++) {
+            struct mt_qformat f = mt_qmodel_layer_fmt(&o, 4 * l + i);
+            char err[256];
+            if (mt_qformat_check(&f, err, sizeof err)) {
+                free(lbits);
+                return mt_error(ctx, "layer_bits: %s", err);
+            }
+            s.stored += mt_qformat_bytes(&f, d[1], d[2]);
+        }
         drop[lin[i]] = 1;
     }
+    free(lbits);
     if (o.embedding) {
         s.stored += mt_qformat_bytes(&o.fmt, cfg.vocab, cfg.n_embd);
         drop[MT_P_WTE] = 1;

@@ -1,0 +1,381 @@
+/* cmd_fit.c — `memtrade fit --budget SIZE --for serving|training MODEL`: the most accurate
+ * configuration of MODEL within SIZE bytes (fit.h), with its predicted peak and accuracy,
+ * the best of each family, the largest context / concurrency / batch that fits, and with
+ * --verify the choice run and measured against its prediction.
+ * Not for: the search itself (fit.c) or measuring (fit_measure.c). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "fit.h"
+#include "fit_measure.h"
+#include "format.h"
+#include "gpt.h"
+#include "util.h"
+
+static const char help[] =
+    "usage: memtrade fit --budget SIZE --for serving|training MODEL [--context N]\n"
+    "                    [--metric kld|val_bpb] [--verify] [--json] [--no-measure]\n"
+    "                    [--eval-tokens N] [--steps N] [--db FILE] [--out DIR]\n\n"
+    "The most accurate configuration of MODEL (a preset, a spec such as small,L=2, or a\n"
+    "model path, as `memtrade plan` takes) whose predicted peak stays within SIZE bytes:\n"
+    "serving (infer_peak_bytes: weights fp32, quantized uniformly, or with per-tensor bit\n"
+    "widths chosen by a knapsack over measured per-layer sensitivity; KV-cache format;\n"
+    "context) or training (train_peak_bytes: precision, optimizer, micro-batch,\n"
+    "checkpointing, selective recompute, attention kernel). Bytes come from the workloads'\n"
+    "plans plus the runtime term earlier runs measured; accuracy from runs in the database,\n"
+    "or from short runs fit starts (each said: 'db run N' or 'measured run N').\n\n"
+    "  --budget SIZE      bytes (512K, 4M, 1.5GiB)\n"
+    "  --for GOAL         serving or training\n"
+    "  --context N        serving: decode context (default the model's); training: seq\n"
+    "  --metric M         kld (kl_mean against the fp32 model; serving default) or val_bpb\n"
+    "  --verify           run the choice (heap profiler sampled) and compare\n"
+    "  --json             one JSON object on stdout\n"
+    "  --no-measure       use the database only; fail when a run is missing\n"
+    "  --eval-tokens N    validation bytes each run scores (default 16384)\n"
+    "  --steps N          training steps of each training run (default the workload's)\n"
+    "  --db FILE, --out DIR, --plugin PATH.so   as for `memtrade run`\n";
+
+/* MODEL: a path, or a preset with options; an unknown preset exits 2 with the nearest. */
+static int check_model(const char *model)
+{
+    struct stat sb;
+    if (strchr(model, '/') || stat(model, &sb) == 0) return 0;
+    char name[128], err[512];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(model, ","), model);
+    struct mt_gpt_config cfg;
+    if (mt_gpt_config_preset(&cfg, name, err, sizeof err) == 0) return 0;
+    /* the model library's message lists its presets in parentheses, '|'-separated */
+    const char *names[32];
+    size_t n = 0;
+    char list[256] = "";
+    const char *lp = strrchr(err, '(');
+    if (lp) snprintf(list, sizeof list, "%.*s", (int)strcspn(lp + 1, ")"), lp + 1);
+    for (char *t = strtok(list, "|"); t && n < 32; t = strtok(NULL, "|"))
+        names[n++] = t;
+    const char *near = mt_util_nearest(name, names, n);
+    char all[512];
+    fprintf(stderr,
+            "memtrade fit: unknown model '%s'%s%s%s; presets: %s (or a spec, or a model path)\n",
+            name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
+            mt_util_names_nearest_first(name, names, n, all, sizeof all));
+    return -1;
+}
+
+static void print_config_json(const struct mt_fit_config *c)
+{
+    printf("{\"family\":\"%s\",\"workload\":\"%s\",\"params\":{", c->family, c->workload);
+    for (size_t i = 0; i < c->n; i++) {
+        printf("%s\"%s\":", i ? "," : "", c->key[i]);
+        mt_format_json_string(stdout, c->val[i], strlen(c->val[i]));
+    }
+    printf("},\"predicted_bytes\":%zu,\"plan_bytes\":%zu,\"runtime_bytes\":%lld,\"bytes\":{",
+           c->bytes, c->plan_bytes, c->runtime);
+    int first = 1;
+    for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
+        if (c->cat[k]) {
+            printf("%s\"%s\":%zu", first ? "" : ",", mt_mem_cat_names[k], c->cat[k]);
+            first = 0;
+        }
+    printf("},\"predicted_accuracy\":%.9g,\"accuracy_source\":", c->acc);
+    mt_format_json_string(stdout, c->acc_src, strlen(c->acc_src));
+    printf("}");
+}
+
+static void print_config(const char *what, const struct mt_fit_config *c, const char *metric)
+{
+    char b[1200], s[32];
+    printf("%-10s %-14s %12s  %s %.6g  %s\n", what, c->family,
+           mt_util_fmt_bytes(s, sizeof s, (double)c->bytes), metric, c->acc,
+           mt_fit_brief(c, b, sizeof b));
+}
+
+struct verify {
+    int done;
+    struct mt_fit_measure m;
+    double acc; /* measured accuracy, the KV delta of the prediction added */
+    int has_acc;
+};
+
+int mt_cmd_fit(int argc, char **argv)
+{
+    enum {
+        OPT_BUDGET = 256,
+        OPT_FOR,
+        OPT_CONTEXT,
+        OPT_METRIC,
+        OPT_VERIFY,
+        OPT_JSON,
+        OPT_NOMEASURE,
+        OPT_EVAL,
+        OPT_STEPS,
+        OPT_DB,
+        OPT_OUT,
+        OPT_PLUGIN,
+        OPT_HELP
+    };
+    static const struct option opts[] = {{"budget", required_argument, 0, OPT_BUDGET},
+                                         {"for", required_argument, 0, OPT_FOR},
+                                         {"context", required_argument, 0, OPT_CONTEXT},
+                                         {"metric", required_argument, 0, OPT_METRIC},
+                                         {"verify", no_argument, 0, OPT_VERIFY},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"no-measure", no_argument, 0, OPT_NOMEASURE},
+                                         {"eval-tokens", required_argument, 0, OPT_EVAL},
+                                         {"steps", required_argument, 0, OPT_STEPS},
+                                         {"db", required_argument, 0, OPT_DB},
+                                         {"out", required_argument, 0, OPT_OUT},
+                                         {"plugin", required_argument, 0, OPT_PLUGIN},
+                                         {"help", no_argument, 0, OPT_HELP},
+                                         {0, 0, 0, 0}};
+    struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384};
+    struct mt_cli_common co = {0};
+    uint64_t budget = 0;
+    int have_budget = 0, verify = 0, json = 0, measure = 1, c;
+    int64_t iv;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BUDGET:
+            if (mt_util_parse_bytes(optarg, &budget) || budget == 0) {
+                fprintf(stderr,
+                        "memtrade fit: --budget takes a byte size above 0 (512K, 4M, 1.5GiB), "
+                        "not '%s'\n",
+                        optarg);
+                return MT_EXIT_USAGE;
+            }
+            have_budget = 1;
+            break;
+        case OPT_FOR:
+            if (!strcmp(optarg, "serving") || !strcmp(optarg, "training")) {
+                f.goal = optarg[0] == 's' ? MT_PLAN_SERVING : MT_PLAN_TRAINING;
+                break;
+            }
+            fprintf(stderr, "memtrade fit: --for takes serving or training, not '%s'\n", optarg);
+            return MT_EXIT_USAGE;
+        case OPT_METRIC:
+            if (!strcmp(optarg, "kld") || !strcmp(optarg, "val_bpb")) {
+                f.metric = optarg[0] == 'k' ? 0 : 1;
+                break;
+            }
+            fprintf(stderr, "memtrade fit: --metric takes kld or val_bpb, not '%s'\n", optarg);
+            return MT_EXIT_USAGE;
+        case OPT_CONTEXT:
+        case OPT_EVAL:
+        case OPT_STEPS:
+            if (mt_util_parse_i64(optarg, &iv) || iv < (c == OPT_EVAL ? 0 : 1)) {
+                fprintf(stderr, "memtrade fit: --%s takes a whole number%s, not '%s'\n",
+                        c == OPT_CONTEXT ? "context"
+                        : c == OPT_EVAL  ? "eval-tokens"
+                                         : "steps",
+                        c == OPT_EVAL ? "" : " above 0", optarg);
+                return MT_EXIT_USAGE;
+            }
+            *(c == OPT_CONTEXT ? &f.context
+              : c == OPT_EVAL  ? &f.eval_tokens
+                               : &f.steps) = (size_t)iv;
+            break;
+        case OPT_VERIFY:
+            verify = 1;
+            break;
+        case OPT_JSON:
+            json = 1;
+            break;
+        case OPT_NOMEASURE:
+            measure = 0;
+            break;
+        case OPT_DB:
+            co.db = optarg;
+            break;
+        case OPT_OUT:
+            co.out = optarg;
+            break;
+        case OPT_PLUGIN:
+            co.plugin = optarg;
+            break;
+        case OPT_HELP:
+            fputs(help, stdout);
+            return MT_EXIT_OK;
+        default:
+            return MT_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc || !have_budget || f.goal < 0) {
+        fprintf(stderr,
+                "usage: memtrade fit --budget SIZE --for serving|training MODEL "
+                "(see --help)%s\n",
+                optind + 1 != argc ? ": one MODEL"
+                : !have_budget     ? ": --budget is required"
+                                   : ": --for is required");
+        return MT_EXIT_USAGE;
+    }
+    if (f.metric < 0) f.metric = f.goal == MT_PLAN_SERVING ? 0 : 1;
+    if (f.metric == 0 && f.goal == MT_PLAN_TRAINING) {
+        fputs("memtrade fit: --metric kld compares with the fp32 model a serving configuration "
+              "starts from; training is judged on val_bpb\n",
+              stderr);
+        return MT_EXIT_USAGE;
+    }
+    f.model = argv[optind];
+    f.budget = (size_t)budget;
+    if (check_model(f.model)) return MT_EXIT_USAGE;
+    char err[4096];
+    struct mt_registry reg;
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0 ||
+        mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    struct mt_fit_runner runner = {.exe = co.exe, .db = co.db, .out = co.out, .measure = measure};
+    f.reg = &reg;
+    f.runner = &runner;
+    struct mt_fit_result *r = calloc(1, sizeof *r);
+    struct verify v = {0};
+    int code = MT_EXIT_SYSTEM;
+    if (!r) goto out;
+    int s = mt_fit_search(&f, r, err, sizeof err);
+    if (s < 0) {
+        fprintf(stderr, "memtrade fit: %s\n", err);
+        code = strstr(err, "did not end ok") ? MT_EXIT_RUNS_FAILED : MT_EXIT_USAGE;
+        goto out;
+    }
+    const char *metric = f.metric == 0 ? "kl_mean" : "val_bpb";
+    int k = f.metric == 0 ? MT_FM_KL : MT_FM_BPB;
+    if (s == 0 && verify) {
+        /* the label marks the run for the report's "what fits" page (plots/plot_fit.c) */
+        char label[512];
+        snprintf(label, sizeof label,
+                 "fit goal=%s budget=%zu family=%s predicted_bytes=%zu runtime_bytes=%lld "
+                 "metric=%s predicted_accuracy=%.9g kv_delta=%.9g",
+                 f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, r->best.family,
+                 r->best.bytes, r->best.runtime, f.metric == 0 ? "kl_mean" : "val_bpb", r->best.acc,
+                 r->best.acc_kv);
+        int rc = mt_fit_measured(&runner, &f, &r->best, "sampled", 1, label, &v.m, err, sizeof err);
+        if (rc != 1) {
+            fprintf(stderr, "memtrade fit: --verify: %s\n", err);
+            code = MT_EXIT_RUNS_FAILED;
+            goto out;
+        }
+        v.done = 1;
+        /* the run's evaluation reads no KV cache: the format's delta (measured by its own
+         * kv_cache run) is added to what it measured, as to the prediction */
+        v.has_acc = v.m.has[k];
+        v.acc = v.m.v[k] + r->best.acc_kv;
+    }
+    int peak = f.goal == MT_PLAN_SERVING ? MT_FM_INFER : MT_FM_TRAIN;
+    if (json) {
+        printf("{\"model\":");
+        mt_format_json_string(stdout, f.model, strlen(f.model));
+        printf(",\"goal\":\"%s\",\"budget\":%zu,\"metric\":\"%s\",\"considered\":%zu,"
+               "\"fitting\":%zu,\"runs_started\":%zu,\"best\":",
+               f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, metric, r->considered,
+               r->fitting, runner.started);
+        if (r->has_best)
+            print_config_json(&r->best);
+        else
+            printf("null");
+        printf(",\"families\":[");
+        for (size_t i = 0; i < r->n_families; i++) {
+            printf("%s", i ? "," : "");
+            print_config_json(&r->family_best[i]);
+        }
+        printf(
+            "],\"model_context\":%zu,\"max_context\":%zu,\"max_sequences\":%zu,\"max_batch\":%zu,"
+            "\"sensitivity_runs\":%zu",
+            r->model_context, r->max_context, r->max_sequences, r->max_batch,
+            r->n_sensitivity_runs);
+        if (v.done) {
+            printf(",\"verify\":{\"run\":%lld,\"measured_bytes\":", (long long)v.m.run);
+            if (v.m.has[peak])
+                printf("%.0f", v.m.v[peak]);
+            else
+                printf("null");
+            printf(",\"measured_accuracy\":");
+            if (v.has_acc)
+                printf("%.9g", v.acc);
+            else
+                printf("null");
+            printf(",\"measured_bytes_by_category\":{");
+            int first = 1;
+            for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+                if (!isnan(v.m.peak_cat[cat])) {
+                    printf("%s\"%s\":%.0f", first ? "" : ",", mt_mem_cat_names[cat],
+                           v.m.peak_cat[cat]);
+                    first = 0;
+                }
+            printf("}}");
+        }
+        printf("}\n");
+    } else {
+        char b[32], bb[1200];
+        printf("memtrade fit %s for %s within %s (%zu bytes); accuracy %s (lower is better)\n",
+               f.model,
+               f.goal == MT_PLAN_SERVING ? "serving (infer_peak_bytes)"
+                                         : "training (train_peak_bytes)",
+               mt_util_fmt_bytes(b, sizeof b, (double)f.budget), f.budget, metric);
+        printf("%zu configurations planned, %zu fit; %zu runs started by fit", r->considered,
+               r->fitting, runner.started);
+        if (r->n_sensitivity_runs)
+            printf("; per-layer sensitivity from %zu runs", r->n_sensitivity_runs);
+        printf("\n\n");
+        if (!r->has_best) {
+            printf("nothing fits within %s\n", b);
+        } else {
+            const struct mt_fit_config *best = &r->best;
+            print_config("best", best, metric);
+            printf("  predicted peak %zu bytes = plan %zu + runtime term %lld (measured by earlier "
+                   "runs); %.1f %% of the budget unused\n",
+                   best->bytes, best->plan_bytes, best->runtime,
+                   100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
+            printf("  by category:");
+            for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
+                if (best->cat[cat]) printf(" %s %zu", mt_mem_cat_names[cat], best->cat[cat]);
+            printf("\n  accuracy from %s\n", best->acc_src);
+            printf("  run it: memtrade run %s", best->workload);
+            for (size_t i = 0; i < best->n; i++)
+                printf(" -p %s=%s", best->key[i], best->val[i]);
+            printf("\n\nbest of each family:\n");
+            for (size_t i = 0; i < r->n_families; i++)
+                print_config(strcmp(r->family_best[i].family, best->family) ? "runner-up"
+                                                                            : "(chosen)",
+                             &r->family_best[i], metric);
+            if (f.goal == MT_PLAN_SERVING)
+                printf("\nlargest serving context with these knobs: %zu tokens (decode_tokens%s)"
+                       "; concurrent sequences at the chosen context: %zu (KV cache %zu bytes "
+                       "each, the rest of the budget shared)\n",
+                       r->max_context,
+                       r->model_context && r->max_context == r->model_context
+                           ? ", the model's whole context"
+                           : "",
+                       r->max_sequences, best->cat[MT_MEM_KV_CACHE]);
+            else
+                printf("\nlargest batch with these knobs (micro_batch = batch): %zu sequences\n",
+                       r->max_batch);
+            if (v.done) {
+                printf("\nverify: run %lld (%s)\n", (long long)v.m.run,
+                       mt_fit_brief(best, bb, sizeof bb));
+                if (v.m.has[peak])
+                    printf("  peak      predicted %zu  measured %.0f  (%+.3f %%)  %s\n",
+                           best->bytes, v.m.v[peak],
+                           100.0 * (v.m.v[peak] - (double)best->bytes) / (double)best->bytes,
+                           v.m.v[peak] <= (double)f.budget ? "within the budget"
+                                                           : "OVER THE BUDGET");
+                if (v.has_acc)
+                    printf("  %-9s predicted %.6g  measured %.6g%s\n", metric, best->acc, v.acc,
+                           best->acc_kv != 0.0 ? " (both with the KV format's delta from its "
+                                                 "kv_cache run: the evaluation reads no cache)"
+                                               : "");
+            }
+        }
+    }
+    code = !r->has_best ? MT_EXIT_RUNS_FAILED : MT_EXIT_OK;
+    if (v.done && v.m.has[peak] && v.m.v[peak] > (double)f.budget) code = MT_EXIT_RUNS_FAILED;
+out:
+    free(r);
+    mt_plugins_free(&reg);
+    return code;
+}

@@ -1,0 +1,436 @@
+/* fit.c — the search of `memtrade fit` (fit.h).
+ *
+ * Serving: the weights (fp32 through `baseline`; `quantize` with one format for every
+ * linear: bits x group x method; `quantize` with per-tensor bit widths from the knapsack
+ * over measured per-layer sensitivities) crossed with the KV-cache format, at the asked
+ * context. Training: precision x optimizer (what changes the numbers) crossed with the
+ * knobs that only move bytes: micro-batch (accumulation keeps the batch), checkpointing,
+ * selective recompute and the attention kernel. Every configuration's bytes are its plan
+ * plus the runtime term runs measured; its accuracy is a measured run's (the KV format's
+ * and the mixed widths' are sums of measured deltas, said in acc_src).
+ */
+#include "fit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fit_measure.h"
+#include "fit_solve.h"
+#include "gpt.h"
+
+static const char *const kv_formats[] = {"fp32", "bf16", "int8", "int4"};
+enum { N_KV = sizeof kv_formats / sizeof kv_formats[0] };
+static const int low_bits[] = {8, 4, 3, 2}; /* a mixed layer's widths besides 16 */
+enum { N_LOW = sizeof low_bits / sizeof low_bits[0] };
+
+static void base_config(const struct mt_fit *f, struct mt_fit_config *c, const char *family,
+                        const char *workload)
+{
+    char b[32];
+    memset(c, 0, sizeof *c);
+    c->family = family;
+    c->workload = workload;
+    mt_fit_set(c, "model", f->model);
+    snprintf(b, sizeof b, "%zu", f->eval_tokens);
+    mt_fit_set(c, "eval_tokens", b);
+    if (f->goal == MT_PLAN_TRAINING && f->steps) {
+        snprintf(b, sizeof b, "%zu", f->steps);
+        mt_fit_set(c, "steps", b);
+    }
+}
+
+/* The accuracy of f's metric from a measured run (lower is better). */
+static int acc_of(const struct mt_fit *f, const struct mt_fit_measure *m, double *acc,
+                  const struct mt_fit_config *c, char *err, size_t errlen)
+{
+    int k = f->metric == 0 ? MT_FM_KL : MT_FM_BPB;
+    if (!m->has[k]) {
+        char b[1024];
+        snprintf(err, errlen, "run %lld (%s) has no %s", (long long)m->run,
+                 mt_fit_brief(c, b, sizeof b), k == MT_FM_KL ? "kl_mean" : "val_bpb");
+        return -1;
+    }
+    *acc = m->v[k];
+    return 0;
+}
+
+/* Measures c (or finds it) and sets its accuracy and source. */
+static int measure_acc(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    struct mt_fit_measure m;
+    int rc = mt_fit_measured(f->runner, f, c, "off", 0, NULL, &m, err, errlen);
+    if (rc == 0)
+        snprintf(err, errlen,
+                 "the database has no run of a configuration fit needs and measuring is off "
+                 "(--no-measure)");
+    if (rc <= 0 || acc_of(f, &m, &c->acc, c, err, errlen)) return -1;
+    c->has_acc = 1;
+    snprintf(c->acc_src, sizeof c->acc_src, "%s run %lld", m.fresh ? "measured" : "db",
+             (long long)m.run);
+    return 0;
+}
+
+/* Keeps c if it fits: best overall (least acc, ties to more bytes used) and per family. */
+static void consider(const struct mt_fit *f, struct mt_fit_result *r, const struct mt_fit_config *c)
+{
+    r->considered++;
+    if (c->bytes > f->budget) return;
+    r->fitting++;
+    size_t i = 0;
+    while (i < r->n_families && strcmp(r->families[i], c->family))
+        i++;
+    if (i == r->n_families) {
+        if (i == sizeof r->families / sizeof r->families[0]) return;
+        r->families[r->n_families++] = c->family;
+        r->family_best[i] = *c;
+    }
+    struct mt_fit_config *fb = &r->family_best[i];
+    if (c->acc < fb->acc || (c->acc == fb->acc && c->bytes > fb->bytes)) *fb = *c;
+    if (!r->has_best || c->acc < r->best.acc ||
+        (c->acc == r->best.acc && c->bytes > r->best.bytes)) {
+        r->best = *c;
+        r->has_best = 1;
+    }
+}
+
+/* Plans c and adds the workload's runtime term. */
+static int predict(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    if (mt_fit_plan(f->reg, f->goal, c, NULL, 0, err, errlen)) return -1;
+    long long t = 0;
+    int n = mt_fit_runtime_term(f->runner, f, c->workload, &t, err, errlen);
+    if (n < 0) return -1;
+    c->runtime = t;
+    long long b = (long long)c->plan_bytes + t;
+    c->bytes = b > 0 ? (size_t)b : 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ serving */
+
+/* The KV format's accuracy delta against the fp32 cache, from a kv_cache run. */
+static int kv_delta(const struct mt_fit *f, const char *kv, double *d, int64_t *run, char *err,
+                    size_t errlen)
+{
+    *d = 0.0, *run = 0;
+    if (!strcmp(kv, "fp32")) return 0;
+    struct mt_fit_config c;
+    struct mt_fit_measure m;
+    base_config(f, &c, "kv", "kv_cache");
+    mt_fit_set(&c, "kv_cache", kv);
+    int rc = mt_fit_measured(f->runner, f, &c, "off", 0, NULL, &m, err, errlen);
+    if (rc == 0)
+        snprintf(err, errlen,
+                 "the database has no kv_cache run for kv_cache=%s and measuring is off "
+                 "(--no-measure)",
+                 kv);
+    if (rc <= 0) return -1;
+    if (f->metric == 0 ? !m.has[MT_FM_KV_KL] : !m.has[MT_FM_KV_LOSS] || !m.has[MT_FM_KV_LOSS32]) {
+        snprintf(err, errlen, "kv_cache run %lld lacks its accuracy metrics", (long long)m.run);
+        return -1;
+    }
+    *d = f->metric == 0 ? m.v[MT_FM_KV_KL] : (m.v[MT_FM_KV_LOSS] - m.v[MT_FM_KV_LOSS32]) / log(2.0);
+    *run = m.run;
+    return 0;
+}
+
+/* One serving configuration at KV format kv and the asked context: planned, accuracy =
+ * the weights' measured one plus the format's delta. */
+static int serve_with_kv(const struct mt_fit *f, struct mt_fit_result *r, struct mt_fit_config c,
+                         const char *kv, double dkv, int64_t kvrun, char *err, size_t errlen)
+{
+    char b[32];
+    mt_fit_set(&c, "kv_cache", kv);
+    if (f->context) {
+        snprintf(b, sizeof b, "%zu", f->context);
+        mt_fit_set(&c, "decode_tokens", b);
+    }
+    if (predict(f, &c, err, errlen)) return -1;
+    c.acc += dkv;
+    c.acc_kv = dkv;
+    if (kvrun) {
+        size_t at = strlen(c.acc_src);
+        snprintf(c.acc_src + at, sizeof c.acc_src - at, " + kv run %lld", (long long)kvrun);
+    }
+    consider(f, r, &c);
+    return 0;
+}
+
+static void layer_bits_string(size_t n, const int *bits, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%d", i ? "," : "", bits[i]);
+}
+
+/* The mixed family at one KV format: the knapsack over per-layer widths. */
+static int mixed(const struct mt_fit *f, struct mt_fit_result *r, const struct mt_fit_config *base,
+                 const double *sens, size_t nl, const char *kv, double dkv, int64_t kvrun,
+                 char *err, size_t errlen)
+{
+    size_t ng = nl, per = N_LOW + 1;
+    struct mt_fit_option *opt = calloc(ng * per, sizeof *opt);
+    size_t *first = calloc(ng + 1, sizeof *first), *choice = calloc(ng, sizeof *choice);
+    size_t *pb = calloc(ng * per, sizeof *pb);
+    int *bits = calloc(ng, sizeof *bits), rc = -1;
+    char b[32];
+    if (!opt || !first || !choice || !pb || !bits) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    struct mt_fit_config c = *base;
+    mt_fit_set(&c, "kv_cache", kv);
+    if (f->context) {
+        snprintf(b, sizeof b, "%zu", f->context);
+        mt_fit_set(&c, "decode_tokens", b);
+    }
+    for (size_t i = 0; i < ng; i++)
+        bits[i] = 16;
+    char lb[512];
+    layer_bits_string(ng, bits, lb, sizeof lb);
+    mt_fit_set(&c, "layer_bits", lb);
+    if (predict(f, &c, err, errlen)) goto out;
+    size_t p0 = c.plan_bytes;
+    long long fixed = (long long)p0 + c.runtime;
+    /* the plan is a sum over layers: each width's bytes from the plan of that layer alone */
+    for (size_t i = 0; i < ng; i++) {
+        size_t lo = p0;
+        first[i] = i * per;
+        pb[i * per] = p0;
+        for (size_t j = 0; j < N_LOW; j++) {
+            bits[i] = low_bits[j];
+            layer_bits_string(ng, bits, lb, sizeof lb);
+            struct mt_fit_config t = c;
+            mt_fit_set(&t, "layer_bits", lb);
+            if (mt_fit_plan(f->reg, f->goal, &t, NULL, 0, err, errlen)) goto out;
+            pb[i * per + 1 + j] = t.plan_bytes;
+            if (t.plan_bytes < lo) lo = t.plan_bytes;
+        }
+        bits[i] = 16;
+        for (size_t j = 0; j < per; j++)
+            opt[i * per + j] = (struct mt_fit_option){pb[i * per + j] - lo, sens[i * per + j]};
+        fixed -= (long long)(p0 - lo);
+    }
+    first[ng] = ng * per;
+    if (fixed > (long long)f->budget) {
+        rc = 0; /* not even the smallest widths fit */
+        goto out;
+    }
+    size_t got_bytes;
+    double got_cost;
+    int s = mt_fit_mckp(opt, first, ng, f->budget - (size_t)fixed, 0, choice, &got_bytes, &got_cost,
+                        err, errlen);
+    if (s < 0) goto out;
+    if (s == 1) {
+        for (size_t i = 0; i < ng; i++)
+            bits[i] = choice[i] == 0 ? 16 : low_bits[choice[i] - 1];
+        layer_bits_string(ng, bits, lb, sizeof lb);
+        mt_fit_set(&c, "layer_bits", lb);
+        if (predict(f, &c, err, errlen)) goto out;
+        if ((long long)c.plan_bytes + c.runtime != fixed + (long long)got_bytes) {
+            snprintf(err, errlen,
+                     "fit: the plan of the mixed widths (%zu bytes) is not the knapsack's sum "
+                     "(%lld): the plan is not additive over layers",
+                     c.plan_bytes, fixed + (long long)got_bytes - c.runtime);
+            goto out;
+        }
+        c.acc = base->acc + got_cost + dkv;
+        c.acc_kv = dkv;
+        size_t at = strlen(c.acc_src);
+        if (kvrun)
+            snprintf(c.acc_src + at, sizeof c.acc_src - at, " + kv run %lld", (long long)kvrun);
+        consider(f, r, &c);
+    }
+    rc = 0;
+out:
+    free(opt), free(first), free(choice), free(pb), free(bits);
+    return rc;
+}
+
+/* The number of block linears (4 per block) of f->model: the length layer_bits takes. */
+static size_t block_linears(const struct mt_fit *f, char *err, size_t errlen)
+{
+    /* quantize's own refusal names the count; ask for it with one value */
+    struct mt_fit_config c;
+    base_config(f, &c, "mixed", "quantize");
+    mt_fit_set(&c, "layer_bits", "16");
+    if (mt_fit_plan(f->reg, f->goal, &c, NULL, 0, err, errlen) == 0) return 1;
+    const char *p = strstr(err, "this model has ");
+    size_t n = p ? (size_t)strtoull(p + strlen("this model has "), NULL, 10) : 0;
+    if (!n) return 0;
+    err[0] = 0;
+    return n;
+}
+
+static int search_serving(const struct mt_fit *f, struct mt_fit_result *r, char *err, size_t errlen)
+{
+    double dkv[N_KV];
+    int64_t kvrun[N_KV];
+    for (size_t k = 0; k < N_KV; k++)
+        if (kv_delta(f, kv_formats[k], &dkv[k], &kvrun[k], err, errlen)) return -1;
+    /* fp32 */
+    struct mt_fit_config c;
+    base_config(f, &c, "fp32", "baseline");
+    mt_fit_set(&c, "steps", "2000"); /* the reference the post-training workloads start from */
+    if (measure_acc(f, &c, err, errlen)) return -1;
+    for (size_t k = 0; k < N_KV; k++)
+        if (serve_with_kv(f, r, c, kv_formats[k], dkv[k], kvrun[k], err, errlen)) return -1;
+    /* uniform: one format for every linear */
+    static const char *const bitsv[] = {"16", "8", "4", "3", "2"};
+    static const char *const groups[] = {"32", "128"};
+    static const char *const methods[] = {"rtn", "gptq"};
+    for (size_t bi = 0; bi < 5; bi++)
+        for (size_t g = 0; g < (bi ? 2u : 1u); g++)
+            for (size_t me = 0; me < (bi ? 2u : 1u); me++) {
+                base_config(f, &c, "uniform", "quantize");
+                mt_fit_set(&c, "bits", bitsv[bi]);
+                if (bi) {
+                    mt_fit_set(&c, "group_size", groups[g]);
+                    mt_fit_set(&c, "method", methods[me]);
+                }
+                if (measure_acc(f, &c, err, errlen)) return -1;
+                for (size_t k = 0; k < N_KV; k++)
+                    if (serve_with_kv(f, r, c, kv_formats[k], dkv[k], kvrun[k], err, errlen))
+                        return -1;
+            }
+    /* mixed: per-layer sensitivity = the accuracy with that layer alone at a low width,
+     * the others 16-bit, minus the all-16 accuracy */
+    size_t nl = block_linears(f, err, errlen);
+    if (!nl) return -1;
+    size_t per = N_LOW + 1;
+    double *sens = calloc(nl * per, sizeof *sens);
+    int *bits = calloc(nl, sizeof *bits);
+    int rc = -1;
+    char lb[512];
+    if (!sens || !bits) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    struct mt_fit_config base;
+    base_config(f, &base, "mixed", "quantize");
+    mt_fit_set(&base, "bits", "16");
+    for (size_t i = 0; i < nl; i++)
+        bits[i] = 16;
+    layer_bits_string(nl, bits, lb, sizeof lb);
+    mt_fit_set(&base, "layer_bits", lb);
+    if (measure_acc(f, &base, err, errlen)) goto out;
+    int64_t base_run = atoll(strrchr(base.acc_src, ' ') + 1);
+    for (size_t i = 0; i < nl; i++)
+        for (size_t j = 0; j < N_LOW; j++) {
+            struct mt_fit_config t = base;
+            bits[i] = low_bits[j];
+            layer_bits_string(nl, bits, lb, sizeof lb);
+            bits[i] = 16;
+            mt_fit_set(&t, "layer_bits", lb);
+            if (measure_acc(f, &t, err, errlen)) goto out;
+            sens[i * per + 1 + j] = t.acc - base.acc;
+            r->n_sensitivity_runs++;
+        }
+    snprintf(base.acc_src, sizeof base.acc_src,
+             "sensitivity: base run %lld + %zu per-layer runs (additive)", (long long)base_run,
+             r->n_sensitivity_runs);
+    for (size_t k = 0; k < N_KV; k++)
+        if (mixed(f, r, &base, sens, nl, kv_formats[k], dkv[k], kvrun[k], err, errlen)) goto out;
+    rc = 0;
+out:
+    free(sens), free(bits);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ training */
+
+static const char *const class_names[] = {"fp32-adamw", "fp32-adamw8", "fp32-adafactor",
+                                          "bf16-adamw", "bf16-adamw8", "bf16-adafactor"};
+
+static int search_training(const struct mt_fit *f, struct mt_fit_result *r, char *err,
+                           size_t errlen)
+{
+    static const char *const every[] = {"1", "sqrt"};
+    static const char *const recompute[] = {"none", "selective"};
+    static const char *const attention[] = {"dense", "flash"};
+    char b[32];
+    for (size_t k = 0; k < 6; k++) {
+        struct mt_fit_config c;
+        base_config(f, &c, class_names[k], "mixed_precision");
+        mt_fit_set(&c, "precision", k < 3 ? "fp32" : "bf16");
+        mt_fit_set(&c, "optimizer", strchr(class_names[k], '-') + 1);
+        if (f->context) {
+            snprintf(b, sizeof b, "%zu", f->context);
+            mt_fit_set(&c, "seq", b);
+        }
+        if (measure_acc(f, &c, err, errlen)) return -1;
+        size_t at = strlen(c.acc_src);
+        snprintf(c.acc_src + at, sizeof c.acc_src - at,
+                 " (micro-batch, checkpointing, recompute and attention kernel keep its math)");
+        /* the batch fit keeps: the workload's, split into micro-batches that divide it */
+        const struct mt_plugin *pl = mt_plugins_find(f->reg, c.workload);
+        long bi = pl ? mt_params_index(&pl->desc, "batch") : -1;
+        size_t batch = bi >= 0 ? (size_t)strtoull(pl->desc.params[bi].def, NULL, 10) : 16;
+        for (size_t mb = batch; mb >= 1; mb /= 2) {
+            if (batch % mb) continue;
+            for (size_t e = 0; e < 2; e++)
+                for (size_t rc = 0; rc < 2; rc++)
+                    for (size_t a = 0; a < 2; a++) {
+                        struct mt_fit_config t = c;
+                        snprintf(b, sizeof b, "%zu", mb);
+                        mt_fit_set(&t, "micro_batch", b);
+                        mt_fit_set(&t, "accum_steps", "0");
+                        mt_fit_set(&t, "every", every[e]);
+                        mt_fit_set(&t, "recompute", recompute[rc]);
+                        mt_fit_set(&t, "attention", attention[a]);
+                        if (predict(f, &t, err, errlen)) return -1;
+                        consider(f, r, &t);
+                    }
+            if (mb == 1) break;
+        }
+    }
+    return 0;
+}
+
+/* The largest value of parameter `key` in [1, hi] with which c still fits (bytes grow
+ * with it); 0 when even 1 does not. `also` (may be NULL) is set to the same value. */
+static size_t largest(const struct mt_fit *f, const struct mt_fit_config *c, const char *key,
+                      const char *also, size_t hi)
+{
+    size_t lo = 0;
+    char b[32], err[512];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        struct mt_fit_config t = *c;
+        snprintf(b, sizeof b, "%zu", mid);
+        mt_fit_set(&t, key, b);
+        if (also) mt_fit_set(&t, also, b);
+        if (predict(f, &t, err, sizeof err) == 0 && t.bytes <= f->budget)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    int rc = f->goal == MT_PLAN_SERVING ? search_serving(f, out, err, errlen)
+                                        : search_training(f, out, err, errlen);
+    if (rc) return -1;
+    if (!out->has_best) return 1;
+    if (f->goal == MT_PLAN_SERVING) {
+        /* the context the model was trained for bounds what it can decode */
+        struct mt_gpt_config cfg;
+        char e[256];
+        size_t kv = out->best.cat[MT_MEM_KV_CACHE], hi = 100000;
+        if (mt_gpt_config_parse(&cfg, f->model, e, sizeof e) == 0)
+            hi = out->model_context = cfg.seq_len;
+        out->max_context = largest(f, &out->best, "decode_tokens", NULL, hi);
+        out->max_sequences = kv ? 1 + (f->budget - out->best.bytes) / kv : 0;
+    } else {
+        struct mt_fit_config t = out->best;
+        mt_fit_set(&t, "accum_steps", "1");
+        out->max_batch = largest(f, &t, "batch", "micro_batch", 4096);
+    }
+    return 0;
+}

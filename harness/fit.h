@@ -1,0 +1,96 @@
+/* harness/fit.h — `memtrade fit`: the most accurate configuration of a model under a
+ * memory budget, for serving or for training.
+ *
+ * What it is for: enumerating the configurations of the knobs memtrade has (fit.c),
+ * predicting each one's bytes exactly with the workloads' plan() hooks (fit_plan.c) plus
+ * the runtime term measured by earlier runs, and its accuracy from runs in the database
+ * or from short runs fit starts itself (fit_measure.c); per-tensor bit widths come from
+ * the knapsack of fit_solve.h over measured per-layer sensitivities.
+ * What it is not for: printing (cmd_fit.c), or running anything itself (it execs
+ * `memtrade run`, so every measured run is an ordinary run in the database).
+ */
+#ifndef MT_HARNESS_FIT_H
+#define MT_HARNESS_FIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <memtrade/workload.h>
+
+#include "plugins.h"
+
+#define MT_FIT_MAX_PARAMS 16
+
+/* One configuration: a workload and the parameters fit sets (the others at defaults). */
+struct mt_fit_config {
+    const char *family;   /* static: "fp32", "uniform", "mixed"; training: "fp32-adamw", ... */
+    const char *workload; /* static */
+    size_t n;
+    char key[MT_FIT_MAX_PARAMS][24];
+    char val[MT_FIT_MAX_PARAMS][512];
+    /* the prediction: the plan of the goal's phase (infer or train) without the corpus the
+     * run holds whole (a deployment does not), plus the runtime term */
+    size_t plan_bytes;
+    size_t cat[MT_MEM_CAT_COUNT];
+    long long runtime; /* measured residual added (bytes; may be negative), see runtime_src */
+    size_t bytes;      /* plan_bytes + runtime */
+    /* the predicted accuracy (metric of struct mt_fit; lower is better) */
+    int has_acc;
+    double acc;
+    double acc_kv;     /* of acc: the KV-cache format's delta (serving) */
+    char acc_src[160]; /* "db run 12", "measured run 40", "sensitivity: base run 3 + ..." */
+};
+
+/* Contract: sets (appends or replaces) parameter k of c. Returns 0, or -1 when full or the
+ * value does not fit. */
+int mt_fit_set(struct mt_fit_config *c, const char *k, const char *v);
+/* Contract: the value of parameter k in c, or NULL. */
+const char *mt_fit_get(const struct mt_fit_config *c, const char *k);
+/* Contract: "k=v k=v" of c's parameters other than model and eval_tokens, into buf. */
+char *mt_fit_brief(const struct mt_fit_config *c, char *buf, size_t cap);
+
+struct mt_store;
+struct mt_fit_runner; /* fit_measure.c */
+
+struct mt_fit {
+    const struct mt_registry *reg;
+    int goal;      /* MT_PLAN_SERVING or MT_PLAN_TRAINING */
+    size_t budget; /* bytes */
+    const char *model;
+    size_t context;     /* serving: decode_tokens (0 = the model's); training: seq (0 = default) */
+    int metric;         /* 0: kl_mean (serving), 1: val_bpb */
+    size_t eval_tokens; /* validation bytes every measured run scores */
+    size_t steps;       /* training: steps of every training run (0 = workload default) */
+    struct mt_fit_runner *runner; /* database reads and measured runs */
+};
+
+/* What a search gives back. */
+struct mt_fit_result {
+    struct mt_fit_config best;
+    int has_best;
+    /* the best fitting configuration of each family (the chosen one's family too) */
+    struct mt_fit_config family_best[16];
+    size_t n_families;
+    const char *families[16];
+    size_t considered, fitting; /* configurations planned, and those within the budget */
+    /* largest serving context (decode_tokens) and concurrent sequences, or largest
+     * micro-batch for training, with the chosen knobs; 0 = not found */
+    size_t max_context, max_sequences, max_batch;
+    size_t model_context; /* the model's trained context T that bounds max_context (0: unknown) */
+    /* mixed: per-layer sensitivities measured, and the knapsack's capacity */
+    size_t n_sensitivity_runs;
+};
+
+/* Contract: searches every configuration of f's goal for f->model, fills *out. Returns 0,
+ * 1 when nothing fits the budget (out->best empty; the smallest configuration in
+ * out->family_best), or -1 with err (a parameter a workload refuses, a run that failed,
+ * a database error). Starts runs through f->runner when an accuracy is missing. */
+int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, size_t errlen);
+
+/* Contract: the plan of c for goal (fills plan_bytes, cat, and the config key in
+ * key[keycap], when key is not NULL). Returns 0, or -1 with err (the workload is unknown
+ * or refuses the parameters, or has no plan). fit_plan.c. */
+int mt_fit_plan(const struct mt_registry *reg, int goal, struct mt_fit_config *c, char *key,
+                size_t keycap, char *err, size_t errlen);
+
+#endif
