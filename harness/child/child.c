@@ -221,6 +221,9 @@ static void maybe_preload_heap(char **argv, const struct child_args *a, int rank
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
     setenv("MEMTRADE_HEAP_OUT", out, 1);
     setenv("MEMTRADE_HEAP_MODE", a->heap, 1);
+    for (size_t i = 0; i < a->n; i++) /* device=cuda: the driver's device memory too */
+        if (!strcmp(a->keys[i], "device") && !strcmp(a->values[i], "cuda"))
+            setenv("MEMTRADE_HEAP_DEVICE", "1", 1);
     setenv("MEMTRADE_CHILD_PRELOADED", "1", 1);
     setenv("LD_PRELOAD", preload, 1);
     execv("/proc/self/exe", argv);
