@@ -121,6 +121,9 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
         return mt_tf_fail(err, errlen, "device=cuda models are infer or train models");
     if (cfg->attention == MT_GPT_ATTN_FLASH)
         return mt_tf_fail(err, errlen, "device=cuda has no flash attention yet (attention=dense)");
+    if (cfg->n_head && cfg->n_embd / cfg->n_head > 128)
+        return mt_tf_fail(err, errlen, "device=cuda takes head sizes up to 128 (this one: %zu)",
+                          cfg->n_embd / cfg->n_head);
     size_t plan[MT_MEM_CAT_COUNT];
     if (!mt_gpt_memory(cfg, B, T, mode, plan, err, errlen)) return -1;
     struct mt_cuda_gpt *d = calloc(1, sizeof *d);

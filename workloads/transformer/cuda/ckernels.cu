@@ -198,6 +198,8 @@ __device__ void attend_row(float *out, float *arow, size_t T, const float *q, co
     }
 }
 
+constexpr int kMaxHead = 128; /* head sizes up to this (cgpt.c refuses larger) */
+
 struct geom {
     size_t ld, hs, grp;
     float scale;
@@ -214,77 +216,154 @@ __device__ size_t window_lo(size_t t, size_t window)
     return window && t >= window ? t + 1 - window : 0;
 }
 
-/* grid (T, NH, B) */
-__global__ void attn_fwd(float *out, float *att, const float *qkv, size_t T, size_t C, size_t Ckv,
-                         size_t NH, size_t window, geom g)
-{
-    extern __shared__ float sc[];
-    size_t t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / g.grp;
-    const float *row0 = qkv + b * T * g.ld;
-    attend_row(out + (b * T + t) * C + h * g.hs, att + ((b * NH + h) * T + t) * T, T,
-               row0 + t * g.ld + h * g.hs, row0 + C + kh * g.hs, row0 + C + Ckv + kh * g.hs, g.ld,
-               window_lo(t, window), t, (int)g.hs, g.scale, sc);
-}
+constexpr int kRows = 8;   /* query rows per block of attn_rows (one warp each) */
+constexpr int kTile = 32;  /* keys per shared-memory tile */
 
-/* Backward, per query row (grid T, NH, B): dpre (the scores' gradient, unscaled) into
- * datt, and dq =. */
-__global__ void attn_bwd_q(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
-                           size_t window, geom g)
+/* The query-row side of attention, kRows rows of one (batch, head) per block (grid T / kRows,
+ * NH, B; kRows warps), keys and values staged in shared memory a tile at a time:
+ *   forward (Bwd = 0): scores q.k_j * scale, softmax into att (zero outside the attended
+ *   positions), out = p . v;
+ *   backward (Bwd = 1): s_j = dout.v_j, dpre_j = p_j (s_j - sum p s) into datt (the
+ *   attended positions only), dq = scale * dpre . k into dqkv's q part.
+ * Shared: rows' scores kRows x T, a tile kTile x (hs + 1), the rows' vectors kRows x hs. */
+template <int Bwd>
+__global__ void attn_rows(float *out, float *prow, const float *qkv, const float *dout,
+                          const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
+                          size_t window, geom g)
 {
-    extern __shared__ float sc[];
-    size_t t = blockIdx.x, h = blockIdx.y, b = blockIdx.z, kh = h / g.grp;
-    size_t lo = window_lo(t, window);
-    int hs = (int)g.hs, lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    const float *row0 = qkv + b * T * g.ld, *d = dout + (b * T + t) * C + h * hs;
-    const float *p = att + ((b * NH + h) * T + t) * T;
-    for (size_t j = lo + w; j <= t; j += nw) { /* datt_j = dout . v_j */
-        const float *v = row0 + j * g.ld + C + Ckv + kh * hs;
-        float s = 0.0f;
-        for (int c = lane; c < hs; c += 32)
-            s += d[c] * v[c];
-        s = warp_sum(s);
-        if (lane == 0) sc[j] = s;
+    extern __shared__ float sm[];
+    int hs = (int)g.hs, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *sc = sm, *tile = sm + kRows * T, *qs = tile + kTile * (hs + 1);
+    size_t t0 = (size_t)blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z, kh = h / g.grp;
+    size_t t = t0 + w, ld = g.ld;
+    const float *row0 = qkv + b * T * ld;
+    for (int i = threadIdx.x; i < kRows * hs; i += blockDim.x) {
+        size_t tt = t0 + i / hs;
+        int c = i % hs;
+        qs[i] = tt >= T ? 0.0f : Bwd ? dout[(b * T + tt) * C + h * hs + c] : row0[tt * ld + h * hs + c];
+    }
+    size_t jlo = window_lo(t0, window), jhi = t0 + kRows - 1 < T - 1 ? t0 + kRows - 1 : T - 1;
+    size_t first = Bwd ? C + Ckv : C, second = Bwd ? C : C + Ckv; /* k or v, then the other */
+    for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
+            size_t j = j0 + i / hs;
+            tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? row0[j * ld + first + kh * hs + i % hs] : 0.0f;
+        }
+        __syncthreads();
+        size_t j = j0 + lane;
+        if (t < T && j <= jhi) {
+            float s = 0.0f;
+            for (int c = 0; c < hs; c++)
+                s += qs[w * hs + c] * tile[lane * (hs + 1) + c];
+            sc[w * T + j] = s;
+        }
     }
     __syncthreads();
-    float dot = 0.0f;
-    for (size_t j = lo + threadIdx.x; j <= t; j += blockDim.x)
-        dot += p[j] * sc[j];
-    dot = block_reduce(dot, 0);
-    float *drow = datt + ((b * NH + h) * T + t) * T;
-    for (size_t j = lo + threadIdx.x; j <= t; j += blockDim.x) {
-        sc[j] = p[j] * (sc[j] - dot);
-        drow[j] = sc[j];
+    size_t lo = t < T ? window_lo(t, window) : jhi + 1, hi = t < T ? t : 0;
+    float *srow = sc + (size_t)w * T;
+    if (t < T) {
+        const float *arow = att + ((b * NH + h) * T + t) * T;
+        float *prow_t = prow + ((b * NH + h) * T + t) * T;
+        if (!Bwd) {
+            float mx = -INFINITY, sum = 0.0f;
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                mx = fmaxf(mx, srow[j] * g.scale);
+            mx = warp_max(mx);
+            for (size_t j = lo + lane; j <= hi; j += 32) {
+                float e = expf(srow[j] * g.scale - mx);
+                srow[j] = e;
+                sum += e;
+            }
+            sum = warp_sum(sum);
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                srow[j] /= sum;
+            __syncwarp();
+            for (size_t j = lane; j < T; j += 32)
+                prow_t[j] = j >= lo && j <= hi ? srow[j] : 0.0f;
+        } else {
+            float dot = 0.0f;
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                dot += arow[j] * srow[j];
+            dot = warp_sum(dot);
+            for (size_t j = lo + lane; j <= hi; j += 32) {
+                float d = arow[j] * (srow[j] - dot);
+                srow[j] = d;
+                prow_t[j] = d;
+            }
+        }
     }
-    __syncthreads();
-    for (int c = threadIdx.x; c < hs; c += blockDim.x) {
-        float a = 0.0f;
-        for (size_t j = lo; j <= t; j++)
-            a += sc[j] * row0[j * g.ld + C + kh * hs + c];
-        dqkv[(b * T + t) * g.ld + h * hs + c] = a * g.scale;
+    for (size_t j = jlo + lane; j <= jhi; j += 32) /* outside this row's positions: 0 */
+        if (j < lo || j > hi) srow[j] = 0.0f;
+    float acc[kMaxHead / 32] = {0};
+    for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
+            size_t j = j0 + i / hs;
+            tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? row0[j * ld + second + kh * hs + i % hs] : 0.0f;
+        }
+        __syncthreads();
+        for (int jj = 0; jj < kTile && j0 + jj <= jhi; jj++) {
+            float p = srow[j0 + jj];
+            for (int k = 0; k * 32 + lane < hs; k++)
+                acc[k] += p * tile[jj * (hs + 1) + k * 32 + lane];
+        }
+    }
+    if (t >= T) return;
+    for (int k = 0; k * 32 + lane < hs; k++) {
+        int c = k * 32 + lane;
+        if (Bwd)
+            out[(b * T + t) * ld + h * hs + c] = acc[k] * g.scale;
+        else
+            out[(b * T + t) * C + h * hs + c] = acc[k];
     }
 }
 
-/* Backward, per key/value position (grid T, NKV, B): dk, dv = over the query heads of the
- * group and the rows that attended to it. */
+constexpr int kKeyTile = 32;    /* keys per block of attn_bwd_kv */
+constexpr int kKvThreads = 256;
+
+/* Backward, per tile of kKeyTile key/value positions (grid T / kKeyTile, NKV, B): dk, dv =
+ * over the query heads of the group and the rows that attended to them. Each query row's
+ * datt and att entries of the tile, its q and its dout are staged in shared memory (one
+ * coalesced read each); every thread accumulates its (key, channel) pairs. */
 __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, const float *qkv,
                             const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
                             size_t window, geom g)
 {
-    size_t j = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
-    size_t hi = window && j + window - 1 < T - 1 ? j + window - 1 : T - 1;
-    int hs = (int)g.hs;
-    for (int c = threadIdx.x; c < hs; c += blockDim.x) {
-        float dk = 0.0f, dv = 0.0f;
-        for (size_t h = kh * g.grp; h < (kh + 1) * g.grp; h++)
-            for (size_t t = j; t <= hi; t++) {
-                size_t at = ((b * NH + h) * T + t) * T + j;
-                dk += datt[at] * qkv[(b * T + t) * g.ld + h * hs + c];
-                dv += att[at] * dout[(b * T + t) * C + h * hs + c];
+    __shared__ float sd[kKeyTile], sa[kKeyTile], sq[kMaxHead], so[kMaxHead];
+    size_t j0 = (size_t)blockIdx.x * kKeyTile, kh = blockIdx.y, b = blockIdx.z;
+    int hs = (int)g.hs, per = (kKeyTile * hs + kKvThreads - 1) / kKvThreads;
+    size_t jl = j0 + kKeyTile - 1 < T - 1 ? j0 + kKeyTile - 1 : T - 1;
+    size_t hi = window && jl + window - 1 < T - 1 ? jl + window - 1 : T - 1;
+    float dk[kMaxHead * kKeyTile / kKvThreads] = {0}, dv[kMaxHead * kKeyTile / kKvThreads] = {0};
+    for (size_t h = kh * g.grp; h < (kh + 1) * g.grp; h++)
+        for (size_t t = j0; t <= hi; t++) {
+            if (threadIdx.x < kKeyTile) {
+                size_t j = j0 + threadIdx.x, at = ((b * NH + h) * T + t) * T + j;
+                int ok = j <= t && j < T && (!window || t - j < window);
+                sd[threadIdx.x] = ok ? datt[at] : 0.0f;
+                sa[threadIdx.x] = ok ? att[at] : 0.0f;
             }
-        float *r = dqkv + (b * T + j) * g.ld + C + kh * hs + c;
-        r[0] = dk * g.scale;
-        r[Ckv] = dv;
+            if ((int)threadIdx.x < hs) {
+                sq[threadIdx.x] = qkv[(b * T + t) * g.ld + h * hs + threadIdx.x];
+                so[threadIdx.x] = dout[(b * T + t) * C + h * hs + threadIdx.x];
+            }
+            __syncthreads();
+            for (int k = 0; k < per; k++) {
+                int idx = (int)threadIdx.x + k * kKvThreads, jj = idx / hs, c = idx % hs;
+                if (jj < kKeyTile) {
+                    dk[k] += sd[jj] * sq[c];
+                    dv[k] += sa[jj] * so[c];
+                }
+            }
+            __syncthreads();
+        }
+    for (int k = 0; k < per; k++) {
+        int idx = (int)threadIdx.x + k * kKvThreads, jj = idx / hs, c = idx % hs;
+        if (jj >= kKeyTile || j0 + jj >= T) continue;
+        float *r = dqkv + (b * T + j0 + jj) * g.ld + C + kh * hs + c;
+        r[0] = dk[k] * g.scale;
+        r[Ckv] = dv[k];
     }
 }
 
@@ -483,11 +562,23 @@ void k_rope(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, 
 
 constexpr int kAttnThreads = 128;
 
+/* attn_rows<Bwd> over every query row; its shared memory can pass the 48 KiB default. */
+template <int Bwd>
+void rows_launch(float *out, float *prow, const float *qkv, const float *dout, const float *att,
+                 size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    geom g = geom_of(C, Ckv, NH);
+    size_t smem = (kRows * T + kTile * (g.hs + 1) + kRows * g.hs) * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(attn_rows<Bwd>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    attn_rows<Bwd><<<dim3((unsigned)((T + kRows - 1) / kRows), (unsigned)NH, (unsigned)B),
+                     kRows * 32, smem>>>(out, prow, qkv, dout, att, T, C, Ckv, NH, window, g);
+}
+
 void k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
                      size_t Ckv, size_t NH, size_t window)
 {
-    attn_fwd<<<dim3((unsigned)T, (unsigned)NH, (unsigned)B), kAttnThreads, T * sizeof(float)>>>(
-        out, att, qkv, T, C, Ckv, NH, window, geom_of(C, Ckv, NH));
+    rows_launch<0>(out, att, qkv, nullptr, att, B, T, C, Ckv, NH, window);
 }
 
 void k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -495,10 +586,10 @@ void k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *q
                      size_t window)
 {
     geom g = geom_of(C, Ckv, NH);
-    attn_bwd_q<<<dim3((unsigned)T, (unsigned)NH, (unsigned)B), kAttnThreads, T * sizeof(float)>>>(
-        dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
-    attn_bwd_kv<<<dim3((unsigned)T, (unsigned)(Ckv / g.hs), (unsigned)B), g.hs < 128 ? 64 : 128>>>(
-        dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    rows_launch<1>(dqkv, datt, qkv, dout, att, B, T, C, Ckv, NH, window);
+    attn_bwd_kv<<<dim3((unsigned)((T + kKeyTile - 1) / kKeyTile), (unsigned)(Ckv / g.hs),
+                       (unsigned)B),
+                  kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
 }
 
 void k_residual_fwd(float *out, const float *a, const float *b, size_t n)
