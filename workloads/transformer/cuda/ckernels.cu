@@ -219,6 +219,15 @@ __device__ size_t window_lo(size_t t, size_t window)
 constexpr int kRows = 8;   /* query rows per block of attn_rows (one warp each) */
 constexpr int kTile = 32;  /* keys per shared-memory tile */
 
+/* tile[jj][c] (rows of hs + 1) = src[(j0 + jj) * ld + c] for keys up to jhi, else 0. */
+__device__ void load_tile(float *tile, const float *src, size_t ld, size_t j0, size_t jhi, int hs)
+{
+    for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
+        size_t j = j0 + i / hs;
+        tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? src[j * ld + i % hs] : 0.0f;
+    }
+}
+
 /* The query-row side of attention, kRows rows of one (batch, head) per block (grid T / kRows,
  * NH, B; kRows warps), keys and values staged in shared memory a tile at a time:
  *   forward (Bwd = 0): scores q.k_j * scale, softmax into att (zero outside the attended
@@ -246,10 +255,7 @@ __global__ void attn_rows(float *out, float *prow, const float *qkv, const float
     size_t first = Bwd ? C + Ckv : C, second = Bwd ? C : C + Ckv; /* k or v, then the other */
     for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
         __syncthreads();
-        for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
-            size_t j = j0 + i / hs;
-            tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? row0[j * ld + first + kh * hs + i % hs] : 0.0f;
-        }
+        load_tile(tile, row0 + first + kh * hs, ld, j0, jhi, hs);
         __syncthreads();
         size_t j = j0 + lane;
         if (t < T && j <= jhi) {
@@ -298,10 +304,7 @@ __global__ void attn_rows(float *out, float *prow, const float *qkv, const float
     float acc[kMaxHead / 32] = {0};
     for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
         __syncthreads();
-        for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
-            size_t j = j0 + i / hs;
-            tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? row0[j * ld + second + kh * hs + i % hs] : 0.0f;
-        }
+        load_tile(tile, row0 + second + kh * hs, ld, j0, jhi, hs);
         __syncthreads();
         for (int jj = 0; jj < kTile && j0 + jj <= jhi; jj++) {
             float p = srow[j0 + jj];
