@@ -33,5 +33,6 @@ for c in weights gradients optimizer act_grads activations workspace kv_cache; d
     esac
 done
 q "SELECT name || ' ' || value FROM metrics WHERE rank = -1 AND name IN ('train_loss', 'val_bpb', 'train_tokens_per_s')"
+q "SELECT name || ' ' || coalesce(CAST(value AS INTEGER), 'unavailable: ' || unavailable) FROM metrics WHERE rank = -1 AND name LIKE 'nvml%'"
 [ "$fails" = 0 ] && echo ok
 exit "$fails"
