@@ -161,7 +161,14 @@ static void part_train(void)
     }
     CHECK_OK(mt_cuda_gpt_download(d, back, err, sizeof err), err);
     CHECK(back->adam_step == STEPS);
-    expect_close("weights after the steps", back->params, h->params, np);
+    /* AdamW's normalized update turns a rounding difference in a near-zero gradient into
+     * an update difference of up to lr: after a few steps the weights agree to a few
+     * tolerances (fp32: 1.05e-4 measured on an H100), the gradients and moments above to
+     * one. */
+    float one = tol;
+    tol = 4 * one;
+    expect_close("weights after the steps (4x)", back->params, h->params, np);
+    tol = one;
     free(in), free(tg);
     mt_gpt_free(back);
     mt_cuda_gpt_free(d);

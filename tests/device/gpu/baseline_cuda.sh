@@ -3,9 +3,10 @@
 # peaks by category; the weights, gradients and optimizer slabs on the device are exactly
 # the plan's (plan_train_peak_bytes of those categories). Exits 77 (skipped) with the
 # reason where there is no GPU or the build has no CUDA backend.
-# Usage: baseline_cuda.sh MEMTRADE
+# Usage: baseline_cuda.sh MEMTRADE SOURCE_DIR (its READMEs are the corpus: a GPU machine
+# has no Debian fortunes)
 set -u
-MT=$1
+MT=$1 SRC=$2
 skip() {
     echo "skipped: $*"
     exit 77
@@ -15,8 +16,9 @@ nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || skip "no NVIDIA GPU listed by nvi
 [ -e "$(dirname "$MT")/../libmemtrade-cuda.so" ] || skip "built without the CUDA backend (MT_CUDA)"
 TMP=$(mktemp -d /tmp/mt_baseline_cuda.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
+cat "$SRC"/README.md "$SRC"/*/README.md "$SRC"/*/*/README.md >"$TMP/corpus.txt"
 XDG_CACHE_HOME=$TMP/cache "$MT" run baseline -p model=small -p steps=30 -p device=cuda \
-    --out "$TMP/out" || { echo "FAIL: memtrade run"; exit 1; }
+    -p corpus="$TMP/corpus.txt" --out "$TMP/out"
 DB=$TMP/out/memtrade.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
 status=$(q "SELECT status || ' ' || coalesce(error, '') FROM runs")

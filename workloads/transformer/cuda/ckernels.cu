@@ -235,7 +235,7 @@ __device__ void load_tile(float *tile, const float *src, size_t ld, size_t j0, s
  *   backward (Bwd = 1): s_j = dout.v_j, dpre_j = p_j (s_j - sum p s) into datt (the
  *   attended positions only), dq = scale * dpre . k into dqkv's q part.
  * Shared: rows' scores kRows x T, a tile kTile x (hs + 1), the rows' vectors kRows x hs. */
-template <int Bwd>
+template <int Bwd, int HS>
 __global__ void attn_rows(float *out, float *prow, const float *qkv, const float *dout,
                           const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
                           size_t window, geom g)
@@ -301,20 +301,23 @@ __global__ void attn_rows(float *out, float *prow, const float *qkv, const float
     }
     for (size_t j = jlo + lane; j <= jhi; j += 32) /* outside this row's positions: 0 */
         if (j < lo || j > hi) srow[j] = 0.0f;
-    float acc[kMaxHead / 32] = {0};
+    float acc[HS / 32] = {0}; /* registers: HS is the head size's bucket */
     for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
         __syncthreads();
         load_tile(tile, row0 + second + kh * hs, ld, j0, jhi, hs);
         __syncthreads();
         for (int jj = 0; jj < kTile && j0 + jj <= jhi; jj++) {
             float p = srow[j0 + jj];
-            for (int k = 0; k * 32 + lane < hs; k++)
-                acc[k] += p * tile[jj * (hs + 1) + k * 32 + lane];
+#pragma unroll
+            for (int k = 0; k < HS / 32; k++)
+                if (k * 32 + lane < hs) acc[k] += p * tile[jj * (hs + 1) + k * 32 + lane];
         }
     }
     if (t >= T) return;
-    for (int k = 0; k * 32 + lane < hs; k++) {
+#pragma unroll
+    for (int k = 0; k < HS / 32; k++) {
         int c = k * 32 + lane;
+        if (c >= hs) break;
         if (Bwd)
             out[(b * T + t) * ld + h * hs + c] = acc[k] * g.scale;
         else
@@ -329,16 +332,18 @@ constexpr int kKvThreads = 256;
  * over the query heads of the group and the rows that attended to them. Each query row's
  * datt and att entries of the tile, its q and its dout are staged in shared memory (one
  * coalesced read each); every thread accumulates its (key, channel) pairs. */
+template <int HS>
 __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, const float *qkv,
                             const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
                             size_t window, geom g)
 {
     __shared__ float sd[kKeyTile], sa[kKeyTile], sq[kMaxHead], so[kMaxHead];
     size_t j0 = (size_t)blockIdx.x * kKeyTile, kh = blockIdx.y, b = blockIdx.z;
-    int hs = (int)g.hs, per = (kKeyTile * hs + kKvThreads - 1) / kKvThreads;
+    constexpr int per = kKeyTile * HS / kKvThreads; /* registers: HS is the head size's bucket */
+    int hs = (int)g.hs;
     size_t jl = j0 + kKeyTile - 1 < T - 1 ? j0 + kKeyTile - 1 : T - 1;
     size_t hi = window && jl + window - 1 < T - 1 ? jl + window - 1 : T - 1;
-    float dk[kMaxHead * kKeyTile / kKvThreads] = {0}, dv[kMaxHead * kKeyTile / kKvThreads] = {0};
+    float dk[per] = {0}, dv[per] = {0};
     for (size_t h = kh * g.grp; h < (kh + 1) * g.grp; h++)
         for (size_t t = j0; t <= hi; t++) {
             if (threadIdx.x < kKeyTile) {
@@ -352,6 +357,7 @@ __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, c
                 so[threadIdx.x] = dout[(b * T + t) * C + h * hs + threadIdx.x];
             }
             __syncthreads();
+#pragma unroll
             for (int k = 0; k < per; k++) {
                 int idx = (int)threadIdx.x + k * kKvThreads, jj = idx / hs, c = idx % hs;
                 if (jj < kKeyTile) {
@@ -565,17 +571,32 @@ void k_rope(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, 
 
 constexpr int kAttnThreads = 128;
 
-/* attn_rows<Bwd> over every query row; its shared memory can pass the 48 KiB default. */
-template <int Bwd>
-void rows_launch(float *out, float *prow, const float *qkv, const float *dout, const float *att,
-                 size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+/* attn_rows<Bwd, HS> over every query row; its shared memory can pass the 48 KiB default. */
+template <int Bwd, int HS>
+void rows_launch_hs(float *out, float *prow, const float *qkv, const float *dout, const float *att,
+                    size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
 {
     geom g = geom_of(C, Ckv, NH);
     size_t smem = (kRows * T + kTile * (g.hs + 1) + kRows * g.hs) * sizeof(float);
     if (smem > 48 * 1024)
-        cudaFuncSetAttribute(attn_rows<Bwd>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    attn_rows<Bwd><<<dim3((unsigned)((T + kRows - 1) / kRows), (unsigned)NH, (unsigned)B),
-                     kRows * 32, smem>>>(out, prow, qkv, dout, att, T, C, Ckv, NH, window, g);
+        cudaFuncSetAttribute(attn_rows<Bwd, HS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    attn_rows<Bwd, HS><<<dim3((unsigned)((T + kRows - 1) / kRows), (unsigned)NH, (unsigned)B),
+                         kRows * 32, smem>>>(out, prow, qkv, dout, att, T, C, Ckv, NH, window, g);
+}
+
+/* The head size's bucket (32, 64, 128): the per-thread accumulators stay in registers. */
+template <int Bwd>
+void rows_launch(float *out, float *prow, const float *qkv, const float *dout, const float *att,
+                 size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    size_t hs = C / NH;
+    if (hs <= 32)
+        rows_launch_hs<Bwd, 32>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
+    else if (hs <= 64)
+        rows_launch_hs<Bwd, 64>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
+    else
+        rows_launch_hs<Bwd, 128>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
 }
 
 void k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
@@ -590,9 +611,13 @@ void k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *q
 {
     geom g = geom_of(C, Ckv, NH);
     rows_launch<1>(dqkv, datt, qkv, dout, att, B, T, C, Ckv, NH, window);
-    attn_bwd_kv<<<dim3((unsigned)((T + kKeyTile - 1) / kKeyTile), (unsigned)(Ckv / g.hs),
-                       (unsigned)B),
-                  kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    dim3 grid((unsigned)((T + kKeyTile - 1) / kKeyTile), (unsigned)(Ckv / g.hs), (unsigned)B);
+    if (g.hs <= 32)
+        attn_bwd_kv<32><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    else if (g.hs <= 64)
+        attn_bwd_kv<64><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    else
+        attn_bwd_kv<128><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
 }
 
 void k_residual_fwd(float *out, const float *a, const float *b, size_t n)
