@@ -7,13 +7,10 @@
 # has no Debian fortunes)
 set -u
 MT=$1 SRC=$2
-skip() {
-    echo "skipped: $*"
-    exit 77
-}
-command -v nvidia-smi >/dev/null 2>&1 || skip "no NVIDIA driver (nvidia-smi not found)"
-nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || skip "no NVIDIA GPU listed by nvidia-smi"
-[ -e "$(dirname "$MT")/../libmemtrade-cuda.so" ] || skip "built without the CUDA backend (MT_CUDA)"
+why=""
+[ -e "$(dirname "$MT")/../libmemtrade-cuda.so" ] || why="built without the CUDA backend (MT_CUDA)"
+[ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')" -gt 0 ] || why="no NVIDIA GPU (nvidia-smi lists none)"
+if [ -n "$why" ]; then echo "skipped: $why"; exit 77; fi
 TMP=$(mktemp -d /tmp/mt_baseline_cuda.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 cat "$SRC"/README.md "$SRC"/*/README.md "$SRC"/*/*/README.md >"$TMP/corpus.txt"
