@@ -11,7 +11,12 @@ and, for a meaningful speed, libopenblas0-pthread: without it Debian's torch mul
 with the reference BLAS, 10-50x slower). On a shared machine run with
 OMP_WAIT_POLICY=passive (spinning threads of both pools otherwise stall each other).
 
+On a GPU (`--device cuda`, the H100 comparison of issue 22) the same model runs eager,
+in fp32 or under bf16 autocast (`--bf16`), at `--batch`/`--seq` (gpt2 shape), and prints the
+caching allocator's peaks beside the step time (mt-bench-cuda prints memtrade's).
+
 Usage: scripts/bench_torch_gpt.py speed [--threads 2] [--steps 10] [--shape small|gpt2|all]
+           [--device cpu|cuda] [--bf16] [--batch B] [--seq T]
        scripts/bench_torch_gpt.py quality [--preset small] [--steps 2000] [--threads 2]
 """
 import argparse
@@ -63,7 +68,7 @@ class Block(nn.Module):
         q, k, v = (t.view(B, T, self.nh, C // self.nh).transpose(1, 2) for t in (q, k, v))
         # explicit causal attention: torch 1.13 (Debian 12) has no scaled_dot_product_attention
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))
-        mask = torch.ones(T, T, dtype=torch.bool).triu(1)
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
         y = att.masked_fill(mask, float("-inf")).softmax(dim=-1) @ v
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
         return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
@@ -80,7 +85,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.lnf(x) @ self.wte.weight.t()  # tied LM head
@@ -112,32 +117,47 @@ def speed(args):
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}]")
     for name in (["small", "gpt2"] if args.shape == "all" else [args.shape]):
         preset, V, B, T = shapes[name]
+        B, T = args.batch or B, args.seq or T
         _, maxT, L, NH, C = PRESETS[preset]
+        dev = torch.device(args.device)
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         torch.manual_seed(1337)
-        model = GPT(V, maxT, L, NH, C)
+        model = GPT(V, maxT, L, NH, C).to(dev)
         opt = make_optimizer(model, 3e-3)
-        x = torch.randint(0, 256, (B, T))
-        y = torch.randint(0, 256, (B, T))
+        x = torch.randint(0, 256, (B, T), device=dev)
+        y = torch.randint(0, 256, (B, T), device=dev)
+        amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
         steps, fwd = [], []
         for s in range(args.steps + 2):
+            sync()
             t0 = time.perf_counter()
-            _, loss = model(x, y)
+            with amp:
+                _, loss = model(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            sync()
             if s >= 2:
                 steps.append(time.perf_counter() - t0)
         with torch.no_grad():
             for s in range(args.steps):
+                sync()
                 t0 = time.perf_counter()
-                model(x, y)
+                with amp:
+                    model(x, y)
+                sync()
                 fwd.append(time.perf_counter() - t0)
         st, ft = statistics.median(steps), statistics.median(fwd)
         nparams = sum(p.numel() for p in model.parameters())
-        print(f"torch {torch.__version__} {name:6s} B={B} T={T} params={nparams} "
-              f"threads={torch.get_num_threads()}: step {st * 1e3:.2f} ms (median of "
-              f"{args.steps}), forward {ft * 1e3:.2f} ms, {B * T / st:.0f} tokens/s")
+        mem = ""
+        if dev.type == "cuda":
+            mem = (f", max_memory_reserved {torch.cuda.max_memory_reserved()} B, "
+                   f"max_memory_allocated {torch.cuda.max_memory_allocated()} B")
+        print(f"torch {torch.__version__} {name:6s} {args.device}{' bf16' if args.bf16 else ''} "
+              f"B={B} T={T} params={nparams} threads={torch.get_num_threads()}: step "
+              f"{st * 1e3:.2f} ms (median of {args.steps}), forward {ft * 1e3:.2f} ms, "
+              f"{B * T / st:.0f} tokens/s{mem}")
 
 
 def load_corpus(path):
@@ -202,6 +222,10 @@ def main():
     ap.add_argument("--shape", default="all", choices=["small", "gpt2", "all"])
     ap.add_argument("--preset", default="small", choices=list(PRESETS))
     ap.add_argument("--corpus", default=FORTUNES)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (speed)")
+    ap.add_argument("--batch", type=int, default=0, help="B of speed (0: the shape's)")
+    ap.add_argument("--seq", type=int, default=0, help="T of speed (0: the shape's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.steps is None:

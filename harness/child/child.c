@@ -16,6 +16,7 @@
 
 #include "context.h"
 #include "events.h"
+#include "nvml.h"
 #include "plugins.h"
 #include "util.h"
 
@@ -208,6 +209,29 @@ static int parse_args(int argc, char **argv, struct child_args *a, char *err, si
     return 0;
 }
 
+/* A run on the GPU (-p device=cuda): the interposer books device memory and NVML samples
+ * this process, the two witnesses of `memtrade profile --device`. */
+static int wants_device(const struct child_args *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (!strcmp(a->keys[i], "device") && !strcmp(a->values[i], "cuda")) return 1;
+    return 0;
+}
+
+/* Stops NVML's sampler and reports nvml_peak_device_bytes (unavailable with the reason
+ * when NVML could not start or saw nothing of this process). */
+static void report_nvml(struct mt_ctx *ctx, struct mt_nvml *nv, const char *absent)
+{
+    char why[256];
+    long long peak = 0;
+    mt_nvml_stop(nv);
+    if (nv && mt_nvml_tree_peak(nv, &peak, why, sizeof why) == 0)
+        mt_metric(ctx, "nvml_peak_device_bytes", (double)peak, "bytes");
+    else
+        mt_metric_na(ctx, "nvml_peak_device_bytes", "bytes", nv ? why : absent);
+    mt_nvml_free(nv);
+}
+
 /* Re-executes this process with the heap profiler preloaded (once). Returns only when
  * that is not wanted or not possible. */
 static void maybe_preload_heap(char **argv, const struct child_args *a, int rank)
@@ -221,6 +245,7 @@ static void maybe_preload_heap(char **argv, const struct child_args *a, int rank
     snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
     setenv("MEMTRADE_HEAP_OUT", out, 1);
     setenv("MEMTRADE_HEAP_MODE", a->heap, 1);
+    if (wants_device(a)) setenv("MEMTRADE_HEAP_DEVICE", "1", 1); /* the driver's memory too */
     setenv("MEMTRADE_CHILD_PRELOADED", "1", 1);
     setenv("LD_PRELOAD", preload, 1);
     execv("/proc/self/exe", argv);
@@ -299,7 +324,12 @@ int mt_child_main(int argc, char **argv)
                                getenv("MEMTRADE_CHILD_PRELOADED") ? a.heap : "off"};
     mt_events_write(fd, MT_EV_FACT, heap_fact, 2);
 
+    char nvml_absent[256] = "";
+    struct mt_nvml *nv = wants_device(&a) && rank == 0
+                             ? mt_nvml_start(getpid(), 10, nvml_absent, sizeof nvml_absent)
+                             : NULL;
     int rc = plugin.desc.run(&ctx.pub);
+    if (wants_device(&a) && rank == 0) report_nvml(&ctx.pub, nv, nvml_absent);
     if (rc == 0 && ctx.bug[0]) rc = 1; /* the ERROR event naming the misuse is already written */
     if (rc != 0 && !ctx.error[0] && !ctx.bug[0]) {
         const char *f[] = {"run() failed without a message (mt_error was not called)", "0"};

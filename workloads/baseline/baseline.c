@@ -14,7 +14,7 @@
 #define EVAL_BATCH 8 /* windows per evaluation forward */
 
 static const struct mt_param_spec params[] = {MT_WL_PARAMS_BASELINE, MT_WL_PARAM_DECODE_TOKENS,
-                                               MT_WL_PARAMS_KV_CACHE};
+                                               MT_WL_PARAMS_KV_CACHE, MT_WL_PARAMS_DEVICE};
 
 static size_t baseline_mem_estimate(struct mt_ctx *ctx)
 {
@@ -36,12 +36,14 @@ static int baseline_run(struct mt_ctx *ctx)
     struct mt_corpus corpus;
     struct mt_wl_train_stats st;
     struct mt_gpt *m = NULL;
+    struct mt_wl_device dev;
     uint64_t seed;
     if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &recipe, &seed) ||
         mt_wl_corpus(ctx, 1, recipe.seq, &corpus))
         return -1;
-    int rc = mt_wl_train_or_load(ctx, &cfg, &recipe, seed, &corpus, MT_GPT_INFER, EVAL_BATCH,
-                                 recipe.seq, &m, &st);
+    mt_wl_device_params(ctx, &dev);
+    int rc = mt_wl_train_or_load_on(ctx, &dev, &cfg, &recipe, seed, &corpus, MT_GPT_INFER,
+                                    EVAL_BATCH, recipe.seq, &m, &st);
     if (rc == 0) {
         mt_wl_report_train(ctx, &st);
         mt_wl_report_model(ctx, m);

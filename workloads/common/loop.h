@@ -131,6 +131,21 @@ int mt_loop_run_tokens(struct mt_ctx *ctx, const struct mt_loop_opts *o,
  * with targets, backward, mt_gpt_zero_grad, mt_gpt_adamw_step. e keeps the pointer. */
 void mt_loop_gpt_engine(struct mt_loop_engine *e, struct mt_gpt *m);
 
+/* device=cuda (libmemtrade-cuda.so, built with MT_CUDA; wlcommon.c opens it on demand):
+ * trains the GPU twin (cuda/cgpt.h) of host TRAIN model m: creates it for r->batch x r->seq
+ * with GEMMs in `precision` (fp32, tf32, bf16; NULL fp32), uploads m's weights, calls
+ * loop(user, e, bytes) with the twin's engine (the reference model's hooks on
+ * mt_cuda_gpt_forward, _backward, _zero_grad, _adamw_step) and its device bytes (the plan's
+ * slabs and the extras), then copies the trained weights back into m and frees the twin.
+ * Returns 0; -1 with a message in err (no device, out of device memory), or loop's
+ * non-zero return (its error is its own). */
+typedef int (*mt_loop_cuda_fn)(void *user, const struct mt_loop_engine *e, size_t bytes);
+int mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r, const char *precision,
+                       mt_loop_cuda_fn loop, void *user, char *err, size_t errlen);
+typedef int (*mt_cuda_train_twin_fn)(struct mt_gpt *m, const struct mt_gpt_recipe *r,
+                                     const char *precision, mt_loop_cuda_fn loop, void *user,
+                                     char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

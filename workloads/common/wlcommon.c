@@ -1,4 +1,5 @@
 /* wlcommon.c — plugins' door to the reference model (see wlcommon.h). */
+#define _GNU_SOURCE /* dladdr: where libmemtrade-cuda.so lies */
 #include "wlcommon.h"
 
 #include "hash.h"
@@ -7,7 +8,9 @@
 #include "modelfile.h"
 #include "modeltok.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,26 +266,89 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
              cfg->seq_len, r->steps, (unsigned long long)h);
 }
 
-int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_recipe *r,
-                     uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st)
+/* The one loop on engine e over the baseline's batch stream; peak: the accounted bytes of
+ * the engine's state (train_peak_bytes without the batch). */
+static int run_loop(struct mt_ctx *ctx, const struct mt_loop_engine *e,
+                    const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                    size_t peak, struct mt_wl_train_stats *st)
 {
     char err[ERRLEN];
-    struct mt_loop_engine e;
     struct mt_loop_result res;
     struct mt_loop_opts o = {
         .recipe = r, .batch_seed = mt_loop_batch_seed(seed), .series = "train_loss"};
-    mt_wl_threads(ctx);
-    mt_loop_gpt_engine(&e, m);
-    if (mt_loop_run_tokens(ctx, &o, &e, NULL, &c->train_tokens, &res, err, sizeof err))
+    if (mt_loop_run_tokens(ctx, &o, e, NULL, &c->train_tokens, &res, err, sizeof err))
         return mt_error(ctx, "training failed: %s", err);
     if (st) {
         st->steps = res.steps;
         st->seconds = res.seconds;
         st->tokens_per_s = (double)(r->steps * r->batch * r->seq) / st->seconds;
         st->final_loss = (float)res.final_loss;
-        st->peak_bytes = mt_wl_slab_total(m) + mt_wl_batch_bytes(r->batch, r->seq);
+        st->peak_bytes = peak + mt_wl_batch_bytes(r->batch, r->seq);
     }
     return 0;
+}
+
+int mt_wl_train_loop(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_gpt_recipe *r,
+                     uint64_t seed, const struct mt_corpus *c, struct mt_wl_train_stats *st)
+{
+    struct mt_loop_engine e;
+    mt_wl_threads(ctx);
+    mt_loop_gpt_engine(&e, m);
+    return run_loop(ctx, &e, r, seed, c, mt_wl_slab_total(m), st);
+}
+
+void mt_wl_device_params(struct mt_ctx *ctx, struct mt_wl_device *d)
+{
+    d->device = mt_param_str(ctx, "device");
+    d->precision = mt_param_str(ctx, "device_precision");
+}
+
+static int on_gpu(const struct mt_wl_device *dev)
+{
+    return dev && dev->device && strcmp(dev->device, "cpu") != 0;
+}
+
+struct gpu_loop {
+    struct mt_ctx *ctx;
+    const struct mt_gpt_recipe *r;
+    uint64_t seed;
+    const struct mt_corpus *c;
+    struct mt_wl_train_stats *st;
+    int failed; /* the loop failed and said why */
+};
+
+static int gpu_loop(void *user, const struct mt_loop_engine *e, size_t bytes)
+{
+    struct gpu_loop *g = user;
+    mt_log(g->ctx, MT_LOG_INFO, "training on the GPU: %zu device bytes (the plan's slabs and "
+           "the extras)", bytes);
+    g->failed = run_loop(g->ctx, e, g->r, g->seed, g->c, bytes, g->st) != 0;
+    return g->failed ? -1 : 0;
+}
+
+/* mt_wl_train_loop on the GPU twin of m (same initial weights), whose trained weights then
+ * replace m's (loop.h mt_cuda_train_twin, from libmemtrade-cuda.so beside the plugin
+ * folder). train_peak_bytes: the device's slabs and extras. */
+static int train_loop_gpu(struct mt_ctx *ctx, const struct mt_wl_device *dev, struct mt_gpt *m,
+                          const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
+                          struct mt_wl_train_stats *st)
+{
+    char err[ERRLEN], path[PATH_MAX];
+    Dl_info info;
+    if (!dladdr((void *)train_loop_gpu, &info) || !info.dli_fname)
+        return mt_error(ctx, "device=cuda: cannot locate this plugin");
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dir = slash ? (int)(slash - info.dli_fname) : 1;
+    snprintf(path, sizeof path, "%.*s/../libmemtrade-cuda.so", dir, slash ? info.dli_fname : ".");
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* never closed: CUDA stays loaded */
+    mt_cuda_train_twin_fn twin = lib ? (mt_cuda_train_twin_fn)dlsym(lib, "mt_cuda_train_twin") : NULL;
+    if (!twin)
+        return mt_error(ctx, "device=%s: no CUDA backend in this build (%s; configure where the "
+                        "CUDA toolkit is: MT_CUDA)", dev->device, dlerror());
+    mt_wl_threads(ctx);
+    struct gpu_loop g = {.ctx = ctx, .r = r, .seed = seed, .c = c, .st = st};
+    if (twin(m, r, dev->precision, gpu_loop, &g, err, sizeof err) == 0) return 0;
+    return g.failed ? -1 : mt_error(ctx, "device=cuda: %s", err);
 }
 
 /* mt_wl_train_or_load's import of the weights of model file `spec`; c: the corpus the run
@@ -324,6 +390,14 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                         enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
                         struct mt_wl_train_stats *st)
 {
+    return mt_wl_train_or_load_on(ctx, NULL, cfg, r, seed, c, mode, B, T, out, st);
+}
+
+int mt_wl_train_or_load_on(struct mt_ctx *ctx, const struct mt_wl_device *dev,
+                           const struct mt_gpt_config *cfg, const struct mt_gpt_recipe *r,
+                           uint64_t seed, const struct mt_corpus *c, enum mt_gpt_mode mode,
+                           size_t B, size_t T, struct mt_gpt **out, struct mt_wl_train_stats *st)
+{
     char err[ERRLEN], path[4096];
     struct mt_wl_train_stats local;
     if (!st) st = &local;
@@ -333,6 +407,10 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     const char *spec = mt_param_str(ctx, "model");
     if (spec && mt_model_is_path(spec)) return import_model(ctx, spec, cfg, c, mode, B, T, out, st);
     mt_wl_cache_path(ctx, cfg, r, seed, c, path, sizeof path);
+    char *ext = strstr(path, ".mtckpt");
+    if (on_gpu(dev) && ext) /* the GPU's weights differ in rounding: a file of their own */
+        snprintf(ext, sizeof path - (size_t)(ext - path), "-%s-%s.mtckpt", dev->device,
+                 dev->precision ? dev->precision : "fp32");
     struct stat sb;
     if (stat(path, &sb) == 0) {
         /* The name says what was asked; the header says what the file holds. A copy of
@@ -357,7 +435,8 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     mt_gpt_init(m, seed);
     mt_log(ctx, MT_LOG_INFO, "training %zu params for %zu steps (B=%zu T=%zu lr=%g)", m->n_params,
            r->steps, r->batch, r->seq, (double)r->lr);
-    if (mt_wl_train_loop(ctx, m, r, seed, c, st)) {
+    if (on_gpu(dev) ? train_loop_gpu(ctx, dev, m, r, seed, c, st)
+                    : mt_wl_train_loop(ctx, m, r, seed, c, st)) {
         mt_gpt_free(m);
         return -1;
     }

@@ -252,6 +252,30 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                         enum mt_gpt_mode mode, size_t B, size_t T, struct mt_gpt **out,
                         struct mt_wl_train_stats *st);
 
+/* Where the baseline trains: `device` cpu (the CPU engine) or cuda (the GPU twin of the
+ * model, cuda/cgpt.h, in the one training loop through mt_loop_cuda_engine; the weights
+ * come back to the host model for everything after training), and `device_precision` of
+ * the GPU's GEMMs (fp32, tf32, bf16). A model trained on the GPU is cached under its own
+ * name. Needs a build with MT_CUDA; the run fails saying so otherwise. */
+#define MT_WL_PARAMS_DEVICE                                                                        \
+    {"device",     MT_PARAM_CHOICE, "cpu", 0, 0, "cpu|cuda",                                       \
+     "where the reference trains: the CPU engine or the GPU (CUDA build)"},                        \
+        {"device_precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|tf32|bf16",                      \
+         "device=cuda: the GEMMs in fp32, TF32 or bf16 (fp32 accumulation)"}
+
+struct mt_wl_device {
+    const char *device, *precision; /* NULL device: cpu */
+};
+
+/* The run's MT_WL_PARAMS_DEVICE (the plugin must declare them). */
+void mt_wl_device_params(struct mt_ctx *ctx, struct mt_wl_device *d);
+
+/* mt_wl_train_or_load, training where dev says (NULL: the CPU). */
+int mt_wl_train_or_load_on(struct mt_ctx *ctx, const struct mt_wl_device *dev,
+                           const struct mt_gpt_config *cfg, const struct mt_gpt_recipe *r,
+                           uint64_t seed, const struct mt_corpus *c, enum mt_gpt_mode mode,
+                           size_t B, size_t T, struct mt_gpt **out, struct mt_wl_train_stats *st);
+
 /* mt_wl_train_or_load for a workload that starts from a trained reference (quantize,
  * prune, distill's teacher): the same, inside top-level region "reference". The harness
  * leaves that region's time out of the run's wall_s and stores it as metric reference_s:

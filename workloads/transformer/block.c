@@ -65,23 +65,61 @@ struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t 
                                    .rope_theta = mt_gpt_rope_theta(cfg)};
 }
 
+const struct mt_block_kernels mt_block_kernels_cpu = {
+    .layernorm_fwd = mt_k_layernorm_fwd,
+    .layernorm_bwd = mt_k_layernorm_bwd,
+    .rmsnorm_fwd = mt_k_rmsnorm_fwd,
+    .rmsnorm_bwd = mt_k_rmsnorm_bwd,
+    .rope_fwd = mt_k_rope_fwd,
+    .rope_bwd = mt_k_rope_bwd,
+    .attention_fwd = mt_k_attention_fwd,
+    .attention_bwd = mt_k_attention_bwd,
+    .flash_fwd = mt_k_flash_attention_fwd,
+    .flash_bwd = mt_k_flash_attention_bwd,
+    .residual_fwd = mt_k_residual_fwd,
+    .gelu_fwd = mt_k_gelu_fwd,
+    .gelu_bwd = mt_k_gelu_bwd,
+    .swiglu_fwd = mt_k_swiglu_fwd,
+    .swiglu_bwd = mt_k_swiglu_bwd,
+};
+
+void mt_block_norm_fwd_k(const struct mt_block_kernels *k, size_t norm, float *out, float *mean,
+                         float *rstd, const float *inp, const float *w, const float *b, size_t N,
+                         size_t C)
+{
+    if (norm == MT_GPT_NORM_RMS)
+        k->rmsnorm_fwd(out, rstd, inp, w, N, C);
+    else
+        k->layernorm_fwd(out, mean, rstd, inp, w, b, N, C);
+}
+
+void mt_block_norm_bwd_k(const struct mt_block_kernels *k, size_t norm, float *dinp, float *dw,
+                         float *db, const float *dout, const float *inp, const float *w,
+                         const float *mean, const float *rstd, size_t N, size_t C)
+{
+    if (norm == MT_GPT_NORM_RMS)
+        k->rmsnorm_bwd(dinp, dw, dout, inp, w, rstd, N, C);
+    else
+        k->layernorm_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
 void mt_block_norm_fwd(size_t norm, float *out, float *mean, float *rstd, const float *inp,
                        const float *w, const float *b, size_t N, size_t C)
 {
-    if (norm == MT_GPT_NORM_RMS)
-        mt_k_rmsnorm_fwd(out, rstd, inp, w, N, C);
-    else
-        mt_k_layernorm_fwd(out, mean, rstd, inp, w, b, N, C);
+    mt_block_norm_fwd_k(&mt_block_kernels_cpu, norm, out, mean, rstd, inp, w, b, N, C);
 }
 
 void mt_block_norm_bwd(size_t norm, float *dinp, float *dw, float *db, const float *dout,
                        const float *inp, const float *w, const float *mean, const float *rstd,
                        size_t N, size_t C)
 {
-    if (norm == MT_GPT_NORM_RMS)
-        mt_k_rmsnorm_bwd(dinp, dw, dout, inp, w, rstd, N, C);
-    else
-        mt_k_layernorm_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+    mt_block_norm_bwd_k(&mt_block_kernels_cpu, norm, dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+}
+
+/* The kernels of ops: the backend's, or the CPU's. */
+static const struct mt_block_kernels *kern(const struct mt_block_ops *ops)
+{
+    return ops->kernels ? ops->kernels : &mt_block_kernels_cpu;
 }
 
 void mt_block_norm_params(const struct mt_gpt_config *cfg, size_t l, float *const t[MT_P_COUNT],
@@ -118,42 +156,43 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
                      const struct mt_block_ops *ops)
 {
     size_t C = s->C, BT = s->B * s->T;
+    const struct mt_block_kernels *k = kern(ops);
     /* attention: residual2 = x + attproj(attn(qkv(ln1(x)))) */
-    mt_block_norm_fwd(s->norm, act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x,
+    mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x,
                       ln[MT_P_LN1W], ln[MT_P_LN1B], BT, C);
     produced_norm(ops, s, MT_A_LN1, MT_A_LN1_MEAN);
     if (ops->linear(ops->user, MT_LIN_QKV, act[MT_A_LN1], act[MT_A_QKV], BT)) return -1;
     if (s->rope)
-        mt_k_rope_fwd(act[MT_A_QKV], s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
+        k->rope_fwd(act[MT_A_QKV], s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
     produced(ops, MT_A_QKV);
     if (ops->attention) {
         if (ops->attention(ops->user, act[MT_A_QKV], act[MT_A_ATTY], act[MT_A_ATT])) return -1;
     } else if (s->attention == MT_GPT_ATTN_FLASH) {
-        mt_k_flash_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca,
-                                 s->Ckv, s->NH, s->window);
+        k->flash_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
+                     s->NH, s->window);
     } else {
-        mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
-                           s->NH, s->window);
+        k->attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
+                         s->NH, s->window);
     }
     produced(ops, MT_A_ATTY);
     produced(ops, MT_A_ATT);
     if (ops->linear(ops->user, MT_LIN_ATTPROJ, act[MT_A_ATTY], proj, BT)) return -1;
-    mt_k_residual_fwd(act[MT_A_RESIDUAL2], x, proj, BT * C);
+    k->residual_fwd(act[MT_A_RESIDUAL2], x, proj, BT * C);
     produced(ops, MT_A_RESIDUAL2);
     /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    mt_block_norm_fwd(s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
+    mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
                       act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
     produced_norm(ops, s, MT_A_LN2, MT_A_LN2_MEAN);
     if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
     produced(ops, MT_A_FCH);
     if (s->mlp == MT_GPT_MLP_SWIGLU)
-        mt_k_swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);
+        k->swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);
     else
-        mt_k_gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
+        k->gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
     produced(ops, MT_A_FCH_GELU);
     if (!out) return 0;
     if (ops->linear(ops->user, MT_LIN_FCPROJ, act[MT_A_FCH_GELU], proj, BT)) return -1;
-    mt_k_residual_fwd(out, act[MT_A_RESIDUAL2], proj, BT * C);
+    k->residual_fwd(out, act[MT_A_RESIDUAL2], proj, BT * C);
     return 0;
 }
 
@@ -164,22 +203,23 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     size_t C = s->C, BT = s->B * s->T;
     float *dres = d[MT_D_RESIDUAL], *dlnout = d[MT_D_LN], *datty = d[MT_D_ATTY];
     float *dqkv = d[MT_D_QKV], *datt = d[MT_D_ATT], *dfch = d[MT_D_FCH];
+    const struct mt_block_kernels *k = kern(ops);
     /* Each stored tensor is fetched right before its use: a 16-bit engine unpacks it into
      * a buffer it may share with tensors already used. */
     /* MLP */
     if (s->mlp == MT_GPT_MLP_SWIGLU) { /* dfch: the fc output's gradient (2F), then dh (F) */
         float *dh = dfch + BT * 2 * s->F;
         if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dh, BT)) return -1;
-        mt_k_swiglu_bwd(dfch, use(ops, act, MT_A_FCH), dh, BT, s->F);
+        k->swiglu_bwd(dfch, use(ops, act, MT_A_FCH), dh, BT, s->F);
     } else {
         if (ops->linear_bwd(ops->user, MT_LIN_FCPROJ, dres, dfch, BT)) return -1;
-        mt_k_gelu_bwd(dfch, use(ops, act, MT_A_FCH), dfch, BT * s->F);
+        k->gelu_bwd(dfch, use(ops, act, MT_A_FCH), dfch, BT * s->F);
     }
     if (ops->linear_bwd(ops->user, MT_LIN_FC, dfch, dlnout, BT)) return -1;
     const float *res2 = use(ops, act, MT_A_RESIDUAL2);
     const float *mean2 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN2_MEAN);
     const float *rstd2 = use(ops, act, MT_A_LN2_RSTD);
-    mt_block_norm_bwd(s->norm, dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W],
+    mt_block_norm_bwd_k(k, s->norm, dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W],
                       mean2, rstd2, BT, C);
     /* attention */
     if (ops->linear_bwd(ops->user, MT_LIN_ATTPROJ, dres, datty, BT)) return -1;
@@ -187,26 +227,25 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     if (s->attention == MT_GPT_ATTN_FLASH) { /* recomputes the scores from q, k, o, lse */
         const float *atty = use(ops, act, MT_A_ATTY);
         const float *lse = use(ops, act, MT_A_ATT);
-        mt_k_flash_attention_bwd(dqkv, datty, qkv, atty, lse, s->B, s->T, s->Ca, s->Ckv, s->NH,
-                                 s->window);
+        k->flash_bwd(dqkv, datty, qkv, atty, lse, s->B, s->T, s->Ca, s->Ckv, s->NH, s->window);
     } else {
         if (ops->recompute_attention) { /* selective recompute: scores, softmax, weighted sum */
             if (ops->recomputing) ops->recomputing(ops->user, 1);
-            mt_k_attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], qkv, s->B, s->T, s->Ca, s->Ckv, s->NH,
-                               s->window);
+            k->attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], qkv, s->B, s->T, s->Ca, s->Ckv, s->NH,
+                             s->window);
             produced(ops, MT_A_ATT);
             if (ops->recomputing) ops->recomputing(ops->user, 0);
         }
         const float *att = use(ops, act, MT_A_ATT);
-        mt_k_attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
+        k->attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
                            s->window);
     }
     if (s->rope) /* the gradient of the unrotated q and k */
-        mt_k_rope_bwd(dqkv, s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
+        k->rope_bwd(dqkv, s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
     if (ops->linear_bwd(ops->user, MT_LIN_QKV, dqkv, dlnout, BT)) return -1;
     const float *mean1 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN1_MEAN);
     const float *rstd1 = use(ops, act, MT_A_LN1_RSTD);
-    mt_block_norm_bwd(s->norm, dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W],
+    mt_block_norm_bwd_k(k, s->norm, dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W],
                       mean1, rstd1, BT, C);
     return 0;
 }

@@ -68,6 +68,53 @@ struct mt_block_shape {
 struct mt_block_shape mt_block_shape_of(const struct mt_gpt_config *cfg, size_t B, size_t T,
                                         size_t tp);
 
+/* The element-wise and attention kernels the block runs between its linears, with the
+ * signatures and contracts of kernels.h (mt_k_<name>). The CPU engine's table is
+ * mt_block_kernels_cpu (kernels.h's fast kernels); a device backend (cuda/ckernels.cu)
+ * hands its own, whose pointers are device memory. A NULL flash entry: that backend has
+ * no flash attention (its model refuses attention=flash). */
+struct mt_block_kernels {
+    void (*layernorm_fwd)(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, size_t N, size_t C);
+    void (*layernorm_bwd)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                          const float *w, const float *mean, const float *rstd, size_t N, size_t C);
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, size_t N,
+                        size_t C);
+    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
+                        const float *w, const float *rstd, size_t N, size_t C);
+    void (*rope_fwd)(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                     size_t hs, double theta);
+    void (*rope_bwd)(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
+                     size_t hs, double theta);
+    void (*attention_fwd)(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                          size_t Ckv, size_t NH, size_t window);
+    void (*attention_bwd)(float *dqkv, float *datt, const float *dout, const float *qkv,
+                          const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                          size_t window);
+    void (*flash_fwd)(float *out, float *lse, const float *qkv, size_t B, size_t T, size_t C,
+                      size_t Ckv, size_t NH, size_t window);
+    void (*flash_bwd)(float *dqkv, const float *dout, const float *qkv, const float *out,
+                      const float *lse, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                      size_t window);
+    void (*residual_fwd)(float *out, const float *a, const float *b, size_t n);
+    void (*gelu_fwd)(float *out, const float *inp, size_t n);
+    void (*gelu_bwd)(float *dinp, const float *inp, const float *dout, size_t n);
+    void (*swiglu_fwd)(float *out, const float *inp, size_t N, size_t F);
+    void (*swiglu_bwd)(float *dinp, const float *inp, const float *dout, size_t N, size_t F);
+};
+
+/* The CPU engine's kernels (kernels.h): what a NULL mt_block_ops::kernels means. */
+extern const struct mt_block_kernels mt_block_kernels_cpu;
+
+/* The normalization of norm (enum mt_gpt_norm) through table k (mt_block_norm_fwd/_bwd
+ * with a backend's kernels; same arguments). */
+void mt_block_norm_fwd_k(const struct mt_block_kernels *k, size_t norm, float *out, float *mean,
+                         float *rstd, const float *inp, const float *w, const float *b, size_t N,
+                         size_t C);
+void mt_block_norm_bwd_k(const struct mt_block_kernels *k, size_t norm, float *dinp, float *dw,
+                         float *db, const float *dout, const float *inp, const float *w,
+                         const float *mean, const float *rstd, size_t N, size_t C);
+
 struct mt_block_ops {
     /* out[rows, out_dim] = in[rows, in_dim] @ W^T + b for the block's linear `which`
      * (MT_LIN_QKV, _ATTPROJ, _FC or _FCPROJ), complete: any reduction over
@@ -99,6 +146,9 @@ struct mt_block_ops {
      * is called with 1 before and 0 after (the engine's timing). */
     int recompute_attention;
     void (*recomputing)(void *user, int begin);
+    /* Optional: the backend's kernels (NULL: mt_block_kernels_cpu). Every pointer the block
+     * is handed then lives where these kernels run. */
+    const struct mt_block_kernels *kernels;
 };
 
 /* (which is one of the four block linears, not MT_LIN_LMHEAD.) The block activation that linear

@@ -473,6 +473,20 @@ size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum m
     return total;
 }
 
+size_t mt_gpt_carve(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                    int cat, void *base, void **ptrs)
+{
+    struct slab s[MT_MEM_CAT_COUNT];
+    if (cat < 0 || cat >= MT_MEM_CAT_COUNT) return 0;
+    layout(cfg, B, T, mode, s);
+    size_t off = 0;
+    for (size_t i = 0; i < s[cat].n; i++) {
+        ptrs[i] = s[cat].bytes[i] ? (unsigned char *)base + off : NULL;
+        off += round_up(s[cat].bytes[i]);
+    }
+    return s[cat].n;
+}
+
 /* Allocates one slab under its category, zeroed, and reports its tensors. */
 static void *slab_alloc(const struct slab *s, int cat, const char *const *names, void **ptrs)
 {
@@ -797,16 +811,23 @@ static void tag_omp_workers(void)
     if (omp_get_thread_num() != 0) mt_memcat_set(MT_MEM_WORKSPACE);
 }
 
-/* Activation `a` of layer slot l (slot = l when training, 0 for inference). */
-static float *act_at(const struct mt_gpt *m, int a, size_t l)
+float *mt_gpt_act_at(const struct mt_gpt *m, enum mt_gpt_act a, size_t l)
 {
     return m->act[a] + (l % m->act_slots) * act_len(&m->cfg, m->B, m->T, 1, a);
 }
 
-/* The residual stream entering layer l: the embeddings or the previous layer's output. */
-static const float *layer_input(const struct mt_gpt *m, size_t l)
+const float *mt_gpt_layer_input(const struct mt_gpt *m, size_t l)
 {
-    return l ? act_at(m, MT_A_RESIDUAL3, l - 1) : m->act[MT_A_ENCODED];
+    return l ? mt_gpt_act_at(m, MT_A_RESIDUAL3, l - 1) : m->act[MT_A_ENCODED];
+}
+
+void mt_gpt_block_tensors(const struct mt_gpt *m, size_t l, float *ln[MT_P_COUNT],
+                          float *dln[MT_P_COUNT], float *act[MT_A_COUNT])
+{
+    mt_block_norm_params(&m->cfg, l, m->param, ln);
+    mt_block_norm_params(&m->cfg, l, m->grad, dln);
+    for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
+        act[a] = mt_gpt_act_at(m, (enum mt_gpt_act)a, l);
 }
 
 /* The one block (block.h) on this model's slabs: block l's tensors and its linears
@@ -839,10 +860,7 @@ static void gpt_block_at(struct gpt_block *k, struct mt_gpt *m, size_t l, size_t
     k->m = m;
     k->l = l;
     k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
-    mt_block_norm_params(&m->cfg, l, m->param, k->ln);
-    mt_block_norm_params(&m->cfg, l, m->grad, k->dln);
-    for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
-        k->act[a] = act_at(m, a, l);
+    mt_gpt_block_tensors(m, l, k->ln, k->dln, k->act);
 }
 
 static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
@@ -850,8 +868,8 @@ static int layer_fwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     struct gpt_block k;
     gpt_block_at(&k, m, l, B, T);
     struct mt_block_ops ops = {.linear = gpt_block_linear, .user = &k};
-    return mt_block_forward(&k.shape, k.ln, k.act, layer_input(m, l), m->act[MT_A_PROJ],
-                            act_at(m, MT_A_RESIDUAL3, l), &ops);
+    return mt_block_forward(&k.shape, k.ln, k.act, mt_gpt_layer_input(m, l), m->act[MT_A_PROJ],
+                            mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops);
 }
 
 static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
@@ -859,7 +877,7 @@ static int layer_bwd(struct mt_gpt *m, size_t l, size_t B, size_t T)
     struct gpt_block k;
     gpt_block_at(&k, m, l, B, T);
     struct mt_block_ops ops = {.linear_bwd = gpt_block_linear_bwd, .user = &k};
-    return mt_block_backward(&k.shape, k.ln, k.dln, k.act, layer_input(m, l), m->dact, &ops);
+    return mt_block_backward(&k.shape, k.ln, k.dln, k.act, mt_gpt_layer_input(m, l), m->dact, &ops);
 }
 
 int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B, size_t T,
@@ -905,7 +923,7 @@ int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size
     }
     for (size_t l = 0; l < L; l++)
         if (layer_fwd(m, l, B, T)) goto hook_failed;
-    const float *resid = act_at(m, MT_A_RESIDUAL3, L - 1);
+    const float *resid = mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1);
     mt_block_norm_fwd(cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD],
                       resid, m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (mt_gpt_linear(m, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
@@ -972,7 +990,7 @@ static int backward_from_dlogits(struct mt_gpt *m, char *err, size_t errlen)
         return mt_tf_fail(err, errlen, "linear backward hook failed");
     memset(dres, 0, BT * C * sizeof *dres);
     mt_block_norm_bwd(cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
-                      act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
+                      mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
                       m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;)
         if (layer_bwd(m, l, B, T)) return mt_tf_fail(err, errlen, "linear backward hook failed");

@@ -231,6 +231,17 @@ size_t mt_gpt_dact_elems(const struct mt_gpt_config *cfg, size_t B, size_t T, en
 size_t mt_gpt_memory(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
                      size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
 
+/* Where each tensor of memory category cat (enum mt_mem_cat) lies in a slab at base of
+ * that category's mt_gpt_memory bytes, for a model of cfg in mode for (B, T): the layout
+ * mt_gpt_create uses, for an engine that allocates its slabs elsewhere (device memory:
+ * base is never dereferenced). ptrs[i] = base + offset of tensor i, NULL for an empty
+ * (absent) one: enum mt_gpt_param entries for weights and gradients, enum mt_gpt_act for
+ * activations, enum mt_gpt_dact for activation gradients, m then v for the optimizer,
+ * enum mt_gpt_work for the workspace. Returns the number of entries written (0: the mode
+ * has no such slab). The configuration must have passed mt_gpt_config_check. */
+size_t mt_gpt_carve(const struct mt_gpt_config *cfg, size_t B, size_t T, enum mt_gpt_mode mode,
+                    int cat, void *base, void **ptrs);
+
 /* ---------------------------------------------------------------- the model */
 
 /* Linear layers the hook can take over. */
@@ -414,6 +425,16 @@ void mt_gpt_linear_weights(const struct mt_gpt *m, size_t layer, enum mt_linear 
  * -1 with a message (bad shape or token id, hook failure). */
 int mt_gpt_forward(struct mt_gpt *m, const int *inputs, const int *targets, size_t B, size_t T,
                    float *mean_loss, char *err, size_t errlen);
+
+/* Activation a of layer l in the model's slab (its layer slot: l when training, the one
+ * slot of inference), the residual stream entering layer l (the embeddings or layer
+ * l - 1's output), and block l's norm parameters, their gradients (NULL without) and
+ * activations (MT_A_LN1 .. MT_A_FCH_GELU) as mt_block_forward takes them. Address
+ * arithmetic only: they serve a model whose slabs are device memory too (cuda/cgpt.h). */
+float *mt_gpt_act_at(const struct mt_gpt *m, enum mt_gpt_act a, size_t l);
+const float *mt_gpt_layer_input(const struct mt_gpt *m, size_t l);
+void mt_gpt_block_tensors(const struct mt_gpt *m, size_t l, float *ln[MT_P_COUNT],
+                          float *dln[MT_P_COUNT], float *act[MT_A_COUNT]);
 
 /* Sets all parameter gradients to zero (TRAIN mode). */
 void mt_gpt_zero_grad(struct mt_gpt *m);

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/gpu/bench-cuda.sh — run THERE (the GPU machine), after scripts/gpu/build.sh: the
+# device=cuda tests against the CPU engine (ctest transformer.cuda_*), then issue 22's
+# benchmarks side by side on the one card, medians: the GPT-2 124M training step in bf16
+# (memtrade and PyTorch eager under bf16 autocast, same B, T, V), batch-1 decode of fp32 and
+# bf16 weights against the bandwidth bound of a device-to-device copy, and the device
+# peaks by category of memtrade's training step under `memtrade profile --device`
+# (interposer, NVML). Results: $OUT/cuda.txt (default /tmp/memtrade-gpu-out).
+# Usage (repository root): OUT=... scripts/gpu/bench-cuda.sh [B [T [STEPS]]]
+#   PYTHON: the interpreter with torch (default python3)
+# Not for: changing the card's settings (it never does).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${OUT:-/tmp/memtrade-gpu-out}
+B=${1:-16} T=${2:-1024} STEPS=${3:-10}
+mkdir -p "$out"
+log=$out/cuda.txt
+: >"$log"
+# shellcheck disable=SC1091
+. /tmp/memtrade-deps/env.sh
+build=$MEMTRADE_BUILD
+bench=$build/bin/mt-bench-cuda
+say() { echo "$*" | tee -a "$log"; }
+say "== $(nvidia-smi -L 2>/dev/null | head -1)"
+ctest --test-dir "$build" -R '^transformer\.cuda_' --output-on-failure >"$out/ctest-cuda.txt" 2>&1
+say "== ctest transformer.cuda_*: $(grep -E 'tests passed' "$out/ctest-cuda.txt")"
+spec=gpt2,vocab=50257
+say "== training step, $spec B=$B T=$T"
+for prec in bf16 fp32; do "$bench" train "$spec" "$B" "$T" "$prec" "$STEPS" 2>&1 | tee -a "$log"; done
+PYTHONUNBUFFERED=1 "${PYTHON:-python3}" "$root/scripts/bench_torch_gpt.py" speed --shape gpt2 \
+    --device cuda --bf16 --batch "$B" --seq "$T" --steps "$STEPS" 2>&1 | tail -1 | tee -a "$log"
+say "== batch-1 decode, $spec"
+"$bench" bandwidth 1024 2>&1 | tee -a "$log"
+for prec in fp32 bf16; do "$bench" decode "$spec" "$prec" 256 2>&1 | tee -a "$log"; done
+say "== memtrade profile --device of the bf16 training step (B=$B T=$T, 3 steps)"
+db=$out/cuda.db
+rm -f "$db"
+memtrade profile --device --mode sampled --db "$db" -- "$bench" train "$spec" "$B" "$T" bf16 3 \
+    >>"$log" 2>&1
+sqlite3 -batch -noheader -separator ' ' "$db" "SELECT name, coalesce(CAST(value AS INTEGER),
+    'unavailable: ' || unavailable) FROM metrics WHERE name LIKE '%device%' ORDER BY name" \
+    2>&1 | sed 's/^/   /' | tee -a "$log"

@@ -1,0 +1,59 @@
+/* loop_cuda.c — libmemtrade-cuda.so: the one training loop's engine on the GPU (loop.h
+ * mt_cuda_train_twin): the reference model's hooks on its device twin (cuda/cgpt.h). Built
+ * with MT_CUDA; its one exported symbol is mt_cuda_train_twin. */
+#include "cgpt.h"
+#include "loop.h"
+
+static int cu_forward(void *self, const struct mt_loop_batch *b, double *loss, char *err,
+                      size_t errlen)
+{
+    float l = 0.0f;
+    int rc = mt_cuda_gpt_forward(self, b->in, b->tg, b->rows, b->T, &l, err, errlen);
+    *loss = l;
+    return rc;
+}
+
+static int cu_backward(void *self, const struct mt_loop_batch *b, float scale, char *err,
+                       size_t errlen)
+{
+    return mt_cuda_gpt_backward(self, scale, b->tokens, err, errlen);
+}
+
+static void cu_zero_grad(void *self)
+{
+    mt_cuda_gpt_zero_grad(self);
+}
+
+/* A device error here has nowhere to go but the next call, which reports it. */
+static int cu_update(void *self, const struct mt_gpt_recipe *r, float lr, float scale)
+{
+    char err[8];
+    mt_cuda_gpt_adamw_step(self, r, lr, scale, NULL, err, sizeof err);
+    return 0;
+}
+
+__attribute__((visibility("default"))) int
+mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r, const char *precision,
+                   mt_loop_cuda_fn loop, void *user, char *err, size_t errlen)
+{
+    enum mt_cuda_precision prec = MT_CUDA_FP32;
+    struct mt_cuda_gpt *d = NULL;
+    if ((precision && mt_cuda_precision_parse(precision, &prec, err, errlen)) ||
+        mt_cuda_gpt_create(&d, &m->cfg, MT_GPT_TRAIN, r->batch, r->seq, prec, err, errlen) ||
+        mt_cuda_gpt_upload(d, m, err, errlen)) {
+        mt_cuda_gpt_free(d);
+        return -1;
+    }
+    size_t bytes = 0;
+    for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
+        bytes += d->m.slab_bytes[k] + d->extra_bytes[k];
+    struct mt_loop_engine e = {.self = d,
+                               .forward = cu_forward,
+                               .backward = cu_backward,
+                               .zero_grad = cu_zero_grad,
+                               .update = cu_update};
+    int rc = loop(user, &e, bytes);
+    if (rc == 0) rc = mt_cuda_gpt_download(d, m, err, errlen);
+    mt_cuda_gpt_free(d);
+    return rc;
+}

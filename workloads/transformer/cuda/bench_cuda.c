@@ -1,0 +1,184 @@
+/* bench_cuda.c — mt-bench-cuda: the engine on the GPU (device=cuda), timed.
+ *
+ * What it is for: issue 22's GPU benchmarks, medians of repeated runs on one card:
+ *   train SPEC B T PREC STEPS   training step (forward, backward, AdamW) at B x T; prints
+ *                               the median step, tokens/s and the device memory: the
+ *                               plan's slabs and extras (cgpt.h) and the rise of the
+ *                               device's used memory (cudaMemGetInfo) over the run
+ *   decode SPEC PREC TOKENS     batch-1 KV-cache decode: median time per token, tokens/s,
+ *                               the weight bytes one token reads and the bound the copy
+ *                               bandwidth puts on tokens/s
+ *   bandwidth MIB               device-to-device copy of MIB MiB: the card's memory
+ *                               bandwidth (read + write bytes / s), median of 20
+ * What it is not for: correctness (tests/transformer/test_cuda.c) or the harness.
+ * Weights: seeded (mt_gpt_init), made on the host and uploaded; tokens are arbitrary.
+ */
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "cgpt.h"
+
+static char err[256];
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "mt-bench-cuda: %s: %s\n", what, err);
+    return 1;
+}
+
+static size_t used_bytes(void)
+{
+    size_t free_b = 0, total = 0;
+    cudaMemGetInfo(&free_b, &total);
+    return total - free_b;
+}
+
+static double copy_bandwidth(size_t mib)
+{
+    size_t bytes = mib << 20;
+    void *a = NULL, *b = NULL;
+    if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0.0;
+    double t[20];
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+    for (int i = 0; i < 20; i++) {
+        cudaDeviceSynchronize();
+        double t0 = mt_bench_now();
+        cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+        cudaDeviceSynchronize();
+        t[i] = mt_bench_now() - t0;
+    }
+    cudaFree(a);
+    cudaFree(b);
+    return 2.0 * (double)bytes / mt_bench_median(t, 20);
+}
+
+/* A device model of spec with seeded weights. */
+static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B,
+                size_t T, const char *prec_s)
+{
+    struct mt_gpt_config cfg;
+    enum mt_cuda_precision prec;
+    struct mt_gpt *h;
+    if (mt_gpt_config_parse(&cfg, spec, err, sizeof err) ||
+        mt_cuda_precision_parse(prec_s, &prec, err, sizeof err))
+        return -1;
+    if (!T) T = cfg.seq_len;
+    if (mt_gpt_create(&h, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err)) return -1;
+    mt_gpt_init(h, 1337);
+    int rc = mt_cuda_gpt_create(d, &cfg, mode, B, T, prec, err, sizeof err) ||
+             mt_cuda_gpt_upload(*d, h, err, sizeof err);
+    mt_gpt_free(h);
+    return rc ? -1 : 0;
+}
+
+static void print_mem(const struct mt_cuda_gpt *d, size_t rise)
+{
+    size_t plan = 0, extra = 0;
+    printf("  device memory by category (plan + extras):");
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
+        plan += d->m.slab_bytes[c];
+        extra += d->extra_bytes[c];
+        if (d->m.slab_bytes[c] + d->extra_bytes[c])
+            printf(" %s %.1f MiB", mt_mem_cat_names[c],
+                   (double)(d->m.slab_bytes[c] + d->extra_bytes[c]) / 1048576.0);
+    }
+    printf("\n  plan %zu B + extras %zu B = %zu B (%.1f MiB); device used rise %zu B (%.1f MiB)\n",
+           plan, extra, plan + extra, (double)(plan + extra) / 1048576.0, rise,
+           (double)rise / 1048576.0);
+}
+
+static int train(const char *spec, size_t B, size_t T, const char *prec, size_t steps)
+{
+    struct mt_cuda_gpt *d;
+    cudaFree(NULL); /* the context first: the rise below is the model's */
+    size_t used0 = used_bytes();
+    if (make(&d, spec, MT_GPT_TRAIN, B, T, prec)) return fail("model");
+    size_t BT = B * T, V = d->m.cfg.vocab;
+    int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
+    double *t = calloc(steps, sizeof *t);
+    if (!in || !tg || !t) return 1;
+    for (size_t i = 0; i < BT; i++)
+        in[i] = (int)(i * 7919 % V), tg[i] = (int)((i * 104729 + 3) % V);
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(steps + 2);
+    r.batch = B, r.seq = T;
+    float loss = 0, norm = 0;
+    size_t peak = 0;
+    for (size_t s = 0; s < steps + 2; s++) {
+        double t0 = mt_bench_now();
+        if (mt_cuda_gpt_train_step(d, &r, s, in, tg, &loss, &norm, err, sizeof err))
+            return fail("train step");
+        if (s >= 2) t[s - 2] = mt_bench_now() - t0;
+        size_t u = used_bytes();
+        if (u > peak) peak = u;
+    }
+    double med = mt_bench_median(t, steps);
+    printf("mt-bench-cuda train %s B=%zu T=%zu %s params=%zu: step %.2f ms (median of %zu), "
+           "%.0f tokens/s, last loss %.4f\n",
+           spec, B, T, prec, d->m.n_params, med * 1e3, steps, (double)BT / med, loss);
+    print_mem(d, peak - used0);
+    free(in), free(tg), free(t);
+    mt_cuda_gpt_free(d);
+    return 0;
+}
+
+static int decode(const char *spec, const char *prec, size_t n, double bw)
+{
+    struct mt_cuda_gpt *d;
+    struct mt_cuda_kv *kv;
+    if (make(&d, spec, MT_GPT_INFER, 1, 1, prec)) return fail("model");
+    const struct mt_gpt_config *cfg = &d->m.cfg;
+    if (n > cfg->seq_len) n = cfg->seq_len;
+    if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
+    double *t = calloc(n, sizeof *t);
+    if (!t) return 1;
+    for (size_t i = 0; i < n; i++) {
+        double t0 = mt_bench_now();
+        if (mt_cuda_decode_step(d, kv, (int)(i * 31 % cfg->vocab), 0, err, sizeof err))
+            return fail("decode");
+        t[i] = mt_bench_now() - t0;
+    }
+    /* bytes a token reads: every linear weight in the GEMM's precision (the LM head's
+     * included), the embedding row, the norms (fp32) */
+    size_t wbytes = d->m.slab_bytes[MT_MEM_WEIGHTS];
+    size_t emb = d->m.param_len[MT_P_WTE] * sizeof(float);
+    size_t per_tok = d->prec == MT_CUDA_BF16 ? wbytes / 2 : wbytes;
+    if (cfg->untied) per_tok -= emb / (d->prec == MT_CUDA_BF16 ? 2 : 1); /* lookup: one row */
+    if (d->m.param[MT_P_WPE]) per_tok -= d->m.param_len[MT_P_WPE] * sizeof(float) /
+                                         (d->prec == MT_CUDA_BF16 ? 2 : 1);
+    double med = mt_bench_median(t, n);
+    printf("mt-bench-cuda decode %s %s: %.3f ms/token (median of %zu), %.0f tokens/s; %zu weight "
+           "bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of it)\n",
+           spec, prec, med * 1e3, n, 1.0 / med, per_tok, bw / (double)per_tok, bw / 1e9,
+           100.0 * (1.0 / med) / (bw / (double)per_tok));
+    free(t);
+    mt_cuda_kv_free(kv);
+    mt_cuda_gpt_free(d);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char why[200];
+    if (!mt_cuda_available(why, sizeof why)) {
+        fprintf(stderr, "mt-bench-cuda: %s\n", why);
+        return 1;
+    }
+    if (argc == 7 && !strcmp(argv[1], "train"))
+        return train(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5],
+                     strtoul(argv[6], NULL, 10));
+    if (argc == 5 && !strcmp(argv[1], "decode"))
+        return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), copy_bandwidth(1024));
+    if (argc == 3 && !strcmp(argv[1], "bandwidth")) {
+        double bw = copy_bandwidth(strtoul(argv[2], NULL, 10));
+        printf("mt-bench-cuda bandwidth: device-to-device copy %.1f GB/s (read + write)\n",
+               bw / 1e9);
+        return bw > 0 ? 0 : 1;
+    }
+    fprintf(stderr, "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
+                    "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS\n"
+                    "       mt-bench-cuda bandwidth MIB\n");
+    return 2;
+}

@@ -1,0 +1,607 @@
+/* cgpt.c — the reference model on an NVIDIA GPU (see cgpt.h): slabs in device memory,
+ * the one block with the device kernel table, linears through cuBLAS. */
+#include "cgpt.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block.h"
+#include "ckernels.h"
+#include "util.h"
+
+#define BLAS_WORKSPACE ((size_t)32 << 20) /* what NVIDIA advises for Hopper */
+
+static const char *const prec_names[] = {"fp32", "tf32", "bf16"};
+
+int mt_cuda_precision_parse(const char *s, enum mt_cuda_precision *out, char *err, size_t errlen)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, prec_names[i])) {
+            *out = (enum mt_cuda_precision)i;
+            return 0;
+        }
+    return mt_tf_fail(err, errlen, "precision '%s' is not fp32, tf32 or bf16", s);
+}
+
+const char *mt_cuda_precision_name(enum mt_cuda_precision p)
+{
+    return (unsigned)p < 3 ? prec_names[p] : "?";
+}
+
+int mt_cuda_available(char *why, size_t n)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaSuccess && count > 0) return 1;
+    snprintf(why, n, "no CUDA device (%s)",
+             e == cudaSuccess ? "the driver lists none" : cudaGetErrorString(e));
+    (void)cudaGetLastError();
+    return 0;
+}
+
+static int cuda_fail(cudaError_t e, const char *what, char *err, size_t errlen)
+{
+    return mt_tf_fail(err, errlen, "CUDA: %s: %s", what, cudaGetErrorString(e));
+}
+
+/* Waits for the device and reports the first error of the queued work. */
+static int sync_check(const char *what, char *err, size_t errlen)
+{
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    return e == cudaSuccess ? 0 : cuda_fail(e, what, err, errlen);
+}
+
+/* Widest input and output of the linears (the LM head's V included). */
+static void linear_widths(const struct mt_gpt_config *cfg, size_t *in, size_t *out)
+{
+    size_t C = cfg->n_embd, F = mt_gpt_ffn(cfg);
+    size_t fo = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F, qkv = C + 2 * mt_gpt_kv_dim(cfg);
+    *in = F > C ? F : C;
+    *out = cfg->vocab;
+    if (qkv > *out) *out = qkv;
+    if (fo > *out) *out = fo;
+}
+
+void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                             enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT])
+{
+    memset(bytes, 0, MT_MEM_CAT_COUNT * sizeof *bytes);
+    bytes[MT_MEM_WORKSPACE] = BLAS_WORKSPACE + 256; /* and the reduction scalar */
+    if (prec != MT_CUDA_BF16) return;
+    size_t w[MT_MEM_CAT_COUNT], in, out;
+    mt_gpt_memory(cfg, B, T, MT_GPT_WEIGHTS, w, NULL, 0);
+    linear_widths(cfg, &in, &out);
+    bytes[MT_MEM_WEIGHTS] = w[MT_MEM_WEIGHTS] / 2;
+    bytes[MT_MEM_WORKSPACE] += B * T * (in + out) * 2;
+}
+
+/* cudaMalloc under memory category cat (the device interposer reads the thread's tag). */
+static void *dev_alloc(size_t bytes, int cat)
+{
+    void *p = NULL;
+    if (!bytes) return NULL;
+    int prev = mt_memcat_set(cat);
+    cudaError_t e = cudaMalloc(&p, bytes);
+    mt_memcat_set(prev);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    cudaMemset(p, 0, bytes);
+    return p;
+}
+
+void mt_cuda_gpt_free(struct mt_cuda_gpt *d)
+{
+    if (!d) return;
+    if (d->blas) cublasDestroy((cublasHandle_t)d->blas);
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        cudaFree(d->slab[c]);
+    cudaFree(d->wbf16);
+    cudaFree(d->stage_in);
+    cudaFree(d->stage_out);
+    cudaFree(d->blas_work);
+    cudaFree(d->acc);
+    free(d->losses);
+    free(d);
+}
+
+int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
+                       enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
+                       char *err, size_t errlen)
+{
+    char why[160];
+    *out = NULL;
+    if (!mt_cuda_available(why, sizeof why)) return mt_tf_fail(err, errlen, "%s", why);
+    if (mode != MT_GPT_INFER && mode != MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen, "device=cuda models are infer or train models");
+    if (cfg->attention == MT_GPT_ATTN_FLASH)
+        return mt_tf_fail(err, errlen, "device=cuda has no flash attention yet (attention=dense)");
+    if (cfg->n_head && cfg->n_embd / cfg->n_head > 128)
+        return mt_tf_fail(err, errlen, "device=cuda takes head sizes up to 128 (this one: %zu)",
+                          cfg->n_embd / cfg->n_head);
+    size_t plan[MT_MEM_CAT_COUNT];
+    if (!mt_gpt_memory(cfg, B, T, mode, plan, err, errlen)) return -1;
+    struct mt_cuda_gpt *d = calloc(1, sizeof *d);
+    if (!d) return mt_tf_fail(err, errlen, "out of memory");
+    struct mt_gpt *m = &d->m;
+    m->cfg = *cfg;
+    m->mode = mode;
+    m->B = B;
+    m->T = T;
+    m->act_slots = mode == MT_GPT_TRAIN ? cfg->n_layer : 1;
+    m->n_params = mt_gpt_num_params(cfg);
+    m->last_loss = -1.0f;
+    d->prec = prec;
+    mt_cuda_gpt_extra_bytes(cfg, B, T, prec, d->extra_bytes);
+    void *ptrs[(int)MT_A_COUNT > (int)MT_P_COUNT ? (int)MT_A_COUNT : (int)MT_P_COUNT];
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
+        if (!plan[c]) continue;
+        if (!(d->slab[c] = dev_alloc(plan[c], c))) goto oom;
+        m->slab_bytes[c] = plan[c];
+        size_t n = mt_gpt_carve(cfg, B, T, mode, c, d->slab[c], ptrs);
+        for (size_t i = 0; i < n; i++) {
+            if (c == MT_MEM_WEIGHTS) m->param[i] = ptrs[i];
+            if (c == MT_MEM_GRADIENTS) m->grad[i] = ptrs[i];
+            if (c == MT_MEM_ACTIVATIONS) m->act[i] = ptrs[i];
+            if (c == MT_MEM_ACT_GRADS) m->dact[i] = ptrs[i];
+        }
+        if (c == MT_MEM_OPTIMIZER) m->opt_m = ptrs[0], m->opt_v = ptrs[1];
+        if (c == MT_MEM_WORKSPACE) m->inputs = ptrs[MT_W_INPUTS], m->targets = ptrs[MT_W_TARGETS];
+    }
+    m->params = d->slab[MT_MEM_WEIGHTS];
+    m->grads = d->slab[MT_MEM_GRADIENTS];
+    m->opt = d->slab[MT_MEM_OPTIMIZER];
+    m->acts = d->slab[MT_MEM_ACTIVATIONS];
+    m->dacts = d->slab[MT_MEM_ACT_GRADS];
+    m->work = d->slab[MT_MEM_WORKSPACE];
+    for (int p = 0; p < MT_P_COUNT; p++)
+        m->param_len[p] = mt_gpt_param_elems(cfg, (enum mt_gpt_param)p);
+    if (!(d->blas_work = dev_alloc(BLAS_WORKSPACE, MT_MEM_WORKSPACE))) goto oom;
+    if (!(d->acc = dev_alloc(256, MT_MEM_WORKSPACE))) goto oom;
+    if (prec == MT_CUDA_BF16) {
+        size_t in, wide;
+        linear_widths(cfg, &in, &wide);
+        if (!(d->wbf16 = dev_alloc(d->extra_bytes[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS))) goto oom;
+        if (!(d->stage_in = dev_alloc(B * T * in * 2, MT_MEM_WORKSPACE))) goto oom;
+        if (!(d->stage_out = dev_alloc(B * T * wide * 2, MT_MEM_WORKSPACE))) goto oom;
+    }
+    if (!(d->losses = malloc(B * T * sizeof *d->losses))) goto oom;
+    cublasHandle_t h;
+    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) {
+        mt_cuda_gpt_free(d);
+        return mt_tf_fail(err, errlen, "cuBLAS: cublasCreate failed");
+    }
+    d->blas = h;
+    cublasSetWorkspace(h, d->blas_work, BLAS_WORKSPACE);
+    cublasSetMathMode(h, prec == MT_CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+    d->mirror_stale = 1;
+    *out = d;
+    return 0;
+oom:
+    mt_cuda_gpt_free(d);
+    return mt_tf_fail(err, errlen, "out of device memory for a %s model B=%zu T=%zu",
+                      mode == MT_GPT_TRAIN ? "training" : "inference", B, T);
+}
+
+int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, size_t errlen)
+{
+    cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
+    return e == cudaSuccess ? 0 : cuda_fail(e, "copy to the host", err, errlen);
+}
+
+/* Copies tensors between the host and the device model: weights, and the optimizer
+ * state when both train. */
+static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKind kind,
+                      char *err, size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    if (memcmp(&h->cfg, &m->cfg, sizeof h->cfg))
+        return mt_tf_fail(err, errlen, "the host and device models differ in configuration");
+    int up = kind == cudaMemcpyHostToDevice;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        if (!m->param_len[p]) continue;
+        if (!h->param[p] || h->param_len[p] != m->param_len[p])
+            return mt_tf_fail(err, errlen, "tensor %s is dropped on the host",
+                              mt_gpt_param_name((enum mt_gpt_param)p));
+        size_t bytes = m->param_len[p] * sizeof(float);
+        cudaError_t e = up ? cudaMemcpy(m->param[p], h->param[p], bytes, kind)
+                           : cudaMemcpy(h->param[p], m->param[p], bytes, kind);
+        if (e != cudaSuccess) return cuda_fail(e, "copying the weights", err, errlen);
+    }
+    if (m->opt && h->opt && h->slab_bytes[MT_MEM_OPTIMIZER] == m->slab_bytes[MT_MEM_OPTIMIZER]) {
+        size_t bytes = m->slab_bytes[MT_MEM_OPTIMIZER];
+        cudaError_t e = up ? cudaMemcpy(m->opt, h->opt, bytes, kind)
+                           : cudaMemcpy(h->opt, m->opt, bytes, kind);
+        if (e != cudaSuccess) return cuda_fail(e, "copying the optimizer state", err, errlen);
+        if (up)
+            m->adam_step = h->adam_step;
+        else
+            h->adam_step = m->adam_step;
+    }
+    if (!up && m->grads && h->grads && h->slab_bytes[MT_MEM_GRADIENTS] == m->slab_bytes[MT_MEM_GRADIENTS]) {
+        cudaError_t e = cudaMemcpy(h->grads, m->grads, m->slab_bytes[MT_MEM_GRADIENTS], kind);
+        if (e != cudaSuccess) return cuda_fail(e, "copying the gradients", err, errlen);
+    }
+    d->mirror_stale |= up;
+    return 0;
+}
+
+int mt_cuda_gpt_upload(struct mt_cuda_gpt *d, const struct mt_gpt *h, char *err, size_t errlen)
+{
+    return copy_state(d, (struct mt_gpt *)h, cudaMemcpyHostToDevice, err, errlen);
+}
+
+int mt_cuda_gpt_download(const struct mt_cuda_gpt *d, struct mt_gpt *h, char *err, size_t errlen)
+{
+    return copy_state((struct mt_cuda_gpt *)d, h, cudaMemcpyDeviceToHost, err, errlen);
+}
+
+/* ------------------------------------------------------------------ linears */
+
+/* The bf16 mirror is rebuilt lazily: after an upload or an optimizer step. */
+static void refresh_mirror(struct mt_cuda_gpt *d)
+{
+    if (d->prec != MT_CUDA_BF16 || !d->mirror_stale) return;
+    mt_cu_to_bf16(d->wbf16, d->m.params, d->m.slab_bytes[MT_MEM_WEIGHTS] / sizeof(float));
+    d->mirror_stale = 0;
+}
+
+/* C[m,n] (column-major, ldc) = alpha op(A) op(B) + beta C in the model's precision; A and B
+ * are fp32 device arrays, or (bf16) their rounded copies a16 / b16 when given. */
+static int gemm(struct mt_cuda_gpt *d, cublasOperation_t ta, cublasOperation_t tb, size_t m,
+                size_t n, size_t k, const void *A, size_t lda, const void *B, size_t ldb,
+                float beta, float *Cm, size_t ldc)
+{
+    cublasHandle_t h = d->blas;
+    const float one = 1.0f;
+    cublasStatus_t s;
+    if (d->prec == MT_CUDA_BF16)
+        s = cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &one, A, CUDA_R_16BF, (int)lda, B,
+                         CUDA_R_16BF, (int)ldb, &beta, Cm, CUDA_R_32F, (int)ldc,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    else
+        s = cublasSgemm(h, ta, tb, (int)m, (int)n, (int)k, &one, A, (int)lda, B, (int)ldb, &beta,
+                        Cm, (int)ldc);
+    return s == CUBLAS_STATUS_SUCCESS ? 0 : -1;
+}
+
+/* The operand x (n floats) as the GEMM reads it: itself, or its bf16 copy in stage. */
+static const void *operand(struct mt_cuda_gpt *d, const float *x, size_t n, void *stage)
+{
+    if (d->prec != MT_CUDA_BF16) return x;
+    mt_cu_to_bf16(stage, x, n);
+    return stage;
+}
+
+/* The weight as the GEMM reads it: fp32, or its place in the bf16 mirror. */
+static const void *weight(struct mt_cuda_gpt *d, const float *w)
+{
+    if (d->prec != MT_CUDA_BF16) return w;
+    return (const uint16_t *)d->wbf16 + (w - d->m.params);
+}
+
+static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
+                     float *out, size_t rows)
+{
+    float *w, *b;
+    size_t ind, outd;
+    mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
+    refresh_mirror(d);
+    /* out^T (outd x rows) = W (outd x ind, row-major = ind x outd column-major)^T in^T */
+    if (gemm(d, CUBLAS_OP_T, CUBLAS_OP_N, outd, rows, ind, weight(d, w), ind,
+             operand(d, in, rows * ind, d->stage_in), ind, 0.0f, out, outd))
+        return -1;
+    if (b) mt_cu_bias_add(out, b, rows, outd);
+    return 0;
+}
+
+static int cu_linear_bwd(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *dout,
+                         const float *in, float *din, size_t rows)
+{
+    float *w, *dw, *db;
+    size_t ind, outd;
+    mt_gpt_linear_weights(&d->m, l, which, &w, NULL, &ind, &outd);
+    mt_gpt_linear_grads(&d->m, l, which, &dw, &db);
+    refresh_mirror(d);
+    const void *dout16 = operand(d, dout, rows * outd, d->stage_out);
+    /* din^T (ind x rows) = W^T (ind x outd) dout^T */
+    if (gemm(d, CUBLAS_OP_N, CUBLAS_OP_N, ind, rows, outd, weight(d, w), ind, dout16, outd, 0.0f,
+             din, ind))
+        return -1;
+    /* dW^T (ind x outd) += in^T (ind x rows) dout (rows x outd) */
+    if (dw && gemm(d, CUBLAS_OP_N, CUBLAS_OP_T, ind, outd, rows,
+                   operand(d, in, rows * ind, d->stage_in), ind, dout16, outd, 1.0f, dw, ind))
+        return -1;
+    if (db) mt_cu_colsum_add(db, dout, rows, outd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ forward / backward */
+
+struct cu_block {
+    struct mt_cuda_gpt *d;
+    size_t l;
+    struct mt_block_shape shape;
+    float *ln[MT_P_COUNT], *dln[MT_P_COUNT], *act[MT_A_COUNT];
+};
+
+static int cu_block_linear(void *user, enum mt_linear which, const float *in, float *out,
+                           size_t rows)
+{
+    struct cu_block *k = user;
+    return cu_linear(k->d, k->l, which, in, out, rows);
+}
+
+static int cu_block_linear_bwd(void *user, enum mt_linear which, const float *dout, float *din,
+                               size_t rows)
+{
+    struct cu_block *k = user;
+    return cu_linear_bwd(k->d, k->l, which, dout, k->act[mt_block_linear_input(which)], din, rows);
+}
+
+static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, size_t B, size_t T)
+{
+    struct mt_gpt *m = &d->m;
+    memset(k, 0, sizeof *k);
+    k->d = d;
+    k->l = l;
+    k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
+    mt_gpt_block_tensors(m, l, k->ln, k->dln, k->act);
+}
+
+int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *targets, size_t B,
+                        size_t T, float *mean_loss, char *err, size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    const struct mt_gpt_config *cfg = &m->cfg;
+    const struct mt_block_kernels *k = &mt_cuda_block_kernels;
+    size_t V = cfg->vocab, L = cfg->n_layer, C = cfg->n_embd, BT = B * T, counted = 0;
+    if (!B || !T || B > m->B || T > m->T)
+        return mt_tf_fail(err, errlen, "forward shape B=%zu T=%zu outside 1..%zu x 1..%zu", B, T,
+                          m->B, m->T);
+    for (size_t i = 0; i < BT; i++) {
+        int bad = inputs[i] < 0 || (size_t)inputs[i] >= V;
+        if (bad || (targets && targets[i] >= 0 && (size_t)targets[i] >= V))
+            return mt_tf_fail(err, errlen, "%s id %d at %zu outside vocab %zu",
+                              bad ? "token" : "target", bad ? inputs[i] : targets[i], i, V);
+        counted += targets && targets[i] >= 0;
+    }
+    m->fwd_B = 0;
+    m->last_loss = -1.0f;
+    cudaMemcpy(m->inputs, inputs, BT * sizeof *inputs, cudaMemcpyHostToDevice);
+    if (targets) cudaMemcpy(m->targets, targets, BT * sizeof *targets, cudaMemcpyHostToDevice);
+    mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B,
+                      T, C);
+    for (size_t l = 0; l < L; l++) {
+        struct cu_block blk;
+        cu_block_at(&blk, d, l, B, T);
+        struct mt_block_ops ops = {.linear = cu_block_linear, .user = &blk, .kernels = k};
+        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l), m->act[MT_A_PROJ],
+                             mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
+            return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
+    }
+    mt_block_norm_fwd_k(k, cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN],
+                        m->act[MT_A_LNF_RSTD], mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1),
+                        m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
+    if (cu_linear(d, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
+        return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
+    if (targets) mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
+    if (sync_check("forward", err, errlen)) return -1;
+    if (targets) {
+        if (mt_cuda_copy_to_host(d->losses, m->act[MT_A_LOSSES], BT * sizeof(float), err, errlen))
+            return -1;
+        double sum = 0.0;
+        for (size_t i = 0; i < BT; i++)
+            sum += d->losses[i];
+        m->last_loss = counted ? (float)(sum / (double)counted) : 0.0f;
+        if (mean_loss) *mean_loss = m->last_loss;
+    }
+    m->fwd_B = B;
+    m->fwd_T = T;
+    return 0;
+}
+
+void mt_cuda_gpt_zero_grad(struct mt_cuda_gpt *d)
+{
+    struct mt_gpt *m = &d->m;
+    if (m->grads && !m->grads_zero) cudaMemset(m->grads, 0, m->slab_bytes[MT_MEM_GRADIENTS]);
+    m->grads_zero = 1;
+}
+
+int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_tokens, char *err,
+                         size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    const struct mt_gpt_config *cfg = &m->cfg;
+    const struct mt_block_kernels *k = &mt_cuda_block_kernels;
+    if (m->mode != MT_GPT_TRAIN)
+        return mt_tf_fail(err, errlen, "backward needs a model created in train mode");
+    if (m->last_loss < 0.0f || !m->fwd_B)
+        return mt_tf_fail(err, errlen, "backward needs a forward with targets first");
+    size_t L = cfg->n_layer, C = cfg->n_embd, B = m->fwd_B, T = m->fwd_T, BT = B * T;
+    float *dres = m->dact[MT_D_RESIDUAL], *dln = m->dact[MT_D_LN], **g = m->grad, **p = m->param;
+    m->last_loss = -1.0f;
+    m->fwd_B = 0;
+    m->grads_zero = 0;
+    mt_cu_crossentropy_bwd(m->act[MT_A_LOGITS], m->targets,
+                           loss_scale / (float)(norm_tokens ? norm_tokens : BT), BT, cfg->vocab);
+    if (cu_linear_bwd(d, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
+        return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
+    cudaMemset(dres, 0, BT * C * sizeof *dres);
+    mt_block_norm_bwd_k(k, cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
+                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
+                        m->act[MT_A_LNF_RSTD], BT, C);
+    for (size_t l = L; l-- > 0;) {
+        struct cu_block blk;
+        cu_block_at(&blk, d, l, B, T);
+        struct mt_block_ops ops = {.linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = k};
+        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l), m->dact,
+                              &ops))
+            return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu's backward", l);
+    }
+    mt_cu_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
+    return sync_check("backward", err, errlen);
+}
+
+int mt_cuda_gpt_adamw_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r, float lr,
+                           float grad_div, float *norm, char *err, size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    double sumsq = 0.0;
+    if (m->mode != MT_GPT_TRAIN) return mt_tf_fail(err, errlen, "AdamW needs a training model");
+    cudaMemset(d->acc, 0, sizeof sumsq);
+    mt_cu_sumsq(d->acc, m->grads, m->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float));
+    if (mt_cuda_copy_to_host(&sumsq, d->acc, sizeof sumsq, err, errlen)) return -1;
+    float n = mt_k_grad_norm(sumsq, 1.0f) / grad_div;
+    m->adam_step++;
+    m->grads_zero = 1;
+    for (int p = 0; p < MT_P_COUNT; p++) {
+        if (!m->param_len[p]) continue;
+        struct mt_adamw_args a;
+        mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)p), n, grad_div,
+                          m->adam_step);
+        size_t off = (size_t)(m->param[p] - m->params);
+        mt_cu_adamw(m->param[p], m->grad[p], m->opt_m + off, m->opt_v + off, m->param_len[p], &a);
+    }
+    d->mirror_stale = 1;
+    if (norm) *norm = n;
+    return sync_check("AdamW", err, errlen);
+}
+
+int mt_cuda_gpt_train_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r, size_t step,
+                           const int *inputs, const int *targets, float *loss, float *gnorm,
+                           char *err, size_t errlen)
+{
+    float l = 0.0f;
+    if (mt_cuda_gpt_forward(d, inputs, targets, r->batch, r->seq, &l, err, errlen)) return -1;
+    mt_cuda_gpt_zero_grad(d);
+    if (mt_cuda_gpt_backward(d, 1.0f, 0, err, errlen)) return -1;
+    if (mt_cuda_gpt_adamw_step(d, r, mt_gpt_lr_at(r, step), 1.0f, gnorm, err, errlen)) return -1;
+    if (loss) *loss = l;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ decoding */
+
+/* decode.c's scratch: x, ln, qkv (3C), atty, proj, fch (F; SwiGLU 3F), logits (V). */
+static size_t fch_floats(const struct mt_gpt_config *cfg)
+{
+    return mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
+}
+
+int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
+                      char *err, size_t errlen)
+{
+    const struct mt_gpt_config *cfg = &d->m.cfg;
+    *out = NULL;
+    if (!max_T || max_T > cfg->seq_len)
+        return mt_tf_fail(err, errlen, "KV cache length %zu outside 1..%zu", max_T, cfg->seq_len);
+    struct mt_cuda_kv *kv = calloc(1, sizeof *kv);
+    if (!kv) return mt_tf_fail(err, errlen, "out of memory");
+    size_t C = cfg->n_embd, half = cfg->n_layer * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
+    kv->max_T = max_T;
+    kv->kv_bytes = 2 * half;
+    kv->scratch_bytes = (7 * C + fch_floats(cfg) + cfg->vocab) * sizeof(float);
+    kv->k = dev_alloc(kv->kv_bytes, MT_MEM_KV_CACHE);
+    kv->v = kv->k ? (float *)((char *)kv->k + half) : NULL;
+    kv->scratch = dev_alloc(kv->scratch_bytes, MT_MEM_WORKSPACE);
+    kv->logits = malloc(cfg->vocab * sizeof(float));
+    if (!kv->k || !kv->scratch || !kv->logits) {
+        mt_cuda_kv_free(kv);
+        return mt_tf_fail(err, errlen, "out of device memory for the KV cache (%zu bytes)",
+                          kv->kv_bytes);
+    }
+    kv->dlogits = kv->scratch + 7 * C + fch_floats(cfg);
+    *out = kv;
+    return 0;
+}
+
+void mt_cuda_kv_free(struct mt_cuda_kv *kv)
+{
+    if (!kv) return;
+    cudaFree(kv->k);
+    cudaFree(kv->scratch);
+    free(kv->logits);
+    free(kv);
+}
+
+struct cu_decode {
+    struct mt_cuda_gpt *d;
+    struct mt_cuda_kv *kv;
+    size_t l;
+};
+
+static int cu_decode_linear(void *user, enum mt_linear which, const float *in, float *out,
+                            size_t rows)
+{
+    struct cu_decode *k = user;
+    return cu_linear(k->d, k->l, which, in, out, rows);
+}
+
+static int cu_decode_attention(void *user, const float *qkv, float *atty, float *att)
+{
+    struct cu_decode *k = user;
+    const struct mt_gpt_config *cfg = &k->d->m.cfg;
+    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), pos = k->kv->pos;
+    size_t at = (k->l * k->kv->max_T) * kvd;
+    (void)att;
+    cudaMemcpyAsync(k->kv->k + at + pos * kvd, qkv + C, kvd * sizeof(float),
+                    cudaMemcpyDeviceToDevice, 0);
+    cudaMemcpyAsync(k->kv->v + at + pos * kvd, qkv + C + kvd, kvd * sizeof(float),
+                    cudaMemcpyDeviceToDevice, 0);
+    mt_cu_attention_decode(atty, qkv, k->kv->k + at, k->kv->v + at,
+                           mt_k_window_start(pos, cfg->window), pos + 1, C, kvd, cfg->n_head);
+    return 0;
+}
+
+int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
+                        char *err, size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    const struct mt_gpt_config *cfg = &m->cfg;
+    const struct mt_block_kernels *k = &mt_cuda_block_kernels;
+    size_t C = cfg->n_embd, L = cfg->n_layer, pos = kv->pos;
+    if (pos >= kv->max_T)
+        return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
+    if (token < 0 || (size_t)token >= cfg->vocab)
+        return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
+    float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
+    float *proj = atty + C, *fch = proj + C;
+    cudaMemcpyAsync(x, m->param[MT_P_WTE] + (size_t)token * C, C * sizeof *x,
+                    cudaMemcpyDeviceToDevice, 0);
+    if (m->param[MT_P_WPE]) k->residual_fwd(x, x, m->param[MT_P_WPE] + pos * C, C);
+    struct mt_block_shape shape = mt_block_shape_of(cfg, 1, 1, 1);
+    shape.pos0 = pos;
+    float *act[MT_A_COUNT] = {0}, *lnp[MT_P_COUNT] = {0};
+    act[MT_A_LN1] = act[MT_A_LN2] = ln;
+    act[MT_A_QKV] = qkv;
+    act[MT_A_ATTY] = atty;
+    act[MT_A_RESIDUAL2] = x;
+    act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch;
+    if (cfg->mlp == MT_GPT_MLP_SWIGLU) act[MT_A_FCH_GELU] = fch + 2 * mt_gpt_ffn(cfg);
+    struct cu_decode dk = {.d = d, .kv = kv};
+    struct mt_block_ops ops = {
+        .linear = cu_decode_linear, .attention = cu_decode_attention, .user = &dk, .kernels = k};
+    for (size_t l = 0; l < L; l++) {
+        dk.l = l;
+        mt_block_norm_params(cfg, l, m->param, lnp);
+        if (mt_block_forward(&shape, lnp, act, x, proj, x, &ops))
+            return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
+    }
+    mt_block_norm_fwd_k(k, cfg->norm, ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB],
+                        1, C);
+    if (cu_linear(d, L, MT_LIN_LMHEAD, ln, kv->dlogits, 1))
+        return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
+    if (logits) {
+        if (mt_cuda_copy_to_host(kv->logits, kv->dlogits, cfg->vocab * sizeof(float), err, errlen))
+            return -1;
+    }
+    if (sync_check("decode", err, errlen)) return -1;
+    kv->pos++;
+    return 0;
+}

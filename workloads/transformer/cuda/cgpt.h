@@ -1,0 +1,117 @@
+/* cgpt.h — the reference model on an NVIDIA GPU (`device=cuda`): the same slabs, the one
+ * block (block.h) with the device's kernels, cuBLAS for the matrix products.
+ *
+ * What it is for: forward (training or evaluation, with the losses), backward, AdamW and
+ * batch-1 KV-cache decoding of a struct mt_gpt whose slabs live in device memory. The
+ * slabs are cudaMalloc'ed one per memory category, exactly mt_gpt_memory's bytes, carved
+ * by mt_gpt_carve (the CPU model's layout), each allocated under its category so the
+ * device interposer (profilers/heap) attributes it; the extras of a precision (bf16: a
+ * 16-bit mirror of the weights and the GEMM operands' staging) and cuBLAS's workspace are
+ * allocated beside them, sized by mt_cuda_gpt_extra_bytes.
+ * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
+ * activation storage, checkpointing and quantized weights are not on the device yet
+ * (mt_cuda_gpt_create refuses attention=flash).
+ * Precisions: fp32 (cuBLAS SGEMM, fp32 arithmetic), tf32 (SGEMM on TF32 tensor cores),
+ * bf16 (GEMM operands rounded to bf16, fp32 accumulation and fp32 everything else: the
+ * autocast recipe). Every other kernel runs in fp32.
+ * Thread safety: one thread per model; everything runs on the default stream and each
+ * call returns after the device finished (errors are reported by the call that saw them).
+ */
+#ifndef MT_TRANSFORMER_CUDA_CGPT_H
+#define MT_TRANSFORMER_CUDA_CGPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum mt_cuda_precision { MT_CUDA_FP32 = 0, MT_CUDA_TF32 = 1, MT_CUDA_BF16 = 2 };
+
+/* Parses "fp32", "tf32" or "bf16". Returns 0, or -1 with a message. */
+int mt_cuda_precision_parse(const char *s, enum mt_cuda_precision *out, char *err, size_t errlen);
+const char *mt_cuda_precision_name(enum mt_cuda_precision p);
+
+/* 1 when a CUDA device can be used; else 0 and the reason in why (no device, no driver). */
+int mt_cuda_available(char *why, size_t n);
+
+/* Device bytes beside the plan's slabs, per category: the bf16 weight mirror (weights),
+ * the bf16 operand staging and cuBLAS's workspace (workspace). Pure. */
+void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
+                             enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT]);
+
+/* The device model. m is a struct mt_gpt whose tensor pointers (params, param[], grads,
+ * grad[], act[], dact[], opt_m, opt_v, inputs, targets) are device pointers: never hand
+ * it to gpt.h's functions that read tensors (mt_gpt_linear_weights and
+ * mt_gpt_linear_grads only compute addresses and may be used). */
+struct mt_cuda_gpt {
+    struct mt_gpt m;
+    enum mt_cuda_precision prec;
+    size_t extra_bytes[MT_MEM_CAT_COUNT]; /* allocated beside the slabs */
+    void *slab[MT_MEM_CAT_COUNT];         /* the plan's slabs (device) */
+    void *wbf16;                          /* bf16 mirror of the weight slab (bf16) */
+    void *stage_in, *stage_out;           /* bf16 GEMM operands (bf16) */
+    void *blas_work;                      /* cuBLAS workspace */
+    double *acc;                          /* device scalar for reductions */
+    float *losses;                        /* host copy of the last losses (B*T) */
+    void *blas;                           /* cublasHandle_t */
+    int mirror_stale;                     /* bf16 mirror older than the weights */
+};
+
+/* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and
+ * sequence T, weights zero. Returns 0 and *out (free with mt_cuda_gpt_free), or -1 with a
+ * message (no device, bad configuration, attention=flash, out of device memory); nothing
+ * stays allocated on failure. */
+int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
+                       enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
+                       char *err, size_t errlen);
+void mt_cuda_gpt_free(struct mt_cuda_gpt *d);
+
+/* Copies the weights (and, when both train, the optimizer state and step) of host model h
+ * (same configuration, no dropped tensors) to the device, or back. Returns 0 or -1. */
+int mt_cuda_gpt_upload(struct mt_cuda_gpt *d, const struct mt_gpt *h, char *err, size_t errlen);
+int mt_cuda_gpt_download(const struct mt_cuda_gpt *d, struct mt_gpt *h, char *err, size_t errlen);
+/* Copies bytes from device pointer src to host dst. Returns 0 or -1 with a message. */
+int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, size_t errlen);
+
+/* mt_gpt_forward on the device: inputs and targets (host arrays, B x T; targets may be
+ * NULL) as there; *mean_loss as there. Probabilities (with targets) or logits stay in
+ * m.act[MT_A_LOGITS]. */
+int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *targets, size_t B,
+                        size_t T, float *mean_loss, char *err, size_t errlen);
+/* mt_gpt_zero_grad, mt_gpt_backward, mt_gpt_adamw_step (which returns the gradient norm)
+ * and mt_gpt_train_step on the device, same contracts. */
+void mt_cuda_gpt_zero_grad(struct mt_cuda_gpt *d);
+int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_tokens, char *err,
+                         size_t errlen);
+int mt_cuda_gpt_adamw_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r, float lr,
+                           float grad_div, float *norm, char *err, size_t errlen);
+int mt_cuda_gpt_train_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r, size_t step,
+                           const int *inputs, const int *targets, float *loss, float *gnorm,
+                           char *err, size_t errlen);
+
+/* Batch-1 decoding with a device KV cache (keys and values of every layer for max_T
+ * positions, contiguous: a sliding window attends to its last positions of it). */
+struct mt_cuda_kv {
+    size_t max_T, pos;
+    float *k, *v;     /* device (L, max_T, kv_dim) each: MT_MEM_KV_CACHE */
+    float *scratch;   /* device, decode.c's layout: MT_MEM_WORKSPACE */
+    float *logits;    /* host (V): the last step's logits */
+    float *dlogits;   /* device, inside scratch */
+    size_t kv_bytes, scratch_bytes;
+};
+int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
+                      char *err, size_t errlen);
+void mt_cuda_kv_free(struct mt_cuda_kv *kv);
+/* mt_gpt_decode_step on the device: logits of the next token in kv->logits (host) unless
+ * logits is 0 (timing: they stay on the device). */
+int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
+                        char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,713 @@
+/* ckernels.cu — the reference transformer's kernels on an NVIDIA GPU (see ckernels.h).
+ * One thread block per row for the row-wise kernels (norms, attention rows,
+ * cross-entropy), grid-stride loops for the element-wise ones; parameter gradients and
+ * column sums reduce a chunk of rows per thread and add it with one atomic. The scalar
+ * references these are tested against are kernels.h's mt_k_<op>_ref, through the CPU
+ * engine (tests/transformer/test_cuda.c). */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "ckernels.h"
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr float kGeluScale = 0.7978845608028654f; /* sqrt(2 / pi) */
+
+unsigned blocks_for(size_t n, int threads = kThreads)
+{
+    size_t b = (n + (size_t)threads - 1) / (size_t)threads;
+    return (unsigned)(b < 65535u * 16u ? (b ? b : 1) : 65535u * 16u);
+}
+
+template <typename T> __device__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum (max = 0) or maximum (max = 1) over the block; every thread gets the result. */
+template <typename T> __device__ T block_reduce(T v, int max)
+{
+    __shared__ T sh[32];
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = max ? (T)warp_max((float)v) : warp_sum(v);
+    __syncthreads(); /* sh may still be read by an earlier call */
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    if (w == 0) {
+        T x = lane < nw ? sh[lane] : (max ? (T)-INFINITY : (T)0);
+        x = max ? (T)warp_max((float)x) : warp_sum(x);
+        if (lane == 0) sh[0] = x;
+    }
+    __syncthreads();
+    return sh[0];
+}
+
+/* ------------------------------------------------------------------ norms */
+
+/* LayerNorm (rms = 0) or RMSNorm (rms = 1, b unused) of one row per block. */
+__global__ void norm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                         const float *b, int C, int rms)
+{
+    const float *x = inp + (size_t)blockIdx.x * C;
+    float s = 0.0f;
+    if (!rms) {
+        for (int c = threadIdx.x; c < C; c += blockDim.x)
+            s += x[c];
+        s = block_reduce(s, 0) / (float)C;
+    }
+    float v = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        v += (x[c] - s) * (x[c] - s);
+    float r = 1.0f / sqrtf(block_reduce(v, 0) / (float)C + 1e-5f);
+    float *o = out + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        o[c] = (x[c] - s) * r * w[c] + (b ? b[c] : 0.0f);
+    if (threadIdx.x == 0) {
+        if (mean) mean[blockIdx.x] = s;
+        if (rstd) rstd[blockIdx.x] = r;
+    }
+}
+
+/* dinp += of one row per block (mean NULL: RMSNorm). */
+__global__ void norm_bwd_inp(float *dinp, const float *dout, const float *inp, const float *w,
+                             const float *mean, const float *rstd, int C)
+{
+    size_t row = blockIdx.x;
+    const float *d = dout + row * C, *x = inp + row * C;
+    float m = mean ? mean[row] : 0.0f, r = rstd[row], dm = 0.0f, dnm = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float dn = w[c] * d[c];
+        dm += dn;
+        dnm += dn * (x[c] - m) * r;
+    }
+    dm = mean ? block_reduce(dm, 0) / (float)C : 0.0f;
+    dnm = block_reduce(dnm, 0) / (float)C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float norm = (x[c] - m) * r;
+        dinp[row * C + c] += (w[c] * d[c] - dm - norm * dnm) * r;
+    }
+}
+
+constexpr int kRowChunk = 64;
+
+/* dw[c] += sum_rows dout * norm, db[c] += sum_rows dout (db NULL: RMSNorm) over a chunk of
+ * rows per thread. */
+__global__ void norm_bwd_params(float *dw, float *db, const float *dout, const float *inp,
+                                const float *mean, const float *rstd, size_t N, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    size_t r0 = (size_t)blockIdx.y * kRowChunk, r1 = r0 + kRowChunk < N ? r0 + kRowChunk : N;
+    float aw = 0.0f, ab = 0.0f;
+    for (size_t r = r0; r < r1; r++) {
+        float d = dout[r * C + c];
+        aw += d * (inp[r * C + c] - (mean ? mean[r] : 0.0f)) * rstd[r];
+        ab += d;
+    }
+    atomicAdd(dw + c, aw);
+    if (db) atomicAdd(db + c, ab);
+}
+
+__global__ void colsum(float *dst, const float *src, size_t N, int OC)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= OC) return;
+    size_t r0 = (size_t)blockIdx.y * kRowChunk, r1 = r0 + kRowChunk < N ? r0 + kRowChunk : N;
+    float a = 0.0f;
+    for (size_t r = r0; r < r1; r++)
+        a += src[r * OC + c];
+    atomicAdd(dst + c, a);
+}
+
+dim3 chunk_grid(size_t N, size_t C)
+{
+    return dim3((unsigned)((C + kThreads - 1) / kThreads),
+                (unsigned)((N + kRowChunk - 1) / kRowChunk));
+}
+
+/* ------------------------------------------------------------------ RoPE */
+
+__global__ void rope(float *qkv, size_t B, size_t T, size_t pos0, size_t ld, size_t heads,
+                     size_t hs, double theta, double sign)
+{
+    size_t half = hs / 2, n = B * T * heads * half;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
+         e += (size_t)gridDim.x * blockDim.x) {
+        size_t i = e % half, h = e / half % heads, bt = e / half / heads;
+        double a = (double)(pos0 + bt % T) * pow(theta, -2.0 * (double)i / (double)hs);
+        float c = (float)cos(a), s = (float)(sign * sin(a));
+        float *x = qkv + bt * ld + h * hs;
+        float x0 = x[i], x1 = x[i + half];
+        x[i] = x0 * c - x1 * s;
+        x[i + half] = x0 * s + x1 * c;
+    }
+}
+
+/* ------------------------------------------------------------------ attention */
+
+/* One query row (q: hs floats) against keys/values K[j * ldkv], V[j * ldkv] for j in
+ * [lo, hi]: out (hs) =; the probabilities into arow (length T, zero outside [lo, hi]) when
+ * arow is not NULL. sc: shared scratch of hi + 1 floats. One warp per key for the scores
+ * (lanes over the head's channels). */
+__device__ void attend_row(float *out, float *arow, size_t T, const float *q, const float *K,
+                           const float *V, size_t ldkv, size_t lo, size_t hi, int hs, float scale,
+                           float *sc)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (size_t j = lo + w; j <= hi; j += nw) {
+        const float *k = K + j * ldkv;
+        float s = 0.0f;
+        for (int c = lane; c < hs; c += 32)
+            s += q[c] * k[c];
+        s = warp_sum(s);
+        if (lane == 0) sc[j] = s * scale;
+    }
+    __syncthreads();
+    float mx = -INFINITY;
+    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x)
+        mx = fmaxf(mx, sc[j]);
+    mx = block_reduce(mx, 1);
+    float sum = 0.0f;
+    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x) {
+        float e = expf(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = block_reduce(sum, 0);
+    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x)
+        sc[j] /= sum;
+    __syncthreads();
+    if (arow)
+        for (size_t j = threadIdx.x; j < T; j += blockDim.x)
+            arow[j] = j >= lo && j <= hi ? sc[j] : 0.0f;
+    for (int c = threadIdx.x; c < hs; c += blockDim.x) {
+        float a = 0.0f;
+        for (size_t j = lo; j <= hi; j++)
+            a += sc[j] * V[j * ldkv + c];
+        out[c] = a;
+    }
+}
+
+constexpr int kMaxHead = 128; /* head sizes up to this (cgpt.c refuses larger) */
+
+struct geom {
+    size_t ld, hs, grp;
+    float scale;
+};
+
+geom geom_of(size_t C, size_t Ckv, size_t NH)
+{
+    struct mt_k_attn_geom g = mt_k_attn_geom(C, Ckv, NH);
+    return {g.ld, g.hs, g.grp, g.scale};
+}
+
+__device__ size_t window_lo(size_t t, size_t window)
+{
+    return window && t >= window ? t + 1 - window : 0;
+}
+
+constexpr int kRows = 8;   /* query rows per block of attn_rows (one warp each) */
+constexpr int kTile = 32;  /* keys per shared-memory tile */
+
+/* tile[jj][c] (rows of hs + 1) = src[(j0 + jj) * ld + c] for keys up to jhi, else 0. */
+__device__ void load_tile(float *tile, const float *src, size_t ld, size_t j0, size_t jhi, int hs)
+{
+    for (int i = threadIdx.x; i < kTile * hs; i += blockDim.x) {
+        size_t j = j0 + i / hs;
+        tile[(i / hs) * (hs + 1) + i % hs] = j <= jhi ? src[j * ld + i % hs] : 0.0f;
+    }
+}
+
+/* The query-row side of attention, kRows rows of one (batch, head) per block (grid T / kRows,
+ * NH, B; kRows warps), keys and values staged in shared memory a tile at a time:
+ *   forward (Bwd = 0): scores q.k_j * scale, softmax into att (zero outside the attended
+ *   positions), out = p . v;
+ *   backward (Bwd = 1): s_j = dout.v_j, dpre_j = p_j (s_j - sum p s) into datt (the
+ *   attended positions only), dq = scale * dpre . k into dqkv's q part.
+ * Shared: rows' scores kRows x T, a tile kTile x (hs + 1), the rows' vectors kRows x hs. */
+template <int Bwd, int HS>
+__global__ void attn_rows(float *out, float *prow, const float *qkv, const float *dout,
+                          const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
+                          size_t window, geom g)
+{
+    extern __shared__ float sm[];
+    int hs = (int)g.hs, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *sc = sm, *tile = sm + kRows * T, *qs = tile + kTile * (hs + 1);
+    size_t t0 = (size_t)blockIdx.x * kRows, h = blockIdx.y, b = blockIdx.z, kh = h / g.grp;
+    size_t t = t0 + w, ld = g.ld;
+    const float *row0 = qkv + b * T * ld;
+    for (int i = threadIdx.x; i < kRows * hs; i += blockDim.x) {
+        size_t tt = t0 + i / hs;
+        int c = i % hs;
+        qs[i] = tt >= T ? 0.0f : Bwd ? dout[(b * T + tt) * C + h * hs + c] : row0[tt * ld + h * hs + c];
+    }
+    size_t jlo = window_lo(t0, window), jhi = t0 + kRows - 1 < T - 1 ? t0 + kRows - 1 : T - 1;
+    size_t first = Bwd ? C + Ckv : C, second = Bwd ? C : C + Ckv; /* k or v, then the other */
+    for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
+        __syncthreads();
+        load_tile(tile, row0 + first + kh * hs, ld, j0, jhi, hs);
+        __syncthreads();
+        size_t j = j0 + lane;
+        if (t < T && j <= jhi) {
+            float s = 0.0f;
+            for (int c = 0; c < hs; c++)
+                s += qs[w * hs + c] * tile[lane * (hs + 1) + c];
+            sc[w * T + j] = s;
+        }
+    }
+    __syncthreads();
+    size_t lo = t < T ? window_lo(t, window) : jhi + 1, hi = t < T ? t : 0;
+    float *srow = sc + (size_t)w * T;
+    if (t < T) {
+        const float *arow = att + ((b * NH + h) * T + t) * T;
+        float *prow_t = prow + ((b * NH + h) * T + t) * T;
+        if (!Bwd) {
+            float mx = -INFINITY, sum = 0.0f;
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                mx = fmaxf(mx, srow[j] * g.scale);
+            mx = warp_max(mx);
+            for (size_t j = lo + lane; j <= hi; j += 32) {
+                float e = expf(srow[j] * g.scale - mx);
+                srow[j] = e;
+                sum += e;
+            }
+            sum = warp_sum(sum);
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                srow[j] /= sum;
+            __syncwarp();
+            for (size_t j = lane; j < T; j += 32)
+                prow_t[j] = j >= lo && j <= hi ? srow[j] : 0.0f;
+        } else {
+            float dot = 0.0f;
+            for (size_t j = lo + lane; j <= hi; j += 32)
+                dot += arow[j] * srow[j];
+            dot = warp_sum(dot);
+            for (size_t j = lo + lane; j <= hi; j += 32) {
+                float d = arow[j] * (srow[j] - dot);
+                srow[j] = d;
+                prow_t[j] = d;
+            }
+        }
+    }
+    for (size_t j = jlo + lane; j <= jhi; j += 32) /* outside this row's positions: 0 */
+        if (j < lo || j > hi) srow[j] = 0.0f;
+    float acc[HS / 32] = {0}; /* registers: HS is the head size's bucket */
+    for (size_t j0 = jlo; j0 <= jhi; j0 += kTile) {
+        __syncthreads();
+        load_tile(tile, row0 + second + kh * hs, ld, j0, jhi, hs);
+        __syncthreads();
+        for (int jj = 0; jj < kTile && j0 + jj <= jhi; jj++) {
+            float p = srow[j0 + jj];
+#pragma unroll
+            for (int k = 0; k < HS / 32; k++)
+                if (k * 32 + lane < hs) acc[k] += p * tile[jj * (hs + 1) + k * 32 + lane];
+        }
+    }
+    if (t >= T) return;
+#pragma unroll
+    for (int k = 0; k < HS / 32; k++) {
+        int c = k * 32 + lane;
+        if (c >= hs) break;
+        if (Bwd)
+            out[(b * T + t) * ld + h * hs + c] = acc[k] * g.scale;
+        else
+            out[(b * T + t) * C + h * hs + c] = acc[k];
+    }
+}
+
+constexpr int kKeyTile = 32;    /* keys per block of attn_bwd_kv */
+constexpr int kKvThreads = 256;
+
+/* Backward, per tile of kKeyTile key/value positions (grid T / kKeyTile, NKV, B): dk, dv =
+ * over the query heads of the group and the rows that attended to them. Each query row's
+ * datt and att entries of the tile, its q and its dout are staged in shared memory (one
+ * coalesced read each); every thread accumulates its (key, channel) pairs. */
+template <int HS>
+__global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, const float *qkv,
+                            const float *att, size_t T, size_t C, size_t Ckv, size_t NH,
+                            size_t window, geom g)
+{
+    __shared__ float sd[kKeyTile], sa[kKeyTile], sq[kMaxHead], so[kMaxHead];
+    size_t j0 = (size_t)blockIdx.x * kKeyTile, kh = blockIdx.y, b = blockIdx.z;
+    constexpr int per = kKeyTile * HS / kKvThreads; /* registers: HS is the head size's bucket */
+    int hs = (int)g.hs;
+    size_t jl = j0 + kKeyTile - 1 < T - 1 ? j0 + kKeyTile - 1 : T - 1;
+    size_t hi = window && jl + window - 1 < T - 1 ? jl + window - 1 : T - 1;
+    float dk[per] = {0}, dv[per] = {0};
+    for (size_t h = kh * g.grp; h < (kh + 1) * g.grp; h++)
+        for (size_t t = j0; t <= hi; t++) {
+            if (threadIdx.x < kKeyTile) {
+                size_t j = j0 + threadIdx.x, at = ((b * NH + h) * T + t) * T + j;
+                int ok = j <= t && j < T && (!window || t - j < window);
+                sd[threadIdx.x] = ok ? datt[at] : 0.0f;
+                sa[threadIdx.x] = ok ? att[at] : 0.0f;
+            }
+            if ((int)threadIdx.x < hs) {
+                sq[threadIdx.x] = qkv[(b * T + t) * g.ld + h * hs + threadIdx.x];
+                so[threadIdx.x] = dout[(b * T + t) * C + h * hs + threadIdx.x];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int k = 0; k < per; k++) {
+                int idx = (int)threadIdx.x + k * kKvThreads, jj = idx / hs, c = idx % hs;
+                if (jj < kKeyTile) {
+                    dk[k] += sd[jj] * sq[c];
+                    dv[k] += sa[jj] * so[c];
+                }
+            }
+            __syncthreads();
+        }
+    for (int k = 0; k < per; k++) {
+        int idx = (int)threadIdx.x + k * kKvThreads, jj = idx / hs, c = idx % hs;
+        if (jj >= kKeyTile || j0 + jj >= T) continue;
+        float *r = dqkv + (b * T + j0 + jj) * g.ld + C + kh * hs + c;
+        r[0] = dk[k] * g.scale;
+        r[Ckv] = dv[k];
+    }
+}
+
+/* grid NH: one query against the cache */
+__global__ void attn_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
+                            size_t n, size_t Ckv, geom g)
+{
+    extern __shared__ float sc[];
+    size_t h = blockIdx.x, kh = h / g.grp;
+    attend_row(out + h * g.hs, nullptr, n, q + h * g.hs, K + kh * g.hs, V + kh * g.hs, Ckv, lo,
+               n - 1, (int)g.hs, g.scale, sc);
+}
+
+/* ------------------------------------------------------------------ element-wise */
+
+#define GRID_STRIDE(i, n)                                                                          \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                        \
+         i += (size_t)gridDim.x * blockDim.x)
+
+__global__ void residual(float *out, const float *a, const float *b, size_t n)
+{
+    GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+
+__global__ void gelu_fwd(float *out, const float *inp, size_t n)
+{
+    GRID_STRIDE(i, n)
+    {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
+    }
+}
+
+__global__ void gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+{
+    GRID_STRIDE(i, n)
+    {
+        float x = inp[i], th = tanhf(kGeluScale * (x + 0.044715f * x * x * x));
+        float gd = 0.5f * (1.0f + th) +
+                   0.5f * x * (1.0f - th * th) * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = gd * dout[i];
+    }
+}
+
+__global__ void swiglu_fwd(float *out, const float *inp, size_t N, size_t F)
+{
+    GRID_STRIDE(e, N * F)
+    {
+        size_t i = e / F, j = e % F;
+        float g = inp[i * 2 * F + j], u = inp[i * 2 * F + F + j];
+        out[e] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
+__global__ void swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, size_t F)
+{
+    GRID_STRIDE(e, N * F)
+    {
+        size_t i = e / F, j = e % F;
+        float g = inp[i * 2 * F + j], u = inp[i * 2 * F + F + j], d = dout[e];
+        float sig = 1.0f / (1.0f + expf(-g));
+        dinp[i * 2 * F + j] = d * u * sig * (1.0f + g * (1.0f - sig));
+        dinp[i * 2 * F + F + j] = d * g * sig;
+    }
+}
+
+__global__ void encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe,
+                            size_t T, size_t C, size_t n)
+{
+    GRID_STRIDE(e, n)
+    {
+        size_t bt = e / C, c = e % C;
+        out[e] = wte[(size_t)inp[bt] * C + c] + (wpe ? wpe[bt % T * C + c] : 0.0f);
+    }
+}
+
+__global__ void encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t T,
+                            size_t C, size_t n)
+{
+    GRID_STRIDE(e, n)
+    {
+        size_t bt = e / C, c = e % C;
+        atomicAdd(dwte + (size_t)inp[bt] * C + c, dout[e]);
+        if (dwpe) atomicAdd(dwpe + bt % T * C + c, dout[e]);
+    }
+}
+
+__global__ void bias_add(float *out, const float *bias, size_t OC, size_t n)
+{
+    GRID_STRIDE(e, n) out[e] += bias[e % OC];
+}
+
+/* grid N: softmax of one row, its loss */
+__global__ void xent_fwd(float *logits, float *losses, const int *targets, size_t V)
+{
+    float *l = logits + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (size_t j = threadIdx.x; j < V; j += blockDim.x)
+        mx = fmaxf(mx, l[j]);
+    mx = block_reduce(mx, 1);
+    float s = 0.0f;
+    for (size_t j = threadIdx.x; j < V; j += blockDim.x) {
+        float e = expf(l[j] - mx);
+        l[j] = e;
+        s += e;
+    }
+    s = block_reduce(s, 0);
+    for (size_t j = threadIdx.x; j < V; j += blockDim.x)
+        l[j] /= s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int t = targets[blockIdx.x];
+        losses[blockIdx.x] = t < 0 ? 0.0f : -logf(l[t]);
+    }
+}
+
+__global__ void xent_bwd(float *probs, const int *targets, float dloss, size_t V, size_t n)
+{
+    GRID_STRIDE(e, n)
+    {
+        int t = targets[e / V];
+        probs[e] = t < 0 ? 0.0f : (probs[e] - ((size_t)t == e % V ? 1.0f : 0.0f)) * dloss;
+    }
+}
+
+__global__ void adamw(float *p, float *g, float *m, float *v, size_t n, mt_adamw_args a, float c1,
+                      float c2)
+{
+    GRID_STRIDE(i, n)
+    {
+        float gi = g[i] * a.grad_scale;
+        m[i] = a.beta1 * m[i] + (1.0f - a.beta1) * gi;
+        v[i] = a.beta2 * v[i] + (1.0f - a.beta2) * gi * gi;
+        float mh = m[i] / c1, vh = v[i] / c2;
+        p[i] -= a.lr * (mh / (sqrtf(vh) + a.eps) + a.weight_decay * p[i]);
+        if (a.zero_grad) g[i] = 0.0f;
+    }
+}
+
+__global__ void sumsq(double *acc, const float *x, size_t n)
+{
+    double s = 0.0;
+    GRID_STRIDE(i, n) s += (double)x[i] * x[i];
+    s = block_reduce(s, 0);
+    if (threadIdx.x == 0) atomicAdd(acc, s);
+}
+
+__global__ void to_bf16(__nv_bfloat16 *out, const float *in, size_t n)
+{
+    GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+int row_threads(size_t C)
+{
+    return C >= 1024 ? 1024 : C >= 512 ? 512 : C >= 256 ? 256 : 128;
+}
+
+/* ------------------------------------------------------------------ block table */
+
+void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                     const float *b, size_t N, size_t C)
+{
+    norm_fwd<<<(unsigned)N, row_threads(C)>>>(out, mean, rstd, inp, w, b, (int)C, 0);
+}
+
+void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C)
+{
+    norm_fwd<<<(unsigned)N, row_threads(C)>>>(out, nullptr, rstd, inp, w, nullptr, (int)C, 1);
+}
+
+void k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, const float *mean, const float *rstd, size_t N, size_t C)
+{
+    norm_bwd_inp<<<(unsigned)N, row_threads(C)>>>(dinp, dout, inp, w, mean, rstd, (int)C);
+    if (dw) norm_bwd_params<<<chunk_grid(N, C), kThreads>>>(dw, db, dout, inp, mean, rstd, N, (int)C);
+}
+
+void k_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                   const float *rstd, size_t N, size_t C)
+{
+    norm_bwd_inp<<<(unsigned)N, row_threads(C)>>>(dinp, dout, inp, w, nullptr, rstd, (int)C);
+    if (dw)
+        norm_bwd_params<<<chunk_grid(N, C), kThreads>>>(dw, nullptr, dout, inp, nullptr, rstd, N,
+                                                        (int)C);
+}
+
+/* RoPE forward (Sign 1) or backward (Sign -1): kernels.h mt_k_rope_fwd / _bwd. */
+template <int Sign>
+void k_rope(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+            double theta)
+{
+    size_t heads = (Ca + Ckv) / hs;
+    rope<<<blocks_for(B * T * heads * (hs / 2)), kThreads>>>(qkv, B, T, pos0, Ca + 2 * Ckv, heads,
+                                                             hs, theta, (double)Sign);
+}
+
+constexpr int kAttnThreads = 128;
+
+/* attn_rows<Bwd, HS> over every query row; its shared memory can pass the 48 KiB default. */
+template <int Bwd, int HS>
+void rows_launch_hs(float *out, float *prow, const float *qkv, const float *dout, const float *att,
+                    size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    geom g = geom_of(C, Ckv, NH);
+    size_t smem = (kRows * T + kTile * (g.hs + 1) + kRows * g.hs) * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(attn_rows<Bwd, HS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    attn_rows<Bwd, HS><<<dim3((unsigned)((T + kRows - 1) / kRows), (unsigned)NH, (unsigned)B),
+                         kRows * 32, smem>>>(out, prow, qkv, dout, att, T, C, Ckv, NH, window, g);
+}
+
+/* The head size's bucket (32, 64, 128): the per-thread accumulators stay in registers. */
+template <int Bwd>
+void rows_launch(float *out, float *prow, const float *qkv, const float *dout, const float *att,
+                 size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    size_t hs = C / NH;
+    if (hs <= 32)
+        rows_launch_hs<Bwd, 32>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
+    else if (hs <= 64)
+        rows_launch_hs<Bwd, 64>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
+    else
+        rows_launch_hs<Bwd, 128>(out, prow, qkv, dout, att, B, T, C, Ckv, NH, window);
+}
+
+void k_attention_fwd(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
+                     size_t Ckv, size_t NH, size_t window)
+{
+    rows_launch<0>(out, att, qkv, nullptr, att, B, T, C, Ckv, NH, window);
+}
+
+void k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
+                     const float *att, size_t B, size_t T, size_t C, size_t Ckv, size_t NH,
+                     size_t window)
+{
+    geom g = geom_of(C, Ckv, NH);
+    rows_launch<1>(dqkv, datt, qkv, dout, att, B, T, C, Ckv, NH, window);
+    dim3 grid((unsigned)((T + kKeyTile - 1) / kKeyTile), (unsigned)(Ckv / g.hs), (unsigned)B);
+    if (g.hs <= 32)
+        attn_bwd_kv<32><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    else if (g.hs <= 64)
+        attn_bwd_kv<64><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+    else
+        attn_bwd_kv<128><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+}
+
+void k_residual_fwd(float *out, const float *a, const float *b, size_t n)
+{
+    residual<<<blocks_for(n), kThreads>>>(out, a, b, n);
+}
+
+void k_gelu_fwd(float *out, const float *inp, size_t n)
+{
+    gelu_fwd<<<blocks_for(n), kThreads>>>(out, inp, n);
+}
+
+void k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+{
+    gelu_bwd<<<blocks_for(n), kThreads>>>(dinp, inp, dout, n);
+}
+
+void k_swiglu_fwd(float *out, const float *inp, size_t N, size_t F)
+{
+    swiglu_fwd<<<blocks_for(N * F), kThreads>>>(out, inp, N, F);
+}
+
+void k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, size_t F)
+{
+    swiglu_bwd<<<blocks_for(N * F), kThreads>>>(dinp, inp, dout, N, F);
+}
+
+} /* namespace */
+
+extern "C" {
+
+const struct mt_block_kernels mt_cuda_block_kernels = {
+    k_layernorm_fwd, k_layernorm_bwd, k_rmsnorm_fwd, k_rmsnorm_bwd, k_rope<1>,
+    k_rope<-1>,      k_attention_fwd, k_attention_bwd, nullptr,     nullptr,
+    k_residual_fwd,  k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd, k_swiglu_bwd,
+};
+
+void mt_cu_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                       size_t T, size_t C)
+{
+    encoder_fwd<<<blocks_for(B * T * C), kThreads>>>(out, inp, wte, wpe, T, C, B * T * C);
+}
+
+void mt_cu_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                       size_t T, size_t C)
+{
+    encoder_bwd<<<blocks_for(B * T * C), kThreads>>>(dwte, dwpe, dout, inp, T, C, B * T * C);
+}
+
+void mt_cu_bias_add(float *out, const float *bias, size_t N, size_t OC)
+{
+    bias_add<<<blocks_for(N * OC), kThreads>>>(out, bias, OC, N * OC);
+}
+
+void mt_cu_colsum_add(float *dst, const float *src, size_t N, size_t OC)
+{
+    colsum<<<chunk_grid(N, OC), kThreads>>>(dst, src, N, (int)OC);
+}
+
+void mt_cu_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V)
+{
+    xent_fwd<<<(unsigned)N, 1024>>>(logits, losses, targets, V);
+}
+
+void mt_cu_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V)
+{
+    xent_bwd<<<blocks_for(N * V), kThreads>>>(probs, targets, dloss, V, N * V);
+}
+
+void mt_cu_adamw(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a)
+{
+    float c1 = 1.0f - powf(a->beta1, (float)a->step), c2 = 1.0f - powf(a->beta2, (float)a->step);
+    adamw<<<blocks_for(n), kThreads>>>(p, g, m, v, n, *a, c1, c2);
+}
+
+void mt_cu_sumsq(double *acc, const float *x, size_t n)
+{
+    sumsq<<<blocks_for(n) < 1024 ? blocks_for(n) : 1024, kThreads>>>(acc, x, n);
+}
+
+void mt_cu_to_bf16(void *out, const float *in, size_t n)
+{
+    to_bf16<<<blocks_for(n), kThreads>>>(static_cast<__nv_bfloat16 *>(out), in, n);
+}
+
+void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
+                            size_t n, size_t C, size_t Ckv, size_t NH)
+{
+    attn_decode<<<(unsigned)NH, kAttnThreads, n * sizeof(float)>>>(out, q, K, V, lo, n, Ckv,
+                                                                    geom_of(C, Ckv, NH));
+}
+
+} /* extern "C" */

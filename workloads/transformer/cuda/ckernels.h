@@ -1,0 +1,58 @@
+/* ckernels.h — the reference transformer's kernels on an NVIDIA GPU (CUDA).
+ *
+ * What it is for: the device side of the one engine: mt_cuda_block_kernels (the one
+ * block's element-wise and attention kernels, block.h) and the kernels of the model
+ * around the blocks (embedding, cross-entropy, bias, AdamW, gradient norm, 16-bit
+ * conversion, KV-cache decode attention). Same math and contracts as kernels.h's
+ * mt_k_<op>, on device pointers, queued on the default stream (asynchronous: the caller
+ * synchronizes, cgpt.c checks cudaGetLastError there).
+ * What it is not for: matrix products (cuBLAS, cgpt.c), memory, or anything of the model
+ * state. Flash attention has no device kernel yet (table entries NULL).
+ * Reductions over rows (parameter gradients, column sums, the embedding's gradient) use
+ * atomics: results are reproducible to float rounding, not bit for bit.
+ */
+#ifndef MT_TRANSFORMER_CUDA_CKERNELS_H
+#define MT_TRANSFORMER_CUDA_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "block.h"
+#include "kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The one block's kernels on the device (flash_fwd / flash_bwd NULL). */
+extern const struct mt_block_kernels mt_cuda_block_kernels;
+
+/* out (B,T,C) = wte[inp] + wpe[t] (wpe NULL: no positions); inp device ints. */
+void mt_cu_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
+                       size_t T, size_t C);
+/* dwte[inp[b,t]] += dout[b,t]; dwpe[t] += dout[b,t] (dwpe may be NULL). */
+void mt_cu_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int *inp, size_t B,
+                       size_t T, size_t C);
+/* out[N,OC] += bias[OC] per row. */
+void mt_cu_bias_add(float *out, const float *bias, size_t N, size_t OC);
+/* dst[j] += sum_i src[i*OC + j]. */
+void mt_cu_colsum_add(float *dst, const float *src, size_t N, size_t OC);
+/* logits[N,V] -> probabilities in place; losses[N] = -log p[target] (target < 0: 0). */
+void mt_cu_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V);
+/* probs[i,:] = (probs[i,:] - onehot(target)) * dloss; rows with target < 0: zero. */
+void mt_cu_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V);
+/* kernels.h mt_k_adamw on device arrays (a on the host). */
+void mt_cu_adamw(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a);
+/* *acc (one device double) += sum of x[i]^2. */
+void mt_cu_sumsq(double *acc, const float *x, size_t n);
+/* out[i] = bf16(in[i]) (round to nearest even); out holds n 16-bit values. */
+void mt_cu_to_bf16(void *out, const float *in, size_t n);
+/* One query against a KV cache of one layer: q (C) device, K and V (positions, Ckv) rows
+ * lo..n-1 attended; out (C) =. Heads as in mt_k_attention_fwd. */
+void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
+                            size_t n, size_t C, size_t Ckv, size_t NH);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
