@@ -276,8 +276,11 @@ static __attribute__((noinline)) void free_slow(void *p)
 }
 
 /* A block with our header implies init is done (the real malloc made it). The common case
- * (one thread, a counted block outside the large-block table, holding no tensors: flags
- * and magic checked in one compare of the header word) is inline and takes no lock. With
+ * (one thread, a counted block outside the large-block table, holding no tensors, not
+ * aligned: flags, shift and magic checked in one compare of the header word) is inline and
+ * takes no lock. Its real block is p - 16 by that compare, not by the header's shift read
+ * back: the header is usually a cache miss (blocks are freed long after they were made),
+ * and glibc's own read of its chunk header then starts at once instead of after ours. With
  * one thread, neither the recursion guard nor the end of tracking matters to it: no lock
  * can be held (our own code frees only blocks it made uncounted), and after the report
  * nobody reads the counters. */
@@ -285,11 +288,11 @@ MT_EXPORT void free(void *p)
 {
     if (MT_UNLIKELY(!p)) return;
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    const uint64_t mask = (uint64_t)0xff << 56 | (uint64_t)0xff << 40; /* magic, flags */
-    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, 0)) &&
+    const uint64_t mask = (uint64_t)0xffff << 48 | (uint64_t)0xff << 40; /* magic, shift, flags */
+    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
         MT_LIKELY(__libc_single_threaded)) {
         mt_heap_uncount_plain(p, h);
-        mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
+        mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
         return;
     }
     free_slow(p);
