@@ -157,8 +157,8 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     if (MT_LIKELY(left > 0) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
         MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
         mt_heap_tls.countdown = left;
-        mt_heap_count_small(p, n, mt_heap_tls.cat, MT_HEAP_NO_SITE, shift);
-        mt_heap_point_check();
+        int cat = mt_heap_tls.cat;
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, shift))) mt_heap_count_settle(cat);
         return p;
     }
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
