@@ -131,8 +131,8 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
     uint32_t site = mt_heap_stack_recent_site(anchor, cat);
     if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
         mt_heap_count_stack(1);
-        mt_heap_count_small(p, n, cat, site, shift);
-        mt_heap_point_check();
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, shift))) /* full: weight 1 */
+            mt_heap_count_settle(cat);
         return;
     }
     mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
@@ -158,7 +158,8 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
         mt_heap_tls.countdown = left;
         int cat = mt_heap_tls.cat;
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, shift))) mt_heap_count_settle(cat);
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, shift)))
+            mt_heap_count_settle(cat);
         return p;
     }
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&

@@ -170,6 +170,18 @@ static inline void mt_heap_cat_sub(int cat, long long n)
     MT_TRK.c.room_total += n;
 }
 
+/* Counts an allocation of n bytes of weight w at site (not MT_HEAP_NO_SITE). Lock held. */
+static inline __attribute__((always_inline)) void mt_heap_site_alloc(uint32_t site, uint64_t n,
+                                                                     double w)
+{
+    struct mt_heap_site *s = mt_heap_site_at(site);
+    mt_heap_site_touch(s);
+    s->allocs += w;
+    s->bytes += w * (double)n;
+    s->live += w * (double)n;
+    s->live_allocs += w;
+}
+
 /* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
 static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_t p, uint64_t n,
                                                                         int cat, uint32_t site)
@@ -178,15 +190,7 @@ static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_
     c->allocs[cat]++;
     c->bytes[cat] += (long long)n;
     mt_heap_cat_add(cat, (long long)n);
-    if (site != MT_HEAP_NO_SITE) {
-        struct mt_heap_site *s = mt_heap_site_at(site);
-        double w = mt_heap_sample_weight(n);
-        mt_heap_site_touch(s);
-        s->allocs += w;
-        s->bytes += w * (double)n;
-        s->live += w * (double)n;
-        s->live_allocs += w;
-    }
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, mt_heap_sample_weight(n));
     mt_heap_total_add((long long)n);
     MT_TRK.last_alloc = p;
 }
@@ -273,18 +277,21 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
     if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
 
-/* mt_heap_count_small for a block without site, with mt_heap_solo(), minus two rare steps:
- * a raised running peak and the timeline point. Returns nonzero when one of them is due:
- * the caller then calls mt_heap_count_settle(cat). Split so that the hook's common case
- * keeps no register across a call (its rare steps all happen in that one call). */
+/* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode),
+ * minus two rare steps: a raised running peak and the timeline point. Returns nonzero when
+ * one of them is due: the caller then calls mt_heap_count_settle(cat). Split so that the
+ * hooks' common cases keep no register across a call (their rare steps all happen in that
+ * one call). */
 static inline __attribute__((always_inline)) int mt_heap_count_quick(void *p, uint64_t n, int cat,
+                                                                     uint32_t site, double w,
                                                                      unsigned shift)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
-    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, shift);
+    mt_heap_hdr_set(p, n, site, cat, MT_REC_TRACKED, shift);
     long long a = ++c->allocs[cat];
     c->bytes[cat] += (long long)n;
     long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, w);
     MT_TRK.last_alloc = (uintptr_t)p;
     return (below < 0) | ((a & 255) == 0);
 }
