@@ -5,9 +5,15 @@
 # bytes, 11 frames below main, a window of 4096 live blocks) plain, under libmt_heap.so in
 # sampled and in full mode, and under Debian's heaptrack (`heaptrack -r`: record only, no
 # analysis), REPEATS times each, interleaved, and printing the median CPU time (user +
-# system of the whole process tree: heaptrack compresses in a second process) and wall
-# time, the overhead of each (median / plain median - 1), and PASS or FAIL against the
-# targets of DESIGN.md on the CPU overhead: sampled <= 5 %, full <= 25 %. It also checks
+# system of the child and its descendants, as /usr/bin/time reads them from wait4's
+# rusage: heaptrack compresses in a second process) and wall time, the overhead of each
+# (median / plain median - 1) and the median of the per-round overheads (each run against
+# the plain run of its own round: less sensitive to a load that drifts), the load average
+# before and after, and PASS or FAIL against the targets of DESIGN.md on the CPU overhead
+# (median / plain median): sampled <= 5 %, full <= 25 %. With BASE_LIB=PATH (another
+# build's libmt_heap.so, e.g. of main) each round also runs that library in both modes
+# (rows base-sampled, base-full), so a change is compared with its base on the same load.
+# It also checks
 # that both modes report the same exact totals (allocations, bytes, peak). Then, when the
 # build has the harness and the baseline plugin, the same for a baseline training run
 # (tiny model, TRAIN_STEPS steps, one thread): the CPU and wall time of its 'train'
@@ -18,7 +24,8 @@
 # more than once (at load 5-14 one table's overheads move by +-10 points), and take
 # callgrind's instructions per allocation + free as the load-independent figure; the last
 # figures of both are in profilers/heap/README.md ("Measured").
-# Usage: scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS] [TRAIN_STEPS]
+# HEAPTRACK=0 leaves heaptrack out (shorter rounds).
+# Usage: [BASE_LIB=PATH] [HEAPTRACK=0] scripts/bench_heap.sh [BUILD_DIR] [REPEATS] [ALLOCATIONS] [TRAIN_STEPS]
 #   TRAIN_STEPS=0 skips the training run.
 set -eu
 build=${1:-build}
@@ -33,10 +40,12 @@ lib=$build/lib/libmt_heap.so
   echo "bench_heap: build first: cmake --build $build --target mt_heap mt_heap_bench_malloc" >&2
   exit 2
 }
+base_lib=${BASE_LIB:-}
+[ -z "$base_lib" ] || [ -f "$base_lib" ] || { echo "bench_heap: BASE_LIB $base_lib: no such file" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 have_heaptrack=0
-command -v heaptrack >/dev/null 2>&1 && have_heaptrack=1
+[ "${HEAPTRACK:-1}" = 0 ] || ! command -v heaptrack >/dev/null 2>&1 || have_heaptrack=1
 
 [ -x /usr/bin/time ] || { echo "bench_heap: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
 
@@ -53,10 +62,16 @@ run() {
 totals() { awk -F '\t' '$1 == "C" || ($1 == "S" && ($2 == "allocs" || $2 == "bytes" || $2 == "peak_bytes"))' "$1"; }
 
 same_totals=yes
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq "$repeats"); do
   run none "$prog" "$allocs"
   run sampled env MEMTRADE_HEAP_MODE=sampled MEMTRADE_HEAP_OUT="$tmp/sampled.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
   run full env MEMTRADE_HEAP_MODE=full MEMTRADE_HEAP_OUT="$tmp/full.%p.txt" LD_PRELOAD="$lib" "$prog" "$allocs"
+  if [ -n "$base_lib" ]; then
+    run base-sampled env MEMTRADE_HEAP_MODE=sampled MEMTRADE_HEAP_OUT="$tmp/bs.%p.out" LD_PRELOAD="$base_lib" "$prog" "$allocs"
+    run base-full env MEMTRADE_HEAP_MODE=full MEMTRADE_HEAP_OUT="$tmp/bf.%p.out" LD_PRELOAD="$base_lib" "$prog" "$allocs"
+    rm -f "$tmp"/*.out
+  fi
   if [ $have_heaptrack = 1 ]; then
     run heaptrack heaptrack -r -o "$tmp/ht.$i" "$prog" "$allocs"
   fi
@@ -66,23 +81,32 @@ for i in $(seq "$repeats"); do
   rm -f "$tmp"/*.txt "$tmp"/ht.* "$tmp/time"
 done
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # median FILE COLUMN
 median() { awk -v c="$2" '{print $c}' "$1" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# round_median NAME: the median over rounds of cpu(NAME) / cpu(plain) - 1, in percent
+round_median() {
+  paste -d ' ' "$tmp/$1" "$tmp/none" | awk '{print ($2 / $4 - 1) * 100}' | sort -g |
+    awk '{v[NR]=$1} END {printf "%.1f%%", v[int((NR+1)/2)]}'
+}
 wb=$(median "$tmp/none" 1)
 cb=$(median "$tmp/none" 2)
 echo "malloc_heavy: $allocs allocations, median of $repeats interleaved runs, overhead = t/t_plain - 1"
 echo "machine: $(nproc) CPUs, $(awk -F ': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-printf '%-10s %8s %9s %8s %9s  %s\n' profiler cpu_ms overhead wall_ms overhead target
-for name in none sampled full heaptrack; do
-  [ -f "$tmp/$name" ] || { printf '%-10s %8s\n' "$name" "unavailable (heaptrack not installed)"; continue; }
+echo "load average (1, 5, 15 min): before $load_before, after $load_after"
+printf '%-12s %8s %9s %9s %8s %9s  %s\n' profiler cpu_ms overhead per-round wall_ms overhead target
+for name in none sampled full base-sampled base-full heaptrack; do
+  case $name in base-*) [ -f "$tmp/$name" ] || continue ;; esac
+  [ -f "$tmp/$name" ] || { printf '%-12s %8s\n' "$name" "unavailable (heaptrack not installed, or HEAPTRACK=0)"; continue; }
   target=
   [ "$name" = sampled ] && target=$sampled_target
   [ "$name" = full ] && target=$full_target
   awk -v n="$name" -v w="$(median "$tmp/$name" 1)" -v c="$(median "$tmp/$name" 2)" -v wb="$wb" -v cb="$cb" \
-    -v t="$target" 'BEGIN {
+    -v t="$target" -v r="$(round_median "$name")" 'BEGIN {
       o = (c / cb - 1) * 100
       v = t == "" ? "" : sprintf("<= %d %%: %s", t, o <= t ? "PASS" : "FAIL")
-      printf "%-10s %8d %8.1f%% %8d %8.1f%%  %s\n", n, c, o, w, (w / wb - 1) * 100, v}'
+      printf "%-12s %8d %8.1f%% %9s %8d %8.1f%%  %s\n", n, c, o, r, w, (w / wb - 1) * 100, v}'
 done
 echo "exact totals (allocations, bytes, peak, per category) equal in sampled and full mode: $same_totals"
 if [ -f "$tmp/heaptrack" ]; then

@@ -131,8 +131,8 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
     uint32_t site = mt_heap_stack_recent_site(anchor, cat);
     if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
         mt_heap_count_stack(1);
-        mt_heap_count_small(p, n, cat, site, shift);
-        mt_heap_point_check();
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, shift))) /* full: weight 1 */
+            mt_heap_count_settle(cat);
         return;
     }
     mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
@@ -157,8 +157,9 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     if (MT_LIKELY(left > 0) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
         MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
         mt_heap_tls.countdown = left;
-        mt_heap_count_small(p, n, mt_heap_tls.cat, MT_HEAP_NO_SITE, shift);
-        mt_heap_point_check();
+        int cat = mt_heap_tls.cat;
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, shift)))
+            mt_heap_count_settle(cat);
         return p;
     }
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
@@ -276,8 +277,11 @@ static __attribute__((noinline)) void free_slow(void *p)
 }
 
 /* A block with our header implies init is done (the real malloc made it). The common case
- * (one thread, a counted block outside the large-block table, holding no tensors: flags
- * and magic checked in one compare of the header word) is inline and takes no lock. With
+ * (one thread, a counted block outside the large-block table, holding no tensors, not
+ * aligned: flags, shift and magic checked in one compare of the header word) is inline and
+ * takes no lock. Its real block is p - 16 by that compare, not by the header's shift read
+ * back: the header is usually a cache miss (blocks are freed long after they were made),
+ * and glibc's own read of its chunk header then starts at once instead of after ours. With
  * one thread, neither the recursion guard nor the end of tracking matters to it: no lock
  * can be held (our own code frees only blocks it made uncounted), and after the report
  * nobody reads the counters. */
@@ -285,11 +289,11 @@ MT_EXPORT void free(void *p)
 {
     if (MT_UNLIKELY(!p)) return;
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    const uint64_t mask = (uint64_t)0xff << 56 | (uint64_t)0xff << 40; /* magic, flags */
-    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, 0)) &&
+    const uint64_t mask = (uint64_t)0xffff << 48 | (uint64_t)0xff << 40; /* magic, shift, flags */
+    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
         MT_LIKELY(__libc_single_threaded)) {
         mt_heap_uncount_plain(p, h);
-        mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
+        mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
         return;
     }
     free_slow(p);

@@ -81,15 +81,19 @@ struct mt_heap_rec {
 };
 enum { MT_REC_TENSORS = 1, MT_REC_TRACKED = 2, MT_REC_TABLE = 4 };
 
-/* Per-category exact counters; long long because PAPI SDE reads them in place. */
+/* Per-category exact counters; long long because PAPI SDE reads some in place. Live
+ * bytes are kept as `room`, the bytes left below the running peak (seg_peak - live, never
+ * negative): an allocation subtracts its size and tests the sign that subtraction sets, so
+ * the peak test of the hot path costs no compare with a second counter and no load of it.
+ * Read live bytes through mt_heap_tracker_live or mt_heap_tracker_cats. */
 struct mt_heap_cats {
     long long allocs[MT_HEAP_NCAT], frees[MT_HEAP_NCAT], bytes[MT_HEAP_NCAT];
-    long long live[MT_HEAP_NCAT], peak[MT_HEAP_NCAT];
-    long long allocs_total, live_total, peak_total;
+    long long room[MT_HEAP_NCAT], room_total;
     /* Peaks since the innermost region last changed (the live bytes then, at least). They
-     * never exceed the global peaks, so the hooks compare against these only and test the
-     * global peak inside: one compare per allocation, as before region peaks existed. */
+     * never exceed the global peaks, so the hooks test against these only (through room)
+     * and the global peak inside: one test per allocation, as before region peaks existed. */
     long long seg_peak[MT_HEAP_NCAT], seg_peak_total;
+    long long peak[MT_HEAP_NCAT], peak_total;
 };
 
 enum { MT_SITE_CHUNK = 4096 };

@@ -486,7 +486,7 @@ static long long round_ll(double v)
 
 static void write_categories(struct wbuf *w)
 {
-    struct mt_heap_cats k;
+    struct mt_heap_totals k;
     mt_heap_tracker_cats(&k);
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
         w_raw(w, "C\t");

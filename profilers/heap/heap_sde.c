@@ -1,8 +1,9 @@
 /* heap_sde.c — exports the heap profiler's exact counters as PAPI software-defined events.
  *
  * What it is for: registering, under the library name "memtrade", instant read-only
- * counters that PAPI reads in place: live_bytes, peak_bytes, alloc_calls (all categories)
- * and live_bytes.<cat>, peak_bytes.<cat>, alloc_calls.<cat> per memory category; PAPI
+ * counters that PAPI reads in place or through a callback (live bytes, sums): live_bytes,
+ * peak_bytes, alloc_calls (all categories) and live_bytes.<cat>, peak_bytes.<cat>,
+ * alloc_calls.<cat> per memory category; PAPI
  * names them "sde:::memtrade::live_bytes.weights" and so on. What it is not for: reading
  * PAPI (profilers/counters does that). Runs once from the constructor, with the recursion
  * guard set, so libsde's own allocations are never recorded.
@@ -15,8 +16,21 @@
 
 static char names[3 * (MT_HEAP_NCAT + 1)][48]; /* libsde may keep the pointers */
 
-static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat, long long *counter,
-                const char *what)
+/* Live bytes and allocation calls are not single counters in the tracker (room and per
+ * category): read through callbacks; param: the category + 1, 0 for all. */
+static long long live_cb(void *param)
+{
+    return mt_heap_tracker_live_now((int)(intptr_t)param - 1);
+}
+
+static long long allocs_cb(void *param)
+{
+    (void)param;
+    return mt_heap_tracker_allocs_now();
+}
+
+/* The name base[.cat] in names[slot]. */
+static const char *name_of(size_t slot, const char *base, const char *cat)
 {
     char *n = names[slot];
     size_t k = strlen(base);
@@ -28,7 +42,19 @@ static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat,
         k += c;
     }
     n[k] = '\0';
-    papi_sde_register_counter(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, counter);
+    return n;
+}
+
+/* Registers a counter read in place (counter) or through fn(param). */
+static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat, long long *counter,
+                papi_sde_fptr_t fn, intptr_t param, const char *what)
+{
+    const char *n = name_of(slot, base, cat);
+    if (counter)
+        papi_sde_register_counter(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, counter);
+    else
+        papi_sde_register_counter_cb(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, fn,
+                                     (void *)param);
     papi_sde_describe_counter(h, n, what);
 }
 
@@ -38,15 +64,15 @@ void mt_heap_sde_init(void)
     if (!h) return;
     struct mt_heap_cats *k = mt_heap_tracker_counters();
     size_t slot = 0;
-    reg(h, slot++, "live_bytes", NULL, &k->live_total, "heap bytes live now, all categories");
-    reg(h, slot++, "peak_bytes", NULL, &k->peak_total, "peak live heap bytes so far");
-    reg(h, slot++, "alloc_calls", NULL, &k->allocs_total, "allocation calls so far");
+    reg(h, slot++, "live_bytes", NULL, NULL, live_cb, 0, "heap bytes live now, all categories");
+    reg(h, slot++, "peak_bytes", NULL, &k->peak_total, NULL, 0, "peak live heap bytes so far");
+    reg(h, slot++, "alloc_calls", NULL, NULL, allocs_cb, 0, "allocation calls so far");
     for (int c = 0; c < MT_HEAP_NCAT; c++) {
-        reg(h, slot++, "live_bytes", mt_mem_cat_names[c], &k->live[c],
+        reg(h, slot++, "live_bytes", mt_mem_cat_names[c], NULL, live_cb, c + 1,
             "heap bytes live now in this memory category");
-        reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &k->peak[c],
+        reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &k->peak[c], NULL, 0,
             "peak live heap bytes of this memory category");
-        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &k->allocs[c],
+        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &k->allocs[c], NULL, 0,
             "allocation calls in this memory category");
     }
 }

@@ -14,13 +14,20 @@
 
 void mt_heap_new_peak(void)
 {
-    T.c.peak_total = T.c.live_total;
+    T.c.peak_total = T.c.seg_peak_total; /* the live bytes now */
     T.epoch++;
     struct timespec ts; /* coarse: a vDSO read, not a clock query, per new peak */
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     T.peak_t = (double)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec -
                         mt_heap_g.cfg.t0_coarse_ns) *
                1e-9;
+}
+
+void mt_heap_count_settle(int cat)
+{
+    mt_heap_cat_add(cat, 0); /* room below 0: rises */
+    mt_heap_total_add(0);
+    mt_heap_point_check();
 }
 
 /* ---- sites ------------------------------------------------------------------------ */
@@ -201,7 +208,7 @@ int mt_heap_rec_take(uintptr_t p, struct mt_heap_rec *out)
 void mt_heap_tracker_move(int from, int to, long long n, uint32_t sf, uint32_t st, double w,
                           int counted)
 {
-    T.c.live[from] -= n;
+    T.c.room[from] += n;
     mt_heap_cat_add(to, n);
     if (counted) {
         T.c.bytes[from] -= n;
@@ -229,8 +236,12 @@ void mt_heap_tracker_fold_peaks(long long *peak_total, long long peak[MT_HEAP_NC
 
 void mt_heap_tracker_restart_peaks(void)
 {
-    T.c.seg_peak_total = T.c.live_total;
-    memcpy(T.c.seg_peak, T.c.live, sizeof T.c.seg_peak);
+    T.c.seg_peak_total -= T.c.room_total;
+    T.c.room_total = 0;
+    for (int c = 0; c < MT_HEAP_NCAT; c++) {
+        T.c.seg_peak[c] -= T.c.room[c];
+        T.c.room[c] = 0;
+    }
 }
 
 /* ---- exit and the read side ------------------------------------------------------- */
@@ -250,18 +261,41 @@ struct mt_heap_cats *mt_heap_tracker_counters(void)
     return &T.c;
 }
 
+long long mt_heap_tracker_live_now(int cat)
+{
+    if (cat < 0) return T.c.seg_peak_total - T.c.room_total;
+    return T.c.seg_peak[cat] - T.c.room[cat];
+}
+
+long long mt_heap_tracker_allocs_now(void)
+{
+    long long n = 0;
+    for (int c = 0; c < MT_HEAP_NCAT; c++)
+        n += T.c.allocs[c];
+    return n;
+}
+
 void mt_heap_tracker_live(long long live[MT_HEAP_NCAT], long long *total)
 {
     mt_heap_lock();
-    memcpy(live, T.c.live, sizeof T.c.live);
-    *total = T.c.live_total;
+    for (int c = 0; c < MT_HEAP_NCAT; c++)
+        live[c] = mt_heap_tracker_live_now(c);
+    *total = mt_heap_tracker_live_now(-1);
     mt_heap_unlock();
 }
 
-void mt_heap_tracker_cats(struct mt_heap_cats *out)
+void mt_heap_tracker_cats(struct mt_heap_totals *out)
 {
     mt_heap_lock();
-    *out = T.c;
+    memcpy(out->allocs, T.c.allocs, sizeof out->allocs);
+    memcpy(out->frees, T.c.frees, sizeof out->frees);
+    memcpy(out->bytes, T.c.bytes, sizeof out->bytes);
+    memcpy(out->peak, T.c.peak, sizeof out->peak);
+    for (int c = 0; c < MT_HEAP_NCAT; c++)
+        out->live[c] = mt_heap_tracker_live_now(c);
+    out->allocs_total = mt_heap_tracker_allocs_now();
+    out->live_total = mt_heap_tracker_live_now(-1);
+    out->peak_total = T.c.peak_total;
     mt_heap_unlock();
 }
 
@@ -273,10 +307,10 @@ void mt_heap_tracker_summary(struct mt_heap_summary *out)
         leaked_allocs += T.c.allocs[c] - T.c.frees[c];
         bytes += T.c.bytes[c];
     }
-    *out = (struct mt_heap_summary){.allocs = T.c.allocs_total,
+    *out = (struct mt_heap_summary){.allocs = mt_heap_tracker_allocs_now(),
                                     .bytes = bytes,
                                     .peak_bytes = T.c.peak_total,
-                                    .leaked_bytes = T.c.live_total,
+                                    .leaked_bytes = mt_heap_tracker_live_now(-1),
                                     .leaked_allocs = leaked_allocs,
                                     .sites = (long long)T.site_count,
                                     .stack_unwinds = T.stack_unwinds,

@@ -142,14 +142,45 @@ static inline void mt_heap_site_touch(struct mt_heap_site *s)
 static inline void mt_heap_cat_add(int cat, long long n)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
-    c->live[cat] += n;
-    if (c->live[cat] > c->seg_peak[cat]) {
-        c->seg_peak[cat] = c->live[cat];
-        if (c->live[cat] > c->peak[cat]) c->peak[cat] = c->live[cat];
+    if (MT_UNLIKELY((c->room[cat] -= n) < 0)) { /* above the running peak */
+        c->seg_peak[cat] -= c->room[cat];
+        c->room[cat] = 0;
+        if (c->seg_peak[cat] > c->peak[cat]) c->peak[cat] = c->seg_peak[cat];
     }
 }
 
 MT_HIDDEN void mt_heap_new_peak(void);
+
+/* Adds n (>= 0) live bytes to the total, raising its peaks (a new global peak: a new epoch).
+ * Lock held. */
+static inline void mt_heap_total_add(long long n)
+{
+    struct mt_heap_cats *c = &MT_TRK.c;
+    if (MT_UNLIKELY((c->room_total -= n) < 0)) {
+        c->seg_peak_total -= c->room_total;
+        c->room_total = 0;
+        if (c->seg_peak_total > c->peak_total) mt_heap_new_peak();
+    }
+}
+
+/* Takes n live bytes out of category cat and the total. Lock held. */
+static inline void mt_heap_cat_sub(int cat, long long n)
+{
+    MT_TRK.c.room[cat] += n;
+    MT_TRK.c.room_total += n;
+}
+
+/* Counts an allocation of n bytes of weight w at site (not MT_HEAP_NO_SITE). Lock held. */
+static inline __attribute__((always_inline)) void mt_heap_site_alloc(uint32_t site, uint64_t n,
+                                                                     double w)
+{
+    struct mt_heap_site *s = mt_heap_site_at(site);
+    mt_heap_site_touch(s);
+    s->allocs += w;
+    s->bytes += w * (double)n;
+    s->live += w * (double)n;
+    s->live_allocs += w;
+}
 
 /* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
 static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_t p, uint64_t n,
@@ -158,22 +189,9 @@ static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_
     struct mt_heap_cats *c = &MT_TRK.c;
     c->allocs[cat]++;
     c->bytes[cat] += (long long)n;
-    c->allocs_total++;
     mt_heap_cat_add(cat, (long long)n);
-    if (site != MT_HEAP_NO_SITE) {
-        struct mt_heap_site *s = mt_heap_site_at(site);
-        double w = mt_heap_sample_weight(n);
-        mt_heap_site_touch(s);
-        s->allocs += w;
-        s->bytes += w * (double)n;
-        s->live += w * (double)n;
-        s->live_allocs += w;
-    }
-    c->live_total += (long long)n;
-    if (c->live_total > c->seg_peak_total) {
-        c->seg_peak_total = c->live_total;
-        if (c->live_total > c->peak_total) mt_heap_new_peak();
-    }
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, mt_heap_sample_weight(n));
+    mt_heap_total_add((long long)n);
     MT_TRK.last_alloc = p;
 }
 
@@ -181,8 +199,7 @@ static inline __attribute__((always_inline)) void mt_heap_account_alloc(uintptr_
  * held. */
 static inline void mt_heap_account_release(uint64_t n, int cat, uint32_t site, double w)
 {
-    MT_TRK.c.live[cat] -= (long long)n;
-    MT_TRK.c.live_total -= (long long)n;
+    mt_heap_cat_sub(cat, (long long)n);
     if (site != MT_HEAP_NO_SITE) {
         struct mt_heap_site *s = mt_heap_site_at(site);
         mt_heap_site_touch(s);
@@ -198,8 +215,7 @@ static inline __attribute__((always_inline)) void mt_heap_account_free(const str
     if (r->flags & MT_REC_TENSORS) mt_heap_tensors_detach(r->ptr);
     MT_TRK.c.frees[r->cat]++;
     if (MT_LIKELY(r->site == MT_HEAP_NO_SITE)) {
-        MT_TRK.c.live[r->cat] -= (long long)r->size;
-        MT_TRK.c.live_total -= (long long)r->size;
+        mt_heap_cat_sub(r->cat, (long long)r->size);
         if (r->ptr == MT_TRK.last_alloc) MT_TRK.last_alloc = 0;
         return;
     }
@@ -253,11 +269,36 @@ static inline __attribute__((always_inline)) void mt_heap_count_block(void *p, u
     mt_heap_account_alloc((uintptr_t)p, n, cat, site);
 }
 
-/* Every few hundred allocations, a timeline point when one is due (no helper thread). */
+/* Every few hundred allocations (of this thread's category, the one just counted), a
+ * timeline point when one is due (no helper thread). The category is read again, not
+ * passed: the hooks then keep no register for it across the calls of their rare paths. */
 static inline __attribute__((always_inline)) void mt_heap_point_check(void)
 {
-    if (MT_UNLIKELY((MT_TRK.c.allocs_total & 255) == 0)) mt_heap_point_if_due();
+    if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
+
+/* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode),
+ * minus two rare steps: a raised running peak and the timeline point. Returns nonzero when
+ * one of them is due: the caller then calls mt_heap_count_settle(cat). Split so that the
+ * hooks' common cases keep no register across a call (their rare steps all happen in that
+ * one call). */
+static inline __attribute__((always_inline)) int mt_heap_count_quick(void *p, uint64_t n, int cat,
+                                                                     uint32_t site, double w,
+                                                                     unsigned shift)
+{
+    struct mt_heap_cats *c = &MT_TRK.c;
+    mt_heap_hdr_set(p, n, site, cat, MT_REC_TRACKED, shift);
+    long long a = ++c->allocs[cat];
+    c->bytes[cat] += (long long)n;
+    long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, w);
+    MT_TRK.last_alloc = (uintptr_t)p;
+    return (below < 0) | ((a & 255) == 0);
+}
+
+/* The rest of mt_heap_count_quick: raises the running peaks (category cat, total) where the
+ * block went above them, then writes a timeline point when one is due. mt_heap_solo(). */
+MT_HIDDEN void mt_heap_count_settle(int cat);
 
 /* Whether the hooks may change the counters (not the tables) without the lock: the process
  * has one thread (glibc's __libc_single_threaded, which only this thread can clear, in
@@ -289,8 +330,7 @@ static inline __attribute__((always_inline)) void mt_heap_uncount_plain(const vo
     int cat = h->cat;
     long long n = (long long)h->size;
     c->frees[cat]++;
-    c->live[cat] -= n;
-    c->live_total -= n;
+    mt_heap_cat_sub(cat, n);
     if (h->site != MT_HEAP_NO_SITE) {
         struct mt_heap_site *s = mt_heap_site_at(h->site);
         double w = mt_heap_sample_weight((uint64_t)n);
@@ -383,12 +423,23 @@ static inline void mt_heap_count_stack(int hit)
  * held, tracking stopped. */
 MT_HIDDEN void mt_heap_tracker_finish_sites(void);
 
-/* The exact counters, for PAPI SDE to read in place (they change under the lock). */
+/* The exact counters, for PAPI SDE to read in place (they change under the lock): allocs,
+ * peak and peak_total only; live bytes through mt_heap_tracker_live_now. */
 MT_HIDDEN struct mt_heap_cats *mt_heap_tracker_counters(void);
+/* Live bytes of category cat (-1: all categories) and allocation calls in all, now,
+ * without the lock (an instant read, as SDE's in-place counters are). */
+MT_HIDDEN long long mt_heap_tracker_live_now(int cat);
+MT_HIDDEN long long mt_heap_tracker_allocs_now(void);
 /* Copies the live bytes per category and in all (a consistent pair). Takes the lock. */
 MT_HIDDEN void mt_heap_tracker_live(long long live[MT_HEAP_NCAT], long long *total);
+/* The exact counters as read out (live bytes, where the tracker keeps room). */
+struct mt_heap_totals {
+    long long allocs[MT_HEAP_NCAT], frees[MT_HEAP_NCAT], bytes[MT_HEAP_NCAT];
+    long long live[MT_HEAP_NCAT], peak[MT_HEAP_NCAT];
+    long long allocs_total, live_total, peak_total;
+};
 /* Copies all exact counters. Takes the lock. */
-MT_HIDDEN void mt_heap_tracker_cats(struct mt_heap_cats *out);
+MT_HIDDEN void mt_heap_tracker_cats(struct mt_heap_totals *out);
 
 /* The run's summary (S lines of FORMAT.md); read after mt_heap_tracker_finish. */
 struct mt_heap_summary {
