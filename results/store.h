@@ -69,7 +69,7 @@ extern "C" {
 struct mt_store;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
-#define MT_STORE_SCHEMA_VERSION 6
+#define MT_STORE_SCHEMA_VERSION 7
 
 /* ---------------------------------------------------------------- open / close */
 
