@@ -156,8 +156,8 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
          * the plan, predicted (plan_bytes) against measured (heap_bytes: the residual) */
         " UNION ALL SELECT ph.phase, 'runtime', rt.bytes, NULL, u.value, u.value - rt.bytes,"
         " NULL, CASE WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
-        "   machine (memtrade plan --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
-        "   in the probe' ELSE u.value - rt.bytes END,"
+        " machine (memtrade plan --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
+        " in the probe' ELSE u.value - rt.bytes END,"
         " CASE WHEN rt.bytes IS NULL OR u.value IS NULL OR tot.value IS NULL THEN NULL"
         "   WHEN abs(u.value - rt.bytes) > CAST(?2 AS REAL) * tot.value"
         "   AND abs(u.value - rt.bytes) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END"
