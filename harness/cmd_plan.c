@@ -71,9 +71,8 @@ static void rt_table(const struct rt_view *rt, const char *phase, size_t total)
                      : rt->why);
         return;
     }
-    printf("%-12s %14s %18.0f  %s (measured %s, probe run %lld)\n", "runtime",
-           mt_util_fmt_bytes(b, sizeof b, sum), sum, phase, rt->t[0].measured_at,
-           (long long)rt->t[0].run_id);
+    printf("%-12s %14s %18.0f  %s (measured %s by a probe run)\n", "runtime",
+           mt_util_fmt_bytes(b, sizeof b, sum), sum, phase, rt->t[0].measured_at);
     for (size_t i = 0; i < rt->n; i++) {
         const struct mt_runtime_term *t = &rt->t[i];
         if (strcmp(t->phase, phase) != 0) continue;
@@ -99,12 +98,11 @@ static int runtime_load(struct mt_cli_common *co, int measure, struct rt_view *r
     }
     for (int pass = 0; pass < 2; pass++) {
         if (measure) {
-            int64_t run;
             fprintf(stderr,
                     "memtrade plan: measuring the runtime terms of this build and machine "
-                    "(a probe run of baseline on tiny into %s)\n",
+                    "for %s (a probe run: " MT_RUNTIME_PROBE ")\n",
                     co->db);
-            if (mt_runtime_probe_measure(co->exe, co->db, 0, &run, err, sizeof err) != 0) {
+            if (mt_runtime_probe_measure(co->exe, co->db, 0, err, sizeof err) != 0) {
                 fprintf(stderr, "memtrade plan: %s\n", err);
                 return -1;
             }
@@ -139,9 +137,9 @@ static void print_terms(const struct rt_view *rt)
     for (size_t i = 0; i < rt->n; i++) {
         const struct mt_runtime_term *t = &rt->t[i];
         if (i == 0)
-            printf("runtime terms of this build and machine (probe run %lld, %s)\n%-8s %-11s "
-                   "%14s %14s\n",
-                   (long long)t->run_id, t->measured_at, "phase", "term", "", "bytes");
+            printf("runtime terms of this build and machine (measured %s by a probe run: %s)\n"
+                   "%-8s %-11s %14s %14s\n",
+                   t->measured_at, t->probe, "phase", "term", "", "bytes");
         if (t->has)
             printf("%-8s %-11s %14s %14.0f\n", t->phase, t->term,
                    mt_util_fmt_bytes(b, sizeof b, t->bytes), t->bytes);

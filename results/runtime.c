@@ -92,41 +92,33 @@ static const char derive_sql[] =
     "   AND m.category = '' AND m.name = ph.phase || '_rss_peak_bytes'"
     " ORDER BY ph.phase";
 
-static int put(struct mt_store *st, sqlite3_stmt *ins, const struct mt_runtime_key *key,
-               const char *phase, const char *term, double bytes, const char *why, int64_t run)
+/* Appends one term to *out; -1 (out of memory) with the store's error. */
+static int add(struct mt_store *st, struct mt_runtime_term **out, size_t *n, const char *phase,
+               const char *term, double bytes, const char *why, const char *probe)
 {
-    sqlite3_reset(ins);
-    sqlite3_bind_text(ins, 1, key->build, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 2, key->machine, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 3, phase, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 4, term, -1, SQLITE_STATIC);
-    if (why)
-        sqlite3_bind_null(ins, 5);
-    else
-        sqlite3_bind_double(ins, 5, bytes);
-    if (why)
-        sqlite3_bind_text(ins, 6, why, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(ins, 6);
-    sqlite3_bind_int64(ins, 7, run);
-    return sqlite3_step(ins) == SQLITE_DONE ? 0 : store_fail_sql(st, "runtime terms");
+    struct mt_runtime_term *grown = realloc(*out, (*n + 1) * sizeof **out);
+    if (!grown) return store_fail(st, "out of memory");
+    *out = grown;
+    struct mt_runtime_term *t = &grown[(*n)++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->phase, sizeof t->phase, "%s", phase);
+    snprintf(t->term, sizeof t->term, "%s", term);
+    t->has = why == NULL;
+    t->bytes = why ? NAN : bytes;
+    snprintf(t->unavailable, sizeof t->unavailable, "%s", why ? why : "");
+    snprintf(t->probe, sizeof t->probe, "%s", probe);
+    return 0;
 }
 
-int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const struct mt_runtime_key *key)
+int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const char *probe,
+                      struct mt_runtime_term **out, size_t *n)
 {
-    if (st->readonly) return store_fail(st, "opened read-only, cannot write");
-    static const char ins_sql[] =
-        "INSERT OR REPLACE INTO runtime_terms(build_id, machine, phase, term, bytes,"
-        " unavailable, run_id, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-        " strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))";
-    sqlite3_stmt *q, *ins = NULL;
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
     if (prep(st, derive_sql, &q, "runtime terms") != 0) return -1;
-    if (prep(st, ins_sql, &ins, "runtime terms") != 0) {
-        sqlite3_finalize(q);
-        return -1;
-    }
     sqlite3_bind_int64(q, 1, probe_run);
-    int rc = 0, phases = 0, step;
+    int rc = 0, step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
         char phase[64];
         copy_col(q, 0, phase, sizeof phase);
@@ -145,14 +137,50 @@ int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const struct mt_ru
                  : sqlite3_column_text(q, 8) ? (const char *)sqlite3_column_text(q, 8)
                                              : "the probe stored no resident peak of this phase");
         for (int t = 0; rc == 0 && t < MT_RUNTIME_TERMS; t++)
-            rc = put(st, ins, key, phase, mt_runtime_term_names[t], v[t],
-                     why ? why : (t == 3 && rss_why[0] ? rss_why : NULL), probe_run);
-        phases++;
+            rc = add(st, out, n, phase, mt_runtime_term_names[t], v[t],
+                     why ? why : (t == 3 && rss_why[0] ? rss_why : NULL), probe);
     }
     if (rc == 0 && step != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms of the probe");
     sqlite3_finalize(q);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int mt_runtime_put(struct mt_store *st, const struct mt_runtime_key *key,
+                   const struct mt_runtime_term *terms, size_t n)
+{
+    if (st->readonly) return store_fail(st, "opened read-only, cannot write");
+    static const char ins_sql[] =
+        "INSERT OR REPLACE INTO runtime_terms(build_id, machine, phase, term, bytes,"
+        " unavailable, probe, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+        " strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))";
+    sqlite3_stmt *ins;
+    if (prep(st, ins_sql, &ins, "runtime terms") != 0) return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct mt_runtime_term *t = &terms[i];
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, key->build, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, key->machine, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, t->phase, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, t->term, -1, SQLITE_STATIC);
+        if (t->has)
+            sqlite3_bind_double(ins, 5, t->bytes);
+        else
+            sqlite3_bind_null(ins, 5);
+        if (t->has)
+            sqlite3_bind_null(ins, 6);
+        else
+            sqlite3_bind_text(ins, 6, t->unavailable, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 7, t->probe, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms");
+    }
     sqlite3_finalize(ins);
-    return rc == 0 ? phases : -1;
+    return rc;
 }
 
 int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
@@ -161,7 +189,7 @@ int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
     *out = NULL;
     *n = 0;
     static const char sql[] =
-        "SELECT phase, term, bytes, unavailable, COALESCE(run_id, 0), measured_at"
+        "SELECT phase, term, unavailable, probe, measured_at, bytes"
         " FROM runtime_terms WHERE build_id = ?1 AND machine = ?2 ORDER BY phase,"
         " CASE term WHEN 'workspace' THEN 0 WHEN 'untagged' THEN 1 WHEN 'heap_other' THEN 2"
         " ELSE 3 END";
@@ -169,23 +197,15 @@ int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
     if (prep(st, sql, &s, "runtime terms") != 0) return -1;
     sqlite3_bind_text(s, 1, key->build, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key->machine, -1, SQLITE_STATIC);
-    int rc = 0, step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        struct mt_runtime_term *grown = realloc(*out, (*n + 1) * sizeof **out);
-        if (!grown) {
-            rc = store_fail(st, "out of memory");
-            break;
-        }
-        *out = grown;
-        struct mt_runtime_term *t = &grown[(*n)++];
-        memset(t, 0, sizeof *t);
-        copy_col(s, 0, t->phase, sizeof t->phase);
-        copy_col(s, 1, t->term, sizeof t->term);
-        t->has = sqlite3_column_type(s, 2) != SQLITE_NULL;
-        t->bytes = t->has ? sqlite3_column_double(s, 2) : NAN;
-        copy_col(s, 3, t->unavailable, sizeof t->unavailable);
-        t->run_id = sqlite3_column_int64(s, 4);
-        copy_col(s, 5, t->measured_at, sizeof t->measured_at);
+    int rc = 0, step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *f[5]; /* phase, term, unavailable, probe, measured_at */
+        for (int c = 0; c < 5; c++)
+            f[c] = sqlite3_column_text(s, c) ? (const char *)sqlite3_column_text(s, c) : "";
+        int has = sqlite3_column_type(s, 5) != SQLITE_NULL;
+        rc = add(st, out, n, f[0], f[1], sqlite3_column_double(s, 5), has ? NULL : f[2], f[3]);
+        if (rc == 0)
+            snprintf((*out)[*n - 1].measured_at, sizeof(*out)[0].measured_at, "%s", f[4]);
     }
     if (rc == 0 && step != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms");
     sqlite3_finalize(s);
@@ -226,11 +246,6 @@ static int query_id(struct mt_store *st, const char *sql, const char *text, int6
     if (step == SQLITE_ROW) *id = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : store_fail_sql(st, "runs");
-}
-
-int mt_runtime_last_run(struct mt_store *st, int64_t *id)
-{
-    return query_id(st, "SELECT COALESCE(max(id), 0) + 0 * ?2 FROM runs", NULL, 0, id);
 }
 
 int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t after,

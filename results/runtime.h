@@ -63,29 +63,32 @@ struct mt_runtime_term {
     int has;               /* 0: unavailable, for `unavailable` */
     double bytes;          /* may be negative (heap_other) */
     char unavailable[256];
-    int64_t run_id;        /* the probe run, 0 when deleted */
+    char probe[256];       /* the probe's configuration */
     char measured_at[32];  /* UTC, ISO 8601 */
 };
 
-/* Contract: derives the terms of every planned phase of probe run `probe_run` from its
+/* Contract: the terms of every planned phase of run `probe_run` of `st`, derived from its
  * stored witnesses (plan_<phase>_peak_bytes per category, the heap profiler's
- * heap_peak_bytes of region <phase> on rank 0, <phase>_rss_peak_bytes) and stores them
- * under `key`, replacing earlier ones of the same phases, inside the caller's transaction
- * or its own. A phase the probe never entered (no heap figure) stores its terms
- * unavailable with the reason. Returns the number of phases stored (0: the run has no
- * plan), or -1. */
-int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const struct mt_runtime_key *key);
+ * heap_peak_bytes of region <phase> on rank 0, <phase>_rss_peak_bytes), into *out
+ * (malloc'd, the caller frees; NULL when the run has no plan) and *n, each with `probe`
+ * as its probe text. A phase the probe never entered (no heap figure) gets its terms
+ * unavailable with the reason, as does `resident` without the phase's resident peak.
+ * Reads only. Returns 0, or -1. */
+int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const char *probe,
+                      struct mt_runtime_term **out, size_t *n);
+
+/* Contract: stores terms[0..n) under `key`, replacing those of the same phase and term,
+ * measured now, inside the caller's transaction or its own. Returns 0, or -1. */
+int mt_runtime_put(struct mt_store *st, const struct mt_runtime_key *key,
+                   const struct mt_runtime_term *terms, size_t n);
 
 /* Contract: the terms stored under `key`, ordered by phase and term, into *out (malloc'd,
  * the caller frees; NULL when none) and *n. Returns 0, or -1. */
 int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
                    struct mt_runtime_term **out, size_t *n);
 
-/* Contract: *id = the largest run id in the database (0: none). Returns 0, or -1. */
-int mt_runtime_last_run(struct mt_store *st, int64_t *id);
-
-/* Contract: *id = the first run of `workload` with status ok and id > after (0: none), the
- * probe a harness started after seeing `after` as the last run. Returns 0, or -1. */
+/* Contract: *id = the first run of `workload` with status ok and id > after (0: none).
+ * Returns 0, or -1. */
 int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t after,
                             int64_t *id);
 

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS runtime_terms (
     term        TEXT NOT NULL,  -- workspace, untagged, heap_other, resident
     bytes       REAL,
     unavailable TEXT,
-    run_id      INTEGER REFERENCES runs(id) ON DELETE SET NULL, -- the probe run
+    probe       TEXT NOT NULL,  -- the probe's configuration (it ran in a database of its
+                                -- own, so that its run joins no trade-off of this one)
     measured_at TEXT NOT NULL,
     PRIMARY KEY (build_id, machine, phase, term),
     CHECK ((bytes IS NULL) <> (unavailable IS NULL))
