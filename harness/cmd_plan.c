@@ -6,17 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "format.h"
 #include "plan.h"
+#include "runtime_probe.h"
+#include "store.h"
 #include "util.h"
 
 static const char *const goal_names[] = {"training", "serving"};
 
 static const char help[] =
     "usage: memtrade plan WORKLOAD [-p key=value]... [--for training|serving]\n"
-    "                     [--format table|csv|json] [--csv] [--json] [--plugin PATH.so]\n\n"
+    "                     [--format table|csv|json] [--csv] [--json] [--plugin PATH.so]\n"
+    "                     [--db FILE] [--measure-runtime] [--no-runtime]\n"
+    "       memtrade plan --measure-runtime [--db FILE]\n\n"
     "Predicts the bytes a run of WORKLOAD with these parameters will hold, per rank, for\n"
     "every memory category (weights, gradients, optimizer, activations, act_grads,\n"
     "kv_cache, workspace, data, other): the peak of each category over the phases of\n"
@@ -27,9 +32,123 @@ static const char help[] =
     "  -p, --param k=v    set a parameter\n"
     "  --for GOAL         only training or only serving\n"
     "  --format F         table (default), csv or json; --csv and --json are short forms\n"
-    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n";
+    "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"
+    "  --db FILE          database of the runtime terms (default $MEMTRADE_DB, else\n"
+    "                     out/memtrade.db)\n"
+    "  --measure-runtime  measure the runtime terms of this build and machine now (a probe\n"
+    "                     run of baseline on tiny, stored in the database); without it they\n"
+    "                     are measured on first need when the database exists\n"
+    "  --no-runtime       leave the runtime line out\n\n"
+    "The runtime line: what the plan cannot derive (library workspace such as oneDNN's\n"
+    "scratch and JIT buffers, untagged library allocations, the heap's peak beyond its\n"
+    "categories'), measured once per build and machine, shown apart from the plan:\n"
+    "plan + runtime is what the heap profiler should see.\n";
 
-static void print_table(const struct mt_mem_plan *p, int goal)
+/* The runtime terms of this build and machine (results/runtime.h), or why there are none. */
+struct rt_view {
+    struct mt_runtime_term *t;
+    size_t n;
+    char why[600];
+};
+
+/* The heap runtime of the phase where goal's total peaks: 1 and *bytes, or 0. */
+static int rt_bytes(const struct rt_view *rt, const struct mt_mem_plan *p,
+                    const struct mt_plan_peaks *pk, double *bytes)
+{
+    return rt && pk->total_phase >= 0 && rt->n &&
+           mt_runtime_phase_heap(rt->t, rt->n, p->phase[pk->total_phase].name, bytes);
+}
+
+/* One table line per runtime term of `phase`, and why when there is none. */
+static void rt_table(const struct rt_view *rt, const char *phase, size_t total)
+{
+    char b[32];
+    double sum;
+    if (!rt) return;
+    if (!rt->n || !mt_runtime_phase_heap(rt->t, rt->n, phase, &sum)) {
+        printf("%-12s %14s %18s  %s\n", "runtime", "-", "-",
+               rt->n ? "no term of this phase measured (the probe's phases: train, infer, eval)"
+                     : rt->why);
+        return;
+    }
+    printf("%-12s %14s %18.0f  %s (measured %s by a probe run)\n", "runtime",
+           mt_util_fmt_bytes(b, sizeof b, sum), sum, phase, rt->t[0].measured_at);
+    for (size_t i = 0; i < rt->n; i++) {
+        const struct mt_runtime_term *t = &rt->t[i];
+        if (strcmp(t->phase, phase) != 0) continue;
+        if (t->has)
+            printf("  %-10s %14s %18.0f  %s\n", t->term, mt_util_fmt_bytes(b, sizeof b, t->bytes),
+                   t->bytes, !strcmp(t->term, "resident") ? "(beyond the heap: RSS only)" : "");
+        else
+            printf("  %-10s %14s %18s  %s\n", t->term, "-", "-", t->unavailable);
+    }
+    printf("%-12s %14s %18.0f  %s (what the heap profiler should see)\n", "plan+runtime",
+           mt_util_fmt_bytes(b, sizeof b, (double)total + sum), (double)total + sum, phase);
+}
+
+/* Fills *rt from the database: measured now (`measure`), or read, and measured on first
+ * need when the database exists but holds no terms of this build and machine. Without a
+ * database, rt->why says so. Returns 0, or -1 after a message on stderr. */
+static int runtime_load(struct mt_cli_common *co, int measure, struct rt_view *rt)
+{
+    char err[2048];
+    if (mt_cli_finish_common(co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade plan: %s\n", err);
+        return -1;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        if (measure) {
+            fprintf(stderr,
+                    "memtrade plan: measuring the runtime terms of this build and machine "
+                    "for %s (a probe run: " MT_RUNTIME_PROBE ")\n",
+                    co->db);
+            if (mt_runtime_probe_measure(co->exe, co->db, 0, err, sizeof err) != 0) {
+                fprintf(stderr, "memtrade plan: %s\n", err);
+                return -1;
+            }
+        }
+        if (access(co->db, F_OK) != 0) {
+            snprintf(rt->why, sizeof rt->why,
+                     "not measured: no database at %s (--measure-runtime creates it)", co->db);
+            return 0;
+        }
+        struct mt_store *st = NULL;
+        struct mt_runtime_key key;
+        if (mt_store_open(co->db, MT_STORE_READONLY, &st, err, sizeof err) != 0 ||
+            mt_runtime_probe_key(st, &key) != 0 || mt_runtime_get(st, &key, &rt->t, &rt->n) != 0) {
+            fprintf(stderr, "memtrade plan: %s\n", st ? mt_store_error(st) : err);
+            mt_store_close(st);
+            return -1;
+        }
+        mt_store_close(st);
+        if (rt->n || measure) break;
+        measure = 1; /* first need: none stored for this build and machine */
+    }
+    if (!rt->n)
+        snprintf(rt->why, sizeof rt->why, "the probe stored no term (see its output above)");
+    return 0;
+}
+
+/* The stored terms, one line each (plan --measure-runtime without a workload). */
+static void print_terms(const struct rt_view *rt)
+{
+    char b[32];
+    if (!rt->n) printf("runtime terms: %s\n", rt->why);
+    for (size_t i = 0; i < rt->n; i++) {
+        const struct mt_runtime_term *t = &rt->t[i];
+        if (i == 0)
+            printf("runtime terms of this build and machine (measured %s by a probe run: %s)\n"
+                   "%-8s %-11s %14s %14s\n",
+                   t->measured_at, t->probe, "phase", "term", "", "bytes");
+        if (t->has)
+            printf("%-8s %-11s %14s %14.0f\n", t->phase, t->term,
+                   mt_util_fmt_bytes(b, sizeof b, t->bytes), t->bytes);
+        else
+            printf("%-8s %-11s %14s %14s  %s\n", t->phase, t->term, "-", "-", t->unavailable);
+    }
+}
+
+static void print_table(const struct mt_mem_plan *p, int goal, const struct rt_view *rt)
 {
     struct mt_plan_peaks pk;
     char b[32];
@@ -46,12 +165,14 @@ static void print_table(const struct mt_mem_plan *p, int goal)
                mt_util_fmt_bytes(b, sizeof b, (double)pk.bytes[cat]), pk.bytes[cat],
                p->phase[pk.phase[cat]].name);
     }
-    printf("%-12s %14s %18zu  %s (largest phase total)\n\n", "total",
+    printf("%-12s %14s %18zu  %s (largest phase total)\n", "total",
            mt_util_fmt_bytes(b, sizeof b, (double)pk.total), pk.total,
            p->phase[pk.total_phase].name);
+    rt_table(rt, p->phase[pk.total_phase].name, pk.total);
+    printf("\n");
 }
 
-static void print_csv(const struct mt_mem_plan *p, int goal, int header)
+static void print_csv(const struct mt_mem_plan *p, int goal, int header, const struct rt_view *rt)
 {
     struct mt_plan_peaks pk;
     mt_plan_peaks(p, goal, &pk);
@@ -62,9 +183,15 @@ static void print_csv(const struct mt_mem_plan *p, int goal, int header)
             printf("%s,%s,%zu,%s\n", goal_names[goal], mt_mem_cat_names[cat], pk.bytes[cat],
                    p->phase[pk.phase[cat]].name);
     printf("%s,total,%zu,%s\n", goal_names[goal], pk.total, p->phase[pk.total_phase].name);
+    double r;
+    if (rt_bytes(rt, p, &pk, &r))
+        printf("%s,runtime,%.0f,%s\n%s,total_with_runtime,%.0f,%s\n", goal_names[goal], r,
+               p->phase[pk.total_phase].name, goal_names[goal], (double)pk.total + r,
+               p->phase[pk.total_phase].name);
 }
 
-static void print_json(const struct mt_mem_plan *p, const char *workload, int only)
+static void print_json(const struct mt_mem_plan *p, const char *workload, int only,
+                       const struct rt_view *rt)
 {
     printf("{\"workload\":");
     mt_format_json_string(stdout, workload, strlen(workload));
@@ -96,6 +223,11 @@ static void print_json(const struct mt_mem_plan *p, const char *workload, int on
         printf("},\"total_bytes\":%zu,\"total_phase\":", pk.total);
         const char *tn = p->phase[pk.total_phase].name;
         mt_format_json_string(stdout, tn, strlen(tn));
+        double r;
+        if (rt_bytes(rt, p, &pk, &r))
+            printf(",\"runtime_bytes\":%.0f", r);
+        else if (rt)
+            printf(",\"runtime_bytes\":null");
         printf("}");
     }
     printf(",\"phases\":[");
@@ -114,16 +246,29 @@ static void print_json(const struct mt_mem_plan *p, const char *workload, int on
 
 int mt_cmd_plan(int argc, char **argv)
 {
-    enum { OPT_FOR = 256, OPT_FORMAT, OPT_CSV, OPT_JSON, OPT_PLUGIN, OPT_HELP };
+    enum {
+        OPT_FOR = 256,
+        OPT_FORMAT,
+        OPT_CSV,
+        OPT_JSON,
+        OPT_PLUGIN,
+        OPT_HELP,
+        OPT_DB,
+        OPT_MEASURE,
+        OPT_NO_RUNTIME
+    };
     static const struct option opts[] = {
         {"param", required_argument, 0, 'p'},         {"for", required_argument, 0, OPT_FOR},
         {"format", required_argument, 0, OPT_FORMAT}, {"csv", no_argument, 0, OPT_CSV},
         {"json", no_argument, 0, OPT_JSON},           {"plugin", required_argument, 0, OPT_PLUGIN},
-        {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0}};
+        {"help", no_argument, 0, OPT_HELP},           {"db", required_argument, 0, OPT_DB},
+        {"measure-runtime", no_argument, 0, OPT_MEASURE},
+        {"no-runtime", no_argument, 0, OPT_NO_RUNTIME},
+        {0, 0, 0, 0}};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
-    int only = -1, c;
+    int only = -1, c, measure = 0, no_runtime = 0;
     const char *format = "table";
     struct mt_cli_common co = {0};
     optind = 1;
@@ -156,9 +301,26 @@ int mt_cmd_plan(int argc, char **argv)
         } else if (c == OPT_HELP) {
             fputs(help, stdout);
             return MT_EXIT_OK;
+        } else if (c == OPT_DB) {
+            co.db = optarg;
+        } else if (c == OPT_MEASURE) {
+            measure = 1;
+        } else if (c == OPT_NO_RUNTIME) {
+            no_runtime = 1;
         } else {
             return MT_EXIT_USAGE;
         }
+    }
+    if (measure && no_runtime) {
+        fputs("memtrade plan: --measure-runtime and --no-runtime exclude each other\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    if (measure && optind == argc) {
+        struct rt_view rt = {0};
+        int rc = runtime_load(&co, 1, &rt);
+        if (rc == 0) print_terms(&rt);
+        free(rt.t);
+        return rc == 0 ? MT_EXIT_OK : MT_EXIT_DB;
     }
     if (optind + 1 != argc) {
         fputs("usage: memtrade plan WORKLOAD [-p key=value]... (see --help)\n", stderr);
@@ -173,6 +335,7 @@ int mt_cmd_plan(int argc, char **argv)
     int code = MT_EXIT_USAGE;
     struct mt_plan rp = {0};
     struct mt_mem_plan plan;
+    struct rt_view rtv = {0};
     const struct mt_plugin *pl = mt_plugins_find(&reg, argv[optind]);
     if (!pl) {
         mt_plugins_explain_unknown(&reg, argv[optind], err, sizeof err);
@@ -204,13 +367,18 @@ int mt_cmd_plan(int argc, char **argv)
         fprintf(stderr, "%s\n", n ? "" : "none");
         goto out;
     }
+    struct rt_view *rt = no_runtime ? NULL : &rtv;
+    if (rt && runtime_load(&co, measure, rt) != 0) {
+        code = MT_EXIT_DB;
+        goto out;
+    }
     if (!strcmp(format, "json")) {
-        print_json(&plan, pl->desc.name, only);
+        print_json(&plan, pl->desc.name, only, rt);
     } else if (!strcmp(format, "csv")) {
         int header = 1;
         for (int goal = 0; goal < 2; goal++)
             if (only < 0 || goal == only) {
-                print_csv(&plan, goal, header);
+                print_csv(&plan, goal, header, rt);
                 header = 0;
             }
     } else {
@@ -220,7 +388,7 @@ int mt_cmd_plan(int argc, char **argv)
                    rp.corpus_bytes, rp.corpus_name);
         printf("\n");
         for (int goal = 0; goal < 2; goal++)
-            if (only < 0 || goal == only) print_table(&plan, goal);
+            if (only < 0 || goal == only) print_table(&plan, goal, rt);
         printf("phases:");
         for (size_t i = 0; i < plan.n_phases; i++)
             printf(" %s (%s)", plan.phase[i].name, goal_names[plan.phase[i].goal ? 1 : 0]);
@@ -228,6 +396,7 @@ int mt_cmd_plan(int argc, char **argv)
     }
     code = MT_EXIT_OK;
 out:
+    free(rtv.t);
     mt_plan_free(&rp);
     mt_plugins_free(&reg);
     return code;

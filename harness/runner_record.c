@@ -468,10 +468,15 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
                      in.first_drop);
             rc |= mt_store_log(st, job->run_id, 0, job->wall_s, "warn", msg);
         }
-        /* Memory from the kernel: the started process (and its reaped descendants). */
-        if (!job->rusage_unknown)
-            rc |= mt_store_metric(st, job->run_id, -1, "peak_rss_bytes",
-                                  (double)job->ru.ru_maxrss * 1024.0, "bytes");
+        /* Memory from the kernel: the started process (and its reaped descendants), or
+         * a rank's own figure when larger: the child resets VmHWM per phase, which
+         * lowers ru_maxrss, and reports the peak it kept across the resets. */
+        if (!job->rusage_unknown) {
+            double peak = (double)job->ru.ru_maxrss * 1024.0;
+            for (int r = 0; in.rs && r < nr; r++)
+                if ((double)in.rs[r].maxrss > peak) peak = (double)in.rs[r].maxrss;
+            rc |= mt_store_metric(st, job->run_id, -1, "peak_rss_bytes", peak, "bytes");
+        }
         for (int r = 0; nr > 1 && r < nr; r++)
             if (in.rs[r].maxrss > 0)
                 rc |= mt_store_metric(st, job->run_id, r, "peak_rss_bytes", (double)in.rs[r].maxrss,

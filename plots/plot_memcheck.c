@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "plot_internal.h"
+#include "runtime.h"
 
 #define N_CATS 9
 #define UNTAGGED N_CATS /* measured bytes no category claims (total minus the categories) */
@@ -46,6 +47,8 @@ struct check {
     char *unavailable;       /* why the measured figure is missing */
     int has_plan, has_resid; /* the plan (plan_<phase>_peak_bytes) and the residual */
     double plan, resid;      /* (<phase>_unaccounted_bytes) the harness stored */
+    int has_runtime;         /* the runtime terms of the run's build and machine */
+    double runtime;          /* (results/runtime.h) for the phase: heap beyond the plan */
 };
 
 /* The run's value of metric `name` (category `cat`, NULL: the whole) at `rank` when it
@@ -116,6 +119,13 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
     c->has_plan = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->plan);
     snprintf(name, sizeof name, "%s_unaccounted_bytes", region->name);
     c->has_resid = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->resid);
+    struct mt_runtime_key key;
+    struct mt_runtime_term *terms = NULL;
+    size_t n_terms = 0;
+    if (mt_runtime_run_key(ctx->st, c->run->id, &key) == 0 &&
+        mt_runtime_get(ctx->st, &key, &terms, &n_terms) == 0)
+        c->has_runtime = mt_runtime_phase_heap(terms, n_terms, region->name, &c->runtime);
+    free(terms);
     int has_total = 0;
     double sum = 0;
     for (size_t i = 0; i < region->n_counters; i++) {
@@ -177,9 +187,12 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
           "_bytes</code> where it reports them. Planned: <code>memtrade plan</code>'s "
           "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); residual: "
           "measured minus planned (<code>&lt;phase&gt;_unaccounted_bytes</code>), flagged "
-          "<b>over</b> beyond 5 % of the measured peak and 4 MiB.</p>\n<table "
+          "<b>over</b> beyond 5 % of the measured peak and 4 MiB. Runtime: what the plan "
+          "cannot derive (library workspace, untagged allocations), measured once per build "
+          "and machine (<code>memtrade plan --measure-runtime</code>).</p>\n<table "
           "class=\"memcheck\"><caption>accounted vs measured</caption><tr><th>run</th>"
-          "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>measured (MiB)</th>"
+          "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>runtime (MiB)</th>"
+          "<th>measured (MiB)</th>"
           "<th>ratio</th><th>residual (MiB)</th><th>top two categories of the difference"
           "</th></tr>\n",
           f);
@@ -194,6 +207,10 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
             fprintf(f, "<td class=\"n\">%.3f</td>", c->plan / PL_MIB);
         else
             fputs("<td class=\"none\">no plan</td>", f);
+        if (c->has_runtime)
+            fprintf(f, "<td class=\"n\">%.3f</td>", c->runtime / PL_MIB);
+        else
+            fputs("<td class=\"none\">not measured</td>", f);
         if (!c->measured_ok) {
             fputs("<td colspan=\"4\" class=\"none\">unavailable: ", f);
             pl_html(f, c->unavailable);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pareto.h"
+#include "runtime.h"
 #include "store_internal.h"
 
 /* How a query's rows sit in the output: the whole output (JSON ends with a newline), or
@@ -124,12 +125,21 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         "   AND m.rank = -1 AND m.name IN ('plan_' || ph.phase || '_peak_bytes',"
         "   ph.phase || '_peak_bytes')"
         "   UNION SELECT reg.phase, reg.category FROM reg JOIN ph ON ph.phase = reg.phase"
-        "   WHERE reg.value IS NULL OR reg.value <> 0 OR reg.category = '')"
-        " SELECT c.phase, CASE c.category WHEN '' THEN 'total' ELSE c.category END AS category,"
+        "   WHERE reg.value IS NULL OR reg.value <> 0 OR reg.category = ''),"
+        " rt AS (SELECT t.phase, sum(t.bytes) AS bytes, count(t.bytes) = count(*) AS complete"
+        "   FROM runtime_terms t JOIN runs r ON r.id = ?1"
+        "   AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
+        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json")
+        "   WHERE t.term <> 'resident' GROUP BY t.phase),"
+        " tot AS (SELECT g.path AS phase, c.value FROM regions g JOIN region_counters c"
+        "   ON c.region_id = g.id WHERE g.run_id = ?1 AND g.rank = 0"
+        "   AND c.counter = 'heap_peak_bytes' AND c.category = ''),"
+        " rows AS (SELECT c.phase, CASE c.category WHEN '' THEN 'total' ELSE c.category END AS category,"
         " p.value AS plan_bytes, a.value AS accounted_bytes, h.value AS heap_bytes,"
         " h.value - COALESCE(p.value, 0) AS heap_minus_plan_bytes,"
-        " CASE WHEN c.category = '' THEN (SELECT value FROM metrics WHERE run_id = ?1"
-        "   AND rank = -1 AND name = 'peak_rss_bytes' AND category = '') END AS rss_bytes,"
+        " CASE WHEN c.category = '' THEN (SELECT COALESCE(value, unavailable) FROM metrics"
+        "   WHERE run_id = ?1 AND rank = -1 AND name = c.phase || '_rss_peak_bytes'"
+        "   AND category = '') END AS rss_bytes,"
         " CASE WHEN c.category = '' THEN COALESCE(u.value, u.unavailable) END AS unaccounted,"
         " CASE WHEN c.category <> '' OR u.value IS NULL THEN NULL"
         "   WHEN abs(u.value) > CAST(?2 AS REAL) * h.value"
@@ -142,7 +152,20 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         " LEFT JOIN reg h ON h.phase = c.phase AND h.category = c.category"
         " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1 AND c.category = ''"
         "   AND u.name = c.phase || '_unaccounted_bytes' AND u.category = ''"
-        " ORDER BY c.phase, c.category = '', c.category",
+        /* the runtime terms of the run's build and machine: what the heap holds beyond
+         * the plan, predicted (plan_bytes) against measured (heap_bytes: the residual) */
+        " UNION ALL SELECT ph.phase, 'runtime', rt.bytes, NULL, u.value, u.value - rt.bytes,"
+        " NULL, CASE WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
+        " machine (memtrade plan --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
+        " in the probe' ELSE u.value - rt.bytes END,"
+        " CASE WHEN rt.bytes IS NULL OR u.value IS NULL OR tot.value IS NULL THEN NULL"
+        "   WHEN abs(u.value - rt.bytes) > CAST(?2 AS REAL) * tot.value"
+        "   AND abs(u.value - rt.bytes) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END"
+        " FROM ph LEFT JOIN rt ON rt.phase = ph.phase LEFT JOIN tot ON tot.phase = ph.phase"
+        " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1"
+        "   AND u.name = ph.phase || '_unaccounted_bytes' AND u.category = '')"
+        " SELECT * FROM rows ORDER BY phase, CASE category WHEN 'total' THEN 2"
+        "   WHEN 'runtime' THEN 1 ELSE 0 END, category",
         &run_id, 1, limits, 2, fmt, TOP_LEVEL, out);
 }
 int mt_store_query_compare(struct mt_store *st, int64_t run_a, int64_t run_b,

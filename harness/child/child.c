@@ -82,6 +82,10 @@ const char *mt_child_heap_lib(char *buf, size_t cap)
 /* ---------------------------------------------------------------- fatal signals */
 
 static int fatal_fd = -1; /* the event file, for the signal handler (set once) */
+/* The run's context, for the signal handler: the resident peaks it kept across the
+ * per-phase resets of VmHWM (phaserss.h). Set once, before run(). */
+static const struct mt_context *fatal_ctx;
+static long long kept_rss = -1; /* what it kept, once the context is finished */
 
 /* Reads "Key:   123 kB" from /proc/self/status without allocating. */
 static long long proc_status_kib(const char *key)
@@ -107,10 +111,14 @@ static long long proc_status_kib(const char *key)
     return -1;
 }
 
+/* The whole run's resident peak: getrusage's, which a per-phase reset lowers, or the
+ * larger peak the context kept before it. */
 static long long maxrss_bytes(void)
 {
     struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? (long long)ru.ru_maxrss * 1024 : -1;
+    long long self = getrusage(RUSAGE_SELF, &ru) == 0 ? (long long)ru.ru_maxrss * 1024 : -1;
+    if (fatal_ctx) return mt_phase_rss_whole(&fatal_ctx->rss, self);
+    return kept_rss > self ? kept_rss : self;
 }
 
 static void on_fatal(int sig)
@@ -314,6 +322,7 @@ int mt_child_main(int argc, char **argv)
     mt_context_init(&ctx, &params, fd, a.seed, a.threads, rank, nranks, a.cache,
                     getenv("MEMTRADE_CORPUS") ? getenv("MEMTRADE_CORPUS") : "", a.scratch,
                     counters);
+    fatal_ctx = &ctx;
     char pid[24], r[24], n[24], abi[32];
     snprintf(abi, sizeof abi, "%u.%u", (unsigned)plugin.desc.abi_major,
              (unsigned)plugin.desc.abi_minor);
@@ -336,6 +345,8 @@ int mt_child_main(int argc, char **argv)
         mt_events_write(fd, MT_EV_ERROR, f, 2);
     }
     mt_context_finish(&ctx);
+    kept_rss = mt_phase_rss_whole(&ctx.rss, -1);
+    fatal_ctx = NULL;
 #ifdef MT_HAVE_COUNTERS
     mt_counters_close(counters);
 #endif

@@ -196,6 +196,8 @@ static void fallback_add(struct mt_context *c, const char *path, double wall, do
 static void memcat_push(struct mt_context *c, const char *name)
 {
     size_t d = c->memcat_depth;
+    /* A top-level region is a phase: the kernel's resident peak is measured per phase. */
+    if (d == 0 && c->events_fd >= 0) mt_phase_rss_begin(&c->rss, name);
     if (d < MT_CONTEXT_DEPTH) {
         char path[sizeof c->memcat_names[0]];
         int n = snprintf(path, sizeof path, "%s%s%s", d ? c->memcat_names[d - 1] : "", d ? "/" : "",
@@ -208,9 +210,10 @@ static void memcat_push(struct mt_context *c, const char *name)
     c->memcat_depth++;
 }
 
-static void memcat_pop(struct mt_context *c)
+static void memcat_pop(struct mt_context *c, const char *name)
 {
     if (c->memcat_depth > 0) c->memcat_depth--;
+    if (c->memcat_depth == 0 && c->events_fd >= 0) mt_phase_rss_end(&c->rss, name);
     size_t top = c->memcat_depth < MT_CONTEXT_DEPTH ? c->memcat_depth : MT_CONTEXT_DEPTH;
     mt_memcat_region(top && c->memcat_names[top - 1][0] ? c->memcat_names[top - 1] : NULL);
 }
@@ -255,7 +258,7 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
         if (mt_counters_region_end(c->counters, name, err, sizeof err) != 0)
             plugin_bug(c, "region_end: %s", err);
         else
-            memcat_pop(c);
+            memcat_pop(c, name);
         return;
     }
 #endif
@@ -272,7 +275,7 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
         *slash = '\0';
     else
         c->open_path[0] = '\0';
-    memcat_pop(c);
+    memcat_pop(c, name);
 }
 
 static int ctx_mem_category(struct mt_ctx *pub, int cat)
@@ -398,6 +401,22 @@ void mt_context_init(struct mt_context *c, const struct mt_params *params, int e
     c->corpus = corpus;
     c->scratch_dir = scratch_dir;
     c->counters = counters;
+    mt_phase_rss_init(&c->rss);
+}
+
+/* One phase's resident peak as a metric event (phaserss.h). */
+static void emit_phase_rss(void *user, const char *phase, uint64_t bytes, const char *why)
+{
+    struct mt_context *c = user;
+    char name[96], v[40];
+    snprintf(name, sizeof name, "%s_rss_peak_bytes", phase);
+    if (why) {
+        const char *f[] = {name, "bytes", why};
+        mt_context_emit(c, MT_EV_METRIC_NA, f, 3);
+        return;
+    }
+    const char *f[] = {name, mt_events_fmt_double(v, sizeof v, (double)bytes), "bytes"};
+    mt_context_emit(c, MT_EV_METRIC, f, 3);
 }
 
 #ifdef MT_HAVE_COUNTERS
@@ -423,6 +442,10 @@ static int emit_counter_region(const struct mt_counters_region *r, void *user)
 
 void mt_context_finish(struct mt_context *c)
 {
+    /* Regions left open end here: their phases' resident peaks are read at the end. */
+    if (c->memcat_depth > 0 && c->events_fd >= 0)
+        mt_phase_rss_end(&c->rss, c->memcat_names[0]);
+    if (c->events_fd >= 0) mt_phase_rss_foreach(&c->rss, emit_phase_rss, c);
     /* The heap profiler must not keep a pointer into this context past its life. */
     mt_memcat_region(NULL);
     c->memcat_depth = 0;

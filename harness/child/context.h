@@ -19,6 +19,7 @@
 
 #include <memtrade/workload.h>
 
+#include "phaserss.h"
 #include "plugins.h"
 
 struct mt_counters;
@@ -54,6 +55,7 @@ struct mt_context {
     /* Copies of the open regions' names, handed to the heap profiler's timeline. */
     char memcat_names[MT_CONTEXT_DEPTH][64];
     size_t memcat_depth;
+    struct mt_phase_rss rss; /* the kernel's resident peak per top-level region */
     struct mt_context_region *regions;
     size_t nregions;
 

@@ -4,7 +4,10 @@
 # equals the heap profiler's peak of that region exactly in each category the plan
 # derives (weights, gradients, optimizer, activations, act_grads, kv_cache, data); the
 # residual <phase>_unaccounted_bytes is stored (measured total minus planned total), and
-# `memtrade query check` shows them with a flag.
+# `memtrade query check` shows them with a flag. The kernel's witness per phase:
+# <phase>_rss_peak_bytes (VmHWM reset at the phase's start) is stored for every phase,
+# serving's below training's (the reset worked: a whole-run VmHWM never falls), and the
+# whole run's peak_rss_bytes is the largest of them (the resets did not lower it).
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -37,8 +40,22 @@ expect_eq "residuals stored" "$(sql "SELECT count(*) FROM metrics u JOIN regions
 expect_eq "phases of run 2" "$(sql "SELECT group_concat(name, ' ') FROM (SELECT name FROM metrics
     WHERE run_id = 2 AND category = '' AND name LIKE 'plan%' ORDER BY name)")" \
     "plan_eval_peak_bytes plan_train_peak_bytes"
+rss() {
+    sql "SELECT value FROM metrics WHERE run_id = 1 AND rank = -1 AND name = '$1'"
+}
+for ph in train infer eval; do
+    [ -n "$(rss ${ph}_rss_peak_bytes)" ] || fail "no ${ph}_rss_peak_bytes"
+done
+expect_eq "infer below train" "$(sql "SELECT (SELECT value FROM metrics WHERE run_id = 1
+    AND name = 'infer_rss_peak_bytes') < (SELECT value FROM metrics WHERE run_id = 1
+    AND name = 'train_rss_peak_bytes')")" "1"
+expect_eq "whole run = largest phase" "$(sql "SELECT (SELECT value FROM metrics WHERE
+    run_id = 1 AND name = 'peak_rss_bytes') >= (SELECT max(value) FROM metrics WHERE
+    run_id = 1 AND name LIKE '%\_rss\_peak\_bytes' ESCAPE '\\')")" "1"
 expect_rc 0 "$MT" query check 1 --db "$DB" --format csv
 expect_out "infer,kv_cache,65536,65536,65536,0"
 grep -q "^train,total,.*,\(ok\|over\)$" "$TMP/last.out" || fail "no flagged train total row"
+grep -q "^infer,total,[0-9.]*,[0-9.]*,[0-9.]*,[0-9.-]*,$(rss infer_rss_peak_bytes | sed 's/\.0$//')," \
+    "$TMP/last.out" || { cat "$TMP/last.out"; fail "check lacks infer's own RSS peak"; }
 expect_rc 3 "$MT" query check 99 --db "$DB"
 echo ok

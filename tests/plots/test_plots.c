@@ -569,8 +569,8 @@ static void check_memory_check(const char *plots, const char *out)
     CHECK(contains(out, "report.html", "<caption>accounted vs measured</caption>"),
           "report has no accounted vs measured table");
     CHECK(contains(out, "report.html",
-                   "<td class=\"n\">15.000</td><td class=\"n\">14.500</td><td class=\"n\">"
-                   "20.000</td><td class=\"n\">1.33</td><td class=\"n\">5.500 <b "
+                   "<td class=\"n\">15.000</td><td class=\"n\">14.500</td>"
+                   "<td class=\"none\">not measured</td><td class=\"n\">20.000</td><td class=\"n\">1.33</td><td class=\"n\">5.500 <b "
                    "class=\"over\">over</b></td><td>workspace +5.00 MiB, data +1.00 MiB</td>"),
           "training row of the table");
     CHECK(contains(out, "report.html",
@@ -579,7 +579,7 @@ static void check_memory_check(const char *plots, const char *out)
           "serving row of the table");
     CHECK(contains(out, "report.html",
                    "<td>run 9 lora [rank 4] (ok)</td><td>train</td><td class=\"n\">12.000</td>"
-                   "<td class=\"none\">no plan</td>"
+                   "<td class=\"none\">no plan</td><td class=\"none\">not measured</td>"
                    "<td colspan=\"4\" class=\"none\">unavailable: heap profiler off "
                    "&lt;MEMTRADE_HEAP=0&gt;</td>"),
           "unavailable run 9 not listed with its reason");

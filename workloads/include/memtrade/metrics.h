@@ -160,6 +160,10 @@ static const struct mt_metric_info mt_metric_table[] = {
      "plan_infer_peak_bytes of one memory category"},
     {"plan_eval_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
      "plan_eval_peak_bytes of one memory category"},
+    {"*_rss_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
+     "<phase>_rss_peak_bytes: the kernel's resident high-water mark (VmHWM) during one "
+     "top-level region, reset at its start (/proc/self/clear_refs); unavailable, with the "
+     "kernel's reason, where the reset is refused"},
     {"*_unaccounted_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_OTHER,
      "<phase>_unaccounted_bytes: the heap profiler's peak of the phase's region minus the "
      "plan's total for the phase (what the plan does not name: library workspace, "
