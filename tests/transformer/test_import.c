@@ -29,26 +29,6 @@
 static char err[1024];
 static char dir[256];
 
-static unsigned char *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    CHECK(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    CHECK(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const void *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    CHECK(f && fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
 static void rm_rf(const char *d)
 {
     char cmd[600];
@@ -59,8 +39,8 @@ static void rm_rf(const char *d)
 static void copy_file(const char *from, const char *to)
 {
     size_t n;
-    unsigned char *b = slurp(from, &n);
-    spit(to, b, n);
+    unsigned char *b = tf_slurp(from, &n);
+    tf_spit(to, b, n);
     free(b);
 }
 
@@ -253,7 +233,7 @@ static void edit_header(const char *src, const char *dst, void (*edit)(json_t *)
                         size_t append)
 {
     size_t n;
-    unsigned char *b = slurp(src, &n);
+    unsigned char *b = tf_slurp(src, &n);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
         hl = hl << 8 | b[i];
@@ -378,13 +358,13 @@ static void t_refuse(void)
     expect_refused("trailing bytes", bad, "4 bytes after the last tensor");
     {
         size_t n;
-        unsigned char *b = slurp(st, &n);
+        unsigned char *b = tf_slurp(st, &n);
         uint64_t hl = n - 7;
         for (int i = 0; i < 8; i++)
             b[i] = (unsigned char)(hl >> (8 * i));
-        spit(bst, b, n);
+        tf_spit(bst, b, n);
         expect_refused("header length past end", bad, "runs past the end of the file");
-        spit(bst, b, 5);
+        tf_spit(bst, b, 5);
         expect_refused("5-byte file", bad, "too short");
         free(b);
     }
@@ -417,35 +397,35 @@ static void t_refuse(void)
     snprintf(bgg, sizeof bgg, "%s/bad.gguf", dir);
     CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, gg, err, sizeof err), err);
     size_t n;
-    unsigned char *b = slurp(gg, &n), *c = malloc(n);
+    unsigned char *b = tf_slurp(gg, &n), *c = malloc(n);
     memcpy(c, b, n);
     c[0] = 'X';
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf magic", bgg, "not a GGUF file");
     memcpy(c, b, n);
     c[4] = 2;
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf version 2", bgg, "GGUF version 2; this build reads version 3");
-    spit(bgg, b, n - 64);
+    tf_spit(bgg, b, n - 64);
     expect_refused("gguf truncated data", bgg, "runs past the end of the file");
-    spit(bgg, b, 2000);
+    tf_spit(bgg, b, 2000);
     expect_refused("gguf truncated header", bgg, "truncated");
     memcpy(c, b, n);
     size_t at = gguf_info_type_at(c, n, "blk.0.ffn_up.weight");
     c[at] = 12; /* Q4_K */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf type Q4_K", bgg, "type Q4_K (12); supported: F32, F16, BF16, Q8_0, Q4_0");
     memcpy(c, b, n);
     c[at + 4] += 4; /* the offset, off the alignment */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf misaligned offset", bgg, "not a multiple of the alignment 32");
     memcpy(c, b, n);
     memset(c + at + 4, 0, 8); /* the same offset as token_embd */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf overlapping tensors", bgg, "overlap");
     memcpy(c, b, n);
     c[16] = 0xff, c[17] = 0xff, c[18] = 0xff; /* metadata count */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf huge metadata count", bgg, "corrupt counts");
     free(b);
     free(c);
