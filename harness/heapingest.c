@@ -57,8 +57,7 @@ struct cat_peaks {
 
 /* Raises category name's peak in cp to peak; a category not seen before starts at init
  * (then is raised); one more than MT_HEAPREPORT_MAX_CATS is dropped. */
-static void cat_peaks_raise(struct cat_peaks *cp, const char *name, long long init,
-                            long long peak)
+static void cat_peaks_raise(struct cat_peaks *cp, const char *name, long long init, long long peak)
 {
     size_t i = 0;
     while (i < cp->n && strcmp(cp->name[i], name))

@@ -423,9 +423,9 @@ static int series_wanted(const char *stored, const char *const *series, size_t n
 static int lowest_rank(struct mt_read *rd, int64_t run_id, const char *const *series,
                        size_t n_series, int *rank)
 {
-    sqlite3_stmt *s = prepare_id(
-        rd, "SELECT series, MIN(rank) FROM samples WHERE run_id = ?1 GROUP BY series", "samples",
-        run_id);
+    sqlite3_stmt *s =
+        prepare_id(rd, "SELECT series, MIN(rank) FROM samples WHERE run_id = ?1 GROUP BY series",
+                   "samples", run_id);
     if (!s) return -1;
     int rc, found = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {

@@ -549,9 +549,9 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(const char *ckpt);
-    } cases[] = {{"train", train},     {"close", test_close},     {"bits", test_bits},
-                 {"gptq", test_gptq},  {"fold", test_fold},       {"awq", test_awq},
-                 {"kl", test_kl},      {"bits_nf", test_bits_nf}, {"bytes", test_bytes},
+    } cases[] = {{"train", train},          {"close", test_close},     {"bits", test_bits},
+                 {"gptq", test_gptq},       {"fold", test_fold},       {"awq", test_awq},
+                 {"kl", test_kl},           {"bits_nf", test_bits_nf}, {"bytes", test_bytes},
                  {"kvcache", test_kvcache}, {"decode", test_decode}};
     size_t c = 0;
     while (c < sizeof cases / sizeof cases[0] && strcmp(argv[1], cases[c].name))

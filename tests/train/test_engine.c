@@ -618,9 +618,9 @@ static void test_ckpt_both(void)
 int main(int argc, char **argv)
 {
     static const struct tf_part parts[] = {
-        {"model", test_model_tiny}, {"options", test_options}, {"llama", test_llama},
-        {"accum", test_accum},      {"ckpt", test_ckpt_both},  {"malloc", test_malloc},
-        {"prec", test_prec},        {"optim", test_optim},     {"offload", test_offload},
+        {"model", test_model_tiny},   {"options", test_options}, {"llama", test_llama},
+        {"accum", test_accum},        {"ckpt", test_ckpt_both},  {"malloc", test_malloc},
+        {"prec", test_prec},          {"optim", test_optim},     {"offload", test_offload},
         {"selective", test_selective}};
     return tf_run_parts(parts, sizeof parts / sizeof parts[0], argc, argv);
 }

@@ -24,8 +24,8 @@
 #include <memtrade/memcat.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#define COL_BLOCK 32                   /* columns per task in reductions over rows */
-#define PAR_MIN 4096                   /* below this many elements stay on one thread */
+#define COL_BLOCK 32 /* columns per task in reductions over rows */
+#define PAR_MIN 4096 /* below this many elements stay on one thread */
 
 #pragma omp declare simd notinbranch
 static inline float fast_tanhf(float x)

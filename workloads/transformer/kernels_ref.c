@@ -10,7 +10,6 @@
 #include <math.h>
 #include <string.h>
 
-
 void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
                          size_t C, size_t OC)
 {
