@@ -127,6 +127,22 @@ static void t_dtype(void)
 
 /* ---------------------------------------------------------------- round trips */
 
+/* Exports m (built from spec) in fp32 as fmt to path and loads it back for inference,
+ * mapped where it can be (*info); checks the same weights and logits, prints what was
+ * mapped and copied under `label`, and returns the loaded model (the caller frees it). */
+static struct mt_gpt *f32_roundtrip(struct mt_gpt *m, const char *spec, enum mt_model_format fmt,
+                                    const char *path, const char *label, struct mt_model_info *info)
+{
+    struct mt_gpt *b;
+    CHECK_OK(mt_model_export(m, fmt, MT_DT_F32, path, err, sizeof err), err);
+    CHECK_OK(mt_model_load(path, NULL, MT_GPT_INFER, 1, 16, 1, &b, info, err, sizeof err), err);
+    printf("%-40s %s mapped %8zu copied %8zu bytes\n", spec, label, info->mapped_bytes,
+           info->copied_bytes);
+    same_weights(m, b);
+    same_logits(m, b);
+    return b;
+}
+
 static void roundtrip(const char *spec, int expect_all_mapped)
 {
     char hf[300], gg[300];
@@ -135,11 +151,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     snprintf(hf, sizeof hf, "%s/hf", dir);
     snprintf(gg, sizeof gg, "%s/m.gguf", dir);
     rm_rf(hf);
-    CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, hf, err, sizeof err), err);
-    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
-    printf("%-40s hf   mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
-    same_weights(m, b);
-    same_logits(m, b);
+    b = f32_roundtrip(m, spec, MT_MF_HF, hf, "hf  ", &info);
     CHECK(info.mapped_bytes == b->mapped_bytes && b->mapped[MT_P_WTE]);
     CHECK(info.mapped_bytes + info.copied_bytes == mt_gpt_num_params(&m->cfg) * sizeof(float));
     if (expect_all_mapped) CHECK(info.copied_bytes == 0 && b->slab_bytes[MT_MEM_WEIGHTS] == 0);
@@ -163,12 +175,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
             CHECK(b->param[p][i] == mt_bf16_to_f32(mt_f32_to_bf16(m->param[p][i])));
     mt_gpt_free(b);
     /* GGUF f32: bit-exact through llama.cpp's q/k permutation */
-    CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, gg, err, sizeof err), err);
-    CHECK_OK(mt_model_load(gg, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
-    printf("%-40s gguf mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
-    same_weights(m, b);
-    same_logits(m, b);
-    mt_gpt_free(b);
+    mt_gpt_free(f32_roundtrip(m, spec, MT_MF_GGUF, gg, "gguf", &info));
     /* GGUF Q8_0 and Q4_0: the matrices decode to ggml's reference quantization */
     enum mt_dtype qt[] = {MT_DT_Q8_0, MT_DT_Q4_0, MT_DT_F16};
     for (size_t k = 0; k < 3; k++) {
@@ -342,20 +349,22 @@ static void t_refuse(void)
         copy_file(cfg_from, cfg_to);                                                               \
     } while (0)
     FRESH();
-    edit_header(st, bst, ed_dtype, 0, 0);
-    expect_refused("dtype I64", bad, "dtype I64; supported: F32, F16, BF16");
-    edit_header(st, bst, ed_rename, 0, 0);
-    expect_refused("missing tensor", bad, "missing tensor 'model.norm.weight'");
-    edit_header(st, bst, ed_shape, 0, 0);
-    expect_refused("mis-shaped tensor", bad, "has shape (64, 256)");
-    edit_header(st, bst, ed_overlap, 0, 0);
-    expect_refused("overlapping offsets", bad, "overlap");
-    edit_header(st, bst, ed_range, 0, 0);
-    expect_refused("offsets out of range", bad, "run past the end of the data");
-    edit_header(st, bst, NULL, 100, 0);
-    expect_refused("truncated file", bad, "run past the end of the data");
-    edit_header(st, bst, NULL, 0, 4);
-    expect_refused("trailing bytes", bad, "4 bytes after the last tensor");
+    /* each damage of the safetensors file: a header edit, bytes cut or appended */
+    static const struct {
+        void (*edit)(json_t *);
+        size_t cut, append;
+        const char *label, *want;
+    } damage[] = {{ed_dtype, 0, 0, "dtype I64", "dtype I64; supported: F32, F16, BF16"},
+                  {ed_rename, 0, 0, "missing tensor", "missing tensor 'model.norm.weight'"},
+                  {ed_shape, 0, 0, "mis-shaped tensor", "has shape (64, 256)"},
+                  {ed_overlap, 0, 0, "overlapping offsets", "overlap"},
+                  {ed_range, 0, 0, "offsets out of range", "run past the end of the data"},
+                  {NULL, 100, 0, "truncated file", "run past the end of the data"},
+                  {NULL, 0, 4, "trailing bytes", "4 bytes after the last tensor"}};
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        edit_header(st, bst, damage[i].edit, damage[i].cut, damage[i].append);
+        expect_refused(damage[i].label, bad, damage[i].want);
+    }
     {
         size_t n;
         unsigned char *b = tf_slurp(st, &n);
