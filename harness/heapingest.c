@@ -48,12 +48,32 @@ struct region_peak {
 
 /* Totals over the reports whose sites were stored (the process and its exec'd
  * descendants): the run's metrics. */
+/* The highest peak seen per memory category, categories in the order first seen. */
+struct cat_peaks {
+    char name[MT_HEAPREPORT_MAX_CATS][64];
+    long long peak[MT_HEAPREPORT_MAX_CATS];
+    size_t n;
+};
+
+/* Raises category name's peak in cp to peak; a category not seen before starts at init
+ * (then is raised); one more than MT_HEAPREPORT_MAX_CATS is dropped. */
+static void cat_peaks_raise(struct cat_peaks *cp, const char *name, long long init, long long peak)
+{
+    size_t i = 0;
+    while (i < cp->n && strcmp(cp->name[i], name))
+        i++;
+    if (i == cp->n) {
+        if (cp->n == MT_HEAPREPORT_MAX_CATS) return;
+        snprintf(cp->name[cp->n++], sizeof cp->name[0], "%s", name);
+        cp->peak[i] = init;
+    }
+    if (peak > cp->peak[i]) cp->peak[i] = peak;
+}
+
 struct totals {
     long long allocs, leaked_bytes, peak_bytes;
     size_t processes;
-    char cat_name[MT_HEAPREPORT_MAX_CATS][64];
-    long long cat_peak[MT_HEAPREPORT_MAX_CATS];
-    size_t ncat;
+    struct cat_peaks cats;
 };
 
 struct heapingest {
@@ -78,9 +98,7 @@ struct heapingest {
     struct device_totals {                /* device memory, over the stored reports */
         int on;                           /* a report had `M device 1` */
         long long peak, mapped_peak, pinned_peak, managed_peak, failed, unknown_frees;
-        char cat_name[MT_HEAPREPORT_MAX_CATS][64];
-        long long cat_peak[MT_HEAPREPORT_MAX_CATS];
-        size_t ncat;
+        struct cat_peaks cats;
         long long last[MT_HEAPREPORT_DEVICE_KINDS];
     } dev;
 };
@@ -223,15 +241,7 @@ static int on_device_category(const struct mt_heapreport_device_category *c, voi
 {
     struct device_totals *d = &((struct heapingest *)user)->dev;
     if (strcmp(c->kind, "gpu")) return 0;
-    size_t i = 0;
-    while (i < d->ncat && strcmp(d->cat_name[i], c->category))
-        i++;
-    if (i == d->ncat) {
-        if (d->ncat == MT_HEAPREPORT_MAX_CATS) return 0;
-        snprintf(d->cat_name[d->ncat++], sizeof d->cat_name[0], "%s", c->category);
-        d->cat_peak[i] = 0;
-    }
-    if (c->peak > d->cat_peak[i]) d->cat_peak[i] = c->peak;
+    cat_peaks_raise(&d->cats, c->category, 0, c->peak);
     return 0;
 }
 
@@ -251,10 +261,10 @@ static void device_metrics(const struct heapingest *h, const char *why)
              {"device_unknown_frees", "count", d->unknown_frees}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         h->metric(h->arg, m[i].name, why ? NAN : (double)m[i].v, m[i].unit, why);
-    for (size_t i = 0; !why && i < d->ncat; i++) {
+    for (size_t i = 0; !why && i < d->cats.n; i++) {
         char name[96];
-        snprintf(name, sizeof name, "peak_device_%s_bytes", d->cat_name[i]);
-        h->metric(h->arg, name, (double)d->cat_peak[i], "bytes", NULL);
+        snprintf(name, sizeof name, "peak_device_%s_bytes", d->cats.name[i]);
+        h->metric(h->arg, name, (double)d->cats.peak[i], "bytes", NULL);
     }
 }
 
@@ -280,16 +290,7 @@ static int on_category(const struct mt_heapreport_category *c, void *user)
     for (size_t i = 0; h->root && i < h->ncat; i++)
         if (c->allocs > 0 && !strcmp(h->cat_names[i], c->name)) h->cat_used[i] = 1;
     if (c->allocs <= 0) return 0;
-    struct totals *t = &h->tot;
-    size_t i = 0;
-    while (i < t->ncat && strcmp(t->cat_name[i], c->name))
-        i++;
-    if (i == t->ncat) {
-        if (t->ncat == MT_HEAPREPORT_MAX_CATS) return 0;
-        snprintf(t->cat_name[t->ncat++], sizeof t->cat_name[0], "%s", c->name);
-        t->cat_peak[i] = c->peak;
-    }
-    if (c->peak > t->cat_peak[i]) t->cat_peak[i] = c->peak;
+    cat_peaks_raise(&h->tot.cats, c->name, c->peak, c->peak);
     return 0;
 }
 
@@ -611,10 +612,10 @@ int mt_heapingest_file(struct mt_store *st, int64_t run_id, int rank, const char
         metric(arg, "peak_heap_bytes", (double)h.tot.peak_bytes, "bytes", NULL);
         metric(arg, "heap_allocs", (double)h.tot.allocs, "count", NULL);
         metric(arg, "leaked_bytes", (double)h.tot.leaked_bytes, "bytes", NULL);
-        for (size_t i = 0; i < h.tot.ncat; i++) {
+        for (size_t i = 0; i < h.tot.cats.n; i++) {
             char name[96];
-            snprintf(name, sizeof name, "peak_%s_bytes", h.tot.cat_name[i]);
-            metric(arg, name, (double)h.tot.cat_peak[i], "bytes", NULL);
+            snprintf(name, sizeof name, "peak_%s_bytes", h.tot.cats.name[i]);
+            metric(arg, name, (double)h.tot.cats.peak[i], "bytes", NULL);
         }
     }
     if (rc == 0 && h.tot.processes > 1)

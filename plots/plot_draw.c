@@ -615,7 +615,6 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
     int *done = calloc(n + 1, sizeof *done);
     size_t n_series = 0;
     FILE *dat = NULL, *gp = NULL;
-    char err[512];
     struct pl_point *line = calloc(n + 1, sizeof *line);
     char *safe_w = pl_safe_name(ctx, workload), *safe_k = pl_safe_name(ctx, keys[kx]);
     name = pl_asprintf(ctx, "curve_%s_%s", pl_s(safe_w), pl_s(safe_k));
@@ -628,9 +627,7 @@ static int curve_plot(struct pl_ctx *ctx, const char *workload, const char **key
         if (!done[i] && m >= 2) n_series++;
     }
     if (n_series == 0) goto out;
-    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
-        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
-        pl_item_skip(ctx, name, title, "%s", err);
+    if (pl_open_pair(ctx, name, title, &dat, &gp)) {
         drawn = 1;
         goto out;
     }

@@ -176,6 +176,10 @@ void pl_html_close(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct 
     fr->html = NULL;
 }
 
+/* The ASCII characters HTML wants written as entities, and their entities. */
+static const char *const html_escapes[128] = {
+    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;"};
+
 void pl_html(FILE *f, const char *s)
 {
     const unsigned char *p = (const unsigned char *)pl_s(s);
@@ -187,32 +191,12 @@ void pl_html(FILE *f, const char *s)
             continue;
         }
         if (n == 1) {
-            switch (*p) {
-            case '&':
-                fputs("&amp;", f);
-                break;
-            case '<':
-                fputs("&lt;", f);
-                break;
-            case '>':
-                fputs("&gt;", f);
-                break;
-            case '"':
-                fputs("&quot;", f);
-                break;
-            case '\'':
-                fputs("&#39;", f);
-                break;
-            case '\n':
-            case '\t':
+            if (html_escapes[*p])
+                fputs(html_escapes[*p], f);
+            else if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+                fputc(' ', f); /* other control characters */
+            else
                 fputc(*p, f);
-                break;
-            default:
-                if (*p < 0x20 || *p == 0x7f)
-                    fputc(' ', f);
-                else
-                    fputc(*p, f);
-            }
         } else {
             fwrite(p, 1, n, f);
         }

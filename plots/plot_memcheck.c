@@ -338,7 +338,6 @@ void pl_draw_memory_check(struct pl_ctx *ctx)
     const char *title = "Accounted vs measured heap peak per run";
     struct check *cs = NULL;
     size_t *idx = pl_runs_buffer(ctx), n = 0, more = 0, m = 0;
-    char err[512];
     FILE *dat = NULL, *gp = NULL;
     char *note = NULL;
     if (!idx) return;
@@ -373,11 +372,7 @@ void pl_draw_memory_check(struct pl_ctx *ctx)
                      n);
         goto out;
     }
-    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
-        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
-        pl_item_skip(ctx, name, title, "%s", err);
-        goto out;
-    }
+    if (pl_open_pair(ctx, name, title, &dat, &gp)) goto out;
     if (m < n) note = pl_asprintf(ctx, "%zu runs without a measured peak: see the report", n - m);
     write_dat(dat, cs, n);
     write_gp(ctx, gp, cs, n, m, title, note);

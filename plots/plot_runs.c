@@ -109,7 +109,6 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     size_t n_iv = 0, iv_cap = 0;
     double *ts = NULL;
     size_t n_ts = 0, ts_cap = 0;
-    char err[512];
     char *name = pl_asprintf(ctx, "timeline_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Memory timeline: %s", pl_s(desc));
@@ -201,13 +200,8 @@ static void timeline_one(struct pl_ctx *ctx, const struct pl_run *r)
     }
     if (n_ser > 1) qsort(ser, n_ser, sizeof *ser, cmp_series);
     if (n_ts > 1) qsort(ts, n_ts, sizeof *ts, cmp_dbl); /* NULL when RSS stands alone */
-    FILE *dat = pl_open(ctx, name, "dat", err, sizeof err);
-    FILE *gp = dat ? pl_open(ctx, name, "gp", err, sizeof err) : NULL;
-    if (!gp) {
-        if (dat) fclose(dat);
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
-        goto out;
-    }
+    FILE *dat, *gp;
+    if (pl_open_pair(ctx, pl_s(name), pl_s(title), &dat, &gp)) goto out;
     /* Block 0: cumulative stacked MiB per category at every sample time. */
     fputs("# t_s", dat);
     for (size_t i = 0; i < n_ser; i++)
@@ -367,7 +361,6 @@ static char *site_label(struct pl_ctx *ctx, long long stack_id)
 
 static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
-    char err[512];
     char *name = pl_asprintf(ctx, "sites_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Top allocation sites at peak: %s", pl_s(desc));
@@ -399,11 +392,7 @@ static void sites_one(struct pl_ctx *ctx, const struct pl_run *r)
                      "no allocation site of run %lld was live at the peak", r->id);
         goto out;
     }
-    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
-        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
-        goto free_rows;
-    }
+    if (pl_open_pair(ctx, pl_s(name), pl_s(title), &dat, &gp)) goto free_rows;
     fputs("# rank\tpeak_MiB\ttotal_MiB\tallocs\tcategory\tsite (largest first)\n", dat);
     pl_gp_preamble(ctx, gp, name, 1100, 160 + 34 * (int)n);
     pl_gp_title(gp, title, ctx, estimated ? "sampled profile: bytes are estimates" : NULL);
@@ -524,7 +513,6 @@ static struct counter_sum *sum_counters(struct pl_ctx *ctx, const struct mt_read
 
 static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
 {
-    char err[512];
     char *name = pl_asprintf(ctx, "regions_run%lld", r->id);
     char *desc = pl_run_desc(ctx, r);
     char *title = pl_asprintf(ctx, "Cost per region: %s", pl_s(desc));
@@ -579,11 +567,7 @@ static void regions_one(struct pl_ctx *ctx, const struct pl_run *r)
         pl_item_skip(ctx, pl_s(name), pl_s(title), "run %lld has no regions", r->id);
         goto out;
     }
-    if (!(dat = pl_open(ctx, name, "dat", err, sizeof err)) ||
-        !(gp = pl_open(ctx, name, "gp", err, sizeof err))) {
-        pl_item_skip(ctx, pl_s(name), pl_s(title), "%s", err);
-        goto out;
-    }
+    if (pl_open_pair(ctx, pl_s(name), pl_s(title), &dat, &gp)) goto out;
     fputs("# row\twall_s", dat);
     for (size_t c = 0; c < nc; c++)
         fprintf(dat, "\t%s", counters[c]);

@@ -109,6 +109,14 @@ static sqlite3_stmt *prepare(struct mt_read *rd, const char *sql, const char *wh
     return s;
 }
 
+/* prepare() with ?1 bound to id: the statements that read one sweep's or one run's rows. */
+static sqlite3_stmt *prepare_id(struct mt_read *rd, const char *sql, const char *what, int64_t id)
+{
+    sqlite3_stmt *s = prepare(rd, sql, what);
+    if (s) sqlite3_bind_int64(s, 1, id);
+    return s;
+}
+
 /* Ends a row loop: finalizes and turns the last step's code into 0 or -1. */
 static int finish(struct mt_read *rd, sqlite3_stmt *s, int rc, int oom, const char *what)
 {
@@ -169,12 +177,9 @@ int mt_read_latest_sweep(struct mt_read *rd, int64_t *sweep_id)
 int mt_read_sweep(struct mt_read *rd, int64_t id, struct mt_read_sweep *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *s = prepare(rd,
-                              "SELECT name, spec_path, host, facts_json FROM sweeps"
-                              " WHERE id = ?1",
-                              "sweep");
+    sqlite3_stmt *s = prepare_id(
+        rd, "SELECT name, spec_path, host, facts_json FROM sweeps WHERE id = ?1", "sweep", id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, id);
     int rc = sqlite3_step(s), oom = 0, found = rc == SQLITE_ROW;
     if (found) {
         out->id = id;
@@ -418,12 +423,10 @@ static int series_wanted(const char *stored, const char *const *series, size_t n
 static int lowest_rank(struct mt_read *rd, int64_t run_id, const char *const *series,
                        size_t n_series, int *rank)
 {
-    sqlite3_stmt *s = prepare(rd,
-                              "SELECT series, MIN(rank) FROM samples WHERE run_id = ?1"
-                              " GROUP BY series",
-                              "samples");
+    sqlite3_stmt *s =
+        prepare_id(rd, "SELECT series, MIN(rank) FROM samples WHERE run_id = ?1 GROUP BY series",
+                   "samples", run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     int rc, found = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (!series_wanted((const char *)sqlite3_column_text(s, 0), series, n_series)) continue;
@@ -560,12 +563,11 @@ int mt_read_regions(struct mt_read *rd, int64_t run_id, struct mt_read_region **
 int mt_read_has(struct mt_read *rd, int64_t run_id, enum mt_read_what what)
 {
     sqlite3_stmt *s =
-        prepare(rd,
-                what == MT_READ_SITES ? "SELECT 1 FROM alloc_sites WHERE run_id = ?1 LIMIT 1"
-                                      : "SELECT 1 FROM regions WHERE run_id = ?1 LIMIT 1",
-                "probe");
+        prepare_id(rd,
+                   what == MT_READ_SITES ? "SELECT 1 FROM alloc_sites WHERE run_id = ?1 LIMIT 1"
+                                         : "SELECT 1 FROM regions WHERE run_id = ?1 LIMIT 1",
+                   "probe", run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     int rc = sqlite3_step(s), has = rc == SQLITE_ROW;
     if (finish(rd, s, has ? SQLITE_DONE : rc, 0, "probe") != 0) return -1;
     return has;

@@ -12,17 +12,13 @@
 set -u
 build=${1:?usage: check_gguf_npm.sh BUILD_DIR [--install]}
 here=$(cd "$(dirname "$0")" && pwd)
-export MT_NPM_DIR=${MT_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/memtrade-npm}
-command -v node >/dev/null || { echo "skipped: node is not installed (apt-get install nodejs npm)"; exit 77; }
-if [ "${2:-}" = "--install" ]; then
-    mkdir -p "$MT_NPM_DIR" && (cd "$MT_NPM_DIR" && npm install --no-audit --no-fund @huggingface/gguf) || exit 1
-fi
-[ -d "$MT_NPM_DIR/node_modules/@huggingface/gguf" ] ||
-    { echo "skipped: @huggingface/gguf not in $MT_NPM_DIR (run with --install)"; exit 77; }
+# shellcheck source=npm_package.sh
+. "$here/npm_package.sh"
+mt_npm_require @huggingface/gguf "${2:-}"
 tmp=$(mktemp -d /tmp/mt_gguf_npm.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 "$build/bin/mt-gguf-dump" --make "$tmp" || exit 1
-echo "@huggingface/gguf $(node -p "require('$MT_NPM_DIR/node_modules/@huggingface/gguf/package.json').version")"
+mt_npm_version @huggingface/gguf
 fail=0 n=0
 for f in "$tmp"/*.gguf; do
     "$build/bin/mt-gguf-dump" "$f" >"$f.mt" || exit 1

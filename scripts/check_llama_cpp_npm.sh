@@ -12,17 +12,13 @@
 set -u
 build=${1:?usage: check_llama_cpp_npm.sh BUILD_DIR [--install]}
 here=$(cd "$(dirname "$0")" && pwd)
-export MT_NPM_DIR=${MT_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/memtrade-npm}
-command -v node >/dev/null || { echo "skipped: node is not installed (apt-get install nodejs npm)"; exit 77; }
-if [ "${2:-}" = "--install" ]; then
-    mkdir -p "$MT_NPM_DIR" && (cd "$MT_NPM_DIR" && npm install --no-audit --no-fund node-llama-cpp) || exit 1
-fi
-[ -d "$MT_NPM_DIR/node_modules/node-llama-cpp" ] ||
-    { echo "skipped: node-llama-cpp not in $MT_NPM_DIR (run with --install)"; exit 77; }
+# shellcheck source=npm_package.sh
+. "$here/npm_package.sh"
+mt_npm_require node-llama-cpp "${2:-}"
 tmp=$(mktemp -d /tmp/mt_llama_cpp.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 "$build/bin/mt-gguf-dump" --make "$tmp" >/dev/null || exit 1
-echo "node-llama-cpp $(node -p "require('$MT_NPM_DIR/node_modules/node-llama-cpp/package.json').version")"
+mt_npm_version node-llama-cpp
 # "Hello, world!\nI am a test." as bytes
 ids="72 101 108 108 111 44 32 119 111 114 108 100 33 10 73 32 97 109 32 97 32 116 101 115 116 46"
 fail=0

@@ -218,6 +218,23 @@ static void memcat_pop(struct mt_context *c, const char *name)
     mt_memcat_region(top && c->memcat_names[top - 1][0] ? c->memcat_names[top - 1] : NULL);
 }
 
+#ifdef MT_HAVE_COUNTERS
+/* A region's begin (begin = 1) or end, when the counters time regions: the counters open
+ * or close it and the memory-category stack follows; a refusal is the plugin's bug. */
+static void counters_region(struct mt_context *c, const char *name, int begin)
+{
+    char err[256];
+    int rc = begin ? mt_counters_region_begin(c->counters, name, err, sizeof err)
+                   : mt_counters_region_end(c->counters, name, err, sizeof err);
+    if (rc != 0)
+        plugin_bug(c, "%s: %s", begin ? "region_begin" : "region_end", err);
+    else if (begin)
+        memcat_push(c, name);
+    else
+        memcat_pop(c, name);
+}
+#endif
+
 static void ctx_region_begin(struct mt_ctx *pub, const char *name)
 {
     struct mt_context *c = CTX(pub);
@@ -228,11 +245,7 @@ static void ctx_region_begin(struct mt_ctx *pub, const char *name)
     if (!pthread_equal(pthread_self(), c->owner)) return; /* counted on the run() thread only */
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
-        char err[256];
-        if (mt_counters_region_begin(c->counters, name, err, sizeof err) != 0)
-            plugin_bug(c, "region_begin: %s", err);
-        else
-            memcat_push(c, name);
+        counters_region(c, name, 1);
         return;
     }
 #endif
@@ -254,11 +267,7 @@ static void ctx_region_end(struct mt_ctx *pub, const char *name)
     if (!name || !pthread_equal(pthread_self(), c->owner)) return;
 #ifdef MT_HAVE_COUNTERS
     if (c->counters) {
-        char err[256];
-        if (mt_counters_region_end(c->counters, name, err, sizeof err) != 0)
-            plugin_bug(c, "region_end: %s", err);
-        else
-            memcat_pop(c, name);
+        counters_region(c, name, 0);
         return;
     }
 #endif

@@ -492,6 +492,16 @@ static const struct mt_plot_item *item(const struct mt_plot_result *res, const c
     return NULL;
 }
 
+/* Draws the plots of the database db into out with the default options; a non-zero
+ * return is a failed check. The caller frees res. */
+static void generate(const char *db, const char *out, struct mt_plot_result *res)
+{
+    char err[1024];
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    int rc = mt_plot_generate(&opts, res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+}
+
 static void check_drawn(const struct mt_plot_result *res, const char *plots, const char *name,
                         const char *ext)
 {
@@ -978,7 +988,7 @@ static sqlite3 *sweep_db(const char *schema, const char *work, const char *name,
  * curve, is not drawn and must not widen its range). */
 static void run_comparable(const char *schema, const char *work)
 {
-    char db[4096], out[4096], plots[4200], err[1024];
+    char db[4096], out[4096], plots[4200];
     sqlite3 *h = sweep_db(schema, work, "like", db, out, plots);
     static const struct {
         const char *workload, *label, *params, *mem;
@@ -999,10 +1009,8 @@ static void run_comparable(const char *schema, const char *work)
         metric(h, i + 1, "eval_bytes", pts[i].eval_bytes, "bytes");
     }
     sqlite3_close(h);
-    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
     struct mt_plot_result res;
-    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
-    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    generate(db, out, &res);
     static const char *const drawn[] = {"tradeoff_serving", "tradeoff_serving_2",
                                         "tradeoff_training", "tradeoff_training_2",
                                         "curve_checkpointing_every"};
@@ -1040,7 +1048,7 @@ static void run_comparable(const char *schema, const char *work)
  * title. kv_cache_bytes = bits * context / 64 MiB (made up), infer_peak 10 MiB more. */
 static void run_kvcache(const char *schema, const char *work)
 {
-    char db[4096], out[4096], plots[4200], err[1024];
+    char db[4096], out[4096], plots[4200];
     sqlite3 *h = sweep_db(schema, work, "kv", db, out, plots);
     static const struct {
         const char *model, *fmt;
@@ -1072,10 +1080,8 @@ static void run_kvcache(const char *schema, const char *work)
         metric(h, i + 1, "kv_max_sequences", runs[i].seqs, "count");
     }
     sqlite3_close(h);
-    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
     struct mt_plot_result res;
-    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
-    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    generate(db, out, &res);
     static const char *const drawn[] = {"kv_memory",   "kv_accuracy",   "kv_sequences",
                                         "kv_memory_2", "kv_accuracy_2", "kv_sequences_2"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
@@ -1360,10 +1366,8 @@ static void run_query_front(const char *work)
               "%s", mt_store_error(st));
     }
     mt_store_close(st);
-    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
     struct mt_plot_result res;
-    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
-    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    generate(db, out, &res);
     mt_plot_result_free(&res);
 
     CHECK(mt_store_open(db, MT_STORE_READONLY, &st, err, sizeof err) == 0, "%s", err);

@@ -546,32 +546,21 @@ int main(int argc, char **argv)
     }
     int rc;
     argv[2] = (char *)ckpt_path(argv[2], buf, sizeof buf);
-    if (!strcmp(argv[1], "train"))
-        rc = train(argv[2]);
-    else if (!strcmp(argv[1], "close"))
-        rc = test_close(argv[2]);
-    else if (!strcmp(argv[1], "bits"))
-        rc = test_bits(argv[2]);
-    else if (!strcmp(argv[1], "gptq"))
-        rc = test_gptq(argv[2]);
-    else if (!strcmp(argv[1], "fold"))
-        rc = test_fold(argv[2]);
-    else if (!strcmp(argv[1], "awq"))
-        rc = test_awq(argv[2]);
-    else if (!strcmp(argv[1], "kl"))
-        rc = test_kl(argv[2]);
-    else if (!strcmp(argv[1], "bits_nf"))
-        rc = test_bits_nf(argv[2]);
-    else if (!strcmp(argv[1], "bytes"))
-        rc = test_bytes(argv[2]);
-    else if (!strcmp(argv[1], "kvcache"))
-        rc = test_kvcache(argv[2]);
-    else if (!strcmp(argv[1], "decode"))
-        rc = test_decode(argv[2]);
-    else {
+    static const struct {
+        const char *name;
+        int (*run)(const char *ckpt);
+    } cases[] = {{"train", train},          {"close", test_close},     {"bits", test_bits},
+                 {"gptq", test_gptq},       {"fold", test_fold},       {"awq", test_awq},
+                 {"kl", test_kl},           {"bits_nf", test_bits_nf}, {"bytes", test_bytes},
+                 {"kvcache", test_kvcache}, {"decode", test_decode}};
+    size_t c = 0;
+    while (c < sizeof cases / sizeof cases[0] && strcmp(argv[1], cases[c].name))
+        c++;
+    if (c == sizeof cases / sizeof cases[0]) {
         fprintf(stderr, "unknown case %s\n", argv[1]);
         return 2;
     }
+    rc = cases[c].run(argv[2]);
     mt_corpus_free(&corpus);
     if (failures) {
         fprintf(stderr, "%s: %d failures\n", argv[1], failures);

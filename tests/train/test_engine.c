@@ -44,6 +44,7 @@
 #include "rng.h"
 #include "tmodel.h"
 #include "tf_test.h"
+#include "mt_testmath.h"
 
 static char err[512];
 
@@ -136,11 +137,8 @@ static double max_rel(const float *a, const float *b, size_t n)
  * would measure Adam's normalisation, not the accumulation). */
 static double norm_rel(const float *a, const float *b, size_t n)
 {
-    double d = 0.0, r = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
+    double d, r;
+    mt_test_l2(a, b, n, &d, &r);
     return sqrt(d / r);
 }
 
@@ -607,36 +605,22 @@ static void test_selective(void)
            b.bytes[MT_MEM_ACTIVATIONS]);
 }
 
+static void test_model_tiny(void)
+{
+    test_model("tiny");
+}
+static void test_ckpt_both(void)
+{
+    test_ckpt(MT_PREC_FP32);
+    test_ckpt(MT_PREC_BF16);
+}
+
 int main(int argc, char **argv)
 {
-    const char *what = argc > 1 ? argv[1] : "";
-    if (!strcmp(what, "model"))
-        test_model("tiny");
-    else if (!strcmp(what, "options"))
-        test_options();
-    else if (!strcmp(what, "llama"))
-        test_llama();
-    else if (!strcmp(what, "accum"))
-        test_accum();
-    else if (!strcmp(what, "ckpt")) {
-        test_ckpt(MT_PREC_FP32);
-        test_ckpt(MT_PREC_BF16);
-    } else if (!strcmp(what, "malloc"))
-        test_malloc();
-    else if (!strcmp(what, "prec"))
-        test_prec();
-    else if (!strcmp(what, "optim"))
-        test_optim();
-    else if (!strcmp(what, "offload"))
-        test_offload();
-    else if (!strcmp(what, "selective"))
-        test_selective();
-    else {
-        fprintf(stderr,
-                "usage: %s model|options|llama|accum|ckpt|malloc|prec|optim|offload|selective\n",
-                argv[0]);
-        return 2;
-    }
-    printf("ok\n");
-    return 0;
+    static const struct tf_part parts[] = {
+        {"model", test_model_tiny},   {"options", test_options}, {"llama", test_llama},
+        {"accum", test_accum},        {"ckpt", test_ckpt_both},  {"malloc", test_malloc},
+        {"prec", test_prec},          {"optim", test_optim},     {"offload", test_offload},
+        {"selective", test_selective}};
+    return tf_run_parts(parts, sizeof parts / sizeof parts[0], argc, argv);
 }

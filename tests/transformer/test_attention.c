@@ -29,6 +29,7 @@
 #include "hash.h"
 #include "rng.h"
 #include "tf_test.h"
+#include "mt_testmath.h"
 
 static char err[512];
 
@@ -67,11 +68,8 @@ static struct mt_gpt_config parse(const char *spec)
 /* Relative distance ||a - b|| / ||b|| of n floats. */
 static double rel(const float *a, const float *b, size_t n)
 {
-    double d = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        s += (double)b[i] * b[i];
-    }
+    double d, s;
+    mt_test_l2(a, b, n, &d, &s);
     return sqrt(d / (s + 1e-300));
 }
 

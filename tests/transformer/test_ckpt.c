@@ -16,33 +16,13 @@
 static char err[512];
 static char path[256];
 
-static unsigned char *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    CHECK(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n);
-    CHECK(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const unsigned char *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    CHECK(f && fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
 /* Writes a damaged copy and checks that loading it fails mentioning `why`. */
 static void expect_refused(const char *label, const unsigned char *b, size_t n,
                            const struct mt_gpt_config *expect, const char *why)
 {
     char bad[300];
     snprintf(bad, sizeof bad, "%s.bad", path);
-    spit(bad, b, n);
+    tf_spit(bad, b, n);
     struct mt_gpt *m = (struct mt_gpt *)1;
     int rc = mt_ckpt_load(bad, expect, MT_GPT_WEIGHTS, 0, 0, &m, NULL, err, sizeof err);
     printf("%-22s -> %s\n", label, rc ? err : "ACCEPTED");
@@ -74,7 +54,7 @@ int main(void)
     printf("round trip: %zu parameters bit-identical\n", m->n_params);
 
     size_t n;
-    unsigned char *good = slurp(path, &n), *b = malloc(n + 1);
+    unsigned char *good = tf_slurp(path, &n), *b = malloc(n + 1);
     expect_refused("truncated (1 byte)", good, n - 1, NULL, "truncated");
     expect_refused("truncated (half)", good, n / 2, NULL, "truncated");
     expect_refused("truncated (header)", good, 20, NULL, "truncated");

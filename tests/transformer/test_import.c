@@ -29,26 +29,6 @@
 static char err[1024];
 static char dir[256];
 
-static unsigned char *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    CHECK(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    CHECK(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const void *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    CHECK(f && fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
 static void rm_rf(const char *d)
 {
     char cmd[600];
@@ -59,8 +39,8 @@ static void rm_rf(const char *d)
 static void copy_file(const char *from, const char *to)
 {
     size_t n;
-    unsigned char *b = slurp(from, &n);
-    spit(to, b, n);
+    unsigned char *b = tf_slurp(from, &n);
+    tf_spit(to, b, n);
     free(b);
 }
 
@@ -147,6 +127,22 @@ static void t_dtype(void)
 
 /* ---------------------------------------------------------------- round trips */
 
+/* Exports m (built from spec) in fp32 as fmt to path and loads it back for inference,
+ * mapped where it can be (*info); checks the same weights and logits, prints what was
+ * mapped and copied under `label`, and returns the loaded model (the caller frees it). */
+static struct mt_gpt *f32_roundtrip(struct mt_gpt *m, const char *spec, enum mt_model_format fmt,
+                                    const char *path, const char *label, struct mt_model_info *info)
+{
+    struct mt_gpt *b;
+    CHECK_OK(mt_model_export(m, fmt, MT_DT_F32, path, err, sizeof err), err);
+    CHECK_OK(mt_model_load(path, NULL, MT_GPT_INFER, 1, 16, 1, &b, info, err, sizeof err), err);
+    printf("%-40s %s mapped %8zu copied %8zu bytes\n", spec, label, info->mapped_bytes,
+           info->copied_bytes);
+    same_weights(m, b);
+    same_logits(m, b);
+    return b;
+}
+
 static void roundtrip(const char *spec, int expect_all_mapped)
 {
     char hf[300], gg[300];
@@ -155,11 +151,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
     snprintf(hf, sizeof hf, "%s/hf", dir);
     snprintf(gg, sizeof gg, "%s/m.gguf", dir);
     rm_rf(hf);
-    CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, hf, err, sizeof err), err);
-    CHECK_OK(mt_model_load(hf, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
-    printf("%-40s hf   mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
-    same_weights(m, b);
-    same_logits(m, b);
+    b = f32_roundtrip(m, spec, MT_MF_HF, hf, "hf  ", &info);
     CHECK(info.mapped_bytes == b->mapped_bytes && b->mapped[MT_P_WTE]);
     CHECK(info.mapped_bytes + info.copied_bytes == mt_gpt_num_params(&m->cfg) * sizeof(float));
     if (expect_all_mapped) CHECK(info.copied_bytes == 0 && b->slab_bytes[MT_MEM_WEIGHTS] == 0);
@@ -183,12 +175,7 @@ static void roundtrip(const char *spec, int expect_all_mapped)
             CHECK(b->param[p][i] == mt_bf16_to_f32(mt_f32_to_bf16(m->param[p][i])));
     mt_gpt_free(b);
     /* GGUF f32: bit-exact through llama.cpp's q/k permutation */
-    CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, gg, err, sizeof err), err);
-    CHECK_OK(mt_model_load(gg, NULL, MT_GPT_INFER, 1, 16, 1, &b, &info, err, sizeof err), err);
-    printf("%-40s gguf mapped %8zu copied %8zu bytes\n", spec, info.mapped_bytes, info.copied_bytes);
-    same_weights(m, b);
-    same_logits(m, b);
-    mt_gpt_free(b);
+    mt_gpt_free(f32_roundtrip(m, spec, MT_MF_GGUF, gg, "gguf", &info));
     /* GGUF Q8_0 and Q4_0: the matrices decode to ggml's reference quantization */
     enum mt_dtype qt[] = {MT_DT_Q8_0, MT_DT_Q4_0, MT_DT_F16};
     for (size_t k = 0; k < 3; k++) {
@@ -253,7 +240,7 @@ static void edit_header(const char *src, const char *dst, void (*edit)(json_t *)
                         size_t append)
 {
     size_t n;
-    unsigned char *b = slurp(src, &n);
+    unsigned char *b = tf_slurp(src, &n);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
         hl = hl << 8 | b[i];
@@ -362,29 +349,31 @@ static void t_refuse(void)
         copy_file(cfg_from, cfg_to);                                                               \
     } while (0)
     FRESH();
-    edit_header(st, bst, ed_dtype, 0, 0);
-    expect_refused("dtype I64", bad, "dtype I64; supported: F32, F16, BF16");
-    edit_header(st, bst, ed_rename, 0, 0);
-    expect_refused("missing tensor", bad, "missing tensor 'model.norm.weight'");
-    edit_header(st, bst, ed_shape, 0, 0);
-    expect_refused("mis-shaped tensor", bad, "has shape (64, 256)");
-    edit_header(st, bst, ed_overlap, 0, 0);
-    expect_refused("overlapping offsets", bad, "overlap");
-    edit_header(st, bst, ed_range, 0, 0);
-    expect_refused("offsets out of range", bad, "run past the end of the data");
-    edit_header(st, bst, NULL, 100, 0);
-    expect_refused("truncated file", bad, "run past the end of the data");
-    edit_header(st, bst, NULL, 0, 4);
-    expect_refused("trailing bytes", bad, "4 bytes after the last tensor");
+    /* each damage of the safetensors file: a header edit, bytes cut or appended */
+    static const struct {
+        void (*edit)(json_t *);
+        size_t cut, append;
+        const char *label, *want;
+    } damage[] = {{ed_dtype, 0, 0, "dtype I64", "dtype I64; supported: F32, F16, BF16"},
+                  {ed_rename, 0, 0, "missing tensor", "missing tensor 'model.norm.weight'"},
+                  {ed_shape, 0, 0, "mis-shaped tensor", "has shape (64, 256)"},
+                  {ed_overlap, 0, 0, "overlapping offsets", "overlap"},
+                  {ed_range, 0, 0, "offsets out of range", "run past the end of the data"},
+                  {NULL, 100, 0, "truncated file", "run past the end of the data"},
+                  {NULL, 0, 4, "trailing bytes", "4 bytes after the last tensor"}};
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        edit_header(st, bst, damage[i].edit, damage[i].cut, damage[i].append);
+        expect_refused(damage[i].label, bad, damage[i].want);
+    }
     {
         size_t n;
-        unsigned char *b = slurp(st, &n);
+        unsigned char *b = tf_slurp(st, &n);
         uint64_t hl = n - 7;
         for (int i = 0; i < 8; i++)
             b[i] = (unsigned char)(hl >> (8 * i));
-        spit(bst, b, n);
+        tf_spit(bst, b, n);
         expect_refused("header length past end", bad, "runs past the end of the file");
-        spit(bst, b, 5);
+        tf_spit(bst, b, 5);
         expect_refused("5-byte file", bad, "too short");
         free(b);
     }
@@ -417,35 +406,35 @@ static void t_refuse(void)
     snprintf(bgg, sizeof bgg, "%s/bad.gguf", dir);
     CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, gg, err, sizeof err), err);
     size_t n;
-    unsigned char *b = slurp(gg, &n), *c = malloc(n);
+    unsigned char *b = tf_slurp(gg, &n), *c = malloc(n);
     memcpy(c, b, n);
     c[0] = 'X';
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf magic", bgg, "not a GGUF file");
     memcpy(c, b, n);
     c[4] = 2;
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf version 2", bgg, "GGUF version 2; this build reads version 3");
-    spit(bgg, b, n - 64);
+    tf_spit(bgg, b, n - 64);
     expect_refused("gguf truncated data", bgg, "runs past the end of the file");
-    spit(bgg, b, 2000);
+    tf_spit(bgg, b, 2000);
     expect_refused("gguf truncated header", bgg, "truncated");
     memcpy(c, b, n);
     size_t at = gguf_info_type_at(c, n, "blk.0.ffn_up.weight");
     c[at] = 12; /* Q4_K */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf type Q4_K", bgg, "type Q4_K (12); supported: F32, F16, BF16, Q8_0, Q4_0");
     memcpy(c, b, n);
     c[at + 4] += 4; /* the offset, off the alignment */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf misaligned offset", bgg, "not a multiple of the alignment 32");
     memcpy(c, b, n);
     memset(c + at + 4, 0, 8); /* the same offset as token_embd */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf overlapping tensors", bgg, "overlap");
     memcpy(c, b, n);
     c[16] = 0xff, c[17] = 0xff, c[18] = 0xff; /* metadata count */
-    spit(bgg, c, n);
+    tf_spit(bgg, c, n);
     expect_refused("gguf huge metadata count", bgg, "corrupt counts");
     free(b);
     free(c);

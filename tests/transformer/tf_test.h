@@ -1,5 +1,6 @@
-/* tf_test.h — assertion macros for the transformer tests (print and exit non-zero), and
- * the runner of a test's named parts. */
+/* tf_test.h — assertion macros for the transformer tests (print and exit non-zero), the
+ * runner of a test's named parts, and whole-file reads and writes for the tests that
+ * damage model files. */
 #ifndef MT_TF_TEST_H
 #define MT_TF_TEST_H
 
@@ -13,6 +14,30 @@
 
 /* Checks that a call returned 0; prints the error message otherwise. */
 #define CHECK_OK(call, msg) MT_CALL_OK_OR(exit(1), call, #call, msg)
+
+/* Reads the whole file p into a malloc'd buffer (one spare byte after the *n bytes read,
+ * for a terminator); exits through CHECK when the file cannot be read. The caller frees. */
+static inline unsigned char *tf_slurp(const char *p, size_t *n)
+{
+    FILE *f = fopen(p, "rb");
+    CHECK(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    CHECK(fread(b, 1, *n, f) == *n);
+    fclose(f);
+    return b;
+}
+
+/* Writes n bytes of b to the file p (created or truncated); exits through CHECK when the
+ * write fails. */
+static inline void tf_spit(const char *p, const void *b, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    CHECK(f && fwrite(b, 1, n, f) == n);
+    fclose(f);
+}
 
 /* A named part of a test program. */
 struct tf_part {

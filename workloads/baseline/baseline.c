@@ -44,18 +44,9 @@ static int baseline_run(struct mt_ctx *ctx)
     mt_wl_device_params(ctx, &dev);
     int rc = mt_wl_train_or_load_on(ctx, &dev, &cfg, &recipe, seed, &corpus, MT_GPT_INFER,
                                     EVAL_BATCH, recipe.seq, &m, &st);
-    if (rc == 0) {
-        mt_wl_report_train(ctx, &st);
-        mt_wl_report_model(ctx, m);
-        /* serving: the one serving measurement, as every post-training workload has it;
-         * the fp32 reference then sits on the same serving axis as its compressed forms,
-         * its KL metrics against itself 0 (the same forward, when the base file was
-         * written at the same thread count) */
-        struct mt_wl_base base;
-        struct mt_wl_serving sv = {.base = &base};
-        rc = mt_wl_base_probs(ctx, m, &corpus, &recipe, seed, &base);
-        if (rc == 0) rc = mt_wl_report_serving(ctx, m, &corpus, &sv);
-    }
+    /* serving: the one serving measurement, as every post-training workload has it; the
+     * fp32 reference then sits on the same serving axis as its compressed forms */
+    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &corpus, &recipe, seed, &st);
     if (rc == 0)
         rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
     if (rc == 0) mt_wl_report_kernels(ctx);

@@ -92,24 +92,19 @@ static int alloc_arrays(const struct mt_gpt *m, unsigned what, struct mt_calib *
         }
     }
     if (!c->in_dim) rc = -1;
-    if (!rc && (what & MT_CALIB_ACT_SQ) && !c->act_sq) {
-        c->act_sq = calloc(n, sizeof *c->act_sq);
-        for (size_t s = 0; c->act_sq && s < n && !rc; s++)
-            rc = (c->act_sq[s] = calloc(c->in_dim[s], sizeof(double))) ? 0 : -1;
-        if (!c->act_sq) rc = -1;
+/* c->field, when `what` has flag and c lacks it: n zeroed rows, row s of len elements (len
+ * may use s) */
+#define ALLOC_ROWS(field, flag, len)                                                               \
+    if (!rc && (what & (flag)) && !c->field) {                                                     \
+        c->field = calloc(n, sizeof *c->field);                                                    \
+        for (size_t s = 0; c->field && s < n && !rc; s++)                                          \
+            rc = (c->field[s] = calloc(len, sizeof **c->field)) ? 0 : -1;                          \
+        if (!c->field) rc = -1;                                                                    \
     }
-    if (!rc && (what & MT_CALIB_HESSIAN) && !c->gram) {
-        c->gram = calloc(n, sizeof *c->gram);
-        for (size_t s = 0; c->gram && s < n && !rc; s++)
-            rc = (c->gram[s] = calloc(c->in_dim[s] * c->in_dim[s], sizeof(float))) ? 0 : -1;
-        if (!c->gram) rc = -1;
-    }
-    if (!rc && (what & MT_CALIB_ACT_MAX) && !c->act_max) {
-        c->act_max = calloc(n, sizeof *c->act_max);
-        for (size_t s = 0; c->act_max && s < n && !rc; s++)
-            rc = (c->act_max[s] = calloc(c->in_dim[s], sizeof(float))) ? 0 : -1;
-        if (!c->act_max) rc = -1;
-    }
+    ALLOC_ROWS(act_sq, MT_CALIB_ACT_SQ, c->in_dim[s])
+    ALLOC_ROWS(gram, MT_CALIB_HESSIAN, c->in_dim[s] * c->in_dim[s])
+    ALLOC_ROWS(act_max, MT_CALIB_ACT_MAX, c->in_dim[s])
+#undef ALLOC_ROWS
     mt_memcat_set(prev);
     return rc;
 }

@@ -484,3 +484,17 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
     report_peak(ctx, "eval_peak", b);
     return 0;
 }
+
+/* Contract in wlcommon.h. */
+int mt_wl_report_reference(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                           const struct mt_gpt_recipe *r, uint64_t seed,
+                           const struct mt_wl_train_stats *st)
+{
+    mt_wl_report_train(ctx, st);
+    mt_wl_report_model(ctx, m);
+    struct mt_wl_base base;
+    struct mt_wl_serving sv = {.base = &base};
+    int rc = mt_wl_base_probs(ctx, m, c, r, seed, &base);
+    if (rc == 0) rc = mt_wl_report_serving(ctx, m, c, &sv);
+    return rc;
+}

@@ -296,6 +296,16 @@ void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st);
 /* Reports model_bytes (the fp32 weights as stored, bytes) and n_params (count). */
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m);
 
+/* Contract: what a workload serving the reference m unchanged reports (its weights and
+ * the model are the reference's): its training from st (mt_wl_report_train), the model
+ * (mt_wl_report_model), then the serving measurement (mt_wl_report_serving) with the
+ * reference as its own base (mt_wl_base_probs with c, r and seed), so its KL metrics are
+ * 0 (the same forward, when the base file was written at the same thread count).
+ * Returns 0, or -1 (reported). Defined in serving.c. */
+int mt_wl_report_reference(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                           const struct mt_gpt_recipe *r, uint64_t seed,
+                           const struct mt_wl_train_stats *st);
+
 /* Peak bytes one baseline run needs: training slabs + evaluation activations + corpus
  * + a fixed allowance for code and oneDNN buffers. For mem_estimate hooks. */
 size_t mt_wl_estimate_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T);

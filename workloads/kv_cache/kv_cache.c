@@ -193,17 +193,10 @@ static int run(struct mt_ctx *ctx)
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
     int rc =
         mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st);
-    if (rc == 0) {
-        mt_wl_report_train(ctx, &st);
-        mt_wl_report_model(ctx, m);
-        /* the evaluation protocol runs the whole-window forward, not the cache: its KL
-         * metrics against the base are exactly 0 (the weights are the base's); what the
-         * cache's format costs is kv_kl, from decoding through it (accuracy) */
-        struct mt_wl_base base;
-        struct mt_wl_serving sv = {.base = &base};
-        rc = mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base);
-        if (rc == 0) rc = mt_wl_report_serving(ctx, m, &corpus, &sv);
-    }
+    /* the evaluation protocol runs the whole-window forward, not the cache: its KL metrics
+     * against the base are exactly 0 (the weights are the base's); what the cache's format
+     * costs is kv_kl, from decoding through it (accuracy) */
+    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &corpus, &r, seed, &st);
     size_t n = mt_wl_decode_context(&cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
     size_t ctx_len = mt_param_int(ctx, "context") ? (size_t)mt_param_int(ctx, "context") : n;
     size_t budget = (size_t)mt_param_int(ctx, "budget");

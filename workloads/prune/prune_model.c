@@ -8,7 +8,6 @@
 
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +15,7 @@
 #include <memtrade/memcat.h>
 
 #include "kernels.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+#include "util.h"
 
 static const char *const method_names[] = {"magnitude", "obd", "wanda",    "heads",
                                            "neurons",   "nm",  "sparsegpt"};
@@ -142,11 +131,11 @@ static int check_block(const struct mt_gpt *m, char *err, size_t errlen)
 {
     const struct mt_gpt_config *c = &m->cfg;
     if (c->mlp == MT_GPT_MLP_SWIGLU || mt_gpt_ffn(c) != 4 * c->n_embd || c->no_bias)
-        return fail(err, errlen,
-                    "pruning is implemented for the GPT-2 MLP and biased linears only; this "
-                    "model has mlp=%s, ffn=%zu (4C = %zu), bias=%s",
-                    c->mlp == MT_GPT_MLP_SWIGLU ? "swiglu" : "gelu", mt_gpt_ffn(c), 4 * c->n_embd,
-                    c->no_bias ? "off" : "on");
+        return mt_tf_fail(err, errlen,
+                          "pruning is implemented for the GPT-2 MLP and biased linears only; this "
+                          "model has mlp=%s, ffn=%zu (4C = %zu), bias=%s",
+                          c->mlp == MT_GPT_MLP_SWIGLU ? "swiglu" : "gelu", mt_gpt_ffn(c),
+                          4 * c->n_embd, c->no_bias ? "off" : "on");
     return 0;
 }
 
@@ -167,12 +156,12 @@ int mt_prune_calib_fisher(struct mt_gpt *m, const int *inputs, const int *target
                           size_t B, size_t T, struct mt_prune_calib *c, char *err, size_t errlen)
 {
     if (m->mode != MT_GPT_TRAIN)
-        return fail(err, errlen, "Fisher calibration needs a model in train mode");
+        return mt_tf_fail(err, errlen, "Fisher calibration needs a model in train mode");
     if (check_block(m, err, errlen)) return -1;
     c->n_slots = n_slots_of(m);
     if (!c->fisher) {
         c->fisher = (float **)alloc_slot_arrays(m, sizeof(float), 1, MT_MEM_WORKSPACE);
-        if (!c->fisher) return fail(err, errlen, "calibration: out of memory");
+        if (!c->fisher) return mt_tf_fail(err, errlen, "calibration: out of memory");
     }
     /* One gradient per sequence (B = 1 forwards): the empirical Fisher wants per-sample
      * gradients; a batch-mean gradient squared would shrink its noise part by B. */
@@ -260,7 +249,7 @@ static int select_units(const struct mt_gpt *m, const struct mt_prune_opts *o,
     double *rows = calloc(max_o, sizeof(double)), *cols = calloc(max_i, sizeof(double));
     int rc = 0;
     if (!u || !score || !rows || !cols) {
-        rc = fail(err, errlen, "structured selection: out of memory");
+        rc = mt_tf_fail(err, errlen, "structured selection: out of memory");
         goto out;
     }
     for (size_t l = 0; l < L; l++) {
@@ -293,7 +282,7 @@ static int select_units(const struct mt_gpt *m, const struct mt_prune_opts *o,
     size_t groups = o->global ? 1 : L, per_group = o->global ? L * units : units;
     size_t *left = malloc(L * sizeof(size_t));
     if (!left) {
-        rc = fail(err, errlen, "structured selection: out of memory");
+        rc = mt_tf_fail(err, errlen, "structured selection: out of memory");
         goto out;
     }
     for (size_t l = 0; l < L; l++) {
@@ -328,9 +317,9 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
     int heads = o->method == MT_PRUNE_HEADS;
     size_t units = heads ? NH : 4 * C;
     if (heads && mt_gpt_kv_dim(&m->cfg) != C) /* q, k, v rows of a head assume 3 x C */
-        return fail(err, errlen,
-                    "head pruning needs n_kv_head = n_head (grouped-query "
-                    "heads share their keys and values)");
+        return mt_tf_fail(err, errlen,
+                          "head pruning needs n_kv_head = n_head (grouped-query "
+                          "heads share their keys and values)");
     uint8_t **unit_keep = calloc(L, sizeof(*unit_keep));
     int rc = unit_keep ? 0 : -1;
     for (size_t l = 0; rc == 0 && l < L; l++)
@@ -338,7 +327,7 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
     if (rc == 0)
         rc = select_units(m, o, c, unit_keep, units, err, errlen);
     else
-        fail(err, errlen, "structured selection: out of memory");
+        mt_tf_fail(err, errlen, "structured selection: out of memory");
     for (size_t l = 0; rc == 0 && l < L; l++) {
         size_t sp = l * MT_PRUNE_KINDS + (heads ? MT_LIN_QKV : MT_LIN_FC);
         size_t sc = l * MT_PRUNE_KINDS + (heads ? MT_LIN_ATTPROJ : MT_LIN_FCPROJ);
@@ -348,7 +337,7 @@ static int structured_masks(const struct mt_gpt *m, const struct mt_prune_opts *
         k->row_keep[sp] = malloc(po);
         k->col_keep[sc] = malloc(ci);
         if (!k->row_keep[sp] || !k->col_keep[sc]) {
-            rc = fail(err, errlen, "structured selection: out of memory");
+            rc = mt_tf_fail(err, errlen, "structured selection: out of memory");
             break;
         }
         for (size_t r = 0; r < po; r++) /* qkv row r belongs to head (r % C) / hs */
@@ -377,8 +366,8 @@ static int masks_alloc(const struct mt_gpt *m, const struct mt_prune_opts *o,
     if (((need & MT_PRUNE_NEED_ACTS) && (!c || !c->acts.act_sq)) ||
         ((need & MT_PRUNE_NEED_FISHER) && (!c || !c->fisher)) ||
         ((need & MT_PRUNE_NEED_HESSIAN) && (!c || !c->acts.gram)))
-        return fail(err, errlen, "method %s needs calibration statistics (calib_batches > 0)",
-                    mt_prune_method_name(o->method));
+        return mt_tf_fail(err, errlen, "method %s needs calibration statistics (calib_batches > 0)",
+                          mt_prune_method_name(o->method));
     size_t n = n_slots_of(m);
     out->n_slots = n;
     out->keep = (uint8_t **)alloc_slot_arrays(m, 1, 1, MT_MEM_WORKSPACE);
@@ -386,7 +375,7 @@ static int masks_alloc(const struct mt_gpt *m, const struct mt_prune_opts *o,
     out->col_keep = calloc(n, sizeof(uint8_t *));
     if (!out->keep || !out->row_keep || !out->col_keep) {
         mt_prune_masks_free(out);
-        return fail(err, errlen, "masks: out of memory");
+        return mt_tf_fail(err, errlen, "masks: out of memory");
     }
     for (size_t s = 0; s < n; s++) {
         size_t o_dim, i_dim;
@@ -401,7 +390,7 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
                           size_t errlen)
 {
     if (o->method == MT_PRUNE_SPARSEGPT)
-        return fail(err, errlen, "sparsegpt changes the weights: mt_prune_sparsegpt");
+        return mt_tf_fail(err, errlen, "sparsegpt changes the weights: mt_prune_sparsegpt");
     if (masks_alloc(m, o, c, out, err, errlen)) return -1;
     size_t n = out->n_slots;
     if (o->method == MT_PRUNE_HEADS || o->method == MT_PRUNE_NEURONS) {
@@ -414,7 +403,7 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
     float **scores = (float **)alloc_slot_arrays(m, sizeof(float), 1, MT_MEM_WORKSPACE);
     if (!scores) {
         mt_prune_masks_free(out);
-        return fail(err, errlen, "masks: out of memory for scores");
+        return mt_tf_fail(err, errlen, "masks: out of memory for scores");
     }
     int rc = 0;
     size_t *counts = malloc(n * sizeof(size_t));
@@ -425,8 +414,8 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
         if (counts) counts[s] = o_dim * i_dim;
         if (o->method == MT_PRUNE_NM) {
             if (mt_sparse_select_nm(scores[s], o_dim, i_dim, o->n, o->m, out->keep[s])) {
-                rc = fail(err, errlen, "%u:%u does not fit a %zux%zu layer", o->n, o->m, o_dim,
-                          i_dim);
+                rc = mt_tf_fail(err, errlen, "%u:%u does not fit a %zux%zu layer", o->n, o->m,
+                                o_dim, i_dim);
                 break;
             }
         } else if (!o->global) {
@@ -434,7 +423,7 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
                 o->method == MT_PRUNE_WANDA ? MT_SPARSE_SCOPE_ROW : MT_SPARSE_SCOPE_LAYER;
             if (mt_sparse_select(scores[s], o_dim, i_dim, o->sparsity, sc, out->keep[s]) ==
                 (size_t)-1) {
-                rc = fail(err, errlen, "masks: out of memory");
+                rc = mt_tf_fail(err, errlen, "masks: out of memory");
                 break;
             }
         }
@@ -442,7 +431,7 @@ int mt_prune_select_masks(const struct mt_gpt *m, const struct mt_prune_opts *o,
     if (rc == 0 && o->global && o->method != MT_PRUNE_NM) {
         if (!counts || mt_sparse_select_global((const float *const *)scores, counts, n, o->sparsity,
                                                out->keep) == (size_t)-1)
-            rc = fail(err, errlen, "masks: out of memory");
+            rc = mt_tf_fail(err, errlen, "masks: out of memory");
     }
     free(counts);
     free_slot_arrays((void **)scores, n);
@@ -455,7 +444,8 @@ int mt_prune_sparsegpt(struct mt_gpt *m, const struct mt_prune_opts *o,
                        size_t errlen)
 {
     if (o->method != MT_PRUNE_SPARSEGPT || o->global)
-        return fail(err, errlen, "mt_prune_sparsegpt: method sparsegpt, per-layer scope only");
+        return mt_tf_fail(err, errlen,
+                          "mt_prune_sparsegpt: method sparsegpt, per-layer scope only");
     if (masks_alloc(m, o, c, out, err, errlen)) return -1;
     int rc = 0;
     for (size_t s = 0; rc == 0 && s < out->n_slots; s++) {
@@ -468,12 +458,12 @@ int mt_prune_sparsegpt(struct mt_gpt *m, const struct mt_prune_opts *o,
         char name[32], e[256];
         mt_prune_slot_name(s, name, sizeof name);
         if (!u || !dead)
-            rc = fail(err, errlen, "%s: out of memory", name);
+            rc = mt_tf_fail(err, errlen, "%s: out of memory", name);
         else if (mt_calib_inverse_factor(c->acts.gram[s], k, NULL, MT_SPARSEGPT_DAMP, u, dead, e,
                                          sizeof e) ||
                  mt_prune_sparsegpt_matrix(slot_weight(m, s), o_dim, k, u, dead, o->sparsity, o->n,
                                            o->m, out->keep[s], e, sizeof e))
-            rc = fail(err, errlen, "%s: %s", name, e);
+            rc = mt_tf_fail(err, errlen, "%s: %s", name, e);
         free(u);
         free(dead);
     }
@@ -569,10 +559,10 @@ static int storage_format(struct mt_pruned *p, size_t s, const float *w, unsigne
     if (forced == MT_SPARSE_NM && nn == 0) {
         char name[32];
         mt_prune_slot_name(s, name, sizeof(name));
-        return fail(err, errlen,
-                    "storage=nm needs an N:M mask (method=nm) whose M divides every layer's "
-                    "inputs; layer %s (%zux%zu) has none",
-                    name, lin->n_out, lin->n_in);
+        return mt_tf_fail(err, errlen,
+                          "storage=nm needs an N:M mask (method=nm) whose M divides every layer's "
+                          "inputs; layer %s (%zux%zu) has none",
+                          name, lin->n_out, lin->n_in);
     }
     return forced;
 }
@@ -594,7 +584,7 @@ int mt_pruned_build_storage(struct mt_pruned *p, struct mt_gpt *m, const struct 
     p->model = m;
     p->storage = so->storage;
     p->lin = calloc(p->n_slots, sizeof(*p->lin));
-    if (!p->lin) return fail(err, errlen, "pack: out of memory");
+    if (!p->lin) return mt_tf_fail(err, errlen, "pack: out of memory");
     double share_s = 0.0;
     if (so->storage == MT_PRUNE_STORE_FASTEST) {
         size_t weights = 0, timed = 0;
@@ -621,14 +611,14 @@ int mt_pruned_build_storage(struct mt_pruned *p, struct mt_gpt *m, const struct 
         mt_memcat_set(prev);
         if ((rk && !lin->row_idx) || (ck && !lin->col_idx)) {
             mt_pruned_free(p);
-            return fail(err, errlen, "pack: out of memory");
+            return mt_tf_fail(err, errlen, "pack: out of memory");
         }
         lin->index_bytes = (rk ? lin->n_out : 0) * 4 + (ck ? lin->n_in : 0) * 4;
         const float *w = slot_weight(m, s);
         float *compact = malloc(lin->n_out * lin->n_in * sizeof(float));
         if (!compact) {
             mt_pruned_free(p);
-            return fail(err, errlen, "pack: out of memory");
+            return mt_tf_fail(err, errlen, "pack: out of memory");
         }
         for (size_t r = 0; r < lin->n_out; r++) {
             size_t src_r = lin->row_idx ? lin->row_idx[r] : r;
@@ -722,7 +712,7 @@ int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
     for (int k = 0; k < MT_PRUNE_KINDS; k++)
         drop[weight_param[k]] = 1;
     char e[256];
-    if (mt_gpt_drop_weights(m, drop, e, sizeof e)) return fail(err, errlen, "slim: %s", e);
+    if (mt_gpt_drop_weights(m, drop, e, sizeof e)) return mt_tf_fail(err, errlen, "slim: %s", e);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include <memtrade/memcat.h>
 
+#include "bench_util.h"
 #include "kernels.h"
 
 static const char *const storage_names[MT_PRUNE_STORE_COUNT] = {"smallest", "fastest", "dense",
@@ -64,19 +65,6 @@ int mt_prune_storage_matmul(const struct mt_sparse *w, const float *x, size_t ro
     return mt_sparse_matmul(w, x, rows, bias, y, MT_SPARSE_IMPL_AUTO);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int mt_prune_bench_format(const struct mt_sparse *w, size_t rows, double share_s, unsigned reps,
                           double *ns, char *err, size_t errlen)
 {
@@ -95,26 +83,25 @@ int mt_prune_bench_format(const struct mt_sparse *w, size_t rows, double share_s
     for (size_t i = 0; i < rows * w->cols; i++) /* deterministic values in [-1, 1) */
         x[i] = (float)((i * 2654435761u) % 2048u) / 1024.0f - 1.0f;
     rc = mt_prune_storage_matmul(w, x, rows, NULL, y); /* warm-up: oneDNN primitive, caches */
-    double t0 = now_s();
+    double t0 = mt_bench_now();
     if (rc == 0) rc = mt_prune_storage_matmul(w, x, rows, NULL, y);
-    double one = now_s() - t0, per_rep = share_s / reps;
+    double one = mt_bench_now() - t0, per_rep = share_s / reps;
     size_t k = one > 0.0 && per_rep > one ? (size_t)(per_rep / one) : 1;
-    double start = now_s();
+    double start = mt_bench_now();
     unsigned done = 0;
     while (done < reps && rc == 0) {
-        t0 = now_s();
+        t0 = mt_bench_now();
         for (size_t i = 0; i < k && rc == 0; i++)
             rc = mt_prune_storage_matmul(w, x, rows, NULL, y);
-        t[done++] = (now_s() - t0) / (double)k;
+        t[done++] = (mt_bench_now() - t0) / (double)k;
         /* a loaded machine stretches every call: stop at 3 repetitions past 1.5x the share */
-        if (done >= 3 && now_s() - start > 1.5 * share_s) break;
+        if (done >= 3 && mt_bench_now() - start > 1.5 * share_s) break;
     }
     if (rc) {
         snprintf(err, errlen, "benchmark: kernel scratch out of memory");
         goto out;
     }
-    qsort(t, done, sizeof(double), cmp_double);
-    *ns = 1e9 * (done % 2 ? t[done / 2] : 0.5 * (t[done / 2 - 1] + t[done / 2]));
+    *ns = 1e9 * mt_bench_median(t, done);
 out:
     free(x);
     free(y);

@@ -140,25 +140,24 @@ static void row_csr_unrolled(const struct mt_sparse *s, size_t r, const float *x
         const float *xi = x + i * s->cols;
         float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
         size_t p = p0;
-        if (s->idx_bits == 16) {
-            for (; p + 4 <= end; p += 4) {
-                a0 += v[p] * xi[c16[p]];
-                a1 += v[p + 1] * xi[c16[p + 1]];
-                a2 += v[p + 2] * xi[c16[p + 2]];
-                a3 += v[p + 3] * xi[c16[p + 3]];
-            }
-            for (; p < end; p++)
-                a0 += v[p] * xi[c16[p]];
-        } else {
-            for (; p + 4 <= end; p += 4) {
-                a0 += v[p] * xi[c32[p]];
-                a1 += v[p + 1] * xi[c32[p + 1]];
-                a2 += v[p + 2] * xi[c32[p + 2]];
-                a3 += v[p + 3] * xi[c32[p + 3]];
-            }
-            for (; p < end; p++)
-                a0 += v[p] * xi[c32[p]];
-        }
+/* Non-zeros p..end of row r against xi into a0..a3, the column indexes read through idx
+ * (16- or 32-bit: one loop for both widths). */
+#define CSR_DOT4(idx)                                                                              \
+    do {                                                                                           \
+        for (; p + 4 <= end; p += 4) {                                                             \
+            a0 += v[p] * xi[idx[p]];                                                               \
+            a1 += v[p + 1] * xi[idx[p + 1]];                                                       \
+            a2 += v[p + 2] * xi[idx[p + 2]];                                                       \
+            a3 += v[p + 3] * xi[idx[p + 3]];                                                       \
+        }                                                                                          \
+        for (; p < end; p++)                                                                       \
+            a0 += v[p] * xi[idx[p]];                                                               \
+    } while (0)
+        if (s->idx_bits == 16)
+            CSR_DOT4(c16);
+        else
+            CSR_DOT4(c32);
+#undef CSR_DOT4
         y[i * s->rows + r] = (a0 + a1) + (a2 + a3) + (bias ? bias[r] : 0.0f);
     }
 }

@@ -1,9 +1,10 @@
 /* bench_util.h — timing helpers shared by the benchmark programs (mt-bench-model,
- * mt-bench-quant, mt-bench-sparse, mt-bench-kvcache).
+ * mt-bench-quant, mt-bench-sparse, mt-bench-kvcache) and prune's storage-format benchmark
+ * (mt_prune_bench_format, which picks the fastest format at run time).
  *
  * What it is for: a monotonic clock, the median of repeated timings (the statistic every
  * memtrade benchmark reports), and a STREAM-like read bandwidth, the bound a memory-bound
- * decode is quoted against. What it is not for: the library or the plugins (the
+ * decode is quoted against. What it is not for: timing a plugin's phases (the
  * workloads time through mt_wl_now in workloads/common).
  */
 #ifndef MT_TRANSFORMER_BENCH_UTIL_H

@@ -13,6 +13,7 @@
  * tolerate.
  */
 #include "kernels.h"
+#include "kernels_gelu.h"
 #include "kernels_math.h"
 
 #include <math.h>
@@ -23,9 +24,8 @@
 #include <memtrade/memcat.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
-#define COL_BLOCK 32                   /* columns per task in reductions over rows */
-#define PAR_MIN 4096                   /* below this many elements stay on one thread */
+#define COL_BLOCK 32 /* columns per task in reductions over rows */
+#define PAR_MIN 4096 /* below this many elements stay on one thread */
 
 #pragma omp declare simd notinbranch
 static inline float fast_tanhf(float x)
@@ -541,6 +541,19 @@ void mt_k_flash_attention_bwd(float *dqkv, const float *dout, const float *qkv, 
         }
 }
 
+/* p[j] = exp(l[j] - maxv) for j < n (p may be l): the exponentials of a softmax; returns
+ * their sum. */
+static inline float exp_shifted(float *p, const float *l, size_t n, float maxv)
+{
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t j = 0; j < n; j++) {
+        p[j] = fast_expf(l[j] - maxv);
+        sum += p[j];
+    }
+    return sum;
+}
+
 void mt_k_attention_decode(float *out, float *att, const float *q, const float *K, const float *V,
                            size_t n, size_t C, size_t Ckv, size_t NH)
 {
@@ -550,7 +563,7 @@ void mt_k_attention_decode(float *out, float *att, const float *q, const float *
     for (size_t h = 0; h < NH; h++) {
         const float *qh = q + h * hs;
         size_t kh = (h / ge.grp) * hs;
-        float maxv = -INFINITY, sum = 0.0f, *o = out + h * hs;
+        float maxv = -INFINITY, *o = out + h * hs;
         for (size_t t = 0; t < n; t++) {
             const float *k = K + t * Ckv + kh;
             float dot = 0.0f;
@@ -560,12 +573,7 @@ void mt_k_attention_decode(float *out, float *att, const float *q, const float *
             att[t] = dot * scale;
             maxv = att[t] > maxv ? att[t] : maxv;
         }
-#pragma omp simd reduction(+ : sum)
-        for (size_t t = 0; t < n; t++) {
-            att[t] = fast_expf(att[t] - maxv);
-            sum += att[t];
-        }
-        float inv = 1.0f / sum;
+        float inv = 1.0f / exp_shifted(att, att, n, maxv);
 #pragma omp simd
         for (size_t i = 0; i < hs; i++)
             o[i] = 0.0f;
@@ -689,7 +697,7 @@ void mt_k_gelu_fwd(float *out, const float *inp, size_t n)
 #pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(gelu_tanh_arg(x)));
     }
 }
 
@@ -697,11 +705,8 @@ void mt_k_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (parallel : n > PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = fast_tanhf(u), sech2 = 1.0f - th * th;
-        float g =
-            0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] = g * dout[i];
+        float x = inp[i];
+        dinp[i] = gelu_grad(x, fast_tanhf(gelu_tanh_arg(x))) * dout[i];
     }
 }
 
@@ -719,11 +724,7 @@ static void softmax_row(float *p, const float *l, size_t V, float *maxp, float *
 #pragma omp simd reduction(max : maxv)
     for (size_t j = 0; j < V; j++)
         maxv = l[j] > maxv ? l[j] : maxv;
-#pragma omp simd reduction(+ : sum)
-    for (size_t j = 0; j < V; j++) {
-        p[j] = fast_expf(l[j] - maxv);
-        sum += p[j];
-    }
+    sum = exp_shifted(p, l, V, maxv);
     float inv = 1.0f / sum;
 #pragma omp simd
     for (size_t j = 0; j < V; j++)

@@ -5,11 +5,10 @@
  * these. What it is not for: speed; the model never calls these on its hot path.
  */
 #include "kernels.h"
+#include "kernels_gelu.h"
 
 #include <math.h>
 #include <string.h>
-
-#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
 void mt_k_matmul_fwd_ref(float *out, const float *inp, const float *w, const float *bias, size_t N,
                          size_t C, size_t OC)
@@ -433,18 +432,15 @@ void mt_k_gelu_fwd_ref(float *out, const float *inp, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanhf(gelu_tanh_arg(x)));
     }
 }
 
 void mt_k_gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u), sech2 = 1.0f - th * th;
-        float g =
-            0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] = g * dout[i];
+        float x = inp[i];
+        dinp[i] = gelu_grad(x, tanhf(gelu_tanh_arg(x))) * dout[i];
     }
 }
 
