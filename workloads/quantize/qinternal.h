@@ -19,6 +19,7 @@ struct mt_qprep {
     size_t units;        /* = the tensor's units_per_row */
     const float *x;      /* m x k_pad fp32 (fp32-activation kernels) */
     const float *xsum;   /* m x units: sum of x over each unit (linear schemes) */
+    const float *xn;     /* m x k_pad fp32 in nibble order (mt_q_nibble_order), or NULL */
     const int8_t *qa;    /* m x k_pad int8 (int8-activation kernels) */
     const float *sa;     /* m per-token activation scales */
     const int32_t *asum; /* m x units: sum of qa over each unit */
@@ -71,6 +72,13 @@ void mt_q_gemm_i8_ref(const struct mt_qtensor *w, const struct mt_qprep *p, floa
 /* AVX-512 kernels (qkernels_avx512.c); callers check the CPU first. */
 void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
 void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+/* The nibble-plane fp32 kernel (4-bit codes, units a multiple of 128 columns, fewer than
+ * four token rows) serves this call: mt_qgemm then hands it p->xn. */
+int mt_q_nibble_ok(const struct mt_qtensor *w, size_t m);
+/* x[k_pad] reordered so that out[128 c + 16 n + d] is the activation of the code held in
+ * bits 4n..4n+3 of dword d of the 64 code bytes of columns 128 c .. 128 c + 127 (the 4-bit
+ * layout of qformat.h); k_pad a multiple of 128. Scalar: once per token per product. */
+void mt_q_nibble_order(const float *x, size_t k_pad, float *out);
 void mt_q_f32_to_bf16_avx512(const float *x, uint16_t *out, size_t n);
 void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n);
 

@@ -217,7 +217,9 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     const size_t k = w->k, k_pad = w->k_pad, units = w->units_per_row;
     const int i8 = act == MT_QACT_INT8, lin = mt_q_is_linear(w->fmt.scheme);
     const int copy_x = !i8 && k != k_pad;
-    size_t sz_x = copy_x ? align64(m * k_pad * sizeof(float)) : 0;
+    const int nib = impl == MT_QIMPL_AVX512 && !i8 && mt_q_nibble_ok(w, m);
+    size_t sz_x = (copy_x ? align64(m * k_pad * sizeof(float)) : 0) +
+                  (nib ? align64(m * k_pad * sizeof(float)) : 0);
     size_t sz_sum = align64(m * units * (i8 ? sizeof(int32_t) : sizeof(float)));
     size_t sz_qa = i8 ? align64(m * k_pad) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
     size_t sz_c = impl == MT_QIMPL_DNNL ? align64(m * w->n * sizeof(int32_t)) : 0;
@@ -234,6 +236,12 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
             memset(xp + i * k_pad + k, 0, (k_pad - k) * sizeof(float));
         }
         p.x = xp;
+    }
+    if (nib) { /* the nibble-plane kernel's activation order, once per token row */
+        float *xn = (float *)(void *)(buf + (copy_x ? align64(m * k_pad * sizeof(float)) : 0));
+        for (size_t i = 0; i < m; i++)
+            mt_q_nibble_order(p.x + i * k_pad, k_pad, xn + i * k_pad);
+        p.xn = xn;
     }
     void *sums = buf + sz_x;
     if (i8) {

@@ -148,6 +148,67 @@ INLINE void row_half(const struct mt_qtensor *w, const struct mt_qprep *p, size_
             _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]), _mm512_add_ps(d[m][2], d[m][3])));
 }
 
+/* ------------------------------------------------------------ 4-bit, fp32, decode */
+
+int mt_q_nibble_ok(const struct mt_qtensor *w, size_t m)
+{
+    return m < 4 && w->fmt.bits == 4 && !mt_q_is_half(w->fmt.scheme) && w->unit_len % 128 == 0;
+}
+
+void mt_q_nibble_order(const float *x, size_t k_pad, float *out)
+{
+    for (size_t c = 0; c < k_pad; c += 128)
+        for (size_t n = 0; n < 8; n++)
+            for (size_t d = 0; d < 16; d++) {
+                size_t byte = 4 * d + n / 2; /* of the 64 code bytes of 2 blocks */
+                out[c + 16 * n + d] = x[c + byte / 32 * 64 + byte % 32 + 32 * (n % 2)];
+            }
+}
+
+/* Row r of a 4-bit tensor against token row i, fp32 activations in nibble order (xn): the
+ * 64 code bytes of 128 columns are one zmm, and vpermps reads only the low four bits of
+ * each dword index, so shifting the dwords right by 4n (no mask, no byte-to-dword
+ * conversion) turns nibble n of every dword into its value through the 16-entry table:
+ * 8 permutes and 8 FMAs per 64 bytes, eight independent FMA chains. Linear schemes use
+ * the table 0..15 (the code itself), so they share the path with the codebooks. */
+INLINE void row_nib(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i,
+                    const int kind, float *y)
+{
+    const uint8_t *row = w->codes + r * w->row_bytes;
+    const float *xn = p->xn + i * p->k_pad;
+    const size_t chunks_per_unit = w->unit_len / 128;
+    const int kmeans = w->fmt.scheme == MT_QS_KMEANS;
+    __m512 lut16 = kind == KIND_LIN ? _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                    2, 1, 0)
+                                    : load_lut16(w, r, 0);
+    __m512 racc = _mm512_setzero_ps();
+    float off = 0.0f;
+    for (size_t u = 0; u < w->units_per_row; u++) {
+        if (kmeans && u) lut16 = load_lut16(w, r, u);
+        __m512 d[8];
+        for (int n = 0; n < 8; n++)
+            d[n] = _mm512_setzero_ps();
+        for (size_t c = u * chunks_per_unit; c < (u + 1) * chunks_per_unit; c++) {
+            const __m512i v = _mm512_loadu_si512(row + c * 64);
+            const float *xc = xn + c * 128;
+            for (int n = 0; n < 8; n++) {
+                __m512i idx = n ? _mm512_srli_epi32(v, (unsigned)(4 * n)) : v;
+                d[n] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, lut16),
+                                       _mm512_loadu_ps(xc + 16 * n), d[n]);
+            }
+        }
+        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(d[0], d[1]), _mm512_add_ps(d[2], d[3])),
+                                 _mm512_add_ps(_mm512_add_ps(d[4], d[5]), _mm512_add_ps(d[6], d[7])));
+        size_t mi = mt_q_meta(w, r, u);
+        if (kmeans)
+            racc = _mm512_add_ps(racc, s);
+        else
+            racc = _mm512_fmadd_ps(s, _mm512_set1_ps(w->scale[mi]), racc);
+        if (kind == KIND_LIN) off += w->offset[mi] * p->xsum[i * p->units + u];
+    }
+    y[i * w->n + r] = _mm512_reduce_add_ps(racc) + off;
+}
+
 /* One output row for all token rows, in tiles of four. */
 #define TILES(call4, call1)                                                                        \
     do {                                                                                           \
@@ -166,6 +227,17 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
     const enum mt_qscheme s = w->fmt.scheme;
     const int kind = mt_q_is_linear(s) ? KIND_LIN : w->fmt.bits <= 4 ? KIND_CB16 : KIND_CB256;
     const unsigned bits = w->fmt.bits;
+    if (p->xn) {
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
+        for (size_t r = 0; r < w->n; r++)
+            for (size_t i = 0; i < p->m; i++) {
+                if (kind == KIND_LIN)
+                    row_nib(w, p, r, i, KIND_LIN, y);
+                else
+                    row_nib(w, p, r, i, KIND_CB16, y);
+            }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         if (s == MT_QS_BF16)
@@ -271,11 +343,123 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 }
 #undef FLUSH_UNIT
 
+/* Sixteen row sums at once: lane q of the result is the sum of the 16 lanes of v[q]
+ * (exact int32 adds, so the order does not matter): 45 shuffles and adds for 16 rows
+ * instead of 16 separate horizontal reductions. */
+VNNI INLINE __m512i hsum16(const __m512i *v)
+{
+    __m512i s[8], t[4];
+    for (int j = 0; j < 8; j++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        s[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
+                                _mm512_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
+    for (int j = 0; j < 4; j++) /* per 128-bit lane: rows 4j .. 4j+3 */
+        t[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(s[2 * j], s[2 * j + 1]),
+                                _mm512_unpackhi_epi64(s[2 * j], s[2 * j + 1]));
+    __m512i x01 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+#define STRIP 16   /* output rows per strip */
+#define STRIP_U 24 /* units per pass over a strip: 24 KB of partial sums, in L1 */
+
+/* Rows r0 .. r0+15 against token row i (decode: fewer than four token rows). The weights
+ * are read in memory order (row by row, the units of a pass in turn) and every unit's
+ * vpdpbusd vector is parked in an L1 buffer; then hsum16 turns 16 rows of one unit into
+ * one vector of exact integer dots and the reference's fp32 combination runs on 16 rows
+ * at once (scales and offsets gathered by row): acc += scale * isum + offset * asum, the
+ * same operations in the same order per row, hence the same bits. */
+VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r0,
+                          size_t i, const unsigned bits, float *y)
+{
+    const size_t bb = (size_t)bits * 8, per_unit = w->unit_len / MT_QBLOCK;
+    const int8_t *a = p->qa + i * p->k_pad;
+    const __m512i vidx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)w->meta_row_stride));
+    __m512i part[STRIP_U][STRIP];
+    __m512 accv = _mm512_setzero_ps();
+    for (size_t u0 = 0; u0 < w->units_per_row; u0 += STRIP_U) {
+        const size_t nu = w->units_per_row - u0 < STRIP_U ? w->units_per_row - u0 : STRIP_U;
+        for (int q = 0; q < STRIP; q++) {
+            const uint8_t *row = w->codes + (r0 + (size_t)q) * w->row_bytes;
+            for (size_t uu = 0; uu < nu; uu++) {
+                const size_t b0 = (u0 + uu) * per_unit;
+                __m512i acc = _mm512_setzero_si512(), acc2 = acc;
+                size_t b = 0;
+                for (; b + 2 <= per_unit; b += 2) {
+                    acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                              _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                    acc2 = _mm512_dpbusd_epi32(acc2, unpack64(row + (b0 + b + 1) * bb, bits),
+                                               _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK));
+                }
+                if (b < per_unit)
+                    acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                              _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                part[uu][q] = _mm512_add_epi32(acc, acc2);
+            }
+        }
+        for (size_t uu = 0; uu < nu; uu++) {
+            const size_t u = u0 + uu, mi = mt_q_meta(w, r0, u);
+            __m512 isum = _mm512_cvtepi32_ps(hsum16(part[uu]));
+            __m512 sc = _mm512_i32gather_ps(vidx, w->scale + mi, 4);
+            __m512 of = _mm512_i32gather_ps(vidx, w->offset + mi, 4);
+            __m512 as = _mm512_set1_ps((float)p->asum[i * p->units + u]);
+            accv = _mm512_add_ps(accv, _mm512_add_ps(_mm512_mul_ps(sc, isum), _mm512_mul_ps(of, as)));
+        }
+    }
+    _mm512_storeu_ps(y + i * w->n + r0, _mm512_mul_ps(_mm512_set1_ps(p->sa[i]), accv));
+}
+
+#define STRIP_CASE(bits)                                                                           \
+    do {                                                                                           \
+        if (r < full)                                                                              \
+            for (size_t i = 0; i < p->m; i++)                                                      \
+                strip_i8(w, p, r, i, bits, y);                                                     \
+        else                                                                                       \
+            for (size_t rr = r; rr < w->n; rr++)                                                   \
+                for (size_t i0 = 0; i0 < p->m; i0++)                                               \
+                    row_i8(w, p, rr, i0, 1, bits, y);                                              \
+    } while (0)
+
+/* Decode-sized products (fewer than four token rows, units of whole blocks): strips of
+ * 16 output rows split across threads, the last partial strip row by row. */
+VNNI static void gemm_i8_strips(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
+{
+    const unsigned bits = w->fmt.bits;
+    const size_t full = w->n / STRIP * STRIP;
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
+    for (size_t r = 0; r < w->n; r += STRIP) {
+        switch (bits) {
+        case 8:
+            STRIP_CASE(8);
+            break;
+        case 4:
+            STRIP_CASE(4);
+            break;
+        case 3:
+            STRIP_CASE(3);
+            break;
+        default:
+            STRIP_CASE(2);
+            break;
+        }
+    }
+}
+#undef STRIP_CASE
+
 #define I8_CASE(bits) TILES(row_i8(w, p, r, i0, 4, bits, y), row_i8(w, p, r, i0, 1, bits, y))
 
 VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
 {
     const unsigned bits = w->fmt.bits;
+    if (p->m < 4 && w->unit_len >= MT_QBLOCK) {
+        gemm_i8_strips(w, p, y);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         switch (bits) {
