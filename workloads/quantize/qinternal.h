@@ -79,6 +79,14 @@ int mt_q_nibble_ok(const struct mt_qtensor *w, size_t m);
  * bits 4n..4n+3 of dword d of the 64 code bytes of columns 128 c .. 128 c + 127 (the 4-bit
  * layout of qformat.h); k_pad a multiple of 128. Scalar: once per token per product. */
 void mt_q_nibble_order(const float *x, size_t k_pad, float *out);
+void mt_q_nibble_order_avx512(const float *x, size_t k_pad, float *out);
+/* Per-token int8 quantization of x[m x k] into qa[m x k_pad] (padding 0), scales sa[m]
+ * and unit sums asum[m x k_pad / unit_len]: the reference is qkernels.c's scalar
+ * mt_q_quantize_rows; the AVX-512 one gives the same bytes (tests compare). */
+void mt_q_quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                        int8_t *qa, float *sa, int32_t *asum);
+void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                               int8_t *qa, float *sa, int32_t *asum);
 void mt_q_f32_to_bf16_avx512(const float *x, uint16_t *out, size_t n);
 void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n);
 

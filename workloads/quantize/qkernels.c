@@ -160,8 +160,9 @@ enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact a
 }
 
 /* Per-token dynamic quantization: s = max|x| / 127, a = round-half-even(x * 127/max|x|),
- * all-zero rows give s = 0 and a = 0. Padding columns stay 0. */
-static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8_t *qa, float *sa)
+ * all-zero rows give s = 0 and a = 0. Padding columns stay 0. Then each unit's sum of a. */
+void mt_q_quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                        int8_t *qa, float *sa, int32_t *asum)
 {
     for (size_t i = 0; i < m; i++) {
         const float *xi = x + i * k;
@@ -176,6 +177,12 @@ static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8
             a[j] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
         }
         memset(a + k, 0, k_pad - k);
+        for (size_t u = 0; u < k_pad / unit_len; u++) {
+            int32_t s = 0;
+            for (size_t j = u * unit_len; j < (u + 1) * unit_len; j++)
+                s += a[j];
+            asum[i * (k_pad / unit_len) + u] = s;
+        }
     }
 }
 
@@ -240,7 +247,7 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     if (nib) { /* the nibble-plane kernel's activation order, once per token row */
         float *xn = (float *)(void *)(buf + (copy_x ? align64(m * k_pad * sizeof(float)) : 0));
         for (size_t i = 0; i < m; i++)
-            mt_q_nibble_order(p.x + i * k_pad, k_pad, xn + i * k_pad);
+            mt_q_nibble_order_avx512(p.x + i * k_pad, k_pad, xn + i * k_pad);
         p.xn = xn;
     }
     void *sums = buf + sz_x;
@@ -248,14 +255,11 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         int8_t *qa = (int8_t *)(buf + sz_x + sz_sum);
         float *sa = (float *)(void *)(buf + sz_x + sz_sum + sz_qa);
         int32_t *asum = sums;
-        quantize_rows(x, m, k, k_pad, qa, sa);
-        for (size_t i = 0; i < m; i++)
-            for (size_t u = 0; u < units; u++) {
-                int32_t s = 0;
-                for (size_t j = u * w->unit_len; j < (u + 1) * w->unit_len; j++)
-                    s += qa[i * k_pad + j];
-                asum[i * units + u] = s;
-            }
+        /* one routine per CPU for every implementation: the two give the same bytes */
+        if (mt_q_cpu_avx512())
+            mt_q_quantize_rows_avx512(x, m, k, k_pad, w->unit_len, qa, sa, asum);
+        else
+            mt_q_quantize_rows(x, m, k, k_pad, w->unit_len, qa, sa, asum);
         p.qa = qa;
         p.sa = sa;
         p.asum = asum;
@@ -263,10 +267,13 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         float *xsum = sums;
         for (size_t i = 0; i < m; i++)
             for (size_t u = 0; u < units; u++) {
-                float s = 0.0f;
+                /* 16 running partials (vectorizable), then their sum in order */
+                float part[16] = {0}, s = 0.0f;
                 size_t end = (u + 1) * w->unit_len < k ? (u + 1) * w->unit_len : k;
                 for (size_t j = u * w->unit_len; j < end; j++)
-                    s += x[i * k + j];
+                    part[(j - u * w->unit_len) % 16] += x[i * k + j];
+                for (int l = 0; l < 16; l++)
+                    s += part[l];
                 xsum[i * units + u] = s;
             }
         p.xsum = xsum;

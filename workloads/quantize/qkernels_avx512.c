@@ -155,14 +155,14 @@ int mt_q_nibble_ok(const struct mt_qtensor *w, size_t m)
     return m < 4 && w->fmt.bits == 4 && !mt_q_is_half(w->fmt.scheme) && w->unit_len % 128 == 0;
 }
 
+static int32_t nibble_src(size_t n, size_t d);
+
 void mt_q_nibble_order(const float *x, size_t k_pad, float *out)
 {
     for (size_t c = 0; c < k_pad; c += 128)
         for (size_t n = 0; n < 8; n++)
-            for (size_t d = 0; d < 16; d++) {
-                size_t byte = 4 * d + n / 2; /* of the 64 code bytes of 2 blocks */
-                out[c + 16 * n + d] = x[c + byte / 32 * 64 + byte % 32 + 32 * (n % 2)];
-            }
+            for (size_t d = 0; d < 16; d++)
+                out[c + 16 * n + d] = x[c + (size_t)nibble_src(n, d)];
 }
 
 /* Row r of a 4-bit tensor against token row i, fp32 activations in nibble order (xn): the
@@ -477,6 +477,65 @@ VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep 
             break;
         }
     }
+}
+
+/* ------------------------------------------------------------ activation preparation */
+
+/* The same bytes as qkernels.c's scalar quantize_rows and unit sums (tests compare): the
+ * absolute maximum is exact in any order, x * (127 / amax) is the same product, and
+ * vrndscaleps rounds half to even as nearbyintf does in the default rounding mode. */
+void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                               int8_t *qa, float *sa, int32_t *asum)
+{
+    const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+    for (size_t i = 0; i < m; i++) {
+        const float *xi = x + i * k;
+        __m512 vmax = _mm512_setzero_ps();
+        size_t j = 0;
+        for (; j + 16 <= k; j += 16)
+            vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(xi + j)));
+        if (j < k)
+            vmax = _mm512_max_ps(
+                vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - j)) - 1u), xi + j)));
+        float amax = _mm512_reduce_max_ps(vmax);
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        sa[i] = amax / 127.0f;
+        const __m512 vinv = _mm512_set1_ps(inv);
+        int8_t *a = qa + i * k_pad;
+        for (j = 0; j < k; j += 16) {
+            __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1u);
+            __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xi + j), vinv),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm512_min_ps(_mm512_max_ps(q, nlim), lim);
+            _mm512_mask_cvtepi32_storeu_epi8(a + j, mk, _mm512_cvtps_epi32(q));
+        }
+        memset(a + k, 0, k_pad - k);
+        for (size_t u = 0; u < k_pad / unit_len; u++) {
+            __m512i acc = _mm512_setzero_si512();
+            for (j = u * unit_len; j < (u + 1) * unit_len; j += 16)
+                acc = _mm512_add_epi32(acc, _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(a + j))));
+            asum[i * (k_pad / unit_len) + u] = _mm512_reduce_add_epi32(acc);
+        }
+    }
+}
+
+/* Where nibble n of dword d of a 128-column chunk takes its activation (mt_q_nibble_order). */
+static int32_t nibble_src(size_t n, size_t d)
+{
+    size_t byte = 4 * d + n / 2;
+    return (int32_t)(byte / 32 * 64 + byte % 32 + 32 * (n % 2));
+}
+
+void mt_q_nibble_order_avx512(const float *x, size_t k_pad, float *out)
+{
+    int32_t idx[128];
+    for (size_t n = 0; n < 8; n++)
+        for (size_t d = 0; d < 16; d++)
+            idx[16 * n + d] = nibble_src(n, d);
+    for (size_t c = 0; c < k_pad; c += 128)
+        for (size_t n = 0; n < 8; n++)
+            _mm512_storeu_ps(out + c + 16 * n,
+                             _mm512_i32gather_ps(_mm512_loadu_si512(idx + 16 * n), x + c, 4));
 }
 
 /* ------------------------------------------------------------ conversions */
