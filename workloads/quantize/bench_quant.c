@@ -1,23 +1,29 @@
-/* bench_quant.c — mt-bench-quant: batch-1 decode GEMV speed of packed weight formats.
+/* bench_quant.c — mt-bench-quant: batch-1 decode GEMV speed of packed weight formats
+ * against the memory-bandwidth bound.
  *
  * What it is for: measuring what the packed formats buy at decode time on the GPT-2 124M
  * shapes. One "token" runs the 49 matrix-vector products of a decode step (12 layers x
  * {qkv 768->2304, attn proj 768->768, fc 768->3072, fc proj 3072->768} + the 50257x768
  * LM head), each layer with its own weights, so the working set is the whole model (as
- * in real decoding) and not one matrix that sits in L3. Every format is timed in the same
- * run as fp32 (the faster of an AVX-512 fp32 GEMV and oneDNN sgemm); a STREAM-like read
- * kernel gives the machine's bandwidth, and each format's streamed weight bytes per
- * second is reported as a fraction of it. Also compares the VNNI kernel with oneDNN's
- * u8s8s32 GEMM over M for 8-bit weights (the crossover mt_qgemm uses).
- * What it is not for: accuracy (tests, the quantize plugin) or the non-GEMV part of
- * decoding (attention, layernorm; the quantize plugin reports full decode tokens/s).
+ * in real decoding) and not one matrix that sits in L3. Every format is packed up front;
+ * then, for each repetition and each thread count (--threads 1,2), a STREAM-like read of
+ * 256 MiB measures the bandwidth of that moment and every format runs one token. Per
+ * format it prints the per-shape medians, tokens/s, the bytes a token reads, the bound
+ * (stream read / bytes per token) and the share of the bound reached: the median over
+ * reps of each rep's bytes/s against the stream read just before it (the load of other
+ * tenants moves both together), and the best rep against the best read. Also compares
+ * the VNNI kernel with oneDNN's u8s8s32 GEMM over M for 8-bit weights (the crossover
+ * mt_qgemm uses). What it is not for: accuracy (tests, the quantize plugin) or a test
+ * (nothing here fails on speed).
  *
  * With --decode N (built when the reference model is present) it also runs the full
  * batch-1 KV-cache decode of a randomly initialized GPT-2 124M (vocab 50257, tied LM head
- * packed too) for N tokens per format: the model's own fp32 path against packed weights,
- * tokens/s and the speedup — the issue's targets (int8 >= 1.8x, 4-bit >= 3x).
+ * packed too) for N tokens per format, every format's model alive at once so reps, thread
+ * counts and formats interleave the same way: tokens/s, the speedup over fp32, and the
+ * share of the bound of the whole step (weights it reads + the KV cache).
  *
- * Usage: mt-bench-quant [--reps N] [--layers L] [--decode N] [--gptq]   (threads: OMP_NUM_THREADS)
+ * Usage: mt-bench-quant [--reps N] [--layers L] [--threads 1,2] [--decode N]
+ *        [--decode-reps N] [--gptq]
  */
 #include <immintrin.h>
 #include <math.h>
@@ -67,7 +73,28 @@ struct config {
     int fp32; /* 1: own AVX-512 GEMV, 2: oneDNN sgemm */
     struct mt_qformat f;
     enum mt_qact act;
+    int decode; /* also timed in the full decode (--decode): the formats */
 };
+
+/* Every format, as the GEMV table lists them; the full decode runs the model's own fp32
+ * path (the first row, relabelled) and the rows marked `decode`. */
+static const struct config cfgs[] = {
+    {"fp32 avx512 gemv", 1, {0}, MT_QACT_F32, 1},
+    {"fp32 onednn sgemm", 2, {0}, MT_QACT_F32, 0},
+    {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32, 1},
+    {"fp16", 0, {MT_QS_FP16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32, 0},
+    {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8, 1},
+    {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32, 1},
+    {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8, 1},
+    {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32, 1},
+    {"4b asym/g32 W4A8", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 32, 0}, MT_QACT_INT8, 0},
+    {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32, 1},
+    {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8, 1},
+    {"3b asym/g128 W3", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_F32, 0},
+    {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8, 1},
+    {"2b asym/g128 W2", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_F32, 0},
+};
+enum { NCFG = sizeof cfgs / sizeof cfgs[0] };
 
 /* The model: L layers of the four layer shapes plus one head, as fp32 and packed. */
 struct model {
@@ -165,23 +192,6 @@ static void int8_crossover(struct mt_qws *ws)
 }
 
 #ifdef MT_BENCH_DECODE
-static const struct {
-    const char *label;
-    int fp32;
-    struct mt_qformat f;
-    enum mt_qact act;
-} dcases[] = {
-    {"fp32 (model default)", 1, {0}, MT_QACT_F32},
-    {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
-    {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8},
-    {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32},
-    {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-    {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-    {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-    {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-    {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-};
-#define NDC (sizeof dcases / sizeof dcases[0])
 
 /* Full decode of GPT-2 124M: fp32 (the model's own path) and each packed format, each on
  * its own freshly initialized model (packing replaces the fp32 weights), all alive at
@@ -198,18 +208,22 @@ static int decode_bench(size_t ntok, int reps, const int *thr, size_t nthr)
     }
     if (ntok > cfg.seq_len) ntok = cfg.seq_len;
     const size_t R = (size_t)reps;
-    struct mt_gpt *m[NDC] = {0};
-    struct mt_gpt_kv *kv[NDC] = {0};
-    struct mt_qmodel *qm[NDC] = {0};
-    double bytes[NDC], *t = calloc(R * nthr * NDC, sizeof *t), *bw = calloc(R * nthr, sizeof *bw);
+    const struct config *dcases[NCFG];
+    size_t nd = 0;
+    for (size_t ci = 0; ci < NCFG; ci++)
+        if (cfgs[ci].decode) dcases[nd++] = &cfgs[ci];
+    struct mt_gpt *m[NCFG] = {0};
+    struct mt_gpt_kv *kv[NCFG] = {0};
+    struct mt_qmodel *qm[NCFG] = {0};
+    double bytes[NCFG], *t = calloc(R * nthr * nd, sizeof *t), *bw = calloc(R * nthr, sizeof *bw);
     int rc = t && bw ? 0 : 1;
-    for (size_t ci = 0; ci < NDC && !rc; ci++) {
+    for (size_t ci = 0; ci < nd && !rc; ci++) {
         rc = mt_gpt_create(&m[ci], &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err) ||
              mt_gpt_kv_create(&kv[ci], &cfg, ntok, err, sizeof err);
         if (rc) break;
         mt_gpt_init(m[ci], 7);
-        struct mt_qmodel_opts o = {.fmt = dcases[ci].f, .act = dcases[ci].act, .embedding = 1};
-        rc = !dcases[ci].fp32 && mt_qmodel_build(&qm[ci], m[ci], &o, err, sizeof err);
+        struct mt_qmodel_opts o = {.fmt = dcases[ci]->f, .act = dcases[ci]->act, .embedding = 1};
+        rc = !dcases[ci]->fp32 && mt_qmodel_build(&qm[ci], m[ci], &o, err, sizeof err);
         if (rc) break;
         double w = qm[ci] ? (double)mt_qmodel_bytes(qm[ci]) : 4.0 * (double)m[ci]->n_params;
         bytes[ci] = w - 4.0 * (double)((cfg.seq_len - 1) * cfg.n_embd) +
@@ -220,13 +234,13 @@ static int decode_bench(size_t ntok, int reps, const int *thr, size_t nthr)
             omp_set_num_threads(thr[ti]);
             double b = mt_bench_stream_read(BW_BYTES, 1);
             if (r) bw[(r - 1) * nthr + ti] = b;
-            for (size_t ci = 0; ci < NDC && !rc; ci++) {
+            for (size_t ci = 0; ci < nd && !rc; ci++) {
                 mt_gpt_kv_reset(kv[ci]);
                 double t0 = mt_bench_now();
                 for (size_t k = 0; k < ntok && !rc; k++)
                     rc = mt_gpt_decode_step(m[ci], kv[ci], (int)((k * 7919) % 50257), err,
                                             sizeof err);
-                if (r) t[((r - 1) * nthr + ti) * NDC + ci] = (mt_bench_now() - t0) / (double)ntok;
+                if (r) t[((r - 1) * nthr + ti) * nd + ci] = (mt_bench_now() - t0) / (double)ntok;
             }
         }
     if (rc) fprintf(stderr, "decode: %s\n", t && bw ? err : "out of memory");
@@ -241,14 +255,15 @@ static int decode_bench(size_t ntok, int reps, const int *thr, size_t nthr)
         printf("%-22s %10s %10s %8s %10s %7s %7s\n", "format", "MB/token", "tokens/s", "vs fp32",
                "bound_t/s", "share", "best");
         double base = 0.0;
-        for (size_t ci = 0; ci < NDC; ci++) {
+        for (size_t ci = 0; ci < nd; ci++) {
             for (size_t r = 0; r < R; r++)
-                tv[r] = t[(r * nthr + ti) * NDC + ci];
+                tv[r] = t[(r * nthr + ti) * nd + ci];
             double med, best;
             bound_share(tv, bv, R, bytes[ci], &med, &best);
             double tok = mt_bench_median(tv, R), bwm = mt_bench_median(bv, R);
-            if (dcases[ci].fp32) base = tok;
-            printf("%-22s %10.1f %10.1f %7.2fx %10.1f %6.0f%% %6.0f%%\n", dcases[ci].label,
+            if (dcases[ci]->fp32) base = tok;
+            printf("%-22s %10.1f %10.1f %7.2fx %10.1f %6.0f%% %6.0f%%\n",
+                   dcases[ci]->fp32 ? "fp32 (model default)" : dcases[ci]->label,
                    bytes[ci] / 1e6, 1.0 / tok, base / tok, bwm / bytes[ci], 100.0 * med,
                    100.0 * best);
         }
@@ -256,7 +271,7 @@ static int decode_bench(size_t ntok, int reps, const int *thr, size_t nthr)
     }
     printf("(share: median over reps of the rep's bytes/s against the stream read just before "
            "it; best: fastest rep against the highest stream read)\n");
-    for (size_t ci = 0; ci < NDC; ci++) {
+    for (size_t ci = 0; ci < nd; ci++) {
         mt_qmodel_free(qm[ci]);
         mt_gpt_kv_free(kv[ci]);
         mt_gpt_free(m[ci]);
@@ -366,23 +381,6 @@ int main(int argc, char **argv)
     float *x = mt_bench_gauss(3072, 5), *y = malloc(50257 * sizeof *y);
     struct mt_qws *ws = mt_qws_create();
 
-    static const struct config cfgs[] = {
-        {"fp32 avx512 gemv", 1, {0}, MT_QACT_F32},
-        {"fp32 onednn sgemm", 2, {0}, MT_QACT_F32},
-        {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
-        {"fp16", 0, {MT_QS_FP16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
-        {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8},
-        {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32},
-        {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-        {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-        {"4b asym/g32 W4A8", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 32, 0}, MT_QACT_INT8},
-        {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-        {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-        {"3b asym/g128 W3", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-        {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-        {"2b asym/g128 W2", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-    };
-    enum { NCFG = sizeof cfgs / sizeof cfgs[0] };
     static struct model packed[NCFG];
     char err[256];
     for (size_t ci = 0; ci < NCFG; ci++) { /* every format packed up front: reps interleave */

@@ -224,11 +224,10 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     const size_t k = w->k, k_pad = w->k_pad, units = w->units_per_row;
     const int i8 = act == MT_QACT_INT8, lin = mt_q_is_linear(w->fmt.scheme);
     const int copy_x = !i8 && k != k_pad;
-    const int nib = impl == MT_QIMPL_AVX512 && !i8 && mt_q_nibble_ok(w, m);
-    size_t sz_x = (copy_x ? align64(m * k_pad * sizeof(float)) : 0) +
-                  (nib ? align64(m * k_pad * sizeof(float)) : 0);
+    size_t sz_x = copy_x ? align64(m * k_pad * sizeof(float)) : 0;
     size_t sz_sum = align64(m * units * (i8 ? sizeof(int32_t) : sizeof(float)));
-    size_t sz_qa = i8 ? align64(m * k_pad) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
+    const int planes = impl == MT_QIMPL_AVX512 && i8 && mt_q_plane_ok(w, m);
+    size_t sz_qa = i8 ? align64(m * k_pad) * (planes ? 2 : 1) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
     size_t sz_c = impl == MT_QIMPL_DNNL ? align64(m * w->n * sizeof(int32_t)) : 0;
     char *buf = ws_reserve(ws, sz_x + sz_sum + sz_qa + sz_sa + sz_c + 64);
     if (!buf) {
@@ -244,12 +243,6 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         }
         p.x = xp;
     }
-    if (nib) { /* the nibble-plane kernel's activation order, once per token row */
-        float *xn = (float *)(void *)(buf + (copy_x ? align64(m * k_pad * sizeof(float)) : 0));
-        for (size_t i = 0; i < m; i++)
-            mt_q_nibble_order_avx512(p.x + i * k_pad, k_pad, xn + i * k_pad);
-        p.xn = xn;
-    }
     void *sums = buf + sz_x;
     if (i8) {
         int8_t *qa = (int8_t *)(buf + sz_x + sz_sum);
@@ -260,6 +253,12 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
             mt_q_quantize_rows_avx512(x, m, k, k_pad, w->unit_len, qa, sa, asum);
         else
             mt_q_quantize_rows(x, m, k, k_pad, w->unit_len, qa, sa, asum);
+        if (planes) { /* the bit-plane kernels' activation order, once per token row */
+            int8_t *qp = qa + align64(m * k_pad);
+            for (size_t i = 0; i < m; i++)
+                mt_q_plane_order(qa + i * k_pad, k_pad, w->fmt.bits, qp + i * k_pad);
+            p.qp = qp;
+        }
         p.qa = qa;
         p.sa = sa;
         p.asum = asum;

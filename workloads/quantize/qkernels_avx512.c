@@ -148,67 +148,6 @@ INLINE void row_half(const struct mt_qtensor *w, const struct mt_qprep *p, size_
             _mm512_add_ps(_mm512_add_ps(d[m][0], d[m][1]), _mm512_add_ps(d[m][2], d[m][3])));
 }
 
-/* ------------------------------------------------------------ 4-bit, fp32, decode */
-
-int mt_q_nibble_ok(const struct mt_qtensor *w, size_t m)
-{
-    return m < 4 && w->fmt.bits == 4 && !mt_q_is_half(w->fmt.scheme) && w->unit_len % 128 == 0;
-}
-
-static int32_t nibble_src(size_t n, size_t d);
-
-void mt_q_nibble_order(const float *x, size_t k_pad, float *out)
-{
-    for (size_t c = 0; c < k_pad; c += 128)
-        for (size_t n = 0; n < 8; n++)
-            for (size_t d = 0; d < 16; d++)
-                out[c + 16 * n + d] = x[c + (size_t)nibble_src(n, d)];
-}
-
-/* Row r of a 4-bit tensor against token row i, fp32 activations in nibble order (xn): the
- * 64 code bytes of 128 columns are one zmm, and vpermps reads only the low four bits of
- * each dword index, so shifting the dwords right by 4n (no mask, no byte-to-dword
- * conversion) turns nibble n of every dword into its value through the 16-entry table:
- * 8 permutes and 8 FMAs per 64 bytes, eight independent FMA chains. Linear schemes use
- * the table 0..15 (the code itself), so they share the path with the codebooks. */
-INLINE void row_nib(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i,
-                    const int kind, float *y)
-{
-    const uint8_t *row = w->codes + r * w->row_bytes;
-    const float *xn = p->xn + i * p->k_pad;
-    const size_t chunks_per_unit = w->unit_len / 128;
-    const int kmeans = w->fmt.scheme == MT_QS_KMEANS;
-    __m512 lut16 = kind == KIND_LIN ? _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                                    2, 1, 0)
-                                    : load_lut16(w, r, 0);
-    __m512 racc = _mm512_setzero_ps();
-    float off = 0.0f;
-    for (size_t u = 0; u < w->units_per_row; u++) {
-        if (kmeans && u) lut16 = load_lut16(w, r, u);
-        __m512 d[8];
-        for (int n = 0; n < 8; n++)
-            d[n] = _mm512_setzero_ps();
-        for (size_t c = u * chunks_per_unit; c < (u + 1) * chunks_per_unit; c++) {
-            const __m512i v = _mm512_loadu_si512(row + c * 64);
-            const float *xc = xn + c * 128;
-            for (int n = 0; n < 8; n++) {
-                __m512i idx = n ? _mm512_srli_epi32(v, (unsigned)(4 * n)) : v;
-                d[n] = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, lut16),
-                                       _mm512_loadu_ps(xc + 16 * n), d[n]);
-            }
-        }
-        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(d[0], d[1]), _mm512_add_ps(d[2], d[3])),
-                                 _mm512_add_ps(_mm512_add_ps(d[4], d[5]), _mm512_add_ps(d[6], d[7])));
-        size_t mi = mt_q_meta(w, r, u);
-        if (kmeans)
-            racc = _mm512_add_ps(racc, s);
-        else
-            racc = _mm512_fmadd_ps(s, _mm512_set1_ps(w->scale[mi]), racc);
-        if (kind == KIND_LIN) off += w->offset[mi] * p->xsum[i * p->units + u];
-    }
-    y[i * w->n + r] = _mm512_reduce_add_ps(racc) + off;
-}
-
 /* One output row for all token rows, in tiles of four. */
 #define TILES(call4, call1)                                                                        \
     do {                                                                                           \
@@ -227,17 +166,6 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
     const enum mt_qscheme s = w->fmt.scheme;
     const int kind = mt_q_is_linear(s) ? KIND_LIN : w->fmt.bits <= 4 ? KIND_CB16 : KIND_CB256;
     const unsigned bits = w->fmt.bits;
-    if (p->xn) {
-#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
-        for (size_t r = 0; r < w->n; r++)
-            for (size_t i = 0; i < p->m; i++) {
-                if (kind == KIND_LIN)
-                    row_nib(w, p, r, i, KIND_LIN, y);
-                else
-                    row_nib(w, p, r, i, KIND_CB16, y);
-            }
-        return;
-    }
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         if (s == MT_QS_BF16)
@@ -343,10 +271,11 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 }
 #undef FLUSH_UNIT
 
-/* Sixteen row sums at once: lane q of the result is the sum of the 16 lanes of v[q]
- * (exact int32 adds, so the order does not matter): 45 shuffles and adds for 16 rows
- * instead of 16 separate horizontal reductions. */
-VNNI INLINE __m512i hsum16(const __m512i *v)
+/* Sixteen row sums at once: lane q of out[0] is the sum of the 16 lanes of v[q] (exact
+ * int32 adds, so the order does not matter): 45 shuffles and adds for 16 rows instead of
+ * 16 separate horizontal reductions. With `halves`, out[0] sums lanes 0-7 and out[1]
+ * lanes 8-15 (two units side by side). */
+VNNI INLINE void hsum16(const __m512i *v, __m512i *out, const int halves)
 {
     __m512i s[8], t[4];
     for (int j = 0; j < 8; j++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
@@ -359,8 +288,38 @@ VNNI INLINE __m512i hsum16(const __m512i *v)
                                    _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
     __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
                                    _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm512_add_epi32(_mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0)),
-                            _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1)));
+    /* x01 = [rows 0-3 lanes 0-7, rows 0-3 lanes 8-15, rows 4-7 lanes 0-7, rows 4-7 ...] */
+    __m512i lo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0));
+    __m512i hi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1));
+    if (halves) { /* lanes 0-7 and 8-15 of each v[q] summed apart */
+        out[0] = lo;
+        out[1] = hi;
+    } else
+        out[0] = _mm512_add_epi32(lo, hi);
+}
+
+int mt_q_plane_ok(const struct mt_qtensor *w, size_t m)
+{
+    if (m >= 4 || !mt_q_is_linear(w->fmt.scheme)) return 0;
+    if (w->fmt.bits == 4) return w->unit_len % 128 == 0;
+    return w->fmt.bits == 2 && w->k_pad % 256 == 0 &&
+           (w->unit_len == 128 || w->unit_len % 256 == 0);
+}
+
+void mt_q_plane_order(const int8_t *a, size_t k_pad, unsigned bits, int8_t *out)
+{
+    if (bits == 4) /* lo plane: columns 0..31, 64..95 of the chunk; hi: 32..63, 96..127 */
+        for (size_t c = 0; c < k_pad; c += 128) {
+            memcpy(out + c, a + c, 32);
+            memcpy(out + c + 32, a + c + 64, 32);
+            memcpy(out + c + 64, a + c + 32, 32);
+            memcpy(out + c + 96, a + c + 96, 32);
+        }
+    else /* plane n, bytes 16 b .. 16 b + 15: block b's codes 16 n .. 16 n + 15 */
+        for (size_t c = 0; c < k_pad; c += 256)
+            for (size_t n = 0; n < 4; n++)
+                for (size_t b = 0; b < 4; b++)
+                    memcpy(out + c + 64 * n + 16 * b, a + c + 64 * b + 16 * n, 16);
 }
 
 #define STRIP 16   /* output rows per strip */
@@ -373,52 +332,92 @@ VNNI INLINE __m512i hsum16(const __m512i *v)
  * at once (scales and offsets gathered by row): acc += scale * isum + offset * asum, the
  * same operations in the same order per row, hence the same bits. */
 VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r0,
-                          size_t i, const unsigned bits, float *y)
+                          size_t i, const unsigned bits, const int PLANES, float *y)
 {
     const size_t bb = (size_t)bits * 8, per_unit = w->unit_len / MT_QBLOCK;
-    const int8_t *a = p->qa + i * p->k_pad;
+    const int8_t *a = p->qa + i * p->k_pad, *ap = PLANES ? p->qp + i * p->k_pad : NULL;
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    /* passes over units: with 2-bit planes of 128-column units a part holds two units */
+    const size_t n_parts = PLANES == 2 && w->unit_len == 128 ? w->units_per_row / 2
+                                                             : w->units_per_row;
     const __m512i vidx =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32((int)w->meta_row_stride));
     __m512i part[STRIP_U][STRIP];
     __m512 accv = _mm512_setzero_ps();
-    for (size_t u0 = 0; u0 < w->units_per_row; u0 += STRIP_U) {
-        const size_t nu = w->units_per_row - u0 < STRIP_U ? w->units_per_row - u0 : STRIP_U;
+    for (size_t u0 = 0; u0 < n_parts; u0 += STRIP_U) {
+        const size_t nu = n_parts - u0 < STRIP_U ? n_parts - u0 : STRIP_U;
         for (int q = 0; q < STRIP; q++) {
             const uint8_t *row = w->codes + (r0 + (size_t)q) * w->row_bytes;
             for (size_t uu = 0; uu < nu; uu++) {
-                const size_t b0 = (u0 + uu) * per_unit;
                 __m512i acc = _mm512_setzero_si512(), acc2 = acc;
-                size_t b = 0;
-                for (; b + 2 <= per_unit; b += 2) {
-                    acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
-                                              _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
-                    acc2 = _mm512_dpbusd_epi32(acc2, unpack64(row + (b0 + b + 1) * bb, bits),
-                                               _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK));
+                if (PLANES == 4) { /* one 64-byte load is 128 codes: two nibble planes */
+                    const size_t c0 = (u0 + uu) * (w->unit_len / 128);
+                    for (size_t c = c0; c < c0 + w->unit_len / 128; c++) {
+                        const __m512i v = _mm512_loadu_si512(row + c * 64);
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m4),
+                                                  _mm512_loadu_si512(ap + c * 128));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                            _mm512_loadu_si512(ap + c * 128 + 64));
+                    }
+                } else if (PLANES == 2) { /* 256 codes: four crumb planes */
+                    const size_t cpu = w->unit_len == 128 ? 1 : w->unit_len / 256;
+                    for (size_t c = (u0 + uu) * cpu; c < (u0 + uu + 1) * cpu; c++) {
+                        const __m512i v = _mm512_loadu_si512(row + c * 64);
+                        const int8_t *ac = ap + c * 256;
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m2),
+                                                  _mm512_loadu_si512(ac));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2),
+                            _mm512_loadu_si512(ac + 64));
+                        acc = _mm512_dpbusd_epi32(
+                            acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2),
+                            _mm512_loadu_si512(ac + 128));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 6), m2),
+                            _mm512_loadu_si512(ac + 192));
+                    }
+                } else {
+                    const size_t b0 = (u0 + uu) * per_unit;
+                    size_t b = 0;
+                    for (; b + 2 <= per_unit; b += 2) {
+                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                        acc2 =
+                            _mm512_dpbusd_epi32(acc2, unpack64(row + (b0 + b + 1) * bb, bits),
+                                                _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK));
+                    }
+                    if (b < per_unit)
+                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
                 }
-                if (b < per_unit)
-                    acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
-                                              _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
                 part[uu][q] = _mm512_add_epi32(acc, acc2);
             }
         }
         for (size_t uu = 0; uu < nu; uu++) {
-            const size_t u = u0 + uu, mi = mt_q_meta(w, r0, u);
-            __m512 isum = _mm512_cvtepi32_ps(hsum16(part[uu]));
-            __m512 sc = _mm512_i32gather_ps(vidx, w->scale + mi, 4);
-            __m512 of = _mm512_i32gather_ps(vidx, w->offset + mi, 4);
-            __m512 as = _mm512_set1_ps((float)p->asum[i * p->units + u]);
-            accv = _mm512_add_ps(accv, _mm512_add_ps(_mm512_mul_ps(sc, isum), _mm512_mul_ps(of, as)));
+            __m512i isum[2];
+            const int two = PLANES == 2 && w->unit_len == 128; /* halves: units 2uu, 2uu+1 */
+            hsum16(part[uu], isum, two);
+            for (int h = 0; h <= two; h++) {
+                const size_t u = two ? 2 * (u0 + uu) + (size_t)h : u0 + uu;
+                const size_t mi = mt_q_meta(w, r0, u);
+                __m512 sc = _mm512_i32gather_ps(vidx, w->scale + mi, 4);
+                __m512 of = _mm512_i32gather_ps(vidx, w->offset + mi, 4);
+                __m512 as = _mm512_set1_ps((float)p->asum[i * p->units + u]);
+                accv = _mm512_add_ps(accv, _mm512_add_ps(_mm512_mul_ps(sc, _mm512_cvtepi32_ps(isum[h])),
+                                                         _mm512_mul_ps(of, as)));
+            }
         }
     }
     _mm512_storeu_ps(y + i * w->n + r0, _mm512_mul_ps(_mm512_set1_ps(p->sa[i]), accv));
 }
 
-#define STRIP_CASE(bits)                                                                           \
+#define STRIP_CASE(bits, planes)                                                                   \
     do {                                                                                           \
         if (r < full)                                                                              \
             for (size_t i = 0; i < p->m; i++)                                                      \
-                strip_i8(w, p, r, i, bits, y);                                                     \
+                strip_i8(w, p, r, i, bits, planes, y);                                             \
         else                                                                                       \
             for (size_t rr = r; rr < w->n; rr++)                                                   \
                 for (size_t i0 = 0; i0 < p->m; i0++)                                               \
@@ -433,20 +432,18 @@ VNNI static void gemm_i8_strips(const struct mt_qtensor *w, const struct mt_qpre
     const size_t full = w->n / STRIP * STRIP;
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r += STRIP) {
-        switch (bits) {
-        case 8:
-            STRIP_CASE(8);
-            break;
-        case 4:
-            STRIP_CASE(4);
-            break;
-        case 3:
-            STRIP_CASE(3);
-            break;
-        default:
-            STRIP_CASE(2);
-            break;
-        }
+        if (bits == 8)
+            STRIP_CASE(8, 0);
+        else if (bits == 4 && p->qp)
+            STRIP_CASE(4, 4);
+        else if (bits == 4)
+            STRIP_CASE(4, 0);
+        else if (bits == 3)
+            STRIP_CASE(3, 0);
+        else if (p->qp)
+            STRIP_CASE(2, 2);
+        else
+            STRIP_CASE(2, 0);
     }
 }
 #undef STRIP_CASE
@@ -517,25 +514,6 @@ void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad,
             asum[i * (k_pad / unit_len) + u] = _mm512_reduce_add_epi32(acc);
         }
     }
-}
-
-/* Where nibble n of dword d of a 128-column chunk takes its activation (mt_q_nibble_order). */
-static int32_t nibble_src(size_t n, size_t d)
-{
-    size_t byte = 4 * d + n / 2;
-    return (int32_t)(byte / 32 * 64 + byte % 32 + 32 * (n % 2));
-}
-
-void mt_q_nibble_order_avx512(const float *x, size_t k_pad, float *out)
-{
-    int32_t idx[128];
-    for (size_t n = 0; n < 8; n++)
-        for (size_t d = 0; d < 16; d++)
-            idx[16 * n + d] = nibble_src(n, d);
-    for (size_t c = 0; c < k_pad; c += 128)
-        for (size_t n = 0; n < 8; n++)
-            _mm512_storeu_ps(out + c + 16 * n,
-                             _mm512_i32gather_ps(_mm512_loadu_si512(idx + 16 * n), x + c, 4));
 }
 
 /* ------------------------------------------------------------ conversions */
