@@ -6,7 +6,10 @@
  * convert; 4-bit-or-less codebooks: vpermps over a 16-entry register table; 8-bit
  * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
  * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
- * four token rows share each unpacked block. Also the fp16/bf16 vector conversions.
+ * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
+ * token rows) run in strips of 16 rows (strip_i8: one transpose-add per unit for 16 rows
+ * instead of 16 horizontal sums, 4/2-bit codes as bit planes against reordered
+ * activations). Also the AVX-512 activation quantization and fp16/bf16 conversions.
  * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
  * compiled with a target pragma so the library still builds anywhere).
  */
