@@ -266,13 +266,10 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         float *xsum = sums;
         for (size_t i = 0; i < m; i++)
             for (size_t u = 0; u < units; u++) {
-                /* 16 running partials (vectorizable), then their sum in order */
-                float part[16] = {0}, s = 0.0f;
+                float s = 0.0f;
                 size_t end = (u + 1) * w->unit_len < k ? (u + 1) * w->unit_len : k;
                 for (size_t j = u * w->unit_len; j < end; j++)
-                    part[(j - u * w->unit_len) % 16] += x[i * k + j];
-                for (int l = 0; l < 16; l++)
-                    s += part[l];
+                    s += x[i * k + j];
                 xsum[i * units + u] = s;
             }
         p.xsum = xsum;
