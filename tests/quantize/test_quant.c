@@ -5,7 +5,8 @@
  * then encode; deterministic formats also survive a full re-pack), `bytes` (stored sizes
  * computed by hand), `error` (quantization error ordering on Gaussian weights), `kernels`
  * (every fast kernel against its scalar reference on odd shapes), `reject` (bad inputs
- * fail with a message). What it is not for: speed (mt-bench-quant) or the plugin.
+ * fail with a message), `prep` (the AVX-512 activation quantization gives the
+ * scalar one's exact bytes). What it is not for: speed (mt-bench-quant) or the plugin.
  * Exit status: 0 pass, 1 fail, 77 skipped (the CPU lacks what a case needs).
  */
 #include <float.h>
@@ -16,6 +17,7 @@
 
 #include "qcheck.h"
 #include "qformat.h"
+#include "qinternal.h" /* the activation preparation and its AVX-512 twin */
 #include "qkernels.h"
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
@@ -430,28 +432,92 @@ static int test_kernels(void)
         free(y0);
         free(y1);
     }
-    /* A GPT-2 shape through the threaded fast path against the reference. */
+    /* GPT-2 shapes through the threaded decode paths (strips of 16 rows, bit planes)
+     * against the reference: int8 activations bit for bit, nf4 within the fp32 bound. */
     {
-        size_t n = 768, k = 768;
-        float *w = gauss_matrix(n * k, 0.02f), *x = gauss_matrix(k, 1.0f);
-        float *y0 = malloc(n * sizeof *y0), *y1 = malloc(n * sizeof *y1);
-        struct mt_qformat f = {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0};
-        struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &f, err, sizeof err);
-        if (q && mt_qimpl_available(MT_QIMPL_AVX512, q, MT_QACT_INT8, NULL, 0)) {
-            mt_qgemm(ws, q, x, 1, y0, MT_QACT_INT8, MT_QIMPL_SCALAR, err, sizeof err);
-            mt_qgemm(ws, q, x, 1, y1, MT_QACT_INT8, MT_QIMPL_AVX512, err, sizeof err);
-            CHECK(memcmp(y0, y1, n * sizeof *y0) == 0, "768x768 W4A8 differs from reference");
+        static const struct mt_qformat fs[] = {
+            {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0},
+            {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 64, 0}, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0},
+            {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}};
+        const size_t shp[][2] = {{768, 768}, {768, 3072}, {2312, 768}};
+        for (size_t si = 0; si < 3; si++) {
+            size_t n = shp[si][0], k = shp[si][1];
+            float *w = gauss_matrix(n * k, 0.02f), *x = gauss_matrix(2 * k, 1.0f);
+            float *wd = malloc(n * k * sizeof *wd);
+            float *y0 = malloc(2 * n * sizeof *y0), *y1 = malloc(2 * n * sizeof *y1);
+            for (size_t fi = 0; fi < sizeof fs / sizeof fs[0]; fi++) {
+                struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &fs[fi], err, sizeof err);
+                enum mt_qact act = fs[fi].scheme == MT_QS_NF ? MT_QACT_F32 : MT_QACT_INT8;
+                if (!q || !mt_qimpl_available(MT_QIMPL_AVX512, q, act, NULL, 0)) {
+                    mt_qtensor_free(q);
+                    continue;
+                }
+                mt_qtensor_unpack(q, wd);
+                for (size_t m = 1; m <= 2; m++) {
+                    mt_qgemm(ws, q, x, m, y0, act, MT_QIMPL_SCALAR, err, sizeof err);
+                    mt_qgemm(ws, q, x, m, y1, act, MT_QIMPL_AVX512, err, sizeof err);
+                    for (size_t i = 0; i < m * n; i++) {
+                        float tol = act == MT_QACT_INT8
+                                        ? 0.0f
+                                        : f32_bound(q, x + i / n * k, i % n, wd + i % n * k);
+                        CHECK(fabsf(y0[i] - y1[i]) <= tol,
+                              "%zux%zu %u-bit %s m=%zu y[%zu]: ref %.9g avx512 %.9g", n, k,
+                              fs[fi].bits, mt_qscheme_name(fs[fi].scheme), m, i, (double)y0[i],
+                              (double)y1[i]);
+                        compared++;
+                    }
+                }
+                mt_qtensor_free(q);
+            }
+            free(w), free(x), free(wd), free(y0), free(y1);
         }
-        mt_qtensor_free(q);
-        free(w);
-        free(x);
-        free(y0);
-        free(y1);
     }
     mt_qws_destroy(ws);
     printf("compared %zu outputs against the references%s\n", compared,
            have_avx ? "" : " (no AVX-512: fast kernels skipped)");
     return have_avx ? 0 : 77;
+}
+
+/* ------------------------------------------------------------ prep */
+
+/* The AVX-512 activation preparation must give the scalar reference's exact bytes: int8
+ * codes, scales and unit sums on ragged k (masked tails), all-zero rows, values that land
+ * on .5 after scaling (ties to even) and the clamp at +-127. */
+static int test_prep(void)
+{
+    if (!mt_qimpl_available(MT_QIMPL_AVX512, NULL, MT_QACT_F32, NULL, 0)) {
+        printf("no AVX-512: skipped\n");
+        return 77;
+    }
+    const size_t ks[] = {7, 64, 200, 768, 3072};
+    size_t compared = 0;
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        const size_t k = ks[ki], m = 4, k_pad = (k + 127) / 128 * 128;
+        float *x = gauss_matrix(m * k, 1.0f);
+        for (size_t j = 0; j < k; j++)
+            x[k + j] = 0.0f; /* row 1: all zero */
+        for (size_t j = 0; j < k; j++) /* row 2: max 127, so x * 127/127 = x: ties at .5 */
+            x[2 * k + j] = (float)((int)(j % 253) - 126) + (j % 3 ? 0.5f : 0.0f);
+        x[2 * k] = 127.0f;
+        for (size_t unit = 32; unit <= k_pad; unit *= 2) {
+            if (k_pad % unit) continue;
+            int8_t *a0 = malloc(m * k_pad), *a1 = malloc(m * k_pad);
+            float s0[4], s1[4];
+            int32_t *u0 = calloc(m * k_pad / unit, 4), *u1 = calloc(m * k_pad / unit, 4);
+            memset(a1, 0x55, m * k_pad); /* padding must be written as 0 */
+            mt_q_quantize_rows(x, m, k, k_pad, unit, a0, s0, u0);
+            mt_q_quantize_rows_avx512(x, m, k, k_pad, unit, a1, s1, u1);
+            CHECK(memcmp(a0, a1, m * k_pad) == 0 && memcmp(s0, s1, sizeof s0) == 0 &&
+                      memcmp(u0, u1, m * k_pad / unit * 4) == 0,
+                  "k=%zu unit=%zu: AVX-512 int8 activations differ from the reference", k, unit);
+            CHECK(s0[1] == 0.0f && a0[k_pad] == 0, "k=%zu: zero row", k);
+            compared++;
+            free(a0), free(a1), free(u0), free(u1);
+        }
+        free(x);
+    }
+    printf("compared %zu preparations\n", compared);
+    return 0;
 }
 
 /* ------------------------------------------------------------ reject */
@@ -494,9 +560,10 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(void);
     } cases[] = {{"convert", test_convert}, {"roundtrip", test_roundtrip}, {"bytes", test_bytes},
-                 {"error", test_error},     {"kernels", test_kernels},     {"reject", test_reject}};
+                 {"error", test_error},     {"kernels", test_kernels},     {"reject", test_reject},
+                 {"prep", test_prep}};
     if (argc != 2) {
-        fprintf(stderr, "usage: %s convert|roundtrip|bytes|error|kernels|reject\n", argv[0]);
+        fprintf(stderr, "usage: %s convert|roundtrip|bytes|error|kernels|reject|prep\n", argv[0]);
         return 2;
     }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -1,23 +1,29 @@
-/* bench_quant.c — mt-bench-quant: batch-1 decode GEMV speed of packed weight formats.
+/* bench_quant.c — mt-bench-quant: batch-1 decode GEMV speed of packed weight formats
+ * against the memory-bandwidth bound.
  *
  * What it is for: measuring what the packed formats buy at decode time on the GPT-2 124M
  * shapes. One "token" runs the 49 matrix-vector products of a decode step (12 layers x
  * {qkv 768->2304, attn proj 768->768, fc 768->3072, fc proj 3072->768} + the 50257x768
  * LM head), each layer with its own weights, so the working set is the whole model (as
- * in real decoding) and not one matrix that sits in L3. Every format is timed in the same
- * run as fp32 (the faster of an AVX-512 fp32 GEMV and oneDNN sgemm); a STREAM-like read
- * kernel gives the machine's bandwidth, and each format's streamed weight bytes per
- * second is reported as a fraction of it. Also compares the VNNI kernel with oneDNN's
- * u8s8s32 GEMM over M for 8-bit weights (the crossover mt_qgemm uses).
- * What it is not for: accuracy (tests, the quantize plugin) or the non-GEMV part of
- * decoding (attention, layernorm; the quantize plugin reports full decode tokens/s).
+ * in real decoding) and not one matrix that sits in L3. Every format is packed up front;
+ * then, for each repetition and each thread count (--threads 1,2), a STREAM-like read of
+ * 256 MiB measures the bandwidth of that moment and every format runs one token. Per
+ * format it prints the per-shape medians, tokens/s, the bytes a token reads, the bound
+ * (stream read / bytes per token) and the share of the bound reached: the median over
+ * reps of each rep's bytes/s against the stream read just before it (the load of other
+ * tenants moves both together), and the best rep against the best read. Also compares
+ * the VNNI kernel with oneDNN's u8s8s32 GEMM over M for 8-bit weights (the crossover
+ * mt_qgemm uses). What it is not for: accuracy (tests, the quantize plugin) or a test
+ * (nothing here fails on speed).
  *
  * With --decode N (built when the reference model is present) it also runs the full
  * batch-1 KV-cache decode of a randomly initialized GPT-2 124M (vocab 50257, tied LM head
- * packed too) for N tokens per format: the model's own fp32 path against packed weights,
- * tokens/s and the speedup — the issue's targets (int8 >= 1.8x, 4-bit >= 3x).
+ * packed too) for N tokens per format, every format's model alive at once so reps, thread
+ * counts and formats interleave the same way: tokens/s, the speedup over fp32, and the
+ * share of the bound of the whole step (weights it reads + the KV cache).
  *
- * Usage: mt-bench-quant [--reps N] [--layers L] [--decode N] [--gptq]   (threads: OMP_NUM_THREADS)
+ * Usage: mt-bench-quant [--reps N] [--layers L] [--threads 1,2] [--decode N]
+ *        [--decode-reps N] [--gptq]
  */
 #include <immintrin.h>
 #include <math.h>
@@ -69,6 +75,7 @@ struct config {
     enum mt_qact act;
 };
 
+
 /* The model: L layers of the four layer shapes plus one head, as fp32 and packed. */
 struct model {
     size_t layers;
@@ -81,54 +88,57 @@ static size_t count_of(const struct model *md, int s)
     return s == SH_HEAD ? 1 : md->layers;
 }
 
-/* Times one decode token (all GEMVs) `reps` times; per shape, the median over reps of
- * the mean time of one GEMV; returns the token time (sum of the medians), the weight
- * bytes read, and in *best the token time from each shape's fastest rep (on a loaded
- * machine the best rep is the closest to the uncontended speed). */
-static double time_config(const struct model *md, const struct config *c, int reps,
-                          struct mt_qws *ws, const float *x, float *y, double *per_shape,
-                          double *bytes, double *best)
+/* One decode token (all GEMVs) once: per shape the mean seconds of one GEMV into
+ * per_shape[SH_COUNT]; returns the token's seconds, and the weight bytes it read in *bytes. */
+static double time_token(const struct model *md, const struct config *c, struct mt_qws *ws,
+                         const float *x, float *y, double *per_shape, double *bytes)
 {
-    double *sh = calloc((size_t)reps * SH_COUNT, sizeof *sh);
     char err[256];
+    double tok = 0.0;
     *bytes = 0.0;
-    for (int rep = -1; rep < reps; rep++) { /* rep -1 warms up */
-        for (int s = 0; s < SH_COUNT; s++) {
-            double t_sh = 0.0;
-            for (size_t l = 0; l < count_of(md, s); l++) {
-                size_t n = shape_n[s], k = shape_k[s];
-                double t0 = mt_bench_now();
-                if (c->fp32 == 1)
-                    gemv_f32(md->w[s][l], x, y, n, k);
-                else if (c->fp32 == 2)
-                    dnnl_sgemm('N', 'T', 1, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, x, (dnnl_dim_t)k,
-                               md->w[s][l], (dnnl_dim_t)k, 0.0f, y, (dnnl_dim_t)n);
-                else if (mt_qgemm(ws, md->q[s][l], x, 1, y, c->act, MT_QIMPL_AUTO, err,
-                                  sizeof err)) {
-                    fprintf(stderr, "%s: %s\n", c->label, err);
-                    exit(1);
-                }
-                double dt = mt_bench_now() - t0;
-                t_sh += dt;
-                if (rep == 0)
-                    *bytes += c->fp32 ? (double)(n * k * 4) : (double)mt_qtensor_bytes(md->q[s][l]);
-            }
-            if (rep >= 0)
-                sh[(size_t)s * (size_t)reps + (size_t)rep] = t_sh / (double)count_of(md, s);
-        }
-    }
-    /* The token time is the sum of the per-shape medians: on a shared machine one
-     * preempted GEMV spoils a whole token, so this is steadier than the median token. */
-    double t = 0.0;
-    *best = 0.0;
     for (int s = 0; s < SH_COUNT; s++) {
-        per_shape[s] = mt_bench_median(sh + (size_t)s * (size_t)reps, (size_t)reps);
-        t += per_shape[s] * (double)count_of(md, s);
-        *best += sh[(size_t)s * (size_t)reps] * (double)count_of(md, s); /* sorted: min */
+        double t_sh = 0.0;
+        for (size_t l = 0; l < count_of(md, s); l++) {
+            size_t n = shape_n[s], k = shape_k[s];
+            double t0 = mt_bench_now();
+            if (c->fp32 == 1)
+                gemv_f32(md->w[s][l], x, y, n, k);
+            else if (c->fp32 == 2)
+                dnnl_sgemm('N', 'T', 1, (dnnl_dim_t)n, (dnnl_dim_t)k, 1.0f, x, (dnnl_dim_t)k,
+                           md->w[s][l], (dnnl_dim_t)k, 0.0f, y, (dnnl_dim_t)n);
+            else if (mt_qgemm(ws, md->q[s][l], x, 1, y, c->act, MT_QIMPL_AUTO, err, sizeof err)) {
+                fprintf(stderr, "%s: %s\n", c->label, err);
+                exit(1);
+            }
+            t_sh += mt_bench_now() - t0;
+            *bytes += c->fp32 ? (double)(n * k * 4) : (double)mt_qtensor_bytes(md->q[s][l]);
+        }
+        per_shape[s] = t_sh / (double)count_of(md, s);
+        tok += t_sh;
     }
-    free(sh);
-    return t;
+    return tok;
 }
+
+/* The share of the bandwidth bound, as the benchmark reports it for R interleaved reps:
+ * bw[r] is the stream read measured just before rep r and t[r] that rep's seconds per
+ * token reading `bytes`. *med: the median over reps of (bytes / t[r]) / bw[r] (each rep
+ * against the bandwidth of its own moment, which follows the other tenants' load);
+ * *best: the fastest rep against the highest bandwidth. Sorts copies, not the inputs. */
+static void bound_share(const double *t, const double *bw, size_t R, double bytes, double *med,
+                        double *best)
+{
+    double sh[64], tmin = t[0], bwmax = bw[0];
+    for (size_t r = 0; r < R; r++) {
+        sh[r] = bytes / t[r] / bw[r];
+        if (t[r] < tmin) tmin = t[r];
+        if (bw[r] > bwmax) bwmax = bw[r];
+    }
+    *med = mt_bench_median(sh, R);
+    *best = bytes / tmin / bwmax;
+}
+
+/* Bytes of the stream read interleaved with the reps: several times the 32 MiB L3. */
+#define BW_BYTES ((size_t)256 << 20)
 
 /* VNNI kernel vs oneDNN u8s8s32 for 8-bit per-channel weights as M grows. */
 static void int8_crossover(struct mt_qws *ws)
@@ -162,9 +172,14 @@ static void int8_crossover(struct mt_qws *ws)
 }
 
 #ifdef MT_BENCH_DECODE
-/* Full decode of GPT-2 124M: fp32 (the model's own path) then each packed format, each
- * on a freshly initialized model (packing replaces the fp32 weights). */
-static int decode_bench(size_t ntok)
+
+/* Full decode of GPT-2 124M: fp32 (the model's own path) and each packed format, each on
+ * its own freshly initialized model (packing replaces the fp32 weights), all alive at
+ * once so that reps, thread counts and formats interleave, with a stream read before each
+ * (rep, threads). Bytes per token: the model's stored weights less the position rows a
+ * step does not read, plus the KV cache the attention reads, averaged over the pass. */
+static int decode_bench(const struct config *cfgs, const size_t *rows, size_t nd, size_t ntok,
+                        int reps, const int *thr, size_t nthr)
 {
     struct mt_gpt_config cfg;
     char err[512];
@@ -173,63 +188,78 @@ static int decode_bench(size_t ntok)
         return 1;
     }
     if (ntok > cfg.seq_len) ntok = cfg.seq_len;
-    static const struct {
-        const char *label;
-        int fp32;
-        struct mt_qformat f;
-        enum mt_qact act;
-    } cases[] = {
-        {"fp32 (model default)", 1, {0}, MT_QACT_F32},
-        {"bf16", 0, {MT_QS_BF16, 16, MT_QG_TENSOR, 0, 0}, MT_QACT_F32},
-        {"int8 sym/channel W8A8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_INT8},
-        {"int8 sym/channel W8", 0, {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, MT_QACT_F32},
-        {"4b sym/g128 W4A8", 0, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-        {"4b asym/g128 W4", 0, {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-        {"nf4/g128 W4", 0, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
-        {"3b asym/g128 W3A8", 0, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-        {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
-    };
-    printf("\nfull decode, GPT-2 124M (vocab 50257, LM head tied and packed), batch 1, %zu "
-           "tokens with a KV cache, best of 3 passes\n",
-           ntok);
-    printf("%-22s %12s %10s %8s\n", "format", "weights MB", "tokens/s", "vs fp32");
-    double base = 0.0;
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        struct mt_gpt *m;
-        struct mt_gpt_kv *kv;
-        struct mt_qmodel *qm = NULL;
-        if (mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err) ||
-            mt_gpt_kv_create(&kv, &cfg, ntok, err, sizeof err)) {
-            fprintf(stderr, "%s\n", err);
-            return 1;
-        }
-        mt_gpt_init(m, 7);
-        struct mt_qmodel_opts o = {.fmt = cases[ci].f, .act = cases[ci].act, .embedding = 1};
-        if (!cases[ci].fp32 && mt_qmodel_build(&qm, m, &o, err, sizeof err)) {
-            fprintf(stderr, "%s: %s\n", cases[ci].label, err);
-            return 1;
-        }
-        double best = 0.0;
-        for (int pass = 0; pass < 3; pass++) {
-            mt_gpt_kv_reset(kv);
-            double t0 = mt_bench_now();
-            for (size_t t = 0; t < ntok; t++)
-                if (mt_gpt_decode_step(m, kv, (int)((t * 7919) % 50257), err, sizeof err)) {
-                    fprintf(stderr, "%s: %s\n", cases[ci].label, err);
-                    return 1;
-                }
-            double tps = (double)ntok / (mt_bench_now() - t0);
-            if (tps > best) best = tps;
-        }
-        if (cases[ci].fp32) base = best;
-        double mb = qm ? (double)mt_qmodel_bytes(qm) / 1e6 : 4.0 * (double)m->n_params / 1e6;
-        printf("%-22s %12.1f %10.1f %7.2fx\n", cases[ci].label, mb, best, best / base);
-        fflush(stdout);
-        mt_qmodel_free(qm);
-        mt_gpt_kv_free(kv);
-        mt_gpt_free(m);
+    const size_t R = (size_t)reps;
+    const struct config *dcases[16];
+    if (nd > 16) nd = 16;
+    for (size_t ci = 0; ci < nd; ci++)
+        dcases[ci] = &cfgs[rows[ci]];
+    struct mt_gpt *m[16] = {0};
+    struct mt_gpt_kv *kv[16] = {0};
+    struct mt_qmodel *qm[16] = {0};
+    double bytes[16], *t = calloc(R * nthr * nd, sizeof *t), *bw = calloc(R * nthr, sizeof *bw);
+    int rc = t && bw ? 0 : 1;
+    for (size_t ci = 0; ci < nd && !rc; ci++) {
+        rc = mt_gpt_create(&m[ci], &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err) ||
+             mt_gpt_kv_create(&kv[ci], &cfg, ntok, err, sizeof err);
+        if (rc) break;
+        mt_gpt_init(m[ci], 7);
+        struct mt_qmodel_opts o = {.fmt = dcases[ci]->f, .act = dcases[ci]->act, .embedding = 1};
+        rc = !dcases[ci]->fp32 && mt_qmodel_build(&qm[ci], m[ci], &o, err, sizeof err);
+        if (rc) break;
+        double w = qm[ci] ? (double)mt_qmodel_bytes(qm[ci]) : 4.0 * (double)m[ci]->n_params;
+        bytes[ci] = w - 4.0 * (double)((cfg.seq_len - 1) * cfg.n_embd) +
+                    4.0 * 2.0 * (double)(cfg.n_layer * cfg.n_embd) * (double)(ntok + 1) / 2.0;
     }
-    return 0;
+    for (size_t r = 0; r <= R && !rc; r++) /* r = 0 warms up */
+        for (size_t ti = 0; ti < nthr && !rc; ti++) {
+            omp_set_num_threads(thr[ti]);
+            double b = mt_bench_stream_read(BW_BYTES, 1);
+            if (r) bw[(r - 1) * nthr + ti] = b;
+            for (size_t ci = 0; ci < nd && !rc; ci++) {
+                mt_gpt_kv_reset(kv[ci]);
+                double t0 = mt_bench_now();
+                for (size_t k = 0; k < ntok && !rc; k++)
+                    rc = mt_gpt_decode_step(m[ci], kv[ci], (int)((k * 7919) % 50257), err,
+                                            sizeof err);
+                if (r) t[((r - 1) * nthr + ti) * nd + ci] = (mt_bench_now() - t0) / (double)ntok;
+            }
+        }
+    if (rc) fprintf(stderr, "decode: %s\n", t && bw ? err : "out of memory");
+    for (size_t ti = 0; ti < nthr && !rc; ti++) {
+        double tv[64], bv[64];
+        for (size_t r = 0; r < R; r++)
+            bv[r] = bw[r * nthr + ti];
+        printf("\nfull decode, GPT-2 124M (vocab 50257, LM head tied and packed), batch 1, %zu "
+               "tokens with a KV cache, %d threads, %d interleaved reps; stream read median "
+               "%.1f GB/s\n",
+               ntok, thr[ti], reps, mt_bench_median(memcpy(tv, bv, R * sizeof *bv), R) / 1e9);
+        printf("%-22s %10s %10s %8s %10s %7s %7s\n", "format", "MB/token", "tokens/s", "vs fp32",
+               "bound_t/s", "share", "best");
+        double base = 0.0;
+        for (size_t ci = 0; ci < nd; ci++) {
+            for (size_t r = 0; r < R; r++)
+                tv[r] = t[(r * nthr + ti) * nd + ci];
+            double med, best;
+            bound_share(tv, bv, R, bytes[ci], &med, &best);
+            double tok = mt_bench_median(tv, R), bwm = mt_bench_median(bv, R);
+            if (dcases[ci]->fp32) base = tok;
+            printf("%-22s %10.1f %10.1f %7.2fx %10.1f %6.0f%% %6.0f%%\n",
+                   dcases[ci]->fp32 ? "fp32 (model default)" : dcases[ci]->label,
+                   bytes[ci] / 1e6, 1.0 / tok, base / tok, bwm / bytes[ci], 100.0 * med,
+                   100.0 * best);
+        }
+        fflush(stdout);
+    }
+    printf("(share: median over reps of the rep's bytes/s against the stream read just before "
+           "it; best: fastest rep against the highest stream read)\n");
+    for (size_t ci = 0; ci < nd; ci++) {
+        mt_qmodel_free(qm[ci]);
+        mt_gpt_kv_free(kv[ci]);
+        mt_gpt_free(m[ci]);
+    }
+    free(t);
+    free(bw);
+    return rc;
 }
 
 /* --gptq: GPTQ on one GPT-2 124M block (its four linears, random weights, 2048 random
@@ -264,10 +294,25 @@ static int bench_gptq(void)
 }
 #endif
 
+/* Parses "1,2" into thr[] (at most 8 counts, each >= 1); returns the count, 0 if bad. */
+static size_t parse_threads(const char *v, int *thr)
+{
+    size_t n = 0;
+    for (const char *c = v; *c && n < 8;) {
+        char *end;
+        long t = strtol(c, &end, 10);
+        if (end == c || t < 1 || t > 1024) return 0;
+        thr[n++] = (int)t;
+        c = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return 0;
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
-    int reps = 15;
-    size_t decode_tokens = 0;
+    int reps = 15, dreps = 5, thr[8] = {omp_get_max_threads()};
+    size_t nthr = 1, decode_tokens = 0;
     struct model md = {.layers = 12};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -276,29 +321,35 @@ int main(int argc, char **argv)
             md.layers = (size_t)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc)
             decode_tokens = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode-reps") && i + 1 < argc)
+            dreps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            nthr = parse_threads(argv[++i], thr);
 #ifdef MT_BENCH_DECODE
         else if (!strcmp(argv[i], "--gptq"))
             return bench_gptq();
 #endif
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--layers L (1..64)] [--decode N] [--gptq]\n",
+            fprintf(stderr,
+                    "usage: %s [--reps N] [--layers L (1..64)] [--threads 1,2] [--decode N] "
+                    "[--decode-reps N] [--gptq]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (reps < 1 || md.layers < 1 || md.layers > 64) {
-        fprintf(stderr, "bad --reps or --layers\n");
+    if (reps < 1 || reps > 64 || dreps < 1 || dreps > 64 || md.layers < 1 || md.layers > 64 ||
+        !nthr) {
+        fprintf(stderr, "bad --reps (1..64), --decode-reps (1..64), --layers or --threads\n");
         return 2;
     }
     if (!mt_qimpl_available(MT_QIMPL_AVX512, NULL, MT_QACT_F32, NULL, 0)) {
         fprintf(stderr, "mt-bench-quant needs AVX-512 F/BW/VL/DQ\n");
         return 77;
     }
-    printf("mt-bench-quant: GPT-2 124M decode GEMVs, batch 1, %zu layers + LM head, %d "
-           "threads, %d reps\n",
-           md.layers, omp_get_max_threads(), reps);
-    double bw = mt_bench_stream_read((size_t)1 << 30, 5); /* all threads */
-    printf("memory read bandwidth (STREAM-like sum, 1 GiB): %.1f GB/s\n", bw / 1e9);
+    printf("mt-bench-quant: GPT-2 124M decode GEMVs, batch 1, %zu layers + LM head, %d reps "
+           "interleaved over thread counts and formats, a %zu MiB stream read before each "
+           "(rep, threads)\n",
+           md.layers, reps, BW_BYTES >> 20);
 
     for (int s = 0; s < SH_COUNT; s++)
         for (size_t l = 0; l < count_of(&md, s); l++) {
@@ -311,6 +362,9 @@ int main(int argc, char **argv)
     float *x = mt_bench_gauss(3072, 5), *y = malloc(50257 * sizeof *y);
     struct mt_qws *ws = mt_qws_create();
 
+    /* the full decode (--decode) runs the model's own fp32 path and the issue's formats:
+     * bf16, int8 W8A8 and W8, 4-bit W4A8 and W4, nf4, 3-bit W3A8, 2-bit W2A8 */
+    static const size_t decode_rows[] = {0, 2, 4, 5, 6, 7, 9, 10, 12};
     const struct config cfgs[] = {
         {"fp32 avx512 gemv", 1, {0}, MT_QACT_F32},
         {"fp32 onednn sgemm", 2, {0}, MT_QACT_F32},
@@ -327,50 +381,99 @@ int main(int argc, char **argv)
         {"2b asym/g128 W2A8", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_INT8},
         {"2b asym/g128 W2", 0, {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, MT_QACT_F32},
     };
-    size_t ncfg = sizeof cfgs / sizeof cfgs[0];
-    double per_shape[SH_COUNT], base_shape[SH_COUNT], base_tok = 0.0, base_best = 0.0, bytes;
-    double best;
-    printf("\n%-22s %8s", "format", "bits/w");
-    for (int s = 0; s < SH_COUNT; s++)
-        printf(" %15s", shape_name[s]);
-    printf(" %10s %9s %8s %7s %7s %10s %8s\n", "token us", "tokens/s", "GB/s", "of bw", "vs fp32",
-           "best us", "best vs");
+    enum { NCFG = sizeof cfgs / sizeof cfgs[0] };
+    static struct model packed[NCFG];
     char err[256];
-    for (size_t ci = 0; ci < ncfg; ci++) {
-        const struct config *c = &cfgs[ci];
-        if (!c->fp32)
+    for (size_t ci = 0; ci < NCFG; ci++) { /* every format packed up front: reps interleave */
+        packed[ci] = md;
+        if (!cfgs[ci].fp32)
             for (int s = 0; s < SH_COUNT; s++)
                 for (size_t l = 0; l < count_of(&md, s); l++) {
-                    md.q[s][l] =
-                        mt_qtensor_pack(md.w[s][l], shape_n[s], shape_k[s], &c->f, err, sizeof err);
-                    if (!md.q[s][l]) {
-                        fprintf(stderr, "%s: %s\n", c->label, err);
+                    packed[ci].q[s][l] = mt_qtensor_pack(md.w[s][l], shape_n[s], shape_k[s],
+                                                         &cfgs[ci].f, err, sizeof err);
+                    if (!packed[ci].q[s][l]) {
+                        fprintf(stderr, "%s: %s\n", cfgs[ci].label, err);
                         return 1;
                     }
                 }
-        double t = time_config(&md, c, reps, ws, x, y, per_shape, &bytes, &best);
-        if (c->fp32 && (base_tok == 0.0 || t < base_tok)) {
-            base_tok = t;
-            memcpy(base_shape, per_shape, sizeof base_shape);
+    }
+    const size_t R = (size_t)reps;
+    /* [rep][threads][config][shape], the token seconds, and [rep][threads] bandwidth */
+    double *sh = calloc(R * nthr * NCFG * SH_COUNT, sizeof *sh);
+    double *tok = calloc(R * nthr * NCFG, sizeof *tok), *bw = calloc(R * nthr, sizeof *bw);
+    double bytes[NCFG];
+    if (!sh || !tok || !bw) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    for (size_t r = 0; r <= R; r++) /* r = 0 warms up */
+        for (size_t ti = 0; ti < nthr; ti++) {
+            omp_set_num_threads(thr[ti]);
+            double b = mt_bench_stream_read(BW_BYTES, 1), per[SH_COUNT];
+            if (r) bw[(r - 1) * nthr + ti] = b;
+            for (size_t ci = 0; ci < NCFG; ci++) {
+                double t = time_token(&packed[ci], &cfgs[ci], ws, x, y, per, &bytes[ci]);
+                if (!r) continue;
+                size_t at = ((r - 1) * nthr + ti) * NCFG + ci;
+                tok[at] = t;
+                memcpy(sh + at * SH_COUNT, per, sizeof per);
+            }
         }
-        if (c->fp32 && (base_best == 0.0 || best < base_best)) base_best = best;
-        double params = 0.0;
+    double params = 0.0;
+    for (int s = 0; s < SH_COUNT; s++)
+        params += (double)(shape_n[s] * shape_k[s] * count_of(&md, s));
+    for (size_t ti = 0; ti < nthr; ti++) {
+        double bv[64], tv[64], base_shape[SH_COUNT] = {0}, base_tok = 0.0;
+        for (size_t r = 0; r < R; r++)
+            bv[r] = bw[r * nthr + ti];
+        double bwm = mt_bench_median(memcpy(tv, bv, R * sizeof *bv), R);
+        printf("\n%d threads: stream read median %.1f GB/s over the %d reps\n", thr[ti], bwm / 1e9,
+               reps);
+        printf("%-22s %6s", "format", "bits/w");
         for (int s = 0; s < SH_COUNT; s++)
-            params += (double)(shape_n[s] * shape_k[s] * count_of(&md, s));
-        printf("%-22s %8.3f", c->label, 8.0 * bytes / params);
-        for (int s = 0; s < SH_COUNT; s++)
-            printf(" %8.1f (%4.2fx)", 1e6 * per_shape[s], base_shape[s] / per_shape[s]);
-        printf(" %10.1f %9.1f %8.1f %6.0f%% %6.2fx %10.1f %7.2fx\n", 1e6 * t, 1.0 / t,
-               bytes / t / 1e9, 100.0 * bytes / t / bw, base_tok / t, 1e6 * best, base_best / best);
-        fflush(stdout);
-        if (!c->fp32)
+            printf(" %15s", shape_name[s]);
+        printf(" %9s %9s %8s %9s %6s %6s %7s\n", "token us", "tokens/s", "MB/tok", "bound t/s",
+               "share", "best", "vs fp32");
+        for (size_t ci = 0; ci < NCFG; ci++) {
+            double per[SH_COUNT], t = 0.0;
+            /* the token time is the sum of the per-shape medians: on a shared machine one
+             * preempted GEMV spoils a whole token, so this is steadier than the median
+             * token (the share uses each rep's own token against its own bandwidth) */
+            for (int s = 0; s < SH_COUNT; s++) {
+                for (size_t r = 0; r < R; r++)
+                    tv[r] = sh[(((r * nthr + ti) * NCFG + ci)) * SH_COUNT + (size_t)s];
+                per[s] = mt_bench_median(tv, R);
+                t += per[s] * (double)count_of(&md, s);
+            }
+            if (cfgs[ci].fp32 && (base_tok == 0.0 || t < base_tok)) {
+                base_tok = t;
+                memcpy(base_shape, per, sizeof per);
+            }
+            for (size_t r = 0; r < R; r++)
+                tv[r] = tok[(r * nthr + ti) * NCFG + ci];
+            double med, best;
+            bound_share(tv, bv, R, bytes[ci], &med, &best);
+            printf("%-22s %6.3f", cfgs[ci].label, 8.0 * bytes[ci] / params);
             for (int s = 0; s < SH_COUNT; s++)
-                for (size_t l = 0; l < count_of(&md, s); l++)
-                    mt_qtensor_free(md.q[s][l]);
+                printf(" %8.1f (%4.2fx)", 1e6 * per[s], base_shape[s] / per[s]);
+            printf(" %9.1f %9.1f %8.1f %9.1f %5.0f%% %5.0f%% %6.2fx\n", 1e6 * t, 1.0 / t,
+                   bytes[ci] / 1e6, bwm / bytes[ci], 100.0 * med, 100.0 * best, base_tok / t);
+        }
+        fflush(stdout);
     }
     printf("(per shape: median us of one GEMV and speedup vs the faster fp32 in this run; "
-           "tokens/s counts the GEMVs of a decode step only; best: from each shape's "
-           "fastest rep)\n");
+           "tokens/s counts the GEMVs of a decode step only; bound: stream read / bytes per "
+           "token; share: median over reps of the rep's bytes/s against the stream read just "
+           "before it; best: fastest rep against the highest stream read)\n");
+    for (size_t ci = 0; ci < NCFG; ci++)
+        if (!cfgs[ci].fp32)
+            for (int s = 0; s < SH_COUNT; s++)
+                for (size_t l = 0; l < count_of(&md, s); l++)
+                    mt_qtensor_free(packed[ci].q[s][l]);
+    free(sh);
+    free(tok);
+    free(bw);
+    omp_set_num_threads(thr[nthr - 1]);
     int8_crossover(ws);
     mt_qws_destroy(ws);
     for (int s = 0; s < SH_COUNT; s++)
@@ -379,7 +482,9 @@ int main(int argc, char **argv)
     free(x);
     free(y);
 #ifdef MT_BENCH_DECODE
-    if (decode_tokens) return decode_bench(decode_tokens);
+    if (decode_tokens)
+        return decode_bench(cfgs, decode_rows, sizeof decode_rows / sizeof decode_rows[0],
+                            decode_tokens, dreps, thr, nthr);
 #else
     if (decode_tokens) fprintf(stderr, "--decode: built without the reference model\n");
 #endif

@@ -22,6 +22,7 @@ struct mt_qprep {
     const int8_t *qa;    /* m x k_pad int8 (int8-activation kernels) */
     const float *sa;     /* m per-token activation scales */
     const int32_t *asum; /* m x units: sum of qa over each unit */
+    const int8_t *qp;    /* m x k_pad: qa in bit-plane order (mt_q_plane_order), or NULL */
 };
 
 static inline int mt_q_is_linear(enum mt_qscheme s)
@@ -71,6 +72,21 @@ void mt_q_gemm_i8_ref(const struct mt_qtensor *w, const struct mt_qprep *p, floa
 /* AVX-512 kernels (qkernels_avx512.c); callers check the CPU first. */
 void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
 void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y);
+/* The bit-plane int8 kernels (4-bit codes in units of 128k columns, 2-bit in units of
+ * exactly 128 or of 256k; fewer than four token rows) serve this call: mt_qgemm then
+ * hands them p->qp, qa reordered by mt_q_plane_order. */
+int mt_q_plane_ok(const struct mt_qtensor *w, size_t m);
+/* a[k_pad] reordered so that byte j of the 64-byte plane n of a code chunk (n = 0, 1 for
+ * 4-bit chunks of 128 columns, 0..3 for 2-bit chunks of 256) is the activation of the
+ * code that plane takes from code byte j of the chunk (qformat.h's layouts). */
+void mt_q_plane_order(const int8_t *a, size_t k_pad, unsigned bits, int8_t *out);
+/* Per-token int8 quantization of x[m x k] into qa[m x k_pad] (padding 0), scales sa[m]
+ * and unit sums asum[m x k_pad / unit_len]: the reference is qkernels.c's scalar
+ * mt_q_quantize_rows; the AVX-512 one gives the same bytes (tests compare). */
+void mt_q_quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                        int8_t *qa, float *sa, int32_t *asum);
+void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                               int8_t *qa, float *sa, int32_t *asum);
 void mt_q_f32_to_bf16_avx512(const float *x, uint16_t *out, size_t n);
 void mt_q_f32_to_f16_avx512(const float *x, uint16_t *out, size_t n);
 

@@ -160,8 +160,9 @@ enum mt_qimpl mt_qgemm_pick(const struct mt_qtensor *w, size_t m, enum mt_qact a
 }
 
 /* Per-token dynamic quantization: s = max|x| / 127, a = round-half-even(x * 127/max|x|),
- * all-zero rows give s = 0 and a = 0. Padding columns stay 0. */
-static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8_t *qa, float *sa)
+ * all-zero rows give s = 0 and a = 0. Padding columns stay 0. Then each unit's sum of a. */
+void mt_q_quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                        int8_t *qa, float *sa, int32_t *asum)
 {
     for (size_t i = 0; i < m; i++) {
         const float *xi = x + i * k;
@@ -176,6 +177,12 @@ static void quantize_rows(const float *x, size_t m, size_t k, size_t k_pad, int8
             a[j] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
         }
         memset(a + k, 0, k_pad - k);
+        for (size_t u = 0; u < k_pad / unit_len; u++) {
+            int32_t s = 0;
+            for (size_t j = u * unit_len; j < (u + 1) * unit_len; j++)
+                s += a[j];
+            asum[i * (k_pad / unit_len) + u] = s;
+        }
     }
 }
 
@@ -219,7 +226,8 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     const int copy_x = !i8 && k != k_pad;
     size_t sz_x = copy_x ? align64(m * k_pad * sizeof(float)) : 0;
     size_t sz_sum = align64(m * units * (i8 ? sizeof(int32_t) : sizeof(float)));
-    size_t sz_qa = i8 ? align64(m * k_pad) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
+    const int planes = impl == MT_QIMPL_AVX512 && i8 && mt_q_plane_ok(w, m);
+    size_t sz_qa = i8 ? align64(m * k_pad) * (planes ? 2 : 1) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
     size_t sz_c = impl == MT_QIMPL_DNNL ? align64(m * w->n * sizeof(int32_t)) : 0;
     char *buf = ws_reserve(ws, sz_x + sz_sum + sz_qa + sz_sa + sz_c + 64);
     if (!buf) {
@@ -240,14 +248,17 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         int8_t *qa = (int8_t *)(buf + sz_x + sz_sum);
         float *sa = (float *)(void *)(buf + sz_x + sz_sum + sz_qa);
         int32_t *asum = sums;
-        quantize_rows(x, m, k, k_pad, qa, sa);
-        for (size_t i = 0; i < m; i++)
-            for (size_t u = 0; u < units; u++) {
-                int32_t s = 0;
-                for (size_t j = u * w->unit_len; j < (u + 1) * w->unit_len; j++)
-                    s += qa[i * k_pad + j];
-                asum[i * units + u] = s;
-            }
+        /* one routine per CPU for every implementation: the two give the same bytes */
+        if (mt_q_cpu_avx512())
+            mt_q_quantize_rows_avx512(x, m, k, k_pad, w->unit_len, qa, sa, asum);
+        else
+            mt_q_quantize_rows(x, m, k, k_pad, w->unit_len, qa, sa, asum);
+        if (planes) { /* the bit-plane kernels' activation order, once per token row */
+            int8_t *qp = qa + align64(m * k_pad);
+            for (size_t i = 0; i < m; i++)
+                mt_q_plane_order(qa + i * k_pad, k_pad, w->fmt.bits, qp + i * k_pad);
+            p.qp = qp;
+        }
         p.qa = qa;
         p.sa = sa;
         p.asum = asum;

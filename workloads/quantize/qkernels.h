@@ -5,7 +5,8 @@
  * does) and either multiply them with fp32 activations (codes -> float, codebooks through
  * a 16-entry register table) or, for linear schemes with int8 activations, feed the
  * unsigned codes straight into AVX512-VNNI `vpdpbusd` (W8A8 / W4A8 with per-token dynamic
- * activation scales, as PyTorch's quantize_dynamic). 8-bit tensor/channel weights with
+ * activation scales, as PyTorch's quantize_dynamic; for decode, 16 output rows at a time
+ * with 4- and 2-bit codes split into bit planes). 8-bit tensor/channel weights with
  * int8 activations can also go through oneDNN's u8s8s32 GEMM. Every kernel has a scalar
  * reference (MT_QIMPL_SCALAR) that defines the result.
  * What it is not for: fp32 weights (the transformer's own matmul does those), training,

@@ -6,7 +6,10 @@
  * convert; 4-bit-or-less codebooks: vpermps over a 16-entry register table; 8-bit
  * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
  * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
- * four token rows share each unpacked block. Also the fp16/bf16 vector conversions.
+ * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
+ * token rows) run in strips of 16 rows (strip_i8: one transpose-add per unit for 16 rows
+ * instead of 16 horizontal sums, 4/2-bit codes as bit planes against reordered
+ * activations). Also the AVX-512 activation quantization and fp16/bf16 conversions.
  * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
  * compiled with a target pragma so the library still builds anywhere).
  */
@@ -271,11 +274,192 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 }
 #undef FLUSH_UNIT
 
+/* Sixteen row sums at once: lane q of out[0] is the sum of the 16 lanes of v[q] (exact
+ * int32 adds, so the order does not matter): 45 shuffles and adds for 16 rows instead of
+ * 16 separate horizontal reductions. With `halves`, out[0] sums lanes 0-7 and out[1]
+ * lanes 8-15 (two units side by side). */
+VNNI INLINE void hsum16(const __m512i *v, __m512i *out, const int halves)
+{
+    __m512i s[8], t[4];
+    for (int j = 0; j < 8; j++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        s[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
+                                _mm512_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
+    for (int j = 0; j < 4; j++) /* per 128-bit lane: rows 4j .. 4j+3 */
+        t[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(s[2 * j], s[2 * j + 1]),
+                                _mm512_unpackhi_epi64(s[2 * j], s[2 * j + 1]));
+    __m512i x01 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* x01 = [rows 0-3 lanes 0-7, rows 0-3 lanes 8-15, rows 4-7 lanes 0-7, rows 4-7 ...] */
+    __m512i lo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0));
+    __m512i hi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1));
+    if (halves) { /* lanes 0-7 and 8-15 of each v[q] summed apart */
+        out[0] = lo;
+        out[1] = hi;
+    } else
+        out[0] = _mm512_add_epi32(lo, hi);
+}
+
+int mt_q_plane_ok(const struct mt_qtensor *w, size_t m)
+{
+    if (m >= 4 || !mt_q_is_linear(w->fmt.scheme)) return 0;
+    if (w->fmt.bits == 4) return w->unit_len % 128 == 0;
+    return w->fmt.bits == 2 && w->k_pad % 256 == 0 &&
+           (w->unit_len == 128 || w->unit_len % 256 == 0);
+}
+
+void mt_q_plane_order(const int8_t *a, size_t k_pad, unsigned bits, int8_t *out)
+{
+    if (bits == 4) /* lo plane: columns 0..31, 64..95 of the chunk; hi: 32..63, 96..127 */
+        for (size_t c = 0; c < k_pad; c += 128) {
+            memcpy(out + c, a + c, 32);
+            memcpy(out + c + 32, a + c + 64, 32);
+            memcpy(out + c + 64, a + c + 32, 32);
+            memcpy(out + c + 96, a + c + 96, 32);
+        }
+    else /* plane n, bytes 16 b .. 16 b + 15: block b's codes 16 n .. 16 n + 15 */
+        for (size_t c = 0; c < k_pad; c += 256)
+            for (size_t n = 0; n < 4; n++)
+                for (size_t b = 0; b < 4; b++)
+                    memcpy(out + c + 64 * n + 16 * b, a + c + 64 * b + 16 * n, 16);
+}
+
+#define STRIP 16   /* output rows per strip */
+#define STRIP_U 24 /* units per pass over a strip: 24 KB of partial sums, in L1 */
+
+/* Rows r0 .. r0+15 against token row i (decode: fewer than four token rows). The weights
+ * are read in memory order (row by row, the units of a pass in turn) and every unit's
+ * vpdpbusd vector is parked in an L1 buffer; then hsum16 turns 16 rows of one unit into
+ * one vector of exact integer dots and the reference's fp32 combination runs on 16 rows
+ * at once (scales and offsets gathered by row): acc += scale * isum + offset * asum, the
+ * same operations in the same order per row, hence the same bits. */
+VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r0,
+                          size_t i, const unsigned bits, const int PLANES, float *y)
+{
+    const size_t bb = (size_t)bits * 8, per_unit = w->unit_len / MT_QBLOCK;
+    const int8_t *a = p->qa + i * p->k_pad, *ap = PLANES ? p->qp + i * p->k_pad : NULL;
+    const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    /* passes over units: with 2-bit planes of 128-column units a part holds two units */
+    const size_t n_parts = PLANES == 2 && w->unit_len == 128 ? w->units_per_row / 2
+                                                             : w->units_per_row;
+    const __m512i vidx =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32((int)w->meta_row_stride));
+    __m512i part[STRIP_U][STRIP];
+    __m512 accv = _mm512_setzero_ps();
+    for (size_t u0 = 0; u0 < n_parts; u0 += STRIP_U) {
+        const size_t nu = n_parts - u0 < STRIP_U ? n_parts - u0 : STRIP_U;
+        for (int q = 0; q < STRIP; q++) {
+            const uint8_t *row = w->codes + (r0 + (size_t)q) * w->row_bytes;
+            for (size_t uu = 0; uu < nu; uu++) {
+                __m512i acc = _mm512_setzero_si512(), acc2 = acc;
+                if (PLANES == 4) { /* one 64-byte load is 128 codes: two nibble planes */
+                    const size_t c0 = (u0 + uu) * (w->unit_len / 128);
+                    for (size_t c = c0; c < c0 + w->unit_len / 128; c++) {
+                        const __m512i v = _mm512_loadu_si512(row + c * 64);
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m4),
+                                                  _mm512_loadu_si512(ap + c * 128));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                            _mm512_loadu_si512(ap + c * 128 + 64));
+                    }
+                } else if (PLANES == 2) { /* 256 codes: four crumb planes */
+                    const size_t cpu = w->unit_len == 128 ? 1 : w->unit_len / 256;
+                    for (size_t c = (u0 + uu) * cpu; c < (u0 + uu + 1) * cpu; c++) {
+                        const __m512i v = _mm512_loadu_si512(row + c * 64);
+                        const int8_t *ac = ap + c * 256;
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m2),
+                                                  _mm512_loadu_si512(ac));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2),
+                            _mm512_loadu_si512(ac + 64));
+                        acc = _mm512_dpbusd_epi32(
+                            acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2),
+                            _mm512_loadu_si512(ac + 128));
+                        acc2 = _mm512_dpbusd_epi32(
+                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 6), m2),
+                            _mm512_loadu_si512(ac + 192));
+                    }
+                } else {
+                    const size_t b0 = (u0 + uu) * per_unit;
+                    size_t b = 0;
+                    for (; b + 2 <= per_unit; b += 2) {
+                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                        acc2 =
+                            _mm512_dpbusd_epi32(acc2, unpack64(row + (b0 + b + 1) * bb, bits),
+                                                _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK));
+                    }
+                    if (b < per_unit)
+                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
+                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                }
+                part[uu][q] = _mm512_add_epi32(acc, acc2);
+            }
+        }
+        for (size_t uu = 0; uu < nu; uu++) {
+            __m512i isum[2];
+            const int two = PLANES == 2 && w->unit_len == 128; /* halves: units 2uu, 2uu+1 */
+            hsum16(part[uu], isum, two);
+            for (int h = 0; h <= two; h++) {
+                const size_t u = two ? 2 * (u0 + uu) + (size_t)h : u0 + uu;
+                const size_t mi = mt_q_meta(w, r0, u);
+                __m512 sc = _mm512_i32gather_ps(vidx, w->scale + mi, 4);
+                __m512 of = _mm512_i32gather_ps(vidx, w->offset + mi, 4);
+                __m512 as = _mm512_set1_ps((float)p->asum[i * p->units + u]);
+                accv = _mm512_add_ps(accv, _mm512_add_ps(_mm512_mul_ps(sc, _mm512_cvtepi32_ps(isum[h])),
+                                                         _mm512_mul_ps(of, as)));
+            }
+        }
+    }
+    _mm512_storeu_ps(y + i * w->n + r0, _mm512_mul_ps(_mm512_set1_ps(p->sa[i]), accv));
+}
+
+#define STRIP_CASE(bits, planes)                                                                   \
+    do {                                                                                           \
+        if (r < full)                                                                              \
+            for (size_t i = 0; i < p->m; i++)                                                      \
+                strip_i8(w, p, r, i, bits, planes, y);                                             \
+        else                                                                                       \
+            for (size_t rr = r; rr < w->n; rr++)                                                   \
+                for (size_t i0 = 0; i0 < p->m; i0++)                                               \
+                    row_i8(w, p, rr, i0, 1, bits, y);                                              \
+    } while (0)
+
+/* Decode-sized products (fewer than four token rows, units of whole blocks): strips of
+ * 16 output rows split across threads, the last partial strip row by row. */
+VNNI static void gemm_i8_strips(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
+{
+    const unsigned bits = w->fmt.bits;
+    const size_t full = w->n / STRIP * STRIP;
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
+    for (size_t r = 0; r < w->n; r += STRIP) {
+        if (bits == 8)
+            STRIP_CASE(8, 0);
+        else if (bits == 4 && p->qp)
+            STRIP_CASE(4, 4);
+        else if (bits == 4)
+            STRIP_CASE(4, 0);
+        else if (bits == 3)
+            STRIP_CASE(3, 0);
+        else if (p->qp)
+            STRIP_CASE(2, 2);
+        else
+            STRIP_CASE(2, 0);
+    }
+}
+#undef STRIP_CASE
+
 #define I8_CASE(bits) TILES(row_i8(w, p, r, i0, 4, bits, y), row_i8(w, p, r, i0, 1, bits, y))
 
 VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, float *y)
 {
     const unsigned bits = w->fmt.bits;
+    if (p->m < 4 && w->unit_len >= MT_QBLOCK) {
+        gemm_i8_strips(w, p, y);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         switch (bits) {
@@ -291,6 +475,46 @@ VNNI void mt_q_gemm_i8_avx512(const struct mt_qtensor *w, const struct mt_qprep 
         default:
             I8_CASE(2);
             break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ activation preparation */
+
+/* The same bytes as qkernels.c's scalar quantize_rows and unit sums (tests compare): the
+ * absolute maximum is exact in any order, x * (127 / amax) is the same product, and
+ * vrndscaleps rounds half to even as nearbyintf does in the default rounding mode. */
+void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad, size_t unit_len,
+                               int8_t *qa, float *sa, int32_t *asum)
+{
+    const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+    for (size_t i = 0; i < m; i++) {
+        const float *xi = x + i * k;
+        __m512 vmax = _mm512_setzero_ps();
+        size_t j = 0;
+        for (; j + 16 <= k; j += 16)
+            vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(xi + j)));
+        if (j < k)
+            vmax = _mm512_max_ps(
+                vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - j)) - 1u), xi + j)));
+        float amax = _mm512_reduce_max_ps(vmax);
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        sa[i] = amax / 127.0f;
+        const __m512 vinv = _mm512_set1_ps(inv);
+        int8_t *a = qa + i * k_pad;
+        for (j = 0; j < k; j += 16) {
+            __mmask16 mk = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1u);
+            __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xi + j), vinv),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm512_min_ps(_mm512_max_ps(q, nlim), lim);
+            _mm512_mask_cvtepi32_storeu_epi8(a + j, mk, _mm512_cvtps_epi32(q));
+        }
+        memset(a + k, 0, k_pad - k);
+        for (size_t u = 0; u < k_pad / unit_len; u++) {
+            __m512i acc = _mm512_setzero_si512();
+            for (j = u * unit_len; j < (u + 1) * unit_len; j += 16)
+                acc = _mm512_add_epi32(acc, _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(a + j))));
+            asum[i * (k_pad / unit_len) + u] = _mm512_reduce_add_epi32(acc);
         }
     }
 }
