@@ -34,7 +34,12 @@ static int qhook(void *user, size_t layer, enum mt_linear which, const float *in
         impl = mt_qgemm_pick(ql->q, rows, qm->opts.act);
         qm->scalar_fallbacks += impl == MT_QIMPL_SCALAR;
     }
-    if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, impl, qm->hook_err,
+    struct mt_qtensor view = *ql->q; /* double_quant: the scales decoded for the kernel */
+    if (ql->q->scale_code) {
+        mt_qtensor_scales(ql->q, qm->dq_scales);
+        view.scale = qm->dq_scales;
+    }
+    if (mt_qgemm(qm->ws, &view, in, rows, out, qm->opts.act, impl, qm->hook_err,
                  sizeof qm->hook_err))
         return -1;
     qm->impl_calls[impl]++;
@@ -219,6 +224,8 @@ static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char
     enum mt_qmethod meth = qm->opts.method;
     if (meth == MT_QM_HQQ) /* calibration-free: the head too */
         ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
+    else if (qm->opts.double_quant)
+        ql->q = mt_qtensor_pack_dq(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
     else if (ql->which == MT_LIN_LMHEAD || meth == MT_QM_RTN)
         ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &qm->opts.fmt, e, sizeof e);
     else if (meth == MT_QM_GPTQ)
@@ -276,6 +283,11 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         snprintf(err, errlen, "method smoothquant is for int8 activations (W8A8)");
         return -1;
     }
+    if (o->double_quant && o->method != MT_QM_RTN) {
+        snprintf(err, errlen, "double-quantized scales are packed by rtn only, not %s",
+                 mt_qmethod_name(o->method));
+        return -1;
+    }
     struct mt_qmodel *qm = calloc(1, sizeof *qm);
     size_t L = m->cfg.n_layer;
     if (!qm) goto oom;
@@ -308,6 +320,15 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
             goto fail;
         }
     }
+    for (size_t i = 0; o->double_quant && i < qm->n_layers; i++)
+        if (qm->layers[i].q->n_scale * sizeof(float) > qm->dq_scales_bytes)
+            qm->dq_scales_bytes = qm->layers[i].q->n_scale * sizeof(float);
+    if (qm->dq_scales_bytes) {
+        int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+        qm->dq_scales = malloc(qm->dq_scales_bytes);
+        mt_memcat_set(prev);
+        if (!qm->dq_scales) goto oom;
+    }
     unsigned char drop[MT_P_COUNT] = {0};
     drop[MT_P_QKVW] = drop[MT_P_ATTPROJW] = drop[MT_P_FCW] = drop[MT_P_FCPROJW] = 1;
     drop[MT_P_WTE] = (unsigned char)(o->embedding != 0);
@@ -329,6 +350,7 @@ oom:
     snprintf(err, errlen, "out of memory packing the model");
 fail:
     if (qm) {
+        free(qm->dq_scales);
         free_layers(qm);
         mt_qws_destroy(qm->ws);
         free(qm);
@@ -348,6 +370,7 @@ void mt_qmodel_free(struct mt_qmodel *qm)
         qm->m->embed_hook.user = NULL;
     }
     free_layers(qm);
+    free(qm->dq_scales);
     mt_qws_destroy(qm->ws);
     free(qm);
 }

@@ -71,6 +71,8 @@ struct mt_qmodel_opts {
     double damp;
     int act_order;
     double sq_alpha; /* smoothquant: the migration strength alpha (calib act_max) */
+    int double_quant; /* nf/log, rtn: the scales double-quantized (mt_qtensor_pack_dq); each
+                       * GEMM decodes its layer's scales first (dq_scales) */
 };
 
 struct mt_qlayer {
@@ -102,6 +104,10 @@ struct mt_qmodel {
      * fallback would misstate every speed this model reports. */
     size_t impl_calls[4];
     size_t scalar_fallbacks;
+    /* double_quant: one packed layer's scales decoded for its GEMM (workspace, the
+     * most scales of a layer: dq_scales_bytes), as the kernels read fp32 scales */
+    float *dq_scales;
+    size_t dq_scales_bytes;
 };
 
 /* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is
