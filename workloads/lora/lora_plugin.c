@@ -1,5 +1,6 @@
 /* lora_plugin.c — the `lora` workload plugin: fine-tunes the cached baseline with low-rank
- * adapters (base frozen; `base=nf4` is QLoRA), then serves the merged model (QLoRA: the
+ * adapters (base frozen; `base=nf4` is QLoRA, its scales double-quantized unless
+ * `double_quant=off`), then serves the merged model (QLoRA: the
  * packed base with its adapters, unmerged) through the one serving measurement.
  *
  * What it is for: loading the cached reference (`model`, `steps`, ... as every
