@@ -9,7 +9,8 @@
  * every rank reported the per-rank metrics of plugin.h and rank 0 the run-level ones, and,
  * for the tests' runs (model=tiny steps=3 batch=4 on 2 ranks), that each rank's parameter
  * count, weight/gradient/optimizer bytes and bytes sent and received equal the values
- * worked out from the shapes (ZeRO's optimizer bytes 1/N of data parallel's).
+ * worked out from the shapes (ZeRO's optimizer bytes 1/N of data parallel's; adamw8 and
+ * adafactor: their state, ZeRO's range moved onto an 8-bit block / an Adafactor matrix).
  * What it is not for: anything the harness records (events, database, heap profiles).
  */
 #include <dlfcn.h>
@@ -56,8 +57,10 @@ static int has_arg(char **args, int n, const char *kv)
  * global batch of 4 over N ranks), worked out from the shapes, not read from the plugin:
  * the parameters each rank holds, weights/gradients/optimizer by precision, and the bytes
  * the ring algorithms move (README "Byte counts"). zero3: 0, or ZeRO-3's layer windows (2
- * with prefetch, 1 without). Returns the number of mismatches. */
-static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, int zero3)
+ * with prefetch, 1 without). optim: adamw, adamw8 or adafactor. Returns the number of
+ * mismatches. */
+static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, int zero3,
+                        const char *optim)
 {
     const double V = 256, T = 64, C = 64, L = 2, N = d->nranks, steps = 3, B = 4;
     const double layer = 12 * C * C + 13 * C, psi = V * C + T * C + L * layer + 2 * C;
@@ -89,6 +92,19 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
         wire = steps * (4 * T * C * 4 + V * C * 4);
     if (zero3) /* and every layer but the last one or two (in the windows) again for backward */
         wire += steps * (N - 1) / N * (L - zero3) * layer * (bf16 ? 2 : 4);
+    int z = !strcmp(plugin, "zero"), r0 = d->rank == 0;
+    if (!strcmp(optim, "adamw8")) {
+        /* 2 B an element + 8 B a block of 2048 counted from each unit's start: 76 blocks
+         * (wte 8, wpe 2, 32 a layer, lnf 2). ZeRO's boundary psi/2 = 60288 moves to the
+         * nearest block start, 60160 in layer 0's fcproj_w, with 36 blocks before it. */
+        opt = !z ? 2 * psi + 8 * 76 : r0 ? 2 * 60160 + 8 * 36 : 2 * (psi - 60160) + 8 * 40;
+    } else if (!strcmp(optim, "adafactor")) {
+        /* 4 (rows + cols) a matrix, 4 rows a vector: wte 1280, wpe 512, 7424 a layer, lnf
+         * 512 = 17152. ZeRO's boundary moves to the nearer end of the matrix it cuts:
+         * 54016, the start of layer 0's fcproj_w (1280 B of its statistics after it). */
+        double first = 1280 + 512 + 7424 - 1280 - 256; /* rank 0: up to fc_b of layer 0 */
+        opt = !z ? 17152 : r0 ? first : 17152 - first;
+    }
     bad += expect(d, "train_peak_weights_bytes", weights);
     bad += expect(d, "train_peak_gradients_bytes", grads);
     bad += expect(d, "train_peak_optimizer_bytes", opt);
@@ -108,7 +124,7 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
                 d->rank, total, weights + grads + opt, parts);
         bad++;
     }
-    if (!strcmp(plugin, "zero") && opt * N != (bf16 ? 12 : 8) * psi) {
+    if (z && !strcmp(optim, "adamw") && opt * N != (bf16 ? 12 : 8) * psi) {
         fprintf(stderr, "rank %d: ZeRO optimizer %.0f is not 1/%g of data parallel's\n", d->rank,
                 opt, N);
         bad++;
@@ -165,7 +181,10 @@ int main(int argc, char **argv)
             check_shapes(&d, wl->name, has_arg(args, nargs, "precision=bf16"),
                          has_arg(args, nargs, "stage=3")
                              ? (has_arg(args, nargs, "prefetch=off") ? 1 : 2)
-                             : 0))
+                             : 0,
+                         has_arg(args, nargs, "optimizer=adamw8")      ? "adamw8"
+                         : has_arg(args, nargs, "optimizer=adafactor") ? "adafactor"
+                                                                       : "adamw"))
             rc = 1;
         if (d.n_nonfinite || d.n_undeclared || d.region_errors || d.open_regions)
             fprintf(stderr, "rank %d: non-finite metric, bad parameter or unbalanced region\n",

@@ -27,6 +27,14 @@
  * gradient bytes 2 psi (stage 2: 2 times the slice), the same bytes on the wire. Over more
  * than 2 ranks the bf16 partial sums round in an algorithm-dependent order: losses then
  * agree within 1e-3 relative only.
+ * adamw8, adafactor: data parallel with that optimizer against one process running the
+ * training engine with it (tmodel.h, the grad_accum engine) on the global batch: losses
+ * within 1e-4 relative (the reduction's order moves a code now and then), final
+ * parameters within 1e-4; each rank's state exactly one process's (mt_optim_plan); then
+ * ZeRO stages 1, 2 and 3 against that data parallel run: losses and parameters within
+ * 1e-6 (1e-5 at stage 3), the ledger's optimizer bytes exactly mt_dist_optim_plan's, the
+ * ranks' states summing to one process's state exactly (no 8-bit block and no Adafactor
+ * matrix cut in two), adamw8's 2 bytes an element plus 8 a block.
  * Every rank computes the single-process reference itself (it is small), so every rank
  * checks; a failed check exits 1, which mpirun turns into a failed job.
  */
@@ -43,6 +51,7 @@
 #include "rng.h"
 #include "train.h"
 #include "loop.h"
+#include "tmodel.h"
 
 static int g_rank;
 
@@ -92,6 +101,37 @@ static void reference(const struct mt_dist_job *job, struct ref *out)
     }
     free(in);
     mt_gpt_free(m);
+}
+
+/* One process through the training engine with job->optimizer (micro-batch = batch). */
+static void reference_optim(const struct mt_dist_job *job, struct ref *out)
+{
+    char err[256];
+    struct mt_tmodel *t;
+    const struct mt_gpt_recipe *r = &job->recipe;
+    size_t B = r->batch, T = r->seq;
+    struct mt_tmodel_opts o = {.micro_batch = B,
+                               .seq = T,
+                               .prec = MT_PREC_FP32,
+                               .every = 1,
+                               .pool = 1,
+                               .optimizer = job->optimizer};
+    CHECK(!mt_tmodel_create(&t, &job->cfg, &o, job->seed, err, sizeof err), "%s", err);
+    int *in = malloc(2 * B * T * sizeof *in), *tg = in + B * T;
+    out->losses = calloc(r->steps, sizeof *out->losses);
+    out->params = calloc(mt_gpt_num_params(&job->cfg), sizeof *out->params);
+    out->logits = NULL;
+    struct mt_rng rng;
+    mt_rng_seed(&rng, mt_loop_batch_seed(job->seed));
+    for (size_t s = 0; s < r->steps; s++) {
+        mt_batch_sample(job->data, job->n_data, B, T, &rng, in, tg);
+        CHECK(!mt_tmodel_forward_backward(t, in, tg, B, 1.0f, 0, &out->losses[s], err, sizeof err),
+              "%s", err);
+        mt_tmodel_adamw(t, r, mt_gpt_lr_at(r, s), 1.0f);
+    }
+    mt_tmodel_export(t, out->params);
+    free(in);
+    mt_tmodel_free(t);
 }
 
 /* Relative L2 distance of two vectors. */
@@ -318,6 +358,74 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
     release(&f32);
 }
 
+/* adamw8 / adafactor: data parallel against one process, ZeRO-1/2/3 against data parallel. */
+static void check_optim(struct mt_dist *d, struct mt_dist_job *job)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps;
+    const char *name = mt_optim_name(job->optimizer);
+    char err[256], what[96];
+    struct ref ref;
+    struct mt_dist_result dp, res;
+    struct mt_optim_plan one;
+    struct mt_dist_optim_plan op;
+    mt_optim_plan(&job->cfg, job->optimizer, 0, &one);
+    reference_optim(job, &ref);
+    job->strategy = MT_DIST_DP;
+    train(d, job, &dp);
+    snprintf(what, sizeof what, "%s data parallel vs one process", name);
+    check_losses(dp.losses, ref.losses, steps, 1e-4, what);
+    CHECK(dp.losses[steps - 1] < dp.losses[0] - 0.1, "%s loss did not fall: %.4f -> %.4f", name,
+          dp.losses[0], dp.losses[steps - 1]);
+    /* Adafactor's first step is sign(g) (v = g^2): a gradient of rounding noise may take
+     * either sign, so its parameters agree less than its losses */
+    double ptol = job->optimizer == MT_OPTIM_ADAFACTOR ? 1e-2 : 1e-4;
+    if (d->rank == 0) {
+        printf("%s: params rel %.3g\n", what, rel(dp.params, ref.params, psi));
+        CHECK(rel(dp.params, ref.params, psi) <= ptol, "%s: params rel %.3g", what,
+              rel(dp.params, ref.params, psi));
+    }
+    CHECK(dp.peak[MT_MEM_OPTIMIZER] == one.state_bytes, "%s: optimizer %zu B, one process %zu B",
+          what, dp.peak[MT_MEM_OPTIMIZER], one.state_bytes);
+    job->strategy = MT_DIST_ZERO;
+    for (job->zero_stage = 1; job->zero_stage <= 3; job->zero_stage++) {
+        job->zero_prefetch = 1;
+        train(d, job, &res);
+        snprintf(what, sizeof what, "%s zero-%d vs %s data parallel", name, job->zero_stage, name);
+        /* over 2 ranks the reduce-scatter adds as the all-reduce does; over more, in its
+         * own order, and an 8-bit code or a sign may flip */
+        int two = d->nranks == 2;
+        check_losses(res.losses, dp.losses, steps, two ? (job->zero_stage == 3 ? 1e-5 : 1e-6) : 1e-4,
+                     what);
+        if (d->rank == 0) {
+            printf("%s: params rel %.3g\n", what, rel(res.params, dp.params, psi));
+            CHECK(rel(res.params, dp.params, psi) <= (two ? 1e-6 : ptol), "%s: params rel %.3g",
+                  what, rel(res.params, dp.params, psi));
+        }
+        CHECK(!mt_dist_optim_plan(job, d->nranks, d->rank, &op, err, sizeof err), "%s", err);
+        CHECK(res.peak[MT_MEM_OPTIMIZER] == op.state_bytes, "%s: optimizer %zu B, plan %zu B",
+              what, res.peak[MT_MEM_OPTIMIZER], op.state_bytes);
+        long long mine[2] = {(long long)op.state_bytes, (long long)(op.hi - op.lo)}, sum[2];
+        MPI_Allreduce(mine, sum, 2, MPI_LONG_LONG, MPI_SUM, d->comm);
+        CHECK((size_t)sum[0] == one.state_bytes && (size_t)sum[1] == psi,
+              "%s: states sum to %lld B over %lld floats, one process %zu B over %zu", what,
+              sum[0], sum[1], one.state_bytes, psi);
+        if (job->optimizer == MT_OPTIM_ADAMW8) { /* whole blocks: 2 B + 8 B a block */
+            size_t span = op.hi - op.lo, extra = op.state_bytes - 2 * span;
+            CHECK(op.state_bytes >= 2 * span && extra % 8 == 0 &&
+                      extra / 8 >= (span + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK,
+                  "%s: %zu B for %zu floats", what, op.state_bytes, span);
+        }
+        printf("rank %d: %s zero-%d range [%zu, %zu) optimizer %zu B (one process %zu B), "
+               "workspace %zu B\n",
+               d->rank, name, job->zero_stage, op.lo, op.hi, res.peak[MT_MEM_OPTIMIZER],
+               one.state_bytes, res.peak[MT_MEM_WORKSPACE]);
+        release(&res);
+    }
+    release(&dp);
+    free(ref.losses);
+    free(ref.params);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -339,6 +447,14 @@ int main(int argc, char **argv)
     size_t psi = mt_gpt_num_params(&job.cfg),
            logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
+    if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor")) {
+        CHECK(!mt_optim_parse(mode, &job.optimizer), "%s", mode);
+        check_optim(&d, &job);
+        mt_corpus_free(&corpus);
+        mt_dist_close(&d);
+        MPI_Finalize();
+        return 0;
+    }
     if (!strcmp(mode, "bf16")) {
         check_bf16(&d, &job);
         mt_corpus_free(&corpus);

@@ -4,7 +4,8 @@
  *   grad     adapters pass a finite-difference check (central differences of the float
  *            model's mean loss, summed in double from its probabilities, along random
  *            +-1 directions over each A and B scaled to a step of norm 2e-2:
- *            |num - ana| <= 2e-2 |num| + 2e-5), on the fp32 base and on the NF4 base;
+ *            |num - ana| <= 2e-2 |num| + 2e-5), on the fp32 base, the NF4 base and the
+ *            NF4 base with double-quantized scales;
  *   merge    the adapted linear equals its double scalar reference (1e-5 relative); merged
  *            and unmerged forwards agree to 1e-6 (probabilities); merge then unmerge
  *            restores W within float rounding;
@@ -14,12 +15,18 @@
  *            full fine-tuning: see the tolerance at the test;
  *   qlora    NF4 base bytes equal the packing exactly (hand formula), plan == allocation,
  *            QLoRA's planned peak below LoRA's by the weight bytes saved minus the
- *            dequantization tile, base bytes unchanged by training.
+ *            dequantization tile, base bytes unchanged by training; with double-quantized
+ *            scales (QLoRA's): bytes by hand (int8 codes, an fp32 absmax per 256 and the
+ *            mean in place of fp32 scales), the planned peak lower by exactly that saving
+ *            less the decoded-scales buffer, every decoded scale within half a step of
+ *            its fp32 fit, the loss within 1e-2 of fp32 scales', the saving in bits per
+ *            weight (0.37 on tiny; 0.373 on a 4096 x 4096 matrix, QLoRA's figure).
  *   heap     (test_lora heap LIBMT_HEAP.so DIR) LoRA and QLoRA train 3 steps in a child
  *            under the heap profiler: the peak of every category while training (region
  *            "train") equals mt_lora_plan exactly (weights, gradients, optimizer,
  *            activations, act_grads), workspace at least the plan (oneDNN's own buffers
- *            are tagged workspace too); data is the caller's batch (on the stack here).
+ *            are tagged workspace too); data is the caller's batch (on the stack here);
+ *            QLoRA with double-quantized scales too.
  * What it is not for: the plugin (test_lora_plugin.c).
  */
 #include <float.h>
@@ -55,8 +62,9 @@ static struct mt_lora_opts opts(size_t rank, float alpha, int nf4, size_t rows)
     return (struct mt_lora_opts){.rank = rank,
                                  .alpha = alpha,
                                  .targets = 15u,
-                                 .nf4 = nf4,
+                                 .nf4 = nf4 != 0,
                                  .nf4_group = 64,
+                                 .nf4_dq = nf4 == 2, /* 2: double-quantized scales */
                                  .seed = 7,
                                  .max_rows = rows};
 }
@@ -188,7 +196,8 @@ static void grad_check(int nf4)
                     free(p0);
                 }
             }
-    printf("%s grad check: worst relative error %.3g\n", nf4 ? "nf4" : "fp32", worst);
+    printf("%s grad check: worst relative error %.3g\n",
+           nf4 == 2 ? "nf4 dq" : nf4 ? "nf4" : "fp32", worst);
     mt_lora_free(lr);
     mt_gpt_free(m);
 }
@@ -197,6 +206,7 @@ static void test_grad(void)
 {
     grad_check(0);
     grad_check(1);
+    grad_check(2);
 }
 
 static void test_merge(void)
@@ -371,6 +381,61 @@ static void test_fullrank(void)
     free(t2);
 }
 
+/* QLoRA's double-quantized scales against the fp32-scaled NF4 base (m, lr: hand bytes,
+ * planned peak total). */
+static void qlora_dq(struct mt_gpt *m, struct mt_lora *lr, size_t hand, size_t total)
+{
+    struct mt_lora *lq = NULL;
+    struct mt_gpt *mq = frozen(2, 4, &lq, 0);
+    CHECK(mq != NULL, "dq model");
+    if (!mq) return;
+    /* per linear: int8 codes for the scales (192, 64, 256, 256 of them: one block of 256
+     * each), one fp32 absmax, the fp32 mean, the 16-float table, the NF4 codes */
+    size_t hand_dq = 2 * ((4 * (1 + 1 + 16) + 192 * 32 + 192) + (4 * 18 + 64 * 32 + 64) +
+                          (4 * 18 + 256 * 32 + 256) + (4 * 18 + 64 * 128 + 256));
+    size_t scales = 2 * (192 + 64 + 256 + 256), saved = hand - hand_dq;
+    struct mt_lora_plan p;
+    check_plan(mq, lq, &p);
+    CHECK(lq->qm->packed_bytes == hand_dq && p.nf4_bytes == hand_dq && saved == 3 * scales - 2 * 4 * 8,
+          "dq bytes %zu plan %zu hand %zu", lq->qm->packed_bytes, p.nf4_bytes, hand_dq);
+    size_t tq = 0, dqbuf = 256 * sizeof(float); /* the largest layer's scales, decoded */
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        tq += p.bytes[c];
+    CHECK(lq->qm->dq_scales_bytes == dqbuf && total - tq == saved - dqbuf,
+          "dq planned peak %zu vs %zu: want %zu less (buffer %zu)", tq, total, saved - dqbuf,
+          lq->qm->dq_scales_bytes);
+    double worst = 0.0;
+    for (size_t i = 0; i < lq->qm->n_layers; i++) {
+        const struct mt_qtensor *a = lr->qm->layers[i].q, *b = lq->qm->layers[i].q;
+        float *s = malloc(b->n_scale * sizeof *s);
+        mt_qtensor_scales(b, s);
+        for (size_t j = 0; j < b->n_scale; j++) { /* half a step of its block's grid */
+            double step = b->scale_absmax[j / MT_QDQ_BLOCK] / 127.0, e = fabs(s[j] - a->scale[j]);
+            CHECK(b->scale == NULL && e <= 0.5 * step * (1 + 1e-5) + 1e-9,
+                  "layer %zu scale %zu: %g vs fp32 %g (step %g)", i, j, s[j], a->scale[j], step);
+            worst = fmax(worst, e / a->scale[j]);
+        }
+        free(s);
+    }
+    int in[B * T], tg[B * T];
+    for (size_t i = 0; i < B * T; i++)
+        in[i] = (int)(i * 7 % 256), tg[i] = (int)(i * 13 % 256);
+    double l = loss_of(m, in, tg), lq_ = loss_of(mq, in, tg);
+    CHECK(fabs(l - lq_) <= 1e-2 * l, "loss with dq scales %.6f vs fp32 scales %.6f", lq_, l);
+    size_t params = 2 * (192 * 64 + 64 * 64 + 256 * 64 + 64 * 256); /* packed weights */
+    struct mt_qformat f = {.scheme = MT_QS_NF, .bits = 4, .gran = MT_QG_GROUP, .group_size = 64};
+    double big = 8.0 * (double)(mt_qformat_bytes(&f, 4096, 4096) - mt_qformat_bytes_dq(&f, 4096, 4096)) /
+                 (4096.0 * 4096.0);
+    CHECK(fabs(big - (32.0 / 64 - 8.0 / 64 - 32.0 / (64 * 256) - 32.0 / (4096.0 * 4096.0))) < 1e-12 &&
+              fabs(big - 0.373) < 5e-4,
+          "4096 x 4096 saves %.6f bits per weight", big);
+    printf("qlora dq: nf4 %zu -> %zu bytes (%.4f bits per weight saved; 4096 x 4096: %.6f), "
+           "worst scale error %.2g relative, loss %.6f vs %.6f\n",
+           hand, hand_dq, 8.0 * (double)saved / (double)params, big, worst, lq_, l);
+    mt_lora_free(lq);
+    mt_gpt_free(mq);
+}
+
 static void test_qlora(void)
 {
     struct mt_lora *lr = NULL, *lr32 = NULL;
@@ -415,6 +480,7 @@ static void test_qlora(void)
     char err[256];
     CHECK(mt_lora_merge(lr, 1, err, sizeof err) != 0, "merged into an nf4 base");
     free(q0);
+    qlora_dq(m, lr, hand, total);
     free(t);
     mt_lora_free(lr);
     mt_lora_free(lr32);
@@ -461,7 +527,8 @@ static int on_region(const struct mt_heapreport_region *r, void *user)
 static void heap_case(const char *lib, const char *dir, int nf4)
 {
     char report[1024], err[256];
-    snprintf(report, sizeof report, "%s/lora-heap-%s.txt", dir, nf4 ? "nf4" : "fp32");
+    static const char *const kind[] = {"fp32", "nf4", "nf4dq"};
+    snprintf(report, sizeof report, "%s/lora-heap-%s.txt", dir, kind[nf4]);
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
@@ -469,7 +536,7 @@ static void heap_case(const char *lib, const char *dir, int nf4)
         setenv("LD_PRELOAD", lib, 1);
         setenv("MEMTRADE_HEAP_OUT", report, 1);
         setenv("MEMTRADE_HEAP_MODE", "full", 1);
-        char *argv[] = {"/proc/self/exe", "heapchild", nf4 ? "nf4" : "fp32", NULL};
+        char *argv[] = {"/proc/self/exe", "heapchild", (char *)kind[nf4], NULL};
         execv(argv[0], argv);
         _exit(4);
     }
@@ -486,7 +553,7 @@ static void heap_case(const char *lib, const char *dir, int nf4)
     CHECK(mt_lora_plan(&cfg, &o, B, T, &p, err, sizeof err) == 0, "plan: %s", err);
     static const int cats[] = {MT_MEM_WEIGHTS,     MT_MEM_GRADIENTS, MT_MEM_OPTIMIZER,
                                MT_MEM_ACTIVATIONS, MT_MEM_ACT_GRADS, MT_MEM_WORKSPACE};
-    printf("heap %s (train):", nf4 ? "qlora" : "lora");
+    printf("heap %s (train):", nf4 == 2 ? "qlora dq" : nf4 ? "qlora" : "lora");
     for (size_t i = 0; i < sizeof cats / sizeof cats[0]; i++) {
         int c = cats[i];
         long long want = (long long)p.bytes[c];
@@ -504,10 +571,12 @@ static void heap_case(const char *lib, const char *dir, int nf4)
 int main(int argc, char **argv)
 {
 #ifdef MT_TEST_HEAP
-    if (argc == 3 && !strcmp(argv[1], "heapchild")) return heap_child(!strcmp(argv[2], "nf4"));
+    if (argc == 3 && !strcmp(argv[1], "heapchild"))
+        return heap_child(!strcmp(argv[2], "nf4dq") ? 2 : !strcmp(argv[2], "nf4"));
     if (argc == 4 && !strcmp(argv[1], "heap")) {
         heap_case(argv[2], argv[3], 0);
         heap_case(argv[2], argv[3], 1);
+        heap_case(argv[2], argv[3], 2);
         return failures ? 1 : 0;
     }
 #endif

@@ -6,6 +6,7 @@
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
+    MT_DIST_PARAM_OPTIMIZERS,
     {"bucket_mb", MT_PARAM_FLOAT, "0", 0, 4096, NULL,
      "all-reduce bucket size in MiB (0 = one bucket; with overlap, one per layer)"},
     {"overlap", MT_PARAM_BOOL, "off", 0, 0, NULL,

@@ -32,6 +32,9 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
         mt_wl_corpus(ctx, 0, job->recipe.seq, corpus))
         return -1;
     job->data = corpus->train_tokens;
+    if (mt_optim_parse(mt_param_str(ctx, "optimizer"), &job->optimizer))
+        return mt_error(ctx, "optimizer: '%s' is not one of adamw|adamw8|adafactor",
+                        mt_param_str(ctx, "optimizer"));
     switch (strategy) {
     case MT_DIST_DP:
         job->bucket_mb = mt_param_float(ctx, "bucket_mb");
@@ -146,6 +149,23 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy)
         rc = -1;
     } else { /* region "train": the loop's */
         rc = mt_dist_train(&d, &job, &res, err, sizeof err);
+    }
+    struct mt_dist_optim_plan op;
+    if (rc == 0 && mt_dist_optim_plan(&job, d.nranks, d.rank, &op, err, sizeof err) == 0) {
+        /* the plan is what the ledger saw (every rank checks its own, then all agree);
+         * adamw's is train_peak_optimizer_bytes' 8 (bf16: 12) x slice, not reported again */
+        if (job.optimizer != MT_OPTIM_ADAMW)
+            mt_metric(ctx, "optimizer_plan_bytes", (double)op.state_bytes, "bytes");
+        if (op.state_bytes != res.peak[MT_MEM_OPTIMIZER])
+            snprintf(err, sizeof err, "optimizer plan %zu bytes, %zu allocated (rank %d)",
+                     op.state_bytes, res.peak[MT_MEM_OPTIMIZER], d.rank);
+        rc = op.state_bytes != res.peak[MT_MEM_OPTIMIZER];
+    } else if (rc == 0) {
+        rc = -1;
+    }
+    if (mt_dist_any(&d, rc) && !rc) {
+        snprintf(err, sizeof err, "another rank's optimizer plan differs from its allocation");
+        rc = -1;
     }
     if (rc == 0) {
         report_rank(ctx, &job, &res);

@@ -37,19 +37,25 @@
         "ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"   \
     }
 
-/* `optimizer`: the sharded engines update with fp32 AdamW over each rank's owned range;
- * the training-memory plugins' adamw8 and adafactor (workloads/train/optim.h) are not
- * ported to the shards, so the choice lists only adamw and the harness refuses the
- * others by name before any rank starts. */
+/* `optimizer`: data_parallel and zero update their range with fp32 AdamW, 8-bit AdamW or
+ * Adafactor (doptim.h; fp32 precision); tensor_parallel and pipeline_parallel with fp32
+ * AdamW only (their ranges cut matrices apart), so their choice lists only adamw and the
+ * harness refuses the others by name before any rank starts. */
 #define MT_DIST_PARAM_OPTIMIZER                                                                    \
     {                                                                                              \
         "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw",                                      \
-            "fp32 AdamW over the owned range (adamw8/adafactor: grad_accum, mixed_precision, "     \
-            "checkpointing, mempool)"                                                              \
+            "fp32 AdamW over the owned range (adamw8/adafactor: data_parallel, zero, grad_accum, " \
+            "mixed_precision, checkpointing, mempool)"                                             \
+    }
+#define MT_DIST_PARAM_OPTIMIZERS                                                                   \
+    {                                                                                              \
+        "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw|adamw8|adafactor",                     \
+            "fp32 AdamW, 8-bit block-wise AdamW or Adafactor over the owned range (ZeRO: ranges "  \
+            "start on an 8-bit block / an Adafactor matrix; precision=fp32)"                       \
     }
 
-/* The baseline training parameters, `ranks`, `eval_tokens` and `optimizer`, in this
- * order. */
+/* The baseline training parameters, `ranks` and `eval_tokens`, in this order (each
+ * plugin adds its `optimizer`: MT_DIST_PARAM_OPTIMIZER or MT_DIST_PARAM_OPTIMIZERS). */
 #define MT_DIST_BASE_PARAMS                                                                        \
     MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH, MT_WL_PARAM_STEPS,                                       \
         {"batch",                                                                                  \
@@ -66,8 +72,7 @@
          0,                                                                                        \
          1e12,                                                                                     \
          NULL,                                                                                     \
-         "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"},                               \
-        MT_DIST_PARAM_OPTIMIZER
+         "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"}
 
 /* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */
 #define MT_DIST_PARAM_PRECISION                                                                    \

@@ -4,6 +4,7 @@
  * how gradients are combined and which slice of the flat parameter vector its optimizer
  * updates; the steps, the batch stream and the schedule are the loop's. */
 #include "train.h"
+#include "doptim.h"
 #include "zplan.h"
 
 #include <limits.h>
@@ -66,6 +67,9 @@ struct run {
     struct segs segs;
     size_t lo, hi;                  /* flat range this rank's optimizer updates */
     float *m, *v;                   /* AdamW moments for [lo, hi) */
+    struct mt_dopt dopt;            /* adamw8 / adafactor: the pieces of [lo, hi) */
+    unsigned char *ostate;          /* adamw8 / adafactor: their state (optimizer) */
+    float *colacc;                  /* adafactor: column sums (workspace) */
     float *gshard;                  /* ZeRO-2, 3: reduced gradients of [lo, hi) */
     float *wshard;                  /* ZeRO-3: the fp32 weights of [lo, hi) (weights) */
     int *gcounts, *gdispls;         /* ZeRO-3: one range's all-gather split */
@@ -150,6 +154,11 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "ZeRO stage must be 1, 2 or 3";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
+    else if (job->optimizer != MT_OPTIM_ADAMW && job->strategy != MT_DIST_DP &&
+             job->strategy != MT_DIST_ZERO)
+        why = "optimizer=adamw8/adafactor is implemented for data_parallel and zero only";
+    else if (job->optimizer != MT_OPTIM_ADAMW && job->bf16)
+        why = "optimizer=adamw8/adafactor run with precision=fp32 only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
     else if (job->strategy == MT_DIST_TP && mt_gpt_kv_heads(&job->cfg) % N)
@@ -175,6 +184,9 @@ static void run_free(struct run *r)
     size_t span = r->hi - r->lo;
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->ostate, r->dopt.state_bytes);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->colacc, r->dopt.scratch_bytes);
+    mt_dopt_free(&r->dopt);
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
     mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard, span * sizeof(float));
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, span * sizeof(float));
@@ -301,19 +313,27 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     for (size_t i = 0; i < r->spec.slots; i++)
         r->fwd_req[i] = MPI_REQUEST_NULL;
     r->dres_req = MPI_REQUEST_NULL;
-    if (job->strategy == MT_DIST_ZERO) { /* balanced split: sizes differ by at most one */
-        for (size_t k = 0, off = 0; k < N; k++) {
-            r->counts[k] = (int)(n / N + (k < n % N));
-            r->displs[k] = (int)off;
-            off += (size_t)r->counts[k];
-        }
+    if (job->strategy == MT_DIST_ZERO) { /* balanced, or on 8-bit blocks / Adafactor units */
+        if (mt_dopt_split(&r->spec, job->optimizer, d->nranks, r->counts, r->displs, err, errlen))
+            return -1;
         r->lo = (size_t)r->displs[d->rank];
         r->hi = r->lo + (size_t)r->counts[d->rank];
     }
     size_t span = r->hi - r->lo;
-    r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_m");
-    r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
-    int fail = span && (!r->m || !r->v);
+    int fail = 0;
+    if (job->optimizer == MT_OPTIM_ADAMW) {
+        r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_m");
+        r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
+        fail = span && (!r->m || !r->v);
+    } else {
+        if (mt_dopt_layout(&r->dopt, &r->spec, job->optimizer, r->lo, r->hi, err, errlen))
+            return -1;
+        size_t sb = r->dopt.state_bytes, cb = r->dopt.scratch_bytes;
+        r->ostate = mt_dist_alloc(d, MT_MEM_OPTIMIZER, sb,
+                                  job->optimizer == MT_OPTIM_ADAMW8 ? "adamw8_state" : "adafactor_state");
+        r->colacc = mt_dist_alloc(d, MT_MEM_WORKSPACE, cb, "adafactor_colsum");
+        fail = (sb && !r->ostate) || (cb && !r->colacc);
+    }
     if (job->bf16 && !fail) { /* fp32 master of [lo, hi), bf16 weights and gradients */
         float *flat = zero3 ? NULL : mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
         r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "master_weights");
@@ -374,6 +394,41 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory for the optimizer state or batch");
         return -1;
     }
+    return 0;
+}
+
+int mt_dist_optim_plan(const struct mt_dist_job *job, int nranks, int rank,
+                       struct mt_dist_optim_plan *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (check_job(job, nranks, err, errlen)) return -1;
+    struct mt_shard_spec spec = spec_for(job, nranks, rank);
+    size_t N = (size_t)nranks;
+    p->hi = mt_shard_num_params(&spec);
+    if (job->strategy == MT_DIST_ZERO) {
+        int *counts = calloc(N, sizeof *counts), *displs = calloc(N, sizeof *displs);
+        int rc = !counts || !displs ? -1
+                                    : mt_dopt_split(&spec, job->optimizer, nranks, counts, displs,
+                                                    err, errlen);
+        if (rc == 0) {
+            p->lo = (size_t)displs[rank];
+            p->hi = p->lo + (size_t)counts[rank];
+        } else if (!counts || !displs) {
+            snprintf(err, errlen, "out of memory for the split");
+        }
+        free(counts);
+        free(displs);
+        if (rc) return -1;
+    }
+    if (job->optimizer == MT_OPTIM_ADAMW) {
+        p->state_bytes = (job->bf16 ? 12 : 8) * (p->hi - p->lo);
+        return 0;
+    }
+    struct mt_dopt o;
+    if (mt_dopt_layout(&o, &spec, job->optimizer, p->lo, p->hi, err, errlen)) return -1;
+    p->state_bytes = o.state_bytes;
+    p->scratch_bytes = o.scratch_bytes;
+    mt_dopt_free(&o);
     return 0;
 }
 
@@ -556,6 +611,11 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
     float norm = mt_k_grad_norm(ss, 1.0f);
     r->adam_step++;
+    if (r->job->optimizer != MT_OPTIM_ADAMW) { /* fp32 only: g is the range's gradients */
+        float *w = r->sh->load ? r->wshard : r->sh->params + r->lo;
+        mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, g, rc, lr, norm, r->adam_step);
+        return;
+    }
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
@@ -775,9 +835,14 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     size_t N = (size_t)d->nranks, psi = mt_gpt_num_params(&job->cfg);
     res->flat_params = r.sh->n;
     struct mt_zero_bytes zb; /* K = 12 with fp32 master weights (the paper's mixed precision) */
-    mt_zero_bytes((double)psi, (double)N, job->strategy == MT_DIST_ZERO ? job->zero_stage : 0,
-                  job->bf16, &zb);
+    int stage = job->strategy == MT_DIST_ZERO ? job->zero_stage : 0;
+    mt_zero_bytes((double)psi, (double)N, stage, job->bf16, &zb);
     res->zero_pred_optimizer = zb.optimizer;
+    if (job->optimizer != MT_OPTIM_ADAMW) { /* K: one process's state bytes a parameter */
+        struct mt_optim_plan op;
+        mt_optim_plan(&job->cfg, job->optimizer, 0, &op);
+        res->zero_pred_optimizer = (double)op.state_bytes / (stage ? (double)N : 1.0);
+    }
     res->zero_pred_gradients = zb.gradients;
     res->zero_pred_weights = r.sh->load ? zb.weights : 0.0;
     res->grad_window_bytes = r.spec.grad_window ? r.sh->grads_len * sizeof(float) : 0;

@@ -40,6 +40,7 @@
 #include "data.h"
 #include "dist.h"
 #include "gpt.h"
+#include "optim.h"
 
 enum mt_dist_strategy { MT_DIST_DP, MT_DIST_ZERO, MT_DIST_TP, MT_DIST_PP };
 
@@ -55,6 +56,9 @@ struct mt_dist_job {
     int zero_prefetch;    /* ZeRO-3: gather the next layer (non-blocking) while one computes,
                            * into a second layer window */
     int bf16;             /* DP, ZeRO: mixed precision (see above) */
+    enum mt_optim_kind optimizer; /* DP, ZeRO (fp32): adamw (default), or adamw8 / adafactor
+                                   * over the rank's range (doptim.h: ZeRO's ranges start
+                                   * on an 8-bit block / an Adafactor unit) */
     size_t micro_batches; /* PP: micro-batches per step (divides B) */
     int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
     int crash_rank;       /* tests: this rank raises SIGSEGV in step 1; -1 = none */
@@ -86,6 +90,17 @@ struct mt_dist_result {
     double comm_s, bytes_sent, bytes_recv;
     uint64_t comm_calls;
 };
+
+/* The optimizer state rank `rank` of `nranks` holds for job, exactly as mt_dist_train
+ * allocates it: its flat range [lo, hi), the bytes under MT_MEM_OPTIMIZER (adamw: m and v,
+ * 8 a float, with bf16 also the fp32 master, 12; adamw8 / adafactor: doptim.h's state)
+ * and under MT_MEM_WORKSPACE (adafactor's column sums). Pure (no MPI). Returns 0, or -1
+ * with a message (the job's own errors, as mt_dist_train gives them). */
+struct mt_dist_optim_plan {
+    size_t lo, hi, state_bytes, scratch_bytes;
+};
+int mt_dist_optim_plan(const struct mt_dist_job *job, int nranks, int rank,
+                       struct mt_dist_optim_plan *p, char *err, size_t errlen);
 
 /* Trains as described above. Collective: every rank of d calls it with the same job.
  * Checks the job against d->nranks first (e.g. ranks must divide the batch for DP/ZeRO,

@@ -13,6 +13,7 @@
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
+    MT_DIST_PARAM_OPTIMIZERS,
     {"stage", MT_PARAM_INT, "1", 1, 3, "1|2|3",
      "1: shard optimizer state; 2: also gradients; 3: also weights (gathered per layer)"},
     {"prefetch", MT_PARAM_BOOL, "on", 0, 0, NULL,

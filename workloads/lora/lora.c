@@ -62,12 +62,15 @@ static size_t up(size_t n, size_t a)
     return (n + a - 1) / a * a;
 }
 
-/* Bytes of an NF4 tensor of n rows of k with `group` columns per scale: the packing's own
- * layout (qformat.h), so the plan cannot drift from what mt_qmodel_build allocates. */
-static size_t nf4_bytes(size_t n, size_t k, size_t group)
+/* The NF4 format of o: 4 bits, `nf4_group` columns per scale (double-quantized with
+ * nf4_dq). The packing's own layout (qformat.h) sizes the plan, so it cannot drift from
+ * what mt_qmodel_build allocates. */
+static struct mt_qformat nf4_format(const struct mt_lora_opts *o)
 {
-    struct mt_qformat f = {.scheme = MT_QS_NF, .bits = 4, .gran = MT_QG_GROUP, .group_size = group};
-    return mt_qformat_bytes(&f, n, k);
+    return (struct mt_qformat){.scheme = MT_QS_NF,
+                               .bits = 4,
+                               .gran = MT_QG_GROUP,
+                               .group_size = o->nf4_group};
 }
 
 int mt_lora_plan(const struct mt_gpt_config *cfg, const struct mt_lora_opts *o, size_t B, size_t T,
@@ -78,12 +81,17 @@ int mt_lora_plan(const struct mt_gpt_config *cfg, const struct mt_lora_opts *o, 
     if (!mt_gpt_memory(cfg, B, T, MT_GPT_FROZEN, model, err, errlen)) return -1;
     if (!o->rank || !o->targets || o->targets >> N_TARGETS)
         return fail(err, errlen, "lora: rank must be >= 1 and targets a non-empty set");
-    size_t L = cfg->n_layer, per_layer = 0, max_in = 0;
+    size_t L = cfg->n_layer, per_layer = 0, max_in = 0, dq = 0;
+    struct mt_qformat f = nf4_format(o);
     for (int t = 0; t < N_TARGETS; t++) {
         size_t din, dout;
         lin_shape(cfg, t, &din, &dout);
         if (din > max_in) max_in = din;
-        if (o->nf4) p->nf4_bytes += L * nf4_bytes(dout, din, o->nf4_group);
+        if (o->nf4)
+            p->nf4_bytes += L * (o->nf4_dq ? mt_qformat_bytes_dq(&f, dout, din)
+                                           : mt_qformat_bytes(&f, dout, din));
+        if (o->nf4 && o->nf4_dq && mt_qformat_scale_count(&f, dout, din) * sizeof(float) > dq)
+            dq = mt_qformat_scale_count(&f, dout, din) * sizeof(float);
         if (!(o->targets & (1u << t))) continue;
         if (o->rank > (din < dout ? din : dout)) {
             snprintf(err, errlen, "lora: rank %zu exceeds min(in, out) = %zu of a target", o->rank,
@@ -108,7 +116,7 @@ int mt_lora_plan(const struct mt_gpt_config *cfg, const struct mt_lora_opts *o, 
     p->adapter_opt = 2 * p->adapter_weights;
     p->activations = model[MT_MEM_ACTIVATIONS] + model[MT_MEM_ACT_GRADS];
     p->workspace = model[MT_MEM_WORKSPACE] + 2 * o->max_rows * o->rank * sizeof(float) +
-                   (o->nf4 ? MT_LORA_TILE * max_in * sizeof(float) : 0);
+                   (o->nf4 ? MT_LORA_TILE * max_in * sizeof(float) : 0) + dq;
     p->data = 2 * B * T * sizeof(int);
     p->bytes[MT_MEM_WEIGHTS] = p->base_weights + p->adapter_weights;
     p->bytes[MT_MEM_GRADIENTS] = p->adapter_grads;
@@ -265,8 +273,8 @@ int mt_lora_attach(struct mt_lora **out, struct mt_gpt *m, const struct mt_lora_
             off += r * (din + dout);
         }
     if (o->nf4) {
-        struct mt_qmodel_opts qo = {.fmt = {MT_QS_NF, 4, MT_QG_GROUP, o->nf4_group, 0},
-                                    .act = MT_QACT_F32};
+        struct mt_qmodel_opts qo = {
+            .fmt = nf4_format(o), .act = MT_QACT_F32, .double_quant = o->nf4_dq};
         if (mt_qmodel_build(&lr->qm, m, &qo, err, errlen)) {
             mt_lora_free(lr);
             return -1;
@@ -302,7 +310,8 @@ void mt_lora_bytes(const struct mt_lora *lr, size_t bytes[MT_MEM_CAT_COUNT])
     bytes[MT_MEM_OPTIMIZER] += 2 * n;
     bytes[MT_MEM_WORKSPACE] +=
         2 * lr->o.max_rows * lr->o.rank * sizeof(float) +
-        (lr->tile ? MT_LORA_TILE * 4 * lr->m->cfg.n_embd * sizeof(float) : 0);
+        (lr->tile ? MT_LORA_TILE * 4 * lr->m->cfg.n_embd * sizeof(float) : 0) +
+        (lr->qm ? lr->qm->dq_scales_bytes : 0);
 }
 
 int mt_lora_merge(struct mt_lora *lr, int merge, char *err, size_t errlen)

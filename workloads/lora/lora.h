@@ -13,8 +13,10 @@
  * MT_LORA_TILE rows at a time: never the whole matrix) plus the adapter path, and
  * accumulates dA and dB. mt_lora_engine is the one training loop's engine (loop.h) for it.
  * With `nf4` the base's block linears are packed by the quantize workload's qmodel (NF4
- * levels, one fp32 scale per group: today's packing has no double-quantized scales) and
- * the forward runs through its packed kernels.
+ * levels, one scale per group; `nf4_dq`: the scales double-quantized as QLoRA does, 8-bit
+ * codes in blocks of 256 with an fp32 absmax each and the tensor's mean, qformat.h) and
+ * the forward runs through its packed kernels (with nf4_dq each GEMM first decodes its
+ * layer's scales into a workspace buffer of the largest layer's scales).
  * Merge and unmerge fold (alpha / rank) B A into W and back (fp32 base only).
  * What it is not for: the LM head / embedding (frozen, never adapted), or the harness
  * (lora_plugin.c reports).
@@ -44,6 +46,7 @@ struct mt_lora_opts {
     unsigned targets; /* bit (1u << MT_LIN_x) per adapted linear (QKV .. FCPROJ) */
     int nf4;          /* QLoRA: the frozen base's block linears packed NF4 */
     size_t nf4_group; /* columns per NF4 scale (32, 64, 128) */
+    int nf4_dq;       /* nf4: double-quantized scales (QLoRA) */
     uint64_t seed;    /* A's initialization */
     size_t max_rows;  /* most rows a linear sees (training B*T, evaluation B*T) */
 };
@@ -62,7 +65,8 @@ struct mt_lora_plan {
     size_t adapter_grads;   /* the same again */
     size_t adapter_opt;     /* AdamW m and v: twice that */
     size_t activations;     /* the frozen model's activations and activation gradients */
-    size_t workspace;       /* the model's workspace, the adapters' scratch, the NF4 tile */
+    size_t workspace;       /* the model's workspace, the adapters' scratch, the NF4 tile,
+                             * nf4_dq: one layer's decoded scales */
     size_t data;            /* the batch in flight (inputs and targets) */
     size_t trainable;       /* adapter parameters */
 };

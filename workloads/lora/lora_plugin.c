@@ -1,5 +1,6 @@
 /* lora_plugin.c — the `lora` workload plugin: fine-tunes the cached baseline with low-rank
- * adapters (base frozen; `base=nf4` is QLoRA), then serves the merged model (QLoRA: the
+ * adapters (base frozen; `base=nf4` is QLoRA, its scales double-quantized unless
+ * `double_quant=off`), then serves the merged model (QLoRA: the
  * packed base with its adapters, unmerged) through the one serving measurement.
  *
  * What it is for: loading the cached reference (`model`, `steps`, ... as every
@@ -41,6 +42,7 @@ static int read_opts(struct mt_ctx *ctx, struct mt_lora_opts *o)
     o->alpha = (float)mt_param_float(ctx, "alpha");
     o->nf4 = strcmp(mt_param_str(ctx, "base"), "nf4") == 0;
     o->nf4_group = (size_t)mt_param_int(ctx, "nf4_group");
+    o->nf4_dq = mt_param_bool(ctx, "double_quant");
     return 0;
 }
 
@@ -241,8 +243,11 @@ static const struct mt_param_spec params[] = {
     {"targets", MT_PARAM_STRING, "qkv,proj,fc,fcproj", 0, 0, NULL,
      "adapted linears: comma-separated qkv|proj|fc|fcproj, or all"},
     {"base", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|nf4",
-     "frozen base: fp32, or NF4-packed (QLoRA; fp32 group scales, no double quantization)"},
+     "frozen base: fp32, or NF4-packed (QLoRA)"},
     {"nf4_group", MT_PARAM_INT, "64", 32, 128, "32|64|128", "base=nf4: columns per scale"},
+    {"double_quant", MT_PARAM_BOOL, "on", 0, 0, NULL,
+     "base=nf4: the group scales double-quantized as QLoRA does (8-bit codes in blocks of 256, "
+     "an fp32 absmax each, the mean); off: fp32 scales"},
     {"finetune", MT_PARAM_STRING, "", 0, 0, NULL,
      "fine-tuning text file (empty = the last finetune_frac of the training split)"},
     {"finetune_frac", MT_PARAM_FLOAT, "0.1", 0.001, 1.0, NULL,

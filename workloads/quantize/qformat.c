@@ -431,12 +431,24 @@ static float decode_with(const struct mt_qtensor *qt, float s, float off, const 
     }
 }
 
+/* Scale i of a double-quantized tensor, decoded: the one rule of every reader. */
+static float dq_scale(const struct mt_qtensor *qt, size_t i)
+{
+    return *qt->scale_mean + qt->scale_absmax[i / MT_QDQ_BLOCK] * (float)qt->scale_code[i] / 127.0f;
+}
+
+void mt_qtensor_scales(const struct mt_qtensor *qt, float *out)
+{
+    for (size_t i = 0; i < qt->n_scale; i++)
+        out[i] = qt->scale ? qt->scale[i] : dq_scale(qt, i);
+}
+
 /* Unit u of row r's metadata, as encode_with and decode_with take it. */
 static void unit_meta(const struct mt_qtensor *qt, size_t r, size_t u, float *s, float *off,
                       const float **lut)
 {
     size_t mi = mt_q_meta(qt, r, u);
-    *s = qt->scale ? qt->scale[mi] : 0.0f;
+    *s = qt->scale ? qt->scale[mi] : qt->scale_code ? dq_scale(qt, mi) : 0.0f;
     *off = qt->offset ? qt->offset[mi] : 0.0f;
     *lut = qt->fmt.scheme == MT_QS_KMEANS ? mt_q_lut(qt, r, u) : qt->lut;
 }
@@ -677,7 +689,8 @@ static int fit(struct mt_qtensor *qt, const float *w)
 /* The layout of a tensor of n rows of k in format f: every size field of *qt (no
  * pointer); qt->bytes is the one allocation's size. The one rule of mt_qtensor_pack and
  * mt_qformat_bytes. */
-static void qformat_layout(struct mt_qtensor *qt, const struct mt_qformat *f, size_t n, size_t k)
+static void qformat_layout(struct mt_qtensor *qt, const struct mt_qformat *f, size_t n, size_t k,
+                           int dq)
 {
     qt->fmt = *f;
     qt->n = n;
@@ -705,14 +718,94 @@ static void qformat_layout(struct mt_qtensor *qt, const struct mt_qformat *f, si
     }
     size_t meta = (qt->n_scale + qt->n_offset + qt->n_lut) * sizeof(float);
     qt->bytes = meta + n * qt->row_bytes;
+    if (dq) { /* fp32 scales out; their block absmax, mean and int8 codes in */
+        qt->n_scale_blk = (qt->n_scale + MT_QDQ_BLOCK - 1) / MT_QDQ_BLOCK;
+        qt->bytes += (qt->n_scale_blk + 1) * sizeof(float) + qt->n_scale - qt->n_scale * sizeof(float);
+    }
+}
+
+size_t mt_qformat_scale_count(const struct mt_qformat *f, size_t n, size_t k)
+{
+    struct mt_qtensor qt;
+    memset(&qt, 0, sizeof qt);
+    qformat_layout(&qt, f, n, k, 0);
+    return qt.n_scale;
 }
 
 size_t mt_qformat_bytes(const struct mt_qformat *f, size_t n, size_t k)
 {
     struct mt_qtensor qt;
     memset(&qt, 0, sizeof qt);
-    qformat_layout(&qt, f, n, k);
+    qformat_layout(&qt, f, n, k, 0);
     return qt.bytes;
+}
+
+size_t mt_qformat_bytes_dq(const struct mt_qformat *f, size_t n, size_t k)
+{
+    struct mt_qtensor qt;
+    memset(&qt, 0, sizeof qt);
+    qformat_layout(&qt, f, n, k, 1);
+    return qt.bytes;
+}
+
+/* The double quantization of t0's fp32 scales into a new tensor of format f (see
+ * qformat.h), whose codes are then chosen against the decoded scales. */
+static struct mt_qtensor *double_quant(const struct mt_qtensor *t0, const float *w, char *err,
+                                       size_t errlen)
+{
+    struct mt_qtensor *qt = calloc(1, sizeof *qt);
+    if (qt) {
+        qformat_layout(qt, &t0->fmt, t0->n, t0->k, 1);
+        int prev = mt_memcat_set(MT_MEM_WEIGHTS);
+        qt->block = calloc(1, qt->bytes);
+        mt_memcat_set(prev);
+    }
+    if (!qt || !qt->block) {
+        snprintf(err, errlen, "out of memory double-quantizing %zu scales", t0->n_scale);
+        free(qt);
+        return NULL;
+    }
+    float *fp = qt->block;
+    qt->scale_absmax = fp;
+    qt->scale_mean = fp + qt->n_scale_blk;
+    qt->lut = qt->scale_mean + 1;
+    qt->codes = (uint8_t *)(qt->lut + qt->n_lut);
+    qt->scale_code = (int8_t *)(qt->codes + qt->n * qt->row_bytes);
+    memcpy(qt->lut, t0->lut, qt->n_lut * sizeof(float));
+    double sum = 0.0;
+    for (size_t i = 0; i < t0->n_scale; i++)
+        sum += t0->scale[i];
+    *qt->scale_mean = (float)(sum / (double)t0->n_scale);
+    for (size_t b = 0; b < qt->n_scale_blk; b++) {
+        size_t i0 = b * MT_QDQ_BLOCK, i1 = i0 + MT_QDQ_BLOCK < t0->n_scale ? i0 + MT_QDQ_BLOCK : t0->n_scale;
+        float a = 0.0f;
+        for (size_t i = i0; i < i1; i++)
+            a = fmaxf(a, fabsf(t0->scale[i] - *qt->scale_mean));
+        qt->scale_absmax[b] = a;
+        for (size_t i = i0; i < i1; i++) /* |q| <= 127 by the choice of a */
+            qt->scale_code[i] =
+                (int8_t)(a > 0.0f ? lrintf(127.0f * (t0->scale[i] - *qt->scale_mean) / a) : 0);
+    }
+    if (mt_qtensor_encode(qt, w)) {
+        snprintf(err, errlen, "out of memory encoding %zu x %zu weights", qt->n, qt->k);
+        mt_qtensor_free(qt);
+        return NULL;
+    }
+    return qt;
+}
+
+struct mt_qtensor *mt_qtensor_pack_dq(const float *w, size_t n, size_t k,
+                                      const struct mt_qformat *f, char *err, size_t errlen)
+{
+    if (f->scheme != MT_QS_NF && f->scheme != MT_QS_LOG) {
+        snprintf(err, errlen, "double-quantized scales need scheme nf or log, not %s",
+                 mt_qscheme_name(f->scheme));
+        return NULL;
+    }
+    struct mt_qtensor *t0 = mt_qtensor_pack(w, n, k, f, err, errlen); /* fp32 scales fitted */
+    struct mt_qtensor *qt = t0 ? double_quant(t0, w, err, errlen) : NULL;
+    mt_qtensor_free(t0);
+    return qt;
 }
 
 struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const struct mt_qformat *f,
@@ -733,7 +826,7 @@ struct mt_qtensor *mt_qtensor_pack(const float *w, size_t n, size_t k, const str
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    qformat_layout(qt, f, n, k);
+    qformat_layout(qt, f, n, k, 0);
     int prev = mt_memcat_set(MT_MEM_WEIGHTS);
     qt->block = calloc(1, qt->bytes);
     mt_memcat_set(prev);

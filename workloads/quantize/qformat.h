@@ -30,6 +30,19 @@
  * The allocation is [scale floats][offset floats][lut floats][codes], no padding, so
  * mt_qtensor_bytes = 4*(n_scale + n_offset + n_lut) + n*row_bytes exactly.
  *
+ * Double-quantized scales (QLoRA, Dettmers et al. 2023; nf and log, the schemes whose
+ * units have a scale and no offset): the fp32 scales are not stored. Their mean m is
+ * subtracted, and the centred scales are quantized to 8 bits in blocks of MT_QDQ_BLOCK,
+ * one fp32 absmax a per block: code q = round(127 (s - m) / a), s' = m + a q / 127
+ * (bitsandbytes' compress_statistics keeps the mean the same way; its 8-bit map is its
+ * dynamic one, ours linear int8, which the centred, narrow spread of the scales suits).
+ * The codes are chosen against the decoded s'. Layout [absmax floats][m][lut floats]
+ * [codes][int8 scale codes]: mt_qtensor_bytes = 4*(n_scale_blk + 1 + n_lut) +
+ * n*row_bytes + n_scale. scale is NULL; kernels get a view whose scale points at
+ * mt_qtensor_scales' decoding (qmodel.c does that per GEMM, as bitsandbytes decodes the
+ * absmax before its 4-bit kernels). With groups of 64 the scales go from 32/64 = 0.5 to
+ * 8/64 + 32/(64*256) (+ 32 / weights for m) bits per weight: 0.373 saved, QLoRA's figure.
+ *
  * Thread safety: a packed tensor is immutable after packing; any number of threads may
  * read it. Packing and freeing are not thread-safe with respect to the same tensor.
  */
@@ -57,6 +70,7 @@ enum mt_qscheme {
 enum mt_qgran { MT_QG_TENSOR = 0, MT_QG_CHANNEL = 1, MT_QG_GROUP = 2, MT_QG_COUNT = 3 };
 
 #define MT_QBLOCK 64     /* codes per packed block */
+#define MT_QDQ_BLOCK 256 /* double-quantized scales per fp32 absmax */
 #define MT_QLOG_MU 16.0f /* companding strength of the `log` scheme */
 
 struct mt_qformat {
@@ -86,6 +100,10 @@ struct mt_qtensor {
     uint8_t *codes;                  /* n * row_bytes */
     void *block;                     /* the one allocation holding all of the above */
     size_t bytes;                    /* its exact size */
+    /* double_quant (scale is NULL): n_scale int8 codes, n_scale_blk fp32 absmax, the mean */
+    int8_t *scale_code;
+    float *scale_absmax, *scale_mean;
+    size_t n_scale_blk;
 };
 
 /* Contract: name <-> enum for schemes ("fp16", "bf16", "linear-asym", "linear-sym",
@@ -124,6 +142,21 @@ size_t mt_qtensor_bytes(const struct mt_qtensor *qt);
  * (codes, scales, zero points and codebooks: mt_qtensor_bytes of the packed tensor),
  * without packing anything. Pure; f must pass mt_qformat_check. */
 size_t mt_qformat_bytes(const struct mt_qformat *f, size_t n, size_t k);
+
+/* Contract: mt_qtensor_pack with the scales double-quantized (see above; f's scheme nf or
+ * log, else NULL with a message), and mt_qformat_bytes of such a tensor. */
+struct mt_qtensor *mt_qtensor_pack_dq(const float *w, size_t n, size_t k,
+                                      const struct mt_qformat *f, char *err, size_t errlen);
+size_t mt_qformat_bytes_dq(const struct mt_qformat *f, size_t n, size_t k);
+
+/* Contract: the number of unit scales of n rows of k in format f (stored as fp32, or
+ * double-quantized). Pure; f must pass mt_qformat_check. */
+size_t mt_qformat_scale_count(const struct mt_qformat *f, size_t n, size_t k);
+
+/* Contract: out[n_scale] = the tensor's unit scales as its decoding uses them (fp32, or
+ * decoded from the double quantization). A kernel reads `scale` directly: for a
+ * double-quantized tensor, call it with a copy of *qt whose scale is out. */
+void mt_qtensor_scales(const struct mt_qtensor *qt, float *out);
 
 /* Contract: 8 * mt_qtensor_bytes / (n * k). */
 double mt_qtensor_bits_per_weight(const struct mt_qtensor *qt);

@@ -34,7 +34,12 @@ static int qhook(void *user, size_t layer, enum mt_linear which, const float *in
         impl = mt_qgemm_pick(ql->q, rows, qm->opts.act);
         qm->scalar_fallbacks += impl == MT_QIMPL_SCALAR;
     }
-    if (mt_qgemm(qm->ws, ql->q, in, rows, out, qm->opts.act, impl, qm->hook_err,
+    struct mt_qtensor view = *ql->q; /* double_quant: the scales decoded for the kernel */
+    if (ql->q->scale_code) {
+        mt_qtensor_scales(ql->q, qm->dq_scales);
+        view.scale = qm->dq_scales;
+    }
+    if (mt_qgemm(qm->ws, &view, in, rows, out, qm->opts.act, impl, qm->hook_err,
                  sizeof qm->hook_err))
         return -1;
     qm->impl_calls[impl]++;
@@ -225,6 +230,8 @@ static int pack_layer(struct mt_qmodel *qm, struct mt_qlayer *ql, float *w, char
     if (f.bits == 16 && qm->opts.fmt.bits != 16) meth = MT_QM_RTN; /* a layer kept 16-bit */
     if (meth == MT_QM_HQQ) /* calibration-free: the head too */
         ql->q = mt_qtensor_pack_hqq(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);
+    else if (qm->opts.double_quant)
+        ql->q = mt_qtensor_pack_dq(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);
     else if (ql->which == MT_LIN_LMHEAD || meth == MT_QM_RTN)
         ql->q = mt_qtensor_pack(w, ql->out_dim, ql->in_dim, &f, e, sizeof e);
     else if (meth == MT_QM_GPTQ)
@@ -302,6 +309,11 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
         snprintf(err, errlen, "method smoothquant is for int8 activations (W8A8)");
         return -1;
     }
+    if (o->double_quant && o->method != MT_QM_RTN) {
+        snprintf(err, errlen, "double-quantized scales are packed by rtn only, not %s",
+                 mt_qmethod_name(o->method));
+        return -1;
+    }
     struct mt_qmodel *qm = calloc(1, sizeof *qm);
     size_t L = m->cfg.n_layer;
     if (!qm) goto oom;
@@ -334,6 +346,15 @@ int mt_qmodel_build(struct mt_qmodel **out, struct mt_gpt *m, const struct mt_qm
             goto fail;
         }
     }
+    for (size_t i = 0; o->double_quant && i < qm->n_layers; i++)
+        if (qm->layers[i].q->n_scale * sizeof(float) > qm->dq_scales_bytes)
+            qm->dq_scales_bytes = qm->layers[i].q->n_scale * sizeof(float);
+    if (qm->dq_scales_bytes) {
+        int prev = mt_memcat_set(MT_MEM_WORKSPACE);
+        qm->dq_scales = malloc(qm->dq_scales_bytes);
+        mt_memcat_set(prev);
+        if (!qm->dq_scales) goto oom;
+    }
     unsigned char drop[MT_P_COUNT] = {0};
     drop[MT_P_QKVW] = drop[MT_P_ATTPROJW] = drop[MT_P_FCW] = drop[MT_P_FCPROJW] = 1;
     drop[MT_P_WTE] = (unsigned char)(o->embedding != 0);
@@ -355,6 +376,7 @@ oom:
     snprintf(err, errlen, "out of memory packing the model");
 fail:
     if (qm) {
+        free(qm->dq_scales);
         free_layers(qm);
         mt_qws_destroy(qm->ws);
         free(qm);
@@ -374,6 +396,7 @@ void mt_qmodel_free(struct mt_qmodel *qm)
         qm->m->embed_hook.user = NULL;
     }
     free_layers(qm);
+    free(qm->dq_scales);
     mt_qws_destroy(qm->ws);
     free(qm);
 }

@@ -76,6 +76,8 @@ struct mt_qmodel_opts {
      * a low width (mt_qmodel_layer_fmt); a 16-bit layer is packed plainly whatever the
      * method. The LM head (embedding) keeps fmt. `memtrade fit` chooses them. */
     const unsigned char *layer_bits;
+    int double_quant; /* nf/log, rtn: the scales double-quantized (mt_qtensor_pack_dq); each
+                       * GEMM decodes its layer's scales first (dq_scales) */
 };
 
 /* Contract: the format block linear i (index 4 * block + which) is packed in: o->fmt, with
@@ -112,6 +114,10 @@ struct mt_qmodel {
      * fallback would misstate every speed this model reports. */
     size_t impl_calls[4];
     size_t scalar_fallbacks;
+    /* double_quant: one packed layer's scales decoded for its GEMM (workspace, the
+     * most scales of a layer: dq_scales_bytes), as the kernels read fp32 scales */
+    float *dq_scales;
+    size_t dq_scales_bytes;
 };
 
 /* Contract: packs m's linear layers per `o`, frees the fp32 linear weights (m->params is

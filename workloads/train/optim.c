@@ -253,6 +253,15 @@ static struct units units_of(const struct mt_gpt_config *cfg, enum mt_optim_kind
     return u;
 }
 
+void mt_optim_unit_shape(const struct mt_gpt_config *cfg, int p, size_t *count, size_t *rows,
+                         size_t *cols)
+{
+    struct units u = units_of(cfg, MT_OPTIM_ADAMW, p);
+    *count = u.count;
+    *rows = u.rows;
+    *cols = u.cols;
+}
+
 static size_t unit_elems(const struct units *u)
 {
     return u->rows * (u->cols ? u->cols : 1);
@@ -542,17 +551,23 @@ int mt_optim_update(struct mt_optim *o, size_t c, float *w, float *g, const stru
         st = buf_of(o, c);
     }
     size_t per = unit_elems(u);
-    for (size_t i = 0; i < h->u1 - h->u0; i++) {
-        float *wi = w + i * per, *gi = g + i * per;
-        unsigned char *s = st + i * u->bytes;
-        if (o->kind == MT_OPTIM_ADAMW) /* 8 bytes a parameter: floats stay aligned */
-            mt_k_adamw(wi, gi, (float *)(void *)s, (float *)(void *)s + per, per, a);
-        else if (o->kind == MT_OPTIM_ADAMW8)
-            mt_q8_adamw_unit(wi, gi, s, per, a, &o->mm, &o->mv, 0);
-        else
-            mt_adafactor_unit(wi, gi, (float *)(void *)s, u->rows, u->cols, o->colacc, a);
-    }
+    for (size_t i = 0; i < h->u1 - h->u0; i++)
+        mt_optim_unit_step(o->kind, w + i * per, g + i * per, st + i * u->bytes, u->rows, u->cols,
+                           o->colacc, a, &o->mm, &o->mv);
     return 0;
+}
+
+void mt_optim_unit_step(enum mt_optim_kind k, float *w, float *g, unsigned char *state, size_t rows,
+                        size_t cols, float *colacc, const struct mt_adamw_args *a,
+                        const struct mt_q8_map *mm, const struct mt_q8_map *mv)
+{
+    size_t per = rows * (cols ? cols : 1);
+    if (k == MT_OPTIM_ADAMW) /* 8 bytes a parameter: floats stay aligned */
+        mt_k_adamw(w, g, (float *)(void *)state, (float *)(void *)state + per, per, a);
+    else if (k == MT_OPTIM_ADAMW8)
+        mt_q8_adamw_unit(w, g, state, per, a, mm, mv, 0);
+    else
+        mt_adafactor_unit(w, g, (float *)(void *)state, rows, cols, colacc, a);
 }
 
 int mt_optim_end(struct mt_optim *o, char *err, size_t errlen)

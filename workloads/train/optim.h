@@ -77,6 +77,21 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
 void mt_adafactor_unit(float *p, float *g, float *state, size_t rows, size_t cols, float *colacc,
                        const struct mt_adamw_args *a);
 
+/* The unit shape of parameter tensor p of cfg (see "units" above): *count units of rows x
+ * cols (cols = 0: vectors of rows elements); *count = 0 for a tensor cfg does not have.
+ * A layer tensor [L, rows, cols] or [L, n] is L units; the others are one. Pure. */
+void mt_optim_unit_shape(const struct mt_gpt_config *cfg, int p, size_t *count, size_t *rows,
+                         size_t *cols);
+
+/* One update of one unit by kind k (adamw: state = m then v, 8 bytes an element; adamw8:
+ * mt_q8_adamw_unit with the maps mm, mv; adafactor: mt_adafactor_unit with colacc of
+ * cols floats). An adamw8 unit may be any run of a tensor that starts on one of its
+ * blocks (rows = the run's elements, cols = 0); an adafactor unit must be whole. g is
+ * zeroed. This is the one dispatch mt_optim_update and the distributed engine share. */
+void mt_optim_unit_step(enum mt_optim_kind k, float *w, float *g, unsigned char *state, size_t rows,
+                        size_t cols, float *colacc, const struct mt_adamw_args *a,
+                        const struct mt_q8_map *mm, const struct mt_q8_map *mv);
+
 /* State bytes of one unit of rows x cols (cols = 0: a vector of rows) for kind k:
  * adamw 8 rows cols, adamw8 2 n + 8 ceil(n / MT_Q8_BLOCK), adafactor 4 (rows + cols) or
  * 4 rows for a vector. */

@@ -1,0 +1,63 @@
+/* doptim.h — 8-bit AdamW and Adafactor (workloads/train/optim.h) on a rank's range of the
+ * flat parameter vector of a data-parallel or ZeRO shard (shard.h).
+ *
+ * What it is for: where the ranks' ranges may start, the state a range holds and its
+ * update, so that a sharded step is the single-process step of the same optimizer:
+ * optim.h quantizes in blocks of MT_Q8_BLOCK counted from the start of each unit (a
+ * layer's matrix or vector, wte, wpe, ...), and Adafactor's row and column statistics
+ * need a whole matrix. So adamw8 ranges start on a block of a unit (a rank quantizes
+ * whole blocks, the ones one process would) and adafactor ranges on a unit (a rank owns
+ * whole matrices, their factored statistics and nothing else). Plain AdamW keeps the
+ * balanced split (sizes differ by at most one float) and its m/v slabs in train.c.
+ * What it is not for: the kernels (optim.c), the gradient norm and the reductions
+ * (train.c), tensor- or pipeline-parallel shards (their ranges cut matrices apart).
+ *
+ * Errors: -1 with a message (out of memory). Thread safety: one per rank.
+ */
+#ifndef MT_DIST_DOPTIM_H
+#define MT_DIST_DOPTIM_H
+
+#include <stddef.h>
+
+#include "optim.h"
+#include "shard.h"
+
+/* A unit of the optimizer inside a rank's range: flat [lo, hi) of tensor p, its shape
+ * (adamw8: rows = hi - lo, cols = 0; adafactor: the unit's rows x cols) and its state at
+ * byte `off` of the rank's state. */
+struct mt_dopt_piece {
+    size_t lo, hi, rows, cols, off;
+    int p;
+};
+
+struct mt_dopt {
+    enum mt_optim_kind kind;
+    size_t lo, hi; /* the rank's flat range */
+    struct mt_dopt_piece *pc;
+    size_t n_pc;
+    size_t state_bytes;   /* MT_MEM_OPTIMIZER: every piece's mt_optim_unit_bytes */
+    size_t scratch_bytes; /* MT_MEM_WORKSPACE: adafactor's column sums of the widest piece */
+    struct mt_q8_map mm, mv;
+};
+
+/* Contract: splits the flat vector of spec (an unsplit shard: tp = 1, every layer) over
+ * nranks ranks into counts/displs (nranks ints each): the balanced split, then, for
+ * adamw8 and adafactor, each boundary moved to the nearest place a range may start (see
+ * above; ties to the lower one; a range may be empty). Returns 0 or -1 with a message. */
+int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nranks, int *counts,
+                  int *displs, char *err, size_t errlen);
+
+/* Contract: fills *o with the pieces of [lo, hi) (a range mt_dopt_split gave) for kind k
+ * (adamw8 or adafactor) and their bytes. Free with mt_dopt_free. Returns 0 or -1 with a
+ * message (out of memory; a range that cuts an adafactor matrix). */
+int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
+                   size_t lo, size_t hi, char *err, size_t errlen);
+void mt_dopt_free(struct mt_dopt *o);
+
+/* Contract: one step over the range: w and g are the weights and the reduced gradients of
+ * [lo, hi) (element lo first), state the state_bytes, colacc the scratch; each piece
+ * gets mt_gpt_adamw_args(r, lr, its tensor's decay, norm, 1, step). g is zeroed. */
+void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
+                  const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step);
+
+#endif
