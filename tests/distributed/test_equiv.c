@@ -124,7 +124,7 @@ static void reference_optim(const struct mt_dist_job *job, struct ref *out)
     struct mt_rng rng;
     mt_rng_seed(&rng, mt_loop_batch_seed(job->seed));
     for (size_t s = 0; s < r->steps; s++) {
-        mt_batch_sample(job->data, job->n_data, B, T, &rng, in, tg);
+        mt_batch_sample_tokens(&job->data, B, T, &rng, in, tg);
         CHECK(!mt_tmodel_forward_backward(t, in, tg, B, 1.0f, 0, &out->losses[s], err, sizeof err),
               "%s", err);
         mt_tmodel_adamw(t, r, mt_gpt_lr_at(r, s), 1.0f);
