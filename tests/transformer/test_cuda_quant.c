@@ -147,14 +147,14 @@ static void part_decode(void)
         CHECK_OK(mt_cuda_gpt_upload(d, h, err, sizeof err), err);
         CHECK_OK(mt_cuda_gpt_quantize(d, h0, &formats[f], err, sizeof err), err);
         CHECK(d->qbytes > 0 && d->qbytes < h->slab_bytes[MT_MEM_WEIGHTS] / 3);
-        size_t n = cfg.seq_len < 16 ? cfg.seq_len : 16;
-        CHECK_OK(mt_gpt_kv_create(&kh, &cfg, n, err, sizeof err), err);
-        CHECK_OK(mt_cuda_kv_create(&kd, d, n, err, sizeof err), err);
+        size_t n = cfg.seq_len < 16 ? cfg.seq_len : 16, t = 0;
         double worst = 0.0;
-        for (size_t t = 0; t < n; t++) {
-            int tok = (int)((t * 53 + 2) % cfg.vocab);
-            CHECK_OK(mt_gpt_decode_step(h, kh, tok, err, sizeof err), err);
+        CHECK_OK(mt_cuda_kv_create(&kd, d, n, err, sizeof err), err);
+        CHECK_OK(mt_gpt_kv_create(&kh, &cfg, n, err, sizeof err), err);
+        while (t < n) { /* the same tokens through both engines */
+            int tok = (int)((t++ * 53 + 2) % cfg.vocab);
             CHECK_OK(mt_cuda_decode_step(d, kd, tok, 1, err, sizeof err), err);
+            CHECK_OK(mt_gpt_decode_step(h, kh, tok, err, sizeof err), err);
             worst = fmax(worst, worst_share(kd->logits, kh->logits, cfg.vocab));
         }
         printf("  decode %s %u-bit %s %zu: %zu steps, logits rel diff %.3g, %zu packed B\n",
