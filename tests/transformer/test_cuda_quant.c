@@ -76,19 +76,19 @@ static void part_kernels(void)
         CHECK_OK(mt_cu_qmat_upload(&q, qt, err, sizeof err), err);
         CHECK(q.bytes == mt_qtensor_bytes(qt)); /* the CPU plan's bytes, no more */
         CHECK_OK(mt_qgemm(ws, qt, x, 1, ref, MT_QACT_F32, MT_QIMPL_SCALAR, err, sizeof err), err);
-        mt_cu_qgemv(dy, dx, &q);
+        mt_cu_qgemv(dy, dx, NULL, &q);
         from_device(got, dy, N * sizeof *got);
         double s = worst_share(got, ref, N);
         printf("  %-11s %u-bit %-7s %3zu: rel diff %.3g, %zu B\n",
-               mt_qscheme_name(formats[f].scheme), formats[f].bits,
-               mt_qgran_name(formats[f].gran), formats[f].group_size, s, q.bytes);
+               mt_qscheme_name(formats[f].scheme), formats[f].bits, mt_qgran_name(formats[f].gran),
+               formats[f].group_size, s, q.bytes);
         CHECK(s <= 1e-4);
         mt_cu_qmat_free(&q);
         CHECK(q.block == NULL);
         mt_qtensor_free(qt);
     }
-    struct mt_qtensor *bad = mt_qtensor_pack(w, N, K, &(struct mt_qformat){MT_QS_NF, 4,
-                                             MT_QG_GROUP, 64, 0}, err, sizeof err);
+    struct mt_qtensor *bad = mt_qtensor_pack(
+        w, N, K, &(struct mt_qformat){MT_QS_NF, 4, MT_QG_GROUP, 64, 0}, err, sizeof err);
     struct mt_cu_qmat q;
     CHECK(bad && mt_cu_qmat_upload(&q, bad, err, sizeof err) == -1 && q.block == NULL);
     mt_qtensor_free(bad);
@@ -105,7 +105,7 @@ static void part_kernels(void)
     }
     void *dw = to_device(w16, N * K16 * sizeof *w16);
     CHECK(mt_cu_gemv_bf16_ok(dw, dx, K16) && !mt_cu_gemv_bf16_ok(dw, dx, K));
-    mt_cu_gemv_bf16(dy, dx, dw, N, K16);
+    mt_cu_gemv_bf16(dy, dx, NULL, dw, N, K16);
     from_device(got, dy, N * sizeof *got);
     printf("  bf16 gemv: rel diff %.3g\n", worst_share(got, ref, N));
     CHECK(worst_share(got, ref, N) <= 1e-4);
@@ -143,7 +143,8 @@ static void part_decode(void)
         mt_gpt_init(h, 3);
         dequantize_linears(h, &formats[f]);
         CHECK_OK(mt_cuda_gpt_create(&d, &cfg, MT_GPT_INFER, 1, cfg.seq_len, MT_CUDA_FP32, err,
-                                    sizeof err), err);
+                                    sizeof err),
+                 err);
         CHECK_OK(mt_cuda_gpt_upload(d, h, err, sizeof err), err);
         CHECK_OK(mt_cuda_gpt_quantize(d, h0, &formats[f], err, sizeof err), err);
         CHECK(d->qbytes > 0 && d->qbytes < h->slab_bytes[MT_MEM_WEIGHTS] / 3);
@@ -158,8 +159,8 @@ static void part_decode(void)
             worst = fmax(worst, worst_share(kd->logits, kh->logits, cfg.vocab));
         }
         printf("  decode %s %u-bit %s %zu: %zu steps, logits rel diff %.3g, %zu packed B\n",
-               mt_qscheme_name(formats[f].scheme), formats[f].bits,
-               mt_qgran_name(formats[f].gran), formats[f].group_size, n, worst, d->qbytes);
+               mt_qscheme_name(formats[f].scheme), formats[f].bits, mt_qgran_name(formats[f].gran),
+               formats[f].group_size, n, worst, d->qbytes);
         CHECK(worst <= 1e-4);
         mt_cuda_kv_free(kd);
         mt_gpt_kv_free(kh);

@@ -59,8 +59,8 @@ static double copy_bandwidth(size_t mib)
 }
 
 /* A device model of spec with seeded weights (linears also packed in qf, unless NULL). */
-static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B,
-                size_t T, const char *prec_s, const struct mt_qformat *qf)
+static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B, size_t T,
+                const char *prec_s, const struct mt_qformat *qf)
 {
     struct mt_gpt_config cfg;
     enum mt_cuda_precision prec;
@@ -217,8 +217,9 @@ int main(int argc, char **argv)
                bw / 1e9);
         return bw > 0 ? 0 : 1;
     }
-    fprintf(stderr, "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
-                    "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
-                    "       mt-bench-cuda bandwidth MIB\n");
+    fprintf(stderr,
+            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
+            "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
+            "       mt-bench-cuda bandwidth MIB\n");
     return 2;
 }

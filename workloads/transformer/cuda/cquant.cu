@@ -1,8 +1,9 @@
 /* cquant.cu — the decode GEMV kernels of cquant.h: one warp per output row reads its row
- * of packed codes (or bf16 weights) once, in 4-byte words, decodes them in registers and
- * reduces with shuffles. Upload and free of packed tensors live in cgpt.c (category
- * tagging is C). Scalar references: mt_qgemm with MT_QIMPL_SCALAR (workloads/quantize)
- * and the test's bf16 loop (tests/transformer/test_cuda_quant.c).
+ * of packed codes (4-byte words) or bf16 weights (16-byte words) once, decodes them in
+ * registers, reduces with shuffles and adds the bias (one launch per linear). Upload and
+ * free of packed tensors live in cgpt.c (category tagging is C). Scalar references: mt_qgemm with
+ * MT_QIMPL_SCALAR (workloads/quantize) and the test's bf16 loop
+ * (tests/transformer/test_cuda_quant.c).
  */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -14,14 +15,16 @@ enum { WARPS = 8 }; /* rows per block of 256 threads */
 
 static __device__ __forceinline__ float warp_sum(float v)
 {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_down_sync(0xffffffffu, v, o);
     return v;
 }
 
 /* Columns j..j+3 of x, zero past k (padding codes meet zero activations, as on the CPU). */
 static __device__ __forceinline__ void x4(const float *x, unsigned j, unsigned k, float v[4])
 {
-    for (int t = 0; t < 4; t++) v[t] = j + t < k ? __ldg(x + j + t) : 0.0f;
+    for (int t = 0; t < 4; t++)
+        v[t] = j + t < k ? __ldg(x + j + t) : 0.0f;
 }
 
 /* The contribution of 4 codes at columns j.. (one quantization unit u of the row). */
@@ -40,9 +43,9 @@ static __device__ __forceinline__ float part(unsigned c0, unsigned c1, unsigned 
 /* BITS 8: byte b of a row is column b. BITS 4: in a block of 64 codes (32 bytes), byte i
  * holds column i (low nibble) and i + 32 (high nibble). */
 template <int BITS>
-__global__ void qgemv_kernel(float *y, const float *x, const uint8_t *codes, const float *scale,
-                             const float *offset, unsigned n, unsigned k, unsigned row_bytes,
-                             unsigned unit, unsigned stride)
+__global__ void qgemv_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
+                             const float *scale, const float *offset, unsigned n, unsigned k,
+                             unsigned row_bytes, unsigned unit, unsigned stride)
 {
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return;
@@ -56,31 +59,31 @@ __global__ void qgemv_kernel(float *y, const float *x, const uint8_t *codes, con
             acc += part(q & 255u, q >> 8 & 255u, q >> 16 & 255u, q >> 24, x, b, k, sc, of, unit);
         } else {
             unsigned j = b / 32 * 64 + b % 32;
-            acc += part(q & 15u, q >> 8 & 15u, q >> 16 & 15u, q >> 24 & 15u, x, j, k, sc, of,
-                        unit);
+            acc += part(q & 15u, q >> 8 & 15u, q >> 16 & 15u, q >> 24 & 15u, x, j, k, sc, of, unit);
             acc += part(q >> 4 & 15u, q >> 12 & 15u, q >> 20 & 15u, q >> 28, x, j + 32, k, sc, of,
                         unit);
         }
     }
     acc = warp_sum(acc);
-    if (lane == 0) y[row] = acc;
+    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
 
-extern "C" void mt_cu_qgemv(float *y, const float *x, const struct mt_cu_qmat *q)
+extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
 {
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
     if (q->bits == 8)
-        qgemv_kernel<8><<<grid, WARPS * 32>>>(y, x, q->codes, q->scale, q->offset, (unsigned)q->n,
-                                              (unsigned)q->k, (unsigned)q->row_bytes,
-                                              (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+        qgemv_kernel<8><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else
-        qgemv_kernel<4><<<grid, WARPS * 32>>>(y, x, q->codes, q->scale, q->offset, (unsigned)q->n,
-                                              (unsigned)q->k, (unsigned)q->row_bytes,
-                                              (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+        qgemv_kernel<4><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
 }
 
 /* bf16: each lane reads 16 bytes (8 weights) per step. */
-__global__ void gemv_bf16_kernel(float *y, const float *x, const uint4 *w, unsigned n, unsigned k)
+__global__ void gemv_bf16_kernel(float *y, const float *x, const float *bias, const uint4 *w,
+                                 unsigned n, unsigned k)
 {
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return;
@@ -97,7 +100,7 @@ __global__ void gemv_bf16_kernel(float *y, const float *x, const uint4 *w, unsig
                f3.x * b.z + f3.y * b.w;
     }
     acc = warp_sum(acc);
-    if (lane == 0) y[row] = acc;
+    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
 
 extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
@@ -105,8 +108,9 @@ extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
     return (uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0 && k % 8 == 0;
 }
 
-extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const void *w, size_t n, size_t k)
+extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, const void *w,
+                                size_t n, size_t k)
 {
     unsigned grid = (unsigned)((n + WARPS - 1) / WARPS);
-    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, (const uint4 *)w, (unsigned)n, (unsigned)k);
+    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, bias, (const uint4 *)w, (unsigned)n, (unsigned)k);
 }
