@@ -198,8 +198,8 @@ int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, si
 
 /* Copies tensors between the host and the device model: weights, and the optimizer
  * state when both train. */
-static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKind kind, char *err,
-                      size_t errlen)
+static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKind kind,
+                      char *err, size_t errlen)
 {
     struct mt_gpt *m = &d->m;
     if (memcmp(&h->cfg, &m->cfg, sizeof h->cfg))
@@ -217,16 +217,15 @@ static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKi
     }
     if (m->opt && h->opt && h->slab_bytes[MT_MEM_OPTIMIZER] == m->slab_bytes[MT_MEM_OPTIMIZER]) {
         size_t bytes = m->slab_bytes[MT_MEM_OPTIMIZER];
-        cudaError_t e =
-            up ? cudaMemcpy(m->opt, h->opt, bytes, kind) : cudaMemcpy(h->opt, m->opt, bytes, kind);
+        cudaError_t e = up ? cudaMemcpy(m->opt, h->opt, bytes, kind)
+                           : cudaMemcpy(h->opt, m->opt, bytes, kind);
         if (e != cudaSuccess) return cuda_fail(e, "copying the optimizer state", err, errlen);
         if (up)
             m->adam_step = h->adam_step;
         else
             h->adam_step = m->adam_step;
     }
-    if (!up && m->grads && h->grads &&
-        h->slab_bytes[MT_MEM_GRADIENTS] == m->slab_bytes[MT_MEM_GRADIENTS]) {
+    if (!up && m->grads && h->grads && h->slab_bytes[MT_MEM_GRADIENTS] == m->slab_bytes[MT_MEM_GRADIENTS]) {
         cudaError_t e = cudaMemcpy(h->grads, m->grads, m->slab_bytes[MT_MEM_GRADIENTS], kind);
         if (e != cudaSuccess) return cuda_fail(e, "copying the gradients", err, errlen);
     }
@@ -265,8 +264,8 @@ static int gemm(struct mt_cuda_gpt *d, cublasOperation_t ta, cublasOperation_t t
     cublasStatus_t s;
     if (d->prec == MT_CUDA_BF16)
         s = cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &one, A, CUDA_R_16BF, (int)lda, B,
-                         CUDA_R_16BF, (int)ldb, &beta, Cm, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F,
-                         CUBLAS_GEMM_DEFAULT);
+                         CUDA_R_16BF, (int)ldb, &beta, Cm, CUDA_R_32F, (int)ldc,
+                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     else
         s = cublasSgemm(h, ta, tb, (int)m, (int)n, (int)k, &one, A, (int)lda, B, (int)ldb, &beta,
                         Cm, (int)ldc);
@@ -288,7 +287,8 @@ static const void *weight(struct mt_cuda_gpt *d, const float *w)
     return (const uint16_t *)d->wbf16 + (w - d->m.params);
 }
 
-int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char *err, size_t errlen)
+int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char *err,
+                      size_t errlen)
 {
     const struct mt_qformat *f = &qt->fmt;
     memset(out, 0, sizeof *out);
@@ -297,7 +297,8 @@ int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char 
         return mt_tf_fail(err, errlen, "no device kernel for %s %u-bit weights",
                           mt_qscheme_name(f->scheme), f->bits);
     if (!(out->block = dev_alloc(qt->bytes, MT_MEM_WEIGHTS)))
-        return mt_tf_fail(err, errlen, "out of device memory (%zu B of packed weights)", qt->bytes);
+        return mt_tf_fail(err, errlen, "out of device memory (%zu B of packed weights)",
+                          qt->bytes);
     if (cudaMemcpy(out->block, qt->block, qt->bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
         cudaFree(out->block);
         out->block = NULL;
@@ -339,7 +340,8 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
             size_t ind, outd;
             mt_gpt_linear_weights(h, l, (enum mt_linear)which, &w, NULL, &ind, &outd);
             struct mt_qtensor *qt = mt_qtensor_pack(w, outd, ind, f, err, errlen);
-            int rc = qt ? mt_cu_qmat_upload(&d->qw[l * MT_LIN_COUNT + which], qt, err, errlen) : -1;
+            int rc = qt ? mt_cu_qmat_upload(&d->qw[l * MT_LIN_COUNT + which], qt, err, errlen)
+                        : -1;
             if (qt) d->qbytes += qt->bytes;
             mt_qtensor_free(qt);
             if (rc) {
@@ -449,14 +451,14 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
     m->last_loss = -1.0f;
     cudaMemcpy(m->inputs, inputs, BT * sizeof *inputs, cudaMemcpyHostToDevice);
     if (targets) cudaMemcpy(m->targets, targets, BT * sizeof *targets, cudaMemcpyHostToDevice);
-    mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B, T,
-                      C);
+    mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B,
+                      T, C);
     for (size_t l = 0; l < L; l++) {
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
         struct mt_block_ops ops = {.linear = cu_block_linear, .user = &blk, .kernels = k};
-        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l),
-                             m->act[MT_A_PROJ], mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
+        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l), m->act[MT_A_PROJ],
+                             mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
     }
     mt_block_norm_fwd_k(k, cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN],
@@ -464,8 +466,7 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
                         m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (cu_linear(d, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
-    if (targets)
-        mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
+    if (targets) mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
     if (sync_check("forward", err, errlen)) return -1;
     if (targets) {
         if (mt_cuda_copy_to_host(d->losses, m->act[MT_A_LOSSES], BT * sizeof(float), err, errlen))
@@ -509,14 +510,14 @@ int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_to
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
     cudaMemset(dres, 0, BT * C * sizeof *dres);
     mt_block_norm_bwd_k(k, cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
-                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW],
-                        m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
+                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
+                        m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;) {
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
         struct mt_block_ops ops = {.linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = k};
-        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l),
-                              m->dact, &ops))
+        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l), m->dact,
+                              &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu's backward", l);
     }
     mt_cu_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
@@ -569,8 +570,8 @@ static size_t fch_floats(const struct mt_gpt_config *cfg)
     return mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
 }
 
-int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
-                      size_t errlen)
+int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
+                      char *err, size_t errlen)
 {
     const struct mt_gpt_config *cfg = &d->m.cfg;
     *out = NULL;
