@@ -2,9 +2,9 @@
 # scripts/gpu/bench-cuda.sh — run THERE (the GPU machine), after scripts/gpu/build.sh: the
 # device=cuda tests against the CPU engine (ctest transformer.cuda_*), then issue 22's
 # benchmarks side by side on the one card, medians: the GPT-2 124M training step in bf16
-# (memtrade and PyTorch eager under bf16 autocast, same B, T, V), batch-1 decode of fp32 and
-# bf16 weights against the bandwidth bound of a device-to-device copy, and the device
-# peaks by category of memtrade's training step under `memtrade profile --device`
+# (memtrade and PyTorch eager under bf16 autocast, same B, T, V), batch-1 decode of fp32,
+# bf16 and packed int8 / 4-bit weights against the bandwidth bound of a device-to-device
+# copy, and the device peaks by category of memtrade's training step under `memtrade profile --device`
 # (interposer, NVML). Results: $OUT/cuda.txt (default /tmp/memtrade-gpu-out).
 # Usage (repository root): OUT=... scripts/gpu/bench-cuda.sh [B [T [STEPS]]]
 #   PYTHON: the interpreter with torch (default python3)
@@ -32,6 +32,10 @@ PYTHONUNBUFFERED=1 "${PYTHON:-python3}" "$root/scripts/bench_torch_gpt.py" speed
 say "== batch-1 decode, $spec"
 "$bench" bandwidth 1024 2>&1 | tee -a "$log"
 for prec in fp32 bf16; do "$bench" decode "$spec" "$prec" 256 2>&1 | tee -a "$log"; done
+# weight-only packed linears (cquant.h): the decode GEMVs read the int8 / 4-bit codes
+for q in int8 int8-g128 int4-g128 int4-g64 int4-g32; do
+    "$bench" decode "$spec" bf16 256 "$q" 2>&1 | tee -a "$log"
+done
 say "== memtrade profile --device of the bf16 training step (B=$B T=$T, 3 steps)"
 db=$out/cuda.db
 rm -f "$db"

@@ -5,9 +5,11 @@
  *                               the median step, tokens/s and the device memory: the
  *                               plan's slabs and extras (cgpt.h) and the rise of the
  *                               device's used memory (cudaMemGetInfo) over the run
- *   decode SPEC PREC TOKENS     batch-1 KV-cache decode: median time per token, tokens/s,
+ *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode: median time per token, tokens/s,
  *                               the weight bytes one token reads and the bound the copy
- *                               bandwidth puts on tokens/s
+ *                               bandwidth (measured in the same run) puts on tokens/s;
+ *                               Q packs the linear weights (cquant.h): int8 (per row),
+ *                               int8-gN, int4-gN (N 32, 64, 128; linear-asym)
  *   bandwidth MIB               device-to-device copy of MIB MiB: the card's memory
  *                               bandwidth (read + write bytes / s), median of 20
  * What it is not for: correctness (tests/transformer/test_cuda.c) or the harness.
@@ -20,6 +22,7 @@
 
 #include "bench_util.h"
 #include "cgpt.h"
+#include "qformat.h"
 
 static char err[256];
 
@@ -55,9 +58,9 @@ static double copy_bandwidth(size_t mib)
     return 2.0 * (double)bytes / mt_bench_median(t, 20);
 }
 
-/* A device model of spec with seeded weights. */
-static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B,
-                size_t T, const char *prec_s)
+/* A device model of spec with seeded weights (linears also packed in qf, unless NULL). */
+static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B, size_t T,
+                const char *prec_s, const struct mt_qformat *qf)
 {
     struct mt_gpt_config cfg;
     enum mt_cuda_precision prec;
@@ -69,7 +72,8 @@ static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode,
     if (mt_gpt_create(&h, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err)) return -1;
     mt_gpt_init(h, 1337);
     int rc = mt_cuda_gpt_create(d, &cfg, mode, B, T, prec, err, sizeof err) ||
-             mt_cuda_gpt_upload(*d, h, err, sizeof err);
+             mt_cuda_gpt_upload(*d, h, err, sizeof err) ||
+             (qf && mt_cuda_gpt_quantize(*d, h, qf, err, sizeof err));
     mt_gpt_free(h);
     return rc ? -1 : 0;
 }
@@ -95,7 +99,7 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
     struct mt_cuda_gpt *d;
     cudaFree(NULL); /* the context first: the rise below is the model's */
     size_t used0 = used_bytes();
-    if (make(&d, spec, MT_GPT_TRAIN, B, T, prec)) return fail("model");
+    if (make(&d, spec, MT_GPT_TRAIN, B, T, prec, NULL)) return fail("model");
     size_t BT = B * T, V = d->m.cfg.vocab;
     int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
     double *t = calloc(steps, sizeof *t);
@@ -124,11 +128,53 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
     return 0;
 }
 
-static int decode(const char *spec, const char *prec, size_t n, double bw)
+/* Q (see the head of the file) as a packed format. Returns 0, or -1 with a message. */
+static int parse_quant(const char *q, struct mt_qformat *f)
+{
+    memset(f, 0, sizeof *f);
+    f->scheme = MT_QS_LINEAR_ASYM;
+    f->gran = MT_QG_CHANNEL;
+    if (!strcmp(q, "int8")) {
+        f->bits = 8;
+    } else if (!strncmp(q, "int8-g", 6) || !strncmp(q, "int4-g", 6)) {
+        f->bits = q[3] == '8' ? 8 : 4;
+        f->gran = MT_QG_GROUP;
+        f->group_size = strtoul(q + 6, NULL, 10);
+    } else {
+        snprintf(err, sizeof err, "unknown quantization '%s' (int8, int8-gN, int4-gN)", q);
+        return -1;
+    }
+    return mt_qformat_check(f, err, sizeof err);
+}
+
+/* Weight bytes one decoded token reads: every linear weight (the LM head included) as
+ * stored (fp32, the bf16 mirror or packed), the norms and biases in fp32; the embedding
+ * tables only through one row. */
+static size_t token_bytes(const struct mt_cuda_gpt *d)
+{
+    const struct mt_gpt_config *cfg = &d->m.cfg;
+    size_t lin = 0, ind, outd;
+    float *w;
+    for (size_t l = 0; l <= cfg->n_layer; l++)
+        for (int which = 0; which < MT_LIN_COUNT; which++) {
+            if ((l == cfg->n_layer) != (which == MT_LIN_LMHEAD)) continue;
+            mt_gpt_linear_weights(&d->m, l, (enum mt_linear)which, &w, NULL, &ind, &outd);
+            lin += ind * outd;
+        }
+    size_t rest = d->m.slab_bytes[MT_MEM_WEIGHTS] / sizeof(float) - lin;
+    if (d->m.param[MT_P_WPE]) rest -= d->m.param_len[MT_P_WPE];
+    if (cfg->untied) rest -= d->m.param_len[MT_P_WTE];
+    size_t lin_bytes = d->qw ? d->qbytes : lin * (d->prec == MT_CUDA_BF16 ? 2 : sizeof(float));
+    return lin_bytes + rest * sizeof(float);
+}
+
+static int decode(const char *spec, const char *prec, size_t n, const char *quant, double bw)
 {
     struct mt_cuda_gpt *d;
     struct mt_cuda_kv *kv;
-    if (make(&d, spec, MT_GPT_INFER, 1, 1, prec)) return fail("model");
+    struct mt_qformat qf;
+    if (quant && parse_quant(quant, &qf)) return fail("quantization");
+    if (make(&d, spec, MT_GPT_INFER, 1, 1, prec, quant ? &qf : NULL)) return fail("model");
     const struct mt_gpt_config *cfg = &d->m.cfg;
     if (n > cfg->seq_len) n = cfg->seq_len;
     if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
@@ -140,19 +186,12 @@ static int decode(const char *spec, const char *prec, size_t n, double bw)
             return fail("decode");
         t[i] = mt_bench_now() - t0;
     }
-    /* bytes a token reads: every linear weight in the GEMM's precision (the LM head's
-     * included), the embedding row, the norms (fp32) */
-    size_t wbytes = d->m.slab_bytes[MT_MEM_WEIGHTS];
-    size_t emb = d->m.param_len[MT_P_WTE] * sizeof(float);
-    size_t per_tok = d->prec == MT_CUDA_BF16 ? wbytes / 2 : wbytes;
-    if (cfg->untied) per_tok -= emb / (d->prec == MT_CUDA_BF16 ? 2 : 1); /* lookup: one row */
-    if (d->m.param[MT_P_WPE]) per_tok -= d->m.param_len[MT_P_WPE] * sizeof(float) /
-                                         (d->prec == MT_CUDA_BF16 ? 2 : 1);
+    size_t per_tok = token_bytes(d);
     double med = mt_bench_median(t, n);
-    printf("mt-bench-cuda decode %s %s: %.3f ms/token (median of %zu), %.0f tokens/s; %zu weight "
-           "bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of it)\n",
-           spec, prec, med * 1e3, n, 1.0 / med, per_tok, bw / (double)per_tok, bw / 1e9,
-           100.0 * (1.0 / med) / (bw / (double)per_tok));
+    printf("mt-bench-cuda decode %s %s%s%s: %.3f ms/token (median of %zu), %.0f tokens/s; %zu "
+           "weight bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of it)\n",
+           spec, prec, quant ? " " : "", quant ? quant : "", med * 1e3, n, 1.0 / med, per_tok,
+           bw / (double)per_tok, bw / 1e9, 100.0 * (1.0 / med) / (bw / (double)per_tok));
     free(t);
     mt_cuda_kv_free(kv);
     mt_cuda_gpt_free(d);
@@ -169,16 +208,18 @@ int main(int argc, char **argv)
     if (argc == 7 && !strcmp(argv[1], "train"))
         return train(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5],
                      strtoul(argv[6], NULL, 10));
-    if (argc == 5 && !strcmp(argv[1], "decode"))
-        return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), copy_bandwidth(1024));
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "decode"))
+        return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), argc == 6 ? argv[5] : NULL,
+                      copy_bandwidth(1024));
     if (argc == 3 && !strcmp(argv[1], "bandwidth")) {
         double bw = copy_bandwidth(strtoul(argv[2], NULL, 10));
         printf("mt-bench-cuda bandwidth: device-to-device copy %.1f GB/s (read + write)\n",
                bw / 1e9);
         return bw > 0 ? 0 : 1;
     }
-    fprintf(stderr, "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
-                    "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS\n"
-                    "       mt-bench-cuda bandwidth MIB\n");
+    fprintf(stderr,
+            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
+            "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
+            "       mt-bench-cuda bandwidth MIB\n");
     return 2;
 }

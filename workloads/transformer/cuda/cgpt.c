@@ -10,6 +10,7 @@
 
 #include "block.h"
 #include "ckernels.h"
+#include "cquant.h"
 #include "util.h"
 
 #define BLAS_WORKSPACE ((size_t)32 << 20) /* what NVIDIA advises for Hopper */
@@ -106,6 +107,7 @@ void mt_cuda_gpt_free(struct mt_cuda_gpt *d)
     cudaFree(d->stage_out);
     cudaFree(d->blas_work);
     cudaFree(d->acc);
+    mt_cuda_gpt_quantize(d, NULL, NULL, NULL, 0);
     free(d->losses);
     free(d);
 }
@@ -285,6 +287,71 @@ static const void *weight(struct mt_cuda_gpt *d, const float *w)
     return (const uint16_t *)d->wbf16 + (w - d->m.params);
 }
 
+int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char *err,
+                      size_t errlen)
+{
+    const struct mt_qformat *f = &qt->fmt;
+    memset(out, 0, sizeof *out);
+    if ((f->scheme != MT_QS_LINEAR_ASYM && f->scheme != MT_QS_LINEAR_SYM) ||
+        (f->bits != 8 && f->bits != 4))
+        return mt_tf_fail(err, errlen, "no device kernel for %s %u-bit weights",
+                          mt_qscheme_name(f->scheme), f->bits);
+    if (!(out->block = dev_alloc(qt->bytes, MT_MEM_WEIGHTS)))
+        return mt_tf_fail(err, errlen, "out of device memory (%zu B of packed weights)",
+                          qt->bytes);
+    if (cudaMemcpy(out->block, qt->block, qt->bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        cudaFree(out->block);
+        out->block = NULL;
+        return mt_tf_fail(err, errlen, "copy of packed weights to the device failed");
+    }
+    const char *h = qt->block;
+    char *dv = out->block;
+    out->scale = (const float *)(dv + ((const char *)qt->scale - h));
+    out->offset = (const float *)(dv + ((const char *)qt->offset - h));
+    out->codes = (const uint8_t *)(dv + ((const char *)qt->codes - h));
+    out->n = qt->n, out->k = qt->k, out->row_bytes = qt->row_bytes, out->bits = f->bits;
+    out->unit_len = qt->unit_len, out->meta_row_stride = qt->meta_row_stride;
+    out->bytes = qt->bytes;
+    return 0;
+}
+
+void mt_cu_qmat_free(struct mt_cu_qmat *q)
+{
+    if (q->block) cudaFree(q->block);
+    memset(q, 0, sizeof *q);
+}
+
+int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const struct mt_qformat *f,
+                         char *err, size_t errlen)
+{
+    size_t L = d->m.cfg.n_layer, n = (L + 1) * MT_LIN_COUNT;
+    if (d->qw)
+        for (size_t i = 0; i < n; i++)
+            mt_cu_qmat_free(&d->qw[i]);
+    free(d->qw);
+    d->qw = NULL;
+    d->qbytes = 0;
+    if (!f) return 0;
+    if (!(d->qw = calloc(n, sizeof *d->qw))) return mt_tf_fail(err, errlen, "out of memory");
+    for (size_t l = 0; l <= L; l++)
+        for (int which = 0; which < MT_LIN_COUNT; which++) {
+            if ((l == L) != (which == MT_LIN_LMHEAD)) continue;
+            float *w;
+            size_t ind, outd;
+            mt_gpt_linear_weights(h, l, (enum mt_linear)which, &w, NULL, &ind, &outd);
+            struct mt_qtensor *qt = mt_qtensor_pack(w, outd, ind, f, err, errlen);
+            int rc = qt ? mt_cu_qmat_upload(&d->qw[l * MT_LIN_COUNT + which], qt, err, errlen)
+                        : -1;
+            if (qt) d->qbytes += qt->bytes;
+            mt_qtensor_free(qt);
+            if (rc) {
+                mt_cuda_gpt_quantize(d, NULL, NULL, NULL, 0);
+                return -1;
+            }
+        }
+    return 0;
+}
+
 static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
                      float *out, size_t rows)
 {
@@ -292,6 +359,15 @@ static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, cons
     size_t ind, outd;
     mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
     refresh_mirror(d);
+    const struct mt_cu_qmat *q = d->qw ? &d->qw[l * MT_LIN_COUNT + which] : NULL;
+    if (rows == 1 && q && q->block) { /* decode: the packed weight, read as stored */
+        mt_cu_qgemv(out, in, b, q);
+        return 0;
+    }
+    if (rows == 1 && d->prec == MT_CUDA_BF16 && mt_cu_gemv_bf16_ok(weight(d, w), in, ind)) {
+        mt_cu_gemv_bf16(out, in, b, weight(d, w), outd, ind); /* one launch, bias included */
+        return 0;
+    }
     /* out^T (outd x rows) = W (outd x ind, row-major = ind x outd column-major)^T in^T */
     if (gemm(d, CUBLAS_OP_T, CUBLAS_OP_N, outd, rows, ind, weight(d, w), ind,
              operand(d, in, rows * ind, d->stage_in), ind, 0.0f, out, outd))

@@ -9,8 +9,8 @@
  * 16-bit mirror of the weights and the GEMM operands' staging) and cuBLAS's workspace are
  * allocated beside them, sized by mt_cuda_gpt_extra_bytes.
  * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
- * activation storage, checkpointing and quantized weights are not on the device yet
- * (mt_cuda_gpt_create refuses attention=flash).
+ * activation storage and checkpointing are not on the device yet (mt_cuda_gpt_create
+ * refuses attention=flash); quantized weights serve decoding only (mt_cuda_gpt_quantize).
  * Precisions: fp32 (cuBLAS SGEMM, fp32 arithmetic), tf32 (SGEMM on TF32 tensor cores),
  * bf16 (GEMM operands rounded to bf16, fp32 accumulation and fp32 everything else: the
  * autocast recipe). Every other kernel runs in fp32.
@@ -47,6 +47,7 @@ void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T
  * grad[], act[], dact[], opt_m, opt_v, inputs, targets) are device pointers: never hand
  * it to gpt.h's functions that read tensors (mt_gpt_linear_weights and
  * mt_gpt_linear_grads only compute addresses and may be used). */
+struct mt_cu_qmat;
 struct mt_cuda_gpt {
     struct mt_gpt m;
     enum mt_cuda_precision prec;
@@ -59,6 +60,9 @@ struct mt_cuda_gpt {
     float *losses;                        /* host copy of the last losses (B*T) */
     void *blas;                           /* cublasHandle_t */
     int mirror_stale;                     /* bf16 mirror older than the weights */
+    struct mt_cu_qmat *qw;                /* packed linear weights ((L+1) x MT_LIN_COUNT,
+                                             cquant.h) or NULL: mt_cuda_gpt_quantize */
+    size_t qbytes;                        /* their bytes (mt_qtensor_bytes, summed) */
 };
 
 /* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and
@@ -92,6 +96,16 @@ int mt_cuda_gpt_adamw_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r,
 int mt_cuda_gpt_train_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r, size_t step,
                            const int *inputs, const int *targets, float *loss, float *gnorm,
                            char *err, size_t errlen);
+
+/* Weight-only quantization for decoding: packs every linear weight of host model h (the
+ * LM head included; same configuration as d) in format f with workloads/quantize's
+ * mt_qtensor_pack and uploads the packed bytes as they are (cquant.h). From then on every
+ * one-row linear (KV-cache decode) reads the packed weights; batched products keep the
+ * fp32/bf16 weights. f NULL (h, err ignored) drops them. Linear schemes, 8 or 4 bits.
+ * Returns 0, or -1 with a message; on failure no packed weights stay. */
+struct mt_qformat;
+int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const struct mt_qformat *f,
+                         char *err, size_t errlen);
 
 /* Batch-1 decoding with a device KV cache (keys and values of every layer for max_T
  * positions, contiguous: a sliding window attends to its last positions of it). */

@@ -1,0 +1,116 @@
+/* cquant.cu — the decode GEMV kernels of cquant.h: one warp per output row reads its row
+ * of packed codes (4-byte words) or bf16 weights (16-byte words) once, decodes them in
+ * registers, reduces with shuffles and adds the bias (one launch per linear). Upload and
+ * free of packed tensors live in cgpt.c (category tagging is C). Scalar references: mt_qgemm with
+ * MT_QIMPL_SCALAR (workloads/quantize) and the test's bf16 loop
+ * (tests/transformer/test_cuda_quant.c).
+ */
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cquant.h"
+
+enum { WARPS = 8 }; /* rows per block of 256 threads */
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Columns j..j+3 of x, zero past k (padding codes meet zero activations, as on the CPU). */
+static __device__ __forceinline__ void x4(const float *x, unsigned j, unsigned k, float v[4])
+{
+    for (int t = 0; t < 4; t++)
+        v[t] = j + t < k ? __ldg(x + j + t) : 0.0f;
+}
+
+/* The contribution of 4 codes at columns j.. (one quantization unit u of the row). */
+static __device__ __forceinline__ float part(unsigned c0, unsigned c1, unsigned c2, unsigned c3,
+                                             const float *x, unsigned j, unsigned k,
+                                             const float *sc, const float *of, unsigned unit)
+{
+    if (j >= k) return 0.0f;
+    float v[4];
+    x4(x, j, k, v);
+    float dot = (float)c0 * v[0] + (float)c1 * v[1] + (float)c2 * v[2] + (float)c3 * v[3];
+    unsigned u = j / unit;
+    return __ldg(sc + u) * dot + __ldg(of + u) * (v[0] + v[1] + v[2] + v[3]);
+}
+
+/* BITS 8: byte b of a row is column b. BITS 4: in a block of 64 codes (32 bytes), byte i
+ * holds column i (low nibble) and i + 32 (high nibble). */
+template <int BITS>
+__global__ void qgemv_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
+                             const float *scale, const float *offset, unsigned n, unsigned k,
+                             unsigned row_bytes, unsigned unit, unsigned stride)
+{
+    unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const uint32_t *r = (const uint32_t *)(codes + (size_t)row * row_bytes);
+    const float *sc = scale + (size_t)row * stride, *of = offset + (size_t)row * stride;
+    float acc = 0.0f;
+    for (unsigned w = lane; w < row_bytes / 4; w += 32) {
+        uint32_t q = __ldg(r + w);
+        unsigned b = w * 4;
+        if (BITS == 8) {
+            acc += part(q & 255u, q >> 8 & 255u, q >> 16 & 255u, q >> 24, x, b, k, sc, of, unit);
+        } else {
+            unsigned j = b / 32 * 64 + b % 32;
+            acc += part(q & 15u, q >> 8 & 15u, q >> 16 & 15u, q >> 24 & 15u, x, j, k, sc, of, unit);
+            acc += part(q >> 4 & 15u, q >> 12 & 15u, q >> 20 & 15u, q >> 28, x, j + 32, k, sc, of,
+                        unit);
+        }
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+
+extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
+{
+    unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
+    if (q->bits == 8)
+        qgemv_kernel<8><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+    else
+        qgemv_kernel<4><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+}
+
+/* bf16: each lane reads 16 bytes (8 weights) per step. */
+__global__ void gemv_bf16_kernel(float *y, const float *x, const float *bias, const uint4 *w,
+                                 unsigned n, unsigned k)
+{
+    unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const uint4 *r = w + (size_t)row * (k / 8);
+    float acc = 0.0f;
+    for (unsigned i = lane; i < k / 8; i += 32) {
+        uint4 v = __ldg(r + i);
+        const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
+        const float4 *xv = (const float4 *)(x + i * 8);
+        float4 a = __ldg(xv), b = __ldg(xv + 1);
+        float2 f0 = __bfloat1622float2(h[0]), f1 = __bfloat1622float2(h[1]);
+        float2 f2 = __bfloat1622float2(h[2]), f3 = __bfloat1622float2(h[3]);
+        acc += f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y +
+               f3.x * b.z + f3.y * b.w;
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+
+extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
+{
+    return (uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0 && k % 8 == 0;
+}
+
+extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, const void *w,
+                                size_t n, size_t k)
+{
+    unsigned grid = (unsigned)((n + WARPS - 1) / WARPS);
+    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, bias, (const uint4 *)w, (unsigned)n, (unsigned)k);
+}
