@@ -112,7 +112,9 @@ static int hook_refused(const struct mt_context *c, const char *name, int bad, c
 {
     if (!bad && !c->bug[0]) return 0;
     snprintf(err, errlen, "workload '%s': %s", name,
-             c->bug[0] ? c->bug : c->error[0] ? c->error : fallback);
+             c->bug[0]     ? c->bug
+             : c->error[0] ? c->error
+                           : fallback);
     return 1;
 }
 
