@@ -104,6 +104,20 @@ void mt_plan_free(struct mt_plan *p)
     memset(p, 0, sizeof *p);
 }
 
+/* Whether a plugin hook run in the params-only context `c` refused the parameters: `bad`
+ * is the hook's return value. On refusal writes "workload '<name>': <why>" to err, the
+ * reason being the hook's bug, its mt_error, or `fallback`, and returns 1; else 0. */
+static int hook_refused(const struct mt_context *c, const char *name, int bad, const char *fallback,
+                        char *err, size_t errlen)
+{
+    if (!bad && !c->bug[0]) return 0;
+    snprintf(err, errlen, "workload '%s': %s", name,
+             c->bug[0]     ? c->bug
+             : c->error[0] ? c->error
+                           : fallback);
+    return 1;
+}
+
 int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_estimate, char *err,
                    size_t errlen)
 {
@@ -118,14 +132,9 @@ int mt_plan_finish(struct mt_plan *p, uint64_t fallback_seed, uint64_t unknown_e
          * error. Only the param_* getters and mt_error work in this context. */
         struct mt_context c;
         mt_context_init_params_only(&c, &p->params);
-        int bad = wl->check(&c.pub);
-        if (bad || c.bug[0]) {
-            snprintf(err, errlen, "workload '%s': %s", wl->name,
-                     c.bug[0]     ? c.bug
-                     : c.error[0] ? c.error
-                                  : "parameters refused by the plugin's check (no reason given)");
+        if (hook_refused(&c, wl->name, wl->check(&c.pub),
+                         "parameters refused by the plugin's check (no reason given)", err, errlen))
             return -1;
-        }
     }
     if (plan_corpus(p, err, errlen)) return -1;
     struct mt_store_kv *kv = calloc(wl->n_params + MT_PLAN_EXTRA_KV, sizeof *kv);
@@ -193,14 +202,9 @@ int mt_plan_memory(const struct mt_plan *p, struct mt_mem_plan *out, char *err, 
     if (!wl->plan) return 0;
     struct mt_context c;
     mt_context_init_params_only(&c, &p->params);
-    int bad = wl->plan(&c.pub, out);
-    if (bad || c.bug[0]) {
-        snprintf(err, errlen, "workload '%s': %s", wl->name,
-                 c.bug[0]     ? c.bug
-                 : c.error[0] ? c.error
-                              : "its plan() refused the parameters (no reason given)");
+    if (hook_refused(&c, wl->name, wl->plan(&c.pub, out),
+                     "its plan() refused the parameters (no reason given)", err, errlen))
         return -1;
-    }
     size_t corpus = (size_t)strtoull(p->corpus_bytes, NULL, 10);
     if (mt_params_index(wl, "corpus") >= 0)
         for (size_t i = 0; i < out->n_phases && i < MT_MEM_PLAN_MAX_PHASES; i++)

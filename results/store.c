@@ -137,6 +137,13 @@ sqlite3_stmt *store_stmt(struct mt_store *st, enum store_stmt id)
     return st->stmt[id];
 }
 
+sqlite3_stmt *store_stmt_id(struct mt_store *st, enum store_stmt id, int64_t key)
+{
+    sqlite3_stmt *s = store_stmt(st, id);
+    if (s) sqlite3_bind_int64(s, 1, key);
+    return s;
+}
+
 int store_step_done(struct mt_store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
@@ -709,9 +716,8 @@ int mt_store_sweep_begin(struct mt_store *st, const struct mt_store_sweep_info *
 
 int mt_store_sweep_finish(struct mt_store *st, int64_t sweep_id)
 {
-    sqlite3_stmt *s = store_stmt(st, SS_SWEEP_FIN);
+    sqlite3_stmt *s = store_stmt_id(st, SS_SWEEP_FIN, sweep_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, sweep_id);
     if (store_step_done(st, s, "finish sweep") != 0) return -1;
     if (sqlite3_changes(st->db) != 1)
         return store_fail(st, "finish sweep: no sweep %lld", (long long)sweep_id);
@@ -722,9 +728,8 @@ static int param_set(struct mt_store *st, int64_t run_id, const char *key, const
 {
     if (!key || !value)
         return store_fail(st, "run %lld: parameter without key or value", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_PARAM_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_PARAM_UPS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     bind_text(s, 2, key);
     bind_text(s, 3, value);
     return store_step_done(st, s, "insert param");
@@ -770,9 +775,8 @@ int mt_store_run_finish(struct mt_store *st, int64_t run_id, const struct mt_sto
     const char *status = end ? mt_run_status_name(end->status) : NULL;
     if (!status || end->status == MT_RUN_RUNNING)
         return store_fail(st, "run_finish of run %lld: not a final status", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_RUN_FIN);
+    sqlite3_stmt *s = store_stmt_id(st, SS_RUN_FIN, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     bind_text(s, 2, status);
     bind_int_or_null(s, 3, end->exit_code, 0);
     bind_int_or_null(s, 4, end->signal, 1);
@@ -870,9 +874,8 @@ static int metric_put(struct mt_store *st, int64_t run_id, int rank, const char 
 {
     if (!name || !unit)
         return store_fail(st, "metric of run %lld: name and unit are required", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_METRIC_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_METRIC_UPS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_name(s, 3, 7, name);
     bind_measure(s, 4, 6, value, reason);
@@ -905,9 +908,8 @@ int mt_store_region(struct mt_store *st, int64_t run_id, int rank, const char *p
     int depth = 0;
     for (const char *p = path; *p; p++)
         depth += *p == '/';
-    sqlite3_stmt *s = store_stmt(st, SS_REGION_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_REGION_UPS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, path);
     bind_text(s, 4, name);
@@ -930,9 +932,8 @@ static int counter_put(struct mt_store *st, int64_t region_id, const char *count
 {
     if (!counter)
         return store_fail(st, "region %lld: counter without a name", (long long)region_id);
-    sqlite3_stmt *s = store_stmt(st, SS_RCOUNTER_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_RCOUNTER_UPS, region_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, region_id);
     bind_name(s, 2, 5, counter);
     bind_measure(s, 3, 4, value, reason);
     return store_step_done(st, s, "insert region counter");
@@ -959,9 +960,8 @@ int mt_store_sample(struct mt_store *st, int64_t run_id, int rank, const char *s
     if (!series || !isfinite(x) || !isfinite(y))
         return store_fail(st, "sample of run %lld: needs a series and finite x, y",
                           (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_SAMPLE_INS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_SAMPLE_INS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_name(s, 3, 7, series);
     sqlite3_bind_double(s, 4, x);
@@ -975,9 +975,8 @@ int mt_store_log(struct mt_store *st, int64_t run_id, int rank, double t, const 
 {
     if (!level || !text)
         return store_fail(st, "log of run %lld: needs a level and a text", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_LOG_INS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_LOG_INS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     sqlite3_bind_double(s, 3, isfinite(t) ? t : 0.0);
     bind_text(s, 4, level);
@@ -990,9 +989,8 @@ int mt_store_tensor(struct mt_store *st, int64_t run_id, int rank, const char *n
 {
     if (!name || !category)
         return store_fail(st, "tensor of run %lld: needs a name and a category", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_TENSOR_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_TENSOR_UPS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     bind_text(s, 3, name);
     bind_text(s, 4, category);
@@ -1017,9 +1015,8 @@ int store_frame_id(struct mt_store *st, const struct mt_store_frame *f, int64_t 
         int need_build_id = sqlite3_column_type(s, 1) == SQLITE_NULL && f->build_id;
         sqlite3_reset(s);
         if (!need_build_id) return 0;
-        s = store_stmt(st, SS_FRAME_BUILD_ID);
+        s = store_stmt_id(st, SS_FRAME_BUILD_ID, *id);
         if (!s) return -1;
-        sqlite3_bind_int64(s, 1, *id);
         bind_text(s, 2, f->build_id);
         return store_step_done(st, s, "update frame");
     }
@@ -1077,9 +1074,8 @@ int store_stack_id(struct mt_store *st, const int64_t *frames, size_t n, int64_t
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
-        s = store_stmt(st, SS_STACK_FRAMES);
+        s = store_stmt_id(st, SS_STACK_FRAMES, *id);
         if (!s) return -1;
-        sqlite3_bind_int64(s, 1, *id);
         size_t i = 0;
         int same = 1;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1140,9 +1136,8 @@ int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_sto
 {
     if (!a || !a->category)
         return store_fail(st, "alloc site of run %lld: needs a category", (long long)run_id);
-    sqlite3_stmt *s = store_stmt(st, SS_SITE_UPS);
+    sqlite3_stmt *s = store_stmt_id(st, SS_SITE_UPS, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, a->rank);
     sqlite3_bind_int64(s, 3, a->stack_id);
     bind_text(s, 4, a->category);
@@ -1159,9 +1154,8 @@ int mt_store_alloc_site(struct mt_store *st, int64_t run_id, const struct mt_sto
 
 int mt_store_alloc_sites_clear(struct mt_store *st, int64_t run_id, int rank)
 {
-    sqlite3_stmt *s = store_stmt(st, SS_SITE_CLEAR);
+    sqlite3_stmt *s = store_stmt_id(st, SS_SITE_CLEAR, run_id);
     if (!s) return -1;
-    sqlite3_bind_int64(s, 1, run_id);
     sqlite3_bind_int(s, 2, rank);
     return store_step_done(st, s, "clear alloc sites");
 }

@@ -71,6 +71,8 @@ int store_fail(struct mt_store *st, const char *fmt, ...) __attribute__((format(
 int store_fail_sql(struct mt_store *st, const char *what);
 /* The cached statement `id`, reset and with bindings cleared; NULL with st->err set. */
 sqlite3_stmt *store_stmt(struct mt_store *st, enum store_stmt id);
+/* store_stmt with ?1 bound to key (the sweep, run or region the statement writes for). */
+sqlite3_stmt *store_stmt_id(struct mt_store *st, enum store_stmt id, int64_t key);
 /* Steps a cached write statement to SQLITE_DONE (or ROW for RETURNING) and resets it. */
 int store_step_done(struct mt_store *st, sqlite3_stmt *s, const char *what);
 

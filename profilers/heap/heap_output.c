@@ -64,21 +64,13 @@ static void w_raw(struct wbuf *w, const char *s)
 /* Escapes backslash, tab, newline and carriage return; NULL writes an empty field. */
 static void w_esc(struct wbuf *w, const char *s)
 {
+    static const char special[] = "\\\t\n\r", escaped[] = "\\tnr"; /* pairwise */
     for (; s && *s; s++) {
-        switch (*s) {
-        case '\\':
-            w_raw(w, "\\\\");
-            break;
-        case '\t':
-            w_raw(w, "\\t");
-            break;
-        case '\n':
-            w_raw(w, "\\n");
-            break;
-        case '\r':
-            w_raw(w, "\\r");
-            break;
-        default:
+        const char *e = strchr(special, *s);
+        if (e) {
+            w_ch(w, '\\');
+            w_ch(w, escaped[e - special]);
+        } else {
             w_ch(w, *s);
         }
     }
@@ -137,6 +129,14 @@ static void w_sec(struct wbuf *w, double s)
 static void w_tab(struct wbuf *w)
 {
     w_ch(w, '\t');
+}
+
+/* The start of a named record: its tag ("R\t", "N\t"), the escaped name, a tab. */
+static void w_named(struct wbuf *w, const char *tag, const char *name)
+{
+    w_raw(w, tag);
+    w_esc(w, name);
+    w_tab(w);
 }
 
 static void w_meta_str(struct wbuf *w, const char *key, const char *val)
@@ -505,9 +505,7 @@ static void write_regions(struct wbuf *w)
 {
     for (size_t i = 0; i < mt_heap_tags_region_count(); i++) {
         const struct mt_heap_region *r = mt_heap_tags_region(i);
-        w_raw(w, "R\t");
-        w_esc(w, r->name);
-        w_tab(w);
+        w_named(w, "R\t", r->name);
         w_i64(w, r->peak_total);
         for (int c = 0; c < MT_HEAP_NCAT; c++) {
             w_tab(w);
@@ -751,9 +749,7 @@ static void write_tensors(struct wbuf *w)
 {
     for (size_t i = 0; i < mt_heap_tags_tensor_count(); i++) {
         const struct mt_heap_tensor *t = mt_heap_tags_tensor(i);
-        w_raw(w, "N\t");
-        w_esc(w, t->name);
-        w_tab(w);
+        w_named(w, "N\t", t->name);
         w_raw(w, mt_mem_cat_names[t->cat]);
         w_tab(w);
         w_u64(w, t->size);

@@ -54,6 +54,29 @@ static float *filled(size_t n, struct mt_rng *r)
     return x;
 }
 
+/* A cache test's vectors, from an rng seeded with `seed`: K and V (`rows` x C filled
+ * values), a filled query q, and two outputs o1, o2 of C floats. */
+struct inputs {
+    float *K, *V, *q, *o1, *o2;
+};
+
+static struct inputs inputs_new(size_t rows, size_t C, uint64_t seed)
+{
+    struct mt_rng r;
+    mt_rng_seed(&r, seed);
+    struct inputs in;
+    in.K = filled(rows * C, &r); /* in this order: the draws are the tests' inputs */
+    in.V = filled(rows * C, &r);
+    in.q = filled(C, &r);
+    in.o1 = malloc(C * 4), in.o2 = malloc(C * 4);
+    return in;
+}
+
+static void inputs_free(struct inputs *in)
+{
+    free(in->K), free(in->V), free(in->q), free(in->o1), free(in->o2);
+}
+
 static struct mt_kvc_spec spec_of(enum mt_kvc_format f, size_t group, size_t block)
 {
     struct mt_kvc_spec s = mt_kvc_spec_default();
@@ -117,10 +140,7 @@ static void paged(void)
 {
     struct mt_gpt_config cfg = config(128, 4, 160);
     size_t C = cfg.n_embd, L = cfg.n_layer, T = cfg.seq_len;
-    struct mt_rng r;
-    mt_rng_seed(&r, 11);
-    float *K = filled(2 * L * T * C, &r), *V = filled(2 * L * T * C, &r), *q = filled(C, &r);
-    float *o1 = malloc(C * 4), *o2 = malloc(C * 4);
+    struct inputs in = inputs_new(2 * L * T, C, 11);
     for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++)
         for (size_t block = 16; block <= 32; block += 16) {
             struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 16, 0), sp = s;
@@ -133,7 +153,7 @@ static void paged(void)
                 /* sequence 1 grows alongside: the blocks of sequence 0 interleave */
                 CHECK(mt_kvc_reserve(p, 1, n) == 0 && mt_kvc_reserve(p, 0, n) == 0);
                 for (size_t l = 0; l < L; l++) {
-                    const float *k = K + (l * T + n - 1) * C, *v = V + (l * T + n - 1) * C;
+                    const float *k = in.K + (l * T + n - 1) * C, *v = in.V + (l * T + n - 1) * C;
                     mt_kvc_append(c, 0, l, n - 1, k, v);
                     mt_kvc_append(p, 0, l, n - 1, k, v);
                     mt_kvc_append(p, 1, l, n - 1, k + L * T * C, v + L * T * C);
@@ -141,9 +161,9 @@ static void paged(void)
                 for (int impl = MT_KVC_IMPL_AUTO; impl <= MT_KVC_IMPL_SCALAR; impl++) {
                     c->impl = p->impl = (enum mt_kvc_impl)impl;
                     for (size_t l = 0; l < L; l++) {
-                        mt_kvc_attend(c, 0, l, 0, n, q, o1);
-                        mt_kvc_attend(p, 0, l, 0, n, q, o2);
-                        CHECK(memcmp(o1, o2, C * 4) == 0);
+                        mt_kvc_attend(c, 0, l, 0, n, in.q, in.o1);
+                        mt_kvc_attend(p, 0, l, 0, n, in.q, in.o2);
+                        CHECK(memcmp(in.o1, in.o2, C * 4) == 0);
                     }
                 }
             }
@@ -172,7 +192,7 @@ static void paged(void)
     }
     printf("paged: model logits bit for bit (fp32, int4), %zu positions\n", T);
     mt_gpt_free(m);
-    free(K), free(V), free(q), free(o1), free(o2);
+    inputs_free(&in);
 }
 
 static void bytes(void)
@@ -230,10 +250,8 @@ static void window(void)
     const size_t Ws[] = {40, 75, 23}; /* 23: under KIVI's fp32 ring of residual + group */
     struct mt_gpt_config full = config(128, 4, 300);
     size_t C = full.n_embd, L = full.n_layer, T = full.seq_len;
-    struct mt_rng r;
-    mt_rng_seed(&r, 13);
-    float *K = filled(2 * L * T * C, &r), *V = filled(2 * L * T * C, &r), *q = filled(C, &r);
-    float *o1 = malloc(C * 4), *o2 = malloc(C * 4), *o3 = malloc(C * 4);
+    struct inputs in = inputs_new(2 * L * T, C, 13);
+    float *o3 = malloc(C * 4);
     for (size_t wi = 0; wi < 3; wi++)
         for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
             struct mt_gpt_config cfg = full;
@@ -256,7 +274,7 @@ static void window(void)
                 CHECK(mt_kvc_paged_seq_bytes(&cfg, &sp, n) ==
                       p->held[0] * p->block_bytes + p->sz.fixed_bytes);
                 for (size_t l = 0; l < L; l++) {
-                    const float *k = K + (l * T + n - 1) * C, *v = V + (l * T + n - 1) * C;
+                    const float *k = in.K + (l * T + n - 1) * C, *v = in.V + (l * T + n - 1) * C;
                     mt_kvc_append(a, 0, l, n - 1, k, v);
                     mt_kvc_append(c, 0, l, n - 1, k, v);
                     mt_kvc_append(p, 0, l, n - 1, k, v);
@@ -266,10 +284,10 @@ static void window(void)
                 for (int impl = MT_KVC_IMPL_AUTO; impl <= MT_KVC_IMPL_SCALAR; impl++) {
                     a->impl = c->impl = p->impl = (enum mt_kvc_impl)impl;
                     for (size_t l = 0; l < L; l++) {
-                        mt_kvc_attend(a, 0, l, lo, n, q, o1);
-                        mt_kvc_attend(c, 0, l, lo, n, q, o2);
-                        mt_kvc_attend(p, 0, l, lo, n, q, o3);
-                        CHECK(memcmp(o1, o2, C * 4) == 0 && memcmp(o1, o3, C * 4) == 0);
+                        mt_kvc_attend(a, 0, l, lo, n, in.q, in.o1);
+                        mt_kvc_attend(c, 0, l, lo, n, in.q, in.o2);
+                        mt_kvc_attend(p, 0, l, lo, n, in.q, o3);
+                        CHECK(memcmp(in.o1, in.o2, C * 4) == 0 && memcmp(in.o1, o3, C * 4) == 0);
                     }
                 }
             }
@@ -282,7 +300,7 @@ static void window(void)
                    most);
             mt_kvc_free(a), mt_kvc_free(c), mt_kvc_free(p);
         }
-    free(K), free(V), free(q), free(o1), free(o2), free(o3);
+    inputs_free(&in), free(o3);
 }
 
 /* Heads in parallel: one thread and two give the same bits (every format, a context
@@ -291,10 +309,7 @@ static void threads(void)
 {
     struct mt_gpt_config cfg = config(128, 4, 640);
     size_t C = cfg.n_embd, L = cfg.n_layer, T = cfg.seq_len;
-    struct mt_rng r;
-    mt_rng_seed(&r, 17);
-    float *K = filled(L * T * C, &r), *V = filled(L * T * C, &r), *q = filled(C, &r);
-    float *o1 = malloc(C * 4), *o2 = malloc(C * 4);
+    struct inputs in = inputs_new(L * T, C, 17);
     CHECK(T * C >= MT_KVC_PAR_MIN && 100 * C < MT_KVC_PAR_MIN);
     for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
         struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 32, 0);
@@ -303,19 +318,19 @@ static void threads(void)
         CHECK(mt_kvc_reserve(c, 0, T) == 0);
         for (size_t t = 0; t < T; t++)
             for (size_t l = 0; l < L; l++)
-                mt_kvc_append(c, 0, l, t, K + (l * T + t) * C, V + (l * T + t) * C);
+                mt_kvc_append(c, 0, l, t, in.K + (l * T + t) * C, in.V + (l * T + t) * C);
         for (size_t n = 100; n <= T; n += T - 100)
             for (size_t l = 0; l < L; l++) {
                 omp_set_num_threads(1);
-                mt_kvc_attend(c, 0, l, 0, n, q, o1);
+                mt_kvc_attend(c, 0, l, 0, n, in.q, in.o1);
                 omp_set_num_threads(2);
-                mt_kvc_attend(c, 0, l, 0, n, q, o2);
-                CHECK(memcmp(o1, o2, C * 4) == 0);
+                mt_kvc_attend(c, 0, l, 0, n, in.q, in.o2);
+                CHECK(memcmp(in.o1, in.o2, C * 4) == 0);
             }
         mt_kvc_free(c);
     }
     printf("threads: 1 and 2 threads attend bit for bit, every format, %zu positions\n", T);
-    free(K), free(V), free(q), free(o1), free(o2);
+    inputs_free(&in);
 }
 
 static void sim(void)

@@ -288,32 +288,31 @@ int main(int argc, char **argv)
                      .requests = 64,
                      .window = 512};
     const char *fmts = "fp32,bf16,int8,int4,int2", *thr = "1,2";
-    for (int i = 1; i < argc; i++) {
+    /* every option takes a value: a string, or a count read with atoll */
+    const struct {
+        const char *name;
+        const char **str;
+        size_t *num;
+    } opt[] = {{"--model", &o.model, NULL},
+               {"--context", NULL, &o.context},
+               {"--steps", NULL, &o.steps},
+               {"--reps", NULL, &o.reps},
+               {"--threads", &thr, NULL},
+               {"--formats", &fmts, NULL},
+               {"--stream-mib", NULL, &o.stream_mib},
+               {"--budget", NULL, &o.budget},
+               {"--requests", NULL, &o.requests},
+               {"--window", NULL, &o.window}};
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) goto usage;
-        if (!strcmp(a, "--model"))
-            o.model = v;
-        else if (!strcmp(a, "--context"))
-            o.context = (size_t)atol(v);
-        else if (!strcmp(a, "--steps"))
-            o.steps = (size_t)atol(v);
-        else if (!strcmp(a, "--reps"))
-            o.reps = (size_t)atol(v);
-        else if (!strcmp(a, "--threads"))
-            thr = v;
-        else if (!strcmp(a, "--formats"))
-            fmts = v;
-        else if (!strcmp(a, "--stream-mib"))
-            o.stream_mib = (size_t)atol(v);
-        else if (!strcmp(a, "--budget"))
-            o.budget = (size_t)atoll(v);
-        else if (!strcmp(a, "--requests"))
-            o.requests = (size_t)atol(v);
-        else if (!strcmp(a, "--window"))
-            o.window = (size_t)atol(v);
+        size_t k = 0;
+        while (k < sizeof opt / sizeof opt[0] && strcmp(a, opt[k].name))
+            k++;
+        if (!v || k == sizeof opt / sizeof opt[0]) goto usage;
+        if (opt[k].str)
+            *opt[k].str = v;
         else
-            goto usage;
-        i++;
+            *opt[k].num = (size_t)atoll(v);
     }
     if (!o.steps || !o.reps || !o.stream_mib || parse_list(fmts, &o, 1) || parse_list(thr, &o, 0))
         goto usage;

@@ -841,14 +841,22 @@ struct work {
     size_t blen, bcap;
 };
 
+/* Reallocates the array `p` of `*cap` elements of `elem` bytes to twice as many (256 at
+ * first). Returns the new array and updates *cap, or NULL with `p` and *cap untouched. */
+static void *grow_array(void *p, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? 2 * *cap : 256;
+    void *np = realloc(p, n * elem);
+    if (np) *cap = n;
+    return np;
+}
+
 static int add_sym(struct work *w, int32_t id)
 {
     if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 256;
-        struct sym *ns = realloc(w->s, cap * sizeof *ns);
+        struct sym *ns = grow_array(w->s, &w->cap, sizeof *ns);
         if (!ns) return -1;
         w->s = ns;
-        w->cap = cap;
     }
     w->s[w->n] = (struct sym){id, (int32_t)w->n - 1, -1};
     if (w->n) w->s[w->n - 1].next = (int32_t)w->n;
@@ -864,11 +872,9 @@ static int cand_less(const struct cand *a, const struct cand *b)
 static int q_push(struct work *w, struct cand c)
 {
     if (w->nq == w->qcap) {
-        size_t cap = w->qcap ? 2 * w->qcap : 256;
-        struct cand *nq = realloc(w->q, cap * sizeof *nq);
+        struct cand *nq = grow_array(w->q, &w->qcap, sizeof *nq);
         if (!nq) return -1;
         w->q = nq;
-        w->qcap = cap;
     }
     size_t i = w->nq++;
     while (i) {

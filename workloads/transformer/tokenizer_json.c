@@ -32,19 +32,33 @@ static int is_space_mark(json_t *o, const char *key)
     return s && !strcmp(s, MT_TOK_SPACE);
 }
 
+/* Checks one node of a tokenizer section (normalizer, pre_tokenizer, decoder) into `sh`:
+ * 0 when supported, -1 with err written. */
+typedef int (*node_check)(json_t *n, struct shape *sh, const char *path, char *err, size_t errlen);
+
+/* The common head of a node_check: the type of node `n` (a `what`) into *ty; when it is
+ * a Sequence, `check` on each member of its array `key`. Returns 1 when `n` was a
+ * Sequence whose members all passed, 0 when it is some other type, -1 with err written
+ * when it has no type, lacks the array or a member fails. */
+static int sequence(json_t *n, const char *what, const char *key, node_check check,
+                    struct shape *sh, const char **ty, const char *path, char *err, size_t errlen)
+{
+    *ty = type_of(n);
+    if (!*ty) return mt_tf_fail(err, errlen, "%s: %s without a type", path, what);
+    if (strcmp(*ty, "Sequence")) return 0;
+    json_t *v = json_object_get(n, key), *e;
+    size_t i;
+    if (!json_is_array(v))
+        return mt_tf_fail(err, errlen, "%s: %s Sequence without %s", path, what, key);
+    json_array_foreach(v, i, e) if (check(e, sh, path, err, errlen)) return -1;
+    return 1;
+}
+
 static int normalizer(json_t *n, struct shape *sh, const char *path, char *err, size_t errlen)
 {
-    const char *ty = type_of(n);
-    if (!ty) return mt_tf_fail(err, errlen, "%s: normalizer without a type", path);
-    if (!strcmp(ty, "Sequence")) {
-        json_t *v = json_object_get(n, "normalizers");
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            return mt_tf_fail(err, errlen, "%s: normalizer Sequence without normalizers", path);
-        json_array_foreach(v, i, e) if (normalizer(e, sh, path, err, errlen)) return -1;
-        return 0;
-    }
+    const char *ty;
+    int seq = sequence(n, "normalizer", "normalizers", normalizer, sh, &ty, path, err, errlen);
+    if (seq) return seq < 0 ? -1 : 0;
     if (!strcmp(ty, "Prepend") && is_space_mark(n, "prepend")) {
         sh->prepend = 1;
         return 0;
@@ -78,18 +92,9 @@ static char *quote_literal(const char *s)
 
 static int pretok(json_t *p, struct shape *sh, const char *path, char *err, size_t errlen)
 {
-    const char *ty = type_of(p);
-    if (!ty) return mt_tf_fail(err, errlen, "%s: pre_tokenizer without a type", path);
-    if (!strcmp(ty, "Sequence")) {
-        json_t *v = json_object_get(p, "pretokenizers");
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            return mt_tf_fail(err, errlen, "%s: pre_tokenizer Sequence without pretokenizers",
-                              path);
-        json_array_foreach(v, i, e) if (pretok(e, sh, path, err, errlen)) return -1;
-        return 0;
-    }
+    const char *ty;
+    int seq = sequence(p, "pre_tokenizer", "pretokenizers", pretok, sh, &ty, path, err, errlen);
+    if (seq) return seq < 0 ? -1 : 0;
     if (!strcmp(ty, "ByteLevel")) {
         json_t *r = json_object_get(p, "use_regex");
         sh->bytelevel = 1;
@@ -140,19 +145,12 @@ static int pretok(json_t *p, struct shape *sh, const char *path, char *err, size
                       path, ty, !strcmp(ty, "Metaspace") ? " with split" : "");
 }
 
-static int decoder(json_t *d, const char *path, char *err, size_t errlen)
+/* A node_check; decoders change nothing in `sh`. */
+static int decoder(json_t *d, struct shape *sh, const char *path, char *err, size_t errlen)
 {
-    const char *ty = type_of(d);
-    if (!ty) return mt_tf_fail(err, errlen, "%s: decoder without a type", path);
-    if (!strcmp(ty, "Sequence")) {
-        json_t *v = json_object_get(d, "decoders");
-        size_t i;
-        json_t *e;
-        if (!json_is_array(v))
-            return mt_tf_fail(err, errlen, "%s: decoder Sequence without decoders", path);
-        json_array_foreach(v, i, e) if (decoder(e, path, err, errlen)) return -1;
-        return 0;
-    }
+    const char *ty;
+    int seq = sequence(d, "decoder", "decoders", decoder, sh, &ty, path, err, errlen);
+    if (seq) return seq < 0 ? -1 : 0;
     static const char *const ok[] = {"ByteLevel",    "Metaspace", "Replace",
                                      "ByteFallback", "Fuse",      "Strip"};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
@@ -250,7 +248,7 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
     int rc = 0;
     if (norm && !json_is_null(norm)) rc = normalizer(norm, &sh, path, err, errlen);
     if (!rc && pre && !json_is_null(pre)) rc = pretok(pre, &sh, path, err, errlen);
-    if (!rc && dec && !json_is_null(dec)) rc = decoder(dec, path, err, errlen);
+    if (!rc && dec && !json_is_null(dec)) rc = decoder(dec, &sh, path, err, errlen);
     if (rc) {
         free(sh.split_literal);
         return -1;
