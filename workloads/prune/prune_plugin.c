@@ -35,6 +35,7 @@
 #include "loop.h"
 #include "prune_model.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 #define CALIB_B 8
@@ -342,6 +343,29 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) + gram : 0;
 }
 
+/* The reference (trained when not cached), then serving the pruned model: its weight
+ * slab without the four block linears (mt_pruned_dropped) and the packed layers
+ * (mt_pruned_plan_bytes: every slot's format and size from its planned non-zeros), the
+ * KV cache, and the evaluation against the base (KL buffers). Not planned: the sparse
+ * kernels' and the hook's grow-only scratch (workspace, measured), the calibration and
+ * fine-tune phases; refused: what the trained weights or timings decide (scope=global,
+ * storage=fastest) and heads/neurons. */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    struct mt_prune_opts o;
+    struct mt_prune_storage_opts so;
+    char err[512];
+    if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, &so)) return -1;
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B, .kl = 1};
+    if (mt_pruned_plan_bytes(&cfg, &o, so.storage, &s.stored, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    unsigned char drop[MT_P_COUNT];
+    mt_pruned_dropped(drop);
+    s.weight_slab = mt_gpt_weight_slab_bytes(&cfg, drop);
+    return mt_wl_plan_reference(ctx, &s, p);
+}
+
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
     {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm|sparsegpt",
@@ -372,8 +396,7 @@ static const struct mt_param_spec params[] = {
      "sparse kernels: the fastest this CPU and shape allow, or the scalar reference"},
 };
 
-MT_WL_DESCRIPTOR("prune",
-                 "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M/SparseGPT), "
-                 "serve it "
-                 "sparse",
-                 params, NULL, mem_estimate, run);
+MT_WL_DESCRIPTOR_PLAN("prune",
+                      "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M/"
+                      "SparseGPT), serve it sparse",
+                      params, NULL, mem_estimate, run, mt_wl_check_model, plan);
