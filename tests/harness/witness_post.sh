@@ -24,13 +24,7 @@ expect_rc 0 "$MT" run distill -p student_layers=1 $common
 expect_rc 0 "$MT" run distill -p student_layers=1 -p teacher_cache=on \
     -p teacher_cache_dtype=bf16 $common
 
-# (run, phase, category) rows where the plan and the heap profiler's region peak meet
-pairs="FROM metrics p JOIN regions g ON g.run_id = p.run_id AND g.rank = 0
-       AND p.name = 'plan_' || g.path || '_peak_bytes'
-       JOIN region_counters c ON c.region_id = g.id AND c.counter = 'heap_peak_bytes'
-       AND c.category = p.category
-       WHERE p.rank = -1 AND p.category IN ('weights', 'gradients', 'optimizer', 'activations',
-       'act_grads', 'kv_cache', 'data')"
+pairs=$witness_pairs
 # prune: 4 runs x (infer: weights kv_cache data; eval: weights activations data); distill:
 # 2 x (infer 3 + eval 3 + train 6) + teacher_cache 6
 expect_eq "planned categories with a measured peak" "$(sql "SELECT count(*) $pairs")" "54"
