@@ -349,18 +349,6 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return 2 * mt_wl_estimate_baseline(ctx, 0, NULL);
 }
 
-/* Adds the slabs mt_gpt_create/mt_gpt_set_mode give cfg at B x T in `mode` to b[]. */
-static int add_slabs(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t B, size_t T,
-                     enum mt_gpt_mode mode, size_t b[MT_MEM_CAT_COUNT])
-{
-    char err[256];
-    size_t s[MT_MEM_CAT_COUNT] = {0};
-    if (!mt_gpt_memory(cfg, B, T, mode, s, err, sizeof err)) return mt_error(ctx, "%s", err);
-    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
-        b[c] += s[c];
-    return 0;
-}
-
 /* The run's phases, per category, from the slabs each holds (mt_gpt_memory):
  *   "teacher_cache" (teacher_cache = on, alpha > 0): the student's training state, the
  *     teacher's inference slabs at the training batch, the pre-pass's batch and the
@@ -384,15 +372,15 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
                                         !strcmp(mt_param_str(ctx, "teacher_cache_dtype"), "bf16"))
                           : 0;
     size_t b[MT_MEM_CAT_COUNT] = {0};
-    if (add_slabs(ctx, &scfg, B, T, MT_GPT_TRAIN, b)) return -1;
+    if (mt_wl_plan_add_slabs(ctx, &scfg, B, T, MT_GPT_TRAIN, b)) return -1;
     b[MT_MEM_DATA] += mt_wl_batch_bytes(B, T) + cache;
     if (cached) {
         size_t c[MT_MEM_CAT_COUNT];
         memcpy(c, b, sizeof c);
-        if (add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, c) ||
+        if (mt_wl_plan_add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, c) ||
             mt_wl_plan_add(ctx, p, "teacher_cache", MT_PLAN_TRAINING, c))
             return -1;
-    } else if (teacher && add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, b)) {
+    } else if (teacher && mt_wl_plan_add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, b)) {
         return -1;
     }
     if (mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, b)) return -1;

@@ -72,6 +72,12 @@ static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o, struct mt_prun
     return 0;
 }
 
+/* The calibration windows calibrate() holds (inputs and targets of nb x CALIB_B). */
+static size_t calib_batch_bytes(size_t nb, size_t T)
+{
+    return mt_wl_batch_bytes(nb * CALIB_B, T);
+}
+
 /* calib_batches x CALIB_B windows of the train split, seeded apart from training. */
 static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct mt_gpt *m,
                      struct mt_gpt *mtr, const struct mt_corpus *c, size_t T, uint64_t seed,
@@ -82,7 +88,7 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     if (!need) return 0;
     if (nb == 0)
         return mt_error(ctx, "method %s needs calib_batches > 0", mt_prune_method_name(o->method));
-    int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T);
+    int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T); /* calib_batch_bytes */
     if (!in) return mt_error(ctx, "calibration batches: out of memory");
     int *tg = in + nb * CALIB_B * T;
     char err[512];
@@ -363,7 +369,17 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
     unsigned char drop[MT_P_COUNT];
     mt_pruned_dropped(drop);
     s.weight_slab = mt_gpt_weight_slab_bytes(&cfg, drop);
-    return mt_wl_plan_reference(ctx, &s, p);
+    if (mt_wl_plan_reference(ctx, &s, p)) return -1;
+    /* "prune": the served copy (inference slabs at the evaluation batch), the trainable
+     * copy when obd's Fisher or the fine-tune needs one, and the calibration batches */
+    size_t T = s.eval_T, b[MT_MEM_CAT_COUNT] = {0};
+    int need = mt_prune_needs(o.method);
+    if (mt_wl_plan_add_slabs(ctx, &cfg, EVAL_B, T, MT_GPT_INFER, b) ||
+        (((need & MT_PRUNE_NEED_FISHER) || mt_param_int(ctx, "finetune_steps") > 0) &&
+         mt_wl_plan_add_slabs(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, MT_GPT_TRAIN, b)))
+        return -1;
+    if (need) b[MT_MEM_DATA] += calib_batch_bytes((size_t)mt_param_int(ctx, "calib_batches"), T);
+    return mt_wl_plan_add(ctx, p, "prune", MT_PLAN_TRAINING, b);
 }
 
 static const struct mt_param_spec params[] = {
