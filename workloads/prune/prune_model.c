@@ -789,9 +789,14 @@ int mt_pruned_plan_bytes(const struct mt_gpt_config *cfg, const struct mt_prune_
     if (o->global)
         return mt_tf_fail(err, errlen, "plan: scope=global spreads the sparsity over the layers "
                                        "by the trained weights (unknown before the run)");
-    if (o->method == MT_PRUNE_HEADS || o->method == MT_PRUNE_NEURONS)
-        return mt_tf_fail(err, errlen, "plan: method=%s is not planned yet",
-                          mt_prune_method_name(o->method));
+    int heads = o->method == MT_PRUNE_HEADS, units_of = heads || o->method == MT_PRUNE_NEURONS;
+    size_t C = cfg->n_embd, hs = C / cfg->n_head, units = heads ? cfg->n_head : 4 * C, kept = 0;
+    if (heads && mt_gpt_kv_dim(cfg) != C)
+        return mt_tf_fail(err, errlen, "head pruning needs n_kv_head = n_head");
+    if (units_of) { /* select_units: round(sparsity x units) per layer, never the last */
+        size_t pruned = mt_sparse_prune_count(o->sparsity, units);
+        kept = units - (pruned < units ? pruned : units - 1);
+    }
     if (storage == MT_PRUNE_STORE_FASTEST)
         return mt_tf_fail(err, errlen, "plan: storage=fastest picks formats by measured speed "
                                        "(unknown before the run)");
@@ -803,12 +808,21 @@ int mt_pruned_plan_bytes(const struct mt_gpt_config *cfg, const struct mt_prune_
         if (o->n && !nn)
             return mt_tf_fail(err, errlen, "plan: N:M %u:%u does not divide %zu inputs", o->n,
                               o->m, cols);
-        size_t nnz = planned_nnz(o, rows, cols);
+        size_t nnz = planned_nnz(o, rows, cols), index = 0, kind = s % MT_PRUNE_KINDS;
+        if (units_of && kind == (heads ? MT_LIN_QKV : MT_LIN_FC)) { /* owns the units' rows */
+            rows = kept * (heads ? 3 * hs : 1);
+            index = rows * 4, nnz = rows * cols;
+        } else if (units_of && kind == (heads ? MT_LIN_ATTPROJ : MT_LIN_FCPROJ)) { /* columns */
+            cols = kept * (heads ? hs : 1);
+            index = cols * 4, nnz = rows * cols;
+        } else if (units_of) {
+            nnz = rows * cols;
+        }
         if (forced < 0)
             mt_sparse_choose_nnz(rows, cols, nnz, nn, o->m, &b);
         else
             b = mt_sparse_layout_bytes((enum mt_sparse_format)forced, rows, cols, nnz, nn, o->m);
-        *bytes += b;
+        *bytes += b + index; /* index: lin->index_bytes, the kept rows' or columns' */
     }
     return 0;
 }

@@ -219,10 +219,11 @@ void mt_pruned_dropped(unsigned char drop[MT_P_COUNT]);
  * model of shape cfg pruned per `o` and stored per `storage`, from the shape alone: every
  * slot's non-zeros follow from the per-layer selection rule (round(sparsity x count) per
  * layer, per row for wanda, per MT_SPARSEGPT_BLOCK columns for sparsegpt, n of every m for
- * N:M), its format from the same rule (mt_sparse_choose_nnz, or the forced one) and its
- * size from mt_sparse_layout_bytes. Exact while no kept weight is exactly 0.0f. Returns
- * 0, or -1 with err for what depends on the trained weights or on timing (scope=global,
- * storage=fastest) and for heads/neurons (not planned). Pure. */
+ * N:M; heads/neurons: round(sparsity x units) units per layer, never the last, the
+ * owning slots compacted with their kept indices), its format from the same rule
+ * (mt_sparse_choose_nnz, or the forced one) and its size from mt_sparse_layout_bytes.
+ * Exact while no kept weight is exactly 0.0f. Returns 0, or -1 with err for what depends
+ * on the trained weights or on timing (scope=global, storage=fastest). Pure. */
 int mt_pruned_plan_bytes(const struct mt_gpt_config *cfg, const struct mt_prune_opts *o,
                          enum mt_prune_storage storage, size_t *bytes, char *err, size_t errlen);
 

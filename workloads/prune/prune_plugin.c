@@ -349,13 +349,14 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) + gram : 0;
 }
 
-/* The reference (trained when not cached), then serving the pruned model: its weight
- * slab without the four block linears (mt_pruned_dropped) and the packed layers
- * (mt_pruned_plan_bytes: every slot's format and size from its planned non-zeros), the
- * KV cache, and the evaluation against the base (KL buffers). Not planned: the sparse
- * kernels' and the hook's grow-only scratch (workspace, measured), the calibration and
- * fine-tune phases; refused: what the trained weights or timings decide (scope=global,
- * storage=fastest) and heads/neurons. */
+/* The reference (trained when not cached), the pruning step (phase "prune": the served
+ * copy, the trainable one when obd or the fine-tune needs it, the calibration batches),
+ * then serving the pruned model: its weight slab without the four block linears
+ * (mt_pruned_dropped) and the packed layers (mt_pruned_plan_bytes: every slot's format
+ * and size from its planned non-zeros), the KV cache, and the evaluation against the base
+ * (KL buffers). Not planned: workspace (the calibration statistics, the sparse kernels'
+ * and the hook's grow-only scratch: measured) and the fine-tune's own region; refused:
+ * what the trained weights or timings decide (scope=global, storage=fastest). */
 static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 {
     struct mt_gpt_config cfg;
