@@ -42,4 +42,11 @@ expect_eq "served weights by format" "$(sql "SELECT group_concat(CAST(value AS I
 expect_eq "distill phases" "$(sql "SELECT group_concat(name, ' ') FROM (SELECT name FROM metrics
     WHERE run_id = 8 AND category = '' AND name LIKE 'plan%' ORDER BY name)")" \
     "plan_eval_peak_bytes plan_infer_peak_bytes plan_teacher_cache_peak_bytes plan_train_peak_bytes"
+# a configuration the run alone decides has no plan: noted (info), not a failed event
+expect_rc 0 "$MT" run prune -p scope=global $common
+expect_eq "no plan noted" "$(sql "SELECT level || ': ' || text FROM logs WHERE run_id = 9
+    AND text LIKE '%memory plan%' OR text LIKE '%could not be stored%'")" \
+    "info: no memory plan: workload 'prune': plan: scope=global spreads the sparsity over the layers by the trained weights (unknown before the run)"
+expect_eq "nothing planned" "$(sql "SELECT count(*) FROM metrics WHERE run_id = 9
+    AND name LIKE 'plan%'")" "0"
 echo ok
