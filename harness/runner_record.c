@@ -429,9 +429,16 @@ int mt_runner_record(struct mt_store *st, const struct mt_runner_opts *o, struct
     if (rc == 0 && in.rs) rc = ingest_heap(&in, job, o->heap_mode);
     /* the plan beside what was measured (issue 21); a refusal is noted, never fatal */
     char werr[512];
-    if (rc == 0 && in.rs && job->plan &&
-        mt_witness_store(st, job->run_id, job->plan, werr, sizeof werr) != 0 && in.dropped++ == 0)
-        snprintf(in.first_drop, sizeof in.first_drop, "%s", werr);
+    int wrc = rc == 0 && in.rs && job->plan
+                  ? mt_witness_store(st, job->run_id, job->plan, werr, sizeof werr)
+                  : 0;
+    if (wrc == 1) {
+        char note[600];
+        snprintf(note, sizeof note, "no memory plan: %s", werr);
+        wrc = mt_store_log(st, job->run_id, 0, job->wall_s, "info", note);
+        if (wrc) snprintf(werr, sizeof werr, "%s", mt_store_error(st));
+    }
+    if (wrc != 0 && in.dropped++ == 0) snprintf(in.first_drop, sizeof in.first_drop, "%s", werr);
     if (rc == 0 && job->reference_s > 0.0 &&
         mt_store_metric(st, job->run_id, -1, "reference_s", job->reference_s, "s") != 0 &&
         in.dropped++ == 0)

@@ -22,8 +22,10 @@ struct mt_store;
 
 /* Contract: stores the plan of run `run_id` (plugin and params of *p) and the residual of
  * each planned phase on rank 0's regions, inside the caller's transaction. A plugin
- * without a plan() hook stores nothing. Returns 0, or -1 with err (the plugin refused its
- * parameters, or a store error). */
+ * without a plan() hook stores nothing. Returns 0; 1 with err when the plugin's plan()
+ * refused the configuration (one whose bytes only the run decides, such as prune's
+ * scope=global: nothing stored, the reason is worth a note); -1 with err for a store
+ * error. */
 int mt_witness_store(struct mt_store *st, int64_t run_id, const struct mt_plan *p, char *err,
                      size_t errlen);
 

@@ -98,3 +98,13 @@ child_pids() {
         fi
     done
 }
+
+# witness_pairs: the SQL tail (FROM ... WHERE) of the (run, phase, category) rows where the
+# plan the harness stored (issue 21) and the heap profiler's peak of the phase's region
+# meet, in the categories a plan derives (workspace and other are measured, not planned).
+witness_pairs="FROM metrics p JOIN regions g ON g.run_id = p.run_id AND g.rank = 0
+       AND p.name = 'plan_' || g.path || '_peak_bytes'
+       JOIN region_counters c ON c.region_id = g.id AND c.counter = 'heap_peak_bytes'
+       AND c.category = p.category
+       WHERE p.rank = -1 AND p.category IN ('weights', 'gradients', 'optimizer', 'activations',
+       'act_grads', 'kv_cache', 'data')"

@@ -19,13 +19,7 @@ expect_rc 0 "$MT" run baseline -p model=tiny -p steps=5 -p eval_tokens=2048 --db
 expect_rc 0 "$MT" run mixed_precision -p model=tiny -p steps=3 -p eval_tokens=2048 \
     -p precision=bf16 -p every=2 --db "$DB" --threads 2
 
-# (run, phase, category) rows where the plan and the heap profiler's region peak meet
-pairs="FROM metrics p JOIN regions g ON g.run_id = p.run_id AND g.rank = 0
-       AND p.name = 'plan_' || g.path || '_peak_bytes'
-       JOIN region_counters c ON c.region_id = g.id AND c.counter = 'heap_peak_bytes'
-       AND c.category = p.category
-       WHERE p.rank = -1 AND p.category IN ('weights', 'gradients', 'optimizer', 'activations',
-       'act_grads', 'kv_cache', 'data')"
+pairs=$witness_pairs
 expect_eq "planned categories with a measured peak" "$(sql "SELECT count(*) $pairs")" "21"
 expect_eq "plan != heap" "$(sql "SELECT group_concat(p.run_id || ':' || g.path || ':' || p.category
     || ' plan ' || p.value || ' heap ' || c.value, '; ') $pairs AND p.value <> c.value")" ""

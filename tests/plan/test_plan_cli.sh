@@ -25,6 +25,31 @@ out=$( (ulimit -v $LIMIT; "$MT" plan baseline -p $SHAPE -p kv_cache=fp16 --for s
 echo "$out"
 line "serving,kv_cache,1342177280,infer"
 echo "$out" | grep -q "^training" && fail "--for serving printed training rows"
+# prune on tiny (2 layers of 49152 prunable weights, sparsity 0.5): the served weights are
+# the slim slab plus the packed layers, by format (dense keeps the zeros: the fp32 slab)
+out=$("$MT" plan prune -p model=tiny -p storage=csr --csv) || fail "prune plan exited $?"
+line "serving,weights,389120,infer"
+out=$("$MT" plan prune -p model=tiny -p method=sparsegpt --csv) || fail "sparsegpt plan exited $?"
+line "serving,weights,303104,infer"
+out=$("$MT" plan prune -p model=tiny -p storage=dense --csv) || fail "dense plan exited $?"
+line "serving,weights,482304,infer"
+# heads: 1 of 2 heads per layer kept: qkv 96 x 64 and attproj 64 x 32, dense, with
+# their 96 + 32 kept indices, beside the full MLP matrices
+out=$("$MT" plan prune -p model=tiny -p method=heads --csv) || fail "heads plan exited $?"
+line "serving,weights,417792,infer"
+"$MT" plan prune -p model=tiny -p scope=global 2>/dev/null; [ $? -eq 2 ] || fail "global scope not exit 2"
+"$MT" plan prune -p model=tiny -p storage=fastest 2>/dev/null; [ $? -eq 2 ] || fail "fastest not exit 2"
+# distill: a one-layer student trained beside the tiny teacher's inference slabs, then with
+# the teacher's logits cached (bf16: 16 x 64 x 256 values, 4 + 2 bytes each, in data)
+out=$("$MT" plan distill -p model=tiny -p student_layers=1 --csv) || fail "distill plan exited $?"
+line "training,weights,764672,train"
+line "serving,weights,282368,infer"
+data() { echo "$out" | sed -n "s/^training,data,\([0-9]*\),$1\$/\1/p"; }
+d0=$(data train)
+out=$("$MT" plan distill -p model=tiny -p student_layers=1 -p teacher_cache=on \
+      -p teacher_cache_dtype=bf16 --csv) || fail "distill cache plan exited $?"
+line "training,weights,764672,teacher_cache"
+[ $(($(data teacher_cache) - d0)) -eq 1572864 ] || fail "cache buffers: $(data teacher_cache) - $d0"
 json=$("$MT" plan baseline -p model=tiny --json) || fail "json exited $?"
 echo "$json" | grep -q '"training":{"peak_bytes":{"weights":' || fail "json: $json"
 "$MT" plan baseline -p model=tiny -p stpes=3 2>/dev/null; [ $? -eq 2 ] || fail "misspelt parameter not exit 2"

@@ -23,6 +23,17 @@ int mt_wl_plan_add(struct mt_ctx *ctx, struct mt_mem_plan *p, const char *name, 
     return 0;
 }
 
+int mt_wl_plan_add_slabs(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t B, size_t T,
+                         enum mt_gpt_mode mode, size_t b[MT_MEM_CAT_COUNT])
+{
+    char err[ERRLEN];
+    size_t s[MT_MEM_CAT_COUNT] = {0};
+    if (!mt_gpt_memory(cfg, B, T, mode, s, err, sizeof err)) return mt_error(ctx, "%s", err);
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        b[c] += s[c];
+    return 0;
+}
+
 int mt_wl_plan_reference_train(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t B,
                                size_t T, struct mt_mem_plan *p)
 {

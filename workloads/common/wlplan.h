@@ -29,6 +29,11 @@ extern "C" {
 int mt_wl_plan_add(struct mt_ctx *ctx, struct mt_mem_plan *p, const char *name, int goal,
                    const size_t bytes[MT_MEM_CAT_COUNT]);
 
+/* Contract: adds to b[] the slabs mt_gpt_create / mt_gpt_set_mode give a model of shape
+ * cfg in `mode` at B x T (mt_gpt_memory), per category. Returns 0 or -1 after mt_error. */
+int mt_wl_plan_add_slabs(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t B, size_t T,
+                         enum mt_gpt_mode mode, size_t b[MT_MEM_CAT_COUNT]);
+
 /* Contract: the reference model's fp32 training state for batch B x T (mt_gpt_memory
  * MT_GPT_TRAIN) plus the batch in flight (data), as phase "train": what
  * mt_wl_train_or_load holds while it trains. Returns 0 or -1 after mt_error. */

@@ -39,6 +39,7 @@
 #include "distill.h"
 #include "loop.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 
@@ -111,9 +112,15 @@ static float from_bf16(uint16_t h)
     return x;
 }
 
+/* The resident part of the cache for n values per batch: zt, and half when bf16. */
+static size_t cache_bytes(size_t n, int bf16)
+{
+    return n * sizeof(float) + (bf16 ? n * sizeof(uint16_t) : 0);
+}
+
 static size_t cache_buffer_bytes(const struct logit_cache *c)
 {
-    return c->n * sizeof(float) + (c->bf16 ? c->n * sizeof(uint16_t) : 0);
+    return cache_bytes(c->n, c->bf16);
 }
 
 static void cache_close(struct logit_cache *c)
@@ -342,6 +349,47 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return 2 * mt_wl_estimate_baseline(ctx, 0, NULL);
 }
 
+/* The run's phases, per category, from the slabs each holds (mt_gpt_memory):
+ *   "teacher_cache" (teacher_cache = on, alpha > 0): the student's training state, the
+ *     teacher's inference slabs at the training batch, the pre-pass's batch and the
+ *     cache's buffers;
+ *   "train": the student's training state, the batch, and either the teacher's inference
+ *     slabs (alpha > 0, no cache) or the cache's buffers (data) or nothing (alpha = 0);
+ *   "infer" and "eval": the student served (mt_wl_plan_serving, compared with the teacher:
+ *     the KL buffers).
+ * The teacher's own training, when it is not cached, runs in region "train" too: the
+ * plan is the distillation's (on equal shapes it is the larger in every category). */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config tcfg, scfg;
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &tcfg, &T)) return mt_wl_check_model(ctx);
+    if (student_config(ctx, &tcfg, &scfg)) return -1;
+    size_t B = (size_t)mt_param_int(ctx, "batch");
+    int teacher = mt_param_float(ctx, "alpha") != 0.0;
+    int cached = teacher && strcmp(mt_param_str(ctx, "teacher_cache"), "on") == 0;
+    size_t cache = cached ? cache_bytes(B * T * tcfg.vocab,
+                                        !strcmp(mt_param_str(ctx, "teacher_cache_dtype"), "bf16"))
+                          : 0;
+    size_t b[MT_MEM_CAT_COUNT] = {0};
+    if (mt_wl_plan_add_slabs(ctx, &scfg, B, T, MT_GPT_TRAIN, b)) return -1;
+    b[MT_MEM_DATA] += mt_wl_batch_bytes(B, T) + cache;
+    if (cached) {
+        size_t c[MT_MEM_CAT_COUNT];
+        memcpy(c, b, sizeof c);
+        if (mt_wl_plan_add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, c) ||
+            mt_wl_plan_add(ctx, p, "teacher_cache", MT_PLAN_TRAINING, c))
+            return -1;
+    } else if (teacher && mt_wl_plan_add_slabs(ctx, &tcfg, B, T, MT_GPT_INFER, b)) {
+        return -1;
+    }
+    if (mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, b)) return -1;
+    struct mt_wl_plan_serving s = {
+        .weight_slab = mt_gpt_weight_slab_bytes(&scfg, NULL), .eval_batch = EVAL_B, .eval_T = T,
+        .kl = 1};
+    return mt_wl_plan_serving(ctx, &scfg, &s, p);
+}
+
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
     {"student", MT_PARAM_CHOICE, "tiny", 0, 0, "tiny|small|medium|gpt2",
@@ -363,5 +411,6 @@ static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_KV_CACHE,
 };
 
-MT_WL_DESCRIPTOR("distill", "train a smaller student against the cached baseline teacher (KL + CE)",
-                 params, NULL, mem_estimate, run);
+MT_WL_DESCRIPTOR_PLAN("distill",
+                      "train a smaller student against the cached baseline teacher (KL + CE)",
+                      params, NULL, mem_estimate, run, mt_wl_check_model, plan);

@@ -67,7 +67,13 @@ static size_t n_slots_of(const struct mt_gpt *m)
  * arithmetic: callers only use this while the dense weights exist). */
 static void slot_dims(const struct mt_gpt *m, size_t s, size_t *out_dim, size_t *in_dim)
 {
-    size_t C = m->cfg.n_embd;
+    mt_prune_slot_dims(&m->cfg, s, out_dim, in_dim);
+}
+
+void mt_prune_slot_dims(const struct mt_gpt_config *cfg, size_t s, size_t *out_dim,
+                        size_t *in_dim)
+{
+    size_t C = cfg->n_embd;
     static const size_t out_mul[MT_PRUNE_KINDS] = {3, 1, 4, 1};
     static const size_t in_mul[MT_PRUNE_KINDS] = {1, 1, 1, 4};
     *out_dim = out_mul[s % MT_PRUNE_KINDS] * C;
@@ -706,11 +712,17 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
     return 0;
 }
 
-int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
+void mt_pruned_dropped(unsigned char drop[MT_P_COUNT])
 {
-    unsigned char drop[MT_P_COUNT] = {0};
+    memset(drop, 0, MT_P_COUNT);
     for (int k = 0; k < MT_PRUNE_KINDS; k++)
         drop[weight_param[k]] = 1;
+}
+
+int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen)
+{
+    unsigned char drop[MT_P_COUNT];
+    mt_pruned_dropped(drop);
     char e[256];
     if (mt_gpt_drop_weights(m, drop, e, sizeof e)) return mt_tf_fail(err, errlen, "slim: %s", e);
     return 0;
@@ -750,4 +762,67 @@ void mt_pruned_free(struct mt_pruned *p)
     free(p->ws_in);
     free(p->ws_out);
     memset(p, 0, sizeof(*p));
+}
+
+/* Non-zeros a per-layer unstructured or N:M selection keeps in an [o x i] slot, as
+ * mt_prune_select_masks and mt_prune_sparsegpt_matrix choose them (per layer, per row for
+ * wanda, per block of MT_SPARSEGPT_BLOCK columns for sparsegpt, n of every m for N:M). */
+static size_t planned_nnz(const struct mt_prune_opts *o, size_t rows, size_t cols)
+{
+    if (o->n) return rows * (cols / o->m) * o->n;
+    if (o->method == MT_PRUNE_WANDA)
+        return rows * (cols - mt_sparse_prune_count(o->sparsity, cols));
+    if (o->method != MT_PRUNE_SPARSEGPT)
+        return rows * cols - mt_sparse_prune_count(o->sparsity, rows * cols);
+    size_t kept = 0;
+    for (size_t b0 = 0; b0 < cols; b0 += MT_SPARSEGPT_BLOCK) {
+        size_t nb = b0 + MT_SPARSEGPT_BLOCK < cols ? MT_SPARSEGPT_BLOCK : cols - b0;
+        kept += rows * nb - mt_sparse_prune_count(o->sparsity, rows * nb);
+    }
+    return kept;
+}
+
+int mt_pruned_plan_bytes(const struct mt_gpt_config *cfg, const struct mt_prune_opts *o,
+                         enum mt_prune_storage storage, size_t *bytes, char *err, size_t errlen)
+{
+    *bytes = 0;
+    if (o->global)
+        return mt_tf_fail(err, errlen, "plan: scope=global spreads the sparsity over the layers "
+                                       "by the trained weights (unknown before the run)");
+    int heads = o->method == MT_PRUNE_HEADS, units_of = heads || o->method == MT_PRUNE_NEURONS;
+    size_t C = cfg->n_embd, hs = C / cfg->n_head, units = heads ? cfg->n_head : 4 * C, kept = 0;
+    if (heads && mt_gpt_kv_dim(cfg) != C)
+        return mt_tf_fail(err, errlen, "head pruning needs n_kv_head = n_head");
+    if (units_of) { /* select_units: round(sparsity x units) per layer, never the last */
+        size_t pruned = mt_sparse_prune_count(o->sparsity, units);
+        kept = units - (pruned < units ? pruned : units - 1);
+    }
+    if (storage == MT_PRUNE_STORE_FASTEST)
+        return mt_tf_fail(err, errlen, "plan: storage=fastest picks formats by measured speed "
+                                       "(unknown before the run)");
+    int forced = mt_prune_storage_format(storage);
+    for (size_t s = 0; s < cfg->n_layer * MT_PRUNE_KINDS; s++) {
+        size_t rows, cols, b;
+        mt_prune_slot_dims(cfg, s, &rows, &cols);
+        unsigned nn = o->n && cols % o->m == 0 ? o->n : 0;
+        if (o->n && !nn)
+            return mt_tf_fail(err, errlen, "plan: N:M %u:%u does not divide %zu inputs", o->n,
+                              o->m, cols);
+        size_t nnz = planned_nnz(o, rows, cols), index = 0, kind = s % MT_PRUNE_KINDS;
+        if (units_of && kind == (heads ? MT_LIN_QKV : MT_LIN_FC)) { /* owns the units' rows */
+            rows = kept * (heads ? 3 * hs : 1);
+            index = rows * 4, nnz = rows * cols;
+        } else if (units_of && kind == (heads ? MT_LIN_ATTPROJ : MT_LIN_FCPROJ)) { /* columns */
+            cols = kept * (heads ? hs : 1);
+            index = cols * 4, nnz = rows * cols;
+        } else if (units_of) {
+            nnz = rows * cols;
+        }
+        if (forced < 0)
+            mt_sparse_choose_nnz(rows, cols, nnz, nn, o->m, &b);
+        else
+            b = mt_sparse_layout_bytes((enum mt_sparse_format)forced, rows, cols, nnz, nn, o->m);
+        *bytes += b + index; /* index: lin->index_bytes, the kept rows' or columns' */
+    }
+    return 0;
 }

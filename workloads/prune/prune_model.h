@@ -206,6 +206,27 @@ int mt_pruned_matmul(void *user, size_t layer, enum mt_linear which, const float
  * m unchanged). */
 int mt_pruned_slim_model(struct mt_gpt *m, char *err, size_t errlen);
 
+/* Contract: the [out x in] shape of slot s (layer s / MT_PRUNE_KINDS, kind
+ * s % MT_PRUNE_KINDS) of a model of shape cfg. Pure. */
+void mt_prune_slot_dims(const struct mt_gpt_config *cfg, size_t s, size_t *out_dim,
+                        size_t *in_dim);
+
+/* Contract: the weights mt_pruned_slim_model drops (drop[t] = 1: the block linears the
+ * packed layers replace), for mt_gpt_drop_weights and the plan's weight slab. */
+void mt_pruned_dropped(unsigned char drop[MT_P_COUNT]);
+
+/* Contract: the bytes mt_pruned_build_storage will pack (mt_pruned_bytes after it) for a
+ * model of shape cfg pruned per `o` and stored per `storage`, from the shape alone: every
+ * slot's non-zeros follow from the per-layer selection rule (round(sparsity x count) per
+ * layer, per row for wanda, per MT_SPARSEGPT_BLOCK columns for sparsegpt, n of every m for
+ * N:M; heads/neurons: round(sparsity x units) units per layer, never the last, the
+ * owning slots compacted with their kept indices), its format from the same rule
+ * (mt_sparse_choose_nnz, or the forced one) and its size from mt_sparse_layout_bytes.
+ * Exact while no kept weight is exactly 0.0f. Returns 0, or -1 with err for what depends
+ * on the trained weights or on timing (scope=global, storage=fastest). Pure. */
+int mt_pruned_plan_bytes(const struct mt_gpt_config *cfg, const struct mt_prune_opts *o,
+                         enum mt_prune_storage storage, size_t *bytes, char *err, size_t errlen);
+
 /* Contract: bytes of the hook's workspace (ws_in + ws_out) at their high-water mark. */
 size_t mt_pruned_workspace_bytes(const struct mt_pruned *p);
 

@@ -35,6 +35,7 @@
 #include "loop.h"
 #include "prune_model.h"
 #include "wlcommon.h"
+#include "wlplan.h"
 
 #define EVAL_B 8
 #define CALIB_B 8
@@ -71,6 +72,12 @@ static int read_opts(struct mt_ctx *ctx, struct mt_prune_opts *o, struct mt_prun
     return 0;
 }
 
+/* The calibration windows calibrate() holds (inputs and targets of nb x CALIB_B). */
+static size_t calib_batch_bytes(size_t nb, size_t T)
+{
+    return mt_wl_batch_bytes(nb * CALIB_B, T);
+}
+
 /* calib_batches x CALIB_B windows of the train split, seeded apart from training. */
 static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct mt_gpt *m,
                      struct mt_gpt *mtr, const struct mt_corpus *c, size_t T, uint64_t seed,
@@ -81,7 +88,7 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     if (!need) return 0;
     if (nb == 0)
         return mt_error(ctx, "method %s needs calib_batches > 0", mt_prune_method_name(o->method));
-    int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T);
+    int *in = mt_wl_batch_alloc(ctx, nb * CALIB_B * T); /* calib_batch_bytes */
     if (!in) return mt_error(ctx, "calibration batches: out of memory");
     int *tg = in + nb * CALIB_B * T;
     char err[512];
@@ -342,6 +349,40 @@ static size_t mem_estimate(struct mt_ctx *ctx)
     return base ? base + 2 * mt_gpt_num_params(&cfg) * sizeof(float) + gram : 0;
 }
 
+/* The reference (trained when not cached), the pruning step (phase "prune": the served
+ * copy, the trainable one when obd or the fine-tune needs it, the calibration batches),
+ * then serving the pruned model: its weight slab without the four block linears
+ * (mt_pruned_dropped) and the packed layers (mt_pruned_plan_bytes: every slot's format
+ * and size from its planned non-zeros), the KV cache, and the evaluation against the base
+ * (KL buffers). Not planned: workspace (the calibration statistics, the sparse kernels'
+ * and the hook's grow-only scratch: measured) and the fine-tune's own region; refused:
+ * what the trained weights or timings decide (scope=global, storage=fastest). */
+static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
+{
+    struct mt_gpt_config cfg;
+    struct mt_prune_opts o;
+    struct mt_prune_storage_opts so;
+    char err[512];
+    if (mt_wl_model_config(ctx, NULL, &cfg) || read_opts(ctx, &o, &so)) return -1;
+    struct mt_wl_plan_serving s = {.eval_batch = EVAL_B, .kl = 1};
+    if (mt_pruned_plan_bytes(&cfg, &o, so.storage, &s.stored, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    unsigned char drop[MT_P_COUNT];
+    mt_pruned_dropped(drop);
+    s.weight_slab = mt_gpt_weight_slab_bytes(&cfg, drop);
+    if (mt_wl_plan_reference(ctx, &s, p)) return -1;
+    /* "prune": the served copy (inference slabs at the evaluation batch), the trainable
+     * copy when obd's Fisher or the fine-tune needs one, and the calibration batches */
+    size_t T = s.eval_T, b[MT_MEM_CAT_COUNT] = {0};
+    int need = mt_prune_needs(o.method);
+    if (mt_wl_plan_add_slabs(ctx, &cfg, EVAL_B, T, MT_GPT_INFER, b) ||
+        (((need & MT_PRUNE_NEED_FISHER) || mt_param_int(ctx, "finetune_steps") > 0) &&
+         mt_wl_plan_add_slabs(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, MT_GPT_TRAIN, b)))
+        return -1;
+    if (need) b[MT_MEM_DATA] += calib_batch_bytes((size_t)mt_param_int(ctx, "calib_batches"), T);
+    return mt_wl_plan_add(ctx, p, "prune", MT_PLAN_TRAINING, b);
+}
+
 static const struct mt_param_spec params[] = {
     MT_WL_PARAMS_POSTTRAIN,
     {"method", MT_PARAM_CHOICE, "magnitude", 0, 0, "magnitude|obd|wanda|heads|neurons|nm|sparsegpt",
@@ -372,8 +413,7 @@ static const struct mt_param_spec params[] = {
      "sparse kernels: the fastest this CPU and shape allow, or the scalar reference"},
 };
 
-MT_WL_DESCRIPTOR("prune",
-                 "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M/SparseGPT), "
-                 "serve it "
-                 "sparse",
-                 params, NULL, mem_estimate, run);
+MT_WL_DESCRIPTOR_PLAN("prune",
+                      "prune the trained baseline (magnitude/OBD/wanda/heads/neurons/N:M/"
+                      "SparseGPT), serve it sparse",
+                      params, NULL, mem_estimate, run, mt_wl_check_model, plan);

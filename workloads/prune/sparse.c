@@ -80,8 +80,8 @@ static size_t layout(enum mt_sparse_format format, size_t rows, size_t cols, siz
     }
 }
 
-static size_t layout_bytes(enum mt_sparse_format format, size_t rows, size_t cols, size_t nnz,
-                           unsigned n, unsigned m)
+size_t mt_sparse_layout_bytes(enum mt_sparse_format format, size_t rows, size_t cols, size_t nnz,
+                              unsigned n, unsigned m)
 {
     size_t sec[3], total = 0, ns = layout(format, rows, cols, nnz, n, m, sec);
     for (size_t i = 0; i < ns; i++)
@@ -94,18 +94,25 @@ size_t mt_sparse_size(enum mt_sparse_format format, const float *w, size_t rows,
 {
     if (format == MT_SPARSE_NM && !nm_fits(w, rows, cols, n, m)) return 0;
     size_t nnz = format == MT_SPARSE_DENSE ? 0 : count_nonzero(w, rows * cols);
-    return layout_bytes(format, rows, cols, nnz, n, m);
+    return mt_sparse_layout_bytes(format, rows, cols, nnz, n, m);
 }
 
 enum mt_sparse_format mt_sparse_choose(const float *w, size_t rows, size_t cols, unsigned n,
                                        unsigned m, size_t *bytes_out)
 {
-    size_t nnz = count_nonzero(w, rows * cols);
+    int fits = n != 0 && nm_fits(w, rows, cols, n, m);
+    return mt_sparse_choose_nnz(rows, cols, count_nonzero(w, rows * cols), fits ? n : 0, m,
+                                bytes_out);
+}
+
+enum mt_sparse_format mt_sparse_choose_nnz(size_t rows, size_t cols, size_t nnz, unsigned n,
+                                           unsigned m, size_t *bytes_out)
+{
     enum mt_sparse_format best = MT_SPARSE_DENSE;
-    size_t best_bytes = layout_bytes(MT_SPARSE_DENSE, rows, cols, 0, 0, 0);
+    size_t best_bytes = mt_sparse_layout_bytes(MT_SPARSE_DENSE, rows, cols, 0, 0, 0);
     for (int f = MT_SPARSE_CSR; f < MT_SPARSE_FORMAT_COUNT; f++) {
-        if (f == MT_SPARSE_NM && (n == 0 || !nm_fits(w, rows, cols, n, m))) continue;
-        size_t b = layout_bytes((enum mt_sparse_format)f, rows, cols, nnz, n, m);
+        if (f == MT_SPARSE_NM && n == 0) continue;
+        size_t b = mt_sparse_layout_bytes((enum mt_sparse_format)f, rows, cols, nnz, n, m);
         if (b < best_bytes) {
             best = (enum mt_sparse_format)f;
             best_bytes = b;
@@ -383,7 +390,7 @@ static size_t select_span(struct span sp, size_t k, uint8_t *const *keep, size_t
     return k;
 }
 
-static size_t prune_count(double sparsity, size_t count)
+size_t mt_sparse_prune_count(double sparsity, size_t count)
 {
     if (!(sparsity > 0.0)) return 0;
     if (sparsity >= 1.0) return count;
@@ -401,12 +408,12 @@ size_t mt_sparse_select(const float *score, size_t rows, size_t cols, double spa
             const float *row = score + r * cols;
             uint8_t *kr = keep + r * cols;
             struct span sp = {&row, &cols, 1};
-            pruned += select_span(sp, prune_count(sparsity, cols), &kr, hist);
+            pruned += select_span(sp, mt_sparse_prune_count(sparsity, cols), &kr, hist);
         }
     } else {
         size_t count = rows * cols;
         struct span sp = {&score, &count, 1};
-        pruned = select_span(sp, prune_count(sparsity, count), &keep, hist);
+        pruned = select_span(sp, mt_sparse_prune_count(sparsity, count), &keep, hist);
     }
     free(hist);
     return pruned;
@@ -421,7 +428,7 @@ size_t mt_sparse_select_global(const float *const *score, const size_t *count, s
     for (size_t a = 0; a < nlayers; a++)
         total += count[a];
     struct span sp = {score, count, nlayers};
-    size_t pruned = select_span(sp, prune_count(sparsity, total), keep, hist);
+    size_t pruned = select_span(sp, mt_sparse_prune_count(sparsity, total), keep, hist);
     free(hist);
     return pruned;
 }

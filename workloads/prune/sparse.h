@@ -78,6 +78,21 @@ size_t mt_sparse_size(enum mt_sparse_format format, const float *w, size_t rows,
 enum mt_sparse_format mt_sparse_choose(const float *w, size_t rows, size_t cols, unsigned n,
                                        unsigned m, size_t *bytes_out);
 
+/* Contract: the block mt_sparse_pack allocates for a [rows x cols] matrix of `nnz`
+ * non-zeros in `format` (NM: pattern n:m, nnz ignored; DENSE: nnz ignored): the stored
+ * size, exact, from the shape alone (what `memtrade plan` counts). Pure. */
+size_t mt_sparse_layout_bytes(enum mt_sparse_format format, size_t rows, size_t cols, size_t nnz,
+                              unsigned n, unsigned m);
+
+/* Contract: mt_sparse_choose's rule for a matrix of `nnz` non-zeros known to fit the n:m
+ * pattern (n = 0: it does not, NM is no candidate). Pure. */
+enum mt_sparse_format mt_sparse_choose_nnz(size_t rows, size_t cols, size_t nnz, unsigned n,
+                                           unsigned m, size_t *bytes_out);
+
+/* Contract: how many of `count` scores a selection at `sparsity` removes:
+ * round(sparsity x count), 0 for sparsity <= 0, all for >= 1. Pure. */
+size_t mt_sparse_prune_count(double sparsity, size_t count);
+
 /* Contract: packs the masked dense matrix `w` into `out` in `format` (one allocation,
  * tagged as weights). Returns 0, or -1 with a message in err (allocation failure, pattern
  * that does not fit NM, sizes beyond uint32 offsets); on failure `out` owns nothing.

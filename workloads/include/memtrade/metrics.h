@@ -154,8 +154,17 @@ static const struct mt_metric_info mt_metric_table[] = {
      "predicted peak of the serving deployment (memtrade plan), category by category"},
     {"plan_eval_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
      "predicted peak of the evaluation (memtrade plan), category by category"},
+    {"plan_teacher_cache_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "distill teacher_cache=on: predicted peak of the teacher's pre-pass (memtrade plan)"},
     {"plan_train_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
      "plan_train_peak_bytes of one memory category"},
+    {"plan_teacher_cache_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "plan_teacher_cache_peak_bytes of one memory category"},
+    {"plan_prune_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "prune: predicted peak of the pruning step (memtrade plan): both copies and the "
+     "calibration batches"},
+    {"plan_prune_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "plan_prune_peak_bytes of one memory category"},
     {"plan_infer_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
      "plan_infer_peak_bytes of one memory category"},
     {"plan_eval_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
@@ -266,6 +275,8 @@ static const struct mt_metric_category_form mt_metric_category_forms[] = {
     {"plan_train_peak_*_bytes", "plan_train_peak_bytes"}, /* metric: predicted (plan) */
     {"plan_infer_peak_*_bytes", "plan_infer_peak_bytes"},
     {"plan_eval_peak_*_bytes", "plan_eval_peak_bytes"},
+    {"plan_teacher_cache_peak_*_bytes", "plan_teacher_cache_peak_bytes"},
+    {"plan_prune_peak_*_bytes", "plan_prune_peak_bytes"},
     {"infer_peak_*_bytes", "infer_peak_bytes"}, /* metric: accounted serving peak */
     {"eval_peak_*_bytes", "eval_peak_bytes"},   /* metric: accounted evaluation peak */
     {"train_peak_*_bytes", "train_peak_bytes"}, /* metric: accounted training peak */
