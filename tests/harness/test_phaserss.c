@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "child/phaserss.h"
@@ -17,15 +18,16 @@
 
 #define MIB ((size_t)1 << 20)
 
-/* Makes `bytes` resident (every page written), then returns them to the kernel: glibc
- * maps blocks this large and unmaps them on free. */
+/* Makes `bytes` resident (every page written), then returns them to the kernel. Mapped
+ * directly, not through malloc, so that no allocator (glibc's, or a sanitizer's
+ * quarantine) keeps them resident after the phase. */
 static void touch(size_t bytes)
 {
-    volatile char *p = malloc(bytes);
-    if (!p) abort();
+    volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) abort();
     for (size_t i = 0; i < bytes; i += 4096)
         p[i] = (char)i;
-    free((void *)p);
+    munmap((void *)p, bytes);
 }
 
 struct seen {
