@@ -23,7 +23,8 @@
  * quarantine) keeps them resident after the phase. */
 static void touch(size_t bytes)
 {
-    volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    volatile char *p =
+        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) abort();
     for (size_t i = 0; i < bytes; i += 4096)
         p[i] = (char)i;
