@@ -1,14 +1,34 @@
 /* loop_cuda.c — libmemtrade-cuda.so: the one training loop's engine on the GPU (loop.h
  * mt_cuda_train_twin): the reference model's hooks on its device twin (cuda/cgpt.h). Built
  * with MT_CUDA; its one exported symbol is mt_cuda_train_twin. */
+#include <stdio.h>
+
 #include "cgpt.h"
 #include "loop.h"
+
+/* The engine's self: the device model, and an AdamW failure kept for the next call that
+ * can report one (the loop's update hook answers only "skipped"). */
+struct cu_twin {
+    struct mt_cuda_gpt *d;
+    int failed;
+    char why[256];
+};
+
+/* Reports a kept update failure into err; 0 when there is none. */
+static int cu_failed(const struct cu_twin *t, char *err, size_t errlen)
+{
+    if (!t->failed) return 0;
+    snprintf(err, errlen, "the AdamW step on the device failed: %s", t->why);
+    return -1;
+}
 
 static int cu_forward(void *self, const struct mt_loop_batch *b, double *loss, char *err,
                       size_t errlen)
 {
+    struct cu_twin *t = self;
+    if (cu_failed(t, err, errlen)) return -1;
     float l = 0.0f;
-    int rc = mt_cuda_gpt_forward(self, b->in, b->tg, b->rows, b->T, &l, err, errlen);
+    int rc = mt_cuda_gpt_forward(t->d, b->in, b->tg, b->rows, b->T, &l, err, errlen);
     *loss = l;
     return rc;
 }
@@ -16,19 +36,23 @@ static int cu_forward(void *self, const struct mt_loop_batch *b, double *loss, c
 static int cu_backward(void *self, const struct mt_loop_batch *b, float scale, char *err,
                        size_t errlen)
 {
-    return mt_cuda_gpt_backward(self, scale, b->tokens, err, errlen);
+    struct cu_twin *t = self;
+    if (cu_failed(t, err, errlen)) return -1;
+    return mt_cuda_gpt_backward(t->d, scale, b->tokens, err, errlen);
 }
 
 static void cu_zero_grad(void *self)
 {
-    mt_cuda_gpt_zero_grad(self);
+    mt_cuda_gpt_zero_grad(((struct cu_twin *)self)->d);
 }
 
-/* A device error here has nowhere to go but the next call, which reports it. */
+/* A device error is kept whole and reported by the next forward or backward, or by the
+ * end of the loop (cu_failed); the loop reads a nonzero return as a skipped step. */
 static int cu_update(void *self, const struct mt_gpt_recipe *r, float lr, float scale)
 {
-    char err[8];
-    mt_cuda_gpt_adamw_step(self, r, lr, scale, NULL, err, sizeof err);
+    struct cu_twin *t = self;
+    if (!t->failed && mt_cuda_gpt_adamw_step(t->d, r, lr, scale, NULL, t->why, sizeof t->why))
+        t->failed = 1;
     return 0;
 }
 
@@ -47,12 +71,14 @@ mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r, const char *
     size_t bytes = 0;
     for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
         bytes += d->m.slab_bytes[k] + d->extra_bytes[k];
-    struct mt_loop_engine e = {.self = d,
+    struct cu_twin t = {.d = d};
+    struct mt_loop_engine e = {.self = &t,
                                .forward = cu_forward,
                                .backward = cu_backward,
                                .zero_grad = cu_zero_grad,
                                .update = cu_update};
     int rc = loop(user, &e, bytes);
+    if (rc == 0) rc = cu_failed(&t, err, errlen);
     if (rc == 0) rc = mt_cuda_gpt_download(d, m, err, errlen);
     mt_cuda_gpt_free(d);
     return rc;
