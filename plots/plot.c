@@ -127,6 +127,7 @@ static void draw_all(struct pl_ctx *ctx)
     /* Always tried, so an empty database says why there is no check either. */
     pl_draw_memory_check(ctx);
     pl_draw_fit(ctx);
+    if (ctx->n_runs > 0) pl_draw_device(ctx);
 }
 
 int mt_plot_generate(const struct mt_plot_opts *opts, struct mt_plot_result *res, char *err,

@@ -258,7 +258,6 @@ char *pl_config_group_key(struct pl_ctx *ctx, const struct pl_config *c)
     return b.s;
 }
 
-
 const char *pl_metric_unit(const struct pl_ctx *ctx, const char *metric)
 {
     for (size_t i = 0; i < ctx->n_runs; i++) {
@@ -408,6 +407,7 @@ void pl_ctx_free(struct pl_ctx *ctx)
     pl_buf_free(&ctx->report_tables);
     pl_buf_free(&ctx->memcheck_table);
     pl_buf_free(&ctx->fit_table);
+    pl_buf_free(&ctx->device_table);
     mt_read_close(ctx->rd);
     mt_store_close(ctx->st);
     memset(ctx, 0, sizeof *ctx);

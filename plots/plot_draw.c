@@ -13,7 +13,7 @@
 #include "pareto.h"
 #include "plot_internal.h"
 
-enum panel_kind { KIND_SERVING, KIND_TRAINING, KIND_ANY };
+enum panel_kind { KIND_SERVING, KIND_TRAINING, KIND_DEVICE, KIND_ANY };
 
 static int is_baseline(const struct pl_config *c)
 {
@@ -37,6 +37,8 @@ static int in_panel(const struct pl_ctx *ctx, const struct pl_config *c, enum pa
         return infer || (model && (!train || is_baseline(c)));
     case KIND_TRAINING:
         return train && (!infer || is_baseline(c));
+    case KIND_DEVICE:
+        return has_metric(ctx, c, "peak_device_bytes");
     default:
         return 1;
     }
@@ -273,7 +275,8 @@ static struct cmp_key point_key(const struct pl_ctx *ctx, const struct pl_point 
     struct pl_stat st;
     struct cmp_key k = {NAN, NAN};
     if (pl_config_stat(ctx, c, "eval_bytes", &st)) k.eval_bytes = st.median;
-    if (kind == KIND_TRAINING) k.budget = ctx->runs[c->runs[0]].row->train_budget;
+    if (kind == KIND_TRAINING || kind == KIND_DEVICE)
+        k.budget = ctx->runs[c->runs[0]].row->train_budget;
     return k;
 }
 
@@ -330,6 +333,8 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
         pl_item_skip(ctx, name, title, "no successful run has both %s and %s%s", ctx->y_metric,
                      kind == KIND_SERVING    ? "infer_peak_bytes or model_bytes"
                      : kind == KIND_TRAINING ? "train_peak_bytes"
+                     : kind == KIND_DEVICE   ? "peak_device_bytes (runs with -p device=cuda on a "
+                                               "GPU)"
                                              : x_metrics[1],
                      n_dropped ? " (some have memory <= 0)" : "");
     } else {
@@ -388,7 +393,7 @@ static void tradeoff_panel(struct pl_ctx *ctx, const char *name, const char *wha
                 pl_buf_printf(&k, "scored on %.0f bytes", key.eval_bytes);
             else
                 pl_buf_printf(&k, "text scored not recorded");
-            if (kind == KIND_TRAINING) {
+            if (kind == KIND_TRAINING || kind == KIND_DEVICE) {
                 if (!isnan(key.budget))
                     pl_buf_printf(&k, ", %.0f training sequences (steps x batch)", key.budget);
                 else
@@ -436,6 +441,10 @@ void pl_draw_tradeoff(struct pl_ctx *ctx)
                    "serving memory");
     tradeoff_panel(ctx, "tradeoff_training", "Training memory trade-off", KIND_TRAINING, training,
                    "training memory, per rank");
+    /* runs on a GPU: accuracy against the interposer's device peak (issue 22) */
+    static const char *const device[] = {"peak_device_bytes", NULL};
+    tradeoff_panel(ctx, "tradeoff_device", "Device memory trade-off", KIND_DEVICE, device,
+                   "device memory (interposer)");
 }
 
 void pl_draw_speed(struct pl_ctx *ctx)

@@ -79,6 +79,7 @@ struct pl_ctx {
     struct pl_buf report_tables;  /* HTML tables the trade-off step hands to the report */
     struct pl_buf memcheck_table; /* "accounted vs measured" table (plot_memcheck.c) */
     struct pl_buf fit_table;      /* "what fits" tables (plot_fit.c) */
+    struct pl_buf device_table;   /* device memory's three witnesses (plot_device.c) */
     int oom;
 };
 
@@ -168,6 +169,7 @@ void pl_draw_kvcache(struct pl_ctx *ctx);      /* plot_kvcache.c */
 void pl_draw_trainmem(struct pl_ctx *ctx);     /* plot_trainmem.c */
 void pl_draw_quant(struct pl_ctx *ctx);        /* plot_quant.c */
 void pl_draw_fit(struct pl_ctx *ctx);          /* plot_fit.c */
+void pl_draw_device(struct pl_ctx *ctx);       /* plot_device.c */
 /* plot_draw.c: keys of the params that take more than one value among the configurations
  * of `workload` (at most max, in first-seen order; strings live in ctx->rd). */
 size_t pl_varying_keys(struct pl_ctx *ctx, const char *workload, const char **keys, size_t max);
@@ -181,8 +183,15 @@ size_t pl_pick_runs(struct pl_ctx *ctx, pl_probe *probe, size_t *idx, size_t max
 char *pl_run_desc(struct pl_ctx *ctx, const struct pl_run *r);
 size_t *pl_runs_buffer(struct pl_ctx *ctx);   /* calloc'ed, room for every run */
 size_t pl_max_runs(const struct pl_ctx *ctx); /* opts->max_runs, else 8 */
+/* The memory categories in memcat order (the stacking order of every plot). */
+#define PL_N_CATS 9
+extern const char *const pl_cats[PL_N_CATS];
 /* Rank of a memory category in memcat order (the stacking order); unknown ones: 100. */
 int pl_cat_rank(const char *category);
+/* Ends a per-run report table: closes it, says how many more runs `what` (raise
+ * --max-runs) and appends the fragment to `dest` (pl_html_close). */
+void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
+                  size_t more, const char *what);
 
 /* One point of a scatter plot: a configuration's medians. */
 struct pl_point {

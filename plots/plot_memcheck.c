@@ -26,12 +26,7 @@
 #include "plot_internal.h"
 #include "runtime.h"
 
-#define N_CATS 9
-#define UNTAGGED N_CATS /* measured bytes no category claims (total minus the categories) */
-
-static const char *const cats[N_CATS] = {"weights",     "gradients", "optimizer",
-                                         "activations", "act_grads", "kv_cache",
-                                         "workspace",   "data",      "other"};
+#define UNTAGGED PL_N_CATS /* measured bytes no category claims (total minus the categories) */
 
 struct check {
     const struct pl_run *run;
@@ -41,14 +36,14 @@ struct check {
     double accounted;
     int measured_ok;
     double measured;
-    double cat[N_CATS + 1];  /* measured per category, then the untagged rest */
-    double acc_cat[N_CATS];  /* accounted per category (<kind>_peak_<cat>_bytes) */
-    int has_acc_cat;         /* the run reported at least one of those */
-    char *unavailable;       /* why the measured figure is missing */
-    int has_plan, has_resid; /* the plan (plan_<phase>_peak_bytes) and the residual */
-    double plan, resid;      /* (<phase>_unaccounted_bytes) the harness stored */
-    int has_runtime;         /* the runtime terms of the run's build and machine */
-    double runtime;          /* (results/runtime.h) for the phase: heap beyond the plan */
+    double cat[PL_N_CATS + 1]; /* measured per category, then the untagged rest */
+    double acc_cat[PL_N_CATS]; /* accounted per category (<kind>_peak_<cat>_bytes) */
+    int has_acc_cat;           /* the run reported at least one of those */
+    char *unavailable;         /* why the measured figure is missing */
+    int has_plan, has_resid;   /* the plan (plan_<phase>_peak_bytes) and the residual */
+    double plan, resid;        /* (<phase>_unaccounted_bytes) the harness stored */
+    int has_runtime;           /* the runtime terms of the run's build and machine */
+    double runtime;            /* (results/runtime.h) for the phase: heap beyond the plan */
 };
 
 /* The run's value of metric `name` (category `cat`, NULL: the whole) at `rank` when it
@@ -111,8 +106,9 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
         mt_read_metrics(ctx->rd, c->run->id, -1, &at_run, &n_run) != 0)
         n_rank = n_run = 0;
     metric_at(at_rank, n_rank, at_run, n_run, kind, NULL, &c->accounted);
-    for (size_t k = 0; k < N_CATS; k++)
-        c->has_acc_cat |= metric_at(at_rank, n_rank, at_run, n_run, kind, cats[k], &c->acc_cat[k]);
+    for (size_t k = 0; k < PL_N_CATS; k++)
+        c->has_acc_cat |=
+            metric_at(at_rank, n_rank, at_run, n_run, kind, pl_cats[k], &c->acc_cat[k]);
     if (!region) return;
     char name[96];
     snprintf(name, sizeof name, "plan_%s_peak_bytes", region->name);
@@ -138,8 +134,8 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
             if (!ct->has) c->unavailable = pl_strdup(ctx, pl_s(ct->unavailable));
             continue;
         }
-        for (size_t k = 0; k < N_CATS && ct->has; k++)
-            if (strcmp(ct->category, cats[k]) == 0) {
+        for (size_t k = 0; k < PL_N_CATS && ct->has; k++)
+            if (strcmp(ct->category, pl_cats[k]) == 0) {
                 c->cat[k] = ct->value;
                 sum += ct->value;
             }
@@ -156,17 +152,17 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
  * excess over the accounted figure (the measured size when the run accounts no category). */
 static char *top_difference(struct pl_ctx *ctx, const struct check *c)
 {
-    double d[N_CATS + 1];
-    for (size_t k = 0; k <= N_CATS; k++)
-        d[k] = c->cat[k] - (k < N_CATS && c->has_acc_cat ? c->acc_cat[k] : 0);
+    double d[PL_N_CATS + 1];
+    for (size_t k = 0; k <= PL_N_CATS; k++)
+        d[k] = c->cat[k] - (k < PL_N_CATS && c->has_acc_cat ? c->acc_cat[k] : 0);
     struct pl_buf b = {0};
     for (int pick = 0; pick < 2; pick++) {
         size_t best = 0;
-        for (size_t k = 1; k <= N_CATS; k++)
+        for (size_t k = 1; k <= PL_N_CATS; k++)
             if (d[k] > d[best]) best = k;
         if (!(d[best] > 0)) break;
         pl_buf_printf(&b, "%s%s +%.2f MiB", pick ? ", " : "",
-                      best == UNTAGGED ? "untagged" : cats[best], d[best] / PL_MIB);
+                      best == UNTAGGED ? "untagged" : pl_cats[best], d[best] / PL_MIB);
         d[best] = 0;
     }
     if (!b.len) pl_buf_printf(&b, "none (nothing measured above the accounting)");
@@ -231,11 +227,7 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
         free(top);
         fputs("</td></tr>\n", f);
     }
-    fputs("</table>\n", f);
-    if (more)
-        fprintf(f, "<p>%zu more runs have an accounted peak; raise --max-runs to list them.</p>\n",
-                more);
-    pl_html_close(ctx, f, &fr, &ctx->memcheck_table);
+    pl_table_end(ctx, f, &fr, &ctx->memcheck_table, more, "have an accounted peak");
 }
 
 /* memory_check.dat: one row per run with a measured peak; cumulative MiB of the category
@@ -244,8 +236,8 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
 static void write_dat(FILE *dat, const struct check *cs, size_t n)
 {
     fputs("# row\trun_id\tkind\taccounted_MiB\tmeasured_MiB\tratio", dat);
-    for (size_t k = 0; k < N_CATS; k++)
-        fprintf(dat, "\tcum_%s_MiB", cats[k]);
+    for (size_t k = 0; k < PL_N_CATS; k++)
+        fprintf(dat, "\tcum_%s_MiB", pl_cats[k]);
     fputs("\tcum_untagged_MiB\tphase\tlabel\n", dat);
     size_t row = 0;
     for (size_t i = 0; i < n; i++) {
@@ -255,7 +247,7 @@ static void write_dat(FILE *dat, const struct check *cs, size_t n)
                 c->serving ? "serving" : "training", c->accounted / PL_MIB, c->measured / PL_MIB);
         fprintf(dat, c->accounted > 0 ? "%.10g" : "NaN", c->measured / c->accounted);
         double cum = 0;
-        for (size_t k = 0; k <= N_CATS; k++) {
+        for (size_t k = 0; k <= PL_N_CATS; k++) {
             cum += c->cat[k];
             fprintf(dat, "\t%.10g", cum / PL_MIB);
         }
@@ -293,7 +285,7 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_
             ")\nY(r) = %zu - r\nplot 'memory_check.dat' using (0):(Y($1)+0.2):(0):4:(Y($1)+0.02):"
             "(Y($1)+0.38) with boxxyerror lc rgb '#4d4d4d' title 'accounted'",
             m - 1);
-    for (size_t k = 0; k <= N_CATS; k++) {
+    for (size_t k = 0; k <= PL_N_CATS; k++) {
         int used = 0;
         for (size_t i = 0; i < n; i++)
             used |= cs[i].measured_ok && cs[i].cat[k] > 0;
@@ -304,7 +296,7 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_
         fprintf(gp,
                 ", \\\n  '' using %s:(Y($1)-0.2):%s:%zu:(Y($1)-0.38):(Y($1)-0.02) with "
                 "boxxyerror lc rgb '%s' title '%s'",
-                lower, lower, col, pl_color(k), k == UNTAGGED ? "untagged" : cats[k]);
+                lower, lower, col, pl_color(k), k == UNTAGGED ? "untagged" : pl_cats[k]);
     }
     /* Categories peak at different moments, so the stack can pass the measured total: a
        black tick marks the total, the label gives measured / accounted */

@@ -119,9 +119,9 @@ static void draw(struct pl_ctx *ctx, struct q_pt *pts, size_t n, const char *nam
 static void plot_one(struct pl_ctx *ctx, int bits_plot)
 {
     const char *name = bits_plot ? "quant_bits" : "kl_bytes";
-    char *what = bits_plot ? pl_asprintf(ctx, "Quantization: %s against bits by method",
-                                         ctx->y_metric)
-                           : pl_strdup(ctx, "KL divergence from the base against model bytes");
+    char *what = bits_plot
+                     ? pl_asprintf(ctx, "Quantization: %s against bits by method", ctx->y_metric)
+                     : pl_strdup(ctx, "KL divergence from the base against model bytes");
     struct q_pt *pts = calloc(ctx->n_configs + 1, sizeof *pts);
     size_t n = 0, zeros = 0, others = 0;
     if (!pts || !what) {
@@ -131,8 +131,8 @@ static void plot_one(struct pl_ctx *ctx, int bits_plot)
     for (size_t i = 0; i < ctx->n_configs; i++) {
         const struct pl_config *c = &ctx->configs[i];
         const struct pl_run *r = &ctx->runs[c->runs[0]];
-        double x = bits_plot ? pl_run_param_num(r, "bits")
-                             : median_or_nan(ctx, c, "model_bytes") / PL_MIB;
+        double x =
+            bits_plot ? pl_run_param_num(r, "bits") : median_or_nan(ctx, c, "model_bytes") / PL_MIB;
         double y = median_or_nan(ctx, c, bits_plot ? ctx->y_metric : "kl_mean");
         if ((bits_plot && strcmp(c->workload, "quantize")) || isnan(x) || isnan(y)) continue;
         if (!bits_plot && !(y > 0)) {
@@ -158,8 +158,9 @@ static void plot_one(struct pl_ctx *ctx, int bits_plot)
     size_t kept = keep_largest(pts, n, &others, &key);
     char *extra = pl_asprintf(ctx, "%s; %zu configuration(s) of other groups left out%s", key,
                               others, zeros ? "; KL 0 (the base) not on the log axis" : "");
-    char *axes = bits_plot ? pl_asprintf(ctx, "set xlabel 'bits per weight (parameter bits)'\n"
-                                              "set ylabel '%s'\nset xtics 1\n",
+    char *axes = bits_plot ? pl_asprintf(ctx,
+                                         "set xlabel 'bits per weight (parameter bits)'\n"
+                                         "set ylabel '%s'\nset xtics 1\n",
                                          ctx->y_metric)
                            : pl_strdup(ctx, "set logscale xy 10\nset xlabel 'model_bytes (MiB)'\n"
                                             "set ylabel 'kl_mean (nats)'\n");

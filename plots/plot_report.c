@@ -341,6 +341,10 @@ int pl_write_report(struct pl_ctx *ctx, char *err, size_t errlen)
         fputs("<h2>Accounted vs measured memory</h2>\n", f);
         fputs(ctx->memcheck_table.s, f);
     }
+    if (ctx->device_table.len) {
+        fputs("<h2>Device memory</h2>\n", f);
+        fputs(ctx->device_table.s, f);
+    }
     write_runs(ctx, f);
     fputs("</body>\n</html>\n", f);
     int bad = ferror(f);

@@ -61,15 +61,25 @@ struct series {
     size_t n, cap;
 };
 
+const char *const pl_cats[PL_N_CATS] = {"weights",     "gradients", "optimizer",
+                                        "activations", "act_grads", "kv_cache",
+                                        "workspace",   "data",      "other"};
+
 /* Contract in plot_internal.h. */
 int pl_cat_rank(const char *c)
 {
-    static const char *const order[] = {"weights",     "gradients", "optimizer",
-                                        "activations", "act_grads", "kv_cache",
-                                        "workspace",   "data",      "other"};
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (strcmp(order[i], c) == 0) return (int)i;
+    for (size_t i = 0; i < PL_N_CATS; i++)
+        if (strcmp(pl_cats[i], c) == 0) return (int)i;
     return 100;
+}
+
+/* Contract in plot_internal.h. */
+void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
+                  size_t more, const char *what)
+{
+    fputs("</table>\n", f);
+    if (more) fprintf(f, "<p>%zu more runs %s; raise --max-runs to list them.</p>\n", more, what);
+    pl_html_close(ctx, f, fr, dest);
 }
 
 static int cmp_series(const void *a, const void *b)

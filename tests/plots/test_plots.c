@@ -580,7 +580,8 @@ static void check_memory_check(const char *plots, const char *out)
           "report has no accounted vs measured table");
     CHECK(contains(out, "report.html",
                    "<td class=\"n\">15.000</td><td class=\"n\">14.500</td>"
-                   "<td class=\"none\">not measured</td><td class=\"n\">20.000</td><td class=\"n\">1.33</td><td class=\"n\">5.500 <b "
+                   "<td class=\"none\">not measured</td><td class=\"n\">20.000</td><td "
+                   "class=\"n\">1.33</td><td class=\"n\">5.500 <b "
                    "class=\"over\">over</b></td><td>workspace +5.00 MiB, data +1.00 MiB</td>"),
           "training row of the table");
     CHECK(contains(out, "report.html",
@@ -619,16 +620,26 @@ static void run_full(const char *schema, const char *work, enum mt_plot_format f
                it->skip ? it->skip : (it->failed ? it->failed : ""));
     }
 
-    static const char *const drawn[] = {"tradeoff_serving",     "tradeoff_training",
-                                        "speed_train",          "speed_eval",
-                                        "curve_quantize_bits",  "curve_quantize_group",
-                                        "curve_prune_sparsity", "curve_distill_student",
-                                        "loss_checkpoint",      "loss_lora",
-                                        "timeline_run1",        "timeline_run9",
-                                        "timeline_run10",       "sites_run1",
-                                        "regions_run1",         "regions_run2",
-                                        "regions_run9",         "regions_run10",
-                                        "regions_run16",        "memory_check",
+    static const char *const drawn[] = {"tradeoff_serving",
+                                        "tradeoff_training",
+                                        "speed_train",
+                                        "speed_eval",
+                                        "curve_quantize_bits",
+                                        "curve_quantize_group",
+                                        "curve_prune_sparsity",
+                                        "curve_distill_student",
+                                        "loss_checkpoint",
+                                        "loss_lora",
+                                        "timeline_run1",
+                                        "timeline_run9",
+                                        "timeline_run10",
+                                        "sites_run1",
+                                        "regions_run1",
+                                        "regions_run2",
+                                        "regions_run9",
+                                        "regions_run10",
+                                        "regions_run16",
+                                        "memory_check",
                                         "quant_bits"};
     for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++)
         check_drawn(&res, plots, drawn[i], ext);
@@ -1400,6 +1411,110 @@ static void run_query_front(const char *work)
     CHECK(strcmp(q, p) == 0 && strcmp(q, "7,9") == 0, "training front: query %s, plots %s", q, p);
 }
 
+/* Device memory (issue 22): two runs on a GPU (plan, interposer and NVML; one NVML
+ * unavailable with its reason), a profile run with the interposer only, and a CPU run
+ * that must stay out of both device plots. tradeoff_device: val_bpb against
+ * peak_device_bytes; device_memory: three rows per run, cumulative MiB by category. */
+/* near(), where a NaN want means the field must be NaN (unavailable, never 0) */
+static int near_nan(const char *field, double want)
+{
+    return isnan(want) ? field && strcmp(field, "NaN") == 0 : near(field, want);
+}
+
+static void run_device(const char *schema, const char *work)
+{
+    char db[4096], out[4096], plots[4200], err[1024];
+    sqlite3 *h = sweep_db(schema, work, "device", db, out, plots);
+    add_run(h, 1, "baseline", NULL, 0, "ok", "model=small;steps=30");
+    acc_mem(h, 1, 2.5, "train_peak_bytes", 40);
+    static const struct {
+        const char *workload, *params;
+        double bpb, w, g, o, a, ws_dev, nvml;
+    } dev[] = {
+        {"baseline", "model=small;steps=30;device=cuda", 2.5, 3, 3, 6, 20, 32, 800},
+        {"mixed_precision", "model=small;steps=30;device=cuda;precision=bf16", 2.6, 3, 3, 6, 10, 32,
+         -1},
+    };
+    for (int i = 0; i < 2; i++) {
+        int id = 2 + i;
+        add_run(h, id, dev[i].workload, NULL, 0, "ok", dev[i].params);
+        double plan = dev[i].w + dev[i].g + dev[i].o + dev[i].a;
+        acc_mem(h, id, dev[i].bpb, "train_peak_bytes", plan);
+        metric(h, id, "peak_device_bytes", (plan + dev[i].ws_dev) * MIB, "bytes");
+        metric(h, id, "plan_train_peak_bytes", plan * MIB, "bytes");
+        static const char *const cs[] = {"weights", "gradients", "optimizer", "activations"};
+        const double v[] = {dev[i].w, dev[i].g, dev[i].o, dev[i].a};
+        for (int k = 0; k < 4; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "peak_device_%s_bytes", cs[k]);
+            metric(h, id, name, v[k] * MIB, "bytes");
+            snprintf(name, sizeof name, "plan_train_peak_%s_bytes", cs[k]);
+            metric(h, id, name, v[k] * MIB, "bytes");
+        }
+        metric(h, id, "peak_device_workspace_bytes", dev[i].ws_dev * MIB, "bytes");
+        if (dev[i].nvml > 0)
+            metric(h, id, "nvml_peak_device_bytes", dev[i].nvml * MIB, "bytes");
+        else
+            sqlf(h,
+                 "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable) VALUES(%d, "
+                 "-1, 'nvml_peak_device_bytes', NULL, 'bytes', 'NVML: no libnvidia-ml.so.1')",
+                 id);
+    }
+    add_run(h, 4, "profile", NULL, 0, "ok", "cmd=python3 train.py");
+    metric(h, 4, "peak_device_bytes", 100 * MIB, "bytes");
+    sqlite3_close(h);
+    struct mt_plot_opts opts = {.db_path = db, .out_dir = out};
+    struct mt_plot_result res;
+    int rc = mt_plot_generate(&opts, &res, err, sizeof err);
+    CHECK(rc == 0, "mt_plot_generate returned %d: %s", rc, err);
+    check_drawn(&res, plots, "tradeoff_device", "png");
+    check_drawn(&res, plots, "device_memory", "png");
+    struct rows r;
+    /* tradeoff_device.dat: the two GPU runs only (x = peak_device MiB) */
+    CHECK(load_rows(plots, "tradeoff_device.dat", &r) == 0, "tradeoff_device.dat missing");
+    size_t n_pts = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        if (r.nf[i] < 10) continue;
+        n_pts++;
+        double x = atof(r.fields[i][2]);
+        CHECK(fabs(x - 64) < 1e-9 || fabs(x - 54) < 1e-9, "tradeoff_device x %s", r.fields[i][2]);
+    }
+    CHECK(n_pts == 2, "tradeoff_device.dat has %zu points, want 2 (the GPU runs)", n_pts);
+    free(r.text);
+    /* device_memory.dat: row, run, witness, total, cumulative weights..other, label */
+    CHECK(load_rows(plots, "device_memory.dat", &r) == 0, "device_memory.dat missing");
+    CHECK(r.n == 9, "device_memory.dat has %zu rows, want 9 (3 runs x 3 witnesses)", r.n);
+    static const struct {
+        int run;
+        const char *witness;
+        double total, cum_w, cum_act, cum_ws;
+    } want[] = {
+        {2, "planned", 32, 3, 32, 32},      {2, "interposer", 64, 3, 32, 64},
+        {2, "nvml", 800, NAN, NAN, NAN},    {3, "planned", 22, 3, 22, 22},
+        {3, "interposer", 54, 3, 22, 54},   {3, "nvml", NAN, NAN, NAN, NAN},
+        {4, "planned", NAN, NAN, NAN, NAN}, {4, "interposer", 100, 0, 0, 0},
+        {4, "nvml", NAN, NAN, NAN, NAN},
+    };
+    for (size_t i = 0; i < 9 && i < r.n; i++) {
+        char *const *f = r.fields[i];
+        /* columns: 0 row, 1 run, 2 witness, 3 total, 4 weights, ..., 7 activations, ... 10
+         * workspace */
+        CHECK(r.nf[i] == 15 && atoi(f[1]) == want[i].run && strcmp(f[2], want[i].witness) == 0 &&
+                  near_nan(f[3], want[i].total) && near_nan(f[4], want[i].cum_w) &&
+                  near_nan(f[7], want[i].cum_act) && near_nan(f[10], want[i].cum_ws) &&
+                  near_nan(f[13], strcmp(want[i].witness, "nvml") ? want[i].total : NAN),
+              "device_memory.dat row %zu: %s %s %s %s %s %s %s", i, f[0], f[1], f[2], f[3], f[4],
+              r.nf[i] > 7 ? f[7] : "?", r.nf[i] > 10 ? f[10] : "?");
+    }
+    free(r.text);
+    CHECK(contains(out, "report.html", "<h2>Device memory</h2>") &&
+              contains(out, "report.html", "workspace +32.00 MiB") &&
+              contains(out, "report.html", "unavailable: NVML: no libnvidia-ml.so.1") &&
+              contains(out, "report.html", "<td class=\"n\">736.000</td>"),
+          "report.html: device memory table");
+    mt_plot_result_free(&res);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--make-db") == 0) {
@@ -1407,8 +1522,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: test_plots SCHEMA WORKDIR "
-                        "png|svg|empty|nognuplot|errors|comparable|kvcache|trainmem|query_front\n");
+        fprintf(stderr,
+                "usage: test_plots SCHEMA WORKDIR "
+                "png|svg|empty|nognuplot|errors|comparable|kvcache|trainmem|device|query_front\n");
         return 2;
     }
     const char *schema = argv[1], *work = argv[2], *which = argv[3];
@@ -1433,6 +1549,8 @@ int main(int argc, char **argv)
         run_kvcache(schema, work);
     else if (strcmp(which, "trainmem") == 0)
         run_trainmem(schema, work);
+    else if (strcmp(which, "device") == 0)
+        run_device(schema, work);
     else
         return 2;
     return mt_check_status(failures);
