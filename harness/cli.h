@@ -55,6 +55,9 @@ void mt_cli_catch_stop(void);
 uint64_t mt_cli_default_budget(void);
 /* Contract: online CPUs (>= 1). */
 int mt_cli_cores(void);
+/* Contract: the threads a run uses when --threads is not given: OMP_NUM_THREADS when it
+ * holds a positive integer (the first level of a list), else mt_cli_cores(). */
+int mt_cli_default_threads(void);
 
 /* Contract: 0 when metric `name` (NULL: nothing asked) is stored in the database or is
  * `pseudo` (a computed column; NULL for none); else prints "memtrade CMD: unknown metric

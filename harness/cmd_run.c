@@ -279,7 +279,7 @@ int mt_cmd_run(int argc, char **argv)
                   "  --repeat N         runs of this configuration (default 1)\n"
                   "  --timeout S        kill a run after S seconds (suffix s, m, h) -> timeout\n"
                   "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
-                  "  --threads N        threads per rank (default: all cores)\n"
+                  "  --threads N        threads per rank (default: OMP_NUM_THREADS, else all cores)\n"
                   "  --seed N           run seed for workloads without a 'seed' "
                   "parameter\n"
                   "  --label TEXT       stored as the run's label (memtrade fit --verify marks "
@@ -322,7 +322,7 @@ int mt_cmd_run(int argc, char **argv)
         p->plugin = pl;
         p->repeat = (size_t)i;
         p->grid_index = (size_t)i;
-        p->threads = lim.threads ? lim.threads : mt_cli_cores();
+        p->threads = lim.threads ? lim.threads : mt_cli_default_threads();
         p->threads_auto = !lim.threads;
         p->timeout_s = lim.timeout_s;
         p->mem_limit = lim.mem_limit;
@@ -420,7 +420,7 @@ int mt_cmd_sweep(int argc, char **argv)
                   "  --dry-run          print the grid and exit (no database)\n"
                   "  --shard I/N        run only grid indexes with index % N == I-1\n"
                   "  --threads N        threads per rank when the file does not say\n"
-                  "                     (default cores / jobs)\n"
+                  "                     (default OMP_NUM_THREADS, else cores, / jobs)\n"
                   "  --timeout S        per-run timeout when the file does not say\n"
                   "  --mem-limit BYTES  per-rank memory limit when the file does not "
                   "say\n" COMMON_HELP,
@@ -451,7 +451,7 @@ int mt_cmd_sweep(int argc, char **argv)
         mt_spec_free(&spec);
         return MT_EXIT_USAGE;
     }
-    int threads = lim.threads ? lim.threads : mt_cli_cores() / (int)jobs;
+    int threads = lim.threads ? lim.threads : mt_cli_default_threads() / (int)jobs;
     struct mt_plan *plans;
     size_t n;
     if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans, &n, err,

@@ -47,6 +47,20 @@ int mt_cli_cores(void)
     return n > 0 ? (int)n : 1;
 }
 
+int mt_cli_default_threads(void)
+{
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        long n = strtol(env, &end, 10);
+        /* "4" or the first level of a nested list ("4,2"); anything else is ignored */
+        if (!errno && end != env && (*end == 0 || *end == ',') && n >= 1 && n <= 4096)
+            return (int)n;
+    }
+    return mt_cli_cores();
+}
+
 static int mkdir_parents(const char *path)
 {
     char buf[PATH_MAX];
