@@ -75,6 +75,13 @@ for s in 1 2 3; do
 done
 expect_eq shards "$(echo $union | tr ' ' '\n' | sort -n | tr '\n' ' ')" "$all"
 expect_rc 2 "$MT" sweep g.ini --dry-run --shard 4/3
+# threads: --threads, else OMP_NUM_THREADS (a positive integer, or a list's first level)
+OMP_NUM_THREADS=3 expect_rc 0 "$MT" sweep g.ini --dry-run
+expect_eq omp_threads "$(sed -n '3p' "$TMP/last.out" | awk '{print $5}')" "3"
+OMP_NUM_THREADS=3,2 expect_rc 0 "$MT" sweep g.ini --dry-run --threads 5
+expect_eq cli_threads "$(sed -n '3p' "$TMP/last.out" | awk '{print $5}')" "5"
+OMP_NUM_THREADS=3,2 expect_rc 0 "$MT" sweep g.ini --dry-run
+expect_eq omp_list "$(sed -n '3p' "$TMP/last.out" | awk '{print $5}')" "3"
 
 # Command-line limits apply where the sweep file is silent.
 printf '[t_ok]\nsteps = 1\nsleep_ms = 5000\n' >t.ini
