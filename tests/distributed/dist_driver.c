@@ -10,7 +10,9 @@
  * for the tests' runs (model=tiny steps=3 batch=4 on 2 ranks), that each rank's parameter
  * count, weight/gradient/optimizer bytes and bytes sent and received equal the values
  * worked out from the shapes (ZeRO's optimizer bytes 1/N of data parallel's; adamw8 and
- * adafactor: their state, ZeRO's range moved onto an 8-bit block / an Adafactor matrix).
+ * adafactor: their state, ZeRO's range moved onto an 8-bit block / an Adafactor matrix),
+ * and that the plugin's plan() hook, given the same parameters, has a phase equal to the
+ * rank's train_peak_<category>_bytes in every category (the rank's own where it names it).
  * What it is not for: anything the harness records (events, database, heap profiles).
  */
 #include <dlfcn.h>
@@ -132,6 +134,44 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
     return bad;
 }
 
+/* The plugin's plan() hook (ABI 1.4) with the run's parameters against what this rank's
+ * ledger held: its train_peak_<category>_bytes equal, category for category, a phase of
+ * the plan ("train" for rank 0, "train_r<rank>" where the plan names this rank, else
+ * another rank's equal plan). Returns the number of mismatches. */
+static int check_plan(struct fake_ctx *d, const struct mt_workload *wl)
+{
+    struct mt_mem_plan plan = {0};
+    if (!wl->plan || wl->plan(&d->base, &plan)) {
+        fprintf(stderr, "rank %d: no plan: %s\n", d->rank, wl->plan ? d->error : "no hook");
+        return 1;
+    }
+    char mine[24];
+    snprintf(mine, sizeof mine, d->rank ? "train_r%d" : "train", d->rank);
+    int named = 0, match = -1;
+    for (size_t i = 0; i < plan.n_phases; i++) {
+        const struct mt_mem_plan_phase *ph = &plan.phase[i];
+        int same = 1;
+        for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
+            char name[64];
+            snprintf(name, sizeof name, "train_peak_%s_bytes", mt_mem_cat_names[c]);
+            double got = val(d, name);
+            same &= (isnan(got) ? 0.0 : got) == (double)ph->bytes[c];
+        }
+        if (!strcmp(ph->name, mine)) named = 1;
+        if (same && (match < 0 || !strcmp(ph->name, mine))) match = (int)i;
+    }
+    if (match < 0 || (named && strcmp(plan.phase[match].name, mine))) {
+        fprintf(stderr,
+                "rank %d: the ledger's per-category peaks match no phase of the plan "
+                "(%zu phases%s)\n",
+                d->rank, plan.n_phases, named ? ", its own named" : "");
+        return 1;
+    }
+    printf("rank %d: plan phase %s = the ledger's peaks, every category\n", d->rank,
+           plan.phase[match].name);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int check = argc > 1 && !strcmp(argv[1], "--check");
@@ -186,6 +226,7 @@ int main(int argc, char **argv)
                          : has_arg(args, nargs, "optimizer=adafactor") ? "adafactor"
                                                                        : "adamw"))
             rc = 1;
+        rc |= check_plan(&d, wl);
         if (d.n_nonfinite || d.n_undeclared || d.region_errors || d.open_regions)
             fprintf(stderr, "rank %d: non-finite metric, bad parameter or unbalanced region\n",
                     d.rank),

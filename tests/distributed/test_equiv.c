@@ -35,6 +35,8 @@
  * 1e-6 (1e-5 at stage 3), the ledger's optimizer bytes exactly mt_dist_optim_plan's, the
  * ranks' states summing to one process's state exactly (no 8-bit block and no Adafactor
  * matrix cut in two), adamw8's 2 bytes an element plus 8 a block.
+ * Every run, every mode: each rank's memory plan (mt_dist_plan_rank) equals its ledger's
+ * peak over the training loop per category and in all, exactly.
  * Every rank computes the single-process reference itself (it is small), so every rank
  * checks; a failed check exits 1, which mpirun turns into a failed job.
  */
@@ -162,6 +164,15 @@ static void train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     res->params = calloc(psi, sizeof *res->params);
     res->logits = calloc(job->recipe.batch * job->recipe.seq * job->cfg.vocab, sizeof(float));
     CHECK(!mt_dist_train(d, job, res, err, sizeof err), "%s", err);
+    /* every run: the plan (the sizing the run allocated through) is its ledger exactly */
+    size_t plan[MT_MEM_CAT_COUNT] = {0}, total = 0;
+    CHECK(!mt_dist_plan_rank(job, d->nranks, d->rank, plan, err, sizeof err), "%s", err);
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++) {
+        CHECK(plan[c] == res->peak[c], "plan %s %zu B, ledger peak %zu B", mt_mem_cat_names[c],
+              plan[c], res->peak[c]);
+        total += plan[c];
+    }
+    CHECK(total == res->peak_total, "plan %zu B in all, ledger peak %zu B", total, res->peak_total);
 }
 
 static void release(struct mt_dist_result *res)
@@ -339,8 +350,8 @@ static void check_bf16(struct mt_dist *d, struct mt_dist_job *job)
                   what, res.peak[MT_MEM_WORKSPACE], gwin, gwin / 2, stage);
             double f = (double)(N - 1) / (double)N * 2.0;
             double gather = f * (double)(psi + (L > W ? L - W : 0) * layer);
-            CHECK(fabs(res.allgather_per_step - gather) < 1, "%s: all-gather %.0f B/step, want %.0f",
-                  what, res.allgather_per_step, gather);
+            CHECK(fabs(res.allgather_per_step - gather) < 1,
+                  "%s: all-gather %.0f B/step, want %.0f", what, res.allgather_per_step, gather);
             wire = (double)steps * (gather + f * (double)psi);
             printf("rank %d: bf16 zero-3 weights %zu B = 2 x %zu + window %zu, workspace %zu B, "
                    "all-gather %.0f B/step\n",
@@ -394,21 +405,21 @@ static void check_optim(struct mt_dist *d, struct mt_dist_job *job)
         /* over 2 ranks the reduce-scatter adds as the all-reduce does; over more, in its
          * own order, and an 8-bit code or a sign may flip */
         int two = d->nranks == 2;
-        check_losses(res.losses, dp.losses, steps, two ? (job->zero_stage == 3 ? 1e-5 : 1e-6) : 1e-4,
-                     what);
+        check_losses(res.losses, dp.losses, steps,
+                     two ? (job->zero_stage == 3 ? 1e-5 : 1e-6) : 1e-4, what);
         if (d->rank == 0) {
             printf("%s: params rel %.3g\n", what, rel(res.params, dp.params, psi));
             CHECK(rel(res.params, dp.params, psi) <= (two ? 1e-6 : ptol), "%s: params rel %.3g",
                   what, rel(res.params, dp.params, psi));
         }
         CHECK(!mt_dist_optim_plan(job, d->nranks, d->rank, &op, err, sizeof err), "%s", err);
-        CHECK(res.peak[MT_MEM_OPTIMIZER] == op.state_bytes, "%s: optimizer %zu B, plan %zu B",
-              what, res.peak[MT_MEM_OPTIMIZER], op.state_bytes);
+        CHECK(res.peak[MT_MEM_OPTIMIZER] == op.state_bytes, "%s: optimizer %zu B, plan %zu B", what,
+              res.peak[MT_MEM_OPTIMIZER], op.state_bytes);
         long long mine[2] = {(long long)op.state_bytes, (long long)(op.hi - op.lo)}, sum[2];
         MPI_Allreduce(mine, sum, 2, MPI_LONG_LONG, MPI_SUM, d->comm);
         CHECK((size_t)sum[0] == one.state_bytes && (size_t)sum[1] == psi,
-              "%s: states sum to %lld B over %lld floats, one process %zu B over %zu", what,
-              sum[0], sum[1], one.state_bytes, psi);
+              "%s: states sum to %lld B over %lld floats, one process %zu B over %zu", what, sum[0],
+              sum[1], one.state_bytes, psi);
         if (job->optimizer == MT_OPTIM_ADAMW8) { /* whole blocks: 2 B + 8 B a block */
             size_t span = op.hi - op.lo, extra = op.state_bytes - 2 * span;
             CHECK(op.state_bytes >= 2 * span && extra % 8 == 0 &&

@@ -38,8 +38,9 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
     memset(u, 0, sizeof *u);
     u->cfg = &spec->cfg;
     if (spec->tp != 1 || spec->l0 != 0 || spec->l1 != spec->cfg.n_layer) {
-        snprintf(err, errlen, "adamw8/adafactor shards need every layer unsplit (data parallel, "
-                              "ZeRO)");
+        snprintf(err, errlen,
+                 "adamw8/adafactor shards need every layer unsplit (data parallel, "
+                 "ZeRO)");
         return -1;
     }
     mt_shard_map(spec, unit_visit, u); /* count, then fill */
@@ -68,8 +69,8 @@ static size_t snap(const struct ounits *u, enum mt_optim_kind k, size_t t)
     return t; /* the end of the vector */
 }
 
-int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nranks, int *counts,
-                  int *displs, char *err, size_t errlen)
+int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nranks,
+                  size_t *counts, size_t *displs, char *err, size_t errlen)
 {
     size_t n = mt_shard_num_params(spec), N = (size_t)nranks, prev = 0;
     struct ounits u = {0};
@@ -78,8 +79,8 @@ int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nr
         size_t end = off + n / N + (r < n % N), b = r + 1 < N ? end : n;
         if (k != MT_OPTIM_ADAMW && r + 1 < N) b = snap(&u, k, end);
         if (b < prev) b = prev;
-        displs[r] = (int)prev;
-        counts[r] = (int)(b - prev);
+        displs[r] = prev;
+        counts[r] = b - prev;
         prev = b;
         off = end;
     }

@@ -44,8 +44,8 @@ struct mt_dopt {
  * nranks ranks into counts/displs (nranks ints each): the balanced split, then, for
  * adamw8 and adafactor, each boundary moved to the nearest place a range may start (see
  * above; ties to the lower one; a range may be empty). Returns 0 or -1 with a message. */
-int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nranks, int *counts,
-                  int *displs, char *err, size_t errlen);
+int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nranks,
+                  size_t *counts, size_t *displs, char *err, size_t errlen);
 
 /* Contract: fills *o with the pieces of [lo, hi) (a range mt_dopt_split gave) for kind k
  * (adamw8 or adafactor) and their bytes. Free with mt_dopt_free. Returns 0 or -1 with a

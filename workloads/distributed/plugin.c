@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dist.h"
+#include "wlplan.h"
 
 #define EVAL_BATCH 8 /* windows per evaluation forward on rank 0 */
 
@@ -19,19 +20,11 @@ size_t mt_dist_plugin_estimate(struct mt_ctx *ctx)
     return mt_wl_estimate_bytes(&cfg, B > EVAL_BATCH ? B : EVAL_BATCH, T);
 }
 
-/* The job from the parameters shared by all strategies and the strategy's own. */
-static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct mt_dist_job *job,
-                    struct mt_corpus *corpus)
+/* The strategy's knobs and the optimizer from the parameters into *job (the run's and
+ * the plan's). Returns 0 or -1 after mt_error. */
+static int read_knobs(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct mt_dist_job *job)
 {
-    memset(job, 0, sizeof *job);
     job->strategy = strategy;
-    job->ctx = ctx;
-    job->crash_rank = getenv("MT_TEST_CRASH_RANK") ? atoi(getenv("MT_TEST_CRASH_RANK")) : -1;
-    if (mt_wl_model_config(ctx, NULL, &job->cfg) ||
-        mt_wl_recipe(ctx, &job->cfg, &job->recipe, &job->seed) ||
-        mt_wl_corpus(ctx, 0, job->recipe.seq, corpus))
-        return -1;
-    job->data = corpus->train_tokens;
     if (mt_optim_parse(mt_param_str(ctx, "optimizer"), &job->optimizer))
         return mt_error(ctx, "optimizer: '%s' is not one of adamw|adamw8|adafactor",
                         mt_param_str(ctx, "optimizer"));
@@ -52,6 +45,62 @@ static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct m
         break;
     case MT_DIST_TP:
         break;
+    }
+    return 0;
+}
+
+/* The job from the parameters shared by all strategies and the strategy's own. */
+static int read_job(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct mt_dist_job *job,
+                    struct mt_corpus *corpus)
+{
+    memset(job, 0, sizeof *job);
+    job->ctx = ctx;
+    job->crash_rank = getenv("MT_TEST_CRASH_RANK") ? atoi(getenv("MT_TEST_CRASH_RANK")) : -1;
+    if (mt_wl_model_config(ctx, NULL, &job->cfg) ||
+        mt_wl_recipe(ctx, &job->cfg, &job->recipe, &job->seed) ||
+        mt_wl_corpus(ctx, 0, job->recipe.seq, corpus))
+        return -1;
+    job->data = corpus->train_tokens;
+    return read_knobs(ctx, strategy, job);
+}
+
+int mt_dist_plugin_plan(struct mt_ctx *ctx, enum mt_dist_strategy strategy, struct mt_mem_plan *out)
+{
+    struct mt_dist_job job = {0};
+    size_t T;
+    if (mt_wl_estimate_shape(ctx, &job.cfg, &T)) return mt_wl_check_model(ctx);
+    int64_t steps = mt_param_int(ctx, "steps"), batch = mt_param_int(ctx, "batch");
+    int nranks = (int)mt_param_int(ctx, "ranks");
+    if (steps <= 0 || batch <= 0 || nranks <= 0)
+        return mt_error(ctx, "steps %lld, batch %lld and ranks %d must be positive",
+                        (long long)steps, (long long)batch, nranks);
+    job.recipe = mt_gpt_recipe_default((size_t)steps);
+    job.recipe.batch = (size_t)batch;
+    job.recipe.seq = T;
+    if (read_knobs(ctx, strategy, &job)) return -1;
+    /* one phase per distinct rank plan, in rank order: "train" is rank 0's (the region
+     * whose heap peak the witness compares with), "train_r<k>" the first rank k whose
+     * plan differs from those before (the ranks of equal plans share a phase); when they
+     * outnumber the phases, the rest fold into "train_max_rest" as per-category maxima (an
+     * upper bound, named so) */
+    char err[512];
+    for (int k = 0; k < nranks; k++) {
+        size_t b[MT_MEM_CAT_COUNT] = {0};
+        if (mt_dist_plan_rank(&job, nranks, k, b, err, sizeof err)) return mt_error(ctx, "%s", err);
+        size_t i = 0;
+        while (i < out->n_phases && memcmp(out->phase[i].bytes, b, sizeof b) != 0)
+            i++;
+        if (i < out->n_phases) continue;
+        if (out->n_phases == MT_MEM_PLAN_MAX_PHASES) { /* fold into the last phase */
+            struct mt_mem_plan_phase *ph = &out->phase[MT_MEM_PLAN_MAX_PHASES - 1];
+            for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+                ph->bytes[c] = b[c] > ph->bytes[c] ? b[c] : ph->bytes[c];
+            snprintf(ph->name, sizeof ph->name, "train_max_rest");
+            continue;
+        }
+        char name[24];
+        snprintf(name, sizeof name, k ? "train_r%d" : "train", k);
+        if (mt_wl_plan_add(ctx, out, name, MT_PLAN_TRAINING, b)) return -1;
     }
     return 0;
 }

@@ -107,16 +107,32 @@ int mt_dist_plugin_run(struct mt_ctx *ctx, enum mt_dist_strategy strategy);
  * upper bound for the sharded strategies) + corpus + allowance. */
 size_t mt_dist_plugin_estimate(struct mt_ctx *ctx);
 
+/* The plan() hook (ABI 1.4) of a distributed plugin: every rank's training ledger per
+ * category (train.h's mt_dist_plan_rank, the sizing the run allocates through), as phase
+ * "train" for rank 0 and "train_r<k>" for the first rank k of each other distinct plan
+ * (pipeline stages, uneven ZeRO slices); more distinct plans than phases fold into
+ * "train_max_rest" (per-category maxima). Reads the model rows, steps, batch, ranks,
+ * optimizer and the strategy's knobs. Returns 0 or -1 after mt_error (the job's shape
+ * errors, as the run would give them). */
+int mt_dist_plugin_plan(struct mt_ctx *ctx, enum mt_dist_strategy strategy,
+                        struct mt_mem_plan *out);
+
 /* Defines the whole of a distributed plugin after its parameter table PARAMS (an array
  * that starts with MT_DIST_BASE_PARAMS): a static run() that is mt_dist_plugin_run with
- * STRATEGY, and the exported descriptor with `ranks` as its ranks parameter and
- * mt_dist_plugin_estimate. Use it once, at the end of the plugin's file. */
+ * STRATEGY, a static plan() that is mt_dist_plugin_plan with it, and the exported
+ * descriptor with `ranks` as its ranks parameter and mt_dist_plugin_estimate. Use it
+ * once, at the end of the plugin's file. */
 #define MT_DIST_WORKLOAD(NAME, SUMMARY, STRATEGY, PARAMS)                                          \
     static int run(struct mt_ctx *ctx)                                                             \
     {                                                                                              \
         return mt_dist_plugin_run(ctx, STRATEGY);                                                  \
     }                                                                                              \
-    MT_WL_DESCRIPTOR(NAME, SUMMARY, PARAMS, "ranks", mt_dist_plugin_estimate, run)
+    static int plan(struct mt_ctx *ctx, struct mt_mem_plan *out)                                   \
+    {                                                                                              \
+        return mt_dist_plugin_plan(ctx, STRATEGY, out);                                            \
+    }                                                                                              \
+    MT_WL_DESCRIPTOR_PLAN(NAME, SUMMARY, PARAMS, "ranks", mt_dist_plugin_estimate, run,            \
+                          mt_wl_check_model, plan)
 #endif
 
 #endif

@@ -251,24 +251,57 @@ static int params_cat(const struct mt_shard_spec *s)
     return s->bf16_weights ? MT_MEM_WORKSPACE : MT_MEM_WEIGHTS;
 }
 
+void mt_shard_sizes(const struct mt_shard_spec *s, struct mt_shard_sizes *z)
+{
+    memset(z, 0, sizeof *z);
+    z->n = mt_shard_num_params(s);
+    z->layer_off = embed_len(s);
+    z->layer_len = layer_len(s);
+    z->head_off = s->head ? z->n - 2 * s->cfg.n_embd : z->n;
+    size_t ends_len = z->layer_off + (z->n - z->head_off);
+    z->n_win = weight_windows(s);
+    z->grads_len = s->grad_window ? ends_len + z->layer_len : z->n;
+    z->params_len = z->n_win ? ends_len + z->n_win * z->layer_len : z->n;
+    for (int a = 0; a < LA_COUNT; a++)
+        z->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
+    for (int a = 0; a < SA_COUNT; a++)
+        z->slot_len += slot_act_len(s, a);
+    z->acts_len = s->slots * z->slot_len;
+    for (int a = 0; a < DA_COUNT; a++)
+        z->dacts_len += dact_len(s, a);
+    z->tokens_len = s->slots * 2 * s->B * s->T;
+}
+
+void mt_shard_bytes(const struct mt_shard_spec *s, size_t b[MT_MEM_CAT_COUNT])
+{
+    struct mt_shard_sizes z;
+    mt_shard_sizes(s, &z);
+    b[params_cat(s)] += z.params_len * sizeof(float);
+    if (s->bf16_weights) b[MT_MEM_WEIGHTS] += z.n * sizeof(uint16_t);
+    b[s->grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS] += z.grads_len * sizeof(float);
+    b[MT_MEM_ACTIVATIONS] += z.acts_len * sizeof(float);
+    b[MT_MEM_ACT_GRADS] += z.dacts_len * sizeof(float);
+    b[MT_MEM_DATA] += z.tokens_len * sizeof(int);
+}
+
 void mt_shard_free(struct mt_shard *sh, struct mt_dist *d)
 {
     if (!sh) return;
+    struct mt_shard_sizes z;
+    mt_shard_sizes(&sh->s, &z);
     mt_dist_free(d, params_cat(&sh->s), sh->params, sh->params_len * sizeof(float));
     mt_dist_free(d, MT_MEM_WEIGHTS, sh->wbf, sh->s.bf16_weights ? sh->n * sizeof(uint16_t) : 0);
     mt_dist_free(d, sh->s.grad_window ? MT_MEM_WORKSPACE : MT_MEM_GRADIENTS, sh->grads,
                  sh->grads_len * sizeof(float));
     mt_dist_free(d, MT_MEM_ACTIVATIONS, sh->acts, sh->acts_len * sizeof(float));
     mt_dist_free(d, MT_MEM_ACT_GRADS, sh->dacts, sh->dacts_len * sizeof(float));
-    mt_dist_free(d, MT_MEM_DATA, sh->tokens, sh->s.slots * 2 * sh->s.B * sh->s.T * sizeof(int));
+    mt_dist_free(d, MT_MEM_DATA, sh->tokens, z.tokens_len * sizeof(int));
     free(sh->layer);
     free(sh);
 }
 
-int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct mt_dist *d,
-                    struct mt_dist *tpd, char *err, size_t errlen)
+int mt_shard_check(const struct mt_shard_spec *s, int has_tpd, char *err, size_t errlen)
 {
-    *out = NULL;
     char cerr[256];
     if (mt_gpt_config_check(&s->cfg, cerr, sizeof cerr)) {
         snprintf(err, errlen, "%s", cerr);
@@ -293,7 +326,7 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
     }
     if (!s->tp || s->cfg.n_head % s->tp || mt_gpt_kv_heads(&s->cfg) % s->tp ||
         s->tp_rank >= s->tp || s->l0 >= s->l1 || s->l1 > s->cfg.n_layer || !s->B || !s->T ||
-        s->T > s->cfg.seq_len || !s->slots || (s->tp > 1 && !tpd)) {
+        s->T > s->cfg.seq_len || !s->slots || (s->tp > 1 && !has_tpd)) {
         snprintf(err, errlen,
                  "bad shard: layers [%zu,%zu) of %zu, tp %zu (rank %zu) for %zu heads (%zu "
                  "key/value heads), B %zu T %zu (max %zu), slots %zu",
@@ -301,6 +334,14 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
                  mt_gpt_kv_heads(&s->cfg), s->B, s->T, s->cfg.seq_len, s->slots);
         return -1;
     }
+    return 0;
+}
+
+int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct mt_dist *d,
+                    struct mt_dist *tpd, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (mt_shard_check(s, tpd != NULL, err, errlen)) return -1;
     struct mt_shard *sh = calloc(1, sizeof *sh);
     struct mt_shard_layer *layers = calloc(s->l1 - s->l0, sizeof *layers);
     if (!sh || !layers) {
@@ -309,29 +350,24 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
         snprintf(err, errlen, "out of memory for the shard");
         return -1;
     }
-    struct dims dm = dims_of(s);
+    struct mt_shard_sizes z;
+    mt_shard_sizes(s, &z);
     sh->s = *s;
     sh->layer = layers;
     sh->tpd = s->tp > 1 ? tpd : NULL;
+    struct dims dm = dims_of(s);
     sh->C = dm.C, sh->Cl = dm.Cl, sh->NHl = dm.NHl, sh->F = dm.F;
-    sh->n = mt_shard_num_params(s);
-    sh->layer_off = embed_len(s);
-    sh->layer_len = layer_len(s);
-    sh->head_off = s->head ? sh->n - 2 * dm.C : sh->n;
-    size_t ends_len = sh->layer_off + (sh->n - sh->head_off);
-    sh->n_win = weight_windows(s);
-    sh->grads_len = s->grad_window ? ends_len + sh->layer_len : sh->n;
-    sh->params_len = sh->n_win ? ends_len + sh->n_win * sh->layer_len : sh->n;
+    sh->n = z.n;
+    sh->layer_off = z.layer_off;
+    sh->layer_len = z.layer_len;
+    sh->head_off = z.head_off;
+    sh->n_win = z.n_win;
+    sh->grads_len = z.grads_len;
+    sh->params_len = z.params_len;
     sh->win_tag[0] = sh->win_tag[1] = sh->pend_layer = s->l1 - s->l0;
-    sh->slot_len = 0;
-    for (int a = 0; a < LA_COUNT; a++)
-        sh->slot_len += (s->l1 - s->l0) * layer_act_len(s, a);
-    for (int a = 0; a < SA_COUNT; a++)
-        sh->slot_len += slot_act_len(s, a);
-    sh->acts_len = s->slots * sh->slot_len;
-    sh->dacts_len = 0;
-    for (int a = 0; a < DA_COUNT; a++)
-        sh->dacts_len += dact_len(s, a);
+    sh->slot_len = z.slot_len;
+    sh->acts_len = z.acts_len;
+    sh->dacts_len = z.dacts_len;
 
     sh->params = mt_dist_alloc(d, params_cat(s), sh->params_len * sizeof(float),
                                s->bf16_weights       ? "shard.weight_window"
@@ -344,7 +380,7 @@ int mt_shard_create(struct mt_shard **out, const struct mt_shard_spec *s, struct
                               s->grad_window ? "shard.grad_window" : "shard.grads");
     sh->acts = mt_dist_alloc(d, MT_MEM_ACTIVATIONS, sh->acts_len * sizeof(float), "shard.acts");
     sh->dacts = mt_dist_alloc(d, MT_MEM_ACT_GRADS, sh->dacts_len * sizeof(float), "shard.dacts");
-    sh->tokens = mt_dist_alloc(d, MT_MEM_DATA, s->slots * 2 * dm.BT * sizeof(int), "shard.tokens");
+    sh->tokens = mt_dist_alloc(d, MT_MEM_DATA, z.tokens_len * sizeof(int), "shard.tokens");
     if (!sh->params || !sh->grads || !sh->acts || !sh->dacts || !sh->tokens ||
         (s->bf16_weights && !sh->wbf)) {
         mt_shard_free(sh, d);
@@ -479,8 +515,7 @@ static void load_ends(struct mt_shard *sh)
     sh->win_tag[0] = sh->win_tag[1] = sh->s.l1 - sh->s.l0;
     if (sh->layer_off) load_range(sh, 0, sh->layer_off, sh->params);
     if (sh->n > sh->head_off)
-        load_range(sh, sh->head_off, sh->n,
-                   sh->params + sh->layer_off + sh->n_win * sh->layer_len);
+        load_range(sh, sh->head_off, sh->n, sh->params + sh->layer_off + sh->n_win * sh->layer_len);
 }
 
 /* ---------------------------------------------------------------- forward / backward */

@@ -81,15 +81,15 @@ struct mt_shard {
     size_t head_off;              /* flat offset of lnf_w (n when no head) */
     float *acts, *dacts;          /* slabs: activations, activation gradients */
     size_t acts_len, dacts_len;
-    int *tokens;           /* (slots, 2, B*T) inputs then targets */
-    size_t slot_len;       /* floats of activations per slot */
-    mt_shard_load_fn load; /* gathered_weights: set by the caller before the first forward */
-    mt_shard_load_fn load_start;    /* prefetch: the same, also set by the caller */
+    int *tokens;                 /* (slots, 2, B*T) inputs then targets */
+    size_t slot_len;             /* floats of activations per slot */
+    mt_shard_load_fn load;       /* gathered_weights: set by the caller before the first forward */
+    mt_shard_load_fn load_start; /* prefetch: the same, also set by the caller */
     mt_shard_finish_fn load_finish; /* prefetch */
     void *load_user;
-    size_t n_win;       /* layer windows: 0 (all layers held), 1, or 2 (prefetch) */
-    size_t win_tag[2];  /* local layer now in each layer window (nl: none) */
-    size_t pend_layer;  /* prefetch: the layer being gathered (nl: none) */
+    size_t n_win;      /* layer windows: 0 (all layers held), 1, or 2 (prefetch) */
+    size_t win_tag[2]; /* local layer now in each layer window (nl: none) */
+    size_t pend_layer; /* prefetch: the layer being gathered (nl: none) */
 };
 
 /* Visits the local flat vector as runs of the full model's tensors: local floats
@@ -102,6 +102,31 @@ typedef void (*mt_shard_visit_fn)(void *user, enum mt_gpt_param p, size_t goff, 
 void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user);
 /* Floats in the flat parameter vector of a spec. */
 size_t mt_shard_num_params(const struct mt_shard_spec *s);
+
+/* The lengths of a shard's slabs (floats unless said), as mt_shard_create allocates them:
+ * the one sizing of the shard, which the memory plan (train.h's mt_dist_plan_rank) reads
+ * too. */
+struct mt_shard_sizes {
+    size_t n;                     /* floats in the flat parameter vector */
+    size_t layer_off, layer_len;  /* flat offset of layer l0, floats per layer */
+    size_t head_off;              /* flat offset of lnf_w (n when no head) */
+    size_t n_win;                 /* layer windows of the weights: 0, 1 or 2 */
+    size_t params_len, grads_len; /* params (or its window), grads (or its window) */
+    size_t slot_len, acts_len;    /* activations per slot, all slots */
+    size_t dacts_len;             /* activation gradients */
+    size_t tokens_len;            /* ints of token ids: slots x (inputs, targets) */
+};
+/* Contract: fills *z for spec s (a spec mt_shard_create accepts). Pure. */
+void mt_shard_sizes(const struct mt_shard_spec *s, struct mt_shard_sizes *z);
+/* Contract: adds to b[] the bytes per memory category that mt_shard_create books in the
+ * ledger for spec s (weights or their window, bf16 weights, gradients or their window,
+ * activations, activation gradients, token ids). Pure. */
+void mt_shard_bytes(const struct mt_shard_spec *s, size_t b[MT_MEM_CAT_COUNT]);
+
+/* Contract: 0 when mt_shard_create accepts spec s (has_tpd: a tensor-parallel
+ * communicator is given), else -1 with its message (the block options the engine does
+ * not implement, a bad split). Pure; the plan checks what the run would refuse. */
+int mt_shard_check(const struct mt_shard_spec *s, int has_tpd, char *err, size_t errlen);
 
 /* Allocates a shard (every slab through d's ledger, under its category) with zeroed
  * weights. tpd carries the tensor-parallel all-reduces (NULL when tp == 1). Returns 0 or

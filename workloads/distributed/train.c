@@ -58,8 +58,30 @@ static void seg_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
     s->v[s->n++] = (struct seg){loff, loff + n, dec, owner};
 }
 
+/* The bytes of every slab a rank books beside its shard (shard.c sizes that), in the
+ * category each is booked under: the one sizing that run_setup allocates and
+ * mt_dist_plan_rank / mt_dist_optim_plan predict. 0 = not held. */
+struct slabs {
+    size_t lo, hi;         /* flat range this rank's optimizer updates */
+    size_t m, v;           /* adamw: each moment (optimizer) */
+    size_t ostate, colacc; /* adamw8 / adafactor: state (optimizer), column sums (workspace) */
+    size_t master;         /* bf16: fp32 master weights of [lo, hi) (optimizer) */
+    size_t gshard;         /* fp32 ZeRO-2, 3: reduced gradients of [lo, hi) (gradients) */
+    size_t gshard_bf;      /* bf16 ZeRO-2, 3: their bf16 slice (gradients) */
+    size_t gwin_bf;        /* bf16 ZeRO-2, 3: the range being reduce-scattered (workspace) */
+    size_t gbf;            /* bf16 DP, ZeRO-1: the bf16 gradients (gradients) */
+    size_t wshard;         /* fp32 ZeRO-3: the weights of [lo, hi) (weights) */
+    size_t wshard_bf;      /* bf16 ZeRO-3: the same in bf16 (weights) */
+    size_t gstage_len;     /* bf16 ZeRO-3: elements of the gather stage (largest range) */
+    size_t init_flat;      /* bf16 but ZeRO-3: the init vector (workspace; freed before the
+                            * training loop, so in no training peak) */
+    size_t batch;          /* the global batch, inputs and targets (data) */
+    size_t wte_recv;       /* PP ends: the peer's tied-embedding gradient (workspace) */
+};
+
 /* Everything one rank holds while training. */
 struct run {
+    struct slabs z; /* the bytes of the slabs below */
     const struct mt_dist_job *job;
     struct mt_dist *d;
     struct mt_shard_spec spec;
@@ -140,13 +162,17 @@ static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int r
     return s;
 }
 
-static int check_job(const struct mt_dist_job *job, int n, char *err, size_t errlen)
+/* The job's errors for n ranks. data = 0 (the plan) leaves out those about its training
+ * split (the plan has none) and MPI's int element counts: the plan also says what the
+ * same layout would hold for shapes beyond them (ZeRO's Fig. 1, 7.5B parameters), which
+ * the run refuses. */
+static int check_job(const struct mt_dist_job *job, int n, int data, char *err, size_t errlen)
 {
     size_t B = job->recipe.batch, N = (size_t)n;
     const char *why = NULL;
     if (!B || !job->recipe.steps || !job->recipe.seq || job->recipe.seq > job->cfg.seq_len)
         why = "batch, steps and seq must be positive and seq <= the model's seq_len";
-    else if (job->data.n < job->recipe.seq + 1)
+    else if (data && job->data.n < job->recipe.seq + 1)
         why = "the training split is shorter than one window";
     else if ((job->strategy == MT_DIST_DP || job->strategy == MT_DIST_ZERO) && B % N)
         why = "the ranks must divide the batch";
@@ -167,10 +193,10 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
         why = "pipeline stages (ranks) cannot outnumber the layers";
     else if (job->strategy == MT_DIST_PP && (!job->micro_batches || B % job->micro_batches))
         why = "micro_batches must divide the batch";
-    else if (job->data.vocab > job->cfg.vocab)
+    else if (data && job->data.vocab > job->cfg.vocab)
         why = "the corpus's token ids need a vocab as large as the tokenizer's";
-    else if (mt_gpt_num_params(&job->cfg) > INT_MAX ||
-             B * job->recipe.seq * job->cfg.vocab > INT_MAX)
+    else if (data && (mt_gpt_num_params(&job->cfg) > INT_MAX ||
+                      B * job->recipe.seq * job->cfg.vocab > INT_MAX))
         why = "the model or batch is too large for MPI's int element counts";
     if (why)
         snprintf(err, errlen, "%s (batch %zu, ranks %d, heads %zu, layers %zu, micro-batches %zu)",
@@ -181,26 +207,23 @@ static int check_job(const struct mt_dist_job *job, int n, char *err, size_t err
 static void run_free(struct run *r)
 {
     struct mt_dist *d = r->d;
-    size_t span = r->hi - r->lo;
-    mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_OPTIMIZER, r->ostate, r->dopt.state_bytes);
-    mt_dist_free(d, MT_MEM_WORKSPACE, r->colacc, r->dopt.scratch_bytes);
+    const struct slabs *z = &r->z;
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->m, z->m);
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, z->v);
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->ostate, z->ostate);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->colacc, z->colacc);
     mt_dopt_free(&r->dopt);
-    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, span * sizeof(float));
-    mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, r->sh ? r->sh->n * sizeof(uint16_t) : 0);
-    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, span * sizeof(uint16_t));
-    mt_dist_free(d, MT_MEM_WORKSPACE, r->gwin_bf, r->sh ? r->sh->grads_len * sizeof(uint16_t) : 0);
-    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard_bf, span * sizeof(uint16_t));
-    mt_dist_free(d, MT_MEM_WORKSPACE, r->gstage, r->gstage_len * sizeof(uint16_t));
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, z->gshard);
+    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard, z->wshard);
+    mt_dist_free(d, MT_MEM_OPTIMIZER, r->master, z->master);
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gbf, z->gbf);
+    mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard_bf, z->gshard_bf);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->gwin_bf, z->gwin_bf);
+    mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard_bf, z->wshard_bf);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->gstage, z->gstage_len * sizeof(uint16_t));
     mt_shard_free(r->sh, d); /* after the slabs sized by the shard */
-    mt_dist_free(d, MT_MEM_DATA, r->batch,
-                 2 * r->job->recipe.batch * r->job->recipe.seq * sizeof(int));
-    if (r->wte_recv)
-        mt_dist_free(d, MT_MEM_WORKSPACE, r->wte_recv,
-                     r->job->cfg.vocab * r->job->cfg.n_embd * sizeof(float));
+    mt_dist_free(d, MT_MEM_DATA, r->batch, z->batch);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->wte_recv, z->wte_recv);
     free(r->segs.v);
     free(r->counts);
     free(r->displs);
@@ -279,6 +302,74 @@ static void zero3_finish(void *user)
     if (r->wshard_bf) mt_half_unpack(MT_PREC_BF16, r->pend_dst, r->gstage, r->pend_n);
 }
 
+/* This rank's flat range [*lo, *hi): the whole vector, or (ZeRO) its slice of the split
+ * over the ranks (balanced, or on 8-bit blocks / Adafactor units) written to counts and
+ * displs (nranks ints each). Returns 0 or -1 with a message. */
+static int rank_range(const struct mt_dist_job *job, const struct mt_shard_spec *spec, int nranks,
+                      int rank, size_t *counts, size_t *displs, size_t *lo, size_t *hi, char *err,
+                      size_t errlen)
+{
+    *lo = 0;
+    *hi = mt_shard_num_params(spec);
+    if (job->strategy != MT_DIST_ZERO) return 0;
+    if (mt_dopt_split(spec, job->optimizer, nranks, counts, displs, err, errlen)) return -1;
+    *lo = displs[rank];
+    *hi = *lo + counts[rank];
+    return 0;
+}
+
+/* The slabs (struct slabs) of a rank of `nranks` holding spec, updating [lo, hi) with the
+ * optimizer layout o (adamw8 / adafactor; ignored for adamw). Pure. */
+static void slabs_for(const struct mt_dist_job *job, int nranks, const struct mt_shard_spec *spec,
+                      size_t lo, size_t hi, const struct mt_dopt *o, struct slabs *z)
+{
+    struct mt_shard_sizes sz;
+    mt_shard_sizes(spec, &sz);
+    size_t span = hi - lo, n = sz.n;
+    int zero = job->strategy == MT_DIST_ZERO, zero3 = zero && job->zero_stage == 3;
+    memset(z, 0, sizeof *z);
+    z->lo = lo;
+    z->hi = hi;
+    if (job->optimizer == MT_OPTIM_ADAMW) {
+        z->m = z->v = span * sizeof(float);
+    } else {
+        z->ostate = o->state_bytes;
+        z->colacc = o->scratch_bytes;
+    }
+    if (job->bf16) { /* fp32 master of [lo, hi), bf16 weights and gradients */
+        z->init_flat = zero3 ? 0 : n * sizeof(float);
+        z->master = span * sizeof(float);
+        if (zero && job->zero_stage >= 2) {
+            z->gshard_bf = span * sizeof(uint16_t);
+            z->gwin_bf = sz.grads_len * sizeof(uint16_t);
+        } else {
+            z->gbf = n * sizeof(uint16_t);
+        }
+    } else if (zero && job->zero_stage >= 2) {
+        z->gshard = span * sizeof(float);
+    }
+    if (zero3 && job->bf16) { /* the slice in bf16; a range gathered in bf16 */
+        size_t g = sz.layer_len > sz.layer_off ? sz.layer_len : sz.layer_off;
+        z->gstage_len = n - sz.head_off > g ? n - sz.head_off : g;
+        z->wshard_bf = span * sizeof(uint16_t);
+    } else if (zero3) { /* only the owned slice of the weights; layers are gathered when used */
+        z->wshard = span * sizeof(float);
+    }
+    z->batch = 2 * job->recipe.batch * job->recipe.seq * sizeof(int);
+    if (job->strategy == MT_DIST_PP && nranks > 1 && (spec->embed || spec->head))
+        z->wte_recv = job->cfg.vocab * job->cfg.n_embd * sizeof(float);
+}
+
+/* Adds the slabs z holds through the training loop to b[] per category (not init_flat). */
+static void slabs_bytes(const struct slabs *z, size_t b[MT_MEM_CAT_COUNT])
+{
+    b[MT_MEM_OPTIMIZER] += z->m + z->v + z->ostate + z->master;
+    b[MT_MEM_GRADIENTS] += z->gshard + z->gshard_bf + z->gbf;
+    b[MT_MEM_WEIGHTS] += z->wshard + z->wshard_bf;
+    b[MT_MEM_WORKSPACE] += z->colacc + z->gwin_bf + z->gstage_len * sizeof(uint16_t) + z->wte_recv;
+    b[MT_MEM_DATA] += z->batch;
+}
+
 /* Allocates a rank's state; returns 0 or -1 with a message (this rank only). */
 static int run_setup(struct run *r, char *err, size_t errlen)
 {
@@ -292,8 +383,6 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     int zero3 = job->strategy == MT_DIST_ZERO && job->zero_stage == 3;
     if (!job->bf16 && !zero3) mt_shard_init(r->sh, job->seed);
     mt_shard_map(&r->spec, seg_visit, &r->segs);
-    r->lo = 0;
-    r->hi = n;
     r->counts = calloc(N, sizeof *r->counts);
     r->displs = calloc(N, sizeof *r->displs);
     r->rcounts = calloc(N, sizeof *r->rcounts);
@@ -305,89 +394,72 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->reqs = calloc(job->cfg.n_layer + 2, sizeof *r->reqs);
     r->fwd_req = calloc(r->spec.slots, sizeof *r->fwd_req);
     if (r->segs.oom || !r->counts || !r->displs || !r->rcounts || !r->gcounts || !r->gdispls ||
-        !r->pcounts || !r->pdispls ||
-        !r->reqs || !r->fwd_req) {
+        !r->pcounts || !r->pdispls || !r->reqs || !r->fwd_req) {
         snprintf(err, errlen, "out of memory for the run tables");
         return -1;
     }
     for (size_t i = 0; i < r->spec.slots; i++)
         r->fwd_req[i] = MPI_REQUEST_NULL;
     r->dres_req = MPI_REQUEST_NULL;
-    if (job->strategy == MT_DIST_ZERO) { /* balanced, or on 8-bit blocks / Adafactor units */
-        if (mt_dopt_split(&r->spec, job->optimizer, d->nranks, r->counts, r->displs, err, errlen))
-            return -1;
-        r->lo = (size_t)r->displs[d->rank];
-        r->hi = r->lo + (size_t)r->counts[d->rank];
+    size_t *counts = calloc(N, sizeof *counts), *displs = calloc(N, sizeof *displs);
+    int rc = !counts || !displs ? -1
+                                : rank_range(job, &r->spec, d->nranks, d->rank, counts, displs,
+                                             &r->lo, &r->hi, err, errlen);
+    for (size_t k = 0; rc == 0 && k < N; k++) { /* check_job: they fit MPI's ints */
+        r->counts[k] = (int)counts[k];
+        r->displs[k] = (int)displs[k];
     }
+    if (!counts || !displs) snprintf(err, errlen, "out of memory for the split");
+    free(counts);
+    free(displs);
+    if (rc) return -1;
+    if (job->optimizer != MT_OPTIM_ADAMW &&
+        mt_dopt_layout(&r->dopt, &r->spec, job->optimizer, r->lo, r->hi, err, errlen))
+        return -1;
+    struct slabs *z = &r->z;
+    slabs_for(job, d->nranks, &r->spec, r->lo, r->hi, &r->dopt, z);
     size_t span = r->hi - r->lo;
-    int fail = 0;
-    if (job->optimizer == MT_OPTIM_ADAMW) {
-        r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_m");
-        r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "adam_v");
-        fail = span && (!r->m || !r->v);
-    } else {
-        if (mt_dopt_layout(&r->dopt, &r->spec, job->optimizer, r->lo, r->hi, err, errlen))
-            return -1;
-        size_t sb = r->dopt.state_bytes, cb = r->dopt.scratch_bytes;
-        r->ostate = mt_dist_alloc(d, MT_MEM_OPTIMIZER, sb,
-                                  job->optimizer == MT_OPTIM_ADAMW8 ? "adamw8_state" : "adafactor_state");
-        r->colacc = mt_dist_alloc(d, MT_MEM_WORKSPACE, cb, "adafactor_colsum");
-        fail = (sb && !r->ostate) || (cb && !r->colacc);
+    r->m = mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->m, "adam_m");
+    r->v = mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->v, "adam_v");
+    r->ostate =
+        mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->ostate,
+                      job->optimizer == MT_OPTIM_ADAMW8 ? "adamw8_state" : "adafactor_state");
+    r->colacc = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->colacc, "adafactor_colsum");
+    float *flat = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->init_flat, "init_flat");
+    r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->master, "master_weights");
+    r->gshard_bf = mt_dist_alloc(d, MT_MEM_GRADIENTS, z->gshard_bf, "grad_shard_bf16");
+    r->gwin_bf = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->gwin_bf, "grad_window_bf16");
+    r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, z->gbf, "grads_bf16");
+    r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, z->gshard, "grad_shard");
+    r->wshard_bf = mt_dist_alloc(d, MT_MEM_WEIGHTS, z->wshard_bf, "weight_shard_bf16");
+    r->gstage_len = z->gstage_len;
+    r->gstage =
+        mt_dist_alloc(d, MT_MEM_WORKSPACE, z->gstage_len * sizeof(uint16_t), "gather_stage_bf16");
+    r->wshard = mt_dist_alloc(d, MT_MEM_WEIGHTS, z->wshard, "weight_shard");
+    r->batch = mt_dist_alloc(d, MT_MEM_DATA, z->batch, "batch");
+    r->wte_recv = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->wte_recv, "wte_grad_peer");
+    int fail = (z->m && !r->m) || (z->v && !r->v) || (z->ostate && !r->ostate) ||
+               (z->colacc && !r->colacc) || (z->init_flat && !flat) || (z->master && !r->master) ||
+               (z->gshard_bf && !r->gshard_bf) || (z->gwin_bf && !r->gwin_bf) ||
+               (z->gbf && !r->gbf) || (z->gshard && !r->gshard) ||
+               (z->wshard_bf && !r->wshard_bf) || (z->gstage_len && !r->gstage) ||
+               (z->wshard && !r->wshard) || !r->batch || (z->wte_recv && !r->wte_recv);
+    if (!fail && job->bf16 && zero3) { /* never the whole vector: the slice's master, its bf16 */
+        mt_shard_init_range(&r->spec, r->master, r->lo, r->hi, job->seed);
+        mt_half_pack(MT_PREC_BF16, r->wshard_bf, r->master, span);
+    } else if (!fail && job->bf16) {
+        mt_shard_init_flat(&r->spec, flat, job->seed);
+        memcpy(r->master, flat + r->lo, span * sizeof(float));
+        mt_half_pack(MT_PREC_BF16, r->sh->wbf, flat, n);
+    } else if (!fail && zero3) {
+        mt_shard_init_range(&r->spec, r->wshard, r->lo, r->hi, job->seed);
     }
-    if (job->bf16 && !fail) { /* fp32 master of [lo, hi), bf16 weights and gradients */
-        float *flat = zero3 ? NULL : mt_dist_alloc(d, MT_MEM_WORKSPACE, n * sizeof(float), "init_flat");
-        r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, span * sizeof(float), "master_weights");
-        if (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2) {
-            r->gshard_bf =
-                mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(uint16_t), "grad_shard_bf16");
-            r->gwin_bf = mt_dist_alloc(d, MT_MEM_WORKSPACE, r->sh->grads_len * sizeof(uint16_t),
-                                       "grad_window_bf16");
-            fail |= (span && !r->gshard_bf) || !r->gwin_bf;
-        } else {
-            r->gbf = mt_dist_alloc(d, MT_MEM_GRADIENTS, n * sizeof(uint16_t), "grads_bf16");
-            fail |= !r->gbf;
-        }
-        fail |= (!zero3 && !flat) || (span && !r->master);
-        if (!fail && zero3) { /* never the whole vector: the slice's master, its bf16 */
-            mt_shard_init_range(&r->spec, r->master, r->lo, r->hi, job->seed);
-        } else if (!fail) {
-            mt_shard_init_flat(&r->spec, flat, job->seed);
-            memcpy(r->master, flat + r->lo, span * sizeof(float));
-            mt_half_pack(MT_PREC_BF16, r->sh->wbf, flat, n);
-        }
-        mt_dist_free(d, MT_MEM_WORKSPACE, flat, n * sizeof(float));
-    }
-    if (job->strategy == MT_DIST_ZERO && job->zero_stage >= 2 && !job->bf16) {
-        r->gshard = mt_dist_alloc(d, MT_MEM_GRADIENTS, span * sizeof(float), "grad_shard");
-        fail |= span && !r->gshard;
-    }
-    if (zero3 && job->bf16 && !fail) { /* the slice in bf16; a range gathered in bf16 */
-        struct mt_shard *sh = r->sh;
-        r->gstage_len = sh->layer_len > sh->layer_off ? sh->layer_len : sh->layer_off;
-        r->gstage_len = sh->n - sh->head_off > r->gstage_len ? sh->n - sh->head_off : r->gstage_len;
-        r->wshard_bf = mt_dist_alloc(d, MT_MEM_WEIGHTS, span * sizeof(uint16_t), "weight_shard_bf16");
-        r->gstage = mt_dist_alloc(d, MT_MEM_WORKSPACE, r->gstage_len * sizeof(uint16_t),
-                                  "gather_stage_bf16");
-        fail |= (span && !r->wshard_bf) || !r->gstage;
-        if (!fail) mt_half_pack(MT_PREC_BF16, r->wshard_bf, r->master, span);
-    } else if (zero3) { /* only the owned slice of the weights; layers are gathered when used */
-        r->wshard = mt_dist_alloc(d, MT_MEM_WEIGHTS, span * sizeof(float), "weight_shard");
-        fail |= span && !r->wshard;
-        if (r->wshard) mt_shard_init_range(&r->spec, r->wshard, r->lo, r->hi, job->seed);
-    }
+    mt_dist_free(d, MT_MEM_WORKSPACE, flat, z->init_flat);
     if (zero3) {
         r->sh->load = zero3_load;
         r->sh->load_start = zero3_start;
         r->sh->load_finish = zero3_finish;
         r->sh->load_user = r;
-    }
-    r->batch = mt_dist_alloc(d, MT_MEM_DATA, 2 * job->recipe.batch * job->recipe.seq * sizeof(int),
-                             "batch");
-    fail |= !r->batch;
-    if (job->strategy == MT_DIST_PP && N > 1 && (r->spec.embed || r->spec.head)) {
-        r->wte_recv = mt_dist_alloc(
-            d, MT_MEM_WORKSPACE, job->cfg.vocab * job->cfg.n_embd * sizeof(float), "wte_grad_peer");
-        fail |= !r->wte_recv;
     }
     r->bucket_floats = (size_t)(job->bucket_mb * 1048576.0 / sizeof(float));
     if (fail) {
@@ -397,38 +469,56 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     return 0;
 }
 
+/* The slabs of rank `rank` for job, as run_setup sizes them, with its shard's spec. */
+static int plan_slabs(const struct mt_dist_job *job, int nranks, int rank,
+                      struct mt_shard_spec *spec, struct slabs *z, char *err, size_t errlen)
+{
+    if (check_job(job, nranks, 0, err, errlen)) return -1;
+    *spec = spec_for(job, nranks, rank);
+    if (mt_shard_check(spec, 1, err, errlen)) return -1;
+    size_t N = (size_t)nranks, lo, hi;
+    size_t *counts = calloc(N, sizeof *counts), *displs = calloc(N, sizeof *displs);
+    if (!counts || !displs) {
+        free(counts);
+        free(displs);
+        snprintf(err, errlen, "out of memory for the split");
+        return -1;
+    }
+    int rc = rank_range(job, spec, nranks, rank, counts, displs, &lo, &hi, err, errlen);
+    free(counts);
+    free(displs);
+    if (rc) return -1;
+    struct mt_dopt o = {0};
+    if (job->optimizer != MT_OPTIM_ADAMW &&
+        mt_dopt_layout(&o, spec, job->optimizer, lo, hi, err, errlen))
+        return -1;
+    slabs_for(job, nranks, spec, lo, hi, &o, z);
+    mt_dopt_free(&o);
+    return 0;
+}
+
 int mt_dist_optim_plan(const struct mt_dist_job *job, int nranks, int rank,
                        struct mt_dist_optim_plan *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    if (check_job(job, nranks, err, errlen)) return -1;
-    struct mt_shard_spec spec = spec_for(job, nranks, rank);
-    size_t N = (size_t)nranks;
-    p->hi = mt_shard_num_params(&spec);
-    if (job->strategy == MT_DIST_ZERO) {
-        int *counts = calloc(N, sizeof *counts), *displs = calloc(N, sizeof *displs);
-        int rc = !counts || !displs ? -1
-                                    : mt_dopt_split(&spec, job->optimizer, nranks, counts, displs,
-                                                    err, errlen);
-        if (rc == 0) {
-            p->lo = (size_t)displs[rank];
-            p->hi = p->lo + (size_t)counts[rank];
-        } else if (!counts || !displs) {
-            snprintf(err, errlen, "out of memory for the split");
-        }
-        free(counts);
-        free(displs);
-        if (rc) return -1;
-    }
-    if (job->optimizer == MT_OPTIM_ADAMW) {
-        p->state_bytes = (job->bf16 ? 12 : 8) * (p->hi - p->lo);
-        return 0;
-    }
-    struct mt_dopt o;
-    if (mt_dopt_layout(&o, &spec, job->optimizer, p->lo, p->hi, err, errlen)) return -1;
-    p->state_bytes = o.state_bytes;
-    p->scratch_bytes = o.scratch_bytes;
-    mt_dopt_free(&o);
+    struct mt_shard_spec spec;
+    struct slabs z;
+    if (plan_slabs(job, nranks, rank, &spec, &z, err, errlen)) return -1;
+    p->lo = z.lo;
+    p->hi = z.hi;
+    p->state_bytes = z.m + z.v + z.ostate + z.master;
+    p->scratch_bytes = z.colacc;
+    return 0;
+}
+
+int mt_dist_plan_rank(const struct mt_dist_job *job, int nranks, int rank,
+                      size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen)
+{
+    struct mt_shard_spec spec;
+    struct slabs z;
+    if (plan_slabs(job, nranks, rank, &spec, &z, err, errlen)) return -1;
+    mt_shard_bytes(&spec, bytes);
+    slabs_bytes(&z, bytes);
     return 0;
 }
 
@@ -824,7 +914,7 @@ static int assemble(struct run *r, float *full, char *err, size_t errlen)
 int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_dist_result *res,
                   char *err, size_t errlen)
 {
-    if (check_job(job, d->nranks, err, errlen)) return -1;
+    if (check_job(job, d->nranks, 1, err, errlen)) return -1;
     struct run r = {.job = job, .d = d};
     int rc = run_setup(&r, err, errlen);
     if (mt_dist_any(d, rc)) {

@@ -50,19 +50,19 @@ struct mt_dist_job {
     struct mt_gpt_recipe recipe; /* batch = global B, seq = T, steps, lr, ... */
     uint64_t seed;               /* weights (as mt_gpt_init) and data */
     struct mt_tokens data;       /* training split (the corpus's train_tokens) */
-    double bucket_mb;     /* DP: all-reduce buckets of at most this many MiB; 0 = one */
-    int overlap;          /* DP: start each bucket's MPI_Iallreduce during backward */
-    int zero_stage;       /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */
-    int zero_prefetch;    /* ZeRO-3: gather the next layer (non-blocking) while one computes,
-                           * into a second layer window */
-    int bf16;             /* DP, ZeRO: mixed precision (see above) */
+    double bucket_mb;            /* DP: all-reduce buckets of at most this many MiB; 0 = one */
+    int overlap;                 /* DP: start each bucket's MPI_Iallreduce during backward */
+    int zero_stage;              /* ZeRO: 1, 2 or 3 (3: weights sharded, gathered per layer) */
+    int zero_prefetch;           /* ZeRO-3: gather the next layer (non-blocking) while one computes,
+                                  * into a second layer window */
+    int bf16;                    /* DP, ZeRO: mixed precision (see above) */
     enum mt_optim_kind optimizer; /* DP, ZeRO (fp32): adamw (default), or adamw8 / adafactor
                                    * over the rank's range (doptim.h: ZeRO's ranges start
                                    * on an 8-bit block / an Adafactor unit) */
-    size_t micro_batches; /* PP: micro-batches per step (divides B) */
-    int one_f_one_b;      /* PP: 1F1B schedule instead of GPipe */
-    int crash_rank;       /* tests: this rank raises SIGSEGV in step 1; -1 = none */
-    struct mt_ctx *ctx;   /* progress reports (may be NULL) */
+    size_t micro_batches;         /* PP: micro-batches per step (divides B) */
+    int one_f_one_b;              /* PP: 1F1B schedule instead of GPipe */
+    int crash_rank;               /* tests: this rank raises SIGSEGV in step 1; -1 = none */
+    struct mt_ctx *ctx;           /* progress reports (may be NULL) */
 };
 
 struct mt_dist_result {
@@ -95,12 +95,26 @@ struct mt_dist_result {
  * allocates it: its flat range [lo, hi), the bytes under MT_MEM_OPTIMIZER (adamw: m and v,
  * 8 a float, with bf16 also the fp32 master, 12; adamw8 / adafactor: doptim.h's state)
  * and under MT_MEM_WORKSPACE (adafactor's column sums). Pure (no MPI). Returns 0, or -1
- * with a message (the job's own errors, as mt_dist_train gives them). */
+ * with a message (the job's shape errors, as mt_dist_train gives them; its data is not
+ * read). */
 struct mt_dist_optim_plan {
     size_t lo, hi, state_bytes, scratch_bytes;
 };
 int mt_dist_optim_plan(const struct mt_dist_job *job, int nranks, int rank,
                        struct mt_dist_optim_plan *p, char *err, size_t errlen);
+
+/* The memory plan of rank `rank` of `nranks` for job: adds to bytes[] what its ledger
+ * holds through the training loop per category (mt_dist_result's peak[], the plugins'
+ * train_peak_<category>_bytes): the shard's slabs (mt_shard_bytes), the optimizer state,
+ * the ZeRO slices and gather/gradient windows, the bf16 copies, the batch and the
+ * communication buffers under the category they are booked in (bf16 gradient window,
+ * bf16 gather stage, the pipeline's tied-embedding gradient: workspace). The same
+ * functions size run_setup's allocations, so the plan is exact; nothing of the model is
+ * allocated (O(units) for adamw8/adafactor's layout). The job's data is not read: its
+ * errors are the shape's (mt_dist_train's others). Pure (no MPI). Returns 0, or -1 with a
+ * message. The same holds for mt_dist_optim_plan above. */
+int mt_dist_plan_rank(const struct mt_dist_job *job, int nranks, int rank,
+                      size_t bytes[MT_MEM_CAT_COUNT], char *err, size_t errlen);
 
 /* Trains as described above. Collective: every rank of d calls it with the same job.
  * Checks the job against d->nranks first (e.g. ranks must divide the batch for DP/ZeRO,
