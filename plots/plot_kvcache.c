@@ -70,12 +70,13 @@ static char *series_of(struct pl_ctx *ctx, const struct pl_run *r, const char **
 /* Format order (fp32 first, then falling bits), then the label. */
 static int format_rank(const char *s)
 {
-    static const char *const order[] = {"fp32", "bf16", "fp16", "int8", "int4", "int2"};
-    for (int i = 0; i < 6; i++) {
+    static const char *const order[] = {"fp32", "bf16", "fp16", "int8", "int4", "int3", "int2"};
+    enum { N_ORDER = sizeof order / sizeof order[0] };
+    for (int i = 0; i < N_ORDER; i++) {
         size_t n = strlen(order[i]);
         if (strncmp(s, order[i], n) == 0 && (!s[n] || s[n] == ' ')) return i;
     }
-    return 6;
+    return N_ORDER;
 }
 
 static int cmp_series(const void *a, const void *b)

@@ -5,7 +5,7 @@
 # What it is for: running mt-bench-kvcache (workloads/transformer/bench_kvcache.c) on a
 # randomly initialised model of width 256 at T=4096 (preset "long"; random weights:
 # decode speed does not depend on what was learnt) with the cache filled to 4096
-# positions: tokens/s of fp32, bf16, int8, int4 and int2 caches at 1 and 2 threads
+# positions: tokens/s of fp32, bf16, int8, int4, int3 and int2 caches at 1 and 2 threads
 # (medians of REPS interleaved repetitions), the ratio to fp32 in the same run, bytes
 # read per token (weights + cache), the stream-read bandwidth of the same run and the
 # share of the bound (bandwidth / bytes per token) each format reaches, the attention's
@@ -23,5 +23,5 @@ model=${3:-long}
 prog=$build/bin/mt-bench-kvcache
 [ -x "$prog" ] || { echo "bench_kvcache: build first (cmake --build $build --target mt-bench-kvcache)" >&2; exit 2; }
 echo "load before: $(uptime)"
-"$prog" --model "$model" --reps "$reps" --threads 1,2 --formats fp32,bf16,int8,int4,int2 "$@"
+"$prog" --model "$model" --reps "$reps" --threads 1,2 --formats fp32,bf16,int8,int4,int3,int2 "$@"
 echo "load after: $(uptime)"

@@ -257,6 +257,8 @@ static int test_exact(void)
                         "decode_tokens=40"};
     const char *b3[] = {"model=llama-tiny", "steps=3", "eval_tokens=2048", "kv_cache=int8",
                         "kv_block=16"};
+    const char *b4[] = {"model=tiny",    "steps=3",     "eval_tokens=2048",
+                        "kv_cache=int3", "kv_block=32", "decode_tokens=40"};
     const char *m1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "precision=bf16"};
     const char *m2[] = {
         "model=tiny",       "steps=3", "eval_tokens=2048", "precision=fp16",     "every=2",
@@ -278,6 +280,7 @@ static int test_exact(void)
     return run_equals_plan(BASELINE_SO, b1, 3, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b2, 5, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b3, 5, serving, ALL_CATS) ||
+           run_equals_plan(BASELINE_SO, b4, 6, serving, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m1, 4, training, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m2, 10, training, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m3, 5, training, ALL_CATS) ||

@@ -17,8 +17,10 @@
  * are gone.
  * `kvcache` (ctest kv_cache.accuracy) decodes 32 validation windows of 128 bytes through
  * every KV-cache format (group 16, KIVI residual 16) beside an fp32 cache: int8 within
- * 0.5 % of the fp32 cache's loss, the loss rising strictly int8 -> int4 -> int2 and the KL
- * divergence from the fp32 cache rising strictly fp16 -> bf16 -> int8 -> int4 -> int2.
+ * 0.5 % of the fp32 cache's loss, the loss rising strictly int8 -> int4 -> int2,
+ * the KL divergence from the fp32 cache rising strictly fp32 (0) -> fp16 -> bf16 -> int8
+ * -> int4 -> int3 -> int2, and val_loss never falling with the bits by more than three
+ * standard errors of the paired per-position difference (KV_NOISE_SE).
  * What it is not for: kernel correctness (test_quant) or the plugin's reporting.
  */
 #include <math.h>
@@ -452,12 +454,17 @@ static int test_decode(const char *path)
     return 0;
 }
 
-/* Loss and mean KL(fp32 cache || format) decoding `windows` windows of T bytes, the KL
- * through the serving measurement's one function (mt_wl_kl_add). */
-static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double *kl)
+/* Windows and bytes per window of the KV-cache accuracy case. */
+enum { KV_W = 32, KV_N = KV_W * EVAL_T };
+
+/* Per-position losses (tok_loss[KV_N]), their mean and the mean KL(fp32 cache || format)
+ * decoding KV_W windows of T bytes, the KL through the serving measurement's one function
+ * (mt_wl_kl_add). */
+static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *tok_loss, double *loss,
+                    double *kl)
 {
-    enum { W = 32 };
     size_t V = m->cfg.vocab, T = m->cfg.seq_len;
+    CHECK(T == EVAL_T, "small's context %zu, not %d", T, EVAL_T);
     struct mt_kvc_spec s = mt_kvc_spec_default();
     s.format = f, s.group = 16, s.residual = 16;
     struct mt_gpt_kv *a, *b;
@@ -467,14 +474,15 @@ static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double
     float *p = malloc(2 * V * sizeof *p);
     struct mt_wl_kl acc = {0};
     *loss = 0.0;
-    for (size_t w = 0; w < W; w++) {
+    for (size_t w = 0; w < KV_W; w++) {
         const uint8_t *x = corpus.val + w * T;
         mt_gpt_kv_reset(a), mt_gpt_kv_reset(b);
         for (size_t t = 0; t < T; t++) {
             CHECK(mt_gpt_decode_step(m, a, x[t], err, sizeof err) == 0, "%s", err);
             CHECK(mt_gpt_decode_step(m, b, x[t], err, sizeof err) == 0, "%s", err);
             mt_gpt_log_softmax(a->logits, V, lp), mt_gpt_log_softmax(b->logits, V, lp + V);
-            *loss -= lp[V + x[t + 1]];
+            tok_loss[w * T + t] = -lp[V + x[t + 1]];
+            *loss += tok_loss[w * T + t];
             for (size_t j = 0; j < 2 * V; j++)
                 p[j] = (float)exp(lp[j]);
             CHECK(mt_wl_kl_add(&acc, p, p + V, 1, V) == 0, "out of memory");
@@ -482,20 +490,42 @@ static void kv_loss(struct mt_gpt *m, enum mt_kvc_format f, double *loss, double
     }
     struct mt_wl_kl_stats st;
     mt_wl_kl_summary(&acc, &st);
-    *loss /= (double)(W * T), *kl = st.mean;
+    *loss /= (double)KV_N, *kl = st.mean;
     mt_wl_kl_free(&acc);
     free(lp), free(p);
     mt_gpt_kv_free(a), mt_gpt_kv_free(b);
 }
 
+/* The standard error of the mean of the paired per-position differences b - a. */
+static double paired_se(const double *a, const double *b, size_t n)
+{
+    double mean = 0.0, ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        mean += b[i] - a[i];
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++)
+        ss += (b[i] - a[i] - mean) * (b[i] - a[i] - mean);
+    return sqrt(ss / (double)(n - 1) / (double)n);
+}
+
+/* How far val_loss may fall as the cache loses bits before the test calls it a real
+ * improvement: KV_NOISE_SE standard errors of the paired per-position difference against
+ * the format one step up (a cache's rounding moves each position's loss up or down; on
+ * 4096 positions a mean falling by less than three standard errors is the draw of these
+ * windows, not a better cache). */
+#define KV_NOISE_SE 3.0
+
 static int test_kvcache(const char *path)
 {
     struct mt_gpt *m = load(path);
     double loss[MT_KVC_FORMAT_COUNT], kl[MT_KVC_FORMAT_COUNT];
+    double *tok = malloc((size_t)MT_KVC_FORMAT_COUNT * KV_N * sizeof *tok);
+    CHECK(tok, "out of memory");
     for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
-        kv_loss(m, (enum mt_kvc_format)f, &loss[f], &kl[f]);
-        printf("kv cache %-5s val_loss %.6f KL %.3e\n", mt_kvc_format_name((enum mt_kvc_format)f),
-               loss[f], kl[f]);
+        kv_loss(m, (enum mt_kvc_format)f, tok + (size_t)f * KV_N, &loss[f], &kl[f]);
+        printf("kv cache %-5s val_loss %.6f (%+.2e vs fp32) val_ppl %.4f (%+.4f) KL %.3e\n",
+               mt_kvc_format_name((enum mt_kvc_format)f), loss[f], loss[f] - loss[MT_KVC_FP32],
+               exp(loss[f]), exp(loss[f]) - exp(loss[MT_KVC_FP32]), kl[f]);
     }
     CHECK(kl[MT_KVC_FP32] == 0.0, "fp32 cache differs from itself: %g", kl[MT_KVC_FP32]);
     CHECK(fabs(loss[MT_KVC_INT8] - loss[MT_KVC_FP32]) <= 0.005 * loss[MT_KVC_FP32],
@@ -503,11 +533,27 @@ static int test_kvcache(const char *path)
     CHECK(loss[MT_KVC_INT8] < loss[MT_KVC_INT4] && loss[MT_KVC_INT4] < loss[MT_KVC_INT2],
           "loss not rising int8 -> int4 -> int2");
     CHECK(loss[MT_KVC_FP32] < loss[MT_KVC_INT4], "int4 cache not worse than fp32");
-    static const int order[] = {MT_KVC_FP32, MT_KVC_FP16, MT_KVC_BF16,
-                                MT_KVC_INT8, MT_KVC_INT4, MT_KVC_INT2};
-    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++)
-        CHECK(kl[order[i]] > kl[order[i - 1]], "KL not rising at %s",
-              mt_kvc_format_name((enum mt_kvc_format)order[i]));
+    /* falling bits: the KL from the fp32 cache rises strictly; val_loss never falls by
+     * more than KV_NOISE_SE paired standard errors */
+    static const int order[] = {MT_KVC_FP32, MT_KVC_FP16, MT_KVC_BF16, MT_KVC_INT8,
+                                MT_KVC_INT4, MT_KVC_INT3, MT_KVC_INT2};
+    for (size_t i = 1; i < sizeof order / sizeof order[0]; i++) {
+        int a = order[i - 1], b = order[i];
+        double tol = KV_NOISE_SE * paired_se(tok + (size_t)a * KV_N, tok + (size_t)b * KV_N, KV_N);
+        const char *na = mt_kvc_format_name((enum mt_kvc_format)a),
+                   *nb = mt_kvc_format_name((enum mt_kvc_format)b);
+        printf("kv cache %s -> %s: val_loss %+.2e (noise tolerance %.2e), KL %.3e -> %.3e\n", na,
+               nb, loss[b] - loss[a], tol, kl[a], kl[b]);
+        CHECK(kl[b] > kl[a], "KL not rising %s -> %s", na, nb);
+        CHECK(loss[b] >= loss[a] - tol, "val_loss falls %s -> %s by %.2e (tolerance %.2e)", na, nb,
+              loss[a] - loss[b], tol);
+    }
+    /* the anchors (KIVI 2-bit, KVQuant 3-bit under 0.1 perplexity loss): the per-byte
+     * perplexity rise of each format is printed above (val_ppl). No strict val_loss order
+     * between int3 and int2: measured int3 +2.9e-4 and int2 +1.8e-4 against fp32, 1.0e-4
+     * apart inside a noise tolerance of 7.6e-4; the KL, an average of divergences that
+     * chance cannot push below 0, is 5.6x apart. */
+    free(tok);
     mt_gpt_free(m);
     return 0;
 }

@@ -9,7 +9,9 @@
  * are not consecutive) attends bit for bit as the contiguous one, for every format and
  * both builds, and a model decodes the same logits bit for bit through either;
  * `bytes`: the bytes per token and per cache of every format against the formulas
- * written out by hand, and the bytes a cache allocates and a paged sequence holds;
+ * written out by hand, and the bytes a cache allocates and a paged sequence holds; the
+ * int3 code layout (8 codes in 3 bytes) byte for byte, and a head dimension int3 cannot
+ * pack refused;
  * `window`: a sliding-window cache (a contiguous ring, paged blocks released as the
  * window leaves them) attends bit for bit as the full cache over the window and holds
  * only the window's positions, as mt_kvc_paged_seq_bytes says;
@@ -28,6 +30,7 @@
 #include "gpt.h"
 #include "kernels.h"
 #include "kvcache.h"
+#include "kvkernels.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -176,8 +179,9 @@ static void paged(void)
     struct mt_gpt *m;
     CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);
     mt_gpt_init(m, 5);
-    for (int f = MT_KVC_FP32; f <= MT_KVC_INT4; f += MT_KVC_INT4) {
-        struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 16, 0), sp = s;
+    static const enum mt_kvc_format model_formats[] = {MT_KVC_FP32, MT_KVC_INT4, MT_KVC_INT3};
+    for (size_t fi = 0; fi < 3; fi++) {
+        struct mt_kvc_spec s = spec_of(model_formats[fi], 16, 0), sp = s;
         sp.block = 16;
         struct mt_gpt_kv *a, *b;
         CHECK_OK(mt_gpt_kv_create_spec(&a, &cfg, T, &s, err, sizeof err), err);
@@ -190,7 +194,7 @@ static void paged(void)
         }
         mt_gpt_kv_free(a), mt_gpt_kv_free(b);
     }
-    printf("paged: model logits bit for bit (fp32, int4), %zu positions\n", T);
+    printf("paged: model logits bit for bit (fp32, int4, int3), %zu positions\n", T);
     mt_gpt_free(m);
     inputs_free(&in);
 }
@@ -204,9 +208,10 @@ static void bytes(void)
         L * 2 * C * 4.0,
         L * 2 * C * 2.0,
         L * 2 * C * 2.0,
-        L * 2 * (C + (C / G) * 4.0),                                  /* int8 per token */
-        L * ((G * C / 2.0 + C * 4.0) / G + C / 2.0 + (C / G) * 4.0),  /* int4 KIVI */
-        L * ((G * C / 4.0 + C * 4.0) / G + C / 4.0 + (C / G) * 4.0)}; /* int2 KIVI */
+        L * 2 * (C + (C / G) * 4.0),                                         /* int8 per token */
+        L * ((G * C / 2.0 + C * 4.0) / G + C / 2.0 + (C / G) * 4.0),         /* int4 KIVI */
+        L * ((G * C * 3 / 8.0 + C * 4.0) / G + C * 3 / 8.0 + (C / G) * 4.0), /* int3 KIVI */
+        L * ((G * C / 4.0 + C * 4.0) / G + C / 4.0 + (C / G) * 4.0)};        /* int2 KIVI */
     for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
         struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, G, 0);
         struct mt_kvc_sizes z;
@@ -235,6 +240,25 @@ static void bytes(void)
         CHECK(used == fixed + stored * per_token[f]);
         mt_kvc_free(c);
     }
+    /* int3's 8 codes in 3 bytes: codes 0..7 then 7..0, written one by one over bytes of 0
+     * and of 0xff, read back, and the bytes compared with the layout worked out by hand */
+    for (int fillb = 0; fillb < 256; fillb += 255) {
+        uint8_t row[7];
+        memset(row, fillb, sizeof row);
+        for (unsigned i = 0; i < 16; i++)
+            mt_kvk_put_code(row, i, 3, i < 8 ? i : 15 - i);
+        for (unsigned i = 0; i < 16; i++)
+            CHECK(mt_kvk_code(row, i, 3) == (i < 8 ? i : 15 - i));
+        /* low bits of 0..7: 0,1,2,3 | 0,1,2,3 -> 0b11100100 twice; high bits 0xf0; then
+         * 7..0: low 3,2,1,0 twice -> 0b00011011, high bits 0x0f; byte 6 untouched */
+        static const uint8_t want[6] = {0xe4, 0xe4, 0xf0, 0x1b, 0x1b, 0x0f};
+        CHECK(memcmp(row, want, 6) == 0 && row[6] == fillb);
+    }
+    struct mt_gpt_config odd = config(72, 6, 16); /* head dimension 12: not whole bytes */
+    struct mt_kvc_spec s3 = spec_of(MT_KVC_INT3, 4, 0);
+    CHECK(mt_kvc_spec_check(&odd, &s3, err, sizeof err) == -1 && strstr(err, "multiple of 8"));
+    printf("bytes: int3 codes 8 in 3 bytes as written by hand; head dimension 12 refused: %s\n",
+           err);
     size_t kv = 0;
     mt_gpt_kv_memory(&cfg, T, &kv, NULL);
     struct mt_kvc_spec fp32 = mt_kvc_spec_default();
@@ -361,8 +385,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*fn)(void);
-    } cases[] = {{"kernels", kernels}, {"paged", paged}, {"bytes", bytes}, {"sim", sim},
-                   {"window", window}, {"threads", threads}};
+    } cases[] = {{"kernels", kernels}, {"paged", paged},   {"bytes", bytes},
+                 {"sim", sim},         {"window", window}, {"threads", threads}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (argc > 1 && !strcmp(argv[1], cases[i].name)) {
             cases[i].fn();

@@ -51,7 +51,7 @@ extern "C" {
  * before it had formats). */
 #define MT_WL_PARAMS_KV_CACHE                                                                      \
     {"kv_cache", MT_PARAM_CHOICE, "fp32", 0, 0, MT_KVC_FORMAT_CHOICES,                             \
-     "KV-cache format: fp32, bf16, fp16, int8 (per token), int4/int2 (KIVI)"},                     \
+     "KV-cache format: fp32, bf16, fp16, int8 (per token), int4/int3/int2 (KIVI)"},                \
         {"kv_group", MT_PARAM_INT, "32", 16, 64, "16|32|64",                                       \
          "KV-cache quantization group (channels per token scale; tokens per KIVI key scale)"},     \
         {"kv_residual", MT_PARAM_INT, "32", 0, 4096, NULL,                                         \

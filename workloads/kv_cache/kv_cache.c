@@ -1,5 +1,5 @@
 /* kv_cache.c — the `kv_cache` workload: the reference model served through a KV cache
- * of the chosen format (fp32, bf16, fp16, int8, KIVI int4/int2) and layout (contiguous,
+ * of the chosen format (fp32, bf16, fp16, int8, KIVI int4/int3/int2) and layout (contiguous,
  * paged).
  *
  * What it is for: train or load the cached reference, run the one serving measurement
@@ -73,7 +73,8 @@ static int accuracy(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus
             loss_ref -= lp[next], loss -= lp[V + next];
             for (size_t j = 0; j < 2 * V; j++)
                 p[j] = (float)exp(lp[j]);
-            if ((rc = mt_wl_kl_add(&kl, p, p + V, 1, V))) snprintf(err, sizeof err, "out of memory");
+            if ((rc = mt_wl_kl_add(&kl, p, p + V, 1, V)))
+                snprintf(err, sizeof err, "out of memory");
         }
         mt_progress(ctx, (double)(w + 1), (double)windows);
     }
@@ -227,5 +228,5 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 
 MT_WL_DESCRIPTOR_PLAN("kv_cache",
                       "reference GPT served through a KV cache of a chosen format and layout "
-                      "(fp32/bf16/fp16/int8/KIVI int4, int2; contiguous or paged)",
+                      "(fp32/bf16/fp16/int8/KIVI int4, int3, int2; contiguous or paged)",
                       params, NULL, mem_estimate, run, check, plan);

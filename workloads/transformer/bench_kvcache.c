@@ -3,7 +3,7 @@
  *
  * What it is for: the decode benchmark of issue 17. A randomly initialised model (default
  * "long": width 256, 6 layers, 8 heads, T 4096; random weights: the speed of a step
- * does not depend on what was learnt) gets one cache per format (fp32, bf16, int8, int4,
+ * does not depend on what was learnt) gets one cache per format (fp32, bf16, int8, int4, int3,
  * int2 by default), each filled to `context` positions with seeded random keys and
  * values (mt_kvc_append, no prefill compute); then, interleaved over repetitions, thread
  * counts and formats, `steps` decode steps are timed from position context - steps (the
@@ -27,7 +27,7 @@
  * plugin and tests/transformer), or prefill.
  *
  * Usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N]
- *        [--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N]
+ *        [--threads 1,2] [--formats fp32,bf16,int8,int4,int3,int2] [--stream-mib N]
  *        [--budget BYTES] [--requests N] [--window N]
  */
 #include <omp.h>
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
                      .budget = (size_t)512 << 20,
                      .requests = 64,
                      .window = 512};
-    const char *fmts = "fp32,bf16,int8,int4,int2", *thr = "1,2";
+    const char *fmts = "fp32,bf16,int8,int4,int3,int2", *thr = "1,2";
     /* every option takes a value: a string, or a count read with atoll */
     const struct {
         const char *name;
@@ -319,7 +319,7 @@ int main(int argc, char **argv)
     return bench(&o) ? 1 : 0;
 usage:
     fprintf(stderr, "usage: mt-bench-kvcache [--model SPEC] [--context N] [--steps N] [--reps N] "
-                    "[--threads 1,2] [--formats fp32,bf16,int8,int4,int2] [--stream-mib N] "
+                    "[--threads 1,2] [--formats fp32,bf16,int8,int4,int3,int2] [--stream-mib N] "
                     "[--budget BYTES] [--requests N] [--window N]\n");
     return 2;
 }

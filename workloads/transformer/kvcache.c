@@ -15,8 +15,8 @@
 #define MAX_GROUP 128
 #define HEADS_PER_PASS 64 /* heads of one attend_heads call */
 
-static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16",
-                                                              "int8", "int4", "int2"};
+static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16", "int8",
+                                                              "int4", "int3", "int2"};
 
 const char *mt_kvc_format_name(enum mt_kvc_format f)
 {
@@ -35,13 +35,13 @@ int mt_kvc_format_parse(const char *name, enum mt_kvc_format *f)
 
 unsigned mt_kvc_format_bits(enum mt_kvc_format f)
 {
-    static const unsigned bits[MT_KVC_FORMAT_COUNT] = {32, 16, 16, 8, 4, 2};
+    static const unsigned bits[MT_KVC_FORMAT_COUNT] = {32, 16, 16, 8, 4, 3, 2};
     return bits[f];
 }
 
 int mt_kvc_format_kivi(enum mt_kvc_format f)
 {
-    return f == MT_KVC_INT4 || f == MT_KVC_INT2;
+    return f == MT_KVC_INT4 || f == MT_KVC_INT3 || f == MT_KVC_INT2;
 }
 
 static int quantized(enum mt_kvc_format f)
@@ -72,6 +72,11 @@ int mt_kvc_spec_check(const struct mt_gpt_config *cfg, const struct mt_kvc_spec 
         return mt_tf_fail(err, errlen,
                           "KV-cache group %zu must divide the head dimension %zu (at most %d)",
                           s->group, hs, MAX_GROUP);
+    if (s->format == MT_KVC_INT3 && hs % 8)
+        return mt_tf_fail(err, errlen,
+                          "an int3 KV cache packs 8 codes in 3 bytes: head dimension %zu is not a "
+                          "multiple of 8",
+                          hs);
     if (s->block && mt_kvc_format_kivi(s->format) && s->block % s->group)
         return mt_tf_fail(err, errlen, "KV-cache group %zu must divide the block of %zu tokens",
                           s->group, s->block);
@@ -189,7 +194,8 @@ size_t mt_kvc_table_bytes(const struct mt_gpt_config *cfg, const struct mt_kvc_s
     size_t bs, blocks_max, n_pool, page;
     mt_kvc_sizes(cfg, spec, &sz);
     pool_layout(cfg, spec, &sz, max_T, n_seq, n_blocks, &bs, &blocks_max, &n_pool, &page);
-    return n_seq * blocks_max * sizeof(uint32_t) + 3 * n_seq * sizeof(size_t) + /* len, held, first */
+    return n_seq * blocks_max * sizeof(uint32_t) +
+           3 * n_seq * sizeof(size_t) + /* len, held, first */
            n_pool * sizeof(uint32_t);
 }
 
@@ -385,18 +391,10 @@ static void quant(const float *x, size_t n, size_t xs, unsigned bits, uint16_t *
     *scl = mt_kvk_f2h((hi - lo) / qmax);
     *mn = mt_kvk_f2h(lo);
     float s = mt_kvk_h2f(*scl), m = mt_kvk_h2f(*mn);
-    size_t per = 8 / bits;
     for (size_t j = 0; j < n; j++) {
         float q = s > 0.0f ? nearbyintf((x[j * xs] - m) / s) : 0.0f;
         unsigned code = q < 0.0f ? 0u : q > qmax ? (unsigned)qmax : (unsigned)q;
-        uint8_t *row = codes + j * rs;
-        size_t i = i0 + j * is;
-        if (bits == 8) {
-            row[i] = (uint8_t)code;
-        } else {
-            unsigned sh = bits * (unsigned)(i % per), mask = ((1u << bits) - 1u) << sh;
-            row[i / per] = (uint8_t)((row[i / per] & ~mask) | (code << sh));
-        }
+        mt_kvk_put_code(codes + j * rs, i0 + j * is, bits, code);
     }
 }
 
@@ -463,13 +461,13 @@ void mt_kvc_append(struct mt_kvc *c, size_t seq, size_t layer, size_t pos, const
 static enum mt_kvk_kind key_kind(enum mt_kvc_format f)
 {
     static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {
-        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_CHAN4, MT_KVK_CHAN2};
+        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_CHAN4, MT_KVK_CHAN3, MT_KVK_CHAN2};
     return k[f];
 }
 static enum mt_kvk_kind value_kind(enum mt_kvc_format f)
 {
-    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {MT_KVK_F32,  MT_KVK_BF16, MT_KVK_F16,
-                                                            MT_KVK_TOK8, MT_KVK_TOK4, MT_KVK_TOK2};
+    static const enum mt_kvk_kind k[MT_KVC_FORMAT_COUNT] = {
+        MT_KVK_F32, MT_KVK_BF16, MT_KVK_F16, MT_KVK_TOK8, MT_KVK_TOK4, MT_KVK_TOK3, MT_KVK_TOK2};
     return k[f];
 }
 
@@ -514,7 +512,8 @@ static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t
     struct page p = page_of(c, block, layer);
     size_t kvd = c->kvd, hs = c->hs, G = c->spec.group;
     unsigned bits = mt_kvc_format_bits(c->spec.format);
-    struct mt_kvk_view w = {.codes = (which ? p.vc : p.kc) + g * hs * bits / 8 + off * kvd * bits / 8,
+    struct mt_kvk_view w = {.codes =
+                                (which ? p.vc : p.kc) + g * hs * bits / 8 + off * kvd * bits / 8,
                             .stride = kvd * bits / 8};
     if (!quantized(c->spec.format)) return w;
     if (!which && mt_kvc_format_kivi(c->spec.format)) { /* per channel */
@@ -571,8 +570,8 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
                         size_t slot = t % W;
                         m = W - slot < e - t ? W - slot : e - t;
                         w = (struct mt_kvk_view){
-                            .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer,
-                                                                              which, slot) +
+                            .codes = (const uint8_t *)(const void *)(ring_row(c, seq, layer, which,
+                                                                              slot) +
                                                                      g * hs),
                             .stride = c->kvd * 4};
                         im = ir, k = MT_KVK_F32;

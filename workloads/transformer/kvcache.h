@@ -4,13 +4,14 @@
  * What it is for: holding the keys and values of earlier positions the way a serving
  * system stores them, and attending over them without ever decoding the whole cache:
  *   - formats: fp32 (today's cache), bf16 and fp16, int8 (per token: each group of
- *     `group` channels of a token has an fp16 scale and minimum), and int4 / int2 in the
- *     KIVI style (keys quantized per channel over groups of `group` tokens, values per
+ *     `group` channels of a token has an fp16 scale and minimum), and int4 / int3 / int2 in
+ *     the KIVI style (keys quantized per channel over groups of `group` tokens, values per
  *     token over groups of `group` channels, the most recent tokens kept in fp32: after n
  *     tokens the first nq(n) = floor(max(0, n - residual) / group) * group are packed and
  *     the rest, between `residual` and residual + group - 1 of them, sit in an fp32 ring of
  *     residual + group slots). Codes are unsigned, x = scale * code + min (asymmetric),
- *     packed LSB first; scales and minima are fp16.
+ *     packed LSB first (3-bit codes 8 in 3 bytes: two bytes of their low bits, one of
+ *     their high bits, kvkernels.h); scales and minima are fp16.
  *   - layouts: contiguous (each sequence owns one block of its maximum length, allocated
  *     up front) or paged (blocks of `block` tokens, a block table per sequence, a free
  *     list; a block holds every layer's keys and values of its tokens, as in vLLM). The
@@ -54,11 +55,12 @@ enum mt_kvc_format {
     MT_KVC_FP16,
     MT_KVC_INT8, /* per token */
     MT_KVC_INT4, /* KIVI: keys per channel, values per token, fp32 residual */
+    MT_KVC_INT3, /* KIVI, 8 codes in 3 bytes (kvkernels.h) */
     MT_KVC_INT2, /* KIVI */
     MT_KVC_FORMAT_COUNT
 };
 /* The names, in enum order, as a parameter's choices. */
-#define MT_KVC_FORMAT_CHOICES "fp32|bf16|fp16|int8|int4|int2"
+#define MT_KVC_FORMAT_CHOICES "fp32|bf16|fp16|int8|int4|int3|int2"
 #define MT_KVC_DEFAULT_GROUP 32
 #define MT_KVC_DEFAULT_RESIDUAL 32
 #define MT_KVC_MAX_HEAD_DIM 256
@@ -71,9 +73,9 @@ enum mt_kvc_format {
 /* Stable name ("fp32", ...) of a format; and its parse (0, or -1 for an unknown name). */
 const char *mt_kvc_format_name(enum mt_kvc_format f);
 int mt_kvc_format_parse(const char *name, enum mt_kvc_format *f);
-/* Bits per stored element: 32, 16, 16, 8, 4, 2. */
+/* Bits per stored element: 32, 16, 16, 8, 4, 3, 2. */
 unsigned mt_kvc_format_bits(enum mt_kvc_format f);
-/* 1 for the KIVI formats (int4, int2). */
+/* 1 for the KIVI formats (int4, int3, int2). */
 int mt_kvc_format_kivi(enum mt_kvc_format f);
 
 struct mt_kvc_spec {
@@ -88,8 +90,9 @@ struct mt_kvc_spec {
 struct mt_kvc_spec mt_kvc_spec_default(void);
 
 /* Checks a spec against a configuration: the quantized formats need group to divide the
- * head dimension (n_embd / n_head, at most MT_KVC_MAX_HEAD_DIM); a paged KIVI cache
- * needs group to divide block. Returns 0 or -1 with a message. */
+ * head dimension (n_embd / n_head, at most MT_KVC_MAX_HEAD_DIM); int3 a head dimension
+ * of whole bytes of codes (a multiple of 8); a paged KIVI cache needs group to divide
+ * block. Returns 0 or -1 with a message. */
 int mt_kvc_spec_check(const struct mt_gpt_config *cfg, const struct mt_kvc_spec *s, char *err,
                       size_t errlen);
 
@@ -167,7 +170,7 @@ struct mt_kvc {
     size_t *first;      /* paged: the first logical block each sequence holds */
     uint32_t *free_ids; /* free list (a stack) */
     size_t n_free;
-    size_t bytes; /* pool + ring */
+    size_t bytes;       /* pool + ring */
     size_t table_bytes; /* the block tables, lengths and free list (workspace) */
     enum mt_kvc_impl impl;
 };

@@ -28,8 +28,10 @@ enum mt_kvk_kind {
     MT_KVK_F16,
     MT_KVK_TOK8, /* per token, groups of G channels */
     MT_KVK_TOK4,
+    MT_KVK_TOK3,
     MT_KVK_TOK2,
     MT_KVK_CHAN4, /* per channel, groups of G tokens */
+    MT_KVK_CHAN3,
     MT_KVK_CHAN2,
     MT_KVK_KIND_COUNT
 };
@@ -128,8 +130,28 @@ static inline float mt_kvk_bf2f(uint16_t b)
 static inline unsigned mt_kvk_code(const uint8_t *row, size_t i, unsigned bits)
 {
     if (bits == 8) return row[i];
+    if (bits == 3) {
+        const uint8_t *c = row + i / 8 * 3;
+        size_t j = i % 8;
+        return ((c[j / 4] >> (2 * (j % 4))) & 3u) | (((c[2] >> j) & 1u) << 2);
+    }
     size_t per = 8 / bits;
     return (row[i / per] >> (bits * (i % per))) & ((1u << bits) - 1u);
+}
+/* Stores code (below 2^bits) as code i of a packed row, the other codes left alone. */
+static inline void mt_kvk_put_code(uint8_t *row, size_t i, unsigned bits, unsigned code)
+{
+    if (bits == 8) {
+        row[i] = (uint8_t)code;
+    } else if (bits == 3) {
+        uint8_t *c = row + i / 8 * 3;
+        unsigned j = (unsigned)(i % 8), sh = 2 * (j % 4);
+        c[j / 4] = (uint8_t)((c[j / 4] & ~(3u << sh)) | ((code & 3u) << sh));
+        c[2] = (uint8_t)((c[2] & ~(1u << j)) | ((code >> 2) << j));
+    } else {
+        unsigned per = 8 / bits, sh = bits * (unsigned)(i % per), mask = ((1u << bits) - 1u) << sh;
+        row[i / per] = (uint8_t)((row[i / per] & ~mask) | (code << sh));
+    }
 }
 
 #endif

@@ -2,7 +2,8 @@
  *
  * What it is for: attention straight from the packed cache: codes are widened in
  * registers (bytes by vpmovzxbd; 4-bit rows 32 at a time, low nibbles the even elements
- * and high ones the odd; 2-bit codes by per-lane shifts of a broadcast word), then
+ * and high ones the odd; 2-bit codes by per-lane shifts of a broadcast word, 3-bit ones
+ * by shifts of each 3-byte chunk's dword: two low bits and one high bit per lane), then
  * multiplied with the query or accumulated with the probability. Scores run 16 tokens at
  * a time: one vector of partial products per token, the 16 reduced by one tree. Per-token
  * groups weigh their partial products by their scale and add m * sum q; per-channel
@@ -53,6 +54,23 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
             x, _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0));
         return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(15)));
     }
+    case MT_KVK_TOK3:
+    case MT_KVK_CHAN3: {
+        /* 16 codes in 6 bytes: the 24 bits of each 8 codes in one dword (bytes 0-2 for
+         * lanes 0-7, 3-5 for lanes 8-15); the low 2 bits at 2j, the high one at 16 + j */
+        __m128i b = _mm_maskz_loadu_epi8(0x3f, row + 3 * i0 / 8);
+        b = _mm_shuffle_epi8(
+            b, _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+        __m512i x = _mm512_permutexvar_epi32(
+            _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+            _mm512_castsi128_si512(b));
+        __m512i lo = _mm512_srlv_epi32(
+            x, _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0));
+        __m512i hi = _mm512_srlv_epi32(
+            x, _mm512_set_epi32(21, 20, 19, 18, 17, 16, 15, 14, 21, 20, 19, 18, 17, 16, 15, 14));
+        return _mm512_cvtepi32_ps(_mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(3)),
+                                                  _mm512_and_si512(hi, _mm512_set1_epi32(4))));
+    }
     default: { /* 2-bit */
         uint32_t w;
         memcpy(&w, row + i0 / 4, 4);
@@ -66,11 +84,11 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
 
 INLINE int is_tok(enum mt_kvk_kind kind)
 {
-    return kind == MT_KVK_TOK8 || kind == MT_KVK_TOK4 || kind == MT_KVK_TOK2;
+    return kind == MT_KVK_TOK8 || kind == MT_KVK_TOK4 || kind == MT_KVK_TOK3 || kind == MT_KVK_TOK2;
 }
 INLINE int is_chan(enum mt_kvk_kind kind)
 {
-    return kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2;
+    return kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN3 || kind == MT_KVK_CHAN2;
 }
 
 /* Prefetches token t of a view: its rb code bytes and, per token, its groups' scales and
@@ -105,7 +123,8 @@ INLINE __m512 reduce16(const __m512 *v)
     for (int i = 0; i < 2; i++)
         c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
+                         _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
 }
 
 /* 4-bit rows 32 elements at a time: 16 bytes widened once (vpmovzxbd), the low nibbles
@@ -159,8 +178,10 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
             __m512 b = _mm512_setzero_ps();
             for (size_t i = 0; i < nv; i++) {
                 __m512 x = _mm512_loadu_ps(q + 16 * i);
-                qv[i] = _mm512_mul_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
-                b = _mm512_fmadd_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
+                qv[i] = _mm512_mul_ps(
+                    x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
+                b = _mm512_fmadd_ps(
+                    x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
             }
             cbias = _mm512_reduce_add_ps(b);
             if (kind == MT_KVK_CHAN4 && hs % 32 == 0)
@@ -200,37 +221,59 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
             }
             v[j] = acc;
         }
-        __m512 r = _mm512_mul_ps(_mm512_add_ps(reduce16(v), _mm512_loadu_ps(bias)),
-                                 _mm512_set1_ps(scale));
+        __m512 r =
+            _mm512_mul_ps(_mm512_add_ps(reduce16(v), _mm512_loadu_ps(bias)), _mm512_set1_ps(scale));
         _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u), r);
     }
 }
 
 /* Calls body with the kind and the common head dimensions (32, 64, 128) as constants,
  * so each instance has its loads and loop bounds fixed. */
-#define DISPATCH_HS(body, kind, hs, ...)                                                          \
-    do {                                                                                       \
-        if ((hs) == 32)                                                                        \
-            body(kind, __VA_ARGS__, 32, G);                                                    \
-        else if ((hs) == 64)                                                                   \
-            body(kind, __VA_ARGS__, 64, G);                                                    \
-        else if ((hs) == 128)                                                                  \
-            body(kind, __VA_ARGS__, 128, G);                                                   \
-        else                                                                                   \
-            body(kind, __VA_ARGS__, hs, G);                                                    \
+#define DISPATCH_HS(body, kind, hs, ...)                                                           \
+    do {                                                                                           \
+        if ((hs) == 32)                                                                            \
+            body(kind, __VA_ARGS__, 32, G);                                                        \
+        else if ((hs) == 64)                                                                       \
+            body(kind, __VA_ARGS__, 64, G);                                                        \
+        else if ((hs) == 128)                                                                      \
+            body(kind, __VA_ARGS__, 128, G);                                                       \
+        else                                                                                       \
+            body(kind, __VA_ARGS__, hs, G);                                                        \
     } while (0)
-#define DISPATCH(body, kind, hs, ...)                                                             \
-    do {                                                                                       \
-        switch (kind) {                                                                        \
-        case MT_KVK_F32: DISPATCH_HS(body, MT_KVK_F32, hs, __VA_ARGS__); break;                \
-        case MT_KVK_BF16: DISPATCH_HS(body, MT_KVK_BF16, hs, __VA_ARGS__); break;              \
-        case MT_KVK_F16: DISPATCH_HS(body, MT_KVK_F16, hs, __VA_ARGS__); break;                \
-        case MT_KVK_TOK8: DISPATCH_HS(body, MT_KVK_TOK8, hs, __VA_ARGS__); break;              \
-        case MT_KVK_TOK4: DISPATCH_HS(body, MT_KVK_TOK4, hs, __VA_ARGS__); break;              \
-        case MT_KVK_TOK2: DISPATCH_HS(body, MT_KVK_TOK2, hs, __VA_ARGS__); break;              \
-        case MT_KVK_CHAN4: DISPATCH_HS(body, MT_KVK_CHAN4, hs, __VA_ARGS__); break;            \
-        default: DISPATCH_HS(body, MT_KVK_CHAN2, hs, __VA_ARGS__); break;                      \
-        }                                                                                      \
+#define DISPATCH(body, kind, hs, ...)                                                              \
+    do {                                                                                           \
+        switch (kind) {                                                                            \
+        case MT_KVK_F32:                                                                           \
+            DISPATCH_HS(body, MT_KVK_F32, hs, __VA_ARGS__);                                        \
+            break;                                                                                 \
+        case MT_KVK_BF16:                                                                          \
+            DISPATCH_HS(body, MT_KVK_BF16, hs, __VA_ARGS__);                                       \
+            break;                                                                                 \
+        case MT_KVK_F16:                                                                           \
+            DISPATCH_HS(body, MT_KVK_F16, hs, __VA_ARGS__);                                        \
+            break;                                                                                 \
+        case MT_KVK_TOK8:                                                                          \
+            DISPATCH_HS(body, MT_KVK_TOK8, hs, __VA_ARGS__);                                       \
+            break;                                                                                 \
+        case MT_KVK_TOK4:                                                                          \
+            DISPATCH_HS(body, MT_KVK_TOK4, hs, __VA_ARGS__);                                       \
+            break;                                                                                 \
+        case MT_KVK_TOK3:                                                                          \
+            DISPATCH_HS(body, MT_KVK_TOK3, hs, __VA_ARGS__);                                       \
+            break;                                                                                 \
+        case MT_KVK_TOK2:                                                                          \
+            DISPATCH_HS(body, MT_KVK_TOK2, hs, __VA_ARGS__);                                       \
+            break;                                                                                 \
+        case MT_KVK_CHAN4:                                                                         \
+            DISPATCH_HS(body, MT_KVK_CHAN4, hs, __VA_ARGS__);                                      \
+            break;                                                                                 \
+        case MT_KVK_CHAN3:                                                                         \
+            DISPATCH_HS(body, MT_KVK_CHAN3, hs, __VA_ARGS__);                                      \
+            break;                                                                                 \
+        default:                                                                                   \
+            DISPATCH_HS(body, MT_KVK_CHAN2, hs, __VA_ARGS__);                                      \
+            break;                                                                                 \
+        }                                                                                          \
     } while (0)
 
 void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
@@ -264,7 +307,8 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
             for (size_t c = 0; c < hs / 32; c++) {
                 size_t g = 32 * c / G;
-                __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])), mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
+                __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])),
+                       mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
                 __m512 e, od;
                 nibbles(row + 16 * c, &e, &od);
                 acc[2 * c] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, e, mv), acc[2 * c]);
@@ -274,8 +318,9 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
             for (size_t i = 0; i < nv; i++) {
                 size_t g = 16 * i / G;
-                __m512 x = _mm512_fmadd_ps(_mm512_set1_ps(mt_kvk_h2f(sc[g])), load16(kind, row, 16 * i),
-                                           _mm512_set1_ps(mt_kvk_h2f(mn[g])));
+                __m512 x =
+                    _mm512_fmadd_ps(_mm512_set1_ps(mt_kvk_h2f(sc[g])), load16(kind, row, 16 * i),
+                                    _mm512_set1_ps(mt_kvk_h2f(mn[g])));
                 acc[i] = _mm512_fmadd_ps(av, x, acc[i]);
             }
         } else {

@@ -11,7 +11,7 @@
 
 unsigned mt_kvk_bits(enum mt_kvk_kind kind)
 {
-    static const unsigned bits[MT_KVK_KIND_COUNT] = {32, 16, 16, 8, 4, 2, 4, 2};
+    static const unsigned bits[MT_KVK_KIND_COUNT] = {32, 16, 16, 8, 4, 3, 2, 4, 3, 2};
     return bits[kind];
 }
 
@@ -27,6 +27,7 @@ static float elem(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, 
     case MT_KVK_F16:
         return mt_kvk_h2f(((const uint16_t *)(const void *)row)[i]);
     case MT_KVK_CHAN4:
+    case MT_KVK_CHAN3:
     case MT_KVK_CHAN2: {
         size_t p = (t / G) * w->par_stride + i;
         return mt_kvk_h2f(w->scl[p]) * (float)mt_kvk_code(row, i, mt_kvk_bits(kind)) +
