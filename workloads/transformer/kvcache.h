@@ -64,7 +64,7 @@ enum mt_kvc_format {
 #define MT_KVC_DEFAULT_GROUP 32
 #define MT_KVC_DEFAULT_RESIDUAL 32
 #define MT_KVC_MAX_HEAD_DIM 256
-/* Most positions of one attention tile (64, or a multiple of a KIVI group up to 128). */
+/* Most positions of one attention tile (64, 128, or a multiple of a KIVI group up to 128). */
 #define MT_KVC_MAX_TILE 128
 /* Heads attend in parallel (OpenMP) from this many multiply-adds per layer on: the
  * window's positions x n_head x head dimension. */
@@ -162,6 +162,7 @@ struct mt_kvc {
     size_t page_bytes;  /* bytes of one layer of one block */
     size_t ring_tokens; /* KIVI ring slots per layer (residual + group), else 0 */
     size_t tile;        /* positions per attention tile */
+    size_t off[5];      /* bytes into a page of key scales, minima, value codes, scales, minima */
     uint8_t *pool;      /* n_blocks * block_bytes */
     float *ring;        /* (n_seq, L, 2, ring_tokens, kvd) */
     uint32_t *table;    /* (n_seq, blocks_max) block ids */

@@ -91,6 +91,13 @@ INLINE int is_chan(enum mt_kvk_kind kind)
     return kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN3 || kind == MT_KVK_CHAN2;
 }
 
+/* The quantized kinds: kvcache.c prefetches their tiles ahead (prefetch_tile), so their
+ * kernels do not. */
+INLINE int quant_kind(enum mt_kvk_kind kind)
+{
+    return is_tok(kind) || is_chan(kind);
+}
+
 /* Prefetches token t of a view: its rb code bytes and, per token, its groups' scales and
  * minima (per-channel scales are read once per group of tokens: left to the hardware). */
 INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, size_t rb,
@@ -104,7 +111,9 @@ INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, s
 }
 
 #define MAXV (256 / 16) /* vectors of a head of MT_KVC_MAX_HEAD_DIM */
-/* The group loops read qv[i] for i < hs / 16 only (G divides hs), which GCC cannot see. */
+/* The group loops read qv[i] for i < hs / 16 only (G divides hs), which GCC cannot see.
+ * gv[i] = 16 i / G, the group of vector i, is computed once per call, not a division per
+ * vector and token (G is not a constant). */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 /* Lane j of the result = the sum of v[j]'s 16 lanes, by one tree that treats every lane
@@ -160,9 +169,9 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
     __m512 qv[MAXV], v[16], qe[MAXV / 2], qo[MAXV / 2];
     float qsum[MAXV], bias[16], cbias = 0.0f;
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
-    size_t pf = mt_kvk_prefetch_ahead(k->stride);
+    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(k->stride), gv[MAXV];
     for (size_t i = 0; i < nv; i++)
-        qv[i] = _mm512_loadu_ps(q + 16 * i);
+        qv[i] = _mm512_loadu_ps(q + 16 * i), gv[i] = 16 * i / G;
     if (is_tok(kind))
         for (size_t g = 0; g < ng; g++) {
             __m512 sv = _mm512_setzero_ps();
@@ -201,9 +210,9 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                 const uint16_t *sc = k->scl + t * k->par_stride, *mn = k->mn + t * k->par_stride;
                 float b = 0.0f;
                 for (size_t i = 0; i < nv; i++)
-                    acc = _mm512_fmadd_ps(
-                        _mm512_mul_ps(qv[i], _mm512_set1_ps(mt_kvk_h2f(sc[16 * i / G]))),
-                        load16(kind, row, 16 * i), acc);
+                    acc =
+                        _mm512_fmadd_ps(_mm512_mul_ps(qv[i], _mm512_set1_ps(mt_kvk_h2f(sc[gv[i]]))),
+                                        load16(kind, row, 16 * i), acc);
                 for (size_t g = 0; g < ng; g++)
                     b += mt_kvk_h2f(mn[g]) * qsum[g];
                 bias[j] = b;
@@ -290,12 +299,12 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
 {
     __m512 acc[MAXV];
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
-    size_t pf = mt_kvk_prefetch_ahead(v->stride);
+    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(v->stride), gv[MAXV];
     /* 4-bit values with one group per 32 elements: acc[2c], acc[2c + 1] hold the even and
      * odd elements of chunk c */
     int eo = kind == MT_KVK_TOK4 && hs % 32 == 0 && G % 32 == 0;
     for (size_t i = 0; i < nv; i++)
-        acc[i] = _mm512_loadu_ps(o + 16 * i);
+        acc[i] = _mm512_loadu_ps(o + 16 * i), gv[i] = 16 * i / G;
     if (eo)
         for (size_t c = 0; c < hs / 32; c++)
             split(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
@@ -306,7 +315,7 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
         if (eo) {
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
             for (size_t c = 0; c < hs / 32; c++) {
-                size_t g = 32 * c / G;
+                size_t g = gv[2 * c];
                 __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])),
                        mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
                 __m512 e, od;
@@ -317,7 +326,7 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
         } else if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
             for (size_t i = 0; i < nv; i++) {
-                size_t g = 16 * i / G;
+                size_t g = gv[i];
                 __m512 x =
                     _mm512_fmadd_ps(_mm512_set1_ps(mt_kvk_h2f(sc[g])), load16(kind, row, 16 * i),
                                     _mm512_set1_ps(mt_kvk_h2f(mn[g])));
