@@ -8,8 +8,10 @@
 # positions: tokens/s of fp32, bf16, int8, int4, int3 and int2 caches at 1 and 2 threads
 # (medians of REPS interleaved repetitions), the ratio to fp32 in the same run, bytes
 # read per token (weights + cache), the stream-read bandwidth of the same run and the
-# share of the bound (bandwidth / bytes per token) each format reaches, the attention's
-# share of a step, and the seeded serving simulation's waste and concurrency gain.
+# share of the bound (bandwidth / bytes per token) each format's whole step reaches
+# (step%), the attention's share of a step (attn%) and the attention's own share of its
+# bound, the cache's bytes at stream speed (attn_bw% by wall time; cpu_bw% by the thread's
+# CPU time, one thread), and the seeded serving simulation's waste and concurrency gain.
 # The machine's load (uptime) is printed before and after: trust the numbers of a quiet
 # machine only, and compare formats within one run.
 # What it is not for: a test (nothing fails on speed), accuracy (the kv_cache plugin).

@@ -15,7 +15,8 @@
  * than the caches) and the share of the bound reached. It also times the attention
  * alone (mt_kvc_attend over every layer on the row's threads, as decode.c runs it: heads
  * in parallel) to give its share of a step and its own share of the bandwidth bound
- * (cache bytes read / time against the stream bandwidth).
+ * (cache bytes read / time against the stream bandwidth), in wall time and in the
+ * calling thread's CPU time (what a loaded machine does not inflate).
  * Then the sliding-window cache (--window W, default 512; 0 skips it): the bytes a
  * contiguous cache and a paged sequence hold at `context` with and without the window,
  * by the plan (mt_kvc_contiguous_bytes) and as allocated (Mistral's anchor: a window of
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_util.h"
 #include "gpt.h"
@@ -84,13 +86,24 @@ static int fill(struct mt_kvc *c, size_t n, uint64_t seed)
     return 0;
 }
 
-/* Seconds of one mt_kvc_attend over every layer at context n, in turn, as decode.c runs
- * them (the heads on the current OpenMP threads); o holds C floats of output. */
-static double attend_all(const struct mt_kvc *c, size_t n, float *o, const float *q)
+/* CPU seconds the calling thread has run. */
+static double thread_cpu(void)
 {
-    double t0 = mt_bench_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds of one mt_kvc_attend over every layer at context n, in turn, as decode.c runs
+ * them (the heads on the current OpenMP threads); o holds C floats of output. *cpu = the
+ * calling thread's CPU seconds over the same span: on a loaded machine the time it ran,
+ * without the time it waited for a core (with one thread, the attention's own time). */
+static double attend_all(const struct mt_kvc *c, size_t n, float *o, const float *q, double *cpu)
+{
+    double t0 = mt_bench_now(), c0 = thread_cpu();
     for (size_t l = 0; l < c->cfg.n_layer; l++)
         mt_kvc_attend(c, 0, l, 0, n, q, o);
+    *cpu = thread_cpu() - c0;
     return mt_bench_now() - t0;
 }
 
@@ -182,8 +195,8 @@ static int bench(const struct opts *o)
     }
     size_t F = o->n_fmt, NT = o->n_thr, start = n - K;
     struct mt_gpt_kv *kv[MAX_FMT] = {0};
-    /* per (threads, format, rep): a decode step, the attention alone */
-    double *t = calloc(2 * NT * F * R, sizeof *t), *a1 = t + NT * F * R;
+    /* per (threads, format, rep): a decode step, the attention alone (wall, thread CPU) */
+    double *t = calloc(3 * NT * F * R, sizeof *t), *a1 = t + NT * F * R, *a2 = a1 + NT * F * R;
     double bytes[MAX_FMT];
     float *q = malloc(cfg.n_embd * sizeof *q);
     float *buf = malloc(cfg.n_embd * sizeof *buf);
@@ -215,10 +228,10 @@ static int bench(const struct opts *o)
                 for (size_t k = 0; k < K && !rc; k++)
                     rc = mt_gpt_decode_step(m, kv[f], (int)(k % cfg.vocab), err, sizeof err);
                 double step = (mt_bench_now() - t0) / (double)K;
-                double att = attend_all(kv[f]->cache, n - K / 2, buf, q);
+                double cpu, att = attend_all(kv[f]->cache, n - K / 2, buf, q, &cpu);
                 if (!r) continue;
                 size_t at = (ti * F + f) * R + r - 1;
-                t[at] = step, a1[at] = att;
+                t[at] = step, a1[at] = att, a2[at] = cpu;
             }
         }
     if (rc) {
@@ -231,26 +244,37 @@ static int bench(const struct opts *o)
         double bw = mt_bench_stream_read(o->stream_mib << 20, 5);
         printf("\nthreads %d: stream read %.1f GB/s (sum over %zu MiB, best of 5)\n", th, bw / 1e9,
                o->stream_mib);
-        printf("%-6s %10s %8s %9s %9s %10s %7s %7s %8s %9s\n", "format", "tokens/s", "vs_fp32",
-               "MB/token", "cache_MB", "bound_t/s", "share", "attn%", "attn_ms", "attn_bw%");
+        printf("%-6s %9s %7s %8s %8s %9s %6s %6s %8s %7s %8s %7s %8s\n", "format", "tokens/s",
+               "vs_fp32", "MB/token", "cache_MB", "bound_t/s", "step%", "attn%", "attn_ms",
+               "attn_bw%", "attn_bnd", "cpu_ms", "cpu_bw%");
         double fp32 = 0.0;
         for (size_t f = 0; f < F; f++) {
             size_t at = (ti * F + f) * R;
             double step = mt_bench_median(t + at, R), tps = 1.0 / step;
             if (o->fmt[f] == MT_KVC_FP32) fp32 = tps;
-            double att = mt_bench_median(a1 + at, R);
+            double att = mt_bench_median(a1 + at, R), cpu = mt_bench_median(a2 + at, R);
             double cache_mb = (bytes[f] - step_bytes(m, kv[f]->cache, 0)) / 1e6;
+            double bound_ms = 1e3 * cache_mb * 1e6 / bw; /* the cache's bytes at stream speed */
             char ratio[32] = "n/a";
             if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
-            printf("%-6s %10.1f %8s %9.2f %9.2f %10.1f %6.0f%% %6.0f%% %8.3f %8.0f%%\n",
+            char cpu_ms[32] = "-", cpu_bw[32] = "-"; /* one thread: the attention's own time */
+            if (th == 1) {
+                snprintf(cpu_ms, sizeof cpu_ms, "%.3f", 1e3 * cpu);
+                snprintf(cpu_bw, sizeof cpu_bw, "%.0f%%", 100.0 * bound_ms / (1e3 * cpu));
+            }
+            printf("%-6s %9.1f %7s %8.2f %8.2f %9.1f %5.0f%% %5.0f%% %8.3f %7.0f%% %8.3f %7s "
+                   "%8s\n",
                    mt_kvc_format_name(o->fmt[f]), tps, ratio, bytes[f] / 1e6, cache_mb,
                    bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att / step, 1e3 * att,
-                   100.0 * cache_mb * 1e6 / att / bw);
+                   100.0 * bound_ms / (1e3 * att), bound_ms, cpu_ms, cpu_bw);
         }
     }
-    printf("(share: of the bound of the whole step, weights + cache; attn%%: the attention over "
-           "every layer as a share of the step, attn_ms its median time, attn_bw%%: the cache "
-           "bytes it reads per second against the stream bandwidth)\n");
+    printf("(step%%: the whole step's share of its bound, weights + cache bytes at stream "
+           "speed; attn%%: the attention over every layer as a share of the step, attn_ms its "
+           "median wall time, attn_bnd its bound: the cache's bytes at stream speed, attn_bw%% "
+           "= attn_bnd / attn_ms, its share of that bound; cpu_ms and cpu_bw%%: the same by "
+           "the calling thread's CPU time, which a loaded machine's waits for a core do not "
+           "inflate, given for one thread only, where it is the attention's own time)\n");
     if (o->window && o->window < n) window_bytes(o, &cfg, n);
     simulate(o, &cfg);
 out:

@@ -73,8 +73,10 @@ void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
 void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                          const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
 
-/* Tokens ahead that the kernels prefetch. A head's slice of a token is a short run
- * (hs elements) every `stride` bytes, and the heads walk the cache one after another, so
+/* Tokens ahead that the fp32 and 16-bit kernels prefetch (the quantized kinds' tiles are
+ * prefetched whole, a tile ahead, by kvcache.c's driver at the same stride threshold).
+ * A head's slice of a token is a short run (hs elements) every `stride` bytes, and the
+ * heads walk the cache one after another, so
  * the hardware prefetchers, which stop at page ends, leave most of these loads to wait
  * on memory; a software prefetch this many tokens ahead hides that latency. It changes
  * no arithmetic (the fp32 cache stays bit-identical to mt_k_attention_decode). */
