@@ -208,13 +208,12 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
             __m512 acc = _mm512_setzero_ps();
             if (is_tok(kind)) { /* loops over constant bounds: the query stays in registers */
                 const uint16_t *sc = k->scl + t * k->par_stride, *mn = k->mn + t * k->par_stride;
-                float b = 0.0f;
+                float b = 0.0f, sf[MAXV];
+                for (size_t g = 0; g < ng; g++) /* each scale converted once, not per vector */
+                    sf[g] = mt_kvk_h2f(sc[g]), b += mt_kvk_h2f(mn[g]) * qsum[g];
                 for (size_t i = 0; i < nv; i++)
-                    acc =
-                        _mm512_fmadd_ps(_mm512_mul_ps(qv[i], _mm512_set1_ps(mt_kvk_h2f(sc[gv[i]]))),
-                                        load16(kind, row, 16 * i), acc);
-                for (size_t g = 0; g < ng; g++)
-                    b += mt_kvk_h2f(mn[g]) * qsum[g];
+                    acc = _mm512_fmadd_ps(_mm512_mul_ps(qv[i], _mm512_set1_ps(sf[gv[i]])),
+                                          load16(kind, row, 16 * i), acc);
                 bias[j] = b;
             } else if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
                 for (size_t c = 0; c < hs / 32; c++) {
@@ -325,11 +324,12 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
             }
         } else if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
             const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
+            float sf[MAXV], mf[MAXV];
+            for (size_t g = 0; g < ng; g++) /* each scale converted once, not per vector */
+                sf[g] = mt_kvk_h2f(sc[g]), mf[g] = mt_kvk_h2f(mn[g]);
             for (size_t i = 0; i < nv; i++) {
-                size_t g = gv[i];
-                __m512 x =
-                    _mm512_fmadd_ps(_mm512_set1_ps(mt_kvk_h2f(sc[g])), load16(kind, row, 16 * i),
-                                    _mm512_set1_ps(mt_kvk_h2f(mn[g])));
+                __m512 x = _mm512_fmadd_ps(_mm512_set1_ps(sf[gv[i]]), load16(kind, row, 16 * i),
+                                           _mm512_set1_ps(mf[gv[i]]));
                 acc[i] = _mm512_fmadd_ps(av, x, acc[i]);
             }
         } else {
