@@ -35,14 +35,18 @@ static const char help[] =
     "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"
     "  --db FILE          database of the runtime terms (default $MEMTRADE_DB, else\n"
     "                     out/memtrade.db)\n"
-    "  --measure-runtime  measure the runtime terms of this build and machine now (a probe\n"
-    "                     run of baseline on tiny, stored in the database); without it they\n"
-    "                     are measured on first need when the database exists\n"
+    "  --measure-runtime  measure the runtime terms of this configuration's class now (its\n"
+    "                     probe: 1-2 short runs of it, stored in the database); alone, of\n"
+    "                     the default probe (baseline on tiny); without it a class is\n"
+    "                     measured on first need when the database exists and the plan\n"
+    "                     holds at most 1 GiB\n"
     "  --no-runtime       leave the runtime line out\n\n"
     "The runtime line: what the plan cannot derive (library workspace such as oneDNN's\n"
-    "scratch and JIT buffers, untagged library allocations, the heap's peak beyond its\n"
-    "categories'), measured once per build and machine, shown apart from the plan:\n"
-    "plan + runtime is what the heap profiler should see.\n";
+    "scratch and JIT buffers, untagged library allocations, OpenBLAS's buffers, the heap's\n"
+    "peak beyond its categories'), measured once per build, machine and class (the\n"
+    "workload, its shape, data type and kernel parameters, the threads of a default run,\n"
+    "and whether the run trains or loads its model: the larger is shown), apart from the\n"
+    "plan: plan + runtime is what the heap profiler should see.\n";
 
 /* The runtime terms of this build and machine (results/runtime.h) for the configuration's
  * class, or why there are none. The class's two histories (the run trains its model, or

@@ -246,7 +246,9 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
         if (!strcmp(r->rt_class[i], cls[0])) *term = r->rt_term[i], found = r->rt_found[i];
     const char *phase = f->goal == MT_PLAN_SERVING ? "infer" : "train";
     if (found == -2) found = stored_term(r, cls, phase, term, err, errlen);
-    if (found == 0 && r->measure) { /* first need: the probe of c's class */
+    /* first need: the probe of c's class, unless c's plan alone is over the budget (a
+     * runtime term >= 0 cannot make it fit) */
+    if (found == 0 && r->measure && c->plan_bytes <= f->budget) {
         fprintf(stderr, "memtrade fit: measuring the runtime terms of class %s\n", cls[0]);
         found = mt_runtime_probe_measure(r->exe, r->db, c->workload, probe, nprobe, 0, NULL, err,
                                          errlen) != 0

@@ -60,8 +60,9 @@ int mt_fit_measured(struct mt_fit_runner *r, const struct mt_fit *f, const struc
  * train_peak_bytes, beyond the plan of its phase without the corpus: the kernels' scratch
  * the plan does not size) of c's class on this build and machine, the larger of the
  * class's two histories; the same terms `memtrade plan` shows. When none is stored and
- * r->measure, the class's probe runs first (harness/runtime_probe.h, a few seconds on
- * tiny). Returns 1 with *term, 0 when none is stored (*term = 0), or -1 with err. */
+ * r->measure and c's plan (c->plan_bytes, mt_fit_plan) is within f->budget, the class's
+ * probe runs first (harness/runtime_probe.h, a few seconds on tiny). Returns 1 with
+ * *term, 0 when none is stored (*term = 0), or -1 with err. */
 int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
                         const struct mt_fit_config *c, long long *term, char *err, size_t errlen);
 

@@ -1,7 +1,7 @@
 # tests/harness/runtime.sh — the plan's runtime terms (issue 21): without a database the
 # plan says they are not measured; `memtrade plan --measure-runtime` runs the default
 # probe (baseline on tiny, in a database and folder of its own: it adds no run to this one
-# and writes nothing here) and stores 5 terms for each of its 3 phases under this build,
+# and writes nothing here) and stores 6 terms for each of its 3 phases under this build,
 # machine and class, for both histories (trained in the run: train, infer, eval; loaded
 # from the cache: infer, eval); the plan's runtime line is their sum for the phase;
 # `memtrade query check` finds them through a run's facts and class. Then the table: for
@@ -23,7 +23,7 @@ expect_out "runtime terms of this build and machine, class baseline "
 expect_out " trained=yes (measured "
 expect_out " trained=no (measured "
 expect_eq "terms measured" "$(sql "SELECT count(*) FROM runtime_terms WHERE bytes IS NOT NULL
-    AND probe LIKE 'baseline model=tiny %'")" "25"
+    AND probe LIKE 'baseline model=tiny %'")" "30"
 expect_eq "runs added by the probe" "$(sql "SELECT count(*) FROM runs")" "0"
 expect_eq "files left here" "$(ls "$TMP" | tr '\n' ' ')" "cache last.out out "
 expect_eq "files left in out" "$(ls "$TMP/out" | grep -v '^memtrade.db' | tr '\n' ' ')" ""
