@@ -67,9 +67,8 @@ static int finetune_text(struct mt_ctx *ctx, const struct mt_corpus *c, size_t T
     char err[512];
     if (path && path[0]) {
         if (c->ids)
-            return mt_error(ctx,
-                            "finetune: a file is read as bytes; with tokenizer %s use "
-                            "finetune_frac (the tail of the training split)",
+            return mt_error(ctx, "finetune: a file is read as bytes; with tokenizer %s use "
+                                 "finetune_frac (the tail of the training split)",
                             c->tokenizer);
         if (mt_corpus_load(file, path, T, err, sizeof err))
             return mt_error(ctx, "finetune: %s", err);
@@ -82,10 +81,8 @@ static int finetune_text(struct mt_ctx *ctx, const struct mt_corpus *c, size_t T
                             c->ids ? "tokens" : "bytes");
         *data = *tr;
         data->n = k;
-        if (tr->bytes)
-            data->bytes += tr->n - k;
-        else
-            data->ids += tr->n - k;
+        if (tr->bytes) data->bytes += tr->n - k;
+        else data->ids += tr->n - k;
     }
     mt_metric(ctx, "finetune_bytes", (double)mt_tokens_text_bytes(data, 0, data->n), "bytes");
     return 0;
@@ -145,8 +142,10 @@ static int finetune(struct mt_ctx *ctx, struct mt_lora *lr, const struct mt_gpt_
     if (!losses) return mt_error(ctx, "out of memory for the loss series");
     char err[512];
     struct mt_loop_engine e;
-    struct mt_loop_opts o = {
-        .recipe = &r, .batch_seed = seed ^ 0x10a4u, .series = "finetune_loss", .losses = losses};
+    struct mt_loop_opts o = {.recipe = &r,
+                             .batch_seed = seed ^ 0x10a4u,
+                             .series = "finetune_loss",
+                             .losses = losses};
     struct mt_loop_result res;
     mt_lora_engine(&e, lr);
     int rc = mt_loop_run_tokens(ctx, &o, &e, NULL, data, &res, err, sizeof err);
@@ -209,12 +208,10 @@ static int run(struct mt_ctx *ctx)
         sv.weight_bytes = lr->qm->packed_bytes + plan.adapter_weights;
         sv.scratch_bytes = serving_scratch;
         sv.user = lr;
-        mt_metric(ctx, "model_bytes",
-                  (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes + sv.weight_bytes),
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes + sv.weight_bytes),
                   "bytes");
     } else { /* merged: the plain fp32 model, adapters gone */
-        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes),
-                  "bytes");
+        mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
         mt_lora_free(lr);
         lr = NULL;
     }
@@ -244,7 +241,8 @@ static const struct mt_param_spec params[] = {
     {"alpha", MT_PARAM_FLOAT, "16", 1e-6, 1e6, NULL, "the adapter term is scaled by alpha / rank"},
     {"targets", MT_PARAM_STRING, "qkv,proj,fc,fcproj", 0, 0, NULL,
      "adapted linears: comma-separated qkv|proj|fc|fcproj, or all"},
-    {"base", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|nf4", "frozen base: fp32, or NF4-packed (QLoRA)"},
+    {"base", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|nf4",
+     "frozen base: fp32, or NF4-packed (QLoRA)"},
     {"nf4_group", MT_PARAM_INT, "64", 32, 128, "32|64|128", "base=nf4: columns per scale"},
     {"double_quant", MT_PARAM_BOOL, "on", 0, 0, NULL,
      "base=nf4: the group scales double-quantized as QLoRA does (8-bit codes in blocks of 256, "
