@@ -356,9 +356,9 @@ int mt_store_query_show(struct mt_store *st, int64_t run_id, enum mt_store_forma
  * phase and category: plan_bytes (predicted), accounted_bytes (the plugin's own
  * <phase>_peak_bytes), heap_bytes (the heap profiler's peak of region <phase>, rank 0),
  * heap_minus_plan_bytes, and on each phase's total row the kernel's resident peak of
- * the phase (metric <phase>_rss_peak_bytes, or why it is unavailable), the residual metric
- * <phase>_unaccounted_bytes (or why it is unavailable) and `flag` ('over' beyond the threshold
- * above, 'ok' within it). Returns 0, or -1 (unknown run, SQL error; mt_store_error). */
+ * the phase (metric <phase>_rss_peak_bytes, or why it is unavailable), the residual metric <phase>_unaccounted_bytes (or why it is
+ * unavailable) and `flag` ('over' beyond the threshold above, 'ok' within it). Returns 0,
+ * or -1 (unknown run, SQL error; mt_store_error). */
 int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_format fmt, FILE *out);
 
 /* Contract: metrics of run a and run b side by side (rank, name, category, unit, a, b,

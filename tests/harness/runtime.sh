@@ -77,6 +77,16 @@ cat "$table"
 expect_eq "runs of the table" "$n" "16"
 expect_eq "phases off by more than 2 %" "$(grep -c '|OFF$\||missing$' "$table")" "0"
 expect_eq "runs with a checked phase" "$(cut -d'|' -f1 "$table" | sort -u | wc -l)" "$n"
+# merge copies the terms (and the runs: fit's --verify runs are ordinary runs); merged
+# again, the output keeps its as recent measurements
+expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
+terms=$(sql "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")
+expect_eq "runtime terms merged" "$(sqlite3 -batch -noheader "$TMP/merged.db" \
+    "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")" "$terms"
+expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
+expect_eq "runtime terms merged twice" "$(sqlite3 -batch -noheader "$TMP/merged.db" \
+    "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")" "$terms"
+rm -f "$TMP"/merged.db*
 # a run of another build or machine finds none: its check says so
 sql "UPDATE runs SET facts_json = json_set(facts_json, '$.cpu', 'another cpu') WHERE id = 1"
 expect_rc 0 "$MT" query check 1 --db "$DB" --format csv
