@@ -315,8 +315,8 @@ static int runtime_classes(const struct mt_plan *rp, const struct mt_mem_plan *p
     for (size_t i = 0; i < n; i++)
         k[i] = kv[i].key, v[i] = kv[i].value;
     for (int h = 0; rc == 0 && h < 2; h++)
-        rc = mt_runtime_class(rp->plugin->desc.name, k, v, n, mt_cli_cores(), h == 0, q->cls[h],
-                              sizeof q->cls[h]);
+        rc = mt_runtime_class(rp->plugin->desc.name, k, v, n, mt_cli_default_threads(), h == 0,
+                              q->cls[h], sizeof q->cls[h]);
     for (int goal = 0; goal < 2; goal++) {
         struct mt_plan_peaks pk;
         mt_plan_peaks(plan, goal, &pk);

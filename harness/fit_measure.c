@@ -229,7 +229,7 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
         names[i] = pl->desc.params[i].name;
     for (int h = 0; rc == 0 && h < 2; h++)
         rc = mt_runtime_class(c->workload, names, (const char *const *)p.value, pl->desc.n_params,
-                              mt_cli_cores(), h == 0, cls[h], sizeof cls[h]);
+                              mt_cli_default_threads(), h == 0, cls[h], sizeof cls[h]);
     size_t nprobe =
         rc == 0 ? mt_runtime_probe_params(&pl->desc, p.value, keys, c->n, probe, probe_buf) : 0;
     mt_params_free(&p);
