@@ -327,10 +327,11 @@ int mt_cmd_fit(int argc, char **argv)
         } else {
             const struct mt_fit_config *best = &r->best;
             print_config("best", best, metric);
-            printf("  predicted peak %zu bytes = plan %zu + runtime term %lld (measured by earlier "
-                   "runs); %.1f %% of the budget unused\n",
-                   best->bytes, best->plan_bytes, best->runtime,
-                   100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
+            printf(
+                "  predicted peak %zu bytes = plan %zu + runtime term %lld (stored for its class, "
+                "measured by a probe); %.1f %% of the budget unused\n",
+                best->bytes, best->plan_bytes, best->runtime,
+                100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
             printf("  by category:");
             for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
                 if (best->cat[cat]) printf(" %s %zu", mt_mem_cat_names[cat], best->cat[cat]);

@@ -35,46 +35,78 @@ static const char help[] =
     "  --plugin PATH.so   load a workload plugin from outside the plugin folders\n"
     "  --db FILE          database of the runtime terms (default $MEMTRADE_DB, else\n"
     "                     out/memtrade.db)\n"
-    "  --measure-runtime  measure the runtime terms of this build and machine now (a probe\n"
-    "                     run of baseline on tiny, stored in the database); without it they\n"
-    "                     are measured on first need when the database exists\n"
+    "  --measure-runtime  measure the runtime terms of this configuration's class now (its\n"
+    "                     probe: 1-2 short runs of it, stored in the database); alone, of\n"
+    "                     the default probe (baseline on tiny); without it a class is\n"
+    "                     measured on first need when the database exists and the plan\n"
+    "                     holds at most 1 GiB\n"
     "  --no-runtime       leave the runtime line out\n\n"
     "The runtime line: what the plan cannot derive (library workspace such as oneDNN's\n"
-    "scratch and JIT buffers, untagged library allocations, the heap's peak beyond its\n"
-    "categories'), measured once per build and machine, shown apart from the plan:\n"
-    "plan + runtime is what the heap profiler should see.\n";
+    "scratch and JIT buffers, untagged library allocations, OpenBLAS's buffers, the heap's\n"
+    "peak beyond its categories'), measured once per build, machine and class (the\n"
+    "workload, its shape, data type and kernel parameters, the threads of a default run,\n"
+    "and whether the run trains or loads its model: the larger is shown), apart from the\n"
+    "plan: plan + runtime is what the heap profiler should see.\n";
 
-/* The runtime terms of this build and machine (results/runtime.h), or why there are none. */
+/* The runtime terms of this build and machine (results/runtime.h) for the configuration's
+ * class, or why there are none. The class's two histories (the run trains its model, or
+ * loads it from the cache: `plan` cannot know which) are both read; each phase shows the
+ * larger, naming its class. */
 struct rt_view {
-    struct mt_runtime_term *t;
-    size_t n;
-    char why[600];
+    struct mt_runtime_term *t[2];
+    size_t n[2];
+    char cls[2][1024];
+    char why[1400];
 };
+
+/* What to probe and which classes to read. */
+struct rt_req {
+    const char *workload;
+    const char *const *params; /* "k=v" for the probe */
+    size_t n;
+    char cls[2][1024]; /* trained=yes, trained=no ("" when unknown: the probe's are read) */
+    size_t plan_total; /* the plan's largest phase total, for the lazy probe's limit */
+};
+
+/* A lazy probe runs only for a configuration whose plan holds at most this (bytes). */
+#define RT_LAZY_MAX (1024.0 * 1024 * 1024)
+
+/* The history whose heap runtime of `phase` is larger: its index and *bytes, or -1. */
+static int rt_pick(const struct rt_view *rt, const char *phase, double *bytes)
+{
+    int best = -1;
+    for (int h = 0; rt && h < 2; h++) {
+        double b;
+        if (rt->n[h] && mt_runtime_phase_heap(rt->t[h], rt->n[h], phase, &b) &&
+            (best < 0 || b > *bytes))
+            best = h, *bytes = b;
+    }
+    return best;
+}
 
 /* The heap runtime of the phase where goal's total peaks: 1 and *bytes, or 0. */
 static int rt_bytes(const struct rt_view *rt, const struct mt_mem_plan *p,
                     const struct mt_plan_peaks *pk, double *bytes)
 {
-    return rt && pk->total_phase >= 0 && rt->n &&
-           mt_runtime_phase_heap(rt->t, rt->n, p->phase[pk->total_phase].name, bytes);
+    return rt && pk->total_phase >= 0 && rt_pick(rt, p->phase[pk->total_phase].name, bytes) >= 0;
 }
 
 /* One table line per runtime term of `phase`, and why when there is none. */
 static void rt_table(const struct rt_view *rt, const char *phase, size_t total)
 {
     char b[32];
-    double sum;
+    double sum = 0;
     if (!rt) return;
-    if (!rt->n || !mt_runtime_phase_heap(rt->t, rt->n, phase, &sum)) {
+    int h = rt_pick(rt, phase, &sum);
+    if (h < 0) {
         printf("%-12s %14s %18s  %s\n", "runtime", "-", "-",
-               rt->n ? "no term of this phase measured (the probe's phases: train, infer, eval)"
-                     : rt->why);
+               rt->n[0] || rt->n[1] ? "no term of this phase measured for the class" : rt->why);
         return;
     }
-    printf("%-12s %14s %18.0f  %s (measured %s by a probe run)\n", "runtime",
-           mt_util_fmt_bytes(b, sizeof b, sum), sum, phase, rt->t[0].measured_at);
-    for (size_t i = 0; i < rt->n; i++) {
-        const struct mt_runtime_term *t = &rt->t[i];
+    printf("%-12s %14s %18.0f  %s (measured %s by a probe run of class: %s)\n", "runtime",
+           mt_util_fmt_bytes(b, sizeof b, sum), sum, phase, rt->t[h][0].measured_at, rt->cls[h]);
+    for (size_t i = 0; i < rt->n[h]; i++) {
+        const struct mt_runtime_term *t = &rt->t[h][i];
         if (strcmp(t->phase, phase) != 0) continue;
         if (t->has)
             printf("  %-10s %14s %18.0f  %s\n", t->term, mt_util_fmt_bytes(b, sizeof b, t->bytes),
@@ -86,10 +118,31 @@ static void rt_table(const struct rt_view *rt, const char *phase, size_t total)
            mt_util_fmt_bytes(b, sizeof b, (double)total + sum), (double)total + sum, phase);
 }
 
+/* Reads the terms of q's classes into *rt. Returns 0, or -1 after a message. */
+static int runtime_read(const char *db, const struct rt_req *q, struct rt_view *rt)
+{
+    char err[2048];
+    struct mt_store *st = NULL;
+    struct mt_runtime_key key;
+    int rc = mt_store_open(db, MT_STORE_READONLY, &st, err, sizeof err) != 0 ||
+             mt_runtime_probe_key(st, &key) != 0;
+    for (int h = 0; rc == 0 && h < 2; h++) {
+        free(rt->t[h]);
+        rt->t[h] = NULL, rt->n[h] = 0;
+        snprintf(rt->cls[h], sizeof rt->cls[h], "%s", q->cls[h]);
+        snprintf(key.cls, sizeof key.cls, "%s", q->cls[h]);
+        if (q->cls[h][0]) rc = mt_runtime_get(st, &key, &rt->t[h], &rt->n[h]) != 0;
+    }
+    if (rc) fprintf(stderr, "memtrade plan: %s\n", st ? mt_store_error(st) : err);
+    mt_store_close(st);
+    return rc ? -1 : 0;
+}
+
 /* Fills *rt from the database: measured now (`measure`), or read, and measured on first
- * need when the database exists but holds no terms of this build and machine. Without a
- * database, rt->why says so. Returns 0, or -1 after a message on stderr. */
-static int runtime_load(struct mt_cli_common *co, int measure, struct rt_view *rt)
+ * need when the database exists but holds no terms of this build, machine and class (and
+ * the plan is at most RT_LAZY_MAX). Without a database, rt->why says so. Returns 0, or -1
+ * after a message on stderr. */
+static int runtime_load(struct mt_cli_common *co, int measure, struct rt_req *q, struct rt_view *rt)
 {
     char err[2048];
     if (mt_cli_finish_common(co, err, sizeof err) != 0) {
@@ -98,33 +151,35 @@ static int runtime_load(struct mt_cli_common *co, int measure, struct rt_view *r
     }
     for (int pass = 0; pass < 2; pass++) {
         if (measure) {
+            char got[2][1024];
             fprintf(stderr,
                     "memtrade plan: measuring the runtime terms of this build and machine "
-                    "for %s (a probe run: " MT_RUNTIME_PROBE ")\n",
-                    co->db);
-            if (mt_runtime_probe_measure(co->exe, co->db, 0, err, sizeof err) != 0) {
+                    "for %s (probe runs of %s, class %s)\n",
+                    co->db, q->workload, q->cls[0][0] ? q->cls[0] : "of the probe");
+            if (mt_runtime_probe_measure(co->exe, co->db, q->workload, q->params, q->n, 0, got, err,
+                                         sizeof err) != 0) {
                 fprintf(stderr, "memtrade plan: %s\n", err);
                 return -1;
             }
+            if (!q->cls[0][0]) memcpy(q->cls, got, sizeof got);
         }
         if (access(co->db, F_OK) != 0) {
             snprintf(rt->why, sizeof rt->why,
                      "not measured: no database at %s (--measure-runtime creates it)", co->db);
             return 0;
         }
-        struct mt_store *st = NULL;
-        struct mt_runtime_key key;
-        if (mt_store_open(co->db, MT_STORE_READONLY, &st, err, sizeof err) != 0 ||
-            mt_runtime_probe_key(st, &key) != 0 || mt_runtime_get(st, &key, &rt->t, &rt->n) != 0) {
-            fprintf(stderr, "memtrade plan: %s\n", st ? mt_store_error(st) : err);
-            mt_store_close(st);
-            return -1;
+        if (runtime_read(co->db, q, rt) != 0) return -1;
+        if (rt->n[0] || rt->n[1] || measure) break;
+        if ((double)q->plan_total > RT_LAZY_MAX) {
+            snprintf(rt->why, sizeof rt->why,
+                     "not measured for class %s: a probe run would hold %zu bytes (over the "
+                     "lazy probe's 1 GiB); --measure-runtime runs it",
+                     q->cls[0], q->plan_total);
+            return 0;
         }
-        mt_store_close(st);
-        if (rt->n || measure) break;
-        measure = 1; /* first need: none stored for this build and machine */
+        measure = 1; /* first need: none stored for this build, machine and class */
     }
-    if (!rt->n)
+    if (!rt->n[0] && !rt->n[1])
         snprintf(rt->why, sizeof rt->why, "the probe stored no term (see its output above)");
     return 0;
 }
@@ -133,19 +188,21 @@ static int runtime_load(struct mt_cli_common *co, int measure, struct rt_view *r
 static void print_terms(const struct rt_view *rt)
 {
     char b[32];
-    if (!rt->n) printf("runtime terms: %s\n", rt->why);
-    for (size_t i = 0; i < rt->n; i++) {
-        const struct mt_runtime_term *t = &rt->t[i];
-        if (i == 0)
-            printf("runtime terms of this build and machine (measured %s by a probe run: %s)\n"
-                   "%-8s %-11s %14s %14s\n",
-                   t->measured_at, t->probe, "phase", "term", "", "bytes");
-        if (t->has)
-            printf("%-8s %-11s %14s %14.0f\n", t->phase, t->term,
-                   mt_util_fmt_bytes(b, sizeof b, t->bytes), t->bytes);
-        else
-            printf("%-8s %-11s %14s %14s  %s\n", t->phase, t->term, "-", "-", t->unavailable);
-    }
+    if (!rt->n[0] && !rt->n[1]) printf("runtime terms: %s\n", rt->why);
+    for (int h = 0; h < 2; h++)
+        for (size_t i = 0; i < rt->n[h]; i++) {
+            const struct mt_runtime_term *t = &rt->t[h][i];
+            if (i == 0)
+                printf("%sruntime terms of this build and machine, class %s (measured %s by a "
+                       "probe run: %s)\n%-8s %-11s %14s %14s\n",
+                       h && rt->n[0] ? "\n" : "", rt->cls[h], t->measured_at, t->probe, "phase",
+                       "term", "", "bytes");
+            if (t->has)
+                printf("%-8s %-11s %14s %14.0f\n", t->phase, t->term,
+                       mt_util_fmt_bytes(b, sizeof b, t->bytes), t->bytes);
+            else
+                printf("%-8s %-11s %14s %14s  %s\n", t->phase, t->term, "-", "-", t->unavailable);
+        }
 }
 
 static void print_table(const struct mt_mem_plan *p, int goal, const struct rt_view *rt)
@@ -244,6 +301,33 @@ static void print_json(const struct mt_mem_plan *p, const char *workload, int on
     printf("]}\n");
 }
 
+/* The configuration's two classes (it trains its model, or loads it) with the threads
+ * `memtrade run` gives a run by default, and the plan's largest phase total. -1 when a
+ * class does not fit. */
+static int runtime_classes(const struct mt_plan *rp, const struct mt_mem_plan *plan,
+                           struct rt_req *q)
+{
+    struct mt_store_kv *kv = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *kv);
+    const char **k = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *k);
+    const char **v = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *v);
+    int rc = kv && k && v ? 0 : -1;
+    size_t n = rc == 0 ? mt_plan_kv(rp, kv, 1) : 0;
+    for (size_t i = 0; i < n; i++)
+        k[i] = kv[i].key, v[i] = kv[i].value;
+    for (int h = 0; rc == 0 && h < 2; h++)
+        rc = mt_runtime_class(rp->plugin->desc.name, k, v, n, mt_cli_default_threads(), h == 0,
+                              q->cls[h], sizeof q->cls[h]);
+    for (int goal = 0; goal < 2; goal++) {
+        struct mt_plan_peaks pk;
+        mt_plan_peaks(plan, goal, &pk);
+        if (pk.total_phase >= 0 && pk.total > q->plan_total) q->plan_total = pk.total;
+    }
+    free(kv);
+    free(k);
+    free(v);
+    return rc;
+}
+
 int mt_cmd_plan(int argc, char **argv)
 {
     enum {
@@ -257,14 +341,17 @@ int mt_cmd_plan(int argc, char **argv)
         OPT_MEASURE,
         OPT_NO_RUNTIME
     };
-    static const struct option opts[] = {
-        {"param", required_argument, 0, 'p'},         {"for", required_argument, 0, OPT_FOR},
-        {"format", required_argument, 0, OPT_FORMAT}, {"csv", no_argument, 0, OPT_CSV},
-        {"json", no_argument, 0, OPT_JSON},           {"plugin", required_argument, 0, OPT_PLUGIN},
-        {"help", no_argument, 0, OPT_HELP},           {"db", required_argument, 0, OPT_DB},
-        {"measure-runtime", no_argument, 0, OPT_MEASURE},
-        {"no-runtime", no_argument, 0, OPT_NO_RUNTIME},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"param", required_argument, 0, 'p'},
+                                         {"for", required_argument, 0, OPT_FOR},
+                                         {"format", required_argument, 0, OPT_FORMAT},
+                                         {"csv", no_argument, 0, OPT_CSV},
+                                         {"json", no_argument, 0, OPT_JSON},
+                                         {"plugin", required_argument, 0, OPT_PLUGIN},
+                                         {"help", no_argument, 0, OPT_HELP},
+                                         {"db", required_argument, 0, OPT_DB},
+                                         {"measure-runtime", no_argument, 0, OPT_MEASURE},
+                                         {"no-runtime", no_argument, 0, OPT_NO_RUNTIME},
+                                         {0, 0, 0, 0}};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
@@ -316,10 +403,15 @@ int mt_cmd_plan(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     if (measure && optind == argc) {
+        static const char *const dflt[] = MT_RUNTIME_PROBE_PARAMS;
+        struct rt_req q = {.workload = MT_RUNTIME_PROBE_WORKLOAD,
+                           .params = dflt,
+                           .n = sizeof dflt / sizeof dflt[0]};
         struct rt_view rt = {0};
-        int rc = runtime_load(&co, 1, &rt);
+        int rc = runtime_load(&co, 1, &q, &rt);
         if (rc == 0) print_terms(&rt);
-        free(rt.t);
+        free(rt.t[0]);
+        free(rt.t[1]);
         return rc == 0 ? MT_EXIT_OK : MT_EXIT_DB;
     }
     if (optind + 1 != argc) {
@@ -336,6 +428,13 @@ int mt_cmd_plan(int argc, char **argv)
     struct mt_plan rp = {0};
     struct mt_mem_plan plan;
     struct rt_view rtv = {0};
+    const char *probe_p[MAX_P];
+    char(*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(MAX_P, sizeof *probe_buf);
+    if (!probe_buf) {
+        fputs("memtrade plan: out of memory\n", stderr);
+        mt_plugins_free(&reg);
+        return MT_EXIT_USAGE;
+    }
     const struct mt_plugin *pl = mt_plugins_find(&reg, argv[optind]);
     if (!pl) {
         mt_plugins_explain_unknown(&reg, argv[optind], err, sizeof err);
@@ -368,9 +467,19 @@ int mt_cmd_plan(int argc, char **argv)
         goto out;
     }
     struct rt_view *rt = no_runtime ? NULL : &rtv;
-    if (rt && runtime_load(&co, measure, rt) != 0) {
-        code = MT_EXIT_DB;
-        goto out;
+    if (rt) {
+        struct rt_req q = {.workload = pl->desc.name,
+                           .params = probe_p,
+                           .n = mt_runtime_probe_params(&pl->desc, rp.params.value, keys, nkv,
+                                                        probe_p, probe_buf)};
+        if (runtime_classes(&rp, &plan, &q) != 0) {
+            fputs("memtrade plan: the runtime class is too long\n", stderr);
+            goto out;
+        }
+        if (runtime_load(&co, measure, &q, rt) != 0) {
+            code = MT_EXIT_DB;
+            goto out;
+        }
     }
     if (!strcmp(format, "json")) {
         print_json(&plan, pl->desc.name, only, rt);
@@ -396,7 +505,9 @@ int mt_cmd_plan(int argc, char **argv)
     }
     code = MT_EXIT_OK;
 out:
-    free(rtv.t);
+    free(probe_buf);
+    free(rtv.t[0]);
+    free(rtv.t[1]);
     mt_plan_free(&rp);
     mt_plugins_free(&reg);
     return code;

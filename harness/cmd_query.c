@@ -288,8 +288,8 @@ int mt_cmd_merge(int argc, char **argv)
     }
     fprintf(stderr,
             "memtrade: merged %zu databases into %s: %zu sweeps, %zu runs copied, %zu ok runs "
-            "skipped (already present), %zu new frames, %zu new stacks\n",
+            "skipped (already present), %zu new frames, %zu new stacks, %zu runtime terms\n",
             stats.inputs, argv[1], stats.sweeps, stats.runs, stats.runs_skipped, stats.frames_new,
-            stats.stacks_new);
+            stats.stacks_new, stats.runtime_terms);
     return MT_EXIT_OK;
 }

@@ -100,7 +100,7 @@ static int predict(const struct mt_fit *f, struct mt_fit_config *c, char *err, s
 {
     if (mt_fit_plan(f->reg, f->goal, c, NULL, 0, err, errlen)) return -1;
     long long t = 0;
-    int n = mt_fit_runtime_term(f->runner, f, c->workload, &t, err, errlen);
+    int n = mt_fit_runtime_term(f->runner, f, c, &t, err, errlen);
     if (n < 0) return -1;
     c->runtime = t;
     long long b = (long long)c->plan_bytes + t;

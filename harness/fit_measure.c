@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "reader.h"
+#include "runtime_probe.h"
 #include "store.h"
 
 extern char **environ;
@@ -54,13 +56,6 @@ static int metric_of(const struct mt_read_run *run, const char *name, const char
         return 1;
     }
     return 0;
-}
-
-static const char *param_of(const struct mt_read_run *run, const char *key)
-{
-    for (size_t i = 0; i < run->n_params; i++)
-        if (!strcmp(run->params[i].key, key)) return run->params[i].value;
-    return NULL;
 }
 
 /* The newest ok run of configuration `key`: 1 and *id, 0 when none, -1. */
@@ -174,46 +169,99 @@ int mt_fit_measured(struct mt_fit_runner *r, const struct mt_fit *f, const struc
     return rc == 1 ? 1 : -1;
 }
 
-int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f, const char *workload,
-                        long long *term, char *err, size_t errlen)
+/* The accounted term of `phase` among terms[0..n) of one class: 1 and *v, or 0. */
+static int accounted_of(const struct mt_runtime_term *t, size_t n, const char *phase, double *v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].has && !strcmp(t[i].term, "accounted") && !strcmp(t[i].phase, phase)) {
+            *v = t[i].bytes;
+            return 1;
+        }
+    return 0;
+}
+
+/* Reads the larger accounted term of `phase` over the classes cls[0..2) stored for this
+ * build and machine: 1 and *term, 0 when none is stored, -1 with err. */
+static int stored_term(const struct mt_fit_runner *r, char cls[2][1024], const char *phase,
+                       long long *term, char *err, size_t errlen)
 {
     struct mt_store *st;
     struct mt_read *rd;
-    struct mt_read_run *runs;
-    size_t n, used = 0;
-    *term = 0;
-    if (r->rt_started != r->started) r->rt_n = 0, r->rt_started = r->started;
-    for (size_t i = 0; i < r->rt_n; i++)
-        if (!strcmp(r->rt_workload[i], workload)) {
-            *term = r->rt_term[i];
-            return r->rt_runs[i];
-        }
-    int rc = open_db(r, &st, &rd, err, errlen);
+    int rc = open_db(r, &st, &rd, err, errlen), found = 0;
     if (rc <= 0) return rc;
-    if (mt_read_runs(rd, MT_READ_ALL_SWEEPS, &runs, &n) != 0) {
-        snprintf(err, errlen, "%s", mt_store_error(st));
-        close_db(st, rd);
+    struct mt_runtime_key key;
+    if (mt_runtime_probe_key(st, &key) != 0) rc = -1;
+    for (int h = 0; rc > 0 && h < 2; h++) {
+        struct mt_runtime_term *t = NULL;
+        size_t n = 0;
+        double v;
+        snprintf(key.cls, sizeof key.cls, "%s", cls[h]);
+        if (mt_runtime_get(st, &key, &t, &n) != 0) rc = -1;
+        if (rc > 0 && accounted_of(t, n, phase, &v) && (!found++ || (long long)v > *term))
+            *term = (long long)v;
+        free(t);
+    }
+    if (rc < 0) snprintf(err, errlen, "%s", mt_store_error(st));
+    close_db(st, rd);
+    return rc < 0 ? -1 : found > 0;
+}
+
+int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
+                        const struct mt_fit_config *c, long long *term, char *err, size_t errlen)
+{
+    *term = 0;
+    const struct mt_plugin *pl = mt_plugins_find(f->reg, c->workload);
+    const char *keys[MT_FIT_MAX_PARAMS], *vals[MT_FIT_MAX_PARAMS];
+    for (size_t i = 0; i < c->n; i++)
+        keys[i] = c->key[i], vals[i] = c->val[i];
+    struct mt_params p = {0};
+    if (!pl || mt_params_resolve(&pl->desc, keys, vals, c->n, &p, err, errlen) != 0) {
+        if (!pl) snprintf(err, errlen, "fit needs workload '%s'", c->workload);
         return -1;
     }
-    int serving = f->goal == MT_PLAN_SERVING;
-    const char *peak = fm_names[serving ? MT_FM_INFER : MT_FM_TRAIN];
-    const char *plan = serving ? "plan_infer_peak_bytes" : "plan_train_peak_bytes";
-    for (size_t i = 0; i < n; i++) {
-        const struct mt_read_run *run = &runs[i];
-        const char *model = param_of(run, "model"), *cb = param_of(run, "corpus.bytes");
-        double meas, planned;
-        if (strcmp(run->status, "ok") || strcmp(run->workload, workload) || !model ||
-            strcmp(model, f->model) || !metric_of(run, peak, NULL, &meas) ||
-            !metric_of(run, plan, NULL, &planned))
-            continue;
-        long long res = (long long)meas - ((long long)planned - (cb ? atoll(cb) : 0));
-        if (!used++ || res > *term) *term = res;
+    /* the class of c, both histories (runtime.h), and the probe's parameters */
+    char cls[2][1024],
+        (*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(pl->desc.n_params + 1, sizeof *probe_buf);
+    const char **names = calloc(pl->desc.n_params + 1, sizeof *names);
+    const char **probe = calloc(pl->desc.n_params + 1, sizeof *probe);
+    int rc = probe_buf && names && probe ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < pl->desc.n_params; i++)
+        names[i] = pl->desc.params[i].name;
+    for (int h = 0; rc == 0 && h < 2; h++)
+        rc = mt_runtime_class(c->workload, names, (const char *const *)p.value, pl->desc.n_params,
+                              mt_cli_default_threads(), h == 0, cls[h], sizeof cls[h]);
+    size_t nprobe =
+        rc == 0 ? mt_runtime_probe_params(&pl->desc, p.value, keys, c->n, probe, probe_buf) : 0;
+    mt_params_free(&p);
+    free(names);
+    if (rc != 0) {
+        snprintf(err, errlen, "the runtime class of %s is too long (or out of memory)",
+                 c->workload);
+        free(probe_buf);
+        free(probe);
+        return -1;
     }
-    close_db(st, rd);
+    int found = -2;
+    for (size_t i = 0; i < r->rt_n && found == -2; i++)
+        if (!strcmp(r->rt_class[i], cls[0])) *term = r->rt_term[i], found = r->rt_found[i];
+    const char *phase = f->goal == MT_PLAN_SERVING ? "infer" : "train";
+    if (found == -2) found = stored_term(r, cls, phase, term, err, errlen);
+    /* first need: the probe of c's class, unless c's plan alone is over the budget (a
+     * runtime term >= 0 cannot make it fit) */
+    if (found == 0 && r->measure && c->plan_bytes <= f->budget) {
+        fprintf(stderr, "memtrade fit: measuring the runtime terms of class %s\n", cls[0]);
+        found = mt_runtime_probe_measure(r->exe, r->db, c->workload, probe, nprobe, 0, NULL, err,
+                                         errlen) != 0
+                    ? -1
+                    : stored_term(r, cls, phase, term, err, errlen);
+    }
+    free(probe_buf);
+    free(probe);
+    if (found < 0) return -1;
     if (r->rt_n < sizeof r->rt_term / sizeof r->rt_term[0]) {
-        snprintf(r->rt_workload[r->rt_n], sizeof r->rt_workload[0], "%s", workload);
+        snprintf(r->rt_class[r->rt_n], sizeof r->rt_class[0], "%s", cls[0]);
         r->rt_term[r->rt_n] = *term;
-        r->rt_runs[r->rt_n++] = (int)used;
+        r->rt_found[r->rt_n++] = found;
     }
-    return (int)used;
+    return found;
 }

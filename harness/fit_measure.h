@@ -1,7 +1,7 @@
 /* harness/fit_measure.h — what `memtrade fit` knows from measurement: a configuration's
  * run in the database (through results/' read API), or a short run fit starts itself by
- * executing `memtrade run` (an ordinary run, stored like any other), and the runtime term
- * earlier runs measured beyond the plan.
+ * executing `memtrade run` (an ordinary run, stored like any other), and the stored runtime
+ * term of a configuration's class (results/runtime.h, measured by its probe on first need).
  * Not for: choosing (fit.c) or printing (cmd_fit.c).
  */
 #ifndef MT_HARNESS_FIT_MEASURE_H
@@ -17,11 +17,11 @@ struct mt_fit_runner {
     const char *db, *out;
     int measure;    /* 1: start a run when the database lacks one */
     size_t started; /* runs started so far */
-    /* runtime terms read so far, per workload (read again once a run was started) */
-    char rt_workload[8][32];
+    /* runtime terms read so far, per class (results/runtime.h) */
+    char rt_class[8][1024];
     long long rt_term[8];
-    int rt_runs[8];
-    size_t rt_n, rt_started;
+    int rt_found[8];
+    size_t rt_n;
 };
 
 /* The metrics fit reads from a run. */
@@ -55,12 +55,15 @@ int mt_fit_measured(struct mt_fit_runner *r, const struct mt_fit *f, const struc
                     const char *heap, int force, const char *label, struct mt_fit_measure *m,
                     char *err, size_t errlen);
 
-/* Contract: the largest residual (measured peak of the goal: infer_peak_bytes or
- * train_peak_bytes, minus the stored plan of its phase without the corpus) over the ok
- * runs of `workload` on f->model in the database: the runtime term the plan does not
- * derive (the kernels' scratch). Returns the number of runs it comes from (0: none, *term
- * = 0), or -1 with err. */
-int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f, const char *workload,
-                        long long *term, char *err, size_t errlen);
+/* Contract: the runtime term of configuration c for fit's goal: the stored runtime term
+ * `accounted` (results/runtime.h: the measured peak of the goal, infer_peak_bytes or
+ * train_peak_bytes, beyond the plan of its phase without the corpus: the kernels' scratch
+ * the plan does not size) of c's class on this build and machine, the larger of the
+ * class's two histories; the same terms `memtrade plan` shows. When none is stored and
+ * r->measure and c's plan (c->plan_bytes, mt_fit_plan) is within f->budget, the class's
+ * probe runs first (harness/runtime_probe.h, a few seconds on tiny). Returns 1 with
+ * *term, 0 when none is stored (*term = 0), or -1 with err. */
+int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
+                        const struct mt_fit_config *c, long long *term, char *err, size_t errlen);
 
 #endif

@@ -1,13 +1,16 @@
 /* harness/runtime_probe.h — measuring the plan's runtime terms (results/runtime.h) once
- * per build and machine.
+ * per build, machine and class.
  *
- * What it is for: the probe is an ordinary run of the reference workload (`baseline` on
- * `tiny`, 3 training steps, 2048 evaluation tokens, trained afresh in a temporary model
- * cache so that its train phase runs) started as `memtrade run` in a child process with
- * the heap profiler, into a temporary database of its own (so that the probe joins no
- * trade-off of the user's); its three witnesses give each phase's terms
- * (mt_runtime_derive), stored in the user's database under the key of this build and
- * machine (the probe run's facts, which are this executable's).
+ * What it is for: the probe of a class is an ordinary run of the class's configuration
+ * (the workload and parameters asked for, training steps at most 3: the terms do not grow
+ * after the first step) started as `memtrade run` in a child process with the heap
+ * profiler, into a temporary database, output folder and model cache of its own (so that
+ * the probe joins no trade-off of the user's and its model is trained afresh). Its three
+ * witnesses give each phase's terms (mt_runtime_derive), stored in the user's database
+ * under the probe run's key (its facts, which are this executable's, and its class). When
+ * that run trained, a second run in the same cache loads the model the first one cached:
+ * the class's `trained=no` history, whose phases lack what training leaves in oneDNN. A
+ * class costs one or two runs of a few seconds on tiny (2.6 s each at load 19 on 2 cores).
  * What it is not for: the terms' arithmetic and storage (results/runtime.c), printing.
  */
 #ifndef MT_HARNESS_RUNTIME_PROBE_H
@@ -24,14 +27,38 @@ struct mt_store;
  * -1 with mt_store_error(st). */
 int mt_runtime_probe_key(struct mt_store *st, struct mt_runtime_key *key);
 
-/* The probe's configuration, as stored with its terms. */
-#define MT_RUNTIME_PROBE "baseline model=tiny steps=3 eval_tokens=2048 (heap sampled)"
+/* The default probe (`memtrade plan --measure-runtime` without a workload). */
+#define MT_RUNTIME_PROBE_WORKLOAD "baseline"
+#define MT_RUNTIME_PROBE_PARAMS                                                                    \
+    {                                                                                              \
+        "model=tiny", "steps=3", "eval_tokens=2048"                                                \
+    }
 
-/* Contract: runs the probe with executable `exe` (this memtrade) and `threads` threads
- * (0: the run's default), its output to stderr, then stores the terms of this build and
- * machine in database `db` (created when missing). `db` must not be open for writing in
- * this process. Returns 0, or -1 with err (the probe failed: its exit status). */
-int mt_runtime_probe_measure(const char *exe, const char *db, int threads, char *err,
-                             size_t errlen);
+/* The most training steps a probe runs: a parameter named steps or *_steps outside the
+ * class keys is cut to this. */
+#define MT_RUNTIME_PROBE_STEPS 3
+
+/* Contract: the probe's parameters for a configuration of workload `wl` with resolved
+ * values values[0..wl->n_params) of which given[0..ngiven) were named by the user: the
+ * given ones as "k=v", and every steps or *_steps parameter outside the class keys cut to
+ * MT_RUNTIME_PROBE_STEPS (given or not), into out[] (pointing into buf[], both at least
+ * wl->n_params long). Returns how many. */
+#define MT_RUNTIME_PROBE_PARAM 600
+struct mt_workload;
+size_t mt_runtime_probe_params(const struct mt_workload *wl, char *const *values,
+                               const char *const *given, size_t ngiven, const char **out,
+                               char (*buf)[MT_RUNTIME_PROBE_PARAM]);
+
+/* Contract: runs the probe of `workload` with parameters params[0..n) ("k=v", already cut
+ * to MT_RUNTIME_PROBE_STEPS where they count steps) with executable `exe` (this memtrade)
+ * and `threads` threads (0: the run's default), its output to stderr, then stores the
+ * terms of its class (and of the class's `trained=no` history when the first run trained
+ * and a second one loaded its model) in database `db` (created when missing); the
+ * classes stored go to classes[0..2) (either may be "") when not NULL. `db` must not be
+ * open for writing in this process. Returns 0, or -1 with err (a probe run failed: its
+ * exit status). */
+int mt_runtime_probe_measure(const char *exe, const char *db, const char *workload,
+                             const char *const *params, size_t n, int threads,
+                             char classes[2][1024], char *err, size_t errlen);
 
 #endif

@@ -8,8 +8,8 @@
 
 #include "store_internal.h"
 
-const char *const mt_runtime_term_names[MT_RUNTIME_TERMS] = {"workspace", "untagged", "heap_other",
-                                                             "resident"};
+const char *const mt_runtime_term_names[MT_RUNTIME_TERMS] = {
+    "workspace", "untagged", "blas_buffer", "heap_other", "resident", "accounted"};
 
 /* Prepares `sql` into *s; -1 with the store's error naming `what`. */
 static int prep(struct mt_store *st, const char *sql, sqlite3_stmt **s, const char *what)
@@ -26,7 +26,8 @@ static void copy_col(sqlite3_stmt *s, int col, char *dst, size_t cap)
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-/* Runs `sql` (?1 bound to text or to an id) for one row of the two key columns. */
+/* Runs `sql` (?1 bound to text or to an id) for one row of the key columns (build,
+ * machine and, when the query has a third, class). */
 static int key_query(struct mt_store *st, const char *sql, const char *text, int64_t id,
                      struct mt_runtime_key *key)
 {
@@ -40,6 +41,8 @@ static int key_query(struct mt_store *st, const char *sql, const char *text, int
     if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
         copy_col(s, 0, key->build, sizeof key->build);
         copy_col(s, 1, key->machine, sizeof key->machine);
+        key->cls[0] = '\0';
+        if (sqlite3_column_count(s) > 2) copy_col(s, 2, key->cls, sizeof key->cls);
         rc = 0;
     } else if (rc == SQLITE_ROW) {
         rc = 1; /* a run without facts */
@@ -64,10 +67,40 @@ int mt_runtime_key(struct mt_store *st, const char *facts_json, struct mt_runtim
 int mt_runtime_run_key(struct mt_store *st, int64_t run_id, struct mt_runtime_key *key)
 {
     return key_query(st,
-                     "SELECT CASE WHEN json_valid(facts_json) THEN " MT_RUNTIME_BUILD_SQL(
-                         "facts_json") " END, " MT_RUNTIME_MACHINE_SQL("facts_json")
-                                       " FROM runs WHERE id = ?1",
+                     "SELECT CASE WHEN json_valid(facts_json) THEN " MT_RUNTIME_BUILD_SQL("facts_"
+                                                                                          "json") " END, " MT_RUNTIME_MACHINE_SQL(
+                         "facts_json") ", " MT_RUNTIME_CLASS_SQL("r") " FROM runs r WHERE id = ?1",
                      NULL, run_id, key);
+}
+
+int mt_runtime_class_key(const char *key)
+{
+    static const char list[] = MT_RUNTIME_CLASS_KEYS;
+    size_t len = strlen(key);
+    for (const char *p = strstr(list, key); p; p = strstr(p + 1, key))
+        if (p > list && p[-1] == '\'' && p[len] == '\'') return 1;
+    return 0;
+}
+
+int mt_runtime_class(const char *workload, const char *const *keys, const char *const *vals,
+                     size_t n, int threads, int trained, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "%s", workload);
+    const char *last = "";
+    for (;;) { /* the next class key after `last`, in byte order like SQLite's BINARY */
+        size_t pick = n;
+        for (size_t i = 0; i < n; i++)
+            if (mt_runtime_class_key(keys[i]) && strcmp(keys[i], last) > 0 &&
+                (pick == n || strcmp(keys[i], keys[pick]) < 0))
+                pick = i;
+        if (pick == n || used >= cap) break;
+        used += (size_t)snprintf(buf + used, cap - used, " %s=%s", keys[pick], vals[pick]);
+        last = keys[pick];
+    }
+    if (used < cap)
+        used += (size_t)snprintf(buf + used, cap - used, " threads=%d trained=%s", threads,
+                                 trained ? "yes" : "no");
+    return used < cap ? 0 : -1;
 }
 
 /* One row per planned phase of run ?1: heap peak (total, workspace, other), plan (total,
@@ -88,7 +121,16 @@ static const char derive_sql[] =
     " (SELECT value FROM p WHERE p.phase = ph.phase AND category = ''),"
     " COALESCE((SELECT value FROM p WHERE p.phase = ph.phase AND category = 'workspace'), 0),"
     " COALESCE((SELECT value FROM p WHERE p.phase = ph.phase AND category = 'other'), 0),"
-    " m.value, m.unavailable FROM ph LEFT JOIN metrics m ON m.run_id = ?1 AND m.rank = -1"
+    " m.value, m.unavailable,"
+    " (SELECT COALESCE(sum(a.peak_bytes), 0) FROM alloc_sites a WHERE a.run_id = ?1"
+    "   AND a.rank = 0 AND EXISTS (SELECT 1 FROM stack_frames sf JOIN frames f"
+    "   ON f.id = sf.frame_id WHERE sf.stack_id = a.stack_id"
+    "   AND f.function = 'blas_memory_alloc')),"
+    " (SELECT value FROM metrics WHERE run_id = ?1 AND rank = -1 AND category = ''"
+    "   AND name = ph.phase || '_peak_bytes'),"
+    " COALESCE((SELECT CAST(value AS REAL) FROM params WHERE run_id = ?1"
+    "   AND key = 'corpus.bytes'), 0)"
+    " FROM ph LEFT JOIN metrics m ON m.run_id = ?1 AND m.rank = -1"
     "   AND m.category = '' AND m.name = ph.phase || '_rss_peak_bytes'"
     " ORDER BY ph.phase";
 
@@ -124,21 +166,30 @@ int mt_runtime_derive(struct mt_store *st, int64_t probe_run, const char *probe,
         copy_col(q, 0, phase, sizeof phase);
         double heap = sqlite3_column_double(q, 1), plan = sqlite3_column_double(q, 4);
         double v[MT_RUNTIME_TERMS];
+        double other = sqlite3_column_double(q, 3) - sqlite3_column_double(q, 6);
+        double blas = fmin(sqlite3_column_double(q, 9), fmax(other, 0.0));
         v[0] = sqlite3_column_double(q, 2) - sqlite3_column_double(q, 5);
-        v[1] = sqlite3_column_double(q, 3) - sqlite3_column_double(q, 6);
-        v[2] = heap - plan - v[0] - v[1];
-        v[3] = sqlite3_column_double(q, 7) - heap;
+        v[1] = other - blas;
+        v[2] = blas;
+        v[3] = heap - plan - v[0] - v[1] - v[2];
+        v[4] = sqlite3_column_double(q, 7) - heap;
+        v[5] = sqlite3_column_double(q, 10) - (plan - sqlite3_column_double(q, 11));
+        int has_acc = sqlite3_column_type(q, 10) != SQLITE_NULL;
         char rss_why[300];
         const char *why = sqlite3_column_type(q, 1) == SQLITE_NULL
                               ? "the probe has no heap profiler figure for this phase"
                               : NULL;
         snprintf(rss_why, sizeof rss_why, "%s",
                  sqlite3_column_type(q, 7) != SQLITE_NULL ? ""
-                 : sqlite3_column_text(q, 8) ? (const char *)sqlite3_column_text(q, 8)
+                 : sqlite3_column_text(q, 8)              ? (const char *)sqlite3_column_text(q, 8)
                                              : "the probe stored no resident peak of this phase");
         for (int t = 0; rc == 0 && t < MT_RUNTIME_TERMS; t++)
             rc = add(st, out, n, phase, mt_runtime_term_names[t], v[t],
-                     why ? why : (t == 3 && rss_why[0] ? rss_why : NULL), probe);
+                     t == 5 ? (has_acc ? NULL : "the probe stored no accounted peak of this phase")
+                     : why  ? why
+                     : t == 4 ? (rss_why[0] ? rss_why : NULL)
+                              : NULL,
+                     probe);
     }
     if (rc == 0 && step != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms of the probe");
     sqlite3_finalize(q);
@@ -156,7 +207,7 @@ int mt_runtime_put(struct mt_store *st, const struct mt_runtime_key *key,
     if (st->readonly) return store_fail(st, "opened read-only, cannot write");
     static const char ins_sql[] =
         "INSERT OR REPLACE INTO runtime_terms(build_id, machine, phase, term, bytes,"
-        " unavailable, probe, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+        " unavailable, probe, class, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
         " strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))";
     sqlite3_stmt *ins;
     if (prep(st, ins_sql, &ins, "runtime terms") != 0) return -1;
@@ -177,6 +228,7 @@ int mt_runtime_put(struct mt_store *st, const struct mt_runtime_key *key,
         else
             sqlite3_bind_text(ins, 6, t->unavailable, -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 7, t->probe, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 8, key->cls, -1, SQLITE_STATIC);
         if (sqlite3_step(ins) != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms");
     }
     sqlite3_finalize(ins);
@@ -190,13 +242,14 @@ int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
     *n = 0;
     static const char sql[] =
         "SELECT phase, term, unavailable, probe, measured_at, bytes"
-        " FROM runtime_terms WHERE build_id = ?1 AND machine = ?2 ORDER BY phase,"
-        " CASE term WHEN 'workspace' THEN 0 WHEN 'untagged' THEN 1 WHEN 'heap_other' THEN 2"
-        " ELSE 3 END";
+        " FROM runtime_terms WHERE build_id = ?1 AND machine = ?2 AND class = ?3 ORDER BY phase,"
+        " CASE term WHEN 'workspace' THEN 0 WHEN 'untagged' THEN 1 WHEN 'blas_buffer' THEN 2"
+        " WHEN 'heap_other' THEN 3 WHEN 'resident' THEN 4 ELSE 5 END";
     sqlite3_stmt *s;
     if (prep(st, sql, &s, "runtime terms") != 0) return -1;
     sqlite3_bind_text(s, 1, key->build, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, key->machine, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, key->cls, -1, SQLITE_STATIC);
     int rc = 0, step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
         const char *f[5]; /* phase, term, unavailable, probe, measured_at */
@@ -204,8 +257,7 @@ int mt_runtime_get(struct mt_store *st, const struct mt_runtime_key *key,
             f[c] = sqlite3_column_text(s, c) ? (const char *)sqlite3_column_text(s, c) : "";
         int has = sqlite3_column_type(s, 5) != SQLITE_NULL;
         rc = add(st, out, n, f[0], f[1], sqlite3_column_double(s, 5), has ? NULL : f[2], f[3]);
-        if (rc == 0)
-            snprintf((*out)[*n - 1].measured_at, sizeof(*out)[0].measured_at, "%s", f[4]);
+        if (rc == 0) snprintf((*out)[*n - 1].measured_at, sizeof(*out)[0].measured_at, "%s", f[4]);
     }
     if (rc == 0 && step != SQLITE_DONE) rc = store_fail_sql(st, "runtime terms");
     sqlite3_finalize(s);
@@ -223,7 +275,8 @@ int mt_runtime_phase_heap(const struct mt_runtime_term *terms, size_t n, const c
     double sum = 0.0;
     int found = 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(terms[i].phase, phase) != 0 || strcmp(terms[i].term, "resident") == 0)
+        if (strcmp(terms[i].phase, phase) != 0 || !strcmp(terms[i].term, "resident") ||
+            !strcmp(terms[i].term, "accounted"))
             continue;
         if (!terms[i].has) return 0;
         sum += terms[i].bytes;
@@ -248,8 +301,7 @@ static int query_id(struct mt_store *st, const char *sql, const char *text, int6
     return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : store_fail_sql(st, "runs");
 }
 
-int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t after,
-                            int64_t *id)
+int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t after, int64_t *id)
 {
     return query_id(st,
                     "SELECT id FROM runs WHERE id > ?2 AND workload = ?1 AND status = 'ok'"

@@ -69,7 +69,7 @@ extern "C" {
 struct mt_store;
 
 /* The schema version (PRAGMA user_version) this build creates and migrates up to. */
-#define MT_STORE_SCHEMA_VERSION 7
+#define MT_STORE_SCHEMA_VERSION 8
 
 /* ---------------------------------------------------------------- open / close */
 
@@ -417,11 +417,13 @@ int mt_store_query_sql(struct mt_store *st, const char *sql, enum mt_store_forma
 
 struct mt_store_merge_stats {
     size_t inputs;
-    size_t sweeps;       /* sweeps copied */
-    size_t runs;         /* runs copied (new ids) */
-    size_t runs_skipped; /* ok runs whose (config_key, repeat) already had an ok row */
-    size_t frames_new;   /* frames not already in the output */
-    size_t stacks_new;   /* stacks not already in the output */
+    size_t sweeps;        /* sweeps copied */
+    size_t runs;          /* runs copied (new ids) */
+    size_t runs_skipped;  /* ok runs whose (config_key, repeat) already had an ok row */
+    size_t frames_new;    /* frames not already in the output */
+    size_t stacks_new;    /* stacks not already in the output */
+    size_t runtime_terms; /* runtime terms read from the inputs (each copied unless the
+                           * output holds a measurement of it as recent) */
 };
 
 /* Contract: joins shard databases into out_path (created with READWRITE_CREATE rules if
@@ -429,7 +431,8 @@ struct mt_store_merge_stats {
  * read-only and refused if it is not a memtrade database, is newer than this build, or is
  * the output itself. Copies sweeps, runs (new ids), params, metrics, regions and their
  * counters, samples, logs, tensors, frames and stacks (deduplicated in the output, ids
- * remapped) and alloc_sites. A run whose status is 'ok' is skipped (with everything it
+ * remapped), alloc_sites and the runtime terms (a term the output has is replaced only by
+ * a later measurement of it). A run whose status is 'ok' is skipped (with everything it
  * owns) when the output already has an 'ok' run with the same (config_key, repeat) — from
  * an earlier input or from before — so the output never holds two ok rows from merging;
  * non-ok runs (failed, interrupted, ...) are always copied as history. Everything happens

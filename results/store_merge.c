@@ -268,6 +268,43 @@ static int keep_run(struct merge *m, sqlite3_stmt *sel)
     return found < 0 ? -1 : !found;
 }
 
+/* The input's runtime terms (results/runtime.h): not a run's rows but a measurement of a
+ * build, machine and class. A term the output already has is replaced only by a later
+ * measurement. An input from before migration 7 has none; one of migration 7 has no class
+ * (its rows get migration 8's 'probe of migration 7'). */
+static int merge_runtime_terms(struct merge *m)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(m->in->db,
+                           "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                           " AND name = 'runtime_terms'), (SELECT count(*) FROM"
+                           " pragma_table_info('runtime_terms') WHERE name = 'class')",
+                           -1, &q, NULL) != SQLITE_OK)
+        return in_fail(m, "runtime_terms");
+    int has = 0, has_class = 0;
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        has = sqlite3_column_int(q, 0);
+        has_class = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    if (!has) return 0;
+    const struct copy_spec terms = {
+        .what = "runtime_terms",
+        .select = has_class ? "SELECT build_id, machine, class, phase, term, bytes, unavailable,"
+                              " probe, measured_at FROM runtime_terms"
+                            : "SELECT build_id, machine, 'probe of migration 7', phase, term,"
+                              " bytes, unavailable, probe, measured_at FROM runtime_terms",
+        .insert = "INSERT INTO runtime_terms(build_id, machine, class, phase, term, bytes,"
+                  " unavailable, probe, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                  " ON CONFLICT(build_id, machine, class, phase, term) DO UPDATE SET"
+                  " bytes = excluded.bytes, unavailable = excluded.unavailable,"
+                  " probe = excluded.probe, measured_at = excluded.measured_at"
+                  " WHERE excluded.measured_at > runtime_terms.measured_at",
+        .id_col = -1,
+        .copied = m->stats ? &m->stats->runtime_terms : NULL};
+    return copy_table(m, &terms);
+}
+
 static int merge_one(struct merge *m)
 {
     struct mt_store_merge_stats unused;
@@ -354,7 +391,7 @@ static int merge_one(struct merge *m)
 #undef CHILD
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
         if (copy_table(m, &specs[i]) != 0) return -1;
-    return 0;
+    return merge_runtime_terms(m);
 }
 
 static int same_file(const char *a, const char *b)

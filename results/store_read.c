@@ -130,7 +130,8 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         "   FROM runtime_terms t JOIN runs r ON r.id = ?1"
         "   AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
         "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json")
-        "   WHERE t.term <> 'resident' GROUP BY t.phase),"
+        "   AND t.class = " MT_RUNTIME_CLASS_SQL("r")
+        "   WHERE t.term NOT IN ('resident', 'accounted') GROUP BY t.phase),"
         " tot AS (SELECT g.path AS phase, c.value FROM regions g JOIN region_counters c"
         "   ON c.region_id = g.id WHERE g.run_id = ?1 AND g.rank = 0"
         "   AND c.counter = 'heap_peak_bytes' AND c.category = ''),"
@@ -152,11 +153,11 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         " LEFT JOIN reg h ON h.phase = c.phase AND h.category = c.category"
         " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1 AND c.category = ''"
         "   AND u.name = c.phase || '_unaccounted_bytes' AND u.category = ''"
-        /* the runtime terms of the run's build and machine: what the heap holds beyond
+        /* the runtime terms of the run's build, machine and class: what the heap holds beyond
          * the plan, predicted (plan_bytes) against measured (heap_bytes: the residual) */
         " UNION ALL SELECT ph.phase, 'runtime', rt.bytes, NULL, u.value, u.value - rt.bytes,"
         " NULL, CASE WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
-        " machine (memtrade plan --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
+        " machine, or for its class (memtrade plan WORKLOAD -p ... --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
         " in the probe' ELSE u.value - rt.bytes END,"
         " CASE WHEN rt.bytes IS NULL OR u.value IS NULL OR tot.value IS NULL THEN NULL"
         "   WHEN abs(u.value - rt.bytes) > CAST(?2 AS REAL) * tot.value"

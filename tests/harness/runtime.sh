@@ -1,12 +1,14 @@
 # tests/harness/runtime.sh — the plan's runtime terms (issue 21): without a database the
-# plan says they are not measured; `memtrade plan --measure-runtime` runs the probe
-# (baseline on tiny, in a database and folder of its own: it adds no run to this one and
-# writes nothing here) and stores 4 terms for each of its 3 phases under this build and
-# machine; the plan's runtime line is their sum for the phase; `memtrade query check`
-# finds them through a run's facts. Then runs of the training and serving knobs whose
-# shapes the probe shares (baseline; checkpointing every=1 and mempool: train and eval;
-# grad_accum: train; kv_cache int8: infer): for each, the heap profiler's phase peak
-# equals plan + runtime within 2 % of the peak.
+# plan says they are not measured; `memtrade plan --measure-runtime` runs the default
+# probe (baseline on tiny, in a database and folder of its own: it adds no run to this one
+# and writes nothing here) and stores 6 terms for each of its 3 phases under this build,
+# machine and class, for both histories (trained in the run: train, infer, eval; loaded
+# from the cache: infer, eval); the plan's runtime line is their sum for the phase;
+# `memtrade query check` finds them through a run's facts and class. Then the table: for
+# each workload and knob on tiny, `memtrade plan` measures its class on first need (a
+# lazy probe), `memtrade run` runs it, and for every phase of the run the heap profiler's
+# peak equals plan + runtime within 2 % of the peak (heap figures are deterministic for a
+# build, so the comparison is of bytes).
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -17,38 +19,74 @@ export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
 expect_rc 0 "$MT" plan baseline -p model=tiny --db "$DB"
 expect_out "not measured: no database at $DB"
 expect_rc 0 "$MT" plan --measure-runtime --db "$DB"
-expect_out "runtime terms of this build and machine (measured "
+expect_out "runtime terms of this build and machine, class baseline "
+expect_out " trained=yes (measured "
+expect_out " trained=no (measured "
 expect_eq "terms measured" "$(sql "SELECT count(*) FROM runtime_terms WHERE bytes IS NOT NULL
-    AND probe LIKE 'baseline model=tiny %'")" "12"
+    AND probe LIKE 'baseline model=tiny %'")" "30"
 expect_eq "runs added by the probe" "$(sql "SELECT count(*) FROM runs")" "0"
 expect_eq "files left here" "$(ls "$TMP" | tr '\n' ' ')" "cache last.out out "
 expect_eq "files left in out" "$(ls "$TMP/out" | grep -v '^memtrade.db' | tr '\n' ' ')" ""
 expect_eq "phases" "$(sql "SELECT group_concat(DISTINCT phase) FROM runtime_terms")" "eval,infer,train"
 train=$(sql "SELECT CAST(sum(bytes) AS INTEGER) FROM runtime_terms WHERE phase = 'train'
-    AND term <> 'resident'")
-expect_rc 0 "$MT" plan checkpointing -p model=tiny --db "$DB" --csv
+    AND term <> 'resident' AND class LIKE 'baseline %'")
+expect_rc 0 "$MT" plan baseline -p model=tiny -p eval_tokens=2048 --db "$DB" --csv
 expect_out "training,runtime,$train,train"
-# runs with the probe's threads (the default), each knob on tiny
-run() {
-    expect_rc 0 "$MT" run "$@" -p model=tiny -p eval_tokens=2048 --db "$DB"
-}
-run baseline -p steps=5
-run checkpointing -p steps=3 -p every=1
-run mempool -p steps=3
-run grad_accum -p steps=3 -p accum_steps=2
-run kv_cache -p steps=3 -p kv_cache=int8
-# run:phase pairs that must hold, and the check of each from `query check`
-want="1:train 1:infer 1:eval 2:train 2:eval 3:train 3:eval 4:train 5:infer"
-for rp in $want; do
-    r=${rp%%:*} ph=${rp#*:}
-    expect_rc 0 "$MT" query check "$r" --db "$DB" --format csv
-    got=$(awk -F, -v ph="$ph" '$1 == ph && $2 == "runtime" { rt = $3 }
-        $1 == ph && $2 == "total" { heap = $5; plan = $3 }
-        END { if (rt == "" || heap == "") print "missing"; else {
-              d = heap - plan - rt; if (d < 0) d = -d
-              print (d <= 0.02 * heap ? "ok" : "off by " d " of " heap) } }' "$TMP/last.out")
-    expect_eq "run $r ($ph): heap = plan + runtime within 2 %" "$got" "ok"
-done
+
+# The table: workload and knobs, on tiny with the probe's threads (the default). The first
+# run trains the reference model into this cache (its class is trained=yes), the
+# post-training ones load it (trained=no).
+table=$TMP/table.txt
+n=0
+while read -r wl knobs; do
+    [ -n "$wl" ] || continue
+    # shellcheck disable=SC2086
+    expect_rc 0 "$MT" plan "$wl" -p model=tiny -p eval_tokens=2048 $knobs --db "$DB" --csv
+    # shellcheck disable=SC2086
+    expect_rc 0 "$MT" run "$wl" -p model=tiny -p eval_tokens=2048 -p steps=3 $knobs --db "$DB"
+    n=$((n + 1))
+    expect_rc 0 "$MT" query check "$n" --db "$DB" --format csv
+    awk -F, -v run="$n" -v what="$wl $knobs" '
+        $2 == "runtime" { rt[$1] = $3 } $2 == "total" { heap[$1] = $5; plan[$1] = $3 }
+        END { for (ph in heap) { if (plan[ph] == "" || heap[ph] == "") continue
+                if (rt[ph] == "") { printf "%s|%s|%s|missing\n", run, what, ph; continue }
+                d = heap[ph] - plan[ph] - rt[ph]
+                printf "%s|%s|%s|heap %d plan %d runtime %d: %+.2f %%|%s\n", run, what, ph,
+                    heap[ph], plan[ph], rt[ph], 100 * d / heap[ph],
+                    (d <= 0.02 * heap[ph] && -d <= 0.02 * heap[ph]) ? "ok" : "OFF" } }' \
+        "$TMP/last.out" | sort >>"$table"
+done <<'LIST'
+baseline
+grad_accum -p accum_steps=2
+mixed_precision -p precision=fp32
+mixed_precision -p precision=bf16
+checkpointing -p every=1
+mempool
+kv_cache -p kv_cache=fp32
+kv_cache -p kv_cache=int8
+kv_cache -p kv_cache=int4
+quantize -p bits=8
+quantize -p bits=4
+quantize -p bits=4 -p method=gptq
+prune
+prune -p method=sparsegpt
+distill
+lora
+LIST
+cat "$table"
+expect_eq "runs of the table" "$n" "16"
+expect_eq "phases off by more than 2 %" "$(grep -c '|OFF$\||missing$' "$table")" "0"
+expect_eq "runs with a checked phase" "$(cut -d'|' -f1 "$table" | sort -u | wc -l)" "$n"
+# merge copies the terms (and the runs: fit's --verify runs are ordinary runs); merged
+# again, the output keeps its as recent measurements
+expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
+terms=$(sql "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")
+expect_eq "runtime terms merged" "$(sqlite3 -batch -noheader "$TMP/merged.db" \
+    "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")" "$terms"
+expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
+expect_eq "runtime terms merged twice" "$(sqlite3 -batch -noheader "$TMP/merged.db" \
+    "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")" "$terms"
+rm -f "$TMP"/merged.db*
 # a run of another build or machine finds none: its check says so
 sql "UPDATE runs SET facts_json = json_set(facts_json, '$.cpu', 'another cpu') WHERE id = 1"
 expect_rc 0 "$MT" query check 1 --db "$DB" --format csv

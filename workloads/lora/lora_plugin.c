@@ -144,7 +144,6 @@ static int finetune(struct mt_ctx *ctx, struct mt_lora *lr, const struct mt_gpt_
     struct mt_loop_engine e;
     struct mt_loop_opts o = {.recipe = &r,
                              .batch_seed = seed ^ 0x10a4u,
-                             .region = "finetune",
                              .series = "finetune_loss",
                              .losses = losses};
     struct mt_loop_result res;
@@ -260,7 +259,7 @@ static const struct mt_param_spec params[] = {
 };
 
 /* The fine-tune's exact plan (mt_lora_plan, what run() reports as train_peak_* and checks
- * against what it allocated), as phase "train" measured in region "finetune". The
+ * against what it allocated), as phase "train", the fine-tune's region. The
  * reference's own training (when it is not cached) and the serving of the merged or
  * packed model are not planned here. */
 static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
@@ -277,9 +276,7 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
     o.max_rows = (r.batch > EVAL_B ? r.batch : EVAL_B) * r.seq;
     if (mt_lora_plan(&cfg, &o, r.batch, r.seq, &lp, err, sizeof err))
         return mt_error(ctx, "%s", err);
-    if (mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, lp.bytes)) return -1;
-    snprintf(p->phase[p->n_phases - 1].region, sizeof p->phase[0].region, "finetune");
-    return 0;
+    return mt_wl_plan_add(ctx, p, "train", MT_PLAN_TRAINING, lp.bytes);
 }
 
 MT_WL_DESCRIPTOR_PLAN("lora",
