@@ -95,7 +95,12 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
     if (zero3) /* and every layer but the last one or two (in the windows) again for backward */
         wire += steps * (N - 1) / N * (L - zero3) * layer * (bf16 ? 2 : 4);
     int z = !strcmp(plugin, "zero"), r0 = d->rank == 0;
-    if (!strcmp(optim, "adamw8")) {
+    if (!strcmp(plugin, "pipeline_parallel") && strcmp(optim, "adamw")) {
+        /* a stage's whole units: wte (on both stages), one layer, and wpe (first) or lnf
+         * (last); adamw8 blocks 8 + 32 + 2 either way, Adafactor's statistics 1280 + 7424 +
+         * 512 */
+        opt = !strcmp(optim, "adamw8") ? 2 * held + 8 * (8 + 32 + 2) : 1280 + 7424 + 512;
+    } else if (!strcmp(optim, "adamw8")) {
         /* 2 B an element + 8 B a block of 2048 counted from each unit's start: 76 blocks
          * (wte 8, wpe 2, 32 a layer, lnf 2). ZeRO's boundary psi/2 = 60288 moves to the
          * nearest block start, 60160 in layer 0's fcproj_w, with 36 blocks before it. */

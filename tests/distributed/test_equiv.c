@@ -1,8 +1,8 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16
- *                   [steps [model [batch]]]
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16|
+ *                   adamw8|adafactor|pp_adamw8|pp_adafactor [steps [model [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
  * dp*, zero*: losses and final parameters within 1e-5 relative of one process (ZeRO also
@@ -35,6 +35,10 @@
  * 1e-6 (1e-5 at stage 3), the ledger's optimizer bytes exactly mt_dist_optim_plan's, the
  * ranks' states summing to one process's state exactly (no 8-bit block and no Adafactor
  * matrix cut in two), adamw8's 2 bytes an element plus 8 a block.
+ * pp_adamw8, pp_adafactor: 1F1B pipeline stages with that optimizer against one process's
+ * training engine on the global batch: losses within 1e-4 relative (micro-batches sum the
+ * gradients in another order), parameters 1e-4 (Adafactor 1e-2, as above); the stages'
+ * states summing to one process's plus the tied wte's once more (it lives on both ends).
  * Every run, every mode: each rank's memory plan (mt_dist_plan_rank) equals its ledger's
  * peak over the training loop per category and in all, exactly.
  * Every rank computes the single-process reference itself (it is small), so every rank
@@ -437,6 +441,44 @@ static void check_optim(struct mt_dist *d, struct mt_dist_job *job)
     free(ref.params);
 }
 
+/* pp_adamw8 / pp_adafactor: 1F1B pipeline stages against one process's training engine. */
+static void check_pp_optim(struct mt_dist *d, struct mt_dist_job *job)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps;
+    const char *name = mt_optim_name(job->optimizer);
+    char what[96];
+    struct ref ref;
+    struct mt_dist_result res;
+    struct mt_optim_plan one;
+    mt_optim_plan(&job->cfg, job->optimizer, 0, &one);
+    reference_optim(job, &ref);
+    job->strategy = MT_DIST_PP;
+    job->one_f_one_b = 1;
+    train(d, job, &res); /* and its plan == its ledger, every category */
+    snprintf(what, sizeof what, "%s pipeline (1f1b) vs one process", name);
+    check_losses(res.losses, ref.losses, steps, 1e-4, what);
+    double ptol = job->optimizer == MT_OPTIM_ADAFACTOR ? 1e-2 : 1e-4; /* as check_optim's */
+    if (d->rank == 0) {
+        double e = rel(res.params, ref.params, psi);
+        printf("%s: params rel %.3g\n", what, e);
+        CHECK(e <= ptol, "%s: params rel %.3g", what, e);
+    }
+    /* each stage holds whole units: the stages' states are one process's, the tied wte's
+     * twice (first and last stage) */
+    size_t count, rows, cols;
+    mt_optim_unit_shape(&job->cfg, MT_P_WTE, &count, &rows, &cols);
+    size_t wte = d->nranks > 1 ? mt_optim_unit_bytes(job->optimizer, rows, cols) : 0;
+    long long mine = (long long)res.peak[MT_MEM_OPTIMIZER], sum = 0;
+    MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG, MPI_SUM, d->comm);
+    CHECK((size_t)sum == one.state_bytes + wte, "%s: stages hold %lld B, one process %zu + wte %zu",
+          what, sum, one.state_bytes, wte);
+    printf("rank %d: %s stage optimizer %zu B (stages %lld B = one process %zu + wte %zu)\n",
+           d->rank, what, res.peak[MT_MEM_OPTIMIZER], sum, one.state_bytes, wte);
+    release(&res);
+    free(ref.losses);
+    free(ref.params);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -458,9 +500,14 @@ int main(int argc, char **argv)
     size_t psi = mt_gpt_num_params(&job.cfg),
            logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
-    if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor")) {
-        CHECK(!mt_optim_parse(mode, &job.optimizer), "%s", mode);
-        check_optim(&d, &job);
+    if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor") || !strcmp(mode, "pp_adamw8") ||
+        !strcmp(mode, "pp_adafactor")) {
+        int pp = !strncmp(mode, "pp_", 3);
+        CHECK(!mt_optim_parse(mode + (pp ? 3 : 0), &job.optimizer), "%s", mode);
+        if (pp)
+            check_pp_optim(&d, &job);
+        else
+            check_optim(&d, &job);
         mt_corpus_free(&corpus);
         mt_dist_close(&d);
         MPI_Finalize();

@@ -37,10 +37,11 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
 {
     memset(u, 0, sizeof *u);
     u->cfg = &spec->cfg;
-    if (spec->tp != 1 || spec->l0 != 0 || spec->l1 != spec->cfg.n_layer) {
+    if (spec->tp != 1) {
         snprintf(err, errlen,
-                 "adamw8/adafactor shards need every layer unsplit (data parallel, "
-                 "ZeRO)");
+                 "adamw8/adafactor shards need unsplit matrices (data parallel, ZeRO, pipeline "
+                 "stages), not tensor-parallel ones (tp %zu)",
+                 spec->tp);
         return -1;
     }
     mt_shard_map(spec, unit_visit, u); /* count, then fill */

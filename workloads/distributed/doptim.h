@@ -9,8 +9,12 @@
  * whole blocks, the ones one process would) and adafactor ranges on a unit (a rank owns
  * whole matrices, their factored statistics and nothing else). Plain AdamW keeps the
  * balanced split (sizes differ by at most one float) and its m/v slabs in train.c.
+ * A pipeline stage (layers [l0, l1), embeddings on the first, the final LayerNorm on the
+ * last, the tied wte on both ends) holds whole units: its range is its whole flat vector
+ * and its state is one process's for those units (wte's twice, once per end, updated alike
+ * from the summed gradient).
  * What it is not for: the kernels (optim.c), the gradient norm and the reductions
- * (train.c), tensor- or pipeline-parallel shards (their ranges cut matrices apart).
+ * (train.c), tensor-parallel shards (their ranges cut matrices apart).
  *
  * Errors: -1 with a message (out of memory). Thread safety: one per rank.
  */
@@ -40,7 +44,7 @@ struct mt_dopt {
     struct mt_q8_map mm, mv;
 };
 
-/* Contract: splits the flat vector of spec (an unsplit shard: tp = 1, every layer) over
+/* Contract: splits the flat vector of spec (an unsplit shard: tp = 1) over
  * nranks ranks into counts/displs (nranks ints each): the balanced split, then, for
  * adamw8 and adafactor, each boundary moved to the nearest place a range may start (see
  * above; ties to the lower one; a range may be empty). Returns 0 or -1 with a message. */

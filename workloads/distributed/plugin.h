@@ -37,21 +37,22 @@
         "ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"   \
     }
 
-/* `optimizer`: data_parallel and zero update their range with fp32 AdamW, 8-bit AdamW or
- * Adafactor (doptim.h; fp32 precision); tensor_parallel and pipeline_parallel with fp32
- * AdamW only (their ranges cut matrices apart), so their choice lists only adamw and the
+/* `optimizer`: data_parallel, zero and pipeline_parallel update their range with fp32
+ * AdamW, 8-bit AdamW or Adafactor (doptim.h; fp32 precision); tensor_parallel with fp32
+ * AdamW only (its ranges cut matrices apart), so its choice lists only adamw and the
  * harness refuses the others by name before any rank starts. */
 #define MT_DIST_PARAM_OPTIMIZER                                                                    \
     {                                                                                              \
         "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw",                                      \
-            "fp32 AdamW over the owned range (adamw8/adafactor: data_parallel, zero, grad_accum, " \
-            "mixed_precision, checkpointing, mempool)"                                             \
+            "fp32 AdamW over the owned range (adamw8/adafactor: data_parallel, zero, "             \
+            "pipeline_parallel, grad_accum, mixed_precision, checkpointing, mempool)"              \
     }
 #define MT_DIST_PARAM_OPTIMIZERS                                                                   \
     {                                                                                              \
         "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw|adamw8|adafactor",                     \
             "fp32 AdamW, 8-bit block-wise AdamW or Adafactor over the owned range (ZeRO: ranges "  \
-            "start on an 8-bit block / an Adafactor matrix; precision=fp32)"                       \
+            "start on an 8-bit block / an Adafactor matrix; a pipeline stage holds whole "         \
+            "matrices; precision=fp32)"                                                            \
     }
 
 /* The baseline training parameters, `ranks` and `eval_tokens`, in this order (each

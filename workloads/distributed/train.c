@@ -180,9 +180,9 @@ static int check_job(const struct mt_dist_job *job, int n, int data, char *err, 
         why = "ZeRO stage must be 1, 2 or 3";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
-    else if (job->optimizer != MT_OPTIM_ADAMW && job->strategy != MT_DIST_DP &&
-             job->strategy != MT_DIST_ZERO)
-        why = "optimizer=adamw8/adafactor is implemented for data_parallel and zero only";
+    else if (job->optimizer != MT_OPTIM_ADAMW && job->strategy == MT_DIST_TP)
+        why = "optimizer=adamw8/adafactor is implemented for data_parallel, zero and "
+              "pipeline_parallel (tensor_parallel cuts their blocks and matrices apart)";
     else if (job->optimizer != MT_OPTIM_ADAMW && job->bf16)
         why = "optimizer=adamw8/adafactor run with precision=fp32 only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
