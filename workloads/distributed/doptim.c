@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
+
 /* The optimizer's units in the local flat order: [lo, hi) of tensor p, rows x cols. */
 struct ounits {
     struct mt_dopt_piece *v; /* NULL: counting the runs (an upper bound of the units) */
@@ -129,6 +131,7 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
         o->state_bytes += mt_optim_unit_bytes(k, x.rows, x.cols);
         if (k == MT_OPTIM_ADAFACTOR && x.cols * sizeof(float) > o->scratch_bytes)
             o->scratch_bytes = x.cols * sizeof(float);
+        if (b - a > o->max_piece) o->max_piece = b - a;
         o->pc[o->n_pc++] = x;
     }
     free(u.v);
@@ -138,14 +141,17 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
 }
 
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
-                  const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step)
+                  const uint16_t *gb, float *gbuf, const struct mt_gpt_recipe *r, float lr,
+                  float norm, uint64_t step)
 {
     for (size_t i = 0; i < o->n_pc; i++) {
         const struct mt_dopt_piece *x = &o->pc[i];
         struct mt_adamw_args a;
         mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)x->p), norm, 1.0f,
                           step);
-        mt_optim_unit_step(o->kind, w + (x->lo - o->lo), g + (x->lo - o->lo), state + x->off,
-                           x->rows, x->cols, colacc, &a, &o->mm, &o->mv);
+        float *gp = gb ? gbuf : g + (x->lo - o->lo);
+        if (gb) mt_half_unpack(MT_PREC_BF16, gbuf, gb + (x->lo - o->lo), x->hi - x->lo);
+        mt_optim_unit_step(o->kind, w + (x->lo - o->lo), gp, state + x->off, x->rows, x->cols,
+                           colacc, &a, &o->mm, &o->mv);
     }
 }

@@ -22,6 +22,7 @@
 #define MT_DIST_DOPTIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "optim.h"
 #include "shard.h"
@@ -41,6 +42,8 @@ struct mt_dopt {
     size_t n_pc;
     size_t state_bytes;   /* MT_MEM_OPTIMIZER: every piece's mt_optim_unit_bytes */
     size_t scratch_bytes; /* MT_MEM_WORKSPACE: adafactor's column sums of the widest piece */
+    size_t max_piece;     /* elements of the largest piece (bf16 gradients: decoded one piece
+                           * at a time into a buffer of this many floats) */
     struct mt_q8_map mm, mv;
 };
 
@@ -60,8 +63,12 @@ void mt_dopt_free(struct mt_dopt *o);
 
 /* Contract: one step over the range: w and g are the weights and the reduced gradients of
  * [lo, hi) (element lo first), state the state_bytes, colacc the scratch; each piece
- * gets mt_gpt_adamw_args(r, lr, its tensor's decay, norm, 1, step). g is zeroed. */
+ * gets mt_gpt_adamw_args(r, lr, its tensor's decay, norm, 1, step). g is zeroed. With
+ * gb != NULL (bf16 mixed precision; g is then NULL) the reduced gradients are bf16: each
+ * piece's are decoded into gbuf (max_piece floats) and stepped from there; w is the fp32
+ * master of the range, gb is left as it is. */
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
-                  const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step);
+                  const uint16_t *gb, float *gbuf, const struct mt_gpt_recipe *r, float lr,
+                  float norm, uint64_t step);
 
 #endif

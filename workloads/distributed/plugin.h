@@ -38,7 +38,8 @@
     }
 
 /* `optimizer`: data_parallel, zero and pipeline_parallel update their range with fp32
- * AdamW, 8-bit AdamW or Adafactor (doptim.h; fp32 precision); tensor_parallel with fp32
+ * AdamW, 8-bit AdamW or Adafactor (doptim.h; data_parallel and zero also in bf16, on the
+ * fp32 master weights); tensor_parallel with fp32
  * AdamW only (its ranges cut matrices apart), so its choice lists only adamw and the
  * harness refuses the others by name before any rank starts. */
 #define MT_DIST_PARAM_OPTIMIZER                                                                    \
@@ -52,7 +53,7 @@
         "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw|adamw8|adafactor",                     \
             "fp32 AdamW, 8-bit block-wise AdamW or Adafactor over the owned range (ZeRO: ranges "  \
             "start on an 8-bit block / an Adafactor matrix; a pipeline stage holds whole "         \
-            "matrices; precision=fp32)"                                                            \
+            "matrices; with precision=bf16 beside fp32 master weights)"                            \
     }
 
 /* The baseline training parameters, `ranks` and `eval_tokens`, in this order (each
@@ -67,13 +68,10 @@
          NULL,                                                                                     \
          "sequences per step over all ranks (a data-parallel rank trains on batch/ranks)"},        \
         MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                     \
-        {"eval_tokens",                                                                            \
-         MT_PARAM_INT,                                                                             \
-         "65536",                                                                                  \
-         0,                                                                                        \
-         1e12,                                                                                     \
-         NULL,                                                                                     \
-         "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"}
+    {                                                                                              \
+        "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
+            "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"          \
+    }
 
 /* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */
 #define MT_DIST_PARAM_PRECISION                                                                    \
