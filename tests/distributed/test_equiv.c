@@ -2,7 +2,8 @@
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
  *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16|
- *                   adamw8|adafactor|pp_adamw8|pp_adafactor|bf16_adamw8|bf16_adafactor
+ *                   adamw8|adafactor|pp_adamw8|pp_adafactor|tp_adamw8|tp_adafactor|
+ *                   bf16_adamw8|bf16_adafactor
  *                   [steps [model [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
@@ -40,6 +41,10 @@
  * training engine on the global batch: losses within 1e-4 relative (micro-batches sum the
  * gradients in another order), parameters 1e-4 (Adafactor 1e-2, as above); the stages'
  * states summing to one process's plus the tied wte's once more (it lives on both ends).
+ * tp_adamw8, tp_adafactor: tensor parallel ranks with that optimizer against one process's
+ * engine: losses within 1e-4; parameters 1e-2 (Adafactor as above; adamw8 because a rank
+ * quantizes its part of a split matrix in blocks of its own, doptim.h); each rank's state
+ * equal to its plan (train()).
  * bf16_adamw8, bf16_adafactor: data parallel in bf16 (fp32 master weights) with that
  * optimizer against one process's bf16 training engine with master weights (losses within
  * 2e-2: the engine also keeps bf16 activations and runs bf16 GEMMs, which the distributed
@@ -506,8 +511,9 @@ static void check_bf16_optim(struct mt_dist *d, struct mt_dist_job *job)
     free(ref.params);
 }
 
-/* pp_adamw8 / pp_adafactor: 1F1B pipeline stages against one process's training engine. */
-static void check_pp_optim(struct mt_dist *d, struct mt_dist_job *job)
+/* pp_adamw8 / pp_adafactor: 1F1B pipeline stages, tp_adamw8 / tp_adafactor: tensor
+ * parallel ranks, against one process's training engine. */
+static void check_split_optim(struct mt_dist *d, struct mt_dist_job *job, enum mt_dist_strategy st)
 {
     size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps;
     const char *name = mt_optim_name(job->optimizer);
@@ -517,16 +523,27 @@ static void check_pp_optim(struct mt_dist *d, struct mt_dist_job *job)
     struct mt_optim_plan one;
     mt_optim_plan(&job->cfg, job->optimizer, 0, &one);
     reference_optim(job, &ref);
-    job->strategy = MT_DIST_PP;
+    job->strategy = st;
     job->one_f_one_b = 1;
     train(d, job, &res); /* and its plan == its ledger, every category */
-    snprintf(what, sizeof what, "%s pipeline (1f1b) vs one process", name);
+    snprintf(what, sizeof what, "%s %s vs one process", name,
+             st == MT_DIST_PP ? "pipeline (1f1b)" : "tensor parallel");
+    /* tensor parallel: adamw8's blocks start at each rank's part, not one process's */
+    int tp8 = st == MT_DIST_TP && job->optimizer == MT_OPTIM_ADAMW8;
     check_losses(res.losses, ref.losses, steps, 1e-4, what);
-    double ptol = job->optimizer == MT_OPTIM_ADAFACTOR ? 1e-2 : 1e-4; /* as check_optim's */
+    double ptol = job->optimizer == MT_OPTIM_ADAFACTOR ? 1e-2 : tp8 ? 1e-2 : 1e-4;
     if (d->rank == 0) {
         double e = rel(res.params, ref.params, psi);
         printf("%s: params rel %.3g\n", what, e);
         CHECK(e <= ptol, "%s: params rel %.3g", what, e);
+    }
+    if (st == MT_DIST_TP) {
+        printf("rank %d: %s optimizer %zu B (one process %zu B)\n", d->rank, what,
+               res.peak[MT_MEM_OPTIMIZER], one.state_bytes);
+        release(&res);
+        free(ref.losses);
+        free(ref.params);
+        return;
     }
     /* each stage holds whole units: the stages' states are one process's, the tied wte's
      * twice (first and last stage) */
@@ -568,10 +585,11 @@ int main(int argc, char **argv)
     const char *under = strchr(mode, '_');
     if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor") || !strcmp(mode, "pp_adamw8") ||
         !strcmp(mode, "pp_adafactor") || !strcmp(mode, "bf16_adamw8") ||
-        !strcmp(mode, "bf16_adafactor")) {
+        !strcmp(mode, "bf16_adafactor") || !strcmp(mode, "tp_adamw8") ||
+        !strcmp(mode, "tp_adafactor")) {
         CHECK(!mt_optim_parse(under ? under + 1 : mode, &job.optimizer), "%s", mode);
-        if (!strncmp(mode, "pp_", 3))
-            check_pp_optim(&d, &job);
+        if (!strncmp(mode, "pp_", 3) || !strncmp(mode, "tp_", 3))
+            check_split_optim(&d, &job, mode[0] == 'p' ? MT_DIST_PP : MT_DIST_TP);
         else if (!strncmp(mode, "bf16_", 5))
             check_bf16_optim(&d, &job);
         else

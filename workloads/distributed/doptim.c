@@ -25,13 +25,19 @@ static void unit_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff
     mt_optim_unit_shape(u->cfg, (int)p, &count, &rows, &cols);
     size_t per = rows * (cols ? cols : 1);
     struct mt_dopt_piece *last = u->v && u->n ? &u->v[u->n - 1] : NULL;
+    size_t w = cols ? cols : 1;
+    int part_row = n % w != 0 || goff % w != 0; /* a run inside a row: split by columns */
     if (!u->v) {
         u->n++;
     } else if (last && last->p == (int)p && last->hi == loff && last->off == goff / per &&
                goff % per != 0) {
         last->hi += n;
+        if (part_row) last->split = MT_OPTIM_SPLIT_COLS;
     } else { /* off holds the unit's index inside its tensor while collecting */
-        u->v[u->n++] = (struct mt_dopt_piece){loff, loff + n, rows, cols, goff / per, (int)p};
+        u->v[u->n++] = (struct mt_dopt_piece){
+            loff, loff + n,   rows,
+            cols, goff / per, (int)p,
+            rows, cols,       part_row ? MT_OPTIM_SPLIT_COLS : MT_OPTIM_WHOLE};
     }
 }
 
@@ -39,13 +45,6 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
 {
     memset(u, 0, sizeof *u);
     u->cfg = &spec->cfg;
-    if (spec->tp != 1) {
-        snprintf(err, errlen,
-                 "adamw8/adafactor shards need unsplit matrices (data parallel, ZeRO, pipeline "
-                 "stages), not tensor-parallel ones (tp %zu)",
-                 spec->tp);
-        return -1;
-    }
     mt_shard_map(spec, unit_visit, u); /* count, then fill */
     u->v = calloc(u->n ? u->n : 1, sizeof *u->v);
     if (!u->v) {
@@ -54,6 +53,16 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
     }
     u->n = 0;
     mt_shard_map(spec, unit_visit, u);
+    for (size_t i = 0; i < u->n; i++) { /* a tensor-parallel part: its own shape */
+        struct mt_dopt_piece *x = &u->v[i];
+        size_t len = x->hi - x->lo, w = x->gcols ? x->gcols : 1;
+        if (len == x->grows * w)
+            x->split = MT_OPTIM_WHOLE;
+        else if (x->split == MT_OPTIM_SPLIT_COLS)
+            x->cols = len / x->grows;
+        else
+            x->split = MT_OPTIM_SPLIT_ROWS, x->rows = len / w;
+    }
     return 0;
 }
 
@@ -129,8 +138,9 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
         x.hi = b;
         x.off = o->state_bytes;
         o->state_bytes += mt_optim_unit_bytes(k, x.rows, x.cols);
-        if (k == MT_OPTIM_ADAFACTOR && x.cols * sizeof(float) > o->scratch_bytes)
-            o->scratch_bytes = x.cols * sizeof(float);
+        /* column sums, and a column part's row sums after them */
+        size_t scratch = (x.cols + (x.split == MT_OPTIM_SPLIT_COLS ? x.rows : 0)) * sizeof(float);
+        if (k == MT_OPTIM_ADAFACTOR && scratch > o->scratch_bytes) o->scratch_bytes = scratch;
         if (b - a > o->max_piece) o->max_piece = b - a;
         o->pc[o->n_pc++] = x;
     }
@@ -141,8 +151,8 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
 }
 
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
-                  const uint16_t *gb, float *gbuf, const struct mt_gpt_recipe *r, float lr,
-                  float norm, uint64_t step)
+                  const uint16_t *gb, float *gbuf, const struct mt_dopt_comm *comm,
+                  const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step)
 {
     for (size_t i = 0; i < o->n_pc; i++) {
         const struct mt_dopt_piece *x = &o->pc[i];
@@ -151,6 +161,13 @@ void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, 
                           step);
         float *gp = gb ? gbuf : g + (x->lo - o->lo);
         if (gb) mt_half_unpack(MT_PREC_BF16, gbuf, gb + (x->lo - o->lo), x->hi - x->lo);
+        if (o->kind == MT_OPTIM_ADAFACTOR && x->split != MT_OPTIM_WHOLE) {
+            struct mt_optim_part part = {x->grows,   x->gcols,   x->split,
+                                         comm->sumf, comm->sumd, comm->user};
+            mt_adafactor_part(w + (x->lo - o->lo), gp, (float *)(void *)(state + x->off), x->rows,
+                              x->cols, colacc, &a, &part);
+            continue;
+        }
         mt_optim_unit_step(o->kind, w + (x->lo - o->lo), gp, state + x->off, x->rows, x->cols,
                            colacc, &a, &o->mm, &o->mv);
     }

@@ -13,8 +13,18 @@
  * last, the tied wte on both ends) holds whole units: its range is its whole flat vector
  * and its state is one process's for those units (wte's twice, once per end, updated alike
  * from the summed gradient).
+ * A tensor-parallel rank holds the replicated units whole (updated alike on every rank)
+ * and a part of each split one: some rows (qkv_w, fc_w and their biases) or some columns
+ * (attproj_w, fcproj_w) of it. adamw8 quantizes a part in blocks counted from the part's
+ * start, as if it were a unit of its own (one process's blocks cross the parts, so its
+ * codes and scales differ: not one process's state, only its algorithm). Adafactor keeps
+ * the part's row and column statistics and adds across the ranks what one process sums
+ * over the whole matrix (optim.h's mt_adafactor_part): split by rows, the column sums
+ * (every rank then holds all the column statistics, equal) and the row statistics' mean;
+ * split by columns, the row sums (every rank holds all the row statistics); the update's
+ * RMS for the clipping either way. So the factored second moment is one process's.
  * What it is not for: the kernels (optim.c), the gradient norm and the reductions
- * (train.c), tensor-parallel shards (their ranges cut matrices apart).
+ * (train.c).
  *
  * Errors: -1 with a message (out of memory). Thread safety: one per rank.
  */
@@ -33,6 +43,16 @@
 struct mt_dopt_piece {
     size_t lo, hi, rows, cols, off;
     int p;
+    size_t grows, gcols; /* the whole unit's shape (tensor parallel: rows x cols is a part) */
+    int split;           /* adafactor: optim.h's MT_OPTIM_WHOLE, _SPLIT_ROWS, _SPLIT_COLS */
+};
+
+/* The sums across the tensor-parallel ranks a split Adafactor matrix needs (optim.h's
+ * struct mt_optim_part); NULL where no piece is split. */
+struct mt_dopt_comm {
+    void (*sumf)(void *user, float *v, size_t n);
+    void (*sumd)(void *user, double *v);
+    void *user;
 };
 
 struct mt_dopt {
@@ -66,9 +86,10 @@ void mt_dopt_free(struct mt_dopt *o);
  * gets mt_gpt_adamw_args(r, lr, its tensor's decay, norm, 1, step). g is zeroed. With
  * gb != NULL (bf16 mixed precision; g is then NULL) the reduced gradients are bf16: each
  * piece's are decoded into gbuf (max_piece floats) and stepped from there; w is the fp32
- * master of the range, gb is left as it is. */
+ * master of the range, gb is left as it is. comm: the tensor-parallel sums of split
+ * Adafactor pieces (collective over those ranks; NULL when none is split). */
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
-                  const uint16_t *gb, float *gbuf, const struct mt_gpt_recipe *r, float lr,
-                  float norm, uint64_t step);
+                  const uint16_t *gb, float *gbuf, const struct mt_dopt_comm *comm,
+                  const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step);
 
 #endif

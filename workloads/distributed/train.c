@@ -183,9 +183,6 @@ static int check_job(const struct mt_dist_job *job, int n, int data, char *err, 
         why = "ZeRO stage must be 1, 2 or 3";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
-    else if (job->optimizer != MT_OPTIM_ADAMW && job->strategy == MT_DIST_TP)
-        why = "optimizer=adamw8/adafactor is implemented for data_parallel, zero and "
-              "pipeline_parallel (tensor_parallel cuts their blocks and matrices apart)";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
     else if (job->strategy == MT_DIST_TP && mt_gpt_kv_heads(&job->cfg) % N)
@@ -689,6 +686,17 @@ static float *grad_run(const struct run *r, float *g, const uint16_t *gb, size_t
 
 static void adamw_step(struct run *r, float *g, const uint16_t *gb, float lr, float norm);
 
+/* Tensor parallel: the sums a split Adafactor matrix needs, over the ranks (doptim.h). */
+static void tp_sumf(void *user, float *v, size_t n)
+{
+    mt_dist_allreduce(user, v, n);
+}
+
+static void tp_sumd(void *user, double *v)
+{
+    *v = mt_dist_sum(user, *v);
+}
+
 /* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g (fp32) or
  * gb (bf16, decoded in chunks; the update goes to the fp32 master weights, then rounded
  * into the bf16 weights) holds the gradients of that range. Replicated tensors count once
@@ -710,8 +718,9 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     r->adam_step++;
     if (r->job->optimizer != MT_OPTIM_ADAMW) { /* bf16: the master, a piece's grads decoded */
         float *w = gb ? r->master : r->sh->load ? r->wshard : r->sh->params + r->lo;
-        mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, gb ? NULL : g, gb, r->gbuf, rc, lr, norm,
-                     r->adam_step);
+        struct mt_dopt_comm comm = {tp_sumf, tp_sumd, r->d};
+        mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, gb ? NULL : g, gb, r->gbuf,
+                     r->job->strategy == MT_DIST_TP ? &comm : NULL, rc, lr, norm, r->adam_step);
     } else {
         adamw_step(r, g, gb, lr, norm);
     }

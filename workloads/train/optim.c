@@ -171,8 +171,17 @@ static float ada_u(const float *st, size_t rows, size_t cols, float rmean, size_
 void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, float *colacc,
                        const struct mt_adamw_args *a)
 {
+    mt_adafactor_part(p, g, st, rows, cols, colacc, a, NULL);
+}
+
+void mt_adafactor_part(float *p, float *g, float *st, size_t rows, size_t cols, float *colacc,
+                       const struct mt_adamw_args *a, const struct mt_optim_part *part)
+{
     float b2 = (float)(1.0 - pow((double)a->step, DECAY_EXP)), gs = a->grad_scale;
     size_t w = cols ? cols : 1, n = rows * w;
+    int split = part ? part->split : MT_OPTIM_WHOLE;
+    /* the whole unit's shape: this part's unless split */
+    size_t grows = part ? part->grows : rows, gcols = part ? part->gcols : cols;
     float rmean = 1.0f;
     if (!cols) { /* a vector: the full second moment */
         for (size_t i = 0; i < n; i++) {
@@ -180,7 +189,7 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
             st[i] = b2 * st[i] + (1.0f - b2) * (gi * gi + EPS1);
         }
     } else { /* row and column means of g^2 + eps1; V = R C^T / mean(R) */
-        float *R = st, *Cs = st + rows;
+        float *R = st, *Cs = st + rows, *rowacc = colacc + cols;
         double rsum = 0.0;
         memset(colacc, 0, cols * sizeof *colacc);
         for (size_t r = 0; r < rows; r++) {
@@ -191,12 +200,26 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
                 rs += q;
                 colacc[c] += q;
             }
-            R[r] = b2 * R[r] + (1.0f - b2) * (rs / (float)cols);
+            if (split == MT_OPTIM_SPLIT_COLS) { /* a row's sum lies across the parts */
+                rowacc[r] = rs;
+                continue;
+            }
+            R[r] = b2 * R[r] + (1.0f - b2) * (rs / (float)gcols);
             rsum += R[r];
         }
+        if (split == MT_OPTIM_SPLIT_COLS) {
+            part->sumf(part->user, rowacc, rows);
+            for (size_t r = 0; r < rows; r++) {
+                R[r] = b2 * R[r] + (1.0f - b2) * (rowacc[r] / (float)gcols);
+                rsum += R[r];
+            }
+        } else if (split == MT_OPTIM_SPLIT_ROWS) { /* a column's sum and mean(R) lie across */
+            part->sumf(part->user, colacc, cols);
+            part->sumd(part->user, &rsum);
+        }
         for (size_t c = 0; c < cols; c++)
-            Cs[c] = b2 * Cs[c] + (1.0f - b2) * (colacc[c] / (float)rows);
-        rmean = (float)(rsum / (double)rows);
+            Cs[c] = b2 * Cs[c] + (1.0f - b2) * (colacc[c] / (float)grows);
+        rmean = (float)(rsum / (double)grows);
     }
     double sumsq = 0.0;
     for (size_t r = 0; r < rows; r++)
@@ -204,8 +227,10 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
             float u = ada_u(st, rows, cols, rmean, cols ? r : r * w + c, c, g[r * w + c] * gs);
             sumsq += (double)u * u;
         }
+    if (split != MT_OPTIM_WHOLE) part->sumd(part->user, &sumsq);
     /* the update clipped to RMS d = 1, then AdamW's decoupled decay */
-    float inv = 1.0f / (float)fmax(1.0, sqrt(sumsq / (double)n)), lr = a->lr;
+    size_t gn = grows * (gcols ? gcols : 1);
+    float inv = 1.0f / (float)fmax(1.0, sqrt(sumsq / (double)gn)), lr = a->lr;
     float wd = a->weight_decay;
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < w; c++) {

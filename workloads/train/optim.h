@@ -77,6 +77,30 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
 void mt_adafactor_unit(float *p, float *g, float *state, size_t rows, size_t cols, float *colacc,
                        const struct mt_adamw_args *a);
 
+/* A part of an Adafactor unit that ranks hold apart (tensor parallelism): the whole unit
+ * is grows x gcols (gcols 0: a vector of grows); this part holds some of its rows (all
+ * columns; a vector: some elements) or some of its columns (all rows). sumf / sumd add
+ * their n values (sumd: one) over the ranks holding the unit's parts, in place. */
+enum { MT_OPTIM_WHOLE = 0, MT_OPTIM_SPLIT_ROWS = 1, MT_OPTIM_SPLIT_COLS = 2 };
+struct mt_optim_part {
+    size_t grows, gcols;
+    int split; /* MT_OPTIM_WHOLE, MT_OPTIM_SPLIT_ROWS or MT_OPTIM_SPLIT_COLS */
+    void (*sumf)(void *user, float *v, size_t n);
+    void (*sumd)(void *user, double *v);
+    void *user;
+};
+/* Contract: the update one process's mt_adafactor_unit makes to the whole unit, restricted
+ * to this part of rows x cols (the part's own shape): its row statistics (rows floats) and
+ * column statistics (cols floats) as state. Split by rows, each part's column sums and the
+ * row statistics' sum are added across the parts (one sumf of cols floats, one sumd);
+ * split by columns, the row sums (one sumf of rows floats; colacc then needs cols + rows
+ * floats); either way the update's RMS for the clipping (one sumd). part NULL or WHOLE:
+ * mt_adafactor_unit, bit for bit. The sums across parts round in another order than one
+ * process's running sums: equal to within float rounding, not bit for bit. Collective
+ * over the parts' ranks when split. */
+void mt_adafactor_part(float *p, float *g, float *state, size_t rows, size_t cols, float *colacc,
+                       const struct mt_adamw_args *a, const struct mt_optim_part *part);
+
 /* The unit shape of parameter tensor p of cfg (see "units" above): *count units of rows x
  * cols (cols = 0: vectors of rows elements); *count = 0 for a tensor cfg does not have.
  * A layer tensor [L, rows, cols] or [L, n] is L units; the others are one. Pure. */
