@@ -15,9 +15,10 @@
  * from the summed gradient).
  * A tensor-parallel rank holds the replicated units whole (updated alike on every rank)
  * and a part of each split one: some rows (qkv_w, fc_w and their biases) or some columns
- * (attproj_w, fcproj_w) of it. adamw8 quantizes a part in blocks counted from the part's
- * start, as if it were a unit of its own (one process's blocks cross the parts, so its
- * codes and scales differ: not one process's state, only its algorithm). Adafactor keeps
+ * (attproj_w, fcproj_w) of it. adamw8 keeps one process's blocks (counted from the whole
+ * unit's start): a part holds its elements of each block as a run, with the block's
+ * absmax, which the ranks agree on with a max all-reduce (optim.h's mt_q8_adamw_part), so
+ * its codes and scales are one process's. Adafactor keeps
  * the part's row and column statistics and adds across the ranks what one process sums
  * over the whole matrix (optim.h's mt_adafactor_part): split by rows, the column sums
  * (every rank then holds all the column statistics, equal) and the row statistics' mean;
@@ -44,7 +45,10 @@ struct mt_dopt_piece {
     size_t lo, hi, rows, cols, off;
     int p;
     size_t grows, gcols; /* the whole unit's shape (tensor parallel: rows x cols is a part) */
-    int split;           /* adafactor: optim.h's MT_OPTIM_WHOLE, _SPLIT_ROWS, _SPLIT_COLS */
+    int split;           /* optim.h's MT_OPTIM_WHOLE, _SPLIT_ROWS, _SPLIT_COLS */
+    /* adamw8, a tensor-parallel part: its runs inside the unit's blocks (optim.h's struct
+     * mt_q8_part; bound has n_runs + 1 entries); NULL otherwise */
+    size_t *bound, *block, n_runs, n_blocks;
 };
 
 /* The sums across the tensor-parallel ranks a split Adafactor matrix needs (optim.h's
@@ -52,6 +56,7 @@ struct mt_dopt_piece {
 struct mt_dopt_comm {
     void (*sumf)(void *user, float *v, size_t n);
     void (*sumd)(void *user, double *v);
+    void (*maxf)(void *user, float *v, size_t n); /* adamw8: the blocks' absmax */
     void *user;
 };
 
@@ -61,7 +66,8 @@ struct mt_dopt {
     struct mt_dopt_piece *pc;
     size_t n_pc;
     size_t state_bytes;   /* MT_MEM_OPTIMIZER: every piece's mt_optim_unit_bytes */
-    size_t scratch_bytes; /* MT_MEM_WORKSPACE: adafactor's column sums of the widest piece */
+    size_t scratch_bytes; /* MT_MEM_WORKSPACE: adafactor's column sums of the widest piece,
+                           * (+ a column part's row sums), adamw8 parts' 2 absmax a block */
     size_t max_piece;     /* elements of the largest piece (bf16 gradients: decoded one piece
                            * at a time into a buffer of this many floats) */
     struct mt_q8_map mm, mv;

@@ -697,6 +697,11 @@ static void tp_sumd(void *user, double *v)
     *v = mt_dist_sum(user, *v);
 }
 
+static void tp_maxf(void *user, float *v, size_t n)
+{
+    mt_dist_allreduce_max(user, v, n);
+}
+
 /* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g (fp32) or
  * gb (bf16, decoded in chunks; the update goes to the fp32 master weights, then rounded
  * into the bf16 weights) holds the gradients of that range. Replicated tensors count once
@@ -718,7 +723,7 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     r->adam_step++;
     if (r->job->optimizer != MT_OPTIM_ADAMW) { /* bf16: the master, a piece's grads decoded */
         float *w = gb ? r->master : r->sh->load ? r->wshard : r->sh->params + r->lo;
-        struct mt_dopt_comm comm = {tp_sumf, tp_sumd, r->d};
+        struct mt_dopt_comm comm = {tp_sumf, tp_sumd, tp_maxf, r->d};
         mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, gb ? NULL : g, gb, r->gbuf,
                      r->job->strategy == MT_DIST_TP ? &comm : NULL, rc, lr, norm, r->adam_step);
     } else {

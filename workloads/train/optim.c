@@ -76,12 +76,17 @@ void mt_q8_map_init(struct mt_q8_map *m, int is_signed)
     m->mid[255] = INFINITY;
 }
 
-float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_map *m)
+float mt_q8_absmax(const float *x, size_t n)
 {
     float amax = 0.0f;
 #pragma omp simd reduction(max : amax)
     for (size_t i = 0; i < n; i++)
         amax = fmaxf(amax, fabsf(x[i]));
+    return amax;
+}
+
+void mt_q8_encode(uint8_t *q, const float *x, size_t n, float amax, const struct mt_q8_map *m)
+{
     float inv = amax > 0.0f ? 1.0f / amax : 0.0f;
     const float *mid = m->mid;
 #pragma omp simd
@@ -92,6 +97,12 @@ float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_ma
             pos += mid[pos + s - 1] < xn ? s : 0;
         q[i] = (uint8_t)pos;
     }
+}
+
+float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_map *m)
+{
+    float amax = mt_q8_absmax(x, n);
+    mt_q8_encode(q, x, n, amax, m);
     return amax;
 }
 
@@ -123,6 +134,24 @@ static size_t n_blocks(size_t n)
     return (n + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK;
 }
 
+/* One element run of 8-bit AdamW: m, v (dequantized) and p, g (k elements) updated in
+ * place as mt_q8_adamw_unit's loop does. */
+static void q8_adamw_run(float *pp, float *gg, float *m, float *v, size_t k,
+                         const struct mt_adamw_args *a, float c1, float c2)
+{
+    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
+    float gs = a->grad_scale;
+#pragma omp simd
+    for (size_t i = 0; i < k; i++) {
+        float gi = gg[i] * gs;
+        gg[i] = 0.0f;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mh = m[i] / c1, vh = v[i] / c2;
+        pp[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * pp[i]);
+    }
+}
+
 void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
                       const struct mt_adamw_args *a, const struct mt_q8_map *mm,
                       const struct mt_q8_map *mv, int ref)
@@ -131,8 +160,6 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
     unsigned char *qm = state + 8 * nb, *qv = qm + n;
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
     float c2 = 1.0f - powf(a->beta2, (float)a->step);
-    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
-    float gs = a->grad_scale;
 #pragma omp parallel for schedule(static) if (nb > 1)
     for (size_t b = 0; b < nb; b++) {
         float m[MT_Q8_BLOCK], v[MT_Q8_BLOCK], am, av;
@@ -141,18 +168,48 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
         memcpy(&av, state + 4 * (nb + b), sizeof av);
         mt_q8_dequantize(m, qm + i0, k, am, mm);
         mt_q8_dequantize(v, qv + i0, k, av, mv);
-        float *pp = p + i0, *gg = g + i0;
-#pragma omp simd
-        for (size_t i = 0; i < k; i++) {
-            float gi = gg[i] * gs;
-            gg[i] = 0.0f;
-            m[i] = b1 * m[i] + (1.0f - b1) * gi;
-            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-            float mh = m[i] / c1, vh = v[i] / c2;
-            pp[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * pp[i]);
-        }
+        q8_adamw_run(p + i0, g + i0, m, v, k, a, c1, c2);
         am = ref ? mt_q8_quantize_ref(qm + i0, m, k, mm) : mt_q8_quantize(qm + i0, m, k, mm);
         av = ref ? mt_q8_quantize_ref(qv + i0, v, k, mv) : mt_q8_quantize(qv + i0, v, k, mv);
+        memcpy(state + 4 * b, &am, sizeof am);
+        memcpy(state + 4 * (nb + b), &av, sizeof av);
+    }
+}
+
+void mt_q8_adamw_part(float *p, float *g, unsigned char *state, size_t n,
+                      const struct mt_q8_part *part, float *scratch, const struct mt_adamw_args *a,
+                      const struct mt_q8_map *mm, const struct mt_q8_map *mv)
+{
+    size_t nb = part->n_runs, nbg = part->n_blocks;
+    unsigned char *qm = state + 8 * nb, *qv = qm + n;
+    float c1 = 1.0f - powf(a->beta1, (float)a->step);
+    float c2 = 1.0f - powf(a->beta2, (float)a->step);
+    float m[MT_Q8_BLOCK], v[MT_Q8_BLOCK], tp[MT_Q8_BLOCK], tg[MT_Q8_BLOCK], am, av;
+    memset(scratch, 0, 2 * nbg * sizeof *scratch);
+    for (size_t b = 0; b < nb; b++) { /* the new moments' absmax, this part's share */
+        size_t i0 = part->bound[b], k = part->bound[b + 1] - i0, blk = part->block[b];
+        memcpy(&am, state + 4 * b, sizeof am);
+        memcpy(&av, state + 4 * (nb + b), sizeof av);
+        mt_q8_dequantize(m, qm + i0, k, am, mm);
+        mt_q8_dequantize(v, qv + i0, k, av, mv);
+        memcpy(tp, p + i0, k * sizeof *tp); /* the update on copies: m, v as pass 2 has them */
+        memcpy(tg, g + i0, k * sizeof *tg);
+        q8_adamw_run(tp, tg, m, v, k, a, c1, c2);
+        scratch[blk] = fmaxf(scratch[blk], mt_q8_absmax(m, k));
+        scratch[nbg + blk] = fmaxf(scratch[nbg + blk], mt_q8_absmax(v, k));
+    }
+    part->maxf(part->user, scratch, 2 * nbg); /* the whole block's, over the ranks */
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = part->bound[b], k = part->bound[b + 1] - i0, blk = part->block[b];
+        memcpy(&am, state + 4 * b, sizeof am);
+        memcpy(&av, state + 4 * (nb + b), sizeof av);
+        mt_q8_dequantize(m, qm + i0, k, am, mm);
+        mt_q8_dequantize(v, qv + i0, k, av, mv);
+        q8_adamw_run(p + i0, g + i0, m, v, k, a, c1, c2);
+        am = scratch[blk];
+        av = scratch[nbg + blk];
+        mt_q8_encode(qm + i0, m, k, am, mm);
+        mt_q8_encode(qv + i0, v, k, av, mv);
         memcpy(state + 4 * b, &am, sizeof am);
         memcpy(state + 4 * (nb + b), &av, sizeof av);
     }
