@@ -95,7 +95,12 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
     if (zero3) /* and every layer but the last one or two (in the windows) again for backward */
         wire += steps * (N - 1) / N * (L - zero3) * layer * (bf16 ? 2 : 4);
     int z = !strcmp(plugin, "zero"), r0 = d->rank == 0;
-    if (!strcmp(optim, "adamw8")) {
+    if (!strcmp(plugin, "pipeline_parallel") && strcmp(optim, "adamw")) {
+        /* a stage's whole units: wte (on both stages), one layer, and wpe (first) or lnf
+         * (last); adamw8 blocks 8 + 32 + 2 either way, Adafactor's statistics 1280 + 7424 +
+         * 512 */
+        opt = !strcmp(optim, "adamw8") ? 2 * held + 8 * (8 + 32 + 2) : 1280 + 7424 + 512;
+    } else if (!strcmp(optim, "adamw8")) {
         /* 2 B an element + 8 B a block of 2048 counted from each unit's start: 76 blocks
          * (wte 8, wpe 2, 32 a layer, lnf 2). ZeRO's boundary psi/2 = 60288 moves to the
          * nearest block start, 60160 in layer 0's fcproj_w, with 36 blocks before it. */
@@ -106,6 +111,11 @@ static int check_shapes(const struct fake_ctx *d, const char *plugin, int bf16, 
          * 54016, the start of layer 0's fcproj_w (1280 B of its statistics after it). */
         double first = 1280 + 512 + 7424 - 1280 - 256; /* rank 0: up to fc_b of layer 0 */
         opt = !z ? 17152 : r0 ? first : 17152 - first;
+    }
+    if (bf16 && strcmp(optim, "adamw")) { /* + the fp32 master of the range: ZeRO's moved
+                                           * boundary, 60160 (adamw8) or 54016 (adafactor) */
+        double cut = !strcmp(optim, "adamw8") ? 60160 : 54016;
+        opt += 4 * (!z ? held : r0 ? cut : psi - cut);
     }
     bad += expect(d, "train_peak_weights_bytes", weights);
     bad += expect(d, "train_peak_gradients_bytes", grads);

@@ -1,7 +1,9 @@
 /* test_equiv.c — the distributed strategies against one process running the reference
  * model (mt_gpt_train_step on the global batch), on `tiny`, under mpirun -np N.
  *
- *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16
+ *   test_dist_equiv dp|dp_overlap|zero1|zero2|zero3|zero3_blocking|tp|pp_gpipe|pp_1f1b|bf16|
+ *                   adamw8|adafactor|pp_adamw8|pp_adafactor|tp_adamw8|tp_adafactor|
+ *                   bf16_adamw8|bf16_adafactor
  *                   [steps [model [batch]]]
  *
  * (model "tiny,seq_len=63" with 3 ranks gives a parameter count 3 does not divide.)
@@ -35,6 +37,19 @@
  * 1e-6 (1e-5 at stage 3), the ledger's optimizer bytes exactly mt_dist_optim_plan's, the
  * ranks' states summing to one process's state exactly (no 8-bit block and no Adafactor
  * matrix cut in two), adamw8's 2 bytes an element plus 8 a block.
+ * pp_adamw8, pp_adafactor: 1F1B pipeline stages with that optimizer against one process's
+ * training engine on the global batch: losses within 1e-4 relative (micro-batches sum the
+ * gradients in another order), parameters 1e-4 (Adafactor 1e-2, as above); the stages'
+ * states summing to one process's plus the tied wte's once more (it lives on both ends).
+ * tp_adamw8, tp_adafactor: tensor parallel ranks with that optimizer against one process's
+ * engine: losses within 1e-4; parameters 1e-4 (Adafactor 1e-2, as above); each rank's
+ * state equal to its plan (train()).
+ * bf16_adamw8, bf16_adafactor: data parallel in bf16 (fp32 master weights) with that
+ * optimizer against one process's bf16 training engine with master weights (losses within
+ * 2e-2: the engine also keeps bf16 activations and runs bf16 GEMMs, which the distributed
+ * bf16 path does not) and against fp32 data parallel (5e-3), optimizer bytes exactly one
+ * process's state + 4 psi; ZeRO-1/2/3 in bf16 against it: losses within 1e-5 (2 ranks),
+ * the ranks' optimizer bytes summing to one process's state + 4 psi.
  * Every run, every mode: each rank's memory plan (mt_dist_plan_rank) equals its ledger's
  * peak over the training loop per category and in all, exactly.
  * Every rank computes the single-process reference itself (it is small), so every rank
@@ -105,7 +120,8 @@ static void reference(const struct mt_dist_job *job, struct ref *out)
     mt_gpt_free(m);
 }
 
-/* One process through the training engine with job->optimizer (micro-batch = batch). */
+/* One process through the training engine with job->optimizer (micro-batch = batch);
+ * job->bf16: bf16 storage with fp32 master weights. */
 static void reference_optim(const struct mt_dist_job *job, struct ref *out)
 {
     char err[256];
@@ -114,7 +130,8 @@ static void reference_optim(const struct mt_dist_job *job, struct ref *out)
     size_t B = r->batch, T = r->seq;
     struct mt_tmodel_opts o = {.micro_batch = B,
                                .seq = T,
-                               .prec = MT_PREC_FP32,
+                               .prec = job->bf16 ? MT_PREC_BF16 : MT_PREC_FP32,
+                               .master_weights = job->bf16,
                                .every = 1,
                                .pool = 1,
                                .optimizer = job->optimizer};
@@ -185,14 +202,16 @@ static void release(struct mt_dist_result *res)
 static void check_losses(const float *got, const float *want, size_t steps, double tol,
                          const char *what)
 {
+    double worst = 0.0;
     for (size_t s = 0; s < steps; s++) {
         double e = fabs((double)got[s] - want[s]) / fabs((double)want[s]);
+        worst = e > worst ? e : worst;
         CHECK(e <= tol, "%s: step %zu loss %.9g vs %.9g (rel %.3g > %.3g)", what, s, got[s],
               want[s], e, tol);
     }
     if (g_rank == 0)
-        printf("%s: %zu losses within %.0e (first %.6f last %.6f)\n", what, steps, tol, got[0],
-               got[steps - 1]);
+        printf("%s: %zu losses within %.0e (max rel %.2g; first %.6f last %.6f)\n", what, steps,
+               tol, worst, got[0], got[steps - 1]);
 }
 
 /* ZeRO's per-rank ledger: optimizer (and stage-2 gradient) bytes are this rank's slice. */
@@ -437,6 +456,108 @@ static void check_optim(struct mt_dist *d, struct mt_dist_job *job)
     free(ref.params);
 }
 
+/* bf16_adamw8 / bf16_adafactor: data parallel in bf16 (fp32 master) with that optimizer
+ * against one process's bf16 engine (losses, loosely: its activations and GEMMs are bf16
+ * too) and against fp32 data parallel; ZeRO-1/2/3 in bf16 against it (tightly); the
+ * state: the optimizer's pieces plus the fp32 master, 4 bytes a float of the range. */
+static void check_bf16_optim(struct mt_dist *d, struct mt_dist_job *job)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps;
+    const char *name = mt_optim_name(job->optimizer);
+    char err[256], what[96];
+    struct ref ref;
+    struct mt_dist_result f32, dp, res;
+    struct mt_optim_plan one;
+    struct mt_dist_optim_plan op;
+    mt_optim_plan(&job->cfg, job->optimizer, 0, &one);
+    job->strategy = MT_DIST_DP;
+    train(d, job, &f32);
+    job->bf16 = 1;
+    reference_optim(job, &ref);
+    train(d, job, &dp);
+    snprintf(what, sizeof what, "bf16 %s data parallel vs one process's bf16 engine", name);
+    check_losses(dp.losses, ref.losses, steps, 2e-2, what);
+    snprintf(what, sizeof what, "bf16 %s data parallel vs fp32", name);
+    check_losses(dp.losses, f32.losses, steps, 5e-3, what);
+    CHECK(dp.peak[MT_MEM_OPTIMIZER] == one.state_bytes + 4 * psi,
+          "%s: optimizer %zu B, want one process's %zu + master 4 x %zu", what,
+          dp.peak[MT_MEM_OPTIMIZER], one.state_bytes, psi);
+    CHECK(dp.peak[MT_MEM_WEIGHTS] == 2 * psi && dp.peak[MT_MEM_GRADIENTS] == 2 * psi,
+          "%s: weights %zu B gradients %zu B, want 2 psi", what, dp.peak[MT_MEM_WEIGHTS],
+          dp.peak[MT_MEM_GRADIENTS]);
+    job->strategy = MT_DIST_ZERO;
+    for (job->zero_stage = 1; job->zero_stage <= 3; job->zero_stage++) {
+        job->zero_prefetch = 1;
+        train(d, job, &res); /* and its plan == its ledger, every category */
+        snprintf(what, sizeof what, "bf16 %s zero-%d vs bf16 %s data parallel", name,
+                 job->zero_stage, name);
+        check_losses(res.losses, dp.losses, steps, d->nranks == 2 ? 1e-5 : 1e-3, what);
+        CHECK(!mt_dist_optim_plan(job, d->nranks, d->rank, &op, err, sizeof err), "%s", err);
+        long long mine = (long long)res.peak[MT_MEM_OPTIMIZER], sum = 0;
+        MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG, MPI_SUM, d->comm);
+        CHECK(res.peak[MT_MEM_OPTIMIZER] == op.state_bytes &&
+                  (size_t)sum == one.state_bytes + 4 * psi,
+              "%s: optimizer %zu B (plan %zu), ranks %lld B, want %zu + 4 x %zu", what,
+              res.peak[MT_MEM_OPTIMIZER], op.state_bytes, sum, one.state_bytes, psi);
+        if (d->rank == 0)
+            printf("%s: params rel %.3g; rank 0 optimizer %zu B of %lld\n", what,
+                   rel(res.params, dp.params, psi), res.peak[MT_MEM_OPTIMIZER], sum);
+        release(&res);
+    }
+    release(&dp);
+    release(&f32);
+    free(ref.losses);
+    free(ref.params);
+}
+
+/* pp_adamw8 / pp_adafactor: 1F1B pipeline stages, tp_adamw8 / tp_adafactor: tensor
+ * parallel ranks, against one process's training engine. */
+static void check_split_optim(struct mt_dist *d, struct mt_dist_job *job, enum mt_dist_strategy st)
+{
+    size_t psi = mt_gpt_num_params(&job->cfg), steps = job->recipe.steps;
+    const char *name = mt_optim_name(job->optimizer);
+    char what[96];
+    struct ref ref;
+    struct mt_dist_result res;
+    struct mt_optim_plan one;
+    mt_optim_plan(&job->cfg, job->optimizer, 0, &one);
+    reference_optim(job, &ref);
+    job->strategy = st;
+    job->one_f_one_b = 1;
+    train(d, job, &res); /* and its plan == its ledger, every category */
+    snprintf(what, sizeof what, "%s %s vs one process", name,
+             st == MT_DIST_PP ? "pipeline (1f1b)" : "tensor parallel");
+    check_losses(res.losses, ref.losses, steps, 1e-4, what);
+    double ptol = job->optimizer == MT_OPTIM_ADAFACTOR ? 1e-2 : 1e-4; /* as check_optim's */
+    if (d->rank == 0) {
+        double e = rel(res.params, ref.params, psi);
+        printf("%s: params rel %.3g\n", what, e);
+        CHECK(e <= ptol, "%s: params rel %.3g", what, e);
+    }
+    if (st == MT_DIST_TP) {
+        printf("rank %d: %s optimizer %zu B (one process %zu B)\n", d->rank, what,
+               res.peak[MT_MEM_OPTIMIZER], one.state_bytes);
+        release(&res);
+        free(ref.losses);
+        free(ref.params);
+        return;
+    }
+    /* each stage holds whole units: the stages' states are one process's, the tied wte's
+     * twice (first and last stage) */
+    size_t count, rows, cols;
+    mt_optim_unit_shape(&job->cfg, MT_P_WTE, &count, &rows, &cols);
+    size_t wte = d->nranks > 1 ? mt_optim_unit_bytes(job->optimizer, rows, cols) : 0;
+    long long mine = (long long)res.peak[MT_MEM_OPTIMIZER], sum = 0;
+    MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG, MPI_SUM, d->comm);
+    CHECK((size_t)sum == one.state_bytes + wte, "%s: stages hold %lld B, one process %zu + wte %zu",
+          what, sum, one.state_bytes, wte);
+    printf("rank %d: %s stage optimizer %zu B (stages %lld B = one process %zu + wte %zu)\n",
+           d->rank, what, res.peak[MT_MEM_OPTIMIZER], sum, one.state_bytes, wte);
+    release(&res);
+    free(ref.losses);
+    free(ref.params);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -458,9 +579,18 @@ int main(int argc, char **argv)
     size_t psi = mt_gpt_num_params(&job.cfg),
            logits_n = job.recipe.batch * job.recipe.seq * job.cfg.vocab;
 
-    if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor")) {
-        CHECK(!mt_optim_parse(mode, &job.optimizer), "%s", mode);
-        check_optim(&d, &job);
+    const char *under = strchr(mode, '_');
+    if (!strcmp(mode, "adamw8") || !strcmp(mode, "adafactor") || !strcmp(mode, "pp_adamw8") ||
+        !strcmp(mode, "pp_adafactor") || !strcmp(mode, "bf16_adamw8") ||
+        !strcmp(mode, "bf16_adafactor") || !strcmp(mode, "tp_adamw8") ||
+        !strcmp(mode, "tp_adafactor")) {
+        CHECK(!mt_optim_parse(under ? under + 1 : mode, &job.optimizer), "%s", mode);
+        if (!strncmp(mode, "pp_", 3) || !strncmp(mode, "tp_", 3))
+            check_split_optim(&d, &job, mode[0] == 'p' ? MT_DIST_PP : MT_DIST_TP);
+        else if (!strncmp(mode, "bf16_", 5))
+            check_bf16_optim(&d, &job);
+        else
+            check_optim(&d, &job);
         mt_corpus_free(&corpus);
         mt_dist_close(&d);
         MPI_Finalize();

@@ -12,10 +12,14 @@
  * recipe's lr instead of the relative step, decay decoupled as AdamW's) over 6 steps of
  * random gradients: weights within 1e-5 of the update's size, state within
  * 1e-5 relative of R / cols and C / rows (means: the same V); the exact state bytes of
- * each kind per unit.
+ * each kind per unit. Parts of a unit held apart (tensor parallelism, mt_q8_adamw_part,
+ * mt_adafactor_part), two threads standing for two ranks: 8-bit AdamW bit for bit the
+ * whole unit's weights and codes, Adafactor within float rounding.
  * What it is not for: the engine and training (test_engine.c optim/offload).
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,8 +221,8 @@ static void test_adafactor_paper(void)
         for (size_t i = 0; i < n; i++)
             x[i] = p[i];
         for (int t = 1; t <= STEPS; t++) {
-            struct mt_adamw_args a = {.lr = 0.01f, .weight_decay = 0.1f, .grad_scale = 1.0f,
-                                      .step = t};
+            struct mt_adamw_args a = {
+                .lr = 0.01f, .weight_decay = 0.1f, .grad_scale = 1.0f, .step = t};
             fill(g, n, 100 + (uint64_t)t, 0.5f);
             /* rows of very different scales: the factored V must follow them */
             for (size_t i = 0; i < n; i++)
@@ -240,6 +244,162 @@ static void test_adafactor_paper(void)
     }
 }
 
+/* ---------------------------------------------------------------- parts (tensor parallel) */
+
+/* Two "ranks" (threads) holding the column halves of one matrix, meeting at a barrier to
+ * sum or max their buffers, as the distributed engine's all-reduces do. */
+enum { PR = 48, PC = 96, PH = PC / 2, PSTEPS = 4 };
+struct parts {
+    pthread_barrier_t bar;
+    float fbuf[2][2 * PR * PC];
+    double dbuf[2];
+};
+struct rank_arg {
+    struct parts *sh;
+    int rank, kind, split; /* kind: 0 adamw8, 1 adafactor; split: MT_OPTIM_SPLIT_ROWS/COLS */
+    size_t lr, lc;         /* the part's rows and columns */
+    float p[PR * PH], g[PSTEPS][PR * PH];
+    unsigned char state[4 * PR * PH + 8 * PR * PC];
+    float scratch[2 * PR * PC + PR + PC];
+    size_t bound[PR * PH + 1], block[PR * PH], n_runs;
+};
+static void part_reduce(struct rank_arg *a, float *v, size_t n, int max)
+{
+    struct parts *sh = a->sh;
+    memcpy(sh->fbuf[a->rank], v, n * sizeof *v);
+    pthread_barrier_wait(&sh->bar);
+    for (size_t i = 0; i < n; i++) /* the other rank's value: the same sum on both */
+        v[i] = max ? fmaxf(sh->fbuf[0][i], sh->fbuf[1][i]) : sh->fbuf[0][i] + sh->fbuf[1][i];
+    pthread_barrier_wait(&sh->bar);
+}
+static void part_sumf(void *u, float *v, size_t n)
+{
+    part_reduce(u, v, n, 0);
+}
+static void part_maxf(void *u, float *v, size_t n)
+{
+    part_reduce(u, v, n, 1);
+}
+static void part_sumd(void *u, double *v)
+{
+    struct rank_arg *a = u;
+    a->sh->dbuf[a->rank] = *v;
+    pthread_barrier_wait(&a->sh->bar);
+    *v = a->sh->dbuf[0] + a->sh->dbuf[1];
+    pthread_barrier_wait(&a->sh->bar);
+}
+/* The recipe of step t + 1 of the parts test. */
+static struct mt_adamw_args part_args(int t)
+{
+    return (struct mt_adamw_args){.lr = 1e-2f,
+                                  .beta1 = 0.9f,
+                                  .beta2 = 0.95f,
+                                  .eps = 1e-8f,
+                                  .weight_decay = 0.1f,
+                                  .grad_scale = 1.0f,
+                                  .step = (uint64_t)t + 1};
+}
+
+static void *part_rank(void *arg)
+{
+    struct rank_arg *a = arg;
+    struct mt_q8_map mm, mv;
+    mt_q8_map_init(&mm, 1);
+    mt_q8_map_init(&mv, 0);
+    struct mt_q8_part q8 = {
+        a->bound, a->block, a->n_runs, (PR * PC + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK, part_maxf, a};
+    struct mt_optim_part af = {PR, PC, a->split, part_sumf, part_sumd, a};
+    for (int t = 0; t < PSTEPS; t++) {
+        struct mt_adamw_args aa = part_args(t);
+        if (a->kind == 0)
+            mt_q8_adamw_part(a->p, a->g[t], a->state, a->lr * a->lc, &q8, a->scratch, &aa, &mm,
+                             &mv);
+        else
+            mt_adafactor_part(a->p, a->g[t], (float *)(void *)a->state, a->lr, a->lc, a->scratch,
+                              &aa, &af);
+    }
+    return NULL;
+}
+
+/* The column halves, then the row halves, of a 48 x 96 matrix (2048-blocks of the whole
+ * cross its rows and both halves) against the whole unit over 4 steps: 8-bit AdamW's
+ * weights and codes bit for bit (each half's runs carry the whole block's absmax);
+ * Adafactor's weights within 1e-6 (its sums across the halves round in another order). */
+static void test_parts(void)
+{
+    for (int t4 = 0; t4 < 4; t4++) {
+        int kind = t4 % 2, split = t4 < 2 ? MT_OPTIM_SPLIT_COLS : MT_OPTIM_SPLIT_ROWS;
+        size_t lr = split == MT_OPTIM_SPLIT_COLS ? PR : PR / 2;
+        size_t lc = split == MT_OPTIM_SPLIT_COLS ? PH : PC;
+        static struct parts sh;
+        static struct rank_arg ra[2];
+        static float p[PR * PC], g[PSTEPS][PR * PC], scratch[2 * PR * PC];
+        static unsigned char state[4 * PR * PC + 8 * PR * PC];
+        struct mt_q8_map mm, mv;
+        mt_q8_map_init(&mm, 1);
+        mt_q8_map_init(&mv, 0);
+        memset(state, 0, sizeof state);
+        fill(p, PR * PC, 11, 1.0f);
+        for (int t = 0; t < PSTEPS; t++)
+            fill(g[t], PR * PC, 20 + (uint64_t)t, 1e-2f);
+        pthread_barrier_init(&sh.bar, NULL, 2);
+        for (int k = 0; k < 2; k++) {
+            struct rank_arg *a = &ra[k];
+            memset(a, 0, sizeof *a);
+            a->sh = &sh, a->rank = k, a->kind = kind, a->split = split, a->lr = lr, a->lc = lc;
+            for (size_t r = 0; r < lr; r++)
+                for (size_t c = 0; c < lc; c++) {
+                    size_t li = r * lc + c, gr = split == MT_OPTIM_SPLIT_ROWS ? k * lr + r : r;
+                    size_t gi = gr * PC + (split == MT_OPTIM_SPLIT_COLS ? (size_t)k * lc : 0) + c;
+                    a->p[li] = p[gi];
+                    for (int t = 0; t < PSTEPS; t++)
+                        a->g[t][li] = g[t][gi];
+                    size_t blk = gi / MT_Q8_BLOCK; /* a run per block met, as doptim cuts */
+                    if (!a->n_runs || a->block[a->n_runs - 1] != blk) {
+                        a->bound[a->n_runs] = li;
+                        a->block[a->n_runs++] = blk;
+                    }
+                }
+            a->bound[a->n_runs] = PR * PH;
+        }
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++)
+            CHECK(pthread_create(&th[k], NULL, part_rank, &ra[k]) == 0);
+        for (int t = 0; t < PSTEPS; t++) { /* the whole unit, one process */
+            struct mt_adamw_args aa = part_args(t);
+            if (kind == 0)
+                mt_q8_adamw_unit(p, g[t], state, PR * PC, &aa, &mm, &mv, 0);
+            else
+                mt_adafactor_unit(p, g[t], (float *)(void *)state, PR, PC, scratch, &aa);
+        }
+        for (int k = 0; k < 2; k++)
+            pthread_join(th[k], NULL);
+        pthread_barrier_destroy(&sh.bar);
+        double worst = 0.0;
+        size_t nb = (PR * PC + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK, same_codes = 1;
+        for (int k = 0; k < 2; k++)
+            for (size_t li = 0; li < PR * PH; li++) {
+                size_t r = li / lc, c = li % lc;
+                size_t gr = split == MT_OPTIM_SPLIT_ROWS ? k * lr + r : r;
+                size_t gi = gr * PC + (split == MT_OPTIM_SPLIT_COLS ? (size_t)k * lc : 0) + c;
+                worst = fmax(worst, fabs((double)ra[k].p[li] - p[gi]));
+                if (kind == 0) { /* the codes of m and v, against the whole's */
+                    const unsigned char *q = ra[k].state + 8 * ra[k].n_runs;
+                    same_codes &= q[li] == state[8 * nb + gi] &&
+                                  q[PR * PH + li] == state[8 * nb + PR * PC + gi];
+                }
+            }
+        printf("%s: two %s halves vs the whole over %d steps: weights max abs diff %.3g%s\n",
+               kind ? "adafactor" : "adamw8", split == MT_OPTIM_SPLIT_COLS ? "column" : "row",
+               PSTEPS, worst,
+               kind         ? ""
+               : same_codes ? ", codes equal"
+                            : ", codes DIFFER");
+        CHECK(kind ? worst <= 1e-6 : worst == 0.0);
+        CHECK(same_codes);
+    }
+}
+
 int main(void)
 {
     test_maps();
@@ -247,6 +407,7 @@ int main(void)
     test_adamw8_unit();
     test_adafactor_unit();
     test_adafactor_paper();
+    test_parts();
     printf("ok\n");
     return 0;
 }

@@ -107,12 +107,22 @@ void mt_dist_reset_comm(struct mt_dist *d)
     d->calls = 0;
 }
 
-void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n)
+static void allreduce_op(struct mt_dist *d, float *buf, size_t n, MPI_Op op)
 {
     if (d->nranks == 1 || n == 0) return;
     double t0 = comm_begin(d), b = ring_bytes(d, n * sizeof *buf, 2.0);
-    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, d->comm);
+    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, op, d->comm);
     comm_end(d, t0, b, b);
+}
+
+void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n)
+{
+    allreduce_op(d, buf, n, MPI_SUM);
+}
+
+void mt_dist_allreduce_max(struct mt_dist *d, float *buf, size_t n)
+{
+    allreduce_op(d, buf, n, MPI_MAX);
 }
 
 void mt_dist_iallreduce(struct mt_dist *d, float *buf, size_t n, MPI_Request *req)

@@ -64,6 +64,8 @@ void mt_dist_reset_comm(struct mt_dist *d);
 
 /* buf[n] = sum over ranks of buf[n], on every rank. */
 void mt_dist_allreduce(struct mt_dist *d, float *buf, size_t n);
+/* buf[n] = max over ranks of buf[n], on every rank (counted as the sum's traffic). */
+void mt_dist_allreduce_max(struct mt_dist *d, float *buf, size_t n);
 /* Non-blocking version; complete with mt_dist_wait. */
 void mt_dist_iallreduce(struct mt_dist *d, float *buf, size_t n, MPI_Request *req);
 void mt_dist_wait(struct mt_dist *d, MPI_Request *req);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
+
 /* The optimizer's units in the local flat order: [lo, hi) of tensor p, rows x cols. */
 struct ounits {
     struct mt_dopt_piece *v; /* NULL: counting the runs (an upper bound of the units) */
@@ -23,13 +25,25 @@ static void unit_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff
     mt_optim_unit_shape(u->cfg, (int)p, &count, &rows, &cols);
     size_t per = rows * (cols ? cols : 1);
     struct mt_dopt_piece *last = u->v && u->n ? &u->v[u->n - 1] : NULL;
+    size_t w = cols ? cols : 1;
+    int part_row = n % w != 0 || goff % w != 0; /* a run inside a row: split by columns */
     if (!u->v) {
         u->n++;
     } else if (last && last->p == (int)p && last->hi == loff && last->off == goff / per &&
                goff % per != 0) {
         last->hi += n;
+        if (part_row) last->split = MT_OPTIM_SPLIT_COLS;
     } else { /* off holds the unit's index inside its tensor while collecting */
-        u->v[u->n++] = (struct mt_dopt_piece){loff, loff + n, rows, cols, goff / per, (int)p};
+        u->v[u->n++] =
+            (struct mt_dopt_piece){.lo = loff,
+                                   .hi = loff + n,
+                                   .rows = rows,
+                                   .cols = cols,
+                                   .off = goff / per,
+                                   .p = (int)p,
+                                   .grows = rows,
+                                   .gcols = cols,
+                                   .split = part_row ? MT_OPTIM_SPLIT_COLS : MT_OPTIM_WHOLE};
     }
 }
 
@@ -37,12 +51,6 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
 {
     memset(u, 0, sizeof *u);
     u->cfg = &spec->cfg;
-    if (spec->tp != 1 || spec->l0 != 0 || spec->l1 != spec->cfg.n_layer) {
-        snprintf(err, errlen,
-                 "adamw8/adafactor shards need every layer unsplit (data parallel, "
-                 "ZeRO)");
-        return -1;
-    }
     mt_shard_map(spec, unit_visit, u); /* count, then fill */
     u->v = calloc(u->n ? u->n : 1, sizeof *u->v);
     if (!u->v) {
@@ -51,6 +59,16 @@ static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err
     }
     u->n = 0;
     mt_shard_map(spec, unit_visit, u);
+    for (size_t i = 0; i < u->n; i++) { /* a tensor-parallel part: its own shape */
+        struct mt_dopt_piece *x = &u->v[i];
+        size_t len = x->hi - x->lo, w = x->gcols ? x->gcols : 1;
+        if (len == x->grows * w)
+            x->split = MT_OPTIM_WHOLE;
+        else if (x->split == MT_OPTIM_SPLIT_COLS)
+            x->cols = len / x->grows;
+        else
+            x->split = MT_OPTIM_SPLIT_ROWS, x->rows = len / w;
+    }
     return 0;
 }
 
@@ -88,8 +106,61 @@ int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nr
     return 0;
 }
 
+/* adamw8 tensor-parallel parts: the walk that cuts their runs at the unit's blocks. */
+struct runwalk {
+    struct mt_dopt *o;
+    const struct mt_gpt_config *cfg;
+    size_t at; /* the piece the last run fell in (runs and pieces come in local order) */
+    int oom;
+};
+
+/* Appends [lp, lp + len) of block blk to piece x (extending its last run when it goes on). */
+static int run_add(struct mt_dopt_piece *x, size_t lp, size_t len, size_t blk)
+{
+    if (x->n_runs && x->block[x->n_runs - 1] == blk && x->bound[x->n_runs] == lp) {
+        x->bound[x->n_runs] += len;
+        return 0;
+    }
+    if (!x->n_runs || (x->n_runs & (x->n_runs - 1)) == 0) { /* room doubles at powers of 2 */
+        size_t cap = x->n_runs ? 2 * x->n_runs : 1;
+        size_t *b = realloc(x->bound, (cap + 1) * sizeof *b);
+        if (b) x->bound = b;
+        size_t *k = b ? realloc(x->block, cap * sizeof *k) : NULL;
+        if (!k) return -1;
+        x->block = k;
+    }
+    x->bound[x->n_runs] = lp;
+    x->block[x->n_runs] = blk;
+    x->bound[++x->n_runs] = lp + len;
+    return 0;
+}
+
+static void run_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                      int owner)
+{
+    (void)owner;
+    struct runwalk *w = user;
+    struct mt_dopt *o = w->o;
+    while (w->at < o->n_pc && o->pc[w->at].hi <= loff)
+        w->at++;
+    if (w->at == o->n_pc) return;
+    struct mt_dopt_piece *x = &o->pc[w->at];
+    if (x->lo > loff || x->p != (int)p || x->split == MT_OPTIM_WHOLE) return;
+    size_t per = x->grows * (x->gcols ? x->gcols : 1), u = goff % per;
+    for (size_t done = 0; done < n && !w->oom;) {
+        size_t blk = (u + done) / MT_Q8_BLOCK, end = (blk + 1) * MT_Q8_BLOCK - u;
+        size_t len = (end < n ? end : n) - done;
+        w->oom |= run_add(x, loff - x->lo + done, len, blk) != 0;
+        done += len;
+    }
+}
+
 void mt_dopt_free(struct mt_dopt *o)
 {
+    for (size_t i = 0; o->pc && i < o->n_pc; i++) {
+        free(o->pc[i].bound);
+        free(o->pc[i].block);
+    }
     free(o->pc);
     o->pc = NULL;
     o->n_pc = 0;
@@ -124,19 +195,43 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
         if (k == MT_OPTIM_ADAMW8) x.rows = b - a, x.cols = 0;
         x.lo = a;
         x.hi = b;
-        x.off = o->state_bytes;
-        o->state_bytes += mt_optim_unit_bytes(k, x.rows, x.cols);
-        if (k == MT_OPTIM_ADAFACTOR && x.cols * sizeof(float) > o->scratch_bytes)
-            o->scratch_bytes = x.cols * sizeof(float);
+        if (b - a > o->max_piece) o->max_piece = b - a;
         o->pc[o->n_pc++] = x;
     }
     free(u.v);
+    if (k == MT_OPTIM_ADAMW8 && spec->tp > 1) { /* the parts' runs inside the unit's blocks */
+        struct runwalk w = {.o = o, .cfg = &spec->cfg};
+        mt_shard_map(spec, run_visit, &w);
+        if (w.oom) {
+            mt_dopt_free(o);
+            snprintf(err, errlen, "out of memory for the optimizer's block runs");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < o->n_pc; i++) { /* state offsets, bytes, scratch */
+        struct mt_dopt_piece *x = &o->pc[i];
+        size_t n = x->hi - x->lo, scratch = 0;
+        x->off = o->state_bytes;
+        if (x->n_runs) { /* 2 B an element, an absmax of m and of v a run */
+            x->n_blocks = (x->grows * (x->gcols ? x->gcols : 1) + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK;
+            o->state_bytes += 2 * n + 2 * x->n_runs * sizeof(float);
+            scratch = 2 * x->n_blocks * sizeof(float);
+        } else {
+            o->state_bytes += mt_optim_unit_bytes(k, x->rows, x->cols);
+            /* adafactor: column sums, and a column part's row sums after them */
+            if (k == MT_OPTIM_ADAFACTOR)
+                scratch =
+                    (x->cols + (x->split == MT_OPTIM_SPLIT_COLS ? x->rows : 0)) * sizeof(float);
+        }
+        if (scratch > o->scratch_bytes) o->scratch_bytes = scratch;
+    }
     mt_q8_map_init(&o->mm, 1);
     mt_q8_map_init(&o->mv, 0);
     return 0;
 }
 
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,
+                  const uint16_t *gb, float *gbuf, const struct mt_dopt_comm *comm,
                   const struct mt_gpt_recipe *r, float lr, float norm, uint64_t step)
 {
     for (size_t i = 0; i < o->n_pc; i++) {
@@ -144,7 +239,23 @@ void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, 
         struct mt_adamw_args a;
         mt_gpt_adamw_args(&a, r, lr, mt_gpt_param_decays((enum mt_gpt_param)x->p), norm, 1.0f,
                           step);
-        mt_optim_unit_step(o->kind, w + (x->lo - o->lo), g + (x->lo - o->lo), state + x->off,
-                           x->rows, x->cols, colacc, &a, &o->mm, &o->mv);
+        float *gp = gb ? gbuf : g + (x->lo - o->lo);
+        if (gb) mt_half_unpack(MT_PREC_BF16, gbuf, gb + (x->lo - o->lo), x->hi - x->lo);
+        if (x->n_runs) { /* adamw8, a tensor-parallel part: one process's blocks */
+            struct mt_q8_part part = {x->bound,    x->block,   x->n_runs,
+                                      x->n_blocks, comm->maxf, comm->user};
+            mt_q8_adamw_part(w + (x->lo - o->lo), gp, state + x->off, x->hi - x->lo, &part, colacc,
+                             &a, &o->mm, &o->mv);
+            continue;
+        }
+        if (o->kind == MT_OPTIM_ADAFACTOR && x->split != MT_OPTIM_WHOLE) {
+            struct mt_optim_part part = {x->grows,   x->gcols,   x->split,
+                                         comm->sumf, comm->sumd, comm->user};
+            mt_adafactor_part(w + (x->lo - o->lo), gp, (float *)(void *)(state + x->off), x->rows,
+                              x->cols, colacc, &a, &part);
+            continue;
+        }
+        mt_optim_unit_step(o->kind, w + (x->lo - o->lo), gp, state + x->off, x->rows, x->cols,
+                           colacc, &a, &o->mm, &o->mv);
     }
 }

@@ -8,7 +8,7 @@
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
-    MT_DIST_PARAM_OPTIMIZER,
+    MT_DIST_PARAM_OPTIMIZERS,
     {"micro_batches", MT_PARAM_INT, "4", 1, 4096, NULL, "micro-batches per step (divide batch)"},
     {"schedule", MT_PARAM_CHOICE, "gpipe", 0, 0, "gpipe|1f1b", "pipeline schedule"},
 };

@@ -37,25 +37,19 @@
         "ranks", MT_PARAM_INT, "2", 1, 64, NULL, "MPI ranks (processes) the run is started with"   \
     }
 
-/* `optimizer`: data_parallel and zero update their range with fp32 AdamW, 8-bit AdamW or
- * Adafactor (doptim.h; fp32 precision); tensor_parallel and pipeline_parallel with fp32
- * AdamW only (their ranges cut matrices apart), so their choice lists only adamw and the
- * harness refuses the others by name before any rank starts. */
-#define MT_DIST_PARAM_OPTIMIZER                                                                    \
-    {                                                                                              \
-        "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw",                                      \
-            "fp32 AdamW over the owned range (adamw8/adafactor: data_parallel, zero, grad_accum, " \
-            "mixed_precision, checkpointing, mempool)"                                             \
-    }
+/* `optimizer`: every strategy updates its range with fp32 AdamW, 8-bit AdamW or Adafactor
+ * (doptim.h; data_parallel and zero also in bf16, on the fp32 master weights). */
 #define MT_DIST_PARAM_OPTIMIZERS                                                                   \
     {                                                                                              \
         "optimizer", MT_PARAM_CHOICE, "adamw", 0, 0, "adamw|adamw8|adafactor",                     \
             "fp32 AdamW, 8-bit block-wise AdamW or Adafactor over the owned range (ZeRO: ranges "  \
-            "start on an 8-bit block / an Adafactor matrix; precision=fp32)"                       \
+            "start on an 8-bit block / an Adafactor matrix; a pipeline stage holds whole "         \
+            "matrices, a tensor-parallel rank parts of the split ones; with precision=bf16 "       \
+            "beside fp32 master weights)"                                                          \
     }
 
 /* The baseline training parameters, `ranks` and `eval_tokens`, in this order (each
- * plugin adds its `optimizer`: MT_DIST_PARAM_OPTIMIZER or MT_DIST_PARAM_OPTIMIZERS). */
+ * plugin adds MT_DIST_PARAM_OPTIMIZERS). */
 #define MT_DIST_BASE_PARAMS                                                                        \
     MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH, MT_WL_PARAM_STEPS,                                       \
         {"batch",                                                                                  \
@@ -66,13 +60,10 @@
          NULL,                                                                                     \
          "sequences per step over all ranks (a data-parallel rank trains on batch/ranks)"},        \
         MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_DIST_PARAM_RANKS,                                     \
-        {"eval_tokens",                                                                            \
-         MT_PARAM_INT,                                                                             \
-         "65536",                                                                                  \
-         0,                                                                                        \
-         1e12,                                                                                     \
-         NULL,                                                                                     \
-         "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"}
+    {                                                                                              \
+        "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
+            "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"          \
+    }
 
 /* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */
 #define MT_DIST_PARAM_PRECISION                                                                    \

@@ -6,7 +6,7 @@
 
 static const struct mt_param_spec params[] = {
     MT_DIST_BASE_PARAMS,
-    MT_DIST_PARAM_OPTIMIZER,
+    MT_DIST_PARAM_OPTIMIZERS,
 };
 
 MT_DIST_WORKLOAD("tensor_parallel",

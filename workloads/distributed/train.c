@@ -65,6 +65,8 @@ struct slabs {
     size_t lo, hi;         /* flat range this rank's optimizer updates */
     size_t m, v;           /* adamw: each moment (optimizer) */
     size_t ostate, colacc; /* adamw8 / adafactor: state (optimizer), column sums (workspace) */
+    size_t gbuf;           /* bf16 adamw8 / adafactor: one piece's decoded gradients
+                            * (workspace) */
     size_t master;         /* bf16: fp32 master weights of [lo, hi) (optimizer) */
     size_t gshard;         /* fp32 ZeRO-2, 3: reduced gradients of [lo, hi) (gradients) */
     size_t gshard_bf;      /* bf16 ZeRO-2, 3: their bf16 slice (gradients) */
@@ -92,6 +94,7 @@ struct run {
     struct mt_dopt dopt;            /* adamw8 / adafactor: the pieces of [lo, hi) */
     unsigned char *ostate;          /* adamw8 / adafactor: their state (optimizer) */
     float *colacc;                  /* adafactor: column sums (workspace) */
+    float *gbuf;                    /* bf16 adamw8 / adafactor: a piece's gradients (workspace) */
     float *gshard;                  /* ZeRO-2, 3: reduced gradients of [lo, hi) */
     float *wshard;                  /* ZeRO-3: the fp32 weights of [lo, hi) (weights) */
     int *gcounts, *gdispls;         /* ZeRO-3: one range's all-gather split */
@@ -180,11 +183,6 @@ static int check_job(const struct mt_dist_job *job, int n, int data, char *err, 
         why = "ZeRO stage must be 1, 2 or 3";
     else if (job->bf16 && job->strategy != MT_DIST_DP && job->strategy != MT_DIST_ZERO)
         why = "precision=bf16 is implemented for data_parallel and zero only";
-    else if (job->optimizer != MT_OPTIM_ADAMW && job->strategy != MT_DIST_DP &&
-             job->strategy != MT_DIST_ZERO)
-        why = "optimizer=adamw8/adafactor is implemented for data_parallel and zero only";
-    else if (job->optimizer != MT_OPTIM_ADAMW && job->bf16)
-        why = "optimizer=adamw8/adafactor run with precision=fp32 only";
     else if (job->strategy == MT_DIST_TP && job->cfg.n_head % N)
         why = "the ranks must divide the number of heads";
     else if (job->strategy == MT_DIST_TP && mt_gpt_kv_heads(&job->cfg) % N)
@@ -212,6 +210,7 @@ static void run_free(struct run *r)
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->v, z->v);
     mt_dist_free(d, MT_MEM_OPTIMIZER, r->ostate, z->ostate);
     mt_dist_free(d, MT_MEM_WORKSPACE, r->colacc, z->colacc);
+    mt_dist_free(d, MT_MEM_WORKSPACE, r->gbuf, z->gbuf);
     mt_dopt_free(&r->dopt);
     mt_dist_free(d, MT_MEM_GRADIENTS, r->gshard, z->gshard);
     mt_dist_free(d, MT_MEM_WEIGHTS, r->wshard, z->wshard);
@@ -335,6 +334,7 @@ static void slabs_for(const struct mt_dist_job *job, int nranks, const struct mt
     } else {
         z->ostate = o->state_bytes;
         z->colacc = o->scratch_bytes;
+        z->gbuf = job->bf16 ? o->max_piece * sizeof(float) : 0;
     }
     if (job->bf16) { /* fp32 master of [lo, hi), bf16 weights and gradients */
         z->init_flat = zero3 ? 0 : n * sizeof(float);
@@ -366,7 +366,8 @@ static void slabs_bytes(const struct slabs *z, size_t b[MT_MEM_CAT_COUNT])
     b[MT_MEM_OPTIMIZER] += z->m + z->v + z->ostate + z->master;
     b[MT_MEM_GRADIENTS] += z->gshard + z->gshard_bf + z->gbf;
     b[MT_MEM_WEIGHTS] += z->wshard + z->wshard_bf;
-    b[MT_MEM_WORKSPACE] += z->colacc + z->gwin_bf + z->gstage_len * sizeof(uint16_t) + z->wte_recv;
+    b[MT_MEM_WORKSPACE] +=
+        z->colacc + z->gbuf + z->gwin_bf + z->gstage_len * sizeof(uint16_t) + z->wte_recv;
     b[MT_MEM_DATA] += z->batch;
 }
 
@@ -425,6 +426,7 @@ static int run_setup(struct run *r, char *err, size_t errlen)
         mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->ostate,
                       job->optimizer == MT_OPTIM_ADAMW8 ? "adamw8_state" : "adafactor_state");
     r->colacc = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->colacc, "adafactor_colsum");
+    r->gbuf = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->gbuf, "optim_grad_bf16_decoded");
     float *flat = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->init_flat, "init_flat");
     r->master = mt_dist_alloc(d, MT_MEM_OPTIMIZER, z->master, "master_weights");
     r->gshard_bf = mt_dist_alloc(d, MT_MEM_GRADIENTS, z->gshard_bf, "grad_shard_bf16");
@@ -439,9 +441,9 @@ static int run_setup(struct run *r, char *err, size_t errlen)
     r->batch = mt_dist_alloc(d, MT_MEM_DATA, z->batch, "batch");
     r->wte_recv = mt_dist_alloc(d, MT_MEM_WORKSPACE, z->wte_recv, "wte_grad_peer");
     int fail = (z->m && !r->m) || (z->v && !r->v) || (z->ostate && !r->ostate) ||
-               (z->colacc && !r->colacc) || (z->init_flat && !flat) || (z->master && !r->master) ||
-               (z->gshard_bf && !r->gshard_bf) || (z->gwin_bf && !r->gwin_bf) ||
-               (z->gbf && !r->gbf) || (z->gshard && !r->gshard) ||
+               (z->colacc && !r->colacc) || (z->gbuf && !r->gbuf) || (z->init_flat && !flat) ||
+               (z->master && !r->master) || (z->gshard_bf && !r->gshard_bf) ||
+               (z->gwin_bf && !r->gwin_bf) || (z->gbf && !r->gbf) || (z->gshard && !r->gshard) ||
                (z->wshard_bf && !r->wshard_bf) || (z->gstage_len && !r->gstage) ||
                (z->wshard && !r->wshard) || !r->batch || (z->wte_recv && !r->wte_recv);
     if (!fail && job->bf16 && zero3) { /* never the whole vector: the slice's master, its bf16 */
@@ -682,6 +684,24 @@ static float *grad_run(const struct run *r, float *g, const uint16_t *gb, size_t
     return buf;
 }
 
+static void adamw_step(struct run *r, float *g, const uint16_t *gb, float lr, float norm);
+
+/* Tensor parallel: the sums a split Adafactor matrix needs, over the ranks (doptim.h). */
+static void tp_sumf(void *user, float *v, size_t n)
+{
+    mt_dist_allreduce(user, v, n);
+}
+
+static void tp_sumd(void *user, double *v)
+{
+    *v = mt_dist_sum(user, *v);
+}
+
+static void tp_maxf(void *user, float *v, size_t n)
+{
+    mt_dist_allreduce_max(user, v, n);
+}
+
 /* Global gradient norm, clipping and AdamW over this rank's range [lo, hi); g (fp32) or
  * gb (bf16, decoded in chunks; the update goes to the fp32 master weights, then rounded
  * into the bf16 weights) holds the gradients of that range. Replicated tensors count once
@@ -701,11 +721,25 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
     if (r->job->strategy != MT_DIST_DP) ss = mt_dist_sum(r->d, ss);
     float norm = mt_k_grad_norm(ss, 1.0f);
     r->adam_step++;
-    if (r->job->optimizer != MT_OPTIM_ADAMW) { /* fp32 only: g is the range's gradients */
-        float *w = r->sh->load ? r->wshard : r->sh->params + r->lo;
-        mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, g, rc, lr, norm, r->adam_step);
-        return;
+    if (r->job->optimizer != MT_OPTIM_ADAMW) { /* bf16: the master, a piece's grads decoded */
+        float *w = gb ? r->master : r->sh->load ? r->wshard : r->sh->params + r->lo;
+        struct mt_dopt_comm comm = {tp_sumf, tp_sumd, tp_maxf, r->d};
+        mt_dopt_step(&r->dopt, r->ostate, r->colacc, w, gb ? NULL : g, gb, r->gbuf,
+                     r->job->strategy == MT_DIST_TP ? &comm : NULL, rc, lr, norm, r->adam_step);
+    } else {
+        adamw_step(r, g, gb, lr, norm);
     }
+    if (gb) /* the rounded weights: the whole bf16 vector's range, or ZeRO-3's bf16 slice */
+        mt_half_pack(MT_PREC_BF16, r->wshard_bf ? r->wshard_bf : r->sh->wbf + r->lo, r->master,
+                     r->hi - r->lo);
+}
+
+/* fp32 AdamW over this rank's range, per weight-decay segment (bf16: on the master, the
+ * gradients decoded in chunks). */
+static void adamw_step(struct run *r, float *g, const uint16_t *gb, float lr, float norm)
+{
+    const struct mt_gpt_recipe *rc = &r->job->recipe;
+    float buf[BF16_CHUNK];
     for (size_t i = 0; i < r->segs.n; i++) {
         const struct seg *s = &r->segs.v[i];
         size_t a = s->lo > r->lo ? s->lo : r->lo, b = s->hi < r->hi ? s->hi : r->hi;
@@ -720,9 +754,6 @@ static void optimizer_step(struct run *r, float *g, const uint16_t *gb, float lr
             x += len;
         }
     }
-    if (gb) /* the rounded weights: the whole bf16 vector's range, or ZeRO-3's bf16 slice */
-        mt_half_pack(MT_PREC_BF16, r->wshard_bf ? r->wshard_bf : r->sh->wbf + r->lo, r->master,
-                     r->hi - r->lo);
 }
 
 /* ---------------------------------------------------------------- the loop's hooks */
@@ -931,7 +962,8 @@ int mt_dist_train(struct mt_dist *d, const struct mt_dist_job *job, struct mt_di
     if (job->optimizer != MT_OPTIM_ADAMW) { /* K: one process's state bytes a parameter */
         struct mt_optim_plan op;
         mt_optim_plan(&job->cfg, job->optimizer, 0, &op);
-        res->zero_pred_optimizer = (double)op.state_bytes / (stage ? (double)N : 1.0);
+        double master = job->bf16 ? 4.0 * (double)psi : 0.0; /* bf16: + the fp32 master */
+        res->zero_pred_optimizer = ((double)op.state_bytes + master) / (stage ? (double)N : 1.0);
     }
     res->zero_pred_gradients = zb.gradients;
     res->zero_pred_weights = r.sh->load ? zb.weights : 0.0;

@@ -76,12 +76,17 @@ void mt_q8_map_init(struct mt_q8_map *m, int is_signed)
     m->mid[255] = INFINITY;
 }
 
-float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_map *m)
+float mt_q8_absmax(const float *x, size_t n)
 {
     float amax = 0.0f;
 #pragma omp simd reduction(max : amax)
     for (size_t i = 0; i < n; i++)
         amax = fmaxf(amax, fabsf(x[i]));
+    return amax;
+}
+
+void mt_q8_encode(uint8_t *q, const float *x, size_t n, float amax, const struct mt_q8_map *m)
+{
     float inv = amax > 0.0f ? 1.0f / amax : 0.0f;
     const float *mid = m->mid;
 #pragma omp simd
@@ -92,6 +97,12 @@ float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_ma
             pos += mid[pos + s - 1] < xn ? s : 0;
         q[i] = (uint8_t)pos;
     }
+}
+
+float mt_q8_quantize(uint8_t *q, const float *x, size_t n, const struct mt_q8_map *m)
+{
+    float amax = mt_q8_absmax(x, n);
+    mt_q8_encode(q, x, n, amax, m);
     return amax;
 }
 
@@ -123,6 +134,24 @@ static size_t n_blocks(size_t n)
     return (n + MT_Q8_BLOCK - 1) / MT_Q8_BLOCK;
 }
 
+/* One element run of 8-bit AdamW: m, v (dequantized) and p, g (k elements) updated in
+ * place as mt_q8_adamw_unit's loop does. */
+static void q8_adamw_run(float *pp, float *gg, float *m, float *v, size_t k,
+                         const struct mt_adamw_args *a, float c1, float c2)
+{
+    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
+    float gs = a->grad_scale;
+#pragma omp simd
+    for (size_t i = 0; i < k; i++) {
+        float gi = gg[i] * gs;
+        gg[i] = 0.0f;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mh = m[i] / c1, vh = v[i] / c2;
+        pp[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * pp[i]);
+    }
+}
+
 void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
                       const struct mt_adamw_args *a, const struct mt_q8_map *mm,
                       const struct mt_q8_map *mv, int ref)
@@ -131,8 +160,6 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
     unsigned char *qm = state + 8 * nb, *qv = qm + n;
     float c1 = 1.0f - powf(a->beta1, (float)a->step);
     float c2 = 1.0f - powf(a->beta2, (float)a->step);
-    float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps, wd = a->weight_decay;
-    float gs = a->grad_scale;
 #pragma omp parallel for schedule(static) if (nb > 1)
     for (size_t b = 0; b < nb; b++) {
         float m[MT_Q8_BLOCK], v[MT_Q8_BLOCK], am, av;
@@ -141,18 +168,48 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
         memcpy(&av, state + 4 * (nb + b), sizeof av);
         mt_q8_dequantize(m, qm + i0, k, am, mm);
         mt_q8_dequantize(v, qv + i0, k, av, mv);
-        float *pp = p + i0, *gg = g + i0;
-#pragma omp simd
-        for (size_t i = 0; i < k; i++) {
-            float gi = gg[i] * gs;
-            gg[i] = 0.0f;
-            m[i] = b1 * m[i] + (1.0f - b1) * gi;
-            v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-            float mh = m[i] / c1, vh = v[i] / c2;
-            pp[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * pp[i]);
-        }
+        q8_adamw_run(p + i0, g + i0, m, v, k, a, c1, c2);
         am = ref ? mt_q8_quantize_ref(qm + i0, m, k, mm) : mt_q8_quantize(qm + i0, m, k, mm);
         av = ref ? mt_q8_quantize_ref(qv + i0, v, k, mv) : mt_q8_quantize(qv + i0, v, k, mv);
+        memcpy(state + 4 * b, &am, sizeof am);
+        memcpy(state + 4 * (nb + b), &av, sizeof av);
+    }
+}
+
+void mt_q8_adamw_part(float *p, float *g, unsigned char *state, size_t n,
+                      const struct mt_q8_part *part, float *scratch, const struct mt_adamw_args *a,
+                      const struct mt_q8_map *mm, const struct mt_q8_map *mv)
+{
+    size_t nb = part->n_runs, nbg = part->n_blocks;
+    unsigned char *qm = state + 8 * nb, *qv = qm + n;
+    float c1 = 1.0f - powf(a->beta1, (float)a->step);
+    float c2 = 1.0f - powf(a->beta2, (float)a->step);
+    float m[MT_Q8_BLOCK], v[MT_Q8_BLOCK], tp[MT_Q8_BLOCK], tg[MT_Q8_BLOCK], am, av;
+    memset(scratch, 0, 2 * nbg * sizeof *scratch);
+    for (size_t b = 0; b < nb; b++) { /* the new moments' absmax, this part's share */
+        size_t i0 = part->bound[b], k = part->bound[b + 1] - i0, blk = part->block[b];
+        memcpy(&am, state + 4 * b, sizeof am);
+        memcpy(&av, state + 4 * (nb + b), sizeof av);
+        mt_q8_dequantize(m, qm + i0, k, am, mm);
+        mt_q8_dequantize(v, qv + i0, k, av, mv);
+        memcpy(tp, p + i0, k * sizeof *tp); /* the update on copies: m, v as pass 2 has them */
+        memcpy(tg, g + i0, k * sizeof *tg);
+        q8_adamw_run(tp, tg, m, v, k, a, c1, c2);
+        scratch[blk] = fmaxf(scratch[blk], mt_q8_absmax(m, k));
+        scratch[nbg + blk] = fmaxf(scratch[nbg + blk], mt_q8_absmax(v, k));
+    }
+    part->maxf(part->user, scratch, 2 * nbg); /* the whole block's, over the ranks */
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = part->bound[b], k = part->bound[b + 1] - i0, blk = part->block[b];
+        memcpy(&am, state + 4 * b, sizeof am);
+        memcpy(&av, state + 4 * (nb + b), sizeof av);
+        mt_q8_dequantize(m, qm + i0, k, am, mm);
+        mt_q8_dequantize(v, qv + i0, k, av, mv);
+        q8_adamw_run(p + i0, g + i0, m, v, k, a, c1, c2);
+        am = scratch[blk];
+        av = scratch[nbg + blk];
+        mt_q8_encode(qm + i0, m, k, am, mm);
+        mt_q8_encode(qv + i0, v, k, av, mv);
         memcpy(state + 4 * b, &am, sizeof am);
         memcpy(state + 4 * (nb + b), &av, sizeof av);
     }
@@ -171,8 +228,17 @@ static float ada_u(const float *st, size_t rows, size_t cols, float rmean, size_
 void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, float *colacc,
                        const struct mt_adamw_args *a)
 {
+    mt_adafactor_part(p, g, st, rows, cols, colacc, a, NULL);
+}
+
+void mt_adafactor_part(float *p, float *g, float *st, size_t rows, size_t cols, float *colacc,
+                       const struct mt_adamw_args *a, const struct mt_optim_part *part)
+{
     float b2 = (float)(1.0 - pow((double)a->step, DECAY_EXP)), gs = a->grad_scale;
     size_t w = cols ? cols : 1, n = rows * w;
+    int split = part ? part->split : MT_OPTIM_WHOLE;
+    /* the whole unit's shape: this part's unless split */
+    size_t grows = part ? part->grows : rows, gcols = part ? part->gcols : cols;
     float rmean = 1.0f;
     if (!cols) { /* a vector: the full second moment */
         for (size_t i = 0; i < n; i++) {
@@ -180,7 +246,7 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
             st[i] = b2 * st[i] + (1.0f - b2) * (gi * gi + EPS1);
         }
     } else { /* row and column means of g^2 + eps1; V = R C^T / mean(R) */
-        float *R = st, *Cs = st + rows;
+        float *R = st, *Cs = st + rows, *rowacc = colacc + cols;
         double rsum = 0.0;
         memset(colacc, 0, cols * sizeof *colacc);
         for (size_t r = 0; r < rows; r++) {
@@ -191,12 +257,26 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
                 rs += q;
                 colacc[c] += q;
             }
-            R[r] = b2 * R[r] + (1.0f - b2) * (rs / (float)cols);
+            if (split == MT_OPTIM_SPLIT_COLS) { /* a row's sum lies across the parts */
+                rowacc[r] = rs;
+                continue;
+            }
+            R[r] = b2 * R[r] + (1.0f - b2) * (rs / (float)gcols);
             rsum += R[r];
         }
+        if (split == MT_OPTIM_SPLIT_COLS) {
+            part->sumf(part->user, rowacc, rows);
+            for (size_t r = 0; r < rows; r++) {
+                R[r] = b2 * R[r] + (1.0f - b2) * (rowacc[r] / (float)gcols);
+                rsum += R[r];
+            }
+        } else if (split == MT_OPTIM_SPLIT_ROWS) { /* a column's sum and mean(R) lie across */
+            part->sumf(part->user, colacc, cols);
+            part->sumd(part->user, &rsum);
+        }
         for (size_t c = 0; c < cols; c++)
-            Cs[c] = b2 * Cs[c] + (1.0f - b2) * (colacc[c] / (float)rows);
-        rmean = (float)(rsum / (double)rows);
+            Cs[c] = b2 * Cs[c] + (1.0f - b2) * (colacc[c] / (float)grows);
+        rmean = (float)(rsum / (double)grows);
     }
     double sumsq = 0.0;
     for (size_t r = 0; r < rows; r++)
@@ -204,8 +284,10 @@ void mt_adafactor_unit(float *p, float *g, float *st, size_t rows, size_t cols, 
             float u = ada_u(st, rows, cols, rmean, cols ? r : r * w + c, c, g[r * w + c] * gs);
             sumsq += (double)u * u;
         }
+    if (split != MT_OPTIM_WHOLE) part->sumd(part->user, &sumsq);
     /* the update clipped to RMS d = 1, then AdamW's decoupled decay */
-    float inv = 1.0f / (float)fmax(1.0, sqrt(sumsq / (double)n)), lr = a->lr;
+    size_t gn = grows * (gcols ? gcols : 1);
+    float inv = 1.0f / (float)fmax(1.0, sqrt(sumsq / (double)gn)), lr = a->lr;
     float wd = a->weight_decay;
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < w; c++) {

@@ -77,6 +77,58 @@ void mt_q8_adamw_unit(float *p, float *g, unsigned char *state, size_t n,
 void mt_adafactor_unit(float *p, float *g, float *state, size_t rows, size_t cols, float *colacc,
                        const struct mt_adamw_args *a);
 
+/* The largest |x| of n values, and the codes of x against a given absmax (mt_q8_quantize
+ * is the two in a row). */
+float mt_q8_absmax(const float *x, size_t n);
+void mt_q8_encode(uint8_t *q, const float *x, size_t n, float amax, const struct mt_q8_map *m);
+
+/* A part of an 8-bit AdamW unit that ranks hold apart (tensor parallelism): the part's n
+ * elements fall into n_runs runs [bound[r], bound[r + 1]) (bound has n_runs + 1 entries,
+ * bound[0] = 0, bound[n_runs] = n), run r inside block block[r] of the whole unit's
+ * n_blocks blocks of MT_Q8_BLOCK (a block's elements may lie on several ranks; a rank's
+ * elements of one block are one run). maxf takes the elementwise max of its n values over
+ * the ranks holding the unit's parts, in place. */
+struct mt_q8_part {
+    const size_t *bound, *block;
+    size_t n_runs, n_blocks;
+    void (*maxf)(void *user, float *v, size_t n);
+    void *user;
+};
+/* Contract: the update one process's mt_q8_adamw_unit makes to the whole unit, restricted
+ * to this part: state = n_runs absmax of m, n_runs of v (fp32), then the n codes of m and
+ * of v; each run is stored against its whole block's absmax (the max over the ranks,
+ * one maxf of 2 n_blocks floats; scratch: 2 n_blocks floats), so the codes and scales
+ * are one process's, bit for bit, given the same gradients. Collective over the parts'
+ * ranks. */
+void mt_q8_adamw_part(float *p, float *g, unsigned char *state, size_t n,
+                      const struct mt_q8_part *part, float *scratch,
+                      const struct mt_adamw_args *a, const struct mt_q8_map *mm,
+                      const struct mt_q8_map *mv);
+
+/* A part of an Adafactor unit that ranks hold apart (tensor parallelism): the whole unit
+ * is grows x gcols (gcols 0: a vector of grows); this part holds some of its rows (all
+ * columns; a vector: some elements) or some of its columns (all rows). sumf / sumd add
+ * their n values (sumd: one) over the ranks holding the unit's parts, in place. */
+enum { MT_OPTIM_WHOLE = 0, MT_OPTIM_SPLIT_ROWS = 1, MT_OPTIM_SPLIT_COLS = 2 };
+struct mt_optim_part {
+    size_t grows, gcols;
+    int split; /* MT_OPTIM_WHOLE, MT_OPTIM_SPLIT_ROWS or MT_OPTIM_SPLIT_COLS */
+    void (*sumf)(void *user, float *v, size_t n);
+    void (*sumd)(void *user, double *v);
+    void *user;
+};
+/* Contract: the update one process's mt_adafactor_unit makes to the whole unit, restricted
+ * to this part of rows x cols (the part's own shape): its row statistics (rows floats) and
+ * column statistics (cols floats) as state. Split by rows, each part's column sums and the
+ * row statistics' sum are added across the parts (one sumf of cols floats, one sumd);
+ * split by columns, the row sums (one sumf of rows floats; colacc then needs cols + rows
+ * floats); either way the update's RMS for the clipping (one sumd). part NULL or WHOLE:
+ * mt_adafactor_unit, bit for bit. The sums across parts round in another order than one
+ * process's running sums: equal to within float rounding, not bit for bit. Collective
+ * over the parts' ranks when split. */
+void mt_adafactor_part(float *p, float *g, float *state, size_t rows, size_t cols, float *colacc,
+                       const struct mt_adamw_args *a, const struct mt_optim_part *part);
+
 /* The unit shape of parameter tensor p of cfg (see "units" above): *count units of rows x
  * cols (cols = 0: vectors of rows elements); *count = 0 for a tensor cfg does not have.
  * A layer tensor [L, rows, cols] or [L, n] is L units; the others are one. Pure. */
