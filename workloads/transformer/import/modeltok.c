@@ -123,6 +123,7 @@ int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, 
         a.space_prefix = flag(g, "tokenizer.ggml.add_space_prefix", 0) ? 2 : 1;
     a.no_byte_fallback = !flag(g, "tokenizer.memtrade.byte_fallback", 1);
     a.no_fuse_unk = !flag(g, "tokenizer.memtrade.fuse_unk", 1);
+    a.metaspace = flag(g, "tokenizer.memtrade.metaspace", 0);
     if (mt_tok_from_arrays(out, &a, err, errlen)) {
         char *msg = strdup(err);
         if (msg) snprintf(err, errlen, "%s: tokenizer.ggml.*: %s", g->path, msg);
@@ -207,6 +208,9 @@ int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_toke
     if (llama) {
         mt_gguf_w_scalar(w, "tokenizer.memtrade.byte_fallback", MT_GGUF_BOOL, !a.no_byte_fallback);
         mt_gguf_w_scalar(w, "tokenizer.memtrade.fuse_unk", MT_GGUF_BOOL, !a.no_fuse_unk);
+        /* only when it differs from the default: files without it read as before */
+        if (a.metaspace && a.space_prefix != 3)
+            mt_gguf_w_scalar(w, "tokenizer.memtrade.metaspace", MT_GGUF_BOOL, 1);
     }
     if (any) mt_gguf_w_i32s(w, "tokenizer.memtrade.added_flags", flags, a.n_tokens);
     free(flags);

@@ -16,6 +16,10 @@
  *   tokenizer.memtrade.space_prefix   u32    mt_tok_arrays.space_prefix
  *   tokenizer.memtrade.byte_fallback  bool   llama (absent: true)
  *   tokenizer.memtrade.fuse_unk       bool   llama (absent: true)
+ *   tokenizer.memtrade.metaspace      bool   llama: "▁" comes from a Metaspace
+ *                                             pre-tokenizer, not the normalizer (absent:
+ *                                             false, but for space_prefix 3); decides how
+ *                                             `normalized` added tokens match (tokenizer.h)
  *   tokenizer.memtrade.added_flags    i32[n_tokens]: MT_TOK_* of the added tokens
  * Written for llama.cpp too: scores (llama: minus the rank of the merge that makes each
  * token, -1e9 for the others, so SentencePiece's highest-score-first order is the merge
