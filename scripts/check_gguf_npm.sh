@@ -11,12 +11,9 @@
 #   Without node or the package it exits 77 (ctest: skipped) saying why.
 set -u
 build=${1:?usage: check_gguf_npm.sh BUILD_DIR [--install]}
-here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=npm_package.sh
-. "$here/npm_package.sh"
-mt_npm_require @huggingface/gguf "${2:-}"
-tmp=$(mktemp -d /tmp/mt_gguf_npm.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/npm_package.sh"
+mt_npm_setup @huggingface/gguf mt_gguf_npm "${2:-}"
 "$build/bin/mt-gguf-dump" --make "$tmp" || exit 1
 # and the Hugging Face fixture's models with their BPE tokenizers (tokenizer.ggml.tokens,
 # merges, token_type, scores and tokenizer.memtrade.*), exported by memtrade
@@ -24,7 +21,6 @@ for name in gpt2-tiny llama-tiny llama3-tiny; do
     "$build/bin/memtrade" export "$here/../tests/fixtures/hf/$name" --format gguf \
         "$tmp/fx-$name.gguf" >/dev/null || exit 1
 done
-mt_npm_version @huggingface/gguf
 fail=0 n=0
 for f in "$tmp"/*.gguf; do
     "$build/bin/mt-gguf-dump" "$f" >"$f.mt" || exit 1

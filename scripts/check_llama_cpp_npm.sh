@@ -15,14 +15,10 @@
 # default ${XDG_CACHE_HOME:-~/.cache}/memtrade-npm; exits 77, skipped, without it or node)
 set -u
 build=${1:?usage: check_llama_cpp_npm.sh BUILD_DIR [--install]}
-here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=npm_package.sh
-. "$here/npm_package.sh"
-mt_npm_require node-llama-cpp "${2:-}"
-tmp=$(mktemp -d /tmp/mt_llama_cpp.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/npm_package.sh"
+mt_npm_setup node-llama-cpp mt_llama_cpp "${2:-}"
 "$build/bin/mt-gguf-dump" --make "$tmp" >/dev/null || exit 1
-mt_npm_version node-llama-cpp
 # "Hello, world!\nI am a test." as bytes
 ids="72 101 108 108 111 44 32 119 111 114 108 100 33 10 73 32 97 109 32 97 32 116 101 115 116 46"
 fail=0

@@ -12,13 +12,9 @@
 # default ${XDG_CACHE_HOME:-~/.cache}/memtrade-npm; exits 77, skipped, without it or node)
 set -u
 build=${1:?usage: check_tokenizers_npm.sh BUILD_DIR [--install]}
-here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=npm_package.sh
-. "$here/npm_package.sh"
-mt_npm_require @anush008/tokenizers "${2:-}"
-tmp=$(mktemp -d /tmp/mt_tokenizers_npm.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-mt_npm_version @anush008/tokenizers
+. "$(dirname "$0")/npm_package.sh"
+mt_npm_setup @anush008/tokenizers mt_tokenizers_npm "${2:-}"
 fx=$here/../tests/fixtures/hf
 ids() { node "$here/tokenizers_npm_ids.mjs" "$1" "$2" "$build/bin/mt-gguf-dump" || fail=1; }
 fail=0
