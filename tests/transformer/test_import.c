@@ -600,6 +600,16 @@ static void t_tok(void)
     CHECK(f && fputs(js, f) >= 0 && fclose(f) == 0);
     struct mt_tokenizer *t, *b;
     CHECK_OK(mt_tok_load(&t, p, err, sizeof err), err);
+    { /* BOS / EOS of names tokenizer.json alone does not give: tokenizer_config.json's */
+        struct mt_tok_arrays a;
+        struct mt_tokenizer *named;
+        CHECK_OK(mt_tok_to_arrays(t, &a, err, sizeof err), err);
+        a.bos_id = 6, a.eos_id = 7;
+        CHECK_OK(mt_tok_from_arrays(&named, &a, err, sizeof err), err);
+        mt_tok_arrays_free(&a);
+        mt_tok_free(t);
+        t = named;
+    }
     struct mt_gpt *m = make_model("llama-tiny,n_embd=64,ffn=160", 3);
     snprintf(p, sizeof p, "%s/ms.gguf", dir);
     snprintf(hf, sizeof hf, "%s/ms-hf", dir);
@@ -619,6 +629,7 @@ static void t_tok(void)
             mt_tok_arrays_free(&a);
         }
         CHECK(b && (mt_tok_identity(b) == mt_tok_identity(t)) == (way < 2));
+        CHECK(mt_tok_bos(b) == 6 && mt_tok_eos(b) == 7);
         CHECK_OK(mt_tok_encode(b, (const uint8_t *)text, strlen(text), &ids, &n, err, sizeof err),
                  err);
         const int32_t *w = way < 2 ? want : normalizer;

@@ -187,7 +187,10 @@ int mt_tok_save_json(const struct mt_tokenizer *t, const char *path, char *err, 
 int mt_tok_save_folder(const struct mt_tokenizer *t, const char *dir, char *err, size_t errlen);
 
 /* Loads DIR/tokenizer.json of a Hugging Face model folder (the entry point of model
- * import). Returns 0, or -1 with a message (no tokenizer.json there, or mt_tok_load_json's). */
+ * import), with BOS / EOS as DIR/tokenizer_config.json names them (bos_token, eos_token)
+ * when it does. Returns 0, or -1 with a message (no tokenizer.json there,
+ * mt_tok_load_json's, a tokenizer_config.json that is not JSON or names a token the vocab
+ * lacks). */
 int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, size_t errlen);
 
 /* The one entry point of a `tokenizer=` parameter: NULL, "" or "bytes" = the byte

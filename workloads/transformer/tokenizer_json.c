@@ -393,6 +393,41 @@ int mt_tok_load_json(struct mt_tokenizer **out, const char *path, char *err, siz
     return rc;
 }
 
+/* BOS / EOS named by DIR/tokenizer_config.json's bos_token / eos_token (a string or an
+ * object with a content), when the file is there: 0, or -1 with a message (not JSON, a
+ * token the vocab lacks). */
+static int config_specials(struct mt_tokenizer *t, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    json_error_t je;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (stat(path, &st)) return 0;
+    json_t *c = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length 1e30 */
+    if (!json_is_object(c)) {
+        json_decref(c);
+        return mt_tf_fail(err, errlen, "%s: not a JSON object (line %d: %s)", path, je.line,
+                          je.text);
+    }
+    static const char *const key[] = {"bos_token", "eos_token"};
+    int rc = 0;
+    for (int k = 0; !rc && k < 2; k++) {
+        json_t *v = json_object_get(c, key[k]);
+        const char *s = json_string_value(json_is_object(v) ? json_object_get(v, "content") : v);
+        if (!s) continue; /* absent or null: the names tokenizer.json's loader knows */
+        int32_t id = mt_tok__find(t, s, strlen(s));
+        if (id < 0)
+            rc = mt_tf_fail(err, errlen, "%s: %s \"%.40s\" is not in tokenizer.json's vocab", path,
+                            key[k], s);
+        else if (k == 0)
+            t->bos = id;
+        else
+            t->eos = id;
+    }
+    json_decref(c);
+    return rc;
+}
+
 int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, size_t errlen)
 {
     char path[4096];
@@ -404,7 +439,13 @@ int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, si
                           "model folder %s has no tokenizer.json (%s); supported: Hugging Face "
                           "tokenizer.json of a BPE tokenizer",
                           dir, strerror(errno));
-    return mt_tok_load_json(out, path, err, errlen);
+    if (mt_tok_load_json(out, path, err, errlen)) return -1;
+    if (config_specials(*out, dir, err, errlen)) {
+        mt_tok_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int mt_tok_load(struct mt_tokenizer **out, const char *spec, char *err, size_t errlen)

@@ -149,7 +149,7 @@ int mt_model_tokenizer(const char *path, struct mt_tokenizer **out, char *err, s
     if (S_ISDIR(sb.st_mode)) {
         char p[4200];
         snprintf(p, sizeof p, "%s/tokenizer.json", path);
-        return stat(p, &sb) ? 0 : mt_tok_load_json(out, p, err, errlen);
+        return stat(p, &sb) ? 0 : mt_tok_load_folder(out, path, err, errlen);
     }
     struct mt_src src = {0};
     struct mt_gguf g = {0};

@@ -1,5 +1,6 @@
 /* modeltok.h — the tokenizer a model file carries: a Hugging Face folder's
- * tokenizer.json, a GGUF file's tokenizer.ggml.* metadata (read and written).
+ * tokenizer.json (BOS / EOS as its tokenizer_config.json names them: mt_tok_load_folder),
+ * a GGUF file's tokenizer.ggml.* metadata (read and written).
  *
  * What it is for: an imported model scores text with its own tokenizer by default
  * (workloads/common: `tokenizer=auto`), and `memtrade export --format gguf` keeps the
