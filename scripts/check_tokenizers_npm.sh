@@ -4,7 +4,7 @@
 # npm registry's @anush008/tokenizers binding): its ids of every text must equal
 # memtrade's exactly. Files: the Hugging Face fixture's three BPE tokenizers
 # (tests/fixtures/hf: GPT-2 byte-level, Llama-2 SentencePiece-style, Llama-3 regex)
-# exported with their models; and a SentencePiece BPE with a Metaspace pre-tokenizer
+# exported with their models; the byte tokenizer of a byte model; and a SentencePiece BPE with a Metaspace pre-tokenizer
 # (prepend_scheme always, first, never) and a `normalized` added token, as written by
 # hand, and as memtrade writes it after a trip through GGUF (export --tokenizer to GGUF,
 # then GGUF to a folder), on texts with leading, doubled and trailing spaces.
@@ -22,6 +22,11 @@ for name in gpt2-tiny llama-tiny llama3-tiny; do
     "$build/bin/memtrade" export "$fx/$name" --format hf "$tmp/$name" >/dev/null || exit 1
     ids "$tmp/$name" "$fx/$name/expected.json"
 done
+# the byte tokenizer as memtrade writes it for a byte model (256 tokens, token b = byte b)
+mkdir "$tmp/made" && "$build/bin/mt-gguf-dump" --make "$tmp/made" >/dev/null &&
+    "$build/bin/memtrade" export "$tmp/made/gpt2-f32.gguf" --tokenizer bytes --format hf \
+        "$tmp/bytes" >/dev/null || exit 1
+ids "$tmp/bytes" "$fx/gpt2-tiny/expected.json"
 cat >"$tmp/texts.json" <<'JSON'
 {"texts": [{"text": "a foo b"}, {"text": " a foo  b"}, {"text": "foo a"}, {"text": "afoo"},
            {"text": "  b "}, {"text": "ab foofoo fab"}]}
