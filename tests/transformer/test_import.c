@@ -647,6 +647,12 @@ static void t_tok(void)
     uint64_t v;
     CHECK_OK(mt_gguf_read(&src, &g, p, err, sizeof err), err);
     CHECK(!mt_gguf_get_u64(&g, "tokenizer.memtrade.metaspace", &v) && v == 1);
+    /* padded to the model's vocab with "[PAD<id>]" (llama.cpp sizes its vocab by them) */
+    char **tokens;
+    size_t nt;
+    CHECK(!mt_gguf_get_strs(&g, "tokenizer.ggml.tokens", &tokens, &nt) && nt == m->cfg.vocab);
+    CHECK(nt > 9 && !strcmp(tokens[8], "[PAD8]") && !strcmp(tokens[nt - 1], "[PAD255]"));
+    mt_gguf_free_strs(tokens, nt);
     mt_gguf_free(&g);
     mt_src_free(&src);
     unlink(p);

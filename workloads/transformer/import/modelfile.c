@@ -510,7 +510,7 @@ static int gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *c
     }
 #undef KEY
     if (tok && mt_tok_kind(tok) != MT_TOK_BYTES)
-        return mt_model_gguf_write_tokenizer(w, tok, err, errlen);
+        return mt_model_gguf_write_tokenizer(w, tok, c->vocab, err, errlen);
     if (c->vocab == 256) { /* the byte vocabulary, as byte-level BPE without merges */
         char chars[256][4];
         const char *names[256];

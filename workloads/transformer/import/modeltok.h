@@ -49,10 +49,13 @@ int mt_model_tokenizer(const char *path, struct mt_tokenizer **out, char *err, s
 int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, char *err,
                             size_t errlen);
 
-/* Appends t's metadata (above) to w. t must not be the byte tokenizer. Returns 0, or -1
- * with a message (mt_tok_to_arrays's). */
+/* Appends t's metadata (above) to w. t must not be the byte tokenizer. The token arrays
+ * are padded up to n_vocab ids (the model's: llama.cpp takes its vocab size from them)
+ * with tokens "[PAD<id>]" of type 5 (unused), as llama.cpp's converter pads; the reader
+ * drops such trailing tokens again. Returns 0, or -1 with a message (mt_tok_to_arrays's;
+ * a token of t named like a padding token it would need). */
 int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_tokenizer *t,
-                                  char *err, size_t errlen);
+                                  size_t n_vocab, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
