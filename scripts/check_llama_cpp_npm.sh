@@ -10,7 +10,8 @@
 # Hugging Face fixture's GPT-2, Llama-2-style and Llama-3-style models with their BPE
 # tokenizers, exported to GGUF by `memtrade export`: llama.cpp's token ids of each
 # fixture text (llama_cpp_tokens.mjs) must equal memtrade's exactly, and its logits on
-# them match memtrade's within the same limits.
+# them match memtrade's within the same limits; the same for Llama weights exported with
+# a smaller tokenizer (GPT-2's), whose token arrays memtrade pads to the model's vocab.
 # Usage: scripts/check_llama_cpp_npm.sh BUILD_DIR [--install]  (package in $MT_NPM_DIR,
 # default ${XDG_CACHE_HOME:-~/.cache}/memtrade-npm; exits 77, skipped, without it or node)
 set -u
@@ -34,10 +35,13 @@ done
 # exported by memtrade: llama.cpp's ids of every fixture text must equal memtrade's
 # exactly, and its logits on those ids match within the limits above
 fx=$here/../tests/fixtures/hf
-for spec in gpt2-tiny:1e-3 llama-tiny:1e-5 llama3-tiny:1e-5; do
-    name=${spec%%:*} f=$tmp/fx-${spec%%:*}.gguf
-    "$build/bin/memtrade" export "$fx/$name" --format gguf "$f" >/dev/null || exit 1
-    node "$here/llama_cpp_tokens.mjs" "$f" "$fx/$name/expected.json" "$build/bin/mt-gguf-dump" \
+# (MODEL[+TOKENIZER]:LIMIT; the last: Llama-2-style weights, vocab 584, with GPT-2's
+# tokenizer of 484 ids, so the file's token arrays are padded to 584 with [PAD<id>])
+for spec in gpt2-tiny:1e-3 llama-tiny:1e-5 llama3-tiny:1e-5 llama-tiny+gpt2-tiny:1e-5; do
+    m=${spec%%:*} name=${m%%+*} tk=${m##*+} f=$tmp/fx-${m/+/-}.gguf
+    "$build/bin/memtrade" export "$fx/$name" --tokenizer "$fx/$tk" --format gguf "$f" >/dev/null ||
+        exit 1
+    node "$here/llama_cpp_tokens.mjs" "$f" "$fx/$tk/expected.json" "$build/bin/mt-gguf-dump" \
         >"$f.tok" || fail=1
     grep -v '^ids ' "$f.tok"
     while read -r _ i tids; do
