@@ -14,17 +14,19 @@ static const char export_help[] =
     "usage: memtrade export MODEL --format hf|gguf [--dtype f32|f16|bf16|q8_0|q4_0]\n"
     "                       [--tokenizer SPEC] OUT\n"
     "\n"
-    "Writes a model as a Hugging Face folder OUT (config.json, model.safetensors, and\n"
-    "tokenizer.json for a byte-level model) or as a GGUF v3 file OUT, readable by\n"
+    "Writes a model as a Hugging Face folder OUT (config.json, model.safetensors,\n"
+    "tokenizer.json and tokenizer_config.json) or as a GGUF v3 file OUT, readable by\n"
     "transformers, llama.cpp and `-p model=OUT`. MODEL is a memtrade checkpoint (the\n"
     "model cache's *.mtckpt), a Hugging Face folder or a .gguf file (converting between\n"
     "the two). --dtype stores the weight matrices as f32 (default), f16, bf16, or, in\n"
     "GGUF only, q8_0 or q4_0 (norms and biases stay f32 in GGUF). GPT-2 family (LayerNorm,\n"
     "learned positions, GELU) and Llama family (RMSNorm, RoPE, SwiGLU) only.\n"
-    "GGUF gets the model's tokenizer as tokenizer.ggml.* metadata: the tokenizer a model\n"
-    "file carries (tokenizer.json, tokenizer.ggml.*), or --tokenizer SPEC (a\n"
-    "tokenizer.json, a folder holding one, or bytes), so that `-p model=OUT` tokenizes as\n"
-    "the source did.\n";
+    "Both get the model's tokenizer (GGUF as tokenizer.ggml.* metadata, a folder as\n"
+    "tokenizer.json): the tokenizer a model file carries (tokenizer.json,\n"
+    "tokenizer.ggml.*), or --tokenizer SPEC (a tokenizer.json, a folder holding one, or\n"
+    "bytes), so that `-p model=OUT` tokenizes as the source did. A byte model (vocab 256)\n"
+    "without one gets the byte tokenizer as byte-level BPE without merges (token b =\n"
+    "byte b), which transformers loads too.\n";
 
 static int parse_dtype(const char *s, enum mt_dtype *out)
 {
@@ -111,11 +113,11 @@ int mt_cmd_export(int argc, char **argv)
     if (rc) fprintf(stderr, "memtrade: %s\n", err);
     else
         printf("memtrade: wrote %s (%s, %zu parameters, matrices %s, tokenizer %s)\n",
-               argv[optind + 1], fmt == MT_MF_HF ? "Hugging Face folder" : "GGUF v3",
-               m->n_params, mt_dtype_name(dtype),
-               fmt == MT_MF_GGUF && tok ? mt_tok_kind_name(tok)
-               : m->cfg.vocab == 256    ? "bytes"
-                                        : "none");
+               argv[optind + 1], fmt == MT_MF_HF ? "Hugging Face folder" : "GGUF v3", m->n_params,
+               mt_dtype_name(dtype),
+               tok                   ? mt_tok_kind_name(tok)
+               : m->cfg.vocab == 256 ? "bytes"
+                                     : "none");
     mt_tok_free(tok);
     mt_gpt_free(m);
     return rc ? MT_EXIT_USAGE : MT_EXIT_OK;

@@ -5,7 +5,8 @@
 # trains the file's shape; missing files, a vocabulary that needs a tokenizer and a
 # key/value head count the weights cannot take are refused with the reason. A model file's
 # own tokenizer is used by default (the Hugging Face fixture's folder, and the GGUF file
-# exported from it, which carries it: the same val_bpb), `-p tokenizer=bytes` forces bytes.
+# exported from it, which carries it, and the folder exported from it with memtrade's own
+# tokenizer.json: the same val_bpb), `-p tokenizer=bytes` forces bytes.
 . "$(dirname "$0")/lib.sh"
 
 if [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -68,6 +69,12 @@ tok "$TMP/gpt2-tiny.gguf"
 gg_id=$(sql "SELECT max(id) FROM runs")
 expect_eq "log of the model's own tokenizer" "$(sql "SELECT count(*) FROM logs WHERE run_id = $hf_id AND text LIKE 'tokenizer $HF (the model''s own) (byte-level BPE, vocab 484)%'")" 1
 expect_eq "val_bpb through GGUF's tokenizer" "$(metric "$gg_id" val_bpb)" "$(metric "$hf_id" val_bpb)"
+# and through memtrade's own folder of it: its tokenizer.json written by export
+expect_rc 0 "$MT" export "$HF" --format hf "$TMP/gpt2-tiny-hf"
+expect_out "tokenizer byte-level BPE"
+tok "$TMP/gpt2-tiny-hf"
+expect_eq "val_bpb through memtrade's tokenizer.json" "$(metric "$(sql "SELECT max(id) FROM runs")" val_bpb)" "$(metric "$hf_id" val_bpb)"
+expect_eq "tokenizer_config.json" "$(grep -c '"bos_token": "<|endoftext|>"' "$TMP/gpt2-tiny-hf/tokenizer_config.json")" 1
 expect_rc 1 "$MT" run baseline -p model="$HF" -p tokenizer=bytes -p eval_tokens=4096 --db "$DB" --no-heap
 expect_eq "tokenizer=bytes forces bytes" "$(sql "SELECT error LIKE '%vocabulary of 484 tokens%tokenizer=bytes forced bytes%' FROM runs ORDER BY id DESC LIMIT 1")" "1"
 expect_rc 2 "$MT" export "$ckpt" --format onnx "$TMP/x"

@@ -10,8 +10,9 @@
  * folder too, and its weights = llama-tiny's rounded to bf16); the same model exported
  * to GGUF and to a Hugging Face folder by memtrade and loaded back must give bit-identical
  * logits. The folder's tokenizer (mt_model_tokenizer: its tokenizer.json) goes into the
- * GGUF file as tokenizer.ggml.* (mt_model_export_tok) and comes back from it with the
- * same identity and transformers' ids for every text.
+ * GGUF file as tokenizer.ggml.* and into memtrade's folder as its own tokenizer.json
+ * (mt_model_export_tok) and comes back from both with the same identity and
+ * transformers' ids for every text.
  * What it is not for: the tokenizers' own rules (test_tokenizer.c).
  */
 #include <jansson.h>
@@ -74,22 +75,30 @@ static void one(const char *name)
     /* memtrade's own files of the same model: GGUF (f32) and a Hugging Face folder */
     snprintf(tmp, sizeof tmp, "/tmp/mt_hf_fixture_%ld_%s", (long)getpid(), name);
     snprintf(p, sizeof p, "%s.gguf", tmp);
-    struct mt_tokenizer *tok, *tg;
+    struct mt_tokenizer *tok, *tg, *th;
     CHECK_OK(mt_model_tokenizer(dir, &tok, err, sizeof err), err);
     CHECK(tok != NULL);
     CHECK_OK(mt_model_export_tok(m, tok, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
     CHECK_OK(mt_model_load(p, NULL, MT_GPT_INFER, 1, maxT, 1, &g, NULL, err, sizeof err), err);
     CHECK_OK(mt_model_tokenizer(p, &tg, err, sizeof err), err);
-    CHECK(tg != NULL && mt_tok_identity(tg) == mt_tok_identity(tok));
-    CHECK(mt_tok_bos(tg) == mt_tok_bos(tok) && mt_tok_eos(tg) == mt_tok_eos(tok));
-    for (size_t i = 0; i < json_array_size(texts); i++) { /* transformers' ids, both ways */
+    CHECK_OK(mt_model_export_tok(m, tok, MT_MF_HF, MT_DT_F32, tmp, err, sizeof err), err);
+    CHECK_OK(mt_model_load(tmp, NULL, MT_GPT_INFER, 1, maxT, 1, &h, NULL, err, sizeof err), err);
+    CHECK_OK(mt_model_tokenizer(tmp, &th, err, sizeof err), err); /* its tokenizer.json */
+    for (int way = 1; way < 3; way++) {
+        struct mt_tokenizer *b = way == 1 ? tg : th;
+        CHECK(b != NULL && mt_tok_identity(b) == mt_tok_identity(tok));
+        CHECK(mt_tok_bos(b) == mt_tok_bos(tok) && mt_tok_eos(b) == mt_tok_eos(tok));
+    }
+    for (size_t i = 0; i < json_array_size(texts); i++) { /* transformers' ids, three ways */
         json_t *e = json_array_get(texts, i), *ids = json_object_get(e, "ids");
         const char *text = json_string_value(json_object_get(e, "text"));
-        for (int way = 0; way < 2; way++) {
+        for (int way = 0; way < 3; way++) {
             int32_t *got;
             size_t k;
-            CHECK_OK(mt_tok_encode(way ? tg : tok, (const uint8_t *)text, strlen(text), &got, &k,
-                                   err, sizeof err),
+            CHECK_OK(mt_tok_encode(way == 0   ? tok
+                                   : way == 1 ? tg
+                                              : th,
+                                   (const uint8_t *)text, strlen(text), &got, &k, err, sizeof err),
                      err);
             CHECK(k == json_array_size(ids));
             for (size_t t = 0; t < k; t++)
@@ -97,16 +106,22 @@ static void one(const char *name)
             free(got);
         }
     }
-    printf("%-16s tokenizer (%s, %zu ids) through GGUF: same identity, transformers' ids\n",
+    printf("%-16s tokenizer (%s, %zu ids) through GGUF and memtrade's tokenizer.json: same "
+           "identity, transformers' ids\n",
            name, mt_tok_kind_name(tg), mt_tok_vocab(tg));
     mt_tok_free(tg);
+    mt_tok_free(th);
     mt_tok_free(tok);
+    snprintf(p, sizeof p, "rm -rf '%s'", tmp);
+    CHECK(system(p) == 0);
+    snprintf(p, sizeof p, "%s.gguf", tmp);
     CHECK_OK(mt_model_export(m, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
     CHECK_OK(mt_model_tokenizer(p, &tg, err, sizeof err), err);
     CHECK(tg == NULL); /* exported without it: no tokenizer.ggml.* for a vocab beyond bytes */
     unlink(p);
     CHECK_OK(mt_model_export(m, MT_MF_HF, MT_DT_F32, tmp, err, sizeof err), err);
-    CHECK_OK(mt_model_load(tmp, NULL, MT_GPT_INFER, 1, maxT, 1, &h, NULL, err, sizeof err), err);
+    CHECK_OK(mt_model_tokenizer(tmp, &th, err, sizeof err), err);
+    CHECK(th == NULL); /* nor tokenizer.json */
     snprintf(p, sizeof p, "rm -rf '%s'", tmp);
     CHECK(system(p) == 0);
     double worst = 0.0;

@@ -7,7 +7,8 @@
  * damage (unsupported architecture, epsilon, dtype, tensor type; missing, extra and
  * mis-shaped tensors; truncation, header length past the end, overlapping and
  * out-of-range offsets, trailing bytes, bad magic and version) is refused with a message
- * naming it and no model returned.
+ * naming it and no model returned; a Metaspace tokenizer's behaviour kept through GGUF
+ * and tokenizer.json.
  * What it is not for: the transformers reference fixture (test_hf_fixture.c).
  */
 #include <jansson.h>
@@ -22,6 +23,7 @@
 #include "dtype.h"
 #include "gguf.h"
 #include "modelfile.h"
+#include "modeltok.h"
 #include "names.h"
 #include "safetensors.h"
 #include "tf_test.h"
@@ -574,16 +576,99 @@ static void t_gguf_meta(void)
     unlink(p);
 }
 
+/* ---------------------------------------------------------------- tokenizers */
+
+/* A SentencePiece BPE whose "▁" comes from a Metaspace pre-tokenizer, with a `normalized`
+ * added token: through GGUF (tokenizer.memtrade.metaspace) and through memtrade's own
+ * tokenizer.json it comes back with the same identity and ids. GGUF's standard keys alone
+ * cannot say Metaspace: without memtrade's key the arrays read back normalizer-based,
+ * matching "foo" as "▁foo", other ids. */
+static void t_tok(void)
+{
+    static const char js[] =
+        "{\"added_tokens\": [{\"id\": 6, \"content\": \"foo\", \"normalized\": true, "
+        "\"special\": false}], \"normalizer\": null, \"pre_tokenizer\": {\"type\": "
+        "\"Metaspace\", \"replacement\": \"\\u2581\", \"prepend_scheme\": \"always\", \"split\": "
+        "false}, \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, "
+        "\"byte_fallback\": false, \"merges\": [[\"f\", \"o\"]], \"vocab\": {\"<unk>\": 0, "
+        "\"\\u2581\": 1, \"a\": 2, \"b\": 3, \"f\": 4, \"o\": 5, \"fo\": 7}}}";
+    static const int32_t want[] = {1, 2, 1, 6, 1, 3}, normalizer[] = {1, 2, 6, 1, 3};
+    static const char text[] = "a foo b";
+    char p[300], hf[300];
+    snprintf(p, sizeof p, "%s/ms.json", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f && fputs(js, f) >= 0 && fclose(f) == 0);
+    struct mt_tokenizer *t, *b;
+    CHECK_OK(mt_tok_load(&t, p, err, sizeof err), err);
+    { /* BOS / EOS of names tokenizer.json alone does not give: tokenizer_config.json's */
+        struct mt_tok_arrays a;
+        struct mt_tokenizer *named;
+        CHECK_OK(mt_tok_to_arrays(t, &a, err, sizeof err), err);
+        a.bos_id = 6, a.eos_id = 7;
+        CHECK_OK(mt_tok_from_arrays(&named, &a, err, sizeof err), err);
+        mt_tok_arrays_free(&a);
+        mt_tok_free(t);
+        t = named;
+    }
+    struct mt_gpt *m = make_model("llama-tiny,n_embd=64,ffn=160", 3);
+    snprintf(p, sizeof p, "%s/ms.gguf", dir);
+    snprintf(hf, sizeof hf, "%s/ms-hf", dir);
+    CHECK_OK(mt_model_export_tok(m, t, MT_MF_GGUF, MT_DT_F32, p, err, sizeof err), err);
+    CHECK_OK(mt_model_export_tok(m, t, MT_MF_HF, MT_DT_F32, hf, err, sizeof err), err);
+    for (int way = 0; way < 3; way++) {
+        int32_t *ids;
+        size_t n;
+        if (way < 2) {
+            CHECK_OK(mt_model_tokenizer(way ? hf : p, &b, err, sizeof err), err);
+        } else { /* GGUF's standard keys only */
+            struct mt_tok_arrays a;
+            CHECK_OK(mt_tok_to_arrays(t, &a, err, sizeof err), err);
+            CHECK(a.metaspace == 1);
+            a.metaspace = 0;
+            CHECK_OK(mt_tok_from_arrays(&b, &a, err, sizeof err), err);
+            mt_tok_arrays_free(&a);
+        }
+        CHECK(b && (mt_tok_identity(b) == mt_tok_identity(t)) == (way < 2));
+        CHECK(mt_tok_bos(b) == 6 && mt_tok_eos(b) == 7);
+        CHECK_OK(mt_tok_encode(b, (const uint8_t *)text, strlen(text), &ids, &n, err, sizeof err),
+                 err);
+        const int32_t *w = way < 2 ? want : normalizer;
+        CHECK(n == (way < 2 ? 6u : 5u) && !memcmp(ids, w, n * sizeof *ids));
+        printf("Metaspace with normalized \"foo\" %s: \"%s\" -> %zu ids\n",
+               way == 0   ? "through GGUF"
+               : way == 1 ? "through tokenizer.json"
+                          : "without the key",
+               text, n);
+        free(ids);
+        mt_tok_free(b);
+    }
+    struct mt_src src = {0};
+    struct mt_gguf g;
+    uint64_t v;
+    CHECK_OK(mt_gguf_read(&src, &g, p, err, sizeof err), err);
+    CHECK(!mt_gguf_get_u64(&g, "tokenizer.memtrade.metaspace", &v) && v == 1);
+    /* padded to the model's vocab with "[PAD<id>]" (llama.cpp sizes its vocab by them) */
+    char **tokens;
+    size_t nt;
+    CHECK(!mt_gguf_get_strs(&g, "tokenizer.ggml.tokens", &tokens, &nt) && nt == m->cfg.vocab);
+    CHECK(nt > 9 && !strcmp(tokens[8], "[PAD8]") && !strcmp(tokens[nt - 1], "[PAD255]"));
+    mt_gguf_free_strs(tokens, nt);
+    mt_gguf_free(&g);
+    mt_src_free(&src);
+    unlink(p);
+    rm_rf(hf);
+    mt_tok_free(t);
+    mt_gpt_free(m);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(dir, sizeof dir, "/tmp/mt_test_import_%ld", (long)getpid());
     rm_rf(dir);
     CHECK(mkdir(dir, 0755) == 0);
-    static const struct tf_part parts[] = {{"dtype", t_dtype},
-                                           {"roundtrip", t_roundtrip},
-                                           {"refuse", t_refuse},
-                                           {"sharded", t_sharded},
-                                           {"gguf_meta", t_gguf_meta}};
+    static const struct tf_part parts[] = {{"dtype", t_dtype},         {"roundtrip", t_roundtrip},
+                                           {"refuse", t_refuse},       {"sharded", t_sharded},
+                                           {"gguf_meta", t_gguf_meta}, {"tok", t_tok}};
     int rc = tf_run_parts(parts, sizeof parts / sizeof parts[0], argc, argv);
     rm_rf(dir);
     return rc;

@@ -293,31 +293,63 @@ static struct mt_tokenizer *bytelevel_with(const char *added)
     "{\"id\": " #id ", \"content\": \"" content "\", \"lstrip\": " lstrip ", \"rstrip\": " rstrip \
     ", \"normalized\": " norm ", \"single_word\": " single ", \"special\": false}"
 
+/* A tokenizer.json given as text, loaded. */
+static struct mt_tokenizer *from_text(const char *text)
+{
+    char path[256];
+    struct mt_tokenizer *t;
+    snprintf(path, sizeof path, "/tmp/mt_tok_text_%ld.json", (long)getpid());
+    FILE *f = fopen(path, "w");
+    CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+    CHECK_OK(mt_tok_load(&t, path, err, sizeof err), err);
+    unlink(path);
+    return t;
+}
+
+/* t written by mt_tok_save_json and read back. */
+static struct mt_tokenizer *through_json(const struct mt_tokenizer *t)
+{
+    char path[256];
+    struct mt_tokenizer *b;
+    snprintf(path, sizeof path, "/tmp/mt_tok_saved_%ld.json", (long)getpid());
+    CHECK_OK(mt_tok_save_json(t, path, err, sizeof err), err);
+    CHECK_OK(mt_tok_load_json(&b, path, err, sizeof err), err);
+    unlink(path);
+    return b;
+}
+
 /* ids of text must be want[0, n); and again through the GGUF arrays (mt_tok_to_arrays ->
- * mt_tok_from_arrays: the same identity, the same ids). */
+ * mt_tok_from_arrays) and through memtrade's tokenizer.json (mt_tok_save_json ->
+ * mt_tok_load_json): the same identity, the same ids. */
 static void added_case(const struct mt_tokenizer *t, const char *text, const int32_t *want,
                        size_t n)
 {
     int32_t *ids;
     size_t k;
     struct mt_tok_arrays a;
-    struct mt_tokenizer *b;
+    struct mt_tokenizer *b, *j = through_json(t);
     CHECK_OK(mt_tok_to_arrays(t, &a, err, sizeof err), err);
     CHECK_OK(mt_tok_from_arrays(&b, &a, err, sizeof err), err);
     mt_tok_arrays_free(&a);
     CHECK(mt_tok_identity(b) == mt_tok_identity(t));
-    for (int pass = 0; pass < 2; pass++) {
-        CHECK_OK(mt_tok_encode(pass ? b : t, (const uint8_t *)text, strlen(text), &ids, &k, err,
-                               sizeof err),
+    CHECK(mt_tok_identity(j) == mt_tok_identity(t));
+    static const char *const how[] = {"", " (through the GGUF arrays)",
+                                      " (through tokenizer.json)"};
+    for (int pass = 0; pass < 3; pass++) {
+        CHECK_OK(mt_tok_encode(pass == 0   ? t
+                               : pass == 1 ? b
+                                           : j,
+                               (const uint8_t *)text, strlen(text), &ids, &k, err, sizeof err),
                  err);
         printf("\"%s\" ->", text);
         for (size_t i = 0; i < k; i++)
             printf(" %d", ids[i]);
-        printf("%s\n", pass ? " (through the GGUF arrays)" : "");
+        printf("%s\n", how[pass]);
         CHECK(k == n && !memcmp(ids, want, n * sizeof *ids));
         free(ids);
     }
     mt_tok_free(b);
+    mt_tok_free(j);
 }
 
 #define ID(c) ((c) - 33)
@@ -364,18 +396,44 @@ static void test_added(void)
         "\"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": false, \"merges\": [], "
         "\"vocab\": {\"<unk>\": 0, \"\\u2581\": 1, \"a\": 2, \"b\": 3, \"f\": 4, \"o\": 5}}}";
     for (int norm = 1; norm >= 0; norm--) {
-        char path[256], text[2048];
+        char text[2048];
         snprintf(text, sizeof text, sp, norm ? "true" : "false");
-        snprintf(path, sizeof path, "/tmp/mt_tok_sp_%ld.json", (long)getpid());
-        FILE *f = fopen(path, "w");
-        fputs(text, f);
-        fclose(f);
-        CHECK_OK(mt_tok_load(&t, path, err, sizeof err), err);
-        unlink(path);
+        t = from_text(text);
         if (norm)
             added_case(t, "a foo b", (int32_t[]){1, 2, 6, 1, 3}, 5);
         else
             added_case(t, "a foo b", (int32_t[]){1, 2, 1, 6, 1, 1, 3}, 7);
+        mt_tok_free(t);
+    }
+    /* The same with a Metaspace pre-tokenizer (prepend_scheme always, as Llama-2 files of
+     * tokenizers >= 0.19) instead of the normalizer: no normalizer, so normalized "foo" is
+     * matched as "foo" in the raw text, and "▁" prepended to each part after, unless it
+     * starts with one already (" b" -> "▁b": metaspace.rs checks starts_with, where the
+     * Prepend normalizer gives "▁▁b"). GGUF's keys
+     * alone would read this back normalizer-based ("▁foo", ids 1 2 6 1 3):
+     * tokenizer.memtrade.metaspace (mt_tok_arrays.metaspace) keeps it. */
+    static const char ms[] =
+        "{\"added_tokens\": [{\"id\": 6, \"content\": \"foo\", \"lstrip\": false, \"rstrip\": "
+        "false, \"normalized\": %s, \"single_word\": false, \"special\": false}], "
+        "\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": "
+        "\"\\u2581\", \"prepend_scheme\": \"%s\", \"split\": false}, \"model\": {\"type\": "
+        "\"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": false, "
+        "\"merges\": [], \"vocab\": {\"<unk>\": 0, \"\\u2581\": 1, \"a\": 2, \"b\": 3, \"f\": 4, "
+        "\"o\": 5}}}";
+    static const struct {
+        const char *norm, *scheme;
+        int32_t want[7];
+        size_t n;
+    } mc[] = {{"true", "always", {1, 2, 1, 6, 1, 3}, 6},
+              {"false", "always", {1, 2, 1, 6, 1, 3}, 6},
+              {"true", "never", {2, 1, 6, 1, 3}, 5},
+              {"true", "first", {1, 2, 1, 6, 1, 3}, 6}};
+    for (size_t c = 0; c < sizeof mc / sizeof *mc; c++) {
+        char text[2048];
+        snprintf(text, sizeof text, ms, mc[c].norm, mc[c].scheme);
+        t = from_text(text);
+        printf("Metaspace %s, normalized %s:\n", mc[c].scheme, mc[c].norm);
+        added_case(t, "a foo b", mc[c].want, mc[c].n);
         mt_tok_free(t);
     }
 }

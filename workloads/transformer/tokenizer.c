@@ -622,7 +622,8 @@ int mt_tok_from_arrays(struct mt_tokenizer **out, const struct mt_tok_arrays *a,
         t->byte_fallback = !a->no_byte_fallback;
         t->fuse_unk = !a->no_fuse_unk;
         t->sp_prepend = prepend[a->space_prefix];
-        t->sp_norm = a->space_prefix != 3; /* "first" exists as Metaspace's scheme only */
+        /* "first" exists as Metaspace's scheme only */
+        t->sp_norm = a->space_prefix != 3 && !a->metaspace;
     }
     t->ignore_merges = a->ignore_merges != 0;
     t->add_prefix_space = kind == MT_TOK_BYTE_BPE && a->space_prefix == 2;
@@ -661,6 +662,42 @@ static int rank_cmp(const void *x, const void *y)
     return a->rank < b->rank ? -1 : a->rank > b->rank;
 }
 
+struct mt_tokenizer *mt_tok__bytes_bpe(char *err, size_t errlen)
+{
+    struct mt_tokenizer *t = mt_tok__new(MT_TOK_BYTE_BPE, 256, err, errlen);
+    int rc = t ? 0 : -1;
+    for (int b = 0; !rc && b < 256; b++) {
+        char s[8];
+        rc = mt_tok__set(t, (size_t)b, s, utf8_put(byte_to_cp(b), s), 0, err, errlen);
+    }
+    if (!rc) rc = mt_tok__compile(t, MT_TOK_PATTERN_GPT2, err, errlen);
+    if (!rc) rc = mt_tok__finish(t, err, errlen);
+    if (rc) {
+        mt_tok_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+size_t *mt_tok__ranked(const struct mt_tokenizer *t, size_t *n)
+{
+    struct rank_pair *rp = malloc((t->n_merges ? t->n_merges : 1) * sizeof *rp);
+    size_t *slot = malloc((t->n_merges ? t->n_merges : 1) * sizeof *slot);
+    *n = 0;
+    if (!rp || !slot) {
+        free(rp);
+        free(slot);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->mcap; i++)
+        if (t->mid[i] >= 0) rp[(*n)++] = (struct rank_pair){t->mrank[i], i};
+    qsort(rp, *n, sizeof *rp, rank_cmp);
+    for (size_t r = 0; r < *n; r++)
+        slot[r] = rp[r].slot;
+    free(rp);
+    return slot;
+}
+
 void mt_tok_arrays_free(struct mt_tok_arrays *a)
 {
     for (size_t r = 0; a->merges && r < a->n_merges; r++)
@@ -681,7 +718,7 @@ int mt_tok_to_arrays(const struct mt_tokenizer *t, struct mt_tok_arrays *a, char
     const char **tok = malloc(t->V * sizeof *tok);
     int32_t *type = malloc(t->V * sizeof *type);
     uint8_t *flags = malloc(t->V);
-    struct rank_pair *rp = malloc((t->n_merges ? t->n_merges : 1) * sizeof *rp);
+    size_t n = 0, *rp = mt_tok__ranked(t, &n);
     char **m = calloc(t->n_merges ? t->n_merges : 1, sizeof *m);
     a->tokens = tok, a->token_type = type, a->added_flags = flags;
     a->merges = (const char *const *)m;
@@ -708,12 +745,8 @@ int mt_tok_to_arrays(const struct mt_tokenizer *t, struct mt_tok_arrays *a, char
                       ? 6
                       : 1;
     }
-    size_t n = 0;
-    for (size_t i = 0; i < t->mcap; i++)
-        if (t->mid[i] >= 0) rp[n++] = (struct rank_pair){t->mrank[i], i};
-    qsort(rp, n, sizeof *rp, rank_cmp);
     for (size_t r = 0; !rc && r < n; r++) {
-        uint32_t l = (uint32_t)(t->mkey[rp[r].slot] >> 32), q = (uint32_t)t->mkey[rp[r].slot];
+        uint32_t l = (uint32_t)(t->mkey[rp[r]] >> 32), q = (uint32_t)t->mkey[rp[r]];
         if (memchr(t->tok[l], ' ', t->tok_len[l]) || memchr(t->tok[q], ' ', t->tok_len[q])) {
             rc = mt_tf_fail(err, errlen,
                             "merge \"%.40s\" + \"%.40s\" holds a space: GGUF's \"left right\" "
@@ -742,6 +775,7 @@ int mt_tok_to_arrays(const struct mt_tokenizer *t, struct mt_tok_arrays *a, char
         a->space_prefix = t->sp_prepend == 0 ? 1 : t->sp_prepend == 2 ? 3 : 2;
         a->no_byte_fallback = !t->byte_fallback;
         a->no_fuse_unk = !t->fuse_unk;
+        a->metaspace = !t->sp_norm;
     } else {
         a->space_prefix = t->add_prefix_space ? 2 : 1;
     }
@@ -1050,6 +1084,9 @@ static int segment(const struct mt_tokenizer *t, struct work *w, pcre2_match_dat
         for (size_t i = 0; i < n; i++)
             spaces += p[i] == ' ';
         int pre = t->sp_prepend == 1 || (t->sp_prepend == 2 && first);
+        /* Metaspace (tokenizers' metaspace.rs) prepends only to a part that does not start
+         * with "▁" already (a space, once replaced); the Prepend normalizer always does */
+        if (!t->sp_norm && (p[0] == ' ' || (n >= 3 && !memcmp(p, MT_TOK_SPACE, 3)))) pre = 0;
         size_t need = n + 2 * spaces + (pre ? 3 : 0);
         if (w->bcap < need) {
             char *nb = realloc(w->buf, need);

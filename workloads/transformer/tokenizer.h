@@ -62,7 +62,8 @@
  *   tokenizer.ggml.add_space_prefix -> space_prefix (false: 1, true: 2)
  * What GGUF's standard keys leave to the model's name, memtrade writes as
  * tokenizer.memtrade.* (import/modeltok.h) and the arrays carry: added_flags,
- * ignore_merges, space_prefix, no_byte_fallback, no_fuse_unk (0 = the default).
+ * ignore_merges, space_prefix, no_byte_fallback, no_fuse_unk, metaspace (0 = the
+ * default).
  * The arrays are copied; the caller keeps ownership of its own.
  *
  * Loading from a Hugging Face tokenizer.json (mt_tok_load_json) accepts: model BPE
@@ -138,6 +139,9 @@ struct mt_tok_arrays {
                                    tokens; gpt2: none), 1 none, 2 before each part, 3 before
                                    the first part only (llama) */
     int no_byte_fallback, no_fuse_unk; /* llama: 1 turns byte fallback / fusing <unk> off */
+    int metaspace; /* llama: 1 when "▁" comes from a Metaspace pre-tokenizer, not the
+                      normalizer: `normalized` added tokens are then matched as their own
+                      content, spaces and all (space_prefix 3 implies it) */
 };
 
 /* Builds the byte tokenizer. Returns 0, or -1 with a message (out of memory). */
@@ -163,8 +167,30 @@ void mt_tok_arrays_free(struct mt_tok_arrays *a);
  * what was found and what is supported; *out is then NULL. */
 int mt_tok_load_json(struct mt_tokenizer **out, const char *path, char *err, size_t errlen);
 
+/* Writes t as a Hugging Face tokenizer.json at `path` that mt_tok_load_json reads back
+ * into a tokenizer of the same identity (mt_tok_identity) and that Hugging Face
+ * `tokenizers` reads as the same tokenizer: model BPE (vocab in id order, the added
+ * tokens included; merges as [left, right] pairs in rank order; unk_token, byte_fallback,
+ * fuse_unk, ignore_merges), normalizer (SentencePiece's Prepend("▁") when it prepends and
+ * Replace(" ", "▁")), pre_tokenizer (ByteLevel with GPT-2's regex, or Split(regex,
+ * Isolated) then ByteLevel without one; Metaspace with its prepend_scheme), the matching
+ * decoder, added_tokens with their flags, no post-processor (no BOS added, as
+ * mt_tok_encode). BOS / EOS ids are not stored (tokenizer.json has no field for them:
+ * mt_tok_save_folder's tokenizer_config.json names them). The byte tokenizer is written
+ * as byte-level BPE of 256 tokens without merges, token b = GPT-2's character of byte b
+ * (mt_tok_is_bytes holds for what comes back). Returns 0, or -1 with a message. */
+int mt_tok_save_json(const struct mt_tokenizer *t, const char *path, char *err, size_t errlen);
+
+/* mt_tok_save_json as DIR/tokenizer.json and DIR/tokenizer_config.json (what
+ * transformers' AutoTokenizer reads beside it: tokenizer_class PreTrainedTokenizerFast,
+ * bos_token / eos_token / unk_token by content where t has them). DIR must exist. */
+int mt_tok_save_folder(const struct mt_tokenizer *t, const char *dir, char *err, size_t errlen);
+
 /* Loads DIR/tokenizer.json of a Hugging Face model folder (the entry point of model
- * import). Returns 0, or -1 with a message (no tokenizer.json there, or mt_tok_load_json's). */
+ * import), with BOS / EOS as DIR/tokenizer_config.json names them (bos_token, eos_token)
+ * when it does. Returns 0, or -1 with a message (no tokenizer.json there,
+ * mt_tok_load_json's, a tokenizer_config.json that is not JSON or names a token the vocab
+ * lacks). */
 int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, size_t errlen);
 
 /* The one entry point of a `tokenizer=` parameter: NULL, "" or "bytes" = the byte

@@ -64,5 +64,11 @@ int mt_tok__merges(struct mt_tokenizer *t, const char *const *left, const char *
 int mt_tok__compile(struct mt_tokenizer *t, const char *pattern, char *err, size_t errlen);
 int mt_tok__finish(struct mt_tokenizer *t, char *err, size_t errlen);
 int32_t mt_tok__find(const struct mt_tokenizer *t, const char *s, size_t len);
+/* The merge table's slots in rank order (malloc'ed, *n of them: free() it), or NULL when
+ * out of memory. */
+size_t *mt_tok__ranked(const struct mt_tokenizer *t, size_t *n);
+/* The byte tokenizer's ids as byte-level BPE: 256 tokens, token b = GPT-2's character of
+ * byte b, no merges, GPT-2's regex (mt_tok_is_bytes holds). NULL with a message. */
+struct mt_tokenizer *mt_tok__bytes_bpe(char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,9 @@
 /* tokenizer_json.c — a Hugging Face tokenizer.json read through jansson into a tokenizer
- * (see tokenizer.h for what is accepted). */
+ * (see tokenizer.h for what is accepted), and a tokenizer written back as one (with the
+ * tokenizer_config.json transformers reads beside it). Not for: encoding (tokenizer.c). */
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +261,7 @@ static int build(struct mt_tokenizer **out, json_t *root, const char *path, char
     if (sh.bytelevel && !sp && !(pattern && sh.bl_regex)) {
         kind = MT_TOK_BYTE_BPE;
         if (!pattern && sh.bl_regex) pattern = MT_TOK_PATTERN_GPT2; /* else: no cut at all */
-    } else if (sp && !sh.bytelevel && !pattern && (sh.metaspace || (sh.prepend && sh.replace))) {
+    } else if (sp && !sh.bytelevel && !pattern && (sh.metaspace || sh.replace)) {
         kind = MT_TOK_SP_BPE;
     } else {
         free(sh.split_literal);
@@ -391,6 +393,41 @@ int mt_tok_load_json(struct mt_tokenizer **out, const char *path, char *err, siz
     return rc;
 }
 
+/* BOS / EOS named by DIR/tokenizer_config.json's bos_token / eos_token (a string or an
+ * object with a content), when the file is there: 0, or -1 with a message (not JSON, a
+ * token the vocab lacks). */
+static int config_specials(struct mt_tokenizer *t, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+    json_error_t je;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (stat(path, &st)) return 0;
+    json_t *c = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length 1e30 */
+    if (!json_is_object(c)) {
+        json_decref(c);
+        return mt_tf_fail(err, errlen, "%s: not a JSON object (line %d: %s)", path, je.line,
+                          je.text);
+    }
+    static const char *const key[] = {"bos_token", "eos_token"};
+    int rc = 0;
+    for (int k = 0; !rc && k < 2; k++) {
+        json_t *v = json_object_get(c, key[k]);
+        const char *s = json_string_value(json_is_object(v) ? json_object_get(v, "content") : v);
+        if (!s) continue; /* absent or null: the names tokenizer.json's loader knows */
+        int32_t id = mt_tok__find(t, s, strlen(s));
+        if (id < 0)
+            rc = mt_tf_fail(err, errlen, "%s: %s \"%.40s\" is not in tokenizer.json's vocab", path,
+                            key[k], s);
+        else if (k == 0)
+            t->bos = id;
+        else
+            t->eos = id;
+    }
+    json_decref(c);
+    return rc;
+}
+
 int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, size_t errlen)
 {
     char path[4096];
@@ -402,7 +439,13 @@ int mt_tok_load_folder(struct mt_tokenizer **out, const char *dir, char *err, si
                           "model folder %s has no tokenizer.json (%s); supported: Hugging Face "
                           "tokenizer.json of a BPE tokenizer",
                           dir, strerror(errno));
-    return mt_tok_load_json(out, path, err, errlen);
+    if (mt_tok_load_json(out, path, err, errlen)) return -1;
+    if (config_specials(*out, dir, err, errlen)) {
+        mt_tok_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int mt_tok_load(struct mt_tokenizer **out, const char *spec, char *err, size_t errlen)
@@ -417,4 +460,147 @@ int mt_tok_load(struct mt_tokenizer **out, const char *spec, char *err, size_t e
                           spec, strerror(errno));
     return S_ISDIR(st.st_mode) ? mt_tok_load_folder(out, spec, err, errlen)
                                : mt_tok_load_json(out, spec, err, errlen);
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static json_t *space_replace(const char *from, const char *to)
+{
+    return json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "String", from, "content",
+                     to);
+}
+
+static json_t *bytelevel(int prefix_space, int regex)
+{
+    return json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", prefix_space,
+                     "trim_offsets", 1, "use_regex", regex);
+}
+
+/* normalizer, pre_tokenizer and decoder of t (see mt_tok_save_json) into root. */
+static void save_pipeline(const struct mt_tokenizer *t, json_t *root)
+{
+    json_t *norm = json_null(), *pre = json_null(), *dec;
+    if (t->kind == MT_TOK_SP_BPE) {
+        static const char *const scheme[] = {"never", "always", "first"};
+        if (t->sp_norm) {
+            json_t *seq = json_array();
+            if (t->sp_prepend)
+                json_array_append_new(
+                    seq, json_pack("{s:s,s:s}", "type", "Prepend", "prepend", MT_TOK_SPACE));
+            json_array_append_new(seq, space_replace(" ", MT_TOK_SPACE));
+            norm = json_pack("{s:s,s:o}", "type", "Sequence", "normalizers", seq);
+        } else {
+            pre = json_pack("{s:s,s:s,s:s,s:b}", "type", "Metaspace", "replacement", MT_TOK_SPACE,
+                            "prepend_scheme", scheme[t->sp_prepend], "split", 0);
+        }
+        if (!t->sp_norm) {
+            dec = json_pack("{s:s,s:s,s:s,s:b}", "type", "Metaspace", "replacement", MT_TOK_SPACE,
+                            "prepend_scheme", scheme[t->sp_prepend], "split", 0);
+        } else {
+            json_t *seq = json_pack("[o,{s:s},{s:s}]", space_replace(MT_TOK_SPACE, " "), "type",
+                                    "ByteFallback", "type", "Fuse");
+            if (t->sp_prepend)
+                json_array_append_new(seq, json_pack("{s:s,s:s,s:i,s:i}", "type", "Strip",
+                                                     "content", " ", "start", 1, "stop", 0));
+            dec = json_pack("{s:s,s:o}", "type", "Sequence", "decoders", seq);
+        }
+    } else if (t->pattern && !strcmp(t->pattern, MT_TOK_PATTERN_GPT2)) {
+        pre = bytelevel(t->add_prefix_space, 1);
+        dec = bytelevel(1, 1);
+    } else {
+        pre = bytelevel(t->add_prefix_space, 0);
+        if (t->pattern)
+            pre = json_pack("{s:s,s:[{s:s,s:{s:s},s:s,s:b},o]}", "type", "Sequence",
+                            "pretokenizers", "type", "Split", "pattern", "Regex", t->pattern,
+                            "behavior", "Isolated", "invert", 0, pre);
+        dec = bytelevel(1, 1);
+    }
+    json_object_set_new(root, "normalizer", norm);
+    json_object_set_new(root, "pre_tokenizer", pre);
+    json_object_set_new(root, "post_processor", json_null());
+    json_object_set_new(root, "decoder", dec);
+}
+
+/* t's tokenizer.json as a JSON tree, or NULL (out of memory, an id without a token). */
+static json_t *save_tree(const struct mt_tokenizer *t, char *err, size_t errlen)
+{
+    json_t *root = json_pack("{s:s,s:n,s:n}", "version", "1.0", "truncation", "padding");
+    json_t *added = json_array(), *vocab = json_object(), *merges = json_array();
+    size_t n = 0, *ranked = mt_tok__ranked(t, &n), missing = SIZE_MAX;
+    int ok = root && added && vocab && merges && ranked;
+    for (size_t i = 0; ok && i < t->V; i++) {
+        if (!t->tok[i]) {
+            missing = i;
+            ok = 0;
+            break;
+        }
+        ok = !json_object_set_new(vocab, t->tok[i], json_integer((json_int_t)i));
+        if (ok && t->is_added[i]) {
+            uint8_t f = t->aflags[i];
+            ok = !json_array_append_new(
+                added, json_pack("{s:I,s:s,s:b,s:b,s:b,s:b,s:b}", "id", (json_int_t)i, "content",
+                                 t->tok[i], "single_word", (f & MT_TOK_SINGLE_WORD) != 0, "lstrip",
+                                 (f & MT_TOK_LSTRIP) != 0, "rstrip", (f & MT_TOK_RSTRIP) != 0,
+                                 "normalized", (f & MT_TOK_NORMALIZED) != 0, "special",
+                                 (f & MT_TOK_SPECIAL) != 0));
+        }
+    }
+    for (size_t r = 0; ok && r < n; r++) {
+        uint64_t k = t->mkey[ranked[r]];
+        ok = !json_array_append_new(
+            merges, json_pack("[s,s]", t->tok[(uint32_t)(k >> 32)], t->tok[(uint32_t)k]));
+    }
+    free(ranked);
+    if (ok) {
+        json_object_set_new(root, "added_tokens", added);
+        save_pipeline(t, root);
+        json_t *unk = t->unk >= 0 ? json_string(t->tok[t->unk]) : json_null();
+        json_t *model =
+            json_pack("{s:s,s:n,s:o,s:n,s:n,s:b,s:b,s:b,s:o,s:o}", "type", "BPE", "dropout",
+                      "unk_token", unk, "continuing_subword_prefix", "end_of_word_suffix",
+                      "fuse_unk", t->fuse_unk, "byte_fallback", t->byte_fallback, "ignore_merges",
+                      t->ignore_merges, "vocab", vocab, "merges", merges);
+        if (model && !json_object_set_new(root, "model", model)) return root;
+        vocab = merges = NULL; /* json_pack took them, even on failure */
+    } else {
+        json_decref(added);
+    }
+    if (missing != SIZE_MAX)
+        mt_tf_fail(err, errlen, "token id %zu has no string (tokenizer.json needs one per id)",
+                   missing);
+    else
+        mt_tf_fail(err, errlen, "out of memory writing tokenizer.json");
+    json_decref(vocab);
+    json_decref(merges);
+    json_decref(root);
+    return NULL;
+}
+
+int mt_tok_save_json(const struct mt_tokenizer *t, const char *path, char *err, size_t errlen)
+{
+    struct mt_tokenizer *b = NULL;
+    if (t->kind == MT_TOK_BYTES && !(t = b = mt_tok__bytes_bpe(err, errlen))) return -1;
+    json_t *root = save_tree(t, err, errlen);
+    mt_tok_free(b);
+    if (!root) return -1;
+    int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return rc ? mt_tf_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno)) : 0;
+}
+
+int mt_tok_save_folder(const struct mt_tokenizer *t, const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (mt_tok_save_json(t, path, err, errlen)) return -1;
+    if (t->kind == MT_TOK_BYTES) t = NULL; /* no special tokens */
+    json_t *c = json_pack("{s:s}", "tokenizer_class", "PreTrainedTokenizerFast");
+    static const char *const key[] = {"bos_token", "eos_token", "unk_token"};
+    int32_t id[] = {t ? t->bos : -1, t ? t->eos : -1, t ? t->unk : -1};
+    for (int k = 0; c && t && k < 3; k++)
+        if (id[k] >= 0 && t->tok[id[k]]) json_object_set_new(c, key[k], json_string(t->tok[id[k]]));
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    int rc = c ? json_dump_file(c, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : -1;
+    json_decref(c);
+    return rc ? mt_tf_fail(err, errlen, "%s: cannot write: %s", path, strerror(errno)) : 0;
 }

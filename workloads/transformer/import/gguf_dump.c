@@ -8,7 +8,9 @@
  *   tensor NAME NE0,NE1,.. GGML_TYPE OFFSET   (ne innermost first, as stored)
  *   data_offset N
  * `mt-gguf-dump --logits MODEL OUT.f32 ID...` writes the model's logits (fp32, T x V) for
- * those token ids, for comparison with another implementation's on the same file.
+ * those token ids, for comparison with another implementation's on the same file;
+ * `mt-gguf-dump --tokenize MODEL TEXT` prints the ids of TEXT by the file's own tokenizer
+ * (modeltok.h), space-separated on one line.
  * `mt-gguf-dump --make DIR` writes the sample files the check reads: seeded random
  * GPT-2 and Llama (grouped-query) models in every type the writer has, and a file with
  * one metadata entry of every value type.
@@ -20,6 +22,7 @@
 
 #include "gguf.h"
 #include "modelfile.h"
+#include "modeltok.h"
 
 static uint64_t rd(const unsigned char *p, size_t n)
 {
@@ -153,6 +156,28 @@ static int make(const char *dir)
     return rc != 0;
 }
 
+/* memtrade's ids of text with the model file's own tokenizer (modeltok.h), on one line. */
+static int tokenize(const char *model, const char *text)
+{
+    char err[1024];
+    struct mt_tokenizer *t;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (mt_model_tokenizer(model, &t, err, sizeof err) ||
+        (!t && snprintf(err, sizeof err, "%s carries no tokenizer", model) > 0) ||
+        mt_tok_encode(t, (const uint8_t *)text, strlen(text), &ids, &n, err, sizeof err)) {
+        fprintf(stderr, "mt-gguf-dump: %s\n", err);
+        mt_tok_free(t);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s%d", i ? " " : "", (int)ids[i]);
+    printf("\n");
+    free(ids);
+    mt_tok_free(t);
+    return 0;
+}
+
 static int logits(const char *model, const char *out, int n, char **ids)
 {
     char err[1024];
@@ -178,8 +203,10 @@ int main(int argc, char **argv)
 {
     if (argc >= 5 && !strcmp(argv[1], "--logits")) return logits(argv[2], argv[3], argc - 4, argv + 4);
     if (argc == 3 && !strcmp(argv[1], "--make")) return make(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "--tokenize")) return tokenize(argv[2], argv[3]);
     if (argc != 2) {
-        fprintf(stderr, "usage: mt-gguf-dump FILE.gguf | --make DIR | --logits MODEL OUT ID...\n");
+        fprintf(stderr, "usage: mt-gguf-dump FILE.gguf | --make DIR | --logits MODEL OUT ID... | "
+                        "--tokenize MODEL TEXT\n");
         return 2;
     }
     return dump(argv[1]);

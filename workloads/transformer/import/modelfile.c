@@ -462,30 +462,23 @@ static const char *torch_dtype(enum mt_dtype t)
     return t == MT_DT_F16 ? "float16" : t == MT_DT_BF16 ? "bfloat16" : "float32";
 }
 
-/* tokenizer.json of the byte vocabulary: byte-level BPE without merges, so that byte b is
- * token b. */
-static int write_byte_tokenizer(const char *dir, char *err, size_t errlen)
+/* DIR/tokenizer.json and tokenizer_config.json of tok, or of the byte tokenizer for a
+ * byte vocabulary without one (mt_tok_save_folder); nothing for a larger vocabulary
+ * without a tokenizer. */
+static int write_hf_tokenizer(const char *dir, const struct mt_tokenizer *tok, size_t vocab,
+                              char *err, size_t errlen)
 {
-    char path[4096], ch[4];
-    json_t *vocab = json_object();
-    for (unsigned b = 0; b < 256; b++) {
-        byte_char(b, ch);
-        json_object_set_new(vocab, ch, json_integer(b));
+    struct mt_tokenizer *bytes = NULL;
+    if (!tok && vocab != 256) return 0;
+    if (!tok && mt_tok_bytes(&bytes, err, errlen)) return -1;
+    int rc = mt_tok_save_folder(tok ? tok : bytes, dir, err, errlen);
+    mt_tok_free(bytes);
+    if (rc) {
+        char *msg = strdup(err);
+        if (msg) snprintf(err, errlen, "export %s: %s", dir, msg);
+        free(msg);
     }
-    json_t *j = json_pack(
-        "{s:s,s:n,s:n,s:[],s:n,s:{s:s,s:b,s:b,s:b},s:n,s:{s:s,s:b,s:b,s:b},s:{s:s,s:n,s:n,s:n,"
-        "s:n,s:b,s:b,s:o,s:[]}}",
-        "version", "1.0", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
-        "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1,
-        "post_processor", "decoder", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets",
-        1, "use_regex", 1, "model", "type", "BPE", "dropout", "unk_token",
-        "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 0, "byte_fallback", 0,
-        "vocab", vocab, "merges");
-    if (!j) return mt_tf_fail(err, errlen, "out of memory for tokenizer.json");
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    int rc = json_dump_file(j, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    return rc ? mt_tf_fail(err, errlen, "%s: cannot write", path) : 0;
+    return rc;
 }
 
 static int gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *c, int llama,
@@ -517,7 +510,7 @@ static int gguf_metadata(struct mt_gguf_writer *w, const struct mt_gpt_config *c
     }
 #undef KEY
     if (tok && mt_tok_kind(tok) != MT_TOK_BYTES)
-        return mt_model_gguf_write_tokenizer(w, tok, err, errlen);
+        return mt_model_gguf_write_tokenizer(w, tok, c->vocab, err, errlen);
     if (c->vocab == 256) { /* the byte vocabulary, as byte-level BPE without merges */
         char chars[256][4];
         const char *names[256];
@@ -568,7 +561,7 @@ int mt_model_export_tok(const struct mt_gpt *m, const struct mt_tokenizer *tok,
         snprintf(path, sizeof path, "%s/model.safetensors", out);
         if (!rc) rc = mt_st_write(path, &l, err, errlen);
         if (!rc) rc = mt_hf_config_write(out, &m->cfg, llama, torch_dtype(dtype), err, errlen);
-        if (!rc && m->cfg.vocab == 256) rc = write_byte_tokenizer(out, err, errlen);
+        if (!rc) rc = write_hf_tokenizer(out, tok, m->cfg.vocab, err, errlen);
     } else if (!rc) {
         struct mt_gguf_writer w = {0};
         rc = gguf_metadata(&w, &m->cfg, llama, dtype, tok, err, errlen);

@@ -77,7 +77,8 @@ int mt_model_load(const char *path, const struct mt_gpt_config *expect, enum mt_
                   char *err, size_t errlen);
 
 /* Writes model m (full fp32 weights) as a Hugging Face folder `out` (config.json,
- * model.safetensors; tokenizer.json for a byte-level vocabulary of 256) or as the GGUF
+ * model.safetensors; tokenizer.json and tokenizer_config.json for a byte-level vocabulary
+ * of 256: byte-level BPE without merges, token b = byte b) or as the GGUF
  * file `out`. The 2-D weight matrices are stored as `dtype` (F32, F16, BF16; GGUF also
  * Q8_0 and Q4_0), norms and biases as F32 in GGUF (llama.cpp's convention) and as
  * `dtype` in safetensors. GPT-2 family: LayerNorm, learned positions, GELU, biases, no
@@ -87,10 +88,11 @@ int mt_model_export(const struct mt_gpt *m, enum mt_model_format fmt, enum mt_dt
                     const char *out, char *err, size_t errlen);
 
 /* mt_model_export with the model's tokenizer `tok` (NULL or the byte tokenizer: as
- * mt_model_export): GGUF gets its tokenizer.ggml.* metadata (modeltok.h), so that
- * mt_model_tokenizer on the file builds a tokenizer with the same ids; a Hugging Face
- * folder gets no tokenizer.json from it (copy the source's). A tokenizer with more ids
- * than the model's vocab is refused. */
+ * mt_model_export): GGUF gets its tokenizer.ggml.* metadata (modeltok.h), a Hugging Face
+ * folder its tokenizer.json and tokenizer_config.json (mt_tok_save_folder), so that
+ * mt_model_tokenizer on the result builds a tokenizer with the same identity and ids.
+ * Without `tok`, a vocab of 256 gets the byte tokenizer's files, a larger one none. A
+ * tokenizer with more ids than the model's vocab is refused. */
 int mt_model_export_tok(const struct mt_gpt *m, const struct mt_tokenizer *tok,
                         enum mt_model_format fmt, enum mt_dtype dtype, const char *out, char *err,
                         size_t errlen);

@@ -38,6 +38,13 @@ static int32_t id_of(const struct mt_gguf *g, const char *key)
     return mt_gguf_get_u64(g, key, &v) || v > INT32_MAX ? -1 : (int32_t)v;
 }
 
+/* "[PAD<id>]", llama.cpp's name of a padding token (convert_hf_to_gguf.py), into buf. */
+static const char *pad_name(char buf[32], size_t id)
+{
+    snprintf(buf, 32, "[PAD%zu]", id);
+    return buf;
+}
+
 int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, char *err,
                             size_t errlen)
 {
@@ -82,10 +89,15 @@ int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, 
         memcpy(&f, fl + 4 * i, 4);
         flags[i] = (uint8_t)f;
     }
+    /* padding up to the model's vocab (llama.cpp's, memtrade's export): no tokens */
+    size_t used = n;
+    for (char name[32]; ty && used > 0 && type[used - 1] == 5 &&
+                        !strcmp(tokens[used - 1], pad_name(name, used - 1));)
+        used--;
     int have_pre = !mt_gguf_get_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
     struct mt_tok_arrays a = {.model = model,
                               .tokens = (const char *const *)tokens,
-                              .n_tokens = n,
+                              .n_tokens = used,
                               .merges = (const char *const *)merges,
                               .n_merges = nm,
                               .scores = scores,
@@ -123,6 +135,7 @@ int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, 
         a.space_prefix = flag(g, "tokenizer.ggml.add_space_prefix", 0) ? 2 : 1;
     a.no_byte_fallback = !flag(g, "tokenizer.memtrade.byte_fallback", 1);
     a.no_fuse_unk = !flag(g, "tokenizer.memtrade.fuse_unk", 1);
+    a.metaspace = flag(g, "tokenizer.memtrade.metaspace", 0);
     if (mt_tok_from_arrays(out, &a, err, errlen)) {
         char *msg = strdup(err);
         if (msg) snprintf(err, errlen, "%s: tokenizer.ggml.*: %s", g->path, msg);
@@ -148,7 +161,7 @@ int mt_model_tokenizer(const char *path, struct mt_tokenizer **out, char *err, s
     if (S_ISDIR(sb.st_mode)) {
         char p[4200];
         snprintf(p, sizeof p, "%s/tokenizer.json", path);
-        return stat(p, &sb) ? 0 : mt_tok_load_json(out, p, err, errlen);
+        return stat(p, &sb) ? 0 : mt_tok_load_folder(out, path, err, errlen);
     }
     struct mt_src src = {0};
     struct mt_gguf g = {0};
@@ -160,23 +173,36 @@ int mt_model_tokenizer(const char *path, struct mt_tokenizer **out, char *err, s
 }
 
 int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_tokenizer *t,
-                                  char *err, size_t errlen)
+                                  size_t n_vocab, char *err, size_t errlen)
 {
     struct mt_tok_arrays a;
     if (mt_tok_to_arrays(t, &a, err, errlen)) return -1;
-    int32_t *flags = malloc(a.n_tokens * sizeof *flags);
-    float *scores = malloc(a.n_tokens * sizeof *scores);
-    if (!flags || !scores) {
-        free(flags);
-        free(scores);
+    size_t n = n_vocab > a.n_tokens ? n_vocab : a.n_tokens;
+    int32_t *flags = malloc(n * sizeof *flags), *type = malloc(n * sizeof *type);
+    float *scores = malloc(n * sizeof *scores);
+    const char **tokens = calloc(n, sizeof *tokens);
+    char(*pads)[32] = malloc((n - a.n_tokens + 1) * sizeof *pads);
+    if (!flags || !scores || !type || !tokens || !pads) {
+        free(flags), free(scores), free(type), free(tokens), free(pads);
         mt_tok_arrays_free(&a);
         return mt_tf_fail(err, errlen, "out of memory");
     }
     int any = 0;
-    for (size_t i = 0; i < a.n_tokens; i++) {
-        flags[i] = a.added_flags[i];
+    for (size_t i = 0; i < n; i++) {
+        int pad = i >= a.n_tokens; /* 5: unused, as llama.cpp pads a vocab */
+        flags[i] = pad ? 0 : a.added_flags[i];
+        type[i] = pad ? 5 : a.token_type[i];
+        tokens[i] = pad ? pad_name(pads[i - a.n_tokens], i) : a.tokens[i];
         any |= flags[i] != 0;
         scores[i] = -1e9f;
+        if (pad && mt_tok_id(t, tokens[i]) >= 0) {
+            free(flags), free(scores), free(type), free(tokens), free(pads);
+            mt_tok_arrays_free(&a);
+            return mt_tf_fail(err, errlen,
+                              "the tokenizer's vocab holds \"%s\", the name of a "
+                              "padding token up to the model's %zu ids",
+                              pad_name((char[32]){0}, i), n_vocab);
+        }
     }
     for (size_t r = a.n_merges; r-- > 0;) { /* the earliest merge of each token wins */
         const char *m = a.merges[r], *sp = strchr(m, ' ');
@@ -194,10 +220,10 @@ int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_toke
         mt_gguf_w_str(w, "tokenizer.ggml.pre", pre);
         mt_gguf_w_str(w, "tokenizer.memtrade.pattern", a.pattern);
     }
-    mt_gguf_w_strs(w, "tokenizer.ggml.tokens", a.tokens, a.n_tokens);
-    mt_gguf_w_i32s(w, "tokenizer.ggml.token_type", a.token_type, a.n_tokens);
+    mt_gguf_w_strs(w, "tokenizer.ggml.tokens", tokens, n);
+    mt_gguf_w_i32s(w, "tokenizer.ggml.token_type", type, n);
     mt_gguf_w_strs(w, "tokenizer.ggml.merges", a.merges, a.n_merges);
-    if (llama) mt_gguf_w_f32s(w, "tokenizer.ggml.scores", scores, a.n_tokens);
+    if (llama) mt_gguf_w_f32s(w, "tokenizer.ggml.scores", scores, n);
     if (a.bos_id >= 0) mt_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)a.bos_id);
     if (a.eos_id >= 0) mt_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)a.eos_id);
     if (a.unk_id >= 0) mt_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)a.unk_id);
@@ -207,10 +233,12 @@ int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_toke
     if (llama) {
         mt_gguf_w_scalar(w, "tokenizer.memtrade.byte_fallback", MT_GGUF_BOOL, !a.no_byte_fallback);
         mt_gguf_w_scalar(w, "tokenizer.memtrade.fuse_unk", MT_GGUF_BOOL, !a.no_fuse_unk);
+        /* only when it differs from the default: files without it read as before */
+        if (a.metaspace && a.space_prefix != 3)
+            mt_gguf_w_scalar(w, "tokenizer.memtrade.metaspace", MT_GGUF_BOOL, 1);
     }
-    if (any) mt_gguf_w_i32s(w, "tokenizer.memtrade.added_flags", flags, a.n_tokens);
-    free(flags);
-    free(scores);
+    if (any) mt_gguf_w_i32s(w, "tokenizer.memtrade.added_flags", flags, n);
+    free(flags), free(scores), free(type), free(tokens), free(pads);
     mt_tok_arrays_free(&a);
     return w->oom ? mt_tf_fail(err, errlen, "out of memory writing the tokenizer metadata") : 0;
 }

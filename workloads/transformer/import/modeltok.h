@@ -1,5 +1,6 @@
 /* modeltok.h — the tokenizer a model file carries: a Hugging Face folder's
- * tokenizer.json, a GGUF file's tokenizer.ggml.* metadata (read and written).
+ * tokenizer.json (BOS / EOS as its tokenizer_config.json names them: mt_tok_load_folder),
+ * a GGUF file's tokenizer.ggml.* metadata (read and written).
  *
  * What it is for: an imported model scores text with its own tokenizer by default
  * (workloads/common: `tokenizer=auto`), and `memtrade export --format gguf` keeps the
@@ -16,6 +17,10 @@
  *   tokenizer.memtrade.space_prefix   u32    mt_tok_arrays.space_prefix
  *   tokenizer.memtrade.byte_fallback  bool   llama (absent: true)
  *   tokenizer.memtrade.fuse_unk       bool   llama (absent: true)
+ *   tokenizer.memtrade.metaspace      bool   llama: "▁" comes from a Metaspace
+ *                                             pre-tokenizer, not the normalizer (absent:
+ *                                             false, but for space_prefix 3); decides how
+ *                                             `normalized` added tokens match (tokenizer.h)
  *   tokenizer.memtrade.added_flags    i32[n_tokens]: MT_TOK_* of the added tokens
  * Written for llama.cpp too: scores (llama: minus the rank of the merge that makes each
  * token, -1e9 for the others, so SentencePiece's highest-score-first order is the merge
@@ -44,10 +49,13 @@ int mt_model_tokenizer(const char *path, struct mt_tokenizer **out, char *err, s
 int mt_model_gguf_tokenizer(const struct mt_gguf *g, struct mt_tokenizer **out, char *err,
                             size_t errlen);
 
-/* Appends t's metadata (above) to w. t must not be the byte tokenizer. Returns 0, or -1
- * with a message (mt_tok_to_arrays's). */
+/* Appends t's metadata (above) to w. t must not be the byte tokenizer. The token arrays
+ * are padded up to n_vocab ids (the model's: llama.cpp takes its vocab size from them)
+ * with tokens "[PAD<id>]" of type 5 (unused), as llama.cpp's converter pads; the reader
+ * drops such trailing tokens again. Returns 0, or -1 with a message (mt_tok_to_arrays's;
+ * a token of t named like a padding token it would need). */
 int mt_model_gguf_write_tokenizer(struct mt_gguf_writer *w, const struct mt_tokenizer *t,
-                                  char *err, size_t errlen);
+                                  size_t n_vocab, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }
