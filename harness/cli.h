@@ -110,6 +110,11 @@ int mt_cli_next_option(struct mt_cli_parser *p, int argc, char **argv);
 /* Contract: the exit code of a negative mt_cli_next_option result (help: MT_EXIT_OK, else
  * MT_EXIT_USAGE). */
 int mt_cli_options_exit(int c);
+/* Contract: after the option loop ended with c: the exit code the command returns now (c
+ * negative: mt_cli_options_exit; not exactly `operands` operands: usage "memtrade CMD
+ * USAGE (see --help)" printed, MT_EXIT_USAGE), or -1 when it goes on. */
+int mt_cli_options_end(const struct mt_cli_parser *p, int c, int argc, int operands,
+                       const char *usage);
 
 #define MT_DEFAULT_LAUNCHER "mpirun -np {ranks}"
 #define MT_UNKNOWN_ESTIMATE (1ULL << 30)

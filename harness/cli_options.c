@@ -127,3 +127,12 @@ int mt_cli_options_exit(int c)
 {
     return c == MT_CLI_HELP ? MT_EXIT_OK : MT_EXIT_USAGE;
 }
+
+int mt_cli_options_end(const struct mt_cli_parser *p, int c, int argc, int operands,
+                       const char *usage)
+{
+    if (c < 0) return mt_cli_options_exit(c);
+    if (argc - optind == operands) return -1;
+    fprintf(stderr, "usage: memtrade %s %s (see --help)\n", p->cmd, usage);
+    return MT_EXIT_USAGE;
+}

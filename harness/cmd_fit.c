@@ -179,6 +179,7 @@ int mt_cmd_fit(int argc, char **argv)
         }
     }
     if (c < 0) return mt_cli_options_exit(c);
+    struct mt_cli_common co = op.co;
     if (optind + 1 != argc || !have_budget || f.goal < 0) {
         fprintf(stderr,
                 "usage: memtrade fit --budget SIZE --for serving|training MODEL "
@@ -200,13 +201,12 @@ int mt_cmd_fit(int argc, char **argv)
     if (check_model(f.model)) return MT_EXIT_USAGE;
     char err[4096];
     struct mt_registry reg;
-    if (mt_cli_finish_common(&op.co, err, sizeof err) != 0 ||
-        mt_cli_load_plugins(&op.co, &reg, err, sizeof err) != 0) {
+    if (mt_cli_finish_common(&co, err, sizeof err) != 0 ||
+        mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_USAGE;
     }
-    struct mt_fit_runner runner = {
-        .exe = op.co.exe, .db = op.co.db, .out = op.co.out, .measure = measure};
+    struct mt_fit_runner runner = {.exe = co.exe, .db = co.db, .out = co.out, .measure = measure};
     f.reg = &reg;
     f.runner = &runner;
     struct mt_fit_result *r = calloc(1, sizeof *r);

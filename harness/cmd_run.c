@@ -189,11 +189,8 @@ int mt_cmd_run(int argc, char **argv)
             return MT_EXIT_USAGE;
         }
     }
-    if (c < 0) return mt_cli_options_exit(c);
-    if (optind + 1 != argc) {
-        fputs("usage: memtrade run WORKLOAD [-p key=value]... (see --help)\n", stderr);
-        return MT_EXIT_USAGE;
-    }
+    int rc = mt_cli_options_end(&op, c, argc, 1, "WORKLOAD [-p key=value]...");
+    if (rc >= 0) return rc;
     char err[2048];
     struct mt_registry reg;
     if (mt_cli_finish_common(&op.co, err, sizeof err) != 0) {
@@ -319,11 +316,8 @@ int mt_cmd_sweep(int argc, char **argv)
             shard = optarg;
         }
     }
-    if (c < 0) return mt_cli_options_exit(c);
-    if (optind + 1 != argc) {
-        fputs("usage: memtrade sweep FILE.ini [options] (see --help)\n", stderr);
-        return MT_EXIT_USAGE;
-    }
+    int rc = mt_cli_options_end(&op, c, argc, 1, "FILE.ini [options]");
+    if (rc >= 0) return rc;
     char err[4096];
     struct mt_spec spec;
     if (mt_spec_parse(argv[optind], &spec, err, sizeof err) != 0) {
