@@ -154,6 +154,16 @@ size_t mt_wl_batch_bytes(size_t B, size_t T);
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
 
+/* One metric of a group that is measured, or not, as a whole. */
+struct mt_wl_metric {
+    const char *name;
+    double value;
+    const char *unit;
+};
+/* Contract: reports the n metrics of `group`, or, when `why` is not NULL, each of them
+ * unavailable for that reason (never a value then). */
+void mt_wl_metrics(struct mt_ctx *ctx, const char *why, const struct mt_wl_metric *group, size_t n);
+
 /* Fills *cfg from the preset named by parameter `param` (NULL = "model"), or from the
  * model file it names (a folder or a .gguf: mt_model_peek reads its shape), then, for the
  * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
