@@ -322,34 +322,20 @@ static uint64_t ctx_rng_u64(struct mt_ctx *pub)
     return result;
 }
 
-static uint64_t ctx_seed(struct mt_ctx *pub)
-{
-    return CTX(pub)->seed;
-}
-static int ctx_threads(struct mt_ctx *pub)
-{
-    return CTX(pub)->threads;
-}
-static int ctx_rank(struct mt_ctx *pub)
-{
-    return CTX(pub)->rank;
-}
-static int ctx_nranks(struct mt_ctx *pub)
-{
-    return CTX(pub)->nranks;
-}
-static const char *ctx_cache_dir(struct mt_ctx *pub)
-{
-    return CTX(pub)->cache_dir;
-}
-static const char *ctx_corpus(struct mt_ctx *pub)
-{
-    return CTX(pub)->corpus;
-}
-static const char *ctx_scratch_dir(struct mt_ctx *pub)
-{
-    return CTX(pub)->scratch_dir;
-}
+/* The accessors that hand out a field of the context as it is. */
+#define CTX_FIELD(type, name)                                                                      \
+    static type ctx_##name(struct mt_ctx *pub)                                                     \
+    {                                                                                              \
+        return CTX(pub)->name;                                                                     \
+    }
+CTX_FIELD(uint64_t, seed)
+CTX_FIELD(int, threads)
+CTX_FIELD(int, rank)
+CTX_FIELD(int, nranks)
+CTX_FIELD(const char *, cache_dir)
+CTX_FIELD(const char *, corpus)
+CTX_FIELD(const char *, scratch_dir)
+#undef CTX_FIELD
 
 static void fill_ops(struct mt_context *c)
 {
