@@ -38,4 +38,13 @@ static inline const struct mt_heapreport_category *heap_test_cat(const struct he
     return NULL;
 }
 
+/* Defines on_category, the reader's C-line callback, for a report type whose member
+ * `member` is a struct heap_test_cats (the reader's user pointer is the report). */
+#define HEAP_TEST_ON_CATEGORY(report_type, member)                                                 \
+    static int on_category(const struct mt_heapreport_category *c, void *u)                        \
+    {                                                                                              \
+        heap_test_cats_add(&((report_type *)u)->member, c);                                        \
+        return 0;                                                                                  \
+    }
+
 #endif

@@ -152,11 +152,7 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
     return 0;
 }
 
-static int on_category(const struct mt_heapreport_category *c, void *u)
-{
-    heap_test_cats_add(&((struct report *)u)->cats, c);
-    return 0;
-}
+HEAP_TEST_ON_CATEGORY(struct report, cats)
 
 static int on_site(const struct mt_heapreport_site *s, void *u)
 {
