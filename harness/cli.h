@@ -5,6 +5,7 @@
 #ifndef MT_HARNESS_CLI_H
 #define MT_HARNESS_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,85 @@ struct mt_cli_common {
     int keep_scratch;
     char db_buf[4096], scratch[4096], cache[4096], exe[4096];
 };
+
+/* The limits of each run a command starts (--timeout, --mem-limit, --threads; 0: none or
+ * the default). */
+struct mt_cli_limits {
+    double timeout_s;
+    uint64_t mem_limit;
+    int threads;
+};
+
+/* ---- Options (cli_options.c) ----------------------------------------------------------
+ * A command names the shared options it takes (MT_CLI_* bits; --help always) and lists its
+ * own (ids: short option characters, or MT_OPT_OWN and up), then calls mt_cli_next_option
+ * until it returns MT_CLI_END (operands from optind) or a negative code. */
+enum {
+    MT_CLI_DB = 1 << 0,
+    MT_CLI_OUT = 1 << 1,
+    MT_CLI_PLUGIN = 1 << 2,
+    MT_CLI_HEAP = 1 << 3, /* --heap MODE and --no-heap */
+    MT_CLI_LAUNCHER = 1 << 4,
+    MT_CLI_KEEP = 1 << 5, /* --keep-scratch */
+    MT_CLI_TIMEOUT = 1 << 6,
+    MT_CLI_MEMLIMIT = 1 << 7,
+    MT_CLI_THREADS = 1 << 8,
+    MT_CLI_RUNNING = MT_CLI_DB | MT_CLI_OUT | MT_CLI_PLUGIN | MT_CLI_HEAP | MT_CLI_LAUNCHER |
+                     MT_CLI_KEEP, /* what run and sweep share */
+    MT_CLI_LIMITS = MT_CLI_TIMEOUT | MT_CLI_MEMLIMIT | MT_CLI_THREADS
+};
+/* The ids of the shared options (returned by no call), and the first id of a command's. */
+enum {
+    MT_OPT_DB = 1000,
+    MT_OPT_OUT,
+    MT_OPT_PLUGIN,
+    MT_OPT_HEAP,
+    MT_OPT_NO_HEAP,
+    MT_OPT_LAUNCHER,
+    MT_OPT_KEEP,
+    MT_OPT_TIMEOUT,
+    MT_OPT_MEMLIMIT,
+    MT_OPT_THREADS,
+    MT_OPT_HELP,
+    MT_OPT_OWN = 1100
+};
+/* What mt_cli_next_option returns besides a command's own id. */
+enum { MT_CLI_END = 0, MT_CLI_BAD = -1, MT_CLI_HELP = -2 };
+
+/* One option of a command's own: long name, whether it takes an argument, id. A table
+ * ends with a zero entry. */
+struct mt_cli_opt {
+    const char *name;
+    int arg;
+    int id;
+};
+
+struct mt_cli_parser {
+    const char *cmd;              /* for messages: "run", "query" */
+    unsigned shared;              /* MT_CLI_* bits */
+    const char *shortopts;        /* getopt's, e.g. "p:" or "+" (NULL: none) */
+    const struct mt_cli_opt *own; /* the command's own options (NULL: none) */
+    const char *help;             /* printed to stdout for --help */
+    struct mt_cli_common co;      /* filled by --db, --out, --plugin, --heap, ... */
+    struct mt_cli_limits lim;     /* filled by --timeout, --mem-limit, --threads */
+    int started;
+    struct option table[48]; /* getopt_long's, built at the first call */
+};
+
+/* Contract: the next of the command's own options (its id, the argument in optarg), after
+ * handling every shared one before it; MT_CLI_END when the options end (optind: the first
+ * operand); MT_CLI_HELP after printing p->help; MT_CLI_BAD after getopt or a shared
+ * option's check printed why. Starts over at argv[1] on a fresh parser. Not thread-safe
+ * (getopt's globals). */
+int mt_cli_next_option(struct mt_cli_parser *p, int argc, char **argv);
+/* Contract: the exit code of a negative mt_cli_next_option result (help: MT_EXIT_OK, else
+ * MT_EXIT_USAGE). */
+int mt_cli_options_exit(int c);
+/* Contract: after the option loop ended with c: the exit code the command returns now (c
+ * negative: mt_cli_options_exit; not exactly `operands` operands: usage "memtrade CMD
+ * USAGE (see --help)" printed, MT_EXIT_USAGE), or -1 when it goes on. */
+int mt_cli_options_end(const struct mt_cli_parser *p, int c, int argc, int operands,
+                       const char *usage);
 
 #define MT_DEFAULT_LAUNCHER "mpirun -np {ranks}"
 #define MT_UNKNOWN_ESTIMATE (1ULL << 30)

@@ -104,7 +104,7 @@ struct verify {
 int mt_cmd_fit(int argc, char **argv)
 {
     enum {
-        OPT_BUDGET = 256,
+        OPT_BUDGET = MT_OPT_OWN,
         OPT_FOR,
         OPT_CONTEXT,
         OPT_METRIC,
@@ -112,33 +112,21 @@ int mt_cmd_fit(int argc, char **argv)
         OPT_JSON,
         OPT_NOMEASURE,
         OPT_EVAL,
-        OPT_STEPS,
-        OPT_DB,
-        OPT_OUT,
-        OPT_PLUGIN,
-        OPT_HELP
+        OPT_STEPS
     };
-    static const struct option opts[] = {{"budget", required_argument, 0, OPT_BUDGET},
-                                         {"for", required_argument, 0, OPT_FOR},
-                                         {"context", required_argument, 0, OPT_CONTEXT},
-                                         {"metric", required_argument, 0, OPT_METRIC},
-                                         {"verify", no_argument, 0, OPT_VERIFY},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"no-measure", no_argument, 0, OPT_NOMEASURE},
-                                         {"eval-tokens", required_argument, 0, OPT_EVAL},
-                                         {"steps", required_argument, 0, OPT_STEPS},
-                                         {"db", required_argument, 0, OPT_DB},
-                                         {"out", required_argument, 0, OPT_OUT},
-                                         {"plugin", required_argument, 0, OPT_PLUGIN},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
+    static const struct mt_cli_opt own[] = {
+        {"budget", 1, OPT_BUDGET},        {"for", 1, OPT_FOR},
+        {"context", 1, OPT_CONTEXT},      {"metric", 1, OPT_METRIC},
+        {"verify", 0, OPT_VERIFY},        {"json", 0, OPT_JSON},
+        {"no-measure", 0, OPT_NOMEASURE}, {"eval-tokens", 1, OPT_EVAL},
+        {"steps", 1, OPT_STEPS},          {0}};
     struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384};
-    struct mt_cli_common co = {0};
+    struct mt_cli_parser op = {
+        .cmd = "fit", .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_PLUGIN, .own = own, .help = help};
     uint64_t budget = 0;
     int have_budget = 0, verify = 0, json = 0, measure = 1, c;
     int64_t iv;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         switch (c) {
         case OPT_BUDGET:
             if (mt_util_parse_bytes(optarg, &budget) || budget == 0) {
@@ -188,22 +176,10 @@ int mt_cmd_fit(int argc, char **argv)
         case OPT_NOMEASURE:
             measure = 0;
             break;
-        case OPT_DB:
-            co.db = optarg;
-            break;
-        case OPT_OUT:
-            co.out = optarg;
-            break;
-        case OPT_PLUGIN:
-            co.plugin = optarg;
-            break;
-        case OPT_HELP:
-            fputs(help, stdout);
-            return MT_EXIT_OK;
-        default:
-            return MT_EXIT_USAGE;
         }
     }
+    if (c < 0) return mt_cli_options_exit(c);
+    struct mt_cli_common co = op.co;
     if (optind + 1 != argc || !have_budget || f.goal < 0) {
         fprintf(stderr,
                 "usage: memtrade fit --budget SIZE --for serving|training MODEL "

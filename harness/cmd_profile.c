@@ -117,10 +117,12 @@ static int store_nvml(struct mt_store *st, int64_t run_id, struct mt_nvml *nv, c
     long long peak;
     int rc = mt_store_begin(st);
     if (!nv) {
-        if (!rc) rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_peak_device_bytes", "bytes",
-                                                  absent);
-        if (!rc) rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_device_used_peak_bytes",
-                                                  "bytes", absent);
+        if (!rc)
+            rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_peak_device_bytes", "bytes",
+                                             absent);
+        if (!rc)
+            rc = mt_store_metric_unavailable(st, run_id, -1, "nvml_device_used_peak_bytes", "bytes",
+                                             absent);
         return rc ? rc : mt_store_commit(st);
     }
     size_t n;
@@ -138,16 +140,17 @@ static int store_nvml(struct mt_store *st, int64_t run_id, struct mt_nvml *nv, c
                  ? mt_store_metric(st, run_id, -1, "nvml_peak_device_bytes", (double)peak, "bytes")
                  : mt_store_metric_unavailable(st, run_id, -1, "nvml_peak_device_bytes", "bytes",
                                                why);
-    if (!rc) rc = mt_store_metric(st, run_id, -1, "nvml_device_used_peak_bytes", (double)delta, "bytes");
+    if (!rc)
+        rc = mt_store_metric(st, run_id, -1, "nvml_device_used_peak_bytes", (double)delta, "bytes");
     return rc ? rc : mt_store_commit(st);
 }
 
 /* Prints the run's device memory figures (both witnesses) for the terminal. */
 static void print_device(struct mt_store *st, int64_t run_id)
 {
-    static const char *const names[] = {"peak_device_bytes",    "peak_device_mapped_bytes",
-                                        "peak_pinned_bytes",    "peak_managed_bytes",
-                                        "device_failed_calls",  "device_unknown_frees",
+    static const char *const names[] = {"peak_device_bytes",      "peak_device_mapped_bytes",
+                                        "peak_pinned_bytes",      "peak_managed_bytes",
+                                        "device_failed_calls",    "device_unknown_frees",
                                         "nvml_peak_device_bytes", "nvml_device_used_peak_bytes"};
     struct mt_read *rd;
     struct mt_read_run *run;
@@ -180,46 +183,23 @@ static char *run_error(struct mt_store *st, int64_t run_id)
 
 int mt_cmd_profile(int argc, char **argv)
 {
-    enum {
-        O_DB = 1000,
-        O_OUT,
-        O_MODE,
-        O_TIMEOUT,
-        O_MEM,
-        O_KEEP,
-        O_FOLLOW_EXEC,
-        O_NO_FOLLOW_EXEC,
-        O_DEVICE,
-        O_HELP
-    };
-    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
-                                         {"out", required_argument, 0, O_OUT},
-                                         {"mode", required_argument, 0, O_MODE},
-                                         {"timeout", required_argument, 0, O_TIMEOUT},
-                                         {"mem-limit", required_argument, 0, O_MEM},
-                                         {"keep-scratch", no_argument, 0, O_KEEP},
-                                         {"follow-exec", no_argument, 0, O_FOLLOW_EXEC},
-                                         {"no-follow-exec", no_argument, 0, O_NO_FOLLOW_EXEC},
-                                         {"device", no_argument, 0, O_DEVICE},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
+    enum { O_MODE = MT_OPT_OWN, O_FOLLOW_EXEC, O_NO_FOLLOW_EXEC, O_DEVICE };
+    static const struct mt_cli_opt own[] = {{"mode", 1, O_MODE},
+                                            {"follow-exec", 0, O_FOLLOW_EXEC},
+                                            {"no-follow-exec", 0, O_NO_FOLLOW_EXEC},
+                                            {"device", 0, O_DEVICE},
+                                            {0}};
     int follow_exec = 1, device = 0;
-    struct mt_cli_common co = {.heap = "full"};
-    double timeout = 0;
-    uint64_t mem_limit = 0;
+    struct mt_cli_parser op = {.cmd = "profile",
+                               .co = {.heap = "full"},
+                               .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_KEEP | MT_CLI_TIMEOUT |
+                                         MT_CLI_MEMLIMIT,
+                               .shortopts = "+",
+                               .own = own,
+                               .help = profile_help};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         switch (c) {
-        case O_DB:
-            co.db = optarg;
-            break;
-        case O_OUT:
-            co.out = optarg;
-            break;
-        case O_KEEP:
-            co.keep_scratch = 1;
-            break;
         case O_FOLLOW_EXEC:
         case O_NO_FOLLOW_EXEC:
             follow_exec = c == O_FOLLOW_EXEC;
@@ -232,27 +212,11 @@ int mt_cmd_profile(int argc, char **argv)
                 fprintf(stderr, "memtrade profile: --mode takes full or sampled\n");
                 return MT_EXIT_USAGE;
             }
-            co.heap = optarg;
+            op.co.heap = optarg;
             break;
-        case O_TIMEOUT:
-            if (mt_util_parse_seconds(optarg, &timeout)) {
-                fprintf(stderr, "memtrade profile: --timeout takes seconds\n");
-                return MT_EXIT_USAGE;
-            }
-            break;
-        case O_MEM:
-            if (mt_util_parse_bytes(optarg, &mem_limit) || !mem_limit) {
-                fprintf(stderr, "memtrade profile: --mem-limit takes a byte size\n");
-                return MT_EXIT_USAGE;
-            }
-            break;
-        case O_HELP:
-            fputs(profile_help, stdout);
-            return MT_EXIT_OK;
-        default:
-            return MT_EXIT_USAGE;
         }
     }
+    if (c < 0) return mt_cli_options_exit(c);
     if (optind >= argc) {
         fputs(profile_help, stderr);
         return MT_EXIT_USAGE;
@@ -263,7 +227,7 @@ int mt_cmd_profile(int argc, char **argv)
         fprintf(stderr, "memtrade profile: %s\n", err);
         return MT_EXIT_USAGE;
     }
-    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+    if (mt_cli_finish_common(&op.co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_SYSTEM;
     }
@@ -296,7 +260,7 @@ int mt_cmd_profile(int argc, char **argv)
     struct mt_store_kv kv = {"command", line};
     char *key = mt_store_config_key("external", &kv, 1, err, sizeof err);
     struct mt_store *st;
-    if (!key || mt_store_open(co.db, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) != 0) {
+    if (!key || mt_store_open(op.co.db, MT_STORE_READWRITE_CREATE, &st, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         free(line), free(key);
         return MT_EXIT_DB;
@@ -317,12 +281,12 @@ int mt_cmd_profile(int argc, char **argv)
         code = MT_EXIT_DB;
         goto out;
     }
-    struct mt_runner_opts ro = mt_cli_runner_opts(&co);
+    struct mt_runner_opts ro = mt_cli_runner_opts(&op.co);
     struct mt_job job = {.command = command,
                          .run_id = run_id,
                          .ranks = 1,
-                         .mem_limit = mem_limit,
-                         .timeout_s = timeout,
+                         .mem_limit = op.lim.mem_limit,
+                         .timeout_s = op.lim.timeout_s,
                          .heap_absent = heap_absent};
     mt_cli_catch_stop();
     if (mt_runner_start(&ro, &job, err, sizeof err) != 0) {
@@ -334,7 +298,8 @@ int mt_cmd_profile(int argc, char **argv)
         goto out;
     }
     char nvml_absent[512] = "";
-    struct mt_nvml *nv = device ? mt_nvml_start(job.pid, 10, nvml_absent, sizeof nvml_absent) : NULL;
+    struct mt_nvml *nv =
+        device ? mt_nvml_start(job.pid, 10, nvml_absent, sizeof nvml_absent) : NULL;
     while (mt_runner_poll(&job, mt_runner_now()) == 0) {
         if (mt_cli_stop) mt_runner_interrupt(&job, mt_runner_now());
         struct timespec ts = {0, 25000000};
@@ -350,8 +315,8 @@ int mt_cmd_profile(int argc, char **argv)
     }
     int stored = 0;
     if (device && heap_absent)
-        stored = mt_store_metric_unavailable(st, run_id, -1, "peak_device_bytes", "bytes",
-                                             heap_absent);
+        stored =
+            mt_store_metric_unavailable(st, run_id, -1, "peak_device_bytes", "bytes", heap_absent);
     if (device && stored == 0) stored = store_nvml(st, run_id, nv, nvml_absent);
     mt_nvml_free(nv);
     if (stored != 0) {

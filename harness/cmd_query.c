@@ -76,8 +76,7 @@ static int parse_id(const char *text, int64_t *id)
 int mt_cmd_query(int argc, char **argv)
 {
     enum {
-        O_DB = 1000,
-        O_FORMAT,
+        O_FORMAT = MT_OPT_OWN,
         O_X,
         O_Y,
         O_XH,
@@ -86,34 +85,27 @@ int mt_cmd_query(int argc, char **argv)
         O_WORKLOAD,
         O_STATUS,
         O_LIMIT,
-        O_WEIGHT,
-        O_HELP
+        O_WEIGHT
     };
-    static const struct option opts[] = {{"db", required_argument, 0, O_DB},
-                                         {"format", required_argument, 0, O_FORMAT},
-                                         {"x", required_argument, 0, O_X},
-                                         {"y", required_argument, 0, O_Y},
-                                         {"x-higher", no_argument, 0, O_XH},
-                                         {"y-higher", no_argument, 0, O_YH},
-                                         {"sweep", required_argument, 0, O_SWEEP},
-                                         {"workload", required_argument, 0, O_WORKLOAD},
-                                         {"status", required_argument, 0, O_STATUS},
-                                         {"limit", required_argument, 0, O_LIMIT},
-                                         {"weight", required_argument, 0, O_WEIGHT},
-                                         {"help", no_argument, 0, O_HELP},
-                                         {0, 0, 0, 0}};
-    struct mt_cli_common co = {0};
+    static const struct mt_cli_opt own[] = {{"format", 1, O_FORMAT},
+                                            {"x", 1, O_X},
+                                            {"y", 1, O_Y},
+                                            {"x-higher", 0, O_XH},
+                                            {"y-higher", 0, O_YH},
+                                            {"sweep", 1, O_SWEEP},
+                                            {"workload", 1, O_WORKLOAD},
+                                            {"status", 1, O_STATUS},
+                                            {"limit", 1, O_LIMIT},
+                                            {"weight", 1, O_WEIGHT},
+                                            {0}};
+    struct mt_cli_parser op = {.cmd = "query", .shared = MT_CLI_DB, .own = own, .help = query_help};
     const char *format = "table", *weight = "peak";
     struct mt_store_pareto_opts po = {0};
     struct mt_store_runs_filter rf = {0};
     int64_t limit = 20, sweep = 0;
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         switch (c) {
-        case O_DB:
-            co.db = optarg;
-            break;
         case O_FORMAT:
             format = optarg;
             break;
@@ -150,13 +142,9 @@ int mt_cmd_query(int argc, char **argv)
                 return MT_EXIT_USAGE;
             }
             break;
-        case O_HELP:
-            fputs(query_help, stdout);
-            return MT_EXIT_OK;
-        default:
-            return MT_EXIT_USAGE;
         }
     }
+    if (c < 0) return mt_cli_options_exit(c);
     po.sweep_id = rf.sweep_id = sweep;
     if (optind >= argc) {
         fputs(query_help, stderr);
@@ -218,12 +206,12 @@ int mt_cmd_query(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     char err[2048];
-    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+    if (mt_cli_finish_common(&op.co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_SYSTEM;
     }
     struct mt_store *st;
-    if (mt_store_open(co.db, MT_STORE_READONLY, &st, err, sizeof err) != 0) {
+    if (mt_store_open(op.co.db, MT_STORE_READONLY, &st, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_DB;
     }

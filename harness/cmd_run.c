@@ -15,36 +15,15 @@
 #include "util.h"
 
 enum {
-    OPT_DB = 1000,
-    OPT_OUT,
-    OPT_PLUGIN,
-    OPT_HEAP,
-    OPT_NO_HEAP,
-    OPT_LAUNCHER,
-    OPT_KEEP,
-    OPT_REPEAT,
-    OPT_TIMEOUT,
-    OPT_MEMLIMIT,
-    OPT_THREADS,
+    OPT_REPEAT = MT_OPT_OWN,
     OPT_JOBS,
     OPT_BUDGET,
     OPT_RESUME,
     OPT_DRY,
     OPT_SHARD,
-    OPT_HELP,
     OPT_SEED,
     OPT_LABEL
 };
-
-#define COMMON_OPTIONS                                                                             \
-    {"db", required_argument, 0, OPT_DB}, {"out", required_argument, 0, OPT_OUT},                  \
-        {"plugin", required_argument, 0, OPT_PLUGIN}, {"heap", required_argument, 0, OPT_HEAP},    \
-        {"no-heap", no_argument, 0, OPT_NO_HEAP},                                                  \
-        {"launcher", required_argument, 0, OPT_LAUNCHER},                                          \
-        {"keep-scratch", no_argument, 0, OPT_KEEP},                                                \
-    {                                                                                              \
-        "help", no_argument, 0, OPT_HELP                                                           \
-    }
 
 #define COMMON_HELP                                                                                \
     "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"                 \
@@ -56,76 +35,6 @@ enum {
     "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"                     \
     "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID.PID)\n"               \
     "  --help             this text\n"
-
-/* Handles an option every running command has; returns 1 when it was one, -1 on a bad
- * value, 0 when it is not a common option. */
-static int common_option(int c, const char *arg, struct mt_cli_common *co)
-{
-    switch (c) {
-    case OPT_DB:
-        co->db = arg;
-        return 1;
-    case OPT_OUT:
-        co->out = arg;
-        return 1;
-    case OPT_PLUGIN:
-        co->plugin = arg;
-        return 1;
-    case OPT_NO_HEAP:
-        co->heap = "off";
-        return 1;
-    case OPT_LAUNCHER:
-        co->launcher = arg;
-        return 1;
-    case OPT_KEEP:
-        co->keep_scratch = 1;
-        return 1;
-    case OPT_HEAP:
-        if (strcmp(arg, "full") && strcmp(arg, "sampled") && strcmp(arg, "off")) {
-            fprintf(stderr, "memtrade: --heap takes full, sampled or off, not '%s'\n", arg);
-            return -1;
-        }
-        co->heap = arg;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-struct run_limits {
-    double timeout_s;
-    uint64_t mem_limit;
-    int threads;
-};
-
-static int limit_option(int c, const char *arg, struct run_limits *l)
-{
-    int64_t v;
-    switch (c) {
-    case OPT_TIMEOUT:
-        if (mt_util_parse_seconds(arg, &l->timeout_s) != 0) {
-            fprintf(stderr, "memtrade: --timeout takes seconds (e.g. 30, 5m), not '%s'\n", arg);
-            return -1;
-        }
-        return 1;
-    case OPT_MEMLIMIT:
-        if (mt_util_parse_bytes(arg, &l->mem_limit) != 0 || l->mem_limit == 0) {
-            fprintf(stderr, "memtrade: --mem-limit takes a byte size (e.g. 512M, 4GiB), not '%s'\n",
-                    arg);
-            return -1;
-        }
-        return 1;
-    case OPT_THREADS:
-        if (mt_util_parse_i64(arg, &v) != 0 || v < 1 || v > 4096) {
-            fprintf(stderr, "memtrade: --threads takes an integer in [1, 4096], not '%s'\n", arg);
-            return -1;
-        }
-        l->threads = (int)v;
-        return 1;
-    default:
-        return 0;
-    }
-}
 
 static int exit_for(int rc, const struct mt_sched_result *res)
 {
@@ -234,30 +143,39 @@ static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, si
     return exit_for(rc, &res);
 }
 
+static const char run_help[] =
+    "usage: memtrade run WORKLOAD [-p key=value]... [options]\n\n"
+    "Runs one configuration of a workload (--repeat times) in child processes\n"
+    "and records each run, whatever its outcome, in the database.\n\n"
+    "  -p, --param k=v    set a parameter (see memtrade describe WORKLOAD)\n"
+    "  --repeat N         runs of this configuration (default 1)\n"
+    "  --timeout S        kill a run after S seconds (suffix s, m, h) -> timeout\n"
+    "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
+    "  --threads N        threads per rank (default: OMP_NUM_THREADS, else all cores)\n"
+    "  --seed N           run seed for workloads without a 'seed' parameter\n"
+    "  --label TEXT       stored as the run's label (memtrade fit --verify marks its "
+    "runs)\n" COMMON_HELP;
+
 int mt_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {COMMON_OPTIONS,
-                                         {"param", required_argument, 0, 'p'},
-                                         {"repeat", required_argument, 0, OPT_REPEAT},
-                                         {"timeout", required_argument, 0, OPT_TIMEOUT},
-                                         {"mem-limit", required_argument, 0, OPT_MEMLIMIT},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"seed", required_argument, 0, OPT_SEED},
-                                         {"label", required_argument, 0, OPT_LABEL},
-                                         {0, 0, 0, 0}};
-    struct mt_cli_common co = {0};
-    struct run_limits lim = {0};
+    static const struct mt_cli_opt own[] = {{"param", 1, 'p'},
+                                            {"repeat", 1, OPT_REPEAT},
+                                            {"seed", 1, OPT_SEED},
+                                            {"label", 1, OPT_LABEL},
+                                            {0}};
+    struct mt_cli_parser op = {.cmd = "run",
+                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
+                               .shortopts = "p:",
+                               .own = own,
+                               .help = run_help};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
     int64_t repeat = 1, seed = 1;
     const char *label = NULL;
-    int c, r;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-        if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
-            if (r < 0) return MT_EXIT_USAGE;
-        } else if (c == 'p') {
+    int c;
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
+        if (c == 'p') {
             if (mt_cli_param_option("run", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
         } else if (c == OPT_REPEAT) {
             if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
@@ -266,41 +184,20 @@ int mt_cmd_run(int argc, char **argv)
             }
         } else if (c == OPT_LABEL) {
             label = optarg;
-        } else if (c == OPT_SEED) {
-            if (mt_util_parse_i64(optarg, &seed) || seed < 0) {
-                fprintf(stderr, "memtrade run: --seed takes a non-negative integer\n");
-                return MT_EXIT_USAGE;
-            }
-        } else if (c == OPT_HELP) {
-            fputs("usage: memtrade run WORKLOAD [-p key=value]... [options]\n\n"
-                  "Runs one configuration of a workload (--repeat times) in child processes\n"
-                  "and records each run, whatever its outcome, in the database.\n\n"
-                  "  -p, --param k=v    set a parameter (see memtrade describe WORKLOAD)\n"
-                  "  --repeat N         runs of this configuration (default 1)\n"
-                  "  --timeout S        kill a run after S seconds (suffix s, m, h) -> timeout\n"
-                  "  --mem-limit BYTES  per-rank memory limit (K, M, G, KiB...) -> oom\n"
-                  "  --threads N        threads per rank (default: OMP_NUM_THREADS, else all cores)\n"
-                  "  --seed N           run seed for workloads without a 'seed' "
-                  "parameter\n"
-                  "  --label TEXT       stored as the run's label (memtrade fit --verify marks "
-                  "its runs)\n" COMMON_HELP,
-                  stdout);
-            return MT_EXIT_OK;
-        } else {
+        } else if (mt_util_parse_i64(optarg, &seed) || seed < 0) { /* OPT_SEED */
+            fprintf(stderr, "memtrade run: --seed takes a non-negative integer\n");
             return MT_EXIT_USAGE;
         }
     }
-    if (optind + 1 != argc) {
-        fputs("usage: memtrade run WORKLOAD [-p key=value]... (see --help)\n", stderr);
-        return MT_EXIT_USAGE;
-    }
+    int rc = mt_cli_options_end(&op, c, argc, 1, "WORKLOAD [-p key=value]...");
+    if (rc >= 0) return rc;
     char err[2048];
     struct mt_registry reg;
-    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+    if (mt_cli_finish_common(&op.co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_SYSTEM;
     }
-    if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+    if (mt_cli_load_plugins(&op.co, &reg, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_USAGE;
     }
@@ -322,10 +219,10 @@ int mt_cmd_run(int argc, char **argv)
         p->plugin = pl;
         p->repeat = (size_t)i;
         p->grid_index = (size_t)i;
-        p->threads = lim.threads ? lim.threads : mt_cli_default_threads();
-        p->threads_auto = !lim.threads;
-        p->timeout_s = lim.timeout_s;
-        p->mem_limit = lim.mem_limit;
+        p->threads = op.lim.threads ? op.lim.threads : mt_cli_default_threads();
+        p->threads_auto = !op.lim.threads;
+        p->timeout_s = op.lim.timeout_s;
+        p->mem_limit = op.lim.mem_limit;
         if (label && !(p->label = strdup(label))) {
             code = MT_EXIT_SYSTEM;
             goto out;
@@ -336,7 +233,7 @@ int mt_cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    code = execute(&co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
+    code = execute(&op.co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
 out:
     for (int64_t i = 0; plans && i < repeat; i++)
         mt_plan_free(&plans[i]);
@@ -362,30 +259,42 @@ static void print_grid(const struct mt_plan *plans, size_t n, size_t total)
     }
 }
 
+static const char sweep_help[] =
+    "usage: memtrade sweep FILE.ini [options]\n\n"
+    "Runs the grid a sweep file describes (format: harness/sweepspec.h and\n"
+    "README): every workload section's cartesian product, each repeat.\n"
+    "Everything is checked before the database is touched.\n\n"
+    "  -j, --jobs N       runs in parallel (default 1)\n"
+    "  --mem-budget BYTES memory the parallel runs may need together, from each\n"
+    "                     workload's estimate (default 75% of RAM; unknown\n"
+    "                     estimates count 1 GiB)\n"
+    "  --resume           skip configurations already ok in the database; mark\n"
+    "                     runs left 'running' by a killed harness interrupted\n"
+    "  --dry-run          print the grid and exit (no database)\n"
+    "  --shard I/N        run only grid indexes with index % N == I-1\n"
+    "  --threads N        threads per rank when the file does not say\n"
+    "                     (default OMP_NUM_THREADS, else cores, / jobs)\n"
+    "  --timeout S        per-run timeout when the file does not say\n"
+    "  --mem-limit BYTES  per-rank memory limit when the file does not "
+    "say\n" COMMON_HELP;
+
 int mt_cmd_sweep(int argc, char **argv)
 {
-    static const struct option opts[] = {COMMON_OPTIONS,
-                                         {"jobs", required_argument, 0, OPT_JOBS},
-                                         {"mem-budget", required_argument, 0, OPT_BUDGET},
-                                         {"resume", no_argument, 0, OPT_RESUME},
-                                         {"dry-run", no_argument, 0, OPT_DRY},
-                                         {"shard", required_argument, 0, OPT_SHARD},
-                                         {"threads", required_argument, 0, OPT_THREADS},
-                                         {"timeout", required_argument, 0, OPT_TIMEOUT},
-                                         {"mem-limit", required_argument, 0, OPT_MEMLIMIT},
-                                         {0, 0, 0, 0}};
-    struct mt_cli_common co = {0};
-    struct run_limits lim = {0};
+    static const struct mt_cli_opt own[] = {
+        {"jobs", 1, 'j'},        {"mem-budget", 1, OPT_BUDGET}, {"resume", 0, OPT_RESUME},
+        {"dry-run", 0, OPT_DRY}, {"shard", 1, OPT_SHARD},       {0}};
+    struct mt_cli_parser op = {.cmd = "sweep",
+                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
+                               .shortopts = "j:",
+                               .own = own,
+                               .help = sweep_help};
     int64_t jobs = 1;
     uint64_t budget = 0;
-    int resume = 0, dry = 0, c, r;
+    int resume = 0, dry = 0, c;
     size_t shard_i = 1, shard_n = 1;
     const char *shard = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "j:", opts, NULL)) != -1) {
-        if ((r = common_option(c, optarg, &co)) || (r = limit_option(c, optarg, &lim))) {
-            if (r < 0) return MT_EXIT_USAGE;
-        } else if (c == OPT_JOBS || c == 'j') {
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
+        if (c == 'j') {
             if (mt_util_parse_i64(optarg, &jobs) || jobs < 1 || jobs > 256) {
                 fprintf(stderr, "memtrade sweep: --jobs takes an integer in [1, 256]\n");
                 return MT_EXIT_USAGE;
@@ -399,59 +308,34 @@ int mt_cmd_sweep(int argc, char **argv)
             resume = 1;
         } else if (c == OPT_DRY) {
             dry = 1;
-        } else if (c == OPT_SHARD) {
-            if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) {
-                fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n",
-                        optarg);
-                return MT_EXIT_USAGE;
-            }
-            shard = optarg;
-        } else if (c == OPT_HELP) {
-            fputs("usage: memtrade sweep FILE.ini [options]\n\n"
-                  "Runs the grid a sweep file describes (format: harness/sweepspec.h and\n"
-                  "README): every workload section's cartesian product, each repeat.\n"
-                  "Everything is checked before the database is touched.\n\n"
-                  "  -j, --jobs N       runs in parallel (default 1)\n"
-                  "  --mem-budget BYTES memory the parallel runs may need together, from each\n"
-                  "                     workload's estimate (default 75% of RAM; unknown\n"
-                  "                     estimates count 1 GiB)\n"
-                  "  --resume           skip configurations already ok in the database; mark\n"
-                  "                     runs left 'running' by a killed harness interrupted\n"
-                  "  --dry-run          print the grid and exit (no database)\n"
-                  "  --shard I/N        run only grid indexes with index % N == I-1\n"
-                  "  --threads N        threads per rank when the file does not say\n"
-                  "                     (default OMP_NUM_THREADS, else cores, / jobs)\n"
-                  "  --timeout S        per-run timeout when the file does not say\n"
-                  "  --mem-limit BYTES  per-rank memory limit when the file does not "
-                  "say\n" COMMON_HELP,
-                  stdout);
-            return MT_EXIT_OK;
-        } else {
+        } else if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) { /* OPT_SHARD */
+            fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n",
+                    optarg);
             return MT_EXIT_USAGE;
+        } else {
+            shard = optarg;
         }
     }
-    if (optind + 1 != argc) {
-        fputs("usage: memtrade sweep FILE.ini [options] (see --help)\n", stderr);
-        return MT_EXIT_USAGE;
-    }
+    int rc = mt_cli_options_end(&op, c, argc, 1, "FILE.ini [options]");
+    if (rc >= 0) return rc;
     char err[4096];
     struct mt_spec spec;
     if (mt_spec_parse(argv[optind], &spec, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_USAGE;
     }
-    if (mt_cli_finish_common(&co, err, sizeof err) != 0) {
+    if (mt_cli_finish_common(&op.co, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         mt_spec_free(&spec);
         return MT_EXIT_SYSTEM;
     }
     struct mt_registry reg;
-    if (mt_cli_load_plugins(&co, &reg, err, sizeof err) != 0) {
+    if (mt_cli_load_plugins(&op.co, &reg, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         mt_spec_free(&spec);
         return MT_EXIT_USAGE;
     }
-    int threads = lim.threads ? lim.threads : mt_cli_default_threads() / (int)jobs;
+    int threads = op.lim.threads ? op.lim.threads : mt_cli_default_threads() / (int)jobs;
     struct mt_plan *plans;
     size_t n;
     if (mt_spec_expand(&spec, &reg, threads > 0 ? threads : 1, MT_UNKNOWN_ESTIMATE, &plans, &n, err,
@@ -470,8 +354,8 @@ int mt_cmd_sweep(int argc, char **argv)
             mt_plan_free(&plans[i]);
     }
     for (size_t i = 0; i < kept; i++) { /* command-line limits apply where the file is silent */
-        if (!plans[i].timeout_s) plans[i].timeout_s = lim.timeout_s;
-        if (!plans[i].mem_limit) plans[i].mem_limit = lim.mem_limit;
+        if (!plans[i].timeout_s) plans[i].timeout_s = op.lim.timeout_s;
+        if (!plans[i].mem_limit) plans[i].mem_limit = op.lim.mem_limit;
     }
     int code;
     if (dry) {
@@ -480,7 +364,7 @@ int mt_cmd_sweep(int argc, char **argv)
     } else {
         struct mt_store_sweep_info info = {
             .name = spec.name, .spec_path = spec.path, .spec_text = spec.text, .shard = shard};
-        code = execute(&co, plans, kept, (size_t)jobs, budget ? budget : mt_cli_default_budget(),
+        code = execute(&op.co, plans, kept, (size_t)jobs, budget ? budget : mt_cli_default_budget(),
                        resume, &info);
     }
     for (size_t i = 0; i < kept; i++)

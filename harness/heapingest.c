@@ -200,14 +200,7 @@ static int on_sample(const struct mt_heapreport_sample *p, void *user)
 
 static int on_device_site(const struct mt_heapreport_device_site *s, void *user)
 {
-    struct mt_heapreport_site host_form = {.stack_id = s->stack_id,
-                                           .category = s->category,
-                                           .allocs = s->allocs,
-                                           .bytes = s->bytes,
-                                           .peak_bytes = s->peak_bytes,
-                                           .leaked_bytes = s->leaked_bytes,
-                                           .leaked_allocs = s->leaked_allocs};
-    return put_site(user, &host_form, s->kind);
+    return put_site(user, s->site, s->kind);
 }
 
 /* Series device.live (device and vmm: memory on the GPU), device.managed, device.pinned;

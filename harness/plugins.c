@@ -35,19 +35,12 @@ static int valid_ident(const char *s)
 
 const char *mt_params_type_name(enum mt_param_type type)
 {
-    switch (type) {
-    case MT_PARAM_INT:
-        return "int";
-    case MT_PARAM_FLOAT:
-        return "float";
-    case MT_PARAM_STRING:
-        return "string";
-    case MT_PARAM_CHOICE:
-        return "choice";
-    case MT_PARAM_BOOL:
-        return "bool";
-    }
-    return "?";
+    static const char *const names[] = {[MT_PARAM_INT] = "int",
+                                        [MT_PARAM_FLOAT] = "float",
+                                        [MT_PARAM_STRING] = "string",
+                                        [MT_PARAM_CHOICE] = "choice",
+                                        [MT_PARAM_BOOL] = "bool"};
+    return (unsigned)type < sizeof names / sizeof names[0] && names[type] ? names[type] : "?";
 }
 
 /* Is `value` one of the '|'-separated `choices`? */

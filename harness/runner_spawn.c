@@ -45,36 +45,10 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* ---------------------------------------------------------------- argv */
-
-struct argv_buf {
-    char **v;
-    size_t n, cap;
-};
-
-static int argv_push(struct argv_buf *a, const char *s)
-{
-    if (a->n + 2 > a->cap) {
-        size_t ncap = a->cap ? a->cap * 2 : 32;
-        char **grown = realloc(a->v, ncap * sizeof *grown);
-        if (!grown) return -1;
-        a->v = grown;
-        a->cap = ncap;
-    }
-    if (!(a->v[a->n] = strdup(s))) return -1;
-    a->v[++a->n] = NULL;
-    return 0;
-}
-
-static void argv_free(struct argv_buf *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-}
+/* ---------------------------------------------------------------- argv (mt_util_strv) */
 
 /* Splits the launcher template on whitespace and replaces {ranks}. */
-static int push_launcher(struct argv_buf *a, const char *tmpl, int ranks)
+static int push_launcher(struct mt_util_strv *a, const char *tmpl, int ranks)
 {
     char *copy = strdup(tmpl), *save = NULL;
     if (!copy) return -1;
@@ -92,35 +66,36 @@ static int push_launcher(struct argv_buf *a, const char *tmpl, int ranks)
             }
         }
         buf[off] = '\0';
-        rc = argv_push(a, buf);
+        rc = mt_util_strv_push(a, buf);
     }
     free(copy);
     return rc;
 }
 
 static int build_child_argv(const struct mt_runner_opts *o, const struct mt_job *job,
-                            struct argv_buf *a)
+                            struct mt_util_strv *a)
 {
     const struct mt_plan *p = job->plan;
     char num[32];
     int rc = 0;
     if (job->ranks > 1) rc |= push_launcher(a, o->launcher, job->ranks);
-    rc |= argv_push(a, o->exe);
-    rc |= argv_push(a, "__child");
-    rc |= argv_push(a, "--plugin") | argv_push(a, p->plugin->path);
-    rc |= argv_push(a, "--events") | argv_push(a, job->scratch);
-    rc |= argv_push(a, "--scratch") | argv_push(a, job->scratch);
+    rc |= mt_util_strv_push(a, o->exe);
+    rc |= mt_util_strv_push(a, "__child");
+    rc |= mt_util_strv_push(a, "--plugin") | mt_util_strv_push(a, p->plugin->path);
+    rc |= mt_util_strv_push(a, "--events") | mt_util_strv_push(a, job->scratch);
+    rc |= mt_util_strv_push(a, "--scratch") | mt_util_strv_push(a, job->scratch);
     snprintf(num, sizeof num, "%llu", (unsigned long long)p->seed);
-    rc |= argv_push(a, "--seed") | argv_push(a, num);
+    rc |= mt_util_strv_push(a, "--seed") | mt_util_strv_push(a, num);
     snprintf(num, sizeof num, "%d", p->threads);
-    rc |= argv_push(a, "--threads") | argv_push(a, num);
-    rc |= argv_push(a, "--cache") | argv_push(a, o->cache_dir ? o->cache_dir : "");
-    rc |= argv_push(a, "--heap") | argv_push(a, o->heap_mode ? o->heap_mode : "off");
+    rc |= mt_util_strv_push(a, "--threads") | mt_util_strv_push(a, num);
+    rc |= mt_util_strv_push(a, "--cache") | mt_util_strv_push(a, o->cache_dir ? o->cache_dir : "");
+    rc |=
+        mt_util_strv_push(a, "--heap") | mt_util_strv_push(a, o->heap_mode ? o->heap_mode : "off");
     const struct mt_workload *wl = &p->plugin->desc;
     for (size_t i = 0; i < wl->n_params; i++) {
         char *kv;
         if (asprintf(&kv, "%s=%s", wl->params[i].name, p->params.value[i]) < 0) return -1;
-        rc |= argv_push(a, "-p") | argv_push(a, kv);
+        rc |= mt_util_strv_push(a, "-p") | mt_util_strv_push(a, kv);
         free(kv);
     }
     return rc ? -1 : 0;
@@ -142,13 +117,13 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
     job->exec_errno = 0;
     job->exec_what[0] = '\0';
     if (mt_recover_mark(o, job, err, errlen) != 0) return -1;
-    struct argv_buf a = {0};
+    struct mt_util_strv a = {0};
     int built = 0;
     if (job->plan) {
         built = build_child_argv(o, job, &a);
     } else {
         for (char *const *c = job->command; *c && built == 0; c++)
-            built = argv_push(&a, *c);
+            built = mt_util_strv_push(&a, *c);
     }
     char logpath[PATH_MAX + 32];
     snprintf(logpath, sizeof logpath, "%s/output.log", job->scratch);
@@ -163,7 +138,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
         built |= mt_events_reader_init(&job->progress[r], ev);
     }
     if (built != 0 || !job->progress) {
-        argv_free(&a);
+        mt_util_strv_free(&a);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -171,7 +146,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
      * exec), so that the run is recorded failed with the reason, not crashed with 127. */
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) {
-        argv_free(&a);
+        mt_util_strv_free(&a);
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
     }
@@ -179,7 +154,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
-        argv_free(&a);
+        mt_util_strv_free(&a);
         close(errpipe[0]);
         close(errpipe[1]);
         snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -260,7 +235,7 @@ int mt_runner_start(const struct mt_runner_opts *o, struct mt_job *job, char *er
         job->reaped = 1;
         job->wall_s = mt_runner_now() - job->started;
     }
-    argv_free(&a);
+    mt_util_strv_free(&a);
     return 0;
 }
 

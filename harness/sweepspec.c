@@ -22,36 +22,8 @@ static const char *const sweep_keys[] = {"name",    "repeats", "seed",
 
 /* ---------------------------------------------------------------- value lists */
 
-struct strvec {
-    char **v;
-    size_t n, cap;
-};
-
-static int vec_push(struct strvec *vec, const char *s)
-{
-    if (vec->n == vec->cap) {
-        size_t cap = vec->cap ? vec->cap * 2 : 8;
-        char **grown = realloc(vec->v, cap * sizeof *grown);
-        if (!grown) return -1;
-        vec->v = grown;
-        vec->cap = cap;
-    }
-    if (!(vec->v[vec->n] = strdup(s))) return -1;
-    vec->n++;
-    return 0;
-}
-
-static void vec_free(struct strvec *vec)
-{
-    for (size_t i = 0; i < vec->n; i++)
-        free(vec->v[i]);
-    free(vec->v);
-    vec->v = NULL;
-    vec->n = 0;
-}
-
 /* Expands "a..b[:s|:xK]" into vec. */
-static int expand_range(const char *item, const char *dots, struct strvec *vec, char *err,
+static int expand_range(const char *item, const char *dots, struct mt_util_strv *vec, char *err,
                         size_t errlen)
 {
     char a_text[128], b_text[128], s_text[128] = "";
@@ -114,7 +86,7 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
             snprintf(buf, sizeof buf, "%lld", (long long)llround(v));
         else
             snprintf(buf, sizeof buf, "%.12g", v);
-        if (vec_push(vec, buf)) {
+        if (mt_util_strv_push(vec, buf)) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
@@ -125,7 +97,7 @@ static int expand_range(const char *item, const char *dots, struct strvec *vec, 
 
 int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err, size_t errlen)
 {
-    struct strvec vec = {0, 0, 0};
+    struct mt_util_strv vec = {0, 0, 0};
     char *item = malloc(strlen(text) + 1);
     if (!item) {
         snprintf(err, errlen, "out of memory");
@@ -169,7 +141,7 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
             rc = -1;
             break;
         }
-        if (dots ? expand_range(t, dots, &vec, err, errlen) : vec_push(&vec, t)) {
+        if (dots ? expand_range(t, dots, &vec, err, errlen) : mt_util_strv_push(&vec, t)) {
             if (!dots) snprintf(err, errlen, "out of memory");
             rc = -1;
             break;
@@ -178,7 +150,7 @@ int mt_spec_expand_values(const char *text, char ***items, size_t *n, char *err,
         p++;
     }
     free(item);
-    if (rc) vec_free(&vec);
+    if (rc) mt_util_strv_free(&vec);
     *items = vec.v;
     *n = vec.n;
     return rc;
@@ -467,8 +439,8 @@ void mt_spec_free(struct mt_spec *s)
     for (size_t i = 0; i < s->nsections; i++) {
         struct mt_spec_section *sec = &s->sections[i];
         for (size_t k = 0; k < sec->nkeys; k++) {
-            struct strvec v = {sec->keys[k].values, sec->keys[k].nvalues, 0};
-            vec_free(&v);
+            struct mt_util_strv v = {sec->keys[k].values, sec->keys[k].nvalues, 0};
+            mt_util_strv_free(&v);
             free(sec->keys[k].name);
         }
         free(sec->keys);

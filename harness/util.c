@@ -197,3 +197,25 @@ char *mt_util_trim(char *s)
         s[--n] = '\0';
     return s;
 }
+
+int mt_util_strv_push(struct mt_util_strv *a, const char *s)
+{
+    if (a->n + 2 > a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        char **grown = realloc(a->v, cap * sizeof *grown);
+        if (!grown) return -1;
+        a->v = grown;
+        a->cap = cap;
+    }
+    if (!(a->v[a->n] = strdup(s))) return -1;
+    a->v[++a->n] = NULL;
+    return 0;
+}
+
+void mt_util_strv_free(struct mt_util_strv *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    *a = (struct mt_util_strv){0};
+}

@@ -56,4 +56,15 @@ char *mt_util_fmt_double_short(char *buf, size_t cap, double v);
 /* Contract: trims ASCII whitespace on both ends, in place; returns the new start. */
 char *mt_util_trim(char *s);
 
+/* A growable list of strings it owns, kept NULL-terminated (v[n] == NULL once one was
+ * pushed), so that v serves as an argv. */
+struct mt_util_strv {
+    char **v;
+    size_t n, cap;
+};
+/* Contract: appends a copy of s; 0, or -1 when out of memory (the list is unchanged). */
+int mt_util_strv_push(struct mt_util_strv *a, const char *s);
+/* Contract: frees every string and the array; the list is empty again. */
+void mt_util_strv_free(struct mt_util_strv *a);
+
 #endif

@@ -126,6 +126,47 @@ static int tm_sel_alloc(struct pl_ctx *ctx, struct tm_sel *s, void **items, size
     return -1;
 }
 
+/* Selects configuration cfg under group key `key` (owned by the selection from now on);
+ * returns its index. */
+static size_t tm_sel_add(struct tm_sel *s, size_t cfg, char *key)
+{
+    s->cfgs[s->n] = cfg;
+    s->keys[s->n] = key;
+    return s->n++;
+}
+
+/* The members of group g of a selection grouped by group_keys: their configurations into
+ * mine and their items (elem bytes each, from items) into out, both with room for s->n;
+ * returns how many, and the group's key in *key. */
+static size_t tm_group(const struct tm_sel *s, size_t g, const void *items, size_t elem,
+                       size_t *mine, void *out, const char **key)
+{
+    size_t m = 0;
+    *key = "";
+    for (size_t i = 0; i < s->n; i++)
+        if (s->gid[i] == g) {
+            *key = pl_s(s->keys[i]);
+            mine[m] = s->cfgs[i];
+            memcpy((char *)out + m++ * elem, (const char *)items + i * elem, elem);
+        }
+    return m;
+}
+
+/* One plot of this file: its file name and title; group i > 0 of it is drawn as base_<i+1>,
+ * each titled "what (the group's key)". */
+struct tm_plot {
+    const char *base, *what;
+};
+
+/* The file name (NULL for the first group: base) and title of group i with key `key`; free
+ * both. NULL where memory ran out (ctx->oom set by pl_asprintf). */
+static void tm_names(struct pl_ctx *ctx, const struct tm_plot *pl, size_t i, const char *key,
+                     char **name, char **title)
+{
+    *name = i ? pl_asprintf(ctx, "%s_%zu", pl->base, i + 1) : NULL;
+    *title = pl_asprintf(ctx, "%s (%s)", pl->what, key);
+}
+
 static void tm_sel_free(struct tm_sel *s, void *items)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -248,20 +289,16 @@ static void draw_context(struct pl_ctx *ctx, struct ctx_pt *pts, size_t n, const
     pl_finish(ctx, &dat, &gp, name, title);
 }
 
-static void plot_context(struct pl_ctx *ctx)
+static void plot_context(struct pl_ctx *ctx, const struct tm_plot *pl)
 {
-    static const char *const base = "train_context";
-    static const char *const what = "Training memory against context length by attention kind";
     struct tm_sel sel;
     struct ctx_pt *pts;
     size_t n_no_seq = 0, n_peak = 0;
     if (tm_sel_alloc(ctx, &sel, (void **)&pts, sizeof *pts)) goto out;
-    size_t *cfgs = sel.cfgs, *gid = sel.gid, n = 0;
-    char **keys = sel.keys;
     for (size_t i = 0; i < ctx->n_configs; i++) {
         double peak = median_or_nan(ctx, i, TM_PEAK, NULL);
+        n_peak += !isnan(peak);
         if (isnan(peak)) continue;
-        n_peak++;
         int derived;
         double T = resolve_seq(ctx, i, &derived);
         if (!(T > 0)) {
@@ -269,21 +306,22 @@ static void plot_context(struct pl_ctx *ctx)
             continue;
         }
         const struct pl_run *r = first_run(ctx, i);
-        pts[n] = (struct ctx_pt){.cfg = i,
+        size_t k =
+            tm_sel_add(&sel, i,
+                       pl_asprintf(ctx, "model %s, batch %s", or_unknown(pl_run_param(r, "model")),
+                                   or_unknown(pl_run_param(r, "batch"))));
+        pts[k] = (struct ctx_pt){.cfg = i,
                                  .T = T,
                                  .peak = peak / PL_MIB,
                                  .act = median_or_nan(ctx, i, TM_PEAK, "activations") / PL_MIB,
                                  .derived = derived};
-        cfgs[n] = i;
-        keys[n++] = pl_asprintf(ctx, "model %s, batch %s", or_unknown(pl_run_param(r, "model")),
-                                or_unknown(pl_run_param(r, "batch")));
-        sel.n = n;
     }
+    size_t n = sel.n, *gid = sel.gid;
     if (!n_peak) {
-        pl_item_skip(ctx, base, what, "no successful run has %s", TM_PEAK);
+        pl_item_skip(ctx, pl->base, pl->what, "no successful run has %s", TM_PEAK);
         goto out;
     }
-    size_t n_groups = group_keys(keys, n, gid), n_drawn = 0, n_one = 0;
+    size_t n_groups = group_keys(sel.keys, n, gid), n_drawn = 0, n_one = 0;
     size_t *lengths = calloc(n_groups + 1, sizeof *lengths);
     if (!lengths) {
         ctx->oom = 1;
@@ -306,17 +344,11 @@ static void plot_context(struct pl_ctx *ctx)
             ctx->oom = 1;
             break;
         }
+        const char *key;
+        m = tm_group(&sel, g, pts, sizeof *pts, mine, gpts, &key);
         int multi = 0;
-        for (size_t i = 0; i < n; i++)
-            if (gid[i] == g) {
-                multi |= m && strcmp(ctx->configs[cfgs[i]].workload,
-                                     ctx->configs[mine[0]].workload) != 0;
-                mine[m] = cfgs[i];
-                gpts[m++] = pts[i];
-            }
-        const char *key = "";
-        for (size_t i = 0; i < n; i++)
-            if (gid[i] == g) key = pl_s(keys[i]);
+        for (size_t i = 1; i < m; i++)
+            multi |= strcmp(ctx->configs[mine[i]].workload, ctx->configs[mine[0]].workload) != 0;
         for (size_t i = 0; i < m; i++) {
             const char *att = pl_run_param(first_run(ctx, gpts[i].cfg), "attention");
             char *knobs = knob_label(ctx, gpts[i].cfg, mine, m, context_keys, multi);
@@ -325,9 +357,9 @@ static void plot_context(struct pl_ctx *ctx)
             free(knobs);
             if (!gpts[i].series) gpts[i].series = pl_strdup(ctx, "");
         }
-        char *name = n_drawn ? pl_asprintf(ctx, "%s_%zu", base, n_drawn + 1) : NULL;
-        char *title = pl_asprintf(ctx, "%s (%s)", what, key);
-        if (!ctx->oom) draw_context(ctx, gpts, m, name ? name : base, title ? title : what);
+        char *name, *title;
+        tm_names(ctx, pl, n_drawn, key, &name, &title);
+        if (!ctx->oom) draw_context(ctx, gpts, m, name ? name : pl->base, title ? title : pl->what);
         n_drawn++;
         for (size_t i = 0; i < m; i++)
             free(gpts[i].series);
@@ -335,7 +367,7 @@ static void plot_context(struct pl_ctx *ctx)
     }
     free(lengths);
     if (!n_drawn)
-        pl_item_skip(ctx, base, what,
+        pl_item_skip(ctx, pl->base, pl->what,
                      "fewer than two training sequence lengths (parameter seq) in every (model, "
                      "batch) group: %zu group(s) with one length; %zu configuration(s) without a "
                      "length (no seq > 0, nor train_tokens with steps and batch)",
@@ -448,16 +480,12 @@ static void draw_methods(struct pl_ctx *ctx, struct bar *bars, size_t n, const c
     pl_finish(ctx, &dat, &gp, name, title);
 }
 
-static void plot_methods(struct pl_ctx *ctx)
+static void plot_methods(struct pl_ctx *ctx, const struct tm_plot *pl)
 {
-    static const char *const base = "train_methods";
-    static const char *const what = "Training memory per method, by memory category";
     struct tm_sel sel;
     struct bar *bars;
     size_t n_no_budget = 0, n_no_cat = 0;
     if (tm_sel_alloc(ctx, &sel, (void **)&bars, sizeof *bars)) goto out;
-    size_t *cfgs = sel.cfgs, *gid = sel.gid, n = 0;
-    char **keys = sel.keys;
     for (size_t i = 0; i < ctx->n_configs; i++) {
         double total = median_or_nan(ctx, i, TM_PEAK, NULL);
         if (isnan(total)) continue;
@@ -472,42 +500,38 @@ static void plot_methods(struct pl_ctx *ctx)
             n_no_budget += has_cat;
             continue;
         }
-        cfgs[n] = i;
-        bars[n] = (struct bar){.cfg = i, .total = total / PL_MIB};
-        keys[n++] = pl_asprintf(ctx, "model %s, %.0f training tokens",
-                                or_unknown(pl_run_param(first_run(ctx, i), "model")), tokens);
-        sel.n = n;
+        size_t k =
+            tm_sel_add(&sel, i,
+                       pl_asprintf(ctx, "model %s, %.0f training tokens",
+                                   or_unknown(pl_run_param(first_run(ctx, i), "model")), tokens));
+        bars[k] = (struct bar){.cfg = i, .total = total / PL_MIB};
     }
+    size_t n = sel.n;
     if (!n) {
-        pl_item_skip(ctx, base, what,
+        pl_item_skip(ctx, pl->base, pl->what,
                      "no successful run has %s with its memory categories and train_tokens "
                      "(%zu without categories, %zu without train_tokens)",
                      TM_PEAK, n_no_cat, n_no_budget);
         goto out;
     }
-    size_t n_groups = group_keys(keys, n, gid);
+    size_t n_groups = group_keys(sel.keys, n, sel.gid);
     for (size_t g = 0; g < n_groups; g++) {
-        size_t *mine = calloc(n + 1, sizeof *mine), m = 0;
+        size_t *mine = calloc(n + 1, sizeof *mine);
         struct bar *gb = calloc(n + 1, sizeof *gb);
         if (!mine || !gb) {
             free(mine), free(gb);
             ctx->oom = 1;
             break;
         }
-        const char *key = "";
-        for (size_t i = 0; i < n; i++)
-            if (gid[i] == g) {
-                key = pl_s(keys[i]);
-                mine[m] = cfgs[i];
-                gb[m++] = bars[i];
-            }
+        const char *key;
+        size_t m = tm_group(&sel, g, bars, sizeof *bars, mine, gb, &key);
         for (size_t i = 0; i < m; i++) {
             gb[i].label = knob_label(ctx, gb[i].cfg, mine, m, quiet_keys, 1);
             if (!gb[i].label) gb[i].label = pl_strdup(ctx, "");
         }
-        char *name = g ? pl_asprintf(ctx, "%s_%zu", base, g + 1) : NULL;
-        char *title = pl_asprintf(ctx, "%s (%s)", what, key);
-        if (!ctx->oom) draw_methods(ctx, gb, m, name ? name : base, title ? title : what);
+        char *name, *title;
+        tm_names(ctx, pl, g, key, &name, &title);
+        if (!ctx->oom) draw_methods(ctx, gb, m, name ? name : pl->base, title ? title : pl->what);
         for (size_t i = 0; i < m; i++)
             free(gb[i].label);
         free(name), free(title), free(mine), free(gb);
@@ -518,6 +542,10 @@ out:
 
 void pl_draw_trainmem(struct pl_ctx *ctx)
 {
-    plot_context(ctx);
-    plot_methods(ctx);
+    static const struct tm_plot context = {
+        "train_context", "Training memory against context length by attention kind"};
+    static const struct tm_plot methods = {"train_methods",
+                                           "Training memory per method, by memory category"};
+    plot_context(ctx, &context);
+    plot_methods(ctx, &methods);
 }

@@ -319,9 +319,15 @@ int mt_child_main(int argc, char **argv)
 #endif
 
     struct mt_context ctx;
-    mt_context_init(&ctx, &params, fd, a.seed, a.threads, rank, nranks, a.cache,
-                    getenv("MEMTRADE_CORPUS") ? getenv("MEMTRADE_CORPUS") : "", a.scratch,
-                    counters);
+    const struct mt_context_run run = {
+        .seed = a.seed,
+        .threads = a.threads,
+        .rank = rank,
+        .nranks = nranks,
+        .cache_dir = a.cache,
+        .corpus = getenv("MEMTRADE_CORPUS") ? getenv("MEMTRADE_CORPUS") : "",
+        .scratch_dir = a.scratch};
+    mt_context_init(&ctx, &params, fd, &run, counters);
     fatal_ctx = &ctx;
     char pid[24], r[24], n[24], abi[32];
     snprintf(abi, sizeof abi, "%u.%u", (unsigned)plugin.desc.abi_major,

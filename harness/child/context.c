@@ -322,34 +322,20 @@ static uint64_t ctx_rng_u64(struct mt_ctx *pub)
     return result;
 }
 
-static uint64_t ctx_seed(struct mt_ctx *pub)
-{
-    return CTX(pub)->seed;
-}
-static int ctx_threads(struct mt_ctx *pub)
-{
-    return CTX(pub)->threads;
-}
-static int ctx_rank(struct mt_ctx *pub)
-{
-    return CTX(pub)->rank;
-}
-static int ctx_nranks(struct mt_ctx *pub)
-{
-    return CTX(pub)->nranks;
-}
-static const char *ctx_cache_dir(struct mt_ctx *pub)
-{
-    return CTX(pub)->cache_dir;
-}
-static const char *ctx_corpus(struct mt_ctx *pub)
-{
-    return CTX(pub)->corpus;
-}
-static const char *ctx_scratch_dir(struct mt_ctx *pub)
-{
-    return CTX(pub)->scratch_dir;
-}
+/* The accessors that hand out a field of the context as it is. */
+#define CTX_FIELD(type, name)                                                                      \
+    static type ctx_##name(struct mt_ctx *pub)                                                     \
+    {                                                                                              \
+        return CTX(pub)->run.name;                                                                 \
+    }
+CTX_FIELD(uint64_t, seed)
+CTX_FIELD(int, threads)
+CTX_FIELD(int, rank)
+CTX_FIELD(int, nranks)
+CTX_FIELD(const char *, cache_dir)
+CTX_FIELD(const char *, corpus)
+CTX_FIELD(const char *, scratch_dir)
+#undef CTX_FIELD
 
 static void fill_ops(struct mt_context *c)
 {
@@ -385,30 +371,22 @@ void mt_context_init_params_only(struct mt_context *c, const struct mt_params *p
     memset(c, 0, sizeof *c);
     c->params = params;
     c->events_fd = -1;
-    c->threads = 1;
-    c->nranks = 1;
-    c->cache_dir = c->corpus = c->scratch_dir = "";
+    c->run = (struct mt_context_run){
+        .threads = 1, .nranks = 1, .cache_dir = "", .corpus = "", .scratch_dir = ""};
     c->owner = pthread_self();
     c->t0 = now_s(CLOCK_MONOTONIC);
     fill_ops(c);
 }
 
 void mt_context_init(struct mt_context *c, const struct mt_params *params, int events_fd,
-                     uint64_t seed, int threads, int rank, int nranks, const char *cache_dir,
-                     const char *corpus, const char *scratch_dir, struct mt_counters *counters)
+                     const struct mt_context_run *run, struct mt_counters *counters)
 {
     mt_context_init_params_only(c, params);
     c->events_fd = events_fd;
-    c->seed = seed;
-    uint64_t x = seed;
+    c->run = *run;
+    uint64_t x = run->seed;
     for (int i = 0; i < 4; i++)
         c->rng[i] = splitmix64(&x);
-    c->threads = threads;
-    c->rank = rank;
-    c->nranks = nranks;
-    c->cache_dir = cache_dir;
-    c->corpus = corpus;
-    c->scratch_dir = scratch_dir;
     c->counters = counters;
     mt_phase_rss_init(&c->rss);
 }

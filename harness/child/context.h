@@ -33,16 +33,22 @@ struct mt_context_region {
     double wall_s, cpu_s;
 };
 
+/* What the plugin reads about its run (seed(), threads(), rank(), nranks(), cache_dir(),
+ * corpus(), scratch_dir()); strings borrowed. */
+struct mt_context_run {
+    uint64_t seed;
+    int threads, rank, nranks;
+    const char *cache_dir, *corpus, *scratch_dir;
+};
+
 struct mt_context {
     struct mt_ctx pub; /* what the plugin sees; must stay the first member */
     struct mt_ctx_ops ops;
     const struct mt_params *params;
     int events_fd; /* -1: params-only context */
 
-    uint64_t seed;
+    struct mt_context_run run;
     uint64_t rng[4];
-    int threads, rank, nranks;
-    const char *cache_dir, *corpus, *scratch_dir;
     double t0; /* CLOCK_MONOTONIC at start */
     _Atomic int64_t last_progress_ns;
 
@@ -68,12 +74,11 @@ struct mt_context {
  * mem_estimate in the parent); the others do nothing. `params` is borrowed. */
 void mt_context_init_params_only(struct mt_context *c, const struct mt_params *params);
 
-/* Contract: initialises the full child context writing events to `events_fd` (borrowed);
- * strings are borrowed and must outlive the context. Must be called on the thread that
- * will call run(). */
+/* Contract: initialises the full child context writing events to `events_fd` (borrowed),
+ * for the run `run` (copied; its strings are borrowed and must outlive the context). Must
+ * be called on the thread that will call run(). */
 void mt_context_init(struct mt_context *c, const struct mt_params *params, int events_fd,
-                     uint64_t seed, int threads, int rank, int nranks, const char *cache_dir,
-                     const char *corpus, const char *scratch_dir, struct mt_counters *counters);
+                     const struct mt_context_run *run, struct mt_counters *counters);
 
 /* Contract: after run() returned: closes regions the plugin left open, writes one REGION
  * event per region path (and COUNTER events when counters are available), then frees the

@@ -97,6 +97,8 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
 {
     if (!mt_heap_should_record()) return;
     mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* arms record_new's path */
+    mt_heap_tls.plain_tail =
+        mt_heap_hdr_tail(MT_HEAP_NO_SITE, mt_heap_tls.cat, MT_REC_TRACKED, MT_HDR_SHIFT);
     int small = n < (uint64_t)mt_heap_g.cfg.page_size;
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
     if (left > 0 && small) {
@@ -131,7 +133,8 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
     uint32_t site = mt_heap_stack_recent_site(anchor, cat);
     if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
         mt_heap_count_stack(1);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, shift))) /* full: weight 1 */
+        uint64_t tail = mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift);
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, tail))) /* full: weight 1 */
             mt_heap_count_settle(cat);
         return;
     }
@@ -158,7 +161,10 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
         mt_heap_tls.countdown = left;
         int cat = mt_heap_tls.cat;
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, shift)))
+        uint64_t tail = MT_LIKELY(shift == MT_HDR_SHIFT)
+                            ? mt_heap_tls.plain_tail /* armed: this category's */
+                            : mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, shift);
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, tail)))
             mt_heap_count_settle(cat);
         return p;
     }

@@ -279,6 +279,10 @@ struct mt_heap_tls {
      * slow path), 0 otherwise. Every change of `guard` and the end of tracking disarm it,
      * so one compare stands for three. */
     uint64_t fast_limit;
+    /* The header word (mt_heap_hdr_tail) of a block of this thread's category without a
+     * site, counted: written by the slow path when it arms the inline path, which stores it
+     * as it is (a category change disarms). */
+    uint64_t plain_tail;
     uint64_t rng;
     struct mt_heap_stack_cache *sc;
     int sc_state; /* 0 not yet, 1 ok, -1 off */

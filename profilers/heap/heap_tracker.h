@@ -277,17 +277,19 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
     if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
 
-/* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode),
+/* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode; the
+ * header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift)),
  * minus two rare steps: a raised running peak and the timeline point. Returns nonzero when
  * one of them is due: the caller then calls mt_heap_count_settle(cat). Split so that the
  * hooks' common cases keep no register across a call (their rare steps all happen in that
  * one call). */
-static inline __attribute__((always_inline)) int mt_heap_count_quick(void *p, uint64_t n, int cat,
-                                                                     uint32_t site, double w,
-                                                                     unsigned shift)
+static inline __attribute__((always_inline)) int
+mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint64_t tail)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
-    mt_heap_hdr_set(p, n, site, cat, MT_REC_TRACKED, shift);
+    struct mt_heap_hdr *d = mt_heap_hdr_of(p);
+    d->size = n;
+    d->tail = tail;
     long long a = ++c->allocs[cat];
     c->bytes[cat] += (long long)n;
     long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);

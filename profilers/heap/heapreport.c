@@ -255,14 +255,16 @@ static int device_record(struct reader *r, char **f, size_t n, const struct mt_h
     }
     default: { /* 'D' */
         NEED(n == 9, "D needs 9 fields, has %zu", n);
-        struct mt_heapreport_device_site s = {.kind = f[2], .category = f[3]};
-        NEED(to_u64(f[1], &s.stack_id) == 0 && s.stack_id >= 1 && s.stack_id <= r->max_stack,
+        struct mt_heapreport_site site = {.category = f[3]};
+        NEED(to_u64(f[1], &site.stack_id) == 0 && site.stack_id >= 1 &&
+                 site.stack_id <= r->max_stack,
              "device site names unknown stack '%s'", f[1]);
         NEED(device_kind_ok(f[2]), "unknown device kind '%s'", f[2]);
         NEED(category_name_ok(r, f[3]), "unknown category '%s'", f[3]);
-        long long *const v[] = {&s.allocs, &s.bytes, &s.peak_bytes, &s.leaked_bytes,
-                                &s.leaked_allocs};
+        long long *const v[] = {&site.allocs, &site.bytes, &site.peak_bytes, &site.leaked_bytes,
+                                &site.leaked_allocs};
         NEED(counters(f + 4, 5, v) == 0, "bad counter in D");
+        struct mt_heapreport_device_site s = {.kind = f[2], .site = &site};
         return cb->device_site ? cb->device_site(&s, user) : 0;
     }
     }

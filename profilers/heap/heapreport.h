@@ -73,10 +73,11 @@ struct mt_heapreport_device_category {
 
 /* D: one device allocation site (stack, kind, category); peak_bytes is its share of its
  * kind's peak. */
+struct mt_heapreport_site;
 struct mt_heapreport_device_site {
-    uint64_t stack_id;
-    const char *kind, *category;
-    long long allocs, bytes, peak_bytes, leaked_bytes, leaked_allocs;
+    const char *kind;
+    const struct mt_heapreport_site *site; /* as an A line's (temporary 0: not tracked for
+                                            * device memory; estimated 0: always exact) */
 };
 
 /* V: device memory live per kind at time t (seconds since profiler start). */

@@ -100,10 +100,11 @@ static int on_cat(const struct mt_heapreport_device_category *c, void *u)
     return 0;
 }
 
-static int on_site(const struct mt_heapreport_device_site *s, void *u)
+static int on_site(const struct mt_heapreport_device_site *d, void *u)
 {
     struct report *r = u;
-    int k = kind_index(s->kind);
+    const struct mt_heapreport_site *s = d->site;
+    int k = kind_index(d->kind);
     r->nsites++;
     r->site_bytes[k] += s->bytes;
     r->site_peak[k] += s->peak_bytes;

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "heap_test.h"
+#include "heap_test_cats.h"
 #include "heapreport.h"
 
 #include <dirent.h>
@@ -39,9 +40,7 @@ struct report {
     size_t nstacks;
     struct site *sites;
     size_t nsites;
-    struct mt_heapreport_category cats[32];
-    char catnames[32][32];
-    size_t ncats;
+    struct heap_test_cats cats;
     char tensor_names[16][32], tensor_cats[16][32];
     long long tensor_bytes[16];
     size_t ntensors;
@@ -92,17 +91,7 @@ static int on_site(const struct mt_heapreport_site *s, void *u)
     return 0;
 }
 
-static int on_category(const struct mt_heapreport_category *c, void *u)
-{
-    struct report *r = u;
-    if (r->ncats < 32) {
-        snprintf(r->catnames[r->ncats], 32, "%s", c->name);
-        r->cats[r->ncats] = *c;
-        r->cats[r->ncats].name = r->catnames[r->ncats];
-        r->ncats++;
-    }
-    return 0;
-}
+HEAP_TEST_ON_CATEGORY(struct report, cats)
 
 static int on_tensor(const struct mt_heapreport_tensor *t, void *u)
 {
@@ -215,9 +204,7 @@ static struct site sum_sites(const struct report *r, const char *fn, const char 
 
 static const struct mt_heapreport_category *cat_of(const struct report *r, const char *name)
 {
-    for (size_t i = 0; i < r->ncats; i++)
-        if (!strcmp(r->cats[i].name, name)) return &r->cats[i];
-    return NULL;
+    return heap_test_cat(&r->cats, name);
 }
 
 struct want {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "heap_test.h"
+#include "heap_test_cats.h"
 #include "heapreport.h"
 
 enum { RING = 1024, NTEST = 3 };
@@ -126,9 +127,7 @@ struct report {
     int complete;
     char mode[16];
     long long sample_bytes, allocs, bytes, peak_bytes;
-    struct mt_heapreport_category cats[MT_HEAPREPORT_MAX_CATS];
-    char catname[MT_HEAPREPORT_MAX_CATS][32];
-    size_t ncat;
+    struct heap_test_cats cats;
     double site_allocs[NTEST], site_bytes[NTEST]; /* sums over the sites of each test cat */
     int estimated;
     long long samples; /* stack_unwinds + stack_cache_hits */
@@ -153,16 +152,7 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
     return 0;
 }
 
-static int on_category(const struct mt_heapreport_category *c, void *u)
-{
-    struct report *r = u;
-    if (r->ncat == MT_HEAPREPORT_MAX_CATS) return 0;
-    snprintf(r->catname[r->ncat], sizeof r->catname[0], "%s", c->name);
-    r->cats[r->ncat] = *c;
-    r->cats[r->ncat].name = r->catname[r->ncat];
-    r->ncat++;
-    return 0;
-}
+HEAP_TEST_ON_CATEGORY(struct report, cats)
 
 static int on_site(const struct mt_heapreport_site *s, void *u)
 {
@@ -221,9 +211,7 @@ static int read_one(const char *dir, const char *sub, struct report *r)
 
 static const struct mt_heapreport_category *cat_of(const struct report *r, const char *name)
 {
-    for (size_t i = 0; i < r->ncat; i++)
-        if (!strcmp(r->cats[i].name, name)) return &r->cats[i];
-    return NULL;
+    return heap_test_cat(&r->cats, name);
 }
 
 /* ---- the checks --------------------------------------------------------------------- */
@@ -249,9 +237,9 @@ static void same_totals(const struct report *a, const struct report *b)
     CHECK(a->allocs == b->allocs && a->bytes == b->bytes && a->peak_bytes == b->peak_bytes,
           "summary differs: full allocs %lld bytes %lld peak %lld, sampled %lld %lld %lld",
           a->allocs, a->bytes, a->peak_bytes, b->allocs, b->bytes, b->peak_bytes);
-    CHECK(a->ncat == b->ncat && a->ncat > 0, "%zu vs %zu categories", a->ncat, b->ncat);
-    for (size_t i = 0; i < a->ncat && i < b->ncat; i++) {
-        const struct mt_heapreport_category *x = &a->cats[i], *y = &b->cats[i];
+    CHECK(a->cats.n == b->cats.n && a->cats.n > 0, "%zu vs %zu categories", a->cats.n, b->cats.n);
+    for (size_t i = 0; i < a->cats.n && i < b->cats.n; i++) {
+        const struct mt_heapreport_category *x = &a->cats.v[i], *y = &b->cats.v[i];
         CHECK(!strcmp(x->name, y->name) && x->allocs == y->allocs && x->frees == y->frees &&
                   x->bytes == y->bytes && x->live == y->live && x->peak == y->peak,
               "category %s: full %lld/%lld/%lld/%lld/%lld, sampled %lld/%lld/%lld/%lld/%lld",

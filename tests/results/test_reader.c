@@ -85,31 +85,14 @@ int test_reader(void)
     int64_t k1, k2;
     OK(st, mt_store_stack_from_frames(st, fr, 2, &k1));
     OK(st, mt_store_stack_from_frames(st, fr + 1, 1, &k2));
-    struct mt_store_alloc_site sa = {.rank = 0,
-                                     .stack_id = k1,
-                                     .category = "weights",
-                                     .allocs = 2,
-                                     .bytes = 300,
-                                     .peak_bytes = 200};
-    struct mt_store_alloc_site sb = {.rank = 0,
-                                     .stack_id = k2,
-                                     .category = "data",
-                                     .allocs = 1,
-                                     .bytes = 900,
-                                     .peak_bytes = 250,
-                                     .estimated = 1};
-    struct mt_store_alloc_site sc = {
-        .rank = 0, .stack_id = k2, .category = "other", .allocs = 1, .bytes = 5, .peak_bytes = 0};
-    struct mt_store_alloc_site sd = {.rank = 1,
-                                     .stack_id = k1,
-                                     .category = "weights",
-                                     .allocs = 9,
-                                     .bytes = 9999,
-                                     .peak_bytes = 9999};
-    OK(st, mt_store_alloc_site(st, r1, &sa));
-    OK(st, mt_store_alloc_site(st, r1, &sb));
-    OK(st, mt_store_alloc_site(st, r1, &sc));
-    OK(st, mt_store_alloc_site(st, r1, &sd));
+    /* rank, stack, category, allocs, bytes, peak_bytes, temporary, leaked, leaked allocs,
+     * estimated, space (host) */
+    const struct mt_store_alloc_site rows[] = {{0, k1, "weights", 2, 300, 200, 0, 0, 0, 0, NULL},
+                                               {0, k2, "data", 1, 900, 250, 0, 0, 0, 1, NULL},
+                                               {0, k2, "other", 1, 5, 0, 0, 0, 0, 0, NULL},
+                                               {1, k1, "weights", 9, 9999, 9999, 0, 0, 0, 0, NULL}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        OK(st, mt_store_alloc_site(st, r1, &rows[i]));
 
     struct mt_read *rd;
     OK(st, mt_read_open(st, &rd));

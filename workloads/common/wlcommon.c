@@ -48,6 +48,15 @@ int *mt_wl_batch_alloc(struct mt_ctx *ctx, size_t n)
     return p;
 }
 
+void mt_wl_metrics(struct mt_ctx *ctx, const char *why, const struct mt_wl_metric *group, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (why)
+            mt_metric_na(ctx, group[i].name, group[i].unit, why);
+        else
+            mt_metric(ctx, group[i].name, group[i].value, group[i].unit);
+}
+
 void mt_wl_threads(struct mt_ctx *ctx)
 {
     int n = ctx->ops->threads ? ctx->ops->threads(ctx) : 0;

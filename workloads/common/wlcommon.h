@@ -37,80 +37,54 @@ extern "C" {
 /* Cache file format generation: bump when training changes what a recipe produces. */
 #define MT_WL_CACHE_VERSION 1
 
+/* One row of a parameter table (struct mt_param_spec: name, type, default, min, max,
+ * choices, help), written as a call so that each row reads as one. */
+#define MT_WL_ROW(name, type, def, min, max, choices, help)                                        \
+    {                                                                                              \
+        name, type, def, min, max, choices, help                                                   \
+    }
+
 /* The standard parameter-table rows (name, type, default, range, help) that the baseline
  * recipe reads; plugins that take "the baseline training parameters" list these. */
 #define MT_WL_PARAM_MODEL                                                                          \
-    {                                                                                              \
+    MT_WL_ROW(                                                                                     \
         "model", MT_PARAM_STRING, "small", 0, 0, NULL,                                             \
-            "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b), "        \
-            "optionally with dimensions and options (e.g. llama-1b,L=80,C=8192,H=64,KV=8), or a "  \
-            "model file: a Hugging Face folder or a .gguf file"                                    \
-    }
+        "reference model: a preset (tiny|small|medium|gpt2|long|llama-tiny|llama-1b), "            \
+        "optionally with dimensions and options (e.g. llama-1b,L=80,C=8192,H=64,KV=8), or a "      \
+        "model file: a Hugging Face folder or a .gguf file")
 /* The block's options on top of the preset (gpt.h: attention kind, key/value heads,
  * sliding window) and the training sequence length: separate parameters, so that a
  * sweep can list values of each (`attention = dense, flash`, `seq = 256, 1024`). */
 #define MT_WL_PARAMS_ARCH                                                                          \
-    {"attention",                                                                                  \
-     MT_PARAM_CHOICE,                                                                              \
-     "dense",                                                                                      \
-     0,                                                                                            \
-     0,                                                                                            \
-     "dense|flash",                                                                                \
-     "attention core: dense (keeps the B*H*T*T probabilities) or flash (tiled, keeps the "         \
-     "row log-sum-exp only)"},                                                                     \
-        {"n_kv_head",                                                                              \
-         MT_PARAM_INT,                                                                             \
-         "0",                                                                                      \
-         0,                                                                                        \
-         4096,                                                                                     \
-         NULL,                                                                                     \
-         "key/value heads (grouped-query attention; 0 = the model's own: one per query head "      \
-         "unless its preset or spec says KV=)"},                                                   \
-        {"window",                                                                                 \
-         MT_PARAM_INT,                                                                             \
-         "0",                                                                                      \
-         0,                                                                                        \
-         1000000,                                                                                  \
-         NULL,                                                                                     \
-         "sliding attention window in positions (0 = the model's own: the whole causal context "   \
-         "unless its spec says W=)"},                                                              \
-        {"tokenizer",                                                                              \
-         MT_PARAM_STRING,                                                                          \
-         "auto",                                                                                   \
-         0,                                                                                        \
-         0,                                                                                        \
-         NULL,                                                                                     \
-         "auto (a model file's own: its tokenizer.json or tokenizer.ggml.*; bytes for a preset), " \
-         "bytes, a tokenizer.json or a Hugging Face model folder holding one"},                    \
-    {                                                                                              \
-        "seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                                \
-            "training sequence length T (0 = min(128, the model's context))"                       \
-    }
+    MT_WL_ROW(                                                                                     \
+        "attention", MT_PARAM_CHOICE, "dense", 0, 0, "dense|flash",                                \
+        "attention core: dense (keeps the B*H*T*T probabilities) or flash (tiled, keeps the "      \
+        "row log-sum-exp only)"),                                                                  \
+        MT_WL_ROW(                                                                                 \
+            "n_kv_head", MT_PARAM_INT, "0", 0, 4096, NULL,                                         \
+            "key/value heads (grouped-query attention; 0 = the model's own: one per query head "   \
+            "unless its preset or spec says KV=)"),                                                \
+        MT_WL_ROW("window", MT_PARAM_INT, "0", 0, 1000000, NULL,                                   \
+                  "sliding attention window in positions (0 = the model's own: the whole causal "  \
+                  "context unless its spec says W=)"),                                             \
+        MT_WL_ROW("tokenizer", MT_PARAM_STRING, "auto", 0, 0, NULL,                                \
+                  "auto (a model file's own: its tokenizer.json or tokenizer.ggml.*; bytes for a " \
+                  "preset), bytes, a tokenizer.json or a Hugging Face model folder holding one"),  \
+        MT_WL_ROW("seq", MT_PARAM_INT, "0", 0, 1000000, NULL,                                      \
+                  "training sequence length T (0 = min(128, the model's context))")
 #define MT_WL_PARAM_STEPS                                                                          \
-    {                                                                                              \
-        "steps", MT_PARAM_INT, "300", 1, 1000000, NULL, "training steps of the baseline"           \
-    }
+    MT_WL_ROW("steps", MT_PARAM_INT, "300", 1, 1000000, NULL, "training steps of the baseline")
 #define MT_WL_PARAM_BATCH                                                                          \
-    {                                                                                              \
-        "batch", MT_PARAM_INT, "16", 1, 4096, NULL, "sequences per training step"                  \
-    }
+    MT_WL_ROW("batch", MT_PARAM_INT, "16", 1, 4096, NULL, "sequences per training step")
 #define MT_WL_PARAM_LR                                                                             \
-    {                                                                                              \
-        "lr", MT_PARAM_FLOAT, "3e-3", 1e-6, 1.0, NULL, "peak learning rate"                        \
-    }
+    MT_WL_ROW("lr", MT_PARAM_FLOAT, "3e-3", 1e-6, 1.0, NULL, "peak learning rate")
 #define MT_WL_PARAM_SEED                                                                           \
-    {                                                                                              \
-        "seed", MT_PARAM_INT, "1337", 0, 4294967295.0, NULL, "init and batch sampling seed"        \
-    }
+    MT_WL_ROW("seed", MT_PARAM_INT, "1337", 0, 4294967295.0, NULL, "init and batch sampling seed")
 #define MT_WL_PARAM_EVAL_TOKENS                                                                    \
-    {                                                                                              \
-        "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
-            "validation tokens (bytes by default) to score from the split's start (0 = all)"              \
-    }
+    MT_WL_ROW("eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                 \
+              "validation tokens (bytes by default) to score from the split's start (0 = all)")
 #define MT_WL_PARAM_CORPUS                                                                         \
-    {                                                                                              \
-        "corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)"      \
-    }
+    MT_WL_ROW("corpus", MT_PARAM_STRING, "", 0, 0, NULL, "text file or folder (empty = run corpus)")
 
 /* The seven rows above, in this order: what a plugin lists when it takes "the baseline
  * training parameters" unchanged. */
@@ -125,13 +99,8 @@ extern "C" {
  * separate. Every run stores its `steps`, so each result says how long its base trained. */
 #define MT_WL_PARAMS_POSTTRAIN                                                                     \
     MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH,                                                          \
-        {"steps",                                                                                  \
-         MT_PARAM_INT,                                                                             \
-         "2000",                                                                                   \
-         1,                                                                                        \
-         1000000,                                                                                  \
-         NULL,                                                                                     \
-         "training steps of the reference (cached baseline) this method starts from"},             \
+        MT_WL_ROW("steps", MT_PARAM_INT, "2000", 1, 1000000, NULL,                                 \
+                  "training steps of the reference (cached baseline) this method starts from"),    \
         MT_WL_PARAM_BATCH, MT_WL_PARAM_LR, MT_WL_PARAM_SEED, MT_WL_PARAM_EVAL_TOKENS,              \
         MT_WL_PARAM_CORPUS
 
@@ -185,12 +154,22 @@ size_t mt_wl_batch_bytes(size_t B, size_t T);
 /* Sets the OpenMP thread count from ctx->threads (no-op when it reports <= 0). */
 void mt_wl_threads(struct mt_ctx *ctx);
 
+/* One metric of a group that is measured, or not, as a whole. */
+struct mt_wl_metric {
+    const char *name;
+    double value;
+    const char *unit;
+};
+/* Contract: reports the n metrics of `group`, or, when `why` is not NULL, each of them
+ * unavailable for that reason (never a value then). */
+void mt_wl_metrics(struct mt_ctx *ctx, const char *why, const struct mt_wl_metric *group, size_t n);
+
 /* Fills *cfg from the preset named by parameter `param` (NULL = "model"), or from the
  * model file it names (a folder or a .gguf: mt_model_peek reads its shape), then, for the
  * run's own model (param NULL or "model"), the block options of MT_WL_PARAMS_ARCH
  * (`attention`, `n_kv_head`, `window`) where the plugin declares them, and the vocab of a
- * `tokenizer` naming one (not auto or bytes: its mt_tok_vocab) where the plugin declares that. Returns 0, or -1
- * after mt_error (unknown preset, options the preset cannot take). */
+ * `tokenizer` naming one (not auto or bytes: its mt_tok_vocab) where the plugin declares that.
+ * Returns 0, or -1 after mt_error (unknown preset, options the preset cannot take). */
 int mt_wl_model_config(struct mt_ctx *ctx, const char *param, struct mt_gpt_config *cfg);
 
 /* The baseline recipe (mt_gpt_recipe_default) with `steps`, `batch`, `lr` from the
@@ -258,10 +237,10 @@ int mt_wl_train_or_load(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
  * the GPU's GEMMs (fp32, tf32, bf16). A model trained on the GPU is cached under its own
  * name. Needs a build with MT_CUDA; the run fails saying so otherwise. */
 #define MT_WL_PARAMS_DEVICE                                                                        \
-    {"device",     MT_PARAM_CHOICE, "cpu", 0, 0, "cpu|cuda",                                       \
-     "where the reference trains: the CPU engine or the GPU (CUDA build)"},                        \
-        {"device_precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|tf32|bf16",                      \
-         "device=cuda: the GEMMs in fp32, TF32 or bf16 (fp32 accumulation)"}
+    MT_WL_ROW("device", MT_PARAM_CHOICE, "cpu", 0, 0, "cpu|cuda",                                  \
+              "where the reference trains: the CPU engine or the GPU (CUDA build)"),               \
+        MT_WL_ROW("device_precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|tf32|bf16",             \
+                  "device=cuda: the GEMMs in fp32, TF32 or bf16 (fp32 accumulation)")
 
 struct mt_wl_device {
     const char *device, *precision; /* NULL device: cpu */

@@ -306,45 +306,33 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
             mt_metric_na(ctx, "grad_underflow_frac", "ratio",
                          "no nonzero gradient contribution reached the 16-bit gradients");
     }
-    if (o->engine.prec != MT_PREC_BF16 || o->engine.emulate_bf16_gemm || !mt_bf16mm_native()) {
-        const char *why =
-            o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
-            : o->engine.emulate_bf16_gemm  ? "bf16 GEMMs emulated in fp32"
-                                           : "no native oneDNN bf16 matmul on this CPU";
-        mt_metric_na(ctx, "bf16_gemms", "count", why);
-        mt_metric_na(ctx, "bf16_gemm_fallbacks", "count", why);
-    } else { /* forward, dinp and dW of every linear layer, over the whole training */
-        mt_metric(ctx, "bf16_gemms", (double)s->bf16_gemms, "count");
-        mt_metric(ctx, "bf16_gemm_fallbacks", (double)s->bf16_fallbacks, "count");
-    }
+    /* bf16: forward, dinp and dW of every linear layer, over the whole training */
+    const struct mt_wl_metric bf16[] = {
+        {"bf16_gemms", (double)s->bf16_gemms, "count"},
+        {"bf16_gemm_fallbacks", (double)s->bf16_fallbacks, "count"}};
+    mt_wl_metrics(ctx,
+                  o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
+                  : o->engine.emulate_bf16_gemm  ? "bf16 GEMMs emulated in fp32"
+                  : !mt_bf16mm_native()          ? "no native oneDNN bf16 matmul on this CPU"
+                                                 : NULL,
+                  bf16, 2);
     mt_metric(ctx, "alloc_calls", (double)s->alloc_calls, "count");
     mt_metric(ctx, "alloc_calls_per_step",
               (double)s->alloc_calls / (double)(lo->steps ? lo->steps : 1), "count");
     size_t hwm = rss_peak();
-    if (hwm)
-        mt_metric(ctx, "train_peak_rss_bytes", (double)hwm, "bytes");
-    else
-        mt_metric_na(ctx, "train_peak_rss_bytes", "bytes", "/proc/self/status unreadable");
-    if (lo->frag_ok) {
-        mt_metric(ctx, "fragmentation_bytes", lo->max_frag, "bytes");
-        mt_metric(ctx, "heap_free_bytes", lo->max_free, "bytes");
-    } else {
-        static const char why[] = "no /proc/self/statm, or malloc is not glibc's";
-        mt_metric_na(ctx, "fragmentation_bytes", "bytes", why);
-        mt_metric_na(ctx, "heap_free_bytes", "bytes", why);
-    }
+    const struct mt_wl_metric rss[] = {{"train_peak_rss_bytes", (double)hwm, "bytes"}};
+    mt_wl_metrics(ctx, hwm ? NULL : "/proc/self/status unreadable", rss, 1);
+    const struct mt_wl_metric frag[] = {{"fragmentation_bytes", lo->max_frag, "bytes"},
+                                        {"heap_free_bytes", lo->max_free, "bytes"}};
+    mt_wl_metrics(ctx, lo->frag_ok ? NULL : "no /proc/self/statm, or malloc is not glibc's", frag,
+                  2);
     mt_metric(ctx, "step_ms", 1e3 * lo->seconds / (double)(lo->steps ? lo->steps : 1), "ms");
-    if (o->engine.offload) {
-        const struct mt_optim_io *io = &s->optim_io;
-        mt_metric(ctx, "offload_file_bytes", (double)io->file_bytes, "bytes");
-        mt_metric(ctx, "offload_io_s", io->io_s, "s");
-        mt_metric(ctx, "offload_wait_s", io->wait_s, "s");
-    } else {
-        static const char why[] = "offload is none: the optimizer state is in RAM";
-        mt_metric_na(ctx, "offload_file_bytes", "bytes", why);
-        mt_metric_na(ctx, "offload_io_s", "s", why);
-        mt_metric_na(ctx, "offload_wait_s", "s", why);
-    }
+    const struct mt_optim_io *io = &s->optim_io;
+    const struct mt_wl_metric offload[] = {{"offload_file_bytes", (double)io->file_bytes, "bytes"},
+                                           {"offload_io_s", io->io_s, "s"},
+                                           {"offload_wait_s", io->wait_s, "s"}};
+    mt_wl_metrics(ctx, o->engine.offload ? NULL : "offload is none: the optimizer state is in RAM",
+                  offload, 3);
 }
 
 int mt_train_run(struct mt_ctx *ctx)
