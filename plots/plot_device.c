@@ -67,18 +67,11 @@ static void load_devrun(struct devrun *d)
  * most above the plan. */
 static char *top_excess(struct pl_ctx *ctx, const struct devrun *d)
 {
-    double e[PL_N_CATS];
+    double e[PL_N_CATS + 1] = {0}; /* no untagged entry: the plan names every byte */
     for (size_t k = 0; k < PL_N_CATS; k++)
         e[k] = d->dev_cat[k] - d->plan_cat[k];
     struct pl_buf b = {0};
-    for (int pick = 0; pick < 2; pick++) {
-        size_t best = 0;
-        for (size_t k = 1; k < PL_N_CATS; k++)
-            if (e[k] > e[best]) best = k;
-        if (!(e[best] > 0)) break;
-        pl_buf_printf(&b, "%s%s +%.2f MiB", pick ? ", " : "", pl_cats[best], e[best] / PL_MIB);
-        e[best] = 0;
-    }
+    pl_top_two(&b, e);
     if (!b.len) pl_buf_printf(&b, "none above the plan");
     if (b.oom) ctx->oom = 1;
     return b.s;
@@ -103,14 +96,9 @@ static void write_table(struct pl_ctx *ctx, const struct devrun *ds, size_t n, s
           f);
     for (size_t i = 0; i < n; i++) {
         const struct devrun *d = &ds[i];
-        fputs("<tr><td>", f);
-        pl_html(f, d->desc);
-        fputs("</td><td>", f);
-        pl_html(f, d->phase ? d->phase : "(no plan)");
-        if (d->phase)
-            fprintf(f, "</td><td class=\"n\">%.3f</td>", d->plan / PL_MIB);
-        else
-            fputs("</td><td class=\"none\">no plan</td>", f);
+        pl_tr_start(f, d->desc, d->phase ? d->phase : "(no plan)");
+        fputs("</td>", f);
+        pl_td_mib(f, d->phase != NULL, d->plan, "no plan");
         fprintf(f, "<td class=\"n\">%.3f</td><td>", d->dev / PL_MIB);
         if (d->phase) {
             char *top = top_excess(ctx, d);
@@ -121,11 +109,8 @@ static void write_table(struct pl_ctx *ctx, const struct devrun *ds, size_t n, s
         if (d->has_nvml)
             fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td></tr>\n",
                     d->nvml / PL_MIB, (d->nvml - d->dev) / PL_MIB);
-        else {
-            fputs("<td colspan=\"2\" class=\"none\">unavailable: ", f);
-            pl_html(f, d->nvml_why);
-            fputs("</td></tr>\n", f);
-        }
+        else
+            pl_td_unavailable(f, 2, d->nvml_why);
     }
     pl_table_end(ctx, f, &fr, &ctx->device_table, more, "measured device memory");
 }
@@ -137,9 +122,8 @@ static void write_table(struct pl_ctx *ctx, const struct devrun *ds, size_t n, s
 static void write_dat(FILE *dat, const struct devrun *ds, size_t n)
 {
     fputs("# row\trun_id\twitness\ttotal_MiB", dat);
-    for (size_t k = 0; k < PL_N_CATS; k++)
-        fprintf(dat, "\tcum_%s_MiB", pl_cats[k]);
-    fputs("\tcum_untagged_MiB\tlabel\n", dat);
+    pl_dat_cum_header(dat);
+    fputs("\tlabel\n", dat);
     static const char *const witness[] = {"planned", "interposer", "nvml"};
     for (size_t i = 0; i < n; i++) {
         const struct devrun *d = &ds[i];
@@ -236,11 +220,10 @@ void pl_draw_device(struct pl_ctx *ctx)
 {
     const char *name = "device_memory";
     const char *title = "Device memory per run: planned, interposer, NVML";
-    size_t *idx = pl_runs_buffer(ctx), n = 0, more = 0;
+    size_t n, more, *idx = pl_pick(ctx, has_device_peak, &n, &more);
     struct devrun *ds = NULL;
     FILE *dat = NULL, *gp = NULL;
     if (!idx) return;
-    n = pl_pick_runs(ctx, has_device_peak, idx, pl_max_runs(ctx), &more);
     if (n == 0) {
         pl_item_skip(ctx, name, title,
                      "no run measured device memory (peak_device_bytes: runs with -p "

@@ -183,6 +183,9 @@ size_t pl_pick_runs(struct pl_ctx *ctx, pl_probe *probe, size_t *idx, size_t max
 char *pl_run_desc(struct pl_ctx *ctx, const struct pl_run *r);
 size_t *pl_runs_buffer(struct pl_ctx *ctx);   /* calloc'ed, room for every run */
 size_t pl_max_runs(const struct pl_ctx *ctx); /* opts->max_runs, else 8 */
+/* pl_pick_runs into a new buffer of pl_runs_buffer (caller frees; NULL, with ctx->oom set,
+ * when out of memory): *n runs picked, at most pl_max_runs, *more past that. */
+size_t *pl_pick(struct pl_ctx *ctx, pl_probe *probe, size_t *n, size_t *more);
 /* The memory categories in memcat order (the stacking order of every plot). */
 #define PL_N_CATS 9
 extern const char *const pl_cats[PL_N_CATS];
@@ -190,6 +193,18 @@ extern const char *const pl_cats[PL_N_CATS];
 int pl_cat_rank(const char *category);
 /* Ends a per-run report table: closes it, says how many more runs `what` (raise
  * --max-runs) and appends the fragment to `dest` (pl_html_close). */
+/* Report table cells: a MiB figure (class n), or `none` (class none) when !has; the
+ * "unavailable: why" cell spanning `colspan` columns, ending the row; the run's
+ * description and a second text cell opening a row ("<tr><td>desc</td><td>text"). */
+void pl_td_mib(FILE *f, int has, double bytes, const char *none);
+void pl_td_unavailable(FILE *f, int colspan, const char *why);
+void pl_tr_start(FILE *f, const char *desc, const char *text);
+/* A .dat header's category columns: "\tcum_<category>_MiB" for each, then cum_untagged. */
+void pl_dat_cum_header(FILE *dat);
+/* "workspace +9.83 MiB, other +4.03 MiB" into b: the (at most) two largest positive
+ * entries of d[0..PL_N_CATS] (categories in pl_cats order, then "untagged"); d is
+ * consumed. Writes nothing when none is positive. */
+void pl_top_two(struct pl_buf *b, double *d);
 void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
                   size_t more, const char *what);
 

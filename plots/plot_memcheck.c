@@ -156,15 +156,7 @@ static char *top_difference(struct pl_ctx *ctx, const struct check *c)
     for (size_t k = 0; k <= PL_N_CATS; k++)
         d[k] = c->cat[k] - (k < PL_N_CATS && c->has_acc_cat ? c->acc_cat[k] : 0);
     struct pl_buf b = {0};
-    for (int pick = 0; pick < 2; pick++) {
-        size_t best = 0;
-        for (size_t k = 1; k <= PL_N_CATS; k++)
-            if (d[k] > d[best]) best = k;
-        if (!(d[best] > 0)) break;
-        pl_buf_printf(&b, "%s%s +%.2f MiB", pick ? ", " : "",
-                      best == UNTAGGED ? "untagged" : pl_cats[best], d[best] / PL_MIB);
-        d[best] = 0;
-    }
+    pl_top_two(&b, d);
     if (!b.len) pl_buf_printf(&b, "none (nothing measured above the accounting)");
     if (!c->has_acc_cat) pl_buf_printf(&b, " (no per-category accounting: measured sizes)");
     if (b.oom) ctx->oom = 1;
@@ -194,23 +186,12 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
           f);
     for (size_t i = 0; i < n; i++) {
         const struct check *c = &cs[i];
-        fputs("<tr><td>", f);
-        pl_html(f, c->desc);
-        fputs("</td><td>", f);
-        pl_html(f, c->phase ? c->phase : "(none)");
+        pl_tr_start(f, c->desc, c->phase ? c->phase : "(none)");
         fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
-        if (c->has_plan)
-            fprintf(f, "<td class=\"n\">%.3f</td>", c->plan / PL_MIB);
-        else
-            fputs("<td class=\"none\">no plan</td>", f);
-        if (c->has_runtime)
-            fprintf(f, "<td class=\"n\">%.3f</td>", c->runtime / PL_MIB);
-        else
-            fputs("<td class=\"none\">not measured</td>", f);
+        pl_td_mib(f, c->has_plan, c->plan, "no plan");
+        pl_td_mib(f, c->has_runtime, c->runtime, "not measured");
         if (!c->measured_ok) {
-            fputs("<td colspan=\"4\" class=\"none\">unavailable: ", f);
-            pl_html(f, c->unavailable);
-            fputs("</td></tr>\n", f);
+            pl_td_unavailable(f, 4, c->unavailable);
             continue;
         }
         fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
@@ -236,9 +217,8 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
 static void write_dat(FILE *dat, const struct check *cs, size_t n)
 {
     fputs("# row\trun_id\tkind\taccounted_MiB\tmeasured_MiB\tratio", dat);
-    for (size_t k = 0; k < PL_N_CATS; k++)
-        fprintf(dat, "\tcum_%s_MiB", pl_cats[k]);
-    fputs("\tcum_untagged_MiB\tphase\tlabel\n", dat);
+    pl_dat_cum_header(dat);
+    fputs("\tphase\tlabel\n", dat);
     size_t row = 0;
     for (size_t i = 0; i < n; i++) {
         const struct check *c = &cs[i];
@@ -329,11 +309,10 @@ void pl_draw_memory_check(struct pl_ctx *ctx)
     const char *name = "memory_check";
     const char *title = "Accounted vs measured heap peak per run";
     struct check *cs = NULL;
-    size_t *idx = pl_runs_buffer(ctx), n = 0, more = 0, m = 0;
+    size_t n, more, m = 0, *idx = pl_pick(ctx, has_accounted_phase, &n, &more);
     FILE *dat = NULL, *gp = NULL;
     char *note = NULL;
     if (!idx) return;
-    n = pl_pick_runs(ctx, has_accounted_phase, idx, pl_max_runs(ctx), &more);
     if (n == 0) {
         pl_item_skip(ctx, name, title,
                      "no run has an accounted peak (infer_peak_bytes or train_peak_bytes) and "

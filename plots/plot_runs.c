@@ -53,6 +53,15 @@ size_t pl_max_runs(const struct pl_ctx *ctx)
     return ctx->opts->max_runs ? ctx->opts->max_runs : 8;
 }
 
+/* Contract in plot_internal.h. */
+size_t *pl_pick(struct pl_ctx *ctx, pl_probe *probe, size_t *n, size_t *more)
+{
+    size_t *idx = pl_runs_buffer(ctx);
+    *n = *more = 0;
+    if (idx) *n = pl_pick_runs(ctx, probe, idx, pl_max_runs(ctx), more);
+    return idx;
+}
+
 /* ---- memory timeline ---------------------------------------------------------------- */
 
 struct series {
@@ -73,7 +82,50 @@ int pl_cat_rank(const char *c)
     return 100;
 }
 
-/* Contract in plot_internal.h. */
+/* Contracts in plot_internal.h. */
+void pl_top_two(struct pl_buf *b, double *d)
+{
+    for (int pick = 0; pick < 2; pick++) {
+        size_t best = 0;
+        for (size_t k = 1; k <= PL_N_CATS; k++)
+            if (d[k] > d[best]) best = k;
+        if (!(d[best] > 0)) break;
+        pl_buf_printf(b, "%s%s +%.2f MiB", pick ? ", " : "",
+                      best == PL_N_CATS ? "untagged" : pl_cats[best], d[best] / PL_MIB);
+        d[best] = 0;
+    }
+}
+
+void pl_td_mib(FILE *f, int has, double bytes, const char *none)
+{
+    if (has)
+        fprintf(f, "<td class=\"n\">%.3f</td>", bytes / PL_MIB);
+    else
+        fprintf(f, "<td class=\"none\">%s</td>", none);
+}
+
+void pl_td_unavailable(FILE *f, int colspan, const char *why)
+{
+    fprintf(f, "<td colspan=\"%d\" class=\"none\">unavailable: ", colspan);
+    pl_html(f, why);
+    fputs("</td></tr>\n", f);
+}
+
+void pl_tr_start(FILE *f, const char *desc, const char *text)
+{
+    fputs("<tr><td>", f);
+    pl_html(f, desc);
+    fputs("</td><td>", f);
+    pl_html(f, text);
+}
+
+void pl_dat_cum_header(FILE *dat)
+{
+    for (size_t k = 0; k < PL_N_CATS; k++)
+        fprintf(dat, "\tcum_%s_MiB", pl_cats[k]);
+    fputs("\tcum_untagged_MiB", dat);
+}
+
 void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
                   size_t more, const char *what)
 {
@@ -646,9 +698,8 @@ out:
 static void per_run(struct pl_ctx *ctx, pl_probe *probe, const char *name, const char *what,
                     void (*one)(struct pl_ctx *, const struct pl_run *))
 {
-    size_t *idx = pl_runs_buffer(ctx), more;
+    size_t n, more, *idx = pl_pick(ctx, probe, &n, &more);
     if (!idx) return;
-    size_t n = pl_pick_runs(ctx, probe, idx, pl_max_runs(ctx), &more);
     if (n == 0) pl_item_skip(ctx, name, what, "no run recorded %s", what);
     for (size_t i = 0; i < n; i++)
         one(ctx, &ctx->runs[idx[i]]);
