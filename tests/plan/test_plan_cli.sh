@@ -25,6 +25,19 @@ out=$( (ulimit -v $LIMIT; "$MT" plan baseline -p $SHAPE -p kv_cache=fp16 --for s
 echo "$out"
 line "serving,kv_cache,1342177280,infer"
 echo "$out" | grep -q "^training" && fail "--for serving printed training rows"
+# tensor parallel over 8 ranks on a 64B GPT-2 shape (L80 C8192 T2048 V50257; the distributed
+# engine has no Llama options) under the same limit: the sharded 8-bit AdamW and Adafactor
+# state per rank, from the closed forms (doptim.h's mt_dopt_plan), not a walk of the rows.
+# adamw8: 2 bytes an element + 8 a block run; a rank's part of a unit touches: qkv_w 12288
+# blocks, qkv_b 3, attproj_w 8192 (a run a row), fc_w 16384, fc_b 2, fcproj_w 16384 (2 a row).
+# adafactor: 4 (rows + cols) of each part (qkv_w 3072 x 8192, attproj_w 8192 x 1024, fc_w
+# 4096 x 8192, fcproj_w 8192 x 4096), 4 rows of a vector part (qkv_b 3072, fc_b 4096).
+TP=model=gpt2,L=80,C=8192,H=64,T=2048,vocab=50257
+for o in adamw8,17007907552 adafactor,32780612; do
+    out=$( (ulimit -v $LIMIT; "$MT" plan tensor_parallel -p $TP -p ranks=8 -p optimizer=${o%,*} \
+            --no-runtime --csv) ) || fail "tensor_parallel ${o%,*} plan under 1 GiB exited $?"
+    line "training,optimizer,${o#*,},train"
+done
 # prune on tiny (2 layers of 49152 prunable weights, sparsity 0.5): the served weights are
 # the slim slab plus the packed layers, by format (dense keeps the zeros: the fp32 slab)
 out=$("$MT" plan prune -p model=tiny -p storage=csr --csv) || fail "prune plan exited $?"

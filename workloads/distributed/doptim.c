@@ -47,18 +47,28 @@ static void unit_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff
     }
 }
 
+/* A column part's rows continue its first one inside one unit: they merge into its piece. */
+static void unit_rows(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                      size_t rows, size_t gstride, int owner)
+{
+    (void)gstride;
+    struct ounits *u = user;
+    unit_visit(user, p, goff, loff, n, owner);
+    if (u->v && rows > 1) u->v[u->n - 1].hi += (rows - 1) * n;
+}
+
 static int collect(const struct mt_shard_spec *spec, struct ounits *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);
     u->cfg = &spec->cfg;
-    mt_shard_map(spec, unit_visit, u); /* count, then fill */
+    mt_shard_map_rows(spec, unit_rows, u); /* count, then fill */
     u->v = calloc(u->n ? u->n : 1, sizeof *u->v);
     if (!u->v) {
         snprintf(err, errlen, "out of memory for the optimizer's units");
         return -1;
     }
     u->n = 0;
-    mt_shard_map(spec, unit_visit, u);
+    mt_shard_map_rows(spec, unit_rows, u);
     for (size_t i = 0; i < u->n; i++) { /* a tensor-parallel part: its own shape */
         struct mt_dopt_piece *x = &u->v[i];
         size_t len = x->hi - x->lo, w = x->gcols ? x->gcols : 1;
@@ -155,6 +165,69 @@ static void run_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
     }
 }
 
+/* The plan's count of the same runs (no tables): per row, the blocks it touches, less one
+ * where it goes on the piece's last run (same block, next local element). A column part's
+ * rows repeat their blocks' pattern every P rows (P = MT_Q8_BLOCK / gcd(stride, block)),
+ * so its count is a period's times the periods plus a remainder: at most P rows read. */
+struct runcount {
+    struct mt_dopt *o;
+    size_t at, cur, last_blk, last_end; /* cur: the piece last_* are of (n_pc: none) */
+};
+
+static size_t gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Runs of elements [u, u + len) of the unit (len > 0) that do not go on run ending at
+ * element `prev_end` (exclusive; a row before; 0 = none). */
+static size_t row_runs(size_t u, size_t len, size_t prev_end)
+{
+    size_t b0 = u / MT_Q8_BLOCK, touched = (u + len - 1) / MT_Q8_BLOCK - b0 + 1;
+    return touched - (prev_end && (prev_end - 1) / MT_Q8_BLOCK == b0);
+}
+
+static void count_rows(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                       size_t rows, size_t gstride, int owner)
+{
+    (void)owner;
+    struct runcount *c = user;
+    struct mt_dopt *o = c->o;
+    for (size_t i = 0; i < rows && n;) {
+        size_t l = loff + i * n, g = goff + i * gstride;
+        while (c->at < o->n_pc && o->pc[c->at].hi <= l)
+            c->at++;
+        if (c->at == o->n_pc) return;
+        struct mt_dopt_piece *x = &o->pc[c->at];
+        if (x->lo > l || x->p != (int)p || x->split == MT_OPTIM_WHOLE) {
+            i++;
+            continue;
+        }
+        size_t per = x->grows * (x->gcols ? x->gcols : 1), u = g % per, lp = l - x->lo;
+        int on = c->cur == c->at && c->last_end == lp;
+        x->n_runs += row_runs(u, n, on ? c->last_blk * MT_Q8_BLOCK + 1 : 0);
+        /* the rows after this one inside x: a period's count, times, plus the remainder */
+        size_t m = rows - i - 1, in_x = (x->hi - l) / n - 1;
+        if (m > in_x) m = in_x;
+        size_t P = MT_Q8_BLOCK / gcd(gstride % MT_Q8_BLOCK, MT_Q8_BLOCK);
+        size_t lim = m < P ? m : P, sum = 0, rem = 0;
+        for (size_t k = 1; k <= lim; k++) {
+            sum += row_runs(u + k * gstride, n, u + (k - 1) * gstride + n);
+            if (k == m % P) rem = sum;
+        }
+        x->n_runs += m / P * sum + rem;
+        c->cur = c->at;
+        c->last_blk = (u + m * gstride + n - 1) / MT_Q8_BLOCK;
+        c->last_end = lp + (m + 1) * n;
+        i += m + 1;
+    }
+}
+
 void mt_dopt_free(struct mt_dopt *o)
 {
     for (size_t i = 0; o->pc && i < o->n_pc; i++) {
@@ -166,8 +239,9 @@ void mt_dopt_free(struct mt_dopt *o)
     o->n_pc = 0;
 }
 
-int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
-                   size_t lo, size_t hi, char *err, size_t errlen)
+/* mt_dopt_layout (tables = 1) and mt_dopt_plan (0: the runs counted, not listed). */
+static int layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
+                  size_t lo, size_t hi, int tables, char *err, size_t errlen)
 {
     struct ounits u;
     memset(o, 0, sizeof *o);
@@ -199,7 +273,10 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
         o->pc[o->n_pc++] = x;
     }
     free(u.v);
-    if (k == MT_OPTIM_ADAMW8 && spec->tp > 1) { /* the parts' runs inside the unit's blocks */
+    if (k == MT_OPTIM_ADAMW8 && spec->tp > 1 && !tables) {
+        struct runcount c = {.o = o, .cur = o->n_pc};
+        mt_shard_map_rows(spec, count_rows, &c);
+    } else if (k == MT_OPTIM_ADAMW8 && spec->tp > 1) { /* the parts' runs in the unit's blocks */
         struct runwalk w = {.o = o, .cfg = &spec->cfg};
         mt_shard_map(spec, run_visit, &w);
         if (w.oom) {
@@ -228,6 +305,18 @@ int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_
     mt_q8_map_init(&o->mm, 1);
     mt_q8_map_init(&o->mv, 0);
     return 0;
+}
+
+int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
+                   size_t lo, size_t hi, char *err, size_t errlen)
+{
+    return layout(o, spec, k, lo, hi, 1, err, errlen);
+}
+
+int mt_dopt_plan(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
+                 size_t lo, size_t hi, char *err, size_t errlen)
+{
+    return layout(o, spec, k, lo, hi, 0, err, errlen);
 }
 
 void mt_dopt_step(const struct mt_dopt *o, unsigned char *state, float *colacc, float *w, float *g,

@@ -85,6 +85,14 @@ int mt_dopt_split(const struct mt_shard_spec *spec, enum mt_optim_kind k, int nr
  * message (out of memory; a range that cuts an adafactor matrix). */
 int mt_dopt_layout(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
                    size_t lo, size_t hi, char *err, size_t errlen);
+/* Contract: what mt_dopt_layout gives (the same pieces, n_runs, n_blocks, state_bytes,
+ * scratch_bytes, max_piece) without the runs' tables (bound and block stay NULL): the
+ * runs of a tensor-parallel column part are counted from its first rows' blocks, which
+ * repeat, not walked row by row, so the plan of a 70B shape takes microseconds a unit.
+ * For the memory plan only, not for mt_dopt_step; free with mt_dopt_free. Returns 0 or -1
+ * as mt_dopt_layout. tests/distributed/test_dopt.c holds it equal to mt_dopt_layout. */
+int mt_dopt_plan(struct mt_dopt *o, const struct mt_shard_spec *spec, enum mt_optim_kind k,
+                 size_t lo, size_t hi, char *err, size_t errlen);
 void mt_dopt_free(struct mt_dopt *o);
 
 /* Contract: one step over the range: w and g are the weights and the reduced gradients of

@@ -132,7 +132,7 @@ static int has_wte(const struct mt_shard_spec *s)
     return s->embed || s->head;
 }
 
-void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user)
+void mt_shard_map_rows(const struct mt_shard_spec *s, mt_shard_rows_fn f, void *user)
 {
     struct dims d = dims_of(s);
     size_t C = d.C, Cl = d.Cl, F = d.F, tpr = s->tp_rank, loff = 0, Q = C + 2 * d.KV;
@@ -142,11 +142,11 @@ void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user
     const size_t w[3] = {Cl, d.KVl, d.KVl}, l0[3] = {0, Cl, Cl + d.KVl};
     int rep_owner = tpr == 0;
     if (has_wte(s)) {
-        f(user, MT_P_WTE, 0, loff, d.V * C, rep_owner && s->embed);
+        f(user, MT_P_WTE, 0, loff, d.V * C, 1, d.V * C, rep_owner && s->embed);
         loff += d.V * C;
     }
     if (s->embed) {
-        f(user, MT_P_WPE, 0, loff, s->cfg.seq_len * C, rep_owner);
+        f(user, MT_P_WPE, 0, loff, s->cfg.seq_len * C, 1, s->cfg.seq_len * C, rep_owner);
         loff += s->cfg.seq_len * C;
     }
     for (size_t l = s->l0; l < s->l1; l++) {
@@ -155,37 +155,56 @@ void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user
             switch (p) {
             case MT_P_QKVW:
                 for (size_t j = 0; j < 3; j++)
-                    f(user, MT_P_QKVW, l * Q * C + g0[j] * C, base + l0[j] * C, w[j] * C, 1);
+                    f(user, MT_P_QKVW, l * Q * C + g0[j] * C, base + l0[j] * C, w[j] * C, 1,
+                      w[j] * C, 1);
                 break;
             case MT_P_QKVB:
                 for (size_t j = 0; j < 3; j++)
-                    f(user, MT_P_QKVB, l * Q + g0[j], base + l0[j], w[j], 1);
+                    f(user, MT_P_QKVB, l * Q + g0[j], base + l0[j], w[j], 1, w[j], 1);
                 break;
             case MT_P_ATTPROJW:
-                for (size_t i = 0; i < C; i++)
-                    f(user, MT_P_ATTPROJW, l * C * C + i * C + tpr * Cl, base + i * Cl, Cl, 1);
+                f(user, MT_P_ATTPROJW, l * C * C + tpr * Cl, base, Cl, C, C, 1);
                 break;
             case MT_P_FCW:
-                f(user, MT_P_FCW, l * 4 * C * C + tpr * F * C, base, F * C, 1);
+                f(user, MT_P_FCW, l * 4 * C * C + tpr * F * C, base, F * C, 1, F * C, 1);
                 break;
             case MT_P_FCB:
-                f(user, MT_P_FCB, l * 4 * C + tpr * F, base, F, 1);
+                f(user, MT_P_FCB, l * 4 * C + tpr * F, base, F, 1, F, 1);
                 break;
             case MT_P_FCPROJW:
-                for (size_t i = 0; i < C; i++)
-                    f(user, MT_P_FCPROJW, l * C * 4 * C + i * 4 * C + tpr * F, base + i * F, F, 1);
+                f(user, MT_P_FCPROJW, l * C * 4 * C + tpr * F, base, F, C, 4 * C, 1);
                 break;
             default: /* replicated, C floats per layer */
-                f(user, (enum mt_gpt_param)p, l * C, base, C, rep_owner);
+                f(user, (enum mt_gpt_param)p, l * C, base, C, 1, C, rep_owner);
                 break;
             }
             loff += local_len(s, p);
         }
     }
     if (s->head) {
-        f(user, MT_P_LNFW, 0, loff, C, rep_owner);
-        f(user, MT_P_LNFB, 0, loff + C, C, rep_owner);
+        f(user, MT_P_LNFW, 0, loff, C, 1, C, rep_owner);
+        f(user, MT_P_LNFB, 0, loff + C, C, 1, C, rep_owner);
     }
+}
+
+/* mt_shard_map's visitor on top of mt_shard_map_rows: each row is a run. */
+struct expand {
+    mt_shard_visit_fn f;
+    void *user;
+};
+
+static void expand_rows(void *user, enum mt_gpt_param p, size_t goff, size_t loff, size_t n,
+                        size_t rows, size_t gstride, int owner)
+{
+    struct expand *e = user;
+    for (size_t i = 0; i < rows; i++)
+        e->f(e->user, p, goff + i * gstride, loff + i * n, n, owner);
+}
+
+void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user)
+{
+    struct expand e = {f, user};
+    mt_shard_map_rows(s, expand_rows, &e);
 }
 
 static size_t layer_len(const struct mt_shard_spec *s)

@@ -100,6 +100,13 @@ struct mt_shard {
 typedef void (*mt_shard_visit_fn)(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
                                   size_t n, int owner);
 void mt_shard_map(const struct mt_shard_spec *s, mt_shard_visit_fn f, void *user);
+/* The same runs grouped: `rows` runs of n floats, the i-th at global goff + i * gstride and
+ * local loff + i * n (a column part of attproj_w / fcproj_w is one call of C rows; every
+ * other call has rows = 1). mt_shard_map is this with each row visited on its own; the
+ * optimizer's plan (doptim.h) sizes a column part from one call, without the C rows. */
+typedef void (*mt_shard_rows_fn)(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
+                                 size_t n, size_t rows, size_t gstride, int owner);
+void mt_shard_map_rows(const struct mt_shard_spec *s, mt_shard_rows_fn f, void *user);
 /* Floats in the flat parameter vector of a spec. */
 size_t mt_shard_num_params(const struct mt_shard_spec *s);
 

@@ -492,7 +492,7 @@ static int plan_slabs(const struct mt_dist_job *job, int nranks, int rank,
     if (rc) return -1;
     struct mt_dopt o = {0};
     if (job->optimizer != MT_OPTIM_ADAMW &&
-        mt_dopt_layout(&o, spec, job->optimizer, lo, hi, err, errlen))
+        mt_dopt_plan(&o, spec, job->optimizer, lo, hi, err, errlen))
         return -1;
     slabs_for(job, nranks, spec, lo, hi, &o, z);
     mt_dopt_free(&o);
