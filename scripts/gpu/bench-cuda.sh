@@ -27,6 +27,8 @@ say "== ctest transformer.cuda_*: $(grep -E 'tests passed' "$out/ctest-cuda.txt"
 spec=gpt2,vocab=50257
 say "== training step, $spec B=$B T=$T"
 for prec in bf16 fp32; do "$bench" train "$spec" "$B" "$T" "$prec" "$STEPS" 2>&1 | tee -a "$log"; done
+# the row kernels of dense attention (attention_rows) instead of cuBLAS's batched products
+"$bench" train "$spec" "$B" "$T" bf16 "$STEPS" rows 2>&1 | tee -a "$log"
 PYTHONUNBUFFERED=1 "${PYTHON:-python3}" "$root/scripts/bench_torch_gpt.py" speed --shape gpt2 \
     --device cuda --bf16 --batch "$B" --seq "$T" --steps "$STEPS" 2>&1 | tail -1 | tee -a "$log"
 say "== batch-1 decode, $spec"

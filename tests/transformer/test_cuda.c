@@ -4,7 +4,9 @@
  * within 1e-4, tf32 and bf16 within 1e-2 (relative to the largest magnitude of each
  * tensor; losses relative to themselves). Skips (exit 77) with the reason where there is
  * no CUDA device.
- * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train) */
+ * Part rows repeats forward and train with the kernel table's row kernels for dense
+ * attention (attention_rows) instead of cuBLAS's batched products.
+ * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train rows) */
 #include <math.h>
 
 #include "cgpt.h"
@@ -15,6 +17,7 @@ static struct mt_gpt_config cfg;
 static enum mt_cuda_precision prec;
 static float tol;
 static char err[256];
+static int attention_rows; /* part rows */
 
 enum { B = 2, STEPS = 3 };
 
@@ -55,6 +58,7 @@ static void pair(struct mt_gpt **h, struct mt_cuda_gpt **d, enum mt_gpt_mode mod
     mt_gpt_init(*h, 7);
     CHECK_OK(mt_cuda_gpt_create(d, &cfg, mode, B, cfg.seq_len, prec, err, sizeof err), err);
     CHECK_OK(mt_cuda_gpt_upload(*d, *h, err, sizeof err), err);
+    (*d)->attention_rows = attention_rows;
     size_t plan[MT_MEM_CAT_COUNT];
     mt_gpt_memory(&cfg, B, cfg.seq_len, mode, plan, NULL, 0);
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++) /* the exact plan holds on the device */
@@ -150,7 +154,8 @@ static void part_train(void)
                                  h->param_len[p]);
         }
         nh = mt_gpt_adamw_step(h, &r, mt_gpt_lr_at(&r, s), 1.0f);
-        CHECK_OK(mt_cuda_gpt_adamw_step(d, &r, mt_gpt_lr_at(&r, s), 1.0f, &nd, err, sizeof err), err);
+        CHECK_OK(mt_cuda_gpt_adamw_step(d, &r, mt_gpt_lr_at(&r, s), 1.0f, &nd, err, sizeof err),
+                 err);
         printf("  step %zu: loss cpu %.6f gpu %.6f, grad norm cpu %.6f gpu %.6f\n", s, lh, ld, nh,
                nd);
         if (s == 0) { /* AdamW's first moment, from the same weights (later steps compound) */
@@ -175,10 +180,21 @@ static void part_train(void)
     mt_gpt_free(h);
 }
 
+static void part_rows(void)
+{
+    printf("dense attention through the row kernels:\n");
+    attention_rows = 1;
+    part_forward();
+    part_train();
+    attention_rows = 0;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct tf_part parts[] = {
-        {"forward", part_forward}, {"decode", part_decode}, {"train", part_train}};
+    static const struct tf_part parts[] = {{"forward", part_forward},
+                                           {"decode", part_decode},
+                                           {"train", part_train},
+                                           {"rows", part_rows}};
     char why[200];
     if (argc < 4) {
         fprintf(stderr, "usage: %s SPEC fp32|tf32|bf16 PART...\n", argv[0]);

@@ -104,7 +104,8 @@ static void part_kernels(void)
         ref[n] = (float)acc;
     }
     void *dw = to_device(w16, N * K16 * sizeof *w16);
-    CHECK(mt_cu_gemv_bf16_ok(dw, dx, K16) && !mt_cu_gemv_bf16_ok(dw, dx, K));
+    CHECK(mt_cu_gemv_bf16_ok(dw, dx, K16) && !mt_cu_gemv_bf16_ok(dw, dx, K16 - 4) &&
+          !mt_cu_gemv_bf16_ok((char *)dw + 8, dx, K16));
     mt_cu_gemv_bf16(dy, dx, NULL, dw, N, K16);
     from_device(got, dy, N * sizeof *got);
     printf("  bf16 gemv: rel diff %.3g\n", worst_share(got, ref, N));

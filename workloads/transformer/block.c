@@ -159,7 +159,7 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     const struct mt_block_kernels *k = kern(ops);
     /* attention: residual2 = x + attproj(attn(qkv(ln1(x)))) */
     mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x,
-                      ln[MT_P_LN1W], ln[MT_P_LN1B], BT, C);
+                        ln[MT_P_LN1W], ln[MT_P_LN1B], BT, C);
     produced_norm(ops, s, MT_A_LN1, MT_A_LN1_MEAN);
     if (ops->linear(ops->user, MT_LIN_QKV, act[MT_A_LN1], act[MT_A_QKV], BT)) return -1;
     if (s->rope)
@@ -168,8 +168,8 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     if (ops->attention) {
         if (ops->attention(ops->user, act[MT_A_QKV], act[MT_A_ATTY], act[MT_A_ATT])) return -1;
     } else if (s->attention == MT_GPT_ATTN_FLASH) {
-        k->flash_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
-                     s->NH, s->window);
+        k->flash_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv, s->NH,
+                     s->window);
     } else {
         k->attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], act[MT_A_QKV], s->B, s->T, s->Ca, s->Ckv,
                          s->NH, s->window);
@@ -181,7 +181,7 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     produced(ops, MT_A_RESIDUAL2);
     /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
     mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
-                      act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
+                        act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
     produced_norm(ops, s, MT_A_LN2, MT_A_LN2_MEAN);
     if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
     produced(ops, MT_A_FCH);
@@ -219,8 +219,8 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     const float *res2 = use(ops, act, MT_A_RESIDUAL2);
     const float *mean2 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN2_MEAN);
     const float *rstd2 = use(ops, act, MT_A_LN2_RSTD);
-    mt_block_norm_bwd_k(k, s->norm, dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2, ln[MT_P_LN2W],
-                      mean2, rstd2, BT, C);
+    mt_block_norm_bwd_k(k, s->norm, dres, dln[MT_P_LN2W], dln[MT_P_LN2B], dlnout, res2,
+                        ln[MT_P_LN2W], mean2, rstd2, BT, C);
     /* attention */
     if (ops->linear_bwd(ops->user, MT_LIN_ATTPROJ, dres, datty, BT)) return -1;
     const float *qkv = use(ops, act, MT_A_QKV);
@@ -231,14 +231,22 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     } else {
         if (ops->recompute_attention) { /* selective recompute: scores, softmax, weighted sum */
             if (ops->recomputing) ops->recomputing(ops->user, 1);
-            k->attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], qkv, s->B, s->T, s->Ca, s->Ckv, s->NH,
-                             s->window);
+            if (ops->attention) {
+                if (ops->attention(ops->user, qkv, act[MT_A_ATTY], act[MT_A_ATT])) return -1;
+            } else {
+                k->attention_fwd(act[MT_A_ATTY], act[MT_A_ATT], qkv, s->B, s->T, s->Ca, s->Ckv,
+                                 s->NH, s->window);
+            }
             produced(ops, MT_A_ATT);
             if (ops->recomputing) ops->recomputing(ops->user, 0);
         }
         const float *att = use(ops, act, MT_A_ATT);
-        k->attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
-                           s->window);
+        if (ops->attention_bwd) {
+            if (ops->attention_bwd(ops->user, datty, qkv, att, dqkv, datt)) return -1;
+        } else {
+            k->attention_bwd(dqkv, datt, datty, qkv, att, s->B, s->T, s->Ca, s->Ckv, s->NH,
+                             s->window);
+        }
     }
     if (s->rope) /* the gradient of the unrotated q and k */
         k->rope_bwd(dqkv, s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
@@ -246,6 +254,6 @@ int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT
     const float *mean1 = s->norm == MT_GPT_NORM_RMS ? NULL : use(ops, act, MT_A_LN1_MEAN);
     const float *rstd1 = use(ops, act, MT_A_LN1_RSTD);
     mt_block_norm_bwd_k(k, s->norm, dres, dln[MT_P_LN1W], dln[MT_P_LN1B], dlnout, x, ln[MT_P_LN1W],
-                      mean1, rstd1, BT, C);
+                        mean1, rstd1, BT, C);
     return 0;
 }

@@ -80,12 +80,12 @@ struct mt_block_kernels {
                           const float *w, const float *mean, const float *rstd, size_t N, size_t C);
     void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, size_t N,
                         size_t C);
-    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
-                        const float *w, const float *rstd, size_t N, size_t C);
-    void (*rope_fwd)(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
-                     size_t hs, double theta);
-    void (*rope_bwd)(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv,
-                     size_t hs, double theta);
+    void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, size_t N, size_t C);
+    void (*rope_fwd)(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                     double theta);
+    void (*rope_bwd)(float *dqkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, size_t hs,
+                     double theta);
     void (*attention_fwd)(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C,
                           size_t Ckv, size_t NH, size_t window);
     void (*attention_bwd)(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -131,6 +131,11 @@ struct mt_block_ops {
      * decoding sets it to attend over its KV cache. Returns 0, non-zero to abort. Forward
      * only. */
     int (*attention)(void *user, const float *qkv, float *atty, float *att);
+    /* Optional, dense attention only: the attention core's backward, as the kernels'
+     * attention_bwd (dqkv overwritten from datty, the stored qkv and probabilities att;
+     * datt is its scratch). NULL: kernels->attention_bwd. Returns 0, non-zero to abort. */
+    int (*attention_bwd)(void *user, const float *datty, const float *qkv, const float *att,
+                         float *dqkv, float *datt);
     /* Optional: activation a (an index of act[]) was just written. */
     void (*produced)(void *user, enum mt_gpt_act a);
     /* Optional: the values of stored activation a for backward (NULL hook: act[a]). */

@@ -1,10 +1,13 @@
 /* bench_cuda.c — mt-bench-cuda: the engine on the GPU (device=cuda), timed.
  *
  * What it is for: issue 22's GPU benchmarks, medians of repeated runs on one card:
- *   train SPEC B T PREC STEPS   training step (forward, backward, AdamW) at B x T; prints
+ *   train SPEC B T PREC STEPS [rows]
+ *                               training step (forward, backward, AdamW) at B x T; prints
  *                               the median step, tokens/s and the device memory: the
  *                               plan's slabs and extras (cgpt.h) and the rise of the
- *                               device's used memory (cudaMemGetInfo) over the run
+ *                               device's used memory (cudaMemGetInfo) over the run;
+ *                               rows: dense attention through the row kernels
+ *                               (attention_rows), not cuBLAS's batched products
  *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode: median time per token, tokens/s,
  *                               the weight bytes one token reads and the bound the copy
  *                               bandwidth (measured in the same run) puts on tokens/s;
@@ -94,12 +97,13 @@ static void print_mem(const struct mt_cuda_gpt *d, size_t rise)
            (double)rise / 1048576.0);
 }
 
-static int train(const char *spec, size_t B, size_t T, const char *prec, size_t steps)
+static int train(const char *spec, size_t B, size_t T, const char *prec, size_t steps, int rows)
 {
     struct mt_cuda_gpt *d;
     cudaFree(NULL); /* the context first: the rise below is the model's */
     size_t used0 = used_bytes();
     if (make(&d, spec, MT_GPT_TRAIN, B, T, prec, NULL)) return fail("model");
+    d->attention_rows = rows;
     size_t BT = B * T, V = d->m.cfg.vocab;
     int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
     double *t = calloc(steps, sizeof *t);
@@ -119,9 +123,10 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
         if (u > peak) peak = u;
     }
     double med = mt_bench_median(t, steps);
-    printf("mt-bench-cuda train %s B=%zu T=%zu %s params=%zu: step %.2f ms (median of %zu), "
+    printf("mt-bench-cuda train %s B=%zu T=%zu %s%s params=%zu: step %.2f ms (median of %zu), "
            "%.0f tokens/s, last loss %.4f\n",
-           spec, B, T, prec, d->m.n_params, med * 1e3, steps, (double)BT / med, loss);
+           spec, B, T, prec, rows ? " rows" : "", d->m.n_params, med * 1e3, steps, (double)BT / med,
+           loss);
     print_mem(d, peak - used0);
     free(in), free(tg), free(t);
     mt_cuda_gpt_free(d);
@@ -205,9 +210,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "mt-bench-cuda: %s\n", why);
         return 1;
     }
-    if (argc == 7 && !strcmp(argv[1], "train"))
+    if ((argc == 7 || (argc == 8 && !strcmp(argv[7], "rows"))) && !strcmp(argv[1], "train"))
         return train(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5],
-                     strtoul(argv[6], NULL, 10));
+                     strtoul(argv[6], NULL, 10), argc == 8);
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "decode"))
         return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), argc == 6 ? argv[5] : NULL,
                       copy_bandwidth(1024));
@@ -218,7 +223,7 @@ int main(int argc, char **argv)
         return bw > 0 ? 0 : 1;
     }
     fprintf(stderr,
-            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS\n"
+            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS [rows]\n"
             "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
             "       mt-bench-cuda bandwidth MIB\n");
     return 2;

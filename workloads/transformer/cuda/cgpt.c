@@ -67,6 +67,16 @@ static void linear_widths(const struct mt_gpt_config *cfg, size_t *in, size_t *o
     if (fo > *out) *out = fo;
 }
 
+/* The bf16 staging of a wide GEMM operand (the widest linear output, out) or, larger when
+ * T is long, of the attention's products (attention_stage): qkv, the attention output's
+ * gradient, and the probabilities and score gradients (B x NH x T x T each). */
+static size_t stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t out)
+{
+    size_t Ca = cfg->n_embd, ld = Ca + 2 * mt_gpt_kv_dim(cfg);
+    size_t attn = B * T * (ld + Ca) * 2 + 2 * B * cfg->n_head * T * T * 2;
+    return B * T * out * 2 > attn ? B * T * out * 2 : attn;
+}
+
 void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
                              enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT])
 {
@@ -77,7 +87,7 @@ void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T
     mt_gpt_memory(cfg, B, T, MT_GPT_WEIGHTS, w, NULL, 0);
     linear_widths(cfg, &in, &out);
     bytes[MT_MEM_WEIGHTS] = w[MT_MEM_WEIGHTS] / 2;
-    bytes[MT_MEM_WORKSPACE] += B * T * (in + out) * 2;
+    bytes[MT_MEM_WORKSPACE] += B * T * in * 2 + stage_out_bytes(cfg, B, T, out);
 }
 
 /* cudaMalloc under memory category cat (the device interposer reads the thread's tag). */
@@ -170,7 +180,8 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
         linear_widths(cfg, &in, &wide);
         if (!(d->wbf16 = dev_alloc(d->extra_bytes[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS))) goto oom;
         if (!(d->stage_in = dev_alloc(B * T * in * 2, MT_MEM_WORKSPACE))) goto oom;
-        if (!(d->stage_out = dev_alloc(B * T * wide * 2, MT_MEM_WORKSPACE))) goto oom;
+        if (!(d->stage_out = dev_alloc(stage_out_bytes(cfg, B, T, wide), MT_MEM_WORKSPACE)))
+            goto oom;
     }
     if (!(d->losses = malloc(B * T * sizeof *d->losses))) goto oom;
     cublasHandle_t h;
@@ -198,8 +209,8 @@ int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, si
 
 /* Copies tensors between the host and the device model: weights, and the optimizer
  * state when both train. */
-static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKind kind,
-                      char *err, size_t errlen)
+static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKind kind, char *err,
+                      size_t errlen)
 {
     struct mt_gpt *m = &d->m;
     if (memcmp(&h->cfg, &m->cfg, sizeof h->cfg))
@@ -217,15 +228,16 @@ static int copy_state(struct mt_cuda_gpt *d, struct mt_gpt *h, enum cudaMemcpyKi
     }
     if (m->opt && h->opt && h->slab_bytes[MT_MEM_OPTIMIZER] == m->slab_bytes[MT_MEM_OPTIMIZER]) {
         size_t bytes = m->slab_bytes[MT_MEM_OPTIMIZER];
-        cudaError_t e = up ? cudaMemcpy(m->opt, h->opt, bytes, kind)
-                           : cudaMemcpy(h->opt, m->opt, bytes, kind);
+        cudaError_t e =
+            up ? cudaMemcpy(m->opt, h->opt, bytes, kind) : cudaMemcpy(h->opt, m->opt, bytes, kind);
         if (e != cudaSuccess) return cuda_fail(e, "copying the optimizer state", err, errlen);
         if (up)
             m->adam_step = h->adam_step;
         else
             h->adam_step = m->adam_step;
     }
-    if (!up && m->grads && h->grads && h->slab_bytes[MT_MEM_GRADIENTS] == m->slab_bytes[MT_MEM_GRADIENTS]) {
+    if (!up && m->grads && h->grads &&
+        h->slab_bytes[MT_MEM_GRADIENTS] == m->slab_bytes[MT_MEM_GRADIENTS]) {
         cudaError_t e = cudaMemcpy(h->grads, m->grads, m->slab_bytes[MT_MEM_GRADIENTS], kind);
         if (e != cudaSuccess) return cuda_fail(e, "copying the gradients", err, errlen);
     }
@@ -264,8 +276,8 @@ static int gemm(struct mt_cuda_gpt *d, cublasOperation_t ta, cublasOperation_t t
     cublasStatus_t s;
     if (d->prec == MT_CUDA_BF16)
         s = cublasGemmEx(h, ta, tb, (int)m, (int)n, (int)k, &one, A, CUDA_R_16BF, (int)lda, B,
-                         CUDA_R_16BF, (int)ldb, &beta, Cm, CUDA_R_32F, (int)ldc,
-                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                         CUDA_R_16BF, (int)ldb, &beta, Cm, CUDA_R_32F, (int)ldc, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT);
     else
         s = cublasSgemm(h, ta, tb, (int)m, (int)n, (int)k, &one, A, (int)lda, B, (int)ldb, &beta,
                         Cm, (int)ldc);
@@ -287,8 +299,7 @@ static const void *weight(struct mt_cuda_gpt *d, const float *w)
     return (const uint16_t *)d->wbf16 + (w - d->m.params);
 }
 
-int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char *err,
-                      size_t errlen)
+int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char *err, size_t errlen)
 {
     const struct mt_qformat *f = &qt->fmt;
     memset(out, 0, sizeof *out);
@@ -297,8 +308,7 @@ int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char 
         return mt_tf_fail(err, errlen, "no device kernel for %s %u-bit weights",
                           mt_qscheme_name(f->scheme), f->bits);
     if (!(out->block = dev_alloc(qt->bytes, MT_MEM_WEIGHTS)))
-        return mt_tf_fail(err, errlen, "out of device memory (%zu B of packed weights)",
-                          qt->bytes);
+        return mt_tf_fail(err, errlen, "out of device memory (%zu B of packed weights)", qt->bytes);
     if (cudaMemcpy(out->block, qt->block, qt->bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
         cudaFree(out->block);
         out->block = NULL;
@@ -340,8 +350,7 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
             size_t ind, outd;
             mt_gpt_linear_weights(h, l, (enum mt_linear)which, &w, NULL, &ind, &outd);
             struct mt_qtensor *qt = mt_qtensor_pack(w, outd, ind, f, err, errlen);
-            int rc = qt ? mt_cu_qmat_upload(&d->qw[l * MT_LIN_COUNT + which], qt, err, errlen)
-                        : -1;
+            int rc = qt ? mt_cu_qmat_upload(&d->qw[l * MT_LIN_COUNT + which], qt, err, errlen) : -1;
             if (qt) d->qbytes += qt->bytes;
             mt_qtensor_free(qt);
             if (rc) {
@@ -397,7 +406,43 @@ static int cu_linear_bwd(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, 
     return 0;
 }
 
-/* ------------------------------------------------------------------ forward / backward */
+/* The same product over `batch` matrices at element strides sa, sb, sc (fp32 C): A and B
+ * fp32, or bf16 when the model computes in bf16. */
+static int gemm_batched(struct mt_cuda_gpt *d, cublasOperation_t ta, cublasOperation_t tb, size_t m,
+                        size_t n, size_t k, float alpha, const void *A, size_t lda, size_t sa,
+                        const void *B, size_t ldb, size_t sb, float beta, float *Cm, size_t ldc,
+                        size_t sc, size_t batch)
+{
+    int bf = d->prec == MT_CUDA_BF16;
+    cudaDataType_t t = bf ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t ct =
+        d->prec == MT_CUDA_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    cublasStatus_t s = cublasGemmStridedBatchedEx(
+        d->blas, ta, tb, (int)m, (int)n, (int)k, &alpha, A, t, (int)lda, (long long)sa, B, t,
+        (int)ldb, (long long)sb, &beta, Cm, CUDA_R_32F, (int)ldc, (long long)sc, (int)batch, ct,
+        CUBLAS_GEMM_DEFAULT);
+    return s == CUBLAS_STATUS_SUCCESS ? 0 : -1;
+}
+
+/* An element offset into an fp32 or (bf16 model) bf16 array. */
+static const void *elem_at(const struct mt_cuda_gpt *d, const void *base, size_t i)
+{
+    return d->prec == MT_CUDA_BF16 ? (const void *)((const uint16_t *)base + i)
+                                   : (const void *)((const float *)base + i);
+}
+
+/* The attention's bf16 staging in stage_out (stage_out_bytes): qkv, datty, P, dS. */
+struct attn_stage {
+    void *qkv, *dy, *p, *ds;
+};
+
+static struct attn_stage attn_stage_of(const struct mt_cuda_gpt *d, const struct mt_block_shape *s)
+{
+    size_t ld = s->Ca + 2 * s->Ckv, BT = s->B * s->T, P = s->B * s->NH * s->T * s->T;
+    uint16_t *b = d->stage_out;
+    struct attn_stage a = {b, b + BT * ld, b + BT * (ld + s->Ca), b + BT * (ld + s->Ca) + P};
+    return a;
+}
 
 struct cu_block {
     struct mt_cuda_gpt *d;
@@ -405,6 +450,81 @@ struct cu_block {
     struct mt_block_shape shape;
     float *ln[MT_P_COUNT], *dln[MT_P_COUNT], *act[MT_A_COUNT];
 };
+
+/* Dense causal attention as two batched products per sequence and query-head offset in
+ * its group (scores = q k^T scale, softmax, atty = P v) in the model's precision: the
+ * block's attention hook (what mt_k_attention_fwd computes). */
+static int cu_block_attention(void *user, const float *qkv, float *atty, float *att)
+{
+    struct cu_block *k = user;
+    struct mt_cuda_gpt *d = k->d;
+    const struct mt_block_shape *s = &k->shape;
+    struct mt_k_attn_geom g = mt_k_attn_geom(s->Ca, s->Ckv, s->NH);
+    size_t T = s->T, TT = T * T, ld = g.ld, hs = g.hs, grp = g.grp, Ca = s->Ca;
+    struct attn_stage st = attn_stage_of(d, s);
+    int bf = d->prec == MT_CUDA_BF16;
+    const void *q = operand(d, qkv, s->B * T * ld, st.qkv);
+    for (size_t b = 0; b < s->B; b++)
+        for (size_t r = 0; r < grp; r++) /* heads kh * grp + r, kh over the key heads */
+            if (gemm_batched(d, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, g.scale,
+                             elem_at(d, q, b * T * ld + Ca), ld, hs,
+                             elem_at(d, q, b * T * ld + r * hs), ld, grp * hs, 0.0f,
+                             att + (b * s->NH + r) * TT, T, grp * TT, g.nkv))
+                return -1;
+    mt_cu_softmax_rows(att, bf ? st.p : NULL, s->B * s->NH * T, T, s->window);
+    const void *p = bf ? st.p : (const void *)att;
+    for (size_t b = 0; b < s->B; b++)
+        for (size_t r = 0; r < grp; r++)
+            if (gemm_batched(d, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, 1.0f,
+                             elem_at(d, q, b * T * ld + Ca + s->Ckv), ld, hs,
+                             elem_at(d, p, (b * s->NH + r) * TT), T, grp * TT, 0.0f,
+                             atty + b * T * Ca + r * hs, Ca, grp * hs, g.nkv))
+                return -1;
+    return 0;
+}
+
+/* Its backward (mt_k_attention_bwd): dP = dy v^T, dS = softmax's backward, dq = dS k scale,
+ * dk = dS^T q scale and dv = P^T dy summed over the group's query heads. */
+static int cu_block_attention_bwd(void *user, const float *datty, const float *qkv,
+                                  const float *att, float *dqkv, float *datt)
+{
+    struct cu_block *k = user;
+    struct mt_cuda_gpt *d = k->d;
+    const struct mt_block_shape *s = &k->shape;
+    struct mt_k_attn_geom g = mt_k_attn_geom(s->Ca, s->Ckv, s->NH);
+    size_t T = s->T, TT = T * T, ld = g.ld, hs = g.hs, grp = g.grp, Ca = s->Ca, Ckv = s->Ckv;
+    struct attn_stage st = attn_stage_of(d, s);
+    int bf = d->prec == MT_CUDA_BF16;
+    const void *q = operand(d, qkv, s->B * T * ld, st.qkv);
+    const void *dy = operand(d, datty, s->B * T * Ca, st.dy);
+    for (size_t b = 0; b < s->B; b++)
+        for (size_t r = 0; r < grp; r++)
+            if (gemm_batched(d, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, 1.0f,
+                             elem_at(d, q, b * T * ld + Ca + Ckv), ld, hs,
+                             elem_at(d, dy, b * T * Ca + r * hs), Ca, grp * hs, 0.0f,
+                             datt + (b * s->NH + r) * TT, T, grp * TT, g.nkv))
+                return -1;
+    mt_cu_softmax_rows_bwd(datt, bf ? st.ds : NULL, bf ? st.p : NULL, att, s->B * s->NH * T, T);
+    const void *ds = bf ? st.ds : (const void *)datt, *p = bf ? st.p : (const void *)att;
+    for (size_t b = 0; b < s->B; b++)
+        for (size_t r = 0; r < grp; r++) {
+            size_t row = b * T * ld, at = (b * s->NH + r) * TT;
+            float beta = r ? 1.0f : 0.0f; /* dk, dv: the group's heads add up */
+            if (gemm_batched(d, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, g.scale,
+                             elem_at(d, q, row + Ca), ld, hs, elem_at(d, ds, at), T, grp * TT, 0.0f,
+                             dqkv + row + r * hs, ld, grp * hs, g.nkv) ||
+                gemm_batched(d, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, g.scale,
+                             elem_at(d, q, row + r * hs), ld, grp * hs, elem_at(d, ds, at), T,
+                             grp * TT, beta, dqkv + row + Ca, ld, hs, g.nkv) ||
+                gemm_batched(d, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, 1.0f,
+                             elem_at(d, dy, b * T * Ca + r * hs), Ca, grp * hs, elem_at(d, p, at),
+                             T, grp * TT, beta, dqkv + row + Ca + Ckv, ld, hs, g.nkv))
+                return -1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ forward / backward */
 
 static int cu_block_linear(void *user, enum mt_linear which, const float *in, float *out,
                            size_t rows)
@@ -451,14 +571,15 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
     m->last_loss = -1.0f;
     cudaMemcpy(m->inputs, inputs, BT * sizeof *inputs, cudaMemcpyHostToDevice);
     if (targets) cudaMemcpy(m->targets, targets, BT * sizeof *targets, cudaMemcpyHostToDevice);
-    mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B,
-                      T, C);
+    mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B, T,
+                      C);
     for (size_t l = 0; l < L; l++) {
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
         struct mt_block_ops ops = {.linear = cu_block_linear, .user = &blk, .kernels = k};
-        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l), m->act[MT_A_PROJ],
-                             mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
+        if (!d->attention_rows) ops.attention = cu_block_attention;
+        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l),
+                             m->act[MT_A_PROJ], mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
     }
     mt_block_norm_fwd_k(k, cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN],
@@ -466,7 +587,8 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
                         m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (cu_linear(d, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
-    if (targets) mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
+    if (targets)
+        mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
     if (sync_check("forward", err, errlen)) return -1;
     if (targets) {
         if (mt_cuda_copy_to_host(d->losses, m->act[MT_A_LOSSES], BT * sizeof(float), err, errlen))
@@ -510,14 +632,15 @@ int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_to
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
     cudaMemset(dres, 0, BT * C * sizeof *dres);
     mt_block_norm_bwd_k(k, cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
-                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
-                        m->act[MT_A_LNF_RSTD], BT, C);
+                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW],
+                        m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;) {
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
         struct mt_block_ops ops = {.linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = k};
-        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l), m->dact,
-                              &ops))
+        if (!d->attention_rows) ops.attention_bwd = cu_block_attention_bwd;
+        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l),
+                              m->dact, &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu's backward", l);
     }
     mt_cu_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
@@ -570,8 +693,8 @@ static size_t fch_floats(const struct mt_gpt_config *cfg)
     return mt_gpt_ffn(cfg) * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1);
 }
 
-int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
-                      char *err, size_t errlen)
+int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
+                      size_t errlen)
 {
     const struct mt_gpt_config *cfg = &d->m.cfg;
     *out = NULL;

@@ -63,6 +63,9 @@ struct mt_cuda_gpt {
     struct mt_cu_qmat *qw;                /* packed linear weights ((L+1) x MT_LIN_COUNT,
                                              cquant.h) or NULL: mt_cuda_gpt_quantize */
     size_t qbytes;                        /* their bytes (mt_qtensor_bytes, summed) */
+    int attention_rows; /* 1: dense attention through the kernel table's row kernels
+                           (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
+                           around a softmax kernel, in the model's precision */
 };
 
 /* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and
@@ -111,14 +114,14 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
  * positions, contiguous: a sliding window attends to its last positions of it). */
 struct mt_cuda_kv {
     size_t max_T, pos;
-    float *k, *v;     /* device (L, max_T, kv_dim) each: MT_MEM_KV_CACHE */
-    float *scratch;   /* device, decode.c's layout: MT_MEM_WORKSPACE */
-    float *logits;    /* host (V): the last step's logits */
-    float *dlogits;   /* device, inside scratch */
+    float *k, *v;   /* device (L, max_T, kv_dim) each: MT_MEM_KV_CACHE */
+    float *scratch; /* device, decode.c's layout: MT_MEM_WORKSPACE */
+    float *logits;  /* host (V): the last step's logits */
+    float *dlogits; /* device, inside scratch */
     size_t kv_bytes, scratch_bytes;
 };
-int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
-                      char *err, size_t errlen);
+int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
+                      size_t errlen);
 void mt_cuda_kv_free(struct mt_cuda_kv *kv);
 /* mt_gpt_decode_step on the device: logits of the next token in kv->logits (host) unless
  * logits is 0 (timing: they stay on the device). */

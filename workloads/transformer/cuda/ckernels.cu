@@ -386,6 +386,53 @@ __global__ void attn_decode(float *out, const float *q, const float *K, const fl
                n - 1, (int)g.hs, g.scale, sc);
 }
 
+/* Softmax of the scores' rows in place (one warp per row of T; row i is query position
+ * i % T, attending [window_lo, t]; zero elsewhere), also as bf16 into p16 unless NULL. */
+__global__ void softmax_rows(float *att, __nv_bfloat16 *p16, size_t rows, size_t T, size_t window)
+{
+    size_t i = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (i >= rows) return;
+    size_t t = i % T, lo = window_lo(t, window);
+    float *r = att + i * T;
+    float mx = -INFINITY, sum = 0.0f;
+    for (size_t j = lo + lane; j <= t; j += 32)
+        mx = fmaxf(mx, r[j]);
+    mx = warp_max(mx);
+    for (size_t j = lo + lane; j <= t; j += 32)
+        sum += expf(r[j] - mx);
+    float inv = 1.0f / warp_sum(sum);
+    for (size_t j = lane; j < T; j += 32) {
+        float p = j >= lo && j <= t ? expf(r[j] - mx) * inv : 0.0f;
+        r[j] = p;
+        if (p16) p16[i * T + j] = __float2bfloat16_rn(p);
+    }
+}
+
+/* dS = P (dP - sum_j P dP) per row (one warp per row): in place over dP, or as bf16 into
+ * ds16 with P's bf16 copy into p16 when ds16 is not NULL. */
+__global__ void softmax_rows_bwd(float *datt, __nv_bfloat16 *ds16, __nv_bfloat16 *p16,
+                                 const float *att, size_t rows, size_t T)
+{
+    size_t i = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (i >= rows) return;
+    const float *p = att + i * T;
+    float *dp = datt + i * T, dot = 0.0f;
+    for (size_t j = lane; j < T; j += 32)
+        dot += p[j] * dp[j];
+    dot = warp_sum(dot);
+    for (size_t j = lane; j < T; j += 32) {
+        float ds = p[j] * (dp[j] - dot);
+        if (ds16) {
+            ds16[i * T + j] = __float2bfloat16_rn(ds);
+            p16[i * T + j] = __float2bfloat16_rn(p[j]);
+        } else {
+            dp[j] = ds;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ element-wise */
 
 #define GRID_STRIDE(i, n)                                                                          \
@@ -701,6 +748,19 @@ void mt_cu_sumsq(double *acc, const float *x, size_t n)
 void mt_cu_to_bf16(void *out, const float *in, size_t n)
 {
     to_bf16<<<blocks_for(n), kThreads>>>(static_cast<__nv_bfloat16 *>(out), in, n);
+}
+
+void mt_cu_softmax_rows(float *att, void *p16, size_t rows, size_t T, size_t window)
+{
+    softmax_rows<<<(unsigned)((rows + 7) / 8), 256>>>(att, static_cast<__nv_bfloat16 *>(p16),
+                                                      rows, T, window);
+}
+
+void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att, size_t rows,
+                            size_t T)
+{
+    softmax_rows_bwd<<<(unsigned)((rows + 7) / 8), 256>>>(
+        datt, static_cast<__nv_bfloat16 *>(ds16), static_cast<__nv_bfloat16 *>(p16), att, rows, T);
 }
 
 void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,

@@ -47,6 +47,15 @@ void mt_cu_adamw(float *p, float *g, float *m, float *v, size_t n, const struct 
 void mt_cu_sumsq(double *acc, const float *x, size_t n);
 /* out[i] = bf16(in[i]) (round to nearest even); out holds n 16-bit values. */
 void mt_cu_to_bf16(void *out, const float *in, size_t n);
+/* The attention's softmax between cuBLAS's batched products (cgpt.c): att holds rows of T
+ * scaled scores (row i: query position i % T, attending positions
+ * mt_k_window_start(t, window)..t); each becomes its probabilities, zero outside, in
+ * place, and as bf16 in p16 unless NULL. */
+void mt_cu_softmax_rows(float *att, void *p16, size_t rows, size_t T, size_t window);
+/* Its backward: datt holds dP (rows x T); dS = P (dP - sum_j P dP) in place, or, with
+ * ds16, as bf16 there and P's bf16 copy into p16 (datt then unchanged). */
+void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att, size_t rows,
+                            size_t T);
 /* One query against a KV cache of one layer: q (C) device, K and V (positions, Ckv) rows
  * lo..n-1 attended; out (C) =. Heads as in mt_k_attention_fwd. */
 void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
