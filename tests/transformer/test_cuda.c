@@ -98,7 +98,9 @@ static void part_forward(void)
     forward_case(MT_GPT_INFER);
 }
 
-static void part_decode(void)
+/* KV-cache decode logits against the CPU's, with the step replayed as a CUDA graph
+ * (graphs 1; RoPE models launch) or launched kernel by kernel (0). */
+static void decode_case(int graphs)
 {
     struct mt_gpt *h;
     struct mt_cuda_gpt *d;
@@ -108,6 +110,7 @@ static void part_decode(void)
     size_t n = cfg.seq_len < 24 ? cfg.seq_len : 24;
     CHECK_OK(mt_gpt_kv_create(&kh, &cfg, n, err, sizeof err), err);
     CHECK_OK(mt_cuda_kv_create(&kd, d, n, err, sizeof err), err);
+    kd->graphs = graphs;
     double worst = 0.0;
     for (size_t t = 0; t < n; t++) {
         int tok = (int)((t * 37 + 5) % cfg.vocab);
@@ -116,13 +119,21 @@ static void part_decode(void)
         double r = rel_diff(kd->logits, kh->logits, cfg.vocab);
         if (r > worst) worst = r;
     }
-    printf("decode: %zu steps, logits rel diff %.3g (tolerance %.0e)\n", n, worst, (double)tol);
+    printf("decode (%s): %zu steps, logits rel diff %.3g (tolerance %.0e)\n",
+           kd->graph ? "graph" : "launches", n, worst, (double)tol);
+    CHECK(!kd->graph == (!graphs || cfg.pos == MT_GPT_POS_ROPE));
     CHECK(worst <= tol);
     CHECK(mt_cuda_decode_step(d, kd, 0, 1, err, sizeof err) == -1 && strstr(err, "full"));
     mt_cuda_kv_free(kd);
     mt_gpt_kv_free(kh);
     mt_cuda_gpt_free(d);
     mt_gpt_free(h);
+}
+
+static void part_decode(void)
+{
+    decode_case(1);
+    decode_case(0);
 }
 
 static void part_train(void)

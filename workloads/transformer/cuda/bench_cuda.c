@@ -8,7 +8,9 @@
  *                               device's used memory (cudaMemGetInfo) over the run;
  *                               rows: dense attention through the row kernels
  *                               (attention_rows), not cuBLAS's batched products
- *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode: median time per token, tokens/s,
+ *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode, one launch per kernel and then
+ *                               the step replayed as a CUDA graph (cgpt.h; models
+ *                               without RoPE): median time per token, tokens/s,
  *                               the weight bytes one token reads and the bound the copy
  *                               bandwidth (measured in the same run) puts on tokens/s;
  *                               Q packs the linear weights (cquant.h): int8 (per row),
@@ -182,23 +184,28 @@ static int decode(const char *spec, const char *prec, size_t n, const char *quan
     if (make(&d, spec, MT_GPT_INFER, 1, 1, prec, quant ? &qf : NULL)) return fail("model");
     const struct mt_gpt_config *cfg = &d->m.cfg;
     if (n > cfg->seq_len) n = cfg->seq_len;
-    if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
     double *t = calloc(n, sizeof *t);
     if (!t) return 1;
-    for (size_t i = 0; i < n; i++) {
-        double t0 = mt_bench_now();
-        if (mt_cuda_decode_step(d, kv, (int)(i * 31 % cfg->vocab), 0, err, sizeof err))
-            return fail("decode");
-        t[i] = mt_bench_now() - t0;
-    }
     size_t per_tok = token_bytes(d);
-    double med = mt_bench_median(t, n);
-    printf("mt-bench-cuda decode %s %s%s%s: %.3f ms/token (median of %zu), %.0f tokens/s; %zu "
-           "weight bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of it)\n",
-           spec, prec, quant ? " " : "", quant ? quant : "", med * 1e3, n, 1.0 / med, per_tok,
-           bw / (double)per_tok, bw / 1e9, 100.0 * (1.0 / med) / (bw / (double)per_tok));
+    for (int graphs = 0; graphs < 2; graphs++) { /* one launch per kernel, then the graph */
+        if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
+        kv->graphs = graphs;
+        for (size_t i = 0; i < n; i++) {
+            double t0 = mt_bench_now();
+            if (mt_cuda_decode_step(d, kv, (int)(i * 31 % cfg->vocab), 0, err, sizeof err))
+                return fail("decode");
+            t[i] = mt_bench_now() - t0;
+        }
+        double med = mt_bench_median(t, n);
+        printf("mt-bench-cuda decode %s %s%s%s %s: %.3f ms/token (median of %zu), %.0f "
+               "tokens/s; %zu weight bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of "
+               "it)\n",
+               spec, prec, quant ? " " : "", quant ? quant : "", kv->graph ? "graph" : "launches",
+               med * 1e3, n, 1.0 / med, per_tok, bw / (double)per_tok, bw / 1e9,
+               100.0 * (1.0 / med) / (bw / (double)per_tok));
+        mt_cuda_kv_free(kv);
+    }
     free(t);
-    mt_cuda_kv_free(kv);
     mt_cuda_gpt_free(d);
     return 0;
 }

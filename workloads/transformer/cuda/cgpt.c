@@ -67,6 +67,13 @@ static void linear_widths(const struct mt_gpt_config *cfg, size_t *in, size_t *o
     if (fo > *out) *out = fo;
 }
 
+/* The row stride of bf16 logits: V rounded up to 8 values (16 bytes), which cuBLAS's fast
+ * kernels need (an odd V = 50257 sends them to a slow fallback). */
+static size_t vocab_ld(size_t V)
+{
+    return (V + 7) / 8 * 8;
+}
+
 /* The bf16 staging of a wide GEMM operand (the widest linear output, out) or, larger when
  * T is long, of the attention's products (attention_stage): qkv, the attention output's
  * gradient, and the probabilities and score gradients (B x NH x T x T each). */
@@ -74,6 +81,7 @@ static size_t stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t 
 {
     size_t Ca = cfg->n_embd, ld = Ca + 2 * mt_gpt_kv_dim(cfg);
     size_t attn = B * T * (ld + Ca) * 2 + 2 * B * cfg->n_head * T * T * 2;
+    out = vocab_ld(out); /* the LM head's bf16 logits: rows padded to 16 bytes */
     return B * T * out * 2 > attn ? B * T * out * 2 : attn;
 }
 
@@ -190,6 +198,7 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
         return mt_tf_fail(err, errlen, "cuBLAS: cublasCreate failed");
     }
     d->blas = h;
+    cublasSetStream(h, cudaStreamPerThread); /* the kernels' stream (per-thread default) */
     cublasSetWorkspace(h, d->blas_work, BLAS_WORKSPACE);
     cublasSetMathMode(h, prec == MT_CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
     d->mirror_stale = 1;
@@ -385,22 +394,27 @@ static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, cons
     return 0;
 }
 
+/* The backward of linear `which` from dout (fp32, rows x outd), or (bf16 models; dout
+ * NULL) from its bf16 copy dout16 in rows of stride ldo. */
 static int cu_linear_bwd(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *dout,
-                         const float *in, float *din, size_t rows)
+                         const void *dout16, size_t ldo, const float *in, float *din, size_t rows)
 {
     float *w, *dw, *db;
     size_t ind, outd;
     mt_gpt_linear_weights(&d->m, l, which, &w, NULL, &ind, &outd);
     mt_gpt_linear_grads(&d->m, l, which, &dw, &db);
     refresh_mirror(d);
-    const void *dout16 = operand(d, dout, rows * outd, d->stage_out);
+    if (dout) {
+        dout16 = operand(d, dout, rows * outd, d->stage_out);
+        ldo = outd;
+    }
     /* din^T (ind x rows) = W^T (ind x outd) dout^T */
-    if (gemm(d, CUBLAS_OP_N, CUBLAS_OP_N, ind, rows, outd, weight(d, w), ind, dout16, outd, 0.0f,
+    if (gemm(d, CUBLAS_OP_N, CUBLAS_OP_N, ind, rows, outd, weight(d, w), ind, dout16, ldo, 0.0f,
              din, ind))
         return -1;
     /* dW^T (ind x outd) += in^T (ind x rows) dout (rows x outd) */
     if (dw && gemm(d, CUBLAS_OP_N, CUBLAS_OP_T, ind, outd, rows,
-                   operand(d, in, rows * ind, d->stage_in), ind, dout16, outd, 1.0f, dw, ind))
+                   operand(d, in, rows * ind, d->stage_in), ind, dout16, ldo, 1.0f, dw, ind))
         return -1;
     if (db) mt_cu_colsum_add(db, dout, rows, outd);
     return 0;
@@ -537,7 +551,8 @@ static int cu_block_linear_bwd(void *user, enum mt_linear which, const float *do
                                size_t rows)
 {
     struct cu_block *k = user;
-    return cu_linear_bwd(k->d, k->l, which, dout, k->act[mt_block_linear_input(which)], din, rows);
+    return cu_linear_bwd(k->d, k->l, which, dout, NULL, 0, k->act[mt_block_linear_input(which)],
+                         din, rows);
 }
 
 static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, size_t B, size_t T)
@@ -548,6 +563,42 @@ static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, siz
     k->l = l;
     k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
     mt_gpt_block_tensors(m, l, k->ln, k->dln, k->act);
+}
+
+/* 1 when the LM head runs in bf16 (lm_head): a bf16 model whose head has no bias. */
+static int head16(const struct mt_cuda_gpt *d)
+{
+    float *w, *b;
+    size_t ind, outd;
+    mt_gpt_linear_weights(&d->m, d->m.cfg.n_layer, MT_LIN_LMHEAD, &w, &b, &ind, &outd);
+    return d->prec == MT_CUDA_BF16 && !b;
+}
+
+/* The LM head over rows of the final norm into the logits and, with targets, the
+ * softmax and losses. head16: bf16 logits into stage_out in rows of vocab_ld(V), widened
+ * in the softmax (as autocast does). */
+static int lm_head(struct mt_cuda_gpt *d, size_t rows, int targets)
+{
+    struct mt_gpt *m = &d->m;
+    size_t L = m->cfg.n_layer, V = m->cfg.vocab, ind, outd;
+    float *w, *b, *logits = m->act[MT_A_LOGITS], *losses = m->act[MT_A_LOSSES];
+    if (!head16(d)) {
+        if (cu_linear(d, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], logits, rows)) return -1;
+        if (targets) mt_cu_crossentropy_fwd(logits, losses, m->targets, rows, V);
+        return 0;
+    }
+    mt_gpt_linear_weights(m, L, MT_LIN_LMHEAD, &w, &b, &ind, &outd);
+    refresh_mirror(d);
+    const float one = 1.0f, zero = 0.0f;
+    const void *in16 = operand(d, m->act[MT_A_LNF], rows * ind, d->stage_in);
+    if (cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)V, (int)rows, (int)ind, &one,
+                     weight(d, w), CUDA_R_16BF, (int)ind, in16, CUDA_R_16BF, (int)ind, &zero,
+                     d->stage_out, CUDA_R_16BF, (int)vocab_ld(V), CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
+        return -1;
+    mt_cu_crossentropy_fwd16(logits, d->stage_out, vocab_ld(V), losses, targets ? m->targets : NULL,
+                             rows, V);
+    return 0;
 }
 
 int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *targets, size_t B,
@@ -585,10 +636,8 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
     mt_block_norm_fwd_k(k, cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN],
                         m->act[MT_A_LNF_RSTD], mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1),
                         m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
-    if (cu_linear(d, L, MT_LIN_LMHEAD, m->act[MT_A_LNF], m->act[MT_A_LOGITS], BT))
+    if (lm_head(d, BT, targets != NULL))
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
-    if (targets)
-        mt_cu_crossentropy_fwd(m->act[MT_A_LOGITS], m->act[MT_A_LOSSES], m->targets, BT, V);
     if (sync_check("forward", err, errlen)) return -1;
     if (targets) {
         if (mt_cuda_copy_to_host(d->losses, m->act[MT_A_LOSSES], BT * sizeof(float), err, errlen))
@@ -626,10 +675,19 @@ int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_to
     m->last_loss = -1.0f;
     m->fwd_B = 0;
     m->grads_zero = 0;
-    mt_cu_crossentropy_bwd(m->act[MT_A_LOGITS], m->targets,
-                           loss_scale / (float)(norm_tokens ? norm_tokens : BT), BT, cfg->vocab);
-    if (cu_linear_bwd(d, L, MT_LIN_LMHEAD, m->act[MT_A_LOGITS], m->act[MT_A_LNF], dln, BT))
-        return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
+    float dloss = loss_scale / (float)(norm_tokens ? norm_tokens : BT),
+          *probs = m->act[MT_A_LOGITS];
+    size_t V = cfg->vocab;
+    int rc;
+    if (head16(d)) { /* the logits' gradient straight to bf16 rows of vocab_ld(V) (lm_head) */
+        mt_cu_crossentropy_bwd16(d->stage_out, vocab_ld(V), probs, m->targets, dloss, BT, V);
+        rc = cu_linear_bwd(d, L, MT_LIN_LMHEAD, NULL, d->stage_out, vocab_ld(V), m->act[MT_A_LNF],
+                           dln, BT);
+    } else {
+        mt_cu_crossentropy_bwd(probs, m->targets, dloss, BT, V);
+        rc = cu_linear_bwd(d, L, MT_LIN_LMHEAD, probs, NULL, 0, m->act[MT_A_LNF], dln, BT);
+    }
+    if (rc) return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
     cudaMemset(dres, 0, BT * C * sizeof *dres);
     mt_block_norm_bwd_k(k, cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
                         mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW],
@@ -705,7 +763,7 @@ int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size
     size_t C = cfg->n_embd, half = cfg->n_layer * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
     kv->max_T = max_T;
     kv->kv_bytes = 2 * half;
-    kv->scratch_bytes = (7 * C + fch_floats(cfg) + cfg->vocab) * sizeof(float);
+    kv->scratch_bytes = (7 * C + fch_floats(cfg) + cfg->vocab + 2) * sizeof(float);
     kv->k = dev_alloc(kv->kv_bytes, MT_MEM_KV_CACHE);
     kv->v = kv->k ? (float *)((char *)kv->k + half) : NULL;
     kv->scratch = dev_alloc(kv->scratch_bytes, MT_MEM_WORKSPACE);
@@ -716,6 +774,8 @@ int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size
                           kv->kv_bytes);
     }
     kv->dlogits = kv->scratch + 7 * C + fch_floats(cfg);
+    kv->tokpos = (int *)(kv->dlogits + cfg->vocab);
+    kv->graphs = 1;
     *out = kv;
     return 0;
 }
@@ -723,6 +783,7 @@ int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size
 void mt_cuda_kv_free(struct mt_cuda_kv *kv)
 {
     if (!kv) return;
+    if (kv->graph) cudaGraphExecDestroy((cudaGraphExec_t)kv->graph);
     cudaFree(kv->k);
     cudaFree(kv->scratch);
     free(kv->logits);
@@ -746,34 +807,26 @@ static int cu_decode_attention(void *user, const float *qkv, float *atty, float 
 {
     struct cu_decode *k = user;
     const struct mt_gpt_config *cfg = &k->d->m.cfg;
-    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), pos = k->kv->pos;
-    size_t at = (k->l * k->kv->max_T) * kvd;
+    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), at = (k->l * k->kv->max_T) * kvd;
     (void)att;
-    cudaMemcpyAsync(k->kv->k + at + pos * kvd, qkv + C, kvd * sizeof(float),
-                    cudaMemcpyDeviceToDevice, 0);
-    cudaMemcpyAsync(k->kv->v + at + pos * kvd, qkv + C + kvd, kvd * sizeof(float),
-                    cudaMemcpyDeviceToDevice, 0);
-    mt_cu_attention_decode(atty, qkv, k->kv->k + at, k->kv->v + at,
-                           mt_k_window_start(pos, cfg->window), pos + 1, C, kvd, cfg->n_head);
+    mt_cu_kv_append(k->kv->k + at, k->kv->v + at, qkv + C, k->kv->tokpos, kvd);
+    mt_cu_attention_decode(atty, qkv, k->kv->k + at, k->kv->v + at, k->kv->tokpos, cfg->window,
+                           k->kv->max_T, C, kvd, cfg->n_head);
     return 0;
 }
 
-int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
-                        char *err, size_t errlen)
+/* Queues one decode step whose token and position are in kv->tokpos (pos: the same
+ * position, for RoPE). Returns 0, or -1 with a message. */
+static int decode_body(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos, char *err,
+                       size_t errlen)
 {
     struct mt_gpt *m = &d->m;
     const struct mt_gpt_config *cfg = &m->cfg;
     const struct mt_block_kernels *k = &mt_cuda_block_kernels;
-    size_t C = cfg->n_embd, L = cfg->n_layer, pos = kv->pos;
-    if (pos >= kv->max_T)
-        return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
-    if (token < 0 || (size_t)token >= cfg->vocab)
-        return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
+    size_t C = cfg->n_embd, L = cfg->n_layer;
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
     float *proj = atty + C, *fch = proj + C;
-    cudaMemcpyAsync(x, m->param[MT_P_WTE] + (size_t)token * C, C * sizeof *x,
-                    cudaMemcpyDeviceToDevice, 0);
-    if (m->param[MT_P_WPE]) k->residual_fwd(x, x, m->param[MT_P_WPE] + pos * C, C);
+    mt_cu_decode_embed(x, m->param[MT_P_WTE], m->param[MT_P_WPE], kv->tokpos, C);
     struct mt_block_shape shape = mt_block_shape_of(cfg, 1, 1, 1);
     shape.pos0 = pos;
     float *act[MT_A_COUNT] = {0}, *lnp[MT_P_COUNT] = {0};
@@ -796,6 +849,58 @@ int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token,
                         1, C);
     if (cu_linear(d, L, MT_LIN_LMHEAD, ln, kv->dlogits, 1))
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
+    return 0;
+}
+
+/* Captures the step as a graph (kv->graph) from the current stream's work. */
+static int decode_capture(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos, char *err,
+                          size_t errlen)
+{
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t x = NULL;
+    cudaError_t e = cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) return cuda_fail(e, "capturing the decode step", err, errlen);
+    int rc = decode_body(d, kv, pos, err, errlen);
+    e = cudaStreamEndCapture(cudaStreamPerThread, &g);
+    if (rc) {
+        if (g) cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        return -1;
+    }
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&x, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (e != cudaSuccess) return cuda_fail(e, "capturing the decode step", err, errlen);
+    kv->graph = x;
+    kv->graph_qw = d->qw;
+    return 0;
+}
+
+int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
+                        char *err, size_t errlen)
+{
+    struct mt_gpt *m = &d->m;
+    const struct mt_gpt_config *cfg = &m->cfg;
+    size_t pos = kv->pos;
+    if (pos >= kv->max_T)
+        return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
+    if (token < 0 || (size_t)token >= cfg->vocab)
+        return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
+    int tp[2] = {token, (int)pos};
+    cudaMemcpyAsync(kv->tokpos, tp, sizeof tp, cudaMemcpyHostToDevice, cudaStreamPerThread);
+    refresh_mirror(d); /* never inside a graph: it runs once per weight update */
+    if (kv->graph && (!kv->graphs || kv->graph_qw != d->qw)) {
+        cudaGraphExecDestroy((cudaGraphExec_t)kv->graph);
+        kv->graph = NULL;
+    }
+    if (kv->graphs && cfg->pos != MT_GPT_POS_ROPE && !kv->graph &&
+        decode_capture(d, kv, pos, err, errlen))
+        return -1;
+    if (kv->graph) {
+        cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)kv->graph, cudaStreamPerThread);
+        if (e != cudaSuccess) return cuda_fail(e, "replaying the decode step", err, errlen);
+    } else if (decode_body(d, kv, pos, err, errlen)) {
+        return -1;
+    }
     if (logits) {
         if (mt_cuda_copy_to_host(kv->logits, kv->dlogits, cfg->vocab * sizeof(float), err, errlen))
             return -1;

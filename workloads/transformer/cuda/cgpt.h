@@ -111,14 +111,23 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
                          char *err, size_t errlen);
 
 /* Batch-1 decoding with a device KV cache (keys and values of every layer for max_T
- * positions, contiguous: a sliding window attends to its last positions of it). */
+ * positions, contiguous: a sliding window attends to its last positions of it). The
+ * step's kernels read the token and its position from the device (tokpos), so that one
+ * step is captured once as a CUDA graph and replayed for every token (graphs = 1, the
+ * default where the model has no RoPE, whose rotation takes the position from the host):
+ * one launch per token instead of one per kernel. The graph is captured again when the
+ * packed weights change (mt_cuda_gpt_quantize). */
 struct mt_cuda_kv {
     size_t max_T, pos;
     float *k, *v;   /* device (L, max_T, kv_dim) each: MT_MEM_KV_CACHE */
-    float *scratch; /* device, decode.c's layout: MT_MEM_WORKSPACE */
+    float *scratch; /* device, decode.c's layout and {token, pos}: MT_MEM_WORKSPACE */
     float *logits;  /* host (V): the last step's logits */
     float *dlogits; /* device, inside scratch */
+    int *tokpos;    /* device, inside scratch: the step's token and position */
     size_t kv_bytes, scratch_bytes;
+    int graphs;           /* 1: capture and replay the step (set to 0 for launches) */
+    void *graph;          /* cudaGraphExec_t of the step, or NULL */
+    const void *graph_qw; /* the packed weights it was captured with */
 };
 int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
                       size_t errlen);

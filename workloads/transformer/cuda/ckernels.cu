@@ -376,14 +376,34 @@ __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, c
     }
 }
 
-/* grid NH: one query against the cache */
-__global__ void attn_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
-                            size_t n, size_t Ckv, geom g)
+#define GRID_STRIDE(i, n)                                                                         \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                        \
+         i += (size_t)gridDim.x * blockDim.x)
+
+/* grid NH: one query against the cache, up to position tp[1] */
+__global__ void attn_decode(float *out, const float *q, const float *K, const float *V,
+                            const int *tp, size_t window, size_t Ckv, geom g)
 {
     extern __shared__ float sc[];
-    size_t h = blockIdx.x, kh = h / g.grp;
-    attend_row(out + h * g.hs, nullptr, n, q + h * g.hs, K + kh * g.hs, V + kh * g.hs, Ckv, lo,
-               n - 1, (int)g.hs, g.scale, sc);
+    size_t h = blockIdx.x, kh = h / g.grp, pos = (size_t)tp[1];
+    attend_row(out + h * g.hs, nullptr, pos + 1, q + h * g.hs, K + kh * g.hs, V + kh * g.hs, Ckv,
+               window_lo(pos, window), pos, (int)g.hs, g.scale, sc);
+}
+
+__global__ void decode_embed(float *x, const float *wte, const float *wpe, const int *tp, size_t C)
+{
+    size_t tok = (size_t)tp[0], pos = (size_t)tp[1];
+    GRID_STRIDE(c, C) x[c] = wte[tok * C + c] + (wpe ? wpe[pos * C + c] : 0.0f);
+}
+
+__global__ void kv_append(float *K, float *V, const float *kv, const int *tp, size_t kvd)
+{
+    size_t pos = (size_t)tp[1];
+    GRID_STRIDE(c, kvd)
+    {
+        K[pos * kvd + c] = kv[c];
+        V[pos * kvd + c] = kv[kvd + c];
+    }
 }
 
 /* Softmax of the scores' rows in place (one warp per row of T; row i is query position
@@ -434,10 +454,6 @@ __global__ void softmax_rows_bwd(float *datt, __nv_bfloat16 *ds16, __nv_bfloat16
 }
 
 /* ------------------------------------------------------------------ element-wise */
-
-#define GRID_STRIDE(i, n)                                                                          \
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                        \
-         i += (size_t)gridDim.x * blockDim.x)
 
 __global__ void residual(float *out, const float *a, const float *b, size_t n)
 {
@@ -512,27 +528,53 @@ __global__ void bias_add(float *out, const float *bias, size_t OC, size_t n)
     GRID_STRIDE(e, n) out[e] += bias[e % OC];
 }
 
-/* grid N: softmax of one row, its loss */
-__global__ void xent_fwd(float *logits, float *losses, const int *targets, size_t V)
+__device__ float load(const float *p) { return *p; }
+__device__ float load(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+
+/* grid N: softmax of one row of logits (row stride ld) into probs (row stride V), its
+ * loss (targets NULL: the logits themselves are copied, no softmax). */
+template <typename In>
+__global__ void xent_fwd(float *probs, const In *logits, size_t ld, float *losses,
+                         const int *targets, size_t V)
 {
-    float *l = logits + (size_t)blockIdx.x * V;
+    const In *l = logits + (size_t)blockIdx.x * ld;
+    float *o = probs + (size_t)blockIdx.x * V;
+    if (!targets) {
+        for (size_t j = threadIdx.x; j < V; j += blockDim.x)
+            o[j] = load(l + j);
+        return;
+    }
     float mx = -INFINITY;
     for (size_t j = threadIdx.x; j < V; j += blockDim.x)
-        mx = fmaxf(mx, l[j]);
+        mx = fmaxf(mx, load(l + j));
     mx = block_reduce(mx, 1);
     float s = 0.0f;
     for (size_t j = threadIdx.x; j < V; j += blockDim.x) {
-        float e = expf(l[j] - mx);
-        l[j] = e;
+        float e = expf(load(l + j) - mx);
+        o[j] = e;
         s += e;
     }
     s = block_reduce(s, 0);
     for (size_t j = threadIdx.x; j < V; j += blockDim.x)
-        l[j] /= s;
+        o[j] /= s;
     __syncthreads();
     if (threadIdx.x == 0) {
         int t = targets[blockIdx.x];
-        losses[blockIdx.x] = t < 0 ? 0.0f : -logf(l[t]);
+        losses[blockIdx.x] = t < 0 ? 0.0f : -logf(o[t]);
+    }
+}
+
+/* grid N: d16 (bf16, row stride ld) = (probs - onehot(target)) * dloss, zero for ignored
+ * rows and in the padding columns V..ld. */
+__global__ void xent_bwd16(__nv_bfloat16 *d16, size_t ld, const float *probs, const int *targets,
+                           float dloss, size_t V)
+{
+    int t = targets[blockIdx.x];
+    const float *p = probs + (size_t)blockIdx.x * V;
+    __nv_bfloat16 *o = d16 + (size_t)blockIdx.x * ld;
+    for (size_t j = threadIdx.x; j < ld; j += blockDim.x) {
+        float g = t < 0 || j >= V ? 0.0f : (p[j] - ((size_t)t == j ? 1.0f : 0.0f)) * dloss;
+        o[j] = __float2bfloat16_rn(g);
     }
 }
 
@@ -726,7 +768,21 @@ void mt_cu_colsum_add(float *dst, const float *src, size_t N, size_t OC)
 
 void mt_cu_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V)
 {
-    xent_fwd<<<(unsigned)N, 1024>>>(logits, losses, targets, V);
+    xent_fwd<float><<<(unsigned)N, 1024>>>(logits, logits, V, losses, targets, V);
+}
+
+void mt_cu_crossentropy_fwd16(float *probs, const void *logits16, size_t ld, float *losses,
+                              const int *targets, size_t N, size_t V)
+{
+    xent_fwd<__nv_bfloat16><<<(unsigned)N, 1024>>>(
+        probs, static_cast<const __nv_bfloat16 *>(logits16), ld, losses, targets, V);
+}
+
+void mt_cu_crossentropy_bwd16(void *d16, size_t ld, const float *probs, const int *targets,
+                              float dloss, size_t N, size_t V)
+{
+    xent_bwd16<<<(unsigned)N, 1024>>>(static_cast<__nv_bfloat16 *>(d16), ld, probs, targets,
+                                      dloss, V);
 }
 
 void mt_cu_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V)
@@ -763,11 +819,25 @@ void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att
         datt, static_cast<__nv_bfloat16 *>(ds16), static_cast<__nv_bfloat16 *>(p16), att, rows, T);
 }
 
-void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
-                            size_t n, size_t C, size_t Ckv, size_t NH)
+void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V,
+                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
+                            size_t NH)
 {
-    attn_decode<<<(unsigned)NH, kAttnThreads, n * sizeof(float)>>>(out, q, K, V, lo, n, Ckv,
-                                                                    geom_of(C, Ckv, NH));
+    size_t smem = max_T * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(attn_decode, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    attn_decode<<<(unsigned)NH, kAttnThreads, smem>>>(out, q, K, V, tokpos, window, Ckv,
+                                                      geom_of(C, Ckv, NH));
+}
+
+void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int *tokpos, size_t C)
+{
+    decode_embed<<<blocks_for(C), kThreads>>>(x, wte, wpe, tokpos, C);
+}
+
+void mt_cu_kv_append(float *K, float *V, const float *kv, const int *tokpos, size_t kvd)
+{
+    kv_append<<<blocks_for(kvd), kThreads>>>(K, V, kv, tokpos, kvd);
 }
 
 } /* extern "C" */

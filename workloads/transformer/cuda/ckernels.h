@@ -41,6 +41,14 @@ void mt_cu_colsum_add(float *dst, const float *src, size_t N, size_t OC);
 void mt_cu_crossentropy_fwd(float *logits, float *losses, const int *targets, size_t N, size_t V);
 /* probs[i,:] = (probs[i,:] - onehot(target)) * dloss; rows with target < 0: zero. */
 void mt_cu_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V);
+/* The same from bf16 logits (rows of stride ld, bf16 models' LM head): probs[N,V] (fp32)
+ * = softmax, losses as above; targets NULL: probs = the logits, widened. */
+void mt_cu_crossentropy_fwd16(float *probs, const void *logits16, size_t ld, float *losses,
+                              const int *targets, size_t N, size_t V);
+/* d16 (bf16, rows of stride ld >= V, padding zero) = (probs - onehot(target)) * dloss;
+ * rows with target < 0: zero. probs unchanged. */
+void mt_cu_crossentropy_bwd16(void *d16, size_t ld, const float *probs, const int *targets,
+                              float dloss, size_t N, size_t V);
 /* kernels.h mt_k_adamw on device arrays (a on the host). */
 void mt_cu_adamw(float *p, float *g, float *m, float *v, size_t n, const struct mt_adamw_args *a);
 /* *acc (one device double) += sum of x[i]^2. */
@@ -56,10 +64,18 @@ void mt_cu_softmax_rows(float *att, void *p16, size_t rows, size_t T, size_t win
  * ds16, as bf16 there and P's bf16 copy into p16 (datt then unchanged). */
 void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att, size_t rows,
                             size_t T);
-/* One query against a KV cache of one layer: q (C) device, K and V (positions, Ckv) rows
- * lo..n-1 attended; out (C) =. Heads as in mt_k_attention_fwd. */
-void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V, size_t lo,
-                            size_t n, size_t C, size_t Ckv, size_t NH);
+/* Batch-1 decoding, the step's token and position read from the device (tokpos = {token,
+ * pos}) so that a captured step replays for any token:
+ * x (C) = wte[token] + wpe[pos] (wpe NULL: no positions). */
+void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int *tokpos, size_t C);
+/* K[pos] = kv[0..kvd), V[pos] = kv[kvd..2 kvd) (rows of kvd floats). */
+void mt_cu_kv_append(float *K, float *V, const float *kv, const int *tokpos, size_t kvd);
+/* One query against a KV cache of one layer (at most max_T positions): q (C) device, K
+ * and V (positions, Ckv) rows mt_k_window_start(pos, window)..pos attended; out (C) =.
+ * Heads as in mt_k_attention_fwd. */
+void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V,
+                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
+                            size_t NH);
 
 #ifdef __cplusplus
 }
