@@ -7,15 +7,20 @@
  * by mt_gpt_carve (the CPU model's layout), each allocated under its category so the
  * device interposer (profilers/heap) attributes it; the extras of a precision (bf16: a
  * 16-bit mirror of the weights and the GEMM operands' staging) and cuBLAS's workspace are
- * allocated beside them, sized by mt_cuda_gpt_extra_bytes.
+ * allocated beside them, sized by mt_cuda_gpt_extra_bytes. Dense attention runs as cuBLAS
+ * strided-batched products (scores, weighted sums and their gradients, per sequence)
+ * around softmax kernels, the block's attention hooks (attention_rows: the kernel
+ * table's row kernels instead).
  * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
  * activation storage and checkpointing are not on the device yet (mt_cuda_gpt_create
  * refuses attention=flash); quantized weights serve decoding only (mt_cuda_gpt_quantize).
  * Precisions: fp32 (cuBLAS SGEMM, fp32 arithmetic), tf32 (SGEMM on TF32 tensor cores),
  * bf16 (GEMM operands rounded to bf16, fp32 accumulation and fp32 everything else: the
- * autocast recipe). Every other kernel runs in fp32.
- * Thread safety: one thread per model; everything runs on the default stream and each
- * call returns after the device finished (errors are reported by the call that saw them).
+ * autocast recipe; the LM head's logits are bf16, in rows padded to a multiple of 8,
+ * widened by the softmax). Every other kernel runs in fp32.
+ * Thread safety: one thread per model; everything runs on the calling thread's default
+ * stream (per-thread default stream, CUDA_API_PER_THREAD_DEFAULT_STREAM) and each call
+ * returns after the device finished (errors are reported by the call that saw them).
  */
 #ifndef MT_TRANSFORMER_CUDA_CGPT_H
 #define MT_TRANSFORMER_CUDA_CGPT_H

@@ -3,9 +3,10 @@
  * What it is for: the device side of the one engine: mt_cuda_block_kernels (the one
  * block's element-wise and attention kernels, block.h) and the kernels of the model
  * around the blocks (embedding, cross-entropy, bias, AdamW, gradient norm, 16-bit
- * conversion, KV-cache decode attention). Same math and contracts as kernels.h's
- * mt_k_<op>, on device pointers, queued on the default stream (asynchronous: the caller
- * synchronizes, cgpt.c checks cudaGetLastError there).
+ * conversion, the softmax between cuBLAS's attention products, KV-cache decode). Same
+ * math and contracts as kernels.h's mt_k_<op>, on device pointers, queued on the
+ * per-thread default stream (asynchronous: the caller synchronizes, cgpt.c checks
+ * cudaGetLastError there).
  * What it is not for: matrix products (cuBLAS, cgpt.c), memory, or anything of the model
  * state. Flash attention has no device kernel yet (table entries NULL).
  * Reductions over rows (parameter gradients, column sums, the embedding's gradient) use
