@@ -574,7 +574,7 @@ static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const ch
 
 static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
 {
-    char b[32], why[320];
+    char b[32], why[384];
     size_t n = largest(f, c, "decode_sequences", NULL, 65536);
     if (!n) return 0; /* c does not fit: nothing to fill */
     snprintf(b, sizeof b, "%zu", n);
@@ -618,11 +618,9 @@ static int fill_training(const struct mt_fit *f, struct mt_fit_config *c, char *
     if (!have) return 0;
     *c = got;
     snprintf(c->fill, sizeof c->fill, "%s", got_desc);
-    char why[320];
+    char why[384];
     if (have_next)
-        snprintf(why, sizeof why,
-                 "the next larger step (%s) needs %zu bytes, %zu over the budget; the batch and "
-                 "its math stay, so no finer step exists",
+        snprintf(why, sizeof why, "the next larger step (%s) needs %zu bytes, %zu over the budget",
                  next_desc, next.bytes, next.bytes - f->budget);
     else
         snprintf(why, sizeof why,
@@ -640,7 +638,7 @@ int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size
         return fill_serving(f, c, err, errlen);
     if (f->goal == MT_PLAN_TRAINING && !strcmp(c->workload, "mixed_precision"))
         return fill_training(f, c, err, errlen);
-    char why[320];
+    char why[384];
     snprintf(why, sizeof why,
              "%s has no knob that moves bytes but keeps the accuracy (its batch, rank and "
              "targets change the result)",

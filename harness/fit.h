@@ -45,7 +45,7 @@ struct mt_fit_config {
     int filled;
     char fill[192];       /* "decode_sequences=5", "micro_batch=16 every=1 ...", "" */
     size_t unused;        /* budget - bytes */
-    char unused_why[320]; /* when 5 % or more is unused: why no step takes it */
+    char unused_why[384]; /* when 5 % or more is unused: why no step takes it */
 };
 
 /* Contract: sets (appends or replaces) parameter k of c. Returns 0, or -1 when full or the
