@@ -495,8 +495,9 @@ static size_t param_choices(const struct mt_plugin *pl, const char *name, char v
  * hook, at N ranks, over the choices it declares of `stage`, `precision` and `optimizer`
  * (a family per workload and stage: "zero-2"); its plan is per rank, as the budget is.
  * The global batch is the workload's (spread over the ranks), so accuracy is measured like
- * the single-process classes', for the configurations that fit. Those without a plan are
- * named in r->not_searched. */
+ * the single-process classes', for the configurations that fit; the stages of one
+ * precision and optimizer take the first measured stage's (the same update, sharded).
+ * Those without a plan, or unavailable, are named in r->not_searched. */
 static int search_ranks(const struct mt_fit *f, struct mt_fit_result *r, char *err, size_t errlen)
 {
     char b[32], st[8][32], pr[8][32], op[8][32];
@@ -516,9 +517,11 @@ static int search_ranks(const struct mt_fit *f, struct mt_fit_result *r, char *e
         }
         size_t ns = param_choices(pl, "stage", st), np = param_choices(pl, "precision", pr),
                no = param_choices(pl, "optimizer", op);
-        for (size_t si = 0; si < ns; si++)
-            for (size_t pi = 0; pi < np; pi++)
-                for (size_t oi = 0; oi < no; oi++) {
+        for (size_t pi = 0; pi < np; pi++)
+            for (size_t oi = 0; oi < no; oi++) {
+                /* the stages shard one update: the first stage measured speaks for all */
+                struct mt_fit_config measured = {0};
+                for (size_t si = 0; si < ns; si++) {
                     char fam[32];
                     struct mt_fit_config c;
                     snprintf(fam, sizeof fam, "%.20s%s%.8s", pl->desc.name, st[si][0] ? "-" : "",
@@ -535,9 +538,20 @@ static int search_ranks(const struct mt_fit *f, struct mt_fit_result *r, char *e
                     }
                     char e2[512];
                     if (predict(f, &c, e2, sizeof e2)) continue; /* a combination it refuses */
-                    if (c.bytes <= f->budget && measure_acc(f, &c, err, errlen)) return -1;
+                    if (c.bytes <= f->budget) {
+                        if (measured.has_acc) {
+                            c.has_acc = 1, c.acc = measured.acc;
+                            snprintf(c.acc_src, sizeof c.acc_src,
+                                     "%.60s (stage %.8s: the same update, sharded)",
+                                     measured.acc_src, mt_fit_get(&measured, "stage"));
+                        } else {
+                            if (measure_acc(f, &c, err, errlen)) return -1;
+                            if (st[si][0]) measured = c;
+                        }
+                    }
                     consider(f, r, &c);
                 }
+            }
     }
     return 0;
 }
