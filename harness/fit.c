@@ -654,8 +654,8 @@ int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size
         return fill_training(f, c, err, errlen);
     char why[384];
     snprintf(why, sizeof why,
-             "%s has no knob that moves bytes but keeps the accuracy (its batch, rank and "
-             "targets change the result)",
+             "%s has no knob fit searches that moves bytes but keeps the accuracy (what "
+             "it searches of it changes the result)",
              c->workload);
     set_unused(f, c, why);
     return 0;

@@ -175,7 +175,8 @@ static void others(struct mt_fit *f)
     f->budget = 4 * c.bytes;
     struct mt_fit_config t = c;
     CHECK(mt_fit_fill(f, &t, err, sizeof err) == 0 && t.filled && t.bytes == c.bytes &&
-              t.unused == f->budget - c.bytes && strstr(t.unused_why, "lora has no knob"),
+              t.unused == f->budget - c.bytes &&
+              strstr(t.unused_why, "lora has no knob fit searches"),
           "lora: filled %d bytes %zu unused %zu why '%s'", t.filled, t.bytes, t.unused,
           t.unused_why);
     f->budget = c.bytes - 1; /* over the budget: untouched */
