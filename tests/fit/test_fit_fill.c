@@ -33,7 +33,10 @@ static int failures;
 
 /* The runtime class's thread count, as memtrade's main.c gives it (fit_measure.c reads
  * it; no runtime term is stored here, so its value changes nothing). */
-int mt_cli_default_threads(void) { return 1; }
+int mt_cli_default_threads(void)
+{
+    return 1;
+}
 
 static void base(struct mt_fit_config *c, const char *workload)
 {
