@@ -220,27 +220,34 @@ static int mixed(const struct mt_fit *f, struct mt_fit_result *r, const struct m
         fixed -= (long long)(p0 - lo);
     }
     first[ng] = ng * per;
-    if (fixed > (long long)f->budget) {
-        rc = 0; /* not even the smallest widths fit */
-        goto out;
-    }
-    size_t got_bytes;
-    double got_cost;
-    int s = mt_fit_mckp(opt, first, ng, f->budget - (size_t)fixed, 0, choice, &got_bytes, &got_cost,
-                        err, errlen);
-    if (s < 0) goto out;
-    if (s == 1) {
+    /* the runtime term is its class's (runtime.h), which may differ between mixes: the
+     * knapsack's capacity starts from the all-16 one's and shrinks by what a solution's
+     * own term overshoots, until the solution fits with its own term */
+    long long rt0 = c.runtime, cap = (long long)f->budget - fixed;
+    struct mt_fit_config c16 = c;
+    for (int tries = 0; cap >= 0 && tries < 8; tries++) {
+        size_t got_bytes;
+        double got_cost;
+        int s =
+            mt_fit_mckp(opt, first, ng, (size_t)cap, 0, choice, &got_bytes, &got_cost, err, errlen);
+        if (s < 0) goto out;
+        if (s == 0) break; /* not even the smallest widths fit */
+        c = c16;
         for (size_t i = 0; i < ng; i++)
             bits[i] = choice[i] == 0 ? 16 : low_bits[choice[i] - 1];
         layer_bits_string(ng, bits, lb, sizeof lb);
         mt_fit_set(&c, "layer_bits", lb);
         if (predict(f, &c, err, errlen)) goto out;
-        if ((long long)c.plan_bytes + c.runtime != fixed + (long long)got_bytes) {
+        if ((long long)c.plan_bytes != fixed - rt0 + (long long)got_bytes) {
             snprintf(err, errlen,
                      "fit: the plan of the mixed widths (%zu bytes) is not the knapsack's sum "
                      "(%lld): the plan is not additive over layers",
-                     c.plan_bytes, fixed + (long long)got_bytes - c.runtime);
+                     c.plan_bytes, fixed - rt0 + (long long)got_bytes);
             goto out;
+        }
+        if (c.bytes > f->budget) {
+            cap -= (long long)(c.bytes - f->budget);
+            continue;
         }
         c.acc = base->acc + got_cost + dkv;
         c.acc_kv = dkv;
@@ -248,6 +255,7 @@ static int mixed(const struct mt_fit *f, struct mt_fit_result *r, const struct m
         if (kvrun)
             snprintf(c.acc_src + at, sizeof c.acc_src - at, " + kv run %lld", (long long)kvrun);
         consider(f, r, &c);
+        break;
     }
     rc = 0;
 out:
