@@ -18,26 +18,33 @@
 #include "util.h"
 
 static const char help[] =
-    "usage: memtrade fit --budget SIZE --for serving|training MODEL [--context N]\n"
+    "usage: memtrade fit --budget SIZE --for serving|training|finetune MODEL [--context N]\n"
     "                    [--metric kld|val_bpb] [--verify] [--json] [--no-measure]\n"
-    "                    [--eval-tokens N] [--steps N] [--db FILE] [--out DIR]\n\n"
+    "                    [--ranks N] [--eval-tokens N] [--steps N] [--db FILE] [--out DIR]\n\n"
     "The most accurate configuration of MODEL (a preset, a spec such as small,L=2, or a\n"
     "model path, as `memtrade plan` takes) whose predicted peak stays within SIZE bytes:\n"
     "serving (infer_peak_bytes: weights fp32, quantized uniformly, or with per-tensor bit\n"
     "widths chosen by a knapsack over measured per-layer sensitivity; KV-cache format;\n"
     "context) or training (train_peak_bytes: precision, optimizer, micro-batch,\n"
-    "checkpointing, selective recompute, attention kernel). Bytes come from the workloads'\n"
+    "checkpointing, selective recompute, attention kernel; with --ranks the multi-rank\n"
+    "workloads that have a plan, such as ZeRO stages) or fine-tuning the trained model\n"
+    "(finetune: LoRA and QLoRA adapters, rank and targets). Bytes come from the workloads'\n"
     "plans plus the runtime term earlier runs measured; accuracy from runs in the database,\n"
-    "or from short runs fit starts (each said: 'db run N' or 'measured run N').\n\n"
-    "  --budget SIZE      bytes (512K, 4M, 1.5GiB)\n"
-    "  --for GOAL         serving or training\n"
+    "or from short runs fit starts (each said: 'db run N' or 'measured run N'). The most\n"
+    "accurate configuration is then filled: what the budget leaves goes to concurrent\n"
+    "sequences (serving) or a larger micro-batch and less recompute (training, the batch\n"
+    "kept), and the bytes still unused are printed with the reason when 5 %% or more.\n\n"
+    "  --budget SIZE      bytes (512K, 4M, 1.5GiB); with --ranks, per rank\n"
+    "  --for GOAL         serving, training, or finetune (LoRA/QLoRA on the trained model)\n"
+    "  --ranks N          training: also the multi-rank workloads at N ranks (default 1)\n"
     "  --context N        serving: decode context (default the model's); training: seq\n"
     "  --metric M         kld (kl_mean against the fp32 model; serving default) or val_bpb\n"
     "  --verify           run the choice (heap profiler sampled) and compare\n"
     "  --json             one JSON object on stdout\n"
     "  --no-measure       use the database only; fail when a run is missing\n"
     "  --eval-tokens N    validation bytes each run scores (default 16384)\n"
-    "  --steps N          training steps of each training run (default the workload's)\n"
+    "  --steps N          training steps of each training run (default the workload's;\n"
+    "                     finetune: the adapters' finetune_steps)\n"
     "  --db FILE, --out DIR, --plugin PATH.so   as for `memtrade run`\n";
 
 /* MODEL: a path, or a preset with options; an unknown preset exits 2 with the nearest. */
@@ -66,7 +73,7 @@ static int check_model(const char *model)
     return -1;
 }
 
-static void print_config_json(const struct mt_fit_config *c)
+static void print_config_json(const struct mt_fit_config *c, size_t budget)
 {
     printf("{\"family\":\"%s\",\"workload\":\"%s\",\"params\":{", c->family, c->workload);
     for (size_t i = 0; i < c->n; i++) {
@@ -83,6 +90,16 @@ static void print_config_json(const struct mt_fit_config *c)
         }
     printf("},\"predicted_accuracy\":%.9g,\"accuracy_source\":", c->acc);
     mt_format_json_string(stdout, c->acc_src, strlen(c->acc_src));
+    if (c->filled) {
+        printf(",\"fill\":");
+        mt_format_json_string(stdout, c->fill, strlen(c->fill));
+        printf(",\"unused_bytes\":%zu,\"unused_share\":%.6f,\"unused_why\":", c->unused,
+               budget ? (double)c->unused / (double)budget : 0.0);
+        if (c->unused_why[0])
+            mt_format_json_string(stdout, c->unused_why, strlen(c->unused_why));
+        else
+            printf("null");
+    }
     printf("}");
 }
 
@@ -112,15 +129,21 @@ int mt_cmd_fit(int argc, char **argv)
         OPT_JSON,
         OPT_NOMEASURE,
         OPT_EVAL,
-        OPT_STEPS
+        OPT_STEPS,
+        OPT_RANKS
     };
-    static const struct mt_cli_opt own[] = {
-        {"budget", 1, OPT_BUDGET},        {"for", 1, OPT_FOR},
-        {"context", 1, OPT_CONTEXT},      {"metric", 1, OPT_METRIC},
-        {"verify", 0, OPT_VERIFY},        {"json", 0, OPT_JSON},
-        {"no-measure", 0, OPT_NOMEASURE}, {"eval-tokens", 1, OPT_EVAL},
-        {"steps", 1, OPT_STEPS},          {0}};
-    struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384};
+    static const struct mt_cli_opt own[] = {{"budget", 1, OPT_BUDGET},
+                                            {"for", 1, OPT_FOR},
+                                            {"context", 1, OPT_CONTEXT},
+                                            {"metric", 1, OPT_METRIC},
+                                            {"verify", 0, OPT_VERIFY},
+                                            {"json", 0, OPT_JSON},
+                                            {"no-measure", 0, OPT_NOMEASURE},
+                                            {"eval-tokens", 1, OPT_EVAL},
+                                            {"steps", 1, OPT_STEPS},
+                                            {"ranks", 1, OPT_RANKS},
+                                            {0}};
+    struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384, .ranks = 1};
     struct mt_cli_parser op = {
         .cmd = "fit", .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_PLUGIN, .own = own, .help = help};
     uint64_t budget = 0;
@@ -139,11 +162,14 @@ int mt_cmd_fit(int argc, char **argv)
             have_budget = 1;
             break;
         case OPT_FOR:
-            if (!strcmp(optarg, "serving") || !strcmp(optarg, "training")) {
+            if (!strcmp(optarg, "serving") || !strcmp(optarg, "training") ||
+                !strcmp(optarg, "finetune")) {
                 f.goal = optarg[0] == 's' ? MT_PLAN_SERVING : MT_PLAN_TRAINING;
+                f.finetune = optarg[0] == 'f';
                 break;
             }
-            fprintf(stderr, "memtrade fit: --for takes serving or training, not '%s'\n", optarg);
+            fprintf(stderr, "memtrade fit: --for takes serving, training or finetune, not '%s'\n",
+                    optarg);
             return MT_EXIT_USAGE;
         case OPT_METRIC:
             if (!strcmp(optarg, "kld") || !strcmp(optarg, "val_bpb")) {
@@ -155,16 +181,19 @@ int mt_cmd_fit(int argc, char **argv)
         case OPT_CONTEXT:
         case OPT_EVAL:
         case OPT_STEPS:
+        case OPT_RANKS:
             if (mt_util_parse_i64(optarg, &iv) || iv < (c == OPT_EVAL ? 0 : 1)) {
                 fprintf(stderr, "memtrade fit: --%s takes a whole number%s, not '%s'\n",
                         c == OPT_CONTEXT ? "context"
                         : c == OPT_EVAL  ? "eval-tokens"
+                        : c == OPT_RANKS ? "ranks"
                                          : "steps",
                         c == OPT_EVAL ? "" : " above 0", optarg);
                 return MT_EXIT_USAGE;
             }
             *(c == OPT_CONTEXT ? &f.context
               : c == OPT_EVAL  ? &f.eval_tokens
+              : c == OPT_RANKS ? &f.ranks
                                : &f.steps) = (size_t)iv;
             break;
         case OPT_VERIFY:
@@ -182,7 +211,7 @@ int mt_cmd_fit(int argc, char **argv)
     struct mt_cli_common co = op.co;
     if (optind + 1 != argc || !have_budget || f.goal < 0) {
         fprintf(stderr,
-                "usage: memtrade fit --budget SIZE --for serving|training MODEL "
+                "usage: memtrade fit --budget SIZE --for serving|training|finetune MODEL "
                 "(see --help)%s\n",
                 optind + 1 != argc ? ": one MODEL"
                 : !have_budget     ? ": --budget is required"
@@ -190,6 +219,12 @@ int mt_cmd_fit(int argc, char **argv)
         return MT_EXIT_USAGE;
     }
     if (f.metric < 0) f.metric = f.goal == MT_PLAN_SERVING ? 0 : 1;
+    if (f.ranks > 1 && (f.goal != MT_PLAN_TRAINING || f.finetune)) {
+        fputs("memtrade fit: --ranks searches the multi-rank training workloads; it takes "
+              "--for training\n",
+              stderr);
+        return MT_EXIT_USAGE;
+    }
     if (f.metric == 0 && f.goal == MT_PLAN_TRAINING) {
         fputs("memtrade fit: --metric kld compares with the fp32 model a serving configuration "
               "starts from; training is judged on val_bpb\n",
@@ -220,6 +255,9 @@ int mt_cmd_fit(int argc, char **argv)
         goto out;
     }
     const char *metric = f.metric == 0 ? "kl_mean" : "val_bpb";
+    const char *goal_name = f.goal == MT_PLAN_SERVING ? "serving"
+                            : f.finetune              ? "finetune"
+                                                      : "training";
     int k = f.metric == 0 ? MT_FM_KL : MT_FM_BPB;
     if (s == 0 && verify) {
         /* the label marks the run for the report's "what fits" page (plots/plot_fit.c) */
@@ -227,9 +265,8 @@ int mt_cmd_fit(int argc, char **argv)
         snprintf(label, sizeof label,
                  "fit goal=%s budget=%zu family=%s predicted_bytes=%zu runtime_bytes=%lld "
                  "metric=%s predicted_accuracy=%.9g kv_delta=%.9g",
-                 f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, r->best.family,
-                 r->best.bytes, r->best.runtime, f.metric == 0 ? "kl_mean" : "val_bpb", r->best.acc,
-                 r->best.acc_kv);
+                 goal_name, f.budget, r->best.family, r->best.bytes, r->best.runtime,
+                 f.metric == 0 ? "kl_mean" : "val_bpb", r->best.acc, r->best.acc_kv);
         int rc = mt_fit_measured(&runner, &f, &r->best, "sampled", 1, label, &v.m, err, sizeof err);
         if (rc != 1) {
             fprintf(stderr, "memtrade fit: --verify: %s\n", err);
@@ -248,22 +285,25 @@ int mt_cmd_fit(int argc, char **argv)
         mt_format_json_string(stdout, f.model, strlen(f.model));
         printf(",\"goal\":\"%s\",\"budget\":%zu,\"metric\":\"%s\",\"considered\":%zu,"
                "\"fitting\":%zu,\"runs_started\":%zu,\"best\":",
-               f.goal == MT_PLAN_SERVING ? "serving" : "training", f.budget, metric, r->considered,
-               r->fitting, runner.started);
+               goal_name, f.budget, metric, r->considered, r->fitting, runner.started);
         if (r->has_best)
-            print_config_json(&r->best);
+            print_config_json(&r->best, f.budget);
         else
             printf("null");
         printf(",\"families\":[");
         for (size_t i = 0; i < r->n_families; i++) {
             printf("%s", i ? "," : "");
-            print_config_json(&r->family_best[i]);
+            print_config_json(&r->family_best[i], f.budget);
         }
         printf(
             "],\"model_context\":%zu,\"max_context\":%zu,\"max_sequences\":%zu,\"max_batch\":%zu,"
-            "\"sensitivity_runs\":%zu",
-            r->model_context, r->max_context, r->max_sequences, r->max_batch,
-            r->n_sensitivity_runs);
+            "\"sensitivity_runs\":%zu,\"ranks\":%zu,\"not_searched\":",
+            r->model_context, r->max_context, r->max_sequences, r->max_batch, r->n_sensitivity_runs,
+            f.ranks);
+        if (r->not_searched[0])
+            mt_format_json_string(stdout, r->not_searched, strlen(r->not_searched));
+        else
+            printf("null");
         if (v.done) {
             printf(",\"verify\":{\"run\":%lld,\"measured_bytes\":", (long long)v.m.run);
             if (v.m.has[peak])
@@ -288,15 +328,19 @@ int mt_cmd_fit(int argc, char **argv)
         printf("}\n");
     } else {
         char b[32], bb[1200];
-        printf("memtrade fit %s for %s within %s (%zu bytes); accuracy %s (lower is better)\n",
+        printf("memtrade fit %s for %s within %s (%zu bytes%s); accuracy %s (lower is better)\n",
                f.model,
                f.goal == MT_PLAN_SERVING ? "serving (infer_peak_bytes)"
+               : f.finetune              ? "fine-tuning (train_peak_bytes of the adapters' "
+                                           "training)"
                                          : "training (train_peak_bytes)",
-               mt_util_fmt_bytes(b, sizeof b, (double)f.budget), f.budget, metric);
+               mt_util_fmt_bytes(b, sizeof b, (double)f.budget), f.budget,
+               f.ranks > 1 ? " per rank" : "", metric);
         printf("%zu configurations planned, %zu fit; %zu runs started by fit", r->considered,
                r->fitting, runner.started);
         if (r->n_sensitivity_runs)
             printf("; per-layer sensitivity from %zu runs", r->n_sensitivity_runs);
+        if (r->not_searched[0]) printf("\nnot searched at %zu ranks: %s", f.ranks, r->not_searched);
         printf("\n\n");
         if (!r->has_best) {
             printf("nothing fits within %s\n", b);
@@ -308,6 +352,11 @@ int mt_cmd_fit(int argc, char **argv)
                 "measured by a probe); %.1f %% of the budget unused\n",
                 best->bytes, best->plan_bytes, best->runtime,
                 100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
+            if (best->filled)
+                printf("  filled: %s; unused %zu bytes (%.2f %%)%s%s\n",
+                       best->fill[0] ? best->fill : "nothing to fill", best->unused,
+                       100.0 * (double)best->unused / (double)f.budget,
+                       best->unused_why[0] ? ": " : "", best->unused_why);
             printf("  by category:");
             for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
                 if (best->cat[cat]) printf(" %s %zu", mt_mem_cat_names[cat], best->cat[cat]);
@@ -321,16 +370,17 @@ int mt_cmd_fit(int argc, char **argv)
                                                                             : "(chosen)",
                              &r->family_best[i], metric);
             if (f.goal == MT_PLAN_SERVING)
-                printf("\nlargest serving context with these knobs: %zu tokens (decode_tokens%s)"
-                       "; concurrent sequences at the chosen context: %zu (KV cache %zu bytes "
-                       "each, the rest of the budget shared)\n",
+                printf("\nlargest serving context of one sequence with these knobs: %zu tokens "
+                       "(decode_tokens%s); concurrent sequences at the chosen context: %zu (KV "
+                       "caches %zu bytes in all, the chosen configuration)\n",
                        r->max_context,
                        r->model_context && r->max_context == r->model_context
                            ? ", the model's whole context"
                            : "",
                        r->max_sequences, best->cat[MT_MEM_KV_CACHE]);
             else
-                printf("\nlargest batch with these knobs (micro_batch = batch): %zu sequences\n",
+                printf("\nlargest batch with these knobs (%s): %zu sequences\n",
+                       strcmp(best->workload, "mixed_precision") ? "batch" : "micro_batch = batch",
                        r->max_batch);
             if (v.done) {
                 printf("\nverify: run %lld (%s)\n", (long long)v.m.run,

@@ -5,9 +5,13 @@
  * over measured per-layer sensitivities) crossed with the KV-cache format, at the asked
  * context. Training: precision x optimizer (what changes the numbers) crossed with the
  * knobs that only move bytes: micro-batch (accumulation keeps the batch), checkpointing,
- * selective recompute and the attention kernel. Every configuration's bytes are its plan
- * plus the runtime term runs measured; its accuracy is a measured run's (the KV format's
- * and the mixed widths' are sums of measured deltas, said in acc_src).
+ * selective recompute and the attention kernel; with ranks > 1 also every multi-rank
+ * workload that has a plan() (ZeRO stages, ...), per rank. Fine-tuning: `lora` (LoRA, and
+ * QLoRA over an NF4 base) at a few ranks and target sets. Every configuration's bytes are
+ * its plan plus the runtime term runs measured; its accuracy is a measured run's (the KV
+ * format's and the mixed widths' are sums of measured deltas, said in acc_src). The most
+ * accurate configuration is then filled (mt_fit_fill): what the budget leaves goes to
+ * concurrent sequences (serving) or to micro-batch and less recompute (training).
  */
 #include "fit.h"
 
@@ -30,14 +34,15 @@ static void base_config(const struct mt_fit *f, struct mt_fit_config *c, const c
 {
     char b[32];
     memset(c, 0, sizeof *c);
-    c->family = family;
+    snprintf(c->family, sizeof c->family, "%s", family);
     c->workload = workload;
     mt_fit_set(c, "model", f->model);
     snprintf(b, sizeof b, "%zu", f->eval_tokens);
     mt_fit_set(c, "eval_tokens", b);
     if (f->goal == MT_PLAN_TRAINING && f->steps) {
         snprintf(b, sizeof b, "%zu", f->steps);
-        mt_fit_set(c, "steps", b);
+        /* fine-tuning: the adapters' steps; the reference keeps the post-training default */
+        mt_fit_set(c, f->finetune ? "finetune_steps" : "steps", b);
     }
 }
 
@@ -79,11 +84,11 @@ static void consider(const struct mt_fit *f, struct mt_fit_result *r, const stru
     if (c->bytes > f->budget) return;
     r->fitting++;
     size_t i = 0;
-    while (i < r->n_families && strcmp(r->families[i], c->family))
+    while (i < r->n_families && strcmp(r->family_best[i].family, c->family))
         i++;
     if (i == r->n_families) {
-        if (i == sizeof r->families / sizeof r->families[0]) return;
-        r->families[r->n_families++] = c->family;
+        if (i == sizeof r->family_best / sizeof r->family_best[0]) return;
+        r->n_families++;
         r->family_best[i] = *c;
     }
     struct mt_fit_config *fb = &r->family_best[i];
@@ -215,27 +220,34 @@ static int mixed(const struct mt_fit *f, struct mt_fit_result *r, const struct m
         fixed -= (long long)(p0 - lo);
     }
     first[ng] = ng * per;
-    if (fixed > (long long)f->budget) {
-        rc = 0; /* not even the smallest widths fit */
-        goto out;
-    }
-    size_t got_bytes;
-    double got_cost;
-    int s = mt_fit_mckp(opt, first, ng, f->budget - (size_t)fixed, 0, choice, &got_bytes, &got_cost,
-                        err, errlen);
-    if (s < 0) goto out;
-    if (s == 1) {
+    /* the runtime term is its class's (runtime.h), which may differ between mixes: the
+     * knapsack's capacity starts from the all-16 one's and shrinks by what a solution's
+     * own term overshoots, until the solution fits with its own term */
+    long long rt0 = c.runtime, cap = (long long)f->budget - fixed;
+    struct mt_fit_config c16 = c;
+    for (int tries = 0; cap >= 0 && tries < 8; tries++) {
+        size_t got_bytes;
+        double got_cost;
+        int s =
+            mt_fit_mckp(opt, first, ng, (size_t)cap, 0, choice, &got_bytes, &got_cost, err, errlen);
+        if (s < 0) goto out;
+        if (s == 0) break; /* not even the smallest widths fit */
+        c = c16;
         for (size_t i = 0; i < ng; i++)
             bits[i] = choice[i] == 0 ? 16 : low_bits[choice[i] - 1];
         layer_bits_string(ng, bits, lb, sizeof lb);
         mt_fit_set(&c, "layer_bits", lb);
         if (predict(f, &c, err, errlen)) goto out;
-        if ((long long)c.plan_bytes + c.runtime != fixed + (long long)got_bytes) {
+        if ((long long)c.plan_bytes != fixed - rt0 + (long long)got_bytes) {
             snprintf(err, errlen,
                      "fit: the plan of the mixed widths (%zu bytes) is not the knapsack's sum "
                      "(%lld): the plan is not additive over layers",
-                     c.plan_bytes, fixed + (long long)got_bytes - c.runtime);
+                     c.plan_bytes, fixed - rt0 + (long long)got_bytes);
             goto out;
+        }
+        if (c.bytes > f->budget) {
+            cap -= (long long)(c.bytes - f->budget);
+            continue;
         }
         c.acc = base->acc + got_cost + dkv;
         c.acc_kv = dkv;
@@ -243,6 +255,7 @@ static int mixed(const struct mt_fit *f, struct mt_fit_result *r, const struct m
         if (kvrun)
             snprintf(c.acc_src + at, sizeof c.acc_src - at, " + kv run %lld", (long long)kvrun);
         consider(f, r, &c);
+        break;
     }
     rc = 0;
 out:
@@ -345,12 +358,73 @@ out:
 static const char *const class_names[] = {"fp32-adamw", "fp32-adamw8", "fp32-adafactor",
                                           "bf16-adamw", "bf16-adamw8", "bf16-adafactor"};
 
+/* The knobs that move a mixed_precision configuration's bytes but not its math, in the
+ * fill's order of preference: micro-batch (every divisor of the batch, largest first;
+ * accumulation keeps the batch), checkpointing (`every`, least recompute first), selective
+ * recompute (off first), attention kernel (dense first). */
+struct train_knobs {
+    size_t n_mb, n_every;
+    char mb[32][24], every[12][24];
+};
+static const char *const recompute_v[] = {"none", "selective"};
+static const char *const attention_v[] = {"dense", "flash"};
+
+static void train_knobs(const struct mt_fit *f, const struct mt_fit_config *c,
+                        struct train_knobs *k)
+{
+    memset(k, 0, sizeof *k);
+    const struct mt_plugin *pl = mt_plugins_find(f->reg, c->workload);
+    long bi = pl ? mt_params_index(&pl->desc, "batch") : -1;
+    const char *bv = mt_fit_get(c, "batch");
+    size_t batch = bv        ? (size_t)strtoull(bv, NULL, 10)
+                   : bi >= 0 ? (size_t)strtoull(pl->desc.params[bi].def, NULL, 10)
+                             : 16;
+    for (size_t mb = batch; mb >= 1 && k->n_mb < 32; mb--)
+        if (batch % mb == 0) snprintf(k->mb[k->n_mb++], sizeof k->mb[0], "%zu", mb);
+    /* every: 1..L for up to 8 blocks, else a spread of them */
+    struct mt_gpt_config cfg;
+    char e[256];
+    size_t L = mt_gpt_config_parse(&cfg, f->model, e, sizeof e) == 0 ? cfg.n_layer : 1;
+    size_t v[12], n = 0;
+    if (L <= 8) {
+        for (size_t i = 1; i <= L; i++)
+            v[n++] = i;
+    } else {
+        size_t cand[] = {1, 2, 3, 4, (size_t)llround(sqrt((double)L)), L / 4, L / 2, L};
+        for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+            size_t j = 0;
+            while (j < n && v[j] != cand[i])
+                j++;
+            if (j == n && cand[i] >= 1) v[n++] = cand[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(k->every[k->n_every++], sizeof k->every[0], "%zu", v[i]);
+}
+
+static size_t train_knob_count(const struct train_knobs *k)
+{
+    return k->n_mb * k->n_every * 4;
+}
+
+/* c with knob combination i (0 .. train_knob_count) set, in the order of preference. */
+static void train_knob_set(struct mt_fit_config *c, const struct train_knobs *k, size_t i,
+                           char *desc, size_t cap)
+{
+    size_t a = i % 2, rc = i / 2 % 2, e = i / 4 % k->n_every, mb = i / 4 / k->n_every;
+    mt_fit_set(c, "micro_batch", k->mb[mb]);
+    mt_fit_set(c, "accum_steps", "0");
+    mt_fit_set(c, "every", k->every[e]);
+    mt_fit_set(c, "recompute", recompute_v[rc]);
+    mt_fit_set(c, "attention", attention_v[a]);
+    if (desc)
+        snprintf(desc, cap, "micro_batch=%s every=%s recompute=%s attention=%s", k->mb[mb],
+                 k->every[e], recompute_v[rc], attention_v[a]);
+}
+
 static int search_training(const struct mt_fit *f, struct mt_fit_result *r, char *err,
                            size_t errlen)
 {
-    static const char *const every[] = {"1", "sqrt"};
-    static const char *const recompute[] = {"none", "selective"};
-    static const char *const attention[] = {"dense", "flash"};
     char b[32];
     for (size_t k = 0; k < 6; k++) {
         struct mt_fit_config c;
@@ -365,27 +439,127 @@ static int search_training(const struct mt_fit *f, struct mt_fit_result *r, char
         size_t at = strlen(c.acc_src);
         snprintf(c.acc_src + at, sizeof c.acc_src - at,
                  " (micro-batch, checkpointing, recompute and attention kernel keep its math)");
-        /* the batch fit keeps: the workload's, split into micro-batches that divide it */
-        const struct mt_plugin *pl = mt_plugins_find(f->reg, c.workload);
-        long bi = pl ? mt_params_index(&pl->desc, "batch") : -1;
-        size_t batch = bi >= 0 ? (size_t)strtoull(pl->desc.params[bi].def, NULL, 10) : 16;
-        for (size_t mb = batch; mb >= 1; mb /= 2) {
-            if (batch % mb) continue;
-            for (size_t e = 0; e < 2; e++)
-                for (size_t rc = 0; rc < 2; rc++)
-                    for (size_t a = 0; a < 2; a++) {
-                        struct mt_fit_config t = c;
-                        snprintf(b, sizeof b, "%zu", mb);
-                        mt_fit_set(&t, "micro_batch", b);
-                        mt_fit_set(&t, "accum_steps", "0");
-                        mt_fit_set(&t, "every", every[e]);
-                        mt_fit_set(&t, "recompute", recompute[rc]);
-                        mt_fit_set(&t, "attention", attention[a]);
-                        if (predict(f, &t, err, errlen)) return -1;
-                        consider(f, r, &t);
-                    }
-            if (mb == 1) break;
+        struct train_knobs kn;
+        train_knobs(f, &c, &kn);
+        for (size_t i = 0; i < train_knob_count(&kn); i++) {
+            struct mt_fit_config t = c;
+            train_knob_set(&t, &kn, i, NULL, 0);
+            if (predict(f, &t, err, errlen)) return -1;
+            consider(f, r, &t);
         }
+    }
+    return 0;
+}
+
+/* Fine-tuning the trained reference (`lora`): adapters of rank 4 or 16 on every block
+ * linear or on attention's only, over an fp32 base (LoRA) or an NF4 one (QLoRA). Only the
+ * configurations that fit are measured. */
+static int search_finetune(const struct mt_fit *f, struct mt_fit_result *r, char *err,
+                           size_t errlen)
+{
+    static const char *const bases[] = {"fp32", "nf4"};
+    static const char *const ranks[] = {"4", "16"};
+    static const char *const targets[] = {"qkv,proj,fc,fcproj", "qkv,proj"};
+    char b[32];
+    for (size_t bi = 0; bi < 2; bi++)
+        for (size_t ri = 0; ri < 2; ri++)
+            for (size_t ti = 0; ti < 2; ti++) {
+                struct mt_fit_config c;
+                base_config(f, &c, bi ? "fine-tune-qlora" : "fine-tune-lora", "lora");
+                mt_fit_set(&c, "base", bases[bi]);
+                mt_fit_set(&c, "rank", ranks[ri]);
+                mt_fit_set(&c, "targets", targets[ti]);
+                if (f->context) {
+                    snprintf(b, sizeof b, "%zu", f->context);
+                    mt_fit_set(&c, "seq", b);
+                }
+                if (predict(f, &c, err, errlen)) return -1;
+                if (c.bytes <= f->budget && measure_acc(f, &c, err, errlen)) return -1;
+                consider(f, r, &c);
+            }
+    return 0;
+}
+
+/* The choices of parameter `name` of a plugin ('|'-separated, into v[]; at most 8), or
+ * none when it does not declare it (n = 1, v[0] = ""). */
+static size_t param_choices(const struct mt_plugin *pl, const char *name, char v[8][32])
+{
+    long i = mt_params_index(&pl->desc, name);
+    const char *ch = i >= 0 ? pl->desc.params[i].choices : NULL;
+    if (!ch || !*ch) {
+        v[0][0] = 0;
+        return 1;
+    }
+    size_t n = 0;
+    for (const char *p = ch; *p && n < 8; p += *p == '|') {
+        size_t len = strcspn(p, "|");
+        snprintf(v[n++], sizeof v[0], "%.*s", (int)len, p);
+        p += len;
+    }
+    return n;
+}
+
+/* With --ranks N: every multi-rank workload (one with a ranks parameter) that has a plan()
+ * hook, at N ranks, over the choices it declares of `stage`, `precision` and `optimizer`
+ * (a family per workload and stage: "zero-2"); its plan is per rank, as the budget is.
+ * The global batch is the workload's (spread over the ranks), so accuracy is measured like
+ * the single-process classes', for the configurations that fit; the stages of one
+ * precision and optimizer take the first measured stage's (the same update, sharded).
+ * Those without a plan, or unavailable, are named in r->not_searched. */
+static int search_ranks(const struct mt_fit *f, struct mt_fit_result *r, char *err, size_t errlen)
+{
+    char b[32], st[8][32], pr[8][32], op[8][32];
+    size_t at = 0;
+    for (size_t p = 0; p < f->reg->n; p++) {
+        const struct mt_plugin *pl = &f->reg->items[p];
+        if (!pl->desc.ranks_param) continue;
+        const char *why = pl->desc.unavailable ? pl->desc.unavailable
+                          : !pl->desc.plan     ? "no plan() hook in this build"
+                                               : NULL;
+        if (why) {
+            at += (size_t)snprintf(r->not_searched + at,
+                                   at < sizeof r->not_searched ? sizeof r->not_searched - at : 0,
+                                   "%s%s (%s)", at ? "; " : "", pl->desc.name, why);
+            if (at >= sizeof r->not_searched) at = sizeof r->not_searched - 1;
+            continue;
+        }
+        size_t ns = param_choices(pl, "stage", st), np = param_choices(pl, "precision", pr),
+               no = param_choices(pl, "optimizer", op);
+        for (size_t pi = 0; pi < np; pi++)
+            for (size_t oi = 0; oi < no; oi++) {
+                /* the stages shard one update: the first stage measured speaks for all */
+                struct mt_fit_config measured = {0};
+                for (size_t si = 0; si < ns; si++) {
+                    char fam[32];
+                    struct mt_fit_config c;
+                    snprintf(fam, sizeof fam, "%.20s%s%.8s", pl->desc.name, st[si][0] ? "-" : "",
+                             st[si]);
+                    base_config(f, &c, fam, pl->desc.name);
+                    snprintf(b, sizeof b, "%zu", f->ranks);
+                    mt_fit_set(&c, pl->desc.ranks_param, b);
+                    if (st[si][0]) mt_fit_set(&c, "stage", st[si]);
+                    if (pr[pi][0]) mt_fit_set(&c, "precision", pr[pi]);
+                    if (op[oi][0]) mt_fit_set(&c, "optimizer", op[oi]);
+                    if (f->context) {
+                        snprintf(b, sizeof b, "%zu", f->context);
+                        mt_fit_set(&c, "seq", b);
+                    }
+                    char e2[512];
+                    if (predict(f, &c, e2, sizeof e2)) continue; /* a combination it refuses */
+                    if (c.bytes <= f->budget) {
+                        if (measured.has_acc) {
+                            c.has_acc = 1, c.acc = measured.acc;
+                            snprintf(c.acc_src, sizeof c.acc_src,
+                                     "%.60s (stage %.8s: the same update, sharded)",
+                                     measured.acc_src, mt_fit_get(&measured, "stage"));
+                        } else {
+                            if (measure_acc(f, &c, err, errlen)) return -1;
+                            if (st[si][0]) measured = c;
+                        }
+                    }
+                    consider(f, r, &c);
+                }
+            }
     }
     return 0;
 }
@@ -411,26 +585,119 @@ static size_t largest(const struct mt_fit *f, const struct mt_fit_config *c, con
     return lo;
 }
 
+/* Sets c's unused bytes and, when they are 5 % of the budget or more, why. */
+static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why)
+{
+    c->filled = 1;
+    c->unused = f->budget - c->bytes;
+    c->unused_why[0] = 0;
+    if (c->unused * 20 >= f->budget) snprintf(c->unused_why, sizeof c->unused_why, "%s", why);
+}
+
+static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    char b[32], why[384];
+    size_t n = largest(f, c, "decode_sequences", NULL, 65536);
+    if (!n) return 0; /* c does not fit: nothing to fill */
+    snprintf(b, sizeof b, "%zu", n);
+    mt_fit_set(c, "decode_sequences", b);
+    if (predict(f, c, err, errlen)) return -1;
+    snprintf(c->fill, sizeof c->fill, "decode_sequences=%zu", n);
+    struct mt_fit_config t = *c;
+    snprintf(b, sizeof b, "%zu", n + 1);
+    mt_fit_set(&t, "decode_sequences", b);
+    if (n < 65536 && predict(f, &t, err, errlen) == 0)
+        snprintf(why, sizeof why,
+                 "one more sequence adds %zu bytes (its KV cache and decode scratch at the "
+                 "context), more than the %zu left",
+                 t.bytes - c->bytes, f->budget - c->bytes);
+    else
+        snprintf(why, sizeof why, "at the most sequences fit searches (65536)");
+    set_unused(f, c, why);
+    return 0;
+}
+
+static int fill_training(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    struct train_knobs kn;
+    struct mt_fit_config got = *c, next = {0};
+    int have = 0, have_next = 0;
+    char desc[192], got_desc[192] = "", next_desc[192] = "";
+    train_knobs(f, c, &kn);
+    for (size_t i = 0; i < train_knob_count(&kn); i++) {
+        struct mt_fit_config t = *c;
+        train_knob_set(&t, &kn, i, desc, sizeof desc);
+        if (predict(f, &t, err, errlen)) return -1;
+        if (t.bytes <= f->budget && (!have || t.bytes > got.bytes)) {
+            got = t, have = 1;
+            snprintf(got_desc, sizeof got_desc, "%s", desc);
+        }
+        if (t.bytes > f->budget && (!have_next || t.bytes < next.bytes)) {
+            next = t, have_next = 1;
+            snprintf(next_desc, sizeof next_desc, "%s", desc);
+        }
+    }
+    if (!have) return 0;
+    *c = got;
+    snprintf(c->fill, sizeof c->fill, "%s", got_desc);
+    char why[384];
+    if (have_next)
+        snprintf(why, sizeof why, "the next larger step (%s) needs %zu bytes, %zu over the budget",
+                 next_desc, next.bytes, next.bytes - f->budget);
+    else
+        snprintf(why, sizeof why,
+                 "already the largest micro-batch (the whole batch) with no checkpointing or "
+                 "recompute: a larger batch would change the training");
+    set_unused(f, c, why);
+    return 0;
+}
+
+int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    if (c->bytes > f->budget) return 0;
+    const struct mt_plugin *pl = mt_plugins_find(f->reg, c->workload);
+    if (pl && f->goal == MT_PLAN_SERVING && mt_params_index(&pl->desc, "decode_sequences") >= 0)
+        return fill_serving(f, c, err, errlen);
+    if (f->goal == MT_PLAN_TRAINING && !strcmp(c->workload, "mixed_precision"))
+        return fill_training(f, c, err, errlen);
+    char why[384];
+    snprintf(why, sizeof why,
+             "%s has no knob fit searches that moves bytes but keeps the accuracy (what "
+             "it searches of it changes the result)",
+             c->workload);
+    set_unused(f, c, why);
+    return 0;
+}
+
 int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     int rc = f->goal == MT_PLAN_SERVING ? search_serving(f, out, err, errlen)
+             : f->finetune              ? search_finetune(f, out, err, errlen)
                                         : search_training(f, out, err, errlen);
+    if (rc == 0 && f->goal == MT_PLAN_TRAINING && !f->finetune && f->ranks > 1)
+        rc = search_ranks(f, out, err, errlen);
     if (rc) return -1;
     if (!out->has_best) return 1;
+    struct mt_fit_config one = out->best; /* before the fill: one sequence, the batch */
+    if (mt_fit_fill(f, &out->best, err, errlen)) return -1;
+    for (size_t i = 0; i < out->n_families; i++)
+        if (mt_fit_fill(f, &out->family_best[i], err, errlen)) return -1;
     if (f->goal == MT_PLAN_SERVING) {
         /* the context the model was trained for bounds what it can decode */
         struct mt_gpt_config cfg;
         char e[256];
-        size_t kv = out->best.cat[MT_MEM_KV_CACHE], hi = 100000;
+        size_t hi = 100000;
         if (mt_gpt_config_parse(&cfg, f->model, e, sizeof e) == 0)
             hi = out->model_context = cfg.seq_len;
-        out->max_context = largest(f, &out->best, "decode_tokens", NULL, hi);
-        out->max_sequences = kv ? 1 + (f->budget - out->best.bytes) / kv : 0;
+        out->max_context = largest(f, &one, "decode_tokens", NULL, hi);
+        const char *ns = mt_fit_get(&out->best, "decode_sequences");
+        out->max_sequences = ns ? (size_t)strtoull(ns, NULL, 10) : 1;
     } else {
-        struct mt_fit_config t = out->best;
-        mt_fit_set(&t, "accum_steps", "1");
-        out->max_batch = largest(f, &t, "batch", "micro_batch", 4096);
+        struct mt_fit_config t = one;
+        int mp = !strcmp(t.workload, "mixed_precision");
+        if (mp) mt_fit_set(&t, "accum_steps", "1");
+        out->max_batch = largest(f, &t, "batch", mp ? "micro_batch" : NULL, 4096);
     }
     return 0;
 }

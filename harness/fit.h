@@ -23,8 +23,9 @@
 
 /* One configuration: a workload and the parameters fit sets (the others at defaults). */
 struct mt_fit_config {
-    const char *family;   /* static: "fp32", "uniform", "mixed"; training: "fp32-adamw", ... */
-    const char *workload; /* static */
+    char family[32];      /* "fp32", "uniform", "mixed"; training: "fp32-adamw", ...,
+                           * "zero-2", "fine-tune-lora", "fine-tune-qlora" */
+    const char *workload; /* static, or the registry's name */
     size_t n;
     char key[MT_FIT_MAX_PARAMS][24];
     char val[MT_FIT_MAX_PARAMS][512];
@@ -39,6 +40,12 @@ struct mt_fit_config {
     double acc;
     double acc_kv;     /* of acc: the KV-cache format's delta (serving) */
     char acc_src[160]; /* "db run 12", "measured run 40", "sensitivity: base run 3 + ..." */
+    /* the fill (mt_fit_fill): the knobs that move bytes but not the math, set to spend
+     * what the budget leaves; filled = 1 once done */
+    int filled;
+    char fill[192];       /* "decode_sequences=5", "micro_batch=16 every=1 ...", "" */
+    size_t unused;        /* budget - bytes */
+    char unused_why[384]; /* when 5 % or more is unused: why no step takes it */
 };
 
 /* Contract: sets (appends or replaces) parameter k of c. Returns 0, or -1 when full or the
@@ -60,7 +67,11 @@ struct mt_fit {
     size_t context;     /* serving: decode_tokens (0 = the model's); training: seq (0 = default) */
     int metric;         /* 0: kl_mean (serving), 1: val_bpb */
     size_t eval_tokens; /* validation bytes every measured run scores */
-    size_t steps;       /* training: steps of every training run (0 = workload default) */
+    size_t steps;       /* training: steps of every training run (0 = workload default);
+                         * fine-tune: the adapters' steps (finetune_steps) */
+    int finetune;       /* training goal, fine-tuning the trained reference: LoRA / QLoRA */
+    size_t ranks;       /* training: > 1 adds the multi-rank workloads with a plan() (ZeRO
+                         * stages, ...) at this many ranks; the budget is per rank */
     struct mt_fit_runner *runner; /* database reads and measured runs */
 };
 
@@ -71,7 +82,6 @@ struct mt_fit_result {
     /* the best fitting configuration of each family (the chosen one's family too) */
     struct mt_fit_config family_best[16];
     size_t n_families;
-    const char *families[16];
     size_t considered, fitting; /* configurations planned, and those within the budget */
     /* largest serving context (decode_tokens) and concurrent sequences, or largest
      * micro-batch for training, with the chosen knobs; 0 = not found */
@@ -79,6 +89,8 @@ struct mt_fit_result {
     size_t model_context; /* the model's trained context T that bounds max_context (0: unknown) */
     /* mixed: per-layer sensitivities measured, and the knapsack's capacity */
     size_t n_sensitivity_runs;
+    /* what was not searched and why ("workload zero has no plan() in this build"), or "" */
+    char not_searched[512];
 };
 
 /* Contract: searches every configuration of f's goal for f->model, fills *out. Returns 0,
@@ -86,6 +98,17 @@ struct mt_fit_result {
  * out->family_best), or -1 with err (a parameter a workload refuses, a run that failed,
  * a database error). Starts runs through f->runner when an accuracy is missing. */
 int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, size_t errlen);
+
+/* Contract: spends what f->budget leaves over c (a configuration that fits) on the knobs
+ * of its workload that move bytes but keep its accuracy: serving workloads (those with
+ * decode_sequences) the most concurrent sequences at c's context; mixed_precision the
+ * largest micro-batch dividing the batch (accumulation keeps it), the least checkpointing
+ * (every), no selective recompute and the dense attention kernel, whichever fits with the
+ * most bytes (ties in that order of preference); others none. Sets c->filled, fill,
+ * unused and, when 5 % or more stays unused, unused_why (the next step's bytes, or that
+ * the workload has no such knob). c->bytes never exceeds the budget. Returns 0, or -1 with
+ * err (a plan failed). */
+int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen);
 
 /* Contract: the plan of c for goal (fills plan_bytes, cat, and the config key in
  * key[keycap], when key is not NULL). Returns 0, or -1 with err (the workload is unknown

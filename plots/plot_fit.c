@@ -74,15 +74,25 @@ static double metric(const struct mt_read_run *r, const char *name, const char *
     return NAN;
 }
 
-/* The family fit gives a run's configuration, into buf; NULL when not one fit searches. */
-static const char *family_of(const struct mt_read_run *r, int serving, char *buf, size_t cap)
+/* The family fit gives a run's configuration for `goal` (serving, training, finetune),
+ * into buf; NULL when not one fit searches for that goal. */
+static const char *family_of(const struct mt_read_run *r, const char *goal, char *buf, size_t cap)
 {
     if (strcmp(r->status, "ok")) return NULL;
-    if (serving) {
+    if (!strcmp(goal, "serving")) {
         if (!strcmp(r->workload, "baseline")) return "fp32";
         if (strcmp(r->workload, "quantize")) return NULL;
         const char *lb = param(r, "layer_bits");
         return lb && *lb ? "mixed" : "uniform";
+    }
+    if (!strcmp(goal, "finetune")) {
+        if (strcmp(r->workload, "lora")) return NULL;
+        return !strcmp(pl_s(param(r, "base")), "nf4") ? "fine-tune-qlora" : "fine-tune-lora";
+    }
+    if (param(r, "ranks") && param(r, "optimizer")) { /* a multi-rank workload (fit --ranks) */
+        const char *st = param(r, "stage");
+        snprintf(buf, cap, "%.20s%s%.8s", r->workload, st ? "-" : "", st ? st : "");
+        return buf;
     }
     if (strcmp(r->workload, "mixed_precision")) return NULL;
     snprintf(buf, cap, "%s-%s", pl_s(param(r, "precision")), pl_s(param(r, "optimizer")));
@@ -162,7 +172,7 @@ static double family_best(const struct mt_read_run *runs, size_t nr, const struc
     char buf[64];
     for (size_t i = 0; i < nr; i++) {
         const struct mt_read_run *r = &runs[i];
-        const char *f = family_of(r, serving, buf, sizeof buf);
+        const char *f = family_of(r, g->goal, buf, sizeof buf);
         if (!f || strcmp(f, fam) || strcmp(pl_s(param(r, "model")), g->model) ||
             strcmp(pl_s(param(r, "eval_tokens")), pl_s(g->eval)))
             continue;
@@ -182,7 +192,7 @@ static void accuracy_plot(struct pl_ctx *ctx, const struct mt_read_run *runs, si
     char fams[32][64], buf[64];
     size_t nf = 0;
     for (size_t i = 0; i < nr; i++) {
-        const char *f = family_of(&runs[i], serving, buf, sizeof buf);
+        const char *f = family_of(&runs[i], pt[0].goal, buf, sizeof buf);
         if (!f || strcmp(pl_s(param(&runs[i], "model")), pt[0].model)) continue;
         size_t k = 0;
         while (k < nf && strcmp(fams[k], f))

@@ -6,9 +6,12 @@
 # train_peak_bytes for training), the share of the budget it leaves unused, its predicted
 # and measured val_bpb, and the best val_bpb of any configuration measured in the database
 # (fit's own accuracy runs and every verify run: same model, same scored text, same
-# training budget) whose measured peak is within the same budget. A case passes when the
-# measured peak is within the budget (no OOM), under 5 % of it is unused, and its measured
-# val_bpb is within 1 % of that best. Prints the table and a summary; exits 1 when a case
+# training budget) whose measured peak is within the same budget. fit fills its choice
+# (concurrent sequences for serving, micro-batch and less recompute for training), so the
+# unused share is that of the filled configuration as run; where 5 % or more stays unused,
+# the reason fit gives (the next step's bytes) is printed under the table. A case passes
+# when the measured peak is within the budget (no OOM), under 5 % of it is unused, and its
+# measured val_bpb is within 1 % of that best. Prints the table and a summary; exits 1 when a case
 # fails to run. CASES=serving|training restricts the goals; the database (OUT/fit.db) is
 # kept, so a second run only verifies. Serving runs score EVAL_SERVING validation bytes
 # (default 16384); training runs train STEPS steps (default 10) and score EVAL_TRAINING
@@ -52,6 +55,8 @@ best_measured() { # model goal budget
 }
 
 TABLE="$OUT/table.txt"
+WHY="$OUT/unused_why.txt"
+: >"$WHY"
 printf "%-6s %-8s %10s  %-15s %10s %10s %7s %9s %9s %9s %7s  %s\n" model goal budget family \
     predicted measured unused pred_bpb meas_bpb best_bpb gap verdict >"$TABLE"
 n=0 oom=0 slack=0 acc=0 failed=0 exact=0
@@ -65,6 +70,8 @@ cases | while read -r model goal budgets; do
             --db "$DB" --out "$OUT" >"$log" 2>"$log.err"
         rc=$?
         fam=$(sed -n 's/^best   *\([^ ]*\) .*/\1/p' "$log")
+        fill=$(sed -n 's/^  filled: \([^;]*\);.*/\1/p' "$log")
+        why=$(sed -n 's/^  filled: [^;]*; unused [0-9]* bytes ([0-9.]* %): \(.*\)/\1/p' "$log")
         pred=$(sed -n 's/^  peak *predicted \([0-9]*\)  measured.*/\1/p' "$log")
         meas=$(sed -n 's/^  peak *predicted [0-9]*  measured \([0-9]*\) .*/\1/p' "$log")
         pacc=$(sed -n 's/^  val_bpb *predicted \([^ ]*\)  measured.*/\1/p' "$log")
@@ -87,7 +94,8 @@ cases | while read -r model goal budgets; do
         printf "%-6s %-8s %10s  %-15s %10s %10s %s\n" "$model" "$goal" "$b" "$fam" "$pred" "$meas" \
             "$line" >>"$TABLE"
         case "$line" in *OOM*) oom=$((oom + 1)) ;; esac
-        case "$line" in *slack*) slack=$((slack + 1)) ;; esac
+        case "$line" in *slack*) slack=$((slack + 1))
+            echo "$model $goal $b ($fam, filled $fill): ${why:-no reason printed}" >>"$WHY" ;; esac
         case "$line" in *acc*) acc=$((acc + 1)) ;; esac
         [ "$pred" = "$meas" ] && exact=$((exact + 1))
         echo "n=$n oom=$oom slack=$slack acc=$acc failed=$failed exact=$exact" >"$OUT/.tally"
@@ -96,6 +104,11 @@ cases | while read -r model goal budgets; do
 done
 echo
 cat "$TABLE"
+if [ -s "$WHY" ]; then
+    echo
+    echo "cases with 5 % or more unused, and why fit could not spend it:"
+    cat "$WHY"
+fi
 . "$OUT/.tally" 2>/dev/null || exit 1
 echo
 echo "summary: $n cases; over the budget when run (OOM): $oom; 5 % or more unused: $slack;" \

@@ -22,7 +22,9 @@ expect2 "budget takes a byte size" --budget 0 --for serving tiny
 expect2 "did you mean 'tiny'" --budget 1M --for serving tinny
 expect2 "did you mean 'small'" --budget 1M --for training smal
 expect2 "for is required" --budget 1M tiny
-expect2 "for takes serving or training" --budget 1M --for both tiny
+expect2 "for takes serving, training or finetune" --budget 1M --for both tiny
+expect2 "it takes --for training" --budget 1M --for serving --ranks 2 tiny
+expect2 "ranks takes a whole number above 0" --budget 1M --for training --ranks 0 tiny
 expect2 "judged on val_bpb" --budget 1M --for training --metric kld tiny
 expect2 "measuring is off" --budget 1M --for serving --no-measure tiny
 [ -e "$DB" ] && fail "a usage error created the database"
@@ -63,6 +65,35 @@ meas=$(echo "$out" | sed -n 's/^  peak *predicted [0-9]*  measured \([0-9]*\) .*
 [ -n "$meas" ] || fail "no verify line"
 [ "$meas" -le $BUDGET ] || fail "measured $meas over the budget $BUDGET"
 echo "$out" | grep -q "within the budget" || fail "verify did not say within the budget"
+# the choice is filled: its micro-batch, checkpointing, recompute and attention kernel
+# are the ones that fit with the most bytes (fit.fill checks that against every
+# combination), printed with the unused bytes and run as printed
+echo "$out" | grep -q "^  filled: micro_batch=[0-9]* every=[0-9]* recompute=[a-z]* attention=[a-z]*; unused [0-9]* bytes" \
+    || fail "no filled line"
+fill=$(echo "$out" | sed -n 's/^  filled: \([^;]*\);.*/\1/p')
+for kv in $fill; do
+    echo "$cmd" | grep -q -- "-p $kv\( \|$\)" || fail "the run command lacks $kv of the fill"
+done
+# --json has the fill and the unused share of the budget
+"$MT" fit --budget $BUDGET --for training tiny --steps 2 --eval-tokens 2048 --json --no-measure \
+    --db "$DB" --out "$DIR" >"$DIR/json" 2>&1 || fail "fit --json exited $?: $(cat "$DIR/json")"
+grep -q '"best":{.*"fill":"micro_batch=.*","unused_bytes":[0-9]*,"unused_share":0\.[0-9]*,"unused_why":' \
+    "$DIR/json" || fail "json: $(cat "$DIR/json")"
+# serving with concurrent sequences: the plan and the accounted peak count one KV cache
+# per sequence, and the heap profiler measures exactly that (tiny: 64 KiB each)
+"$MT" run baseline -p model=tiny -p steps=3 -p eval_tokens=2048 -p decode_sequences=3 \
+    --db "$DIR/seq.db" --out "$DIR" >"$DIR/seq" 2>&1 || fail "decode_sequences=3: $(tail "$DIR/seq")"
+"$MT" query check 1 --db "$DIR/seq.db" --format csv >"$DIR/check" || fail "query check exited $?"
+grep -q "^infer,kv_cache,196608,196608,196608,0" "$DIR/check" || fail "check: $(cat "$DIR/check")"
+# fine-tuning (LoRA/QLoRA) and --ranks: a budget nothing fits starts no run and says why
+n0=$(sqlite3 "$DB" "SELECT count(*) FROM runs")
+"$MT" fit --budget 64K --for finetune tiny --steps 2 --eval-tokens 2048 --db "$DB" --out "$DIR" \
+    >"$DIR/ft" 2>&1; [ $? -eq 1 ] || fail "finetune 64K did not exit 1: $(cat "$DIR/ft")"
+grep -q "for fine-tuning" "$DIR/ft" && grep -q "nothing fits" "$DIR/ft" || fail "ft: $(cat "$DIR/ft")"
+"$MT" fit --budget 64K --for training --ranks 2 tiny --steps 2 --eval-tokens 2048 --db "$DB" \
+    --out "$DIR" >"$DIR/ranks" 2>&1; [ $? -eq 1 ] || fail "ranks 64K did not exit 1"
+grep -q "per rank" "$DIR/ranks" || fail "ranks: $(cat "$DIR/ranks")"
+[ "$(sqlite3 "$DB" "SELECT count(*) FROM runs")" = "$n0" ] || fail "a budget nothing fits started runs"
 # a budget nothing fits: exit 1, said
 "$MT" fit --budget 64K --for training tiny --steps 2 --eval-tokens 2048 --db "$DB" --out "$DIR" \
     >"$DIR/none" 2>&1; [ $? -eq 1 ] || fail "64K did not exit 1"

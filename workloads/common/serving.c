@@ -203,8 +203,8 @@ int mt_wl_kl_add(struct mt_wl_kl *k, const float *base, const float *q, size_t r
              * >= 0 and second order in q - p, so fp32 rounding of the probabilities (their
              * sums are 1 only to ~1e-7) does not swamp a small divergence */
             if (p[j] > 0.0f)
-                kl += (double)p[j] * log((double)p[j] / (double)fmaxf(r[j], FLT_MIN)) -
-                      (double)p[j];
+                kl +=
+                    (double)p[j] * log((double)p[j] / (double)fmaxf(r[j], FLT_MIN)) - (double)p[j];
             kl += (double)r[j];
             bp = p[j] > p[bp] ? j : bp;
             bq = r[j] > r[bq] ? j : bq;
@@ -365,53 +365,74 @@ struct mt_kvc_spec mt_wl_kv_spec(struct mt_ctx *ctx)
     return s;
 }
 
-/* mt_wl_report_decode, and the bytes of the KV cache it held and of its scratch (either
- * pointer may be NULL). */
+size_t mt_wl_decode_sequences(struct mt_ctx *ctx)
+{
+    if (!mt_param_str(ctx, "kv_cache")) return 1; /* a caller without the cache parameters */
+    int64_t s = mt_param_int(ctx, "decode_sequences");
+    return s > 0 ? (size_t)s : 1;
+}
+
+/* mt_wl_report_decode, and the bytes of the KV caches it held and of their scratch
+ * (either pointer may be NULL), summed over the run's decode_sequences. */
 static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n,
                   size_t *kv_bytes_out, size_t *scratch_bytes_out)
 {
     char err[ERRLEN];
-    struct mt_gpt_kv *kv = NULL;
     mt_wl_threads(ctx);
-    size_t n_val = c->val_tokens.n;
+    size_t n_val = c->val_tokens.n, ns = mt_wl_decode_sequences(ctx);
     if (n == 0 || n > m->cfg.seq_len || n > n_val)
         return mt_error(
             ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation tokens)",
             n, m->cfg.seq_len < n_val ? m->cfg.seq_len : n_val, m->cfg.seq_len, n_val);
-    /* the cache tags its own allocations (kv_cache; its tables and the decode scratch
-     * workspace); the two small structs stay in the caller's category */
+    /* the caches tag their own allocations (kv_cache; their tables and the decode scratch
+     * workspace); the small structs and the array of them stay in the caller's category */
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
-    int rc = mt_gpt_kv_create_spec(&kv, &m->cfg, n, &spec, err, sizeof err);
-    if (rc) return mt_error(ctx, "%s", err);
+    struct mt_gpt_kv **kv = calloc(ns, sizeof *kv);
+    if (!kv) return mt_error(ctx, "out of memory for %zu sequences", ns);
+    int rc = 0;
+    size_t kv_bytes = 0, scratch_bytes = 0;
+    for (size_t s = 0; s < ns && !rc; s++) {
+        rc = mt_gpt_kv_create_spec(&kv[s], &m->cfg, n, &spec, err, sizeof err);
+        if (!rc) {
+            kv_bytes += kv[s]->kv_bytes;
+            scratch_bytes += kv[s]->scratch_bytes + kv[s]->cache->table_bytes;
+        }
+    }
     double rate[DECODE_MAX_PASSES], timed = 0.0;
     size_t passes = 0;
-    mt_region_begin(ctx, "decode");
+    int begun = !rc;
+    if (begun) mt_region_begin(ctx, "decode");
     /* pass -1 warms caches, oneDNN's primitive cache and the thread pool; not timed */
     for (int pass = -1; !rc && pass < DECODE_MAX_PASSES; pass++) {
         if (pass >= DECODE_MIN_PASSES && timed >= DECODE_MIN_SECONDS) break;
-        mt_gpt_kv_reset(kv);
+        for (size_t s = 0; s < ns; s++)
+            mt_gpt_kv_reset(kv[s]);
         double t0 = mt_wl_now();
         for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
-            rc = mt_gpt_decode_step(m, kv, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
+            for (size_t s = 0; s < ns && !rc; s++)
+                rc = mt_gpt_decode_step(m, kv[s], mt_tokens_at(&c->val_tokens, t), err, sizeof err);
         double dt = mt_wl_now() - t0;
         if (pass >= 0 && !rc) {
-            rate[passes++] = (double)n / dt;
+            rate[passes++] = (double)(n * ns) / dt;
             timed += dt;
         }
     }
-    mt_region_end(ctx, "decode");
-    size_t kv_bytes = kv->kv_bytes;
+    if (begun) mt_region_end(ctx, "decode");
     if (kv_bytes_out) *kv_bytes_out = kv_bytes;
-    if (scratch_bytes_out) *scratch_bytes_out = kv->scratch_bytes + kv->cache->table_bytes;
-    mt_gpt_kv_free(kv);
+    if (scratch_bytes_out) *scratch_bytes_out = scratch_bytes;
+    for (size_t s = 0; s < ns; s++)
+        mt_gpt_kv_free(kv[s]);
+    free(kv);
     if (rc) return mt_error(ctx, "decoding failed: %s", err);
     qsort(rate, passes, sizeof rate[0], cmp_rate);
     double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
     mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
     mt_metric(ctx, "decode_context", (double)n, "tokens");
+    mt_metric(ctx, "decode_sequences", (double)ns, "count");
     mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
-    mt_log(ctx, MT_LOG_INFO, "decode: %zu positions, median of %zu passes %.0f tokens/s", n, passes,
-           median);
+    mt_log(ctx, MT_LOG_INFO,
+           "decode: %zu positions x %zu sequences, median of %zu passes %.0f tokens/s", n, ns,
+           passes, median);
     return 0;
 }
 

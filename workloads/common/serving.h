@@ -8,7 +8,8 @@
  * region of its own and each with its own accounted peak:
  * - infer_peak_bytes: what a deployment holds while it serves: the weights as stored
  *   (the model's weight slab and whatever the plugin stores in another form), the KV
- *   cache at the declared context and batch 1, the decode step's scratch, and the
+ *   caches at the declared context of the declared concurrent sequences (decode_sequences,
+ *   default 1), their decode steps' scratch, and the
  *   plugin's kernels' scratch as decoding left it. Never the evaluation batch's
  *   activations: a deployment does not evaluate.
  * - eval_peak_bytes: what scoring the validation text holds: every slab of the model (its
@@ -46,9 +47,11 @@ extern "C" {
     }
 
 /* The KV cache of the one serving measurement (kvcache.h): format, quantization group,
- * KIVI's fp32 residual and the paged layout's block (0 = contiguous at the context);
- * every serving workload takes them with these defaults (fp32 contiguous: the cache
- * before it had formats). */
+ * KIVI's fp32 residual, the paged layout's block (0 = contiguous at the context) and the
+ * concurrent sequences served (each its own cache and decode state, decoded round-robin:
+ * what a deployment spends its spare bytes on); every serving workload takes them with
+ * these defaults (fp32 contiguous, one sequence: the cache before it had formats). */
+/* clang-format off */
 #define MT_WL_PARAMS_KV_CACHE                                                                      \
     {"kv_cache", MT_PARAM_CHOICE, "fp32", 0, 0, MT_KVC_FORMAT_CHOICES,                             \
      "KV-cache format: fp32, bf16, fp16, int8 (per token), int4/int3/int2 (KIVI)"},                \
@@ -56,10 +59,13 @@ extern "C" {
          "KV-cache quantization group (channels per token scale; tokens per KIVI key scale)"},     \
         {"kv_residual", MT_PARAM_INT, "32", 0, 4096, NULL,                                         \
          "KIVI: most recent tokens kept in fp32"},                                                 \
+        {"kv_block", MT_PARAM_INT, "0", 0, 32, "0|16|32",                                          \
+         "KV-cache block in tokens (paged); 0 = contiguous at the serving context"},               \
     {                                                                                              \
-        "kv_block", MT_PARAM_INT, "0", 0, 32, "0|16|32",                                           \
-            "KV-cache block in tokens (paged); 0 = contiguous at the serving context"              \
+        "decode_sequences", MT_PARAM_INT, "1", 1, 65536, NULL,                                     \
+            "concurrent sequences served, each with its own KV cache at the serving context"       \
     }
+/* clang-format on */
 
 /* The cache spec of the run's MT_WL_PARAMS_KV_CACHE. */
 struct mt_kvc_spec mt_wl_kv_spec(struct mt_ctx *ctx);
@@ -77,17 +83,23 @@ int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corp
 int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, size_t n,
                      float temperature, uint64_t seed);
 
+/* The run's decode_sequences (1 for a caller without MT_WL_PARAMS_KV_CACHE). */
+size_t mt_wl_decode_sequences(struct mt_ctx *ctx);
+
 /* The declared serving context `declared` (a decode_tokens value) resolved for a model:
  * 0 or more than the model's context means the model's context (seq_len). */
 size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
 
 /* The one decode measurement: batch-1 decoding with a KV cache of n positions over the
  * first n bytes of the validation split (teacher-forced: the same tokens for every model
- * and workload, no sampling in the timed loop), inside region "decode". One untimed
+ * and workload, no sampling in the timed loop), inside region "decode"; with
+ * decode_sequences S > 1, S sequences each with its own cache and decode scratch, decoded
+ * round-robin one token each (all the same text). One untimed
  * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
- * decode_tokens_per_s (the median pass, tokens/s), decode_context (n, tokens) and
- * kv_cache_bytes (bytes; the cache as stored in the format of the run's kv_* parameters,
- * allocated in category kv_cache). n must be in
+ * decode_tokens_per_s (the median pass, tokens/s over all sequences), decode_context (n,
+ * tokens), decode_sequences (S, count) and
+ * kv_cache_bytes (bytes; the caches as stored in the format of the run's kv_* parameters,
+ * allocated in category kv_cache, summed over the sequences). n must be in
  * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
 int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
@@ -168,10 +180,10 @@ struct mt_wl_serving {
  *    (parameter `decode_tokens`, resolved by mt_wl_decode_context), then
  *    infer_peak_bytes and infer_peak_<category>_bytes: weights = the model's weight
  *    slab + sv->weight_bytes, kv_cache = the cache's keys and values as stored (L * 2 *
- *    context * C floats in fp32; else mt_kvc_contiguous_bytes or the blocks held), workspace = the decode step's scratch + sv->scratch_bytes() as decoding
- *    left it. The model holds its weights only meanwhile, so the heap profiler's peak of
- *    the region is these parts plus what the process holds beside the model (corpus,
- *    kernel libraries' own caches).
+ *    context * C floats in fp32; else mt_kvc_contiguous_bytes or the blocks held), workspace = the
+ * decode step's scratch + sv->scratch_bytes() as decoding left it. The model holds its weights only
+ * meanwhile, so the heap profiler's peak of the region is these parts plus what the process holds
+ * beside the model (corpus, kernel libraries' own caches).
  * 2. the evaluation slabs are attached again for the same (B, T), zeroed (mt_gpt_set_mode
  *    to MT_GPT_INFER), so the evaluation is bit for bit what it was without the release.
  * 3. top-level region "eval": mt_wl_report_eval over `eval_tokens` validation bytes,

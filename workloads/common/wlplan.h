@@ -55,13 +55,14 @@ struct mt_wl_plan_serving {
 
 /* Contract: the one serving measurement's phases (serving.h): "infer" (the weight slab,
  * the stored weights, the KV cache of the run's kv_* parameters at the decode context
- * (decode_tokens resolved by mt_wl_decode_context) for batch 1, the decode step's scratch
+ * (decode_tokens resolved by mt_wl_decode_context) for each of decode_sequences
+ * sequences, their decode steps' scratch
  * and the plugin's scratch) and "eval" (the model's inference slabs for eval_batch x
  * eval_T, the stored weights, the plugin's scratch, the evaluation's token buffers, and
  * with s->kl the comparison's buffers for eval_tokens positions: exact when eval_tokens
  * is set and below the validation split, as it is by default; eval_tokens = 0 (the whole
  * split) leaves them out, and the run's eval_unaccounted_bytes shows them).
- * Reads decode_tokens and kv_* from ctx. Returns 0 or -1 after mt_error. */
+ * Reads decode_tokens, decode_sequences and kv_* from ctx. Returns 0 or -1 after mt_error. */
 int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                        const struct mt_wl_plan_serving *s, struct mt_mem_plan *p);
 

@@ -80,13 +80,14 @@ static const struct mt_metric_info mt_metric_table[] = {
     /* serving memory: the accounted peak of the one serving measurement's deployment */
     {"infer_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "accounted serving peak, what a deployment holds: weights as stored, KV cache at "
-     "decode_context and batch 1, the decode step's scratch and the kernels' workspace"},
+     "decode_context for each of decode_sequences sequences (default 1), their decode "
+     "scratch and the kernels' workspace"},
     {"infer_peak_*_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "infer_peak_bytes of one memory category"},
     {"model_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "weights as stored"},
     {"kv_cache_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
-     "KV cache at decode_context"},
+     "KV cache at decode_context, summed over decode_sequences"},
     /* the KV cache (workload kv_cache): its format's bytes, layouts and accuracy */
     {"kv_bytes_per_token", "bytes/token", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_SERVING_MEMORY,
      "KV-cache bytes per position, every layer, keys and values, scales included"},
@@ -122,6 +123,8 @@ static const struct mt_metric_info mt_metric_table[] = {
      "stored bits per weight, scales and codebooks included"},
     {"decode_context", "tokens", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
      "declared serving context (KV-cache positions)"},
+    {"decode_sequences", "count", MT_AGG_RANK0, MT_BETTER_NONE, MT_KIND_OTHER,
+     "concurrent sequences served, each with its own KV cache at decode_context"},
     /* the evaluation phase of a serving run: not what a deployment holds */
     {"eval_peak_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "accounted peak while scoring the validation text: the model's slabs for its batch of "
