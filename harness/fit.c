@@ -24,7 +24,7 @@
 #include "fit_solve.h"
 #include "gpt.h"
 
-static const char *const kv_formats[] = {"fp32", "bf16", "int8", "int4"};
+static const char *const kv_formats[] = {"fp32", "bf16", "int8", "int4", "int3", "int2"};
 enum { N_KV = sizeof kv_formats / sizeof kv_formats[0] };
 static const int low_bits[] = {8, 4, 3, 2}; /* a mixed layer's widths besides 16 */
 enum { N_LOW = sizeof low_bits / sizeof low_bits[0] };
