@@ -85,6 +85,12 @@ static size_t stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t 
     return B * T * out * 2 > attn ? B * T * out * 2 : attn;
 }
 
+/* The bf16 LM head weight in vocab_ld(V) rows (bf16 models; padding rows zero). */
+static size_t head16_bytes(const struct mt_gpt_config *cfg)
+{
+    return vocab_ld(cfg->vocab) * cfg->n_embd * 2;
+}
+
 void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
                              enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT])
 {
@@ -94,7 +100,7 @@ void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T
     size_t w[MT_MEM_CAT_COUNT], in, out;
     mt_gpt_memory(cfg, B, T, MT_GPT_WEIGHTS, w, NULL, 0);
     linear_widths(cfg, &in, &out);
-    bytes[MT_MEM_WEIGHTS] = w[MT_MEM_WEIGHTS] / 2;
+    bytes[MT_MEM_WEIGHTS] = w[MT_MEM_WEIGHTS] / 2 + head16_bytes(cfg);
     bytes[MT_MEM_WORKSPACE] += B * T * in * 2 + stage_out_bytes(cfg, B, T, out);
 }
 
@@ -121,6 +127,7 @@ void mt_cuda_gpt_free(struct mt_cuda_gpt *d)
     for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
         cudaFree(d->slab[c]);
     cudaFree(d->wbf16);
+    cudaFree(d->head16);
     cudaFree(d->stage_in);
     cudaFree(d->stage_out);
     cudaFree(d->blas_work);
@@ -186,7 +193,9 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
     if (prec == MT_CUDA_BF16) {
         size_t in, wide;
         linear_widths(cfg, &in, &wide);
-        if (!(d->wbf16 = dev_alloc(d->extra_bytes[MT_MEM_WEIGHTS], MT_MEM_WEIGHTS))) goto oom;
+        size_t h16 = head16_bytes(cfg);
+        if (!(d->wbf16 = dev_alloc(d->extra_bytes[MT_MEM_WEIGHTS] - h16, MT_MEM_WEIGHTS))) goto oom;
+        if (!(d->head16 = dev_alloc(h16, MT_MEM_WEIGHTS))) goto oom;
         if (!(d->stage_in = dev_alloc(B * T * in * 2, MT_MEM_WORKSPACE))) goto oom;
         if (!(d->stage_out = dev_alloc(stage_out_bytes(cfg, B, T, wide), MT_MEM_WORKSPACE)))
             goto oom;
@@ -271,6 +280,10 @@ static void refresh_mirror(struct mt_cuda_gpt *d)
 {
     if (d->prec != MT_CUDA_BF16 || !d->mirror_stale) return;
     mt_cu_to_bf16(d->wbf16, d->m.params, d->m.slab_bytes[MT_MEM_WEIGHTS] / sizeof(float));
+    float *w, *b;
+    size_t ind, outd;
+    mt_gpt_linear_weights(&d->m, d->m.cfg.n_layer, MT_LIN_LMHEAD, &w, &b, &ind, &outd);
+    mt_cu_to_bf16(d->head16, w, outd * ind);
     d->mirror_stale = 0;
 }
 
@@ -394,8 +407,9 @@ static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, cons
     return 0;
 }
 
-/* The backward of linear `which` from dout (fp32, rows x outd), or (bf16 models; dout
- * NULL) from its bf16 copy dout16 in rows of stride ldo. */
+/* The backward of linear `which` from dout (fp32, rows x outd), or (the bf16 LM head;
+ * dout NULL) from its bf16 copy dout16 in rows of stride ldo = vocab_ld(V), zero past V,
+ * with the padded head16. */
 static int cu_linear_bwd(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *dout,
                          const void *dout16, size_t ldo, const float *in, float *din, size_t rows)
 {
@@ -404,13 +418,16 @@ static int cu_linear_bwd(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, 
     mt_gpt_linear_weights(&d->m, l, which, &w, NULL, &ind, &outd);
     mt_gpt_linear_grads(&d->m, l, which, &dw, &db);
     refresh_mirror(d);
+    const void *w16 = weight(d, w);
+    size_t kd = outd; /* din's reduction: the padded LM head reads its zero padding too */
     if (dout) {
         dout16 = operand(d, dout, rows * outd, d->stage_out);
         ldo = outd;
+    } else {
+        w16 = d->head16, kd = ldo;
     }
     /* din^T (ind x rows) = W^T (ind x outd) dout^T */
-    if (gemm(d, CUBLAS_OP_N, CUBLAS_OP_N, ind, rows, outd, weight(d, w), ind, dout16, ldo, 0.0f,
-             din, ind))
+    if (gemm(d, CUBLAS_OP_N, CUBLAS_OP_N, ind, rows, kd, w16, ind, dout16, ldo, 0.0f, din, ind))
         return -1;
     /* dW^T (ind x outd) += in^T (ind x rows) dout (rows x outd) */
     if (dw && gemm(d, CUBLAS_OP_N, CUBLAS_OP_T, ind, outd, rows,
@@ -591,8 +608,8 @@ static int lm_head(struct mt_cuda_gpt *d, size_t rows, int targets)
     refresh_mirror(d);
     const float one = 1.0f, zero = 0.0f;
     const void *in16 = operand(d, m->act[MT_A_LNF], rows * ind, d->stage_in);
-    if (cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)V, (int)rows, (int)ind, &one,
-                     weight(d, w), CUDA_R_16BF, (int)ind, in16, CUDA_R_16BF, (int)ind, &zero,
+    if (cublasGemmEx(d->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)vocab_ld(V), (int)rows, (int)ind, &one,
+                     d->head16, CUDA_R_16BF, (int)ind, in16, CUDA_R_16BF, (int)ind, &zero,
                      d->stage_out, CUDA_R_16BF, (int)vocab_ld(V), CUBLAS_COMPUTE_32F,
                      CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS)
         return -1;

@@ -6,18 +6,18 @@
  * slabs are cudaMalloc'ed one per memory category, exactly mt_gpt_memory's bytes, carved
  * by mt_gpt_carve (the CPU model's layout), each allocated under its category so the
  * device interposer (profilers/heap) attributes it; the extras of a precision (bf16: a
- * 16-bit mirror of the weights and the GEMM operands' staging) and cuBLAS's workspace are
- * allocated beside them, sized by mt_cuda_gpt_extra_bytes. Dense attention runs as cuBLAS
- * strided-batched products (scores, weighted sums and their gradients, per sequence)
- * around softmax kernels, the block's attention hooks (attention_rows: the kernel
- * table's row kernels instead).
+ * 16-bit mirror of the weights, the LM head's padded bf16 copy and the GEMM operands'
+ * staging) and cuBLAS's workspace are allocated beside them, sized by
+ * mt_cuda_gpt_extra_bytes. Dense attention runs as cuBLAS strided-batched products
+ * (scores, weighted sums and their gradients, per sequence) around softmax kernels, the
+ * block's attention hooks (attention_rows: the kernel table's row kernels instead).
  * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
  * activation storage and checkpointing are not on the device yet (mt_cuda_gpt_create
  * refuses attention=flash); quantized weights serve decoding only (mt_cuda_gpt_quantize).
  * Precisions: fp32 (cuBLAS SGEMM, fp32 arithmetic), tf32 (SGEMM on TF32 tensor cores),
  * bf16 (GEMM operands rounded to bf16, fp32 accumulation and fp32 everything else: the
- * autocast recipe; the LM head's logits are bf16, in rows padded to a multiple of 8,
- * widened by the softmax). Every other kernel runs in fp32.
+ * autocast recipe; the LM head's logits are bf16, in rows padded to a multiple of 8 for
+ * cuBLAS's fast kernels, widened by the softmax). Every other kernel runs in fp32.
  * Thread safety: one thread per model; everything runs on the calling thread's default
  * stream (per-thread default stream, CUDA_API_PER_THREAD_DEFAULT_STREAM) and each call
  * returns after the device finished (errors are reported by the call that saw them).
@@ -59,18 +59,19 @@ struct mt_cuda_gpt {
     size_t extra_bytes[MT_MEM_CAT_COUNT]; /* allocated beside the slabs */
     void *slab[MT_MEM_CAT_COUNT];         /* the plan's slabs (device) */
     void *wbf16;                          /* bf16 mirror of the weight slab (bf16) */
-    void *stage_in, *stage_out;           /* bf16 GEMM operands (bf16) */
-    void *blas_work;                      /* cuBLAS workspace */
-    double *acc;                          /* device scalar for reductions */
-    float *losses;                        /* host copy of the last losses (B*T) */
-    void *blas;                           /* cublasHandle_t */
-    int mirror_stale;                     /* bf16 mirror older than the weights */
-    struct mt_cu_qmat *qw;                /* packed linear weights ((L+1) x MT_LIN_COUNT,
-                                             cquant.h) or NULL: mt_cuda_gpt_quantize */
-    size_t qbytes;                        /* their bytes (mt_qtensor_bytes, summed) */
-    int attention_rows; /* 1: dense attention through the kernel table's row kernels
-                           (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
-                           around a softmax kernel, in the model's precision */
+    void *head16;               /* bf16 LM head weight, rows padded to 8 with zeros (bf16) */
+    void *stage_in, *stage_out; /* bf16 GEMM operands (bf16) */
+    void *blas_work;            /* cuBLAS workspace */
+    double *acc;                /* device scalar for reductions */
+    float *losses;              /* host copy of the last losses (B*T) */
+    void *blas;                 /* cublasHandle_t */
+    int mirror_stale;           /* bf16 mirror older than the weights */
+    struct mt_cu_qmat *qw;      /* packed linear weights ((L+1) x MT_LIN_COUNT,
+                                   cquant.h) or NULL: mt_cuda_gpt_quantize */
+    size_t qbytes;              /* their bytes (mt_qtensor_bytes, summed) */
+    int attention_rows;         /* 1: dense attention through the kernel table's row kernels
+                                   (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
+                                   around a softmax kernel, in the model's precision */
 };
 
 /* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and

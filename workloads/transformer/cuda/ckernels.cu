@@ -155,49 +155,6 @@ __global__ void rope(float *qkv, size_t B, size_t T, size_t pos0, size_t ld, siz
 
 /* ------------------------------------------------------------------ attention */
 
-/* One query row (q: hs floats) against keys/values K[j * ldkv], V[j * ldkv] for j in
- * [lo, hi]: out (hs) =; the probabilities into arow (length T, zero outside [lo, hi]) when
- * arow is not NULL. sc: shared scratch of hi + 1 floats. One warp per key for the scores
- * (lanes over the head's channels). */
-__device__ void attend_row(float *out, float *arow, size_t T, const float *q, const float *K,
-                           const float *V, size_t ldkv, size_t lo, size_t hi, int hs, float scale,
-                           float *sc)
-{
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    for (size_t j = lo + w; j <= hi; j += nw) {
-        const float *k = K + j * ldkv;
-        float s = 0.0f;
-        for (int c = lane; c < hs; c += 32)
-            s += q[c] * k[c];
-        s = warp_sum(s);
-        if (lane == 0) sc[j] = s * scale;
-    }
-    __syncthreads();
-    float mx = -INFINITY;
-    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x)
-        mx = fmaxf(mx, sc[j]);
-    mx = block_reduce(mx, 1);
-    float sum = 0.0f;
-    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x) {
-        float e = expf(sc[j] - mx);
-        sc[j] = e;
-        sum += e;
-    }
-    sum = block_reduce(sum, 0);
-    for (size_t j = lo + threadIdx.x; j <= hi; j += blockDim.x)
-        sc[j] /= sum;
-    __syncthreads();
-    if (arow)
-        for (size_t j = threadIdx.x; j < T; j += blockDim.x)
-            arow[j] = j >= lo && j <= hi ? sc[j] : 0.0f;
-    for (int c = threadIdx.x; c < hs; c += blockDim.x) {
-        float a = 0.0f;
-        for (size_t j = lo; j <= hi; j++)
-            a += sc[j] * V[j * ldkv + c];
-        out[c] = a;
-    }
-}
-
 constexpr int kMaxHead = 128; /* head sizes up to this (cgpt.c refuses larger) */
 
 struct geom {
@@ -380,14 +337,55 @@ __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, c
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)gridDim.x * blockDim.x)
 
-/* grid NH: one query against the cache, up to position tp[1] */
+constexpr int kDecodeThreads = 256;
+
+/* grid NH: one query against the cache, up to position tp[1]. One thread per key for the
+ * scores (sc: shared, the attended positions), then threads over (channel, key group)
+ * for the weighted sum of values, reduced across the groups in shared memory. */
 __global__ void attn_decode(float *out, const float *q, const float *K, const float *V,
                             const int *tp, size_t window, size_t Ckv, geom g)
 {
     extern __shared__ float sc[];
-    size_t h = blockIdx.x, kh = h / g.grp, pos = (size_t)tp[1];
-    attend_row(out + h * g.hs, nullptr, pos + 1, q + h * g.hs, K + kh * g.hs, V + kh * g.hs, Ckv,
-               window_lo(pos, window), pos, (int)g.hs, g.scale, sc);
+    __shared__ float qs[kMaxHead], red[kDecodeThreads];
+    size_t h = blockIdx.x, kh = h / g.grp, pos = (size_t)tp[1], lo = window_lo(pos, window);
+    int hs = (int)g.hs, tid = threadIdx.x;
+    for (int c = tid; c < hs; c += blockDim.x)
+        qs[c] = q[h * hs + c];
+    __syncthreads();
+    float mx = -INFINITY;
+    for (size_t j = lo + tid; j <= pos; j += blockDim.x) {
+        const float *k = K + j * Ckv + kh * hs;
+        float s = 0.0f;
+        for (int c = 0; c < hs; c++)
+            s += qs[c] * k[c];
+        s *= g.scale;
+        sc[j - lo] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = block_reduce(mx, 1);
+    float sum = 0.0f;
+    for (size_t j = lo + tid; j <= pos; j += blockDim.x) {
+        float e = expf(sc[j - lo] - mx);
+        sc[j - lo] = e;
+        sum += e;
+    }
+    sum = block_reduce(sum, 0); /* its barrier also publishes sc */
+    int groups = (int)blockDim.x / hs, grp = tid / hs, c = tid % hs;
+    float acc = 0.0f;
+    if (grp < groups) {
+        const float *v = V + kh * hs + c;
+#pragma unroll 8
+        for (size_t j = lo + grp; j <= pos; j += groups)
+            acc += sc[j - lo] * v[j * Ckv];
+    }
+    red[tid] = acc;
+    __syncthreads();
+    if (tid < hs) {
+        float a = 0.0f;
+        for (int r = 0; r < groups; r++)
+            a += red[r * hs + tid];
+        out[h * hs + tid] = a / sum;
+    }
 }
 
 __global__ void decode_embed(float *x, const float *wte, const float *wpe, const int *tp, size_t C)
@@ -658,8 +656,6 @@ void k_rope(float *qkv, size_t B, size_t T, size_t pos0, size_t Ca, size_t Ckv, 
                                                              hs, theta, (double)Sign);
 }
 
-constexpr int kAttnThreads = 128;
-
 /* attn_rows<Bwd, HS> over every query row; its shared memory can pass the 48 KiB default. */
 template <int Bwd, int HS>
 void rows_launch_hs(float *out, float *prow, const float *qkv, const float *dout, const float *att,
@@ -826,8 +822,8 @@ void mt_cu_attention_decode(float *out, const float *q, const float *K, const fl
     size_t smem = max_T * sizeof(float);
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(attn_decode, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    attn_decode<<<(unsigned)NH, kAttnThreads, smem>>>(out, q, K, V, tokpos, window, Ckv,
-                                                      geom_of(C, Ckv, NH));
+    attn_decode<<<(unsigned)NH, kDecodeThreads, smem>>>(out, q, K, V, tokpos, window, Ckv,
+                                                        geom_of(C, Ckv, NH));
 }
 
 void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int *tokpos, size_t C)
