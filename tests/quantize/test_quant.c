@@ -432,13 +432,20 @@ static int test_kernels(void)
         free(y0);
         free(y1);
     }
-    /* GPT-2 shapes through the threaded decode paths (strips of 16 rows, bit planes)
-     * against the reference: int8 activations bit for bit, nf4 within the fp32 bound. */
+    /* GPT-2 shapes through the threaded decode paths (strips of 16 rows, bit planes, the
+     * fp32 nibble kernel) against the reference: int8 activations bit for bit, fp32
+     * activations (nf4, log, kmeans, and 4-bit linear marked seed 1) within the fp32 bound. */
     {
-        static const struct mt_qformat fs[] = {
-            {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0}, {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0},
-            {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 64, 0}, {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0},
-            {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0}, {MT_QS_NF, 4, MT_QG_GROUP, 128, 0}};
+        static const struct mt_qformat fs[] = {{MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0},
+                                               {MT_QS_LINEAR_SYM, 4, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 64, 0},
+                                               {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_NF, 4, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 1},
+                                               {MT_QS_LINEAR_SYM, 4, MT_QG_CHANNEL, 0, 1},
+                                               {MT_QS_LOG, 4, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_KMEANS, 4, MT_QG_GROUP, 128, 3}};
         const size_t shp[][2] = {{768, 768}, {768, 3072}, {2312, 768}};
         for (size_t si = 0; si < 3; si++) {
             size_t n = shp[si][0], k = shp[si][1];
@@ -447,7 +454,10 @@ static int test_kernels(void)
             float *y0 = malloc(2 * n * sizeof *y0), *y1 = malloc(2 * n * sizeof *y1);
             for (size_t fi = 0; fi < sizeof fs / sizeof fs[0]; fi++) {
                 struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &fs[fi], err, sizeof err);
-                enum mt_qact act = fs[fi].scheme == MT_QS_NF ? MT_QACT_F32 : MT_QACT_INT8;
+                /* seed 1 marks a linear case run with fp32 activations (the nibble kernel) */
+                const int lin =
+                    fs[fi].scheme == MT_QS_LINEAR_ASYM || fs[fi].scheme == MT_QS_LINEAR_SYM;
+                enum mt_qact act = lin && fs[fi].seed != 1 ? MT_QACT_INT8 : MT_QACT_F32;
                 if (!q || !mt_qimpl_available(MT_QIMPL_AVX512, q, act, NULL, 0)) {
                     mt_qtensor_free(q);
                     continue;
@@ -495,7 +505,7 @@ static int test_prep(void)
         const size_t k = ks[ki], m = 4, k_pad = (k + 127) / 128 * 128;
         float *x = gauss_matrix(m * k, 1.0f);
         for (size_t j = 0; j < k; j++)
-            x[k + j] = 0.0f; /* row 1: all zero */
+            x[k + j] = 0.0f;           /* row 1: all zero */
         for (size_t j = 0; j < k; j++) /* row 2: max 127, so x * 127/127 = x: ties at .5 */
             x[2 * k + j] = (float)((int)(j % 253) - 126) + (j % 3 ? 0.5f : 0.0f);
         x[2 * k] = 127.0f;

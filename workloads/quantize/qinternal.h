@@ -23,6 +23,7 @@ struct mt_qprep {
     const float *sa;     /* m per-token activation scales */
     const int32_t *asum; /* m x units: sum of qa over each unit */
     const int8_t *qp;    /* m x k_pad: qa in bit-plane order (mt_q_plane_order), or NULL */
+    const float *xp;     /* m x k_pad: x in nibble order (mt_q_nib_order), or NULL */
 };
 
 static inline int mt_q_is_linear(enum mt_qscheme s)
@@ -80,6 +81,12 @@ int mt_q_plane_ok(const struct mt_qtensor *w, size_t m);
  * 4-bit chunks of 128 columns, 0..3 for 2-bit chunks of 256) is the activation of the
  * code that plane takes from code byte j of the chunk (qformat.h's layouts). */
 void mt_q_plane_order(const int8_t *a, size_t k_pad, unsigned bits, int8_t *out);
+/* The fp32-activation nibble kernels (4-bit codes, linear or 16-entry codebooks, units of
+ * 128k columns, fewer than four token rows) serve this call: mt_qgemm then hands them
+ * p->xp, x reordered by mt_q_nib_order so that the 16 floats at 128 c + 16 t are the
+ * activations of nibble t of the 16 dwords of the 64-byte code chunk c. */
+int mt_q_nib_ok(const struct mt_qtensor *w, size_t m);
+void mt_q_nib_order(const float *x, size_t k_pad, float *out);
 /* Per-token int8 quantization of x[m x k] into qa[m x k_pad] (padding 0), scales sa[m]
  * and unit sums asum[m x k_pad / unit_len]: the reference is qkernels.c's scalar
  * mt_q_quantize_rows; the AVX-512 one gives the same bytes (tests compare). */

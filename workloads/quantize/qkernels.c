@@ -227,9 +227,12 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
     size_t sz_x = copy_x ? align64(m * k_pad * sizeof(float)) : 0;
     size_t sz_sum = align64(m * units * (i8 ? sizeof(int32_t) : sizeof(float)));
     const int planes = impl == MT_QIMPL_AVX512 && i8 && mt_q_plane_ok(w, m);
-    size_t sz_qa = i8 ? align64(m * k_pad) * (planes ? 2 : 1) : 0, sz_sa = i8 ? align64(m * sizeof(float)) : 0;
+    const int nib = impl == MT_QIMPL_AVX512 && !i8 && mt_q_nib_ok(w, m);
+    size_t sz_qa = i8 ? align64(m * k_pad) * (planes ? 2 : 1) : 0,
+           sz_sa = i8 ? align64(m * sizeof(float)) : 0;
+    size_t sz_xp = nib ? align64(m * k_pad * sizeof(float)) : 0;
     size_t sz_c = impl == MT_QIMPL_DNNL ? align64(m * w->n * sizeof(int32_t)) : 0;
-    char *buf = ws_reserve(ws, sz_x + sz_sum + sz_qa + sz_sa + sz_c + 64);
+    char *buf = ws_reserve(ws, sz_x + sz_sum + sz_qa + sz_sa + sz_c + sz_xp + 64);
     if (!buf) {
         snprintf(err, errlen, "out of memory for %zu x %zu activation scratch", m, k_pad);
         return -1;
@@ -262,6 +265,11 @@ int mt_qgemm(struct mt_qws *ws, const struct mt_qtensor *w, const float *x, size
         p.qa = qa;
         p.sa = sa;
         p.asum = asum;
+    } else if (nib) { /* the nibble kernels need neither unit sums nor a padded copy */
+        float *xp = (float *)(void *)(buf + sz_x + sz_sum + sz_qa + sz_sa + sz_c);
+        for (size_t i = 0; i < m; i++)
+            mt_q_nib_order(p.x + i * k_pad, k_pad, xp + i * k_pad);
+        p.xp = xp;
     } else if (lin) {
         float *xsum = sums;
         for (size_t i = 0; i < m; i++)

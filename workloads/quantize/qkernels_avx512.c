@@ -7,9 +7,13 @@
  * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
  * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
  * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
- * token rows) run in strips of 16 rows (strip_i8: one transpose-add per unit for 16 rows
- * instead of 16 horizontal sums, 4/2-bit codes as bit planes against reordered
- * activations). Also the AVX-512 activation quantization and fp16/bf16 conversions.
+ * token rows) run in strips of 16 rows (strip_i8: a unit's activations held in registers
+ * for 16 rows' dots, one transpose-add per unit for 16 rows instead of 16 horizontal sums,
+ * the rows' scales transposed 16 units at a time, 4/2-bit codes as bit planes against
+ * reordered activations). Decode-sized 4-bit products with fp32 activations
+ * (row_f32_nib) index vpermps with the nibbles of each dword in turn against activations
+ * reordered to match, the unit's table being its decoded weights. Also the AVX-512
+ * activation quantization and fp16/bf16 conversions.
  * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
  * compiled with a target pragma so the library still builds anywhere).
  */
@@ -125,6 +129,61 @@ INLINE void row_f32(const struct mt_qtensor *w, const struct mt_qprep *p, size_t
         y[(i0 + m) * w->n + r] = _mm512_reduce_add_ps(racc[m]) + off[m];
 }
 
+int mt_q_nib_ok(const struct mt_qtensor *w, size_t m)
+{
+    const enum mt_qscheme s = w->fmt.scheme;
+    return m < 4 && w->fmt.bits == 4 && w->k_pad % 128 == 0 && w->unit_len % 128 == 0 &&
+           (mt_q_is_linear(s) || s == MT_QS_NF || s == MT_QS_LOG || s == MT_QS_KMEANS);
+}
+
+void mt_q_nib_order(const float *x, size_t k_pad, float *out)
+{
+    /* dword l of a 64-byte chunk holds code bytes 4l..4l+3 (block l / 8); its nibble t is
+     * code 64 (l / 8) + 4 (l % 8) + t / 2 + 32 (t % 2) of the chunk (qformat.h) */
+    for (size_t c = 0; c < k_pad; c += 128)
+        for (size_t t = 0; t < 8; t++)
+            for (size_t l = 0; l < 16; l++)
+                out[c + 16 * t + l] = x[c + 64 * (l / 8) + 4 * (l % 8) + t / 2 + 32 * (t % 2)];
+}
+
+/* Row r of a 4-bit tensor (units of 128k columns) against one token row of activations
+ * in nibble order (mt_q_nib_order): each 64-byte load is 128 codes, and the eight nibbles
+ * of every dword index vpermps in turn (it reads the low four bits of each lane), so one
+ * shift and one permute turn 16 codes into 16 decoded weights: the unit's table is the
+ * codebook times its scale, or scale * c + offset for linear schemes, the reference's
+ * decoded weight either way. Four FMA chains. */
+INLINE float row_f32_nib(const struct mt_qtensor *w, const float *xp, size_t r, const int kind)
+{
+    const uint8_t *row = w->codes + r * w->row_bytes;
+    const size_t cpu = w->unit_len / 128;
+    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512 cb =
+        kind == KIND_CB16 && w->fmt.scheme != MT_QS_KMEANS ? load_lut16(w, r, 0) : iota;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (size_t u = 0; u < w->units_per_row; u++) {
+        const size_t mi = mt_q_meta(w, r, u);
+        __m512 lut;
+        if (kind == KIND_LIN)
+            lut = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(w->scale[mi]), iota),
+                                _mm512_set1_ps(w->offset[mi]));
+        else if (w->fmt.scheme == MT_QS_KMEANS)
+            lut = load_lut16(w, r, u);
+        else
+            lut = _mm512_mul_ps(_mm512_set1_ps(w->scale[mi]), cb);
+        for (size_t c = u * cpu; c < (u + 1) * cpu; c++) {
+            __m512i v = _mm512_loadu_si512(row + c * 64);
+            const float *xc = xp + c * 128;
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++, v = _mm512_srli_epi32(v, 4))
+                acc[t % 4] = _mm512_fmadd_ps(_mm512_loadu_ps(xc + 16 * t),
+                                             _mm512_permutexvar_ps(v, lut), acc[t % 4]);
+        }
+    }
+    return _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
 /* Row r of an fp16/bf16 tensor against token rows i0..i0+MT-1; both conversions to fp32
  * are exact. */
 INLINE void row_half(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r, size_t i0,
@@ -169,6 +228,15 @@ void mt_q_gemm_f32_avx512(const struct mt_qtensor *w, const struct mt_qprep *p, 
     const enum mt_qscheme s = w->fmt.scheme;
     const int kind = mt_q_is_linear(s) ? KIND_LIN : w->fmt.bits <= 4 ? KIND_CB16 : KIND_CB256;
     const unsigned bits = w->fmt.bits;
+    if (p->xp) { /* decode-sized 4-bit: nibble order (mt_q_nib_ok) */
+#pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
+        for (size_t r = 0; r < w->n; r++)
+            for (size_t i = 0; i < p->m; i++)
+                y[i * w->n + r] = kind == KIND_LIN
+                                      ? row_f32_nib(w, p->xp + i * p->k_pad, r, KIND_LIN)
+                                      : row_f32_nib(w, p->xp + i * p->k_pad, r, KIND_CB16);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r++) {
         if (s == MT_QS_BF16)
