@@ -55,8 +55,7 @@ static int check_str(json_t *j, const char *key, const char *const *ok, size_t n
                       n_ok > 1 ? ok[1] : "");
 }
 
-static int read_gpt2(json_t *j, struct mt_gpt_config *c, const char *path, char *err,
-                     size_t errlen)
+static int read_gpt2(json_t *j, struct mt_gpt_config *c, const char *path, char *err, size_t errlen)
 {
     static const char *const act[] = {"gelu_new", "gelu_pytorch_tanh"};
     size_t inner = 0;
@@ -107,8 +106,7 @@ static int read_llama(json_t *j, struct mt_gpt_config *c, const char *path, char
         check_str(j, "hidden_act", act, 1, path, err, errlen))
         return -1;
     if (rs && !json_is_null(rs))
-        return mt_tf_fail(err, errlen, "%s: rope_scaling is not supported (supported: null)",
-                          path);
+        return mt_tf_fail(err, errlen, "%s: rope_scaling is not supported (supported: null)", path);
     if (hd * c->n_head != c->n_embd)
         return mt_tf_fail(err, errlen,
                           "%s: head_dim %zu x %zu heads != hidden_size %zu (supported: "
@@ -145,7 +143,8 @@ int mt_hf_config_read(const char *dir, struct mt_gpt_config *cfg, char *arch, si
     json_t *a = json_object_get(j, "architectures"), *mt = json_object_get(j, "model_type");
     const char *name = json_is_array(a) && json_is_string(json_array_get(a, 0))
                            ? json_string_value(json_array_get(a, 0))
-                           : json_is_string(mt) ? json_string_value(mt) : "(none)";
+                       : json_is_string(mt) ? json_string_value(mt)
+                                            : "(none)";
     memset(cfg, 0, sizeof *cfg);
     int rc;
     snprintf(arch, n, "%s", name);
@@ -163,8 +162,15 @@ int mt_hf_config_read(const char *dir, struct mt_gpt_config *cfg, char *arch, si
     return rc;
 }
 
+/* A token id for config.json: the id, or null when the tokenizer has none (transformers'
+ * GPT-2 default, 50256, would otherwise name a token outside a small vocabulary). */
+static json_t *token_id(int32_t id)
+{
+    return id >= 0 ? json_integer(id) : json_null();
+}
+
 int mt_hf_config_write(const char *dir, const struct mt_gpt_config *c, int llama,
-                       const char *torch_dtype, char *err, size_t errlen)
+                       const char *torch_dtype, int32_t bos, int32_t eos, char *err, size_t errlen)
 {
     char path[4096];
     json_t *j;
@@ -176,9 +182,9 @@ int mt_hf_config_write(const char *dir, const struct mt_gpt_config *c, int llama
                       (json_int_t)mt_gpt_ffn(c), "num_hidden_layers", (json_int_t)c->n_layer,
                       "num_attention_heads", (json_int_t)c->n_head, "num_key_value_heads",
                       (json_int_t)mt_gpt_kv_heads(c), "rms_norm_eps", EPS, "rope_theta",
-                      mt_gpt_rope_theta(c), "hidden_act", "silu", "tie_word_embeddings",
-                      !c->untied, "attention_bias", !c->no_bias, "mlp_bias", !c->no_bias,
-                      "rope_scaling", "torch_dtype", torch_dtype);
+                      mt_gpt_rope_theta(c), "hidden_act", "silu", "tie_word_embeddings", !c->untied,
+                      "attention_bias", !c->no_bias, "mlp_bias", !c->no_bias, "rope_scaling",
+                      "torch_dtype", torch_dtype);
     else
         j = json_pack("{s:[s],s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:f,s:b,s:f,s:f,s:f,s:s}",
                       "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size",
@@ -188,7 +194,11 @@ int mt_hf_config_write(const char *dir, const struct mt_gpt_config *c, int llama
                       (json_int_t)mt_gpt_ffn(c), "activation_function", "gelu_new",
                       "layer_norm_epsilon", EPS, "tie_word_embeddings", !c->untied, "resid_pdrop",
                       0.0, "embd_pdrop", 0.0, "attn_pdrop", 0.0, "torch_dtype", torch_dtype);
-    if (!j) return mt_tf_fail(err, errlen, "out of memory for config.json");
+    if (!j || json_object_set_new(j, "bos_token_id", token_id(bos)) ||
+        json_object_set_new(j, "eos_token_id", token_id(eos))) {
+        json_decref(j);
+        return mt_tf_fail(err, errlen, "out of memory for config.json");
+    }
     snprintf(path, sizeof path, "%s/config.json", dir);
     int rc = json_dump_file(j, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(j);

@@ -13,6 +13,7 @@
 #define MT_IMPORT_HFCONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gpt.h"
 
@@ -22,8 +23,10 @@ int mt_hf_config_read(const char *dir, struct mt_gpt_config *cfg, char *arch, si
                       size_t errlen);
 
 /* Writes DIR/config.json for cfg (family 0 GPT-2, 1 Llama), torch_dtype named by
- * `torch_dtype` ("float32", "float16", "bfloat16"). Returns 0 or -1. */
+ * `torch_dtype` ("float32", "float16", "bfloat16"), bos_token_id / eos_token_id the
+ * tokenizer's ids (-1: none, written as null). Returns 0 or -1. */
 int mt_hf_config_write(const char *dir, const struct mt_gpt_config *cfg, int llama,
-                       const char *torch_dtype, char *err, size_t errlen);
+                       const char *torch_dtype, int32_t bos, int32_t eos, char *err,
+                       size_t errlen);
 
 #endif

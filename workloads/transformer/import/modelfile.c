@@ -560,7 +560,10 @@ int mt_model_export_tok(const struct mt_gpt *m, const struct mt_tokenizer *tok,
             rc = mt_tf_fail(err, errlen, "export %s: %s", out, strerror(errno));
         snprintf(path, sizeof path, "%s/model.safetensors", out);
         if (!rc) rc = mt_st_write(path, &l, err, errlen);
-        if (!rc) rc = mt_hf_config_write(out, &m->cfg, llama, torch_dtype(dtype), err, errlen);
+        if (!rc)
+            rc = mt_hf_config_write(out, &m->cfg, llama, torch_dtype(dtype),
+                                    tok ? mt_tok_bos(tok) : -1, tok ? mt_tok_eos(tok) : -1, err,
+                                    errlen);
         if (!rc) rc = write_hf_tokenizer(out, tok, m->cfg.vocab, err, errlen);
     } else if (!rc) {
         struct mt_gguf_writer w = {0};
