@@ -48,8 +48,9 @@
             "beside fp32 master weights)"                                                          \
     }
 
-/* The baseline training parameters, `ranks` and `eval_tokens`, in this order (each
- * plugin adds MT_DIST_PARAM_OPTIMIZERS). */
+/* The baseline training parameters, `ranks`, `eval_tokens` and `corpus`, in this order
+ * (each plugin adds MT_DIST_PARAM_OPTIMIZERS). Declaring `corpus` lets the harness count
+ * the corpus every rank holds whole in the plan's data category, as for other workloads. */
 #define MT_DIST_BASE_PARAMS                                                                        \
     MT_WL_PARAM_MODEL, MT_WL_PARAMS_ARCH, MT_WL_PARAM_STEPS,                                       \
         {"batch",                                                                                  \
@@ -63,7 +64,8 @@
     {                                                                                              \
         "eval_tokens", MT_PARAM_INT, "65536", 0, 1e12, NULL,                                       \
             "validation tokens (bytes by default) scored on rank 0 (0 = the whole split)"          \
-    }
+    }                                                                                              \
+    , MT_WL_PARAM_CORPUS
 
 /* `precision` (data_parallel, zero): fp32, or bf16 mixed precision (train.h). */
 #define MT_DIST_PARAM_PRECISION                                                                    \
