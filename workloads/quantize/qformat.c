@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/f16.h>
 #include <memtrade/memcat.h>
 
 #include "qinternal.h"
@@ -87,24 +88,11 @@ int mt_qformat_check(const struct mt_qformat *f, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ fp16 / bf16 (scalar) */
 
-static uint32_t f2u(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-static float u2f(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
 /* Round to nearest even. Like vcvtne2ps2bf16, fp32 denormal inputs become signed zero
  * (that instruction ignores MXCSR and treats them as zero), so both paths agree. */
 uint16_t mt_q_f32_to_bf16(float x)
 {
-    uint32_t u = f2u(x);
+    uint32_t u = mt_float_bits(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     if ((u & 0x7f800000u) == 0) u &= 0x80000000u;
     u += 0x7fffu + ((u >> 16) & 1u);
@@ -113,42 +101,18 @@ uint16_t mt_q_f32_to_bf16(float x)
 
 float mt_q_bf16_to_f32(uint16_t h)
 {
-    return u2f((uint32_t)h << 16);
+    return mt_bits_float((uint32_t)h << 16);
 }
 
-/* Round to nearest even with exact fp16 subnormals (F. Giesen's float_to_half_rtne). */
+/* fp16: memtrade/f16.h's one conversion (round to nearest even, exact subnormals). */
 uint16_t mt_q_f32_to_f16(float x)
 {
-    uint32_t f = f2u(x);
-    const uint32_t f32infty = 255u << 23, f16max = (127u + 16u) << 23;
-    const uint32_t denorm_magic = ((127u - 15u) + (23u - 10u) + 1u) << 23;
-    uint32_t sign = f & 0x80000000u;
-    uint16_t o;
-    f ^= sign;
-    if (f >= f16max) {
-        o = f > f32infty ? (uint16_t)(0x7e00u | ((f >> 13) & 0x3ffu)) : 0x7c00u;
-    } else if (f < (113u << 23)) {
-        float t = u2f(f) + u2f(denorm_magic);
-        o = (uint16_t)(f2u(t) - denorm_magic);
-    } else {
-        uint32_t mant_odd = (f >> 13) & 1u;
-        f += ((uint32_t)(15 - 127) << 23) + 0xfffu;
-        f += mant_odd;
-        o = (uint16_t)(f >> 13);
-    }
-    return (uint16_t)(o | (sign >> 16));
+    return mt_f16_from_float(x);
 }
 
 float mt_q_f16_to_f32(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    if (exp == 0x1f) return u2f(sign | 0x7f800000u | (mant << 13));
-    if (exp == 0) {
-        float v = (float)mant * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    return u2f(sign | ((exp + 112u) << 23) | (mant << 13));
+    return mt_f16_to_float(h);
 }
 
 void mt_q_f32_to_bf16_n(const float *x, uint16_t *out, size_t n, int force_scalar)
@@ -720,7 +684,8 @@ static void qformat_layout(struct mt_qtensor *qt, const struct mt_qformat *f, si
     qt->bytes = meta + n * qt->row_bytes;
     if (dq) { /* fp32 scales out; their block absmax, mean and int8 codes in */
         qt->n_scale_blk = (qt->n_scale + MT_QDQ_BLOCK - 1) / MT_QDQ_BLOCK;
-        qt->bytes += (qt->n_scale_blk + 1) * sizeof(float) + qt->n_scale - qt->n_scale * sizeof(float);
+        qt->bytes +=
+            (qt->n_scale_blk + 1) * sizeof(float) + qt->n_scale - qt->n_scale * sizeof(float);
     }
 }
 
@@ -777,7 +742,8 @@ static struct mt_qtensor *double_quant(const struct mt_qtensor *t0, const float 
         sum += t0->scale[i];
     *qt->scale_mean = (float)(sum / (double)t0->n_scale);
     for (size_t b = 0; b < qt->n_scale_blk; b++) {
-        size_t i0 = b * MT_QDQ_BLOCK, i1 = i0 + MT_QDQ_BLOCK < t0->n_scale ? i0 + MT_QDQ_BLOCK : t0->n_scale;
+        size_t i0 = b * MT_QDQ_BLOCK,
+               i1 = i0 + MT_QDQ_BLOCK < t0->n_scale ? i0 + MT_QDQ_BLOCK : t0->n_scale;
         float a = 0.0f;
         for (size_t i = i0; i < i1; i++)
             a = fmaxf(a, fabsf(t0->scale[i] - *qt->scale_mean));

@@ -3,26 +3,14 @@
  */
 #include "half.h"
 
-#include "kernels.h"
-
 #include <math.h>
 #include <string.h>
 
+#include <memtrade/f16.h>
+
+#include "kernels.h"
+
 #include <immintrin.h>
-
-static uint32_t bits_of(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
 
 const char *mt_prec_name(enum mt_prec p)
 {
@@ -51,7 +39,7 @@ int mt_half_fast(enum mt_prec p)
 
 static uint16_t bf16_from(float x)
 {
-    uint32_t u = bits_of(x);
+    uint32_t u = mt_float_bits(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
@@ -59,33 +47,12 @@ static uint16_t bf16_from(float x)
 
 static uint16_t fp16_from(float x)
 {
-    uint32_t u = bits_of(x), sign = (u >> 16) & 0x8000u;
-    u &= 0x7fffffffu;
-    if (u > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
-    if (u >= 0x477ff000u) /* 65520 and above round to infinity */
-        return (uint16_t)(sign | 0x7c00u);
-    if (u < 0x38800000u) {   /* below 2^-14: an fp16 subnormal (unit 2^-24) or zero */
-        if (u < 0x33000000u) /* below 2^-25: rounds to zero */
-            return (uint16_t)sign;
-        uint32_t e = u >> 23, mant = (u & 0x7fffffu) | 0x800000u, shift = 126 - e;
-        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1u))) h++;
-        return (uint16_t)(sign | h);
-    }
-    u += 0xfffu + ((u >> 13) & 1u);
-    u -= 112u << 23;
-    return (uint16_t)(sign | (u >> 13));
+    return mt_f16_from_float(x); /* memtrade/f16.h */
 }
 
 static float fp16_to(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-    if (e == 0) {
-        float v = ldexpf((float)m, -24);
-        return sign ? -v : v;
-    }
-    if (e == 31) return float_of(sign | 0x7f800000u | (m << 13));
-    return float_of(sign | ((e + 112u) << 23) | (m << 13));
+    return mt_f16_to_float(h);
 }
 
 uint16_t mt_half_from_float(enum mt_prec p, float x)
@@ -95,7 +62,7 @@ uint16_t mt_half_from_float(enum mt_prec p, float x)
 
 float mt_half_to_float(enum mt_prec p, uint16_t h)
 {
-    return p == MT_PREC_BF16 ? float_of((uint32_t)h << 16) : fp16_to(h);
+    return p == MT_PREC_BF16 ? mt_bits_float((uint32_t)h << 16) : fp16_to(h);
 }
 
 void mt_half_pack_ref(enum mt_prec p, uint16_t *dst, const float *src, size_t n)

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <memtrade/f16.h>
+
 enum { QK = 32 };
 
 const char *mt_dtype_name(enum mt_dtype t)
@@ -34,58 +36,24 @@ size_t mt_dtype_bytes(enum mt_dtype t, size_t n)
     }
 }
 
-static float bits_f32(uint32_t b)
-{
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
-static uint32_t f32_bits(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-
 float mt_f16_to_f32(uint16_t h)
 {
-    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    if (e == 0) { /* zero or subnormal: m * 2^-24 */
-        float v = ldexpf((float)m, -24);
-        return s ? -v : v;
-    }
-    if (e == 31) return bits_f32(s | 0x7f800000u | (m << 13));
-    return bits_f32(s | ((e + 112) << 23) | (m << 13));
+    return mt_f16_to_float(h);
 }
 
 uint16_t mt_f32_to_f16(float x)
 {
-    uint32_t b = f32_bits(x), s = (b >> 16) & 0x8000, e = (b >> 23) & 0xff, m = b & 0x7fffff;
-    if (e == 0xff) return (uint16_t)(s | 0x7c00 | (m ? 0x200 : 0));
-    int32_t E = (int32_t)e - 127 + 15;
-    if (E >= 31) return (uint16_t)(s | 0x7c00);
-    if (E <= 0) { /* subnormal half (or zero) */
-        if (E < -10) return (uint16_t)s;
-        m |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - E), hm = m >> shift, rem = m & ((1u << shift) - 1),
-                 half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (hm & 1))) hm++;
-        return (uint16_t)(s | hm);
-    }
-    uint32_t hm = m >> 13, rem = m & 0x1fff, h = s | ((uint32_t)E << 10) | hm;
-    if (rem > 0x1000 || (rem == 0x1000 && (hm & 1))) h++; /* a carry rounds up the exponent */
-    return (uint16_t)h;
+    return mt_f16_from_float(x);
 }
 
 float mt_bf16_to_f32(uint16_t h)
 {
-    return bits_f32((uint32_t)h << 16);
+    return mt_bits_float((uint32_t)h << 16);
 }
 
 uint16_t mt_f32_to_bf16(float x)
 {
-    uint32_t b = f32_bits(x);
+    uint32_t b = mt_float_bits(x);
     if ((b & 0x7fffffff) > 0x7f800000) return (uint16_t)((b >> 16) | 0x40); /* quiet NaN */
     return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
 }
@@ -172,7 +140,8 @@ void mt_dtype_encode(enum mt_dtype t, const float *src, void *dst, size_t n)
             float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             wr16(o, mt_f32_to_f16(d));
             for (size_t j = 0; j < QK / 2; j++) {
-                int q0 = (int)(int8_t)(x[j] * id + 8.5f), q1 = (int)(int8_t)(x[j + QK / 2] * id + 8.5f);
+                int q0 = (int)(int8_t)(x[j] * id + 8.5f),
+                    q1 = (int)(int8_t)(x[j + QK / 2] * id + 8.5f);
                 q0 = q0 < 15 ? q0 : 15, q1 = q1 < 15 ? q1 : 15;
                 o[2 + j] = (unsigned char)(q0 | q1 << 4);
             }
