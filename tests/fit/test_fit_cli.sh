@@ -84,7 +84,10 @@ grep -q '"best":{.*"fill":"micro_batch=.*","unused_bytes":[0-9]*,"unused_share":
 "$MT" run baseline -p model=tiny -p steps=3 -p eval_tokens=2048 -p decode_sequences=3 \
     --db "$DIR/seq.db" --out "$DIR" >"$DIR/seq" 2>&1 || fail "decode_sequences=3: $(tail "$DIR/seq")"
 "$MT" query check 1 --db "$DIR/seq.db" --format csv >"$DIR/check" || fail "query check exited $?"
-grep -q "^infer,kv_cache,196608,196608,196608,0" "$DIR/check" || fail "check: $(cat "$DIR/check")"
+# (under ASan the heap profiler cannot run: plan and accounted only)
+want="^infer,kv_cache,196608,196608,196608,0"
+[ "${MT_ASAN:-0}" = 1 ] && want="^infer,kv_cache,196608,196608,"
+grep -q "$want" "$DIR/check" || fail "check: $(cat "$DIR/check")"
 # fine-tuning (LoRA/QLoRA) and --ranks: a budget nothing fits starts no run and says why
 n0=$(sqlite3 "$DB" "SELECT count(*) FROM runs")
 "$MT" fit --budget 64K --for finetune tiny --steps 2 --eval-tokens 2048 --db "$DB" --out "$DIR" \
