@@ -112,6 +112,8 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
         return;
     }
     int sampled = mt_heap_sample_take(n);
+    /* sampled mode: the inline path leaves the timeline to here (every R bytes on average) */
+    if (mt_heap_g.cfg.mode == MT_HEAP_SAMPLED) mt_heap_point_if_due();
     if (sampled && small) {
         int cat = mt_heap_tls.cat;
         uint32_t site = mt_heap_stack_recent_site(anchor, cat);
@@ -134,7 +136,7 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
     if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
         mt_heap_count_stack(1);
         uint64_t tail = mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, tail))) /* full: weight 1 */
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, tail, 1))) /* full: weight 1 */
             mt_heap_count_settle(cat);
         return;
     }
@@ -164,7 +166,7 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         uint64_t tail = MT_LIKELY(shift == MT_HDR_SHIFT)
                             ? mt_heap_tls.plain_tail /* armed: this category's */
                             : mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, tail)))
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, tail, 0)))
             mt_heap_count_settle(cat);
         return p;
     }

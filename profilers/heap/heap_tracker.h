@@ -279,12 +279,14 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
 
 /* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode; the
  * header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift)),
- * minus two rare steps: a raised running peak and the timeline point. Returns nonzero when
- * one of them is due: the caller then calls mt_heap_count_settle(cat). Split so that the
+ * minus two rare steps: a raised running peak and the timeline point (only when `point`:
+ * sampled mode's inline path leaves the timeline to the sampler's slow path, which runs
+ * every R bytes on average). Returns nonzero when one of them is due: the caller then
+ * calls mt_heap_count_settle(cat). Split so that the
  * hooks' common cases keep no register across a call (their rare steps all happen in that
  * one call). */
 static inline __attribute__((always_inline)) int
-mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint64_t tail)
+mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint64_t tail, int point)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
     struct mt_heap_hdr *d = mt_heap_hdr_of(p);
@@ -295,6 +297,7 @@ mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint6
     long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);
     if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, w);
     MT_TRK.last_alloc = (uintptr_t)p;
+    if (!point) return below < 0;
     return (below < 0) | ((a & 255) == 0);
 }
 
