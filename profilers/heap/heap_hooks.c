@@ -284,27 +284,62 @@ static __attribute__((noinline)) void free_slow(void *p)
     mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
 }
 
-/* A block with our header implies init is done (the real malloc made it). The common case
- * (one thread, a counted block outside the large-block table, holding no tensors, not
- * aligned: flags, shift and magic checked in one compare of the header word) is inline and
- * takes no lock. Its real block is p - 16 by that compare, not by the header's shift read
- * back: the header is usually a cache miss (blocks are freed long after they were made),
- * and glibc's own read of its chunk header then starts at once instead of after ours. With
- * one thread, neither the recursion guard nor the end of tracking matters to it: no lock
- * can be held (our own code frees only blocks it made uncounted), and after the report
- * nobody reads the counters. */
-MT_EXPORT void free(void *p)
+/* free_site's case in sampled mode (the weight needs expm1), kept out of it so that full
+ * mode's path calls nothing but the real free (a jump) and saves no register. */
+static __attribute__((noinline)) void free_site_sampled(void *p)
 {
-    if (MT_UNLIKELY(!p)) return;
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    long long n = (long long)h->size;
+    mt_heap_uncount_cat(h->cat, n);
+    mt_heap_uncount_site(p, h->site, n, mt_heap_sample_weight((uint64_t)n));
+    mt_heap_real.free((char *)p - MT_HDR);
+}
+
+/* free's second case, out of line: one thread, a counted block with a site (full mode's
+ * blocks; sampled mode's sampled ones) outside the large-block table, holding no tensors,
+ * not aligned (one compare of the header word, as in free). Everything else: free_slow. */
+static __attribute__((noinline)) void free_site(void *p)
+{
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
     const uint64_t mask = (uint64_t)0xffff << 48 | (uint64_t)0xff << 40; /* magic, shift, flags */
     if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
         MT_LIKELY(__libc_single_threaded)) {
-        mt_heap_uncount_plain(p, h);
-        mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
+        if (MT_UNLIKELY(mt_heap_g.cfg.mode != MT_HEAP_FULL)) {
+            free_site_sampled(p);
+            return;
+        }
+        long long n = (long long)h->size;
+        mt_heap_uncount_cat(h->cat, n);
+        mt_heap_uncount_site(p, h->site, n, 1.0); /* full mode: weight 1 */
+        mt_heap_real.free((char *)p - MT_HDR);    /* not from the header: see free */
         return;
     }
     free_slow(p);
+}
+
+/* A block with our header implies init is done (the real malloc made it). The common case
+ * (one thread, a counted block without site outside the large-block table, holding no
+ * tensors, not aligned: site, flags, shift and magic checked in one compare of the header
+ * word, all of it but the category) is inline and takes no lock; a block with a site (every
+ * block in full mode) goes to free_site, everything else to free_slow. Its real block is
+ * p - 16 by that compare, not by the header's shift read back: the header is usually a
+ * cache miss (blocks are freed long after they were made), and glibc's own read of its
+ * chunk header then starts at once instead of after ours. With one thread, neither the
+ * recursion guard nor the end of tracking matters to it: no lock can be held (our own code
+ * frees only blocks it made uncounted), and after the report nobody reads the counters. */
+MT_EXPORT void free(void *p)
+{
+    if (MT_UNLIKELY(!p)) return;
+    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
+    const uint64_t all_but_cat = ~((uint64_t)0xff << 32);
+    if (MT_LIKELY((h->tail & all_but_cat) ==
+                  mt_heap_hdr_tail(MT_HEAP_NO_SITE, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
+        MT_LIKELY(__libc_single_threaded)) {
+        mt_heap_uncount_cat(h->cat, (long long)h->size);
+        mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
+        return;
+    }
+    free_site(p);
 }
 
 MT_EXPORT size_t malloc_usable_size(void *p)

@@ -324,29 +324,40 @@ mt_heap_record_block(void *p, uint64_t n, int cat, uint32_t site, unsigned shift
     mt_heap_point_check();
 }
 
+/* Takes a counted block of n bytes in cat out of the per-category counters (not its site's).
+ * Lock held, or mt_heap_solo(). */
+static inline __attribute__((always_inline)) void mt_heap_uncount_cat(int cat, long long n)
+{
+    MT_TRK.c.frees[cat]++;
+    mt_heap_cat_sub(cat, n);
+}
+
+/* Takes block p of n bytes and weight w out of its site's counters (site known). For a
+ * block without site, last_alloc needs no reset: whatever is next recorded at this address
+ * sets it. Lock held, or mt_heap_solo(). */
+static inline __attribute__((always_inline)) void mt_heap_uncount_site(const void *p, uint32_t site,
+                                                                       long long n, double w)
+{
+    struct mt_heap_site *s = mt_heap_site_at(site);
+    mt_heap_site_touch(s);
+    s->live -= w * (double)n;
+    s->live_allocs -= w;
+    if ((uintptr_t)p == MT_TRK.last_alloc) {
+        s->temporary += w;
+        MT_TRK.last_alloc = 0;
+    }
+}
+
 /* Takes a counted block outside the large-block table and holding no tensors (flags ==
  * MT_REC_TRACKED: the common case, inlined in free) out of the counters, and its site's.
- * For a block without site, last_alloc needs no reset: whatever is next recorded at this
- * address sets it. Lock held, or mt_heap_solo(). */
+ * Lock held, or mt_heap_solo(). */
 static inline __attribute__((always_inline)) void mt_heap_uncount_plain(const void *p,
                                                                         const struct mt_heap_hdr *h)
 {
-    struct mt_heap_cats *c = &MT_TRK.c;
-    int cat = h->cat;
     long long n = (long long)h->size;
-    c->frees[cat]++;
-    mt_heap_cat_sub(cat, n);
-    if (h->site != MT_HEAP_NO_SITE) {
-        struct mt_heap_site *s = mt_heap_site_at(h->site);
-        double w = mt_heap_sample_weight((uint64_t)n);
-        mt_heap_site_touch(s);
-        s->live -= w * (double)n;
-        s->live_allocs -= w;
-        if ((uintptr_t)p == MT_TRK.last_alloc) {
-            s->temporary += w;
-            MT_TRK.last_alloc = 0;
-        }
-    }
+    mt_heap_uncount_cat(h->cat, n);
+    if (h->site != MT_HEAP_NO_SITE)
+        mt_heap_uncount_site(p, h->site, n, mt_heap_sample_weight((uint64_t)n));
 }
 
 /* mt_heap_uncount_plain, taking the lock unless mt_heap_solo(). Lock not held. */
