@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "heap_test.h"
 #include "heap_test_cats.h"
+#include "heap_test_xt.h"
 #include "heapreport.h"
 
 #include <dirent.h>
@@ -140,9 +141,13 @@ static int on_summary(const struct mt_heapreport_summary *s, void *u)
 
 static int load(const char *path, struct report *r)
 {
-    static const struct mt_heapreport_cb cb = {
-        .summary = on_summary, .category = on_category, .sample = on_sample,
-        .frame = on_frame,     .stack = on_stack,       .site = on_site, .tensor = on_tensor};
+    static const struct mt_heapreport_cb cb = {.summary = on_summary,
+                                               .category = on_category,
+                                               .sample = on_sample,
+                                               .frame = on_frame,
+                                               .stack = on_stack,
+                                               .site = on_site,
+                                               .tensor = on_tensor};
     char err[512];
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);
@@ -384,6 +389,38 @@ static void check_omp(const struct report *r)
     expect_cat(r, "workspace", 40000, want, 0, -1);
 }
 
+/* known.c's threads kind: kv_cache holds the four threads' blocks only, so its counters
+ * and peak are exact sums, in both modes, whichever thread freed which block. */
+static void check_threads(const struct report *r)
+{
+    CHECK(r->sum.complete, "report not complete");
+    long long allocs = 0, bytes = 0, kept = 0;
+    for (int t = 0; t < XT_THREADS; t++) {
+        for (int i = 0; i < XT_TEMPS; i++)
+            bytes += (long long)xt_temp_size(t, i);
+        for (int i = 0; i < XT_BLOCKS; i++)
+            kept += (long long)xt_size(t, i);
+        allocs += XT_TEMPS + XT_BLOCKS;
+    }
+    bytes += kept;
+    expect_cat(r, "kv_cache", allocs, bytes, 0, kept);
+    const struct mt_heapreport_category *c = cat_of(r, "kv_cache");
+    CHECK(c && c->frees == allocs, "kv_cache frees %lld, want %lld", c ? c->frees : -1, allocs);
+    long long churn = 0;
+    for (int i = 0; i < 20000; i++)
+        churn += 64 + i % 512;
+    expect_cat(r, "activations", 20000, churn, 0, -1);
+    if (!strcmp(r->sum.mode, "full")) {
+        struct site s = sum_sites(r, "site_xt", "kv_cache");
+        struct site sc = sum_sites(r, "site_xt_calloc", "kv_cache");
+        CHECK(s.allocs + sc.allocs == XT_THREADS * XT_BLOCKS, "site_xt allocs %lld + %lld",
+              s.allocs, sc.allocs);
+        CHECK(s.bytes + sc.bytes == kept, "site_xt bytes %lld + %lld, want %lld", s.bytes, sc.bytes,
+              kept);
+        CHECK(s.leaked_bytes == 0 && sc.leaked_bytes == 0, "site_xt leaks");
+    }
+}
+
 /* Three processes: the parent, a fork that exits, an exec'd child; each its own file. */
 static void check_fork(struct report *r, size_t n)
 {
@@ -446,6 +483,8 @@ int main(int argc, char **argv)
                 check_omp(&r[0]);
             else if (!strcmp(kind, "crash"))
                 check_crash(&r[0]);
+            else if (!strcmp(kind, "threads"))
+                check_threads(&r[0]);
             else
                 CHECK(0, "unknown kind %s", kind);
         }

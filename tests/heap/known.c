@@ -9,10 +9,15 @@
  *   sampled  large sites for sampled-mode estimates (fixed seed)
  *   fork     a fork that exits and a fork that execs this program ("exec-child")
  *   crash    killed by SIGKILL while weights are live
+ *   threads  four threads allocate known blocks (malloc, calloc, some of a page or more) in
+ *            one category while the main thread churns in another; after a barrier each
+ *            frees another thread's blocks: exact counters and peak across threads
  * What it is not for: checking anything itself. The expected numbers live in
  * check_heap.c; keep the two in step. Every site_* function is one call site.
  */
 #define _GNU_SOURCE
+#include "heap_test_xt.h"
+
 #include <memtrade/memcat.h>
 
 #include <fcntl.h>
@@ -313,6 +318,67 @@ static int run_crash(void)
     return 1;
 }
 
+/* ---- threads: exact counters and peak with frees across threads ------------------------- */
+
+static void *xt_blocks[XT_THREADS][XT_BLOCKS];
+static pthread_barrier_t xt_barrier;
+
+SITE void *site_xt(size_t n)
+{
+    return malloc(n);
+}
+SITE void *site_xt_calloc(size_t n)
+{
+    return calloc(1, n);
+}
+SITE void *site_xt_temp(size_t n)
+{
+    return malloc(n);
+}
+
+/* Phase 1: temporaries (at most one live per thread); phase 2: the kept blocks (all live at
+ * the second barrier: the category's peak is their sum); phase 3: the next thread's blocks
+ * are freed. */
+static void *xt_worker(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    mt_memcat_set(MT_MEM_KV_CACHE);
+    for (int i = 0; i < XT_TEMPS; i++) {
+        char *p = site_xt_temp(xt_temp_size(t, i));
+        if (!p) abort();
+        p[0] = 1;
+        free(p);
+    }
+    pthread_barrier_wait(&xt_barrier);
+    for (int i = 0; i < XT_BLOCKS; i++) {
+        size_t n = xt_size(t, i);
+        char *p = i % 3 == 0 ? site_xt_calloc(n) : site_xt(n);
+        if (!p) abort();
+        p[n - 1] = 1;
+        xt_blocks[t][i] = p;
+    }
+    pthread_barrier_wait(&xt_barrier);
+    int o = (t + 1) % XT_THREADS;
+    for (int i = 0; i < XT_BLOCKS; i++)
+        free(xt_blocks[o][i]);
+    return NULL;
+}
+
+static int run_threads(void)
+{
+    pthread_t th[XT_THREADS];
+    if (pthread_barrier_init(&xt_barrier, NULL, XT_THREADS)) return 1;
+    for (int t = 0; t < XT_THREADS; t++)
+        if (pthread_create(&th[t], NULL, xt_worker, (void *)(intptr_t)t)) return 1;
+    mt_memcat_set(MT_MEM_ACTIVATIONS); /* the main thread churns meanwhile, elsewhere */
+    for (int i = 0; i < 20000; i++)
+        free(site_xt_temp(64 + (size_t)(i % 512)));
+    for (int t = 0; t < XT_THREADS; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&xt_barrier);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -320,11 +386,12 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "sampled")) return run_sampled();
     if (!strcmp(mode, "fork")) return run_fork(argv[0]);
     if (!strcmp(mode, "crash")) return run_crash();
+    if (!strcmp(mode, "threads")) return run_threads();
     if (!strcmp(mode, "exec-child")) {
         mt_memcat_set(MT_MEM_DATA);
         site_exec_child();
         return 0;
     }
-    fprintf(stderr, "usage: %s known|sampled|fork|crash\n", argv[0]);
+    fprintf(stderr, "usage: %s known|sampled|fork|crash|threads\n", argv[0]);
     return 2;
 }
