@@ -136,7 +136,7 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
     if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
         mt_heap_count_stack(1);
         uint64_t tail = mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, 1.0, tail, 1))) /* full: weight 1 */
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
             mt_heap_count_settle(cat);
         return;
     }
@@ -166,7 +166,7 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         uint64_t tail = MT_LIKELY(shift == MT_HDR_SHIFT)
                             ? mt_heap_tls.plain_tail /* armed: this category's */
                             : mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, 1.0, tail, 0)))
+        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, tail, 0)))
             mt_heap_count_settle(cat);
         return p;
     }
@@ -319,8 +319,8 @@ static __attribute__((noinline)) void free_site(void *p)
         }
         long long n = (long long)h->size;
         mt_heap_uncount_cat(h->cat, n);
-        mt_heap_uncount_site(p, h->site, n, 1.0); /* full mode: weight 1 */
-        mt_heap_real.free((char *)p - MT_HDR);    /* not from the header: see free */
+        mt_heap_uncount_site1(p, h->site, n);  /* full mode: weight 1 */
+        mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see free */
         return;
     }
     free_slow(p);

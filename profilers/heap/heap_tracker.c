@@ -251,6 +251,11 @@ void mt_heap_tracker_finish_sites(void)
     for (size_t i = 0; i < T.site_count; i++) {
         struct mt_heap_site *s = mt_heap_site_at(i);
         mt_heap_site_touch(s);
+        s->allocs += (double)s->n_allocs; /* full mode's integers folded in */
+        s->bytes += (double)s->n_bytes;
+        s->live += (double)s->n_live;
+        s->live_allocs += (double)s->n_live_allocs;
+        s->n_allocs = s->n_bytes = s->n_live = s->n_live_allocs = 0;
         s->leaked_bytes = s->live;
         s->leaked_allocs = s->live_allocs;
     }

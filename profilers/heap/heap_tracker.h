@@ -133,7 +133,7 @@ static inline int mt_heap_should_record(void)
 static inline void mt_heap_site_touch(struct mt_heap_site *s)
 {
     if (s->peak_epoch != MT_TRK.epoch) {
-        s->peak_live = s->live;
+        s->peak_live = s->live + (double)s->n_live;
         s->peak_epoch = MT_TRK.epoch;
     }
 }
@@ -180,6 +180,17 @@ static inline __attribute__((always_inline)) void mt_heap_site_alloc(uint32_t si
     s->bytes += w * (double)n;
     s->live += w * (double)n;
     s->live_allocs += w;
+}
+
+/* mt_heap_site_alloc with weight 1 (full mode's hot path), in the site's integers. */
+static inline __attribute__((always_inline)) void mt_heap_site_alloc1(uint32_t site, uint64_t n)
+{
+    struct mt_heap_site *s = mt_heap_site_at(site);
+    mt_heap_site_touch(s);
+    s->n_allocs++;
+    s->n_bytes += (long long)n;
+    s->n_live += (long long)n;
+    s->n_live_allocs++;
 }
 
 /* Counts a new block (or mapping) p of n bytes in cat at site. Lock held. */
@@ -277,16 +288,15 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
     if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
 
-/* mt_heap_count_small with mt_heap_solo() (the site's weight w given: 1 in full mode; the
- * header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift)),
- * minus two rare steps: a raised running peak and the timeline point (only when `point`:
- * sampled mode's inline path leaves the timeline to the sampler's slow path, which runs
- * every R bytes on average). Returns nonzero when one of them is due: the caller then
- * calls mt_heap_count_settle(cat). Split so that the
- * hooks' common cases keep no register across a call (their rare steps all happen in that
- * one call). */
+/* mt_heap_count_small with mt_heap_solo() (a site only in full mode: weight 1, counted in
+ * the site's integers; the header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED,
+ * shift)), minus two rare steps: a raised running peak and the timeline point (only when
+ * `point`: sampled mode's inline path leaves the timeline to the sampler's slow path, which
+ * runs every R bytes on average). Returns nonzero when one of them is due: the caller then
+ * calls mt_heap_count_settle(cat). Split so that the hooks' common cases keep no register
+ * across a call (their rare steps all happen in that one call). */
 static inline __attribute__((always_inline)) int
-mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint64_t tail, int point)
+mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, uint64_t tail, int point)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
     struct mt_heap_hdr *d = mt_heap_hdr_of(p);
@@ -295,7 +305,7 @@ mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, double w, uint6
     long long a = ++c->allocs[cat];
     c->bytes[cat] += (long long)n;
     long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);
-    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc(site, n, w);
+    if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc1(site, n);
     MT_TRK.last_alloc = (uintptr_t)p;
     if (!point) return below < 0;
     return (below < 0) | ((a & 255) == 0);
@@ -344,6 +354,20 @@ static inline __attribute__((always_inline)) void mt_heap_uncount_site(const voi
     s->live_allocs -= w;
     if ((uintptr_t)p == MT_TRK.last_alloc) {
         s->temporary += w;
+        MT_TRK.last_alloc = 0;
+    }
+}
+
+/* mt_heap_uncount_site with weight 1 (full mode's hot path), in the site's integers. */
+static inline __attribute__((always_inline)) void mt_heap_uncount_site1(const void *p,
+                                                                        uint32_t site, long long n)
+{
+    struct mt_heap_site *s = mt_heap_site_at(site);
+    mt_heap_site_touch(s);
+    s->n_live -= n;
+    s->n_live_allocs--;
+    if ((uintptr_t)p == MT_TRK.last_alloc) {
+        s->temporary += 1.0;
         MT_TRK.last_alloc = 0;
     }
 }
