@@ -118,16 +118,7 @@ struct run {
 /* The shard rank `rank` of `n` holds for this job. */
 static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int rank)
 {
-    struct mt_shard_spec s = {.cfg = job->cfg,
-                              .l0 = 0,
-                              .l1 = job->cfg.n_layer,
-                              .embed = 1,
-                              .head = 1,
-                              .tp = 1,
-                              .tp_rank = 0,
-                              .B = job->recipe.batch,
-                              .T = job->recipe.seq,
-                              .slots = 1};
+    struct mt_shard_spec s = mt_shard_spec_whole(&job->cfg, job->recipe.batch, job->recipe.seq);
     switch (job->strategy) {
     case MT_DIST_DP:
         s.B /= (size_t)n;
