@@ -3,7 +3,8 @@
  * What it is for: making room in a heap array that grows by appending (n used, cap
  * allocated): the first allocation holds `first` elements, every later one doubles, so a
  * list appended to one element at a time reallocates exactly as the copies this replaced
- * did (golden_lib.c, import/names.c, import/tensors.c, distributed/train.c).
+ * did (golden_lib.c, import/names.c, import/tensors.c, distributed/train.c, tokenizer.c,
+ * data.c, results/format.c, results/store_merge.c).
  * What it is not for: arrays sized once (use calloc), or arrays whose bytes a memory plan
  * predicts (slabs are allocated at their exact size).
  * Thread safety: none of its own; the array is the caller's.
