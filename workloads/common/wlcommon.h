@@ -201,8 +201,11 @@ struct mt_wl_setup {
 };
 /* Contract: fills *s (model shape, recipe and seed, corpus) as the three calls above do,
  * stopping at the first error. Returns 0 (free s->corpus with mt_corpus_free), or -1
- * after mt_error, with nothing to free. */
+ * after mt_error, with nothing to free. mt_wl_setup_model makes the first two calls only
+ * and zeroes s->corpus, for runs that read options of their own before loading it
+ * (mt_wl_corpus(ctx, 1, s->r.seq, &s->corpus)). */
 int mt_wl_setup(struct mt_ctx *ctx, struct mt_wl_setup *s);
+int mt_wl_setup_model(struct mt_ctx *ctx, struct mt_wl_setup *s);
 
 /* Cache file for (cfg, recipe, seed, corpus) in ctx->cache_dir: fills path (capacity n). */
 void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
