@@ -65,54 +65,45 @@ static void load_devrun(struct devrun *d)
 
 /* "workspace +32.02 MiB, other +0.01 MiB": the two categories where the interposer saw
  * most above the plan. */
-static char *top_excess(struct pl_ctx *ctx, const struct devrun *d)
+static void html_top_excess(struct pl_ctx *ctx, FILE *f, const struct devrun *d)
 {
     double e[PL_N_CATS + 1] = {0}; /* no untagged entry: the plan names every byte */
     for (size_t k = 0; k < PL_N_CATS; k++)
         e[k] = d->dev_cat[k] - d->plan_cat[k];
-    struct pl_buf b = {0};
-    pl_top_two(&b, e);
-    if (!b.len) pl_buf_printf(&b, "none above the plan");
-    if (b.oom) ctx->oom = 1;
-    return b.s;
+    pl_html_top_two(ctx, f, e, "none above the plan", NULL);
+}
+
+static void table_row(struct pl_ctx *ctx, FILE *f, const void *rec)
+{
+    const struct devrun *d = rec;
+    pl_tr_start(f, d->desc, d->phase ? d->phase : "(no plan)");
+    fputs("</td>", f);
+    pl_td_mib(f, d->phase != NULL, d->plan, "no plan");
+    fprintf(f, "<td class=\"n\">%.3f</td><td>", d->dev / PL_MIB);
+    if (d->phase) html_top_excess(ctx, f, d);
+    fputs("</td>", f);
+    if (d->has_nvml)
+        fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td></tr>\n", d->nvml / PL_MIB,
+                (d->nvml - d->dev) / PL_MIB);
+    else
+        pl_td_unavailable(f, 2, d->nvml_why);
 }
 
 static void write_table(struct pl_ctx *ctx, const struct devrun *ds, size_t n, size_t more)
 {
-    struct pl_html_frag fr;
-    FILE *f = pl_html_open(ctx, &fr);
-    if (!f) return;
-    fputs("<p>Three witnesses of device memory per run: <b>planned</b>, <code>memtrade "
-          "plan</code>'s prediction of the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); "
-          "<b>interposer</b>, the device peak of the CUDA driver's allocations that the "
-          "preloaded profiler booked (<code>peak_device_bytes</code>); <b>NVML</b>, the "
-          "driver's used memory of the process (<code>nvml_peak_device_bytes</code>), which "
-          "adds the CUDA context and kernels' code. Interposer minus planned is what libraries "
-          "allocate beside the plan's slabs (cuBLAS's workspace); NVML minus interposer is "
-          "the context.</p>\n<table class=\"memcheck\"><caption>device memory: planned, "
-          "interposer, NVML</caption><tr><th>run</th><th>phase</th><th>planned (MiB)</th>"
-          "<th>interposer (MiB)</th><th>above the plan</th><th>NVML (MiB)</th>"
-          "<th>NVML &minus; interposer (MiB)</th></tr>\n",
-          f);
-    for (size_t i = 0; i < n; i++) {
-        const struct devrun *d = &ds[i];
-        pl_tr_start(f, d->desc, d->phase ? d->phase : "(no plan)");
-        fputs("</td>", f);
-        pl_td_mib(f, d->phase != NULL, d->plan, "no plan");
-        fprintf(f, "<td class=\"n\">%.3f</td><td>", d->dev / PL_MIB);
-        if (d->phase) {
-            char *top = top_excess(ctx, d);
-            pl_html(f, top);
-            free(top);
-        }
-        fputs("</td>", f);
-        if (d->has_nvml)
-            fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">%.3f</td></tr>\n",
-                    d->nvml / PL_MIB, (d->nvml - d->dev) / PL_MIB);
-        else
-            pl_td_unavailable(f, 2, d->nvml_why);
-    }
-    pl_table_end(ctx, f, &fr, &ctx->device_table, more, "measured device memory");
+    pl_table(ctx,
+             "<p>Three witnesses of device memory per run: <b>planned</b>, <code>memtrade "
+             "plan</code>'s prediction of the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); "
+             "<b>interposer</b>, the device peak of the CUDA driver's allocations that the "
+             "preloaded profiler booked (<code>peak_device_bytes</code>); <b>NVML</b>, the "
+             "driver's used memory of the process (<code>nvml_peak_device_bytes</code>), which "
+             "adds the CUDA context and kernels' code. Interposer minus planned is what libraries "
+             "allocate beside the plan's slabs (cuBLAS's workspace); NVML minus interposer is "
+             "the context.</p>\n<table class=\"memcheck\"><caption>device memory: planned, "
+             "interposer, NVML</caption><tr><th>run</th><th>phase</th><th>planned (MiB)</th>"
+             "<th>interposer (MiB)</th><th>above the plan</th><th>NVML (MiB)</th>"
+             "<th>NVML &minus; interposer (MiB)</th></tr>\n",
+             ds, n, sizeof *ds, table_row, &ctx->device_table, more, "measured device memory");
 }
 
 /* device_memory.dat: three rows per run (planned, interposer, NVML), each with the
@@ -152,20 +143,11 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct devrun *ds, size
     size_t rows = 3 * n;
     pl_gp_preamble(ctx, gp, "device_memory", 1100, 190 + 40 * (int)rows);
     pl_gp_title(gp, title, ctx, "planned / interposer by category; NVML adds the CUDA context");
-    fprintf(gp,
-            "set xlabel 'device memory (MiB)'\nset xrange [0:*]\nset offsets 0, graph 0.08, 0, "
-            "0\nset yrange [-0.7:%zu.7]\nset grid noytics\nset style fill solid 0.85 noborder\n"
-            "set key outside top center horizontal\nset lmargin at screen 0.40\nset ytics (",
-            rows - 1);
+    pl_gp_hbar_head(gp, "device memory (MiB)", rows);
     static const char *const witness[] = {"planned", "interposer", "NVML"};
     for (size_t i = 0; i < n; i++)
-        for (int w = 0; w < 3; w++) {
-            char tic[700];
-            snprintf(tic, sizeof tic, "%s: %s", pl_s(ds[i].desc), witness[w]);
-            fputs(i || w ? ", " : "", gp);
-            pl_gp_str_max(gp, tic, 64);
-            fprintf(gp, " %zu", rows - 1 - (3 * i + (size_t)w));
-        }
+        for (int w = 0; w < 3; w++)
+            pl_gp_ytic(gp, !i && !w, ds[i].desc, witness[w], rows - 1 - (3 * i + (size_t)w));
     fputs(")\n", gp);
     /* a witness without a figure says so on its row (never a bar of 0) */
     for (size_t i = 0; i < n; i++)
@@ -189,14 +171,9 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct devrun *ds, size
                                   : ds[i].dev > sum_dev || (ds[i].phase && ds[i].plan > sum_plan);
         }
         if (!used) continue;
-        size_t col = 5 + k; /* cum_<category>_MiB; the segment starts at the previous one */
-        char lower[16];
-        snprintf(lower, sizeof lower, k ? "%zu" : "(0)", col - 1);
-        fprintf(gp,
-                "%s'device_memory.dat' using %s:(Y($1)-0.35):%s:%zu:(Y($1)-0.35):(Y($1)+0.35) "
-                "with boxxyerror lc rgb '%s' title '%s'",
-                first ? "" : ", \\\n  ", lower, lower, col, pl_color(k),
-                k < PL_N_CATS ? pl_cats[k] : "untagged");
+        /* column 5 + k: cum_<category>_MiB */
+        pl_gp_cat_box(gp, first ? "'device_memory.dat'" : ", \\\n  'device_memory.dat'", k, 5 + k,
+                      "-0.35", "-0.35", "+0.35");
         first = 0;
     }
     /* NVML has no categories: one grey bar from 0 to its total (NaN elsewhere) */
@@ -220,21 +197,14 @@ void pl_draw_device(struct pl_ctx *ctx)
 {
     const char *name = "device_memory";
     const char *title = "Device memory per run: planned, interposer, NVML";
-    size_t n, more, *idx = pl_pick(ctx, has_device_peak, &n, &more);
-    struct devrun *ds = NULL;
+    size_t n, more, *idx;
+    struct devrun *ds =
+        pl_pick_records(ctx, has_device_peak, sizeof *ds, &idx, &n, &more, name, title,
+                        "no run measured device memory (peak_device_bytes: runs "
+                        "with -p device=cuda on a GPU, or memtrade profile "
+                        "--device)");
     FILE *dat = NULL, *gp = NULL;
-    if (!idx) return;
-    if (n == 0) {
-        pl_item_skip(ctx, name, title,
-                     "no run measured device memory (peak_device_bytes: runs with -p "
-                     "device=cuda on a GPU, or memtrade profile --device)");
-        goto out;
-    }
-    ds = calloc(n, sizeof *ds);
-    if (!ds) {
-        ctx->oom = 1;
-        goto out;
-    }
+    if (!ds) goto out;
     for (size_t i = 0; i < n; i++) {
         ds[i].run = &ctx->runs[idx[i]];
         ds[i].desc = pl_run_desc(ctx, ds[i].run);

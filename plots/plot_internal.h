@@ -186,13 +186,17 @@ size_t pl_max_runs(const struct pl_ctx *ctx); /* opts->max_runs, else 8 */
 /* pl_pick_runs into a new buffer of pl_runs_buffer (caller frees; NULL, with ctx->oom set,
  * when out of memory): *n runs picked, at most pl_max_runs, *more past that. */
 size_t *pl_pick(struct pl_ctx *ctx, pl_probe *probe, size_t *n, size_t *more);
+/* pl_pick (*idx: the caller frees it, NULL or not), then a zeroed array of one `elem`-byte
+ * record per picked run, for plots that draw a table and a chart of those runs. Returns
+ * the array (caller frees), or NULL: when no run was picked (the item `name` skipped with
+ * the reason `none`), when pl_pick failed, or when out of memory (ctx->oom set). */
+void *pl_pick_records(struct pl_ctx *ctx, pl_probe *probe, size_t elem, size_t **idx, size_t *n,
+                      size_t *more, const char *name, const char *title, const char *none);
 /* The memory categories in memcat order (the stacking order of every plot). */
 #define PL_N_CATS 9
 extern const char *const pl_cats[PL_N_CATS];
 /* Rank of a memory category in memcat order (the stacking order); unknown ones: 100. */
 int pl_cat_rank(const char *category);
-/* Ends a per-run report table: closes it, says how many more runs `what` (raise
- * --max-runs) and appends the fragment to `dest` (pl_html_close). */
 /* Report table cells: a MiB figure (class n), or `none` (class none) when !has; the
  * "unavailable: why" cell spanning `colspan` columns, ending the row; the run's
  * description and a second text cell opening a row ("<tr><td>desc</td><td>text"). */
@@ -201,12 +205,29 @@ void pl_td_unavailable(FILE *f, int colspan, const char *why);
 void pl_tr_start(FILE *f, const char *desc, const char *text);
 /* A .dat header's category columns: "\tcum_<category>_MiB" for each, then cum_untagged. */
 void pl_dat_cum_header(FILE *dat);
-/* "workspace +9.83 MiB, other +4.03 MiB" into b: the (at most) two largest positive
- * entries of d[0..PL_N_CATS] (categories in pl_cats order, then "untagged"); d is
- * consumed. Writes nothing when none is positive. */
-void pl_top_two(struct pl_buf *b, double *d);
-void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
-                  size_t more, const char *what);
+/* A horizontal stacked-bar chart of `rows` bars per category (memory_check, device_memory;
+ * bar r drawn at y = rows - 1 - r): pl_gp_hbar_head writes the x label, axes, grid, fill,
+ * key and margin and opens "set ytics ("; pl_gp_ytic adds the tic "<desc>: <what>" (cut to
+ * 64 characters) at y, after ", " unless it is the first; pl_gp_cat_box draws category k's
+ * segment (pl_cats[k], k == PL_N_CATS: untagged) from column col - 1 (0 for k == 0) to
+ * column col of the .dat, its y centre and edges offset from Y($1) by the gnuplot numbers
+ * y, lo, hi ("-0.35"), the plot clause opened by `lead` (", \\\n  ''" to continue a plot). */
+void pl_gp_hbar_head(FILE *gp, const char *xlabel, size_t rows);
+void pl_gp_ytic(FILE *gp, int first, const char *desc, const char *what, size_t y);
+void pl_gp_cat_box(FILE *gp, const char *lead, size_t k, size_t col, const char *y, const char *lo,
+                   const char *hi);
+/* "workspace +9.83 MiB, other +4.03 MiB", HTML-escaped into f: the (at most) two largest
+ * positive entries of d[0..PL_N_CATS] (categories in pl_cats order, then "untagged"), or
+ * `none` when no entry is positive, then `note` when not NULL; d is consumed. Out of
+ * memory sets ctx->oom. */
+void pl_html_top_two(struct pl_ctx *ctx, FILE *f, double *d, const char *none, const char *note);
+/* A per-run report table (memory_check, device_memory): writes `head` (the introduction,
+ * <table>, caption and header row), row(ctx, f, rec) for each of the n records of `elem`
+ * bytes at recs, then closes the table, says how many more runs `what` (raise
+ * --max-runs) and appends the fragment to `dest`. Out of memory sets ctx->oom. */
+typedef void pl_table_row_fn(struct pl_ctx *ctx, FILE *f, const void *rec);
+void pl_table(struct pl_ctx *ctx, const char *head, const void *recs, size_t n, size_t elem,
+              pl_table_row_fn *row, struct pl_buf *dest, size_t more, const char *what);
 
 /* One point of a scatter plot: a configuration's medians. */
 struct pl_point {

@@ -150,65 +150,58 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
 
 /* "workspace +9.83 MiB, other +4.03 MiB": the two categories with the largest measured
  * excess over the accounted figure (the measured size when the run accounts no category). */
-static char *top_difference(struct pl_ctx *ctx, const struct check *c)
+static void html_top_difference(struct pl_ctx *ctx, FILE *f, const struct check *c)
 {
     double d[PL_N_CATS + 1];
     for (size_t k = 0; k <= PL_N_CATS; k++)
         d[k] = c->cat[k] - (k < PL_N_CATS && c->has_acc_cat ? c->acc_cat[k] : 0);
-    struct pl_buf b = {0};
-    pl_top_two(&b, d);
-    if (!b.len) pl_buf_printf(&b, "none (nothing measured above the accounting)");
-    if (!c->has_acc_cat) pl_buf_printf(&b, " (no per-category accounting: measured sizes)");
-    if (b.oom) ctx->oom = 1;
-    return b.s;
+    pl_html_top_two(ctx, f, d, "none (nothing measured above the accounting)",
+                    c->has_acc_cat ? NULL : " (no per-category accounting: measured sizes)");
+}
+
+static void table_row(struct pl_ctx *ctx, FILE *f, const void *rec)
+{
+    const struct check *c = rec;
+    pl_tr_start(f, c->desc, c->phase ? c->phase : "(none)");
+    fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
+    pl_td_mib(f, c->has_plan, c->plan, "no plan");
+    pl_td_mib(f, c->has_runtime, c->runtime, "not measured");
+    if (!c->measured_ok) {
+        pl_td_unavailable(f, 4, c->unavailable);
+        return;
+    }
+    fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
+    if (c->accounted > 0) fprintf(f, "%.2f", c->measured / c->accounted);
+    fputs("</td><td class=\"n\">", f);
+    if (c->has_resid) {
+        int over = fabs(c->resid) > MT_WITNESS_FLAG_FRAC * c->measured &&
+                   fabs(c->resid) > MT_WITNESS_FLAG_BYTES;
+        fprintf(f, "%.3f%s", c->resid / PL_MIB, over ? " <b class=\"over\">over</b>" : "");
+    }
+    fputs("</td><td>", f);
+    html_top_difference(ctx, f, c);
+    fputs("</td></tr>\n", f);
 }
 
 static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, size_t more)
 {
-    struct pl_html_frag fr;
-    FILE *f = pl_html_open(ctx, &fr);
-    if (!f) return;
-    fputs("<p>Accounted: the plugin's <code>infer_peak_bytes</code> (serving) or "
-          "<code>train_peak_bytes</code> (training). Measured: the heap profiler's exact peak "
-          "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
-          "category is measured minus the plugin's <code>&lt;kind&gt;_peak_&lt;category&gt;"
-          "_bytes</code> where it reports them. Planned: <code>memtrade plan</code>'s "
-          "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); residual: "
-          "measured minus planned (<code>&lt;phase&gt;_unaccounted_bytes</code>), flagged "
-          "<b>over</b> beyond 5 % of the measured peak and 4 MiB. Runtime: what the plan "
-          "cannot derive (library workspace, untagged allocations), measured once per build "
-          "and machine (<code>memtrade plan --measure-runtime</code>).</p>\n<table "
-          "class=\"memcheck\"><caption>accounted vs measured</caption><tr><th>run</th>"
-          "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>runtime (MiB)</th>"
-          "<th>measured (MiB)</th>"
-          "<th>ratio</th><th>residual (MiB)</th><th>top two categories of the difference"
-          "</th></tr>\n",
-          f);
-    for (size_t i = 0; i < n; i++) {
-        const struct check *c = &cs[i];
-        pl_tr_start(f, c->desc, c->phase ? c->phase : "(none)");
-        fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
-        pl_td_mib(f, c->has_plan, c->plan, "no plan");
-        pl_td_mib(f, c->has_runtime, c->runtime, "not measured");
-        if (!c->measured_ok) {
-            pl_td_unavailable(f, 4, c->unavailable);
-            continue;
-        }
-        fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
-        if (c->accounted > 0) fprintf(f, "%.2f", c->measured / c->accounted);
-        fputs("</td><td class=\"n\">", f);
-        if (c->has_resid) {
-            int over = fabs(c->resid) > MT_WITNESS_FLAG_FRAC * c->measured &&
-                       fabs(c->resid) > MT_WITNESS_FLAG_BYTES;
-            fprintf(f, "%.3f%s", c->resid / PL_MIB, over ? " <b class=\"over\">over</b>" : "");
-        }
-        fputs("</td><td>", f);
-        char *top = top_difference(ctx, c);
-        pl_html(f, top);
-        free(top);
-        fputs("</td></tr>\n", f);
-    }
-    pl_table_end(ctx, f, &fr, &ctx->memcheck_table, more, "have an accounted peak");
+    pl_table(ctx,
+             "<p>Accounted: the plugin's <code>infer_peak_bytes</code> (serving) or "
+             "<code>train_peak_bytes</code> (training). Measured: the heap profiler's exact peak "
+             "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
+             "category is measured minus the plugin's <code>&lt;kind&gt;_peak_&lt;category&gt;"
+             "_bytes</code> where it reports them. Planned: <code>memtrade plan</code>'s "
+             "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); residual: "
+             "measured minus planned (<code>&lt;phase&gt;_unaccounted_bytes</code>), flagged "
+             "<b>over</b> beyond 5 % of the measured peak and 4 MiB. Runtime: what the plan "
+             "cannot derive (library workspace, untagged allocations), measured once per build "
+             "and machine (<code>memtrade plan --measure-runtime</code>).</p>\n<table "
+             "class=\"memcheck\"><caption>accounted vs measured</caption><tr><th>run</th>"
+             "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>runtime (MiB)</th>"
+             "<th>measured (MiB)</th>"
+             "<th>ratio</th><th>residual (MiB)</th><th>top two categories of the difference"
+             "</th></tr>\n",
+             cs, n, sizeof *cs, table_row, &ctx->memcheck_table, more, "have an accounted peak");
 }
 
 /* memory_check.dat: one row per run with a measured peak; cumulative MiB of the category
@@ -244,21 +237,15 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_
 {
     pl_gp_preamble(ctx, gp, "memory_check", 1100, 190 + 56 * (int)m);
     pl_gp_title(gp, title, ctx, note);
-    fprintf(gp,
-            "set xlabel 'heap peak of the phase (MiB): upper bar accounted, lower bar measured "
-            "by category'\nset xrange [0:*]\nset offsets 0, graph 0.08, 0, "
-            "0\nset yrange [-0.7:%zu.7]\nset grid noytics\nset style fill solid 0.85 noborder\n"
-            "set key outside top center horizontal\nset lmargin at screen 0.40\n"
-            "set ytics (",
-            m - 1);
+    pl_gp_hbar_head(gp,
+                    "heap peak of the phase (MiB): upper bar accounted, lower bar measured by "
+                    "category",
+                    m);
     size_t row = 0;
     for (size_t i = 0; i < n; i++) {
         if (!cs[i].measured_ok) continue;
-        char tic[700];
-        snprintf(tic, sizeof tic, "%s: %s", pl_s(cs[i].desc), pl_s(cs[i].phase));
-        fputs(row ? ", " : "", gp);
-        pl_gp_str_max(gp, tic, 64);
-        fprintf(gp, " %zu", m - 1 - row++);
+        pl_gp_ytic(gp, !row, cs[i].desc, cs[i].phase, m - 1 - row);
+        row++;
     }
     /* y of a row: m-1-row; accounted above the centre, measured below */
     fprintf(gp,
@@ -270,13 +257,8 @@ static void write_gp(struct pl_ctx *ctx, FILE *gp, const struct check *cs, size_
         for (size_t i = 0; i < n; i++)
             used |= cs[i].measured_ok && cs[i].cat[k] > 0;
         if (!used) continue;
-        size_t col = 7 + k; /* cum_<category>_MiB; the segment starts at the previous one */
-        char lower[16];
-        snprintf(lower, sizeof lower, k ? "%zu" : "(0)", col - 1);
-        fprintf(gp,
-                ", \\\n  '' using %s:(Y($1)-0.2):%s:%zu:(Y($1)-0.38):(Y($1)-0.02) with "
-                "boxxyerror lc rgb '%s' title '%s'",
-                lower, lower, col, pl_color(k), k == UNTAGGED ? "untagged" : pl_cats[k]);
+        /* column 7 + k: cum_<category>_MiB */
+        pl_gp_cat_box(gp, ", \\\n  ''", k, 7 + k, "-0.2", "-0.38", "-0.02");
     }
     /* Categories peak at different moments, so the stack can pass the measured total: a
        black tick marks the total, the label gives measured / accounted */
@@ -308,22 +290,15 @@ void pl_draw_memory_check(struct pl_ctx *ctx)
 {
     const char *name = "memory_check";
     const char *title = "Accounted vs measured heap peak per run";
-    struct check *cs = NULL;
-    size_t n, more, m = 0, *idx = pl_pick(ctx, has_accounted_phase, &n, &more);
+    size_t n, more, m = 0, *idx;
+    struct check *cs =
+        pl_pick_records(ctx, has_accounted_phase, sizeof *cs, &idx, &n, &more, name, title,
+                        "no run has an accounted peak (infer_peak_bytes or "
+                        "train_peak_bytes) and its phase region (infer, eval or "
+                        "train)");
     FILE *dat = NULL, *gp = NULL;
     char *note = NULL;
-    if (!idx) return;
-    if (n == 0) {
-        pl_item_skip(ctx, name, title,
-                     "no run has an accounted peak (infer_peak_bytes or train_peak_bytes) and "
-                     "its phase region (infer, eval or train)");
-        goto out;
-    }
-    cs = calloc(n, sizeof *cs);
-    if (!cs) {
-        ctx->oom = 1;
-        goto out;
-    }
+    if (!cs) goto out;
     for (size_t i = 0; i < n; i++) {
         const struct mt_read_metric *inf = pl_run_metric(&ctx->runs[idx[i]], "infer_peak_bytes");
         cs[i].run = &ctx->runs[idx[i]];

@@ -62,6 +62,20 @@ size_t *pl_pick(struct pl_ctx *ctx, pl_probe *probe, size_t *n, size_t *more)
     return idx;
 }
 
+void *pl_pick_records(struct pl_ctx *ctx, pl_probe *probe, size_t elem, size_t **idx, size_t *n,
+                      size_t *more, const char *name, const char *title, const char *none)
+{
+    *idx = pl_pick(ctx, probe, n, more);
+    if (!*idx) return NULL;
+    if (*n == 0) {
+        pl_item_skip(ctx, name, title, "%s", none);
+        return NULL;
+    }
+    void *v = calloc(*n, elem);
+    if (!v) ctx->oom = 1;
+    return v;
+}
+
 /* ---- memory timeline ---------------------------------------------------------------- */
 
 struct series {
@@ -83,17 +97,23 @@ int pl_cat_rank(const char *c)
 }
 
 /* Contracts in plot_internal.h. */
-void pl_top_two(struct pl_buf *b, double *d)
+void pl_html_top_two(struct pl_ctx *ctx, FILE *f, double *d, const char *none, const char *note)
 {
+    struct pl_buf b = {0};
     for (int pick = 0; pick < 2; pick++) {
         size_t best = 0;
         for (size_t k = 1; k <= PL_N_CATS; k++)
             if (d[k] > d[best]) best = k;
         if (!(d[best] > 0)) break;
-        pl_buf_printf(b, "%s%s +%.2f MiB", pick ? ", " : "",
+        pl_buf_printf(&b, "%s%s +%.2f MiB", pick ? ", " : "",
                       best == PL_N_CATS ? "untagged" : pl_cats[best], d[best] / PL_MIB);
         d[best] = 0;
     }
+    if (!b.len) pl_buf_printf(&b, "%s", none);
+    if (note) pl_buf_printf(&b, "%s", note);
+    if (b.oom) ctx->oom = 1;
+    pl_html(f, b.s);
+    free(b.s);
 }
 
 void pl_td_mib(FILE *f, int has, double bytes, const char *none)
@@ -126,12 +146,48 @@ void pl_dat_cum_header(FILE *dat)
     fputs("\tcum_untagged_MiB", dat);
 }
 
-void pl_table_end(struct pl_ctx *ctx, FILE *f, struct pl_html_frag *fr, struct pl_buf *dest,
-                  size_t more, const char *what)
+void pl_gp_hbar_head(FILE *gp, const char *xlabel, size_t rows)
 {
+    fprintf(gp,
+            "set xlabel '%s'\nset xrange [0:*]\nset offsets 0, graph 0.08, 0, 0\nset yrange "
+            "[-0.7:%zu.7]\nset grid noytics\nset style fill solid 0.85 noborder\nset key outside "
+            "top center horizontal\nset lmargin at screen 0.40\nset ytics (",
+            xlabel, rows - 1);
+}
+
+void pl_gp_ytic(FILE *gp, int first, const char *desc, const char *what, size_t y)
+{
+    char tic[700];
+    snprintf(tic, sizeof tic, "%s: %s", pl_s(desc), pl_s(what));
+    fputs(first ? "" : ", ", gp);
+    pl_gp_str_max(gp, tic, 64);
+    fprintf(gp, " %zu", y);
+}
+
+void pl_gp_cat_box(FILE *gp, const char *lead, size_t k, size_t col, const char *y, const char *lo,
+                   const char *hi)
+{
+    char lower[16];
+    snprintf(lower, sizeof lower, k ? "%zu" : "(0)", col - 1);
+    fprintf(gp,
+            "%s using %s:(Y($1)%s):%s:%zu:(Y($1)%s):(Y($1)%s) with boxxyerror lc rgb '%s' title "
+            "'%s'",
+            lead, lower, y, lower, col, lo, hi, pl_color(k),
+            k < PL_N_CATS ? pl_cats[k] : "untagged");
+}
+
+void pl_table(struct pl_ctx *ctx, const char *head, const void *recs, size_t n, size_t elem,
+              pl_table_row_fn *row, struct pl_buf *dest, size_t more, const char *what)
+{
+    struct pl_html_frag fr;
+    FILE *f = pl_html_open(ctx, &fr);
+    if (!f) return;
+    fputs(head, f);
+    for (size_t i = 0; i < n; i++)
+        row(ctx, f, (const char *)recs + i * elem);
     fputs("</table>\n", f);
     if (more) fprintf(f, "<p>%zu more runs %s; raise --max-runs to list them.</p>\n", more, what);
-    pl_html_close(ctx, f, fr, dest);
+    pl_html_close(ctx, f, &fr, dest);
 }
 
 static int cmp_series(const void *a, const void *b)

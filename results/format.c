@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/grow.h>
+
 #include "format.h"
 #include "store_internal.h"
 
@@ -273,13 +275,7 @@ static int format_table(sqlite3_stmt *s, FILE *out, char *err, size_t errlen)
         t.numeric[i] = -1;
     }
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        if (t.rows == t.cap) {
-            size_t cap = t.cap ? 2 * t.cap : 64;
-            char **cells = realloc(t.cells, cap * (nc ? nc : 1) * sizeof *cells);
-            if (!cells) goto oom;
-            t.cells = cells;
-            t.cap = cap;
-        }
+        if (mt_grow(&t.cells, &t.cap, t.rows + 1, (nc ? nc : 1) * sizeof *t.cells, 64)) goto oom;
         char **row = t.cells + t.rows * nc;
         memset(row, 0, nc * sizeof *row);
         t.rows++;

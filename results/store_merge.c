@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <memtrade/grow.h>
+
 #include "store_internal.h"
 
 /* old id -> new id, sorted by old id (inputs are read ORDER BY id, so appends stay sorted;
@@ -26,13 +28,7 @@ struct idmap {
 
 static int idmap_put(struct idmap *m, int64_t old_id, int64_t new_id)
 {
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 256;
-        struct idpair *v = realloc(m->v, cap * sizeof *v);
-        if (!v) return -1;
-        m->v = v;
-        m->cap = cap;
-    }
+    if (mt_grow(&m->v, &m->cap, m->n + 1, sizeof *m->v, 256)) return -1;
     size_t i = m->n;
     while (i > 0 && m->v[i - 1].old_id > old_id) {
         m->v[i] = m->v[i - 1];
@@ -210,14 +206,9 @@ static int merge_stacks(struct merge *m)
         }
         if (rc != 0 || step != SQLITE_ROW) break;
         cur = stack;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            int64_t *grown = realloc(ids, cap * sizeof *ids);
-            if (!grown) {
-                rc = store_fail(m->out, "out of memory");
-                break;
-            }
-            ids = grown;
+        if (mt_grow(&ids, &cap, n + 1, sizeof *ids, 64)) {
+            rc = store_fail(m->out, "out of memory");
+            break;
         }
         if (!idmap_get(&m->frames, sqlite3_column_int64(sel, 1), &ids[n++])) {
             rc = store_fail(m->out, "reading %s: stack %lld uses a missing frame", m->in->path,

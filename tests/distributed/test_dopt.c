@@ -52,15 +52,7 @@ static void compare(const struct mt_shard_spec *s, enum mt_optim_kind k, size_t 
 
 static struct mt_shard_spec base(const struct mt_gpt_config *cfg)
 {
-    return (struct mt_shard_spec){.cfg = *cfg,
-                                  .l0 = 0,
-                                  .l1 = cfg->n_layer,
-                                  .embed = 1,
-                                  .head = 1,
-                                  .tp = 1,
-                                  .B = 1,
-                                  .T = 8,
-                                  .slots = 1};
+    return mt_shard_spec_whole(cfg, 1, 8);
 }
 
 static void shape(const char *name)

@@ -61,17 +61,8 @@ int main(void)
     job.bf16 = 1;
     job.zero_prefetch = 1;
     double P = (double)mt_gpt_num_params(&job.cfg);
-    struct mt_shard_spec win = {.cfg = job.cfg,
-                                .l1 = job.cfg.n_layer,
-                                .embed = 1,
-                                .head = 1,
-                                .tp = 1,
-                                .B = 1,
-                                .T = 1,
-                                .slots = 1,
-                                .grad_window = 1,
-                                .gathered_weights = 1,
-                                .prefetch = 1};
+    struct mt_shard_spec win = mt_shard_spec_whole(&job.cfg, 1, 1);
+    win.grad_window = win.gathered_weights = win.prefetch = 1;
     struct mt_shard_sizes ws;
     mt_shard_sizes(&win, &ws);
     printf("the engine's plan: psi %.6g, N 64, bf16 + fp32 master\n", P);

@@ -16,19 +16,15 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include <memtrade/grow.h>
 #include <memtrade/workload.h>
 
 static void add(struct golden *g, enum golden_kind kind, uint64_t u, double d, const char *fmt,
                 va_list ap)
 {
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 256;
-        struct golden_fig *f = realloc(g->figs, cap * sizeof *f);
-        if (!f) {
-            g->oom = 1;
-            return;
-        }
-        g->figs = f, g->cap = cap;
+    if (mt_grow(&g->figs, &g->cap, g->n + 1, sizeof *g->figs, 256)) {
+        g->oom = 1;
+        return;
     }
     struct golden_fig *f = &g->figs[g->n++];
     f->kind = kind, f->u = u, f->d = d;

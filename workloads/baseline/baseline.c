@@ -31,27 +31,22 @@ static int baseline_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 
 static int baseline_run(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    struct mt_gpt_recipe recipe;
-    struct mt_corpus corpus;
+    struct mt_wl_setup s;
     struct mt_wl_train_stats st;
     struct mt_gpt *m = NULL;
     struct mt_wl_device dev;
-    uint64_t seed;
-    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &recipe, &seed) ||
-        mt_wl_corpus(ctx, 1, recipe.seq, &corpus))
-        return -1;
+    if (mt_wl_setup(ctx, &s)) return -1;
     mt_wl_device_params(ctx, &dev);
-    int rc = mt_wl_train_or_load_on(ctx, &dev, &cfg, &recipe, seed, &corpus, MT_GPT_INFER,
-                                    EVAL_BATCH, recipe.seq, &m, &st);
+    int rc = mt_wl_train_or_load_on(ctx, &dev, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_INFER,
+                                    EVAL_BATCH, s.r.seq, &m, &st);
     /* serving: the one serving measurement, as every post-training workload has it; the
      * fp32 reference then sits on the same serving axis as its compressed forms */
-    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &corpus, &recipe, seed, &st);
+    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &s.corpus, &s.r, s.seed, &st);
     if (rc == 0)
-        rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, seed);
+        rc = mt_wl_log_sample(ctx, m, "Q: What is the meaning of life?\nA:", 120, 0.8f, s.seed);
     if (rc == 0) mt_wl_report_kernels(ctx);
     mt_gpt_free(m);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }
 

@@ -165,6 +165,19 @@ static int run_tokenizer(struct mt_ctx *ctx, struct mt_tokenizer **t, char *what
     return mt_tok_load(t, spec, err, errlen);
 }
 
+int mt_wl_setup_model(struct mt_ctx *ctx, struct mt_wl_setup *s)
+{
+    memset(&s->corpus, 0, sizeof s->corpus);
+    return mt_wl_model_config(ctx, NULL, &s->cfg) || mt_wl_recipe(ctx, &s->cfg, &s->r, &s->seed)
+               ? -1
+               : 0;
+}
+
+int mt_wl_setup(struct mt_ctx *ctx, struct mt_wl_setup *s)
+{
+    return mt_wl_setup_model(ctx, s) ? -1 : mt_wl_corpus(ctx, 1, s->r.seq, &s->corpus);
+}
+
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c)
 {
     char err[ERRLEN];

@@ -192,6 +192,21 @@ int mt_wl_recipe(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, struct mt_
  * Free with mt_corpus_free. */
 int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_corpus *c);
 
+/* What a run that serves the reference model resolves first, in this order. */
+struct mt_wl_setup {
+    struct mt_gpt_config cfg; /* mt_wl_model_config (the `model` parameter) */
+    struct mt_gpt_recipe r;   /* mt_wl_recipe */
+    uint64_t seed;
+    struct mt_corpus corpus; /* mt_wl_corpus (the plugin declares `corpus`), T = r.seq */
+};
+/* Contract: fills *s (model shape, recipe and seed, corpus) as the three calls above do,
+ * stopping at the first error. Returns 0 (free s->corpus with mt_corpus_free), or -1
+ * after mt_error, with nothing to free. mt_wl_setup_model makes the first two calls only
+ * and zeroes s->corpus, for runs that read options of their own before loading it
+ * (mt_wl_corpus(ctx, 1, s->r.seq, &s->corpus)). */
+int mt_wl_setup(struct mt_ctx *ctx, struct mt_wl_setup *s);
+int mt_wl_setup_model(struct mt_ctx *ctx, struct mt_wl_setup *s);
+
 /* Cache file for (cfg, recipe, seed, corpus) in ctx->cache_dir: fills path (capacity n). */
 void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                       const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,

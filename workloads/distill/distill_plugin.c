@@ -258,57 +258,53 @@ static int train(struct mt_ctx *ctx, struct mt_gpt *student, struct mt_gpt *teac
 
 static int run(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config tcfg, scfg;
-    struct mt_gpt_recipe r;
-    struct mt_corpus corpus = {0};
+    struct mt_wl_setup s = {0}; /* s.cfg: the teacher's */
+    struct mt_gpt_config scfg;
     struct mt_gpt *teacher = NULL, *student = NULL, *served = NULL;
-    uint64_t seed;
     char err[512];
     int rc = -1;
     mt_wl_threads(ctx);
-    if (mt_wl_model_config(ctx, NULL, &tcfg) || mt_wl_recipe(ctx, &tcfg, &r, &seed) ||
-        student_config(ctx, &tcfg, &scfg))
-        return -1;
+    if (mt_wl_setup_model(ctx, &s) || student_config(ctx, &s.cfg, &scfg)) return -1;
     double alpha = mt_param_float(ctx, "alpha"), temp = mt_param_float(ctx, "temperature");
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
+    if (mt_wl_corpus(ctx, 1, s.r.seq, &s.corpus)) return -1;
     /* The teacher is the base the served student's KL metrics compare with: its
      * distributions over the evaluation text (cached beside it) at the evaluation's batch,
      * as every serving workload computes them; then resized for the training batch, or
      * freed at alpha = 0 (the scratch control trains without it). */
     struct mt_wl_base base;
-    if (mt_wl_reference_or_load(ctx, &tcfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq,
+    if (mt_wl_reference_or_load(ctx, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_INFER, EVAL_B, s.r.seq,
                                 &teacher, NULL) ||
-        mt_wl_base_probs(ctx, teacher, &corpus, &r, seed, &base))
+        mt_wl_base_probs(ctx, teacher, &s.corpus, &s.r, s.seed, &base))
         goto out;
     if (alpha == 0.0) {
         mt_gpt_free(teacher);
         teacher = NULL;
-    } else if (mt_gpt_set_mode(teacher, MT_GPT_INFER, r.batch, r.seq, err, sizeof err)) {
+    } else if (mt_gpt_set_mode(teacher, MT_GPT_INFER, s.r.batch, s.r.seq, err, sizeof err)) {
         rc = mt_error(ctx, "teacher: %s", err);
         goto out;
     }
-    struct mt_gpt_recipe sr = r;
+    struct mt_gpt_recipe sr = s.r;
     int64_t ss = mt_param_int(ctx, "student_steps");
     if (ss > 0) {
         sr = mt_gpt_recipe_default((size_t)ss);
-        sr.batch = r.batch;
-        sr.seq = r.seq;
-        sr.lr = r.lr;
+        sr.batch = s.r.batch;
+        sr.seq = s.r.seq;
+        sr.lr = s.r.lr;
     }
     if (mt_gpt_create(&student, &scfg, MT_GPT_TRAIN, sr.batch, sr.seq, err, sizeof(err))) {
         rc = mt_error(ctx, "student: %s", err);
         goto out;
     }
-    mt_gpt_init(student, seed);
+    mt_gpt_init(student, s.seed);
     mt_log(ctx, MT_LOG_INFO,
            "student L%zu H%zu C%zu (%zu params) from teacher L%zu H%zu C%zu; alpha %.3g T %.3g",
-           scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, tcfg.n_layer, tcfg.n_head,
-           tcfg.n_embd, alpha, temp);
+           scfg.n_layer, scfg.n_head, scfg.n_embd, student->n_params, s.cfg.n_layer, s.cfg.n_head,
+           s.cfg.n_embd, alpha, temp);
     struct logit_cache cache = {0};
     double cache_s = 0.0;
     if (teacher && strcmp(mt_param_str(ctx, "teacher_cache"), "on") == 0) {
         double t0 = mt_wl_now();
-        if ((rc = cache_fill(ctx, &cache, teacher, &sr, seed, &corpus))) {
+        if ((rc = cache_fill(ctx, &cache, teacher, &sr, s.seed, &s.corpus))) {
             cache_close(&cache);
             goto out;
         }
@@ -316,7 +312,7 @@ static int run(struct mt_ctx *ctx)
         mt_gpt_free(teacher);
         teacher = NULL;
     }
-    rc = train(ctx, student, teacher, &cache, &sr, seed, &corpus, alpha, temp, cache_s);
+    rc = train(ctx, student, teacher, &cache, &sr, s.seed, &s.corpus, alpha, temp, cache_s);
     cache_close(&cache);
     if (rc) goto out;
     mt_gpt_free(teacher);
@@ -332,13 +328,13 @@ static int run(struct mt_ctx *ctx)
     student = NULL;
     mt_wl_report_model(ctx, served);
     struct mt_wl_serving sv = {.base = &base};
-    if ((rc = mt_wl_report_serving(ctx, served, &corpus, &sv))) goto out;
+    if ((rc = mt_wl_report_serving(ctx, served, &s.corpus, &sv))) goto out;
     rc = 0;
 out:
     mt_gpt_free(served);
     mt_gpt_free(student);
     mt_gpt_free(teacher);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }
 

@@ -220,6 +220,18 @@ static size_t embed_len(const struct mt_shard_spec *s)
     return (has_wte(s) ? local_len(s, MT_P_WTE) : 0) + (s->embed ? local_len(s, MT_P_WPE) : 0);
 }
 
+struct mt_shard_spec mt_shard_spec_whole(const struct mt_gpt_config *cfg, size_t B, size_t T)
+{
+    return (struct mt_shard_spec){.cfg = *cfg,
+                                  .l1 = cfg->n_layer,
+                                  .embed = 1,
+                                  .head = 1,
+                                  .tp = 1,
+                                  .B = B,
+                                  .T = T,
+                                  .slots = 1};
+}
+
 size_t mt_shard_num_params(const struct mt_shard_spec *s)
 {
     return embed_len(s) + (s->l1 - s->l0) * layer_len(s) + (s->head ? 2 * s->cfg.n_embd : 0);

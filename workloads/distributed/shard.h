@@ -48,6 +48,11 @@ struct mt_shard_spec {
                            * gathered into the other (load_start .. load_finish) */
 };
 
+/* The spec of one rank that holds the whole model (every layer, the embeddings and the
+ * head, no tensor split, one slot, full fp32 weights and gradients) for micro-batches of
+ * B x T: the single-process engine, and where each strategy's spec starts from. */
+struct mt_shard_spec mt_shard_spec_whole(const struct mt_gpt_config *cfg, size_t B, size_t T);
+
 /* Fills dst with the weights of flat range [lo, hi) (gathered_weights shards). */
 typedef void (*mt_shard_load_fn)(void *user, size_t lo, size_t hi, float *dst);
 /* prefetch: load_start begins filling dst with flat range [lo, hi) and returns at once;

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/grow.h>
+
 #include "half.h"
 #include "kernels.h"
 #include "loop.h"
@@ -45,15 +47,9 @@ static void seg_visit(void *user, enum mt_gpt_param p, size_t goff, size_t loff,
         last->hi += n;
         return;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        struct seg *v = realloc(s->v, cap * sizeof *v);
-        if (!v) {
-            s->oom = 1;
-            return;
-        }
-        s->v = v;
-        s->cap = cap;
+    if (mt_grow(&s->v, &s->cap, s->n + 1, sizeof *s->v, 64)) {
+        s->oom = 1;
+        return;
     }
     s->v[s->n++] = (struct seg){loff, loff + n, dec, owner};
 }
@@ -122,16 +118,7 @@ struct run {
 /* The shard rank `rank` of `n` holds for this job. */
 static struct mt_shard_spec spec_for(const struct mt_dist_job *job, int n, int rank)
 {
-    struct mt_shard_spec s = {.cfg = job->cfg,
-                              .l0 = 0,
-                              .l1 = job->cfg.n_layer,
-                              .embed = 1,
-                              .head = 1,
-                              .tp = 1,
-                              .tp_rank = 0,
-                              .B = job->recipe.batch,
-                              .T = job->recipe.seq,
-                              .slots = 1};
+    struct mt_shard_spec s = mt_shard_spec_whole(&job->cfg, job->recipe.batch, job->recipe.seq);
     switch (job->strategy) {
     case MT_DIST_DP:
         s.B /= (size_t)n;

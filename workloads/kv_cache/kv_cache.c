@@ -182,34 +182,30 @@ static int check(struct mt_ctx *ctx)
 
 static int run(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    struct mt_gpt_recipe r;
-    struct mt_corpus corpus;
+    struct mt_wl_setup s;
     struct mt_wl_train_stats st;
     struct mt_gpt *m = NULL;
-    uint64_t seed;
-    if (check(ctx) || mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
-        mt_wl_corpus(ctx, 1, r.seq, &corpus))
-        return -1;
+    if (check(ctx) || mt_wl_setup(ctx, &s)) return -1;
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
-    int rc =
-        mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st);
+    int rc = mt_wl_reference_or_load(ctx, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_INFER, EVAL_B,
+                                     s.r.seq, &m, &st);
     /* the evaluation protocol runs the whole-window forward, not the cache: its KL metrics
      * against the base are exactly 0 (the weights are the base's); what the cache's format
      * costs is kv_kl, from decoding through it (accuracy) */
-    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &corpus, &r, seed, &st);
-    size_t n = mt_wl_decode_context(&cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &s.corpus, &s.r, s.seed, &st);
+    size_t n = mt_wl_decode_context(&s.cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
     size_t ctx_len = mt_param_int(ctx, "context") ? (size_t)mt_param_int(ctx, "context") : n;
     size_t budget = (size_t)mt_param_int(ctx, "budget");
     if (rc == 0) {
-        memory(ctx, &cfg, &spec, n, ctx_len, budget);
-        rc = accuracy(ctx, m, &corpus, &spec, n, (size_t)mt_param_int(ctx, "eval_windows"));
+        memory(ctx, &s.cfg, &spec, n, ctx_len, budget);
+        rc = accuracy(ctx, m, &s.corpus, &spec, n, (size_t)mt_param_int(ctx, "eval_windows"));
     }
     if (rc == 0)
-        rc = simulation(ctx, &cfg, &spec, budget, (size_t)mt_param_int(ctx, "sim_requests"), seed);
+        rc = simulation(ctx, &s.cfg, &spec, budget, (size_t)mt_param_int(ctx, "sim_requests"),
+                        s.seed);
     if (rc == 0) mt_wl_report_kernels(ctx);
     mt_gpt_free(m);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }
 

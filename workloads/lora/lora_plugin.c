@@ -161,33 +161,29 @@ static int finetune(struct mt_ctx *ctx, struct mt_lora *lr, const struct mt_gpt_
 
 static int run(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    struct mt_gpt_recipe r;
-    struct mt_corpus corpus = {0}, file = {0};
+    struct mt_wl_setup s = {0};
+    struct mt_corpus file = {0};
     struct mt_lora_opts o;
     struct mt_lora_plan plan;
     struct mt_gpt *m = NULL;
     struct mt_lora *lr = NULL;
     struct mt_wl_base base;
-    uint64_t seed;
     char err[512];
     int rc = -1;
     struct mt_tokens data = {0};
     mt_wl_threads(ctx);
-    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
-        read_opts(ctx, &o))
-        return -1;
-    o.seed = seed ^ 0x10a4a11u;
-    o.max_rows = (r.batch > EVAL_B ? r.batch : EVAL_B) * r.seq;
-    if (mt_lora_plan(&cfg, &o, r.batch, r.seq, &plan, err, sizeof err))
+    if (mt_wl_setup_model(ctx, &s) || read_opts(ctx, &o)) return -1;
+    o.seed = s.seed ^ 0x10a4a11u;
+    o.max_rows = (s.r.batch > EVAL_B ? s.r.batch : EVAL_B) * s.r.seq;
+    if (mt_lora_plan(&s.cfg, &o, s.r.batch, s.r.seq, &plan, err, sizeof err))
         return mt_error(ctx, "%s", err);
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
-    if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m,
-                                NULL) ||
-        mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base) ||
-        finetune_text(ctx, &corpus, r.seq, &file, &data))
+    if (mt_wl_corpus(ctx, 1, s.r.seq, &s.corpus)) return -1;
+    if (mt_wl_reference_or_load(ctx, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_INFER, EVAL_B, s.r.seq,
+                                &m, NULL) ||
+        mt_wl_base_probs(ctx, m, &s.corpus, &s.r, s.seed, &base) ||
+        finetune_text(ctx, &s.corpus, s.r.seq, &file, &data))
         goto out;
-    if (mt_gpt_set_mode(m, MT_GPT_FROZEN, r.batch, r.seq, err, sizeof err) ||
+    if (mt_gpt_set_mode(m, MT_GPT_FROZEN, s.r.batch, s.r.seq, err, sizeof err) ||
         mt_lora_attach(&lr, m, &o, err, sizeof err)) {
         mt_error(ctx, "%s", err);
         goto out;
@@ -195,9 +191,9 @@ static int run(struct mt_ctx *ctx)
     mt_log(ctx, MT_LOG_INFO, "lora rank %zu alpha %g base %s: %zu trainable parameters", o.rank,
            (double)o.alpha, o.nf4 ? "nf4" : "fp32", plan.trainable);
     report_plan(ctx, &plan);
-    if (check_plan(ctx, m, lr, &plan) || finetune(ctx, lr, &r, &data, seed)) goto out;
+    if (check_plan(ctx, m, lr, &plan) || finetune(ctx, lr, &s.r, &data, s.seed)) goto out;
     if (lr->qm) mt_metric(ctx, "lora_qws_bytes", (double)mt_qws_bytes(lr->qm->ws), "bytes");
-    if (mt_gpt_set_mode(m, MT_GPT_INFER, EVAL_B, r.seq, err, sizeof err) ||
+    if (mt_gpt_set_mode(m, MT_GPT_INFER, EVAL_B, s.r.seq, err, sizeof err) ||
         (!o.nf4 && mt_lora_merge(lr, 1, err, sizeof err))) {
         mt_error(ctx, "%s", err);
         goto out;
@@ -216,14 +212,14 @@ static int run(struct mt_ctx *ctx)
         lr = NULL;
     }
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
-    if (mt_wl_report_serving(ctx, m, &corpus, &sv)) goto out;
+    if (mt_wl_report_serving(ctx, m, &s.corpus, &sv)) goto out;
     mt_wl_report_kernels(ctx);
     rc = 0;
 out:
     mt_lora_free(lr);
     mt_gpt_free(m);
     mt_corpus_free(&file);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }
 

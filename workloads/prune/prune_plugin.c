@@ -245,31 +245,27 @@ static size_t serving_scratch(const void *packed)
 
 static int run(struct mt_ctx *ctx)
 {
-    struct mt_gpt_config cfg;
-    struct mt_gpt_recipe r;
-    struct mt_corpus corpus = {0};
+    struct mt_wl_setup s = {0};
     struct mt_prune_opts o;
     struct mt_prune_storage_opts so;
     struct mt_prune_calib cal = {0};
     struct mt_prune_masks masks = {0};
     struct mt_pruned packed = {0};
     struct mt_gpt *m = NULL, *mtr = NULL;
-    uint64_t seed;
     char err[512];
     int rc = -1;
     mt_wl_threads(ctx);
-    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
-        read_opts(ctx, &o, &so))
-        return -1;
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
+    if (mt_wl_setup_model(ctx, &s) || read_opts(ctx, &o, &so)) return -1;
+    if (mt_wl_corpus(ctx, 1, s.r.seq, &s.corpus)) return -1;
     size_t ft_steps = (size_t)mt_param_int(ctx, "finetune_steps");
     struct mt_wl_train_stats st;
-    if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_INFER, EVAL_B, r.seq, &m, &st))
+    if (mt_wl_reference_or_load(ctx, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_INFER, EVAL_B, s.r.seq,
+                                &m, &st))
         goto out;
     if ((mt_prune_needs(o.method) & MT_PRUNE_NEED_FISHER) || ft_steps > 0) {
         /* a second, trainable copy of the same cached weights */
-        if (mt_wl_reference_or_load(ctx, &cfg, &r, seed, &corpus, MT_GPT_TRAIN, r.batch, r.seq,
-                                    &mtr, NULL))
+        if (mt_wl_reference_or_load(ctx, &s.cfg, &s.r, s.seed, &s.corpus, MT_GPT_TRAIN, s.r.batch,
+                                    s.r.seq, &mtr, NULL))
             goto out;
     }
     mt_log(ctx, MT_LOG_INFO, "baseline %s; pruning %s sparsity %.3f scope %s%s",
@@ -277,10 +273,10 @@ static int run(struct mt_ctx *ctx)
            o.global ? "global" : "layer", o.n ? " (N:M)" : "");
 
     struct mt_wl_base base;
-    if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
+    if (mt_wl_base_probs(ctx, m, &s.corpus, &s.r, s.seed, &base)) goto out;
     double t0 = mt_wl_now();
     mt_region_begin(ctx, "prune");
-    rc = calibrate(ctx, &o, m, mtr, &corpus, r.seq, seed, &cal);
+    rc = calibrate(ctx, &o, m, mtr, &s.corpus, s.r.seq, s.seed, &cal);
     if (rc == 0 && (o.method == MT_PRUNE_SPARSEGPT
                         ? mt_prune_sparsegpt(m, &o, &cal, &masks, err, sizeof(err))
                         : mt_prune_select_masks(m, &o, &cal, &masks, err, sizeof(err))))
@@ -297,7 +293,7 @@ static int run(struct mt_ctx *ctx)
                 goto out;
             }
         mt_prune_apply(mtr, &masks);
-        if ((rc = finetune(ctx, mtr, &masks, &r, &corpus, seed))) goto out;
+        if ((rc = finetune(ctx, mtr, &masks, &s.r, &s.corpus, s.seed))) goto out;
         if (mt_gpt_copy_weights(m, mtr, err, sizeof err)) {
             rc = mt_error(ctx, "fine-tuned and served models: %s", err);
             goto out;
@@ -322,7 +318,7 @@ static int run(struct mt_ctx *ctx)
     report_packed(ctx, &packed, m);
 
     struct mt_wl_serving sv = {mt_pruned_bytes(&packed), serving_scratch, &packed, &base};
-    if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
+    if ((rc = mt_wl_report_serving(ctx, m, &s.corpus, &sv))) goto out;
     report_kernels(ctx, &packed);
     rc = 0;
 out:
@@ -332,7 +328,7 @@ out:
     mt_prune_calib_free(&cal);
     mt_gpt_free(mtr);
     mt_gpt_free(m);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }
 

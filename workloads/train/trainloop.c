@@ -338,41 +338,36 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
 int mt_train_run(struct mt_ctx *ctx)
 {
     char err[ERRLEN];
-    struct mt_gpt_config cfg;
-    struct mt_gpt_recipe r;
-    struct mt_corpus corpus;
+    struct mt_wl_setup s;
     struct mt_train_opts o;
     struct mt_tmodel *t = NULL;
     struct mt_gpt *m = NULL;
     struct loop_out lo;
-    uint64_t seed;
     mt_wl_threads(ctx);
-    if (mt_wl_model_config(ctx, NULL, &cfg) || mt_wl_recipe(ctx, &cfg, &r, &seed) ||
-        mt_train_opts(ctx, &cfg, &r, &o))
-        return -1;
-    if (mt_wl_corpus(ctx, 1, r.seq, &corpus)) return -1;
+    if (mt_wl_setup_model(ctx, &s) || mt_train_opts(ctx, &s.cfg, &s.r, &o)) return -1;
+    if (mt_wl_corpus(ctx, 1, s.r.seq, &s.corpus)) return -1;
     o.engine.region = region_cb;
     o.engine.region_user = ctx;
     o.engine.scratch_dir = ctx->ops->scratch_dir(ctx);
-    int rc = mt_tmodel_create(&t, &cfg, &o.engine, seed, err, sizeof err);
+    int rc = mt_tmodel_create(&t, &s.cfg, &o.engine, s.seed, err, sizeof err);
     if (rc) {
-        mt_corpus_free(&corpus);
+        mt_corpus_free(&s.corpus);
         return mt_error(ctx, "%s", err);
     }
     mt_log(ctx, MT_LOG_INFO,
            "training %s: batch %zu = %zu x %zu, precision %s (master %s), every %zu, alloc %s, "
            "optimizer %s%s, recompute %s",
-           mt_param_str(ctx, "model"), r.batch, o.accum_steps, o.engine.micro_batch,
+           mt_param_str(ctx, "model"), s.r.batch, o.accum_steps, o.engine.micro_batch,
            mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
            o.engine.pool ? "pool" : "malloc", mt_optim_name(o.engine.optimizer),
            o.engine.offload ? " (offloaded)" : "", o.engine.selective ? "selective" : "none");
-    rc = train_steps(ctx, t, &r, &o, seed, &corpus, &lo);
+    rc = train_steps(ctx, t, &s.r, &o, s.seed, &s.corpus, &lo);
     float *w = NULL;
-    size_t wbytes = mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
+    size_t wbytes = mt_gpt_memory(&s.cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
     if (rc == 0) {
-        report_train(ctx, &o, mt_tmodel_stats(t), &lo, &r);
+        report_train(ctx, &o, mt_tmodel_stats(t), &lo, &s.r);
         struct mt_tmodel_plan plan;
-        mt_tmodel_plan(&cfg, &o.engine, &plan, NULL, 0);
+        mt_tmodel_plan(&s.cfg, &o.engine, &plan, NULL, 0);
         mt_metric(ctx, "model_bytes", (double)plan.bytes[MT_MEM_WEIGHTS], "bytes");
         /* The trained weights wait in an untagged buffer while the training state goes,
          * so evaluation never coexists with training in any category's peak. */
@@ -386,7 +381,7 @@ int mt_train_run(struct mt_ctx *ctx)
     }
     mt_tmodel_free(t);
     if (rc == 0) {
-        rc = mt_gpt_create(&m, &cfg, MT_GPT_INFER, EVAL_BATCH, r.seq, err, sizeof err);
+        rc = mt_gpt_create(&m, &s.cfg, MT_GPT_INFER, EVAL_BATCH, s.r.seq, err, sizeof err);
         if (rc)
             mt_error(ctx, "%s", err);
         else
@@ -394,8 +389,8 @@ int mt_train_run(struct mt_ctx *ctx)
     }
     free(w);
     if (rc == 0)
-        rc = mt_wl_report_eval(ctx, m, &corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+        rc = mt_wl_report_eval(ctx, m, &s.corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
     mt_gpt_free(m);
-    mt_corpus_free(&corpus);
+    mt_corpus_free(&s.corpus);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <memtrade/grow.h>
 #include <memtrade/memcat.h>
 
 #include "util.h"
@@ -55,14 +56,9 @@ static int list_dir(const char *dir, char ***names, size_t *count, char *err, si
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         if (lstat(full, &st) || !S_ISREG(st.st_mode)) /* symlinks and folders are skipped */
             continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nv = realloc(v, cap * sizeof *v);
-            if (!nv) {
-                rc = mt_tf_fail(err, errlen, "out of memory listing %s", dir);
-                break;
-            }
-            v = nv;
+        if (mt_grow(&v, &cap, n + 1, sizeof *v, 64)) {
+            rc = mt_tf_fail(err, errlen, "out of memory listing %s", dir);
+            break;
         }
         if (!(v[n] = strdup(full))) {
             rc = mt_tf_fail(err, errlen, "out of memory listing %s", dir);

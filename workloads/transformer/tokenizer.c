@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/grow.h>
+
 #include "tokenizer_impl.h"
 #include "util.h"
 
@@ -845,13 +847,7 @@ struct ids {
 
 static int push(struct ids *o, int32_t id)
 {
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? 2 * o->cap : 1024;
-        int32_t *nv = realloc(o->v, cap * sizeof *nv);
-        if (!nv) return -1;
-        o->v = nv;
-        o->cap = cap;
-    }
+    if (mt_grow(&o->v, &o->cap, o->n + 1, sizeof *o->v, 1024)) return -1;
     o->v[o->n++] = id;
     return 0;
 }

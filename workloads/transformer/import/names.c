@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <memtrade/grow.h>
+
 #include "util.h"
 
 int mt_names_family(const struct mt_gpt_config *c, char *err, size_t errlen)
@@ -62,14 +64,9 @@ static void add(struct list *l, enum mt_gpt_param p, size_t layer, size_t row0, 
                 size_t cols, int vector, enum mt_xform xf, size_t heads, const char *fmt, ...)
 {
     if (l->oom) return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        struct mt_piece *v = realloc(l->v, cap * sizeof *v);
-        if (!v) {
-            l->oom = 1;
-            return;
-        }
-        l->v = v, l->cap = cap;
+    if (mt_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v, 64)) {
+        l->oom = 1;
+        return;
     }
     struct mt_piece *e = &l->v[l->n++];
     *e = (struct mt_piece){.p = p, .layer = layer, .row0 = row0, .rows = rows, .cols = cols,

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memtrade/grow.h>
+
 #include "util.h"
 
 int mt_src_map_file(struct mt_src *src, const char *path, const unsigned char **base, size_t *len,
@@ -49,12 +51,8 @@ int mt_src_add(struct mt_src *src, const struct mt_src_tensor *t, char *err, siz
 {
     if (mt_src_find(src, t->name))
         return mt_tf_fail(err, errlen, "%s: tensor '%s' appears twice", t->file, t->name);
-    if (src->n == src->cap) {
-        size_t cap = src->cap ? 2 * src->cap : 64;
-        struct mt_src_tensor *nt = realloc(src->t, cap * sizeof *nt);
-        if (!nt) return mt_tf_fail(err, errlen, "out of memory for the tensor table");
-        src->t = nt, src->cap = cap;
-    }
+    if (mt_grow(&src->t, &src->cap, src->n + 1, sizeof *src->t, 64))
+        return mt_tf_fail(err, errlen, "out of memory for the tensor table");
     struct mt_src_tensor *d = &src->t[src->n];
     *d = *t;
     d->name = strdup(t->name);
@@ -95,14 +93,9 @@ const char *mt_src_shape_text(const size_t *dims, size_t ndim, char *buf, size_t
 int mt_out_add(struct mt_out_list *l, const char *name, enum mt_dtype dtype, size_t ndim,
                const size_t *dims, const float *data, float *owned)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        struct mt_out_tensor *nt = realloc(l->t, cap * sizeof *nt);
-        if (!nt) {
-            free(owned);
-            return -1;
-        }
-        l->t = nt, l->cap = cap;
+    if (mt_grow(&l->t, &l->cap, l->n + 1, sizeof *l->t, 64)) {
+        free(owned);
+        return -1;
     }
     struct mt_out_tensor *t = &l->t[l->n++];
     memset(t, 0, sizeof *t);
