@@ -107,6 +107,34 @@ static double attend_all(const struct mt_kvc *c, size_t n, float *o, const float
     return mt_bench_now() - t0;
 }
 
+/* Positions of the "hot" attention: few enough that one layer's slice of any format
+ * (fp32: 1.5 MiB... int2: 0.1 MiB) stays in the L2 cache across repeats. */
+#define HOT_POS 384
+#define HOT_REPS 64
+
+/* The attention's speed with its data in the caches, one thread: layer 0 over the last
+ * HOT_POS positions before n, HOT_REPS times in a row; returns the median over 5 batches
+ * of the thread's CPU seconds per position, and *bytes the cache bytes those positions
+ * hold in that layer (packed ones at the format's bytes per token, KIVI's fp32 ring at 4
+ * bytes per element). Against the stream bandwidth it says whether the kernels could
+ * keep up with memory at all (cmp_x below 1: compute-bound even when nothing misses). */
+static double attend_hot(const struct mt_kvc *c, size_t n, float *o, const float *q, double *bytes)
+{
+    size_t lo = n - HOT_POS, stored = mt_kvc_stored_tokens(&c->spec, n);
+    double per = (double)c->sz.unit_bytes / (double)c->sz.unit_tokens / (double)c->cfg.n_layer;
+    double b[5];
+    *bytes = per * (double)(stored > lo ? stored - lo : 0) +
+             8.0 * (double)c->kvd * (double)(n - (stored > lo ? stored : lo));
+    mt_kvc_attend(c, 0, 0, lo, n, q, o); /* in the caches */
+    for (int k = 0; k < 5; k++) {
+        double c0 = thread_cpu();
+        for (int r = 0; r < HOT_REPS; r++)
+            mt_kvc_attend(c, 0, 0, lo, n, q, o);
+        b[k] = (thread_cpu() - c0) / HOT_REPS;
+    }
+    return mt_bench_median(b, 5);
+}
+
 /* Bytes of a paged sequence (blocks of 16) of cfg at context n, through the allocator. */
 static size_t paged_held(const struct mt_gpt_config *cfg, enum mt_kvc_format f, size_t n)
 {
@@ -238,15 +266,19 @@ static int bench(const struct opts *o)
         fprintf(stderr, "mt-bench-kvcache: decode: %s\n", err);
         goto out;
     }
+    double hot[MAX_FMT], hot_bytes[MAX_FMT];
+    omp_set_num_threads(1);
+    for (size_t f = 0; f < F; f++)
+        hot[f] = n > HOT_POS ? attend_hot(kv[f]->cache, n - K / 2, buf, q, &hot_bytes[f]) : 0.0;
     for (size_t ti = 0; ti < NT; ti++) {
         int th = o->threads[ti];
         omp_set_num_threads(th);
         double bw = mt_bench_stream_read(o->stream_mib << 20, 5);
         printf("\nthreads %d: stream read %.1f GB/s (sum over %zu MiB, best of 5)\n", th, bw / 1e9,
                o->stream_mib);
-        printf("%-6s %9s %7s %8s %8s %9s %6s %6s %8s %7s %8s %7s %8s\n", "format", "tokens/s",
-               "vs_fp32", "MB/token", "cache_MB", "bound_t/s", "step%", "attn%", "attn_ms",
-               "attn_bw%", "attn_bnd", "cpu_ms", "cpu_bw%");
+        printf("%-6s %9s %7s %8s %8s %9s %6s %6s %8s %7s %8s %7s %8s %7s %6s\n", "format",
+               "tokens/s", "vs_fp32", "MB/token", "cache_MB", "bound_t/s", "step%", "attn%",
+               "attn_ms", "attn_bw%", "attn_bnd", "cpu_ms", "cpu_bw%", "hot_ns", "cmp_x");
         double fp32 = 0.0;
         for (size_t f = 0; f < F; f++) {
             size_t at = (ti * F + f) * R;
@@ -257,16 +289,21 @@ static int bench(const struct opts *o)
             double bound_ms = 1e3 * cache_mb * 1e6 / bw; /* the cache's bytes at stream speed */
             char ratio[32] = "n/a";
             if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
-            char cpu_ms[32] = "-", cpu_bw[32] = "-"; /* one thread: the attention's own time */
+            /* one thread: the attention's own time, and its speed with the data in the caches */
+            char cpu_ms[32] = "-", cpu_bw[32] = "-", hot_ns[32] = "-", cmp_x[32] = "-";
             if (th == 1) {
                 snprintf(cpu_ms, sizeof cpu_ms, "%.3f", 1e3 * cpu);
                 snprintf(cpu_bw, sizeof cpu_bw, "%.0f%%", 100.0 * bound_ms / (1e3 * cpu));
+                if (hot[f] > 0.0) {
+                    snprintf(hot_ns, sizeof hot_ns, "%.1f", 1e9 * hot[f] / HOT_POS);
+                    snprintf(cmp_x, sizeof cmp_x, "%.2f", hot_bytes[f] / bw / hot[f]);
+                }
             }
             printf("%-6s %9.1f %7s %8.2f %8.2f %9.1f %5.0f%% %5.0f%% %8.3f %7.0f%% %8.3f %7s "
-                   "%8s\n",
+                   "%8s %7s %6s\n",
                    mt_kvc_format_name(o->fmt[f]), tps, ratio, bytes[f] / 1e6, cache_mb,
                    bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att / step, 1e3 * att,
-                   100.0 * bound_ms / (1e3 * att), bound_ms, cpu_ms, cpu_bw);
+                   100.0 * bound_ms / (1e3 * att), bound_ms, cpu_ms, cpu_bw, hot_ns, cmp_x);
         }
     }
     printf("(step%%: the whole step's share of its bound, weights + cache bytes at stream "
@@ -274,7 +311,12 @@ static int bench(const struct opts *o)
            "median wall time, attn_bnd its bound: the cache's bytes at stream speed, attn_bw%% "
            "= attn_bnd / attn_ms, its share of that bound; cpu_ms and cpu_bw%%: the same by "
            "the calling thread's CPU time, which a loaded machine's waits for a core do not "
-           "inflate, given for one thread only, where it is the attention's own time)\n");
+           "inflate, given for one thread only, where it is the attention's own time; hot_ns: "
+           "the attention of one layer per position with its last %d positions in the caches "
+           "(thread CPU time, median of 5 x %d), cmp_x: those positions' cache bytes at stream "
+           "speed / that time, how much faster than memory the kernels compute: below 1 they "
+           "cannot reach the bound)\n",
+           HOT_POS, HOT_REPS);
     if (o->window && o->window < n) window_bytes(o, &cfg, n);
     simulate(o, &cfg);
 out:

@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define MAX_GROUP 128
-#define HEADS_PER_PASS 64 /* heads of one attend_heads call */
+#define HEADS_PER_PASS 16 /* heads of one attend_heads call (their state: 32 KiB) */
 
 static const char *const format_names[MT_KVC_FORMAT_COUNT] = {"fp32", "bf16", "fp16", "int8",
                                                               "int4", "int3", "int2"};
@@ -507,13 +507,15 @@ static void scores(int impl, enum mt_kvk_kind kind, float *att, const float *q,
         mt_kvk_scores_ref(kind, att, q, w, n, hs, G, scale);
 }
 
+/* o: the head's accumulator sets (mt_kvk_accum_avx512), pos0 the absolute position of
+ * the view's first token. */
 static void accum(int impl, enum mt_kvk_kind kind, float *o, const float *att, float inv,
-                  const struct mt_kvk_view *w, size_t n, size_t hs, size_t G)
+                  const struct mt_kvk_view *w, size_t n, size_t hs, size_t G, size_t pos0)
 {
     if (impl == 1)
         mt_kvk_accum_f32(o, att, inv, (const float *)(const void *)w->codes, w->stride / 4, n, hs);
     else if (impl == 2)
-        mt_kvk_accum_avx512(kind, o, att, inv, w, n, hs, G);
+        mt_kvk_accum_avx512(kind, o, att, inv, w, n, hs, G, pos0);
     else
         mt_kvk_accum_ref(kind, o, att, inv, w, n, hs, G);
 }
@@ -586,11 +588,17 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
     int ref = c->impl == MT_KVC_IMPL_SCALAR;
     float s[MT_KVC_MAX_TILE], mx[HEADS_PER_PASS], sum[HEADS_PER_PASS];
     float scale = 1.0f / sqrtf((float)hs);
+    /* the weighted values of a head: its output, or the AVX-512 kernel's state (sets and
+     * lanes, mt_kvk_accum_avx512) where it has one; KIVI's fp32 ring adds to its first set */
+    size_t ah = impl[1] == 2 ? mt_kvk_accum_floats(kind[1], hs, G) : hs;
+    int st = ah > hs;
+    float state[HEADS_PER_PASS * MT_KVK_ACCUM_MAX_FLOATS(MT_KVC_MAX_HEAD_DIM)]; /* 32 KiB */
     /* rows of MT_KVK_PREFETCH_MIN_STRIDE bytes and more: the hardware leaves them to wait */
     int tile_pf = quantized(c->spec.format) &&
                   mt_kvk_prefetch_ahead(c->kvd * mt_kvc_format_bits(c->spec.format) / 8);
+#define ACC_OF(h) (st ? state + ((h)-h0) * ah : out + (h)*hs)
     for (size_t h = h0; h < h1; h++) {
-        memset(out + h * hs, 0, hs * sizeof *out);
+        memset(ACC_OF(h), 0, ah * sizeof *out);
         mx[h - h0] = -INFINITY, sum[h - h0] = 0.0f;
     }
     for (size_t t0 = lo / S * S; t0 < n; t0 += S) {
@@ -600,7 +608,7 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
                           h0 / rep, (h1 - 1) / rep);
         for (size_t h = h0; h < h1; h++) {
             const float *qh = q + h * hs;
-            float *o = out + h * hs;
+            float *o = ACC_OF(h);
             size_t g = h / rep;
             for (int which = 0; which < 2; which++) {
                 for (size_t t = a; t < e;) {
@@ -626,7 +634,7 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
                     if (!which)
                         scores(im, k, s + (t - a), qh, &w, m, hs, G, scale);
                     else
-                        accum(im, k, o, s + (t - a), 1.0f, &w, m, hs, G);
+                        accum(im, k, o, s + (t - a), 1.0f, &w, m, hs, G, t);
                     t += m;
                 }
                 if (which) continue;
@@ -635,15 +643,20 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
                 if (ref)
                     mt_kvk_online_ref(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
                 else
-                    mt_kvk_online(s, e - a, &mx[h - h0], &sum[h - h0], o, hs);
+                    mt_kvk_online(s, e - a, &mx[h - h0], &sum[h - h0], o, ah);
             }
         }
     }
     for (size_t h = h0; h < h1; h++) {
         float inv = 1.0f / sum[h - h0];
+        if (st) {
+            mt_kvk_accum_finish(kind[1], out + h * hs, ACC_OF(h), inv, hs, G);
+            continue;
+        }
         for (size_t i = 0; i < hs; i++)
             out[h * hs + i] *= inv;
     }
+#undef ACC_OF
 }
 
 void mt_kvc_attend(const struct mt_kvc *c, size_t seq, size_t layer, size_t lo, size_t n,

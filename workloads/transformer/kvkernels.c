@@ -27,6 +27,9 @@ void mt_kvk_scores_f32(float *att, const float *q, const float *K, size_t stride
 void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs)
 {
     float mx = *m, sum = 0.0f;
+    /* the maximum in vectors (exact in any order; a scalar chain of vmaxss cost more than
+     * the exponentials) */
+#pragma omp simd reduction(max : mx)
     for (size_t t = 0; t < n; t++)
         mx = s[t] > mx ? s[t] : mx;
     if (mx > *m) {

@@ -70,8 +70,36 @@ void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 int mt_kvk_avx512_ok(void);
 void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
                           const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale);
+/* The weighted sum of the AVX-512 build. For the per-token kinds (TOK8 .. TOK2) o is the
+ * head's state of mt_kvk_accum_floats floats: mt_kvk_accum_sets(kind, hs) sets of hs
+ * floats, then 16 floats per group of G channels. Token t, at absolute position pos0 + t,
+ * adds a_t s_t c_t (its probability times its scale times its codes) to set
+ * (pos0 + t) % sets, and a_t m_t (times its minimum) to lane (pos0 + t) % 16 of its
+ * group's 16 floats; the output is the sets and the lanes summed in order
+ * (mt_kvk_accum_finish). A short head has that many independent chains of additions
+ * instead of one, the minima cost one multiply per 16 tokens instead of one per element,
+ * and the sums depend on the positions only, never on where a run was split. Other kinds:
+ * o is hs floats (the first set of a state), pos0 unused. */
 void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
-                         const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
+                         const struct mt_kvk_view *v, size_t n, size_t hs, size_t G, size_t pos0);
+/* Accumulator sets of mt_kvk_accum_avx512 (1, 2, 4 or 8): enough that the head's vectors
+ * times the sets make 8 chains (an FMA's latency times two per cycle). */
+static inline size_t mt_kvk_accum_sets(enum mt_kvk_kind kind, size_t hs)
+{
+    if (kind < MT_KVK_TOK8 || kind > MT_KVK_TOK2) return 1;
+    return hs <= 16 ? 8 : hs <= 32 ? 4 : hs <= 64 ? 2 : 1;
+}
+/* Floats of a head's state in mt_kvk_accum_avx512 (hs for the kinds without one). */
+static inline size_t mt_kvk_accum_floats(enum mt_kvk_kind kind, size_t hs, size_t G)
+{
+    if (kind < MT_KVK_TOK8 || kind > MT_KVK_TOK2) return hs;
+    return mt_kvk_accum_sets(kind, hs) * hs + 16 * (hs / G);
+}
+/* The most a head's state takes: sets * hs <= max(128, hs), groups of at least 16. */
+#define MT_KVK_ACCUM_MAX_FLOATS(max_hs) ((max_hs) > 128 ? 2 * (max_hs) : 128 + (max_hs))
+/* out[i] = (the head's sets and its group's lanes, summed in order) * inv, i < hs. */
+void mt_kvk_accum_finish(enum mt_kvk_kind kind, float *out, const float *state, float inv,
+                         size_t hs, size_t G);
 
 /* Tokens ahead that the fp32 and 16-bit kernels prefetch (the quantized kinds' tiles are
  * prefetched whole, a tile ahead, by kvcache.c's driver at the same stride threshold).

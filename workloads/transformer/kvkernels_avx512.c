@@ -30,6 +30,17 @@ int mt_kvk_avx512_ok(void)
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+/* The code values 0 .. 15 as floats: vpermps reads the low 4 bits of each index lane, so a
+ * code sitting in the low bits of a lane becomes its float in one instruction whatever lies
+ * above those 4 bits; for 2- and 3-bit codes the table repeats every 4 or 8 entries, so the
+ * bits between the code and bit 4 need no masking either. Exact (small integers). */
+INLINE __m512 code_table(unsigned bits)
+{
+    return bits == 2   ? _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
+           : bits == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
+                       : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
 /* 16 elements i0 .. i0+15 of a row, as floats (16-bit kinds) or as code values. */
 INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
 {
@@ -52,12 +63,13 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
             _mm512_castsi128_si512(_mm_cvtsi64_si128((long long)w)));
         x = _mm512_srlv_epi32(
             x, _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0));
-        return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(15)));
+        return _mm512_permutexvar_ps(x, code_table(4));
     }
     case MT_KVK_TOK3:
     case MT_KVK_CHAN3: {
         /* 16 codes in 6 bytes: the 24 bits of each 8 codes in one dword (bytes 0-2 for
-         * lanes 0-7, 3-5 for lanes 8-15); the low 2 bits at 2j, the high one at 16 + j */
+         * lanes 0-7, 3-5 for lanes 8-15); the low 2 bits at 2j, the high one at 16 + j:
+         * shifted to bits 0-1 and to bit 2, merged by one bitwise select */
         __m128i b = _mm_maskz_loadu_epi8(0x3f, row + 3 * i0 / 8);
         b = _mm_shuffle_epi8(
             b, _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1, -1));
@@ -68,8 +80,9 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
             x, _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0));
         __m512i hi = _mm512_srlv_epi32(
             x, _mm512_set_epi32(21, 20, 19, 18, 17, 16, 15, 14, 21, 20, 19, 18, 17, 16, 15, 14));
-        return _mm512_cvtepi32_ps(_mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(3)),
-                                                  _mm512_and_si512(hi, _mm512_set1_epi32(4))));
+        /* (lo & 3) | (hi & ~3): bit 2 is the high bit, bit 3 is ignored by the table */
+        return _mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo, hi, _mm512_set1_epi32(3), 0xe4),
+                                     code_table(3));
     }
     default: { /* 2-bit */
         uint32_t w;
@@ -77,7 +90,7 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
         __m512i x = _mm512_srlv_epi32(
             _mm512_set1_epi32((int)w),
             _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0));
-        return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(3)));
+        return _mm512_permutexvar_ps(x, code_table(2));
     }
     }
 }
@@ -121,14 +134,17 @@ INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, s
 INLINE __m512 reduce16(const __m512 *v)
 {
     __m512 a[8], b[4], c[2];
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++)
         a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
                              _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
         b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
                              _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
     }
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
         c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
                              _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
@@ -145,8 +161,8 @@ static const int hi_idx[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
 INLINE void nibbles(const uint8_t *p, __m512 *even, __m512 *odd)
 {
     __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)p));
-    *even = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
-    *odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+    *even = _mm512_permutexvar_ps(b, code_table(4));
+    *odd = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), code_table(4));
 }
 INLINE void split(__m512 a, __m512 b, __m512 *even, __m512 *odd)
 {
@@ -159,19 +175,103 @@ INLINE void merge(__m512 even, __m512 odd, __m512 *a, __m512 *b)
     *b = _mm512_permutex2var_ps(even, _mm512_loadu_si512(hi_idx), odd);
 }
 
-/* The scores, 16 tokens at a time: per token a vector of partial products (per-token
- * groups weighed by their scale), the 16 reduced together by reduce16; minima enter as
- * m * sum q per group (per token) or sum q m per token group (per channel). hs is a
- * constant where the caller can make it one, so the query stays in registers. */
+/* The fp16 values p[j * ps] of tokens j < m (m <= 16), as floats (0 in lanes m..15): for
+ * ps <= 8 the up to 128 uint16 they lie in are loaded (masked at the last one) and the 16
+ * picked by two vpermt2w; wider strides one by one. A gather did the same at several
+ * times the cost. */
+INLINE __m512 h16_rows(const uint16_t *p, size_t ps, size_t m)
+{
+    if (ps > 8) {
+        _Alignas(64) float f[16] = {0};
+        for (size_t j = 0; j < m; j++)
+            f[j] = mt_kvk_h2f(p[j * ps]);
+        return _mm512_load_ps(f);
+    }
+    size_t L = (m - 1) * ps + 1; /* uint16 from p that hold the values */
+    __m512i x[4];
+    for (size_t c = 0; c < 4; c++) {
+        size_t lim = L > 32 * c ? L - 32 * c : 0;
+        __mmask32 k = lim >= 32 ? 0xffffffffu : (__mmask32)((1u << lim) - 1u);
+        x[c] = _mm512_maskz_loadu_epi16(k, p + 32 * c);
+    }
+    /* lane j from x[0..1] at j ps, or from x[2..3] at j ps - 64 */
+    __m512i i0 =
+        _mm512_mullo_epi16(_mm512_set1_epi16((short)ps),
+                           _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 14,
+                                            13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+    __m512i i1 = _mm512_sub_epi16(i0, _mm512_set1_epi16(64));
+    __m512i lo = _mm512_permutex2var_epi16(x[0], i0, x[1]);
+    __m512i hi = _mm512_permutex2var_epi16(x[2], i1, x[3]);
+    /* lane j from hi where j ps >= 64 */
+    __m512i r = _mm512_mask_blend_epi16(_mm512_cmpge_epu16_mask(i0, _mm512_set1_epi16(64)), lo, hi);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(r));
+}
+
+/* One token's vector of partial products with the query (its 16 lanes sum to the dot):
+ * CHAN4 rows as even and odd nibbles against the query split alike (qe, qo); per-token
+ * groups (ng > 1) weighed by their scales sf[g] (one group's products summed, then
+ * scaled); else the codes (or values) against qv. */
+INLINE __m512 token_dot(enum mt_kvk_kind kind, const uint8_t *row, const __m512 *qv,
+                        const __m512 *qe, const __m512 *qo, const float *sf, size_t hs, size_t G)
+{
+    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1;
+    __m512 acc = _mm512_setzero_ps();
+    if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
+        for (size_t c = 0; c < hs / 32; c++) {
+            __m512 e, o;
+            nibbles(row + 16 * c, &e, &o);
+            acc = _mm512_fmadd_ps(qo[c], o, _mm512_fmadd_ps(qe[c], e, acc));
+        }
+    } else if (ng > 1) {
+        for (size_t g = 0; g < ng; g++) {
+            __m512 p = _mm512_setzero_ps();
+            for (size_t i = g * G / 16; i < (g + 1) * G / 16; i++)
+                p = _mm512_fmadd_ps(qv[i], load16(kind, row, 16 * i), p);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(sf[16 * g]), p, acc);
+        }
+    } else {
+        for (size_t i = 0; i < nv; i++)
+            acc = _mm512_fmadd_ps(qv[i], load16(kind, row, 16 * i), acc);
+    }
+    return acc;
+}
+
+/* Scores of tokens t0 .. t0 + m - 1 (m <= 16): their 16 vectors of partial products stay
+ * in registers (the loop is unrolled: m is the constant 16 but for a run's last tokens),
+ * reduced by one tree, then att = (dot * post + bias) * scale, post the per-token scales
+ * of one-group tokens (else 1) and bias the minima's share. */
+INLINE void scores_batch(enum mt_kvk_kind kind, float *att, const uint8_t *codes, size_t stride,
+                         size_t m, const __m512 *qv, const __m512 *qe, const __m512 *qo,
+                         const float *sf, __m512 post, __m512 bias, float scale, size_t hs,
+                         size_t G)
+{
+    __m512 v[16];
+#pragma GCC unroll 16
+    for (size_t j = 0; j < 16; j++)
+        v[j] = j < m ? token_dot(kind, codes + j * stride, qv, qe, qo, sf + j, hs, G)
+                     : _mm512_setzero_ps();
+    __m512 r = _mm512_mul_ps(_mm512_fmadd_ps(reduce16(v), post, bias), _mm512_set1_ps(scale));
+    _mm512_mask_storeu_ps(att, (__mmask16)((1u << m) - 1u), r);
+}
+
+/* The scores, 16 tokens at a time (scores_batch): minima enter as m * sum q per group (per
+ * token: gathered with the scales for 16 tokens at once) or sum q m per token group (per
+ * channel, whose scales are folded into the query once per group: q s). hs is a constant
+ * where the caller can make it one, so the query stays in registers. The 16-bit kinds
+ * prefetch their rows here; the quantized ones are prefetched by kvcache.c. */
 INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
-    __m512 qv[MAXV], v[16], qe[MAXV / 2], qo[MAXV / 2];
-    float qsum[MAXV], bias[16], cbias = 0.0f;
+    __m512 qv[MAXV], qe[MAXV / 2], qo[MAXV / 2], bias = _mm512_setzero_ps();
+    __m512 one = _mm512_set1_ps(1.0f), post = one;
+    _Alignas(64) float sf[MAXV][16];
+    float qsum[MAXV];
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
-    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(k->stride), gv[MAXV];
+    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(k->stride);
+    const uint8_t *codes = k->codes;
+    size_t stride = k->stride;
     for (size_t i = 0; i < nv; i++)
-        qv[i] = _mm512_loadu_ps(q + 16 * i), gv[i] = 16 * i / G;
+        qv[i] = _mm512_loadu_ps(q + 16 * i);
     if (is_tok(kind))
         for (size_t g = 0; g < ng; g++) {
             __m512 sv = _mm512_setzero_ps();
@@ -192,47 +292,36 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                 b = _mm512_fmadd_ps(
                     x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
             }
-            cbias = _mm512_reduce_add_ps(b);
+            bias = _mm512_set1_ps(_mm512_reduce_add_ps(b));
             if (kind == MT_KVK_CHAN4 && hs % 32 == 0)
                 for (size_t c = 0; c < hs / 32; c++)
                     split(qv[2 * c], qv[2 * c + 1], &qe[c], &qo[c]);
         }
-        for (size_t j = 0; j < 16; j++) {
-            size_t t = t0 + j;
-            if (j >= m) {
-                v[j] = _mm512_setzero_ps(), bias[j] = 0.0f;
-                continue;
+        if (is_tok(kind)) { /* the 16 tokens' scales and the minima's share */
+            const uint16_t *sc = k->scl + t0 * k->par_stride, *mn = k->mn + t0 * k->par_stride;
+            size_t ps = k->par_stride;
+            bias = _mm512_setzero_ps();
+            for (size_t g = 0; g < ng; g++) {
+                __m512 sg = h16_rows(sc + g, ps, m);
+                if (ng == 1)
+                    post = sg;
+                else
+                    _mm512_store_ps(sf[g], sg);
+                bias = _mm512_fmadd_ps(h16_rows(mn + g, ps, m), _mm512_set1_ps(qsum[g]), bias);
             }
-            const uint8_t *row = k->codes + t * k->stride;
-            if (pf && t + pf < n) prefetch_token(kind, k, t + pf, rb, ng);
-            __m512 acc = _mm512_setzero_ps();
-            if (is_tok(kind)) { /* loops over constant bounds: the query stays in registers */
-                const uint16_t *sc = k->scl + t * k->par_stride, *mn = k->mn + t * k->par_stride;
-                float b = 0.0f, sf[MAXV];
-                for (size_t g = 0; g < ng; g++) /* each scale converted once, not per vector */
-                    sf[g] = mt_kvk_h2f(sc[g]), b += mt_kvk_h2f(mn[g]) * qsum[g];
-                for (size_t i = 0; i < nv; i++)
-                    acc = _mm512_fmadd_ps(_mm512_mul_ps(qv[i], _mm512_set1_ps(sf[gv[i]])),
-                                          load16(kind, row, 16 * i), acc);
-                bias[j] = b;
-            } else if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
-                for (size_t c = 0; c < hs / 32; c++) {
-                    __m512 e, o;
-                    nibbles(row + 16 * c, &e, &o);
-                    acc = _mm512_fmadd_ps(qo[c], o, _mm512_fmadd_ps(qe[c], e, acc));
-                }
-                bias[j] = cbias;
-            } else {
-                for (size_t i = 0; i < nv; i++)
-                    acc = _mm512_fmadd_ps(qv[i], load16(kind, row, 16 * i), acc);
-                bias[j] = cbias;
-            }
-            v[j] = acc;
         }
-        __m512 r =
-            _mm512_mul_ps(_mm512_add_ps(reduce16(v), _mm512_loadu_ps(bias)), _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u), r);
+        if (pf)
+            for (size_t j = 0; j < m && t0 + j + pf < n; j++)
+                prefetch_token(kind, k, t0 + j + pf, rb, ng);
+        const uint8_t *c0 = codes + t0 * stride;
+        if (m == 16)
+            scores_batch(kind, att + t0, c0, stride, 16, qv, qe, qo, sf[0], post, bias, scale, hs,
+                         G);
+        else
+            scores_batch(kind, att + t0, c0, stride, m, qv, qe, qo, sf[0], post, bias, scale, hs,
+                         G);
     }
+    (void)one;
 }
 
 /* Calls body with the kind and the common head dimensions (32, 64, 128) as constants,
@@ -290,62 +379,115 @@ void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
     DISPATCH(scores_body, kind, hs, att, q, k, n, scale);
 }
 
-/* The weighted sum with the output in registers: o += a_t (s c_t + m) per token, the
- * element decoded by one fma off the accumulator's chain; token after token, so a run
+/* The weighted sum with the output in registers. Per-token groups (mt_kvk_accum_avx512's
+ * state): NS sets of accumulators, token t into set (pos0 + t) % NS, so NS tokens' fmas
+ * run side by side; per 16 tokens the weights w_t = a_t s_t and the minima's shares
+ * a_t m_t are made in vectors (the scales and minima loaded by h16_rows), the shares
+ * rotated to lanes (pos0 + t) % 16 and added to the group's lanes, the weights kept in a
+ * small table that each token reads as a broadcast: then o += w_t c_t is one fma per
+ * vector of codes. Other kinds: one set, o += a_t x_t token after token. Either way a run
  * split anywhere sums alike. */
 INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float inv,
-                       const struct mt_kvk_view *v, size_t n, size_t hs, size_t G)
+                       const struct mt_kvk_view *v, size_t n, size_t pos0, size_t hs, size_t G)
 {
-    __m512 acc[MAXV];
+    enum { MAXS = 8 };
+    size_t NS = mt_kvk_accum_sets(kind, hs);
+    __m512 acc[MAXS][MAXV];
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
     size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(v->stride), gv[MAXV];
-    /* 4-bit values with one group per 32 elements: acc[2c], acc[2c + 1] hold the even and
-     * odd elements of chunk c */
+    const uint8_t *codes = v->codes;
+    size_t stride = v->stride;
+    /* 4-bit values with one group per 32 elements: acc[k][2c], acc[k][2c + 1] hold the even
+     * and odd elements of chunk c */
     int eo = kind == MT_KVK_TOK4 && hs % 32 == 0 && G % 32 == 0;
     for (size_t i = 0; i < nv; i++)
-        acc[i] = _mm512_loadu_ps(o + 16 * i), gv[i] = 16 * i / G;
-    if (eo)
-        for (size_t c = 0; c < hs / 32; c++)
-            split(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
-    for (size_t t = 0; t < n; t++) {
-        const uint8_t *row = v->codes + t * v->stride;
-        __m512 av = _mm512_set1_ps(att[t] * inv);
-        if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, ng);
-        if (eo) {
-            const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
-            for (size_t c = 0; c < hs / 32; c++) {
-                size_t g = gv[2 * c];
-                __m512 sv = _mm512_set1_ps(mt_kvk_h2f(sc[g])),
-                       mv = _mm512_set1_ps(mt_kvk_h2f(mn[g]));
-                __m512 e, od;
-                nibbles(row + 16 * c, &e, &od);
-                acc[2 * c] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, e, mv), acc[2 * c]);
-                acc[2 * c + 1] = _mm512_fmadd_ps(av, _mm512_fmadd_ps(sv, od, mv), acc[2 * c + 1]);
+        gv[i] = 16 * i / G;
+    for (size_t k = 0; k < NS; k++) { /* register k: the tokens of set (pos0 + k) % NS */
+        const float *ok = o + (pos0 + k) % NS * hs;
+        for (size_t i = 0; i < nv; i++)
+            acc[k][i] = _mm512_loadu_ps(ok + 16 * i);
+        if (eo)
+            for (size_t c = 0; c < hs / 32; c++)
+                split(acc[k][2 * c], acc[k][2 * c + 1], &acc[k][2 * c], &acc[k][2 * c + 1]);
+    }
+    if (is_tok(kind)) {
+        _Alignas(64) float wt[MAXV][16];
+        float *lanes = o + NS * hs;
+        /* token j of a batch (16-aligned in the view) goes to lane (pos0 + j) % 16 */
+        __m512i rot =
+            _mm512_and_si512(_mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                                11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32((int)(pos0 % 16))),
+                             _mm512_set1_epi32(15));
+        for (size_t t0 = 0; t0 < n; t0 += 16) {
+            size_t m = n - t0 < 16 ? n - t0 : 16;
+            const uint16_t *sc = v->scl + t0 * v->par_stride, *mn = v->mn + t0 * v->par_stride;
+            __m512 at = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1u), att + t0),
+                                      _mm512_set1_ps(inv));
+            for (size_t g = 0; g < ng; g++) {
+                _mm512_store_ps(wt[g], _mm512_mul_ps(at, h16_rows(sc + g, v->par_stride, m)));
+                __m512 share = _mm512_mul_ps(at, h16_rows(mn + g, v->par_stride, m));
+                _mm512_storeu_ps(lanes + 16 * g, _mm512_add_ps(_mm512_loadu_ps(lanes + 16 * g),
+                                                               _mm512_permutexvar_ps(rot, share)));
             }
-        } else if (is_tok(kind)) { /* loops over constant bounds: the output stays in registers */
-            const uint16_t *sc = v->scl + t * v->par_stride, *mn = v->mn + t * v->par_stride;
-            float sf[MAXV], mf[MAXV];
-            for (size_t g = 0; g < ng; g++) /* each scale converted once, not per vector */
-                sf[g] = mt_kvk_h2f(sc[g]), mf[g] = mt_kvk_h2f(mn[g]);
-            for (size_t i = 0; i < nv; i++) {
-                __m512 x = _mm512_fmadd_ps(_mm512_set1_ps(sf[gv[i]]), load16(kind, row, 16 * i),
-                                           _mm512_set1_ps(mf[gv[i]]));
-                acc[i] = _mm512_fmadd_ps(av, x, acc[i]);
-            }
-        } else {
+            for (size_t j0 = 0; j0 < m; j0 += NS)
+#pragma GCC unroll 8
+                for (size_t k = 0; k < NS; k++) {
+                    size_t j = j0 + k;
+                    if (j >= m) break;
+                    const uint8_t *row = codes + (t0 + j) * stride;
+                    if (eo) {
+                        for (size_t c = 0; c < hs / 32; c++) {
+                            __m512 wv = _mm512_set1_ps(wt[gv[2 * c]][j]), e, od;
+                            nibbles(row + 16 * c, &e, &od);
+                            acc[k][2 * c] = _mm512_fmadd_ps(wv, e, acc[k][2 * c]);
+                            acc[k][2 * c + 1] = _mm512_fmadd_ps(wv, od, acc[k][2 * c + 1]);
+                        }
+                    } else {
+                        for (size_t i = 0; i < nv; i++)
+                            acc[k][i] = _mm512_fmadd_ps(_mm512_set1_ps(wt[gv[i]][j]),
+                                                        load16(kind, row, 16 * i), acc[k][i]);
+                    }
+                }
+        }
+    } else {
+        for (size_t t = 0; t < n; t++) {
+            const uint8_t *row = codes + t * stride;
+            __m512 av = _mm512_set1_ps(att[t] * inv);
+            if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, ng);
             for (size_t i = 0; i < nv; i++)
-                acc[i] = _mm512_fmadd_ps(av, load16(kind, row, 16 * i), acc[i]);
+                acc[0][i] = _mm512_fmadd_ps(av, load16(kind, row, 16 * i), acc[0][i]);
         }
     }
-    if (eo)
-        for (size_t c = 0; c < hs / 32; c++)
-            merge(acc[2 * c], acc[2 * c + 1], &acc[2 * c], &acc[2 * c + 1]);
-    for (size_t i = 0; i < nv; i++)
-        _mm512_storeu_ps(o + 16 * i, acc[i]);
+    for (size_t k = 0; k < NS; k++) {
+        float *ok = o + (pos0 + k) % NS * hs;
+        if (eo)
+            for (size_t c = 0; c < hs / 32; c++)
+                merge(acc[k][2 * c], acc[k][2 * c + 1], &acc[k][2 * c], &acc[k][2 * c + 1]);
+        for (size_t i = 0; i < nv; i++)
+            _mm512_storeu_ps(ok + 16 * i, acc[k][i]);
+    }
+}
+
+void mt_kvk_accum_finish(enum mt_kvk_kind kind, float *out, const float *state, float inv,
+                         size_t hs, size_t G)
+{
+    size_t NS = mt_kvk_accum_sets(kind, hs), has_lanes = mt_kvk_accum_floats(kind, hs, G) > hs;
+    for (size_t g = 0; g < hs / G; g++) {
+        float mins = 0.0f;
+        for (size_t l = 0; has_lanes && l < 16; l++)
+            mins += state[NS * hs + 16 * g + l];
+        for (size_t i = g * G; i < (g + 1) * G; i++) {
+            float x = state[i];
+            for (size_t k = 1; k < NS; k++)
+                x += state[k * hs + i];
+            out[i] = (x + mins) * inv;
+        }
+    }
 }
 
 void mt_kvk_accum_avx512(enum mt_kvk_kind kind, float *o, const float *att, float inv,
-                         const struct mt_kvk_view *v, size_t n, size_t hs, size_t G)
+                         const struct mt_kvk_view *v, size_t n, size_t hs, size_t G, size_t pos0)
 {
-    DISPATCH(accum_body, kind, hs, o, att, inv, v, n);
+    DISPATCH(accum_body, kind, hs, o, att, inv, v, n, pos0);
 }
