@@ -175,11 +175,34 @@ INLINE void merge(__m512 even, __m512 odd, __m512 *a, __m512 *b)
     *b = _mm512_permutex2var_ps(even, _mm512_loadu_si512(hi_idx), odd);
 }
 
-/* The fp16 values p[j * ps] of tokens j < m (m <= 16), as floats (0 in lanes m..15): for
- * ps <= 8 the up to 128 uint16 they lie in are loaded (masked at the last one) and the 16
- * picked by two vpermt2w; wider strides one by one. A gather did the same at several
- * times the cost. */
-INLINE __m512 h16_rows(const uint16_t *p, size_t ps, size_t m)
+/* How h16_rows picks 16 fp16 values p[j * ps], j < m (m <= 16), for ps <= 8: the up to
+ * 128 uint16 they lie in as four masked loads (masked at the last value, never past it),
+ * lane j from loads 0-1 at j ps or from loads 2-3 at j ps - 64 by two vpermt2w and a
+ * blend. Made once per view for full batches (m = 16). */
+struct h16_plan {
+    __m512i i0, i1;
+    __mmask32 k[4], hi;
+};
+INLINE struct h16_plan h16_plan_of(size_t ps, size_t m)
+{
+    struct h16_plan pl;
+    size_t L = (m - 1) * ps + 1; /* uint16 from p that hold the values */
+    for (size_t c = 0; c < 4; c++) {
+        size_t lim = L > 32 * c ? L - 32 * c : 0;
+        pl.k[c] = lim >= 32 ? 0xffffffffu : (__mmask32)((1u << lim) - 1u);
+    }
+    pl.i0 = _mm512_mullo_epi16(_mm512_set1_epi16((short)ps),
+                               _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15,
+                                                14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+    pl.i1 = _mm512_sub_epi16(pl.i0, _mm512_set1_epi16(64));
+    pl.hi = _mm512_cmpge_epu16_mask(pl.i0, _mm512_set1_epi16(64));
+    return pl;
+}
+
+/* The fp16 values p[j * ps] of tokens j < m (m <= 16), as floats (0 in lanes m..15), by
+ * a plan (ps <= 8) or one by one (wider strides). A gather did the same at several times
+ * the cost. */
+INLINE __m512 h16_rows(const uint16_t *p, size_t ps, size_t m, const struct h16_plan *pl)
 {
     if (ps > 8) {
         _Alignas(64) float f[16] = {0};
@@ -187,23 +210,12 @@ INLINE __m512 h16_rows(const uint16_t *p, size_t ps, size_t m)
             f[j] = mt_kvk_h2f(p[j * ps]);
         return _mm512_load_ps(f);
     }
-    size_t L = (m - 1) * ps + 1; /* uint16 from p that hold the values */
-    __m512i x[4];
-    for (size_t c = 0; c < 4; c++) {
-        size_t lim = L > 32 * c ? L - 32 * c : 0;
-        __mmask32 k = lim >= 32 ? 0xffffffffu : (__mmask32)((1u << lim) - 1u);
-        x[c] = _mm512_maskz_loadu_epi16(k, p + 32 * c);
-    }
-    /* lane j from x[0..1] at j ps, or from x[2..3] at j ps - 64 */
-    __m512i i0 =
-        _mm512_mullo_epi16(_mm512_set1_epi16((short)ps),
-                           _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 14,
-                                            13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-    __m512i i1 = _mm512_sub_epi16(i0, _mm512_set1_epi16(64));
-    __m512i lo = _mm512_permutex2var_epi16(x[0], i0, x[1]);
-    __m512i hi = _mm512_permutex2var_epi16(x[2], i1, x[3]);
-    /* lane j from hi where j ps >= 64 */
-    __m512i r = _mm512_mask_blend_epi16(_mm512_cmpge_epu16_mask(i0, _mm512_set1_epi16(64)), lo, hi);
+    __m512i x0 = _mm512_maskz_loadu_epi16(pl->k[0], p),
+            x1 = _mm512_maskz_loadu_epi16(pl->k[1], p + 32);
+    __m512i x2 = _mm512_maskz_loadu_epi16(pl->k[2], p + 64),
+            x3 = _mm512_maskz_loadu_epi16(pl->k[3], p + 96);
+    __m512i r = _mm512_mask_blend_epi16(pl->hi, _mm512_permutex2var_epi16(x0, pl->i0, x1),
+                                        _mm512_permutex2var_epi16(x2, pl->i1, x3));
     return _mm512_cvtph_ps(_mm512_castsi512_si256(r));
 }
 
@@ -270,6 +282,7 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
     size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(k->stride);
     const uint8_t *codes = k->codes;
     size_t stride = k->stride;
+    struct h16_plan full = is_tok(kind) ? h16_plan_of(k->par_stride, 16) : (struct h16_plan){0};
     for (size_t i = 0; i < nv; i++)
         qv[i] = _mm512_loadu_ps(q + 16 * i);
     if (is_tok(kind))
@@ -300,14 +313,16 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
         if (is_tok(kind)) { /* the 16 tokens' scales and the minima's share */
             const uint16_t *sc = k->scl + t0 * k->par_stride, *mn = k->mn + t0 * k->par_stride;
             size_t ps = k->par_stride;
+            struct h16_plan tail, *pl = &full;
+            if (m < 16) tail = h16_plan_of(ps, m), pl = &tail;
             bias = _mm512_setzero_ps();
             for (size_t g = 0; g < ng; g++) {
-                __m512 sg = h16_rows(sc + g, ps, m);
+                __m512 sg = h16_rows(sc + g, ps, m, pl);
                 if (ng == 1)
                     post = sg;
                 else
                     _mm512_store_ps(sf[g], sg);
-                bias = _mm512_fmadd_ps(h16_rows(mn + g, ps, m), _mm512_set1_ps(qsum[g]), bias);
+                bias = _mm512_fmadd_ps(h16_rows(mn + g, ps, m, pl), _mm512_set1_ps(qsum[g]), bias);
             }
         }
         if (pf)
@@ -413,6 +428,7 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
     if (is_tok(kind)) {
         _Alignas(64) float wt[MAXV][16];
         float *lanes = o + NS * hs;
+        struct h16_plan full = h16_plan_of(v->par_stride, 16);
         /* token j of a batch (16-aligned in the view) goes to lane (pos0 + j) % 16 */
         __m512i rot =
             _mm512_and_si512(_mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
@@ -424,9 +440,11 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
             const uint16_t *sc = v->scl + t0 * v->par_stride, *mn = v->mn + t0 * v->par_stride;
             __m512 at = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1u), att + t0),
                                       _mm512_set1_ps(inv));
+            struct h16_plan tail, *pl = &full;
+            if (m < 16) tail = h16_plan_of(v->par_stride, m), pl = &tail;
             for (size_t g = 0; g < ng; g++) {
-                _mm512_store_ps(wt[g], _mm512_mul_ps(at, h16_rows(sc + g, v->par_stride, m)));
-                __m512 share = _mm512_mul_ps(at, h16_rows(mn + g, v->par_stride, m));
+                _mm512_store_ps(wt[g], _mm512_mul_ps(at, h16_rows(sc + g, v->par_stride, m, pl)));
+                __m512 share = _mm512_mul_ps(at, h16_rows(mn + g, v->par_stride, m, pl));
                 _mm512_storeu_ps(lanes + 16 * g, _mm512_add_ps(_mm512_loadu_ps(lanes + 16 * g),
                                                                _mm512_permutexvar_ps(rot, share)));
             }
