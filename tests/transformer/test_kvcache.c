@@ -5,9 +5,10 @@
  * the scalar reference within 2e-5 (relative to the largest output), and the fp32 cache
  * (tiles with an online softmax) agrees with mt_k_attention_decode (one softmax over the
  * whole row) within 5e-6 (1.6e-6 seen under the sanitizers) on the same keys and values;
- * `paged`: a paged cache (blocks of 16 and 32, two sequences interleaved so their blocks
- * are not consecutive) attends bit for bit as the contiguous one, for every format and
- * both builds, and a model decodes the same logits bit for bit through either;
+ * `paged`: a paged cache (blocks of 16 and 32, and 5 for the per-token formats, two
+ * sequences interleaved so their blocks are not consecutive) attends bit for bit as the
+ * contiguous one, for every format and both builds, and a model decodes the same logits
+ * bit for bit through either;
  * `bytes`: the bytes per token and per cache of every format against the formulas
  * written out by hand, and the bytes a cache allocates and a paged sequence holds; the
  * int3 code layout (8 codes in 3 bytes) byte for byte, and a head dimension int3 cannot
@@ -144,8 +145,13 @@ static void paged(void)
     struct mt_gpt_config cfg = config(128, 4, 160);
     size_t C = cfg.n_embd, L = cfg.n_layer, T = cfg.seq_len;
     struct inputs in = inputs_new(2 * L * T, C, 11);
+    /* blocks of 5 (the per-token formats only: KIVI blocks hold whole key groups) split
+     * runs inside the AVX-512 weighted sum's 16-token batches and accumulator sets */
+    static const size_t blocks[] = {16, 32, 5};
     for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++)
-        for (size_t block = 16; block <= 32; block += 16) {
+        for (size_t bi = 0; bi < 3; bi++) {
+            size_t block = blocks[bi];
+            if (block % 16 && mt_kvc_format_kivi((enum mt_kvc_format)f)) continue;
             struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 16, 0), sp = s;
             sp.block = block;
             struct mt_kvc *c, *p;
@@ -174,7 +180,8 @@ static void paged(void)
             if (block == 16 && f == MT_KVC_INT8) CHECK(p->table[1] != p->table[0] + 1);
             mt_kvc_free(c), mt_kvc_free(p);
         }
-    printf("paged: every format, blocks of 16 and 32, attends bit for bit as contiguous\n");
+    printf("paged: every format, blocks of 16 and 32 (and 5 but KIVI), attends bit for bit as "
+           "contiguous\n");
     /* a whole model: decode logits through a paged int4 and a paged fp32 cache */
     struct mt_gpt *m;
     CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);

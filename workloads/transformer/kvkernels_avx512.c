@@ -3,13 +3,17 @@
  * What it is for: attention straight from the packed cache: codes are widened in
  * registers (bytes by vpmovzxbd; 4-bit rows 32 at a time, low nibbles the even elements
  * and high ones the odd; 2-bit codes by per-lane shifts of a broadcast word, 3-bit ones
- * by shifts of each 3-byte chunk's dword: two low bits and one high bit per lane), then
- * multiplied with the query or accumulated with the probability. Scores run 16 tokens at
- * a time: one vector of partial products per token, the 16 reduced by one tree. Per-token
- * groups weigh their partial products by their scale and add m * sum q; per-channel
- * (KIVI key) groups fold the scales into the query once per group of tokens
- * (sum (q s) c + sum q m). The weighted sum keeps the output in registers over a run and
- * decodes each element (s c + m) off the accumulator's chain. Compiled for AVX-512 whatever the
+ * by shifts of each 3-byte chunk's dword: two low bits and one high bit per lane) and
+ * made floats by one vpermps from a table of the code values, then multiplied with the
+ * query or accumulated with the probability. Scores run 16 tokens at a time, unrolled so
+ * their 16 vectors of partial products stay in registers, reduced by one tree. Per-token
+ * groups weigh their partial products by their scale (one group: the 16 reduced dots at
+ * once) and add m * sum q, the 16 tokens' scales and minima loaded together
+ * (h16_rows); per-channel (KIVI key) groups fold the scales into the query once per
+ * group of tokens (sum (q s) c + sum q m). The weighted sum of per-token values keeps
+ * its output in registers as sets of accumulators by position (mt_kvk_accum_avx512): one
+ * fma per vector of codes with w = a s, the minima's share a m added in 16 lanes per 16
+ * tokens; fp32 and 16-bit values one token after another. Compiled for AVX-512 whatever the
  * build flags and called only after mt_kvk_avx512_ok(), so the file builds for any
  * x86-64. The sums run in another order than the reference's: they agree to float
  * rounding (tests/transformer/test_kvcache.c states the bound).
@@ -275,7 +279,7 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
     __m512 qv[MAXV], qe[MAXV / 2], qo[MAXV / 2], bias = _mm512_setzero_ps();
-    __m512 one = _mm512_set1_ps(1.0f), post = one;
+    __m512 post = _mm512_set1_ps(1.0f);
     _Alignas(64) float sf[MAXV][16];
     float qsum[MAXV];
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
@@ -336,7 +340,6 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
             scores_batch(kind, att + t0, c0, stride, m, qv, qe, qo, sf[0], post, bias, scale, hs,
                          G);
     }
-    (void)one;
 }
 
 /* Calls body with the kind and the common head dimensions (32, 64, 128) as constants,
