@@ -16,7 +16,10 @@
  * alone (mt_kvc_attend over every layer on the row's threads, as decode.c runs it: heads
  * in parallel) to give its share of a step and its own share of the bandwidth bound
  * (cache bytes read / time against the stream bandwidth), in wall time and in the
- * calling thread's CPU time (what a loaded machine does not inflate).
+ * calling thread's CPU time (what a loaded machine does not inflate), and, one thread,
+ * the attention of one layer over the last 384 positions repeated with its data in the
+ * caches (hot_ns per position; cmp_x = those bytes at stream speed / that time: below 1
+ * the kernels compute slower than memory delivers, whatever the prefetching).
  * Then the sliding-window cache (--window W, default 512; 0 skips it): the bytes a
  * contiguous cache and a paged sequence hold at `context` with and without the window,
  * by the plan (mt_kvc_contiguous_bytes) and as allocated (Mistral's anchor: a window of
