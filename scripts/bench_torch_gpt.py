@@ -14,9 +14,12 @@ OMP_WAIT_POLICY=passive (spinning threads of both pools otherwise stall each oth
 On a GPU (`--device cuda`, the H100 comparison of issue 22) the same model runs eager,
 in fp32 or under bf16 autocast (`--bf16`), at `--batch`/`--seq` (gpt2 shape), and prints the
 caching allocator's peaks beside the step time (mt-bench-cuda prints memtrade's).
+`--losses` instead prints the loss of every step on mt-bench-cuda's fixed batch (its
+`compare` tokens) under memtrade's default recipe (peak `--lr`, warmup a tenth of the
+steps, cosine to a tenth): the trajectory to hold memtrade's fp32 and bf16 against.
 
 Usage: scripts/bench_torch_gpt.py speed [--threads 2] [--steps 10] [--shape small|gpt2|all]
-           [--device cpu|cuda] [--bf16] [--batch B] [--seq T]
+           [--device cpu|cuda] [--bf16] [--batch B] [--seq T] [--losses [--lr LR]]
        scripts/bench_torch_gpt.py quality [--preset small] [--steps 2000] [--threads 2]
 """
 import argparse
@@ -126,6 +129,23 @@ def speed(args):
         opt = make_optimizer(model, 3e-3)
         x = torch.randint(0, 256, (B, T), device=dev)
         y = torch.randint(0, 256, (B, T), device=dev)
+        if args.losses:  # mt-bench-cuda's fixed batch and memtrade's recipe
+            i = torch.arange(B * T, dtype=torch.int64, device=dev)
+            x, y = (i * 7919 % V).view(B, T), ((i * 104729 + 3) % V).view(B, T)
+            losses = []
+            for s in range(args.steps):
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(s, args.lr, args.steps // 10, args.steps)
+                with amp:
+                    _, loss = model(x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                losses.append(f"{loss.item():.4f}")
+            print(f"torch {name} {args.device}{' bf16' if args.bf16 else ' fp32'} B={B} T={T} "
+                  f"lr {args.lr:g} losses: {' '.join(losses)}")
+            continue
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
         steps, fwd = [], []
         for s in range(args.steps + 2):
@@ -226,6 +246,9 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (speed)")
     ap.add_argument("--batch", type=int, default=0, help="B of speed (0: the shape's)")
     ap.add_argument("--seq", type=int, default=0, help="T of speed (0: the shape's)")
+    ap.add_argument("--losses", action="store_true",
+                    help="speed: the loss trajectory on mt-bench-cuda's batch instead of times")
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of --losses")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.steps is None:

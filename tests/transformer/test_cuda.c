@@ -6,7 +6,14 @@
  * no CUDA device.
  * Part rows repeats forward and train with the kernel table's row kernels for dense
  * attention (attention_rows) instead of cuBLAS's batched products.
- * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train rows) */
+ * Part recompute: checkpointing on the device (mt_cuda_gpt_create_every, every 2 and L)
+ * gives the losses and gradients of keeping everything bit for bit, recomputes the
+ * blocks it should, and allocates its plan (mt_cuda_gpt_plan), less activation memory.
+ * Part accum: two micro-batches of one sequence, accumulated with the global batch's
+ * normaliser, give the gradients of the whole batch (within the tolerance: another
+ * summation order).
+ * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train rows
+ * recompute accum) */
 #include <math.h>
 
 #include "cgpt.h"
@@ -200,12 +207,100 @@ static void part_rows(void)
     attention_rows = 0;
 }
 
+/* One forward and backward of the fixed tokens on d; the gradients into back (host). */
+static float grads_of(struct mt_cuda_gpt *d, struct mt_gpt *back, const int *in, const int *tg)
+{
+    float loss = 0.0f;
+    CHECK_OK(mt_cuda_gpt_forward(d, in, tg, B, cfg.seq_len, &loss, err, sizeof err), err);
+    mt_cuda_gpt_zero_grad(d);
+    CHECK_OK(mt_cuda_gpt_backward(d, 1.0f, 0, err, sizeof err), err);
+    CHECK_OK(mt_cuda_gpt_download(d, back, err, sizeof err), err);
+    return loss;
+}
+
+static void part_recompute(void)
+{
+    struct mt_gpt *h, *ref, *got;
+    struct mt_cuda_gpt *d;
+    size_t T = cfg.seq_len, L = cfg.n_layer, ng;
+    int *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
+    CHECK(in && tg);
+    tokens(in, tg, B * T, 21);
+    pair(&h, &d, MT_GPT_TRAIN);
+    CHECK_OK(mt_gpt_create(&ref, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&got, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    ng = ref->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float);
+    float l1 = grads_of(d, ref, in, tg);
+    size_t acts1 = d->m.slab_bytes[MT_MEM_ACTIVATIONS];
+    mt_cuda_gpt_free(d);
+    size_t everies[2] = {2, L};
+    for (int i = 0; i < 2; i++) {
+        size_t every = everies[i], plan[MT_MEM_CAT_COUNT];
+        if (every > L) continue;
+        CHECK_OK(
+            mt_cuda_gpt_create_every(&d, &cfg, MT_GPT_TRAIN, B, T, prec, every, err, sizeof err),
+            err);
+        CHECK_OK(mt_cuda_gpt_upload(d, h, err, sizeof err), err);
+        d->attention_rows = attention_rows;
+        float l = grads_of(d, got, in, tg);
+        size_t want = 0; /* blocks that are not the top of their group */
+        for (size_t b = 0; b < L; b++)
+            want += (L - 1 - b) % every != 0;
+        CHECK(mt_cuda_gpt_plan(&cfg, MT_GPT_TRAIN, B, T, prec, every, plan, err, sizeof err));
+        int exact = 1;
+        for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+            exact &= d->m.slab_bytes[c] + d->extra_bytes[c] == plan[c];
+        size_t same = 0;
+        for (size_t j = 0; j < ng; j++)
+            same += !memcmp(&got->grads[j], &ref->grads[j], sizeof(float));
+        printf(
+            "recompute every %zu: loss %.9g (all kept %.9g), %zu of %zu gradients bit-identical, "
+            "%zu blocks recomputed (want %zu), activations %zu B (all kept %zu B), plan %s\n",
+            every, l, l1, same, ng, d->recomputed_blocks, want, d->m.slab_bytes[MT_MEM_ACTIVATIONS],
+            acts1, exact ? "exact" : "DIFFERS");
+        CHECK(!memcmp(&l, &l1, sizeof l) && same == ng);
+        CHECK(d->recomputed_blocks == want && exact);
+        CHECK(d->m.slab_bytes[MT_MEM_ACTIVATIONS] < acts1);
+        mt_cuda_gpt_free(d);
+    }
+    free(in), free(tg);
+    mt_gpt_free(got), mt_gpt_free(ref), mt_gpt_free(h);
+}
+
+static void part_accum(void)
+{
+    struct mt_gpt *h, *ref, *got;
+    struct mt_cuda_gpt *d;
+    size_t T = cfg.seq_len;
+    int *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
+    CHECK(in && tg);
+    tokens(in, tg, B * T, 31);
+    pair(&h, &d, MT_GPT_TRAIN);
+    CHECK_OK(mt_gpt_create(&ref, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&got, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    float whole = grads_of(d, ref, in, tg), part = 0.0f, sum = 0.0f;
+    mt_cuda_gpt_zero_grad(d);
+    for (size_t k = 0; k < B; k++) { /* one sequence a micro-batch, the global normaliser */
+        CHECK_OK(mt_cuda_gpt_forward(d, in + k * T, tg + k * T, 1, T, &part, err, sizeof err), err);
+        CHECK_OK(mt_cuda_gpt_backward(d, 1.0f, B * T, err, sizeof err), err);
+        sum += part / (float)B;
+    }
+    CHECK_OK(mt_cuda_gpt_download(d, got, err, sizeof err), err);
+    printf("accumulation of %d micro-batches: loss %.6f (whole batch %.6f)\n", B, sum, whole);
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if (h->param_len[p])
+            expect_close(mt_gpt_param_name((enum mt_gpt_param)p), got->grad[p], ref->grad[p],
+                         h->param_len[p]);
+    free(in), free(tg);
+    mt_gpt_free(got), mt_gpt_free(ref), mt_gpt_free(h);
+    mt_cuda_gpt_free(d);
+}
+
 int main(int argc, char **argv)
 {
-    static const struct tf_part parts[] = {{"forward", part_forward},
-                                           {"decode", part_decode},
-                                           {"train", part_train},
-                                           {"rows", part_rows}};
+    static const struct tf_part parts[] = {{"forward", part_forward},     {"decode", part_decode},
+                                           {"train", part_train},         {"rows", part_rows},
+                                           {"recompute", part_recompute}, {"accum", part_accum}};
     char why[200];
     if (argc < 4) {
         fprintf(stderr, "usage: %s SPEC fp32|tf32|bf16 PART...\n", argv[0]);

@@ -47,13 +47,14 @@ static void cu_zero_grad(void *self)
 }
 
 /* A device error is kept whole and reported by the next forward or backward, or by the
- * end of the loop (cu_failed); the loop reads a nonzero return as a skipped step. */
+ * end of the loop (cu_failed); 1 (a skipped step) when a gradient was inf or NaN. */
 static int cu_update(void *self, const struct mt_gpt_recipe *r, float lr, float scale)
 {
     struct cu_twin *t = self;
-    if (!t->failed && mt_cuda_gpt_adamw_step(t->d, r, lr, scale, NULL, t->why, sizeof t->why))
-        t->failed = 1;
-    return 0;
+    int rc =
+        t->failed ? 0 : mt_cuda_gpt_adamw_step(t->d, r, lr, scale, NULL, t->why, sizeof t->why);
+    if (rc < 0) t->failed = 1;
+    return rc == 1;
 }
 
 __attribute__((visibility("default"))) int

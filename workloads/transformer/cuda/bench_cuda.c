@@ -15,12 +15,19 @@
  *                               bandwidth (measured in the same run) puts on tokens/s;
  *                               Q packs the linear weights (cquant.h): int8 (per row),
  *                               int8-gN, int4-gN (N 32, 64, 128; linear-asym)
+ *   compare SPEC B T STEPS [LR] the loss trajectories of fp32, bf16 and bf16 with the row
+ *                               kernels (attention_rows) from the same weights on one
+ *                               fixed batch (train's tokens), LR the peak learning rate
+ *                               (default the recipe's); then bf16's gradients against
+ *                               fp32's on the same weights at every step of bf16's
+ *                               trajectory, tensor by tensor (relative L2 and max)
  *   bandwidth MIB               device-to-device copy of MIB MiB: the card's memory
  *                               bandwidth (read + write bytes / s), median of 20
  * What it is not for: correctness (tests/transformer/test_cuda.c) or the harness.
  * Weights: seeded (mt_gpt_init), made on the host and uploaded; tokens are arbitrary.
  */
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +90,13 @@ static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode,
     return rc ? -1 : 0;
 }
 
+/* The fixed batch of train and compare: arbitrary, every id of the vocabulary. */
+static void bench_tokens(int *in, int *tg, size_t BT, size_t V)
+{
+    for (size_t i = 0; i < BT; i++)
+        in[i] = (int)(i * 7919 % V), tg[i] = (int)((i * 104729 + 3) % V);
+}
+
 static void print_mem(const struct mt_cuda_gpt *d, size_t rise)
 {
     size_t plan = 0, extra = 0;
@@ -110,8 +124,7 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
     int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
     double *t = calloc(steps, sizeof *t);
     if (!in || !tg || !t) return 1;
-    for (size_t i = 0; i < BT; i++)
-        in[i] = (int)(i * 7919 % V), tg[i] = (int)((i * 104729 + 3) % V);
+    bench_tokens(in, tg, BT, V);
     struct mt_gpt_recipe r = mt_gpt_recipe_default(steps + 2);
     r.batch = B, r.seq = T;
     float loss = 0, norm = 0;
@@ -132,6 +145,92 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
     print_mem(d, peak - used0);
     free(in), free(tg), free(t);
     mt_cuda_gpt_free(d);
+    return 0;
+}
+
+/* ||a - b|| / ||b|| and max |a - b| / max |b| over n floats. */
+static void diffs(const float *a, const float *b, size_t n, double *l2, double *mx)
+{
+    double e2 = 0, b2 = 0, em = 0, bm = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        e2 += e * e, b2 += (double)b[i] * b[i];
+        if (e > em || isnan(e)) em = isnan(e) ? INFINITY : e;
+        if (fabs(b[i]) > bm) bm = fabs(b[i]);
+    }
+    *l2 = sqrt(e2 / (b2 > 0 ? b2 : 1e-30)), *mx = em / bm;
+}
+
+static int fwd_bwd(struct mt_cuda_gpt *d, const int *in, const int *tg, size_t B, size_t T,
+                   float *loss)
+{
+    if (mt_cuda_gpt_forward(d, in, tg, B, T, loss, err, sizeof err)) return -1;
+    mt_cuda_gpt_zero_grad(d);
+    return mt_cuda_gpt_backward(d, 1.0f, 0, err, sizeof err);
+}
+
+static int compare(const char *spec, size_t B, size_t T, size_t steps, float lr)
+{
+    static const char *const prec[] = {"fp32", "bf16", "bf16"};
+    struct mt_cuda_gpt *d, *f;
+    struct mt_gpt *h, *hf;
+    size_t BT = B * T;
+    int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
+    if (!in || !tg) return 1;
+    struct mt_gpt_recipe r = mt_gpt_recipe_default(steps);
+    r.batch = B, r.seq = T;
+    if (lr > 0) r.lr = lr;
+    for (int v = 0; v < 3; v++) {
+        if (make(&d, spec, MT_GPT_TRAIN, B, T, prec[v], NULL)) return fail("model");
+        d->attention_rows = v == 2;
+        bench_tokens(in, tg, BT, d->m.cfg.vocab);
+        printf("mt-bench-cuda compare %s B=%zu T=%zu lr %g %s%s losses:", spec, B, T, (double)r.lr,
+               prec[v], v == 2 ? " rows" : "");
+        for (size_t s = 0; s < steps; s++) {
+            float loss = 0, norm = 0;
+            if (mt_cuda_gpt_train_step(d, &r, s, in, tg, &loss, &norm, err, sizeof err))
+                return fail("train step");
+            printf(" %.4f", loss);
+        }
+        printf("\n");
+        fflush(stdout);
+        mt_cuda_gpt_free(d);
+    }
+    /* bf16's gradients against fp32's on the same weights along bf16's trajectory */
+    if (make(&d, spec, MT_GPT_TRAIN, B, T, "bf16", NULL) ||
+        make(&f, spec, MT_GPT_TRAIN, B, T, "fp32", NULL))
+        return fail("model");
+    if (mt_gpt_create(&h, &d->m.cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err) ||
+        mt_gpt_create(&hf, &d->m.cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err))
+        return fail("host model");
+    for (size_t s = 0; s < steps; s++) {
+        float lb = 0, lf = 0;
+        if (fwd_bwd(d, in, tg, B, T, &lb) || fwd_bwd(f, in, tg, B, T, &lf) ||
+            mt_cuda_gpt_download(d, h, err, sizeof err) ||
+            mt_cuda_gpt_download(f, hf, err, sizeof err))
+            return fail("forward/backward");
+        double worst = 0;
+        int wp = 0;
+        printf("  step %zu: loss bf16 %.4f fp32 %.4f; grads rel L2 (max):", s, lb, lf);
+        for (int p = 0; p < MT_P_COUNT; p++) {
+            if (!h->param_len[p]) continue;
+            double l2, mx;
+            diffs(h->grad[p], hf->grad[p], h->param_len[p], &l2, &mx);
+            if (s == 0 || s == steps - 1 || s == steps / 2)
+                printf(" %s %.2g (%.2g)", mt_gpt_param_name((enum mt_gpt_param)p), l2, mx);
+            if (l2 > worst || isnan(l2)) worst = l2, wp = p;
+        }
+        printf("; worst %s %.3g\n", mt_gpt_param_name((enum mt_gpt_param)wp), worst);
+        fflush(stdout);
+        float norm = 0;
+        if (mt_cuda_gpt_adamw_step(d, &r, mt_gpt_lr_at(&r, s), 1.0f, &norm, err, sizeof err) ||
+            mt_cuda_gpt_download(d, h, err, sizeof err) ||
+            mt_cuda_gpt_upload(f, h, err, sizeof err))
+            return fail("AdamW");
+    }
+    mt_gpt_free(h), mt_gpt_free(hf);
+    mt_cuda_gpt_free(d), mt_cuda_gpt_free(f);
+    free(in), free(tg);
     return 0;
 }
 
@@ -223,6 +322,9 @@ int main(int argc, char **argv)
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "decode"))
         return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), argc == 6 ? argv[5] : NULL,
                       copy_bandwidth(1024));
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "compare"))
+        return compare(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
+                       strtoul(argv[5], NULL, 10), argc == 7 ? strtof(argv[6], NULL) : 0.0f);
     if (argc == 3 && !strcmp(argv[1], "bandwidth")) {
         double bw = copy_bandwidth(strtoul(argv[2], NULL, 10));
         printf("mt-bench-cuda bandwidth: device-to-device copy %.1f GB/s (read + write)\n",
@@ -232,6 +334,7 @@ int main(int argc, char **argv)
     fprintf(stderr,
             "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS [rows]\n"
             "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
+            "       mt-bench-cuda compare SPEC B T STEPS [LR]\n"
             "       mt-bench-cuda bandwidth MIB\n");
     return 2;
 }

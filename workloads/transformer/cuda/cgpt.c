@@ -4,6 +4,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,25 +13,6 @@
 #include "ckernels.h"
 #include "cquant.h"
 #include "util.h"
-
-#define BLAS_WORKSPACE ((size_t)32 << 20) /* what NVIDIA advises for Hopper */
-
-static const char *const prec_names[] = {"fp32", "tf32", "bf16"};
-
-int mt_cuda_precision_parse(const char *s, enum mt_cuda_precision *out, char *err, size_t errlen)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(s, prec_names[i])) {
-            *out = (enum mt_cuda_precision)i;
-            return 0;
-        }
-    return mt_tf_fail(err, errlen, "precision '%s' is not fp32, tf32 or bf16", s);
-}
-
-const char *mt_cuda_precision_name(enum mt_cuda_precision p)
-{
-    return (unsigned)p < 3 ? prec_names[p] : "?";
-}
 
 int mt_cuda_available(char *why, size_t n)
 {
@@ -56,53 +38,11 @@ static int sync_check(const char *what, char *err, size_t errlen)
     return e == cudaSuccess ? 0 : cuda_fail(e, what, err, errlen);
 }
 
-/* Widest input and output of the linears (the LM head's V included). */
-static void linear_widths(const struct mt_gpt_config *cfg, size_t *in, size_t *out)
-{
-    size_t C = cfg->n_embd, F = mt_gpt_ffn(cfg);
-    size_t fo = cfg->mlp == MT_GPT_MLP_SWIGLU ? 2 * F : F, qkv = C + 2 * mt_gpt_kv_dim(cfg);
-    *in = F > C ? F : C;
-    *out = cfg->vocab;
-    if (qkv > *out) *out = qkv;
-    if (fo > *out) *out = fo;
-}
-
-/* The row stride of bf16 logits: V rounded up to 8 values (16 bytes), which cuBLAS's fast
- * kernels need (an odd V = 50257 sends them to a slow fallback). */
-static size_t vocab_ld(size_t V)
-{
-    return (V + 7) / 8 * 8;
-}
-
-/* The bf16 staging of a wide GEMM operand (the widest linear output, out) or, larger when
- * T is long, of the attention's products (attention_stage): qkv, the attention output's
- * gradient, and the probabilities and score gradients (B x NH x T x T each). */
-static size_t stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t out)
-{
-    size_t Ca = cfg->n_embd, ld = Ca + 2 * mt_gpt_kv_dim(cfg);
-    size_t attn = B * T * (ld + Ca) * 2 + 2 * B * cfg->n_head * T * T * 2;
-    out = vocab_ld(out); /* the LM head's bf16 logits: rows padded to 16 bytes */
-    return B * T * out * 2 > attn ? B * T * out * 2 : attn;
-}
-
-/* The bf16 LM head weight in vocab_ld(V) rows (bf16 models; padding rows zero). */
-static size_t head16_bytes(const struct mt_gpt_config *cfg)
-{
-    return vocab_ld(cfg->vocab) * cfg->n_embd * 2;
-}
-
-void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
-                             enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT])
-{
-    memset(bytes, 0, MT_MEM_CAT_COUNT * sizeof *bytes);
-    bytes[MT_MEM_WORKSPACE] = BLAS_WORKSPACE + 256; /* and the reduction scalar */
-    if (prec != MT_CUDA_BF16) return;
-    size_t w[MT_MEM_CAT_COUNT], in, out;
-    mt_gpt_memory(cfg, B, T, MT_GPT_WEIGHTS, w, NULL, 0);
-    linear_widths(cfg, &in, &out);
-    bytes[MT_MEM_WEIGHTS] = w[MT_MEM_WEIGHTS] / 2 + head16_bytes(cfg);
-    bytes[MT_MEM_WORKSPACE] += B * T * in * 2 + stage_out_bytes(cfg, B, T, out);
-}
+#define BLAS_WORKSPACE MT_CUDA_BLAS_WORKSPACE
+#define linear_widths mt_cuda_linear_widths
+#define vocab_ld mt_cuda_vocab_ld
+#define stage_out_bytes mt_cuda_stage_out_bytes
+#define head16_bytes mt_cuda_head16_bytes
 
 /* cudaMalloc under memory category cat (the device interposer reads the thread's tag). */
 static void *dev_alloc(size_t bytes, int cat)
@@ -141,6 +81,13 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
                        enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
                        char *err, size_t errlen)
 {
+    return mt_cuda_gpt_create_every(out, cfg, mode, B, T, prec, 1, err, errlen);
+}
+
+int mt_cuda_gpt_create_every(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
+                             enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
+                             size_t every, char *err, size_t errlen)
+{
     char why[160];
     *out = NULL;
     if (!mt_cuda_available(why, sizeof why)) return mt_tf_fail(err, errlen, "%s", why);
@@ -152,7 +99,11 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
         return mt_tf_fail(err, errlen, "device=cuda takes head sizes up to 128 (this one: %zu)",
                           cfg->n_embd / cfg->n_head);
     size_t plan[MT_MEM_CAT_COUNT];
-    if (!mt_gpt_memory(cfg, B, T, mode, plan, err, errlen)) return -1;
+    if (!mt_gpt_memory(cfg, B, T, mode, plan, err, errlen) ||
+        !mt_cuda_gpt_plan(cfg, mode, B, T, prec, every, plan, err, errlen))
+        return -1;
+    mt_gpt_memory(cfg, B, T, mode, plan, NULL, 0); /* the slabs (the extras: below) */
+    if (every > 1) plan[MT_MEM_ACTIVATIONS] = mt_cuda_gpt_carve_acts(cfg, B, T, every, NULL, NULL);
     struct mt_cuda_gpt *d = calloc(1, sizeof *d);
     if (!d) return mt_tf_fail(err, errlen, "out of memory");
     struct mt_gpt *m = &d->m;
@@ -160,7 +111,8 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
     m->mode = mode;
     m->B = B;
     m->T = T;
-    m->act_slots = mode == MT_GPT_TRAIN ? cfg->n_layer : 1;
+    m->act_slots = mode == MT_GPT_TRAIN ? mt_cuda_gpt_act_slots(cfg, every) : 1;
+    d->every = every;
     m->n_params = mt_gpt_num_params(cfg);
     m->last_loss = -1.0f;
     d->prec = prec;
@@ -170,7 +122,9 @@ int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg
         if (!plan[c]) continue;
         if (!(d->slab[c] = dev_alloc(plan[c], c))) goto oom;
         m->slab_bytes[c] = plan[c];
-        size_t n = mt_gpt_carve(cfg, B, T, mode, c, d->slab[c], ptrs);
+        size_t n = c == MT_MEM_ACTIVATIONS && every > 1
+                       ? (mt_cuda_gpt_carve_acts(cfg, B, T, every, d->slab[c], ptrs), MT_A_COUNT)
+                       : mt_gpt_carve(cfg, B, T, mode, c, d->slab[c], ptrs);
         for (size_t i = 0; i < n; i++) {
             if (c == MT_MEM_WEIGHTS) m->param[i] = ptrs[i];
             if (c == MT_MEM_GRADIENTS) m->grad[i] = ptrs[i];
@@ -572,6 +526,33 @@ static int cu_block_linear_bwd(void *user, enum mt_linear which, const float *do
                          din, rows);
 }
 
+/* The activation slot of block l: l with every block kept, else its group's (groups of
+ * `every` blocks counted from the top). */
+static size_t cu_slot(const struct mt_cuda_gpt *d, size_t l)
+{
+    return d->every <= 1 ? l : (d->m.cfg.n_layer - 1 - l) / d->every;
+}
+
+/* 1 when block l's activations survive the forward (the top block of its group). */
+static int cu_kept(const struct mt_cuda_gpt *d, size_t l)
+{
+    return d->every <= 1 || (d->m.cfg.n_layer - 1 - l) % d->every == 0;
+}
+
+/* Activation a of block l: the residual stream has a slot per block, the block's other
+ * tensors their group's (mt_gpt_act_at with the device's slots). */
+static float *cu_act_at(const struct mt_cuda_gpt *d, enum mt_gpt_act a, size_t l)
+{
+    const struct mt_gpt *m = &d->m;
+    size_t slot = a == MT_A_RESIDUAL3 ? l : cu_slot(d, l);
+    return m->act[a] + slot * mt_gpt_act_elems(&m->cfg, m->B, m->T, a);
+}
+
+static const float *cu_layer_input(const struct mt_cuda_gpt *d, size_t l)
+{
+    return l ? cu_act_at(d, MT_A_RESIDUAL3, l - 1) : d->m.act[MT_A_ENCODED];
+}
+
 static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, size_t B, size_t T)
 {
     struct mt_gpt *m = &d->m;
@@ -579,7 +560,23 @@ static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, siz
     k->d = d;
     k->l = l;
     k->shape = mt_block_shape_of(&m->cfg, B, T, 1);
-    mt_gpt_block_tensors(m, l, k->ln, k->dln, k->act);
+    mt_block_norm_params(&m->cfg, l, m->param, k->ln);
+    mt_block_norm_params(&m->cfg, l, m->grad, k->dln);
+    for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
+        k->act[a] = cu_act_at(d, (enum mt_gpt_act)a, l);
+}
+
+/* Block l's forward into its slot; out: where its output goes (the residual stream, or
+ * a scratch when recomputing). */
+static int cu_block_fwd(struct mt_cuda_gpt *d, size_t l, size_t B, size_t T, float *out)
+{
+    struct cu_block blk;
+    cu_block_at(&blk, d, l, B, T);
+    struct mt_block_ops ops = {
+        .linear = cu_block_linear, .user = &blk, .kernels = &mt_cuda_block_kernels};
+    if (!d->attention_rows) ops.attention = cu_block_attention;
+    return mt_block_forward(&blk.shape, blk.ln, blk.act, cu_layer_input(d, l), d->m.act[MT_A_PROJ],
+                            out, &ops);
 }
 
 /* 1 when the LM head runs in bf16 (lm_head): a bf16 model whose head has no bias. */
@@ -641,17 +638,11 @@ int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *tar
     if (targets) cudaMemcpy(m->targets, targets, BT * sizeof *targets, cudaMemcpyHostToDevice);
     mt_cu_encoder_fwd(m->act[MT_A_ENCODED], m->inputs, m->param[MT_P_WTE], m->param[MT_P_WPE], B, T,
                       C);
-    for (size_t l = 0; l < L; l++) {
-        struct cu_block blk;
-        cu_block_at(&blk, d, l, B, T);
-        struct mt_block_ops ops = {.linear = cu_block_linear, .user = &blk, .kernels = k};
-        if (!d->attention_rows) ops.attention = cu_block_attention;
-        if (mt_block_forward(&blk.shape, blk.ln, blk.act, mt_gpt_layer_input(m, l),
-                             m->act[MT_A_PROJ], mt_gpt_act_at(m, MT_A_RESIDUAL3, l), &ops))
+    for (size_t l = 0; l < L; l++)
+        if (cu_block_fwd(d, l, B, T, cu_act_at(d, MT_A_RESIDUAL3, l)))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
-    }
     mt_block_norm_fwd_k(k, cfg->norm, m->act[MT_A_LNF], m->act[MT_A_LNF_MEAN],
-                        m->act[MT_A_LNF_RSTD], mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1),
+                        m->act[MT_A_LNF_RSTD], cu_act_at(d, MT_A_RESIDUAL3, L - 1),
                         m->param[MT_P_LNFW], m->param[MT_P_LNFB], BT, C);
     if (lm_head(d, BT, targets != NULL))
         return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head");
@@ -707,15 +698,23 @@ int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_to
     if (rc) return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in the LM head's backward");
     cudaMemset(dres, 0, BT * C * sizeof *dres);
     mt_block_norm_bwd_k(k, cfg->norm, dres, g[MT_P_LNFW], g[MT_P_LNFB], dln,
-                        mt_gpt_act_at(m, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW],
-                        m->act[MT_A_LNF_MEAN], m->act[MT_A_LNF_RSTD], BT, C);
+                        cu_act_at(d, MT_A_RESIDUAL3, L - 1), p[MT_P_LNFW], m->act[MT_A_LNF_MEAN],
+                        m->act[MT_A_LNF_RSTD], BT, C);
     for (size_t l = L; l-- > 0;) {
+        /* checkpointing: the block's activations again, from its stored input, into its
+         * group's slot; its output (already in the residual stream) into the final norm's
+         * output, which the LM head's backward has finished with */
+        if (!cu_kept(d, l)) {
+            if (cu_block_fwd(d, l, B, T, m->act[MT_A_LNF]))
+                return mt_tf_fail(err, errlen, "cuBLAS GEMM failed recomputing layer %zu", l);
+            d->recomputed_blocks++;
+        }
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
         struct mt_block_ops ops = {.linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = k};
         if (!d->attention_rows) ops.attention_bwd = cu_block_attention_bwd;
-        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, mt_gpt_layer_input(m, l),
-                              m->dact, &ops))
+        if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, cu_layer_input(d, l), m->dact,
+                              &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu's backward", l);
     }
     mt_cu_encoder_bwd(g[MT_P_WTE], g[MT_P_WPE], dres, m->inputs, B, T, C);
@@ -732,6 +731,12 @@ int mt_cuda_gpt_adamw_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r,
     mt_cu_sumsq(d->acc, m->grads, m->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float));
     if (mt_cuda_copy_to_host(&sumsq, d->acc, sizeof sumsq, err, errlen)) return -1;
     float n = mt_k_grad_norm(sumsq, 1.0f) / grad_div;
+    if (!isfinite(sumsq)) { /* a loss-scale overflow: skip the step */
+        cudaMemset(m->grads, 0, m->slab_bytes[MT_MEM_GRADIENTS]);
+        m->grads_zero = 1;
+        if (norm) *norm = n;
+        return sync_check("AdamW", err, errlen) ? -1 : 1;
+    }
     m->adam_step++;
     m->grads_zero = 1;
     for (int p = 0; p < MT_P_COUNT; p++) {
@@ -755,7 +760,8 @@ int mt_cuda_gpt_train_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r,
     if (mt_cuda_gpt_forward(d, inputs, targets, r->batch, r->seq, &l, err, errlen)) return -1;
     mt_cuda_gpt_zero_grad(d);
     if (mt_cuda_gpt_backward(d, 1.0f, 0, err, errlen)) return -1;
-    if (mt_cuda_gpt_adamw_step(d, r, mt_gpt_lr_at(r, step), 1.0f, gnorm, err, errlen)) return -1;
+    if (mt_cuda_gpt_adamw_step(d, r, mt_gpt_lr_at(r, step), 1.0f, gnorm, err, errlen) < 0)
+        return -1;
     if (loss) *loss = l;
     return 0;
 }

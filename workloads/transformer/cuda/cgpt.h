@@ -11,9 +11,18 @@
  * mt_cuda_gpt_extra_bytes. Dense attention runs as cuBLAS strided-batched products
  * (scores, weighted sums and their gradients, per sequence) around softmax kernels, the
  * block's attention hooks (attention_rows: the kernel table's row kernels instead).
+ * Checkpointing (mt_cuda_gpt_create_every, tmodel.h's `every`): the residual stream
+ * (block outputs) is kept for every block, the other block activations only in
+ * ceil(L/every) slots, one per group of `every` blocks counted from the top; the group's
+ * top block keeps its activations, the others are recomputed from their stored input in
+ * the backward, into their group's slot (every = L: one slot, every block but the top
+ * one recomputed; every = 1: the plain layout, nothing recomputed).
  * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
- * activation storage and checkpointing are not on the device yet (mt_cuda_gpt_create
- * refuses attention=flash); quantized weights serve decoding only (mt_cuda_gpt_quantize).
+ * activation storage and selective recomputation are not on the device yet
+ * (mt_cuda_gpt_create refuses attention=flash); quantized weights serve decoding only
+ * (mt_cuda_gpt_quantize).
+ * The plan (mt_cuda_gpt_plan, the precision names and the layout helpers) is cplan.c,
+ * pure, in the transformer library: it is there on machines without CUDA.
  * Precisions: fp32 (cuBLAS SGEMM, fp32 arithmetic), tf32 (SGEMM on TF32 tensor cores),
  * bf16 (GEMM operands rounded to bf16, fp32 accumulation and fp32 everything else: the
  * autocast recipe; the LM head's logits are bf16, in rows padded to a multiple of 8 for
@@ -43,10 +52,33 @@ const char *mt_cuda_precision_name(enum mt_cuda_precision p);
 /* 1 when a CUDA device can be used; else 0 and the reason in why (no device, no driver). */
 int mt_cuda_available(char *why, size_t n);
 
+#define MT_CUDA_BLAS_WORKSPACE ((size_t)32 << 20) /* what NVIDIA advises for Hopper */
+
 /* Device bytes beside the plan's slabs, per category: the bf16 weight mirror (weights),
  * the bf16 operand staging and cuBLAS's workspace (workspace). Pure. */
 void mt_cuda_gpt_extra_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T,
                              enum mt_cuda_precision prec, size_t bytes[MT_MEM_CAT_COUNT]);
+
+/* The whole device plan of a model keeping activations every `every` blocks (1: all;
+ * above 1 only for MT_GPT_TRAIN): per category the slab (mt_gpt_memory's, the
+ * activations laid out by mt_cuda_gpt_carve_acts when every > 1) plus the extras, which
+ * is what the device interposer measures per category. Returns the total, or 0 with a
+ * message (bad configuration, shape or every). Pure. */
+size_t mt_cuda_gpt_plan(const struct mt_gpt_config *cfg, enum mt_gpt_mode mode, size_t B, size_t T,
+                        enum mt_cuda_precision prec, size_t every, size_t bytes[MT_MEM_CAT_COUNT],
+                        char *err, size_t errlen);
+/* Block-activation slots of a training model keeping `every` (ceil(L / every)). */
+size_t mt_cuda_gpt_act_slots(const struct mt_gpt_config *cfg, size_t every);
+/* The activation slab of a training model keeping `every`: its bytes, and (base not
+ * NULL) ptrs[MT_A_COUNT] carved from base like mt_gpt_carve (64-byte aligned tensors). */
+size_t mt_cuda_gpt_carve_acts(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t every,
+                              void *base, void **ptrs);
+/* Layout helpers of cgpt.c (pure): the widest linear input and output, the bf16 logits'
+ * row stride (V rounded up to 8), the bf16 GEMM output staging, the padded bf16 head. */
+void mt_cuda_linear_widths(const struct mt_gpt_config *cfg, size_t *in, size_t *out);
+size_t mt_cuda_vocab_ld(size_t V);
+size_t mt_cuda_stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t T, size_t out);
+size_t mt_cuda_head16_bytes(const struct mt_gpt_config *cfg);
 
 /* The device model. m is a struct mt_gpt whose tensor pointers (params, param[], grads,
  * grad[], act[], dact[], opt_m, opt_v, inputs, targets) are device pointers: never hand
@@ -69,6 +101,8 @@ struct mt_cuda_gpt {
     struct mt_cu_qmat *qw;      /* packed linear weights ((L+1) x MT_LIN_COUNT,
                                    cquant.h) or NULL: mt_cuda_gpt_quantize */
     size_t qbytes;              /* their bytes (mt_qtensor_bytes, summed) */
+    size_t every;               /* checkpoint interval (1: every block's activations kept) */
+    size_t recomputed_blocks;   /* blocks recomputed in backward so far */
     int attention_rows;         /* 1: dense attention through the kernel table's row kernels
                                    (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
                                    around a softmax kernel, in the model's precision */
@@ -81,6 +115,11 @@ struct mt_cuda_gpt {
 int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
                        enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
                        char *err, size_t errlen);
+/* The same for a training model keeping block activations every `every` blocks
+ * (1..n_layer; the head of the file): slabs of mt_cuda_gpt_plan. */
+int mt_cuda_gpt_create_every(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
+                             enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,
+                             size_t every, char *err, size_t errlen);
 void mt_cuda_gpt_free(struct mt_cuda_gpt *d);
 
 /* Copies the weights (and, when both train, the optimizer state and step) of host model h
@@ -96,7 +135,9 @@ int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, si
 int mt_cuda_gpt_forward(struct mt_cuda_gpt *d, const int *inputs, const int *targets, size_t B,
                         size_t T, float *mean_loss, char *err, size_t errlen);
 /* mt_gpt_zero_grad, mt_gpt_backward, mt_gpt_adamw_step (which returns the gradient norm)
- * and mt_gpt_train_step on the device, same contracts. */
+ * and mt_gpt_train_step on the device, same contracts; mt_cuda_gpt_adamw_step returns 1
+ * (nothing updated, gradients zeroed, *norm the non-finite norm) when a gradient is inf
+ * or NaN (a loss-scale overflow). */
 void mt_cuda_gpt_zero_grad(struct mt_cuda_gpt *d);
 int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_tokens, char *err,
                          size_t errlen);
