@@ -132,19 +132,33 @@ int mt_loop_run_tokens(struct mt_ctx *ctx, const struct mt_loop_opts *o,
 void mt_loop_gpt_engine(struct mt_loop_engine *e, struct mt_gpt *m);
 
 /* device=cuda (libmemtrade-cuda.so, built with MT_CUDA; wlcommon.c opens it on demand):
- * trains the GPU twin (cuda/cgpt.h) of host TRAIN model m: creates it for r->batch x r->seq
- * with GEMMs in `precision` (fp32, tf32, bf16; NULL fp32), uploads m's weights, calls
- * loop(user, e, bytes) with the twin's engine (the reference model's hooks on
- * mt_cuda_gpt_forward, _backward, _zero_grad, _adamw_step) and its device bytes (the plan's
- * slabs and the extras), then copies the trained weights back into m and frees the twin.
+ * trains the GPU twin (cuda/cgpt.h) of host model m (any mode with weights): creates it
+ * for o->micro_batch (0: r->batch) x r->seq rows with GEMMs in o->precision (fp32, tf32,
+ * bf16; NULL fp32), keeping block activations every o->every blocks (0 or 1: all; more:
+ * recomputed in backward), uploads m's weights, calls loop(user, e, info) with the twin's
+ * engine (the reference model's hooks on mt_cuda_gpt_forward, _backward, _zero_grad,
+ * _adamw_step; the update reports a skipped step on non-finite gradients) and its device
+ * bytes, then copies the trained weights back into m and frees the twin.
  * Returns 0; -1 with a message in err (no device, out of device memory), or loop's
  * non-zero return (its error is its own). */
-typedef int (*mt_loop_cuda_fn)(void *user, const struct mt_loop_engine *e, size_t bytes);
-int mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r, const char *precision,
-                       mt_loop_cuda_fn loop, void *user, char *err, size_t errlen);
+struct mt_cuda_twin_opts {
+    const char *precision; /* fp32|tf32|bf16; NULL: fp32 */
+    size_t micro_batch;    /* sequences a forward (0: r->batch) */
+    size_t every;          /* checkpoint interval (0, 1: every block kept) */
+};
+struct mt_cuda_twin_info {
+    size_t bytes[MT_MEM_CAT_COUNT];  /* device bytes per category: the slabs and extras */
+    size_t total;                    /* their sum */
+    const size_t *recomputed_blocks; /* blocks recomputed so far (valid during loop) */
+};
+typedef int (*mt_loop_cuda_fn)(void *user, const struct mt_loop_engine *e,
+                               const struct mt_cuda_twin_info *info);
+int mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r,
+                       const struct mt_cuda_twin_opts *o, mt_loop_cuda_fn loop, void *user,
+                       char *err, size_t errlen);
 typedef int (*mt_cuda_train_twin_fn)(struct mt_gpt *m, const struct mt_gpt_recipe *r,
-                                     const char *precision, mt_loop_cuda_fn loop, void *user,
-                                     char *err, size_t errlen);
+                                     const struct mt_cuda_twin_opts *o, mt_loop_cuda_fn loop,
+                                     void *user, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

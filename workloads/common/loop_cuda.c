@@ -57,28 +57,35 @@ static int cu_update(void *self, const struct mt_gpt_recipe *r, float lr, float 
     return rc == 1;
 }
 
-__attribute__((visibility("default"))) int
-mt_cuda_train_twin(struct mt_gpt *m, const struct mt_gpt_recipe *r, const char *precision,
-                   mt_loop_cuda_fn loop, void *user, char *err, size_t errlen)
+__attribute__((visibility("default"))) int mt_cuda_train_twin(struct mt_gpt *m,
+                                                              const struct mt_gpt_recipe *r,
+                                                              const struct mt_cuda_twin_opts *o,
+                                                              mt_loop_cuda_fn loop, void *user,
+                                                              char *err, size_t errlen)
 {
     enum mt_cuda_precision prec = MT_CUDA_FP32;
     struct mt_cuda_gpt *d = NULL;
-    if ((precision && mt_cuda_precision_parse(precision, &prec, err, errlen)) ||
-        mt_cuda_gpt_create(&d, &m->cfg, MT_GPT_TRAIN, r->batch, r->seq, prec, err, errlen) ||
+    size_t rows = o && o->micro_batch ? o->micro_batch : r->batch;
+    size_t every = o && o->every ? o->every : 1;
+    if ((o && o->precision && mt_cuda_precision_parse(o->precision, &prec, err, errlen)) ||
+        mt_cuda_gpt_create_every(&d, &m->cfg, MT_GPT_TRAIN, rows, r->seq, prec, every, err,
+                                 errlen) ||
         mt_cuda_gpt_upload(d, m, err, errlen)) {
         mt_cuda_gpt_free(d);
         return -1;
     }
-    size_t bytes = 0;
-    for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
-        bytes += d->m.slab_bytes[k] + d->extra_bytes[k];
+    struct mt_cuda_twin_info info = {.recomputed_blocks = &d->recomputed_blocks};
+    for (int k = 0; k < MT_MEM_CAT_COUNT; k++) {
+        info.bytes[k] = d->m.slab_bytes[k] + d->extra_bytes[k];
+        info.total += info.bytes[k];
+    }
     struct cu_twin t = {.d = d};
     struct mt_loop_engine e = {.self = &t,
                                .forward = cu_forward,
                                .backward = cu_backward,
                                .zero_grad = cu_zero_grad,
                                .update = cu_update};
-    int rc = loop(user, &e, bytes);
+    int rc = loop(user, &e, &info);
     if (rc == 0) rc = cu_failed(&t, err, errlen);
     if (rc == 0) rc = mt_cuda_gpt_download(d, m, err, errlen);
     mt_cuda_gpt_free(d);

@@ -95,8 +95,11 @@ static int model_config(struct mt_ctx *ctx, const char *param, int arch, struct 
     if (cfg->n_kv_head == cfg->n_head) cfg->n_kv_head = 0; /* one spelling, as the parser's */
     if (file && !mt_param_int(ctx, "n_kv_head")) cfg->n_kv_head = kv == cfg->n_head ? 0 : kv;
     if (file && mt_gpt_kv_heads(cfg) != kv)
-        return snprintf(err, errlen, "model %s has %zu key/value heads; its weights fix them "
-                        "(n_kv_head %zu refused)", name, kv, mt_gpt_kv_heads(cfg)), -1;
+        return snprintf(err, errlen,
+                        "model %s has %zu key/value heads; its weights fix them "
+                        "(n_kv_head %zu refused)",
+                        name, kv, mt_gpt_kv_heads(cfg)),
+               -1;
     /* a tokenizer other than bytes gives a preset its vocab (an imported model's vocab is
      * its own: Hugging Face configs often pad it; mt_wl_corpus refuses one too small) */
     const char *tok = mt_param_str(ctx, "tokenizer");
@@ -205,21 +208,21 @@ int mt_wl_corpus(struct mt_ctx *ctx, int has_corpus_param, size_t T, struct mt_c
         rc = mt_error(ctx,
                       "tokenizer %s has %zu ids but the model's vocab is %zu: give the model "
                       "vocab=%zu (e.g. -p model=%s,vocab=%zu)",
-                      spec, mt_tok_vocab(t), cfg.vocab, mt_tok_vocab(t),
-                      mt_param_str(ctx, "model"), mt_tok_vocab(t));
+                      spec, mt_tok_vocab(t), cfg.vocab, mt_tok_vocab(t), mt_param_str(ctx, "model"),
+                      mt_tok_vocab(t));
     } else {
         double t0 = mt_wl_now();
         prev = mt_mem_category(ctx, MT_MEM_DATA);
         rc = mt_corpus_tokenize(c, t, T, err, sizeof err);
         mt_mem_category(ctx, prev);
-        if (rc) rc = mt_error(ctx, "%s", err);
+        if (rc)
+            rc = mt_error(ctx, "%s", err);
         else
             mt_log(ctx, MT_LOG_INFO,
                    "tokenizer %s (%s, vocab %zu): train %zu tokens, validation %zu tokens "
                    "(%.2f bytes/token) in %.2f s",
-                   spec, mt_tok_kind_name(t), mt_tok_vocab(t), c->train_tokens.n,
-                   c->val_tokens.n, (double)c->n_val / (double)c->val_tokens.n,
-                   mt_wl_now() - t0);
+                   spec, mt_tok_kind_name(t), mt_tok_vocab(t), c->train_tokens.n, c->val_tokens.n,
+                   (double)c->n_val / (double)c->val_tokens.n, mt_wl_now() - t0);
     }
     mt_tok_free(t);
     if (rc) mt_corpus_free(c);
@@ -284,8 +287,9 @@ void mt_wl_cache_path(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     }
     const char *dir = ctx->ops->cache_dir ? ctx->ops->cache_dir(ctx) : NULL;
     snprintf(path, n, "%s/%sgpt-L%zu-H%zu-C%zu-V%zu-T%zu-s%zu-%016llx.mtckpt",
-             dir && dir[0] ? dir : ".", spec && mt_model_is_path(spec) ? "import-" : "", cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab,
-             cfg->seq_len, r->steps, (unsigned long long)h);
+             dir && dir[0] ? dir : ".", spec && mt_model_is_path(spec) ? "import-" : "",
+             cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->vocab, cfg->seq_len, r->steps,
+             (unsigned long long)h);
 }
 
 /* The one loop on engine e over the baseline's batch stream; peak: the accounted bytes of
@@ -339,13 +343,38 @@ struct gpu_loop {
     int failed; /* the loop failed and said why */
 };
 
-static int gpu_loop(void *user, const struct mt_loop_engine *e, size_t bytes)
+static int gpu_loop(void *user, const struct mt_loop_engine *e,
+                    const struct mt_cuda_twin_info *info)
 {
     struct gpu_loop *g = user;
-    mt_log(g->ctx, MT_LOG_INFO, "training on the GPU: %zu device bytes (the plan's slabs and "
-           "the extras)", bytes);
-    g->failed = run_loop(g->ctx, e, g->r, g->seed, g->c, bytes, g->st) != 0;
+    mt_log(g->ctx, MT_LOG_INFO,
+           "training on the GPU: %zu device bytes (the plan's slabs and "
+           "the extras)",
+           info->total);
+    g->failed = run_loop(g->ctx, e, g->r, g->seed, g->c, info->total, g->st) != 0;
     return g->failed ? -1 : 0;
+}
+
+mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device)
+{
+    char path[PATH_MAX];
+    Dl_info info;
+    if (!dladdr((void *)mt_wl_cuda_twin, &info) || !info.dli_fname) {
+        mt_error(ctx, "device=cuda: cannot locate this plugin");
+        return NULL;
+    }
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dir = slash ? (int)(slash - info.dli_fname) : 1;
+    snprintf(path, sizeof path, "%.*s/../libmemtrade-cuda.so", dir, slash ? info.dli_fname : ".");
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* never closed: CUDA stays loaded */
+    mt_cuda_train_twin_fn twin =
+        lib ? (mt_cuda_train_twin_fn)dlsym(lib, "mt_cuda_train_twin") : NULL;
+    if (!twin)
+        mt_error(ctx,
+                 "device=%s: no CUDA backend in this build (%s; configure where the CUDA "
+                 "toolkit is: MT_CUDA)",
+                 device, dlerror());
+    return twin;
 }
 
 /* mt_wl_train_loop on the GPU twin of m (same initial weights), whose trained weights then
@@ -355,21 +384,13 @@ static int train_loop_gpu(struct mt_ctx *ctx, const struct mt_wl_device *dev, st
                           const struct mt_gpt_recipe *r, uint64_t seed, const struct mt_corpus *c,
                           struct mt_wl_train_stats *st)
 {
-    char err[ERRLEN], path[PATH_MAX];
-    Dl_info info;
-    if (!dladdr((void *)train_loop_gpu, &info) || !info.dli_fname)
-        return mt_error(ctx, "device=cuda: cannot locate this plugin");
-    const char *slash = strrchr(info.dli_fname, '/');
-    int dir = slash ? (int)(slash - info.dli_fname) : 1;
-    snprintf(path, sizeof path, "%.*s/../libmemtrade-cuda.so", dir, slash ? info.dli_fname : ".");
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* never closed: CUDA stays loaded */
-    mt_cuda_train_twin_fn twin = lib ? (mt_cuda_train_twin_fn)dlsym(lib, "mt_cuda_train_twin") : NULL;
-    if (!twin)
-        return mt_error(ctx, "device=%s: no CUDA backend in this build (%s; configure where the "
-                        "CUDA toolkit is: MT_CUDA)", dev->device, dlerror());
+    char err[ERRLEN];
+    mt_cuda_train_twin_fn twin = mt_wl_cuda_twin(ctx, dev->device);
+    if (!twin) return -1;
     mt_wl_threads(ctx);
     struct gpu_loop g = {.ctx = ctx, .r = r, .seed = seed, .c = c, .st = st};
-    if (twin(m, r, dev->precision, gpu_loop, &g, err, sizeof err) == 0) return 0;
+    struct mt_cuda_twin_opts o = {.precision = dev->precision};
+    if (twin(m, r, &o, gpu_loop, &g, err, sizeof err) == 0) return 0;
     return g.failed ? -1 : mt_error(ctx, "device=cuda: %s", err);
 }
 
@@ -402,8 +423,8 @@ static int import_model(struct mt_ctx *ctx, const char *spec, const struct mt_gp
     mt_metric(ctx, "import_mapped_bytes", (double)info.mapped_bytes, "bytes");
     mt_metric(ctx, "import_copied_bytes", (double)info.copied_bytes, "bytes");
     mt_log(ctx, MT_LOG_INFO,
-           "imported %s (%s, %zu tensors): %zu weight bytes mapped from the file, %zu copied",
-           spec, info.arch, info.n_tensors, info.mapped_bytes, info.copied_bytes);
+           "imported %s (%s, %zu tensors): %zu weight bytes mapped from the file, %zu copied", spec,
+           info.arch, info.n_tensors, info.mapped_bytes, info.copied_bytes);
     return 0;
 }
 
@@ -510,7 +531,8 @@ void mt_wl_report_train(struct mt_ctx *ctx, const struct mt_wl_train_stats *st)
 
 void mt_wl_report_model(struct mt_ctx *ctx, const struct mt_gpt *m)
 {
-    mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes), "bytes");
+    mt_metric(ctx, "model_bytes", (double)(m->slab_bytes[MT_MEM_WEIGHTS] + m->mapped_bytes),
+              "bytes");
     mt_metric(ctx, "n_params", (double)m->n_params, "count");
 }
 

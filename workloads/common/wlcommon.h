@@ -28,6 +28,7 @@
 #include "data.h"
 #include "eval.h"
 #include "gpt.h"
+#include "loop.h"    /* mt_cuda_train_twin_fn */
 #include "serving.h" /* the serving measurement and the evaluation protocol */
 
 #ifdef __cplusplus
@@ -263,6 +264,11 @@ struct mt_wl_device {
 
 /* The run's MT_WL_PARAMS_DEVICE (the plugin must declare them). */
 void mt_wl_device_params(struct mt_ctx *ctx, struct mt_wl_device *d);
+
+/* device=cuda's trainer (loop.h mt_cuda_train_twin) from libmemtrade-cuda.so beside the
+ * plugin folder, opened on first use; NULL with the error recorded (no CUDA backend in
+ * this build) naming `device`. */
+mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device);
 
 /* mt_wl_train_or_load, training where dev says (NULL: the CPU). */
 int mt_wl_train_or_load_on(struct mt_ctx *ctx, const struct mt_wl_device *dev,

@@ -18,6 +18,35 @@
 
 /* ---------------------------------------------------------------- knobs */
 
+/* device=cuda: what the GPU twin runs of the knobs (trainloop.h), refusing the rest. */
+static int resolve_device(struct mt_ctx *ctx, struct mt_train_opts *o, char *err, size_t errlen)
+{
+    const char *dev = mt_param_str(ctx, "device"), *dp = mt_param_str(ctx, "device_precision");
+    const struct mt_tmodel_opts *e = &o->engine;
+    o->device = dev && strcmp(dev, "cpu") != 0;
+    o->dprec = MT_CUDA_FP32;
+    if (!o->device) return 0;
+    const char *no = e->prec == MT_PREC_FP16 ? "precision=fp16 (fp32, bf16)"
+                     : !e->master_weights && e->prec != MT_PREC_FP32
+                         ? "master_weights=off (the device keeps fp32 weights)"
+                     : !e->pool ? "alloc=malloc (the device allocates slabs: alloc=pool)"
+                     : e->optimizer != MT_OPTIM_ADAMW ? "an optimizer other than adamw"
+                     : e->offload                     ? "offload=optimizer"
+                     : e->selective ? "recompute=selective (every=N recomputes whole blocks)"
+                                    : NULL;
+    if (no) return snprintf(err, errlen, "device=%s does not run %s", dev, no), -1;
+    if (mt_cuda_precision_parse(dp ? dp : "fp32", &o->dprec, err, errlen)) return -1;
+    if (e->prec == MT_PREC_BF16) {
+        if (o->dprec == MT_CUDA_TF32)
+            return snprintf(err, errlen,
+                            "precision=bf16 with device_precision=tf32: one or the "
+                            "other"),
+                   -1;
+        o->dprec = MT_CUDA_BF16;
+    }
+    return 0;
+}
+
 /* The knobs without the ctx's error hook (mem_estimate runs where only getters work). */
 static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t batch, size_t seq,
                    struct mt_train_opts *o, char *err, size_t errlen)
@@ -89,7 +118,7 @@ static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t b
     }
     if (o->ls == MT_LS_DYNAMIC) o->ls_value = DYNAMIC_INIT;
     if (!o->scale_window) o->scale_window = 1;
-    return 0;
+    return resolve_device(ctx, o, err, errlen);
 }
 
 int mt_train_opts(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
@@ -118,10 +147,12 @@ size_t mt_train_mem_estimate(struct mt_ctx *ctx)
     char err[ERRLEN];
     size_t T, B = (size_t)mt_param_int(ctx, "batch");
     if (mt_wl_estimate_shape(ctx, &cfg, &T)) return 0;
-    if (resolve(ctx, &cfg, B, T, &o, err, sizeof err) ||
-        mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err))
-        return 0;
+    if (resolve(ctx, &cfg, B, T, &o, err, sizeof err)) return 0;
     size_t infer = mt_gpt_memory(&cfg, EVAL_BATCH, T, MT_GPT_INFER, NULL, NULL, 0);
+    if (o.device) /* the host keeps the weights the twin starts from and comes back to */
+        return mt_gpt_memory(&cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0) + infer +
+               ((size_t)64 << 20);
+    if (mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err)) return 0;
     return plan.total + infer + ((size_t)64 << 20); /* corpus, code, oneDNN scratch */
 }
 
@@ -134,7 +165,9 @@ int mt_train_plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
     size_t T, B = (size_t)mt_param_int(ctx, "batch");
     if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
     if (resolve(ctx, &cfg, B, T, &o, err, sizeof err) ||
-        mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err))
+        (o.device ? !mt_cuda_gpt_plan(&cfg, MT_GPT_TRAIN, o.engine.micro_batch, T, o.dprec,
+                                      o.engine.every, plan.bytes, err, sizeof err)
+                  : mt_tmodel_plan(&cfg, &o.engine, &plan, err, sizeof err)))
         return mt_error(ctx, "%s", err);
     /* train_peak_bytes' composition (report_train): the engine's slabs and the batch */
     plan.bytes[MT_MEM_DATA] += mt_wl_batch_bytes(B, T);
@@ -236,14 +269,13 @@ static void observe_heap(void *user, size_t step, double loss)
         out->max_frag = (double)rss - (double)live;
 }
 
-/* The steps: the one loop (loop.h) on the engine, batches cut into micro-batches. */
-static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_gpt_recipe *r,
-                       const struct mt_train_opts *o, uint64_t seed, const struct mt_corpus *c,
-                       struct loop_out *out)
+/* The steps: the one loop (loop.h) on engine e (the tmodel t's, or the GPU twin's with t
+ * NULL), batches cut into micro-batches. */
+static int train_steps(struct mt_ctx *ctx, const struct mt_loop_engine *e, struct mt_tmodel *t,
+                       const struct mt_gpt_recipe *r, const struct mt_train_opts *o, uint64_t seed,
+                       const struct mt_corpus *c, struct loop_out *out)
 {
     char err[ERRLEN];
-    struct mt_loop_engine e = {
-        .self = t, .forward = t_forward, .backward = t_backward, .update = t_update};
     struct mt_loop_method me = {.user = out, .after_step = observe_heap};
     struct mt_loop_opts lo = {.recipe = r,
                               .batch_seed = mt_loop_batch_seed(seed),
@@ -256,8 +288,8 @@ static int train_steps(struct mt_ctx *ctx, struct mt_tmodel *t, const struct mt_
     size_t free0;
     memset(out, 0, sizeof *out);
     out->frag_ok = heap_live(&free0) > 0; /* 0: malloc is not glibc's (a sanitizer's) */
-    if (mt_loop_run_tokens(ctx, &lo, &e, &me, &c->train_tokens, &res, err, sizeof err) ||
-        mt_tmodel_failed(t, err, sizeof err)) /* the last step's optimizer I/O */
+    if (mt_loop_run_tokens(ctx, &lo, e, &me, &c->train_tokens, &res, err, sizeof err) ||
+        (t && mt_tmodel_failed(t, err, sizeof err))) /* the last step's optimizer I/O */
         return mt_error(ctx, "training failed: %s", err);
     out->seconds = res.seconds;
     out->steps = res.steps;
@@ -290,12 +322,20 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         mt_metric(ctx, name, (double)s->peak[cats[i]], "bytes");
     }
     mt_metric(ctx, "train_peak_data_bytes", (double)mt_wl_batch_bytes(r->batch, r->seq), "bytes");
-    mt_metric(ctx, "recompute_s", s->recompute_s, "s");
-    mt_metric(ctx, "recompute_frac", s->recompute_s / lo->seconds, "ratio");
+    const struct mt_wl_metric rec[] = {{"recompute_s", s->recompute_s, "s"},
+                                       {"recompute_frac", s->recompute_s / lo->seconds, "ratio"}};
+    mt_wl_metrics(ctx,
+                  o->device ? "device=cuda: recomputation is queued inside the backward, not "
+                              "timed apart"
+                            : NULL,
+                  rec, 2);
     mt_metric(ctx, "recomputed_blocks", (double)s->recomputed_blocks, "count");
     mt_metric(ctx, "skipped_steps", (double)lo->skipped, "count");
     mt_metric(ctx, "loss_scale_final", (double)lo->final_scale, "ratio");
-    if (o->engine.prec == MT_PREC_FP32) {
+    if (o->device) {
+        mt_metric_na(ctx, "grad_underflow_frac", "ratio",
+                     "device=cuda keeps fp32 gradients (bf16 is the GEMMs' operands)");
+    } else if (o->engine.prec == MT_PREC_FP32) {
         mt_metric_na(ctx, "grad_underflow_frac", "ratio", "fp32 gradients are not rounded");
     } else {
         mt_metric(ctx, "grad_underflow_count", (double)s->grad_flushed, "count");
@@ -311,14 +351,19 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
         {"bf16_gemms", (double)s->bf16_gemms, "count"},
         {"bf16_gemm_fallbacks", (double)s->bf16_fallbacks, "count"}};
     mt_wl_metrics(ctx,
-                  o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
-                  : o->engine.emulate_bf16_gemm  ? "bf16 GEMMs emulated in fp32"
-                  : !mt_bf16mm_native()          ? "no native oneDNN bf16 matmul on this CPU"
-                                                 : NULL,
+                  o->device ? "device=cuda: cuBLAS runs the GEMMs (device_precision)"
+                  : o->engine.prec != MT_PREC_BF16 ? "precision is not bf16: GEMMs run in fp32"
+                  : o->engine.emulate_bf16_gemm    ? "bf16 GEMMs emulated in fp32"
+                  : !mt_bf16mm_native()            ? "no native oneDNN bf16 matmul on this CPU"
+                                                   : NULL,
                   bf16, 2);
-    mt_metric(ctx, "alloc_calls", (double)s->alloc_calls, "count");
-    mt_metric(ctx, "alloc_calls_per_step",
-              (double)s->alloc_calls / (double)(lo->steps ? lo->steps : 1), "count");
+    const struct mt_wl_metric calls[] = {
+        {"alloc_calls", (double)s->alloc_calls, "count"},
+        {"alloc_calls_per_step", (double)s->alloc_calls / (double)(lo->steps ? lo->steps : 1),
+         "count"}};
+    mt_wl_metrics(ctx,
+                  o->device ? "device=cuda: the slabs are allocated once, on the device" : NULL,
+                  calls, 2);
     size_t hwm = rss_peak();
     const struct mt_wl_metric rss[] = {{"train_peak_rss_bytes", (double)hwm, "bytes"}};
     mt_wl_metrics(ctx, hwm ? NULL : "/proc/self/status unreadable", rss, 1);
@@ -335,17 +380,116 @@ static void report_train(struct mt_ctx *ctx, const struct mt_train_opts *o,
                   offload, 3);
 }
 
+/* device=cuda: the loop on the GPU twin, its device bytes as the engine's peaks. */
+struct gpu_train {
+    struct mt_ctx *ctx;
+    const struct mt_gpt_recipe *r;
+    const struct mt_train_opts *o;
+    uint64_t seed;
+    const struct mt_corpus *c;
+    struct loop_out *lo;
+    struct mt_tmodel_stats st;
+    int failed; /* the loop failed and said why */
+};
+
+static int gpu_steps(void *user, const struct mt_loop_engine *e,
+                     const struct mt_cuda_twin_info *info)
+{
+    struct gpu_train *g = user;
+    mt_log(g->ctx, MT_LOG_INFO,
+           "training on the GPU: %s GEMMs, %zu rows a forward, every %zu, %zu device bytes",
+           mt_cuda_precision_name(g->o->dprec), g->o->engine.micro_batch, g->o->engine.every,
+           info->total);
+    g->failed = train_steps(g->ctx, e, NULL, g->r, g->o, g->seed, g->c, g->lo) != 0;
+    for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
+        g->st.peak[k] = g->st.live[k] = info->bytes[k];
+    g->st.peak_total = g->st.live_total = info->total;
+    g->st.recomputed_blocks = *info->recomputed_blocks;
+    return g->failed ? -1 : 0;
+}
+
+/* Trains from mt_gpt_init(seed) on the GPU; the trained weights into w (wbytes, a
+ * mt_gpt weight slab), the device's bytes into *st. Returns 0 or mt_error's -1. */
+static int train_gpu(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                     const struct mt_gpt_recipe *r, const struct mt_train_opts *o, uint64_t seed,
+                     const struct mt_corpus *c, struct loop_out *lo, struct mt_tmodel_stats *st,
+                     float *w, size_t wbytes)
+{
+    char err[ERRLEN];
+    struct mt_gpt *m = NULL;
+    mt_cuda_train_twin_fn twin = mt_wl_cuda_twin(ctx, "cuda");
+    if (!twin) return -1;
+    if (mt_gpt_create(&m, cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    mt_gpt_init(m, seed); /* tmodel's initial weights */
+    struct mt_cuda_twin_opts to = {.precision = mt_cuda_precision_name(o->dprec),
+                                   .micro_batch = o->engine.micro_batch,
+                                   .every = o->engine.every};
+    struct gpu_train g = {.ctx = ctx, .r = r, .o = o, .seed = seed, .c = c, .lo = lo};
+    int rc = twin(m, r, &to, gpu_steps, &g, err, sizeof err);
+    if (rc == 0) {
+        memcpy(w, m->params, wbytes);
+        *st = g.st;
+    } else if (!g.failed) {
+        mt_error(ctx, "device=cuda: %s", err);
+    }
+    mt_gpt_free(m);
+    return rc ? -1 : 0;
+}
+
+/* The evaluation of trained weights w (a mt_gpt weight slab of wbytes). */
+static int evaluate(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                    const struct mt_gpt_recipe *r, const struct mt_corpus *c, const float *w,
+                    size_t wbytes)
+{
+    char err[ERRLEN];
+    struct mt_gpt *m = NULL;
+    if (mt_gpt_create(&m, cfg, MT_GPT_INFER, EVAL_BATCH, r->seq, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    memcpy(m->params, w, wbytes);
+    int rc = mt_wl_report_eval(ctx, m, c, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
+    mt_gpt_free(m);
+    return rc;
+}
+
+/* mt_train_run with device=cuda: train on the GPU twin, report its device bytes as the
+ * engine's, evaluate on the CPU. */
+static int run_gpu(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                   const struct mt_gpt_recipe *r, const struct mt_train_opts *o, uint64_t seed,
+                   struct mt_corpus *c)
+{
+    struct loop_out lo;
+    struct mt_tmodel_stats st;
+    size_t wbytes = mt_gpt_memory(cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
+    mt_log(ctx, MT_LOG_INFO, "training %s on the GPU: batch %zu = %zu x %zu, %s GEMMs, every %zu",
+           mt_param_str(ctx, "model"), r->batch, o->accum_steps, o->engine.micro_batch,
+           mt_cuda_precision_name(o->dprec), o->engine.every);
+    int prev = mt_mem_category(ctx, MT_MEM_OTHER); /* as the CPU path's trained weights */
+    float *w = malloc(wbytes);
+    mt_mem_category(ctx, prev);
+    int rc = w ? train_gpu(ctx, cfg, r, o, seed, c, &lo, &st, w, wbytes)
+               : mt_error(ctx, "out of memory for the trained weights");
+    if (rc == 0) {
+        report_train(ctx, o, &st, &lo, r);
+        mt_metric(ctx, "model_bytes", (double)wbytes, "bytes");
+        rc = evaluate(ctx, cfg, r, c, w, wbytes);
+    }
+    free(w);
+    mt_corpus_free(c);
+    return rc;
+}
+
 int mt_train_run(struct mt_ctx *ctx)
 {
     char err[ERRLEN];
     struct mt_wl_setup s;
     struct mt_train_opts o;
     struct mt_tmodel *t = NULL;
-    struct mt_gpt *m = NULL;
     struct loop_out lo;
     mt_wl_threads(ctx);
     if (mt_wl_setup_model(ctx, &s) || mt_train_opts(ctx, &s.cfg, &s.r, &o)) return -1;
     if (mt_wl_corpus(ctx, 1, s.r.seq, &s.corpus)) return -1;
+    if (o.device) return run_gpu(ctx, &s.cfg, &s.r, &o, s.seed, &s.corpus);
     o.engine.region = region_cb;
     o.engine.region_user = ctx;
     o.engine.scratch_dir = ctx->ops->scratch_dir(ctx);
@@ -361,7 +505,9 @@ int mt_train_run(struct mt_ctx *ctx)
            mt_prec_name(o.engine.prec), o.engine.master_weights ? "on" : "off", o.engine.every,
            o.engine.pool ? "pool" : "malloc", mt_optim_name(o.engine.optimizer),
            o.engine.offload ? " (offloaded)" : "", o.engine.selective ? "selective" : "none");
-    rc = train_steps(ctx, t, &s.r, &o, s.seed, &s.corpus, &lo);
+    struct mt_loop_engine e = {
+        .self = t, .forward = t_forward, .backward = t_backward, .update = t_update};
+    rc = train_steps(ctx, &e, t, &s.r, &o, s.seed, &s.corpus, &lo);
     float *w = NULL;
     size_t wbytes = mt_gpt_memory(&s.cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
     if (rc == 0) {
@@ -380,17 +526,8 @@ int mt_train_run(struct mt_ctx *ctx)
             mt_tmodel_export(t, w);
     }
     mt_tmodel_free(t);
-    if (rc == 0) {
-        rc = mt_gpt_create(&m, &s.cfg, MT_GPT_INFER, EVAL_BATCH, s.r.seq, err, sizeof err);
-        if (rc)
-            mt_error(ctx, "%s", err);
-        else
-            memcpy(m->params, w, wbytes);
-    }
+    if (rc == 0) rc = evaluate(ctx, &s.cfg, &s.r, &s.corpus, w, wbytes);
     free(w);
-    if (rc == 0)
-        rc = mt_wl_report_eval(ctx, m, &s.corpus, (size_t)mt_param_int(ctx, "eval_tokens"), NULL);
-    mt_gpt_free(m);
     mt_corpus_free(&s.corpus);
     return rc;
 }

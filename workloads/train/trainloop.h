@@ -14,6 +14,14 @@
  * - alloc pool|malloc;
  * - optimizer adamw|adamw8|adafactor, offload none|optimizer (optim.h);
  * - recompute none|selective (the attention core, beside `every`);
+ * - device cpu|cuda, device_precision: cuda runs the same loop on the GPU twin of the
+ *   model (loop.h mt_cuda_train_twin, cuda/cgpt.h): micro-batches of micro_batch rows
+ *   accumulated on the device, checkpointing by `every` (whole blocks recomputed),
+ *   precision=bf16 as bf16 GEMMs with fp32 accumulation, fp32 weights, gradients and
+ *   optimizer state (the autocast recipe; device_precision fp32|tf32|bf16 for
+ *   precision=fp32); fp16, master_weights=off, alloc=malloc, adamw8/adafactor, offload
+ *   and recompute=selective are refused there. The plan is the device's
+ *   (mt_cuda_gpt_plan: slabs and extras per category);
  * and the report: val_* (mt_wlcommon), train_peak_bytes, peak_<category>_bytes from the
  * engine's accounting, the train_loss series, train_tokens_per_s, recompute time,
  * skipped steps, gradient underflow, allocation calls, RSS and fragmentation.
@@ -29,6 +37,7 @@
 
 #include <memtrade/workload.h>
 
+#include "cuda/cgpt.h"
 #include "loop.h"
 #include "tmodel.h"
 #include "wlcommon.h"
@@ -111,10 +120,14 @@ extern "C" {
          0,                                                                                        \
          "none|optimizer",                                                                         \
          "optimizer: the optimizer state in a scratch file, streamed per chunk"},                  \
-    {                                                                                              \
-        "recompute", MT_PARAM_CHOICE, "none", 0, 0, "none|selective",                              \
-            "selective: recompute the attention core in backward, drop its B*NH*T*T probabilities" \
-    }
+        {"recompute",                                                                              \
+         MT_PARAM_CHOICE,                                                                          \
+         "none",                                                                                   \
+         0,                                                                                        \
+         0,                                                                                        \
+         "none|selective",                                                                         \
+         "selective: recompute the attention core in backward, drop its B*NH*T*T probabilities"},  \
+        MT_WL_PARAMS_DEVICE
 
 /* Defines the exported descriptor of a training-memory plugin: its name, summary and
  * knob defaults (see MT_TRAIN_PARAMS); run and mem_estimate are the shared ones. */
@@ -129,8 +142,10 @@ struct mt_train_opts {
     struct mt_tmodel_opts engine; /* micro_batch, seq, prec, master, every, pool */
     size_t accum_steps;
     enum mt_loss_scale ls;
-    float ls_value;      /* FIXED: the scale; DYNAMIC: the initial scale */
-    size_t scale_window; /* DYNAMIC: good steps before doubling */
+    float ls_value;               /* FIXED: the scale; DYNAMIC: the initial scale */
+    size_t scale_window;          /* DYNAMIC: good steps before doubling */
+    int device;                   /* 1: device=cuda (the GPU twin) */
+    enum mt_cuda_precision dprec; /* device=cuda: the GEMMs' precision */
 };
 
 /* Resolves the knobs for cfg and recipe r (r->batch is the effective batch). Returns 0,
