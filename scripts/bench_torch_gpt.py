@@ -114,6 +114,17 @@ def lr_at(step, lr, warmup, steps, min_frac=0.1):
     return lr * min_frac + 0.5 * (1 + math.cos(math.pi * ratio)) * (lr - lr * min_frac)
 
 
+def train_step(model, opt, amp, x, y):
+    """One step: forward (under amp), backward, clipping at 1, AdamW. Returns the loss."""
+    with amp:
+        _, loss = model(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def speed(args):
     shapes = {"small": ("small", 256, 8, 128), "gpt2": ("gpt2", 50257, 4, 64)}
     print(f"[OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
@@ -129,6 +140,7 @@ def speed(args):
         opt = make_optimizer(model, 3e-3)
         x = torch.randint(0, 256, (B, T), device=dev)
         y = torch.randint(0, 256, (B, T), device=dev)
+        amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
         if args.losses:  # mt-bench-cuda's fixed batch and memtrade's recipe
             i = torch.arange(B * T, dtype=torch.int64, device=dev)
             x, y = (i * 7919 % V).view(B, T), ((i * 104729 + 3) % V).view(B, T)
@@ -136,27 +148,15 @@ def speed(args):
             for s in range(args.steps):
                 for g in opt.param_groups:
                     g["lr"] = lr_at(s, args.lr, args.steps // 10, args.steps)
-                with amp:
-                    _, loss = model(x, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                losses.append(f"{loss.item():.4f}")
+                losses.append(f"{train_step(model, opt, amp, x, y).item():.4f}")
             print(f"torch {name} {args.device}{' bf16' if args.bf16 else ' fp32'} B={B} T={T} "
                   f"lr {args.lr:g} losses: {' '.join(losses)}")
             continue
-        amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16)
         steps, fwd = [], []
         for s in range(args.steps + 2):
             sync()
             t0 = time.perf_counter()
-            with amp:
-                _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            train_step(model, opt, amp, x, y)
             sync()
             if s >= 2:
                 steps.append(time.perf_counter() - t0)

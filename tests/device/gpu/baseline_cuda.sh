@@ -7,22 +7,14 @@
 # has no Debian fortunes)
 set -u
 MT=$1 SRC=$2
-why=""
-[ -e "$(dirname "$MT")/../libmemtrade-cuda.so" ] || why="built without the CUDA backend (MT_CUDA)"
-[ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')" -gt 0 ] || why="no NVIDIA GPU (nvidia-smi lists none)"
-if [ -n "$why" ]; then echo "skipped: $why"; exit 77; fi
-TMP=$(mktemp -d /tmp/mt_baseline_cuda.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-cat "$SRC"/README.md "$SRC"/*/README.md "$SRC"/*/*/README.md >"$TMP/corpus.txt"
+. "$(dirname "$0")/setup.sh"
 XDG_CACHE_HOME=$TMP/cache "$MT" run baseline -p model=small -p steps=30 -p device=cuda \
     -p corpus="$TMP/corpus.txt" --out "$TMP/out"
 DB=$TMP/out/memtrade.db
-q() { sqlite3 -batch -noheader "$DB" "$1"; }
 status=$(q "SELECT status || ' ' || coalesce(error, '') FROM runs")
 echo "run: $status"
 [ "${status%% *}" = ok ] || { echo "FAIL: run not ok"; exit 1; }
 fails=0
-val() { q "SELECT CAST(value AS INTEGER) FROM metrics WHERE rank = -1 AND name = '$1' AND category = '$2'"; }
 echo "peak_device_bytes $(val peak_device_bytes '')"
 for c in weights gradients optimizer act_grads activations workspace kv_cache; do
     dev=$(val peak_device_bytes $c) plan=$(val plan_train_peak_bytes $c)

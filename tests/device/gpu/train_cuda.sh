@@ -10,13 +10,7 @@
 # Usage: train_cuda.sh MEMTRADE SOURCE_DIR (its READMEs are the corpus)
 set -u
 MT=$1 SRC=$2
-why=""
-[ -e "$(dirname "$MT")/../libmemtrade-cuda.so" ] || why="built without the CUDA backend (MT_CUDA)"
-[ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')" -gt 0 ] || why="no NVIDIA GPU (nvidia-smi lists none)"
-if [ -n "$why" ]; then echo "skipped: $why"; exit 77; fi
-TMP=$(mktemp -d /tmp/mt_train_cuda.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-cat "$SRC"/README.md "$SRC"/*/README.md "$SRC"/*/*/README.md >"$TMP/corpus.txt"
+. "$(dirname "$0")/setup.sh"
 fails=0
 run() { # NAME PLUGIN ARGS...
     name=$1 plugin=$2
@@ -34,12 +28,10 @@ run() { # NAME PLUGIN ARGS...
         [ -n "$dev" ] && [ "$dev" = "$plan" ] || { echo "FAIL: $name $c device peak != plan"; fails=1; }
     done
     echo "  $(q "SELECT group_concat(name || ' ' || coalesce(value, 'unavailable'), ', ') FROM metrics WHERE rank = -1 AND category = '' AND name IN ('train_loss', 'val_bpb', 'recomputed_blocks', 'skipped_steps', 'train_tokens_per_s')")"
-    loss=$(val train_loss '')
+    loss=$(q "SELECT value FROM metrics WHERE rank = -1 AND name = 'train_loss' AND category = ''")
     awk -v l="${loss:-nan}" 'BEGIN { exit !(l + 0 == l && l > 0 && l < 10) }' ||
         { echo "FAIL: $name train_loss '$loss' not finite"; fails=1; }
 }
-q() { sqlite3 -batch -noheader "$DB" "$1"; }
-val() { q "SELECT CAST(value AS INTEGER) FROM metrics WHERE rank = -1 AND name = '$1' AND category = '$2'"; }
 run accum grad_accum -p accum_steps=4
 run bf16 mixed_precision
 run ckpt checkpointing -p every=2
