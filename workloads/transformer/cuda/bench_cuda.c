@@ -18,9 +18,10 @@
  *   compare SPEC B T STEPS [LR] the loss trajectories of fp32, bf16 and bf16 with the row
  *                               kernels (attention_rows) from the same weights on one
  *                               fixed batch (train's tokens), LR the peak learning rate
- *                               (default the recipe's); then bf16's gradients against
- *                               fp32's on the same weights at every step of bf16's
- *                               trajectory, tensor by tensor (relative L2 and max)
+ *                               (default the recipe's); then bf16's gradients (cuBLAS
+ *                               attention and the row kernels) against fp32's on the
+ *                               same weights at every step of bf16's trajectory, at B/2,
+ *                               tensor by tensor (relative L2 and max)
  *   bandwidth MIB               device-to-device copy of MIB MiB: the card's memory
  *                               bandwidth (read + write bytes / s), median of 20
  * What it is not for: correctness (tests/transformer/test_cuda.c) or the harness.
@@ -196,40 +197,53 @@ static int compare(const char *spec, size_t B, size_t T, size_t steps, float lr)
         fflush(stdout);
         mt_cuda_gpt_free(d);
     }
-    /* bf16's gradients against fp32's on the same weights along bf16's trajectory */
-    if (make(&d, spec, MT_GPT_TRAIN, B, T, "bf16", NULL) ||
-        make(&f, spec, MT_GPT_TRAIN, B, T, "fp32", NULL))
+    /* bf16's gradients (cuBLAS attention, and the row kernels) against fp32's on the same
+     * weights along bf16's trajectory, at half the batch (three models on one card) */
+    struct mt_cuda_gpt *dr;
+    struct mt_gpt *hr;
+    size_t B2 = B > 1 ? B / 2 : 1;
+    if (make(&d, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL) ||
+        make(&dr, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL) ||
+        make(&f, spec, MT_GPT_TRAIN, B2, T, "fp32", NULL))
         return fail("model");
+    dr->attention_rows = 1;
+    r.batch = B2;
     if (mt_gpt_create(&h, &d->m.cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err) ||
+        mt_gpt_create(&hr, &d->m.cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err) ||
         mt_gpt_create(&hf, &d->m.cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err))
         return fail("host model");
+    printf("gradients at B=%zu, relative L2 (max) against fp32 on the same weights:\n", B2);
     for (size_t s = 0; s < steps; s++) {
-        float lb = 0, lf = 0;
-        if (fwd_bwd(d, in, tg, B, T, &lb) || fwd_bwd(f, in, tg, B, T, &lf) ||
-            mt_cuda_gpt_download(d, h, err, sizeof err) ||
+        float lb = 0, lr_ = 0, lf = 0;
+        if (fwd_bwd(d, in, tg, B2, T, &lb) || fwd_bwd(dr, in, tg, B2, T, &lr_) ||
+            fwd_bwd(f, in, tg, B2, T, &lf) || mt_cuda_gpt_download(d, h, err, sizeof err) ||
+            mt_cuda_gpt_download(dr, hr, err, sizeof err) ||
             mt_cuda_gpt_download(f, hf, err, sizeof err))
             return fail("forward/backward");
-        double worst = 0;
-        int wp = 0;
-        printf("  step %zu: loss bf16 %.4f fp32 %.4f; grads rel L2 (max):", s, lb, lf);
-        for (int p = 0; p < MT_P_COUNT; p++) {
-            if (!h->param_len[p]) continue;
-            double l2, mx;
-            diffs(h->grad[p], hf->grad[p], h->param_len[p], &l2, &mx);
-            if (s == 0 || s == steps - 1 || s == steps / 2)
-                printf(" %s %.2g (%.2g)", mt_gpt_param_name((enum mt_gpt_param)p), l2, mx);
-            if (l2 > worst || isnan(l2)) worst = l2, wp = p;
+        printf("  step %zu: loss bf16 %.4f rows %.4f fp32 %.4f\n", s, lb, lr_, lf);
+        for (int v = 0; v < 2; v++) {
+            const struct mt_gpt *g = v ? hr : h;
+            double worst = 0;
+            int wp = 0, all = s == 0 || s == steps - 1 || s == steps / 2;
+            printf("    %s:", v ? "bf16 rows" : "bf16");
+            for (int p = 0; p < MT_P_COUNT; p++) {
+                if (!g->param_len[p]) continue;
+                double l2, mx;
+                diffs(g->grad[p], hf->grad[p], g->param_len[p], &l2, &mx);
+                if (all) printf(" %s %.2g (%.2g)", mt_gpt_param_name((enum mt_gpt_param)p), l2, mx);
+                if (l2 > worst || isnan(l2)) worst = l2, wp = p;
+            }
+            printf("; worst %s %.3g\n", mt_gpt_param_name((enum mt_gpt_param)wp), worst);
         }
-        printf("; worst %s %.3g\n", mt_gpt_param_name((enum mt_gpt_param)wp), worst);
         fflush(stdout);
         float norm = 0;
         if (mt_cuda_gpt_adamw_step(d, &r, mt_gpt_lr_at(&r, s), 1.0f, &norm, err, sizeof err) ||
             mt_cuda_gpt_download(d, h, err, sizeof err) ||
-            mt_cuda_gpt_upload(f, h, err, sizeof err))
+            mt_cuda_gpt_upload(f, h, err, sizeof err) || mt_cuda_gpt_upload(dr, h, err, sizeof err))
             return fail("AdamW");
     }
-    mt_gpt_free(h), mt_gpt_free(hf);
-    mt_cuda_gpt_free(d), mt_cuda_gpt_free(f);
+    mt_gpt_free(h), mt_gpt_free(hr), mt_gpt_free(hf);
+    mt_cuda_gpt_free(d), mt_cuda_gpt_free(dr), mt_cuda_gpt_free(f);
     free(in), free(tg);
     return 0;
 }
