@@ -7,7 +7,9 @@
  * Part rows repeats forward and train with the kernel table's row kernels for dense
  * attention (attention_rows) instead of cuBLAS's batched products.
  * Part recompute: checkpointing on the device (mt_cuda_gpt_create_every, every 2 and L)
- * gives the losses and gradients of keeping everything bit for bit, recomputes the
+ * gives the loss of keeping everything bit for bit and its gradients within 1e-5 (the
+ * device's gradient kernels add with atomics, so two runs of the same backward differ
+ * in summation order: 0.5 % of the gradients by a last bit on an H200), recomputes the
  * blocks it should, and allocates its plan (mt_cuda_gpt_plan), less activation memory.
  * Part accum: two micro-batches of one sequence, accumulated with the global batch's
  * normaliser, give the gradients of the whole batch (within the tolerance: another
@@ -250,15 +252,13 @@ static void part_recompute(void)
         int exact = 1;
         for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
             exact &= d->m.slab_bytes[c] + d->extra_bytes[c] == plan[c];
-        size_t same = 0;
-        for (size_t j = 0; j < ng; j++)
-            same += !memcmp(&got->grads[j], &ref->grads[j], sizeof(float));
-        printf(
-            "recompute every %zu: loss %.9g (all kept %.9g), %zu of %zu gradients bit-identical, "
-            "%zu blocks recomputed (want %zu), activations %zu B (all kept %zu B), plan %s\n",
-            every, l, l1, same, ng, d->recomputed_blocks, want, d->m.slab_bytes[MT_MEM_ACTIVATIONS],
-            acts1, exact ? "exact" : "DIFFERS");
-        CHECK(!memcmp(&l, &l1, sizeof l) && same == ng);
+        double r = rel_diff(got->grads, ref->grads, ng);
+        printf("recompute every %zu: loss %.9g (all kept %.9g), gradients rel diff %.3g "
+               "(tolerance 1e-5), %zu blocks recomputed (want %zu), activations %zu B (all kept "
+               "%zu B), plan %s\n",
+               every, l, l1, r, d->recomputed_blocks, want, d->m.slab_bytes[MT_MEM_ACTIVATIONS],
+               acts1, exact ? "exact" : "DIFFERS");
+        CHECK(!memcmp(&l, &l1, sizeof l) && r <= 1e-5);
         CHECK(d->recomputed_blocks == want && exact);
         CHECK(d->m.slab_bytes[MT_MEM_ACTIVATIONS] < acts1);
         mt_cuda_gpt_free(d);

@@ -1,13 +1,14 @@
 /* bench_cuda.c — mt-bench-cuda: the engine on the GPU (device=cuda), timed.
  *
  * What it is for: issue 22's GPU benchmarks, medians of repeated runs on one card:
- *   train SPEC B T PREC STEPS [rows]
+ *   train SPEC B T PREC STEPS [rows|every=N]
  *                               training step (forward, backward, AdamW) at B x T; prints
  *                               the median step, tokens/s and the device memory: the
  *                               plan's slabs and extras (cgpt.h) and the rise of the
  *                               device's used memory (cudaMemGetInfo) over the run;
  *                               rows: dense attention through the row kernels
- *                               (attention_rows), not cuBLAS's batched products
+ *                               (attention_rows), not cuBLAS's batched products;
+ *                               every=N: checkpointing (blocks recomputed, cgpt.h)
  *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode, one launch per kernel and then
  *                               the step replayed as a CUDA graph (cgpt.h; models
  *                               without RoPE): median time per token, tokens/s,
@@ -73,7 +74,7 @@ static double copy_bandwidth(size_t mib)
 
 /* A device model of spec with seeded weights (linears also packed in qf, unless NULL). */
 static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode, size_t B, size_t T,
-                const char *prec_s, const struct mt_qformat *qf)
+                const char *prec_s, const struct mt_qformat *qf, size_t every)
 {
     struct mt_gpt_config cfg;
     enum mt_cuda_precision prec;
@@ -84,7 +85,7 @@ static int make(struct mt_cuda_gpt **d, const char *spec, enum mt_gpt_mode mode,
     if (!T) T = cfg.seq_len;
     if (mt_gpt_create(&h, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err)) return -1;
     mt_gpt_init(h, 1337);
-    int rc = mt_cuda_gpt_create(d, &cfg, mode, B, T, prec, err, sizeof err) ||
+    int rc = mt_cuda_gpt_create_every(d, &cfg, mode, B, T, prec, every, err, sizeof err) ||
              mt_cuda_gpt_upload(*d, h, err, sizeof err) ||
              (qf && mt_cuda_gpt_quantize(*d, h, qf, err, sizeof err));
     mt_gpt_free(h);
@@ -114,12 +115,13 @@ static void print_mem(const struct mt_cuda_gpt *d, size_t rise)
            (double)rise / 1048576.0);
 }
 
-static int train(const char *spec, size_t B, size_t T, const char *prec, size_t steps, int rows)
+static int train(const char *spec, size_t B, size_t T, const char *prec, size_t steps, int rows,
+                 size_t every)
 {
     struct mt_cuda_gpt *d;
     cudaFree(NULL); /* the context first: the rise below is the model's */
     size_t used0 = used_bytes();
-    if (make(&d, spec, MT_GPT_TRAIN, B, T, prec, NULL)) return fail("model");
+    if (make(&d, spec, MT_GPT_TRAIN, B, T, prec, NULL, every)) return fail("model");
     d->attention_rows = rows;
     size_t BT = B * T, V = d->m.cfg.vocab;
     int *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
@@ -139,10 +141,10 @@ static int train(const char *spec, size_t B, size_t T, const char *prec, size_t 
         if (u > peak) peak = u;
     }
     double med = mt_bench_median(t, steps);
-    printf("mt-bench-cuda train %s B=%zu T=%zu %s%s params=%zu: step %.2f ms (median of %zu), "
-           "%.0f tokens/s, last loss %.4f\n",
-           spec, B, T, prec, rows ? " rows" : "", d->m.n_params, med * 1e3, steps, (double)BT / med,
-           loss);
+    printf("mt-bench-cuda train %s B=%zu T=%zu %s%s every %zu params=%zu: step %.2f ms (median of "
+           "%zu), %.0f tokens/s, last loss %.4f\n",
+           spec, B, T, prec, rows ? " rows" : "", every, d->m.n_params, med * 1e3, steps,
+           (double)BT / med, loss);
     print_mem(d, peak - used0);
     free(in), free(tg), free(t);
     mt_cuda_gpt_free(d);
@@ -182,7 +184,7 @@ static int compare(const char *spec, size_t B, size_t T, size_t steps, float lr)
     r.batch = B, r.seq = T;
     if (lr > 0) r.lr = lr;
     for (int v = 0; v < 3; v++) {
-        if (make(&d, spec, MT_GPT_TRAIN, B, T, prec[v], NULL)) return fail("model");
+        if (make(&d, spec, MT_GPT_TRAIN, B, T, prec[v], NULL, 1)) return fail("model");
         d->attention_rows = v == 2;
         bench_tokens(in, tg, BT, d->m.cfg.vocab);
         printf("mt-bench-cuda compare %s B=%zu T=%zu lr %g %s%s losses:", spec, B, T, (double)r.lr,
@@ -202,9 +204,9 @@ static int compare(const char *spec, size_t B, size_t T, size_t steps, float lr)
     struct mt_cuda_gpt *dr;
     struct mt_gpt *hr;
     size_t B2 = B > 1 ? B / 2 : 1;
-    if (make(&d, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL) ||
-        make(&dr, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL) ||
-        make(&f, spec, MT_GPT_TRAIN, B2, T, "fp32", NULL))
+    if (make(&d, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL, 1) ||
+        make(&dr, spec, MT_GPT_TRAIN, B2, T, "bf16", NULL, 1) ||
+        make(&f, spec, MT_GPT_TRAIN, B2, T, "fp32", NULL, 1))
         return fail("model");
     dr->attention_rows = 1;
     r.batch = B2;
@@ -294,7 +296,7 @@ static int decode(const char *spec, const char *prec, size_t n, const char *quan
     struct mt_cuda_kv *kv;
     struct mt_qformat qf;
     if (quant && parse_quant(quant, &qf)) return fail("quantization");
-    if (make(&d, spec, MT_GPT_INFER, 1, 1, prec, quant ? &qf : NULL)) return fail("model");
+    if (make(&d, spec, MT_GPT_INFER, 1, 1, prec, quant ? &qf : NULL, 1)) return fail("model");
     const struct mt_gpt_config *cfg = &d->m.cfg;
     if (n > cfg->seq_len) n = cfg->seq_len;
     double *t = calloc(n, sizeof *t);
@@ -330,9 +332,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "mt-bench-cuda: %s\n", why);
         return 1;
     }
-    if ((argc == 7 || (argc == 8 && !strcmp(argv[7], "rows"))) && !strcmp(argv[1], "train"))
+    if ((argc == 7 ||
+         (argc == 8 && (!strcmp(argv[7], "rows") || !strncmp(argv[7], "every=", 6)))) &&
+        !strcmp(argv[1], "train"))
         return train(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5],
-                     strtoul(argv[6], NULL, 10), argc == 8);
+                     strtoul(argv[6], NULL, 10), argc == 8 && !strcmp(argv[7], "rows"),
+                     argc == 8 && argv[7][0] == 'e' ? strtoul(argv[7] + 6, NULL, 10) : 1);
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "decode"))
         return decode(argv[2], argv[3], strtoul(argv[4], NULL, 10), argc == 6 ? argv[5] : NULL,
                       copy_bandwidth(1024));
@@ -346,7 +351,7 @@ int main(int argc, char **argv)
         return bw > 0 ? 0 : 1;
     }
     fprintf(stderr,
-            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS [rows]\n"
+            "usage: mt-bench-cuda train SPEC B T fp32|tf32|bf16 STEPS [rows|every=N]\n"
             "       mt-bench-cuda decode SPEC fp32|tf32|bf16 TOKENS [int8|int8-gN|int4-gN]\n"
             "       mt-bench-cuda compare SPEC B T STEPS [LR]\n"
             "       mt-bench-cuda bandwidth MIB\n");

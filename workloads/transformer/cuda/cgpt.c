@@ -526,8 +526,8 @@ static int cu_block_linear_bwd(void *user, enum mt_linear which, const float *do
                          din, rows);
 }
 
-/* The activation slot of block l: l with every block kept, else its group's (groups of
- * `every` blocks counted from the top). */
+/* The activation slot of block l in a recomputing model: its group's (groups of `every`
+ * blocks counted from the top). */
 static size_t cu_slot(const struct mt_cuda_gpt *d, size_t l)
 {
     return d->every <= 1 ? l : (d->m.cfg.n_layer - 1 - l) / d->every;
@@ -544,7 +544,9 @@ static int cu_kept(const struct mt_cuda_gpt *d, size_t l)
 static float *cu_act_at(const struct mt_cuda_gpt *d, enum mt_gpt_act a, size_t l)
 {
     const struct mt_gpt *m = &d->m;
-    size_t slot = a == MT_A_RESIDUAL3 ? l : cu_slot(d, l);
+    size_t slot = d->every <= 1         ? l % m->act_slots /* inference: one slot */
+                  : a == MT_A_RESIDUAL3 ? l
+                                        : cu_slot(d, l);
     return m->act[a] + slot * mt_gpt_act_elems(&m->cfg, m->B, m->T, a);
 }
 
