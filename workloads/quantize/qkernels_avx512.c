@@ -454,6 +454,38 @@ INLINE void transpose16(const float *src, size_t stride, size_t nu, __m512 *t)
     }
 }
 
+/* transpose16 for at most 8 columns (k = 768 in groups of 128 has 6 units a row): rows q
+ * and q + 8 share a register, so one 8 x 8 transpose per 256-bit half serves all 16 rows,
+ * 32 register ops where transpose16 takes 48. */
+INLINE void transpose16x8(const float *src, size_t stride, size_t nu, __m512 *t)
+{
+    const __mmask8 mk = (__mmask8)((1u << nu) - 1u);
+    const __m512i lo = _mm512_set_epi32(27, 26, 25, 24, 11, 10, 9, 8, 19, 18, 17, 16, 3, 2, 1, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(4));
+    __m512 z[8], a[8];
+    for (int q = 0; q < 8; q++) /* lanes 0-7: row q, 8-15: row q + 8 */
+        z[q] = _mm512_insertf32x8(
+            _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mk, src + (size_t)q * stride)),
+            _mm256_maskz_loadu_ps(mk, src + (size_t)(q + 8) * stride), 1);
+    for (int j = 0; j < 4;
+         j++) { /* 128-bit lane l: rows 2j, 2j+1 of columns 4(l%2)+{0,1} / {2,3} */
+        a[2 * j] = _mm512_unpacklo_ps(z[2 * j], z[2 * j + 1]);
+        a[2 * j + 1] = _mm512_unpackhi_ps(z[2 * j], z[2 * j + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 4h .. 4h+3: u[k], column k (lanes 0, 2) or k+4 */
+        const __m512d a0 = _mm512_castps_pd(a[4 * h]), a1 = _mm512_castps_pd(a[4 * h + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * h + 2]), a3 = _mm512_castps_pd(a[4 * h + 3]);
+        z[4 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        z[4 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        z[4 * h + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        z[4 * h + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int k = 0; k < 4; k++) { /* rows 0-3 | 4-7 | 8-11 | 12-15 */
+        t[k] = _mm512_permutex2var_ps(z[k], lo, z[4 + k]);
+        t[4 + k] = _mm512_permutex2var_ps(z[k], hi, z[4 + k]);
+    }
+}
+
 /* sc[j], of[j]: the scales and offsets of units u .. u + cnt - 1 (cnt <= 32) of rows
  * r0 .. r0 + 15, rows in lanes: one load per array for a unit per row (channel: 16
  * consecutive rows; tensor: one value), else 16 x 16 transposes. */
@@ -464,6 +496,11 @@ INLINE void strip_meta(const struct mt_qtensor *w, size_t r0, size_t u, size_t c
     if (w->units_per_row == 1) {
         sc[0] = ms ? _mm512_loadu_ps(w->scale + mi) : _mm512_set1_ps(w->scale[mi]);
         of[0] = ms ? _mm512_loadu_ps(w->offset + mi) : _mm512_set1_ps(w->offset[mi]);
+        return;
+    }
+    if (cnt <= 8) {
+        transpose16x8(w->scale + mi, ms, cnt, sc);
+        transpose16x8(w->offset + mi, ms, cnt, of);
         return;
     }
     for (size_t j = 0; j < cnt; j += 16) {
