@@ -7,15 +7,15 @@
  * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
  * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
  * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
- * token rows) run in strips of 16 rows (strip_i8: a unit's activations held in registers
- * for 16 rows' dots, one transpose-add per unit for 16 rows instead of 16 horizontal sums,
- * the rows' scales transposed 16 units at a time, 4/2-bit codes as bit planes against
- * reordered activations). Decode-sized 4-bit products with fp32 activations
- * (row_f32_nib) index vpermps with the nibbles of each dword in turn against activations
- * reordered to match, the unit's table being its decoded weights. Also the AVX-512
- * activation quantization and fp16/bf16 conversions.
- * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
- * compiled with a target pragma so the library still builds anywhere).
+ * token rows) run in strips of 16 rows (strip_i8: each row's unit dots parked in L1, one
+ * transpose-add per unit for 16 rows instead of 16 horizontal sums, its first halvings
+ * through int16 where lanes are small, the rows' scales transposed by registers, 3/2-bit
+ * rows four at a time, 4/2-bit codes as bit planes against reordered activations). Decode-sized
+ * 4-bit products with fp32 activations (row_f32_nib) index vpermps with the nibbles of each dword
+ * in turn against activations reordered to match, the unit's table being its decoded weights. Also
+ * the AVX-512 activation quantization and fp16/bf16 conversions. What it is not for: CPUs without
+ * AVX-512 F/BW/VL (the dispatcher checks; this file is compiled with a target pragma so the library
+ * still builds anywhere).
  */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
 
@@ -513,8 +513,8 @@ INLINE void strip_meta(const struct mt_qtensor *w, size_t r0, size_t u, size_t c
  * are read in memory order (row by row, the units of a pass in turn) and every unit's
  * vpdpbusd vector is parked in an L1 buffer; then hsum16 turns 16 rows of one unit into
  * one vector of exact integer dots and the reference's fp32 combination runs on 16 rows
- * at once (scales and offsets gathered by row): acc += scale * isum + offset * asum, the
- * same operations in the same order per row, hence the same bits. */
+ * at once (scales and offsets transposed to rows in lanes: strip_meta): acc += scale * isum +
+ * offset * asum, the same operations in the same order per row, hence the same bits. */
 /* Whether every lane of a strip part fits in 14 bits and a sign (|lane| <= 16383), so
  * that strip_i8 may fold parts through int16 (hsum16_tail): a lane sums (the part's
  * columns) / 16 products of a code (at most 2^bits - 1) and an activation (|a| <= 127). */
