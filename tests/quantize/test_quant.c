@@ -482,6 +482,45 @@ static int test_kernels(void)
             free(w), free(x), free(wd), free(y0), free(y1);
         }
     }
+    /* The largest strip lanes: every code of a group at its top level but the first (the
+     * group's minimum) against activations all +127 or all -127, so that the int16 folds
+     * of the strip kernels (hsum16_tail) meet their largest sums of both signs, and units
+     * too long for them (channel, tensor) would saturate if folded. */
+    if (mt_q_cpu_vnni()) {
+        static const struct mt_qformat fs[] = {{MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 4, MT_QG_GROUP, 64, 0},
+                                               {MT_QS_LINEAR_ASYM, 3, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 128, 0},
+                                               {MT_QS_LINEAR_ASYM, 2, MT_QG_GROUP, 64, 0},
+                                               {MT_QS_LINEAR_ASYM, 4, MT_QG_CHANNEL, 0, 0},
+                                               {MT_QS_LINEAR_ASYM, 2, MT_QG_TENSOR, 0, 0}};
+        const size_t n = 48, k = 768;
+        float *w = malloc(n * k * sizeof *w), *x = malloc(2 * k * sizeof *x);
+        float *y0 = malloc(2 * n * sizeof *y0), *y1 = malloc(2 * n * sizeof *y1);
+        for (size_t j = 0; j < n * k; j++)
+            w[j] = j % 64 ? 1.0f : 0.0f;
+        for (size_t j = 0; j < k; j++) {
+            x[j] = 1.0f;
+            x[k + j] = -1.0f;
+        }
+        for (size_t fi = 0; fi < sizeof fs / sizeof fs[0]; fi++) {
+            struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &fs[fi], err, sizeof err);
+            CHECK(q != NULL, "%s", err);
+            if (!q) continue;
+            for (size_t i = 0; i < 2; i++) { /* one token row of each sign */
+                mt_qgemm(ws, q, x + i * k, 1, y0, MT_QACT_INT8, MT_QIMPL_SCALAR, err, sizeof err);
+                mt_qgemm(ws, q, x + i * k, 1, y1, MT_QACT_INT8, MT_QIMPL_AVX512, err, sizeof err);
+                for (size_t r = 0; r < n; r++) {
+                    CHECK(y0[r] == y1[r],
+                          "top codes %u-bit g%zu x=%+g y[%zu]: ref %.9g avx512 %.9g", fs[fi].bits,
+                          fs[fi].group_size, (double)x[i * k], r, (double)y0[r], (double)y1[r]);
+                    compared++;
+                }
+            }
+            mt_qtensor_free(q);
+        }
+        free(w), free(x), free(y0), free(y1);
+    }
     mt_qws_destroy(ws);
     printf("compared %zu outputs against the references%s\n", compared,
            have_avx ? "" : " (no AVX-512: fast kernels skipped)");

@@ -7,15 +7,15 @@
  * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
  * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
  * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
- * token rows) run in strips of 16 rows (strip_i8: a unit's activations held in registers
- * for 16 rows' dots, one transpose-add per unit for 16 rows instead of 16 horizontal sums,
- * the rows' scales transposed 16 units at a time, 4/2-bit codes as bit planes against
- * reordered activations). Decode-sized 4-bit products with fp32 activations
- * (row_f32_nib) index vpermps with the nibbles of each dword in turn against activations
- * reordered to match, the unit's table being its decoded weights. Also the AVX-512
- * activation quantization and fp16/bf16 conversions.
- * What it is not for: CPUs without AVX-512 F/BW/VL (the dispatcher checks; this file is
- * compiled with a target pragma so the library still builds anywhere).
+ * token rows) run in strips of 16 rows (strip_i8: each row's unit dots parked in L1, one
+ * transpose-add per unit for 16 rows instead of 16 horizontal sums, its first halvings
+ * through int16 where lanes are small, the rows' scales transposed by registers, 3/2-bit
+ * rows four at a time, 4/2-bit codes as bit planes against reordered activations). Decode-sized
+ * 4-bit products with fp32 activations (row_f32_nib) index vpermps with the nibbles of each dword
+ * in turn against activations reordered to match, the unit's table being its decoded weights. Also
+ * the AVX-512 activation quantization and fp16/bf16 conversions. What it is not for: CPUs without
+ * AVX-512 F/BW/VL (the dispatcher checks; this file is compiled with a target pragma so the library
+ * still builds anywhere).
  */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
 
@@ -342,6 +342,28 @@ VNNI INLINE void row_i8(const struct mt_qtensor *w, const struct mt_qprep *p, si
 }
 #undef FLUSH_UNIT
 
+/* hsum16's last two halvings, from t[j] = its first two halvings of rows 4j .. 4j+3 (per
+ * 128-bit lane: rows 4j .. 4j+3). strip_i8 also forms t itself for parts whose lanes fit
+ * in 15 bits (strip_small) by packing pairs of rows to int16 (vpackssdw, which cannot
+ * saturate there: one halving's sums stay below 2^15) and adding neighbours with vpmaddwd
+ * against ones: one shuffle per pair where unpacks take two, and the lanes land where
+ * hsum16's unpacks put them. */
+VNNI INLINE void hsum16_tail(const __m512i *t, __m512i *out, const int halves)
+{
+    __m512i x01 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    /* x01 = [rows 0-3 lanes 0-7, rows 0-3 lanes 8-15, rows 4-7 lanes 0-7, rows 4-7 ...] */
+    __m512i lo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0));
+    __m512i hi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1));
+    if (halves) { /* lanes 0-7 and 8-15 of each v[q] summed apart */
+        out[0] = lo;
+        out[1] = hi;
+    } else
+        out[0] = _mm512_add_epi32(lo, hi);
+}
+
 /* Sixteen row sums at once: lane q of out[0] is the sum of the 16 lanes of v[q] (exact
  * int32 adds, so the order does not matter): 45 shuffles and adds for 16 rows instead of
  * 16 separate horizontal reductions. With `halves`, out[0] sums lanes 0-7 and out[1]
@@ -355,18 +377,7 @@ VNNI INLINE void hsum16(const __m512i *v, __m512i *out, const int halves)
     for (int j = 0; j < 4; j++) /* per 128-bit lane: rows 4j .. 4j+3 */
         t[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(s[2 * j], s[2 * j + 1]),
                                 _mm512_unpackhi_epi64(s[2 * j], s[2 * j + 1]));
-    __m512i x01 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    /* x01 = [rows 0-3 lanes 0-7, rows 0-3 lanes 8-15, rows 4-7 lanes 0-7, rows 4-7 ...] */
-    __m512i lo = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(2, 0, 2, 0));
-    __m512i hi = _mm512_shuffle_i32x4(x01, x23, _MM_SHUFFLE(3, 1, 3, 1));
-    if (halves) { /* lanes 0-7 and 8-15 of each v[q] summed apart */
-        out[0] = lo;
-        out[1] = hi;
-    } else
-        out[0] = _mm512_add_epi32(lo, hi);
+    hsum16_tail(t, out, halves);
 }
 
 int mt_q_plane_ok(const struct mt_qtensor *w, size_t m)
@@ -393,91 +404,252 @@ void mt_q_plane_order(const int8_t *a, size_t k_pad, unsigned bits, int8_t *out)
                     memcpy(out + c + 64 * n + 16 * b, a + c + 64 * b + 16 * n, 16);
 }
 
+/* A 64-byte load the compiler may not fold into each instruction that uses it: folded
+ * into both plane extractions it would be two loads of the same line per chunk. */
+INLINE __m512i load_once(const void *p)
+{
+    __m512i v = _mm512_loadu_si512(p);
+    __asm__("" : "+v"(v));
+    return v;
+}
+
 #define STRIP 16   /* output rows per strip */
-#define STRIP_U 24 /* units per pass over a strip: 24 KB of partial sums, in L1 */
+#define STRIP_U 16 /* parts per pass over a strip: 16 KB of partial sums, in L1 */
+
+/* t[u] for u < 16: lane q holds src[q * stride + u] (q < 16), for the first nu < 16 or all
+ * 16 columns (the rest read nothing and are zero): the metadata of 16 rows' units with
+ * rows in lanes, by a 16 x 16 transpose (unpacks and 128-bit shuffles, 64 register ops for
+ * 16 units). Two 16-lane gathers per unit cost more than the unit's weights take to
+ * stream here (a vgatherdps zmm is about 12 ns on the Zen 4 development machine). */
+INLINE void transpose16(const float *src, size_t stride, size_t nu, __m512 *t)
+{
+    const __mmask16 mk = nu >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nu) - 1u);
+    __m512 a[16];
+    __m512d b[16];
+    for (int j = 0; j < 8; j++) {
+        const __m512 r0 = _mm512_maskz_loadu_ps(mk, src + (size_t)(2 * j) * stride);
+        const __m512 r1 = _mm512_maskz_loadu_ps(mk, src + (size_t)(2 * j + 1) * stride);
+        a[2 * j] = _mm512_unpacklo_ps(r0, r1);
+        a[2 * j + 1] = _mm512_unpackhi_ps(r0, r1);
+    }
+    for (int j = 0; j < 4; j++) { /* b[4j+k], 128-bit lane l: rows 4j..4j+3 of column 4l+k */
+        const __m512d a0 = _mm512_castps_pd(a[4 * j]), a1 = _mm512_castps_pd(a[4 * j + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * j + 2]), a3 = _mm512_castps_pd(a[4 * j + 3]);
+        b[4 * j] = _mm512_unpacklo_pd(a0, a2);
+        b[4 * j + 1] = _mm512_unpackhi_pd(a0, a2);
+        b[4 * j + 2] = _mm512_unpacklo_pd(a1, a3);
+        b[4 * j + 3] = _mm512_unpackhi_pd(a1, a3);
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m512 b0 = _mm512_castpd_ps(b[k]), b1 = _mm512_castpd_ps(b[4 + k]);
+        const __m512 b2 = _mm512_castpd_ps(b[8 + k]), b3 = _mm512_castpd_ps(b[12 + k]);
+        const __m512 lo01 = _mm512_shuffle_f32x4(b0, b1, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 hi01 = _mm512_shuffle_f32x4(b0, b1, _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512 lo23 = _mm512_shuffle_f32x4(b2, b3, _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 hi23 = _mm512_shuffle_f32x4(b2, b3, _MM_SHUFFLE(3, 2, 3, 2));
+        t[k] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
+        t[4 + k] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
+        t[8 + k] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
+        t[12 + k] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* transpose16 for at most 8 columns (k = 768 in groups of 128 has 6 units a row): rows q
+ * and q + 8 share a register, so one 8 x 8 transpose per 256-bit half serves all 16 rows,
+ * 32 register ops where transpose16 takes 48. */
+INLINE void transpose16x8(const float *src, size_t stride, size_t nu, __m512 *t)
+{
+    const __mmask8 mk = (__mmask8)((1u << nu) - 1u);
+    const __m512i lo = _mm512_set_epi32(27, 26, 25, 24, 11, 10, 9, 8, 19, 18, 17, 16, 3, 2, 1, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(4));
+    __m512 z[8], a[8];
+    for (int q = 0; q < 8; q++) /* lanes 0-7: row q, 8-15: row q + 8 */
+        z[q] = _mm512_insertf32x8(
+            _mm512_castps256_ps512(_mm256_maskz_loadu_ps(mk, src + (size_t)q * stride)),
+            _mm256_maskz_loadu_ps(mk, src + (size_t)(q + 8) * stride), 1);
+    for (int j = 0; j < 4;
+         j++) { /* 128-bit lane l: rows 2j, 2j+1 of columns 4(l%2)+{0,1} / {2,3} */
+        a[2 * j] = _mm512_unpacklo_ps(z[2 * j], z[2 * j + 1]);
+        a[2 * j + 1] = _mm512_unpackhi_ps(z[2 * j], z[2 * j + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 4h .. 4h+3: u[k], column k (lanes 0, 2) or k+4 */
+        const __m512d a0 = _mm512_castps_pd(a[4 * h]), a1 = _mm512_castps_pd(a[4 * h + 1]);
+        const __m512d a2 = _mm512_castps_pd(a[4 * h + 2]), a3 = _mm512_castps_pd(a[4 * h + 3]);
+        z[4 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        z[4 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        z[4 * h + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        z[4 * h + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int k = 0; k < 4; k++) { /* rows 0-3 | 4-7 | 8-11 | 12-15 */
+        t[k] = _mm512_permutex2var_ps(z[k], lo, z[4 + k]);
+        t[4 + k] = _mm512_permutex2var_ps(z[k], hi, z[4 + k]);
+    }
+}
+
+/* sc[j], of[j]: the scales and offsets of units u .. u + cnt - 1 (cnt <= 32) of rows
+ * r0 .. r0 + 15, rows in lanes: one load per array for a unit per row (channel: 16
+ * consecutive rows; tensor: one value), else 16 x 16 transposes. */
+INLINE void strip_meta(const struct mt_qtensor *w, size_t r0, size_t u, size_t cnt, __m512 *sc,
+                       __m512 *of)
+{
+    const size_t ms = w->meta_row_stride, mi = mt_q_meta(w, r0, u);
+    if (w->units_per_row == 1) {
+        sc[0] = ms ? _mm512_loadu_ps(w->scale + mi) : _mm512_set1_ps(w->scale[mi]);
+        of[0] = ms ? _mm512_loadu_ps(w->offset + mi) : _mm512_set1_ps(w->offset[mi]);
+        return;
+    }
+    if (cnt <= 8) {
+        transpose16x8(w->scale + mi, ms, cnt, sc);
+        transpose16x8(w->offset + mi, ms, cnt, of);
+        return;
+    }
+    for (size_t j = 0; j < cnt; j += 16) {
+        transpose16(w->scale + mi + j, ms, cnt - j, sc + j);
+        transpose16(w->offset + mi + j, ms, cnt - j, of + j);
+    }
+}
 
 /* Rows r0 .. r0+15 against token row i (decode: fewer than four token rows). The weights
  * are read in memory order (row by row, the units of a pass in turn) and every unit's
  * vpdpbusd vector is parked in an L1 buffer; then hsum16 turns 16 rows of one unit into
  * one vector of exact integer dots and the reference's fp32 combination runs on 16 rows
- * at once (scales and offsets gathered by row): acc += scale * isum + offset * asum, the
- * same operations in the same order per row, hence the same bits. */
-VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r0,
-                          size_t i, const unsigned bits, const int PLANES, float *y)
+ * at once (scales and offsets transposed to rows in lanes: strip_meta): acc += scale * isum +
+ * offset * asum, the same operations in the same order per row, hence the same bits. */
+/* Whether every lane of a strip part fits in 14 bits and a sign (|lane| <= 16383), so
+ * that strip_i8 may fold parts through int16 (hsum16_tail): a lane sums (the part's
+ * columns) / 16 products of a code (at most 2^bits - 1) and an activation (|a| <= 127). */
+static int strip_small(const struct mt_qtensor *w, const int planes)
+{
+    const size_t cols = planes == 2 && w->unit_len == 128 ? 256 : w->unit_len;
+    return cols / 16 * (((size_t)1 << w->fmt.bits) - 1) * 127 <= 16383;
+}
+
+VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, size_t r0, size_t i,
+                          const unsigned bits, const int PLANES, const int SMALL, float *y)
 {
     const size_t bb = (size_t)bits * 8, per_unit = w->unit_len / MT_QBLOCK;
     const int8_t *a = p->qa + i * p->k_pad, *ap = PLANES ? p->qp + i * p->k_pad : NULL;
     const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+    const int two = PLANES == 2 && w->unit_len == 128; /* halves: units 2uu, 2uu+1 */
+    /* Rows whose dots share each activation load. One row at a time reads the weights in
+     * memory order, which the hardware prefetchers follow; four rows at a time (3- and
+     * 2-bit codes, SMALL) save three of every four activation loads but read four rows
+     * side by side (2-bit planes prefetch the same chunk two strips ahead), and fold the
+     * four rows' parts at once (hsum16_tail's first two halvings), parking only the fold.
+     * Streaming from memory (3072x768, best of 3 passes over 160 MB, 1 thread, load 13)
+     * four rows lost to one for 4-bit planes (16 against 23 GB/s) and won for 2-bit (22
+     * against 19) and 3-bit (18.0 against 17.6). */
+    const int R = SMALL && bits < 4 ? 4 : 1;
+    const size_t pf = 2 * STRIP * w->row_bytes;
     /* passes over units: with 2-bit planes of 128-column units a part holds two units */
-    const size_t n_parts = PLANES == 2 && w->unit_len == 128 ? w->units_per_row / 2
-                                                             : w->units_per_row;
-    const __m512i vidx =
-        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32((int)w->meta_row_stride));
+    const size_t n_parts =
+        PLANES == 2 && w->unit_len == 128 ? w->units_per_row / 2 : w->units_per_row;
     __m512i part[STRIP_U][STRIP];
     __m512 accv = _mm512_setzero_ps();
     for (size_t u0 = 0; u0 < n_parts; u0 += STRIP_U) {
         const size_t nu = n_parts - u0 < STRIP_U ? n_parts - u0 : STRIP_U;
-        for (int q = 0; q < STRIP; q++) {
-            const uint8_t *row = w->codes + (r0 + (size_t)q) * w->row_bytes;
+        for (int q = 0; q < STRIP; q += R) {
+            const uint8_t *row[4];
+            for (int rr = 0; rr < R; rr++)
+                row[rr] = w->codes + (r0 + (size_t)(q + rr)) * w->row_bytes;
             for (size_t uu = 0; uu < nu; uu++) {
-                __m512i acc = _mm512_setzero_si512(), acc2 = acc;
+                __m512i acc[4], acc2[4];
+                for (int rr = 0; rr < R; rr++)
+                    acc[rr] = acc2[rr] = _mm512_setzero_si512();
                 if (PLANES == 4) { /* one 64-byte load is 128 codes: two nibble planes */
                     const size_t c0 = (u0 + uu) * (w->unit_len / 128);
                     for (size_t c = c0; c < c0 + w->unit_len / 128; c++) {
-                        const __m512i v = _mm512_loadu_si512(row + c * 64);
-                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m4),
-                                                  _mm512_loadu_si512(ap + c * 128));
-                        acc2 = _mm512_dpbusd_epi32(
-                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
-                            _mm512_loadu_si512(ap + c * 128 + 64));
+                        const __m512i a0 = _mm512_loadu_si512(ap + c * 128),
+                                      a1 = _mm512_loadu_si512(ap + c * 128 + 64);
+                        for (int rr = 0; rr < R; rr++) {
+                            const __m512i v = load_once(row[rr] + c * 64);
+                            acc[rr] = _mm512_dpbusd_epi32(acc[rr], _mm512_and_si512(v, m4), a0);
+                            acc2[rr] = _mm512_dpbusd_epi32(
+                                acc2[rr], _mm512_and_si512(_mm512_srli_epi16(v, 4), m4), a1);
+                        }
                     }
                 } else if (PLANES == 2) { /* 256 codes: four crumb planes */
                     const size_t cpu = w->unit_len == 128 ? 1 : w->unit_len / 256;
                     for (size_t c = (u0 + uu) * cpu; c < (u0 + uu + 1) * cpu; c++) {
-                        const __m512i v = _mm512_loadu_si512(row + c * 64);
                         const int8_t *ac = ap + c * 256;
-                        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, m2),
-                                                  _mm512_loadu_si512(ac));
-                        acc2 = _mm512_dpbusd_epi32(
-                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 2), m2),
-                            _mm512_loadu_si512(ac + 64));
-                        acc = _mm512_dpbusd_epi32(
-                            acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), m2),
-                            _mm512_loadu_si512(ac + 128));
-                        acc2 = _mm512_dpbusd_epi32(
-                            acc2, _mm512_and_si512(_mm512_srli_epi16(v, 6), m2),
-                            _mm512_loadu_si512(ac + 192));
+                        const __m512i a0 = _mm512_loadu_si512(ac), a1 = _mm512_loadu_si512(ac + 64),
+                                      a2 = _mm512_loadu_si512(ac + 128),
+                                      a3 = _mm512_loadu_si512(ac + 192);
+                        for (int rr = 0; rr < R; rr++) {
+                            const __m512i v = load_once(row[rr] + c * 64);
+                            if (R > 1)
+                                _mm_prefetch((const char *)(row[rr] + c * 64 + pf), _MM_HINT_T0);
+                            acc[rr] = _mm512_dpbusd_epi32(acc[rr], _mm512_and_si512(v, m2), a0);
+                            acc2[rr] = _mm512_dpbusd_epi32(
+                                acc2[rr], _mm512_and_si512(_mm512_srli_epi16(v, 2), m2), a1);
+                            acc[rr] = _mm512_dpbusd_epi32(
+                                acc[rr], _mm512_and_si512(_mm512_srli_epi16(v, 4), m2), a2);
+                            acc2[rr] = _mm512_dpbusd_epi32(
+                                acc2[rr], _mm512_and_si512(_mm512_srli_epi16(v, 6), m2), a3);
+                        }
                     }
                 } else {
                     const size_t b0 = (u0 + uu) * per_unit;
                     size_t b = 0;
                     for (; b + 2 <= per_unit; b += 2) {
-                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
-                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
-                        acc2 =
-                            _mm512_dpbusd_epi32(acc2, unpack64(row + (b0 + b + 1) * bb, bits),
-                                                _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK));
+                        const __m512i a0 = _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK),
+                                      a1 = _mm512_loadu_si512(a + (b0 + b + 1) * MT_QBLOCK);
+                        for (int rr = 0; rr < R; rr++) {
+                            acc[rr] = _mm512_dpbusd_epi32(
+                                acc[rr], unpack64(row[rr] + (b0 + b) * bb, bits), a0);
+                            acc2[rr] = _mm512_dpbusd_epi32(
+                                acc2[rr], unpack64(row[rr] + (b0 + b + 1) * bb, bits), a1);
+                        }
                     }
-                    if (b < per_unit)
-                        acc = _mm512_dpbusd_epi32(acc, unpack64(row + (b0 + b) * bb, bits),
-                                                  _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK));
+                    if (b < per_unit) {
+                        const __m512i a0 = _mm512_loadu_si512(a + (b0 + b) * MT_QBLOCK);
+                        for (int rr = 0; rr < R; rr++)
+                            acc[rr] = _mm512_dpbusd_epi32(
+                                acc[rr], unpack64(row[rr] + (b0 + b) * bb, bits), a0);
+                    }
                 }
-                part[uu][q] = _mm512_add_epi32(acc, acc2);
+                if (R == 4) {
+                    const __m512i ones = _mm512_set1_epi16(1);
+                    const __m512i s01 =
+                        _mm512_madd_epi16(_mm512_packs_epi32(_mm512_add_epi32(acc[0], acc2[0]),
+                                                             _mm512_add_epi32(acc[1], acc2[1])),
+                                          ones);
+                    const __m512i s23 =
+                        _mm512_madd_epi16(_mm512_packs_epi32(_mm512_add_epi32(acc[2], acc2[2]),
+                                                             _mm512_add_epi32(acc[3], acc2[3])),
+                                          ones);
+                    part[uu][q / 4] = _mm512_madd_epi16(_mm512_packs_epi32(s01, s23), ones);
+                } else
+                    for (int rr = 0; rr < R; rr++)
+                        part[uu][q + rr] = _mm512_add_epi32(acc[rr], acc2[rr]);
             }
         }
+        const size_t ua = two ? 2 * u0 : u0;
+        __m512 sct[2 * STRIP_U], oft[2 * STRIP_U];
+        strip_meta(w, r0, ua, two ? 2 * nu : nu, sct, oft);
         for (size_t uu = 0; uu < nu; uu++) {
             __m512i isum[2];
-            const int two = PLANES == 2 && w->unit_len == 128; /* halves: units 2uu, 2uu+1 */
-            hsum16(part[uu], isum, two);
+            if (SMALL && R == 1) { /* hsum16_tail's first two halvings through int16 */
+                const __m512i ones = _mm512_set1_epi16(1);
+                __m512i s8[8], t4[4];
+                for (int j = 0; j < 8; j++)
+                    s8[j] = _mm512_madd_epi16(
+                        _mm512_packs_epi32(part[uu][2 * j], part[uu][2 * j + 1]), ones);
+                for (int j = 0; j < 4; j++)
+                    t4[j] = _mm512_madd_epi16(_mm512_packs_epi32(s8[2 * j], s8[2 * j + 1]), ones);
+                hsum16_tail(t4, isum, two);
+            } else if (SMALL)
+                hsum16_tail(part[uu], isum, two);
+            else
+                hsum16(part[uu], isum, two);
             for (int h = 0; h <= two; h++) {
-                const size_t u = two ? 2 * (u0 + uu) + (size_t)h : u0 + uu;
-                const size_t mi = mt_q_meta(w, r0, u);
-                __m512 sc = _mm512_i32gather_ps(vidx, w->scale + mi, 4);
-                __m512 of = _mm512_i32gather_ps(vidx, w->offset + mi, 4);
+                const size_t j = two ? 2 * uu + (size_t)h : uu, u = ua + j;
+                const __m512 sc = sct[w->units_per_row == 1 ? 0 : j];
+                const __m512 of = oft[w->units_per_row == 1 ? 0 : j];
                 __m512 as = _mm512_set1_ps((float)p->asum[i * p->units + u]);
-                accv = _mm512_add_ps(accv, _mm512_add_ps(_mm512_mul_ps(sc, _mm512_cvtepi32_ps(isum[h])),
-                                                         _mm512_mul_ps(of, as)));
+                accv = _mm512_add_ps(accv,
+                                     _mm512_add_ps(_mm512_mul_ps(sc, _mm512_cvtepi32_ps(isum[h])),
+                                                   _mm512_mul_ps(of, as)));
             }
         }
     }
@@ -486,9 +658,12 @@ VNNI INLINE void strip_i8(const struct mt_qtensor *w, const struct mt_qprep *p, 
 
 #define STRIP_CASE(bits, planes)                                                                   \
     do {                                                                                           \
-        if (r < full)                                                                              \
+        if (r < full && small)                                                                     \
             for (size_t i = 0; i < p->m; i++)                                                      \
-                strip_i8(w, p, r, i, bits, planes, y);                                             \
+                strip_i8(w, p, r, i, bits, planes, 1, y);                                          \
+        else if (r < full)                                                                         \
+            for (size_t i = 0; i < p->m; i++)                                                      \
+                strip_i8(w, p, r, i, bits, planes, 0, y);                                          \
         else                                                                                       \
             for (size_t rr = r; rr < w->n; rr++)                                                   \
                 for (size_t i0 = 0; i0 < p->m; i0++)                                               \
@@ -501,6 +676,7 @@ VNNI static void gemm_i8_strips(const struct mt_qtensor *w, const struct mt_qpre
 {
     const unsigned bits = w->fmt.bits;
     const size_t full = w->n / STRIP * STRIP;
+    const int small = bits < 8 && strip_small(w, p->qp ? (int)bits : 0);
 #pragma omp parallel for schedule(static) if (w->n * w->k_pad * p->m >= PAR_MIN_WORK)
     for (size_t r = 0; r < w->n; r += STRIP) {
         if (bits == 8)
@@ -563,8 +739,8 @@ void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad,
         for (; j + 16 <= k; j += 16)
             vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(xi + j)));
         if (j < k)
-            vmax = _mm512_max_ps(
-                vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << (k - j)) - 1u), xi + j)));
+            vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(
+                                           (__mmask16)((1u << (k - j)) - 1u), xi + j)));
         float amax = _mm512_reduce_max_ps(vmax);
         float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
         sa[i] = amax / 127.0f;
@@ -581,7 +757,8 @@ void mt_q_quantize_rows_avx512(const float *x, size_t m, size_t k, size_t k_pad,
         for (size_t u = 0; u < k_pad / unit_len; u++) {
             __m512i acc = _mm512_setzero_si512();
             for (j = u * unit_len; j < (u + 1) * unit_len; j += 16)
-                acc = _mm512_add_epi32(acc, _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(a + j))));
+                acc = _mm512_add_epi32(
+                    acc, _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(a + j))));
             asum[i * (k_pad / unit_len) + u] = _mm512_reduce_add_epi32(acc);
         }
     }
