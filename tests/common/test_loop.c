@@ -8,7 +8,9 @@
  *        micro-batch is its rows of the step's global batch, which is exactly the next
  *        mt_batch_sample of the seeded stream, the step's loss is the mean over the
  *        micro-batches, final_loss the mean of the last 10 steps, and an accum_steps that
- *        does not divide the batch is refused before any hook runs.
+ *        does not divide the batch is refused before any hook runs; with micro_rows the
+ *        last micro-batch holds the rest (3 + 1 rows), the step's loss weighs each
+ *        micro-batch by its rows, and counts that cannot make the batch are refused.
  * scale  dynamic loss scaling: the scale backward and update see halves after a skipped
  *        step and doubles after scale_window good ones; fixed and none never move.
  * fail   a forward that fails still reaches reduce (failed = 1, so ranks can agree), no
@@ -48,11 +50,18 @@ struct rec {
     int fail_forward;   /* forward fails at this step (-1: never) */
     int other_rank_at;  /* reduce reports another rank's failure at this step (-1: never) */
     size_t update_step; /* steps updated so far */
+    size_t rows[8];     /* the rows of each micro-batch of the last step */
 };
 
 static void logf_(struct rec *r, const char *s)
 {
     r->len += (size_t)snprintf(r->log + r->len, sizeof r->log - r->len, "%s ", s);
+}
+
+static int *batch_buf(void)
+{
+    static int buf[2 * B * T];
+    return buf;
 }
 
 static int e_forward(void *self, const struct mt_loop_batch *b, double *loss, char *err,
@@ -61,8 +70,9 @@ static int e_forward(void *self, const struct mt_loop_batch *b, double *loss, ch
     struct rec *r = self;
     char s[16];
     if (b->k == 0) mt_batch_sample(data, N_DATA, B, T, &r->ref, r->want, r->want + B * T);
-    size_t off = b->k * b->rows * T;
-    if (b->T != T || b->tokens != B * T ||
+    size_t off = (size_t)(b->in - batch_buf()); /* every test gives the loop batch_buf() */
+    if (b->k < 8) r->rows[b->k] = b->rows;
+    if (b->tg != b->in + B * T || b->T != T || b->tokens != B * T ||
         memcmp(b->in, r->want + off, b->rows * T * sizeof(int)) ||
         memcmp(b->tg, r->want + B * T + off, b->rows * T * sizeof(int)))
         r->ok_batches = 0;
@@ -131,12 +141,6 @@ static void m_after(void *user, size_t step, double loss)
     logf_(user, "A");
 }
 
-static int *batch_buf(void)
-{
-    static int buf[2 * B * T];
-    return buf;
-}
-
 /* Runs the recording engine; returns mt_loop_run's result. */
 static int run_rec(struct rec *r, struct mt_loop_opts *o, struct mt_loop_result *res, char *err,
                    size_t errlen)
@@ -195,6 +199,27 @@ static void test_order(void)
     CHECK(run_rec(&r3, &o, NULL, err, sizeof err) == -1 && strstr(err, "does not divide"), "%s",
           err);
     CHECK(r3.len == 0, "hooks ran before the refusal: %s", r3.log);
+
+    /* micro_rows: micro-batches of 3 rows, the last holding the rest (4 = 3 + 1); each
+     * one's loss weighs by its rows: (3 s + 1 (s + 1)) / 4 = s + 0.25 */
+    struct rec rr = {.skip_at = -1, .fail_forward = -1, .other_rank_at = -1};
+    o.accum_steps = 2, o.micro_rows = 3;
+    CHECK(run_rec(&rr, &o, &res, err, sizeof err) == 0, "%s", err);
+    CHECK(rr.ok_batches, "a ragged micro-batch was not its rows of the stream's global batch");
+    CHECK(!strcmp(rr.log, want), "ragged: hooks ran as\n%s\nnot\n%s", rr.log, want);
+    CHECK(rr.rows[0] == 3 && rr.rows[1] == 1, "ragged rows %zu %zu, want 3 1", rr.rows[0],
+          rr.rows[1]);
+    for (size_t s = 0; s < STEPS; s++)
+        CHECK(losses[s] == (float)s + 0.25f, "ragged step %zu loss %g", s, (double)losses[s]);
+    /* 3 micro-batches of 3 rows cannot make 4 (the last would be empty), nor 2 of 1 */
+    static const size_t bad[2][2] = {{3, 3}, {2, 1}};
+    for (size_t i = 0; i < 2; i++) {
+        struct rec rb = {.skip_at = -1, .fail_forward = -1, .other_rank_at = -1};
+        o.accum_steps = bad[i][0], o.micro_rows = bad[i][1];
+        CHECK(run_rec(&rb, &o, NULL, err, sizeof err) == -1 && strstr(err, "do not make batch 4"),
+              "accum %zu micro_rows %zu: %s", bad[i][0], bad[i][1], err);
+        CHECK(rb.len == 0, "hooks ran before the refusal: %s", rb.log);
+    }
 }
 
 static void test_scale(void)

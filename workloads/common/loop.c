@@ -33,13 +33,17 @@ static int micro_batches(struct mt_ctx *ctx, const struct mt_loop_opts *o,
                          char *err, size_t errlen)
 {
     size_t B = o->recipe->batch, T = o->recipe->seq, K = o->accum_steps ? o->accum_steps : 1;
-    size_t rows = B / K;
+    size_t rows = o->micro_rows ? o->micro_rows : B / K;
+    int even = rows * K == B; /* else the last micro-batch holds the rest */
     int rc = 0;
     *loss = 0.0;
     for (size_t k = 0; k < K && !rc; k++) {
+        size_t here = k + 1 < K || even ? rows : B - k * rows;
+        /* each micro-batch's mean loss weighs by its rows; even ones as before, bit for bit */
+        double w = even ? 1.0 / (double)K : (double)here / (double)B;
         struct mt_loop_batch b = {.in = in + k * rows * T,
                                   .tg = tg + k * rows * T,
-                                  .rows = rows,
+                                  .rows = here,
                                   .T = T,
                                   .k = k,
                                   .step = step,
@@ -50,13 +54,13 @@ static int micro_batches(struct mt_ctx *ctx, const struct mt_loop_opts *o,
         if (!rc && me && me->loss) rc = me->loss(me->user, &b, &l, err, errlen);
         region(ctx, e->backward ? "forward" : "pipeline", 0);
         if (rc || !e->backward) {
-            *loss += l / (double)K;
+            *loss += even ? l / (double)K : l * w;
             continue;
         }
         region(ctx, "backward", 1);
         rc = e->backward(e->self, &b, scale, err, errlen);
         region(ctx, "backward", 0);
-        *loss += l / (double)K;
+        *loss += even ? l / (double)K : l * w;
     }
     return rc;
 }
@@ -79,8 +83,14 @@ int mt_loop_run_tokens(struct mt_ctx *ctx, const struct mt_loop_opts *o,
     struct mt_loop_result local = {0};
     if (!res) res = &local;
     *res = (struct mt_loop_result){.final_scale = 1.0f};
-    if (B % K) {
-        snprintf(err, errlen, "accum_steps %zu does not divide batch %zu", K, B);
+    if (o->micro_rows ? o->micro_rows * (K - 1) >= B || o->micro_rows * K < B : B % K != 0) {
+        if (o->micro_rows)
+            snprintf(err, errlen,
+                     "%zu micro-batches of %zu rows (the last holding the rest) do not make "
+                     "batch %zu",
+                     K, o->micro_rows, B);
+        else
+            snprintf(err, errlen, "accum_steps %zu does not divide batch %zu", K, B);
         return -1;
     }
     int *in = o->batch ? o->batch : (ctx ? mt_wl_batch_alloc(ctx, B * T) : NULL);

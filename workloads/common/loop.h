@@ -5,7 +5,8 @@
  * What it is for: what a training step is, whatever the engine: the batch stream (one
  * mt_rng, one global batch of `batch` x `seq` windows a step, so a global batch is the same
  * tokens whatever the ranks or micro-batches), the learning-rate schedule
- * (mt_gpt_lr_at), gradient accumulation (micro-batches of batch / accum_steps, gradients of
+ * (mt_gpt_lr_at), gradient accumulation (micro-batches of batch / accum_steps, or of
+ * micro_rows with a smaller last one, gradients of
  * the global batch's mean loss), loss scaling (none, fixed, dynamic: halve and skip the
  * step on overflow, double after scale_window good steps), and the reporting: region
  * `region` over the loop and "forward" / "backward" / "optimizer" per step (or "pipeline"
@@ -89,7 +90,11 @@ enum mt_loss_scale { MT_LS_NONE, MT_LS_DYNAMIC, MT_LS_FIXED };
 struct mt_loop_opts {
     const struct mt_gpt_recipe *recipe; /* steps, batch (global), seq, schedule */
     uint64_t batch_seed;   /* the stream's mt_rng seed (mt_loop_batch_seed: the baseline's) */
-    size_t accum_steps;    /* micro-batches a step (must divide batch); 0 = 1 */
+    size_t accum_steps;    /* micro-batches a step (must divide batch unless micro_rows); 0 = 1 */
+    size_t micro_rows;     /* 0: batch / accum_steps rows each; else this many rows in each
+                            * micro-batch but the last, which holds the rest (accum_steps
+                            * must be ceil(batch / micro_rows)); each one's loss weighs by
+                            * its rows, the gradient's normaliser stays the batch's tokens */
     enum mt_loss_scale ls; /* loss scaling */
     float ls_value;        /* FIXED: the scale; DYNAMIC: the first scale */
     size_t scale_window;   /* DYNAMIC: good steps before the scale doubles (0 = 1) */

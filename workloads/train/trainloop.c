@@ -69,7 +69,10 @@ static int resolve(struct mt_ctx *ctx, const struct mt_gpt_config *cfg, size_t b
                    -1;
         accum = (int64_t)(batch / (size_t)micro);
     }
-    if ((size_t)(micro * accum) != batch)
+    /* both named: micro_batch need not divide the batch when accum_steps is
+     * ceil(batch / micro_batch): the last micro-batch holds the rest */
+    int ragged = (size_t)(micro * (accum - 1)) < batch && (size_t)(micro * accum) > batch;
+    if ((size_t)(micro * accum) != batch && !ragged)
         return snprintf(err, errlen, "micro_batch %lld x accum_steps %lld is not batch %zu",
                         (long long)micro, (long long)accum, batch),
                -1;
@@ -280,6 +283,9 @@ static int train_steps(struct mt_ctx *ctx, const struct mt_loop_engine *e, struc
     struct mt_loop_opts lo = {.recipe = r,
                               .batch_seed = mt_loop_batch_seed(seed),
                               .accum_steps = o->accum_steps,
+                              .micro_rows = o->engine.micro_batch * o->accum_steps != r->batch
+                                                ? o->engine.micro_batch
+                                                : 0,
                               .ls = o->ls,
                               .ls_value = o->ls_value,
                               .scale_window = o->scale_window,
