@@ -73,6 +73,12 @@ static int check_model(const char *model)
     return -1;
 }
 
+/* Why a configuration's runtime term is unavailable (fit probes a class on first need
+ * unless --no-measure). */
+#define RUNTIME_UNMEASURED                                                                         \
+    "runtime terms not measured for this class: --no-measure runs no probe (memtrade plan "        \
+    "WORKLOAD -p ... --measure-runtime, or memtrade plan --measure-runtime --all)"
+
 static void print_config_json(const struct mt_fit_config *c, size_t budget)
 {
     printf("{\"family\":\"%s\",\"workload\":\"%s\",\"params\":{", c->family, c->workload);
@@ -80,8 +86,13 @@ static void print_config_json(const struct mt_fit_config *c, size_t budget)
         printf("%s\"%s\":", i ? "," : "", c->key[i]);
         mt_format_json_string(stdout, c->val[i], strlen(c->val[i]));
     }
-    printf("},\"predicted_bytes\":%zu,\"plan_bytes\":%zu,\"runtime_bytes\":%lld,\"bytes\":{",
-           c->bytes, c->plan_bytes, c->runtime);
+    printf("},\"predicted_bytes\":%zu,\"plan_bytes\":%zu,\"runtime_bytes\":", c->bytes,
+           c->plan_bytes);
+    if (c->runtime_known)
+        printf("%lld", c->runtime);
+    else
+        printf("null,\"runtime_unavailable\":\"" RUNTIME_UNMEASURED "\"");
+    printf(",\"bytes\":{");
     int first = 1;
     for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
         if (c->cat[k]) {
@@ -99,6 +110,7 @@ static void print_config_json(const struct mt_fit_config *c, size_t budget)
             mt_format_json_string(stdout, c->unused_why, strlen(c->unused_why));
         else
             printf("null");
+        printf(",\"unused_coarse\":%s", c->unused_coarse ? "true" : "false");
     }
     printf("}");
 }
@@ -347,11 +359,16 @@ int mt_cmd_fit(int argc, char **argv)
         } else {
             const struct mt_fit_config *best = &r->best;
             print_config("best", best, metric);
-            printf(
-                "  predicted peak %zu bytes = plan %zu + runtime term %lld (stored for its class, "
-                "measured by a probe); %.1f %% of the budget unused\n",
-                best->bytes, best->plan_bytes, best->runtime,
-                100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
+            if (best->runtime_known)
+                printf("  predicted peak %zu bytes = plan %zu + runtime term %lld (stored for its "
+                       "class, measured by a probe); %.1f %% of the budget unused\n",
+                       best->bytes, best->plan_bytes, best->runtime,
+                       100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
+            else
+                printf("  predicted peak %zu bytes = plan %zu + runtime term unavailable (%s); "
+                       "%.1f %% of the budget unused by the plan alone\n",
+                       best->bytes, best->plan_bytes, RUNTIME_UNMEASURED,
+                       100.0 * (double)(f.budget - best->bytes) / (double)f.budget);
             if (best->filled)
                 printf("  filled: %s; unused %zu bytes (%.2f %%)%s%s\n",
                        best->fill[0] ? best->fill : "nothing to fill", best->unused,

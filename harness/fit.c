@@ -108,6 +108,7 @@ static int predict(const struct mt_fit *f, struct mt_fit_config *c, char *err, s
     int n = mt_fit_runtime_term(f->runner, f, c, &t, err, errlen);
     if (n < 0) return -1;
     c->runtime = t;
+    c->runtime_known = n > 0;
     long long b = (long long)c->plan_bytes + t;
     c->bytes = b > 0 ? (size_t)b : 0;
     return 0;
@@ -359,15 +360,20 @@ static const char *const class_names[] = {"fp32-adamw", "fp32-adamw8", "fp32-ada
                                           "bf16-adamw", "bf16-adamw8", "bf16-adafactor"};
 
 /* The knobs that move a mixed_precision configuration's bytes but not its math, in the
- * fill's order of preference: micro-batch (every divisor of the batch, largest first;
- * accumulation keeps the batch), checkpointing (`every`, least recompute first), selective
- * recompute (off first), attention kernel (dense first). */
+ * fill's order of preference: micro-batch (largest first; accumulation keeps the batch:
+ * every size up to 64 sequences, a micro-batch that does not divide the batch followed by
+ * a smaller last one; beyond 64, 64 sizes spread over 1..batch), checkpointing (`every`,
+ * least recompute first), optimizer state offloaded to a scratch file (off first: the
+ * same update, slower), selective recompute (off first), attention kernel (dense
+ * first). */
+enum { MAX_MB = 64 };
 struct train_knobs {
     size_t n_mb, n_every;
-    char mb[32][24], every[12][24];
+    char mb[MAX_MB][24], accum[MAX_MB][24], every[12][24];
 };
 static const char *const recompute_v[] = {"none", "selective"};
 static const char *const attention_v[] = {"dense", "flash"};
+static const char *const offload_v[] = {"none", "optimizer"};
 
 static void train_knobs(const struct mt_fit *f, const struct mt_fit_config *c,
                         struct train_knobs *k)
@@ -379,8 +385,15 @@ static void train_knobs(const struct mt_fit *f, const struct mt_fit_config *c,
     size_t batch = bv        ? (size_t)strtoull(bv, NULL, 10)
                    : bi >= 0 ? (size_t)strtoull(pl->desc.params[bi].def, NULL, 10)
                              : 16;
-    for (size_t mb = batch; mb >= 1 && k->n_mb < 32; mb--)
-        if (batch % mb == 0) snprintf(k->mb[k->n_mb++], sizeof k->mb[0], "%zu", mb);
+    for (size_t i = MAX_MB, last = 0; i >= 1 && batch; i--) {
+        size_t mb = batch <= MAX_MB ? i : (batch * i + MAX_MB - 1) / MAX_MB;
+        if (mb > batch || mb == last) continue;
+        last = mb;
+        snprintf(k->mb[k->n_mb], sizeof k->mb[0], "%zu", mb);
+        /* a divisor: accum_steps 0 (batch / micro_batch) as before; else ceil, named */
+        snprintf(k->accum[k->n_mb++], sizeof k->accum[0], "%zu",
+                 batch % mb ? (batch + mb - 1) / mb : 0);
+    }
     /* every: 1..L for up to 8 blocks, else a spread of them */
     struct mt_gpt_config cfg;
     char e[256];
@@ -404,22 +417,26 @@ static void train_knobs(const struct mt_fit *f, const struct mt_fit_config *c,
 
 static size_t train_knob_count(const struct train_knobs *k)
 {
-    return k->n_mb * k->n_every * 4;
+    return k->n_mb * k->n_every * 8;
 }
 
 /* c with knob combination i (0 .. train_knob_count) set, in the order of preference. */
 static void train_knob_set(struct mt_fit_config *c, const struct train_knobs *k, size_t i,
                            char *desc, size_t cap)
 {
-    size_t a = i % 2, rc = i / 2 % 2, e = i / 4 % k->n_every, mb = i / 4 / k->n_every;
+    size_t a = i % 2, rc = i / 2 % 2, off = i / 4 % 2, e = i / 8 % k->n_every,
+           mb = i / 8 / k->n_every;
     mt_fit_set(c, "micro_batch", k->mb[mb]);
-    mt_fit_set(c, "accum_steps", "0");
+    mt_fit_set(c, "accum_steps", k->accum[mb]);
     mt_fit_set(c, "every", k->every[e]);
     mt_fit_set(c, "recompute", recompute_v[rc]);
     mt_fit_set(c, "attention", attention_v[a]);
+    mt_fit_set(c, "offload", offload_v[off]);
     if (desc)
-        snprintf(desc, cap, "micro_batch=%s every=%s recompute=%s attention=%s", k->mb[mb],
-                 k->every[e], recompute_v[rc], attention_v[a]);
+        snprintf(desc, cap, "micro_batch=%s%s%s every=%s recompute=%s attention=%s offload=%s",
+                 k->mb[mb], strcmp(k->accum[mb], "0") ? " accum_steps=" : "",
+                 strcmp(k->accum[mb], "0") ? k->accum[mb] : "", k->every[e], recompute_v[rc],
+                 attention_v[a], offload_v[off]);
 }
 
 static int search_training(const struct mt_fit *f, struct mt_fit_result *r, char *err,
@@ -586,12 +603,17 @@ static size_t largest(const struct mt_fit *f, const struct mt_fit_config *c, con
 }
 
 /* Sets c's unused bytes and, when they are 5 % of the budget or more, why. */
-static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why)
+static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why, int coarse)
 {
     c->filled = 1;
     c->unused = f->budget - c->bytes;
     c->unused_why[0] = 0;
-    if (c->unused * 20 >= f->budget) snprintf(c->unused_why, sizeof c->unused_why, "%s", why);
+    c->unused_coarse = 0;
+    if (c->unused * 20 >= f->budget) {
+        snprintf(c->unused_why, sizeof c->unused_why, "%s%.360s", coarse ? "no finer step: " : "",
+                 why);
+        c->unused_coarse = coarse;
+    }
 }
 
 static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
@@ -613,7 +635,7 @@ static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *e
                  t.bytes - c->bytes, f->budget - c->bytes);
     else
         snprintf(why, sizeof why, "at the most sequences fit searches (65536)");
-    set_unused(f, c, why);
+    set_unused(f, c, why, n < 65536);
     return 0;
 }
 
@@ -648,7 +670,7 @@ static int fill_training(const struct mt_fit *f, struct mt_fit_config *c, char *
         snprintf(why, sizeof why,
                  "already the largest micro-batch (the whole batch) with no checkpointing or "
                  "recompute: a larger batch would change the training");
-    set_unused(f, c, why);
+    set_unused(f, c, why, have_next);
     return 0;
 }
 
@@ -665,7 +687,7 @@ int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size
              "%s has no knob fit searches that moves bytes but keeps the accuracy (what "
              "it searches of it changes the result)",
              c->workload);
-    set_unused(f, c, why);
+    set_unused(f, c, why, 0);
     return 0;
 }
 

@@ -34,6 +34,8 @@ struct mt_fit_config {
     size_t plan_bytes;
     size_t cat[MT_MEM_CAT_COUNT];
     long long runtime; /* measured residual added (bytes; may be negative), see runtime_src */
+    int runtime_known; /* 1: runtime is its class's stored term; 0: none is stored for the
+                        * class (--no-measure runs no probe): runtime is 0 and unavailable */
     size_t bytes;      /* plan_bytes + runtime */
     /* the predicted accuracy (metric of struct mt_fit; lower is better) */
     int has_acc;
@@ -46,6 +48,8 @@ struct mt_fit_config {
     char fill[192];       /* "decode_sequences=5", "micro_batch=16 every=1 ...", "" */
     size_t unused;        /* budget - bytes */
     char unused_why[384]; /* when 5 % or more is unused: why no step takes it */
+    int unused_coarse;    /* 5 % or more unused although the fill tried every step of its
+                           * knobs: the smallest step above c is larger than what is left */
 };
 
 /* Contract: sets (appends or replaces) parameter k of c. Returns 0, or -1 when full or the
@@ -106,7 +110,9 @@ int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, 
  * (every), no selective recompute and the dense attention kernel, whichever fits with the
  * most bytes (ties in that order of preference); others none. Sets c->filled, fill,
  * unused and, when 5 % or more stays unused, unused_why (the next step's bytes, or that
- * the workload has no such knob). c->bytes never exceeds the budget. Returns 0, or -1 with
+ * the workload has no such knob; unused_coarse = 1 in the first case). Training also
+ * offloads the optimizer state (offload=optimizer, last in preference). c->bytes never
+ * exceeds the budget. Returns 0, or -1 with
  * err (a plan failed). */
 int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen);
 

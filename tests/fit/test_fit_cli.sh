@@ -65,10 +65,11 @@ meas=$(echo "$out" | sed -n 's/^  peak *predicted [0-9]*  measured \([0-9]*\) .*
 [ -n "$meas" ] || fail "no verify line"
 [ "$meas" -le $BUDGET ] || fail "measured $meas over the budget $BUDGET"
 echo "$out" | grep -q "within the budget" || fail "verify did not say within the budget"
-# the choice is filled: its micro-batch, checkpointing, recompute and attention kernel
-# are the ones that fit with the most bytes (fit.fill checks that against every
-# combination), printed with the unused bytes and run as printed
-echo "$out" | grep -q "^  filled: micro_batch=[0-9]* every=[0-9]* recompute=[a-z]* attention=[a-z]*; unused [0-9]* bytes" \
+# the choice is filled: its micro-batch (with accum_steps when it does not divide the
+# batch), checkpointing, recompute, attention kernel and optimizer offload are the ones
+# that fit with the most bytes (fit.fill checks that against every combination), printed
+# with the unused bytes and run as printed
+echo "$out" | grep -q "^  filled: micro_batch=[0-9]*\( accum_steps=[0-9]*\)\? every=[0-9]* recompute=[a-z]* attention=[a-z]* offload=[a-z]*; unused [0-9]* bytes" \
     || fail "no filled line"
 fill=$(echo "$out" | sed -n 's/^  filled: \([^;]*\);.*/\1/p')
 for kv in $fill; do

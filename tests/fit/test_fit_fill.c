@@ -8,8 +8,12 @@
  *   budget; unused_why is given exactly when 5 % or more stays unused, and names the
  *   step's bytes;
  * - training (mixed_precision fp32/adamw and bf16/adafactor): within the budget, and no
- *   combination of micro-batch (divisors of the batch), every (1..n_layer), recompute and
- *   attention kernel fits with more bytes (brute force); the fill names the knobs it set;
+ *   combination of micro-batch (1..batch: a non-divisor with accum_steps = ceil, its last
+ *   micro-batch smaller), every (1..n_layer), recompute, attention kernel and optimizer
+ *   offload fits with more bytes (brute force); the fill names the knobs it set; 5 % or
+ *   more unused is marked coarse exactly when a larger combination exists (all over the
+ *   budget); and the budgets left under 5 % unused are at least those the divisors alone
+ *   reach, and more of them;
  * - a workload without such knobs (lora) is left as it is, and says so when unused;
  * - a configuration over the budget is left untouched (filled = 0). */
 #include <stdio.h>
@@ -116,13 +120,13 @@ static void serving(struct mt_fit *f)
 
 static void training(struct mt_fit *f)
 {
-    static const char *const mb[] = {"16", "8", "4", "2", "1"};
     static const char *const every[] = {"1", "2"};
+    static const char *const off[] = {"none", "optimizer"};
     static const char *const rc[] = {"none", "selective"};
     static const char *const att[] = {"dense", "flash"};
     static const char *const cls[][2] = {{"fp32", "adamw"}, {"bf16", "adafactor"}};
     char err[1024];
-    size_t cases = 0;
+    size_t cases = 0, under = 0, under_divisors = 0;
     f->goal = MT_PLAN_TRAINING;
     for (size_t k = 0; k < 2; k++)
         for (size_t budget = 2000000; budget <= 17000000; budget += 500000) {
@@ -146,30 +150,49 @@ static void training(struct mt_fit *f)
                 continue;
             }
             struct mt_fit_config t = least;
-            size_t got = bytes_of(f, &t), best = 0;
+            size_t got = bytes_of(f, &t), best = 0, best_divisor = 0, largest = 0;
             CHECK(least.filled && got == least.bytes && got <= budget,
                   "%s budget %zu: filled %zu, plan %zu", cls[k][0], budget, least.bytes, got);
             CHECK(strstr(least.fill, "micro_batch=") != NULL, "fill '%s'", least.fill);
-            for (size_t a = 0; a < 5; a++)
+            for (size_t a = 1; a <= 16; a++) /* tiny's batch: 16 */
                 for (size_t e = 0; e < 2; e++)
                     for (size_t r = 0; r < 2; r++)
-                        for (size_t z = 0; z < 2; z++) {
-                            struct mt_fit_config u = c;
-                            mt_fit_set(&u, "micro_batch", mb[a]);
-                            mt_fit_set(&u, "accum_steps", "0");
-                            mt_fit_set(&u, "every", every[e]);
-                            mt_fit_set(&u, "recompute", rc[r]);
-                            mt_fit_set(&u, "attention", att[z]);
-                            size_t v = bytes_of(f, &u);
-                            if (v <= budget && v > best) best = v;
-                        }
+                        for (size_t z = 0; z < 2; z++)
+                            for (size_t o = 0; o < 2; o++) {
+                                struct mt_fit_config u = c;
+                                char m[8], acc[8];
+                                snprintf(m, sizeof m, "%zu", a);
+                                snprintf(acc, sizeof acc, "%zu", 16 % a ? (16 + a - 1) / a : 0);
+                                mt_fit_set(&u, "micro_batch", m);
+                                mt_fit_set(&u, "accum_steps", acc);
+                                mt_fit_set(&u, "every", every[e]);
+                                mt_fit_set(&u, "recompute", rc[r]);
+                                mt_fit_set(&u, "attention", att[z]);
+                                mt_fit_set(&u, "offload", off[o]);
+                                size_t v = bytes_of(f, &u);
+                                if (v > largest) largest = v;
+                                if (v <= budget && v > best) best = v;
+                                if (v <= budget && v > best_divisor && 16 % a == 0 && o == 0)
+                                    best_divisor = v;
+                            }
             CHECK(best == got, "%s budget %zu: filled %zu, the most that fits %zu", cls[k][0],
                   budget, got, best);
             CHECK((least.unused * 20 >= budget) == (least.unused_why[0] != 0), "why '%s'",
                   least.unused_why);
+            CHECK(least.unused_coarse == (least.unused * 20 >= budget && largest > budget),
+                  "%s budget %zu: coarse %d, unused %zu, largest %zu", cls[k][0], budget,
+                  least.unused_coarse, least.unused, largest);
+            under += (budget - got) * 20 < budget;
+            under_divisors += (budget - best_divisor) * 20 < budget;
+            CHECK(best >= best_divisor, "%s budget %zu: %zu < divisors' %zu", cls[k][0], budget,
+                  best, best_divisor);
         }
     CHECK(cases > 20, "training: %zu cases", cases);
-    printf("training: %zu budgets filled\n", cases);
+    CHECK(under > under_divisors, "under 5 %% unused: %zu budgets, %zu with divisors alone", under,
+          under_divisors);
+    printf("training: %zu budgets filled, %zu under 5 %% unused (%zu with micro-batches that "
+           "divide the batch and no offload)\n",
+           cases, under, under_divisors);
 }
 
 static void others(struct mt_fit *f)
