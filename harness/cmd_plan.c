@@ -21,7 +21,7 @@ static const char help[] =
     "usage: memtrade plan WORKLOAD [-p key=value]... [--for training|serving]\n"
     "                     [--format table|csv|json] [--csv] [--json] [--plugin PATH.so]\n"
     "                     [--db FILE] [--measure-runtime] [--no-runtime]\n"
-    "       memtrade plan --measure-runtime [--db FILE]\n\n"
+    "       memtrade plan --measure-runtime [--all [-p key=value]...] [--db FILE]\n\n"
     "Predicts the bytes a run of WORKLOAD with these parameters will hold, per rank, for\n"
     "every memory category (weights, gradients, optimizer, activations, act_grads,\n"
     "kv_cache, workspace, data, other): the peak of each category over the phases of\n"
@@ -40,6 +40,11 @@ static const char help[] =
     "                     the default probe (baseline on tiny); without it a class is\n"
     "                     measured on first need when the database exists and the plan\n"
     "                     holds at most 1 GiB\n"
+    "  --all              with --measure-runtime and no workload: the class of every\n"
+    "                     workload with a plan (at its defaults and the -p parameters it\n"
+    "                     declares, e.g. -p model=small) that has no stored terms is\n"
+    "                     probed now; one line each (stored, measured now, failed or\n"
+    "                     skipped with why: multi-rank workloads are measured alone)\n"
     "  --no-runtime       leave the runtime line out\n\n"
     "The runtime line: what the plan cannot derive (library workspace such as oneDNN's\n"
     "scratch and JIT buffers, untagged library allocations, OpenBLAS's buffers, the heap's\n"
@@ -328,6 +333,86 @@ static int runtime_classes(const struct mt_plan *rp, const struct mt_mem_plan *p
     return rc;
 }
 
+/* `plan --measure-runtime --all`: the classes of every workload with a plan() hook at its
+ * defaults and the -p parameters it declares; those with no stored term are probed. One
+ * line each; returns MT_EXIT_OK, or MT_EXIT_DB when a probe or the database failed. */
+static int measure_all(struct mt_cli_common *co, const char *const *keys, const char *const *vals,
+                       size_t nkv)
+{
+    char err[2048];
+    struct mt_registry reg;
+    if (mt_cli_load_plugins(co, &reg, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_USAGE;
+    }
+    if (mt_cli_finish_common(co, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade plan: %s\n", err);
+        mt_plugins_free(&reg);
+        return MT_EXIT_USAGE;
+    }
+    enum { MAX_P = 256 };
+    size_t stored = 0, measured = 0, failed = 0, skipped = 0;
+    char(*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(MAX_P, sizeof *probe_buf);
+    for (size_t i = 0; probe_buf && i < reg.n; i++) {
+        const struct mt_plugin *pl = &reg.items[i];
+        const char *k[MAX_P], *v[MAX_P], *probe_p[MAX_P];
+        size_t n = 0;
+        const char *skip = !pl->desc.plan         ? "no plan() hook: no plan to add terms to"
+                           : pl->desc.unavailable ? pl->desc.unavailable
+                           : pl->desc.ranks_param ? "multi-rank: its probe launches ranks (measure "
+                                                    "it alone: plan WORKLOAD --measure-runtime)"
+                           : pl->desc.n_params > MAX_P ? "too many parameters"
+                                                       : NULL;
+        if (skip) {
+            printf("%-18s skipped: %s\n", pl->desc.name, skip);
+            skipped++;
+            continue;
+        }
+        for (size_t j = 0; j < nkv; j++) /* the -p parameters this workload declares */
+            if (mt_params_index(&pl->desc, keys[j]) >= 0) k[n] = keys[j], v[n++] = vals[j];
+        struct mt_plan rp = {.plugin = pl, .threads = 1};
+        struct mt_mem_plan plan;
+        struct rt_view rt = {0};
+        struct rt_req q = {.workload = pl->desc.name, .params = probe_p};
+        int rc = mt_params_resolve(&pl->desc, k, v, n, &rp.params, err, sizeof err) != 0 ||
+                         mt_plan_finish(&rp, 1, MT_UNKNOWN_ESTIMATE, err, sizeof err) != 0 ||
+                         mt_plan_memory(&rp, &plan, err, sizeof err) <= 0
+                     ? -1
+                     : 0;
+        if (rc == 0) {
+            q.n = mt_runtime_probe_params(&pl->desc, rp.params.value, k, n, probe_p, probe_buf);
+            if (runtime_classes(&rp, &plan, &q) != 0) {
+                snprintf(err, sizeof err, "the runtime class is too long");
+                rc = -1;
+            }
+        }
+        int had = 0;
+        if (rc == 0 && access(co->db, F_OK) == 0) {
+            rc = runtime_read(co->db, &q, &rt);
+            had = rt.n[0] || rt.n[1];
+        }
+        if (rc == 0 && !had) rc = runtime_load(co, 1, &q, &rt);
+        if (rc != 0) {
+            printf("%-18s failed: %s\n", pl->desc.name, err[0] ? err : "see the output above");
+            failed++;
+        } else {
+            printf("%-18s %s: class %s\n", pl->desc.name, had ? "stored" : "measured now",
+                   q.cls[0]);
+            had ? stored++ : measured++;
+        }
+        err[0] = 0;
+        free(rt.t[0]);
+        free(rt.t[1]);
+        mt_plan_free(&rp);
+    }
+    printf("%zu classes: %zu already stored, %zu measured now, %zu failed; %zu workloads "
+           "skipped\n",
+           stored + measured + failed, stored, measured, failed, skipped);
+    free(probe_buf);
+    mt_plugins_free(&reg);
+    return failed || !probe_buf ? MT_EXIT_DB : MT_EXIT_OK;
+}
+
 int mt_cmd_plan(int argc, char **argv)
 {
     enum {
@@ -339,7 +424,8 @@ int mt_cmd_plan(int argc, char **argv)
         OPT_HELP,
         OPT_DB,
         OPT_MEASURE,
-        OPT_NO_RUNTIME
+        OPT_NO_RUNTIME,
+        OPT_ALL
     };
     static const struct option opts[] = {{"param", required_argument, 0, 'p'},
                                          {"for", required_argument, 0, OPT_FOR},
@@ -351,11 +437,12 @@ int mt_cmd_plan(int argc, char **argv)
                                          {"db", required_argument, 0, OPT_DB},
                                          {"measure-runtime", no_argument, 0, OPT_MEASURE},
                                          {"no-runtime", no_argument, 0, OPT_NO_RUNTIME},
+                                         {"all", no_argument, 0, OPT_ALL},
                                          {0, 0, 0, 0}};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
-    int only = -1, c, measure = 0, no_runtime = 0;
+    int only = -1, c, measure = 0, no_runtime = 0, all = 0;
     const char *format = "table";
     struct mt_cli_common co = {0};
     optind = 1;
@@ -394,6 +481,8 @@ int mt_cmd_plan(int argc, char **argv)
             measure = 1;
         } else if (c == OPT_NO_RUNTIME) {
             no_runtime = 1;
+        } else if (c == OPT_ALL) {
+            all = 1;
         } else {
             return MT_EXIT_USAGE;
         }
@@ -402,6 +491,11 @@ int mt_cmd_plan(int argc, char **argv)
         fputs("memtrade plan: --measure-runtime and --no-runtime exclude each other\n", stderr);
         return MT_EXIT_USAGE;
     }
+    if (all && (!measure || optind != argc)) {
+        fputs("memtrade plan: --all goes with --measure-runtime and no workload\n", stderr);
+        return MT_EXIT_USAGE;
+    }
+    if (all) return measure_all(&co, keys, vals, nkv);
     if (measure && optind == argc) {
         static const char *const dflt[] = MT_RUNTIME_PROBE_PARAMS;
         struct rt_req q = {.workload = MT_RUNTIME_PROBE_WORKLOAD,

@@ -156,7 +156,17 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         /* the runtime terms of the run's build, machine and class: what the heap holds beyond
          * the plan, predicted (plan_bytes) against measured (heap_bytes: the residual) */
         " UNION ALL SELECT ph.phase, 'runtime', rt.bytes, NULL, u.value, u.value - rt.bytes,"
-        " NULL, CASE WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
+        " NULL, CASE WHEN rt.phase IS NULL AND EXISTS (SELECT 1 FROM runtime_terms t"
+        "   JOIN runs r ON r.id = ?1 AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
+        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json")
+        "   AND t.class = " MT_RUNTIME_CLASS_SQL("r") ")"
+        " THEN 'runtime terms not measured for this class in this phase'"
+        " WHEN rt.phase IS NULL AND EXISTS (SELECT 1 FROM runtime_terms t"
+        "   JOIN runs r ON r.id = ?1 AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
+        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json") ")"
+        " THEN 'runtime terms not measured for this class (memtrade run probes none: memtrade"
+        " plan WORKLOAD -p ... --measure-runtime, or --measure-runtime --all)'"
+        " WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
         " machine, or for its class (memtrade plan WORKLOAD -p ... --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
         " in the probe' ELSE u.value - rt.bytes END,"
         " CASE WHEN rt.bytes IS NULL OR u.value IS NULL OR tot.value IS NULL THEN NULL"

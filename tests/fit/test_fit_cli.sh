@@ -80,6 +80,19 @@ done
     --db "$DB" --out "$DIR" >"$DIR/json" 2>&1 || fail "fit --json exited $?: $(cat "$DIR/json")"
 grep -q '"best":{.*"fill":"micro_batch=.*","unused_bytes":[0-9]*,"unused_share":0\.[0-9]*,"unused_why":' \
     "$DIR/json" || fail "json: $(cat "$DIR/json")"
+# a database without runtime terms and --no-measure: no probe runs, and the term is
+# printed as unavailable (null in --json), never as 0
+sqlite3 "$DB" ".backup '$DIR/nort.db'" && sqlite3 "$DIR/nort.db" "DELETE FROM runtime_terms" ||
+    fail "copy of the database"
+"$MT" fit --budget $BUDGET --for training tiny --steps 2 --eval-tokens 2048 --no-measure \
+    --db "$DIR/nort.db" --out "$DIR" >"$DIR/nort" 2>&1 || fail "fit without terms: $(cat "$DIR/nort")"
+grep -q "^  predicted peak [0-9]* bytes = plan [0-9]* + runtime term unavailable (runtime terms not measured for this class" \
+    "$DIR/nort" || fail "no unavailable runtime term: $(cat "$DIR/nort")"
+"$MT" fit --budget $BUDGET --for training tiny --steps 2 --eval-tokens 2048 --no-measure --json \
+    --db "$DIR/nort.db" --out "$DIR" >"$DIR/nort.json" 2>&1 || fail "fit --json without terms"
+grep -q '"best":{[^}]*}[^}]*"runtime_bytes":null,"runtime_unavailable":"runtime terms not measured for this class' \
+    "$DIR/nort.json" || fail "json without terms: $(cat "$DIR/nort.json")"
+[ "$(sqlite3 "$DIR/nort.db" "SELECT count(*) FROM runtime_terms")" = 0 ] || fail "a probe ran"
 # serving with concurrent sequences: the plan and the accounted peak count one KV cache
 # per sequence, and the heap profiler measures exactly that (tiny: 64 KiB each)
 "$MT" run baseline -p model=tiny -p steps=3 -p eval_tokens=2048 -p decode_sequences=3 \

@@ -8,7 +8,8 @@
 # each workload and knob on tiny, `memtrade plan` measures its class on first need (a
 # lazy probe), `memtrade run` runs it, and for every phase of the run the heap profiler's
 # peak equals plan + runtime within 2 % of the peak (heap figures are deterministic for a
-# build, so the comparison is of bytes).
+# build, so the comparison is of bytes). A run of a class without terms probes nothing and
+# its check says so; `plan --measure-runtime --all` probes the classes still missing.
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -33,50 +34,38 @@ train=$(sql "SELECT CAST(sum(bytes) AS INTEGER) FROM runtime_terms WHERE phase =
 expect_rc 0 "$MT" plan baseline -p model=tiny -p eval_tokens=2048 --db "$DB" --csv
 expect_out "training,runtime,$train,train"
 
-# The table: workload and knobs, on tiny with the probe's threads (the default). The first
-# run trains the reference model into this cache (its class is trained=yes), the
-# post-training ones load it (trained=no).
+# The table: workload and knobs, on tiny with the probe's threads (the default), by
+# scripts/bench_runtime.sh (which runs it on small too). The first run trains the
+# reference model into this cache (its class is trained=yes), the post-training ones load
+# it (trained=no).
 table=$TMP/table.txt
-n=0
-while read -r wl knobs; do
-    [ -n "$wl" ] || continue
-    # shellcheck disable=SC2086
-    expect_rc 0 "$MT" plan "$wl" -p model=tiny -p eval_tokens=2048 $knobs --db "$DB" --csv
-    # shellcheck disable=SC2086
-    expect_rc 0 "$MT" run "$wl" -p model=tiny -p eval_tokens=2048 -p steps=3 $knobs --db "$DB"
-    n=$((n + 1))
-    expect_rc 0 "$MT" query check "$n" --db "$DB" --format csv
-    awk -F, -v run="$n" -v what="$wl $knobs" '
-        $2 == "runtime" { rt[$1] = $3 } $2 == "total" { heap[$1] = $5; plan[$1] = $3 }
-        END { for (ph in heap) { if (plan[ph] == "" || heap[ph] == "") continue
-                if (rt[ph] == "") { printf "%s|%s|%s|missing\n", run, what, ph; continue }
-                d = heap[ph] - plan[ph] - rt[ph]
-                printf "%s|%s|%s|heap %d plan %d runtime %d: %+.2f %%|%s\n", run, what, ph,
-                    heap[ph], plan[ph], rt[ph], 100 * d / heap[ph],
-                    (d <= 0.02 * heap[ph] && -d <= 0.02 * heap[ph]) ? "ok" : "OFF" } }' \
-        "$TMP/last.out" | sort >>"$table"
-done <<'LIST'
-baseline
-grad_accum -p accum_steps=2
-mixed_precision -p precision=fp32
-mixed_precision -p precision=bf16
-checkpointing -p every=1
-mempool
-kv_cache -p kv_cache=fp32
-kv_cache -p kv_cache=int8
-kv_cache -p kv_cache=int4
-quantize -p bits=8
-quantize -p bits=4
-quantize -p bits=4 -p method=gptq
-prune
-prune -p method=sparsegpt
-distill
-lora
-LIST
+RAGGED=0 sh "$(dirname "$0")/../../scripts/bench_runtime.sh" "$MT" "$DB" tiny >"$table" ||
+    fail "scripts/bench_runtime.sh on tiny failed"
+n=$(sql "SELECT count(*) FROM runs")
 cat "$table"
 expect_eq "runs of the table" "$n" "16"
 expect_eq "phases off by more than 2 %" "$(grep -c '|OFF$\||missing$' "$table")" "0"
 expect_eq "runs with a checked phase" "$(cut -d'|' -f1 "$table" | sort -u | wc -l)" "$n"
+# `memtrade run` probes nothing: a run of a class without terms (eval_tokens is a class
+# key) says so in its check, on this build and machine
+expect_rc 0 "$MT" run baseline -p model=tiny -p eval_tokens=1024 -p steps=3 --db "$DB"
+expect_eq "terms stored by a run" "$(sql "SELECT count(*) FROM runtime_terms
+    WHERE class LIKE 'baseline % eval_tokens=1024 %'")" "0"
+expect_rc 0 "$MT" query check 17 --db "$DB" --format csv
+expect_out "train,runtime,,,"
+expect_out "runtime terms not measured for this class (memtrade run probes none"
+# --measure-runtime --all: every single-process workload's class at its defaults and the
+# -p it declares; after the table only grad_accum's default (accum_steps=4) is missing
+expect_rc 2 "$MT" plan --all --db "$DB"
+expect_out "--all goes with --measure-runtime and no workload"
+expect_rc 0 "$MT" plan --measure-runtime --all -p model=tiny -p eval_tokens=2048 --db "$DB"
+expect_out "grad_accum         measured now: class grad_accum accum_steps=4 "
+expect_out "baseline           stored: class baseline "
+expect_out "skeleton           skipped: no plan() hook"
+expect_out ": 9 already stored, 1 measured now, 0 failed;"
+expect_rc 0 "$MT" plan --measure-runtime --all -p model=tiny -p eval_tokens=2048 --db "$DB"
+expect_out ": 10 already stored, 0 measured now, 0 failed;"
+expect_eq "runs added by --all" "$(sql "SELECT count(*) FROM runs")" "$((n + 1))"
 # merge copies the terms (and the runs: fit's --verify runs are ordinary runs); merged
 # again, the output keeps its as recent measurements
 expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
