@@ -6,7 +6,8 @@
  * What it is for: the baseline recipe (model, steps, batch, lr, seed: the baseline's
  * batches and schedule, the loop's) on the tmodel.h engine with
  * - micro_batch / accum_steps: k micro-batches of batch/k per step, gradients summed,
- *   the loss normalised by the effective batch's tokens;
+ *   the loss normalised by the effective batch's tokens (both named with accum_steps =
+ *   ceil(batch / micro_batch): micro-batches of micro_batch, the last holding the rest);
  * - precision fp32|bf16|fp16, master_weights on|off, loss_scale auto|dynamic|none|<v>
  *   (dynamic: start 65536, overflow -> step skipped and scale x0.5, x2 after
  *   scale_window good steps; auto = dynamic for fp16, none otherwise);
@@ -149,8 +150,9 @@ struct mt_train_opts {
 };
 
 /* Resolves the knobs for cfg and recipe r (r->batch is the effective batch). Returns 0,
- * or -1 with the message recorded (micro_batch that does not divide batch, a
- * micro_batch x accum_steps that is not batch, a bad `every` or `loss_scale`). */
+ * or -1 with the message recorded (micro_batch alone that does not divide batch, an
+ * accum_steps that is neither batch / micro_batch nor ceil(batch / micro_batch), a bad
+ * `every` or `loss_scale`). */
 int mt_train_opts(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
                   const struct mt_gpt_recipe *r, struct mt_train_opts *o);
 
