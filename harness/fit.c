@@ -603,16 +603,18 @@ static size_t largest(const struct mt_fit *f, const struct mt_fit_config *c, con
 }
 
 /* Sets c's unused bytes and, when they are 5 % of the budget or more, why. */
-static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why, int coarse)
+/* coarse: 0, or the prefix saying fit tried every step ("no finer step: ", "nothing left
+ * to spend: "). */
+static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why,
+                       const char *coarse)
 {
     c->filled = 1;
     c->unused = f->budget - c->bytes;
     c->unused_why[0] = 0;
     c->unused_coarse = 0;
     if (c->unused * 20 >= f->budget) {
-        snprintf(c->unused_why, sizeof c->unused_why, "%s%.360s", coarse ? "no finer step: " : "",
-                 why);
-        c->unused_coarse = coarse;
+        snprintf(c->unused_why, sizeof c->unused_why, "%s%.350s", coarse ? coarse : "", why);
+        c->unused_coarse = coarse != NULL;
     }
 }
 
@@ -635,7 +637,7 @@ static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *e
                  t.bytes - c->bytes, f->budget - c->bytes);
     else
         snprintf(why, sizeof why, "at the most sequences fit searches (65536)");
-    set_unused(f, c, why, n < 65536);
+    set_unused(f, c, why, n < 65536 ? "no finer step: " : NULL);
     return 0;
 }
 
@@ -670,7 +672,7 @@ static int fill_training(const struct mt_fit *f, struct mt_fit_config *c, char *
         snprintf(why, sizeof why,
                  "already the largest micro-batch (the whole batch) with no checkpointing or "
                  "recompute: a larger batch would change the training");
-    set_unused(f, c, why, have_next);
+    set_unused(f, c, why, have_next ? "no finer step: " : "nothing left to spend: ");
     return 0;
 }
 
@@ -687,7 +689,7 @@ int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size
              "%s has no knob fit searches that moves bytes but keeps the accuracy (what "
              "it searches of it changes the result)",
              c->workload);
-    set_unused(f, c, why, 0);
+    set_unused(f, c, why, NULL);
     return 0;
 }
 

@@ -49,7 +49,9 @@ struct mt_fit_config {
     size_t unused;        /* budget - bytes */
     char unused_why[384]; /* when 5 % or more is unused: why no step takes it */
     int unused_coarse;    /* 5 % or more unused although the fill tried every step of its
-                           * knobs: the smallest step above c is larger than what is left */
+                           * knobs: the smallest step above c is larger than what is left
+                           * ("no finer step: "), or c is at the knobs' largest ("nothing
+                           * left to spend: ") */
 };
 
 /* Contract: sets (appends or replaces) parameter k of c. Returns 0, or -1 when full or the
@@ -110,7 +112,7 @@ int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, 
  * (every), no selective recompute and the dense attention kernel, whichever fits with the
  * most bytes (ties in that order of preference); others none. Sets c->filled, fill,
  * unused and, when 5 % or more stays unused, unused_why (the next step's bytes, or that
- * the workload has no such knob; unused_coarse = 1 in the first case). Training also
+ * the workload has no such knob; unused_coarse = 1 unless the latter). Training also
  * offloads the optimizer state (offload=optimizer, last in preference). c->bytes never
  * exceeds the budget. Returns 0, or -1 with
  * err (a plan failed). */

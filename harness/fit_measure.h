@@ -18,9 +18,9 @@ struct mt_fit_runner {
     int measure;    /* 1: start a run when the database lacks one */
     size_t started; /* runs started so far */
     /* runtime terms read so far, per class (results/runtime.h) */
-    char rt_class[8][1024];
-    long long rt_term[8];
-    int rt_found[8];
+    char rt_class[128][1024]; /* 128: tiny training searches up to 64 classes */
+    long long rt_term[128];
+    int rt_found[128];
     size_t rt_n;
 };
 

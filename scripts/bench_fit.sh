@@ -14,7 +14,8 @@
 # measured val_bpb is within 1 % of that best. A case where 5 % or more stays unused
 # although fit tried every step of its knobs (its reason starts "no finer step": the
 # smallest step above the choice is larger than what is left, e.g. one more sequence's KV
-# cache on a small budget) is marked coarse and counted apart from the other misses.
+# cache on a small budget; or "nothing left to spend": the whole batch without
+# recompute) is marked coarse and counted apart from the other misses.
 # Prints the table and a summary; exits 1 when a case fails to run. CASES=serving|training
 # restricts the goals; the database (OUT/fit.db) is kept, so a second run only verifies. Serving runs score EVAL_SERVING validation bytes
 # (default 16384); training runs train STEPS steps (default 10) and score EVAL_TRAINING
@@ -89,7 +90,7 @@ cases | while read -r model goal budgets; do
         fi
         best=$(best_measured "$model" "$goal" "$b")
         coarse=0
-        case "$why" in "no finer step: "*) coarse=1 ;; esac
+        case "$why" in "no finer step: "* | "nothing left to spend: "*) coarse=1 ;; esac
         line=$(awk -v b="$b" -v p="$pred" -v m="$meas" -v pa="$pacc" -v ma="$macc" -v be="$best" \
             -v coarse="$coarse" 'BEGIN {
             unused = 100 * (b - m) / b; gap = (be > 0) ? 100 * (ma - be) / be : 0;
@@ -120,8 +121,8 @@ fi
 . "$OUT/.tally" 2>/dev/null || exit 1
 echo
 echo "summary: $n cases, $fits run within the budget; over the budget when run (OOM): $oom;" \
-    "under 5 % unused: $((fits - slack - coarse_n)) of $fits; 5 % or more unused although no" \
-    "finer step of fit's knobs fits what is left (coarse, counted apart): $coarse_n; other 5 %" \
+    "under 5 % unused: $((fits - slack - coarse_n)) of $fits; 5 % or more unused although fit" \
+    "tried every step of its knobs (coarse, counted apart): $coarse_n; other 5 %" \
     "or more unused: $slack; val_bpb more than 1 % above the best measured within the budget:" \
     "$acc; failed to run: $failed; predicted peak = measured exactly: $exact (load:" \
     "$(cut -d' ' -f1-3 /proc/loadavg))"

@@ -11,9 +11,9 @@
  *   combination of micro-batch (1..batch: a non-divisor with accum_steps = ceil, its last
  *   micro-batch smaller), every (1..n_layer), recompute, attention kernel and optimizer
  *   offload fits with more bytes (brute force); the fill names the knobs it set; 5 % or
- *   more unused is marked coarse exactly when a larger combination exists (all over the
- *   budget); and the budgets left under 5 % unused are at least those the divisors alone
- *   reach, and more of them;
+ *   more unused is marked coarse, "no finer step" when a larger combination exists (all
+ *   over the budget), else "nothing left to spend"; and the budgets left under 5 % unused are at
+ * least those the divisors alone reach, and more of them;
  * - a workload without such knobs (lora) is left as it is, and says so when unused;
  * - a configuration over the budget is left untouched (filled = 0). */
 #include <stdio.h>
@@ -179,9 +179,13 @@ static void training(struct mt_fit *f)
                   budget, got, best);
             CHECK((least.unused * 20 >= budget) == (least.unused_why[0] != 0), "why '%s'",
                   least.unused_why);
-            CHECK(least.unused_coarse == (least.unused * 20 >= budget && largest > budget),
-                  "%s budget %zu: coarse %d, unused %zu, largest %zu", cls[k][0], budget,
-                  least.unused_coarse, least.unused, largest);
+            CHECK(least.unused_coarse == (least.unused * 20 >= budget) &&
+                      (!least.unused_coarse ||
+                       !strncmp(
+                           least.unused_why,
+                           largest > budget ? "no finer step: " : "nothing left to spend: ", 15)),
+                  "%s budget %zu: coarse %d, unused %zu, largest %zu, why '%s'", cls[k][0], budget,
+                  least.unused_coarse, least.unused, largest, least.unused_why);
             under += (budget - got) * 20 < budget;
             under_divisors += (budget - best_divisor) * 20 < budget;
             CHECK(best >= best_divisor, "%s budget %zu: %zu < divisors' %zu", cls[k][0], budget,
