@@ -353,6 +353,7 @@ static int measure_all(struct mt_cli_common *co, const char *const *keys, const 
     enum { MAX_P = 256 };
     size_t stored = 0, measured = 0, failed = 0, skipped = 0;
     char(*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(MAX_P, sizeof *probe_buf);
+    if (!probe_buf) fputs("memtrade plan: out of memory for the probe parameters\n", stderr);
     for (size_t i = 0; probe_buf && i < reg.n; i++) {
         const struct mt_plugin *pl = &reg.items[i];
         const char *k[MAX_P], *v[MAX_P], *probe_p[MAX_P];

@@ -602,9 +602,8 @@ static size_t largest(const struct mt_fit *f, const struct mt_fit_config *c, con
     return lo;
 }
 
-/* Sets c's unused bytes and, when they are 5 % of the budget or more, why. */
-/* coarse: 0, or the prefix saying fit tried every step ("no finer step: ", "nothing left
- * to spend: "). */
+/* Sets c's unused bytes and, when they are 5 % of the budget or more, why; coarse: NULL,
+ * or the prefix saying fit tried every step ("no finer step: ", "nothing left to spend: "). */
 static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const char *why,
                        const char *coarse)
 {

@@ -403,9 +403,10 @@ static int gpu_steps(void *user, const struct mt_loop_engine *e,
 {
     struct gpu_train *g = user;
     mt_log(g->ctx, MT_LOG_INFO,
-           "training on the GPU: %s GEMMs, %zu rows a forward, every %zu, %zu device bytes",
-           mt_cuda_precision_name(g->o->dprec), g->o->engine.micro_batch, g->o->engine.every,
-           info->total);
+           "training %s on the GPU: batch %zu = %zu x %zu, %s GEMMs, every %zu, %zu device "
+           "bytes",
+           mt_param_str(g->ctx, "model"), g->r->batch, g->o->accum_steps, g->o->engine.micro_batch,
+           mt_cuda_precision_name(g->o->dprec), g->o->engine.every, info->total);
     g->failed = train_steps(g->ctx, e, NULL, g->r, g->o, g->seed, g->c, g->lo) != 0;
     for (int k = 0; k < MT_MEM_CAT_COUNT; k++)
         g->st.peak[k] = g->st.live[k] = info->bytes[k];
@@ -467,9 +468,6 @@ static int run_gpu(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     struct loop_out lo;
     struct mt_tmodel_stats st;
     size_t wbytes = mt_gpt_memory(cfg, 0, 0, MT_GPT_WEIGHTS, NULL, NULL, 0);
-    mt_log(ctx, MT_LOG_INFO, "training %s on the GPU: batch %zu = %zu x %zu, %s GEMMs, every %zu",
-           mt_param_str(ctx, "model"), r->batch, o->accum_steps, o->engine.micro_batch,
-           mt_cuda_precision_name(o->dprec), o->engine.every);
     int prev = mt_mem_category(ctx, MT_MEM_OTHER); /* as the CPU path's trained weights */
     float *w = malloc(wbytes);
     mt_mem_category(ctx, prev);
