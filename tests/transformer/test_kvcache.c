@@ -180,8 +180,40 @@ static void paged(void)
             if (block == 16 && f == MT_KVC_INT8) CHECK(p->table[1] != p->table[0] + 1);
             mt_kvc_free(c), mt_kvc_free(p);
         }
+    /* a context of several tiles (up to MT_KVC_MAX_TILE positions each): checked at two
+     * lengths only, each a few tiles long */
+    struct mt_gpt_config lcfg = config(128, 4, 3 * MT_KVC_MAX_TILE - 40);
+    size_t LT = lcfg.seq_len;
+    struct inputs lin = inputs_new(2 * L * LT, C, 12);
+    for (int f = 0; f < MT_KVC_FORMAT_COUNT; f++) {
+        struct mt_kvc_spec s = spec_of((enum mt_kvc_format)f, 16, 0), sp = s;
+        sp.block = 16;
+        struct mt_kvc *c, *p;
+        CHECK_OK(mt_kvc_create(&c, &lcfg, &s, LT, 1, 0, err, sizeof err), err);
+        CHECK_OK(mt_kvc_create(&p, &lcfg, &sp, LT, 2, 0, err, sizeof err), err);
+        CHECK(c->tile < LT / 2);
+        CHECK(mt_kvc_reserve(c, 0, LT) == 0 && mt_kvc_reserve(p, 1, LT) == 0 &&
+              mt_kvc_reserve(p, 0, LT) == 0);
+        for (size_t t = 0; t < LT; t++)
+            for (size_t l = 0; l < L; l++) {
+                const float *k = lin.K + (l * LT + t) * C, *v = lin.V + (l * LT + t) * C;
+                mt_kvc_append(c, 0, l, t, k, v);
+                mt_kvc_append(p, 0, l, t, k, v);
+                mt_kvc_append(p, 1, l, t, k + L * LT * C, v + L * LT * C);
+            }
+        for (int impl = MT_KVC_IMPL_AUTO; impl <= MT_KVC_IMPL_SCALAR; impl++)
+            for (size_t n = LT - c->tile - 7; n <= LT; n += c->tile + 7)
+                for (size_t l = 0; l < L; l++) {
+                    c->impl = p->impl = (enum mt_kvc_impl)impl;
+                    mt_kvc_attend(c, 0, l, 0, n, lin.q, lin.o1);
+                    mt_kvc_attend(p, 0, l, 0, n, lin.q, lin.o2);
+                    CHECK(memcmp(lin.o1, lin.o2, C * 4) == 0);
+                }
+        mt_kvc_free(c), mt_kvc_free(p);
+    }
+    inputs_free(&lin);
     printf("paged: every format, blocks of 16 and 32 (and 5 but KIVI), attends bit for bit as "
-           "contiguous\n");
+           "contiguous, and over several tiles\n");
     /* a whole model: decode logits through a paged int4 and a paged fp32 cache */
     struct mt_gpt *m;
     CHECK_OK(mt_gpt_create(&m, &cfg, MT_GPT_WEIGHTS, 0, 0, err, sizeof err), err);

@@ -212,13 +212,22 @@ void mt_kvc_free(struct mt_kvc *c)
     free(c);
 }
 
-/* Positions per tile of the attention: 64 for fp32 and the 16-bit formats, 128 (or a
- * multiple of a KIVI key group) for the quantized ones: a longer tile halves the calls,
- * views and online-softmax steps per position, and 128 tokens of a 4-bit `long` cache
- * (keys, values, scales: 36 KiB) still sit in L1 while the heads take them in turn. */
-static size_t tile_of(const struct mt_kvc_spec *s)
+/* Positions per tile of the attention: as many as keep one layer's tile of keys and values
+ * (codes and scales) within MT_KVC_TILE_BYTES, from 64 up to MT_KVC_MAX_TILE, a multiple
+ * of the group for the quantized formats. A tile costs every head one call of each kernel
+ * and one online-softmax step, whose fixed part (the query's and the state's setup, the
+ * reductions, the maximum) costs at a head dimension of 32 about what 64 positions'
+ * arithmetic does: tiles of 512 instead of 64 (fp32) or 128 (quantized) made the `long`
+ * model's attention at context 4096 20-25 % faster (bench_kvcache.sh, cpu_ms). The byte
+ * bound keeps the tile in L2 while the heads (and the query heads of a GQA group) take it
+ * in turn: a 4-bit `long` tile of 512 positions is 160 KiB. */
+static size_t tile_of(const struct mt_kvc_spec *s, size_t kvd)
 {
-    return quantized(s->format) ? round_up(128, s->group) : 64;
+    size_t unit = mt_kvc_format_kivi(s->format) ? s->group : 1;
+    size_t per = page_bytes(s, kvd, unit) / unit, t = MT_KVC_TILE_BYTES / (per ? per : 1);
+    t = t < 64 ? 64 : t > MT_KVC_MAX_TILE ? MT_KVC_MAX_TILE : t;
+    if (quantized(s->format)) t = t < s->group ? s->group : t / s->group * s->group;
+    return t;
 }
 
 static void page_offsets(struct mt_kvc *c);
@@ -241,7 +250,7 @@ int mt_kvc_create(struct mt_kvc **out, const struct mt_gpt_config *cfg,
     c->n_seq = n_seq;
     pool_layout(cfg, spec, &c->sz, max_T, n_seq, n_blocks, &c->bs, &c->blocks_max, &c->n_blocks,
                 &c->page_bytes);
-    c->tile = tile_of(spec);
+    c->tile = tile_of(spec, c->kvd);
     page_offsets(c);
     c->block_bytes = cfg->n_layer * c->page_bytes;
     c->ring_tokens = mt_kvc_format_kivi(spec->format) ? spec->residual + spec->group : 0;

@@ -22,7 +22,7 @@
  *     t mod kept), and a paged sequence's block table a ring whose blocks go back to the
  *     free list as the window leaves them. A window-W model at context T >> W holds
  *     about W / T of the cache.
- *   - attention per (sequence, layer, query): per head, tiles of 64 positions (online
+ *   - attention per (sequence, layer, query): per head, tiles of 64 to 512 positions (online
  *     softmax, as FlashAttention's decoding: no buffer of the context's length), scores
  *     of q against the packed keys and the weighted sum of the packed values; the heads
  *     run in parallel (OpenMP) once a step is large enough (MT_KVC_PAR_MIN). Each
@@ -64,8 +64,11 @@ enum mt_kvc_format {
 #define MT_KVC_DEFAULT_GROUP 32
 #define MT_KVC_DEFAULT_RESIDUAL 32
 #define MT_KVC_MAX_HEAD_DIM 256
-/* Most positions of one attention tile (64, 128, or a multiple of a KIVI group up to 128). */
-#define MT_KVC_MAX_TILE 128
+/* Most positions of one attention tile (kvcache.c's tile_of: from 64, or one quantization
+ * group, up to this many, while a layer's tile of keys and values takes at most
+ * MT_KVC_TILE_BYTES). */
+#define MT_KVC_MAX_TILE 512
+#define MT_KVC_TILE_BYTES ((size_t)512 << 10)
 /* Heads attend in parallel (OpenMP) from this many multiply-adds per layer on: the
  * window's positions x n_head x head dimension. */
 #define MT_KVC_PAR_MIN ((size_t)1 << 16)
