@@ -552,8 +552,8 @@ static struct mt_kvk_view view_of(const struct mt_kvc *c, uint32_t block, size_t
     return w;
 }
 
-/* Prefetches what kv heads [g0, g1] read of the packed positions [t, e) of a quantized
- * cache (codes, scales and minima of keys and values): one pass over the lines of the
+/* Prefetches what kv heads [g0, g1] read of the packed positions [t, e) (codes, and the
+ * quantized formats' scales and minima, of keys and values): one pass over the lines of the
  * tile ahead, while the heads work on the current one. The rows of consecutive tokens
  * of a block are adjacent, so a run of a block is a few contiguous ranges; the kernels
  * then prefetch nothing themselves (each head prefetching its slice of every token cost
@@ -572,6 +572,7 @@ static void prefetch_tile(const struct mt_kvc *c, size_t seq, size_t layer, size
             int chan = !which && mt_kvc_format_kivi(c->spec.format);
             size_t pars = chan ? (t % G + m + G - 1) / G : m, np = chan ? hs : hs / G;
             mt_kvk_prefetch(a.codes, (size_t)(z.codes - a.codes) + (m - 1) * a.stride + rb);
+            if (!a.scl) continue; /* fp32 and the 16-bit formats: codes only */
             mt_kvk_prefetch(a.scl, 2 * ((size_t)(z.scl - a.scl) + (pars - 1) * a.par_stride + np));
             mt_kvk_prefetch(a.mn, 2 * ((size_t)(z.mn - a.mn) + (pars - 1) * a.par_stride + np));
         }
@@ -603,8 +604,8 @@ static void attend_heads(const struct mt_kvc *c, size_t seq, size_t layer, size_
     int st = ah > hs;
     float state[HEADS_PER_PASS * MT_KVK_ACCUM_MAX_FLOATS(MT_KVC_MAX_HEAD_DIM)]; /* 32 KiB */
     /* rows of MT_KVK_PREFETCH_MIN_STRIDE bytes and more: the hardware leaves them to wait */
-    int tile_pf = quantized(c->spec.format) &&
-                  mt_kvk_prefetch_ahead(c->kvd * mt_kvc_format_bits(c->spec.format) / 8);
+    int tile_pf =
+        impl[0] != 1 && mt_kvk_prefetch_ahead(c->kvd * mt_kvc_format_bits(c->spec.format) / 8);
 #define ACC_OF(h) (st ? state + ((h)-h0) * ah : out + (h)*hs)
     for (size_t h = h0; h < h1; h++) {
         memset(ACC_OF(h), 0, ah * sizeof *out);

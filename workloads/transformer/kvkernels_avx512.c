@@ -108,25 +108,6 @@ INLINE int is_chan(enum mt_kvk_kind kind)
     return kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN3 || kind == MT_KVK_CHAN2;
 }
 
-/* The quantized kinds: kvcache.c prefetches their tiles ahead (prefetch_tile), so their
- * kernels do not. */
-INLINE int quant_kind(enum mt_kvk_kind kind)
-{
-    return is_tok(kind) || is_chan(kind);
-}
-
-/* Prefetches token t of a view: its rb code bytes and, per token, its groups' scales and
- * minima (per-channel scales are read once per group of tokens: left to the hardware). */
-INLINE void prefetch_token(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, size_t rb,
-                           size_t groups)
-{
-    mt_kvk_prefetch(w->codes + t * w->stride, rb);
-    if (is_tok(kind)) {
-        mt_kvk_prefetch(w->scl + t * w->par_stride, groups * 2);
-        mt_kvk_prefetch(w->mn + t * w->par_stride, groups * 2);
-    }
-}
-
 #define MAXV (256 / 16) /* vectors of a head of MT_KVC_MAX_HEAD_DIM */
 /* The group loops read qv[i] for i < hs / 16 only (G divides hs), which GCC cannot see.
  * gv[i] = 16 i / G, the group of vector i, is computed once per call, not a division per
@@ -273,8 +254,8 @@ INLINE void scores_batch(enum mt_kvk_kind kind, float *att, const uint8_t *codes
 /* The scores, 16 tokens at a time (scores_batch): minima enter as m * sum q per group (per
  * token: gathered with the scales for 16 tokens at once) or sum q m per token group (per
  * channel, whose scales are folded into the query once per group: q s). hs is a constant
- * where the caller can make it one, so the query stays in registers. The 16-bit kinds
- * prefetch their rows here; the quantized ones are prefetched by kvcache.c. */
+ * where the caller can make it one, so the query stays in registers. Nothing is prefetched
+ * here: kvcache.c's driver prefetches every kind's next tile. */
 INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
@@ -282,8 +263,7 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
     __m512 post = _mm512_set1_ps(1.0f);
     _Alignas(64) float sf[MAXV][16];
     float qsum[MAXV];
-    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
-    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(k->stride);
+    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1;
     const uint8_t *codes = k->codes;
     size_t stride = k->stride;
     struct h16_plan full = is_tok(kind) ? h16_plan_of(k->par_stride, 16) : (struct h16_plan){0};
@@ -329,9 +309,6 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                 bias = _mm512_fmadd_ps(h16_rows(mn + g, ps, m, pl), _mm512_set1_ps(qsum[g]), bias);
             }
         }
-        if (pf)
-            for (size_t j = 0; j < m && t0 + j + pf < n; j++)
-                prefetch_token(kind, k, t0 + j + pf, rb, ng);
         const uint8_t *c0 = codes + t0 * stride;
         if (m == 16)
             scores_batch(kind, att + t0, c0, stride, 16, qv, qe, qo, sf[0], post, bias, scale, hs,
@@ -411,8 +388,7 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
     enum { MAXS = 8 };
     size_t NS = mt_kvk_accum_sets(kind, hs);
     __m512 acc[MAXS][MAXV];
-    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, rb = hs * mt_kvk_bits(kind) / 8;
-    size_t pf = quant_kind(kind) ? 0 : mt_kvk_prefetch_ahead(v->stride), gv[MAXV];
+    size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1, gv[MAXV];
     const uint8_t *codes = v->codes;
     size_t stride = v->stride;
     /* 4-bit values with one group per 32 elements: acc[k][2c], acc[k][2c + 1] hold the even
@@ -475,7 +451,6 @@ INLINE void accum_body(enum mt_kvk_kind kind, float *o, const float *att, float 
         for (size_t t = 0; t < n; t++) {
             const uint8_t *row = codes + t * stride;
             __m512 av = _mm512_set1_ps(att[t] * inv);
-            if (pf && t + pf < n) prefetch_token(kind, v, t + pf, rb, ng);
             for (size_t i = 0; i < nv; i++)
                 acc[0][i] = _mm512_fmadd_ps(av, load16(kind, row, 16 * i), acc[0][i]);
         }
