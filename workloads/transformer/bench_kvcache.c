@@ -282,14 +282,20 @@ static int bench(const struct opts *o)
         printf("%-6s %9s %7s %8s %8s %9s %6s %6s %8s %7s %8s %7s %8s %7s %6s\n", "format",
                "tokens/s", "vs_fp32", "MB/token", "cache_MB", "bound_t/s", "step%", "attn%",
                "attn_ms", "attn_bw%", "attn_bnd", "cpu_ms", "cpu_bw%", "hot_ns", "cmp_x");
-        double fp32 = 0.0;
+        double fp32 = 0.0, sum_us[MAX_FMT], sum_bound[MAX_FMT], sum_att[MAX_FMT],
+               sum_abound[MAX_FMT];
         for (size_t f = 0; f < F; f++) {
             size_t at = (ti * F + f) * R;
             double step = mt_bench_median(t + at, R), tps = 1.0 / step;
             if (o->fmt[f] == MT_KVC_FP32) fp32 = tps;
             double att = mt_bench_median(a1 + at, R), cpu = mt_bench_median(a2 + at, R);
+            /* the summary: the attention by thread CPU time with one thread (its own time),
+             * by wall time with more */
+            sum_us[f] = 1e6 * step, sum_bound[f] = 1e6 * bytes[f] / bw;
+            sum_att[f] = 1e6 * (th == 1 ? cpu : att);
             double cache_mb = (bytes[f] - step_bytes(m, kv[f]->cache, 0)) / 1e6;
             double bound_ms = 1e3 * cache_mb * 1e6 / bw; /* the cache's bytes at stream speed */
+            sum_abound[f] = 1e3 * bound_ms;
             char ratio[32] = "n/a";
             if (fp32 > 0.0) snprintf(ratio, sizeof ratio, "%.2fx", tps / fp32);
             /* one thread: the attention's own time, and its speed with the data in the caches */
@@ -307,6 +313,23 @@ static int bench(const struct opts *o)
                    mt_kvc_format_name(o->fmt[f]), tps, ratio, bytes[f] / 1e6, cache_mb,
                    bw / bytes[f], 100.0 * tps * bytes[f] / bw, 100.0 * att / step, 1e3 * att,
                    100.0 * bound_ms / (1e3 * att), bound_ms, cpu_ms, cpu_bw, hot_ns, cmp_x);
+        }
+        /* per format, the figures the issue asks for: a step's time against its bound, the
+         * attention's against its own, and both against fp32 in the same run */
+        printf("summary, %d thread%s: %-6s %8s %8s %6s %7s | %9s %9s %6s %7s\n", th,
+               th == 1 ? "" : "s", "format", "us/tok", "bound_us", "share", "vs_fp32", "attn_us",
+               "attn_bnd", "share", "vs_fp32");
+        double f_us = 0.0, f_att = 0.0;
+        for (size_t f = 0; f < F; f++)
+            if (o->fmt[f] == MT_KVC_FP32) f_us = sum_us[f], f_att = sum_att[f];
+        for (size_t f = 0; f < F; f++) {
+            char r1[16] = "n/a", r2[16] = "n/a";
+            if (f_us > 0.0) snprintf(r1, sizeof r1, "%.2fx", f_us / sum_us[f]);
+            if (f_att > 0.0) snprintf(r2, sizeof r2, "%.2fx", f_att / sum_att[f]);
+            printf("summary, %d thread%s: %-6s %8.1f %8.1f %5.0f%% %7s | %9.1f %9.1f %5.0f%% %7s\n",
+                   th, th == 1 ? "" : "s", mt_kvc_format_name(o->fmt[f]), sum_us[f], sum_bound[f],
+                   100.0 * sum_bound[f] / sum_us[f], r1, sum_att[f], sum_abound[f],
+                   100.0 * sum_abound[f] / sum_att[f], r2);
         }
     }
     printf("(step%%: the whole step's share of its bound, weights + cache bytes at stream "
