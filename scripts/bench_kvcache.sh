@@ -12,8 +12,10 @@
 # (step%), the attention's share of a step (attn%) and the attention's own share of its
 # bound, the cache's bytes at stream speed (attn_bw% by wall time; cpu_bw% by the thread's
 # CPU time, one thread), the attention's speed with its data in the caches (hot_ns, and
-# cmp_x: how much faster than the stream bandwidth the kernels compute), and the seeded
-# serving simulation's waste and concurrency gain.
+# cmp_x: how much faster than the stream bandwidth the kernels compute), per thread count
+# `summary` lines (per format: step us/token, its bound, share and speed against fp32,
+# the same for the attention alone), and the seeded serving simulation's waste and
+# concurrency gain.
 # The machine's load (uptime) is printed before and after: trust the numbers of a quiet
 # machine only, and compare formats within one run.
 # What it is not for: a test (nothing fails on speed), accuracy (the kv_cache plugin).

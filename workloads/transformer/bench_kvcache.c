@@ -19,7 +19,10 @@
  * calling thread's CPU time (what a loaded machine does not inflate), and, one thread,
  * the attention of one layer over the last 384 positions repeated with its data in the
  * caches (hot_ns per position; cmp_x = those bytes at stream speed / that time: below 1
- * the kernels compute slower than memory delivers, whatever the prefetching).
+ * the kernels compute slower than memory delivers, whatever the prefetching). Each thread
+ * count ends with `summary` lines: per format the step's us per token, its bound (the
+ * step's bytes at stream speed), the share and the speed against fp32, then the same for
+ * the attention alone (thread CPU time at one thread, wall time at more).
  * Then the sliding-window cache (--window W, default 512; 0 skips it): the bytes a
  * contiguous cache and a paged sequence hold at `context` with and without the window,
  * by the plan (mt_kvc_contiguous_bytes) and as allocated (Mistral's anchor: a window of
