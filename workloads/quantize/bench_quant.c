@@ -22,8 +22,14 @@
  * counts and formats interleave the same way: tokens/s, the speedup over fp32, and the
  * share of the bound of the whole step (weights it reads + the KV cache).
  *
+ * A summary closes the GEMV part: per format and thread count, tokens/s, the bound, the
+ * share (median and best) and whether the 80 % target is met; the load averages are printed
+ * at the start and after each part. --clock thread times in CPU time (bandwidth read
+ * included: the thread's on one thread, the process's per thread on several, with
+ * OMP_WAIT_POLICY=passive), for A/B runs on a loaded machine.
+ *
  * Usage: mt-bench-quant [--reps N] [--layers L] [--threads 1,2] [--decode N]
- *        [--decode-reps N] [--gptq]
+ *        [--decode-reps N] [--clock wall|thread] [--gptq]
  */
 #include <immintrin.h>
 #include <math.h>
@@ -75,7 +81,6 @@ struct config {
     enum mt_qact act;
 };
 
-
 /* The model: L layers of the four layer shapes plus one head, as fp32 and packed. */
 struct model {
     size_t layers;
@@ -91,7 +96,8 @@ static size_t count_of(const struct model *md, int s)
 /* One decode token (all GEMVs) once: per shape the mean seconds of one GEMV into
  * per_shape[SH_COUNT]; returns the token's seconds, and the weight bytes it read in *bytes. */
 static double time_token(const struct model *md, const struct config *c, struct mt_qws *ws,
-                         const float *x, float *y, double *per_shape, double *bytes)
+                         const float *x, float *y, double *per_shape, double *bytes,
+                         double (*now)(void))
 {
     char err[256];
     double tok = 0.0;
@@ -100,7 +106,7 @@ static double time_token(const struct model *md, const struct config *c, struct 
         double t_sh = 0.0;
         for (size_t l = 0; l < count_of(md, s); l++) {
             size_t n = shape_n[s], k = shape_k[s];
-            double t0 = mt_bench_now();
+            double t0 = now();
             if (c->fp32 == 1)
                 gemv_f32(md->w[s][l], x, y, n, k);
             else if (c->fp32 == 2)
@@ -110,7 +116,7 @@ static double time_token(const struct model *md, const struct config *c, struct 
                 fprintf(stderr, "%s: %s\n", c->label, err);
                 exit(1);
             }
-            t_sh += mt_bench_now() - t0;
+            t_sh += now() - t0;
             *bytes += c->fp32 ? (double)(n * k * 4) : (double)mt_qtensor_bytes(md->q[s][l]);
         }
         per_shape[s] = t_sh / (double)count_of(md, s);
@@ -137,6 +143,45 @@ static void bound_share(const double *t, const double *bw, size_t R, double byte
     *best = bytes / tmin / bwmax;
 }
 
+/* The process's CPU time divided by the current OpenMP thread count: the mean busy time of
+ * a team's threads. Run with OMP_WAIT_POLICY=passive, or threads spinning at a barrier while
+ * a teammate is descheduled count as busy. */
+static double proc_cpu_per_thread(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / (double)omp_get_max_threads();
+}
+
+/* The clock of one thread count (GEMVs and the stream read alike). --clock thread: the
+ * thread's CPU time on one thread, the process's CPU time per thread on several, which
+ * leave out descheduling by the other tenants of a shared machine (their memory traffic
+ * still counts); else the monotonic clock. */
+static double (*clock_for(int threads, int thread_clock))(void)
+{
+    if (!thread_clock) return mt_bench_now;
+    return threads == 1 ? mt_bench_thread_cpu : proc_cpu_per_thread;
+}
+
+static const char *clock_name(int threads, int thread_clock)
+{
+    return !thread_clock ? "wall" : threads == 1 ? "thread-cpu" : "cpu/thread";
+}
+
+/* Prints the machine's load averages (/proc/loadavg) after `what`, so that every figure
+ * the benchmark prints has the load it was taken under beside it. */
+static void print_load(const char *what)
+{
+    char line[128] = "unavailable";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f)) snprintf(line, sizeof line, "unavailable");
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = 0;
+    printf("load average %s: %s\n", what, line);
+}
+
 /* Bytes of the stream read interleaved with the reps: several times the 32 MiB L3. */
 #define BW_BYTES ((size_t)256 << 20)
 
@@ -144,7 +189,8 @@ static void bound_share(const double *t, const double *bw, size_t R, double byte
 static void int8_crossover(struct mt_qws *ws)
 {
     size_t n = 3072, k = 768;
-    float *w = mt_bench_gauss(n * k, 99), *x = mt_bench_gauss(512 * k, 98), *y = malloc(512 * n * sizeof *y);
+    float *w = mt_bench_gauss(n * k, 99), *x = mt_bench_gauss(512 * k, 98),
+          *y = malloc(512 * n * sizeof *y);
     struct mt_qformat f = {MT_QS_LINEAR_SYM, 8, MT_QG_CHANNEL, 0, 0};
     char err[256];
     struct mt_qtensor *q = mt_qtensor_pack(w, n, k, &f, err, sizeof err);
@@ -179,7 +225,7 @@ static void int8_crossover(struct mt_qws *ws)
  * (rep, threads). Bytes per token: the model's stored weights less the position rows a
  * step does not read, plus the KV cache the attention reads, averaged over the pass. */
 static int decode_bench(const struct config *cfgs, const size_t *rows, size_t nd, size_t ntok,
-                        int reps, const int *thr, size_t nthr)
+                        int reps, const int *thr, size_t nthr, int thread_clock)
 {
     struct mt_gpt_config cfg;
     char err[512];
@@ -213,15 +259,16 @@ static int decode_bench(const struct config *cfgs, const size_t *rows, size_t nd
     for (size_t r = 0; r <= R && !rc; r++) /* r = 0 warms up */
         for (size_t ti = 0; ti < nthr && !rc; ti++) {
             omp_set_num_threads(thr[ti]);
-            double b = mt_bench_stream_read(BW_BYTES, 1);
+            double (*now)(void) = clock_for(thr[ti], thread_clock);
+            double b = mt_bench_stream_read_clock(BW_BYTES, 1, now);
             if (r) bw[(r - 1) * nthr + ti] = b;
             for (size_t ci = 0; ci < nd && !rc; ci++) {
                 mt_gpt_kv_reset(kv[ci]);
-                double t0 = mt_bench_now();
+                double t0 = now();
                 for (size_t k = 0; k < ntok && !rc; k++)
                     rc = mt_gpt_decode_step(m[ci], kv[ci], (int)((k * 7919) % 50257), err,
                                             sizeof err);
-                if (r) t[((r - 1) * nthr + ti) * nd + ci] = (mt_bench_now() - t0) / (double)ntok;
+                if (r) t[((r - 1) * nthr + ti) * nd + ci] = (now() - t0) / (double)ntok;
             }
         }
     if (rc) fprintf(stderr, "decode: %s\n", t && bw ? err : "out of memory");
@@ -230,9 +277,10 @@ static int decode_bench(const struct config *cfgs, const size_t *rows, size_t nd
         for (size_t r = 0; r < R; r++)
             bv[r] = bw[r * nthr + ti];
         printf("\nfull decode, GPT-2 124M (vocab 50257, LM head tied and packed), batch 1, %zu "
-               "tokens with a KV cache, %d threads, %d interleaved reps; stream read median "
-               "%.1f GB/s\n",
-               ntok, thr[ti], reps, mt_bench_median(memcpy(tv, bv, R * sizeof *bv), R) / 1e9);
+               "tokens with a KV cache, %d threads, %d interleaved reps, %s clock; stream read "
+               "median %.1f GB/s\n",
+               ntok, thr[ti], reps, clock_name(thr[ti], thread_clock),
+               mt_bench_median(memcpy(tv, bv, R * sizeof *bv), R) / 1e9);
         printf("%-22s %10s %10s %8s %10s %7s %7s\n", "format", "MB/token", "tokens/s", "vs fp32",
                "bound_t/s", "share", "best");
         double base = 0.0;
@@ -244,14 +292,14 @@ static int decode_bench(const struct config *cfgs, const size_t *rows, size_t nd
             double tok = mt_bench_median(tv, R), bwm = mt_bench_median(bv, R);
             if (dcases[ci]->fp32) base = tok;
             printf("%-22s %10.1f %10.1f %7.2fx %10.1f %6.0f%% %6.0f%%\n",
-                   dcases[ci]->fp32 ? "fp32 (model default)" : dcases[ci]->label,
-                   bytes[ci] / 1e6, 1.0 / tok, base / tok, bwm / bytes[ci], 100.0 * med,
-                   100.0 * best);
+                   dcases[ci]->fp32 ? "fp32 (model default)" : dcases[ci]->label, bytes[ci] / 1e6,
+                   1.0 / tok, base / tok, bwm / bytes[ci], 100.0 * med, 100.0 * best);
         }
         fflush(stdout);
     }
     printf("(share: median over reps of the rep's bytes/s against the stream read just before "
            "it; best: fastest rep against the highest stream read)\n");
+    print_load("after the decode");
     for (size_t ci = 0; ci < nd; ci++) {
         mt_qmodel_free(qm[ci]);
         mt_gpt_kv_free(kv[ci]);
@@ -311,7 +359,7 @@ static size_t parse_threads(const char *v, int *thr)
 
 int main(int argc, char **argv)
 {
-    int reps = 15, dreps = 5, thr[8] = {omp_get_max_threads()};
+    int reps = 15, dreps = 5, thr[8] = {omp_get_max_threads()}, thread_clock = 0;
     size_t nthr = 1, decode_tokens = 0;
     struct model md = {.layers = 12};
     for (int i = 1; i < argc; i++) {
@@ -325,6 +373,11 @@ int main(int argc, char **argv)
             dreps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             nthr = parse_threads(argv[++i], thr);
+        else if (!strcmp(argv[i], "--clock") && i + 1 < argc && !strcmp(argv[i + 1], "thread")) {
+            thread_clock = 1;
+            i++;
+        } else if (!strcmp(argv[i], "--clock") && i + 1 < argc && !strcmp(argv[i + 1], "wall"))
+            i++;
 #ifdef MT_BENCH_DECODE
         else if (!strcmp(argv[i], "--gptq"))
             return bench_gptq();
@@ -332,7 +385,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--reps N] [--layers L (1..64)] [--threads 1,2] [--decode N] "
-                    "[--decode-reps N] [--gptq]\n",
+                    "[--decode-reps N] [--clock wall|thread] [--gptq]\n",
                     argv[0]);
             return 2;
         }
@@ -350,6 +403,14 @@ int main(int argc, char **argv)
            "interleaved over thread counts and formats, a %zu MiB stream read before each "
            "(rep, threads)\n",
            md.layers, reps, BW_BYTES >> 20);
+    print_load("at the start");
+    if (thread_clock) {
+        const char *wp = getenv("OMP_WAIT_POLICY");
+        printf("--clock thread: OMP_WAIT_POLICY=%s%s\n", wp ? wp : "(unset)",
+               wp && !strcmp(wp, "passive") ? ""
+                                            : " (set it to passive for several threads, or "
+                                              "barrier spinning counts as busy time)");
+    }
 
     for (int s = 0; s < SH_COUNT; s++)
         for (size_t l = 0; l < count_of(&md, s); l++) {
@@ -409,16 +470,23 @@ int main(int argc, char **argv)
     for (size_t r = 0; r <= R; r++) /* r = 0 warms up */
         for (size_t ti = 0; ti < nthr; ti++) {
             omp_set_num_threads(thr[ti]);
-            double b = mt_bench_stream_read(BW_BYTES, 1), per[SH_COUNT];
+            double (*now)(void) = clock_for(thr[ti], thread_clock);
+            double b = mt_bench_stream_read_clock(BW_BYTES, 1, now), per[SH_COUNT];
             if (r) bw[(r - 1) * nthr + ti] = b;
             for (size_t ci = 0; ci < NCFG; ci++) {
-                double t = time_token(&packed[ci], &cfgs[ci], ws, x, y, per, &bytes[ci]);
+                double t = time_token(&packed[ci], &cfgs[ci], ws, x, y, per, &bytes[ci], now);
                 if (!r) continue;
                 size_t at = ((r - 1) * nthr + ti) * NCFG + ci;
                 tok[at] = t;
                 memcpy(sh + at * SH_COUNT, per, sizeof per);
             }
         }
+    /* [threads][config]: tokens/s, bound tokens/s, share, best, for the summary */
+    double *sum = calloc(nthr * NCFG * 4, sizeof *sum);
+    if (!sum) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
     double params = 0.0;
     for (int s = 0; s < SH_COUNT; s++)
         params += (double)(shape_n[s] * shape_k[s] * count_of(&md, s));
@@ -427,8 +495,8 @@ int main(int argc, char **argv)
         for (size_t r = 0; r < R; r++)
             bv[r] = bw[r * nthr + ti];
         double bwm = mt_bench_median(memcpy(tv, bv, R * sizeof *bv), R);
-        printf("\n%d threads: stream read median %.1f GB/s over the %d reps\n", thr[ti], bwm / 1e9,
-               reps);
+        printf("\n%d threads, %s clock: stream read median %.1f GB/s over the %d reps\n", thr[ti],
+               clock_name(thr[ti], thread_clock), bwm / 1e9, reps);
         printf("%-22s %6s", "format", "bits/w");
         for (int s = 0; s < SH_COUNT; s++)
             printf(" %15s", shape_name[s]);
@@ -458,6 +526,11 @@ int main(int argc, char **argv)
                 printf(" %8.1f (%4.2fx)", 1e6 * per[s], base_shape[s] / per[s]);
             printf(" %9.1f %9.1f %8.1f %9.1f %5.0f%% %5.0f%% %6.2fx\n", 1e6 * t, 1.0 / t,
                    bytes[ci] / 1e6, bwm / bytes[ci], 100.0 * med, 100.0 * best, base_tok / t);
+            double *o = sum + (ti * NCFG + ci) * 4;
+            o[0] = 1.0 / t;
+            o[1] = bwm / bytes[ci];
+            o[2] = med;
+            o[3] = best;
         }
         fflush(stdout);
     }
@@ -465,6 +538,19 @@ int main(int argc, char **argv)
            "tokens/s counts the GEMVs of a decode step only; bound: stream read / bytes per "
            "token; share: median over reps of the rep's bytes/s against the stream read just "
            "before it; best: fastest rep against the highest stream read)\n");
+    printf("\nsummary: batch-1 decode GEMVs, tokens/s against the bandwidth bound (stream read / "
+           "weight bytes per token, both of this run); target: share >= 80 %%\n");
+    printf("%-22s %7s %10s %9s %10s %6s %6s %7s\n", "format", "threads", "clock", "tokens/s",
+           "bound t/s", "share", "best", "target");
+    for (size_t ci = 0; ci < NCFG; ci++)
+        for (size_t ti = 0; ti < nthr; ti++) {
+            const double *o = sum + (ti * NCFG + ci) * 4;
+            printf("%-22s %7d %10s %9.1f %10.1f %5.0f%% %5.0f%% %7s\n", cfgs[ci].label, thr[ti],
+                   clock_name(thr[ti], thread_clock), o[0], o[1], 100.0 * o[2], 100.0 * o[3],
+                   o[2] >= 0.8 ? "met" : "not met");
+        }
+    print_load("after the GEMVs");
+    free(sum);
     for (size_t ci = 0; ci < NCFG; ci++)
         if (!cfgs[ci].fp32)
             for (int s = 0; s < SH_COUNT; s++)
@@ -484,7 +570,7 @@ int main(int argc, char **argv)
 #ifdef MT_BENCH_DECODE
     if (decode_tokens)
         return decode_bench(cfgs, decode_rows, sizeof decode_rows / sizeof decode_rows[0],
-                            decode_tokens, dreps, thr, nthr);
+                            decode_tokens, dreps, thr, nthr, thread_clock);
 #else
     if (decode_tokens) fprintf(stderr, "--decode: built without the reference model\n");
 #endif

@@ -26,6 +26,17 @@ static inline double mt_bench_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Seconds of CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): on a shared machine
+ * it leaves out the time the thread was descheduled, so one-thread timings under load stay
+ * near their quiet values (memory contention from other tenants still counts). Meaningless
+ * for multi-threaded regions (it sees only the caller). */
+static inline double mt_bench_thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static inline int mt_bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -65,9 +76,10 @@ static inline double mt_bench_median(double *v, size_t n)
 
 /* STREAM-like read bandwidth in bytes/s: the best of `reps` sums of a `bytes`-byte array
  * (rounded down to 256 bytes; make it much larger than the last-level cache), AVX-512,
- * with the current OpenMP thread count. NAN when the array cannot be allocated. */
-__attribute__((target("avx512f,avx512dq"))) static inline double mt_bench_stream_read(size_t bytes,
-                                                                                      int reps)
+ * with the current OpenMP thread count, timed by `now` (mt_bench_now, or
+ * mt_bench_thread_cpu for one thread). NAN when the array cannot be allocated. */
+__attribute__((target("avx512f,avx512dq"))) static inline double
+mt_bench_stream_read_clock(size_t bytes, int reps, double (*now)(void))
 {
     size_t n = bytes / 256 * 64;
     float *a = aligned_alloc(64, n * sizeof *a);
@@ -78,7 +90,7 @@ __attribute__((target("avx512f,avx512dq"))) static inline double mt_bench_stream
     double best = 0.0;
     volatile float sink = 0.0f;
     for (int rep = 0; rep < reps; rep++) {
-        double t0 = mt_bench_now();
+        double t0 = now();
         float total = 0.0f;
 #pragma omp parallel for schedule(static) reduction(+ : total)
         for (size_t i = 0; i < n; i += 64) {
@@ -87,13 +99,19 @@ __attribute__((target("avx512f,avx512dq"))) static inline double mt_bench_stream
             s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 48));
             total += _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
         }
-        double bw = (double)(n * sizeof *a) / (mt_bench_now() - t0);
+        double bw = (double)(n * sizeof *a) / (now() - t0);
         sink = total;
         if (bw > best) best = bw;
     }
     (void)sink;
     free(a);
     return best;
+}
+
+/* mt_bench_stream_read_clock on the monotonic clock. */
+static inline double mt_bench_stream_read(size_t bytes, int reps)
+{
+    return mt_bench_stream_read_clock(bytes, reps, mt_bench_now);
 }
 
 #endif
