@@ -222,18 +222,12 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
     /* the class of c, both histories (runtime.h), and the probe's parameters */
     char cls[2][1024],
         (*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(pl->desc.n_params + 1, sizeof *probe_buf);
-    const char **names = calloc(pl->desc.n_params + 1, sizeof *names);
     const char **probe = calloc(pl->desc.n_params + 1, sizeof *probe);
-    int rc = probe_buf && names && probe ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < pl->desc.n_params; i++)
-        names[i] = pl->desc.params[i].name;
-    for (int h = 0; rc == 0 && h < 2; h++)
-        rc = mt_runtime_class(c->workload, names, (const char *const *)p.value, pl->desc.n_params,
-                              mt_cli_default_threads(), h == 0, cls[h], sizeof cls[h]);
+    int rc = probe_buf && probe ? 0 : -1;
+    if (rc == 0) rc = mt_runtime_probe_classes(&pl->desc, p.value, mt_cli_default_threads(), cls);
     size_t nprobe =
         rc == 0 ? mt_runtime_probe_params(&pl->desc, p.value, keys, c->n, probe, probe_buf) : 0;
     mt_params_free(&p);
-    free(names);
     if (rc != 0) {
         snprintf(err, errlen, "the runtime class of %s is too long (or out of memory)",
                  c->workload);

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "runtime.h"
 
@@ -60,5 +61,38 @@ size_t mt_runtime_probe_params(const struct mt_workload *wl, char *const *values
 int mt_runtime_probe_measure(const char *exe, const char *db, const char *workload,
                              const char *const *params, size_t n, int threads,
                              char classes[2][1024], char *err, size_t errlen);
+
+/* Contract: the two classes of a configuration of workload `wl` with resolved values
+ * values[0..wl->n_params) run with `threads` threads: cls[0] when the run trains its model
+ * (trained=yes), cls[1] when it loads it (trained=no); `memtrade plan`, `fit` and `run`
+ * name a configuration's class by it. Returns 0, or -1 when one does not fit (or out of
+ * memory). */
+int mt_runtime_probe_classes(const struct mt_workload *wl, char *const *values, int threads,
+                             char cls[2][1024]);
+
+/* What mt_runtime_probe_plans did, class by class. */
+struct mt_runtime_probe_count {
+    size_t classes;  /* distinct classes among the plans with a plan() hook */
+    size_t stored;   /* already stored for this build and machine */
+    size_t measured; /* probed now */
+    size_t failed;   /* probed now, without terms */
+    size_t skipped;  /* not probed: multi-rank */
+    double probe_s;  /* wall seconds of the probes */
+};
+
+/* Contract: `memtrade run|sweep --measure-runtime`: the runtime terms of every distinct
+ * class (mt_runtime_probe_classes with the plan's threads) of plans[0..n) whose plugin has
+ * a plan() hook, probed once per build and machine: a class with terms stored in `db`
+ * (either history) is left alone, the others are probed (mt_runtime_probe_measure: the
+ * plan's non-default parameters, its threads), one at a time. A class not probed (its
+ * probe failed, or a multi-rank plan: the probe runs single processes) sets runtime_note
+ * of each of its plans to why, which their runs store as the reason of their unavailable
+ * runtime terms. One line per class on `log` (stored, measured now in S s, failed: why,
+ * skipped: why). `db` must not be open for writing in this process. Returns 0 with *count,
+ * or -1 with err (out of memory, a database error). */
+struct mt_plan;
+int mt_runtime_probe_plans(const char *exe, const char *db, struct mt_plan *plans, size_t n,
+                           FILE *log, struct mt_runtime_probe_count *count, char *err,
+                           size_t errlen);
 
 #endif
