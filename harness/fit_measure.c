@@ -235,9 +235,14 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
         free(probe);
         return -1;
     }
+    /* the class's entry of the cache (its term, or 0: none stored when it was read, so a
+     * configuration within the budget probes it and the entry is updated, never added
+     * again: each class is probed at most once) */
     int found = -2;
-    for (size_t i = 0; i < r->rt_n && found == -2; i++)
-        if (!strcmp(r->rt_class[i], cls[0])) *term = r->rt_term[i], found = r->rt_found[i];
+    size_t at = 0;
+    while (at < r->rt_n && strcmp(r->rt_class[at], cls[0]))
+        at++;
+    if (at < r->rt_n) *term = r->rt_term[at], found = r->rt_found[at];
     const char *phase = f->goal == MT_PLAN_SERVING ? "infer" : "train";
     if (found == -2) found = stored_term(r, cls, phase, term, err, errlen);
     /* first need: the probe of c's class, unless c's plan alone is over the budget (a
@@ -252,10 +257,8 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
     free(probe_buf);
     free(probe);
     if (found < 0) return -1;
-    if (r->rt_n < sizeof r->rt_term / sizeof r->rt_term[0]) {
-        snprintf(r->rt_class[r->rt_n], sizeof r->rt_class[0], "%s", cls[0]);
-        r->rt_term[r->rt_n] = *term;
-        r->rt_found[r->rt_n++] = found;
-    }
+    if (at == r->rt_n && at < sizeof r->rt_term / sizeof r->rt_term[0])
+        snprintf(r->rt_class[r->rt_n++], sizeof r->rt_class[0], "%s", cls[0]);
+    if (at < r->rt_n) r->rt_term[at] = *term, r->rt_found[at] = found;
     return found;
 }

@@ -1,10 +1,13 @@
 /* harness/runtime_probe.c — the probe run of the plan's runtime terms (runtime_probe.h). */
 #include "runtime_probe.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -141,6 +144,23 @@ static int keep_terms(const char *probe_db, const char *db, const char *workload
     return rc;
 }
 
+/* Whether folder `path` holds a file, at any depth (a model the probe run cached). */
+static int has_file(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[PATH_MAX];
+        struct stat sb;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (lstat(sub, &sb) == 0) found = S_ISDIR(sb.st_mode) ? has_file(sub) : 1;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
 int mt_runtime_probe_measure(const char *exe, const char *db, const char *workload,
                              const char *const *params, size_t n, int threads,
                              char classes[2][1024], char *err, size_t errlen)
@@ -158,13 +178,19 @@ int mt_runtime_probe_measure(const char *exe, const char *db, const char *worklo
         used += (size_t)snprintf(probe + used, sizeof probe - used, " %s", params[i]);
     int64_t run = 0;
     int rc = 0;
-    /* the first run trains its model afresh; when it did, a second one loads it */
+    /* the first run trains its model afresh; when it did and cached it, a second one loads
+     * it (a training workload caches nothing: a second run would train again, the same
+     * class) */
     for (int pass = 0; rc == 0 && pass < 2; pass++) {
         int status = run_probe(exe, dir, workload, params, n, threads);
         rc = keep_terms(probe_db, db, workload, status, probe, run, &run, got[pass],
                         sizeof got[pass], err, errlen);
         size_t len = strlen(got[pass]);
-        if (rc != 0 || len < 11 || strcmp(got[pass] + len - 11, "trained=yes") != 0) break;
+        char cache[sizeof dir + 16];
+        snprintf(cache, sizeof cache, "%s/cache", dir);
+        if (rc != 0 || len < 11 || strcmp(got[pass] + len - 11, "trained=yes") != 0 ||
+            !has_file(cache))
+            break;
     }
     if (!strcmp(got[0], got[1])) got[1][0] = '\0'; /* a training workload trains twice */
     if (classes) memcpy(classes, got, sizeof got);

@@ -8,9 +8,11 @@
  * the probe joins no trade-off of the user's and its model is trained afresh). Its three
  * witnesses give each phase's terms (mt_runtime_derive), stored in the user's database
  * under the probe run's key (its facts, which are this executable's, and its class). When
- * that run trained, a second run in the same cache loads the model the first one cached:
- * the class's `trained=no` history, whose phases lack what training leaves in oneDNN. A
- * class costs one or two runs of a few seconds on tiny (2.6 s each at load 19 on 2 cores).
+ * that run trained and cached its model, a second run in the same cache loads it: the
+ * class's `trained=no` history, whose phases lack what training leaves in oneDNN (a
+ * training workload such as mixed_precision caches nothing, and its second run would
+ * have trained again: one run). A class costs one or two runs of a few seconds on tiny
+ * (2.6 s each at load 19 on 2 cores).
  * What it is not for: the terms' arithmetic and storage (results/runtime.c), printing.
  */
 #ifndef MT_HARNESS_RUNTIME_PROBE_H
