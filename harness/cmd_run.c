@@ -80,18 +80,19 @@ static void say_waiting(void *arg, const char *path, double max_s)
 /* `--measure-runtime`: probes the classes of plans[0..n) the database lacks (their runs
  * then store their runtime terms and residual). MT_EXIT_OK, or MT_EXIT_DB after a message
  * (a failed probe is not an error: its runs store why). */
-static int measure_runtime(const struct mt_cli_common *co, struct mt_plan *plans, size_t n)
+static int measure_runtime(const struct mt_cli_common *co, struct mt_plan *plans, size_t n, int dry)
 {
     char err[2048];
     struct mt_runtime_probe_count k;
-    if (mt_runtime_probe_plans(co->exe, co->db, plans, n, stderr, &k, err, sizeof err) != 0) {
+    if (mt_runtime_probe_plans(co->exe, co->db, plans, n, dry, stderr, &k, err, sizeof err) != 0) {
         fprintf(stderr, "memtrade: %s\n", err);
         return MT_EXIT_DB;
     }
     fprintf(stderr,
-            "memtrade: runtime terms of %zu classes: %zu stored, %zu measured now (%.1f s of "
-            "probes), %zu failed, %zu skipped\n",
-            k.classes, k.stored, k.measured, k.probe_s, k.failed, k.skipped);
+            "memtrade: runtime terms of %zu classes: %zu stored, %zu %s (%.1f s of probes), %zu "
+            "failed, %zu skipped\n",
+            k.classes, k.stored, k.measured, dry ? "missing" : "measured now", k.probe_s, k.failed,
+            k.skipped);
     return MT_EXIT_OK;
 }
 
@@ -257,7 +258,7 @@ int mt_cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    code = measure ? measure_runtime(&op.co, plans, (size_t)repeat) : MT_EXIT_OK;
+    code = measure ? measure_runtime(&op.co, plans, (size_t)repeat, 0) : MT_EXIT_OK;
     if (code == MT_EXIT_OK)
         code = execute(&op.co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
 out:
@@ -296,7 +297,8 @@ static const char sweep_help[] =
     "                     estimates count 1 GiB)\n"
     "  --resume           skip configurations already ok in the database; mark\n"
     "                     runs left 'running' by a killed harness interrupted\n"
-    "  --dry-run          print the grid and exit (no database)\n"
+    "  --dry-run          print the grid and exit (no database); with\n"
+    "                     --measure-runtime also the classes a probe would measure\n"
     "  --shard I/N        run only grid indexes with index % N == I-1\n"
     "  --threads N        threads per rank when the file does not say\n"
     "                     (default OMP_NUM_THREADS, else cores, / jobs)\n"
@@ -392,11 +394,11 @@ int mt_cmd_sweep(int argc, char **argv)
     int code;
     if (dry) {
         print_grid(plans, kept, n);
-        code = MT_EXIT_OK;
+        code = measure ? measure_runtime(&op.co, plans, kept, 1) : MT_EXIT_OK;
     } else {
         struct mt_store_sweep_info info = {
             .name = spec.name, .spec_path = spec.path, .spec_text = spec.text, .shard = shard};
-        code = measure ? measure_runtime(&op.co, plans, kept) : MT_EXIT_OK;
+        code = measure ? measure_runtime(&op.co, plans, kept, 0) : MT_EXIT_OK;
         if (code == MT_EXIT_OK)
             code = execute(&op.co, plans, kept, (size_t)jobs,
                            budget ? budget : mt_cli_default_budget(), resume, &info);

@@ -269,7 +269,7 @@ static double now_s(void)
 }
 
 int mt_runtime_probe_plans(const char *exe, const char *db, struct mt_plan *plans, size_t n,
-                           FILE *log, struct mt_runtime_probe_count *count, char *err,
+                           int dry, FILE *log, struct mt_runtime_probe_count *count, char *err,
                            size_t errlen)
 {
     memset(count, 0, sizeof *count);
@@ -308,6 +308,10 @@ int mt_runtime_probe_plans(const char *exe, const char *db, struct mt_plan *plan
                      cls[i][0], p->ranks);
             fprintf(log, "memtrade: runtime terms of %s\n", why);
             count->skipped++;
+        } else if (dry) {
+            fprintf(log, "memtrade: runtime terms of class %s: missing (a probe would run)\n",
+                    cls[i][0]);
+            count->measured++;
         } else {
             fprintf(log, "memtrade: runtime terms of class %s: probing (1-2 short runs)\n",
                     cls[i][0]);

@@ -90,11 +90,12 @@ struct mt_runtime_probe_count {
  * probe failed, or a multi-rank plan: the probe runs single processes) sets runtime_note
  * of each of its plans to why, which their runs store as the reason of their unavailable
  * runtime terms. One line per class on `log` (stored, measured now in S s, failed: why,
- * skipped: why). `db` must not be open for writing in this process. Returns 0 with *count,
- * or -1 with err (out of memory, a database error). */
+ * skipped: why). `dry`: nothing is probed, a missing class is said and counted measured. `db` must
+ * not be open for writing in this process. Returns 0 with *count, or -1 with err (out of memory, a
+ * database error). */
 struct mt_plan;
 int mt_runtime_probe_plans(const char *exe, const char *db, struct mt_plan *plans, size_t n,
-                           FILE *log, struct mt_runtime_probe_count *count, char *err,
+                           int dry, FILE *log, struct mt_runtime_probe_count *count, char *err,
                            size_t errlen);
 
 #endif
