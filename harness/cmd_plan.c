@@ -312,25 +312,13 @@ static void print_json(const struct mt_mem_plan *p, const char *workload, int on
 static int runtime_classes(const struct mt_plan *rp, const struct mt_mem_plan *plan,
                            struct rt_req *q)
 {
-    struct mt_store_kv *kv = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *kv);
-    const char **k = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *k);
-    const char **v = calloc(rp->plugin->desc.n_params + MT_PLAN_EXTRA_KV, sizeof *v);
-    int rc = kv && k && v ? 0 : -1;
-    size_t n = rc == 0 ? mt_plan_kv(rp, kv, 1) : 0;
-    for (size_t i = 0; i < n; i++)
-        k[i] = kv[i].key, v[i] = kv[i].value;
-    for (int h = 0; rc == 0 && h < 2; h++)
-        rc = mt_runtime_class(rp->plugin->desc.name, k, v, n, mt_cli_default_threads(), h == 0,
-                              q->cls[h], sizeof q->cls[h]);
     for (int goal = 0; goal < 2; goal++) {
         struct mt_plan_peaks pk;
         mt_plan_peaks(plan, goal, &pk);
         if (pk.total_phase >= 0 && pk.total > q->plan_total) q->plan_total = pk.total;
     }
-    free(kv);
-    free(k);
-    free(v);
-    return rc;
+    return mt_runtime_probe_classes(&rp->plugin->desc, rp->params.value, mt_cli_default_threads(),
+                                    q->cls);
 }
 
 /* `plan --measure-runtime --all`: the classes of every workload with a plan() hook at its

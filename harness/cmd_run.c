@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "facts.h"
 #include "recover.h"
+#include "runtime_probe.h"
 #include "scheduler.h"
 #include "sweepspec.h"
 #include "util.h"
@@ -22,7 +23,8 @@ enum {
     OPT_DRY,
     OPT_SHARD,
     OPT_SEED,
-    OPT_LABEL
+    OPT_LABEL,
+    OPT_MEASURE
 };
 
 #define COMMON_HELP                                                                                \
@@ -34,6 +36,10 @@ enum {
     "  --launcher TMPL    multi-rank launcher (default $MEMTRADE_LAUNCHER, else\n"                 \
     "                     \"" MT_DEFAULT_LAUNCHER "\"); {ranks} is replaced\n"                     \
     "  --keep-scratch     keep each run's scratch folder (OUT/scratch/run-ID.PID)\n"               \
+    "  --measure-runtime  first probe the runtime terms of each class of the runs that\n"          \
+    "                     this build and machine lacks (1-2 short runs per class, once:\n"         \
+    "                     memtrade plan --measure-runtime); without it a run of an\n"              \
+    "                     unprobed class stores its runtime terms unavailable, with why\n"         \
     "  --help             this text\n"
 
 static int exit_for(int rc, const struct mt_sched_result *res)
@@ -69,6 +75,25 @@ static void say_waiting(void *arg, const char *path, double max_s)
             "\rmemtrade: %s: another connection holds the database's write lock; waiting up "
             "to %.0f s for it (finished runs keep their events on disk until stored)\n",
             path, max_s);
+}
+
+/* `--measure-runtime`: probes the classes of plans[0..n) the database lacks (their runs
+ * then store their runtime terms and residual). MT_EXIT_OK, or MT_EXIT_DB after a message
+ * (a failed probe is not an error: its runs store why). */
+static int measure_runtime(const struct mt_cli_common *co, struct mt_plan *plans, size_t n, int dry)
+{
+    char err[2048];
+    struct mt_runtime_probe_count k;
+    if (mt_runtime_probe_plans(co->exe, co->db, plans, n, dry, stderr, &k, err, sizeof err) != 0) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        return MT_EXIT_DB;
+    }
+    fprintf(stderr,
+            "memtrade: runtime terms of %zu classes: %zu stored, %zu %s (%.1f s of probes), %zu "
+            "failed, %zu skipped\n",
+            k.classes, k.stored, k.measured, dry ? "missing" : "measured now", k.probe_s, k.failed,
+            k.skipped);
+    return MT_EXIT_OK;
 }
 
 /* Opens the store, runs the plans (in a sweep row when `info` is given), closes. */
@@ -158,11 +183,9 @@ static const char run_help[] =
 
 int mt_cmd_run(int argc, char **argv)
 {
-    static const struct mt_cli_opt own[] = {{"param", 1, 'p'},
-                                            {"repeat", 1, OPT_REPEAT},
-                                            {"seed", 1, OPT_SEED},
-                                            {"label", 1, OPT_LABEL},
-                                            {0}};
+    static const struct mt_cli_opt own[] = {
+        {"param", 1, 'p'},       {"repeat", 1, OPT_REPEAT},           {"seed", 1, OPT_SEED},
+        {"label", 1, OPT_LABEL}, {"measure-runtime", 0, OPT_MEASURE}, {0}};
     struct mt_cli_parser op = {.cmd = "run",
                                .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
                                .shortopts = "p:",
@@ -173,9 +196,11 @@ int mt_cmd_run(int argc, char **argv)
     size_t nkv = 0;
     int64_t repeat = 1, seed = 1;
     const char *label = NULL;
-    int c;
+    int c, measure = 0;
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
-        if (c == 'p') {
+        if (c == OPT_MEASURE) {
+            measure = 1;
+        } else if (c == 'p') {
             if (mt_cli_param_option("run", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
         } else if (c == OPT_REPEAT) {
             if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
@@ -233,7 +258,9 @@ int mt_cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    code = execute(&op.co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
+    code = measure ? measure_runtime(&op.co, plans, (size_t)repeat, 0) : MT_EXIT_OK;
+    if (code == MT_EXIT_OK)
+        code = execute(&op.co, plans, (size_t)repeat, 1, mt_cli_default_budget(), 0, NULL);
 out:
     for (int64_t i = 0; plans && i < repeat; i++)
         mt_plan_free(&plans[i]);
@@ -270,7 +297,8 @@ static const char sweep_help[] =
     "                     estimates count 1 GiB)\n"
     "  --resume           skip configurations already ok in the database; mark\n"
     "                     runs left 'running' by a killed harness interrupted\n"
-    "  --dry-run          print the grid and exit (no database)\n"
+    "  --dry-run          print the grid and exit (no database); with\n"
+    "                     --measure-runtime also the classes a probe would measure\n"
     "  --shard I/N        run only grid indexes with index % N == I-1\n"
     "  --threads N        threads per rank when the file does not say\n"
     "                     (default OMP_NUM_THREADS, else cores, / jobs)\n"
@@ -280,9 +308,13 @@ static const char sweep_help[] =
 
 int mt_cmd_sweep(int argc, char **argv)
 {
-    static const struct mt_cli_opt own[] = {
-        {"jobs", 1, 'j'},        {"mem-budget", 1, OPT_BUDGET}, {"resume", 0, OPT_RESUME},
-        {"dry-run", 0, OPT_DRY}, {"shard", 1, OPT_SHARD},       {0}};
+    static const struct mt_cli_opt own[] = {{"jobs", 1, 'j'},
+                                            {"mem-budget", 1, OPT_BUDGET},
+                                            {"resume", 0, OPT_RESUME},
+                                            {"dry-run", 0, OPT_DRY},
+                                            {"shard", 1, OPT_SHARD},
+                                            {"measure-runtime", 0, OPT_MEASURE},
+                                            {0}};
     struct mt_cli_parser op = {.cmd = "sweep",
                                .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
                                .shortopts = "j:",
@@ -290,7 +322,7 @@ int mt_cmd_sweep(int argc, char **argv)
                                .help = sweep_help};
     int64_t jobs = 1;
     uint64_t budget = 0;
-    int resume = 0, dry = 0, c;
+    int resume = 0, dry = 0, measure = 0, c;
     size_t shard_i = 1, shard_n = 1;
     const char *shard = NULL;
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
@@ -308,6 +340,8 @@ int mt_cmd_sweep(int argc, char **argv)
             resume = 1;
         } else if (c == OPT_DRY) {
             dry = 1;
+        } else if (c == OPT_MEASURE) {
+            measure = 1;
         } else if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) { /* OPT_SHARD */
             fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n",
                     optarg);
@@ -360,12 +394,14 @@ int mt_cmd_sweep(int argc, char **argv)
     int code;
     if (dry) {
         print_grid(plans, kept, n);
-        code = MT_EXIT_OK;
+        code = measure ? measure_runtime(&op.co, plans, kept, 1) : MT_EXIT_OK;
     } else {
         struct mt_store_sweep_info info = {
             .name = spec.name, .spec_path = spec.path, .spec_text = spec.text, .shard = shard};
-        code = execute(&op.co, plans, kept, (size_t)jobs, budget ? budget : mt_cli_default_budget(),
-                       resume, &info);
+        code = measure ? measure_runtime(&op.co, plans, kept, 0) : MT_EXIT_OK;
+        if (code == MT_EXIT_OK)
+            code = execute(&op.co, plans, kept, (size_t)jobs,
+                           budget ? budget : mt_cli_default_budget(), resume, &info);
     }
     for (size_t i = 0; i < kept; i++)
         mt_plan_free(&plans[i]);

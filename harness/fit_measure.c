@@ -222,18 +222,12 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
     /* the class of c, both histories (runtime.h), and the probe's parameters */
     char cls[2][1024],
         (*probe_buf)[MT_RUNTIME_PROBE_PARAM] = calloc(pl->desc.n_params + 1, sizeof *probe_buf);
-    const char **names = calloc(pl->desc.n_params + 1, sizeof *names);
     const char **probe = calloc(pl->desc.n_params + 1, sizeof *probe);
-    int rc = probe_buf && names && probe ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < pl->desc.n_params; i++)
-        names[i] = pl->desc.params[i].name;
-    for (int h = 0; rc == 0 && h < 2; h++)
-        rc = mt_runtime_class(c->workload, names, (const char *const *)p.value, pl->desc.n_params,
-                              mt_cli_default_threads(), h == 0, cls[h], sizeof cls[h]);
+    int rc = probe_buf && probe ? 0 : -1;
+    if (rc == 0) rc = mt_runtime_probe_classes(&pl->desc, p.value, mt_cli_default_threads(), cls);
     size_t nprobe =
         rc == 0 ? mt_runtime_probe_params(&pl->desc, p.value, keys, c->n, probe, probe_buf) : 0;
     mt_params_free(&p);
-    free(names);
     if (rc != 0) {
         snprintf(err, errlen, "the runtime class of %s is too long (or out of memory)",
                  c->workload);
@@ -241,9 +235,14 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
         free(probe);
         return -1;
     }
+    /* the class's entry of the cache (its term, or 0: none stored when it was read, so a
+     * configuration within the budget probes it and the entry is updated, never added
+     * again: each class is probed at most once) */
     int found = -2;
-    for (size_t i = 0; i < r->rt_n && found == -2; i++)
-        if (!strcmp(r->rt_class[i], cls[0])) *term = r->rt_term[i], found = r->rt_found[i];
+    size_t at = 0;
+    while (at < r->rt_n && strcmp(r->rt_class[at], cls[0]))
+        at++;
+    if (at < r->rt_n) *term = r->rt_term[at], found = r->rt_found[at];
     const char *phase = f->goal == MT_PLAN_SERVING ? "infer" : "train";
     if (found == -2) found = stored_term(r, cls, phase, term, err, errlen);
     /* first need: the probe of c's class, unless c's plan alone is over the budget (a
@@ -258,10 +257,8 @@ int mt_fit_runtime_term(struct mt_fit_runner *r, const struct mt_fit *f,
     free(probe_buf);
     free(probe);
     if (found < 0) return -1;
-    if (r->rt_n < sizeof r->rt_term / sizeof r->rt_term[0]) {
-        snprintf(r->rt_class[r->rt_n], sizeof r->rt_class[0], "%s", cls[0]);
-        r->rt_term[r->rt_n] = *term;
-        r->rt_found[r->rt_n++] = found;
-    }
+    if (at == r->rt_n && at < sizeof r->rt_term / sizeof r->rt_term[0])
+        snprintf(r->rt_class[r->rt_n++], sizeof r->rt_class[0], "%s", cls[0]);
+    if (at < r->rt_n) r->rt_term[at] = *term, r->rt_found[at] = found;
     return found;
 }

@@ -100,6 +100,7 @@ void mt_plan_free(struct mt_plan *p)
     free(p->label);
     free(p->config_key);
     free(p->corpus_name);
+    free(p->runtime_note);
     mt_params_free(&p->params);
     memset(p, 0, sizeof *p);
 }

@@ -31,6 +31,9 @@ struct mt_plan {
     char corpus_bytes[24]; /* its size in bytes, decimal */
     char *corpus_name;     /* owned: the path it was read from */
     size_t grid_index;     /* position in the whole grid (before sharding) */
+    char *runtime_note;    /* owned, or NULL: why `run --measure-runtime` left the class of
+                            * its runtime terms unmeasured (its probe failed, multi-rank),
+                            * stored as the reason of <phase>_runtime_bytes (witness.h) */
 };
 
 /* Pairs a run stores beside its parameters (keys outside the [a-z0-9_] of parameter

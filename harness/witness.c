@@ -1,10 +1,12 @@
 /* witness.c — the plan beside the measured peaks of a run (witness.h). */
 #include "witness.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "reader.h"
+#include "runtime.h"
 #include "store.h"
 
 /* The heap profiler's figure for region `phase` of rank 0: 1 and *v, 0 with *why. */
@@ -28,6 +30,32 @@ static int measured(const struct mt_read_region *regs, size_t n, const char *pha
         }
     }
     return 0;
+}
+
+/* Stores <phase>_runtime_bytes (the runtime terms of the run's class: what the heap holds
+ * beyond the plan, measured once per build and machine) and <phase>_residual_bytes (the
+ * unaccounted bytes minus them), each unavailable with the reason when not known.
+ * `unaccounted` is NaN with `no_heap` saying why when the heap profiler has no figure. */
+static int store_runtime(struct mt_store *st, int64_t run_id, const struct mt_plan *p,
+                         const char *phase, double unaccounted, const char *no_heap)
+{
+    static const char pre[] = "no runtime terms: "; /* the residual's reason, then the term's */
+    char rt[96], res[96], why[2400];
+    char *rt_why = why + sizeof pre - 1;
+    size_t rt_cap = sizeof why - (sizeof pre - 1);
+    double bytes = 0.0;
+    memcpy(why, pre, sizeof pre);
+    snprintf(rt, sizeof rt, "%s_runtime_bytes", phase);
+    snprintf(res, sizeof res, "%s_residual_bytes", phase);
+    int has = mt_runtime_run_status(st, run_id, phase, &bytes, NULL, rt_why, rt_cap);
+    if (has < 0) return -1;
+    if (!has && p->runtime_note) snprintf(rt_why, rt_cap, "%s", p->runtime_note);
+    int rc = has ? mt_store_metric(st, run_id, -1, rt, bytes, "bytes")
+                 : mt_store_metric_unavailable(st, run_id, -1, rt, "bytes", rt_why);
+    if (rc == 0 && has && !isnan(unaccounted))
+        return mt_store_metric(st, run_id, -1, res, unaccounted - bytes, "bytes");
+    if (rc == 0 && has) snprintf(why, sizeof why, "no heap figure of the phase: %s", no_heap);
+    return rc ? rc : mt_store_metric_unavailable(st, run_id, -1, res, "bytes", why);
 }
 
 int mt_witness_store(struct mt_store *st, int64_t run_id, const struct mt_plan *p, char *err,
@@ -55,10 +83,13 @@ int mt_witness_store(struct mt_store *st, int64_t run_id, const struct mt_plan *
         double heap = 0.0;
         const char *why = NULL;
         snprintf(name, sizeof name, "%s_unaccounted_bytes", ph->name);
+        int has_heap = measured(regs, n, ph->region[0] ? ph->region : ph->name, &heap, &why);
         if (rc == 0)
-            rc = measured(regs, n, ph->region[0] ? ph->region : ph->name, &heap, &why)
-                     ? mt_store_metric(st, run_id, -1, name, heap - total, "bytes")
-                     : mt_store_metric_unavailable(st, run_id, -1, name, "bytes", why);
+            rc = has_heap ? mt_store_metric(st, run_id, -1, name, heap - total, "bytes")
+                          : mt_store_metric_unavailable(st, run_id, -1, name, "bytes", why);
+        if (rc == 0)
+            rc = store_runtime(st, run_id, p, ph->name, has_heap ? heap - total : NAN,
+                               has_heap ? NULL : why);
     }
     if (rc != 0) snprintf(err, errlen, "witnesses: %s", mt_store_error(st));
     mt_read_close(rd);

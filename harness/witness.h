@@ -7,7 +7,13 @@
  *   plan_<phase>_peak_<category>_bytes and plan_<phase>_peak_bytes   (the prediction)
  *   <phase>_unaccounted_bytes = heap_peak_bytes of region <phase> - plan_<phase>_peak_bytes
  * (unavailable, with the reason, when the heap profiler has no figure for the region or
- * the run never entered it). peak_rss_bytes (the kernel's) is the runner's already.
+ * the run never entered it), and the runtime status of the phase:
+ *   <phase>_runtime_bytes  = the runtime terms of the run's build, machine and class
+ *                            (results/runtime.h: what the heap holds beyond any plan)
+ *   <phase>_residual_bytes = <phase>_unaccounted_bytes - <phase>_runtime_bytes
+ * each unavailable with the reason when the class was not probed (or its probe failed:
+ * the plan's runtime_note), never 0. peak_rss_bytes and <phase>_rss_peak_bytes (the
+ * kernel's) are the runner's already.
  * What it is not for: reading them back (`memtrade query check`, results/), or the plan
  * itself (the plugins').
  */
@@ -20,8 +26,10 @@
 
 struct mt_store;
 
-/* Contract: stores the plan of run `run_id` (plugin and params of *p) and the residual of
- * each planned phase on rank 0's regions, inside the caller's transaction. A plugin
+/* Contract: stores the plan of run `run_id` (plugin and params of *p), the residual of
+ * each planned phase on rank 0's regions and its runtime status (the terms stored for the
+ * run's class in `st`, read after its regions are stored: the class's history is whether
+ * a `train` region exists), inside the caller's transaction. A plugin
  * without a plan() hook stores nothing. Returns 0; 1 with err when the plugin's plan()
  * refused the configuration (one whose bytes only the run decides, such as prune's
  * scope=global: nothing stored, the reason is worth a note); -1 with err for a store

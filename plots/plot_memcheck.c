@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "plot_internal.h"
-#include "runtime.h"
 
 #define UNTAGGED PL_N_CATS /* measured bytes no category claims (total minus the categories) */
 
@@ -42,8 +41,11 @@ struct check {
     char *unavailable;         /* why the measured figure is missing */
     int has_plan, has_resid;   /* the plan (plan_<phase>_peak_bytes) and the residual */
     double plan, resid;        /* (<phase>_unaccounted_bytes) the harness stored */
-    int has_runtime;           /* the runtime terms of the run's build and machine */
-    double runtime;            /* (results/runtime.h) for the phase: heap beyond the plan */
+    int has_runtime;           /* the runtime terms of the run's class, as it stored them */
+    double runtime;            /* (<phase>_runtime_bytes): heap beyond any plan */
+    char *runtime_why;         /* why they are unavailable (NULL: not stored with the run) */
+    int has_residual;          /* <phase>_residual_bytes: unaccounted minus runtime */
+    double residual;
 };
 
 /* The run's value of metric `name` (category `cat`, NULL: the whole) at `rank` when it
@@ -64,6 +66,15 @@ static int metric_at(const struct mt_read_metric *rank_rows, size_t n_rank,
             }
     }
     return 0;
+}
+
+/* The whole-run row of metric `name` (no category) among rows[0..n), or NULL. */
+static const struct mt_read_metric *run_metric(const struct mt_read_metric *rows, size_t n,
+                                               const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!rows[i].category && strcmp(rows[i].name, name) == 0) return &rows[i];
+    return NULL;
 }
 
 /* The phase region of c->run (see the top of this file) among its regions (rank, then
@@ -115,13 +126,13 @@ static void load_check(struct pl_ctx *ctx, struct check *c)
     c->has_plan = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->plan);
     snprintf(name, sizeof name, "%s_unaccounted_bytes", region->name);
     c->has_resid = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->resid);
-    struct mt_runtime_key key;
-    struct mt_runtime_term *terms = NULL;
-    size_t n_terms = 0;
-    if (mt_runtime_run_key(ctx->st, c->run->id, &key) == 0 &&
-        mt_runtime_get(ctx->st, &key, &terms, &n_terms) == 0)
-        c->has_runtime = mt_runtime_phase_heap(terms, n_terms, region->name, &c->runtime);
-    free(terms);
+    snprintf(name, sizeof name, "%s_runtime_bytes", region->name);
+    const struct mt_read_metric *rt = run_metric(at_run, n_run, name);
+    c->has_runtime = rt && rt->has;
+    c->runtime = c->has_runtime ? rt->value : 0.0;
+    if (rt && !rt->has) c->runtime_why = pl_strdup(ctx, pl_s(rt->unavailable));
+    snprintf(name, sizeof name, "%s_residual_bytes", region->name);
+    c->has_residual = metric_at(at_rank, n_rank, at_run, n_run, name, NULL, &c->residual);
     int has_total = 0;
     double sum = 0;
     for (size_t i = 0; i < region->n_counters; i++) {
@@ -165,7 +176,13 @@ static void table_row(struct pl_ctx *ctx, FILE *f, const void *rec)
     pl_tr_start(f, c->desc, c->phase ? c->phase : "(none)");
     fprintf(f, "</td><td class=\"n\">%.3f</td>", c->accounted / PL_MIB);
     pl_td_mib(f, c->has_plan, c->plan, "no plan");
-    pl_td_mib(f, c->has_runtime, c->runtime, "not measured");
+    if (c->has_runtime || !c->runtime_why) {
+        pl_td_mib(f, c->has_runtime, c->runtime, "not measured");
+    } else {
+        fputs("<td class=\"none\">unavailable: ", f);
+        pl_html(f, c->runtime_why);
+        fputs("</td>", f);
+    }
     if (!c->measured_ok) {
         pl_td_unavailable(f, 4, c->unavailable);
         return;
@@ -173,10 +190,11 @@ static void table_row(struct pl_ctx *ctx, FILE *f, const void *rec)
     fprintf(f, "<td class=\"n\">%.3f</td><td class=\"n\">", c->measured / PL_MIB);
     if (c->accounted > 0) fprintf(f, "%.2f", c->measured / c->accounted);
     fputs("</td><td class=\"n\">", f);
-    if (c->has_resid) {
-        int over = fabs(c->resid) > MT_WITNESS_FLAG_FRAC * c->measured &&
-                   fabs(c->resid) > MT_WITNESS_FLAG_BYTES;
-        fprintf(f, "%.3f%s", c->resid / PL_MIB, over ? " <b class=\"over\">over</b>" : "");
+    /* against plan + runtime when the run's class was probed, else against the plan */
+    if (c->has_residual || c->has_resid) {
+        double r = c->has_residual ? c->residual : c->resid;
+        int over = fabs(r) > MT_WITNESS_FLAG_FRAC * c->measured && fabs(r) > MT_WITNESS_FLAG_BYTES;
+        fprintf(f, "%.3f%s", r / PL_MIB, over ? " <b class=\"over\">over</b>" : "");
     }
     fputs("</td><td>", f);
     html_top_difference(ctx, f, c);
@@ -191,11 +209,16 @@ static void write_table(struct pl_ctx *ctx, const struct check *cs, size_t n, si
              "while the phase region ran (<code>heap_peak_bytes</code>); the difference by "
              "category is measured minus the plugin's <code>&lt;kind&gt;_peak_&lt;category&gt;"
              "_bytes</code> where it reports them. Planned: <code>memtrade plan</code>'s "
-             "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>); residual: "
-             "measured minus planned (<code>&lt;phase&gt;_unaccounted_bytes</code>), flagged "
-             "<b>over</b> beyond 5 % of the measured peak and 4 MiB. Runtime: what the plan "
-             "cannot derive (library workspace, untagged allocations), measured once per build "
-             "and machine (<code>memtrade plan --measure-runtime</code>).</p>\n<table "
+             "prediction for the phase (<code>plan_&lt;phase&gt;_peak_bytes</code>). Runtime: "
+             "what the plan cannot derive (library workspace, untagged allocations), measured "
+             "once per build, machine and class by a probe (<code>memtrade run "
+             "--measure-runtime</code>, <code>memtrade plan --measure-runtime</code>) and "
+             "stored with each run (<code>&lt;phase&gt;_runtime_bytes</code>, unavailable with "
+             "the reason when its class was not probed). Residual: measured minus planned minus "
+             "runtime (<code>&lt;phase&gt;_residual_bytes</code>), or minus planned alone "
+             "(<code>&lt;phase&gt;_unaccounted_bytes</code>) where the runtime is not measured, "
+             "flagged <b>over</b> beyond 5 % of the measured peak and 4 MiB."
+             "</p>\n<table "
              "class=\"memcheck\"><caption>accounted vs measured</caption><tr><th>run</th>"
              "<th>phase</th><th>accounted (MiB)</th><th>planned (MiB)</th><th>runtime (MiB)</th>"
              "<th>measured (MiB)</th>"
@@ -330,6 +353,7 @@ out:
         free(cs[i].desc);
         free(cs[i].phase);
         free(cs[i].unavailable);
+        free(cs[i].runtime_why);
     }
     free(cs);
     free(note);

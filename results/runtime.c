@@ -308,3 +308,57 @@ int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t a
                     " ORDER BY id LIMIT 1",
                     workload, after, id);
 }
+
+/* Whether any class has terms under key's build and machine: 1, 0, or -1. */
+static int any_class(struct mt_store *st, const struct mt_runtime_key *key)
+{
+    sqlite3_stmt *s;
+    if (prep(st, "SELECT 1 FROM runtime_terms WHERE build_id = ?1 AND machine = ?2 LIMIT 1", &s,
+             "runtime terms") != 0)
+        return -1;
+    sqlite3_bind_text(s, 1, key->build, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, key->machine, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : store_fail_sql(st, "runtime terms");
+}
+
+int mt_runtime_run_status(struct mt_store *st, int64_t run_id, const char *phase, double *bytes,
+                          char *cls, char *why, size_t cap)
+{
+    struct mt_runtime_key key;
+    struct mt_runtime_term *t = NULL;
+    size_t n = 0;
+    int rc = mt_runtime_run_key(st, run_id, &key);
+    if (cls) snprintf(cls, sizeof key.cls, "%s", rc == 0 ? key.cls : "");
+    if (rc != 0) {
+        if (rc == 1) snprintf(why, cap, "the run has no facts: its build and machine are unknown");
+        return rc == 1 ? 0 : -1;
+    }
+    if (mt_runtime_get(st, &key, &t, &n) != 0) return -1;
+    int any = n ? 1 : any_class(st, &key);
+    rc = any < 0 ? -1 : 0;
+    if (rc == 0 && !any)
+        snprintf(why, cap,
+                 "runtime terms not measured on this build and machine (memtrade run "
+                 "--measure-runtime, or memtrade plan --measure-runtime --all)");
+    else if (rc == 0 && !n)
+        snprintf(why, cap,
+                 "runtime terms of class %s not measured on this build and machine (memtrade "
+                 "run --measure-runtime probes it)",
+                 key.cls);
+    else if (rc == 0 && mt_runtime_phase_heap(t, n, phase, bytes))
+        rc = 1;
+    else if (rc == 0) {
+        snprintf(why, cap, "no runtime term of phase %s measured for class %s", phase, key.cls);
+        for (size_t i = 0; i < n; i++)
+            if (!t[i].has && !strcmp(t[i].phase, phase) && strcmp(t[i].term, "resident") &&
+                strcmp(t[i].term, "accounted")) {
+                snprintf(why, cap, "runtime term %s of phase %s unavailable in the probe: %s",
+                         t[i].term, phase, t[i].unavailable);
+                break;
+            }
+    }
+    free(t);
+    return rc;
+}

@@ -148,6 +148,15 @@ int mt_runtime_ok_run_after(struct mt_store *st, const char *workload, int64_t a
 int mt_runtime_phase_heap(const struct mt_runtime_term *terms, size_t n, const char *phase,
                           double *bytes);
 
+/* Contract: the runtime status of phase `phase` of stored run `run_id` (issue 21): the
+ * heap runtime (mt_runtime_phase_heap) of the terms stored under the run's key (its facts'
+ * build and machine, its class), 1 and *bytes; or 0 and why there is none in why[0..cap):
+ * the run has no facts, no class of its build and machine was probed, its class was not,
+ * the class has no term of the phase, or a term is unavailable in the probe (its reason).
+ * *cls (when not NULL, 1024 bytes) gets the run's class. Reads only. Returns 1, 0, or -1. */
+int mt_runtime_run_status(struct mt_store *st, int64_t run_id, const char *phase, double *bytes,
+                          char *cls, char *why, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "pareto.h"
-#include "runtime.h"
 #include "store_internal.h"
 
 /* How a query's rows sit in the output: the whole output (JSON ends with a newline), or
@@ -126,16 +125,11 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         "   ph.phase || '_peak_bytes')"
         "   UNION SELECT reg.phase, reg.category FROM reg JOIN ph ON ph.phase = reg.phase"
         "   WHERE reg.value IS NULL OR reg.value <> 0 OR reg.category = ''),"
-        " rt AS (SELECT t.phase, sum(t.bytes) AS bytes, count(t.bytes) = count(*) AS complete"
-        "   FROM runtime_terms t JOIN runs r ON r.id = ?1"
-        "   AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
-        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json")
-        "   AND t.class = " MT_RUNTIME_CLASS_SQL("r")
-        "   WHERE t.term NOT IN ('resident', 'accounted') GROUP BY t.phase),"
         " tot AS (SELECT g.path AS phase, c.value FROM regions g JOIN region_counters c"
         "   ON c.region_id = g.id WHERE g.run_id = ?1 AND g.rank = 0"
         "   AND c.counter = 'heap_peak_bytes' AND c.category = ''),"
-        " rows AS (SELECT c.phase, CASE c.category WHEN '' THEN 'total' ELSE c.category END AS category,"
+        " rows AS (SELECT c.phase, CASE c.category WHEN '' THEN 'total' ELSE c.category END AS "
+        "category,"
         " p.value AS plan_bytes, a.value AS accounted_bytes, h.value AS heap_bytes,"
         " h.value - COALESCE(p.value, 0) AS heap_minus_plan_bytes,"
         " CASE WHEN c.category = '' THEN (SELECT COALESCE(value, unavailable) FROM metrics"
@@ -153,28 +147,24 @@ int mt_store_query_check(struct mt_store *st, int64_t run_id, enum mt_store_form
         " LEFT JOIN reg h ON h.phase = c.phase AND h.category = c.category"
         " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1 AND c.category = ''"
         "   AND u.name = c.phase || '_unaccounted_bytes' AND u.category = ''"
-        /* the runtime terms of the run's build, machine and class: what the heap holds beyond
-         * the plan, predicted (plan_bytes) against measured (heap_bytes: the residual) */
-        " UNION ALL SELECT ph.phase, 'runtime', rt.bytes, NULL, u.value, u.value - rt.bytes,"
-        " NULL, CASE WHEN rt.phase IS NULL AND EXISTS (SELECT 1 FROM runtime_terms t"
-        "   JOIN runs r ON r.id = ?1 AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
-        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json")
-        "   AND t.class = " MT_RUNTIME_CLASS_SQL("r") ")"
-        " THEN 'runtime terms not measured for this class in this phase'"
-        " WHEN rt.phase IS NULL AND EXISTS (SELECT 1 FROM runtime_terms t"
-        "   JOIN runs r ON r.id = ?1 AND t.build_id = " MT_RUNTIME_BUILD_SQL("r.facts_json")
-        "   AND t.machine = " MT_RUNTIME_MACHINE_SQL("r.facts_json") ")"
-        " THEN 'runtime terms not measured for this class (memtrade run probes none: memtrade"
-        " plan WORKLOAD -p ... --measure-runtime, or --measure-runtime --all)'"
-        " WHEN rt.phase IS NULL THEN 'not measured for this run''s build and"
-        " machine, or for its class (memtrade plan WORKLOAD -p ... --measure-runtime)' WHEN NOT rt.complete THEN 'unavailable"
-        " in the probe' ELSE u.value - rt.bytes END,"
-        " CASE WHEN rt.bytes IS NULL OR u.value IS NULL OR tot.value IS NULL THEN NULL"
-        "   WHEN abs(u.value - rt.bytes) > CAST(?2 AS REAL) * tot.value"
-        "   AND abs(u.value - rt.bytes) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END"
-        " FROM ph LEFT JOIN rt ON rt.phase = ph.phase LEFT JOIN tot ON tot.phase = ph.phase"
+        /* the runtime terms of the run's build, machine and class as the run stored them
+         * (witness.h): what the heap holds beyond the plan, predicted (plan_bytes) against
+         * measured (heap_bytes), the residual beside, or why they are unavailable */
+        " UNION ALL SELECT ph.phase, 'runtime', rt.value, NULL, u.value, res.value, NULL,"
+        " CASE WHEN res.value IS NOT NULL THEN res.value WHEN rt.run_id IS NOT NULL AND"
+        "   rt.value IS NULL THEN rt.unavailable WHEN res.run_id IS NOT NULL THEN res.unavailable"
+        "   ELSE 'runtime status not stored with this run (recorded before memtrade stored it)' "
+        "END,"
+        " CASE WHEN res.value IS NULL OR tot.value IS NULL THEN NULL"
+        "   WHEN abs(res.value) > CAST(?2 AS REAL) * tot.value"
+        "   AND abs(res.value) > CAST(?3 AS REAL) THEN 'over' ELSE 'ok' END"
+        " FROM ph LEFT JOIN tot ON tot.phase = ph.phase"
         " LEFT JOIN metrics u ON u.run_id = ?1 AND u.rank = -1"
-        "   AND u.name = ph.phase || '_unaccounted_bytes' AND u.category = '')"
+        "   AND u.name = ph.phase || '_unaccounted_bytes' AND u.category = ''"
+        " LEFT JOIN metrics rt ON rt.run_id = ?1 AND rt.rank = -1"
+        "   AND rt.name = ph.phase || '_runtime_bytes' AND rt.category = ''"
+        " LEFT JOIN metrics res ON res.run_id = ?1 AND res.rank = -1"
+        "   AND res.name = ph.phase || '_residual_bytes' AND res.category = '')"
         " SELECT * FROM rows ORDER BY phase, CASE category WHEN 'total' THEN 2"
         "   WHEN 'runtime' THEN 1 ELSE 0 END, category",
         &run_id, 1, limits, 2, fmt, TOP_LEVEL, out);

@@ -8,8 +8,8 @@
 # each workload and knob on tiny, `memtrade plan` measures its class on first need (a
 # lazy probe), `memtrade run` runs it, and for every phase of the run the heap profiler's
 # peak equals plan + runtime within 2 % of the peak (heap figures are deterministic for a
-# build, so the comparison is of bytes). A run of a class without terms probes nothing and
-# its check says so; `plan --measure-runtime --all` probes the classes still missing.
+# build, so the comparison is of bytes). A run of a class without terms probes nothing
+# (without --measure-runtime) and stores why, which its check shows; `plan --measure-runtime --all` probes the classes still missing.
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
@@ -46,14 +46,14 @@ cat "$table"
 expect_eq "runs of the table" "$n" "16"
 expect_eq "phases off by more than 2 %" "$(grep -c '|OFF$\||missing$' "$table")" "0"
 expect_eq "runs with a checked phase" "$(cut -d'|' -f1 "$table" | sort -u | wc -l)" "$n"
-# `memtrade run` probes nothing: a run of a class without terms (eval_tokens is a class
-# key) says so in its check, on this build and machine
+# `memtrade run` without --measure-runtime probes nothing: a run of a class without terms
+# (eval_tokens is a class key) stores why in its status, and its check says so
 expect_rc 0 "$MT" run baseline -p model=tiny -p eval_tokens=1024 -p steps=3 --db "$DB"
 expect_eq "terms stored by a run" "$(sql "SELECT count(*) FROM runtime_terms
     WHERE class LIKE 'baseline % eval_tokens=1024 %'")" "0"
 expect_rc 0 "$MT" query check 17 --db "$DB" --format csv
 expect_out "train,runtime,,,"
-expect_out "runtime terms not measured for this class (memtrade run probes none"
+expect_out " not measured on this build and machine (memtrade run --measure-runtime probes it)"
 # --measure-runtime --all: every single-process workload's class at its defaults and the
 # -p it declares; after the table only grad_accum's default (accum_steps=4) is missing
 expect_rc 2 "$MT" plan --all --db "$DB"
@@ -76,9 +76,11 @@ expect_rc 0 "$MT" merge "$TMP/merged.db" "$DB"
 expect_eq "runtime terms merged twice" "$(sqlite3 -batch -noheader "$TMP/merged.db" \
     "SELECT count(*) || ' ' || total(bytes) FROM runtime_terms")" "$terms"
 rm -f "$TMP"/merged.db*
-# a run of another build or machine finds none: its check says so
-sql "UPDATE runs SET facts_json = json_set(facts_json, '$.cpu', 'another cpu') WHERE id = 1"
-expect_rc 0 "$MT" query check 1 --db "$DB" --format csv
-expect_out "train,runtime,,,"
-expect_out "not measured for this run's build and machine"
+# a run of another build or machine finds none (the terms here moved to another
+# machine): its check says so
+sql "UPDATE runtime_terms SET machine = 'another machine'"
+expect_rc 0 "$MT" run baseline -p model=tiny -p steps=3 --db "$DB"
+expect_rc 0 "$MT" query check "$(sql "SELECT max(id) FROM runs")" --db "$DB" --format csv
+expect_out "infer,runtime,,,"
+expect_out "runtime terms not measured on this build and machine"
 echo ok

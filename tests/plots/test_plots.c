@@ -176,6 +176,16 @@ static void make_db(const char *schema, const char *path)
        a curve with named x positions. */
     add_run(db, 16, "distill", NULL, 0, "ok", "student=tiny");
     acc_mem(db, 16, 2.5, "infer_peak_bytes", 4);
+    /* its runtime status (harness/witness.h): measured 8 - planned 3 = 5 MiB is over 5 % and
+       4 MiB, but the runtime terms of its class (4.75 MiB) leave a residual of 0.25: not
+       flagged */
+    metric(db, 16, "plan_eval_peak_bytes", 3 * MIB, "bytes");
+    metric(db, 16, "eval_unaccounted_bytes", 5 * MIB, "bytes");
+    metric(db, 16, "eval_runtime_bytes", 4.75 * MIB, "bytes");
+    metric(db, 16, "eval_residual_bytes", 0.25 * MIB, "bytes");
+    /* a run of a class never probed: its runtime is unavailable, with the reason */
+    exec_sql(db, "INSERT INTO metrics(run_id, rank, name, value, unit, unavailable) VALUES(2, -1, "
+                 "'infer_runtime_bytes', NULL, 'bytes', 'class quantize <q> not probed')");
     add_run(db, 17, "distill", NULL, 0, "ok", "student=small \"s\"");
     acc_mem(db, 17, 2.35, "infer_peak_bytes", 5);
     /* Two ranks: the training panel uses the largest rank's peak (9 MiB), not the sum. */
@@ -596,6 +606,13 @@ static void check_memory_check(const char *plots, const char *out)
           "unavailable run 9 not listed with its reason");
     CHECK(contains(out, "report.html", "unavailable: no heap_peak_bytes counter in region eval"),
           "run 1 without a heap counter not listed");
+    CHECK(contains(out, "report.html",
+                   "<td class=\"n\">3.000</td><td class=\"n\">4.750</td><td class=\"n\">8.000"
+                   "</td><td class=\"n\">2.00</td><td class=\"n\">0.250</td>"),
+          "run 16: runtime and residual (against plan + runtime, not flagged)");
+    CHECK(contains(out, "report.html",
+                   "<td class=\"none\">unavailable: class quantize &lt;q&gt; not probed</td>"),
+          "run 2: runtime unavailable without its reason");
     CHECK(contains(plots, "memory_check.gp", "2 runs without a measured peak"),
           "title does not say runs are missing");
 }

@@ -180,6 +180,14 @@ static const struct mt_metric_info mt_metric_table[] = {
      "<phase>_unaccounted_bytes: the heap profiler's peak of the phase's region minus the "
      "plan's total for the phase (what the plan does not name: library workspace, "
      "allocator slack; negative when the run held less than planned)"},
+    {"*_runtime_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "<phase>_runtime_bytes: the runtime terms of the run's build, machine and class for the "
+     "phase (library workspace, untagged allocations: heap beyond any plan, measured once by "
+     "a probe run); unavailable, with the reason, when its class was not probed"},
+    {"*_residual_bytes", "bytes", MT_AGG_MAX, MT_BETTER_NONE, MT_KIND_OTHER,
+     "<phase>_residual_bytes: <phase>_unaccounted_bytes minus <phase>_runtime_bytes (what "
+     "neither the plan nor the runtime terms name); flagged beyond 5 % of the phase's heap "
+     "peak and 4 MiB"},
     /* measured memory of the whole run */
     {"peak_rss_bytes", "bytes", MT_AGG_MAX, MT_BETTER_LOWER, MT_KIND_MEMORY,
      "resident high-water mark (kernel)"},
