@@ -10,8 +10,7 @@
 #include "cflash.h"
 #include "ckernels.h"
 
-namespace
-{
+namespace {
 
 constexpr int kThreads = 256;
 constexpr float kGeluScale = 0.7978845608028654f; /* sqrt(2 / pi) */
@@ -175,8 +174,8 @@ __device__ size_t window_lo(size_t t, size_t window)
     return window && t >= window ? t + 1 - window : 0;
 }
 
-constexpr int kRows = 8;  /* query rows per block of attn_rows (one warp each) */
-constexpr int kTile = 32; /* keys per shared-memory tile */
+constexpr int kRows = 8;   /* query rows per block of attn_rows (one warp each) */
+constexpr int kTile = 32;  /* keys per shared-memory tile */
 
 /* tile[jj][c] (rows of hs + 1) = src[(j0 + jj) * ld + c] for keys up to jhi, else 0. */
 __device__ void load_tile(float *tile, const float *src, size_t ld, size_t j0, size_t jhi, int hs)
@@ -208,9 +207,7 @@ __global__ void attn_rows(float *out, float *prow, const float *qkv, const float
     for (int i = threadIdx.x; i < kRows * hs; i += blockDim.x) {
         size_t tt = t0 + i / hs;
         int c = i % hs;
-        qs[i] = tt >= T ? 0.0f
-                : Bwd   ? dout[(b * T + tt) * C + h * hs + c]
-                        : row0[tt * ld + h * hs + c];
+        qs[i] = tt >= T ? 0.0f : Bwd ? dout[(b * T + tt) * C + h * hs + c] : row0[tt * ld + h * hs + c];
     }
     size_t jlo = window_lo(t0, window), jhi = t0 + kRows - 1 < T - 1 ? t0 + kRows - 1 : T - 1;
     size_t first = Bwd ? C + Ckv : C, second = Bwd ? C : C + Ckv; /* k or v, then the other */
@@ -286,7 +283,7 @@ __global__ void attn_rows(float *out, float *prow, const float *qkv, const float
     }
 }
 
-constexpr int kKeyTile = 32; /* keys per block of attn_bwd_kv */
+constexpr int kKeyTile = 32;    /* keys per block of attn_bwd_kv */
 constexpr int kKvThreads = 256;
 
 /* Backward, per tile of kKeyTile key/value positions (grid T / kKeyTile, NKV, B): dk, dv =
@@ -337,7 +334,7 @@ __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, c
     }
 }
 
-#define GRID_STRIDE(i, n)                                                                          \
+#define GRID_STRIDE(i, n)                                                                         \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)gridDim.x * blockDim.x)
 
@@ -530,14 +527,8 @@ __global__ void bias_add(float *out, const float *bias, size_t OC, size_t n)
     GRID_STRIDE(e, n) out[e] += bias[e % OC];
 }
 
-__device__ float load(const float *p)
-{
-    return *p;
-}
-__device__ float load(const __nv_bfloat16 *p)
-{
-    return __bfloat162float(*p);
-}
+__device__ float load(const float *p) { return *p; }
+__device__ float load(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 
 /* grid N: softmax of one row of logits (row stride ld) into probs (row stride V), its
  * loss (targets NULL: the logits themselves are copied, no softmax). */
@@ -644,8 +635,7 @@ void k_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const
                      const float *w, const float *mean, const float *rstd, size_t N, size_t C)
 {
     norm_bwd_inp<<<(unsigned)N, row_threads(C)>>>(dinp, dout, inp, w, mean, rstd, (int)C);
-    if (dw)
-        norm_bwd_params<<<chunk_grid(N, C), kThreads>>>(dw, db, dout, inp, mean, rstd, N, (int)C);
+    if (dw) norm_bwd_params<<<chunk_grid(N, C), kThreads>>>(dw, db, dout, inp, mean, rstd, N, (int)C);
 }
 
 void k_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -713,8 +703,7 @@ void k_attention_bwd(float *dqkv, float *datt, const float *dout, const float *q
     else if (g.hs <= 64)
         attn_bwd_kv<64><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
     else
-        attn_bwd_kv<128>
-            <<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
+        attn_bwd_kv<128><<<grid, kKvThreads>>>(dqkv, datt, dout, qkv, att, T, C, Ckv, NH, window, g);
 }
 
 void k_residual_fwd(float *out, const float *a, const float *b, size_t n)
@@ -747,9 +736,9 @@ void k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, si
 extern "C" {
 
 const struct mt_block_kernels mt_cuda_block_kernels = {
-    k_layernorm_fwd, k_layernorm_bwd, k_rmsnorm_fwd,   k_rmsnorm_bwd,   k_rope<1>,
+    k_layernorm_fwd, k_layernorm_bwd, k_rmsnorm_fwd, k_rmsnorm_bwd, k_rope<1>,
     k_rope<-1>,      k_attention_fwd, k_attention_bwd, mt_cu_flash_fwd, mt_cu_flash_bwd,
-    k_residual_fwd,  k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd,    k_swiglu_bwd,
+    k_residual_fwd,  k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd, k_swiglu_bwd,
 };
 
 void mt_cu_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,
@@ -789,8 +778,8 @@ void mt_cu_crossentropy_fwd16(float *probs, const void *logits16, size_t ld, flo
 void mt_cu_crossentropy_bwd16(void *d16, size_t ld, const float *probs, const int *targets,
                               float dloss, size_t N, size_t V)
 {
-    xent_bwd16<<<(unsigned)N, 1024>>>(static_cast<__nv_bfloat16 *>(d16), ld, probs, targets, dloss,
-                                      V);
+    xent_bwd16<<<(unsigned)N, 1024>>>(static_cast<__nv_bfloat16 *>(d16), ld, probs, targets,
+                                      dloss, V);
 }
 
 void mt_cu_crossentropy_bwd(float *probs, const int *targets, float dloss, size_t N, size_t V)
@@ -816,8 +805,8 @@ void mt_cu_to_bf16(void *out, const float *in, size_t n)
 
 void mt_cu_softmax_rows(float *att, void *p16, size_t rows, size_t T, size_t window)
 {
-    softmax_rows<<<(unsigned)((rows + 7) / 8), 256>>>(att, static_cast<__nv_bfloat16 *>(p16), rows,
-                                                      T, window);
+    softmax_rows<<<(unsigned)((rows + 7) / 8), 256>>>(att, static_cast<__nv_bfloat16 *>(p16),
+                                                      rows, T, window);
 }
 
 void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att, size_t rows,
