@@ -52,29 +52,30 @@ __device__ __forceinline__ float row_sum(float x)
     return x;
 }
 
+/* f(register index, channel) over this thread's channels of a row (HSP padded). */
+template <int HSP, typename F> __device__ __forceinline__ void each_channel(int g, F f)
+{
+#pragma unroll
+    for (int i = 0; i < HSP / 16; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            f(4 * i + e, (size_t)(16 * i + 4 * g + e));
+}
+
 /* A row's channels (this thread's share) from global memory, zero past hs or !ok. */
 template <int HSP, bool BF>
 __device__ __forceinline__ void load_row(float *r, const float *src, size_t hs, bool ok, int g)
 {
-#pragma unroll
-    for (int i = 0; i < HSP / 16; i++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            size_t c = 16 * i + 4 * g + e;
-            r[4 * i + e] = ok && c < hs ? rd<BF>(src[c]) : 0.0f;
-        }
+    each_channel<HSP>(g, [&](int i, size_t c) { r[i] = ok && c < hs ? rd<BF>(src[c]) : 0.0f; });
 }
 
+/* dst[c] = r * mul over this thread's channels below hs. */
 template <int HSP>
 __device__ __forceinline__ void store_row(float *dst, const float *r, float mul, size_t hs, int g)
 {
-#pragma unroll
-    for (int i = 0; i < HSP / 16; i++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            size_t c = 16 * i + 4 * g + e;
-            if (c < hs) dst[c] = r[4 * i + e] * mul;
-        }
+    each_channel<HSP>(g, [&](int i, size_t c) {
+        if (c < hs) dst[c] = r[i] * mul;
+    });
 }
 
 /* This thread's share of the dot product of r with shared row sh. */
@@ -111,6 +112,20 @@ __device__ __forceinline__ void load_tile(float *sh, const float *src, size_t ld
     }
 }
 
+/* The key/value tile of key/value head kh from key k0 (rows of the sequence at base)
+ * into Ks and Vs, between barriers. */
+template <int HSP, bool BF>
+__device__ __forceinline__ void kv_tile(float *Ks, float *Vs, const float *base, size_t k0,
+                                        size_t kh, const geom &G)
+{
+    size_t n = G.T - k0 < (size_t)kTile ? G.T - k0 : (size_t)kTile;
+    const float *k = base + k0 * G.ld + G.C + kh * G.hs;
+    __syncthreads();
+    load_tile<HSP, BF>(Ks, k, G.ld, n, G.hs);
+    load_tile<HSP, BF>(Vs, k + G.Ckv, G.ld, n, G.hs);
+    __syncthreads();
+}
+
 /* Forward: block (query tile, head, batch). */
 template <int HSP, bool BF>
 __global__ void __launch_bounds__(kThreads)
@@ -131,11 +146,7 @@ __global__ void __launch_bounds__(kThreads)
     const size_t lo = valid ? wstart(t, G.window) : 0;
     const size_t last = (q0 + kRows < T ? q0 + kRows : T) - 1;
     for (size_t k0 = wstart(q0, G.window); k0 <= last; k0 += kTile) {
-        size_t n = T - k0 < (size_t)kTile ? T - k0 : (size_t)kTile;
-        __syncthreads();
-        load_tile<HSP, BF>(Ks, base + k0 * G.ld + G.C + kh * hs, G.ld, n, hs);
-        load_tile<HSP, BF>(Vs, base + k0 * G.ld + G.C + G.Ckv + kh * hs, G.ld, n, hs);
-        __syncthreads();
+        kv_tile<HSP, BF>(Ks, Vs, base, k0, kh, G);
         float mt = -INFINITY;
 #pragma unroll
         for (int j = 0; j < kTile; j++) {
@@ -193,11 +204,7 @@ __global__ void __launch_bounds__(kThreads)
     const size_t lo = valid ? wstart(t, G.window) : 0;
     const size_t last = (q0 + kRows < T ? q0 + kRows : T) - 1;
     for (size_t k0 = wstart(q0, G.window); k0 <= last; k0 += kTile) {
-        size_t n = T - k0 < (size_t)kTile ? T - k0 : (size_t)kTile;
-        __syncthreads();
-        load_tile<HSP, BF>(Ks, base + k0 * G.ld + G.C + kh * hs, G.ld, n, hs);
-        load_tile<HSP, BF>(Vs, base + k0 * G.ld + G.C + G.Ckv + kh * hs, G.ld, n, hs);
-        __syncthreads();
+        kv_tile<HSP, BF>(Ks, Vs, base, k0, kh, G);
 #pragma unroll 4
         for (int j = 0; j < kTile; j++) {
             float x = row_sum(dot_part<HSP>(q, Ks + j * HSP, g));
