@@ -54,6 +54,8 @@ FORTUNES = "/usr/share/games/fortunes"
 
 
 class Block(nn.Module):
+    sdpa = False  # --sdpa: F.scaled_dot_product_attention (PyTorch's flash kernel on CUDA)
+
     def __init__(self, C, NH, L):
         super().__init__()
         self.nh = NH
@@ -69,6 +71,10 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.nh, C // self.nh).transpose(1, 2) for t in (q, k, v))
+        if Block.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+            return x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
         # explicit causal attention: torch 1.13 (Debian 12) has no scaled_dot_product_attention
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.shape[-1]))
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
@@ -136,7 +142,7 @@ def speed(args):
         dev = torch.device(args.device)
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         torch.manual_seed(1337)
-        model = GPT(V, maxT, L, NH, C).to(dev)
+        model = GPT(V, max(maxT, T), L, NH, C).to(dev)
         opt = make_optimizer(model, 3e-3)
         x = torch.randint(0, 256, (B, T), device=dev)
         y = torch.randint(0, 256, (B, T), device=dev)
@@ -174,7 +180,8 @@ def speed(args):
         if dev.type == "cuda":
             mem = (f", max_memory_reserved {torch.cuda.max_memory_reserved()} B, "
                    f"max_memory_allocated {torch.cuda.max_memory_allocated()} B")
-        print(f"torch {torch.__version__} {name:6s} {args.device}{' bf16' if args.bf16 else ''} "
+        print(f"torch {torch.__version__} {name:6s} {args.device}{' bf16' if args.bf16 else ''}"
+              f"{' sdpa' if Block.sdpa else ''} "
               f"B={B} T={T} params={nparams} threads={torch.get_num_threads()}: step "
               f"{st * 1e3:.2f} ms (median of {args.steps}), forward {ft * 1e3:.2f} ms, "
               f"{B * T / st:.0f} tokens/s{mem}")
@@ -249,7 +256,10 @@ def main():
     ap.add_argument("--losses", action="store_true",
                     help="speed: the loss trajectory on mt-bench-cuda's batch instead of times")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of --losses")
+    ap.add_argument("--sdpa", action="store_true",
+                    help="attention through F.scaled_dot_product_attention (torch >= 2)")
     args = ap.parse_args()
+    Block.sdpa = args.sdpa
     torch.set_num_threads(args.threads)
     if args.steps is None:
         args.steps = 10 if args.mode == "speed" else 2000

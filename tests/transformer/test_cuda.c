@@ -14,11 +14,21 @@
  * Part accum: two micro-batches of one sequence, accumulated with the global batch's
  * normaliser, give the gradients of the whole batch (within the tolerance: another
  * summation order).
+ * Part flash (a SPEC with attention=flash): the device's flash kernels (cflash.h, the
+ * model's precision) against the CPU's mt_k_flash_attention_fwd / _bwd on random q, k, v
+ * (the SPEC's shape and three more: head sizes 64 and 128, grouped-query heads, windows,
+ * T not a multiple of the tiles): output, lse and dqkv within the tolerance, and two runs
+ * bit for bit; then the flash model against the dense model on the device, same weights:
+ * loss, probabilities and gradients within the tolerance, the plan exact for both
+ * (slabs plus extras), flash's activations and workspace below dense's.
  * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train rows
- * recompute accum) */
+ * recompute accum flash) */
+#include <cuda_runtime_api.h>
 #include <math.h>
 
+#include "cflash.h"
 #include "cgpt.h"
+#include "kernels.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -296,11 +306,140 @@ static void part_accum(void)
     mt_cuda_gpt_free(d);
 }
 
+static float *dev_copy(const float *h, size_t n)
+{
+    float *d = NULL;
+    CHECK(cudaMalloc((void **)&d, n * sizeof *d) == cudaSuccess);
+    if (h) CHECK(cudaMemcpy(d, h, n * sizeof *d, cudaMemcpyHostToDevice) == cudaSuccess);
+    return d;
+}
+
+static void to_host(float *h, const float *d, size_t n)
+{
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost) == cudaSuccess);
+}
+
+/* The flash kernels of one shape against the CPU's, and against themselves (bit for bit). */
+static void flash_kernels(size_t Bk, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
+{
+    size_t ld = C + 2 * Ckv, nq = Bk * T * ld, no = Bk * T * C, nl = Bk * NH * T;
+    float *qkv = malloc(nq * sizeof *qkv), *dout = malloc(no * sizeof *dout);
+    float *out = malloc(no * sizeof *out), *lse = malloc(nl * sizeof *lse);
+    float *dqkv = malloc(nq * sizeof *dqkv), *got = malloc(nq * sizeof *got);
+    float *again = malloc(nq * sizeof *again);
+    CHECK(qkv && dout && out && lse && dqkv && got && again);
+    struct mt_rng r;
+    mt_rng_seed(&r, 5 + T);
+    for (size_t i = 0; i < nq; i++) /* scores of a few units: a peaked softmax */
+        qkv[i] = (float)(2.0 * (mt_rng_uniform(&r) - 0.5));
+    for (size_t i = 0; i < no; i++)
+        dout[i] = (float)(mt_rng_uniform(&r) - 0.5);
+    mt_k_flash_attention_fwd(out, lse, qkv, Bk, T, C, Ckv, NH, window);
+    mt_k_flash_attention_bwd(dqkv, dout, qkv, out, lse, Bk, T, C, Ckv, NH, window);
+    int bf = prec == MT_CUDA_BF16;
+    float *dq = dev_copy(qkv, nq), *dd = dev_copy(dout, no), *dout_ = dev_copy(NULL, no);
+    float *dl = dev_copy(NULL, nl), *ddq = dev_copy(NULL, nq);
+    printf("flash kernels B=%zu T=%zu C=%zu Ckv=%zu NH=%zu window=%zu (%s):\n", Bk, T, C, Ckv, NH,
+           window, bf ? "bf16" : "fp32");
+    for (int run = 0; run < 2; run++) {
+        float *o = run ? again : got;
+        (bf ? mt_cu_flash_fwd_bf16 : mt_cu_flash_fwd)(dout_, dl, dq, Bk, T, C, Ckv, NH, window);
+        (bf ? mt_cu_flash_bwd_bf16 : mt_cu_flash_bwd)(ddq, dd, dq, dout_, dl, Bk, T, C, Ckv, NH,
+                                                      window);
+        to_host(o, ddq, nq);
+        if (run) continue;
+        float *ho = malloc(no * sizeof *ho), *hl = malloc(nl * sizeof *hl);
+        CHECK(ho && hl);
+        to_host(ho, dout_, no);
+        to_host(hl, dl, nl);
+        expect_close("output", ho, out, no);
+        expect_close("lse", hl, lse, nl);
+        expect_close("dqkv", got, dqkv, nq);
+        free(ho), free(hl);
+    }
+    printf("  two runs bit-identical: %s\n", memcmp(got, again, nq * sizeof *got) ? "NO" : "yes");
+    CHECK(!memcmp(got, again, nq * sizeof *got));
+    cudaFree(dq), cudaFree(dd), cudaFree(dout_), cudaFree(dl), cudaFree(ddq);
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(got), free(again);
+}
+
+/* Slabs plus extras of d equal mt_cuda_gpt_plan (what the device interposer measures). */
+static int plan_exact(const struct mt_cuda_gpt *d, size_t bytes[MT_MEM_CAT_COUNT])
+{
+    int exact = 1;
+    CHECK(
+        mt_cuda_gpt_plan(&d->m.cfg, d->m.mode, d->m.B, d->m.T, d->prec, 1, bytes, err, sizeof err));
+    for (int c = 0; c < MT_MEM_CAT_COUNT; c++)
+        exact &= d->m.slab_bytes[c] + d->extra_bytes[c] == bytes[c];
+    return exact;
+}
+
+static void part_flash(void)
+{
+    CHECK(cfg.attention == MT_GPT_ATTN_FLASH);
+    size_t hs = cfg.n_embd / cfg.n_head;
+    flash_kernels(B, cfg.seq_len, cfg.n_embd, mt_gpt_kv_dim(&cfg), cfg.n_head, cfg.window);
+    flash_kernels(2, 200, 256, 128, 2, 0);  /* head size 128, two query heads a key head */
+    flash_kernels(1, 131, 192, 192, 3, 37); /* head size 64, a window */
+    flash_kernels(1, 70, 6 * hs, 2 * hs, 6, 0);
+    /* the flash model against the dense one on the device, same weights */
+    struct mt_gpt_config dense = cfg;
+    dense.attention = MT_GPT_ATTN_DENSE;
+    struct mt_gpt *h, *hd, *back, *backd;
+    struct mt_cuda_gpt *df, *dd;
+    size_t T = cfg.seq_len, n = B * T * cfg.vocab, pf[MT_MEM_CAT_COUNT], pd[MT_MEM_CAT_COUNT];
+    pair(&h, &df, MT_GPT_TRAIN);
+    CHECK_OK(mt_gpt_create(&hd, &dense, MT_GPT_TRAIN, B, T, err, sizeof err), err);
+    mt_gpt_init(hd, 7);
+    CHECK(!memcmp(hd->params, h->params, h->slab_bytes[MT_MEM_WEIGHTS]));
+    CHECK_OK(mt_cuda_gpt_create(&dd, &dense, MT_GPT_TRAIN, B, T, prec, err, sizeof err), err);
+    CHECK_OK(mt_cuda_gpt_upload(dd, hd, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&back, &cfg, MT_GPT_TRAIN, B, T, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(&backd, &dense, MT_GPT_TRAIN, B, T, err, sizeof err), err);
+    int *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
+    float *pfl = malloc(n * sizeof *pfl), *pde = malloc(n * sizeof *pde), lf = 0, ldn = 0;
+    float *gf = malloc(h->slab_bytes[MT_MEM_GRADIENTS]), l2 = 0;
+    CHECK(in && tg && pfl && pde && gf);
+    tokens(in, tg, B * T, 41);
+    size_t ng = h->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float);
+    printf("flash model against the dense model on the device:\n");
+    lf = grads_of(df, back, in, tg);
+    memcpy(gf, back->grads, ng * sizeof *gf);
+    CHECK_OK(mt_cuda_copy_to_host(pfl, df->m.act[MT_A_LOGITS], n * sizeof *pfl, err, sizeof err),
+             err);
+    l2 = grads_of(df, back, in, tg); /* the loss again, bit for bit */
+    ldn = grads_of(dd, backd, in, tg);
+    CHECK_OK(mt_cuda_copy_to_host(pde, dd->m.act[MT_A_LOGITS], n * sizeof *pde, err, sizeof err),
+             err);
+    printf("  loss flash %.6f (again %.6f) dense %.6f\n", lf, l2, ldn);
+    CHECK(!memcmp(&lf, &l2, sizeof lf) && fabs(lf - ldn) <= tol * fabs(ldn));
+    expect_close("probabilities", pfl, pde, n);
+    for (int p = 0; p < MT_P_COUNT; p++)
+        if (h->param_len[p]) {
+            size_t off = (size_t)(h->grad[p] - h->grads);
+            expect_close(mt_gpt_param_name((enum mt_gpt_param)p), gf + off, backd->grads + off,
+                         h->param_len[p]);
+        }
+    int ef = plan_exact(df, pf), ed = plan_exact(dd, pd);
+    printf("  device plan: flash %s, dense %s; activations %zu B (dense %zu B), workspace %zu B "
+           "(dense %zu B)\n",
+           ef ? "exact" : "DIFFERS", ed ? "exact" : "DIFFERS", pf[MT_MEM_ACTIVATIONS],
+           pd[MT_MEM_ACTIVATIONS], pf[MT_MEM_WORKSPACE], pd[MT_MEM_WORKSPACE]);
+    CHECK(ef && ed && pf[MT_MEM_ACTIVATIONS] < pd[MT_MEM_ACTIVATIONS]);
+    CHECK(pf[MT_MEM_ACT_GRADS] < pd[MT_MEM_ACT_GRADS]);
+    CHECK(prec != MT_CUDA_BF16 || pf[MT_MEM_WORKSPACE] <= pd[MT_MEM_WORKSPACE]);
+    free(in), free(tg), free(pfl), free(pde), free(gf);
+    mt_gpt_free(back), mt_gpt_free(backd), mt_gpt_free(hd), mt_gpt_free(h);
+    mt_cuda_gpt_free(df), mt_cuda_gpt_free(dd);
+}
+
 int main(int argc, char **argv)
 {
     static const struct tf_part parts[] = {{"forward", part_forward},     {"decode", part_decode},
                                            {"train", part_train},         {"rows", part_rows},
-                                           {"recompute", part_recompute}, {"accum", part_accum}};
+                                           {"recompute", part_recompute}, {"accum", part_accum},
+                                           {"flash", part_flash}};
     char why[200];
     if (argc < 4) {
         fprintf(stderr, "usage: %s SPEC fp32|tf32|bf16 PART...\n", argv[0]);

@@ -5,7 +5,9 @@
 # run is ok with a finite loss; the interposer's device peaks of weights, gradients,
 # optimizer, activations and act_grads are exactly the device plan's
 # (plan_train_peak_bytes, mt_cuda_gpt_plan); checkpointing recomputes blocks and holds
-# fewer activation bytes than every 1. Exits 77 (skipped) with the reason where there is
+# fewer activation bytes than every 1. attention=flash (cflash.h) on the device: baseline,
+# mixed_precision and checkpointing every 2, the same checks, and checkpointing every 2
+# with flash holds fewer activation bytes than with dense. Exits 77 (skipped) with the reason where there is
 # no GPU or the build has no CUDA backend.
 # Usage: train_cuda.sh MEMTRADE SOURCE_DIR (its READMEs are the corpus)
 set -u
@@ -43,5 +45,13 @@ all_rec=$(val recomputed_blocks '') all_act=$(val peak_device_bytes activations)
 echo "checkpointing: every 2 recomputed ${ck_rec:-none} blocks, activations ${ck_act:-none} B; every 1: ${all_rec:-none}, ${all_act:-none} B"
 [ "${ck_rec:-0}" -gt 0 ] && [ "${all_rec:-1}" = 0 ] && [ "${ck_act:-0}" -gt 0 ] && [ "${ck_act:-0}" -lt "${all_act:-0}" ] ||
     { echo "FAIL: checkpointing on the device"; fails=1; }
+run flash baseline -p attention=flash
+run flash_bf16 mixed_precision -p attention=flash
+run flash_ckpt checkpointing -p every=2 -p attention=flash
+DB=$TMP/flash_ckpt/memtrade.db
+fl_act=$(val peak_device_bytes activations)
+echo "flash, checkpointing every 2: activations ${fl_act:-none} B (dense: ${ck_act:-none} B)"
+[ "${fl_act:-0}" -gt 0 ] && [ "${fl_act:-0}" -lt "${ck_act:-0}" ] ||
+    { echo "FAIL: flash holds no fewer activation bytes than dense"; fails=1; }
 [ "$fails" = 0 ] && echo ok
 exit "$fails"

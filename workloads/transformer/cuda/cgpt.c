@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "cflash.h"
 #include "ckernels.h"
 #include "cquant.h"
 #include "util.h"
@@ -93,8 +94,6 @@ int mt_cuda_gpt_create_every(struct mt_cuda_gpt **out, const struct mt_gpt_confi
     if (!mt_cuda_available(why, sizeof why)) return mt_tf_fail(err, errlen, "%s", why);
     if (mode != MT_GPT_INFER && mode != MT_GPT_TRAIN)
         return mt_tf_fail(err, errlen, "device=cuda models are infer or train models");
-    if (cfg->attention == MT_GPT_ATTN_FLASH)
-        return mt_tf_fail(err, errlen, "device=cuda has no flash attention yet (attention=dense)");
     if (cfg->n_head && cfg->n_embd / cfg->n_head > 128)
         return mt_tf_fail(err, errlen, "device=cuda takes head sizes up to 128 (this one: %zu)",
                           cfg->n_embd / cfg->n_head);
@@ -434,6 +433,7 @@ struct cu_block {
     size_t l;
     struct mt_block_shape shape;
     float *ln[MT_P_COUNT], *dln[MT_P_COUNT], *act[MT_A_COUNT];
+    struct mt_block_kernels kern; /* the device table, flash in the model's precision */
 };
 
 /* Dense causal attention as two batched products per sequence and query-head offset in
@@ -566,6 +566,15 @@ static void cu_block_at(struct cu_block *k, struct mt_cuda_gpt *d, size_t l, siz
     mt_block_norm_params(&m->cfg, l, m->grad, k->dln);
     for (int a = MT_A_LN1; a <= MT_A_FCH_GELU; a++)
         k->act[a] = cu_act_at(d, (enum mt_gpt_act)a, l);
+    k->kern = mt_cuda_block_kernels;
+    if (d->prec == MT_CUDA_BF16) k->kern.flash_fwd = mt_cu_flash_fwd_bf16;
+    if (d->prec == MT_CUDA_BF16) k->kern.flash_bwd = mt_cu_flash_bwd_bf16;
+}
+
+/* 1 when dense attention runs as cuBLAS's products (the block's attention hooks). */
+static int cu_blas_attention(const struct mt_cuda_gpt *d)
+{
+    return !d->attention_rows && d->m.cfg.attention == MT_GPT_ATTN_DENSE;
 }
 
 /* Block l's forward into its slot; out: where its output goes (the residual stream, or
@@ -574,9 +583,8 @@ static int cu_block_fwd(struct mt_cuda_gpt *d, size_t l, size_t B, size_t T, flo
 {
     struct cu_block blk;
     cu_block_at(&blk, d, l, B, T);
-    struct mt_block_ops ops = {
-        .linear = cu_block_linear, .user = &blk, .kernels = &mt_cuda_block_kernels};
-    if (!d->attention_rows) ops.attention = cu_block_attention;
+    struct mt_block_ops ops = {.linear = cu_block_linear, .user = &blk, .kernels = &blk.kern};
+    if (cu_blas_attention(d)) ops.attention = cu_block_attention;
     return mt_block_forward(&blk.shape, blk.ln, blk.act, cu_layer_input(d, l), d->m.act[MT_A_PROJ],
                             out, &ops);
 }
@@ -713,8 +721,9 @@ int mt_cuda_gpt_backward(struct mt_cuda_gpt *d, float loss_scale, size_t norm_to
         }
         struct cu_block blk;
         cu_block_at(&blk, d, l, B, T);
-        struct mt_block_ops ops = {.linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = k};
-        if (!d->attention_rows) ops.attention_bwd = cu_block_attention_bwd;
+        struct mt_block_ops ops = {
+            .linear_bwd = cu_block_linear_bwd, .user = &blk, .kernels = &blk.kern};
+        if (cu_blas_attention(d)) ops.attention_bwd = cu_block_attention_bwd;
         if (mt_block_backward(&blk.shape, blk.ln, blk.dln, blk.act, cu_layer_input(d, l), m->dact,
                               &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu's backward", l);

@@ -10,16 +10,19 @@
  * staging) and cuBLAS's workspace are allocated beside them, sized by
  * mt_cuda_gpt_extra_bytes. Dense attention runs as cuBLAS strided-batched products
  * (scores, weighted sums and their gradients, per sequence) around softmax kernels, the
- * block's attention hooks (attention_rows: the kernel table's row kernels instead).
+ * block's attention hooks (attention_rows: the kernel table's row kernels instead);
+ * flash attention (attention=flash) runs cflash.h's kernels (fp32, or bf16 operands in a
+ * bf16 model) and keeps only the log-sum-exp rows: no (T,T) tensor and no bf16
+ * attention staging on the device (mt_cuda_stage_out_bytes).
  * Checkpointing (mt_cuda_gpt_create_every, tmodel.h's `every`): the residual stream
  * (block outputs) is kept for every block, the other block activations only in
  * ceil(L/every) slots, one per group of `every` blocks counted from the top; the group's
  * top block keeps its activations, the others are recomputed from their stored input in
  * the backward, into their group's slot (every = L: one slot, every block but the top
  * one recomputed; every = 1: the plain layout, nothing recomputed).
- * What it is not for: the CPU engine (gpt.h), data, the harness. Flash attention, 16-bit
- * activation storage and selective recomputation are not on the device yet
- * (mt_cuda_gpt_create refuses attention=flash); quantized weights serve decoding only
+ * What it is not for: the CPU engine (gpt.h), data, the harness. 16-bit activation
+ * storage and selective recomputation are not on the device yet; quantized weights
+ * serve decoding only
  * (mt_cuda_gpt_quantize).
  * The plan (mt_cuda_gpt_plan, the precision names and the layout helpers) is cplan.c,
  * pure, in the transformer library: it is there on machines without CUDA.
@@ -110,7 +113,7 @@ struct mt_cuda_gpt {
 
 /* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and
  * sequence T, weights zero. Returns 0 and *out (free with mt_cuda_gpt_free), or -1 with a
- * message (no device, bad configuration, attention=flash, out of device memory); nothing
+ * message (no device, bad configuration, out of device memory); nothing
  * stays allocated on failure. */
 int mt_cuda_gpt_create(struct mt_cuda_gpt **out, const struct mt_gpt_config *cfg,
                        enum mt_gpt_mode mode, size_t B, size_t T, enum mt_cuda_precision prec,

@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "cflash.h"
 #include "ckernels.h"
 
 namespace {
@@ -736,7 +737,7 @@ extern "C" {
 
 const struct mt_block_kernels mt_cuda_block_kernels = {
     k_layernorm_fwd, k_layernorm_bwd, k_rmsnorm_fwd, k_rmsnorm_bwd, k_rope<1>,
-    k_rope<-1>,      k_attention_fwd, k_attention_bwd, nullptr,     nullptr,
+    k_rope<-1>,      k_attention_fwd, k_attention_bwd, mt_cu_flash_fwd, mt_cu_flash_bwd,
     k_residual_fwd,  k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd, k_swiglu_bwd,
 };
 

@@ -8,7 +8,7 @@
  * per-thread default stream (asynchronous: the caller synchronizes, cgpt.c checks
  * cudaGetLastError there).
  * What it is not for: matrix products (cuBLAS, cgpt.c), memory, or anything of the model
- * state. Flash attention has no device kernel yet (table entries NULL).
+ * state. Flash attention: cflash.h (the table's flash entries are its fp32 kernels).
  * Reductions over rows (parameter gradients, column sums, the embedding's gradient) use
  * atomics: results are reproducible to float rounding, not bit for bit.
  */
@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-/* The one block's kernels on the device (flash_fwd / flash_bwd NULL). */
+/* The one block's kernels on the device (flash_fwd / flash_bwd: cflash.h's fp32 ones). */
 extern const struct mt_block_kernels mt_cuda_block_kernels;
 
 /* out (B,T,C) = wte[inp] + wpe[t] (wpe NULL: no positions); inp device ints. */

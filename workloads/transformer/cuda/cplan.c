@@ -46,6 +46,7 @@ size_t mt_cuda_stage_out_bytes(const struct mt_gpt_config *cfg, size_t B, size_t
 {
     size_t Ca = cfg->n_embd, ld = Ca + 2 * mt_gpt_kv_dim(cfg);
     size_t attn = B * T * (ld + Ca) * 2 + 2 * B * cfg->n_head * T * T * 2;
+    if (cfg->attention == MT_GPT_ATTN_FLASH) attn = 0; /* cflash.cu reads the fp32 tensors */
     out = mt_cuda_vocab_ld(out); /* the LM head's bf16 logits: rows padded to 16 bytes */
     return B * T * out * 2 > attn ? B * T * out * 2 : attn;
 }
