@@ -125,23 +125,30 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     record_stack(p, n, shift, anchor, sampled);
 }
 
-/* Full mode's common case with one thread: one of the thread's last stacks, its site known
- * (no capture, no guard, no lock, no table change); anything else goes to record_new_slow.
- * Kept out of the hooks, which then save no more registers than sampled mode needs. */
-static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned shift,
-                                                  uintptr_t anchor)
+/* The site in this thread's category of the stack above anchor when it is one of the
+ * thread's last stacks with that site known, else MT_HEAP_NO_SITE: full mode's lookup. A
+ * leaf called from the hooks, which then keep no register across it but the two sampled
+ * mode keeps anyway (the old record_full, lookup and counting in one frame, saved six). */
+static __attribute__((noinline)) uint32_t recent_site(uintptr_t anchor)
 {
+    return mt_heap_stack_recent_site(anchor, mt_heap_tls.cat);
+}
+
+/* Counts block p of n bytes at site (from recent_site, never MT_HEAP_NO_SITE) in this
+ * thread's category and returns p: full mode's common case with one thread, armed (the
+ * caller checked), so no capture, guard, lock or table change. Armed, plain_tail is this
+ * category's header word without a site: the site replaces its low half, and shift_bits,
+ * (shift ^ MT_HDR_SHIFT) << 48, an aligned block's shift. The hooks jump to it. */
+static __attribute__((noinline)) void *count_full(void *p, uint64_t n, uint64_t shift_bits,
+                                                  uint32_t site)
+{
+    if (site == MT_HEAP_NO_SITE) __builtin_unreachable();
     int cat = mt_heap_tls.cat;
-    uint32_t site = mt_heap_stack_recent_site(anchor, cat);
-    if (MT_LIKELY(site != MT_HEAP_NO_SITE)) {
-        mt_heap_count_stack(1);
-        uint64_t tail = mt_heap_hdr_tail(site, cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
-            mt_heap_count_settle(cat);
-        return;
-    }
-    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
-    record_new_slow(p, n, shift, anchor);
+    mt_heap_count_stack(1);
+    uint64_t tail = mt_heap_tls.plain_tail ^ (uint64_t)(MT_HEAP_NO_SITE ^ site) ^ shift_bits;
+    if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
+        mt_heap_count_settle(cat);
+    return p;
 }
 
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
@@ -151,8 +158,9 @@ static __attribute__((noinline)) void record_full(void *p, uint64_t n, unsigned 
  * no lock, no call (none of ours allocates, so the recursion guard stays as it is).
  * Full mode keeps this thread's countdown at 0 (mt_heap_sample_take returns before
  * touching it), so one compare sends every block past that path: with one thread to
- * record_full, else to record_new_slow, as are a thread's first allocation and blocks of
- * a page or more (the large-block table). anchor: the hook's frame address (HOOK_ANCHOR). */
+ * recent_site and count_full, else to record_new_slow, as are a thread's first allocation and
+ * blocks of a page or more (the large-block table). anchor: the hook's frame address (HOOK_ANCHOR).
+ */
 static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
                                                               unsigned shift, uintptr_t anchor)
 {
@@ -172,8 +180,9 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     }
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
         MT_LIKELY(__libc_single_threaded)) {
-        record_full(p, n, shift, anchor);
-        return p;
+        uint32_t site = recent_site(anchor);
+        if (MT_LIKELY(site != MT_HEAP_NO_SITE))
+            return count_full(p, n, (uint64_t)(shift ^ MT_HDR_SHIFT) << 48, site);
     }
     mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
     record_new_slow(p, n, shift, anchor);

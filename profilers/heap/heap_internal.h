@@ -67,7 +67,7 @@ struct mt_heap_site {
     double live_allocs;  /* blocks (and mapping pieces) of the site still live */
     double peak_live;    /* live at the last global peak (valid when peak_epoch matches) */
     uint64_t peak_epoch; /* the global epoch peak_live was taken in */
-    /* Full mode's hot paths (record_full, free_site: weight 1) count here instead, in
+    /* Full mode's hot paths (count_full, free_site: weight 1) count here instead, in
      * integers: an add in memory each, no conversion. The site's allocs, bytes, live and
      * live_allocs are the doubles above plus these (mt_heap_site_touch adds n_live;
      * mt_heap_tracker_finish_sites folds them in before anything reads the sites). */
