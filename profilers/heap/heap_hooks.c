@@ -134,6 +134,14 @@ static __attribute__((noinline)) uint32_t recent_site(uintptr_t anchor)
     return mt_heap_stack_recent_site(anchor, mt_heap_tls.cat);
 }
 
+/* mt_heap_count_settle(cat), then p: count_full's rare step as a jump, so that count_full
+ * keeps p in no saved register. */
+static __attribute__((noinline)) void *settle_then(void *p, int cat)
+{
+    mt_heap_count_settle(cat);
+    return p;
+}
+
 /* Counts block p of n bytes at site (from recent_site, never MT_HEAP_NO_SITE) in this
  * thread's category and returns p: full mode's common case with one thread, armed (the
  * caller checked), so no capture, guard, lock or table change. Armed, plain_tail is this
@@ -147,7 +155,7 @@ static __attribute__((noinline)) void *count_full(void *p, uint64_t n, uint64_t 
     mt_heap_count_stack(1);
     uint64_t tail = mt_heap_tls.plain_tail ^ (uint64_t)(MT_HEAP_NO_SITE ^ site) ^ shift_bits;
     if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
-        mt_heap_count_settle(cat);
+        return settle_then(p, cat);
     return p;
 }
 
@@ -302,30 +310,17 @@ static __attribute__((noinline)) void free_slow(void *p)
     mt_heap_real.free((char *)p - ((size_t)1 << h->shift));
 }
 
-/* free_site's case in sampled mode (the weight needs expm1), kept out of it so that full
- * mode's path calls nothing but the real free (a jump) and saves no register. */
-static __attribute__((noinline)) void free_site_sampled(void *p)
-{
-    const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    long long n = (long long)h->size;
-    mt_heap_uncount_cat(h->cat, n);
-    mt_heap_uncount_site(p, h->site, n, mt_heap_sample_weight((uint64_t)n));
-    mt_heap_real.free((char *)p - MT_HDR);
-}
-
-/* free's second case, out of line: one thread, a counted block with a site (full mode's
- * blocks; sampled mode's sampled ones) outside the large-block table, holding no tensors,
- * not aligned (one compare of the header word, as in free). Everything else: free_slow. */
+/* free's second case, out of line: one thread and a block whose header word (magic, shift,
+ * flags) is cfg.site_tail: in full mode a counted block with a site (every block there)
+ * outside the large-block table, holding no tensors, not aligned; in sampled mode none
+ * (its few blocks with a site need the weight's expm1: free_slow). Everything else goes
+ * to free_slow. One compare of the header word, no test of the mode. */
 static __attribute__((noinline)) void free_site(void *p)
 {
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
     const uint64_t mask = (uint64_t)0xffff << 48 | (uint64_t)0xff << 40; /* magic, shift, flags */
-    if (MT_LIKELY((h->tail & mask) == mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
+    if (MT_LIKELY((h->tail & mask) == mt_heap_g.cfg.site_tail) &&
         MT_LIKELY(__libc_single_threaded)) {
-        if (MT_UNLIKELY(mt_heap_g.cfg.mode != MT_HEAP_FULL)) {
-            free_site_sampled(p);
-            return;
-        }
         long long n = (long long)h->size;
         mt_heap_uncount_cat(h->cat, n);
         mt_heap_uncount_site1(p, h->site, n);  /* full mode: weight 1 */

@@ -44,6 +44,10 @@ enum mt_heap_mode { MT_HEAP_FULL = 0, MT_HEAP_SAMPLED = 1 };
 /* Configuration, written once by init (heap_process.c) and read-only afterwards. */
 struct mt_heap_config {
     int mode;
+    /* The header word's magic, shift and flags (mt_heap_hdr_tail, site and category 0) of
+     * the blocks free takes in free_site: full mode's counted plain blocks; 0 in sampled
+     * mode (matches no header: its blocks with a site are freed through free_slow). */
+    uint64_t site_tail;
     double sample_bytes; /* R: mean sampling interval in bytes (sampled mode) */
     uint64_t seed;
     long interval_ms;

@@ -86,6 +86,7 @@ void mt_heap_init_slow(void)
     int old = mt_heap_guard(1);
     const char *mode = getenv("MEMTRADE_HEAP_MODE");
     C.mode = (mode && strcmp(mode, "sampled") == 0) ? MT_HEAP_SAMPLED : MT_HEAP_FULL;
+    C.site_tail = C.mode == MT_HEAP_FULL ? mt_heap_hdr_tail(0, 0, MT_REC_TRACKED, MT_HDR_SHIFT) : 0;
     C.sample_bytes = (double)env_long("MEMTRADE_HEAP_SAMPLE_BYTES", 512 * 1024, 1, 1L << 40);
     C.seed = (uint64_t)env_long("MEMTRADE_HEAP_SEED", 1, 0, __LONG_MAX__);
     C.interval_ms = env_long("MEMTRADE_HEAP_INTERVAL_MS", 10, 0, 3600 * 1000);
