@@ -151,11 +151,11 @@ static __attribute__((noinline)) void *count_full(void *p, uint64_t n, uint64_t 
                                                   uint32_t site)
 {
     if (site == MT_HEAP_NO_SITE) __builtin_unreachable();
-    int cat = mt_heap_tls.cat;
+    unsigned cat = (unsigned)mt_heap_tls.cat; /* never negative: no sign extension */
     mt_heap_count_stack(1);
     uint64_t tail = mt_heap_tls.plain_tail ^ (uint64_t)(MT_HEAP_NO_SITE ^ site) ^ shift_bits;
     if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
-        return settle_then(p, cat);
+        return settle_then(p, (int)cat);
     return p;
 }
 
@@ -174,18 +174,18 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
 {
     if (MT_UNLIKELY(!real)) return NULL;
     void *p = (char *)real + ((size_t)1 << shift);
-    int64_t left = mt_heap_tls.countdown - (int64_t)n;
-    if (MT_LIKELY(left > 0) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
-        MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
-        mt_heap_tls.countdown = left;
-        int cat = mt_heap_tls.cat;
+    int left = mt_heap_countdown_take(n);
+    if (MT_LIKELY(left) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
+        MT_LIKELY(__libc_single_threaded)) {      /* armed: not guarded, tracking, n < a page */
+        unsigned cat = (unsigned)mt_heap_tls.cat; /* never negative: no sign extension */
         uint64_t tail = MT_LIKELY(shift == MT_HDR_SHIFT)
                             ? mt_heap_tls.plain_tail /* armed: this category's */
-                            : mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, shift);
+                            : mt_heap_hdr_tail(MT_HEAP_NO_SITE, (int)cat, MT_REC_TRACKED, shift);
         if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, tail, 0)))
-            mt_heap_count_settle(cat);
+            mt_heap_count_settle((int)cat);
         return p;
     }
+    mt_heap_tls.countdown += (int64_t)n; /* given back: the paths below take it themselves */
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
         MT_LIKELY(__libc_single_threaded)) {
         uint32_t site = recent_site(anchor);

@@ -28,6 +28,21 @@ static inline double mt_heap_sample_weight(uint64_t size)
     return 1.0 / -expm1(-(double)size / mt_heap_g.cfg.sample_bytes);
 }
 
+/* The hooks' inline test: takes n bytes from this thread's countdown and returns whether
+ * some are left (not sampled: nearly every block). Whoever then leaves the inline path gives
+ * them back (mt_heap_tls.countdown += n) before mt_heap_sample_take. On x86-64 one
+ * subtraction in memory whose flags the caller branches on. */
+static inline __attribute__((always_inline)) int mt_heap_countdown_take(uint64_t n)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    int left;
+    __asm__("subq %2, %0" : "+m"(mt_heap_tls.countdown), "=@ccg"(left) : "er"((int64_t)n));
+    return left;
+#else
+    return (mt_heap_tls.countdown -= (int64_t)n) > 0;
+#endif
+}
+
 /* Whether a block of n bytes is sampled (always in full mode, where the budget stays 0);
  * advances the budget. The hooks inline the common case themselves: budget left after n
  * bytes means not sampled (heap_hooks.c, record_new). */

@@ -288,6 +288,19 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
     if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
 
+/* *x -= n; returns whether *x went below 0. On x86-64 one subtraction in memory whose sign
+ * flag the caller branches on (GCC otherwise loads, subtracts, stores and tests). */
+static inline __attribute__((always_inline)) int mt_heap_sub_below(long long *x, long long n)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    int below;
+    __asm__("subq %2, %0" : "+m"(*x), "=@ccs"(below) : "er"(n));
+    return below;
+#else
+    return (*x -= n) < 0;
+#endif
+}
+
 /* mt_heap_count_small with mt_heap_solo() (a site only in full mode: weight 1, counted in
  * the site's integers; the header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED,
  * shift)), minus two rare steps: a raised running peak and the timeline point (only when
@@ -296,7 +309,7 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
  * calls mt_heap_count_settle(cat). Split so that the hooks' common cases keep no register
  * across a call (their rare steps all happen in that one call). */
 static inline __attribute__((always_inline)) int
-mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, uint64_t tail, int point)
+mt_heap_count_quick(void *p, uint64_t n, unsigned cat, uint32_t site, uint64_t tail, int point)
 {
     struct mt_heap_cats *c = &MT_TRK.c;
     struct mt_heap_hdr *d = mt_heap_hdr_of(p);
@@ -304,11 +317,14 @@ mt_heap_count_quick(void *p, uint64_t n, int cat, uint32_t site, uint64_t tail, 
     d->tail = tail;
     long long a = ++c->allocs[cat];
     c->bytes[cat] += (long long)n;
-    long long below = (c->room[cat] -= (long long)n) | (c->room_total -= (long long)n);
     if (site != MT_HEAP_NO_SITE) mt_heap_site_alloc1(site, n);
     MT_TRK.last_alloc = (uintptr_t)p;
-    if (!point) return below < 0;
-    return (below < 0) | ((a & 255) == 0);
+    if (MT_UNLIKELY(mt_heap_sub_below(&c->room_total, (long long)n))) {
+        c->room[cat] -= (long long)n;
+        return 1;
+    }
+    if (MT_UNLIKELY(mt_heap_sub_below(&c->room[cat], (long long)n))) return 1;
+    return point && (a & 255) == 0;
 }
 
 /* The rest of mt_heap_count_quick: raises the running peaks (category cat, total) where the
