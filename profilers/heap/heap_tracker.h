@@ -78,6 +78,40 @@ static inline void *mt_heap_hdr_init(void *real, unsigned shift, uint64_t n)
 
 #define MT_TRK mt_heap_g.trk
 
+/* *x += n, as one addition in memory on x86-64: where a rare branch before it also reads *x
+ * (mt_heap_site_touch), GCC would otherwise keep the value in a register and store it back. */
+static inline __attribute__((always_inline)) void mt_heap_add_mem(long long *x, long long n)
+{
+#if defined(__x86_64__)
+    __asm__("addq %1, %0" : "+m"(*x) : "er"(n) : "cc");
+#else
+    *x += n;
+#endif
+}
+
+/* *x -= n, as mt_heap_add_mem. */
+static inline __attribute__((always_inline)) void mt_heap_sub_mem(long long *x, long long n)
+{
+#if defined(__x86_64__)
+    __asm__("subq %1, %0" : "+m"(*x) : "er"(n) : "cc");
+#else
+    *x -= n;
+#endif
+}
+
+/* *x -= n; returns whether *x went below 0. On x86-64 one subtraction in memory whose sign
+ * flag the caller branches on (GCC otherwise loads, subtracts, stores and tests). */
+static inline __attribute__((always_inline)) int mt_heap_sub_below(long long *x, long long n)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    int below;
+    __asm__("subq %2, %0" : "+m"(*x), "=@ccs"(below) : "er"(n));
+    return below;
+#else
+    return (*x -= n) < 0;
+#endif
+}
+
 static inline struct mt_heap_site *mt_heap_site_at(size_t i)
 {
     return &MT_TRK.site_chunks[i / MT_SITE_CHUNK][i % MT_SITE_CHUNK];
@@ -189,7 +223,7 @@ static inline __attribute__((always_inline)) void mt_heap_site_alloc1(uint32_t s
     mt_heap_site_touch(s);
     s->n_allocs++;
     s->n_bytes += (long long)n;
-    s->n_live += (long long)n;
+    mt_heap_add_mem(&s->n_live, (long long)n);
     s->n_live_allocs++;
 }
 
@@ -288,19 +322,6 @@ static inline __attribute__((always_inline)) void mt_heap_point_check(void)
     if (MT_UNLIKELY((MT_TRK.c.allocs[mt_heap_tls.cat] & 255) == 0)) mt_heap_point_if_due();
 }
 
-/* *x -= n; returns whether *x went below 0. On x86-64 one subtraction in memory whose sign
- * flag the caller branches on (GCC otherwise loads, subtracts, stores and tests). */
-static inline __attribute__((always_inline)) int mt_heap_sub_below(long long *x, long long n)
-{
-#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
-    int below;
-    __asm__("subq %2, %0" : "+m"(*x), "=@ccs"(below) : "er"(n));
-    return below;
-#else
-    return (*x -= n) < 0;
-#endif
-}
-
 /* mt_heap_count_small with mt_heap_solo() (a site only in full mode: weight 1, counted in
  * the site's integers; the header word given, mt_heap_hdr_tail(site, cat, MT_REC_TRACKED,
  * shift)), minus two rare steps: a raised running peak and the timeline point (only when
@@ -380,7 +401,7 @@ static inline __attribute__((always_inline)) void mt_heap_uncount_site1(const vo
 {
     struct mt_heap_site *s = mt_heap_site_at(site);
     mt_heap_site_touch(s);
-    s->n_live -= n;
+    mt_heap_sub_mem(&s->n_live, n);
     s->n_live_allocs--;
     if ((uintptr_t)p == MT_TRK.last_alloc) {
         s->temporary += 1.0;
