@@ -109,6 +109,15 @@ for name in none sampled full base-sampled base-full heaptrack; do
       printf "%-12s %8d %8.1f%% %9s %8d %8.1f%%  %s\n", n, c, o, r, w, (w / wb - 1) * 100, v}'
 done
 echo "exact totals (allocations, bytes, peak, per category) equal in sampled and full mode: $same_totals"
+# the verdict on its own lines: the targets against the overhead of the medians (CPU)
+for name in sampled full; do
+  t=$sampled_target
+  [ "$name" = full ] && t=$full_target
+  awk -v n="$name" -v c="$(median "$tmp/$name" 2)" -v cb="$cb" -v t="$t" -v r="$(round_median "$name")" \
+    -v l="$load_before / $load_after" 'BEGIN {o = (c / cb - 1) * 100
+      printf "target %-7s CPU %+.1f %% over plain (median of rounds %s) <= %d %%: %s (load %s)\n",
+        n, o, r, t, o <= t ? "PASS" : "FAIL", l}'
+done
 if [ -f "$tmp/heaptrack" ]; then
   awk -v f="$(median "$tmp/full" 2)" -v h="$(median "$tmp/heaptrack" 2)" -v b="$cb" \
     'BEGIN {printf "full-mode overhead / heaptrack overhead (cpu) = %.2f\n", (f - b) / (h - b)}'
