@@ -125,20 +125,12 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     record_stack(p, n, shift, anchor, sampled);
 }
 
-/* The site in this thread's category of the stack above anchor when it is one of the
- * thread's last stacks with that site known, else MT_HEAP_NO_SITE: full mode's lookup. A
- * leaf called from the hooks, which then keep no register across it but the two sampled
- * mode keeps anyway (the old record_full, lookup and counting in one frame, saved six). */
-static __attribute__((noinline)) uint32_t recent_site(uintptr_t anchor)
+/* mt_heap_count_settle of this thread's category, then p: the rare step of count_full and
+ * of the hooks' inline path as a jump, so that they keep p in no saved register (the
+ * category read again: no register set up for it on the common path). */
+static __attribute__((noinline)) void *settle_then(void *p)
 {
-    return mt_heap_stack_recent_site(anchor, mt_heap_tls.cat);
-}
-
-/* mt_heap_count_settle(cat), then p: count_full's rare step as a jump, so that count_full
- * keeps p in no saved register. */
-static __attribute__((noinline)) void *settle_then(void *p, int cat)
-{
-    mt_heap_count_settle(cat);
+    mt_heap_count_settle(mt_heap_tls.cat);
     return p;
 }
 
@@ -155,19 +147,56 @@ static __attribute__((noinline)) void *count_full(void *p, uint64_t n, uint64_t 
     mt_heap_count_stack(1);
     uint64_t tail = mt_heap_tls.plain_tail ^ (uint64_t)(MT_HEAP_NO_SITE ^ site) ^ shift_bits;
     if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, site, tail, 1))) /* full mode */
-        return settle_then(p, (int)cat);
+        return settle_then(p);
     return p;
+}
+
+/* The header of block p (real block 2^shift bytes below) of n bytes with size and shift
+ * only, then record_new_slow; returns p, so that the hooks keep no register for it across
+ * this call. A call, never a jump (record_new keeps it one): anchor is the hook's frame,
+ * which must stay. */
+static __attribute__((noinline)) void *record_rare(void *p, uint64_t n, unsigned shift,
+                                                   uintptr_t anchor)
+{
+    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
+    record_new_slow(p, n, shift, anchor);
+    return p;
+}
+
+/* recent_site's answer: p given back, and the site, or on a miss anchor | MT_SITE_MISS (a
+ * user-space address never has its top bit set). */
+struct mt_heap_p_site {
+    void *p;
+    uint64_t site;
+};
+#define MT_SITE_MISS ((uint64_t)1 << 63)
+
+/* Full mode's lookup, for block p while the process has one thread: the site in this
+ * thread's category of the stack above anchor when it is one of the thread's last stacks
+ * with that site known (the hook then jumps to count_full), else anchor | MT_SITE_MISS
+ * (the hook then calls record_rare with it). A leaf; p and anchor come back in the return
+ * registers, so the hooks keep no register for them across this call (the old record_full,
+ * lookup and counting in one frame, saved six). */
+static __attribute__((noinline)) struct mt_heap_p_site recent_site(void *p, uintptr_t anchor)
+{
+    uint32_t site = mt_heap_stack_recent_site(anchor, mt_heap_tls.cat);
+    return (struct mt_heap_p_site){
+        p, MT_LIKELY(site != MT_HEAP_NO_SITE) ? site : (uint64_t)anchor | MT_SITE_MISS};
 }
 
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
  * the pointer handed out, 2^shift bytes above. Sampled mode's common case is inline in
  * every hook: while the process has one thread (mt_heap_solo), a block the sampler skips
  * (nearly all of them) costs a countdown, the header and the exact counters: no stack,
- * no lock, no call (none of ours allocates, so the recursion guard stays as it is).
+ * no lock, no call (none of ours allocates, so the recursion guard stays as it is); its
+ * rare step (a raised running peak) is a jump to settle_then, which returns p.
  * Full mode keeps this thread's countdown at 0 (mt_heap_sample_take returns before
  * touching it), so one compare sends every block past that path: with one thread to
- * recent_site and count_full, else to record_new_slow, as are a thread's first allocation and
- * blocks of a page or more (the large-block table). anchor: the hook's frame address (HOOK_ANCHOR).
+ * recent_site and count_full, else to record_rare (record_new_slow), as are a thread's
+ * first allocation and blocks of a page or more (the large-block table). No value but n
+ * lives across a call (the real one; p and anchor come back from recent_site and
+ * record_rare), so the hooks save one register, not three. anchor: the hook's frame
+ * address (HOOK_ANCHOR).
  */
 static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
                                                               unsigned shift, uintptr_t anchor)
@@ -182,18 +211,20 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
                             ? mt_heap_tls.plain_tail /* armed: this category's */
                             : mt_heap_hdr_tail(MT_HEAP_NO_SITE, (int)cat, MT_REC_TRACKED, shift);
         if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, tail, 0)))
-            mt_heap_count_settle((int)cat);
+            return settle_then(p);
         return p;
     }
     mt_heap_tls.countdown += (int64_t)n; /* given back: the paths below take it themselves */
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
         MT_LIKELY(__libc_single_threaded)) {
-        uint32_t site = recent_site(anchor);
-        if (MT_LIKELY(site != MT_HEAP_NO_SITE))
-            return count_full(p, n, (uint64_t)(shift ^ MT_HDR_SHIFT) << 48, site);
+        struct mt_heap_p_site r = recent_site(p, anchor);
+        if (MT_LIKELY(!(r.site & MT_SITE_MISS)))
+            return count_full(r.p, n, (uint64_t)(shift ^ MT_HDR_SHIFT) << 48, (uint32_t)r.site);
+        p = r.p;
+        anchor = (uintptr_t)(r.site ^ MT_SITE_MISS); /* the same: no register kept for it */
     }
-    mt_heap_hdr_set(p, n, MT_HEAP_NO_SITE, 0, 0, shift);
-    record_new_slow(p, n, shift, anchor);
+    p = record_rare(p, n, shift, anchor);
+    __asm__("" : "+r"(p)); /* a call, not a jump: the hook's frame stays for the stacks */
     return p;
 }
 
