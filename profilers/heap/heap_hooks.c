@@ -184,6 +184,15 @@ static __attribute__((noinline)) struct mt_heap_p_site recent_site(void *p, uint
         p, MT_LIKELY(site != MT_HEAP_NO_SITE) ? site : (uint64_t)anchor | MT_SITE_MISS};
 }
 
+/* The hook's frame address, as __builtin_frame_address(0) gives it with a frame pointer
+ * (its return address right above). On x86-64 that is the CFA - 16, which asks for no
+ * frame pointer: the malloc family's hooks then set up none (saves three instructions). */
+#if defined(__x86_64__)
+#define HOOK_ANCHOR() ((uintptr_t)__builtin_dwarf_cfa() - 16)
+#else
+#define HOOK_ANCHOR() ((uintptr_t)__builtin_frame_address(0))
+#endif
+
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
  * the pointer handed out, 2^shift bytes above. Sampled mode's common case is inline in
  * every hook: while the process has one thread (mt_heap_solo), a block the sampler skips
@@ -195,11 +204,11 @@ static __attribute__((noinline)) struct mt_heap_p_site recent_site(void *p, uint
  * recent_site and count_full, else to record_rare (record_new_slow), as are a thread's
  * first allocation and blocks of a page or more (the large-block table). No value but n
  * lives across a call (the real one; p and anchor come back from recent_site and
- * record_rare), so the hooks save one register, not three. anchor: the hook's frame
- * address (HOOK_ANCHOR).
+ * record_rare), so the hooks save one register, not three. Always inlined into the hook,
+ * whose frame address (HOOK_ANCHOR) the paths past the common one read.
  */
 static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
-                                                              unsigned shift, uintptr_t anchor)
+                                                              unsigned shift)
 {
     if (MT_UNLIKELY(!real)) return NULL;
     void *p = (char *)real + ((size_t)1 << shift);
@@ -215,6 +224,7 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
         return p;
     }
     mt_heap_tls.countdown += (int64_t)n; /* given back: the paths below take it themselves */
+    uintptr_t anchor = HOOK_ANCHOR();    /* here, not on the common path */
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
         MT_LIKELY(__libc_single_threaded)) {
         struct mt_heap_p_site r = recent_site(p, anchor);
@@ -228,22 +238,9 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     return p;
 }
 
-/* The hook's frame address, as __builtin_frame_address(0) gives it with a frame pointer
- * (its return address right above). On x86-64 that is the CFA - 16, which asks for no
- * frame pointer: the malloc family's hooks then set up none (saves three instructions). */
-#if defined(__x86_64__)
-#define HOOK_ANCHOR() ((uintptr_t)__builtin_dwarf_cfa() - 16)
-#else
-#define HOOK_ANCHOR() ((uintptr_t)__builtin_frame_address(0))
-#endif
-
-/* Records `real` (evaluated first: the frame address is then read after the real call, so
- * the hook keeps no register for it across that call). */
-#define RECORD(real, n, shift)                                                                     \
-    __extension__({                                                                                \
-        void *real_ = (real);                                                                      \
-        record_new(real_, (n), (shift), HOOK_ANCHOR());                                            \
-    })
+/* Records `real`, the hook's real block (record_new reads the hook's frame address after
+ * the real call, so the hook keeps no register for it across that call). */
+#define RECORD(real, n, shift) record_new((real), (n), (shift))
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
 
@@ -494,8 +491,7 @@ MT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 }
 
 /* aligned_alloc and memalign: glibc treats them alike (any alignment, rounded up). */
-static inline __attribute__((always_inline)) void *memalign_hook(size_t align, size_t n,
-                                                                 uintptr_t anchor)
+static inline __attribute__((always_inline)) void *memalign_hook(size_t align, size_t n)
 {
     mt_heap_ensure_init();
     if (round_align(&align) != 0) {
@@ -504,17 +500,17 @@ static inline __attribute__((always_inline)) void *memalign_hook(size_t align, s
     }
     unsigned shift;
     void *real = aligned_alloc_block(align, n, &shift);
-    return record_new(real, n, shift, anchor);
+    return RECORD(real, n, shift);
 }
 
 MT_EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-    return memalign_hook(align, n, (uintptr_t)__builtin_frame_address(0));
+    return memalign_hook(align, n);
 }
 
 MT_EXPORT void *memalign(size_t align, size_t n)
 {
-    return memalign_hook(align, n, (uintptr_t)__builtin_frame_address(0));
+    return memalign_hook(align, n);
 }
 
 MT_EXPORT void *valloc(size_t n)
