@@ -29,6 +29,7 @@
 #include "cflash.h"
 #include "cgpt.h"
 #include "kernels.h"
+#include "kvcache.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -118,8 +119,10 @@ static void part_forward(void)
 }
 
 /* KV-cache decode logits against the CPU's, with the step replayed as a CUDA graph
- * (graphs 1; RoPE models launch) or launched kernel by kernel (0). */
-static void decode_case(int graphs)
+ * (graphs 1; RoPE models launch) or launched kernel by kernel (0), the cache's elements of
+ * type (mt_cu_kv_type: fp32, bf16, fp16 against the CPU cache of the same format; 16-bit
+ * caches within 1e-2, the values rounded from slightly different fp32 keys). */
+static void decode_case(int graphs, int type)
 {
     struct mt_gpt *h;
     struct mt_cuda_gpt *d;
@@ -127,8 +130,12 @@ static void decode_case(int graphs)
     struct mt_cuda_kv *kd;
     pair(&h, &d, MT_GPT_INFER);
     size_t n = cfg.seq_len < 24 ? cfg.seq_len : 24;
-    CHECK_OK(mt_gpt_kv_create(&kh, &cfg, n, err, sizeof err), err);
-    CHECK_OK(mt_cuda_kv_create(&kd, d, n, err, sizeof err), err);
+    struct mt_kvc_spec spec = mt_kvc_spec_default();
+    spec.format = (enum mt_kvc_format)type; /* fp32, bf16, fp16: the same order */
+    float tl = type ? (tol > 1e-2f ? tol : 1e-2f) : tol;
+    CHECK_OK(mt_gpt_kv_create_spec(&kh, &cfg, n, &spec, err, sizeof err), err);
+    CHECK_OK(mt_cuda_kv_create_type(&kd, d, n, type, err, sizeof err), err);
+    CHECK(cfg.window || kd->kv_bytes == kh->kv_bytes); /* a window: the CPU keeps its own */
     kd->graphs = graphs;
     double worst = 0.0;
     for (size_t t = 0; t < n; t++) {
@@ -138,10 +145,11 @@ static void decode_case(int graphs)
         double r = rel_diff(kd->logits, kh->logits, cfg.vocab);
         if (r > worst) worst = r;
     }
-    printf("decode (%s): %zu steps, logits rel diff %.3g (tolerance %.0e)\n",
-           kd->graph ? "graph" : "launches", n, worst, (double)tol);
+    printf("decode (%s, %s cache, %zu bytes): %zu steps, logits rel diff %.3g (tolerance %.0e)\n",
+           kd->graph ? "graph" : "launches", mt_kvc_format_name(spec.format), kd->kv_bytes, n,
+           worst, (double)tl);
     CHECK(!kd->graph == (!graphs || cfg.pos == MT_GPT_POS_ROPE));
-    CHECK(worst <= tol);
+    CHECK(worst <= tl);
     CHECK(mt_cuda_decode_step(d, kd, 0, 1, err, sizeof err) == -1 && strstr(err, "full"));
     mt_cuda_kv_free(kd);
     mt_gpt_kv_free(kh);
@@ -151,8 +159,10 @@ static void decode_case(int graphs)
 
 static void part_decode(void)
 {
-    decode_case(1);
-    decode_case(0);
+    decode_case(1, 0);
+    decode_case(0, 0);
+    decode_case(1, 1); /* bf16 */
+    decode_case(1, 2); /* fp16 */
 }
 
 static void part_train(void)

@@ -27,15 +27,17 @@ static int cmp_rate(const void *a, const void *b)
 }
 
 /* The evaluation protocol with an observer of every scored position (may be NULL). */
-static int report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                       size_t max_tokens, mt_eval_observer *observe, void *user,
-                       struct mt_eval_result *res)
+static int report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_eval_engine *e,
+                       const struct mt_corpus *c, size_t max_tokens, mt_eval_observer *observe,
+                       void *user, struct mt_eval_result *res)
 {
     char err[ERRLEN];
     struct mt_eval_result r;
     mt_wl_threads(ctx);
     mt_region_begin(ctx, "eval");
-    int rc = mt_gpt_eval_tokens(m, &c->val_tokens, max_tokens, observe, user, &r, err, sizeof err);
+    int rc =
+        e ? mt_eval_tokens_on(e, &c->val_tokens, max_tokens, observe, user, &r, err, sizeof err)
+          : mt_gpt_eval_tokens(m, &c->val_tokens, max_tokens, observe, user, &r, err, sizeof err);
     mt_region_end(ctx, "eval");
     if (rc) return mt_error(ctx, "evaluation failed: %s", err);
     /* per byte of text whatever the tokenizer (for bytes: r.loss and r.ppl, bit for bit) */
@@ -64,7 +66,7 @@ static int report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_cor
 int mt_wl_report_eval(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                       size_t max_tokens, struct mt_eval_result *res)
 {
-    return report_eval(ctx, m, c, max_tokens, NULL, NULL, res);
+    return report_eval(ctx, m, NULL, c, max_tokens, NULL, NULL, res);
 }
 
 /* ---------------------------------------------------------------- KL against a base */
@@ -266,19 +268,20 @@ static int base_compare(void *user, const float *probs, const int *targets, size
 
 /* The evaluation of the serving measurement, with the KL metrics when a base is given;
  * *extra_data gets the bytes the comparison held (its row buffer and per-position KL). */
-static int eval_against_base(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
-                             const struct mt_wl_base *base, size_t *extra_data)
+static int eval_against_base(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_eval_engine *e,
+                             const struct mt_corpus *c, const struct mt_wl_base *base,
+                             size_t *extra_data)
 {
     size_t max_tokens = (size_t)mt_param_int(ctx, "eval_tokens");
     *extra_data = 0;
-    if (!base) return report_eval(ctx, m, c, max_tokens, NULL, NULL, NULL);
+    if (!base) return report_eval(ctx, m, e, c, max_tokens, NULL, NULL, NULL);
     struct base_header h;
     struct base_file bf = {
         base_open(base->path, base->positions, base->vocab, &h), base->vocab, 0.0, NULL, 0, {0}};
-    if (!bf.f || base->vocab != m->cfg.vocab)
+    if (!bf.f || base->vocab != (e ? e->vocab : m->cfg.vocab))
         return mt_error(ctx, "base distributions %s missing or not this evaluation's", base->path);
     struct mt_eval_result r;
-    int rc = report_eval(ctx, m, c, max_tokens, base_compare, &bf, &r);
+    int rc = report_eval(ctx, m, e, c, max_tokens, base_compare, &bf, &r);
     fclose(bf.f);
     if (rc == 0 && bf.kl.n != base->positions)
         rc = mt_error(ctx, "KL over %zu positions, the base holds %zu", bf.kl.n, base->positions);
@@ -372,6 +375,77 @@ size_t mt_wl_decode_sequences(struct mt_ctx *ctx)
     return s > 0 ? (size_t)s : 1;
 }
 
+/* What the timed decode passes step: the host model's caches (one per sequence) or the
+ * device twin's. */
+struct decoder {
+    struct mt_gpt *m;
+    struct mt_gpt_kv **kv;
+    const struct mt_cuda_serve *dev;
+};
+
+static void decoder_reset(const struct decoder *d, size_t ns)
+{
+    if (d->dev) d->dev->decode_reset(d->dev->self);
+    for (size_t s = 0; !d->dev && s < ns; s++)
+        mt_gpt_kv_reset(d->kv[s]);
+}
+
+static int decoder_step(const struct decoder *d, size_t s, int token, char *err, size_t errlen)
+{
+    return d->dev ? d->dev->decode_step(d->dev->self, token, err, errlen)
+                  : mt_gpt_decode_step(d->m, d->kv[s], token, err, errlen);
+}
+
+/* The timed passes of the one decode measurement over n validation tokens x ns sequences
+ * (region "decode"), then its metrics; kv_bytes: the caches' bytes. */
+static int decode_passes(struct mt_ctx *ctx, const struct decoder *d, const struct mt_corpus *c,
+                         size_t n, size_t ns, size_t kv_bytes)
+{
+    char err[ERRLEN];
+    double rate[DECODE_MAX_PASSES], timed = 0.0;
+    size_t passes = 0;
+    int rc = 0;
+    mt_region_begin(ctx, "decode");
+    /* pass -1 warms caches, oneDNN's primitive cache and the thread pool; not timed */
+    for (int pass = -1; !rc && pass < DECODE_MAX_PASSES; pass++) {
+        if (pass >= DECODE_MIN_PASSES && timed >= DECODE_MIN_SECONDS) break;
+        decoder_reset(d, ns);
+        double t0 = mt_wl_now();
+        for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
+            for (size_t s = 0; s < ns && !rc; s++)
+                rc = decoder_step(d, s, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
+        double dt = mt_wl_now() - t0;
+        if (pass >= 0 && !rc) {
+            rate[passes++] = (double)(n * ns) / dt;
+            timed += dt;
+        }
+    }
+    mt_region_end(ctx, "decode");
+    if (rc) return mt_error(ctx, "decoding failed: %s", err);
+    qsort(rate, passes, sizeof rate[0], cmp_rate);
+    double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
+    mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
+    mt_metric(ctx, "decode_context", (double)n, "tokens");
+    mt_metric(ctx, "decode_sequences", (double)ns, "count");
+    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
+    mt_log(ctx, MT_LOG_INFO,
+           "decode%s: %zu positions x %zu sequences, median of %zu passes %.0f tokens/s",
+           d->dev ? " on the GPU" : "", n, ns, passes, median);
+    return 0;
+}
+
+/* Refuses a decode context outside [1, min(seq_len, validation tokens)]. */
+static int check_context(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
+                         const struct mt_corpus *c, size_t n)
+{
+    size_t n_val = c->val_tokens.n;
+    if (n == 0 || n > cfg->seq_len || n > n_val)
+        return mt_error(
+            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation tokens)",
+            n, cfg->seq_len < n_val ? cfg->seq_len : n_val, cfg->seq_len, n_val);
+    return 0;
+}
+
 /* mt_wl_report_decode, and the bytes of the KV caches it held and of their scratch
  * (either pointer may be NULL), summed over the run's decode_sequences. */
 static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n,
@@ -379,11 +453,8 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
 {
     char err[ERRLEN];
     mt_wl_threads(ctx);
-    size_t n_val = c->val_tokens.n, ns = mt_wl_decode_sequences(ctx);
-    if (n == 0 || n > m->cfg.seq_len || n > n_val)
-        return mt_error(
-            ctx, "decode context %zu outside [1, %zu] (model context %zu, %zu validation tokens)",
-            n, m->cfg.seq_len < n_val ? m->cfg.seq_len : n_val, m->cfg.seq_len, n_val);
+    size_t ns = mt_wl_decode_sequences(ctx);
+    if (check_context(ctx, &m->cfg, c, n)) return -1;
     /* the caches tag their own allocations (kv_cache; their tables and the decode scratch
      * workspace); the small structs and the array of them stay in the caller's category */
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
@@ -398,42 +469,17 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
             scratch_bytes += kv[s]->scratch_bytes + kv[s]->cache->table_bytes;
         }
     }
-    double rate[DECODE_MAX_PASSES], timed = 0.0;
-    size_t passes = 0;
-    int begun = !rc;
-    if (begun) mt_region_begin(ctx, "decode");
-    /* pass -1 warms caches, oneDNN's primitive cache and the thread pool; not timed */
-    for (int pass = -1; !rc && pass < DECODE_MAX_PASSES; pass++) {
-        if (pass >= DECODE_MIN_PASSES && timed >= DECODE_MIN_SECONDS) break;
-        for (size_t s = 0; s < ns; s++)
-            mt_gpt_kv_reset(kv[s]);
-        double t0 = mt_wl_now();
-        for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
-            for (size_t s = 0; s < ns && !rc; s++)
-                rc = mt_gpt_decode_step(m, kv[s], mt_tokens_at(&c->val_tokens, t), err, sizeof err);
-        double dt = mt_wl_now() - t0;
-        if (pass >= 0 && !rc) {
-            rate[passes++] = (double)(n * ns) / dt;
-            timed += dt;
-        }
-    }
-    if (begun) mt_region_end(ctx, "decode");
+    struct decoder d = {.m = m, .kv = kv};
+    if (rc)
+        rc = mt_error(ctx, "decoding failed: %s", err);
+    else
+        rc = decode_passes(ctx, &d, c, n, ns, kv_bytes);
     if (kv_bytes_out) *kv_bytes_out = kv_bytes;
     if (scratch_bytes_out) *scratch_bytes_out = scratch_bytes;
     for (size_t s = 0; s < ns; s++)
         mt_gpt_kv_free(kv[s]);
     free(kv);
-    if (rc) return mt_error(ctx, "decoding failed: %s", err);
-    qsort(rate, passes, sizeof rate[0], cmp_rate);
-    double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
-    mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
-    mt_metric(ctx, "decode_context", (double)n, "tokens");
-    mt_metric(ctx, "decode_sequences", (double)ns, "count");
-    mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
-    mt_log(ctx, MT_LOG_INFO,
-           "decode: %zu positions x %zu sequences, median of %zu passes %.0f tokens/s", n, ns,
-           passes, median);
-    return 0;
+    return rc;
 }
 
 int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n)
@@ -463,6 +509,62 @@ static size_t scratch_now(const struct mt_wl_serving *sv)
     return sv && sv->scratch_bytes ? sv->scratch_bytes(sv->user) : 0;
 }
 
+int mt_wl_cuda_serve_opts(struct mt_ctx *ctx, size_t eval_B, size_t eval_T,
+                          struct mt_cuda_serve_opts *o)
+{
+    const char *dev = mt_param_str(ctx, "device");
+    memset(o, 0, sizeof *o);
+    if (!dev || !strcmp(dev, "cpu")) return 0;
+    struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
+    if (spec.format != MT_KVC_FP32 && spec.format != MT_KVC_BF16 && spec.format != MT_KVC_FP16)
+        return mt_error(ctx, "device=%s keeps the KV cache in fp32, bf16 or fp16, not kv_cache=%s",
+                        dev, mt_kvc_format_name(spec.format));
+    if (spec.block)
+        return mt_error(ctx, "device=%s keeps the KV cache contiguous: kv_block=0, not %zu", dev,
+                        spec.block);
+    if (mt_wl_decode_sequences(ctx) != 1)
+        return mt_error(ctx, "device=%s decodes one sequence: decode_sequences=1, not %zu", dev,
+                        mt_wl_decode_sequences(ctx));
+    o->precision = mt_param_str(ctx, "device_precision");
+    o->kv_type = (int)spec.format; /* fp32, bf16, fp16: the device's types in the same order */
+    o->eval_B = eval_B;
+    o->eval_T = eval_T;
+    return 1;
+}
+
+/* The one serving measurement on the GPU twin (struct mt_wl_serving's device): the same
+ * decode passes and evaluation protocol, each phase's peak its device bytes. */
+static int serve_device(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                        const struct mt_wl_serving *sv)
+{
+    char err[ERRLEN];
+    size_t n = mt_wl_decode_context(&m->cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    mt_cuda_serve_open_fn open = (mt_cuda_serve_open_fn)mt_wl_cuda_symbol(
+        ctx, mt_param_str(ctx, "device"), "mt_cuda_serve_open");
+    struct mt_cuda_serve s;
+    struct mt_cuda_serve_opts o = *sv->device;
+    o.eval_B = m->B;
+    o.eval_T = m->T;
+    if (!open || check_context(ctx, &m->cfg, c, n)) return -1;
+    if (open(&s, m, &o, err, sizeof err)) return mt_error(ctx, "device=cuda: %s", err);
+    size_t b[MT_MEM_CAT_COUNT] = {0}, kl_data = 0;
+    struct decoder d = {.dev = &s};
+    mt_wl_threads(ctx);
+    mt_region_begin(ctx, "infer");
+    int rc = s.decode_open(s.self, n, b, err, sizeof err)
+                 ? mt_error(ctx, "device=cuda decoding: %s", err)
+                 : decode_passes(ctx, &d, c, n, 1, b[MT_MEM_KV_CACHE]);
+    mt_region_end(ctx, "infer");
+    if (rc == 0) report_peak(ctx, "infer_peak", b);
+    struct mt_eval_engine e;
+    if (rc == 0 && s.eval_open(s.self, b, &e, err, sizeof err))
+        rc = mt_error(ctx, "device=cuda evaluation: %s", err);
+    if (rc == 0) rc = eval_against_base(ctx, m, &e, c, sv->base, &kl_data);
+    if (rc == 0) report_peak(ctx, "eval_peak", b);
+    s.close(s.self);
+    return rc;
+}
+
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                          const struct mt_wl_serving *sv)
 {
@@ -471,6 +573,7 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
     size_t stored = sv ? sv->weight_bytes : 0, kv = 0, kv_scratch = 0, B = m->B, T = m->T;
     if (m->mode != MT_GPT_INFER)
         return mt_error(ctx, "the serving measurement needs an inference-mode model");
+    if (sv && sv->device) return serve_device(ctx, m, c, sv);
     /* The deployment first, holding what a deployment holds: the model's evaluation
      * slabs are released while it decodes, and the plugin's grow-only scratch then holds
      * what batch-1 decoding needs, not what the evaluation batch later grows it to. */
@@ -496,7 +599,7 @@ int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_c
      * forward's token buffers), the stored weights, the plugin's scratch at its
      * high-water mark, and mt_gpt_eval's own inputs and targets (data). */
     size_t kl_data = 0;
-    if ((rc = eval_against_base(ctx, m, c, sv ? sv->base : NULL, &kl_data))) return rc;
+    if ((rc = eval_against_base(ctx, m, NULL, c, sv ? sv->base : NULL, &kl_data))) return rc;
     for (int cat = 0; cat < MT_MEM_CAT_COUNT; cat++)
         b[cat] = m->slab_bytes[cat];
     b[MT_MEM_WEIGHTS] += stored;
@@ -511,10 +614,18 @@ int mt_wl_report_reference(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt
                            const struct mt_gpt_recipe *r, uint64_t seed,
                            const struct mt_wl_train_stats *st)
 {
+    return mt_wl_report_reference_on(ctx, m, c, r, seed, st, NULL);
+}
+
+int mt_wl_report_reference_on(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                              const struct mt_gpt_recipe *r, uint64_t seed,
+                              const struct mt_wl_train_stats *st,
+                              const struct mt_cuda_serve_opts *dev)
+{
     mt_wl_report_train(ctx, st);
     mt_wl_report_model(ctx, m);
     struct mt_wl_base base;
-    struct mt_wl_serving sv = {.base = &base};
+    struct mt_wl_serving sv = {.base = &base, .device = dev};
     int rc = mt_wl_base_probs(ctx, m, c, r, seed, &base);
     if (rc == 0) rc = mt_wl_report_serving(ctx, m, c, &sv);
     return rc;

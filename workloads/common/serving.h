@@ -38,6 +38,9 @@
 extern "C" {
 #endif
 
+struct mt_qformat;
+struct mt_wl_train_stats;
+
 /* `decode_tokens`: the serving context of the one serving measurement (the KV cache's
  * positions, decoded at batch 1); every serving workload takes it with this default. */
 #define MT_WL_PARAM_DECODE_TOKENS                                                                  \
@@ -168,7 +171,56 @@ struct mt_wl_serving {
      * (ratio) and delta_ppl (the served model's perplexity minus the base's, both from
      * the fp32 probabilities of the same positions: exactly 0 for the base itself). */
     const struct mt_wl_base *base;
+    /* device=cuda (appended; NULL: the host model serves): the GPU twin of the model
+     * serves instead (struct mt_cuda_serve_opts, mt_wl_cuda_serve_opts), and the two
+     * phases' peaks are its device bytes. */
+    const struct mt_cuda_serve_opts *device;
 };
+
+/* device=cuda serving (libmemtrade-cuda.so, workloads/common/serving_cuda.c): the GPU
+ * twin of a host model (cuda/cgpt.h) decodes at batch 1 with a device KV cache and scores
+ * the evaluation text, phase by phase, each phase freeing the other's device memory first
+ * (as the host serving releases the evaluation slabs while it decodes):
+ * - decode: a weights-only twin (its fp32 slab, the precision's extras, with qfmt the
+ *   packed linears that the decode GEMVs read, the LM head kept unpacked), a KV cache of
+ *   kv_type (fp32, bf16, fp16) and its step's scratch;
+ * - evaluation: an inference twin for eval_B x eval_T windows whose linear weights are,
+ *   with qfmt, the packed codes decoded to fp32 (mt_qtensor_unpack: the values the packed
+ *   kernels compute with), its GEMMs in `precision`.
+ * bytes[] are the phase's device bytes per category, as allocated (mt_cuda_gpt_plan,
+ * mt_cuda_kv_plan and the packed tensors' bytes). */
+struct mt_cuda_serve_opts {
+    const char *precision;         /* fp32|tf32|bf16 (NULL: fp32) */
+    const struct mt_qformat *qfmt; /* packed linears for decoding, or NULL */
+    int kv_type;                   /* 0 fp32, 1 bf16, 2 fp16 (cuda/ckernels.h) */
+    size_t eval_B, eval_T;         /* the evaluation's windows (the host model's B, T) */
+};
+struct mt_cuda_serve {
+    void *self;
+    /* the decode phase for n positions; bytes[] its device bytes */
+    int (*decode_open)(void *self, size_t n, size_t bytes[MT_MEM_CAT_COUNT], char *err,
+                       size_t errlen);
+    void (*decode_reset)(void *self);
+    int (*decode_step)(void *self, int token, char *err, size_t errlen);
+    /* the evaluation phase; *e runs the protocol's forwards on the device */
+    int (*eval_open)(void *self, size_t bytes[MT_MEM_CAT_COUNT], struct mt_eval_engine *e,
+                     char *err, size_t errlen);
+    void (*close)(void *self); /* frees everything, self included */
+};
+/* libmemtrade-cuda.so's mt_cuda_serve_open: *s for host model m (weights kept by the
+ * caller until s->close). Returns 0, or -1 with a message (no device). */
+typedef int (*mt_cuda_serve_open_fn)(struct mt_cuda_serve *s, const struct mt_gpt *m,
+                                     const struct mt_cuda_serve_opts *o, char *err, size_t errlen);
+int mt_cuda_serve_open(struct mt_cuda_serve *s, const struct mt_gpt *m,
+                       const struct mt_cuda_serve_opts *o, char *err, size_t errlen);
+
+/* Contract: the run's device serving options: 0 when `device` is cpu (or undeclared); 1
+ * with *o filled (device_precision, the kv_cache format as kv_type, eval_B, eval_T from
+ * the arguments, qfmt NULL) for device=cuda; -1 after mt_error when the run asks for what
+ * the device does not serve (kv_cache other than fp32, bf16, fp16; kv_block; more than
+ * one decode sequence). */
+int mt_wl_cuda_serve_opts(struct mt_ctx *ctx, size_t eval_B, size_t eval_T,
+                          struct mt_cuda_serve_opts *o);
 
 /* The one serving measurement of an inference-mode model (its slabs sized for the
  * evaluation batch), the same for every serving workload, in this order:
@@ -196,6 +248,13 @@ struct mt_wl_serving {
  * declare MT_WL_PARAM_DECODE_TOKENS, MT_WL_PARAMS_KV_CACHE and an eval_tokens parameter. */
 int mt_wl_report_serving(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
                          const struct mt_wl_serving *sv);
+
+/* Contract: mt_wl_report_reference (wlcommon.h) with the serving measurement on the device
+ * when dev is not NULL (struct mt_wl_serving's device). */
+int mt_wl_report_reference_on(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                              const struct mt_gpt_recipe *r, uint64_t seed,
+                              const struct mt_wl_train_stats *st,
+                              const struct mt_cuda_serve_opts *dev);
 
 #ifdef __cplusplus
 }

@@ -355,11 +355,11 @@ static int gpu_loop(void *user, const struct mt_loop_engine *e,
     return g->failed ? -1 : 0;
 }
 
-mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device)
+void *mt_wl_cuda_symbol(struct mt_ctx *ctx, const char *device, const char *name)
 {
     char path[PATH_MAX];
     Dl_info info;
-    if (!dladdr((void *)mt_wl_cuda_twin, &info) || !info.dli_fname) {
+    if (!dladdr((void *)mt_wl_cuda_symbol, &info) || !info.dli_fname) {
         mt_error(ctx, "device=cuda: cannot locate this plugin");
         return NULL;
     }
@@ -367,14 +367,18 @@ mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device)
     int dir = slash ? (int)(slash - info.dli_fname) : 1;
     snprintf(path, sizeof path, "%.*s/../libmemtrade-cuda.so", dir, slash ? info.dli_fname : ".");
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* never closed: CUDA stays loaded */
-    mt_cuda_train_twin_fn twin =
-        lib ? (mt_cuda_train_twin_fn)dlsym(lib, "mt_cuda_train_twin") : NULL;
-    if (!twin)
+    void *sym = lib ? dlsym(lib, name) : NULL;
+    if (!sym)
         mt_error(ctx,
                  "device=%s: no CUDA backend in this build (%s; configure where the CUDA "
                  "toolkit is: MT_CUDA)",
                  device, dlerror());
-    return twin;
+    return sym;
+}
+
+mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device)
+{
+    return (mt_cuda_train_twin_fn)mt_wl_cuda_symbol(ctx, device, "mt_cuda_train_twin");
 }
 
 /* mt_wl_train_loop on the GPU twin of m (same initial weights), whose trained weights then

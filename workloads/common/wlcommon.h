@@ -269,6 +269,9 @@ void mt_wl_device_params(struct mt_ctx *ctx, struct mt_wl_device *d);
  * plugin folder, opened on first use; NULL with the error recorded (no CUDA backend in
  * this build) naming `device`. */
 mt_cuda_train_twin_fn mt_wl_cuda_twin(struct mt_ctx *ctx, const char *device);
+/* Symbol `name` of libmemtrade-cuda.so (opened as mt_wl_cuda_twin does); NULL with the
+ * error recorded. */
+void *mt_wl_cuda_symbol(struct mt_ctx *ctx, const char *device, const char *name);
 
 /* mt_wl_train_or_load, training where dev says (NULL: the CPU). */
 int mt_wl_train_or_load_on(struct mt_ctx *ctx, const struct mt_wl_device *dev,

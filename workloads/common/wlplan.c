@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cuda/cgpt.h"
 #include "kvcache.h"
 #include "serving.h"
 #include "wlcommon.h"
@@ -79,6 +80,32 @@ int mt_wl_plan_reference(struct mt_ctx *ctx, struct mt_wl_plan_serving *s, struc
     if (!s->weight_slab) s->weight_slab = mt_gpt_weight_slab_bytes(&cfg, NULL);
     return mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p) ||
            mt_wl_plan_serving(ctx, &cfg, s, p);
+}
+
+int mt_wl_plan_reference_cuda(struct mt_ctx *ctx, const struct mt_wl_plan_serving *s,
+                              struct mt_mem_plan *p)
+{
+    char err[ERRLEN];
+    struct mt_gpt_config cfg;
+    struct mt_cuda_serve_opts o;
+    enum mt_cuda_precision prec = MT_CUDA_FP32;
+    size_t T, b[MT_MEM_CAT_COUNT], kv, scratch;
+    if (mt_wl_estimate_shape(ctx, &cfg, &T)) return mt_wl_check_model(ctx);
+    int on = mt_wl_cuda_serve_opts(ctx, s->eval_batch, T, &o);
+    if (on <= 0) return on;
+    if ((o.precision && mt_cuda_precision_parse(o.precision, &prec, err, sizeof err)) ||
+        !mt_cuda_gpt_plan(&cfg, MT_GPT_WEIGHTS, 1, 1, prec, 1, b, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    if (mt_wl_plan_reference_train(ctx, &cfg, (size_t)mt_param_int(ctx, "batch"), T, p)) return -1;
+    size_t n = mt_wl_decode_context(&cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
+    mt_cuda_kv_plan(&cfg, n, o.kv_type, &kv, &scratch);
+    b[MT_MEM_WEIGHTS] += s->stored;
+    b[MT_MEM_KV_CACHE] += kv;
+    b[MT_MEM_WORKSPACE] += scratch;
+    if (mt_wl_plan_add(ctx, p, "infer", MT_PLAN_SERVING, b)) return -1;
+    if (!mt_cuda_gpt_plan(&cfg, MT_GPT_INFER, s->eval_batch, T, prec, 1, b, err, sizeof err))
+        return mt_error(ctx, "%s", err);
+    return mt_wl_plan_add(ctx, p, "eval", MT_PLAN_SERVING, b) ? -1 : 1;
 }
 
 void mt_wl_zero_states(double psi, size_t ranks, int stage, double w, double g, double k,

@@ -73,6 +73,16 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
  * batch, decode_tokens and kv_* from ctx. Returns 0 or -1 after mt_error. */
 int mt_wl_plan_reference(struct mt_ctx *ctx, struct mt_wl_plan_serving *s, struct mt_mem_plan *p);
 
+/* Contract: with device=cuda (mt_wl_cuda_serve_opts), the serving measurement's phases on
+ * the device instead (serving.h struct mt_cuda_serve, each phase its device bytes only):
+ * "infer" (the weights-only twin mt_cuda_gpt_plan(MT_GPT_WEIGHTS, 1, 1) in the run's
+ * device_precision, s->stored packed bytes as weights, the KV cache and its step's scratch
+ * of mt_cuda_kv_plan at the decode context) and "eval" (mt_cuda_gpt_plan(MT_GPT_INFER,
+ * eval_batch, T)), after the reference's "train" phase as mt_wl_plan_reference has it.
+ * Returns 1 when it planned (or -1 after mt_error), 0 with device=cpu (nothing added). */
+int mt_wl_plan_reference_cuda(struct mt_ctx *ctx, const struct mt_wl_plan_serving *s,
+                              struct mt_mem_plan *p);
+
 /* Model states per rank under ZeRO (Rajbhandari et al., "ZeRO: Memory Optimizations
  * Toward Training Trillion Parameter Models", 2020, section 5 and Figure 1): psi
  * parameters whose weights, gradients and optimizer state take w, g and k bytes each,

@@ -12,6 +12,10 @@
  * distributions), and a seeded serving simulation of `sim_requests` requests (prompt and
  * output lengths uniform in [16, seq_len / 2]), paged against contiguous at maximum
  * length under the budget.
+ * device=cuda: the serving measurement runs on the GPU twin (serving.h struct
+ * mt_cuda_serve: decode reading a device KV cache of fp32, bf16 or fp16, the evaluation's
+ * forwards; device peaks by category); the accuracy decode (kv_val_loss, kv_kl) and the
+ * simulation stay on the CPU.
  * What it is not for: the attention math (kvcache.h), other memory optimizations.
  */
 #include <math.h>
@@ -39,6 +43,11 @@ static const struct mt_param_spec params[] = {
     {"eval_windows", MT_PARAM_INT, "8", 1, 10000, NULL,
      "validation windows of decode_context tokens decoded through the cache for kv_val_loss"},
     {"sim_requests", MT_PARAM_INT, "64", 1, 100000, NULL, "requests of the serving simulation"},
+    MT_WL_ROW("device", MT_PARAM_CHOICE, "cpu", 0, 0, "cpu|cuda",
+              "where the serving measurement runs: the CPU engine, or the GPU (CUDA build: "
+              "kv_cache fp32, bf16 or fp16, contiguous, one sequence)"),
+    MT_WL_ROW("device_precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|tf32|bf16",
+              "device=cuda: the GEMMs in fp32, TF32 or bf16 (fp32 accumulation)"),
 };
 
 /* Teacher-forced decoding of `windows` windows of n validation bytes through an fp32
@@ -177,7 +186,8 @@ static int check(struct mt_ctx *ctx)
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
     if (mt_wl_check_model(ctx) || mt_wl_model_config(ctx, NULL, &cfg)) return -1;
     if (mt_kvc_spec_check(&cfg, &spec, err, sizeof err)) return mt_error(ctx, "%s", err);
-    return 0;
+    struct mt_cuda_serve_opts dev;
+    return mt_wl_cuda_serve_opts(ctx, EVAL_B, cfg.seq_len, &dev) < 0 ? -1 : 0;
 }
 
 static int run(struct mt_ctx *ctx)
@@ -192,7 +202,11 @@ static int run(struct mt_ctx *ctx)
     /* the evaluation protocol runs the whole-window forward, not the cache: its KL metrics
      * against the base are exactly 0 (the weights are the base's); what the cache's format
      * costs is kv_kl, from decoding through it (accuracy) */
-    if (rc == 0) rc = mt_wl_report_reference(ctx, m, &s.corpus, &s.r, s.seed, &st);
+    struct mt_cuda_serve_opts dev;
+    int on = rc == 0 ? mt_wl_cuda_serve_opts(ctx, EVAL_B, s.r.seq, &dev) : 0;
+    if (on < 0) rc = -1;
+    if (rc == 0)
+        rc = mt_wl_report_reference_on(ctx, m, &s.corpus, &s.r, s.seed, &st, on ? &dev : NULL);
     size_t n = mt_wl_decode_context(&s.cfg, (size_t)mt_param_int(ctx, "decode_tokens"));
     size_t ctx_len = mt_param_int(ctx, "context") ? (size_t)mt_param_int(ctx, "context") : n;
     size_t budget = (size_t)mt_param_int(ctx, "budget");
@@ -219,7 +233,9 @@ static size_t mem_estimate(struct mt_ctx *ctx)
 static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
 {
     struct mt_wl_plan_serving s = {.eval_batch = EVAL_B};
-    return check(ctx) || mt_wl_plan_reference(ctx, &s, p);
+    if (check(ctx)) return -1;
+    int dev = mt_wl_plan_reference_cuda(ctx, &s, p);
+    return dev ? (dev < 0 ? -1 : 0) : mt_wl_plan_reference(ctx, &s, p);
 }
 
 MT_WL_DESCRIPTOR_PLAN("kv_cache",

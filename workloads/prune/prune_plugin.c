@@ -92,7 +92,8 @@ static int calibrate(struct mt_ctx *ctx, const struct mt_prune_opts *o, struct m
     if (!in) return mt_error(ctx, "calibration batches: out of memory");
     int *tg = in + nb * CALIB_B * T;
     char err[512];
-    int rc = mt_calib_sample_tokens(&c->train_tokens, nb * CALIB_B, T, seed, in, tg, err, sizeof err);
+    int rc =
+        mt_calib_sample_tokens(&c->train_tokens, nb * CALIB_B, T, seed, in, tg, err, sizeof err);
     mt_region_begin(ctx, "calibrate");
     if (rc == 0 && (need & MT_PRUNE_NEED_ACTS))
         rc = mt_prune_calib_acts(m, o->method, in, nb, CALIB_B, T, cal, err, sizeof(err));
@@ -317,7 +318,10 @@ static int run(struct mt_ctx *ctx)
                                                                      : MT_SPARSE_IMPL_AUTO;
     report_packed(ctx, &packed, m);
 
-    struct mt_wl_serving sv = {mt_pruned_bytes(&packed), serving_scratch, &packed, &base};
+    struct mt_wl_serving sv = {.weight_bytes = mt_pruned_bytes(&packed),
+                               .scratch_bytes = serving_scratch,
+                               .user = &packed,
+                               .base = &base};
     if ((rc = mt_wl_report_serving(ctx, m, &s.corpus, &sv))) goto out;
     report_kernels(ctx, &packed);
     rc = 0;

@@ -74,6 +74,31 @@ static int calibrate(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpu
     return 0;
 }
 
+/* device=cuda serves what cquant.h decodes: weight-only linear codes of 8 or 4 bits (any
+ * granularity), rounded to nearest; anything else is refused naming what is served. */
+static int check_cuda(struct mt_ctx *ctx, const struct mt_qmodel_opts *o)
+{
+    const char *no = o->fmt.bits != 8 && o->fmt.bits != 4 ? "bits"
+                     : o->fmt.scheme != MT_QS_LINEAR_ASYM && o->fmt.scheme != MT_QS_LINEAR_SYM
+                         ? "scheme"
+                     : o->method != MT_QM_RTN                      ? "method"
+                     : o->act != MT_QACT_F32                       ? "activations"
+                     : o->embedding                                ? "embedding"
+                     : *mt_param_str(ctx, "layer_bits")            ? "layer_bits"
+                     : strcmp(mt_param_str(ctx, "kernel"), "auto") ? "kernel"
+                                                                   : NULL;
+    if (!no) return 0;
+    char bits[16];
+    snprintf(bits, sizeof bits, "%u", o->fmt.bits);
+    const char *val = !strcmp(no, "bits") ? bits : mt_param_str(ctx, no);
+    return mt_error(ctx,
+                    "device=cuda serves weight-only int8 and int4 (bits=8|4, "
+                    "scheme=linear-asym|linear-sym, any granularity: int8, int8-g128, "
+                    "int4-g128/64/32, ...), method=rtn, activations=none, embedding=off, no "
+                    "layer_bits, kernel=auto; this run's %s=%s is not",
+                    no, val ? val : "?");
+}
+
 /* Reads the quantization parameters into *o; rejects combinations that make no sense. */
 static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed)
 {
@@ -109,7 +134,7 @@ static int read_opts(struct mt_ctx *ctx, struct mt_qmodel_opts *o, uint64_t seed
     if (mt_qgran_from_name(gran, &o->fmt.gran))
         return mt_error(ctx, "unknown granularity '%s'", gran);
     if (mt_qformat_check(&o->fmt, err, sizeof err)) return mt_error(ctx, "%s", err);
-    return 0;
+    return strcmp(mt_param_str(ctx, "device"), "cpu") ? check_cuda(ctx, o) : 0;
 }
 
 /* `layer_bits`: empty (NULL in *out: `bits` everywhere), or 4 x n_layer comma-separated
@@ -186,6 +211,33 @@ static size_t qws_bytes(const void *qm)
     return mt_qws_bytes(((const struct mt_qmodel *)qm)->ws);
 }
 
+/* Serving on the GPU (device=cuda): the fp32 model's twin decodes through the packed
+ * linears (cquant.h) and scores the evaluation text with their decoded values. */
+static int run_cuda(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c,
+                    const struct mt_qmodel_opts *o, const struct mt_wl_base *base)
+{
+    struct mt_cuda_serve_opts dev;
+    if (mt_wl_cuda_serve_opts(ctx, m->B, m->T, &dev) < 0) return -1;
+    dev.qfmt = &o->fmt;
+    static const enum mt_gpt_param lin[] = {MT_P_QKVW, MT_P_ATTPROJW, MT_P_FCW, MT_P_FCPROJW};
+    unsigned char drop[MT_P_COUNT] = {0};
+    size_t packed = 0;
+    for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+        size_t d[3];
+        mt_gpt_param_shape(&m->cfg, lin[i], d); /* (L, out, in) */
+        packed += d[0] * mt_qformat_bytes(&o->fmt, d[1], d[2]);
+        drop[lin[i]] = 1;
+    }
+    mt_metric(ctx, "packed_bytes", (double)packed, "bytes");
+    mt_metric(ctx, "model_bytes", (double)(mt_gpt_weight_slab_bytes(&m->cfg, drop) + packed),
+              "bytes");
+    mt_metric(ctx, "n_params", (double)m->n_params, "count");
+    mt_log(ctx, MT_LOG_INFO, "device=cuda: %s %u-bit %s, %zu packed bytes",
+           mt_qscheme_name(o->fmt.scheme), o->fmt.bits, mt_qgran_name(o->fmt.gran), packed);
+    struct mt_wl_serving sv = {.base = base, .device = &dev};
+    return mt_wl_report_serving(ctx, m, c, &sv);
+}
+
 static int run(struct mt_ctx *ctx)
 {
     struct mt_gpt_config cfg;
@@ -212,6 +264,10 @@ static int run(struct mt_ctx *ctx)
            r.steps);
     struct mt_wl_base base;
     if (mt_wl_base_probs(ctx, m, &corpus, &r, seed, &base)) goto out;
+    if (strcmp(mt_param_str(ctx, "device"), "cpu")) {
+        rc = run_cuda(ctx, m, &corpus, &o, &base);
+        goto out_cuda;
+    }
 
     if ((rc = calibrate(ctx, m, &corpus, r.seq, seed, &o, &cal))) goto out;
     mt_region_begin(ctx, "quantize");
@@ -236,11 +292,13 @@ static int run(struct mt_ctx *ctx)
            mt_qscheme_name(o.fmt.scheme), o.fmt.bits, mt_qgran_name(o.fmt.gran), qm->packed_bytes,
            mt_qmodel_bits_per_weight(qm), qm->fp32_bytes);
 
-    struct mt_wl_serving sv = {qm->packed_bytes, qws_bytes, qm, &base};
+    struct mt_wl_serving sv = {
+        .weight_bytes = qm->packed_bytes, .scratch_bytes = qws_bytes, .user = qm, .base = &base};
     if ((rc = mt_wl_report_serving(ctx, m, &corpus, &sv))) goto out;
     rc = 0;
 out:
     if (rc == 0) report_kernels(ctx, qm);
+out_cuda:
     mt_qmodel_free(qm);
     mt_calib_free(&cal);
     mt_gpt_free(m);
@@ -291,6 +349,12 @@ static const struct mt_param_spec params[] = {
     {"kernel", MT_PARAM_CHOICE, "auto", 0, 0, "auto|scalar|avx512|onednn",
      "packed GEMM kernel: the fastest this CPU has per shape, or one forced (a forced kernel "
      "that cannot run a layer fails the run)"},
+    MT_WL_ROW("device", MT_PARAM_CHOICE, "cpu", 0, 0, "cpu|cuda",
+              "where the packed model serves: the CPU kernels, or the GPU (CUDA build: "
+              "weight-only int8/int4, the one serving measurement on the device)"),
+    MT_WL_ROW("device_precision", MT_PARAM_CHOICE, "fp32", 0, 0, "fp32|tf32|bf16",
+              "device=cuda: the evaluation's GEMMs and the unpacked LM head in fp32, TF32 or "
+              "bf16"),
 };
 
 /* The reference (trained when not cached), then serving the packed model: its weight slab
@@ -330,7 +394,8 @@ static int plan(struct mt_ctx *ctx, struct mt_mem_plan *p)
         drop[MT_P_WTE] = 1;
     }
     s.weight_slab = mt_gpt_weight_slab_bytes(&cfg, drop);
-    return mt_wl_plan_reference(ctx, &s, p);
+    int dev = mt_wl_plan_reference_cuda(ctx, &s, p); /* the packed linears beside the fp32 slab */
+    return dev ? (dev < 0 ? -1 : 0) : mt_wl_plan_reference(ctx, &s, p);
 }
 
 MT_WL_DESCRIPTOR_PLAN("quantize",

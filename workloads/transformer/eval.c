@@ -16,18 +16,31 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Adds the losses and top-1 hits of the last forward (B x T rows of probabilities). */
-static void score(const struct mt_gpt *m, size_t rows, double *loss, size_t *hits)
+/* Adds the losses and top-1 hits of one forward: rows of probabilities (V each), their
+ * losses and targets. */
+static void score(const float *probs, const float *losses, const int *tg, size_t rows, size_t V,
+                  double *loss, size_t *hits)
 {
-    size_t V = m->cfg.vocab;
     for (size_t i = 0; i < rows; i++) {
-        const float *p = m->act[MT_A_LOGITS] + i * V;
+        const float *p = probs + i * V;
         size_t best = 0;
         for (size_t j = 1; j < V; j++)
             if (p[j] > p[best]) best = j;
-        *hits += best == (size_t)m->targets[i];
-        *loss += m->act[MT_A_LOSSES][i];
+        *hits += best == (size_t)tg[i];
+        *loss += losses[i];
     }
+}
+
+/* The host model's forward for the evaluation (struct mt_eval_engine). */
+static int gpt_forward(void *self, const int *in, const int *tg, size_t b, size_t t,
+                       const float **probs, const float **losses, char *err, size_t errlen)
+{
+    struct mt_gpt *m = self;
+    float unused;
+    if (mt_gpt_forward(m, in, tg, b, t, &unused, err, errlen)) return -1;
+    *probs = m->act[MT_A_LOGITS];
+    *losses = m->act[MT_A_LOSSES];
+    return 0;
 }
 
 int mt_gpt_eval(struct mt_gpt *m, const uint8_t *data, size_t n, size_t max_tokens,
@@ -48,20 +61,30 @@ int mt_gpt_eval_tokens(struct mt_gpt *m, const struct mt_tokens *data, size_t ma
                        mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
                        size_t errlen)
 {
-    size_t n = data->n;
     memset(r, 0, sizeof *r);
     if (m->mode == MT_GPT_WEIGHTS)
         return mt_tf_fail(err, errlen, "evaluation needs a model with activations");
+    struct mt_eval_engine e = {
+        .self = m, .forward = gpt_forward, .B = m->B, .T = m->T, .vocab = m->cfg.vocab};
+    return mt_eval_tokens_on(&e, data, max_tokens, observe, user, r, err, errlen);
+}
+
+int mt_eval_tokens_on(const struct mt_eval_engine *e, const struct mt_tokens *data,
+                      size_t max_tokens, mt_eval_observer *observe, void *user,
+                      struct mt_eval_result *r, char *err, size_t errlen)
+{
+    size_t n = data->n;
+    memset(r, 0, sizeof *r);
     if (n < 2)
         return mt_tf_fail(err, errlen, "evaluation split has %zu %s; need at least 2", n,
                           data->bytes ? "bytes" : "tokens");
-    if (data->ids && data->vocab > m->cfg.vocab)
+    if (data->ids && data->vocab > e->vocab)
         return mt_tf_fail(err, errlen,
                           "the tokenizer's vocab of %zu ids does not fit the model's %zu (give "
                           "the model vocab=%zu)",
-                          data->vocab, m->cfg.vocab, data->vocab);
+                          data->vocab, e->vocab, data->vocab);
     double t0 = now_s();
-    size_t total = n - 1, T = m->T, B = m->B;
+    size_t total = n - 1, T = e->T, B = e->B;
     if (max_tokens && max_tokens < total) total = max_tokens;
     int prev = mt_memcat_set(MT_MEM_DATA);
     int *in = malloc(2 * B * T * sizeof *in);
@@ -82,13 +105,13 @@ int mt_gpt_eval_tokens(struct mt_gpt *m, const struct mt_tokens *data, size_t ma
             in[i] = mt_tokens_at(data, done + i);
             tg[i] = mt_tokens_at(data, done + i + 1);
         }
-        float unused;
-        if (mt_gpt_forward(m, in, tg, b, t, &unused, err, errlen)) {
+        const float *probs, *losses;
+        if (e->forward(e->self, in, tg, b, t, &probs, &losses, err, errlen)) {
             free(in);
             return -1;
         }
-        score(m, b * t, &loss, &hits);
-        if (observe && observe(user, m->act[MT_A_LOGITS], tg, b * t, err, errlen)) {
+        score(probs, losses, tg, b * t, e->vocab, &loss, &hits);
+        if (observe && observe(user, probs, tg, b * t, err, errlen)) {
             free(in);
             return -1;
         }

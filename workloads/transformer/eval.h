@@ -27,11 +27,11 @@ struct mt_eval_result {
     double loss;      /* mean cross-entropy, nats per token (per byte for the byte tokenizer) */
     double byte_loss; /* nats per byte of text: loss x tokens / bytes (= loss for bytes) */
     double bpb;       /* bits per byte: byte_loss / ln 2 */
-    double ppl;     /* exp(loss): perplexity per token */
-    double top1;    /* fraction of targets that are the argmax prediction */
-    size_t tokens;  /* targets scored */
-    size_t bytes;   /* bytes of text those targets decode to (= tokens for bytes) */
-    double seconds; /* wall time of the evaluation */
+    double ppl;       /* exp(loss): perplexity per token */
+    double top1;      /* fraction of targets that are the argmax prediction */
+    size_t tokens;    /* targets scored */
+    size_t bytes;     /* bytes of text those targets decode to (= tokens for bytes) */
+    double seconds;   /* wall time of the evaluation */
 };
 
 /* Scores every byte of data[1, n) from its prefix, in non-overlapping windows of m->T
@@ -61,6 +61,24 @@ int mt_gpt_eval_observe(struct mt_gpt *m, const uint8_t *data, size_t n, size_t 
 int mt_gpt_eval_tokens(struct mt_gpt *m, const struct mt_tokens *data, size_t max_tokens,
                        mt_eval_observer *observe, void *user, struct mt_eval_result *r, char *err,
                        size_t errlen);
+
+/* The evaluation protocol's forward on any engine (the host model, its GPU twin): scores
+ * b windows of t tokens (in, tg: b x t ids, row-major), pointing *probs at their
+ * next-token probabilities (b*t x vocab) and *losses at their -log p(target) (b*t), both
+ * valid until the next call. Returns 0, or -1 with a message. */
+typedef int mt_eval_forward(void *self, const int *in, const int *tg, size_t b, size_t t,
+                            const float **probs, const float **losses, char *err, size_t errlen);
+struct mt_eval_engine {
+    void *self;
+    mt_eval_forward *forward;
+    size_t B, T, vocab; /* windows per forward, their length, the vocabulary */
+};
+
+/* Contract: the one evaluation protocol (mt_gpt_eval_tokens is this on the host model,
+ * bit for bit) on engine e: the same windows, batches, scores and observer calls. */
+int mt_eval_tokens_on(const struct mt_eval_engine *e, const struct mt_tokens *data,
+                      size_t max_tokens, mt_eval_observer *observe, void *user,
+                      struct mt_eval_result *r, char *err, size_t errlen);
 
 /* Generates up to n_new tokens after `prompt` (n_prompt token ids; an empty prompt starts
  * from token '\n') with a fresh KV cache of min(seq_len, n_prompt + n_new) positions.

@@ -92,8 +92,8 @@ int mt_cuda_gpt_create_every(struct mt_cuda_gpt **out, const struct mt_gpt_confi
     char why[160];
     *out = NULL;
     if (!mt_cuda_available(why, sizeof why)) return mt_tf_fail(err, errlen, "%s", why);
-    if (mode != MT_GPT_INFER && mode != MT_GPT_TRAIN)
-        return mt_tf_fail(err, errlen, "device=cuda models are infer or train models");
+    if (mode != MT_GPT_INFER && mode != MT_GPT_TRAIN && mode != MT_GPT_WEIGHTS)
+        return mt_tf_fail(err, errlen, "device=cuda models are weights, infer or train models");
     if (cfg->n_head && cfg->n_embd / cfg->n_head > 128)
         return mt_tf_fail(err, errlen, "device=cuda takes head sizes up to 128 (this one: %zu)",
                           cfg->n_embd / cfg->n_head);
@@ -176,6 +176,12 @@ int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, si
 {
     cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
     return e == cudaSuccess ? 0 : cuda_fail(e, "copy to the host", err, errlen);
+}
+
+int mt_cuda_copy_to_device(void *dst, const void *src, size_t bytes, char *err, size_t errlen)
+{
+    cudaError_t e = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+    return e == cudaSuccess ? 0 : cuda_fail(e, "copy to the device", err, errlen);
 }
 
 /* Copies tensors between the host and the device model: weights, and the optimizer
@@ -309,6 +315,12 @@ void mt_cu_qmat_free(struct mt_cu_qmat *q)
 int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const struct mt_qformat *f,
                          char *err, size_t errlen)
 {
+    return mt_cuda_gpt_quantize_linears(d, h, f, 1, err, errlen);
+}
+
+int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
+                                 const struct mt_qformat *f, int head, char *err, size_t errlen)
+{
     size_t L = d->m.cfg.n_layer, n = (L + 1) * MT_LIN_COUNT;
     if (d->qw)
         for (size_t i = 0; i < n; i++)
@@ -320,7 +332,7 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
     if (!(d->qw = calloc(n, sizeof *d->qw))) return mt_tf_fail(err, errlen, "out of memory");
     for (size_t l = 0; l <= L; l++)
         for (int which = 0; which < MT_LIN_COUNT; which++) {
-            if ((l == L) != (which == MT_LIN_LMHEAD)) continue;
+            if ((l == L) != (which == MT_LIN_LMHEAD) || (l == L && !head)) continue;
             float *w;
             size_t ind, outd;
             mt_gpt_linear_weights(h, l, (enum mt_linear)which, &w, NULL, &ind, &outd);
@@ -788,18 +800,26 @@ static size_t fch_floats(const struct mt_gpt_config *cfg)
 int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
                       size_t errlen)
 {
+    return mt_cuda_kv_create_type(out, d, max_T, MT_CU_KV_F32, err, errlen);
+}
+
+int mt_cuda_kv_create_type(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
+                           int type, char *err, size_t errlen)
+{
     const struct mt_gpt_config *cfg = &d->m.cfg;
     *out = NULL;
     if (!max_T || max_T > cfg->seq_len)
         return mt_tf_fail(err, errlen, "KV cache length %zu outside 1..%zu", max_T, cfg->seq_len);
+    if (type < MT_CU_KV_F32 || type > MT_CU_KV_F16)
+        return mt_tf_fail(err, errlen, "KV cache type %d is not fp32, bf16 or fp16", type);
     struct mt_cuda_kv *kv = calloc(1, sizeof *kv);
     if (!kv) return mt_tf_fail(err, errlen, "out of memory");
-    size_t C = cfg->n_embd, half = cfg->n_layer * max_T * mt_gpt_kv_dim(cfg) * sizeof(float);
+    size_t C = cfg->n_embd;
     kv->max_T = max_T;
-    kv->kv_bytes = 2 * half;
-    kv->scratch_bytes = (7 * C + fch_floats(cfg) + cfg->vocab + 2) * sizeof(float);
+    kv->type = type;
+    mt_cuda_kv_plan(cfg, max_T, type, &kv->kv_bytes, &kv->scratch_bytes);
     kv->k = dev_alloc(kv->kv_bytes, MT_MEM_KV_CACHE);
-    kv->v = kv->k ? (float *)((char *)kv->k + half) : NULL;
+    kv->v = kv->k ? (char *)kv->k + kv->kv_bytes / 2 : NULL;
     kv->scratch = dev_alloc(kv->scratch_bytes, MT_MEM_WORKSPACE);
     kv->logits = malloc(cfg->vocab * sizeof(float));
     if (!kv->k || !kv->scratch || !kv->logits) {
@@ -841,11 +861,14 @@ static int cu_decode_attention(void *user, const float *qkv, float *atty, float 
 {
     struct cu_decode *k = user;
     const struct mt_gpt_config *cfg = &k->d->m.cfg;
-    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg), at = (k->l * k->kv->max_T) * kvd;
+    size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg);
+    size_t at = (k->l * k->kv->max_T) * kvd * (k->kv->type == MT_CU_KV_F32 ? 4 : 2);
+    char *K = (char *)k->kv->k + at, *V = (char *)k->kv->v + at;
+    enum mt_cu_kv_type type = (enum mt_cu_kv_type)k->kv->type;
     (void)att;
-    mt_cu_kv_append(k->kv->k + at, k->kv->v + at, qkv + C, k->kv->tokpos, kvd);
-    mt_cu_attention_decode(atty, qkv, k->kv->k + at, k->kv->v + at, k->kv->tokpos, cfg->window,
-                           k->kv->max_T, C, kvd, cfg->n_head);
+    mt_cu_kv_append(K, V, type, qkv + C, k->kv->tokpos, kvd);
+    mt_cu_attention_decode(atty, qkv, K, V, type, k->kv->tokpos, cfg->window, k->kv->max_T, C, kvd,
+                           cfg->n_head);
     return 0;
 }
 

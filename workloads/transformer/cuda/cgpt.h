@@ -111,7 +111,8 @@ struct mt_cuda_gpt {
                                    around a softmax kernel, in the model's precision */
 };
 
-/* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN) for batch B and
+/* Creates a device model of cfg in mode (MT_GPT_INFER or MT_GPT_TRAIN; MT_GPT_WEIGHTS: the
+ * weights and the extras only, for batch-1 decoding with a KV cache) for batch B and
  * sequence T, weights zero. Returns 0 and *out (free with mt_cuda_gpt_free), or -1 with a
  * message (no device, bad configuration, out of device memory); nothing
  * stays allocated on failure. */
@@ -131,6 +132,8 @@ int mt_cuda_gpt_upload(struct mt_cuda_gpt *d, const struct mt_gpt *h, char *err,
 int mt_cuda_gpt_download(const struct mt_cuda_gpt *d, struct mt_gpt *h, char *err, size_t errlen);
 /* Copies bytes from device pointer src to host dst. Returns 0 or -1 with a message. */
 int mt_cuda_copy_to_host(void *dst, const void *src, size_t bytes, char *err, size_t errlen);
+/* Copies bytes from host src to device pointer dst. Returns 0 or -1 with a message. */
+int mt_cuda_copy_to_device(void *dst, const void *src, size_t bytes, char *err, size_t errlen);
 
 /* mt_gpt_forward on the device: inputs and targets (host arrays, B x T; targets may be
  * NULL) as there; *mean_loss as there. Probabilities (with targets) or logits stay in
@@ -159,6 +162,10 @@ int mt_cuda_gpt_train_step(struct mt_cuda_gpt *d, const struct mt_gpt_recipe *r,
 struct mt_qformat;
 int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const struct mt_qformat *f,
                          char *err, size_t errlen);
+/* The same with the LM head packed only when head is 1 (0: it stays fp32/bf16, as the
+ * quantize workload's embedding=off keeps it on the CPU). */
+int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
+                                 const struct mt_qformat *f, int head, char *err, size_t errlen);
 
 /* Batch-1 decoding with a device KV cache (keys and values of every layer for max_T
  * positions, contiguous: a sliding window attends to its last positions of it). The
@@ -169,7 +176,8 @@ int mt_cuda_gpt_quantize(struct mt_cuda_gpt *d, const struct mt_gpt *h, const st
  * packed weights change (mt_cuda_gpt_quantize). */
 struct mt_cuda_kv {
     size_t max_T, pos;
-    float *k, *v;   /* device (L, max_T, kv_dim) each: MT_MEM_KV_CACHE */
+    void *k, *v;    /* device (L, max_T, kv_dim) elements of type each: MT_MEM_KV_CACHE */
+    int type;       /* enum mt_cu_kv_type (ckernels.h): fp32, bf16, fp16 */
     float *scratch; /* device, decode.c's layout and {token, pos}: MT_MEM_WORKSPACE */
     float *logits;  /* host (V): the last step's logits */
     float *dlogits; /* device, inside scratch */
@@ -181,6 +189,13 @@ struct mt_cuda_kv {
 };
 int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
                       size_t errlen);
+/* The same with elements of type (enum mt_cu_kv_type: 0 fp32, 1 bf16, 2 fp16). */
+int mt_cuda_kv_create_type(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T,
+                           int type, char *err, size_t errlen);
+/* The device bytes of such a cache (keys and values: MT_MEM_KV_CACHE) and of its decode
+ * scratch (MT_MEM_WORKSPACE), as mt_cuda_kv_create_type allocates them. Pure (cplan.c). */
+void mt_cuda_kv_plan(const struct mt_gpt_config *cfg, size_t max_T, int type, size_t *kv_bytes,
+                     size_t *scratch_bytes);
 void mt_cuda_kv_free(struct mt_cuda_kv *kv);
 /* mt_gpt_decode_step on the device: logits of the next token in kv->logits (host) unless
  * logits is 0 (timing: they stay on the device). */

@@ -5,6 +5,7 @@
  * references these are tested against are kernels.h's mt_k_<op>_ref, through the CPU
  * engine (tests/transformer/test_cuda.c). */
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "cflash.h"
@@ -340,11 +341,25 @@ __global__ void attn_bwd_kv(float *dqkv, const float *datt, const float *dout, c
 
 constexpr int kDecodeThreads = 256;
 
+/* The KV cache's element types (enum mt_cu_kv_type): stored rounded to nearest even, read
+ * widened to fp32. */
+__device__ __forceinline__ float kv_load(float x) { return x; }
+__device__ __forceinline__ float kv_load(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float kv_load(__half x) { return __half2float(x); }
+template <typename E> __device__ __forceinline__ E kv_store(float x);
+template <> __device__ __forceinline__ float kv_store<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 kv_store<__nv_bfloat16>(float x)
+{
+    return __float2bfloat16_rn(x);
+}
+template <> __device__ __forceinline__ __half kv_store<__half>(float x) { return __float2half_rn(x); }
+
 /* grid NH: one query against the cache, up to position tp[1]. One thread per key for the
  * scores (sc: shared, the attended positions), then threads over (channel, key group)
  * for the weighted sum of values, reduced across the groups in shared memory. */
-__global__ void attn_decode(float *out, const float *q, const float *K, const float *V,
-                            const int *tp, size_t window, size_t Ckv, geom g)
+template <typename E>
+__global__ void attn_decode(float *out, const float *q, const E *K, const E *V, const int *tp,
+                            size_t window, size_t Ckv, geom g)
 {
     extern __shared__ float sc[];
     __shared__ float qs[kMaxHead], red[kDecodeThreads];
@@ -355,10 +370,10 @@ __global__ void attn_decode(float *out, const float *q, const float *K, const fl
     __syncthreads();
     float mx = -INFINITY;
     for (size_t j = lo + tid; j <= pos; j += blockDim.x) {
-        const float *k = K + j * Ckv + kh * hs;
+        const E *k = K + j * Ckv + kh * hs;
         float s = 0.0f;
         for (int c = 0; c < hs; c++)
-            s += qs[c] * k[c];
+            s += qs[c] * kv_load(k[c]);
         s *= g.scale;
         sc[j - lo] = s;
         mx = fmaxf(mx, s);
@@ -374,10 +389,10 @@ __global__ void attn_decode(float *out, const float *q, const float *K, const fl
     int groups = (int)blockDim.x / hs, grp = tid / hs, c = tid % hs;
     float acc = 0.0f;
     if (grp < groups) {
-        const float *v = V + kh * hs + c;
+        const E *v = V + kh * hs + c;
 #pragma unroll 8
         for (size_t j = lo + grp; j <= pos; j += groups)
-            acc += sc[j - lo] * v[j * Ckv];
+            acc += sc[j - lo] * kv_load(v[j * Ckv]);
     }
     red[tid] = acc;
     __syncthreads();
@@ -395,13 +410,14 @@ __global__ void decode_embed(float *x, const float *wte, const float *wpe, const
     GRID_STRIDE(c, C) x[c] = wte[tok * C + c] + (wpe ? wpe[pos * C + c] : 0.0f);
 }
 
-__global__ void kv_append(float *K, float *V, const float *kv, const int *tp, size_t kvd)
+template <typename E>
+__global__ void kv_append(E *K, E *V, const float *kv, const int *tp, size_t kvd)
 {
     size_t pos = (size_t)tp[1];
     GRID_STRIDE(c, kvd)
     {
-        K[pos * kvd + c] = kv[c];
-        V[pos * kvd + c] = kv[kvd + c];
+        K[pos * kvd + c] = kv_store<E>(kv[c]);
+        V[pos * kvd + c] = kv_store<E>(kv[kvd + c]);
     }
 }
 
@@ -733,6 +749,27 @@ void k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, si
 
 } /* namespace */
 
+template <typename E>
+static void attention_decode(float *out, const float *q, const void *K, const void *V,
+                             const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
+                             size_t NH)
+{
+    size_t smem = max_T * sizeof(float);
+    if (smem > 48 * 1024)
+        cudaFuncSetAttribute(attn_decode<E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             (int)smem);
+    attn_decode<E><<<(unsigned)NH, kDecodeThreads, smem>>>(
+        out, q, static_cast<const E *>(K), static_cast<const E *>(V), tokpos, window, Ckv,
+        geom_of(C, Ckv, NH));
+}
+
+template <typename E>
+static void append_kv(void *K, void *V, const float *kv, const int *tokpos, size_t kvd)
+{
+    kv_append<E><<<blocks_for(kvd), kThreads>>>(static_cast<E *>(K), static_cast<E *>(V), kv,
+                                                tokpos, kvd);
+}
+
 extern "C" {
 
 const struct mt_block_kernels mt_cuda_block_kernels = {
@@ -816,25 +853,32 @@ void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att
         datt, static_cast<__nv_bfloat16 *>(ds16), static_cast<__nv_bfloat16 *>(p16), att, rows, T);
 }
 
-void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V,
-                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
-                            size_t NH)
-{
-    size_t smem = max_T * sizeof(float);
-    if (smem > 48 * 1024)
-        cudaFuncSetAttribute(attn_decode, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    attn_decode<<<(unsigned)NH, kDecodeThreads, smem>>>(out, q, K, V, tokpos, window, Ckv,
-                                                        geom_of(C, Ckv, NH));
-}
-
 void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int *tokpos, size_t C)
 {
     decode_embed<<<blocks_for(C), kThreads>>>(x, wte, wpe, tokpos, C);
 }
 
-void mt_cu_kv_append(float *K, float *V, const float *kv, const int *tokpos, size_t kvd)
+void mt_cu_attention_decode(float *out, const float *q, const void *K, const void *V,
+                            enum mt_cu_kv_type type, const int *tokpos, size_t window,
+                            size_t max_T, size_t C, size_t Ckv, size_t NH)
 {
-    kv_append<<<blocks_for(kvd), kThreads>>>(K, V, kv, tokpos, kvd);
+    if (type == MT_CU_KV_BF16)
+        attention_decode<__nv_bfloat16>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
+    else if (type == MT_CU_KV_F16)
+        attention_decode<__half>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
+    else
+        attention_decode<float>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
+}
+
+void mt_cu_kv_append(void *K, void *V, enum mt_cu_kv_type type, const float *kv,
+                     const int *tokpos, size_t kvd)
+{
+    if (type == MT_CU_KV_BF16)
+        append_kv<__nv_bfloat16>(K, V, kv, tokpos, kvd);
+    else if (type == MT_CU_KV_F16)
+        append_kv<__half>(K, V, kv, tokpos, kvd);
+    else
+        append_kv<float>(K, V, kv, tokpos, kvd);
 }
 
 } /* extern "C" */

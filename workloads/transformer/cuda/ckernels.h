@@ -69,14 +69,18 @@ void mt_cu_softmax_rows_bwd(float *datt, void *ds16, void *p16, const float *att
  * pos}) so that a captured step replays for any token:
  * x (C) = wte[token] + wpe[pos] (wpe NULL: no positions). */
 void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int *tokpos, size_t C);
-/* K[pos] = kv[0..kvd), V[pos] = kv[kvd..2 kvd) (rows of kvd floats). */
-void mt_cu_kv_append(float *K, float *V, const float *kv, const int *tokpos, size_t kvd);
-/* One query against a KV cache of one layer (at most max_T positions): q (C) device, K
- * and V (positions, Ckv) rows mt_k_window_start(pos, window)..pos attended; out (C) =.
- * Heads as in mt_k_attention_fwd. */
-void mt_cu_attention_decode(float *out, const float *q, const float *K, const float *V,
-                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
-                            size_t NH);
+/* The KV cache's element type: fp32, or 16-bit (bf16, fp16) rounded to nearest even when
+ * stored and widened to fp32 when read (kvcache.h's bf16 and fp16 formats). */
+enum mt_cu_kv_type { MT_CU_KV_F32 = 0, MT_CU_KV_BF16 = 1, MT_CU_KV_F16 = 2 };
+/* K[pos] = kv[0..kvd), V[pos] = kv[kvd..2 kvd) (rows of kvd elements of type). */
+void mt_cu_kv_append(void *K, void *V, enum mt_cu_kv_type type, const float *kv, const int *tokpos,
+                     size_t kvd);
+/* One query against a KV cache of one layer (at most max_T positions, elements of type):
+ * q (C) device, K and V (positions, Ckv) rows mt_k_window_start(pos, window)..pos
+ * attended; out (C) =. Heads as in mt_k_attention_fwd. */
+void mt_cu_attention_decode(float *out, const float *q, const void *K, const void *V,
+                            enum mt_cu_kv_type type, const int *tokpos, size_t window, size_t max_T,
+                            size_t C, size_t Ckv, size_t NH);
 
 #ifdef __cplusplus
 }
