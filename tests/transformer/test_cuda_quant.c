@@ -57,7 +57,7 @@ static void from_device(void *h, const void *d, size_t bytes)
 
 static void part_kernels(void)
 {
-    const size_t N = 136, K = 200;
+    const size_t N = 136, K = 256; /* K 200: the 4-byte kernel; 256: 16-byte words */
     float *w = malloc(N * K * sizeof *w), *x = malloc(K * sizeof *x);
     float *ref = malloc(N * sizeof *ref), *got = malloc(N * sizeof *got);
     CHECK(w && x && ref && got);
@@ -69,8 +69,10 @@ static void part_kernels(void)
         x[i] = (float)mt_rng_normal(&r);
     float *dx = to_device(x, K * sizeof *x), *dy = to_device(ref, N * sizeof *ref);
     struct mt_qws *ws = mt_qws_create();
-    for (size_t f = 0; f < NF; f++) {
-        struct mt_qtensor *qt = mt_qtensor_pack(w, N, K, &formats[f], err, sizeof err);
+    for (size_t f = 0; f < 2 * NF; f++) {
+        size_t Kc = f < NF ? 200 : K;
+        const struct mt_qformat *fm = &formats[f % NF];
+        struct mt_qtensor *qt = mt_qtensor_pack(w, N, Kc, fm, err, sizeof err);
         CHECK_OK(qt == NULL, err);
         struct mt_cu_qmat q;
         CHECK_OK(mt_cu_qmat_upload(&q, qt, err, sizeof err), err);
@@ -79,9 +81,9 @@ static void part_kernels(void)
         mt_cu_qgemv(dy, dx, NULL, &q);
         from_device(got, dy, N * sizeof *got);
         double s = worst_share(got, ref, N);
-        printf("  %-11s %u-bit %-7s %3zu: rel diff %.3g, %zu B\n",
-               mt_qscheme_name(formats[f].scheme), formats[f].bits, mt_qgran_name(formats[f].gran),
-               formats[f].group_size, s, q.bytes);
+        printf("  %-11s %u-bit %-7s %3zu K %zu: rel diff %.3g, %zu B\n",
+               mt_qscheme_name(fm->scheme), fm->bits, mt_qgran_name(fm->gran), fm->group_size, Kc,
+               s, q.bytes);
         CHECK(s <= 1e-4);
         mt_cu_qmat_free(&q);
         CHECK(q.block == NULL);

@@ -1,5 +1,6 @@
 /* cquant.cu — the decode GEMV kernels of cquant.h: one warp per output row reads its row
- * of packed codes (4-byte words) or bf16 weights (16-byte words) once, decodes them in
+ * of packed codes (16-byte words where the row's shape allows, else 4-byte words) or bf16
+ * weights (16-byte words) once, decodes them in
  * registers, reduces with shuffles and adds the bias (one launch per linear). Upload and
  * free of packed tensors live in cgpt.c (category tagging is C). Scalar references: mt_qgemm with
  * MT_QIMPL_SCALAR (workloads/quantize) and the test's bf16 loop
@@ -68,10 +69,73 @@ __global__ void qgemv_kernel(float *y, const float *x, const float *bias, const 
     if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
 
+/* Sum of c_t * x_t and of x_t over 16 columns: codes t = 0..15 are nibble (BITS 4: low 0 or
+ * high 1) or byte t of the 16-byte word q, x16 the columns' activations. */
+template <int BITS>
+static __device__ __forceinline__ void dot16(const uint4 &q, int high, const float *x16, float *dot,
+                                             float *sx)
+{
+    const uint32_t wd[4] = {q.x, q.y, q.z, q.w};
+    float d = 0.0f, s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float4 v = __ldg((const float4 *)x16 + i);
+        uint32_t c = BITS == 8 ? wd[i] : (high ? wd[i] >> 4 : wd[i]);
+        unsigned m = BITS == 8 ? 255u : 15u;
+        d += (float)(c & m) * v.x + (float)(c >> 8 & m) * v.y + (float)(c >> 16 & m) * v.z +
+             (float)(c >> 24 & m) * v.w;
+        s += v.x + v.y + v.z + v.w;
+    }
+    *dot = d;
+    *sx = s;
+}
+
+/* The same product reading 16 bytes of codes per lane and step (16 int8 or 32 int4 codes)
+ * and the activations as float4: for rows of whole 16-byte words, k a multiple of the
+ * codes' block (16 int8, 64 int4: no padding columns) and units of 16 columns or more
+ * (mt_cu_qgemv checks). */
+template <int BITS>
+__global__ void qgemv16_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
+                               const float *scale, const float *offset, unsigned n,
+                               unsigned row_bytes, unsigned unit, unsigned stride)
+{
+    unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
+    if (row >= n) return;
+    const uint4 *r = (const uint4 *)(codes + (size_t)row * row_bytes);
+    const float *sc = scale + (size_t)row * stride, *of = offset + (size_t)row * stride;
+    float acc = 0.0f, dot, sx;
+    for (unsigned w = lane; w < row_bytes / 16; w += 32) {
+        uint4 q = __ldg(r + w);
+        unsigned b = w * 16;
+        if (BITS == 8) {
+            dot16<8>(q, 0, x + b, &dot, &sx);
+            acc += __ldg(sc + b / unit) * dot + __ldg(of + b / unit) * sx;
+        } else { /* bytes b.. of a 32-byte block: columns j.. (low) and j + 32.. (high) */
+            unsigned j = b / 32 * 64 + b % 32;
+            dot16<4>(q, 0, x + j, &dot, &sx);
+            acc += __ldg(sc + j / unit) * dot + __ldg(of + j / unit) * sx;
+            dot16<4>(q, 1, x + j + 32, &dot, &sx);
+            acc += __ldg(sc + (j + 32) / unit) * dot + __ldg(of + (j + 32) / unit) * sx;
+        }
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+
 extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
 {
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
-    if (q->bits == 8)
+    int wide = q->row_bytes % 16 == 0 && (uintptr_t)q->codes % 16 == 0 && (uintptr_t)x % 16 == 0 &&
+               q->k % (q->bits == 8 ? 16 : 64) == 0 && q->unit_len % 16 == 0;
+    if (wide && q->bits == 8)
+        qgemv16_kernel<8><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
+            (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+    else if (wide)
+        qgemv16_kernel<4><<<grid, WARPS * 32>>>(
+            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
+            (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
+    else if (q->bits == 8)
         qgemv_kernel<8><<<grid, WARPS * 32>>>(
             y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
