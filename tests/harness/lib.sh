@@ -12,6 +12,17 @@ unset MEMTRADE_DB MEMTRADE_LAUNCHER
 DB=$TMP/out/memtrade.db
 cd "$TMP" || exit 1
 
+# need_heap_plugin NAME: skip (exit 77, as ctest reads it) in an ASan build, where the heap
+# profiler cannot preload, or where plugin NAME was not built; else point memtrade at the
+# build's plugins.
+need_heap_plugin() {
+    if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/$1.so" ]; then
+        echo "skipped: ASan build (the heap profiler cannot preload) or no $1 plugin"
+        exit 77
+    fi
+    export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+}
+
 fail() {
     echo "FAIL: $*" >&2
     exit 1

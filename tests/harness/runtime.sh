@@ -12,11 +12,7 @@
 # (without --measure-runtime) and stores why, which its check shows; `plan --measure-runtime --all` probes the classes still missing.
 . "$(dirname "$0")/lib.sh"
 
-if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
-    echo "skipped: ASan build (the heap profiler cannot preload) or no baseline plugin"
-    exit 77
-fi
-export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+need_heap_plugin baseline
 expect_rc 0 "$MT" plan baseline -p model=tiny --db "$DB"
 expect_out "not measured: no database at $DB"
 expect_rc 0 "$MT" plan --measure-runtime --db "$DB"

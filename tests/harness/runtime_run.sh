@@ -7,11 +7,7 @@
 # the phase's heap peak and 4 MiB. Runs on tiny with the heap profiler.
 . "$(dirname "$0")/lib.sh"
 
-if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
-    echo "skipped: ASan build (the heap profiler cannot preload) or no baseline plugin"
-    exit 77
-fi
-export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+need_heap_plugin baseline
 common="-p model=tiny -p steps=3 -p eval_tokens=2048 --db $DB --threads 2"
 status() { # RUN PHASE: "value|reason" of its runtime, then of its residual
     sql "SELECT group_concat(COALESCE(CAST(value AS INTEGER), '') || '|' ||

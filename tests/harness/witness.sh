@@ -10,11 +10,7 @@
 # whole run's peak_rss_bytes is the largest of them (the resets did not lower it).
 . "$(dirname "$0")/lib.sh"
 
-if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
-    echo "skipped: ASan build (the heap profiler cannot preload) or no baseline plugin"
-    exit 77
-fi
-export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+need_heap_plugin baseline
 expect_rc 0 "$MT" run baseline -p model=tiny -p steps=5 -p eval_tokens=2048 --db "$DB" --threads 2
 expect_rc 0 "$MT" run mixed_precision -p model=tiny -p steps=3 -p eval_tokens=2048 \
     -p precision=bf16 -p every=2 --db "$DB" --threads 2

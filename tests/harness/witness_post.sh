@@ -11,11 +11,7 @@
 # and oneDNN's grow-only scratch) is measured, not planned.
 . "$(dirname "$0")/lib.sh"
 
-if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/prune.so" ]; then
-    echo "skipped: ASan build (the heap profiler cannot preload) or no prune plugin"
-    exit 77
-fi
-export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+need_heap_plugin prune
 common="-p model=tiny -p steps=5 -p eval_tokens=2048 --db $DB --threads 2"
 expect_rc 0 "$MT" run prune -p storage=dense $common
 expect_rc 0 "$MT" run prune -p storage=csr $common

@@ -7,11 +7,7 @@
 # PMU the first).
 . "$(dirname "$0")/lib.sh"
 
-if [ "${MT_ASAN:-0}" = 1 ] || [ ! -e "${MT_BINARY_DIR:?}/plugins/baseline.so" ]; then
-    echo "skipped: ASan build (the heap profiler cannot preload) or no baseline plugin"
-    exit 77
-fi
-export MEMTRADE_PLUGIN_PATH=$MT_BINARY_DIR/plugins
+need_heap_plugin baseline
 expect_rc 0 "$MT" run baseline -p model=tiny -p steps=5 -p eval_tokens=2048 --db "$DB"
 
 count() { # WHERE-clause over regions r and region_counters c of run 1's train and infer
