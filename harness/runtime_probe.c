@@ -296,7 +296,7 @@ int mt_runtime_probe_plans(const char *exe, const char *db, struct mt_plan *plan
         }
         count->classes++;
         char why[3200] = "";
-        int stored = p->ranks > 1 ? 0 : class_stored(db, cls[i], err, errlen);
+        int stored = class_stored(db, cls[i], err, errlen);
         if (stored < 0) {
             rc = -1;
         } else if (stored) {

@@ -209,6 +209,40 @@ static void paged(void)
                     mt_kvc_attend(p, 0, l, 0, n, lin.q, lin.o2);
                     CHECK(memcmp(lin.o1, lin.o2, C * 4) == 0);
                 }
+        /* across tiles, the fast kernels against the scalar path (and fp32 against the
+         * one-pass dense decode), from position 0 and from windows whose first position
+         * lo > 0 falls inside a tile */
+        double worst = 0.0, dense = 0.0;
+        for (size_t n = LT - c->tile - 7; n <= LT; n += c->tile + 7)
+            for (size_t wi = 0; wi < 3; wi++) {
+                static const size_t back[] = {0, 600, 77};
+                size_t lo = back[wi] && n > back[wi] ? n - back[wi] : 0;
+                for (size_t l = 0; l < L; l++) {
+                    c->impl = MT_KVC_IMPL_AUTO;
+                    mt_kvc_attend(c, 0, l, lo, n, lin.q, lin.o1);
+                    c->impl = MT_KVC_IMPL_SCALAR;
+                    mt_kvc_attend(c, 0, l, lo, n, lin.q, lin.o2);
+                    double big = 0.0, d = 0.0;
+                    for (size_t i = 0; i < C; i++) {
+                        big = fmax(big, fabs(lin.o2[i]));
+                        d = fmax(d, fabs((double)lin.o1[i] - lin.o2[i]));
+                    }
+                    worst = fmax(worst, d / big);
+                    if (f != MT_KVC_FP32 || lo) continue;
+                    float *att = malloc(LT * 4);
+                    CHECK(att != NULL);
+                    mt_k_attention_decode(lin.o2, att, lin.q, lin.K + l * LT * C,
+                                          lin.V + l * LT * C, n, C, C, lcfg.n_head);
+                    for (size_t i = 0; i < C; i++)
+                        dense = fmax(dense, fabs((double)lin.o1[i] - lin.o2[i]) / big);
+                    free(att);
+                }
+            }
+        printf("paged: %s over %zu-position tiles: fast vs reference %.2e",
+               mt_kvc_format_name((enum mt_kvc_format)f), c->tile, worst);
+        if (f == MT_KVC_FP32) printf(", vs mt_k_attention_decode %.2e", dense);
+        printf("\n");
+        CHECK(worst < 2e-5 && dense < 5e-6);
         mt_kvc_free(c), mt_kvc_free(p);
     }
     inputs_free(&lin);

@@ -569,10 +569,10 @@ static void prefetch_tile(const struct mt_kvc *c, size_t seq, size_t layer, size
         for (int which = 0; which < 2; which++) {
             struct mt_kvk_view a = view_of(c, blk, layer, which, g0, t % bs),
                                z = view_of(c, blk, layer, which, g1, t % bs);
+            mt_kvk_prefetch(a.codes, (size_t)(z.codes - a.codes) + (m - 1) * a.stride + rb);
+            if (!a.scl) continue; /* fp32 and the 16-bit formats: codes only (no group) */
             int chan = !which && mt_kvc_format_kivi(c->spec.format);
             size_t pars = chan ? (t % G + m + G - 1) / G : m, np = chan ? hs : hs / G;
-            mt_kvk_prefetch(a.codes, (size_t)(z.codes - a.codes) + (m - 1) * a.stride + rb);
-            if (!a.scl) continue; /* fp32 and the 16-bit formats: codes only */
             mt_kvk_prefetch(a.scl, 2 * ((size_t)(z.scl - a.scl) + (pars - 1) * a.par_stride + np));
             mt_kvk_prefetch(a.mn, 2 * ((size_t)(z.mn - a.mn) + (pars - 1) * a.par_stride + np));
         }

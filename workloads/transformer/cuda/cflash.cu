@@ -297,6 +297,7 @@ void fwd(float *out, float *lse, const float *qkv, size_t B, size_t T, size_t C,
          size_t NH, size_t window)
 {
     geom G = geom_of(T, C, Ckv, NH, window);
+    if (G.hs > MT_CU_FLASH_MAX_HS) return; /* the header's precondition */
     dim3 grid = grid_of(T, NH, B);
     switch (padded(G.hs)) {
     case 16:
@@ -327,6 +328,7 @@ void bwd(float *dqkv, const float *dout, const float *qkv, const float *out, con
          size_t B, size_t T, size_t C, size_t Ckv, size_t NH, size_t window)
 {
     geom G = geom_of(T, C, Ckv, NH, window);
+    if (G.hs > MT_CU_FLASH_MAX_HS) return; /* the header's precondition */
     switch (padded(G.hs)) {
     case 16:
         bwd_hs<16, BF>(dqkv, dout, qkv, out, lse, B, G);

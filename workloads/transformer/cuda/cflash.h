@@ -25,6 +25,11 @@
 extern "C" {
 #endif
 
+/* The largest head size (C / NH) the kernels take; mt_cuda_gpt_create refuses larger ones.
+ * Every function below requires C / NH <= MT_CU_FLASH_MAX_HS and launches nothing (writes
+ * nothing) otherwise. */
+#define MT_CU_FLASH_MAX_HS 128
+
 /* out (B,T,C) =, lse (B,NH,T) = from qkv (B,T,C+2Ckv): mt_k_flash_attention_fwd. */
 void mt_cu_flash_fwd(float *out, float *lse, const float *qkv, size_t B, size_t T, size_t C,
                      size_t Ckv, size_t NH, size_t window);

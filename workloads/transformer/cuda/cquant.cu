@@ -91,9 +91,9 @@ static __device__ __forceinline__ void dot16(const uint4 &q, int high, const flo
 }
 
 /* The same product reading 16 bytes of codes per lane and step (16 int8 or 32 int4 codes)
- * and the activations as float4: for rows of whole 16-byte words, k a multiple of the
- * codes' block (16 int8, 64 int4: no padding columns) and units of 16 columns or more
- * (mt_cu_qgemv checks). */
+ * and the activations as float4: for rows of whole 16-byte words whose codes are all real
+ * columns (row_bytes * 8 / bits == k: no padding columns, which would read x past k) and
+ * units of 16 columns or more (mt_cu_qgemv checks). */
 template <int BITS>
 __global__ void qgemv16_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
                                const float *scale, const float *offset, unsigned n,
@@ -126,7 +126,7 @@ extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const s
 {
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
     int wide = q->row_bytes % 16 == 0 && (uintptr_t)q->codes % 16 == 0 && (uintptr_t)x % 16 == 0 &&
-               q->k % (q->bits == 8 ? 16 : 64) == 0 && q->unit_len % 16 == 0;
+               q->row_bytes * 8 / q->bits == q->k && q->unit_len % 16 == 0;
     if (wide && q->bits == 8)
         qgemv16_kernel<8><<<grid, WARPS * 32>>>(
             y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
