@@ -7,24 +7,40 @@
 # copy, and the device peaks by category of memtrade's training step under `memtrade profile --device`
 # (interposer, NVML). Results: $OUT/cuda.txt (default /tmp/memtrade-gpu-out).
 # Usage (repository root): OUT=... scripts/gpu/bench-cuda.sh [B [T [STEPS]]]
+#                          OUT=... scripts/gpu/bench-cuda.sh decode [TOKENS]
+#   decode: only the batch-1 decode figures (bandwidth, then bf16 and the packed formats at
+#   TOKENS, default 128: waiting per token, launched and graph; queued; greedy on the
+#   device), into $OUT/decode.txt
 #   PYTHON: the interpreter with torch (default python3)
+#   MT_BENCH_CUDA: another mt-bench-cuda to run (say a build of an earlier commit)
 # Not for: changing the card's settings (it never does).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${OUT:-/tmp/memtrade-gpu-out}
-B=${1:-16} T=${2:-1024} STEPS=${3:-10}
 mkdir -p "$out"
-log=$out/cuda.txt
-: >"$log"
 # shellcheck disable=SC1091
 . /tmp/memtrade-deps/env.sh
 build=$MEMTRADE_BUILD
-bench=$build/bin/mt-bench-cuda
+bench=${MT_BENCH_CUDA:-$build/bin/mt-bench-cuda}
+spec=gpt2,vocab=50257
 say() { echo "$*" | tee -a "$log"; }
+if [ "${1:-}" = decode ]; then
+    log=$out/decode.txt
+    : >"$log"
+    say "== $(nvidia-smi -L 2>/dev/null | head -1); $bench"
+    "$bench" bandwidth 1024 2>&1 | tee -a "$log"
+    for q in "" int8 int4-g128; do
+        # shellcheck disable=SC2086
+        "$bench" decode "$spec" bf16 "${2:-128}" $q 2>&1 | tee -a "$log"
+    done
+    exit 0
+fi
+B=${1:-16} T=${2:-1024} STEPS=${3:-10}
+log=$out/cuda.txt
+: >"$log"
 say "== $(nvidia-smi -L 2>/dev/null | head -1)"
 ctest --test-dir "$build" -R '^transformer\.cuda_' --output-on-failure >"$out/ctest-cuda.txt" 2>&1
 say "== ctest transformer.cuda_*: $(grep -E 'tests passed' "$out/ctest-cuda.txt")"
-spec=gpt2,vocab=50257
 say "== training step, $spec B=$B T=$T"
 for prec in bf16 fp32; do "$bench" train "$spec" "$B" "$T" "$prec" "$STEPS" 2>&1 | tee -a "$log"; done
 # the row kernels of dense attention (attention_rows) instead of cuBLAS's batched products

@@ -21,8 +21,15 @@
  * bit for bit; then the flash model against the dense model on the device, same weights:
  * loss, probabilities and gradients within the tolerance, the plan exact for both
  * (slabs plus extras), flash's activations and workspace below dense's.
+ * Part bits: decoding's numerics do not depend on how the step is run: every step's logits
+ * of the step replayed as a CUDA graph, launched kernel by kernel, with and without the
+ * fused epilogues (decode_unfused), and the last logits of steps only queued (one wait at
+ * the end) are bit for bit those of the unfused launches; greedy decoding on the device
+ * (mt_cuda_decode_greedy, graph) picks the tokens that the host's argmax of the unfused
+ * launches' logits picks, with the same last logits; the same with the linears packed in
+ * int8 (per row) and int4 (groups of 32).
  * Usage: test_transformer_cuda SPEC PRECISION PART... (parts: forward decode train rows
- * recompute accum flash) */
+ * recompute accum flash bits) */
 #include <cuda_runtime_api.h>
 #include <math.h>
 
@@ -30,6 +37,7 @@
 #include "cgpt.h"
 #include "kernels.h"
 #include "kvcache.h"
+#include "qformat.h"
 #include "rng.h"
 #include "tf_test.h"
 
@@ -163,6 +171,112 @@ static void part_decode(void)
     decode_case(0, 0);
     decode_case(1, 1); /* bf16 */
     decode_case(1, 2); /* fp16 */
+}
+
+/* The step token of bits's runs at position t. */
+static int bits_token(size_t t)
+{
+    return (int)((t * 37 + 5) % cfg.vocab);
+}
+
+/* n steps from a fresh cache run as graphs / unfused say; every step's logits into out
+ * (n x V), or (queued) only the last one, read after one wait. */
+static void bits_run(struct mt_cuda_gpt *d, size_t n, int graphs, int unfused, int queued,
+                     float *out)
+{
+    struct mt_cuda_kv *kv;
+    size_t V = cfg.vocab;
+    CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
+    kv->graphs = graphs;
+    d->decode_unfused = unfused;
+    for (size_t t = 0; t < n; t++) {
+        int how = queued ? MT_CUDA_LOGITS_QUEUED : MT_CUDA_LOGITS_HOST;
+        CHECK_OK(mt_cuda_decode_step(d, kv, bits_token(t), how, err, sizeof err), err);
+        if (!queued) memcpy(out + t * V, kv->logits, V * sizeof *out);
+    }
+    if (queued) {
+        CHECK_OK(mt_cuda_decode_wait(err, sizeof err), err);
+        CHECK_OK(mt_cuda_copy_to_host(out, kv->dlogits, V * sizeof *out, err, sizeof err), err);
+    }
+    CHECK(!kv->graph == (!graphs || cfg.pos == MT_GPT_POS_ROPE));
+    mt_cuda_kv_free(kv);
+}
+
+static int host_argmax(const float *x, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return (int)best;
+}
+
+static void bits_case(const struct mt_qformat *qf, const char *name)
+{
+    struct mt_gpt *h;
+    struct mt_cuda_gpt *d;
+    struct mt_cuda_kv *kv;
+    pair(&h, &d, MT_GPT_INFER);
+    if (qf) CHECK_OK(mt_cuda_gpt_quantize(d, h, qf, err, sizeof err), err);
+    size_t n = cfg.seq_len < 24 ? cfg.seq_len : 24, V = cfg.vocab;
+    float *ref = malloc(n * V * sizeof *ref), *got = malloc(n * V * sizeof *got);
+    int *want = malloc(n * sizeof *want), *toks = malloc(n * sizeof *toks);
+    CHECK(ref && got && want && toks);
+    bits_run(d, n, 0, 1, 0, ref); /* the reference: unfused kernels, launched one by one */
+    static const int runs[][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {1, 0, 1}, {0, 0, 1}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        int graphs = runs[r][0], unfused = runs[r][1], queued = runs[r][2];
+        bits_run(d, n, graphs, unfused, queued, got);
+        const float *want_l = queued ? ref + (n - 1) * V : ref;
+        size_t len = queued ? V : n * V, first = len;
+        for (size_t i = 0; i < len && first == len; i++)
+            if (memcmp(&got[i], &want_l[i], sizeof *got)) first = i;
+        printf("  bits %s: %s%s%s against unfused launches: %s", name,
+               graphs ? "graph" : "launches", unfused ? " unfused" : "",
+               queued ? " queued (last logits)" : "", first == len ? "identical\n" : "DIFFER");
+        if (first < len)
+            printf(" at step %zu logit %zu: %.9g vs %.9g\n", queued ? n - 1 : first / V, first % V,
+                   (double)got[first], (double)want_l[first]);
+        CHECK(first == len);
+    }
+    /* greedy: the host's argmax of the unfused launches, then the device's own */
+    CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
+    kv->graphs = 0;
+    d->decode_unfused = 1;
+    int tok = 5;
+    for (size_t t = 0; t < n; t++) {
+        CHECK_OK(mt_cuda_decode_step(d, kv, tok, MT_CUDA_LOGITS_HOST, err, sizeof err), err);
+        want[t] = tok = host_argmax(kv->logits, V);
+    }
+    memcpy(ref, kv->logits, V * sizeof *ref);
+    mt_cuda_kv_free(kv);
+    d->decode_unfused = 0;
+    CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
+    CHECK_OK(mt_cuda_decode_greedy(d, kv, 5, n - 1, toks, err, sizeof err), err);
+    CHECK_OK(mt_cuda_decode_greedy(d, kv, toks[n - 2], 1, toks + n - 1, err, sizeof err), err);
+    CHECK_OK(mt_cuda_copy_to_host(got, kv->dlogits, V * sizeof *got, err, sizeof err), err);
+    int same = !memcmp(toks, want, n * sizeof *toks), same_l = !memcmp(got, ref, V * sizeof *got);
+    printf("  bits %s: greedy on the device (%s), %zu tokens: tokens %s, last logits %s\n", name,
+           kv->graph ? "graph" : "launches", n, same ? "identical" : "DIFFER",
+           same_l ? "identical" : "DIFFER");
+    CHECK(same && same_l);
+    CHECK(kv->pos == n);
+    CHECK(mt_cuda_decode_greedy(d, kv, 0, 1, toks, err, sizeof err) == -1 && strstr(err, "full"));
+    mt_cuda_kv_free(kv);
+    free(ref), free(got), free(want), free(toks);
+    mt_cuda_gpt_free(d);
+    mt_gpt_free(h);
+}
+
+static void part_bits(void)
+{
+    struct mt_qformat q8 = {.scheme = MT_QS_LINEAR_ASYM, .bits = 8, .gran = MT_QG_CHANNEL};
+    struct mt_qformat q4 = {
+        .scheme = MT_QS_LINEAR_ASYM, .bits = 4, .gran = MT_QG_GROUP, .group_size = 32};
+    bits_case(NULL, prec == MT_CUDA_FP32 ? "fp32" : prec == MT_CUDA_BF16 ? "bf16" : "tf32");
+    CHECK_OK(mt_qformat_check(&q8, err, sizeof err), err);
+    CHECK_OK(mt_qformat_check(&q4, err, sizeof err), err);
+    bits_case(&q8, "int8");
+    bits_case(&q4, "int4-g32");
 }
 
 static void part_train(void)
@@ -449,7 +563,7 @@ int main(int argc, char **argv)
     static const struct tf_part parts[] = {{"forward", part_forward},     {"decode", part_decode},
                                            {"train", part_train},         {"rows", part_rows},
                                            {"recompute", part_recompute}, {"accum", part_accum},
-                                           {"flash", part_flash}};
+                                           {"flash", part_flash},         {"bits", part_bits}};
     char why[200];
     if (argc < 4) {
         fprintf(stderr, "usage: %s SPEC fp32|tf32|bf16 PART...\n", argv[0]);

@@ -151,6 +151,27 @@ static const float *use(const struct mt_block_ops *ops, float *const act[MT_A_CO
     return ops->use ? ops->use(ops->user, a) : act[a];
 }
 
+/* The engine's fused linear (mt_block_ops::linear_epi), or 1 where it has none. */
+static int fused(const struct mt_block_ops *ops, enum mt_linear which, const float *in,
+                 const float *res, float *out, int epi, size_t rows)
+{
+    return ops->linear_epi ? ops->linear_epi(ops->user, which, in, res, out, epi, rows) : 1;
+}
+
+/* out = res + linear `which`(in), fused where the engine can, else through proj. Returns 0
+ * or -1. */
+static int linear_residual(const struct mt_block_shape *s, const struct mt_block_ops *ops,
+                           enum mt_linear which, const float *in, const float *res, float *proj,
+                           float *out)
+{
+    size_t BT = s->B * s->T;
+    int rc = fused(ops, which, in, res, out, MT_BLOCK_EPI_RESIDUAL, BT);
+    if (rc <= 0) return rc;
+    if (ops->linear(ops->user, which, in, proj, BT)) return -1;
+    kern(ops)->residual_fwd(out, res, proj, BT * s->C);
+    return 0;
+}
+
 int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],
                      float *const act[MT_A_COUNT], const float *x, float *proj, float *out,
                      const struct mt_block_ops *ops)
@@ -176,24 +197,29 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     }
     produced(ops, MT_A_ATTY);
     produced(ops, MT_A_ATT);
-    if (ops->linear(ops->user, MT_LIN_ATTPROJ, act[MT_A_ATTY], proj, BT)) return -1;
-    k->residual_fwd(act[MT_A_RESIDUAL2], x, proj, BT * C);
+    if (linear_residual(s, ops, MT_LIN_ATTPROJ, act[MT_A_ATTY], x, proj, act[MT_A_RESIDUAL2]))
+        return -1;
     produced(ops, MT_A_RESIDUAL2);
     /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
     mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
                         act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
     produced_norm(ops, s, MT_A_LN2, MT_A_LN2_MEAN);
-    if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
-    produced(ops, MT_A_FCH);
-    if (s->mlp == MT_GPT_MLP_SWIGLU)
-        k->swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);
-    else
-        k->gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
+    int rc = s->mlp != MT_GPT_MLP_SWIGLU && act[MT_A_FCH] == act[MT_A_FCH_GELU] && !ops->produced
+                 ? fused(ops, MT_LIN_FC, act[MT_A_LN2], NULL, act[MT_A_FCH], MT_BLOCK_EPI_GELU, BT)
+                 : 1;
+    if (rc < 0) return -1;
+    if (rc) {
+        if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
+        produced(ops, MT_A_FCH);
+        if (s->mlp == MT_GPT_MLP_SWIGLU)
+            k->swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);
+        else
+            k->gelu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT * s->F);
+    }
     produced(ops, MT_A_FCH_GELU);
     if (!out) return 0;
-    if (ops->linear(ops->user, MT_LIN_FCPROJ, act[MT_A_FCH_GELU], proj, BT)) return -1;
-    k->residual_fwd(out, act[MT_A_RESIDUAL2], proj, BT * C);
-    return 0;
+    return linear_residual(s, ops, MT_LIN_FCPROJ, act[MT_A_FCH_GELU], act[MT_A_RESIDUAL2], proj,
+                           out);
 }
 
 int mt_block_backward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT],

@@ -115,6 +115,9 @@ void mt_block_norm_bwd_k(const struct mt_block_kernels *k, size_t norm, float *d
                          float *db, const float *dout, const float *inp, const float *w,
                          const float *mean, const float *rstd, size_t N, size_t C);
 
+/* The fused epilogues of mt_block_ops::linear_epi. */
+enum { MT_BLOCK_EPI_RESIDUAL = 1, MT_BLOCK_EPI_GELU = 2 };
+
 struct mt_block_ops {
     /* out[rows, out_dim] = in[rows, in_dim] @ W^T + b for the block's linear `which`
      * (MT_LIN_QKV, _ATTPROJ, _FC or _FCPROJ), complete: any reduction over
@@ -125,6 +128,15 @@ struct mt_block_ops {
      * `in` is the block activation mt_block_linear_input(which); the hook fetches it
      * itself (a 16-bit engine may use its packed copy). Returns 0, non-zero to abort. */
     int (*linear_bwd)(void *user, enum mt_linear which, const float *dout, float *din, size_t rows);
+    /* Optional: linear `which` with the kernel after it fused into its output, bit for bit
+     * what the linear followed by that kernel gives (an engine whose one-row products can:
+     * CUDA decoding). epi MT_BLOCK_EPI_RESIDUAL (the two projections): out = res + (in W^T
+     * + b), the residual add (out may equal res); MT_BLOCK_EPI_GELU (fc of a GELU MLP,
+     * asked only when GELU runs in place and no produced hook wants the pre-activation):
+     * out = gelu(in W^T + b). Returns 0, 1 when it cannot (the block then runs the linear
+     * and the kernel), or -1 to abort. NULL: never fused. */
+    int (*linear_epi)(void *user, enum mt_linear which, const float *in, const float *res,
+                      float *out, int epi, size_t rows);
     /* Optional: the attention core, atty = softmax(q k^T / sqrt(d)) v over the heads of
      * qkv, writing what it keeps into att. NULL: causal attention over the block's own T
      * positions (mt_k_attention_fwd, or mt_k_flash_attention_fwd for flash). Batch-1

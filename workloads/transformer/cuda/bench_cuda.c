@@ -11,7 +11,11 @@
  *                               every=N: checkpointing (blocks recomputed, cgpt.h)
  *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode, one launch per kernel and then
  *                               the step replayed as a CUDA graph (cgpt.h; models
- *                               without RoPE): median time per token, tokens/s,
+ *                               without RoPE), waiting for each token: median time per
+ *                               token, tokens/s; then without a wait per token: the
+ *                               steps queued with one wait at the end (graph-queued)
+ *                               and greedy decoding on the device (greedy-graph),
+ *                               TOKENS - 1 steps timed together;
  *                               the weight bytes one token reads and the bound the copy
  *                               bandwidth (measured in the same run) puts on tokens/s;
  *                               Q packs the linear weights (cquant.h): int8 (per row),
@@ -318,6 +322,29 @@ static int decode(const char *spec, const char *prec, size_t n, const char *quan
                spec, prec, quant ? " " : "", quant ? quant : "", kv->graph ? "graph" : "launches",
                med * 1e3, n, 1.0 / med, per_tok, bw / (double)per_tok, bw / 1e9,
                100.0 * (1.0 / med) / (bw / (double)per_tok));
+        mt_cuda_kv_free(kv);
+    }
+    /* no wait per token: the steps queued and one wait at the end (host tokens), then
+     * greedy decoding on the device; the first step (the graph's capture) not timed */
+    for (int greedy = 0; greedy < 2 && n > 1; greedy++) {
+        if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
+        int *toks = malloc(n * sizeof *toks);
+        if (!toks || mt_cuda_decode_step(d, kv, 1, MT_CUDA_LOGITS_DEVICE, err, sizeof err))
+            return fail("decode");
+        double t0 = mt_bench_now();
+        int rc = greedy ? mt_cuda_decode_greedy(d, kv, 1, n - 1, toks, err, sizeof err) : 0;
+        for (size_t i = 1; i < n && !greedy && !rc; i++)
+            rc = mt_cuda_decode_step(d, kv, (int)(i * 31 % cfg->vocab), MT_CUDA_LOGITS_QUEUED, err,
+                                     sizeof err);
+        if (rc || (!greedy && mt_cuda_decode_wait(err, sizeof err))) return fail("decode");
+        double per = (mt_bench_now() - t0) / (double)(n - 1);
+        printf("mt-bench-cuda decode %s %s%s%s %s: %.3f ms/token (%zu tokens, one wait), %.0f "
+               "tokens/s (%.1f %% of the bound)\n",
+               spec, prec, quant ? " " : "", quant ? quant : "",
+               greedy ? (kv->graph ? "greedy-graph" : "greedy-launches")
+                      : (kv->graph ? "graph-queued" : "launches-queued"),
+               per * 1e3, n - 1, 1.0 / per, 100.0 * (1.0 / per) / (bw / (double)per_tok));
+        free(toks);
         mt_cuda_kv_free(kv);
     }
     free(t);

@@ -348,22 +348,37 @@ int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
     return 0;
 }
 
-static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
-                     float *out, size_t rows)
+/* The one-row product of linear `which` as a GEMV reading the weight as stored (packed, or
+ * the bf16 mirror) with epilogue res / gelu (cquant.h; the bias always): 0, or 1 where no
+ * GEMV reads this weight (fp32 and TF32 models: cuBLAS). */
+static int cu_gemv(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
+                   const float *res, float *out, int gelu)
 {
     float *w, *b;
     size_t ind, outd;
     mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
     refresh_mirror(d);
     const struct mt_cu_qmat *q = d->qw ? &d->qw[l * MT_LIN_COUNT + which] : NULL;
-    if (rows == 1 && q && q->block) { /* decode: the packed weight, read as stored */
-        mt_cu_qgemv(out, in, b, q);
+    struct mt_cu_epi e = {.bias = b, .res = res, .gelu = gelu};
+    if (q && q->block) { /* decode: the packed weight, read as stored */
+        mt_cu_qgemv_epi(out, in, &e, q);
         return 0;
     }
-    if (rows == 1 && d->prec == MT_CUDA_BF16 && mt_cu_gemv_bf16_ok(weight(d, w), in, ind)) {
-        mt_cu_gemv_bf16(out, in, b, weight(d, w), outd, ind); /* one launch, bias included */
+    if (d->prec == MT_CUDA_BF16 && mt_cu_gemv_bf16_ok(weight(d, w), in, ind)) {
+        mt_cu_gemv_bf16_epi(out, in, &e, weight(d, w), outd, ind); /* one launch */
         return 0;
     }
+    return 1;
+}
+
+static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
+                     float *out, size_t rows)
+{
+    float *w, *b;
+    size_t ind, outd;
+    if (rows == 1 && !cu_gemv(d, l, which, in, NULL, out, 0)) return 0;
+    mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
+    refresh_mirror(d);
     /* out^T (outd x rows) = W (outd x ind, row-major = ind x outd column-major)^T in^T */
     if (gemm(d, CUBLAS_OP_T, CUBLAS_OP_N, outd, rows, ind, weight(d, w), ind,
              operand(d, in, rows * ind, d->stage_in), ind, 0.0f, out, outd))
@@ -829,6 +844,7 @@ int mt_cuda_kv_create_type(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d,
     }
     kv->dlogits = kv->scratch + 7 * C + fch_floats(cfg);
     kv->tokpos = (int *)(kv->dlogits + cfg->vocab);
+    kv->tokens = kv->tokpos + 2;
     kv->graphs = 1;
     *out = kv;
     return 0;
@@ -857,18 +873,26 @@ static int cu_decode_linear(void *user, enum mt_linear which, const float *in, f
     return cu_linear(k->d, k->l, which, in, out, rows);
 }
 
+/* The block's projections and fc with their kernel fused into the GEMV (one row). */
+static int cu_decode_linear_epi(void *user, enum mt_linear which, const float *in, const float *res,
+                                float *out, int epi, size_t rows)
+{
+    struct cu_decode *k = user;
+    if (rows != 1) return 1;
+    return cu_gemv(k->d, k->l, which, in, epi == MT_BLOCK_EPI_RESIDUAL ? res : NULL, out,
+                   epi == MT_BLOCK_EPI_GELU);
+}
+
 static int cu_decode_attention(void *user, const float *qkv, float *atty, float *att)
 {
     struct cu_decode *k = user;
     const struct mt_gpt_config *cfg = &k->d->m.cfg;
     size_t C = cfg->n_embd, kvd = mt_gpt_kv_dim(cfg);
     size_t at = (k->l * k->kv->max_T) * kvd * (k->kv->type == MT_CU_KV_F32 ? 4 : 2);
-    char *K = (char *)k->kv->k + at, *V = (char *)k->kv->v + at;
-    enum mt_cu_kv_type type = (enum mt_cu_kv_type)k->kv->type;
     (void)att;
-    mt_cu_kv_append(K, V, type, qkv + C, k->kv->tokpos, kvd);
-    mt_cu_attention_decode(atty, qkv, K, V, type, k->kv->tokpos, cfg->window, k->kv->max_T, C, kvd,
-                           cfg->n_head);
+    mt_cu_attention_decode(atty, qkv, (char *)k->kv->k + at, (char *)k->kv->v + at,
+                           (enum mt_cu_kv_type)k->kv->type, k->kv->tokpos, cfg->window,
+                           k->kv->max_T, C, kvd, cfg->n_head);
     return 0;
 }
 
@@ -894,8 +918,11 @@ static int decode_body(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos,
     act[MT_A_FCH] = act[MT_A_FCH_GELU] = fch;
     if (cfg->mlp == MT_GPT_MLP_SWIGLU) act[MT_A_FCH_GELU] = fch + 2 * mt_gpt_ffn(cfg);
     struct cu_decode dk = {.d = d, .kv = kv};
-    struct mt_block_ops ops = {
-        .linear = cu_decode_linear, .attention = cu_decode_attention, .user = &dk, .kernels = k};
+    struct mt_block_ops ops = {.linear = cu_decode_linear,
+                               .linear_epi = d->decode_unfused ? NULL : cu_decode_linear_epi,
+                               .attention = cu_decode_attention,
+                               .user = &dk,
+                               .kernels = k};
     for (size_t l = 0; l < L; l++) {
         dk.l = l;
         mt_block_norm_params(cfg, l, m->param, lnp);
@@ -929,40 +956,89 @@ static int decode_capture(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t p
     if (e != cudaSuccess) return cuda_fail(e, "capturing the decode step", err, errlen);
     kv->graph = x;
     kv->graph_qw = d->qw;
+    kv->graph_unfused = d->decode_unfused;
     return 0;
+}
+
+/* Queues the step at position pos whose token and position are in kv->tokpos: the graph
+ * (captured first where needed) or the kernels one by one. Returns 0, or -1 with a
+ * message. */
+static int decode_queue(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos, char *err,
+                        size_t errlen)
+{
+    refresh_mirror(d); /* never inside a graph: it runs once per weight update */
+    if (kv->graph &&
+        (!kv->graphs || kv->graph_qw != d->qw || kv->graph_unfused != d->decode_unfused)) {
+        cudaGraphExecDestroy((cudaGraphExec_t)kv->graph);
+        kv->graph = NULL;
+    }
+    if (kv->graphs && d->m.cfg.pos != MT_GPT_POS_ROPE && !kv->graph &&
+        decode_capture(d, kv, pos, err, errlen))
+        return -1;
+    if (kv->graph) {
+        cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)kv->graph, cudaStreamPerThread);
+        return e == cudaSuccess ? 0 : cuda_fail(e, "replaying the decode step", err, errlen);
+    }
+    return decode_body(d, kv, pos, err, errlen);
+}
+
+/* The errors of what was queued so far, without waiting for the device. */
+static int launch_check(const char *what, char *err, size_t errlen)
+{
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? 0 : cuda_fail(e, what, err, errlen);
+}
+
+static int decode_token_ok(const struct mt_cuda_gpt *d, int token, char *err, size_t errlen)
+{
+    if (token >= 0 && (size_t)token < d->m.cfg.vocab) return 0;
+    return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, d->m.cfg.vocab);
 }
 
 int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
                         char *err, size_t errlen)
 {
-    struct mt_gpt *m = &d->m;
-    const struct mt_gpt_config *cfg = &m->cfg;
     size_t pos = kv->pos;
     if (pos >= kv->max_T)
         return mt_tf_fail(err, errlen, "KV cache full (%zu positions)", kv->max_T);
-    if (token < 0 || (size_t)token >= cfg->vocab)
-        return mt_tf_fail(err, errlen, "token id %d outside vocab %zu", token, cfg->vocab);
-    int tp[2] = {token, (int)pos};
-    cudaMemcpyAsync(kv->tokpos, tp, sizeof tp, cudaMemcpyHostToDevice, cudaStreamPerThread);
-    refresh_mirror(d); /* never inside a graph: it runs once per weight update */
-    if (kv->graph && (!kv->graphs || kv->graph_qw != d->qw)) {
-        cudaGraphExecDestroy((cudaGraphExec_t)kv->graph);
-        kv->graph = NULL;
+    if (decode_token_ok(d, token, err, errlen)) return -1;
+    mt_cu_decode_set(kv->tokpos, token, (int)pos);
+    if (decode_queue(d, kv, pos, err, errlen)) return -1;
+    if (logits == MT_CUDA_LOGITS_QUEUED) {
+        if (launch_check("decode", err, errlen)) return -1;
+        kv->pos++;
+        return 0;
     }
-    if (kv->graphs && cfg->pos != MT_GPT_POS_ROPE && !kv->graph &&
-        decode_capture(d, kv, pos, err, errlen))
+    if (logits == MT_CUDA_LOGITS_HOST &&
+        mt_cuda_copy_to_host(kv->logits, kv->dlogits, d->m.cfg.vocab * sizeof(float), err, errlen))
         return -1;
-    if (kv->graph) {
-        cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)kv->graph, cudaStreamPerThread);
-        if (e != cudaSuccess) return cuda_fail(e, "replaying the decode step", err, errlen);
-    } else if (decode_body(d, kv, pos, err, errlen)) {
-        return -1;
-    }
-    if (logits) {
-        if (mt_cuda_copy_to_host(kv->logits, kv->dlogits, cfg->vocab * sizeof(float), err, errlen))
-            return -1;
-    }
     if (sync_check("decode", err, errlen)) return -1;
     kv->pos++;
+    return 0;
+}
+
+int mt_cuda_decode_wait(char *err, size_t errlen)
+{
+    return sync_check("decode", err, errlen);
+}
+
+int mt_cuda_decode_greedy(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, size_t n,
+                          int *out, char *err, size_t errlen)
+{
+    size_t pos = kv->pos;
+    if (n > kv->max_T - pos)
+        return mt_tf_fail(err, errlen, "KV cache full (%zu positions, %zu used, %zu asked)",
+                          kv->max_T, pos, n);
+    if (decode_token_ok(d, token, err, errlen)) return -1;
+    if (!n) return 0;
+    mt_cu_decode_set(kv->tokpos, token, (int)pos);
+    for (size_t i = 0; i < n; i++) { /* queued: the device picks each next token itself */
+        if (decode_queue(d, kv, pos + i, err, errlen)) return -1;
+        mt_cu_decode_argmax(kv->tokpos, kv->tokens, kv->dlogits, d->m.cfg.vocab);
+    }
+    if (mt_cuda_copy_to_host(out, kv->tokens + pos, n * sizeof *out, err, errlen) ||
+        sync_check("greedy decode", err, errlen))
+        return -1;
+    kv->pos += n;
     return 0;
 }

@@ -106,6 +106,8 @@ struct mt_cuda_gpt {
     size_t qbytes;              /* their bytes (mt_qtensor_bytes, summed) */
     size_t every;               /* checkpoint interval (1: every block's activations kept) */
     size_t recomputed_blocks;   /* blocks recomputed in backward so far */
+    int decode_unfused;         /* 1: decoding runs each linear and the kernel after it on
+                                   their own (mt_block_ops::linear_epi off; tests compare) */
     int attention_rows;         /* 1: dense attention through the kernel table's row kernels
                                    (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
                                    around a softmax kernel, in the model's precision */
@@ -169,11 +171,15 @@ int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
 
 /* Batch-1 decoding with a device KV cache (keys and values of every layer for max_T
  * positions, contiguous: a sliding window attends to its last positions of it). The
- * step's kernels read the token and its position from the device (tokpos), so that one
- * step is captured once as a CUDA graph and replayed for every token (graphs = 1, the
- * default where the model has no RoPE, whose rotation takes the position from the host):
- * one launch per token instead of one per kernel. The graph is captured again when the
- * packed weights change (mt_cuda_gpt_quantize). */
+ * step's kernels read the token and its position from the device (tokpos, set by a
+ * kernel queued before the step), so that one step is captured once as a CUDA graph and
+ * replayed for every token (graphs = 1, the default where the model has no RoPE, whose
+ * rotation takes the position from the host): one launch per token instead of one per
+ * kernel. The graph is captured again when the packed weights change
+ * (mt_cuda_gpt_quantize). Where the weights are read by GEMVs (bf16 or packed), the
+ * block's residual adds and GELU run in the GEMVs' epilogues and the key/value append in
+ * the attention kernel (per layer: 2 norms, 4 GEMVs, 1 attention), the bits of the
+ * unfused kernels (decode_unfused). */
 struct mt_cuda_kv {
     size_t max_T, pos;
     void *k, *v;    /* device (L, max_T, kv_dim) elements of type each: MT_MEM_KV_CACHE */
@@ -182,10 +188,12 @@ struct mt_cuda_kv {
     float *logits;  /* host (V): the last step's logits */
     float *dlogits; /* device, inside scratch */
     int *tokpos;    /* device, inside scratch: the step's token and position */
+    int *tokens;    /* device, inside scratch (max_T): greedy decoding's tokens by position */
     size_t kv_bytes, scratch_bytes;
     int graphs;           /* 1: capture and replay the step (set to 0 for launches) */
     void *graph;          /* cudaGraphExec_t of the step, or NULL */
     const void *graph_qw; /* the packed weights it was captured with */
+    int graph_unfused;    /* the decode_unfused it was captured with */
 };
 int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
                       size_t errlen);
@@ -197,10 +205,25 @@ int mt_cuda_kv_create_type(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d,
 void mt_cuda_kv_plan(const struct mt_gpt_config *cfg, size_t max_T, int type, size_t *kv_bytes,
                      size_t *scratch_bytes);
 void mt_cuda_kv_free(struct mt_cuda_kv *kv);
-/* mt_gpt_decode_step on the device: logits of the next token in kv->logits (host) unless
- * logits is 0 (timing: they stay on the device). */
+/* What mt_cuda_decode_step does with the step's logits: leave them on the device and wait
+ * for it (DEVICE), copy them to kv->logits on the host (HOST), or only queue the step
+ * (QUEUED: nothing waits; the logits are on the device once mt_cuda_decode_wait or
+ * another waiting call returns, which reports the device's errors). */
+enum { MT_CUDA_LOGITS_DEVICE = 0, MT_CUDA_LOGITS_HOST = 1, MT_CUDA_LOGITS_QUEUED = 2 };
+/* mt_gpt_decode_step on the device: the step of token at position kv->pos, its logits
+ * handled as `logits` says (above). Returns 0 (kv->pos advanced), or -1 with a message
+ * (cache full, token outside the vocabulary, a device error). */
 int mt_cuda_decode_step(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, int logits,
                         char *err, size_t errlen);
+/* Waits for the queued decode steps. Returns 0, or -1 with the device's error. */
+int mt_cuda_decode_wait(char *err, size_t errlen);
+/* Greedy decoding on the device: n steps from token at kv->pos, each next token the first
+ * index of the largest logit, chosen by a kernel after the step (no host round trip per
+ * token: one wait at the end). out[i] (host, n ints) = the token chosen after step i;
+ * the last step's logits stay in kv->dlogits. Returns 0 (kv->pos advanced by n), or -1
+ * with a message (fewer than n positions left, bad token, device error). */
+int mt_cuda_decode_greedy(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, int token, size_t n,
+                          int *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "cdev.cuh"
 #include "cflash.h"
 #include "ckernels.h"
 
@@ -354,26 +355,40 @@ template <> __device__ __forceinline__ __nv_bfloat16 kv_store<__nv_bfloat16>(flo
 }
 template <> __device__ __forceinline__ __half kv_store<__half>(float x) { return __float2half_rn(x); }
 
-/* grid NH: one query against the cache, up to position tp[1]. One thread per key for the
- * scores (sc: shared, the attended positions), then threads over (channel, key group)
- * for the weighted sum of values, reduced across the groups in shared memory. */
+/* grid NH: one query against the cache, up to position tp[1], the step's key and value
+ * appended first: the first query head of each key/value head stores them at tp[1]
+ * (rounded to E), and every head reads them from shared memory, widened from E as the
+ * cache would give them (no block reads what another writes in the same launch). One
+ * thread per key for the scores (sc: shared, the attended positions), then threads over
+ * (channel, key group) for the weighted sum of values, reduced across the groups in shared
+ * memory. */
 template <typename E>
-__global__ void attn_decode(float *out, const float *q, const E *K, const E *V, const int *tp,
-                            size_t window, size_t Ckv, geom g)
+__global__ void attn_decode(float *out, const float *qkv, E *K, E *V, const int *tp,
+                            size_t window, size_t C, size_t Ckv, geom g)
 {
     extern __shared__ float sc[];
-    __shared__ float qs[kMaxHead], red[kDecodeThreads];
+    __shared__ float qs[kMaxHead], kn[kMaxHead], vn[kMaxHead], red[kDecodeThreads];
     size_t h = blockIdx.x, kh = h / g.grp, pos = (size_t)tp[1], lo = window_lo(pos, window);
     int hs = (int)g.hs, tid = threadIdx.x;
-    for (int c = tid; c < hs; c += blockDim.x)
-        qs[c] = q[h * hs + c];
+    for (int c = tid; c < hs; c += blockDim.x) {
+        size_t at = kh * hs + c;
+        E ke = kv_store<E>(qkv[C + at]), ve = kv_store<E>(qkv[C + Ckv + at]);
+        qs[c] = qkv[h * hs + c];
+        kn[c] = kv_load(ke);
+        vn[c] = kv_load(ve);
+        if (h % g.grp == 0) K[pos * Ckv + at] = ke, V[pos * Ckv + at] = ve;
+    }
     __syncthreads();
     float mx = -INFINITY;
     for (size_t j = lo + tid; j <= pos; j += blockDim.x) {
         const E *k = K + j * Ckv + kh * hs;
         float s = 0.0f;
-        for (int c = 0; c < hs; c++)
-            s += qs[c] * kv_load(k[c]);
+        if (j == pos)
+            for (int c = 0; c < hs; c++)
+                s += qs[c] * kn[c];
+        else
+            for (int c = 0; c < hs; c++)
+                s += qs[c] * kv_load(k[c]);
         s *= g.scale;
         sc[j - lo] = s;
         mx = fmaxf(mx, s);
@@ -390,9 +405,11 @@ __global__ void attn_decode(float *out, const float *q, const E *K, const E *V, 
     float acc = 0.0f;
     if (grp < groups) {
         const E *v = V + kh * hs + c;
+        size_t j = lo + grp;
 #pragma unroll 8
-        for (size_t j = lo + grp; j <= pos; j += groups)
+        for (; j < pos; j += groups)
             acc += sc[j - lo] * kv_load(v[j * Ckv]);
+        if (j == pos) acc += sc[j - lo] * vn[c]; /* the step's value, last of its group */
     }
     red[tid] = acc;
     __syncthreads();
@@ -404,21 +421,44 @@ __global__ void attn_decode(float *out, const float *q, const E *K, const E *V, 
     }
 }
 
+__global__ void decode_set(int *tp, int token, int pos)
+{
+    tp[0] = token, tp[1] = pos;
+}
+
+/* One block: the first index of the largest logit (strided scan, then pairs reduced with
+ * the lower index winning ties), the next token and position into tp, the token into
+ * tokens[pos]. */
+constexpr int kArgmaxThreads = 1024;
+__global__ void decode_argmax(int *tp, int *tokens, const float *logits, size_t V)
+{
+    __shared__ float sv[kArgmaxThreads / 32];
+    __shared__ unsigned si[kArgmaxThreads / 32];
+    float bv = -INFINITY;
+    unsigned bi = 0xffffffffu;
+    for (size_t i = threadIdx.x; i < V; i += blockDim.x)
+        if (logits[i] > bv || bi == 0xffffffffu) bv = logits[i], bi = (unsigned)i;
+    for (int o = 16; o > 0; o >>= 1) {
+        float v = __shfl_xor_sync(0xffffffffu, bv, o);
+        unsigned i = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (v > bv || (v == bv && i < bi)) bv = v, bi = i;
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) sv[w] = bv, si[w] = bi;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int r = 1; r < (int)(blockDim.x >> 5); r++)
+            if (sv[r] > bv || (sv[r] == bv && si[r] < bi)) bv = sv[r], bi = si[r];
+        int pos = tp[1];
+        tokens[pos] = (int)bi;
+        tp[0] = (int)bi, tp[1] = pos + 1;
+    }
+}
+
 __global__ void decode_embed(float *x, const float *wte, const float *wpe, const int *tp, size_t C)
 {
     size_t tok = (size_t)tp[0], pos = (size_t)tp[1];
     GRID_STRIDE(c, C) x[c] = wte[tok * C + c] + (wpe ? wpe[pos * C + c] : 0.0f);
-}
-
-template <typename E>
-__global__ void kv_append(E *K, E *V, const float *kv, const int *tp, size_t kvd)
-{
-    size_t pos = (size_t)tp[1];
-    GRID_STRIDE(c, kvd)
-    {
-        K[pos * kvd + c] = kv_store<E>(kv[c]);
-        V[pos * kvd + c] = kv_store<E>(kv[kvd + c]);
-    }
 }
 
 /* Softmax of the scores' rows in place (one warp per row of T; row i is query position
@@ -479,8 +519,7 @@ __global__ void gelu_fwd(float *out, const float *inp, size_t n)
 {
     GRID_STRIDE(i, n)
     {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(kGeluScale * (x + 0.044715f * x * x * x)));
+        out[i] = mt_cu_gelu(inp[i]);
     }
 }
 
@@ -750,24 +789,16 @@ void k_swiglu_bwd(float *dinp, const float *inp, const float *dout, size_t N, si
 } /* namespace */
 
 template <typename E>
-static void attention_decode(float *out, const float *q, const void *K, const void *V,
-                             const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
-                             size_t NH)
+static void attention_decode(float *out, const float *qkv, void *K, void *V, const int *tokpos,
+                             size_t window, size_t max_T, size_t C, size_t Ckv, size_t NH)
 {
     size_t smem = max_T * sizeof(float);
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(attn_decode<E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              (int)smem);
     attn_decode<E><<<(unsigned)NH, kDecodeThreads, smem>>>(
-        out, q, static_cast<const E *>(K), static_cast<const E *>(V), tokpos, window, Ckv,
+        out, qkv, static_cast<E *>(K), static_cast<E *>(V), tokpos, window, C, Ckv,
         geom_of(C, Ckv, NH));
-}
-
-template <typename E>
-static void append_kv(void *K, void *V, const float *kv, const int *tokpos, size_t kvd)
-{
-    kv_append<E><<<blocks_for(kvd), kThreads>>>(static_cast<E *>(K), static_cast<E *>(V), kv,
-                                                tokpos, kvd);
 }
 
 extern "C" {
@@ -858,27 +889,26 @@ void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int 
     decode_embed<<<blocks_for(C), kThreads>>>(x, wte, wpe, tokpos, C);
 }
 
-void mt_cu_attention_decode(float *out, const float *q, const void *K, const void *V,
-                            enum mt_cu_kv_type type, const int *tokpos, size_t window,
-                            size_t max_T, size_t C, size_t Ckv, size_t NH)
+void mt_cu_decode_set(int *tokpos, int token, int pos)
 {
-    if (type == MT_CU_KV_BF16)
-        attention_decode<__nv_bfloat16>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
-    else if (type == MT_CU_KV_F16)
-        attention_decode<__half>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
-    else
-        attention_decode<float>(out, q, K, V, tokpos, window, max_T, C, Ckv, NH);
+    decode_set<<<1, 1>>>(tokpos, token, pos);
 }
 
-void mt_cu_kv_append(void *K, void *V, enum mt_cu_kv_type type, const float *kv,
-                     const int *tokpos, size_t kvd)
+void mt_cu_decode_argmax(int *tokpos, int *tokens, const float *logits, size_t V)
+{
+    decode_argmax<<<1, kArgmaxThreads>>>(tokpos, tokens, logits, V);
+}
+
+void mt_cu_attention_decode(float *out, const float *qkv, void *K, void *V, enum mt_cu_kv_type type,
+                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
+                            size_t NH)
 {
     if (type == MT_CU_KV_BF16)
-        append_kv<__nv_bfloat16>(K, V, kv, tokpos, kvd);
+        attention_decode<__nv_bfloat16>(out, qkv, K, V, tokpos, window, max_T, C, Ckv, NH);
     else if (type == MT_CU_KV_F16)
-        append_kv<__half>(K, V, kv, tokpos, kvd);
+        attention_decode<__half>(out, qkv, K, V, tokpos, window, max_T, C, Ckv, NH);
     else
-        append_kv<float>(K, V, kv, tokpos, kvd);
+        attention_decode<float>(out, qkv, K, V, tokpos, window, max_T, C, Ckv, NH);
 }
 
 } /* extern "C" */

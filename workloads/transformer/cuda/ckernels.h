@@ -72,15 +72,19 @@ void mt_cu_decode_embed(float *x, const float *wte, const float *wpe, const int 
 /* The KV cache's element type: fp32, or 16-bit (bf16, fp16) rounded to nearest even when
  * stored and widened to fp32 when read (kvcache.h's bf16 and fp16 formats). */
 enum mt_cu_kv_type { MT_CU_KV_F32 = 0, MT_CU_KV_BF16 = 1, MT_CU_KV_F16 = 2 };
-/* K[pos] = kv[0..kvd), V[pos] = kv[kvd..2 kvd) (rows of kvd elements of type). */
-void mt_cu_kv_append(void *K, void *V, enum mt_cu_kv_type type, const float *kv, const int *tokpos,
-                     size_t kvd);
-/* One query against a KV cache of one layer (at most max_T positions, elements of type):
- * q (C) device, K and V (positions, Ckv) rows mt_k_window_start(pos, window)..pos
- * attended; out (C) =. Heads as in mt_k_attention_fwd. */
-void mt_cu_attention_decode(float *out, const float *q, const void *K, const void *V,
-                            enum mt_cu_kv_type type, const int *tokpos, size_t window, size_t max_T,
-                            size_t C, size_t Ckv, size_t NH);
+/* One query against a KV cache of one layer (at most max_T positions, elements of type)
+ * after appending the step's key and value: qkv (C + 2 Ckv) device, the step's q, k, v;
+ * K[pos] and V[pos] (rows of Ckv elements, pos = tokpos[1]) = its k and v rounded to
+ * type; rows mt_k_window_start(pos, window)..pos attended; out (C) =. Heads as in
+ * mt_k_attention_fwd. */
+void mt_cu_attention_decode(float *out, const float *qkv, void *K, void *V, enum mt_cu_kv_type type,
+                            const int *tokpos, size_t window, size_t max_T, size_t C, size_t Ckv,
+                            size_t NH);
+/* tokpos = {token, pos}, queued (a kernel: no host memory involved, nothing waits). */
+void mt_cu_decode_set(int *tokpos, int token, int pos);
+/* Greedy sampling on the device: the first index of the largest of logits[0..V) becomes
+ * the next step's token (tokpos[0]) and tokens[tokpos[1]]; tokpos[1] advances by one. */
+void mt_cu_decode_argmax(int *tokpos, int *tokens, const float *logits, size_t V);
 
 #ifdef __cplusplus
 }

@@ -121,10 +121,11 @@ void mt_cuda_kv_plan(const struct mt_gpt_config *cfg, size_t max_T, int type, si
                      size_t *scratch_bytes)
 {
     /* keys and values of every layer, contiguous; decode.c's scratch (x, ln, qkv, atty,
-     * proj: 7 C; the MLP's hidden, SwiGLU's three; the logits) and the step's {token, pos} */
+     * proj: 7 C; the MLP's hidden, SwiGLU's three; the logits), the step's {token, pos}
+     * and greedy decoding's tokens (max_T) */
     size_t elt = type == 0 ? sizeof(float) : 2, F = mt_gpt_ffn(cfg);
     *kv_bytes = 2 * cfg->n_layer * max_T * mt_gpt_kv_dim(cfg) * elt;
     *scratch_bytes =
-        (7 * cfg->n_embd + F * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1) + cfg->vocab + 2) *
+        (7 * cfg->n_embd + F * (cfg->mlp == MT_GPT_MLP_SWIGLU ? 3 : 1) + cfg->vocab + 2 + max_T) *
         sizeof(float);
 }

@@ -1,7 +1,8 @@
 /* cquant.cu — the decode GEMV kernels of cquant.h: one warp per output row reads its row
  * of packed codes (16-byte words where the row's shape allows, else 4-byte words) or bf16
  * weights (16-byte words) once, decodes them in
- * registers, reduces with shuffles and adds the bias (one launch per linear). Upload and
+ * registers, reduces with shuffles and finishes the row in an epilogue: the bias, and the
+ * block's GELU or residual add when the caller fuses them (one launch per linear). Upload and
  * free of packed tensors live in cgpt.c (category tagging is C). Scalar references: mt_qgemm with
  * MT_QIMPL_SCALAR (workloads/quantize) and the test's bf16 loop
  * (tests/transformer/test_cuda_quant.c).
@@ -10,9 +11,18 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "cdev.cuh"
 #include "cquant.h"
 
 enum { WARPS = 8 }; /* rows per block of 256 threads */
+
+/* y[row] from the row's sum acc: + bias, GELU, residual add, as e says (cquant.h). */
+static __device__ __forceinline__ void epilogue(float *y, unsigned row, float acc, mt_cu_epi e)
+{
+    float v = e.bias ? acc + e.bias[row] : acc;
+    if (e.gelu) v = mt_cu_gelu(v);
+    y[row] = e.res ? e.res[row] + v : v;
+}
 
 static __device__ __forceinline__ float warp_sum(float v)
 {
@@ -44,7 +54,7 @@ static __device__ __forceinline__ float part(unsigned c0, unsigned c1, unsigned 
 /* BITS 8: byte b of a row is column b. BITS 4: in a block of 64 codes (32 bytes), byte i
  * holds column i (low nibble) and i + 32 (high nibble). */
 template <int BITS>
-__global__ void qgemv_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
+__global__ void qgemv_kernel(float *y, const float *x, mt_cu_epi e, const uint8_t *codes,
                              const float *scale, const float *offset, unsigned n, unsigned k,
                              unsigned row_bytes, unsigned unit, unsigned stride)
 {
@@ -66,7 +76,7 @@ __global__ void qgemv_kernel(float *y, const float *x, const float *bias, const 
         }
     }
     acc = warp_sum(acc);
-    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+    if (lane == 0) epilogue(y, row, acc, e);
 }
 
 /* Sum of c_t * x_t and of x_t over 16 columns: codes t = 0..15 are nibble (BITS 4: low 0 or
@@ -95,7 +105,7 @@ static __device__ __forceinline__ void dot16(const uint4 &q, int high, const flo
  * columns (row_bytes * 8 / bits == k: no padding columns, which would read x past k) and
  * units of 16 columns or more (mt_cu_qgemv checks). */
 template <int BITS>
-__global__ void qgemv16_kernel(float *y, const float *x, const float *bias, const uint8_t *codes,
+__global__ void qgemv16_kernel(float *y, const float *x, mt_cu_epi e, const uint8_t *codes,
                                const float *scale, const float *offset, unsigned n,
                                unsigned row_bytes, unsigned unit, unsigned stride)
 {
@@ -119,34 +129,42 @@ __global__ void qgemv16_kernel(float *y, const float *x, const float *bias, cons
         }
     }
     acc = warp_sum(acc);
-    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+    if (lane == 0) epilogue(y, row, acc, e);
 }
 
 extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
 {
+    mt_cu_epi e = {bias, NULL, 0};
+    mt_cu_qgemv_epi(y, x, &e, q);
+}
+
+extern "C" void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi *ep,
+                                const struct mt_cu_qmat *q)
+{
+    mt_cu_epi e = *ep;
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
     int wide = q->row_bytes % 16 == 0 && (uintptr_t)q->codes % 16 == 0 && (uintptr_t)x % 16 == 0 &&
                q->row_bytes * 8 / q->bits == q->k && q->unit_len % 16 == 0;
     if (wide && q->bits == 8)
         qgemv16_kernel<8><<<grid, WARPS * 32>>>(
-            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
+            y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (wide)
         qgemv16_kernel<4><<<grid, WARPS * 32>>>(
-            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
+            y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (q->bits == 8)
         qgemv_kernel<8><<<grid, WARPS * 32>>>(
-            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else
         qgemv_kernel<4><<<grid, WARPS * 32>>>(
-            y, x, bias, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
+            y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
 }
 
 /* bf16: each lane reads 16 bytes (8 weights) per step. */
-__global__ void gemv_bf16_kernel(float *y, const float *x, const float *bias, const uint4 *w,
+__global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const uint4 *w,
                                  unsigned n, unsigned k)
 {
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -164,7 +182,7 @@ __global__ void gemv_bf16_kernel(float *y, const float *x, const float *bias, co
                f3.x * b.z + f3.y * b.w;
     }
     acc = warp_sum(acc);
-    if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+    if (lane == 0) epilogue(y, row, acc, e);
 }
 
 extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
@@ -175,6 +193,13 @@ extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
 extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, const void *w,
                                 size_t n, size_t k)
 {
+    mt_cu_epi e = {bias, NULL, 0};
+    mt_cu_gemv_bf16_epi(y, x, &e, w, n, k);
+}
+
+extern "C" void mt_cu_gemv_bf16_epi(float *y, const float *x, const struct mt_cu_epi *e,
+                                    const void *w, size_t n, size_t k)
+{
     unsigned grid = (unsigned)((n + WARPS - 1) / WARPS);
-    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, bias, (const uint4 *)w, (unsigned)n, (unsigned)k);
+    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, *e, (const uint4 *)w, (unsigned)n, (unsigned)k);
 }

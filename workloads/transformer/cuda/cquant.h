@@ -43,10 +43,22 @@ int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char 
 /* Contract: frees the device block of q (block NULL: no-op) and zeroes q. */
 void mt_cu_qmat_free(struct mt_cu_qmat *q);
 
+/* What a decode GEMV does with row r's sum acc = (W x)[r]: v = acc + bias[r] (bias NULL:
+ * acc), then v = GELU(v) when gelu (cdev.cuh: the float operations of ckernels' GELU
+ * kernel), then y[r] = res[r] + v (res NULL: v; the residual kernel's add; res may be y):
+ * the bits of the linear followed by the block's kernel, in one launch. */
+struct mt_cu_epi {
+    const float *bias, *res;
+    int gelu;
+};
+
 /* Contract: y[n] = W x + bias with W = q (device), x[k], y[n] and bias[n] (NULL: none)
  * device floats (y overwritten, no aliasing); queued on the default stream. Padding
  * columns of the codes are skipped. */
 void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q);
+/* Contract: the same with epilogue e (x must not overlap y). */
+void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi *e,
+                     const struct mt_cu_qmat *q);
 
 /* Contract: y[n] = W x + bias (bias NULL: none) for a row-major bf16 W (n x k, device). W and x
  * must be 16-byte aligned and k a multiple of 8 (mt_cu_gemv_bf16_ok says so); queued on the default
@@ -54,6 +66,8 @@ void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu
 int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k);
 void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, const void *w, size_t n,
                      size_t k);
+void mt_cu_gemv_bf16_epi(float *y, const float *x, const struct mt_cu_epi *e, const void *w,
+                         size_t n, size_t k);
 
 #ifdef __cplusplus
 }
