@@ -22,9 +22,10 @@
  * loss, probabilities and gradients within the tolerance, the plan exact for both
  * (slabs plus extras), flash's activations and workspace below dense's.
  * Part bits: decoding's numerics do not depend on how the step is run: every step's logits
- * of the step replayed as a CUDA graph, launched kernel by kernel, with and without the
- * fused epilogues (decode_unfused), and the last logits of steps only queued (one wait at
- * the end) are bit for bit those of the unfused launches; greedy decoding on the device
+ * of the step replayed as a CUDA graph, launched kernel by kernel, with everything folded
+ * into the GEMVs, without the norms folded and with nothing folded (decode_unfuse), and the
+ * last logits of steps only queued (one wait at the end) are bit for bit those of the
+ * unfused launches; greedy decoding on the device
  * (mt_cuda_decode_greedy, graph) picks the tokens that the host's argmax of the unfused
  * launches' logits picks, with the same last logits; the same with the linears packed in
  * int8 (per row) and int4 (groups of 32).
@@ -33,6 +34,7 @@
 #include <cuda_runtime_api.h>
 #include <math.h>
 
+#include "block.h"
 #include "cflash.h"
 #include "cgpt.h"
 #include "kernels.h"
@@ -179,16 +181,16 @@ static int bits_token(size_t t)
     return (int)((t * 37 + 5) % cfg.vocab);
 }
 
-/* n steps from a fresh cache run as graphs / unfused say; every step's logits into out
- * (n x V), or (queued) only the last one, read after one wait. */
-static void bits_run(struct mt_cuda_gpt *d, size_t n, int graphs, int unfused, int queued,
+/* n steps from a fresh cache run as graphs / unfuse (decode_unfuse) say; every step's logits into
+ * out (n x V), or (queued) only the last one, read after one wait. */
+static void bits_run(struct mt_cuda_gpt *d, size_t n, int graphs, int unfuse, int queued,
                      float *out)
 {
     struct mt_cuda_kv *kv;
     size_t V = cfg.vocab;
     CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
     kv->graphs = graphs;
-    d->decode_unfused = unfused;
+    d->decode_unfuse = unfuse;
     for (size_t t = 0; t < n; t++) {
         int how = queued ? MT_CUDA_LOGITS_QUEUED : MT_CUDA_LOGITS_HOST;
         CHECK_OK(mt_cuda_decode_step(d, kv, bits_token(t), how, err, sizeof err), err);
@@ -221,17 +223,23 @@ static void bits_case(const struct mt_qformat *qf, const char *name)
     float *ref = malloc(n * V * sizeof *ref), *got = malloc(n * V * sizeof *got);
     int *want = malloc(n * sizeof *want), *toks = malloc(n * sizeof *toks);
     CHECK(ref && got && want && toks);
-    bits_run(d, n, 0, 1, 0, ref); /* the reference: unfused kernels, launched one by one */
-    static const int runs[][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {1, 0, 1}, {0, 0, 1}};
+    const int all = MT_BLOCK_FUSE_NORM | MT_BLOCK_FUSE_GELU | MT_BLOCK_FUSE_RESIDUAL;
+    bits_run(d, n, 0, all, 0, ref); /* the reference: unfused kernels, launched one by one */
+    const int runs[][3] = {
+        {0, 0, 0}, {1, 0, 0}, {1, all, 0}, {1, MT_BLOCK_FUSE_NORM, 0}, {0, MT_BLOCK_FUSE_NORM, 0},
+        {1, 0, 1}, {0, 0, 1}};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-        int graphs = runs[r][0], unfused = runs[r][1], queued = runs[r][2];
-        bits_run(d, n, graphs, unfused, queued, got);
+        int graphs = runs[r][0], unfuse = runs[r][1], queued = runs[r][2];
+        bits_run(d, n, graphs, unfuse, queued, got);
         const float *want_l = queued ? ref + (n - 1) * V : ref;
         size_t len = queued ? V : n * V, first = len;
         for (size_t i = 0; i < len && first == len; i++)
             if (memcmp(&got[i], &want_l[i], sizeof *got)) first = i;
         printf("  bits %s: %s%s%s against unfused launches: %s", name,
-               graphs ? "graph" : "launches", unfused ? " unfused" : "",
+               graphs ? "graph" : "launches",
+               unfuse == all ? " unfused"
+               : unfuse      ? " norms unfused"
+                             : "",
                queued ? " queued (last logits)" : "", first == len ? "identical\n" : "DIFFER");
         if (first < len)
             printf(" at step %zu logit %zu: %.9g vs %.9g\n", queued ? n - 1 : first / V, first % V,
@@ -241,7 +249,7 @@ static void bits_case(const struct mt_qformat *qf, const char *name)
     /* greedy: the host's argmax of the unfused launches, then the device's own */
     CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
     kv->graphs = 0;
-    d->decode_unfused = 1;
+    d->decode_unfuse = all;
     int tok = 5;
     for (size_t t = 0; t < n; t++) {
         CHECK_OK(mt_cuda_decode_step(d, kv, tok, MT_CUDA_LOGITS_HOST, err, sizeof err), err);
@@ -249,7 +257,7 @@ static void bits_case(const struct mt_qformat *qf, const char *name)
     }
     memcpy(ref, kv->logits, V * sizeof *ref);
     mt_cuda_kv_free(kv);
-    d->decode_unfused = 0;
+    d->decode_unfuse = 0;
     CHECK_OK(mt_cuda_kv_create(&kv, d, n, err, sizeof err), err);
     CHECK_OK(mt_cuda_decode_greedy(d, kv, 5, n - 1, toks, err, sizeof err), err);
     CHECK_OK(mt_cuda_decode_greedy(d, kv, toks[n - 2], 1, toks + n - 1, err, sizeof err), err);

@@ -151,11 +151,38 @@ static const float *use(const struct mt_block_ops *ops, float *const act[MT_A_CO
     return ops->use ? ops->use(ops->user, a) : act[a];
 }
 
-/* The engine's fused linear (mt_block_ops::linear_epi), or 1 where it has none. */
-static int fused(const struct mt_block_ops *ops, enum mt_linear which, const float *in,
-                 const float *res, float *out, int epi, size_t rows)
+/* The engine's fused linear (mt_block_ops::linear_fused), or 1 where it has none. */
+static int fused(const struct mt_block_ops *ops, enum mt_linear which, const float *in, float *out,
+                 const struct mt_block_fuse *f, size_t rows)
 {
-    return ops->linear_epi ? ops->linear_epi(ops->user, which, in, res, out, epi, rows) : 1;
+    return ops->linear_fused ? ops->linear_fused(ops->user, which, in, out, f, rows) : 1;
+}
+
+/* out = linear `which`(norm(in)) through block norm a (MT_A_LN1 or MT_A_LN2, written with
+ * its statistics a + 1, a + 2 unless folded), then GELU in place when gelu; the norm and
+ * GELU folded into the engine's fused linear where it can (the norm only where nothing
+ * keeps its output: no statistics, no produced hook). Returns 0 or -1. */
+static int norm_linear(const struct mt_block_shape *s, const struct mt_block_ops *ops,
+                       const float *w, const float *b, float *const act[MT_A_COUNT],
+                       enum mt_gpt_act a, enum mt_linear which, const float *in, float *out,
+                       int gelu)
+{
+    size_t BT = s->B * s->T;
+    enum mt_gpt_act mean = (enum mt_gpt_act)(a + 1), rstd = (enum mt_gpt_act)(a + 2);
+    struct mt_block_fuse f = {
+        .what = gelu ? MT_BLOCK_FUSE_GELU : 0, .norm = s->norm, .norm_w = w, .norm_b = b};
+    int rc;
+    if (!act[mean] && !act[rstd] && !ops->produced) {
+        f.what |= MT_BLOCK_FUSE_NORM;
+        if ((rc = fused(ops, which, in, out, &f, BT)) <= 0) return rc;
+        f.what &= ~MT_BLOCK_FUSE_NORM;
+    }
+    mt_block_norm_fwd_k(kern(ops), s->norm, act[a], act[mean], act[rstd], in, w, b, BT, s->C);
+    produced_norm(ops, s, a, mean);
+    if (gelu && (rc = fused(ops, which, act[a], out, &f, BT)) <= 0) return rc;
+    if (ops->linear(ops->user, which, act[a], out, BT)) return -1;
+    if (gelu) kern(ops)->gelu_fwd(out, out, BT * s->F);
+    return 0;
 }
 
 /* out = res + linear `which`(in), fused where the engine can, else through proj. Returns 0
@@ -165,7 +192,8 @@ static int linear_residual(const struct mt_block_shape *s, const struct mt_block
                            float *out)
 {
     size_t BT = s->B * s->T;
-    int rc = fused(ops, which, in, res, out, MT_BLOCK_EPI_RESIDUAL, BT);
+    struct mt_block_fuse f = {.what = MT_BLOCK_FUSE_RESIDUAL, .res = res};
+    int rc = fused(ops, which, in, out, &f, BT);
     if (rc <= 0) return rc;
     if (ops->linear(ops->user, which, in, proj, BT)) return -1;
     kern(ops)->residual_fwd(out, res, proj, BT * s->C);
@@ -176,13 +204,12 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
                      float *const act[MT_A_COUNT], const float *x, float *proj, float *out,
                      const struct mt_block_ops *ops)
 {
-    size_t C = s->C, BT = s->B * s->T;
+    size_t BT = s->B * s->T;
     const struct mt_block_kernels *k = kern(ops);
     /* attention: residual2 = x + attproj(attn(qkv(ln1(x)))) */
-    mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN1], act[MT_A_LN1_MEAN], act[MT_A_LN1_RSTD], x,
-                        ln[MT_P_LN1W], ln[MT_P_LN1B], BT, C);
-    produced_norm(ops, s, MT_A_LN1, MT_A_LN1_MEAN);
-    if (ops->linear(ops->user, MT_LIN_QKV, act[MT_A_LN1], act[MT_A_QKV], BT)) return -1;
+    if (norm_linear(s, ops, ln[MT_P_LN1W], ln[MT_P_LN1B], act, MT_A_LN1, MT_LIN_QKV, x,
+                    act[MT_A_QKV], 0))
+        return -1;
     if (s->rope)
         k->rope_fwd(act[MT_A_QKV], s->B, s->T, s->pos0, s->Ca, s->Ckv, s->hs, s->rope_theta);
     produced(ops, MT_A_QKV);
@@ -200,16 +227,13 @@ int mt_block_forward(const struct mt_block_shape *s, float *const ln[MT_P_COUNT]
     if (linear_residual(s, ops, MT_LIN_ATTPROJ, act[MT_A_ATTY], x, proj, act[MT_A_RESIDUAL2]))
         return -1;
     produced(ops, MT_A_RESIDUAL2);
-    /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-    mt_block_norm_fwd_k(k, s->norm, act[MT_A_LN2], act[MT_A_LN2_MEAN], act[MT_A_LN2_RSTD],
-                        act[MT_A_RESIDUAL2], ln[MT_P_LN2W], ln[MT_P_LN2B], BT, C);
-    produced_norm(ops, s, MT_A_LN2, MT_A_LN2_MEAN);
-    int rc = s->mlp != MT_GPT_MLP_SWIGLU && act[MT_A_FCH] == act[MT_A_FCH_GELU] && !ops->produced
-                 ? fused(ops, MT_LIN_FC, act[MT_A_LN2], NULL, act[MT_A_FCH], MT_BLOCK_EPI_GELU, BT)
-                 : 1;
-    if (rc < 0) return -1;
-    if (rc) {
-        if (ops->linear(ops->user, MT_LIN_FC, act[MT_A_LN2], act[MT_A_FCH], BT)) return -1;
+    /* MLP: out = residual2 + fcproj(gelu(fc(ln2(residual2)))); GELU in place is folded
+     * into the fc where nothing wants the pre-activation */
+    int gelu = s->mlp != MT_GPT_MLP_SWIGLU && act[MT_A_FCH] == act[MT_A_FCH_GELU] && !ops->produced;
+    if (norm_linear(s, ops, ln[MT_P_LN2W], ln[MT_P_LN2B], act, MT_A_LN2, MT_LIN_FC,
+                    act[MT_A_RESIDUAL2], act[MT_A_FCH], gelu))
+        return -1;
+    if (!gelu) {
         produced(ops, MT_A_FCH);
         if (s->mlp == MT_GPT_MLP_SWIGLU)
             k->swiglu_fwd(act[MT_A_FCH_GELU], act[MT_A_FCH], BT, s->F);

@@ -115,8 +115,19 @@ void mt_block_norm_bwd_k(const struct mt_block_kernels *k, size_t norm, float *d
                          float *db, const float *dout, const float *inp, const float *w,
                          const float *mean, const float *rstd, size_t N, size_t C);
 
-/* The fused epilogues of mt_block_ops::linear_epi. */
-enum { MT_BLOCK_EPI_RESIDUAL = 1, MT_BLOCK_EPI_GELU = 2 };
+/* What mt_block_ops::linear_fused folds into linear `which`: out = res + gelu(norm(in) W^T
+ * + b), each part only when its flag is in `what`: NORM (the block's norm of the input,
+ * kind `norm`, with norm_w and norm_b: asked only where nothing keeps the norm's output
+ * or statistics and no produced hook runs), GELU (fc of a GELU MLP, asked only when GELU
+ * runs in place and no produced hook wants the pre-activation), RESIDUAL (the two
+ * projections then the residual add; out may equal res). */
+enum { MT_BLOCK_FUSE_NORM = 1, MT_BLOCK_FUSE_GELU = 2, MT_BLOCK_FUSE_RESIDUAL = 4 };
+struct mt_block_fuse {
+    int what;
+    size_t norm;                  /* enum mt_gpt_norm */
+    const float *norm_w, *norm_b; /* norm_b NULL with RMSNorm */
+    const float *res;
+};
 
 struct mt_block_ops {
     /* out[rows, out_dim] = in[rows, in_dim] @ W^T + b for the block's linear `which`
@@ -128,15 +139,12 @@ struct mt_block_ops {
      * `in` is the block activation mt_block_linear_input(which); the hook fetches it
      * itself (a 16-bit engine may use its packed copy). Returns 0, non-zero to abort. */
     int (*linear_bwd)(void *user, enum mt_linear which, const float *dout, float *din, size_t rows);
-    /* Optional: linear `which` with the kernel after it fused into its output, bit for bit
-     * what the linear followed by that kernel gives (an engine whose one-row products can:
-     * CUDA decoding). epi MT_BLOCK_EPI_RESIDUAL (the two projections): out = res + (in W^T
-     * + b), the residual add (out may equal res); MT_BLOCK_EPI_GELU (fc of a GELU MLP,
-     * asked only when GELU runs in place and no produced hook wants the pre-activation):
-     * out = gelu(in W^T + b). Returns 0, 1 when it cannot (the block then runs the linear
-     * and the kernel), or -1 to abort. NULL: never fused. */
-    int (*linear_epi)(void *user, enum mt_linear which, const float *in, const float *res,
-                      float *out, int epi, size_t rows);
+    /* Optional: linear `which` with the kernels around it folded in (f, below), bit for
+     * bit what the linear and those kernels give one after the other (an engine whose
+     * one-row products can: CUDA decoding). Returns 0, 1 when it cannot (the block then
+     * runs the kernels and the plain linear), or -1 to abort. NULL: never fused. */
+    int (*linear_fused)(void *user, enum mt_linear which, const float *in, float *out,
+                        const struct mt_block_fuse *f, size_t rows);
     /* Optional: the attention core, atty = softmax(q k^T / sqrt(d)) v over the heads of
      * qkv, writing what it keeps into att. NULL: causal attention over the block's own T
      * positions (mt_k_attention_fwd, or mt_k_flash_attention_fwd for flash). Batch-1

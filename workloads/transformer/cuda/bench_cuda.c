@@ -11,7 +11,9 @@
  *                               every=N: checkpointing (blocks recomputed, cgpt.h)
  *   decode SPEC PREC TOKENS [Q] batch-1 KV-cache decode, one launch per kernel and then
  *                               the step replayed as a CUDA graph (cgpt.h; models
- *                               without RoPE), waiting for each token: median time per
+ *                               without RoPE; then the graph without the norms folded
+ *                               into the GEMVs and with nothing folded, cgpt.h),
+ *                               waiting for each token: median time per
  *                               token, tokens/s; then without a wait per token: the
  *                               steps queued with one wait at the end (graph-queued)
  *                               and greedy decoding on the device (greedy-graph),
@@ -39,6 +41,7 @@
 #include <string.h>
 
 #include "bench_util.h"
+#include "block.h"
 #include "cgpt.h"
 #include "qformat.h"
 
@@ -306,9 +309,14 @@ static int decode(const char *spec, const char *prec, size_t n, const char *quan
     double *t = calloc(n, sizeof *t);
     if (!t) return 1;
     size_t per_tok = token_bytes(d);
-    for (int graphs = 0; graphs < 2; graphs++) { /* one launch per kernel, then the graph */
+    /* one launch per kernel, then the graph; the graph again without the norms folded into
+     * the GEMVs, and with nothing folded (the kernels of the unfused step) */
+    const int all = MT_BLOCK_FUSE_NORM | MT_BLOCK_FUSE_GELU | MT_BLOCK_FUSE_RESIDUAL;
+    const int unfuse[] = {0, 0, MT_BLOCK_FUSE_NORM, all};
+    for (int r = 0; r < 4; r++) {
         if (mt_cuda_kv_create(&kv, d, n, err, sizeof err)) return fail("KV cache");
-        kv->graphs = graphs;
+        kv->graphs = r > 0;
+        d->decode_unfuse = unfuse[r];
         for (size_t i = 0; i < n; i++) {
             double t0 = mt_bench_now();
             if (mt_cuda_decode_step(d, kv, (int)(i * 31 % cfg->vocab), 0, err, sizeof err))
@@ -319,11 +327,16 @@ static int decode(const char *spec, const char *prec, size_t n, const char *quan
         printf("mt-bench-cuda decode %s %s%s%s %s: %.3f ms/token (median of %zu), %.0f "
                "tokens/s; %zu weight bytes/token, bound %.0f tokens/s at %.0f GB/s (%.1f %% of "
                "it)\n",
-               spec, prec, quant ? " " : "", quant ? quant : "", kv->graph ? "graph" : "launches",
+               spec, prec, quant ? " " : "", quant ? quant : "",
+               !kv->graph ? "launches"
+               : r == 2   ? "graph norms-unfused"
+               : r == 3   ? "graph unfused"
+                          : "graph",
                med * 1e3, n, 1.0 / med, per_tok, bw / (double)per_tok, bw / 1e9,
                100.0 * (1.0 / med) / (bw / (double)per_tok));
         mt_cuda_kv_free(kv);
     }
+    d->decode_unfuse = 0;
     /* no wait per token: the steps queued and one wait at the end (host tokens), then
      * greedy decoding on the device; the first step (the graph's capture) not timed */
     for (int greedy = 0; greedy < 2 && n > 1; greedy++) {

@@ -349,17 +349,27 @@ int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
 }
 
 /* The one-row product of linear `which` as a GEMV reading the weight as stored (packed, or
- * the bf16 mirror) with epilogue res / gelu (cquant.h; the bias always): 0, or 1 where no
- * GEMV reads this weight (fp32 and TF32 models: cuBLAS). */
+ * the bf16 mirror), the bias and what f folds in (NULL: nothing) in the same launch
+ * (cquant.h): 0, or 1 where no GEMV reads this weight (fp32 and TF32 models: cuBLAS) or
+ * the fused norm's row does not fit. */
 static int cu_gemv(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, const float *in,
-                   const float *res, float *out, int gelu)
+                   float *out, const struct mt_block_fuse *f)
 {
     float *w, *b;
     size_t ind, outd;
     mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
     refresh_mirror(d);
     const struct mt_cu_qmat *q = d->qw ? &d->qw[l * MT_LIN_COUNT + which] : NULL;
-    struct mt_cu_epi e = {.bias = b, .res = res, .gelu = gelu};
+    int what = f ? f->what : 0;
+    struct mt_cu_epi e = {.bias = b};
+    if (what & MT_BLOCK_FUSE_RESIDUAL) e.res = f->res;
+    e.gelu = (what & MT_BLOCK_FUSE_GELU) != 0;
+    if (what & MT_BLOCK_FUSE_NORM) {
+        if (!mt_cu_epi_norm_fits(ind)) return 1;
+        e.norm_w = f->norm_w;
+        e.norm_b = f->norm == MT_GPT_NORM_RMS ? NULL : f->norm_b;
+        e.rms = f->norm == MT_GPT_NORM_RMS;
+    }
     if (q && q->block) { /* decode: the packed weight, read as stored */
         mt_cu_qgemv_epi(out, in, &e, q);
         return 0;
@@ -376,7 +386,7 @@ static int cu_linear(struct mt_cuda_gpt *d, size_t l, enum mt_linear which, cons
 {
     float *w, *b;
     size_t ind, outd;
-    if (rows == 1 && !cu_gemv(d, l, which, in, NULL, out, 0)) return 0;
+    if (rows == 1 && !cu_gemv(d, l, which, in, out, NULL)) return 0;
     mt_gpt_linear_weights(&d->m, l, which, &w, &b, &ind, &outd);
     refresh_mirror(d);
     /* out^T (outd x rows) = W (outd x ind, row-major = ind x outd column-major)^T in^T */
@@ -873,14 +883,13 @@ static int cu_decode_linear(void *user, enum mt_linear which, const float *in, f
     return cu_linear(k->d, k->l, which, in, out, rows);
 }
 
-/* The block's projections and fc with their kernel fused into the GEMV (one row). */
-static int cu_decode_linear_epi(void *user, enum mt_linear which, const float *in, const float *res,
-                                float *out, int epi, size_t rows)
+/* The block's linears with the norms, GELU and residual adds folded into the GEMV. */
+static int cu_decode_linear_fused(void *user, enum mt_linear which, const float *in, float *out,
+                                  const struct mt_block_fuse *f, size_t rows)
 {
     struct cu_decode *k = user;
-    if (rows != 1) return 1;
-    return cu_gemv(k->d, k->l, which, in, epi == MT_BLOCK_EPI_RESIDUAL ? res : NULL, out,
-                   epi == MT_BLOCK_EPI_GELU);
+    if (rows != 1 || (f->what & k->d->decode_unfuse)) return 1;
+    return cu_gemv(k->d, k->l, which, in, out, f);
 }
 
 static int cu_decode_attention(void *user, const float *qkv, float *atty, float *att)
@@ -903,7 +912,7 @@ static int decode_body(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos,
 {
     struct mt_gpt *m = &d->m;
     const struct mt_gpt_config *cfg = &m->cfg;
-    const struct mt_block_kernels *k = &mt_cuda_block_kernels;
+    const struct mt_block_kernels *k = &mt_cuda_decode_kernels;
     size_t C = cfg->n_embd, L = cfg->n_layer;
     float *x = kv->scratch, *ln = x + C, *qkv = ln + C, *atty = qkv + 3 * C;
     float *proj = atty + C, *fch = proj + C;
@@ -919,7 +928,7 @@ static int decode_body(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos,
     if (cfg->mlp == MT_GPT_MLP_SWIGLU) act[MT_A_FCH_GELU] = fch + 2 * mt_gpt_ffn(cfg);
     struct cu_decode dk = {.d = d, .kv = kv};
     struct mt_block_ops ops = {.linear = cu_decode_linear,
-                               .linear_epi = d->decode_unfused ? NULL : cu_decode_linear_epi,
+                               .linear_fused = cu_decode_linear_fused,
                                .attention = cu_decode_attention,
                                .user = &dk,
                                .kernels = k};
@@ -929,6 +938,13 @@ static int decode_body(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos,
         if (mt_block_forward(&shape, lnp, act, x, proj, x, &ops))
             return mt_tf_fail(err, errlen, "cuBLAS GEMM failed in layer %zu", l);
     }
+    struct mt_block_fuse lnf = {.what = MT_BLOCK_FUSE_NORM,
+                                .norm = cfg->norm,
+                                .norm_w = m->param[MT_P_LNFW],
+                                .norm_b = m->param[MT_P_LNFB]};
+    if (!(d->decode_unfuse & MT_BLOCK_FUSE_NORM) &&
+        !cu_gemv(d, L, MT_LIN_LMHEAD, x, kv->dlogits, &lnf))
+        return 0;
     mt_block_norm_fwd_k(k, cfg->norm, ln, NULL, NULL, x, m->param[MT_P_LNFW], m->param[MT_P_LNFB],
                         1, C);
     if (cu_linear(d, L, MT_LIN_LMHEAD, ln, kv->dlogits, 1))
@@ -956,7 +972,7 @@ static int decode_capture(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t p
     if (e != cudaSuccess) return cuda_fail(e, "capturing the decode step", err, errlen);
     kv->graph = x;
     kv->graph_qw = d->qw;
-    kv->graph_unfused = d->decode_unfused;
+    kv->graph_unfuse = d->decode_unfuse;
     return 0;
 }
 
@@ -968,7 +984,7 @@ static int decode_queue(struct mt_cuda_gpt *d, struct mt_cuda_kv *kv, size_t pos
 {
     refresh_mirror(d); /* never inside a graph: it runs once per weight update */
     if (kv->graph &&
-        (!kv->graphs || kv->graph_qw != d->qw || kv->graph_unfused != d->decode_unfused)) {
+        (!kv->graphs || kv->graph_qw != d->qw || kv->graph_unfuse != d->decode_unfuse)) {
         cudaGraphExecDestroy((cudaGraphExec_t)kv->graph);
         kv->graph = NULL;
     }

@@ -106,8 +106,8 @@ struct mt_cuda_gpt {
     size_t qbytes;              /* their bytes (mt_qtensor_bytes, summed) */
     size_t every;               /* checkpoint interval (1: every block's activations kept) */
     size_t recomputed_blocks;   /* blocks recomputed in backward so far */
-    int decode_unfused;         /* 1: decoding runs each linear and the kernel after it on
-                                   their own (mt_block_ops::linear_epi off; tests compare) */
+    int decode_unfuse;          /* MT_BLOCK_FUSE_* (block.h) that decoding does not fold into
+                                   its GEMVs (0, the default: all; tests and benchmarks) */
     int attention_rows;         /* 1: dense attention through the kernel table's row kernels
                                    (ckernels.cu attn_rows); 0 (default): cuBLAS batched products
                                    around a softmax kernel, in the model's precision */
@@ -177,9 +177,10 @@ int mt_cuda_gpt_quantize_linears(struct mt_cuda_gpt *d, const struct mt_gpt *h,
  * rotation takes the position from the host): one launch per token instead of one per
  * kernel. The graph is captured again when the packed weights change
  * (mt_cuda_gpt_quantize). Where the weights are read by GEMVs (bf16 or packed), the
- * block's residual adds and GELU run in the GEMVs' epilogues and the key/value append in
- * the attention kernel (per layer: 2 norms, 4 GEMVs, 1 attention), the bits of the
- * unfused kernels (decode_unfused). */
+ * norms run in the GEMVs' prologues (the final one in the LM head's), the residual adds
+ * and GELU in their epilogues and the key/value append in the attention kernel: per
+ * layer 4 GEMVs and 1 attention kernel instead of 11 kernels, the bits of the unfused
+ * kernels (decode_unfuse). */
 struct mt_cuda_kv {
     size_t max_T, pos;
     void *k, *v;    /* device (L, max_T, kv_dim) elements of type each: MT_MEM_KV_CACHE */
@@ -193,7 +194,7 @@ struct mt_cuda_kv {
     int graphs;           /* 1: capture and replay the step (set to 0 for launches) */
     void *graph;          /* cudaGraphExec_t of the step, or NULL */
     const void *graph_qw; /* the packed weights it was captured with */
-    int graph_unfused;    /* the decode_unfused it was captured with */
+    int graph_unfuse;     /* the decode_unfuse it was captured with */
 };
 int mt_cuda_kv_create(struct mt_cuda_kv **out, const struct mt_cuda_gpt *d, size_t max_T, char *err,
                       size_t errlen);

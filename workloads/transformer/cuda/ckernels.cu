@@ -673,6 +673,34 @@ int row_threads(size_t C)
     return C >= 1024 ? 1024 : C >= 512 ? 512 : C >= 256 ? 256 : 128;
 }
 
+/* Decoding's norm of N rows, one block each (the decode table): statistics by every warp
+ * on its own (cdev.cuh), which the GEMVs' fused prologue computes bit for bit. */
+__global__ void norm_rows(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int C, int rms)
+{
+    const float *x = inp + (size_t)blockIdx.x * C;
+    float s, r;
+    mt_cu_norm_stats(x, C, rms, &s, &r);
+    float *o = out + (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        o[c] = mt_cu_norm_at(x[c], s, r, w[c], b ? b[c] : 0.0f);
+    if (threadIdx.x == 0) {
+        if (mean) mean[blockIdx.x] = s;
+        if (rstd) rstd[blockIdx.x] = r;
+    }
+}
+
+void k_layernorm_rows(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                      const float *b, size_t N, size_t C)
+{
+    norm_rows<<<(unsigned)N, kThreads>>>(out, mean, rstd, inp, w, b, (int)C, 0);
+}
+
+void k_rmsnorm_rows(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C)
+{
+    norm_rows<<<(unsigned)N, kThreads>>>(out, nullptr, rstd, inp, w, nullptr, (int)C, 1);
+}
+
 /* ------------------------------------------------------------------ block table */
 
 void k_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -807,6 +835,12 @@ const struct mt_block_kernels mt_cuda_block_kernels = {
     k_layernorm_fwd, k_layernorm_bwd, k_rmsnorm_fwd, k_rmsnorm_bwd, k_rope<1>,
     k_rope<-1>,      k_attention_fwd, k_attention_bwd, mt_cu_flash_fwd, mt_cu_flash_bwd,
     k_residual_fwd,  k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd, k_swiglu_bwd,
+};
+
+const struct mt_block_kernels mt_cuda_decode_kernels = {
+    k_layernorm_rows, k_layernorm_bwd, k_rmsnorm_rows, k_rmsnorm_bwd, k_rope<1>,
+    k_rope<-1>,       k_attention_fwd, k_attention_bwd, mt_cu_flash_fwd, mt_cu_flash_bwd,
+    k_residual_fwd,   k_gelu_fwd,      k_gelu_bwd,      k_swiglu_fwd, k_swiglu_bwd,
 };
 
 void mt_cu_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,

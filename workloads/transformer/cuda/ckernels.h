@@ -27,6 +27,9 @@ extern "C" {
 
 /* The one block's kernels on the device (flash_fwd / flash_bwd: cflash.h's fp32 ones). */
 extern const struct mt_block_kernels mt_cuda_block_kernels;
+/* The same for batch-1 decoding: the norms' statistics computed by each warp in one fixed
+ * order (cdev.cuh), the bits of the decode GEMVs' fused norm (cquant.h's mt_cu_epi). */
+extern const struct mt_block_kernels mt_cuda_decode_kernels;
 
 /* out (B,T,C) = wte[inp] + wpe[t] (wpe NULL: no positions); inp device ints. */
 void mt_cu_encoder_fwd(float *out, const int *inp, const float *wte, const float *wpe, size_t B,

@@ -31,11 +31,28 @@ static __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
-/* Columns j..j+3 of x, zero past k (padding codes meet zero activations, as on the CPU). */
+/* Columns j..j+3 of x, zero past k (padding codes meet zero activations, as on the CPU).
+ * x is global or shared memory (the fused norm's copy): generic loads. */
 static __device__ __forceinline__ void x4(const float *x, unsigned j, unsigned k, float v[4])
 {
     for (int t = 0; t < 4; t++)
-        v[t] = j + t < k ? __ldg(x + j + t) : 0.0f;
+        v[t] = j + t < k ? x[j + t] : 0.0f;
+}
+
+enum { NORM_SMEM = 48 * 1024 }; /* the fused norm's row in shared memory: k floats */
+
+/* The fused norm (e.norm_w set): x's k columns normalized into shared xs by the whole block
+ * (every thread calls this, before any returns); returns xs, or x unchanged. */
+static __device__ __forceinline__ const float *norm_in(float *xs, const float *x, unsigned k,
+                                                       const mt_cu_epi &e)
+{
+    if (!e.norm_w) return x;
+    float s, r;
+    mt_cu_norm_stats(x, (int)k, e.rms, &s, &r);
+    for (unsigned c = threadIdx.x; c < k; c += blockDim.x)
+        xs[c] = mt_cu_norm_at(x[c], s, r, e.norm_w[c], e.norm_b ? e.norm_b[c] : 0.0f);
+    __syncthreads();
+    return xs;
 }
 
 /* The contribution of 4 codes at columns j.. (one quantization unit u of the row). */
@@ -58,6 +75,8 @@ __global__ void qgemv_kernel(float *y, const float *x, mt_cu_epi e, const uint8_
                              const float *scale, const float *offset, unsigned n, unsigned k,
                              unsigned row_bytes, unsigned unit, unsigned stride)
 {
+    extern __shared__ __align__(16) float xs[];
+    x = norm_in(xs, x, k, e);
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return;
     const uint32_t *r = (const uint32_t *)(codes + (size_t)row * row_bytes);
@@ -89,7 +108,7 @@ static __device__ __forceinline__ void dot16(const uint4 &q, int high, const flo
     float d = 0.0f, s = 0.0f;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        float4 v = __ldg((const float4 *)x16 + i);
+        float4 v = ((const float4 *)x16)[i];
         uint32_t c = BITS == 8 ? wd[i] : (high ? wd[i] >> 4 : wd[i]);
         unsigned m = BITS == 8 ? 255u : 15u;
         d += (float)(c & m) * v.x + (float)(c >> 8 & m) * v.y + (float)(c >> 16 & m) * v.z +
@@ -109,6 +128,8 @@ __global__ void qgemv16_kernel(float *y, const float *x, mt_cu_epi e, const uint
                                const float *scale, const float *offset, unsigned n,
                                unsigned row_bytes, unsigned unit, unsigned stride)
 {
+    extern __shared__ __align__(16) float xs[];
+    x = norm_in(xs, x, row_bytes * 8 / BITS, e); /* no padding columns: k codes a row */
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return;
     const uint4 *r = (const uint4 *)(codes + (size_t)row * row_bytes);
@@ -134,7 +155,7 @@ __global__ void qgemv16_kernel(float *y, const float *x, mt_cu_epi e, const uint
 
 extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
 {
-    mt_cu_epi e = {bias, NULL, 0};
+    mt_cu_epi e = {bias, NULL, 0, NULL, NULL, 0};
     mt_cu_qgemv_epi(y, x, &e, q);
 }
 
@@ -142,23 +163,24 @@ extern "C" void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi
                                 const struct mt_cu_qmat *q)
 {
     mt_cu_epi e = *ep;
+    size_t smem = e.norm_w ? q->k * sizeof(float) : 0;
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
     int wide = q->row_bytes % 16 == 0 && (uintptr_t)q->codes % 16 == 0 && (uintptr_t)x % 16 == 0 &&
                q->row_bytes * 8 / q->bits == q->k && q->unit_len % 16 == 0;
     if (wide && q->bits == 8)
-        qgemv16_kernel<8><<<grid, WARPS * 32>>>(
+        qgemv16_kernel<8><<<grid, WARPS * 32, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (wide)
-        qgemv16_kernel<4><<<grid, WARPS * 32>>>(
+        qgemv16_kernel<4><<<grid, WARPS * 32, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (q->bits == 8)
-        qgemv_kernel<8><<<grid, WARPS * 32>>>(
+        qgemv_kernel<8><<<grid, WARPS * 32, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else
-        qgemv_kernel<4><<<grid, WARPS * 32>>>(
+        qgemv_kernel<4><<<grid, WARPS * 32, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->k,
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
 }
@@ -167,6 +189,8 @@ extern "C" void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi
 __global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const uint4 *w,
                                  unsigned n, unsigned k)
 {
+    extern __shared__ __align__(16) float xs[];
+    x = norm_in(xs, x, k, e);
     unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
     if (row >= n) return;
     const uint4 *r = w + (size_t)row * (k / 8);
@@ -175,7 +199,7 @@ __global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const ui
         uint4 v = __ldg(r + i);
         const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
         const float4 *xv = (const float4 *)(x + i * 8);
-        float4 a = __ldg(xv), b = __ldg(xv + 1);
+        float4 a = xv[0], b = xv[1];
         float2 f0 = __bfloat1622float2(h[0]), f1 = __bfloat1622float2(h[1]);
         float2 f2 = __bfloat1622float2(h[2]), f3 = __bfloat1622float2(h[3]);
         acc += f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y +
@@ -183,6 +207,11 @@ __global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const ui
     }
     acc = warp_sum(acc);
     if (lane == 0) epilogue(y, row, acc, e);
+}
+
+extern "C" int mt_cu_epi_norm_fits(size_t k)
+{
+    return k * sizeof(float) <= NORM_SMEM;
 }
 
 extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
@@ -193,7 +222,7 @@ extern "C" int mt_cu_gemv_bf16_ok(const void *w, const float *x, size_t k)
 extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, const void *w,
                                 size_t n, size_t k)
 {
-    mt_cu_epi e = {bias, NULL, 0};
+    mt_cu_epi e = {bias, NULL, 0, NULL, NULL, 0};
     mt_cu_gemv_bf16_epi(y, x, &e, w, n, k);
 }
 
@@ -201,5 +230,6 @@ extern "C" void mt_cu_gemv_bf16_epi(float *y, const float *x, const struct mt_cu
                                     const void *w, size_t n, size_t k)
 {
     unsigned grid = (unsigned)((n + WARPS - 1) / WARPS);
-    gemv_bf16_kernel<<<grid, WARPS * 32>>>(y, x, *e, (const uint4 *)w, (unsigned)n, (unsigned)k);
+    size_t smem = e->norm_w ? k * sizeof(float) : 0;
+    gemv_bf16_kernel<<<grid, WARPS * 32, smem>>>(y, x, *e, (const uint4 *)w, (unsigned)n, (unsigned)k);
 }

@@ -43,14 +43,21 @@ int mt_cu_qmat_upload(struct mt_cu_qmat *out, const struct mt_qtensor *qt, char 
 /* Contract: frees the device block of q (block NULL: no-op) and zeroes q. */
 void mt_cu_qmat_free(struct mt_cu_qmat *q);
 
-/* What a decode GEMV does with row r's sum acc = (W x)[r]: v = acc + bias[r] (bias NULL:
- * acc), then v = GELU(v) when gelu (cdev.cuh: the float operations of ckernels' GELU
- * kernel), then y[r] = res[r] + v (res NULL: v; the residual kernel's add; res may be y):
- * the bits of the linear followed by the block's kernel, in one launch. */
+/* What a decode GEMV does around its product: with norm_w, x is first normalized as
+ * decoding's norm does it (ckernels.h mt_cuda_decode_kernels: the same bits; LayerNorm
+ * with norm_b, which may be NULL, or RMSNorm when rms; the block computes it into
+ * shared memory, so k * 4 bytes must fit: mt_cu_epi_norm_fits); then with row r's sum
+ * acc = (W x)[r]: v = acc + bias[r] (bias NULL: acc), v = GELU(v) when gelu (cdev.cuh:
+ * the float operations of ckernels' GELU kernel), y[r] = res[r] + v (res NULL: v; the
+ * residual kernel's add; res may be y): the bits of the kernels and the linear one after
+ * the other, in one launch. */
 struct mt_cu_epi {
     const float *bias, *res;
     int gelu;
+    const float *norm_w, *norm_b;
+    int rms;
 };
+int mt_cu_epi_norm_fits(size_t k);
 
 /* Contract: y[n] = W x + bias with W = q (device), x[k], y[n] and bias[n] (NULL: none)
  * device floats (y overwritten, no aliasing); queued on the default stream. Padding
