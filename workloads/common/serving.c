@@ -414,6 +414,7 @@ static int decode_passes(struct mt_ctx *ctx, const struct decoder *d, const stru
         for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
             for (size_t s = 0; s < ns && !rc; s++)
                 rc = decoder_step(d, s, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
+        if (!rc && d->dev) rc = d->dev->decode_wait(d->dev->self, err, sizeof err); /* once */
         double dt = mt_wl_now() - t0;
         if (pass >= 0 && !rc) {
             rate[passes++] = (double)(n * ns) / dt;

@@ -201,7 +201,10 @@ struct mt_cuda_serve {
     int (*decode_open)(void *self, size_t n, size_t bytes[MT_MEM_CAT_COUNT], char *err,
                        size_t errlen);
     void (*decode_reset)(void *self);
+    /* queues the step of token (nothing waits for the device: decode_wait does) */
     int (*decode_step)(void *self, int token, char *err, size_t errlen);
+    /* waits for the queued steps; errors of the device reported here */
+    int (*decode_wait)(void *self, char *err, size_t errlen);
     /* the evaluation phase; *e runs the protocol's forwards on the device */
     int (*eval_open)(void *self, size_t bytes[MT_MEM_CAT_COUNT], struct mt_eval_engine *e,
                      char *err, size_t errlen);

@@ -73,7 +73,13 @@ static void decode_reset(void *self)
 static int decode_step(void *self, int token, char *err, size_t errlen)
 {
     struct cu_serve *s = self;
-    return mt_cuda_decode_step(s->d, s->kv, token, 0, err, errlen);
+    return mt_cuda_decode_step(s->d, s->kv, token, MT_CUDA_LOGITS_QUEUED, err, errlen);
+}
+
+static int decode_wait(void *self, char *err, size_t errlen)
+{
+    (void)self;
+    return mt_cuda_decode_wait(err, errlen);
 }
 
 /* The evaluation's forward (struct mt_eval_engine): the twin's probabilities and losses,
@@ -160,6 +166,7 @@ __attribute__((visibility("default"))) int mt_cuda_serve_open(struct mt_cuda_ser
                                   .decode_open = decode_open,
                                   .decode_reset = decode_reset,
                                   .decode_step = decode_step,
+                                  .decode_wait = decode_wait,
                                   .eval_open = eval_open,
                                   .close = serve_close};
     return 0;
