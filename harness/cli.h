@@ -76,18 +76,45 @@ enum {
     MT_OPT_MEMLIMIT,
     MT_OPT_THREADS,
     MT_OPT_HELP,
-    MT_OPT_OWN = 1100
+    MT_OPT_OWN = 1100,
+    MT_OPT_TEXT = 2000 /* internal: the ids of `text` options (below) start here */
 };
 /* What mt_cli_next_option returns besides a command's own id. */
 enum { MT_CLI_END = 0, MT_CLI_BAD = -1, MT_CLI_HELP = -2 };
 
-/* One option of a command's own: long name, whether it takes an argument, id. A table
- * ends with a zero entry. */
+/* One option of a command's own: long name, whether it takes an argument, id. An option
+ * that only sets a variable says where instead of being returned (getopt_long's flag):
+ * `flag`, an option without argument that stores `id` there; `text`, an option whose
+ * argument is stored there (`arg` implied). A table ends with a zero entry; one with
+ * `flag` or `text` rows is an automatic array (it points at the command's locals).
+ * Rows are written with the MT_CLI_* macros below. */
 struct mt_cli_opt {
     const char *name;
     int arg;
     int id;
+    int *flag;
+    const char **text;
 };
+/* --NAME ARG, returned as ID */
+#define MT_CLI_ARG(NAME, ID)                                                                       \
+    {                                                                                              \
+        .name = (NAME), .arg = 1, .id = (ID)                                                       \
+    }
+/* --NAME, returned as ID */
+#define MT_CLI_BARE(NAME, ID)                                                                      \
+    {                                                                                              \
+        .name = (NAME), .id = (ID)                                                                 \
+    }
+/* --NAME, stores VALUE in *VAR */
+#define MT_CLI_FLAG(NAME, VAR, VALUE)                                                              \
+    {                                                                                              \
+        .name = (NAME), .id = (VALUE), .flag = (VAR)                                               \
+    }
+/* --NAME ARG, stores ARG in *VAR */
+#define MT_CLI_TEXT(NAME, VAR)                                                                     \
+    {                                                                                              \
+        .name = (NAME), .text = (VAR)                                                              \
+    }
 
 struct mt_cli_parser {
     const char *cmd;              /* for messages: "run", "query" */

@@ -38,8 +38,10 @@ static int build_table(struct mt_cli_parser *p)
         if (!shared[i].bit || (p->shared & shared[i].bit)) p->table[n++] = shared[i].o;
     for (const struct mt_cli_opt *o = p->own; o && o->name; o++) {
         if (n + 1 >= cap) return -1;
-        p->table[n++] =
-            (struct option){o->name, o->arg ? required_argument : no_argument, 0, o->id};
+        /* a text option answers with its row's index above MT_OPT_TEXT */
+        int id = o->text ? MT_OPT_TEXT + (int)(o - p->own) : o->id;
+        p->table[n++] = (struct option){
+            o->name, o->arg || o->text ? required_argument : no_argument, o->flag, id};
     }
     p->table[n] = (struct option){0, 0, 0, 0};
     return 0;
@@ -114,6 +116,11 @@ int mt_cli_next_option(struct mt_cli_parser *p, int argc, char **argv)
         int c = getopt_long(argc, argv, p->shortopts ? p->shortopts : "", p->table, NULL);
         if (c == -1) return MT_CLI_END;
         if (c == '?' || c == ':') return MT_CLI_BAD;
+        if (c == 0) continue; /* a flag option: getopt_long stored its id */
+        if (c >= MT_OPT_TEXT) {
+            *p->own[c - MT_OPT_TEXT].text = optarg;
+            continue;
+        }
         if (c == MT_OPT_HELP) {
             fputs(p->help, stdout);
             return MT_CLI_HELP;

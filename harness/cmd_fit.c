@@ -137,30 +137,27 @@ int mt_cmd_fit(int argc, char **argv)
         OPT_FOR,
         OPT_CONTEXT,
         OPT_METRIC,
-        OPT_VERIFY,
-        OPT_JSON,
-        OPT_NOMEASURE,
         OPT_EVAL,
         OPT_STEPS,
         OPT_RANKS
     };
-    static const struct mt_cli_opt own[] = {{"budget", 1, OPT_BUDGET},
-                                            {"for", 1, OPT_FOR},
-                                            {"context", 1, OPT_CONTEXT},
-                                            {"metric", 1, OPT_METRIC},
-                                            {"verify", 0, OPT_VERIFY},
-                                            {"json", 0, OPT_JSON},
-                                            {"no-measure", 0, OPT_NOMEASURE},
-                                            {"eval-tokens", 1, OPT_EVAL},
-                                            {"steps", 1, OPT_STEPS},
-                                            {"ranks", 1, OPT_RANKS},
-                                            {0}};
-    struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384, .ranks = 1};
-    struct mt_cli_parser op = {
-        .cmd = "fit", .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_PLUGIN, .own = own, .help = help};
     uint64_t budget = 0;
     int have_budget = 0, verify = 0, json = 0, measure = 1, c;
     int64_t iv;
+    const struct mt_cli_opt own[] = {MT_CLI_ARG("budget", OPT_BUDGET),
+                                     MT_CLI_ARG("for", OPT_FOR),
+                                     MT_CLI_ARG("context", OPT_CONTEXT),
+                                     MT_CLI_ARG("metric", OPT_METRIC),
+                                     MT_CLI_FLAG("verify", &verify, 1),
+                                     MT_CLI_FLAG("json", &json, 1),
+                                     MT_CLI_FLAG("no-measure", &measure, 0),
+                                     MT_CLI_ARG("eval-tokens", OPT_EVAL),
+                                     MT_CLI_ARG("steps", OPT_STEPS),
+                                     MT_CLI_ARG("ranks", OPT_RANKS),
+                                     {0}};
+    struct mt_fit f = {.goal = -1, .metric = -1, .eval_tokens = 16384, .ranks = 1};
+    struct mt_cli_parser op = {
+        .cmd = "fit", .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_PLUGIN, .own = own, .help = help};
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         switch (c) {
         case OPT_BUDGET:
@@ -207,15 +204,6 @@ int mt_cmd_fit(int argc, char **argv)
               : c == OPT_EVAL  ? &f.eval_tokens
               : c == OPT_RANKS ? &f.ranks
                                : &f.steps) = (size_t)iv;
-            break;
-        case OPT_VERIFY:
-            verify = 1;
-            break;
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_NOMEASURE:
-            measure = 0;
             break;
         }
     }

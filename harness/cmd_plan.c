@@ -2,7 +2,6 @@
  * will hold, per memory category and phase, per rank, for training and for serving,
  * without running it or allocating its model (the plugin's plan() hook, ABI 1.4).
  * Not for: measuring (run, sweep), or choosing a configuration. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,38 +403,26 @@ static int measure_all(struct mt_cli_common *co, const char *const *keys, const 
 
 int mt_cmd_plan(int argc, char **argv)
 {
-    enum {
-        OPT_FOR = 256,
-        OPT_FORMAT,
-        OPT_CSV,
-        OPT_JSON,
-        OPT_PLUGIN,
-        OPT_HELP,
-        OPT_DB,
-        OPT_MEASURE,
-        OPT_NO_RUNTIME,
-        OPT_ALL
-    };
-    static const struct option opts[] = {{"param", required_argument, 0, 'p'},
-                                         {"for", required_argument, 0, OPT_FOR},
-                                         {"format", required_argument, 0, OPT_FORMAT},
-                                         {"csv", no_argument, 0, OPT_CSV},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"plugin", required_argument, 0, OPT_PLUGIN},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {"db", required_argument, 0, OPT_DB},
-                                         {"measure-runtime", no_argument, 0, OPT_MEASURE},
-                                         {"no-runtime", no_argument, 0, OPT_NO_RUNTIME},
-                                         {"all", no_argument, 0, OPT_ALL},
-                                         {0, 0, 0, 0}};
-    enum { MAX_P = 256 };
+    enum { OPT_FOR = MT_OPT_OWN, OPT_FORMAT, OPT_CSV, OPT_JSON, MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
     int only = -1, c, measure = 0, no_runtime = 0, all = 0;
     const char *format = "table";
-    struct mt_cli_common co = {0};
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
+    const struct mt_cli_opt own[] = {MT_CLI_ARG("param", 'p'),
+                                     MT_CLI_ARG("for", OPT_FOR),
+                                     MT_CLI_ARG("format", OPT_FORMAT),
+                                     MT_CLI_BARE("csv", OPT_CSV),
+                                     MT_CLI_BARE("json", OPT_JSON),
+                                     MT_CLI_FLAG("measure-runtime", &measure, 1),
+                                     MT_CLI_FLAG("no-runtime", &no_runtime, 1),
+                                     MT_CLI_FLAG("all", &all, 1),
+                                     {0}};
+    struct mt_cli_parser op = {.cmd = "plan",
+                               .shared = MT_CLI_DB | MT_CLI_PLUGIN,
+                               .shortopts = "p:",
+                               .own = own,
+                               .help = help};
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         if (c == 'p') {
             if (mt_cli_param_option("plan", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
         } else if (c == OPT_FOR) {
@@ -455,27 +442,12 @@ int mt_cmd_plan(int argc, char **argv)
                 return MT_EXIT_USAGE;
             }
             format = optarg;
-        } else if (c == OPT_CSV) {
-            format = "csv";
-        } else if (c == OPT_JSON) {
-            format = "json";
-        } else if (c == OPT_PLUGIN) {
-            co.plugin = optarg;
-        } else if (c == OPT_HELP) {
-            fputs(help, stdout);
-            return MT_EXIT_OK;
-        } else if (c == OPT_DB) {
-            co.db = optarg;
-        } else if (c == OPT_MEASURE) {
-            measure = 1;
-        } else if (c == OPT_NO_RUNTIME) {
-            no_runtime = 1;
-        } else if (c == OPT_ALL) {
-            all = 1;
         } else {
-            return MT_EXIT_USAGE;
+            format = c == OPT_CSV ? "csv" : "json";
         }
     }
+    if (c < 0) return mt_cli_options_exit(c);
+    struct mt_cli_common co = op.co;
     if (measure && no_runtime) {
         fputs("memtrade plan: --measure-runtime and --no-runtime exclude each other\n", stderr);
         return MT_EXIT_USAGE;

@@ -183,13 +183,13 @@ static char *run_error(struct mt_store *st, int64_t run_id)
 
 int mt_cmd_profile(int argc, char **argv)
 {
-    enum { O_MODE = MT_OPT_OWN, O_FOLLOW_EXEC, O_NO_FOLLOW_EXEC, O_DEVICE };
-    static const struct mt_cli_opt own[] = {{"mode", 1, O_MODE},
-                                            {"follow-exec", 0, O_FOLLOW_EXEC},
-                                            {"no-follow-exec", 0, O_NO_FOLLOW_EXEC},
-                                            {"device", 0, O_DEVICE},
-                                            {0}};
+    enum { O_MODE = MT_OPT_OWN };
     int follow_exec = 1, device = 0;
+    const struct mt_cli_opt own[] = {MT_CLI_ARG("mode", O_MODE),
+                                     MT_CLI_FLAG("follow-exec", &follow_exec, 1),
+                                     MT_CLI_FLAG("no-follow-exec", &follow_exec, 0),
+                                     MT_CLI_FLAG("device", &device, 1),
+                                     {0}};
     struct mt_cli_parser op = {.cmd = "profile",
                                .co = {.heap = "full"},
                                .shared = MT_CLI_DB | MT_CLI_OUT | MT_CLI_KEEP | MT_CLI_TIMEOUT |
@@ -198,23 +198,12 @@ int mt_cmd_profile(int argc, char **argv)
                                .own = own,
                                .help = profile_help};
     int c;
-    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
-        switch (c) {
-        case O_FOLLOW_EXEC:
-        case O_NO_FOLLOW_EXEC:
-            follow_exec = c == O_FOLLOW_EXEC;
-            break;
-        case O_DEVICE:
-            device = 1;
-            break;
-        case O_MODE:
-            if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
-                fprintf(stderr, "memtrade profile: --mode takes full or sampled\n");
-                return MT_EXIT_USAGE;
-            }
-            op.co.heap = optarg;
-            break;
+    while ((c = mt_cli_next_option(&op, argc, argv)) > 0) { /* O_MODE */
+        if (strcmp(optarg, "full") && strcmp(optarg, "sampled")) {
+            fprintf(stderr, "memtrade profile: --mode takes full or sampled\n");
+            return MT_EXIT_USAGE;
         }
+        op.co.heap = optarg;
     }
     if (c < 0) return mt_cli_options_exit(c);
     if (optind >= argc) {

@@ -75,73 +75,33 @@ static int parse_id(const char *text, int64_t *id)
 
 int mt_cmd_query(int argc, char **argv)
 {
-    enum {
-        O_FORMAT = MT_OPT_OWN,
-        O_X,
-        O_Y,
-        O_XH,
-        O_YH,
-        O_SWEEP,
-        O_WORKLOAD,
-        O_STATUS,
-        O_LIMIT,
-        O_WEIGHT
-    };
-    static const struct mt_cli_opt own[] = {{"format", 1, O_FORMAT},
-                                            {"x", 1, O_X},
-                                            {"y", 1, O_Y},
-                                            {"x-higher", 0, O_XH},
-                                            {"y-higher", 0, O_YH},
-                                            {"sweep", 1, O_SWEEP},
-                                            {"workload", 1, O_WORKLOAD},
-                                            {"status", 1, O_STATUS},
-                                            {"limit", 1, O_LIMIT},
-                                            {"weight", 1, O_WEIGHT},
-                                            {0}};
-    struct mt_cli_parser op = {.cmd = "query", .shared = MT_CLI_DB, .own = own, .help = query_help};
+    enum { O_SWEEP = MT_OPT_OWN, O_LIMIT };
     const char *format = "table", *weight = "peak";
     struct mt_store_pareto_opts po = {0};
     struct mt_store_runs_filter rf = {0};
+    const struct mt_cli_opt own[] = {MT_CLI_TEXT("format", &format),
+                                     MT_CLI_TEXT("x", &po.x_metric),
+                                     MT_CLI_TEXT("y", &po.y_metric),
+                                     MT_CLI_FLAG("x-higher", &po.x_higher_better, 1),
+                                     MT_CLI_FLAG("y-higher", &po.y_higher_better, 1),
+                                     MT_CLI_ARG("sweep", O_SWEEP),
+                                     MT_CLI_TEXT("workload", &rf.workload),
+                                     MT_CLI_TEXT("status", &rf.status),
+                                     MT_CLI_ARG("limit", O_LIMIT),
+                                     MT_CLI_TEXT("weight", &weight),
+                                     {0}};
+    struct mt_cli_parser op = {.cmd = "query", .shared = MT_CLI_DB, .own = own, .help = query_help};
     int64_t limit = 20, sweep = 0;
     int c;
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
-        switch (c) {
-        case O_FORMAT:
-            format = optarg;
-            break;
-        case O_X:
-            po.x_metric = optarg;
-            break;
-        case O_Y:
-            po.y_metric = optarg;
-            break;
-        case O_XH:
-            po.x_higher_better = 1;
-            break;
-        case O_YH:
-            po.y_higher_better = 1;
-            break;
-        case O_WORKLOAD:
-            rf.workload = optarg;
-            break;
-        case O_STATUS:
-            rf.status = optarg;
-            break;
-        case O_WEIGHT:
-            weight = optarg;
-            break;
-        case O_SWEEP:
+        if (c == O_SWEEP) {
             if (mt_util_parse_i64(optarg, &sweep) || sweep < 1) {
                 fprintf(stderr, "memtrade query: --sweep takes a sweep id\n");
                 return MT_EXIT_USAGE;
             }
-            break;
-        case O_LIMIT:
-            if (mt_util_parse_i64(optarg, &limit) || limit < 0) {
-                fprintf(stderr, "memtrade query: --limit takes a count (0 = all)\n");
-                return MT_EXIT_USAGE;
-            }
-            break;
+        } else if (mt_util_parse_i64(optarg, &limit) || limit < 0) { /* O_LIMIT */
+            fprintf(stderr, "memtrade query: --limit takes a count (0 = all)\n");
+            return MT_EXIT_USAGE;
         }
     }
     if (c < 0) return mt_cli_options_exit(c);

@@ -15,17 +15,7 @@
 #include "sweepspec.h"
 #include "util.h"
 
-enum {
-    OPT_REPEAT = MT_OPT_OWN,
-    OPT_JOBS,
-    OPT_BUDGET,
-    OPT_RESUME,
-    OPT_DRY,
-    OPT_SHARD,
-    OPT_SEED,
-    OPT_LABEL,
-    OPT_MEASURE
-};
+enum { OPT_REPEAT = MT_OPT_OWN, OPT_BUDGET, OPT_SHARD, OPT_SEED };
 
 #define COMMON_HELP                                                                                \
     "  --db FILE          database (default $MEMTRADE_DB, else OUT/memtrade.db)\n"                 \
@@ -183,32 +173,31 @@ static const char run_help[] =
 
 int mt_cmd_run(int argc, char **argv)
 {
-    static const struct mt_cli_opt own[] = {
-        {"param", 1, 'p'},       {"repeat", 1, OPT_REPEAT},           {"seed", 1, OPT_SEED},
-        {"label", 1, OPT_LABEL}, {"measure-runtime", 0, OPT_MEASURE}, {0}};
-    struct mt_cli_parser op = {.cmd = "run",
-                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
-                               .shortopts = "p:",
-                               .own = own,
-                               .help = run_help};
     enum { MAX_P = 256 };
     const char *keys[MAX_P], *vals[MAX_P];
     size_t nkv = 0;
     int64_t repeat = 1, seed = 1;
     const char *label = NULL;
     int c, measure = 0;
+    const struct mt_cli_opt own[] = {MT_CLI_ARG("param", 'p'),
+                                     MT_CLI_ARG("repeat", OPT_REPEAT),
+                                     MT_CLI_ARG("seed", OPT_SEED),
+                                     MT_CLI_TEXT("label", &label),
+                                     MT_CLI_FLAG("measure-runtime", &measure, 1),
+                                     {0}};
+    struct mt_cli_parser op = {.cmd = "run",
+                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
+                               .shortopts = "p:",
+                               .own = own,
+                               .help = run_help};
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
-        if (c == OPT_MEASURE) {
-            measure = 1;
-        } else if (c == 'p') {
+        if (c == 'p') {
             if (mt_cli_param_option("run", optarg, keys, vals, &nkv, MAX_P)) return MT_EXIT_USAGE;
         } else if (c == OPT_REPEAT) {
             if (mt_util_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 10000) {
                 fprintf(stderr, "memtrade run: --repeat takes an integer in [1, 10000]\n");
                 return MT_EXIT_USAGE;
             }
-        } else if (c == OPT_LABEL) {
-            label = optarg;
         } else if (mt_util_parse_i64(optarg, &seed) || seed < 0) { /* OPT_SEED */
             fprintf(stderr, "memtrade run: --seed takes a non-negative integer\n");
             return MT_EXIT_USAGE;
@@ -308,23 +297,23 @@ static const char sweep_help[] =
 
 int mt_cmd_sweep(int argc, char **argv)
 {
-    static const struct mt_cli_opt own[] = {{"jobs", 1, 'j'},
-                                            {"mem-budget", 1, OPT_BUDGET},
-                                            {"resume", 0, OPT_RESUME},
-                                            {"dry-run", 0, OPT_DRY},
-                                            {"shard", 1, OPT_SHARD},
-                                            {"measure-runtime", 0, OPT_MEASURE},
-                                            {0}};
-    struct mt_cli_parser op = {.cmd = "sweep",
-                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
-                               .shortopts = "j:",
-                               .own = own,
-                               .help = sweep_help};
     int64_t jobs = 1;
     uint64_t budget = 0;
     int resume = 0, dry = 0, measure = 0, c;
     size_t shard_i = 1, shard_n = 1;
     const char *shard = NULL;
+    const struct mt_cli_opt own[] = {MT_CLI_ARG("jobs", 'j'),
+                                     MT_CLI_ARG("mem-budget", OPT_BUDGET),
+                                     MT_CLI_FLAG("resume", &resume, 1),
+                                     MT_CLI_FLAG("dry-run", &dry, 1),
+                                     MT_CLI_ARG("shard", OPT_SHARD),
+                                     MT_CLI_FLAG("measure-runtime", &measure, 1),
+                                     {0}};
+    struct mt_cli_parser op = {.cmd = "sweep",
+                               .shared = MT_CLI_RUNNING | MT_CLI_LIMITS,
+                               .shortopts = "j:",
+                               .own = own,
+                               .help = sweep_help};
     while ((c = mt_cli_next_option(&op, argc, argv)) > 0) {
         if (c == 'j') {
             if (mt_util_parse_i64(optarg, &jobs) || jobs < 1 || jobs > 256) {
@@ -336,12 +325,6 @@ int mt_cmd_sweep(int argc, char **argv)
                 fprintf(stderr, "memtrade sweep: --mem-budget takes a byte size (e.g. 8G)\n");
                 return MT_EXIT_USAGE;
             }
-        } else if (c == OPT_RESUME) {
-            resume = 1;
-        } else if (c == OPT_DRY) {
-            dry = 1;
-        } else if (c == OPT_MEASURE) {
-            measure = 1;
         } else if (mt_spec_parse_shard(optarg, &shard_i, &shard_n)) { /* OPT_SHARD */
             fprintf(stderr, "memtrade sweep: --shard takes I/N with 1 <= I <= N, not '%s'\n",
                     optarg);

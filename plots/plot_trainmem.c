@@ -136,20 +136,27 @@ static size_t tm_sel_add(struct tm_sel *s, size_t cfg, char *key)
 }
 
 /* The members of group g of a selection grouped by group_keys: their configurations into
- * mine and their items (elem bytes each, from items) into out, both with room for s->n;
- * returns how many, and the group's key in *key. */
-static size_t tm_group(const struct tm_sel *s, size_t g, const void *items, size_t elem,
-                       size_t *mine, void *out, const char **key)
+ * *mine and their items (elem bytes each, from items) into *out, both fresh (free them);
+ * their count into *m and the group's key into *key. 0, or -1 with ctx->oom set. */
+static int tm_group(struct pl_ctx *ctx, const struct tm_sel *s, size_t g, const void *items,
+                    size_t elem, size_t **mine, void **out, size_t *m, const char **key)
 {
-    size_t m = 0;
+    *mine = calloc(s->n + 1, sizeof **mine);
+    *out = calloc(s->n + 1, elem);
+    if (!*mine || !*out) {
+        free(*mine), free(*out);
+        ctx->oom = 1;
+        return -1;
+    }
+    *m = 0;
     *key = "";
     for (size_t i = 0; i < s->n; i++)
         if (s->gid[i] == g) {
             *key = pl_s(s->keys[i]);
-            mine[m] = s->cfgs[i];
-            memcpy((char *)out + m++ * elem, (const char *)items + i * elem, elem);
+            (*mine)[*m] = s->cfgs[i];
+            memcpy((char *)*out + (*m)++ * elem, (const char *)items + i * elem, elem);
         }
-    return m;
+    return 0;
 }
 
 /* One plot of this file: its file name and title; group i > 0 of it is drawn as base_<i+1>,
@@ -337,15 +344,10 @@ static void plot_context(struct pl_ctx *ctx, const struct tm_plot *pl)
         n_one += lengths[g] < 2;
     for (size_t g = 0; g < n_groups; g++) {
         if (lengths[g] < 2) continue;
-        size_t *mine = calloc(n + 1, sizeof *mine), m = 0;
-        struct ctx_pt *gpts = calloc(n + 1, sizeof *gpts);
-        if (!mine || !gpts) {
-            free(mine), free(gpts);
-            ctx->oom = 1;
-            break;
-        }
+        size_t *mine, m;
+        struct ctx_pt *gpts;
         const char *key;
-        m = tm_group(&sel, g, pts, sizeof *pts, mine, gpts, &key);
+        if (tm_group(ctx, &sel, g, pts, sizeof *pts, &mine, (void **)&gpts, &m, &key)) break;
         int multi = 0;
         for (size_t i = 1; i < m; i++)
             multi |= strcmp(ctx->configs[mine[i]].workload, ctx->configs[mine[0]].workload) != 0;
@@ -516,15 +518,10 @@ static void plot_methods(struct pl_ctx *ctx, const struct tm_plot *pl)
     }
     size_t n_groups = group_keys(sel.keys, n, sel.gid);
     for (size_t g = 0; g < n_groups; g++) {
-        size_t *mine = calloc(n + 1, sizeof *mine);
-        struct bar *gb = calloc(n + 1, sizeof *gb);
-        if (!mine || !gb) {
-            free(mine), free(gb);
-            ctx->oom = 1;
-            break;
-        }
+        size_t *mine, m;
+        struct bar *gb;
         const char *key;
-        size_t m = tm_group(&sel, g, bars, sizeof *bars, mine, gb, &key);
+        if (tm_group(ctx, &sel, g, bars, sizeof *bars, &mine, (void **)&gb, &m, &key)) break;
         for (size_t i = 0; i < m; i++) {
             gb[i].label = knob_label(ctx, gb[i].cfg, mine, m, quiet_keys, 1);
             if (!gb[i].label) gb[i].label = pl_strdup(ctx, "");

@@ -78,15 +78,16 @@ static int in_fail(struct merge *m, const char *what)
     return store_fail(m->out, "reading %s: %s: %s", m->in->path, what, sqlite3_errmsg(m->in->db));
 }
 
-/* One table copy: `select` on the input, `insert` on the output. Column `id_col` (or -1)
- * is the input row's own id: it is not inserted, and last_insert_rowid becomes its mapping
- * in `id_map`. maps[c] remaps column c; a non-NULL value without a mapping skips the row
- * (it belongs to a skipped run). The insert binds the other columns in order. */
+/* One table copy: the columns `cols` of `table` from the input into the output's. With
+ * `id_map`, the input row's own id is selected first (column 0): it is not inserted, and
+ * last_insert_rowid becomes its mapping. maps[k] remaps column map_cols[k] (counting that
+ * id); a non-NULL value without a mapping skips the row (it belongs to a skipped run). */
 struct copy_spec {
-    const char *what;
-    const char *select;
-    const char *insert;
-    int id_col;
+    const char *table;
+    const char *cols;   /* copied in this order: selected, then bound to the insert */
+    const char *order;  /* NULL, or appended to the select ("ORDER BY ...") */
+    const char *select; /* NULL, or the select itself where a column is derived */
+    const char *upsert; /* NULL, or appended to the insert ("ON CONFLICT ...") */
     struct idmap *id_map;
     struct idmap *maps[4];
     int map_cols[4];
@@ -94,16 +95,36 @@ struct copy_spec {
     size_t *copied;                                  /* counts inserted rows, or NULL */
 };
 
+/* The spec's select and insert (sqlite3_free both); 0, or -1 out of memory. */
+static int copy_sql(const struct copy_spec *c, char **select, char **insert)
+{
+    *select = c->select ? sqlite3_mprintf("%s", c->select)
+                        : sqlite3_mprintf("SELECT %s%s FROM %s %s", c->id_map ? "id, " : "",
+                                          c->cols, c->table, c->order ? c->order : "");
+    sqlite3_str *ins = sqlite3_str_new(NULL);
+    sqlite3_str_appendf(ins, "INSERT INTO %s(%s) VALUES(?", c->table, c->cols);
+    for (const char *p = c->cols; *p; p++)
+        if (*p == ',') sqlite3_str_appendall(ins, ", ?");
+    sqlite3_str_appendf(ins, ")%s", c->upsert ? c->upsert : "");
+    *insert = sqlite3_str_finish(ins);
+    return *select && *insert ? 0 : -1;
+}
+
 static int copy_table(struct merge *m, const struct copy_spec *c)
 {
     sqlite3_stmt *sel = NULL, *ins = NULL;
-    int rc = -1, step;
-    if (sqlite3_prepare_v2(m->in->db, c->select, -1, &sel, NULL) != SQLITE_OK) {
-        in_fail(m, c->what);
+    char *select_sql, *insert_sql;
+    int rc = -1, step, id_col = c->id_map ? 0 : -1;
+    if (copy_sql(c, &select_sql, &insert_sql) != 0) {
+        store_fail(m->out, "out of memory");
         goto done;
     }
-    if (sqlite3_prepare_v2(m->out->db, c->insert, -1, &ins, NULL) != SQLITE_OK) {
-        store_fail_sql(m->out, c->what);
+    if (sqlite3_prepare_v2(m->in->db, select_sql, -1, &sel, NULL) != SQLITE_OK) {
+        in_fail(m, c->table);
+        goto done;
+    }
+    if (sqlite3_prepare_v2(m->out->db, insert_sql, -1, &ins, NULL) != SQLITE_OK) {
+        store_fail_sql(m->out, c->table);
         goto done;
     }
     int nc = sqlite3_column_count(sel);
@@ -114,7 +135,7 @@ static int copy_table(struct merge *m, const struct copy_spec *c)
         sqlite3_reset(ins);
         int skip = 0, param = 1;
         for (int col = 0; col < nc && !skip; col++) {
-            if (col == c->id_col) continue;
+            if (col == id_col) continue;
             sqlite3_value *v = sqlite3_column_value(sel, col);
             struct idmap *map = NULL;
             for (int k = 0; k < 4; k++)
@@ -132,24 +153,26 @@ static int copy_table(struct merge *m, const struct copy_spec *c)
         }
         if (skip) continue;
         if (sqlite3_step(ins) != SQLITE_DONE) {
-            store_fail_sql(m->out, c->what);
+            store_fail_sql(m->out, c->table);
             goto done;
         }
-        if (c->id_col >= 0 && idmap_put(c->id_map, sqlite3_column_int64(sel, c->id_col),
-                                        sqlite3_last_insert_rowid(m->out->db)) != 0) {
+        if (id_col >= 0 && idmap_put(c->id_map, sqlite3_column_int64(sel, id_col),
+                                     sqlite3_last_insert_rowid(m->out->db)) != 0) {
             store_fail(m->out, "out of memory");
             goto done;
         }
         if (c->copied) (*c->copied)++;
     }
     if (step != SQLITE_DONE) {
-        in_fail(m, c->what);
+        in_fail(m, c->table);
         goto done;
     }
     rc = 0;
 done:
     sqlite3_finalize(sel);
     sqlite3_finalize(ins);
+    sqlite3_free(select_sql);
+    sqlite3_free(insert_sql);
     return rc;
 }
 
@@ -280,18 +303,15 @@ static int merge_runtime_terms(struct merge *m)
     sqlite3_finalize(q);
     if (!has) return 0;
     const struct copy_spec terms = {
-        .what = "runtime_terms",
-        .select = has_class ? "SELECT build_id, machine, class, phase, term, bytes, unavailable,"
-                              " probe, measured_at FROM runtime_terms"
+        .table = "runtime_terms",
+        .cols = "build_id, machine, class, phase, term, bytes, unavailable, probe, measured_at",
+        .select = has_class ? NULL
                             : "SELECT build_id, machine, 'probe of migration 7', phase, term,"
                               " bytes, unavailable, probe, measured_at FROM runtime_terms",
-        .insert = "INSERT INTO runtime_terms(build_id, machine, class, phase, term, bytes,"
-                  " unavailable, probe, measured_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                  " ON CONFLICT(build_id, machine, class, phase, term) DO UPDATE SET"
+        .upsert = " ON CONFLICT(build_id, machine, class, phase, term) DO UPDATE SET"
                   " bytes = excluded.bytes, unavailable = excluded.unavailable,"
                   " probe = excluded.probe, measured_at = excluded.measured_at"
                   " WHERE excluded.measured_at > runtime_terms.measured_at",
-        .id_col = -1,
         .copied = m->stats ? &m->stats->runtime_terms : NULL};
     return copy_table(m, &terms);
 }
@@ -301,81 +321,49 @@ static int merge_one(struct merge *m)
     struct mt_store_merge_stats unused;
     struct mt_store_merge_stats *stats = m->stats ? m->stats : &unused;
     const struct copy_spec sweeps = {
-        "sweeps",
-        "SELECT id, name, spec_path, spec_text, shard, started_at, finished_at, host,"
-        " facts_json FROM sweeps ORDER BY id",
-        "INSERT INTO sweeps(name, spec_path, spec_text, shard, started_at, finished_at, host,"
-        " facts_json) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        0,
-        &m->sweeps,
-        {NULL},
-        {0},
-        keep_sweep,
-        &stats->sweeps};
+        .table = "sweeps",
+        .cols = "name, spec_path, spec_text, shard, started_at, finished_at, host, facts_json",
+        .order = "ORDER BY id",
+        .id_map = &m->sweeps,
+        .keep = keep_sweep,
+        .copied = &stats->sweeps};
     const struct copy_spec runs = {
-        "runs",
-        "SELECT id, sweep_id, workload, label, config_key, repeat, status, exit_code,"
-        " signal, error, started_at, finished_at, wall_s, seed, ranks, threads, git_rev,"
-        " abi_version, facts_json FROM runs ORDER BY id",
-        "INSERT INTO runs(sweep_id, workload, label, config_key, repeat, status, exit_code,"
-        " signal, error, started_at, finished_at, wall_s, seed, ranks, threads, git_rev,"
-        " abi_version, facts_json)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        0,
-        &m->runs,
-        {&m->sweeps},
-        {1},
-        keep_run,
-        &stats->runs};
+        .table = "runs",
+        .cols = "sweep_id, workload, label, config_key, repeat, status, exit_code, signal, error,"
+                " started_at, finished_at, wall_s, seed, ranks, threads, git_rev, abi_version,"
+                " facts_json",
+        .order = "ORDER BY id",
+        .id_map = &m->runs,
+        .maps = {&m->sweeps},
+        .map_cols = {1},
+        .keep = keep_run,
+        .copied = &stats->runs};
     if (copy_table(m, &sweeps) != 0 || merge_frames(m) != 0 || merge_stacks(m) != 0 ||
         copy_table(m, &runs) != 0)
         return -1;
         /* Child rows: column 0 (or the listed ones) maps to the parent's new id. */
-#define CHILD(w, sel, ins, map)                                                                    \
+#define CHILD(t, c, o, map)                                                                        \
     {                                                                                              \
-        .what = w, .select = sel, .insert = ins, .id_col = -1, .maps = { map }                     \
+        .table = t, .cols = c, .order = o, .maps = { map }                                         \
     }
     const struct copy_spec specs[] = {
-        CHILD("params", "SELECT run_id, key, value FROM params ORDER BY run_id",
-              "INSERT INTO params(run_id, key, value) VALUES(?1, ?2, ?3)", &m->runs),
-        CHILD("metrics",
-              "SELECT run_id, rank, name, category, value, unit, unavailable FROM metrics",
-              "INSERT INTO metrics(run_id, rank, name, category, value, unit, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-              &m->runs),
-        {.what = "regions",
-         .select = "SELECT id, run_id, rank, path, name, depth, calls, wall_s, cpu_s"
-                   " FROM regions ORDER BY id",
-         .insert = "INSERT INTO regions(run_id, rank, path, name, depth, calls, wall_s, cpu_s)"
-                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-         .id_col = 0,
+        CHILD("params", "run_id, key, value", "ORDER BY run_id", &m->runs),
+        CHILD("metrics", "run_id, rank, name, category, value, unit, unavailable", NULL, &m->runs),
+        {.table = "regions",
+         .cols = "run_id, rank, path, name, depth, calls, wall_s, cpu_s",
+         .order = "ORDER BY id",
          .id_map = &m->regions,
          .maps = {&m->runs},
          .map_cols = {1}},
-        CHILD("region_counters",
-              "SELECT region_id, counter, category, value, unavailable FROM region_counters",
-              "INSERT INTO region_counters(region_id, counter, category, value, unavailable)"
-              " VALUES(?1, ?2, ?3, ?4, ?5)",
+        CHILD("region_counters", "region_id, counter, category, value, unavailable", NULL,
               &m->regions),
-        CHILD("samples",
-              "SELECT run_id, rank, series, category, x, y, region FROM samples ORDER BY rowid",
-              "INSERT INTO samples(run_id, rank, series, category, x, y, region)"
-              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        CHILD("samples", "run_id, rank, series, category, x, y, region", "ORDER BY rowid",
               &m->runs),
-        CHILD("logs", "SELECT run_id, rank, t, level, text FROM logs ORDER BY rowid",
-              "INSERT INTO logs(run_id, rank, t, level, text) VALUES(?1, ?2, ?3, ?4, ?5)",
-              &m->runs),
-        CHILD("tensors", "SELECT run_id, rank, name, category, bytes FROM tensors",
-              "INSERT INTO tensors(run_id, rank, name, category, bytes)"
-              " VALUES(?1, ?2, ?3, ?4, ?5)",
-              &m->runs),
-        {.what = "alloc_sites",
-         .select = "SELECT run_id, rank, stack_id, category, allocs, bytes, peak_bytes,"
-                   " temporary, leaked_bytes, leaked_allocs, estimated, space FROM alloc_sites",
-         .insert = "INSERT INTO alloc_sites(run_id, rank, stack_id, category, allocs, bytes,"
-                   " peak_bytes, temporary, leaked_bytes, leaked_allocs, estimated, space)"
-                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-         .id_col = -1,
+        CHILD("logs", "run_id, rank, t, level, text", "ORDER BY rowid", &m->runs),
+        CHILD("tensors", "run_id, rank, name, category, bytes", NULL, &m->runs),
+        {.table = "alloc_sites",
+         .cols = "run_id, rank, stack_id, category, allocs, bytes, peak_bytes, temporary,"
+                 " leaked_bytes, leaked_allocs, estimated, space",
          .maps = {&m->runs, &m->stacks},
          .map_cols = {0, 2}},
     };

@@ -246,10 +246,7 @@ static int test_migrate(void)
     CHECK(tu_int(mt_store_db(st), "PRAGMA user_version") == MT_STORE_SCHEMA_VERSION,
           "read-only reads a copy migrated in memory");
     mt_store_close(st);
-    struct tu_blob after = tu_read(path);
-    CHECK(tu_same(before, after), "read-only left the older file as it was");
-    free(before.data);
-    free(after.data);
+    CHECK(tu_unchanged(&before, path), "read-only left the older file as it was");
     st = open_rw(path);
     CHECK(st, "migrate");
     sqlite3 *db = mt_store_db(st);
@@ -313,10 +310,7 @@ static int test_migrate_v3(void)
           "read-only metrics (%zu)", n);
     mt_read_close(rd);
     mt_store_close(st);
-    struct tu_blob after = tu_read(path);
-    CHECK(tu_same(before, after), "read-only left the v3 file as it was");
-    free(before.data);
-    free(after.data);
+    CHECK(tu_unchanged(&before, path), "read-only left the v3 file as it was");
 
     st = open_rw(path);
     CHECK(st, "migrate v3");
@@ -376,10 +370,7 @@ static int expect_refused(const char *path, const char *needle)
         CHECK(strstr(err, path) != NULL, "message names the file: %s", err);
         CHECK(strstr(err, needle) != NULL, "message says '%s': %s", needle, err);
     }
-    struct tu_blob after = tu_read(path);
-    CHECK(tu_same(before, after), "%s changed", path);
-    free(before.data);
-    free(after.data);
+    CHECK(tu_unchanged(&before, path), "%s changed", path);
     char side[1100];
     snprintf(side, sizeof side, "%s-wal", path);
     CHECK(!tu_exists(side), "%s appeared", side);
@@ -543,10 +534,7 @@ static int test_sql_guard(void)
     CHECK(strncmp(tu_cap_text(&c), head, strlen(head)) == 0, "got %s", c.buf);
     tu_cap_free(&c);
     mt_store_close(st);
-    struct tu_blob after = tu_read(path);
-    CHECK(tu_same(before, after), "database changed");
-    free(before.data);
-    free(after.data);
+    CHECK(tu_unchanged(&before, path), "database changed");
     return 0;
 }
 
@@ -798,10 +786,7 @@ static int test_merge(void)
     mt_store_close(st);
     const char *ins3[] = {out};
     CHECK(mt_store_merge(out, ins3, 1, NULL, err, sizeof err) != 0, "output as input");
-    struct tu_blob after = tu_read(out);
-    CHECK(tu_same(before, after), "output changed");
-    free(before.data);
-    free(after.data);
+    CHECK(tu_unchanged(&before, out), "output changed");
     return 0;
 }
 

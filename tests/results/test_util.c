@@ -56,9 +56,15 @@ struct tu_blob tu_read(const char *path)
     return b;
 }
 
-int tu_same(struct tu_blob a, struct tu_blob b)
+int tu_unchanged(struct tu_blob *before, const char *path)
 {
-    return a.n == b.n && a.n != (size_t)-1 && memcmp(a.data, b.data, a.n) == 0;
+    struct tu_blob now = tu_read(path);
+    int same =
+        now.n == before->n && now.n != (size_t)-1 && memcmp(now.data, before->data, now.n) == 0;
+    free(now.data);
+    free(before->data);
+    before->data = NULL;
+    return same;
 }
 
 int tu_write(const char *path, const void *data, size_t n)

@@ -49,7 +49,9 @@ struct tu_blob {
     size_t n;
 };
 struct tu_blob tu_read(const char *path);
-int tu_same(struct tu_blob a, struct tu_blob b);
+/* 1 when the file at path now holds exactly *before (a tu_read of it), else 0; frees
+ * *before either way. */
+int tu_unchanged(struct tu_blob *before, const char *path);
 int tu_write(const char *path, const void *data, size_t n);
 int tu_exists(const char *path);
 

@@ -25,6 +25,7 @@
 
 #include "optim.h"
 #include "rng.h"
+#include "tf_adamw.h"
 #include "tf_test.h"
 
 enum { N = 5000 }; /* two full blocks and a partial one */
@@ -119,14 +120,7 @@ static void test_adamw8_unit(void)
     memset(m, 0, sizeof m);
     memset(v, 0, sizeof v);
     for (uint64_t step = 1; step <= 3; step++) {
-        struct mt_adamw_args a = {.lr = 1e-3f,
-                                  .beta1 = 0.9f,
-                                  .beta2 = 0.95f,
-                                  .eps = 1e-8f,
-                                  .weight_decay = 0.1f,
-                                  .grad_scale = 1.0f,
-                                  .step = step,
-                                  .zero_grad = 1};
+        struct mt_adamw_args a = tf_adamw_args(1e-3f, 1.0f, step, 1);
         fill(g1, N, 100 + step, 1.0f);
         memcpy(g2, g1, sizeof g1);
         memcpy(g0, g1, sizeof g1);
@@ -291,13 +285,7 @@ static void part_sumd(void *u, double *v)
 /* The recipe of step t + 1 of the parts test. */
 static struct mt_adamw_args part_args(int t)
 {
-    return (struct mt_adamw_args){.lr = 1e-2f,
-                                  .beta1 = 0.9f,
-                                  .beta2 = 0.95f,
-                                  .eps = 1e-8f,
-                                  .weight_decay = 0.1f,
-                                  .grad_scale = 1.0f,
-                                  .step = (uint64_t)t + 1};
+    return tf_adamw_args(1e-2f, 1.0f, (uint64_t)t + 1, 0);
 }
 
 static void *part_rank(void *arg)

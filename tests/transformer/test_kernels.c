@@ -15,6 +15,7 @@
 
 #include "kernels.h"
 #include "rng.h"
+#include "tf_adamw.h"
 #include "tf_test.h"
 
 static struct mt_rng rng;
@@ -317,13 +318,7 @@ int main(void)
         for (size_t i = 0; i < n; i++)
             v1[i] = fabsf(v1[i]);
         float *v2 = copyv(v1, n);
-        struct mt_adamw_args a = {.lr = 1e-2f,
-                                  .beta1 = 0.9f,
-                                  .beta2 = 0.95f,
-                                  .eps = 1e-8f,
-                                  .weight_decay = 0.1f,
-                                  .grad_scale = 0.7f,
-                                  .step = 3};
+        struct mt_adamw_args a = tf_adamw_args(1e-2f, 0.7f, 3, 0);
         mt_k_adamw(p1, g, m1, v1, n, &a);
         mt_k_adamw_ref(p2, g, m2, v2, n, &a);
         expect_close("adamw p", p1, p2, n, 1e-6);
