@@ -53,7 +53,10 @@ static inline __attribute__((always_inline)) void count_at_site(void *p, uint64_
                                                                 int cat, uint32_t site, int hit)
 {
     int solo = mt_heap_solo();
-    if (!solo && !mt_heap_lock_tracking()) return;
+    if (solo)
+        mt_heap_room_flush(); /* the counters change outside the room */
+    else if (!mt_heap_lock_tracking())
+        return;
     mt_heap_count_stack(hit);
     mt_heap_count_small(p, n, cat, site, shift);
     if (!solo) mt_heap_unlock();
@@ -86,19 +89,10 @@ static __attribute__((noinline)) void record_stack(void *p, uint64_t n, unsigned
     mt_heap_guard(0);
 }
 
-/* Everything record_new does not inline: the stack path (every block in full mode, a
- * sampled block, a block of a page or more, our own allocations), and sampled mode's
- * common case while the process has threads (under the lock). p's header holds its size
- * and shift only. A call, never a jump: anchor is the hook's frame, which must stay. Full
- * mode's common case, one of the thread's last stacks with its site known, needs no
- * capture, no guard and (one thread) no lock. */
-static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsigned shift,
-                                                      uintptr_t anchor)
+/* record_new_slow's counting (see there). */
+static inline __attribute__((always_inline)) void
+record_new_counted(void *p, uint64_t n, unsigned shift, uintptr_t anchor)
 {
-    if (!mt_heap_should_record()) return;
-    mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* arms record_new's path */
-    mt_heap_tls.plain_tail =
-        mt_heap_hdr_tail(MT_HEAP_NO_SITE, mt_heap_tls.cat, MT_REC_TRACKED, MT_HDR_SHIFT);
     int small = n < (uint64_t)mt_heap_g.cfg.page_size;
     int64_t left = mt_heap_tls.countdown - (int64_t)n;
     if (left > 0 && small) {
@@ -125,12 +119,45 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
     record_stack(p, n, shift, anchor, sampled);
 }
 
-/* mt_heap_count_settle of this thread's category, then p: the rare step of count_full and
- * of the hooks' inline path as a jump, so that they keep p in no saved register (the
+/* Arms this thread's inline paths (record_new, full mode's count_full) when it records,
+ * and in sampled mode with one thread opens the room (heap_internal.h) for its category:
+ * the end of every slow path, after whatever closed the room. */
+static void arm(void)
+{
+    if (!mt_heap_should_record()) return;
+    int cat = mt_heap_tls.cat;
+    mt_heap_tls.plain_tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
+    if (mt_heap_g.cfg.mode == MT_HEAP_SAMPLED && mt_heap_solo()) mt_heap_room_open(cat);
+    mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* arms record_new's path */
+}
+
+/* Everything record_new does not inline: the stack path (every block in full mode, a
+ * sampled block, a block of a page or more, our own allocations), and sampled mode's
+ * common case while the process has threads (under the lock); then arms the inline path.
+ * p's header holds its size and shift only. A call, never a jump: anchor is the hook's
+ * frame, which must stay. Full mode's common case, one of the thread's last stacks with
+ * its site known, needs no capture, no guard and (one thread) no lock. */
+static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsigned shift,
+                                                      uintptr_t anchor)
+{
+    if (!mt_heap_should_record()) return;
+    record_new_counted(p, n, shift, anchor);
+    arm();
+}
+
+/* mt_heap_count_settle of this thread's category, then p: the rare step of count_full as
+ * a jump, so that they keep p in no saved register (the
  * category read again: no register set up for it on the common path). */
 static __attribute__((noinline)) void *settle_then(void *p)
 {
     mt_heap_count_settle(mt_heap_tls.cat);
+    return p;
+}
+
+/* mt_heap_room_settle, then p: sampled mode's inline path's rare step, as settle_then. */
+static __attribute__((noinline)) void *room_settle_then(void *p)
+{
+    mt_heap_room_settle();
     return p;
 }
 
@@ -196,9 +223,12 @@ static __attribute__((noinline)) struct mt_heap_p_site recent_site(void *p, uint
 /* Writes the header of a new real block of n bytes (NULL: nothing) and records it; returns
  * the pointer handed out, 2^shift bytes above. Sampled mode's common case is inline in
  * every hook: while the process has one thread (mt_heap_solo), a block the sampler skips
- * (nearly all of them) costs a countdown, the header and the exact counters: no stack,
- * no lock, no call (none of ours allocates, so the recursion guard stays as it is); its
- * rare step (a raised running peak) is a jump to settle_then, which returns p.
+ * (nearly all of them) costs a countdown, the header and the room (heap_internal.h: its
+ * category's exact counters in one place): no stack, no lock, no call (none of ours
+ * allocates, so the recursion guard stays as it is); its rare step (a running peak that
+ * may have risen) is a jump to room_settle_then, which returns p. Armed in sampled mode
+ * with one thread, the room is open for this thread's category (arm; whatever closes it
+ * disarms).
  * Full mode keeps this thread's countdown at 0 (mt_heap_sample_take returns before
  * touching it), so one compare sends every block past that path: with one thread to
  * recent_site and count_full, else to record_rare (record_new_slow), as are a thread's
@@ -214,13 +244,12 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
     void *p = (char *)real + ((size_t)1 << shift);
     int left = mt_heap_countdown_take(n);
     if (MT_LIKELY(left) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
-        MT_LIKELY(__libc_single_threaded)) {      /* armed: not guarded, tracking, n < a page */
-        unsigned cat = (unsigned)mt_heap_tls.cat; /* never negative: no sign extension */
-        uint64_t tail = MT_LIKELY(shift == MT_HDR_SHIFT)
-                            ? mt_heap_tls.plain_tail /* armed: this category's */
-                            : mt_heap_hdr_tail(MT_HEAP_NO_SITE, (int)cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_count_quick(p, n, cat, MT_HEAP_NO_SITE, tail, 0)))
-            return settle_then(p);
+        MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
+        uint64_t tail =
+            MT_LIKELY(shift == MT_HDR_SHIFT)
+                ? MT_TRK.room.tail /* armed: open, this category's */
+                : mt_heap_hdr_tail(MT_HEAP_NO_SITE, MT_TRK.room.cat, MT_REC_TRACKED, shift);
+        if (MT_UNLIKELY(mt_heap_room_take(p, n, tail))) return room_settle_then(p);
         return p;
     }
     mt_heap_tls.countdown += (int64_t)n; /* given back: the paths below take it themselves */
@@ -282,17 +311,19 @@ static int round_align(size_t *align)
     return 0;
 }
 
-/* malloc before init is done: the bootstrap pool while init runs (dlsym), else init. */
-static __attribute__((noinline)) void *malloc_cold(size_t n)
+/* The real malloc until init has resolved it (mt_heap_real.malloc's first value, so that
+ * the hook tests nothing): a real block of `total` bytes from the bootstrap pool while init
+ * runs (dlsym), else init and then the real one. A block from the pool gets our header
+ * (uncounted: nothing records before init is done) and is never freed (free_slow). */
+void *mt_heap_malloc_boot(size_t total)
 {
-    if (mt_heap_tls.in_init) return boot_alloc(n);
+    if (mt_heap_tls.in_init) return boot_alloc(total);
     mt_heap_ensure_init();
-    return RECORD(plain_alloc(n), n, MT_HDR_SHIFT); /* once: not worth the stack cache */
+    return mt_heap_real.malloc(total);
 }
 
 MT_EXPORT void *malloc(size_t n)
 {
-    if (MT_UNLIKELY(!mt_heap_real.malloc)) return malloc_cold(n);
     return RECORD(plain_alloc(n), n, MT_HDR_SHIFT);
 }
 
@@ -325,7 +356,7 @@ static __attribute__((noinline)) void free_foreign(void *p)
 static __attribute__((noinline)) void free_slow(void *p)
 {
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC)) {
+    if (MT_UNLIKELY(h->magic != MT_HDR_MAGIC || in_boot_pool(p))) {
         free_foreign(p);
         return;
     }
@@ -358,12 +389,13 @@ static __attribute__((noinline)) void free_site(void *p)
     free_slow(p);
 }
 
-/* A block with our header implies init is done (the real malloc made it). The common case
- * (one thread, a counted block without site outside the large-block table, holding no
- * tensors, not aligned: site, flags, shift and magic checked in one compare of the header
- * word, all of it but the category) is inline and takes no lock; a block with a site (every
- * block in full mode) goes to free_site, everything else to free_slow. Its real block is
- * p - 16 by that compare, not by the header's shift read back: the header is usually a
+/* A counted block implies init is done (the real malloc made it; the bootstrap pool's
+ * blocks are uncounted: free_slow). The common case (one thread, sampled mode's room open
+ * and the block one it counts: without site, outside the large-block table, holding no
+ * tensors, not aligned, of the room's category: all of it checked in one compare of the
+ * header word with the room's) is inline, takes no lock and counts in the room; a block
+ * with a site (every block in full mode) goes to free_site, everything else to free_slow. Its real
+ * block is p - 16 by that compare, not by the header's shift read back: the header is usually a
  * cache miss (blocks are freed long after they were made), and glibc's own read of its
  * chunk header then starts at once instead of after ours. With one thread, neither the
  * recursion guard nor the end of tracking matters to it: no lock can be held (our own code
@@ -372,11 +404,10 @@ MT_EXPORT void free(void *p)
 {
     if (MT_UNLIKELY(!p)) return;
     const struct mt_heap_hdr *h = mt_heap_hdr_of(p);
-    const uint64_t all_but_cat = ~((uint64_t)0xff << 32);
-    if (MT_LIKELY((h->tail & all_but_cat) ==
-                  mt_heap_hdr_tail(MT_HEAP_NO_SITE, 0, MT_REC_TRACKED, MT_HDR_SHIFT)) &&
-        MT_LIKELY(__libc_single_threaded)) {
-        mt_heap_uncount_cat(h->cat, (long long)h->size);
+    if (MT_LIKELY(h->tail == MT_TRK.room.tail) && MT_LIKELY(__libc_single_threaded)) {
+        struct mt_heap_room *r = &MT_TRK.room;
+        r->frees++;
+        r->left += (long long)h->size;
         mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
         return;
     }

@@ -107,6 +107,24 @@ struct mt_heap_cats {
 
 enum { MT_SITE_CHUNK = 4096 };
 
+/* Sampled mode's room: while the process has one thread, the hooks' inline paths count
+ * the blocks without a site of one category (the thread's, when it armed them) here, in
+ * one place, instead of in that category's and the total's counters: an allocation adds to
+ * allocs and bytes and takes its size from `left`, a free of a block whose header word is
+ * `tail` gives it back and counts frees. `left` starts (mt_heap_room_open) at the smaller
+ * of the category's room and the total's, and every change of either outside the room
+ * that lowers it first folds the room in (mt_heap_room_close): so `left` never exceeds
+ * either, and its sign still says, at the very allocation, that a running peak may have
+ * risen (mt_heap_room_settle then folds and raises it exactly). Pending in the counters:
+ * base - left live bytes and the three counts, folded (heap_tracker.c) by every taker of
+ * the lock and every reader, so whatever reads the counters sees them exact. */
+struct mt_heap_room {
+    uint64_t tail; /* header word of the blocks it counts (mt_heap_hdr_tail); 0: closed */
+    long long left, base;
+    long long allocs, bytes, frees;
+    int cat;
+};
+
 /* heap_tracker.c: everything a change of live bytes touches, guarded by `lock`. */
 struct mt_heap_tracker {
     atomic_int lock;     /* spinlock; guards everything below that is not atomic */
@@ -116,6 +134,7 @@ struct mt_heap_tracker {
     long long stack_hits, stack_unwinds; /* stacks from the stack cache / from unwinding */
     double peak_t;                       /* seconds since t0 of the global peak */
     uintptr_t last_alloc;
+    struct mt_heap_room room; /* sampled mode, one thread (see above) */
 
     /* records: open addressing, linear probing, backward-shift deletion */
     struct mt_heap_rec *recs;
@@ -312,15 +331,25 @@ static inline const struct mt_heap_config *mt_heap_config(void)
  * holding no lock can clear, inside pthread_create) it is a plain store: an atomic
  * exchange per malloc costs more than the rest of the sampled-mode hook. */
 MT_HIDDEN void mt_heap_lock_contended(void); /* spins, then yields (heap_state.c) */
+
+/* Folds sampled mode's room into the counters and closes it, disarming this thread's
+ * inline path (heap_tracker.c). Lock held, or one thread. */
+MT_HIDDEN void mt_heap_room_close(void);
+/* mt_heap_room_close when the room is open. */
+static inline void mt_heap_room_flush(void)
+{
+    if (MT_UNLIKELY(mt_heap_g.trk.room.tail)) mt_heap_room_close();
+}
+
+/* Takes the lock; whoever holds it sees the counters without a room open (flushed). */
 static inline void mt_heap_lock(void)
 {
     atomic_int *l = &mt_heap_g.trk.lock;
-    if (__libc_single_threaded) {
+    if (__libc_single_threaded)
         atomic_store_explicit(l, 1, memory_order_relaxed);
-        return;
-    }
-    if (MT_LIKELY(!atomic_exchange_explicit(l, 1, memory_order_acquire))) return;
-    mt_heap_lock_contended();
+    else if (MT_UNLIKELY(atomic_exchange_explicit(l, 1, memory_order_acquire)))
+        mt_heap_lock_contended();
+    mt_heap_room_flush();
 }
 
 static inline void mt_heap_unlock(void)
@@ -343,6 +372,9 @@ struct mt_heap_real {
     int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 };
 MT_HIDDEN extern struct mt_heap_real mt_heap_real;
+/* mt_heap_real.malloc until init resolves it (heap_hooks.c): init first, or the bootstrap
+ * pool while init runs. */
+MT_HIDDEN void *mt_heap_malloc_boot(size_t total);
 
 /* Memory for our own tables, straight from the kernel (never through the hooks). NULL
  * when the kernel refuses; mt_heap_pages_free(NULL, n) does nothing. Thread-safe. */

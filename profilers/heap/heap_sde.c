@@ -16,8 +16,8 @@
 
 static char names[3 * (MT_HEAP_NCAT + 1)][48]; /* libsde may keep the pointers */
 
-/* Live bytes and allocation calls are not single counters in the tracker (room and per
- * category): read through callbacks; param: the category + 1, 0 for all. */
+/* Live bytes and allocation calls are not single counters in the tracker (room, sampled
+ * mode's room, sums): read through callbacks; param: the category + 1, 0 for all. */
 static long long live_cb(void *param)
 {
     return mt_heap_tracker_live_now((int)(intptr_t)param - 1);
@@ -25,8 +25,8 @@ static long long live_cb(void *param)
 
 static long long allocs_cb(void *param)
 {
-    (void)param;
-    return mt_heap_tracker_allocs_now();
+    int cat = (int)(intptr_t)param - 1;
+    return cat < 0 ? mt_heap_tracker_allocs_now() : mt_heap_tracker_allocs_of(cat);
 }
 
 /* The name base[.cat] in names[slot]. */
@@ -51,7 +51,8 @@ static void reg(papi_handle_t h, size_t slot, const char *base, const char *cat,
 {
     const char *n = name_of(slot, base, cat);
     if (counter)
-        papi_sde_register_counter(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, counter);
+        papi_sde_register_counter(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long,
+                                  counter);
     else
         papi_sde_register_counter_cb(h, n, PAPI_SDE_RO | PAPI_SDE_INSTANT, PAPI_SDE_long_long, fn,
                                      (void *)param);
@@ -72,7 +73,7 @@ void mt_heap_sde_init(void)
             "heap bytes live now in this memory category");
         reg(h, slot++, "peak_bytes", mt_mem_cat_names[c], &k->peak[c], NULL, 0,
             "peak live heap bytes of this memory category");
-        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], &k->allocs[c], NULL, 0,
+        reg(h, slot++, "alloc_calls", mt_mem_cat_names[c], NULL, allocs_cb, c + 1,
             "allocation calls in this memory category");
     }
 }

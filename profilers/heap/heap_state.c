@@ -14,7 +14,7 @@
 
 struct mt_heap_state mt_heap_g = {.out = {.fd = -1}, .tag = {.region_cur = -1}};
 __thread struct mt_heap_tls mt_heap_tls __attribute__((tls_model("initial-exec")));
-struct mt_heap_real mt_heap_real;
+struct mt_heap_real mt_heap_real = {.malloc = mt_heap_malloc_boot};
 
 void mt_heap_lock_contended(void)
 {

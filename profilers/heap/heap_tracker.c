@@ -30,6 +30,57 @@ void mt_heap_count_settle(int cat)
     mt_heap_point_check();
 }
 
+/* ---- sampled mode's room (heap_internal.h) ---------------------------------------- */
+
+/* Moves what the room holds into its category's and the total's counters; the room stays
+ * as it is (open or closed) with nothing pending. */
+static void room_fold(void)
+{
+    struct mt_heap_room *r = &T.room;
+    int k = r->cat;
+    long long live = r->base - r->left;
+    r->base = r->left;
+    T.c.room[k] -= live;
+    T.c.room_total -= live;
+    T.c.allocs[k] += r->allocs;
+    T.c.bytes[k] += r->bytes;
+    T.c.frees[k] += r->frees;
+    if (r->allocs) T.last_alloc = 0; /* the room's blocks came after it */
+    r->allocs = r->bytes = r->frees = 0;
+}
+
+/* left = base: the smaller of the room's category's and the total's. */
+static void room_start(void)
+{
+    struct mt_heap_room *r = &T.room;
+    long long a = T.c.room[r->cat], b = T.c.room_total;
+    r->left = r->base = a < b ? a : b;
+}
+
+void mt_heap_room_open(int cat)
+{
+    room_fold();
+    T.room.cat = cat;
+    room_start();
+    T.room.tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
+}
+
+void mt_heap_room_close(void)
+{
+    room_fold();
+    T.room.tail = 0;
+    mt_heap_tls.fast_limit = 0; /* this thread's inline path counts in the room */
+}
+
+void mt_heap_room_settle(void)
+{
+    int k = T.room.cat;
+    room_fold();
+    mt_heap_cat_add(k, 0); /* room below 0: rises */
+    mt_heap_total_add(0);
+    room_start();
+}
+
 /* ---- sites ------------------------------------------------------------------------ */
 
 uint64_t mt_heap_hash_frames(const uintptr_t *f, int depth)
@@ -268,12 +319,20 @@ struct mt_heap_cats *mt_heap_tracker_counters(void)
 
 long long mt_heap_tracker_live_now(int cat)
 {
+    if (__libc_single_threaded) mt_heap_room_flush(); /* with threads: closed by the lock */
     if (cat < 0) return T.c.seg_peak_total - T.c.room_total;
     return T.c.seg_peak[cat] - T.c.room[cat];
 }
 
+long long mt_heap_tracker_allocs_of(int cat)
+{
+    if (__libc_single_threaded) mt_heap_room_flush();
+    return T.c.allocs[cat];
+}
+
 long long mt_heap_tracker_allocs_now(void)
 {
+    if (__libc_single_threaded) mt_heap_room_flush();
     long long n = 0;
     for (int c = 0; c < MT_HEAP_NCAT; c++)
         n += T.c.allocs[c];

@@ -348,6 +348,30 @@ mt_heap_count_quick(void *p, uint64_t n, unsigned cat, uint32_t site, uint64_t t
     return point && (a & 255) == 0;
 }
 
+/* Sampled mode's inline allocation into the room (heap_internal.h, struct mt_heap_room):
+ * writes the header of block p (n bytes, header word `tail`: the room's, or an aligned
+ * block's of the room's category) and counts it there. Returns nonzero when the room went
+ * below 0 (a running peak may have risen): the caller then calls mt_heap_room_settle.
+ * Armed, sampled mode, one thread (the room is then open for this thread's category). */
+static inline __attribute__((always_inline)) int mt_heap_room_take(void *p, uint64_t n,
+                                                                   uint64_t tail)
+{
+    struct mt_heap_room *r = &MT_TRK.room;
+    struct mt_heap_hdr *d = mt_heap_hdr_of(p);
+    d->size = n;
+    d->tail = tail;
+    r->allocs++; /* and no last_alloc: pending allocations of the room make it stale */
+    r->bytes += (long long)n;
+    return mt_heap_sub_below(&r->left, (long long)n);
+}
+
+/* Opens the room for category cat (folding what it held), when sampled mode's inline path
+ * is armed with one thread. mt_heap_solo(). */
+MT_HIDDEN void mt_heap_room_open(int cat);
+/* The rest of mt_heap_room_take: folds the room, raises the running peaks its category and
+ * the total went above, and starts it again from there. mt_heap_solo(). */
+MT_HIDDEN void mt_heap_room_settle(void);
+
 /* The rest of mt_heap_count_quick: raises the running peaks (category cat, total) where the
  * block went above them, then writes a timeline point when one is due. mt_heap_solo(). */
 MT_HIDDEN void mt_heap_count_settle(int cat);
@@ -389,8 +413,8 @@ static inline __attribute__((always_inline)) void mt_heap_uncount_site(const voi
     mt_heap_site_touch(s);
     s->live -= w * (double)n;
     s->live_allocs -= w;
-    if ((uintptr_t)p == MT_TRK.last_alloc) {
-        s->temporary += w;
+    if ((uintptr_t)p == MT_TRK.last_alloc) { /* the room's allocations came after it */
+        if (!MT_TRK.room.allocs) s->temporary += w;
         MT_TRK.last_alloc = 0;
     }
 }
@@ -500,12 +524,15 @@ static inline void mt_heap_count_stack(int hit)
  * held, tracking stopped. */
 MT_HIDDEN void mt_heap_tracker_finish_sites(void);
 
-/* The exact counters, for PAPI SDE to read in place (they change under the lock): allocs,
- * peak and peak_total only; live bytes through mt_heap_tracker_live_now. */
+/* The exact counters, for PAPI SDE to read in place (they change under the lock): peak
+ * and peak_total only (sampled mode's room holds allocs, frees, bytes and live bytes
+ * for a while); live bytes and allocation calls through the functions below. */
 MT_HIDDEN struct mt_heap_cats *mt_heap_tracker_counters(void);
-/* Live bytes of category cat (-1: all categories) and allocation calls in all, now,
- * without the lock (an instant read, as SDE's in-place counters are). */
+/* Live bytes of category cat (-1: all categories), allocation calls of category cat and
+ * in all, now, without the lock (an instant read, as SDE's in-place counters are; with
+ * one thread the room is folded in first). */
 MT_HIDDEN long long mt_heap_tracker_live_now(int cat);
+MT_HIDDEN long long mt_heap_tracker_allocs_of(int cat);
 MT_HIDDEN long long mt_heap_tracker_allocs_now(void);
 /* Copies the live bytes per category and in all (a consistent pair). Takes the lock. */
 MT_HIDDEN void mt_heap_tracker_live(long long live[MT_HEAP_NCAT], long long *total);
