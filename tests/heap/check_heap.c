@@ -410,6 +410,13 @@ static void check_threads(const struct report *r)
     for (int i = 0; i < 20000; i++)
         churn += 64 + i % 512;
     expect_cat(r, "activations", 20000, churn, 0, -1);
+    long long handoff = 0; /* made by one thread, freed by it and then by the threads */
+    for (int i = 0; i < XT_HANDOFF; i++)
+        handoff += (long long)xt_handoff_size(i);
+    expect_cat(r, "workspace", XT_HANDOFF, handoff, 0, handoff);
+    const struct mt_heapreport_category *w = cat_of(r, "workspace");
+    CHECK(w && w->frees == XT_HANDOFF, "workspace frees %lld, want %d", w ? w->frees : -1,
+          XT_HANDOFF);
     if (!strcmp(r->sum.mode, "full")) {
         struct site s = sum_sites(r, "site_xt", "kv_cache");
         struct site sc = sum_sites(r, "site_xt_calloc", "kv_cache");

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-enum { XT_THREADS = 4, XT_BLOCKS = 2000, XT_TEMPS = 3000 };
+enum { XT_THREADS = 4, XT_BLOCKS = 2000, XT_TEMPS = 3000, XT_HANDOFF = 4000 };
 
 /* Size of block i of thread t: 16..3015 bytes (the hooks' inline-sized blocks), every 97th
  * one of 5000 bytes (a page or more: the large-block table). */
@@ -21,6 +21,13 @@ static inline size_t xt_size(int t, int i)
 static inline size_t xt_temp_size(int t, int i)
 {
     return 16 + (size_t)((i * 53 + t * 7) % 200);
+}
+
+/* Size of handoff block i: made by the main thread in "workspace" before any thread
+ * starts (the odd ones freed then too), the even ones freed by the threads. */
+static inline size_t xt_handoff_size(int i)
+{
+    return 16 + (size_t)((i * 61) % 2000);
 }
 
 #endif

@@ -11,7 +11,9 @@
  *   crash    killed by SIGKILL while weights are live
  *   threads  four threads allocate known blocks (malloc, calloc, some of a page or more) in
  *            one category while the main thread churns in another; after a barrier each
- *            frees another thread's blocks: exact counters and peak across threads
+ *            frees another thread's blocks: exact counters and peak across threads; the
+ *            main thread's "workspace" blocks made (some freed) before the threads start
+ *            are freed by them (what one thread counted alone, then threads)
  * What it is not for: checking anything itself. The expected numbers live in
  * check_heap.c; keep the two in step. Every site_* function is one call site.
  */
@@ -321,6 +323,7 @@ static int run_crash(void)
 /* ---- threads: exact counters and peak with frees across threads ------------------------- */
 
 static void *xt_blocks[XT_THREADS][XT_BLOCKS];
+static void *xt_handoff[XT_HANDOFF];
 static pthread_barrier_t xt_barrier;
 
 SITE void *site_xt(size_t n)
@@ -349,6 +352,8 @@ static void *xt_worker(void *arg)
         p[0] = 1;
         free(p);
     }
+    for (int i = 2 * t; i < XT_HANDOFF; i += 2 * XT_THREADS)
+        free(xt_handoff[i]);
     pthread_barrier_wait(&xt_barrier);
     for (int i = 0; i < XT_BLOCKS; i++) {
         size_t n = xt_size(t, i);
@@ -367,6 +372,12 @@ static void *xt_worker(void *arg)
 static int run_threads(void)
 {
     pthread_t th[XT_THREADS];
+    mt_memcat_set(MT_MEM_WORKSPACE); /* one thread yet: all of it peaks here */
+    for (int i = 0; i < XT_HANDOFF; i++)
+        if (!(xt_handoff[i] = site_xt(xt_handoff_size(i)))) return 1;
+    mt_memcat_set(MT_MEM_OTHER); /* the threads' stacks (mmap) are not workspace */
+    for (int i = 1; i < XT_HANDOFF; i += 2)
+        free(xt_handoff[i]);
     if (pthread_barrier_init(&xt_barrier, NULL, XT_THREADS)) return 1;
     for (int t = 0; t < XT_THREADS; t++)
         if (pthread_create(&th[t], NULL, xt_worker, (void *)(intptr_t)t)) return 1;
