@@ -128,7 +128,7 @@ static void arm(void)
     int cat = mt_heap_tls.cat;
     mt_heap_tls.plain_tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
     if (mt_heap_g.cfg.mode == MT_HEAP_SAMPLED && mt_heap_solo()) mt_heap_room_open(cat);
-    mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* arms record_new's path */
+    mt_heap_tls.fast_limit = (uint64_t)mt_heap_g.cfg.page_size; /* full mode's path */
 }
 
 /* Everything record_new does not inline: the stack path (every block in full mode, a
@@ -141,6 +141,7 @@ static __attribute__((noinline)) void record_new_slow(void *p, uint64_t n, unsig
                                                       uintptr_t anchor)
 {
     if (!mt_heap_should_record()) return;
+    if (__libc_single_threaded) mt_heap_room_flush(); /* the countdown handed back */
     record_new_counted(p, n, shift, anchor);
     arm();
 }
@@ -242,18 +243,19 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
 {
     if (MT_UNLIKELY(!real)) return NULL;
     void *p = (char *)real + ((size_t)1 << shift);
-    int left = mt_heap_countdown_take(n);
-    if (MT_LIKELY(left) && MT_LIKELY(n < mt_heap_tls.fast_limit) &&
-        MT_LIKELY(__libc_single_threaded)) { /* armed: not guarded, tracking, n < a page */
-        uint64_t tail =
-            MT_LIKELY(shift == MT_HDR_SHIFT)
-                ? MT_TRK.room.tail /* armed: open, this category's */
-                : mt_heap_hdr_tail(MT_HEAP_NO_SITE, MT_TRK.room.cat, MT_REC_TRACKED, shift);
-        if (MT_UNLIKELY(mt_heap_room_take(p, n, tail))) return room_settle_then(p);
-        return p;
+    if (MT_LIKELY(n < MT_TRK.room.limit) && MT_LIKELY(__libc_single_threaded)) {
+        /* armed, sampled mode: not guarded, tracking, n < a page, the room open */
+        if (MT_LIKELY(!mt_heap_room_due(n))) {
+            uint64_t tail =
+                MT_LIKELY(shift == MT_HDR_SHIFT)
+                    ? MT_TRK.room.tail /* this category's */
+                    : mt_heap_hdr_tail(MT_HEAP_NO_SITE, MT_TRK.room.cat, MT_REC_TRACKED, shift);
+            if (MT_UNLIKELY(mt_heap_room_take(p, n, tail))) return room_settle_then(p);
+            return p;
+        }
+        MT_TRK.room.due -= (long long)n; /* given back: the slow path takes them itself */
     }
-    mt_heap_tls.countdown += (int64_t)n; /* given back: the paths below take it themselves */
-    uintptr_t anchor = HOOK_ANCHOR();    /* here, not on the common path */
+    uintptr_t anchor = HOOK_ANCHOR(); /* here, not on the common path */
     if (MT_LIKELY(n < mt_heap_tls.fast_limit) && mt_heap_g.cfg.mode == MT_HEAP_FULL &&
         MT_LIKELY(__libc_single_threaded)) {
         struct mt_heap_p_site r = recent_site(p, anchor);
@@ -407,7 +409,7 @@ MT_EXPORT void free(void *p)
     if (MT_LIKELY(h->tail == MT_TRK.room.tail) && MT_LIKELY(__libc_single_threaded)) {
         struct mt_heap_room *r = &MT_TRK.room;
         r->frees++;
-        r->left += (long long)h->size;
+        r->left += (long long)h->size;         /* its bytes stay counted (in the room's `due`) */
         mt_heap_real.free((char *)p - MT_HDR); /* not from the header: see above */
         return;
     }

@@ -109,19 +109,30 @@ enum { MT_SITE_CHUNK = 4096 };
 
 /* Sampled mode's room: while the process has one thread, the hooks' inline paths count
  * the blocks without a site of one category (the thread's, when it armed them) here, in
- * one place, instead of in that category's and the total's counters: an allocation adds to
- * allocs and bytes and takes its size from `left`, a free of a block whose header word is
- * `tail` gives it back and counts frees. `left` starts (mt_heap_room_open) at the smaller
- * of the category's room and the total's, and every change of either outside the room
- * that lowers it first folds the room in (mt_heap_room_close): so `left` never exceeds
- * either, and its sign still says, at the very allocation, that a running peak may have
- * risen (mt_heap_room_settle then folds and raises it exactly). Pending in the counters:
- * base - left live bytes and the three counts, folded (heap_tracker.c) by every taker of
- * the lock and every reader, so whatever reads the counters sees them exact. */
+ * one place, instead of in that category's and the total's counters. An allocation adds
+ * its size to `due` (the bytes and the sampler's countdown at once), counts allocs and
+ * takes its size from `left`; a free of a block whose header word is `tail` gives it back
+ * and counts frees. `left` starts (mt_heap_room_open) at the smaller of the category's room
+ * and the total's, and every change of either outside the room that lowers it first folds
+ * the room in (mt_heap_room_close): so `left` never exceeds either, and its sign still
+ * says, at the very allocation, that a running peak may have risen (mt_heap_room_settle
+ * then folds and raises it exactly). Pending: base - left live bytes, due + budget bytes
+ * and the two counts, folded (heap_tracker.c) by every taker of the lock and every reader,
+ * so whatever reads the counters sees them exact; last_alloc is cleared at a fold that
+ * brought allocations (they came after it). Opened only in sampled mode with one thread;
+ * once threads exist, the first taker of the lock closes it for good. */
 struct mt_heap_room {
-    uint64_t tail; /* header word of the blocks it counts (mt_heap_hdr_tail); 0: closed */
+    uint64_t tail;  /* header word of the blocks it counts (mt_heap_hdr_tail); 0: closed */
+    uint64_t limit; /* blocks below it take the inline malloc path: the page size while the
+                     * owner is armed, 0 otherwise (mt_heap_disarm) */
     long long left, base;
-    long long allocs, bytes, frees;
+    /* Bytes allocated in the room minus the owner's sampling countdown when it was last
+     * folded (`budget`): from below 0, an allocation that brings it to 0 or above is due
+     * for a sample (the countdown, kept here while the room is open; handed back to the
+     * owner's mt_heap_tls.countdown when it closes it). */
+    long long due, budget;
+    long long allocs, frees;
+    const struct mt_heap_tls *owner; /* the thread that opened it */
     int cat;
 };
 
@@ -317,6 +328,14 @@ struct mt_heap_tls {
 };
 MT_HIDDEN extern __thread struct mt_heap_tls mt_heap_tls __attribute__((tls_model("initial-exec")));
 
+/* Disarms this thread's inline paths (its fast_limit and, with one thread, the room's
+ * limit: sampled mode's inline malloc path); the hooks' slow path arms them again. */
+static inline void mt_heap_disarm(void)
+{
+    mt_heap_tls.fast_limit = 0;
+    if (__libc_single_threaded) mt_heap_g.trk.room.limit = 0;
+}
+
 /* The configuration (read-only once init is done). */
 static inline const struct mt_heap_config *mt_heap_config(void)
 {
@@ -388,7 +407,7 @@ static inline int mt_heap_guard(int on)
 {
     int old = mt_heap_tls.guard;
     mt_heap_tls.guard = on;
-    mt_heap_tls.fast_limit = 0;
+    mt_heap_disarm();
     return old;
 }
 

@@ -3,7 +3,8 @@
  * What it is for: each thread's exponential intervals, from a xorshift64* stream seeded
  * from MEMTRADE_HEAP_SEED and the thread's order of first sampled allocation, so a run of
  * a deterministic single-threaded program samples the same blocks every time. What it is
- * not for: the countdown itself (inlined in the hooks, heap_sample.h).
+ * not for: the countdown itself (heap_sample.h; with one thread, sampled mode's room holds
+ * it while open: heap_tracker.h, mt_heap_room_due).
  */
 #include "heap_sample.h"
 

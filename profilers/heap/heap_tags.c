@@ -95,7 +95,7 @@ MT_EXPORT int mt_heap_set_category(int cat)
 {
     int old = mt_heap_tls.cat;
     mt_heap_tls.cat = (cat >= 0 && cat < MT_HEAP_NCAT) ? cat : MT_MEM_OTHER;
-    mt_heap_tls.fast_limit = 0; /* the inline path's header word is the old category's */
+    mt_heap_disarm(); /* the inline path's header word is the old category's */
     return old;
 }
 

@@ -33,7 +33,7 @@ void mt_heap_count_settle(int cat)
 /* ---- sampled mode's room (heap_internal.h) ---------------------------------------- */
 
 /* Moves what the room holds into its category's and the total's counters; the room stays
- * as it is (open or closed) with nothing pending. */
+ * as it is (open or closed) with nothing pending, the countdown left in it. */
 static void room_fold(void)
 {
     struct mt_heap_room *r = &T.room;
@@ -43,10 +43,11 @@ static void room_fold(void)
     T.c.room[k] -= live;
     T.c.room_total -= live;
     T.c.allocs[k] += r->allocs;
-    T.c.bytes[k] += r->bytes;
+    T.c.bytes[k] += r->due + r->budget;
+    r->budget = -r->due; /* the countdown left */
     T.c.frees[k] += r->frees;
     if (r->allocs) T.last_alloc = 0; /* the room's blocks came after it */
-    r->allocs = r->bytes = r->frees = 0;
+    r->allocs = r->frees = 0;
 }
 
 /* left = base: the smaller of the room's category's and the total's. */
@@ -59,17 +60,26 @@ static void room_start(void)
 
 void mt_heap_room_open(int cat)
 {
+    struct mt_heap_room *r = &T.room;
     room_fold();
-    T.room.cat = cat;
+    r->cat = cat;
     room_start();
-    T.room.tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
+    r->budget = mt_heap_tls.countdown;
+    r->due = -mt_heap_tls.countdown;
+    r->owner = &mt_heap_tls;
+    r->tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
+    r->limit = (uint64_t)mt_heap_g.cfg.page_size;
 }
 
 void mt_heap_room_close(void)
 {
+    struct mt_heap_room *r = &T.room;
     room_fold();
-    T.room.tail = 0;
-    mt_heap_tls.fast_limit = 0; /* this thread's inline path counts in the room */
+    if (r->owner == &mt_heap_tls) mt_heap_tls.countdown = r->budget; /* handed back */
+    r->owner = NULL;
+    r->tail = 0;
+    r->limit = 0;
+    mt_heap_tls.fast_limit = 0;
 }
 
 void mt_heap_room_settle(void)

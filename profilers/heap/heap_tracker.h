@@ -140,7 +140,7 @@ static inline int mt_heap_tracking(void)
 static inline void mt_heap_set_tracking(int on)
 {
     atomic_store(&MT_TRK.tracking, on);
-    mt_heap_tls.fast_limit = 0;
+    mt_heap_disarm();
 }
 
 /* In the child of a fork: the lock the parent's atfork handler held is free again. */
@@ -348,11 +348,12 @@ mt_heap_count_quick(void *p, uint64_t n, unsigned cat, uint32_t site, uint64_t t
     return point && (a & 255) == 0;
 }
 
-/* Sampled mode's inline allocation into the room (heap_internal.h, struct mt_heap_room):
- * writes the header of block p (n bytes, header word `tail`: the room's, or an aligned
- * block's of the room's category) and counts it there. Returns nonzero when the room went
- * below 0 (a running peak may have risen): the caller then calls mt_heap_room_settle.
- * Armed, sampled mode, one thread (the room is then open for this thread's category). */
+/* Sampled mode's inline allocation into the room (heap_internal.h, struct mt_heap_room),
+ * when it is not due for a sample (mt_heap_room_due first): writes the header of block p
+ * (n bytes, header word `tail`: the room's, or an aligned block's of the room's category)
+ * and counts it there. Returns nonzero when the room went below 0 (a running peak may have
+ * risen): the caller then calls mt_heap_room_settle. Armed, sampled mode, one thread (the
+ * room is then open for this thread's category). */
 static inline __attribute__((always_inline)) int mt_heap_room_take(void *p, uint64_t n,
                                                                    uint64_t tail)
 {
@@ -361,12 +362,26 @@ static inline __attribute__((always_inline)) int mt_heap_room_take(void *p, uint
     d->size = n;
     d->tail = tail;
     r->allocs++; /* and no last_alloc: pending allocations of the room make it stale */
-    r->bytes += (long long)n;
     return mt_heap_sub_below(&r->left, (long long)n);
 }
 
-/* Opens the room for category cat (folding what it held), when sampled mode's inline path
- * is armed with one thread. mt_heap_solo(). */
+/* Counts n bytes against the room's sampling countdown; returns nonzero when they reach it
+ * (the block is sampled: the caller gives them back, r->due -= n, and takes the slow path,
+ * which closes the room and hands the countdown back first). On x86-64 one addition in
+ * memory whose sign flag the caller branches on. */
+static inline __attribute__((always_inline)) int mt_heap_room_due(uint64_t n)
+{
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+    int due;
+    __asm__("addq %2, %0" : "+m"(MT_TRK.room.due), "=@ccns"(due) : "er"((long long)n));
+    return due;
+#else
+    return (MT_TRK.room.due += (long long)n) >= 0;
+#endif
+}
+
+/* Opens the room for category cat (folding what it held) with this thread's sampling
+ * countdown and arms its inline malloc path: sampled mode, one thread. mt_heap_solo(). */
 MT_HIDDEN void mt_heap_room_open(int cat);
 /* The rest of mt_heap_room_take: folds the room, raises the running peaks its category and
  * the total went above, and starts it again from there. mt_heap_solo(). */
