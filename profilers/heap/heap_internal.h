@@ -122,16 +122,18 @@ enum { MT_SITE_CHUNK = 4096 };
  * brought allocations (they came after it). Opened only in sampled mode with one thread;
  * once threads exist, the first taker of the lock closes it for good. */
 struct mt_heap_room {
-    uint64_t tail;  /* header word of the blocks it counts (mt_heap_hdr_tail); 0: closed */
+    /* the hooks' fields first: one cache line (the struct is aligned to one) */
+    _Alignas(64) uint64_t tail; /* header word of the blocks it counts; 0: closed */
     uint64_t limit; /* blocks below it take the inline malloc path: the page size while the
                      * owner is armed, 0 otherwise (mt_heap_disarm) */
-    long long left, base;
     /* Bytes allocated in the room minus the owner's sampling countdown when it was last
      * folded (`budget`): from below 0, an allocation that brings it to 0 or above is due
      * for a sample (the countdown, kept here while the room is open; handed back to the
      * owner's mt_heap_tls.countdown when it closes it). */
-    long long due, budget;
+    long long due;
+    long long left;
     long long allocs, frees;
+    long long base, budget;
     const struct mt_heap_tls *owner; /* the thread that opened it */
     int cat;
 };
