@@ -236,14 +236,15 @@ static __attribute__((noinline)) struct mt_heap_p_site recent_site(void *p, uint
  * first allocation and blocks of a page or more (the large-block table). No value but n
  * lives across a call (the real one; p and anchor come back from recent_site and
  * record_rare), so the hooks save one register, not three. Always inlined into the hook,
- * whose frame address (HOOK_ANCHOR) the paths past the common one read.
+ * whose frame address (HOOK_ANCHOR) the paths past the common one read. room: 0 where the
+ * hook tested sampled mode's inline path itself, before the real call (malloc).
  */
 static inline __attribute__((always_inline)) void *record_new(void *real, uint64_t n,
-                                                              unsigned shift)
+                                                              unsigned shift, int room)
 {
     if (MT_UNLIKELY(!real)) return NULL;
     void *p = (char *)real + ((size_t)1 << shift);
-    if (MT_LIKELY(n < MT_TRK.room.limit) && MT_LIKELY(__libc_single_threaded)) {
+    if (room && MT_LIKELY(n < MT_TRK.room.limit) && MT_LIKELY(__libc_single_threaded)) {
         /* armed, sampled mode: not guarded, tracking, n < a page, the room open */
         if (MT_LIKELY(!mt_heap_room_due(n))) {
             uint64_t tail =
@@ -271,7 +272,7 @@ static inline __attribute__((always_inline)) void *record_new(void *real, uint64
 
 /* Records `real`, the hook's real block (record_new reads the hook's frame address after
  * the real call, so the hook keeps no register for it across that call). */
-#define RECORD(real, n, shift) record_new((real), (n), (shift))
+#define RECORD(real, n, shift) record_new((real), (n), (shift), 1)
 
 /* ---- malloc family hooks ------------------------------------------------------------ */
 
@@ -324,9 +325,24 @@ void *mt_heap_malloc_boot(size_t total)
     return mt_heap_real.malloc(total);
 }
 
+/* Sampled mode's common case is tested before the real call (which changes none of our
+ * state): a block below a page then needs no overflow test. */
 MT_EXPORT void *malloc(size_t n)
 {
-    return RECORD(plain_alloc(n), n, MT_HDR_SHIFT);
+    if (MT_LIKELY(n < MT_TRK.room.limit) && MT_LIKELY(__libc_single_threaded)) {
+        if (MT_LIKELY(!mt_heap_room_due(n))) {
+            void *real = mt_heap_real.malloc(n + MT_HDR);
+            if (MT_UNLIKELY(!real)) {
+                MT_TRK.room.due -= (long long)n; /* nothing allocated */
+                return NULL;
+            }
+            void *p = (char *)real + MT_HDR;
+            if (MT_UNLIKELY(mt_heap_room_take(p, n, MT_TRK.room.tail))) return room_settle_then(p);
+            return p;
+        }
+        MT_TRK.room.due -= (long long)n; /* given back: the slow path takes them itself */
+    }
+    return record_new(plain_alloc(n), n, MT_HDR_SHIFT, 0); /* the room's path tested above */
 }
 
 MT_EXPORT void *calloc(size_t a, size_t b)
