@@ -88,7 +88,10 @@ struct mt_heap_rec {
     uint8_t cat;
     uint8_t flags; /* MT_REC_TENSORS */
 };
-enum { MT_REC_TENSORS = 1, MT_REC_TRACKED = 2, MT_REC_TABLE = 4 };
+/* MT_REC_CLOSED: in the header word of sampled mode's closed room (heap_internal.h), so a
+ * block an interrupted inline path writes with it is still counted and freed right (a
+ * header of its own, through free_slow); no block carries it otherwise. */
+enum { MT_REC_TENSORS = 1, MT_REC_TRACKED = 2, MT_REC_TABLE = 4, MT_REC_CLOSED = 0x80 };
 
 /* Per-category exact counters; long long because PAPI SDE reads some in place. Live
  * bytes are kept as `room`, the bytes left below the running peak (seg_peak - live, never
@@ -123,7 +126,9 @@ enum { MT_SITE_CHUNK = 4096 };
  * once threads exist, the first taker of the lock closes it for good. */
 struct mt_heap_room {
     /* the hooks' fields first: one cache line (the struct is aligned to one) */
-    _Alignas(64) uint64_t tail; /* header word of the blocks it counts; 0: closed */
+    /* header word of the blocks it counts; closed: with MT_REC_CLOSED (0 before it first
+     * opens), which no block's header matches but one an interrupted inline path wrote */
+    _Alignas(64) uint64_t tail;
     uint64_t limit; /* blocks below it take the inline malloc path: the page size while the
                      * owner is armed, 0 otherwise (mt_heap_disarm) */
     /* Bytes allocated in the room minus the owner's sampling countdown when it was last
@@ -136,6 +141,7 @@ struct mt_heap_room {
     long long base, budget;
     const struct mt_heap_tls *owner; /* the thread that opened it */
     int cat;
+    int open;
 };
 
 /* heap_tracker.c: everything a change of live bytes touches, guarded by `lock`. */
@@ -359,7 +365,7 @@ MT_HIDDEN void mt_heap_room_close(void);
 /* mt_heap_room_close when the room is open. */
 static inline void mt_heap_room_flush(void)
 {
-    if (MT_UNLIKELY(mt_heap_g.trk.room.tail)) mt_heap_room_close();
+    if (MT_UNLIKELY(mt_heap_g.trk.room.open)) mt_heap_room_close();
 }
 
 /* Takes the lock; whoever holds it sees the counters without a room open (flushed). */

@@ -68,6 +68,7 @@ void mt_heap_room_open(int cat)
     r->due = -mt_heap_tls.countdown;
     r->owner = &mt_heap_tls;
     r->tail = mt_heap_hdr_tail(MT_HEAP_NO_SITE, cat, MT_REC_TRACKED, MT_HDR_SHIFT);
+    r->open = 1;
     r->limit = (uint64_t)mt_heap_g.cfg.page_size;
 }
 
@@ -77,7 +78,8 @@ void mt_heap_room_close(void)
     room_fold();
     if (r->owner == &mt_heap_tls) mt_heap_tls.countdown = r->budget; /* handed back */
     r->owner = NULL;
-    r->tail = 0;
+    r->tail |= (uint64_t)MT_REC_CLOSED << 40; /* a header word still: see heap_internal.h */
+    r->open = 0;
     r->limit = 0;
     mt_heap_tls.fast_limit = 0;
 }
