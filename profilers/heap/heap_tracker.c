@@ -61,7 +61,8 @@ static void room_start(void)
 void mt_heap_room_open(int cat)
 {
     struct mt_heap_room *r = &T.room;
-    room_fold();
+    mt_heap_room_flush(); /* an open one's countdown handed back first */
+    room_fold();          /* what an interrupted inline path left in a closed one */
     r->cat = cat;
     room_start();
     r->budget = mt_heap_tls.countdown;
