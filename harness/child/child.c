@@ -22,6 +22,7 @@
 
 #ifdef MT_HAVE_COUNTERS
 #include "counters.h"
+#include "procfile.h"
 #endif
 
 #define MAX_PARAMS 256
@@ -90,13 +91,8 @@ static long long kept_rss = -1; /* what it kept, once the context is finished */
 /* Reads "Key:   123 kB" from /proc/self/status without allocating. */
 static long long proc_status_kib(const char *key)
 {
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
     char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
+    if (mt_proc_read("/proc/self/status", buf, sizeof buf) <= 0) return -1;
     size_t klen = strlen(key);
     for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
         if (strncmp(p, key, klen) == 0 && p[klen] == ':') {

@@ -7,6 +7,7 @@
  * Stateless: safe from any thread.
  */
 #include "counters_internal.h"
+#include "procfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,25 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Reads a whole small /proc file into buf (NUL-terminated). */
+/* Reads a whole small /proc file into buf (NUL-terminated), or says why not. */
 static int read_proc(const char *path, char *buf, size_t cap, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return mt_ctr_err(err, errlen, "open %s: %s", path, strerror(errno));
-    size_t len = 0;
-    while (len + 1 < cap) {
-        ssize_t got = read(fd, buf + len, cap - 1 - len);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            close(fd);
-            return mt_ctr_err(err, errlen, "read %s: %s", path, strerror(e));
-        }
-        if (got == 0) break;
-        len += (size_t)got;
-    }
-    close(fd);
-    buf[len] = '\0';
+    if (mt_proc_read(path, buf, cap) < 0)
+        return mt_ctr_err(err, errlen, "read %s: %s", path, strerror(errno));
     return 0;
 }
 

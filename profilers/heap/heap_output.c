@@ -13,6 +13,7 @@
 #include "heap_device.h"
 #include "heap_tags.h"
 #include "heap_tracker.h"
+#include "procfile.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -253,16 +254,12 @@ int mt_heap_out_is_ours(void)
 
 static long long rss_bytes(void)
 {
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
     char b[128];
-    ssize_t k = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (k <= 0) return -1;
-    b[k] = '\0';
-    const char *s = b;
+    if (mt_proc_read("/proc/self/statm", b, sizeof b) <= 0) return -1;
+    const char *s = b; /* "size resident shared ...": the second field */
     while (*s && *s != ' ')
         s++;
+    if (!*s) return -1;
     long long pages = 0;
     int any = 0;
     for (s++; *s >= '0' && *s <= '9'; s++, any = 1)
