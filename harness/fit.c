@@ -11,7 +11,8 @@
  * its plan plus the runtime term runs measured; its accuracy is a measured run's (the KV
  * format's and the mixed widths' are sums of measured deltas, said in acc_src). The most
  * accurate configuration is then filled (mt_fit_fill): what the budget leaves goes to
- * concurrent sequences (serving) or to micro-batch and less recompute (training).
+ * concurrent sequences and one more shorter one (serving) or to micro-batch and less
+ * recompute, then a larger batch when measured no worse (training).
  */
 #include "fit.h"
 
