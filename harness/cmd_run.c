@@ -86,6 +86,47 @@ static int measure_runtime(const struct mt_cli_common *co, struct mt_plan *plans
     return MT_EXIT_OK;
 }
 
+/* `--resume --measure-runtime`: the plans of plans[0..n) the scheduler will run, those
+ * without an ok run in the database (it skips the others, so their classes need no
+ * probe), copied (shallow: they share the plans' strings) into *out, a malloc'ed array
+ * the caller frees, *kept of them. No database: all of them. Returns MT_EXIT_OK, or
+ * MT_EXIT_DB after a message. */
+static int plans_to_run(const char *db, const struct mt_plan *plans, size_t n, struct mt_plan **out,
+                        size_t *kept)
+{
+    char err[2048];
+    struct mt_store *st = NULL;
+    *kept = 0;
+    *out = malloc((n ? n : 1) * sizeof **out);
+    if (!*out) {
+        fprintf(stderr, "memtrade: out of memory\n");
+        return MT_EXIT_DB;
+    }
+    if (access(db, F_OK) == 0 && mt_store_open(db, MT_STORE_READONLY, &st, err, sizeof err)) {
+        fprintf(stderr, "memtrade: %s\n", err);
+        free(*out);
+        *out = NULL;
+        return MT_EXIT_DB;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int found = st ? mt_store_find_ok(st, plans[i].config_key, (int)plans[i].repeat, NULL) : 0;
+        if (found < 0) {
+            fprintf(stderr, "memtrade: %s\n", mt_store_error(st));
+            mt_store_close(st);
+            free(*out);
+            *out = NULL;
+            return MT_EXIT_DB;
+        }
+        if (found == 0) (*out)[(*kept)++] = plans[i];
+    }
+    if (st) mt_store_close(st);
+    fprintf(stderr,
+            "memtrade: --resume: %zu of %zu runs already ok; probing the classes of the "
+            "%zu that will run\n",
+            n - *kept, n, *kept);
+    return MT_EXIT_OK;
+}
+
 /* Opens the store, runs the plans (in a sweep row when `info` is given), closes. */
 static int execute(struct mt_cli_common *co, struct mt_plan *plans, size_t n, size_t jobs,
                    uint64_t budget, int resume, const struct mt_store_sweep_info *info)
@@ -374,18 +415,26 @@ int mt_cmd_sweep(int argc, char **argv)
         if (!plans[i].timeout_s) plans[i].timeout_s = op.lim.timeout_s;
         if (!plans[i].mem_limit) plans[i].mem_limit = op.lim.mem_limit;
     }
-    int code;
-    if (dry) {
+    /* the classes to probe: those of the runs that will run (--resume skips those ok) */
+    struct mt_plan *probe = plans, *will = NULL;
+    size_t n_probe = kept;
+    int code =
+        measure && resume ? plans_to_run(op.co.db, plans, kept, &will, &n_probe) : MT_EXIT_OK;
+    if (will) probe = will;
+    if (code != MT_EXIT_OK) {
+        /* the database could not say which runs will run: nothing probed, nothing run */
+    } else if (dry) {
         print_grid(plans, kept, n);
-        code = measure ? measure_runtime(&op.co, plans, kept, 1) : MT_EXIT_OK;
+        code = measure ? measure_runtime(&op.co, probe, n_probe, 1) : MT_EXIT_OK;
     } else {
         struct mt_store_sweep_info info = {
             .name = spec.name, .spec_path = spec.path, .spec_text = spec.text, .shard = shard};
-        code = measure ? measure_runtime(&op.co, plans, kept, 0) : MT_EXIT_OK;
+        code = measure ? measure_runtime(&op.co, probe, n_probe, 0) : MT_EXIT_OK;
         if (code == MT_EXIT_OK)
             code = execute(&op.co, plans, kept, (size_t)jobs,
                            budget ? budget : mt_cli_default_budget(), resume, &info);
     }
+    free(will);
     for (size_t i = 0; i < kept; i++)
         mt_plan_free(&plans[i]);
     free(plans);

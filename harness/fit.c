@@ -11,7 +11,8 @@
  * its plan plus the runtime term runs measured; its accuracy is a measured run's (the KV
  * format's and the mixed widths' are sums of measured deltas, said in acc_src). The most
  * accurate configuration is then filled (mt_fit_fill): what the budget leaves goes to
- * concurrent sequences (serving) or to micro-batch and less recompute (training).
+ * concurrent sequences and one more shorter one (serving) or to micro-batch and less
+ * recompute, then a larger batch when measured no worse (training).
  */
 #include "fit.h"
 
@@ -617,6 +618,35 @@ static void set_unused(const struct mt_fit *f, struct mt_fit_config *c, const ch
     }
 }
 
+/* The serving context of c (decode_tokens resolved as the workloads resolve it), or 0
+ * when the model's shape is unknown here (a model file). */
+static size_t serving_context(const struct mt_fit *f, const struct mt_fit_config *c)
+{
+    struct mt_gpt_config cfg;
+    char e[256];
+    const char *dt = mt_fit_get(c, "decode_tokens");
+    size_t n = dt ? (size_t)strtoull(dt, NULL, 10) : 0;
+    if (mt_gpt_config_parse(&cfg, f->model, e, sizeof e)) return n;
+    return n && n <= cfg.seq_len ? n : cfg.seq_len;
+}
+
+/* The longest decode_extra_tokens (one more sequence beside c's, shorter than theirs) in
+ * [1, hi] with which c still fits, or 0. The bytes need not grow with it (a KIVI cache
+ * keeps its last tokens in fp32, a paged one grows by blocks): every value is tried, down
+ * from hi, up to 4096 of them; past that, the binary search of largest(). */
+static size_t longest_extra(const struct mt_fit *f, const struct mt_fit_config *c, size_t hi)
+{
+    if (hi > 4096) return largest(f, c, "decode_extra_tokens", NULL, hi);
+    char b[32], err[512];
+    for (size_t m = hi; m >= 1; m--) {
+        struct mt_fit_config t = *c;
+        snprintf(b, sizeof b, "%zu", m);
+        mt_fit_set(&t, "decode_extra_tokens", b);
+        if (predict(f, &t, err, sizeof err) == 0 && t.bytes <= f->budget) return m;
+    }
+    return 0;
+}
+
 static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
 {
     char b[32], why[384];
@@ -629,14 +659,86 @@ static int fill_serving(const struct mt_fit *f, struct mt_fit_config *c, char *e
     struct mt_fit_config t = *c;
     snprintf(b, sizeof b, "%zu", n + 1);
     mt_fit_set(&t, "decode_sequences", b);
-    if (n < 65536 && predict(f, &t, err, errlen) == 0)
+    int more = n < 65536 && predict(f, &t, err, errlen) == 0;
+    size_t step = more ? t.bytes - c->bytes : 0, left = f->budget - c->bytes;
+    /* what a whole sequence cannot take, one more shorter sequence takes: the longest
+     * context of one more that fits (a KV pool of n whole sequences and a part) */
+    size_t ctx = serving_context(f, c), extra = 0;
+    if (more && ctx > 1) {
+        extra = longest_extra(f, c, ctx - 1);
+        if (extra) {
+            snprintf(b, sizeof b, "%zu", extra);
+            mt_fit_set(c, "decode_extra_tokens", b);
+            if (predict(f, c, err, errlen)) return -1;
+            size_t at = strlen(c->fill);
+            snprintf(c->fill + at, sizeof c->fill - at, " decode_extra_tokens=%zu", extra);
+        }
+    }
+    if (more)
         snprintf(why, sizeof why,
                  "one more sequence adds %zu bytes (its KV cache and decode scratch at the "
-                 "context), more than the %zu left",
-                 t.bytes - c->bytes, f->budget - c->bytes);
+                 "context), more than the %zu left%s",
+                 step, left,
+                 extra ? "; the longest one more that fits is already served"
+                       : "; not even one more of one token fits");
     else
         snprintf(why, sizeof why, "at the most sequences fit searches (65536)");
-    set_unused(f, c, why, n < 65536 ? "no finer step: " : NULL);
+    set_unused(f, c, why, more ? "no finer step: " : NULL);
+    return 0;
+}
+
+/* What the fill of c (mixed_precision at its whole batch, no recompute: nothing left that
+ * keeps the training) still leaves, 5 % of the budget or more, goes to the batch: the
+ * largest batch that fits as one micro-batch is measured (a larger batch changes the
+ * training: its own run, like any class's) and taken when its accuracy is no worse; else c
+ * stays, saying why. Returns 0, or -1 with err (a plan or a measured run failed). */
+static int grow_batch(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)
+{
+    const char *bv = mt_fit_get(c, "micro_batch");
+    size_t batch = bv ? (size_t)strtoull(bv, NULL, 10) : 0, at = strlen(c->unused_why);
+    struct mt_fit_config g = *c;
+    mt_fit_set(&g, "accum_steps", "0");
+    size_t b = largest(f, &g, "batch", "micro_batch", 4096);
+    if (!batch || b <= batch) return 0;
+    char v[32], brief[512];
+    snprintf(v, sizeof v, "%zu", b);
+    mt_fit_set(&g, "batch", v);
+    mt_fit_set(&g, "micro_batch", v);
+    struct mt_fit_measure m;
+    int rc = mt_fit_measured(f->runner, f, &g, "off", 0, NULL, &m, err, errlen);
+    if (rc < 0) return -1;
+    double acc;
+    if (rc == 0 || acc_of(f, &m, &acc, &g, err, errlen)) {
+        err[0] = 0;
+        snprintf(c->unused_why + at, sizeof c->unused_why - at,
+                 "; batch %zu fits, its accuracy not measured (--no-measure)", b);
+        return 0;
+    }
+    if (acc > c->acc) {
+        snprintf(c->unused_why + at, sizeof c->unused_why - at,
+                 "; batch %zu fits but trains worse (run %lld: %.4f, not %.4f)", b,
+                 (long long)m.run, acc, c->acc);
+        return 0;
+    }
+    if (predict(f, &g, err, errlen)) return -1;
+    g.acc = acc;
+    snprintf(g.acc_src, sizeof g.acc_src, "%s run %lld (batch %zu: the largest that fits)",
+             m.fresh ? "measured" : "db", (long long)m.run, b);
+    char *sp = strchr(g.fill, ' '); /* "micro_batch=B ..." -> "batch=b micro_batch=b ..." */
+    snprintf(brief, sizeof brief, "batch=%zu micro_batch=%zu%s", b, b, sp ? sp : "");
+    snprintf(g.fill, sizeof g.fill, "%.190s", brief);
+    struct mt_fit_config t = g;
+    snprintf(v, sizeof v, "%zu", b + 1);
+    mt_fit_set(&t, "batch", v);
+    mt_fit_set(&t, "micro_batch", v);
+    char why[384];
+    if (predict(f, &t, err, errlen)) return -1;
+    snprintf(why, sizeof why,
+             "batch %zu (one more sequence) needs %zu bytes, %zu over the budget; a larger "
+             "batch is the last knob (it changes the training, measured)",
+             b + 1, t.bytes, t.bytes - f->budget);
+    *c = g;
+    set_unused(f, c, why, "no finer step: ");
     return 0;
 }
 
@@ -664,15 +766,17 @@ static int fill_training(const struct mt_fit *f, struct mt_fit_config *c, char *
     *c = got;
     snprintf(c->fill, sizeof c->fill, "%s", got_desc);
     char why[384];
-    if (have_next)
+    if (have_next) {
         snprintf(why, sizeof why, "the next larger step (%s) needs %zu bytes, %zu over the budget",
                  next_desc, next.bytes, next.bytes - f->budget);
-    else
-        snprintf(why, sizeof why,
-                 "already the largest micro-batch (the whole batch) with no checkpointing or "
-                 "recompute: a larger batch would change the training");
-    set_unused(f, c, why, have_next ? "no finer step: " : "nothing left to spend: ");
-    return 0;
+        set_unused(f, c, why, "no finer step: ");
+        return 0;
+    }
+    snprintf(why, sizeof why,
+             "already the largest micro-batch (the whole batch) with no checkpointing or "
+             "recompute: a larger batch would change the training");
+    set_unused(f, c, why, "nothing left to spend: ");
+    return c->unused_why[0] ? grow_batch(f, c, err, errlen) : 0;
 }
 
 int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen)

@@ -107,15 +107,19 @@ int mt_fit_search(const struct mt_fit *f, struct mt_fit_result *out, char *err, 
 
 /* Contract: spends what f->budget leaves over c (a configuration that fits) on the knobs
  * of its workload that move bytes but keep its accuracy: serving workloads (those with
- * decode_sequences) the most concurrent sequences at c's context; mixed_precision the
+ * decode_sequences) the most concurrent sequences at c's context, then the longest
+ * context of one more sequence that still fits (decode_extra_tokens); mixed_precision the
  * largest micro-batch dividing the batch (accumulation keeps it), the least checkpointing
  * (every), no selective recompute and the dense attention kernel, whichever fits with the
  * most bytes (ties in that order of preference); others none. Sets c->filled, fill,
  * unused and, when 5 % or more stays unused, unused_why (the next step's bytes, or that
  * the workload has no such knob; unused_coarse = 1 unless the latter). Training also
- * offloads the optimizer state (offload=optimizer, last in preference). c->bytes never
- * exceeds the budget. Returns 0, or -1 with
- * err (a plan failed). */
+ * offloads the optimizer state (offload=optimizer, last in preference); when 5 % or more
+ * stays unused at the whole batch without recompute, the largest batch that fits as one
+ * micro-batch is measured through f->runner (a larger batch changes the training) and
+ * taken when its accuracy is no worse than c's (c->acc, acc_src then that run's). c->bytes
+ * never exceeds the budget. Returns 0, or -1 with err (a plan failed, a measured run
+ * failed). */
 int mt_fit_fill(const struct mt_fit *f, struct mt_fit_config *c, char *err, size_t errlen);
 
 /* Contract: the plan of c for goal (fills plan_bytes, cat, and the config key in

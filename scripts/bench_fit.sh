@@ -7,15 +7,17 @@
 # and measured val_bpb, and the best val_bpb of any configuration measured in the database
 # (fit's own accuracy runs and every verify run: same model, same scored text, same
 # training budget) whose measured peak is within the same budget. fit fills its choice
-# (concurrent sequences for serving, micro-batch and less recompute for training), so the
+# (concurrent sequences and one more shorter one for serving; micro-batch and less
+# recompute, then a larger batch when measured no worse, for training), so the
 # unused share is that of the filled configuration as run; where 5 % or more stays unused,
 # the reason fit gives (the next step's bytes) is printed under the table. A case passes
 # when the measured peak is within the budget (no OOM), under 5 % of it is unused, and its
 # measured val_bpb is within 1 % of that best. A case where 5 % or more stays unused
 # although fit tried every step of its knobs (its reason starts "no finer step": the
-# smallest step above the choice is larger than what is left, e.g. one more sequence's KV
-# cache on a small budget; or "nothing left to spend": the whole batch without
-# recompute) is marked coarse and counted apart from the other misses.
+# smallest step above the choice is larger than what is left, e.g. one more sequence of
+# one token in a KIVI cache, which holds its fp32 window whatever the length; or "nothing
+# left to spend": the whole batch without recompute, and a larger batch trains worse) is
+# marked coarse and counted apart from the other misses.
 # Prints the table and a summary; exits 1 when a case fails to run. CASES=serving|training
 # restricts the goals; the database (OUT/fit.db) is kept, so a second run only verifies. Serving runs score EVAL_SERVING validation bytes
 # (default 16384); training runs train STEPS steps (default 10) and score EVAL_TRAINING

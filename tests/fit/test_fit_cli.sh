@@ -102,6 +102,14 @@ grep -q '"best":{[^}]*}[^}]*"runtime_bytes":null,"runtime_unavailable":"runtime 
 want="^infer,kv_cache,196608,196608,196608,0"
 [ "${MT_ASAN:-0}" = 1 ] && want="^infer,kv_cache,196608,196608,"
 grep -q "$want" "$DIR/check" || fail "check: $(cat "$DIR/check")"
+# and one more sequence of 16 tokens beside them (decode_extra_tokens: fit's finer step)
+"$MT" run baseline -p model=tiny -p steps=3 -p eval_tokens=2048 -p decode_sequences=3 \
+    -p decode_extra_tokens=16 --db "$DIR/seq.db" --out "$DIR" >"$DIR/seq" 2>&1 ||
+    fail "decode_extra_tokens=16: $(tail "$DIR/seq")"
+"$MT" query check 2 --db "$DIR/seq.db" --format csv >"$DIR/check" || fail "query check exited $?"
+want="^infer,kv_cache,212992,212992,212992,0"
+[ "${MT_ASAN:-0}" = 1 ] && want="^infer,kv_cache,212992,212992,"
+grep -q "$want" "$DIR/check" || fail "check extra: $(cat "$DIR/check")"
 # fine-tuning (LoRA/QLoRA) and --ranks: a budget nothing fits starts no run and says why
 n0=$(sqlite3 "$DB" "SELECT count(*) FROM runs")
 "$MT" fit --budget 64K --for finetune tiny --steps 2 --eval-tokens 2048 --db "$DB" --out "$DIR" \

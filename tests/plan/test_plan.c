@@ -259,6 +259,13 @@ static int test_exact(void)
                         "kv_block=16"};
     const char *b4[] = {"model=tiny",    "steps=3",     "eval_tokens=2048",
                         "kv_cache=int3", "kv_block=32", "decode_tokens=40"};
+    /* concurrent sequences and one more shorter one (decode_extra_tokens) */
+    const char *b5[] = {"model=tiny",         "steps=3",
+                        "eval_tokens=2048",   "kv_cache=int8",
+                        "decode_sequences=2", "decode_extra_tokens=17"};
+    const char *b6[] = {"model=llama-tiny",     "steps=3",     "eval_tokens=2048",
+                        "kv_cache=int4",        "kv_block=32", "decode_sequences=2",
+                        "decode_extra_tokens=9"};
     const char *m1[] = {"model=tiny", "steps=3", "eval_tokens=2048", "precision=bf16"};
     const char *m2[] = {
         "model=tiny",       "steps=3", "eval_tokens=2048", "precision=fp16",     "every=2",
@@ -281,6 +288,8 @@ static int test_exact(void)
            run_equals_plan(BASELINE_SO, b2, 5, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b3, 5, serving, ALL_CATS) ||
            run_equals_plan(BASELINE_SO, b4, 6, serving, ALL_CATS) ||
+           run_equals_plan(BASELINE_SO, b5, 6, serving, ALL_CATS) ||
+           run_equals_plan(BASELINE_SO, b6, 7, serving, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m1, 4, training, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m2, 10, training, ALL_CATS) ||
            run_equals_plan(MIXED_SO, m3, 5, training, ALL_CATS) ||

@@ -375,6 +375,20 @@ size_t mt_wl_decode_sequences(struct mt_ctx *ctx)
     return s > 0 ? (size_t)s : 1;
 }
 
+size_t mt_wl_decode_extra(struct mt_ctx *ctx, size_t n)
+{
+    if (!mt_param_str(ctx, "kv_cache")) return 0; /* a caller without the cache parameters */
+    int64_t e = mt_param_int(ctx, "decode_extra_tokens");
+    if (e < 0 || (size_t)e > n) {
+        mt_error(ctx,
+                 "decode_extra_tokens %lld is over the serving context %zu (its sequence "
+                 "is one more beside decode_sequences, at most as long as theirs)",
+                 (long long)e, n);
+        return (size_t)-1;
+    }
+    return (size_t)e;
+}
+
 /* What the timed decode passes step: the host model's caches (one per sequence) or the
  * device twin's. */
 struct decoder {
@@ -396,10 +410,11 @@ static int decoder_step(const struct decoder *d, size_t s, int token, char *err,
                   : mt_gpt_decode_step(d->m, d->kv[s], token, err, errlen);
 }
 
-/* The timed passes of the one decode measurement over n validation tokens x ns sequences
- * (region "decode"), then its metrics; kv_bytes: the caches' bytes. */
+/* The timed passes of the one decode measurement over n validation tokens x ns sequences,
+ * the last one (index ns - 1) over its first `last` tokens only (region "decode"), then its
+ * metrics (decode_sequences: the sequences at n); kv_bytes: the caches' bytes. */
 static int decode_passes(struct mt_ctx *ctx, const struct decoder *d, const struct mt_corpus *c,
-                         size_t n, size_t ns, size_t kv_bytes)
+                         size_t n, size_t ns, size_t last, size_t kv_bytes)
 {
     char err[ERRLEN];
     double rate[DECODE_MAX_PASSES], timed = 0.0;
@@ -413,11 +428,12 @@ static int decode_passes(struct mt_ctx *ctx, const struct decoder *d, const stru
         double t0 = mt_wl_now();
         for (size_t t = 0; t < n && !rc; t++) /* the validation text, teacher-forced */
             for (size_t s = 0; s < ns && !rc; s++)
-                rc = decoder_step(d, s, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
+                if (s + 1 < ns || t < last)
+                    rc = decoder_step(d, s, mt_tokens_at(&c->val_tokens, t), err, sizeof err);
         if (!rc && d->dev) rc = d->dev->decode_wait(d->dev->self, err, sizeof err); /* once */
         double dt = mt_wl_now() - t0;
         if (pass >= 0 && !rc) {
-            rate[passes++] = (double)(n * ns) / dt;
+            rate[passes++] = (double)(n * (ns - 1) + last) / dt;
             timed += dt;
         }
     }
@@ -427,11 +443,12 @@ static int decode_passes(struct mt_ctx *ctx, const struct decoder *d, const stru
     double median = passes % 2 ? rate[passes / 2] : 0.5 * (rate[passes / 2 - 1] + rate[passes / 2]);
     mt_metric(ctx, "decode_tokens_per_s", median, "tokens/s");
     mt_metric(ctx, "decode_context", (double)n, "tokens");
-    mt_metric(ctx, "decode_sequences", (double)ns, "count");
+    mt_metric(ctx, "decode_sequences", (double)mt_wl_decode_sequences(ctx), "count");
     mt_metric(ctx, "kv_cache_bytes", (double)kv_bytes, "bytes");
     mt_log(ctx, MT_LOG_INFO,
-           "decode%s: %zu positions x %zu sequences, median of %zu passes %.0f tokens/s",
-           d->dev ? " on the GPU" : "", n, ns, passes, median);
+           "decode%s: %zu positions x %zu sequences (the last over %zu), median of %zu passes "
+           "%.0f tokens/s",
+           d->dev ? " on the GPU" : "", n, ns, last, passes, median);
     return 0;
 }
 
@@ -456,6 +473,9 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     mt_wl_threads(ctx);
     size_t ns = mt_wl_decode_sequences(ctx);
     if (check_context(ctx, &m->cfg, c, n)) return -1;
+    size_t extra = mt_wl_decode_extra(ctx, n), last = n;
+    if (extra == (size_t)-1) return -1;
+    if (extra) ns++, last = extra; /* one more sequence, the last, at `extra` positions */
     /* the caches tag their own allocations (kv_cache; their tables and the decode scratch
      * workspace); the small structs and the array of them stay in the caller's category */
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
@@ -464,7 +484,7 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     int rc = 0;
     size_t kv_bytes = 0, scratch_bytes = 0;
     for (size_t s = 0; s < ns && !rc; s++) {
-        rc = mt_gpt_kv_create_spec(&kv[s], &m->cfg, n, &spec, err, sizeof err);
+        rc = mt_gpt_kv_create_spec(&kv[s], &m->cfg, s + 1 < ns ? n : last, &spec, err, sizeof err);
         if (!rc) {
             kv_bytes += kv[s]->kv_bytes;
             scratch_bytes += kv[s]->scratch_bytes + kv[s]->cache->table_bytes;
@@ -474,7 +494,7 @@ static int decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *
     if (rc)
         rc = mt_error(ctx, "decoding failed: %s", err);
     else
-        rc = decode_passes(ctx, &d, c, n, ns, kv_bytes);
+        rc = decode_passes(ctx, &d, c, n, ns, last, kv_bytes);
     if (kv_bytes_out) *kv_bytes_out = kv_bytes;
     if (scratch_bytes_out) *scratch_bytes_out = scratch_bytes;
     for (size_t s = 0; s < ns; s++)
@@ -526,6 +546,9 @@ int mt_wl_cuda_serve_opts(struct mt_ctx *ctx, size_t eval_B, size_t eval_T,
     if (mt_wl_decode_sequences(ctx) != 1)
         return mt_error(ctx, "device=%s decodes one sequence: decode_sequences=1, not %zu", dev,
                         mt_wl_decode_sequences(ctx));
+    if (mt_param_int(ctx, "decode_extra_tokens"))
+        return mt_error(ctx, "device=%s decodes one sequence: decode_extra_tokens=0, not %lld", dev,
+                        (long long)mt_param_int(ctx, "decode_extra_tokens"));
     o->precision = mt_param_str(ctx, "device_precision");
     o->kv_type = (int)spec.format; /* fp32, bf16, fp16: the device's types in the same order */
     o->eval_B = eval_B;
@@ -554,7 +577,7 @@ static int serve_device(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_co
     mt_region_begin(ctx, "infer");
     int rc = s.decode_open(s.self, n, b, err, sizeof err)
                  ? mt_error(ctx, "device=cuda decoding: %s", err)
-                 : decode_passes(ctx, &d, c, n, 1, b[MT_MEM_KV_CACHE]);
+                 : decode_passes(ctx, &d, c, n, 1, n, b[MT_MEM_KV_CACHE]);
     mt_region_end(ctx, "infer");
     if (rc == 0) report_peak(ctx, "infer_peak", b);
     struct mt_eval_engine e;

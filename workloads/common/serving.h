@@ -64,9 +64,12 @@ struct mt_wl_train_stats;
          "KIVI: most recent tokens kept in fp32"},                                                 \
         {"kv_block", MT_PARAM_INT, "0", 0, 32, "0|16|32",                                          \
          "KV-cache block in tokens (paged); 0 = contiguous at the serving context"},               \
+        {"decode_sequences", MT_PARAM_INT, "1", 1, 65536, NULL,                                    \
+         "concurrent sequences served, each with its own KV cache at the serving context"},        \
     {                                                                                              \
-        "decode_sequences", MT_PARAM_INT, "1", 1, 65536, NULL,                                     \
-            "concurrent sequences served, each with its own KV cache at the serving context"       \
+        "decode_extra_tokens", MT_PARAM_INT, "0", 0, 100000, NULL,                                 \
+            "context of one more sequence served beside them, at most the serving context "        \
+            "(0 = none): a budget filled finer than a whole sequence"                              \
     }
 /* clang-format on */
 
@@ -89,6 +92,11 @@ int mt_wl_log_sample(struct mt_ctx *ctx, struct mt_gpt *m, const char *prompt, s
 /* The run's decode_sequences (1 for a caller without MT_WL_PARAMS_KV_CACHE). */
 size_t mt_wl_decode_sequences(struct mt_ctx *ctx);
 
+/* The run's decode_extra_tokens (0 for a caller without MT_WL_PARAMS_KV_CACHE): the
+ * context of one more sequence served beside the decode_sequences ones, which hold the
+ * serving context n; returns (size_t)-1 after mt_error when it is over n. */
+size_t mt_wl_decode_extra(struct mt_ctx *ctx, size_t n);
+
 /* The declared serving context `declared` (a decode_tokens value) resolved for a model:
  * 0 or more than the model's context means the model's context (seq_len). */
 size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
@@ -97,13 +105,14 @@ size_t mt_wl_decode_context(const struct mt_gpt_config *cfg, size_t declared);
  * first n bytes of the validation split (teacher-forced: the same tokens for every model
  * and workload, no sampling in the timed loop), inside region "decode"; with
  * decode_sequences S > 1, S sequences each with its own cache and decode scratch, decoded
- * round-robin one token each (all the same text). One untimed
+ * round-robin one token each (all the same text); with decode_extra_tokens E > 0 one more
+ * sequence, its cache at E positions, decoded over the first E tokens. One untimed
  * warm-up pass, then at least 3 timed passes and 0.2 s, at most 64; reports
  * decode_tokens_per_s (the median pass, tokens/s over all sequences), decode_context (n,
  * tokens), decode_sequences (S, count) and
  * kv_cache_bytes (bytes; the caches as stored in the format of the run's kv_* parameters,
- * allocated in category kv_cache, summed over the sequences). n must be in
- * [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
+ * allocated in category kv_cache, summed over the sequences, the extra one's included). n must be
+ * in [1, min(seq_len, validation bytes)]; errors are reported through mt_error. */
 int mt_wl_report_decode(struct mt_ctx *ctx, struct mt_gpt *m, const struct mt_corpus *c, size_t n);
 
 /* The base (unmodified, fp32) model's next-token distributions over the evaluation text,

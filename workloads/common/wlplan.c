@@ -54,11 +54,19 @@ int mt_wl_plan_serving(struct mt_ctx *ctx, const struct mt_gpt_config *cfg,
     struct mt_kvc_spec spec = mt_wl_kv_spec(ctx);
     if (mt_kvc_spec_check(cfg, &spec, err, sizeof err)) return mt_error(ctx, "%s", err);
     size_t scratch = 0, b[MT_MEM_CAT_COUNT] = {0}, ns = mt_wl_decode_sequences(ctx);
+    size_t extra = mt_wl_decode_extra(ctx, n);
+    if (extra == (size_t)-1) return -1;
     mt_gpt_kv_memory(cfg, n, NULL, &scratch);
     b[MT_MEM_WEIGHTS] = s->weight_slab + s->stored;
-    /* each sequence its own cache and decode scratch (serving.c) */
+    /* each sequence its own cache and decode scratch (serving.c), the extra one's at its
+     * own context */
     b[MT_MEM_KV_CACHE] = ns * mt_kvc_bytes(cfg, &spec, n, 1, 0);
     b[MT_MEM_WORKSPACE] = ns * (scratch + mt_kvc_table_bytes(cfg, &spec, n, 1, 0)) + s->scratch;
+    if (extra) {
+        mt_gpt_kv_memory(cfg, extra, NULL, &scratch);
+        b[MT_MEM_KV_CACHE] += mt_kvc_bytes(cfg, &spec, extra, 1, 0);
+        b[MT_MEM_WORKSPACE] += scratch + mt_kvc_table_bytes(cfg, &spec, extra, 1, 0);
+    }
     if (mt_wl_plan_add(ctx, p, "infer", MT_PLAN_SERVING, b)) return -1;
     if (!mt_gpt_memory(cfg, s->eval_batch, s->eval_T, MT_GPT_INFER, b, err, sizeof err))
         return mt_error(ctx, "%s", err);
