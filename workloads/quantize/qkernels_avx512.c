@@ -3,9 +3,10 @@
  * What it is for: the fast paths behind mt_qgemm: 64 codes are expanded from their block
  * layout into one zmm of bytes (4-bit: nibble split; 2/3-bit: broadcast + variable shift,
  * the third bit as a 64-bit mask), then either turned into floats (linear schemes:
- * convert; 4-bit-or-less codebooks: vpermps over a 16-entry register table; 8-bit
- * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
- * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
+ * convert, 8-bit ones straight from 16-byte broadcast loads by a masked vpshufb over the
+ * bits of 2^23 and a subtraction: bytes_to_ps; 4-bit-or-less codebooks: vpermps over a 16-entry
+ * register table; 8-bit codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned
+ * bytes to vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
  * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
  * token rows) run in strips of 16 rows (strip_i8: each row's unit dots parked in L1, one
  * transpose-add per unit for 16 rows instead of 16 horizontal sums, its first halvings
