@@ -3,9 +3,10 @@
  * What it is for: the fast paths behind mt_qgemm: 64 codes are expanded from their block
  * layout into one zmm of bytes (4-bit: nibble split; 2/3-bit: broadcast + variable shift,
  * the third bit as a 64-bit mask), then either turned into floats (linear schemes:
- * convert; 4-bit-or-less codebooks: vpermps over a 16-entry register table; 8-bit
- * codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned bytes to
- * vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
+ * convert, 8-bit ones straight from 16-byte broadcast loads by a masked vpshufb over the
+ * bits of 2^23 and a subtraction: bytes_to_ps; 4-bit-or-less codebooks: vpermps over a 16-entry
+ * register table; 8-bit codebooks: gather) and FMA'd with fp32 activations, or fed as unsigned
+ * bytes to vpdpbusd against int8 activations. Output rows are split across OpenMP threads; up to
  * four token rows share each unpacked block. Decode-sized int8 products (fewer than four
  * token rows) run in strips of 16 rows (strip_i8: each row's unit dots parked in L1, one
  * transpose-add per unit for 16 rows instead of 16 horizontal sums, its first halvings
@@ -61,6 +62,21 @@ INLINE __m512 codes_to_ps(__m128i c16, const int kind, __m512 lut16, const float
     return _mm512_i32gather_ps(idx, lut, 4);
 }
 
+/* The 16 8-bit codes at p as floats without vpmovzxbd and vcvtdq2ps, which share one
+ * slow pipe here (about one a cycle each, against four or more for byte shuffles and two
+ * for float adds): the bytes broadcast to the four 128-bit lanes by the load, one masked
+ * in-lane vpshufb puts byte e into the low byte of dword e over the bits of 2^23, and
+ * subtracting 2^23 leaves exactly c (any c < 2^23 is exact there), the same float
+ * vcvtdq2ps gives. */
+INLINE __m512 bytes_to_ps(const uint8_t *p)
+{
+    const __m512i spread = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128((const void *)p));
+    const __m512i f = _mm512_mask_shuffle_epi8(_mm512_set1_epi32(0x4b000000),
+                                               (__mmask64)0x1111111111111111ull, b, spread);
+    return _mm512_sub_ps(_mm512_castsi512_ps(f), _mm512_set1_ps(8388608.0f));
+}
+
 INLINE __m512 load_lut16(const struct mt_qtensor *w, size_t r, size_t u)
 {
     return _mm512_maskz_loadu_ps((__mmask16)((1u << w->lut_len) - 1u), mt_q_lut(w, r, u));
@@ -92,7 +108,9 @@ INLINE void row_f32(const struct mt_qtensor *w, const struct mt_qprep *p, size_t
 
 #define CHUNK(c)                                                                                   \
     do {                                                                                           \
-        __m512 v = codes_to_ps(_mm512_extracti32x4_epi32(cw, c), kind, lut16, lut);                \
+        __m512 v = bits == 8 && kind == KIND_LIN                                                   \
+                       ? bytes_to_ps(row + b * bb + 16 * (c))                                      \
+                       : codes_to_ps(_mm512_extracti32x4_epi32(cw, c), kind, lut16, lut);          \
         for (int m = 0; m < MT; m++)                                                               \
             d[m][c] = _mm512_fmadd_ps(_mm512_loadu_ps(xs[m] + j0 + 16 * (c)), v, d[m][c]);         \
         if (--left == 0) {                                                                         \
