@@ -8,7 +8,7 @@
 # (fit's own accuracy runs and every verify run: same model, same scored text, same
 # training budget) whose measured peak is within the same budget. fit fills its choice
 # (concurrent sequences and one more shorter one for serving; micro-batch and less
-# recompute, then a larger batch when measured no worse, for training), so the
+# recompute, then a larger batch when measured no worse within 0.1 %, for training), so the
 # unused share is that of the filled configuration as run; where 5 % or more stays unused,
 # the reason fit gives (the next step's bytes) is printed under the table. A case passes
 # when the measured peak is within the budget (no OOM), under 5 % of it is unused, and its
