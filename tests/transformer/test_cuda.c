@@ -352,6 +352,20 @@ static void part_rows(void)
 }
 
 /* One forward and backward of the fixed tokens on d; the gradients into back (host). */
+/* A training pair (h, d, pair()), two host models for downloaded gradients (ref, got) and
+ * B x T tokens and targets from seed (in, tg: the caller frees them). */
+static void train_setup(struct mt_gpt **h, struct mt_cuda_gpt **d, struct mt_gpt **ref,
+                        struct mt_gpt **got, int **in, int **tg, uint64_t seed)
+{
+    size_t n = B * cfg.seq_len;
+    *in = malloc(n * sizeof **in), *tg = malloc(n * sizeof **tg);
+    CHECK(*in && *tg);
+    tokens(*in, *tg, n, seed);
+    pair(h, d, MT_GPT_TRAIN);
+    CHECK_OK(mt_gpt_create(ref, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    CHECK_OK(mt_gpt_create(got, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+}
+
 static float grads_of(struct mt_cuda_gpt *d, struct mt_gpt *back, const int *in, const int *tg)
 {
     float loss = 0.0f;
@@ -367,12 +381,8 @@ static void part_recompute(void)
     struct mt_gpt *h, *ref, *got;
     struct mt_cuda_gpt *d;
     size_t T = cfg.seq_len, L = cfg.n_layer, ng;
-    int *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
-    CHECK(in && tg);
-    tokens(in, tg, B * T, 21);
-    pair(&h, &d, MT_GPT_TRAIN);
-    CHECK_OK(mt_gpt_create(&ref, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
-    CHECK_OK(mt_gpt_create(&got, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    int *in, *tg;
+    train_setup(&h, &d, &ref, &got, &in, &tg, 21);
     ng = ref->slab_bytes[MT_MEM_GRADIENTS] / sizeof(float);
     float l1 = grads_of(d, ref, in, tg);
     size_t acts1 = d->m.slab_bytes[MT_MEM_ACTIVATIONS];
@@ -414,12 +424,8 @@ static void part_accum(void)
     struct mt_gpt *h, *ref, *got;
     struct mt_cuda_gpt *d;
     size_t T = cfg.seq_len;
-    int *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
-    CHECK(in && tg);
-    tokens(in, tg, B * T, 31);
-    pair(&h, &d, MT_GPT_TRAIN);
-    CHECK_OK(mt_gpt_create(&ref, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
-    CHECK_OK(mt_gpt_create(&got, &cfg, MT_GPT_TRAIN, 1, 1, err, sizeof err), err);
+    int *in, *tg;
+    train_setup(&h, &d, &ref, &got, &in, &tg, 31);
     float whole = grads_of(d, ref, in, tg), part = 0.0f, sum = 0.0f;
     mt_cuda_gpt_zero_grad(d);
     for (size_t k = 0; k < B; k++) { /* one sequence a micro-batch, the global normaliser */

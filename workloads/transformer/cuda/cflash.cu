@@ -126,17 +126,33 @@ __device__ __forceinline__ void kv_tile(float *Ks, float *Vs, const float *base,
     __syncthreads();
 }
 
+/* A query-tile thread's place (flash_fwd, flash_dq): its part g of the row, head h, batch b,
+ * the tile's first row q0, its row t (valid: t < T), key/value head kh, batch b's rows. */
+struct qrow {
+    int g;
+    size_t h, b, q0, t, kh;
+    bool valid;
+    const float *base;
+};
+static __device__ __forceinline__ qrow qrow_of(const float *qkv, const geom &G)
+{
+    qrow r;
+    r.g = threadIdx.x & 3;
+    r.h = blockIdx.y, r.b = blockIdx.z, r.q0 = (size_t)blockIdx.x * kRows;
+    r.t = r.q0 + (threadIdx.x >> 2), r.kh = r.h / G.grp;
+    r.valid = r.t < G.T;
+    r.base = qkv + r.b * G.T * G.ld;
+    return r;
+}
+
 /* Forward: block (query tile, head, batch). */
 template <int HSP, bool BF>
 __global__ void __launch_bounds__(kThreads)
     flash_fwd(float *out, float *lse, const float *qkv, const geom G)
 {
     __shared__ __align__(16) float Ks[kTile * HSP], Vs[kTile * HSP];
-    const int g = threadIdx.x & 3;
-    const size_t h = blockIdx.y, b = blockIdx.z, q0 = (size_t)blockIdx.x * kRows;
-    const size_t t = q0 + (threadIdx.x >> 2), kh = h / G.grp, T = G.T, hs = G.hs;
-    const bool valid = t < T;
-    const float *base = qkv + b * T * G.ld;
+    const auto [g, h, b, q0, t, kh, valid, base] = qrow_of(qkv, G);
+    const size_t T = G.T, hs = G.hs;
     float q[HSP / 4], o[HSP / 4], s[kTile];
     load_row<HSP, BF>(q, base + t * G.ld + h * hs, hs, valid, g);
 #pragma unroll
@@ -183,11 +199,8 @@ __global__ void __launch_bounds__(kThreads)
              const geom G)
 {
     __shared__ __align__(16) float Ks[kTile * HSP], Vs[kTile * HSP];
-    const int g = threadIdx.x & 3;
-    const size_t h = blockIdx.y, b = blockIdx.z, q0 = (size_t)blockIdx.x * kRows;
-    const size_t t = q0 + (threadIdx.x >> 2), kh = h / G.grp, T = G.T, hs = G.hs;
-    const bool valid = t < T;
-    const float *base = qkv + b * T * G.ld;
+    const auto [g, h, b, q0, t, kh, valid, base] = qrow_of(qkv, G);
+    const size_t T = G.T, hs = G.hs;
     float q[HSP / 4], d[HSP / 4], dq[HSP / 4];
     load_row<HSP, false>(d, dout + (b * T + t) * G.C + h * hs, hs, valid, g);
     load_row<HSP, false>(dq, out + (b * T + t) * G.C + h * hs, hs, valid, g);

@@ -355,6 +355,35 @@ template <> __device__ __forceinline__ __nv_bfloat16 kv_store<__nv_bfloat16>(flo
 }
 template <> __device__ __forceinline__ __half kv_store<__half>(float x) { return __float2half_rn(x); }
 
+/* q . k over hs columns, added in column order (the bits of one load per column): the key
+ * read as 16-byte words, kKeyLoads of them in flight, where its row is aligned to them. */
+constexpr int kKeyLoads = 8;
+template <typename E> __device__ __forceinline__ float key_dot(const float *qs, const E *k, int hs)
+{
+    constexpr int per = 16 / sizeof(E);
+    float s = 0.0f;
+    if (hs % per != 0 || (uintptr_t)k % 16 != 0) {
+        for (int c = 0; c < hs; c++)
+            s += qs[c] * kv_load(k[c]);
+        return s;
+    }
+    for (int c0 = 0; c0 < hs; c0 += kKeyLoads * per) {
+        uint4 w[kKeyLoads];
+#pragma unroll
+        for (int u = 0; u < kKeyLoads; u++)
+            if (c0 + u * per < hs) w[u] = *(const uint4 *)(k + c0 + u * per);
+#pragma unroll
+        for (int u = 0; u < kKeyLoads; u++) {
+            if (c0 + u * per >= hs) break;
+            const E *e = (const E *)&w[u];
+#pragma unroll
+            for (int t = 0; t < per; t++)
+                s += qs[c0 + u * per + t] * kv_load(e[t]);
+        }
+    }
+    return s;
+}
+
 /* grid NH: one query against the cache, up to position tp[1], the step's key and value
  * appended first: the first query head of each key/value head stores them at tp[1]
  * (rounded to E), and every head reads them from shared memory, widened from E as the
@@ -387,8 +416,7 @@ __global__ void attn_decode(float *out, const float *qkv, E *K, E *V, const int 
             for (int c = 0; c < hs; c++)
                 s += qs[c] * kn[c];
         else
-            for (int c = 0; c < hs; c++)
-                s += qs[c] * kv_load(k[c]);
+            s = key_dot(qs, k, hs);
         s *= g.scale;
         sc[j - lo] = s;
         mx = fmaxf(mx, s);
@@ -429,15 +457,26 @@ __global__ void decode_set(int *tp, int token, int pos)
 /* One block: the first index of the largest logit (strided scan, then pairs reduced with
  * the lower index winning ties), the next token and position into tp, the token into
  * tokens[pos]. */
-constexpr int kArgmaxThreads = 1024;
+constexpr int kArgmaxThreads = 1024, kArgmaxLoads = 8;
 __global__ void decode_argmax(int *tp, int *tokens, const float *logits, size_t V)
 {
     __shared__ float sv[kArgmaxThreads / 32];
     __shared__ unsigned si[kArgmaxThreads / 32];
     float bv = -INFINITY;
     unsigned bi = 0xffffffffu;
-    for (size_t i = threadIdx.x; i < V; i += blockDim.x)
-        if (logits[i] > bv || bi == 0xffffffffu) bv = logits[i], bi = (unsigned)i;
+    for (size_t i0 = threadIdx.x; i0 < V; i0 += kArgmaxLoads * blockDim.x) {
+        float v[kArgmaxLoads]; /* loaded before the first is compared: kArgmaxLoads in flight */
+#pragma unroll
+        for (int u = 0; u < kArgmaxLoads; u++) {
+            size_t i = i0 + (size_t)u * blockDim.x;
+            v[u] = i < V ? logits[i] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kArgmaxLoads; u++) {
+            size_t i = i0 + (size_t)u * blockDim.x;
+            if (i < V && (v[u] > bv || bi == 0xffffffffu)) bv = v[u], bi = (unsigned)i;
+        }
+    }
     for (int o = 16; o > 0; o >>= 1) {
         float v = __shfl_xor_sync(0xffffffffu, bv, o);
         unsigned i = __shfl_xor_sync(0xffffffffu, bi, o);

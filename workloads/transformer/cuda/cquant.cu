@@ -14,7 +14,10 @@
 #include "cdev.cuh"
 #include "cquant.h"
 
-enum { WARPS = 8 }; /* rows per block of 256 threads */
+enum {
+    WARPS = 8, /* rows in flight per block at most (256 threads) */
+    LOADS = 4  /* 16-byte loads a lane issues before it uses the first */
+};
 
 /* y[row] from the row's sum acc: + bias, GELU, residual add, as e says (cquant.h). */
 static __device__ __forceinline__ void epilogue(float *y, unsigned row, float acc, mt_cu_epi e)
@@ -41,16 +44,33 @@ static __device__ __forceinline__ void x4(const float *x, unsigned j, unsigned k
 
 enum { NORM_SMEM = 48 * 1024 }; /* the fused norm's row in shared memory: k floats */
 
-/* The fused norm (e.norm_w set): x's k columns normalized into shared xs by the whole block
- * (every thread calls this, before any returns); returns xs, or x unchanged. */
+/* The fused norm (e.norm_w set): x's k columns copied into shared xs by the whole block
+ * (coalesced, LOADS loads in flight per thread), the statistics from that copy (the same
+ * order and bits as from x: cdev.cuh), then normalized in place (every thread calls this,
+ * before any returns); returns xs, or x unchanged. */
 static __device__ __forceinline__ const float *norm_in(float *xs, const float *x, unsigned k,
                                                        const mt_cu_epi &e)
 {
     if (!e.norm_w) return x;
+    for (unsigned c0 = threadIdx.x; c0 < k; c0 += LOADS * blockDim.x) {
+        float v[LOADS];
+#pragma unroll
+        for (int u = 0; u < LOADS; u++) {
+            unsigned c = c0 + u * blockDim.x;
+            v[u] = c < k ? x[c] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < LOADS; u++)
+            if (c0 + u * blockDim.x < k) xs[c0 + u * blockDim.x] = v[u];
+    }
+    __syncthreads();
     float s, r;
-    mt_cu_norm_stats(x, (int)k, e.rms, &s, &r);
+    mt_cu_norm_stats(xs, (int)k, e.rms, &s, &r);
+    __syncthreads(); /* every warp has its statistics before xs is overwritten */
+#pragma unroll 4
     for (unsigned c = threadIdx.x; c < k; c += blockDim.x)
-        xs[c] = mt_cu_norm_at(x[c], s, r, e.norm_w[c], e.norm_b ? e.norm_b[c] : 0.0f);
+        xs[c] =
+            mt_cu_norm_at(xs[c], s, r, __ldg(e.norm_w + c), e.norm_b ? __ldg(e.norm_b + c) : 0.0f);
     __syncthreads();
     return xs;
 }
@@ -98,6 +118,15 @@ __global__ void qgemv_kernel(float *y, const float *x, mt_cu_epi e, const uint8_
     if (lane == 0) epilogue(y, row, acc, e);
 }
 
+/* q[u] = r[w0 + 32 u] for the words below nw: the LOADS loads a lane has in flight. */
+static __device__ __forceinline__ void load_words(uint4 q[LOADS], const uint4 *r, unsigned w0,
+                                                  unsigned nw)
+{
+#pragma unroll
+    for (int u = 0; u < LOADS; u++)
+        if (w0 + 32 * u < nw) q[u] = __ldg(r + w0 + 32 * u);
+}
+
 /* Sum of c_t * x_t and of x_t over 16 columns: codes t = 0..15 are nibble (BITS 4: low 0 or
  * high 1) or byte t of the 16-byte word q, x16 the columns' activations. */
 template <int BITS>
@@ -122,7 +151,10 @@ static __device__ __forceinline__ void dot16(const uint4 &q, int high, const flo
 /* The same product reading 16 bytes of codes per lane and step (16 int8 or 32 int4 codes)
  * and the activations as float4: for rows of whole 16-byte words whose codes are all real
  * columns (row_bytes * 8 / bits == k: no padding columns, which would read x past k) and
- * units of 16 columns or more (mt_cu_qgemv checks). */
+ * units of 16 columns or more (mt_cu_qgemv checks). Each warp takes rows blockIdx.x * warps
+ * + warp, then a grid's worth further on (the fused norm once per block); a lane issues
+ * LOADS words of its row before it uses the first, and adds them in the order of one word
+ * at a time (lane l: words l, l + 32, ...), so the bits do not depend on LOADS or the grid. */
 template <int BITS>
 __global__ void qgemv16_kernel(float *y, const float *x, mt_cu_epi e, const uint8_t *codes,
                                const float *scale, const float *offset, unsigned n,
@@ -130,27 +162,52 @@ __global__ void qgemv16_kernel(float *y, const float *x, mt_cu_epi e, const uint
 {
     extern __shared__ __align__(16) float xs[];
     x = norm_in(xs, x, row_bytes * 8 / BITS, e); /* no padding columns: k codes a row */
-    unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= n) return;
-    const uint4 *r = (const uint4 *)(codes + (size_t)row * row_bytes);
-    const float *sc = scale + (size_t)row * stride, *of = offset + (size_t)row * stride;
-    float acc = 0.0f, dot, sx;
-    for (unsigned w = lane; w < row_bytes / 16; w += 32) {
-        uint4 q = __ldg(r + w);
-        unsigned b = w * 16;
-        if (BITS == 8) {
-            dot16<8>(q, 0, x + b, &dot, &sx);
-            acc += __ldg(sc + b / unit) * dot + __ldg(of + b / unit) * sx;
-        } else { /* bytes b.. of a 32-byte block: columns j.. (low) and j + 32.. (high) */
-            unsigned j = b / 32 * 64 + b % 32;
-            dot16<4>(q, 0, x + j, &dot, &sx);
-            acc += __ldg(sc + j / unit) * dot + __ldg(of + j / unit) * sx;
-            dot16<4>(q, 1, x + j + 32, &dot, &sx);
-            acc += __ldg(sc + (j + 32) / unit) * dot + __ldg(of + (j + 32) / unit) * sx;
+    unsigned warps = blockDim.x / 32, lane = threadIdx.x & 31, nw = row_bytes / 16;
+    for (unsigned row = blockIdx.x * warps + threadIdx.x / 32; row < n; row += gridDim.x * warps) {
+        const uint4 *r = (const uint4 *)(codes + (size_t)row * row_bytes);
+        const float *sc = scale + (size_t)row * stride, *of = offset + (size_t)row * stride;
+        float acc = 0.0f, dot, sx;
+        for (unsigned w0 = lane; w0 < nw; w0 += 32 * LOADS) {
+            uint4 q[LOADS];
+            load_words(q, r, w0, nw);
+#pragma unroll
+            for (int u = 0; u < LOADS; u++) {
+                unsigned b = (w0 + 32 * u) * 16;
+                if (w0 + 32 * u >= nw) break;
+                if (BITS == 8) {
+                    dot16<8>(q[u], 0, x + b, &dot, &sx);
+                    acc += __ldg(sc + b / unit) * dot + __ldg(of + b / unit) * sx;
+                } else { /* bytes b.. of a 32-byte block: columns j.. (low), j + 32.. (high) */
+                    unsigned j = b / 32 * 64 + b % 32;
+                    dot16<4>(q[u], 0, x + j, &dot, &sx);
+                    acc += __ldg(sc + j / unit) * dot + __ldg(of + j / unit) * sx;
+                    dot16<4>(q[u], 1, x + j + 32, &dot, &sx);
+                    acc += __ldg(sc + (j + 32) / unit) * dot + __ldg(of + (j + 32) / unit) * sx;
+                }
+            }
         }
+        acc = warp_sum(acc);
+        if (lane == 0) epilogue(y, row, acc, e);
     }
-    acc = warp_sum(acc);
-    if (lane == 0) epilogue(y, row, acc, e);
+}
+
+/* The 16-byte kernels' launch for n rows: 8 warps a block, fewer where that leaves less than
+ * two blocks per multiprocessor (the 768-row products of GPT-2 small: 2 warps, 384 blocks),
+ * and no more blocks than fill half of every multiprocessor's threads (the rows loop over
+ * the grid: GPT-2's LM head takes 528 blocks of 8 warps, not 6283). */
+static void wide_launch(size_t n, unsigned *grid, unsigned *threads)
+{
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms < 1)
+        sms = 132;
+    size_t warps = WARPS;
+    while (warps > 1 && (n + warps - 1) / warps < 2 * (size_t)sms)
+        warps /= 2;
+    size_t blocks = (n + warps - 1) / warps, per_sm = 1024 / (warps * 32);
+    size_t cap = (size_t)sms * (per_sm < 32 ? per_sm : 32);
+    *grid = (unsigned)(blocks < cap ? blocks : cap);
+    *threads = (unsigned)(warps * 32);
 }
 
 extern "C" void mt_cu_qgemv(float *y, const float *x, const float *bias, const struct mt_cu_qmat *q)
@@ -167,12 +224,14 @@ extern "C" void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi
     unsigned grid = (unsigned)((q->n + WARPS - 1) / WARPS);
     int wide = q->row_bytes % 16 == 0 && (uintptr_t)q->codes % 16 == 0 && (uintptr_t)x % 16 == 0 &&
                q->row_bytes * 8 / q->bits == q->k && q->unit_len % 16 == 0;
+    unsigned wgrid, wthreads;
+    wide_launch(q->n, &wgrid, &wthreads);
     if (wide && q->bits == 8)
-        qgemv16_kernel<8><<<grid, WARPS * 32, smem>>>(
+        qgemv16_kernel<8><<<wgrid, wthreads, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (wide)
-        qgemv16_kernel<4><<<grid, WARPS * 32, smem>>>(
+        qgemv16_kernel<4><<<wgrid, wthreads, smem>>>(
             y, x, e, q->codes, q->scale, q->offset, (unsigned)q->n, (unsigned)q->row_bytes,
             (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
     else if (q->bits == 8)
@@ -185,28 +244,36 @@ extern "C" void mt_cu_qgemv_epi(float *y, const float *x, const struct mt_cu_epi
             (unsigned)q->row_bytes, (unsigned)q->unit_len, (unsigned)q->meta_row_stride);
 }
 
-/* bf16: each lane reads 16 bytes (8 weights) per step. */
-__global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const uint4 *w,
-                                 unsigned n, unsigned k)
+/* bf16: each lane reads 16 bytes (8 weights) per step, LOADS steps before it uses the
+ * first; rows and order as qgemv16_kernel's (one step at a time, lane l: l, l + 32, ...). */
+__global__ void gemv_bf16_kernel(float *y, const float *x, mt_cu_epi e, const uint4 *w, unsigned n,
+                                 unsigned k)
 {
     extern __shared__ __align__(16) float xs[];
     x = norm_in(xs, x, k, e);
-    unsigned row = blockIdx.x * WARPS + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (row >= n) return;
-    const uint4 *r = w + (size_t)row * (k / 8);
-    float acc = 0.0f;
-    for (unsigned i = lane; i < k / 8; i += 32) {
-        uint4 v = __ldg(r + i);
-        const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v;
-        const float4 *xv = (const float4 *)(x + i * 8);
-        float4 a = xv[0], b = xv[1];
-        float2 f0 = __bfloat1622float2(h[0]), f1 = __bfloat1622float2(h[1]);
-        float2 f2 = __bfloat1622float2(h[2]), f3 = __bfloat1622float2(h[3]);
-        acc += f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y +
-               f3.x * b.z + f3.y * b.w;
+    unsigned warps = blockDim.x / 32, lane = threadIdx.x & 31, nw = k / 8;
+    for (unsigned row = blockIdx.x * warps + threadIdx.x / 32; row < n; row += gridDim.x * warps) {
+        const uint4 *r = w + (size_t)row * nw;
+        float acc = 0.0f;
+        for (unsigned i0 = lane; i0 < nw; i0 += 32 * LOADS) {
+            uint4 v[LOADS];
+            load_words(v, r, i0, nw);
+#pragma unroll
+            for (int u = 0; u < LOADS; u++) {
+                unsigned i = i0 + 32 * u;
+                if (i >= nw) break;
+                const __nv_bfloat162 *h = (const __nv_bfloat162 *)&v[u];
+                const float4 *xv = (const float4 *)(x + i * 8);
+                float4 a = xv[0], b = xv[1];
+                float2 f0 = __bfloat1622float2(h[0]), f1 = __bfloat1622float2(h[1]);
+                float2 f2 = __bfloat1622float2(h[2]), f3 = __bfloat1622float2(h[3]);
+                acc += f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y +
+                       f3.x * b.z + f3.y * b.w;
+            }
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) epilogue(y, row, acc, e);
     }
-    acc = warp_sum(acc);
-    if (lane == 0) epilogue(y, row, acc, e);
 }
 
 extern "C" int mt_cu_epi_norm_fits(size_t k)
@@ -229,7 +296,8 @@ extern "C" void mt_cu_gemv_bf16(float *y, const float *x, const float *bias, con
 extern "C" void mt_cu_gemv_bf16_epi(float *y, const float *x, const struct mt_cu_epi *e,
                                     const void *w, size_t n, size_t k)
 {
-    unsigned grid = (unsigned)((n + WARPS - 1) / WARPS);
+    unsigned grid, threads;
+    wide_launch(n, &grid, &threads);
     size_t smem = e->norm_w ? k * sizeof(float) : 0;
-    gemv_bf16_kernel<<<grid, WARPS * 32, smem>>>(y, x, *e, (const uint4 *)w, (unsigned)n, (unsigned)k);
+    gemv_bf16_kernel<<<grid, threads, smem>>>(y, x, *e, (const uint4 *)w, (unsigned)n, (unsigned)k);
 }
