@@ -126,8 +126,9 @@ enum { MT_SITE_CHUNK = 4096 };
  * once threads exist, the first taker of the lock closes it for good. */
 struct mt_heap_room {
     /* the hooks' fields first: one cache line (the struct is aligned to one) */
-    /* header word of the blocks it counts; closed: with MT_REC_CLOSED (0 before it first
-     * opens), which no block's header matches but one an interrupted inline path wrote */
+    /* header word of the blocks it counts; closed: with MT_REC_CLOSED (before it first
+     * opens: MT_REC_CLOSED and the magic alone, heap_state.c), which no block's header
+     * matches but one an interrupted inline path wrote */
     _Alignas(64) uint64_t tail;
     uint64_t limit; /* blocks below it take the inline malloc path: the page size while the
                      * owner is armed, 0 otherwise (mt_heap_disarm) */

@@ -7,12 +7,19 @@
  */
 #define _GNU_SOURCE
 #include "heap_internal.h"
+#include "heap_tracker.h"
 
 #include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 
-struct mt_heap_state mt_heap_g = {.out = {.fd = -1}, .tag = {.region_cur = -1}};
+/* The room starts closed with a header word no block has (shift 0, magic set), not 0: free's
+ * inline test compares a block's header word with it, and a bootstrap pool block from calloc
+ * (heap_hooks.c) has 0 there; it must reach free_slow, never the real free. */
+struct mt_heap_state mt_heap_g = {
+    .out = {.fd = -1},
+    .tag = {.region_cur = -1},
+    .trk = {.room = {.tail = (uint64_t)MT_REC_CLOSED << 40 | (uint64_t)MT_HDR_MAGIC << 56}}};
 __thread struct mt_heap_tls mt_heap_tls __attribute__((tls_model("initial-exec")));
 struct mt_heap_real mt_heap_real = {.malloc = mt_heap_malloc_boot};
 
