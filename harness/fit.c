@@ -743,11 +743,15 @@ static int grow_batch(const struct mt_fit *f, struct mt_fit_config *c, char *err
     mt_fit_set(&t, "batch", v);
     mt_fit_set(&t, "micro_batch", v);
     char why[384];
-    if (predict(f, &t, err, errlen)) return -1;
-    snprintf(why, sizeof why,
-             "batch %zu (one more sequence) needs %zu bytes, %zu over the budget; a larger "
-             "batch is the last knob (it changes the training, measured)",
-             b + 1, t.bytes, t.bytes - f->budget);
+    if (b >= 4096) /* largest()'s bound, the batch parameter's maximum: no b + 1 to plan */
+        snprintf(why, sizeof why, "batch %zu is the largest the workloads take", b);
+    else if (predict(f, &t, err, errlen))
+        return -1;
+    else
+        snprintf(why, sizeof why,
+                 "batch %zu (one more sequence) needs %zu bytes, %zu over the budget; a larger "
+                 "batch is the last knob (it changes the training, measured)",
+                 b + 1, t.bytes, t.bytes - f->budget);
     *c = g;
     set_unused(f, c, why, "no finer step: ");
     return 0;
