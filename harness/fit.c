@@ -717,9 +717,10 @@ static int grow_batch(const struct mt_fit *f, struct mt_fit_config *c, char *err
     if (rc < 0) return -1;
     double acc;
     if (rc == 0 || acc_of(f, &m, &acc, &g, err, errlen)) {
-        err[0] = 0;
         snprintf(c->unused_why + at, sizeof c->unused_why - at,
-                 "; batch %zu fits, its accuracy not measured (--no-measure)", b);
+                 "; batch %zu fits, its accuracy not measured (%.200s)", b,
+                 rc == 0 ? "--no-measure" : err);
+        err[0] = 0;
         return 0;
     }
     if (acc > c->acc * (1.0 + MT_FIT_SAME_ACC)) {
