@@ -274,6 +274,7 @@ struct q16 {
     __m512i q32[MAXV];
     __m256i w4[MAXV];
     __m128i w2[2 * MAXV];
+    __m256i w2y[4]; /* head dimension 32: w2 twice, for two tokens at once (chan2_pair) */
 };
 INLINE float query16(enum mt_kvk_kind kind, struct q16 *Q, float *bias, const float *q,
                      const uint16_t *sc, const uint16_t *mn, size_t hs)
@@ -312,6 +313,8 @@ INLINE float query16(enum mt_kvk_kind kind, struct q16 *Q, float *bias, const fl
                 Q->w2[4 * c + 1] = _mm512_extracti32x4_epi32(w, 1);
                 Q->w2[4 * c + 2] = _mm512_extracti32x4_epi32(w, 2);
                 Q->w2[4 * c + 3] = _mm512_extracti32x4_epi32(w, 3);
+                for (size_t r = 0; hs == 32 && r < 4; r++)
+                    Q->w2y[r] = _mm256_broadcastsi128_si256(Q->w2[r]);
             }
         }
     return m >= MT_KVK_Q16_MIN ? m / 32767.0f : 0.0f;
@@ -354,6 +357,39 @@ INLINE __m256i chan_dot(enum mt_kvk_kind kind, const uint8_t *row, const struct 
     return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
 
+/* 2-bit keys of head dimension 32 (8 bytes a token), two tokens at once: r0's dot in
+ * lanes 0-3, r1's (none when r1 is NULL) in lanes 4-7; two chains of two products each. */
+INLINE __m256i chan2_pair(const uint8_t *r0, const uint8_t *r1, const struct q16 *Q)
+{
+    __m128i x = _mm_loadl_epi64((const void *)r0);
+    if (r1)
+        x = _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(x), (const double *)(const void *)r1));
+    __m256i w = _mm256_cvtepu8_epi16(x), three = _mm256_set1_epi16(3);
+    __m256i a = _mm256_madd_epi16(_mm256_and_si256(w, three), Q->w2y[0]);
+    __m256i b = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), three), Q->w2y[2]);
+    a = _mm256_dpwssd_epi32(a, _mm256_and_si256(_mm256_srli_epi16(w, 2), three), Q->w2y[1]);
+    b = _mm256_dpwssd_epi32(b, _mm256_srli_epi16(w, 6), Q->w2y[3]);
+    return _mm256_add_epi32(a, b);
+}
+
+/* The dots of 16 tokens from chan2_pair's 8 vectors (tokens 2i, 2i + 1 in p[i]): lane j
+ * = token j's 4 lanes summed (exact: integers). */
+INLINE __m512i reduce_pairs(const __m256i *p)
+{
+    __m256i s[4], u[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        s[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2 * i], p[2 * i + 1]),
+                                _mm256_unpackhi_epi32(p[2 * i], p[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* even tokens in the low half, odd ones in the high */
+        u[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(s[2 * i], s[2 * i + 1]),
+                                _mm256_unpackhi_epi64(s[2 * i], s[2 * i + 1]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15),
+        _mm512_inserti64x4(_mm512_castsi256_si512(u[0]), u[1], 1));
+}
+
 /* Lane j of the result = the sum of d[j]'s 8 lanes (exact: integers). */
 INLINE __m512i reduce8i(const __m256i *d)
 {
@@ -389,12 +425,25 @@ INLINE void scores_chan(enum mt_kvk_kind kind, float *att, const float *q,
             sigma = query16(kind, &Q, &bias, q, k->scl + (t0 / G) * k->par_stride,
                             k->mn + (t0 / G) * k->par_stride, hs);
         const uint8_t *c0 = k->codes + t0 * k->stride;
-        __m256i d[16];
+        __m512i dots;
+        if (kind == MT_KVK_CHAN2 && hs == 32) {
+            __m256i p[8];
+#pragma GCC unroll 8
+            for (size_t i = 0; i < 8; i++)
+                p[i] = 2 * i < m
+                           ? chan2_pair(c0 + 2 * i * k->stride,
+                                        2 * i + 1 < m ? c0 + (2 * i + 1) * k->stride : NULL, &Q)
+                           : _mm256_setzero_si256();
+            dots = reduce_pairs(p);
+        } else {
+            __m256i d[16];
 #pragma GCC unroll 16
-        for (size_t j = 0; j < 16; j++)
-            d[j] = j < m ? chan_dot(kind, c0 + j * k->stride, &Q, hs) : _mm256_setzero_si256();
-        __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(reduce8i(d)), _mm512_set1_ps(sigma),
-                                   _mm512_set1_ps(bias));
+            for (size_t j = 0; j < 16; j++)
+                d[j] = j < m ? chan_dot(kind, c0 + j * k->stride, &Q, hs) : _mm256_setzero_si256();
+            dots = reduce8i(d);
+        }
+        __m512 r =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_set1_ps(sigma), _mm512_set1_ps(bias));
         _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u),
                               _mm512_mul_ps(r, _mm512_set1_ps(scale)));
     }
