@@ -265,59 +265,77 @@ INLINE void scores_batch(enum mt_kvk_kind kind, float *att, const uint8_t *codes
 }
 
 /* The query of a group of per-channel keys (mt_kvk_query16, the same float steps in
- * vectors: the same integers), laid out for chan_dot: q32[i] the 16-bit integers of
- * channels 16i .. 16i + 15 in 32-bit lanes (codes in 32-bit lanes: code x q, 0 x sign);
- * for 4-bit keys in chunks of 32 channels w4[2c] the even channels' integers as 16-bit
- * words, w4[2c + 1] the odd ones' (a byte's low and high nibble); for 2-bit keys w2[4c + r]
- * channels 32c + 4k + r, k < 8 (bits 2r of byte k). Returns sigma; *bias = sum q m. */
+ * vectors: the same integers), laid out for chan_dot: for 4-bit keys in chunks of 32
+ * channels w4[2c] the even channels' integers as 16-bit words, w4[2c + 1] the odd ones'
+ * (a byte's low and high nibble); for 2-bit keys w2[4c + r] channels 32c + 4k + r, k < 8
+ * (bits 2r of byte k), at head dimension 32 w2y[r] = w2[r] twice (two tokens at once,
+ * chan2_pair); else (3-bit, or a head dimension that is not a multiple of 32) q32[i] the
+ * integers of channels 16i .. 16i + 15 in 32-bit lanes (codes in 32-bit lanes: code x q,
+ * 0 x sign). sigma and bias = sum q m with them. */
 struct q16 {
-    __m512i q32[MAXV];
-    __m256i w4[MAXV];
-    __m128i w2[2 * MAXV];
-    __m256i w2y[4]; /* head dimension 32: w2 twice, for two tokens at once (chan2_pair) */
+    union {
+        __m512i q32[MAXV];
+        __m256i w4[MAXV];
+        __m128i w2[2 * MAXV];
+        __m256i w2y[4];
+    } u;
+    float sigma, bias;
 };
-INLINE float query16(enum mt_kvk_kind kind, struct q16 *Q, float *bias, const float *q,
-                     const uint16_t *sc, const uint16_t *mn, size_t hs)
+INLINE int words_of(enum mt_kvk_kind kind, size_t hs)
+{
+    return hs % 32 == 0 && (kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2);
+}
+INLINE void query16(enum mt_kvk_kind kind, struct q16 *Q, const float *q, const uint16_t *sc,
+                    const uint16_t *mn, size_t hs)
 {
     size_t nv = hs / 16;
     __m512 qs[MAXV], mx = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    __m512i qi[MAXV];
     for (size_t i = 0; i < nv; i++) {
         __m512 x = _mm512_loadu_ps(q + 16 * i);
         qs[i] = _mm512_mul_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
         mx = _mm512_max_ps(mx, _mm512_abs_ps(qs[i]));
         b = _mm512_fmadd_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
     }
-    *bias = _mm512_reduce_add_ps(b);
+    Q->bias = _mm512_reduce_add_ps(b);
     float m = _mm512_reduce_max_ps(mx);
     __m512 inv = _mm512_set1_ps(m >= MT_KVK_Q16_MIN ? 32767.0f / m : 0.0f);
+    Q->sigma = m >= MT_KVK_Q16_MIN ? m / 32767.0f : 0.0f;
     for (size_t i = 0; i < nv; i++) /* vcvtps2dq: nearest, ties to even, as nearbyintf */
-        Q->q32[i] = _mm512_cvtps_epi32(_mm512_mul_ps(qs[i], inv));
-    if (hs % 32 == 0 && (kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2))
-        for (size_t c = 0; c < hs / 32; c++) {
-            __m512i w =
-                _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(Q->q32[2 * c])),
-                                   _mm512_cvtepi32_epi16(Q->q32[2 * c + 1]), 1);
-            if (kind == MT_KVK_CHAN4) {
-                w = _mm512_permutexvar_epi16(
-                    _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1, 30,
-                                     28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
-                    w);
-                Q->w4[2 * c] = _mm512_castsi512_si256(w);
-                Q->w4[2 * c + 1] = _mm512_extracti64x4_epi64(w, 1);
-            } else {
-                w = _mm512_permutexvar_epi16(
-                    _mm512_set_epi16(31, 27, 23, 19, 15, 11, 7, 3, 30, 26, 22, 18, 14, 10, 6, 2, 29,
-                                     25, 21, 17, 13, 9, 5, 1, 28, 24, 20, 16, 12, 8, 4, 0),
-                    w);
-                Q->w2[4 * c] = _mm512_castsi512_si128(w);
-                Q->w2[4 * c + 1] = _mm512_extracti32x4_epi32(w, 1);
-                Q->w2[4 * c + 2] = _mm512_extracti32x4_epi32(w, 2);
-                Q->w2[4 * c + 3] = _mm512_extracti32x4_epi32(w, 3);
-                for (size_t r = 0; hs == 32 && r < 4; r++)
-                    Q->w2y[r] = _mm256_broadcastsi128_si256(Q->w2[r]);
-            }
+        qi[i] = _mm512_cvtps_epi32(_mm512_mul_ps(qs[i], inv));
+    if (!words_of(kind, hs)) {
+        for (size_t i = 0; i < nv; i++)
+            Q->u.q32[i] = qi[i];
+        return;
+    }
+    for (size_t c = 0; c < hs / 32; c++) {
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(qi[2 * c])),
+                                       _mm512_cvtepi32_epi16(qi[2 * c + 1]), 1);
+        if (kind == MT_KVK_CHAN4) {
+            w = _mm512_permutexvar_epi16(_mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
+                                                          11, 9, 7, 5, 3, 1, 30, 28, 26, 24, 22, 20,
+                                                          18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                                         w);
+            Q->u.w4[2 * c] = _mm512_castsi512_si256(w);
+            Q->u.w4[2 * c + 1] = _mm512_extracti64x4_epi64(w, 1);
+            continue;
         }
-    return m >= MT_KVK_Q16_MIN ? m / 32767.0f : 0.0f;
+        w = _mm512_permutexvar_epi16(_mm512_set_epi16(31, 27, 23, 19, 15, 11, 7, 3, 30, 26, 22, 18,
+                                                      14, 10, 6, 2, 29, 25, 21, 17, 13, 9, 5, 1, 28,
+                                                      24, 20, 16, 12, 8, 4, 0),
+                                     w);
+        if (hs == 32) { /* w2y[r]: quarter r of w twice */
+            Q->u.w2y[0] = _mm256_broadcastsi128_si256(_mm512_castsi512_si128(w));
+            Q->u.w2y[1] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 1));
+            Q->u.w2y[2] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 2));
+            Q->u.w2y[3] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 3));
+            continue;
+        }
+        Q->u.w2[4 * c] = _mm512_castsi512_si128(w);
+        Q->u.w2[4 * c + 1] = _mm512_extracti32x4_epi32(w, 1);
+        Q->u.w2[4 * c + 2] = _mm512_extracti32x4_epi32(w, 2);
+        Q->u.w2[4 * c + 3] = _mm512_extracti32x4_epi32(w, 3);
+    }
 }
 
 /* One per-channel key's dot with the group's integer query, in exact 32-bit integers
@@ -332,9 +350,9 @@ INLINE __m256i chan_dot(enum mt_kvk_kind kind, const uint8_t *row, const struct 
         __m256i acc = _mm256_setzero_si256();
         for (size_t c = 0; c < hs / 32; c++) {
             __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const void *)(row + 16 * c)));
-            acc =
-                _mm256_dpwssd_epi32(acc, _mm256_and_si256(w, _mm256_set1_epi16(15)), Q->w4[2 * c]);
-            acc = _mm256_dpwssd_epi32(acc, _mm256_srli_epi16(w, 4), Q->w4[2 * c + 1]);
+            acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(w, _mm256_set1_epi16(15)),
+                                      Q->u.w4[2 * c]);
+            acc = _mm256_dpwssd_epi32(acc, _mm256_srli_epi16(w, 4), Q->u.w4[2 * c + 1]);
         }
         return acc;
     }
@@ -342,18 +360,19 @@ INLINE __m256i chan_dot(enum mt_kvk_kind kind, const uint8_t *row, const struct 
         __m128i acc = _mm_setzero_si128(), three = _mm_set1_epi16(3);
         for (size_t c = 0; c < hs / 32; c++) {
             __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64((const void *)(row + 8 * c)));
-            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(w, three), Q->w2[4 * c]);
-            acc =
-                _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 2), three), Q->w2[4 * c + 1]);
-            acc =
-                _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 4), three), Q->w2[4 * c + 2]);
-            acc = _mm_dpwssd_epi32(acc, _mm_srli_epi16(w, 6), Q->w2[4 * c + 3]);
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(w, three), Q->u.w2[4 * c]);
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 2), three),
+                                   Q->u.w2[4 * c + 1]);
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 4), three),
+                                   Q->u.w2[4 * c + 2]);
+            acc = _mm_dpwssd_epi32(acc, _mm_srli_epi16(w, 6), Q->u.w2[4 * c + 3]);
         }
         return _mm256_zextsi128_si256(acc);
     }
     __m512i acc = _mm512_setzero_si512(), mask = _mm512_set1_epi32((1 << bits_of(kind)) - 1);
     for (size_t i = 0; i < hs / 16; i++)
-        acc = _mm512_dpwssd_epi32(acc, _mm512_and_si512(raw16(kind, row, 16 * i), mask), Q->q32[i]);
+        acc =
+            _mm512_dpwssd_epi32(acc, _mm512_and_si512(raw16(kind, row, 16 * i), mask), Q->u.q32[i]);
     return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
 
@@ -365,10 +384,10 @@ INLINE __m256i chan2_pair(const uint8_t *r0, const uint8_t *r1, const struct q16
     if (r1)
         x = _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(x), (const double *)(const void *)r1));
     __m256i w = _mm256_cvtepu8_epi16(x), three = _mm256_set1_epi16(3);
-    __m256i a = _mm256_madd_epi16(_mm256_and_si256(w, three), Q->w2y[0]);
-    __m256i b = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), three), Q->w2y[2]);
-    a = _mm256_dpwssd_epi32(a, _mm256_and_si256(_mm256_srli_epi16(w, 2), three), Q->w2y[1]);
-    b = _mm256_dpwssd_epi32(b, _mm256_srli_epi16(w, 6), Q->w2y[3]);
+    __m256i a = _mm256_madd_epi16(_mm256_and_si256(w, three), Q->u.w2y[0]);
+    __m256i b = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), three), Q->u.w2y[2]);
+    a = _mm256_dpwssd_epi32(a, _mm256_and_si256(_mm256_srli_epi16(w, 2), three), Q->u.w2y[1]);
+    b = _mm256_dpwssd_epi32(b, _mm256_srli_epi16(w, 6), Q->u.w2y[3]);
     return _mm256_add_epi32(a, b);
 }
 
@@ -417,13 +436,17 @@ INLINE __m512i reduce8i(const __m256i *d)
 INLINE void scores_chan(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
-    struct q16 Q;
-    float sigma = 0.0f, bias = 0.0f;
+    /* the queries of QG groups made together: their chains of horizontal max, division
+     * and conversions overlap each other, not the tokens' dots that wait for them */
+    enum { QG = 4 };
+    struct q16 Qs[QG];
     for (size_t t0 = 0; t0 < n; t0 += 16) {
         size_t m = n - t0 < 16 ? n - t0 : 16;
-        if (t0 % G == 0)
-            sigma = query16(kind, &Q, &bias, q, k->scl + (t0 / G) * k->par_stride,
-                            k->mn + (t0 / G) * k->par_stride, hs);
+        if (t0 % (QG * G) == 0)
+            for (size_t g = 0; g < QG && t0 + g * G < n; g++)
+                query16(kind, &Qs[g], q, k->scl + (t0 / G + g) * k->par_stride,
+                        k->mn + (t0 / G + g) * k->par_stride, hs);
+        const struct q16 *Q = &Qs[t0 / G % QG];
         const uint8_t *c0 = k->codes + t0 * k->stride;
         __m512i dots;
         if (kind == MT_KVK_CHAN2 && hs == 32) {
@@ -432,18 +455,18 @@ INLINE void scores_chan(enum mt_kvk_kind kind, float *att, const float *q,
             for (size_t i = 0; i < 8; i++)
                 p[i] = 2 * i < m
                            ? chan2_pair(c0 + 2 * i * k->stride,
-                                        2 * i + 1 < m ? c0 + (2 * i + 1) * k->stride : NULL, &Q)
+                                        2 * i + 1 < m ? c0 + (2 * i + 1) * k->stride : NULL, Q)
                            : _mm256_setzero_si256();
             dots = reduce_pairs(p);
         } else {
             __m256i d[16];
 #pragma GCC unroll 16
             for (size_t j = 0; j < 16; j++)
-                d[j] = j < m ? chan_dot(kind, c0 + j * k->stride, &Q, hs) : _mm256_setzero_si256();
+                d[j] = j < m ? chan_dot(kind, c0 + j * k->stride, Q, hs) : _mm256_setzero_si256();
             dots = reduce8i(d);
         }
-        __m512 r =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_set1_ps(sigma), _mm512_set1_ps(bias));
+        __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_set1_ps(Q->sigma),
+                                   _mm512_set1_ps(Q->bias));
         _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u),
                               _mm512_mul_ps(r, _mm512_set1_ps(scale)));
     }
