@@ -1,8 +1,9 @@
 /* test_kvcache.c — the KV cache of kvcache.h: formats, layouts and attention.
  *
  * What it is for: `test_transformer_kvcache <case>`:
- * `kernels`: for every format, attention on the packed cache (fast kernels) agrees with
- * the scalar reference within 2e-5 (relative to the largest output), and the fp32 cache
+ * `kernels`: for every format and head dimensions 32, 64 and 48, attention on the packed
+ * cache (fast kernels) agrees with the scalar reference within 2e-5 (relative to the
+ * largest output), and the fp32 cache
  * (tiles with an online softmax) agrees with mt_k_attention_decode (one softmax over the
  * whole row) within 5e-6 (1.6e-6 seen under the sanitizers) on the same keys and values;
  * `paged`: a paged cache (blocks of 16 and 32, and 5 for the per-token formats, two
@@ -90,11 +91,12 @@ static struct mt_kvc_spec spec_of(enum mt_kvc_format f, size_t group, size_t blo
 
 static void kernels(void)
 {
-    static const size_t shapes[][2] = {{128, 4}, {128, 2}}; /* head dims 32 and 64 */
+    /* head dims 32, 64 and 48 (not a multiple of 32: the KIVI keys' 16-channel path) */
+    static const size_t shapes[][2] = {{128, 4}, {128, 2}, {96, 2}};
     size_t T = 200;
     struct mt_rng r;
     mt_rng_seed(&r, 7);
-    for (size_t sh = 0; sh < 2; sh++) {
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
         struct mt_gpt_config cfg = config(shapes[sh][0], shapes[sh][1], T);
         size_t C = cfg.n_embd, L = cfg.n_layer;
         float *K = malloc(L * T * C * 4), *V = malloc(L * T * C * 4), *q = malloc(C * 4);

@@ -500,7 +500,10 @@ static int pick(const struct mt_kvc *c, enum mt_kvk_kind kind)
 {
     if (c->impl == MT_KVC_IMPL_SCALAR) return 0;
     int grouped = kind >= MT_KVK_TOK8;
-    if (c->hs % 16 == 0 && (!grouped || c->spec.group % 16 == 0) && mt_kvk_avx512_ok()) return 2;
+    int chan = kind >= MT_KVK_CHAN4; /* integer dot products: AVX-512 VNNI */
+    if (c->hs % 16 == 0 && (!grouped || c->spec.group % 16 == 0) &&
+        (chan ? mt_kvk_avx512_vnni_ok() : mt_kvk_avx512_ok()))
+        return 2;
     return kind == MT_KVK_F32 ? 1 : 0;
 }
 

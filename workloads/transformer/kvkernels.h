@@ -46,12 +46,26 @@ struct mt_kvk_view {
 /* Bits per code of a kind. */
 unsigned mt_kvk_bits(enum mt_kvk_kind kind);
 
-/* att[t] = scale * (q . k_t) for t < n; q has hs floats. */
+/* att[t] = scale * (q . k_t) for t < n; q has hs floats. Per-channel keys (CHAN kinds,
+ * whose view starts at a group's first token): per group of G tokens the query folded with
+ * the group's scales, q_c s_c, is rounded to integers q16_c = round(q_c s_c / sigma),
+ * sigma = max_c |q_c s_c| / 32767 (mt_kvk_query16), and
+ * att[t] = scale * (sigma * sum_c q16_c code_tc + sum_c q_c m_c), the sum over codes in
+ * exact integers: the fast kernels multiply 16-bit integers (two per 32-bit lane) instead
+ * of widening every code to a float, and the query's rounding (2^-16 of its largest
+ * element) is far below the keys' own (2^-bits of their range). */
 void mt_kvk_scores_ref(enum mt_kvk_kind kind, float *att, const float *q,
                        const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale);
 /* o[hs] += sum_t (att[t] * inv) v_t, tokens in order. */
 void mt_kvk_accum_ref(enum mt_kvk_kind kind, float *o, const float *att, float inv,
                       const struct mt_kvk_view *v, size_t n, size_t hs, size_t G);
+/* Below this largest |q_c s_c| a group's query counts as zero (32767 / it would overflow). */
+#define MT_KVK_Q16_MIN 1e-30f
+/* q16[i] = round(q_i s_i / sigma) (nearest, ties to even), s_i = scl[i] as fp16, and
+ * returns sigma = max_i |q_i s_i| / 32767 (0 and q16 all 0 below MT_KVK_Q16_MIN): the
+ * query of a group of per-channel keys (see mt_kvk_scores_ref). Exact float steps, so a
+ * vector version that takes the same ones gives the same integers. */
+float mt_kvk_query16(const float *q, const uint16_t *scl, size_t hs, int32_t *q16);
 /* One step of the online softmax over a tile of n scores s (-INFINITY: masked): the
  * running maximum *m (-INFINITY before the first tile) grows to the tile's, and when it
  * does the output o (hs floats) and the running sum *l are rescaled by exp(old - new);
@@ -66,8 +80,10 @@ void mt_kvk_accum_f32(float *o, const float *att, float inv, const float *v, siz
 void mt_kvk_online(float *s, size_t n, float *m, float *l, float *o, size_t hs);
 
 /* AVX-512 (kvkernels_avx512.c): every kind but F32; hs and G multiples of 16. Call only
- * when mt_kvk_avx512_ok(). */
+ * when mt_kvk_avx512_ok(), and for the per-channel kinds (integer dot products, vpdpwssd)
+ * only when mt_kvk_avx512_vnni_ok(). */
 int mt_kvk_avx512_ok(void);
+int mt_kvk_avx512_vnni_ok(void);
 void mt_kvk_scores_avx512(enum mt_kvk_kind kind, float *att, const float *q,
                           const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale);
 /* The weighted sum of the AVX-512 build. For the per-token kinds (TOK8 .. TOK2) o is the

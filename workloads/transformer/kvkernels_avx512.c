@@ -20,7 +20,7 @@
  * What it is not for: shapes whose head dimension or group is not a multiple of 16 (the
  * reference runs those; fp32 runs kvkernels.c's loops).
  */
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")
 #include "kvkernels.h"
 
 #include <immintrin.h>
@@ -34,6 +34,21 @@ int mt_kvk_avx512_ok(void)
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+int mt_kvk_avx512_vnni_ok(void)
+{
+    return mt_kvk_avx512_ok() && __builtin_cpu_supports("avx512vnni");
+}
+
+/* Bits per code of a packed kind, a constant where the kind is one (mt_kvk_bits is not
+ * inlined here). */
+INLINE unsigned bits_of(enum mt_kvk_kind kind)
+{
+    return kind == MT_KVK_TOK8                           ? 8
+           : kind == MT_KVK_TOK4 || kind == MT_KVK_CHAN4 ? 4
+           : kind == MT_KVK_TOK3 || kind == MT_KVK_CHAN3 ? 3
+                                                         : 2;
+}
+
 /* The code values 0 .. 15 as floats: vpermps reads the low 4 bits of each index lane, so a
  * code sitting in the low bits of a lane becomes its float in one instruction whatever lies
  * above those 4 bits; for 2- and 3-bit codes the table repeats every 4 or 8 entries, so the
@@ -45,19 +60,11 @@ INLINE __m512 code_table(unsigned bits)
                        : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-/* 16 elements i0 .. i0+15 of a row, as floats (16-bit kinds) or as code values. */
-INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
+/* Codes i0 .. i0+15 of a 4-, 3- or 2-bit row, one per 32-bit lane in its low bits, with
+ * other bits above them (code_table ignores those; mask them for integers). */
+INLINE __m512i raw16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
 {
     switch (kind) {
-    case MT_KVK_F32:
-        return _mm512_loadu_ps(row + 4 * i0);
-    case MT_KVK_BF16:
-        return _mm512_castsi512_ps(_mm512_slli_epi32(
-            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(row + 2 * i0))), 16));
-    case MT_KVK_F16:
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(row + 2 * i0)));
-    case MT_KVK_TOK8:
-        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(row + i0))));
     case MT_KVK_TOK4:
     case MT_KVK_CHAN4: {
         uint64_t w;
@@ -65,9 +72,8 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
         __m512i x = _mm512_permutexvar_epi32(
             _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
             _mm512_castsi128_si512(_mm_cvtsi64_si128((long long)w)));
-        x = _mm512_srlv_epi32(
+        return _mm512_srlv_epi32(
             x, _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0));
-        return _mm512_permutexvar_ps(x, code_table(4));
     }
     case MT_KVK_TOK3:
     case MT_KVK_CHAN3: {
@@ -84,18 +90,34 @@ INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
             x, _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0));
         __m512i hi = _mm512_srlv_epi32(
             x, _mm512_set_epi32(21, 20, 19, 18, 17, 16, 15, 14, 21, 20, 19, 18, 17, 16, 15, 14));
-        /* (lo & 3) | (hi & ~3): bit 2 is the high bit, bit 3 is ignored by the table */
-        return _mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo, hi, _mm512_set1_epi32(3), 0xe4),
-                                     code_table(3));
+        /* (lo & 3) | (hi & ~3): bit 2 is the high bit, bits from 3 on are other codes' */
+        return _mm512_ternarylogic_epi32(lo, hi, _mm512_set1_epi32(3), 0xe4);
     }
     default: { /* 2-bit */
         uint32_t w;
         memcpy(&w, row + i0 / 4, 4);
-        __m512i x = _mm512_srlv_epi32(
+        return _mm512_srlv_epi32(
             _mm512_set1_epi32((int)w),
             _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0));
-        return _mm512_permutexvar_ps(x, code_table(2));
     }
+    }
+}
+
+/* 16 elements i0 .. i0+15 of a row, as floats (16-bit kinds) or as code values. */
+INLINE __m512 load16(enum mt_kvk_kind kind, const uint8_t *row, size_t i0)
+{
+    switch (kind) {
+    case MT_KVK_F32:
+        return _mm512_loadu_ps(row + 4 * i0);
+    case MT_KVK_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)(row + 2 * i0))), 16));
+    case MT_KVK_F16:
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(row + 2 * i0)));
+    case MT_KVK_TOK8:
+        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const void *)(row + i0))));
+    default:
+        return _mm512_permutexvar_ps(raw16(kind, row, i0), code_table(bits_of(kind)));
     }
 }
 
@@ -205,21 +227,14 @@ INLINE __m512 h16_rows(const uint16_t *p, size_t ps, size_t m, const struct h16_
 }
 
 /* One token's vector of partial products with the query (its 16 lanes sum to the dot):
- * CHAN4 rows as even and odd nibbles against the query split alike (qe, qo); per-token
- * groups (ng > 1) weighed by their scales sf[g] (one group's products summed, then
- * scaled); else the codes (or values) against qv. */
+ * per-token groups (ng > 1) weighed by their scales sf[g] (one group's products summed,
+ * then scaled); else the codes (or values) against qv. */
 INLINE __m512 token_dot(enum mt_kvk_kind kind, const uint8_t *row, const __m512 *qv,
-                        const __m512 *qe, const __m512 *qo, const float *sf, size_t hs, size_t G)
+                        const float *sf, size_t hs, size_t G)
 {
     size_t nv = hs / 16, ng = is_tok(kind) ? hs / G : 1;
     __m512 acc = _mm512_setzero_ps();
-    if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
-        for (size_t c = 0; c < hs / 32; c++) {
-            __m512 e, o;
-            nibbles(row + 16 * c, &e, &o);
-            acc = _mm512_fmadd_ps(qo[c], o, _mm512_fmadd_ps(qe[c], e, acc));
-        }
-    } else if (ng > 1) {
+    if (ng > 1) {
         for (size_t g = 0; g < ng; g++) {
             __m512 p = _mm512_setzero_ps();
             for (size_t i = g * G / 16; i < (g + 1) * G / 16; i++)
@@ -238,28 +253,237 @@ INLINE __m512 token_dot(enum mt_kvk_kind kind, const uint8_t *row, const __m512 
  * reduced by one tree, then att = (dot * post + bias) * scale, post the per-token scales
  * of one-group tokens (else 1) and bias the minima's share. */
 INLINE void scores_batch(enum mt_kvk_kind kind, float *att, const uint8_t *codes, size_t stride,
-                         size_t m, const __m512 *qv, const __m512 *qe, const __m512 *qo,
-                         const float *sf, __m512 post, __m512 bias, float scale, size_t hs,
-                         size_t G)
+                         size_t m, const __m512 *qv, const float *sf, __m512 post, __m512 bias,
+                         float scale, size_t hs, size_t G)
 {
     __m512 v[16];
 #pragma GCC unroll 16
     for (size_t j = 0; j < 16; j++)
-        v[j] = j < m ? token_dot(kind, codes + j * stride, qv, qe, qo, sf + j, hs, G)
-                     : _mm512_setzero_ps();
+        v[j] = j < m ? token_dot(kind, codes + j * stride, qv, sf + j, hs, G) : _mm512_setzero_ps();
     __m512 r = _mm512_mul_ps(_mm512_fmadd_ps(reduce16(v), post, bias), _mm512_set1_ps(scale));
     _mm512_mask_storeu_ps(att, (__mmask16)((1u << m) - 1u), r);
 }
 
-/* The scores, 16 tokens at a time (scores_batch): minima enter as m * sum q per group (per
- * token: gathered with the scales for 16 tokens at once) or sum q m per token group (per
- * channel, whose scales are folded into the query once per group: q s). hs is a constant
- * where the caller can make it one, so the query stays in registers. Nothing is prefetched
- * here: kvcache.c's driver prefetches every kind's next tile. */
+/* The query of a group of per-channel keys (mt_kvk_query16, the same float steps in
+ * vectors: the same integers), laid out for chan_dot: for 4-bit keys in chunks of 32
+ * channels w4[2c] the even channels' integers as 16-bit words, w4[2c + 1] the odd ones'
+ * (a byte's low and high nibble); for 2-bit keys w2[4c + r] channels 32c + 4k + r, k < 8
+ * (bits 2r of byte k), at head dimension 32 w2y[r] = w2[r] twice (two tokens at once,
+ * chan2_pair); else (3-bit, or a head dimension that is not a multiple of 32) q32[i] the
+ * integers of channels 16i .. 16i + 15 in 32-bit lanes (codes in 32-bit lanes: code x q,
+ * 0 x sign). sigma and bias = sum q m with them. */
+struct q16 {
+    union {
+        __m512i q32[MAXV];
+        __m256i w4[MAXV];
+        __m128i w2[2 * MAXV];
+        __m256i w2y[4];
+    } u;
+    float sigma, bias;
+};
+INLINE int words_of(enum mt_kvk_kind kind, size_t hs)
+{
+    return hs % 32 == 0 && (kind == MT_KVK_CHAN4 || kind == MT_KVK_CHAN2);
+}
+INLINE void query16(enum mt_kvk_kind kind, struct q16 *Q, const float *q, const uint16_t *sc,
+                    const uint16_t *mn, size_t hs)
+{
+    size_t nv = hs / 16;
+    __m512 qs[MAXV], mx = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    __m512i qi[MAXV];
+    for (size_t i = 0; i < nv; i++) {
+        __m512 x = _mm512_loadu_ps(q + 16 * i);
+        qs[i] = _mm512_mul_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
+        mx = _mm512_max_ps(mx, _mm512_abs_ps(qs[i]));
+        b = _mm512_fmadd_ps(x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
+    }
+    Q->bias = _mm512_reduce_add_ps(b);
+    float m = _mm512_reduce_max_ps(mx);
+    __m512 inv = _mm512_set1_ps(m >= MT_KVK_Q16_MIN ? 32767.0f / m : 0.0f);
+    Q->sigma = m >= MT_KVK_Q16_MIN ? m / 32767.0f : 0.0f;
+    for (size_t i = 0; i < nv; i++) /* vcvtps2dq: nearest, ties to even, as nearbyintf */
+        qi[i] = _mm512_cvtps_epi32(_mm512_mul_ps(qs[i], inv));
+    if (!words_of(kind, hs)) {
+        for (size_t i = 0; i < nv; i++)
+            Q->u.q32[i] = qi[i];
+        return;
+    }
+    for (size_t c = 0; c < hs / 32; c++) {
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(qi[2 * c])),
+                                       _mm512_cvtepi32_epi16(qi[2 * c + 1]), 1);
+        if (kind == MT_KVK_CHAN4) {
+            w = _mm512_permutexvar_epi16(_mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
+                                                          11, 9, 7, 5, 3, 1, 30, 28, 26, 24, 22, 20,
+                                                          18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                                         w);
+            Q->u.w4[2 * c] = _mm512_castsi512_si256(w);
+            Q->u.w4[2 * c + 1] = _mm512_extracti64x4_epi64(w, 1);
+            continue;
+        }
+        w = _mm512_permutexvar_epi16(_mm512_set_epi16(31, 27, 23, 19, 15, 11, 7, 3, 30, 26, 22, 18,
+                                                      14, 10, 6, 2, 29, 25, 21, 17, 13, 9, 5, 1, 28,
+                                                      24, 20, 16, 12, 8, 4, 0),
+                                     w);
+        if (hs == 32) { /* w2y[r]: quarter r of w twice */
+            Q->u.w2y[0] = _mm256_broadcastsi128_si256(_mm512_castsi512_si128(w));
+            Q->u.w2y[1] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 1));
+            Q->u.w2y[2] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 2));
+            Q->u.w2y[3] = _mm256_broadcastsi128_si256(_mm512_extracti32x4_epi32(w, 3));
+            continue;
+        }
+        Q->u.w2[4 * c] = _mm512_castsi512_si128(w);
+        Q->u.w2[4 * c + 1] = _mm512_extracti32x4_epi32(w, 1);
+        Q->u.w2[4 * c + 2] = _mm512_extracti32x4_epi32(w, 2);
+        Q->u.w2[4 * c + 3] = _mm512_extracti32x4_epi32(w, 3);
+    }
+}
+
+/* One per-channel key's dot with the group's integer query, in exact 32-bit integers
+ * (|sum| < 32767 * 7 * 256 for 4-bit codes and less for fewer bits): 8 lanes that sum to
+ * it. 4-bit rows 32 channels (16 bytes) at a time as 16-bit words, low nibbles against
+ * the even channels and high ones against the odd (vpdpwssd: two products per lane); 2-bit
+ * rows 32 channels (8 bytes) as words, four shifts; else (3-bit, or a head dimension that
+ * is not a multiple of 32) 16 codes in 32-bit lanes against q32. */
+INLINE __m256i chan_dot(enum mt_kvk_kind kind, const uint8_t *row, const struct q16 *Q, size_t hs)
+{
+    if (kind == MT_KVK_CHAN4 && hs % 32 == 0) {
+        __m256i acc = _mm256_setzero_si256();
+        for (size_t c = 0; c < hs / 32; c++) {
+            __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const void *)(row + 16 * c)));
+            acc = _mm256_dpwssd_epi32(acc, _mm256_and_si256(w, _mm256_set1_epi16(15)),
+                                      Q->u.w4[2 * c]);
+            acc = _mm256_dpwssd_epi32(acc, _mm256_srli_epi16(w, 4), Q->u.w4[2 * c + 1]);
+        }
+        return acc;
+    }
+    if (kind == MT_KVK_CHAN2 && hs % 32 == 0) {
+        __m128i acc = _mm_setzero_si128(), three = _mm_set1_epi16(3);
+        for (size_t c = 0; c < hs / 32; c++) {
+            __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64((const void *)(row + 8 * c)));
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(w, three), Q->u.w2[4 * c]);
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 2), three),
+                                   Q->u.w2[4 * c + 1]);
+            acc = _mm_dpwssd_epi32(acc, _mm_and_si128(_mm_srli_epi16(w, 4), three),
+                                   Q->u.w2[4 * c + 2]);
+            acc = _mm_dpwssd_epi32(acc, _mm_srli_epi16(w, 6), Q->u.w2[4 * c + 3]);
+        }
+        return _mm256_zextsi128_si256(acc);
+    }
+    __m512i acc = _mm512_setzero_si512(), mask = _mm512_set1_epi32((1 << bits_of(kind)) - 1);
+    for (size_t i = 0; i < hs / 16; i++)
+        acc =
+            _mm512_dpwssd_epi32(acc, _mm512_and_si512(raw16(kind, row, 16 * i), mask), Q->u.q32[i]);
+    return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+}
+
+/* 2-bit keys of head dimension 32 (8 bytes a token), two tokens at once: r0's dot in
+ * lanes 0-3, r1's (none when r1 is NULL) in lanes 4-7; two chains of two products each. */
+INLINE __m256i chan2_pair(const uint8_t *r0, const uint8_t *r1, const struct q16 *Q)
+{
+    __m128i x = _mm_loadl_epi64((const void *)r0);
+    if (r1)
+        x = _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(x), (const double *)(const void *)r1));
+    __m256i w = _mm256_cvtepu8_epi16(x), three = _mm256_set1_epi16(3);
+    __m256i a = _mm256_madd_epi16(_mm256_and_si256(w, three), Q->u.w2y[0]);
+    __m256i b = _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), three), Q->u.w2y[2]);
+    a = _mm256_dpwssd_epi32(a, _mm256_and_si256(_mm256_srli_epi16(w, 2), three), Q->u.w2y[1]);
+    b = _mm256_dpwssd_epi32(b, _mm256_srli_epi16(w, 6), Q->u.w2y[3]);
+    return _mm256_add_epi32(a, b);
+}
+
+/* The dots of 16 tokens from chan2_pair's 8 vectors (tokens 2i, 2i + 1 in p[i]): lane j
+ * = token j's 4 lanes summed (exact: integers). */
+INLINE __m512i reduce_pairs(const __m256i *p)
+{
+    __m256i s[4], u[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        s[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2 * i], p[2 * i + 1]),
+                                _mm256_unpackhi_epi32(p[2 * i], p[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* even tokens in the low half, odd ones in the high */
+        u[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(s[2 * i], s[2 * i + 1]),
+                                _mm256_unpackhi_epi64(s[2 * i], s[2 * i + 1]));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15),
+        _mm512_inserti64x4(_mm512_castsi256_si512(u[0]), u[1], 1));
+}
+
+/* Lane j of the result = the sum of d[j]'s 8 lanes (exact: integers). */
+INLINE __m512i reduce8i(const __m256i *d)
+{
+    __m256i s[8], u[4], w[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        s[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(d[2 * i], d[2 * i + 1]),
+                                _mm256_unpackhi_epi32(d[2 * i], d[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        u[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(s[2 * i], s[2 * i + 1]),
+                                _mm256_unpackhi_epi64(s[2 * i], s[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+        w[i] = _mm256_add_epi32(_mm256_permute2x128_si256(u[2 * i], u[2 * i + 1], 0x20),
+                                _mm256_permute2x128_si256(u[2 * i], u[2 * i + 1], 0x31));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(w[0]), w[1], 1);
+}
+
+/* Per-channel keys (mt_kvk_scores_ref's definition): per group of G tokens the integer
+ * query (query16), then 16 tokens at a time their integer dots (chan_dot, kept in
+ * registers and reduced by one tree) made floats once: att = (sigma dot + sum q m) scale.
+ * The integers are exact, so the scores differ from the reference's only in the order of
+ * sum q m. */
+INLINE void scores_chan(enum mt_kvk_kind kind, float *att, const float *q,
+                        const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
+{
+    /* the queries of QG groups made together: their chains of horizontal max, division
+     * and conversions overlap each other, not the tokens' dots that wait for them */
+    enum { QG = 4 };
+    struct q16 Qs[QG];
+    for (size_t t0 = 0; t0 < n; t0 += 16) {
+        size_t m = n - t0 < 16 ? n - t0 : 16;
+        if (t0 % (QG * G) == 0)
+            for (size_t g = 0; g < QG && t0 + g * G < n; g++)
+                query16(kind, &Qs[g], q, k->scl + (t0 / G + g) * k->par_stride,
+                        k->mn + (t0 / G + g) * k->par_stride, hs);
+        const struct q16 *Q = &Qs[t0 / G % QG];
+        const uint8_t *c0 = k->codes + t0 * k->stride;
+        __m512i dots;
+        if (kind == MT_KVK_CHAN2 && hs == 32) {
+            __m256i p[8];
+#pragma GCC unroll 8
+            for (size_t i = 0; i < 8; i++)
+                p[i] = 2 * i < m
+                           ? chan2_pair(c0 + 2 * i * k->stride,
+                                        2 * i + 1 < m ? c0 + (2 * i + 1) * k->stride : NULL, Q)
+                           : _mm256_setzero_si256();
+            dots = reduce_pairs(p);
+        } else {
+            __m256i d[16];
+#pragma GCC unroll 16
+            for (size_t j = 0; j < 16; j++)
+                d[j] = j < m ? chan_dot(kind, c0 + j * k->stride, Q, hs) : _mm256_setzero_si256();
+            dots = reduce8i(d);
+        }
+        __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_set1_ps(Q->sigma),
+                                   _mm512_set1_ps(Q->bias));
+        _mm512_mask_storeu_ps(att + t0, (__mmask16)((1u << m) - 1u),
+                              _mm512_mul_ps(r, _mm512_set1_ps(scale)));
+    }
+}
+
+/* The scores, 16 tokens at a time (scores_batch): minima enter as m * sum q per group
+ * (gathered with the scales for 16 tokens at once); per-channel keys: scores_chan. hs is
+ * a constant where the caller can make it one, so the query stays in registers. Nothing
+ * is prefetched here: kvcache.c's driver prefetches every kind's next tile. */
 INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
                         const struct mt_kvk_view *k, size_t n, float scale, size_t hs, size_t G)
 {
-    __m512 qv[MAXV], qe[MAXV / 2], qo[MAXV / 2], bias = _mm512_setzero_ps();
+    if (is_chan(kind)) {
+        scores_chan(kind, att, q, k, n, scale, hs, G);
+        return;
+    }
+    __m512 qv[MAXV], bias = _mm512_setzero_ps();
     __m512 post = _mm512_set1_ps(1.0f);
     _Alignas(64) float sf[MAXV][16];
     float qsum[MAXV];
@@ -278,22 +502,6 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
         }
     for (size_t t0 = 0; t0 < n; t0 += 16) {
         size_t m = n - t0 < 16 ? n - t0 : 16;
-        if (is_chan(kind) && t0 % G == 0) { /* a new token group: its scales into the query */
-            const uint16_t *sc = k->scl + (t0 / G) * k->par_stride,
-                           *mn = k->mn + (t0 / G) * k->par_stride;
-            __m512 b = _mm512_setzero_ps();
-            for (size_t i = 0; i < nv; i++) {
-                __m512 x = _mm512_loadu_ps(q + 16 * i);
-                qv[i] = _mm512_mul_ps(
-                    x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + 16 * i))));
-                b = _mm512_fmadd_ps(
-                    x, _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(mn + 16 * i))), b);
-            }
-            bias = _mm512_set1_ps(_mm512_reduce_add_ps(b));
-            if (kind == MT_KVK_CHAN4 && hs % 32 == 0)
-                for (size_t c = 0; c < hs / 32; c++)
-                    split(qv[2 * c], qv[2 * c + 1], &qe[c], &qo[c]);
-        }
         if (is_tok(kind)) { /* the 16 tokens' scales and the minima's share */
             const uint16_t *sc = k->scl + t0 * k->par_stride, *mn = k->mn + t0 * k->par_stride;
             size_t ps = k->par_stride;
@@ -311,11 +519,9 @@ INLINE void scores_body(enum mt_kvk_kind kind, float *att, const float *q,
         }
         const uint8_t *c0 = codes + t0 * stride;
         if (m == 16)
-            scores_batch(kind, att + t0, c0, stride, 16, qv, qe, qo, sf[0], post, bias, scale, hs,
-                         G);
+            scores_batch(kind, att + t0, c0, stride, 16, qv, sf[0], post, bias, scale, hs, G);
         else
-            scores_batch(kind, att + t0, c0, stride, m, qv, qe, qo, sf[0], post, bias, scale, hs,
-                         G);
+            scores_batch(kind, att + t0, c0, stride, m, qv, sf[0], post, bias, scale, hs, G);
     }
 }
 

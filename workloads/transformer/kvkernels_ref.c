@@ -2,7 +2,9 @@
  *
  * What it is for: the definition the fast kernels are tested against: every element is
  * decoded on its own (x = scale * code + min, or the 16-bit value) and used in the plain
- * loop of mt_k_attention_decode_ref. Also the kernels of a CPU without AVX-512.
+ * loop of mt_k_attention_decode_ref; per-channel (KIVI) keys instead against the query
+ * folded with the group's scales and rounded to 16-bit integers (mt_kvk_query16), an
+ * integer dot product per token. Also the kernels of a CPU without AVX-512.
  * What it is not for: speed.
  */
 #include "kvkernels.h"
@@ -41,9 +43,55 @@ static float elem(enum mt_kvk_kind kind, const struct mt_kvk_view *w, size_t t, 
     }
 }
 
+float mt_kvk_query16(const float *q, const uint16_t *scl, size_t hs, int32_t *q16)
+{
+    float mx = 0.0f;
+    for (size_t i = 0; i < hs; i++) {
+        float x = fabsf(q[i] * mt_kvk_h2f(scl[i]));
+        mx = x > mx ? x : mx;
+    }
+    if (!(mx >= MT_KVK_Q16_MIN)) { /* a (near) zero query: nothing to weigh the codes by */
+        for (size_t i = 0; i < hs; i++)
+            q16[i] = 0;
+        return 0.0f;
+    }
+    float inv = 32767.0f / mx;
+    for (size_t i = 0; i < hs; i++)
+        q16[i] = (int32_t)nearbyintf(q[i] * mt_kvk_h2f(scl[i]) * inv);
+    return mx / 32767.0f;
+}
+
+/* Per-channel keys (KIVI): per token group, sigma * (sum_c q16_c code_c, in integers) +
+ * sum_c q_c m_c (mt_kvk_query16). The view starts at a group's first token. */
+static void scores_chan_ref(enum mt_kvk_kind kind, float *att, const float *q,
+                            const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale)
+{
+    int32_t q16[256];
+    float sigma = 0.0f, bias = 0.0f;
+    unsigned bits = mt_kvk_bits(kind);
+    for (size_t t = 0; t < n; t++) {
+        if (t % G == 0) {
+            const uint16_t *mn = k->mn + t / G * k->par_stride;
+            sigma = mt_kvk_query16(q, k->scl + t / G * k->par_stride, hs, q16);
+            bias = 0.0f;
+            for (size_t i = 0; i < hs; i++)
+                bias += q[i] * mt_kvk_h2f(mn[i]);
+        }
+        const uint8_t *row = k->codes + t * k->stride;
+        int32_t dot = 0;
+        for (size_t i = 0; i < hs; i++)
+            dot += q16[i] * (int32_t)mt_kvk_code(row, i, bits);
+        att[t] = (sigma * (float)dot + bias) * scale;
+    }
+}
+
 void mt_kvk_scores_ref(enum mt_kvk_kind kind, float *att, const float *q,
                        const struct mt_kvk_view *k, size_t n, size_t hs, size_t G, float scale)
 {
+    if (kind >= MT_KVK_CHAN4) {
+        scores_chan_ref(kind, att, q, k, n, hs, G, scale);
+        return;
+    }
     for (size_t t = 0; t < n; t++) {
         float dot = 0.0f;
         for (size_t i = 0; i < hs; i++)
