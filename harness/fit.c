@@ -708,6 +708,11 @@ static int grow_batch(const struct mt_fit *f, struct mt_fit_config *c, char *err
     mt_fit_set(&g, "accum_steps", "0");
     size_t b = largest(f, &g, "batch", "micro_batch", 4096);
     if (!batch || b <= batch) return 0;
+    if (!c->has_acc) { /* nothing to compare a larger batch with: measuring it would not say */
+        snprintf(c->unused_why + at, sizeof c->unused_why - at,
+                 "; batch %zu fits, but this choice has no accuracy to compare it with", b);
+        return 0;
+    }
     char v[32], brief[512];
     snprintf(v, sizeof v, "%zu", b);
     mt_fit_set(&g, "batch", v);
